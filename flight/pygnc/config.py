@@ -1,0 +1,137 @@
+"""Configuration: every tunable constant of the flight stack, in one place.
+
+Values come from the defaults below, optionally overridden by a TOML file named by the
+``PYGNC_CONFIG`` environment variable (keys as in :class:`Config`, e.g.
+``accepted_solution_status = [0, 1]``).  Paths are rooted at ``PYGNC_HOME`` (default: the
+user's home directory), which is where the host writes the batch files and reads ours.
+
+No numpy here: the supervisor and the status reporter import this and must start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Sensor segments per sense.bin record (the flight team's
+#: ``batch_sensor_gps_packet_num_sensor_packets``).
+SENSORS_PER_RECORD = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- batch inputs -------------------------------------------------------------
+    #: Sensor segments per sense.bin record.
+    sensors_per_record: int = SENSORS_PER_RECORD
+    #: NovAtel position-solution-status values accepted as a usable fix
+    #: (0 = SOL_COMPUTED; the flight team's simulator writes 1 for good fixes).
+    accepted_solution_status: tuple[int, ...] = (0,)
+    #: Minimum satellites in solution for a usable fix.
+    min_sats_in_solution: int = 4
+    #: Plausible geocentric radius of a fix, metres (LEO and a margin).
+    min_fix_radius_m: float = 6_300_000.0
+    max_fix_radius_m: float = 8_500_000.0
+    #: Plausible speed of a fix in ECEF, m/s.
+    max_fix_speed_m_s: float = 9_000.0
+
+    # --- sensors ------------------------------------------------------------------
+    #: BMX160 magnetometer LSB, µT.
+    mag_lsb_ut: float = 1.0 / 16.0
+    #: BMX160 gyro LSB, deg/s.
+    gyro_lsb_deg_s: float = 1.0 / 65.6
+    #: IMU-to-body rotation, row-major 3x3 (v_body = R @ v_imu).  PY4: body X = IMU Y,
+    #: body Y = -IMU X, body Z = -IMU Z.
+    imu_to_body: tuple[float, ...] = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+
+    # --- supervision ----------------------------------------------------------------
+    #: Period of health pings from the supervisor, s.
+    ping_period_s: float = 0.5
+    #: A task whose last pong is older than this is reported late, s.
+    health_warn_s: float = 2.0
+    #: A task whose last pong is older than this is killed and restarted, s.
+    health_fatal_s: float = 8.0
+    #: Restarts allowed per task before it is declared failed.
+    max_restarts: int = 3
+    #: First restart backoff, s; doubles on every further restart of the same task.
+    restart_backoff_s: float = 0.25
+    #: How long the supervisor waits for every task to report ready, s.
+    ready_timeout_s: float = 20.0
+    #: Graceful-stop deadline for producers, then for sinks, s.  Both well inside the
+    #: host's 10 s between Ctrl-C and power-off.
+    stop_deadline_producers_s: float = 2.5
+    stop_deadline_sinks_s: float = 2.0
+
+    # --- status and logs ------------------------------------------------------------
+    #: Minimum period between status-file rewrites, s.
+    status_period_s: float = 0.25
+    #: Upper bound on the total size of ~/pygnc_logs, bytes (oldest runs pruned).
+    log_total_bytes: int = 64 * 1024 * 1024
+    #: Upper bound on one run's binary bus log, bytes (further frames counted, not written).
+    bus_log_max_bytes: int = 32 * 1024 * 1024
+    #: fsync period of log files, s (a power cut loses at most this much).
+    log_fsync_period_s: float = 1.0
+
+    # --- bus --------------------------------------------------------------------------
+    #: Largest message accepted on the bus, bytes.
+    max_message_bytes: int = 64 * 1024
+
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:
+        m = self.imu_to_body
+        return (tuple(m[0:3]), tuple(m[3:6]), tuple(m[6:9]))
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Defaults, overridden by the TOML file at *path* or ``$PYGNC_CONFIG``.
+
+    Unknown keys raise ``ValueError`` naming them, so a typo is not silently ignored.
+    """
+    path = path or os.environ.get("PYGNC_CONFIG")
+    if not path:
+        return Config()
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    names = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown configuration keys in {path}: {unknown}")
+    for k, v in list(data.items()):
+        if isinstance(v, list):
+            data[k] = tuple(v)
+    return Config(**data)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the host puts our inputs and reads our outputs."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> "Paths":
+        return cls(Path(os.environ.get("PYGNC_HOME") or Path.home()).expanduser())
+
+    @property
+    def sense_file(self) -> Path:
+        return self.home / "sense.bin"
+
+    @property
+    def range_dir(self) -> Path:
+        return self.home / "range"
+
+    @property
+    def status_file(self) -> Path:
+        return self.home / "pygnc_status.bin"
+
+    @property
+    def info_file(self) -> Path:
+        return self.home / "pygnc_info.txt"
+
+    @property
+    def log_root(self) -> Path:
+        return self.home / "pygnc_logs"
