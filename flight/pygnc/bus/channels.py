@@ -1,0 +1,62 @@
+"""The bus channels: who publishes what, and what happens when a consumer falls behind.
+
+A channel is one ZeroMQ XPUB socket bound by its producer at ``ipc://<run_dir>/<name>.sock``
+(``run_dir`` is a fresh private 0700 directory per run; nothing ever listens on a network
+interface).  Consumers are declared in the task table (:mod:`pygnc.tasks.table`).
+
+Overflow policies:
+
+* ``BLOCK``  - nothing is lost: the producer's send waits (in slices, still answering health
+  pings) while any consumer's queue is full (``ZMQ_XPUB_NODROP``).  Measurement channels.
+* ``DROP``   - the producer never waits; a message that does not fit is dropped and counted
+  by the producer.  Estimate channels (a newer estimate follows).
+* ``LATEST`` - only the newest message matters: consumers conflate (``ZMQ_CONFLATE``), so a
+  slow consumer sees the latest value.  Only for single-type, single-frame channels.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class Policy(enum.Enum):
+    BLOCK = "block"
+    DROP = "drop"
+    LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    producer: str
+    policy: Policy
+    hwm: int
+    types: tuple[str, ...]
+    description: str
+
+    def endpoint(self, run_dir: str | Path) -> str:
+        return f"ipc://{Path(run_dir) / (self.name + '.sock')}"
+
+
+CHANNELS: dict[str, Channel] = {c.name: c for c in (
+    Channel("meas", "ingest", Policy.BLOCK, 2000,
+            ("ingest_stats", "clock_map", "sensor", "gps_fix", "range", "batch_end"),
+            "measurements of the batch in spacecraft-time order, with decode statistics"),
+    Channel("orbit", "orbit_estimator", Policy.DROP, 10000,
+            ("orbit_estimate", "estimator_note"), "orbit estimates"),
+    Channel("attitude", "attitude_estimator", Policy.DROP, 10000,
+            ("attitude_estimate", "estimator_note"), "attitude estimates"),
+    Channel("formation", "formation_estimator", Policy.DROP, 10000,
+            ("formation_estimate", "estimator_note"), "relative-state estimates per peer"),
+    Channel("health", "supervisor", Policy.LATEST, 10, ("health",),
+            "per-task health from the supervisor's pings"),
+)}
+
+#: The supervisor's ROUTER socket for ready/start/ping/pong/stop/bye.
+CONTROL_SOCKET = "control.sock"
+
+
+def control_endpoint(run_dir: str | Path) -> str:
+    return f"ipc://{Path(run_dir) / CONTROL_SOCKET}"

@@ -1,0 +1,206 @@
+"""Every message that crosses the bus, declared once.
+
+A message on the wire is one msgpack map (one ZeroMQ frame)::
+
+    {"v": SCHEMA_VERSION, "type": <name>, "seq": <uint, per sender>, "src": <task name>,
+     "t_mono_s": <sender's CLOCK_MONOTONIC at send, s>, "body": {<fields of the type>}}
+
+``body`` holds exactly the fields declared for the type in :data:`MESSAGE_TYPES` (extra
+fields are allowed for forward compatibility, missing ones make the message malformed).
+Decoding never raises: :func:`decode` returns ``None`` for a message that is oversized,
+not msgpack, of another schema version, of an unknown type, or missing fields, and counts
+why in a :class:`DecodeCounters`.  msgpack is decoded with ``raw=False`` and strict map
+keys; nothing received is ever passed to ``eval`` or ``pickle``.
+
+No numpy here: the status reporter and supervisor import this and must start fast.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import msgpack
+
+#: Bumped whenever a field is removed or changes meaning.
+SCHEMA_VERSION = 1
+
+#: Default size limit of one encoded message, bytes (Config.max_message_bytes overrides).
+MAX_MESSAGE_BYTES = 64 * 1024
+
+# Field kinds used in the declarations below.  "num" is int or float; "vecN" a list of N
+# numbers; "str", "bool", "int", "map", "list", "any" as named.
+_V3, _V6 = "vec3", "vec6"
+
+#: message type -> {field name: kind}.  Units are in the names.
+MESSAGE_TYPES: dict[str, dict[str, str]] = {
+    # ---- measurements (channel "meas", from ingest, in spacecraft-time order) --------
+    "sensor": {  # one BMX160 + OPT3001 sample, IMU frame, physical units
+        "t_sc_s": "num", "mag_ut": _V3, "gyro_deg_s": _V3, "sun_lux": _V6,
+        "sun_saturated": "list", "record": "int",
+    },
+    "gps_fix": {  # own GPS fix (sense.bin) or a peer's fix (range files, peer_id > 0)
+        "t_sc_s": "num", "t_gps_s": "num", "unix_time_s": "num", "time_status": "int",
+        "solution_status": "int", "pos_ecef_m": _V3, "pos_sigma_m": _V3,
+        "vel_ecef_m_s": _V3, "vel_sigma_m_s": _V3, "sats_in_solution": "int",
+        "valid": "bool", "peer_id": "int", "record": "int",
+    },
+    "range": {  # inter-satellite range from the radio
+        "t_sc_s": "num", "peer_id": "int", "range_m": "num", "valid": "bool",
+        "filtered": "bool", "file_index": "int", "group": "int",
+    },
+    "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes
+        "offset_s": "num", "drift": "num", "t_ref_sc_s": "num", "n_pairs": "int",
+        "residual_rms_s": "num",
+    },
+    "ingest_stats": {  # decode statistics of one input source
+        "source": "str", "path": "str", "present": "bool", "bytes_total": "int",
+        "bytes_skipped": "int", "records": "int", "records_skipped": "int",
+        "skip_events": "int", "files": "int", "note": "str",
+    },
+    "batch_end": {  # ingest has published every measurement of the batch
+        "n_sensor": "int", "n_gps_fix": "int", "n_peer_fix": "int", "n_range": "int",
+        "t_sc_first_s": "num", "t_sc_last_s": "num",
+    },
+    # ---- estimates ----------------------------------------------------------------------
+    "orbit_estimate": {
+        "t_sc_s": "num", "t_gps_s": "num", "unix_time_s": "num",
+        "r_ecef_m": _V3, "v_ecef_m_s": _V3, "r_gcrs_m": _V3, "v_gcrs_m_s": _V3,
+        "sigma_r_m": _V3, "sigma_v_m_s": _V3, "cov_gcrs": "list",
+        "n_used": "int", "n_rejected": "int", "n_invalid": "int", "propagated": "bool",
+    },
+    "attitude_estimate": {
+        "t_sc_s": "num", "unix_time_s": "num", "q_body_to_gcrs": "list",
+        "rate_body_rad_s": _V3, "gyro_bias_rad_s": _V3, "sigma_att_rad": _V3,
+        "sigma_bias_rad_s": _V3, "has_position": "bool", "in_eclipse": "bool",
+        "propagated": "bool",
+    },
+    "formation_estimate": {
+        "t_sc_s": "num", "unix_time_s": "num", "peer_id": "int", "dr_ecef_m": _V3,
+        "dv_ecef_m_s": _V3, "sigma_dr_m": _V3, "sigma_dv_m_s": _V3,
+        "range_bias_m": "num", "n_ranges_used": "int", "n_ranges_rejected": "int",
+        "propagated": "bool",
+    },
+    "estimator_note": {  # an estimator's state in words, e.g. "no valid GPS fix"
+        "estimator": "str", "code": "str", "text": "str",
+    },
+    # ---- supervision (channel "health", from the supervisor) ------------------------
+    "health": {
+        "tasks": "list",  # [{name, state, pid, restarts, age_s, counters}]
+        "t_sc_s": "num", "uptime_s": "num", "stopping": "bool",
+    },
+    # ---- control (supervisor <-> task, ROUTER/DEALER) -------------------------------
+    "ready": {"pid": "int"},
+    "start": {},
+    "ping": {"key": "int"},
+    "pong": {"key": "int", "counters": "map"},
+    "stop": {"reason": "str"},
+    "bye": {"counters": "map"},
+}
+
+
+@dataclass
+class DecodeCounters:
+    """Why received messages were dropped (never fatal)."""
+
+    ok: int = 0
+    oversized: int = 0
+    not_msgpack: int = 0
+    bad_envelope: int = 0
+    wrong_version: int = 0
+    unknown_type: int = 0
+    missing_field: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return (self.oversized + self.not_msgpack + self.bad_envelope + self.wrong_version
+                + self.unknown_type + self.missing_field)
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["dropped"] = self.dropped
+        return d
+
+
+@dataclass
+class Message:
+    type: str
+    body: dict
+    seq: int = 0
+    src: str = ""
+    t_mono_s: float = 0.0
+
+
+@dataclass
+class Encoder:
+    """Stamps messages from one sender with a per-sender sequence number."""
+
+    src: str
+    seq: int = 0
+    _packer: msgpack.Packer = field(default_factory=lambda: msgpack.Packer(use_bin_type=True))
+
+    def encode(self, msg_type: str, body: dict) -> bytes:
+        if msg_type not in MESSAGE_TYPES:
+            raise KeyError(f"undeclared message type {msg_type!r}")
+        self.seq += 1
+        return self._packer.pack({
+            "v": SCHEMA_VERSION, "type": msg_type, "seq": self.seq, "src": self.src,
+            "t_mono_s": time.monotonic(), "body": body,
+        })
+
+
+def decode(data: bytes, counters: DecodeCounters, max_bytes: int = MAX_MESSAGE_BYTES) -> Message | None:
+    """Decode one wire message; ``None`` (and a counter bumped) if it must be dropped."""
+    if len(data) > max_bytes:
+        counters.oversized += 1
+        return None
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception:  # any malformed input: ExtraData, FormatError, ValueError, ...
+        counters.not_msgpack += 1
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("body"), dict):
+        counters.bad_envelope += 1
+        return None
+    if obj.get("v") != SCHEMA_VERSION:
+        counters.wrong_version += 1
+        return None
+    msg_type = obj.get("type")
+    spec = MESSAGE_TYPES.get(msg_type) if isinstance(msg_type, str) else None
+    if spec is None:
+        counters.unknown_type += 1
+        return None
+    body = obj["body"]
+    for name, kind in spec.items():
+        if name not in body or not _kind_ok(body[name], kind):
+            counters.missing_field += 1
+            return None
+    seq, src, t_mono = obj.get("seq", 0), obj.get("src", ""), obj.get("t_mono_s", 0.0)
+    if not isinstance(seq, int) or not isinstance(src, str) or not isinstance(t_mono, (int, float)):
+        counters.bad_envelope += 1
+        return None
+    counters.ok += 1
+    return Message(msg_type, body, seq, src, float(t_mono))
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _kind_ok(value, kind: str) -> bool:
+    if kind == "num":
+        return _is_num(value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "map":
+        return isinstance(value, dict)
+    if kind == "list":
+        return isinstance(value, list)
+    if kind.startswith("vec"):
+        n = int(kind[3:])
+        return isinstance(value, list) and len(value) == n and all(_is_num(v) for v in value)
+    return True

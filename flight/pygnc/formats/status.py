@@ -1,0 +1,180 @@
+"""``~/pygnc_status.bin``: the host's view of pygnc, < 1024 bytes, fixed little-endian layout.
+
+The layout is :data:`FIELDS`, in order, packed with ``struct`` format ``"<" + fmts``; the
+last 4 bytes are the CRC-32 (``binascii.crc32`` / ``zlib.crc32``, the common reflected
+CRC-32 with init and xorout 0xFFFFFFFF) of every byte before them.  CircuitPython reads it
+with ``struct.unpack(FORMAT, data)`` - only ``4s B H I f d`` codes are used, no padding codes.
+A vector field ``"3f"`` unpacks to 3 consecutive values.  Unknown / not-yet-estimated
+values are NaN; ``flags`` says which blocks hold an estimate.
+
+Times: ``*_t_sc_s`` are spacecraft-clock seconds (the host's own clock) of the estimate's
+epoch.  Frames: ECEF = ITRS (WGS-84 / GPS).  The attitude quaternion is scalar-first and
+rotates body vectors into GCRS.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+
+MAGIC = b"PGNS"
+VERSION = 1
+MAX_PEERS = 4
+MAX_TASKS = 8
+
+#: Flag bits of the ``flags`` field.
+FLAG_ORBIT_VALID = 1 << 0
+FLAG_ATTITUDE_VALID = 1 << 1
+FLAG_FORMATION_VALID = 1 << 2
+FLAG_BATCH_DONE = 1 << 3        # ingest has published the whole batch
+FLAG_NO_VALID_FIX = 1 << 4      # the batch holds no usable own GPS fix
+FLAG_SENSE_MISSING = 1 << 5     # ~/sense.bin absent or empty
+FLAG_RANGE_MISSING = 1 << 6     # no range files
+FLAG_CLOCK_MAPPED = 1 << 7      # spacecraft clock -> GPS time map available
+FLAG_TASK_FAILED = 1 << 8       # a task exhausted its restarts
+FLAG_STOPPING = 1 << 9          # final status of the run
+FLAG_ATT_NO_POSITION = 1 << 10  # attitude runs without a position (no field/sun model)
+
+FLAG_NAMES = {
+    FLAG_ORBIT_VALID: "orbit_valid", FLAG_ATTITUDE_VALID: "attitude_valid",
+    FLAG_FORMATION_VALID: "formation_valid", FLAG_BATCH_DONE: "batch_done",
+    FLAG_NO_VALID_FIX: "no_valid_fix", FLAG_SENSE_MISSING: "sense_missing",
+    FLAG_RANGE_MISSING: "range_missing", FLAG_CLOCK_MAPPED: "clock_mapped",
+    FLAG_TASK_FAILED: "task_failed", FLAG_STOPPING: "stopping",
+    FLAG_ATT_NO_POSITION: "attitude_no_position",
+}
+
+#: Task states in the health slots.
+TASK_STATES = ("unused", "starting", "running", "late", "restarting", "stopped", "failed", "exited")
+
+#: (name, struct code, unit / meaning).  The single declaration of the layout.
+FIELDS: list[tuple[str, str, str]] = [
+    ("magic", "4s", "b'PGNS'"),
+    ("version", "H", "layout version (1)"),
+    ("length", "H", "total bytes including the CRC"),
+    ("seq", "I", "write counter of this run"),
+    ("run", "H", "run number (~/pygnc_logs/run_NNNNN)"),
+    ("flags", "H", "FLAG_* bits"),
+    ("t_sc_s", "d", "spacecraft time of this write, s"),
+    ("uptime_s", "f", "seconds since main.py started"),
+    ("clock_offset_s", "f", "GPS time - spacecraft time, s (NaN: no map)"),
+    # ingest counters
+    ("sense_bytes", "I", "bytes in sense.bin"),
+    ("sense_records", "I", "records decoded"),
+    ("sense_records_skipped", "I", "records lost to corruption (estimate)"),
+    ("sense_bytes_skipped", "I", "bytes skipped while resynchronising"),
+    ("fixes_total", "I", "own GPS fixes decoded"),
+    ("fixes_valid", "I", "own GPS fixes usable"),
+    ("range_files", "H", "range files read"),
+    ("peer_fixes", "I", "peer GPS fixes decoded"),
+    ("ranges", "I", "range measurements decoded"),
+    ("range_bytes_skipped", "I", "range-file bytes skipped"),
+    ("range_records_skipped", "I", "range/peer packets lost (estimate)"),
+    ("bus_dropped", "I", "bus messages dropped as malformed or unsendable"),
+    # orbit
+    ("orbit_t_sc_s", "d", "epoch of the orbit estimate, spacecraft s"),
+    ("orbit_r_ecef_m", "3d", "position, ECEF, m"),
+    ("orbit_v_ecef_m_s", "3f", "velocity, ECEF, m/s"),
+    ("orbit_sigma_r_m", "3f", "1-sigma position, ECEF axes, m"),
+    ("orbit_sigma_v_m_s", "3f", "1-sigma velocity, ECEF axes, m/s"),
+    ("orbit_fixes_used", "H", "fixes used by the filter"),
+    ("orbit_fixes_rejected", "H", "fixes rejected by gating"),
+    # attitude
+    ("att_t_sc_s", "d", "epoch of the attitude estimate, spacecraft s"),
+    ("att_q_body_to_gcrs", "4f", "quaternion w, x, y, z"),
+    ("att_rate_body_rad_s", "3f", "body rate, rad/s"),
+    ("att_gyro_bias_rad_s", "3f", "gyro bias, body frame, rad/s"),
+    ("att_sigma_rad", "3f", "1-sigma attitude error about body axes, rad"),
+]
+for _k in range(MAX_PEERS):
+    FIELDS += [
+        (f"peer{_k}_id", "B", "peer spacecraft id (0 = empty slot)"),
+        (f"peer{_k}_n_ranges", "H", "ranges used"),
+        (f"peer{_k}_t_sc_s", "d", "epoch, spacecraft s"),
+        (f"peer{_k}_dr_ecef_m", "3f", "peer minus own position, ECEF, m"),
+        (f"peer{_k}_dv_ecef_m_s", "3f", "peer minus own velocity, ECEF, m/s"),
+        (f"peer{_k}_sigma_dr_m", "3f", "1-sigma relative position, m"),
+        (f"peer{_k}_range_bias_m", "f", "estimated range bias, m"),
+    ]
+for _k in range(MAX_TASKS):
+    FIELDS += [
+        (f"task{_k}_id", "B", "task id (table in docs/interface.md; 0 = empty slot)"),
+        (f"task{_k}_state", "B", "index into TASK_STATES"),
+        (f"task{_k}_restarts", "B", "restarts so far (saturates at 255)"),
+        (f"task{_k}_age_ds", "B", "age of its last health reply, 0.1 s (saturates)"),
+    ]
+FIELDS.append(("crc32", "I", "CRC-32 of all preceding bytes"))
+
+FORMAT = "<" + "".join(code for _, code, _ in FIELDS)
+_STRUCT = struct.Struct(FORMAT)
+SIZE = _STRUCT.size
+assert SIZE < 1024, SIZE
+
+
+def _count(code: str) -> int:
+    return int(code[:-1]) if code[:-1].isdigit() and not code.endswith("s") else 1
+
+
+def empty_status() -> dict:
+    """A status with every estimate unknown (NaN) and every counter zero."""
+    d: dict = {}
+    for name, code, _ in FIELDS:
+        n = _count(code)
+        kind = code[-1]
+        if kind == "s":
+            d[name] = MAGIC
+        elif kind in "fd":
+            d[name] = (math.nan,) * n if n > 1 else math.nan
+        else:
+            d[name] = 0
+    d["version"], d["length"] = VERSION, SIZE
+    return d
+
+
+def encode_status(values: dict) -> bytes:
+    """Pack *values* (missing fields take their empty value); CRC appended."""
+    full = empty_status()
+    full.update(values)
+    full["magic"], full["version"], full["length"] = MAGIC, VERSION, SIZE
+    flat: list = []
+    for name, code, _ in FIELDS[:-1]:
+        v = full[name]
+        n = _count(code)
+        if n > 1:
+            v = tuple(v)
+            if len(v) != n:
+                raise ValueError(f"{name} needs {n} values, got {len(v)}")
+            flat.extend(v)
+        else:
+            if code[-1] in "BHI":
+                v = max(0, min(int(v), (1 << (8 * struct.calcsize(code[-1]))) - 1))
+            flat.append(v)
+    body = struct.pack(FORMAT[:-1], *flat)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+class StatusError(ValueError):
+    """The bytes are not a valid status file (message says why)."""
+
+
+def decode_status(data: bytes) -> dict:
+    """Unpack a status file; raises :class:`StatusError` on a bad magic, version, length or CRC."""
+    if len(data) != SIZE:
+        raise StatusError(f"status file is {len(data)} bytes, expected {SIZE}")
+    if data[:4] != MAGIC:
+        raise StatusError(f"bad magic {data[:4]!r}")
+    flat = _STRUCT.unpack(data)
+    crc = zlib.crc32(data[:-4])
+    if flat[-1] != crc:
+        raise StatusError(f"CRC mismatch: stored {flat[-1]:#010x}, computed {crc:#010x}")
+    out: dict = {}
+    i = 0
+    for name, code, _ in FIELDS:
+        n = _count(code)
+        out[name] = flat[i] if n == 1 else tuple(flat[i:i + n])
+        i += n
+    if out["version"] != VERSION:
+        raise StatusError(f"layout version {out['version']}, this decoder reads {VERSION}")
+    out["flag_names"] = [nm for bit, nm in FLAG_NAMES.items() if out["flags"] & bit]
+    return out

@@ -1,0 +1,345 @@
+"""The loop every task process runs: pend with a timeout, check run status, work.
+
+Life of a task (see docs/interface.md, "Process lifecycle"):
+
+1. signal handlers for SIGINT/SIGTERM only set a flag (and wake the poll via a pipe);
+2. subscribers connect, publishers bind, the control link connects to the supervisor;
+3. publishers wait until every declared consumer has subscribed (ready handshake), then the
+   task reports ``ready`` and waits for ``start`` - so nobody misses the start of a stream;
+4. the loop: poll control + subscriptions + wake pipe with a timeout, answer pings, hand
+   messages to :meth:`Task.on_message`, call :meth:`Task.step` for a slice of work;
+5. stop (a ``stop`` from the supervisor, or the signal flag for non-sinks; a sink waits for
+   the supervisor's ``stop`` so it records the producers' final messages, with a fallback
+   deadline): :meth:`Task.on_stop` flushes and publishes finals, ``bye``, close, exit 0.
+
+A task also stops if its parent changes (the supervisor died) or the supervisor has been
+silent for long (no pings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+from ..bus.messages import DecodeCounters, Encoder, Message
+from ..bus.transport import ControlClient, Publisher, Subscriber
+from ..config import Config, Paths, load_config
+from ..logs import setup_task_logging, sync_logs
+from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers
+
+#: Longest single wait in the loop, s (also bounds the reaction to a dead parent).
+MAX_POLL_S = 0.5
+#: Messages handled per loop turn before the control link is serviced again.
+DRAIN_BATCH = 256
+
+
+@dataclass
+class TaskContext:
+    """What a task knows of its run."""
+
+    spec: TaskSpec
+    run_dir: Path
+    log_dir: Path
+    run_number: int
+    paths: Paths
+    config: Config
+    t0_sc_s: float     # spacecraft time given to main.py
+    t0_mono_s: float   # CLOCK_MONOTONIC when main.py started
+
+    def sc_now(self) -> float:
+        """Current spacecraft time, s (the host's clock at start plus elapsed time)."""
+        return self.t0_sc_s + (time.monotonic() - self.t0_mono_s)
+
+
+class Task:
+    """Base class of a task; subclasses override the hooks they need."""
+
+    def __init__(self, runner: "TaskRunner"):
+        self.runner = runner
+        self.ctx = runner.ctx
+        self.config = runner.ctx.config
+        self.log = logging.getLogger(runner.ctx.spec.name)
+
+    # -- hooks -------------------------------------------------------------------------
+    def on_start(self) -> None:
+        """Called once, after the supervisor's ``start``."""
+
+    def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
+        """Called for every well-formed message received on a subscribed channel."""
+
+    def on_dropped(self, channel: str, raw: bytes) -> None:
+        """Called for a received frame that failed to decode (already counted)."""
+
+    def step(self) -> float:
+        """Do a slice of work; return how long the loop may wait before calling again, s."""
+        return MAX_POLL_S
+
+    def on_stop(self, reason: str) -> None:
+        """Flush, publish final messages, close files.  Must return promptly."""
+
+    def counters(self) -> dict:
+        """Task-specific counters reported in every pong."""
+        return {}
+
+    # -- helpers -------------------------------------------------------------------------
+    def publish(self, channel: str, msg_type: str, body: dict) -> bool:
+        return self.runner.publish(channel, msg_type, body)
+
+
+class TaskRunner:
+    def __init__(self, ctx: TaskContext, task_class: type[Task]):
+        self.ctx = ctx
+        self.name = ctx.spec.name
+        self.log = logging.getLogger(self.name)
+        self.stop_requested = False      # set by the signal handler only
+        self.stopping_reason: str | None = None
+        self.sink_deadline: float | None = None
+        self.decode_counters = DecodeCounters()
+        self.parent_pid = os.getppid()
+        self.last_ping = time.monotonic()
+        self.loops = 0
+
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+        self.zctx = zmq.Context()
+        self.encoder = Encoder(self.name)
+        self.control = ControlClient(self.zctx, ctx.run_dir, self.name, self.decode_counters)
+        max_bytes = ctx.config.max_message_bytes
+        self.subscribers = {c: Subscriber(self.zctx, c, ctx.run_dir, self.decode_counters, max_bytes)
+                            for c in active_subscriptions(ctx.spec)}
+        self.publishers = {c: Publisher(self.zctx, c, ctx.run_dir, self.encoder,
+                                        expected_subscribers(c), max_bytes)
+                           for c in ctx.spec.publishes}
+        self.poller = zmq.Poller()
+        self.poller.register(self.control.socket, zmq.POLLIN)
+        self._sub_by_socket = {}
+        for c, s in self.subscribers.items():
+            self.poller.register(s.socket, zmq.POLLIN)
+            self._sub_by_socket[s.socket] = c
+        self.poller.register(self._wake_r, zmq.POLLIN)
+        self.task = task_class(self)
+
+    # -- signals -----------------------------------------------------------------------
+    def _on_signal(self, signum, frame):  # only sets a flag; the wake pipe wakes the poll
+        self.stop_requested = True
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    # -- control -------------------------------------------------------------------------
+    def _handle_control(self) -> None:
+        while True:
+            msg = self.control.recv()
+            if msg is None:
+                if self.control.socket.poll(0, zmq.POLLIN):
+                    continue  # a malformed one was dropped; look at the next
+                return
+            if msg.type == "ping":
+                self.last_ping = time.monotonic()
+                self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
+            elif msg.type == "stop":
+                self._begin_stop(msg.body.get("reason", "stop"))
+
+    def _begin_stop(self, reason: str) -> None:
+        if self.stopping_reason is None:
+            self.stopping_reason = reason
+            self.log.info("stopping: %s", reason)
+
+    def _check_run_status(self) -> None:
+        now = time.monotonic()
+        if self.stop_requested and self.stopping_reason is None:
+            if self.ctx.spec.sink:
+                # Keep recording until the supervisor says the producers are gone.
+                if self.sink_deadline is None:
+                    self.sink_deadline = now + (self.ctx.config.stop_deadline_producers_s + 0.5)
+                    self.log.info("signal: draining until the producers have stopped")
+                elif now >= self.sink_deadline:
+                    self._begin_stop("signal (no stop from supervisor in time)")
+            else:
+                self._begin_stop("signal")
+        if os.getppid() != self.parent_pid:
+            self._begin_stop("supervisor gone")
+        elif now - self.last_ping > 4 * self.ctx.config.health_fatal_s:
+            self._begin_stop("no pings from supervisor")
+
+    def all_counters(self) -> dict:
+        c = {"loops": self.loops, "bus_rx": self.decode_counters.as_dict()}
+        for ch, p in self.publishers.items():
+            c[f"pub_{ch}"] = p.counters.as_dict()
+        c.update(self.task.counters())
+        return c
+
+    def service(self, timeout_s: float) -> bool:
+        """Wait up to *timeout_s* servicing only the control link and signals.
+
+        Used while a BLOCK publish waits for a slow consumer; returns False once the task
+        should give up waiting (stopping past a short grace period).
+        """
+        events = dict(self.poller.poll(int(timeout_s * 1000)))
+        if self._wake_r in events:
+            self._drain_wake()
+        if self.control.socket in events:
+            self._handle_control()
+        self._check_run_status()
+        return self.stopping_reason is None
+
+    def publish(self, channel: str, msg_type: str, body: dict) -> bool:
+        return self.publishers[channel].publish(msg_type, body, wait=self.service)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _handshake(self) -> bool:
+        """Ready handshake; False if told to stop before ``start``."""
+        deadline = time.monotonic() + self.ctx.config.ready_timeout_s
+        while not all(p.ready for p in self.publishers.values()):
+            for p in self.publishers.values():
+                p.poll_subscriptions(timeout_ms=20)
+            self.service(0.0)
+            if self.stopping_reason is not None:
+                return False
+            if time.monotonic() > deadline:
+                missing = {c: (p.counters.subscriptions, p.expected_subscribers)
+                           for c, p in self.publishers.items() if not p.ready}
+                self.log.warning("ready handshake timed out; subscriptions (seen, expected): %s", missing)
+                break
+        self.control.send("ready", {"pid": os.getpid()})
+        while True:
+            events = dict(self.poller.poll(int(MAX_POLL_S * 1000)))
+            if self._wake_r in events:
+                self._drain_wake()
+            if self.control.socket in events:
+                while True:
+                    msg = self.control.recv()
+                    if msg is None:
+                        if self.control.socket.poll(0, zmq.POLLIN):
+                            continue
+                        break
+                    if msg.type == "start":
+                        return True
+                    if msg.type == "ping":
+                        self.last_ping = time.monotonic()
+                        self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
+                    elif msg.type == "stop":
+                        self._begin_stop(msg.body.get("reason", "stop"))
+            self._check_run_status()
+            if self.stopping_reason is not None:
+                return False
+            if time.monotonic() > deadline + self.ctx.config.ready_timeout_s:
+                self.log.warning("no start from the supervisor; starting anyway")
+                return True
+
+    def _drain_subscriber(self, channel: str, sub: Subscriber, limit: int) -> int:
+        n = 0
+        while n < limit:
+            got = sub.recv()
+            if got is None:
+                break
+            msg, raw = got
+            n += 1
+            if msg is None:
+                self.task.on_dropped(channel, raw)
+            else:
+                self.task.on_message(channel, msg, raw)
+        return n
+
+    def run(self) -> int:
+        started = self._handshake()
+        if started:
+            self.log.info("started (pid %d)", os.getpid())
+            self.task.on_start()
+        wait_s = 0.0
+        last_sync = time.monotonic()
+        while self.stopping_reason is None:
+            self.loops += 1
+            events = dict(self.poller.poll(int(min(max(wait_s, 0.0), MAX_POLL_S) * 1000)))
+            if self._wake_r in events:
+                self._drain_wake()
+            if self.control.socket in events:
+                self._handle_control()
+            for sock in events:
+                ch = self._sub_by_socket.get(sock)
+                if ch is not None:
+                    self._drain_subscriber(ch, self.subscribers[ch], DRAIN_BATCH)
+            self._check_run_status()
+            if self.stopping_reason is not None:
+                break
+            wait_s = self.task.step()
+            now = time.monotonic()
+            if now - last_sync >= self.ctx.config.log_fsync_period_s:
+                sync_logs()
+                last_sync = now
+        # Stop: take what is already queued, then finish.
+        for ch, sub in self.subscribers.items():
+            self._drain_subscriber(ch, sub, 100_000)
+        try:
+            self.task.on_stop(self.stopping_reason or "stop")
+        except Exception:
+            self.log.exception("on_stop failed")
+        self.control.send("bye", {"counters": self.all_counters()})
+        self.log.info("exiting: %s", self.stopping_reason)
+        self.close()
+        return 0
+
+    def close(self) -> None:
+        for p in self.publishers.values():
+            p.close()
+        for s in self.subscribers.values():
+            s.close()
+        self.control.close()
+        self.zctx.term()
+        sync_logs()
+
+
+def parse_task_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pygnc.tasks")
+    p.add_argument("task", choices=sorted(TASKS_BY_NAME))
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--log-dir", required=True, type=Path)
+    p.add_argument("--run-number", required=True, type=int)
+    p.add_argument("--t0-sc", required=True, type=float)
+    p.add_argument("--t0-mono", required=True, type=float)
+    return p.parse_args(argv)
+
+
+def task_main(argv: list[str] | None = None, early_signals: list[int] | None = None) -> int:
+    """Entry point of every task process (``python -m pygnc.tasks <name> ...``)."""
+    args = parse_task_args(sys.argv[1:] if argv is None else argv)
+    spec = TASKS_BY_NAME[args.task]
+    ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
+                      load_config(), args.t0_sc, args.t0_mono)
+    log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now)
+    # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
+    faulthandler.register(signal.SIGUSR1, file=logging.getLogger().handlers[0].stream, all_threads=True)
+    try:
+        task_class = importlib.import_module(spec.module).TASK_CLASS
+        runner = TaskRunner(ctx, task_class)
+        runner.stop_requested = bool(early_signals)
+    except Exception:
+        log.critical("task failed to initialise:\n%s", traceback.format_exc())
+        sync_logs()
+        return 1
+    try:
+        return runner.run()
+    except Exception:
+        log.critical("task crashed:\n%s", traceback.format_exc())
+        sync_logs()
+        return 1

@@ -1,0 +1,174 @@
+"""Ingest: read the batch files once, publish every measurement in spacecraft-time order.
+
+Order of the ``meas`` channel: ``ingest_stats`` for sense.bin and for the range files,
+``clock_map`` (if any valid fix), then ``sensor`` / ``gps_fix`` / ``range`` messages merged
+by ``t_sc_s`` (ties: sensor, own fix, peer fix, range), then ``batch_end``.  Missing or
+empty files are reported (log + stats with ``present = False``), never fatal.  Publishing
+is done in slices so the task keeps answering health pings; the channel blocks rather
+than drop when a consumer is slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..formats.range_file import read_range_dir
+from ..formats.sense import read_sense_file
+from ..timebase import fit_clock_map
+from .base import Task
+
+#: Messages published per loop turn.
+SLICE = 500
+
+_KIND_SENSOR, _KIND_FIX, _KIND_PEER, _KIND_RANGE = 0, 1, 2, 3
+
+
+def _fix_bodies(fixes: np.ndarray, peer_ids=None) -> list[dict]:
+    """Message bodies of GPS fixes (vectorised conversion, then plain dicts)."""
+    n = len(fixes)
+    peer = [0] * n if peer_ids is None else [int(p) for p in peer_ids]
+    cols = {k: fixes[k].tolist() for k in (
+        "t_sc_s", "t_gps_s", "unix_time_s", "time_status", "solution_status", "pos_ecef_m",
+        "pos_sigma_m", "vel_ecef_m_s", "vel_sigma_m_s", "sats_in_solution", "valid")}
+    return [{**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i], "record": i} for i in range(n)]
+
+
+class Ingest(Task):
+    def __init__(self, runner):
+        super().__init__(runner)
+        self.queue: list[tuple[str, dict]] = []
+        self.pos = 0
+        self.published = 0
+        self.done = False
+
+    def on_start(self) -> None:
+        paths, cfg = self.ctx.paths, self.config
+        stats_msgs = []
+
+        # sense.bin ----------------------------------------------------------------------
+        sensors = fixes = None
+        if not paths.sense_file.exists():
+            self.log.warning("no sense file at %s", paths.sense_file)
+            stats_msgs.append(self._stats("sense", paths.sense_file, present=False, note="missing"))
+        else:
+            batch = read_sense_file(paths.sense_file, cfg)
+            sensors, fixes = batch.sensors, batch.fixes
+            s = batch.stats
+            note = "empty" if s.bytes_total == 0 else ("corrupt bytes skipped" if s.bytes_skipped else "")
+            (self.log.warning if note else self.log.info)(
+                "sense.bin: %d bytes, %d records, %d bytes skipped in %d places, %d of %d fixes valid",
+                s.bytes_total, s.records, s.bytes_skipped, s.skip_events,
+                int(fixes["valid"].sum()), len(fixes))
+            stats_msgs.append(self._stats("sense", paths.sense_file, present=True, note=note, stats=s))
+
+        # range files ----------------------------------------------------------------------
+        peers = ranges = None
+        files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
+        if not files:
+            self.log.warning("no range files in %s", paths.range_dir)
+            stats_msgs.append(self._stats("range", paths.range_dir, present=paths.range_dir.is_dir(),
+                                          note="no range files"))
+        else:
+            rb = read_range_dir(paths.range_dir, cfg)
+            peers, ranges = rb.peer_fixes, rb.ranges
+            s = rb.stats
+            ignored = list(getattr(rb, "ignored_files", []) or [])
+            note = ("corrupt bytes skipped" if s.bytes_skipped else "") + \
+                   (f" ignored {len(ignored)} files" if ignored else "")
+            self.log.info("range files: %d files, %d peer fixes, %d ranges, %d bytes skipped",
+                          len(files), len(peers), len(ranges), s.bytes_skipped)
+            stats_msgs.append(self._stats("range", paths.range_dir, present=True, note=note.strip(),
+                                          stats=s, files=len(files) - len(ignored)))
+
+        for body in stats_msgs:
+            self.queue.append(("ingest_stats", body))
+
+        # clock map from valid own fixes ------------------------------------------------------
+        if fixes is not None and fixes["valid"].any():
+            v = fixes[fixes["valid"]]
+            cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
+            if cm is not None:
+                self.log.info("clock map: GPS - SC = %.3f s, drift %.3g, %d pairs, rms %.3f s",
+                              cm.offset_s, cm.drift, cm.n_pairs, cm.residual_rms_s)
+                self.queue.append(("clock_map", {
+                    "offset_s": cm.offset_s, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
+                    "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s}))
+        elif fixes is not None:
+            self.log.warning("no valid GPS fix in the batch: no orbit and no clock map")
+
+        # merge by spacecraft time ------------------------------------------------------------
+        parts = []  # (times, kind, bodies)
+        if sensors is not None and len(sensors):
+            cols = {k: sensors[k].tolist() for k in ("t_sc_s", "mag_ut", "gyro_deg_s", "sun_lux",
+                                                      "sun_saturated", "record_index")}
+            bodies = [{"t_sc_s": cols["t_sc_s"][i], "mag_ut": cols["mag_ut"][i],
+                       "gyro_deg_s": cols["gyro_deg_s"][i], "sun_lux": cols["sun_lux"][i],
+                       "sun_saturated": cols["sun_saturated"][i], "record": cols["record_index"][i]}
+                      for i in range(len(sensors))]
+            parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", bodies))
+        if fixes is not None and len(fixes):
+            parts.append((fixes["t_sc_s"], _KIND_FIX, "gps_fix", _fix_bodies(fixes)))
+        if peers is not None and len(peers):
+            pid = peers["peer_id"] if "peer_id" in (peers.dtype.names or ()) else None
+            parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix", _fix_bodies(peers, pid)))
+        if ranges is not None and len(ranges):
+            cols = {k: ranges[k].tolist() for k in ("t_sc_s", "peer_id", "range_m", "valid",
+                                                     "filtered", "file_index", "group")}
+            bodies = [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]
+            parts.append((ranges["t_sc_s"], _KIND_RANGE, "range", bodies))
+
+        counts = {"sensor": 0, "gps_fix": 0, "peer": 0, "range": 0}
+        t_first = t_last = float("nan")
+        if parts:
+            t = np.concatenate([p[0] for p in parts]).astype(float)
+            kind = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+            order = np.lexsort((kind, t))
+            flat = [(p[2], b) for p in parts for b in p[3]]
+            self.queue.extend(flat[i] for i in order)
+            t_first, t_last = float(t.min()), float(t.max())
+            counts = {"sensor": len(sensors) if sensors is not None else 0,
+                      "gps_fix": len(fixes) if fixes is not None else 0,
+                      "peer": len(peers) if peers is not None else 0,
+                      "range": len(ranges) if ranges is not None else 0}
+        self.queue.append(("batch_end", {
+            "n_sensor": counts["sensor"], "n_gps_fix": counts["gps_fix"], "n_peer_fix": counts["peer"],
+            "n_range": counts["range"], "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
+        self.log.info("publishing %d messages", len(self.queue))
+
+    def _stats(self, source, path, present, note="", stats=None, files=0) -> dict:
+        d = {"source": source, "path": str(path), "present": bool(present), "bytes_total": 0,
+             "bytes_skipped": 0, "records": 0, "records_skipped": 0, "skip_events": 0,
+             "files": int(files), "note": note}
+        if stats is not None:
+            d.update(bytes_total=int(stats.bytes_total), bytes_skipped=int(stats.bytes_skipped),
+                     records=int(stats.records), records_skipped=int(stats.records_skipped),
+                     skip_events=int(stats.skip_events))
+        return d
+
+    def step(self) -> float:
+        if self.done:
+            return 0.5
+        end = min(self.pos + SLICE, len(self.queue))
+        while self.pos < end:
+            msg_type, body = self.queue[self.pos]
+            if not self.publish("meas", msg_type, body):
+                return 0.0 if self.runner.stopping_reason is None else 0.5
+            self.pos += 1
+            self.published += 1
+        if self.pos >= len(self.queue):
+            self.done = True
+            self.queue = []
+            self.log.info("batch published: %d messages", self.published)
+            return 0.5
+        return 0.0
+
+    def on_stop(self, reason: str) -> None:
+        if not self.done:
+            self.log.warning("stopped with %d of %d messages unpublished", len(self.queue) - self.pos,
+                             len(self.queue))
+
+    def counters(self) -> dict:
+        return {"published": self.published, "pending": max(0, len(self.queue) - self.pos)}
+
+
+TASK_CLASS = Ingest

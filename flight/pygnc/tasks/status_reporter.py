@@ -1,0 +1,183 @@
+"""Status reporter: ``~/pygnc_status.bin``, ``~/pygnc_info.txt`` and the binary bus log.
+
+Subscribes to every channel; keeps the latest estimate of each kind, the ingest counters
+and the supervisor's health table; rewrites both files atomically at most every
+``status_period_s`` (and at least every second, so ``t_sc_s`` advances); appends every
+received frame to ``bus.log``.  A sink: after a stop signal it keeps recording until the
+supervisor reports the producers gone, then writes the final status (flag STOPPING).
+
+Imports no numpy, so it starts fast: the first status file appears well inside 1 s.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ..atomic import write_atomic
+from ..bus.messages import SCHEMA_VERSION, Message
+from ..formats import status as st
+from ..formats.info import render_info
+from ..logs import BusLogWriter
+from .base import Task
+from .table import TASK_NAMES_BY_ID, TASKS
+
+_TASK_IDS = {name: tid for tid, name in TASK_NAMES_BY_ID.items()}
+_STATE_INDEX = {name: i for i, name in enumerate(st.TASK_STATES)}
+
+
+class StatusReporter(Task):
+    def __init__(self, runner):
+        super().__init__(runner)
+        ctx = self.ctx
+        self.status = st.empty_status()
+        self.status["run"] = ctx.run_number
+        self.flags = 0
+        self.seq = 0
+        self.dirty = True
+        self.last_write = 0.0
+        self.frames = 0
+        self.dropped_rx = 0
+        self.peers: dict[int, int] = {}  # peer id -> slot
+        self.buslog = BusLogWriter(ctx.log_dir / "bus.log", ctx.run_number, SCHEMA_VERSION,
+                                   ctx.config.bus_log_max_bytes, ctx.config.log_fsync_period_s)
+        # Health slots: every task of the table, "starting" until the supervisor says more.
+        for k, spec in enumerate(TASKS[: st.MAX_TASKS]):
+            self.status[f"task{k}_id"] = spec.task_id
+            self.status[f"task{k}_state"] = _STATE_INDEX["starting"]
+        self.write_status()  # first status at once, before the handshake completes
+
+    # -- inputs ----------------------------------------------------------------------------
+    def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
+        self.buslog.append(channel, time.monotonic(), raw)
+        self.frames += 1
+        handler = getattr(self, "_on_" + msg.type, None)
+        if handler is not None:
+            handler(msg.body)
+            self.dirty = True
+
+    def on_dropped(self, channel: str, raw: bytes) -> None:
+        self.buslog.append(channel, time.monotonic(), raw)
+        self.dropped_rx += 1
+
+    def _on_ingest_stats(self, b: dict) -> None:
+        s = self.status
+        if b["source"] == "sense":
+            s["sense_bytes"], s["sense_records"] = b["bytes_total"], b["records"]
+            s["sense_records_skipped"], s["sense_bytes_skipped"] = b["records_skipped"], b["bytes_skipped"]
+            if not b["present"] or b["bytes_total"] == 0:
+                self.flags |= st.FLAG_SENSE_MISSING
+        elif b["source"] == "range":
+            s["range_files"] = b["files"]
+            s["range_bytes_skipped"], s["range_records_skipped"] = b["bytes_skipped"], b["records_skipped"]
+            if not b["present"] or b["files"] == 0:
+                self.flags |= st.FLAG_RANGE_MISSING
+
+    def _on_clock_map(self, b: dict) -> None:
+        self.status["clock_offset_s"] = b["offset_s"]
+        self.flags |= st.FLAG_CLOCK_MAPPED
+
+    def _on_gps_fix(self, b: dict) -> None:
+        s = self.status
+        if b["peer_id"]:
+            s["peer_fixes"] += 1
+        else:
+            s["fixes_total"] += 1
+            s["fixes_valid"] += bool(b["valid"])
+
+    def _on_range(self, b: dict) -> None:
+        self.status["ranges"] += 1
+
+    def _on_batch_end(self, b: dict) -> None:
+        self.flags |= st.FLAG_BATCH_DONE
+        if self.status["fixes_valid"] == 0:
+            self.flags |= st.FLAG_NO_VALID_FIX
+
+    def _on_orbit_estimate(self, b: dict) -> None:
+        s = self.status
+        s["orbit_t_sc_s"] = b["t_sc_s"]
+        s["orbit_r_ecef_m"], s["orbit_v_ecef_m_s"] = b["r_ecef_m"], b["v_ecef_m_s"]
+        s["orbit_sigma_r_m"], s["orbit_sigma_v_m_s"] = b["sigma_r_m"], b["sigma_v_m_s"]
+        s["orbit_fixes_used"], s["orbit_fixes_rejected"] = b["n_used"], b["n_rejected"]
+        self.flags |= st.FLAG_ORBIT_VALID
+
+    def _on_attitude_estimate(self, b: dict) -> None:
+        s = self.status
+        s["att_t_sc_s"] = b["t_sc_s"]
+        s["att_q_body_to_gcrs"] = b["q_body_to_gcrs"]
+        s["att_rate_body_rad_s"], s["att_gyro_bias_rad_s"] = b["rate_body_rad_s"], b["gyro_bias_rad_s"]
+        s["att_sigma_rad"] = b["sigma_att_rad"]
+        self.flags |= st.FLAG_ATTITUDE_VALID
+        if b["has_position"]:
+            self.flags &= ~st.FLAG_ATT_NO_POSITION
+        else:
+            self.flags |= st.FLAG_ATT_NO_POSITION
+
+    def _on_formation_estimate(self, b: dict) -> None:
+        pid = b["peer_id"]
+        slot = self.peers.get(pid)
+        if slot is None:
+            if len(self.peers) >= st.MAX_PEERS:
+                return
+            slot = self.peers[pid] = len(self.peers)
+        s, p = self.status, f"peer{slot}_"
+        s[p + "id"], s[p + "n_ranges"], s[p + "t_sc_s"] = pid, b["n_ranges_used"], b["t_sc_s"]
+        s[p + "dr_ecef_m"], s[p + "dv_ecef_m_s"] = b["dr_ecef_m"], b["dv_ecef_m_s"]
+        s[p + "sigma_dr_m"], s[p + "range_bias_m"] = b["sigma_dr_m"], b["range_bias_m"]
+        self.flags |= st.FLAG_FORMATION_VALID
+
+    def _on_health(self, b: dict) -> None:
+        failed = False
+        slot = {self.status[f"task{k}_id"]: k for k in range(st.MAX_TASKS) if self.status[f"task{k}_id"]}
+        for t in b["tasks"]:
+            if not isinstance(t, dict):
+                continue
+            k = slot.get(_TASK_IDS.get(t.get("name")))
+            if k is None:
+                continue
+            state = t.get("state", "starting")
+            failed |= state == "failed"
+            self.status[f"task{k}_state"] = _STATE_INDEX.get(state, 0)
+            self.status[f"task{k}_restarts"] = min(255, int(t.get("restarts", 0)))
+            age = t.get("age_s", 0.0)
+            self.status[f"task{k}_age_ds"] = 255 if not isinstance(age, (int, float)) or math.isnan(age) \
+                else min(255, int(age * 10))
+        if failed:
+            self.flags |= st.FLAG_TASK_FAILED
+
+    # -- outputs ---------------------------------------------------------------------------
+    def write_status(self) -> None:
+        ctx = self.ctx
+        self.seq += 1
+        s = self.status
+        s["seq"], s["flags"] = self.seq, self.flags
+        s["t_sc_s"] = ctx.sc_now()
+        s["uptime_s"] = time.monotonic() - ctx.t0_mono_s
+        s["bus_dropped"] = self.runner.decode_counters.dropped
+        data = st.encode_status(s)
+        write_atomic(ctx.paths.status_file, data)
+        write_atomic(ctx.paths.info_file, render_info(st.decode_status(data)))
+        self.last_write = time.monotonic()
+        self.dirty = False
+
+    def step(self) -> float:
+        now = time.monotonic()
+        due = self.last_write + (self.config.status_period_s if self.dirty else 1.0)
+        if now >= due:
+            self.write_status()
+            due = self.last_write + self.config.status_period_s
+        self.buslog.tick()
+        return max(0.0, min(due - time.monotonic(), 0.5))
+
+    def on_stop(self, reason: str) -> None:
+        self.flags |= st.FLAG_STOPPING
+        # The supervisor's last health table said who stopped cleanly; mark the rest.
+        self.write_status()
+        self.buslog.close()
+
+    def counters(self) -> dict:
+        return {"frames_logged": self.buslog.frames_written, "frames_not_logged": self.buslog.frames_not_written,
+                "status_writes": self.seq, "rx_dropped": self.dropped_rx}
+
+
+TASK_CLASS = StatusReporter
