@@ -1,0 +1,343 @@
+"""sense.bin: the host's batch of sensor samples and GPS fixes.
+
+Record layout (``RECORD_SIZE`` = 251 bytes with the default 5 sensors per record)::
+
+    0                     N x 30-byte sensor segments, oldest first (N = config.sensors_per_record)
+    30*N                  99-byte GPS segment (see :mod:`pygnc.formats.gps`)
+    30*N + 99             b"\\r\\n" terminator
+
+Sensor segment (30 bytes)::
+
+    0   uint32 BE      t_sc_s        spacecraft time, unix s
+    4   3 x int16 LE   mag           magnetometer x, y, z, IMU frame, LSB = config.mag_lsb_ut (1/16 uT)
+    10  int16 LE       hall          raw Hall sensor (unused)
+    12  3 x int16 LE   gyro          gyro x, y, z, IMU frame, LSB = config.gyro_lsb_deg_s (1/65.6 deg/s)
+    18  6 x uint16 BE  sun           OPT3001 result registers, order +X, +Y, +Z, -X, -Y, -Z:
+                                     lux = 0.01 * (raw & 0x0FFF) * 2**(raw >> 12)
+
+Decoding is one vectorised pass.  A clean file (length a multiple of the record size,
+every record framed) is decoded from a zero-copy strided view.  Otherwise the decoder
+resynchronises; see :func:`find_records` for the rules.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pygnc.config import Config
+from pygnc.formats.common import DecodeStats, as_uint8, gap_stats
+from pygnc.formats.gps import (
+    GPS_FIX_DTYPE,
+    GPS_SEGMENT_DTYPE,
+    GPS_SEGMENT_SIZE,
+    decode_gps_into,
+    gps_segment_plausible,
+)
+
+SENSOR_SEGMENT_SIZE = 30
+TERMINATOR = b"\r\n"
+
+#: Raw on-disk layout of one sensor segment (itemsize 30).
+SENSOR_SEGMENT_DTYPE = np.dtype(
+    [
+        ("t_sc_s", ">u4"),
+        ("mag", "<i2", (3,)),
+        ("hall", "<i2"),
+        ("gyro", "<i2", (3,)),
+        ("sun", ">u2", (6,)),
+    ]
+)
+assert SENSOR_SEGMENT_DTYPE.itemsize == SENSOR_SEGMENT_SIZE
+
+#: Decoded sensor sample.  ``mag_ut`` and ``gyro_deg_s`` are in the IMU frame;
+#: ``record_index`` is the index in ``SenseBatch.fixes`` of the record it came from.
+SENSOR_DTYPE = np.dtype(
+    [
+        ("t_sc_s", "f8"),
+        ("mag_ut", "f8", (3,)),
+        ("hall_raw", "i2"),
+        ("gyro_deg_s", "f8", (3,)),
+        ("sun_lux", "f8", (6,)),
+        ("sun_saturated", "?", (6,)),
+        ("record_index", "i4"),
+    ]
+)
+
+#: Largest OPT3001 reading (register 0xBFFF), lux.
+OPT3001_MAX_LUX = 83_865.6
+OPT3001_MAX_RAW = 0xBFFF
+
+#: Resync coherence limits (see :func:`find_records`).
+MAX_SENSOR_STEP_S = 3600
+MAX_GPS_SENSOR_DT_S = 86_400
+
+
+def record_dtype(sensors_per_record: int = 5) -> np.dtype:
+    """Raw on-disk record dtype: sensors (N,), gps, terminator."""
+    return np.dtype(
+        [
+            ("sensors", SENSOR_SEGMENT_DTYPE, (sensors_per_record,)),
+            ("gps", GPS_SEGMENT_DTYPE),
+            ("terminator", "u1", (2,)),
+        ]
+    )
+
+
+RECORD_DTYPE = record_dtype(5)
+RECORD_SIZE = RECORD_DTYPE.itemsize
+assert RECORD_SIZE == 251
+
+
+
+@dataclass
+class SenseBatch:
+    """Decoded sense.bin.
+
+    ``sensors``: SENSOR_DTYPE, N per record, file order.  ``fixes``: GPS_FIX_DTYPE, one per
+    record, ``valid`` set from the config.  ``record_offsets``: byte offset of each
+    decoded record in the input.  ``stats``: what was decoded and skipped.
+    """
+
+    sensors: np.ndarray
+    fixes: np.ndarray
+    stats: DecodeStats
+    record_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def opt3001_lux_from_raw(raw, out: np.ndarray | None = None) -> np.ndarray:
+    """lux of OPT3001 result registers: ``0.01 * (raw & 0x0FFF) * 2**(raw >> 12)``.
+
+    *raw*: integer array (any byte order); *out*: optional float64 destination (may be a
+    strided field view).
+    """
+    r = np.asarray(raw).astype(np.uint16)
+    mantissa_lux = np.bitwise_and(r, 0x0FFF).astype(np.float64)
+    mantissa_lux *= 0.01
+    return np.ldexp(mantissa_lux, (r >> 12).astype(np.int32), out=out)
+
+
+def _structural_ok(recs: np.ndarray) -> np.ndarray:
+    """Terminator present and GPS segment plausible."""
+    term = recs["terminator"]
+    return (term[:, 0] == 0x0D) & (term[:, 1] == 0x0A) & gps_segment_plausible(recs["gps"])
+
+
+def _coherent(recs: np.ndarray) -> np.ndarray:
+    """Spacecraft times of a record hang together (used to pick among resync candidates)."""
+    t = recs["sensors"]["t_sc_s"].astype(np.int64)
+    step = np.diff(t, axis=1)
+    ok = ((step >= 0) & (step <= MAX_SENSOR_STEP_S)).all(axis=1)
+    t_gps = recs["gps"]["t_sc_s"].astype(np.int64)
+    return ok & ((t_gps == 0) | (np.abs(t_gps - t[:, -1]) <= MAX_GPS_SENSOR_DT_S))
+
+
+def _select_nonoverlapping(starts: np.ndarray, size: int) -> np.ndarray:
+    """Greedy earliest-first choice of non-overlapping intervals [s, s+size) (sorted input).
+
+    Vectorised when nothing overlaps; only clusters of overlapping candidates are walked.
+    """
+    if starts.size < 2:
+        return starts
+    close = np.diff(starts) < size
+    if not close.any():
+        return starts
+    keep = np.ones(starts.size, dtype=bool)
+    # Clusters: runs of candidates linked by a gap < size.
+    in_cluster = np.zeros(starts.size, dtype=bool)
+    in_cluster[:-1] |= close
+    in_cluster[1:] |= close
+    idx = np.flatnonzero(in_cluster)
+    end = -1
+    for i in idx.tolist():
+        s = int(starts[i])
+        if i > 0 and not close[i - 1]:
+            end = -1  # new cluster
+        if s < end:
+            keep[i] = False
+        else:
+            end = s + size
+    return starts[keep]
+
+
+def find_records(a: np.ndarray, sensors_per_record: int = 5) -> np.ndarray:
+    """Byte offsets of the records to decode in buffer *a* (uint8), sorted, non-overlapping.
+
+    Rules:
+
+    1. Fast path: if the length is a multiple of the record size and every record at
+       offsets 0, R, 2R, ... is *framed* (terminator at its end and a plausible GPS
+       segment), those are the records.
+    2. Otherwise every ``b"\\r\\n"`` at offset q gives a candidate at q - (R - 2).  A
+       candidate is *framed* as above; it is *coherent* when also its sensor times are
+       non-decreasing with steps <= MAX_SENSOR_STEP_S and its GPS spacecraft time is 0 or
+       within MAX_GPS_SENSOR_DT_S of the last sensor time.
+    3. Framed-and-coherent candidates are chosen earliest-first without overlap.
+    4. In each stretch left uncovered, framed-but-incoherent candidates (e.g. a record
+       spanning a clock jump) are accepted when they continue an exact R-byte chain from
+       either end of the stretch.
+    """
+    dtype = record_dtype(sensors_per_record)
+    size = dtype.itemsize
+    n = a.size
+    if n < size:
+        return np.zeros(0, dtype=np.int64)
+    if n % size == 0:
+        recs = a.view(dtype)
+        if _structural_ok(recs).all():
+            return np.arange(0, n, size, dtype=np.int64)
+
+    # Candidate record starts from each "\r\n".
+    lf = np.flatnonzero(a[size - 1 :] == 0x0A) + (size - 1)
+    lf = lf[a[lf - 1] == 0x0D]
+    starts = lf - (size - 1)
+    if starts.size == 0:
+        return starts.astype(np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(a, size)
+    recs = np.ascontiguousarray(windows[starts]).view(dtype).reshape(-1)
+    framed = _structural_ok(recs)
+    coherent = framed & _coherent(recs)
+    chosen = _select_nonoverlapping(starts[coherent], size)
+
+    weak = starts[framed & ~coherent]
+    if weak.size:
+        chosen = _add_chained(chosen, weak, size, n)
+    return chosen.astype(np.int64)
+
+
+def _add_chained(chosen: np.ndarray, weak: np.ndarray, size: int, n: int) -> np.ndarray:
+    """Rule 4 of :func:`find_records`: fill uncovered stretches with chained weak records."""
+    weak_set = set(weak.tolist())
+    lo = np.concatenate(([0], chosen + size))
+    hi = np.concatenate((chosen, [n]))
+    extra = []
+    for g_lo, g_hi in zip(lo.tolist(), hi.tolist()):
+        if g_hi - g_lo < size:
+            continue
+        left = g_lo
+        while left + size <= g_hi and left in weak_set:
+            extra.append(left)
+            left += size
+        right = g_hi - size
+        while right >= left and right in weak_set:
+            extra.append(right)
+            right -= size
+    if not extra:
+        return chosen
+    return np.sort(np.concatenate((chosen, np.asarray(extra, dtype=np.int64))))
+
+
+#: Records decoded per pass (source chunk ~1 MB): keeps the strided source and the
+#: temporaries in cache instead of streaming the whole file once per field.
+DECODE_CHUNK = 2048
+
+
+def decode_records(recs: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Physical sensors (SENSOR_DTYPE, flattened) and fixes (GPS_FIX_DTYPE) of raw records.
+
+    *recs*: 1-D array of :func:`record_dtype` (a zero-copy view of the file is fine).
+    Works in chunks of DECODE_CHUNK records so each chunk's source bytes and temporaries
+    stay in cache across the per-field passes.
+    """
+    config = config or Config()
+    n = recs.shape[0]
+    per = recs.dtype["sensors"].shape[0]
+    sensors = np.empty(n * per, dtype=SENSOR_DTYPE)
+    fixes = np.empty(n, dtype=GPS_FIX_DTYPE)
+    o = sensors.reshape(n, per)
+    for i in range(0, n, DECODE_CHUNK):
+        chunk = recs[i : i + DECODE_CHUNK]
+        _decode_sensor_chunk(chunk["sensors"], o[i : i + DECODE_CHUNK], i, config)
+        decode_gps_into(chunk["gps"], fixes[i : i + DECODE_CHUNK], config)
+    return sensors, fixes
+
+
+def _decode_sensor_chunk(s: np.ndarray, o: np.ndarray, first_index: int, config: Config) -> None:
+    o["t_sc_s"] = s["t_sc_s"]
+    np.multiply(s["mag"], config.mag_lsb_ut, out=o["mag_ut"])
+    o["hall_raw"] = s["hall"]
+    np.multiply(s["gyro"], config.gyro_lsb_deg_s, out=o["gyro_deg_s"])
+    lux = opt3001_lux_from_raw(s["sun"], out=o["sun_lux"])
+    np.greater_equal(lux, OPT3001_MAX_LUX, out=o["sun_saturated"])
+    o["record_index"] = np.arange(first_index, first_index + s.shape[0], dtype=np.int32)[:, None]
+
+
+def decode_sense(data, config: Config | None = None) -> SenseBatch:
+    """Decode a whole sense.bin held in *data* (bytes, bytearray, memoryview, uint8 array).
+
+    Never raises on corrupt input: unframed bytes are skipped and counted in ``stats``.
+    """
+    config = config or Config()
+    a = as_uint8(data)
+    dtype = record_dtype(config.sensors_per_record)
+    size = dtype.itemsize
+    starts = find_records(a, config.sensors_per_record)
+    if starts.size and starts.size * size == a.size:
+        recs = a.view(dtype)  # clean file: zero-copy strided view
+    elif starts.size:
+        windows = np.lib.stride_tricks.sliding_window_view(a, size)
+        recs = np.ascontiguousarray(windows[starts]).view(dtype).reshape(-1)
+    else:
+        recs = np.zeros(0, dtype=dtype)
+    sensors, fixes = decode_records(recs, config)
+    stats = gap_stats(starts, starts + size, a.size, size, starts.size)
+    return SenseBatch(sensors=sensors, fixes=fixes, stats=stats, record_offsets=starts)
+
+
+def read_sense_file(path: str | os.PathLike, config: Config | None = None) -> SenseBatch:
+    """Read and decode the sense.bin at *path* (one read; the file is small next to RAM)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode_sense(data, config)
+
+
+# --------------------------------------------------------------------------- encoders
+def encode_sense_records(sensor_raw: np.ndarray, gps_raw: np.ndarray) -> bytes:
+    """Bytes of sense.bin records from raw sensor segments (n, N) and GPS segments (n,)."""
+    sensor_raw = np.asarray(sensor_raw, dtype=SENSOR_SEGMENT_DTYPE)
+    gps_raw = np.asarray(gps_raw, dtype=GPS_SEGMENT_DTYPE).reshape(-1)
+    if sensor_raw.ndim != 2 or sensor_raw.shape[0] != gps_raw.shape[0]:
+        raise ValueError(f"need sensor_raw (n, N) and gps_raw (n,), got {sensor_raw.shape} and {gps_raw.shape}")
+    recs = np.empty(gps_raw.shape[0], dtype=record_dtype(sensor_raw.shape[1]))
+    recs["sensors"] = sensor_raw
+    recs["gps"] = gps_raw
+    recs["terminator"] = (0x0D, 0x0A)
+    return recs.tobytes()
+
+
+def mag_raw_from_ut(mag_ut, config: Config | None = None) -> np.ndarray:
+    """int16 magnetometer codes of fields in uT (rounded, clipped to int16)."""
+    config = config or Config()
+    return _to_int16(np.asarray(mag_ut, dtype=np.float64) / config.mag_lsb_ut)
+
+
+def gyro_raw_from_deg_s(gyro_deg_s, config: Config | None = None) -> np.ndarray:
+    """int16 gyro codes of rates in deg/s (rounded, clipped to int16)."""
+    config = config or Config()
+    return _to_int16(np.asarray(gyro_deg_s, dtype=np.float64) / config.gyro_lsb_deg_s)
+
+
+def _to_int16(x: np.ndarray) -> np.ndarray:
+    x = np.nan_to_num(np.rint(x), nan=0.0)
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def opt3001_raw_from_lux(lux) -> np.ndarray:
+    """OPT3001 register (uint16) of illuminances in lux.
+
+    Picks the smallest exponent e in 0..11 whose full scale 0.01*4095*2**e holds the
+    value (best resolution), rounds the mantissa, and saturates at 0xBFFF (83 865.6 lux).
+    Negative and NaN become 0.  ``opt3001_lux_from_raw(opt3001_raw_from_lux(x))`` is
+    within half an LSB (0.005 * 2**e lux) of x below saturation.
+    """
+    lux = np.nan_to_num(np.asarray(lux, dtype=np.float64), nan=0.0, posinf=OPT3001_MAX_LUX)
+    lux = np.clip(lux, 0.0, OPT3001_MAX_LUX)
+    counts = lux / 0.01
+    # Smallest exponent such that the rounded mantissa fits in 12 bits.
+    e = np.zeros(counts.shape, dtype=np.int64)
+    for k in range(11):
+        e = np.where(np.rint(counts / 2.0**e) > 0x0FFF, e + 1, e)
+    m = np.minimum(np.rint(counts / 2.0**e), 0x0FFF).astype(np.int64)
+    return ((e << 12) | m).astype(np.uint16)
