@@ -1,0 +1,365 @@
+"""Truth orbit propagator and GPS-fix simulator for ground scenarios.
+
+The truth is deliberately richer than the flight estimator's dynamics
+(:mod:`pygnc.estimation.orbit_dynamics`: point mass + J2..J4 + exponential drag + empirical
+accelerations), so that a filter tested on it is not tested against its own model:
+
+* **Gravity**: EGM96 to degree and order 8 (``gravity_degree``, <= 8), evaluated in the
+  ITRS (Cunningham V/W recursion, Montenbruck & Gill §3.2.4, written independently of the
+  flight zonal code and cross-checked against it in the tests) and rotated to GCRS with
+  :func:`pygnc.frames.gcrs_from_itrs_matrix` at every evaluation.  Tesseral terms (C22,
+  S22, ...) are what the flight model lacks most: ~4e-5 m/s^2 at 500 km.
+* **Drag**: density = Vallado piecewise exponential x a diurnal bulge (Harris-Priester-like,
+  peak 2.2x the night value at 14 h local solar time, cos^6 of half the angle to the apex)
+  x a solar-activity factor drawn from *seed* (log-normal, sigma 0.35; 1 without seed)
+  x a 27-day modulation (+-15 %); co-rotating atmosphere; ballistic coefficient
+  ``ballistic_coeff_kg_m2`` (default 40 kg/m^2, the flight default assumes 50).
+* **Third bodies**: Sun (:mod:`pygnc.environment.sun`) and Moon (low-precision series of
+  Montenbruck & Gill §3.3.2, ~0.3 deg), as tidal accelerations, positions splined on a
+  10-minute grid.
+* **Solar radiation pressure**: cannonball, C_R A/m = ``srp_cr_area_to_mass_m2_kg``
+  (default 1.3 x 0.01 m^2/kg), conical Earth shadow.
+
+Integration: scipy ``solve_ivp`` DOP853 in GCRS, rtol 1e-12, atol 1e-6 m (1e-9 m/s), dense
+output sampled on the ``step_s`` grid.  Two-body runs agree with the Kepler solution to
+< 1 mm after a day (``tests/test_truth_orbits.py``).
+
+All times are ``t_gps_s``; positions m, velocities m/s; frames GCRS and ECEF (ITRS, via
+:mod:`pygnc.frames`, UT1 = UTC, no polar motion: the truth's ECEF is defined by the same
+convention the flight software uses, so no frame error is injected).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.interpolate import CubicSpline
+
+from pygnc import frames, timebase
+from pygnc.environment import sun as sun_model
+from pygnc.estimation.orbit_dynamics import (
+    A_WGS84_M,
+    FLATTENING_EARTH,
+    GM_EARTH_M3_S2,
+    R_EARTH_M,
+    atmosphere_density,
+)
+
+__all__ = [
+    "EGM96_NORMALIZED",
+    "initial_state_from_elements",
+    "propagate_truth",
+    "simulate_gps_fixes",
+    "spherical_harmonic_acceleration_itrs",
+    "moon_position_gcrs_m",
+]
+
+GM_SUN_M3_S2 = 1.32712440018e20
+GM_MOON_M3_S2 = 4.9028e12
+#: Solar radiation pressure at 1 AU, N/m^2.
+P_SUN_N_M2 = 4.56e-6
+
+#: EGM96 fully normalised (n, m, C, S), n = 2..8 (tide-free).
+EGM96_NORMALIZED = (
+    (2, 0, -4.84165371736e-4, 0.0), (2, 1, -1.86987635955e-10, 1.19528012031e-9),
+    (2, 2, 2.43914352398e-6, -1.40016683654e-6),
+    (3, 0, 9.57254173792e-7, 0.0), (3, 1, 2.02998882184e-6, 2.48513158716e-7),
+    (3, 2, 9.04627768605e-7, -6.19025944205e-7), (3, 3, 7.21072657057e-7, 1.41435626958e-6),
+    (4, 0, 5.39873863789e-7, 0.0), (4, 1, -5.36321616971e-7, -4.73440265853e-7),
+    (4, 2, 3.50694105785e-7, 6.62671572540e-7), (4, 3, 9.90771803829e-7, -2.00928369177e-7),
+    (4, 4, -1.88560802735e-7, 3.08853169333e-7),
+    (5, 0, 6.8532347563e-8, 0.0), (5, 1, -6.21012128528e-8, -9.44226127525e-8),
+    (5, 2, 6.52438297612e-7, -3.23349612668e-7), (5, 3, -4.51955406071e-7, -2.14847190624e-7),
+    (5, 4, -2.95301647654e-7, 4.96658876769e-8), (5, 5, 1.74971983203e-7, -6.69384278219e-7),
+    (6, 0, -1.49957994714e-7, 0.0), (6, 1, -7.60879384947e-8, 2.62890545501e-8),
+    (6, 2, 4.81732442832e-8, -3.73728201347e-7), (6, 3, 5.71730990516e-8, 9.02694517163e-9),
+    (6, 4, -8.62142660109e-8, -4.71408154267e-7), (6, 5, -2.6713332549e-7, -5.36488432483e-7),
+    (6, 6, 9.67616121092e-9, -2.37192006935e-7),
+    (7, 0, 9.0978937145e-8, 0.0), (7, 1, 2.79872910488e-7, 9.54336911867e-8),
+    (7, 2, 3.29743816488e-7, 9.30667596042e-8), (7, 3, 2.50398657706e-7, -2.17198608738e-7),
+    (7, 4, -2.75114355257e-7, -1.23800392323e-7), (7, 5, 1.93765507243e-9, 1.77377719872e-8),
+    (7, 6, -3.58856860645e-7, 1.51789817739e-7), (7, 7, 1.09185148045e-9, 2.44415707993e-8),
+    (8, 0, 4.96711667324e-8, 0.0), (8, 1, 2.33422047893e-8, 5.90060493411e-8),
+    (8, 2, 8.02978722615e-8, 6.54175425859e-8), (8, 3, -1.91877757009e-8, -8.63454445021e-8),
+    (8, 4, -2.44600105471e-7, 7.00233016934e-8), (8, 5, -2.55352403037e-8, 8.91462164788e-8),
+    (8, 6, -6.57361610961e-8, 3.09238461807e-7), (8, 7, 6.72811580072e-8, 7.47440473633e-8),
+    (8, 8, -1.24092493016e-7, 1.20533165603e-7),
+)
+
+
+def _unnormalized_tables(degree, zonal_only=False):
+    """Unnormalised C, S as (degree+1) x (degree+1) nested lists (C[0][0] = 1)."""
+    c = [[0.0] * (degree + 1) for _ in range(degree + 1)]
+    s = [[0.0] * (degree + 1) for _ in range(degree + 1)]
+    c[0][0] = 1.0
+    for n, m, cn, sn in EGM96_NORMALIZED:
+        if n > degree or (zonal_only and m):
+            continue
+        norm = math.sqrt((2.0 if m else 1.0) * (2 * n + 1) * math.factorial(n - m) / math.factorial(n + m))
+        c[n][m] = cn * norm
+        s[n][m] = sn * norm
+    return c, s
+
+
+def spherical_harmonic_acceleration_itrs(r_itrs_m, degree=8, tables=None):
+    """Gravitational acceleration [m/s^2] in ITRS at *r_itrs_m* [m], EGM96 to *degree* x *degree*.
+
+    Includes the central term.  *tables* = (C, S) unnormalised coefficient tables (as from
+    :func:`_unnormalized_tables`) may be passed to avoid rebuilding them.
+    """
+    c, s = tables if tables is not None else _unnormalized_tables(degree)
+    x, y, z = (float(v) for v in r_itrs_m)
+    r2 = x * x + y * y + z * z
+    rr = R_EARTH_M / r2
+    x0, y0, z0 = x * rr, y * rr, z * rr  # (x, y, z) R / r^2
+    rho = R_EARTH_M * rr  # R^2 / r^2
+    nmax = degree + 1
+    v = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
+    w = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
+    v[0][0] = R_EARTH_M / math.sqrt(r2)
+    w[0][0] = 0.0
+    for m in range(nmax + 1):
+        if m > 0:
+            f = 2 * m - 1
+            v[m][m] = f * (x0 * v[m - 1][m - 1] - y0 * w[m - 1][m - 1])
+            w[m][m] = f * (x0 * w[m - 1][m - 1] + y0 * v[m - 1][m - 1])
+        if m + 1 <= nmax:
+            f = 2 * m + 1
+            v[m + 1][m] = f * z0 * v[m][m]
+            w[m + 1][m] = f * z0 * w[m][m]
+        for n in range(m + 2, nmax + 1):
+            a1 = (2 * n - 1) / (n - m)
+            a2 = (n + m - 1) / (n - m)
+            v[n][m] = a1 * z0 * v[n - 1][m] - a2 * rho * v[n - 2][m]
+            w[n][m] = a1 * z0 * w[n - 1][m] - a2 * rho * w[n - 2][m]
+    ax = ay = az = 0.0
+    for n in range(degree + 1):
+        for m in range(n + 1):
+            cnm, snm = c[n][m], s[n][m]
+            if not cnm and not snm:
+                continue
+            if m == 0:
+                ax -= cnm * v[n + 1][1]
+                ay -= cnm * w[n + 1][1]
+            else:
+                fac = (n - m + 2) * (n - m + 1)
+                ax += 0.5 * ((-cnm * v[n + 1][m + 1] - snm * w[n + 1][m + 1])
+                             + fac * (cnm * v[n + 1][m - 1] + snm * w[n + 1][m - 1]))
+                ay += 0.5 * ((-cnm * w[n + 1][m + 1] + snm * v[n + 1][m + 1])
+                             + fac * (-cnm * w[n + 1][m - 1] + snm * v[n + 1][m - 1]))
+            az += (n - m + 1) * (-cnm * v[n + 1][m] - snm * w[n + 1][m])
+    k = GM_EARTH_M3_S2 / (R_EARTH_M * R_EARTH_M)
+    return np.array([k * ax, k * ay, k * az])
+
+
+def moon_position_gcrs_m(t_gps_s):
+    """Geocentric Moon position [m], mean equator and equinox of J2000 (~GCRS), ~0.3 deg.
+
+    Low-precision lunar theory (Montenbruck & Gill, Satellite Orbits, §3.3.2).
+    """
+    t = (np.asarray(timebase.julian_date_tt_from_gps(t_gps_s)) - 2_451_545.0) / 36_525.0
+    d2r = math.pi / 180.0
+    as2r = d2r / 3600.0
+    l0 = (218.31617 + 481267.88088 * t - 1.3972 * t) * d2r
+    el = (134.96292 + 477198.86753 * t) * d2r
+    elp = (357.52543 + 35999.04944 * t) * d2r
+    f = (93.27283 + 483202.01873 * t) * d2r
+    d = (297.85027 + 445267.11135 * t) * d2r
+    lon = l0 + as2r * (
+        22640 * np.sin(el) + 769 * np.sin(2 * el) - 4586 * np.sin(el - 2 * d) + 2370 * np.sin(2 * d)
+        - 668 * np.sin(elp) - 412 * np.sin(2 * f) - 212 * np.sin(2 * el - 2 * d)
+        - 206 * np.sin(el + elp - 2 * d) + 192 * np.sin(el + 2 * d) - 165 * np.sin(elp - 2 * d)
+        + 148 * np.sin(el - elp) - 125 * np.sin(d) - 110 * np.sin(el + elp) - 55 * np.sin(2 * f - 2 * d)
+    )
+    lat = as2r * (
+        18520 * np.sin(f + lon - l0 + as2r * (412 * np.sin(2 * f) + 541 * np.sin(elp)))
+        - 526 * np.sin(f - 2 * d) + 44 * np.sin(el + f - 2 * d) - 31 * np.sin(-el + f - 2 * d)
+        - 25 * np.sin(-2 * el + f) - 23 * np.sin(elp + f - 2 * d) + 21 * np.sin(-el + f)
+        + 11 * np.sin(-elp + f - 2 * d)
+    )
+    dist_m = 1e3 * (
+        385000 - 20905 * np.cos(el) - 3699 * np.cos(2 * d - el) - 2956 * np.cos(2 * d)
+        - 570 * np.cos(2 * el) + 246 * np.cos(2 * el - 2 * d) - 205 * np.cos(elp - 2 * d)
+        - 171 * np.cos(el + 2 * d) - 152 * np.cos(el + elp - 2 * d)
+    )
+    eps = 23.43929111 * d2r
+    xe = dist_m * np.cos(lon) * np.cos(lat)
+    ye = dist_m * np.sin(lon) * np.cos(lat)
+    ze = dist_m * np.sin(lat)
+    return np.stack([xe, ye * math.cos(eps) - ze * math.sin(eps), ye * math.sin(eps) + ze * math.cos(eps)], -1)
+
+
+def initial_state_from_elements(a_m, e, i_rad, raan_rad, argp_rad, nu_rad):
+    """GCRS position [m] and velocity [m/s] from osculating Keplerian elements (two-body)."""
+    p = a_m * (1.0 - e * e)
+    r = p / (1.0 + e * math.cos(nu_rad))
+    r_pf = np.array([r * math.cos(nu_rad), r * math.sin(nu_rad), 0.0])
+    k = math.sqrt(GM_EARTH_M3_S2 / p)
+    v_pf = np.array([-k * math.sin(nu_rad), k * (e + math.cos(nu_rad)), 0.0])
+    co, so = math.cos(raan_rad), math.sin(raan_rad)
+    ci, si = math.cos(i_rad), math.sin(i_rad)
+    cw, sw = math.cos(argp_rad), math.sin(argp_rad)
+    rot = np.array([
+        [co * cw - so * sw * ci, -co * sw - so * cw * ci, so * si],
+        [so * cw + co * sw * ci, -so * sw + co * cw * ci, -co * si],
+        [sw * si, cw * si, ci],
+    ])
+    return rot @ r_pf, rot @ v_pf
+
+
+class _TruthForces:
+    """Right-hand side of the truth dynamics (closure over the scenario's parameters)."""
+
+    def __init__(self, t0_gps_s, duration_s, ballistic_coeff_kg_m2, density_factor, density_phase_rad,
+                 gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag):
+        self.tables = _unnormalized_tables(gravity_degree)
+        self.degree = gravity_degree
+        self.inv_b = 0.0 if not drag or not ballistic_coeff_kg_m2 else 1.0 / ballistic_coeff_kg_m2
+        self.density_factor = density_factor
+        self.density_phase_rad = density_phase_rad
+        self.third_body = third_body
+        self.srp = srp_cr_area_to_mass_m2_kg
+        self.t0 = t0_gps_s
+        need_ephem = third_body or srp_cr_area_to_mass_m2_kg or self.inv_b
+        if need_ephem:
+            grid = t0_gps_s + np.arange(-1200.0, duration_s + 2400.0, 600.0)
+            self.sun = CubicSpline(grid, sun_model.sun_position_gcrs_m(grid))
+            self.moon = CubicSpline(grid, moon_position_gcrs_m(grid))
+
+    def density(self, t, r_gcrs, r_sun):
+        x, y, z = r_gcrs
+        rn = math.sqrt(x * x + y * y + z * z)
+        h = rn - A_WGS84_M * (1.0 - FLATTENING_EARTH * z * z / (rn * rn))
+        base = atmosphere_density(h)
+        # Diurnal bulge: apex at the Sun's declination, 30 deg east of the sub-solar point.
+        su = r_sun / np.linalg.norm(r_sun)
+        lag = math.radians(30.0)
+        cl, sl = math.cos(lag), math.sin(lag)
+        apex = np.array([su[0] * cl - su[1] * sl, su[0] * sl + su[1] * cl, su[2]])
+        cos_psi = float(np.dot(apex, r_gcrs)) / rn
+        bulge = 0.6 + 1.4 * ((1.0 + cos_psi) / 2.0) ** 3  # cos^6(psi/2), night 0.6, apex 2.0
+        month = 1.0 + 0.15 * math.sin(2.0 * math.pi * (t - self.t0) / (27.0 * 86400.0) + self.density_phase_rad)
+        return base * bulge * month * self.density_factor
+
+    def __call__(self, t, y):
+        r = y[:3]
+        v = y[3:]
+        m = frames.gcrs_from_itrs_matrix(t)
+        a = m @ spherical_harmonic_acceleration_itrs(m.T @ r, self.degree, self.tables)
+        if self.third_body or self.srp or self.inv_b:
+            r_sun = self.sun(t)
+        if self.third_body:
+            r_moon = self.moon(t)
+            for gm, s in ((GM_SUN_M3_S2, r_sun), (GM_MOON_M3_S2, r_moon)):
+                d = s - r
+                a = a + gm * (d / np.linalg.norm(d) ** 3 - s / np.linalg.norm(s) ** 3)
+        if self.srp:
+            d = r - r_sun
+            dn = np.linalg.norm(d)
+            nu = float(sun_model.eclipse_fraction(r, r_sun))
+            a = a + nu * P_SUN_N_M2 * self.srp * (sun_model.AU_M / dn) ** 2 * d / dn
+        if self.inv_b:
+            w = frames.OMEGA_EARTH_RAD_S
+            vr = np.array([v[0] + w * r[1], v[1] - w * r[0], v[2]])
+            rho = self.density(t, r, r_sun)
+            a = a - 0.5 * rho * self.inv_b * np.linalg.norm(vr) * vr
+        return np.concatenate([v, a])
+
+
+def propagate_truth(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ballistic_coeff_kg_m2=40.0,
+                    seed=None, *, gravity_degree=8, third_body=True, drag=True,
+                    srp_cr_area_to_mass_m2_kg=0.013, rtol=1e-12, atol_m=1e-6):
+    """Propagate the truth orbit; return a dict of arrays sampled every *step_s*.
+
+    Keys: ``t_gps_s`` (n,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``, ``v_ecef_m_s`` (n, 3),
+    and ``density_factor`` (the solar-activity factor drawn from *seed*, a float).
+    ``gravity_degree=0``, ``third_body=False``, ``drag=False``, ``srp_cr_area_to_mass_m2_kg=0``
+    gives the two-body problem (used by the tests).
+    """
+    rng = np.random.default_rng(seed) if seed is not None else None
+    density_factor = float(np.exp(0.35 * rng.standard_normal())) if rng is not None else 1.0
+    density_phase = float(rng.uniform(0.0, 2.0 * math.pi)) if rng is not None else 0.0
+    rhs = _TruthForces(float(t0_gps_s), float(duration_s), ballistic_coeff_kg_m2, density_factor, density_phase,
+                       gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag)
+    n = int(math.floor(duration_s / step_s + 1e-9)) + 1
+    t_eval = float(t0_gps_s) + step_s * np.arange(n)
+    y0 = np.concatenate([np.asarray(r0_gcrs_m, dtype=float), np.asarray(v0_gcrs_m_s, dtype=float)])
+    atol = np.array([atol_m] * 3 + [atol_m * 1e-3] * 3)
+    sol = solve_ivp(rhs, (t_eval[0], t_eval[-1]), y0, method="DOP853", t_eval=t_eval, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"truth propagation failed: {sol.message}")
+    r_g = sol.y[:3].T.copy()
+    v_g = sol.y[3:].T.copy()
+    r_e, v_e = frames.gcrs_to_itrs(r_g, v_g, t_eval)
+    return {
+        "t_gps_s": t_eval,
+        "r_gcrs_m": r_g,
+        "v_gcrs_m_s": v_g,
+        "r_ecef_m": r_e,
+        "v_ecef_m_s": v_e,
+        "density_factor": density_factor,
+    }
+
+
+def simulate_gps_fixes(truth, period_s=25.0, pos_sigma_m=10.0, vel_sigma_m_s=0.01, outlier_fraction=0.0,
+                       outlier_m=1000.0, gaps=(), rng=None, *, clock_offset_s=0.0, clock_drift=0.0,
+                       invalid_fraction=0.0, report_sigma=True, with_flags=False):
+    """GPS fixes from a truth dict: every *period_s* on the truth's GPS-time grid.
+
+    Noise: white Gaussian, *pos_sigma_m* [m] and *vel_sigma_m_s* [m/s] 1-sigma per ECEF axis.
+    A fraction *outlier_fraction* of fixes get a position error of *outlier_m* in a random
+    direction; *gaps* = [(start_s, end_s), ...] relative to the truth start have no fixes;
+    *invalid_fraction* of fixes are receiver "no solution" records (INSUFFICIENT_OBS, zero
+    position, ``valid`` False).  The spacecraft clock reads UTC unix seconds + *clock_offset_s*
+    + *clock_drift* x elapsed, truncated to whole seconds (as the PyCubed clock).  Sigmas
+    are reported in the fix when *report_sigma* (else 0: "not given").
+
+    Returns a dict of arrays keyed by the field names of ``pygnc.formats.gps.GPS_FIX_DTYPE``
+    (with *with_flags*, also a dict of truth flags: ``outlier``, ``invalid`` bool arrays).
+    """
+    from pygnc.formats.gps import GPS_FIX_DTYPE
+
+    rng = rng if rng is not None else np.random.default_rng()
+    t_all = np.asarray(truth["t_gps_s"])
+    t0 = t_all[0]
+    rel = t_all - t0
+    k = np.round(rel / period_s)
+    pick = np.abs(rel - k * period_s) < 1e-6
+    for a, b in gaps:
+        pick &= ~((rel >= a) & (rel < b))
+    idx = np.nonzero(pick)[0]
+    n = idx.size
+    fixes = np.zeros(n, dtype=GPS_FIX_DTYPE)
+    t = t_all[idx]
+    fixes["t_gps_s"] = t
+    fixes["unix_time_s"] = timebase.utc_unix_from_gps(t)
+    week = np.floor(t / timebase.SECONDS_PER_WEEK)
+    fixes["week"] = week.astype(np.uint16)
+    fixes["ms_of_week"] = np.round((t - week * timebase.SECONDS_PER_WEEK) * 1000.0).astype(np.uint32)
+    fixes["t_sc_s"] = np.floor(fixes["unix_time_s"] + clock_offset_s + clock_drift * (t - t0))
+    fixes["time_status"] = 180
+    pos = truth["r_ecef_m"][idx] + pos_sigma_m * rng.standard_normal((n, 3))
+    vel = truth["v_ecef_m_s"][idx] + vel_sigma_m_s * rng.standard_normal((n, 3))
+    outlier = rng.random(n) < outlier_fraction
+    u = rng.standard_normal((n, 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    pos[outlier] += outlier_m * u[outlier]
+    invalid = rng.random(n) < invalid_fraction
+    pos[invalid] = 0.0
+    vel[invalid] = 0.0
+    fixes["pos_ecef_m"] = pos
+    fixes["vel_ecef_m_s"] = vel
+    if report_sigma:
+        fixes["pos_sigma_m"] = pos_sigma_m
+        fixes["vel_sigma_m_s"] = vel_sigma_m_s
+    fixes["solution_status"] = np.where(invalid, 1, 0)
+    fixes["vel_status"] = fixes["solution_status"]
+    fixes["sats_tracked"] = 10
+    fixes["sats_in_solution"] = np.where(invalid, 2, 8 + rng.integers(0, 4, n))
+    fixes["valid"] = ~invalid
+    out = {name: fixes[name] for name in GPS_FIX_DTYPE.names}
+    if with_flags:
+        return out, {"outlier": outlier & ~invalid, "invalid": invalid}
+    return out
