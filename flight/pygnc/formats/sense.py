@@ -229,7 +229,7 @@ def _add_chained(chosen: np.ndarray, weak: np.ndarray, size: int, n: int) -> np.
     return np.sort(np.concatenate((chosen, np.asarray(extra, dtype=np.int64))))
 
 
-#: Records decoded per pass (source chunk ~1 MB): keeps the strided source and the
+#: Records decoded per pass (source chunk ~0.5 MB): keeps the strided source and the
 #: temporaries in cache instead of streaming the whole file once per field.
 DECODE_CHUNK = 2048
 
