@@ -1,0 +1,1 @@
+"""Scenario simulator internals: truth orbit, attitude, environment, sensor models."""

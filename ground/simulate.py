@@ -1,0 +1,672 @@
+"""``python -m ground simulate OUT_DIR``: write a truth-known scenario the flight code consumes.
+
+Output (spacecraft 0 at the top so ``PYGNC_HOME=OUT_DIR`` works unchanged; every other
+spacecraft in ``OUT_DIR/<name>/`` with the same layout)::
+
+    OUT_DIR/sense.bin              251-byte records: 5 sensor segments + 1 GPS segment
+    OUT_DIR/range/rng00000.bin ... peer GPS packet + 1-2 range packets per peer every 25 s
+    OUT_DIR/<name>/sense.bin, OUT_DIR/<name>/range/...   the other spacecraft
+    OUT_DIR/scenario.toml          every setting, resolved (random draws written out), and the seed
+    OUT_DIR/truth.npz              1 Hz truth of every spacecraft (see ground.sim.scenario.TRUTH_ARRAYS)
+
+Pipeline: reference orbit + relative orbital elements -> numerically propagated truth
+orbits (:mod:`ground.sim.orbits`, a richer force model than the estimators use) -> IGRF
+field, sun, shadow (:mod:`ground.sim.environment`) -> rigid-body attitude with
+gravity-gradient and residual-dipole torques (:mod:`ground.sim.attitude`) -> sensor models
+(:mod:`ground.sim.sensors`) -> bytes through the flight encoders (:mod:`pygnc.formats`).
+
+Timing: the truth grid is whole GPS seconds from the start.  Sensor samples are every
+``sensors.period_s`` on that grid; a record's GPS fix is taken ``gps.offset_from_last_sensor_s``
+from its last sensor sample; ranges are taken a random fraction of a second to a few
+seconds after the fixes (positions interpolated).  Spacecraft times are the simulated
+PyCubed clock (UTC + offset + drift), floored to whole seconds (ms for ranges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import io
+import math
+import sys
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ground.sim import attitude as att
+from ground.sim import environment as env
+from ground.sim import scenario as scn
+from ground.sim import sensors as sen
+from pygnc.config import Config
+from pygnc.formats.range_file import RANGE_DTYPE, encode_range_group
+from pygnc.formats.sense import encode_sense_records
+from pygnc.timebase import gps_from_utc_unix, utc_unix_from_gps
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_duration_s(text: str) -> float:
+    """'300', '300s', '90m', '3h', '1d' -> seconds."""
+    text = str(text).strip().lower()
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def parse_utc(text: str) -> float:
+    """ISO 8601 UTC (``2025-03-20T06:00:00Z``) -> POSIX seconds."""
+    t = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return t.timestamp()
+
+
+def _kepler_true_from_mean(m_rad: float, e: float) -> float:
+    ecc_anom = m_rad if e < 0.8 else math.pi
+    for _ in range(50):
+        d = (ecc_anom - e * math.sin(ecc_anom) - m_rad) / (1.0 - e * math.cos(ecc_anom))
+        ecc_anom -= d
+        if abs(d) < 1e-15:
+            break
+    return 2.0 * math.atan2(math.sqrt(1 + e) * math.sin(ecc_anom / 2), math.sqrt(1 - e) * math.cos(ecc_anom / 2))
+
+
+def _mean_from_true(nu_rad: float, e: float) -> float:
+    ecc_anom = 2.0 * math.atan2(math.sqrt(1 - e) * math.sin(nu_rad / 2), math.sqrt(1 + e) * math.cos(nu_rad / 2))
+    return ecc_anom - e * math.sin(ecc_anom)
+
+
+def deputy_elements(orbit: scn.OrbitSettings, sc: scn.SpacecraftSettings):
+    """Keplerian elements (a_m, e, i_rad, raan_rad, argp_rad, nu_rad) of a spacecraft from
+    the reference orbit and its quasi-nonsingular relative orbital elements (D'Amico 2010):
+    a δa, a δλ, a δe_x, a δe_y, a δi_x, a δi_y with δλ = Δu + ΔΩ cos i, δi_y = ΔΩ sin i,
+    u = ω + M the mean argument of latitude."""
+    a = orbit.semi_major_axis_m
+    e = orbit.eccentricity
+    i = math.radians(orbit.inclination_deg)
+    raan = math.radians(orbit.raan_deg)
+    argp = math.radians(orbit.arg_perigee_deg)
+    m = _mean_from_true(math.radians(orbit.true_anomaly_deg), e)
+    ex, ey = e * math.cos(argp), e * math.sin(argp)
+    u = argp + m
+    a_d = a + sc.da_m
+    i_d = i + sc.dix_m / a
+    d_raan = sc.diy_m / a / math.sin(i) if abs(math.sin(i)) > 1e-9 else 0.0
+    raan_d = raan + d_raan
+    u_d = u + sc.dlambda_m / a - d_raan * math.cos(i)
+    ex_d, ey_d = ex + sc.dex_m / a, ey + sc.dey_m / a
+    e_d = math.hypot(ex_d, ey_d)
+    argp_d = math.atan2(ey_d, ex_d) if e_d > 0 else 0.0
+    nu_d = _kepler_true_from_mean(u_d - argp_d, e_d)
+    return a_d, e_d, i_d, raan_d, argp_d, nu_d
+
+
+def _deterministic_npz(arrays: dict) -> bytes:
+    """npz bytes that depend only on the arrays (fixed zip timestamps), so the same seed
+    gives byte-identical files."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            arr = io.BytesIO()
+            np.lib.format.write_array(arr, np.asarray(arrays[name]), allow_pickle=False)
+            zf.writestr(info, arr.getvalue())
+    return buf.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
+    from pygnc.atomic import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+@dataclasses.dataclass
+class Scenario:
+    """Everything a run produced, in memory: settings, truth arrays and file contents."""
+
+    settings: scn.ScenarioSettings
+    truth: dict
+    #: spacecraft name -> {"sense.bin": bytes, "range/rng00000.bin": bytes, ...}
+    files: dict
+    timings_s: dict
+
+
+def _grid(settings: scn.ScenarioSettings):
+    s = settings
+    period = s.sensors.period_s
+    per = s.sensors.per_record
+    gps_off = s.gps.offset_from_last_sensor_s
+    for name, v in (("sensors.period_s", period), ("gps.offset_from_last_sensor_s", gps_off)):
+        if abs(v - round(v)) > 1e-9:
+            raise ValueError(f"{name} must be a whole number of seconds (truth is on a 1 Hz grid), got {v}")
+    if period <= 0 or per < 1:
+        raise ValueError("sensors.period_s must be > 0 and sensors.per_record >= 1")
+    unix0 = parse_utc(s.start_utc)
+    if abs(unix0 - round(unix0)) > 1e-9:
+        raise ValueError("start_utc must be whole seconds")
+    t0 = float(gps_from_utc_unix(round(unix0)))
+    n_t = int(math.floor(s.duration_s)) + 1
+    t = t0 + np.arange(n_t, dtype=float)
+    # Records whose every sample, fix and range fits in the grid.
+    rec_span = period * per
+    first_fix_rel = (per - 1) * period + gps_off
+    if first_fix_rel < 0:
+        raise ValueError("the GPS fix of the first record would precede the scenario start")
+    tail = max(period * (per - 1), first_fix_rel + s.ranging.delay_max_s + s.ranging.second_gap_s + 1.0)
+    n_rec = int(math.floor((s.duration_s - tail) / rec_span)) + 1 if s.duration_s >= tail else 0
+    if n_rec < 1:
+        raise ValueError(f"duration_s={s.duration_s} is too short for one record (needs >= {tail} s)")
+    sensor_rel = np.arange(n_rec * per, dtype=float) * period
+    fix_rel = sensor_rel.reshape(n_rec, per)[:, -1] + gps_off
+    return t0, t, sensor_rel, fix_rel
+
+
+def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
+    """Run the scenario in memory (no files written).  *settings* is resolved first."""
+    from ground.sim import orbits  # engineer B's truth propagator
+
+    log = progress or (lambda msg: None)
+    timings = {}
+    t_start = time.perf_counter()
+    s = scn.resolve(settings)
+    t0, t, sensor_rel, fix_rel = _grid(s)
+    n_t = t.size
+    n_sc = len(s.spacecraft)
+    per = s.sensors.per_record
+    n_rec = fix_rel.size
+    sensor_idx = sensor_rel.astype(np.int64)
+    fix_idx = fix_rel.astype(np.int64)
+    imu_to_body = np.asarray(s.sensors.imu_to_body, dtype=float).reshape(3, 3)
+    # Orthogonal, but not necessarily proper: the PY4 mapping as documented (body X = IMU Y,
+    # body Y = -IMU X, body Z = -IMU Z) has determinant -1.  The simulator applies exactly
+    # the inverse of what the flight code applies (v_imu = R^T v_body), whatever the sign.
+    if not np.allclose(imu_to_body @ imu_to_body.T, np.eye(3), atol=1e-9):
+        raise ValueError("sensors.imu_to_body must be orthogonal")
+    cfg = Config(
+        mag_lsb_ut=s.sensors.mag_lsb_ut,
+        gyro_lsb_deg_s=s.sensors.gyro_lsb_deg_s,
+        imu_to_body=tuple(float(v) for v in s.sensors.imu_to_body),
+        sensors_per_record=per,
+    )
+    inertia = np.asarray(s.attitude.inertia_kg_m2, dtype=float).reshape(3, 3)
+
+    # ---- orbits ---------------------------------------------------------------------
+    tic = time.perf_counter()
+    orb = {k: np.zeros((n_sc, n_t, 3)) for k in ("r_gcrs_m", "v_gcrs_m_s", "r_ecef_m", "v_ecef_m_s")}
+    for k, sc in enumerate(s.spacecraft):
+        a_m, e, i_rad, raan_rad, argp_rad, nu_rad = deputy_elements(s.orbit, sc)
+        r0, v0 = orbits.initial_state_from_elements(a_m, e, i_rad, raan_rad, argp_rad, nu_rad)
+        truth = orbits.propagate_truth(
+            np.asarray(r0, dtype=float),
+            np.asarray(v0, dtype=float),
+            t0,
+            float(n_t - 1),
+            step_s=1.0,
+            ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2,
+            seed=int(scn.rng_for(s.seed, scn.STREAM_ORBIT, k).integers(2**31)),
+        )
+        if truth["t_gps_s"].shape[0] != n_t or not np.allclose(truth["t_gps_s"], t, atol=1e-6):
+            raise RuntimeError("orbit propagator did not return the requested 1 Hz grid")
+        for key in orb:
+            orb[key][k] = truth[key]
+        log(f"orbit {sc.name}: done")
+    timings["orbits"] = time.perf_counter() - tic
+
+    # ---- environment ----------------------------------------------------------------
+    tic = time.perf_counter()
+    r_sun = env.sun_position_gcrs_m(t)
+    sun_fraction = np.zeros((n_sc, n_t))
+    mag_gcrs_ut = np.zeros((n_sc, n_t, 3))
+    for k in range(n_sc):
+        sun_fraction[k] = env.eclipse_fraction(orb["r_gcrs_m"][k], r_sun)
+        mag_gcrs_ut[k] = env.magnetic_field_gcrs_nt(orb["r_ecef_m"][k], t) * 1e-3
+    timings["environment"] = time.perf_counter() - tic
+
+    # ---- attitude -------------------------------------------------------------------
+    tic = time.perf_counter()
+    q = np.zeros((n_sc, n_t, 4))
+    w = np.zeros((n_sc, n_t, 3))
+    for k, sc in enumerate(s.spacecraft):
+        q[k], w[k] = att.propagate_attitude(
+            t - t0,
+            np.asarray(sc.q0_body_to_gcrs, dtype=float),
+            np.radians(np.asarray(sc.w0_body_deg_s, dtype=float)),
+            inertia,
+            r_gcrs_m=orb["r_gcrs_m"][k],
+            b_gcrs_t=mag_gcrs_ut[k] * 1e-6,
+            dipole_body_a_m2=sc.dipole_body_a_m2,
+            gravity_gradient=s.attitude.gravity_gradient,
+            max_step_s=s.attitude.max_step_s,
+        )
+        log(f"attitude {sc.name}: done")
+    mag_body_ut = att.rotate_gcrs_to_body(q, mag_gcrs_ut)
+    timings["attitude"] = time.perf_counter() - tic
+
+    # ---- sensors ----------------------------------------------------------------------
+    tic = time.perf_counter()
+    n_s = sensor_idx.size
+    t_sc = np.zeros((n_sc, n_t))
+    gyro_bias = np.zeros((n_sc, n_t, 3))
+    sun_lux_true = np.zeros((n_sc, n_s, 6))
+    albedo_lux = np.zeros((n_sc, n_s, 6))
+    sensor_stamp = np.zeros((n_sc, n_s), dtype=np.uint32)
+    sensor_raw = []
+    for k, sc in enumerate(s.spacecraft):
+        t_sc[k] = sen.spacecraft_clock_s(t, t0, sc.clock_offset_s, sc.clock_drift_ppm)
+        if t_sc[k].min() < 0 or t_sc[k].max() >= 2**32:
+            raise ValueError(f"{sc.name}: spacecraft clock outside uint32 unix seconds")
+        sensor_stamp[k] = sen.stamp_s(t_sc[k][sensor_idx])
+        rng_g = scn.rng_for(s.seed, scn.STREAM_GYRO, k)
+        gyro_bias[k] = sen.gyro_bias_series(
+            t - t0, sc.gyro_bias_imu_deg_s, s.sensors.gyro_bias_walk_deg_s_per_sqrt_s, rng_g
+        )
+        gyro = sen.gyro_measurement_deg_s(
+            w[k][sensor_idx], gyro_bias[k][sensor_idx], s.sensors.gyro_noise_deg_s, imu_to_body, rng_g
+        )
+        mag = sen.mag_measurement_ut(
+            mag_body_ut[k][sensor_idx],
+            sc.mag_bias_imu_ut,
+            s.sensors.mag_noise_ut,
+            imu_to_body,
+            scn.rng_for(s.seed, scn.STREAM_MAG, k),
+        )
+        normals_gcrs = np.einsum("nij,fj->nfi", att.dcm_from_quat(q[k][sensor_idx]), sen.FACE_NORMALS_BODY)
+        r_s = orb["r_gcrs_m"][k][sensor_idx]
+        direct = env.direct_irradiance_faces(r_s, r_sun[sensor_idx], normals_gcrs, sun_fraction[k][sensor_idx])
+        if s.environment.albedo > 0:
+            alb = env.albedo_irradiance_faces(
+                r_s,
+                r_sun[sensor_idx],
+                normals_gcrs,
+                albedo=s.environment.albedo,
+                n_rings=s.environment.albedo_rings,
+                n_azimuth=s.environment.albedo_azimuths,
+            )
+        else:
+            alb = np.zeros_like(direct)
+        albedo_lux[k] = alb * s.environment.sun_lux_at_1au
+        sun_lux_true[k] = (direct + alb) * s.environment.sun_lux_at_1au
+        lux = sen.lux_measurement(
+            sun_lux_true[k],
+            s.sensors.lux_noise_fraction,
+            s.sensors.lux_noise_floor_lux,
+            scn.rng_for(s.seed, scn.STREAM_LUX, k),
+        )
+        sensor_raw.append(sen.sensor_segments(sensor_stamp[k], mag, gyro, lux, s.sensors.hall_raw, cfg))
+    timings["sensors"] = time.perf_counter() - tic
+
+    # ---- GPS ------------------------------------------------------------------------
+    tic = time.perf_counter()
+    gps_raw, gps_fault = _gps(s, t, t0, fix_idx, orb, t_sc)
+    timings["gps"] = time.perf_counter() - tic
+
+    # ---- sense.bin ------------------------------------------------------------------
+    files = {sc.name: {} for sc in s.spacecraft}
+    corrupt = np.zeros((n_sc, s.faults.sense_corrupt_bytes), dtype=np.int64)
+    for k, sc in enumerate(s.spacecraft):
+        data = encode_sense_records(sensor_raw[k].reshape(n_rec, per), gps_raw[k])
+        if s.faults.sense_corrupt_bytes:
+            data, corrupt[k] = _corrupt(data, s.faults.sense_corrupt_bytes, scn.rng_for(s.seed, scn.STREAM_FAULTS, 100 + k))
+        files[sc.name]["sense.bin"] = data
+
+    # ---- ranges -----------------------------------------------------------------------
+    tic = time.perf_counter()
+    range_truth = _ranges(s, t, t0, fix_rel, orb, gps_raw, files)
+    timings["ranges"] = time.perf_counter() - tic
+
+    truth = {
+        "format_version": np.int64(scn.SCENARIO_FORMAT_VERSION),
+        "t_gps_s": t,
+        "t_utc_unix_s": utc_unix_from_gps(t).astype(float),
+        "spacecraft_name": np.array([sc.name for sc in s.spacecraft], dtype="U32"),
+        "radio_id": np.array([sc.radio_id for sc in s.spacecraft], dtype=np.uint8),
+        **orb,
+        "q_body_to_gcrs": q,
+        "w_body_rad_s": w,
+        "mag_gcrs_ut": mag_gcrs_ut,
+        "mag_body_ut": mag_body_ut,
+        "sun_gcrs_m": r_sun,
+        "sun_fraction": sun_fraction,
+        "eclipse": sun_fraction < 0.5,
+        "gyro_bias_imu_deg_s": gyro_bias,
+        "mag_bias_imu_ut": np.array([sc.mag_bias_imu_ut for sc in s.spacecraft], dtype=float),
+        "imu_to_body": imu_to_body,
+        "inertia_kg_m2": inertia,
+        "clock_offset_s": np.array([sc.clock_offset_s for sc in s.spacecraft], dtype=float),
+        "clock_drift_ppm": np.array([sc.clock_drift_ppm for sc in s.spacecraft], dtype=float),
+        "t_sc_s": t_sc,
+        "sensor_t_gps_s": t0 + sensor_rel,
+        "sensor_t_sc_s": sensor_stamp,
+        "sun_lux_true": sun_lux_true,
+        "albedo_lux": albedo_lux,
+        "gps_t_gps_s": t0 + fix_rel,
+        "gps_fault": gps_fault,
+        **range_truth,
+        "sense_corrupt_offsets": corrupt,
+    }
+    timings["total"] = time.perf_counter() - t_start
+    return Scenario(settings=s, truth=truth, files=files, timings_s=timings)
+
+
+def _gps(s, t, t0, fix_idx, orb, t_sc):
+    """Raw GPS segments (n_sc arrays of (n_rec,)) and fault codes (n_sc, n_rec).
+
+    Noise, outliers, gaps and dropped fixes come from :func:`ground.sim.orbits.simulate_gps_fixes`
+    applied to the truth at the fix times; this function adds the scenario's statuses,
+    satellite counts, the spacecraft-clock stamp and the "good data, bad status" fault.
+    """
+    from ground.sim import orbits
+    from pygnc.formats.gps import GPS_FIX_DTYPE, gps_raw_from_fixes
+
+    n_sc = len(s.spacecraft)
+    n_rec = fix_idx.size
+    f = s.faults
+    t_fix = t[fix_idx]
+    gps_raw = []
+    fault = np.zeros((n_sc, n_rec), dtype=np.int8)
+    first_fix_rel = float(t_fix[0] - t0)
+    for k in range(n_sc):
+        rng = scn.rng_for(s.seed, scn.STREAM_GPS, k)
+        truth_k = {"t_gps_s": t_fix, "r_ecef_m": orb["r_ecef_m"][k][fix_idx], "v_ecef_m_s": orb["v_ecef_m_s"][k][fix_idx]}
+        fx, flags = orbits.simulate_gps_fixes(
+            truth_k,
+            period_s=s.gps_period_s,
+            pos_sigma_m=s.gps.pos_sigma_m,
+            vel_sigma_m_s=s.gps.vel_sigma_m_s,
+            outlier_fraction=f.gps_outlier_fraction,
+            outlier_m=f.gps_outlier_m,
+            # the propagator's gaps are relative to the first time it is given
+            gaps=[(float(a) - first_fix_rel, float(b) - first_fix_rel) for a, b in f.gps_gaps_s],
+            rng=rng,
+            invalid_fraction=f.gps_drop_fraction,
+            with_flags=True,
+        )
+        row = np.searchsorted(t_fix, fx["t_gps_s"])
+        if not np.allclose(t_fix[row], fx["t_gps_s"], atol=1e-6):
+            raise RuntimeError("GPS fix simulator returned fixes off the requested times")
+        fixes = np.zeros(n_rec, dtype=GPS_FIX_DTYPE)
+        total_ms = np.rint(t_fix * 1000.0).astype(np.int64)
+        fixes["week"], fixes["ms_of_week"] = np.divmod(total_ms, 604_800_000)
+        fixes["t_gps_s"] = t_fix
+        fixes["time_status"] = s.gps.time_status
+        fixes["solution_status"] = 1  # INSUFFICIENT_OBS unless a fix is there
+        got = np.zeros(n_rec, dtype=bool)
+        got[row] = True
+        for name in ("pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s"):
+            fixes[name][row] = fx[name]
+        drop = ~got
+        drop[row] |= flags["invalid"]
+        outlier = np.zeros(n_rec, dtype=bool)
+        outlier[row] = flags["outlier"]
+        rng_f = scn.rng_for(s.seed, scn.STREAM_FAULTS, k)
+        invalid = ~drop & (rng_f.random(n_rec) < f.gps_invalid_status_fraction)
+        tracked = rng.integers(s.gps.sats_tracked_min, s.gps.sats_tracked_max + 1, n_rec)
+        used = np.minimum(tracked, rng.integers(s.gps.sats_in_solution_min, s.gps.sats_tracked_max + 1, n_rec))
+        fixes["solution_status"] = np.where(invalid, f.gps_invalid_status, s.gps.good_solution_status)
+        fixes["solution_status"][drop] = 1  # INSUFFICIENT_OBS
+        fixes["vel_status"] = fixes["solution_status"]
+        fixes["sats_tracked"] = np.where(drop, rng_f.integers(0, 4, n_rec), tracked)
+        fixes["sats_in_solution"] = np.where(drop, 0, used)
+        for name in ("pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s"):
+            fixes[name][drop] = 0.0
+        fixes["t_sc_s"] = sen.stamp_s(t_sc[k][fix_idx])
+        fault[k][outlier & ~drop] = sen.GPS_OUTLIER
+        fault[k][invalid] = sen.GPS_INVALID_STATUS
+        fault[k][drop] = sen.GPS_DROPPED
+        gps_raw.append(gps_raw_from_fixes(fixes))
+    return gps_raw, fault
+
+
+def _corrupt(data: bytes, n: int, rng):
+    buf = bytearray(data)
+    offsets = np.sort(rng.choice(len(buf), size=min(n, len(buf)), replace=False))
+    for o in offsets.tolist():
+        buf[o] = (buf[o] + int(rng.integers(1, 256))) & 0xFF  # always a different byte
+    return bytes(buf), offsets
+
+
+def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
+    """Range groups for every observer; fills files[name]['range/rngNNNNN.bin']."""
+    n_sc = len(s.spacecraft)
+    rs = s.ranging
+    out = {k: [] for k in ("range_t_gps_s", "range_observer", "range_peer", "range_true_m", "range_measured_m", "range_valid")}
+    for i, obs in enumerate(s.spacecraft):
+        rng = scn.rng_for(s.seed, scn.STREAM_RANGE, i)
+        rng_f = scn.rng_for(s.seed, scn.STREAM_FAULTS, 200 + i)
+        groups = []
+        for rec in range(fix_rel.size):
+            for j, peer in enumerate(s.spacecraft):
+                if j == i:
+                    continue
+                n_r = 2 if rng.random() < rs.two_range_fraction else 1
+                delay = rng.uniform(rs.delay_min_s, rs.delay_max_s)
+                t_meas = t0 + fix_rel[rec] + delay + rs.second_gap_s * np.arange(n_r)
+                ri = sen.hermite_position(t, orb["r_gcrs_m"][i], orb["v_gcrs_m_s"][i], t_meas)
+                rj = sen.hermite_position(t, orb["r_gcrs_m"][j], orb["v_gcrs_m_s"][j], t_meas)
+                true_m = np.linalg.norm(ri - rj, axis=1)
+                meas = true_m + obs.range_bias_m + rng.normal(size=n_r) * rs.sigma_m
+                valid = rng_f.random(n_r) >= s.faults.range_invalid_fraction
+                meas = np.where(valid, meas, rng_f.uniform(0, 4.0e6, n_r))
+                meas = np.maximum(meas, 0.0)
+                r = np.zeros(n_r, dtype=RANGE_DTYPE)
+                r["t_sc_s"] = sen.spacecraft_clock_s(t_meas, t0, obs.clock_offset_s, obs.clock_drift_ppm)
+                r["peer_id"] = peer.radio_id
+                r["valid"] = valid
+                r["range_m"] = meas
+                groups.append(encode_range_group(gps_raw[j][rec : rec + 1], r))
+                out["range_t_gps_s"].append(t_meas)
+                out["range_observer"].append(np.full(n_r, i, dtype=np.int16))
+                out["range_peer"].append(np.full(n_r, j, dtype=np.int16))
+                out["range_true_m"].append(true_m)
+                out["range_measured_m"].append(meas)
+                out["range_valid"].append(valid)
+        # Pack groups into files of at most file_max_bytes.
+        file_no, current = 0, bytearray()
+        rng_c = scn.rng_for(s.seed, scn.STREAM_FAULTS, 300 + i)
+
+        def flush():
+            data = bytes(current)
+            if s.faults.range_corrupt_bytes:
+                data, _ = _corrupt(data, s.faults.range_corrupt_bytes, rng_c)
+            files[obs.name][f"range/rng{file_no:05d}.bin"] = data
+
+        for g in groups:
+            if current and len(current) + len(g) > rs.file_max_bytes:
+                flush()
+                file_no += 1
+                current = bytearray()
+            current += g
+        if current:
+            flush()
+    dtypes = {"range_observer": np.int16, "range_peer": np.int16, "range_valid": bool}
+    return {
+        k: (np.concatenate(v) if v else np.zeros(0, dtype=dtypes.get(k, float))).astype(dtypes.get(k, float))
+        for k, v in out.items()
+    }
+
+
+def write_scenario(scenario: Scenario, out_dir: Path) -> list[Path]:
+    """Write the scenario's files under *out_dir*; returns the paths written."""
+    out_dir = Path(out_dir)
+    written = []
+    for k, sc in enumerate(scenario.settings.spacecraft):
+        home = out_dir if k == 0 else out_dir / sc.name
+        for rel, data in scenario.files[sc.name].items():
+            p = home / rel
+            _write(p, data)
+            written.append(p)
+    p = out_dir / "scenario.toml"
+    _write(p, scn.settings_to_toml(scenario.settings).encode())
+    written.append(p)
+    p = out_dir / "truth.npz"
+    missing = sorted(set(scn.TRUTH_ARRAYS) - set(scenario.truth))
+    extra = sorted(set(scenario.truth) - set(scn.TRUTH_ARRAYS))
+    if missing or extra:
+        raise RuntimeError(f"truth arrays mismatch: missing {missing}, undocumented {extra}")
+    _write(p, _deterministic_npz(scenario.truth))
+    written.append(p)
+    return written
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _set_dotted(settings: scn.ScenarioSettings, assignment: str) -> scn.ScenarioSettings:
+    """Apply ``section.key=TOML_VALUE`` (e.g. ``sensors.gyro_noise_deg_s=0.05``)."""
+    if "=" not in assignment:
+        raise ValueError(f"--set needs KEY=VALUE, got {assignment!r}")
+    key, value = assignment.split("=", 1)
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    data = scn.settings_to_dict(settings)
+    node = data
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        if isinstance(node, list):
+            node = node[int(p)]
+        else:
+            node = node.setdefault(p, {})
+    if isinstance(node, list):
+        node[int(parts[-1])] = parsed
+    else:
+        node[parts[-1]] = parsed
+    return scn.settings_from_dict(data)
+
+
+def _extra_spacecraft(k: int) -> scn.SpacecraftSettings:
+    """Default formation member k >= 2: further along-track, alternating cross-track."""
+    return scn.SpacecraftSettings(
+        name=f"sc{k}",
+        radio_id=0x4A + k,
+        dlambda_m=-3000.0 * k,
+        dey_m=300.0 + 100.0 * k,
+        diy_m=600.0 * (-1) ** k,
+        ballistic_coeff_kg_m2=50.0 - 3.0 * k,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="scenario directory to write")
+    parser.add_argument("--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/3h.toml)")
+    parser.add_argument("--duration", help="length: seconds or with a unit, e.g. 300, 90m, 3h, 1d")
+    parser.add_argument("--start-utc", help="start time, ISO 8601 UTC, whole seconds (e.g. 2025-03-20T06:00:00Z)")
+    parser.add_argument("--seed", type=int, help="random seed (every draw derives from it)")
+    parser.add_argument("--spacecraft", type=int, metavar="N", help="number of spacecraft in the formation (>= 1)")
+    parser.add_argument("--good-status", type=int, choices=(0, 1), help="solution status of good fixes (0 NovAtel SOL_COMPUTED; 1 as the flight team's simulator)")
+    parser.add_argument("--torque-free", action="store_true", help="no gravity-gradient or dipole torque")
+    parser.add_argument("--noise-free", action="store_true", help="zero all sensor, GPS and range noise (biases stay)")
+    parser.add_argument("--gps-drop-fraction", type=float, help="fraction of fixes dropped (INSUFFICIENT_OBS)")
+    parser.add_argument("--gps-invalid-fraction", type=float, help="fraction of good fixes written with an invalid status")
+    parser.add_argument("--gps-outlier-fraction", type=float, help="fraction of fixes with a position outlier")
+    parser.add_argument("--gps-gap", action="append", default=[], metavar="START:END", help="no fixes between START and END seconds after the start (repeatable)")
+    parser.add_argument("--range-invalid-fraction", type=float, help="fraction of range packets flagged invalid")
+    parser.add_argument("--corrupt-bytes", type=int, metavar="N", help="overwrite N random bytes of every sense.bin and range file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any setting by dotted name, TOML value (e.g. sensors.gyro_noise_deg_s=0.05, spacecraft.1.dlambda_m=-8000)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing scenario in OUT_DIR")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def settings_from_args(args) -> scn.ScenarioSettings:
+    s = scn.load_settings(args.settings) if args.settings else scn.ScenarioSettings()
+    if args.duration is not None:
+        s.duration_s = parse_duration_s(args.duration)
+    if args.start_utc is not None:
+        s.start_utc = args.start_utc
+    if args.seed is not None:
+        s.seed = args.seed
+    if args.spacecraft is not None:
+        if args.spacecraft < 1:
+            raise ValueError("--spacecraft must be >= 1")
+        s.spacecraft = s.spacecraft[: args.spacecraft] + [
+            _extra_spacecraft(k) for k in range(len(s.spacecraft), args.spacecraft)
+        ]
+    if args.good_status is not None:
+        s.gps.good_solution_status = args.good_status
+    if args.torque_free:
+        s.attitude.gravity_gradient = False
+        s.attitude.dipole_a_m2 = 0.0
+        for sc in s.spacecraft:
+            sc.dipole_body_a_m2 = [0.0, 0.0, 0.0]
+    if args.noise_free:
+        s.sensors.gyro_noise_deg_s = 0.0
+        s.sensors.mag_noise_ut = 0.0
+        s.sensors.lux_noise_fraction = 0.0
+        s.sensors.lux_noise_floor_lux = 0.0
+        s.sensors.gyro_bias_walk_deg_s_per_sqrt_s = 0.0
+        s.gps.pos_sigma_m = 0.0
+        s.gps.vel_sigma_m_s = 0.0
+        s.ranging.sigma_m = 0.0
+    f = s.faults
+    if args.gps_drop_fraction is not None:
+        f.gps_drop_fraction = args.gps_drop_fraction
+    if args.gps_invalid_fraction is not None:
+        f.gps_invalid_status_fraction = args.gps_invalid_fraction
+    if args.gps_outlier_fraction is not None:
+        f.gps_outlier_fraction = args.gps_outlier_fraction
+    for gap in args.gps_gap:
+        a, b = gap.split(":")
+        f.gps_gaps_s.append([parse_duration_s(a), parse_duration_s(b)])
+    if args.range_invalid_fraction is not None:
+        f.range_invalid_fraction = args.range_invalid_fraction
+    if args.corrupt_bytes is not None:
+        f.sense_corrupt_bytes = args.corrupt_bytes
+        f.range_corrupt_bytes = args.corrupt_bytes
+    for assignment in args.set:
+        s = _set_dotted(s, assignment)
+    return s
+
+
+def _clear_old(out_dir: Path, names: list[str]) -> None:
+    """Remove the files an earlier scenario wrote (only those), so none are left stale."""
+    for k, name in enumerate(names):
+        home = out_dir if k == 0 else out_dir / name
+        for p in [home / "sense.bin", *sorted((home / "range").glob("rng*.bin"))]:
+            if p.is_file():
+                p.unlink()
+    for p in (out_dir / "scenario.toml", out_dir / "truth.npz"):
+        if p.is_file():
+            p.unlink()
+
+
+def run(args) -> int:
+    try:
+        settings = settings_from_args(args)
+        _grid(scn.resolve(settings))  # validate before any work
+    except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    out_dir: Path = args.out_dir
+    if (out_dir / "scenario.toml").exists() or (out_dir / "sense.bin").exists():
+        if not args.force:
+            print(f"simulate: {out_dir} already holds a scenario (use --force to replace it)", file=sys.stderr)
+            return 2
+        old_names = [sc.name for sc in settings.spacecraft]
+        try:
+            old_names = [sc.name for sc in scn.load_settings(out_dir / "scenario.toml").spacecraft]
+        except (OSError, ValueError, tomllib.TOMLDecodeError):
+            pass
+        _clear_old(out_dir, old_names)
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    scenario = simulate(settings, progress=say)
+    written = write_scenario(scenario, out_dir)
+    if not args.quiet:
+        total = sum(p.stat().st_size for p in written)
+        tm = ", ".join(f"{k} {v:.1f} s" for k, v in scenario.timings_s.items())
+        print(
+            f"wrote {len(written)} files ({total / 1024:.1f} KiB) to {out_dir}: "
+            f"{len(scenario.settings.spacecraft)} spacecraft, {scenario.settings.duration_s:.0f} s, "
+            f"seed {scenario.settings.seed} [{tm}]"
+        )
+    return 0
