@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from pygnc.environment import EARTH_RADIUS_M, eclipse_fraction, sun_position_gcrs_m
+from pygnc.environment import eclipse_fraction, sun_position_gcrs_m
 from pygnc.environment.sun import AU_M
 from pygnc.frames import gcrs_from_itrs_matrix
 from pygnc.timebase import utc_unix_from_gps
