@@ -95,11 +95,15 @@ _COPIED = tuple(n for n in GPS_SEGMENT_DTYPE.names)
 def as_gps_segments(raw) -> np.ndarray:
     """View *raw* as a 1-D array of GPS_SEGMENT_DTYPE (no copy when possible).
 
-    Accepts a GPS_SEGMENT_DTYPE array, a uint8 array of shape (n, 99) or (99,), or a
+    Accepts a GPS_SEGMENT_DTYPE array (or a structured array with its fields, which is
+    converted), a uint8 array of shape (n, 99) or (99,), or a
     bytes-like object whose length is a multiple of 99.
     """
     if isinstance(raw, np.ndarray) and raw.dtype == GPS_SEGMENT_DTYPE:
         return raw.reshape(-1)
+    if isinstance(raw, np.ndarray) and raw.dtype.names:
+        # Same fields in another byte order (np.concatenate makes them native): convert.
+        return raw.astype(GPS_SEGMENT_DTYPE).reshape(-1)
     if isinstance(raw, np.ndarray):
         u8 = np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1)
     else:

@@ -18,14 +18,17 @@ Resync rules (:func:`decode_range`):
 
 * A sync is accepted only if a whole plausible GPS segment follows it
   (:func:`pygnc.formats.gps.gps_segment_plausible`); bytes before the first accepted sync
-  are skipped.
-* Range packets are read on the 12-byte grid after the GPS packet.  A packet is corrupt if
-  ``ms > 999`` or a reserved flag bit is set; a corrupt packet, or a partial packet at the
-  end of the data, ends the group and everything up to the next accepted sync is skipped.
-* The grid ends at an accepted sync that lies on it (range packets never start with the
-  sync).  An accepted sync *inside* the grid (not on a packet boundary) is taken for
-  bytes of range data when the packet straddling it is a well-formed packet, and is a
-  real group start (the data before it is skipped) otherwise.
+  are skipped.  Of two accepted syncs less than 102 bytes apart the later is kept (the
+  earlier packet is truncated).
+* Every accepted sync starts a group (range packets never start with the sync).  Range
+  packets are read on the 12-byte grid after the GPS packet, up to the next accepted
+  sync or the end of the data.  A packet is corrupt if ``ms > 999`` or a reserved flag
+  bit is set; a corrupt packet ends the group, and it and everything after it up to the
+  next accepted sync is skipped, as is a partial packet before the next sync or the end.
+* Sync bytes inside range data are rejected by the plausibility test: on the grid they
+  can only be range bytes 9..11 (0x00AA4412 mm = 11.2 km is a real range), and then the
+  would-be time-status byte is the next packet's ms high byte (0..3), never a NovAtel
+  time status.
 """
 
 from __future__ import annotations
@@ -114,45 +117,24 @@ def _accepted_syncs(a: np.ndarray) -> np.ndarray:
         return s.astype(np.int64)
     windows = np.lib.stride_tricks.sliding_window_view(a, GPS_SEGMENT_SIZE)
     seg = np.ascontiguousarray(windows[s + len(SYNC)]).view(GPS_SEGMENT_DTYPE).reshape(-1)
-    return s[gps_segment_plausible(seg)].astype(np.int64)
+    s = s[gps_segment_plausible(seg)].astype(np.int64)
+    # Overlapping peer GPS packets: the earlier one lost bytes (the later sync sits in
+    # what should be its GPS segment), so the later one wins.
+    keep = np.ones(s.size, dtype=bool)
+    keep[:-1] = np.diff(s) >= PEER_GPS_PACKET_SIZE
+    return s[keep]
 
 
-def _walk(a: np.ndarray, syncs: np.ndarray):
-    """Framing per the module rules: list of (sync offset, packets start, packet count)."""
-    n = a.size
+def _walk(a: np.ndarray, syncs: np.ndarray) -> list[tuple[int, int, int]]:
+    """Framing per the module rules: (sync offset, packets offset, packet count) per group."""
     groups = []
-    k = 0  # index into syncs of the current group start
-    while k < syncs.size:
-        start = int(syncs[k])
+    bounds = np.append(syncs, a.size).tolist()
+    for start, limit in zip(bounds[:-1], bounds[1:]):
         pos = start + PEER_GPS_PACKET_SIZE
-        count = 0
-        nxt = k + 1
-        while True:
-            # Skip accepted syncs that start inside the GPS packet or already-read packets.
-            while nxt < syncs.size and syncs[nxt] < pos:
-                nxt += 1
-            limit = int(syncs[nxt]) if nxt < syncs.size else n
-            k_full = (limit - pos) // RANGE_PACKET_SIZE
-            pk = a[pos : pos + k_full * RANGE_PACKET_SIZE].view(RANGE_PACKET_DTYPE)
-            bad = np.flatnonzero(~packets_ok(pk))
-            if bad.size:  # corrupt packet: group ends, resync at next accepted sync
-                count += int(bad[0])
-                break
-            count += k_full
-            pos += k_full * RANGE_PACKET_SIZE
-            if pos == limit or nxt >= syncs.size:
-                break  # on-grid sync (next group) or end of data (partial tail skipped)
-            # Off-grid sync at `limit`: data if the straddling packet is well formed.
-            if pos + RANGE_PACKET_SIZE <= n and packets_ok(a[pos : pos + RANGE_PACKET_SIZE].view(RANGE_PACKET_DTYPE))[0]:
-                count += 1
-                pos += RANGE_PACKET_SIZE
-                continue
-            break
-        groups.append((start, start + PEER_GPS_PACKET_SIZE, count))
-        end = start + PEER_GPS_PACKET_SIZE + count * RANGE_PACKET_SIZE
-        while nxt < syncs.size and syncs[nxt] < end:
-            nxt += 1
-        k = nxt
+        k_full = (limit - pos) // RANGE_PACKET_SIZE
+        pk = a[pos : pos + k_full * RANGE_PACKET_SIZE].view(RANGE_PACKET_DTYPE)
+        bad = np.flatnonzero(~packets_ok(pk))
+        groups.append((start, pos, int(bad[0]) if bad.size else k_full))
     return groups
 
 
