@@ -4,11 +4,12 @@ The truth is deliberately richer than the flight estimator's dynamics
 (:mod:`pygnc.estimation.orbit_dynamics`: point mass + J2..J4 + exponential drag + empirical
 accelerations), so that a filter tested on it is not tested against its own model:
 
-* **Gravity**: EGM96 to degree and order 8 (``gravity_degree``, <= 8), evaluated in the
-  ITRS (Cunningham V/W recursion, Montenbruck & Gill §3.2.4, written independently of the
-  flight zonal code and cross-checked against it in the tests) and rotated to GCRS with
-  :func:`pygnc.frames.gcrs_from_itrs_matrix` at every evaluation.  Tesseral terms (C22,
-  S22, ...) are what the flight model lacks most: ~4e-5 m/s^2 at 500 km.
+* **Gravity**: EGM96 to degree and order 12 (``gravity_degree``, <= 12), evaluated in the
+  ITRS (Cunningham V/W recursion, Montenbruck & Gill §3.2.4; cross-checked in the tests
+  against the flight zonal code and against a finite-difference gradient of the
+  potential) and rotated to GCRS with :func:`pygnc.frames.gcrs_from_itrs_matrix` at every
+  evaluation.  The flight estimator carries at most 8x8; the truth's degrees 9-12 and
+  everything below are what its empirical accelerations must absorb.
 * **Drag**: density = Vallado piecewise exponential x a diurnal bulge (Harris-Priester-like,
   peak 2.2x the night value at 14 h local solar time, cos^6 of half the angle to the apex)
   x a solar-activity factor drawn from *seed* (log-normal, sigma 0.35; 1 without seed)
@@ -22,7 +23,7 @@ accelerations), so that a filter tested on it is not tested against its own mode
 
 Integration: scipy ``solve_ivp`` DOP853 in GCRS, rtol 1e-12, atol 1e-6 m (1e-9 m/s), dense
 output sampled on the ``step_s`` grid.  Two-body runs agree with the Kepler solution to
-< 1 mm after a day (``tests/test_truth_orbits.py``).
+< 1 mm after a day (``tests/test_orbit_dynamics.py``).
 
 All times are ``t_gps_s``; positions m, velocities m/s; frames GCRS and ECEF (ITRS, via
 :mod:`pygnc.frames`, UT1 = UTC, no polar motion: the truth's ECEF is defined by the same
@@ -39,6 +40,7 @@ from scipy.interpolate import CubicSpline
 
 from pygnc import frames, timebase
 from pygnc.environment import sun as sun_model
+from pygnc.estimation.orbit_dynamics import EGM96_NORMALIZED as _EGM96_FLIGHT
 from pygnc.estimation.orbit_dynamics import (
     A_WGS84_M,
     FLATTENING_EARTH,
@@ -61,32 +63,35 @@ GM_MOON_M3_S2 = 4.9028e12
 #: Solar radiation pressure at 1 AU, N/m^2.
 P_SUN_N_M2 = 4.56e-6
 
-#: EGM96 fully normalised (n, m, C, S), n = 2..8 (tide-free).
-EGM96_NORMALIZED = (
-    (2, 0, -4.84165371736e-4, 0.0), (2, 1, -1.86987635955e-10, 1.19528012031e-9),
-    (2, 2, 2.43914352398e-6, -1.40016683654e-6),
-    (3, 0, 9.57254173792e-7, 0.0), (3, 1, 2.02998882184e-6, 2.48513158716e-7),
-    (3, 2, 9.04627768605e-7, -6.19025944205e-7), (3, 3, 7.21072657057e-7, 1.41435626958e-6),
-    (4, 0, 5.39873863789e-7, 0.0), (4, 1, -5.36321616971e-7, -4.73440265853e-7),
-    (4, 2, 3.50694105785e-7, 6.62671572540e-7), (4, 3, 9.90771803829e-7, -2.00928369177e-7),
-    (4, 4, -1.88560802735e-7, 3.08853169333e-7),
-    (5, 0, 6.8532347563e-8, 0.0), (5, 1, -6.21012128528e-8, -9.44226127525e-8),
-    (5, 2, 6.52438297612e-7, -3.23349612668e-7), (5, 3, -4.51955406071e-7, -2.14847190624e-7),
-    (5, 4, -2.95301647654e-7, 4.96658876769e-8), (5, 5, 1.74971983203e-7, -6.69384278219e-7),
-    (6, 0, -1.49957994714e-7, 0.0), (6, 1, -7.60879384947e-8, 2.62890545501e-8),
-    (6, 2, 4.81732442832e-8, -3.73728201347e-7), (6, 3, 5.71730990516e-8, 9.02694517163e-9),
-    (6, 4, -8.62142660109e-8, -4.71408154267e-7), (6, 5, -2.6713332549e-7, -5.36488432483e-7),
-    (6, 6, 9.67616121092e-9, -2.37192006935e-7),
-    (7, 0, 9.0978937145e-8, 0.0), (7, 1, 2.79872910488e-7, 9.54336911867e-8),
-    (7, 2, 3.29743816488e-7, 9.30667596042e-8), (7, 3, 2.50398657706e-7, -2.17198608738e-7),
-    (7, 4, -2.75114355257e-7, -1.23800392323e-7), (7, 5, 1.93765507243e-9, 1.77377719872e-8),
-    (7, 6, -3.58856860645e-7, 1.51789817739e-7), (7, 7, 1.09185148045e-9, 2.44415707993e-8),
-    (8, 0, 4.96711667324e-8, 0.0), (8, 1, 2.33422047893e-8, 5.90060493411e-8),
-    (8, 2, 8.02978722615e-8, 6.54175425859e-8), (8, 3, -1.91877757009e-8, -8.63454445021e-8),
-    (8, 4, -2.44600105471e-7, 7.00233016934e-8), (8, 5, -2.55352403037e-8, 8.91462164788e-8),
-    (8, 6, -6.57361610961e-8, 3.09238461807e-7), (8, 7, 6.72811580072e-8, 7.47440473633e-8),
-    (8, 8, -1.24092493016e-7, 1.20533165603e-7),
+_EGM96_DEG9_12 = (
+    (9, 0, 2.76714300853e-8, 0.0), (9, 1, 1.43387502749e-7, 2.16834947618e-8),
+    (9, 2, 2.22288318564e-8, -3.22196647116e-8), (9, 3, -1.60811502143e-7, -7.42287409462e-8),
+    (9, 4, -9.00179225336e-9, 1.94666779475e-8), (9, 5, -1.66165092924e-8, -5.41113191483e-8),
+    (9, 6, 6.26941938248e-8, 2.22903525945e-7), (9, 7, -1.18366323475e-7, -9.65152667886e-8),
+    (9, 8, 1.88436022794e-7, -3.08566220421e-9), (9, 9, -4.77475386132e-8, 9.66412847714e-8),
+    (10, 0, 5.26222488569e-8, 0.0), (10, 1, 8.35115775652e-8, -1.31314331796e-7),
+    (10, 2, -9.42413882081e-8, -5.1579165739e-8), (10, 3, -6.89895048176e-9, -1.53768828694e-7),
+    (10, 4, -8.40764549716e-8, -7.92806255331e-8), (10, 5, -4.93395938185e-8, -5.05370221897e-8),
+    (10, 6, -3.75885236598e-8, -7.95667053872e-8), (10, 7, 8.11460540925e-9, -3.36629641314e-9),
+    (10, 8, 4.04927981694e-8, -9.18705975922e-8), (10, 9, 1.25491334939e-7, -3.76516222392e-8),
+    (10, 10, 1.00538634409e-7, -2.4014844952e-8),
+    (11, 0, -5.09613707522e-8, 0.0), (11, 1, 1.51687209933e-8, -2.68604146166e-8),
+    (11, 2, 1.86309749878e-8, -9.90693862047e-8), (11, 3, -3.09871239854e-8, -1.4813180426e-7),
+    (11, 4, -3.89580205051e-8, -6.3666651198e-8), (11, 5, 3.77848029452e-8, 4.94736238169e-8),
+    (11, 6, -1.18676592395e-9, 3.44769584593e-8), (11, 7, 4.11565188074e-9, -8.98252808977e-8),
+    (11, 8, -5.984108413e-9, 2.43989612237e-8), (11, 9, -3.14231072723e-8, 4.17731829829e-8),
+    (11, 10, -5.21882681927e-8, -1.83364561788e-8), (11, 11, 4.60344448746e-8, -6.96662308185e-8),
+    (12, 0, 3.77252636558e-8, 0.0), (12, 1, -5.40654977836e-8, -4.35675748979e-8),
+    (12, 2, 1.42979642253e-8, 3.20975937619e-8), (12, 3, 3.93995876403e-8, 2.44264863505e-8),
+    (12, 4, -6.86908127934e-8, 4.15081109011e-9), (12, 5, 3.0941112873e-8, 7.82536279033e-9),
+    (12, 6, 3.41523275208e-9, 3.91765484449e-8), (12, 7, -1.86909958587e-8, 3.56131849382e-8),
+    (12, 8, -2.53769398865e-8, 1.69361024629e-8), (12, 9, 4.22880630662e-8, 2.52692598301e-8),
+    (12, 10, -6.17619654902e-9, 3.08375794212e-8), (12, 11, 1.12502994122e-8, -6.37946501558e-9),
+    (12, 12, -2.4953260739e-9, -1.117806019e-8),
 )
+
+#: EGM96 fully normalised (n, m, C, S): n = 2..8 from the flight table, 9..12 here.
+EGM96_NORMALIZED = _EGM96_FLIGHT + _EGM96_DEG9_12
 
 
 def _unnormalized_tables(degree, zonal_only=False):
@@ -103,7 +108,7 @@ def _unnormalized_tables(degree, zonal_only=False):
     return c, s
 
 
-def spherical_harmonic_acceleration_itrs(r_itrs_m, degree=8, tables=None):
+def spherical_harmonic_acceleration_itrs(r_itrs_m, degree=12, tables=None):
     """Gravitational acceleration [m/s^2] in ITRS at *r_itrs_m* [m], EGM96 to *degree* x *degree*.
 
     Includes the central term.  *tables* = (C, S) unnormalised coefficient tables (as from
@@ -213,8 +218,8 @@ class _TruthForces:
     """Right-hand side of the truth dynamics (closure over the scenario's parameters)."""
 
     def __init__(self, t0_gps_s, duration_s, ballistic_coeff_kg_m2, density_factor, density_phase_rad,
-                 gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag):
-        self.tables = _unnormalized_tables(gravity_degree)
+                 gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag, zonal_only=False):
+        self.tables = _unnormalized_tables(gravity_degree, zonal_only)
         self.degree = gravity_degree
         self.inv_b = 0.0 if not drag or not ballistic_coeff_kg_m2 else 1.0 / ballistic_coeff_kg_m2
         self.density_factor = density_factor
@@ -269,8 +274,8 @@ class _TruthForces:
 
 
 def propagate_truth(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ballistic_coeff_kg_m2=40.0,
-                    seed=None, *, gravity_degree=8, third_body=True, drag=True,
-                    srp_cr_area_to_mass_m2_kg=0.013, rtol=1e-12, atol_m=1e-6):
+                    seed=None, *, gravity_degree=12, third_body=True, drag=True,
+                    srp_cr_area_to_mass_m2_kg=0.013, gravity_zonal_only=False, rtol=1e-12, atol_m=1e-6):
     """Propagate the truth orbit; return a dict of arrays sampled every *step_s*.
 
     Keys: ``t_gps_s`` (n,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``, ``v_ecef_m_s`` (n, 3),
@@ -282,7 +287,7 @@ def propagate_truth(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ba
     density_factor = float(np.exp(0.35 * rng.standard_normal())) if rng is not None else 1.0
     density_phase = float(rng.uniform(0.0, 2.0 * math.pi)) if rng is not None else 0.0
     rhs = _TruthForces(float(t0_gps_s), float(duration_s), ballistic_coeff_kg_m2, density_factor, density_phase,
-                       gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag)
+                       gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag, gravity_zonal_only)
     n = int(math.floor(duration_s / step_s + 1e-9)) + 1
     t_eval = float(t0_gps_s) + step_s * np.arange(n)
     y0 = np.concatenate([np.asarray(r0_gcrs_m, dtype=float), np.asarray(v0_gcrs_m_s, dtype=float)])

@@ -6,10 +6,12 @@ Frame and units: everything is in the GCRS (:mod:`pygnc.frames`), SI units — p
 Models
 ------
 * **Gravity**: point mass plus the zonal harmonics J2..Jn (default J2, J3, J4 from EGM96,
-  ``GM_EARTH_M3_S2``, ``R_EARTH_M``), about the GCRS z axis (the CIP is within 0.1" of it
-  for decades: the resulting J2 error is < 1e-6 relative).  Written once for any degree
-  from the potential U = GM/r [1 - sum J_n (R/r)^n P_n(z/r)]; the acceleration and its
-  3x3 gradient d a/d r are both closed-form (Legendre recursion for P_n, P_n', P_n'').
+  ``GM_EARTH_M3_S2``, ``R_EARTH_M``) about the Earth's rotation pole k (the CIP, which
+  precession has moved ~0.15 deg from GCRS z by 2025 — ignoring that costs 5e-5 m/s^2).
+  Written once for any degree from the potential U = GM/r [1 - sum J_n (R/r)^n
+  P_n(r.k/r)]; the acceleration and its 3x3 gradient d a/d r are both closed-form
+  (Legendre recursion for P_n, P_n', P_n'').  Optionally (``tesseral_degree``) the EGM96
+  tesseral terms up to degree and order 8, evaluated in ITRS once per step.
 * **Drag**: a = -1/2 (k / B) rho(h) |v_rel| v_rel with v_rel = v - omega_E x r (atmosphere
   co-rotating with the Earth), B = m / (C_D A) the ballistic coefficient [kg/m^2] and k
   a dimensionless drag scale (1 nominal; optionally estimated).  rho(h) is the
@@ -43,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pygnc import frames
 from pygnc.frames import OMEGA_EARTH_RAD_S
 
 __all__ = [
@@ -76,6 +79,34 @@ _C_N0_EGM96 = (-4.84165371736e-4, 9.57254173792e-7, 5.39873863789e-7, 6.85323475
                -1.49957994714e-7, 9.0978937145e-8, 4.96711667324e-8)
 #: Unnormalised zonal coefficients J_n = -sqrt(2n+1) C(n,0), index n (0 and 1 unused).
 ZONAL_J_EGM96 = (0.0, 0.0) + tuple(-math.sqrt(2 * n + 1) * c for n, c in enumerate(_C_N0_EGM96, start=2))
+
+#: EGM96 fully normalised (n, m, C, S), n = 2..8 (tide-free); the zonal (m = 0) entries
+#: are the same as ``_C_N0_EGM96``.
+EGM96_NORMALIZED = (
+    (2, 0, -4.84165371736e-4, 0.0), (2, 1, -1.86987635955e-10, 1.19528012031e-9),
+    (2, 2, 2.43914352398e-6, -1.40016683654e-6),
+    (3, 0, 9.57254173792e-7, 0.0), (3, 1, 2.02998882184e-6, 2.48513158716e-7),
+    (3, 2, 9.04627768605e-7, -6.19025944205e-7), (3, 3, 7.21072657057e-7, 1.41435626958e-6),
+    (4, 0, 5.39873863789e-7, 0.0), (4, 1, -5.36321616971e-7, -4.73440265853e-7),
+    (4, 2, 3.50694105785e-7, 6.62671572540e-7), (4, 3, 9.90771803829e-7, -2.00928369177e-7),
+    (4, 4, -1.88560802735e-7, 3.08853169333e-7),
+    (5, 0, 6.8532347563e-8, 0.0), (5, 1, -6.21012128528e-8, -9.44226127525e-8),
+    (5, 2, 6.52438297612e-7, -3.23349612668e-7), (5, 3, -4.51955406071e-7, -2.14847190624e-7),
+    (5, 4, -2.95301647654e-7, 4.96658876769e-8), (5, 5, 1.74971983203e-7, -6.69384278219e-7),
+    (6, 0, -1.49957994714e-7, 0.0), (6, 1, -7.60879384947e-8, 2.62890545501e-8),
+    (6, 2, 4.81732442832e-8, -3.73728201347e-7), (6, 3, 5.71730990516e-8, 9.02694517163e-9),
+    (6, 4, -8.62142660109e-8, -4.71408154267e-7), (6, 5, -2.6713332549e-7, -5.36488432483e-7),
+    (6, 6, 9.67616121092e-9, -2.37192006935e-7),
+    (7, 0, 9.0978937145e-8, 0.0), (7, 1, 2.79872910488e-7, 9.54336911867e-8),
+    (7, 2, 3.29743816488e-7, 9.30667596042e-8), (7, 3, 2.50398657706e-7, -2.17198608738e-7),
+    (7, 4, -2.75114355257e-7, -1.23800392323e-7), (7, 5, 1.93765507243e-9, 1.77377719872e-8),
+    (7, 6, -3.58856860645e-7, 1.51789817739e-7), (7, 7, 1.09185148045e-9, 2.44415707993e-8),
+    (8, 0, 4.96711667324e-8, 0.0), (8, 1, 2.33422047893e-8, 5.90060493411e-8),
+    (8, 2, 8.02978722615e-8, 6.54175425859e-8), (8, 3, -1.91877757009e-8, -8.63454445021e-8),
+    (8, 4, -2.44600105471e-7, 7.00233016934e-8), (8, 5, -2.55352403037e-8, 8.91462164788e-8),
+    (8, 6, -6.57361610961e-8, 3.09238461807e-7), (8, 7, 6.72811580072e-8, 7.47440473633e-8),
+    (8, 8, -1.24092493016e-7, 1.20533165603e-7),
+)
 
 # Vallado table 8-4: base altitude [km], base density [kg/m^3], scale height [km].
 _ATMOSPHERE_TABLE = (
@@ -111,6 +142,10 @@ class DynamicsModel:
     dmc_tau_s: float = 600.0
     drag_scale_tau_s: float | None = None
     max_step_s: float = 5.0
+    tesseral_degree: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "_tesseral_tables", _tesseral_tables(self.tesseral_degree))
 
     @property
     def n_states(self) -> int:
@@ -118,15 +153,18 @@ class DynamicsModel:
 
 
 # ----------------------------------------------------------------------------- gravity
-def _zonal_sums(x, y, z, zonal_j, gradient):
+_Z_POLE = (0.0, 0.0, 1.0)
+
+
+def _zonal_sums(x, y, z, zonal_j, gradient, pole=_Z_POLE):
     """Scalars from which the zonal acceleration (and gradient) are assembled.
 
-    With e = r/|r| and k = z unit vector: a = A e - B k and
-    G = -(1/r) [C1 e e^T - A I - Ap (k e^T + e k^T) + Bp k k^T].
+    With e = r/|r| and k the unit vector of the Earth's rotation pole (CIP) in GCRS:
+    a = A e - B k and G = -(1/r) [C1 e e^T - A I - Ap (k e^T + e k^T) + Bp k k^T].
     """
     r2 = x * x + y * y + z * z
     r = math.sqrt(r2)
-    u = z / r
+    u = (x * pole[0] + y * pole[1] + z * pole[2]) / r
     # n = 0 is the central term (J0 = -1).
     f = -GM_EARTH_M3_S2 / r2
     big_a, big_b = f, 0.0
@@ -159,40 +197,131 @@ def _zonal_sums(x, y, z, zonal_j, gradient):
     return r, big_a, big_b, c1, ap, bp
 
 
-def _gravity_xyz(x, y, z, zonal_j):
-    r, big_a, big_b, _, _, _ = _zonal_sums(x, y, z, zonal_j, False)
+def _gravity_xyz(x, y, z, zonal_j, pole=_Z_POLE):
+    r, big_a, big_b, _, _, _ = _zonal_sums(x, y, z, zonal_j, False, pole)
     s = big_a / r
-    return s * x, s * y, s * z - big_b
+    return s * x - big_b * pole[0], s * y - big_b * pole[1], s * z - big_b * pole[2]
 
 
-def gravity_acceleration(r_m, zonal_j=ZONAL_J_EGM96[:5]):
+def gravity_acceleration(r_m, zonal_j=ZONAL_J_EGM96[:5], pole=_Z_POLE):
     """Gravitational acceleration [m/s^2] at GCRS position *r_m* [m]: point mass + zonals.
 
     *zonal_j* holds J_n indexed by degree n (entries 0, 1 ignored); default J2..J4.
+    *pole*: unit vector of the Earth's rotation axis (CIP) in the frame of *r_m*; in GCRS
+    use :func:`earth_pole_gcrs` (the CIP is ~0.15 deg from GCRS z in 2025, which would
+    be a 5e-5 m/s^2 error if ignored).
     """
     x, y, z = (float(c) for c in r_m)
-    return np.array(_gravity_xyz(x, y, z, zonal_j))
+    return np.array(_gravity_xyz(x, y, z, zonal_j, tuple(float(c) for c in pole)))
 
 
-def _gravity_and_gradient_xyz(x, y, z, zonal_j):
-    r, big_a, big_b, c1, ap, bp = _zonal_sums(x, y, z, zonal_j, True)
-    ex, ey, ez = x / r, y / r, z / r
-    a = (big_a * ex, big_a * ey, big_a * ez - big_b)
-    k = -1.0 / r
-    g = [[k * (c1 * ex * ex - big_a), k * c1 * ex * ey, k * (c1 * ex * ez - ap * ex)],
-         [0.0, k * (c1 * ey * ey - big_a), k * (c1 * ey * ez - ap * ey)],
-         [0.0, 0.0, k * (c1 * ez * ez - big_a - 2.0 * ap * ez + bp)]]
-    g[1][0] = g[0][1]
-    g[2][0] = g[0][2]
-    g[2][1] = g[1][2]
+def _gravity_and_gradient_xyz(x, y, z, zonal_j, pole=_Z_POLE):
+    r, big_a, big_b, c1, ap, bp = _zonal_sums(x, y, z, zonal_j, True, pole)
+    e = (x / r, y / r, z / r)
+    k = pole
+    a = (big_a * e[0] - big_b * k[0], big_a * e[1] - big_b * k[1], big_a * e[2] - big_b * k[2])
+    f = -1.0 / r
+    g = [[0.0] * 3 for _ in range(3)]
+    for i in range(3):
+        for j in range(i, 3):
+            gij = c1 * e[i] * e[j] - ap * (k[i] * e[j] + e[i] * k[j]) + bp * k[i] * k[j]
+            if i == j:
+                gij -= big_a
+            g[i][j] = g[j][i] = f * gij
     return a, g
 
 
-def gravity_acceleration_gradient(r_m, zonal_j=ZONAL_J_EGM96[:5]):
+def gravity_acceleration_gradient(r_m, zonal_j=ZONAL_J_EGM96[:5], pole=_Z_POLE):
     """(acceleration [m/s^2] (3,), gradient d a / d r [1/s^2] (3, 3), symmetric)."""
     x, y, z = (float(c) for c in r_m)
-    a, g = _gravity_and_gradient_xyz(x, y, z, zonal_j)
+    a, g = _gravity_and_gradient_xyz(x, y, z, zonal_j, tuple(float(c) for c in pole))
     return np.array(a), np.array(g)
+
+
+def earth_pole_gcrs(t_gps_s):
+    """Unit vector of the ITRS z axis (CIP, polar motion ignored) in GCRS at *t_gps_s*."""
+    return frames.gcrs_from_itrs_matrix(float(t_gps_s))[:, 2].copy()
+
+
+def _tesseral_tables(degree):
+    """Unnormalised (C, S) nested lists of the m > 0 EGM96 terms up to *degree*, or None."""
+    if degree < 2:
+        return None
+    if degree > 8:
+        raise ValueError("the flight gravity table stops at degree 8")
+    c = [[0.0] * (degree + 1) for _ in range(degree + 1)]
+    s = [[0.0] * (degree + 1) for _ in range(degree + 1)]
+    for n, m, cn, sn in EGM96_NORMALIZED:
+        if n <= degree and m > 0:
+            norm = math.sqrt(2.0 * (2 * n + 1) * math.factorial(n - m) / math.factorial(n + m))
+            c[n][m] = cn * norm
+            s[n][m] = sn * norm
+    return c, s
+
+
+def _tesseral_itrs_xyz(x, y, z, tables):
+    """Acceleration [m/s^2] of the tesseral terms in *tables* at ITRS (x, y, z) [m].
+
+    V/W (Cunningham) recursion of the solid spherical harmonics (Montenbruck & Gill,
+    Satellite Orbits, §3.2.4), m > 0 terms only.
+    """
+    c, s = tables
+    degree = len(c) - 1
+    r2 = x * x + y * y + z * z
+    rr = R_EARTH_M / r2
+    x0, y0, z0, rho = x * rr, y * rr, z * rr, R_EARTH_M * rr
+    nmax = degree + 1
+    v = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
+    w = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
+    v[0][0] = R_EARTH_M / math.sqrt(r2)
+    for m in range(nmax + 1):
+        vm, wm = v[m], w[m]
+        if m > 0:
+            f = 2 * m - 1
+            vp, wp = v[m - 1][m - 1], w[m - 1][m - 1]
+            vm[m] = f * (x0 * vp - y0 * wp)
+            wm[m] = f * (x0 * wp + y0 * vp)
+        if m < nmax:
+            f = 2 * m + 1
+            v[m + 1][m] = f * z0 * vm[m]
+            w[m + 1][m] = f * z0 * wm[m]
+        for n in range(m + 2, nmax + 1):
+            a1 = (2 * n - 1) / (n - m)
+            a2 = (n + m - 1) / (n - m) * rho
+            v[n][m] = a1 * z0 * v[n - 1][m] - a2 * v[n - 2][m]
+            w[n][m] = a1 * z0 * w[n - 1][m] - a2 * w[n - 2][m]
+    ax = ay = az = 0.0
+    for n in range(2, degree + 1):
+        vn1, wn1 = v[n + 1], w[n + 1]
+        for m in range(1, n + 1):
+            cnm, snm = c[n][m], s[n][m]
+            fac = (n - m + 2) * (n - m + 1)
+            ax += 0.5 * (-cnm * vn1[m + 1] - snm * wn1[m + 1] + fac * (cnm * vn1[m - 1] + snm * wn1[m - 1]))
+            ay += 0.5 * (-cnm * wn1[m + 1] + snm * vn1[m + 1] + fac * (-cnm * wn1[m - 1] + snm * vn1[m - 1]))
+            az += (n - m + 1) * (-cnm * vn1[m] - snm * wn1[m])
+    k = GM_EARTH_M3_S2 / (R_EARTH_M * R_EARTH_M)
+    return k * ax, k * ay, k * az
+
+
+def _tesseral_gcrs_xyz(x, y, z, m, tables):
+    """Tesseral acceleration in GCRS; *m* = gcrs_from_itrs matrix as nested lists."""
+    xi = m[0][0] * x + m[1][0] * y + m[2][0] * z
+    yi = m[0][1] * x + m[1][1] * y + m[2][1] * z
+    zi = m[0][2] * x + m[1][2] * y + m[2][2] * z
+    ax, ay, az = _tesseral_itrs_xyz(xi, yi, zi, tables)
+    return (m[0][0] * ax + m[0][1] * ay + m[0][2] * az,
+            m[1][0] * ax + m[1][1] * ay + m[1][2] * az,
+            m[2][0] * ax + m[2][1] * ay + m[2][2] * az)
+
+
+def tesseral_acceleration(r_gcrs_m, t_gps_s, degree):
+    """GCRS acceleration [m/s^2] of the EGM96 tesseral terms (2 <= m <= n <= *degree*, m > 0)."""
+    x, y, z = (float(c) for c in r_gcrs_m)
+    tables = _tesseral_tables(degree)
+    if tables is None:
+        return np.zeros(3)
+    m = frames.gcrs_from_itrs_matrix(float(t_gps_s)).tolist()
+    return np.array(_tesseral_gcrs_xyz(x, y, z, m, tables))
 
 
 # ------------------------------------------------------------------------------ drag
@@ -347,20 +476,20 @@ def process_noise(dt_s, model: DynamicsModel, dmc_sigma_m_s2, drag_scale_sigma=0
 
 
 # ----------------------------------------------------------------- Jacobian and Phi
-def _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, zj, inv_b):
-    gx, gy, gz = _gravity_xyz(x, y, z, zj)
+def _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, zj, inv_b, pole):
+    gx, gy, gz = _gravity_xyz(x, y, z, zj, pole)
     if inv_b:
         (dx, dy, dz), _ = _drag_xyz(x, y, z, vx, vy, vz, inv_b * k)
         return gx + dx + wx, gy + dy + wy, gz + dz + wz
     return gx + wx, gy + wy, gz + wz
 
 
-def _jacobian_list(xs, model: DynamicsModel):
+def _jacobian_list(xs, model: DynamicsModel, pole=_Z_POLE):
     """F = d f / d x at state list *xs*, as nested lists (n x n)."""
     n = model.n_states
     x, y, z, vx, vy, vz = xs[:6]
     k = xs[9] if n == 10 else 1.0
-    _, g = _gravity_and_gradient_xyz(x, y, z, model.zonal_j)
+    _, g = _gravity_and_gradient_xyz(x, y, z, model.zonal_j, pole)
     f = [[0.0] * n for _ in range(n)]
     for i in range(3):
         f[i][3 + i] = 1.0
@@ -385,15 +514,19 @@ def _jacobian_list(xs, model: DynamicsModel):
     return f
 
 
-def state_derivative_jacobian(x_state, model: DynamicsModel):
-    """Jacobian F = d(dx/dt)/dx of the estimator state (n_states x n_states), analytic."""
-    return np.array(_jacobian_list([float(c) for c in x_state], model))
+def state_derivative_jacobian(x_state, model: DynamicsModel, pole=_Z_POLE):
+    """Jacobian F = d(dx/dt)/dx of the estimator state (n_states x n_states), analytic.
+
+    The tesseral terms' gradient (< 1e-9 s^-2) is left out.
+    """
+    return np.array(_jacobian_list([float(c) for c in x_state], model, tuple(float(c) for c in pole)))
 
 
-def _rk4_step(xs, dt, model: DynamicsModel):
+def _rk4_step(xs, dt, model: DynamicsModel, extra=(0.0, 0.0, 0.0), pole=_Z_POLE):
     """One RK4 step of (r, v) with w(t) = w0 exp(-t/tau) and a constant drag scale."""
     x, y, z, vx, vy, vz, wx, wy, wz = xs[:9]
     k = xs[9] if len(xs) == 10 else 1.0
+    ex, ey, ez = extra
     zj = model.zonal_j
     b = model.ballistic_coeff_kg_m2
     inv_b = 1.0 / b if b and math.isfinite(b) else 0.0
@@ -401,16 +534,16 @@ def _rk4_step(xs, dt, model: DynamicsModel):
     e_half = math.exp(-0.5 * dt / tau)
     e_full = e_half * e_half
     h2 = 0.5 * dt
-    a1 = _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, zj, inv_b)
+    a1 = _accel_xyz(x, y, z, vx, vy, vz, wx + ex, wy + ey, wz + ez, k, zj, inv_b, pole)
     x2, y2, z2 = x + h2 * vx, y + h2 * vy, z + h2 * vz
     vx2, vy2, vz2 = vx + h2 * a1[0], vy + h2 * a1[1], vz + h2 * a1[2]
-    a2 = _accel_xyz(x2, y2, z2, vx2, vy2, vz2, wx * e_half, wy * e_half, wz * e_half, k, zj, inv_b)
+    a2 = _accel_xyz(x2, y2, z2, vx2, vy2, vz2, wx * e_half + ex, wy * e_half + ey, wz * e_half + ez, k, zj, inv_b, pole)
     x3, y3, z3 = x + h2 * vx2, y + h2 * vy2, z + h2 * vz2
     vx3, vy3, vz3 = vx + h2 * a2[0], vy + h2 * a2[1], vz + h2 * a2[2]
-    a3 = _accel_xyz(x3, y3, z3, vx3, vy3, vz3, wx * e_half, wy * e_half, wz * e_half, k, zj, inv_b)
+    a3 = _accel_xyz(x3, y3, z3, vx3, vy3, vz3, wx * e_half + ex, wy * e_half + ey, wz * e_half + ez, k, zj, inv_b, pole)
     x4, y4, z4 = x + dt * vx3, y + dt * vy3, z + dt * vz3
     vx4, vy4, vz4 = vx + dt * a3[0], vy + dt * a3[1], vz + dt * a3[2]
-    a4 = _accel_xyz(x4, y4, z4, vx4, vy4, vz4, wx * e_full, wy * e_full, wz * e_full, k, zj, inv_b)
+    a4 = _accel_xyz(x4, y4, z4, vx4, vy4, vz4, wx * e_full + ex, wy * e_full + ey, wz * e_full + ez, k, zj, inv_b, pole)
     s = dt / 6.0
     out = [
         x + s * (vx + 2 * vx2 + 2 * vx3 + vx4),
@@ -437,14 +570,24 @@ def _phi_taylor(f, dt):
     return eye + a @ phi
 
 
-def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True):
+def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
     """Propagate the estimator state by *dt_s* [s]; return (x_new, Phi).
 
     State (GCRS, SI): [r_m (3), v_m_s (3), w_m_s2 (3) empirical acceleration,
     (drag_scale)] — see :class:`DynamicsModel`.  The drag scale, when a state, is a
     Gauss-Markov process about 1.  Intervals longer than ``model.max_step_s`` are split
     into equal sub-steps and Phi chained.  *dt_s* may be negative (backwards) or zero.
+    With the start time *t_gps_s* the zonal field is referred to the true rotation pole
+    (CIP, from :mod:`pygnc.frames`, once per step); without it, to GCRS z (for tests and
+    short arcs only: ~0.15 deg off in 2025).  With ``model.tesseral_degree`` the time is
+    required: the tesseral
+    acceleration is evaluated once per step at the mid-step time and predicted position
+    (r + v h/2) and held constant over the step (its own rate of change, ~1e-7 m/s^3,
+    makes that a < 0.1 mm error per step); its tiny gradient is left out of Phi.
     """
+    tables = model._tesseral_tables
+    if tables is not None and t_gps_s is None:
+        raise ValueError("propagate: t_gps_s is required with tesseral gravity")
     xs = [float(c) for c in x_state]
     n = len(xs)
     if dt_s == 0.0:
@@ -452,11 +595,21 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True):
     nsub = max(1, int(math.ceil(abs(dt_s) / model.max_step_s - 1e-9)))
     h = dt_s / nsub
     phi_total = None
+    t = t_gps_s
+    pole = _Z_POLE
     for _ in range(nsub):
-        new = _rk4_step(xs, h, model)
+        extra = (0.0, 0.0, 0.0)
+        if t is not None:
+            m = frames.gcrs_from_itrs_matrix(t + 0.5 * h).tolist()
+            pole = (m[0][2], m[1][2], m[2][2])
+            if tables is not None:
+                extra = _tesseral_gcrs_xyz(xs[0] + 0.5 * h * xs[3], xs[1] + 0.5 * h * xs[4],
+                                           xs[2] + 0.5 * h * xs[5], m, tables)
+            t += h
+        new = _rk4_step(xs, h, model, extra, pole)
         if want_phi:
             mid = [0.5 * (a + b) for a, b in zip(xs, new)]
-            phi = _phi_taylor(np.array(_jacobian_list(mid, model)), h)
+            phi = _phi_taylor(np.array(_jacobian_list(mid, model, pole)), h)
             phi_total = phi if phi_total is None else phi @ phi_total
         xs = new
     return np.array(xs), phi_total

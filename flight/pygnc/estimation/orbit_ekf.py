@@ -1,0 +1,459 @@
+"""GPS-fix orbit EKF: position, velocity and empirical accelerations in GCRS, plus RTS smoother.
+
+State (GCRS, SI units), index: meaning
+    0-2  r_gcrs_m        position [m]
+    3-5  v_gcrs_m_s      velocity [m/s]
+    6-8  w_gcrs_m_s2     empirical (Gauss-Markov) acceleration [m/s^2]  (dynamic model
+                         compensation: absorbs tesseral gravity, third bodies, drag error)
+    9    drag_scale      multiplier of the modelled drag [-] (only with
+                         ``OrbitFilterConfig.estimate_drag_scale``)
+
+Dynamics: :mod:`pygnc.estimation.orbit_dynamics` (J2..J4, exponential drag, Gauss-Markov,
+RK4 with an analytic state transition matrix; steps of at most 5 s).
+
+Measurement: a GPS fix = ECEF position [m] and velocity [m/s] at ``t_gps_s``, converted to
+GCRS with :mod:`pygnc.frames` (its covariance too: R_gcrs = J R_ecef J^T with the
+Jacobian of the ECEF->GCRS map, including the omega x r coupling).  Per-axis 1-sigma from
+the fix when given (> 0), else the configured noise.  The update is the standard EKF with
+H = [I6 0]; covariance in Joseph form, symmetrised.  Innovations are gated with the
+chi-square test on the normalised innovation squared (6 degrees of freedom, probability
+``gate_probability``): a rejected fix changes nothing but the counters.  After
+``max_consecutive_rejections`` rejections in a row the filter assumes *it* is lost and
+re-initialises from the next fix (counted in ``n_reinit``).
+
+Why not filterpy's ``KalmanFilter.update`` / ``rts_smoother`` in the loop: the gate needs
+the innovation covariance before deciding to commit, and filterpy's RTS smoother predicts
+with ``F @ x`` (linear), which is wrong for an EKF whose prediction is the nonlinear
+propagation.  filterpy is used in the tests as an independent oracle for the Joseph update
+and the RTS recursion (``tests/test_orbit_ekf.py``).
+
+Everything here is pure computation: arrays in, arrays out, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from pygnc import frames, timebase
+from pygnc.estimation import orbit_dynamics as od
+
+__all__ = [
+    "OrbitFilterConfig",
+    "OrbitEKF",
+    "FilterStep",
+    "rts_smooth",
+    "run_orbit_filter",
+    "gps_times_from_sc",
+    "CHI2_6_QUANTILES",
+]
+
+#: Chi-square quantiles for 6 degrees of freedom (probability -> threshold).
+CHI2_6_QUANTILES = {0.95: 12.591587, 0.99: 16.811894, 0.999: 22.457744, 0.9999: 27.856317, 0.99999: 33.106989}
+
+
+@dataclass(frozen=True)
+class OrbitFilterConfig:
+    """Tunables of the orbit filter (SI units; sigmas are 1-sigma per axis)."""
+
+    #: GPS noise used when a fix carries no sigma (0), per ECEF axis.
+    pos_sigma_m: float = 10.0
+    vel_sigma_m_s: float = 0.01
+    #: Scale applied to the sigmas a fix reports (receivers are often optimistic).
+    fix_sigma_scale: float = 1.0
+    #: Empirical acceleration: steady-state sigma per axis [m/s^2] and correlation time [s].
+    dmc_sigma_m_s2: float = 3.0e-5
+    dmc_tau_s: float = 150.0
+    #: Spacecraft ballistic coefficient m / (C_D A) [kg/m^2]; None disables drag.
+    ballistic_coeff_kg_m2: float | None = 50.0
+    #: Estimate a drag scale state (Gauss-Markov about 1).
+    estimate_drag_scale: bool = False
+    drag_scale_sigma: float = 0.5
+    drag_scale_tau_s: float = 86_400.0
+    #: Highest zonal degree of the gravity model (2..8).
+    zonal_degree: int = 8
+    #: Degree and order of the EGM96 tesseral terms (0 = none, 2..8).
+    tesseral_degree: int = 8
+    #: Longest integration step [s].
+    max_step_s: float = 5.0
+    #: Innovation gate probability (chi-square, 6 dof); see CHI2_6_QUANTILES.
+    gate_probability: float = 0.9999
+    #: Consecutive rejections after which the filter re-initialises from the next fix.
+    max_consecutive_rejections: int = 6
+    #: Initial sigma of the empirical acceleration [m/s^2] (r, v start from the fix's R).
+    init_dmc_sigma_m_s2: float = 3.0e-5
+
+    def dynamics(self) -> od.DynamicsModel:
+        zj = od.ZONAL_J_EGM96[: self.zonal_degree + 1]
+        return od.DynamicsModel(
+            zonal_j=zj,
+            ballistic_coeff_kg_m2=self.ballistic_coeff_kg_m2,
+            dmc_tau_s=self.dmc_tau_s,
+            drag_scale_tau_s=self.drag_scale_tau_s if self.estimate_drag_scale else None,
+            max_step_s=self.max_step_s,
+            tesseral_degree=self.tesseral_degree,
+        )
+
+
+@dataclass
+class FilterStep:
+    """One predict (from the previous record) and optional update, kept for smoothing."""
+
+    t_gps_s: float
+    phi: np.ndarray | None  # transition from the previous record (None for the first)
+    x_pred: np.ndarray
+    p_pred: np.ndarray
+    x_post: np.ndarray
+    p_post: np.ndarray
+    updated: bool = False
+
+
+_W_SKEW = np.array([[0.0, -frames.OMEGA_EARTH_RAD_S, 0.0], [frames.OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s):
+    """ECEF fix -> (z (6,) = [r_gcrs_m, v_gcrs_m_s], R (6, 6) in GCRS).
+
+    *pos_sigma_m*, *vel_sigma_m_s*: per-axis 1-sigma in ECEF (3,).
+    """
+    m = frames.gcrs_from_itrs_matrix(float(t_gps_s))
+    r_e = np.asarray(pos_ecef_m, dtype=float)
+    v_e = np.asarray(vel_ecef_m_s, dtype=float)
+    z = np.empty(6)
+    z[:3] = m @ r_e
+    z[3:] = m @ (v_e + _W_SKEW @ r_e)
+    j = np.zeros((6, 6))
+    j[:3, :3] = m
+    j[3:, 3:] = m
+    j[3:, :3] = m @ _W_SKEW
+    r_e_cov = np.zeros(6)
+    r_e_cov[:3] = np.square(pos_sigma_m)
+    r_e_cov[3:] = np.square(vel_sigma_m_s)
+    r = (j * r_e_cov) @ j.T
+    return z, r
+
+
+class OrbitEKF:
+    """Extended Kalman filter on [r, v, w(, drag_scale)] in GCRS; see the module docstring.
+
+    Usage: :meth:`initialize_from_fix`, then :meth:`predict` / :meth:`predict_to` and
+    :meth:`update_gps` in time order.  With ``record=True`` every predict/update is kept
+    in :attr:`history` for :func:`rts_smooth`.
+    """
+
+    def __init__(self, config: OrbitFilterConfig | None = None, record: bool = False):
+        self.config = config or OrbitFilterConfig()
+        self.model = self.config.dynamics()
+        self.n = self.model.n_states
+        self.t_gps_s: float | None = None
+        self.x = np.zeros(self.n)
+        self.p = np.eye(self.n)
+        self.gate = _chi2_6(self.config.gate_probability)
+        self.n_used = 0
+        self.n_rejected = 0
+        self.n_invalid = 0
+        self.n_reinit = 0
+        self.consecutive_rejections = 0
+        self.last_nis = math.nan
+        self.record = record
+        self.history: list[FilterStep] = []
+        self._q_cache: dict[float, np.ndarray] = {}
+        self._eye = np.eye(self.n)
+
+    # ----------------------------------------------------------------- state access
+    @property
+    def initialized(self) -> bool:
+        return self.t_gps_s is not None
+
+    def state_gcrs(self):
+        """(r_gcrs_m (3,), v_gcrs_m_s (3,)) at :attr:`t_gps_s`."""
+        return self.x[:3].copy(), self.x[3:6].copy()
+
+    def state_ecef(self):
+        """(r_ecef_m (3,), v_ecef_m_s (3,)) at :attr:`t_gps_s` (ITRS via pygnc.frames)."""
+        return frames.gcrs_to_itrs(self.x[:3], self.x[3:6], self.t_gps_s)
+
+    def sigma(self):
+        """1-sigma of every state (n,)."""
+        return np.sqrt(np.diag(self.p))
+
+    # ----------------------------------------------------------------- core steps
+    def _sigmas(self, pos_sigma_m, vel_sigma_m_s):
+        c = self.config
+        ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
+        vs = np.full(3, c.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
+        # A sigma of 0 (or negative / non-finite) means "not given".
+        ps = np.where(np.isfinite(ps) & (ps > 0), ps, c.pos_sigma_m)
+        vs = np.where(np.isfinite(vs) & (vs > 0), vs, c.vel_sigma_m_s)
+        return ps, vs
+
+    def initialize_from_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
+        """Start the filter at a fix: r, v from the fix with its covariance, w = 0."""
+        ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
+        z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
+        self.t_gps_s = float(t_gps_s)
+        self.x = np.zeros(self.n)
+        self.x[:6] = z
+        self.p = np.zeros((self.n, self.n))
+        self.p[:6, :6] = r
+        s2 = self.config.init_dmc_sigma_m_s2**2
+        self.p[6, 6] = self.p[7, 7] = self.p[8, 8] = s2
+        if self.n == 10:
+            self.x[9] = 1.0
+            self.p[9, 9] = self.config.drag_scale_sigma**2
+        self.consecutive_rejections = 0
+        if self.record:
+            self.history.append(FilterStep(self.t_gps_s, None, self.x.copy(), self.p.copy(), self.x.copy(),
+                                           self.p.copy(), True))
+
+    def _q(self, dt_s):
+        key = round(dt_s, 6)
+        q = self._q_cache.get(key)
+        if q is None:
+            if len(self._q_cache) > 64:
+                self._q_cache.clear()
+            q = od.process_noise(abs(dt_s), self.model, self.config.dmc_sigma_m_s2, self.config.drag_scale_sigma)
+            self._q_cache[key] = q
+        return q
+
+    def predict(self, dt_s):
+        """Propagate state and covariance by *dt_s* [s] (> 0; split into <= max_step_s steps)."""
+        if dt_s <= 0.0:
+            return
+        nsub = max(1, int(math.ceil(dt_s / self.model.max_step_s - 1e-9)))
+        h = dt_s / nsub
+        q = self._q(h)
+        phi_all = None
+        for i in range(nsub):
+            self.x, phi = od.propagate(self.x, h, self.model, t_gps_s=self.t_gps_s + i * h)
+            self.p = phi @ self.p @ phi.T + q
+            if self.record:
+                phi_all = phi if phi_all is None else phi @ phi_all
+        self.p = 0.5 * (self.p + self.p.T)
+        self.t_gps_s += dt_s
+        if self.record:
+            # One record per predict call: the smoother needs Phi over the whole interval
+            # and the predicted covariance, which is exactly self.p here.
+            self.history.append(FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(), self.x.copy(),
+                                           self.p.copy(), False))
+
+    def predict_to(self, t_gps_s):
+        """Predict to GPS time *t_gps_s* (no-op if not later than the current time)."""
+        self.predict(float(t_gps_s) - self.t_gps_s)
+
+    def update_gps(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
+        """Measurement update with a GPS fix taken at the filter's current time.
+
+        The caller predicts to the fix time first (:meth:`predict_to`); a fix more than
+        1 ms away from the filter time raises ``ValueError``.  Returns "used",
+        "rejected" (chi-square gate) or "reinit" (re-initialised after too many
+        rejections).  The normalised innovation squared is left in :attr:`last_nis`.
+        """
+        if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
+            raise ValueError(f"fix at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
+        ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
+        if self.consecutive_rejections >= self.config.max_consecutive_rejections:
+            self.n_reinit += 1
+            self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+            self.n_used += 1
+            self.last_nis = math.nan
+            return "reinit"
+        z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
+        p = self.p
+        y = z - self.x[:6]
+        s = p[:6, :6] + r
+        s_chol = np.linalg.cholesky(s)
+        a = np.linalg.solve(s_chol, y)
+        nis = float(a @ a)
+        self.last_nis = nis
+        if nis > self.gate:
+            self.n_rejected += 1
+            self.consecutive_rejections += 1
+            return "rejected"
+        # K = P H^T S^-1 (H selects the first six states).
+        k = np.linalg.solve(s, p[:6, :]).T
+        self.x = self.x + k @ y
+        ikh = self._eye.copy()
+        ikh[:, :6] -= k
+        p_new = ikh @ p @ ikh.T + k @ r @ k.T
+        self.p = 0.5 * (p_new + p_new.T)
+        self.n_used += 1
+        self.consecutive_rejections = 0
+        if self.record and self.history:
+            h = self.history[-1]
+            if abs(h.t_gps_s - self.t_gps_s) < 1e-9:
+                h.x_post, h.p_post, h.updated = self.x.copy(), self.p.copy(), True
+        return "used"
+
+    def skip_invalid(self):
+        """Count a fix that was not used because it was flagged invalid."""
+        self.n_invalid += 1
+
+
+def _chi2_6(probability):
+    if probability in CHI2_6_QUANTILES:
+        return CHI2_6_QUANTILES[probability]
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(probability, 6))
+
+
+def rts_smooth(history):
+    """Rauch-Tung-Striebel smoother over an :class:`OrbitEKF` history (ground use).
+
+    Extended form: x_s[k] = x[k] + C_k (x_s[k+1] - x_pred[k+1]), C_k = P[k] Phi^T P_pred[k+1]^-1,
+    P_s[k] = P[k] + C_k (P_s[k+1] - P_pred[k+1]) C_k^T, with Phi the filter's own linearised
+    transition and x_pred the nonlinear prediction.  Returns (t_gps_s (m,), x_s (m, n),
+    P_s (m, n, n)).  A re-initialisation breaks the chain: the smoother restarts there.
+    """
+    m = len(history)
+    n = history[0].x_post.size
+    t = np.array([h.t_gps_s for h in history])
+    xs = np.empty((m, n))
+    ps = np.empty((m, n, n))
+    xs[-1] = history[-1].x_post
+    ps[-1] = history[-1].p_post
+    for k in range(m - 2, -1, -1):
+        nxt = history[k + 1]
+        cur = history[k]
+        if nxt.phi is None:  # re-initialised at k+1: no link back
+            xs[k] = cur.x_post
+            ps[k] = cur.p_post
+            continue
+        # C = P Phi^T Ppred^-1  ->  solve(Ppred, Phi P)^T  (Ppred symmetric)
+        c = np.linalg.solve(nxt.p_pred, nxt.phi @ cur.p_post).T
+        xs[k] = cur.x_post + c @ (xs[k + 1] - nxt.x_pred)
+        pk = cur.p_post + c @ (ps[k + 1] - nxt.p_pred) @ c.T
+        ps[k] = 0.5 * (pk + pk.T)
+    return t, xs, ps
+
+
+# --------------------------------------------------------------------------- batch driver
+def gps_times_from_sc(fixes, t_sc_s):
+    """Map spacecraft times *t_sc_s* to GPS time with a ClockMap fitted on the valid fixes.
+
+    Returns (t_gps_s array, :class:`pygnc.timebase.ClockMap` or None when no valid fix).
+    """
+    valid = np.asarray(fixes["valid"], dtype=bool)
+    cmap = timebase.fit_clock_map(np.asarray(fixes["t_sc_s"])[valid], np.asarray(fixes["t_gps_s"])[valid])
+    if cmap is None:
+        return None, None
+    return cmap.gps_from_sc(np.asarray(t_sc_s, dtype=float)), cmap
+
+
+def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None = None, smooth: bool = False):
+    """Run the orbit EKF over a batch of GPS fixes; report the state at every output time.
+
+    *fixes*: any structured array (or dict of arrays) with the fields ``t_gps_s``,
+    ``pos_ecef_m`` (n, 3), ``vel_ecef_m_s`` (n, 3), ``pos_sigma_m`` (n, 3),
+    ``vel_sigma_m_s`` (n, 3), ``valid`` (e.g. ``pygnc.formats.gps.GPS_FIX_DTYPE``); a sigma
+    of 0 means "not given".  Fixes are processed in GPS-time order; invalid or non-finite
+    ones are skipped and counted.  *output_times_gps_s*: 1-D array (any order; e.g. the
+    5-s sensor sample times mapped with :func:`gps_times_from_sc`).  The filter starts at
+    the first valid fix; output times before it are NaN.  Between events the filter
+    predicts in steps of at most ``config.max_step_s``.
+
+    With *smooth* (ground), an RTS pass replaces the filtered values by smoothed ones.
+
+    Returns a dict: ``t_gps_s`` (m,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``,
+    ``v_ecef_m_s`` (m, 3), ``sigma`` (m, n) 1-sigma of every state (GCRS), ``cov``
+    (m, n, n), ``x`` (m, n) the full state, ``n_fixes_used``, ``n_fixes_rejected``,
+    ``n_fixes_invalid``, ``n_reinit``, ``nis`` (per fix, NaN when not evaluated),
+    ``fix_status`` (per fix: 0 used, 1 rejected, 2 invalid, 3 reinit/initialise, 4 before
+    start), ``smoothed`` (bool).
+    """
+    config = config or OrbitFilterConfig()
+    t_fix = np.asarray(fixes["t_gps_s"], dtype=float)
+    pos = np.asarray(fixes["pos_ecef_m"], dtype=float).reshape(-1, 3)
+    vel = np.asarray(fixes["vel_ecef_m_s"], dtype=float).reshape(-1, 3)
+    psig = np.asarray(fixes["pos_sigma_m"], dtype=float).reshape(-1, 3)
+    vsig = np.asarray(fixes["vel_sigma_m_s"], dtype=float).reshape(-1, 3)
+    valid = np.asarray(fixes["valid"], dtype=bool) & np.isfinite(t_fix)
+    valid &= np.all(np.isfinite(pos), axis=1) & np.all(np.isfinite(vel), axis=1)
+    t_out = np.asarray(output_times_gps_s, dtype=float).ravel()
+    order_out = np.argsort(t_out, kind="stable")
+    order_fix = np.argsort(t_fix, kind="stable")
+
+    ekf = OrbitEKF(config, record=smooth)
+    n = ekf.n
+    m = t_out.size
+    x_out = np.full((m, n), np.nan)
+    p_out = np.full((m, n, n), np.nan)
+    out_record = np.full(m, -1, dtype=np.int64)  # history index per output (smoothing)
+    nis = np.full(t_fix.size, np.nan)
+    status = np.full(t_fix.size, 4, dtype=np.int8)
+
+    i_out = 0
+    for i in order_fix:
+        if not valid[i]:
+            status[i] = 2
+            ekf.skip_invalid()
+            continue
+        tf = t_fix[i]
+        if not ekf.initialized:
+            ekf.initialize_from_fix(tf, pos[i], vel[i], psig[i], vsig[i])
+            ekf.n_used += 1
+            status[i] = 3
+            # Outputs before the first fix stay NaN.
+            while i_out < m and t_out[order_out[i_out]] < tf - 1e-9:
+                i_out += 1
+            continue
+        # Outputs up to (and at) this fix time: predict to each, then record (the fix at
+        # the same instant is applied first so outputs at fix times are posterior).
+        while i_out < m and t_out[order_out[i_out]] < tf - 1e-9:
+            j = order_out[i_out]
+            ekf.predict_to(t_out[j])
+            x_out[j], p_out[j] = ekf.x, ekf.p
+            out_record[j] = len(ekf.history) - 1
+            i_out += 1
+        ekf.predict_to(tf)
+        res = ekf.update_gps(tf, pos[i], vel[i], psig[i], vsig[i])
+        nis[i] = ekf.last_nis
+        status[i] = {"used": 0, "rejected": 1, "reinit": 3}[res]
+        while i_out < m and abs(t_out[order_out[i_out]] - tf) <= 1e-9:
+            j = order_out[i_out]
+            x_out[j], p_out[j] = ekf.x, ekf.p
+            out_record[j] = len(ekf.history) - 1
+            i_out += 1
+    if ekf.initialized:
+        while i_out < m:
+            j = order_out[i_out]
+            ekf.predict_to(t_out[j])
+            x_out[j], p_out[j] = ekf.x, ekf.p
+            out_record[j] = len(ekf.history) - 1
+            i_out += 1
+
+    smoothed = False
+    if smooth and ekf.history:
+        _, xs, ps = rts_smooth(ekf.history)
+        ok = out_record >= 0
+        x_out[ok] = xs[out_record[ok]]
+        p_out[ok] = ps[out_record[ok]]
+        smoothed = True
+
+    r_g = x_out[:, :3]
+    v_g = x_out[:, 3:6]
+    r_e = np.full((m, 3), np.nan)
+    v_e = np.full((m, 3), np.nan)
+    ok = np.isfinite(r_g[:, 0])
+    if ok.any():
+        r_e[ok], v_e[ok] = frames.gcrs_to_itrs(r_g[ok], v_g[ok], t_out[ok])
+    return {
+        "t_gps_s": t_out,
+        "x": x_out,
+        "r_gcrs_m": r_g.copy(),
+        "v_gcrs_m_s": v_g.copy(),
+        "r_ecef_m": r_e,
+        "v_ecef_m_s": v_e,
+        "sigma": np.sqrt(np.abs(np.diagonal(p_out, axis1=1, axis2=2))),
+        "cov": p_out,
+        "n_fixes_used": ekf.n_used,
+        "n_fixes_rejected": ekf.n_rejected,
+        "n_fixes_invalid": ekf.n_invalid,
+        "n_reinit": ekf.n_reinit,
+        "nis": nis,
+        "fix_status": status,
+        "smoothed": smoothed,
+    }
