@@ -330,3 +330,15 @@ def test_big_clean_file_uses_zero_copy_path():
     batch = decode_sense(data)
     assert batch.stats.records == 2000 and batch.stats.bytes_skipped == 0
     assert_sensors_equal(batch.sensors[:50], expected_sensors(sensors[:10]))
+
+
+def test_record_with_bytes_inserted_in_its_head_is_dropped():
+    # Record 2 gets 8 bytes inserted among its sensor segments: its terminator and GPS
+    # segment still line up 251 bytes back, but its sensor segments are misaligned, so it
+    # must not be decoded (it is not chained from the left).
+    sensors, gps = _fixed_records(5, 6)
+    clean = encode_sense_records(sensors, gps)
+    cut = 2 * RECORD_SIZE + 40
+    batch = decode_sense(clean[:cut] + b"garbage!" + clean[cut:])
+    assert batch.record_offsets.tolist() == [0, 251, 761, 1012]
+    assert batch.stats.bytes_skipped == RECORD_SIZE + 8 and batch.stats.skip_events == 1

@@ -176,8 +176,10 @@ def find_records(a: np.ndarray, sensors_per_record: int = 5) -> np.ndarray:
        within MAX_GPS_SENSOR_DT_S of the last sensor time.
     3. Framed-and-coherent candidates are chosen earliest-first without overlap.
     4. In each stretch left uncovered, framed-but-incoherent candidates (e.g. a record
-       spanning a clock jump) are accepted when they continue an exact R-byte chain from
-       either end of the stretch.
+       spanning a clock jump) are accepted when they start exactly where the previous
+       accepted record ends (or at offset 0), chaining on in R-byte steps.  Only the left
+       end: a candidate ending where the next record starts may have bytes inserted at
+       its head (its sensor segments would then be misaligned).
     """
     dtype = record_dtype(sensors_per_record)
     size = dtype.itemsize
@@ -212,18 +214,13 @@ def _add_chained(chosen: np.ndarray, weak: np.ndarray, size: int, n: int) -> np.
     weak_set = set(weak.tolist())
     lo = np.concatenate(([0], chosen + size))
     hi = np.concatenate((chosen, [n]))
+    wide = (hi - lo >= size) & np.isin(lo, weak)
     extra = []
-    for g_lo, g_hi in zip(lo.tolist(), hi.tolist()):
-        if g_hi - g_lo < size:
-            continue
+    for g_lo, g_hi in zip(lo[wide].tolist(), hi[wide].tolist()):
         left = g_lo
         while left + size <= g_hi and left in weak_set:
             extra.append(left)
             left += size
-        right = g_hi - size
-        while right >= left and right in weak_set:
-            extra.append(right)
-            right -= size
     if not extra:
         return chosen
     return np.sort(np.concatenate((chosen, np.asarray(extra, dtype=np.int64))))
