@@ -22,15 +22,16 @@ Models
 * **Empirical accelerations** (dynamic model compensation): a first-order Gauss-Markov
   process per GCRS axis, dw/dt = -w/tau + u(t), with steady-state standard deviation
   sigma (u white with spectral density 2 sigma^2 / tau).  They absorb everything not
-  modelled: tesseral gravity, higher zonals, third bodies, drag-model error, SRP.
+  modelled: gravity beyond the modelled field (~3e-5 m/s^2 per axis at 500 km beyond
+  EGM96 8x8), third bodies, drag-model error, SRP.
 * **State transition** (:func:`propagate`): RK4 on (r, v) over one step (<= 5 s; longer
   intervals are split), the empirical acceleration decaying exactly as w(t) = w0
   exp(-t/tau) inside the step.  The state transition matrix Phi is the 4th-order Taylor
   series of exp(F dt) with the Jacobian F evaluated at the mid-step state.  For
   |F| dt ~ sqrt(|G|) dt < 6e-3 the truncation is < 1e-12 relative and the mid-point
   rule's error < 1e-8 relative: Phi is exact for all practical purposes at 5 s, with no
-  numerical differentiation.  RK4 itself: < 1 mm position error per orbit at 5 s
-  (``tests/test_orbit_dynamics.py``).
+  numerical differentiation.  RK4 itself: ~1 mm position error per orbit at 5 s
+  against DOP853 (asserted < 5 mm in ``tests/test_orbit_dynamics.py``).
 * **Process noise** (:func:`dmc_process_noise`): the exact discrete covariance of the
   (r, v, w) chain driven by the Gauss-Markov noise, per axis, closed form.
 

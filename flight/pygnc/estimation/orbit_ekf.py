@@ -27,6 +27,21 @@ with ``F @ x`` (linear), which is wrong for an EKF whose prediction is the nonli
 propagation.  filterpy is used in the tests as an independent oracle for the Joseph update
 and the RTS recursion (``tests/test_orbit_ekf.py``).
 
+Performance (``bench/bench_orbit.py``, this 2-core machine; 500 km SSO, truth EGM96 12x12 +
+bulge drag + Sun/Moon + SRP, GPS 10 m / 0.01 m/s per axis every 25 s, 3 h, 5 seeds, after
+30 min): filtered 2.8 m 3D RMS (worst seed 3.3 m), 6.7 mm/s; NEES mean 5.75 for 6 dof,
+95 % of epochs inside the 95 % bound; RTS-smoothed 1.9 m, 4.1 mm/s.  5 % of 1-km outliers:
+all rejected, 2.8 m; a 10-min gap: 3.1 m.  0.09 ms per 5-s predict, 0.05 ms per update;
+a 24-h batch with 5-s outputs in 1.8 s (2.3 s with smoothing).
+
+What the data support: on a truth whose dynamics the filter models exactly (EGM96 8x8 only)
+the same fixes give 1.9 m filtered and 1.0 m smoothed — the floor set by 10-m noise every
+25 s.  The issue's 2.0 m filtered / 1.2 m smoothed are therefore reachable only with
+(near-)perfect dynamics; with the real gravity field's degrees > 8 (~3e-5 m/s^2 per axis
+unmodelled) the filter is consistent at ~2.8 m / ~1.9 m.  The velocity target (8 mm/s) is
+met.  Default tuning: DMC sigma 3e-5 m/s^2 (the measured RMS of the unmodelled
+acceleration), tau 150 s (its correlation time).
+
 Everything here is pure computation: arrays in, arrays out, no I/O.
 """
 
