@@ -48,7 +48,7 @@ Everything here is pure computation: arrays in, arrays out, no I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
