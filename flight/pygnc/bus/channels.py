@@ -50,7 +50,7 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
             ("attitude_estimate", "estimator_note"), "attitude estimates"),
     Channel("formation", "formation_estimator", Policy.DROP, 10000,
             ("formation_estimate", "estimator_note"), "relative-state estimates per peer"),
-    Channel("health", "supervisor", Policy.LATEST, 10, ("health",),
+    Channel("health", "supervisor", Policy.LATEST, 1000, ("health",),
             "per-task health from the supervisor's pings"),
 )}
 

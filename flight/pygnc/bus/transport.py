@@ -47,6 +47,7 @@ class Publisher:
         s.setsockopt(zmq.XPUB_VERBOSE, 1)
         if self.channel.policy is not Policy.LATEST:
             # Never drop silently: a full queue makes send() raise Again, which we handle.
+            # (LATEST channels have a generous HWM and conflating consumers instead.)
             s.setsockopt(zmq.XPUB_NODROP, 1)
         s.bind(self.channel.endpoint(run_dir))
         self.socket = s

@@ -1,0 +1,70 @@
+"""Status file: < 1024 bytes, plain struct layout, CRC, atomic replacement, info < 200 bytes."""
+
+import math
+import struct
+import zlib
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pygnc.atomic import write_atomic
+from pygnc.formats import status as S
+from pygnc.formats.info import MAX_BYTES, render_info
+
+
+def test_size_and_plain_struct_layout():
+    assert S.SIZE < 1024
+    data = S.encode_status({"seq": 7, "run": 3, "t_sc_s": 1.7e9})
+    assert len(data) == S.SIZE
+    # What CircuitPython on the host does: one struct.unpack with the documented format.
+    flat = struct.unpack(S.FORMAT, data)
+    assert flat[0] == b"PGNS" and flat[1] == S.VERSION and flat[2] == S.SIZE and flat[3] == 7
+    assert flat[-1] == zlib.crc32(data[:-4])
+    assert set(S.FORMAT[1:]) <= set("0123456789sBHIfd")
+
+
+def test_empty_status_has_nan_estimates():
+    st_ = S.decode_status(S.encode_status({}))
+    assert all(math.isnan(v) for v in st_["orbit_r_ecef_m"])
+    assert st_["flags"] == 0
+
+
+vec3 = st.tuples(*[st.floats(-1e7, 1e7, width=32)] * 3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seq=st.integers(0, 2**32 - 1), flags=st.integers(0, 2**11 - 1), t=st.floats(0, 4e9),
+       r=st.tuples(*[st.floats(-1e8, 1e8)] * 3), v=vec3, restarts=st.integers(0, 1000))
+def test_round_trip(seq, flags, t, r, v, restarts):
+    values = {"seq": seq, "flags": flags, "t_sc_s": t, "orbit_r_ecef_m": r, "orbit_v_ecef_m_s": v,
+              "task0_id": 1, "task0_restarts": restarts}
+    out = S.decode_status(S.encode_status(values))
+    assert out["seq"] == seq and out["flags"] == flags and out["t_sc_s"] == t
+    assert out["orbit_r_ecef_m"] == r
+    assert out["orbit_v_ecef_m_s"] == pytest.approx(v, rel=1e-6, abs=1e-30)
+    assert out["task0_restarts"] == min(restarts, 255)  # saturates, never wraps
+    info = render_info(out)
+    assert len(info) <= MAX_BYTES and info.endswith(b"\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, S.SIZE * 8 - 1))
+def test_any_bit_flip_is_detected(bit):
+    data = bytearray(S.encode_status({"seq": 1}))
+    data[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(S.StatusError):
+        S.decode_status(bytes(data))
+
+
+@pytest.mark.parametrize("cut", [0, 1, 100, S.SIZE - 1])
+def test_truncated_rejected(cut):
+    with pytest.raises(S.StatusError):
+        S.decode_status(S.encode_status({})[:cut])
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    p = tmp_path / "pygnc_status.bin"
+    write_atomic(p, S.encode_status({"seq": 1}))
+    write_atomic(p, S.encode_status({"seq": 2}))
+    assert S.decode_status(p.read_bytes())["seq"] == 2
+    assert [f.name for f in tmp_path.iterdir()] == ["pygnc_status.bin"]  # no temp left behind

@@ -1,0 +1,126 @@
+"""ZeroMQ channels: ready handshake, BLOCK loses nothing, DROP counts, ipc only, timeouts."""
+
+import os
+import stat
+import threading
+import time
+
+import zmq
+
+from pygnc.bus.channels import CHANNELS, Channel, Policy
+from pygnc.bus.messages import DecodeCounters, Encoder
+from pygnc.bus.transport import ControlClient, ControlServer, Publisher, Subscriber
+
+
+def _wait_ready(pub, timeout_s=5.0):
+    t_end = time.monotonic() + timeout_s
+    while not pub.ready and time.monotonic() < t_end:
+        pub.poll_subscriptions(timeout_ms=20)
+    return pub.ready
+
+
+def test_every_endpoint_is_ipc_in_the_run_dir(tmp_path):
+    for ch in CHANNELS.values():
+        ep = ch.endpoint(tmp_path)
+        assert ep.startswith("ipc://") and ep[len("ipc://"):].startswith(str(tmp_path))
+
+
+def test_block_channel_loses_nothing_with_a_slow_consumer(tmp_path):
+    ctx = zmq.Context()
+    ch = Channel("t", "p", Policy.BLOCK, 10, ("sensor",), "test")
+    pub = Publisher(ctx, ch, tmp_path, Encoder("p"), expected_subscribers=1)
+    sub = Subscriber(ctx, ch, tmp_path, DecodeCounters())
+    assert _wait_ready(pub)
+    n = 3000
+    received = []
+
+    def consume():
+        while len(received) < n:
+            if sub.socket.poll(2000):
+                got = sub.recv()
+                if got:
+                    received.append(got[0].body["record"])
+                    if len(received) % 100 == 0:
+                        time.sleep(0.01)  # slow consumer
+            else:
+                break
+
+    th = threading.Thread(target=consume)
+    th.start()
+    waits = []
+    for i in range(n):
+        assert pub.publish("sensor", {"t_sc_s": i, "mag_ut": [0, 0, 0], "gyro_deg_s": [0, 0, 0],
+                                      "sun_lux": [0] * 6, "sun_saturated": [], "record": i},
+                           wait=lambda s: waits.append(s) or (pub.socket.poll(int(s * 1000), zmq.POLLOUT) or True))
+    th.join(10)
+    assert received == list(range(n))          # all of them, in order
+    assert pub.counters.blocked_waits > 0 and pub.counters.dropped == 0
+    pub.close(); sub.close(); ctx.term()
+
+
+def test_drop_channel_counts_what_it_drops(tmp_path):
+    ctx = zmq.Context()
+    ch = Channel("d", "p", Policy.DROP, 5, ("start",), "test")
+    pub = Publisher(ctx, ch, tmp_path, Encoder("p"), expected_subscribers=1)
+    sub = Subscriber(ctx, ch, tmp_path, DecodeCounters())
+    assert _wait_ready(pub)
+    for _ in range(1000):
+        pub.publish("start", {})
+    got = 0
+    while sub.socket.poll(200):
+        while sub.recv():
+            got += 1
+    assert pub.counters.dropped > 0
+    assert got + pub.counters.dropped == 1000
+    pub.close(); sub.close(); ctx.term()
+
+
+def test_latest_channel_conflates(tmp_path):
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "health", tmp_path, Encoder("supervisor"), expected_subscribers=1)
+    sub = Subscriber(ctx, "health", tmp_path, DecodeCounters())
+    assert _wait_ready(pub)
+    for i in range(50):
+        pub.publish("health", {"tasks": [], "t_sc_s": float(i), "uptime_s": 0.0, "stopping": False})
+    time.sleep(0.2)
+    msgs = []
+    while (got := sub.recv()) is not None:
+        msgs.append(got[0])
+    assert msgs and msgs[-1].body["t_sc_s"] == 49.0 and len(msgs) < 50
+    pub.close(); sub.close(); ctx.term()
+
+
+def test_handshake_sees_late_subscriber(tmp_path):
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "meas", tmp_path, Encoder("ingest"), expected_subscribers=2)
+    s1 = Subscriber(ctx, "meas", tmp_path, DecodeCounters())
+    pub.poll_subscriptions(timeout_ms=200)
+    assert not pub.ready
+    s2 = Subscriber(ctx, "meas", tmp_path, DecodeCounters())
+    assert _wait_ready(pub)
+    for s in (pub, s1, s2):
+        s.close()
+    ctx.term()
+
+
+def test_control_round_trip_and_restart_handover(tmp_path):
+    ctx = zmq.Context()
+    c = DecodeCounters()
+    srv = ControlServer(ctx, tmp_path, c)
+    cl = ControlClient(ctx, tmp_path, "ingest", DecodeCounters())
+    assert cl.send("ready", {"pid": 1})
+    assert srv.socket.poll(2000)
+    name, msg = srv.recv()
+    assert name == "ingest" and msg.type == "ready"
+    cl.close()
+    cl2 = ControlClient(ctx, tmp_path, "ingest", DecodeCounters())  # the restarted task
+    cl2.send("ready", {"pid": 2})
+    assert srv.socket.poll(2000)
+    assert srv.recv()[1].body["pid"] == 2
+    assert srv.send("ingest", "ping", {"key": 9})
+    assert cl2.socket.poll(2000)
+    assert cl2.recv().body == {"key": 9}
+    assert not srv.send("nobody", "ping", {"key": 1})   # unknown peer: False, not an exception
+    for s in (srv, cl2):
+        s.close()
+    ctx.term()
