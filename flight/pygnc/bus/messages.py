@@ -51,7 +51,7 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     },
     "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes
         "offset_s": "num", "drift": "num", "t_ref_sc_s": "num", "n_pairs": "int",
-        "residual_rms_s": "num",
+        "residual_rms_s": "num", "utc_minus_sc_s": "num",
     },
     "ingest_stats": {  # decode statistics of one input source
         "source": "str", "path": "str", "present": "bool", "bytes_total": "int",

@@ -58,7 +58,7 @@ FIELDS: list[tuple[str, str, str]] = [
     ("flags", "H", "FLAG_* bits"),
     ("t_sc_s", "d", "spacecraft time of this write, s"),
     ("uptime_s", "f", "seconds since main.py started"),
-    ("clock_offset_s", "f", "GPS time - spacecraft time, s (NaN: no map)"),
+    ("clock_offset_s", "f", "UTC - spacecraft clock, s (NaN: no map)"),
     # ingest counters
     ("sense_bytes", "I", "bytes in sense.bin"),
     ("sense_records", "I", "records decoded"),

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+import logging
+from dataclasses import dataclass, field
+
+from ..config import Config, Paths
 from ..formats.range_file import read_range_dir
 from ..formats.sense import read_sense_file
-from ..timebase import fit_clock_map
+from ..timebase import GPS_EPOCH_UNIX_S, fit_clock_map, leap_seconds_at_gps
 from .base import Task
 
 #: Messages published per loop turn.
@@ -33,6 +37,127 @@ def _fix_bodies(fixes: np.ndarray, peer_ids=None) -> list[dict]:
     return [{**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i], "record": i} for i in range(n)]
 
 
+@dataclass
+class MessageStream:
+    """What ingest publishes, in order, and the decode statistics behind it."""
+
+    messages: list[tuple[str, dict]] = field(default_factory=list)
+    stats: list[dict] = field(default_factory=list)  # the ingest_stats bodies
+    n_valid_fixes: int = 0
+
+
+def _stats_body(source, path, present, note="", stats=None, files=0) -> dict:
+    d = {"source": source, "path": str(path), "present": bool(present), "bytes_total": 0,
+         "bytes_skipped": 0, "records": 0, "records_skipped": 0, "skip_events": 0,
+         "files": int(files), "note": note}
+    if stats is not None:
+        d.update(bytes_total=int(stats.bytes_total), bytes_skipped=int(stats.bytes_skipped),
+                 records=int(stats.records), records_skipped=int(stats.records_skipped),
+                 skip_events=int(stats.skip_events))
+    return d
+
+
+def build_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None) -> MessageStream:
+    """Read sense.bin and range/rng*.bin under *paths* and build the ordered message stream.
+
+    Shared by the ingest task and the ground replay, so both see exactly the same data.
+    Missing or empty files are reported in the stats (and *log*), never raised.
+    """
+    log = log or logging.getLogger("ingest")
+    out = MessageStream()
+
+    # sense.bin ----------------------------------------------------------------------
+    sensors = fixes = None
+    if not paths.sense_file.exists():
+        log.warning("no sense file at %s", paths.sense_file)
+        out.stats.append(_stats_body("sense", paths.sense_file, present=False, note="missing"))
+    else:
+        batch = read_sense_file(paths.sense_file, config)
+        sensors, fixes = batch.sensors, batch.fixes
+        s = batch.stats
+        note = "empty" if s.bytes_total == 0 else ("corrupt bytes skipped" if s.bytes_skipped else "")
+        (log.warning if note else log.info)(
+            "sense.bin: %d bytes, %d records, %d bytes skipped in %d places, %d of %d fixes valid",
+            s.bytes_total, s.records, s.bytes_skipped, s.skip_events,
+            int(fixes["valid"].sum()), len(fixes))
+        out.stats.append(_stats_body("sense", paths.sense_file, present=True, note=note, stats=s))
+
+    # range files ----------------------------------------------------------------------
+    peers = ranges = None
+    files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
+    if not files:
+        log.warning("no range files in %s", paths.range_dir)
+        out.stats.append(_stats_body("range", paths.range_dir, present=paths.range_dir.is_dir(),
+                                     note="no range files"))
+    else:
+        rb = read_range_dir(paths.range_dir, config)
+        peers, ranges = rb.peer_fixes, rb.ranges
+        s = rb.stats
+        ignored = list(getattr(rb, "ignored_files", []) or [])
+        note = ("corrupt bytes skipped" if s.bytes_skipped else "") + \
+               (f" ignored {len(ignored)} files" if ignored else "")
+        (log.warning if note else log.info)(
+            "range files: %d files, %d peer fixes, %d ranges, %d bytes skipped%s",
+            len(files), len(peers), len(ranges), s.bytes_skipped,
+            f"; ignored {ignored}" if ignored else "")
+        out.stats.append(_stats_body("range", paths.range_dir, present=True, note=note.strip(),
+                                     stats=s, files=len(files) - len(ignored)))
+
+    out.messages.extend(("ingest_stats", b) for b in out.stats)
+
+    # clock map from valid own fixes --------------------------------------------------
+    if fixes is not None and fixes["valid"].any():
+        v = fixes[fixes["valid"]]
+        out.n_valid_fixes = len(v)
+        cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
+        if cm is not None:
+            t_gps_ref = cm.gps_from_sc(cm.t_ref_sc_s)
+            utc_minus_sc = cm.offset_s + GPS_EPOCH_UNIX_S - float(leap_seconds_at_gps(float(t_gps_ref)))
+            log.info("clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
+                     utc_minus_sc, cm.drift, cm.n_pairs, cm.residual_rms_s)
+            out.messages.append(("clock_map", {
+                "offset_s": cm.offset_s, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
+                "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s,
+                "utc_minus_sc_s": utc_minus_sc}))
+    elif fixes is not None:
+        log.warning("no valid GPS fix in the batch: no orbit and no clock map")
+
+    # merge by spacecraft time ----------------------------------------------------------
+    parts = []  # (times, kind, message type, bodies)
+    if sensors is not None and len(sensors):
+        cols = {k: sensors[k].tolist() for k in ("t_sc_s", "mag_ut", "gyro_deg_s", "sun_lux",
+                                                  "sun_saturated", "record_index")}
+        bodies = [{"t_sc_s": cols["t_sc_s"][i], "mag_ut": cols["mag_ut"][i],
+                   "gyro_deg_s": cols["gyro_deg_s"][i], "sun_lux": cols["sun_lux"][i],
+                   "sun_saturated": cols["sun_saturated"][i], "record": cols["record_index"][i]}
+                  for i in range(len(sensors))]
+        parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", bodies))
+    if fixes is not None and len(fixes):
+        parts.append((fixes["t_sc_s"], _KIND_FIX, "gps_fix", _fix_bodies(fixes)))
+    if peers is not None and len(peers):
+        pid = peers["peer_id"] if "peer_id" in (peers.dtype.names or ()) else None
+        parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix", _fix_bodies(peers, pid)))
+    if ranges is not None and len(ranges):
+        cols = {k: ranges[k].tolist() for k in ("t_sc_s", "peer_id", "range_m", "valid",
+                                                 "filtered", "file_index", "group")}
+        parts.append((ranges["t_sc_s"], _KIND_RANGE, "range",
+                      [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]))
+
+    t_first = t_last = float("nan")
+    if parts:
+        t = np.concatenate([p[0] for p in parts]).astype(float)
+        kind = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+        order = np.lexsort((kind, t))
+        flat = [(p[2], b) for p in parts for b in p[3]]
+        out.messages.extend(flat[i] for i in order)
+        t_first, t_last = float(t.min()), float(t.max())
+    n = lambda a: 0 if a is None else len(a)  # noqa: E731
+    out.messages.append(("batch_end", {
+        "n_sensor": n(sensors), "n_gps_fix": n(fixes), "n_peer_fix": n(peers), "n_range": n(ranges),
+        "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
+    return out
+
+
 class Ingest(Task):
     def __init__(self, runner):
         super().__init__(runner)
@@ -42,108 +167,8 @@ class Ingest(Task):
         self.done = False
 
     def on_start(self) -> None:
-        paths, cfg = self.ctx.paths, self.config
-        stats_msgs = []
-
-        # sense.bin ----------------------------------------------------------------------
-        sensors = fixes = None
-        if not paths.sense_file.exists():
-            self.log.warning("no sense file at %s", paths.sense_file)
-            stats_msgs.append(self._stats("sense", paths.sense_file, present=False, note="missing"))
-        else:
-            batch = read_sense_file(paths.sense_file, cfg)
-            sensors, fixes = batch.sensors, batch.fixes
-            s = batch.stats
-            note = "empty" if s.bytes_total == 0 else ("corrupt bytes skipped" if s.bytes_skipped else "")
-            (self.log.warning if note else self.log.info)(
-                "sense.bin: %d bytes, %d records, %d bytes skipped in %d places, %d of %d fixes valid",
-                s.bytes_total, s.records, s.bytes_skipped, s.skip_events,
-                int(fixes["valid"].sum()), len(fixes))
-            stats_msgs.append(self._stats("sense", paths.sense_file, present=True, note=note, stats=s))
-
-        # range files ----------------------------------------------------------------------
-        peers = ranges = None
-        files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
-        if not files:
-            self.log.warning("no range files in %s", paths.range_dir)
-            stats_msgs.append(self._stats("range", paths.range_dir, present=paths.range_dir.is_dir(),
-                                          note="no range files"))
-        else:
-            rb = read_range_dir(paths.range_dir, cfg)
-            peers, ranges = rb.peer_fixes, rb.ranges
-            s = rb.stats
-            ignored = list(getattr(rb, "ignored_files", []) or [])
-            note = ("corrupt bytes skipped" if s.bytes_skipped else "") + \
-                   (f" ignored {len(ignored)} files" if ignored else "")
-            self.log.info("range files: %d files, %d peer fixes, %d ranges, %d bytes skipped",
-                          len(files), len(peers), len(ranges), s.bytes_skipped)
-            stats_msgs.append(self._stats("range", paths.range_dir, present=True, note=note.strip(),
-                                          stats=s, files=len(files) - len(ignored)))
-
-        for body in stats_msgs:
-            self.queue.append(("ingest_stats", body))
-
-        # clock map from valid own fixes ------------------------------------------------------
-        if fixes is not None and fixes["valid"].any():
-            v = fixes[fixes["valid"]]
-            cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
-            if cm is not None:
-                self.log.info("clock map: GPS - SC = %.3f s, drift %.3g, %d pairs, rms %.3f s",
-                              cm.offset_s, cm.drift, cm.n_pairs, cm.residual_rms_s)
-                self.queue.append(("clock_map", {
-                    "offset_s": cm.offset_s, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
-                    "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s}))
-        elif fixes is not None:
-            self.log.warning("no valid GPS fix in the batch: no orbit and no clock map")
-
-        # merge by spacecraft time ------------------------------------------------------------
-        parts = []  # (times, kind, bodies)
-        if sensors is not None and len(sensors):
-            cols = {k: sensors[k].tolist() for k in ("t_sc_s", "mag_ut", "gyro_deg_s", "sun_lux",
-                                                      "sun_saturated", "record_index")}
-            bodies = [{"t_sc_s": cols["t_sc_s"][i], "mag_ut": cols["mag_ut"][i],
-                       "gyro_deg_s": cols["gyro_deg_s"][i], "sun_lux": cols["sun_lux"][i],
-                       "sun_saturated": cols["sun_saturated"][i], "record": cols["record_index"][i]}
-                      for i in range(len(sensors))]
-            parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", bodies))
-        if fixes is not None and len(fixes):
-            parts.append((fixes["t_sc_s"], _KIND_FIX, "gps_fix", _fix_bodies(fixes)))
-        if peers is not None and len(peers):
-            pid = peers["peer_id"] if "peer_id" in (peers.dtype.names or ()) else None
-            parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix", _fix_bodies(peers, pid)))
-        if ranges is not None and len(ranges):
-            cols = {k: ranges[k].tolist() for k in ("t_sc_s", "peer_id", "range_m", "valid",
-                                                     "filtered", "file_index", "group")}
-            bodies = [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]
-            parts.append((ranges["t_sc_s"], _KIND_RANGE, "range", bodies))
-
-        counts = {"sensor": 0, "gps_fix": 0, "peer": 0, "range": 0}
-        t_first = t_last = float("nan")
-        if parts:
-            t = np.concatenate([p[0] for p in parts]).astype(float)
-            kind = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
-            order = np.lexsort((kind, t))
-            flat = [(p[2], b) for p in parts for b in p[3]]
-            self.queue.extend(flat[i] for i in order)
-            t_first, t_last = float(t.min()), float(t.max())
-            counts = {"sensor": len(sensors) if sensors is not None else 0,
-                      "gps_fix": len(fixes) if fixes is not None else 0,
-                      "peer": len(peers) if peers is not None else 0,
-                      "range": len(ranges) if ranges is not None else 0}
-        self.queue.append(("batch_end", {
-            "n_sensor": counts["sensor"], "n_gps_fix": counts["gps_fix"], "n_peer_fix": counts["peer"],
-            "n_range": counts["range"], "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
+        self.queue = build_message_stream(self.ctx.paths, self.config, self.log).messages
         self.log.info("publishing %d messages", len(self.queue))
-
-    def _stats(self, source, path, present, note="", stats=None, files=0) -> dict:
-        d = {"source": source, "path": str(path), "present": bool(present), "bytes_total": 0,
-             "bytes_skipped": 0, "records": 0, "records_skipped": 0, "skip_events": 0,
-             "files": int(files), "note": note}
-        if stats is not None:
-            d.update(bytes_total=int(stats.bytes_total), bytes_skipped=int(stats.bytes_skipped),
-                     records=int(stats.records), records_skipped=int(stats.records_skipped),
-                     skip_events=int(stats.skip_events))
-        return d
 
     def step(self) -> float:
         if self.done:

@@ -74,7 +74,7 @@ class StatusReporter(Task):
                 self.flags |= st.FLAG_RANGE_MISSING
 
     def _on_clock_map(self, b: dict) -> None:
-        self.status["clock_offset_s"] = b["offset_s"]
+        self.status["clock_offset_s"] = b["utc_minus_sc_s"]
         self.flags |= st.FLAG_CLOCK_MAPPED
 
     def _on_gps_fix(self, b: dict) -> None:

@@ -30,6 +30,8 @@ TASKS: tuple[TaskSpec, ...] = (
              subscribes=("meas", "orbit", "attitude", "formation", "health"), publishes=(),
              sink=True),
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=(), publishes=("meas",)),
+    TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
+             publishes=("orbit",)),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}

@@ -1,0 +1,32 @@
+"""Message-level adapters around the numeric estimation cores.
+
+A :class:`Processor` turns bus message bodies (dicts, see :mod:`pygnc.bus.messages`) into
+arrays for its pure numeric core (:mod:`pygnc.estimation`) and the core's results back
+into message bodies.  It does no I/O and no messaging, so the same object runs
+
+* in flight, wrapped by :class:`pygnc.tasks.estimator.EstimatorTask` (one OS process);
+* on the ground, driven in-process by ``python -m ground replay`` from the same message
+  stream that ingest publishes (:func:`pygnc.tasks.ingest.build_message_stream`).
+"""
+
+from __future__ import annotations
+
+Output = tuple[str, dict]  # (message type, body)
+
+
+class Processor:
+    """Base class.  Messages must be handed over in the order ingest publishes them."""
+
+    #: Message types this processor wants (others are never passed to :meth:`handle`).
+    consumes: frozenset[str] = frozenset()
+
+    def handle(self, msg_type: str, body: dict) -> list[Output]:
+        """Consume one message; return the messages to publish (possibly none)."""
+        return []
+
+    def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
+        """After the batch: estimates propagated to spacecraft time *t_sc_s* (``propagated``)."""
+        return []
+
+    def counters(self) -> dict:
+        return {}

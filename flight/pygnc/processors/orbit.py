@@ -1,0 +1,134 @@
+"""Orbit processor: own GPS fixes in, an orbit estimate at every sensor sample time out.
+
+* ``clock_map`` gives spacecraft time -> GPS time (sensor samples carry only t_sc_s);
+* own ``gps_fix`` (peer_id 0): a valid fix initialises or updates the EKF
+  (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`) at the fix's own GPS time; an invalid
+  one is skipped and counted; a fix older than the filter is counted as out of order;
+* ``sensor``: an ``orbit_estimate`` at the sample's time, propagated from the latest
+  filter state by a separate *output cursor* - the filter itself only moves from fix to
+  fix, so an output never pushes it past a later fix;
+* ``batch_end`` with no valid fix at all: one ``estimator_note`` (code ``no_fix``), and no
+  estimate is ever invented.
+
+:meth:`propagate_to_sc` moves the cursor on to "now" after the batch (``propagated``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import frames
+from ..config import Config
+from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
+from ..timebase import ClockMap, utc_unix_from_gps
+from . import Output, Processor
+
+_W = np.array([[0.0, -frames.OMEGA_EARTH_RAD_S, 0.0], [frames.OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def covariance_gcrs_to_ecef(p_rv_gcrs: np.ndarray, m_gcrs_from_itrs: np.ndarray) -> np.ndarray:
+    """6x6 position/velocity covariance, GCRS -> ECEF (including the Earth-rate term)."""
+    mt = m_gcrs_from_itrs.T
+    j = np.zeros((6, 6))
+    j[:3, :3] = mt
+    j[3:, 3:] = mt
+    j[3:, :3] = -_W @ mt
+    return j @ p_rv_gcrs @ j.T
+
+
+class OrbitProcessor(Processor):
+    consumes = frozenset({"clock_map", "gps_fix", "sensor", "batch_end"})
+
+    def __init__(self, config: Config | None = None, filter_config: OrbitFilterConfig | None = None):
+        self.config = config or Config()
+        self.filter = OrbitEKF(filter_config)
+        self.cursor = OrbitEKF(filter_config)
+        self.cursor_valid = False
+        self.clock: ClockMap | None = None
+        self.n_out_of_order = 0
+        self.n_outputs = 0
+        self.n_no_clock = 0
+        self.note_sent = False
+
+    # -- inputs -------------------------------------------------------------------------
+    def handle(self, msg_type: str, body: dict) -> list[Output]:
+        if msg_type == "clock_map":
+            self.clock = ClockMap(body["offset_s"], body["drift"], body["t_ref_sc_s"],
+                                  body["n_pairs"], body["residual_rms_s"])
+            return []
+        if msg_type == "gps_fix":
+            if body["peer_id"] == 0:
+                self._fix(body)
+            return []
+        if msg_type == "sensor":
+            return self._output(body["t_sc_s"], propagated=False)
+        if msg_type == "batch_end" and not self.filter.initialized and not self.note_sent:
+            self.note_sent = True
+            return [("estimator_note", {"estimator": "orbit", "code": "no_fix",
+                                        "text": "no valid GPS fix in the batch: no orbit estimate"})]
+        return []
+
+    def _fix(self, b: dict) -> None:
+        f = self.filter
+        if not b["valid"]:
+            f.skip_invalid()
+            return
+        t = float(b["t_gps_s"])
+        if not f.initialized:
+            f.initialize_from_fix(t, b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
+            f.n_used += 1
+        elif t < f.t_gps_s - 1e-3:
+            self.n_out_of_order += 1
+            return
+        else:
+            f.predict_to(t)
+            f.update_gps(t, b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
+        self.cursor_valid = False  # re-seed the output cursor from the new filter state
+
+    # -- outputs ------------------------------------------------------------------------
+    def _output(self, t_sc_s: float, propagated: bool) -> list[Output]:
+        if not self.filter.initialized:
+            return []
+        if self.clock is None:
+            self.n_no_clock += 1
+            return []
+        t_gps = float(self.clock.gps_from_sc(t_sc_s))
+        c = self.cursor
+        if not self.cursor_valid or t_gps < c.t_gps_s:
+            f = self.filter
+            c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
+            self.cursor_valid = True
+        if t_gps > c.t_gps_s:
+            c.predict_to(t_gps)
+        # Before the first fix's time (or a backwards request) the cursor stays at the
+        # filter epoch: report that epoch honestly.
+        t_est = c.t_gps_s
+        r_i, v_i = c.x[:3], c.x[3:6]
+        m = frames.gcrs_from_itrs_matrix(t_est)
+        r_e, v_e = frames.gcrs_to_itrs(r_i, v_i, t_est)
+        p6 = c.p[:6, :6]
+        p_e = covariance_gcrs_to_ecef(p6, m)
+        sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
+        self.n_outputs += 1
+        return [("orbit_estimate", {
+            "t_sc_s": float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est)),
+            "t_gps_s": t_est, "unix_time_s": float(utc_unix_from_gps(t_est)),
+            "r_ecef_m": r_e.tolist(), "v_ecef_m_s": v_e.tolist(),
+            "r_gcrs_m": r_i.tolist(), "v_gcrs_m_s": v_i.tolist(),
+            "sigma_r_m": sig_e[:3].tolist(), "sigma_v_m_s": sig_e[3:].tolist(),
+            "cov_gcrs": p6.ravel().tolist(),
+            "n_used": int(self.filter.n_used), "n_rejected": self.filter.n_rejected,
+            "n_invalid": self.filter.n_invalid, "propagated": propagated,
+        })]
+
+    def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
+        return self._output(t_sc_s, propagated=True)
+
+    def counters(self) -> dict:
+        f = self.filter
+        return {"fixes_used": f.n_used, "fixes_rejected": f.n_rejected, "fixes_invalid": f.n_invalid,
+                "reinit": f.n_reinit, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
+                "no_clock": self.n_no_clock,
+                "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3)}
