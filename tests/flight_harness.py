@@ -1,0 +1,176 @@
+"""Run the flight process tree the way the PyCubed host does: in a terminal.
+
+``main.py`` becomes a session leader whose controlling terminal is a fresh pseudo-terminal,
+so its process group is the terminal's foreground group.  Typing Ctrl-C (byte 0x03) into
+the master makes the kernel's line discipline deliver SIGINT to every process of that
+group at once - exactly what the host's Ctrl-C over the UART login shell does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from pygnc.formats.status import StatusError, decode_status
+
+REPO = Path(__file__).resolve().parent.parent
+FLIGHT_MAIN = REPO / "flight" / "main.py"
+
+
+def _become_terminal_foreground():  # in the child, after setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class FlightRun:
+    """One run of ``main.py`` in a pseudo-terminal, with its PYGNC_HOME."""
+
+    def __init__(self, home: Path, timeout_min: float = 5.0, spacecraft_time_s: float = 1_700_000_000,
+                 main: Path = FLIGHT_MAIN, env: dict | None = None, args: list[str] | None = None):
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        master, slave = pty.openpty()
+        self.master = master
+        e = dict(os.environ)
+        e["PYGNC_HOME"] = str(self.home)
+        e.pop("PYGNC_CONFIG", None)
+        e.update(env or {})
+        argv = [str(timeout_min), str(spacecraft_time_s)] if args is None else args
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, str(main), *argv], stdin=slave, stdout=slave,
+                                     stderr=slave, env=e, cwd=str(self.home), start_new_session=True,
+                                     preexec_fn=_become_terminal_foreground, close_fds=True)
+        os.close(slave)
+        self.output = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    # -- observation -------------------------------------------------------------------------
+    @property
+    def status_path(self) -> Path:
+        return self.home / "pygnc_status.bin"
+
+    def status(self) -> dict | None:
+        try:
+            return decode_status(self.status_path.read_bytes())
+        except (OSError, StatusError):
+            return None
+
+    def wait_status(self, predicate=lambda s: True, timeout_s: float = 30.0, period_s: float = 0.02) -> dict:
+        t_end = time.monotonic() + timeout_s
+        while time.monotonic() < t_end:
+            s = self.status()
+            if s is not None and predicate(s):
+                return s
+            if self.proc.poll() is not None:
+                raise AssertionError(f"main.py exited ({self.proc.returncode}) before the status "
+                                     f"condition held; output:\n{self.text}")
+            time.sleep(period_s)
+        raise AssertionError(f"status condition not met in {timeout_s} s; last status {self.status()}\n"
+                             f"output:\n{self.text}")
+
+    def tree(self) -> list[psutil.Process]:
+        """main.py and all its descendants."""
+        try:
+            p = psutil.Process(self.proc.pid)
+            return [p, *p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def task_pid(self, name: str) -> int:
+        for p in self.tree()[1:]:
+            try:
+                if name in p.cmdline():
+                    return p.pid
+            except psutil.Error:
+                pass
+        raise LookupError(name)
+
+    @property
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+    def log_dir(self) -> Path:
+        runs = sorted((self.home / "pygnc_logs").glob("run_*"))
+        return runs[-1]
+
+    # -- actions ------------------------------------------------------------------------------
+    def ctrl_c(self) -> float:
+        """Type Ctrl-C into the terminal; returns the monotonic time it was typed."""
+        t = time.monotonic()
+        os.write(self.master, b"\x03")
+        return t
+
+    def wait_exit(self, timeout_s: float = 10.0) -> int:
+        return self.proc.wait(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Kill whatever is left (test cleanup only) and release the terminal."""
+        for p in reversed(self.tree()):
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.Error:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_home(tmp_path: Path, scenario: Path | None = None, sense: bytes | None = None,
+              range_files: dict[str, bytes] | None = None) -> Path:
+    """A PYGNC_HOME with a copy of a scenario's inputs and/or the given file contents."""
+    home = tmp_path / "home"
+    home.mkdir()
+    if scenario is not None:
+        shutil.copy(scenario / "sense.bin", home / "sense.bin")
+        if (scenario / "range").is_dir():
+            shutil.copytree(scenario / "range", home / "range")
+    if sense is not None:
+        (home / "sense.bin").write_bytes(sense)
+    if range_files is not None:
+        (home / "range").mkdir(exist_ok=True)
+        for name, data in range_files.items():
+            (home / "range" / name).write_bytes(data)
+    return home
+
+
+def gone(pids: list[int]) -> bool:
+    """True if none of *pids* is alive (zombies of reaped children count as gone)."""
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True
