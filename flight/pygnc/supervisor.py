@@ -367,6 +367,10 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
     os.chmod(run_dir, 0o700)
     log.info("run %d: timeout %.3f min, spacecraft time %.3f, home %s, sockets in %s",
              run_number, timeout_min, t_sc, paths.home, run_dir)
+    flight_dir = Path(__file__).resolve().parent.parent
+    version = (flight_dir / "VERSION").read_text().replace("\n", "; ").strip("; ") \
+        if (flight_dir / "VERSION").exists() else "development tree (no VERSION file)"
+    log.info("flight code %s: %s", flight_dir, version)
     sup = None
     try:
         sup = Supervisor(timeout_min, t_sc, t0_mono, config, paths, run_number, log_dir, run_dir)

@@ -264,7 +264,7 @@ class TaskRunner:
     def run(self) -> int:
         started = self._handshake()
         if started:
-            self.log.info("started (pid %d)", os.getpid())
+            self.log.info("started (pid %d, code from %s)", os.getpid(), Path(__file__).resolve().parents[2])
             self.task.on_start()
         wait_s = 0.0
         last_sync = time.monotonic()
