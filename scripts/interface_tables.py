@@ -1,0 +1,105 @@
+"""Print the generated tables of docs/interface.md (status file fields, bus messages, channels, tasks).
+
+    .venv/bin/python scripts/interface_tables.py > /tmp/tables.md
+
+The doc embeds this output between ``<!-- generated:NAME -->`` markers; ``--check`` exits 1
+if docs/interface.md differs from what the code declares (tests run it).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "flight"))
+
+from pygnc.bus.channels import CHANNELS  # noqa: E402
+from pygnc.bus.messages import MESSAGE_TYPES  # noqa: E402
+from pygnc.formats import status as S  # noqa: E402
+from pygnc.tasks.table import TASKS  # noqa: E402
+
+
+def status_table() -> str:
+    rows = ["| offset | field | struct | meaning |", "|---:|---|---|---|"]
+    off = 0
+    for name, code, meaning in S.FIELDS:
+        if re.match(r"(peer[1-9]|task[1-9])_", name):
+            off += struct.calcsize("<" + code)
+            continue
+        shown = name.replace("peer0_", "peerK_").replace("task0_", "taskK_")
+        rows.append(f"| {off} | `{shown}` | `{code}` | {meaning} |")
+        off += struct.calcsize("<" + code)
+    rows.append("")
+    rows.append(f"Total {S.SIZE} bytes; `struct` format `{S.FORMAT}`.  The `peerK_*` block repeats "
+                f"for K = 0..{S.MAX_PEERS - 1} and the `taskK_*` block for K = 0..{S.MAX_TASKS - 1}, "
+                "in that order (offsets above are for K = 0).")
+    return "\n".join(rows)
+
+
+def flags_table() -> str:
+    rows = ["| bit | name |", "|---:|---|"]
+    for bit, name in S.FLAG_NAMES.items():
+        rows.append(f"| {bit.bit_length() - 1} | `{name}` |")
+    rows.append("")
+    rows.append("Task states (`taskK_state`): " + ", ".join(f"{i} = {n}" for i, n in enumerate(S.TASK_STATES)) + ".")
+    return "\n".join(rows)
+
+
+def messages_table() -> str:
+    rows = ["| type | body fields (kind) |", "|---|---|"]
+    for t, fields in MESSAGE_TYPES.items():
+        rows.append(f"| `{t}` | " + ", ".join(f"`{k}` ({v})" for k, v in fields.items()) + " |")
+    return "\n".join(rows)
+
+
+def channels_table() -> str:
+    rows = ["| channel | producer | policy | HWM | message types | content |", "|---|---|---|---:|---|---|"]
+    for c in CHANNELS.values():
+        rows.append(f"| `{c.name}` | {c.producer} | {c.policy.value} | {c.hwm} | "
+                    + ", ".join(f"`{t}`" for t in c.types) + f" | {c.description} |")
+    return "\n".join(rows)
+
+
+def tasks_table() -> str:
+    rows = ["| id | task | subscribes | publishes | sink |", "|---:|---|---|---|---|"]
+    for t in TASKS:
+        rows.append(f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
+                    f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} |")
+    return "\n".join(rows)
+
+
+TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
+          "channels": channels_table, "tasks": tasks_table}
+
+
+def render(doc: str) -> str:
+    for name, fn in TABLES.items():
+        pat = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
+        doc, n = pat.subn(lambda m: m.group(1) + fn() + "\n" + m.group(2), doc)
+        if n != 1:
+            raise SystemExit(f"docs/interface.md lacks the markers for table {name!r}")
+    return doc
+
+
+def main(argv: list[str]) -> int:
+    path = REPO / "docs" / "interface.md"
+    doc = path.read_text()
+    new = render(doc)
+    if "--check" in argv:
+        if new != doc:
+            print("docs/interface.md is out of date: run scripts/interface_tables.py --write", file=sys.stderr)
+            return 1
+        return 0
+    if "--write" in argv:
+        path.write_text(new)
+        return 0
+    for name, fn in TABLES.items():
+        print(f"<!-- generated:{name} -->\n{fn()}\n<!-- /generated:{name} -->\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
