@@ -1,0 +1,82 @@
+"""PNG plots of a replay (matplotlib, Agg canvas: no display, no global pyplot state).
+
+With truth: estimate errors per axis with the estimator's own ±3σ, and NEES against its
+95 % bounds.  Without truth: GPS-fix and range residuals.  The time axis is hours since
+the first estimate of the replay (its UTC is in the axis label).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure(n_rows: int, title: str):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 2.4 * n_rows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, 1, sharex=True, squeeze=False)[:, 0]
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+class TimeAxis:
+    """Hours since *t0_unix_s*, with a label naming that instant."""
+
+    def __init__(self, t0_unix_s: float):
+        from .tables import iso_utc
+
+        self.t0 = float(t0_unix_s)
+        self.label = f"hours since {iso_utc([self.t0])[0]}"
+
+    def __call__(self, unix_time_s):
+        return (np.asarray(unix_time_s, dtype=float) - self.t0) / 3600.0
+
+
+def errors_with_bounds(path: Path, hours, err, sigma, title: str, labels, unit: str, xlabel: str,
+                       what: str = "error") -> Path:
+    """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded."""
+    err = np.asarray(err, dtype=float)
+    fig, axes = _figure(err.shape[1], title)
+    for j, ax in enumerate(axes):
+        if sigma is not None:
+            s3 = 3.0 * np.asarray(sigma, dtype=float)[:, j]
+            ax.fill_between(hours, -s3, s3, color="tab:blue", alpha=0.2, linewidth=0, label="±3σ")
+        ax.plot(hours, err[:, j], ".", ms=2, color="tab:red", label=what)
+        ax.axhline(0.0, color="k", lw=0.5)
+        ax.set_ylabel(f"{labels[j]} [{unit}]")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel(xlabel)
+    return _save(fig, path)
+
+
+def nees_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, int]], xlabel: str) -> Path:
+    """*panels*: (name, hours, nees, dof); each with its two-sided 95 % chi-square bounds."""
+    from scipy.stats import chi2
+
+    fig, axes = _figure(len(panels), "NEES (normalised estimation error squared)")
+    for ax, (name, hours, nees, dof) in zip(axes, panels):
+        lo, hi = chi2.ppf(0.025, dof), chi2.ppf(0.975, dof)
+        ax.semilogy(hours, np.clip(nees, 1e-3, None), ".", ms=2, color="tab:red", label="NEES")
+        ax.axhline(dof, color="k", lw=0.8, label=f"dof = {dof}")
+        ax.axhline(lo, color="tab:blue", lw=0.8, ls="--", label="95 % bounds")
+        ax.axhline(hi, color="tab:blue", lw=0.8, ls="--")
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel(xlabel)
+    return _save(fig, path)
+
+
+def residuals(path: Path, hours, res, title: str, labels, unit: str, xlabel: str, sigma=None) -> Path:
+    return errors_with_bounds(path, hours, res, sigma, title, labels, unit, xlabel, what="residual")

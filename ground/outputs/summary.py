@@ -1,0 +1,105 @@
+"""summary.json statistics: RMS / maximum errors after a settle time, and NEES consistency.
+
+NEES (normalised estimation error squared) e^T P^-1 e has, for a consistent filter, a
+chi-square distribution with ``dof`` degrees of freedom at every epoch: mean ``dof`` and
+95 % of epochs inside the two-sided 95 % interval [χ²(0.025), χ²(0.975)].  Successive
+5-s epochs are strongly correlated, so these are diagnostics, not a test with a p-value.
+Where an estimator reports only per-axis sigmas (attitude, formation) the NEES uses the
+diagonal covariance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Runs at least this long settle for 30 minutes; shorter ones for 10 % of their length.
+LONG_RUN_S = 3 * 3600.0
+LONG_SETTLE_S = 1800.0
+SHORT_SETTLE_FRACTION = 0.1
+
+
+def default_settle_s(span_s: float) -> float:
+    """30 min for runs of 3 h or more, else 10 % of the run."""
+    return LONG_SETTLE_S if span_s >= LONG_RUN_S else SHORT_SETTLE_FRACTION * max(span_s, 0.0)
+
+
+def _f(x) -> float | None:
+    """JSON-safe float (NaN -> None)."""
+    x = float(x)
+    return None if not math.isfinite(x) else x
+
+
+def norm_stats(values, mask=None, prefix: str = "", unit: str = "") -> dict:
+    """``{prefix}rms_{unit}``, ``{prefix}max_{unit}`` of the finite *values* (magnitudes) under *mask*."""
+    v = np.asarray(values, dtype=float)
+    sel = np.isfinite(v) if mask is None else (np.isfinite(v) & mask)
+    v = np.abs(v[sel])
+    suffix = f"_{unit}" if unit else ""
+    return {f"{prefix}rms{suffix}": _f(np.sqrt(np.mean(v**2))) if v.size else None,
+            f"{prefix}max{suffix}": _f(v.max()) if v.size else None}
+
+
+def nees_stats(nees, dof: int, mask=None) -> dict:
+    from scipy.stats import chi2
+
+    v = np.asarray(nees, dtype=float)
+    sel = np.isfinite(v) if mask is None else (np.isfinite(v) & mask)
+    v = v[sel]
+    lo, hi = float(chi2.ppf(0.025, dof)), float(chi2.ppf(0.975, dof))
+    q95 = float(chi2.ppf(0.95, dof))
+    return {
+        "dof": int(dof),
+        "n": int(v.size),
+        "mean": _f(v.mean()) if v.size else None,
+        "bounds_95": [lo, hi],
+        "frac_inside_95": _f(np.mean((v >= lo) & (v <= hi))) if v.size else None,
+        "frac_below_q95": _f(np.mean(v <= q95)) if v.size else None,
+    }
+
+
+def settled_mask(t_s, settle_s: float) -> np.ndarray:
+    """Rows at least *settle_s* after the first row."""
+    t = np.asarray(t_s, dtype=float)
+    if t.size == 0:
+        return np.zeros(0, dtype=bool)
+    return t >= np.nanmin(t) + settle_s
+
+
+def orbit_summary(table: dict, err: dict, settle_s: float) -> dict:
+    m = settled_mask(table["unix_time_s"], settle_s)
+    out = {"n_rows": int(m.size), "n_evaluated": int(np.sum(m & np.isfinite(err["dr_ecef_m"][:, 0])))}
+    out.update(norm_stats(np.linalg.norm(err["dr_ecef_m"], axis=1), m, "position_3d_", "m"))
+    out.update(norm_stats(np.linalg.norm(err["dv_ecef_m_s"], axis=1), m, "velocity_3d_", "m_s"))
+    for j, ax in enumerate("xyz"):
+        out.update(norm_stats(err["dr_ecef_m"][:, j], m, f"position_{ax}_ecef_", "m"))
+    out["nees"] = nees_stats(err["nees"], err["dof"], m)
+    return out
+
+
+def attitude_summary(table: dict, err: dict, settle_s: float) -> dict:
+    m = settled_mask(table["unix_time_s"], settle_s)
+    out = {"n_rows": int(m.size), "n_evaluated": int(np.sum(m & np.isfinite(err["angle_rad"])))}
+    out.update(norm_stats(np.degrees(err["angle_rad"]), m, "angle_", "deg"))
+    out.update(norm_stats(np.degrees(np.linalg.norm(err["dbias_rad_s"], axis=1)), m, "gyro_bias_3d_", "deg_s"))
+    out["nees"] = nees_stats(err["nees"], err["dof"], m)
+    out["nees_gyro_bias"] = nees_stats(err["nees_bias"], err["dof"], m)
+    return out
+
+
+def formation_summary(table: dict, err: dict, settle_s: float) -> dict:
+    """Per peer (keys are the peer ids as strings)."""
+    peers = {}
+    pid = table["peer_id"].astype(int)
+    for p in np.unique(pid):
+        sel = pid == p
+        t = table["unix_time_s"][sel]
+        m = settled_mask(t, settle_s)
+        e = err["dr_err_m"][sel]
+        d = {"n_rows": int(sel.sum()), "n_evaluated": int(np.sum(m & np.isfinite(e[:, 0])))}
+        d.update(norm_stats(np.linalg.norm(e, axis=1), m, "relative_position_3d_", "m"))
+        d.update(norm_stats(err["los_err_m"][sel], m, "line_of_sight_", "m"))
+        d["nees"] = nees_stats(err["nees"][sel], err["dof"], m)
+        peers[str(int(p))] = d
+    return {"n_rows": int(pid.size), "peers": peers}

@@ -1,0 +1,175 @@
+"""Estimate messages -> column tables -> CSV.
+
+A *table* is a ``dict`` of equal-length numpy arrays, in column order; the CSV writes
+them in that order with a header row.  The column names carry their units (see
+docs/interface.md and :data:`COLUMNS`).  Only estimates with ``propagated == False`` (the
+ones made at a sensor sample time) become rows; the propagated ones the flight task sends
+after the batch are not data.
+
+``unix_time_s`` is UTC (POSIX seconds), ``utc`` the same instant in ISO 8601.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+#: kind -> [(column, unit / meaning)].  The single declaration of the CSV layouts.
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "orbit": [
+        ("unix_time_s", "epoch, UTC POSIX seconds"),
+        ("utc", "the same epoch, ISO 8601 UTC"),
+        ("t_gps_s", "the same epoch, GPS seconds"),
+        ("t_sc_s", "the same epoch, spacecraft clock seconds"),
+        ("x_ecef_m", "position, ITRS/ECEF, m"), ("y_ecef_m", ""), ("z_ecef_m", ""),
+        ("vx_ecef_m_s", "velocity relative to ECEF, ECEF axes, m/s"), ("vy_ecef_m_s", ""), ("vz_ecef_m_s", ""),
+        ("sigma_x_ecef_m", "1σ position per ECEF axis, m"), ("sigma_y_ecef_m", ""), ("sigma_z_ecef_m", ""),
+        ("sigma_vx_ecef_m_s", "1σ velocity per ECEF axis, m/s"), ("sigma_vy_ecef_m_s", ""), ("sigma_vz_ecef_m_s", ""),
+        ("x_gcrs_m", "position, GCRS, m (UT1 taken = UTC, see pygnc.frames)"), ("y_gcrs_m", ""), ("z_gcrs_m", ""),
+        ("vx_gcrs_m_s", "velocity, GCRS, m/s"), ("vy_gcrs_m_s", ""), ("vz_gcrs_m_s", ""),
+        ("n_fixes_used", "own GPS fixes used so far (smoothed: in the whole batch)"),
+        ("n_fixes_rejected", "fixes rejected by the innovation gate so far"),
+        ("n_fixes_invalid", "fixes flagged invalid so far"),
+    ],
+    "attitude": [
+        ("unix_time_s", "epoch, UTC POSIX seconds"),
+        ("utc", "the same epoch, ISO 8601 UTC"),
+        ("t_sc_s", "the same epoch, spacecraft clock seconds"),
+        ("qw", "quaternion body -> GCRS, scalar first (rotates body vectors into GCRS)"),
+        ("qx", ""), ("qy", ""), ("qz", ""),
+        ("rate_x_body_rad_s", "angular rate, body axes, rad/s"), ("rate_y_body_rad_s", ""), ("rate_z_body_rad_s", ""),
+        ("gyro_bias_x_rad_s", "gyro bias, body axes, rad/s"), ("gyro_bias_y_rad_s", ""), ("gyro_bias_z_rad_s", ""),
+        ("sigma_att_x_rad", "1σ attitude error about each body axis, rad"), ("sigma_att_y_rad", ""), ("sigma_att_z_rad", ""),
+        ("sigma_gyro_bias_x_rad_s", "1σ gyro bias per body axis, rad/s"), ("sigma_gyro_bias_y_rad_s", ""),
+        ("sigma_gyro_bias_z_rad_s", ""),
+        ("has_position", "1 when an orbit estimate was available (field and sun models used)"),
+        ("in_eclipse", "1 when the estimator judged the spacecraft in eclipse"),
+    ],
+    "formation": [
+        ("unix_time_s", "epoch, UTC POSIX seconds"),
+        ("utc", "the same epoch, ISO 8601 UTC"),
+        ("t_sc_s", "the same epoch, spacecraft clock seconds"),
+        ("peer_id", "peer radio id"),
+        ("dx_ecef_m", "peer minus own position, ECEF, m"), ("dy_ecef_m", ""), ("dz_ecef_m", ""),
+        ("dvx_ecef_m_s", "peer minus own velocity, ECEF, m/s"), ("dvy_ecef_m_s", ""), ("dvz_ecef_m_s", ""),
+        ("sigma_dx_m", "1σ relative position per ECEF axis, m"), ("sigma_dy_m", ""), ("sigma_dz_m", ""),
+        ("sigma_dvx_m_s", "1σ relative velocity per ECEF axis, m/s"), ("sigma_dvy_m_s", ""), ("sigma_dvz_m_s", ""),
+        ("range_bias_m", "estimated range bias, m"),
+        ("n_ranges_used", "ranges used so far"),
+        ("n_ranges_rejected", "ranges rejected so far"),
+    ],
+}
+
+#: estimate message type -> table kind
+KIND_OF_TYPE = {"orbit_estimate": "orbit", "attitude_estimate": "attitude", "formation_estimate": "formation"}
+
+_XYZ = ("x", "y", "z")
+
+
+def iso_utc(unix_time_s) -> np.ndarray:
+    """ISO 8601 UTC strings (ms, trailing Z) of POSIX seconds."""
+    t = np.asarray(unix_time_s, dtype=float)
+    ms = np.rint(t * 1e3).astype("int64").astype("datetime64[ms]")
+    return np.char.add(np.datetime_as_string(ms, unit="ms"), "Z") if t.size else np.array([], dtype="U24")
+
+
+def empty_table(kind: str) -> dict:
+    return {name: np.array([], dtype="U24" if name == "utc" else float) for name, _ in COLUMNS[kind]}
+
+
+def _vec(bodies, key, n=3) -> np.ndarray:
+    return np.asarray([b[key] for b in bodies], dtype=float).reshape(-1, n)
+
+
+def _col(bodies, key, dtype=float) -> np.ndarray:
+    return np.asarray([b[key] for b in bodies], dtype=dtype)
+
+
+def orbit_table(bodies: list[dict]) -> dict:
+    """Rows of ``orbit_estimate`` bodies (propagated ones must already be removed)."""
+    if not bodies:
+        return empty_table("orbit")
+    t = _col(bodies, "unix_time_s")
+    r, v = _vec(bodies, "r_ecef_m"), _vec(bodies, "v_ecef_m_s")
+    sr, sv = _vec(bodies, "sigma_r_m"), _vec(bodies, "sigma_v_m_s")
+    rg, vg = _vec(bodies, "r_gcrs_m"), _vec(bodies, "v_gcrs_m_s")
+    out = {"unix_time_s": t, "utc": iso_utc(t), "t_gps_s": _col(bodies, "t_gps_s"), "t_sc_s": _col(bodies, "t_sc_s")}
+    for arr, fmt in ((r, "{}_ecef_m"), (v, "v{}_ecef_m_s"), (sr, "sigma_{}_ecef_m"), (sv, "sigma_v{}_ecef_m_s"),
+                     (rg, "{}_gcrs_m"), (vg, "v{}_gcrs_m_s")):
+        for j, ax in enumerate(_XYZ):
+            out[fmt.format(ax)] = arr[:, j]
+    out["n_fixes_used"] = _col(bodies, "n_used", np.int64)
+    out["n_fixes_rejected"] = _col(bodies, "n_rejected", np.int64)
+    out["n_fixes_invalid"] = _col(bodies, "n_invalid", np.int64)
+    return out
+
+
+def orbit_covariances_gcrs(bodies: list[dict]) -> np.ndarray:
+    """(n, 6, 6) position/velocity covariance in GCRS of ``orbit_estimate`` bodies."""
+    if not bodies:
+        return np.zeros((0, 6, 6))
+    return np.asarray([b["cov_gcrs"] for b in bodies], dtype=float).reshape(-1, 6, 6)
+
+
+def attitude_table(bodies: list[dict]) -> dict:
+    if not bodies:
+        return empty_table("attitude")
+    t = _col(bodies, "unix_time_s")
+    q = _vec(bodies, "q_body_to_gcrs", 4)
+    out = {"unix_time_s": t, "utc": iso_utc(t), "t_sc_s": _col(bodies, "t_sc_s")}
+    for j, name in enumerate(("qw", "qx", "qy", "qz")):
+        out[name] = q[:, j]
+    for key, fmt in (("rate_body_rad_s", "rate_{}_body_rad_s"), ("gyro_bias_rad_s", "gyro_bias_{}_rad_s"),
+                     ("sigma_att_rad", "sigma_att_{}_rad"), ("sigma_bias_rad_s", "sigma_gyro_bias_{}_rad_s")):
+        arr = _vec(bodies, key)
+        for j, ax in enumerate(_XYZ):
+            out[fmt.format(ax)] = arr[:, j]
+    out["has_position"] = _col(bodies, "has_position", bool).astype(np.int64)
+    out["in_eclipse"] = _col(bodies, "in_eclipse", bool).astype(np.int64)
+    return out
+
+
+def formation_table(bodies: list[dict]) -> dict:
+    if not bodies:
+        return empty_table("formation")
+    t = _col(bodies, "unix_time_s")
+    out = {"unix_time_s": t, "utc": iso_utc(t), "t_sc_s": _col(bodies, "t_sc_s"),
+           "peer_id": _col(bodies, "peer_id", np.int64)}
+    for key, fmt in (("dr_ecef_m", "d{}_ecef_m"), ("dv_ecef_m_s", "dv{}_ecef_m_s"), ("sigma_dr_m", "sigma_d{}_m"),
+                     ("sigma_dv_m_s", "sigma_dv{}_m_s")):
+        arr = _vec(bodies, key)
+        for j, ax in enumerate(_XYZ):
+            out[fmt.format(ax)] = arr[:, j]
+    out["range_bias_m"] = _col(bodies, "range_bias_m")
+    out["n_ranges_used"] = _col(bodies, "n_ranges_used", np.int64)
+    out["n_ranges_rejected"] = _col(bodies, "n_ranges_rejected", np.int64)
+    return out
+
+
+BUILDERS = {"orbit": orbit_table, "attitude": attitude_table, "formation": formation_table}
+
+
+def write_csv(table: dict, path: Path) -> int:
+    """Write *table* as CSV (full float precision, header row); returns the row count."""
+    names = list(table)
+    cols = [table[n].tolist() for n in names]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(names)
+        w.writerows(zip(*cols))
+    return len(cols[0]) if cols else 0
+
+
+def read_csv(path: Path) -> dict:
+    """Read a CSV written by :func:`write_csv` back into a table (``utc`` stays text)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    names, data = rows[0], rows[1:]
+    out = {}
+    for j, n in enumerate(names):
+        vals = [r[j] for r in data]
+        out[n] = np.array(vals, dtype="U32") if n == "utc" else np.array(vals, dtype=float)
+    return out
