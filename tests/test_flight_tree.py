@@ -197,3 +197,23 @@ def test_ctrl_c_during_startup(tmp_path, sig_name):
         time.sleep(0.2)
         assert gone([p.pid for p in run.tree()] + pids)
         assert "Traceback" not in run.text
+
+
+def test_hung_task_is_reported_late_then_killed_and_restarted(tmp_path):
+    """A task that stops answering pings (SIGSTOP) is marked late, then killed and restarted."""
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text("health_warn_s = 0.6\nhealth_fatal_s = 1.5\nping_period_s = 0.2\n")
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        k = [spec.name for spec in TASKS].index("ingest")
+        hung = run.task_pid("ingest")
+        os.kill(hung, signal.SIGSTOP)
+        run.wait_status(lambda s: S.TASK_STATES[s[f"task{k}_state"]] == "late", timeout_s=10)
+        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=15)
+        assert run.task_pid("ingest") != hung and gone([hung])
+        sup = (run.log_dir() / "supervisor.log").read_text()
+        assert "ingest late" in sup and "ingest silent for" in sup
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))

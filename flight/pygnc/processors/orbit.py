@@ -6,7 +6,8 @@
   one is skipped and counted; a fix older than the filter is counted as out of order;
 * ``sensor``: an ``orbit_estimate`` at the sample's time, propagated from the latest
   filter state by a separate *output cursor* - the filter itself only moves from fix to
-  fix, so an output never pushes it past a later fix;
+  fix, so an output never pushes it past a later fix.  A sample older than the filter
+  epoch (a restarted ingest replaying the batch) gets no estimate and is counted;
 * ``batch_end`` with no valid fix at all: one ``estimator_note`` (code ``no_fix``), and no
   estimate is ever invented.
 
@@ -50,6 +51,7 @@ class OrbitProcessor(Processor):
         self.n_out_of_order = 0
         self.n_outputs = 0
         self.n_no_clock = 0
+        self.n_stale = 0
         self.note_sent = False
 
     # -- inputs -------------------------------------------------------------------------
@@ -95,15 +97,16 @@ class OrbitProcessor(Processor):
             self.n_no_clock += 1
             return []
         t_gps = float(self.clock.gps_from_sc(t_sc_s))
-        c = self.cursor
+        f, c = self.filter, self.cursor
+        if t_gps < f.t_gps_s - 1e-3:
+            # Older than the filter (e.g. a restarted ingest replaying the batch): the
+            # estimate for that time has been published already, or never can be.
+            self.n_stale += 1
+            return []
         if not self.cursor_valid or t_gps < c.t_gps_s:
-            f = self.filter
             c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
             self.cursor_valid = True
-        if t_gps > c.t_gps_s:
-            c.predict_to(t_gps)
-        # Before the first fix's time (or a backwards request) the cursor stays at the
-        # filter epoch: report that epoch honestly.
+        c.predict_to(t_gps)
         t_est = c.t_gps_s
         r_i, v_i = c.x[:3], c.x[3:6]
         m = frames.gcrs_from_itrs_matrix(t_est)
@@ -113,7 +116,7 @@ class OrbitProcessor(Processor):
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
         return [("orbit_estimate", {
-            "t_sc_s": float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est)),
+            "t_sc_s": float(t_sc_s),
             "t_gps_s": t_est, "unix_time_s": float(utc_unix_from_gps(t_est)),
             "r_ecef_m": r_e.tolist(), "v_ecef_m_s": v_e.tolist(),
             "r_gcrs_m": r_i.tolist(), "v_gcrs_m_s": v_i.tolist(),
@@ -130,5 +133,5 @@ class OrbitProcessor(Processor):
         f = self.filter
         return {"fixes_used": f.n_used, "fixes_rejected": f.n_rejected, "fixes_invalid": f.n_invalid,
                 "reinit": f.n_reinit, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
-                "no_clock": self.n_no_clock,
+                "no_clock": self.n_no_clock, "stale_requests": self.n_stale,
                 "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3)}
