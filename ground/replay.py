@@ -527,6 +527,8 @@ def _print_truth_lines(summary: dict, say) -> None:
     if a.get("n_rows"):
         say(f"    attitude: angle RMS {fmt(a['angle_rms_deg'], '.3f')} deg (max {fmt(a['angle_max_deg'], '.3f')}), "
             f"gyro bias RMS {fmt(a['gyro_bias_3d_rms_deg_s'], '.4f')} deg/s, NEES mean {fmt(a['nees']['mean'])} (dof 3)")
+    if not (o.get("n_rows") or a.get("n_rows") or f.get("n_rows")):
+        say("    no estimates to compare")
     for p, d in f.get("peers", {}).items():
         say(f"    formation peer {p}: relative position 3D RMS {fmt(d['relative_position_3d_rms_m'])} m, "
             f"line of sight RMS {fmt(d['line_of_sight_rms_m'])} m, NEES mean {fmt(d['nees']['mean'])} (dof 3)")
