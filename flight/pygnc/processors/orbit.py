@@ -3,7 +3,7 @@
 * ``clock_map`` gives spacecraft time -> GPS time (sensor samples carry only t_sc_s);
 * own ``gps_fix`` (peer_id 0): a valid fix initialises or updates the EKF
   (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`) at the fix's own GPS time; an invalid
-  one is skipped and counted; a fix older than the filter is counted as out of order;
+  one is skipped and counted; a fix not newer than the filter's last fix is counted as out of order (never applied twice);
 * ``sensor``: an ``orbit_estimate`` at the sample's time, propagated from the latest
   filter state by a separate *output cursor* - the filter itself only moves from fix to
   fix, so an output never pushes it past a later fix.  A sample older than the filter
@@ -52,6 +52,7 @@ class OrbitProcessor(Processor):
         self.n_outputs = 0
         self.n_no_clock = 0
         self.n_stale = 0
+        self.t_last_output = -math.inf
         self.note_sent = False
 
     # -- inputs -------------------------------------------------------------------------
@@ -81,7 +82,7 @@ class OrbitProcessor(Processor):
         if not f.initialized:
             f.initialize_from_fix(t, b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
             f.n_used += 1
-        elif t < f.t_gps_s - 1e-3:
+        elif t <= f.t_gps_s + 1e-3:  # older than, or a repeat of, a fix already used
             self.n_out_of_order += 1
             return
         else:
@@ -98,9 +99,10 @@ class OrbitProcessor(Processor):
             return []
         t_gps = float(self.clock.gps_from_sc(t_sc_s))
         f, c = self.filter, self.cursor
-        if t_gps < f.t_gps_s - 1e-3:
-            # Older than the filter (e.g. a restarted ingest replaying the batch): the
-            # estimate for that time has been published already, or never can be.
+        if t_gps < f.t_gps_s - 1e-3 or t_gps <= self.t_last_output:
+            # Older than the filter or than the last output (e.g. a restarted ingest
+            # replaying the batch): published already, or never can be.  Output times
+            # strictly increase.
             self.n_stale += 1
             return []
         if not self.cursor_valid or t_gps < c.t_gps_s:
@@ -115,6 +117,7 @@ class OrbitProcessor(Processor):
         p_e = covariance_gcrs_to_ecef(p6, m)
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
+        self.t_last_output = t_est
         return [("orbit_estimate", {
             "t_sc_s": float(t_sc_s),
             "t_gps_s": t_est, "unix_time_s": float(utc_unix_from_gps(t_est)),
