@@ -83,10 +83,19 @@ def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
         assert 6.3e6 < math.dist(st["orbit_r_ecef_m"], (0, 0, 0)) < 7.5e6
         pids = [p.pid for p in run.tree()]
         assert len(pids) == 1 + N_TASKS
+        # No network sockets at all; the ipc sockets live in a private 0700 directory.
+        for proc in run.tree():
+            assert proc.net_connections(kind="inet") == [], proc.cmdline()
+        unix = {c.laddr for proc in run.tree() for c in proc.net_connections(kind="unix") if c.laddr}
+        sock_dirs = {os.path.dirname(a) for a in unix if a.endswith(".sock")}
+        assert len(sock_dirs) == 1
+        sock_dir = sock_dirs.pop()
+        assert os.stat(sock_dir).st_mode & 0o777 == 0o700
         run.ctrl_c()
         rc = run.wait_exit(timeout_s=10)
         st = _check_clean_stop(run, pids, rc)
         assert st["flags"] & S.FLAG_ORBIT_VALID
+        assert not os.path.exists(sock_dir)  # removed at exit
         assert "Traceback" not in run.text
 
 
