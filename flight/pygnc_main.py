@@ -1,22 +1,7 @@
-"""pygnc supervisor under the name in the host's interface document: ``python pygnc_main.py <timeout_minutes> <spacecraft_time_s>``.
-
-Runs from any directory (an unzipped copy on the Pi included): the ``pygnc`` package is
-found next to this file.
-"""
+"""pygnc supervisor under the name in the host's interface document:
+``python pygnc_main.py <timeout_minutes> <spacecraft_time_s>`` - runs ``main.py`` next to it."""
 
 import os
-import signal
-import sys
+import runpy
 
-# Record a Ctrl-C that arrives while the interpreter is still importing: the supervisor
-# then stops the tree in order instead of dying with a traceback.
-_early_signals: list[int] = []
-signal.signal(signal.SIGINT, lambda signum, frame: _early_signals.append(signum))
-signal.signal(signal.SIGTERM, lambda signum, frame: _early_signals.append(signum))
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from pygnc.supervisor import main  # noqa: E402
-
-if __name__ == "__main__":
-    sys.exit(main(early_signals=_early_signals))
+runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py"), run_name="__main__")

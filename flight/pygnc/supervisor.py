@@ -36,6 +36,7 @@ from .bus.messages import DecodeCounters, Encoder
 from .bus.transport import ControlServer, Publisher
 from .config import Config, Paths, load_config
 from .logs import create_run_dir, setup_task_logging, sync_logs
+from .signals import StopSignals
 from .tasks.table import TASKS, TaskSpec, expected_subscribers
 
 log = logging.getLogger("supervisor")
@@ -109,12 +110,7 @@ class Supervisor:
         self.decode_counters = DecodeCounters()
         self.flight_dir = Path(__file__).resolve().parent.parent
 
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        self.signals = StopSignals(self._on_signal)
 
         self.zctx = zmq.Context()
         self.control = ControlServer(self.zctx, run_dir, self.decode_counters)
@@ -122,10 +118,10 @@ class Supervisor:
                                     expected_subscribers("health"))
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)
-        self.poller.register(self._wake_r, zmq.POLLIN)
+        self.poller.register(self.signals.read_fd, zmq.POLLIN)
 
     # -- signals -----------------------------------------------------------------------
-    def _on_signal(self, signum, frame):
+    def _on_signal(self, signum):  # only sets a flag
         self.stop_requested = signal.Signals(signum).name
 
     def sc_now(self) -> float:
@@ -245,12 +241,8 @@ class Supervisor:
 
     def _wait(self, timeout_s: float) -> None:
         events = dict(self.poller.poll(max(0, int(timeout_s * 1000))))
-        if self._wake_r in events:
-            try:
-                while os.read(self._wake_r, 512):
-                    pass
-            except (BlockingIOError, OSError):
-                pass
+        if self.signals.read_fd in events:
+            self.signals.drain()
         if self.control.socket in events:
             self._handle_control(time.monotonic())
 

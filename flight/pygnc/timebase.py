@@ -68,28 +68,25 @@ def week_ms_from_gps(t_gps_s: float) -> tuple[int, int]:
     return week, ms
 
 
-def leap_seconds_at_gps(t_gps_s):
-    """GPS - UTC in seconds at GPS time *t_gps_s* (scalar or array)."""
-    if isinstance(t_gps_s, (int, float)):
-        i = bisect.bisect_right(_LEAP_GPS, t_gps_s)
+def _step_lookup(edges: list, t):
+    """GPS - UTC at *t* on the axis of *edges* (scalar or array)."""
+    if isinstance(t, (int, float)):
+        i = bisect.bisect_right(edges, t)
         return _LEAP_N[i - 1] if i else 0
     import numpy as np
 
-    idx = np.searchsorted(np.asarray(_LEAP_GPS, dtype=float), t_gps_s, side="right")
-    table = np.concatenate(([0], _LEAP_N))
-    return table[idx]
+    idx = np.searchsorted(np.asarray(edges, dtype=float), t, side="right")
+    return np.concatenate(([0], _LEAP_N))[idx]
+
+
+def leap_seconds_at_gps(t_gps_s):
+    """GPS - UTC in seconds at GPS time *t_gps_s* (scalar or array)."""
+    return _step_lookup(_LEAP_GPS, t_gps_s)
 
 
 def leap_seconds_at_utc(unix_time_s):
     """GPS - UTC in seconds at UTC POSIX time *unix_time_s* (scalar or array)."""
-    if isinstance(unix_time_s, (int, float)):
-        i = bisect.bisect_right(_LEAP_UTC, unix_time_s)
-        return _LEAP_N[i - 1] if i else 0
-    import numpy as np
-
-    idx = np.searchsorted(np.asarray(_LEAP_UTC, dtype=float), unix_time_s, side="right")
-    table = np.concatenate(([0], _LEAP_N))
-    return table[idx]
+    return _step_lookup(_LEAP_UTC, unix_time_s)
 
 
 def utc_unix_from_gps(t_gps_s):

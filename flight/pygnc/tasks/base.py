@@ -36,6 +36,7 @@ from ..bus.messages import DecodeCounters, Encoder, Message
 from ..bus.transport import ControlClient, Publisher, Subscriber
 from ..config import Config, Paths, load_config
 from ..logs import setup_task_logging, sync_logs
+from ..signals import StopSignals
 from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers
 
 #: Longest single wait in the loop, s (also bounds the reaction to a dead parent).
@@ -110,12 +111,8 @@ class TaskRunner:
         self.last_ping = time.monotonic()
         self.loops = 0
 
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        os.set_blocking(self._wake_r, False)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        self.signals = StopSignals(self._on_signal)
+        self._wake_r = self.signals.read_fd
 
         self.zctx = zmq.Context()
         self.encoder = Encoder(self.name)
@@ -136,15 +133,11 @@ class TaskRunner:
         self.task = task_class(self)
 
     # -- signals -----------------------------------------------------------------------
-    def _on_signal(self, signum, frame):  # only sets a flag; the wake pipe wakes the poll
+    def _on_signal(self, signum):  # only sets a flag; the wake pipe wakes the poll
         self.stop_requested = True
 
     def _drain_wake(self) -> None:
-        try:
-            while os.read(self._wake_r, 512):
-                pass
-        except (BlockingIOError, OSError):
-            pass
+        self.signals.drain()
 
     # -- control -------------------------------------------------------------------------
     def _handle_control(self) -> None:
