@@ -78,6 +78,18 @@ class Config:
     #: Largest message accepted on the bus, bytes.
     max_message_bytes: int = 64 * 1024
 
+    # --- attitude estimator ------------------------------------------------------------
+    #: Gyro scale factors per IMU axis (omega = scale * reading), applied before imu_to_body.
+    gyro_scale: tuple[float, ...] = (1.0, 1.0, 1.0)
+    #: Magnetometer scale factors per IMU axis (B = scale * reading), before imu_to_body.
+    mag_scale: tuple[float, ...] = (1.0, 1.0, 1.0)
+    #: Illuminance of direct sunlight on a sun-sensor face normal to the sun at 1 AU, lux.
+    sun_lux_at_1au: float = 130_000.0
+    #: Earth reflectivity used by the albedo model (Bond albedo, dimensionless).
+    albedo_reflectivity: float = 0.3
+    #: Sensor samples held while waiting for the orbit estimate of the same time, count.
+    attitude_max_pending_sensors: int = 2000
+
     extra: dict = field(default_factory=dict)
 
     @property

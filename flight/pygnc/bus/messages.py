@@ -74,6 +74,11 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "rate_body_rad_s": _V3, "gyro_bias_rad_s": _V3, "sigma_att_rad": _V3,
         "sigma_bias_rad_s": _V3, "has_position": "bool", "in_eclipse": "bool",
         "propagated": "bool",
+        # GPS time (NaN without a clock map); magnetometer hard-iron bias, body axes;
+        # full 9x9 covariance (attitude rad, gyro bias rad/s, mag bias µT), row-major;
+        # valid_attitude False: q is a placeholder (no reference yet), sigma_att_rad pi.
+        "t_gps_s": "num", "mag_bias_body_ut": _V3, "sigma_mag_bias_ut": _V3, "cov": "list",
+        "valid_attitude": "bool", "sun_faces_used": "int",
     },
     "formation_estimate": {
         "t_sc_s": "num", "unix_time_s": "num", "peer_id": "int", "dr_ecef_m": _V3,

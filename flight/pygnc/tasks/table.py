@@ -32,6 +32,8 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=(), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
              publishes=("orbit",)),
+    TaskSpec("attitude_estimator", 4, "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit"),
+             publishes=("attitude",)),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}

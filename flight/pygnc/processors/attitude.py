@@ -1,0 +1,203 @@
+"""Attitude processor: sensor samples and orbit estimates in, an attitude estimate per sample out.
+
+* ``clock_map``: spacecraft time -> GPS time (the filter's time base; without it the
+  spacecraft clock is used, which only matters for the step lengths).
+* ``sensor``: IMU-frame gyro (deg/s) and magnetometer (µT) are scaled
+  (``Config.gyro_scale``, ``mag_scale``) and rotated into body axes (``imu_to_body``); the six
+  faces' lux and saturation flags go in as they are.
+* ``orbit_estimate`` (not ``propagated``) for the same ``t_sc_s`` gives the position for
+  the field, sun, shadow and albedo models.  In flight the two arrive on different
+  channels in either order, so samples wait (in time order, at most
+  ``Config.attitude_max_pending_sensors``) until their orbit estimate arrives.  An orbit
+  estimate for a later time releases the earlier samples (they never get one: processed
+  without position); an orbit estimate that arrives first waits for its sample.
+* ``estimator_note`` from ``orbit`` with code ``no_fix``, or ``batch_end``: there is no
+  (further) position; waiting samples and all later ones are processed without position:
+  the MEKF (if it ever started) propagates on the gyro, and the attitude-independent
+  calibrator provides rates and gyro bias (``has_position`` False, and one
+  ``estimator_note`` with code ``no_position``).
+
+:meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import frames
+from ..config import Config
+from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at
+from ..timebase import ClockMap, utc_unix_from_gps
+from . import Output, Processor
+
+#: Orbit estimates kept while waiting for their sensor sample.
+MAX_PENDING_ORBIT = 64
+
+
+class AttitudeProcessor(Processor):
+    consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "estimator_note", "batch_end"})
+
+    def __init__(self, config: Config | None = None, filter_config: AttitudeFilterConfig | None = None):
+        self.config = config or Config()
+        c = self.config
+        rib = np.asarray(c.imu_to_body, dtype=float).reshape(3, 3)
+        self._gyro_to_body = rib * np.radians(1.0) * np.asarray(c.gyro_scale, dtype=float)[None, :]
+        self._mag_to_body = rib * np.asarray(c.mag_scale, dtype=float)[None, :]
+        self.est = AttitudeEstimator(filter_config)
+        self.clock: ClockMap | None = None
+        self.pending: OrderedDict[float, dict] = OrderedDict()  # t_sc_s -> sensor body
+        self.orbit_waiting: OrderedDict[float, dict] = OrderedDict()  # t_sc_s -> orbit body
+        self.no_position = False  # orbit declared no fix, or the batch ended
+        self.note_sent = False
+        self.last_t_sc_s: float | None = None
+        self.last_has_position = False
+        self.n_with_position = 0
+        self.n_without_position = 0
+        self.n_overflow = 0
+        self.n_out_of_order = 0
+        self.n_outputs = 0
+
+    # -- inputs -------------------------------------------------------------------------
+    def handle(self, msg_type: str, body: dict) -> list[Output]:
+        if msg_type == "clock_map":
+            self.clock = ClockMap(body["offset_s"], body["drift"], body["t_ref_sc_s"],
+                                  body["n_pairs"], body["residual_rms_s"])
+            return []
+        if msg_type == "sensor":
+            return self._on_sensor(body)
+        if msg_type == "orbit_estimate":
+            return [] if body.get("propagated") else self._on_orbit(body)
+        if msg_type == "estimator_note":
+            if body.get("estimator") == "orbit" and body.get("code") == "no_fix":
+                self.no_position = True
+                return self._flush()
+            return []
+        if msg_type == "batch_end":
+            self.no_position = True
+            return self._flush()
+        return []
+
+    def _on_sensor(self, b: dict) -> list[Output]:
+        t = float(b["t_sc_s"])
+        orbit = self.orbit_waiting.pop(t, None)
+        if orbit is not None:
+            out = self._release_before(t)
+            return out + self._process(b, orbit)
+        if self.no_position and not self.pending:
+            return self._process(b, None)
+        self.pending[t] = b
+        out = []
+        while len(self.pending) > max(1, int(self.config.attitude_max_pending_sensors)):
+            self.n_overflow += 1
+            _, old = self.pending.popitem(last=False)
+            out += self._process(old, None)
+        return out
+
+    def _on_orbit(self, o: dict) -> list[Output]:
+        t = float(o["t_sc_s"])
+        if t in self.pending:
+            out = self._release_before(t)
+            return out + self._process(self.pending.pop(t), o)
+        if self.pending and t > next(reversed(self.pending)):
+            # Its sample is still to come: everything waiting is older and gets no orbit.
+            out = self._release_before(t)
+        else:
+            out = []
+        self.orbit_waiting[t] = o
+        while len(self.orbit_waiting) > MAX_PENDING_ORBIT:
+            self.orbit_waiting.popitem(last=False)
+        return out
+
+    def _release_before(self, t: float) -> list[Output]:
+        out = []
+        while self.pending and next(iter(self.pending)) < t:
+            _, b = self.pending.popitem(last=False)
+            out += self._process(b, None)
+        return out
+
+    def _flush(self) -> list[Output]:
+        out = []
+        while self.pending:
+            t, b = self.pending.popitem(last=False)
+            out += self._process(b, self.orbit_waiting.pop(t, None))
+        return out
+
+    # -- processing ---------------------------------------------------------------------
+    def _filter_time(self, t_sc_s: float, orbit: dict | None) -> tuple[float, float]:
+        """(filter time s, GPS time or NaN)."""
+        if orbit is not None:
+            return float(orbit["t_gps_s"]), float(orbit["t_gps_s"])
+        if self.clock is not None:
+            t = float(self.clock.gps_from_sc(t_sc_s))
+            return t, t
+        return float(t_sc_s), math.nan
+
+    def _process(self, b: dict, orbit: dict | None) -> list[Output]:
+        t_sc = float(b["t_sc_s"])
+        if self.last_t_sc_s is not None and t_sc < self.last_t_sc_s:
+            self.n_out_of_order += 1
+            return []
+        self.last_t_sc_s = t_sc
+        t_s, t_gps = self._filter_time(t_sc, orbit)
+        w_b = self._gyro_to_body @ np.asarray(b["gyro_deg_s"], dtype=float)
+        m_b = self._mag_to_body @ np.asarray(b["mag_ut"], dtype=float)
+        env = None
+        if orbit is not None:
+            m = frames.gcrs_from_itrs_matrix(t_gps)
+            env = environment_at(t_gps, orbit["r_ecef_m"], orbit["r_gcrs_m"], m, self.config.sun_lux_at_1au,
+                                 self.config.albedo_reflectivity)
+            self.n_with_position += 1
+        else:
+            self.n_without_position += 1
+        out = self.est.step(t_s, w_b, m_b, b["sun_lux"], b["sun_saturated"], env)
+        self.last_has_position = env is not None
+        msgs: list[Output] = []
+        if env is None and not self.note_sent:
+            self.note_sent = True
+            msgs.append(("estimator_note", {
+                "estimator": "attitude", "code": "no_position",
+                "text": "no orbit estimate: no field or sun model; rates and gyro bias only"}))
+        msgs.append(self._message(out, t_sc, t_gps, env is not None, propagated=False))
+        return msgs
+
+    def _message(self, o: AttitudeOutput, t_sc_s: float, t_gps_s: float, has_position: bool,
+                 propagated: bool) -> Output:
+        sig = np.sqrt(np.clip(np.diag(o.cov), 0.0, None))
+        if math.isnan(t_gps_s):
+            unix = float(t_sc_s)  # spacecraft clock: unix seconds as the PyCubed keeps them
+        else:
+            unix = float(utc_unix_from_gps(t_gps_s))
+        self.n_outputs += 1
+        return ("attitude_estimate", {
+            "t_sc_s": float(t_sc_s), "unix_time_s": unix, "t_gps_s": float(t_gps_s),
+            "q_body_to_gcrs": o.q_body_to_gcrs.tolist(), "rate_body_rad_s": o.rate_body_rad_s.tolist(),
+            "gyro_bias_rad_s": o.gyro_bias_rad_s.tolist(), "sigma_att_rad": sig[:3].tolist(),
+            "sigma_bias_rad_s": sig[3:6].tolist(), "mag_bias_body_ut": o.mag_bias_ut.tolist(),
+            "sigma_mag_bias_ut": sig[6:].tolist(), "cov": o.cov.ravel().tolist(),
+            "has_position": bool(has_position), "in_eclipse": bool(o.in_eclipse),
+            "valid_attitude": bool(o.valid_attitude), "sun_faces_used": int(o.sun_faces_used),
+            "propagated": propagated,
+        })
+
+    def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
+        if self.last_t_sc_s is None:
+            return []
+        if self.clock is not None:
+            t_gps = float(self.clock.gps_from_sc(t_sc_s))
+            t_s = t_gps
+        else:
+            t_gps, t_s = math.nan, float(t_sc_s)
+        o = self.est.propagated_output(t_s)
+        return [self._message(o, t_sc_s, t_gps, self.last_has_position, propagated=True)]
+
+    def counters(self) -> dict:
+        f = self.est.mekf
+        return {"steps": self.est.n_steps, "with_position": self.n_with_position,
+                "without_position": self.n_without_position, "pending": len(self.pending),
+                "overflow": self.n_overflow, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
+                "inits": self.est.n_init, "calib_updates": self.est.calib.n_updates,
+                "calib_rejected": self.est.calib.n_rejected, "rest_updates": self.est.calib.n_zero_rate, "mag_rejected": f.n_mag_rejected, "sun_rejected": f.n_sun_rejected,
+                "last_nis_mag": None if math.isnan(f.last_nis_mag) else round(f.last_nis_mag, 3)}
