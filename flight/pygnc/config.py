@@ -90,6 +90,21 @@ class Config:
     #: Sensor samples held while waiting for the orbit estimate of the same time, count.
     attitude_max_pending_sensors: int = 2000
 
+    # --- formation estimator -----------------------------------------------------------
+    #: Radio ids of the formation's spacecraft (PY4: 0x4A..0x4D); fixes and ranges naming
+    #: any other id are reported and ignored.
+    formation_peer_ids: tuple[int, ...] = (0x4A, 0x4B, 0x4C, 0x4D)
+    #: Minimum and maximum time the formation estimator holds measurements to put peer
+    #: fixes (stamped with the peer's clock) back in GPS-time order, s.
+    formation_hold_s: float = 75.0
+    formation_max_hold_s: float = 3600.0
+    #: Peers' ballistic coefficient m / (C_D A), kg/m^2 (the filter estimates a scale on it).
+    formation_peer_ballistic_coeff_kg_m2: float = 50.0
+    #: Range noise (1 sigma), m; prior mean and 1-sigma of the radio's range bias, m.
+    formation_range_sigma_m: float = 0.5
+    formation_range_bias_m: float = 0.0
+    formation_range_bias_sigma_m: float = 3.0
+
     extra: dict = field(default_factory=dict)
 
     @property

@@ -85,6 +85,16 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "dv_ecef_m_s": _V3, "sigma_dr_m": _V3, "sigma_dv_m_s": _V3,
         "range_bias_m": "num", "n_ranges_used": "int", "n_ranges_rejected": "int",
         "propagated": "bool",
+        # GPS time of the estimate; the relative state in GCRS with its 6x6 covariance
+        # ([dr, dv], row-major, m and m/s); relative position in the own radial /
+        # along-track / cross-track frame; estimated separation and the 1-sigma of the
+        # line-of-sight component; filter states (range bias sigma, range time-tag
+        # lateness, peer drag scale) and fix counters of this peer's filter.
+        "t_gps_s": "num", "dr_gcrs_m": _V3, "dv_gcrs_m_s": _V3, "cov_rel_gcrs": "list",
+        "dr_rtn_m": _V3, "sigma_dr_rtn_m": _V3, "range_m": "num", "sigma_los_m": "num",
+        "sigma_range_bias_m": "num", "range_time_offset_s": "num", "peer_drag_scale": "num",
+        "n_peer_fixes_used": "int", "n_peer_fixes_rejected": "int", "n_own_fixes_used": "int",
+        "n_own_fixes_rejected": "int",
     },
     "estimator_note": {  # an estimator's state in words, e.g. "no valid GPS fix"
         "estimator": "str", "code": "str", "text": "str",

@@ -34,6 +34,8 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("orbit",)),
     TaskSpec("attitude_estimator", 4, "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit"),
              publishes=("attitude",)),
+    TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
+             publishes=("formation",)),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
