@@ -1,0 +1,172 @@
+"""AttitudeProcessor: pairing sensor samples with orbit estimates in any order, the
+no-position mode, bounded buffering, message schema, and the real bench capture."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ground import simulate as sim
+from pygnc.bus.messages import DecodeCounters, Encoder, decode
+from pygnc.config import Config, Paths
+from pygnc.processors.attitude import AttitudeProcessor
+from pygnc.processors.orbit import OrbitProcessor
+from pygnc.tasks.ingest import build_message_stream
+from test_attitude_mekf import issue_settings
+
+BENCH = Path("/work/shared/data/pygnc_example")
+
+
+@pytest.fixture(scope="module")
+def scenario_stream(tmp_path_factory):
+    d = tmp_path_factory.mktemp("att_scn")
+    scenario = sim.simulate(issue_settings(seed=5, duration_s=3600.0))
+    sim.write_scenario(scenario, d)
+    config = Config()
+    stream = build_message_stream(Paths(d), config)
+    # Orbit estimates once, in replay order: (index of the sensor message, estimate).
+    op = OrbitProcessor(config)
+    orbit_after = {}
+    for i, (t, b) in enumerate(stream.messages):
+        if t in op.consumes:
+            for t2, b2 in op.handle(t, b):
+                orbit_after.setdefault(i, []).append((t2, b2))
+    return scenario, stream.messages, orbit_after
+
+
+def _run(messages, orbit_after, mode: str, config=None):
+    """Feed an AttitudeProcessor: orbit estimates right after their sensor ('after'),
+    right before it ('before'), or all after every sensor ('late', like a slow orbit
+    task in flight, before batch_end)."""
+    ap = AttitudeProcessor(config or Config())
+    out = []
+    late = []
+    for i, (t, b) in enumerate(messages):
+        orb = orbit_after.get(i, [])
+        if t == "batch_end" and mode == "late":
+            for t2, b2 in late:
+                out += ap.handle(t2, b2)
+        if mode == "before":
+            for t2, b2 in orb:
+                out += ap.handle(t2, b2)
+        if t in ap.consumes:
+            out += ap.handle(t, b)
+        if mode == "after":
+            for t2, b2 in orb:
+                out += ap.handle(t2, b2)
+        elif mode == "late":
+            late += orb
+    return ap, out
+
+
+def _estimates(out):
+    return [b for t, b in out if t == "attitude_estimate"]
+
+
+def test_order_of_sensor_and_orbit_does_not_matter(scenario_stream):
+    scenario, messages, orbit_after = scenario_stream
+    results = {m: _run(messages, orbit_after, m) for m in ("after", "before", "late")}
+    ref = _estimates(results["after"][1])
+    n_sensor = sum(t == "sensor" for t, _ in messages)
+    assert len(ref) == n_sensor
+    for mode in ("before", "late"):
+        got = _estimates(results[mode][1])
+        assert len(got) == n_sensor
+        np.testing.assert_allclose([b["q_body_to_gcrs"] for b in got], [b["q_body_to_gcrs"] for b in ref], atol=1e-12)
+        assert [b["has_position"] for b in got] == [b["has_position"] for b in ref]
+    ap = results["after"][0]
+    # Only the samples before the first fix lack a position.
+    assert 1 <= ap.n_without_position <= 5 and ap.n_with_position == n_sensor - ap.n_without_position
+    assert ap.counters()["pending"] == 0
+
+
+def test_accuracy_behind_the_orbit_estimator(scenario_stream):
+    scenario, messages, orbit_after = scenario_stream
+    _, out = _run(messages, orbit_after, "after")
+    est = [b for b in _estimates(out) if b["valid_attitude"]]
+    z = scenario.truth
+    from scipy.spatial.transform import Rotation
+
+    rib = np.asarray(z["imu_to_body"])
+    t_est = np.array([b["t_gps_s"] for b in est])
+    k = np.rint(t_est - z["t_gps_s"][0]).astype(int)
+    qt = z["q_body_to_gcrs"][0][k]
+    qe = np.array([b["q_body_to_gcrs"] for b in est])
+    ang = np.degrees(np.linalg.norm(
+        (Rotation.from_quat(qt[:, [1, 2, 3, 0]]).inv() * Rotation.from_quat(qe[:, [1, 2, 3, 0]])).as_rotvec(), axis=1))
+    settled = t_est - z["t_gps_s"][0] >= 1800.0
+    assert math.sqrt(np.mean(ang[settled] ** 2)) < 2.0
+    db = np.degrees(np.array([b["gyro_bias_rad_s"] for b in est])) - z["gyro_bias_imu_deg_s"][0][k] @ rib.T
+    assert np.abs(db[settled]).max() < 0.02
+    # unix_time_s is UTC of the sample (from the clock map / orbit estimate).
+    np.testing.assert_allclose([b["unix_time_s"] for b in est], z["t_utc_unix_s"][k], atol=1e-3)
+
+
+def test_messages_fit_the_schema_and_propagation_after_batch(scenario_stream):
+    _, messages, orbit_after = scenario_stream
+    ap, out = _run(messages, orbit_after, "after")
+    enc, counters = Encoder("attitude_estimator"), DecodeCounters()
+    for t, b in out[:5] + out[-5:]:
+        assert decode(enc.encode(t, b), counters) is not None
+    last = _estimates(out)[-1]
+    (t, prop), = ap.propagate_to_sc(last["t_sc_s"] + 5.0)
+    assert t == "attitude_estimate" and prop["propagated"]
+    assert decode(enc.encode(t, prop), counters) is not None
+    assert max(prop["sigma_att_rad"]) > max(last["sigma_att_rad"])
+    assert counters.dropped == 0
+
+
+def test_no_fix_note_processes_without_position(scenario_stream):
+    _, messages, _ = scenario_stream
+    ap = AttitudeProcessor(Config())
+    out = []
+    for t, b in messages[:60]:
+        out += ap.handle(t, b) if t in ap.consumes else []
+    assert not _estimates(out)  # waiting for orbit estimates
+    out += ap.handle("estimator_note", {"estimator": "orbit", "code": "no_fix", "text": ""})
+    est = _estimates(out)
+    assert est and not any(b["has_position"] for b in est)
+    notes = [b for t, b in out if t == "estimator_note"]
+    assert len(notes) == 1 and notes[0]["code"] == "no_position"
+
+
+def test_buffer_is_bounded(scenario_stream):
+    _, messages, _ = scenario_stream
+    from dataclasses import replace
+
+    ap = AttitudeProcessor(replace(Config(), attitude_max_pending_sensors=10))
+    out = []
+    for t, b in messages[:200]:
+        out += ap.handle(t, b) if t in ap.consumes and t != "batch_end" else []
+    assert len(ap.pending) == 10
+    assert ap.n_overflow == len(_estimates(out)) > 0
+
+
+@pytest.mark.skipif(not (BENCH / "sense.bin").exists(), reason="bench capture not available")
+def test_real_bench_capture_without_gps_fix():
+    config = Config()
+    stream = build_message_stream(Paths(BENCH), config)
+    op, ap = OrbitProcessor(config), AttitudeProcessor(config)
+    out = []
+    for t, b in stream.messages:
+        produced = op.handle(t, b) if t in op.consumes else []
+        if t in ap.consumes:
+            out += ap.handle(t, b)
+        for t2, b2 in produced:
+            if t2 in ap.consumes:
+                out += ap.handle(t2, b2)
+    est = _estimates(out)
+    sensors = [b for t, b in stream.messages if t == "sensor"]
+    assert len(est) == len(sensors) > 100
+    assert not any(b["has_position"] or b["valid_attitude"] for b in est)
+    assert any(t == "estimator_note" and b["code"] == "no_position" for t, b in out)
+    # On the bench the board is at rest: the gyro reads its bias, the rates are ~0.
+    rib = np.asarray(config.imu_to_body).reshape(3, 3)
+    mean_gyro_body = rib @ np.mean([b["gyro_deg_s"] for b in sensors], axis=0)
+    np.testing.assert_allclose(np.degrees(est[-1]["gyro_bias_rad_s"]), mean_gyro_body, atol=0.01)
+    assert np.abs(np.degrees(est[-1]["rate_body_rad_s"])).max() < 0.1
+    assert max(np.degrees(est[-1]["sigma_bias_rad_s"])) < 0.01
+    assert ap.counters()["rest_updates"] > 50
+    (t, prop), = ap.propagate_to_sc(sensors[-1]["t_sc_s"] + 60.0)
+    assert not prop["has_position"] and prop["propagated"]
