@@ -266,8 +266,9 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
 
 
 def _attitude_smoother(run: ReplayRun):
-    """The attitude module's smoother, if it offers one: a ``smooth()`` method on the
-    processor returning attitude_estimate bodies."""
+    """The attitude module's smoother, if it offers one: a ``smooth()`` method of the
+    processor, called after the batch, returning ``(type, body)`` outputs like ``handle``
+    (its ``attitude_estimate`` bodies replace the filtered ones).  In-process only."""
     proc = run.extra.get("processor_objects", {}).get("attitude")
     fn = getattr(proc, "smooth", None)
     return fn if callable(fn) else None
@@ -322,13 +323,16 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tables = {kind: tb.BUILDERS[kind](run.estimates[mt]) for mt, kind in tb.KIND_OF_TYPE.items()}
     cov = tb.orbit_covariances_gcrs(run.estimates["orbit_estimate"])
+    att_cov = tb.attitude_covariances(run.estimates["attitude_estimate"])
     smoothing = {"orbit": False, "attitude": False}
     if args.smooth:
         tables["orbit"], cov = smoothed_orbit(stream)
         smoothing["orbit"] = True
         smoother = _attitude_smoother(run)
         if smoother is not None:
-            tables["attitude"] = tb.attitude_table([b for b in smoother() if not b.get("propagated", False)])
+            bodies = [b for t, b in smoother() if t == "attitude_estimate" and not b.get("propagated", False)]
+            tables["attitude"] = tb.attitude_table(bodies)
+            att_cov = tb.attitude_covariances(bodies)
             smoothing["attitude"] = True
         elif "attitude" in run.processors:
             say("  --smooth: the attitude module offers no smoother; attitude.csv is the filtered estimate")
@@ -393,7 +397,7 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
     plot_jobs = []
     if truth is not None:
         summary["truth"] = {"path": str(truth.path), "spacecraft": truth.name}
-        summary.update(_truth_stats(truth, tables, cov, settle, plot_jobs))
+        summary.update(_truth_stats(truth, tables, cov, settle, plot_jobs, att_cov))
     summary["residuals"] = _residual_stats(tables, fixes, ranges, plot_jobs if truth is None else None)
 
     # ---- plots ---------------------------------------------------------------------------
@@ -418,7 +422,7 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def _truth_stats(truth, tables, cov, settle, plot_jobs) -> dict:
+def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov=None) -> dict:
     from ground.outputs import summary as sm
     from ground.outputs import truth as tr
 
@@ -442,7 +446,8 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs) -> dict:
     nees_a = None
     if a["unix_time_s"].size:
         sa, sb = _stack(a, "sigma_att_{}_rad"), _stack(a, "sigma_gyro_bias_{}_rad_s")
-        e = tr.attitude_errors(truth, a["unix_time_s"], _stack(a, "q{}", "wxyz"), _stack(a, "gyro_bias_{}_rad_s"), sa, sb)
+        e = tr.attitude_errors(truth, a["unix_time_s"], _stack(a, "q{}", "wxyz"), _stack(a, "gyro_bias_{}_rad_s"), sa, sb,
+                               t_gps_s=a["t_gps_s"], cov6=att_cov)
         out["attitude"] = sm.attitude_summary(a, e, settle)
         plot_jobs.append(lambda pl, ax, d, e=e, a=a, sa=sa: pl.errors_with_bounds(
             d / "attitude_error.png", ax(a["unix_time_s"]), np.degrees(e["dtheta_rad"]), np.degrees(sa),

@@ -36,6 +36,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     "attitude": [
         ("unix_time_s", "epoch, UTC POSIX seconds"),
         ("utc", "the same epoch, ISO 8601 UTC"),
+        ("t_gps_s", "the same epoch, GPS seconds (NaN without a clock map: then unix_time_s is the spacecraft clock)"),
         ("t_sc_s", "the same epoch, spacecraft clock seconds"),
         ("qw", "quaternion body -> GCRS, scalar first (rotates body vectors into GCRS)"),
         ("qx", ""), ("qy", ""), ("qz", ""),
@@ -44,8 +45,13 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("sigma_att_x_rad", "1σ attitude error about each body axis, rad"), ("sigma_att_y_rad", ""), ("sigma_att_z_rad", ""),
         ("sigma_gyro_bias_x_rad_s", "1σ gyro bias per body axis, rad/s"), ("sigma_gyro_bias_y_rad_s", ""),
         ("sigma_gyro_bias_z_rad_s", ""),
+        ("mag_bias_x_body_ut", "magnetometer hard-iron bias, body axes, µT"), ("mag_bias_y_body_ut", ""),
+        ("mag_bias_z_body_ut", ""),
+        ("sigma_mag_bias_x_ut", "1σ magnetometer bias per body axis, µT"), ("sigma_mag_bias_y_ut", ""),
+        ("sigma_mag_bias_z_ut", ""),
         ("has_position", "1 when an orbit estimate was available (field and sun models used)"),
         ("in_eclipse", "1 when the estimator judged the spacecraft in eclipse"),
+        ("valid_attitude", "0 while the quaternion is a placeholder (no reference yet; sigma_att is then pi)"),
     ],
     "formation": [
         ("unix_time_s", "epoch, UTC POSIX seconds"),
@@ -87,6 +93,15 @@ def _col(bodies, key, dtype=float) -> np.ndarray:
     return np.asarray([b[key] for b in bodies], dtype=dtype)
 
 
+def _opt_vec(bodies, key, n=3, fill=float("nan")) -> np.ndarray:
+    """A field older message versions may lack."""
+    return np.asarray([b.get(key, [fill] * n) for b in bodies], dtype=float).reshape(-1, n)
+
+
+def _opt_col(bodies, key, fill, dtype=float) -> np.ndarray:
+    return np.asarray([b.get(key, fill) for b in bodies], dtype=dtype)
+
+
 def orbit_table(bodies: list[dict]) -> dict:
     """Rows of ``orbit_estimate`` bodies (propagated ones must already be removed)."""
     if not bodies:
@@ -118,16 +133,33 @@ def attitude_table(bodies: list[dict]) -> dict:
         return empty_table("attitude")
     t = _col(bodies, "unix_time_s")
     q = _vec(bodies, "q_body_to_gcrs", 4)
-    out = {"unix_time_s": t, "utc": iso_utc(t), "t_sc_s": _col(bodies, "t_sc_s")}
+    out = {"unix_time_s": t, "utc": iso_utc(t), "t_gps_s": _opt_col(bodies, "t_gps_s", float("nan")),
+           "t_sc_s": _col(bodies, "t_sc_s")}
     for j, name in enumerate(("qw", "qx", "qy", "qz")):
         out[name] = q[:, j]
     for key, fmt in (("rate_body_rad_s", "rate_{}_body_rad_s"), ("gyro_bias_rad_s", "gyro_bias_{}_rad_s"),
-                     ("sigma_att_rad", "sigma_att_{}_rad"), ("sigma_bias_rad_s", "sigma_gyro_bias_{}_rad_s")):
-        arr = _vec(bodies, key)
+                     ("sigma_att_rad", "sigma_att_{}_rad"), ("sigma_bias_rad_s", "sigma_gyro_bias_{}_rad_s"),
+                     ("mag_bias_body_ut", "mag_bias_{}_body_ut"), ("sigma_mag_bias_ut", "sigma_mag_bias_{}_ut")):
+        arr = _opt_vec(bodies, key)
         for j, ax in enumerate(_XYZ):
             out[fmt.format(ax)] = arr[:, j]
     out["has_position"] = _col(bodies, "has_position", bool).astype(np.int64)
     out["in_eclipse"] = _col(bodies, "in_eclipse", bool).astype(np.int64)
+    out["valid_attitude"] = _opt_col(bodies, "valid_attitude", True, bool).astype(np.int64)
+    return out
+
+
+def attitude_covariances(bodies: list[dict]) -> np.ndarray | None:
+    """(n, 6, 6) covariance of attitude error (rad) and gyro bias (rad/s), or None when the
+    messages carry only sigmas."""
+    if not bodies or any("cov" not in b for b in bodies):
+        return None
+    out = np.full((len(bodies), 6, 6), np.nan)
+    for i, b in enumerate(bodies):
+        c = np.asarray(b["cov"], dtype=float)
+        n = int(round(np.sqrt(c.size)))
+        if n * n == c.size and n >= 6:
+            out[i] = c.reshape(n, n)[:6, :6]
     return out
 
 

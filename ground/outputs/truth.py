@@ -176,11 +176,17 @@ def orbit_errors(truth: Truth, t_gps_s, r_ecef_m, v_ecef_m_s, cov_gcrs=None) -> 
     return {"dr_ecef_m": dr, "dv_ecef_m_s": dv, "nees": nees, "dof": 6}
 
 
-def attitude_errors(truth: Truth, unix_time_s, q_est, bias_est_rad_s, sigma_att_rad=None, sigma_bias_rad_s=None) -> dict:
+def attitude_errors(truth: Truth, unix_time_s, q_est, bias_est_rad_s, sigma_att_rad=None, sigma_bias_rad_s=None,
+                    t_gps_s=None, cov6=None) -> dict:
     """Attitude error rotation vector (n, 3, body axes, rad), its angle, gyro-bias error
-    (n, 3, body axes, rad/s) and NEES (3 dof, diagonal sigmas) of each."""
+    (n, 3, body axes, rad/s) and NEES (3 dof each) with *cov6* (n, 6, 6: attitude, bias)
+    when given, else with the diagonal sigmas.  The epoch is *t_gps_s* where finite, else
+    *unix_time_s* converted to GPS time."""
     a, k = truth.arrays, truth.index
     t = gps_from_utc_unix(np.asarray(unix_time_s, dtype=float))
+    if t_gps_s is not None:
+        t_gps_s = np.asarray(t_gps_s, dtype=float)
+        t = np.where(np.isfinite(t_gps_s), t_gps_s, t)
     q_true = slerp(a["t_gps_s"], a["q_body_to_gcrs"][k], t)
     q_est = np.asarray(q_est, dtype=float).reshape(-1, 4)
     q_est = q_est / np.linalg.norm(q_est, axis=1, keepdims=True)
@@ -193,6 +199,21 @@ def attitude_errors(truth: Truth, unix_time_s, q_est, bias_est_rad_s, sigma_att_
                        else np.full(t.size, np.nan))
         out["nees_bias"] = (np.sum((db / sigma_bias_rad_s) ** 2, axis=1) if sigma_bias_rad_s is not None
                             else np.full(t.size, np.nan))
+    if cov6 is not None:
+        out["nees"] = _quadratic(dtheta, cov6[:, :3, :3])
+        out["nees_bias"] = _quadratic(db, cov6[:, 3:6, 3:6])
+    return out
+
+
+def _quadratic(e, p) -> np.ndarray:
+    """e_i^T P_i^-1 e_i per row; NaN where e or P is not usable."""
+    out = np.full(e.shape[0], np.nan)
+    for i in range(e.shape[0]):
+        if np.all(np.isfinite(e[i])) and np.all(np.isfinite(p[i])):
+            try:
+                out[i] = float(e[i] @ np.linalg.solve(p[i], e[i]))
+            except np.linalg.LinAlgError:
+                pass
     return out
 
 
