@@ -52,6 +52,17 @@ The MEKF starts from TRIAD (sun vector from the faces, saturation handled via th
 norm, albedo subtracted after a first pass; magnetometer second) the first time the sun
 is visible with a position.  After ``max_rejections`` consecutive rejected magnetometer
 updates the filter declares itself lost and re-initialises the same way.
+
+Measured (``bench/bench_attitude.py``, the issue's scenario, 5 seeds x 3 h, after 30 min,
+truth positions): attitude RMS 0.79-1.13 deg overall, 1.16-1.96 deg in eclipse (40 min of
+it), 0.57-0.60 deg in sun; gyro-bias error max 0.013 deg/s; hard-iron error < 0.1 µT;
+attitude NEES mean 3.2-4.7 for 3 dof (3.6 over seeds; 85-94 % of epochs inside the 95 %
+bound: slightly optimistic in eclipse), bias NEES mean 1.7-7.9.  0.26 ms per step
+including IGRF (35 µs), sun, shadow and albedo, on this 2-core machine.
+
+Not modelled: the spacecraft clock stamps samples to whole seconds (floor), so a step's
+true length can differ from the stamp difference by up to 1 s if the clock's fractional
+phase wraps during the batch; at 5 deg/s that is a 5-deg jump the next updates correct.
 """
 
 from __future__ import annotations
