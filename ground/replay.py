@@ -103,7 +103,7 @@ def discover_processors() -> list[ProcessorInfo]:
             why = "not in this build" if exc.name == module_name else f"does not import: {exc}"
             out.append(ProcessorInfo(name, module_name, None, why))
             continue
-        except Exception as exc:  # a module being written by someone else may be broken
+        except Exception as exc:  # noqa: BLE001 - a module being written by someone else may be broken
             out.append(ProcessorInfo(name, module_name, None, f"does not import: {type(exc).__name__}: {exc}"))
             continue
         cls = getattr(module, cls_name, None)
@@ -162,7 +162,7 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None)
             t0 = clock()
             try:
                 outputs = processors[i].handle(msg_type, body)
-            except Exception:
+            except Exception:  # noqa: BLE001 - as the flight task: count, report once, go on
                 times[i] += clock() - t0
                 errors[i] += 1
                 if errors[i] == 1:
@@ -318,7 +318,7 @@ def _stack(table, fmt, axes="xyz"):
 
 def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
     """Tables, CSVs, OEM, truth comparison or residuals, plots and summary.json."""
-    from ground.outputs import oem, summary as sm
+    from ground.outputs import oem
 
     out.mkdir(parents=True, exist_ok=True)
     tables = {kind: tb.BUILDERS[kind](run.estimates[mt]) for mt, kind in tb.KIND_OF_TYPE.items()}
@@ -362,12 +362,13 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
     if rows["orbit"]:
         name = args.object_name or default_object_name(args.scenario, truth)
         covs = _oem_covariances(tables["orbit"], cov, args.oem_frame) if args.oem_covariance else None
-        comments = [f"pygnc replay of {Path(args.scenario).resolve().name} ({run.mode}"
-                    f"{', RTS-smoothed' if smoothing['orbit'] else ', filtered'}); epochs are sensor sample times",
-                    "ITRF here is the ITRS of pygnc.frames (IAU 2006/2000B, no polar motion, UT1 = UTC), "
-                    "which GPS (WGS-84) matches at the cm level" if args.oem_frame == "ITRF" else
-                    "GCRF here is the GCRS of pygnc.frames with UT1 = UTC (up to ~0.5 km along-track "
-                    "offset from the true GCRS; the ECEF solution is unaffected)"]
+        frame_note = ("ITRF here is the ITRS of pygnc.frames (IAU 2006/2000B, no polar motion, UT1 = UTC), "
+                      "which GPS (WGS-84) matches at the cm level") if args.oem_frame == "ITRF" else (
+                      "GCRF here is the GCRS of pygnc.frames with UT1 = UTC (up to ~0.5 km along-track "
+                      "offset from the true GCRS; the ECEF solution is unaffected)")
+        what = "RTS-smoothed" if smoothing["orbit"] else "filtered"
+        comments = [f"pygnc replay of {Path(args.scenario).resolve().name} ({run.mode}, {what}); epochs are sensor "
+                    + "sample times", frame_note]
         n_oem = oem.write_oem(oem_path, tables["orbit"]["unix_time_s"], _orbit_state(tables["orbit"], args.oem_frame),
                               ref_frame=args.oem_frame, object_name=name, covariances_m=covs, comments=comments)
 
@@ -378,7 +379,7 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
         "format_version": 1,
         "scenario": str(Path(args.scenario).resolve()),
         "mode": run.mode,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "processors": run.processors,
         "missing_processors": run.missing,
         "smoothed": smoothing,
@@ -522,7 +523,7 @@ def _sc_to_unix(tables):
 
 def _print_truth_lines(summary: dict, say) -> None:
     o, a, f = summary.get("orbit", {}), summary.get("attitude", {}), summary.get("formation", {})
-    fmt = (lambda v, spec=".2f": "-" if v is None else format(v, spec))  # noqa: E731
+    fmt = (lambda v, spec=".2f": "-" if v is None else format(v, spec))
     settle_min = summary["settle_s"] / 60.0
     say(f"  truth {summary['truth']['spacecraft']} (statistics after {settle_min:.1f} min):")
     if o.get("n_rows"):
@@ -542,7 +543,7 @@ def _print_truth_lines(summary: dict, say) -> None:
 def run(args) -> int:
     from pygnc.config import Config, load_config
 
-    say = (lambda *a: None) if args.quiet else print  # noqa: E731
+    say = (lambda *a: None) if args.quiet else print
     scenario = args.scenario
     if not scenario.is_dir():
         print(f"replay: {scenario}: not a directory", file=sys.stderr)

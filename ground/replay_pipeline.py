@@ -109,10 +109,9 @@ def wait_until_done(proc: subprocess.Popen, status_path: Path, tasks: set[str], 
         if st is not None and st["flags"] & S.FLAG_BATCH_DONE:
             if estimators_done(st, tasks, t_last):
                 return "done"
-            ep = _epochs(st)
-            if ep != last_epochs:  # NaN != NaN: compare the text form
-                if repr(ep) != repr(last_epochs):
-                    last_epochs, last_change = ep, now
+            ep = repr(_epochs(st))  # text form: NaN == NaN
+            if ep != last_epochs:
+                last_epochs, last_change = ep, now
             if last_change is not None and now - last_change >= quiet_s:
                 return "quiet"
         if now >= deadline:

@@ -18,12 +18,12 @@ def _states(n=5):
 
 
 def test_format_and_parse_epoch():
-    t = dt.datetime(2025, 3, 20, 6, 0, 5, tzinfo=dt.timezone.utc).timestamp() + 0.123456
+    t = dt.datetime(2025, 3, 20, 6, 0, 5, tzinfo=dt.UTC).timestamp() + 0.123456
     assert oem.format_epoch(t) == "2025-03-20T06:00:05.123456"
     assert oem.parse_epoch("2025-03-20T06:00:05.123456") == pytest.approx(t, abs=1e-7)
     assert oem.parse_epoch("2025-079T06:00:05.123456") == pytest.approx(t, abs=1e-7)  # day-of-year form
     # Rounding that carries into the next second, minute and day.
-    assert oem.format_epoch(dt.datetime(2025, 3, 20, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp() + 0.9999996) \
+    assert oem.format_epoch(dt.datetime(2025, 3, 20, 23, 59, 59, tzinfo=dt.UTC).timestamp() + 0.9999996) \
         == "2025-03-21T00:00:00.000000"
 
 

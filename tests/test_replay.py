@@ -9,14 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ground import replay
-from ground.__main__ import main as ground_main
-from ground.outputs import oem, tables as tb, truth as tr
-from ground.sim.scenario import load_truth
 from pygnc.config import Config, Paths
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import GPS_EPOCH_UNIX_S, utc_unix_from_gps
+
+from ground import replay
+from ground.__main__ import main as ground_main
+from ground.outputs import oem
+from ground.outputs import tables as tb
+from ground.outputs import truth as tr
+from ground.sim.scenario import load_truth
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -262,7 +264,7 @@ def test_truth_interpolation_and_perfect_estimates_have_zero_error():
     truth = tr.find_truth(SAMPLE)
     a = truth.arrays
     t = a["t_gps_s"][10:200:7] + 0.37
-    r, v = tr.hermite_rv(a["t_gps_s"], a["r_ecef_m"][0], a["v_ecef_m_s"][0], a["t_gps_s"][10:200:7])
+    r, _ = tr.hermite_rv(a["t_gps_s"], a["r_ecef_m"][0], a["v_ecef_m_s"][0], a["t_gps_s"][10:200:7])
     np.testing.assert_allclose(r, a["r_ecef_m"][0][10:200:7], atol=1e-6)
     # Between grid points Hermite agrees with a 2-s-step interpolation of the same truth.
     r_half, _ = tr.hermite_rv(a["t_gps_s"][::2], a["r_ecef_m"][0][::2], a["v_ecef_m_s"][0][::2], a["t_gps_s"][1:-1:2])

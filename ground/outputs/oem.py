@@ -37,7 +37,6 @@ for the tests and for anyone who wants to load an ephemeris.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +53,7 @@ _EPOCH_FMT = "%Y-%m-%dT%H:%M:%S"
 def format_epoch(unix_time_s: float, decimals: int = 6) -> str:
     """POSIX seconds (UTC) -> ``YYYY-MM-DDThh:mm:ss.ffffff``."""
     scale = 10**decimals
-    total = int(round(float(unix_time_s) * scale))
+    total = round(float(unix_time_s) * scale)
     whole, frac = divmod(total, scale)
     t = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=whole)
     text = t.strftime(_EPOCH_FMT)
@@ -113,7 +112,7 @@ def write_oem(path, unix_time_s, state_m, *, ref_frame: str = "ITRF", object_nam
     keep = np.concatenate(([True], np.diff(t) > 0))
     t, x = t[keep], x[keep]
     cov = cov[keep] if cov is not None else None
-    created = _dt.datetime.now(_dt.timezone.utc).timestamp() if creation_unix_s is None else creation_unix_s
+    created = _dt.datetime.now(_dt.UTC).timestamp() if creation_unix_s is None else creation_unix_s
     lines = [f"CCSDS_OEM_VERS = {VERSION}"]
     lines += [f"COMMENT {c}" for c in (comments or [])]
     lines += [f"CREATION_DATE = {format_epoch(created, 3)}", f"ORIGINATOR = {originator}", "",

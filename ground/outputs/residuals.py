@@ -68,5 +68,5 @@ def range_residuals(formation: dict, ranges: list[dict]) -> dict:
         out_t.append(t[ok])
         out_p.append(np.full(int(ok.sum()), p))
         out_r.append(res[ok])
-    cat = (lambda xs, dt=float: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))  # noqa: E731
+    cat = (lambda xs, dt=float: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
     return {"t_sc_s": cat(out_t), "peer_id": cat(out_p, int), "residual_m": cat(out_r)}

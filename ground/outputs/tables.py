@@ -157,7 +157,7 @@ def attitude_covariances(bodies: list[dict]) -> np.ndarray | None:
     out = np.full((len(bodies), 6, 6), np.nan)
     for i, b in enumerate(bodies):
         c = np.asarray(b["cov"], dtype=float)
-        n = int(round(np.sqrt(c.size)))
+        n = round(float(np.sqrt(c.size)))
         if n * n == c.size and n >= 6:
             out[i] = c.reshape(n, n)[:6, :6]
     return out
@@ -205,3 +205,11 @@ def read_csv(path: Path) -> dict:
         vals = [r[j] for r in data]
         out[n] = np.array(vals, dtype="U32") if n == "utc" else np.array(vals, dtype=float)
     return out
+
+
+def columns_markdown(kind: str) -> str:
+    """Markdown table of the columns of ``<kind>.csv`` (for docs/interface.md)."""
+    lines = ["| column | unit / meaning |", "|---|---|"]
+    for name, meaning in COLUMNS[kind]:
+        lines.append(f"| `{name}` | {meaning or 'as above'} |")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Replay bench: simulation and replay time of a 24-hour scenario, and the share of the
+replay spent in each estimator.
+
+    .venv/bin/python bench/bench_replay.py [--duration 24h] [--runs 3] [--settings TOML] [--pipeline]
+
+1. ``python -m ground simulate`` (in-process, default settings: two spacecraft, GPS every
+   25 s -> 3456 own fixes in 24 h) into a temporary directory (deleted afterwards).
+2. The in-process replay (:func:`ground.replay.run_in_process`) ``--runs`` times: wall
+   time of building the message stream (ingest), of each processor's ``handle`` calls
+   (timed around every call, so a processor's time excludes the processors it feeds), and
+   of the whole feed; medians are printed.
+3. One full ``python -m ground replay`` (CSV, OEM, truth statistics, plots) for the cost
+   of the outputs.
+4. With ``--pipeline``, one ``--pipeline`` replay (the real process tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pygnc.config import Config
+
+from ground import replay
+from ground.__main__ import main as ground_main
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", default="24h")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--settings", type=Path, help="scenario TOML (default: the simulator's defaults)")
+    ap.add_argument("--seed", default="1")
+    ap.add_argument("--pipeline", action="store_true", help="also time one --pipeline replay")
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        scen, out = Path(tmp) / "scenario", Path(tmp) / "out"
+        cmd = ["simulate", str(scen), "--duration", args.duration, "--seed", args.seed, "--quiet"]
+        if args.settings:
+            cmd += ["--settings", str(args.settings)]
+        t0 = time.perf_counter()
+        assert ground_main(cmd) == 0
+        t_sim = time.perf_counter() - t0
+        print(f"simulate {args.duration}{' ' + str(args.settings) if args.settings else ''}: {t_sim:.1f} s")
+
+        runs = []
+        for k in range(args.runs):
+            r = replay.run_in_process(scen, Config(), quiet=True)
+            runs.append(r)
+            print(f"  replay run {k + 1}: " + ", ".join(f"{n} {v:.2f} s" for n, v in r.timings_s.items()))
+        r0 = runs[0]
+        stream = r0.extra["stream"]
+        n_fix = sum(1 for m, b in stream.messages if m == "gps_fix" and b["peer_id"] == 0)
+        n_sensor = sum(1 for m, _ in stream.messages if m == "sensor")
+        med = {key: statistics.median(r.timings_s[key] for r in runs) for key in r0.timings_s}
+        print(f"batch: {r0.n_messages} messages, {n_sensor} sensor samples, {n_fix} own GPS fixes; "
+              f"estimators: {', '.join(r0.processors)}")
+        print(f"in-process replay, median of {len(runs)}: total {med['total']:.2f} s = ingest {med['ingest']:.2f} s"
+              f" + estimators {med['processors']:.2f} s ({100 * med['processors'] / med['total']:.1f} %)"
+              f" + dispatch {med['total'] - med['ingest'] - med['processors']:.2f} s")
+        for name in r0.processors:
+            print(f"  {name:<10} {med[name]:7.2f} s  {100 * med[name] / med['total']:5.1f} % of the replay"
+                  f"  ({1e3 * med[name] / max(n_sensor, 1):.3f} ms per sensor sample)")
+
+        t0 = time.perf_counter()
+        assert ground_main(["replay", str(scen), "--out", str(out), "--quiet"]) == 0
+        t_full = time.perf_counter() - t0
+        print(f"full 'python -m ground replay' (CSV, OEM, truth statistics, plots): {t_full:.1f} s "
+              f"(outputs ~{t_full - med['total']:.1f} s)")
+        if args.pipeline:
+            t0 = time.perf_counter()
+            assert ground_main(["replay", str(scen), "--out", str(out / "pipe"), "--quiet", "--pipeline",
+                                "--no-plots"]) == 0
+            print(f"--pipeline replay: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
