@@ -37,8 +37,8 @@ def scenario_stream(tmp_path_factory):
 
 def _run(messages, orbit_after, mode: str, config=None):
     """Feed an AttitudeProcessor: orbit estimates right after their sensor ('after'),
-    right before it ('before'), or all after every sensor ('late', like a slow orbit
-    task in flight, before batch_end)."""
+    right before it ('before'), all after every sensor but before batch_end ('late'), or
+    after batch_end too ('flight': the meas channel overtakes a slow orbit task)."""
     ap = AttitudeProcessor(config or Config())
     out = []
     late = []
@@ -47,6 +47,7 @@ def _run(messages, orbit_after, mode: str, config=None):
         if t == "batch_end" and mode == "late":
             for t2, b2 in late:
                 out += ap.handle(t2, b2)
+            late = []
         if mode == "before":
             for t2, b2 in orb:
                 out += ap.handle(t2, b2)
@@ -55,8 +56,10 @@ def _run(messages, orbit_after, mode: str, config=None):
         if mode == "after":
             for t2, b2 in orb:
                 out += ap.handle(t2, b2)
-        elif mode == "late":
+        elif mode in ("late", "flight"):
             late += orb
+    for t2, b2 in late:  # "flight": batch_end (meas) overtook the orbit channel
+        out += ap.handle(t2, b2)
     return ap, out
 
 
@@ -66,11 +69,11 @@ def _estimates(out):
 
 def test_order_of_sensor_and_orbit_does_not_matter(scenario_stream):
     scenario, messages, orbit_after = scenario_stream
-    results = {m: _run(messages, orbit_after, m) for m in ("after", "before", "late")}
+    results = {m: _run(messages, orbit_after, m) for m in ("after", "before", "late", "flight")}
     ref = _estimates(results["after"][1])
     n_sensor = sum(t == "sensor" for t, _ in messages)
     assert len(ref) == n_sensor
-    for mode in ("before", "late"):
+    for mode in ("before", "late", "flight"):
         got = _estimates(results[mode][1])
         assert len(got) == n_sensor
         np.testing.assert_allclose([b["q_body_to_gcrs"] for b in got], [b["q_body_to_gcrs"] for b in ref], atol=1e-12)
@@ -129,6 +132,24 @@ def test_no_fix_note_processes_without_position(scenario_stream):
     assert est and not any(b["has_position"] for b in est)
     notes = [b for t, b in out if t == "estimator_note"]
     assert len(notes) == 1 and notes[0]["code"] == "no_position"
+
+
+def test_after_batch_end_waiting_samples_are_released_when_orbit_stays_silent(scenario_stream):
+    from pygnc.processors.attitude import IDLE_CALLS_BEFORE_FLUSH
+
+    _, messages, _ = scenario_stream
+    ap = AttitudeProcessor(Config())
+    out = []
+    for t, b in messages:
+        out += ap.handle(t, b) if t in ap.consumes else []
+    assert not _estimates(out) and ap.pending  # orbit task silent: everything waits
+    t_last = messages[-1][1]["t_sc_last_s"]
+    for _ in range(IDLE_CALLS_BEFORE_FLUSH - 1):
+        assert ap.propagate_to_sc(t_last + 1.0) == []
+    out = ap.propagate_to_sc(t_last + 1.0)
+    est = _estimates(out)
+    assert len(est) == sum(t == "sensor" for t, _ in messages) + 1
+    assert est[-1]["propagated"] and not any(b["has_position"] for b in est)
 
 
 def test_buffer_is_bounded(scenario_stream):

@@ -11,8 +11,11 @@
   ``Config.attitude_max_pending_sensors``) until their orbit estimate arrives.  An orbit
   estimate for a later time releases the earlier samples (they never get one: processed
   without position); an orbit estimate that arrives first waits for its sample.
-* ``estimator_note`` from ``orbit`` with code ``no_fix``, or ``batch_end``: there is no
-  (further) position; waiting samples and all later ones are processed without position:
+* ``estimator_note`` from ``orbit`` with code ``no_fix``: there is no position; waiting
+  samples and all later ones are processed without position.  ``batch_end`` overtakes the
+  last orbit estimates in flight (another channel), so the samples keep waiting for them;
+  only after :data:`IDLE_CALLS_BEFORE_FLUSH` calls of :meth:`propagate_to_sc` (one a second
+  after the batch) without an orbit estimate are they processed without position:
   the MEKF (if it ever started) propagates on the gyro, and the attitude-independent
   calibrator provides rates and gyro bias (``has_position`` False, and one
   ``estimator_note`` with code ``no_position``).
@@ -35,6 +38,9 @@ from . import Output, Processor
 
 #: Orbit estimates kept while waiting for their sensor sample.
 MAX_PENDING_ORBIT = 64
+#: After batch_end, calls of propagate_to_sc (1 s apart in flight) without any orbit
+#: estimate after which the waiting samples are processed without position.
+IDLE_CALLS_BEFORE_FLUSH = 5
 
 
 class AttitudeProcessor(Processor):
@@ -50,7 +56,9 @@ class AttitudeProcessor(Processor):
         self.clock: ClockMap | None = None
         self.pending: OrderedDict[float, dict] = OrderedDict()  # t_sc_s -> sensor body
         self.orbit_waiting: OrderedDict[float, dict] = OrderedDict()  # t_sc_s -> orbit body
-        self.no_position = False  # orbit declared no fix, or the batch ended
+        self.no_position = False  # orbit declared no fix, or the batch ended and nothing waits
+        self.batch_ended = False
+        self.idle_calls = 0
         self.note_sent = False
         self.last_t_sc_s: float | None = None
         self.last_has_position = False
@@ -76,8 +84,13 @@ class AttitudeProcessor(Processor):
                 return self._flush()
             return []
         if msg_type == "batch_end":
-            self.no_position = True
-            return self._flush()
+            # In flight batch_end (channel meas) overtakes the orbit estimates of the last
+            # samples (channel orbit): keep waiting for them, or for the orbit's no_fix note;
+            # propagate_to_sc gives up after IDLE_CALLS_BEFORE_FLUSH calls without progress.
+            self.batch_ended = True
+            if not self.pending:
+                self.no_position = True
+            return []
         return []
 
     def _on_sensor(self, b: dict) -> list[Output]:
@@ -98,6 +111,7 @@ class AttitudeProcessor(Processor):
 
     def _on_orbit(self, o: dict) -> list[Output]:
         t = float(o["t_sc_s"])
+        self.idle_calls = 0
         if t in self.pending:
             out = self._release_before(t)
             return out + self._process(self.pending.pop(t), o)
@@ -183,15 +197,22 @@ class AttitudeProcessor(Processor):
         })
 
     def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
+        out: list[Output] = []
+        if self.batch_ended and self.pending:
+            self.idle_calls += 1
+            if self.idle_calls < IDLE_CALLS_BEFORE_FLUSH:
+                return []  # the orbit estimates of the last samples may still be coming
+            self.no_position = True
+            out = self._flush()
         if self.last_t_sc_s is None:
-            return []
+            return out
         if self.clock is not None:
             t_gps = float(self.clock.gps_from_sc(t_sc_s))
             t_s = t_gps
         else:
             t_gps, t_s = math.nan, float(t_sc_s)
         o = self.est.propagated_output(t_s)
-        return [self._message(o, t_sc_s, t_gps, self.last_has_position, propagated=True)]
+        return out + [self._message(o, t_sc_s, t_gps, self.last_has_position, propagated=True)]
 
     def counters(self) -> dict:
         f = self.est.mekf
