@@ -210,3 +210,16 @@ def test_truth_full_model_is_smooth_and_bounded():
     # Velocity is the derivative of position (1 Hz samples, central difference).
     dv = (tr["r_gcrs_m"][2:] - tr["r_gcrs_m"][:-2]) / 2.0 - tr["v_gcrs_m_s"][1:-1]
     assert np.abs(dv).max() < 0.02  # a^2-term of the central difference: |a| h^2/6 ~ 1.4 cm/s
+
+
+def test_third_body_in_propagation_needs_time_and_changes_little():
+    model = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=None, third_body=True)
+    r, v = _leo_state(7)
+    x = np.concatenate([r, v, np.zeros(3)])
+    with pytest.raises(ValueError):
+        od.propagate(x, 5.0, model)
+    x1, _ = od.propagate(x, 600.0, model, want_phi=False, t_gps_s=T0_GPS_S)
+    x0, _ = od.propagate(x, 600.0, od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=None),
+                         want_phi=False, t_gps_s=T0_GPS_S)
+    # ~1e-6 m/s^2 of tide over 10 min: 0.5 a t^2 ~ 0.2 m at most.
+    assert 1e-3 < np.linalg.norm(x1[:3] - x0[:3]) < 0.4

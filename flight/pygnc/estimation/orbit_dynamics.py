@@ -66,6 +66,7 @@ __all__ = [
     "process_noise",
     "state_derivative_jacobian",
     "propagate",
+    "third_body_acceleration",
 ]
 
 #: EGM96 gravitational parameter [m^3/s^2] and reference radius [m].
@@ -144,6 +145,8 @@ class DynamicsModel:
     drag_scale_tau_s: float | None = None
     max_step_s: float = 5.0
     tesseral_degree: int = 0
+    #: Sun and Moon tidal accelerations (low-precision analytic ephemerides; needs time).
+    third_body: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "_tesseral_tables", _tesseral_tables(self.tesseral_degree))
@@ -323,6 +326,63 @@ def tesseral_acceleration(r_gcrs_m, t_gps_s, degree):
         return np.zeros(3)
     m = frames.gcrs_from_itrs_matrix(float(t_gps_s)).tolist()
     return np.array(_tesseral_gcrs_xyz(x, y, z, m, tables))
+
+
+# ----------------------------------------------------------------------- third bodies
+#: Solar gravitational parameter [m^3/s^2] (IAU 2015 nominal).
+GM_SUN_M3_S2 = 1.32712440018e20
+#: Spacing of the Sun/Moon ephemeris nodes [s]: linear interpolation between nodes is off
+#: by < 150 m for the Moon (0.09 deg of arc in 10 min), i.e. < 1e-12 m/s^2 of tide.
+_EPHEM_NODE_S = 600.0
+_ephem_cache: dict[int, tuple] = {}
+
+
+def _ephem_node(k):
+    e = _ephem_cache.get(k)
+    if e is None:
+        from pygnc.environment.moon import GM_MOON_M3_S2, moon_position_gcrs_m
+        from pygnc.environment.sun import sun_position_gcrs_m
+
+        if len(_ephem_cache) > 256:
+            _ephem_cache.clear()
+        t = k * _EPHEM_NODE_S
+        e = (tuple(float(c) for c in sun_position_gcrs_m(t)), tuple(float(c) for c in moon_position_gcrs_m(t)),
+             GM_MOON_M3_S2)
+        _ephem_cache[k] = e
+    return e
+
+
+def _third_body_xyz(x, y, z, t_gps_s):
+    """Sun + Moon tidal acceleration [m/s^2] at GCRS (x, y, z) [m] and GPS time [s].
+
+    a = GM [(s - r)/|s - r|^3 - s/|s|^3] per body, with the body positions interpolated
+    linearly between 10-minute nodes of :mod:`pygnc.environment.sun` / ``.moon``.
+    """
+    u = t_gps_s / _EPHEM_NODE_S
+    k = math.floor(u)
+    f = u - k
+    e0, e1 = _ephem_node(k), _ephem_node(k + 1)
+    ax = ay = az = 0.0
+    for i, gm in ((0, GM_SUN_M3_S2), (1, e0[2])):
+        s0, s1 = e0[i], e1[i]
+        sx = s0[0] + f * (s1[0] - s0[0])
+        sy = s0[1] + f * (s1[1] - s0[1])
+        sz = s0[2] + f * (s1[2] - s0[2])
+        dx, dy, dz = sx - x, sy - y, sz - z
+        d2 = dx * dx + dy * dy + dz * dz
+        s2 = sx * sx + sy * sy + sz * sz
+        cd = gm / (d2 * math.sqrt(d2))
+        cs = gm / (s2 * math.sqrt(s2))
+        ax += cd * dx - cs * sx
+        ay += cd * dy - cs * sy
+        az += cd * dz - cs * sz
+    return ax, ay, az
+
+
+def third_body_acceleration(r_gcrs_m, t_gps_s):
+    """Sun + Moon tidal acceleration [m/s^2] at GCRS position *r_gcrs_m* [m], GPS time [s]."""
+    x, y, z = (float(c) for c in r_gcrs_m)
+    return np.array(_third_body_xyz(x, y, z, float(t_gps_s)))
 
 
 # ------------------------------------------------------------------------------ drag
@@ -587,8 +647,8 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
     makes that a < 0.1 mm error per step); its tiny gradient is left out of Phi.
     """
     tables = model._tesseral_tables
-    if tables is not None and t_gps_s is None:
-        raise ValueError("propagate: t_gps_s is required with tesseral gravity")
+    if (tables is not None or model.third_body) and t_gps_s is None:
+        raise ValueError("propagate: t_gps_s is required with tesseral gravity or third bodies")
     xs = [float(c) for c in x_state]
     n = len(xs)
     if dt_s == 0.0:
@@ -603,9 +663,12 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
         if t is not None:
             m = frames.gcrs_from_itrs_matrix(t + 0.5 * h).tolist()
             pole = (m[0][2], m[1][2], m[2][2])
+            xm, ym, zm = xs[0] + 0.5 * h * xs[3], xs[1] + 0.5 * h * xs[4], xs[2] + 0.5 * h * xs[5]
             if tables is not None:
-                extra = _tesseral_gcrs_xyz(xs[0] + 0.5 * h * xs[3], xs[1] + 0.5 * h * xs[4],
-                                           xs[2] + 0.5 * h * xs[5], m, tables)
+                extra = _tesseral_gcrs_xyz(xm, ym, zm, m, tables)
+            if model.third_body:
+                bx, by, bz = _third_body_xyz(xm, ym, zm, t + 0.5 * h)
+                extra = (extra[0] + bx, extra[1] + by, extra[2] + bz)
             t += h
         new = _rk4_step(xs, h, model, extra, pole)
         if want_phi:
