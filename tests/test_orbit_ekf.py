@@ -4,8 +4,10 @@ Scenario: 500 km, i = 97.4 deg, truth = EGM96 12x12 + bulge drag + Sun/Moon + SR
 0.01 m/s 1-sigma per axis every 25 s; 3 h (each scenario ~0.3 s truth + ~0.3 s filter).
 
 Thresholds are what this filter achieves on these scenarios with margin (bench/bench_orbit.py
-prints the figures); see the module docstring of pygnc.estimation.orbit_ekf and the bench for
-why 2.0 m filtered / 1.2 m smoothed 3D RMS is below what 10-m fixes every 25 s support here.
+prints the figures).  The information floor (a filter whose dynamics *are* the truth's, zero
+process noise) is tested too: it is below the issue's 2.0 m / 1.2 m, so the gap to the
+targets is the unmodelled EGM96 degrees 9-12 (see the module docstring of
+pygnc.estimation.orbit_ekf and the bench's Bayesian bound for why no <= 8x8 filter closes it).
 """
 
 import math
@@ -15,18 +17,57 @@ import pytest
 
 from ground.sim import orbits as sim
 from pygnc import timebase
+from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation import orbit_ekf as oe
 
 CHI2_6_95 = 12.591587
 SETTLE_S = 1800.0
 
 
-def _truth(seed, hours=3.0):
+def _truth_kw(seed, hours=3.0, **kw):
     rng = np.random.default_rng(seed)
     t0 = math.floor(timebase.gps_from_utc_unix(1.74e9 + rng.uniform(0, 3e6)))
     r0, v0 = sim.initial_state_from_elements(6_878_137.0, 0.001, math.radians(97.4), rng.uniform(0, 2 * math.pi),
                                              rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi))
-    return sim.propagate_truth(r0, v0, t0, hours * 3600.0, seed=seed)
+    return sim.propagate_truth(r0, v0, t0, hours * 3600.0, seed=seed, **kw)
+
+
+def _truth(seed, hours=3.0):
+    return _truth_kw(seed, hours)
+
+
+def _truth_anchored_ekf(truth):
+    """EKF class whose prediction is the truth itself plus Phi times the error (zero Q).
+
+    The error of an EKF whose dynamics equal the truth's evolves as e_k+1 = Phi e_k (the
+    linearisation error is ~1e-6 relative at metre errors), so propagating the truth
+    and the error separately is that filter, exactly and without integrating the truth's
+    force model again.  Deliberately an inverse crime: it measures the information floor.
+    """
+    t0 = truth["t_gps_s"][0]
+    xt = np.concatenate([truth["r_gcrs_m"], truth["v_gcrs_m_s"]], axis=1)
+
+    class Anchored(oe.OrbitEKF):
+        def predict(self, dt_s):
+            if dt_s <= 0.0:
+                return
+            e = self.x.copy()
+            e[:6] -= xt[int(round(self.t_gps_s - t0))]
+            nsub = max(1, int(math.ceil(dt_s / self.model.max_step_s - 1e-9)))
+            h = dt_s / nsub
+            x, phi_all = self.x, np.eye(self.n)
+            for i in range(nsub):
+                x, phi = od.propagate(x, h, self.model, t_gps_s=self.t_gps_s + i * h)
+                phi_all = phi @ phi_all
+            self.t_gps_s += dt_s
+            self.p = phi_all @ self.p @ phi_all.T
+            self.x = phi_all @ e
+            self.x[:6] += xt[int(round(self.t_gps_s - t0))]
+            if self.record:
+                self.history.append(oe.FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(),
+                                                  self.x.copy(), self.p.copy(), False))
+
+    return Anchored
 
 
 def _errors(truth, res, settle_s=SETTLE_S):
@@ -66,15 +107,15 @@ def nominal(truth0):
 def test_accuracy_and_consistency_3h(truth0, nominal):
     fixes, res, smoothed = nominal
     e = _errors(truth0, res)
-    assert e["rms_r"] < 3.0  # measured 2.2 m
-    assert e["rms_v"] < 0.008  # measured 6.7 mm/s
+    assert e["rms_r"] < 2.9  # measured 2.51 m
+    assert e["rms_v"] < 0.008  # measured 6.4 mm/s
     # NEES (6 dof): mean near 6 and ~95 % of epochs inside the 95 % chi-square bound.
     assert 3.0 < e["nees"].mean() < 9.0
     assert 0.88 < np.mean(e["nees"] < CHI2_6_95) <= 1.0
     assert res["n_fixes_used"] == fixes["t_gps_s"].size
     assert res["n_fixes_rejected"] == 0 and res["n_fixes_invalid"] == 0
     es = _errors(truth0, smoothed)
-    assert es["rms_r"] < 0.9 * e["rms_r"] and es["rms_r"] < 2.3  # measured 1.8 m
+    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 1.8  # measured 1.50 m
     assert es["rms_v"] < 0.006
     assert 2.5 < es["nees"].mean() < 9.0
 
@@ -207,3 +248,33 @@ def test_rts_recursion_matches_filterpy_on_a_linear_model():
     _, sx, sp = oe.rts_smooth(hist)
     np.testing.assert_allclose(sx, ref_x, atol=1e-10)
     np.testing.assert_allclose(sp, ref_p, atol=1e-10)
+
+
+def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
+    """Truth dynamics + zero process noise: what 10 m / 1 cm/s fixes every 25 s support."""
+    fixes, res, smoothed = nominal
+    monkeypatch.setattr(oe, "OrbitEKF", _truth_anchored_ekf(truth0))
+    cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
+    t_out = truth0["t_gps_s"][::5]
+    floor = _errors(truth0, oe.run_orbit_filter(fixes, t_out, cfg))
+    floor_s = _errors(truth0, oe.run_orbit_filter(fixes, t_out, cfg, smooth=True))
+    assert floor["rms_r"] < 1.6 and floor_s["rms_r"] < 0.7  # measured 1.33 m, 0.43 m
+    assert floor["rms_v"] < 0.002  # measured 1.3 mm/s
+    assert 2.0 < floor["nees"].mean() < 9.0  # measured 3.6
+    # The flight filter on the realistic truth pays for the unmodelled degrees 9-12.
+    assert _errors(truth0, res)["rms_r"] > 1.5 * floor["rms_r"]
+
+
+def test_near_exact_dynamics_with_small_dmc():
+    """Truth without degrees 9-12 (8x8 + bulge drag + Sun/Moon + SRP): the same filter (Sun
+    and Moon modelled, drag model wrong by the bulge, activity and B) with a 30x smaller DMC
+    meets the issue's targets - the gap on the realistic truth is the gravity field."""
+    tr = _truth_kw(0, gravity_degree=8)
+    fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000))
+    cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0)
+    t_out = tr["t_gps_s"][::5]
+    e = _errors(tr, oe.run_orbit_filter(fixes, t_out, cfg))
+    es = _errors(tr, oe.run_orbit_filter(fixes, t_out, cfg, smooth=True))
+    assert e["rms_r"] < 1.8 and es["rms_r"] < 1.2  # measured 1.46 m, 0.93 m (floor here 1.02 / 0.57)
+    assert e["rms_v"] < 0.0025  # measured 1.6 mm/s
+    assert 1.5 < e["nees"].mean() < 9.0

@@ -91,6 +91,8 @@ class OrbitFilterConfig:
     zonal_degree: int = 8
     #: Degree and order of the EGM96 tesseral terms (0 = none, 2..8).
     tesseral_degree: int = 8
+    #: Sun and Moon tidal accelerations in the dynamics (analytic ephemerides, ~4 us/step).
+    third_body: bool = True
     #: Longest integration step [s].
     max_step_s: float = 5.0
     #: Innovation gate probability (chi-square, 6 dof); see CHI2_6_QUANTILES.
@@ -109,6 +111,7 @@ class OrbitFilterConfig:
             drag_scale_tau_s=self.drag_scale_tau_s if self.estimate_drag_scale else None,
             max_step_s=self.max_step_s,
             tesseral_degree=self.tesseral_degree,
+            third_body=self.third_body,
         )
 
 
