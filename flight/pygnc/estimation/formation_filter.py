@@ -54,9 +54,11 @@ Measurements
 Each is gated on its normalised innovation squared (chi-square with 6 or 1 degree of
 freedom at ``*_gate_probability``); the update is the Joseph form.  After
 ``max_consecutive_rejections`` rejected fixes of one receiver the filter re-initialises
-from the next pair of fixes (a lost filter rejects everything); after
-``max_consecutive_range_rejections`` rejected ranges the range-bias variance is reset to its
-prior (the radio's calibration may have jumped).
+from the next pair of fixes (a lost filter rejects everything).  Ranges are *acquired*: the
+first is used only when the next agrees with it (a lone outlier would otherwise capture the
+still-loose line of sight, after which every good range is rejected); after
+``max_consecutive_range_rejections`` rejections in a row they are re-acquired and the bias
+re-opened at the value the agreeing pair gives (a jump of the radio's calibration).
 
 Linearisation: the range's curvature error is |dr_err|^2 / (2 range) < 0.04 m for a 15-m
 initial error at 3 km, and the dynamics' second-order terms over a 5-s step are below 1e-9
@@ -150,6 +152,11 @@ class FormationFilterConfig:
     range_gate_probability: float = 0.9999
     max_consecutive_rejections: int = 6
     max_consecutive_range_rejections: int = 12
+    #: Range acquisition: the first range is used only once the next one (within
+    #: ``range_acquire_window_s``) has an innovation within ``range_acquire_tol_m`` of its
+    #: own, so a lone outlier cannot capture the line of sight while it is still loose.
+    range_acquire_tol_m: float = 5.0
+    range_acquire_window_s: float = 120.0
     #: Two fixes further apart than this [s] do not initialise the filter together.
     max_init_pair_gap_s: float = 60.0
 
@@ -195,6 +202,11 @@ class FormationFilter:
         self.n_ranges_used = self.n_ranges_rejected = 0
         self.n_reinit = 0
         self.n_bias_resets = 0
+        self.n_ranges_held = 0
+        self.own_fixes_since_init = self.peer_fixes_since_init = 0
+        self.range_acquired = False
+        self._range_candidate: tuple[float, float] | None = None  # (t_gps_s, innovation)
+        self._range_reacquire = False
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
         self.last_nis = math.nan
         self._q_key = (c.orbit.dmc_tau_s, c.orbit.dmc_sigma_m_s2, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2,
@@ -209,9 +221,14 @@ class FormationFilter:
 
     @property
     def needs_reinit(self) -> bool:
-        """True after too many rejected fixes in a row: initialise again from the next pair."""
+        """True after too many rejected fixes in a row: initialise again from the next pair.
+
+        Right after (re)initialisation two rejections in a row suffice: the pair the
+        filter started from is then the likelier culprit (e.g. an outlier)."""
         m = self.config.max_consecutive_rejections
-        return self.own_rejections_in_row >= m or self.peer_rejections_in_row >= m
+        m_own = min(m, 2) if self.own_fixes_since_init <= 3 else m
+        m_peer = min(m, 2) if self.peer_fixes_since_init <= 3 else m
+        return self.own_rejections_in_row >= m_own or self.peer_rejections_in_row >= m_peer
 
     def relative_gcrs(self):
         """(dr_gcrs_m (3,), dv_gcrs_m_s (3,), 6x6 covariance of [dr, dv]) at :attr:`t_gps_s`."""
@@ -280,6 +297,10 @@ class FormationFilter:
         p[I_RANGE_DT, I_RANGE_DT] = c.range_time_offset_sigma_s**2 if c.estimate_range_time_offset else 0.0
         self.x, self.p = x, p
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
+        self.range_acquired = False
+        self._range_candidate = None
+        self._range_reacquire = False
+        self.own_fixes_since_init = self.peer_fixes_since_init = 0
 
     def initialize_from_fixes(self, t_own_gps_s, own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m,
                               own_vel_sigma_m_s, t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s,
@@ -306,10 +327,11 @@ class FormationFilter:
 
         The exact Gauss-Markov chains are evaluated on a grid of ``Q_GRID_S`` (shared by
         all filters with the same tuning) and interpolated linearly in h - a convex
-        combination of two covariances, so still a covariance; the interpolation error
-        is < 1 % of Q for h > 0.5 s and irrelevant below (Q ~ 0 there).  Event times are
-        irregular (ranges carry milliseconds), so caching by exact h would miss almost
-        always, and the exact series costs ~0.3 ms per chain.
+        combination of two covariances, so still a covariance.  The interpolation error
+        is < 1 % for the velocity and acceleration terms and < 6 % for the position term
+        (which grows as h^5 and is ~1e-15 m^2 at these steps).  Event times are irregular
+        (ranges carry milliseconds), so caching by exact h would miss almost always,
+        and the exact series costs ~0.3 ms per chain.
         """
         k = h / Q_GRID_S
         i = int(k)
@@ -343,8 +365,9 @@ class FormationFilter:
             _Q_CACHE[key] = q
         return q
 
-    def _step(self, h):
-        """One propagation step of *h* seconds (|h| <= max step)."""
+    def transition(self, h):
+        """(x after *h* seconds, Phi (n, n)) of one propagation step (|h| <= max step);
+        the filter is not changed."""
         x = self.x
         t = self.t_gps_s
         own = x[0:9]
@@ -372,10 +395,15 @@ class FormationFilter:
         phi[9:15, I_DRAG_SCALE] = phi_p[0:6, 9]
         for i in range(15, 18):
             phi[i, i] = decay_d
-        phi[I_DRAG_SCALE, I_DRAG_SCALE] = phi_p[9, 9]
-        self.x = xn
+        if self.config.estimate_peer_drag_scale:
+            phi[I_DRAG_SCALE, I_DRAG_SCALE] = phi_p[9, 9]
+        return xn, phi
+
+    def _step(self, h):
+        """One propagation step of state and covariance over *h* seconds (|h| <= max step)."""
+        self.x, phi = self.transition(h)
         self.p = phi @ self.p @ phi.T + self._q(abs(h))
-        self.t_gps_s = t + h
+        self.t_gps_s += h
 
     def predict(self, dt_s):
         """Propagate state and covariance by *dt_s* [s] (> 0; split into <= max_step_s steps)."""
@@ -422,6 +450,7 @@ class FormationFilter:
         h = np.zeros((6, N_STATES))
         h[:, 0:6] = np.eye(6)
         ok, _ = self._update(h, z - self.x[0:6], r, self.fix_gate)
+        self.own_fixes_since_init += 1
         if ok:
             self.n_own_used += 1
             self.own_rejections_in_row = 0
@@ -438,6 +467,7 @@ class FormationFilter:
         h[:, 0:6] = np.eye(6)
         h[:, 9:15] = np.eye(6)
         ok, _ = self._update(h, z - self.x[0:6] - self.x[9:15], r, self.fix_gate)
+        self.peer_fixes_since_init += 1
         if ok:
             self.n_peer_used += 1
             self.peer_rejections_in_row = 0
@@ -462,12 +492,40 @@ class FormationFilter:
         return rho - rho_dot * dt + x[I_RANGE_BIAS], h
 
     def update_range(self, t_gps_s, range_m, sigma_m=None) -> str:
-        """Update with a range [m] tagged *t_gps_s* (the filter time); "used" or "rejected"."""
+        """Update with a range [m] tagged *t_gps_s* (the filter time).
+
+        Returns "used", "rejected" (gate), or "held" (acquisition: waiting for a second
+        range that agrees with it, see ``range_acquire_tol_m``).  After
+        ``max_consecutive_range_rejections`` rejections in a row the ranges are
+        re-acquired: once two consecutive ranges agree again, the bias is re-opened (its
+        prior sigma, decorrelated) at the value that fits them - the radio's calibration
+        has jumped, or the line of sight has been captured by bad data; either way the GPS
+        fixes pull line of sight and bias back together afterwards.
+        """
         self._check_time(t_gps_s)
         c = self.config
+        t = float(t_gps_s)
         sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
         pred, h = self.range_model()
-        ok, _ = self._update(h, np.array([float(range_m) - pred]), np.array([[sig * sig]]), self.range_gate)
+        nu = float(range_m) - pred
+        if not self.range_acquired:
+            cand = self._range_candidate
+            self._range_candidate = (t, nu)
+            if cand is None or t - cand[0] > c.range_acquire_window_s or abs(nu - cand[1]) > c.range_acquire_tol_m:
+                self.n_ranges_held += 1
+                return "held"
+            self.range_acquired = True
+            self._range_candidate = None
+            if self._range_reacquire:
+                self._range_reacquire = False
+                i = I_RANGE_BIAS
+                self.p[i, :] = 0.0
+                self.p[:, i] = 0.0
+                self.p[i, i] = c.range_bias_sigma_m**2
+                self.x[i] += nu
+                nu = 0.0
+                self.n_bias_resets += 1
+        ok, _ = self._update(h, np.array([nu]), np.array([[sig * sig]]), self.range_gate)
         if ok:
             self.n_ranges_used += 1
             self.range_rejections_in_row = 0
@@ -475,13 +533,9 @@ class FormationFilter:
         self.n_ranges_rejected += 1
         self.range_rejections_in_row += 1
         if self.range_rejections_in_row >= c.max_consecutive_range_rejections:
-            # Many rejections in a row while the fixes are accepted: the radio's bias has
-            # most likely jumped.  Re-open the bias (decorrelated) and keep going.
-            i = I_RANGE_BIAS
-            self.p[i, :] = 0.0
-            self.p[:, i] = 0.0
-            self.p[i, i] = c.range_bias_sigma_m**2
-            self.n_bias_resets += 1
+            self.range_acquired = False
+            self._range_reacquire = True
+            self._range_candidate = None
             self.range_rejections_in_row = 0
         return "rejected"
 
@@ -578,5 +632,5 @@ def run_formation_filter(own_fixes, peer_fixes, ranges, output_times_gps_s,
         "n_own_used": f.n_own_used, "n_own_rejected": f.n_own_rejected,
         "n_peer_used": f.n_peer_used, "n_peer_rejected": f.n_peer_rejected,
         "n_ranges_used": f.n_ranges_used, "n_ranges_rejected": f.n_ranges_rejected,
-        "n_reinit": f.n_reinit, "n_bias_resets": f.n_bias_resets,
+        "n_reinit": f.n_reinit, "n_bias_resets": f.n_bias_resets, "n_ranges_held": f.n_ranges_held,
     }

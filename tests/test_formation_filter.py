@@ -1,0 +1,370 @@
+"""Formation filter core on seeded two-spacecraft truth, and its algebra against filterpy.
+
+Scenarios: the simulator's formation geometry (ground.simulate.deputy_elements: 500 km SSO,
+peer ~3 km behind with 400-m radial / 600-m cross-track oscillations, or 10 km behind),
+truth from ground.sim.orbits (EGM96 12x12, bulge drag with a per-spacecraft seeded density
+factor, Sun/Moon, SRP; ballistic coefficients 50 and 42 kg/m^2 while the filter assumes 50
+for both), GPS 10 m / 0.01 m/s per axis every 25 s for each receiver (independent), one or
+two ranges 0.5-4 s after each fix pair with sigma 0.5 m and a 1-m bias, time-tagged 0.6 s
+late (the whole-second clock map's typical error); 3 h (each ~0.6 s truth + ~0.6 s filter).
+
+Thresholds are the issue's (2.0 m 3D, 0.5 m line of sight after 30 min) where these seeded
+scenarios meet them, with the measured values in comments; bench/bench_formation.py gives
+the spread over many seeds (the line-of-sight figure is set by how well 3 h of GPS fixes
+pin the range bias, ~0.45 m at 3 h, so it is not met on every seed - see the bench).
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from ground.sim import orbits as sim
+from ground.sim import scenario as scn
+from ground.sim.sensors import hermite_position
+from ground.simulate import deputy_elements
+from pygnc import timebase
+from pygnc.estimation import formation_filter as ff
+from pygnc.estimation import orbit_dynamics as od
+
+SETTLE_S = 1800.0
+CHI2_3_95 = 7.814728
+LATE_S = 0.6
+
+
+def _truth(seed, hours=3.0, dlambda_m=-3000.0, **truth_kw):
+    """Truth of the simulator's default pair (own, peer) with a seeded orbit plane and start."""
+    rng = np.random.default_rng(seed)
+    s = scn.ScenarioSettings()
+    s.orbit.raan_deg = float(rng.uniform(0, 360))
+    s.orbit.true_anomaly_deg = float(rng.uniform(0, 360))
+    s.spacecraft[1].dlambda_m = dlambda_m
+    t0 = math.floor(timebase.gps_from_utc_unix(1.74e9 + rng.uniform(0, 3e6)))
+    truth = []
+    for k, sc in enumerate(s.spacecraft):
+        r0, v0 = sim.initial_state_from_elements(*deputy_elements(s.orbit, sc))
+        truth.append(sim.propagate_truth(r0, v0, t0, hours * 3600.0, ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2,
+                                         seed=seed * 10 + k, **truth_kw))
+    return truth
+
+
+def _measure(truth, seed, bias_m=1.0, range_outliers=0.0, peer_outliers=0.0, bias_jump=None):
+    """GPS fixes of both receivers and ranges (tags LATE_S late) from *truth*."""
+    rng = np.random.default_rng(seed + 3000)
+    own = sim.simulate_gps_fixes(truth[0], rng=np.random.default_rng(seed + 1000))
+    peer, flags = sim.simulate_gps_fixes(truth[1], rng=np.random.default_rng(seed + 2000),
+                                         outlier_fraction=peer_outliers, with_flags=True)
+    t_fix = own["t_gps_s"]
+    t0 = truth[0]["t_gps_s"][0]
+    n_r = np.where(rng.random(t_fix.size) < 0.5, 2, 1)
+    t_meas = np.concatenate([t + rng.uniform(0.5, 3.0) + np.arange(n) for t, n in zip(t_fix, n_r)])
+    t_meas = t_meas[t_meas < truth[0]["t_gps_s"][-1]]
+    tt = truth[0]["t_gps_s"]
+    true_range = np.linalg.norm(hermite_position(tt, truth[1]["r_gcrs_m"], truth[1]["v_gcrs_m_s"], t_meas)
+                                - hermite_position(tt, truth[0]["r_gcrs_m"], truth[0]["v_gcrs_m_s"], t_meas), axis=1)
+    bias = np.full(t_meas.size, bias_m)
+    if bias_jump is not None:
+        bias[t_meas - t0 >= bias_jump[0]] += bias_jump[1]
+    meas = true_range + bias + 0.5 * rng.standard_normal(t_meas.size)
+    outlier = rng.random(t_meas.size) < range_outliers
+    meas[outlier] += rng.choice([-1.0, 1.0], outlier.sum()) * rng.uniform(50.0, 500.0, outlier.sum())
+    ranges = {"t_gps_s": t_meas + LATE_S, "range_m": meas}
+    return {"truth": truth, "own": own, "peer": peer, "peer_outlier": flags["outlier"], "ranges": ranges,
+            "range_outlier": outlier, "t0": t0}
+
+
+def _scenario(seed, hours=3.0, dlambda_m=-3000.0, **kw):
+    return _measure(_truth(seed, hours, dlambda_m), seed, **kw)
+
+
+def _truth_rel(sc, t):
+    tt = sc["truth"][0]["t_gps_s"]
+    r = [hermite_position(tt, x["r_gcrs_m"], x["v_gcrs_m_s"], t) for x in sc["truth"]]
+    v = [np.stack([np.interp(t, tt, x["v_gcrs_m_s"][:, k]) for k in range(3)], 1) for x in sc["truth"]]
+    return r[1] - r[0], v[1] - v[0], r[0], v[0]
+
+
+def _errors(sc, res, settle_s=SETTLE_S):
+    t = res["t_gps_s"]
+    dr, dv, r0, v0 = _truth_rel(sc, t)
+    keep = (t - sc["t0"] >= settle_s) & np.isfinite(res["dr_gcrs_m"][:, 0])
+    er = (res["dr_gcrs_m"] - dr)[keep]
+    ev = (res["dv_gcrs_m_s"] - dv)[keep]
+    u = dr[keep] / np.linalg.norm(dr[keep], axis=1)[:, None]
+    p3 = res["cov"][keep][:, 9:12, 9:12]
+    nees = np.einsum("ni,ni->n", er, np.linalg.solve(p3, er[..., None])[..., 0])
+    los = np.einsum("ni,ni->n", er, u)
+    sig_los = np.sqrt(np.einsum("ni,nij,nj->n", u, p3, u))
+    return {"rms_r": float(np.sqrt(np.mean(np.sum(er**2, 1)))), "rms_v": float(np.sqrt(np.mean(np.sum(ev**2, 1)))),
+            "rms_los": float(np.sqrt(np.mean(los**2))), "los_z_rms": float(np.sqrt(np.mean((los / sig_los) ** 2))),
+            "nees": nees, "err": np.linalg.norm(er, axis=1), "keep": keep}
+
+
+def _run(sc, config=None, step_s=5.0):
+    t_out = np.arange(sc["t0"] + 3.0, sc["truth"][0]["t_gps_s"][-1], step_s)
+    return ff.run_formation_filter(sc["own"], sc["peer"], sc["ranges"], t_out, config)
+
+
+@pytest.fixture(scope="module")
+def near():
+    sc = _scenario(24)
+    return sc, _run(sc)
+
+
+def test_accuracy_and_consistency_3km(near):
+    sc, res = near
+    e = _errors(sc, res)
+    differenced = np.linalg.norm(sc["peer"]["pos_ecef_m"] - sc["own"]["pos_ecef_m"]
+                                 - (sim.simulate_gps_fixes(sc["truth"][1], pos_sigma_m=0, vel_sigma_m_s=0)["pos_ecef_m"]
+                                    - sim.simulate_gps_fixes(sc["truth"][0], pos_sigma_m=0, vel_sigma_m_s=0)["pos_ecef_m"]),
+                                 axis=1)
+    assert 20.0 < np.sqrt(np.mean(differenced**2)) < 28.0  # what differencing the fixes gives (~24 m)
+    assert e["rms_r"] < 2.0  # measured 1.03 m
+    assert e["rms_los"] < 0.5  # measured 0.39 m
+    assert e["rms_v"] < 0.003  # measured 1.2 mm/s
+    # One run's time-averaged NEES is dominated by a few slowly varying errors (the range
+    # bias above all), so only a loose check here; test_nees_monte_carlo is the real one.
+    assert 1.0 < e["nees"].mean() < 5.0  # measured 2.3 (3 dof)
+    assert np.mean(e["nees"] < CHI2_3_95) > 0.9
+    assert 0.2 < e["los_z_rms"] < 1.5
+    assert res["n_own_rejected"] == res["n_peer_rejected"] == res["n_ranges_rejected"] == 0
+    assert res["n_ranges_held"] == 1  # the first range waits for a second that agrees
+    assert res["n_ranges_used"] == sc["ranges"]["t_gps_s"].size - 1
+    # The range bias (true 1 m) and the time-tag lateness (true 0.6 s) within 3 sigma.
+    x, p = res["x"][-1], res["cov"][-1]
+    assert abs(x[ff.I_RANGE_BIAS] - 1.0) < 3.0 * math.sqrt(p[ff.I_RANGE_BIAS, ff.I_RANGE_BIAS]) < 1.5
+    assert abs(x[ff.I_RANGE_DT] - LATE_S) < 3.0 * math.sqrt(p[ff.I_RANGE_DT, ff.I_RANGE_DT])
+
+
+def test_accuracy_10km():
+    sc = _scenario(14, dlambda_m=-10_000.0)
+    e = _errors(sc, _run(sc, step_s=25.0))
+    assert e["rms_r"] < 2.0  # measured 0.95 m
+    assert e["rms_los"] < 0.5  # measured 0.36 m
+    assert e["rms_v"] < 0.003  # measured 1.2 mm/s
+    assert 0.7 < e["nees"].mean() < 5.0  # measured 1.6
+
+
+def test_nees_monte_carlo():
+    """Consistency proper: one realistic truth (90 min), 16 independent realisations of
+    both receivers' noise and the ranges; NEES of the relative position and velocity at
+    the end, pooled.  Bounds: the two-sided 95 % interval of the mean of 16 chi-square
+    variables, with room below for the deliberately conservative tuning."""
+    truth = _truth(30, hours=1.5)
+    t_end = truth[0]["t_gps_s"][-1] - 2.0
+    n3, n6, los_z = [], [], []
+    for k in range(16):
+        sc = _measure(truth, 100 + k)
+        res = ff.run_formation_filter(sc["own"], sc["peer"], sc["ranges"], np.array([t_end]))
+        dr, dv, _, _ = _truth_rel(sc, np.array([t_end]))
+        e6 = np.concatenate([res["dr_gcrs_m"][0] - dr[0], res["dv_gcrs_m_s"][0] - dv[0]])
+        p6 = res["cov"][0][9:15, 9:15]
+        n6.append(e6 @ np.linalg.solve(p6, e6))
+        n3.append(e6[:3] @ np.linalg.solve(p6[:3, :3], e6[:3]))
+        u = dr[0] / np.linalg.norm(dr[0])
+        los_z.append((u @ e6[:3]) / math.sqrt(u @ p6[:3, :3] @ u))
+    assert 1.2 < np.mean(n3) < 68.0 / 16  # chi2(48) 97.5 % / 16; measured 2.4
+    assert 2.5 < np.mean(n6) < 118.8 / 16  # chi2(96) 97.5 % / 16; measured 4.7
+    assert 0.4 < math.sqrt(np.mean(np.square(los_z))) < 1.5
+
+
+def test_covariance_symmetric_positive_definite(near):
+    _, res = near
+    c = res["cov"][np.isfinite(res["cov"][:, 0, 0])]
+    np.testing.assert_allclose(c, np.swapaxes(c, 1, 2), rtol=0, atol=1e-12 * np.abs(c).max())
+    # The range-time-offset and drag-scale states may be nearly unobservable; check the rest.
+    assert np.all(np.linalg.eigvalsh(c).min(axis=1) > -1e-9 * np.abs(c).max())
+    assert np.all(np.linalg.eigvalsh(c[:, 9:15, 9:15]).min(axis=1) > 0)
+
+
+def test_relative_far_better_than_independent_information():
+    """The point of the common/differential split: with the differential acceleration
+    allowed to be as large as the common one, the relative state forgets as fast as an
+    absolute orbit filter, and the error grows."""
+    sc = _scenario(13, hours=1.5)
+    good = _errors(sc, _run(sc, step_s=25.0))
+    o = ff.FormationFilterConfig().orbit
+    loose = ff.FormationFilterConfig(diff_dmc_sigma_m_s2=o.dmc_sigma_m_s2, diff_dmc_tau_s=o.dmc_tau_s)
+    bad = _errors(sc, _run(sc, loose, step_s=25.0))
+    assert good["rms_r"] < 2.0 and bad["rms_r"] > 1.5 * good["rms_r"]
+
+
+def test_outliers_rejected_and_counted():
+    sc = _scenario(14, hours=1.5, range_outliers=0.05, peer_outliers=0.05)
+    res = _run(sc, step_s=25.0)
+    n_po, n_ro = int(sc["peer_outlier"].sum()), int(sc["range_outlier"].sum())
+    assert n_po >= 5 and n_ro >= 10
+    # The first peer fix is an outlier here: the filter starts from it, rejects the next
+    # two (good) fixes, re-initialises, and then rejects every 1-km outlier and nothing else.
+    assert sc["peer_outlier"][0]
+    assert res["n_reinit"] == 1
+    assert res["n_peer_rejected"] == (n_po - 1) + 2
+    # The 50-500 m range outliers (a held one is not counted), plus the few good ranges
+    # that met the bad initial state before the re-initialisation.
+    assert n_ro - 1 <= res["n_ranges_rejected"] <= n_ro + 4
+    assert res["n_bias_resets"] == 0
+    e = _errors(sc, res)
+    assert e["rms_r"] < 2.0 and e["rms_los"] < 0.6
+
+
+def test_range_bias_jump_is_reacquired():
+    """The radio's bias jumps by 20 m after 1 h: the ranges are rejected until the bias
+    is re-opened, then the line of sight is good again."""
+    sc = _scenario(15, hours=2.5, bias_jump=(3600.0, 20.0))
+    res = _run(sc, step_s=25.0)
+    assert res["n_bias_resets"] == 1
+    assert res["n_ranges_rejected"] == ff.FormationFilterConfig().max_consecutive_range_rejections
+    x, p = res["x"][-1], res["cov"][-1]
+    assert abs(x[ff.I_RANGE_BIAS] - 21.0) < 3.0 * math.sqrt(p[ff.I_RANGE_BIAS, ff.I_RANGE_BIAS])
+    e = _errors(sc, res, settle_s=6000.0)
+    assert e["rms_r"] < 2.0 and e["rms_los"] < 1.0
+
+
+def test_initialisation_from_fixes_at_different_times():
+    """Own fix 20 s before the peer fix: the own fix is propagated; the initial relative
+    error is consistent with the initial covariance (R_own + R_peer)."""
+    sc = _scenario(16, hours=0.2)
+    own, peer = sc["own"], sc["peer"]
+    f = ff.FormationFilter()
+    f.initialize_from_fixes(own["t_gps_s"][0], own["pos_ecef_m"][0], own["vel_ecef_m_s"][0], own["pos_sigma_m"][0],
+                            own["vel_sigma_m_s"][0], own["t_gps_s"][0] + 20.0,
+                            *(np.asarray(_peer_fix_at(sc, own["t_gps_s"][0] + 20.0))))
+    assert f.t_gps_s == own["t_gps_s"][0] + 20.0
+    dr, dv, _, _ = _truth_rel(sc, np.array([f.t_gps_s]))
+    e = np.concatenate([f.x[ff.I_DR] - dr[0], f.x[ff.I_DV] - dv[0]])
+    p = f.p[9:15, 9:15]
+    assert float(e @ np.linalg.solve(p, e)) < 22.5  # chi-square 6 dof, 99.9 %
+    assert np.all(np.sqrt(np.diag(p))[:3] > 14.0)  # two 10-m receivers
+
+
+def _peer_fix_at(sc, t):
+    """A noisy peer fix at GPS time t (between truth samples)."""
+    tr = sc["truth"][1]
+    i = int(round(t - tr["t_gps_s"][0]))
+    rng = np.random.default_rng(5)
+    return (tr["r_ecef_m"][i] + 10.0 * rng.standard_normal(3), tr["v_ecef_m_s"][i] + 0.01 * rng.standard_normal(3),
+            np.full(3, 10.0), np.full(3, 0.01))
+
+
+def test_reinitialises_after_persistent_rejections():
+    """A peer fix 5 km wrong starts the filter: the good fixes after it are rejected, then
+    the filter re-initialises from the next pair (after 2 rejections, as it had just
+    started; later it takes max_consecutive_rejections)."""
+    sc = _scenario(17, hours=0.5)
+    sc["peer"]["pos_ecef_m"][0] += np.array([5000.0, 0.0, 0.0])
+    res = _run(sc, step_s=25.0)
+    assert res["n_reinit"] == 1 and res["n_peer_rejected"] == 2  # 2 in a row right after init
+    assert np.linalg.norm(res["dr_gcrs_m"][-1] - _truth_rel(sc, res["t_gps_s"][-1:])[0][0]) < 15.0
+
+
+def _prior_filter():
+    sc = _scenario(18, hours=0.25)
+    res = _run(sc, step_s=25.0)
+    f = ff.FormationFilter()
+    i = np.flatnonzero(np.isfinite(res["x"][:, 0]))[-1]
+    f.t_gps_s, f.x, f.p = float(res["t_gps_s"][i]), res["x"][i].copy(), res["cov"][i].copy()
+    # Inflate the relative position so the range update has something to do.
+    f.p[9:12, 9:12] += np.diag([30.0, 20.0, 10.0])
+    return f
+
+
+def test_range_update_matches_filterpy_ukf():
+    """The EKF range update against filterpy's UKF on the same prior and measurement."""
+    from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter
+
+    f = _prior_filter()
+    f.range_acquired = True
+    z = f.range_model()[0] + 3.0
+    n = ff.N_STATES
+
+    def hx(x):
+        g = ff.FormationFilter()
+        g.x = x
+        return np.array([g.range_model()[0]])
+
+    ukf = UnscentedKalmanFilter(dim_x=n, dim_z=1, dt=1.0, hx=hx, fx=lambda x, dt: x,
+                                points=MerweScaledSigmaPoints(n, alpha=1.0, beta=2.0, kappa=0.0))
+    ukf.x, ukf.P, ukf.R, ukf.Q = f.x.copy(), f.p.copy(), np.array([[0.25]]), np.zeros((n, n))
+    ukf.predict()  # identity process, no noise: only draws the sigma points of the prior
+    ukf.update(np.array([z]))
+    assert f.update_range(f.t_gps_s, z) == "used"
+    # They differ by the range's curvature, sigma_perp^2 / (2 range) = 7 mm for this
+    # deliberately loose 50 m^2 prior at 3.6 km (< 1 mm once converged): the EKF's
+    # linearisation costs nothing measurable.
+    np.testing.assert_allclose(f.x[9:12], ukf.x[9:12], atol=0.01)  # metres
+    np.testing.assert_allclose(f.x[ff.I_RANGE_BIAS], ukf.x[ff.I_RANGE_BIAS], atol=0.01)
+    np.testing.assert_allclose(f.p[9:12, 9:12], ukf.P[9:12, 9:12], rtol=1e-3, atol=1e-4)
+
+
+def test_peer_fix_update_matches_filterpy_kalman():
+    from filterpy.kalman import KalmanFilter
+
+    f = _prior_filter()
+    tr_fix = _peer_fix_at_filter(f)
+    z, r = f.fix_gcrs(f.t_gps_s, *tr_fix)
+    kf = KalmanFilter(dim_x=ff.N_STATES, dim_z=6)
+    kf.x, kf.P, kf.R = f.x.copy(), f.p.copy(), r
+    kf.H = np.zeros((6, ff.N_STATES))
+    kf.H[:, 0:6] = np.eye(6)
+    kf.H[:, 9:15] = np.eye(6)
+    kf.update(z)
+    assert f.update_peer_fix(f.t_gps_s, *tr_fix) == "used"
+    np.testing.assert_allclose(f.x, kf.x, rtol=0, atol=1e-9 * (1 + np.abs(kf.x)).max())
+    np.testing.assert_allclose(f.p, kf.P, rtol=1e-6, atol=1e-12)
+
+
+def _peer_fix_at_filter(f):
+    from pygnc import frames
+
+    r_e, v_e = frames.gcrs_to_itrs(f.x[0:3] + f.x[9:12] + 5.0, f.x[3:6] + f.x[12:15] + 0.01, f.t_gps_s)
+    return r_e, v_e, np.full(3, 10.0), np.full(3, 0.01)
+
+
+def test_transition_matrix_against_finite_differences():
+    """Phi of one 5-s step (own + relative blocks) against central differences of the
+    nonlinear step."""
+    f = _prior_filter()
+    x0 = f.x.copy()
+    n = ff.N_STATES
+
+    def step(x):
+        f.x = x
+        return f.transition(5.0)[0]
+
+    scales = np.array([1.0] * 3 + [1e-2] * 3 + [1e-4] * 3 + [1.0] * 3 + [1e-2] * 3 + [1e-4] * 3 + [0.1, 1.0, 0.1])
+    phi_fd = np.zeros((n, n))
+    for i in range(n):
+        d = np.zeros(n)
+        d[i] = scales[i]
+        phi_fd[:, i] = (step(x0 + d) - step(x0 - d)) / (2.0 * scales[i])
+    f.x = x0
+    phi = f.transition(5.0)[1]
+    # Column-wise: the finite differences resolve ~1e-9 m / (2 * scale) per element.
+    tol = 2e-8 / scales[None, :] + 1e-7 * np.abs(phi)
+    assert np.all(np.abs(phi - phi_fd) < tol)
+    np.testing.assert_allclose(phi[9:12, 12:15], 5.0 * np.eye(3), atol=2e-3)  # d dr / d dv ~ dt
+    assert np.abs(phi[9:15, 0:6]).max() < 1e-4  # relative barely depends on the own orbit
+    assert np.abs(phi[9:15, 9:15] - phi[0:6, 0:6]).max() < 1e-5  # 3 km: nearly the own Phi
+
+
+def test_predict_splits_long_intervals_and_keeps_time():
+    f = _prior_filter()
+    t = f.t_gps_s
+    f.predict(12.3)
+    assert f.t_gps_s == pytest.approx(t + 12.3, abs=1e-9)
+    with pytest.raises(ValueError):
+        f.update_range(t, 3000.0)
+
+
+def test_process_noise_interpolation_close_to_exact():
+    f = ff.FormationFilter()
+    c = f.config
+    for h in (0.37, 1.234, 2.5, 4.99):
+        q = f._q(h)
+        exact_c = od.dmc_process_noise(h, c.orbit.dmc_tau_s, c.orbit.dmc_sigma_m_s2)
+        exact_d = od.dmc_process_noise(h, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2)
+        np.testing.assert_allclose(q[[0, 3, 6], :][:, [0, 3, 6]], exact_c, rtol=0.06)
+        np.testing.assert_allclose(q[[9, 12, 15], :][:, [9, 12, 15]], exact_d, rtol=0.06)
+        np.testing.assert_allclose(q[6, 6], exact_c[2, 2], rtol=0.01)
+        np.testing.assert_allclose(q[3, 3], exact_c[1, 1], rtol=0.02)
+        assert np.all(np.linalg.eigvalsh(q) > -1e-30)
