@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from pygnc.environment.moon import moon_position_gcrs_m
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.timebase import gps_from_utc_unix
@@ -41,7 +40,6 @@ def test_third_body_acceleration_against_direct_formula():
     import astropy.units as u
     from astropy.coordinates import get_body
     from astropy.time import Time
-
     from pygnc.environment.moon import GM_MOON_M3_S2
     from pygnc.environment.sun import sun_position_gcrs_m
 

@@ -252,7 +252,7 @@ def test_rts_recursion_matches_filterpy_on_a_linear_model():
 
 def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     """Truth dynamics + zero process noise: what 10 m / 1 cm/s fixes every 25 s support."""
-    fixes, res, smoothed = nominal
+    fixes, res, _ = nominal
     monkeypatch.setattr(oe, "OrbitEKF", _truth_anchored_ekf(truth0))
     cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
     t_out = truth0["t_gps_s"][::5]
