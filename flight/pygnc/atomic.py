@@ -33,6 +33,20 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete temporary files :func:`write_atomic` left for *path* (a crash or power cut
+    between write and rename); returns how many.  Call before the first write of a run."""
+    path = Path(path)
+    n = 0
+    for tmp in path.parent.glob(f".{path.name}.tmp*"):
+        try:
+            tmp.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def fsync_dir(directory: str | os.PathLike) -> None:
     """fsync a directory so renames and creations in it are durable."""
     try:

@@ -37,7 +37,8 @@ from .bus.transport import ControlServer, Publisher
 from .config import Config, Paths, load_config
 from .logs import create_run_dir, setup_task_logging, sync_logs
 from .signals import StopSignals
-from .tasks.table import TASKS, TaskSpec, expected_subscribers
+from .bus.channels import CHANNELS
+from .tasks.table import TASKS, TaskSpec, active_subscriptions, expected_subscribers
 
 log = logging.getLogger("supervisor")
 
@@ -195,6 +196,8 @@ class Supervisor:
                 log.info("%s ready", name)
                 if self._started and not t.started:
                     self._start(t)
+                    if t.restarts:
+                        self._request_replay(t)
             elif msg.type == "pong":
                 t.last_pong = now
                 t.counters = msg.body["counters"]
@@ -205,6 +208,13 @@ class Supervisor:
             elif msg.type == "bye":
                 t.bye = True
                 t.counters = msg.body["counters"]
+
+    def _request_replay(self, t: TaskProc) -> None:
+        """Ask the producers of what restarted task *t* consumes to publish their stream again."""
+        for channel in active_subscriptions(t.spec):
+            producer = self.by_name.get(CHANNELS[channel].producer)
+            if producer is not None and producer.alive() and producer.started:
+                self.control.send(producer.spec.name, "replay", {"reason": f"{t.spec.name} restarted"})
 
     def _start(self, t: TaskProc) -> None:
         if self.control.send(t.spec.name, "start", {}):

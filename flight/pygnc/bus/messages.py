@@ -59,7 +59,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "skip_events": "int", "files": "int", "note": "str",
     },
     "batch_end": {  # ingest has published every measurement of the batch
-        "n_sensor": "int", "n_gps_fix": "int", "n_peer_fix": "int", "n_range": "int",
+        "n_sensor": "int", "n_gps_fix": "int", "n_gps_fix_valid": "int", "n_peer_fix": "int",
+        "n_range": "int",
         "t_sc_first_s": "num", "t_sc_last_s": "num",
     },
     # ---- estimates ----------------------------------------------------------------------
@@ -110,6 +111,7 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     "ping": {"key": "int"},
     "pong": {"key": "int", "counters": "map"},
     "stop": {"reason": "str"},
+    "replay": {"reason": "str"},  # supervisor -> producer: a consumer restarted, publish again
     "bye": {"counters": "map"},
 }
 

@@ -151,7 +151,7 @@ class AttitudeProcessor(Processor):
 
     def _process(self, b: dict, orbit: dict | None) -> list[Output]:
         t_sc = float(b["t_sc_s"])
-        if self.last_t_sc_s is not None and t_sc < self.last_t_sc_s:
+        if self.last_t_sc_s is not None and t_sc <= self.last_t_sc_s:  # old, or a replay
             self.n_out_of_order += 1
             return []
         self.last_t_sc_s = t_sc

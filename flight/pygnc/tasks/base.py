@@ -86,6 +86,9 @@ class Task:
         """Do a slice of work; return how long the loop may wait before calling again, s."""
         return MAX_POLL_S
 
+    def on_replay(self, reason: str) -> None:
+        """A consumer of this task's channels restarted; producers that can, publish again."""
+
     def on_stop(self, reason: str) -> None:
         """Flush, publish final messages, close files.  Must return promptly."""
 
@@ -152,6 +155,9 @@ class TaskRunner:
                 self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
             elif msg.type == "stop":
                 self._begin_stop(msg.body.get("reason", "stop"))
+            elif msg.type == "replay":
+                self.log.info("replay requested: %s", msg.body["reason"])
+                self.task.on_replay(msg.body["reason"])
 
     def _begin_stop(self, reason: str) -> None:
         if self.stopping_reason is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from ..config import Config, Paths
@@ -153,47 +154,75 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
         t_first, t_last = float(t.min()), float(t.max())
     n = lambda a: 0 if a is None else len(a)  # noqa: E731
     out.messages.append(("batch_end", {
-        "n_sensor": n(sensors), "n_gps_fix": n(fixes), "n_peer_fix": n(peers), "n_range": n(ranges),
+        "n_sensor": n(sensors), "n_gps_fix": n(fixes), "n_gps_fix_valid": out.n_valid_fixes,
+        "n_peer_fix": n(peers), "n_range": n(ranges),
         "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
     return out
 
 
 class Ingest(Task):
+    """Publishes the stream once, and again whenever a restarted consumer asks (via the
+    supervisor's ``replay``): consumers ignore what they have already processed, so a
+    restarted estimator rebuilds its state and nothing is lost."""
+
+    #: Longest wait for a restarted consumer's subscription before replaying anyway, s.
+    REPLAY_SUBSCRIBE_WAIT_S = 2.0
+
     def __init__(self, runner):
         super().__init__(runner)
-        self.queue: list[tuple[str, dict]] = []
+        self.stream: list[tuple[str, dict]] = []
         self.pos = 0
         self.published = 0
         self.done = False
+        self.replays = 0
+        self.replay_at: float | None = None  # deadline while waiting for a resubscription
 
     def on_start(self) -> None:
-        self.queue = build_message_stream(self.ctx.paths, self.config, self.log).messages
-        self.log.info("publishing %d messages", len(self.queue))
+        self.stream = build_message_stream(self.ctx.paths, self.config, self.log).messages
+        self.log.info("publishing %d messages", len(self.stream))
+
+    def on_replay(self, reason: str) -> None:
+        self.replays += 1
+        self.replay_at = time.monotonic() + self.REPLAY_SUBSCRIBE_WAIT_S
+
+    def _replay_ready(self) -> bool:
+        # XPUB_VERBOSE passes every subscribe up and a dead peer's are never withdrawn, so
+        # the count only grows: one more per restarted consumer.
+        pub = self.runner.publishers["meas"]
+        pub.poll_subscriptions()
+        return (pub.counters.subscriptions >= pub.expected_subscribers + self.replays
+                or time.monotonic() >= self.replay_at)
 
     def step(self) -> float:
+        if self.replay_at is not None:
+            if not self._replay_ready():
+                return 0.05
+            self.log.info("replaying %d messages (request %d)", len(self.stream), self.replays)
+            self.replay_at = None
+            self.pos, self.done = 0, False
         if self.done:
             return 0.5
-        end = min(self.pos + SLICE, len(self.queue))
+        end = min(self.pos + SLICE, len(self.stream))
         while self.pos < end:
-            msg_type, body = self.queue[self.pos]
+            msg_type, body = self.stream[self.pos]
             if not self.publish("meas", msg_type, body):
                 return 0.0 if self.runner.stopping_reason is None else 0.5
             self.pos += 1
             self.published += 1
-        if self.pos >= len(self.queue):
+        if self.pos >= len(self.stream):
             self.done = True
-            self.queue = []
-            self.log.info("batch published: %d messages", self.published)
+            self.log.info("batch published: %d messages in all", self.published)
             return 0.5
         return 0.0
 
     def on_stop(self, reason: str) -> None:
         if not self.done:
-            self.log.warning("stopped with %d of %d messages unpublished", len(self.queue) - self.pos,
-                             len(self.queue))
+            self.log.warning("stopped with %d of %d messages unpublished", len(self.stream) - self.pos,
+                             len(self.stream))
 
     def counters(self) -> dict:
-        return {"published": self.published, "pending": max(0, len(self.queue) - self.pos)}
+        return {"published": self.published, "pending": 0 if self.done else len(self.stream) - self.pos,
+                "replays": self.replays}
 
 
 TASK_CLASS = Ingest

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 
-from ..atomic import write_atomic
+from ..atomic import remove_stale_temps, write_atomic
 from ..bus.messages import SCHEMA_VERSION, Message
 from ..formats import status as st
 from ..formats.info import render_info
@@ -39,6 +39,9 @@ class StatusReporter(Task):
         self.frames = 0
         self.dropped_rx = 0
         self.peers: dict[int, int] = {}  # peer id -> slot
+        for path in (ctx.paths.status_file, ctx.paths.info_file):
+            if remove_stale_temps(path):
+                self.log.warning("removed temporary files a crash left next to %s", path.name)
         self.buslog = BusLogWriter(ctx.log_dir / "bus.log", ctx.run_number, SCHEMA_VERSION,
                                    ctx.config.bus_log_max_bytes, ctx.config.log_fsync_period_s)
         # Health slots: every task of the table, "starting" until the supervisor says more.
@@ -77,24 +80,24 @@ class StatusReporter(Task):
         self.status["clock_offset_s"] = b["utc_minus_sc_s"]
         self.flags |= st.FLAG_CLOCK_MAPPED
 
-    def _on_gps_fix(self, b: dict) -> None:
-        s = self.status
-        if b["peer_id"]:
-            s["peer_fixes"] += 1
-        else:
-            s["fixes_total"] += 1
-            s["fixes_valid"] += bool(b["valid"])
-
-    def _on_range(self, b: dict) -> None:
-        self.status["ranges"] += 1
-
     def _on_batch_end(self, b: dict) -> None:
+        # Totals from ingest (not counted here): a replayed stream must not double them.
+        s = self.status
+        s["fixes_total"], s["fixes_valid"] = b["n_gps_fix"], b["n_gps_fix_valid"]
+        s["peer_fixes"], s["ranges"] = b["n_peer_fix"], b["n_range"]
         self.flags |= st.FLAG_BATCH_DONE
-        if self.status["fixes_valid"] == 0:
+        if b["n_gps_fix_valid"] == 0:
             self.flags |= st.FLAG_NO_VALID_FIX
+
+    def _newer(self, key: str, b: dict) -> bool:
+        """Only an estimate at least as new as the one held replaces it (replays, restarts)."""
+        held = self.status[key]
+        return not held == held or b["t_sc_s"] >= held  # held is NaN until the first one
 
     def _on_orbit_estimate(self, b: dict) -> None:
         s = self.status
+        if not self._newer("orbit_t_sc_s", b):
+            return
         s["orbit_t_sc_s"] = b["t_sc_s"]
         s["orbit_r_ecef_m"], s["orbit_v_ecef_m_s"] = b["r_ecef_m"], b["v_ecef_m_s"]
         s["orbit_sigma_r_m"], s["orbit_sigma_v_m_s"] = b["sigma_r_m"], b["sigma_v_m_s"]
@@ -103,6 +106,8 @@ class StatusReporter(Task):
 
     def _on_attitude_estimate(self, b: dict) -> None:
         s = self.status
+        if not self._newer("att_t_sc_s", b):
+            return
         s["att_t_sc_s"] = b["t_sc_s"]
         s["att_q_body_to_gcrs"] = b["q_body_to_gcrs"]
         s["att_rate_body_rad_s"], s["att_gyro_bias_rad_s"] = b["rate_body_rad_s"], b["gyro_bias_rad_s"]
@@ -121,6 +126,8 @@ class StatusReporter(Task):
                 return
             slot = self.peers[pid] = len(self.peers)
         s, p = self.status, f"peer{slot}_"
+        if not self._newer(p + "t_sc_s", b):
+            return
         s[p + "id"], s[p + "n_ranges"], s[p + "t_sc_s"] = pid, b["n_ranges_used"], b["t_sc_s"]
         s[p + "dr_ecef_m"], s[p + "dv_ecef_m_s"] = b["dr_ecef_m"], b["dv_ecef_m_s"]
         s[p + "sigma_dr_m"], s[p + "range_bias_m"] = b["sigma_dr_m"], b["range_bias_m"]
