@@ -4,7 +4,7 @@ Lines (each present every time, ``-`` when unknown)::
 
     pygnc r<run> up<uptime>s sc<spacecraft time> [STOP]
     orb <ok sigma_m|none: reason> fix <valid>/<total>
-    att <ok sigma_deg|none>
+    att <ok sigma_deg | rates only <rate>deg/s [no pos] | none>
     frm <peers with an estimate> <worst sigma_m>
     tsk <running>/<total> rst<restarts> [FAIL]
     in <records> rec <skipped> bad
@@ -23,8 +23,8 @@ def _fmt(x: float, spec: str = ".1f") -> str:
 
 def render_info(s: dict) -> bytes:
     """Text of the info file from a status dict (as :func:`formats.status.decode_status` gives)."""
-    from .status import FLAG_ATTITUDE_VALID, FLAG_NO_VALID_FIX, FLAG_ORBIT_VALID, FLAG_STOPPING, \
-        FLAG_TASK_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES
+    from .status import (FLAG_ATT_NO_POSITION, FLAG_ATTITUDE_VALID, FLAG_NO_VALID_FIX, FLAG_ORBIT_VALID,
+                         FLAG_STOPPING, FLAG_TASK_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
 
     flags = s["flags"]
     lines = [f"pygnc r{s['run']} up{s['uptime_s']:.0f}s sc{s['t_sc_s']:.0f}"
@@ -38,6 +38,9 @@ def render_info(s: dict) -> bytes:
     if flags & FLAG_ATTITUDE_VALID:
         sig = math.degrees(math.sqrt(sum(v * v for v in s["att_sigma_rad"])))
         lines.append(f"att ok {_fmt(sig)}deg")
+    elif not math.isnan(s["att_t_sc_s"]):
+        rate = math.degrees(math.sqrt(sum(v * v for v in s["att_rate_body_rad_s"])))
+        lines.append(f"att rates only {_fmt(rate, '.2f')}deg/s" + (" no pos" if flags & FLAG_ATT_NO_POSITION else ""))
     else:
         lines.append("att none")
     peers = [k for k in range(MAX_PEERS) if s[f"peer{k}_id"]]

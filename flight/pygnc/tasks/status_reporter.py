@@ -112,7 +112,11 @@ class StatusReporter(Task):
         s["att_q_body_to_gcrs"] = b["q_body_to_gcrs"]
         s["att_rate_body_rad_s"], s["att_gyro_bias_rad_s"] = b["rate_body_rad_s"], b["gyro_bias_rad_s"]
         s["att_sigma_rad"] = b["sigma_att_rad"]
-        self.flags |= st.FLAG_ATTITUDE_VALID
+        # Rates and gyro bias are always reported; the attitude itself only when determined.
+        if b.get("valid_attitude", True):
+            self.flags |= st.FLAG_ATTITUDE_VALID
+        else:
+            self.flags &= ~st.FLAG_ATTITUDE_VALID
         if b["has_position"]:
             self.flags &= ~st.FLAG_ATT_NO_POSITION
         else:
