@@ -41,9 +41,16 @@ Notes (``estimator_note``, estimator ``formation``), never fatal:
 
 :meth:`propagate_to_sc` moves a per-peer copy of the filter to "now" (``propagated``).
 
-Accuracy (``bench/bench_formation.py``; seeded 3-h scenarios, two spacecraft ~3 km apart,
-GPS 10 m / 0.01 m/s, ranges sigma 0.5 m with a 1-m bias): see the figures in that bench's
-docstring.
+Accuracy (``bench/bench_formation.py``: 8 seeded 3-h simulator scenarios, ~3 km apart, GPS
+10 m / 0.01 m/s per axis on each spacecraft, ranges sigma 0.5 m with a 1-m bias; after 30
+min): relative position 0.97 m 3D RMS median, worst 1.34 m (differencing the fixes: ~24
+m); line of sight 0.37 m median, worst 0.80 m - 6 of 8 seeds within 0.5 m; velocity 1.1
+mm/s; NEES (3 dof) 2.1 on average (slightly conservative).  The line of sight is as good as
+the range bias, and only the GPS fixes separate the bias from the mean along-track
+separation (~9.5 m per fix pair, so ~0.45 m after 3 h); with the bias known to 0.3 m
+(``Config.formation_range_bias_m`` / ``_sigma_m``, e.g. from earlier batches) every seed
+is within 0.33 m.  10 km apart: the same figures.  Cost: ~0.5 ms per 5-s step per peer
+(3-h batch in ~1.1 s per peer).
 """
 
 from __future__ import annotations
