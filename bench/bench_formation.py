@@ -40,13 +40,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pygnc.config import Config, Paths
+from pygnc.processors.formation import FormationProcessor
+from pygnc.tasks.ingest import build_message_stream
 
 from ground.sim import scenario as scn
 from ground.sim.sensors import hermite_position
 from ground.simulate import _extra_spacecraft, simulate, write_scenario
-from pygnc.config import Config, Paths
-from pygnc.processors.formation import FormationProcessor
-from pygnc.tasks.ingest import build_message_stream
 
 SETTLE_S = 1800.0
 CHI2_3_95 = 7.814728
@@ -96,7 +96,7 @@ def stats(truth, est):
 
 
 def bench_speed(tmp: Path, repeat: int):
-    print("== speed (this machine, median of %d runs) ==" % repeat)
+    print(f"== speed (this machine, median of {repeat} runs) ==")
     for n_sc in (2, 3):
         msgs, _ = make_scenario(101, tmp / f"speed{n_sc}", n_sc=n_sc)
         n_sensor = sum(1 for t, _ in msgs if t == "sensor")

@@ -18,14 +18,14 @@ import math
 
 import numpy as np
 import pytest
+from pygnc import timebase
+from pygnc.estimation import formation_filter as ff
+from pygnc.estimation import orbit_dynamics as od
 
 from ground.sim import orbits as sim
 from ground.sim import scenario as scn
 from ground.sim.sensors import hermite_position
 from ground.simulate import deputy_elements
-from pygnc import timebase
-from pygnc.estimation import formation_filter as ff
-from pygnc.estimation import orbit_dynamics as od
 
 SETTLE_S = 1800.0
 CHI2_3_95 = 7.814728
@@ -86,7 +86,7 @@ def _truth_rel(sc, t):
 
 def _errors(sc, res, settle_s=SETTLE_S):
     t = res["t_gps_s"]
-    dr, dv, r0, v0 = _truth_rel(sc, t)
+    dr, dv, _, _ = _truth_rel(sc, t)
     keep = (t - sc["t0"] >= settle_s) & np.isfinite(res["dr_gcrs_m"][:, 0])
     er = (res["dr_gcrs_m"] - dr)[keep]
     ev = (res["dv_gcrs_m_s"] - dv)[keep]
@@ -224,11 +224,11 @@ def test_initialisation_from_fixes_at_different_times():
     """Own fix 20 s before the peer fix: the own fix is propagated; the initial relative
     error is consistent with the initial covariance (R_own + R_peer)."""
     sc = _scenario(16, hours=0.2)
-    own, peer = sc["own"], sc["peer"]
+    own = sc["own"]
     f = ff.FormationFilter()
     f.initialize_from_fixes(own["t_gps_s"][0], own["pos_ecef_m"][0], own["vel_ecef_m_s"][0], own["pos_sigma_m"][0],
                             own["vel_sigma_m_s"][0], own["t_gps_s"][0] + 20.0,
-                            *(np.asarray(_peer_fix_at(sc, own["t_gps_s"][0] + 20.0))))
+                            *_peer_fix_at(sc, own["t_gps_s"][0] + 20.0))
     assert f.t_gps_s == own["t_gps_s"][0] + 20.0
     dr, dv, _, _ = _truth_rel(sc, np.array([f.t_gps_s]))
     e = np.concatenate([f.x[ff.I_DR] - dr[0], f.x[ff.I_DV] - dv[0]])
@@ -240,7 +240,7 @@ def test_initialisation_from_fixes_at_different_times():
 def _peer_fix_at(sc, t):
     """A noisy peer fix at GPS time t (between truth samples)."""
     tr = sc["truth"][1]
-    i = int(round(t - tr["t_gps_s"][0]))
+    i = round(t - tr["t_gps_s"][0])
     rng = np.random.default_rng(5)
     return (tr["r_ecef_m"][i] + 10.0 * rng.standard_normal(3), tr["v_ecef_m_s"][i] + 0.01 * rng.standard_normal(3),
             np.full(3, 10.0), np.full(3, 0.01))

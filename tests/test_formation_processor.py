@@ -12,15 +12,15 @@ import shutil
 
 import numpy as np
 import pytest
-
-from ground.sim import scenario as scn
-from ground.simulate import _extra_spacecraft, simulate, write_scenario
-from ground.sim.sensors import hermite_position
 from pygnc.bus.messages import DecodeCounters, Encoder, decode
 from pygnc.config import Config, Paths
 from pygnc.processors.formation import FormationProcessor
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import gps_from_utc_unix
+
+from ground.sim import scenario as scn
+from ground.sim.sensors import hermite_position
+from ground.simulate import _extra_spacecraft, simulate, write_scenario
 
 SETTLE_S = 1800.0
 PEERS = (0x4B, 0x4C)
@@ -203,7 +203,7 @@ def test_no_valid_own_fix_reported(stream):
     head = _first_minutes(stream, 10)
     msgs = [(t, {**b, "valid": False} if t == "gps_fix" and b["peer_id"] == 0 else b)
             for t, b in head if t != "clock_map"]
-    p, out = _run(msgs, propagate_after_s=60.0)
+    _, out = _run(msgs, propagate_after_s=60.0)
     assert _estimates(out) == [] and _estimates(out, propagated=True) == []
     codes = [n["code"] for n in _notes(out)]
     assert "no_own_fix" in codes

@@ -92,11 +92,18 @@ from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.orbit_ekf import CHI2_6_QUANTILES, OrbitFilterConfig, fix_to_gcrs
 
 __all__ = [
-    "N_STATES",
-    "I_R_OWN", "I_V_OWN", "I_W_COMMON", "I_DR", "I_DV", "I_DW", "I_DRAG_SCALE", "I_RANGE_BIAS",
+    "I_DR",
+    "I_DRAG_SCALE",
+    "I_DV",
+    "I_DW",
+    "I_RANGE_BIAS",
     "I_RANGE_DT",
-    "FormationFilterConfig",
+    "I_R_OWN",
+    "I_V_OWN",
+    "I_W_COMMON",
+    "N_STATES",
     "FormationFilter",
+    "FormationFilterConfig",
     "rtn_matrix",
     "run_formation_filter",
 ]
@@ -418,7 +425,7 @@ class FormationFilter:
         if dt_s <= 0.0:
             return
         t_end = self.t_gps_s + dt_s
-        nsub = max(1, int(math.ceil(dt_s / self.own_model.max_step_s - 1e-9)))
+        nsub = max(1, math.ceil(dt_s / self.own_model.max_step_s - 1e-9))
         h = dt_s / nsub
         for _ in range(nsub):
             self._step(h)

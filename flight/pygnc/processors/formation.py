@@ -157,8 +157,7 @@ class FormationProcessor(Processor):
         heapq.heappush(self.queue, (t_gps_s, kind, self.seq, payload))
 
     def _advance_stream(self, t_gps_s: float) -> None:
-        if t_gps_s > self.t_stream_gps_s:
-            self.t_stream_gps_s = t_gps_s
+        self.t_stream_gps_s = max(self.t_stream_gps_s, t_gps_s)
 
     # ------------------------------------------------------------------ inputs
     def handle(self, msg_type: str, body: dict) -> list[Output]:
@@ -211,8 +210,7 @@ class FormationProcessor(Processor):
         if self.clock is not None:
             # How much later than its GPS time this fix arrives on the own-clock stream.
             lateness = float(self.clock.gps_from_sc(float(b["t_sc_s"]))) - t
-            if lateness > self.max_lateness_s:
-                self.max_lateness_s = lateness
+            self.max_lateness_s = max(self.max_lateness_s, lateness)
         if t < self.t_done_gps_s:
             p.n_fixes_late += 1
             if not p.late_noted:
@@ -245,8 +243,7 @@ class FormationProcessor(Processor):
         q = self.queue
         while q and q[0][0] <= t_until_gps_s:
             t, kind, _, payload = heapq.heappop(q)
-            if t > self.t_done_gps_s:
-                self.t_done_gps_s = t
+            self.t_done_gps_s = max(self.t_done_gps_s, t)
             if kind == _OWN:
                 self._process_own(t, payload)
             elif kind == _PEER:
