@@ -17,6 +17,7 @@ replay spent in each estimator.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -70,13 +71,17 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         assert ground_main(["replay", str(scen), "--out", str(out), "--quiet"]) == 0
         t_full = time.perf_counter() - t0
+        s_in = json.loads((out / "summary.json").read_text())
+        t_feed = s_in["timings_s"]["total"]
         print(f"full 'python -m ground replay' (CSV, OEM, truth statistics, plots): {t_full:.1f} s "
-              f"(outputs ~{t_full - med['total']:.1f} s)")
+              f"= replay {t_feed:.1f} s + outputs {t_full - t_feed:.1f} s; rows {s_in['rows']}")
         if args.pipeline:
             t0 = time.perf_counter()
             assert ground_main(["replay", str(scen), "--out", str(out / "pipe"), "--quiet", "--pipeline",
                                 "--no-plots"]) == 0
-            print(f"--pipeline replay: {time.perf_counter() - t0:.1f} s")
+            s_pipe = json.loads((out / "pipe" / "summary.json").read_text())
+            print(f"--pipeline replay: {time.perf_counter() - t0:.1f} s (process tree "
+                  f"{s_pipe['timings_s']['processed']:.1f} s to process the batch); rows {s_pipe['rows']}")
     return 0
 
 

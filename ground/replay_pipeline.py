@@ -1,7 +1,10 @@
 """``python -m ground replay --pipeline``: the real process tree on a copy of the batch.
 
 1. A private temporary ``PYGNC_HOME`` receives copies of the scenario's ``sense.bin`` and
-   ``range/rng*.bin`` (nothing else: the run must not see truth or earlier outputs).
+   ``range/rng*.bin`` (nothing else: the run must not see truth or earlier outputs), and a
+   configuration file: the caller's overrides plus a bus-log size bound large enough for
+   the whole batch (the flight default, 32 MiB, holds roughly half of a 24-h batch's
+   estimates; a log that still reaches its bound is reported).
 2. ``flight/main.py <timeout_min> <spacecraft_time_s>`` starts as a child in its own
    session (so a Ctrl-C on the ground tool's terminal reaches it only through us), with
    ``spacecraft_time_s`` one second after the last spacecraft time of the batch.
@@ -33,6 +36,9 @@ from pathlib import Path
 
 from ground.replay import PROCESSORS, ReplayRun
 
+#: Bus-log bound of the replay run, bytes (a 24-h batch logs ~70 MB).
+REPLAY_BUS_LOG_MAX_BYTES = 1 << 30
+
 #: estimator name -> task name in pygnc.tasks.table
 TASK_OF = {"orbit": "orbit_estimator", "attitude": "attitude_estimator", "formation": "formation_estimator"}
 
@@ -55,6 +61,22 @@ def _copy_batch(scenario: Path, home: Path) -> None:
         (home / "range").mkdir()
         for f in sorted(src.glob("rng*.bin")):
             shutil.copy2(f, home / "range" / f.name)
+
+
+def _write_config(config_path: Path | None, dest: Path) -> Path:
+    """The caller's TOML overrides plus a bus-log bound for the whole batch, as *dest*."""
+    import tomllib
+
+    import tomli_w
+
+    data = {}
+    if config_path:
+        with open(config_path, "rb") as f:
+            data = tomllib.load(f)
+    data["bus_log_max_bytes"] = max(int(data.get("bus_log_max_bytes", 0)), REPLAY_BUS_LOG_MAX_BYTES)
+    data["log_total_bytes"] = max(int(data.get("log_total_bytes", 0)), 2 * data["bus_log_max_bytes"])
+    dest.write_text(tomli_w.dumps(data))
+    return dest
 
 
 def _read_status(path: Path):
@@ -194,9 +216,9 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
         _copy_batch(scenario, home)
         env = dict(os.environ)
         env["PYGNC_HOME"] = str(home)
-        env.pop("PYGNC_CONFIG", None)
-        if config_path:
-            env["PYGNC_CONFIG"] = str(Path(config_path).resolve())
+        replay_config = _write_config(config_path, home / "replay_config.toml")
+        env["PYGNC_CONFIG"] = str(replay_config)
+        bus_log_bound = load_config(replay_config).bus_log_max_bytes
         out_path = home / "main_py_output.txt"
         timeout_min = timeout_s / 60.0 + 1.0
         cmd = [sys.executable, str(main_py), f"{timeout_min:.3f}", repr(float(t_last) + 1.0)]
@@ -224,6 +246,10 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
         if not bus_log.is_file():
             raise PipelineError(f"the run left no bus log in {run_dir}" + _tail(out_path))
         stats = read_bus_log(bus_log, run)
+        if bus_log.stat().st_size >= bus_log_bound - (1 << 16):
+            say(f"  pipeline: warning: the bus log reached its size bound ({bus_log_bound} bytes): "
+                "estimates after that point are missing")
+            stats["at_size_bound"] = True
         if logs_to is not None:
             logs_to = Path(logs_to)
             if logs_to.exists():

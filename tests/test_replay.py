@@ -179,14 +179,7 @@ def test_smooth_orbit_same_times_and_better_or_equal(sample_out, tmp_path):
     assert np.all(b["sigma_x_ecef_m"][-5:] <= a["sigma_x_ecef_m"][-5:] + 1e-9)
 
 
-_ATTITUDE_ORDER_BUG = (
-    "flight bug: the attitude task gets batch_end on 'meas' before the orbit task has published its "
-    "estimates on 'orbit', treats it as 'no further position' and processes every sample without "
-    "position; in-process the orbit estimate arrives first. Remove this mark when fixed.")
-
-
-@pytest.mark.parametrize("kind", ["orbit", pytest.param("attitude", marks=pytest.mark.xfail(
-    strict=True, reason=_ATTITUDE_ORDER_BUG)), "formation"])
+@pytest.mark.parametrize("kind", ["orbit", "attitude", "formation"])
 def test_pipeline_agrees_with_in_process(sample_out, pipeline_out, kind):
     (a_dir, a_sum), (b_dir, b_sum) = sample_out, pipeline_out
     assert b_sum["mode"] == "pipeline" and a_sum["mode"] == "in_process"
