@@ -85,3 +85,22 @@ def test_covariance_transform_matches_finite_differences():
         x1 = np.concatenate(frames.gcrs_to_itrs(r + d[:3], v + d[3:], t))
         j[:, k] = x1 - x0
     np.testing.assert_allclose(covariance_gcrs_to_ecef(p, m), j @ p @ j.T, rtol=1e-6, atol=1e-9)
+
+
+def test_peer_fix_without_ranges_is_never_taken_for_an_own_fix(tmp_path):
+    """A range-file group with no range packets: peer_id -1 (unknown), not 0 (own)."""
+    from pygnc.formats.range_file import encode_range_group
+    from pygnc.formats.sense import decode_sense
+
+    own = decode_sense((SAMPLE / "sense.bin").read_bytes()).fixes
+    peer = own[3].copy()
+    peer["pos_ecef_m"] = [7.0e6, 0.0, 0.0]  # would wreck the own orbit if used as one
+    (tmp_path / "range").mkdir()
+    (tmp_path / "range" / "rng00000.bin").write_bytes(encode_range_group(peer, []))
+    (tmp_path / "sense.bin").write_bytes((SAMPLE / "sense.bin").read_bytes())
+    stream = build_message_stream(Paths(tmp_path), Config())
+    peer_msgs = [b for t, b in stream.messages if t == "gps_fix" and b["pos_ecef_m"][0] == 7.0e6]
+    assert len(peer_msgs) == 1 and peer_msgs[0]["peer_id"] == -1
+    proc = OrbitProcessor()
+    _run(stream, proc)
+    assert proc.filter.n_used == 12 and proc.filter.n_rejected == 0

@@ -126,6 +126,7 @@ class FormationProcessor(Processor):
         self.n_unknown_msgs = 0
         self.n_own_valid = 0
         self.n_own_invalid = 0
+        self.n_peer_fix_anonymous = 0
         self.n_no_clock = 0
         self.n_outputs = 0
         self.batch_ended = False
@@ -191,6 +192,9 @@ class FormationProcessor(Processor):
         fix = (np.asarray(b["pos_ecef_m"], float), np.asarray(b["vel_ecef_m_s"], float),
                np.asarray(b["pos_sigma_m"], float), np.asarray(b["vel_sigma_m_s"], float))
         valid = bool(b["valid"]) and math.isfinite(t) and all(np.isfinite(v).all() for v in fix[:2])
+        if pid < 0:  # a peer fix whose group had no ranges: whose it is, is unknown
+            self.n_peer_fix_anonymous += 1
+            return
         if pid == 0:
             if not valid:
                 self.n_own_invalid += 1
@@ -370,6 +374,7 @@ class FormationProcessor(Processor):
         return {
             "peers": sum(f.initialized for f in fs), "outputs": self.n_outputs,
             "own_fixes_valid": self.n_own_valid, "own_fixes_invalid": self.n_own_invalid,
+            "peer_fixes_anonymous": self.n_peer_fix_anonymous,
             "peer_fixes_used": sum(f.n_peer_used for f in fs),
             "peer_fixes_rejected": sum(f.n_peer_rejected for f in fs),
             "peer_fixes_invalid": sum(p.n_fixes - p.n_fixes_valid for p in ps),

@@ -27,6 +27,9 @@ SLICE = 500
 
 _KIND_SENSOR, _KIND_FIX, _KIND_PEER, _KIND_RANGE = 0, 1, 2, 3
 
+#: ``peer_id`` of a peer fix whose range-file group had no range packets (peer unknown).
+UNKNOWN_PEER_ID = -1
+
 
 def _fix_bodies(fixes: np.ndarray, peer_ids=None) -> list[dict]:
     """Message bodies of GPS fixes (vectorised conversion, then plain dicts)."""
@@ -136,7 +139,10 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
     if fixes is not None and len(fixes):
         parts.append((fixes["t_sc_s"], _KIND_FIX, "gps_fix", _fix_bodies(fixes)))
     if peers is not None and len(peers):
-        pid = peers["peer_id"] if "peer_id" in (peers.dtype.names or ()) else None
+        # A group without range packets does not say whose fix it is: peer_id -1, never 0
+        # (0 means an own fix).
+        pid = peers["peer_id"].astype(int) if "peer_id" in (peers.dtype.names or ()) else np.zeros(len(peers), int)
+        pid = np.where(pid == 0, UNKNOWN_PEER_ID, pid)
         parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix", _fix_bodies(peers, pid)))
     if ranges is not None and len(ranges):
         cols = {k: ranges[k].tolist() for k in ("t_sc_s", "peer_id", "range_m", "valid",
