@@ -68,9 +68,10 @@ class Config:
     #: Minimum period between status-file rewrites, s.
     status_period_s: float = 0.25
     #: Upper bound on the total size of ~/pygnc_logs, bytes (oldest runs pruned).
-    log_total_bytes: int = 64 * 1024 * 1024
-    #: Upper bound on one run's binary bus log, bytes (further frames counted, not written).
-    bus_log_max_bytes: int = 32 * 1024 * 1024
+    log_total_bytes: int = 512 * 1024 * 1024
+    #: Upper bound on one run's binary bus log, bytes (further frames counted, not written,
+    #: and a warning logged).  A 24-h batch logs about 85 MB.
+    bus_log_max_bytes: int = 128 * 1024 * 1024
     #: fsync period of log files, s (a power cut loses at most this much).
     log_fsync_period_s: float = 1.0
 

@@ -151,6 +151,10 @@ class BusLogWriter:
 
     def _write(self, frame: bytes) -> None:
         if self.bytes_written + self._buf_bytes + len(frame) > self.max_bytes:
+            if not self.frames_not_written:
+                logging.getLogger("buslog").warning(
+                    "bus log %s reached its bound of %d bytes: further messages are counted, "
+                    "not written (Config.bus_log_max_bytes)", self.path, self.max_bytes)
             self.frames_not_written += 1
             return
         self._buf.append(frame)

@@ -37,7 +37,6 @@ from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor
 
 #: Orbit estimates kept while waiting for their sensor sample.
-MAX_PENDING_ORBIT = 64
 #: After batch_end, calls of propagate_to_sc (1 s apart in flight) without any orbit
 #: estimate after which the waiting samples are processed without position.
 IDLE_CALLS_BEFORE_FLUSH = 5
@@ -121,7 +120,9 @@ class AttitudeProcessor(Processor):
         else:
             out = []
         self.orbit_waiting[t] = o
-        while len(self.orbit_waiting) > MAX_PENDING_ORBIT:
+        # In the process tree the orbit task can run far ahead of this one: keep as many
+        # waiting orbit estimates as waiting samples.
+        while len(self.orbit_waiting) > max(1, int(self.config.attitude_max_pending_sensors)):
             self.orbit_waiting.popitem(last=False)
         return out
 
