@@ -15,6 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "flight"))
+sys.path.insert(0, str(REPO))
 
 from pygnc.bus.channels import CHANNELS  # noqa: E402
 from pygnc.bus.messages import MESSAGE_TYPES  # noqa: E402
@@ -71,8 +72,17 @@ def tasks_table() -> str:
     return "\n".join(rows)
 
 
+def replay_table(kind: str):
+    def table() -> str:
+        from ground.outputs.tables import columns_markdown
+
+        return columns_markdown(kind)
+    return table
+
+
 TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
-          "channels": channels_table, "tasks": tasks_table}
+          "channels": channels_table, "tasks": tasks_table, "orbit_csv": replay_table("orbit"),
+          "attitude_csv": replay_table("attitude"), "formation_csv": replay_table("formation")}
 
 
 def render(doc: str) -> str:
