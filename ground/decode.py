@@ -125,7 +125,8 @@ def decode_range(args) -> int:
 
 
 def decode_status(args) -> int:
-    from pygnc.formats.status import StatusError, decode_status as dec
+    from pygnc.formats.status import TASK_STATES, StatusError, decode_status as dec
+    from pygnc.tasks.table import TASK_NAMES_BY_ID
 
     try:
         st = dec(args.file.read_bytes())
@@ -133,14 +134,18 @@ def decode_status(args) -> int:
         print(f"status {args.file}: invalid: {exc}", file=sys.stderr)
         return 1
     print(f"status {args.file}: run {st['run']} seq {st['seq']} flags {', '.join(st['flag_names']) or '-'}")
+    empty_slots = {k.rsplit("_id", 1)[0] + "_" for k, v in st.items()
+                   if k.startswith(("task", "peer")) and k.endswith("_id") and v == 0}
     for k, v in st.items():
-        if k in ("magic", "flag_names"):
+        if k in ("magic", "flag_names") or any(k.startswith(p) for p in empty_slots):
             continue
         if isinstance(v, float) and math.isnan(v) or isinstance(v, tuple) and all(
                 isinstance(x, float) and math.isnan(x) for x in v):
             continue
-        if k.startswith(("task", "peer")) and k.endswith("_id") and v == 0:
-            continue
+        if k.startswith("task") and k.endswith("_id"):
+            v = f"{v} ({TASK_NAMES_BY_ID.get(v, '?')})"
+        elif k.startswith("task") and k.endswith("_state"):
+            v = f"{v} ({TASK_STATES[v] if v < len(TASK_STATES) else '?'})"
         print(f"  {k} = {v}")
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
