@@ -138,7 +138,7 @@ def main():
     orig = oe.OrbitEKF
     for s, tr in enumerate(truths):
         fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000 + s))
-        oe.OrbitEKF = truth_anchored_ekf(tr)
+        oe.OrbitEKF = sim.truth_anchored_ekf(tr)
         try:
             res = oe.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg0)
             rows.append(stats(tr, res))
@@ -174,40 +174,6 @@ def _print_rows(name, rows, rows_s):
     print(f"{name:34s} filtered pos {np.sqrt(np.mean(a[:, 0] ** 2)):.2f} m  vel "
           f"{1e3 * np.sqrt(np.mean(a[:, 1] ** 2)):.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}  | "
           f"smoothed pos {np.sqrt(np.mean(b[:, 0] ** 2)):.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s")
-
-
-def truth_anchored_ekf(truth):
-    """EKF class with the truth's exact dynamics: prediction = truth + Phi (estimate - truth).
-
-    An EKF whose model equals the truth's has an error that evolves as e_k+1 = Phi e_k (to
-    ~1e-6 relative at metre errors); propagating truth and error separately is that filter
-    exactly (checked against a DOP853 propagation of the truth's own force model: same
-    figures to the centimetre) at the flight filter's cost.  An inverse crime on purpose.
-    """
-    t0 = truth["t_gps_s"][0]
-    xt = np.concatenate([truth["r_gcrs_m"], truth["v_gcrs_m_s"]], axis=1)
-
-    class Anchored(oe.OrbitEKF):
-        def predict(self, dt_s):
-            if dt_s <= 0.0:
-                return
-            e = self.x.copy()
-            e[:6] -= xt[int(round(self.t_gps_s - t0))]
-            nsub = max(1, int(math.ceil(dt_s / self.model.max_step_s - 1e-9)))
-            h = dt_s / nsub
-            x, phi_all = self.x, np.eye(self.n)
-            for i in range(nsub):
-                x, phi = od.propagate(x, h, self.model, t_gps_s=self.t_gps_s + i * h)
-                phi_all = phi @ phi_all
-            self.t_gps_s += dt_s
-            self.p = phi_all @ self.p @ phi_all.T
-            self.x = phi_all @ e
-            self.x[:6] += xt[int(round(self.t_gps_s - t0))]
-            if self.record:
-                self.history.append(oe.FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(),
-                                                  self.x.copy(), self.p.copy(), False))
-
-    return Anchored
 
 
 def bayesian_bound(truth, fixes, step_s=5.0, settle_s=1800.0, nmin=9, nmax=12):

@@ -17,7 +17,6 @@ import pytest
 
 from ground.sim import orbits as sim
 from pygnc import timebase
-from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation import orbit_ekf as oe
 
 CHI2_6_95 = 12.591587
@@ -34,40 +33,6 @@ def _truth_kw(seed, hours=3.0, **kw):
 
 def _truth(seed, hours=3.0):
     return _truth_kw(seed, hours)
-
-
-def _truth_anchored_ekf(truth):
-    """EKF class whose prediction is the truth itself plus Phi times the error (zero Q).
-
-    The error of an EKF whose dynamics equal the truth's evolves as e_k+1 = Phi e_k (the
-    linearisation error is ~1e-6 relative at metre errors), so propagating the truth
-    and the error separately is that filter, exactly and without integrating the truth's
-    force model again.  Deliberately an inverse crime: it measures the information floor.
-    """
-    t0 = truth["t_gps_s"][0]
-    xt = np.concatenate([truth["r_gcrs_m"], truth["v_gcrs_m_s"]], axis=1)
-
-    class Anchored(oe.OrbitEKF):
-        def predict(self, dt_s):
-            if dt_s <= 0.0:
-                return
-            e = self.x.copy()
-            e[:6] -= xt[int(round(self.t_gps_s - t0))]
-            nsub = max(1, int(math.ceil(dt_s / self.model.max_step_s - 1e-9)))
-            h = dt_s / nsub
-            x, phi_all = self.x, np.eye(self.n)
-            for i in range(nsub):
-                x, phi = od.propagate(x, h, self.model, t_gps_s=self.t_gps_s + i * h)
-                phi_all = phi @ phi_all
-            self.t_gps_s += dt_s
-            self.p = phi_all @ self.p @ phi_all.T
-            self.x = phi_all @ e
-            self.x[:6] += xt[int(round(self.t_gps_s - t0))]
-            if self.record:
-                self.history.append(oe.FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(),
-                                                  self.x.copy(), self.p.copy(), False))
-
-    return Anchored
 
 
 def _errors(truth, res, settle_s=SETTLE_S):
@@ -253,7 +218,7 @@ def test_rts_recursion_matches_filterpy_on_a_linear_model():
 def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     """Truth dynamics + zero process noise: what 10 m / 1 cm/s fixes every 25 s support."""
     fixes, res, _ = nominal
-    monkeypatch.setattr(oe, "OrbitEKF", _truth_anchored_ekf(truth0))
+    monkeypatch.setattr(oe, "OrbitEKF", sim.truth_anchored_ekf(truth0))
     cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
     t_out = truth0["t_gps_s"][::5]
     floor = _errors(truth0, oe.run_orbit_filter(fixes, t_out, cfg))
