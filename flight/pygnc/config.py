@@ -106,6 +106,18 @@ class Config:
     formation_range_bias_m: float = 0.0
     formation_range_bias_sigma_m: float = 3.0
 
+    # --- attitude estimator: time tags ---------------------------------------------------
+    #: 1-sigma uncertainty of a sensor sample's GPS epoch, s.  Whole-second floored stamps
+    #: put the sample anywhere in its second: 1/sqrt(12).  Used when there is no clock map
+    #: with at least ``attitude_time_tag_min_pairs`` pairs, or when the next key is off.
+    attitude_time_tag_sigma_s: float = 0.28867513459481287
+    #: Use the clock map's residual RMS, s, as that uncertainty instead: the scatter of the
+    #: fixes' floored stamps about the map (same clock, same stamping as the samples): ~0 while
+    #: the stamp phase does not wrap within the batch, ~0.29 s once it has.
+    attitude_time_tag_from_clock_map: bool = True
+    #: Fewest clock-map pairs for its residual to stand for the stamps' scatter, count.
+    attitude_time_tag_min_pairs: int = 20
+
     extra: dict = field(default_factory=dict)
 
     @property

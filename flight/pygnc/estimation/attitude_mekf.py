@@ -53,16 +53,42 @@ norm, albedo subtracted after a first pass; magnetometer second) the first time 
 is visible with a position.  After ``max_rejections`` consecutive rejected magnetometer
 updates the filter declares itself lost and re-initialises the same way.
 
-Measured (``bench/bench_attitude.py``, the issue's scenario, 5 seeds x 3 h, after 30 min,
-truth positions): attitude RMS 0.79-1.13 deg overall, 1.16-1.96 deg in eclipse (40 min of
-it), 0.57-0.60 deg in sun; gyro-bias error max 0.013 deg/s; hard-iron error < 0.1 µT;
-attitude NEES mean 3.2-4.7 for 3 dof (3.6 over seeds; 85-94 % of epochs inside the 95 %
-bound: slightly optimistic in eclipse), bias NEES mean 1.7-7.9.  0.26 ms per step
-including IGRF (35 µs), sun, shadow and albedo, on this 2-core machine.
+Time tags: the spacecraft clock stamps samples in whole seconds (floor) and the clock map
+(a straight line fitted to the fixes' floored stamps) turns a stamp into the sample's
+*stated* epoch.  The map is unbiased (it absorbs the mean half second, so nothing is added
+here), but while the clock's drift (up to +-20 ppm) moves the stamps' fractional phase
+through a whole second, the stated epoch is off the true one by up to ~0.5 s (uniform: 0.29 s
+RMS; none at all while the phase does not wrap).  That offset changes slowly, so it is not
+white measurement noise: the field and sun vectors measured at the true instant (the
+references move < 0.05 deg in 0.5 s) pin the state to the *true* sample instant, and the
+offset is added where it belongs:
 
-Not modelled: the spacecraft clock stamps samples to whole seconds (floor), so a step's
-true length can differ from the stamp difference by up to 1 s if the clock's fractional
-phase wraps during the batch; at 5 deg/s that is a 5-deg jump the next updates correct.
+* the published covariance is at the stated epoch: ``P + sigma_t^2 w w^T`` (the attitude
+  there is off by ``w dt`` about the rate axis), ``sigma_t`` the epoch's 1-sigma
+  (``time_tag_sigma_s``, default 1/sqrt(12) s; the processor passes the clock map's residual
+  RMS, which measures exactly this scatter on the fixes);
+* a step's length is exact while its stamp difference equals the recent ones (the phase
+  moves ~1e-4 s per step); a step that differs by ``d`` from a whole number of the usual
+  interval (the phase wrapped: 4 or 6 s for 5; a late sample: 7 then 3) adds
+  ``d^2 w w^T`` to the attitude covariance.  The stamp difference is still what is
+  integrated: the data does not say which of the two is right.
+
+Measured (``bench/bench_attitude.py``: the issue's scenario, 5 seeds x 3 h, after 30 min,
+truth positions, stated epochs through the clock map; errors at the stated epoch; NEES with
+the full 3x3 covariance): attitude RMS 0.79-1.13 deg overall, 1.16-1.96 deg in eclipse
+(40 min of it), 0.57-0.60 deg in sun; gyro-bias error max 0.013 deg/s; hard-iron error
+< 0.1 µT; attitude NEES mean 3.1-4.1 for 3 dof (3.4 over seeds; 87-96 % of epochs inside
+the 95 % bound: slightly optimistic in eclipse), bias NEES mean 1.7-7.9.  The same with the
+clock 400 ppm fast (stamp phase wrapping every 42 min, stated epochs 0.28-0.30 s RMS off):
+1.10-1.61 deg overall, 1.55-1.94 deg in eclipse, bias error max 0.013 deg/s, NEES mean
+3.2-3.5, 93-96 % inside (without the time-tag model: 1.14-1.57 deg, NEES 7.2-19, 31-66 %
+inside; at the true instants the model is the more accurate, at the stated epochs it can be
+0.1-0.2 deg less so: a state left behind by a wrap happens to sit nearer the stated epoch).  Replay of a 24-h
+formation scenario (-16.6 ppm, one wrap, epochs 0.25 s RMS off): 1.24 deg RMS at the stated
+epoch (0.97 at the true instants; 1.68 in eclipse), NEES mean 3.5, 92 % inside (before: 8.8,
+60 %); 12 h at +20 ppm: 1.38 deg (2.04 in eclipse), NEES 3.8, 90 % inside (before: 7.1,
+65 %).  0.28 ms per step including IGRF (35 µs), sun, shadow and albedo, on this 2-core
+machine.
 """
 
 from __future__ import annotations
@@ -203,6 +229,17 @@ class AttitudeFilterConfig:
     #: Residual rate allowed when the body is detected at rest (Earth rate on a bench,
     #: slow drift), rad/s.
     rest_residual_rate_rad_s: float = math.radians(0.005)
+    #: 1-sigma uncertainty of a sample's stated epoch (its time tag mapped to GPS time), s.
+    #: Whole-second floored stamps put the sample anywhere in its second: 1/sqrt(12).  The
+    #: processor passes the clock map's measured scatter instead when it has one.
+    time_tag_sigma_s: float = 1.0 / math.sqrt(12.0)
+    #: 1-sigma error of a *regular* step's length (its stamp difference equal to the recent
+    #: ones: the stamp phase moves by drift x dt, ~1e-4 s), s.
+    regular_step_sigma_s: float = 0.0
+    #: A step whose length differs from the median of the last ``step_history`` by more
+    #: than this is irregular (a stamp-phase wrap, a late sample), s.
+    irregular_step_threshold_s: float = 0.5
+    step_history: int = 7
 
 
 # --------------------------------------------------------------------------- environment
@@ -423,6 +460,9 @@ class AttitudeMEKF:
         self.consecutive_rejections = 0
         self.last_nis_mag = float("nan")
         self.last_sun_faces = 0
+        self.recent_steps_s: list[float] = []  # lengths of the last regular-size steps
+        self.n_irregular_steps = 0
+        self.last_step_sigma_s = 0.0
 
     # -- state ---------------------------------------------------------------------
     @property
@@ -473,6 +513,12 @@ class AttitudeMEKF:
             # Rate held over the interval: the error grows with the rate's own change,
             # |dw/dt| t^2 / 2, estimated from the last two samples.
             q_att += (0.5 * self.w_dot_rad_s2 * dt * dt + cfg.gyro_noise_rad_s * dt) ** 2
+        else:
+            # The step's true length is uncertain: the body turned w1 * (dt_true - dt) more
+            # than integrated, about the rate axis (rank one).
+            sig_dt = self._step_length_sigma(dt)
+            if sig_dt > 0.0:
+                p[:3, :3] += (sig_dt * sig_dt) * np.outer(w1, w1)
         idx = np.arange(3)
         p[idx, idx] += q_att
         p[idx + 3, idx + 3] += cfg.gyro_bias_walk_rad_s_per_sqrt_s**2 * dt
@@ -489,6 +535,32 @@ class AttitudeMEKF:
             if not gap:
                 self.w_dot_rad_s2 = math.sqrt(float((w_new - self.w_prev) @ (w_new - self.w_prev))) / dt
             self.w_prev = w_new
+
+    def _step_length_sigma(self, dt: float) -> float:
+        """1-sigma error of a step's length from its time tags.
+
+        Samples come at a regular interval, stamped in whole seconds (floor) by a clock
+        whose fractional phase drifts: a stamp difference equal to the recent ones is
+        exact to ``regular_step_sigma_s``; one that differs by ``d`` from a whole number
+        of the usual interval (the phase wrapped: 4 or 6 s instead of 5; a late sample:
+        7 then 3) has its true length anywhere between the two, and is given ``|d|``.
+        The stamp difference itself is kept: nothing says which of the two is right."""
+        cfg = self.cfg
+        hist = self.recent_steps_s
+        sig = cfg.regular_step_sigma_s
+        if len(hist) >= 3:
+            nominal = float(np.median(hist))
+            d = dt - max(1, round(dt / nominal)) * nominal
+            if abs(d) > cfg.irregular_step_threshold_s:
+                self.n_irregular_steps += 1
+                sig = math.hypot(sig, d)
+            if abs(dt - nominal) <= cfg.irregular_step_threshold_s or abs(d) > cfg.irregular_step_threshold_s:
+                hist.append(dt)
+        else:
+            hist.append(dt)
+        del hist[:-max(3, cfg.step_history)]
+        self.last_step_sigma_s = sig
+        return sig
 
     # -- updates ----------------------------------------------------------------------
     def _update(self, r, h, rdiag) -> tuple[bool, float]:
@@ -611,6 +683,7 @@ class AttitudeEstimator:
         self.n_steps = 0
         self.last_in_eclipse = False
         self.last_w = np.zeros(3)
+        self.time_tag_sigma_s = self.cfg.time_tag_sigma_s
 
     def _try_initialize(self, t_s, w_b, m_b, lux, sat, env: Environment) -> bool:
         if env.sun_fraction < 1.0 - self.cfg.eclipse_fraction_threshold:
@@ -632,7 +705,11 @@ class AttitudeEstimator:
         return True
 
     def step(self, t_s: float, w_meas_body_rad_s, m_meas_body_ut, lux, saturated,
-             env: Environment | None) -> AttitudeOutput:
+             env: Environment | None, time_tag_sigma_s: float | None = None) -> AttitudeOutput:
+        """One sample stamped *t_s* (its stated epoch); *time_tag_sigma_s* is that epoch's
+        1-sigma uncertainty (default: the config's; 0 for exact truth times)."""
+        if time_tag_sigma_s is not None:
+            self.time_tag_sigma_s = float(time_tag_sigma_s)
         w_b = np.asarray(w_meas_body_rad_s, dtype=float)
         m_b = np.asarray(m_meas_body_ut, dtype=float)
         self.n_steps += 1
@@ -663,11 +740,21 @@ class AttitudeEstimator:
         self.last_w = w_b
         return self.output()
 
+    def epoch_covariance(self, rate_body_rad_s) -> np.ndarray:
+        """Attitude covariance (3x3, rad^2) added by the stated epoch's uncertainty: the
+        estimate belongs to the sample's true instant, which is sigma_t away from the stated
+        one, so at the stated epoch it is off by ``w dt`` about the rate axis."""
+        w = np.asarray(rate_body_rad_s, dtype=float)
+        return (self.time_tag_sigma_s**2) * np.outer(w, w)
+
     def output(self) -> AttitudeOutput:
         f = self.mekf
         if f.initialized:
-            return AttitudeOutput(f.t_s, f.q.copy(), self.last_w - f.x_bias[:3], f.x_bias[:3].copy(),
-                                  f.x_bias[3:].copy(), f.p.copy(), True, self.last_in_eclipse, f.last_sun_faces)
+            rate = self.last_w - f.x_bias[:3]
+            cov = f.p.copy()
+            cov[:3, :3] += self.epoch_covariance(rate)
+            return AttitudeOutput(f.t_s, f.q.copy(), rate, f.x_bias[:3].copy(),
+                                  f.x_bias[3:].copy(), cov, True, self.last_in_eclipse, f.last_sun_faces)
         c = self.calib
         cov = np.zeros((9, 9))
         cov[:3, :3] = np.eye(3) * math.pi**2
@@ -686,5 +773,7 @@ class AttitudeEstimator:
             return out
         f = copy.deepcopy(self.mekf)
         f.propagate(t_s, None)
+        cov = f.p.copy()
+        cov[:3, :3] += self.epoch_covariance(out.rate_body_rad_s)
         return AttitudeOutput(f.t_s, f.q.copy(), out.rate_body_rad_s, f.x_bias[:3].copy(), f.x_bias[3:].copy(),
-                              f.p.copy(), True, self.last_in_eclipse, 0)
+                              cov, True, self.last_in_eclipse, 0)

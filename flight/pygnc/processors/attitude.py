@@ -1,7 +1,9 @@
 """Attitude processor: sensor samples and orbit estimates in, an attitude estimate per sample out.
 
 * ``clock_map``: spacecraft time -> GPS time (the filter's time base; without it the
-  spacecraft clock is used, which only matters for the step lengths).
+  spacecraft clock is used, which only matters for the step lengths).  Its residual RMS
+  (the floored stamps' scatter about the map) is the 1-sigma of each sample's stated epoch
+  (``Config.attitude_time_tag_*``), which the published covariance carries.
 * ``sensor``: IMU-frame gyro (deg/s) and magnetometer (µT) are scaled
   (``Config.gyro_scale``, ``mag_scale``) and rotated into body axes (``imu_to_body``); the six
   faces' lux and saturation flags go in as they are.
@@ -150,6 +152,16 @@ class AttitudeProcessor(Processor):
             return t, t
         return float(t_sc_s), math.nan
 
+    def time_tag_sigma_s(self) -> float:
+        """1-sigma uncertainty of a sample's stated GPS epoch, s: the clock map's residual
+        (the floored stamps' scatter about it) when it has enough pairs, else the config's."""
+        c = self.config
+        if (c.attitude_time_tag_from_clock_map and self.clock is not None
+                and self.clock.n_pairs >= c.attitude_time_tag_min_pairs
+                and math.isfinite(self.clock.residual_rms_s)):
+            return float(self.clock.residual_rms_s)
+        return float(c.attitude_time_tag_sigma_s)
+
     def _process(self, b: dict, orbit: dict | None) -> list[Output]:
         t_sc = float(b["t_sc_s"])
         if self.last_t_sc_s is not None and t_sc <= self.last_t_sc_s:  # old, or a replay
@@ -167,7 +179,7 @@ class AttitudeProcessor(Processor):
             self.n_with_position += 1
         else:
             self.n_without_position += 1
-        out = self.est.step(t_s, w_b, m_b, b["sun_lux"], b["sun_saturated"], env)
+        out = self.est.step(t_s, w_b, m_b, b["sun_lux"], b["sun_saturated"], env, self.time_tag_sigma_s())
         self.last_has_position = env is not None
         msgs: list[Output] = []
         if env is None and not self.note_sent:
