@@ -191,3 +191,22 @@ def test_real_bench_capture_without_gps_fix():
     assert ap.counters()["rest_updates"] > 50
     (t, prop), = ap.propagate_to_sc(sensors[-1]["t_sc_s"] + 60.0)
     assert not prop["has_position"] and prop["propagated"]
+
+
+def test_time_tag_sigma_from_the_clock_map(scenario_stream):
+    from dataclasses import replace
+
+    _, messages, _ = scenario_stream
+    (cm,) = [b for t, b in messages if t == "clock_map"]
+    ap = AttitudeProcessor(Config())
+    assert ap.time_tag_sigma_s() == pytest.approx(1.0 / math.sqrt(12.0))  # no map yet: floored stamps
+    ap.handle("clock_map", cm)
+    # The stamp phase does not wrap within this hour: the map states the epochs exactly.
+    assert cm["n_pairs"] >= 20 and ap.time_tag_sigma_s() == cm["residual_rms_s"] < 0.01
+    ap.handle("clock_map", dict(cm, residual_rms_s=0.27))
+    assert ap.time_tag_sigma_s() == 0.27
+    ap.handle("clock_map", dict(cm, n_pairs=5))
+    assert ap.time_tag_sigma_s() == pytest.approx(1.0 / math.sqrt(12.0))
+    off = AttitudeProcessor(replace(Config(), attitude_time_tag_from_clock_map=False, attitude_time_tag_sigma_s=0.4))
+    off.handle("clock_map", cm)
+    assert off.time_tag_sigma_s() == 0.4
