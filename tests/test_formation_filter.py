@@ -6,15 +6,28 @@ truth from ground.sim.orbits (EGM96 12x12, bulge drag with a per-spacecraft seed
 factor, Sun/Moon, SRP; ballistic coefficients 50 and 42 kg/m^2 while the filter assumes 50
 for both), GPS 10 m / 0.01 m/s per axis every 25 s for each receiver (independent), one or
 two ranges 0.5-4 s after each fix pair with sigma 0.5 m and a 1-m bias, time-tagged 0.6 s
-late (the whole-second clock map's typical error); 3 h (each ~0.6 s truth + ~0.6 s filter).
+late (the whole-second clock map's typical error); 3 h (each ~0.5 s truth + ~0.6 s filter).
 
-Thresholds are the issue's (2.0 m 3D, 0.5 m line of sight after 30 min) where these seeded
-scenarios meet them, with the measured values in comments; bench/bench_formation.py gives
-the spread over many seeds (the line-of-sight figure is set by how well 3 h of GPS fixes
-pin the range bias, ~0.45 m at 3 h, so it is not met on every seed - see the bench).
+The issue's targets after 30 min: 2.0 m 3D (met on every seed: asserted on the declared
+set ``SEEDS``) and 0.5 m along the line of sight, which **no estimator meets on every run**
+with these measurements.  The information bound (``bench/bench_formation.py``:
+``information_bound``, the optimal filter when both orbits' dynamics are the truth's, no
+process noise, the flight filter's priors): a constant range bias and the mean along-track
+separation are degenerate for ranges (the formation's 400/600-m oscillation at 3 km adds
+no measurable range-curvature information), so the line of sight is as good as the GPS
+fixes' average of the peer's along-track position, 10 m / sqrt(n): bias sigma 1.05 m at 30
+min, 0.45 m at 3 h, line-of-sight sigma 0.69 m RMS over the run.  The per-run RMS is then
+a one-draw quantity: over 300 noise draws its median is 0.48 m, its 90 % point 0.94 m, and
+it is <= 0.5 m in 53 % of runs (checked against 24 simulated realisations: median 0.48,
+54 %).  On ``SEEDS`` the bound is 0.31 0.35 0.51 0.59 0.58 0.39 0.29 0.51 m (median 0.45,
+worst 0.59) and the filter 0.37 0.38 0.48 0.58 0.59 0.41 0.28 0.51 m: it sits on the
+bound (24 realisations: within 0.045 m of it on every run, RMS over runs 0.634 vs 0.632
+m), so the line-of-sight assertions are the achieved figures, not the issue's 0.5 m.
 """
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +40,12 @@ from ground.sim import scenario as scn
 from ground.sim.sensors import hermite_position
 from ground.simulate import deputy_elements
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import bench_formation as bench  # the information bound (bench/ is not a package)
+
 SETTLE_S = 1800.0
+#: The declared seed set of the 3-km accuracy statistics (all of them, none dropped).
+SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
 CHI2_3_95 = 7.814728
 LATE_S = 0.6
 
@@ -105,10 +123,22 @@ def _run(sc, config=None, step_s=5.0):
     return ff.run_formation_filter(sc["own"], sc["peer"], sc["ranges"], t_out, config)
 
 
+
+
 @pytest.fixture(scope="module")
-def near():
-    sc = _scenario(24)
-    return sc, _run(sc)
+def seed_set():
+    """SEEDS: 3-km scenarios (seeded orbit plane, phase, epoch and noise), outputs every 25 s."""
+    out = []
+    for seed in SEEDS:
+        sc = _scenario(seed)
+        out.append((sc, _run(sc, step_s=25.0)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def near(seed_set):
+    """The first of SEEDS."""
+    return seed_set[0]
 
 
 def test_accuracy_and_consistency_3km(near):
@@ -119,17 +149,19 @@ def test_accuracy_and_consistency_3km(near):
                                     - sim.simulate_gps_fixes(sc["truth"][0], pos_sigma_m=0, vel_sigma_m_s=0)["pos_ecef_m"]),
                                  axis=1)
     assert 20.0 < np.sqrt(np.mean(differenced**2)) < 28.0  # what differencing the fixes gives (~24 m)
-    assert e["rms_r"] < 2.0  # measured 1.03 m
-    assert e["rms_los"] < 0.5  # measured 0.39 m
-    assert e["rms_v"] < 0.003  # measured 1.2 mm/s
+    assert e["rms_r"] < 2.0  # measured 0.67 m
+    assert e["rms_los"] < 0.45  # measured 0.36 m; the information bound on these data 0.31 m
+    assert e["rms_v"] < 0.003  # measured 0.76 mm/s
     # One run's time-averaged NEES is dominated by a few slowly varying errors (the range
     # bias above all), so only a loose check here; test_nees_monte_carlo is the real one.
-    assert 1.0 < e["nees"].mean() < 5.0  # measured 2.3 (3 dof)
+    assert 0.7 < e["nees"].mean() < 5.0  # measured 1.06 (3 dof)
     assert np.mean(e["nees"] < CHI2_3_95) > 0.9
-    assert 0.2 < e["los_z_rms"] < 1.5
+    assert 0.2 < e["los_z_rms"] < 1.5  # measured 0.60
     assert res["n_own_rejected"] == res["n_peer_rejected"] == res["n_ranges_rejected"] == 0
-    assert res["n_ranges_held"] == 1  # the first range waits for a second that agrees
-    assert res["n_ranges_used"] == sc["ranges"]["t_gps_s"].size - 1
+    # The first range waits for a second that agrees (here the second fix pair moved the
+    # line of sight between the first two, so the second waited too); all others are used.
+    assert 1 <= res["n_ranges_held"] <= 2  # measured 2
+    assert res["n_ranges_used"] == sc["ranges"]["t_gps_s"].size - res["n_ranges_held"]
     # The range bias (true 1 m) and the time-tag lateness (true 0.6 s) within 3 sigma.
     x, p = res["x"][-1], res["cov"][-1]
     assert abs(x[ff.I_RANGE_BIAS] - 1.0) < 3.0 * math.sqrt(p[ff.I_RANGE_BIAS, ff.I_RANGE_BIAS]) < 1.5
@@ -140,9 +172,45 @@ def test_accuracy_10km():
     sc = _scenario(14, dlambda_m=-10_000.0)
     e = _errors(sc, _run(sc, step_s=25.0))
     assert e["rms_r"] < 2.0  # measured 0.95 m
-    assert e["rms_los"] < 0.5  # measured 0.36 m
+    assert e["rms_los"] < 0.42  # measured 0.36 m; the information bound on these data 0.33 m
     assert e["rms_v"] < 0.003  # measured 1.2 mm/s
     assert 0.7 < e["nees"].mean() < 5.0  # measured 1.6
+
+
+def test_accuracy_over_declared_seeds(seed_set):
+    """3D: the issue's 2.0 m on every seed.  Line of sight: median and worst of the
+    declared set at the achieved figures (the issue's 0.5 m is met on 5 of the 8, as
+    the information bound is on these data; see the module docstring)."""
+    e = [_errors(sc, res) for sc, res in seed_set]
+    r3 = np.array([x["rms_r"] for x in e])
+    los = np.array([x["rms_los"] for x in e])
+    assert r3.max() < 2.0  # measured worst 1.28 m, median 0.92 m
+    assert np.median(los) < 0.5  # measured 0.44 m (bound 0.45 m)
+    assert los.max() < 0.66  # measured 0.59 m (bound 0.59 m)
+    assert np.all([x["rms_v"] < 0.003 for x in e])
+    nees = np.array([x["nees"].mean() for x in e])
+    assert 1.0 < nees.mean() < 3.5  # measured 1.8 (3 dof; the conservative differential acceleration)
+
+
+def test_line_of_sight_at_the_information_bound(seed_set):
+    """The filter against the optimal filter with the truth's dynamics on the same data
+    (seed 1): the line of sight within a few centimetres of the bound, 3D within 50 %
+    (the truth's ~1e-7 m/s^2 differential accelerations are real; the bound ignores them);
+    and the bound's own physics: the bias sigma is the GPS average of the along-track
+    position, 10 m / sqrt(n) (~1.1 m at 30 min, ~0.45 m at 3 h)."""
+    sc, res = seed_set[0]
+    tr = sc["truth"]
+    resid = bench.bound_residuals(tr[0], tr[1], sc["own"], sc["peer"], sc["ranges"], 1.0, LATE_S)
+    b = bench.information_bound(tr[0], tr[1], sc["own"]["t_gps_s"], sc["peer"]["t_gps_s"], sc["ranges"]["t_gps_s"],
+                                res["t_gps_s"], lateness_s=LATE_S, residuals=resid, lateness_error_s=0.5 - LATE_S)
+    s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
+    e = _errors(sc, res)
+    assert e["rms_los"] - s["los"][0] < 0.08  # measured 0.365 vs 0.306 m
+    assert e["rms_r"] < 1.5 * s["rms3"][0]  # measured 0.67 vs 0.48 m
+    assert 0.95 < s["sig_bias_30"] < 1.15 and 0.40 < s["sig_bias_end"] < 0.50  # 1.04, 0.45 m
+    assert 0.6 < s["sig_los"] < 0.8  # 0.68 m: the expected LOS RMS of any filter
+    n_fix = np.sum(sc["peer"]["t_gps_s"] <= sc["t0"] + SETTLE_S)
+    assert s["sig_bias_30"] == pytest.approx(10.0 / math.sqrt(n_fix), rel=0.15)
 
 
 def test_nees_monte_carlo():
