@@ -45,12 +45,15 @@ Accuracy (``bench/bench_formation.py``: 8 seeded 3-h simulator scenarios, ~3 km 
 10 m / 0.01 m/s per axis on each spacecraft, ranges sigma 0.5 m with a 1-m bias; after 30
 min): relative position 0.97 m 3D RMS median, worst 1.34 m (differencing the fixes: ~24
 m); line of sight 0.37 m median, worst 0.80 m - 6 of 8 seeds within 0.5 m; velocity 1.1
-mm/s; NEES (3 dof) 2.1 on average (slightly conservative).  The line of sight is as good as
-the range bias, and only the GPS fixes separate the bias from the mean along-track
-separation (~9.5 m per fix pair, so ~0.45 m after 3 h); with the bias known to 0.3 m
-(``Config.formation_range_bias_m`` / ``_sigma_m``, e.g. from earlier batches) every seed
-is within 0.33 m.  10 km apart: the same figures.  Cost: ~0.5 ms per 5-s step per peer
-(3-h batch in ~1.1 s per peer).
+mm/s; NEES (3 dof) 2.1 on average (slightly conservative).  That line of sight is the
+information bound's: the optimal filter with the truth's exact dynamics gets 0.34 m
+median, worst 0.82 m on the same data.  A constant range bias and the mean along-track
+separation look alike to the ranges, so only the GPS fixes separate them (10 m /
+sqrt(n): 1.05 m after 30 min, 0.45 m after 3 h), and a run's line-of-sight RMS is <= 0.5
+m in only ~53 % of runs for any estimator (see the filter's module docstring).  With the
+bias known to 0.3 m (``Config.formation_range_bias_m`` / ``_sigma_m``, e.g. from earlier
+batches) every seed is within 0.33 m.  10 km apart: the same figures.  Cost: ~0.45 ms per
+5-s step per peer (3-h batch in ~1 s per peer).
 """
 
 from __future__ import annotations
