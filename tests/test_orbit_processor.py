@@ -104,3 +104,17 @@ def test_peer_fix_without_ranges_is_never_taken_for_an_own_fix(tmp_path):
     proc = OrbitProcessor()
     _run(stream, proc)
     assert proc.filter.n_used == 12 and proc.filter.n_rejected == 0
+
+
+def test_filter_tunables_come_from_the_configuration(tmp_path):
+    import pytest
+    from pygnc.config import load_config
+
+    cfg_file = tmp_path / "pygnc.toml"
+    cfg_file.write_text("[orbit_filter]\ntesseral_degree = 0\ndmc_tau_s = 300.0\n")
+    proc = OrbitProcessor(load_config(cfg_file))
+    assert proc.filter.config.tesseral_degree == 0 and proc.filter.config.dmc_tau_s == 300.0
+    assert proc.filter.model.tesseral_degree == 0
+    cfg_file.write_text("[orbit_filter]\ntesseral_degre = 0\n")
+    with pytest.raises(ValueError, match="tesseral_degre"):
+        OrbitProcessor(load_config(cfg_file))

@@ -118,7 +118,10 @@ class Config:
     #: Fewest clock-map pairs for its residual to stand for the stamps' scatter, count.
     attitude_time_tag_min_pairs: int = 20
 
-    extra: dict = field(default_factory=dict)
+    #: Overrides of the orbit filter's tunables, by the field names of
+    #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
+    #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).
+    orbit_filter: dict = field(default_factory=dict)
 
     @property
     def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:

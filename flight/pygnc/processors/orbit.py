@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -39,11 +40,25 @@ def covariance_gcrs_to_ecef(p_rv_gcrs: np.ndarray, m_gcrs_from_itrs: np.ndarray)
     return j @ p_rv_gcrs @ j.T
 
 
+def orbit_filter_config(config: Config) -> OrbitFilterConfig:
+    """The orbit filter's tunables: defaults overridden by ``Config.orbit_filter``.
+
+    Raises ``ValueError`` naming any key that is not an ``OrbitFilterConfig`` field.
+    """
+    names = {f.name for f in dataclasses.fields(OrbitFilterConfig)}
+    unknown = sorted(set(config.orbit_filter) - names)
+    if unknown:
+        raise ValueError(f"unknown orbit_filter keys {unknown}; known: {sorted(names)}")
+    return dataclasses.replace(OrbitFilterConfig(), **config.orbit_filter)
+
+
 class OrbitProcessor(Processor):
     consumes = frozenset({"clock_map", "gps_fix", "sensor", "batch_end"})
 
     def __init__(self, config: Config | None = None, filter_config: OrbitFilterConfig | None = None):
         self.config = config or Config()
+        if filter_config is None:
+            filter_config = orbit_filter_config(self.config)
         self.filter = OrbitEKF(filter_config)
         self.cursor = OrbitEKF(filter_config)
         self.cursor_valid = False
