@@ -238,7 +238,7 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts."""
     from pygnc import frames
     from pygnc.estimation.orbit_ekf import run_orbit_filter
-    from pygnc.processors.orbit import covariance_gcrs_to_ecef
+    from pygnc.frames import covariance_gcrs_to_ecef
     from pygnc.timebase import ClockMap, utc_unix_from_gps
 
     fixes, t_sc, _, clock = _stream_parts(stream)
@@ -285,7 +285,7 @@ def _oem_covariances(table: dict, cov_gcrs: np.ndarray, frame: str) -> np.ndarra
     if frame == "GCRF":
         return cov_gcrs
     from pygnc import frames
-    from pygnc.processors.orbit import covariance_gcrs_to_ecef
+    from pygnc.frames import covariance_gcrs_to_ecef
 
     m = frames.gcrs_from_itrs_matrix(table["t_gps_s"])
     return np.array([covariance_gcrs_to_ecef(c, mi) for c, mi in zip(cov_gcrs, m)]).reshape(-1, 6, 6)

@@ -6,7 +6,8 @@ import numpy as np
 
 from flight_harness import REPO
 from pygnc.config import Config, Paths
-from pygnc.processors.orbit import OrbitProcessor, covariance_gcrs_to_ecef
+from pygnc.frames import covariance_gcrs_to_ecef
+from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 from pygnc import frames
 

@@ -428,3 +428,21 @@ def gcrs_to_itrs(r_gcrs_m, v_gcrs_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0,
         if v_e is not None:
             v_e = (w @ v_e[..., None])[..., 0]
     return r_t, v_e
+
+
+#: [ω⊕]× : cross-product matrix of the Earth rotation vector (0, 0, ω⊕), rad/s.
+EARTH_RATE_SKEW = np.array([[0.0, -OMEGA_EARTH_RAD_S, 0.0], [OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def covariance_gcrs_to_ecef(p_rv_gcrs, m_gcrs_from_itrs):
+    """6x6 position/velocity covariance, GCRS -> ECEF, including the Earth-rate term.
+
+    *m_gcrs_from_itrs* is :func:`gcrs_from_itrs_matrix` at the covariance's epoch; the
+    Jacobian is that of :func:`gcrs_to_itrs` (polar motion ignored, as there).
+    """
+    mt = np.asarray(m_gcrs_from_itrs).T
+    j = np.zeros((6, 6))
+    j[:3, :3] = mt
+    j[3:, 3:] = mt
+    j[3:, :3] = -EARTH_RATE_SKEW @ mt
+    return j @ np.asarray(p_rv_gcrs) @ j.T

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from pygnc import frames
-from pygnc.processors.orbit import covariance_gcrs_to_ecef
+from pygnc.frames import covariance_gcrs_to_ecef
 from pygnc.timebase import gps_from_utc_unix
 
 

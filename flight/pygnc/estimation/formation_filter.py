@@ -265,7 +265,7 @@ class FormationFilter:
         dr, dv, p6 = self.relative_gcrs()
         m = frames.gcrs_from_itrs_matrix(self.t_gps_s)
         dr_e, dv_e = frames.gcrs_to_itrs(dr, dv, self.t_gps_s)
-        return dr_e, dv_e, covariance_gcrs_to_ecef(p6, m)
+        return dr_e, dv_e, frames.covariance_gcrs_to_ecef(p6, m)
 
     def relative_rtn(self):
         """(dr_rtn_m (3,), 3x3 covariance): relative position in the own radial /
@@ -563,19 +563,6 @@ class FormationFilter:
             self._range_candidate = None
             self.range_rejections_in_row = 0
         return "rejected"
-
-
-_W_SKEW = np.array([[0.0, -frames.OMEGA_EARTH_RAD_S, 0.0], [frames.OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
-
-
-def covariance_gcrs_to_ecef(p_rv_gcrs: np.ndarray, m_gcrs_from_itrs: np.ndarray) -> np.ndarray:
-    """6x6 position/velocity covariance, GCRS -> ECEF (including the Earth-rate term)."""
-    mt = m_gcrs_from_itrs.T
-    j = np.zeros((6, 6))
-    j[:3, :3] = mt
-    j[3:, 3:] = mt
-    j[3:, :3] = -_W_SKEW @ mt
-    return j @ p_rv_gcrs @ j.T
 
 
 # --------------------------------------------------------------------------- batch driver

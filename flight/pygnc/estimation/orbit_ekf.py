@@ -142,7 +142,7 @@ class FilterStep:
     updated: bool = False
 
 
-_W_SKEW = np.array([[0.0, -frames.OMEGA_EARTH_RAD_S, 0.0], [frames.OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
+_W_SKEW = frames.EARTH_RATE_SKEW
 
 
 def fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s):

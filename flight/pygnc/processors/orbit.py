@@ -27,19 +27,6 @@ from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor
 
-_W = np.array([[0.0, -frames.OMEGA_EARTH_RAD_S, 0.0], [frames.OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
-
-
-def covariance_gcrs_to_ecef(p_rv_gcrs: np.ndarray, m_gcrs_from_itrs: np.ndarray) -> np.ndarray:
-    """6x6 position/velocity covariance, GCRS -> ECEF (including the Earth-rate term)."""
-    mt = m_gcrs_from_itrs.T
-    j = np.zeros((6, 6))
-    j[:3, :3] = mt
-    j[3:, 3:] = mt
-    j[3:, :3] = -_W @ mt
-    return j @ p_rv_gcrs @ j.T
-
-
 def orbit_filter_config(config: Config) -> OrbitFilterConfig:
     """The orbit filter's tunables: defaults overridden by ``Config.orbit_filter``.
 
@@ -129,7 +116,7 @@ class OrbitProcessor(Processor):
         m = frames.gcrs_from_itrs_matrix(t_est)
         r_e, v_e = frames.gcrs_to_itrs(r_i, v_i, t_est)
         p6 = c.p[:6, :6]
-        p_e = covariance_gcrs_to_ecef(p6, m)
+        p_e = frames.covariance_gcrs_to_ecef(p6, m)
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
         self.t_last_output = t_est
