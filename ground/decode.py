@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import sys
@@ -74,12 +75,19 @@ def write_structured_csv(arr, path: Path) -> None:
             for j in range(flat.shape[1]):
                 names.append(f"{name}_{suffix[j] if suffix else j}")
                 columns.append(flat[:, j])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(names)
+    w.writerows(zip(*[c.tolist() if c.dtype != np.bool_ else c.astype(int).tolist() for c in columns]))
+    _write_text(path, buf.getvalue())
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write an output file atomically: a reader never sees half of it."""
+    from pygnc.atomic import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(names)
-        rows = zip(*[c.tolist() if c.dtype != np.bool_ else c.astype(int).tolist() for c in columns])
-        w.writerows(rows)
+    write_atomic(path, text.encode())
 
 
 def _with_suffix(out: Path, suffix: str) -> Path:
@@ -148,12 +156,12 @@ def decode_status(args) -> int:
             v = f"{v} ({TASK_STATES[v] if v < len(TASK_STATES) else '?'})"
         print(f"  {k} = {v}")
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["name", "value"])
-            for k, v in st.items():
-                w.writerow([k, json.dumps(v if not isinstance(v, bytes) else v.decode("ascii", "replace"))])
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["name", "value"])
+        for k, v in st.items():
+            w.writerow([k, json.dumps(v if not isinstance(v, bytes) else v.decode("ascii", "replace"))])
+        _write_text(args.csv, buf.getvalue())
         print(f"  wrote {args.csv}")
     return 0
 
@@ -186,11 +194,11 @@ def decode_buslog(args) -> int:
     print(f"  messages: {', '.join(f'{k} {v}' for k, v in sorted(by_type.items())) or 'none'}; "
           f"undecodable {counters.dropped}")
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["offset", "channel", "t_rx_mono_s", "type", "src", "seq", "body_json"])
-            w.writerows(rows)
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["offset", "channel", "t_rx_mono_s", "type", "src", "seq", "body_json"])
+        w.writerows(rows)
+        _write_text(args.csv, buf.getvalue())
         print(f"  wrote {args.csv}")
     return 0
 

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pygnc.atomic import write_atomic
+
 VERSION = "2.0"
 #: REF_FRAME values this writer produces: pygnc's ECEF is ITRS (WGS-84 at the cm level);
 #: GCRF is the GCRS of pygnc.frames (UT1 taken equal to UTC, see there).
@@ -139,7 +141,7 @@ def write_oem(path, unix_time_s, state_m, *, ref_frame: str = "ITRF", object_nam
                 lines.append(" ".join(_cov_num(c[i, j]) for j in range(i + 1)))
         lines.append("COVARIANCE_STOP")
     text = "\n".join(lines) + "\n"
-    Path(path).write_text(text)
+    write_atomic(Path(path), text.encode())
     return int(t.size)
 
 

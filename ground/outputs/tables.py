@@ -12,9 +12,12 @@ after the batch are not data.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
+
+from pygnc.atomic import write_atomic
 
 #: kind -> [(column, unit / meaning)].  The single declaration of the CSV layouts.
 COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -188,10 +191,11 @@ def write_csv(table: dict, path: Path) -> int:
     names = list(table)
     cols = [table[n].tolist() for n in names]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(names)
-        w.writerows(zip(*cols))
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(names)
+    w.writerows(zip(*cols))
+    write_atomic(path, buf.getvalue().encode())  # a reader never sees half a file
     return len(cols[0]) if cols else 0
 
 
