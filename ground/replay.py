@@ -184,8 +184,9 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None)
     run.timings_s["processors"] = sum(times)
 
 
-def run_in_process(scenario: Path, config, quiet: bool = True, stream=None) -> ReplayRun:
-    """Replay *scenario* through the processors in this process."""
+def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:
+    """Replay *scenario* through the processors in this process.  *record_history*: switch
+    on the recording a processor's ``smooth()`` needs (``--smooth``)."""
     from pygnc.config import Paths
     from pygnc.tasks.ingest import build_message_stream
 
@@ -198,6 +199,10 @@ def run_in_process(scenario: Path, config, quiet: bool = True, stream=None) -> R
     run.timings_s["ingest"] = time.perf_counter() - t_start
     run.extra["stream"] = stream
     processors = [i.cls(config) for i in avail]
+    if record_history:
+        for proc in processors:
+            if hasattr(proc, "record_history"):
+                proc.record_history = True
     run.n_messages = len(stream.messages)
     bar = _progress(run.n_messages, quiet, "replay")
     try:
@@ -576,7 +581,7 @@ def run(args) -> int:
                 return 1
             stream = result.extra["stream"]
         else:
-            result = run_in_process(scenario, config, quiet=args.quiet)
+            result = run_in_process(scenario, config, quiet=args.quiet, record_history=args.smooth)
             stream = result.extra["stream"]
     except OSError as exc:
         print(f"replay: {scenario}: {exc}", file=sys.stderr)

@@ -89,6 +89,15 @@ epoch (0.97 at the true instants; 1.68 in eclipse), NEES mean 3.5, 92 % inside (
 60 %); 12 h at +20 ppm: 1.38 deg (2.04 in eclipse), NEES 3.8, 90 % inside (before: 7.1,
 65 %).  0.28 ms per step including IGRF (35 µs), sun, shadow and albedo, on this 2-core
 machine.
+
+Ground smoothing: with ``record_history`` on (off in flight: ~2 kB per step),
+:meth:`AttitudeEstimator.smooth` runs a fixed-interval RTS smoother on the error state
+(prior/posterior covariances, the transition ``F`` and the reference quaternion and biases
+recorded per step; corrections applied multiplicatively).  Measured (seed 21, 3 h, after
+30 min): 0.77 -> 0.51 deg RMS (eclipse 1.14 -> 0.66), gyro-bias error max 0.0058 -> 0.0030
+deg/s, NEES mean 3.25 -> 3.42 (93 % inside); seeds 1, 2, 3, 10: 0.79-0.88 -> 0.58-0.72 deg
+(eclipse not always better: seed 1 1.16 -> 1.23 deg, its error being the correlated
+field-model and time-tag part), smoothed NEES mean 3.3-3.9.
 """
 
 from __future__ import annotations
@@ -463,6 +472,7 @@ class AttitudeMEKF:
         self.recent_steps_s: list[float] = []  # lengths of the last regular-size steps
         self.n_irregular_steps = 0
         self.last_step_sigma_s = 0.0
+        self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
 
     # -- state ---------------------------------------------------------------------
     @property
@@ -491,6 +501,7 @@ class AttitudeMEKF:
         """Move to *t_s* with the new gyro sample (or, without one, the last rate held)."""
         cfg = self.cfg
         dt = float(t_s) - self.t_s
+        self.last_f = None  # None: identity (no time step)
         if dt <= 0.0:
             if w_meas_body_rad_s is not None:
                 self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
@@ -505,6 +516,7 @@ class AttitudeMEKF:
         f = np.eye(9)
         f[:3, :3] = rotation_matrix(-phi)
         f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
+        self.last_f = f
         p = f @ self.p @ f.T
         ang = math.sqrt(float(phi @ phi))
         q_att = dt * dt * cfg.gyro_noise_rad_s**2 / 2.0 + (cfg.propagation_error_coeff * ang**3) ** 2
@@ -668,14 +680,40 @@ class AttitudeOutput:
     sun_faces_used: int
 
 
+def _rotvec_from_quat(q) -> np.ndarray:
+    """Rotation vector of a unit quaternion with q[0] >= 0."""
+    v = np.asarray(q[1:], dtype=float)
+    sn = math.sqrt(float(v @ v))
+    if sn < 1e-12:
+        return 2.0 * v
+    return (2.0 * math.atan2(sn, float(q[0])) / sn) * v
+
+
+@dataclass
+class _StepRecord:
+    """What the smoother needs of one step: the filtered output, the measured rate, the
+    epoch sigma, and (valid attitude only) the prior ``(continues, F, P-, q-, b-)`` and
+    the posterior covariance ``P+`` (the posterior state is in ``out``)."""
+
+    out: AttitudeOutput
+    w_meas: np.ndarray
+    time_tag_sigma_s: float
+    prior: tuple | None
+    p_post: np.ndarray | None
+
+
 class AttitudeEstimator:
     """Calibrator + MEKF + initialisation logic; one :meth:`step` per sensor sample.
 
     ``env`` is ``None`` when there is no position (then only the calibrator's rates and
     biases are meaningful, and an initialised MEKF is propagated on the gyro alone)."""
 
-    def __init__(self, cfg: AttitudeFilterConfig | None = None):
+    def __init__(self, cfg: AttitudeFilterConfig | None = None, record_history: bool = False):
         self.cfg = cfg or AttitudeFilterConfig()
+        #: Keep what :meth:`smooth` needs, one :class:`_StepRecord` per step (~2 kB each):
+        #: off in flight (memory), on for ground replay.
+        self.record_history = bool(record_history)
+        self.history: list[_StepRecord] = []
         self.calib = GyroMagCalibrator(self.cfg)
         self.mekf = AttitudeMEKF(self.cfg)
         self.rest = RestDetector()
@@ -723,8 +761,12 @@ class AttitudeEstimator:
             c.t_s, c.w_prev, c.m_prev = float(t_s), w_b, m_b
         else:
             self.calib.step(t_s, w_b, m_b)
+        rec = self.record_history
+        prior = None  # (continues the previous step, F, P, q, biases) before the updates
         if f.initialized:
             f.propagate(t_s, w_b)
+            if rec:
+                prior = (True, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy())
             if env is not None:
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
@@ -734,11 +776,86 @@ class AttitudeEstimator:
                     self.calib.p = f.p[3:, 3:].copy()
         elif env is not None:
             if self._try_initialize(t_s, w_b, m_b, lux, saturated, env):
+                if rec:
+                    prior = (False, None, f.p.copy(), f.q.copy(), f.x_bias.copy())
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
         self.last_in_eclipse = env is not None and env.sun_fraction < 0.5
         self.last_w = w_b
-        return self.output()
+        out = self.output()
+        if rec:
+            self.history.append(_StepRecord(out, w_b, self.time_tag_sigma_s, prior if out.valid_attitude else None,
+                                            f.p.copy() if out.valid_attitude else None))
+        return out
+
+    # -- smoothing (ground) ------------------------------------------------------------
+    def smooth(self) -> list[AttitudeOutput]:
+        """Fixed-interval RTS smoother over the recorded steps (``record_history``): one
+        output per step, same fields as the filtered ones; steps without a valid attitude
+        are returned as filtered.
+
+        Multiplicative error-state form.  Per step the record holds the prior (after
+        propagation: reference ``q-``, biases ``b-``, ``P-`` and the error-state transition
+        ``F`` from the previous posterior) and the posterior (``q+``, ``b+``, ``P+``).  Going
+        backwards from the last posterior, the smoothed state at k+1 is expressed as an
+        error state about the *prior* reference at k+1 (the reference the filter's
+        prediction was linearised about): ``e = [rotvec(q-^-1 q_s), b_s - b-]``; then
+        ``C = P+_k F^T (P-_{k+1})^-1``, ``dx = C e``, ``q_s,k = q+_k (x) exp(dx_att)``,
+        ``b_s,k = b+_k + dx_bias``, ``P_s,k = P+_k + C (P_s,k+1 - P-_{k+1}) C^T``.  A
+        re-initialisation (TRIAD) or an invalid step starts a new interval.  The published
+        covariance adds the stated epoch's uncertainty as the filtered one does."""
+        hist = self.history
+        n = len(hist)
+        outs = [h.out for h in hist]
+        k = n - 1
+        while k >= 0:
+            if hist[k].prior is None:
+                k -= 1
+                continue
+            end = k
+            start = k
+            while start > 0 and hist[start].prior[0] and hist[start - 1].prior is not None:
+                start -= 1
+            outs[start:end + 1] = self._smooth_interval(hist[start:end + 1])
+            k = start - 1
+        return outs
+
+    def _smooth_interval(self, recs: list[_StepRecord]) -> list[AttitudeOutput]:
+        last = recs[-1]
+        q_s, b_s, p_s = last.out.q_body_to_gcrs.copy(), np.concatenate(
+            [last.out.gyro_bias_rad_s, last.out.mag_bias_ut]), last.p_post
+        res = [self._smoothed_output(last, q_s, b_s, p_s)]
+        for j in range(len(recs) - 2, -1, -1):
+            r, nxt = recs[j], recs[j + 1]
+            _, f, p_pred, q_pred, b_pred = nxt.prior
+            d = quat_multiply(q_pred * np.array([1.0, -1.0, -1.0, -1.0]), q_s)
+            if d[0] < 0:
+                d = -d
+            e = np.concatenate([_rotvec_from_quat(d), b_s - b_pred])
+            pf = r.p_post if f is None else r.p_post @ f.T
+            try:
+                c = np.linalg.solve(p_pred, pf.T).T  # P+ F^T (P-)^-1, P- symmetric
+            except np.linalg.LinAlgError:
+                c = pf @ np.linalg.pinv(p_pred)
+            dx = c @ e
+            q_s = quat_multiply(r.out.q_body_to_gcrs, quat_from_rotvec(dx[:3]))
+            q_s /= math.sqrt(float(q_s @ q_s))
+            if q_s[0] < 0:
+                q_s = -q_s
+            b_s = np.concatenate([r.out.gyro_bias_rad_s, r.out.mag_bias_ut]) + dx[3:]
+            p_s = r.p_post + c @ (p_s - p_pred) @ c.T
+            p_s = 0.5 * (p_s + p_s.T)
+            res.append(self._smoothed_output(r, q_s, b_s, p_s))
+        res.reverse()
+        return res
+
+    def _smoothed_output(self, r: _StepRecord, q, b, p) -> AttitudeOutput:
+        rate = r.w_meas - b[:3]
+        cov = p.copy()
+        cov[:3, :3] += (r.time_tag_sigma_s**2) * np.outer(rate, rate)
+        o = r.out
+        return AttitudeOutput(o.t_s, q.copy(), rate, b[:3].copy(), b[3:].copy(), cov, True, o.in_eclipse,
+                              o.sun_faces_used)
 
     def epoch_covariance(self, rate_body_rad_s) -> np.ndarray:
         """Attitude covariance (3x3, rad^2) added by the stated epoch's uncertainty: the

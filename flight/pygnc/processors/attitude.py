@@ -23,6 +23,10 @@
   ``estimator_note`` with code ``no_position``).
 
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
+
+Ground: with ``record_history`` on (replay ``--smooth``), :meth:`smooth` returns the
+fixed-interval RTS-smoothed estimate of every processed sample
+(:meth:`pygnc.estimation.attitude_mekf.AttitudeEstimator.smooth`).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ IDLE_CALLS_BEFORE_FLUSH = 5
 class AttitudeProcessor(Processor):
     consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "estimator_note", "batch_end"})
 
-    def __init__(self, config: Config | None = None, filter_config: AttitudeFilterConfig | None = None):
+    def __init__(self, config: Config | None = None, filter_config: AttitudeFilterConfig | None = None,
+                 record_history: bool = False):
         self.config = config or Config()
         c = self.config
         rib = np.asarray(c.imu_to_body, dtype=float).reshape(3, 3)
@@ -68,6 +73,18 @@ class AttitudeProcessor(Processor):
         self.n_overflow = 0
         self.n_out_of_order = 0
         self.n_outputs = 0
+        self._steps: list[tuple[float, float, bool]] = []  # (t_sc, t_gps, has_position) per step, when recording
+        self.record_history = record_history
+
+    @property
+    def record_history(self) -> bool:
+        """Record what :meth:`smooth` needs (off in flight: memory; replay switches it on
+        before the first message)."""
+        return self.est.record_history
+
+    @record_history.setter
+    def record_history(self, on: bool) -> None:
+        self.est.record_history = bool(on)
 
     # -- inputs -------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> list[Output]:
@@ -181,6 +198,8 @@ class AttitudeProcessor(Processor):
             self.n_without_position += 1
         out = self.est.step(t_s, w_b, m_b, b["sun_lux"], b["sun_saturated"], env, self.time_tag_sigma_s())
         self.last_has_position = env is not None
+        if self.est.record_history:
+            self._steps.append((t_sc, t_gps, env is not None))
         msgs: list[Output] = []
         if env is None and not self.note_sent:
             self.note_sent = True
@@ -208,6 +227,20 @@ class AttitudeProcessor(Processor):
             "valid_attitude": bool(o.valid_attitude), "sun_faces_used": int(o.sun_faces_used),
             "propagated": propagated,
         })
+
+    def smooth(self) -> list[Output]:
+        """Ground: the fixed-interval RTS-smoothed estimates of every sample processed while
+        ``record_history`` was on, as ``attitude_estimate`` outputs (``propagated`` False,
+        same fields as the filtered ones; samples without a valid attitude as filtered).
+        Call after the batch (samples still waiting for their orbit estimate are not in it)."""
+        if not (len(self.est.history) == len(self._steps) == self.est.n_steps):
+            raise RuntimeError("attitude smooth(): record_history was not on for the whole run")
+        outs = self.est.smooth()
+        n = self.n_outputs
+        msgs = [self._message(o, t_sc, t_gps, has_pos, propagated=False)
+                for o, (t_sc, t_gps, has_pos) in zip(outs, self._steps)]
+        self.n_outputs = n  # counts what was sent in flight
+        return msgs
 
     def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
         out: list[Output] = []

@@ -1,0 +1,147 @@
+"""Fixed-interval RTS smoother of the attitude MEKF (ground use): better than the filter on
+the issue's 3-h scenario, consistent, off by default in flight, and what replay --smooth
+writes to attitude.csv."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pygnc.config import Config
+from pygnc.estimation import attitude_mekf as am
+from pygnc.processors.attitude import AttitudeProcessor
+from test_attitude_mekf import errors, issue_settings, run_core
+
+from ground import replay
+from ground import simulate as sim
+from ground.__main__ import main as ground_main
+from ground.outputs import tables as tb
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+@pytest.fixture(scope="module")
+def smoothed_3h():
+    """Seed 21, 3 h (the scenario of test_attitude_mekf), the filter run with recording on."""
+    scenario = sim.simulate(issue_settings(seed=21, duration_s=3 * 3600.0))
+    orig = am.AttitudeEstimator.__init__
+    with pytest.MonkeyPatch.context() as mp:  # run_core builds its own estimator
+        mp.setattr(am.AttitudeEstimator, "__init__", lambda self, cfg=None, record_history=False: orig(self, cfg, True))
+        est, outs, idx = run_core(scenario)
+    sm = est.smooth()
+    return scenario, est, outs, sm, errors(scenario, outs, idx), errors(scenario, sm, idx)
+
+
+def _rms(x):
+    return math.sqrt(float(np.mean(np.square(x))))
+
+
+def test_smoother_beats_filter_on_3h_issue_scenario(smoothed_3h):
+    _, est, outs, sm, ef, es = smoothed_3h
+    assert len(sm) == len(outs) == est.n_steps
+    settled = ef["t_s"] >= 1800.0
+    assert es["valid"][settled].all()
+    ecl = settled & ef["eclipse"]
+    # Measured (seed 21, after 30 min): filtered 0.770 deg RMS (eclipse 1.140, sun 0.578),
+    # smoothed 0.507 deg (eclipse 0.659, sun 0.437).  Seeds 1, 2, 3, 10: filtered
+    # 0.79/0.88/0.83/0.83, smoothed 0.72/0.66/0.58/0.61 (in eclipse the smoother is not always
+    # better: seed 1 1.16 -> 1.23; the eclipse error is dominated by correlated field-model
+    # and time-tag errors, which no smoother removes).
+    rms_f, rms_s = _rms(ef["angle_deg"][settled]), _rms(es["angle_deg"][settled])
+    assert rms_s < 0.8 * rms_f
+    assert _rms(es["angle_deg"][ecl]) < _rms(ef["angle_deg"][ecl])
+    # Gyro bias: filtered max 0.0058 deg/s (RMS per axis 0.0021), smoothed max 0.0030 (0.0015).
+    assert np.abs(es["dbias_deg_s"][settled]).max() < np.abs(ef["dbias_deg_s"][settled]).max()
+    assert _rms(es["dbias_deg_s"][settled]) < _rms(ef["dbias_deg_s"][settled])
+    # Consistency: smoothed attitude NEES mean 3.42 (filtered 3.25), 92.9 % of epochs inside the
+    # 95 % bound (filtered 94.2 %); bias NEES mean 1.61 (filtered 1.74).  Seeds 1-3, 10: smoothed
+    # NEES mean 3.3-3.9, 88-94 % inside; bias NEES 2.0-7.2.
+    nees = es["nees"][settled]
+    assert 1.5 <= nees.mean() <= 4.5
+    assert np.mean(nees < 7.815) >= 0.88
+    assert 1.0 <= es["nees_bias"][settled].mean() <= 8.0
+    # The smoothed covariance is never larger than the filtered one.
+    tr_f = np.array([np.trace(o.cov[:3, :3]) for o in outs])[settled]
+    tr_s = np.array([np.trace(o.cov[:3, :3]) for o in sm])[settled]
+    assert np.all(tr_s <= tr_f * (1 + 1e-9))
+
+
+def test_last_step_is_the_filtered_one_and_fields_match(smoothed_3h):
+    _, _, outs, sm, _, _ = smoothed_3h
+    a, b = outs[-1], sm[-1]
+    np.testing.assert_allclose(b.q_body_to_gcrs, a.q_body_to_gcrs, atol=1e-12)
+    np.testing.assert_allclose(b.cov, a.cov, atol=1e-15)
+    np.testing.assert_allclose(b.rate_body_rad_s, a.rate_body_rad_s, atol=1e-15)
+    for o, s in zip(outs, sm):
+        assert (o.t_s, o.valid_attitude, o.in_eclipse, o.sun_faces_used) == \
+            (s.t_s, s.valid_attitude, s.in_eclipse, s.sun_faces_used)
+        assert abs(np.linalg.norm(s.q_body_to_gcrs) - 1.0) < 1e-12
+
+
+def test_recording_is_off_by_default_and_does_not_change_the_filter(smoothed_3h):
+    scenario, _, outs_rec, _, _, _ = smoothed_3h
+    assert am.AttitudeEstimator().record_history is False
+    p = AttitudeProcessor(Config())
+    assert p.record_history is False and p.est.record_history is False
+    est, outs, _ = run_core(scenario)
+    assert est.history == []
+    for a, b in zip(outs, outs_rec):
+        np.testing.assert_array_equal(a.q_body_to_gcrs, b.q_body_to_gcrs)
+
+
+def test_processor_smooth_without_recording_refuses():
+    run = replay.run_in_process(SAMPLE, Config())
+    proc = run.extra["processor_objects"]["attitude"]
+    with pytest.raises(RuntimeError, match="record_history"):
+        proc.smooth()
+
+
+def test_replay_smooth_attitude_rows_come_from_the_smoother(tmp_path):
+    assert ground_main(["replay", str(SAMPLE), "--out", str(tmp_path / "f"), "--quiet", "--no-plots"]) == 0
+    assert ground_main(["replay", str(SAMPLE), "--out", str(tmp_path / "s"), "--quiet", "--no-plots",
+                        "--smooth"]) == 0
+    s = json.loads((tmp_path / "s" / "summary.json").read_text())
+    f = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert s["smoothed"]["attitude"] is True and f["smoothed"]["attitude"] is False
+    csv_f, csv_s = tb.read_csv(tmp_path / "f" / "attitude.csv"), tb.read_csv(tmp_path / "s" / "attitude.csv")
+    # One row per processed sample, same times as the filtered rows.
+    np.testing.assert_array_equal(csv_s["t_sc_s"], csv_f["t_sc_s"])
+    # The rows are the processor's smooth() outputs.
+    run = replay.run_in_process(SAMPLE, Config(), record_history=True)
+    msgs = run.extra["processor_objects"]["attitude"].smooth()
+    assert all(t == "attitude_estimate" and not b["propagated"] for t, b in msgs)
+    direct = tb.attitude_table([b for _, b in msgs])
+    for col in ("qw", "qx", "qy", "qz", "gyro_bias_x_rad_s"):
+        np.testing.assert_allclose(csv_s[col], direct[col], rtol=1e-12, atol=1e-12)
+    # ... and not the filtered ones (except the last, where the two agree).
+    assert np.max(np.abs(csv_s["qx"][:-1] - csv_f["qx"][:-1])) > 1e-4
+    np.testing.assert_allclose(csv_s["qx"][-1], csv_f["qx"][-1], atol=1e-9)
+    # Measured on data/sample (54 evaluated rows): filtered 0.81 deg RMS, gyro bias 0.031 deg/s
+    # RMS; smoothed 0.40 deg, 0.0049 deg/s.
+    assert s["attitude"]["angle_rms_deg"] < f["attitude"]["angle_rms_deg"]
+    assert s["attitude"]["gyro_bias_3d_rms_deg_s"] < f["attitude"]["gyro_bias_3d_rms_deg_s"]
+
+
+def test_an_invalid_step_splits_the_interval(smoothed_3h):
+    """A step without a valid attitude (lost filter, no position before the start) ends one
+    interval: the step before it is its interval's last (= filtered), the later steps are
+    smoothed exactly as before."""
+    import dataclasses
+
+    _, est, outs, sm, _, _ = smoothed_3h
+    k = 1000
+    saved = est.history
+    try:
+        est.history = list(saved)
+        est.history[k] = dataclasses.replace(saved[k], prior=None, p_post=None)
+        sm2 = est.smooth()
+    finally:
+        est.history = saved
+    np.testing.assert_allclose(sm2[k - 1].q_body_to_gcrs, outs[k - 1].q_body_to_gcrs, atol=1e-12)
+    assert sm2[k] is saved[k].out
+    for a, b in zip(sm2[k + 1:], sm[k + 1:]):
+        np.testing.assert_array_equal(a.q_body_to_gcrs, b.q_body_to_gcrs)
+    assert not np.allclose(sm2[k - 2].q_body_to_gcrs, outs[k - 2].q_body_to_gcrs, atol=1e-9)
