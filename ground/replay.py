@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ground.outputs import tables as tb
+from pygnc.atomic import write_atomic
 
 #: (module, class) of every processor replay knows, in feed order.  A module that is not
 #: in this build is skipped (its CSV gets a header and no rows).
@@ -416,7 +417,7 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
         for job in plot_jobs:
             plots.append(str(job(pl, axis, out / "plots").relative_to(out)))
     summary["plots"] = plots
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    write_atomic(out / "summary.json", (json.dumps(summary, indent=2, default=_json_default) + "\n").encode())
     return summary
 
 

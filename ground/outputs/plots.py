@@ -7,9 +7,12 @@ the first estimate of the replay (its UTC is in the axis label).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from pygnc.atomic import write_atomic
 
 
 def _figure(n_rows: int, title: str):
@@ -25,7 +28,9 @@ def _figure(n_rows: int, title: str):
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=90, format="png")
+    write_atomic(path, buf.getvalue())  # a viewer never opens half a PNG
     return path
 
 
