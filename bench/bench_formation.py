@@ -81,6 +81,9 @@ from pygnc.timebase import ClockMap, gps_from_utc_unix
 from ground.sim import orbits
 from ground.sim import scenario as scn
 from ground.sim.sensors import hermite_position
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from formation_support import relative_errors  # noqa: E402
 from ground.simulate import _extra_spacecraft, deputy_elements, simulate, write_scenario
 
 SETTLE_S = 1800.0
@@ -110,22 +113,9 @@ def run(messages, config=None):
 
 
 def stats(truth, est):
-    k = int(np.flatnonzero(truth["radio_id"] == est[0]["peer_id"])[0])
-    tg = np.array([b["t_gps_s"] for b in est])
-    tt = truth["t_gps_s"]
-    dr_t = (hermite_position(tt, truth["r_gcrs_m"][k], truth["v_gcrs_m_s"][k], tg)
-            - hermite_position(tt, truth["r_gcrs_m"][0], truth["v_gcrs_m_s"][0], tg))
-    dv_t = np.stack([np.interp(tg, tt, truth["v_gcrs_m_s"][k][:, a] - truth["v_gcrs_m_s"][0][:, a])
-                     for a in range(3)], 1)
-    keep = tg - tt[0] >= SETTLE_S
-    er = (np.array([b["dr_gcrs_m"] for b in est]) - dr_t)[keep]
-    ev = (np.array([b["dv_gcrs_m_s"] for b in est]) - dv_t)[keep]
-    p3 = np.array([np.reshape(b["cov_rel_gcrs"], (6, 6))[:3, :3] for b in est])[keep]
-    u = dr_t[keep] / np.linalg.norm(dr_t[keep], axis=1)[:, None]
-    nees = np.einsum("ni,ni->n", er, np.linalg.solve(p3, er[..., None])[..., 0])
-    return {"rms_r": float(np.sqrt(np.mean(np.sum(er**2, 1)))),
-            "los": float(np.sqrt(np.mean(np.einsum("ni,ni->n", er, u) ** 2))),
-            "rms_v": float(np.sqrt(np.mean(np.sum(ev**2, 1)))), "nees": float(nees.mean()),
+    e = relative_errors(truth, est, SETTLE_S)
+    nees, dr_t = e["nees"], e["dr_true"]
+    return {"rms_r": e["rms_r"], "los": e["rms_los"], "rms_v": e["rms_v"], "nees": float(nees.mean()),
             "in95": float(np.mean(nees < CHI2_3_95)), "bias": est[-1]["range_bias_m"],
             "sig_bias": est[-1]["sigma_range_bias_m"], "sep": float(np.mean(np.linalg.norm(dr_t, axis=1)))}
 
@@ -134,7 +124,6 @@ def stats(truth, est):
 #: Error-state layout of the bound: own r, v (0-5), relative dr, dv (6-11), range bias (12),
 #: range time-tag lateness (13).
 NB = 14
-
 
 def truth_state(tr, t):
     """(r (n, 3), v (n, 3)) of a 1-Hz truth dict (``t_gps_s``, ``r_gcrs_m``, ``v_gcrs_m_s``) at

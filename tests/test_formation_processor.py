@@ -19,7 +19,7 @@ from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import gps_from_utc_unix
 
 from ground.sim import scenario as scn
-from ground.sim.sensors import hermite_position
+from formation_support import relative_errors
 from ground.simulate import _extra_spacecraft, simulate, write_scenario
 
 SETTLE_S = 1800.0
@@ -76,22 +76,7 @@ def _notes(out):
 
 def _errors(truth, est):
     """Errors of the GCRS relative position against truth (peer index from its radio id)."""
-    k = int(np.flatnonzero(truth["radio_id"] == est[0]["peer_id"])[0])
-    tg = np.array([b["t_gps_s"] for b in est])
-    tt = truth["t_gps_s"]
-    dr_t = (hermite_position(tt, truth["r_gcrs_m"][k], truth["v_gcrs_m_s"][k], tg)
-            - hermite_position(tt, truth["r_gcrs_m"][0], truth["v_gcrs_m_s"][0], tg))
-    dv_t = np.stack([np.interp(tg, tt, truth["v_gcrs_m_s"][k][:, a] - truth["v_gcrs_m_s"][0][:, a])
-                     for a in range(3)], 1)
-    keep = tg - tt[0] >= SETTLE_S
-    er = (np.array([b["dr_gcrs_m"] for b in est]) - dr_t)[keep]
-    ev = (np.array([b["dv_gcrs_m_s"] for b in est]) - dv_t)[keep]
-    p3 = np.array([np.reshape(b["cov_rel_gcrs"], (6, 6))[:3, :3] for b in est])[keep]
-    u = dr_t[keep] / np.linalg.norm(dr_t[keep], axis=1)[:, None]
-    nees = np.einsum("ni,ni->n", er, np.linalg.solve(p3, er[..., None])[..., 0])
-    return {"rms_r": float(np.sqrt(np.mean(np.sum(er**2, 1)))), "rms_v": float(np.sqrt(np.mean(np.sum(ev**2, 1)))),
-            "rms_los": float(np.sqrt(np.mean(np.einsum("ni,ni->n", er, u) ** 2))), "nees": nees}
-
+    return relative_errors(truth, est, SETTLE_S)
 
 def test_every_peer_estimated_at_every_sensor_time(stream, nominal):
     p, out = nominal
