@@ -239,3 +239,11 @@ def test_peer_fix_validity_uses_config():
     data = encode_range_group(seg, [])
     assert not decode_range(data).peer_fixes["valid"][0]
     assert decode_range(data, Config(accepted_solution_status=(0, 1))).peer_fixes["valid"][0]
+
+
+def test_absurd_range_file_name_is_ignored_not_fatal(tmp_path):
+    from pygnc.formats.range_file import read_range_dir
+
+    (tmp_path / "rng99999999999.bin").write_bytes(b"\xAA\x44\x12" + b"\x00" * 99)
+    rb = read_range_dir(tmp_path)
+    assert len(rb.peer_fixes) == 0 and any("rng99999999999.bin" in str(f) for f in rb.ignored_files)

@@ -119,3 +119,59 @@ def test_filter_tunables_come_from_the_configuration(tmp_path):
     cfg_file.write_text("[orbit_filter]\ntesseral_degre = 0\n")
     with pytest.raises(ValueError, match="tesseral_degre"):
         OrbitProcessor(load_config(cfg_file))
+
+
+def test_unreadable_inputs_are_reported_not_raised(tmp_path):
+    (tmp_path / "sense.bin").mkdir()  # a directory where the file should be
+    (tmp_path / "range").mkdir()
+    (tmp_path / "range" / "rng00001.bin").mkdir()
+    stream = build_message_stream(Paths(tmp_path), Config())
+    stats = {b["source"]: b for t, b in stream.messages if t == "ingest_stats"}
+    assert not stats["sense"]["present"] and "unreadable" in stats["sense"]["note"]
+    assert stream.messages[-1][0] == "batch_end"
+
+
+def test_corrupt_times_cannot_hijack_the_filter():
+    """A fix whose GPS week/ms disagrees with its stamp, or a sample stamped days ahead,
+    is not used: the filter stays where the data is and no long propagation happens."""
+    import time as _time
+
+    stream = build_message_stream(Paths(SAMPLE), Config())
+    msgs = [(t, dict(b)) for t, b in stream.messages]
+    fixes = [b for t, b in msgs if t == "gps_fix" and b["peer_id"] == 0]
+    fixes[5]["t_gps_s"] += 262144.0          # a flipped bit in the ms of week
+    sensors = [b for t, b in msgs if t == "sensor"]
+    sensors[30]["t_sc_s"] += 30 * 86400.0    # a flipped bit in a sample's stamp
+    proc = OrbitProcessor()
+    t0 = _time.perf_counter()
+    out = []
+    for t, b in msgs:
+        if t in proc.consumes:
+            out += proc.handle(t, b)
+    assert _time.perf_counter() - t0 < 5.0
+    assert proc.n_time_outliers == 2 and proc.filter.n_used == 11
+    assert all(e["t_sc_s"] < sensors[-1]["t_sc_s"] + 1 for t, e in out if t == "orbit_estimate")
+
+
+def test_propagation_to_a_far_now_is_budgeted_and_capped():
+    import time as _time
+
+    stream = build_message_stream(Paths(SAMPLE), Config())
+    proc = OrbitProcessor()
+    _run(stream, proc)
+    t_last = max(b["t_sc_s"] for t, b in stream.messages if t == "sensor")
+    now = t_last + 30 * 86400.0  # "now" a month after the batch
+    t0 = _time.perf_counter()
+    out = proc.propagate_to_sc(now, budget_s=0.02)
+    assert _time.perf_counter() - t0 < 0.5
+    est = [b for t, b in out if t == "orbit_estimate"][0]
+    assert est["propagated"] and est["t_sc_s"] < now  # partway, with its own epoch
+    for _ in range(2000):  # successive calls advance, up to the 2-day horizon
+        out = proc.propagate_to_sc(now, budget_s=0.02)
+        if not out:
+            break
+        est = [b for t, b in out if t == "orbit_estimate"][0]
+    assert abs(est["t_gps_s"] - (proc.filter.t_gps_s + Config().max_propagation_s)) < 1.0
+    notes = [b["code"] for t, b in proc.propagate_to_sc(now) if t == "estimator_note"]
+    assert notes == []  # the horizon note is sent once, already
+    assert proc.horizon_noted

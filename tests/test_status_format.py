@@ -68,3 +68,14 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     write_atomic(p, S.encode_status({"seq": 2}))
     assert S.decode_status(p.read_bytes())["seq"] == 2
     assert [f.name for f in tmp_path.iterdir()] == ["pygnc_status.bin"]  # no temp left behind
+
+
+def test_any_value_packs_never_raises():
+    """Saturate, never overflow: a wild estimate must not take the status file down."""
+    data = S.encode_status({"orbit_v_ecef_m_s": (1e39, -1e300, math.nan), "task0_restarts": math.nan,
+                            "task0_age_ds": math.inf, "seq": -5, "orbit_fixes_used": 1e12,
+                            "orbit_t_sc_s": "garbage"})
+    out = S.decode_status(data)
+    assert out["orbit_v_ecef_m_s"][:2] == (math.inf, -math.inf) and math.isnan(out["orbit_v_ecef_m_s"][2])
+    assert out["task0_restarts"] == 0 and out["task0_age_ds"] == 255 and out["seq"] == 0
+    assert out["orbit_fixes_used"] == 65535 and math.isnan(out["orbit_t_sc_s"])

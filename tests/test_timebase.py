@@ -127,3 +127,12 @@ def test_clock_map_short_span_and_empty():
     assert m.drift == 0 and m.offset_s == pytest.approx(-89.8333, abs=1e-3)
     assert fit_clock_map([], []) is None
     assert fit_clock_map([np.nan], [1.0]) is None
+
+
+def test_clock_map_with_two_equal_clusters_is_finite():
+    """A clock step mid-batch splits the offsets in two: the map follows one, never NaN."""
+    t_sc = np.array([1000.0, 1025.0, 5000.0, 5025.0])
+    t_gps = t_sc + np.array([100.0, 100.0, 160.0, 160.0])
+    cm = fit_clock_map(t_sc, t_gps)
+    assert cm is not None and cm.n_pairs == 2
+    assert cm.offset_s in (100.0, 160.0) and np.isfinite(cm.t_ref_sc_s) and np.isfinite(cm.residual_rms_s)

@@ -118,6 +118,12 @@ class Config:
     #: Fewest clock-map pairs for its residual to stand for the stamps' scatter, count.
     attitude_time_tag_min_pairs: int = 20
 
+    #: Longest propagation beyond the last measurement, s: estimates are not propagated
+    #: further (an estimator_note says so), and a sample further ahead is a time outlier.
+    max_propagation_s: float = 2 * 86_400.0
+    #: CPU time an estimator may spend per call propagating to "now", s.
+    propagation_budget_s: float = 0.05
+
     #: Overrides of the orbit filter's tunables, by the field names of
     #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
     #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).

@@ -174,7 +174,10 @@ class Supervisor:
             if t.state == "restarting" and t.next_restart_at is not None and now >= t.next_restart_at:
                 if t.alive():
                     t.proc.kill()
-                    t.proc.wait(timeout=1.0)
+                    try:
+                        t.proc.wait(timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        log.error("%s (pid %d) did not die on SIGKILL within 1 s", t.spec.name, t.pid)
                 t.restarts += 1
                 self.spawn(t)
 
@@ -194,7 +197,7 @@ class Supervisor:
                 t.ready = True
                 t.last_pong = now
                 log.info("%s ready", name)
-                if self._started and not t.started:
+                if self._started and not t.started and not self._stopping:
                     self._start(t)
                     if t.restarts:
                         self._request_replay(t)
@@ -258,6 +261,7 @@ class Supervisor:
 
     # -- main loop ---------------------------------------------------------------------------
     _started = False
+    _stopping = False
 
     def run(self) -> int:
         deadline = self.t0_mono_s + self.timeout_s
@@ -281,7 +285,7 @@ class Supervisor:
                 if t.ready:
                     self._start(t)
             log.info("all tasks started")
-        next_ping = time.monotonic()
+        next_ping = next_sync = time.monotonic()
         reason = None
         while True:
             now = time.monotonic()
@@ -297,6 +301,9 @@ class Supervisor:
                 self._ping_and_judge(now)
                 self._publish_health(now, stopping=False)
                 next_ping = now + self.config.ping_period_s
+            if now >= next_sync:  # the supervisor's log survives a power cut too
+                sync_logs()
+                next_sync = now + self.config.log_fsync_period_s
             wait = min(next_ping, deadline) - time.monotonic()
             restart_times = [t.next_restart_at for t in self.tasks if t.state == "restarting"]
             if restart_times:
@@ -317,10 +324,11 @@ class Supervisor:
             if t.alive():
                 log.error("%s did not stop within %.1f s: killing it", t.spec.name, deadline_s)
                 t.proc.kill()
+        t_reap = time.monotonic() + 1.0  # one shared bound for reaping the whole group
         for t in group:
             if t.proc is not None:
                 try:
-                    rc = t.proc.wait(timeout=1.0)
+                    rc = t.proc.wait(timeout=max(0.0, t_reap - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     rc = None
                 if t.state not in ("failed",):
@@ -328,10 +336,12 @@ class Supervisor:
                 log.info("%s stopped (exit status %s)", t.spec.name, rc)
 
     def stop_tree(self, reason: str) -> None:
+        self._stopping = True
         now = time.monotonic()
         for t in self.tasks:
-            if t.state == "restarting":
-                t.state = "failed" if t.proc is None or not t.alive() else t.state
+            if t.state == "restarting":  # waiting out its backoff: stopped, not failed
+                t.state = "stopped"
+                t.next_restart_at = None
         producers = [t for t in self.tasks if not t.spec.sink]
         sinks = [t for t in self.tasks if t.spec.sink]
         self._stop_group(producers, reason, self.config.stop_deadline_producers_s)

@@ -135,8 +135,9 @@ class ClockMap:
 def fit_clock_map(t_sc_s, t_gps_s, min_span_for_drift_s: float = 3600.0, reject_s: float = 5.0):
     """Fit a :class:`ClockMap` to spacecraft/GPS time pairs; ``None`` with no pairs.
 
-    Robust: pairs further than *reject_s* from the median offset are discarded before the
-    fit (a fix stamped with a stale spacecraft time must not bend the map).  Drift is only
+    Robust: pairs further than *reject_s* from the best-supported offset (the pair with the
+    most others within *reject_s*) are discarded before the fit (a fix stamped with a stale
+    spacecraft time, or a clock step, must not bend the map).  Drift is only
     fitted when the pairs span at least *min_span_for_drift_s*.
     """
     import numpy as np
@@ -148,8 +149,12 @@ def fit_clock_map(t_sc_s, t_gps_s, min_span_for_drift_s: float = 3600.0, reject_
     if t_sc.size == 0:
         return None
     d = t_gps - t_sc
-    med = float(np.median(d))
-    keep = np.abs(d - med) <= reject_s
+    # Centre on the offset with the most others within reject_s (an actual pair, so the
+    # fit never ends up with no pairs, as a median between two equal clusters would).
+    ds = np.sort(d)
+    support = np.searchsorted(ds, ds + reject_s, side="right") - np.searchsorted(ds, ds - reject_s, side="left")
+    centre = float(ds[int(np.argmax(support))])
+    keep = np.abs(d - centre) <= reject_s
     t_sc, d = t_sc[keep], d[keep]
     t_ref = float(np.median(t_sc))
     span = float(t_sc.max() - t_sc.min()) if t_sc.size else 0.0

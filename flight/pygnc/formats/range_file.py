@@ -83,7 +83,8 @@ RANGE_DTYPE = np.dtype(
 #: Peer fix: GPS_FIX_DTYPE plus the peer id of the group's first range packet (0 if none).
 PEER_FIX_DTYPE = np.dtype(GPS_FIX_DTYPE.descr + [("peer_id", "u1")])
 
-_RANGE_FILE_RE = re.compile(r"rng(\d+)\.bin")
+#: Range files are rng<digits>.bin; more than 9 digits (beyond int32 file_index) is not one.
+_RANGE_FILE_RE = re.compile(r"rng(\d{1,9})\.bin")
 
 
 @dataclass
@@ -181,7 +182,7 @@ def decode_range(data, config: Config | None = None, file_index: int = 0) -> Ran
 
 
 def range_file_number(name: str) -> int | None:
-    """NNNNN of a name ``rng<digits>.bin``, else None."""
+    """NNNNN of a name ``rng<digits>.bin`` (1 to 9 digits), else None."""
     m = _RANGE_FILE_RE.fullmatch(name)
     return int(m.group(1)) if m else None
 

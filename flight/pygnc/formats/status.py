@@ -132,6 +132,34 @@ def empty_status() -> dict:
     return d
 
 
+_FLT_MAX = 3.4028234663852886e38
+
+
+def _fit(v, kind: str):
+    """*v* made packable as *kind*: integers saturate (NaN -> 0), too-large floats -> ±inf."""
+    if kind in "BHI":
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return 0
+        if v != v:
+            return 0
+        hi = (1 << (8 * struct.calcsize(kind))) - 1
+        return hi if v >= hi else 0 if v <= 0 else int(v)
+    if kind == "f":
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return math.nan
+        return math.copysign(math.inf, v) if abs(v) > _FLT_MAX and math.isfinite(v) else v
+    if kind == "d":
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return math.nan
+    return v
+
+
 def encode_status(values: dict) -> bytes:
     """Pack *values* (missing fields take their empty value); CRC appended."""
     full = empty_status()
@@ -145,11 +173,9 @@ def encode_status(values: dict) -> bytes:
             v = tuple(v)
             if len(v) != n:
                 raise ValueError(f"{name} needs {n} values, got {len(v)}")
-            flat.extend(v)
+            flat.extend(_fit(x, code[-1]) for x in v)
         else:
-            if code[-1] in "BHI":
-                v = max(0, min(int(v), (1 << (8 * struct.calcsize(code[-1]))) - 1))
-            flat.append(v)
+            flat.append(_fit(v, code[-1]))
     body = struct.pack(FORMAT[:-1], *flat)
     return body + struct.pack("<I", zlib.crc32(body))
 

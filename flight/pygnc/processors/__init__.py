@@ -24,8 +24,12 @@ class Processor:
         """Consume one message; return the messages to publish (possibly none)."""
         return []
 
-    def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
-        """After the batch: estimates propagated to spacecraft time *t_sc_s* (``propagated``)."""
+    def propagate_to_sc(self, t_sc_s: float, budget_s: float = float("inf")) -> list[Output]:
+        """After the batch: estimates propagated toward spacecraft time *t_sc_s* (``propagated``).
+
+        Spends at most about *budget_s* of CPU time: a long gap is covered over several
+        calls, each publishing the epoch it reached, so the task loop never stalls.
+        """
         return []
 
     def counters(self) -> dict:

@@ -242,7 +242,8 @@ class AttitudeProcessor(Processor):
         self.n_outputs = n  # counts what was sent in flight
         return msgs
 
-    def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
+    def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
+        # One constant-rate step whatever the gap: cheap, so the budget is never an issue.
         out: list[Output] = []
         if self.batch_ended and self.pending:
             self.idle_calls += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
@@ -26,6 +27,12 @@ from ..config import Config
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor
+
+#: A fix whose GPS time and clock-mapped spacecraft time disagree by more is not used, s.
+FIX_TIME_TOLERANCE_S = 10.0
+#: Step of budgeted propagation to "now" (each is split into <= 5-s integration steps), s.
+PROPAGATION_CHUNK_S = 60.0
+
 
 def orbit_filter_config(config: Config) -> OrbitFilterConfig:
     """The orbit filter's tunables: defaults overridden by ``Config.orbit_filter``.
@@ -55,6 +62,8 @@ class OrbitProcessor(Processor):
         self.n_no_clock = 0
         self.n_stale = 0
         self.t_last_output = -math.inf
+        self.n_time_outliers = 0
+        self.horizon_noted = False
         self.note_sent = False
 
     # -- inputs -------------------------------------------------------------------------
@@ -81,6 +90,12 @@ class OrbitProcessor(Processor):
             f.skip_invalid()
             return
         t = float(b["t_gps_s"])
+        if self.clock is not None and abs(t - float(self.clock.gps_from_sc(b["t_sc_s"]))) > FIX_TIME_TOLERANCE_S:
+            # Its GPS time disagrees with its own spacecraft time stamp (a corrupt week/ms):
+            # using it would drag the filter to a wrong epoch.
+            f.skip_invalid()
+            self.n_time_outliers += 1
+            return
         if not f.initialized:
             f.initialize_from_fix(t, b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
             f.n_used += 1
@@ -93,7 +108,7 @@ class OrbitProcessor(Processor):
         self.cursor_valid = False  # re-seed the output cursor from the new filter state
 
     # -- outputs ------------------------------------------------------------------------
-    def _output(self, t_sc_s: float, propagated: bool) -> list[Output]:
+    def _output(self, t_sc_s: float, propagated: bool, budget_s: float = math.inf) -> list[Output]:
         if not self.filter.initialized:
             return []
         if self.clock is None:
@@ -101,6 +116,18 @@ class OrbitProcessor(Processor):
             return []
         t_gps = float(self.clock.gps_from_sc(t_sc_s))
         f, c = self.filter, self.cursor
+        horizon = f.t_gps_s + self.config.max_propagation_s
+        out: list[Output] = []
+        if t_gps > horizon:
+            if not propagated:  # a sample absurdly far ahead of the data: a corrupt stamp
+                self.n_time_outliers += 1
+                return []
+            if not self.horizon_noted:
+                self.horizon_noted = True
+                out.append(("estimator_note", {
+                    "estimator": "orbit", "code": "propagation_horizon",
+                    "text": f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last fix"}))
+            t_gps = horizon
         if t_gps < f.t_gps_s - 1e-3 or t_gps <= self.t_last_output:
             # Older than the filter or than the last output (e.g. a restarted ingest
             # replaying the batch): published already, or never can be.  Output times
@@ -110,8 +137,15 @@ class OrbitProcessor(Processor):
         if not self.cursor_valid or t_gps < c.t_gps_s:
             c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
             self.cursor_valid = True
-        c.predict_to(t_gps)
+        if math.isinf(budget_s):
+            c.predict_to(t_gps)
+        else:  # a long gap is covered over several calls, each within its CPU budget
+            deadline = time.perf_counter() + budget_s
+            while c.t_gps_s < t_gps - 1e-6 and time.perf_counter() < deadline:
+                c.predict(min(PROPAGATION_CHUNK_S, t_gps - c.t_gps_s))
         t_est = c.t_gps_s
+        if t_est <= self.t_last_output:
+            return out
         r_i, v_i = c.x[:3], c.x[3:6]
         m = frames.gcrs_from_itrs_matrix(t_est)
         r_e, v_e = frames.gcrs_to_itrs(r_i, v_i, t_est)
@@ -120,8 +154,8 @@ class OrbitProcessor(Processor):
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
         self.t_last_output = t_est
-        return [("orbit_estimate", {
-            "t_sc_s": float(t_sc_s),
+        return out + [("orbit_estimate", {
+            "t_sc_s": float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est)),
             "t_gps_s": t_est, "unix_time_s": float(utc_unix_from_gps(t_est)),
             "r_ecef_m": r_e.tolist(), "v_ecef_m_s": v_e.tolist(),
             "r_gcrs_m": r_i.tolist(), "v_gcrs_m_s": v_i.tolist(),
@@ -131,12 +165,12 @@ class OrbitProcessor(Processor):
             "n_invalid": self.filter.n_invalid, "propagated": propagated,
         })]
 
-    def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
-        return self._output(t_sc_s, propagated=True)
+    def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
+        return self._output(t_sc_s, propagated=True, budget_s=budget_s)
 
     def counters(self) -> dict:
         f = self.filter
         return {"fixes_used": f.n_used, "fixes_rejected": f.n_rejected, "fixes_invalid": f.n_invalid,
                 "reinit": f.n_reinit, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
-                "no_clock": self.n_no_clock, "stale_requests": self.n_stale,
+                "no_clock": self.n_no_clock, "stale_requests": self.n_stale, "time_outliers": self.n_time_outliers,
                 "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3)}

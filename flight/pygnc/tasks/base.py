@@ -43,6 +43,8 @@ from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subsc
 MAX_POLL_S = 0.5
 #: Messages handled per loop turn before the control link is serviced again.
 DRAIN_BATCH = 256
+#: Time a producer spends at stop on messages already queued, s.
+STOP_DRAIN_BUDGET_S = 0.3
 
 
 @dataclass
@@ -286,9 +288,14 @@ class TaskRunner:
             if now - last_sync >= self.ctx.config.log_fsync_period_s:
                 sync_logs()
                 last_sync = now
-        # Stop: take what is already queued, then finish.
+        # Stop: take what is already queued, then finish.  A sink records everything; a
+        # producer only what fits in a short budget (it must publish its final estimate
+        # well inside the stop deadline).
+        t_end = time.monotonic() + (self.ctx.config.stop_deadline_producers_s if self.ctx.spec.sink
+                                    else STOP_DRAIN_BUDGET_S)
         for ch, sub in self.subscribers.items():
-            self._drain_subscriber(ch, sub, 100_000)
+            while time.monotonic() < t_end and self._drain_subscriber(ch, sub, DRAIN_BATCH):
+                pass
         try:
             self.task.on_stop(self.stopping_reason or "stop")
         except Exception:
@@ -331,7 +338,8 @@ def task_main(argv: list[str] | None = None, early_signals: list[int] | None = N
     try:
         task_class = importlib.import_module(spec.module).TASK_CLASS
         runner = TaskRunner(ctx, task_class)
-        runner.stop_requested = bool(early_signals)
+        if early_signals:  # never clear a flag the real handler may have set meanwhile
+            runner.stop_requested = True
     except Exception:
         log.critical("task failed to initialise:\n%s", traceback.format_exc())
         sync_logs()

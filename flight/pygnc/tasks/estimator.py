@@ -4,7 +4,9 @@ Every received message of a type the processor consumes is handed to it in arriv
 order; what it returns is published on the task's channel.  After ``batch_end`` the task
 asks the processor for estimates propagated to the current spacecraft time every
 ``PROPAGATE_PERIOD_S`` (so the status file's estimate stays current, with growing
-uncertainty), and once more when it stops.
+uncertainty), and once more when it stops - each time within a CPU budget, so a long gap
+between the batch and "now" is covered over several calls and never stalls the loop.  A
+processor exception is counted (tracebacks for the first few) and never kills the task.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from ..processors import Processor
 from .base import Task
 
 PROPAGATE_PERIOD_S = 1.0
+#: CPU time for the final propagation at stop, s (well inside the producers' deadline).
+STOP_PROPAGATION_BUDGET_S = 0.3
+#: Failures logged with a traceback before the rest are only counted.
+MAX_LOGGED_TRACEBACKS = 5
 
 
 class EstimatorTask(Task):
@@ -38,32 +44,42 @@ class EstimatorTask(Task):
             if self.publish(self.channel, msg_type, body):
                 self.published += 1
 
+    def _failed(self, what: str) -> None:
+        """Count a failure; a traceback for the first few, a count for the rest (log budget)."""
+        self.handle_errors += 1
+        if self.handle_errors <= MAX_LOGGED_TRACEBACKS:
+            self.log.exception("%s failed%s", what, " (further failures only counted)"
+                               if self.handle_errors == MAX_LOGGED_TRACEBACKS else "")
+
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type == "batch_end":
             self.batch_done = True
             self.next_propagate = time.monotonic()
         if msg.type not in self.processor.consumes:
             return
+        try:  # a bad measurement must not kill the estimator
+            self._publish_all(self.processor.handle(msg.type, msg.body))
+        except Exception:
+            self._failed(f"processing {msg.type}")
+
+    def _propagate(self, budget_s: float) -> None:
         try:
-            outputs = self.processor.handle(msg.type, msg.body)
-        except Exception:  # a bad measurement must not kill the estimator
-            self.handle_errors += 1
-            self.log.exception("processing %s failed", msg.type)
-            return
-        self._publish_all(outputs)
+            self._publish_all(self.processor.propagate_to_sc(self.ctx.sc_now(), budget_s))
+        except Exception:
+            self._failed("propagating to now")
 
     def step(self) -> float:
         if not self.batch_done:
             return 0.5
         now = time.monotonic()
         if now >= self.next_propagate:
-            self._publish_all(self.processor.propagate_to_sc(self.ctx.sc_now()))
+            self._propagate(self.config.propagation_budget_s)
             self.next_propagate = now + PROPAGATE_PERIOD_S
         return max(0.0, self.next_propagate - time.monotonic())
 
     def on_stop(self, reason: str) -> None:
         if self.batch_done:
-            self._publish_all(self.processor.propagate_to_sc(self.ctx.sc_now()))
+            self._propagate(STOP_PROPAGATION_BUDGET_S)
 
     def counters(self) -> dict:
         return {"published": self.published, "handle_errors": self.handle_errors,

@@ -71,12 +71,17 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
     out = MessageStream()
 
     # sense.bin ----------------------------------------------------------------------
-    sensors = fixes = None
+    sensors = fixes = batch = None
     if not paths.sense_file.exists():
         log.warning("no sense file at %s", paths.sense_file)
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note="missing"))
     else:
-        batch = read_sense_file(paths.sense_file, config)
+        try:
+            batch = read_sense_file(paths.sense_file, config)
+        except OSError as exc:  # e.g. unreadable, or a directory: reported, not fatal
+            log.error("cannot read %s: %s", paths.sense_file, exc)
+            out.stats.append(_stats_body("sense", paths.sense_file, present=False, note=f"unreadable: {exc}"))
+    if batch is not None:
         sensors, fixes = batch.sensors, batch.fixes
         s = batch.stats
         note = "empty" if s.bytes_total == 0 else ("corrupt bytes skipped" if s.bytes_skipped else "")
@@ -87,14 +92,19 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
         out.stats.append(_stats_body("sense", paths.sense_file, present=True, note=note, stats=s))
 
     # range files ----------------------------------------------------------------------
-    peers = ranges = None
+    peers = ranges = rb = None
     files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
     if not files:
         log.warning("no range files in %s", paths.range_dir)
         out.stats.append(_stats_body("range", paths.range_dir, present=paths.range_dir.is_dir(),
                                      note="no range files"))
     else:
-        rb = read_range_dir(paths.range_dir, config)
+        try:
+            rb = read_range_dir(paths.range_dir, config)
+        except OSError as exc:
+            log.error("cannot read %s: %s", paths.range_dir, exc)
+            out.stats.append(_stats_body("range", paths.range_dir, present=False, note=f"unreadable: {exc}"))
+    if rb is not None:
         peers, ranges = rb.peer_fixes, rb.ranges
         s = rb.stats
         ignored = list(getattr(rb, "ignored_files", []) or [])

@@ -39,6 +39,7 @@ class StatusReporter(Task):
         self.frames = 0
         self.dropped_rx = 0
         self.peers: dict[int, int] = {}  # peer id -> slot
+        self.failures = 0
         for path in (ctx.paths.status_file, ctx.paths.info_file):
             if remove_stale_temps(path):
                 self.log.warning("removed temporary files a crash left next to %s", path.name)
@@ -52,15 +53,34 @@ class StatusReporter(Task):
 
     # -- inputs ----------------------------------------------------------------------------
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
-        self.buslog.append(channel, time.monotonic(), raw)
+        self._guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
         self.frames += 1
         handler = getattr(self, "_on_" + msg.type, None)
         if handler is not None:
-            handler(msg.body)
-            self.dirty = True
+            before = self._health_key() if msg.type == "health" else None
+            if self._guard(f"handling {msg.type}", handler, msg.body):
+                # Health arrives twice a second: rewrite the files early only when a task's
+                # state or restarts changed (ages follow with the once-a-second rewrite).
+                self.dirty = self.dirty or before is None or before != self._health_key()
+
+    def _health_key(self) -> tuple:
+        s = self.status
+        return (self.flags, *(s[f"task{k}_{f}"] for k in range(st.MAX_TASKS) for f in ("state", "restarts")))
+
+    def _guard(self, what: str, fn, *args) -> bool:
+        """Run *fn*; count and log (first few) any failure instead of dying: the status
+        file is the host's only view of pygnc."""
+        try:
+            fn(*args)
+            return True
+        except Exception:
+            self.failures += 1
+            if self.failures <= 5:
+                self.log.exception("%s failed", what)
+            return False
 
     def on_dropped(self, channel: str, raw: bytes) -> None:
-        self.buslog.append(channel, time.monotonic(), raw)
+        self._guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
         self.dropped_rx += 1
 
     def _on_ingest_stats(self, b: dict) -> None:
@@ -158,6 +178,10 @@ class StatusReporter(Task):
 
     # -- outputs ---------------------------------------------------------------------------
     def write_status(self) -> None:
+        if not self._guard("writing the status files", self._write_status):
+            self.last_write = time.monotonic()  # retried after the period (e.g. a full disk)
+
+    def _write_status(self) -> None:
         ctx = self.ctx
         self.seq += 1
         s = self.status
@@ -177,18 +201,18 @@ class StatusReporter(Task):
         if now >= due:
             self.write_status()
             due = self.last_write + self.config.status_period_s
-        self.buslog.tick()
+        self._guard("bus log", self.buslog.tick)
         return max(0.0, min(due - time.monotonic(), 0.5))
 
     def on_stop(self, reason: str) -> None:
         self.flags |= st.FLAG_STOPPING
         # The supervisor's last health table said who stopped cleanly; mark the rest.
         self.write_status()
-        self.buslog.close()
+        self._guard("closing the bus log", self.buslog.close)
 
     def counters(self) -> dict:
         return {"frames_logged": self.buslog.frames_written, "frames_not_logged": self.buslog.frames_not_written,
-                "status_writes": self.seq, "rx_dropped": self.dropped_rx}
+                "status_writes": self.seq, "rx_dropped": self.dropped_rx, "failures": self.failures}
 
 
 TASK_CLASS = StatusReporter
