@@ -248,3 +248,106 @@ def test_task_and_table_wiring():
     assert formation_estimator.TASK_CLASS.processor_class is FormationProcessor
     assert formation_estimator.TASK_CLASS.channel == "formation"
     assert not math.isinf(FormationProcessor().hold_s)
+
+
+def _counters_but_stale(p):
+    return {k: v for k, v in p.counters().items() if k != "stale"}
+
+
+def test_replayed_stream_adds_nothing(stream, nominal):
+    """A restarted ingest replays the whole stream: no output, note or counter changes
+    (only ``stale`` counts the dropped events), and the own-fix memory does not regress."""
+    p, _ = _run(stream)
+    before, last_own = _counters_but_stale(p), p.last_own_fix[0]
+    again = []
+    for t, b in stream:
+        if t in p.consumes:
+            again += p.handle(t, b)
+    assert again == [] and _counters_but_stale(p) == before and p.last_own_fix[0] == last_own
+    assert p.counters()["stale"] > 2000
+    # A restart in the middle of the batch: the replay joins up with the rest of it.
+    head = _first_minutes(stream, 30)
+    _, ref = _run(head)
+    q = FormationProcessor(Config())
+    out2 = []
+    for t, b in head[: len(head) // 2] + head:
+        if t in q.consumes:
+            out2 += q.handle(t, b)
+    a, b = _estimates(ref), _estimates(out2)
+    assert [(e["peer_id"], e["t_gps_s"]) for e in a] == [(e["peer_id"], e["t_gps_s"]) for e in b]
+    assert a[-1]["dr_ecef_m"] == b[-1]["dr_ecef_m"] and _notes(out2) == _notes(ref) == []
+
+
+def _after_batch(stream, config=None, minutes=20):
+    head = _first_minutes(stream, minutes)
+    p, out = _run(head, config)
+    last_sc = [b["t_sc_s"] for t, b in head if t == "sensor"][-1]
+    return p, out, last_sc
+
+
+def test_budgeted_propagation_continues_across_calls(stream):
+    p, _, last_sc = _after_batch(stream)
+    target_sc = last_sc + 3600.0
+    target_gps = float(p.clock.gps_from_sc(target_sc))
+    first = _estimates(p.propagate_to_sc(target_sc, budget_s=1e-6), propagated=True)
+    assert {b["peer_id"] for b in first} == set(PEERS)
+    for b in first:  # a step or so: short of the target, stamped with its own epoch
+        assert b["t_gps_s"] < target_gps - 60.0
+        assert b["t_sc_s"] == pytest.approx(float(p.clock.sc_from_gps(b["t_gps_s"])), abs=1e-6)
+    last = {b["peer_id"]: b for b in first}
+    n_calls = 1
+    while n_calls < 1000:
+        step = p.propagate_to_sc(target_sc, budget_s=1e-6)
+        assert _notes(step) == []
+        step = _estimates(step, propagated=True)
+        if not step:
+            break
+        n_calls += 1
+        for b in step:
+            assert b["propagated"] and b["t_gps_s"] > last[b["peer_id"]]["t_gps_s"]
+            last[b["peer_id"]] = b
+    assert n_calls > 10
+    # Reached: the requested spacecraft time, and the same estimate as one unbudgeted call.
+    q, _, _ = _after_batch(stream)
+    ref = {b["peer_id"]: b for b in _estimates(q.propagate_to_sc(target_sc), propagated=True)}
+    for pid in PEERS:
+        assert last[pid]["t_gps_s"] == pytest.approx(target_gps, abs=1e-6) and last[pid]["t_sc_s"] == target_sc
+        assert ref[pid]["t_gps_s"] == pytest.approx(target_gps, abs=1e-6)
+        np.testing.assert_allclose(last[pid]["dr_ecef_m"], ref[pid]["dr_ecef_m"], atol=0.01)
+
+
+def test_three_day_gap_within_budget(stream):
+    import time
+
+    p, _, last_sc = _after_batch(stream)
+    target_sc = last_sc + 3 * 86400.0
+    t0 = time.perf_counter()
+    out = p.propagate_to_sc(target_sc, budget_s=0.05)
+    assert time.perf_counter() - t0 < 0.5
+    est = _estimates(out, propagated=True)
+    assert {b["peer_id"] for b in est} == set(PEERS)
+    assert all(b["t_gps_s"] < float(p.clock.gps_from_sc(target_sc)) - 86400.0 for b in est)
+    # Beyond the 2-day horizon: one note, once.
+    assert [n["code"] for n in _notes(out)] == ["propagation_horizon"]
+    assert _notes(p.propagate_to_sc(target_sc, budget_s=0.05)) == []
+
+
+def test_propagation_stops_at_the_horizon(stream):
+    p, _, last_sc = _after_batch(stream, Config(max_propagation_s=600.0))
+    out = p.propagate_to_sc(last_sc + 3 * 86400.0)
+    est = _estimates(out, propagated=True)
+    assert [n["code"] for n in _notes(out)] == ["propagation_horizon"]
+    for b in est:
+        assert b["t_gps_s"] == pytest.approx(p.peers[b["peer_id"]].t_meas_gps_s + 600.0, abs=1e-6)
+    assert p.propagate_to_sc(last_sc + 4 * 86400.0) == []  # no progress, nothing new, no second note
+
+
+def test_absurd_sensor_time_skipped(stream):
+    head = _first_minutes(stream, 20)
+    _, ref = _run(head)
+    i = [k for k, (t, _) in enumerate(head) if t == "sensor"][100]
+    bad = head[:i] + [("sensor", {**head[i][1], "t_sc_s": head[i][1]["t_sc_s"] + 10 * 86400.0})] + head[i:]
+    p, out = _run(bad)
+    assert p.counters()["time_outliers"] == 1 and p.counters()["peer_fixes_late"] == 0
+    a, b = _estimates(ref), _estimates(out)
+    assert len(a) == len(b) and a[-1]["dr_ecef_m"] == b[-1]["dr_ecef_m"] and _notes(out) == []

@@ -39,7 +39,21 @@ Notes (``estimator_note``, estimator ``formation``), never fatal:
 * ``no_own_fix``: no valid own fix, so no relative state at all;
 * ``peer_fix_late``: see above.
 
-:meth:`propagate_to_sc` moves a per-peer copy of the filter to "now" (``propagated``).
+Replay.  A restarted ingest replays the whole stream: an event at or before the time
+already processed (own fix, range, sensor sample), a peer fix not newer (peer clock) than
+one already received from that peer, or a duplicate of an event still held, is dropped and
+counted (``stale``); outputs per peer strictly increase in epoch, so a replay publishes
+nothing again and changes no other counter.
+
+A sensor sample more than ``Config.max_propagation_s`` after the last measurement (a
+corrupt stamp) is skipped and counted (``time_outliers``): it neither advances the stream
+nor makes the filters propagate across the gap.
+
+:meth:`propagate_to_sc` advances a persistent per-peer copy of the filter (the cursor,
+re-seeded only when the filter has changed) toward "now" within a CPU budget, peers in
+turn, and publishes the epoch reached (``propagated``); later calls go on from there.  Not
+beyond ``Config.max_propagation_s`` after the peer's last measurement (one
+``propagation_horizon`` note).
 
 Accuracy (``bench/bench_formation.py``: 8 seeded 3-h simulator scenarios, ~3 km apart, GPS
 10 m / 0.01 m/s per axis on each spacecraft, ranges sigma 0.5 m with a 1-m bias; after 30
@@ -61,6 +75,7 @@ from __future__ import annotations
 import copy
 import heapq
 import math
+import time
 
 import numpy as np
 
@@ -79,6 +94,8 @@ from . import Output, Processor
 _OWN, _PEER, _RANGE, _OUT = 0, 1, 2, 3
 #: Margin added to the largest peer-fix lateness seen [s].
 HOLD_MARGIN_S = 5.0
+#: Propagation step of a cursor between budget checks [s] (6 filter steps, ~1-3 ms).
+PROPAGATION_CHUNK_S = 30.0
 
 
 def filter_config_from(config: Config) -> FormationFilterConfig:
@@ -99,6 +116,11 @@ class _Peer:
         self.peer_id = peer_id
         self.filter = FormationFilter(filter_config)
         self.cursor: FormationFilter | None = None
+        self.version = 0  # bumped whenever the filter changes
+        self.cursor_version = -1  # the filter version the cursor was copied from
+        self.t_meas_gps_s = -math.inf  # last measurement applied to the filter
+        self.t_last_out_gps_s = -math.inf  # epoch of the last (non-propagated) output
+        self.t_last_prop_gps_s = -math.inf  # epoch of the last propagated output
         self.heard = False
         self.n_fixes = 0
         self.n_fixes_valid = 0
@@ -124,6 +146,13 @@ class FormationProcessor(Processor):
         self.t_stream_gps_s = -math.inf
         self.t_done_gps_s = -math.inf  # events up to here have been processed
         self.max_lateness_s = 0.0
+        self.pending: set[tuple] = set()  # keys of the events held in the queue
+        self.peer_sc_seen: dict[int, float] = {}  # newest peer-clock stamp of a fix, per id
+        self.anonymous_seen: set[tuple] = set()  # (t_sc_s, t_gps_s) of fixes without a peer id
+        self.t_meas_rx_gps_s = -math.inf  # newest own fix / range received
+        self.t_meas_done_gps_s = -math.inf  # newest measurement processed
+        self.n_stale = 0
+        self.n_time_outliers = 0
         self.last_own_fix: tuple | None = None  # (t_gps_s, (pos, vel, pos_sigma, vel_sigma))
         self.unknown_ids: set[int] = set()
         self.n_unknown_msgs = 0
@@ -156,9 +185,17 @@ class FormationProcessor(Processor):
         p = self.peers[peer_id] = _Peer(peer_id, self.filter_config)
         return p
 
-    def _push(self, t_gps_s: float, kind: int, payload) -> None:
+    def _push(self, t_gps_s: float, kind: int, payload, key: tuple) -> None:
         self.seq += 1
-        heapq.heappush(self.queue, (t_gps_s, kind, self.seq, payload))
+        self.pending.add(key)
+        heapq.heappush(self.queue, (t_gps_s, kind, self.seq, payload, key))
+
+    def _stale(self, t_gps_s: float, key: tuple | None = None) -> bool:
+        """True (and counted) for an event at or before the time processed, or already held."""
+        if t_gps_s <= self.t_done_gps_s or (key is not None and key in self.pending):
+            self.n_stale += 1
+            return True
+        return False
 
     def _advance_stream(self, t_gps_s: float) -> None:
         self.t_stream_gps_s = max(self.t_stream_gps_s, t_gps_s)
@@ -179,8 +216,15 @@ class FormationProcessor(Processor):
                 self.n_no_clock += 1
             else:
                 t = float(self.clock.gps_from_sc(float(body["t_sc_s"])))
-                self._push(t, _OUT, float(body["t_sc_s"]))
-                self._advance_stream(t)
+                if not math.isfinite(t) or t > self.t_meas_rx_gps_s + self.config.max_propagation_s:
+                    if math.isfinite(self.t_meas_rx_gps_s) or not math.isfinite(t):
+                        self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp
+                    elif not self._stale(t, (t, _OUT)):
+                        # Nothing measured yet to judge it by: held, but it does not move the stream.
+                        self._push(t, _OUT, float(body["t_sc_s"]), (t, _OUT))
+                elif not self._stale(t, (t, _OUT)):
+                    self._push(t, _OUT, float(body["t_sc_s"]), (t, _OUT))
+                    self._advance_stream(t)
         elif msg_type == "batch_end":
             self._release(math.inf, out)
             self._batch_notes(body, out)
@@ -195,17 +239,34 @@ class FormationProcessor(Processor):
         fix = (np.asarray(b["pos_ecef_m"], float), np.asarray(b["vel_ecef_m_s"], float),
                np.asarray(b["pos_sigma_m"], float), np.asarray(b["vel_sigma_m_s"], float))
         valid = bool(b["valid"]) and math.isfinite(t) and all(np.isfinite(v).all() for v in fix[:2])
-        if pid < 0:  # a peer fix whose group had no ranges: whose it is, is unknown
-            self.n_peer_fix_anonymous += 1
-            return
         if pid == 0:
+            t_key = t
+            if not valid and self.clock is not None:
+                t_key = float(self.clock.gps_from_sc(float(b["t_sc_s"])))  # its own GPS time may be garbage
+            if math.isfinite(t_key) and self._stale(t_key, (t_key, _OWN) if valid else None):
+                return
             if not valid:
                 self.n_own_invalid += 1
                 return
             self.n_own_valid += 1
-            self._push(t, _OWN, fix)
+            self.t_meas_rx_gps_s = max(self.t_meas_rx_gps_s, t)
+            self._push(t, _OWN, fix, (t, _OWN))
             self._advance_stream(t)
             return
+        t_peer_sc = float(b["t_sc_s"])
+        if pid < 0:  # a peer fix whose group had no ranges: whose it is, is unknown
+            if (t_peer_sc, t) in self.anonymous_seen:
+                self.n_stale += 1
+                return
+            self.anonymous_seen.add((t_peer_sc, t))
+            self.n_peer_fix_anonymous += 1
+            return
+        # A peer's fixes come in its clock's order: one not newer than the newest already
+        # received from that id is a replay.
+        if t_peer_sc <= self.peer_sc_seen.get(pid, -math.inf):
+            self.n_stale += 1
+            return
+        self.peer_sc_seen[pid] = t_peer_sc
         p = self._peer(pid, out)
         if p is None:
             return
@@ -225,31 +286,39 @@ class FormationProcessor(Processor):
                 out.append(_note("peer_fix_late", f"peer 0x{pid:02X}: fix arrived {self.t_done_gps_s - t:.0f} s "
                                                   "after the filter passed its time (peer clock ahead?): dropped"))
             return
-        self._push(t, _PEER, (pid, fix))
+        if (t, _PEER, pid) in self.pending:
+            self.n_stale += 1
+            return
+        self._push(t, _PEER, (pid, fix), (t, _PEER, pid))
 
     def _on_range(self, b: dict, out: list[Output]) -> None:
         pid = int(b["peer_id"])
+        t = None if self.clock is None else float(self.clock.gps_from_sc(float(b["t_sc_s"])))
+        valid = bool(b["valid"]) and math.isfinite(float(b["range_m"]))
+        if t is not None and self._stale(t, (t, _RANGE, pid) if valid else None):
+            return
         p = self._peer(pid, out)
         if p is None:
             return
         p.heard = True
-        if not b["valid"] or not math.isfinite(float(b["range_m"])):
+        if not valid:
             p.n_ranges_invalid += 1
             return
         if b["filtered"]:
             p.n_ranges_filtered += 1
-        if self.clock is None:
+        if t is None:
             self.n_no_clock += 1
             return
-        t = float(self.clock.gps_from_sc(float(b["t_sc_s"])))
+        self.t_meas_rx_gps_s = max(self.t_meas_rx_gps_s, t)
         self._advance_stream(t)
-        self._push(t, _RANGE, (pid, float(b["range_m"])))
+        self._push(t, _RANGE, (pid, float(b["range_m"])), (t, _RANGE, pid))
 
     # ------------------------------------------------------------------ event processing
     def _release(self, t_until_gps_s: float, out: list[Output]) -> None:
         q = self.queue
         while q and q[0][0] <= t_until_gps_s:
-            t, kind, _, payload = heapq.heappop(q)
+            t, kind, _, payload, key = heapq.heappop(q)
+            self.pending.discard(key)
             self.t_done_gps_s = max(self.t_done_gps_s, t)
             if kind == _OWN:
                 self._process_own(t, payload)
@@ -257,16 +326,22 @@ class FormationProcessor(Processor):
                 self._process_peer(t, *payload)
             elif kind == _RANGE:
                 self._process_range(t, *payload)
+            elif math.isfinite(self.t_meas_done_gps_s) and \
+                    t > self.t_meas_done_gps_s + self.config.max_propagation_s:
+                self.n_time_outliers += 1  # held before any measurement, and far beyond them
             else:
                 self._output_all(t, payload, out)
 
     def _process_own(self, t: float, fix) -> None:
         self.last_own_fix = (t, fix)
+        self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
         for p in self.peers.values():
             f = p.filter
             if f.initialized and not f.needs_reinit and t >= f.t_gps_s - 1e-6:
                 f.predict_to(t)
                 f.update_own_fix(t, *fix)
+                p.version += 1
+                p.t_meas_gps_s = t
 
     def _process_peer(self, t: float, pid: int, fix) -> None:
         p = self.peers[pid]
@@ -280,13 +355,18 @@ class FormationProcessor(Processor):
             f.initialize_from_fixes(own[0], *own[1], t, *fix)
             f.n_own_used += 1
             f.n_peer_used += 1
-            p.cursor = None
+            p.version += 1
+            p.t_meas_gps_s = t
+            self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
             return
         if t < f.t_gps_s - 1e-6:
             p.n_fixes_late += 1
             return
         f.predict_to(t)
         f.update_peer_fix(t, *fix)
+        p.version += 1
+        p.t_meas_gps_s = t
+        self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
 
     def _process_range(self, t: float, pid: int, range_m: float) -> None:
         p = self.peers[pid]
@@ -298,21 +378,24 @@ class FormationProcessor(Processor):
             return
         f.predict_to(t)
         f.update_range(t, range_m)
+        p.version += 1
+        p.t_meas_gps_s = t
+        self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
 
     # ------------------------------------------------------------------ outputs
-    def _output_all(self, t_gps_s: float, t_sc_s: float, out: list[Output], propagated: bool = False) -> None:
+    def _output_all(self, t_gps_s: float, t_sc_s: float, out: list[Output]) -> None:
         for p in self.peers.values():
             f = p.filter
             if not f.initialized:
                 continue
-            if propagated:
-                c = p.cursor
-                if c is None or c.t_gps_s < f.t_gps_s or t_gps_s < c.t_gps_s:
-                    c = p.cursor = copy.deepcopy(f)
-                f = c
             if t_gps_s > f.t_gps_s:
                 f.predict_to(t_gps_s)
-            out.append(("formation_estimate", self._body(p, f, t_sc_s, propagated)))
+                p.version += 1
+            if f.t_gps_s <= p.t_last_out_gps_s:
+                self.n_stale += 1  # published already (a replay)
+                continue
+            p.t_last_out_gps_s = f.t_gps_s
+            out.append(("formation_estimate", self._body(p, f, t_sc_s, False)))
 
     def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool) -> dict:
         t = f.t_gps_s
@@ -340,11 +423,59 @@ class FormationProcessor(Processor):
             "n_own_fixes_used": int(f.n_own_used), "n_own_fixes_rejected": int(f.n_own_rejected),
         }
 
-    def propagate_to_sc(self, t_sc_s: float) -> list[Output]:
+    def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
+        """Estimates propagated toward spacecraft time *t_sc_s* (``propagated``).
+
+        Each peer's cursor advances in :data:`PROPAGATION_CHUNK_S` steps, peers in turn,
+        until it reaches the target or ``time.perf_counter()`` passes the call's start +
+        *budget_s* (every cursor advances at least one step per call); the estimate is
+        published at the epoch reached (its ``t_sc_s`` from the clock map unless the target
+        was reached), and the next call goes on from there.  Never beyond
+        ``Config.max_propagation_s`` after the peer's last measurement.
+        """
+        deadline = time.perf_counter() + budget_s
         out: list[Output] = []
         if self.clock is None:
             return out
-        self._output_all(float(self.clock.gps_from_sc(t_sc_s)), float(t_sc_s), out, propagated=True)
+        t_target = float(self.clock.gps_from_sc(t_sc_s))
+        if not math.isfinite(t_target):
+            self.n_time_outliers += 1
+            return out
+        work = []  # (peer, cursor, target)
+        for p in self.peers.values():
+            f = p.filter
+            if not f.initialized:
+                continue
+            target = t_target
+            horizon = p.t_meas_gps_s + self.config.max_propagation_s
+            if target > horizon:
+                target = horizon
+                if "propagation_horizon" not in self.notes_sent:
+                    self.notes_sent.add("propagation_horizon")
+                    out.append(_note("propagation_horizon",
+                                     f"not propagated beyond {self.config.max_propagation_s:.0f} s after the "
+                                     "last measurement"))
+            c = p.cursor
+            if c is None or p.cursor_version != p.version or target < c.t_gps_s - 1e-6:
+                c = p.cursor = copy.deepcopy(f)  # only when the filter has changed
+                p.cursor_version = p.version
+            work.append((p, c, target))
+        n_round, over = 0, False
+        while not over:
+            moving = [(c, tt) for _, c, tt in work if c.t_gps_s < tt - 1e-6]
+            if not moving:
+                break
+            for c, tt in moving:  # one chunk each per round: the budget is shared fairly
+                if n_round and time.perf_counter() > deadline:
+                    over = True
+                    break
+                c.predict_to(min(tt, c.t_gps_s + PROPAGATION_CHUNK_S))
+            n_round += 1
+        for p, c, _ in work:
+            if c.t_gps_s <= p.t_last_prop_gps_s:
+                continue  # no progress since the last call: nothing new to publish
+            p.t_last_prop_gps_s = c.t_gps_s
+            out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True)))
         return out
 
     # ------------------------------------------------------------------ notes
@@ -388,6 +519,7 @@ class FormationProcessor(Processor):
             "reinit": sum(f.n_reinit for f in fs), "bias_resets": sum(f.n_bias_resets for f in fs),
             "unknown_peer_msgs": self.n_unknown_msgs, "no_clock": self.n_no_clock,
             "pending": len(self.queue), "hold_s": round(self.hold_s, 1),
+            "stale": self.n_stale, "time_outliers": self.n_time_outliers,
         }
 
 
