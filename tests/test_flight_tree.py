@@ -234,3 +234,25 @@ def test_hung_task_is_reported_late_then_killed_and_restarted(tmp_path):
         pids = [p.pid for p in run.tree()]
         run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))
+
+
+def test_now_far_after_the_batch_keeps_every_task_alive(tmp_path):
+    """The host's clock days past the batch: propagation to 'now' is budgeted, so no task
+    stalls past the health limit (review finding C1), and the tree still stops cleanly."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc() + 3 * 86400.0) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and s["flags"] & S.FLAG_ORBIT_VALID)
+        t_end = time.monotonic() + 6.0  # well past where a blocked loop would be judged late
+        while time.monotonic() < t_end:
+            st = run.status()
+            if st is not None:  # never killed or restarted (a transient "late" under load is fine)
+                states = [S.TASK_STATES[st[f"task{k}_state"]] for k in range(N_TASKS)]
+                assert all(st[f"task{k}_restarts"] == 0 for k in range(S.MAX_TASKS)), states
+                assert not {"restarting", "failed", "exited"} & set(states), states
+            time.sleep(0.2)
+        st = run.status()
+        assert st["orbit_t_sc_s"] > _sample_end_sc() + 60  # propagation is making progress
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+        assert "silent for" not in (run.log_dir() / "supervisor.log").read_text()
