@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ground.outputs import tables as tb
+from pygnc.processors import clock_map_from_body
 from pygnc.atomic import write_atomic
 
 #: (module, class) of every processor replay knows, in feed order.  A module that is not
@@ -245,12 +246,12 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     from pygnc import frames
     from pygnc.estimation.orbit_ekf import run_orbit_filter
     from pygnc.frames import covariance_gcrs_to_ecef
-    from pygnc.timebase import ClockMap, utc_unix_from_gps
+    from pygnc.timebase import utc_unix_from_gps
 
     fixes, t_sc, _, clock = _stream_parts(stream)
     if clock is None or not any(f["valid"] for f in fixes) or t_sc.size == 0:
         return tb.empty_table("orbit"), np.zeros((0, 6, 6))
-    cm = ClockMap(clock["offset_s"], clock["drift"], clock["t_ref_sc_s"], clock["n_pairs"], clock["residual_rms_s"])
+    cm = clock_map_from_body(clock)
     arr = {k: np.asarray([f[k] for f in fixes], dtype=bool if k == "valid" else float)
            for k in ("t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s", "valid")}
     t_gps = np.asarray(cm.gps_from_sc(t_sc), dtype=float)

@@ -11,7 +11,15 @@ into message bodies.  It does no I/O and no messaging, so the same object runs
 
 from __future__ import annotations
 
+from ..timebase import ClockMap
+
 Output = tuple[str, dict]  # (message type, body)
+
+
+def clock_map_from_body(body: dict) -> ClockMap:
+    """The :class:`~pygnc.timebase.ClockMap` carried by a ``clock_map`` message body."""
+    return ClockMap(body["offset_s"], body["drift"], body["t_ref_sc_s"], body["n_pairs"],
+                    body["residual_rms_s"])
 
 
 class Processor:

@@ -40,7 +40,7 @@ from .. import frames
 from ..config import Config
 from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at
 from ..timebase import ClockMap, utc_unix_from_gps
-from . import Output, Processor
+from . import Output, Processor, clock_map_from_body
 
 #: Orbit estimates kept while waiting for their sensor sample.
 #: After batch_end, calls of propagate_to_sc (1 s apart in flight) without any orbit
@@ -89,8 +89,7 @@ class AttitudeProcessor(Processor):
     # -- inputs -------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> list[Output]:
         if msg_type == "clock_map":
-            self.clock = ClockMap(body["offset_s"], body["drift"], body["t_ref_sc_s"],
-                                  body["n_pairs"], body["residual_rms_s"])
+            self.clock = clock_map_from_body(body)
             return []
         if msg_type == "sensor":
             return self._on_sensor(body)

@@ -89,7 +89,7 @@ from ..estimation.formation_filter import (
 )
 from ..estimation.orbit_ekf import OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
-from . import Output, Processor
+from . import Output, Processor, clock_map_from_body
 
 _OWN, _PEER, _RANGE, _OUT = 0, 1, 2, 3
 #: Margin added to the largest peer-fix lateness seen [s].
@@ -204,8 +204,7 @@ class FormationProcessor(Processor):
     def handle(self, msg_type: str, body: dict) -> list[Output]:
         out: list[Output] = []
         if msg_type == "clock_map":
-            self.clock = ClockMap(body["offset_s"], body["drift"], body["t_ref_sc_s"], body["n_pairs"],
-                                  body["residual_rms_s"])
+            self.clock = clock_map_from_body(body)
             return out
         if msg_type == "gps_fix":
             self._on_fix(body, out)

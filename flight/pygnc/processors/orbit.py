@@ -26,7 +26,7 @@ from .. import frames
 from ..config import Config
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
-from . import Output, Processor
+from . import Output, Processor, clock_map_from_body
 
 #: A fix whose GPS time and clock-mapped spacecraft time disagree by more is not used, s.
 FIX_TIME_TOLERANCE_S = 10.0
@@ -69,8 +69,7 @@ class OrbitProcessor(Processor):
     # -- inputs -------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> list[Output]:
         if msg_type == "clock_map":
-            self.clock = ClockMap(body["offset_s"], body["drift"], body["t_ref_sc_s"],
-                                  body["n_pairs"], body["residual_rms_s"])
+            self.clock = clock_map_from_body(body)
             return []
         if msg_type == "gps_fix":
             if body["peer_id"] == 0:
