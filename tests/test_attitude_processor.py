@@ -14,8 +14,9 @@ from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 from test_attitude_mekf import issue_settings
+from conftest import PY4_DATA
 
-BENCH = Path("/work/shared/data/pygnc_example")
+BENCH = PY4_DATA / "pygnc_example"
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,6 @@ def test_buffer_is_bounded(scenario_stream):
     assert ap.n_overflow == len(_estimates(out)) > 0
 
 
-@pytest.mark.skipif(not (BENCH / "sense.bin").exists(), reason="bench capture not available")
 def test_real_bench_capture_without_gps_fix():
     config = Config()
     stream = build_message_stream(Paths(BENCH), config)

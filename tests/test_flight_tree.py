@@ -17,9 +17,10 @@ from pygnc.formats.buslog import decode_frames
 from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import TASKS
+from conftest import PY4_DATA
 
 SAMPLE = REPO / "data" / "sample"
-BENCH_CAPTURE = REPO.parent / "shared" / "data" / "pygnc_example" / "sense.bin"
+BENCH_CAPTURE = PY4_DATA / "pygnc_example" / "sense.bin"
 N_TASKS = len(TASKS)
 
 

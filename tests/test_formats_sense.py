@@ -11,6 +11,7 @@ from _formats_corrupt import Corrupted, corruptions
 from pygnc.config import Config
 from pygnc.timebase import GPS_EPOCH_UNIX_S
 from pygnc.formats.gps import GPS_SEGMENT_DTYPE, decode_gps_segments
+from conftest import PY4_DATA
 from pygnc.formats.sense import (
     OPT3001_MAX_LUX,
     RECORD_SIZE,
@@ -26,7 +27,7 @@ from pygnc.formats.sense import (
     read_sense_file,
 )
 
-DATA = Path("/work/shared/data")
+DATA = PY4_DATA
 EXAMPLE = DATA / "pygnc_example" / "sense.bin"
 UNITTEST = DATA / "pygnc_unittest" / "sense.bin"
 SENSOR_HEX = "654b95349d00160433000000e002da001d0004bf4dacac355c030000bfff"

@@ -11,9 +11,10 @@ from ground.__main__ import main
 from pygnc.formats.buslog import encode_frame, encode_header_frame
 from pygnc.formats.status import encode_status
 from pygnc.bus.messages import Encoder
+from conftest import PY4_DATA
 
 SAMPLE = REPO / "data" / "sample"
-UNITTEST = REPO.parent / "shared" / "data" / "pygnc_unittest" / "sense.bin"
+UNITTEST = PY4_DATA / "pygnc_unittest" / "sense.bin"
 
 
 def _rows(path):

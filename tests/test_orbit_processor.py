@@ -10,9 +10,10 @@ from pygnc.frames import covariance_gcrs_to_ecef
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 from pygnc import frames
+from conftest import PY4_DATA
 
 SAMPLE = REPO / "data" / "sample"
-BENCH = REPO.parent / "shared" / "data" / "pygnc_example"
+BENCH = PY4_DATA / "pygnc_example"
 
 
 def _run(stream, proc):
