@@ -194,7 +194,7 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
     from pygnc.config import Config, Paths, load_config
     from pygnc.logs import list_runs
     from pygnc.tasks.ingest import build_message_stream
-    from pygnc.tasks.table import TASKS
+    from pygnc.tasks.table import enabled_tasks
 
     from ground.replay import _quiet_logger
 
@@ -204,7 +204,7 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
     stream = build_message_stream(Paths(scenario), config, _quiet_logger())
     t_last = stream.messages[-1][1]["t_sc_last_s"] if stream.messages else math.nan
     t_last = t_last if math.isfinite(t_last) else 0.0
-    task_names = {t.name for t in TASKS}
+    task_names = {t.name for t in enabled_tasks(config)}
     names = [n for n, _, _ in PROCESSORS if TASK_OF[n] in task_names]
     run = ReplayRun("pipeline", names, {n: "not in the flight task table" for n, _, _ in PROCESSORS if n not in names})
     run.extra["stream"] = stream

@@ -65,10 +65,11 @@ def channels_table() -> str:
 
 
 def tasks_table() -> str:
-    rows = ["| id | task | subscribes | publishes | sink |", "|---:|---|---|---|---|"]
+    rows = ["| id | task | subscribes | publishes | sink | runs when |", "|---:|---|---|---|---|---|"]
     for t in TASKS:
         rows.append(f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
-                    f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} |")
+                    f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} | "
+                    f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'} |")
     return "\n".join(rows)
 
 

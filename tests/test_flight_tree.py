@@ -16,11 +16,13 @@ from pygnc.formats import status as S
 from pygnc.formats.buslog import decode_frames
 from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
-from pygnc.tasks.table import TASKS
+from pygnc.config import Config
+from pygnc.tasks.table import enabled_tasks
 from conftest import PY4_DATA
 
 SAMPLE = REPO / "data" / "sample"
 BENCH_CAPTURE = PY4_DATA / "pygnc_example" / "sense.bin"
+TASKS = enabled_tasks(Config())  # the host's default run
 N_TASKS = len(TASKS)
 
 

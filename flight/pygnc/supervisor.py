@@ -1,6 +1,6 @@
 """The supervisor: ``main.py <timeout_minutes> <spacecraft_time_s>``.
 
-Starts every task of :data:`pygnc.tasks.table.TASKS` as its own OS process, holds them at
+Starts every enabled task of :data:`pygnc.tasks.table.TASKS` as its own OS process, holds them at
 a start barrier until all are ready, pings them (warn when a reply is late, kill and
 restart when it is very late), restarts a crashed task with bounded retries and
 exponential backoff, publishes the health table, and stops the tree in order when the
@@ -38,7 +38,7 @@ from .config import Config, Paths, load_config
 from .logs import create_run_dir, setup_task_logging, sync_logs
 from .signals import StopSignals
 from .bus.channels import CHANNELS
-from .tasks.table import TASKS, TaskSpec, active_subscriptions, expected_subscribers
+from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 
 log = logging.getLogger("supervisor")
 
@@ -105,7 +105,7 @@ class Supervisor:
         self.config, self.paths = config, paths
         self.run_number, self.log_dir, self.run_dir = run_number, log_dir, run_dir
         self.stop_requested: str | None = None  # set by the signal handler only
-        self.tasks = [TaskProc(spec) for spec in TASKS]
+        self.tasks = [TaskProc(spec) for spec in enabled_tasks(config)]
         self.by_name = {t.spec.name: t for t in self.tasks}
         self.ping_key = 0
         self.decode_counters = DecodeCounters()
@@ -116,7 +116,7 @@ class Supervisor:
         self.zctx = zmq.Context()
         self.control = ControlServer(self.zctx, run_dir, self.decode_counters)
         self.health_pub = Publisher(self.zctx, "health", run_dir, Encoder("supervisor"),
-                                    expected_subscribers("health"))
+                                    expected_subscribers("health", config))
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)
         self.poller.register(self.signals.read_fd, zmq.POLLIN)
@@ -214,7 +214,7 @@ class Supervisor:
 
     def _request_replay(self, t: TaskProc) -> None:
         """Ask the producers of what restarted task *t* consumes to publish their stream again."""
-        for channel in active_subscriptions(t.spec):
+        for channel in active_subscriptions(t.spec, self.config):
             producer = self.by_name.get(CHANNELS[channel].producer)
             if producer is not None and producer.alive() and producer.started:
                 self.control.send(producer.spec.name, "replay", {"reason": f"{t.spec.name} restarted"})

@@ -124,9 +124,9 @@ class TaskRunner:
         self.control = ControlClient(self.zctx, ctx.run_dir, self.name, self.decode_counters)
         max_bytes = ctx.config.max_message_bytes
         self.subscribers = {c: Subscriber(self.zctx, c, ctx.run_dir, self.decode_counters, max_bytes)
-                            for c in active_subscriptions(ctx.spec)}
+                            for c in active_subscriptions(ctx.spec, ctx.config)}
         self.publishers = {c: Publisher(self.zctx, c, ctx.run_dir, self.encoder,
-                                        expected_subscribers(c), max_bytes)
+                                        expected_subscribers(c, ctx.config), max_bytes)
                            for c in ctx.spec.publishes}
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)

@@ -20,7 +20,7 @@ from ..formats import status as st
 from ..formats.info import render_info
 from ..logs import BusLogWriter
 from .base import Task
-from .table import TASK_NAMES_BY_ID, TASKS
+from .table import TASK_NAMES_BY_ID, enabled_tasks
 
 _TASK_IDS = {name: tid for tid, name in TASK_NAMES_BY_ID.items()}
 _STATE_INDEX = {name: i for i, name in enumerate(st.TASK_STATES)}
@@ -45,8 +45,8 @@ class StatusReporter(Task):
                 self.log.warning("removed temporary files a crash left next to %s", path.name)
         self.buslog = BusLogWriter(ctx.log_dir / "bus.log", ctx.run_number, SCHEMA_VERSION,
                                    ctx.config.bus_log_max_bytes, ctx.config.log_fsync_period_s)
-        # Health slots: every task of the table, "starting" until the supervisor says more.
-        for k, spec in enumerate(TASKS[: st.MAX_TASKS]):
+        # Health slots: every task that runs, "starting" until the supervisor says more.
+        for k, spec in enumerate(enabled_tasks(ctx.config)[: st.MAX_TASKS]):
             self.status[f"task{k}_id"] = spec.task_id
             self.status[f"task{k}_state"] = _STATE_INDEX["starting"]
         self.write_status()  # first status at once, before the handshake completes

@@ -2,8 +2,10 @@
 
 Order is start order: the status reporter first (so the first status file appears at
 once), producers after it.  ``task_id`` is stable and is what the status file's health
-slots carry (see docs/interface.md).  Estimators and the batch writer add a row here when
-they land.
+slots carry (see docs/interface.md).  A task whose ``enabled_by`` names a configuration
+field runs only when that field is true (device tasks are off in the host's default run);
+:func:`enabled_tasks` is the set the supervisor starts, and subscriptions and ready
+handshakes count only enabled tasks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bus.channels import CHANNELS
+from ..config import Config
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,12 @@ class TaskSpec:
     #: Sinks keep draining after a stop signal until the producers are gone, so they
     #: record the producers' final messages (status reporter, writers).
     sink: bool = False
+    #: Name of a :class:`~pygnc.config.Config` field; the task runs only when it is true.
+    #: None: always runs.
+    enabled_by: str | None = None
+
+    def enabled(self, config: Config) -> bool:
+        return self.enabled_by is None or bool(getattr(config, self.enabled_by))
 
 
 TASKS: tuple[TaskSpec, ...] = (
@@ -42,16 +51,22 @@ TASKS_BY_NAME = {t.name: t for t in TASKS}
 TASK_NAMES_BY_ID = {t.task_id: t.name for t in TASKS}
 
 
-def _producers() -> set[str]:
-    return {t.name for t in TASKS} | {"supervisor"}
+def enabled_tasks(config: Config) -> tuple[TaskSpec, ...]:
+    """The tasks that run under *config*, in start order."""
+    return tuple(t for t in TASKS if t.enabled(config))
 
 
-def active_subscriptions(spec: TaskSpec) -> tuple[str, ...]:
-    """The channels *spec* consumes whose producer is actually in the table."""
-    producers = _producers()
+def _producers(config: Config) -> set[str]:
+    return {t.name for t in enabled_tasks(config)} | {"supervisor"}
+
+
+def active_subscriptions(spec: TaskSpec, config: Config) -> tuple[str, ...]:
+    """The channels *spec* consumes whose producer runs under *config*."""
+    producers = _producers(config)
     return tuple(c for c in spec.subscribes if CHANNELS[c].producer in producers)
 
 
-def expected_subscribers(channel: str) -> int:
-    """How many tasks subscribe to *channel* (the producer's ready handshake waits for them)."""
-    return sum(channel in active_subscriptions(t) for t in TASKS)
+def expected_subscribers(channel: str, config: Config) -> int:
+    """How many running tasks subscribe to *channel* (the producer's ready handshake waits
+    for them)."""
+    return sum(channel in active_subscriptions(t, config) for t in enabled_tasks(config))
