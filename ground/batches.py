@@ -203,7 +203,7 @@ def _find_gaps(bs: BatchSet) -> None:
     groups: dict[tuple, list[float]] = defaultdict(list)
     for row in bs.rows:
         kind = row.record.kind
-        if kind is None or kind.period_s is None or kind.context:
+        if kind is None or kind.period_s is None or kind.context or not kind.regular:
             continue
         if kind.name in ESTIMATE_TABLES and row.record.values()["flags"] & 1:
             continue  # propagated estimates follow the wall clock, not the data

@@ -76,6 +76,9 @@ class Config:
     log_fsync_period_s: float = 1.0
 
     # --- batch files (downlink products, pygnc.tasks.batch_writer) -------------------------
+    #: Run the batch writer (on in the host's default run; off only to compare or to spare a
+    #: failing SD card).
+    batch_writer_enabled: bool = True
     #: Directory of the batch files: absolute, or relative to PYGNC_HOME.
     batch_dir: str = "pygnc_batches"
     #: Radio id of this spacecraft, written into every batch-file header (PY4: 0x4A-0x4D;

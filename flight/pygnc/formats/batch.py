@@ -28,7 +28,7 @@ Record frame (little-endian)::
 Encodings of a field: integer codes with a ``scale`` store ``round(value / scale)``
 (error <= scale / 2), saturated to the code's range; the code's most negative value
 (e.g. -2**31) is reserved for NaN / unknown.  Unscaled integers (counters, ids, flags)
-saturate at their range.  ``e`` is IEEE binary16 (3 significant digits: relative step
+saturate at their range.  ``e`` is IEEE binary16 (3 significant digits: relative error at most
 2**-11 = 4.9e-4; magnitudes beyond 65504 become +-inf), ``f`` binary32, ``d`` binary64;
 a float field with a ``scale`` stores ``value / scale``.
 
@@ -160,16 +160,17 @@ class Field:
         if self.code == "s":
             return f"UTF-8 text, at most {self.count} bytes"
         if self.code in _INT_RANGE:
-            if self.scale is None:
-                lo, hi = _INT_RANGE[self.code]
-                return f"integer, saturates at {lo}..{hi}"
             lo, hi = _INT_RANGE[self.code]
-            return f"step {self.scale:g}, range ±{hi * self.scale:.4g}"
-        what = {"e": "binary16 (3 digits)", "f": "binary32 (7 digits)", "d": "binary64"}[self.code]
+            if self.scale is None:
+                return f"integer, saturates at {lo}..{hi}"
+            return (f"step {self.scale:.6g} (error ≤ {self.scale / 2:.3g}), saturates at ±{hi * self.scale:.4g}; "
+                    f"{lo} = NaN")
+        what = {"e": "binary16: 3 digits (relative error ≤ 4.9e-4)", "f": "binary32: 7 digits",
+                "d": "binary64"}[self.code]
         if self.scale is not None:
-            what += f" of value/{self.scale:g}"
+            what += f" of value / {self.scale:g}"
         if self.code == "e":
-            what += f", |value| ≤ {65504 * (self.scale or 1):g}"
+            what += f"; magnitudes above {65504 * (self.scale or 1):g} become inf"
         return what
 
     def pack_one(self, v):
@@ -230,7 +231,8 @@ class RecordKind:
     when the ``on_change`` fields change).  ``on_change`` fields force a record when they
     differ from the last recorded ones.  ``final``: the last message of a run is recorded
     when the writer stops even if its bin is taken.  ``context``: the latest record is
-    repeated at the start of every file, so each file can be read alone.
+    repeated at the start of every file, so each file can be read alone.  ``regular``:
+    records are expected at the cadence, so the ground reports gaps in them.
     """
 
     name: str
@@ -246,6 +248,8 @@ class RecordKind:
     final: bool = False
     context: bool = False
     enabled: bool = True
+    #: Records are expected at the cadence (the ground reports gaps); False for sporadic kinds.
+    regular: bool = True
     _struct: struct.Struct = field(init=False, repr=False, compare=False)
     _spans: dict = field(init=False, repr=False, compare=False)
 
@@ -377,8 +381,16 @@ def _enc_note(t: str, b: dict) -> dict:
 
 _F = Field
 #: Every record kind, declared once.  Codes are never reused and a code's layout never
-#: changes (a changed layout is a new kind); other drivers add their kinds here (the IMU
-#: ingest and housekeeping tasks are adding theirs).
+#: changes (a changed layout is a new kind).  A driver adds its kind here, e.g. for a
+#: channel ``imu`` carrying ``imu_sample`` messages::
+#:
+#:     RecordKind("imu", 12, ("imu",), ("imu_sample",),
+#:                (Field("gyro_rad_s", "e", 3, None, "angular rate, IMU axes, rad/s"), ...),
+#:                _enc_imu, "an IMU sample", period_s=60.0)
+#:
+#: with ``_enc_imu(msg_type, body) -> {field: value, ..., "t_sc_s": record time}`` (or None to
+#: skip the message); then ``scripts/interface_tables.py --write``.  The writer subscribes to
+#: the new channel by itself (:func:`channels`), the ground decodes and tabulates it.
 KINDS: tuple[RecordKind, ...] = (
     RecordKind(
         "clock_map", 1, ("meas",), ("clock_map",), (
@@ -486,7 +498,8 @@ KINDS: tuple[RecordKind, ...] = (
             _F("estimator", "s", 10, None, "estimator name"),
             _F("code", "s", 22, None, "note code (e.g. no_fix)"),
             _F("text", "s", 64, None, "the note's text, cut at 64 bytes"),
-        ), _enc_note, "an estimator's note (record time: when received)", period_s=600.0, key="code"),
+        ), _enc_note, "an estimator's note (record time: when received)", period_s=600.0, key="code",
+        regular=False),
 )
 
 KINDS_BY_NAME: dict[str, RecordKind] = {k.name: k for k in KINDS}

@@ -48,7 +48,7 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("formation",)),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
     TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels(), publishes=(),
-             sink=True),
+             sink=True, enabled_by="batch_writer_enabled"),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
