@@ -295,13 +295,20 @@ def test_restart_within_a_run_finds_its_records(tmp_path):
     assert not s3.open().restarted and s3.run_records() == []
 
 
-def test_unusable_directory_is_an_oserror_at_open(tmp_path):
+def test_unusable_directory_is_retried(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(OSError):
         bs.BatchStore(f / "sub", 1, "k", 0).open()
-    s = bs.BatchStore(f / "sub", 1, "k", 0)
-    assert not s.append(*_record(0)) and s.counters.records_not_written == 1
+    clock = FakeClock()
+    s = bs.BatchStore(f / "sub", 1, "k", 0, clock=clock)
+    assert not s.append(*_record(0)) and not s.append(*_record(1))
+    assert s.counters.records_not_written == 2 and s.counters.write_errors == 1
+    f.unlink()  # the problem goes away
+    clock.t += bs.RETRY_AFTER_S
+    assert s.append(*_record(2))
+    s.close()
+    assert _all_records(f / "sub") == [_record(2)[0]]
 
 
 def test_resolve_batch_dir(tmp_path):

@@ -308,6 +308,12 @@ class BatchStore:
     def append(self, record: bytes, t_sc_s: float) -> bool:
         """Write one framed record; False (and counted) if it could not be written."""
         now = self.clock()
+        if not self.opened and now >= self._retry_at:
+            try:  # the directory could not be made at start: try again now and then
+                self.open()
+            except OSError as exc:
+                self._note_error("opening the directory", exc)
+                self._retry_at = now + RETRY_AFTER_S
         if not self.opened or now < self._retry_at or self._low_on_space(now):
             self.counters.records_not_written += 1
             return False
@@ -329,18 +335,12 @@ class BatchStore:
             return False
 
     def _abandon(self) -> None:
-        """After a write error: close what can be closed; the records written stay in the file."""
-        if self.file is not None:
-            try:
-                self.close_file(fmt.FILE_CLOSED_ERROR)
-            except OSError as exc:
-                self._note_error("close", exc)
-                if self.file is not None:
-                    try:
-                        os.close(self.file.fd)
-                    except OSError:
-                        pass
-                    self.file = None  # a .part stays behind; the next start recovers it
+        """After a write error: close the file if possible (the records written stay in it);
+        if even that fails, the .part stays behind for the next start to recover."""
+        try:
+            self.close_file(fmt.FILE_CLOSED_ERROR)
+        except OSError as exc:
+            self._note_error("close", exc)
 
     def sync(self) -> None:
         f = self.file
