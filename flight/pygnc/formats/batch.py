@@ -28,9 +28,10 @@ Record frame (little-endian)::
 Encodings of a field: integer codes with a ``scale`` store ``round(value / scale)``
 (error <= scale / 2), saturated to the code's range; the code's most negative value
 (e.g. -2**31) is reserved for NaN / unknown.  Unscaled integers (counters, ids, flags)
-saturate at their range.  ``e`` is IEEE binary16 (3 significant digits: relative error at most
-2**-11 = 4.9e-4; magnitudes beyond 65504 become +-inf), ``f`` binary32, ``d`` binary64;
-a float field with a ``scale`` stores ``value / scale``.
+saturate at their range.  ``e`` is IEEE binary16 (3 significant digits: relative error at
+most 2**-11 = 4.9e-4; below 6.1e-5 a fixed step of 6e-8; magnitudes beyond 65504 become
++-inf), ``f`` binary32, ``d`` binary64; a float field with a ``scale`` stores
+``value / scale``.
 
 Decoding never raises: :func:`decode_batch` resynchronises on the sync byte, keeps every
 record whose CRC holds, and counts what it skipped (torn tail, flipped bits, garbage,
@@ -170,7 +171,8 @@ class Field:
         if self.scale is not None:
             what += f" of value / {self.scale:g}"
         if self.code == "e":
-            what += f"; magnitudes above {65504 * (self.scale or 1):g} become inf"
+            sc = self.scale or 1
+            what += f"; below {6.1e-5 * sc:.2g} the step is {6e-8 * sc:.1g}; above {65504 * sc:g}: inf"
         return what
 
     def pack_one(self, v):
