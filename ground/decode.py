@@ -5,11 +5,16 @@ Kinds (detected from the content, or forced with ``--kind``):
 * ``sense``  - ~/sense.bin: sensor samples and own GPS fixes;
 * ``range``  - one ``rngNNNNN.bin`` or a ``range/`` directory: peer fixes and ranges;
 * ``status`` - ~/pygnc_status.bin;
-* ``buslog`` - ``bus.log`` of a run (or a run directory): every bus message.
+* ``buslog`` - ``bus.log`` of a run (or a run directory): every bus message;
+* ``batch``  - downlinked batch files ``batch_NNNNNNNN.bin`` (one, or a directory of them):
+  what the spacecraft recorded, with missing files, sequence breaks and gaps reported
+  (:mod:`ground.batches`).  ``--out DIR`` writes the estimates in the replay's CSV layout,
+  a CSV per other record kind, ``files.csv``, ``summary.json`` and plots.
 
 A summary (with the counts of skipped bytes) goes to stdout; ``--csv OUT`` also writes the
 decoded records (sense: OUT = sensor samples, OUT with ``_gps`` = fixes; range: OUT =
-ranges, ``_peer_gps`` = peer fixes; status: name,value rows; buslog: one row per message).
+ranges, ``_peer_gps`` = peer fixes; status: name,value rows; buslog: one row per message;
+batch: OUT = one row per file, ``_<kind>`` = the records of each kind).
 Exit status: 0 decoded (even with skipped bytes), 1 unreadable or invalid, 2 bad usage.
 """
 
@@ -29,22 +34,29 @@ from pygnc.config import Config
 def add_arguments(p) -> None:
     p.add_argument("file", type=Path, help="file or directory to decode")
     p.add_argument("--csv", type=Path, metavar="OUT", help="also write the records as CSV")
-    p.add_argument("--kind", choices=("auto", "sense", "range", "status", "buslog"), default="auto")
+    p.add_argument("--kind", choices=("auto", "sense", "range", "status", "buslog", "batch"), default="auto")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="batch files: write CSVs (estimates in the replay's layout), summary.json and plots to DIR")
+    p.add_argument("--no-plots", action="store_true", help="batch files with --out: no plots")
     p.add_argument("--accept-status", default=None, metavar="LIST",
                    help="comma-separated NovAtel solution-status values accepted as valid fixes "
                         "(default 0; the flight team's simulator needs 0,1)")
 
 
 def detect_kind(path: Path) -> str:
-    from pygnc.formats import buslog, status
+    from pygnc.formats import batch, buslog, status
 
     if path.is_dir():
         if (path / "bus.log").exists():
             return "buslog"
+        if any(batch.FILE_RE.match(p.name) or batch.PART_RE.match(p.name) for p in path.iterdir()):
+            return "batch"
         return "range"
     head = path.read_bytes()[:4]
     if head == status.MAGIC:
         return "status"
+    if head == batch.MAGIC or batch.sequence_of(path.name) is not None:
+        return "batch"
     if head[:2] == buslog.SYNC or path.name.endswith(".log"):
         return "buslog"
     if head[:3] == b"\xAA\x44\x12" or path.name.startswith("rng"):
@@ -203,14 +215,35 @@ def decode_buslog(args) -> int:
     return 0
 
 
+def decode_batch(args) -> int:
+    from ground import batches
+
+    bs = batches.read_batches(args.file)
+    for line in batches.report_lines(bs):
+        print(line)
+    if not bs.files:
+        print(f"decode: {args.file}: no batch files", file=sys.stderr)
+        return 1
+    if args.out:
+        written = batches.write_products(bs, args.out, plots=not args.no_plots)
+        print(f"  wrote {len(written)} files to {args.out}/")
+    if args.csv:
+        written = batches.write_products(bs, args.out or args.csv.parent, plots=False, csv_base=args.csv)
+        print(f"  wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def run(args) -> int:
     if not args.file.exists():
         print(f"decode: {args.file}: no such file or directory", file=sys.stderr)
         return 1
     try:
         kind = detect_kind(args.file) if args.kind == "auto" else args.kind
+        if args.out and kind != "batch":
+            print(f"decode: --out is for batch files ({args.file} is {kind}); use --csv", file=sys.stderr)
+            return 2
         return {"sense": decode_sense, "range": decode_range, "status": decode_status,
-                "buslog": decode_buslog}[kind](args)
+                "buslog": decode_buslog, "batch": decode_batch}[kind](args)
     except (OSError, ValueError) as exc:
         print(f"decode: {args.file}: {exc}", file=sys.stderr)
         return 1

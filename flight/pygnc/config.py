@@ -75,6 +75,34 @@ class Config:
     #: fsync period of log files, s (a power cut loses at most this much).
     log_fsync_period_s: float = 1.0
 
+    # --- batch files (downlink products, pygnc.tasks.batch_writer) -------------------------
+    #: Run the batch writer (on in the host's default run; off only to compare or to spare a
+    #: failing SD card).
+    batch_writer_enabled: bool = True
+    #: Directory of the batch files: absolute, or relative to PYGNC_HOME.
+    batch_dir: str = "pygnc_batches"
+    #: Radio id of this spacecraft, written into every batch-file header (PY4: 0x4A-0x4D;
+    #: 0 = not set).
+    spacecraft_id: int = 0
+    #: Record kinds written (names: docs/interface.md, batch files); empty: the default set.
+    batch_kinds: tuple[str, ...] = ()
+    #: Cadence per record kind, s of record time (TOML table ``[batch_period_s]``, e.g.
+    #: ``orbit = 30``); 0 records every message, inf only changes.  Unlisted kinds keep their
+    #: defaults.
+    batch_period_s: dict = field(default_factory=dict)
+    #: A batch file is closed before a record would take it past this size, bytes (a range
+    #: file's ~25 kB) ...
+    batch_file_max_bytes: int = 25_600
+    #: ... or once it has held data for this long, s (so a long session hands files over).
+    batch_file_max_age_s: float = 600.0
+    #: Upper bound of all batch files on disk, bytes (the oldest are deleted first).
+    batch_total_max_bytes: int = 32 * 1024 * 1024
+    #: Free space left on the file system, bytes: below it the oldest batch files are
+    #: deleted, then records are dropped (and counted) rather than fill the SD card.
+    batch_min_free_bytes: int = 64 * 1024 * 1024
+    #: fsync period of the open batch file, s (a power cut loses at most this much).
+    batch_fsync_period_s: float = 1.0
+
     # --- bus --------------------------------------------------------------------------
     #: Largest message accepted on the bus, bytes.
     max_message_bytes: int = 64 * 1024
@@ -152,6 +180,11 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     for k, v in list(data.items()):
         if isinstance(v, list):
             data[k] = tuple(v)
+    from .formats.batch import check_selection  # (no numpy; formats import nothing of config)
+
+    problems = check_selection(data.get("batch_kinds", ()), data.get("batch_period_s", {}))
+    if problems:
+        raise ValueError(f"in {path}: " + "; ".join(problems))
     return Config(**data)
 
 

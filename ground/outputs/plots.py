@@ -1,7 +1,8 @@
 """PNG plots of a replay (matplotlib, Agg canvas: no display, no global pyplot state).
 
 With truth: estimate errors per axis with the estimator's own ±3σ, and NEES against its
-95 % bounds.  Without truth: GPS-fix and range residuals.  The time axis is hours since
+95 % bounds.  Without truth: GPS-fix and range residuals.  Downlinked batch files
+(:mod:`ground.batches`): estimates over time with their own ±3σ.  The time axis is hours since
 the first estimate of the replay (its UTC is in the axis label).
 """
 
@@ -79,6 +80,28 @@ def nees_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, int]
         ax.set_ylabel(name)
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel(xlabel)
+    return _save(fig, path)
+
+
+def time_series(path: Path, hours, values, title: str, labels, unit: str, xlabel: str, sigma=None,
+                logy: bool = False) -> Path:
+    """One panel per column of *values* (n, k), each with ±3 *sigma* (n, k) shaded around it
+    when given (an estimate and its own uncertainty); *logy* for magnitudes such as sigmas."""
+    values = np.asarray(values, dtype=float)
+    fig, axes = _figure(values.shape[1], title)
+    for j, ax in enumerate(axes):
+        v = values[:, j]
+        if sigma is not None:
+            s3 = 3.0 * np.asarray(sigma, dtype=float)[:, j]
+            ax.fill_between(hours, v - s3, v + s3, color="tab:blue", alpha=0.2, linewidth=0, label="±3σ")
+        ax.plot(hours, v, ".-", ms=2, lw=0.5, color="tab:red", label="estimate")
+        if logy and np.any(v > 0):
+            ax.set_yscale("log")
+        ax.set_ylabel(f"{labels[j]} [{unit}]")
+        ax.grid(True, alpha=0.3, which="both")
+    if sigma is not None:
+        axes[0].legend(loc="upper right", fontsize="small")
     axes[-1].set_xlabel(xlabel)
     return _save(fig, path)
 

@@ -1,7 +1,7 @@
 """The task table: every process the supervisor starts, declared once.
 
 Order is start order: the status reporter first (so the first status file appears at
-once), producers after it.  ``task_id`` is stable and is what the status file's health
+once), producers after it, then the batch writer (a sink too).  ``task_id`` is stable and is what the status file's health
 slots carry (see docs/interface.md).  A task whose ``enabled_by`` names a configuration
 field runs only when that field is true (device tasks are off in the host's default run);
 :func:`enabled_tasks` is the set the supervisor starts, and subscriptions and ready
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..bus.channels import CHANNELS
 from ..config import Config
+from ..formats import batch as _batch
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
+    # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
+    TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels(), publishes=(),
+             sink=True, enabled_by="batch_writer_enabled"),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
