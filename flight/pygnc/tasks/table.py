@@ -45,6 +45,8 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
+    TaskSpec("imu_ingest", 8, "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",),
+             enabled_by="imu_driver"),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
