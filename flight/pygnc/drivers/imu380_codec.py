@@ -122,7 +122,9 @@ class Framer:
 
     Bytes that are not part of a valid frame are skipped and counted; a frame whose CRC
     fails is counted and the search resumes one byte after its preamble (its length byte
-    may be the corrupted one), so a good frame right behind a bad one is never lost.
+    may be the corrupted one), so a good frame right behind a bad one is never lost - though
+    a corrupted length byte holds the frames behind it until enough bytes have arrived to
+    disprove it (at most 262: a quiet unit's answer then comes with the next resend).
     """
 
     def __init__(self, max_buffer: int = 4096):

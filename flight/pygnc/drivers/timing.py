@@ -74,10 +74,8 @@ class ClockSync:
     def offset_s(self) -> float:
         return self._win[0][1] if self._win else math.nan
 
-    def update(self, t_device_s: float, t_rx_s: float) -> float:
-        """Host time of a sample taken at *t_device_s* and read at *t_rx_s*.
-
-        Never later than *t_rx_s*, and strictly increasing from call to call."""
+    def observe(self, t_device_s: float, t_rx_s: float) -> None:
+        """A sample taken at device time *t_device_s* was read at host time *t_rx_s*."""
         d = t_rx_s - t_device_s
         win = self._win
         while win and win[-1][1] >= d:      # monotone deque: the front holds the minimum
@@ -85,7 +83,17 @@ class ClockSync:
         win.append((t_device_s, d))
         while win[0][0] < t_device_s - self.window_s:
             win.popleft()
-        t = min(t_device_s + win[0][1], t_rx_s)
+
+    def host_time(self, t_device_s: float) -> float:
+        """Host time of device time *t_device_s* with the current offset: never later than
+        the read time of any sample observed within the window."""
+        return t_device_s + self._win[0][1] if self._win else math.nan
+
+    def update(self, t_device_s: float, t_rx_s: float) -> float:
+        """observe + host_time, made strictly increasing from call to call (a sample seen
+        early with a large delay can make the next estimate go back; it is held at +1 us)."""
+        self.observe(t_device_s, t_rx_s)
+        t = self.host_time(t_device_s)
         if t <= self._last_out:
             t = self._last_out + 1e-6
         self._last_out = t

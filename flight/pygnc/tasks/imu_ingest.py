@@ -19,8 +19,9 @@ Runs only when ``Config.imu_driver`` is set (the host's default run has no IMU).
 
 Time tags: ``t_sc_s`` is the spacecraft clock (``t0_sc + monotonic - t0_mono``) of the
 instant the sample was taken: device time mapped onto the host clock by the minimum
-observed delay (:class:`~pygnc.drivers.timing.ClockSync`), or the read time for devices
-without a clock.
+observed delay (:class:`~pygnc.drivers.timing.ClockSync`, applied when a block is published
+so a block's own samples refine the offset), or the read time for devices without a clock.
+Never later than the sample's read time, strictly increasing within a connection.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class ImuIngest(Task):
         self.sync = ClockSync(c.imu_clock_window_s)
         self._last_t_dev = -math.inf
         self._last_t_host = -math.inf
-        self.pending: list[tuple] = []
+        self.pending: list[ImuSample] = []
         self.pending_lost = 0
         self.pending_since = 0.0
         self.description = f"{c.imu_driver} {c.imu_port}"
@@ -175,34 +176,41 @@ class ImuIngest(Task):
 
     # -- samples -------------------------------------------------------------------------
     def _take(self, samples: list[ImuSample]) -> None:
-        t0_sc, t0_mono = self.ctx.t0_sc_s, self.ctx.t0_mono_s
         if not self.pending:
             self.pending_since = time.monotonic()
         for s in samples:
             if math.isfinite(s.t_device_s):
                 if s.t_device_s <= self._last_t_dev:   # device clock restarted: realign
+                    self._publish()
                     self.sync.reset()
-                    self._last_t_host = -math.inf
                     self.c["time_resets"] += 1
                 self._last_t_dev = s.t_device_s
-                t_host = self.sync.update(s.t_device_s, s.t_rx_mono_s)
-            else:
-                t_host = max(s.t_rx_mono_s, self._last_t_host + 1e-6)
-            self._last_t_host = t_host
-            self.pending.append((t0_sc + (t_host - t0_mono), s.t_device_s, t0_sc + (s.t_rx_mono_s - t0_mono),
-                                 list(s.rate_rad_s), list(s.accel_m_s2), s.temp_c, s.status))
+                self.sync.observe(s.t_device_s, s.t_rx_mono_s)
+            self.pending.append(s)
             self.pending_lost += s.lost_before
         self.c["samples"] += len(samples)
         self.c["lost"] += sum(s.lost_before for s in samples)
 
     def _publish(self) -> None:
+        """Publish the pending samples; their times use the clock offset known now (which
+        includes every pending sample's own delay)."""
+        t0_sc, t0_mono = self.ctx.t0_sc_s, self.ctx.t0_mono_s
         while self.pending:
             block, self.pending = self.pending[:MAX_BLOCK], self.pending[MAX_BLOCK:]
-            cols = list(zip(*block))
+            t_sc = []
+            for s in block:
+                t = self.sync.host_time(s.t_device_s) if math.isfinite(s.t_device_s) else s.t_rx_mono_s
+                if not math.isfinite(t):
+                    t = s.t_rx_mono_s
+                t = max(t, self._last_t_host + 1e-6)
+                self._last_t_host = t
+                t_sc.append(t0_sc + (t - t0_mono))
             body = {"device": self.description, "connection": self.connection, "first_index": self.index,
-                    "lost": self.pending_lost, "t_sc_s": list(cols[0]), "t_device_s": list(cols[1]),
-                    "t_rx_sc_s": list(cols[2]), "rate_imu_rad_s": list(cols[3]),
-                    "accel_imu_m_s2": list(cols[4]), "temp_c": list(cols[5]), "status": list(cols[6])}
+                    "lost": self.pending_lost, "t_sc_s": t_sc, "t_device_s": [s.t_device_s for s in block],
+                    "t_rx_sc_s": [t0_sc + (s.t_rx_mono_s - t0_mono) for s in block],
+                    "rate_imu_rad_s": [list(s.rate_rad_s) for s in block],
+                    "accel_imu_m_s2": [list(s.accel_m_s2) for s in block],
+                    "temp_c": [s.temp_c for s in block], "status": [s.status for s in block]}
             self.index += len(block)
             self.pending_lost = 0
             if self.publish("imu", "imu_samples", body):
