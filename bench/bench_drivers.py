@@ -194,8 +194,6 @@ def stream_cpu(seconds: float) -> list[tuple[str, float, float]]:
 def task_cpu(seconds: float) -> tuple[float, float]:
     """CPU s/s of the imu_ingest process in the real flight tree, and of an idle task
     (formation_estimator after its batch) for comparison."""
-    import psutil
-
     from flight_harness import FlightRun
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-drivers-tree-"))

@@ -4,7 +4,7 @@ import math
 import struct
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pygnc.drivers import gx2_codec as gx

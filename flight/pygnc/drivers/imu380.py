@@ -36,9 +36,9 @@ from serial.tools import list_ports
 
 from ..atomic import write_atomic
 from . import imu380_codec as uu
-from .link import LinkError, LinkLost, SerialLink
+from .link import LinkError, SerialLink
 from .sample import ImuSample
-from .timing import ClockSync, TimerUnwrapper  # noqa: F401  (ClockSync re-exported for users)
+from .timing import TimerUnwrapper
 
 #: Baud rates tried by discovery, in order (python-openimu's list, most likely first).
 DEFAULT_BAUD_RATES = (115200, 57600, 38400, 230400, 460800)
