@@ -165,8 +165,8 @@ def _drive(stream, seconds: float) -> tuple[float, int]:
 
 def stream_cpu(seconds: float) -> list[tuple[str, float, float]]:
     rows = []
-    tmp = Path(tempfile.mkdtemp(prefix="bench-drivers-"))
-    link = tmp / "tty"
+    holder = tempfile.TemporaryDirectory(prefix="bench-drivers-")
+    link = Path(holder.name) / "tty"
     for name, sim_args, make in (
             ("IMU380 S1 100 Hz (pty)", ["imu380", "--link", str(link)], lambda: Imu380Stream(str(link), baud=115200)),
             ("GX2 continuous 100 Hz (pty)", ["gx2", "--link", str(link)], lambda: Gx2Stream(str(link))),
@@ -188,6 +188,7 @@ def stream_cpu(seconds: float) -> list[tuple[str, float, float]]:
     finally:
         _stop(p)
     rows.append(("monoDrive v16 100 Hz (UDP loopback)", st_cpu, n / seconds))
+    holder.cleanup()
     return rows
 
 
@@ -196,7 +197,8 @@ def task_cpu(seconds: float) -> tuple[float, float]:
     (formation_estimator after its batch) for comparison."""
     from flight_harness import FlightRun
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-drivers-tree-"))
+    holder = tempfile.TemporaryDirectory(prefix="bench-drivers-tree-")
+    tmp = Path(holder.name)
     link = tmp / "tty"
     cfg = tmp / "imu.toml"
     cfg.write_text(f'imu_driver = "imu380"\nimu_port = "{link}"\n')
@@ -220,6 +222,7 @@ def task_cpu(seconds: float) -> tuple[float, float]:
             run.wait_exit(10)
     finally:
         _stop(p)
+        holder.cleanup()
     return (c1["imu_ingest"] - c0["imu_ingest"]) / dt, (c1["formation_estimator"] - c0["formation_estimator"]) / dt
 
 

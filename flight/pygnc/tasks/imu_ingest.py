@@ -21,7 +21,8 @@ Time tags: ``t_sc_s`` is the spacecraft clock (``t0_sc + monotonic - t0_mono``) 
 instant the sample was taken: device time mapped onto the host clock by the minimum
 observed delay (:class:`~pygnc.drivers.timing.ClockSync`, applied when a block is published
 so a block's own samples refine the offset), or the read time for devices without a clock.
-Never later than the sample's read time, strictly increasing within a connection.
+Not later than the sample's read time (but for the 1-us steps that keep the tags strictly
+increasing within a connection).
 """
 
 from __future__ import annotations
