@@ -15,6 +15,8 @@ COMMANDS = {
     "decode": ("ground.decode", "decode sense.bin, range, status or log files (optionally to CSV)"),
     "simulate": ("ground.simulate", "write a truth-known scenario directory the flight code can consume"),
     "replay": ("ground.replay", "run the flight estimators on a scenario and write CSV/OEM/plots"),
+    "imu380": ("ground.imu380_tool", "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)"),
+    "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
 }
 
 

@@ -152,6 +152,47 @@ class Config:
     #: CPU time an estimator may spend per call propagating to "now", s.
     propagation_budget_s: float = 0.05
 
+    # --- external IMU (task imu_ingest; it runs only when imu_driver is set) ------------
+    #: "" (no IMU: the task does not run), "imu380" (Aceinna IMU380/DMU380), "gx2"
+    #: (MicroStrain 3DM-GX2, 0xC2 packets) or "monodrive" (monoDrive's GX2 emulation).
+    imu_driver: str = ""
+    #: imu380/gx2: a serial device or any pyserial URL (a stable path such as
+    #: /dev/serial/by-id/... survives replugging); imu380 also "auto" (discovery).
+    #: monodrive: udp://HOST:PORT (bound here) or tcp://HOST:PORT (connected to).
+    imu_port: str = ""
+    #: Baud rate; 0: try imu_baud_rates (imu380) or 115200 (gx2).
+    imu_baud: int = 0
+    imu_baud_rates: tuple[int, ...] = (115200, 57600, 38400, 230400, 460800)
+    #: Ports discovery ("auto") tries besides its cached last-good port; empty: every
+    #: serial port the OS lists (Bluetooth skipped; ports in use skipped).
+    imu_discovery_ports: tuple[str, ...] = ()
+    #: imu380: output packet type ("S1", "S0", "A1", "A2", "N0", "N1") and rate, Hz (100, 50,
+    #: 25, 20, 10, 5, 4, 2) set on connect (volatile: lost at power-off); "" / 0: leave as is.
+    imu_packet_type: str = ""
+    imu_packet_rate_hz: float = 0.0
+    #: gx2: "continuous" (the unit streams) or "polled" (one 0xC2 request per sample) at
+    #: imu_poll_rate_hz.
+    imu_gx2_mode: str = "continuous"
+    imu_poll_rate_hz: float = 100.0
+    #: monodrive: header ("v16" = 16-byte big-endian of the current clients, "tcp12" /
+    #: "udp8" = the 2018 native headers), payload checksum required, and whether HOST may be
+    #: other than loopback (flight sockets stay on loopback unless this is set).
+    imu_monodrive_header: str = "v16"
+    imu_monodrive_verify_checksum: bool = False
+    imu_allow_network: bool = False
+    #: Reconnect backoff after a failure or unplug: first wait, doubling up to the max, s.
+    imu_reconnect_backoff_s: float = 0.25
+    imu_reconnect_max_backoff_s: float = 8.0
+    #: An open link with no valid sample for this long is closed and reopened, s.
+    imu_stale_s: float = 1.0
+    #: Samples are published in blocks, each at most this old, s.
+    imu_publish_period_s: float = 0.1
+    #: Window over which device time is aligned to the host clock (minimum delay), s.
+    imu_clock_window_s: float = 10.0
+    #: IMU axes -> body axes, row-major 3x3 (v_body = R @ v_imu), for consumers of the
+    #: ``imu`` channel (samples are published in IMU axes).  Not the BMX160's imu_to_body.
+    imu_device_to_body: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
     #: Overrides of the orbit filter's tunables, by the field names of
     #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
     #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).
@@ -213,6 +254,11 @@ class Paths:
     @property
     def info_file(self) -> Path:
         return self.home / "pygnc_info.txt"
+
+    @property
+    def imu_port_cache(self) -> Path:
+        """Last port and baud where IMU discovery found a unit (tried first next time)."""
+        return self.home / ".pygnc_imu_port.json"
 
     @property
     def log_root(self) -> Path:

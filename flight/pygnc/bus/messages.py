@@ -63,6 +63,20 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "n_range": "int",
         "t_sc_first_s": "num", "t_sc_last_s": "num",
     },
+    # ---- external IMU (channel "imu", from imu_ingest) -----------------------------------
+    # A block of consecutive samples of one connection, oldest first, in the IMU's own axes
+    # (Config.imu_device_to_body rotates them into body axes).  Per sample: t_sc_s = when it
+    # was taken on the spacecraft clock (device time aligned to the host clock by minimum
+    # delay; strictly increasing within a connection), t_device_s = the device's own
+    # monotonic time (NaN if it has none), t_rx_sc_s = when its bytes were read.
+    # ``connection`` counts (re)connections from 1: device time restarts with each.
+    # ``first_index`` numbers samples within the connection; ``lost`` = samples the device's
+    # counter/timer says were lost inside or just before this block.
+    "imu_samples": {
+        "device": "str", "connection": "int", "first_index": "int", "lost": "int",
+        "t_sc_s": "list", "t_device_s": "list", "t_rx_sc_s": "list",
+        "rate_imu_rad_s": "list", "accel_imu_m_s2": "list", "temp_c": "list", "status": "list",
+    },
     # ---- estimates ----------------------------------------------------------------------
     "orbit_estimate": {
         "t_sc_s": "num", "t_gps_s": "num", "unix_time_s": "num",

@@ -49,6 +49,8 @@ TASKS: tuple[TaskSpec, ...] = (
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
     TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels(), publishes=(),
              sink=True, enabled_by="batch_writer_enabled"),
+    TaskSpec("imu_ingest", 8, "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",),
+             enabled_by="imu_driver"),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
