@@ -165,15 +165,17 @@ def test_missing_inputs_are_reported_not_fatal(tmp_path):
 
 
 def test_bench_capture_without_fix(tmp_path):
-    home = make_home(tmp_path, sense=BENCH_CAPTURE.read_bytes())
-    with FlightRun(home, spacecraft_time_s=1_000_000_000) as run:
+    capture = BENCH_CAPTURE.read_bytes()
+    t_end = float(max(decode_sense(capture).sensors["t_sc_s"])) + 1.0
+    home = make_home(tmp_path, sense=capture)
+    with FlightRun(home, spacecraft_time_s=t_end) as run:
         st = run.wait_status(lambda s: _batch_done(s) and _all_running(s))
         assert st["sense_records"] == 33 and st["sense_bytes_skipped"] == 0
         assert st["flags"] & S.FLAG_NO_VALID_FIX and not st["flags"] & S.FLAG_ORBIT_VALID
-        info = (home / "pygnc_info.txt").read_bytes()
+        info = (home / "pygnc_info.txt").read_bytes()  # written before the status: as new
         assert b"none: no fix" in info
         # attitude: rates and gyro bias from the gyro, but no attitude without a position
-        st = run.wait_status(lambda s: math.isfinite(s["att_t_sc_s"]))
+        st = run.wait_status(lambda s: S.ESTIMATE_QUALITY[s["att_quality"]] == "rates_only")
         assert st["flags"] & S.FLAG_ATT_NO_POSITION and not st["flags"] & S.FLAG_ATTITUDE_VALID
         assert all(abs(b) < 0.05 for b in st["att_gyro_bias_rad_s"])  # bench: ~0.5 deg/s bias
         assert b"att rates only" in (home / "pygnc_info.txt").read_bytes()
@@ -244,7 +246,7 @@ def test_now_far_after_the_batch_keeps_every_task_alive(tmp_path):
     stalls past the health limit (review finding C1), and the tree still stops cleanly."""
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=_sample_end_sc() + 3 * 86400.0) as run:
-        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and s["flags"] & S.FLAG_ORBIT_VALID)
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and math.isfinite(s["orbit_t_sc_s"]))
         t_end = time.monotonic() + 6.0  # well past where a blocked loop would be judged late
         while time.monotonic() < t_end:
             st = run.status()
@@ -255,6 +257,14 @@ def test_now_far_after_the_batch_keeps_every_task_alive(tmp_path):
             time.sleep(0.2)
         st = run.status()
         assert st["orbit_t_sc_s"] > _sample_end_sc() + 60  # propagation is making progress
+        # ... but "now" is beyond the 2-day horizon: nothing is valid, and no estimate is
+        # propagated past the horizon (issue 15 item 8).
+        horizon = st["batch_t_sc_last_s"] + Config().max_propagation_s
+        assert not st["flags"] & (S.FLAG_ORBIT_VALID | S.FLAG_ATTITUDE_VALID | S.FLAG_FORMATION_VALID)
+        assert S.ESTIMATE_QUALITY[st["orbit_quality"]] == "horizon"
+        assert S.ESTIMATE_QUALITY[st["att_quality"]] == "horizon"
+        assert st["orbit_t_sc_s"] <= horizon and st["att_t_sc_s"] <= horizon + 1e-3
+        assert b"orb horizon" in (home / "pygnc_info.txt").read_bytes()
         pids = [p.pid for p in run.tree()]
         run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))
