@@ -159,6 +159,12 @@ class SyncingFileHandler(logging.FileHandler):
                 self.errors += 1
             self._dirty = False
 
+    def close(self):
+        try:
+            super().close()
+        except (OSError, ValueError):  # the last flush on a full disk
+            self.errors += 1
+
 
 def records_dropped() -> int:
     """Log records of this process not written (free-space reserve, write errors)."""

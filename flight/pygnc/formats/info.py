@@ -61,7 +61,7 @@ def duration(seconds: float) -> str:
         return f"{s / 60:.0f}m"
     if s < 48 * 3600:
         return f"{s / 3600:.1f}h"
-    if s < 730 * 86400:
+    if s < 365.25 * 86400:
         return f"{s / 86400:.1f}d"
     return f"{min(s / 31_557_600, 999.0):.1f}y"
 
