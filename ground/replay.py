@@ -624,6 +624,12 @@ def run(args) -> int:
     truth, status = _check_arguments(args)
     if status is not None:
         return status
+    # The ground extra, checked before any work (ground.__main__ names what to install).
+    import scipy  # noqa: F401
+    import tqdm  # noqa: F401
+
+    if not args.no_plots:
+        import matplotlib  # noqa: F401
     try:
         from ground.simulate import parse_duration_s
 
