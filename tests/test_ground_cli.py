@@ -187,3 +187,16 @@ def test_missing_ground_extra_names_what_to_install(tmp_path):
         p = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, timeout=120, cwd=REPO)
         assert p.returncode == 2 and "pygnc[ground]" in p.stderr, (cmd, p.stderr)
         no_traceback(p)
+
+
+def test_decode_status_shows_quality_and_age(tmp_path, capsys):
+    from pygnc.formats.status import ESTIMATE_QUALITY, encode_status
+
+    f = tmp_path / "pygnc_status.bin"
+    f.write_bytes(encode_status({"t_sc_s": 2e9, "batch_t_sc_last_s": 2e9 - 3 * 86400,
+                                 "orbit_t_sc_s": 2e9 - 86400, "orbit_quality": ESTIMATE_QUALITY.index("horizon"),
+                                 "clock_utc_minus_sc_s": 7.9e8 + 0.5}))
+    assert main(["decode", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "orbit: horizon, epoch 24.0h before this write, 2.0d beyond the batch" in out
+    assert "orbit_quality = 4 (horizon)" in out and "clock_utc_minus_sc_s = 790000000.5" in out
