@@ -19,9 +19,23 @@ from pygnc.formats.range_file import decode_range, encode_range_group
 SAMPLE = REPO / "data" / "sample"
 
 
-def ground(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ground", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=kw.pop("cwd", REPO), **kw)
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def ground(*args) -> Result:
+    """``python -m ground ARGS`` in this process (argparse's usage exits included)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as exc:
+            rc = exc.code
+    return Result(rc, out.getvalue(), err.getvalue())
 
 
 def no_traceback(p):
