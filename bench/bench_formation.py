@@ -285,7 +285,7 @@ def stream_measurements(messages, peer_id=0x4B):
     clock = None
     for t, b in messages:
         if t == "clock_map":
-            clock = ClockMap(b["offset_s"], b["drift"], b["t_ref_sc_s"], b["n_pairs"], b["residual_rms_s"])
+            clock = ClockMap(b["gps_minus_sc_s"], b["drift"], b["t_ref_sc_s"], b["n_pairs"], b["residual_rms_s"])
         elif t == "gps_fix" and b["valid"] and b["peer_id"] in (0, peer_id):
             (own if b["peer_id"] == 0 else peer).append(b)
         elif t == "range" and b["peer_id"] == peer_id and b["valid"]:

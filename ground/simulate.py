@@ -559,7 +559,7 @@ def _extra_spacecraft(k: int) -> scn.SpacecraftSettings:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="scenario directory to write")
-    parser.add_argument("--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/3h.toml)")
+    parser.add_argument("--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/formation_3h.toml)")
     parser.add_argument("--duration", help="length: seconds or with a unit, e.g. 300, 90m, 3h, 1d")
     parser.add_argument("--start-utc", help="start time, ISO 8601 UTC, whole seconds (e.g. 2025-03-20T06:00:00Z)")
     parser.add_argument("--seed", type=int, help="random seed (every draw derives from it)")
@@ -616,8 +616,13 @@ def settings_from_args(args) -> scn.ScenarioSettings:
     if args.gps_outlier_fraction is not None:
         f.gps_outlier_fraction = args.gps_outlier_fraction
     for gap in args.gps_gap:
-        a, b = gap.split(":")
-        f.gps_gaps_s.append([parse_duration_s(a), parse_duration_s(b)])
+        parts = gap.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"--gps-gap needs START:END (seconds after the start, e.g. 600:1200 or 10m:20m), got {gap!r}")
+        start, end = (parse_duration_s(x) for x in parts)
+        if not 0 <= start < end:
+            raise ValueError(f"--gps-gap {gap!r}: need 0 <= START < END")
+        f.gps_gaps_s.append([start, end])
     if args.range_invalid_fraction is not None:
         f.range_invalid_fraction = args.range_invalid_fraction
     if args.corrupt_bytes is not None:
@@ -626,6 +631,16 @@ def settings_from_args(args) -> scn.ScenarioSettings:
     for assignment in args.set:
         s = _set_dotted(s, assignment)
     return s
+
+
+def check_settings(s: scn.ScenarioSettings) -> None:
+    """``ValueError`` naming a fault setting outside its range (a fraction not in [0, 1],
+    a negative count)."""
+    for name, value in dataclasses.asdict(s.faults).items():
+        if name.endswith("_fraction") and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise ValueError(f"faults.{name} must be a fraction between 0 and 1, got {value!r}")
+        if name.endswith("_bytes") and not (isinstance(value, int) and value >= 0):
+            raise ValueError(f"faults.{name} must be a count >= 0, got {value!r}")
 
 
 def _clear_old(out_dir: Path, names: list[str]) -> None:
@@ -641,13 +656,17 @@ def _clear_old(out_dir: Path, names: list[str]) -> None:
 
 
 def run(args) -> int:
+    out_dir: Path = args.out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"simulate: {out_dir} exists and is not a directory", file=sys.stderr)
+        return 2
     try:
         settings = settings_from_args(args)
+        check_settings(settings)
         _grid(scn.resolve(settings))  # validate before any work
     except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
-    out_dir: Path = args.out_dir
     if (out_dir / "scenario.toml").exists() or (out_dir / "sense.bin").exists():
         if not args.force:
             print(f"simulate: {out_dir} already holds a scenario (use --force to replace it)", file=sys.stderr)

@@ -84,7 +84,7 @@ def test_time_bound_and_lazy_files(tmp_path):
 
 
 def test_context_records_open_every_file(tmp_path):
-    ctx = B.encode_record(CLOCK, 1.7e9, {"offset_s": -18.0, "n_pairs": 3})
+    ctx = B.encode_record(CLOCK, 1.7e9, {"gps_minus_sc_s": -18.0, "n_pairs": 3})
     s = bs.BatchStore(tmp_path, 1, "k", 0, clock=FakeClock(), max_file_bytes=600, context=lambda: [(ctx, 1.7e9)])
     s.open()
     for i in range(40):

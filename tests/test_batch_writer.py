@@ -138,7 +138,7 @@ def test_every_message_round_trips_through_the_files(tmp_path, stream):
         assert np.allclose(v["mag_ut"], b["mag_ut"], rtol=2**-11)
     (cm,) = [b for t, b in stream if t == "clock_map"]
     v = by_kind["clock_map"][0].values()
-    assert v["offset_s"] == cm["offset_s"] and v["t_ref_sc_s"] == cm["t_ref_sc_s"]
+    assert v["gps_minus_sc_s"] == cm["gps_minus_sc_s"] and v["t_ref_sc_s"] == cm["t_ref_sc_s"]
     h = by_kind["health"][0].values()
     assert h["n_tasks"] == 1 and h["task_id"][0] == 2 and h["task_state"][0] == 2
 

@@ -19,6 +19,9 @@ from pathlib import Path
 #: Sensor segments per sense.bin record (the flight team's
 #: ``batch_sensor_gps_packet_num_sensor_packets``).
 SENSORS_PER_RECORD = 5
+#: Time the status reporter needs after its stop drain for the final status, info and bus
+#: log (fsyncs on a busy SD card), s.
+SINK_FINAL_WRITE_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,17 @@ class Config:
     restart_backoff_s: float = 0.25
     #: How long the supervisor waits for every task to report ready, s.
     ready_timeout_s: float = 20.0
-    #: Graceful-stop deadline for producers, then for sinks, s.  Both well inside the
-    #: host's 10 s between Ctrl-C and power-off.
+    #: Graceful-stop deadline for producers, then for sinks, s, after which stragglers are
+    #: killed.  Both well inside the host's 10 s between Ctrl-C and power-off.
     stop_deadline_producers_s: float = 2.5
     stop_deadline_sinks_s: float = 2.0
+    #: Longest time a sink (status reporter) spends at stop on messages still queued, s.
+    #: Must leave the final writes time inside ``stop_deadline_sinks_s`` (checked: at least
+    #: ``SINK_FINAL_WRITE_MARGIN_S`` less).
+    sink_stop_drain_s: float = 0.5
+    #: Messages a producer keeps per channel to publish again to a restarted consumer,
+    #: bytes (the most recent ones; a 3-h batch's orbit estimates take ~1.4 MB).
+    replay_history_max_bytes: int = 8 * 1024 * 1024
 
     # --- status and logs ------------------------------------------------------------
     #: Minimum period between status-file rewrites, s.
@@ -74,6 +84,20 @@ class Config:
     bus_log_max_bytes: int = 128 * 1024 * 1024
     #: fsync period of log files, s (a power cut loses at most this much).
     log_fsync_period_s: float = 1.0
+    #: Free space kept on the file system of PYGNC_HOME, bytes: logs stop growing (counted,
+    #: status flag ``logs_limited``) before the free space falls under this, so the status
+    #: and info files can always be written.
+    log_min_free_bytes: int = 8 * 1024 * 1024
+
+    # --- status validity (what "valid" means in pygnc_status.bin: usable now) -----------
+    #: An estimate is current when its epoch is within this of "now", s (estimates are
+    #: propagated to "now" every second after the batch).
+    status_max_estimate_lag_s: float = 5.0
+    #: Largest 3-D 1-sigma of a valid orbit (position, m), attitude (deg) and relative
+    #: position per peer (m).
+    orbit_valid_max_sigma_m: float = 1000.0
+    attitude_valid_max_sigma_deg: float = 10.0
+    formation_valid_max_sigma_m: float = 50.0
 
     # --- batch files (downlink products, pygnc.tasks.batch_writer) -------------------------
     #: Run the batch writer (on in the host's default run; off only to compare or to spare a
@@ -198,6 +222,19 @@ class Config:
     #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).
     orbit_filter: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if not self.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= self.stop_deadline_sinks_s:
+            raise ValueError(
+                f"sink_stop_drain_s ({self.sink_stop_drain_s} s) must be at least "
+                f"{SINK_FINAL_WRITE_MARGIN_S} s shorter than stop_deadline_sinks_s "
+                f"({self.stop_deadline_sinks_s} s): the status reporter must write its final "
+                "status before the supervisor's deadline")
+        for name in ("stop_deadline_producers_s", "stop_deadline_sinks_s", "status_max_estimate_lag_s",
+                     "ping_period_s", "health_warn_s", "health_fatal_s", "ready_timeout_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise ValueError(f"{name} must be > 0, got {v!r}")
+
     @property
     def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:
         m = self.imu_to_body
@@ -226,7 +263,10 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     problems = check_selection(data.get("batch_kinds", ()), data.get("batch_period_s", {}))
     if problems:
         raise ValueError(f"in {path}: " + "; ".join(problems))
-    return Config(**data)
+    try:
+        return Config(**data)
+    except TypeError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -48,15 +48,33 @@ class TimeAxis:
         return (np.asarray(unix_time_s, dtype=float) - self.t0) / 3600.0
 
 
+def y_limit(err_col, s3_col, rows) -> float | None:
+    """Half-height of a panel that shows the errors and ±3σ of *rows* (a boolean mask: e.g.
+    after convergence), with a 10 % margin; None without a finite value there."""
+    vals = [np.abs(np.asarray(err_col, dtype=float)[rows])]
+    if s3_col is not None:
+        vals.append(np.abs(np.asarray(s3_col, dtype=float)[rows]))
+    v = np.concatenate(vals)
+    v = v[np.isfinite(v)]
+    return float(v.max()) * 1.1 if v.size and v.max() > 0 else None
+
+
 def errors_with_bounds(path: Path, hours, err, sigma, title: str, labels, unit: str, xlabel: str,
-                       what: str = "error") -> Path:
-    """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded."""
+                       what: str = "error", ylim_rows=None) -> Path:
+    """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded.  *ylim_rows*
+    (boolean mask): the y-range shows those rows in full (earlier, larger values are
+    clipped at the panel's edge) - e.g. the rows after convergence."""
     err = np.asarray(err, dtype=float)
     fig, axes = _figure(err.shape[1], title)
     for j, ax in enumerate(axes):
+        s3 = None
         if sigma is not None:
             s3 = 3.0 * np.asarray(sigma, dtype=float)[:, j]
             ax.fill_between(hours, -s3, s3, color="tab:blue", alpha=0.2, linewidth=0, label="±3σ")
+        if ylim_rows is not None and np.any(ylim_rows):
+            lim = y_limit(err[:, j], s3, np.asarray(ylim_rows, dtype=bool))
+            if lim is not None:
+                ax.set_ylim(-lim, lim)
         ax.plot(hours, err[:, j], ".", ms=2, color="tab:red", label=what)
         ax.axhline(0.0, color="k", lw=0.5)
         ax.set_ylabel(f"{labels[j]} [{unit}]")

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-#: Bumped whenever a field is removed or changes meaning.
-SCHEMA_VERSION = 1
+#: Bumped whenever a field is removed or changes meaning.  2: ``clock_map.offset_s`` became
+#: ``gps_minus_sc_s`` (named by what it is); ``replay`` names the channels.
+SCHEMA_VERSION = 2
 
 #: Default size limit of one encoded message, bytes (Config.max_message_bytes overrides).
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -49,8 +50,10 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "t_sc_s": "num", "peer_id": "int", "range_m": "num", "valid": "bool",
         "filtered": "bool", "file_index": "int", "group": "int",
     },
-    "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes
-        "offset_s": "num", "drift": "num", "t_ref_sc_s": "num", "n_pairs": "int",
+    "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes:
+        # t_gps_s = t_sc_s + gps_minus_sc_s + drift * (t_sc_s - t_ref_sc_s);
+        # utc_minus_sc_s: UTC (unix seconds) minus the spacecraft clock at t_ref_sc_s
+        "gps_minus_sc_s": "num", "drift": "num", "t_ref_sc_s": "num", "n_pairs": "int",
         "residual_rms_s": "num", "utc_minus_sc_s": "num",
     },
     "ingest_stats": {  # decode statistics of one input source
@@ -125,7 +128,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     "ping": {"key": "int"},
     "pong": {"key": "int", "counters": "map"},
     "stop": {"reason": "str"},
-    "replay": {"reason": "str"},  # supervisor -> producer: a consumer restarted, publish again
+    # supervisor -> producer: a consumer of these channels restarted, publish again
+    "replay": {"reason": "str", "channels": "list"},
     "bye": {"counters": "map"},
 }
 

@@ -396,14 +396,14 @@ _F = Field
 KINDS: tuple[RecordKind, ...] = (
     RecordKind(
         "clock_map", 1, ("meas",), ("clock_map",), (
-            _F("offset_s", "d", meaning="GPS time - spacecraft time at t_ref, s"),
+            _F("gps_minus_sc_s", "d", meaning="GPS time - spacecraft time at t_ref, s"),
             _F("drift", "f", meaning="clock drift (dimensionless)"),
             _F("t_ref_sc_s", "d", meaning="reference epoch of the map, spacecraft s"),
             _F("n_pairs", "H", meaning="fix pairs fitted"),
             _F("residual_rms_s", "f", meaning="RMS residual of the fit, s"),
             _F("utc_minus_sc_s", "d", meaning="UTC - spacecraft clock, s"),
         ), _enc_clock_map, "spacecraft clock -> GPS time map of the run (record time: when received)",
-        period_s=None, on_change=("offset_s", "drift", "t_ref_sc_s", "n_pairs"), context=True),
+        period_s=None, on_change=("gps_minus_sc_s", "drift", "t_ref_sc_s", "n_pairs"), context=True),
     RecordKind(
         "ingest", 2, ("meas",), ("ingest_stats",), (
             _F("source", "B", meaning="1 sense.bin, 2 range files"),
