@@ -124,6 +124,17 @@ class Config:
     #: CPU time an estimator may spend per call propagating to "now", s.
     propagation_budget_s: float = 0.05
 
+    # --- measurement admission (pygnc.processors.admission) ---------------------------
+    #: An own fix whose GPS time (week + ms) and clock-mapped spacecraft stamp disagree by
+    #: more is a corrupt time and is not used, s.
+    fix_time_tolerance_s: float = 10.0
+    #: Longest gap a filter is propagated across inside a message handler to reach a
+    #: measurement, s; beyond it the filter re-initialises from the next usable fix.
+    max_gap_propagation_s: float = 1800.0
+    #: Wall time one message handler may spend predicting, s (work beyond it is resumed on
+    #: the next message; far inside health_fatal_s even on a Pi).
+    handler_budget_s: float = 0.5
+
     #: Overrides of the orbit filter's tunables, by the field names of
     #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
     #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).

@@ -108,13 +108,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pygnc.environment import albedo as _albedo
+from pygnc.estimation import chi2
 from pygnc.environment import igrf as _igrf
 from pygnc.environment.sun import AU_M, eclipse_fraction, sun_position_gcrs_m
 
 #: OPT3001 full scale, lux.
 OPT3001_FULL_SCALE_LUX = 83_865.6
 #: Chi-square 0.9999 quantiles for 1..9 degrees of freedom.
-CHI2_9999 = (15.137, 18.421, 21.108, 23.513, 25.745, 27.856, 29.878, 31.828, 33.720)
+CHI2_9999 = tuple(chi2.quantile(0.9999, k) for k in range(1, 10))
 
 FACE_NORMALS_BODY = _albedo.FACE_NORMALS_BODY
 
@@ -342,14 +343,34 @@ def sun_vector_from_faces(lux, saturated, e_lux: float, albedo_lux=None):
     return comp / n
 
 
-def triad(v1_body, v1_ref, v2_body, v2_ref) -> np.ndarray:
-    """Attitude matrix A (body -> reference) from two vector pairs, the first exact."""
+#: TRIAD refuses vector pairs closer than this to parallel (or anti-parallel), rad: the
+#: attitude about the first vector is then set by the second's noise over sin(angle).
+TRIAD_MIN_ANGLE_RAD = math.radians(5.0)
+
+
+def triad(v1_body, v1_ref, v2_body, v2_ref) -> np.ndarray | None:
+    """Attitude matrix A (body -> reference) from two vector pairs, the first exact.
+
+    ``None`` when either pair is within :data:`TRIAD_MIN_ANGLE_RAD` of parallel, or a
+    vector is zero or not finite: no attitude can be had from them."""
+    sin_min = math.sin(TRIAD_MIN_ANGLE_RAD)
+
     def frame(a, b):
-        t1 = a / np.linalg.norm(a)
+        a = np.asarray(a, dtype=float)
+        b = np.asarray(b, dtype=float)
+        na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
         t2 = np.cross(a, b)
-        t2 /= np.linalg.norm(t2)
+        nc = float(np.linalg.norm(t2))
+        if not (nc >= sin_min * na * nb and na > 0.0 and nb > 0.0):  # NaN fails too
+            return None
+        t1 = a / na
+        t2 = t2 / nc
         return np.column_stack([t1, t2, np.cross(t1, t2)])
-    return frame(v1_ref, v2_ref) @ frame(v1_body, v2_body).T
+
+    f_ref, f_body = frame(v1_ref, v2_ref), frame(v1_body, v2_body)
+    if f_ref is None or f_body is None:
+        return None
+    return f_ref @ f_body.T
 
 
 # --------------------------------------------------------------------------- calibrator
@@ -399,15 +420,19 @@ class GyroMagCalibrator:
                         + bn * bn * dt * dt * cfg.gyro_noise_rad_s**2 / 2.0)
                 s = h @ self.p @ h.T + np.eye(3) * sig2
                 nis = float(r @ np.linalg.solve(s, r))
-                if nis > CHI2_9999[2]:  # a field disturbance (or a jump): skip the pair
+                if not nis <= CHI2_9999[2]:  # a field disturbance (or a jump): skip the pair
                     self.n_rejected += 1
                     self.t_s, self.w_prev, self.m_prev = float(t_s), w1, m1
                     return
                 k = np.linalg.solve(s, h @ self.p).T
-                self.x = self.x + k @ r
+                x_new = self.x + k @ r
                 ikh = np.eye(6) - k @ h
-                self.p = ikh @ self.p @ ikh.T + sig2 * (k @ k.T)
-                self.n_updates += 1
+                p_new = ikh @ self.p @ ikh.T + sig2 * (k @ k.T)
+                if np.isfinite(x_new).all() and np.isfinite(p_new).all():
+                    self.x, self.p = x_new, p_new
+                    self.n_updates += 1
+                else:
+                    self.n_rejected += 1
         self.t_s, self.w_prev, self.m_prev = float(t_s), w1, m1
 
     def zero_rate_update(self, w_meas_body_rad_s, residual_rate_rad_s: float) -> None:
@@ -583,12 +608,14 @@ class AttitudeMEKF:
         except np.linalg.LinAlgError:
             return False, float("nan")
         nis = float(r @ sr)
-        if nis > CHI2_9999[min(len(r), 9) - 1] * (1.0 if len(r) <= 9 else len(r) / 9.0):
+        if not nis <= CHI2_9999[min(len(r), 9) - 1] * (1.0 if len(r) <= 9 else len(r) / 9.0):
             return False, nis
         k = np.linalg.solve(s, h @ self.p).T
         dx = k @ r
         ikh = np.eye(9) - k @ h
         p = ikh @ self.p @ ikh.T + (k * rdiag) @ k.T
+        if not (np.isfinite(dx).all() and np.isfinite(p).all()):
+            return False, nis  # a non-finite update is not applied (the state stays usable)
         self.p = 0.5 * (p + p.T)
         self.q = quat_multiply(self.q, np.array([1.0, 0.5 * dx[0], 0.5 * dx[1], 0.5 * dx[2]]))
         self.q /= math.sqrt(float(self.q @ self.q))
@@ -732,11 +759,14 @@ class AttitudeEstimator:
         if s_b is None:
             return False
         a = triad(s_b, env.sun_unit_gcrs, m_corr, env.mag_gcrs_ut)
+        if a is None:  # sun and field (nearly) parallel: no attitude from this sample
+            return False
         # Second pass with the albedo at this attitude subtracted.
         alb = env.sun_lux * _albedo.faces_from_cells(env.albedo_weights, env.albedo_dirs_gcrs, a)
         s_b2 = sun_vector_from_faces(lux, sat, env.sun_lux, alb)
         if s_b2 is not None:
-            a = triad(s_b2, env.sun_unit_gcrs, m_corr, env.mag_gcrs_ut)
+            a2 = triad(s_b2, env.sun_unit_gcrs, m_corr, env.mag_gcrs_ut)
+            a = a if a2 is None else a2
         p_bias = c.p * 4.0  # the calibrator's covariance ignores correlated residuals
         self.mekf.initialize(t_s, quat_from_dcm(a), w_b, c.x, p_bias)
         self.n_init += 1

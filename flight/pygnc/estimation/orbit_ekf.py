@@ -67,6 +67,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pygnc import frames, timebase
+from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
 
 __all__ = [
@@ -76,12 +77,7 @@ __all__ = [
     "rts_smooth",
     "run_orbit_filter",
     "gps_times_from_sc",
-    "CHI2_6_QUANTILES",
 ]
-
-#: Chi-square quantiles for 6 degrees of freedom (probability -> threshold).
-CHI2_6_QUANTILES = {0.95: 12.591587, 0.99: 16.811894, 0.999: 22.457744, 0.9999: 27.856317, 0.99999: 33.106989}
-
 
 @dataclass(frozen=True)
 class OrbitFilterConfig:
@@ -109,7 +105,7 @@ class OrbitFilterConfig:
     third_body: bool = True
     #: Longest integration step [s].
     max_step_s: float = 5.0
-    #: Innovation gate probability (chi-square, 6 dof); see CHI2_6_QUANTILES.
+    #: Innovation gate probability (chi-square, 6 dof; :mod:`pygnc.estimation.chi2`).
     gate_probability: float = 0.9999
     #: Consecutive rejections after which the filter re-initialises from the next fix.
     max_consecutive_rejections: int = 6
@@ -143,6 +139,18 @@ class FilterStep:
 
 
 _W_SKEW = frames.EARTH_RATE_SKEW
+
+
+def fix_sigmas(config: OrbitFilterConfig, pos_sigma_m, vel_sigma_m_s):
+    """Per-axis position and velocity sigmas of a fix, (3,) each: the reported ones x
+    ``fix_sigma_scale``; a missing (None), zero, negative or non-finite sigma means "not
+    given" and takes the configured default.  Shared by the orbit and formation filters."""
+    c = config
+    ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
+    vs = np.full(3, c.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
+    ps = np.where(np.isfinite(ps) & (ps > 0), ps, c.pos_sigma_m)
+    vs = np.where(np.isfinite(vs) & (vs > 0), vs, c.vel_sigma_m_s)
+    return ps, vs
 
 
 def fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s):
@@ -182,7 +190,7 @@ class OrbitEKF:
         self.t_gps_s: float | None = None
         self.x = np.zeros(self.n)
         self.p = np.eye(self.n)
-        self.gate = _chi2_6(self.config.gate_probability)
+        self.gate = chi2.quantile(self.config.gate_probability, 6)
         self.n_used = 0
         self.n_rejected = 0
         self.n_invalid = 0
@@ -213,13 +221,7 @@ class OrbitEKF:
 
     # ----------------------------------------------------------------- core steps
     def _sigmas(self, pos_sigma_m, vel_sigma_m_s):
-        c = self.config
-        ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
-        vs = np.full(3, c.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
-        # A sigma of 0 (or negative / non-finite) means "not given".
-        ps = np.where(np.isfinite(ps) & (ps > 0), ps, c.pos_sigma_m)
-        vs = np.where(np.isfinite(vs) & (vs > 0), vs, c.vel_sigma_m_s)
-        return ps, vs
+        return fix_sigmas(self.config, pos_sigma_m, vel_sigma_m_s)
 
     def initialize_from_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
         """Start the filter at a fix: r, v from the fix with its covariance, w = 0."""
@@ -296,20 +298,28 @@ class OrbitEKF:
         p = self.p
         y = z - self.x[:6]
         s = p[:6, :6] + r
-        s_chol = np.linalg.cholesky(s)
-        a = np.linalg.solve(s_chol, y)
-        nis = float(a @ a)
+        try:
+            s_chol = np.linalg.cholesky(s)
+            a = np.linalg.solve(s_chol, y)
+            nis = float(a @ a)
+        except np.linalg.LinAlgError:  # S not positive definite (or not finite): fails the gate
+            nis = math.nan
         self.last_nis = nis
-        if nis > self.gate:
+        if not nis <= self.gate:  # NaN fails the gate too
             self.n_rejected += 1
             self.consecutive_rejections += 1
             return "rejected"
         # K = P H^T S^-1 (H selects the first six states).
         k = np.linalg.solve(s, p[:6, :]).T
-        self.x = self.x + k @ y
+        x_new = self.x + k @ y
         ikh = self._eye.copy()
         ikh[:, :6] -= k
         p_new = ikh @ p @ ikh.T + k @ r @ k.T
+        if not (np.isfinite(x_new).all() and np.isfinite(p_new).all()):
+            self.n_rejected += 1  # never commit a non-finite state
+            self.consecutive_rejections += 1
+            return "rejected"
+        self.x = x_new
         self.p = 0.5 * (p_new + p_new.T)
         self.n_used += 1
         self.consecutive_rejections = 0
@@ -322,14 +332,6 @@ class OrbitEKF:
     def skip_invalid(self):
         """Count a fix that was not used because it was flagged invalid."""
         self.n_invalid += 1
-
-
-def _chi2_6(probability):
-    if probability in CHI2_6_QUANTILES:
-        return CHI2_6_QUANTILES[probability]
-    from scipy.stats import chi2
-
-    return float(chi2.ppf(probability, 6))
 
 
 def rts_smooth(history):
