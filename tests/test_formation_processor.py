@@ -351,3 +351,102 @@ def test_absurd_sensor_time_skipped(stream):
     assert p.counters()["time_outliers"] == 1 and p.counters()["peer_fixes_late"] == 0
     a, b = _estimates(ref), _estimates(out)
     assert len(a) == len(b) and a[-1]["dr_ecef_m"] == b[-1]["dr_ecef_m"] and _notes(out) == []
+
+
+# --------------------------------------------------------------------------- admission
+def _week_high_byte_offsets(sense_bytes):
+    """File offsets of the high byte of each record's GPS week field (issue 15 item 13)."""
+    from pygnc.formats.gps import GPS_SEGMENT_DTYPE
+    from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE
+
+    week_at = Config().sensors_per_record * SENSOR_SEGMENT_SIZE + GPS_SEGMENT_DTYPE.fields["week"][1]
+    return [k * RECORD_SIZE + week_at + 1 for k in range(len(sense_bytes) // RECORD_SIZE)]
+
+
+def test_one_flipped_week_bit_in_an_own_fix_is_a_time_outlier(scenario_dir, tmp_path, stream, nominal):
+    """Issue 15 item 13: bit 5 of the week's high byte of one own fix (week + 8192: the fix
+    says 157 years later) made the filters predict 604 675 s ahead inside a handler and
+    crash in frames._q_nodes.  The file still decodes; the fix is rejected against the
+    clock map and every estimate is as without it."""
+    data = bytearray((scenario_dir / "sense.bin").read_bytes())
+    off = _week_high_byte_offsets(data)[356]
+    data[off] ^= 1 << 5
+    home = tmp_path / "flip"
+    shutil.copytree(scenario_dir / "range", home / "range")
+    (home / "sense.bin").write_bytes(bytes(data))
+    msgs = build_message_stream(Paths(home), Config()).messages
+    own = [b for t, b in msgs if t == "gps_fix" and b["peer_id"] == 0]
+    ref_own = [b for t, b in stream if t == "gps_fix" and b["peer_id"] == 0]
+    changed = [(a["t_gps_s"], b["t_gps_s"]) for a, b in zip(own, ref_own) if a["t_gps_s"] != b["t_gps_s"]]
+    assert len(own) == len(ref_own) and len(changed) == 1
+    assert changed[0][0] - changed[0][1] == 8192 * 604800.0  # decodable, and 157 years off
+    p, out = _run(msgs, propagate_after_s=600.0)
+    assert p.counters()["time_outliers"] == 1
+    _, ref = nominal
+    for pid in PEERS:
+        a, b = _estimates(ref, pid), _estimates(out, pid)
+        assert [e["t_gps_s"] for e in a] == [e["t_gps_s"] for e in b]
+        # The fix is missing from the filter: the estimates differ, slightly.
+        assert math.dist(a[-1]["dr_gcrs_m"], b[-1]["dr_gcrs_m"]) < 0.5
+
+
+def test_a_peer_fix_far_in_the_future_is_a_time_outlier(stream, nominal):
+    """The same flipped bit in a peer's fix (its stamp is the peer's clock, so only its GPS
+    time can be judged): held, then counted at the end of the batch, never processed."""
+    i = [k for k, (t, b) in enumerate(stream) if t == "gps_fix" and b["peer_id"] == 0x4B][200]
+    msgs = list(stream)
+    msgs[i] = ("gps_fix", {**msgs[i][1], "t_gps_s": msgs[i][1]["t_gps_s"] + 8192 * 604800.0})
+    p, out = _run(msgs, propagate_after_s=600.0)
+    assert p.counters()["time_outliers"] == 1 and p.counters()["pending"] == 0
+    _, ref = nominal
+    for pid in PEERS:
+        assert [e["t_gps_s"] for e in _estimates(ref, pid)] == [e["t_gps_s"] for e in _estimates(out, pid)]
+
+
+_COPIES = {0x4B: 0x4D, 0x4C: 0x4E}
+
+
+def _four_peers_with_a_gap(stream, gap_s):
+    """The first 40 minutes with peers 0x4D and 0x4E copied from 0x4B and 0x4C, and every
+    message after minute 20 moved *gap_s* later (a data gap; the clock map still holds)."""
+    head = _first_minutes(stream, 40)
+    t0 = next(b["t_sc_s"] for t, b in head if t == "sensor")
+    out = []
+    for t, b in head:
+        if "t_sc_s" in b and t != "batch_end" and b["t_sc_s"] - t0 >= 1200.0:
+            b = {**b, "t_sc_s": b["t_sc_s"] + gap_s}
+            if "t_gps_s" in b:
+                b["t_gps_s"] = b["t_gps_s"] + gap_s
+        out.append((t, b))
+        if t in ("gps_fix", "range") and b["peer_id"] in _COPIES:
+            out.append((t, {**b, "peer_id": _COPIES[b["peer_id"]]}))
+    return out
+
+
+def test_twelve_hour_gap_with_four_peers_reinitialises_within_budget(stream):
+    """A 12-h data gap with 4 peers: without the gap limit every peer's filter was
+    predicted 8640 steps inside one handler (~17 s of CPU here; the supervisor kills a task
+    silent for 8 s).  Now no filter is propagated across the gap: each peer re-initialises
+    from the first fix pair after it, and estimates resume."""
+    import time
+
+    cfg = Config(formation_peer_ids=(0x4A, 0x4B, 0x4C, 0x4D, 0x4E))
+    msgs = _four_peers_with_a_gap(stream, 12 * 3600.0)
+    p = FormationProcessor(cfg)
+    out, worst_s = [], 0.0
+    for t, b in msgs:
+        if t in p.consumes:
+            t0 = time.perf_counter()
+            out += p.handle(t, b)
+            worst_s = max(worst_s, time.perf_counter() - t0)
+    # Correctness bound, not a benchmark: half the supervisor's kill limit leaves room for
+    # a loaded CI machine (measured worst ~0.05 s here).
+    assert worst_s < cfg.health_fatal_s / 2
+    c = p.counters()
+    assert c["peers"] == 4 and c["gap_reinit"] == 4 and c["pending"] == 0
+    for pid in (0x4B, 0x4C, 0x4D, 0x4E):
+        est = _estimates(out, pid)
+        dt = np.diff([e["t_gps_s"] for e in est])
+        assert dt.max() > 12 * 3600.0  # nothing invented across the gap
+        assert sum(e["t_gps_s"] > est[0]["t_gps_s"] + 12 * 3600.0 for e in est) > 100  # resumed
+        assert est[-1]["sigma_los_m"] < 5.0

@@ -144,12 +144,13 @@ _W_SKEW = frames.EARTH_RATE_SKEW
 def fix_sigmas(config: OrbitFilterConfig, pos_sigma_m, vel_sigma_m_s):
     """Per-axis position and velocity sigmas of a fix, (3,) each: the reported ones x
     ``fix_sigma_scale``; a missing (None), zero, negative or non-finite sigma means "not
-    given" and takes the configured default.  Shared by the orbit and formation filters."""
+    given" and takes the configured default, and so does one above 1e6 m or 1e3 m/s (a
+    corrupt value: no fix is that poor).  Shared by the orbit and formation filters."""
     c = config
     ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
     vs = np.full(3, c.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
-    ps = np.where(np.isfinite(ps) & (ps > 0), ps, c.pos_sigma_m)
-    vs = np.where(np.isfinite(vs) & (vs > 0), vs, c.vel_sigma_m_s)
+    ps = np.where((ps > 0) & (ps <= 1e6), ps, c.pos_sigma_m)  # NaN fails both
+    vs = np.where((vs > 0) & (vs <= 1e3), vs, c.vel_sigma_m_s)
     return ps, vs
 
 

@@ -58,6 +58,43 @@ class Budget:
         return time.perf_counter() > self.deadline
 
 
+#: Largest plausible sensor readings (beyond the BMX160's ranges: +-2000 deg/s gyro,
+#: +-2500 µT magnetometer; the OPT3001 saturates at 83 865.6 lux): a reading beyond is
+#: corrupt, whatever decoded it.
+GYRO_LIMIT_DEG_S = 2000.0
+MAG_LIMIT_UT = 2500.0
+LUX_LIMIT = 2.0 * 83_865.6
+
+
+def sensor_plausible(gyro_deg_s, mag_ut, sun_lux) -> bool:
+    """Every reading finite and within the sensors' ranges (NaN fails)."""
+    g = np.abs(np.asarray(gyro_deg_s, dtype=float))
+    m = np.abs(np.asarray(mag_ut, dtype=float))
+    lux = np.asarray(sun_lux, dtype=float)
+    return bool((g <= GYRO_LIMIT_DEG_S).all() and (m <= MAG_LIMIT_UT).all()
+                and ((lux >= 0.0) & (lux <= LUX_LIMIT)).all())
+
+
+def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:
+    """A fix's position radius within ``Config.min/max_fix_radius_m`` and its speed within
+    ``Config.max_fix_speed_m_s`` (ingest checks the same on decoding; a processor checks
+    again whatever reached it).  NaN fails."""
+    pos = np.asarray(pos_ecef_m, dtype=float)
+    vel = np.asarray(vel_ecef_m_s, dtype=float)
+    # Component bounds first, so the norms cannot overflow.
+    if not ((np.abs(pos) <= config.max_fix_radius_m).all() and (np.abs(vel) <= config.max_fix_speed_m_s).all()):
+        return False
+    r = float(np.linalg.norm(pos))
+    v = float(np.linalg.norm(vel))
+    return config.min_fix_radius_m <= r <= config.max_fix_radius_m and v <= config.max_fix_speed_m_s
+
+
+def range_plausible(config, range_m) -> bool:
+    """A range between 0 and the widest two LEO spacecraft can be apart (twice
+    ``Config.max_fix_radius_m``).  NaN fails."""
+    return 0.0 <= float(range_m) <= 2.0 * config.max_fix_radius_m
+
+
 def is_time(t) -> bool:
     """Rule 1: a usable time (a finite float)."""
     try:

@@ -259,7 +259,7 @@ class FormationProcessor(Processor):
             return
         fix = (np.asarray(b["pos_ecef_m"], float), np.asarray(b["vel_ecef_m_s"], float),
                np.asarray(b["pos_sigma_m"], float), np.asarray(b["vel_sigma_m_s"], float))
-        valid = bool(b["valid"]) and math.isfinite(t) and all(np.isfinite(v).all() for v in fix[:2])
+        valid = bool(b["valid"]) and math.isfinite(t) and admission.fix_plausible(self.config, fix[0], fix[1])
         if pid == 0:
             t_key = t
             if not valid and self.clock is not None:
@@ -315,7 +315,7 @@ class FormationProcessor(Processor):
     def _on_range(self, b: dict, out: list[Output]) -> None:
         pid = int(b["peer_id"])
         t = admission.gps_from_own_clock(self.clock, b["t_sc_s"])
-        valid = bool(b["valid"]) and math.isfinite(float(b["range_m"]))
+        valid = bool(b["valid"]) and admission.range_plausible(self.config, b["range_m"])
         if valid and t is not None and not admission.within_horizon(t, self.t_meas_rx_gps_s,
                                                                       self.config.max_propagation_s):
             self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp

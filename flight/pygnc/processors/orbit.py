@@ -99,7 +99,7 @@ class OrbitProcessor(Processor):
             return
         t = float(b["t_gps_s"])
         pos, vel = np.asarray(b["pos_ecef_m"], float), np.asarray(b["vel_ecef_m_s"], float)
-        if not admission.finite(pos, vel):
+        if not admission.fix_plausible(c, pos, vel):
             f.skip_invalid()
             return
         if f.initialized and t <= f.t_gps_s + 1e-3:  # older than, or a repeat of, a fix already used
