@@ -194,8 +194,9 @@ def test_accuracy_over_declared_seeds(seed_set):
 
 def test_line_of_sight_at_the_information_bound(seed_set):
     """The filter against the optimal filter with the truth's dynamics on the same data
-    (seed 1): the line of sight within a few centimetres of the bound, 3D within 50 %
-    (the truth's ~1e-7 m/s^2 differential accelerations are real; the bound ignores them);
+    (seed 1): the line of sight within a few centimetres of the bound, 3D within 80 %
+    (the truth's differential accelerations - brahe's NRLMSISE-00 drag on two ballistic
+    coefficients, EGM2008 beyond 8x8 - are real; the bound ignores them);
     and the bound's own physics: the bias sigma is the GPS average of the along-track
     position, 10 m / sqrt(n) (~1.1 m at 30 min, ~0.45 m at 3 h)."""
     sc, res = seed_set[0]
@@ -206,7 +207,9 @@ def test_line_of_sight_at_the_information_bound(seed_set):
     s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
     e = _errors(sc, res)
     assert e["rms_los"] - s["los"][0] < 0.08  # measured 0.365 vs 0.306 m
-    assert e["rms_r"] < 1.5 * s["rms3"][0]  # measured 0.67 vs 0.48 m
+    # Measured 0.73 vs 0.48 m (1.55x; in-house truth: 0.67 m, 1.4x); 1.8x leaves ~15 %
+    # for tuning changes, far below what a broken relative model costs (> 3x).
+    assert e["rms_r"] < 1.8 * s["rms3"][0]
     assert 0.95 < s["sig_bias_30"] < 1.15 and 0.40 < s["sig_bias_end"] < 0.50  # 1.04, 0.45 m
     assert 0.6 < s["sig_los"] < 0.8  # 0.68 m: the expected LOS RMS of any filter
     n_fix = np.sum(sc["peer"]["t_gps_s"] <= sc["t0"] + SETTLE_S)
