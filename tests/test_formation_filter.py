@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from covariance_checks import assert_symmetric_positive_definite
 import pytest
 from pygnc import timebase
 from pygnc.estimation import formation_filter as ff
@@ -242,10 +243,9 @@ def test_nees_monte_carlo():
 def test_covariance_symmetric_positive_definite(near):
     _, res = near
     c = res["cov"][np.isfinite(res["cov"][:, 0, 0])]
-    np.testing.assert_allclose(c, np.swapaxes(c, 1, 2), rtol=0, atol=1e-12 * np.abs(c).max())
-    # The range-time-offset and drag-scale states may be nearly unobservable; check the rest.
-    assert np.all(np.linalg.eigvalsh(c).min(axis=1) > -1e-9 * np.abs(c).max())
-    assert np.all(np.linalg.eigvalsh(c[:, 9:15, 9:15]).min(axis=1) > 0)
+    # Every state, the nearly unobservable range-time offset and drag scale included; the
+    # bound is far below the smallest correlation eigenvalue measured (printed on failure).
+    assert_symmetric_positive_definite(c, min_eig=1e-9)
 
 
 def test_relative_far_better_than_independent_information():
