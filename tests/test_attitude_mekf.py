@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
+from pygnc.estimation import chi2
 from pygnc.formats.sense import decode_sense
 from scipy.spatial.transform import Rotation
 
@@ -36,17 +37,25 @@ def test_accuracy_3h_overall_eclipse_bias_and_nees(three_hours):
     assert ecl.sum() > 300  # at least 25 min of eclipse after settling
     rms_all = math.sqrt(np.mean(e["angle_deg"][settled] ** 2))
     rms_ecl = math.sqrt(np.mean(e["angle_deg"][ecl] ** 2))
-    # Measured (seed 21): 0.8 deg overall, 1.2 deg in eclipse.
-    assert rms_all <= 2.0
-    assert rms_ecl <= 3.0
-    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.02
-    assert np.abs(e["mag_bias_err_ut"][settled]).max() <= 0.5
-    # NEES: 3 dof, mean 3 for a consistent filter; 95 % of epochs below the 95 % bound
-    # would be exact, errors are correlated in time so allow some slack.
-    nees = e["nees"][settled]
-    assert 1.5 <= nees.mean() <= 4.5
-    assert np.mean(nees < 7.815) >= 0.88
-    assert 1.0 <= e["nees_bias"][settled].mean() <= 8.0
+    # Measured (seed 21): 0.77 deg overall, 1.14 deg in eclipse, gyro bias within 0.0058
+    # deg/s, magnetometer bias within 0.062 uT (bench_attitude seeds 1-3: 0.79-0.88 deg,
+    # eclipse 1.17-1.42).  Deterministic (seeded): x1.3 absorbs tuning changes.
+    assert rms_all <= 1.0
+    assert rms_ecl <= 1.5
+    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.0075
+    assert np.abs(e["mag_bias_err_ut"][settled]).max() <= 0.08
+    _assert_nees_at_spaced_epochs(e, 10800.0)
+
+
+def _assert_nees_at_spaced_epochs(e, end_s, keys=("nees", "nees_bias")):
+    """NEES of attitude (3 dof) and gyro bias (3 dof) at epochs 20 min apart from 30 min
+    on (longer than an eclipse's error correlation, so ~independent): the mean of n values
+    times n is chi-square(3 n) for a consistent filter; two-sided 99 % bounds."""
+    idx = [int(np.argmin(np.abs(e["t_s"] - t))) for t in np.arange(1800.0, end_s, 1200.0)]
+    n = len(idx)
+    lo, hi = chi2.quantile(0.005, 3 * n) / n, chi2.quantile(0.995, 3 * n) / n
+    for key in keys:
+        assert lo < e[key][idx].mean() < hi, (key, e[key][idx].mean(), lo, hi)
 
 
 # --------------------------------------------------------------------------- time tags
@@ -81,12 +90,16 @@ def test_stamp_phase_wraps_keep_the_filter_consistent(stamp_wraps):
     rms_ecl = math.sqrt(np.mean(e["angle_deg"][ecl] ** 2))
     # Measured (seed 10; seeds 8-11 in brackets): 1.52 deg overall [1.06-1.52], 1.74 in eclipse
     # [1.09-1.96], NEES mean 3.74 [2.87-3.97], 94 % inside the 95 % bound [87-94 %]; without the
-    # time-tag model NEES 18 [8.6-18], 36 % inside [36-60 %].
-    assert rms_all <= 2.0 and rms_ecl <= 3.0
-    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.02
+    # time-tag model NEES 18 [8.6-18], 36 % inside [36-60 %].  Re-measured on the brahe
+    # truth (seed 10): 1.52 / 1.74 deg, bias within 0.0095 deg/s, NEES 3.74, 94 %.
+    # Deterministic (seeded): x1.3 absorbs tuning changes.
+    assert rms_all <= 2.0 and rms_ecl <= 2.3
+    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.0125
+    # The attitude NEES only: the gyro-bias NEES at the same epochs is 6.6, just above the
+    # 99 % bound (6.56) - the bias covariance is somewhat optimistic when the stamps wrap
+    # (a known limitation, not asserted away).
+    _assert_nees_at_spaced_epochs(e, 7200.0, keys=("nees",))
     nees = e["nees"][settled]
-    assert 1.5 <= nees.mean() <= 4.5
-    assert np.mean(nees < 7.815) >= 0.88
     # Without the time-tag model (epoch exact, every step exact) the same run is overconfident.
     _, outs0, _ = run_core(scenario, am.AttitudeFilterConfig(irregular_step_threshold_s=math.inf), 0.0)
     assert errors(scenario, outs0, idx)["nees"][settled].mean() > 2.0 * nees.mean()
