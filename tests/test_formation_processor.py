@@ -99,17 +99,31 @@ def test_every_peer_estimated_at_every_sensor_time(stream, nominal):
 
 
 def test_multi_peer_accuracy(truth, nominal):
+    """Relative navigation as flown, 3 h, after 30 min, against the brahe truth.  Measured
+    (seed 21): 3D 1.47 / 1.24 m, velocity 1.5 / 1.5 mm/s, line of sight 0.52 / 0.89 m for
+    0x4B / 0x4C (in-house truth before: 1.46 / 1.21 m, 0.52 / 0.89 m).  Deterministic
+    (seeded): x1.3 absorbs tuning changes.  The line of sight is as good as the range bias,
+    which only the GPS fixes pin (the peer's along-track position averaged, 10 m / sqrt(n):
+    1.05 m at 30 min, 0.45 m at 3 h even with exact dynamics; the optimal filter's per-run
+    RMS has median 0.57 m and 90 % point 1.0 m - bench_formation's bound), so 0x4C's 0.89 m
+    is this realisation, not a defect.  NEES (3 dof) at 8 epochs 20 min apart (the bias
+    error correlates over the whole run, so these are not independent: the bounds are the
+    chi-square(24) two-sided 99 % interval widened to 99.99 %)."""
+    from pygnc.estimation import chi2
+
     _, out = nominal
-    for pid, rms_max in ((0x4B, 2.0), (0x4C, 2.0)):
-        e = _errors(truth, _estimates(out, pid))
-        assert e["rms_r"] < rms_max  # measured 1.46 m (0x4B), 1.21 m (0x4C)
-        assert e["rms_v"] < 0.003  # measured 1.5 / 1.4 mm/s
-        # Measured 0.52 / 0.89 m: the line of sight is as good as the range bias, which
-        # only the GPS fixes pin (the peer's along-track position averaged, 10 m / sqrt(n):
-        # 1.05 m at 30 min, 0.45 m at 3 h even with exact dynamics; the optimal filter's
-        # per-run RMS has median 0.48 m and 90 % point 0.94 m - see the bench's bound).
-        assert e["rms_los"] < 1.2
-        assert 0.5 < e["nees"].mean() < 6.0  # measured 2.4 / 2.0 (3 dof)
+    for pid, rms_r_max, los_max in ((0x4B, 1.9, 0.68), (0x4C, 1.6, 1.16)):
+        est = _estimates(out, pid)
+        e = _errors(truth, est)
+        assert e["rms_r"] < rms_r_max, (pid, e["rms_r"])
+        assert e["rms_v"] < 0.002, (pid, e["rms_v"])
+        assert e["rms_los"] < los_max, (pid, e["rms_los"])
+        tg = np.array([b["t_gps_s"] for b in est])
+        tg = tg[tg - truth["t_gps_s"][0] >= SETTLE_S]
+        idx = [int(np.argmin(np.abs(tg - truth["t_gps_s"][0] - t))) for t in np.arange(SETTLE_S, 10800.0, 1200.0)]
+        n = len(idx)
+        lo, hi = chi2.quantile(0.00005, 3 * n) / n, chi2.quantile(0.99995, 3 * n) / n
+        assert lo < e["nees"][idx].mean() < hi, (pid, e["nees"][idx].mean(), lo, hi)
 
 
 def test_ecef_and_gcrs_fields_agree(truth, nominal):
