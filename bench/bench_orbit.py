@@ -30,6 +30,8 @@ from pygnc import frames, timebase
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation import orbit_ekf as oe
 
+from ground import orbit_batch as ob
+
 from ground.sim import orbits as sim
 
 CHI2_6_95 = 12.591587
@@ -96,10 +98,10 @@ def main():
         fixes = sim.simulate_gps_fixes(tr24, rng=np.random.default_rng(2))
         t_out = tr24["t_gps_s"][::5]
         t0 = time.perf_counter()
-        res = oe.run_orbit_filter(fixes, t_out)
+        res = ob.run_orbit_filter(fixes, t_out)
         t_f = time.perf_counter() - t0
         t0 = time.perf_counter()
-        res_s = oe.run_orbit_filter(fixes, t_out, smooth=True)
+        res_s = ob.run_orbit_filter(fixes, t_out, smooth=True)
         t_s = time.perf_counter() - t0
         print(f"24-h batch ({fixes['t_gps_s'].size} fixes, {t_out.size} 5-s outputs): filter {t_f:.2f} s, "
               f"filter+RTS smoother {t_s:.2f} s (truth generation {t_truth:.1f} s, not included)")
@@ -121,8 +123,8 @@ def main():
         for s, tr in enumerate(truths):
             fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000 + s), **kw)
             t_out = tr["t_gps_s"][::5]
-            res = oe.run_orbit_filter(fixes, t_out)
-            res_s = oe.run_orbit_filter(fixes, t_out, smooth=True)
+            res = ob.run_orbit_filter(fixes, t_out)
+            res_s = ob.run_orbit_filter(fixes, t_out, smooth=True)
             rows.append(stats(tr, res))
             rows_s.append(stats(tr, res_s))
             rej += res["n_fixes_rejected"]
@@ -135,16 +137,16 @@ def main():
     print("\n== information floor: EKF whose dynamics ARE the truth's (truth-anchored), zero process noise ==")
     cfg0 = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
     rows, rows_s, sig = [], [], []
-    orig = oe.OrbitEKF
+    orig = ob.OrbitEKF
     for s, tr in enumerate(truths):
         fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000 + s))
-        oe.OrbitEKF = sim.truth_anchored_ekf(tr)
+        ob.OrbitEKF = sim.truth_anchored_ekf(tr)
         try:
-            res = oe.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg0)
+            res = ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg0)
             rows.append(stats(tr, res))
-            rows_s.append(stats(tr, oe.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg0, smooth=True)))
+            rows_s.append(stats(tr, ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg0, smooth=True)))
         finally:
-            oe.OrbitEKF = orig
+            ob.OrbitEKF = orig
         keep = res["t_gps_s"] - tr["t_gps_s"][0] >= 1800.0
         sig.append(np.mean(np.sum(res["sigma"][keep, :3] ** 2, axis=1)))
     _print_rows("floor (exact dynamics, Q = 0)", rows, rows_s)
@@ -156,8 +158,8 @@ def main():
     for s in range(args.seeds):
         tr = make_truth(s, gravity_degree=8)
         fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000 + s))
-        rows.append(stats(tr, oe.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1)))
-        rows_s.append(stats(tr, oe.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1, smooth=True)))
+        rows.append(stats(tr, ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1)))
+        rows_s.append(stats(tr, ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1, smooth=True)))
     _print_rows("8x8 truth, flight filter", rows, rows_s)
 
     if args.bound_seeds:

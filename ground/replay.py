@@ -21,7 +21,7 @@ Outputs in OUT_DIR (columns: :data:`ground.outputs.tables.COLUMNS`, docs/interfa
 * ``plots/*.png`` - errors with ±3σ bounds (truth) or residuals (no truth).
 
 ``--smooth`` replaces the orbit by the RTS-smoothed batch solution
-(:func:`pygnc.estimation.orbit_ekf.run_orbit_filter`) at the same sensor times, and the
+(:func:`ground.orbit_batch.run_orbit_filter`) at the same sensor times, and the
 attitude by the attitude module's smoother when it has one.
 
 Exit status: 0 replayed (even without a valid fix: orbit.csv then has no rows and a
@@ -90,7 +90,7 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     times of *stream* mapped to GPS time with its clock map.  Rows before the first valid
     fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts."""
     from pygnc import frames
-    from pygnc.estimation.orbit_ekf import run_orbit_filter
+    from ground.orbit_batch import run_orbit_filter
     from pygnc.frames import covariance_gcrs_to_ecef
     from pygnc.timebase import utc_unix_from_gps
 

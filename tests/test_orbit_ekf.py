@@ -20,6 +20,8 @@ from ground.sim import orbits as sim
 from pygnc import timebase
 from pygnc.estimation import orbit_ekf as oe
 
+from ground import orbit_batch as ob
+
 CHI2_6_95 = 12.591587
 SETTLE_S = 1800.0
 
@@ -67,7 +69,7 @@ def truth1():
 def nominal(truth0):
     fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(100))
     t_out = truth0["t_gps_s"][::5]
-    return fixes, oe.run_orbit_filter(fixes, t_out), oe.run_orbit_filter(fixes, t_out, smooth=True)
+    return fixes, ob.run_orbit_filter(fixes, t_out), ob.run_orbit_filter(fixes, t_out, smooth=True)
 
 
 def test_accuracy_and_consistency_3h(truth0, nominal):
@@ -96,7 +98,7 @@ def test_covariance_symmetric_positive_definite(nominal):
 def test_outliers_rejected_and_counted(truth1):
     fixes, flags = sim.simulate_gps_fixes(truth1, rng=np.random.default_rng(7), outlier_fraction=0.05,
                                           outlier_m=1000.0, with_flags=True)
-    res = oe.run_orbit_filter(fixes, truth1["t_gps_s"][::5])
+    res = ob.run_orbit_filter(fixes, truth1["t_gps_s"][::5])
     st = res["fix_status"]
     assert flags["outlier"].sum() >= 15
     assert np.all(st[flags["outlier"]] == 1)  # every 1-km outlier rejected
@@ -114,13 +116,13 @@ def test_gap_invalid_fixes_and_clock_offset(truth1):
     # Sensor samples every 5 s on the spacecraft clock, mapped to GPS time with the ClockMap.
     t0 = truth1["t_gps_s"][0]
     t_sc = np.arange(fixes["t_sc_s"][0], fixes["t_sc_s"][-1], 5.0)
-    t_out, cmap = oe.gps_times_from_sc(fixes, t_sc)
+    t_out, cmap = ob.gps_times_from_sc(fixes, t_sc)
     assert cmap is not None and cmap.residual_rms_s < 0.6
     t_true = timebase.gps_from_utc_unix(t_sc - 37.6)  # ignoring the 20-ppm drift (< 0.22 s)
     assert np.abs(t_out - t_true).max() < 1.0
     t_out = t_out[(t_out >= t0) & (t_out <= truth1["t_gps_s"][-1])]
     t_out = np.round(t_out)  # compare against the 1-Hz truth
-    res = oe.run_orbit_filter(fixes, t_out)
+    res = ob.run_orbit_filter(fixes, t_out)
     assert res["n_fixes_invalid"] == flags["invalid"].sum() > 0
     assert np.all(res["fix_status"][flags["invalid"]] == 2)
     assert res["n_fixes_rejected"] == 0 and res["n_reinit"] == 0
@@ -139,7 +141,7 @@ def test_reinitialises_after_a_bad_first_fix(truth0):
     """A 5-km-wrong first fix: the good fixes after it are rejected, then the filter re-inits."""
     fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(9))
     fixes["pos_ecef_m"][0] += np.array([5000.0, 0.0, 0.0])
-    res = oe.run_orbit_filter(fixes, truth0["t_gps_s"][::25])
+    res = ob.run_orbit_filter(fixes, truth0["t_gps_s"][::25])
     n_max = oe.OrbitFilterConfig().max_consecutive_rejections
     assert res["n_reinit"] == 1
     assert res["n_fixes_rejected"] == n_max
@@ -214,7 +216,7 @@ def test_rts_recursion_matches_filterpy_on_a_linear_model():
         ps.append(kf.P.copy())
         hist.append(oe.FilterStep(float(k), f if k else None, x_pred, p_pred, kf.x.copy(), kf.P.copy(), True))
     ref_x, ref_p, _, _ = kf.rts_smoother(np.array(xs), np.array(ps), Fs=[f] * 40, Qs=[q] * 40)
-    _, sx, sp = oe.rts_smooth(hist)
+    _, sx, sp = ob.rts_smooth(hist)
     np.testing.assert_allclose(sx, ref_x, atol=1e-10)
     np.testing.assert_allclose(sp, ref_p, atol=1e-10)
 
@@ -222,11 +224,11 @@ def test_rts_recursion_matches_filterpy_on_a_linear_model():
 def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     """Truth dynamics + zero process noise: what 10 m / 1 cm/s fixes every 25 s support."""
     fixes, res, _ = nominal
-    monkeypatch.setattr(oe, "OrbitEKF", sim.truth_anchored_ekf(truth0))
+    monkeypatch.setattr(ob, "OrbitEKF", sim.truth_anchored_ekf(truth0))
     cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
     t_out = truth0["t_gps_s"][::5]
-    floor = _errors(truth0, oe.run_orbit_filter(fixes, t_out, cfg))
-    floor_s = _errors(truth0, oe.run_orbit_filter(fixes, t_out, cfg, smooth=True))
+    floor = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg))
+    floor_s = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))
     assert floor["rms_r"] < 1.6 and floor_s["rms_r"] < 0.7  # measured 1.33 m, 0.43 m
     assert floor["rms_v"] < 0.002  # measured 1.3 mm/s
     assert 2.0 < floor["nees"].mean() < 9.0  # measured 3.6
@@ -242,8 +244,8 @@ def test_near_exact_dynamics_with_small_dmc():
     fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000))
     cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0)
     t_out = tr["t_gps_s"][::5]
-    e = _errors(tr, oe.run_orbit_filter(fixes, t_out, cfg))
-    es = _errors(tr, oe.run_orbit_filter(fixes, t_out, cfg, smooth=True))
+    e = _errors(tr, ob.run_orbit_filter(fixes, t_out, cfg))
+    es = _errors(tr, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))
     assert e["rms_r"] < 1.8 and es["rms_r"] < 1.2  # measured 1.46 m, 0.93 m (floor here 1.02 / 0.57)
     assert e["rms_v"] < 0.0025  # measured 1.6 mm/s
     assert 1.5 < e["nees"].mean() < 9.0

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pygnc import frames, timebase
+from pygnc import frames
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
 
@@ -74,9 +74,6 @@ __all__ = [
     "OrbitFilterConfig",
     "OrbitEKF",
     "FilterStep",
-    "rts_smooth",
-    "run_orbit_filter",
-    "gps_times_from_sc",
 ]
 
 @dataclass(frozen=True)
@@ -333,162 +330,3 @@ class OrbitEKF:
     def skip_invalid(self):
         """Count a fix that was not used because it was flagged invalid."""
         self.n_invalid += 1
-
-
-def rts_smooth(history):
-    """Rauch-Tung-Striebel smoother over an :class:`OrbitEKF` history (ground use).
-
-    Extended form: x_s[k] = x[k] + C_k (x_s[k+1] - x_pred[k+1]), C_k = P[k] Phi^T P_pred[k+1]^-1,
-    P_s[k] = P[k] + C_k (P_s[k+1] - P_pred[k+1]) C_k^T, with Phi the filter's own linearised
-    transition and x_pred the nonlinear prediction.  Returns (t_gps_s (m,), x_s (m, n),
-    P_s (m, n, n)).  A re-initialisation breaks the chain: the smoother restarts there.
-    """
-    m = len(history)
-    n = history[0].x_post.size
-    t = np.array([h.t_gps_s for h in history])
-    xs = np.empty((m, n))
-    ps = np.empty((m, n, n))
-    xs[-1] = history[-1].x_post
-    ps[-1] = history[-1].p_post
-    for k in range(m - 2, -1, -1):
-        nxt = history[k + 1]
-        cur = history[k]
-        if nxt.phi is None:  # re-initialised at k+1: no link back
-            xs[k] = cur.x_post
-            ps[k] = cur.p_post
-            continue
-        # C = P Phi^T Ppred^-1  ->  solve(Ppred, Phi P)^T  (Ppred symmetric)
-        c = np.linalg.solve(nxt.p_pred, nxt.phi @ cur.p_post).T
-        xs[k] = cur.x_post + c @ (xs[k + 1] - nxt.x_pred)
-        pk = cur.p_post + c @ (ps[k + 1] - nxt.p_pred) @ c.T
-        ps[k] = 0.5 * (pk + pk.T)
-    return t, xs, ps
-
-
-# --------------------------------------------------------------------------- batch driver
-def gps_times_from_sc(fixes, t_sc_s):
-    """Map spacecraft times *t_sc_s* to GPS time with a ClockMap fitted on the valid fixes.
-
-    Returns (t_gps_s array, :class:`pygnc.timebase.ClockMap` or None when no valid fix).
-    """
-    valid = np.asarray(fixes["valid"], dtype=bool)
-    cmap = timebase.fit_clock_map(np.asarray(fixes["t_sc_s"])[valid], np.asarray(fixes["t_gps_s"])[valid])
-    if cmap is None:
-        return None, None
-    return cmap.gps_from_sc(np.asarray(t_sc_s, dtype=float)), cmap
-
-
-def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None = None, smooth: bool = False):
-    """Run the orbit EKF over a batch of GPS fixes; report the state at every output time.
-
-    *fixes*: any structured array (or dict of arrays) with the fields ``t_gps_s``,
-    ``pos_ecef_m`` (n, 3), ``vel_ecef_m_s`` (n, 3), ``pos_sigma_m`` (n, 3),
-    ``vel_sigma_m_s`` (n, 3), ``valid`` (e.g. ``pygnc.formats.gps.GPS_FIX_DTYPE``); a sigma
-    of 0 means "not given".  Fixes are processed in GPS-time order; invalid or non-finite
-    ones are skipped and counted.  *output_times_gps_s*: 1-D array (any order; e.g. the
-    5-s sensor sample times mapped with :func:`gps_times_from_sc`).  The filter starts at
-    the first valid fix; output times before it are NaN.  Between events the filter
-    predicts in steps of at most ``config.max_step_s``.
-
-    With *smooth* (ground), an RTS pass replaces the filtered values by smoothed ones.
-
-    Returns a dict: ``t_gps_s`` (m,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``,
-    ``v_ecef_m_s`` (m, 3), ``sigma`` (m, n) 1-sigma of every state (GCRS), ``cov``
-    (m, n, n), ``x`` (m, n) the full state, ``n_fixes_used``, ``n_fixes_rejected``,
-    ``n_fixes_invalid``, ``n_reinit``, ``nis`` (per fix, NaN when not evaluated),
-    ``fix_status`` (per fix: 0 used, 1 rejected, 2 invalid, 3 reinit/initialise, 4 before
-    start), ``smoothed`` (bool).
-    """
-    config = config or OrbitFilterConfig()
-    t_fix = np.asarray(fixes["t_gps_s"], dtype=float)
-    pos = np.asarray(fixes["pos_ecef_m"], dtype=float).reshape(-1, 3)
-    vel = np.asarray(fixes["vel_ecef_m_s"], dtype=float).reshape(-1, 3)
-    psig = np.asarray(fixes["pos_sigma_m"], dtype=float).reshape(-1, 3)
-    vsig = np.asarray(fixes["vel_sigma_m_s"], dtype=float).reshape(-1, 3)
-    valid = np.asarray(fixes["valid"], dtype=bool) & np.isfinite(t_fix)
-    valid &= np.all(np.isfinite(pos), axis=1) & np.all(np.isfinite(vel), axis=1)
-    t_out = np.asarray(output_times_gps_s, dtype=float).ravel()
-    order_out = np.argsort(t_out, kind="stable")
-    order_fix = np.argsort(t_fix, kind="stable")
-
-    ekf = OrbitEKF(config, record=smooth)
-    n = ekf.n
-    m = t_out.size
-    x_out = np.full((m, n), np.nan)
-    p_out = np.full((m, n, n), np.nan)
-    out_record = np.full(m, -1, dtype=np.int64)  # history index per output (smoothing)
-    nis = np.full(t_fix.size, np.nan)
-    status = np.full(t_fix.size, 4, dtype=np.int8)
-
-    i_out = 0
-    for i in order_fix:
-        if not valid[i]:
-            status[i] = 2
-            ekf.skip_invalid()
-            continue
-        tf = t_fix[i]
-        if not ekf.initialized:
-            ekf.initialize_from_fix(tf, pos[i], vel[i], psig[i], vsig[i])
-            ekf.n_used += 1
-            status[i] = 3
-            # Outputs before the first fix stay NaN.
-            while i_out < m and t_out[order_out[i_out]] < tf - 1e-9:
-                i_out += 1
-            continue
-        # Outputs up to (and at) this fix time: predict to each, then record (the fix at
-        # the same instant is applied first so outputs at fix times are posterior).
-        while i_out < m and t_out[order_out[i_out]] < tf - 1e-9:
-            j = order_out[i_out]
-            ekf.predict_to(t_out[j])
-            x_out[j], p_out[j] = ekf.x, ekf.p
-            out_record[j] = len(ekf.history) - 1
-            i_out += 1
-        ekf.predict_to(tf)
-        res = ekf.update_gps(tf, pos[i], vel[i], psig[i], vsig[i])
-        nis[i] = ekf.last_nis
-        status[i] = {"used": 0, "rejected": 1, "reinit": 3}[res]
-        while i_out < m and abs(t_out[order_out[i_out]] - tf) <= 1e-9:
-            j = order_out[i_out]
-            x_out[j], p_out[j] = ekf.x, ekf.p
-            out_record[j] = len(ekf.history) - 1
-            i_out += 1
-    if ekf.initialized:
-        while i_out < m:
-            j = order_out[i_out]
-            ekf.predict_to(t_out[j])
-            x_out[j], p_out[j] = ekf.x, ekf.p
-            out_record[j] = len(ekf.history) - 1
-            i_out += 1
-
-    smoothed = False
-    if smooth and ekf.history:
-        _, xs, ps = rts_smooth(ekf.history)
-        ok = out_record >= 0
-        x_out[ok] = xs[out_record[ok]]
-        p_out[ok] = ps[out_record[ok]]
-        smoothed = True
-
-    r_g = x_out[:, :3]
-    v_g = x_out[:, 3:6]
-    r_e = np.full((m, 3), np.nan)
-    v_e = np.full((m, 3), np.nan)
-    ok = np.isfinite(r_g[:, 0])
-    if ok.any():
-        r_e[ok], v_e[ok] = frames.gcrs_to_itrs(r_g[ok], v_g[ok], t_out[ok])
-    return {
-        "t_gps_s": t_out,
-        "x": x_out,
-        "r_gcrs_m": r_g.copy(),
-        "v_gcrs_m_s": v_g.copy(),
-        "r_ecef_m": r_e,
-        "v_ecef_m_s": v_e,
-        "sigma": np.sqrt(np.abs(np.diagonal(p_out, axis1=1, axis2=2))),
-        "cov": p_out,
-        "n_fixes_used": ekf.n_used,
-        "n_fixes_rejected": ekf.n_rejected,
-        "n_fixes_invalid": ekf.n_invalid,
-        "n_reinit": ekf.n_reinit,
-        "nis": nis,
-        "fix_status": status,
-        "smoothed": smoothed,
-    }
