@@ -35,6 +35,7 @@ import numpy as np
 from pygnc import frames
 from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
+from pygnc.estimation import chi2
 from pygnc.formats.sense import decode_sense
 from pygnc.timebase import fit_clock_map
 from scipy.spatial.transform import Rotation, Slerp
@@ -42,7 +43,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from ground import simulate as sim
 from ground.sim import scenario as scn
 
-CHI2_3_95 = 7.815
+CHI2_3_95 = chi2.quantile(0.95, 3)
 
 
 def settings(seed: int) -> scn.ScenarioSettings:

@@ -71,6 +71,7 @@ from pathlib import Path
 
 import numpy as np
 from pygnc.config import Config, Paths
+from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.orbit_ekf import fix_to_gcrs
@@ -87,7 +88,7 @@ from formation_support import relative_errors  # noqa: E402
 from ground.simulate import _extra_spacecraft, deputy_elements, simulate, write_scenario
 
 SETTLE_S = 1800.0
-CHI2_3_95 = 7.814728
+CHI2_3_95 = chi2.quantile(0.95, 3)
 
 
 def make_scenario(seed, out: Path, n_sc=2, dlambda_m=None, hours=3.0):

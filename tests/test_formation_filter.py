@@ -33,6 +33,7 @@ import numpy as np
 from covariance_checks import assert_symmetric_positive_definite
 import pytest
 from pygnc import timebase
+from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
 from pygnc.estimation import orbit_dynamics as od
 
@@ -47,7 +48,7 @@ import bench_formation as bench  # the information bound (bench/ is not a packag
 SETTLE_S = 1800.0
 #: The declared seed set of the 3-km accuracy statistics (all of them, none dropped).
 SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
-CHI2_3_95 = 7.814728
+CHI2_3_95 = chi2.quantile(0.95, 3)
 LATE_S = 0.6
 
 
@@ -235,8 +236,8 @@ def test_nees_monte_carlo():
         n3.append(e6[:3] @ np.linalg.solve(p6[:3, :3], e6[:3]))
         u = dr[0] / np.linalg.norm(dr[0])
         los_z.append((u @ e6[:3]) / math.sqrt(u @ p6[:3, :3] @ u))
-    assert 1.2 < np.mean(n3) < 54.4 / 12  # chi2(36) 97.5 % / 12; measured 2.2 (3 dof)
-    assert 2.5 < np.mean(n6) < 98.0 / 12  # chi2(72) 97.5 % / 12; measured 3.7 (6 dof)
+    assert 1.2 < np.mean(n3) < chi2.quantile(0.975, 36) / 12  # measured 2.2 (3 dof)
+    assert 2.5 < np.mean(n6) < chi2.quantile(0.975, 72) / 12  # measured 3.7 (6 dof)
     assert 0.4 < math.sqrt(np.mean(np.square(los_z))) < 1.5  # measured 1.07
 
 

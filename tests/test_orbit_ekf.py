@@ -1,13 +1,15 @@
 """Orbit EKF on seeded truth scenarios (ground.sim.orbits), and its algebra against filterpy.
 
-Scenario: 500 km, i = 97.4 deg, truth = EGM96 12x12 + bulge drag + Sun/Moon + SRP; GPS 10 m /
-0.01 m/s 1-sigma per axis every 25 s; 3 h (each scenario ~0.3 s truth + ~0.3 s filter).
+Scenario: 500 km, i = 97.4 deg, truth = brahe (EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon,
+SRP with shadow, relativity; ground.sim.orbits); GPS 10 m / 0.01 m/s 1-sigma per axis every
+25 s; 3 h (each scenario ~2 s truth + ~0.3 s filter).
 
-Thresholds are what this filter achieves on these scenarios with margin (bench/bench_orbit.py
-prints the figures).  The information floor (a filter whose dynamics *are* the truth's, zero
-process noise) is tested too: it is below the issue's 2.0 m / 1.2 m, so the gap to the
-targets is the unmodelled EGM96 degrees 9-12 (see the module docstring of
-pygnc.estimation.orbit_ekf and the bench's Bayesian bound for why no <= 8x8 filter closes it).
+Thresholds are the figures measured on these seeded (deterministic) scenarios x1.3, a
+margin for tuning changes (bench/bench_orbit.py prints the figures over more seeds).  The
+information floor (a filter whose dynamics *are* the truth's, zero process noise) is tested
+too: it is below the issue's 2.0 m / 1.2 m, so the gap to the targets is the gravity field
+beyond the flight's 8x8 (see the bench: a 12x12 flight field does not close it either).
+Consistency over independent realisations: tests/test_orbit_processor.py.
 """
 
 import math
@@ -18,11 +20,11 @@ import pytest
 
 from ground.sim import orbits as sim
 from pygnc import timebase
+from pygnc.estimation import chi2
 from pygnc.estimation import orbit_ekf as oe
 
 from ground import orbit_batch as ob
 
-CHI2_6_95 = 12.591587
 SETTLE_S = 1800.0
 
 
@@ -75,17 +77,25 @@ def nominal(truth0):
 def test_accuracy_and_consistency_3h(truth0, nominal):
     fixes, res, smoothed = nominal
     e = _errors(truth0, res)
-    assert e["rms_r"] < 2.9  # measured 2.51 m
-    assert e["rms_v"] < 0.008  # measured 6.4 mm/s
-    # NEES (6 dof): mean near 6 and ~95 % of epochs inside the 95 % chi-square bound.
-    assert 3.0 < e["nees"].mean() < 9.0
-    assert 0.88 < np.mean(e["nees"] < CHI2_6_95) <= 1.0
+    assert e["rms_r"] < 3.25  # measured 2.50 m
+    assert e["rms_v"] < 0.009  # measured 6.9 mm/s
+    # NEES (6 dof) at epochs 20 min apart (the DMC correlation time is 150 s, so ~independent):
+    # mean x n is chi-square(6 n) for a consistent filter; two-sided 99 % bounds.
+    _assert_nees_at_spaced_epochs(res, e)
     assert res["n_fixes_used"] == fixes["t_gps_s"].size
     assert res["n_fixes_rejected"] == 0 and res["n_fixes_invalid"] == 0
     es = _errors(truth0, smoothed)
-    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 1.8  # measured 1.50 m
-    assert es["rms_v"] < 0.006
-    assert 2.5 < es["nees"].mean() < 9.0
+    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 2.0  # measured 1.52 m
+    assert es["rms_v"] < 0.0054  # measured 4.1 mm/s
+    _assert_nees_at_spaced_epochs(smoothed, es)
+
+
+def _assert_nees_at_spaced_epochs(res, e):
+    t_rel = res["t_gps_s"][e["keep"]] - res["t_gps_s"][0]
+    idx = [int(np.argmin(np.abs(t_rel - t))) for t in np.arange(SETTLE_S, 10800.0, 1200.0)]
+    n = len(idx)
+    lo, hi = chi2.quantile(0.005, 6 * n) / n, chi2.quantile(0.995, 6 * n) / n
+    assert lo < e["nees"][idx].mean() < hi, (e["nees"][idx].mean(), lo, hi)
 
 
 def test_covariance_symmetric_positive_definite(nominal):
@@ -105,7 +115,7 @@ def test_outliers_rejected_and_counted(truth1):
     assert np.mean(st[~flags["outlier"]] == 1) < 0.01  # almost no good fix lost
     assert res["n_fixes_rejected"] == np.sum(st == 1)
     e = _errors(truth1, res)
-    assert e["rms_r"] < 3.2 and e["rms_v"] < 0.0085
+    assert e["rms_r"] < 3.9 and e["rms_v"] < 0.0098  # measured 2.98 m, 7.5 mm/s
 
 
 def test_gap_invalid_fixes_and_clock_offset(truth1):
@@ -229,7 +239,7 @@ def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     t_out = truth0["t_gps_s"][::5]
     floor = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg))
     floor_s = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))
-    assert floor["rms_r"] < 1.6 and floor_s["rms_r"] < 0.7  # measured 1.33 m, 0.43 m
+    assert floor["rms_r"] < 1.75 and floor_s["rms_r"] < 0.56  # measured 1.33 m, 0.43 m
     assert floor["rms_v"] < 0.002  # measured 1.3 mm/s
     assert 2.0 < floor["nees"].mean() < 9.0  # measured 3.6
     # The flight filter on the realistic truth pays for the unmodelled degrees 9-12.
@@ -237,15 +247,16 @@ def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
 
 
 def test_near_exact_dynamics_with_small_dmc():
-    """Truth without degrees 9-12 (8x8 + bulge drag + Sun/Moon + SRP): the same filter (Sun
-    and Moon modelled, drag model wrong by the bulge, activity and B) with a 30x smaller DMC
-    meets the issue's targets - the gap on the realistic truth is the gravity field."""
+    """Truth with gravity cut at EGM2008 8x8 (+ NRLMSISE-00 drag, Sun/Moon, SRP): the same
+    filter (Sun and Moon modelled, drag model wrong by the atmosphere, activity and B) with a
+    30x smaller DMC meets the issue's targets - the gap on the full truth is the gravity
+    field beyond 8x8."""
     tr = _truth_kw(0, gravity_degree=8)
     fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000))
     cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0)
     t_out = tr["t_gps_s"][::5]
     e = _errors(tr, ob.run_orbit_filter(fixes, t_out, cfg))
     es = _errors(tr, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))
-    assert e["rms_r"] < 1.8 and es["rms_r"] < 1.2  # measured 1.46 m, 0.93 m (floor here 1.02 / 0.57)
+    assert e["rms_r"] < 1.9 and es["rms_r"] < 1.2  # measured 1.45 m, 0.90 m
     assert e["rms_v"] < 0.0025  # measured 1.6 mm/s
     assert 1.5 < e["nees"].mean() < 9.0
