@@ -75,7 +75,9 @@ sqrt(n): 1.05 m after 30 min, 0.45 m after 3 h), and a run's line-of-sight RMS i
 m in only ~53 % of runs for any estimator (see the filter's module docstring).  With the
 bias known to 0.3 m (``Config.formation_range_bias_m`` / ``_sigma_m``, e.g. from earlier
 batches) every seed is within 0.33 m.  10 km apart: the same figures.  Cost: ~0.45 ms per
-5-s step per peer (3-h batch in ~1 s per peer).
+5-s step per peer (3-h batch in ~1 s per peer).  Re-measured with the truth propagated by
+brahe (seeds 1-3): 3D 0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m (bound
+0.31 / 0.36 / 0.45 m), velocity ~1 mm/s, NEES mean 2.8.
 """
 
 from __future__ import annotations
