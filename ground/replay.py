@@ -22,7 +22,7 @@ Outputs in OUT_DIR (columns: :data:`ground.outputs.tables.COLUMNS`, docs/interfa
 
 ``--smooth`` replaces the orbit by the RTS-smoothed batch solution
 (:func:`ground.orbit_batch.run_orbit_filter`) at the same sensor times, and the
-attitude by the attitude module's smoother when it has one.
+attitude by the attitude smoother (:mod:`ground.attitude_smoother`).
 
 Exit status: 0 replayed (even without a valid fix: orbit.csv then has no rows and a
 message says so), 1 unreadable scenario or failed pipeline, 2 bad usage.
@@ -119,12 +119,12 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
 
 
 def _attitude_smoother(run: ReplayRun):
-    """The attitude module's smoother, if it offers one: a ``smooth()`` method of the
-    processor, called after the batch, returning ``(type, body)`` outputs like ``handle``
-    (its ``attitude_estimate`` bodies replace the filtered ones).  In-process only."""
+    """The attitude smoother for an in-process run (``ground.attitude_smoother``), or None
+    (a pipeline run keeps no processor objects)."""
+    from ground.attitude_smoother import smoothed_messages
+
     proc = run.extra.get("processor_objects", {}).get("attitude")
-    fn = getattr(proc, "smooth", None)
-    return fn if callable(fn) else None
+    return None if proc is None else (lambda: smoothed_messages(proc))
 
 
 # --------------------------------------------------------------------------- outputs

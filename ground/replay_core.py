@@ -103,7 +103,7 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None)
 
 def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:
     """Replay *scenario* through the processors in this process.  *record_history*: switch
-    on the recording a processor's ``smooth()`` needs (``--smooth``)."""
+    on the recording the ground attitude smoother needs (``--smooth``)."""
     from pygnc.config import Paths
     from pygnc.tasks.ingest import build_message_stream
 

@@ -94,7 +94,7 @@ machine.  Re-measured with the orbit truth propagated by brahe (seeds 1-3, machi
 the stamps wrap (``tests/test_attitude_mekf.py`` states it rather than asserting it away).
 
 Ground smoothing: with ``record_history`` on (off in flight: ~3 kB per step),
-:meth:`AttitudeEstimator.smooth` runs a fixed-interval RTS smoother on the error state
+``ground.attitude_smoother.smooth_estimator`` runs a fixed-interval RTS smoother on the error state
 (prior/posterior covariances, the transition ``F`` and the reference quaternion and biases
 recorded per step; corrections applied multiplicatively).  Measured (seed 21, 3 h, after
 30 min): 0.77 -> 0.51 deg RMS (eclipse 1.14 -> 0.66), gyro-bias error max 0.0058 -> 0.0030
@@ -740,7 +740,7 @@ class AttitudeEstimator:
 
     def __init__(self, cfg: AttitudeFilterConfig | None = None, record_history: bool = False):
         self.cfg = cfg or AttitudeFilterConfig()
-        #: Keep what :meth:`smooth` needs, one :class:`_StepRecord` per step (~3 kB each: three 9x9 matrices and the output):
+        #: Keep what the ground smoother needs, one :class:`_StepRecord` per step (~3 kB each: three 9x9 matrices and the output):
         #: off in flight (memory), on for ground replay.
         self.record_history = bool(record_history)
         self.history: list[_StepRecord] = []
@@ -820,75 +820,6 @@ class AttitudeEstimator:
             self.history.append(_StepRecord(out, w_b, self.time_tag_sigma_s, prior if out.valid_attitude else None,
                                             f.p.copy() if out.valid_attitude else None))
         return out
-
-    # -- smoothing (ground) ------------------------------------------------------------
-    def smooth(self) -> list[AttitudeOutput]:
-        """Fixed-interval RTS smoother over the recorded steps (``record_history``): one
-        output per step, same fields as the filtered ones; steps without a valid attitude
-        are returned as filtered.
-
-        Multiplicative error-state form.  Per step the record holds the prior (after
-        propagation: reference ``q-``, biases ``b-``, ``P-`` and the error-state transition
-        ``F`` from the previous posterior) and the posterior (``q+``, ``b+``, ``P+``).  Going
-        backwards from the last posterior, the smoothed state at k+1 is expressed as an
-        error state about the *prior* reference at k+1 (the reference the filter's
-        prediction was linearised about): ``e = [rotvec(q-^-1 q_s), b_s - b-]``; then
-        ``C = P+_k F^T (P-_{k+1})^-1``, ``dx = C e``, ``q_s,k = q+_k (x) exp(dx_att)``,
-        ``b_s,k = b+_k + dx_bias``, ``P_s,k = P+_k + C (P_s,k+1 - P-_{k+1}) C^T``.  A
-        re-initialisation (TRIAD) or an invalid step starts a new interval.  The published
-        covariance adds the stated epoch's uncertainty as the filtered one does."""
-        hist = self.history
-        n = len(hist)
-        outs = [h.out for h in hist]
-        k = n - 1
-        while k >= 0:
-            if hist[k].prior is None:
-                k -= 1
-                continue
-            end = k
-            start = k
-            while start > 0 and hist[start].prior[0] and hist[start - 1].prior is not None:
-                start -= 1
-            outs[start:end + 1] = self._smooth_interval(hist[start:end + 1])
-            k = start - 1
-        return outs
-
-    def _smooth_interval(self, recs: list[_StepRecord]) -> list[AttitudeOutput]:
-        last = recs[-1]
-        q_s, b_s, p_s = last.out.q_body_to_gcrs.copy(), np.concatenate(
-            [last.out.gyro_bias_rad_s, last.out.mag_bias_ut]), last.p_post
-        res = [self._smoothed_output(last, q_s, b_s, p_s)]
-        for j in range(len(recs) - 2, -1, -1):
-            r, nxt = recs[j], recs[j + 1]
-            _, f, p_pred, q_pred, b_pred = nxt.prior
-            d = quat_multiply(q_pred * np.array([1.0, -1.0, -1.0, -1.0]), q_s)
-            if d[0] < 0:
-                d = -d
-            e = np.concatenate([_rotvec_from_quat(d), b_s - b_pred])
-            pf = r.p_post if f is None else r.p_post @ f.T
-            try:
-                c = np.linalg.solve(p_pred, pf.T).T  # P+ F^T (P-)^-1, P- symmetric
-            except np.linalg.LinAlgError:
-                c = pf @ np.linalg.pinv(p_pred)
-            dx = c @ e
-            q_s = quat_multiply(r.out.q_body_to_gcrs, quat_from_rotvec(dx[:3]))
-            q_s /= math.sqrt(float(q_s @ q_s))
-            if q_s[0] < 0:
-                q_s = -q_s
-            b_s = np.concatenate([r.out.gyro_bias_rad_s, r.out.mag_bias_ut]) + dx[3:]
-            p_s = r.p_post + c @ (p_s - p_pred) @ c.T
-            p_s = 0.5 * (p_s + p_s.T)
-            res.append(self._smoothed_output(r, q_s, b_s, p_s))
-        res.reverse()
-        return res
-
-    def _smoothed_output(self, r: _StepRecord, q, b, p) -> AttitudeOutput:
-        rate = r.w_meas - b[:3]
-        cov = p.copy()
-        cov[:3, :3] += (r.time_tag_sigma_s**2) * np.outer(rate, rate)
-        o = r.out
-        return AttitudeOutput(o.t_s, q.copy(), rate, b[:3].copy(), b[3:].copy(), cov, True, o.in_eclipse,
-                              o.sun_faces_used)
 
     def epoch_covariance(self, rate_body_rad_s) -> np.ndarray:
         """Attitude covariance (3x3, rad^2) added by the stated epoch's uncertainty: the

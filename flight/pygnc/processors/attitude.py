@@ -30,9 +30,9 @@ non-finite time or position is ignored.
 
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
 
-Ground: with ``record_history`` on (replay ``--smooth``), :meth:`smooth` returns the
-fixed-interval RTS-smoothed estimate of every processed sample
-(:meth:`pygnc.estimation.attitude_mekf.AttitudeEstimator.smooth`).
+Ground: with ``record_history`` on (replay ``--smooth``),
+``ground.attitude_smoother.smoothed_messages`` returns the fixed-interval RTS-smoothed
+estimate of every processed sample.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class AttitudeProcessor(Processor):
 
     @property
     def record_history(self) -> bool:
-        """Record what :meth:`smooth` needs (off in flight: memory; replay switches it on
-        before the first message)."""
+        """Record what the ground smoother needs (off in flight: memory; replay switches it
+        on before the first message)."""
         return self.est.record_history
 
     @record_history.setter
@@ -255,20 +255,6 @@ class AttitudeProcessor(Processor):
             "valid_attitude": bool(o.valid_attitude), "sun_faces_used": int(o.sun_faces_used),
             "propagated": propagated,
         })
-
-    def smooth(self) -> list[Output]:
-        """Ground: the fixed-interval RTS-smoothed estimates of every sample processed while
-        ``record_history`` was on, as ``attitude_estimate`` outputs (``propagated`` False,
-        same fields as the filtered ones; samples without a valid attitude as filtered).
-        Call after the batch (samples still waiting for their orbit estimate are not in it)."""
-        if not (len(self.est.history) == len(self._steps) == self.est.n_steps):
-            raise RuntimeError("attitude smooth(): record_history was not on for the whole run")
-        outs = self.est.smooth()
-        n = self.n_outputs
-        msgs = [self._message(o, t_sc, t_gps, has_pos, propagated=False)
-                for o, (t_sc, t_gps, has_pos) in zip(outs, self._steps)]
-        self.n_outputs = n  # counts what was sent in flight
-        return msgs
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
         # One constant-rate step whatever the gap: cheap, so the budget is never an issue.
