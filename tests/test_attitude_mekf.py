@@ -250,3 +250,18 @@ def test_gap_inflates_attitude_covariance_and_caps_at_pi():
     assert math.sqrt(f.p[0, 0]) > 3 * s5
     f.propagate(1.0e5, None)
     assert math.sqrt(f.p[0, 0]) <= math.pi + 1e-9
+
+
+def test_triad_refuses_parallel_and_non_finite_vectors():
+    """TRIAD needs two directions: parallel (or anti-parallel) pairs, pairs closer than
+    TRIAD_MIN_ANGLE_RAD, zero or NaN vectors give None, never a NaN or arbitrary matrix."""
+    s = np.array([1.0, 0.0, 0.0])
+    near = np.array([math.cos(math.radians(3.0)), math.sin(math.radians(3.0)), 0.0])
+    ok = np.array([math.cos(math.radians(10.0)), math.sin(math.radians(10.0)), 0.0])
+    for v1, v2 in ((s, s), (s, -s), (s, near), (s, np.zeros(3)), (s, np.array([np.nan, 1.0, 0.0]))):
+        assert am.triad(v1, v1, v2, v2) is None
+        assert am.triad(v1, ok, v2, ok[::-1]) is None
+    a = am.triad(s, s, ok, ok)
+    np.testing.assert_allclose(a, np.eye(3), atol=1e-12)
+    rot = Rotation.from_rotvec([0.3, -0.2, 0.5]).as_matrix()
+    np.testing.assert_allclose(am.triad(rot.T @ s, s, rot.T @ ok, ok), rot, atol=1e-12)

@@ -233,3 +233,28 @@ def test_processor_nees_over_independent_receivers(single_sc_3h):
     n = len(values)
     lo, hi = chi2.quantile(0.005, 6 * n) / n, chi2.quantile(0.995, 6 * n) / n
     assert lo < np.mean(values) < hi, (np.mean(values), lo, hi)
+
+
+def test_a_long_gap_reinitialises_instead_of_propagating():
+    """A data gap longer than Config.max_gap_propagation_s (here 12 h, clock map intact):
+    the filter is re-initialised from the first fix after it, not predicted 8640 steps
+    inside one handler, and estimates resume there."""
+    stream = build_message_stream(Paths(SAMPLE), Config())
+    t0 = next(b["t_sc_s"] for t, b in stream.messages if t == "sensor")
+    gap = 12 * 3600.0
+    msgs = []
+    for t, b in stream.messages:
+        if t != "batch_end" and "t_sc_s" in b and b["t_sc_s"] - t0 >= 150.0:
+            b = {**b, "t_sc_s": b["t_sc_s"] + gap}
+            if "t_gps_s" in b:
+                b["t_gps_s"] = b["t_gps_s"] + gap
+        msgs.append((t, b))
+    proc = OrbitProcessor()
+    out = _run(type("S", (), {"messages": msgs}), proc)
+    c = proc.counters()
+    assert c["gap_reinit"] == 1 and c["reinit"] == 1 and c["time_outliers"] == 0
+    est = [b for t, b in out if t == "orbit_estimate"]
+    after = [b for b in est if b["t_sc_s"] - t0 >= gap]
+    assert after and after[0]["n_used"] > 0
+    # Right after the re-initialisation the estimate is as good as a fix, not a 12-h prediction.
+    assert max(after[0]["sigma_r_m"]) < 30.0
