@@ -238,7 +238,7 @@ class FormationProcessor(Processor):
                     # else: nothing measured yet to judge it by: held, but it does not move the stream.
         elif msg_type == "batch_end":
             self.batch_ended = True
-            self._release(self._flush_limit(), out, self._budget())
+            self._release(self._flush_limit(), out, self._budget(), final=True)
             self._batch_notes(body, out)
             return out
         self._release(self.t_stream_gps_s - self.hold_s, out, self._budget())
@@ -342,9 +342,11 @@ class FormationProcessor(Processor):
         self._push(t, _RANGE, (pid, float(b["range_m"])), (t, _RANGE, pid))
 
     # ------------------------------------------------------------------ event processing
-    def _release(self, t_until_gps_s: float, out: list[Output], budget: admission.Budget) -> bool:
+    def _release(self, t_until_gps_s: float, out: list[Output], budget: admission.Budget,
+                 final: bool = False) -> bool:
         """Process held events up to *t_until_gps_s* while *budget* lasts; False if some
-        are left for a later call (the event under way is put back and resumed)."""
+        are left for a later call (the event under way is put back and resumed).  *final*
+        (the flush after batch_end): events beyond *t_until_gps_s* are corrupt times, dropped."""
         q = self.queue
         while q and q[0][0] <= t_until_gps_s:
             if budget.spent():
@@ -371,7 +373,7 @@ class FormationProcessor(Processor):
                 self.pending.add(key)
                 self.n_budget_deferred += 1
                 return False
-        if self.batch_ended and q and math.isfinite(t_until_gps_s):
+        if final:
             # What is left after the flush is beyond the own data: corrupt peer-fix times.
             while q and q[0][0] > t_until_gps_s:
                 _, _, _, _, key = heapq.heappop(q)
@@ -535,7 +537,7 @@ class FormationProcessor(Processor):
         if t_target is None:
             self.n_time_outliers += 1
             return out
-        if self.batch_ended and self.queue and not self._release(self._flush_limit(), out, budget):
+        if self.batch_ended and self.queue and not self._release(self._flush_limit(), out, budget, final=True):
             return out  # events held back by a handler's budget come first
         work = []  # (peer, cursor, target)
         for p in self.peers.values():
