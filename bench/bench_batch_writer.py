@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 from ground.__main__ import main as ground_main  # noqa: E402
-from ground.replay import discover_processors, feed  # noqa: E402
+from ground.replay_core import PROCESSORS, feed  # noqa: E402
 from ground.simulate import parse_duration_s  # noqa: E402
 from pygnc.batch_store import BatchStore  # noqa: E402
 from pygnc.config import Config, Paths  # noqa: E402
@@ -66,7 +66,6 @@ class _Collect:
 def message_stream(scenario: Path) -> list[tuple[str, dict]]:
     config = Config()
     meas = build_message_stream(Paths(scenario), config).messages
-    procs = [p for p in discover_processors() if p.cls is not None]
     sink = _Collect()
 
     def tee():
@@ -74,7 +73,7 @@ def message_stream(scenario: Path) -> list[tuple[str, dict]]:
             sink.messages.append(m)
             yield m
 
-    feed([p.cls(config) for p in procs], [p.name for p in procs], tee(), sink)
+    feed([cls(config) for cls in PROCESSORS.values()], list(PROCESSORS), tee(), sink)
     return sink.messages
 
 

@@ -2,9 +2,9 @@
 scenario's files and write what they estimated.
 
 In-process (default): :func:`pygnc.tasks.ingest.build_message_stream` reads the batch
-exactly as the flight ingest does; every message, in order, goes to each available
-processor (:mod:`pygnc.processors`: orbit, and attitude / formation when their modules are
-in this build) whose ``consumes`` names its type; what a processor returns goes on to the
+exactly as the flight ingest does; every message, in order, goes to each processor
+(:mod:`pygnc.processors`: orbit, attitude, formation; :mod:`ground.replay_core`) whose
+``consumes`` names its type; what a processor returns goes on to the
 *later* processors that consume it (orbit_estimate -> attitude).  Same code as flight, no
 processes, no sockets.  ``--pipeline`` runs the real process tree (``python -m pygnc``, the
 same program as ``flight/main.py``) on a
@@ -22,10 +22,10 @@ Outputs in OUT_DIR (columns: :data:`ground.outputs.tables.COLUMNS`, docs/interfa
 * ``plots/*.png`` - errors with ±3σ bounds (truth) or residuals (no truth).
 
 ``--smooth`` replaces the orbit by the RTS-smoothed batch solution
-(:func:`pygnc.estimation.orbit_ekf.run_orbit_filter`) at the same sensor times, and the
-attitude by the attitude module's smoother when it has one.  ``--accept-status`` sets the
-fix solution-status values taken as valid (as ``decode``; the flight team's simulated files
-need ``0,1``) over ``--config``.
+(:func:`ground.orbit_batch.run_orbit_filter`) at the same sensor times, and the
+attitude by the attitude smoother (:mod:`ground.attitude_smoother`).  ``--accept-status`` sets
+the fix solution-status values taken as valid (as ``decode``; the flight team's simulated
+files need ``0,1``) over ``--config``.
 
 Every argument is checked before anything runs (an existing file as ``--out``, a truth file
 that is not one, a ``--spacecraft`` the truth lacks): a message and exit status 2 (1 for an
@@ -40,34 +40,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
-import importlib
 import json
-import logging
 import math
 import sys
-import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ground.decode import accept_status_list
 from ground.outputs import tables as tb
+from ground.replay_core import ReplayRun, run_in_process
 from pygnc.processors import clock_map_from_body
 from pygnc.atomic import write_atomic
-
-#: (module, class) of every processor replay knows, in feed order.  A module that is not
-#: in this build is skipped (its CSV gets a header and no rows).
-PROCESSORS = (
-    ("orbit", "pygnc.processors.orbit", "OrbitProcessor"),
-    ("attitude", "pygnc.processors.attitude", "AttitudeProcessor"),
-    ("formation", "pygnc.processors.formation", "FormationProcessor"),
-)
-
-#: Progress bar only for streams at least this long (a 2-h batch is ~3000 messages).
-PROGRESS_MIN_MESSAGES = 5000
-
 
 # --------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,144 +82,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
 
 
-# --------------------------------------------------------------------------- processors
-@dataclass
-class ProcessorInfo:
-    name: str
-    module: str
-    cls: type | None
-    why_missing: str = ""
-
-
-def discover_processors() -> list[ProcessorInfo]:
-    """Every processor of :data:`PROCESSORS`, with its class or why it is not available."""
-    out = []
-    for name, module_name, cls_name in PROCESSORS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            why = "not in this build" if exc.name == module_name else f"does not import: {exc}"
-            out.append(ProcessorInfo(name, module_name, None, why))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a module being written by someone else may be broken
-            out.append(ProcessorInfo(name, module_name, None, f"does not import: {type(exc).__name__}: {exc}"))
-            continue
-        cls = getattr(module, cls_name, None)
-        if cls is None:
-            out.append(ProcessorInfo(name, module_name, None, f"has no {cls_name}"))
-        else:
-            out.append(ProcessorInfo(name, module_name, cls))
-    return out
-
-
-@dataclass
-class ReplayRun:
-    """What the estimators produced for one batch, however they were run."""
-
-    mode: str
-    processors: list[str]
-    missing: dict[str, str]
-    #: estimate message type -> bodies with propagated == False, in publication order
-    estimates: dict[str, list[dict]] = field(default_factory=lambda: {t: [] for t in tb.KIND_OF_TYPE})
-    notes: list[dict] = field(default_factory=list)
-    n_messages: int = 0
-    handle_errors: dict[str, int] = field(default_factory=dict)
-    #: seconds: "ingest" (building the stream), "processors" (total), "<name>" each, "total"
-    timings_s: dict[str, float] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-
-    def collect(self, msg_type: str, body: dict) -> None:
-        if msg_type in self.estimates:
-            if not body.get("propagated", False):
-                self.estimates[msg_type].append(body)
-        elif msg_type == "estimator_note":
-            self.notes.append(body)
-
-
-def _progress(total: int, quiet: bool, desc: str):
-    from tqdm import tqdm
-
-    disable = quiet or total < PROGRESS_MIN_MESSAGES or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="msg", file=sys.stderr, disable=disable, mininterval=0.5,
-                leave=False)
-
-
-def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None) -> None:
-    """Hand every message, in order, to the processors that consume it; feed each output on
-    to the later processors; collect estimates and notes into *run*.  A processor that
-    raises is counted and skipped for that message, as the flight task does."""
-    times = [0.0] * len(processors)
-    errors = [0] * len(processors)
-    consumes = [p.consumes for p in processors]
-    clock = time.perf_counter
-
-    def dispatch(msg_type: str, body: dict, start: int) -> None:
-        for i in range(start, len(processors)):
-            if msg_type not in consumes[i]:
-                continue
-            t0 = clock()
-            try:
-                outputs = processors[i].handle(msg_type, body)
-            except Exception:  # noqa: BLE001 - as the flight task: count, report once, go on
-                times[i] += clock() - t0
-                errors[i] += 1
-                if errors[i] == 1:
-                    print(f"replay: {names[i]} failed on a {msg_type} message (further failures only counted):\n"
-                          f"{traceback.format_exc()}", file=sys.stderr)
-                continue
-            times[i] += clock() - t0
-            for out_type, out_body in outputs:
-                run.collect(out_type, out_body)
-                dispatch(out_type, out_body, i + 1)
-
-    for k, (msg_type, body) in enumerate(messages):
-        dispatch(msg_type, body, 0)
-        if bar is not None and (k & 255) == 255:
-            bar.update(256)
-    for name, t, e in zip(names, times, errors):
-        run.timings_s[name] = t
-        run.handle_errors[name] = e
-    run.timings_s["processors"] = sum(times)
-
-
-def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:
-    """Replay *scenario* through the processors in this process.  *record_history*: switch
-    on the recording a processor's ``smooth()`` needs (``--smooth``)."""
-    from pygnc.config import Paths
-    from pygnc.tasks.ingest import build_message_stream
-
-    t_start = time.perf_counter()
-    infos = discover_processors()
-    avail = [i for i in infos if i.cls is not None]
-    run = ReplayRun("in_process", [i.name for i in avail], {i.name: i.why_missing for i in infos if i.cls is None})
-    if stream is None:
-        stream = build_message_stream(Paths(Path(scenario)), config, _quiet_logger())
-    run.timings_s["ingest"] = time.perf_counter() - t_start
-    run.extra["stream"] = stream
-    processors = [i.cls(config) for i in avail]
-    if record_history:
-        for proc in processors:
-            if hasattr(proc, "record_history"):
-                proc.record_history = True
-    run.n_messages = len(stream.messages)
-    bar = _progress(run.n_messages, quiet, "replay")
-    try:
-        feed(processors, run.processors, stream.messages, run, bar)
-    finally:
-        bar.close()
-    run.extra["processor_objects"] = dict(zip(run.processors, processors))
-    run.timings_s["total"] = time.perf_counter() - t_start
-    return run
-
-
-def _quiet_logger() -> logging.Logger:
-    log = logging.getLogger("ground.replay.ingest")
-    log.propagate = False
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-    return log
-
-
 # --------------------------------------------------------------------------- smoothing
 def _stream_parts(stream):
     fixes, sensors_t_sc, ranges, clock = [], [], [], None
@@ -256,7 +102,7 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     times of *stream* mapped to GPS time with its clock map.  Rows before the first valid
     fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts."""
     from pygnc import frames
-    from pygnc.estimation.orbit_ekf import run_orbit_filter
+    from ground.orbit_batch import run_orbit_filter
     from pygnc.frames import covariance_gcrs_to_ecef
     from pygnc.timebase import utc_unix_from_gps
 
@@ -285,12 +131,12 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
 
 
 def _attitude_smoother(run: ReplayRun):
-    """The attitude module's smoother, if it offers one: a ``smooth()`` method of the
-    processor, called after the batch, returning ``(type, body)`` outputs like ``handle``
-    (its ``attitude_estimate`` bodies replace the filtered ones).  In-process only."""
+    """The attitude smoother for an in-process run (``ground.attitude_smoother``), or None
+    (a pipeline run keeps no processor objects)."""
+    from ground.attitude_smoother import smoothed_messages
+
     proc = run.extra.get("processor_objects", {}).get("attitude")
-    fn = getattr(proc, "smooth", None)
-    return fn if callable(fn) else None
+    return None if proc is None else (lambda: smoothed_messages(proc))
 
 
 # --------------------------------------------------------------------------- outputs

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ground.replay import PROCESSORS, ReplayRun
+from ground.replay_core import PROCESSORS, ReplayRun
 
 #: Bus-log bound of the replay run, bytes (a 24-h batch logs ~70 MB).
 REPLAY_BUS_LOG_MAX_BYTES = 1 << 30
@@ -207,7 +207,7 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
     from pygnc.tasks.ingest import build_message_stream
     from pygnc.tasks.table import enabled_tasks
 
-    from ground.replay import _quiet_logger
+    from ground.replay_core import quiet_logger
 
     t_start = time.perf_counter()
     scenario = Path(scenario)
@@ -217,12 +217,13 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
 
         config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v
                                                 for k, v in overrides.items()})
-    stream = build_message_stream(Paths(scenario), config, _quiet_logger())
+    stream = build_message_stream(Paths(scenario), config, quiet_logger())
     t_last = stream.messages[-1][1]["t_sc_last_s"] if stream.messages else math.nan
     t_last = t_last if math.isfinite(t_last) else 0.0
     task_names = {t.name for t in enabled_tasks(config)}
-    names = [n for n, _, _ in PROCESSORS if TASK_OF[n] in task_names]
-    run = ReplayRun("pipeline", names, {n: "not in the flight task table" for n, _, _ in PROCESSORS if n not in names})
+    names = [n for n in PROCESSORS if TASK_OF[n] in task_names]
+    run = ReplayRun("pipeline", names, {n: "not enabled in the flight configuration" for n in PROCESSORS
+                                        if n not in names})
     run.extra["stream"] = stream
     with tempfile.TemporaryDirectory(prefix="pygnc-replay-") as tmp:
         home = Path(tmp)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from flight_harness import REPO
-from ground.replay import discover_processors, feed
+from ground.replay_core import PROCESSORS, feed
 from pygnc import batch_store as bs
 from pygnc.config import Config, Paths, load_config
 from pygnc.formats import batch as B
@@ -37,7 +37,6 @@ def stream() -> list[tuple[str, dict]]:
     """meas messages and every estimator output, in the order the writer would see them."""
     config = Config()
     meas = build_message_stream(Paths(SAMPLE), config).messages
-    procs = [p for p in discover_processors() if p.cls is not None]
     sink = _Sink()
 
     def tee():
@@ -45,7 +44,7 @@ def stream() -> list[tuple[str, dict]]:
             sink.messages.append(m)
             yield m
 
-    feed([p.cls(config) for p in procs], [p.name for p in procs], tee(), sink)
+    feed([cls(config) for cls in PROCESSORS.values()], list(PROCESSORS), tee(), sink)
     health = {"tasks": [{"name": "ingest", "state": "running", "restarts": 0}], "uptime_s": 1.0,
               "t_sc_s": meas[-1][1]["t_sc_first_s"] + 3600.0, "stopping": False}
     sink.messages.append(("health", health))

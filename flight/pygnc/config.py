@@ -216,6 +216,16 @@ class Config:
     #: IMU axes -> body axes, row-major 3x3 (v_body = R @ v_imu), for consumers of the
     #: ``imu`` channel (samples are published in IMU axes).  Not the BMX160's imu_to_body.
     imu_device_to_body: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    # --- measurement admission (pygnc.processors.admission) ---------------------------
+    #: An own fix whose GPS time (week + ms) and clock-mapped spacecraft stamp disagree by
+    #: more is a corrupt time and is not used, s.
+    fix_time_tolerance_s: float = 10.0
+    #: Longest gap a filter is propagated across inside a message handler to reach a
+    #: measurement, s; beyond it the filter re-initialises from the next usable fix.
+    max_gap_propagation_s: float = 1800.0
+    #: Wall time one message handler may spend predicting, s (work beyond it is resumed on
+    #: the next message; far inside health_fatal_s even on a Pi).
+    handler_budget_s: float = 0.5
 
     #: Overrides of the orbit filter's tunables, by the field names of
     #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
