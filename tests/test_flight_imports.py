@@ -1,5 +1,5 @@
-"""The flight package imports only what the Pi installs: the standard library, numpy, pyzmq
-and msgpack.  No scipy (the gates' chi-square quantiles come from pygnc.estimation.chi2),
+"""The flight package imports only what the Pi installs: the standard library, numpy, pyzmq,
+msgpack and pyserial (the device drivers).  No scipy (the gates' chi-square quantiles come from pygnc.estimation.chi2),
 no ground or test library, nothing of ground/ - checked on every module's source, lazy
 imports inside functions included."""
 
@@ -9,7 +9,7 @@ import sys
 from flight_harness import REPO
 
 FLIGHT = REPO / "flight"
-ALLOWED = {"numpy", "zmq", "msgpack", "pygnc"}
+ALLOWED = {"numpy", "zmq", "msgpack", "serial", "pygnc"}  # = pyproject dependencies
 
 
 def _imports(path):
