@@ -36,7 +36,8 @@ class FlightRun:
     """One run of ``main.py`` in a pseudo-terminal, with its PYGNC_HOME."""
 
     def __init__(self, home: Path, timeout_min: float = 5.0, spacecraft_time_s: float = 1_700_000_000,
-                 main: Path = FLIGHT_MAIN, env: dict | None = None, args: list[str] | None = None):
+                 main: Path = FLIGHT_MAIN, env: dict | None = None, args: list[str] | None = None,
+                 prefix: list[str] | None = None):
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         master, slave = pty.openpty()
@@ -47,7 +48,8 @@ class FlightRun:
         e.update(env or {})
         argv = [str(timeout_min), str(spacecraft_time_s)] if args is None else args
         self.t_start = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, str(main), *argv], stdin=slave, stdout=slave,
+        # prefix: a command that runs main.py, e.g. ["taskset", "-c", "0"] (benches)
+        self.proc = subprocess.Popen([*(prefix or []), sys.executable, str(main), *argv], stdin=slave, stdout=slave,
                                      stderr=slave, env=e, cwd=str(self.home), start_new_session=True,
                                      preexec_fn=_become_terminal_foreground, close_fds=True)
         os.close(slave)

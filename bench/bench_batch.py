@@ -1,0 +1,177 @@
+"""A day's batch through the real process tree, started as the host starts it.
+
+    .venv/bin/python bench/bench_batch.py [--settings data/scenarios/formation_24h.toml]
+        [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core]
+
+1. ``python -m ground simulate`` of the scenario (default: the 24-h, own + two partners
+   scenario ``data/scenarios/formation_24h.toml``) into a temporary directory, unless
+   ``--scenario`` names one already simulated.
+2. ``--runs`` times: a fresh ``PYGNC_HOME`` with the batch's ``sense.bin`` and range
+   files, ``flight/main.py <timeout_min> <spacecraft_time_s>`` in a pseudo-terminal (the
+   host's way: tests/flight_harness.py), the spacecraft time one second after the batch's
+   last sample.  The figure is the time from starting ``main.py`` to the first status file
+   that holds estimates of the batch's last sample from every estimator (the batch is done
+   and each estimator has published past the batch's last spacecraft time - the criterion
+   of ``ground.replay_pipeline.estimators_done``).  The peak summed PSS of the tree is
+   sampled every 0.5 s; each process's CPU seconds (user + system) are read just before
+   the Ctrl-C that ends the run.
+3. The same with the tree pinned to one core (``taskset -c 0``; a Pi Zero 2 W core is
+   roughly 10-20x slower than one of this machine's).
+
+Prints the median (and each run) of the time to done, the median per-task CPU seconds and
+the peak PSS.  Needs the bench extra (psutil).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from flight_harness import FlightRun, make_home  # noqa: E402
+from ground.__main__ import main as ground_main  # noqa: E402
+from ground.replay_pipeline import TASK_OF, estimators_done  # noqa: E402
+from pygnc.config import Config  # noqa: E402
+from pygnc.formats import status as S  # noqa: E402
+from pygnc.formats.sense import decode_sense  # noqa: E402
+from pygnc.tasks.table import enabled_tasks  # noqa: E402
+
+DEFAULT_SETTINGS = REPO / "data" / "scenarios" / "formation_24h.toml"
+
+
+def _task_name(p: psutil.Process, root_pid: int) -> str:
+    if p.pid == root_pid:
+        return "supervisor"
+    try:
+        cmd = p.cmdline()
+    except psutil.Error:
+        return "?"
+    if "pygnc.tasks" in cmd:
+        return cmd[cmd.index("pygnc.tasks") + 1]
+    return " ".join(cmd[:3])
+
+
+def _pss_of(procs: list[psutil.Process]) -> int:
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total
+
+
+def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | None,
+            timeout_s: float = 900.0) -> dict:
+    home = make_home(tmp, scenario)
+    tasks = {spec.name for spec in enabled_tasks(Config())} & set(TASK_OF.values())
+    run = FlightRun(home, timeout_min=60, spacecraft_time_s=t_last_sc_s + 1.0, prefix=prefix)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample_pss():
+        while not stop.wait(0.5):
+            peak[0] = max(peak[0], _pss_of(run.tree()))
+
+    sampler = threading.Thread(target=sample_pss, daemon=True)
+    sampler.start()
+    try:
+        t_end = time.monotonic() + timeout_s
+        while True:
+            st = run.status()
+            if st is not None and st["flags"] & S.FLAG_BATCH_DONE and estimators_done(st, tasks, t_last_sc_s):
+                t_done = time.monotonic() - run.t_start
+                break
+            if run.proc.poll() is not None:
+                raise SystemExit(f"main.py exited ({run.proc.returncode}) before the batch was done:\n{run.text}")
+            if time.monotonic() > t_end:
+                raise SystemExit(f"not done after {timeout_s:.0f} s; last status {st}")
+            time.sleep(0.02)
+        cpu: dict[str, float] = {}
+        for p in run.tree():
+            try:
+                c = p.cpu_times()
+                name = _task_name(p, run.proc.pid)
+                cpu[name] = cpu.get(name, 0.0) + c.user + c.system
+            except psutil.Error:
+                pass
+        peak[0] = max(peak[0], _pss_of(run.tree()))
+        run.ctrl_c()
+        rc = run.wait_exit(15)
+    finally:
+        stop.set()
+        sampler.join()
+        run.close()
+    return {"t_done_s": t_done, "cpu_s": cpu, "peak_pss_mib": peak[0] / 2**20, "exit": rc}
+
+
+def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str) -> dict:
+    results = []
+    for i in range(runs):
+        with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
+            r = one_run(scenario, Path(tmp), t_last, prefix)
+        results.append(r)
+        print(f"  {label} run {i + 1}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
+              f"exit {r['exit']}", flush=True)
+    names = sorted({n for r in results for n in r["cpu_s"]}, key=lambda n: -statistics.median(
+        r["cpu_s"].get(n, 0.0) for r in results))
+    med = statistics.median(r["t_done_s"] for r in results)
+    each = ", ".join(f"{r['t_done_s']:.2f}" for r in results)
+    print(f"{label}: start -> estimates of the last sample, median of {runs}: {med:.2f} s "
+          f"(runs {each}); peak summed PSS "
+          f"{max(r['peak_pss_mib'] for r in results):.0f} MiB")
+    total = statistics.median(sum(r["cpu_s"].values()) for r in results)
+    print(f"  CPU seconds per process (median), total {total:.1f} s:")
+    for n in names:
+        print(f"    {n:22s} {statistics.median(r['cpu_s'].get(n, 0.0) for r in results):7.2f}")
+    return {"median_s": med, "results": results}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", type=Path, default=DEFAULT_SETTINGS)
+    ap.add_argument("--duration", default="24h")
+    ap.add_argument("--seed", default=None, help="override the scenario's seed")
+    ap.add_argument("--scenario", type=Path, help="an already simulated scenario directory (skip simulate)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-one-core", action="store_true", help="skip the taskset -c 0 series")
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    try:
+        scenario = args.scenario
+        if scenario is None:
+            scenario = tmp / "scenario"
+            cmd = ["simulate", str(scenario), "--settings", str(args.settings), "--duration", args.duration, "--quiet"]
+            if args.seed is not None:
+                cmd += ["--seed", args.seed]
+            t0 = time.perf_counter()
+            if ground_main(cmd) != 0:
+                return 1
+            print(f"simulate {args.settings.name} {args.duration}: {time.perf_counter() - t0:.1f} s")
+        sense = decode_sense((scenario / "sense.bin").read_bytes())
+        t_last = float(sense.sensors["t_sc_s"].max())
+        n_rng = len(list((scenario / "range").glob("rng*.bin"))) if (scenario / "range").is_dir() else 0
+        print(f"batch: {len(sense.sensors)} sensor samples, {len(sense.fixes)} GPS records, {n_rng} range files; "
+              f"machine: {psutil.cpu_count()} cores, load {psutil.getloadavg()[0]:.2f}")
+        two = series(scenario, args.runs, t_last, None, "all cores")
+        if not args.no_one_core and shutil.which("taskset"):
+            one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)")
+            print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
