@@ -172,7 +172,7 @@ def test_clock_map_recovers_simulated_offset(scenario_dir, truth):
     cm = fit_clock_map(f["t_sc_s"], f["t_gps_s"])
     # t_gps - t_sc = leap seconds + GPS epoch offset - clock offset (floor costs <= 1 s)
     expected = (truth["t_gps_s"][0] - truth["t_sc_s"][0][0])
-    assert abs(cm.offset_s - expected) < 1.0
+    assert abs(cm.gps_minus_sc_s - expected) < 1.0
 
 
 def test_range_files_decode_cleanly_and_match_truth(scenario_dir, truth):

@@ -124,7 +124,7 @@ def test_clock_map_offset_drift_outliers():
 
 def test_clock_map_short_span_and_empty():
     m = fit_clock_map([100.0, 110.0, 120.0], [10.0, 20.0, 30.5])
-    assert m.drift == 0 and m.offset_s == pytest.approx(-89.8333, abs=1e-3)
+    assert m.drift == 0 and m.gps_minus_sc_s == pytest.approx(-89.8333, abs=1e-3)
     assert fit_clock_map([], []) is None
     assert fit_clock_map([np.nan], [1.0]) is None
 
@@ -135,4 +135,4 @@ def test_clock_map_with_two_equal_clusters_is_finite():
     t_gps = t_sc + np.array([100.0, 100.0, 160.0, 160.0])
     cm = fit_clock_map(t_sc, t_gps)
     assert cm is not None and cm.n_pairs == 2
-    assert cm.offset_s in (100.0, 160.0) and np.isfinite(cm.t_ref_sc_s) and np.isfinite(cm.residual_rms_s)
+    assert cm.gps_minus_sc_s in (100.0, 160.0) and np.isfinite(cm.t_ref_sc_s) and np.isfinite(cm.residual_rms_s)

@@ -112,24 +112,25 @@ def julian_date_tt_from_gps(t_gps_s):
 
 @dataclass(frozen=True)
 class ClockMap:
-    """Affine map from the spacecraft clock to GPS time: t_gps = t_sc + offset + drift*(t_sc - t_ref).
+    """Affine map from the spacecraft clock to GPS time:
+    t_gps = t_sc + gps_minus_sc_s + drift*(t_sc - t_ref_sc_s).
 
     Fitted from the (t_sc_s, t_gps_s) pairs of valid fixes by :func:`fit_clock_map`.  The
     spacecraft clock ticks in whole seconds and a fix's spacecraft time is only good to
     ~1 s, so ``residual_rms_s`` of a healthy fit is ~0.3 s.
     """
 
-    offset_s: float
+    gps_minus_sc_s: float  # GPS time minus the spacecraft clock at t_ref_sc_s, s
     drift: float  # dimensionless (s/s)
     t_ref_sc_s: float
     n_pairs: int
     residual_rms_s: float
 
     def gps_from_sc(self, t_sc_s):
-        return t_sc_s + self.offset_s + self.drift * (t_sc_s - self.t_ref_sc_s)
+        return t_sc_s + self.gps_minus_sc_s + self.drift * (t_sc_s - self.t_ref_sc_s)
 
     def sc_from_gps(self, t_gps_s):
-        return (t_gps_s - self.offset_s + self.drift * self.t_ref_sc_s) / (1.0 + self.drift)
+        return (t_gps_s - self.gps_minus_sc_s + self.drift * self.t_ref_sc_s) / (1.0 + self.drift)
 
 
 def fit_clock_map(t_sc_s, t_gps_s, min_span_for_drift_s: float = 3600.0, reject_s: float = 5.0):

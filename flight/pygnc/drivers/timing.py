@@ -71,7 +71,8 @@ class ClockSync:
         self._last_out = -math.inf
 
     @property
-    def offset_s(self) -> float:
+    def rx_minus_device_s(self) -> float:
+        """Host reception time minus device time: the window's minimum delay, s."""
         return self._win[0][1] if self._win else math.nan
 
     def observe(self, t_device_s: float, t_rx_s: float) -> None:

@@ -126,8 +126,7 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
         cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
         if cm is not None:
             t_gps_ref = cm.gps_from_sc(cm.t_ref_sc_s)
-            # ClockMap.offset_s is GPS time minus the spacecraft clock (at t_ref_sc_s).
-            gps_minus_sc = cm.offset_s
+            gps_minus_sc = cm.gps_minus_sc_s
             utc_minus_sc = gps_minus_sc + GPS_EPOCH_UNIX_S - float(leap_seconds_at_gps(float(t_gps_ref)))
             log.info("clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
                      utc_minus_sc, cm.drift, cm.n_pairs, cm.residual_rms_s)
