@@ -110,17 +110,27 @@ def test_control_round_trip_and_restart_handover(tmp_path):
     cl = ControlClient(ctx, tmp_path, "ingest", DecodeCounters())
     assert cl.send("ready", {"pid": 1})
     assert srv.socket.poll(2000)
-    name, msg = srv.recv()
+    [(name, msg)] = list(srv.pending())
     assert name == "ingest" and msg.type == "ready"
     cl.close()
     cl2 = ControlClient(ctx, tmp_path, "ingest", DecodeCounters())  # the restarted task
     cl2.send("ready", {"pid": 2})
     assert srv.socket.poll(2000)
-    assert srv.recv()[1].body["pid"] == 2
+    assert [m.body["pid"] for _, m in srv.pending()] == [2]
     assert srv.send("ingest", "ping", {"key": 9})
     assert cl2.socket.poll(2000)
-    assert cl2.recv().body == {"key": 9}
+    assert [m.body for m in cl2.pending()] == [{"key": 9}]
     assert not srv.send("nobody", "ping", {"key": 1})   # unknown peer: False, not an exception
+    # A malformed message between two good ones is counted and skipped, not the end of them.
+    cl2.send("ready", {"pid": 1})
+    cl2.socket.send(b"\xc1 not msgpack")
+    cl2.send("ready", {"pid": 2})
+    t_end = time.monotonic() + 2
+    got = []
+    while len(got) < 2 and time.monotonic() < t_end:
+        srv.socket.poll(100)
+        got += [m.body["pid"] for _, m in srv.pending()]
+    assert got == [1, 2] and c.as_dict() != DecodeCounters().as_dict()
     for s in (srv, cl2):
         s.close()
     ctx.term()

@@ -267,15 +267,9 @@ class Supervisor:
 
     # -- control -----------------------------------------------------------------------------
     def _handle_control(self, now: float) -> None:
-        while True:
-            got = self.control.recv()
-            if got is None:
-                if self.control.socket.poll(0, zmq.POLLIN):
-                    continue
-                return
-            name, msg = got
+        for name, msg in self.control.pending():
             t = self.by_name.get(name)
-            if msg is None or t is None:
+            if t is None:
                 continue
             t.answered = True
             if msg.type == "ready":

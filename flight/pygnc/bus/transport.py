@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import zmq
 
@@ -241,12 +241,17 @@ class ControlClient:
         except zmq.Again:
             return False
 
-    def recv(self) -> Message | None:
-        try:
-            raw = self.socket.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            return None
-        return decode(raw, self.counters)
+    def pending(self) -> Iterator[Message]:
+        """The messages waiting now, decoded (malformed ones counted and skipped); never
+        blocks.  Stopping the iteration early leaves the rest queued."""
+        while True:
+            try:
+                raw = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            msg = decode(raw, self.counters)
+            if msg is not None:
+                yield msg
 
     def close(self) -> None:
         self.socket.close(LINGER_MS)
@@ -274,20 +279,25 @@ class ControlServer:
         except (zmq.Again, zmq.ZMQError):
             return False
 
-    def recv(self) -> tuple[str, Message | None] | None:
-        try:
-            frames = self.socket.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            return None
-        if len(frames) != 2:
-            self.counters.bad_envelope += 1
-            return None
-        try:
-            name = frames[0].decode()
-        except UnicodeDecodeError:
-            self.counters.bad_envelope += 1
-            return None
-        return name, decode(frames[1], self.counters)
+    def pending(self) -> Iterator[tuple[str, Message]]:
+        """(task name, message) for each message waiting now; malformed envelopes and
+        messages are counted and skipped.  Never blocks."""
+        while True:
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                self.counters.bad_envelope += 1
+                continue
+            try:
+                name = frames[0].decode()
+            except UnicodeDecodeError:
+                self.counters.bad_envelope += 1
+                continue
+            msg = decode(frames[1], self.counters)
+            if msg is not None:
+                yield name, msg
 
     def close(self) -> None:
         self.socket.close(LINGER_MS)

@@ -171,12 +171,7 @@ class TaskRunner:
 
     # -- control -------------------------------------------------------------------------
     def _handle_control(self) -> None:
-        while True:
-            msg = self.control.recv()
-            if msg is None:
-                if self.control.socket.poll(0, zmq.POLLIN):
-                    continue  # a malformed one was dropped; look at the next
-                return
+        for msg in self.control.pending():
             if msg.type == "ping":
                 self.last_ping = time.monotonic()
                 self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
@@ -274,12 +269,7 @@ class TaskRunner:
             if self._wake_r in events:
                 self._drain_wake()
             if self.control.socket in events:
-                while True:
-                    msg = self.control.recv()
-                    if msg is None:
-                        if self.control.socket.poll(0, zmq.POLLIN):
-                            continue
-                        break
+                for msg in self.control.pending():
                     if msg.type == "start":
                         return True
                     if msg.type == "ping":
