@@ -124,6 +124,16 @@ class Config:
     #: CPU time an estimator may spend per call propagating to "now", s.
     propagation_budget_s: float = 0.05
 
+    # --- housekeeping devices (task ``housekeeping``) ------------------------------------
+    #: Run the housekeeping task (EMUS BMS, OPC-N3 over serial ports); off in the host's
+    #: default run.
+    housekeeping_enabled: bool = False
+    #: The devices it polls: TOML array of tables ``[[housekeeping_devices]]`` with ``name``,
+    #: ``kind`` ("emus_bms" | "opc_n3"), ``port`` (path or pyserial URL) or ``usb``
+    #: ("VID:PID[:SERIAL]"), ``period_s`` and per-kind keys (docs/interface.md,
+    #: "Housekeeping devices"); checked by ``pygnc.tasks.housekeeping.parse_devices``.
+    housekeeping_devices: tuple = ()
+
     #: Overrides of the orbit filter's tunables, by the field names of
     #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
     #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).

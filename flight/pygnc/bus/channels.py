@@ -50,6 +50,8 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
             ("attitude_estimate", "estimator_note"), "attitude estimates"),
     Channel("formation", "formation_estimator", Policy.DROP, 10000,
             ("formation_estimate", "estimator_note"), "relative-state estimates per peer"),
+    Channel("hk", "housekeeping", Policy.BLOCK, 2000, ("hk_reading", "hk_device"),
+            "housekeeping device readings (EMUS BMS, OPC-N3) and device states"),
     Channel("health", "supervisor", Policy.LATEST, 1000, ("health",),
             "per-task health from the supervisor's pings"),
 )}

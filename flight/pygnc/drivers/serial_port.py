@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import errno
 import select
 import time
 from dataclasses import dataclass, field
@@ -163,6 +164,18 @@ class SerialLink:
             self.ser = None
 
 
+def _open_reason(exc: serial.SerialException) -> str:
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY) or "exclusively lock" in text:
+        return "in use by another process"
+    if code == errno.ENOENT:
+        return "no such device (not connected?)"
+    if code == errno.EACCES:
+        return "permission denied (is the user in the dialout group?)"
+    return f"cannot open: {text}"
+
+
 def open_link(port: str | None = None, usb: str | None = None, baudrate: int = 57600,
               exclusive: bool = True) -> SerialLink:
     """Open *port* (path or pyserial URL) or the port with USB id *usb*, locked for us alone.
@@ -177,10 +190,7 @@ def open_link(port: str | None = None, usb: str | None = None, baudrate: int = 5
             ser.exclusive = True
         ser.open()
     except serial.SerialException as exc:
-        text = str(exc)
-        if "exclusively lock" in text or "Resource temporarily unavailable" in text:
-            raise PortError(f"{target}: in use by another process ({text})") from None
-        raise PortError(f"{target}: cannot open: {text}") from None
+        raise PortError(f"{target}: {_open_reason(exc)}") from None
     except (OSError, ValueError) as exc:
         raise PortError(f"{target}: cannot open: {exc}") from None
     return SerialLink(ser, target)

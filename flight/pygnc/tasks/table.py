@@ -36,7 +36,7 @@ class TaskSpec:
 
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
-             subscribes=("meas", "orbit", "attitude", "formation", "health"), publishes=(),
+             subscribes=("meas", "orbit", "attitude", "formation", "health", "hk"), publishes=(),
              sink=True),
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=(), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
@@ -45,6 +45,8 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
+    TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
+             enabled_by="housekeeping_enabled"),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
