@@ -15,6 +15,10 @@ COMMANDS = {
     "decode": ("ground.decode", "decode sense.bin, range, status or log files (optionally to CSV)"),
     "simulate": ("ground.simulate", "write a truth-known scenario directory the flight code can consume"),
     "replay": ("ground.replay", "run the flight estimators on a scenario and write CSV/OEM/plots"),
+    "archive": ("ground.archive", "load bus logs, status files, decode CSV (and batch files) into SQLite"),
+    "export": ("ground.export", "write CSV files from an archive"),
+    "upload": ("ground.upload", "queue files and send them to a server with checksums and retries"),
+    "hk-sim": ("ground.sim.hk_devices", "run simulated EMUS BMS and USB-ISS + OPC-N3 devices on pseudo-terminals"),
 }
 
 
