@@ -107,6 +107,7 @@ def test_housekeeping_in_the_process_tree_survives_unplug_and_stops_cleanly(tmp_
         b = _readings(msgs, "bms", "BV1")[0].body
         assert b["kind"] == "emus_bms" and b["values"]["n_cells"] == 12 and b["solicited"]
         assert b["raw"].startswith(b"BV1,")
+        assert _readings(msgs, "bms", "VR1")[0].body["values"]["firmware_version"] == "2.0.13"  # once per open
         h = _readings(msgs, "opc", "histogram")[-1].body
         assert on.decode_histogram(h["raw"])["bin_counts"] == h["values"]["bin_counts"]
         assert {"info", "serial", "firmware", "dac_status"} <= {m.body["record"] for m in _readings(msgs, "opc")}

@@ -169,6 +169,7 @@ class Device:
         self.state = "closed"
         self.next_open = 0.0
         self.next_poll = 0.0
+        self.first_poll = True
         self.next_status = 0.0
         self.open_failures = 0
         self.opens = 0
@@ -221,6 +222,7 @@ class Device:
         if fd is not None:
             self._watch(fd)
         self.next_poll = now
+        self.first_poll = True
         self.next_status = now + STATUS_PERIOD_S
         self.log.info("%s: %s open on %s", spec.name, spec.kind, self.link.name)
         self.report("open")
@@ -268,7 +270,10 @@ class Device:
                         self.log.debug("%s: %s timed out (%d sentences)", self.spec.name, rep.name,
                                        len(rep.sentences))
                 if drv.mode == "request" and now >= self.next_poll:
-                    drv.poll(self.spec.options["sentences"], now)
+                    names = self.spec.options["sentences"]
+                    if self.first_poll:  # the unit's version, once per open
+                        names, self.first_poll = ("VR1",) + tuple(n for n in names if n != "VR1"), False
+                    drv.poll(names, now)
                     self.next_poll = max(self.next_poll + self.spec.period_s, now)
                 if drv.mode == "request":
                     wake = min(wake, self.next_poll)
