@@ -382,3 +382,17 @@ def test_busy_forever_times_out_and_nonsense_is_a_protocol_error():
     with pytest.raises(on.OpcChecksumError):
         bridge.opc.bad_crc_prob = 1.0
         drive(on.read_histogram(), bridge)
+
+
+@given(st.binary(min_size=1, max_size=63), st.booleans())
+def test_usb_iss_spi_frames_round_trip(data, ack):
+    frame = ui.encode_spi(data)
+    assert frame[0] == 0x61 and frame[1:] == data
+    reply = bytes([0xFF if ack else 0x00]) + data[::-1]
+    if ack:
+        assert ui.decode_spi_reply(reply, len(data)) == data[::-1]
+    else:
+        with pytest.raises(ui.UsbIssError):
+            ui.decode_spi_reply(reply, len(data))
+    with pytest.raises(ui.UsbIssError):
+        ui.decode_spi_reply(reply[:-1], len(data))  # a short reply is never taken

@@ -50,7 +50,9 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
             ("attitude_estimate", "estimator_note"), "attitude estimates"),
     Channel("formation", "formation_estimator", Policy.DROP, 10000,
             ("formation_estimate", "estimator_note"), "relative-state estimates per peer"),
-    Channel("hk", "housekeeping", Policy.BLOCK, 2000, ("hk_reading", "hk_device"),
+    # drop, not block: the housekeeping loop must never wait (its ports are in the same
+    # poller); 10000 messages is over an hour of both devices at their default periods.
+    Channel("hk", "housekeeping", Policy.DROP, 10000, ("hk_reading", "hk_device"),
             "housekeeping device readings (EMUS BMS, OPC-N3) and device states"),
     Channel("health", "supervisor", Policy.LATEST, 1000, ("health",),
             "per-task health from the supervisor's pings"),

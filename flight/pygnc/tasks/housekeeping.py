@@ -160,9 +160,10 @@ def parse_devices(entries) -> tuple[list[DeviceSpec], list[str]]:
 class Device:
     """Opens, services, and reopens one device; publishes through *publish*."""
 
-    def __init__(self, spec: DeviceSpec, publish, watch, unwatch, sc_now, log: logging.Logger):
+    def __init__(self, spec: DeviceSpec, publish, watch, unwatch, sc_at, log: logging.Logger):
         self.spec = spec
-        self._publish, self._watch, self._unwatch, self._sc_now = publish, watch, unwatch, sc_now
+        # sc_at(t_mono_s) -> spacecraft time of that CLOCK_MONOTONIC instant
+        self._publish, self._watch, self._unwatch, self._sc_at = publish, watch, unwatch, sc_at
         self.log = log
         self.link: SerialLink | None = None
         self.driver = None
@@ -190,7 +191,7 @@ class Device:
         self._publish("hk_device", {
             "device": self.spec.name, "kind": self.spec.kind, "state": state,
             "port": self.link.name if self.link is not None else self.spec.where,
-            "t_sc_s": self._sc_now(), "note": note, "counters": self.counters()})
+            "t_sc_s": self._sc_at(time.monotonic()), "note": note, "counters": self.counters()})
 
     def _open(self, now: float) -> None:
         spec = self.spec
@@ -248,7 +249,7 @@ class Device:
             self.readings += 1
             self._publish("hk_reading", {
                 "device": self.spec.name, "kind": self.spec.kind, "record": r.name,
-                "t_sc_s": self._sc_now(), "values": r.values, "raw": bytes(r.raw),
+                "t_sc_s": self._sc_at(r.t_mono_s), "values": r.values, "raw": bytes(r.raw),
                 "solicited": bool(r.solicited)})
 
     # -- the loop's entry point ---------------------------------------------------------------
@@ -339,8 +340,7 @@ class Housekeeping(Task):
         if not specs:
             self.log.warning("no housekeeping devices configured")
         for spec in specs:
-            self.devices.append(Device(spec, self._publish, self._watch, self._unwatch, self.ctx.sc_now,
-                                       self.log))
+            self.devices.append(Device(spec, self._publish, self._watch, self._unwatch, self.ctx.sc_at, self.log))
             self.log.info("device %s: %s on %s every %.1f s", spec.name, spec.kind, spec.where, spec.period_s)
 
     def step(self) -> float:
