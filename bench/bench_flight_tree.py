@@ -31,10 +31,10 @@ from pygnc.formats.sense import decode_sense  # noqa: E402
 SAMPLE = REPO / "data" / "sample"
 
 
-def one_run(tmp: Path) -> tuple[float, float, float, int]:
+def one_run(tmp: Path, env: dict | None = None) -> tuple[float, float, float, int]:
     home = make_home(tmp, SAMPLE)
     t_sc = float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1])
-    run = FlightRun(home, spacecraft_time_s=t_sc)
+    run = FlightRun(home, spacecraft_time_s=t_sc, env=env)
     try:
         while run.status() is None:
             time.sleep(0.001)

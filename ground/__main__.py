@@ -1,13 +1,16 @@
-"""``python -m ground <command> ...``: the ground tools.
+"""python -m ground COMMAND ...: the pygnc ground tools.
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args)
--> int``; this table is the only place they are registered.
+-> int``; this table is the only place they are registered.  A command whose module needs
+a package of the ``ground`` extra that is not installed says which, instead of failing
+with a traceback; output cut short by the reader (``decode ... | head``) is not an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: command name -> (module, one-line help)
@@ -19,20 +22,39 @@ COMMANDS = {
     "export": ("ground.export", "write CSV files from an archive"),
     "upload": ("ground.upload", "queue files and send them to a server with checksums and retries"),
     "hk-sim": ("ground.sim.hk_devices", "run simulated EMUS BMS and USB-ISS + OPC-N3 devices on pseudo-terminals"),
+    "imu380": ("ground.imu380_tool", "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)"),
+    "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
 }
+
+DESCRIPTION = "pygnc ground tools: decode what pygnc reads and writes, simulate scenarios, replay the estimators."
+
+#: What to install when a module of the ground extra is missing.
+EXTRA_HINT = "pip install 'pygnc[ground]'  (or, in a clone: .venv/bin/pip install -e '.[ground]')"
+
+
+def _missing_dependency(exc: ModuleNotFoundError) -> str | None:
+    """The top-level name of a missing third-party module, None for one of ours."""
+    name = (exc.name or "").split(".")[0]
+    return None if name in ("", "pygnc", "ground") else name
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ground", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ground", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            missing = _missing_dependency(exc)
+            if exc.name == module_name:
+                p.set_defaults(_unavailable=f"'{name}' is not available in this build")
+            elif missing:
+                p.set_defaults(_unavailable=f"'{name}' needs the Python package '{missing}', which is not "
+                                            f"installed; it comes with the ground extra:\n  {EXTRA_HINT}")
+            else:
                 raise
-            p.set_defaults(_unavailable=f"'{name}' is not available in this build")
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             continue
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
@@ -42,9 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "_unavailable", None):
-        print(args._unavailable, file=sys.stderr)
+        print(f"ground {args.command}: {args._unavailable}", file=sys.stderr)
         return 2
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except ModuleNotFoundError as exc:  # a lazily imported dependency (plots, truth, ...)
+        missing = _missing_dependency(exc)
+        if missing is None:
+            raise
+        print(f"ground {args.command}: needs the Python package '{missing}', which is not installed; "
+              f"it comes with the ground extra:\n  {EXTRA_HINT}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`... | head`): not an error.  Point stdout at /dev/null so
+        # the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

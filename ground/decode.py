@@ -5,16 +5,25 @@ Kinds (detected from the content, or forced with ``--kind``):
 * ``sense``  - ~/sense.bin: sensor samples and own GPS fixes;
 * ``range``  - one ``rngNNNNN.bin`` or a ``range/`` directory: peer fixes and ranges;
 * ``status`` - ~/pygnc_status.bin;
-* ``buslog`` - ``bus.log`` of a run (or a run directory): every bus message.
+* ``buslog`` - ``bus.log`` of a run (or a run directory): every bus message;
+* ``batch``  - downlinked batch files ``batch_NNNNNNNN.bin`` (one, or a directory of them):
+  what the spacecraft recorded, with missing files, sequence breaks and gaps reported
+  (:mod:`ground.batches`).  ``--out DIR`` writes the estimates in the replay's CSV layout,
+  a CSV per other record kind, ``files.csv``, ``summary.json`` and plots.
 
 A summary (with the counts of skipped bytes) goes to stdout; ``--csv OUT`` also writes the
 decoded records (sense: OUT = sensor samples, OUT with ``_gps`` = fixes; range: OUT =
-ranges, ``_peer_gps`` = peer fixes; status: name,value rows; buslog: one row per message).
-Exit status: 0 decoded (even with skipped bytes), 1 unreadable or invalid, 2 bad usage.
+ranges, ``_peer_gps`` = peer fixes; status: name,value rows; buslog: one row per message;
+batch: OUT = one row per file, ``_<kind>`` = the records of each kind) into an existing
+directory (a header only for a table with no rows).
+Exit status: 0 decoded (even with skipped bytes), 1 unreadable, invalid or nothing
+decodable in it ("nothing decoded"), 2 bad usage.  Only regular files (or, for batch files,
+directories of them) are read (a FIFO or device is refused, never waited on).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import io
@@ -26,25 +35,66 @@ from pathlib import Path
 from pygnc.config import Config
 
 
+class NothingDecoded(ValueError):
+    """The input holds nothing this decoder recognises (message says what was tried)."""
+
+
+def accept_status_list(text: str) -> tuple[int, ...]:
+    """``--accept-status`` value: comma-separated integers 0..255 (argparse type)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(0 <= v <= 255 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of solution-status numbers (e.g. 0,1)")
+    return values
+
+
+def csv_path(text: str) -> Path:
+    """``--csv`` value: a file in an existing directory (argparse type; nothing is created
+    elsewhere by a mistyped path)."""
+    p = Path(text)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {parent} does not exist (create it first)")
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{p} is a directory; give a file name")
+    return p
+
+
 def add_arguments(p) -> None:
     p.add_argument("file", type=Path, help="file or directory to decode")
-    p.add_argument("--csv", type=Path, metavar="OUT", help="also write the records as CSV")
-    p.add_argument("--kind", choices=("auto", "sense", "range", "status", "buslog"), default="auto")
-    p.add_argument("--accept-status", default=None, metavar="LIST",
+    p.add_argument("--csv", type=csv_path, metavar="OUT", help="also write the records as CSV (the directory must exist)")
+    p.add_argument("--kind", choices=("auto", "sense", "range", "status", "buslog", "batch"), default="auto")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="batch files: write CSVs (estimates in the replay's layout), summary.json and plots to DIR")
+    p.add_argument("--no-plots", action="store_true", help="batch files with --out: no plots")
+    p.add_argument("--accept-status", type=accept_status_list, default=None, metavar="LIST",
                    help="comma-separated NovAtel solution-status values accepted as valid fixes "
                         "(default 0; the flight team's simulator needs 0,1)")
 
 
+def _read(path: Path) -> bytes:
+    from pygnc.formats.common import read_regular_file
+
+    return read_regular_file(path)
+
+
 def detect_kind(path: Path) -> str:
-    from pygnc.formats import buslog, status
+    from pygnc.formats import batch, buslog, status
 
     if path.is_dir():
         if (path / "bus.log").exists():
             return "buslog"
+        if any(batch.FILE_RE.match(p.name) or batch.PART_RE.match(p.name) for p in path.iterdir()):
+            return "batch"
         return "range"
-    head = path.read_bytes()[:4]
+    head = _read(path)[:4]
     if head == status.MAGIC:
         return "status"
+    if head == batch.MAGIC or batch.sequence_of(path.name) is not None:
+        return "batch"
     if head[:2] == buslog.SYNC or path.name.endswith(".log"):
         return "buslog"
     if head[:3] == b"\xAA\x44\x12" or path.name.startswith("rng"):
@@ -55,8 +105,7 @@ def detect_kind(path: Path) -> str:
 def _config(args) -> Config:
     if args.accept_status is None:
         return Config()
-    values = tuple(int(v) for v in args.accept_status.split(",") if v.strip())
-    return dataclasses.replace(Config(), accepted_solution_status=values)
+    return dataclasses.replace(Config(), accepted_solution_status=tuple(args.accept_status))
 
 
 def write_structured_csv(arr, path: Path) -> None:
@@ -70,7 +119,7 @@ def write_structured_csv(arr, path: Path) -> None:
             names.append(name)
             columns.append(col)
         else:
-            flat = col.reshape(len(arr), -1)
+            flat = col.reshape(len(arr), int(np.prod(col.shape[1:])))
             suffix = "xyz" if flat.shape[1] == 3 else None
             for j in range(flat.shape[1]):
                 names.append(f"{name}_{suffix[j] if suffix else j}")
@@ -83,10 +132,10 @@ def write_structured_csv(arr, path: Path) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write an output file atomically: a reader never sees half of it."""
+    """Write an output file atomically: a reader never sees half of it (an OSError names
+    *path*)."""
     from pygnc.atomic import write_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text.encode())
 
 
@@ -99,15 +148,30 @@ def _stats_line(stats) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items())
 
 
+def time_span_line(t) -> str:
+    """``spacecraft time FIRST .. LAST s``, saying so when the clock steps back in between."""
+    import numpy as np
+
+    t = np.asarray(t, dtype=float)
+    line = f"spacecraft time {t[0]:.0f} .. {t[-1]:.0f} s"
+    back = np.diff(t) < 0
+    if back.any():
+        line += (f" - the clock steps back {int(back.sum())} times (largest step {(-np.diff(t)).max():.0f} s); "
+                 f"earliest {t.min():.0f}, latest {t.max():.0f}")
+    return line
+
+
 def decode_sense(args) -> int:
     from pygnc.formats.sense import decode_sense as dec
 
-    batch = dec(args.file.read_bytes(), _config(args))
+    batch = dec(_read(args.file), _config(args))
     s, f = batch.sensors, batch.fixes
     print(f"sense {args.file}: {len(s)} sensor samples, {len(f)} GPS fixes ({int(f['valid'].sum())} valid)")
     print(f"  {_stats_line(batch.stats)}")
+    if not len(s) and not len(f):
+        raise NothingDecoded(f"no sense.bin record in {batch.stats.bytes_total} bytes")
     if len(s):
-        print(f"  spacecraft time {s['t_sc_s'][0]:.0f} .. {s['t_sc_s'][-1]:.0f} s")
+        print(f"  {time_span_line(s['t_sc_s'])}")
     if args.csv:
         write_structured_csv(s, args.csv)
         write_structured_csv(f, _with_suffix(args.csv, "_gps"))
@@ -119,12 +183,14 @@ def decode_range(args) -> int:
     from pygnc.formats.range_file import decode_range as dec, read_range_dir
 
     cfg = _config(args)
-    batch = read_range_dir(args.file, cfg) if args.file.is_dir() else dec(args.file.read_bytes(), cfg)
+    batch = read_range_dir(args.file, cfg) if args.file.is_dir() else dec(_read(args.file), cfg)
     print(f"range {args.file}: {len(batch.peer_fixes)} peer fixes, {len(batch.ranges)} ranges")
     print(f"  {_stats_line(batch.stats)}")
     ignored = getattr(batch, "ignored_files", None)
     if ignored:
         print(f"  ignored files: {', '.join(map(str, ignored))}")
+    if not len(batch.peer_fixes) and not len(batch.ranges):
+        raise NothingDecoded(f"no range-file packet in {batch.stats.bytes_total} bytes")
     if args.csv:
         write_structured_csv(batch.ranges, args.csv)
         write_structured_csv(batch.peer_fixes, _with_suffix(args.csv, "_peer_gps"))
@@ -136,12 +202,25 @@ def decode_status(args) -> int:
     from pygnc.formats.status import TASK_STATES, StatusError, decode_status as dec
     from pygnc.tasks.table import TASK_NAMES_BY_ID
 
+    from pygnc.formats.info import duration
+    from pygnc.formats.status import ESTIMATE_QUALITY
+
     try:
-        st = dec(args.file.read_bytes())
+        st = dec(_read(args.file))
     except StatusError as exc:
         print(f"status {args.file}: invalid: {exc}", file=sys.stderr)
         return 1
     print(f"status {args.file}: run {st['run']} seq {st['seq']} flags {', '.join(st['flag_names']) or '-'}")
+    now = st["t_sc_s"]
+    for label, q, epoch in [("orbit", st["orbit_quality"], st["orbit_t_sc_s"]),
+                            ("attitude", st["att_quality"], st["att_t_sc_s"])] + [
+            (f"peer {st[f'peer{k}_id']}", st[f"peer{k}_quality"], st[f"peer{k}_t_sc_s"])
+            for k in range(4) if st.get(f"peer{k}_id")]:
+        qn = ESTIMATE_QUALITY[q] if q < len(ESTIMATE_QUALITY) else f"? ({q})"
+        age = "" if math.isnan(epoch) else f", epoch {duration(now - epoch)} {'before' if epoch <= now else 'after'} this write"
+        beyond = st["batch_t_sc_last_s"]
+        extra = "" if math.isnan(epoch) or math.isnan(beyond) else f", {duration(epoch - beyond)} beyond the batch"
+        print(f"  {label}: {qn}{age}{extra}")
     empty_slots = {k.rsplit("_id", 1)[0] + "_" for k, v in st.items()
                    if k.startswith(("task", "peer")) and k.endswith("_id") and v == 0}
     for k, v in st.items():
@@ -154,6 +233,8 @@ def decode_status(args) -> int:
             v = f"{v} ({TASK_NAMES_BY_ID.get(v, '?')})"
         elif k.startswith("task") and k.endswith("_state"):
             v = f"{v} ({TASK_STATES[v] if v < len(TASK_STATES) else '?'})"
+        elif k.endswith("_quality"):
+            v = f"{v} ({ESTIMATE_QUALITY[v] if v < len(ESTIMATE_QUALITY) else '?'})"
         print(f"  {k} = {v}")
     if args.csv:
         buf = io.StringIO(newline="")
@@ -173,7 +254,7 @@ def decode_buslog(args) -> int:
     from pygnc.formats.buslog import HEADER_CHANNEL, decode_frames
 
     path = args.file / "bus.log" if args.file.is_dir() else args.file
-    log = decode_frames(path.read_bytes())
+    log = decode_frames(_read(path))
     counters = DecodeCounters()
     rows, by_type = [], {}
     for fr in log.frames:
@@ -193,6 +274,8 @@ def decode_buslog(args) -> int:
     print(f"buslog {path}: {log.stats.frames} frames; {_stats_line(log.stats)}")
     print(f"  messages: {', '.join(f'{k} {v}' for k, v in sorted(by_type.items())) or 'none'}; "
           f"undecodable {counters.dropped}")
+    if not log.frames:
+        raise NothingDecoded(f"no bus-log frame in {log.stats.bytes_total} bytes")
     if args.csv:
         buf = io.StringIO(newline="")
         w = csv.writer(buf)
@@ -203,14 +286,45 @@ def decode_buslog(args) -> int:
     return 0
 
 
+def decode_batch(args) -> int:
+    from ground import batches
+
+    bs = batches.read_batches(args.file)
+    for line in batches.report_lines(bs):
+        print(line)
+    if not bs.files:
+        print(f"decode: {args.file}: no batch files", file=sys.stderr)
+        return 1
+    if args.out:
+        written = batches.write_products(bs, args.out, plots=not args.no_plots)
+        print(f"  wrote {len(written)} files to {args.out}/")
+    if args.csv:
+        written = batches.write_products(bs, args.out or args.csv.parent, plots=False, csv_base=args.csv)
+        print(f"  wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def run(args) -> int:
     if not args.file.exists():
         print(f"decode: {args.file}: no such file or directory", file=sys.stderr)
         return 1
+    kind = "?"
     try:
         kind = detect_kind(args.file) if args.kind == "auto" else args.kind
+        if args.out and kind != "batch":
+            print(f"decode: --out is for batch files ({args.file} is {kind}); use --csv", file=sys.stderr)
+            return 2
         return {"sense": decode_sense, "range": decode_range, "status": decode_status,
-                "buslog": decode_buslog}[kind](args)
-    except (OSError, ValueError) as exc:
+                "buslog": decode_buslog, "batch": decode_batch}[kind](args)
+    except NothingDecoded as exc:
+        print(f"decode: {args.file}: nothing decoded as {kind}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise  # the reader went away: ground.__main__ ends quietly
+    except OSError as exc:  # names the file it is about (input or --csv output)
+        where = exc.filename or args.file
+        print(f"decode: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
         print(f"decode: {args.file}: {exc}", file=sys.stderr)
         return 1

@@ -2,11 +2,12 @@
 scenario's files and write what they estimated.
 
 In-process (default): :func:`pygnc.tasks.ingest.build_message_stream` reads the batch
-exactly as the flight ingest does; every message, in order, goes to each available
-processor (:mod:`pygnc.processors`: orbit, and attitude / formation when their modules are
-in this build) whose ``consumes`` names its type; what a processor returns goes on to the
+exactly as the flight ingest does; every message, in order, goes to each processor
+(:mod:`pygnc.processors`: orbit, attitude, formation; :mod:`ground.replay_core`) whose
+``consumes`` names its type; what a processor returns goes on to the
 *later* processors that consume it (orbit_estimate -> attitude).  Same code as flight, no
-processes, no sockets.  ``--pipeline`` runs the real process tree (``flight/main.py``) on a
+processes, no sockets.  ``--pipeline`` runs the real process tree (``python -m pygnc``, the
+same program as ``flight/main.py``) on a
 copy of the files instead and reads the estimates back from its bus log
 (:mod:`ground.replay_pipeline`).
 
@@ -21,44 +22,36 @@ Outputs in OUT_DIR (columns: :data:`ground.outputs.tables.COLUMNS`, docs/interfa
 * ``plots/*.png`` - errors with ±3σ bounds (truth) or residuals (no truth).
 
 ``--smooth`` replaces the orbit by the RTS-smoothed batch solution
-(:func:`pygnc.estimation.orbit_ekf.run_orbit_filter`) at the same sensor times, and the
-attitude by the attitude module's smoother when it has one.
+(:func:`ground.orbit_batch.run_orbit_filter`) at the same sensor times, and the
+attitude by the attitude smoother (:mod:`ground.attitude_smoother`).  ``--accept-status`` sets
+the fix solution-status values taken as valid (as ``decode``; the flight team's simulated
+files need ``0,1``) over ``--config``.
+
+Every argument is checked before anything runs (an existing file as ``--out``, a truth file
+that is not one, a ``--spacecraft`` the truth lacks): a message and exit status 2 (1 for an
+unreadable truth file), never a traceback after the work.
 
 Exit status: 0 replayed (even without a valid fix: orbit.csv then has no rows and a
-message says so), 1 unreadable scenario or failed pipeline, 2 bad usage.
+message says so), 1 unreadable scenario or truth, or failed pipeline, 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
-import importlib
 import json
-import logging
 import math
 import sys
-import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ground.decode import accept_status_list
 from ground.outputs import tables as tb
+from ground.replay_core import ReplayRun, run_in_process
 from pygnc.processors import clock_map_from_body
 from pygnc.atomic import write_atomic
-
-#: (module, class) of every processor replay knows, in feed order.  A module that is not
-#: in this build is skipped (its CSV gets a header and no rows).
-PROCESSORS = (
-    ("orbit", "pygnc.processors.orbit", "OrbitProcessor"),
-    ("attitude", "pygnc.processors.attitude", "AttitudeProcessor"),
-    ("formation", "pygnc.processors.formation", "FormationProcessor"),
-)
-
-#: Progress bar only for streams at least this long (a 2-h batch is ~3000 messages).
-PROGRESS_MIN_MESSAGES = 5000
-
 
 # --------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,11 +59,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="directory with sense.bin and range/ (a simulated scenario or a downlinked batch)")
     p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="directory for the outputs")
     p.add_argument("--pipeline", action="store_true",
-                   help="run the real process tree (flight/main.py) and read its bus log instead of running in-process")
+                   help="run the real process tree (python -m pygnc, as flight/main.py) and read its bus log instead of running in-process")
     p.add_argument("--pipeline-timeout", default="30m", metavar="DURATION",
                    help="give up on the process tree after this long (default 30m; e.g. 600, 10m)")
     p.add_argument("--smooth", action="store_true", help="RTS-smoothed orbit (and attitude, if its module has a smoother)")
     p.add_argument("--config", type=Path, metavar="TOML", help="flight configuration overrides (as PYGNC_CONFIG)")
+    p.add_argument("--accept-status", type=accept_status_list, default=None, metavar="LIST",
+                   help="comma-separated NovAtel solution-status values accepted as valid fixes (default 0, "
+                        "or --config's; the flight team's simulated files need 0,1)")
     p.add_argument("--truth", type=Path, metavar="NPZ", help="truth file (default: SCENARIO_DIR/truth.npz if present)")
     p.add_argument("--no-truth", action="store_true", help="ignore any truth: residual plots and statistics only")
     p.add_argument("--spacecraft", metavar="NAME", help="which spacecraft of the truth the files belong to (default: "
@@ -84,144 +80,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the truth's spacecraft name, else the scenario directory's name)")
     p.add_argument("--no-plots", action="store_true", help="do not draw plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
-
-
-# --------------------------------------------------------------------------- processors
-@dataclass
-class ProcessorInfo:
-    name: str
-    module: str
-    cls: type | None
-    why_missing: str = ""
-
-
-def discover_processors() -> list[ProcessorInfo]:
-    """Every processor of :data:`PROCESSORS`, with its class or why it is not available."""
-    out = []
-    for name, module_name, cls_name in PROCESSORS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            why = "not in this build" if exc.name == module_name else f"does not import: {exc}"
-            out.append(ProcessorInfo(name, module_name, None, why))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a module being written by someone else may be broken
-            out.append(ProcessorInfo(name, module_name, None, f"does not import: {type(exc).__name__}: {exc}"))
-            continue
-        cls = getattr(module, cls_name, None)
-        if cls is None:
-            out.append(ProcessorInfo(name, module_name, None, f"has no {cls_name}"))
-        else:
-            out.append(ProcessorInfo(name, module_name, cls))
-    return out
-
-
-@dataclass
-class ReplayRun:
-    """What the estimators produced for one batch, however they were run."""
-
-    mode: str
-    processors: list[str]
-    missing: dict[str, str]
-    #: estimate message type -> bodies with propagated == False, in publication order
-    estimates: dict[str, list[dict]] = field(default_factory=lambda: {t: [] for t in tb.KIND_OF_TYPE})
-    notes: list[dict] = field(default_factory=list)
-    n_messages: int = 0
-    handle_errors: dict[str, int] = field(default_factory=dict)
-    #: seconds: "ingest" (building the stream), "processors" (total), "<name>" each, "total"
-    timings_s: dict[str, float] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-
-    def collect(self, msg_type: str, body: dict) -> None:
-        if msg_type in self.estimates:
-            if not body.get("propagated", False):
-                self.estimates[msg_type].append(body)
-        elif msg_type == "estimator_note":
-            self.notes.append(body)
-
-
-def _progress(total: int, quiet: bool, desc: str):
-    from tqdm import tqdm
-
-    disable = quiet or total < PROGRESS_MIN_MESSAGES or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="msg", file=sys.stderr, disable=disable, mininterval=0.5,
-                leave=False)
-
-
-def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None) -> None:
-    """Hand every message, in order, to the processors that consume it; feed each output on
-    to the later processors; collect estimates and notes into *run*.  A processor that
-    raises is counted and skipped for that message, as the flight task does."""
-    times = [0.0] * len(processors)
-    errors = [0] * len(processors)
-    consumes = [p.consumes for p in processors]
-    clock = time.perf_counter
-
-    def dispatch(msg_type: str, body: dict, start: int) -> None:
-        for i in range(start, len(processors)):
-            if msg_type not in consumes[i]:
-                continue
-            t0 = clock()
-            try:
-                outputs = processors[i].handle(msg_type, body)
-            except Exception:  # noqa: BLE001 - as the flight task: count, report once, go on
-                times[i] += clock() - t0
-                errors[i] += 1
-                if errors[i] == 1:
-                    print(f"replay: {names[i]} failed on a {msg_type} message (further failures only counted):\n"
-                          f"{traceback.format_exc()}", file=sys.stderr)
-                continue
-            times[i] += clock() - t0
-            for out_type, out_body in outputs:
-                run.collect(out_type, out_body)
-                dispatch(out_type, out_body, i + 1)
-
-    for k, (msg_type, body) in enumerate(messages):
-        dispatch(msg_type, body, 0)
-        if bar is not None and (k & 255) == 255:
-            bar.update(256)
-    for name, t, e in zip(names, times, errors):
-        run.timings_s[name] = t
-        run.handle_errors[name] = e
-    run.timings_s["processors"] = sum(times)
-
-
-def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:
-    """Replay *scenario* through the processors in this process.  *record_history*: switch
-    on the recording a processor's ``smooth()`` needs (``--smooth``)."""
-    from pygnc.config import Paths
-    from pygnc.tasks.ingest import build_message_stream
-
-    t_start = time.perf_counter()
-    infos = discover_processors()
-    avail = [i for i in infos if i.cls is not None]
-    run = ReplayRun("in_process", [i.name for i in avail], {i.name: i.why_missing for i in infos if i.cls is None})
-    if stream is None:
-        stream = build_message_stream(Paths(Path(scenario)), config, _quiet_logger())
-    run.timings_s["ingest"] = time.perf_counter() - t_start
-    run.extra["stream"] = stream
-    processors = [i.cls(config) for i in avail]
-    if record_history:
-        for proc in processors:
-            if hasattr(proc, "record_history"):
-                proc.record_history = True
-    run.n_messages = len(stream.messages)
-    bar = _progress(run.n_messages, quiet, "replay")
-    try:
-        feed(processors, run.processors, stream.messages, run, bar)
-    finally:
-        bar.close()
-    run.extra["processor_objects"] = dict(zip(run.processors, processors))
-    run.timings_s["total"] = time.perf_counter() - t_start
-    return run
-
-
-def _quiet_logger() -> logging.Logger:
-    log = logging.getLogger("ground.replay.ingest")
-    log.propagate = False
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-    return log
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -244,7 +102,7 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     times of *stream* mapped to GPS time with its clock map.  Rows before the first valid
     fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts."""
     from pygnc import frames
-    from pygnc.estimation.orbit_ekf import run_orbit_filter
+    from ground.orbit_batch import run_orbit_filter
     from pygnc.frames import covariance_gcrs_to_ecef
     from pygnc.timebase import utc_unix_from_gps
 
@@ -273,12 +131,12 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
 
 
 def _attitude_smoother(run: ReplayRun):
-    """The attitude module's smoother, if it offers one: a ``smooth()`` method of the
-    processor, called after the batch, returning ``(type, body)`` outputs like ``handle``
-    (its ``attitude_estimate`` bodies replace the filtered ones).  In-process only."""
+    """The attitude smoother for an in-process run (``ground.attitude_smoother``), or None
+    (a pipeline run keeps no processor objects)."""
+    from ground.attitude_smoother import smoothed_messages
+
     proc = run.extra.get("processor_objects", {}).get("attitude")
-    fn = getattr(proc, "smooth", None)
-    return fn if callable(fn) else None
+    return None if proc is None else (lambda: smoothed_messages(proc))
 
 
 # --------------------------------------------------------------------------- outputs
@@ -323,8 +181,22 @@ def _stack(table, fmt, axes="xyz"):
     return np.stack([table[fmt.format(a)] for a in axes], axis=1)
 
 
-def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
-    """Tables, CSVs, OEM, truth comparison or residuals, plots and summary.json."""
+def _no_position_line(table: dict) -> str | None:
+    """How many attitude rows lacked an orbit estimate, or None if all had one."""
+    n = int(table["unix_time_s"].size)
+    without = int(n - table["has_position"].sum()) if n else 0
+    if not without:
+        return None
+    if without == n:
+        return (f"  attitude: no orbit estimate for any of the {n} samples: rates and gyro bias only, "
+                "no attitude [no_position]")
+    return (f"  attitude: {without} of {n} samples had no orbit estimate (rates and gyro bias only for those; "
+            f"the other {n - without} used the field and sun models) [no_position]")
+
+
+def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None) -> dict:
+    """Tables, CSVs, OEM, truth comparison (*truth*: from :func:`ground.outputs.truth.find_truth`)
+    or residuals, plots and summary.json."""
     from ground.outputs import oem
 
     out.mkdir(parents=True, exist_ok=True)
@@ -346,10 +218,19 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
 
     rows = {kind: tb.write_csv(t, out / f"{kind}.csv") for kind, t in tables.items()}
     say("  " + ", ".join(f"{kind}.csv {n} rows" for kind, n in rows.items()))
+    smoothed = [k for k, v in smoothing.items() if v]
+    if args.smooth:
+        say(f"  --smooth: {', '.join(smoothed) or 'nothing'} RTS-smoothed (fixed-interval smoother over the whole batch)"
+            + ("" if "attitude" in smoothed or "attitude" not in run.processors else "; attitude filtered"))
     for kind, why in run.missing.items():
         say(f"  {kind}: estimator {why}: {kind}.csv has a header and no rows")
     for note in run.notes:
+        if note.get("estimator") == "attitude" and note.get("code") == "no_position":
+            continue  # said with counts below: the note is sent at the first such sample only
         say(f"  {note['estimator']}: {note['text']} [{note['code']}]")
+    line = _no_position_line(tables["attitude"])
+    if line:
+        say(line)
     fixes, _, ranges, _ = _stream_parts(stream)
     n_valid = sum(bool(f["valid"]) for f in fixes)
     if rows["orbit"] == 0:
@@ -357,11 +238,6 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say) -> dict:
         say(f"  orbit: {why}: orbit.csv has no rows and orbit.oem is not written")
 
     # ---- OEM ------------------------------------------------------------------------------
-    truth = None
-    if not args.no_truth:
-        from ground.outputs.truth import find_truth
-
-        truth = find_truth(args.scenario, args.truth, args.spacecraft)
     oem_path = out / "orbit.oem"
     if oem_path.exists():
         oem_path.unlink()
@@ -457,12 +333,16 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov=None) -> dict:
         e = tr.attitude_errors(truth, a["unix_time_s"], _stack(a, "q{}", "wxyz"), _stack(a, "gyro_bias_{}_rad_s"), sa, sb,
                                t_gps_s=a["t_gps_s"], cov6=att_cov)
         out["attitude"] = sm.attitude_summary(a, e, settle)
-        plot_jobs.append(lambda pl, ax, d, e=e, a=a, sa=sa: pl.errors_with_bounds(
+        # y-range from the rows after --settle: the initial 3-sigma (~180 deg) would flatten
+        # the converged error (~1 deg) to a line.
+        conv = sm.settled_mask(a["unix_time_s"], settle) & a["valid_attitude"].astype(bool)
+        plot_jobs.append(lambda pl, ax, d, e=e, a=a, sa=sa, conv=conv: pl.errors_with_bounds(
             d / "attitude_error.png", ax(a["unix_time_s"]), np.degrees(e["dtheta_rad"]), np.degrees(sa),
-            "Attitude error (rotation vector of q_true* ⊗ q_est), body axes", ["x", "y", "z"], "deg", ax.label))
-        plot_jobs.append(lambda pl, ax, d, e=e, a=a, sb=sb: pl.errors_with_bounds(
+            "Attitude error (rotation vector of q_true* ⊗ q_est), body axes", ["x", "y", "z"], "deg", ax.label,
+            ylim_rows=conv))
+        plot_jobs.append(lambda pl, ax, d, e=e, a=a, sb=sb, conv=conv: pl.errors_with_bounds(
             d / "gyro_bias_error.png", ax(a["unix_time_s"]), np.degrees(e["dbias_rad_s"]), np.degrees(sb),
-            "Gyro bias error (estimate - truth), body axes", ["x", "y", "z"], "deg/s", ax.label))
+            "Gyro bias error (estimate - truth), body axes", ["x", "y", "z"], "deg/s", ax.label, ylim_rows=conv))
         nees_a = ("attitude (3 dof)", a["unix_time_s"], e["nees"], 3)
     else:
         out["attitude"] = {"n_rows": 0}
@@ -547,6 +427,31 @@ def _print_truth_lines(summary: dict, say) -> None:
             f"line of sight RMS {fmt(d['line_of_sight_rms_m'])} m, NEES mean {fmt(d['nees']['mean'])} (dof 3)")
 
 
+def _check_arguments(args):
+    """(truth or None, exit status or None): everything that can be wrong with the
+    arguments, found before any work."""
+    from ground.outputs.truth import TruthError, UnknownSpacecraft, find_truth
+
+    if args.out.exists() and not args.out.is_dir():
+        print(f"replay: --out {args.out} exists and is not a directory", file=sys.stderr)
+        return None, 2
+    if args.no_truth:
+        return None, None
+    try:
+        truth = find_truth(args.scenario, args.truth, args.spacecraft)
+    except UnknownSpacecraft as exc:
+        print(f"replay: --spacecraft: {exc}", file=sys.stderr)
+        return None, 2
+    except TruthError as exc:
+        print(f"replay: --truth: {exc}", file=sys.stderr)
+        return None, 1
+    if truth is None and args.spacecraft is not None:
+        print(f"replay: --spacecraft {args.spacecraft}: there is no truth.npz for {args.scenario} "
+              "(give --truth)", file=sys.stderr)
+        return None, 2
+    return truth, None
+
+
 def run(args) -> int:
     from pygnc.config import Config, load_config
 
@@ -560,6 +465,17 @@ def run(args) -> int:
     except (OSError, ValueError) as exc:
         print(f"replay: bad configuration {args.config}: {exc}", file=sys.stderr)
         return 2
+    if args.accept_status is not None:
+        config = dataclasses.replace(config, accepted_solution_status=tuple(args.accept_status))
+    truth, status = _check_arguments(args)
+    if status is not None:
+        return status
+    # The ground extra, checked before any work (ground.__main__ names what to install).
+    import scipy  # noqa: F401
+    import tqdm  # noqa: F401
+
+    if not args.no_plots:
+        import matplotlib  # noqa: F401
     try:
         from ground.simulate import parse_duration_s
 
@@ -577,7 +493,9 @@ def run(args) -> int:
 
             try:
                 result = run_pipeline(scenario, config_path=args.config, timeout_s=pipeline_timeout_s,
-                                      logs_to=args.out / "pipeline_logs", say=say)
+                                      logs_to=args.out / "pipeline_logs", say=say,
+                                      overrides={"accepted_solution_status": list(args.accept_status)}
+                                      if args.accept_status is not None else None)
             except PipelineError as exc:
                 print(f"replay: pipeline failed: {exc}", file=sys.stderr)
                 return 1
@@ -590,7 +508,7 @@ def run(args) -> int:
         return 1
     say(f"replay {scenario} ({result.mode.replace('_', '-')}; estimators: {', '.join(result.processors) or 'none'}): "
         f"{result.n_messages} messages in {result.timings_s.get('total', math.nan):.2f} s")
-    summary = write_outputs(args, result, stream, args.out, say)
+    summary = write_outputs(args, result, stream, args.out, say, truth)
     if summary["truth"] is not None:
         _print_truth_lines(summary, say)
     elif not args.no_truth:

@@ -5,9 +5,11 @@
    configuration file: the caller's overrides plus a bus-log size bound large enough for
    the whole batch (the flight default, 32 MiB, holds roughly half of a 24-h batch's
    estimates; a log that still reaches its bound is reported).
-2. ``flight/main.py <timeout_min> <spacecraft_time_s>`` starts as a child in its own
-   session (so a Ctrl-C on the ground tool's terminal reaches it only through us), with
-   ``spacecraft_time_s`` one second after the last spacecraft time of the batch.
+2. ``python -m pygnc <timeout_min> <spacecraft_time_s>`` (the supervisor of the pygnc this
+   interpreter imports - a clone's ``flight/`` or an installed package alike) starts as a
+   child in its own session (so a Ctrl-C on the ground tool's terminal reaches it only
+   through us), with ``spacecraft_time_s`` one second after the last spacecraft time of
+   the batch.
 3. We poll ``pygnc_status.bin`` (every ``poll_s``, sleeping in between) until
    ``FLAG_BATCH_DONE`` is set and every estimator in the task table has been heard from
    *after* the batch: an estimate whose epoch is later than the batch's last spacecraft
@@ -18,8 +20,9 @@
 4. SIGINT to the supervisor (it stops the tree in order), a bounded wait for it to exit,
    SIGTERM / SIGKILL of our own process group only if it overstays.
 5. The run's ``bus.log`` is decoded; estimates with ``propagated == False`` become the
-   same tables as the in-process replay.  The run's log directory is copied to
-   ``logs_to`` for inspection.
+   same tables as the in-process replay (a message logged twice - a producer's replay to
+   a restarted consumer resends identical bytes - counts once).  The run's log directory
+   is copied to ``logs_to`` for inspection.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ground.replay import PROCESSORS, ReplayRun
+from ground.replay_core import PROCESSORS, ReplayRun
 
 #: Bus-log bound of the replay run, bytes (a 24-h batch logs ~70 MB).
 REPLAY_BUS_LOG_MAX_BYTES = 1 << 30
@@ -47,10 +50,10 @@ class PipelineError(RuntimeError):
     """The process tree could not be run to completion (message says why)."""
 
 
-def flight_main_path() -> Path:
-    import pygnc
-
-    return Path(pygnc.__file__).resolve().parent.parent / "main.py"
+def supervisor_command() -> list[str]:
+    """How to start the flight supervisor with this interpreter (no file path needed: works
+    from a clone and from an installed package)."""
+    return [sys.executable, "-m", "pygnc"]
 
 
 def _copy_batch(scenario: Path, home: Path) -> None:
@@ -63,8 +66,9 @@ def _copy_batch(scenario: Path, home: Path) -> None:
             shutil.copy2(f, home / "range" / f.name)
 
 
-def _write_config(config_path: Path | None, dest: Path) -> Path:
-    """The caller's TOML overrides plus a bus-log bound for the whole batch, as *dest*."""
+def _write_config(config_path: Path | None, dest: Path, overrides: dict | None = None) -> Path:
+    """The caller's TOML overrides (then *overrides*) plus a bus-log bound for the whole
+    batch, as *dest*."""
     import tomllib
 
     import tomli_w
@@ -73,6 +77,7 @@ def _write_config(config_path: Path | None, dest: Path) -> Path:
     if config_path:
         with open(config_path, "rb") as f:
             data = tomllib.load(f)
+    data.update(overrides or {})
     data["bus_log_max_bytes"] = max(int(data.get("bus_log_max_bytes", 0)), REPLAY_BUS_LOG_MAX_BYTES)
     data["log_total_bytes"] = max(int(data.get("log_total_bytes", 0)), 2 * data["bus_log_max_bytes"])
     dest.write_text(tomli_w.dumps(data))
@@ -124,7 +129,7 @@ def wait_until_done(proc: subprocess.Popen, status_path: Path, tasks: set[str], 
     while True:
         rc = proc.poll()
         if rc is not None:
-            raise PipelineError(f"flight/main.py exited with status {rc} before the batch was processed"
+            raise PipelineError(f"the flight supervisor exited with status {rc} before the batch was processed"
                                 + _tail(log_path))
         st = _read_status(status_path)
         now = time.monotonic()
@@ -145,7 +150,7 @@ def _tail(path: Path | None, n: int = 15) -> str:
     if path is None or not path.is_file():
         return ""
     lines = path.read_text(errors="replace").splitlines()[-n:]
-    return "\n  last output of flight/main.py:\n    " + "\n    ".join(lines) if lines else ""
+    return "\n  last output of the flight supervisor:\n    " + "\n    ".join(lines) if lines else ""
 
 
 def stop_tree(proc: subprocess.Popen, wait_s: float = 20.0) -> int | None:
@@ -176,9 +181,13 @@ def read_bus_log(path: Path, run: ReplayRun) -> dict:
     log = decode_frames(path.read_bytes())
     counters = DecodeCounters()
     n = 0
+    seen: set[bytes] = set()
     for fr in log.frames:
         if fr.channel == HEADER_CHANNEL or fr.channel in ("meas", "health"):
             continue
+        if fr.message in seen:  # resent by a replay to a restarted consumer
+            continue
+        seen.add(fr.message)
         msg = decode(fr.message, counters)
         if msg is None:
             continue
@@ -189,39 +198,44 @@ def read_bus_log(path: Path, run: ReplayRun) -> dict:
 
 
 def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: float = 1800.0,
-                 logs_to: Path | None = None, say=print, poll_s: float = 0.2, quiet_s: float = 5.0) -> ReplayRun:
-    """Run flight/main.py on a copy of *scenario*'s batch; return its estimates."""
+                 logs_to: Path | None = None, say=print, poll_s: float = 0.2, quiet_s: float = 5.0,
+                 overrides: dict | None = None) -> ReplayRun:
+    """Run the flight supervisor on a copy of *scenario*'s batch; return its estimates.
+    *overrides*: configuration values over *config_path*'s."""
     from pygnc.config import Config, Paths, load_config
     from pygnc.logs import list_runs
     from pygnc.tasks.ingest import build_message_stream
     from pygnc.tasks.table import enabled_tasks
 
-    from ground.replay import _quiet_logger
+    from ground.replay_core import quiet_logger
 
     t_start = time.perf_counter()
     scenario = Path(scenario)
     config = load_config(config_path) if config_path else Config()
-    stream = build_message_stream(Paths(scenario), config, _quiet_logger())
+    if overrides:
+        import dataclasses
+
+        config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v
+                                                for k, v in overrides.items()})
+    stream = build_message_stream(Paths(scenario), config, quiet_logger())
     t_last = stream.messages[-1][1]["t_sc_last_s"] if stream.messages else math.nan
     t_last = t_last if math.isfinite(t_last) else 0.0
     task_names = {t.name for t in enabled_tasks(config)}
-    names = [n for n, _, _ in PROCESSORS if TASK_OF[n] in task_names]
-    run = ReplayRun("pipeline", names, {n: "not in the flight task table" for n, _, _ in PROCESSORS if n not in names})
+    names = [n for n in PROCESSORS if TASK_OF[n] in task_names]
+    run = ReplayRun("pipeline", names, {n: "not enabled in the flight configuration" for n in PROCESSORS
+                                        if n not in names})
     run.extra["stream"] = stream
-    main_py = flight_main_path()
-    if not main_py.is_file():
-        raise PipelineError(f"{main_py} not found")
     with tempfile.TemporaryDirectory(prefix="pygnc-replay-") as tmp:
         home = Path(tmp)
         _copy_batch(scenario, home)
         env = dict(os.environ)
         env["PYGNC_HOME"] = str(home)
-        replay_config = _write_config(config_path, home / "replay_config.toml")
+        replay_config = _write_config(config_path, home / "replay_config.toml", overrides)
         env["PYGNC_CONFIG"] = str(replay_config)
         bus_log_bound = load_config(replay_config).bus_log_max_bytes
         out_path = home / "main_py_output.txt"
         timeout_min = timeout_s / 60.0 + 1.0
-        cmd = [sys.executable, str(main_py), f"{timeout_min:.3f}", repr(float(t_last) + 1.0)]
+        cmd = supervisor_command() + [f"{timeout_min:.3f}", repr(float(t_last) + 1.0)]
         say(f"  pipeline: {' '.join(cmd[1:])} with PYGNC_HOME={home}")
         t_tree = time.perf_counter()
         with open(out_path, "wb") as out_file:
@@ -237,7 +251,7 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
             rc = stop_tree(proc)
         t_stopped = time.perf_counter() - t_tree
         if rc != 0:
-            say(f"  pipeline: flight/main.py exited with status {rc}")
+            say(f"  pipeline: the flight supervisor exited with status {rc}")
         runs = list_runs(Paths(home).log_root)
         if not runs:
             raise PipelineError("the run left no log directory" + _tail(out_path))

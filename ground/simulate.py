@@ -172,36 +172,76 @@ def _grid(settings: scn.ScenarioSettings):
 
 
 def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
-    """Run the scenario in memory (no files written).  *settings* is resolved first."""
-    from ground.sim import orbits  # engineer B's truth propagator
+    """Run the scenario in memory (no files written).  *settings* is resolved first.
 
+    Stages, each timed (``Scenario.timings_s``): truth orbits (brahe), environment (sun,
+    shadow, field), attitude dynamics, sensor samples, GPS fixes, sense.bin, ranges."""
     log = progress or (lambda msg: None)
     timings = {}
     t_start = time.perf_counter()
     s = scn.resolve(settings)
     t0, t, sensor_rel, fix_rel = _grid(s)
-    n_t = t.size
-    n_sc = len(s.spacecraft)
-    per = s.sensors.per_record
-    n_rec = fix_rel.size
-    sensor_idx = sensor_rel.astype(np.int64)
-    fix_idx = fix_rel.astype(np.int64)
     imu_to_body = np.asarray(s.sensors.imu_to_body, dtype=float).reshape(3, 3)
     # Orthogonal, but not necessarily proper: the PY4 mapping as documented (body X = IMU Y,
     # body Y = -IMU X, body Z = -IMU Z) has determinant -1.  The simulator applies exactly
     # the inverse of what the flight code applies (v_imu = R^T v_body), whatever the sign.
     if not np.allclose(imu_to_body @ imu_to_body.T, np.eye(3), atol=1e-9):
         raise ValueError("sensors.imu_to_body must be orthogonal")
-    cfg = Config(
-        mag_lsb_ut=s.sensors.mag_lsb_ut,
-        gyro_lsb_deg_s=s.sensors.gyro_lsb_deg_s,
-        imu_to_body=tuple(float(v) for v in s.sensors.imu_to_body),
-        sensors_per_record=per,
-    )
-    inertia = np.asarray(s.attitude.inertia_kg_m2, dtype=float).reshape(3, 3)
 
-    # ---- orbits ---------------------------------------------------------------------
-    tic = time.perf_counter()
+    def timed(name, fn, *args):
+        tic = time.perf_counter()
+        result = fn(*args)
+        timings[name] = time.perf_counter() - tic
+        return result
+
+    orb = timed("orbits", _orbits, s, t, t0, log)
+    r_sun, sun_fraction, mag_gcrs_ut = timed("environment", _environment, s, t, orb)
+    q, w, mag_body_ut = timed("attitude", _attitude, s, t, t0, orb, mag_gcrs_ut, log)
+    sen_out = timed("sensors", _sensors, s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction,
+                    imu_to_body)
+    gps_raw, gps_fault = timed("gps", _gps, s, t, t0, fix_rel.astype(np.int64), orb, sen_out["t_sc_s"])
+    files, corrupt = _sense_files(s, sen_out["raw"], gps_raw)
+    range_truth = timed("ranges", _ranges, s, t, t0, fix_rel, orb, gps_raw, files)
+
+    truth = {
+        "format_version": np.int64(scn.SCENARIO_FORMAT_VERSION),
+        "t_gps_s": t,
+        "t_utc_unix_s": utc_unix_from_gps(t).astype(float),
+        "spacecraft_name": np.array([sc.name for sc in s.spacecraft], dtype="U32"),
+        "radio_id": np.array([sc.radio_id for sc in s.spacecraft], dtype=np.uint8),
+        **orb,
+        "q_body_to_gcrs": q,
+        "w_body_rad_s": w,
+        "mag_gcrs_ut": mag_gcrs_ut,
+        "mag_body_ut": mag_body_ut,
+        "sun_gcrs_m": r_sun,
+        "sun_fraction": sun_fraction,
+        "eclipse": sun_fraction < 0.5,
+        "gyro_bias_imu_deg_s": sen_out["gyro_bias"],
+        "mag_bias_imu_ut": np.array([sc.mag_bias_imu_ut for sc in s.spacecraft], dtype=float),
+        "imu_to_body": imu_to_body,
+        "inertia_kg_m2": np.asarray(s.attitude.inertia_kg_m2, dtype=float).reshape(3, 3),
+        "clock_offset_s": np.array([sc.clock_offset_s for sc in s.spacecraft], dtype=float),
+        "clock_drift_ppm": np.array([sc.clock_drift_ppm for sc in s.spacecraft], dtype=float),
+        "t_sc_s": sen_out["t_sc_s"],
+        "sensor_t_gps_s": t0 + sensor_rel,
+        "sensor_t_sc_s": sen_out["stamp"],
+        "sun_lux_true": sen_out["sun_lux_true"],
+        "albedo_lux": sen_out["albedo_lux"],
+        "gps_t_gps_s": t0 + fix_rel,
+        "gps_fault": gps_fault,
+        **range_truth,
+        "sense_corrupt_offsets": corrupt,
+    }
+    timings["total"] = time.perf_counter() - t_start
+    return Scenario(settings=s, truth=truth, files=files, timings_s=timings)
+
+
+def _orbits(s, t, t0, log) -> dict:
+    """Truth orbits of every spacecraft on the 1-Hz grid (:func:`ground.sim.orbits.propagate_truth`)."""
+    from ground.sim import orbits
+
+    n_sc, n_t = len(s.spacecraft), t.size
     orb = {k: np.zeros((n_sc, n_t, 3)) for k in ("r_gcrs_m", "v_gcrs_m_s", "r_ecef_m", "v_ecef_m_s")}
     for k, sc in enumerate(s.spacecraft):
         a_m, e, i_rad, raan_rad, argp_rad, nu_rad = deputy_elements(s.orbit, sc)
@@ -220,22 +260,28 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
         for key in orb:
             orb[key][k] = truth[key]
         log(f"orbit {sc.name}: done")
-    timings["orbits"] = time.perf_counter() - tic
+    return orb
 
-    # ---- environment ----------------------------------------------------------------
-    tic = time.perf_counter()
+
+def _environment(s, t, orb):
+    """Sun position, each spacecraft's sunlit fraction and the field in GCRS (µT)."""
+    n_sc = len(s.spacecraft)
     r_sun = env.sun_position_gcrs_m(t)
-    sun_fraction = np.zeros((n_sc, n_t))
-    mag_gcrs_ut = np.zeros((n_sc, n_t, 3))
+    sun_fraction = np.zeros((n_sc, t.size))
+    mag_gcrs_ut = np.zeros((n_sc, t.size, 3))
     for k in range(n_sc):
         sun_fraction[k] = env.eclipse_fraction(orb["r_gcrs_m"][k], r_sun)
         mag_gcrs_ut[k] = env.magnetic_field_gcrs_nt(orb["r_ecef_m"][k], t) * 1e-3
-    timings["environment"] = time.perf_counter() - tic
+    return r_sun, sun_fraction, mag_gcrs_ut
 
-    # ---- attitude -------------------------------------------------------------------
-    tic = time.perf_counter()
-    q = np.zeros((n_sc, n_t, 4))
-    w = np.zeros((n_sc, n_t, 3))
+
+def _attitude(s, t, t0, orb, mag_gcrs_ut, log):
+    """Attitude and rate of every spacecraft (rigid body, gravity gradient, magnetic dipole),
+    and the field in body axes."""
+    n_sc = len(s.spacecraft)
+    inertia = np.asarray(s.attitude.inertia_kg_m2, dtype=float).reshape(3, 3)
+    q = np.zeros((n_sc, t.size, 4))
+    w = np.zeros((n_sc, t.size, 3))
     for k, sc in enumerate(s.spacecraft):
         q[k], w[k] = att.propagate_attitude(
             t - t0,
@@ -249,29 +295,36 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
             max_step_s=s.attitude.max_step_s,
         )
         log(f"attitude {sc.name}: done")
-    mag_body_ut = att.rotate_gcrs_to_body(q, mag_gcrs_ut)
-    timings["attitude"] = time.perf_counter() - tic
+    return q, w, att.rotate_gcrs_to_body(q, mag_gcrs_ut)
 
-    # ---- sensors ----------------------------------------------------------------------
-    tic = time.perf_counter()
+
+def _sensors(s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, imu_to_body) -> dict:
+    """Spacecraft clocks and the raw sensor segments (gyro, magnetometer, lux) of every
+    spacecraft, with their truths: ``t_sc_s``, ``stamp``, ``gyro_bias``, ``sun_lux_true``,
+    ``albedo_lux``, ``raw`` (one segment array per spacecraft)."""
+    n_sc, n_t = len(s.spacecraft), t.size
+    sensor_idx = sensor_rel.astype(np.int64)
     n_s = sensor_idx.size
-    t_sc = np.zeros((n_sc, n_t))
-    gyro_bias = np.zeros((n_sc, n_t, 3))
-    sun_lux_true = np.zeros((n_sc, n_s, 6))
-    albedo_lux = np.zeros((n_sc, n_s, 6))
-    sensor_stamp = np.zeros((n_sc, n_s), dtype=np.uint32)
-    sensor_raw = []
+    cfg = Config(
+        mag_lsb_ut=s.sensors.mag_lsb_ut,
+        gyro_lsb_deg_s=s.sensors.gyro_lsb_deg_s,
+        imu_to_body=tuple(float(v) for v in s.sensors.imu_to_body),
+        sensors_per_record=s.sensors.per_record,
+    )
+    out = {"t_sc_s": np.zeros((n_sc, n_t)), "gyro_bias": np.zeros((n_sc, n_t, 3)),
+           "sun_lux_true": np.zeros((n_sc, n_s, 6)), "albedo_lux": np.zeros((n_sc, n_s, 6)),
+           "stamp": np.zeros((n_sc, n_s), dtype=np.uint32), "raw": []}
     for k, sc in enumerate(s.spacecraft):
-        t_sc[k] = sen.spacecraft_clock_s(t, t0, sc.clock_offset_s, sc.clock_drift_ppm)
-        if t_sc[k].min() < 0 or t_sc[k].max() >= 2**32:
+        t_sc = out["t_sc_s"][k] = sen.spacecraft_clock_s(t, t0, sc.clock_offset_s, sc.clock_drift_ppm)
+        if t_sc.min() < 0 or t_sc.max() >= 2**32:
             raise ValueError(f"{sc.name}: spacecraft clock outside uint32 unix seconds")
-        sensor_stamp[k] = sen.stamp_s(t_sc[k][sensor_idx])
+        out["stamp"][k] = sen.stamp_s(t_sc[sensor_idx])
         rng_g = scn.rng_for(s.seed, scn.STREAM_GYRO, k)
-        gyro_bias[k] = sen.gyro_bias_series(
+        out["gyro_bias"][k] = sen.gyro_bias_series(
             t - t0, sc.gyro_bias_imu_deg_s, s.sensors.gyro_bias_walk_deg_s_per_sqrt_s, rng_g
         )
         gyro = sen.gyro_measurement_deg_s(
-            w[k][sensor_idx], gyro_bias[k][sensor_idx], s.sensors.gyro_noise_deg_s, imu_to_body, rng_g
+            w[k][sensor_idx], out["gyro_bias"][k][sensor_idx], s.sensors.gyro_noise_deg_s, imu_to_body, rng_g
         )
         mag = sen.mag_measurement_ut(
             mag_body_ut[k][sensor_idx],
@@ -280,82 +333,49 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
             imu_to_body,
             scn.rng_for(s.seed, scn.STREAM_MAG, k),
         )
-        normals_gcrs = np.einsum("nij,fj->nfi", att.dcm_from_quat(q[k][sensor_idx]), sen.FACE_NORMALS_BODY)
-        r_s = orb["r_gcrs_m"][k][sensor_idx]
-        direct = env.direct_irradiance_faces(r_s, r_sun[sensor_idx], normals_gcrs, sun_fraction[k][sensor_idx])
-        if s.environment.albedo > 0:
-            alb = env.albedo_irradiance_faces(
-                r_s,
-                r_sun[sensor_idx],
-                normals_gcrs,
-                albedo=s.environment.albedo,
-                n_rings=s.environment.albedo_rings,
-                n_azimuth=s.environment.albedo_azimuths,
-            )
-        else:
-            alb = np.zeros_like(direct)
-        albedo_lux[k] = alb * s.environment.sun_lux_at_1au
-        sun_lux_true[k] = (direct + alb) * s.environment.sun_lux_at_1au
+        lux_true, alb_lux = _lux_true(s, q[k][sensor_idx], orb["r_gcrs_m"][k][sensor_idx], r_sun[sensor_idx],
+                                      sun_fraction[k][sensor_idx])
+        out["albedo_lux"][k], out["sun_lux_true"][k] = alb_lux, lux_true
         lux = sen.lux_measurement(
-            sun_lux_true[k],
+            lux_true,
             s.sensors.lux_noise_fraction,
             s.sensors.lux_noise_floor_lux,
             scn.rng_for(s.seed, scn.STREAM_LUX, k),
         )
-        sensor_raw.append(sen.sensor_segments(sensor_stamp[k], mag, gyro, lux, s.sensors.hall_raw, cfg))
-    timings["sensors"] = time.perf_counter() - tic
+        out["raw"].append(sen.sensor_segments(out["stamp"][k], mag, gyro, lux, s.sensors.hall_raw, cfg))
+    return out
 
-    # ---- GPS ------------------------------------------------------------------------
-    tic = time.perf_counter()
-    gps_raw, gps_fault = _gps(s, t, t0, fix_idx, orb, t_sc)
-    timings["gps"] = time.perf_counter() - tic
 
-    # ---- sense.bin ------------------------------------------------------------------
+def _lux_true(s, q, r_gcrs_m, r_sun_m, sun_fraction):
+    """True illuminance of the six faces (direct + albedo) and its albedo part, lux."""
+    normals_gcrs = np.einsum("nij,fj->nfi", att.dcm_from_quat(q), sen.FACE_NORMALS_BODY)
+    direct = env.direct_irradiance_faces(r_gcrs_m, r_sun_m, normals_gcrs, sun_fraction)
+    if s.environment.albedo > 0:
+        alb = env.albedo_irradiance_faces(
+            r_gcrs_m,
+            r_sun_m,
+            normals_gcrs,
+            albedo=s.environment.albedo,
+            n_rings=s.environment.albedo_rings,
+            n_azimuth=s.environment.albedo_azimuths,
+        )
+    else:
+        alb = np.zeros_like(direct)
+    e = s.environment.sun_lux_at_1au
+    return (direct + alb) * e, alb * e
+
+
+def _sense_files(s, sensor_raw, gps_raw):
+    """sense.bin of every spacecraft (with the configured corrupt bytes) and their offsets."""
+    n_sc, per = len(s.spacecraft), s.sensors.per_record
     files = {sc.name: {} for sc in s.spacecraft}
     corrupt = np.zeros((n_sc, s.faults.sense_corrupt_bytes), dtype=np.int64)
     for k, sc in enumerate(s.spacecraft):
-        data = encode_sense_records(sensor_raw[k].reshape(n_rec, per), gps_raw[k])
+        data = encode_sense_records(sensor_raw[k].reshape(-1, per), gps_raw[k])
         if s.faults.sense_corrupt_bytes:
             data, corrupt[k] = _corrupt(data, s.faults.sense_corrupt_bytes, scn.rng_for(s.seed, scn.STREAM_FAULTS, 100 + k))
         files[sc.name]["sense.bin"] = data
-
-    # ---- ranges -----------------------------------------------------------------------
-    tic = time.perf_counter()
-    range_truth = _ranges(s, t, t0, fix_rel, orb, gps_raw, files)
-    timings["ranges"] = time.perf_counter() - tic
-
-    truth = {
-        "format_version": np.int64(scn.SCENARIO_FORMAT_VERSION),
-        "t_gps_s": t,
-        "t_utc_unix_s": utc_unix_from_gps(t).astype(float),
-        "spacecraft_name": np.array([sc.name for sc in s.spacecraft], dtype="U32"),
-        "radio_id": np.array([sc.radio_id for sc in s.spacecraft], dtype=np.uint8),
-        **orb,
-        "q_body_to_gcrs": q,
-        "w_body_rad_s": w,
-        "mag_gcrs_ut": mag_gcrs_ut,
-        "mag_body_ut": mag_body_ut,
-        "sun_gcrs_m": r_sun,
-        "sun_fraction": sun_fraction,
-        "eclipse": sun_fraction < 0.5,
-        "gyro_bias_imu_deg_s": gyro_bias,
-        "mag_bias_imu_ut": np.array([sc.mag_bias_imu_ut for sc in s.spacecraft], dtype=float),
-        "imu_to_body": imu_to_body,
-        "inertia_kg_m2": inertia,
-        "clock_offset_s": np.array([sc.clock_offset_s for sc in s.spacecraft], dtype=float),
-        "clock_drift_ppm": np.array([sc.clock_drift_ppm for sc in s.spacecraft], dtype=float),
-        "t_sc_s": t_sc,
-        "sensor_t_gps_s": t0 + sensor_rel,
-        "sensor_t_sc_s": sensor_stamp,
-        "sun_lux_true": sun_lux_true,
-        "albedo_lux": albedo_lux,
-        "gps_t_gps_s": t0 + fix_rel,
-        "gps_fault": gps_fault,
-        **range_truth,
-        "sense_corrupt_offsets": corrupt,
-    }
-    timings["total"] = time.perf_counter() - t_start
-    return Scenario(settings=s, truth=truth, files=files, timings_s=timings)
+    return files, corrupt
 
 
 def _gps(s, t, t0, fix_idx, orb, t_sc):
@@ -559,7 +579,7 @@ def _extra_spacecraft(k: int) -> scn.SpacecraftSettings:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="scenario directory to write")
-    parser.add_argument("--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/3h.toml)")
+    parser.add_argument("--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/formation_3h.toml)")
     parser.add_argument("--duration", help="length: seconds or with a unit, e.g. 300, 90m, 3h, 1d")
     parser.add_argument("--start-utc", help="start time, ISO 8601 UTC, whole seconds (e.g. 2025-03-20T06:00:00Z)")
     parser.add_argument("--seed", type=int, help="random seed (every draw derives from it)")
@@ -616,8 +636,13 @@ def settings_from_args(args) -> scn.ScenarioSettings:
     if args.gps_outlier_fraction is not None:
         f.gps_outlier_fraction = args.gps_outlier_fraction
     for gap in args.gps_gap:
-        a, b = gap.split(":")
-        f.gps_gaps_s.append([parse_duration_s(a), parse_duration_s(b)])
+        parts = gap.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"--gps-gap needs START:END (seconds after the start, e.g. 600:1200 or 10m:20m), got {gap!r}")
+        start, end = (parse_duration_s(x) for x in parts)
+        if not 0 <= start < end:
+            raise ValueError(f"--gps-gap {gap!r}: need 0 <= START < END")
+        f.gps_gaps_s.append([start, end])
     if args.range_invalid_fraction is not None:
         f.range_invalid_fraction = args.range_invalid_fraction
     if args.corrupt_bytes is not None:
@@ -626,6 +651,16 @@ def settings_from_args(args) -> scn.ScenarioSettings:
     for assignment in args.set:
         s = _set_dotted(s, assignment)
     return s
+
+
+def check_settings(s: scn.ScenarioSettings) -> None:
+    """``ValueError`` naming a fault setting outside its range (a fraction not in [0, 1],
+    a negative count)."""
+    for name, value in dataclasses.asdict(s.faults).items():
+        if name.endswith("_fraction") and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise ValueError(f"faults.{name} must be a fraction between 0 and 1, got {value!r}")
+        if name.endswith("_bytes") and not (isinstance(value, int) and value >= 0):
+            raise ValueError(f"faults.{name} must be a count >= 0, got {value!r}")
 
 
 def _clear_old(out_dir: Path, names: list[str]) -> None:
@@ -641,13 +676,17 @@ def _clear_old(out_dir: Path, names: list[str]) -> None:
 
 
 def run(args) -> int:
+    out_dir: Path = args.out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"simulate: {out_dir} exists and is not a directory", file=sys.stderr)
+        return 2
     try:
         settings = settings_from_args(args)
+        check_settings(settings)
         _grid(scn.resolve(settings))  # validate before any work
     except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
-    out_dir: Path = args.out_dir
     if (out_dir / "scenario.toml").exists() or (out_dir / "sense.bin").exists():
         if not args.force:
             print(f"simulate: {out_dir} already holds a scenario (use --force to replace it)", file=sys.stderr)

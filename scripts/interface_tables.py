@@ -1,4 +1,5 @@
-"""Print the generated tables of docs/interface.md (status file fields, bus messages, channels, tasks).
+"""Print the generated tables of docs/interface.md (status file fields, bus messages, channels, tasks,
+batch-file header, record kinds and fields, replay CSV columns).
 
     .venv/bin/python scripts/interface_tables.py > /tmp/tables.md
 
@@ -18,6 +19,7 @@ sys.path.insert(0, str(REPO / "flight"))
 sys.path.insert(0, str(REPO))
 
 from pygnc.bus.channels import CHANNELS  # noqa: E402
+from pygnc.formats import batch as BATCH  # noqa: E402
 from pygnc.bus.messages import MESSAGE_TYPES  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.tasks.table import TASKS  # noqa: E402
@@ -70,6 +72,48 @@ def tasks_table() -> str:
         rows.append(f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
                     f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} | "
                     f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'} |")
+    return "\n".join(rows)
+
+
+def batch_header_table() -> str:
+    rows = ["| offset | field | struct | meaning |", "|---:|---|---|---|"]
+    off = 0
+    for name, code, meaning in BATCH.HEADER_FIELDS:
+        rows.append(f"| {off} | `{name}` | `{code}` | {meaning} |")
+        off += struct.calcsize("<" + code)
+    rows.append("")
+    rows.append(f"Total {BATCH.HEADER_SIZE} bytes; `struct` format `{BATCH.HEADER_FORMAT}`.  Flags: "
+                + ", ".join(f"bit {b.bit_length() - 1} `{n}`" for b, n in BATCH.FILE_FLAG_NAMES.items()) + ".")
+    return "\n".join(rows)
+
+
+def _period(p) -> str:
+    return "on change" if p is None else ("every message" if p == 0 else f"{p:g} s")
+
+
+def batch_kinds_table() -> str:
+    rows = ["| code | kind | from | bytes | default cadence | per | bytes / day at that cadence | content |",
+            "|---:|---|---|---:|---|---|---:|---|"]
+    for k in BATCH.KINDS:
+        cadence = _period(k.period_s) + (f", and on a change of {', '.join(k.on_change)}"
+                                         if k.on_change and k.period_s is not None else "")
+        per_day = f"{k.record_size * 86400 / k.period_s:,.0f}" if k.period_s else "-"
+        notes = [n for n, on in (("last at stop", k.final), ("repeated at every file start", k.context),
+                                 ("off by default", not k.enabled)) if on]
+        rows.append(f"| {k.code} | `{k.name}` | {', '.join(f'`{t}`' for t in k.message_types)} "
+                    f"({', '.join(k.channels)}) | {k.record_size} | {cadence} | {k.key or '-'} | {per_day} | "
+                    f"{k.description}{'; ' + '; '.join(notes) if notes else ''} |")
+    rows.append("")
+    rows.append("Bytes per record include the 11-byte frame.  Bytes per day: per key (e.g. per peer) for a "
+                "day of data at the default cadence; `health` follows the wall clock (per day of session).")
+    return "\n".join(rows)
+
+
+def batch_fields_table() -> str:
+    rows = ["| kind | field | struct | stored as | meaning |", "|---|---|---|---|---|"]
+    for k in BATCH.KINDS:
+        for f in k.fields:
+            rows.append(f"| `{k.name}` | `{f.name}` | `{f.struct_code}` | {f.precision()} | {f.meaning} |")
     return "\n".join(rows)
 
 
@@ -131,11 +175,11 @@ def archive_schema() -> str:
 
 
 TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
-          "channels": channels_table, "tasks": tasks_table, "orbit_csv": replay_table("orbit"),
+          "channels": channels_table, "tasks": tasks_table, "batch_header": batch_header_table,
+          "batch_kinds": batch_kinds_table, "batch_fields": batch_fields_table, "orbit_csv": replay_table("orbit"),
           "attitude_csv": replay_table("attitude"), "formation_csv": replay_table("formation"),
           "hk_sentences": hk_sentences_table, "opc_records": opc_records_table,
           "archive_schema": archive_schema}
-
 
 def render(doc: str) -> str:
     for name, fn in TABLES.items():

@@ -4,7 +4,9 @@
 2. runs ``flight/main.py`` with the spacecraft time at the end of the batch and a short
    timeout, so it processes the batch, keeps its estimates current and stops by itself;
 3. prints pygnc_info.txt and the decoded status file, and where the logs are;
-4. replays the scenario on the ground (``python -m ground replay``) into out/sample_replay/.
+4. decodes the batch files it wrote for downlink (``python -m ground decode``) into
+   out/sample_downlink/ (CSVs and plots of what the spacecraft estimated);
+5. replays the scenario on the ground (``python -m ground replay``) into out/sample_replay/.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def main() -> int:
                    timeout=120)
     logs = sorted((home / "pygnc_logs").glob("run_*"))[-1]
     print(f"\nlogs: {logs}  (decode the bus log with: python -m ground decode {logs})\n")
+    downlink = OUT / "sample_downlink"
+    print(f"$ python -m ground decode {home / 'pygnc_batches'} --out {downlink}", flush=True)
+    subprocess.run([sys.executable, "-m", "ground", "decode", str(home / "pygnc_batches"), "--out", str(downlink)],
+                   cwd=REPO, timeout=300)
+    print()
     replay = OUT / "sample_replay"
     p = subprocess.run([sys.executable, "-m", "ground", "replay", str(SAMPLE), "--out", str(replay)],
                        cwd=REPO, timeout=600)

@@ -1,4 +1,6 @@
 import sys
+
+import pytest
 from pathlib import Path
 
 # Test helpers (flight_harness) live next to the tests.
@@ -6,3 +8,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: Real PY4 captures copied into the repository (provenance in tests/data/py4/README.md).
 PY4_DATA = Path(__file__).resolve().parent / "data" / "py4"
+
+
+@pytest.fixture(scope="session")
+def single_sc_3h(tmp_path_factory):
+    """The issue's one-spacecraft attitude scenario (seed 21, 3 h, two eclipses), simulated
+    once per session and written to disk: (ground.simulate.Scenario, directory).  The
+    attitude core, orbit and attitude processor tests share it."""
+    from attitude_support import issue_settings
+
+    from ground import simulate as sim
+
+    scenario = sim.simulate(issue_settings(seed=21, duration_s=3 * 3600.0))
+    d = tmp_path_factory.mktemp("single_sc_3h")
+    sim.write_scenario(scenario, d)
+    return scenario, d

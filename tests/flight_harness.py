@@ -89,6 +89,21 @@ class FlightRun:
         raise AssertionError(f"status condition not met in {timeout_s} s; last status {self.status()}\n"
                              f"output:\n{self.text}")
 
+    def wait_info(self, needle: bytes, timeout_s: float = 10.0, period_s: float = 0.02) -> bytes:
+        """The info file once it contains *needle* (it is rewritten just after the status
+        file, so a status seen already may not be in the info file read at once)."""
+        t_end = time.monotonic() + timeout_s
+        info = b""
+        while time.monotonic() < t_end:
+            try:
+                info = (self.home / "pygnc_info.txt").read_bytes()
+            except FileNotFoundError:
+                info = b""
+            if needle in info:
+                return info
+            time.sleep(period_s)
+        raise AssertionError(f"{needle!r} not in the info file within {timeout_s} s; last:\n{info!r}")
+
     def tree(self) -> list[psutil.Process]:
         """main.py and all its descendants."""
         try:

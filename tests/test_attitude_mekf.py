@@ -10,96 +10,19 @@ import math
 
 import numpy as np
 import pytest
-from pygnc import frames
 from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
+from pygnc.estimation import chi2
 from pygnc.formats.sense import decode_sense
-from pygnc.timebase import fit_clock_map
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
+from attitude_support import errors, issue_settings, run_core
 from ground import simulate as sim
-from ground.sim import scenario as scn
-
-
-def issue_settings(seed: int, duration_s: float) -> scn.ScenarioSettings:
-    s = scn.ScenarioSettings()
-    s.seed = seed
-    s.duration_s = duration_s
-    s.spacecraft = s.spacecraft[:1]
-    s.sensors.gyro_bias_max_deg_s = 1.0
-    s.sensors.mag_bias_max_ut = 5.0
-    assert s.sensors.gyro_noise_deg_s == 0.025 and s.sensors.mag_noise_ut == 0.6
-    assert (s.attitude.rate_min_deg_s, s.attitude.rate_max_deg_s) == (2.0, 5.0)
-    return s
-
-
-def stated_times(batch):
-    """The flight time base: each sample's whole-second stamp mapped to GPS time by the clock
-    map fitted to the batch's valid fixes (as ingest does), and that epoch's 1-sigma
-    uncertainty (the map's residual RMS, as the processor uses it)."""
-    v = batch.fixes[batch.fixes["valid"]]
-    cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
-    return np.asarray(cm.gps_from_sc(batch.sensors["t_sc_s"].astype(float)), dtype=float), cm.residual_rms_s
-
-
-def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigma_s: float | None = None):
-    """Drive AttitudeEstimator with the decoded sensors at their stated epochs (stamps through
-    the clock map) and truth positions at the true sample times."""
-    z = scenario.truth
-    config = Config()
-    batch = decode_sense(scenario.files["sc0"]["sense.bin"], config)
-    sens = batch.sensors
-    rib = np.asarray(config.imu_to_body, dtype=float).reshape(3, 3)
-    idx = np.rint(z["sensor_t_gps_s"] - z["t_gps_s"][0]).astype(int)
-    assert len(sens) == idx.size
-    t_stated, sigma_t = stated_times(batch)
-    sigma_t = sigma_t if time_tag_sigma_s is None else time_tag_sigma_s
-    est = am.AttitudeEstimator(cfg)
-    outs = []
-    for k in range(len(sens)):
-        i = idx[k]
-        t = float(t_stated[k])
-        env = am.environment_at(t, z["r_ecef_m"][0][i], z["r_gcrs_m"][0][i], frames.gcrs_from_itrs_matrix(t),
-                                config.sun_lux_at_1au, config.albedo_reflectivity)
-        w = rib @ np.radians(sens["gyro_deg_s"][k])
-        m = rib @ sens["mag_ut"][k]
-        outs.append(est.step(t, w, m, sens["sun_lux"][k], sens["sun_saturated"][k], env, sigma_t))
-    return est, outs, idx
-
-
-def truth_attitude_at(z, t_gps_s):
-    """Truth body-to-GCRS rotation (scipy) at GPS times (slerp on the 1-Hz grid)."""
-    s = Slerp(z["t_gps_s"], Rotation.from_quat(z["q_body_to_gcrs"][0][:, [1, 2, 3, 0]]))
-    return s(np.clip(t_gps_s, z["t_gps_s"][0], z["t_gps_s"][-1]))
-
-
-def errors(scenario, outs, idx):
-    """Errors at each estimate's stated epoch (what a user of the estimate compares with)."""
-    z = scenario.truth
-    rib = np.asarray(z["imu_to_body"])
-    rt = truth_attitude_at(z, np.array([o.t_s for o in outs]))
-    qe = np.array([o.q_body_to_gcrs for o in outs])
-    err = (rt.inv() * Rotation.from_quat(qe[:, [1, 2, 3, 0]])).as_rotvec()
-    cov = np.array([o.cov[:3, :3] for o in outs])
-    bias_true = np.radians(z["gyro_bias_imu_deg_s"][0][idx] @ rib.T)
-    db = np.array([o.gyro_bias_rad_s for o in outs]) - bias_true
-    sig_b = np.array([np.sqrt(np.diag(o.cov)[3:6]) for o in outs])
-    t = z["sensor_t_gps_s"] - z["sensor_t_gps_s"][0]
-    return {
-        "angle_deg": np.degrees(np.linalg.norm(err, axis=1)),
-        "nees": np.einsum("ni,ni->n", err, np.linalg.solve(cov, err[:, :, None])[:, :, 0]),
-        "nees_bias": np.sum((db / sig_b) ** 2, axis=1),
-        "dbias_deg_s": np.degrees(db),
-        "eclipse": z["eclipse"][0][idx],
-        "t_s": t,
-        "valid": np.array([o.valid_attitude for o in outs]),
-        "mag_bias_err_ut": np.array([o.mag_bias_ut for o in outs]) - rib @ z["mag_bias_imu_ut"][0],
-    }
 
 
 @pytest.fixture(scope="module")
-def three_hours():
-    scenario = sim.simulate(issue_settings(seed=21, duration_s=3 * 3600.0))
+def three_hours(single_sc_3h):
+    scenario, _ = single_sc_3h
     est, outs, idx = run_core(scenario)
     return scenario, est, errors(scenario, outs, idx)
 
@@ -114,17 +37,25 @@ def test_accuracy_3h_overall_eclipse_bias_and_nees(three_hours):
     assert ecl.sum() > 300  # at least 25 min of eclipse after settling
     rms_all = math.sqrt(np.mean(e["angle_deg"][settled] ** 2))
     rms_ecl = math.sqrt(np.mean(e["angle_deg"][ecl] ** 2))
-    # Measured (seed 21): 0.8 deg overall, 1.2 deg in eclipse.
-    assert rms_all <= 2.0
-    assert rms_ecl <= 3.0
-    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.02
-    assert np.abs(e["mag_bias_err_ut"][settled]).max() <= 0.5
-    # NEES: 3 dof, mean 3 for a consistent filter; 95 % of epochs below the 95 % bound
-    # would be exact, errors are correlated in time so allow some slack.
-    nees = e["nees"][settled]
-    assert 1.5 <= nees.mean() <= 4.5
-    assert np.mean(nees < 7.815) >= 0.88
-    assert 1.0 <= e["nees_bias"][settled].mean() <= 8.0
+    # Measured (seed 21): 0.77 deg overall, 1.14 deg in eclipse, gyro bias within 0.0058
+    # deg/s, magnetometer bias within 0.062 uT (bench_attitude seeds 1-3: 0.79-0.88 deg,
+    # eclipse 1.17-1.42).  Deterministic (seeded): x1.3 absorbs tuning changes.
+    assert rms_all <= 1.0
+    assert rms_ecl <= 1.5
+    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.0075
+    assert np.abs(e["mag_bias_err_ut"][settled]).max() <= 0.08
+    _assert_nees_at_spaced_epochs(e, 10800.0)
+
+
+def _assert_nees_at_spaced_epochs(e, end_s, keys=("nees", "nees_bias")):
+    """NEES of attitude (3 dof) and gyro bias (3 dof) at epochs 20 min apart from 30 min
+    on (longer than an eclipse's error correlation, so ~independent): the mean of n values
+    times n is chi-square(3 n) for a consistent filter; two-sided 99 % bounds."""
+    idx = [int(np.argmin(np.abs(e["t_s"] - t))) for t in np.arange(1800.0, end_s, 1200.0)]
+    n = len(idx)
+    lo, hi = chi2.quantile(0.005, 3 * n) / n, chi2.quantile(0.995, 3 * n) / n
+    for key in keys:
+        assert lo < e[key][idx].mean() < hi, (key, e[key][idx].mean(), lo, hi)
 
 
 # --------------------------------------------------------------------------- time tags
@@ -159,12 +90,16 @@ def test_stamp_phase_wraps_keep_the_filter_consistent(stamp_wraps):
     rms_ecl = math.sqrt(np.mean(e["angle_deg"][ecl] ** 2))
     # Measured (seed 10; seeds 8-11 in brackets): 1.52 deg overall [1.06-1.52], 1.74 in eclipse
     # [1.09-1.96], NEES mean 3.74 [2.87-3.97], 94 % inside the 95 % bound [87-94 %]; without the
-    # time-tag model NEES 18 [8.6-18], 36 % inside [36-60 %].
-    assert rms_all <= 2.0 and rms_ecl <= 3.0
-    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.02
+    # time-tag model NEES 18 [8.6-18], 36 % inside [36-60 %].  Re-measured on the brahe
+    # truth (seed 10): 1.52 / 1.74 deg, bias within 0.0095 deg/s, NEES 3.74, 94 %.
+    # Deterministic (seeded): x1.3 absorbs tuning changes.
+    assert rms_all <= 2.0 and rms_ecl <= 2.3
+    assert np.abs(e["dbias_deg_s"][settled]).max() <= 0.0125
+    # The attitude NEES only: the gyro-bias NEES at the same epochs is 6.6, just above the
+    # 99 % bound (6.56) - the bias covariance is somewhat optimistic when the stamps wrap
+    # (a known limitation, not asserted away).
+    _assert_nees_at_spaced_epochs(e, 7200.0, keys=("nees",))
     nees = e["nees"][settled]
-    assert 1.5 <= nees.mean() <= 4.5
-    assert np.mean(nees < 7.815) >= 0.88
     # Without the time-tag model (epoch exact, every step exact) the same run is overconfident.
     _, outs0, _ = run_core(scenario, am.AttitudeFilterConfig(irregular_step_threshold_s=math.inf), 0.0)
     assert errors(scenario, outs0, idx)["nees"][settled].mean() > 2.0 * nees.mean()
@@ -315,3 +250,18 @@ def test_gap_inflates_attitude_covariance_and_caps_at_pi():
     assert math.sqrt(f.p[0, 0]) > 3 * s5
     f.propagate(1.0e5, None)
     assert math.sqrt(f.p[0, 0]) <= math.pi + 1e-9
+
+
+def test_triad_refuses_parallel_and_non_finite_vectors():
+    """TRIAD needs two directions: parallel (or anti-parallel) pairs, pairs closer than
+    TRIAD_MIN_ANGLE_RAD, zero or NaN vectors give None, never a NaN or arbitrary matrix."""
+    s = np.array([1.0, 0.0, 0.0])
+    near = np.array([math.cos(math.radians(3.0)), math.sin(math.radians(3.0)), 0.0])
+    ok = np.array([math.cos(math.radians(10.0)), math.sin(math.radians(10.0)), 0.0])
+    for v1, v2 in ((s, s), (s, -s), (s, near), (s, np.zeros(3)), (s, np.array([np.nan, 1.0, 0.0]))):
+        assert am.triad(v1, v1, v2, v2) is None
+        assert am.triad(v1, ok, v2, ok[::-1]) is None
+    a = am.triad(s, s, ok, ok)
+    np.testing.assert_allclose(a, np.eye(3), atol=1e-12)
+    rot = Rotation.from_rotvec([0.3, -0.2, 0.5]).as_matrix()
+    np.testing.assert_allclose(am.triad(rot.T @ s, s, rot.T @ ok, ok), rot, atol=1e-12)

@@ -13,7 +13,7 @@ from pygnc.config import Config, Paths
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
-from test_attitude_mekf import issue_settings
+from attitude_support import issue_settings
 from conftest import PY4_DATA
 
 BENCH = PY4_DATA / "pygnc_example"
@@ -210,3 +210,34 @@ def test_time_tag_sigma_from_the_clock_map(scenario_stream):
     off = AttitudeProcessor(replace(Config(), attitude_time_tag_from_clock_map=False, attitude_time_tag_sigma_s=0.4))
     off.handle("clock_map", cm)
     assert off.time_tag_sigma_s() == 0.4
+
+
+def test_accuracy_and_consistency_on_three_hours(single_sc_3h):
+    """Orbit and attitude processors as the task tree runs them, on the seeded 3-h scenario
+    (the one the core test uses), after 30 min.  Measured 0.77 deg RMS, 1.14 deg in eclipse,
+    gyro bias within 0.0058 deg/s (bench_attitude seeds 1-3: 0.79-0.88 deg, eclipse
+    1.17-1.42).  Deterministic (seeded): x1.3 absorbs tuning changes.  NEES (3 dof) at 8
+    epochs 20 min apart (longer than an eclipse's error correlation, so ~independent): mean
+    x 8 is chi-square(24) for a consistent filter, two-sided 99 % bounds 1.24-5.70;
+    measured 2.36."""
+    import processor_support as ps
+    from pygnc.estimation import chi2
+
+    _, d = single_sc_3h
+    truth = dict(np.load(d / "truth.npz"))
+    _, att = ps.run_orbit_and_attitude(ps.stream_of(d))
+    est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"]]
+    tg, err, cov, db = ps.attitude_errors(truth, est)
+    rel = tg - truth["t_gps_s"][0]
+    s = rel >= 1800.0
+    ang = np.degrees(np.linalg.norm(err, axis=1))
+    ecl = truth["eclipse"][0][np.clip(np.rint(rel).astype(int), 0, truth["t_gps_s"].size - 1)]
+    rms, rms_ecl = math.sqrt(np.mean(ang[s] ** 2)), math.sqrt(np.mean(ang[s & ecl] ** 2))
+    assert (s & ecl).sum() > 300  # two eclipses after settling
+    assert rms < 1.0 and rms_ecl < 1.5, (rms, rms_ecl)
+    assert np.degrees(np.abs(db[s]).max()) < 0.0075
+    idx = [int(np.argmin(np.abs(rel - t))) for t in np.arange(1800.0, 10800.0, 1200.0)]
+    n = len(idx)
+    values = ps.nees(err[idx], cov[idx])
+    lo, hi = chi2.quantile(0.005, 3 * n) / n, chi2.quantile(0.995, 3 * n) / n
+    assert lo < values.mean() < hi, (values.mean(), lo, hi)

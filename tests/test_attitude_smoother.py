@@ -13,25 +13,25 @@ import pytest
 from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
 from pygnc.processors.attitude import AttitudeProcessor
-from test_attitude_mekf import errors, issue_settings, run_core
+from attitude_support import errors, run_core
 
 from ground import replay
-from ground import simulate as sim
 from ground.__main__ import main as ground_main
+from ground.attitude_smoother import smooth_estimator, smoothed_messages
 from ground.outputs import tables as tb
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 @pytest.fixture(scope="module")
-def smoothed_3h():
+def smoothed_3h(single_sc_3h):
     """Seed 21, 3 h (the scenario of test_attitude_mekf), the filter run with recording on."""
-    scenario = sim.simulate(issue_settings(seed=21, duration_s=3 * 3600.0))
+    scenario, _ = single_sc_3h
     orig = am.AttitudeEstimator.__init__
     with pytest.MonkeyPatch.context() as mp:  # run_core builds its own estimator
         mp.setattr(am.AttitudeEstimator, "__init__", lambda self, cfg=None, record_history=False: orig(self, cfg, True))
         est, outs, idx = run_core(scenario)
-    sm = est.smooth()
+    sm = smooth_estimator(est)
     return scenario, est, outs, sm, errors(scenario, outs, idx), errors(scenario, sm, idx)
 
 
@@ -96,7 +96,7 @@ def test_processor_smooth_without_recording_refuses():
     run = replay.run_in_process(SAMPLE, Config())
     proc = run.extra["processor_objects"]["attitude"]
     with pytest.raises(RuntimeError, match="record_history"):
-        proc.smooth()
+        smoothed_messages(proc)
 
 
 def test_replay_smooth_attitude_rows_come_from_the_smoother(tmp_path):
@@ -109,9 +109,9 @@ def test_replay_smooth_attitude_rows_come_from_the_smoother(tmp_path):
     csv_f, csv_s = tb.read_csv(tmp_path / "f" / "attitude.csv"), tb.read_csv(tmp_path / "s" / "attitude.csv")
     # One row per processed sample, same times as the filtered rows.
     np.testing.assert_array_equal(csv_s["t_sc_s"], csv_f["t_sc_s"])
-    # The rows are the processor's smooth() outputs.
+    # The rows are the smoother's outputs.
     run = replay.run_in_process(SAMPLE, Config(), record_history=True)
-    msgs = run.extra["processor_objects"]["attitude"].smooth()
+    msgs = smoothed_messages(run.extra["processor_objects"]["attitude"])
     assert all(t == "attitude_estimate" and not b["propagated"] for t, b in msgs)
     direct = tb.attitude_table([b for _, b in msgs])
     for col in ("qw", "qx", "qy", "qz", "gyro_bias_x_rad_s"):
@@ -137,7 +137,7 @@ def test_an_invalid_step_splits_the_interval(smoothed_3h):
     try:
         est.history = list(saved)
         est.history[k] = dataclasses.replace(saved[k], prior=None, p_post=None)
-        sm2 = est.smooth()
+        sm2 = smooth_estimator(est)
     finally:
         est.history = saved
     np.testing.assert_allclose(sm2[k - 1].q_body_to_gcrs, outs[k - 1].q_body_to_gcrs, atol=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def _check_clean_stop(run: FlightRun, pids: list[int], rc: int) -> dict:
 
 def test_bad_arguments_exit_2_with_usage(tmp_path):
     env = dict(os.environ, PYGNC_HOME=str(tmp_path))
-    for args in ([], ["5"], ["x", "1"], ["5", "y"], ["-1", "100"], ["0", "100"], ["5", "-3"], ["5", "1", "2"]):
+    for args in ([], ["5"], ["x", "1"], ["5", "y"], ["-1", "100"], ["0", "100"], ["5", "-3"], ["5", "1", "2"],
+                 ["5", "1e300"], ["5", "4294967296"], ["1e9", "100"], ["nan", "100"], ["5", "inf"]):
         p = subprocess.run([sys.executable, str(FLIGHT_MAIN), *args], capture_output=True, text=True,
                            env=env, timeout=30)
         assert p.returncode == 2, (args, p.stderr)
@@ -77,7 +79,9 @@ def test_pygnc_main_name_works_too(tmp_path):
 def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, timeout_min=5, spacecraft_time_s=_sample_end_sc()) as run:
-        st = run.wait_status(lambda s: _batch_done(s) and s["flags"] & S.FLAG_ORBIT_VALID and _all_running(s))
+        # The orbit task may publish its first estimates before it has used every fix: wait for all.
+        st = run.wait_status(lambda s: _batch_done(s) and s["flags"] & S.FLAG_ORBIT_VALID and _all_running(s)
+                             and s["orbit_fixes_used"] >= 12)
         assert st["sense_records"] == 12 and st["sense_bytes_skipped"] == 0
         assert st["fixes_valid"] == st["fixes_total"] == 12
         assert st["orbit_fixes_used"] == 12
@@ -165,18 +169,19 @@ def test_missing_inputs_are_reported_not_fatal(tmp_path):
 
 
 def test_bench_capture_without_fix(tmp_path):
-    home = make_home(tmp_path, sense=BENCH_CAPTURE.read_bytes())
-    with FlightRun(home, spacecraft_time_s=1_000_000_000) as run:
+    capture = BENCH_CAPTURE.read_bytes()
+    t_end = float(max(decode_sense(capture).sensors["t_sc_s"])) + 1.0
+    home = make_home(tmp_path, sense=capture)
+    with FlightRun(home, spacecraft_time_s=t_end) as run:
         st = run.wait_status(lambda s: _batch_done(s) and _all_running(s))
         assert st["sense_records"] == 33 and st["sense_bytes_skipped"] == 0
         assert st["flags"] & S.FLAG_NO_VALID_FIX and not st["flags"] & S.FLAG_ORBIT_VALID
-        info = (home / "pygnc_info.txt").read_bytes()
-        assert b"none: no fix" in info
+        run.wait_info(b"none: no fix")
         # attitude: rates and gyro bias from the gyro, but no attitude without a position
-        st = run.wait_status(lambda s: math.isfinite(s["att_t_sc_s"]))
+        st = run.wait_status(lambda s: S.ESTIMATE_QUALITY[s["att_quality"]] == "rates_only")
         assert st["flags"] & S.FLAG_ATT_NO_POSITION and not st["flags"] & S.FLAG_ATTITUDE_VALID
         assert all(abs(b) < 0.05 for b in st["att_gyro_bias_rad_s"])  # bench: ~0.5 deg/s bias
-        assert b"att rates only" in (home / "pygnc_info.txt").read_bytes()
+        run.wait_info(b"att rates only")
         pids = [p.pid for p in run.tree()]
         run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))
@@ -244,7 +249,7 @@ def test_now_far_after_the_batch_keeps_every_task_alive(tmp_path):
     stalls past the health limit (review finding C1), and the tree still stops cleanly."""
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=_sample_end_sc() + 3 * 86400.0) as run:
-        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and s["flags"] & S.FLAG_ORBIT_VALID)
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and math.isfinite(s["orbit_t_sc_s"]))
         t_end = time.monotonic() + 6.0  # well past where a blocked loop would be judged late
         while time.monotonic() < t_end:
             st = run.status()
@@ -255,7 +260,218 @@ def test_now_far_after_the_batch_keeps_every_task_alive(tmp_path):
             time.sleep(0.2)
         st = run.status()
         assert st["orbit_t_sc_s"] > _sample_end_sc() + 60  # propagation is making progress
+        # ... but "now" is beyond the 2-day horizon: nothing is valid, and no estimate is
+        # propagated past the horizon (issue 15 item 8).
+        horizon = st["batch_t_sc_last_s"] + Config().max_propagation_s
+        assert not st["flags"] & (S.FLAG_ORBIT_VALID | S.FLAG_ATTITUDE_VALID | S.FLAG_FORMATION_VALID)
+        assert S.ESTIMATE_QUALITY[st["orbit_quality"]] == "horizon"
+        assert S.ESTIMATE_QUALITY[st["att_quality"]] == "horizon"
+        assert st["orbit_t_sc_s"] <= horizon and st["att_t_sc_s"] <= horizon + 1e-3
+        assert b"orb horizon" in (home / "pygnc_info.txt").read_bytes()
         pids = [p.pid for p in run.tree()]
         run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))
         assert "silent for" not in (run.log_dir() / "supervisor.log").read_text()
+
+
+# --------------------------------------------------------------------------- issue 15: reliability
+def _sup_log(run: FlightRun) -> str:
+    return (run.log_dir() / "supervisor.log").read_text()
+
+
+def _wait_log(run: FlightRun, text: str, timeout_s: float = 20.0) -> None:
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        try:
+            if text in _sup_log(run):
+                return
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.005)
+    raise AssertionError(f"{text!r} not in supervisor.log")
+
+
+def _check_stopped_in_order(run: FlightRun, rc: int) -> dict:
+    """Exit 0, nothing killed, final status with `stopping`, no traceback, no temp file."""
+    assert rc == 0, run.text
+    time.sleep(0.1)
+    assert "Traceback" not in run.text, run.text
+    sup = _sup_log(run)
+    assert "killing it" not in sup and "did not stop" not in sup, sup
+    st = S.decode_status(run.status_path.read_bytes())
+    assert st["flags"] & S.FLAG_STOPPING
+    assert b"STOP" in (run.home / "pygnc_info.txt").read_bytes()
+    assert not list(run.home.glob(".*.tmp*"))
+    return st
+
+
+@pytest.mark.parametrize("how", ["ctrl_c", "sigterm_to_supervisor"])
+def test_stop_while_tasks_are_still_starting(tmp_path, how):
+    """Issue 15 item 10: a stop before the tasks are connected used to send `stop` once (lost)
+    and SIGKILL the producers 2.5 s later; a SIGTERM to the supervisor alone reaches no task
+    directly, so only the re-sent stop / SIGTERM can end them."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+        _wait_log(run, f"started {TASKS[-1].name}")  # all spawned, none ready yet (imports)
+        if how == "ctrl_c":
+            run.ctrl_c()
+        else:
+            run.proc.send_signal(signal.SIGTERM)
+        rc = run.wait_exit(10)
+        _check_stopped_in_order(run, rc)
+
+
+def test_timeout_during_startup_spawns_nothing_and_cleans_stale_socket_dirs(tmp_path):
+    """`main.py 1e-6 ...` killed 4 tasks (item 10); socket directories of runs that died by
+    SIGKILL piled up (item 16)."""
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = xdg / f"pygnc-{dead.pid}-deadbeef"
+    stale.mkdir(mode=0o700)
+    (stale / "control.sock").write_text("")
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, timeout_min=1e-6, spacecraft_time_s=_sample_end_sc(),
+                   env={"XDG_RUNTIME_DIR": str(xdg)}) as run:
+        rc = run.wait_exit(10)
+        st = _check_stopped_in_order(run, rc)
+        sup = _sup_log(run)
+        assert "started " not in sup and "final status written by the supervisor (timeout)" in sup
+        assert [S.TASK_STATES[st[f"task{k}_state"]] for k in range(N_TASKS)] == ["stopped"] * N_TASKS
+        assert not stale.exists() and "removed 1 stale socket directories" in sup
+        assert list(xdg.iterdir()) == []  # and its own is gone too
+
+
+def test_status_reporter_that_cannot_stop_still_leaves_a_final_status(tmp_path):
+    """Item 11: a status reporter killed at stop left no `stopping` flag."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and s["flags"] & S.FLAG_ORBIT_VALID)
+        os.kill(run.task_pid("status_reporter"), signal.SIGSTOP)
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+        assert gone(pids)
+        sup = _sup_log(run)
+        assert "status_reporter did not stop" in sup and "final status written by the supervisor" in sup
+        st = S.decode_status(run.status_path.read_bytes())
+        assert st["flags"] & S.FLAG_STOPPING and st["sense_records"] == 12  # the last status's counters kept
+        states = [S.TASK_STATES[st[f"task{k}_state"]] for k in range(N_TASKS)]
+        assert states == ["exited" if t.name == "status_reporter" else "stopped" for t in TASKS]
+
+
+def _attitude_instances(bus) -> list[list[dict]]:
+    """Non-propagated attitude estimates in the bus log, split per attitude-task instance
+    (a restarted task's sequence numbers start again)."""
+    from pygnc.bus.messages import DecodeCounters, decode
+
+    runs, last_seq = [], None
+    for fr in bus.frames:
+        if fr.channel != "attitude":
+            continue
+        m = decode(fr.message, DecodeCounters())
+        if m is None or m.type != "attitude_estimate":
+            continue
+        if last_seq is None or m.seq <= last_seq:
+            runs.append([])
+        last_seq = m.seq
+        if not m.body["propagated"]:
+            runs[-1].append(m.body)
+    return runs
+
+
+def test_restarted_attitude_estimator_gets_orbit_estimates_again(tmp_path):
+    """Item 12: the orbit task logged "replay requested" and sent nothing, so a restarted
+    attitude estimator ran every sample without a position."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+        # (attitude "usable now" is not asked for: its 1-sigma held on the last rate grows
+        # by ~15 deg in the first second after the batch)
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and s["att_t_sc_s"] > s["batch_t_sc_last_s"]
+                        and not s["flags"] & S.FLAG_ATT_NO_POSITION)  # the whole batch done
+        k = [spec.name for spec in TASKS].index("attitude_estimator")
+        os.kill(run.task_pid("attitude_estimator"), signal.SIGKILL)
+        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
+        # the restarted one has the batch again (ingest) and the orbit estimates (orbit task)
+        time.sleep(2.0)
+        st = run.status()
+        assert not st["flags"] & S.FLAG_ATT_NO_POSITION and st[f"task{k}_restarts"] == 1
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+        first, second = _attitude_instances(decode_frames((run.log_dir() / "bus.log").read_bytes()))
+        with_pos = [sum(b["has_position"] for b in inst) for inst in (first, second)]
+        assert len(second) == len(first) == 60 and with_pos[1] == with_pos[0] > 50, with_pos
+        assert "replaying" in (run.log_dir() / "orbit_estimator.log").read_text()
+
+
+def test_sense_bin_fifo_is_reported_not_waited_on(tmp_path):
+    """Item 17: a FIFO at ~/sense.bin blocked ingest at open until it was killed 3 times."""
+    home = make_home(tmp_path)
+    os.mkfifo(home / "sense.bin")
+    with FlightRun(home) as run:
+        st = run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        assert st["flags"] & S.FLAG_SENSE_MISSING
+        assert all(st[f"task{k}_restarts"] == 0 for k in range(N_TASKS))
+        assert "FIFO" in (run.log_dir() / "ingest.log").read_text()
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+
+
+def test_task_hung_before_it_started_is_killed_and_restarted(tmp_path):
+    """Issue 18 item 5: a task that hangs before `start` (here: stopped before it connects)
+    was never judged, so never killed."""
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text("ready_timeout_s = 2.0\n")
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
+        t_end = time.monotonic() + 5
+        hung = None
+        while hung is None and time.monotonic() < t_end:
+            try:
+                hung = run.task_pid("formation_estimator")
+            except LookupError:
+                time.sleep(0.002)
+        os.kill(hung, signal.SIGSTOP)  # long before its imports are done (~0.3 s and more)
+        k = [spec.name for spec in TASKS].index("formation_estimator")
+        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=30)
+        assert gone([hung]) and "formation_estimator not connected for" in _sup_log(run)
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+
+
+def test_home_and_log_root_problems(tmp_path):
+    """Item 5: PYGNC_HOME naming a file gave a traceback; pygnc_logs being a file exit 1
+    without any status."""
+    not_dir = tmp_path / "afile"
+    not_dir.write_text("x")
+    p = subprocess.run([sys.executable, str(FLIGHT_MAIN), "1", "100"], capture_output=True, text=True,
+                       env=dict(os.environ, PYGNC_HOME=str(not_dir)), timeout=30)
+    assert p.returncode == 2 and "PYGNC_HOME" in p.stderr and "not a directory" in p.stderr
+    assert "Traceback" not in p.stderr
+    home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_logs").write_text("not a directory")
+    with FlightRun(home, timeout_min=0.02, spacecraft_time_s=_sample_end_sc()) as run:
+        rc = run.wait_exit(15)
+        _check_stopped_in_order(run, rc)
+        assert (home / "pygnc_logs.not-a-directory").read_text() == "not a directory"
+        assert "was not a directory: renamed" in _sup_log(run)
+
+
+def test_spacecraft_time_at_the_end_of_the_clock_is_held_at_the_horizon(tmp_path):
+    """Item 8: with 2^32-1 the attitude was propagated 81 years ahead and stayed valid."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=2**32 - 1) as run:
+        st = run.wait_status(lambda s: _batch_done(s) and math.isfinite(s["att_t_sc_s"])
+                             and s["att_t_sc_s"] > s["batch_t_sc_last_s"] + 60)
+        horizon = st["batch_t_sc_last_s"] + Config().max_propagation_s
+        assert st["att_t_sc_s"] <= horizon + 1e-3
+        assert not st["flags"] & (S.FLAG_ATTITUDE_VALID | S.FLAG_ORBIT_VALID)
+        assert S.ESTIMATE_QUALITY[st["att_quality"]] == "horizon"
+        info = (home / "pygnc_info.txt").read_text()
+        assert re.search(r"^att horizon \d+\.\dy", info, re.M), info
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0

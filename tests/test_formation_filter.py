@@ -30,8 +30,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from covariance_checks import assert_symmetric_positive_definite
 import pytest
 from pygnc import timebase
+from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
 from pygnc.estimation import orbit_dynamics as od
 
@@ -46,7 +48,7 @@ import bench_formation as bench  # the information bound (bench/ is not a packag
 SETTLE_S = 1800.0
 #: The declared seed set of the 3-km accuracy statistics (all of them, none dropped).
 SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
-CHI2_3_95 = 7.814728
+CHI2_3_95 = chi2.quantile(0.95, 3)
 LATE_S = 0.6
 
 
@@ -194,8 +196,9 @@ def test_accuracy_over_declared_seeds(seed_set):
 
 def test_line_of_sight_at_the_information_bound(seed_set):
     """The filter against the optimal filter with the truth's dynamics on the same data
-    (seed 1): the line of sight within a few centimetres of the bound, 3D within 50 %
-    (the truth's ~1e-7 m/s^2 differential accelerations are real; the bound ignores them);
+    (seed 1): the line of sight within a few centimetres of the bound, 3D within 80 %
+    (the truth's differential accelerations - brahe's NRLMSISE-00 drag on two ballistic
+    coefficients, EGM2008 beyond 8x8 - are real; the bound ignores them);
     and the bound's own physics: the bias sigma is the GPS average of the along-track
     position, 10 m / sqrt(n) (~1.1 m at 30 min, ~0.45 m at 3 h)."""
     sc, res = seed_set[0]
@@ -206,7 +209,9 @@ def test_line_of_sight_at_the_information_bound(seed_set):
     s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
     e = _errors(sc, res)
     assert e["rms_los"] - s["los"][0] < 0.08  # measured 0.365 vs 0.306 m
-    assert e["rms_r"] < 1.5 * s["rms3"][0]  # measured 0.67 vs 0.48 m
+    # Measured 0.73 vs 0.48 m (1.55x; in-house truth: 0.67 m, 1.4x); 1.8x leaves ~15 %
+    # for tuning changes, far below what a broken relative model costs (> 3x).
+    assert e["rms_r"] < 1.8 * s["rms3"][0]
     assert 0.95 < s["sig_bias_30"] < 1.15 and 0.40 < s["sig_bias_end"] < 0.50  # 1.04, 0.45 m
     assert 0.6 < s["sig_los"] < 0.8  # 0.68 m: the expected LOS RMS of any filter
     n_fix = np.sum(sc["peer"]["t_gps_s"] <= sc["t0"] + SETTLE_S)
@@ -231,18 +236,17 @@ def test_nees_monte_carlo():
         n3.append(e6[:3] @ np.linalg.solve(p6[:3, :3], e6[:3]))
         u = dr[0] / np.linalg.norm(dr[0])
         los_z.append((u @ e6[:3]) / math.sqrt(u @ p6[:3, :3] @ u))
-    assert 1.2 < np.mean(n3) < 54.4 / 12  # chi2(36) 97.5 % / 12; measured 2.2 (3 dof)
-    assert 2.5 < np.mean(n6) < 98.0 / 12  # chi2(72) 97.5 % / 12; measured 3.7 (6 dof)
+    assert 1.2 < np.mean(n3) < chi2.quantile(0.975, 36) / 12  # measured 2.2 (3 dof)
+    assert 2.5 < np.mean(n6) < chi2.quantile(0.975, 72) / 12  # measured 3.7 (6 dof)
     assert 0.4 < math.sqrt(np.mean(np.square(los_z))) < 1.5  # measured 1.07
 
 
 def test_covariance_symmetric_positive_definite(near):
     _, res = near
     c = res["cov"][np.isfinite(res["cov"][:, 0, 0])]
-    np.testing.assert_allclose(c, np.swapaxes(c, 1, 2), rtol=0, atol=1e-12 * np.abs(c).max())
-    # The range-time-offset and drag-scale states may be nearly unobservable; check the rest.
-    assert np.all(np.linalg.eigvalsh(c).min(axis=1) > -1e-9 * np.abs(c).max())
-    assert np.all(np.linalg.eigvalsh(c[:, 9:15, 9:15]).min(axis=1) > 0)
+    # Every state, the nearly unobservable range-time offset and drag scale included; the
+    # bound is far below the smallest correlation eigenvalue measured (printed on failure).
+    assert_symmetric_positive_definite(c, min_eig=1e-9)
 
 
 def test_relative_far_better_than_independent_information():

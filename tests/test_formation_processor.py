@@ -99,17 +99,31 @@ def test_every_peer_estimated_at_every_sensor_time(stream, nominal):
 
 
 def test_multi_peer_accuracy(truth, nominal):
+    """Relative navigation as flown, 3 h, after 30 min, against the brahe truth.  Measured
+    (seed 21): 3D 1.47 / 1.24 m, velocity 1.5 / 1.5 mm/s, line of sight 0.52 / 0.89 m for
+    0x4B / 0x4C (in-house truth before: 1.46 / 1.21 m, 0.52 / 0.89 m).  Deterministic
+    (seeded): x1.3 absorbs tuning changes.  The line of sight is as good as the range bias,
+    which only the GPS fixes pin (the peer's along-track position averaged, 10 m / sqrt(n):
+    1.05 m at 30 min, 0.45 m at 3 h even with exact dynamics; the optimal filter's per-run
+    RMS has median 0.57 m and 90 % point 1.0 m - bench_formation's bound), so 0x4C's 0.89 m
+    is this realisation, not a defect.  NEES (3 dof) at 8 epochs 20 min apart (the bias
+    error correlates over the whole run, so these are not independent: the bounds are the
+    chi-square(24) two-sided 99 % interval widened to 99.99 %)."""
+    from pygnc.estimation import chi2
+
     _, out = nominal
-    for pid, rms_max in ((0x4B, 2.0), (0x4C, 2.0)):
-        e = _errors(truth, _estimates(out, pid))
-        assert e["rms_r"] < rms_max  # measured 1.46 m (0x4B), 1.21 m (0x4C)
-        assert e["rms_v"] < 0.003  # measured 1.5 / 1.4 mm/s
-        # Measured 0.52 / 0.89 m: the line of sight is as good as the range bias, which
-        # only the GPS fixes pin (the peer's along-track position averaged, 10 m / sqrt(n):
-        # 1.05 m at 30 min, 0.45 m at 3 h even with exact dynamics; the optimal filter's
-        # per-run RMS has median 0.48 m and 90 % point 0.94 m - see the bench's bound).
-        assert e["rms_los"] < 1.2
-        assert 0.5 < e["nees"].mean() < 6.0  # measured 2.4 / 2.0 (3 dof)
+    for pid, rms_r_max, los_max in ((0x4B, 1.9, 0.68), (0x4C, 1.6, 1.16)):
+        est = _estimates(out, pid)
+        e = _errors(truth, est)
+        assert e["rms_r"] < rms_r_max, (pid, e["rms_r"])
+        assert e["rms_v"] < 0.002, (pid, e["rms_v"])
+        assert e["rms_los"] < los_max, (pid, e["rms_los"])
+        tg = np.array([b["t_gps_s"] for b in est])
+        tg = tg[tg - truth["t_gps_s"][0] >= SETTLE_S]
+        idx = [int(np.argmin(np.abs(tg - truth["t_gps_s"][0] - t))) for t in np.arange(SETTLE_S, 10800.0, 1200.0)]
+        n = len(idx)
+        lo, hi = chi2.quantile(0.00005, 3 * n) / n, chi2.quantile(0.99995, 3 * n) / n
+        assert lo < e["nees"][idx].mean() < hi, (pid, e["nees"][idx].mean(), lo, hi)
 
 
 def test_ecef_and_gcrs_fields_agree(truth, nominal):
@@ -351,3 +365,102 @@ def test_absurd_sensor_time_skipped(stream):
     assert p.counters()["time_outliers"] == 1 and p.counters()["peer_fixes_late"] == 0
     a, b = _estimates(ref), _estimates(out)
     assert len(a) == len(b) and a[-1]["dr_ecef_m"] == b[-1]["dr_ecef_m"] and _notes(out) == []
+
+
+# --------------------------------------------------------------------------- admission
+def _week_high_byte_offsets(sense_bytes):
+    """File offsets of the high byte of each record's GPS week field (issue 15 item 13)."""
+    from pygnc.formats.gps import GPS_SEGMENT_DTYPE
+    from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE
+
+    week_at = Config().sensors_per_record * SENSOR_SEGMENT_SIZE + GPS_SEGMENT_DTYPE.fields["week"][1]
+    return [k * RECORD_SIZE + week_at + 1 for k in range(len(sense_bytes) // RECORD_SIZE)]
+
+
+def test_one_flipped_week_bit_in_an_own_fix_is_a_time_outlier(scenario_dir, tmp_path, stream, nominal):
+    """Issue 15 item 13: bit 5 of the week's high byte of one own fix (week + 8192: the fix
+    says 157 years later) made the filters predict 604 675 s ahead inside a handler and
+    crash in frames._q_nodes.  The file still decodes; the fix is rejected against the
+    clock map and every estimate is as without it."""
+    data = bytearray((scenario_dir / "sense.bin").read_bytes())
+    off = _week_high_byte_offsets(data)[356]
+    data[off] ^= 1 << 5
+    home = tmp_path / "flip"
+    shutil.copytree(scenario_dir / "range", home / "range")
+    (home / "sense.bin").write_bytes(bytes(data))
+    msgs = build_message_stream(Paths(home), Config()).messages
+    own = [b for t, b in msgs if t == "gps_fix" and b["peer_id"] == 0]
+    ref_own = [b for t, b in stream if t == "gps_fix" and b["peer_id"] == 0]
+    changed = [(a["t_gps_s"], b["t_gps_s"]) for a, b in zip(own, ref_own) if a["t_gps_s"] != b["t_gps_s"]]
+    assert len(own) == len(ref_own) and len(changed) == 1
+    assert changed[0][0] - changed[0][1] == 8192 * 604800.0  # decodable, and 157 years off
+    p, out = _run(msgs, propagate_after_s=600.0)
+    assert p.counters()["time_outliers"] == 1
+    _, ref = nominal
+    for pid in PEERS:
+        a, b = _estimates(ref, pid), _estimates(out, pid)
+        assert [e["t_gps_s"] for e in a] == [e["t_gps_s"] for e in b]
+        # The fix is missing from the filter: the estimates differ, slightly.
+        assert math.dist(a[-1]["dr_gcrs_m"], b[-1]["dr_gcrs_m"]) < 0.5
+
+
+def test_a_peer_fix_far_in_the_future_is_a_time_outlier(stream, nominal):
+    """The same flipped bit in a peer's fix (its stamp is the peer's clock, so only its GPS
+    time can be judged): held, then counted at the end of the batch, never processed."""
+    i = [k for k, (t, b) in enumerate(stream) if t == "gps_fix" and b["peer_id"] == 0x4B][200]
+    msgs = list(stream)
+    msgs[i] = ("gps_fix", {**msgs[i][1], "t_gps_s": msgs[i][1]["t_gps_s"] + 8192 * 604800.0})
+    p, out = _run(msgs, propagate_after_s=600.0)
+    assert p.counters()["time_outliers"] == 1 and p.counters()["pending"] == 0
+    _, ref = nominal
+    for pid in PEERS:
+        assert [e["t_gps_s"] for e in _estimates(ref, pid)] == [e["t_gps_s"] for e in _estimates(out, pid)]
+
+
+_COPIES = {0x4B: 0x4D, 0x4C: 0x4E}
+
+
+def _four_peers_with_a_gap(stream, gap_s):
+    """The first 40 minutes with peers 0x4D and 0x4E copied from 0x4B and 0x4C, and every
+    message after minute 20 moved *gap_s* later (a data gap; the clock map still holds)."""
+    head = _first_minutes(stream, 40)
+    t0 = next(b["t_sc_s"] for t, b in head if t == "sensor")
+    out = []
+    for t, b in head:
+        if "t_sc_s" in b and t != "batch_end" and b["t_sc_s"] - t0 >= 1200.0:
+            b = {**b, "t_sc_s": b["t_sc_s"] + gap_s}
+            if "t_gps_s" in b:
+                b["t_gps_s"] = b["t_gps_s"] + gap_s
+        out.append((t, b))
+        if t in ("gps_fix", "range") and b["peer_id"] in _COPIES:
+            out.append((t, {**b, "peer_id": _COPIES[b["peer_id"]]}))
+    return out
+
+
+def test_twelve_hour_gap_with_four_peers_reinitialises_within_budget(stream):
+    """A 12-h data gap with 4 peers: without the gap limit every peer's filter was
+    predicted 8640 steps inside one handler (~17 s of CPU here; the supervisor kills a task
+    silent for 8 s).  Now no filter is propagated across the gap: each peer re-initialises
+    from the first fix pair after it, and estimates resume."""
+    import time
+
+    cfg = Config(formation_peer_ids=(0x4A, 0x4B, 0x4C, 0x4D, 0x4E))
+    msgs = _four_peers_with_a_gap(stream, 12 * 3600.0)
+    p = FormationProcessor(cfg)
+    out, worst_s = [], 0.0
+    for t, b in msgs:
+        if t in p.consumes:
+            t0 = time.perf_counter()
+            out += p.handle(t, b)
+            worst_s = max(worst_s, time.perf_counter() - t0)
+    # Correctness bound, not a benchmark: half the supervisor's kill limit leaves room for
+    # a loaded CI machine (measured worst ~0.05 s here).
+    assert worst_s < cfg.health_fatal_s / 2
+    c = p.counters()
+    assert c["peers"] == 4 and c["gap_reinit"] == 4 and c["pending"] == 0
+    for pid in (0x4B, 0x4C, 0x4D, 0x4E):
+        est = _estimates(out, pid)
+        dt = np.diff([e["t_gps_s"] for e in est])
+        assert dt.max() > 12 * 3600.0  # nothing invented across the gap
+        assert sum(e["t_gps_s"] > est[0]["t_gps_s"] + 12 * 3600.0 for e in est) > 100  # resumed
+        assert est[-1]["sigma_los_m"] < 5.0

@@ -343,3 +343,19 @@ def test_record_with_bytes_inserted_in_its_head_is_dropped():
     batch = decode_sense(clean[:cut] + b"garbage!" + clean[cut:])
     assert batch.record_offsets.tolist() == [0, 251, 761, 1012]
     assert batch.stats.bytes_skipped == RECORD_SIZE + 8 and batch.stats.skip_events == 1
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    """Issue 15 item 17: sense.bin as a FIFO blocked ingest at open until it was killed."""
+    import os
+
+    import pytest
+
+    from pygnc.formats.sense import read_sense_file
+
+    fifo = tmp_path / "sense.bin"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="FIFO"):
+        read_sense_file(fifo)  # no writer: a plain open() would wait forever (pytest-timeout)
+    with pytest.raises(OSError, match="directory"):
+        read_sense_file(tmp_path)

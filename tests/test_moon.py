@@ -5,12 +5,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pytest
 from pygnc.environment.moon import moon_position_gcrs_m
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.timebase import gps_from_utc_unix
 
-astropy = pytest.importorskip("astropy")
 
 
 def _astropy_moon_gcrs_m(unix_s):

@@ -151,7 +151,7 @@ def test_tesseral_flight_matches_truth_spherical_harmonics():
 def test_truth_two_body_matches_kepler():
     a, e, i = 6_878_137.0, 0.01, math.radians(51.6)
     r0, v0 = truth.initial_state_from_elements(a, e, i, 0.3, 0.5, 0.1)
-    tr = truth.propagate_truth(r0, v0, T0_GPS_S, 86_400.0, step_s=3600.0, gravity_degree=0, third_body=False,
+    tr = truth.propagate_in_house(r0, v0, T0_GPS_S, 86_400.0, step_s=3600.0, gravity_degree=0, third_body=False,
                                drag=False, srp_cr_area_to_mass_m2_kg=0.0)
     n = math.sqrt(od.GM_EARTH_M3_S2 / a**3)
     e_anom0 = 2 * math.atan(math.sqrt((1 - e) / (1 + e)) * math.tan(0.05))
@@ -169,7 +169,7 @@ def test_truth_j2_nodal_regression_and_energy():
     """Zonal-only truth: energy conserved; mean RAAN rate about the CIP matches J2 theory."""
     a, e, i = 6_878_137.0, 0.001, math.radians(97.4)
     r0, v0 = truth.initial_state_from_elements(a, e, i, 1.0, 0.0, 0.0)
-    tr = truth.propagate_truth(r0, v0, T0_GPS_S, 86_400.0, step_s=60.0, gravity_degree=2, gravity_zonal_only=True,
+    tr = truth.propagate_in_house(r0, v0, T0_GPS_S, 86_400.0, step_s=60.0, gravity_degree=2, gravity_zonal_only=True,
                                third_body=False, drag=False, srp_cr_area_to_mass_m2_kg=0.0)
     k = np.asarray(POLE)
     zj = (0.0, 0.0, od.ZONAL_J_EGM96[2])
@@ -203,10 +203,11 @@ def test_truth_full_model_is_smooth_and_bounded():
     assert tr["t_gps_s"].size == 1801
     alt = np.linalg.norm(tr["r_gcrs_m"], axis=1) - 6_378_137.0
     assert 460e3 < alt.min() and alt.max() < 540e3
-    # ECEF and GCRS are the same states through pygnc.frames.
+    # The truth's ECEF is brahe's ITRF: the flight frames map it to its GCRF within the
+    # bound of tests/test_truth_brahe.py (5 cm, 50 um/s).
     r_g, v_g = frames.itrs_to_gcrs(tr["r_ecef_m"], tr["v_ecef_m_s"], tr["t_gps_s"])
-    np.testing.assert_allclose(r_g, tr["r_gcrs_m"], atol=1e-6)
-    np.testing.assert_allclose(v_g, tr["v_gcrs_m_s"], atol=1e-9)
+    assert np.linalg.norm(r_g - tr["r_gcrs_m"], axis=1).max() < 0.05
+    assert np.linalg.norm(v_g - tr["v_gcrs_m_s"], axis=1).max() < 5e-5
     # Velocity is the derivative of position (1 Hz samples, central difference).
     dv = (tr["r_gcrs_m"][2:] - tr["r_gcrs_m"][:-2]) / 2.0 - tr["v_gcrs_m_s"][1:-1]
     assert np.abs(dv).max() < 0.02  # a^2-term of the central difference: |a| h^2/6 ~ 1.4 cm/s

@@ -1,25 +1,30 @@
 """Orbit EKF on seeded truth scenarios (ground.sim.orbits), and its algebra against filterpy.
 
-Scenario: 500 km, i = 97.4 deg, truth = EGM96 12x12 + bulge drag + Sun/Moon + SRP; GPS 10 m /
-0.01 m/s 1-sigma per axis every 25 s; 3 h (each scenario ~0.3 s truth + ~0.3 s filter).
+Scenario: 500 km, i = 97.4 deg, truth = brahe (EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon,
+SRP with shadow, relativity; ground.sim.orbits); GPS 10 m / 0.01 m/s 1-sigma per axis every
+25 s; 3 h (each scenario ~2 s truth + ~0.3 s filter).
 
-Thresholds are what this filter achieves on these scenarios with margin (bench/bench_orbit.py
-prints the figures).  The information floor (a filter whose dynamics *are* the truth's, zero
-process noise) is tested too: it is below the issue's 2.0 m / 1.2 m, so the gap to the
-targets is the unmodelled EGM96 degrees 9-12 (see the module docstring of
-pygnc.estimation.orbit_ekf and the bench's Bayesian bound for why no <= 8x8 filter closes it).
+Thresholds are the figures measured on these seeded (deterministic) scenarios x1.3, a
+margin for tuning changes (bench/bench_orbit.py prints the figures over more seeds).  The
+information floor (a filter whose dynamics *are* the truth's, zero process noise) is tested
+too: it is below the issue's 2.0 m / 1.2 m, so the gap to the targets is the gravity field
+beyond the flight's 8x8 (see the bench: a 12x12 flight field does not close it either).
+Consistency over independent realisations: tests/test_orbit_processor.py.
 """
 
 import math
 
 import numpy as np
+from covariance_checks import assert_symmetric_positive_definite
 import pytest
 
 from ground.sim import orbits as sim
 from pygnc import timebase
+from pygnc.estimation import chi2
 from pygnc.estimation import orbit_ekf as oe
 
-CHI2_6_95 = 12.591587
+from ground import orbit_batch as ob
+
 SETTLE_S = 1800.0
 
 
@@ -66,44 +71,51 @@ def truth1():
 def nominal(truth0):
     fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(100))
     t_out = truth0["t_gps_s"][::5]
-    return fixes, oe.run_orbit_filter(fixes, t_out), oe.run_orbit_filter(fixes, t_out, smooth=True)
+    return fixes, ob.run_orbit_filter(fixes, t_out), ob.run_orbit_filter(fixes, t_out, smooth=True)
 
 
 def test_accuracy_and_consistency_3h(truth0, nominal):
     fixes, res, smoothed = nominal
     e = _errors(truth0, res)
-    assert e["rms_r"] < 2.9  # measured 2.51 m
-    assert e["rms_v"] < 0.008  # measured 6.4 mm/s
-    # NEES (6 dof): mean near 6 and ~95 % of epochs inside the 95 % chi-square bound.
-    assert 3.0 < e["nees"].mean() < 9.0
-    assert 0.88 < np.mean(e["nees"] < CHI2_6_95) <= 1.0
+    assert e["rms_r"] < 3.25  # measured 2.50 m
+    assert e["rms_v"] < 0.009  # measured 6.9 mm/s
+    # NEES (6 dof) at epochs 20 min apart (the DMC correlation time is 150 s, so ~independent):
+    # mean x n is chi-square(6 n) for a consistent filter; two-sided 99 % bounds.
+    _assert_nees_at_spaced_epochs(res, e)
     assert res["n_fixes_used"] == fixes["t_gps_s"].size
     assert res["n_fixes_rejected"] == 0 and res["n_fixes_invalid"] == 0
     es = _errors(truth0, smoothed)
-    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 1.8  # measured 1.50 m
-    assert es["rms_v"] < 0.006
-    assert 2.5 < es["nees"].mean() < 9.0
+    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 2.0  # measured 1.52 m
+    assert es["rms_v"] < 0.0054  # measured 4.1 mm/s
+    _assert_nees_at_spaced_epochs(smoothed, es)
+
+
+def _assert_nees_at_spaced_epochs(res, e):
+    t_rel = res["t_gps_s"][e["keep"]] - res["t_gps_s"][0]
+    idx = [int(np.argmin(np.abs(t_rel - t))) for t in np.arange(SETTLE_S, 10800.0, 1200.0)]
+    n = len(idx)
+    lo, hi = chi2.quantile(0.005, 6 * n) / n, chi2.quantile(0.995, 6 * n) / n
+    assert lo < e["nees"][idx].mean() < hi, (e["nees"][idx].mean(), lo, hi)
 
 
 def test_covariance_symmetric_positive_definite(nominal):
     _, res, smoothed = nominal
     for cov in (res["cov"], smoothed["cov"]):
         c = cov[np.isfinite(cov[:, 0, 0])]
-        np.testing.assert_allclose(c, np.swapaxes(c, 1, 2), rtol=0, atol=1e-12 * np.abs(c).max())
-        assert np.all(np.linalg.eigvalsh(c).min(axis=1) > 0)
+        assert_symmetric_positive_definite(c, min_eig=1e-9)
 
 
 def test_outliers_rejected_and_counted(truth1):
     fixes, flags = sim.simulate_gps_fixes(truth1, rng=np.random.default_rng(7), outlier_fraction=0.05,
                                           outlier_m=1000.0, with_flags=True)
-    res = oe.run_orbit_filter(fixes, truth1["t_gps_s"][::5])
+    res = ob.run_orbit_filter(fixes, truth1["t_gps_s"][::5])
     st = res["fix_status"]
     assert flags["outlier"].sum() >= 15
     assert np.all(st[flags["outlier"]] == 1)  # every 1-km outlier rejected
     assert np.mean(st[~flags["outlier"]] == 1) < 0.01  # almost no good fix lost
     assert res["n_fixes_rejected"] == np.sum(st == 1)
     e = _errors(truth1, res)
-    assert e["rms_r"] < 3.2 and e["rms_v"] < 0.0085
+    assert e["rms_r"] < 3.9 and e["rms_v"] < 0.0098  # measured 2.98 m, 7.5 mm/s
 
 
 def test_gap_invalid_fixes_and_clock_offset(truth1):
@@ -114,13 +126,13 @@ def test_gap_invalid_fixes_and_clock_offset(truth1):
     # Sensor samples every 5 s on the spacecraft clock, mapped to GPS time with the ClockMap.
     t0 = truth1["t_gps_s"][0]
     t_sc = np.arange(fixes["t_sc_s"][0], fixes["t_sc_s"][-1], 5.0)
-    t_out, cmap = oe.gps_times_from_sc(fixes, t_sc)
+    t_out, cmap = ob.gps_times_from_sc(fixes, t_sc)
     assert cmap is not None and cmap.residual_rms_s < 0.6
     t_true = timebase.gps_from_utc_unix(t_sc - 37.6)  # ignoring the 20-ppm drift (< 0.22 s)
     assert np.abs(t_out - t_true).max() < 1.0
     t_out = t_out[(t_out >= t0) & (t_out <= truth1["t_gps_s"][-1])]
     t_out = np.round(t_out)  # compare against the 1-Hz truth
-    res = oe.run_orbit_filter(fixes, t_out)
+    res = ob.run_orbit_filter(fixes, t_out)
     assert res["n_fixes_invalid"] == flags["invalid"].sum() > 0
     assert np.all(res["fix_status"][flags["invalid"]] == 2)
     assert res["n_fixes_rejected"] == 0 and res["n_reinit"] == 0
@@ -139,7 +151,7 @@ def test_reinitialises_after_a_bad_first_fix(truth0):
     """A 5-km-wrong first fix: the good fixes after it are rejected, then the filter re-inits."""
     fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(9))
     fixes["pos_ecef_m"][0] += np.array([5000.0, 0.0, 0.0])
-    res = oe.run_orbit_filter(fixes, truth0["t_gps_s"][::25])
+    res = ob.run_orbit_filter(fixes, truth0["t_gps_s"][::25])
     n_max = oe.OrbitFilterConfig().max_consecutive_rejections
     assert res["n_reinit"] == 1
     assert res["n_fixes_rejected"] == n_max
@@ -169,7 +181,9 @@ def test_state_ecef_round_trip(truth0):
 
 
 def test_joseph_update_matches_filterpy():
-    filterpy = pytest.importorskip("filterpy.kalman")
+    import filterpy.kalman
+
+    filterpy = filterpy.kalman
     rng = np.random.default_rng(3)
     ekf = oe.OrbitEKF()
     t = 1.4e9
@@ -192,7 +206,9 @@ def test_joseph_update_matches_filterpy():
 
 def test_rts_recursion_matches_filterpy_on_a_linear_model():
     """rts_smooth on a linear-Gaussian history equals filterpy's rts_smoother."""
-    filterpy = pytest.importorskip("filterpy.kalman")
+    import filterpy.kalman
+
+    filterpy = filterpy.kalman
     rng = np.random.default_rng(4)
     dt = 1.0
     f = np.array([[1.0, dt], [0.0, 1.0]])
@@ -210,7 +226,7 @@ def test_rts_recursion_matches_filterpy_on_a_linear_model():
         ps.append(kf.P.copy())
         hist.append(oe.FilterStep(float(k), f if k else None, x_pred, p_pred, kf.x.copy(), kf.P.copy(), True))
     ref_x, ref_p, _, _ = kf.rts_smoother(np.array(xs), np.array(ps), Fs=[f] * 40, Qs=[q] * 40)
-    _, sx, sp = oe.rts_smooth(hist)
+    _, sx, sp = ob.rts_smooth(hist)
     np.testing.assert_allclose(sx, ref_x, atol=1e-10)
     np.testing.assert_allclose(sp, ref_p, atol=1e-10)
 
@@ -218,12 +234,12 @@ def test_rts_recursion_matches_filterpy_on_a_linear_model():
 def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     """Truth dynamics + zero process noise: what 10 m / 1 cm/s fixes every 25 s support."""
     fixes, res, _ = nominal
-    monkeypatch.setattr(oe, "OrbitEKF", sim.truth_anchored_ekf(truth0))
+    monkeypatch.setattr(ob, "OrbitEKF", sim.truth_anchored_ekf(truth0))
     cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
     t_out = truth0["t_gps_s"][::5]
-    floor = _errors(truth0, oe.run_orbit_filter(fixes, t_out, cfg))
-    floor_s = _errors(truth0, oe.run_orbit_filter(fixes, t_out, cfg, smooth=True))
-    assert floor["rms_r"] < 1.6 and floor_s["rms_r"] < 0.7  # measured 1.33 m, 0.43 m
+    floor = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg))
+    floor_s = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))
+    assert floor["rms_r"] < 1.75 and floor_s["rms_r"] < 0.56  # measured 1.33 m, 0.43 m
     assert floor["rms_v"] < 0.002  # measured 1.3 mm/s
     assert 2.0 < floor["nees"].mean() < 9.0  # measured 3.6
     # The flight filter on the realistic truth pays for the unmodelled degrees 9-12.
@@ -231,15 +247,16 @@ def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
 
 
 def test_near_exact_dynamics_with_small_dmc():
-    """Truth without degrees 9-12 (8x8 + bulge drag + Sun/Moon + SRP): the same filter (Sun
-    and Moon modelled, drag model wrong by the bulge, activity and B) with a 30x smaller DMC
-    meets the issue's targets - the gap on the realistic truth is the gravity field."""
+    """Truth with gravity cut at EGM2008 8x8 (+ NRLMSISE-00 drag, Sun/Moon, SRP): the same
+    filter (Sun and Moon modelled, drag model wrong by the atmosphere, activity and B) with a
+    30x smaller DMC meets the issue's targets - the gap on the full truth is the gravity
+    field beyond 8x8."""
     tr = _truth_kw(0, gravity_degree=8)
     fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000))
     cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0)
     t_out = tr["t_gps_s"][::5]
-    e = _errors(tr, oe.run_orbit_filter(fixes, t_out, cfg))
-    es = _errors(tr, oe.run_orbit_filter(fixes, t_out, cfg, smooth=True))
-    assert e["rms_r"] < 1.8 and es["rms_r"] < 1.2  # measured 1.46 m, 0.93 m (floor here 1.02 / 0.57)
+    e = _errors(tr, ob.run_orbit_filter(fixes, t_out, cfg))
+    es = _errors(tr, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))
+    assert e["rms_r"] < 1.9 and es["rms_r"] < 1.2  # measured 1.45 m, 0.90 m
     assert e["rms_v"] < 0.0025  # measured 1.6 mm/s
     assert 1.5 < e["nees"].mean() < 9.0

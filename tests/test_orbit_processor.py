@@ -176,3 +176,85 @@ def test_propagation_to_a_far_now_is_budgeted_and_capped():
     notes = [b["code"] for t, b in proc.propagate_to_sc(now) if t == "estimator_note"]
     assert notes == []  # the horizon note is sent once, already
     assert proc.horizon_noted
+
+
+# --------------------------------------------------------------------------- accuracy where it flies
+def _orbit_run(single_sc_3h):
+    import processor_support as ps
+
+    _, d = single_sc_3h
+    truth = dict(np.load(d / "truth.npz"))
+    msgs = ps.stream_of(d)
+    return truth, msgs
+
+
+def test_processor_accuracy_on_three_hours(single_sc_3h):
+    """OrbitProcessor, as the task runs it, on the seeded 3-h scenario (brahe truth: EGM2008
+    40x40, NRLMSISE-00, SRP, Sun/Moon, relativity; GPS 10 m / 1 cm/s per axis every 25 s),
+    after 30 min.  Measured 2.69 m / 7.2 mm/s 3D RMS (bench_orbit, 3 seeds: 2.56 m median,
+    2.92 m worst).  Deterministic (seeded): x1.3 absorbs tuning changes; echoing the raw
+    fixes would give 17 m / 17 mm/s, the exact-dynamics floor is 1.4 m / 1.7 mm/s."""
+    import processor_support as ps
+
+    truth, msgs = _orbit_run(single_sc_3h)
+    proc = OrbitProcessor()
+    out = _run(type("S", (), {"messages": msgs}), proc)
+    est = [b for t, b in out if t == "orbit_estimate"]
+    first_fix = min(b["t_sc_s"] for t, b in msgs if t == "gps_fix" and b["peer_id"] == 0 and b["valid"])
+    assert [b["t_sc_s"] for b in est] == [b["t_sc_s"] for t, b in msgs if t == "sensor" and b["t_sc_s"] >= first_fix]
+    tg, e, _ = ps.orbit_errors(truth, est)
+    s = tg - truth["t_gps_s"][0] >= 1800.0
+    rms_r = math.sqrt(np.mean(np.sum(e[s, :3] ** 2, 1)))
+    rms_v = math.sqrt(np.mean(np.sum(e[s, 3:] ** 2, 1)))
+    assert rms_r < 3.5 and rms_v < 0.0094, (rms_r, rms_v)
+    # Gate at 99.99 %: 1 of 432 fixes rejected (measured; the truth's unmodelled forces
+    # widen the innovations a little); more would mean a mistuned filter.
+    assert proc.n_time_outliers == 0 and proc.filter.n_rejected <= 2
+
+
+def test_processor_nees_over_independent_receivers(single_sc_3h):
+    """Consistency proper: 8 independent realisations of the receiver noise on the same
+    orbit, NEES (6 dof, GCRS) at 1.5 h and at the end (16 values; the filter's error
+    correlation time is minutes, so the two epochs are independent).  Their mean times 16 is
+    chi-square with 96 dof for a consistent filter: two-sided 99 % bounds 4.00-8.46.
+    Measured 4.70 (the tuning is slightly conservative)."""
+    import processor_support as ps
+    from pygnc.estimation import chi2
+
+    truth, msgs = _orbit_run(single_sc_3h)
+    values = []
+    for k in range(8):
+        proc = OrbitProcessor()
+        out = _run(type("S", (), {"messages": ps.renoised(msgs, truth, 0, 10.0, 0.01, seed=100 + k)}), proc)
+        tg, e, cov = ps.orbit_errors(truth, [b for t, b in out if t == "orbit_estimate"])
+        for t_rel in (5400.0, 10700.0):
+            i = int(np.argmin(np.abs(tg - truth["t_gps_s"][0] - t_rel)))
+            values.append(float(ps.nees(e[i:i + 1], cov[i:i + 1])[0]))
+    n = len(values)
+    lo, hi = chi2.quantile(0.005, 6 * n) / n, chi2.quantile(0.995, 6 * n) / n
+    assert lo < np.mean(values) < hi, (np.mean(values), lo, hi)
+
+
+def test_a_long_gap_reinitialises_instead_of_propagating():
+    """A data gap longer than Config.max_gap_propagation_s (here 12 h, clock map intact):
+    the filter is re-initialised from the first fix after it, not predicted 8640 steps
+    inside one handler, and estimates resume there."""
+    stream = build_message_stream(Paths(SAMPLE), Config())
+    t0 = next(b["t_sc_s"] for t, b in stream.messages if t == "sensor")
+    gap = 12 * 3600.0
+    msgs = []
+    for t, b in stream.messages:
+        if t != "batch_end" and "t_sc_s" in b and b["t_sc_s"] - t0 >= 150.0:
+            b = {**b, "t_sc_s": b["t_sc_s"] + gap}
+            if "t_gps_s" in b:
+                b["t_gps_s"] = b["t_gps_s"] + gap
+        msgs.append((t, b))
+    proc = OrbitProcessor()
+    out = _run(type("S", (), {"messages": msgs}), proc)
+    c = proc.counters()
+    assert c["gap_reinit"] == 1 and c["reinit"] == 1 and c["time_outliers"] == 0
+    est = [b for t, b in out if t == "orbit_estimate"]
+    after = [b for b in est if b["t_sc_s"] - t0 >= gap]
+    assert after and after[0]["n_used"] > 0
+    # Right after the re-initialisation the estimate is as good as a fix, not a 12-h prediction.
+    assert max(after[0]["sigma_r_m"]) < 30.0

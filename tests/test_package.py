@@ -42,3 +42,63 @@ def test_package_unzip_and_run_elsewhere(tmp_path):
         assert f"flight code {pi_dir}" in sup_log and "commit " in sup_log
         for name in ("ingest", "orbit_estimator", "status_reporter"):
             assert f"code from {pi_dir}" in (run.log_dir() / f"{name}.log").read_text()
+
+
+# --------------------------------------------------------------------------- issue 15 items 2-4
+import os  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+
+FLIGHT_DEPS = {"numpy", "pyzmq", "msgpack", "pyserial"}
+
+
+def _run(cmd, **kw):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_installed_package_runs_the_flight_stack_and_the_pipeline_replay(tmp_path):
+    """`pip install .` gave no way to run the flight stack, `replay --pipeline` looked for
+    site-packages/main.py, and the IGRF table was missing."""
+    wheel_dir = tmp_path / "wheel"
+    p = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheel_dir, REPO])
+    assert p.returncode == 0, p.stderr
+    whl = next(wheel_dir.glob("pygnc-*.whl"))
+    with zipfile.ZipFile(whl) as z:
+        names = set(z.namelist())
+        meta = z.read(next(n for n in names if n.endswith("/METADATA"))).decode()
+        entry = z.read(next(n for n in names if n.endswith("/entry_points.txt"))).decode()
+    assert "pygnc/environment/igrf14.npz" in names and "pygnc/__main__.py" in names
+    assert "pygnc = pygnc.__main__:main" in entry
+    requires = {ln.split(":", 1)[1].strip().split(">")[0].split("=")[0].strip()
+                for ln in meta.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln}
+    assert requires == FLIGHT_DEPS  # what flight/ imports, nothing else (no filterpy/scipy on the Pi)
+
+    site = tmp_path / "site"
+    p = _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, whl])
+    assert p.returncode == 0, p.stderr
+    env = dict(os.environ, PYTHONPATH=str(site))
+    env.pop("PYGNC_CONFIG", None)
+    p = _run([sys.executable, "-c", "import pygnc.environment.igrf as m; print(m.TABLE_PATH.is_file(), m.TABLE_PATH)"],
+             env=env, cwd=tmp_path)
+    assert p.stdout.split()[0] == "True" and p.stdout.split()[1].startswith(str(site)), p.stdout + p.stderr
+    p = _run([site / "bin" / "pygnc"], env=env, cwd=tmp_path)  # the console script
+    assert p.returncode == 2 and "usage: pygnc <timeout_minutes> <spacecraft_time_s>" in p.stderr
+    scenario = tmp_path / "scenario"
+    shutil.copytree(REPO / "data" / "sample", scenario)
+    out = tmp_path / "out"
+    p = _run([sys.executable, "-m", "ground", "replay", scenario, "--out", out, "--pipeline", "--no-plots"],
+             env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "orbit.csv 56 rows" in p.stdout
+    assert f"flight code {site}" in (out / "pipeline_logs" / "supervisor.log").read_text()
+
+
+def test_package_script_without_a_build_environment(tmp_path):
+    """It failed with a traceback unless the ground venv existed; now it makes a temporary
+    one (numpy and ppigrf from the package index) when the Python it finds lacks them."""
+    out = tmp_path / "pygnc_flight.zip"
+    p = _run(["bash", REPO / "package_flight_code.sh", out], env=dict(os.environ, PYTHON="/nonexistent/python"))
+    assert p.returncode == 0, p.stderr
+    assert "making a temporary build environment" in p.stderr
+    with zipfile.ZipFile(out) as z:
+        assert "pygnc/environment/igrf14.npz" in z.namelist()

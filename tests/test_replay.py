@@ -13,7 +13,7 @@ from pygnc.config import Config, Paths
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import GPS_EPOCH_UNIX_S, utc_unix_from_gps
 
-from ground import replay
+from ground import replay, replay_core
 from ground.__main__ import main as ground_main
 from ground.outputs import oem
 from ground.outputs import tables as tb
@@ -88,11 +88,16 @@ def test_summary_truth_statistics(sample_out):
     for key in ("position_3d_rms_m", "position_3d_max_m", "velocity_3d_rms_m_s", "velocity_3d_max_m_s"):
         assert o[key] is not None and o[key] > 0
     assert o["position_3d_rms_m"] <= o["position_3d_max_m"]
-    assert o["position_3d_rms_m"] < 15.0 and o["velocity_3d_rms_m_s"] < 0.03  # 10 m / 1 cm/s fixes
-    assert o["nees"]["dof"] == 6 and 0.0 <= o["nees"]["frac_inside_95"] <= 1.0
-    lo, hi = o["nees"]["bounds_95"]
+    # Seeded and deterministic: measured 6.88 m / 11.7 mm/s (5 minutes, 12 fixes of 10 m /
+    # 1 cm/s per axis); x1.2 absorbs tuning changes and stays far below what echoing the
+    # raw fixes gives (17 m / 17 mm/s 3D).  Accuracy proper: tests/test_orbit_processor.py.
+    assert o["position_3d_rms_m"] < 8.3 and o["velocity_3d_rms_m_s"] < 0.014
+    lo, hi = o["nees"]["bounds_95"]  # two-sided 95 % of one chi-square(6) value
+    assert o["nees"]["dof"] == 6
     assert lo == pytest.approx(1.2373, abs=1e-3) and hi == pytest.approx(14.4494, abs=1e-3)
-    assert 1.0 < o["nees"]["mean"] < 20.0
+    # Measured: all 50 epochs inside (they share 12 fixes, so they are far from
+    # independent); a covariance optimistic by 3x in sigma puts most of them outside.
+    assert o["nees"]["frac_inside_95"] >= 0.8
     assert o["n_evaluated"] < o["n_rows"]  # the settle time left rows out
     assert {"orbit", "attitude", "formation", "residuals", "timings_s", "rows", "oem", "plots"} <= set(s)
     for png in s["plots"]:
@@ -167,7 +172,7 @@ def test_missing_directory_is_an_error(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
 
 
-def test_smooth_orbit_same_times_and_better_or_equal(sample_out, tmp_path):
+def test_smooth_orbit_same_times_and_no_worse(sample_out, tmp_path):
     out, filt = sample_out
     s = _replay(tmp_path, "--smooth", "--no-plots")
     assert s["smoothed"]["orbit"] is True
@@ -175,7 +180,7 @@ def test_smooth_orbit_same_times_and_better_or_equal(sample_out, tmp_path):
     # The smoother has rows at every sensor time from the first fix on (the filter's first
     # row comes after the first fix).
     assert set(a["t_sc_s"]) <= set(b["t_sc_s"])
-    assert s["orbit"]["position_3d_rms_m"] < filt["orbit"]["position_3d_rms_m"] * 1.1
+    assert s["orbit"]["position_3d_rms_m"] <= filt["orbit"]["position_3d_rms_m"]  # measured 6.65 vs 6.88 m
     assert np.all(b["sigma_x_ecef_m"][-5:] <= a["sigma_x_ecef_m"][-5:] + 1e-9)
 
 
@@ -186,8 +191,7 @@ def test_pipeline_agrees_with_in_process(sample_out, pipeline_out, kind):
     assert (b_dir / "pipeline_logs" / "bus.log").is_file()
     a, b = tb.read_csv(a_dir / f"{kind}.csv"), tb.read_csv(b_dir / f"{kind}.csv")
     assert list(a) == list(b)
-    if kind not in b_sum["processors"] or kind not in a_sum["processors"]:
-        pytest.skip(f"no {kind} estimator in this build")
+    assert kind in b_sum["processors"] and kind in a_sum["processors"]
     assert a_sum["rows"][kind] == b_sum["rows"][kind] > 0
     for col in a:
         if col == "utc":
@@ -223,12 +227,12 @@ class _Sink:
 
 def test_feed_routes_outputs_onward_only(capsys):
     src, sink = _Src(), _Sink()
-    run = replay.ReplayRun("in_process", ["src", "sink"], {})
-    replay.feed([sink, src], ["sink", "src"], [("sensor", {"k": 0})], run)
+    run = replay_core.ReplayRun("in_process", ["src", "sink"], {})
+    replay_core.feed([sink, src], ["sink", "src"], [("sensor", {"k": 0})], run)
     assert sink.seen == [("sensor", 0)]  # an earlier processor never sees a later one's output
     src2, sink2 = _Src(), _Sink()
-    run = replay.ReplayRun("in_process", ["src", "sink"], {})
-    replay.feed([src2, sink2], ["src", "sink"], [("sensor", {"k": 0}), ("sensor", {"k": 1})], run)
+    run = replay_core.ReplayRun("in_process", ["src", "sink"], {})
+    replay_core.feed([src2, sink2], ["src", "sink"], [("sensor", {"k": 0}), ("sensor", {"k": 1})], run)
     # The estimate made at a sample reaches the next processor before the sample itself.
     assert sink2.seen == [("orbit_estimate", 0), ("orbit_estimate", None), ("sensor", 0),
                           ("orbit_estimate", 1), ("orbit_estimate", None), ("sensor", 1)]
@@ -238,18 +242,14 @@ def test_feed_routes_outputs_onward_only(capsys):
     assert "sink failed" in capsys.readouterr().err
 
 
-def test_discover_skips_missing_and_broken_modules(monkeypatch, tmp_path):
-    (tmp_path / "broken_proc_mod.py").write_text("raise ImportError('half written')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(replay, "PROCESSORS", (("orbit", "pygnc.processors.orbit", "OrbitProcessor"),
-                                               ("a", "pygnc.processors.no_such_module", "X"),
-                                               ("b", "broken_proc_mod", "X"),
-                                               ("c", "pygnc.processors.orbit", "NoSuchClass")))
-    got = {i.name: i for i in replay.discover_processors()}
-    assert got["orbit"].cls is not None
-    assert got["a"].cls is None and got["a"].why_missing == "not in this build"
-    assert got["b"].cls is None and "half written" in got["b"].why_missing
-    assert got["c"].cls is None and "NoSuchClass" in got["c"].why_missing
+def test_every_processor_runs_in_process(sample_out):
+    """No processor is optional: all three run, none is reported missing (an import error
+    is a failure of this build, not a skipped estimator)."""
+
+
+    _, s = sample_out
+    assert list(replay_core.PROCESSORS) == ["orbit", "attitude", "formation"]
+    assert s["processors"] == ["orbit", "attitude", "formation"] and s["missing_processors"] == {}
 
 
 # --------------------------------------------------------------------------- truth maths

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pytest
 
 from pygnc.environment import (
     AU_M,
@@ -17,7 +16,6 @@ from pygnc.environment import (
 )
 from pygnc.timebase import gps_from_utc_unix
 
-astropy = pytest.importorskip("astropy")
 
 
 def _angle_deg(a, b):

@@ -124,3 +124,49 @@ def test_control_round_trip_and_restart_handover(tmp_path):
     for s in (srv, cl2):
         s.close()
     ctx.term()
+
+
+def test_replay_resends_kept_messages_in_order_after_the_resubscription(tmp_path):
+    """Issue 15 item 12: a producer answers a replay request with what it kept (not the
+    propagated estimates), once the restarted consumer has subscribed, and messages
+    published meanwhile wait behind the replay."""
+    from pygnc.bus.messages import decode
+
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), expected_subscribers=1,
+                    history_max_bytes=1 << 20)
+    first = Subscriber(ctx, "orbit", tmp_path, DecodeCounters())
+    assert _wait_ready(pub)
+    note = {"estimator": "orbit", "code": "c", "text": "t"}
+    for k in range(5):
+        pub.publish("estimator_note", {**note, "text": f"kept {k}"})
+    pub.publish("estimator_note", {**note, "text": "not kept"}, keep=False)
+    first.close()  # the consumer dies ...
+    assert pub.request_replay() == 5
+    pub.publish("estimator_note", {**note, "text": "live"})  # queued behind the replay
+    assert pub.pump(time.monotonic() + 1.0)  # ... and has not subscribed again yet: wait
+    again = Subscriber(ctx, "orbit", tmp_path, DecodeCounters())  # the restarted consumer
+    t_end = time.monotonic() + 5.0
+    while pub.pump(time.monotonic() + 0.05) and time.monotonic() < t_end:
+        time.sleep(0.01)
+    got = []
+    while again.socket.poll(500):
+        got.append(decode(again.socket.recv(), DecodeCounters()).body["text"])
+        if got[-1] == "live":
+            break
+    assert got == [f"kept {k}" for k in range(5)] + ["live"]
+    assert pub.counters.replays == 1 and pub.counters.replayed == 6 and not pub.replaying
+    again.close()
+    pub.close()
+    ctx.term()
+
+
+def test_replay_history_is_bounded(tmp_path):
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), history_max_bytes=2000)
+    for k in range(100):
+        pub.publish("estimator_note", {"estimator": "orbit", "code": "c", "text": "x" * 50})
+    assert pub.history_bytes <= 2000 and pub.counters.history_evicted > 0
+    assert len(pub.history) + pub.counters.history_evicted == 100
+    pub.close()
+    ctx.term()

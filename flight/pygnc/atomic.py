@@ -1,7 +1,9 @@
 """Atomic file replacement: the host (or the ground) never reads half a file.
 
 Write to a temporary file in the same directory, flush, fsync, ``os.replace`` over the
-target, then fsync the directory so the rename itself survives a power cut.
+target, then fsync the directory so the rename itself survives a power cut.  If anything
+fails (a full disk, an unwritable directory) the temporary file is removed and the
+``OSError`` raised names the *target*, not the temporary file.
 """
 
 from __future__ import annotations
@@ -10,27 +12,40 @@ import os
 from pathlib import Path
 
 
+def temp_path(path: Path) -> Path:
+    """The temporary file :func:`write_atomic` uses for *path* in this process."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Replace *path* with *data* atomically and durably."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    tmp = temp_path(path)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.unlink(tmp)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
         finally:
-            raise
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
     fsync_dir(path.parent)
+
+
+def _unlink_quietly(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
 
 
 def remove_stale_temps(path: str | os.PathLike) -> int:
@@ -59,3 +74,12 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes available to this user on the file system holding *path* (None if unknown)."""
+    try:
+        v = os.statvfs(path)
+    except OSError:
+        return None
+    return v.f_bavail * v.f_frsize

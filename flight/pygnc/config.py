@@ -19,6 +19,9 @@ from pathlib import Path
 #: Sensor segments per sense.bin record (the flight team's
 #: ``batch_sensor_gps_packet_num_sensor_packets``).
 SENSORS_PER_RECORD = 5
+#: Time the status reporter needs after its stop drain for the final status, info and bus
+#: log (fsyncs on a busy SD card), s.
+SINK_FINAL_WRITE_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,17 @@ class Config:
     restart_backoff_s: float = 0.25
     #: How long the supervisor waits for every task to report ready, s.
     ready_timeout_s: float = 20.0
-    #: Graceful-stop deadline for producers, then for sinks, s.  Both well inside the
-    #: host's 10 s between Ctrl-C and power-off.
+    #: Graceful-stop deadline for producers, then for sinks, s, after which stragglers are
+    #: killed.  Both well inside the host's 10 s between Ctrl-C and power-off.
     stop_deadline_producers_s: float = 2.5
     stop_deadline_sinks_s: float = 2.0
+    #: Longest time a sink (status reporter) spends at stop on messages still queued, s.
+    #: Must leave the final writes time inside ``stop_deadline_sinks_s`` (checked: at least
+    #: ``SINK_FINAL_WRITE_MARGIN_S`` less).
+    sink_stop_drain_s: float = 0.5
+    #: Messages a producer keeps per channel to publish again to a restarted consumer,
+    #: bytes (the most recent ones; a 3-h batch's orbit estimates take ~1.4 MB).
+    replay_history_max_bytes: int = 8 * 1024 * 1024
 
     # --- status and logs ------------------------------------------------------------
     #: Minimum period between status-file rewrites, s.
@@ -74,6 +84,48 @@ class Config:
     bus_log_max_bytes: int = 128 * 1024 * 1024
     #: fsync period of log files, s (a power cut loses at most this much).
     log_fsync_period_s: float = 1.0
+    #: Free space kept on the file system of PYGNC_HOME, bytes: logs stop growing (counted,
+    #: status flag ``logs_limited``) before the free space falls under this, so the status
+    #: and info files can always be written.
+    log_min_free_bytes: int = 8 * 1024 * 1024
+
+    # --- status validity (what "valid" means in pygnc_status.bin: usable now) -----------
+    #: An estimate is current when its epoch is within this of "now", s (estimates are
+    #: propagated to "now" every second after the batch).
+    status_max_estimate_lag_s: float = 5.0
+    #: Largest 3-D 1-sigma of a valid orbit (position, m), attitude (deg) and relative
+    #: position per peer (m).
+    orbit_valid_max_sigma_m: float = 1000.0
+    attitude_valid_max_sigma_deg: float = 10.0
+    formation_valid_max_sigma_m: float = 50.0
+
+    # --- batch files (downlink products, pygnc.tasks.batch_writer) -------------------------
+    #: Run the batch writer (on in the host's default run; off only to compare or to spare a
+    #: failing SD card).
+    batch_writer_enabled: bool = True
+    #: Directory of the batch files: absolute, or relative to PYGNC_HOME.
+    batch_dir: str = "pygnc_batches"
+    #: Radio id of this spacecraft, written into every batch-file header (PY4: 0x4A-0x4D;
+    #: 0 = not set).
+    spacecraft_id: int = 0
+    #: Record kinds written (names: docs/interface.md, batch files); empty: the default set.
+    batch_kinds: tuple[str, ...] = ()
+    #: Cadence per record kind, s of record time (TOML table ``[batch_period_s]``, e.g.
+    #: ``orbit = 30``); 0 records every message, inf only changes.  Unlisted kinds keep their
+    #: defaults.
+    batch_period_s: dict = field(default_factory=dict)
+    #: A batch file is closed before a record would take it past this size, bytes (a range
+    #: file's ~25 kB) ...
+    batch_file_max_bytes: int = 25_600
+    #: ... or once it has held data for this long, s (so a long session hands files over).
+    batch_file_max_age_s: float = 600.0
+    #: Upper bound of all batch files on disk, bytes (the oldest are deleted first).
+    batch_total_max_bytes: int = 32 * 1024 * 1024
+    #: Free space left on the file system, bytes: below it the oldest batch files are
+    #: deleted, then records are dropped (and counted) rather than fill the SD card.
+    batch_min_free_bytes: int = 64 * 1024 * 1024
+    #: fsync period of the open batch file, s (a power cut loses at most this much).
+    batch_fsync_period_s: float = 1.0
 
     # --- bus --------------------------------------------------------------------------
     #: Largest message accepted on the bus, bytes.
@@ -133,11 +185,74 @@ class Config:
     #: ("VID:PID[:SERIAL]"), ``period_s`` and per-kind keys (docs/interface.md,
     #: "Housekeeping devices"); checked by ``pygnc.tasks.housekeeping.parse_devices``.
     housekeeping_devices: tuple = ()
+    # --- external IMU (task imu_ingest; it runs only when imu_driver is set) ------------
+    #: "" (no IMU: the task does not run), "imu380" (Aceinna IMU380/DMU380), "gx2"
+    #: (MicroStrain 3DM-GX2, 0xC2 packets) or "monodrive" (monoDrive's GX2 emulation).
+    imu_driver: str = ""
+    #: imu380/gx2: a serial device or any pyserial URL (a stable path such as
+    #: /dev/serial/by-id/... survives replugging); imu380 also "auto" (discovery).
+    #: monodrive: udp://HOST:PORT (bound here) or tcp://HOST:PORT (connected to).
+    imu_port: str = ""
+    #: Baud rate; 0: try imu_baud_rates (imu380) or 115200 (gx2).
+    imu_baud: int = 0
+    imu_baud_rates: tuple[int, ...] = (115200, 57600, 38400, 230400, 460800)
+    #: Ports discovery ("auto") tries besides its cached last-good port; empty: every
+    #: serial port the OS lists (Bluetooth skipped; ports in use skipped).
+    imu_discovery_ports: tuple[str, ...] = ()
+    #: imu380: output packet type ("S1", "S0", "A1", "A2", "N0", "N1") and rate, Hz (100, 50,
+    #: 25, 20, 10, 5, 4, 2) set on connect (volatile: lost at power-off); "" / 0: leave as is.
+    imu_packet_type: str = ""
+    imu_packet_rate_hz: float = 0.0
+    #: gx2: "continuous" (the unit streams) or "polled" (one 0xC2 request per sample) at
+    #: imu_poll_rate_hz.
+    imu_gx2_mode: str = "continuous"
+    imu_poll_rate_hz: float = 100.0
+    #: monodrive: header ("v16" = 16-byte big-endian of the current clients, "tcp12" /
+    #: "udp8" = the 2018 native headers), payload checksum required, and whether HOST may be
+    #: other than loopback (flight sockets stay on loopback unless this is set).
+    imu_monodrive_header: str = "v16"
+    imu_monodrive_verify_checksum: bool = False
+    imu_allow_network: bool = False
+    #: Reconnect backoff after a failure or unplug: first wait, doubling up to the max, s.
+    imu_reconnect_backoff_s: float = 0.25
+    imu_reconnect_max_backoff_s: float = 8.0
+    #: An open link with no valid sample for this long is closed and reopened, s.
+    imu_stale_s: float = 1.0
+    #: Samples are published in blocks, each at most this old, s.
+    imu_publish_period_s: float = 0.1
+    #: Window over which device time is aligned to the host clock (minimum delay), s.
+    imu_clock_window_s: float = 10.0
+    #: IMU axes -> body axes, row-major 3x3 (v_body = R @ v_imu), for consumers of the
+    #: ``imu`` channel (samples are published in IMU axes).  Not the BMX160's imu_to_body.
+    imu_device_to_body: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    # --- measurement admission (pygnc.processors.admission) ---------------------------
+    #: An own fix whose GPS time (week + ms) and clock-mapped spacecraft stamp disagree by
+    #: more is a corrupt time and is not used, s.
+    fix_time_tolerance_s: float = 10.0
+    #: Longest gap a filter is propagated across inside a message handler to reach a
+    #: measurement, s; beyond it the filter re-initialises from the next usable fix.
+    max_gap_propagation_s: float = 1800.0
+    #: Wall time one message handler may spend predicting, s (work beyond it is resumed on
+    #: the next message; far inside health_fatal_s even on a Pi).
+    handler_budget_s: float = 0.5
 
     #: Overrides of the orbit filter's tunables, by the field names of
     #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
     #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).
     orbit_filter: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= self.stop_deadline_sinks_s:
+            raise ValueError(
+                f"sink_stop_drain_s ({self.sink_stop_drain_s} s) must be at least "
+                f"{SINK_FINAL_WRITE_MARGIN_S} s shorter than stop_deadline_sinks_s "
+                f"({self.stop_deadline_sinks_s} s): the status reporter must write its final "
+                "status before the supervisor's deadline")
+        for name in ("stop_deadline_producers_s", "stop_deadline_sinks_s", "status_max_estimate_lag_s",
+                     "ping_period_s", "health_warn_s", "health_fatal_s", "ready_timeout_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise ValueError(f"{name} must be > 0, got {v!r}")
 
     @property
     def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:
@@ -162,7 +277,15 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     for k, v in list(data.items()):
         if isinstance(v, list):
             data[k] = tuple(v)
-    return Config(**data)
+    from .formats.batch import check_selection  # (no numpy; formats import nothing of config)
+
+    problems = check_selection(data.get("batch_kinds", ()), data.get("batch_period_s", {}))
+    if problems:
+        raise ValueError(f"in {path}: " + "; ".join(problems))
+    try:
+        return Config(**data)
+    except TypeError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -190,6 +313,11 @@ class Paths:
     @property
     def info_file(self) -> Path:
         return self.home / "pygnc_info.txt"
+
+    @property
+    def imu_port_cache(self) -> Path:
+        """Last port and baud where IMU discovery found a unit (tried first next time)."""
+        return self.home / ".pygnc_imu_port.json"
 
     @property
     def log_root(self) -> Path:

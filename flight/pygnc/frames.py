@@ -313,15 +313,28 @@ _Q_CACHE_MAX = 512
 
 
 def _q_nodes(k):
-    """Q at node indices *k* (int array), cached."""
-    missing = [int(i) for i in np.unique(k) if int(i) not in _Q_CACHE]
+    """Q at node indices *k* (int array), cached.
+
+    The answer is assembled from the nodes found here, whatever the cache keeps: a call
+    spanning more nodes than the cache holds (times far apart, e.g. a corrupt epoch next to
+    good ones) evicts the cache but still gets every node it asked for."""
+    nodes = {}
+    missing = []
+    for i in np.unique(k).tolist():
+        qi = _Q_CACHE.get(i)
+        if qi is None:
+            missing.append(i)
+        else:
+            nodes[i] = qi
     if missing:
+        q = _gcrs_from_cirs(np.asarray(missing, dtype=float) * _Q_NODE_S)
         if len(_Q_CACHE) + len(missing) > _Q_CACHE_MAX:
             _Q_CACHE.clear()
-        q = _gcrs_from_cirs(np.asarray(missing, dtype=float) * _Q_NODE_S)
         for i, qi in zip(missing, q.reshape(-1, 3, 3)):
-            _Q_CACHE[i] = qi
-    return np.stack([_Q_CACHE[int(i)] for i in np.atleast_1d(k)])
+            nodes[i] = qi
+            if len(_Q_CACHE) < _Q_CACHE_MAX:
+                _Q_CACHE[i] = qi
+    return np.stack([nodes[i] for i in np.atleast_1d(k).tolist()])
 
 
 def _q_interp(t_gps_s):

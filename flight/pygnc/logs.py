@@ -7,6 +7,11 @@
   never corrupts earlier ones (append-only).
 * The binary bus log (``bus.log``, frames of :mod:`pygnc.formats.buslog`), buffered briefly,
   flushed and fsynced periodically; the reader skips a torn last frame.
+* Logs never fill the disk: before the free space of their file system falls under a
+  reserve (``Config.log_min_free_bytes``) they stop growing, and a write error (a full disk)
+  drops what was buffered instead of holding it; both are counted, retried every
+  :data:`RETRY_S`, and never raise into the task - the status and info files must go on
+  being written.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import shutil
 import time
 from pathlib import Path
 
-from .atomic import fsync_dir
+from .atomic import free_bytes, fsync_dir
 from .formats.buslog import encode_frame, encode_header_frame
 
 RUN_DIR_RE = re.compile(r"^run_(\d{5,})$")
+#: After a log write error or with the free space under the reserve, writing is tried
+#: again after this long, s.
+RETRY_S = 5.0
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(t_sc)s %(name)s %(levelname)s %(message)s"
 
 
@@ -47,12 +55,30 @@ def list_runs(log_root: Path) -> list[tuple[int, Path]]:
     return sorted(runs)
 
 
-def create_run_dir(log_root: Path, total_bytes_bound: int, reserve_bytes: int) -> tuple[int, Path]:
-    """Make the next ``run_NNNNN`` directory after pruning old runs.
+def _move_aside(path: Path) -> Path:
+    """Rename *path* (something that is not a directory where the log root must be) to a
+    free ``<name>.not-a-directory[.N]`` next to it; returns the new name.  Nothing is deleted."""
+    for k in range(1000):
+        dest = path.with_name(path.name + ".not-a-directory" + (f".{k}" if k else ""))
+        if not os.path.lexists(dest):
+            os.rename(path, dest)
+            return dest
+    raise FileExistsError(f"cannot move {path} aside: too many earlier copies")
+
+
+def create_run_dir(log_root: Path, total_bytes_bound: int, reserve_bytes: int) -> tuple[int, Path, str]:
+    """Make the next ``run_NNNNN`` directory after pruning old runs; returns (number, path,
+    note), the note saying what had to be fixed first ("" if nothing).
 
     Oldest runs are deleted until the existing runs plus *reserve_bytes* (the new run's
-    budget) fit in *total_bytes_bound*.
+    budget) fit in *total_bytes_bound*.  A file (or a link to one) where *log_root* must be
+    is renamed aside, never deleted.  Raises ``OSError`` if the directory cannot be made
+    (e.g. a full disk); the caller then logs elsewhere.
     """
+    note = ""
+    if os.path.lexists(log_root) and not log_root.is_dir():
+        moved = _move_aside(log_root)
+        note = f"{log_root} was not a directory: renamed to {moved.name}"
     log_root.mkdir(parents=True, exist_ok=True)
     runs = list_runs(log_root)
     sizes = [(n, p, _dir_size(p)) for n, p in runs]
@@ -71,7 +97,7 @@ def create_run_dir(log_root: Path, total_bytes_bound: int, reserve_bytes: int) -
         except FileExistsError:
             number += 1
     fsync_dir(log_root)
-    return number, path
+    return number, path, note
 
 
 class _ScTimeFilter(logging.Filter):
@@ -87,15 +113,42 @@ class _ScTimeFilter(logging.Filter):
 
 
 class SyncingFileHandler(logging.FileHandler):
-    """Append-only, flushed per record, fsynced by :meth:`sync` (called periodically)."""
+    """Append-only, flushed per record, fsynced by :meth:`sync` (called periodically).
 
-    def __init__(self, path):
+    Keeps *min_free_bytes* free on its file system (records are dropped and counted while
+    the free space is under it, checked at most every :data:`RETRY_S`), and a write error
+    (a full disk) is counted, never printed per record: the terminal is the host's."""
+
+    def __init__(self, path, min_free_bytes: int = 0):
         super().__init__(path, mode="a", encoding="utf-8", delay=False)
         self._dirty = False
+        self.min_free_bytes = int(min_free_bytes)
+        self.dropped = 0          # records not written (reserve, write errors)
+        self.errors = 0           # write errors
+        self._paused_until = 0.0  # no writes before this (monotonic): reserve or error
+        self._next_space_check = 0.0
+
+    def _space_ok(self, now: float) -> bool:
+        if self.min_free_bytes <= 0 or now < self._next_space_check:
+            return now >= self._paused_until
+        self._next_space_check = now + RETRY_S
+        free = free_bytes(os.path.dirname(self.baseFilename))
+        if free is not None and free < self.min_free_bytes:
+            self._paused_until = now + RETRY_S
+            return False
+        return now >= self._paused_until
 
     def emit(self, record):
+        if not self._space_ok(time.monotonic()):
+            self.dropped += 1
+            return
         super().emit(record)  # FileHandler flushes after each record
         self._dirty = True
+
+    def handleError(self, record):  # noqa: N802 - logging's name
+        self.errors += 1
+        self.dropped += 1
+        self._paused_until = time.monotonic() + RETRY_S
 
     def sync(self):
         if self._dirty and self.stream is not None:
@@ -103,16 +156,40 @@ class SyncingFileHandler(logging.FileHandler):
                 self.stream.flush()
                 os.fsync(self.stream.fileno())
             except (OSError, ValueError):
-                pass
+                self.errors += 1
             self._dirty = False
 
+    def close(self):
+        try:
+            super().close()
+        except (OSError, ValueError):  # the last flush on a full disk
+            self.errors += 1
 
-def setup_task_logging(log_dir: Path, name: str, sc_now, echo_stderr: bool = False) -> logging.Logger:
-    """Configure the root logger of this process to write ``<log_dir>/<name>.log``."""
+
+def records_dropped() -> int:
+    """Log records of this process not written (free-space reserve, write errors)."""
+    return sum(h.dropped for h in logging.getLogger().handlers if isinstance(h, SyncingFileHandler))
+
+
+def setup_task_logging(log_dir: Path, name: str, sc_now, echo_stderr: bool = False,
+                       min_free_bytes: int = 0) -> logging.Logger:
+    """Configure the root logger of this process to write ``<log_dir>/<name>.log``.
+
+    If that file cannot be opened (a full disk), the process logs to stderr only (the
+    supervisor's stderr is the host's terminal: warnings and worse only)."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    handler = SyncingFileHandler(log_dir / f"{name}.log")
+    try:
+        handler = SyncingFileHandler(log_dir / f"{name}.log", min_free_bytes)
+    except OSError as exc:
+        err = logging.StreamHandler()
+        err.setLevel(logging.WARNING)
+        err.setFormatter(logging.Formatter(f"pygnc {name} %(levelname)s %(message)s"))
+        root.addHandler(err)
+        root.setLevel(logging.INFO)
+        logging.getLogger(name).error("cannot write the log file %s: %s", log_dir / f"{name}.log", exc)
+        return logging.getLogger(name)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
     handler.addFilter(_ScTimeFilter(sc_now))
     root.addHandler(handler)
@@ -133,37 +210,57 @@ def sync_logs() -> None:
 
 
 class BusLogWriter:
-    """Appends bus messages as frames; bounded in size; durable every ``fsync_period_s``."""
+    """Appends bus messages as frames; bounded in size; durable every ``fsync_period_s``.
 
-    def __init__(self, path: Path, run: int, schema: int, max_bytes: int, fsync_period_s: float):
+    Never raises after construction and never holds more than one buffer (64 kB): frames
+    beyond ``max_bytes``, frames while the file system's free space is under
+    ``min_free_bytes``, and frames lost to a write error are counted in
+    :attr:`frames_not_written` (:attr:`limited` says why, the first time); after a write
+    error or a low-space check, writing is tried again after :data:`RETRY_S`."""
+
+    #: Buffered bytes that trigger a write.
+    FLUSH_BYTES = 64 * 1024
+
+    def __init__(self, path: Path, run: int, schema: int, max_bytes: int, fsync_period_s: float,
+                 min_free_bytes: int = 0):
         self.path = path
         self.max_bytes = max_bytes
         self.fsync_period_s = fsync_period_s
+        self.min_free_bytes = int(min_free_bytes)
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.bytes_written = os.fstat(self.fd).st_size
         self.frames_written = 0
-        self.frames_not_written = 0  # over the size bound
+        self.frames_not_written = 0   # size bound, free-space reserve, write errors
+        self.write_errors = 0
+        self.limited: str | None = None  # why frames were first not written
         self._buf: list[bytes] = []
         self._buf_bytes = 0
+        self._paused_until = 0.0
         self._last_sync = time.monotonic()
+        self._log = logging.getLogger("buslog")
         self._write(encode_header_frame(run, schema))
         self.flush(fsync=True)
 
+    def _not_written(self, n: int, why: str) -> None:
+        self.frames_not_written += n
+        if self.limited is None:
+            self.limited = why
+            self._log.warning("bus log %s: frames are not written (%s); they are counted "
+                              "(frames_not_logged) and writing is retried every %.0f s", self.path, why, RETRY_S)
+
     def _write(self, frame: bytes) -> None:
         if self.bytes_written + self._buf_bytes + len(frame) > self.max_bytes:
-            if not self.frames_not_written:
-                logging.getLogger("buslog").warning(
-                    "bus log %s reached its bound of %d bytes: further messages are counted, "
-                    "not written (Config.bus_log_max_bytes)", self.path, self.max_bytes)
+            self._not_written(1, f"size bound of {self.max_bytes} bytes reached (Config.bus_log_max_bytes)")
+            return
+        if time.monotonic() < self._paused_until:
             self.frames_not_written += 1
             return
         self._buf.append(frame)
         self._buf_bytes += len(frame)
-        self.frames_written += 1
 
     def append(self, channel: str, t_rx_mono_s: float, message: bytes) -> None:
         self._write(encode_frame(channel, t_rx_mono_s, message))
-        if self._buf_bytes >= 64 * 1024:
+        if self._buf_bytes >= self.FLUSH_BYTES:
             self.flush(fsync=False)
 
     def tick(self) -> None:
@@ -171,17 +268,39 @@ class BusLogWriter:
         if time.monotonic() - self._last_sync >= self.fsync_period_s:
             self.flush(fsync=True)
 
+    def _drop_buffer(self, why: str) -> None:
+        self._not_written(len(self._buf), why)
+        self._buf.clear()
+        self._buf_bytes = 0
+        self._paused_until = time.monotonic() + RETRY_S
+
     def flush(self, fsync: bool = True) -> None:
         if self._buf:
-            data = b"".join(self._buf)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view):]
-            self.bytes_written += len(data)
-            self._buf.clear()
-            self._buf_bytes = 0
+            free = free_bytes(self.path.parent) if self.min_free_bytes > 0 else None
+            if free is not None and free - self._buf_bytes < self.min_free_bytes:
+                self._drop_buffer(f"free space under the reserve of {self.min_free_bytes} bytes "
+                                  "(Config.log_min_free_bytes)")
+            else:
+                data = b"".join(self._buf)
+                view = memoryview(data)
+                try:
+                    while view:
+                        view = view[os.write(self.fd, view):]
+                except OSError as exc:
+                    # A partial frame may be on disk (the reader skips it); nothing is retried.
+                    self.bytes_written += len(data) - len(view)
+                    self.write_errors += 1
+                    self._drop_buffer(f"write error: {exc.strerror or exc}")
+                else:
+                    self.bytes_written += len(data)
+                    self.frames_written += len(self._buf)
+                    self._buf.clear()
+                    self._buf_bytes = 0
         if fsync:
-            os.fsync(self.fd)
+            try:
+                os.fsync(self.fd)
+            except OSError:
+                self.write_errors += 1
             self._last_sync = time.monotonic()
 
     def close(self) -> None:

@@ -1,26 +1,57 @@
 """Stop signals that only set a flag, and wake a poll at once.
 
 ``signal.set_wakeup_fd`` writes a byte to a non-blocking pipe whenever a signal arrives;
-registering the pipe's read end with the ZeroMQ poller makes the poll return immediately,
-so a process reacts to Ctrl-C without polling faster.
+registering the pipe's read end with the ZeroMQ poller (or ``select``) makes the wait return
+immediately, so a process reacts to Ctrl-C without polling faster.
+
+Every pygnc process installs this first thing (``main.py``, ``python -m pygnc``,
+``python -m pygnc.tasks``), before any slow import, and hands the same object on: a signal
+that arrives while the process is still starting is never lost, and never becomes a
+``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import select
 import signal
+import threading
 
 
 class StopSignals:
-    """SIGINT/SIGTERM -> ``handler(signum)`` (which must only set a flag) + wake-up pipe."""
+    """SIGINT/SIGTERM -> :attr:`received` (the first signal number) + wake-up pipe.
 
-    def __init__(self, handler):
+    *handler(signum)*, if given (or set later with :meth:`set_handler`), is called too; it
+    must only set a flag.
+    """
+
+    def __init__(self, handler=None):
+        self.received: int | None = None
+        self._handler = handler
         self.read_fd, self._write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self._write_fd, False)
         signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: handler(signum))
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:  # only sets flags
+        if self.received is None:
+            self.received = signum
+        if self._handler is not None:
+            self._handler(signum)
+
+    def set_handler(self, handler) -> None:
+        """Call *handler(signum)* on every further signal, and now if one already arrived."""
+        self._handler = handler
+        if self.received is not None:
+            handler(self.received)
+
+    @property
+    def name(self) -> str | None:
+        """Name of the first signal received (``"SIGINT"``), or None."""
+        return None if self.received is None else signal.Signals(self.received).name
 
     def drain(self) -> None:
         """Empty the wake-up pipe (call when the poller reports it readable)."""
@@ -29,3 +60,38 @@ class StopSignals:
                 pass
         except (BlockingIOError, OSError):
             pass
+
+
+def import_unless_stopped(module: str, signals: StopSignals, poll_s: float = 0.5):
+    """Import *module* in a helper thread while this (the main) thread waits for it or for
+    a stop signal; the module, or None if a signal came first (the import may still be
+    running: the caller exits with ``os._exit``).  Exceptions of the import are raised here.
+
+    Start-up imports (zmq, numpy, the estimation stack) take most of a task's start-up -
+    seconds on a loaded or small CPU - and a process told to stop before it has started
+    holds nothing: it must not make the whole tree wait for its imports."""
+    result: dict = {}
+    done_r, done_w = os.pipe()
+
+    def work():
+        try:
+            result["module"] = importlib.import_module(module)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            result["exc"] = exc
+        finally:
+            os.write(done_w, b"x")
+
+    threading.Thread(target=work, name=f"import {module}", daemon=True).start()
+    while True:
+        if signals.received is not None:
+            return None  # the pipe stays open: the thread may still write to it
+        ready, _, _ = select.select([done_r, signals.read_fd], [], [], poll_s)
+        if signals.read_fd in ready:
+            signals.drain()
+        if done_r in ready:
+            break
+    os.close(done_r)
+    os.close(done_w)
+    if "exc" in result:
+        raise result["exc"]
+    return result["module"]

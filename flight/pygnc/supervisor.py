@@ -2,18 +2,28 @@
 
 Starts every enabled task of :data:`pygnc.tasks.table.TASKS` as its own OS process, holds them at
 a start barrier until all are ready, pings them (warn when a reply is late, kill and
-restart when it is very late), restarts a crashed task with bounded retries and
+restart when it is very late; a task that never answers within ``ready_timeout_s`` of its
+start is killed and restarted too), restarts a crashed task with bounded retries and
 exponential backoff, publishes the health table, and stops the tree in order when the
-timeout expires or on SIGINT/SIGTERM:
+timeout expires or on SIGINT/SIGTERM - at any instant, start-up included:
 
-1. producers (ingest, estimators) get ``stop``; they finish their step, publish final
-   messages and exit; after ``stop_deadline_producers_s`` stragglers get SIGKILL;
-2. sinks (status reporter) get ``stop``; they drain, write final files and exit; after
-   ``stop_deadline_sinks_s`` stragglers get SIGKILL;
-3. the private socket directory is removed and the supervisor exits 0.
+0. no task is started any more;
+1. producers (ingest, estimators) get ``stop``, again every :data:`STOP_RESEND_S` until they
+   are gone (a task still connecting misses the first), and a task that has not connected
+   yet also gets SIGTERM (it holds nothing yet and exits at once); they finish their
+   step, publish final messages and exit; after ``stop_deadline_producers_s`` stragglers
+   get SIGKILL;
+2. sinks (status reporter) likewise, with ``stop_deadline_sinks_s``; they drain (within
+   ``sink_stop_drain_s``), write the final status (flag ``stopping``) and exit;
+3. if no status reporter wrote the final status (it was never started, was killed, or
+   could not write), the supervisor writes it from the last status file and what it knows;
+4. the private socket directory is removed and the supervisor exits 0 (1 if no final
+   status could be written, e.g. a full disk: the message says so on the terminal).
 
-No busy loop: the only wait is a ZeroMQ poll with a timeout, woken at once by signals
-through ``signal.set_wakeup_fd``.
+No busy loop and no blocking call: the only wait is a ZeroMQ poll with a timeout, woken at
+once by signals through ``signal.set_wakeup_fd``; a killed task is reaped by ``poll()`` on
+later turns.  The private socket directory is ``pygnc-<pid>-XXXXXXXX``; at start, those
+of dead supervisors (a SIGKILL or power cut leaves them) are removed.
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -32,20 +44,37 @@ from pathlib import Path
 
 import zmq
 
+from .atomic import write_atomic
 from .bus.messages import DecodeCounters, Encoder
 from .bus.transport import ControlServer, Publisher
 from .config import Config, Paths, load_config
-from .logs import create_run_dir, setup_task_logging, sync_logs
+from .formats import status as st
+from .formats.info import render_info
+from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
 from .signals import StopSignals
 from .bus.channels import CHANNELS
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
+from .validity import assess
 
 log = logging.getLogger("supervisor")
 
-USAGE = """usage: main.py <timeout_minutes> <spacecraft_time_s>
+#: Longest accepted timeout, minutes (a week; the host runs us for minutes).
+MAX_TIMEOUT_MIN = 7 * 24 * 60.0
+#: The spacecraft clock is a 32-bit count of unix seconds (sense.bin, range files).
+MAX_SPACECRAFT_TIME_S = 2.0 ** 32
+#: While stopping, ``stop`` (and SIGTERM to tasks not yet ready) is sent again this often, s.
+STOP_RESEND_S = 0.1
+#: Bound on reaping a group's killed stragglers, s.
+REAP_S = 1.0
+#: Name of the private socket directory: ``pygnc-<supervisor pid>-<random>``.
+RUN_DIR_PREFIX = "pygnc-"
+_RUN_DIR_RE = re.compile(r"^pygnc-(\d+)-[A-Za-z0-9_]+$")
 
-  timeout_minutes    stop by itself after this many minutes (> 0; decimals allowed)
-  spacecraft_time_s  the spacecraft clock now, unix seconds (>= 0)
+USAGE = """usage: {prog} <timeout_minutes> <spacecraft_time_s>
+
+  timeout_minutes    stop by itself after this many minutes (0 < t <= 10080, a week;
+                     decimals allowed)
+  spacecraft_time_s  the spacecraft clock now, unix seconds (0 <= t < 2^32)
 
 Environment: PYGNC_HOME (default ~) holds sense.bin, range/, and receives
 pygnc_status.bin, pygnc_info.txt and pygnc_logs/; PYGNC_CONFIG names a TOML file
@@ -64,11 +93,62 @@ def parse_args(argv: list[str]) -> tuple[float, float]:
         t_sc = float(argv[1])
     except ValueError as exc:
         raise UsageError(f"not a number: {exc}") from None
-    if not math.isfinite(timeout_min) or timeout_min <= 0:
-        raise UsageError(f"timeout_minutes must be > 0, got {argv[0]}")
-    if not math.isfinite(t_sc) or t_sc < 0:
-        raise UsageError(f"spacecraft_time_s must be >= 0, got {argv[1]}")
+    if not (math.isfinite(timeout_min) and 0 < timeout_min <= MAX_TIMEOUT_MIN):
+        raise UsageError(f"timeout_minutes must be > 0 and <= {MAX_TIMEOUT_MIN:.0f}, got {argv[0]}")
+    if not (math.isfinite(t_sc) and 0 <= t_sc < MAX_SPACECRAFT_TIME_S):
+        raise UsageError(f"spacecraft_time_s must be >= 0 and < 2^32 (the spacecraft clock is a "
+                         f"32-bit count of unix seconds), got {argv[1]}")
     return timeout_min, t_sc
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_run_dirs(parent: Path) -> list[Path]:
+    """Remove the private socket directories (``pygnc-<pid>-*``) in *parent* that belong to
+    this user and to a process that no longer exists (a supervisor killed by SIGKILL or a
+    power cut never removed its own).  Returns those removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for e in entries:
+        m = _RUN_DIR_RE.match(e.name)
+        if not m:
+            continue
+        try:
+            info = e.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        shutil.rmtree(e.path, ignore_errors=True)
+        if not os.path.lexists(e.path):
+            removed.append(Path(e.path))
+    return removed
+
+
+def make_run_dir() -> tuple[Path, list[Path]]:
+    """A fresh private (0700) socket directory in ``$XDG_RUNTIME_DIR`` or the temp dir, after
+    removing stale ones; returns (it, the stale ones removed)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    parent = Path(base if base and os.path.isdir(base) else tempfile.gettempdir())
+    stale = remove_stale_run_dirs(parent)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=parent))
+    os.chmod(run_dir, 0o700)
+    return run_dir, stale
 
 
 @dataclass
@@ -78,6 +158,7 @@ class TaskProc:
     state: str = "starting"
     restarts: int = 0
     ready: bool = False
+    answered: bool = False  # any control message from this process (it is connected)
     started: bool = False
     bye: bool = False
     last_pong: float = 0.0
@@ -93,13 +174,17 @@ class TaskProc:
         return self.proc is not None and self.proc.poll() is None
 
 
-def _ignore_sigint_until_handler_installed():  # runs in the child between fork and exec
+def _ignore_stop_signals_until_handler_installed():  # in the child between fork and exec
+    # Python keeps an ignored SIGINT ignored; the task's first statement installs its own
+    # handlers.  A signal in between is lost, so the supervisor re-sends stop and SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class Supervisor:
     def __init__(self, timeout_min: float, t0_sc_s: float, t0_mono_s: float, config: Config,
-                 paths: Paths, run_number: int, log_dir: Path, run_dir: Path):
+                 paths: Paths, run_number: int, log_dir: Path, run_dir: Path,
+                 signals: StopSignals | None = None):
         self.timeout_s = timeout_min * 60.0
         self.t0_sc_s, self.t0_mono_s = t0_sc_s, t0_mono_s
         self.config, self.paths = config, paths
@@ -111,7 +196,8 @@ class Supervisor:
         self.decode_counters = DecodeCounters()
         self.flight_dir = Path(__file__).resolve().parent.parent
 
-        self.signals = StopSignals(self._on_signal)
+        self.signals = signals or StopSignals()
+        self.signals.set_handler(self._on_signal)
 
         self.zctx = zmq.Context()
         self.control = ControlServer(self.zctx, run_dir, self.decode_counters)
@@ -137,8 +223,8 @@ class Supervisor:
                "--log-dir", str(self.log_dir), "--run-number", str(self.run_number),
                "--t0-sc", repr(self.t0_sc_s), "--t0-mono", repr(self.t0_mono_s)]
         t.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, cwd=str(self.flight_dir),
-                                  preexec_fn=_ignore_sigint_until_handler_installed)
-        t.ready = t.started = t.bye = False
+                                  preexec_fn=_ignore_stop_signals_until_handler_installed)
+        t.ready = t.started = t.bye = t.answered = False
         t.state = "starting"
         t.last_pong = time.monotonic()
         t.late_logged = False
@@ -172,12 +258,10 @@ class Supervisor:
     def _do_restarts(self, now: float) -> None:
         for t in self.tasks:
             if t.state == "restarting" and t.next_restart_at is not None and now >= t.next_restart_at:
-                if t.alive():
+                if t.alive():  # never wait for it here: look again shortly (poll() reaps it)
                     t.proc.kill()
-                    try:
-                        t.proc.wait(timeout=1.0)
-                    except subprocess.TimeoutExpired:
-                        log.error("%s (pid %d) did not die on SIGKILL within 1 s", t.spec.name, t.pid)
+                    t.next_restart_at = now + 0.02
+                    continue
                 t.restarts += 1
                 self.spawn(t)
 
@@ -193,6 +277,7 @@ class Supervisor:
             t = self.by_name.get(name)
             if msg is None or t is None:
                 continue
+            t.answered = True
             if msg.type == "ready":
                 t.ready = True
                 t.last_pong = now
@@ -213,11 +298,15 @@ class Supervisor:
                 t.counters = msg.body["counters"]
 
     def _request_replay(self, t: TaskProc) -> None:
-        """Ask the producers of what restarted task *t* consumes to publish their stream again."""
+        """Ask the producers of what restarted task *t* consumes to publish it again (each
+        producer once, naming its channels that *t* reads)."""
+        by_producer: dict[str, list[str]] = {}
         for channel in active_subscriptions(t.spec, self.config):
-            producer = self.by_name.get(CHANNELS[channel].producer)
+            by_producer.setdefault(CHANNELS[channel].producer, []).append(channel)
+        for name, channels in by_producer.items():
+            producer = self.by_name.get(name)
             if producer is not None and producer.alive() and producer.started:
-                self.control.send(producer.spec.name, "replay", {"reason": f"{t.spec.name} restarted"})
+                self.control.send(name, "replay", {"reason": f"{t.spec.name} restarted", "channels": channels})
 
     def _start(self, t: TaskProc) -> None:
         if self.control.send(t.spec.name, "start", {}):
@@ -230,15 +319,14 @@ class Supervisor:
             if not t.alive() or t.state in ("restarting", "failed"):
                 continue
             self.control.send(t.spec.name, "ping", {"key": self.ping_key})
-            age = now - t.last_pong
-            if t.started and age > self.config.health_fatal_s:
-                log.error("%s silent for %.1f s: killing it", t.spec.name, age)
-                t.proc.kill()
-                try:
-                    t.proc.wait(timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    pass
-                self._schedule_restart(t, now, "stopped answering health pings")
+            age = now - t.last_pong  # since its start until it first answers
+            limit = self.config.health_fatal_s if t.answered else self.config.ready_timeout_s
+            if age > limit:
+                what = "silent" if t.answered else "not connected"
+                log.error("%s %s for %.1f s: killing it", t.spec.name, what, age)
+                t.proc.kill()  # reaped by poll() later; the restart waits for that
+                self._schedule_restart(t, now, "stopped answering health pings" if t.answered
+                                       else "hung before it started")
             elif t.started and age > self.config.health_warn_s and t.state == "running":
                 t.state = "late"
                 if not t.late_logged:
@@ -253,7 +341,7 @@ class Supervisor:
                                            "uptime_s": now - self.t0_mono_s, "stopping": stopping})
 
     def _wait(self, timeout_s: float) -> None:
-        events = dict(self.poller.poll(max(0, int(timeout_s * 1000))))
+        events = dict(self.poller.poll(max(0, int(math.ceil(timeout_s * 1000)))))
         if self.signals.read_fd in events:
             self.signals.drain()
         if self.control.socket in events:
@@ -263,20 +351,34 @@ class Supervisor:
     _started = False
     _stopping = False
 
+    def _stop_reason(self, deadline: float) -> str | None:
+        if self.stop_requested is not None:
+            return self.stop_requested
+        if time.monotonic() >= deadline:
+            return "timeout"
+        return None
+
     def run(self) -> int:
+        """Run until the timeout or a stop signal; stop the tree; 0, or 1 if no final status
+        could be written."""
         deadline = self.t0_mono_s + self.timeout_s
+        reason = self._stop_reason(deadline)
         for t in self.tasks:
+            if reason is not None:
+                break
             self.spawn(t)
+            reason = self._stop_reason(deadline)
         # Start barrier: every task ready (or the ready timeout), then everyone starts at once.
         ready_deadline = time.monotonic() + self.config.ready_timeout_s
-        while self.stop_requested is None:
+        while reason is None:
             now = time.monotonic()
             self._check_exits(now, stopping=False)
             self._do_restarts(now)
-            if all(t.ready or t.state == "failed" for t in self.tasks) or now > ready_deadline or now > deadline:
+            if all(t.ready or t.state == "failed" for t in self.tasks) or now > ready_deadline:
                 break
             self._wait(0.05)
-        if self.stop_requested is None:
+            reason = self._stop_reason(deadline)
+        if reason is None:
             not_ready = [t.spec.name for t in self.tasks if not t.ready]
             if not_ready:
                 log.warning("starting without %s (not ready in time)", not_ready)
@@ -286,15 +388,8 @@ class Supervisor:
                     self._start(t)
             log.info("all tasks started")
         next_ping = next_sync = time.monotonic()
-        reason = None
-        while True:
+        while reason is None:
             now = time.monotonic()
-            if self.stop_requested is not None:
-                reason = self.stop_requested
-                break
-            if now >= deadline:
-                reason = "timeout"
-                break
             self._check_exits(now, stopping=False)
             self._do_restarts(now)
             if now >= next_ping:
@@ -309,33 +404,47 @@ class Supervisor:
             if restart_times:
                 wait = min(wait, min(restart_times) - time.monotonic())
             self._wait(max(0.0, min(wait, 0.5)))
+            reason = self._stop_reason(deadline)
         log.info("stopping: %s", reason)
-        self.stop_tree(reason)
-        return 0
+        return 0 if self.stop_tree(reason) else 1
 
     def _stop_group(self, group: list[TaskProc], reason: str, deadline_s: float) -> None:
-        for t in group:
-            if t.alive():
-                self.control.send(t.spec.name, "stop", {"reason": reason})
         t_end = time.monotonic() + deadline_s
-        while any(t.alive() for t in group) and time.monotonic() < t_end:
-            self._wait(0.02)
+        next_send = 0.0
+        while True:
+            alive = [t for t in group if t.alive()]
+            now = time.monotonic()
+            if not alive or now >= t_end:
+                break
+            if now >= next_send:
+                for t in alive:
+                    self.control.send(t.spec.name, "stop", {"reason": reason})
+                    if not t.answered:  # still starting, not connected: it holds nothing yet
+                        try:
+                            os.kill(t.pid, signal.SIGTERM)
+                        except ProcessLookupError:
+                            pass
+                next_send = now + STOP_RESEND_S
+            self._wait(min(0.02, max(0.0, t_end - now)))
         for t in group:
             if t.alive():
                 log.error("%s did not stop within %.1f s: killing it", t.spec.name, deadline_s)
                 t.proc.kill()
-        t_reap = time.monotonic() + 1.0  # one shared bound for reaping the whole group
+        t_reap = time.monotonic() + REAP_S  # one shared bound for reaping the whole group
+        while any(t.alive() for t in group) and time.monotonic() < t_reap:
+            self._wait(0.01)
         for t in group:
-            if t.proc is not None:
-                try:
-                    rc = t.proc.wait(timeout=max(0.0, t_reap - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    rc = None
+            if t.proc is None:
                 if t.state not in ("failed",):
-                    t.state = "stopped" if rc == 0 else "exited"
-                log.info("%s stopped (exit status %s)", t.spec.name, rc)
+                    t.state = "stopped"  # never started
+                continue
+            rc = t.proc.poll()
+            if t.state not in ("failed",):
+                t.state = "stopped" if rc == 0 else "exited"
+            log.info("%s stopped (exit status %s)", t.spec.name, rc)
 
-    def stop_tree(self, reason: str) -> None:
+    def stop_tree(self, reason: str) -> bool:
+        """Stop every task in order; True if the final status (flag ``stopping``) is written."""
         self._stopping = True
         now = time.monotonic()
         for t in self.tasks:
@@ -347,7 +456,54 @@ class Supervisor:
         self._stop_group(producers, reason, self.config.stop_deadline_producers_s)
         self._publish_health(now, stopping=True)  # the sinks record who stopped how
         self._stop_group(sinks, reason, self.config.stop_deadline_sinks_s)
+        reporter = self.by_name.get("status_reporter")
+        ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
+        if not ok:
+            ok = self.write_final_status(reason)
         self.close()
+        return ok
+
+    def write_final_status(self, reason: str) -> bool:
+        """The final status when no status reporter wrote it: the last status file of this
+        run (estimates, counters) if there is one, with flag ``stopping``, the task states as
+        the supervisor knows them and validity for "now"; the info file with it."""
+        paths = self.paths
+        s = None
+        try:
+            old = st.decode_status(paths.status_file.read_bytes())
+            if old["run"] == self.run_number:
+                s = old
+        except (OSError, st.StatusError):
+            pass
+        if s is None:
+            s = st.empty_status()
+            s["run"] = self.run_number
+        now_sc = self.sc_now()
+        s["seq"] = int(s.get("seq", 0)) + 1
+        s["t_sc_s"] = now_sc
+        s["uptime_s"] = time.monotonic() - self.t0_mono_s
+        flags = int(s.get("flags", 0)) | st.FLAG_STOPPING
+        for k in range(st.MAX_TASKS):
+            s[f"task{k}_id"] = s[f"task{k}_state"] = s[f"task{k}_restarts"] = s[f"task{k}_age_ds"] = 0
+        states = {n: i for i, n in enumerate(st.TASK_STATES)}
+        for k, t in enumerate(self.tasks[: st.MAX_TASKS]):
+            s[f"task{k}_id"] = t.spec.task_id
+            s[f"task{k}_state"] = states.get(t.state, 0)
+            s[f"task{k}_restarts"] = min(255, t.restarts)
+            flags |= st.FLAG_TASK_FAILED if t.state == "failed" else 0
+        s["flags"] = flags
+        s["flags"] = assess(s, now_sc, self.config,
+                            att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only"))
+        try:
+            data = st.encode_status(s)
+            write_atomic(paths.info_file, render_info(st.decode_status(data)))
+            write_atomic(paths.status_file, data)
+        except OSError as exc:
+            log.error("cannot write the final status: %s", exc)
+            print(f"pygnc: cannot write the final status ({exc})", file=sys.stderr, flush=True)
+            return False
+        log.info("final status written by the supervisor (%s)", reason)
+        return True
 
     def close(self) -> None:
         self.health_pub.close()
@@ -356,27 +512,68 @@ class Supervisor:
         sync_logs()
 
 
-def main(argv: list[str] | None = None, early_signals: list[int] | None = None) -> int:
+def _check_home(home: Path) -> None:
+    """PYGNC_HOME must be a directory (made if missing); UsageError naming the problem."""
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"PYGNC_HOME={home} is not a directory")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"PYGNC_HOME={home} cannot be created: {exc.strerror or exc}") from None
+
+
+def _log_dir(paths: Paths, config: Config, run_dir: Path) -> tuple[int, Path, str]:
+    """(run number, log directory, note): ``pygnc_logs/run_NNNNN``, or - when that cannot be
+    made (a full disk, a read-only home) - a directory in the private run directory, so the
+    tree still runs and writes its status (logs then last only until exit; the status
+    reporter flags ``logs_limited``)."""
+    try:
+        return create_run_dir(paths.log_root, config.log_total_bytes, config.bus_log_max_bytes + 4 * 1024 * 1024)
+    except OSError as exc:
+        fallback = run_dir / "logs"
+        fallback.mkdir()
+        try:
+            runs = list_runs(paths.log_root)
+        except OSError:
+            runs = []
+        number = runs[-1][0] + 1 if runs else 1
+        return number, fallback, (f"cannot create a log directory in {paths.log_root} ({exc.strerror or exc}): "
+                                  f"logging to {fallback}, which is removed at exit")
+
+
+def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None, prog: str = "main.py") -> int:
     t0_mono = time.monotonic()
+    signals = stop_signals or StopSignals()
     argv = sys.argv[1:] if argv is None else argv
+    paths = Paths.from_env()
     try:
         timeout_min, t_sc = parse_args(argv)
+        _check_home(paths.home)
     except UsageError as exc:
-        print(f"main.py: {exc}\n{USAGE}", file=sys.stderr)
+        print(f"{prog}: {exc}\n{USAGE.format(prog=prog)}", file=sys.stderr)
         return 2
     try:
         config = load_config()
     except (OSError, ValueError) as exc:
-        print(f"main.py: bad configuration: {exc}", file=sys.stderr)
+        print(f"{prog}: bad configuration: {exc}", file=sys.stderr)
         return 2
-    paths = Paths.from_env()
-    paths.home.mkdir(parents=True, exist_ok=True)
-    run_number, log_dir = create_run_dir(paths.log_root, config.log_total_bytes,
-                                         config.bus_log_max_bytes + 4 * 1024 * 1024)
-    setup_task_logging(log_dir, "supervisor", lambda: t_sc + time.monotonic() - t0_mono, echo_stderr=True)
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    run_dir = Path(tempfile.mkdtemp(prefix="pygnc-", dir=base if base and os.path.isdir(base) else None))
-    os.chmod(run_dir, 0o700)
+    try:
+        run_dir, stale = make_run_dir()
+    except OSError as exc:
+        print(f"{prog}: cannot create the private socket directory: {exc}", file=sys.stderr)
+        return 1
+    try:
+        run_number, log_dir, note = _log_dir(paths, config, run_dir)
+        setup_task_logging(log_dir, "supervisor", lambda: t_sc + time.monotonic() - t0_mono, echo_stderr=True,
+                           min_free_bytes=config.log_min_free_bytes)
+    except OSError as exc:
+        print(f"{prog}: cannot set up logging: {exc}", file=sys.stderr)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return 1
+    if note:
+        log.warning("%s", note)
+    if stale:
+        log.info("removed %d stale socket directories of dead runs: %s", len(stale), ", ".join(p.name for p in stale))
     log.info("run %d: timeout %.3f min, spacecraft time %.3f, home %s, sockets in %s",
              run_number, timeout_min, t_sc, paths.home, run_dir)
     flight_dir = Path(__file__).resolve().parent.parent
@@ -385,9 +582,7 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
     log.info("flight code %s: %s", flight_dir, version)
     sup = None
     try:
-        sup = Supervisor(timeout_min, t_sc, t0_mono, config, paths, run_number, log_dir, run_dir)
-        if early_signals:
-            sup.stop_requested = signal.Signals(early_signals[0]).name
+        sup = Supervisor(timeout_min, t_sc, t0_mono, config, paths, run_number, log_dir, run_dir, signals)
         print(f"pygnc run {run_number} started; logs in {log_dir}", flush=True)
         rc = sup.run()
         print(f"pygnc run {run_number} stopped", flush=True)
@@ -398,6 +593,10 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
             for t in sup.tasks:
                 if t.alive():
                     t.proc.kill()
+            try:
+                sup.write_final_status("supervisor failed")
+            except Exception:  # noqa: BLE001 - already failing; the log has the first error
+                pass
         return 1
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

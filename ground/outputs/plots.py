@@ -1,7 +1,8 @@
 """PNG plots of a replay (matplotlib, Agg canvas: no display, no global pyplot state).
 
 With truth: estimate errors per axis with the estimator's own ±3σ, and NEES against its
-95 % bounds.  Without truth: GPS-fix and range residuals.  The time axis is hours since
+95 % bounds.  Without truth: GPS-fix and range residuals.  Downlinked batch files
+(:mod:`ground.batches`): estimates over time with their own ±3σ.  The time axis is hours since
 the first estimate of the replay (its UTC is in the axis label).
 """
 
@@ -47,15 +48,33 @@ class TimeAxis:
         return (np.asarray(unix_time_s, dtype=float) - self.t0) / 3600.0
 
 
+def y_limit(err_col, s3_col, rows) -> float | None:
+    """Half-height of a panel that shows the errors and ±3σ of *rows* (a boolean mask: e.g.
+    after convergence), with a 10 % margin; None without a finite value there."""
+    vals = [np.abs(np.asarray(err_col, dtype=float)[rows])]
+    if s3_col is not None:
+        vals.append(np.abs(np.asarray(s3_col, dtype=float)[rows]))
+    v = np.concatenate(vals)
+    v = v[np.isfinite(v)]
+    return float(v.max()) * 1.1 if v.size and v.max() > 0 else None
+
+
 def errors_with_bounds(path: Path, hours, err, sigma, title: str, labels, unit: str, xlabel: str,
-                       what: str = "error") -> Path:
-    """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded."""
+                       what: str = "error", ylim_rows=None) -> Path:
+    """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded.  *ylim_rows*
+    (boolean mask): the y-range shows those rows in full (earlier, larger values are
+    clipped at the panel's edge) - e.g. the rows after convergence."""
     err = np.asarray(err, dtype=float)
     fig, axes = _figure(err.shape[1], title)
     for j, ax in enumerate(axes):
+        s3 = None
         if sigma is not None:
             s3 = 3.0 * np.asarray(sigma, dtype=float)[:, j]
             ax.fill_between(hours, -s3, s3, color="tab:blue", alpha=0.2, linewidth=0, label="±3σ")
+        if ylim_rows is not None and np.any(ylim_rows):
+            lim = y_limit(err[:, j], s3, np.asarray(ylim_rows, dtype=bool))
+            if lim is not None:
+                ax.set_ylim(-lim, lim)
         ax.plot(hours, err[:, j], ".", ms=2, color="tab:red", label=what)
         ax.axhline(0.0, color="k", lw=0.5)
         ax.set_ylabel(f"{labels[j]} [{unit}]")
@@ -79,6 +98,28 @@ def nees_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, int]
         ax.set_ylabel(name)
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel(xlabel)
+    return _save(fig, path)
+
+
+def time_series(path: Path, hours, values, title: str, labels, unit: str, xlabel: str, sigma=None,
+                logy: bool = False) -> Path:
+    """One panel per column of *values* (n, k), each with ±3 *sigma* (n, k) shaded around it
+    when given (an estimate and its own uncertainty); *logy* for magnitudes such as sigmas."""
+    values = np.asarray(values, dtype=float)
+    fig, axes = _figure(values.shape[1], title)
+    for j, ax in enumerate(axes):
+        v = values[:, j]
+        if sigma is not None:
+            s3 = 3.0 * np.asarray(sigma, dtype=float)[:, j]
+            ax.fill_between(hours, v - s3, v + s3, color="tab:blue", alpha=0.2, linewidth=0, label="±3σ")
+        ax.plot(hours, v, ".-", ms=2, lw=0.5, color="tab:red", label="estimate")
+        if logy and np.any(v > 0):
+            ax.set_yscale("log")
+        ax.set_ylabel(f"{labels[j]} [{unit}]")
+        ax.grid(True, alpha=0.3, which="both")
+    if sigma is not None:
+        axes[0].legend(loc="upper right", fontsize="small")
     axes[-1].set_xlabel(xlabel)
     return _save(fig, path)
 

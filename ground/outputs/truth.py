@@ -19,6 +19,7 @@ rotation that ECEF does not).  The attitude error is the rotation vector of
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,14 @@ import numpy as np
 from pygnc import frames
 from pygnc.frames import covariance_gcrs_to_ecef
 from pygnc.timebase import gps_from_utc_unix
+
+
+class TruthError(ValueError):
+    """A truth file that cannot be read (message names it and why)."""
+
+
+class UnknownSpacecraft(ValueError):
+    """``--spacecraft`` names a spacecraft the truth does not have (message lists those it has)."""
 
 
 @dataclass
@@ -56,14 +65,23 @@ def find_truth(scenario_dir: Path, truth_path: Path | None = None, spacecraft: s
 
     scenario_dir = Path(scenario_dir)
     candidates = [truth_path] if truth_path else [scenario_dir / "truth.npz", scenario_dir.parent / "truth.npz"]
+    if truth_path is not None and not Path(truth_path).is_file():
+        raise TruthError(f"truth file {truth_path} does not exist or is not a file")
     for path in candidates:
         if path is None or not Path(path).is_file():
             continue
-        arrays = load_truth(path)
-        names = [str(n) for n in arrays["spacecraft_name"]]
+        if not zipfile.is_zipfile(path):
+            raise TruthError(f"{path} is not a truth file of a simulated scenario (not an .npz archive)")
+        try:
+            arrays = load_truth(path)
+            names = [str(n) for n in arrays["spacecraft_name"]]
+            arrays["t_gps_s"]
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: one clear message
+            raise TruthError(f"{path} is not a truth file of a simulated scenario "
+                             f"({type(exc).__name__}: {exc})") from None
         if spacecraft is not None:
             if spacecraft not in names:
-                raise ValueError(f"spacecraft {spacecraft!r} is not in {path} (has {names})")
+                raise UnknownSpacecraft(f"spacecraft {spacecraft!r} is not in {path} (it has {', '.join(names)})")
             return Truth(arrays, names.index(spacecraft), Path(path))
         if Path(path).parent.resolve() == scenario_dir.resolve():
             return Truth(arrays, 0, Path(path))

@@ -1,33 +1,41 @@
 """Truth orbit propagator and GPS-fix simulator for ground scenarios.
 
-The truth is deliberately richer than the flight estimator's dynamics
-(:mod:`pygnc.estimation.orbit_dynamics`: point mass + J2..J4 + exponential drag + empirical
-accelerations), so that a filter tested on it is not tested against its own model:
+The truth is propagated by an independent, well-kept library, **brahe**
+(:func:`propagate_truth`), at a richer fidelity than the flight estimator's dynamics
+(:mod:`pygnc.estimation.orbit_dynamics`: zonals to J8, EGM96 8x8, exponential drag,
+analytic Sun/Moon, empirical accelerations), so that a filter tested on it is tested
+neither against its own model nor against its own code:
 
-* **Gravity**: EGM96 to degree and order 12 (``gravity_degree``, <= 12), evaluated in the
-  ITRS (Cunningham V/W recursion, Montenbruck & Gill §3.2.4; cross-checked in the tests
-  against the flight zonal code and against a finite-difference gradient of the
-  potential) and rotated to GCRS with :func:`pygnc.frames.gcrs_from_itrs_matrix` at every
-  evaluation.  The flight estimator carries at most 8x8; the truth's degrees 9-12 and
-  everything below are what its empirical accelerations must absorb.
-* **Drag**: density = Vallado piecewise exponential x a diurnal bulge (Harris-Priester-like,
-  peak 2.2x the night value at 14 h local solar time, cos^6 of half the angle to the apex)
-  x a solar-activity factor drawn from *seed* (log-normal, sigma 0.35; 1 without seed)
-  x a 27-day modulation (+-15 %); co-rotating atmosphere; ballistic coefficient
-  ``ballistic_coeff_kg_m2`` (default 40 kg/m^2, the flight default assumes 50).
-* **Third bodies**: Sun (:mod:`pygnc.environment.sun`) and Moon (low-precision series of
-  Montenbruck & Gill §3.3.2, ~0.3 deg), as tidal accelerations, positions splined on a
-  10-minute grid.
+* **Gravity**: EGM2008 to degree and order ``gravity_degree`` (default 40; brahe ships it
+  to 120), brahe's own spherical-harmonic code in its own ITRF.
+* **Drag**: NRLMSISE-00 with the space-weather history brahe ships, co-rotating
+  atmosphere, ballistic coefficient ``ballistic_coeff_kg_m2`` (default 40 kg/m^2, the
+  flight default assumes 50) divided by a solar-activity factor drawn from *seed*
+  (log-normal, sigma 0.35; 1 without seed) - the flight filter knows neither.
+* **Third bodies**: Sun and Moon from brahe's analytic ephemerides.
 * **Solar radiation pressure**: cannonball, C_R A/m = ``srp_cr_area_to_mass_m2_kg``
   (default 1.3 x 0.01 m^2/kg), conical Earth shadow.
+* **Relativity**: the Schwarzschild term.
 
-Integration: scipy ``solve_ivp`` DOP853 in GCRS, rtol 1e-12, atol 1e-6 m (1e-9 m/s), dense
-output sampled on the ``step_s`` grid.  Two-body runs agree with the Kepler solution to
-< 1 mm after a day (``tests/test_orbit_dynamics.py``).
+Frames: brahe's GCRF and ITRF (IAU 2006/2000A, CIO based) with zero Earth-orientation
+parameters (UT1 = UTC, no polar motion, no celestial-pole offsets) - the convention the
+flight software assumes, so the truth's ECEF differs from the flight's
+:mod:`pygnc.frames` (IAU 2006/2000B) only by the two codes' differences, which
+``tests/test_truth_brahe.py`` bounds.  (Real EOP would add UT1 - UTC, up to 0.9 s, which
+the flight frames do not model: a separate matter.)
 
-All times are ``t_gps_s``; positions m, velocities m/s; frames GCRS and ECEF (ITRS, via
-:mod:`pygnc.frames`, UT1 = UTC, no polar motion: the truth's ECEF is defined by the same
-convention the flight software uses, so no frame error is injected).
+Integration: brahe's Dormand-Prince 5(4), rtol 1e-12, atol 1e-9, steps of at most 10 s,
+sampled on the ``step_s`` grid by brahe's Hermite interpolation (0.3 mm from a direct
+propagation, ``tests/test_truth_brahe.py``).  A 3-h orbit takes ~1.7 s, a spacecraft-day
+~12 s, half of it the ITRF conversion of every 1-s sample (the in-house model: ~5 s).
+
+:func:`propagate_in_house` keeps the former in-house model (EGM96 to degree 12 by a
+Cunningham recursion, a Harris-Priester-like bulge, scipy DOP853): the benchmark's
+information bound needs a truth whose unknown gravity coefficients it can enumerate, and
+the analytic tests (two-body against Kepler, J2 nodal rate) check it.  It uses
+:mod:`pygnc.frames` and the flight's EGM96 table, so it is no independent truth.
+
+All times are ``t_gps_s``; positions m, velocities m/s.
 """
 
 from __future__ import annotations
@@ -275,10 +283,11 @@ class _TruthForces:
         return np.concatenate([v, a])
 
 
-def propagate_truth(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ballistic_coeff_kg_m2=40.0,
-                    seed=None, *, gravity_degree=12, third_body=True, drag=True,
-                    srp_cr_area_to_mass_m2_kg=0.013, gravity_zonal_only=False, rtol=1e-12, atol_m=1e-6):
-    """Propagate the truth orbit; return a dict of arrays sampled every *step_s*.
+def propagate_in_house(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ballistic_coeff_kg_m2=40.0,
+                       seed=None, *, gravity_degree=12, third_body=True, drag=True,
+                       srp_cr_area_to_mass_m2_kg=0.013, gravity_zonal_only=False, rtol=1e-12, atol_m=1e-6):
+    """Propagate with the in-house model (see the module docstring); same dict as
+    :func:`propagate_truth`.
 
     Keys: ``t_gps_s`` (n,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``, ``v_ecef_m_s`` (n, 3),
     and ``density_factor`` (the solar-activity factor drawn from *seed*, a float).
@@ -404,3 +413,89 @@ def truth_anchored_ekf(truth):
                                                   self.x.copy(), self.p.copy(), False))
 
     return Anchored
+
+
+# --------------------------------------------------------------------------- brahe truth
+#: Degree and order of the truth's EGM2008 field (flight: 8x8 EGM96).
+TRUTH_GRAVITY_DEGREE = 40
+#: Longest step of the truth's integrator, s (keeps the Hermite sampling error < 1 mm).
+TRUTH_MAX_STEP_S = 10.0
+
+_BRAHE_READY = False
+
+
+def brahe_setup():
+    """Import brahe and set its global data once: zero Earth orientation (see the module
+    docstring) and the space-weather file it ships (NRLMSISE-00).  Nothing is downloaded."""
+    global _BRAHE_READY
+    import brahe as bh
+
+    if not _BRAHE_READY:
+        bh.set_global_eop_provider_from_static_provider(bh.StaticEOPProvider.from_values(0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+        bh.initialize_sw()
+        _BRAHE_READY = True
+    return bh
+
+
+def brahe_epoch(t_gps_s: float):
+    """brahe Epoch of GPS time *t_gps_s* (seconds since 1980-01-06 00:00 GPS)."""
+    bh = brahe_setup()
+    return bh.Epoch.from_datetime(1980, 1, 6, 0, 0, 0.0, 0.0, bh.TimeSystem.GPS) + float(t_gps_s)
+
+
+def _brahe_force_model(bh, gravity_degree, third_body, drag, srp):
+    src = bh.ParameterSource
+    grav = (bh.GravityConfiguration(degree=gravity_degree, order=gravity_degree) if gravity_degree >= 2
+            else bh.GravityConfiguration())
+    return bh.ForceModelConfig(
+        gravity=grav,
+        # Parameter vector [mass, drag area, C_D, SRP area, C_R]; only ratios matter.
+        drag=bh.DragConfiguration(bh.AtmosphericModel.NRLMSISE00, src.parameter_index(1), src.parameter_index(2))
+        if drag else None,
+        srp=bh.SolarRadiationPressureConfiguration(src.parameter_index(3), src.parameter_index(4),
+                                                   bh.EclipseModel.CONICAL) if srp else None,
+        third_body=[bh.ThirdBodyConfiguration(b, bh.EphemerisSource.LowPrecision)
+                    for b in (bh.ThirdBody.SUN, bh.ThirdBody.MOON)] if third_body else None,
+        relativity=True,
+        mass=src.parameter_index(0),
+    )
+
+
+def propagate_truth(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ballistic_coeff_kg_m2=40.0,
+                    seed=None, *, gravity_degree=TRUTH_GRAVITY_DEGREE, third_body=True, drag=True,
+                    srp_cr_area_to_mass_m2_kg=0.013):
+    """Propagate the truth orbit with brahe; return a dict of arrays sampled every *step_s*.
+
+    Keys: ``t_gps_s`` (n,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``, ``v_ecef_m_s`` (n, 3)
+    (GCRF and ITRF as brahe defines them), and ``density_factor`` (the solar-activity
+    factor drawn from *seed*, a float).
+    """
+    bh = brahe_setup()
+    rng = np.random.default_rng(seed) if seed is not None else None
+    density_factor = float(np.exp(0.35 * rng.standard_normal())) if rng is not None else 1.0
+    use_drag = bool(drag and ballistic_coeff_kg_m2)
+    use_srp = bool(srp_cr_area_to_mass_m2_kg)
+    area_drag = density_factor / ballistic_coeff_kg_m2 if use_drag else 0.0  # mass 1 kg, C_D 1
+    params = np.array([1.0, area_drag, 1.0, float(srp_cr_area_to_mass_m2_kg) / 1.3 if use_srp else 0.0, 1.3])
+    cfg = bh.NumericalPropagationConfig(
+        bh.IntegrationMethod.DP54,
+        bh.IntegratorConfig(abs_tol=1e-9, rel_tol=1e-12, max_step=TRUTH_MAX_STEP_S),
+        bh.VariationalConfig())
+    n = int(math.floor(duration_s / step_s + 1e-9)) + 1
+    t_eval = float(t0_gps_s) + step_s * np.arange(n)
+    ep0 = brahe_epoch(t0_gps_s)
+    x0 = np.concatenate([np.asarray(r0_gcrs_m, dtype=float), np.asarray(v0_gcrs_m_s, dtype=float)])
+    prop = bh.NumericalOrbitPropagator(ep0, x0, cfg, _brahe_force_model(bh, gravity_degree, third_body, use_drag,
+                                                                         use_srp), params)
+    epochs = [ep0 + float(dt) for dt in (t_eval - t_eval[0])]
+    prop.propagate_to(epochs[-1])
+    x_g = np.asarray(prop.states_gcrf(epochs), dtype=float)
+    x_e = np.asarray(prop.states_itrf(epochs), dtype=float)
+    return {
+        "t_gps_s": t_eval,
+        "r_gcrs_m": x_g[:, :3].copy(),
+        "v_gcrs_m_s": x_g[:, 3:].copy(),
+        "r_ecef_m": x_e[:, :3].copy(),
+        "v_ecef_m_s": x_e[:, 3:].copy(),
+        "density_factor": density_factor,
+    }

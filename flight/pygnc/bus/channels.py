@@ -9,7 +9,8 @@ Overflow policies:
 * ``BLOCK``  - nothing is lost: the producer's send waits (in slices, still answering health
   pings) while any consumer's queue is full (``ZMQ_XPUB_NODROP``).  Measurement channels.
 * ``DROP``   - the producer never waits; a message that does not fit is dropped and counted
-  by the producer.  Estimate channels (a newer estimate follows).
+  by the producer.  Estimate channels (a newer estimate follows), and the live IMU stream
+  (a device cannot be paused: waiting would only move the loss into the serial buffer).
 * ``LATEST`` - only the newest message matters: consumers conflate (``ZMQ_CONFLATE``), so a
   slow consumer sees the latest value.  Only for single-type, single-frame channels.
 """
@@ -54,6 +55,8 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
     # poller); 10000 messages is over an hour of both devices at their default periods.
     Channel("hk", "housekeeping", Policy.DROP, 10000, ("hk_reading", "hk_device"),
             "housekeeping device readings (EMUS BMS, OPC-N3) and device states"),
+    Channel("imu", "imu_ingest", Policy.DROP, 2000, ("imu_samples",),
+            "external IMU rate/acceleration samples in blocks, IMU axes, with spacecraft and device time tags"),
     Channel("health", "supervisor", Policy.LATEST, 1000, ("health",),
             "per-task health from the supervisor's pings"),
 )}

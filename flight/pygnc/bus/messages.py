@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-#: Bumped whenever a field is removed or changes meaning.
-SCHEMA_VERSION = 1
+#: Bumped whenever a field is removed or changes meaning.  2: ``clock_map.offset_s`` became
+#: ``gps_minus_sc_s`` (named by what it is); ``replay`` names the channels.
+SCHEMA_VERSION = 2
 
 #: Default size limit of one encoded message, bytes (Config.max_message_bytes overrides).
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -49,8 +50,10 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "t_sc_s": "num", "peer_id": "int", "range_m": "num", "valid": "bool",
         "filtered": "bool", "file_index": "int", "group": "int",
     },
-    "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes
-        "offset_s": "num", "drift": "num", "t_ref_sc_s": "num", "n_pairs": "int",
+    "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes:
+        # t_gps_s = t_sc_s + gps_minus_sc_s + drift * (t_sc_s - t_ref_sc_s);
+        # utc_minus_sc_s: UTC (unix seconds) minus the spacecraft clock at t_ref_sc_s
+        "gps_minus_sc_s": "num", "drift": "num", "t_ref_sc_s": "num", "n_pairs": "int",
         "residual_rms_s": "num", "utc_minus_sc_s": "num",
     },
     "ingest_stats": {  # decode statistics of one input source
@@ -62,6 +65,20 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "n_sensor": "int", "n_gps_fix": "int", "n_gps_fix_valid": "int", "n_peer_fix": "int",
         "n_range": "int",
         "t_sc_first_s": "num", "t_sc_last_s": "num",
+    },
+    # ---- external IMU (channel "imu", from imu_ingest) -----------------------------------
+    # A block of consecutive samples of one connection, oldest first, in the IMU's own axes
+    # (Config.imu_device_to_body rotates them into body axes).  Per sample: t_sc_s = when it
+    # was taken on the spacecraft clock (device time aligned to the host clock by minimum
+    # delay; strictly increasing within a connection), t_device_s = the device's own
+    # monotonic time (NaN if it has none), t_rx_sc_s = when its bytes were read.
+    # ``connection`` counts (re)connections from 1: device time restarts with each.
+    # ``first_index`` numbers samples within the connection; ``lost`` = samples the device's
+    # counter/timer says were lost inside or just before this block.
+    "imu_samples": {
+        "device": "str", "connection": "int", "first_index": "int", "lost": "int",
+        "t_sc_s": "list", "t_device_s": "list", "t_rx_sc_s": "list",
+        "rate_imu_rad_s": "list", "accel_imu_m_s2": "list", "temp_c": "list", "status": "list",
     },
     # ---- estimates ----------------------------------------------------------------------
     "orbit_estimate": {
@@ -125,7 +142,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     "ping": {"key": "int"},
     "pong": {"key": "int", "counters": "map"},
     "stop": {"reason": "str"},
-    "replay": {"reason": "str"},  # supervisor -> producer: a consumer restarted, publish again
+    # supervisor -> producer: a consumer of these channels restarted, publish again
+    "replay": {"reason": "str", "channels": "list"},
     "bye": {"counters": "map"},
 }
 

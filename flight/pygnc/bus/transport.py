@@ -6,7 +6,9 @@ linger so a close never hangs shutdown, and no call here blocks without a timeou
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+import time
 from typing import Callable
 
 import zmq
@@ -26,20 +28,40 @@ class PublisherCounters:
     blocked_waits: int = 0  # BLOCK: times a send had to wait for a slow consumer
     lost_at_stop: int = 0   # BLOCK: abandoned because the task was told to stop
     subscriptions: int = 0
+    replays: int = 0           # replay requests answered
+    replayed: int = 0          # messages sent again by replays
+    history_evicted: int = 0   # kept messages forgotten (the history's size bound)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 class Publisher:
-    """The producer end of one channel (an XPUB socket that sees its subscribers)."""
+    """The producer end of one channel (an XPUB socket that sees its subscribers).
+
+    Replay: messages published with ``keep=True`` are remembered (encoded, the most recent
+    *history_max_bytes* of them).  :meth:`request_replay` re-sends them, in order, once the
+    restarted consumer has subscribed (or after :attr:`REPLAY_SUBSCRIBE_WAIT_S`), through
+    :meth:`pump`; messages published meanwhile queue behind them, so every consumer sees
+    this producer's messages in publication order (the others get the replayed ones a
+    second time, byte for byte identical: same ``seq``).
+    """
+
+    #: Longest wait for a restarted consumer's subscription before replaying anyway, s.
+    REPLAY_SUBSCRIBE_WAIT_S = 2.0
 
     def __init__(self, ctx: zmq.Context, channel: Channel | str, run_dir, encoder: Encoder,
-                 expected_subscribers: int = 0, max_message_bytes: int = 64 * 1024):
+                 expected_subscribers: int = 0, max_message_bytes: int = 64 * 1024,
+                 history_max_bytes: int = 0):
         self.channel = CHANNELS[channel] if isinstance(channel, str) else channel
         self.encoder = encoder
         self.expected_subscribers = expected_subscribers
         self.max_message_bytes = max_message_bytes
+        self.history_max_bytes = int(history_max_bytes)
+        self.history: deque[bytes] = deque()
+        self.history_bytes = 0
+        self._backlog: deque[bytes] | None = None  # waiting behind a replay, in order
+        self._replay_at = 0.0                      # replay not before the subscription or this time
         self.counters = PublisherCounters()
         s = ctx.socket(zmq.XPUB)
         s.setsockopt(zmq.LINGER, LINGER_MS)
@@ -67,8 +89,9 @@ class Publisher:
         return self.counters.subscriptions >= self.expected_subscribers
 
     def publish(self, msg_type: str, body: dict,
-                wait: Callable[[float], bool] | None = None) -> bool:
-        """Send one message under the channel's policy; True if it was sent.
+                wait: Callable[[float], bool] | None = None, keep: bool = True) -> bool:
+        """Send one message under the channel's policy; True if it was sent (or queued
+        behind a replay under way).  *keep*: remember it for a replay.
 
         For BLOCK channels *wait(seconds)* is called while the consumers are full; it
         services the caller's control link and returns False to abandon the send (the task
@@ -77,6 +100,11 @@ class Publisher:
         data = self.encoder.encode(msg_type, body)
         if len(data) > self.max_message_bytes:
             raise ValueError(f"{msg_type} message of {len(data)} bytes exceeds the bus limit")
+        if keep and self.history_max_bytes > 0:
+            self._remember(data)
+        if self._backlog is not None:
+            self._backlog.append(data)
+            return True
         if self.channel.policy is Policy.BLOCK:
             waited = 0.0
             while True:
@@ -104,6 +132,53 @@ class Publisher:
         except zmq.Again:
             self.counters.dropped += 1
             return False
+
+    # -- replay --------------------------------------------------------------------------
+    def _remember(self, data: bytes) -> None:
+        self.history.append(data)
+        self.history_bytes += len(data)
+        while self.history_bytes > self.history_max_bytes and self.history:
+            self.history_bytes -= len(self.history.popleft())
+            self.counters.history_evicted += 1
+
+    @property
+    def replaying(self) -> bool:
+        return self._backlog is not None
+
+    def request_replay(self) -> int:
+        """Queue every kept message for sending again (restarting a replay under way);
+        returns how many.  Sent by :meth:`pump` once one more consumer has subscribed than
+        before (XPUB_VERBOSE passes every subscription and a dead consumer's are never
+        withdrawn, so a restarted consumer adds one) or after REPLAY_SUBSCRIBE_WAIT_S."""
+        self.counters.replays += 1
+        self._backlog = deque(self.history)
+        self._replay_at = time.monotonic() + self.REPLAY_SUBSCRIBE_WAIT_S
+        return len(self._backlog)
+
+    def pump(self, t_end: float) -> bool:
+        """Send queued replay messages until *t_end* (monotonic) or a consumer's queue is
+        full; True while some remain (call again on the next loop turn)."""
+        if self._backlog is None:
+            return False
+        self.poll_subscriptions()
+        if (self.counters.subscriptions < self.expected_subscribers + self.counters.replays
+                and time.monotonic() < self._replay_at):
+            return True
+        backlog = self._backlog
+        while backlog:
+            try:
+                self.socket.send(backlog[0], zmq.NOBLOCK)
+            except zmq.Again:
+                return True  # a consumer is full: go on next turn, in order
+            backlog.popleft()
+            self.counters.sent += 1
+            self.counters.replayed += 1
+            if time.monotonic() >= t_end:
+                break
+        if backlog:
+            return True
+        self._backlog = None
+        return False
 
     def close(self) -> None:
         self.socket.close(LINGER_MS)

@@ -99,7 +99,8 @@ import numpy as np
 
 from pygnc import frames
 from pygnc.estimation import orbit_dynamics as od
-from pygnc.estimation.orbit_ekf import CHI2_6_QUANTILES, OrbitFilterConfig, fix_to_gcrs
+from pygnc.estimation import chi2
+from pygnc.estimation.orbit_ekf import OrbitFilterConfig, fix_sigmas, fix_to_gcrs
 
 __all__ = [
     "I_DR",
@@ -126,19 +127,6 @@ I_DRAG_SCALE, I_RANGE_BIAS, I_RANGE_DT = 18, 19, 20
 #: Grid step of the tabulated process noise [s] (see FormationFilter._q).
 Q_GRID_S = 0.05
 _Q_CACHE: dict[tuple, np.ndarray] = {}
-
-#: Chi-square quantiles for 1 degree of freedom (probability -> threshold).
-CHI2_1_QUANTILES = {0.95: 3.841459, 0.99: 6.634897, 0.999: 10.827566, 0.9999: 15.136705, 0.99999: 19.511421}
-
-
-def _chi2(probability, dof):
-    table = {1: CHI2_1_QUANTILES, 6: CHI2_6_QUANTILES}[dof]
-    if probability in table:
-        return table[probability]
-    from scipy.stats import chi2
-
-    return float(chi2.ppf(probability, dof))
-
 
 @dataclass(frozen=True)
 class FormationFilterConfig:
@@ -220,8 +208,8 @@ class FormationFilter:
         self.t_gps_s: float | None = None
         self.x = np.zeros(N_STATES)
         self.p = np.eye(N_STATES)
-        self.fix_gate = _chi2(c.fix_gate_probability, 6)
-        self.range_gate = _chi2(c.range_gate_probability, 1)
+        self.fix_gate = chi2.quantile(c.fix_gate_probability, 6)
+        self.range_gate = chi2.quantile(c.range_gate_probability, 1)
         self.n_own_used = self.n_own_rejected = 0
         self.n_peer_used = self.n_peer_rejected = 0
         self.n_ranges_used = self.n_ranges_rejected = 0
@@ -281,12 +269,7 @@ class FormationFilter:
 
     # ------------------------------------------------------------------ initialisation
     def _sigmas(self, pos_sigma_m, vel_sigma_m_s):
-        o = self.config.orbit
-        ps = np.full(3, o.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, float) * o.fix_sigma_scale
-        vs = np.full(3, o.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, float) * o.fix_sigma_scale
-        ps = np.where(np.isfinite(ps) & (ps > 0), ps, o.pos_sigma_m)
-        vs = np.where(np.isfinite(vs) & (vs > 0), vs, o.vel_sigma_m_s)
-        return ps, vs
+        return fix_sigmas(self.config.orbit, pos_sigma_m, vel_sigma_m_s)
 
     def fix_gcrs(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
         """(z (6,), R (6, 6)) of an ECEF fix in GCRS, with the configured sigma rules."""
@@ -455,12 +438,15 @@ class FormationFilter:
         s_inv = np.linalg.inv(s)
         nis = float(y @ s_inv @ y)
         self.last_nis = nis
-        if nis > gate:
+        if not nis <= gate:  # NaN fails the gate too
             return False, nis
         k = pht @ s_inv
-        self.x = self.x + k @ y
+        x_new = self.x + k @ y
         ikh = self._eye - k @ h
         p_new = ikh @ p @ ikh.T + k @ r @ k.T
+        if not (np.isfinite(x_new).all() and np.isfinite(p_new).all()):
+            return False, nis  # never commit a non-finite state
+        self.x = x_new
         self.p = 0.5 * (p_new + p_new.T)
         return True, nis
 

@@ -1,4 +1,5 @@
-"""GPS-fix orbit EKF: position, velocity and empirical accelerations in GCRS, plus RTS smoother.
+"""GPS-fix orbit EKF: position, velocity and empirical accelerations in GCRS (its batch driver and
+RTS smoother, ground-only, are in ``ground/orbit_batch.py``).
 
 State (GCRS, SI units), index: meaning
     0-2  r_gcrs_m        position [m]
@@ -28,30 +29,29 @@ with ``F @ x`` (linear), which is wrong for an EKF whose prediction is the nonli
 propagation.  filterpy is used in the tests as an independent oracle for the Joseph update
 and the RTS recursion (``tests/test_orbit_ekf.py``).
 
-Performance (``bench/bench_orbit.py``, this 2-core machine; 500 km SSO, truth EGM96 12x12 +
-bulge drag + Sun/Moon + SRP, GPS 10 m / 0.01 m/s per axis every 25 s, 3 h, 5 seeds, after
-30 min): filtered 2.77 m 3D RMS (worst seed 3.3 m), 6.7 mm/s; NEES mean 5.8 for 6 dof,
-95 % of epochs inside the 95 % bound; RTS-smoothed 1.88 m, 4.1 mm/s.  5 % of 1-km outliers:
-all rejected, 2.82 m; a 10-min gap: 3.13 m; clock offset 37.6 s + 3 % invalid: 2.83 m.
-0.094 ms per 5-s predict, 0.054 ms per update (0.148 ms together); a 24-h batch with 5-s
-outputs in 3.4 s.
+Performance (``bench/bench_orbit.py``, a 2-core machine shared with other jobs; 500 km SSO,
+truth propagated by brahe - EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon, SRP with shadow,
+relativity - GPS 10 m / 0.01 m/s per axis every 25 s, 3 h, 3 seeds, after 30 min):
+filtered 2.56 m 3D RMS (worst seed 2.92 m), 6.9 mm/s; NEES mean 5.6 for 6 dof, 97 % of
+epochs inside the 95 % bound; RTS-smoothed (ground) 1.85 m, 4.3 mm/s.  5 % of 1-km
+outliers: all rejected, 2.70 m; a 10-min gap: 2.87 m; clock offset 37.6 s + 3 % invalid:
+2.70 m.  0.155 ms per 5-s predict, 0.136 ms per update.  (On the former in-house EGM96
+12x12 truth: 2.77 m, 6.7 mm/s, smoothed 1.88 m.)
 
 What the data support (all in the bench):
 
-* Information floor — an EKF whose dynamics *are* the truth's, zero process noise, same
-  fixes: 1.51 m filtered (its covariance: 1.49 m), 0.88 m smoothed, 1.7 mm/s.  The issue's
+* Information floor - an EKF whose dynamics *are* the truth's, zero process noise, same
+  fixes: 1.40 m filtered (its covariance: 1.49 m), 0.84 m smoothed, 1.7 mm/s.  The issue's
   2.0 m / 1.2 m are above it, so the gap is modelling.
-* The gap is the gravity field beyond 8x8 (2e-5 m/s^2 per axis from degrees 9-12 alone):
-  on a truth without degrees 9-12 (but with bulge drag, wrong B and activity, Sun/Moon,
-  SRP) this filter with DMC 1e-6 gets 1.91 m / 1.17 m.  Drag, SRP and the third bodies
-  are 50x smaller than the field error; modelling the Sun/Moon or estimating a drag scale
-  changes the realistic figures by < 0.01 m, and the DMC sigma/tau is on a plateau
-  (2.54-2.62 m on 3 seeds for sigma 1.5-3e-5, tau 60-250 s).
-* Bayesian bound: the optimal linear filter that knows the *form* of degrees 9-12 and their
-  per-degree RMS, estimating all 88 coefficients as states, expects 2.35 m filtered and
-  1.54 m smoothed (and reaches 2.49 m on the 5 seeds' realisations, against this filter's
-  2.77 m).  No filter restricted to <= 8x8 knowledge meets 2.0 m / 1.2 m on this truth;
-  this one is within ~11 % of that bound.  The velocity target (8 mm/s) is met.
+* The gap is the gravity field beyond 8x8: on a truth cut at EGM2008 8x8 (but with
+  NRLMSISE-00 drag, wrong B and activity, Sun/Moon, SRP) this filter with DMC 1e-6 gets
+  1.94 m / 1.19 m smoothed.  A richer flight field does not buy it back: EGM96 tesserals
+  to 12x12 cost 0.42 ms per predict (against 0.17 ms) and change the 3 seeds' figures by
+  < 0.07 m, so the default stays 8x8.
+* Bayesian bound (on the in-house EGM96 12x12 truth, whose unmodelled field is exactly the
+  88 coefficients of degrees 9-12): the optimal linear filter that knows their form and
+  per-degree RMS expects 2.35 m filtered and 1.54 m smoothed.  The velocity target
+  (8 mm/s) is met.
 
 Default tuning: DMC sigma 3e-5 m/s^2 (the measured RMS of the unmodelled acceleration),
 tau 150 s (its correlation time); Sun/Moon modelled (costs 4 us per step).
@@ -66,22 +66,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pygnc import frames, timebase
+from pygnc import frames
+from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
 
 __all__ = [
     "OrbitFilterConfig",
     "OrbitEKF",
     "FilterStep",
-    "rts_smooth",
-    "run_orbit_filter",
-    "gps_times_from_sc",
-    "CHI2_6_QUANTILES",
 ]
-
-#: Chi-square quantiles for 6 degrees of freedom (probability -> threshold).
-CHI2_6_QUANTILES = {0.95: 12.591587, 0.99: 16.811894, 0.999: 22.457744, 0.9999: 27.856317, 0.99999: 33.106989}
-
 
 @dataclass(frozen=True)
 class OrbitFilterConfig:
@@ -109,7 +102,7 @@ class OrbitFilterConfig:
     third_body: bool = True
     #: Longest integration step [s].
     max_step_s: float = 5.0
-    #: Innovation gate probability (chi-square, 6 dof); see CHI2_6_QUANTILES.
+    #: Innovation gate probability (chi-square, 6 dof; :mod:`pygnc.estimation.chi2`).
     gate_probability: float = 0.9999
     #: Consecutive rejections after which the filter re-initialises from the next fix.
     max_consecutive_rejections: int = 6
@@ -143,6 +136,19 @@ class FilterStep:
 
 
 _W_SKEW = frames.EARTH_RATE_SKEW
+
+
+def fix_sigmas(config: OrbitFilterConfig, pos_sigma_m, vel_sigma_m_s):
+    """Per-axis position and velocity sigmas of a fix, (3,) each: the reported ones x
+    ``fix_sigma_scale``; a missing (None), zero, negative or non-finite sigma means "not
+    given" and takes the configured default, and so does one above 1e6 m or 1e3 m/s (a
+    corrupt value: no fix is that poor).  Shared by the orbit and formation filters."""
+    c = config
+    ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
+    vs = np.full(3, c.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
+    ps = np.where((ps > 0) & (ps <= 1e6), ps, c.pos_sigma_m)  # NaN fails both
+    vs = np.where((vs > 0) & (vs <= 1e3), vs, c.vel_sigma_m_s)
+    return ps, vs
 
 
 def fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s):
@@ -182,7 +188,7 @@ class OrbitEKF:
         self.t_gps_s: float | None = None
         self.x = np.zeros(self.n)
         self.p = np.eye(self.n)
-        self.gate = _chi2_6(self.config.gate_probability)
+        self.gate = chi2.quantile(self.config.gate_probability, 6)
         self.n_used = 0
         self.n_rejected = 0
         self.n_invalid = 0
@@ -213,13 +219,7 @@ class OrbitEKF:
 
     # ----------------------------------------------------------------- core steps
     def _sigmas(self, pos_sigma_m, vel_sigma_m_s):
-        c = self.config
-        ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
-        vs = np.full(3, c.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
-        # A sigma of 0 (or negative / non-finite) means "not given".
-        ps = np.where(np.isfinite(ps) & (ps > 0), ps, c.pos_sigma_m)
-        vs = np.where(np.isfinite(vs) & (vs > 0), vs, c.vel_sigma_m_s)
-        return ps, vs
+        return fix_sigmas(self.config, pos_sigma_m, vel_sigma_m_s)
 
     def initialize_from_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
         """Start the filter at a fix: r, v from the fix with its covariance, w = 0."""
@@ -296,20 +296,28 @@ class OrbitEKF:
         p = self.p
         y = z - self.x[:6]
         s = p[:6, :6] + r
-        s_chol = np.linalg.cholesky(s)
-        a = np.linalg.solve(s_chol, y)
-        nis = float(a @ a)
+        try:
+            s_chol = np.linalg.cholesky(s)
+            a = np.linalg.solve(s_chol, y)
+            nis = float(a @ a)
+        except np.linalg.LinAlgError:  # S not positive definite (or not finite): fails the gate
+            nis = math.nan
         self.last_nis = nis
-        if nis > self.gate:
+        if not nis <= self.gate:  # NaN fails the gate too
             self.n_rejected += 1
             self.consecutive_rejections += 1
             return "rejected"
         # K = P H^T S^-1 (H selects the first six states).
         k = np.linalg.solve(s, p[:6, :]).T
-        self.x = self.x + k @ y
+        x_new = self.x + k @ y
         ikh = self._eye.copy()
         ikh[:, :6] -= k
         p_new = ikh @ p @ ikh.T + k @ r @ k.T
+        if not (np.isfinite(x_new).all() and np.isfinite(p_new).all()):
+            self.n_rejected += 1  # never commit a non-finite state
+            self.consecutive_rejections += 1
+            return "rejected"
+        self.x = x_new
         self.p = 0.5 * (p_new + p_new.T)
         self.n_used += 1
         self.consecutive_rejections = 0
@@ -322,170 +330,3 @@ class OrbitEKF:
     def skip_invalid(self):
         """Count a fix that was not used because it was flagged invalid."""
         self.n_invalid += 1
-
-
-def _chi2_6(probability):
-    if probability in CHI2_6_QUANTILES:
-        return CHI2_6_QUANTILES[probability]
-    from scipy.stats import chi2
-
-    return float(chi2.ppf(probability, 6))
-
-
-def rts_smooth(history):
-    """Rauch-Tung-Striebel smoother over an :class:`OrbitEKF` history (ground use).
-
-    Extended form: x_s[k] = x[k] + C_k (x_s[k+1] - x_pred[k+1]), C_k = P[k] Phi^T P_pred[k+1]^-1,
-    P_s[k] = P[k] + C_k (P_s[k+1] - P_pred[k+1]) C_k^T, with Phi the filter's own linearised
-    transition and x_pred the nonlinear prediction.  Returns (t_gps_s (m,), x_s (m, n),
-    P_s (m, n, n)).  A re-initialisation breaks the chain: the smoother restarts there.
-    """
-    m = len(history)
-    n = history[0].x_post.size
-    t = np.array([h.t_gps_s for h in history])
-    xs = np.empty((m, n))
-    ps = np.empty((m, n, n))
-    xs[-1] = history[-1].x_post
-    ps[-1] = history[-1].p_post
-    for k in range(m - 2, -1, -1):
-        nxt = history[k + 1]
-        cur = history[k]
-        if nxt.phi is None:  # re-initialised at k+1: no link back
-            xs[k] = cur.x_post
-            ps[k] = cur.p_post
-            continue
-        # C = P Phi^T Ppred^-1  ->  solve(Ppred, Phi P)^T  (Ppred symmetric)
-        c = np.linalg.solve(nxt.p_pred, nxt.phi @ cur.p_post).T
-        xs[k] = cur.x_post + c @ (xs[k + 1] - nxt.x_pred)
-        pk = cur.p_post + c @ (ps[k + 1] - nxt.p_pred) @ c.T
-        ps[k] = 0.5 * (pk + pk.T)
-    return t, xs, ps
-
-
-# --------------------------------------------------------------------------- batch driver
-def gps_times_from_sc(fixes, t_sc_s):
-    """Map spacecraft times *t_sc_s* to GPS time with a ClockMap fitted on the valid fixes.
-
-    Returns (t_gps_s array, :class:`pygnc.timebase.ClockMap` or None when no valid fix).
-    """
-    valid = np.asarray(fixes["valid"], dtype=bool)
-    cmap = timebase.fit_clock_map(np.asarray(fixes["t_sc_s"])[valid], np.asarray(fixes["t_gps_s"])[valid])
-    if cmap is None:
-        return None, None
-    return cmap.gps_from_sc(np.asarray(t_sc_s, dtype=float)), cmap
-
-
-def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None = None, smooth: bool = False):
-    """Run the orbit EKF over a batch of GPS fixes; report the state at every output time.
-
-    *fixes*: any structured array (or dict of arrays) with the fields ``t_gps_s``,
-    ``pos_ecef_m`` (n, 3), ``vel_ecef_m_s`` (n, 3), ``pos_sigma_m`` (n, 3),
-    ``vel_sigma_m_s`` (n, 3), ``valid`` (e.g. ``pygnc.formats.gps.GPS_FIX_DTYPE``); a sigma
-    of 0 means "not given".  Fixes are processed in GPS-time order; invalid or non-finite
-    ones are skipped and counted.  *output_times_gps_s*: 1-D array (any order; e.g. the
-    5-s sensor sample times mapped with :func:`gps_times_from_sc`).  The filter starts at
-    the first valid fix; output times before it are NaN.  Between events the filter
-    predicts in steps of at most ``config.max_step_s``.
-
-    With *smooth* (ground), an RTS pass replaces the filtered values by smoothed ones.
-
-    Returns a dict: ``t_gps_s`` (m,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``,
-    ``v_ecef_m_s`` (m, 3), ``sigma`` (m, n) 1-sigma of every state (GCRS), ``cov``
-    (m, n, n), ``x`` (m, n) the full state, ``n_fixes_used``, ``n_fixes_rejected``,
-    ``n_fixes_invalid``, ``n_reinit``, ``nis`` (per fix, NaN when not evaluated),
-    ``fix_status`` (per fix: 0 used, 1 rejected, 2 invalid, 3 reinit/initialise, 4 before
-    start), ``smoothed`` (bool).
-    """
-    config = config or OrbitFilterConfig()
-    t_fix = np.asarray(fixes["t_gps_s"], dtype=float)
-    pos = np.asarray(fixes["pos_ecef_m"], dtype=float).reshape(-1, 3)
-    vel = np.asarray(fixes["vel_ecef_m_s"], dtype=float).reshape(-1, 3)
-    psig = np.asarray(fixes["pos_sigma_m"], dtype=float).reshape(-1, 3)
-    vsig = np.asarray(fixes["vel_sigma_m_s"], dtype=float).reshape(-1, 3)
-    valid = np.asarray(fixes["valid"], dtype=bool) & np.isfinite(t_fix)
-    valid &= np.all(np.isfinite(pos), axis=1) & np.all(np.isfinite(vel), axis=1)
-    t_out = np.asarray(output_times_gps_s, dtype=float).ravel()
-    order_out = np.argsort(t_out, kind="stable")
-    order_fix = np.argsort(t_fix, kind="stable")
-
-    ekf = OrbitEKF(config, record=smooth)
-    n = ekf.n
-    m = t_out.size
-    x_out = np.full((m, n), np.nan)
-    p_out = np.full((m, n, n), np.nan)
-    out_record = np.full(m, -1, dtype=np.int64)  # history index per output (smoothing)
-    nis = np.full(t_fix.size, np.nan)
-    status = np.full(t_fix.size, 4, dtype=np.int8)
-
-    i_out = 0
-    for i in order_fix:
-        if not valid[i]:
-            status[i] = 2
-            ekf.skip_invalid()
-            continue
-        tf = t_fix[i]
-        if not ekf.initialized:
-            ekf.initialize_from_fix(tf, pos[i], vel[i], psig[i], vsig[i])
-            ekf.n_used += 1
-            status[i] = 3
-            # Outputs before the first fix stay NaN.
-            while i_out < m and t_out[order_out[i_out]] < tf - 1e-9:
-                i_out += 1
-            continue
-        # Outputs up to (and at) this fix time: predict to each, then record (the fix at
-        # the same instant is applied first so outputs at fix times are posterior).
-        while i_out < m and t_out[order_out[i_out]] < tf - 1e-9:
-            j = order_out[i_out]
-            ekf.predict_to(t_out[j])
-            x_out[j], p_out[j] = ekf.x, ekf.p
-            out_record[j] = len(ekf.history) - 1
-            i_out += 1
-        ekf.predict_to(tf)
-        res = ekf.update_gps(tf, pos[i], vel[i], psig[i], vsig[i])
-        nis[i] = ekf.last_nis
-        status[i] = {"used": 0, "rejected": 1, "reinit": 3}[res]
-        while i_out < m and abs(t_out[order_out[i_out]] - tf) <= 1e-9:
-            j = order_out[i_out]
-            x_out[j], p_out[j] = ekf.x, ekf.p
-            out_record[j] = len(ekf.history) - 1
-            i_out += 1
-    if ekf.initialized:
-        while i_out < m:
-            j = order_out[i_out]
-            ekf.predict_to(t_out[j])
-            x_out[j], p_out[j] = ekf.x, ekf.p
-            out_record[j] = len(ekf.history) - 1
-            i_out += 1
-
-    smoothed = False
-    if smooth and ekf.history:
-        _, xs, ps = rts_smooth(ekf.history)
-        ok = out_record >= 0
-        x_out[ok] = xs[out_record[ok]]
-        p_out[ok] = ps[out_record[ok]]
-        smoothed = True
-
-    r_g = x_out[:, :3]
-    v_g = x_out[:, 3:6]
-    r_e = np.full((m, 3), np.nan)
-    v_e = np.full((m, 3), np.nan)
-    ok = np.isfinite(r_g[:, 0])
-    if ok.any():
-        r_e[ok], v_e[ok] = frames.gcrs_to_itrs(r_g[ok], v_g[ok], t_out[ok])
-    return {
-        "t_gps_s": t_out,
-        "x": x_out,
-        "r_gcrs_m": r_g.copy(),
-        "v_gcrs_m_s": v_g.copy(),
-        "r_ecef_m": r_e,
-        "v_ecef_m_s": v_e,
-        "sigma": np.sqrt(np.abs(np.diagonal(p_out, axis1=1, axis2=2))),
-        "cov": p_out,
-        "n_fixes_used": ekf.n_used,
-        "n_fixes_rejected": ekf.n_rejected,
-        "n_fixes_invalid": ekf.n_invalid,
-        "n_reinit": ekf.n_reinit,
-        "nis": nis,
-        "fix_status": status,
-        "smoothed": smoothed,
-    }

@@ -1,10 +1,41 @@
-"""Pieces shared by the batch-file decoders: decode statistics and skip accounting."""
+"""Pieces shared by the batch-file decoders: reading a file safely, decode statistics and
+skip accounting."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """All bytes of the regular file at *path* (symbolic links followed).
+
+    Anything else - a FIFO, a device, a socket, a directory - raises ``OSError`` naming
+    what it is, without ever blocking: the file is opened non-blocking (opening a FIFO
+    with no writer would otherwise wait forever) and its type checked on the open
+    descriptor, so it cannot be swapped in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "not a regular file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+        os.set_blocking(fd, True)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 @dataclass

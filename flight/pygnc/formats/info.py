@@ -1,13 +1,19 @@
 """``~/pygnc_info.txt``: one glance of human-readable state, under 200 bytes (ASCII).
 
-Lines (each present every time, ``-`` when unknown)::
+Six lines, each present every time (``-`` when a number is unknown)::
 
     pygnc r<run> up<uptime>s sc<spacecraft time> [STOP]
-    orb <ok sigma_m|none: reason> fix <valid>/<total>
-    att <ok sigma_deg | rates only <rate>deg/s [no pos] | none>
-    frm <peers with an estimate> <worst sigma_m>
-    tsk <running>/<total> rst<restarts> [FAIL]
+    orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
+    att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [no pos]
+    frm <peers ok>/<peers> <worst 3-D 1-sigma>m
+    tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL]
     in <records> rec <skipped> bad
+
+``quality`` is the status file's (:data:`pygnc.formats.status.ESTIMATE_QUALITY`): ``ok``
+(usable now) and ``uncertain`` show the 1-sigma; ``behind``, ``ahead`` and ``horizon`` show
+how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d``,
+``1.7y``).  ``WF``: a status write failed in this run; ``LL``: logs limited.  Every number
+is printed in a bounded width, so the text always fits.
 """
 
 from __future__ import annotations
@@ -17,42 +23,100 @@ import math
 MAX_BYTES = 199
 
 
-def _fmt(x: float, spec: str = ".1f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+def _num(x: float, unit: str = "") -> str:
+    """A non-negative figure in at most 7 characters (+ unit)."""
+    if x is None or not isinstance(x, (int, float)) or math.isnan(x):
+        return "-"
+    x = abs(float(x))
+    if x < 1000:
+        text = f"{x:.1f}"
+    elif x < 1e6:
+        text = f"{x:.0f}"
+    else:
+        text = f"{x:.1e}".replace("e+0", "e").replace("e+", "e")
+    return text + unit
+
+
+def _count(n) -> str:
+    """A counter in at most 5 characters."""
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        return "-"
+    if n < 100_000:
+        return str(n)
+    if n < 100_000_000:
+        return f"{n // 1000}k"
+    return f"{n // 1_000_000}M"[:5]
+
+
+def duration(seconds: float) -> str:
+    """``12s``, ``40m``, ``4.1h``, ``12.5d``, ``1.7y`` (at most 6 characters)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = abs(seconds)
+    if s < 100:
+        return f"{s:.0f}s"
+    if s < 6000:
+        return f"{s / 60:.0f}m"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f}h"
+    if s < 365.25 * 86400:
+        return f"{s / 86400:.1f}d"
+    return f"{min(s / 31_557_600, 999.0):.1f}y"
+
+
+def _estimate(name: str, q: str, epoch: float, now: float, sigma: str) -> str:
+    if q in ("ok", "uncertain"):
+        return f"{name} {q} {sigma}"
+    if q in ("behind", "ahead", "horizon"):
+        return f"{name} {q} {duration(now - epoch)}"
+    return f"{name} {q}"
 
 
 def render_info(s: dict) -> bytes:
     """Text of the info file from a status dict (as :func:`formats.status.decode_status` gives)."""
-    from .status import (FLAG_ATT_NO_POSITION, FLAG_ATTITUDE_VALID, FLAG_NO_VALID_FIX, FLAG_ORBIT_VALID,
-                         FLAG_STOPPING, FLAG_TASK_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
+    from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_LOGS_LIMITED, FLAG_NO_VALID_FIX,
+                         FLAG_STOPPING, FLAG_TASK_FAILED, FLAG_WRITE_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
+
+    def qname(v) -> str:
+        return ESTIMATE_QUALITY[v] if isinstance(v, int) and 0 <= v < len(ESTIMATE_QUALITY) else "?"
+
+    def norm(v) -> float:
+        return math.sqrt(sum(x * x for x in v))
 
     flags = s["flags"]
-    lines = [f"pygnc r{s['run']} up{s['uptime_s']:.0f}s sc{s['t_sc_s']:.0f}"
+    now = s["t_sc_s"]
+    up = s["uptime_s"]
+    sc = f"{now:.0f}" if math.isfinite(now) and 0 <= now < 1e10 else _num(now)
+    lines = [f"pygnc r{s['run']} up{_count(round(up)) if math.isfinite(up) else '-'}s sc{sc}"
              + (" STOP" if flags & FLAG_STOPPING else "")]
-    if flags & FLAG_ORBIT_VALID:
-        sig = math.sqrt(sum(v * v for v in s["orbit_sigma_r_m"]))
-        orb = f"ok {_fmt(sig)}m"
+    q = qname(s["orbit_quality"])
+    orb = _estimate("orb", q, s["orbit_t_sc_s"], now, _num(norm(s["orbit_sigma_r_m"]), "m"))
+    if q == "none" and flags & FLAG_NO_VALID_FIX:
+        orb += ": no fix"
+    lines.append(f"{orb} fix {_count(s['fixes_valid'])}/{_count(s['fixes_total'])}")
+    q = qname(s["att_quality"])
+    if q == "rates_only":
+        rate = math.degrees(norm(s["att_rate_body_rad_s"]))
+        att = f"att rates only {_num(rate)}deg/s"
     else:
-        orb = "none: no fix" if flags & FLAG_NO_VALID_FIX else "none"
-    lines.append(f"orb {orb} fix {s['fixes_valid']}/{s['fixes_total']}")
-    if flags & FLAG_ATTITUDE_VALID:
-        sig = math.degrees(math.sqrt(sum(v * v for v in s["att_sigma_rad"])))
-        lines.append(f"att ok {_fmt(sig)}deg")
-    elif not math.isnan(s["att_t_sc_s"]):
-        rate = math.degrees(math.sqrt(sum(v * v for v in s["att_rate_body_rad_s"])))
-        lines.append(f"att rates only {_fmt(rate, '.2f')}deg/s" + (" no pos" if flags & FLAG_ATT_NO_POSITION else ""))
-    else:
-        lines.append("att none")
+        att = _estimate("att", q, s["att_t_sc_s"], now, _num(math.degrees(norm(s["att_sigma_rad"])), "deg"))
+    if q != "none" and flags & FLAG_ATT_NO_POSITION:
+        att += " no pos"
+    lines.append(att)
     peers = [k for k in range(MAX_PEERS) if s[f"peer{k}_id"]]
-    worst = max((math.sqrt(sum(v * v for v in s[f"peer{k}_sigma_dr_m"]))) for k in peers) if peers else math.nan
-    lines.append(f"frm {len(peers)} {_fmt(worst)}m")
+    n_ok = sum(qname(s[f"peer{k}_quality"]) == "ok" for k in peers)
+    worst = max(norm(s[f"peer{k}_sigma_dr_m"]) for k in peers) if peers else math.nan
+    lines.append(f"frm {n_ok}/{len(peers)} {_num(worst, 'm')}")
     states = [TASK_STATES[s[f"task{k}_state"]] if s[f"task{k}_state"] < len(TASK_STATES) else "?"
               for k in range(MAX_TASKS) if s[f"task{k}_id"]]
     restarts = sum(s[f"task{k}_restarts"] for k in range(MAX_TASKS) if s[f"task{k}_id"])
-    lines.append(f"tsk {states.count('running')}/{len(states)} rst{restarts}"
-                 + (" FAIL" if flags & FLAG_TASK_FAILED else ""))
-    lines.append(f"in {s['sense_records']} rec {s['sense_records_skipped']} bad")
+    lines.append(f"tsk {states.count('running')}/{len(states)} rst{_count(restarts)}"
+                 + (" FAIL" if flags & FLAG_TASK_FAILED else "") + (" WF" if flags & FLAG_WRITE_FAILED else "")
+                 + (" LL" if flags & FLAG_LOGS_LIMITED else ""))
+    lines.append(f"in {_count(s['sense_records'])} rec {_count(s['sense_records_skipped'])} bad")
     text = ("\n".join(lines) + "\n").encode("ascii", "replace")
-    if len(text) > MAX_BYTES:
+    if len(text) > MAX_BYTES:  # cannot happen with the widths above (tested); a safety net
         text = text[:MAX_BYTES - 1] + b"\n"
     return text

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from pygnc.config import Config
-from pygnc.formats.common import DecodeStats, as_uint8, gap_stats
+from pygnc.formats.common import DecodeStats, as_uint8, gap_stats, read_regular_file
 from pygnc.formats.gps import (
     GPS_FIX_DTYPE,
     GPS_SEGMENT_DTYPE,
@@ -207,7 +207,7 @@ def read_range_dir(directory: str | os.PathLike, config: Config | None = None) -
     stats = DecodeStats()
     for num, name in numbered:
         try:
-            data = (directory / name).read_bytes()
+            data = read_regular_file(directory / name)  # never blocks (a FIFO swapped in)
         except OSError:
             ignored.append(name)
             continue

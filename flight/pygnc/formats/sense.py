@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pygnc.config import Config
-from pygnc.formats.common import DecodeStats, as_uint8, gap_stats
+from pygnc.formats.common import DecodeStats, as_uint8, gap_stats, read_regular_file
 from pygnc.formats.gps import (
     GPS_FIX_DTYPE,
     GPS_SEGMENT_DTYPE,
@@ -284,10 +284,9 @@ def decode_sense(data, config: Config | None = None) -> SenseBatch:
 
 
 def read_sense_file(path: str | os.PathLike, config: Config | None = None) -> SenseBatch:
-    """Read and decode the sense.bin at *path* (one read; the file is small next to RAM)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    return decode_sense(data, config)
+    """Read and decode the sense.bin at *path* (one read; the file is small next to RAM).
+    ``OSError`` if it is not a regular file (a FIFO, a directory: never blocks)."""
+    return decode_sense(read_regular_file(path), config)
 
 
 # --------------------------------------------------------------------------- encoders

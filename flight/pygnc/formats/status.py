@@ -10,6 +10,17 @@ values are NaN; ``flags`` says which blocks hold an estimate.
 Times: ``*_t_sc_s`` are spacecraft-clock seconds (the host's own clock) of the estimate's
 epoch.  Frames: ECEF = ITRS (WGS-84 / GPS).  The attitude quaternion is scalar-first and
 rotates body vectors into GCRS.
+
+Validity: each estimate block has a ``*_quality`` byte (index into
+:data:`ESTIMATE_QUALITY`); ``ok`` - and only ``ok`` - means usable now: its epoch is within
+``Config.status_max_estimate_lag_s`` of the write's ``t_sc_s``, it is not held at the
+propagation horizon, and its 3-D 1-sigma is under the configured bound (see
+:mod:`pygnc.validity`).  The ``*_valid`` flags are the same test.  The age of an estimate is
+``t_sc_s - *_t_sc_s``; how far it was propagated beyond the data is ``*_t_sc_s -
+batch_t_sc_last_s``.
+
+Version 2 (this layout): float64 clock offset named ``clock_utc_minus_sc_s``; batch span;
+``*_quality`` bytes; free space, write-failure and bus-log counters; 10 task slots.
 """
 
 from __future__ import annotations
@@ -19,9 +30,9 @@ import struct
 import zlib
 
 MAGIC = b"PGNS"
-VERSION = 1
+VERSION = 2
 MAX_PEERS = 4
-MAX_TASKS = 8
+MAX_TASKS = 10
 
 #: Flag bits of the ``flags`` field.
 FLAG_ORBIT_VALID = 1 << 0
@@ -35,6 +46,8 @@ FLAG_CLOCK_MAPPED = 1 << 7      # spacecraft clock -> GPS time map available
 FLAG_TASK_FAILED = 1 << 8       # a task exhausted its restarts
 FLAG_STOPPING = 1 << 9          # final status of the run
 FLAG_ATT_NO_POSITION = 1 << 10  # attitude runs without a position (no field/sun model)
+FLAG_WRITE_FAILED = 1 << 11     # a status/info write failed in this run (status_write_failures)
+FLAG_LOGS_LIMITED = 1 << 12     # logs not fully kept: size bound, free-space reserve, write errors
 
 FLAG_NAMES = {
     FLAG_ORBIT_VALID: "orbit_valid", FLAG_ATTITUDE_VALID: "attitude_valid",
@@ -42,23 +55,37 @@ FLAG_NAMES = {
     FLAG_NO_VALID_FIX: "no_valid_fix", FLAG_SENSE_MISSING: "sense_missing",
     FLAG_RANGE_MISSING: "range_missing", FLAG_CLOCK_MAPPED: "clock_mapped",
     FLAG_TASK_FAILED: "task_failed", FLAG_STOPPING: "stopping",
-    FLAG_ATT_NO_POSITION: "attitude_no_position",
+    FLAG_ATT_NO_POSITION: "attitude_no_position", FLAG_WRITE_FAILED: "write_failed",
+    FLAG_LOGS_LIMITED: "logs_limited",
 }
 
 #: Task states in the health slots.
 TASK_STATES = ("unused", "starting", "running", "late", "restarting", "stopped", "failed", "exited")
 
+#: Estimate quality in the ``*_quality`` bytes (see :mod:`pygnc.validity`):
+#: none - no estimate yet; ok - usable now; behind - its epoch is older than "now" by more
+#: than the allowed lag (the batch is still being processed, or the propagation to "now" is
+#: catching up); ahead - its epoch is later than "now" (the spacecraft time given to main.py
+#: is before the batch); horizon - held at the propagation horizon: "now" is more than
+#: Config.max_propagation_s after the batch's last measurement; uncertain - current, but its
+#: 1-sigma exceeds the configured bound; rates_only - attitude: rates and gyro bias, no
+#: attitude reference.
+ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "rates_only")
+
 #: (name, struct code, unit / meaning).  The single declaration of the layout.
 FIELDS: list[tuple[str, str, str]] = [
     ("magic", "4s", "b'PGNS'"),
-    ("version", "H", "layout version (1)"),
+    ("version", "H", "layout version (2)"),
     ("length", "H", "total bytes including the CRC"),
     ("seq", "I", "write counter of this run"),
     ("run", "H", "run number (~/pygnc_logs/run_NNNNN)"),
     ("flags", "H", "FLAG_* bits"),
     ("t_sc_s", "d", "spacecraft time of this write, s"),
     ("uptime_s", "f", "seconds since main.py started"),
-    ("clock_offset_s", "f", "UTC - spacecraft clock, s (NaN: no map)"),
+    ("clock_utc_minus_sc_s", "d", "UTC (unix s) minus the spacecraft clock, s, from the clock map (NaN: no map)"),
+    ("home_free_kib", "I", "free space on PYGNC_HOME's file system at this write, KiB"),
+    ("status_write_failures", "H", "status/info writes that failed in this run (e.g. disk full)"),
+    ("log_frames_not_written", "I", "bus-log frames not written (size bound, free-space reserve, write errors)"),
     # ingest counters
     ("sense_bytes", "I", "bytes in sense.bin"),
     ("sense_records", "I", "records decoded"),
@@ -72,8 +99,11 @@ FIELDS: list[tuple[str, str, str]] = [
     ("range_bytes_skipped", "I", "range-file bytes skipped"),
     ("range_records_skipped", "I", "range/peer packets lost (estimate)"),
     ("bus_dropped", "I", "bus messages dropped as malformed or unsendable"),
+    ("batch_t_sc_first_s", "d", "spacecraft time of the batch's first measurement, s (NaN: batch not done)"),
+    ("batch_t_sc_last_s", "d", "spacecraft time of the batch's last measurement, s (NaN: batch not done)"),
     # orbit
     ("orbit_t_sc_s", "d", "epoch of the orbit estimate, spacecraft s"),
+    ("orbit_quality", "B", "index into ESTIMATE_QUALITY (1 = ok: usable now)"),
     ("orbit_r_ecef_m", "3d", "position, ECEF, m"),
     ("orbit_v_ecef_m_s", "3f", "velocity, ECEF, m/s"),
     ("orbit_sigma_r_m", "3f", "1-sigma position, ECEF axes, m"),
@@ -82,6 +112,7 @@ FIELDS: list[tuple[str, str, str]] = [
     ("orbit_fixes_rejected", "H", "fixes rejected by gating"),
     # attitude
     ("att_t_sc_s", "d", "epoch of the attitude estimate, spacecraft s"),
+    ("att_quality", "B", "index into ESTIMATE_QUALITY (1 = ok: usable now)"),
     ("att_q_body_to_gcrs", "4f", "quaternion w, x, y, z"),
     ("att_rate_body_rad_s", "3f", "body rate, rad/s"),
     ("att_gyro_bias_rad_s", "3f", "gyro bias, body frame, rad/s"),
@@ -92,6 +123,7 @@ for _k in range(MAX_PEERS):
         (f"peer{_k}_id", "B", "peer spacecraft id (0 = empty slot)"),
         (f"peer{_k}_n_ranges", "H", "ranges used"),
         (f"peer{_k}_t_sc_s", "d", "epoch, spacecraft s"),
+        (f"peer{_k}_quality", "B", "index into ESTIMATE_QUALITY (1 = ok: usable now)"),
         (f"peer{_k}_dr_ecef_m", "3f", "peer minus own position, ECEF, m"),
         (f"peer{_k}_dv_ecef_m_s", "3f", "peer minus own velocity, ECEF, m/s"),
         (f"peer{_k}_sigma_dr_m", "3f", "1-sigma relative position, m"),

@@ -1,5 +1,11 @@
 """Attitude processor: sensor samples and orbit estimates in, an attitude estimate per sample out.
 
+Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission`): a
+sample whose stamp is not finite, or more than ``Config.max_propagation_s`` after the last
+sample processed (a corrupt stamp), or whose gyro, magnetometer or lux reading is not finite or beyond
+the sensor's range, is skipped and counted (``time_outliers``, ``bad_samples``); an orbit estimate with a
+non-finite time or position is ignored.
+
 * ``clock_map``: spacecraft time -> GPS time (the filter's time base; without it the
   spacecraft clock is used, which only matters for the step lengths).  Its residual RMS
   (the floored stamps' scatter about the map) is the 1-sigma of each sample's stated epoch
@@ -24,9 +30,9 @@
 
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
 
-Ground: with ``record_history`` on (replay ``--smooth``), :meth:`smooth` returns the
-fixed-interval RTS-smoothed estimate of every processed sample
-(:meth:`pygnc.estimation.attitude_mekf.AttitudeEstimator.smooth`).
+Ground: with ``record_history`` on (replay ``--smooth``),
+``ground.attitude_smoother.smoothed_messages`` returns the fixed-interval RTS-smoothed
+estimate of every processed sample.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from .. import frames
 from ..config import Config
 from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at
 from ..timebase import ClockMap, utc_unix_from_gps
-from . import Output, Processor, clock_map_from_body
+from . import Output, Processor, admission, clock_map_from_body
 
 #: Orbit estimates kept while waiting for their sensor sample.
 #: After batch_end, calls of propagate_to_sc (1 s apart in flight) without any orbit
@@ -72,14 +78,17 @@ class AttitudeProcessor(Processor):
         self.n_without_position = 0
         self.n_overflow = 0
         self.n_out_of_order = 0
+        self.n_time_outliers = 0
+        self.n_bad_samples = 0
+        self.n_bad_orbit = 0
         self.n_outputs = 0
         self._steps: list[tuple[float, float, bool]] = []  # (t_sc, t_gps, has_position) per step, when recording
         self.record_history = record_history
 
     @property
     def record_history(self) -> bool:
-        """Record what :meth:`smooth` needs (off in flight: memory; replay switches it on
-        before the first message)."""
+        """Record what the ground smoother needs (off in flight: memory; replay switches it
+        on before the first message)."""
         return self.est.record_history
 
     @record_history.setter
@@ -110,7 +119,23 @@ class AttitudeProcessor(Processor):
             return []
         return []
 
+    def _admit_sample(self, b: dict) -> bool:
+        t = b["t_sc_s"]
+        if not admission.is_time(t) or (self.clock is not None and admission.gps_from_own_clock(self.clock, t) is None):
+            self.n_time_outliers += 1
+            return False
+        if self.last_t_sc_s is not None and not admission.within_horizon(
+                float(t), self.last_t_sc_s, self.config.max_propagation_s):
+            self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp
+            return False
+        if not admission.sensor_plausible(b["gyro_deg_s"], b["mag_ut"], b["sun_lux"]):
+            self.n_bad_samples += 1
+            return False
+        return True
+
     def _on_sensor(self, b: dict) -> list[Output]:
+        if not self._admit_sample(b):
+            return []
         t = float(b["t_sc_s"])
         orbit = self.orbit_waiting.pop(t, None)
         if orbit is not None:
@@ -127,6 +152,10 @@ class AttitudeProcessor(Processor):
         return out
 
     def _on_orbit(self, o: dict) -> list[Output]:
+        if not (admission.is_time(o["t_sc_s"]) and admission.is_time(o["t_gps_s"])
+                and admission.finite(np.asarray(o["r_ecef_m"], float), np.asarray(o["r_gcrs_m"], float))):
+            self.n_bad_orbit += 1
+            return []
         t = float(o["t_sc_s"])
         self.idle_calls = 0
         if t in self.pending:
@@ -227,20 +256,6 @@ class AttitudeProcessor(Processor):
             "propagated": propagated,
         })
 
-    def smooth(self) -> list[Output]:
-        """Ground: the fixed-interval RTS-smoothed estimates of every sample processed while
-        ``record_history`` was on, as ``attitude_estimate`` outputs (``propagated`` False,
-        same fields as the filtered ones; samples without a valid attitude as filtered).
-        Call after the batch (samples still waiting for their orbit estimate are not in it)."""
-        if not (len(self.est.history) == len(self._steps) == self.est.n_steps):
-            raise RuntimeError("attitude smooth(): record_history was not on for the whole run")
-        outs = self.est.smooth()
-        n = self.n_outputs
-        msgs = [self._message(o, t_sc, t_gps, has_pos, propagated=False)
-                for o, (t_sc, t_gps, has_pos) in zip(outs, self._steps)]
-        self.n_outputs = n  # counts what was sent in flight
-        return msgs
-
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
         # One constant-rate step whatever the gap: cheap, so the budget is never an issue.
         out: list[Output] = []
@@ -250,7 +265,7 @@ class AttitudeProcessor(Processor):
                 return []  # the orbit estimates of the last samples may still be coming
             self.no_position = True
             out = self._flush()
-        if self.last_t_sc_s is None:
+        if self.last_t_sc_s is None or not admission.is_time(t_sc_s):
             return out
         if self.clock is not None:
             t_gps = float(self.clock.gps_from_sc(t_sc_s))
@@ -265,6 +280,8 @@ class AttitudeProcessor(Processor):
         return {"steps": self.est.n_steps, "with_position": self.n_with_position,
                 "without_position": self.n_without_position, "pending": len(self.pending),
                 "overflow": self.n_overflow, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
+                "time_outliers": self.n_time_outliers, "bad_samples": self.n_bad_samples,
+                "bad_orbit_estimates": self.n_bad_orbit,
                 "inits": self.est.n_init, "calib_updates": self.est.calib.n_updates,
                 "calib_rejected": self.est.calib.n_rejected, "rest_updates": self.est.calib.n_zero_rate, "mag_rejected": f.n_mag_rejected, "sun_rejected": f.n_sun_rejected,
                 "last_nis_mag": None if math.isnan(f.last_nis_mag) else round(f.last_nis_mag, 3)}

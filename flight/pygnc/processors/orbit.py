@@ -1,13 +1,19 @@
 """Orbit processor: own GPS fixes in, an orbit estimate at every sensor sample time out.
 
+Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission`).
+
 * ``clock_map`` gives spacecraft time -> GPS time (sensor samples carry only t_sc_s);
-* own ``gps_fix`` (peer_id 0): a valid fix initialises or updates the EKF
-  (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`) at the fix's own GPS time; an invalid
-  one is skipped and counted; a fix not newer than the filter's last fix is counted as out of order (never applied twice);
+* own ``gps_fix`` (peer_id 0): a valid fix whose GPS time agrees with its clock-mapped
+  stamp initialises or updates the EKF (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`) at
+  the fix's own GPS time; an invalid one is skipped and counted; a fix not newer than the
+  filter's last fix is counted as out of order (never applied twice); a fix more than
+  ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``);
 * ``sensor``: an ``orbit_estimate`` at the sample's time, propagated from the latest
   filter state by a separate *output cursor* - the filter itself only moves from fix to
   fix, so an output never pushes it past a later fix.  A sample older than the filter
-  epoch (a restarted ingest replaying the batch) gets no estimate and is counted;
+  epoch (a restarted ingest replaying the batch) gets no estimate and is counted; one the
+  cursor cannot reach within the handler budget gets none either (``budget_deferred``: the
+  cursor keeps the epoch it reached and the next sample goes on from there);
 * ``batch_end`` with no valid fix at all: one ``estimator_note`` (code ``no_fix``), and no
   estimate is ever invented.
 
@@ -18,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import numpy as np
 
@@ -26,12 +31,7 @@ from .. import frames
 from ..config import Config
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
-from . import Output, Processor, clock_map_from_body
-
-#: A fix whose GPS time and clock-mapped spacecraft time disagree by more is not used, s.
-FIX_TIME_TOLERANCE_S = 10.0
-#: Step of budgeted propagation to "now" (each is split into <= 5-s integration steps), s.
-PROPAGATION_CHUNK_S = 60.0
+from . import Output, Processor, admission, clock_map_from_body
 
 
 def orbit_filter_config(config: Config) -> OrbitFilterConfig:
@@ -63,6 +63,8 @@ class OrbitProcessor(Processor):
         self.n_stale = 0
         self.t_last_output = -math.inf
         self.n_time_outliers = 0
+        self.n_budget_deferred = 0
+        self.n_gap_reinit = 0
         self.horizon_noted = False
         self.note_sent = False
 
@@ -76,7 +78,7 @@ class OrbitProcessor(Processor):
                 self._fix(body)
             return []
         if msg_type == "sensor":
-            return self._output(body["t_sc_s"], propagated=False)
+            return self._output(body["t_sc_s"], propagated=False, budget_s=self.config.handler_budget_s)
         if msg_type == "batch_end" and not self.filter.initialized and not self.note_sent:
             self.note_sent = True
             return [("estimator_note", {"estimator": "orbit", "code": "no_fix",
@@ -88,22 +90,34 @@ class OrbitProcessor(Processor):
         if not b["valid"]:
             f.skip_invalid()
             return
-        t = float(b["t_gps_s"])
-        if self.clock is not None and abs(t - float(self.clock.gps_from_sc(b["t_sc_s"]))) > FIX_TIME_TOLERANCE_S:
+        c = self.config
+        if not admission.own_fix_time_ok(self.clock, b["t_gps_s"], b["t_sc_s"], c.fix_time_tolerance_s):
             # Its GPS time disagrees with its own spacecraft time stamp (a corrupt week/ms):
             # using it would drag the filter to a wrong epoch.
             f.skip_invalid()
             self.n_time_outliers += 1
             return
-        if not f.initialized:
-            f.initialize_from_fix(t, b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
-            f.n_used += 1
-        elif t <= f.t_gps_s + 1e-3:  # older than, or a repeat of, a fix already used
+        t = float(b["t_gps_s"])
+        pos, vel = np.asarray(b["pos_ecef_m"], float), np.asarray(b["vel_ecef_m_s"], float)
+        if not admission.fix_plausible(c, pos, vel):
+            f.skip_invalid()
+            return
+        if f.initialized and t <= f.t_gps_s + 1e-3:  # older than, or a repeat of, a fix already used
             self.n_out_of_order += 1
             return
+        if f.initialized and admission.gap_needs_reinit(f.t_gps_s, t, c.max_gap_propagation_s):
+            self.n_gap_reinit += 1  # re-initialise rather than propagate across the gap
+            f.n_reinit += 1
+            f.t_gps_s = None
+        if not f.initialized:
+            f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+            f.n_used += 1
         else:
-            f.predict_to(t)
-            f.update_gps(t, b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
+            f.predict_to(t)  # at most max_gap_propagation_s: bounded
+            f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+            if not admission.finite(f.x, f.p):  # never keep a non-finite state
+                f.n_reinit += 1
+                f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
         self.cursor_valid = False  # re-seed the output cursor from the new filter state
 
     # -- outputs ------------------------------------------------------------------------
@@ -113,7 +127,10 @@ class OrbitProcessor(Processor):
         if self.clock is None:
             self.n_no_clock += 1
             return []
-        t_gps = float(self.clock.gps_from_sc(t_sc_s))
+        t_gps = admission.gps_from_own_clock(self.clock, t_sc_s)
+        if t_gps is None:
+            self.n_time_outliers += 1
+            return []
         f, c = self.filter, self.cursor
         horizon = f.t_gps_s + self.config.max_propagation_s
         out: list[Output] = []
@@ -136,12 +153,14 @@ class OrbitProcessor(Processor):
         if not self.cursor_valid or t_gps < c.t_gps_s:
             c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
             self.cursor_valid = True
-        if math.isinf(budget_s):
-            c.predict_to(t_gps)
-        else:  # a long gap is covered over several calls, each within its CPU budget
-            deadline = time.perf_counter() + budget_s
-            while c.t_gps_s < t_gps - 1e-6 and time.perf_counter() < deadline:
-                c.predict(min(PROPAGATION_CHUNK_S, t_gps - c.t_gps_s))
+        # A long gap is covered over several calls, each within its budget.
+        reached = admission.predict_within(c, t_gps, admission.Budget(budget_s))
+        if not admission.finite(c.x, c.p):
+            self.cursor_valid = False
+            return out
+        if not reached and not propagated:
+            self.n_budget_deferred += 1  # the next sample goes on from the epoch reached
+            return out
         t_est = c.t_gps_s
         if t_est <= self.t_last_output:
             return out
@@ -172,4 +191,5 @@ class OrbitProcessor(Processor):
         return {"fixes_used": f.n_used, "fixes_rejected": f.n_rejected, "fixes_invalid": f.n_invalid,
                 "reinit": f.n_reinit, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
                 "no_clock": self.n_no_clock, "stale_requests": self.n_stale, "time_outliers": self.n_time_outliers,
+                "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
                 "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3)}

@@ -2,7 +2,11 @@
 
 Life of a task (see docs/interface.md, "Process lifecycle"):
 
-1. signal handlers for SIGINT/SIGTERM only set a flag (and wake the poll via a pipe);
+1. signal handlers for SIGINT/SIGTERM only set a flag (and wake the poll via a pipe); they
+   are installed first thing (``python -m pygnc.tasks``), and the task's module (numpy and
+   the estimation stack: the slow part of start-up) is imported in a helper thread while
+   the main thread waits for it or for a signal - a task told to stop before it has started
+   holds nothing and exits at once (status 0);
 2. subscribers connect, publishers bind, the control link connects to the supervisor;
 3. publishers wait until every declared consumer has subscribed (ready handshake), then the
    task reports ``ready`` and waits for ``start`` - so nobody misses the start of a stream;
@@ -10,7 +14,18 @@ Life of a task (see docs/interface.md, "Process lifecycle"):
    messages to :meth:`Task.on_message`, call :meth:`Task.step` for a slice of work;
 5. stop (a ``stop`` from the supervisor, or the signal flag for non-sinks; a sink waits for
    the supervisor's ``stop`` so it records the producers' final messages, with a fallback
-   deadline): :meth:`Task.on_stop` flushes and publishes finals, ``bye``, close, exit 0.
+   deadline): a producer takes queued messages for at most :data:`STOP_DRAIN_BUDGET_S`, a
+   sink for at most ``Config.sink_stop_drain_s`` (shorter than the supervisor's kill
+   deadline for sinks); :meth:`Task.on_stop` flushes and publishes finals, ``bye``, close,
+   exit 0.
+
+Replay.  When a consumer restarts, the supervisor sends ``replay`` (naming the channels the
+consumer reads) to every producer of them.  By default a task answers by publishing again
+what it kept of each named channel - every message published with ``keep=True``, the most
+recent ``Config.replay_history_max_bytes`` of them - once the restarted consumer has
+subscribed; messages published meanwhile queue behind the replay, so every consumer still
+sees each producer's messages in order.  Ingest overrides :meth:`Task.on_replay` (it
+publishes its batch again from the start).
 
 A task also stops if its parent changes (the supervisor died) or the supervisor has been
 silent for long (no pings).
@@ -20,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import importlib
 import logging
 import os
 import signal
@@ -35,16 +49,22 @@ import zmq
 from ..bus.messages import DecodeCounters, Encoder, Message
 from ..bus.transport import ControlClient, Publisher, Subscriber
 from ..config import Config, Paths, load_config
-from ..logs import setup_task_logging, sync_logs
-from ..signals import StopSignals
+from ..logs import records_dropped, setup_task_logging, sync_logs
+from ..signals import StopSignals, import_unless_stopped
 from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers
 
 #: Longest single wait in the loop, s (also bounds the reaction to a dead parent).
 MAX_POLL_S = 0.5
 #: Messages handled per loop turn before the control link is serviced again.
 DRAIN_BATCH = 256
-#: Time a producer spends at stop on messages already queued, s.
-STOP_DRAIN_BUDGET_S = 0.3
+#: Time a producer spends at stop on messages already queued, s (its final estimate comes
+#: from a propagation after this; both well inside the supervisor's producer deadline).
+STOP_DRAIN_BUDGET_S = 0.1
+#: While draining a subscription, the control link is looked at every this many messages
+#: (a ``stop`` or ``ping`` never waits for a whole batch).
+CONTROL_CHECK_EVERY = 32
+#: Time per loop turn spent re-sending a replay, s.
+REPLAY_SLICE_S = 0.05
 
 
 @dataclass
@@ -93,8 +113,10 @@ class Task:
         """Do a slice of work; return how long the loop may wait before calling again, s."""
         return MAX_POLL_S
 
-    def on_replay(self, reason: str) -> None:
-        """A consumer of this task's channels restarted; producers that can, publish again."""
+    def on_replay(self, reason: str, channels: list[str]) -> None:
+        """A consumer of *channels* restarted: publish again what it needs.  Default: what
+        was kept of those channels (``publish(..., keep=True)``), in order."""
+        self.runner.start_replay(channels)
 
     def on_stop(self, reason: str) -> None:
         """Flush, publish final messages, close files.  Must return promptly."""
@@ -104,12 +126,13 @@ class Task:
         return {}
 
     # -- helpers -------------------------------------------------------------------------
-    def publish(self, channel: str, msg_type: str, body: dict) -> bool:
-        return self.runner.publish(channel, msg_type, body)
+    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True) -> bool:
+        """Publish on *channel*; *keep*: remember it for a restarted consumer (replay)."""
+        return self.runner.publish(channel, msg_type, body, keep)
 
 
 class TaskRunner:
-    def __init__(self, ctx: TaskContext, task_class: type[Task]):
+    def __init__(self, ctx: TaskContext, task_class: type[Task], signals: StopSignals | None = None):
         self.ctx = ctx
         self.name = ctx.spec.name
         self.log = logging.getLogger(self.name)
@@ -121,7 +144,8 @@ class TaskRunner:
         self.last_ping = time.monotonic()
         self.loops = 0
 
-        self.signals = StopSignals(self._on_signal)
+        self.signals = signals or StopSignals()
+        self.signals.set_handler(self._on_signal)
         self._wake_r = self.signals.read_fd
 
         self.zctx = zmq.Context()
@@ -131,7 +155,8 @@ class TaskRunner:
         self.subscribers = {c: Subscriber(self.zctx, c, ctx.run_dir, self.decode_counters, max_bytes)
                             for c in active_subscriptions(ctx.spec, ctx.config)}
         self.publishers = {c: Publisher(self.zctx, c, ctx.run_dir, self.encoder,
-                                        expected_subscribers(c, ctx.config), max_bytes)
+                                        expected_subscribers(c, ctx.config), max_bytes,
+                                        history_max_bytes=ctx.config.replay_history_max_bytes)
                            for c in ctx.spec.publishes}
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)
@@ -163,8 +188,9 @@ class TaskRunner:
             elif msg.type == "stop":
                 self._begin_stop(msg.body.get("reason", "stop"))
             elif msg.type == "replay":
-                self.log.info("replay requested: %s", msg.body["reason"])
-                self.task.on_replay(msg.body["reason"])
+                channels = [c for c in msg.body.get("channels", list(self.publishers)) if c in self.publishers]
+                self.log.info("replay requested: %s (channels %s)", msg.body["reason"], channels)
+                self.task.on_replay(msg.body["reason"], channels)
 
     def _begin_stop(self, reason: str) -> None:
         if self.stopping_reason is None:
@@ -189,7 +215,7 @@ class TaskRunner:
             self._begin_stop("no pings from supervisor")
 
     def all_counters(self) -> dict:
-        c = {"loops": self.loops, "bus_rx": self.decode_counters.as_dict()}
+        c = {"loops": self.loops, "bus_rx": self.decode_counters.as_dict(), "log_dropped": records_dropped()}
         for ch, p in self.publishers.items():
             c[f"pub_{ch}"] = p.counters.as_dict()
         c.update(self.task.counters())
@@ -209,8 +235,28 @@ class TaskRunner:
         self._check_run_status()
         return self.stopping_reason is None
 
-    def publish(self, channel: str, msg_type: str, body: dict) -> bool:
-        return self.publishers[channel].publish(msg_type, body, wait=self.service)
+    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True) -> bool:
+        return self.publishers[channel].publish(msg_type, body, wait=self.service, keep=keep)
+
+    def start_replay(self, channels) -> None:
+        """Publish again, in order, what was kept of *channels* (once the restarted
+        consumer has subscribed; see :meth:`Publisher.request_replay`)."""
+        for c in channels:
+            p = self.publishers.get(c)
+            if p is not None:
+                n = p.request_replay()
+                self.log.info("replaying %d kept messages on %s%s", n, c,
+                              f" ({p.counters.history_evicted} older ones no longer kept)"
+                              if p.counters.history_evicted else "")
+
+    def _pump_replays(self) -> bool:
+        """Re-send replayed messages for a slice of time; True if some are still waiting."""
+        pending = False
+        t_end = time.monotonic() + REPLAY_SLICE_S
+        for p in self.publishers.values():
+            if p.replaying:
+                pending |= p.pump(t_end)
+        return pending
 
     # -- lifecycle ---------------------------------------------------------------------
     def _handshake(self) -> bool:
@@ -253,9 +299,18 @@ class TaskRunner:
                 self.log.warning("no start from the supervisor; starting anyway")
                 return True
 
-    def _drain_subscriber(self, channel: str, sub: Subscriber, limit: int) -> int:
+    def _drain_subscriber(self, channel: str, sub: Subscriber, limit: int, stopping: bool = False) -> int:
+        """Hand up to *limit* queued messages of *channel* to the task.  A producer stops
+        at once on a stop signal; the control link is serviced every
+        :data:`CONTROL_CHECK_EVERY` messages (unless *stopping*: then it is not needed)."""
         n = 0
+        sink = self.ctx.spec.sink
         while n < limit:
+            if not stopping:
+                if self.stop_requested and not sink or self.stopping_reason is not None:
+                    break
+                if n and n % CONTROL_CHECK_EVERY == 0 and self.control.socket.poll(0, zmq.POLLIN):
+                    self._handle_control()
             got = sub.recv()
             if got is None:
                 break
@@ -289,17 +344,20 @@ class TaskRunner:
             if self.stopping_reason is not None:
                 break
             wait_s = self.task.step()
+            if self._pump_replays():
+                wait_s = 0.0
             now = time.monotonic()
             if now - last_sync >= self.ctx.config.log_fsync_period_s:
                 sync_logs()
                 last_sync = now
-        # Stop: take what is already queued, then finish.  A sink records everything; a
-        # producer only what fits in a short budget (it must publish its final estimate
-        # well inside the stop deadline).
-        t_end = time.monotonic() + (self.ctx.config.stop_deadline_producers_s if self.ctx.spec.sink
+        # Stop: take what is already queued, then finish, each within a budget: a sink
+        # (which records the producers' final messages) inside the supervisor's kill
+        # deadline for sinks, a producer briefly (it must publish its final estimate well
+        # inside the producers' deadline).
+        t_end = time.monotonic() + (self.ctx.config.sink_stop_drain_s if self.ctx.spec.sink
                                     else STOP_DRAIN_BUDGET_S)
         for ch, sub in self.subscribers.items():
-            while time.monotonic() < t_end and self._drain_subscriber(ch, sub, DRAIN_BATCH):
+            while time.monotonic() < t_end and self._drain_subscriber(ch, sub, 16, stopping=True):
                 pass
         try:
             self.task.on_stop(self.stopping_reason or "stop")
@@ -331,20 +389,30 @@ def parse_task_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def task_main(argv: list[str] | None = None, early_signals: list[int] | None = None) -> int:
+def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = None) -> int:
     """Entry point of every task process (``python -m pygnc.tasks <name> ...``)."""
+    signals = stop_signals or StopSignals()
     args = parse_task_args(sys.argv[1:] if argv is None else argv)
     spec = TASKS_BY_NAME[args.task]
-    ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
-                      load_config(), args.t0_sc, args.t0_mono)
-    log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now)
-    # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
-    faulthandler.register(signal.SIGUSR1, file=logging.getLogger().handlers[0].stream, all_threads=True)
     try:
-        task_class = importlib.import_module(spec.module).TASK_CLASS
-        runner = TaskRunner(ctx, task_class)
-        if early_signals:  # never clear a flag the real handler may have set meanwhile
-            runner.stop_requested = True
+        config = load_config()
+    except (OSError, ValueError) as exc:  # the supervisor checked it; it changed since
+        print(f"pygnc task {spec.name}: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
+                      config, args.t0_sc, args.t0_mono)
+    log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_min_free_bytes)
+    # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
+    stream = getattr(logging.getLogger().handlers[0], "stream", None)
+    if stream is not None:
+        faulthandler.register(signal.SIGUSR1, file=stream, all_threads=True)
+    try:
+        module = import_unless_stopped(spec.module, signals)
+        if module is None:
+            log.info("stopped before it started (%s)", signals.name)
+            sync_logs()
+            os._exit(0)  # the import thread may still be running; nothing to save
+        runner = TaskRunner(ctx, module.TASK_CLASS, signals)
     except Exception:
         log.critical("task failed to initialise:\n%s", traceback.format_exc())
         sync_logs()
@@ -355,3 +423,7 @@ def task_main(argv: list[str] | None = None, early_signals: list[int] | None = N
         log.critical("task crashed:\n%s", traceback.format_exc())
         sync_logs()
         return 1
+    finally:
+        # Done: a late stop signal must not turn a clean exit into "killed".
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)

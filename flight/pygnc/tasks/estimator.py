@@ -5,8 +5,13 @@ order; what it returns is published on the task's channel.  After ``batch_end`` 
 asks the processor for estimates propagated to the current spacecraft time every
 ``PROPAGATE_PERIOD_S`` (so the status file's estimate stays current, with growing
 uncertainty), and once more when it stops - each time within a CPU budget, so a long gap
-between the batch and "now" is covered over several calls and never stalls the loop.  A
-processor exception is counted (tracebacks for the first few) and never kills the task.
+between the batch and "now" is covered over several calls and never stalls the loop - but
+never beyond ``Config.max_propagation_s`` after the batch's last measurement (whatever the
+processor's own horizon: no estimate is ever propagated decades ahead).  A processor
+exception is counted (tracebacks for the first few) and never kills the task.
+
+What it publishes, except the estimates propagated to "now", is kept for a restarted
+consumer (see the replay in :mod:`pygnc.tasks.base`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from ..processors import Processor
 from .base import Task
 
 PROPAGATE_PERIOD_S = 1.0
-#: CPU time for the final propagation at stop, s (well inside the producers' deadline).
-STOP_PROPAGATION_BUDGET_S = 0.3
+#: CPU time for the final propagation at stop, s (with the stop drain, well inside the
+#: producers' deadline and the 1-s stop target).
+STOP_PROPAGATION_BUDGET_S = 0.1
 #: Failures logged with a traceback before the rest are only counted.
 MAX_LOGGED_TRACEBACKS = 5
 
@@ -32,6 +38,7 @@ class EstimatorTask(Task):
         super().__init__(runner)
         self.processor = self.make_processor()
         self.batch_done = False
+        self.batch_last_sc_s = float("nan")
         self.next_propagate = 0.0
         self.published = 0
         self.handle_errors = 0
@@ -40,8 +47,10 @@ class EstimatorTask(Task):
         return self.processor_class(self.config)
 
     def _publish_all(self, outputs) -> None:
+        # Kept for a restarted consumer (replay): everything but the estimates propagated to
+        # "now" (a newer one follows every second).
         for msg_type, body in outputs:
-            if self.publish(self.channel, msg_type, body):
+            if self.publish(self.channel, msg_type, body, keep=not body.get("propagated", False)):
                 self.published += 1
 
     def _failed(self, what: str) -> None:
@@ -54,6 +63,8 @@ class EstimatorTask(Task):
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type == "batch_end":
             self.batch_done = True
+            last = msg.body.get("t_sc_last_s")
+            self.batch_last_sc_s = float(last) if isinstance(last, (int, float)) else float("nan")
             self.next_propagate = time.monotonic()
         if msg.type not in self.processor.consumes:
             return
@@ -62,9 +73,16 @@ class EstimatorTask(Task):
         except Exception:
             self._failed(f"processing {msg.type}")
 
+    def propagation_target_sc_s(self) -> float:
+        """"Now", but not beyond ``max_propagation_s`` after the batch's last measurement."""
+        now = self.ctx.sc_now()
+        if self.batch_last_sc_s == self.batch_last_sc_s:  # not NaN
+            return min(now, self.batch_last_sc_s + self.config.max_propagation_s)
+        return now
+
     def _propagate(self, budget_s: float) -> None:
         try:
-            self._publish_all(self.processor.propagate_to_sc(self.ctx.sc_now(), budget_s))
+            self._publish_all(self.processor.propagate_to_sc(self.propagation_target_sc_s(), budget_s))
         except Exception:
             self._failed("propagating to now")
 

@@ -126,11 +126,13 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
         cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
         if cm is not None:
             t_gps_ref = cm.gps_from_sc(cm.t_ref_sc_s)
-            utc_minus_sc = cm.offset_s + GPS_EPOCH_UNIX_S - float(leap_seconds_at_gps(float(t_gps_ref)))
+            # ClockMap.offset_s is GPS time minus the spacecraft clock (at t_ref_sc_s).
+            gps_minus_sc = cm.offset_s
+            utc_minus_sc = gps_minus_sc + GPS_EPOCH_UNIX_S - float(leap_seconds_at_gps(float(t_gps_ref)))
             log.info("clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
                      utc_minus_sc, cm.drift, cm.n_pairs, cm.residual_rms_s)
             out.messages.append(("clock_map", {
-                "offset_s": cm.offset_s, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
+                "gps_minus_sc_s": gps_minus_sc, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
                 "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s,
                 "utc_minus_sc_s": utc_minus_sc}))
     elif fixes is not None:
@@ -197,7 +199,7 @@ class Ingest(Task):
         self.stream = build_message_stream(self.ctx.paths, self.config, self.log).messages
         self.log.info("publishing %d messages", len(self.stream))
 
-    def on_replay(self, reason: str) -> None:
+    def on_replay(self, reason: str, channels: list[str]) -> None:
         self.replays += 1
         self.replay_at = time.monotonic() + self.REPLAY_SUBSCRIBE_WAIT_S
 
@@ -221,7 +223,7 @@ class Ingest(Task):
         end = min(self.pos + SLICE, len(self.stream))
         while self.pos < end:
             msg_type, body = self.stream[self.pos]
-            if not self.publish("meas", msg_type, body):
+            if not self.publish("meas", msg_type, body, keep=False):  # the stream is kept here
                 return 0.0 if self.runner.stopping_reason is None else 0.5
             self.pos += 1
             self.published += 1

@@ -2,9 +2,16 @@
 
 Subscribes to every channel; keeps the latest estimate of each kind, the ingest counters
 and the supervisor's health table; rewrites both files atomically at most every
-``status_period_s`` (and at least every second, so ``t_sc_s`` advances); appends every
-received frame to ``bus.log``.  A sink: after a stop signal it keeps recording until the
-supervisor reports the producers gone, then writes the final status (flag STOPPING).
+``status_period_s`` (and at least every second, so ``t_sc_s`` advances), judging at each
+write whether each estimate is usable now (:mod:`pygnc.validity`); appends every received
+frame to ``bus.log``.  A sink: after a stop signal it keeps recording until the supervisor
+reports the producers gone, then writes the final status (flag STOPPING).
+
+Storage: the bus log and the text logs keep ``Config.log_min_free_bytes`` free, so the
+status and info files (< 1.2 kB with their temporary copies) can always be written; a write
+that fails anyway (a disk filled by something else) is counted (``status_write_failures``,
+flag ``write_failed`` in the next status that can be written), logged, and retried after
+``status_period_s``.
 
 Imports no numpy, so it starts fast: the first status file appears well inside 1 s.
 """
@@ -14,11 +21,12 @@ from __future__ import annotations
 import math
 import time
 
-from ..atomic import remove_stale_temps, write_atomic
+from ..atomic import free_bytes, remove_stale_temps, write_atomic
 from ..bus.messages import SCHEMA_VERSION, Message
 from ..formats import status as st
 from ..formats.info import render_info
-from ..logs import BusLogWriter
+from ..logs import BusLogWriter, records_dropped
+from ..validity import assess
 from .base import Task
 from .table import TASK_NAMES_BY_ID, enabled_tasks
 
@@ -40,11 +48,22 @@ class StatusReporter(Task):
         self.dropped_rx = 0
         self.peers: dict[int, int] = {}  # peer id -> slot
         self.failures = 0
+        self.write_failures = 0
+        self.final_status_written = False
+        self.att_has_reference = True
+        self.other_logs_limited = False  # another task's text log dropped records
+        # Logs outside PYGNC_HOME/pygnc_logs (it could not be made): they end with the run.
+        self.logs_not_kept = ctx.log_dir.parent != ctx.paths.log_root
         for path in (ctx.paths.status_file, ctx.paths.info_file):
             if remove_stale_temps(path):
                 self.log.warning("removed temporary files a crash left next to %s", path.name)
-        self.buslog = BusLogWriter(ctx.log_dir / "bus.log", ctx.run_number, SCHEMA_VERSION,
-                                   ctx.config.bus_log_max_bytes, ctx.config.log_fsync_period_s)
+        try:
+            self.buslog = BusLogWriter(ctx.log_dir / "bus.log", ctx.run_number, SCHEMA_VERSION,
+                                       ctx.config.bus_log_max_bytes, ctx.config.log_fsync_period_s,
+                                       ctx.config.log_min_free_bytes)
+        except OSError as exc:  # e.g. a full disk: run without a bus log, and say so
+            self.log.error("cannot open the bus log: %s", exc)
+            self.buslog = None
         # Health slots: every task that runs, "starting" until the supervisor says more.
         for k, spec in enumerate(enabled_tasks(ctx.config)[: st.MAX_TASKS]):
             self.status[f"task{k}_id"] = spec.task_id
@@ -52,8 +71,12 @@ class StatusReporter(Task):
         self.write_status()  # first status at once, before the handshake completes
 
     # -- inputs ----------------------------------------------------------------------------
+    def _log_frame(self, channel: str, raw: bytes) -> None:
+        if self.buslog is not None:
+            self._guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
+
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
-        self._guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
+        self._log_frame(channel, raw)
         self.frames += 1
         handler = getattr(self, "_on_" + msg.type, None)
         if handler is not None:
@@ -80,7 +103,7 @@ class StatusReporter(Task):
             return False
 
     def on_dropped(self, channel: str, raw: bytes) -> None:
-        self._guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
+        self._log_frame(channel, raw)
         self.dropped_rx += 1
 
     def _on_ingest_stats(self, b: dict) -> None:
@@ -97,7 +120,7 @@ class StatusReporter(Task):
                 self.flags |= st.FLAG_RANGE_MISSING
 
     def _on_clock_map(self, b: dict) -> None:
-        self.status["clock_offset_s"] = b["utc_minus_sc_s"]
+        self.status["clock_utc_minus_sc_s"] = b["utc_minus_sc_s"]
         self.flags |= st.FLAG_CLOCK_MAPPED
 
     def _on_batch_end(self, b: dict) -> None:
@@ -105,6 +128,7 @@ class StatusReporter(Task):
         s = self.status
         s["fixes_total"], s["fixes_valid"] = b["n_gps_fix"], b["n_gps_fix_valid"]
         s["peer_fixes"], s["ranges"] = b["n_peer_fix"], b["n_range"]
+        s["batch_t_sc_first_s"], s["batch_t_sc_last_s"] = b["t_sc_first_s"], b["t_sc_last_s"]
         self.flags |= st.FLAG_BATCH_DONE
         if b["n_gps_fix_valid"] == 0:
             self.flags |= st.FLAG_NO_VALID_FIX
@@ -122,7 +146,6 @@ class StatusReporter(Task):
         s["orbit_r_ecef_m"], s["orbit_v_ecef_m_s"] = b["r_ecef_m"], b["v_ecef_m_s"]
         s["orbit_sigma_r_m"], s["orbit_sigma_v_m_s"] = b["sigma_r_m"], b["sigma_v_m_s"]
         s["orbit_fixes_used"], s["orbit_fixes_rejected"] = b["n_used"], b["n_rejected"]
-        self.flags |= st.FLAG_ORBIT_VALID
 
     def _on_attitude_estimate(self, b: dict) -> None:
         s = self.status
@@ -133,10 +156,7 @@ class StatusReporter(Task):
         s["att_rate_body_rad_s"], s["att_gyro_bias_rad_s"] = b["rate_body_rad_s"], b["gyro_bias_rad_s"]
         s["att_sigma_rad"] = b["sigma_att_rad"]
         # Rates and gyro bias are always reported; the attitude itself only when determined.
-        if b.get("valid_attitude", True):
-            self.flags |= st.FLAG_ATTITUDE_VALID
-        else:
-            self.flags &= ~st.FLAG_ATTITUDE_VALID
+        self.att_has_reference = bool(b.get("valid_attitude", True))
         if b["has_position"]:
             self.flags &= ~st.FLAG_ATT_NO_POSITION
         else:
@@ -155,7 +175,6 @@ class StatusReporter(Task):
         s[p + "id"], s[p + "n_ranges"], s[p + "t_sc_s"] = pid, b["n_ranges_used"], b["t_sc_s"]
         s[p + "dr_ecef_m"], s[p + "dv_ecef_m_s"] = b["dr_ecef_m"], b["dv_ecef_m_s"]
         s[p + "sigma_dr_m"], s[p + "range_bias_m"] = b["sigma_dr_m"], b["range_bias_m"]
-        self.flags |= st.FLAG_FORMATION_VALID
 
     def _on_health(self, b: dict) -> None:
         failed = False
@@ -163,6 +182,9 @@ class StatusReporter(Task):
         for t in b["tasks"]:
             if not isinstance(t, dict):
                 continue
+            counters = t.get("counters")
+            if isinstance(counters, dict) and counters.get("log_dropped"):
+                self.other_logs_limited = True
             k = slot.get(_TASK_IDS.get(t.get("name")))
             if k is None:
                 continue
@@ -177,21 +199,48 @@ class StatusReporter(Task):
             self.flags |= st.FLAG_TASK_FAILED
 
     # -- outputs ---------------------------------------------------------------------------
-    def write_status(self) -> None:
-        if not self._guard("writing the status files", self._write_status):
-            self.last_write = time.monotonic()  # retried after the period (e.g. a full disk)
+    def write_status(self) -> bool:
+        """Write the status and info files; False (counted, logged, retried after the
+        period) if that failed."""
+        try:
+            self._write_status()
+            return True
+        except Exception as exc:  # OSError (a full disk) above all; never fatal
+            self.write_failures += 1
+            self.last_write = time.monotonic()  # retried after the period
+            if self.write_failures <= 5 or self.write_failures % 100 == 0:
+                self.log.error("cannot write the status files (%d failures so far): %s", self.write_failures, exc)
+            return False
+
+    def _storage_flags(self) -> int:
+        flags = 0
+        if self.write_failures:
+            flags |= st.FLAG_WRITE_FAILED
+        bl = self.buslog
+        if (bl is None or bl.frames_not_written or self.logs_not_kept or self.other_logs_limited
+                or records_dropped()):
+            flags |= st.FLAG_LOGS_LIMITED
+        return flags
 
     def _write_status(self) -> None:
         ctx = self.ctx
         self.seq += 1
         s = self.status
-        s["seq"], s["flags"] = self.seq, self.flags
-        s["t_sc_s"] = ctx.sc_now()
+        now_sc = ctx.sc_now()
+        s["seq"] = self.seq
+        s["t_sc_s"] = now_sc
         s["uptime_s"] = time.monotonic() - ctx.t0_mono_s
         s["bus_dropped"] = self.runner.decode_counters.dropped
+        free = free_bytes(ctx.paths.home)
+        s["home_free_kib"] = math.nan if free is None else free // 1024
+        s["status_write_failures"] = self.write_failures
+        s["log_frames_not_written"] = 0 if self.buslog is None else self.buslog.frames_not_written
+        s["flags"] = self.flags | self._storage_flags()
+        s["flags"] = assess(s, now_sc, self.config, self.att_has_reference)
         data = st.encode_status(s)
-        write_atomic(ctx.paths.status_file, data)
+        # Info first: a reader who sees a new status finds an info file at least as new.
         write_atomic(ctx.paths.info_file, render_info(st.decode_status(data)))
+        write_atomic(ctx.paths.status_file, data)
         self.last_write = time.monotonic()
         self.dirty = False
 
@@ -201,18 +250,24 @@ class StatusReporter(Task):
         if now >= due:
             self.write_status()
             due = self.last_write + self.config.status_period_s
-        self._guard("bus log", self.buslog.tick)
+        if self.buslog is not None:
+            self._guard("bus log", self.buslog.tick)
         return max(0.0, min(due - time.monotonic(), 0.5))
 
     def on_stop(self, reason: str) -> None:
         self.flags |= st.FLAG_STOPPING
-        # The supervisor's last health table said who stopped cleanly; mark the rest.
-        self.write_status()
-        self._guard("closing the bus log", self.buslog.close)
+        # The supervisor's last health table said who stopped cleanly.  The bus log first:
+        # its last frames then count in the final status.
+        if self.buslog is not None:
+            self._guard("closing the bus log", self.buslog.close)
+        self.final_status_written = self.write_status()
 
     def counters(self) -> dict:
-        return {"frames_logged": self.buslog.frames_written, "frames_not_logged": self.buslog.frames_not_written,
-                "status_writes": self.seq, "rx_dropped": self.dropped_rx, "failures": self.failures}
+        bl = self.buslog
+        return {"frames_logged": bl.frames_written if bl else 0, "frames_not_logged": bl.frames_not_written if bl else 0,
+                "status_writes": self.seq, "status_write_failures": self.write_failures,
+                "final_status_written": self.final_status_written,
+                "rx_dropped": self.dropped_rx, "failures": self.failures}
 
 
 TASK_CLASS = StatusReporter

@@ -1,7 +1,7 @@
 """The task table: every process the supervisor starts, declared once.
 
 Order is start order: the status reporter first (so the first status file appears at
-once), producers after it.  ``task_id`` is stable and is what the status file's health
+once), producers after it, then the batch writer (a sink too).  ``task_id`` is stable and is what the status file's health
 slots carry (see docs/interface.md).  A task whose ``enabled_by`` names a configuration
 field runs only when that field is true (device tasks are off in the host's default run);
 :func:`enabled_tasks` is the set the supervisor starts, and subscriptions and ready
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..bus.channels import CHANNELS
 from ..config import Config
+from ..formats import batch as _batch
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("formation",)),
     TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
              enabled_by="housekeeping_enabled"),
+    # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
+    TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels(), publishes=(),
+             sink=True, enabled_by="batch_writer_enabled"),
+    TaskSpec("imu_ingest", 8, "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",),
+             enabled_by="imu_driver"),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}

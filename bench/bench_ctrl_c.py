@@ -1,0 +1,199 @@
+"""Random-instant Ctrl-C trial: the host's Ctrl-C at any moment of a run, N times.
+
+Each run starts ``flight/main.py`` in a fresh pseudo-terminal (as the host does, through
+``tests/flight_harness.py``) on a copy of a scenario, waits a time drawn uniformly in
+[0, ``--window``) seconds (default 4 s) after the start, types Ctrl-C (byte 0x03) into the
+terminal, and measures:
+
+* stop time: Ctrl-C -> the last process of the run's session gone (every process whose
+  session id is main.py's, polled every 5 ms, so orphans count too);
+* main.py's exit status;
+* the final ``pygnc_status.bin``: present, valid (CRC) and carrying ``stopping``; the info
+  file ends in ``STOP``; no temporary file left next to them;
+* no "Traceback" on the terminal, and no task killed by the supervisor ("killing it",
+  "did not die" in supervisor.log).
+
+The phase the Ctrl-C fell in is read from the status file just before it: ``start`` (no
+status yet), ``batch`` (status, batch not yet done), ``steady`` (batch done) - and
+``interp`` when the evidence shows the Ctrl-C came while the Python interpreter itself was
+still starting, before the first line of main.py (killed by SIGINT, or Python's own
+KeyboardInterrupt traceback, and no log directory): no pygnc code has run then, so nothing
+in pygnc can handle it.  Those runs are listed and counted apart, with the interpreter's
+start-up time measured here (``python script.py`` to its first statement).
+
+The default scenario is a 3-h two-spacecraft formation (simulated once into a temporary
+directory, ~20 s), so the 4-s window covers start-up, the batch and the steady state.
+
+    .venv/bin/python bench/bench_ctrl_c.py [--runs 100] [--window 4] [--seed 1] [--scenario DIR]
+
+Prints one line per run and a summary: median, p95 and worst stop time (overall and by
+phase), exit codes, final-status checks.  Exit status 1 if any run failed a check or took
+1 s or more to stop (the target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from flight_harness import FlightRun, make_home  # noqa: E402
+from pygnc.formats import status as S  # noqa: E402
+from pygnc.formats.sense import decode_sense  # noqa: E402
+
+#: Stop-time target, s (issue 15: every Ctrl-C stops the tree in under a second).
+TARGET_S = 1.0
+
+
+def session_pids(sid: int) -> set[int]:
+    """Every live (non-zombie) process of session *sid*."""
+    out = set()
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == sid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.add(pid)
+        except (OSError, psutil.Error):
+            pass
+    return out
+
+
+def interpreter_startup_s(n: int = 10) -> list[float]:
+    """Time from starting ``python script.py`` to the script's first statement, s (n runs)."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "first_line.py"
+        script.write_text("import time\nprint(time.monotonic())\n")
+        for _ in range(n):
+            t0 = time.monotonic()
+            p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+            out.append(float(p.stdout) - t0)
+    return out
+
+
+def make_scenario(dest: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "ground", "simulate", str(dest), "--settings",
+                    str(REPO / "data" / "scenarios" / "formation_3h.toml"), "--quiet"],
+                   check=True, cwd=REPO, timeout=600)
+    return dest
+
+
+def one_run(tmp: Path, scenario: Path, t_sc: float, delay_s: float) -> dict:
+    home = make_home(tmp, scenario)
+    run = FlightRun(home, timeout_min=5.0, spacecraft_time_s=t_sc)
+    res = {"delay_s": delay_s}
+    try:
+        time.sleep(max(0.0, run.t_start + delay_s - time.monotonic()))
+        st = run.status()
+        res["phase"] = "start" if st is None else ("steady" if st["flags"] & S.FLAG_BATCH_DONE else "batch")
+        t0 = run.ctrl_c()
+        sid = run.proc.pid  # the session leader (start_new_session)
+        t_end = t0 + 15.0
+        while time.monotonic() < t_end:
+            if run.proc.poll() is not None and not session_pids(sid):
+                break
+            time.sleep(0.005)
+        res["stop_s"] = time.monotonic() - t0
+        try:
+            res["rc"] = run.wait_exit(1.0)
+        except subprocess.TimeoutExpired:
+            res["rc"] = None
+        left = session_pids(sid)
+        res["left"] = len(left)
+        checks = {}
+        final = run.status()
+        checks["status_stopping"] = final is not None and bool(final["flags"] & S.FLAG_STOPPING)
+        info = home / "pygnc_info.txt"
+        checks["info_stop"] = info.is_file() and b"STOP" in info.read_bytes()
+        checks["no_temp"] = not list(home.glob(".*.tmp*"))
+        time.sleep(0.05)  # the reader thread collects the last output
+        checks["no_traceback"] = "Traceback" not in run.text
+        sup = ""
+        logs = sorted((home / "pygnc_logs").glob("run_*"))
+        if logs and (logs[-1] / "supervisor.log").is_file():
+            sup = (logs[-1] / "supervisor.log").read_text(errors="replace")
+        checks["none_killed"] = "killing it" not in sup and "did not die" not in sup
+        res["checks"] = checks
+        res["text"] = run.text[-2000:]
+        no_logs = not (home / "pygnc_logs").exists()
+        if no_logs and (res["rc"] == -signal.SIGINT or "KeyboardInterrupt" in run.text):
+            res["phase"] = "interp"  # before main.py's first line: Python's own start-up
+    finally:
+        run.close()
+    return res
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--window", type=float, default=4.0, help="Ctrl-C uniformly in [0, WINDOW) s after start")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scenario", type=Path, help="scenario directory (default: simulate the 3-h formation)")
+    ap.add_argument("--verbose", action="store_true", help="print the terminal output of failed runs")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    startup = interpreter_startup_s()
+    with tempfile.TemporaryDirectory(prefix="bench_ctrl_c_") as tmp:
+        scenario = args.scenario or make_scenario(Path(tmp) / "scenario")
+        t_sc = float(decode_sense((scenario / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
+        results = []
+        for i in range(args.runs):
+            delay = rng.uniform(0.0, args.window)
+            with tempfile.TemporaryDirectory(dir=tmp) as run_tmp:
+                r = one_run(Path(run_tmp), scenario, t_sc, delay)
+            results.append(r)
+            bad = [k for k, ok in r["checks"].items() if not ok]
+            print(f"run {i + 1:3d}: Ctrl-C at {delay:5.3f} s ({r['phase']:6s}) stop {r['stop_s'] * 1000:7.1f} ms "
+                  f"exit {r['rc']}" + (f"  FAILED {bad}" if bad else "") + (f"  {r['left']} left" if r["left"] else ""),
+                  flush=True)
+            if (bad or r["rc"] != 0) and args.verbose:
+                print("    " + r["text"].replace("\n", "\n    "))
+    stops = [r["stop_s"] for r in results]
+    print()
+    print(f"{len(results)} runs, Ctrl-C uniformly in [0, {args.window:g}) s after start, seed {args.seed}")
+    print(f"stop time (Ctrl-C -> last process gone): median {statistics.median(stops) * 1000:.0f} ms, "
+          f"p95 {pct(stops, 0.95) * 1000:.0f} ms, worst {max(stops) * 1000:.0f} ms; "
+          f"{sum(s >= TARGET_S for s in stops)} at or over {TARGET_S:g} s")
+    for phase in ("interp", "start", "batch", "steady"):
+        xs = [r["stop_s"] for r in results if r["phase"] == phase]
+        if xs:
+            print(f"  {phase:6s}: {len(xs):3d} runs, median {statistics.median(xs) * 1000:.0f} ms, "
+                  f"p95 {pct(xs, 0.95) * 1000:.0f} ms, worst {max(xs) * 1000:.0f} ms")
+    codes: dict = {}
+    for r in results:
+        codes[r["rc"]] = codes.get(r["rc"], 0) + 1
+    print("exit codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items(), key=lambda kv: str(kv[0]))))
+    names = list(results[0]["checks"])
+    print("final-status checks (runs passing): " + ", ".join(
+        f"{n} {sum(r['checks'][n] for r in results)}/{len(results)}" for n in names))
+    print(f"processes left after 15 s: {sum(r['left'] for r in results)}")
+    interp = [r for r in results if r["phase"] == "interp"]
+    at = ", ".join(f"{r['delay_s'] * 1000:.0f} ms" for r in interp) or "-"
+    print(f"interpreter start-up (python script.py -> first statement): median "
+          f"{statistics.median(startup) * 1000:.0f} ms, worst {max(startup) * 1000:.0f} ms of {len(startup)}; "
+          f"{len(interp)} Ctrl-Cs fell in it (at {at}: "
+          "exit by Python itself, before any pygnc code)")
+    failed = [r for r in results if r["phase"] != "interp" and
+              (r["rc"] != 0 or not all(r["checks"].values()) or r["stop_s"] >= TARGET_S)]
+    print(f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target: {len(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The batch-file directory (``~/pygnc_batches/``): files, sequence numbers, recovery, bounds.
+
+Only complete files ever carry their final name ``batch_NNNNNNNN.bin`` (layout:
+:mod:`pygnc.formats.batch`), so the host can list what is ready by name alone:
+
+* a file is created as ``batch_NNNNNNNN.bin.part`` (header with flag ``open``, fsynced, the
+  directory fsynced), records are written to it as they come (a killed writer loses none)
+  and fsynced at least every ``fsync_period_s`` (a power cut loses at most that much);
+* it is closed before a record would take it past ``max_file_bytes``, once it has held data
+  for ``max_file_age_s``, or when the writer stops: header rewritten with the record count
+  and time span, fsync, rename to the final name, fsync of the directory;
+* at start, every leftover ``.part`` is recovered: its intact records are kept (the torn or
+  corrupt rest counted in the header's ``skipped_bytes``), the ``.part`` is replaced
+  atomically by that content and renamed to its final name.  Both steps are atomic, so a
+  crash during recovery only repeats it: records are never dropped silently nor written
+  twice.  A ``.part`` with no intact record is deleted (and logged);
+* sequence numbers only grow, across runs: the next one is kept in a small state file
+  (``.batch_state.json``, replaced atomically, written *before* a file is created) and
+  never below the highest number still on disk, so the host may delete or move files it
+  has sent at any time;
+* the total size of the directory stays under ``total_max_bytes`` and the file system keeps
+  ``min_free_bytes`` free: the oldest complete files are deleted first (logged); when that is
+  not enough, records are dropped and counted rather than fill the card.
+
+No bus, no numpy: :class:`BatchStore` takes framed records (bytes) and a clock; the writer
+task (:mod:`pygnc.tasks.batch_writer`) decides what to record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .atomic import fsync_dir, remove_stale_temps, write_atomic
+from .formats import batch as fmt
+
+STATE_FILE = ".batch_state.json"
+STATE_FORMAT = "pygnc-batch-state"
+STATE_VERSION = 1
+#: After a failed create/write (disk full, read-only), wait this long before trying again, s.
+RETRY_AFTER_S = 5.0
+#: How often the free space is checked while it is low, s.
+FREE_CHECK_PERIOD_S = 10.0
+
+
+def resolve_batch_dir(home: Path, configured: str) -> Path:
+    """``Config.batch_dir``: absolute, ``~``-relative, or relative to PYGNC_HOME."""
+    p = Path(configured).expanduser()
+    return p if p.is_absolute() else Path(home) / p
+
+
+@dataclass
+class StoreCounters:
+    files_closed: int = 0
+    records_written: int = 0
+    bytes_written: int = 0
+    records_not_written: int = 0   # dropped: disk full / low, or a write error
+    write_errors: int = 0
+    files_pruned: int = 0          # deleted by the size / free-space bounds
+    files_lost: int = 0            # the .part vanished before it could be closed
+    parts_recovered: int = 0
+    parts_removed_empty: int = 0
+    fsyncs: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class OpenReport:
+    """What :meth:`BatchStore.open` found."""
+
+    next_sequence: int
+    restarted: bool                  # the writer restarted within the same run
+    run_first_sequence: int
+    recovered: list[tuple[int, int, int]] = field(default_factory=list)  # (seq, records, skipped bytes)
+    removed_empty: list[int] = field(default_factory=list)
+    state_problem: str = ""
+
+
+@dataclass
+class _OpenFile:
+    seq: int
+    fd: int
+    part: Path
+    final: Path
+    opened_mono: float
+    size: int = 0
+    records: int = 0
+    data_records: int = 0            # not counting the context records at its start
+    t_first: float = math.inf
+    t_last: float = -math.inf
+    unsynced_since: float | None = None
+
+
+class BatchStore:
+    def __init__(self, directory: Path, run: int, run_key: str, spacecraft_id: int, *,
+                 max_file_bytes: int = 25_600, max_file_age_s: float = 600.0,
+                 total_max_bytes: int = 32 * 1024 * 1024, min_free_bytes: int = 64 * 1024 * 1024,
+                 fsync_period_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 log: logging.Logger | None = None,
+                 context: Callable[[], list[tuple[bytes, float]]] = lambda: []):
+        self.dir = Path(directory)
+        self.run, self.run_key, self.spacecraft_id = run, run_key, spacecraft_id
+        self.max_file_bytes = max_file_bytes
+        self.max_file_age_s = max_file_age_s
+        self.total_max_bytes = total_max_bytes
+        self.min_free_bytes = min_free_bytes
+        self.fsync_period_s = fsync_period_s
+        self.clock = clock
+        self.log = log or logging.getLogger("batch_store")
+        self.context = context
+        self.counters = StoreCounters()
+        self.next_seq = 1
+        self.run_first_seq = 1
+        self.file: _OpenFile | None = None
+        self.opened = False
+        self._retry_at = 0.0
+        self._disk_low = False
+        self._next_free_check = 0.0
+        self._errors_logged = 0
+
+    # ------------------------------------------------------------------ paths and state
+    @property
+    def state_path(self) -> Path:
+        return self.dir / STATE_FILE
+
+    def _scan(self) -> tuple[dict[int, Path], dict[int, Path]]:
+        finals, parts = {}, {}
+        try:
+            entries = list(os.scandir(self.dir))
+        except OSError:
+            return finals, parts
+        for e in entries:
+            m = fmt.FILE_RE.match(e.name)
+            if m:
+                finals[int(m.group(1))] = Path(e.path)
+                continue
+            m = fmt.PART_RE.match(e.name)
+            if m:
+                parts[int(m.group(1))] = Path(e.path)
+        return finals, parts
+
+    def _read_state(self) -> tuple[dict, str]:
+        try:
+            raw = self.state_path.read_bytes()
+        except FileNotFoundError:
+            return {}, "no state file"
+        except OSError as exc:
+            return {}, f"state file unreadable: {exc}"
+        try:
+            st = json.loads(raw)
+            if not (isinstance(st, dict) and st.get("format") == STATE_FORMAT
+                    and isinstance(st.get("next_sequence"), int) and st["next_sequence"] >= 1):
+                raise ValueError("not a batch state")
+            return st, ""
+        except ValueError as exc:
+            return {}, f"state file invalid ({exc})"
+
+    def _write_state(self) -> None:
+        st = {"format": STATE_FORMAT, "version": STATE_VERSION, "next_sequence": self.next_seq,
+              "run": self.run, "run_key": self.run_key, "run_first_sequence": self.run_first_seq}
+        write_atomic(self.state_path, (json.dumps(st) + "\n").encode())
+
+    def _reserve_sequence(self) -> int:
+        """The next sequence number, made durable before any file carries it."""
+        seq = self.next_seq
+        self.next_seq += 1
+        try:
+            self._write_state()
+        except OSError:
+            self.next_seq -= 1
+            raise
+        return seq
+
+    # ------------------------------------------------------------------ start
+    def open(self) -> OpenReport:
+        """Create the directory, load the sequence state, recover leftover ``.part`` files
+        and apply the size bounds.  Raises OSError only if the directory cannot be made."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.state_path)
+        for tmp in self.dir.glob(f".{fmt.FILE_PREFIX}*.tmp*"):  # write_atomic temps of .part rewrites
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        st, problem = self._read_state()
+        if problem and problem != "no state file":
+            self.log.warning("batch %s; sequence numbers continue from the files on disk", problem)
+        finals, parts = self._scan()
+        highest = max([*finals, *parts], default=0)
+        self.next_seq = max(int(st.get("next_sequence", 1)), highest + 1)
+        restarted = st.get("run_key") == self.run_key
+        self.run_first_seq = int(st.get("run_first_sequence", self.next_seq)) if restarted else self.next_seq
+        report = OpenReport(self.next_seq, restarted, self.run_first_seq, state_problem=problem)
+        try:
+            self._write_state()
+        except OSError as exc:
+            self.log.error("cannot write the batch state file %s: %s", self.state_path, exc)
+        for seq in sorted(parts):
+            try:
+                self._recover(seq, parts[seq], finals, report)
+            except OSError as exc:
+                self.log.error("cannot recover %s: %s (left in place)", parts[seq].name, exc)
+        self.opened = True
+        self.prune()
+        report.next_sequence = self.next_seq
+        return report
+
+    def _recover(self, seq: int, part: Path, finals: dict[int, Path], report: OpenReport) -> None:
+        data = part.read_bytes()
+        bf = fmt.decode_batch(data)
+        if not bf.records:
+            part.unlink()
+            fsync_dir(self.dir)
+            self.counters.parts_removed_empty += 1
+            report.removed_empty.append(seq)
+            self.log.info("removed %s: no intact record in its %d bytes", part.name, len(data))
+            return
+        if seq in finals:  # cannot happen with atomic renames; keep both, never drop data
+            new_seq = self._reserve_sequence()
+            self.log.warning("%s exists next to %s: recovering the .part as batch %d", finals[seq].name,
+                             part.name, new_seq)
+            seq = new_seq
+        h = bf.header
+        flags = ((h["flags"] if h else fmt.FILE_HEADER_REBUILT) & ~fmt.FILE_OPEN) | fmt.FILE_RECOVERED
+        times = [r.t_sc_s for r in bf.records]
+        body = b"".join(r.raw for r in bf.records)
+        skipped = len(data) - (fmt.HEADER_SIZE if h else 0) - len(body)
+        header = fmt.encode_header(h["run"] if h else 0, seq, h["spacecraft_id"] if h else self.spacecraft_id,
+                                   flags, min(times), max(times), len(bf.records), skipped)
+        write_atomic(part, header + body)           # the .part now holds exactly the recovered file
+        final = self.dir / fmt.file_name(seq)
+        os.replace(part, final)
+        fsync_dir(self.dir)
+        finals[seq] = final
+        self.counters.parts_recovered += 1
+        report.recovered.append((seq, len(bf.records), skipped))
+        self.log.warning("recovered %s from a crash or power cut: %d intact records kept, %d bytes of a "
+                         "torn or corrupt tail dropped", final.name, len(bf.records), skipped)
+
+    def run_records(self) -> list[fmt.Record]:
+        """Records this run already wrote (for a writer restarted within the run)."""
+        out: list[fmt.Record] = []
+        finals, _ = self._scan()
+        for seq in sorted(s for s in finals if s >= self.run_first_seq):
+            try:
+                bf = fmt.decode_batch(finals[seq].read_bytes())
+            except OSError:
+                continue  # the host took it meanwhile
+            if bf.header is not None and bf.header["run"] == self.run:
+                out.extend(bf.records)
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def _note_error(self, what: str, exc: OSError) -> None:
+        self.counters.write_errors += 1
+        self._errors_logged += 1
+        if self._errors_logged <= 5:
+            self.log.error("batch file %s failed: %s%s", what, exc,
+                           " (further errors only counted)" if self._errors_logged == 5 else "")
+
+    def _open_file(self) -> _OpenFile:
+        seq = self._reserve_sequence()
+        final = self.dir / fmt.file_name(seq)
+        part = final.with_name(final.name + fmt.PART_SUFFIX)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        f = _OpenFile(seq, fd, part, final, self.clock())
+        try:
+            self._write(f, fmt.encode_header(self.run, seq, self.spacecraft_id, fmt.FILE_OPEN))
+            os.fsync(fd)
+            fsync_dir(self.dir)
+        except OSError:
+            os.close(fd)
+            try:
+                part.unlink()
+            except OSError:
+                pass
+            raise
+        self.file = f
+        for raw, t in self.context():
+            self._write(f, raw)
+            self._count_record(f, t, data=False)
+        return f
+
+    def _write(self, f: _OpenFile, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(f.fd, view):]
+        f.size += len(data)
+        self.counters.bytes_written += len(data)
+        if f.unsynced_since is None:
+            f.unsynced_since = self.clock()
+
+    def _count_record(self, f: _OpenFile, t: float, data: bool = True) -> None:
+        f.records += 1
+        f.data_records += data
+        f.t_first, f.t_last = min(f.t_first, t), max(f.t_last, t)
+        self.counters.records_written += 1
+
+    def append(self, record: bytes, t_sc_s: float) -> bool:
+        """Write one framed record; False (and counted) if it could not be written."""
+        now = self.clock()
+        if not self.opened and now >= self._retry_at:
+            try:  # the directory could not be made at start: try again now and then
+                self.open()
+            except OSError as exc:
+                self._note_error("opening the directory", exc)
+                self._retry_at = now + RETRY_AFTER_S
+        if not self.opened or now < self._retry_at or self._low_on_space(now):
+            self.counters.records_not_written += 1
+            return False
+        try:
+            f = self.file
+            if f is not None and f.data_records and f.size + len(record) > self.max_file_bytes:
+                self.close_file(fmt.FILE_CLOSED_SIZE)
+                f = None
+            if f is None:
+                f = self._open_file()
+            self._write(f, record)
+            self._count_record(f, t_sc_s)
+            return True
+        except OSError as exc:
+            self._note_error("write", exc)
+            self.counters.records_not_written += 1
+            self._retry_at = now + RETRY_AFTER_S
+            self._abandon()
+            return False
+
+    def _abandon(self) -> None:
+        """After a write error: close the file if possible (the records written stay in it);
+        if even that fails, the .part stays behind for the next start to recover."""
+        try:
+            self.close_file(fmt.FILE_CLOSED_ERROR)
+        except OSError as exc:
+            self._note_error("close", exc)
+
+    def sync(self) -> None:
+        f = self.file
+        if f is not None and f.unsynced_since is not None:
+            os.fsync(f.fd)
+            f.unsynced_since = None
+            self.counters.fsyncs += 1
+
+    def tick(self) -> float:
+        """fsync when due, close by age; returns how long the caller may wait before the next
+        tick, s."""
+        now = self.clock()
+        f = self.file
+        if f is None:
+            return 1.0
+        try:
+            if f.unsynced_since is not None and now - f.unsynced_since >= self.fsync_period_s:
+                self.sync()
+            if f.data_records and now - f.opened_mono >= self.max_file_age_s:
+                self.close_file(fmt.FILE_CLOSED_AGE)
+                return 1.0
+        except OSError as exc:
+            self._note_error("sync", exc)
+            self._abandon()
+            return 1.0
+        waits = [f.opened_mono + self.max_file_age_s - now] if f.data_records else [1.0]
+        if f.unsynced_since is not None:
+            waits.append(f.unsynced_since + self.fsync_period_s - now)
+        return max(0.0, min(waits))
+
+    def close_file(self, reason: int) -> None:
+        """Finish the open file: header, fsync, rename to the final name, fsync the directory."""
+        f = self.file
+        if f is None:
+            return
+        self.file = None
+        try:
+            header = fmt.encode_header(self.run, f.seq, self.spacecraft_id, reason, f.t_first, f.t_last,
+                                       f.records, 0)
+            os.pwrite(f.fd, header, 0)
+            os.fsync(f.fd)
+            self.counters.fsyncs += 1
+        finally:
+            os.close(f.fd)
+        try:
+            os.replace(f.part, f.final)
+        except FileNotFoundError:
+            self.counters.files_lost += 1
+            self.log.error("%s vanished before it was closed: %d records lost", f.part.name, f.records)
+            return
+        fsync_dir(self.dir)
+        self.counters.files_closed += 1
+        self.prune()
+
+    def close(self) -> None:
+        """Close the open file (if any) at stop."""
+        try:
+            self.close_file(fmt.FILE_CLOSED_STOP)
+        except OSError as exc:
+            self._note_error("close", exc)
+
+    # ------------------------------------------------------------------ bounds
+    def _sizes(self) -> list[tuple[int, Path, int]]:
+        finals, _ = self._scan()
+        out = []
+        for seq in sorted(finals):
+            try:
+                out.append((seq, finals[seq], finals[seq].stat().st_size))
+            except OSError:
+                pass  # the host took it meanwhile
+        return out
+
+    def _free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self.dir).free
+        except OSError:
+            return 0
+
+    def prune(self) -> None:
+        """Delete the oldest complete files until the directory fits ``total_max_bytes`` and
+        the file system keeps ``min_free_bytes`` free."""
+        files = self._sizes()
+        total = sum(s for _, _, s in files) + (self.file.size if self.file else 0)
+        free = self._free_bytes()
+        deleted = []
+        for seq, path, size in files:
+            if total <= self.total_max_bytes and free >= self.min_free_bytes:
+                break
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self._note_error("prune", exc)
+                break
+            total -= size
+            free += size
+            deleted.append(seq)
+        if deleted:
+            self.counters.files_pruned += len(deleted)
+            fsync_dir(self.dir)
+            self.log.warning("deleted %d oldest batch files (%s) to stay under %d bytes with %d bytes free",
+                             len(deleted), fmt.ranges_text(deleted), self.total_max_bytes, self.min_free_bytes)
+        self._disk_low = free < self.min_free_bytes
+        self._next_free_check = self.clock() + FREE_CHECK_PERIOD_S
+
+    def _low_on_space(self, now: float) -> bool:
+        if self._disk_low and now >= self._next_free_check:
+            self.prune()
+            if self._disk_low:
+                self.log.error("less than %d bytes free for batch files: records are dropped and counted",
+                               self.min_free_bytes)
+        return self._disk_low
+

@@ -1,0 +1,149 @@
+"""One admission policy for measurements, shared by the orbit, attitude and formation processors.
+
+A single corrupt time (one flipped bit in a GPS week, a spacecraft stamp days off) must not
+drag a filter to a wrong epoch, nor make a message handler propagate for seconds of CPU
+(the supervisor kills a task whose handler blocks for ``Config.health_fatal_s``).  Every
+processor applies these rules, in this order; each rejection is counted under the name
+given here (the processors' ``counters``).
+
+1. **Finite** (``time_outliers``): a time that is not finite is never used.
+2. **Own fix time** (``time_outliers``): an own GPS fix's GPS time (week + ms) must agree
+   with its own spacecraft stamp mapped by the clock map within
+   ``Config.fix_time_tolerance_s`` - the stamp and the week/ms are independent fields, so a
+   corrupt one shows as a disagreement.  (Without a clock map there is nothing to compare.)
+3. **Horizon** (``time_outliers``): a sample, range or fix more than
+   ``Config.max_propagation_s`` after the newest measurement already accepted is a corrupt
+   stamp: it neither advances the stream nor makes a filter propagate.  A peer fix (stamped
+   with the peer's clock, which may be years off) is judged by its GPS time against the own
+   data instead: at most ``Config.formation_max_hold_s`` beyond the newest own-clock time.
+4. **Gap** (``reinit``): a filter is never propagated across more than
+   ``Config.max_gap_propagation_s`` inside a handler to reach a measurement: it is
+   re-initialised from the next usable fix instead (a state propagated that far is worth
+   no more than a fresh fix, and costs ``gap / step`` integration steps per filter).
+   Estimates before that re-initialisation are not invented.
+5. **Budget** (``budget_deferred``): everything a handler predicts goes through
+   :func:`predict_within`, in chunks of at most :data:`CHUNK_S` of filter time, until the
+   target or the handler's :class:`Budget` (``Config.handler_budget_s`` of wall time per
+   message) is spent; work not done is left for the next call (the formation processor
+   keeps its queue, the orbit processor's output cursor resumes), never lost silently.
+6. **Gates and finiteness** (in the estimation cores): gates are written ``not nis <=
+   gate``, so a NaN innovation fails them; an update whose state or covariance is not
+   finite is not committed; a filter found non-finite after a prediction is reset here
+   (:func:`finite`, counted under ``reinit``/``reset``).
+7. **TRIAD** refuses parallel vector pairs
+   (:func:`pygnc.estimation.attitude_mekf.triad`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..timebase import ClockMap
+
+#: Largest stretch of filter time predicted between two budget checks, s (12 integration
+#: steps of 5 s: ~2 ms for the orbit filter, ~6 ms per formation peer on this machine).
+CHUNK_S = 60.0
+
+
+class Budget:
+    """A wall-clock allowance for one handler call (``time.perf_counter``)."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.perf_counter() + seconds if math.isfinite(seconds) else math.inf
+
+    def spent(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+
+#: Largest plausible sensor readings (beyond the BMX160's ranges: +-2000 deg/s gyro,
+#: +-2500 µT magnetometer; the OPT3001 saturates at 83 865.6 lux): a reading beyond is
+#: corrupt, whatever decoded it.
+GYRO_LIMIT_DEG_S = 2000.0
+MAG_LIMIT_UT = 2500.0
+LUX_LIMIT = 2.0 * 83_865.6
+
+
+def sensor_plausible(gyro_deg_s, mag_ut, sun_lux) -> bool:
+    """Every reading finite and within the sensors' ranges (NaN fails)."""
+    g = np.abs(np.asarray(gyro_deg_s, dtype=float))
+    m = np.abs(np.asarray(mag_ut, dtype=float))
+    lux = np.asarray(sun_lux, dtype=float)
+    return bool((g <= GYRO_LIMIT_DEG_S).all() and (m <= MAG_LIMIT_UT).all()
+                and ((lux >= 0.0) & (lux <= LUX_LIMIT)).all())
+
+
+def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:
+    """A fix's position radius within ``Config.min/max_fix_radius_m`` and its speed within
+    ``Config.max_fix_speed_m_s`` (ingest checks the same on decoding; a processor checks
+    again whatever reached it).  NaN fails."""
+    pos = np.asarray(pos_ecef_m, dtype=float)
+    vel = np.asarray(vel_ecef_m_s, dtype=float)
+    # Component bounds first, so the norms cannot overflow.
+    if not ((np.abs(pos) <= config.max_fix_radius_m).all() and (np.abs(vel) <= config.max_fix_speed_m_s).all()):
+        return False
+    r = float(np.linalg.norm(pos))
+    v = float(np.linalg.norm(vel))
+    return config.min_fix_radius_m <= r <= config.max_fix_radius_m and v <= config.max_fix_speed_m_s
+
+
+def range_plausible(config, range_m) -> bool:
+    """A range between 0 and the widest two LEO spacecraft can be apart (twice
+    ``Config.max_fix_radius_m``).  NaN fails."""
+    return 0.0 <= float(range_m) <= 2.0 * config.max_fix_radius_m
+
+
+def is_time(t) -> bool:
+    """Rule 1: a usable time (a finite float)."""
+    try:
+        return math.isfinite(float(t))
+    except (TypeError, ValueError):
+        return False
+
+
+def gps_from_own_clock(clock: ClockMap | None, t_sc_s) -> float | None:
+    """GPS time of an own-clock stamp, or None (no clock map, or not finite)."""
+    if clock is None or not is_time(t_sc_s):
+        return None
+    t = float(clock.gps_from_sc(float(t_sc_s)))
+    return t if math.isfinite(t) else None
+
+
+def own_fix_time_ok(clock: ClockMap | None, t_gps_s, t_sc_s, tolerance_s: float) -> bool:
+    """Rules 1-2 for an own fix: finite, and its GPS time agrees with its mapped stamp."""
+    if not is_time(t_gps_s):
+        return False
+    if clock is None:
+        return True
+    t_map = gps_from_own_clock(clock, t_sc_s)
+    return t_map is not None and abs(float(t_gps_s) - t_map) <= tolerance_s
+
+
+def within_horizon(t_s: float, t_ref_s: float, horizon_s: float) -> bool:
+    """Rule 3: *t_s* at most *horizon_s* after *t_ref_s* (no reference yet: anything finite)."""
+    if not math.isfinite(t_s):
+        return False
+    return not math.isfinite(t_ref_s) or t_s - t_ref_s <= horizon_s
+
+
+def gap_needs_reinit(t_filter_s: float, t_s: float, max_gap_s: float) -> bool:
+    """Rule 4: True when reaching *t_s* from *t_filter_s* needs more than *max_gap_s*."""
+    return not (t_s - t_filter_s <= max_gap_s)  # NaN: re-initialise
+
+
+def predict_within(filt, t_target_s: float, budget: Budget, chunk_s: float = CHUNK_S) -> bool:
+    """Rule 5: advance *filt* (``t_gps_s``, ``predict_to``) toward *t_target_s* in chunks
+    until it is reached (True) or *budget* is spent (False; the filter keeps the epoch it
+    reached, so a later call goes on from there)."""
+    while filt.t_gps_s < t_target_s - 1e-6:
+        if budget.spent():
+            return False
+        filt.predict_to(min(t_target_s, filt.t_gps_s + chunk_s))
+    return True
+
+
+def finite(*arrays) -> bool:
+    """Rule 6: every element of every array is finite."""
+    return all(np.isfinite(a).all() for a in arrays)

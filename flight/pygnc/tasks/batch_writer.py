@@ -1,0 +1,268 @@
+"""Batch writer: the downlink products, ``~/pygnc_batches/batch_NNNNNNNN.bin``.
+
+Subscribes to the estimate channels (orbit, attitude, formation), the supervisor's health
+and the measurement stream, and records a decimated view of them as batch-file records
+(layout: :mod:`pygnc.formats.batch`; files: :mod:`pygnc.batch_store`).
+
+What is recorded (:class:`BatchRecorder`, no bus, no files: the bench and tests drive it
+directly): every kind of :data:`~pygnc.formats.batch.KINDS` enabled by
+``Config.batch_kinds`` (empty: the default set), at most one record per kind and key (e.g.
+peer) per ``period``-long bin of record time (``Config.batch_period_s`` overrides the
+kinds' defaults; bins are aligned on multiples of the period, so the choice does not
+depend on arrival order and a replayed stream adds nothing), plus a record whenever a
+kind's ``on_change`` fields change (health states, a new clock map).  When the writer
+stops, the last message of each ``final`` kind (estimates, health) is recorded if its bin
+was already taken, so the downlink ends with the estimates the run ended with.
+
+A sink (like the status reporter): after Ctrl-C it keeps draining until the supervisor
+reports the producers gone, then records their final messages, closes the open file and
+exits.  A writer restarted within a run first recovers the ``.part`` it left, then marks
+as taken the bins of the records this run already wrote, so the measurement stream
+ingest replays to it is not recorded twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from ..batch_store import BatchStore, resolve_batch_dir
+from ..bus.messages import Message
+from ..formats import batch as fmt
+from .base import Task
+
+#: Bins remembered per kind and key (oldest forgotten first): 2 days at a 60-s cadence.
+MAX_BINS_PER_KEY = 2880
+#: Failures logged with a traceback before the rest are only counted.
+MAX_LOGGED_FAILURES = 5
+
+
+def kind_selection(config) -> tuple[list[fmt.RecordKind], dict[str, float | None]]:
+    """The enabled kinds and their periods under *config*; ValueError naming a bad entry."""
+    problems = fmt.check_selection(config.batch_kinds, config.batch_period_s)
+    if problems:
+        raise ValueError("; ".join(problems))
+    names = config.batch_kinds or fmt.default_kinds()
+    kinds = [fmt.KINDS_BY_NAME[n] for n in names]
+    periods = {k.name: (float(config.batch_period_s[k.name]) if k.name in config.batch_period_s else k.period_s)
+               for k in kinds}
+    return kinds, periods
+
+
+@dataclass
+class _KindState:
+    kind: fmt.RecordKind
+    period_ms: int | None              # None: on change only
+    bins: dict = field(default_factory=dict)          # key -> {bin: None} (insertion-ordered set)
+    last_sig: dict = field(default_factory=dict)      # key -> bytes of the on_change fields
+    last_t: dict = field(default_factory=dict)        # key -> latest recorded time, ms
+    held: dict = field(default_factory=dict)          # key -> (t_ms, values): newest not recorded
+    context: dict = field(default_factory=dict)       # key -> (raw record, t_sc_s)
+    records: int = 0
+    skipped: int = 0
+
+
+class BatchRecorder:
+    """Bus messages in, framed records out to ``store.append(raw, t_sc_s)``."""
+
+    def __init__(self, kinds: Sequence[fmt.RecordKind], periods: dict[str, float | None], store,
+                 sc_now: Callable[[], float], log=None):
+        self.store = store
+        self.sc_now = sc_now
+        self.log = log
+        self.states: dict[str, _KindState] = {}
+        self.by_type: dict[str, list[_KindState]] = {}
+        for k in kinds:
+            p = periods.get(k.name, k.period_s)
+            ks = _KindState(k, None if p is None or math.isinf(p) else int(round(p * 1000)))
+            self.states[k.name] = ks
+            for t in k.message_types:
+                self.by_type.setdefault(t, []).append(ks)
+        self.encode_errors = 0
+        self.time_errors = 0
+        self.not_written = 0
+
+    # -- helpers -----------------------------------------------------------------------
+    def _failed(self, what: str) -> None:
+        self.encode_errors += 1
+        if self.log is not None and self.encode_errors <= MAX_LOGGED_FAILURES:
+            self.log.exception("%s failed%s", what, " (further failures only counted)"
+                               if self.encode_errors == MAX_LOGGED_FAILURES else "")
+
+    @staticmethod
+    def _key(kind: fmt.RecordKind, values: dict):
+        if kind.key is None:
+            return 0
+        v = values.get(kind.key, 0)
+        return tuple(v) if isinstance(v, list) else v
+
+    def _bin(self, ks: _KindState, t_ms: int) -> int:
+        return t_ms // ks.period_ms if ks.period_ms else t_ms
+
+    def _remember(self, ks: _KindState, key, t_ms: int, sig: bytes | None) -> None:
+        bins = ks.bins.setdefault(key, {})
+        if ks.period_ms is not None:
+            bins[self._bin(ks, t_ms)] = None
+            if len(bins) > MAX_BINS_PER_KEY:
+                del bins[next(iter(bins))]
+        if sig is not None:
+            ks.last_sig[key] = sig
+        if t_ms > ks.last_t.get(key, -1):
+            ks.last_t[key] = t_ms
+            ks.held.pop(key, None)
+
+    def _write(self, ks: _KindState, key, t: float, raw: bytes) -> None:
+        if self.store.append(raw, t):
+            ks.records += 1
+            if ks.kind.context:
+                ks.context[key] = (raw, t)
+        else:
+            self.not_written += 1
+
+    # -- inputs ------------------------------------------------------------------------
+    def handle(self, msg_type: str, body: dict) -> None:
+        for ks in self.by_type.get(msg_type, ()):
+            kind = ks.kind
+            try:
+                values = kind.encode(msg_type, body)
+                if values is None:
+                    continue
+                t = values.get("t_sc_s")
+                t = self.sc_now() if t is None else t
+                key = self._key(kind, values)
+                payload = kind.pack(values) if kind.on_change else None
+            except Exception:  # a malformed body must not stop the recording
+                self._failed(f"encoding a {kind.name} record")
+                continue
+            try:
+                s, ms = fmt.split_time(t)
+            except (ValueError, TypeError):
+                self.time_errors += 1
+                continue
+            t_ms = s * 1000 + ms
+            sig = kind.field_bytes(payload, kind.on_change) if payload is not None else None
+            changed = sig is not None and ks.last_sig.get(key) != sig
+            if ks.period_ms is None:
+                due = changed
+            else:
+                due = changed or self._bin(ks, t_ms) not in ks.bins.get(key, ())
+            if not due:  # decimated (packed only if it may be the run's last)
+                ks.skipped += 1
+                if kind.final and t_ms > ks.last_t.get(key, -1):
+                    ks.held[key] = (t_ms, values)
+                continue
+            try:
+                raw = fmt.frame_record(kind.code, t_ms / 1000.0, payload or kind.pack(values))
+            except Exception:
+                self._failed(f"encoding a {kind.name} record")
+                continue
+            self._remember(ks, key, t_ms, sig)
+            self._write(ks, key, t_ms / 1000.0, raw)
+
+    def seed(self, records: Iterable[fmt.Record]) -> int:
+        """Mark what earlier records (this run's, before a restart) already hold; returns how many."""
+        n = 0
+        for r in records:
+            kind = r.kind
+            ks = self.states.get(kind.name) if kind is not None else None
+            if ks is None:
+                continue
+            try:
+                key = self._key(kind, kind.unpack(r.payload))
+                s, ms = fmt.split_time(r.t_sc_s)
+            except (ValueError, KeyError):
+                continue
+            self._remember(ks, key, s * 1000 + ms, kind.field_bytes(r.payload, kind.on_change)
+                           if kind.on_change else None)
+            if kind.context:
+                ks.context[key] = (r.raw, r.t_sc_s)
+            n += 1
+        return n
+
+    def finish(self) -> int:
+        """Record the newest message of every ``final`` kind whose bin was taken; returns how many."""
+        n = 0
+        for ks in self.states.values():
+            for key, (t_ms, values) in sorted(ks.held.items(), key=lambda kv: kv[1][0]):
+                try:
+                    raw = fmt.frame_record(ks.kind.code, t_ms / 1000.0, ks.kind.pack(values))
+                except Exception:
+                    self._failed(f"encoding a final {ks.kind.name} record")
+                    continue
+                self._remember(ks, key, t_ms, None)
+                self._write(ks, key, t_ms / 1000.0, raw)
+                n += 1
+            ks.held.clear()
+        return n
+
+    def context_records(self) -> list[tuple[bytes, float]]:
+        """The latest record of every context kind and key, for the start of a new file."""
+        return [rt for ks in self.states.values() if ks.kind.context for rt in ks.context.values()]
+
+    def counters(self) -> dict:
+        return {"records": {n: ks.records for n, ks in self.states.items()},
+                "decimated": sum(ks.skipped for ks in self.states.values()),
+                "encode_errors": self.encode_errors, "time_errors": self.time_errors,
+                "not_written": self.not_written}
+
+
+class BatchWriter(Task):
+    def __init__(self, runner):
+        super().__init__(runner)
+        ctx, cfg = self.ctx, self.config
+        self.failures = 0
+        kinds, periods = kind_selection(cfg)  # load_config has checked it; a direct Config may not
+        self.directory = resolve_batch_dir(ctx.paths.home, cfg.batch_dir)
+        run_key = f"{ctx.run_number}:{ctx.t0_sc_s!r}:{ctx.t0_mono_s!r}"
+        self.recorder: BatchRecorder | None = None
+        self.store = BatchStore(
+            self.directory, ctx.run_number, run_key, cfg.spacecraft_id,
+            max_file_bytes=cfg.batch_file_max_bytes, max_file_age_s=cfg.batch_file_max_age_s,
+            total_max_bytes=cfg.batch_total_max_bytes, min_free_bytes=cfg.batch_min_free_bytes,
+            fsync_period_s=cfg.batch_fsync_period_s, log=self.log,
+            context=lambda: self.recorder.context_records() if self.recorder else [])
+        self.recorder = BatchRecorder(kinds, periods, self.store, ctx.sc_now, self.log)
+        try:
+            report = self.store.open()
+        except OSError as exc:
+            self.log.error("cannot use the batch directory %s: %s (records are counted, not written)",
+                           self.directory, exc)
+            return
+        seeded = self.recorder.seed(self.store.run_records()) if report.restarted else 0
+        self.log.info("batch files in %s, next sequence %d; kinds %s%s%s", self.directory, report.next_sequence,
+                      ", ".join(f"{k.name}@{_period_text(periods[k.name])}" for k in kinds),
+                      f"; recovered {len(report.recovered)} .part files" if report.recovered else "",
+                      f"; restarted within run {ctx.run_number}: {seeded} records already written"
+                      if report.restarted else "")
+
+    def _guard(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except Exception:
+            self.failures += 1
+            if self.failures <= MAX_LOGGED_FAILURES:
+                self.log.exception("%s failed", what)
+            return None
+
+    def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
+        self._guard(f"recording {msg.type}", self.recorder.handle, msg.type, msg.body)
+
+    def step(self) -> float:
+        wait = self._guard("batch file upkeep", self.store.tick)
+        return 0.5 if wait is None else min(wait, 0.5)
+
+    def on_stop(self, reason: str) -> None:
+        n = self._guard("recording the final messages", self.recorder.finish)
+        self._guard("closing the batch file", self.store.close)
+        self.log.info("closed: %s final records; %s", n, self.store.counters.as_dict())
+
+    def counters(self) -> dict:
+        return {**self.recorder.counters(), **self.store.counters.as_dict(), "failures": self.failures}
+
+
+def _period_text(p: float | None) -> str:
+    return "change" if p is None or math.isinf(p) else f"{p:g}s"
+
+
+TASK_CLASS = BatchWriter

@@ -1,0 +1,86 @@
+"""What "valid" means in ``pygnc_status.bin``: usable now.
+
+An estimate the status file carries is judged at every write against "now" (the write's
+spacecraft time) into one of :data:`pygnc.formats.status.ESTIMATE_QUALITY`:
+
+* ``none``: no estimate yet;
+* ``horizon``: its epoch lags "now" and "now" is more than ``Config.max_propagation_s``
+  after the batch's last measurement - the estimators do not propagate that far, so it will
+  never be current;
+* ``behind``: its epoch lags "now" by more than ``Config.status_max_estimate_lag_s``
+  (during the batch the estimates are at past measurement times; afterwards they are
+  propagated to "now" every second, over several calls when the gap is long);
+* ``ahead``: its epoch is later than "now" by more than that lag (the spacecraft time given
+  to main.py is before the batch);
+* ``rates_only`` (attitude): rates and gyro bias, but no attitude reference yet;
+* ``uncertain``: current, but its 3-D 1-sigma exceeds the configured bound
+  (``orbit_valid_max_sigma_m``, ``attitude_valid_max_sigma_deg``,
+  ``formation_valid_max_sigma_m``);
+* ``ok``: none of the above - usable now.  Only ``ok`` sets the ``*_valid`` flags.
+
+Pure functions on the status dict (no numpy): the status reporter and the supervisor's
+fallback final status share them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .config import Config
+from .formats import status as st
+
+Q_NONE, Q_OK, Q_BEHIND, Q_AHEAD, Q_HORIZON, Q_UNCERTAIN, Q_RATES_ONLY = range(7)
+assert st.ESTIMATE_QUALITY[Q_RATES_ONLY] == "rates_only"
+
+
+def norm3(v) -> float:
+    """Euclidean norm of a 3-vector (NaN if any component is NaN)."""
+    return math.sqrt(sum(float(x) * float(x) for x in v))
+
+
+def quality(epoch_sc_s: float, now_sc_s: float, sigma_3d: float, max_sigma: float,
+            batch_last_sc_s: float, config: Config, has_reference: bool = True) -> int:
+    """Index into ``ESTIMATE_QUALITY`` of one estimate (see the module docstring)."""
+    if not math.isfinite(epoch_sc_s):
+        return Q_NONE
+    lag = config.status_max_estimate_lag_s
+    if epoch_sc_s < now_sc_s - lag:
+        if math.isfinite(batch_last_sc_s) and now_sc_s - batch_last_sc_s > config.max_propagation_s:
+            return Q_HORIZON
+        return Q_BEHIND
+    if epoch_sc_s > now_sc_s + lag:
+        return Q_AHEAD
+    if not has_reference:
+        return Q_RATES_ONLY
+    if not sigma_3d <= max_sigma:  # NaN fails too
+        return Q_UNCERTAIN
+    return Q_OK
+
+
+def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool) -> int:
+    """Set every ``*_quality`` of status dict *s* for "now" = *now_sc_s*; return *s*'s flags
+    with ``orbit_valid``, ``attitude_valid`` and ``formation_valid`` set from them (valid
+    formation: at least one peer ``ok``)."""
+    last = s["batch_t_sc_last_s"]
+    s["orbit_quality"] = quality(s["orbit_t_sc_s"], now_sc_s, norm3(s["orbit_sigma_r_m"]),
+                                 config.orbit_valid_max_sigma_m, last, config)
+    s["att_quality"] = quality(s["att_t_sc_s"], now_sc_s, math.degrees(norm3(s["att_sigma_rad"])),
+                               config.attitude_valid_max_sigma_deg, last, config, att_has_reference)
+    any_peer_ok = False
+    for k in range(st.MAX_PEERS):
+        p = f"peer{k}_"
+        if not s[p + "id"]:
+            s[p + "quality"] = Q_NONE
+            continue
+        q = quality(s[p + "t_sc_s"], now_sc_s, norm3(s[p + "sigma_dr_m"]),
+                    config.formation_valid_max_sigma_m, last, config)
+        s[p + "quality"] = q
+        any_peer_ok |= q == Q_OK
+    flags = s["flags"] & ~(st.FLAG_ORBIT_VALID | st.FLAG_ATTITUDE_VALID | st.FLAG_FORMATION_VALID)
+    if s["orbit_quality"] == Q_OK:
+        flags |= st.FLAG_ORBIT_VALID
+    if s["att_quality"] == Q_OK:
+        flags |= st.FLAG_ATTITUDE_VALID
+    if any_peer_ok:
+        flags |= st.FLAG_FORMATION_VALID
+    return flags

@@ -1,0 +1,117 @@
+"""A full disk (issue 15 item 15): the status and info files keep being written, a write
+failure is visible, no temporary file is left, the final status says `stopping`.
+
+The file system is a small tmpfs mounted for the test (it needs root, as CI and the Pi
+have; elsewhere these tests are skipped with that reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from flight_harness import REPO, FlightRun, make_home
+from pygnc.formats import status as S
+from pygnc.formats.sense import decode_sense
+
+SAMPLE = REPO / "data" / "sample"
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    if os.geteuid() != 0:
+        return False
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                       capture_output=True, timeout=30)
+    return p.returncode == 0
+
+
+@contextlib.contextmanager
+def small_fs(tmp_path: Path, size: str):
+    mnt = tmp_path / "fs"
+    if not _mount_tmpfs(mnt, size):
+        pytest.skip("needs root to mount a small tmpfs to fill")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+
+
+def _fill(path: Path, leave_bytes: int = 0) -> None:
+    """Write *path* until the file system has at most *leave_bytes* free."""
+    chunk = b"\0" * 65536
+    with open(path, "wb", buffering=0) as f:
+        while True:
+            v = os.statvfs(path.parent)
+            room = v.f_bavail * v.f_frsize - leave_bytes
+            if room <= 0:
+                break
+            try:
+                f.write(chunk[: min(len(chunk), room)])
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+
+
+def _t_sc() -> float:
+    return float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
+
+
+def test_logs_stop_at_the_reserve_and_the_status_goes_on(tmp_path):
+    cfg = tmp_path / "pygnc.toml"
+    reserve = 512 * 1024
+    cfg.write_text(f"log_min_free_bytes = {reserve}\n")
+    with small_fs(tmp_path, "8m") as fs:
+        home = make_home(fs, SAMPLE)
+        _fill(fs / "filler", leave_bytes=reserve + 48 * 1024)  # room for ~48 kB of logs
+        with FlightRun(home, spacecraft_time_s=_t_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
+            st = run.wait_status(lambda s: s["flags"] & S.FLAG_LOGS_LIMITED and s["flags"] & S.FLAG_BATCH_DONE,
+                                 timeout_s=60)
+            seq = st["seq"]
+            st = run.wait_status(lambda s: s["seq"] >= seq + 3, timeout_s=10)  # still written
+            assert not st["flags"] & S.FLAG_WRITE_FAILED and st["status_write_failures"] == 0
+            assert st["home_free_kib"] * 1024 >= reserve - 64 * 1024  # the logs kept off the reserve
+            run.ctrl_c()
+            assert run.wait_exit(10) == 0
+            st = S.decode_status(run.status_path.read_bytes())
+            assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_LOGS_LIMITED
+            assert not list(home.glob(".*.tmp*"))
+
+
+def test_a_disk_filled_by_something_else(tmp_path):
+    with small_fs(tmp_path, "4m") as fs:
+        home = make_home(fs, SAMPLE)
+        with FlightRun(home, spacecraft_time_s=_t_sc()) as run:
+            run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE)
+            # Default reserve (8 MiB) > this file system: the logs write nothing at all.
+            _fill(fs / "filler")  # now not even the status fits
+            time.sleep(2.5)  # a few failed status writes
+            assert not list(home.glob(".*.tmp*"))  # the trial left a 0-byte temp file
+            (fs / "filler").unlink()
+            st = run.wait_status(lambda s: s["flags"] & S.FLAG_WRITE_FAILED, timeout_s=10)
+            assert st["status_write_failures"] >= 1 and st["flags"] & S.FLAG_LOGS_LIMITED
+            run.ctrl_c()
+            assert run.wait_exit(10) == 0
+            st = S.decode_status(run.status_path.read_bytes())
+            assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_WRITE_FAILED
+            assert not list(home.glob(".*.tmp*"))
+
+
+def test_final_status_that_cannot_be_written_is_an_error_exit(tmp_path):
+    """The trial: no `stopping` flag, yet exit status 0."""
+    with small_fs(tmp_path, "4m") as fs:
+        home = make_home(fs, SAMPLE)
+        with FlightRun(home, spacecraft_time_s=_t_sc()) as run:
+            run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE)
+            _fill(fs / "filler")
+            run.ctrl_c()
+            assert run.wait_exit(10) == 1
+            time.sleep(0.1)
+            assert "cannot write the final status" in run.text
+            assert not list(home.glob(".*.tmp*"))
