@@ -34,7 +34,8 @@ from ground.archive import Archive
 from ground.sim.hk_devices import EmusBmsModel, EmusBmsSim, UsbIssOpcSim, synthetic_hk_buslog
 from pygnc.drivers import emus_bms as eb
 from pygnc.drivers import opc_n3 as on
-from pygnc.drivers.serial_port import open_link, run_blocking
+from pygnc.drivers.exchange import run_blocking
+from pygnc.drivers.link import open_link
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pygnc.drivers import emus_bms as eb
 from pygnc.drivers import opc_n3 as on
 from pygnc.drivers import usb_iss as ui
-from pygnc.drivers.serial_port import Pause, Transfer
+from pygnc.drivers.exchange import Pause, Transfer
 from ground.sim.hk_devices import EmusBmsModel, OpcN3Model, UsbIssModel
 
 CRC8_REF = Calculator(Crc8.MAXIM_DOW)

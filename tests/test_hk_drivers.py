@@ -14,7 +14,8 @@ import serial.tools.list_ports
 
 from pygnc.drivers import emus_bms as eb
 from pygnc.drivers import opc_n3 as on
-from pygnc.drivers.serial_port import LinkLost, PortError, find_usb_port, open_link, run_blocking
+from pygnc.drivers.exchange import run_blocking
+from pygnc.drivers.link import LinkError, LinkLost, find_usb_port, open_link
 from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
 
 
@@ -114,7 +115,7 @@ def test_unplug_raises_link_lost_and_replug_reopens_by_the_same_name(tmp_path):
         with pytest.raises(LinkLost):
             bms.read_blocking(("BC1",), timeout_s=1.0)
         link.close()
-        with pytest.raises(PortError):
+        with pytest.raises(LinkError):
             open_link(sim.path)  # the name points at a pty that is gone
         sim.replug()
         link = open_link(sim.path)
@@ -128,18 +129,18 @@ def test_unplug_raises_link_lost_and_replug_reopens_by_the_same_name(tmp_path):
 def test_exclusive_lock_refuses_a_second_opener_and_dies_with_its_process(tmp_path):
     with EmusBmsSim() as sim:
         first = open_link(sim.path)
-        with pytest.raises(PortError, match="in use"):
+        with pytest.raises(LinkError, match="in use"):
             open_link(sim.path)
         first.close()
         # a process that holds the port and is killed -9 leaves no stale lock behind
         code = ("import sys, time; sys.path.insert(0, 'flight');"
-                "from pygnc.drivers.serial_port import open_link; l = open_link(sys.argv[1]);"
+                "from pygnc.drivers.link import open_link; l = open_link(sys.argv[1]);"
                 "print('locked', flush=True); time.sleep(60)")
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         p = subprocess.Popen([sys.executable, "-c", code, sim.path], cwd=repo, stdout=subprocess.PIPE)
         try:
             assert p.stdout.readline().strip() == b"locked"
-            with pytest.raises(PortError):
+            with pytest.raises(LinkError):
                 open_link(sim.path)
             p.send_signal(signal.SIGKILL)
             p.wait(5)
@@ -155,11 +156,11 @@ def test_port_by_usb_id(monkeypatch):
     monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: ports)
     assert find_usb_port(0x04D8, 0xFFEE) == "/dev/ttyACM0"
     assert find_usb_port(0x04D8, 0xFFEE, "B") == "/dev/ttyACM1"
-    with pytest.raises(PortError, match="0403:6015"):
+    with pytest.raises(LinkError, match="0403:6015"):
         find_usb_port(0x0403, 0x6015)
-    with pytest.raises(PortError, match="no serial port with USB id 04D8:FFEE"):
+    with pytest.raises(LinkError, match="no serial port with USB id 04D8:FFEE"):
         open_link(usb="04d8:ffee:Z")
-    with pytest.raises(PortError, match="hexadecimal"):
+    with pytest.raises(LinkError, match="hexadecimal"):
         open_link(usb="xyz:1")
 
 
@@ -168,7 +169,7 @@ def test_pyserial_urls_work_too():
     try:
         link.write(b"BV1,0C,B4,B8,B6,0C34,,E6\r\n")
         time.sleep(0.01)
-        assert eb.SentenceFramer().feed(link.read_available())[0].name == "BV1"
+        assert eb.SentenceFramer().feed(link.read())[0].name == "BV1"
     finally:
         link.close()
 

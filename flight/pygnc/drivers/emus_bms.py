@@ -22,7 +22,7 @@ Layers:
   whatever order they arrive, knows how many sentences a multi-sentence reply spans (from
   the pack's cell count, learned from the summary sentences, or configured) and times each
   request out;
-* :class:`EmusBms` - the driver over a :class:`~pygnc.drivers.serial_port.SerialLink`,
+* :class:`EmusBms` - the driver over a :class:`~pygnc.drivers.link.SerialLink`,
   request or broadcast mode, non-blocking (call :meth:`EmusBms.service` when the port is
   readable or a deadline passes); :meth:`EmusBms.read_blocking` for tools and tests.
 """
@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 
 from .readings import Reading
-from .serial_port import LinkLost, SerialLink
+from .link import LinkLost, SerialLink
 
 BAUDRATE = 57600
 
@@ -586,7 +586,7 @@ class EmusBms:
     replies are matched by the :class:`ResponseQueue`.  ``"broadcast"``: the unit sends on
     its own; :meth:`poll` does nothing.  :meth:`service` reads what arrived and returns the
     decoded readings and the requests that ended (completed or timed out); it raises
-    :class:`~pygnc.drivers.serial_port.LinkLost` when the port fails.
+    :class:`~pygnc.drivers.link.LinkLost` when the port fails.
     """
 
     def __init__(self, link: SerialLink, mode: str = "request", cells: int | None = None,
@@ -618,7 +618,7 @@ class EmusBms:
         readings: list[Reading] = []
         replies: list[Reply] = []
         while True:
-            data = self.link.read_available()
+            data = self.link.read()
             if not data:
                 break
             for s in self.framer.feed(data):

@@ -15,7 +15,7 @@ Layers:
   division by zero, when the sampling period or flow is 0), :func:`encode_histogram` (for
   simulators and tests), the info / serial / firmware / DAC-status / configuration decoders;
 * exchanges - generators (:func:`command`, :func:`power_on`, :func:`read_histogram`, ...)
-  yielding :class:`~pygnc.drivers.serial_port.Transfer` / ``Pause`` through the USB-ISS
+  yielding :class:`~pygnc.drivers.exchange.Transfer` / ``Pause`` through the USB-ISS
   codec: the busy/ready handshake with a bounded number of retries, fan-then-laser power
   sequencing with the fan spin-up time;
 * :class:`OpcN3` - the driver: bridge setup, identification, power on, a histogram every
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 from . import usb_iss
 from .readings import Reading
-from .serial_port import LinkLost, LinkTimeout, Pause, SerialLink, TransactionRunner, run_blocking
+from .exchange import LinkTimeout, Pause, TransactionRunner, run_blocking
+from .link import LinkLost, SerialLink
 
 # ------------------------------------------------------------------------------------------
 # Constants
@@ -349,7 +350,7 @@ class OpcN3:
     A refused checksum, a busy timeout or an unexpected answer is counted; after the last
     two the driver stays quiet for ``timing.resync_s``.  After *max_failures* failed
     exchanges in a row it sets up again (bridge and power).  :meth:`service` raises
-    :class:`~pygnc.drivers.serial_port.LinkLost` when the port fails.
+    :class:`~pygnc.drivers.link.LinkLost` when the port fails.
     """
 
     link: SerialLink

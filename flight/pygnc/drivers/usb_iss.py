@@ -15,16 +15,16 @@ OPC-N3 setup reports):
   n + 1 bytes: ``FF`` (ACK) or ``00`` (NACK), then the n bytes clocked in.
 
 The bridge delimits commands by USB packet, so each command is one write.  Everything here
-is pure: generators yielding :class:`~pygnc.drivers.serial_port.Transfer`, driven by a
-:class:`~pygnc.drivers.serial_port.TransactionRunner` (non-blocking) or
-:func:`~pygnc.drivers.serial_port.run_blocking`.
+is pure: generators yielding :class:`~pygnc.drivers.exchange.Transfer`, driven by a
+:class:`~pygnc.drivers.exchange.TransactionRunner` (non-blocking) or
+:func:`~pygnc.drivers.exchange.run_blocking`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .serial_port import Transfer
+from .exchange import Transfer
 
 USB_VID, USB_PID = 0x04D8, 0xFFEE
 USB_ID = f"{USB_VID:04X}:{USB_PID:04X}"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from ..drivers import emus_bms, opc_n3, usb_iss
-from ..drivers.serial_port import LinkLost, PortError, SerialLink, open_link, parse_usb_id
+from ..drivers.link import LinkError, LinkLost, SerialLink, open_link, parse_usb_id
 from .base import MAX_POLL_S, Task
 
 #: Period of hk_device reports with counters, s.
@@ -105,7 +105,7 @@ def parse_device(entry: dict) -> DeviceSpec:
     if usb is not None:
         try:
             parse_usb_id(usb)
-        except PortError as exc:
+        except LinkError as exc:
             raise DeviceConfigError(f"housekeeping device {name!r}: {exc}") from None
     period = _positive(name, "period_s", d["period_s"])
     timeout = _positive(name, "timeout_s", d["timeout_s"])
@@ -198,7 +198,7 @@ class Device:
         try:
             baud = spec.options.get("baudrate", emus_bms.BAUDRATE) if spec.kind == "emus_bms" else 115200
             self.link = open_link(spec.port, spec.usb, baudrate=baud)
-        except PortError as exc:
+        except LinkError as exc:
             self.open_failures += 1
             self.next_open = now + spec.reopen_s
             # Log the first failure and then about once every ten minutes, not every retry.
