@@ -100,6 +100,7 @@ def test_hostile_names_are_data_not_sql(tmp_path):
 
 def test_status_and_decode_csv_load_and_export(tmp_path):
     out = tmp_path / "dec"
+    out.mkdir()
     assert ground_main(["decode", str(SAMPLE / "sense.bin"), "--csv", str(out / "sense.csv")]) == 0
     assert ground_main(["decode", str(SAMPLE / "range"), "--csv", str(out / "range.csv")]) == 0
     st = S.empty_status()
