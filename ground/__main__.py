@@ -18,6 +18,10 @@ COMMANDS = {
     "decode": ("ground.decode", "decode sense.bin, range, status or log files (optionally to CSV)"),
     "simulate": ("ground.simulate", "write a truth-known scenario directory the flight code can consume"),
     "replay": ("ground.replay", "run the flight estimators on a scenario and write CSV/OEM/plots"),
+    "archive": ("ground.archive", "load bus logs, status files, decode CSV (and batch files) into SQLite"),
+    "export": ("ground.export", "write CSV files from an archive"),
+    "upload": ("ground.upload", "queue files and send them to a server with checksums and retries"),
+    "hk-sim": ("ground.sim.hk_devices", "run simulated EMUS BMS and USB-ISS + OPC-N3 devices on pseudo-terminals"),
     "imu380": ("ground.imu380_tool", "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)"),
     "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
 }

@@ -125,11 +125,61 @@ def replay_table(kind: str):
     return table
 
 
+def hk_sentences_table() -> str:
+    """The value names each EMUS sentence decodes to (from decoding the simulator's pack)."""
+    from ground.sim.hk_devices import EmusBmsModel
+    from pygnc.drivers import emus_bms as eb
+
+    model, framer = EmusBmsModel(), eb.SentenceFramer()
+    rows = ["| sentence | reply | values |", "|---|---|---|"]
+    for name in eb.KNOWN_SENTENCES:
+        sents = framer.feed(b"".join(model.sentences(name)))
+        reply = "one per cell group" if name in eb.GROUP_SENTENCES else "one"
+        keys = eb.decode_sentence(sents[0])
+        rows.append(f"| `{name}` | {reply} | " + ", ".join(f"`{k}`" for k in keys) + " |")
+    return "\n".join(rows)
+
+
+def opc_records_table() -> str:
+    """The value names of each OPC-N3 record (from decoding the simulator's records)."""
+    import random
+
+    from ground.sim.hk_devices import OpcN3Model, UsbIssModel
+    from pygnc.drivers import opc_n3 as on
+
+    model = OpcN3Model(random.Random(1))
+    bridge = UsbIssModel(model)
+    gen, send, t = on.setup_and_identify(500_000), None, 0.0
+    records = []
+    try:
+        while True:
+            a = gen.send(send)
+            send = bridge.packet(a.tx, t) if hasattr(a, "tx") else None
+            t += 0.01
+    except StopIteration as stop:
+        records = stop.value
+    records.append(("histogram", on.decode_histogram(model._histogram(10.0)), b""))
+    rows = ["| record | command | values |", "|---|---|---|"]
+    cmds = {"bridge": "USB-ISS `5A 01`, `5A 03`, `5A 02`", "info": "`3F` (60 B)", "serial": "`10` (60 B)",
+            "firmware": "`12` (2 B)", "config": "`3C` (168 B)", "dac_status": "`13` (6 B)",
+            "histogram": "`30` (86 B)"}
+    for name, values, _ in records:
+        rows.append(f"| `{name}` | {cmds[name]} | " + ", ".join(f"`{k}`" for k in values) + " |")
+    return "\n".join(rows)
+
+
+def archive_schema() -> str:
+    from ground.archive import SCHEMA
+
+    return "```sql" + SCHEMA.rstrip() + "\n```"
+
+
 TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
           "channels": channels_table, "tasks": tasks_table, "batch_header": batch_header_table,
           "batch_kinds": batch_kinds_table, "batch_fields": batch_fields_table, "orbit_csv": replay_table("orbit"),
-          "attitude_csv": replay_table("attitude"), "formation_csv": replay_table("formation")}
-
+          "attitude_csv": replay_table("attitude"), "formation_csv": replay_table("formation"),
+          "hk_sentences": hk_sentences_table, "opc_records": opc_records_table,
+          "archive_schema": archive_schema}
 
 def render(doc: str) -> str:
     for name, fn in TABLES.items():

@@ -18,6 +18,7 @@ def body_strategy(msg_type):
             "list": st.lists(st.integers(-2**63, 2**63 - 1), max_size=6),
             "vec3": st.lists(finite, min_size=3, max_size=3),
             "vec6": st.lists(finite, min_size=6, max_size=6),
+            "bin": st.binary(max_size=40),
         }[kind]
     return st.fixed_dictionaries(fields)
 

@@ -176,6 +176,15 @@ class Config:
     #: CPU time an estimator may spend per call propagating to "now", s.
     propagation_budget_s: float = 0.05
 
+    # --- housekeeping devices (task ``housekeeping``) ------------------------------------
+    #: Run the housekeeping task (EMUS BMS, OPC-N3 over serial ports); off in the host's
+    #: default run.
+    housekeeping_enabled: bool = False
+    #: The devices it polls: TOML array of tables ``[[housekeeping_devices]]`` with ``name``,
+    #: ``kind`` ("emus_bms" | "opc_n3"), ``port`` (path or pyserial URL) or ``usb``
+    #: ("VID:PID[:SERIAL]"), ``period_s`` and per-kind keys (docs/interface.md,
+    #: "Housekeeping devices"); checked by ``pygnc.tasks.housekeeping.parse_devices``.
+    housekeeping_devices: tuple = ()
     # --- external IMU (task imu_ingest; it runs only when imu_driver is set) ------------
     #: "" (no IMU: the task does not run), "imu380" (Aceinna IMU380/DMU380), "gx2"
     #: (MicroStrain 3DM-GX2, 0xC2 packets) or "monodrive" (monoDrive's GX2 emulation).

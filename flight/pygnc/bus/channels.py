@@ -51,6 +51,10 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
             ("attitude_estimate", "estimator_note"), "attitude estimates"),
     Channel("formation", "formation_estimator", Policy.DROP, 10000,
             ("formation_estimate", "estimator_note"), "relative-state estimates per peer"),
+    # drop, not block: the housekeeping loop must never wait (its ports are in the same
+    # poller); 10000 messages is over an hour of both devices at their default periods.
+    Channel("hk", "housekeeping", Policy.DROP, 10000, ("hk_reading", "hk_device"),
+            "housekeeping device readings (EMUS BMS, OPC-N3) and device states"),
     Channel("imu", "imu_ingest", Policy.DROP, 2000, ("imu_samples",),
             "external IMU rate/acceleration samples in blocks, IMU axes, with spacecraft and device time tags"),
     Channel("health", "supervisor", Policy.LATEST, 1000, ("health",),

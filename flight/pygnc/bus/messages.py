@@ -30,7 +30,7 @@ SCHEMA_VERSION = 2
 MAX_MESSAGE_BYTES = 64 * 1024
 
 # Field kinds used in the declarations below.  "num" is int or float; "vecN" a list of N
-# numbers; "str", "bool", "int", "map", "list", "any" as named.
+# numbers; "bin" bytes; "str", "bool", "int", "map", "list", "any" as named.
 _V3, _V6 = "vec3", "vec6"
 
 #: message type -> {field name: kind}.  Units are in the names.
@@ -116,6 +116,20 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     },
     "estimator_note": {  # an estimator's state in words, e.g. "no valid GPS fix"
         "estimator": "str", "code": "str", "text": "str",
+    },
+    # ---- housekeeping devices (channel "hk", from housekeeping) -----------------------
+    "hk_reading": {  # one decoded device record (an EMUS sentence, an OPC-N3 histogram, ...)
+        # device: configured name; kind: "emus_bms" | "opc_n3"; record: sentence name or
+        # OPC record ("histogram", "info", ...); values: fields in physical units (units in
+        # the names, None where the device sent nothing); raw: the checksum-verified bytes
+        # it was decoded from; solicited: False for a sentence nobody asked for.
+        "device": "str", "kind": "str", "record": "str", "t_sc_s": "num", "values": "map",
+        "raw": "bin", "solicited": "bool",
+    },
+    "hk_device": {  # a device's state: "open", "absent" (cannot open), "lost" (I/O error),
+        # "stopped", "config_error"; sent on every change and every minute with counters
+        "device": "str", "kind": "str", "state": "str", "port": "str", "t_sc_s": "num",
+        "note": "str", "counters": "map",
     },
     # ---- supervision (channel "health", from the supervisor) ------------------------
     "health": {
@@ -235,6 +249,8 @@ def _kind_ok(value, kind: str) -> bool:
         return isinstance(value, dict)
     if kind == "list":
         return isinstance(value, list)
+    if kind == "bin":
+        return isinstance(value, bytes)
     if kind.startswith("vec"):
         n = int(kind[3:])
         return isinstance(value, list) and len(value) == n and all(_is_num(v) for v in value)

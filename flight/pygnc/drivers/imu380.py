@@ -383,7 +383,7 @@ class Imu380:
             self.pump(min(0.05, max(0.0, t_end - self.clock())))
         self.packets.clear()
         self.framer.reset()
-        self.link.reset_input()
+        self.link.discard_input()
         # 2. the blocks
         done = 0
         resends0 = self.counters["resends"]

@@ -80,9 +80,14 @@ class TaskContext:
     t0_sc_s: float     # spacecraft time given to main.py
     t0_mono_s: float   # CLOCK_MONOTONIC when main.py started
 
+    def sc_at(self, t_mono_s: float) -> float:
+        """Spacecraft time, s, of a CLOCK_MONOTONIC instant (the host's clock at start plus
+        the time elapsed since)."""
+        return self.t0_sc_s + (t_mono_s - self.t0_mono_s)
+
     def sc_now(self) -> float:
-        """Current spacecraft time, s (the host's clock at start plus elapsed time)."""
-        return self.t0_sc_s + (time.monotonic() - self.t0_mono_s)
+        """Current spacecraft time, s."""
+        return self.sc_at(time.monotonic())
 
 
 class Task:

@@ -37,7 +37,7 @@ class TaskSpec:
 
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
-             subscribes=("meas", "orbit", "attitude", "formation", "health"), publishes=(),
+             subscribes=("meas", "orbit", "attitude", "formation", "health", "hk"), publishes=(),
              sink=True),
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=(), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
@@ -46,6 +46,8 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
+    TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
+             enabled_by="housekeeping_enabled"),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
     TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels(), publishes=(),
              sink=True, enabled_by="batch_writer_enabled"),

@@ -1,0 +1,183 @@
+"""Housekeeping figures: EMUS sentences/s and OPC-N3 histograms/s decoded, the exchange times
+over pseudo-terminals against the simulated devices, and the archive's load rate.
+
+Every figure is the median over ``--repeats`` runs, measured in this one run, with a bare
+baseline beside it where one makes sense (splitting lines; ``struct.unpack`` alone):
+
+* EMUS: a stream of every sentence kind of a 12-cell pack (17 sentences per poll), fed in
+  4 kB chunks to ``SentenceFramer`` (framing + CRC-8) and then ``decode_sentence`` (physical
+  units);
+* OPC-N3: ``decode_histogram`` (CRC-16 + units) on random 86-byte records;
+* links: one request poll of the 13 default sentences through a pty to the simulated BMS,
+  and one histogram read (handshake + 86 one-byte SPI transactions) through a pty to the
+  simulated USB-ISS + OPC-N3 - the simulators answer at once, so this is the driver's and
+  the pty's cost, not the hardware's;
+* archive: loading a synthetic bus log of housekeeping readings into a new SQLite file
+  (records/s), loading it again (skipped by checksum) and loading an overlapping log.
+
+    .venv/bin/python bench/bench_housekeeping.py [--sentences 100000] [--histograms 50000]
+        [--polls 2000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+from ground.archive import Archive
+from ground.sim.hk_devices import EmusBmsModel, EmusBmsSim, UsbIssOpcSim, synthetic_hk_buslog
+from pygnc.drivers import emus_bms as eb
+from pygnc.drivers import opc_n3 as on
+from pygnc.drivers.exchange import run_blocking
+from pygnc.drivers.link import open_link
+
+
+def _median_time(fn, repeats: int) -> float:
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def bench_emus(n_sentences: int, repeats: int) -> None:
+    model = EmusBmsModel(rng=random.Random(1))
+    poll = b"".join(line for name in eb.DEFAULT_SENTENCES for line in model.sentences(name))
+    per_poll = poll.count(b"\r\n")
+    stream = poll * (n_sentences // per_poll)
+    n = stream.count(b"\r\n")
+    chunks = [stream[i:i + 4096] for i in range(0, len(stream), 4096)]
+
+    def bare():
+        return [ln for ln in stream.split(b"\r\n") if ln]
+
+    def frame():
+        f = eb.SentenceFramer()
+        return sum(len(f.feed(c)) for c in chunks)
+
+    def frame_decode():
+        f = eb.SentenceFramer()
+        k = 0
+        for c in chunks:
+            for s in f.feed(c):
+                eb.decode_sentence(s)
+                k += 1
+        return k
+
+    assert frame() == n and frame_decode() == n
+    t_bare, t_frame, t_dec = (_median_time(fn, repeats) for fn in (bare, frame, frame_decode))
+    print(f"EMUS BMS: {n} sentences ({len(stream) / 1e6:.1f} MB, {per_poll} per poll)")
+    print(f"  bare line split          {n / t_bare:12,.0f} lines/s")
+    print(f"  framing + CRC-8          {n / t_frame:12,.0f} sentences/s  ({t_frame / t_bare:.1f}x bare)")
+    print(f"  framing + CRC + decode   {n / t_dec:12,.0f} sentences/s  ({t_dec / t_bare:.1f}x bare)")
+
+
+def bench_opc(n_hist: int, repeats: int) -> None:
+    rng = random.Random(2)
+    recs = [on.encode_histogram([rng.randrange(65536) for _ in range(24)], (1, 2, 3, 4),
+                                rng.randrange(1, 1000), rng.randrange(1, 700), rng.randrange(65536),
+                                rng.randrange(65536), (1.0, 2.0, 3.0)) for _ in range(n_hist)]
+
+    def bare():
+        u = on.HISTOGRAM.unpack
+        for r in recs:
+            u(r)
+
+    def crc():
+        c = on.crc16_modbus
+        for r in recs:
+            c(r[:84])
+
+    def decode():
+        d = on.decode_histogram
+        for r in recs:
+            d(r)
+
+    t_bare, t_crc, t_dec = (_median_time(fn, repeats) for fn in (bare, crc, decode))
+    print(f"OPC-N3: {n_hist} histograms")
+    print(f"  struct.unpack only       {n_hist / t_bare:12,.0f} histograms/s")
+    print(f"  CRC-16/MODBUS only       {n_hist / t_crc:12,.0f} histograms/s")
+    print(f"  decode (CRC + units)     {n_hist / t_dec:12,.0f} histograms/s  ({t_dec / t_bare:.1f}x unpack)")
+
+
+def bench_links(repeats: int) -> None:
+    with EmusBmsSim(reorder_window_s=0.0) as sim:
+        link = open_link(sim.path)
+        bms = eb.EmusBms(link, timeout_s=1.0)
+        ts = []
+        for _ in range(max(5, repeats)):
+            t0 = time.perf_counter()
+            _, replies = bms.read_blocking(eb.DEFAULT_SENTENCES, 2.0)
+            ts.append(time.perf_counter() - t0)
+            assert all(r.complete for r in replies)
+        link.close()
+    print(f"links (pseudo-terminals, simulated devices answering at once):")
+    print(f"  BMS poll, 13 requests / 17 sentences   median {1e3 * statistics.median(ts):7.1f} ms")
+    timing = on.OpcTiming(retry_s=0.01, fan_spinup_s=0.0)
+    with UsbIssOpcSim() as sim:
+        link = open_link(sim.path)
+        run_blocking(on.setup_and_identify(500_000, timing, with_config=False), link)
+        run_blocking(on.power_on(timing), link)
+        ts = []
+        for _ in range(max(5, repeats)):
+            t0 = time.perf_counter()
+            run_blocking(on.read_histogram(timing), link)
+            ts.append(time.perf_counter() - t0)
+        link.close()
+    print(f"  OPC histogram read, 1 byte/transfer    median {1e3 * statistics.median(ts):7.1f} ms "
+          f"(~{on.HISTOGRAM_SIZE + 2} USB-ISS round trips)")
+
+
+def bench_archive(polls: int, repeats: int) -> None:
+    log = synthetic_hk_buslog(polls)
+    longer = synthetic_hk_buslog(polls + polls // 10)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d / "bus.log").write_bytes(log)
+        (d / "bus2.log").write_bytes(longer)
+        load, again, overlap = [], [], []
+        n = 0
+        for k in range(repeats):
+            db = d / f"a{k}.sqlite"
+            with Archive(db) as a:
+                t0 = time.perf_counter()
+                r = a.load_file(d / "bus.log")
+                load.append(time.perf_counter() - t0)
+                n = r.records
+                t0 = time.perf_counter()
+                assert a.load_file(d / "bus.log").status == "already loaded"
+                again.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                r2 = a.load_file(d / "bus2.log")
+                overlap.append(time.perf_counter() - t0)
+            size = os.path.getsize(db)
+    tl = statistics.median(load)
+    print(f"archive: bus log of {polls} polls ({len(log) / 1e6:.1f} MB, {n} readings) into a new SQLite file")
+    print(f"  load                     {n / tl:12,.0f} records/s  ({len(log) / 1e6 / tl:.1f} MB/s; db {size / 1e6:.1f} MB)")
+    print(f"  same file again          {1e3 * statistics.median(again):12.1f} ms (skipped by its SHA-256)")
+    print(f"  overlapping log          {(r2.records + r2.duplicates) / statistics.median(overlap):12,.0f} records/s "
+          f"({r2.duplicates} duplicates ignored, {r2.records} new)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sentences", type=int, default=100_000)
+    p.add_argument("--histograms", type=int, default=50_000)
+    p.add_argument("--polls", type=int, default=2000)
+    p.add_argument("--repeats", type=int, default=5)
+    a = p.parse_args()
+    bench_emus(a.sentences, a.repeats)
+    bench_opc(a.histograms, a.repeats)
+    bench_links(a.repeats)
+    bench_archive(a.polls, a.repeats)
+
+
+if __name__ == "__main__":
+    main()

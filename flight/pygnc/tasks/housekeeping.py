@@ -1,0 +1,371 @@
+"""Housekeeping: poll the configured serial devices and publish their readings on ``hk``.
+
+Runs only when ``Config.housekeeping_enabled`` is true (off in the host's default run).
+Devices come from ``Config.housekeeping_devices`` (:func:`parse_devices`); each is an EMUS G1
+BMS (request or broadcast mode) or an Alphasense OPC-N3 behind a USB-ISS bridge.
+
+One thread, one loop: every open port's descriptor sits in the task's ``zmq.Poller`` next
+to the bus sockets, so the task wakes when bytes arrive or when the earliest device deadline
+(next poll, a reply timeout, a handshake pause, a reopen) is due, and never waits on a port.
+A device that cannot be opened is retried every ``reopen_s``; one that fails (unplugged) is
+closed, reported (``hk_device`` state ``lost``) and reopened when it is back - by path, or
+by USB id wherever it reappears.  At stop the OPC-N3's laser, then its fan, are switched off
+(bounded to one second) and every port is closed.
+
+Every valid record becomes an ``hk_reading`` (values in physical units and the
+checksum-verified raw bytes); ``hk_device`` reports state changes and, every minute, the
+driver counters (CRC errors, timeouts, reopens, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from ..drivers import emus_bms, opc_n3, usb_iss
+from ..drivers.link import LinkError, LinkLost, SerialLink, open_link, parse_usb_id
+from .base import MAX_POLL_S, Task
+
+#: Period of hk_device reports with counters, s.
+STATUS_PERIOD_S = 60.0
+#: Longest wait between services of an open link that has no descriptor to poll, s.
+NO_FD_POLL_S = 0.05
+#: Time the stop may spend switching an OPC-N3 off, s.
+POWER_OFF_BUDGET_S = 1.0
+
+KINDS = ("emus_bms", "opc_n3")
+_COMMON_KEYS = {"name", "kind", "port", "usb", "period_s", "timeout_s", "reopen_s"}
+_KIND_KEYS = {
+    "emus_bms": {"mode", "sentences", "cells", "baudrate"},
+    "opc_n3": {"spi_hz", "fan_spinup_s", "read_config", "bytes_per_transfer", "busy_timeout_s"},
+}
+_DEFAULTS = {
+    "emus_bms": {"period_s": 10.0, "timeout_s": 1.0, "mode": "request",
+                 "sentences": list(emus_bms.DEFAULT_SENTENCES), "cells": 0,
+                 "baudrate": emus_bms.BAUDRATE},
+    "opc_n3": {"period_s": 10.0, "timeout_s": 0.5, "spi_hz": 500_000, "fan_spinup_s": 5.0,
+               "read_config": True, "bytes_per_transfer": 1, "busy_timeout_s": 5.0,
+               "usb": usb_iss.USB_ID},
+}
+
+
+class DeviceConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    name: str
+    kind: str
+    port: str | None
+    usb: str | None
+    period_s: float
+    timeout_s: float
+    reopen_s: float
+    options: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        return self.port or f"usb {self.usb}"
+
+
+def _positive(entry_name: str, key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise DeviceConfigError(f"housekeeping device {entry_name!r}: {key} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def parse_device(entry: dict) -> DeviceSpec:
+    """One ``[[housekeeping_devices]]`` table -> :class:`DeviceSpec`; raises
+    :class:`DeviceConfigError` naming the device and the problem."""
+    if not isinstance(entry, dict):
+        raise DeviceConfigError(f"housekeeping device entry {entry!r} is not a table")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name or len(name) > 32:
+        raise DeviceConfigError(f"housekeeping device {entry!r}: 'name' must be a string of 1-32 characters")
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise DeviceConfigError(f"housekeeping device {name!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    unknown = sorted(set(entry) - _COMMON_KEYS - _KIND_KEYS[kind])
+    if unknown:
+        raise DeviceConfigError(f"housekeeping device {name!r}: unknown keys {unknown}")
+    d = {**_DEFAULTS[kind], **entry}
+    if entry.get("port"):
+        d["usb"] = None
+    port, usb = d.get("port") or None, d.get("usb") or None
+    for key, val in (("port", port), ("usb", usb)):
+        if val is not None and not isinstance(val, str):
+            raise DeviceConfigError(f"housekeeping device {name!r}: {key} must be a string")
+    if port is None and usb is None:
+        raise DeviceConfigError(f"housekeeping device {name!r}: give 'port' (path or URL) or 'usb' (VID:PID)")
+    if usb is not None:
+        try:
+            parse_usb_id(usb)
+        except LinkError as exc:
+            raise DeviceConfigError(f"housekeeping device {name!r}: {exc}") from None
+    period = _positive(name, "period_s", d["period_s"])
+    timeout = _positive(name, "timeout_s", d["timeout_s"])
+    reopen = _positive(name, "reopen_s", d.get("reopen_s", 5.0))
+    opts = {k: d[k] for k in _KIND_KEYS[kind] if k in d}
+    if kind == "emus_bms":
+        if opts["mode"] not in ("request", "broadcast"):
+            raise DeviceConfigError(f"housekeeping device {name!r}: mode must be 'request' or 'broadcast'")
+        sentences = opts["sentences"]
+        if isinstance(sentences, str) or not all(isinstance(x, str) and len(x) == 3 for x in sentences):
+            raise DeviceConfigError(f"housekeeping device {name!r}: sentences must be a list of 3-character names")
+        try:
+            for x in sentences:
+                emus_bms.encode_request(x)
+        except ValueError as exc:
+            raise DeviceConfigError(f"housekeeping device {name!r}: {exc}") from None
+        opts["sentences"] = tuple(sentences)
+        if not isinstance(opts["cells"], int) or opts["cells"] < 0:
+            raise DeviceConfigError(f"housekeeping device {name!r}: cells must be 0 (learn) or a positive count")
+    else:
+        _positive(name, "spi_hz", opts["spi_hz"])
+        _positive(name, "busy_timeout_s", opts["busy_timeout_s"])
+        if not isinstance(opts["bytes_per_transfer"], int) or not 1 <= opts["bytes_per_transfer"] <= 62:
+            raise DeviceConfigError(f"housekeeping device {name!r}: bytes_per_transfer must be 1..62")
+        if not isinstance(opts["fan_spinup_s"], (int, float)) or opts["fan_spinup_s"] < 0:
+            raise DeviceConfigError(f"housekeeping device {name!r}: fan_spinup_s must be >= 0")
+    return DeviceSpec(name, kind, port, usb, period, timeout, reopen, opts)
+
+
+def parse_devices(entries) -> tuple[list[DeviceSpec], list[str]]:
+    """All valid device specs, and one message per invalid entry (duplicates included)."""
+    specs, errors, seen = [], [], set()
+    for entry in entries or ():
+        try:
+            spec = parse_device(entry)
+        except DeviceConfigError as exc:
+            errors.append(str(exc))
+            continue
+        if spec.name in seen:
+            errors.append(f"housekeeping device name {spec.name!r} is used twice; the second is ignored")
+            continue
+        seen.add(spec.name)
+        specs.append(spec)
+    return specs, errors
+
+
+# ------------------------------------------------------------------------------------------
+# One device
+# ------------------------------------------------------------------------------------------
+
+
+class Device:
+    """Opens, services, and reopens one device; publishes through *publish*."""
+
+    def __init__(self, spec: DeviceSpec, publish, watch, unwatch, sc_at, log: logging.Logger):
+        self.spec = spec
+        # sc_at(t_mono_s) -> spacecraft time of that CLOCK_MONOTONIC instant
+        self._publish, self._watch, self._unwatch, self._sc_at = publish, watch, unwatch, sc_at
+        self.log = log
+        self.link: SerialLink | None = None
+        self.driver = None
+        self.state = "closed"
+        self.next_open = 0.0
+        self.next_poll = 0.0
+        self.first_poll = True
+        self.next_status = 0.0
+        self.open_failures = 0
+        self.opens = 0
+        self.losses = 0
+        self.readings = 0
+        self.last_note = ""
+
+    # -- helpers ---------------------------------------------------------------------------
+    def counters(self) -> dict:
+        c = {"state": self.state, "opens": self.opens, "losses": self.losses,
+             "open_failures": self.open_failures, "readings": self.readings}
+        if self.driver is not None:
+            c.update(self.driver.all_counters())
+        return c
+
+    def report(self, state: str, note: str = "") -> None:
+        self.state, self.last_note = state, note
+        self._publish("hk_device", {
+            "device": self.spec.name, "kind": self.spec.kind, "state": state,
+            "port": self.link.name if self.link is not None else self.spec.where,
+            "t_sc_s": self._sc_at(time.monotonic()), "note": note, "counters": self.counters()})
+
+    def _open(self, now: float) -> None:
+        spec = self.spec
+        try:
+            baud = spec.options.get("baudrate", emus_bms.BAUDRATE) if spec.kind == "emus_bms" else 115200
+            self.link = open_link(spec.port, spec.usb, baudrate=baud)
+        except LinkError as exc:
+            self.open_failures += 1
+            self.next_open = now + spec.reopen_s
+            # Log the first failure and then about once every ten minutes, not every retry.
+            if self.state != "absent" or self.open_failures % max(1, int(600 / spec.reopen_s)) == 0:
+                self.log.warning("%s: %s (retrying every %.0f s)", spec.name, exc, spec.reopen_s)
+            if self.state != "absent":
+                self.report("absent", str(exc))
+            return
+        if spec.kind == "emus_bms":
+            o = spec.options
+            self.driver = emus_bms.EmusBms(self.link, o["mode"], o["cells"] or None, spec.timeout_s)
+        else:
+            o = spec.options
+            timing = opc_n3.OpcTiming(fan_spinup_s=float(o["fan_spinup_s"]),
+                                      busy_timeout_s=float(o["busy_timeout_s"]),
+                                      bytes_per_transfer=int(o["bytes_per_transfer"]))
+            self.driver = opc_n3.OpcN3(self.link, period_s=spec.period_s, spi_hz=float(o["spi_hz"]),
+                                       timing=timing, with_config=bool(o["read_config"]),
+                                       reply_timeout_s=spec.timeout_s)
+        self.opens += 1
+        fd = self.link.fileno()
+        if fd is not None:
+            self._watch(fd)
+        self.next_poll = now
+        self.first_poll = True
+        self.next_status = now + STATUS_PERIOD_S
+        self.log.info("%s: %s open on %s", spec.name, spec.kind, self.link.name)
+        self.report("open")
+
+    def close(self, state: str, note: str = "") -> None:
+        if self.link is not None:
+            fd = self.link.fileno()
+            if fd is not None:
+                self._unwatch(fd)
+            self.link.close()
+        self.report(state, note)
+        self.link = None
+        self.driver = None
+
+    def _lost(self, now: float, exc: Exception) -> None:
+        self.losses += 1
+        self.log.warning("%s: lost: %s; reopening every %.0f s", self.spec.name, exc, self.spec.reopen_s)
+        self.close("lost", str(exc))
+        self.next_open = now + min(self.spec.reopen_s, 1.0)
+
+    def _emit(self, readings) -> None:
+        for r in readings:
+            self.readings += 1
+            self._publish("hk_reading", {
+                "device": self.spec.name, "kind": self.spec.kind, "record": r.name,
+                "t_sc_s": self._sc_at(r.t_mono_s), "values": r.values, "raw": bytes(r.raw),
+                "solicited": bool(r.solicited)})
+
+    # -- the loop's entry point ---------------------------------------------------------------
+    def service(self, now: float) -> float:
+        """Do what is due; returns the monotonic time this device next needs the loop."""
+        if self.link is None:
+            if now >= self.next_open:
+                self._open(now)
+            if self.link is None:
+                return self.next_open
+        wake = now + MAX_POLL_S
+        try:
+            if self.spec.kind == "emus_bms":
+                drv: emus_bms.EmusBms = self.driver
+                readings, replies = drv.service(now)
+                self._emit(readings)
+                for rep in replies:
+                    if rep.timed_out and not rep.complete:
+                        self.log.debug("%s: %s timed out (%d sentences)", self.spec.name, rep.name,
+                                       len(rep.sentences))
+                if drv.mode == "request" and now >= self.next_poll:
+                    names = self.spec.options["sentences"]
+                    if self.first_poll:  # the unit's version, once per open
+                        names, self.first_poll = ("VR1",) + tuple(n for n in names if n != "VR1"), False
+                    drv.poll(names, now)
+                    self.next_poll = max(self.next_poll + self.spec.period_s, now)
+                if drv.mode == "request":
+                    wake = min(wake, self.next_poll)
+            else:
+                drv: opc_n3.OpcN3 = self.driver
+                self._emit(drv.service(now))
+            nd = self.driver.next_deadline()
+            if nd is not None:
+                wake = min(wake, nd)
+        except LinkLost as exc:
+            self._lost(now, exc)
+            return self.next_open
+        if now >= self.next_status:
+            self.next_status = now + STATUS_PERIOD_S
+            self.report("open", self.last_note)
+        wake = min(wake, self.next_status)
+        if self.link is not None and self.link.fileno() is None:
+            wake = min(wake, now + NO_FD_POLL_S)
+        return wake
+
+    def stop(self, budget_s: float) -> None:
+        if self.link is None:
+            self.report("stopped", self.last_note)
+            return
+        if isinstance(self.driver, opc_n3.OpcN3):
+            ok = self.driver.power_off_blocking(budget_s)
+            if not ok:
+                self.log.warning("%s: power-off not confirmed at stop", self.spec.name)
+        self.close("stopped")
+
+
+# ------------------------------------------------------------------------------------------
+# The task
+# ------------------------------------------------------------------------------------------
+
+
+class Housekeeping(Task):
+    def __init__(self, runner):
+        super().__init__(runner)
+        self.devices: list[Device] = []
+        self.config_errors: list[str] = []
+
+    def _watch(self, fd: int) -> None:
+        # The port wakes the task's loop like a bus socket does (step() then services it).
+        self.runner.poller.register(fd, zmq.POLLIN)
+
+    def _unwatch(self, fd: int) -> None:
+        try:
+            self.runner.poller.unregister(fd)
+        except KeyError:
+            pass
+
+    def _publish(self, msg_type: str, body: dict) -> None:
+        self.publish("hk", msg_type, body)
+
+    def on_start(self) -> None:
+        specs, errors = parse_devices(self.config.housekeeping_devices)
+        self.config_errors = errors
+        for e in errors:
+            self.log.error("configuration: %s", e)
+            self._publish("hk_device", {"device": "", "kind": "", "state": "config_error", "port": "",
+                                        "t_sc_s": self.ctx.sc_now(), "note": e, "counters": {}})
+        if not specs:
+            self.log.warning("no housekeeping devices configured")
+        for spec in specs:
+            self.devices.append(Device(spec, self._publish, self._watch, self._unwatch, self.ctx.sc_at, self.log))
+            self.log.info("device %s: %s on %s every %.1f s", spec.name, spec.kind, spec.where, spec.period_s)
+
+    def step(self) -> float:
+        now = time.monotonic()
+        wake = now + MAX_POLL_S
+        for dev in self.devices:
+            try:
+                wake = min(wake, dev.service(now))
+            except Exception:  # a driver bug must not take the other devices down
+                self.log.exception("%s: service failed; closing it", dev.spec.name)
+                dev.close("lost", "internal error")
+                dev.next_open = now + dev.spec.reopen_s
+        return max(0.0, wake - time.monotonic())
+
+    def on_stop(self, reason: str) -> None:
+        t_end = time.monotonic() + POWER_OFF_BUDGET_S
+        for dev in self.devices:
+            try:
+                dev.stop(max(0.1, t_end - time.monotonic()))
+            except Exception:
+                self.log.exception("%s: stop failed", dev.spec.name)
+
+    def counters(self) -> dict:
+        return {"devices": {d.spec.name: d.counters() for d in self.devices},
+                "config_errors": len(self.config_errors)}
+
+
+TASK_CLASS = Housekeeping

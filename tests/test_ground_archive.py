@@ -1,0 +1,276 @@
+"""Ground archive (SQLite), CSV export, and the upload queue against a local HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from flight_harness import REPO
+from ground.__main__ import main as ground_main
+from ground.archive import Archive
+from ground.archive_sources import Record, SourceRecords, register_reader, READERS
+from ground.export import export
+from ground.sim.hk_devices import hk_reading_bodies, synthetic_hk_buslog
+from ground.upload import UploadQueue
+from pygnc.bus.messages import SCHEMA_VERSION, Encoder
+from pygnc.drivers import opc_n3 as on
+from pygnc.formats import status as S
+from pygnc.formats.buslog import encode_frame, encode_header_frame
+
+SAMPLE = REPO / "data" / "sample"
+N_POLLS = 6
+PER_POLL = 17 + 1  # 13 sentences, 4 of them in 2 groups (12 cells / 8), + 1 histogram
+
+
+@pytest.fixture(scope="module")
+def buslog(tmp_path_factory):
+    p = tmp_path_factory.mktemp("bus") / "bus.log"
+    p.write_bytes(synthetic_hk_buslog(N_POLLS))
+    return p
+
+
+def _count(db, sql="SELECT COUNT(*) FROM records", params=()):
+    with sqlite3.connect(db) as c:
+        return c.execute(sql, params).fetchone()[0]
+
+
+def test_load_is_idempotent_and_queryable(tmp_path, buslog):
+    db = tmp_path / "a.sqlite"
+    with Archive(db) as a:
+        r = a.load_file(buslog)
+        assert (r.status, r.kind, r.records, r.duplicates) == ("loaded", "buslog", N_POLLS * PER_POLL, 0)
+        assert a.load_file(buslog).status == "already loaded"
+        # a longer log repeating the same readings (another file, overlapping content)
+        longer = tmp_path / "bus2.log"
+        longer.write_bytes(synthetic_hk_buslog(N_POLLS + 2))
+        r = a.load_file(longer)
+        assert (r.records, r.duplicates) == (2 * PER_POLL, N_POLLS * PER_POLL)
+    assert _count(db) == (N_POLLS + 2) * PER_POLL
+    want = [b["values"]["current_a"] for t, b in hk_reading_bodies(N_POLLS + 2) if b["record"] == "CV1"]
+    with sqlite3.connect(db) as c:
+        got = [v for (v,) in c.execute(
+            "SELECT json_extract(fields_json, '$.current_a') FROM records WHERE kind = ? AND device = ?"
+            " AND record = ? ORDER BY t_sc_s", ("hk_reading", "bms", "CV1"))]
+        assert got == pytest.approx(want)
+        raw = c.execute("SELECT raw FROM records WHERE record = 'histogram' LIMIT 1").fetchone()[0]
+        assert on.decode_histogram(raw)["sampling_period_s"] >= 0  # the device bytes, re-decodable
+        plan = " ".join(r[3] for r in c.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM records WHERE device = ? AND t_sc_s > ?", ("bms", 0)))
+        assert "records_by_device_time" in plan
+        assert c.execute("SELECT records, duplicates FROM sources ORDER BY source_id").fetchall() == [
+            (N_POLLS * PER_POLL, 0), (2 * PER_POLL, N_POLLS * PER_POLL)]
+
+
+def test_corrupt_log_keeps_every_intact_frame(tmp_path, buslog):
+    data = bytearray(buslog.read_bytes())
+    for i in range(1000, len(data), 7919):
+        data[i] ^= 0x40
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(bytes(data[:-5]))  # and a torn tail
+    db = tmp_path / "b.sqlite"
+    with Archive(db) as a:
+        r = a.load_file(bad)
+    assert r.status == "loaded" and 0 < r.records < N_POLLS * PER_POLL
+    with sqlite3.connect(db) as c:
+        stats = json.loads(c.execute("SELECT stats_json FROM sources").fetchone()[0])
+    assert stats["frames_bad"] > 0 and stats["torn_tail"] and stats["bytes_skipped"] > 0
+
+
+def test_hostile_names_are_data_not_sql(tmp_path):
+    evil = "x'); DROP TABLE records; --"
+    enc = Encoder("housekeeping")
+    body = {"device": evil, "kind": "emus_bms", "record": "CV1", "t_sc_s": 1.0,
+            "values": {"current_a": 1.5, evil: None}, "raw": b"CV1,", "solicited": True}
+    p = tmp_path / "evil.log"
+    p.write_bytes(encode_header_frame(1, SCHEMA_VERSION) + encode_frame("hk", 0.0, enc.encode("hk_reading", body)))
+    db = tmp_path / "e.sqlite"
+    with Archive(db) as a:
+        assert a.load_file(p).records == 1
+    out = export(db, tmp_path / "csv", devices=[evil])
+    assert list(out.values()) == [1] and _count(db) == 1
+
+
+def test_status_and_decode_csv_load_and_export(tmp_path):
+    out = tmp_path / "dec"
+    out.mkdir()
+    assert ground_main(["decode", str(SAMPLE / "sense.bin"), "--csv", str(out / "sense.csv")]) == 0
+    assert ground_main(["decode", str(SAMPLE / "range"), "--csv", str(out / "range.csv")]) == 0
+    st = S.empty_status()
+    st["t_sc_s"], st["run"] = 1.7e9, 3
+    (out / "pygnc_status.bin").write_bytes(S.encode_status(st))
+    db = tmp_path / "c.sqlite"
+    assert ground_main(["archive", str(db), str(out)]) == 0
+    with sqlite3.connect(db) as c:
+        kinds = dict(c.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
+    assert kinds["sensor"] == 60 and kinds["gps_fix"] == 12 and kinds["status"] == 1
+    assert kinds["range"] > 0 and kinds["peer_gps_fix"] > 0
+    assert ground_main(["archive", str(db), str(out)]) == 0  # again: nothing new
+    assert _count(db) == sum(kinds.values())
+    files = export(db, tmp_path / "x", kinds=["sensor"])
+    (path, n), = files.items()
+    rows = list(csv.DictReader(path.open()))
+    assert n == 60 and float(rows[0]["mag_ut_x"]) == 22.5
+    assert [float(r["t_sc_s"]) for r in rows] == sorted(float(r["t_sc_s"]) for r in rows)
+
+
+def test_export_flattens_device_records(tmp_path, buslog):
+    db = tmp_path / "d.sqlite"
+    with Archive(db) as a:
+        a.load_file(buslog)
+    assert ground_main(["export", str(db), str(tmp_path / "csv"), "--device", "bms", "--device", "opc"]) == 0
+    bv2 = list(csv.DictReader((tmp_path / "csv" / "hk_reading__bms__BV2.csv").open()))
+    assert len(bv2) == 2 * N_POLLS and {r["group_size"] for r in bv2} == {"8", "4"}
+    assert 3.0 < float(bv2[0]["cell_voltage_v_7"]) < 4.2 and bv2[1]["cell_voltage_v_7"] == ""
+    hist = list(csv.DictReader((tmp_path / "csv" / "hk_reading__opc__histogram.csv").open()))
+    assert len(hist) == N_POLLS and "bin_counts_23" in hist[0]
+    assert hist[0]["bin_conc_per_ml_0"] == ""  # first histogram: period 0, no concentration
+    st1 = list(csv.DictReader((tmp_path / "csv" / "hk_reading__bms__ST1.csv").open()))
+    assert st1[0]["pins"] == "charger_enable;contactor"
+
+
+def test_a_new_source_plugs_in_through_the_reader_hook(tmp_path):
+    """How the batch-file reader joins: detect + read returning records."""
+    def detect(path, head):
+        return head[:4] == b"TEST"
+
+    def read(path, data):
+        n = int(data[4:].decode())
+        return SourceRecords([Record("hk_reading", float(i), {"v": i}, "dev", "X") for i in range(n)],
+                             {"bytes_total": len(data)}, {"run": 1})
+
+    register_reader("test_batch", detect, read)
+    try:
+        f = tmp_path / "b0001.bin"
+        f.write_bytes(b"TEST5")
+        db = tmp_path / "h.sqlite"
+        assert ground_main(["archive", str(db), str(f)]) == 0
+        assert _count(db, "SELECT COUNT(*) FROM records WHERE device = ?", ("dev",)) == 5
+    finally:
+        READERS.pop("test_batch")
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    db = tmp_path / "f.sqlite"
+    assert ground_main(["archive", str(db), str(tmp_path / "missing.log")]) == 1
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00garbage")
+    assert ground_main(["archive", str(db), str(junk)]) == 1
+    notdb = tmp_path / "notdb.sqlite"
+    notdb.write_bytes(b"this is not sqlite" * 100)
+    assert ground_main(["archive", str(notdb), str(junk)]) == 1
+    assert ground_main(["export", str(tmp_path / "none.sqlite"), str(tmp_path / "o")]) == 1
+    with pytest.raises(SystemExit) as e:
+        ground_main(["archive"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "no such file" in err and "no reader" in err
+
+
+# -- upload queue -----------------------------------------------------------------------------------
+
+class _Server:
+    """A loopback HTTP server whose answers follow a script: a list of actions, one per POST
+    ('503', 'drop' = close without answering, '400', 'wrongsum', 'ok')."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.received: list[tuple[str, bytes, dict]] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                action = outer.script.pop(0) if outer.script else "ok"
+                outer.received.append((action, body, self.headers))
+                if action == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                code = {"503": 503, "400": 400}.get(action, 200)
+                sha = hashlib.sha256(body).hexdigest() if action != "wrongsum" else "0" * 64
+                data = json.dumps({"sha256": sha}).encode()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/batches"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def files(tmp_path):
+    out = []
+    for i in range(3):
+        p = tmp_path / f"batch_{i:05d}.bin"
+        p.write_bytes(bytes([i]) * (1000 + i))
+        out.append(p)
+    return out
+
+
+def test_upload_retries_with_backoff_and_marks_sent_only_on_success(tmp_path, files):
+    srv = _Server(["503", "drop", "wrongsum", "ok", "ok", "ok"])
+    sleeps = []
+    q = UploadQueue(tmp_path / "q.sqlite")
+    try:
+        assert [q.add(f) for f in files] == ["queued"] * 3
+        assert q.add(files[0]) == "already queued"
+        sent, left = q.send(srv.url, token="s3cret", attempts=5, backoff_s=0.2, max_backoff_s=0.4,
+                            timeout_s=5, log=lambda *_: None,
+                            sleep=lambda s: (sleeps.append(s), time.sleep(s)))
+        assert (sent, left) == (3, 0)
+        assert [a for a, _, _ in srv.received] == ["503", "drop", "wrongsum", "ok", "ok", "ok"]
+        for action, body, headers in srv.received:
+            d = hashlib.sha256(body).digest()
+            assert headers["X-Pygnc-SHA256"] == d.hex()
+            assert headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(d).decode()}:"
+            assert headers["Authorization"] == "Bearer s3cret"
+        ok_bodies = sorted(b for a, b, _ in srv.received if a == "ok")
+        assert ok_bodies == sorted(f.read_bytes() for f in files)  # each once, intact
+        assert sleeps and all(0 <= s <= 0.4 for s in sleeps)       # backoff honoured, bounded
+        rows = q.rows()
+        assert [(r[1], r[2]) for r in rows] == [("sent", 2)] * 3  # each failed once, then went
+        n = len(srv.received)
+        assert q.send(srv.url, log=lambda *_: None) == (0, 0) and len(srv.received) == n  # nothing resent
+        assert q.add(files[0]) == "already sent"
+    finally:
+        q.close()
+        srv.close()
+
+
+def test_upload_rejection_and_unreachable_server(tmp_path, files):
+    srv = _Server(["400"])
+    q = UploadQueue(tmp_path / "q.sqlite")
+    try:
+        q.add(files[0])
+        assert q.send(srv.url, attempts=3, backoff_s=0.0, log=lambda *_: None) == (0, 0)
+        assert q.rows()[0][1] == "rejected" and len(srv.received) == 1  # not retried
+        assert q.add(files[0]) == "queued again"
+        url = srv.url
+    finally:
+        srv.close()
+    try:  # nobody listens any more: every attempt fails, the file stays pending
+        sent, left = q.send(url, attempts=2, backoff_s=0.0, timeout_s=2, log=lambda *_: None, sleep=lambda s: None)
+        assert (sent, left) == (0, 1)
+        path, state, tries, err, _ = q.rows()[0]
+        assert state == "pending" and tries == 2 and "network" in err
+    finally:
+        q.close()
+    assert ground_main(["upload", str(tmp_path / "q.sqlite"), "--send", "ftp://x"]) == 2
+    assert ground_main(["upload", str(tmp_path / "q.sqlite"), "--list"]) == 0

@@ -1,0 +1,234 @@
+"""The real housekeeping drivers through real pseudo-terminals against misbehaving
+simulated devices: replies out of order, broadcasts, corrupted sentences, a busy OPC-N3,
+bad checksums, unplug/replug, the exclusive lock."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+import serial.tools.list_ports
+
+from pygnc.drivers import emus_bms as eb
+from pygnc.drivers import opc_n3 as on
+from pygnc.drivers.exchange import run_blocking
+from pygnc.drivers.link import LinkError, LinkLost, find_usb_port, open_link
+from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
+
+
+def service_until(driver, cond, timeout_s=5.0):
+    """Drive a non-blocking driver as a task loop does: wait on the port or the deadline."""
+    out = []
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        now = time.monotonic()
+        got = driver.service(now)
+        out += got[0] if isinstance(got, tuple) else got
+        if cond(out):
+            return out
+        nd = driver.next_deadline()
+        driver.link.wait_readable(min(0.2, max(0.0, (nd or now + 0.2) - now)))
+    raise AssertionError(f"condition not met; {len(out)} readings, counters {driver.all_counters()}")
+
+
+# -- EMUS BMS ------------------------------------------------------------------------------------
+
+def test_request_mode_matches_out_of_order_replies():
+    with EmusBmsSim(reorder_window_s=0.03, seed=7) as sim:
+        link = open_link(sim.path)
+        try:
+            bms = eb.EmusBms(link, "request", timeout_s=1.0)
+            readings, replies = bms.read_blocking(eb.DEFAULT_SENTENCES, timeout_s=3.0)
+        finally:
+            link.close()
+    assert sorted(r.name for r in replies) == sorted(eb.DEFAULT_SENTENCES)
+    assert all(r.complete and not r.timed_out for r in replies)
+    order = [r.name for r in readings]
+    assert order != [n for n in eb.DEFAULT_SENTENCES for _ in range(2 if n in eb.GROUP_SENTENCES else 1)]
+    # group replies span the pack (12 cells in groups of 8), counted from BV1's cell count
+    assert sum(1 for r in readings if r.name == "BV2") == 2
+    cells = sorted((r.values["first_cell"], r.values["cell_voltage_v"]) for r in readings if r.name == "BV2")
+    assert [v for _, vs in cells for v in vs] == pytest.approx(sim.model.cell_v, abs=0.011)
+    assert bms.all_counters()["bad_crc"] == 0 and bms.queue.counters.unsolicited == 0
+
+
+def test_unanswered_request_times_out_at_its_deadline_while_others_complete():
+    with EmusBmsSim(ignore=("ST1",)) as sim:
+        link = open_link(sim.path)
+        try:
+            bms = eb.EmusBms(link, "request", timeout_s=0.4)
+            t0 = time.monotonic()
+            readings, replies = bms.read_blocking(("BV1", "ST1", "BC1"), timeout_s=2.0)
+            elapsed = time.monotonic() - t0
+        finally:
+            link.close()
+    by = {r.name: r for r in replies}
+    assert by["BV1"].complete and by["BC1"].complete
+    assert by["ST1"].timed_out and not by["ST1"].complete and bms.queue.counters.timeouts == 1
+    assert 0.4 <= elapsed < 1.5  # ended at the timeout, not at the overall limit
+
+
+def test_corrupted_sentences_cost_only_themselves():
+    with EmusBmsSim(corrupt_prob=0.25, seed=3) as sim:
+        link = open_link(sim.path)
+        try:
+            bms = eb.EmusBms(link, "request", timeout_s=0.2)
+            got = []
+            for _ in range(10):
+                r, _ = bms.read_blocking(("BV1", "BV2", "CV1", "BC1"), timeout_s=1.0)
+                got += r
+        finally:
+            link.close()
+    c = bms.all_counters()
+    assert sim.corrupted > 0
+    assert c["bad_crc"] + c["malformed"] + c["recovered"] > 0
+    assert c["timeouts"] > 0  # a corrupted reply leaves its request to time out
+    # everything delivered decodes and is plausible: no desynchronised garbage got through
+    for r in got:
+        if r.name == "CV1":
+            assert r.values["total_voltage_v"] == pytest.approx(sum(sim.model.cell_v), abs=1.0)
+    assert len(got) >= 0.5 * sim.sentences_sent
+
+
+def test_broadcast_mode_reads_without_asking():
+    with EmusBmsSim(broadcast_period_s=0.2, corrupt_prob=0.1, seed=5) as sim:
+        link = open_link(sim.path)
+        try:
+            bms = eb.EmusBms(link, "broadcast")
+            out = service_until(bms, lambda rs: {"BV1", "BV2", "CV1", "ST1"} <= {r.name for r in rs}
+                                and len(rs) > 20)
+        finally:
+            link.close()
+    assert link.counters.bytes_tx == 0 and sim.requests == []
+    assert all(r.solicited is False for r in out)
+
+
+def test_unplug_raises_link_lost_and_replug_reopens_by_the_same_name(tmp_path):
+    with EmusBmsSim(link=tmp_path / "bms") as sim:
+        link = open_link(sim.path)
+        bms = eb.EmusBms(link, "request", timeout_s=0.5)
+        assert bms.read_blocking(("BV1",))[1][0].complete
+        sim.unplug()
+        with pytest.raises(LinkLost):
+            bms.read_blocking(("BC1",), timeout_s=1.0)
+        link.close()
+        with pytest.raises(LinkError):
+            open_link(sim.path)  # the name points at a pty that is gone
+        sim.replug()
+        link = open_link(sim.path)
+        try:
+            bms = eb.EmusBms(link, "request", timeout_s=0.5)
+            assert bms.read_blocking(("BC1",))[1][0].complete
+        finally:
+            link.close()
+
+
+def test_exclusive_lock_refuses_a_second_opener_and_dies_with_its_process(tmp_path):
+    with EmusBmsSim() as sim:
+        first = open_link(sim.path)
+        with pytest.raises(LinkError, match="in use"):
+            open_link(sim.path)
+        first.close()
+        # a process that holds the port and is killed -9 leaves no stale lock behind
+        code = ("import sys, time; sys.path.insert(0, 'flight');"
+                "from pygnc.drivers.link import open_link; l = open_link(sys.argv[1]);"
+                "print('locked', flush=True); time.sleep(60)")
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        p = subprocess.Popen([sys.executable, "-c", code, sim.path], cwd=repo, stdout=subprocess.PIPE)
+        try:
+            assert p.stdout.readline().strip() == b"locked"
+            with pytest.raises(LinkError):
+                open_link(sim.path)
+            p.send_signal(signal.SIGKILL)
+            p.wait(5)
+        finally:
+            p.kill()
+        open_link(sim.path).close()
+
+
+def test_port_by_usb_id(monkeypatch):
+    ports = [SimpleNamespace(device="/dev/ttyACM1", vid=0x04D8, pid=0xFFEE, serial_number="B"),
+             SimpleNamespace(device="/dev/ttyACM0", vid=0x04D8, pid=0xFFEE, serial_number="A"),
+             SimpleNamespace(device="/dev/ttyUSB0", vid=0x0403, pid=0x6001, serial_number="X")]
+    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: ports)
+    assert find_usb_port(0x04D8, 0xFFEE) == "/dev/ttyACM0"
+    assert find_usb_port(0x04D8, 0xFFEE, "B") == "/dev/ttyACM1"
+    with pytest.raises(LinkError, match="0403:6015"):
+        find_usb_port(0x0403, 0x6015)
+    with pytest.raises(LinkError, match="no serial port with USB id 04D8:FFEE"):
+        open_link(usb="04d8:ffee:Z")
+    with pytest.raises(LinkError, match="hexadecimal"):
+        open_link(usb="xyz:1")
+
+
+def test_pyserial_urls_work_too():
+    link = open_link("loop://")
+    try:
+        link.write(b"BV1,0C,B4,B8,B6,0C34,,E6\r\n")
+        time.sleep(0.01)
+        assert eb.SentenceFramer().feed(link.read())[0].name == "BV1"
+    finally:
+        link.close()
+
+
+# -- OPC-N3 through the USB-ISS ---------------------------------------------------------------------
+
+FAST = on.OpcTiming(retry_s=0.01, busy_timeout_s=1.0, fan_spinup_s=0.2, power_step_s=0.05, resync_s=0.2)
+
+
+def test_opc_driver_runs_the_whole_sequence_with_a_busy_device_and_bad_checksums():
+    with UsbIssOpcSim(busy_prob=0.3, bad_crc_prob=0.3, seed=11) as sim:
+        link = open_link(sim.path)
+        try:
+            opc = on.OpcN3(link, period_s=0.15, timing=FAST)
+            out = service_until(opc, lambda rs: sum(r.name == "histogram" for r in rs) >= 8, timeout_s=15)
+            assert [r.name for r in out[:6]] == ["bridge", "info", "serial", "firmware", "config", "dac_status"]
+            assert sim.opc.fan_on and sim.opc.laser_on
+            assert opc.power_off_blocking(1.0)
+        finally:
+            link.close()
+    hists = [r for r in out if r.name == "histogram"]
+    assert opc.counters.bad_checksum > 0 and sim.opc.bad_crc_sent == opc.counters.bad_checksum
+    for h in hists:  # every published histogram is the device's, checksum verified
+        assert on.decode_histogram(h.raw) == h.values
+    assert hists[0].values["bin_conc_per_ml"] is None  # first read after power-up: period 0
+    assert any(h.values["bin_conc_per_ml"] is not None for h in hists[1:])
+    opts = [o for _, o in sim.opc.power_log]
+    assert opts == [on.POWER_FAN_ON, on.POWER_LASER_ON, on.POWER_LASER_OFF, on.POWER_FAN_OFF]
+
+
+def test_opc_reply_timeout_and_bridge_nack_are_survived():
+    """A lost reply and a refused transaction mid-histogram: the driver counts each, stays
+    quiet long enough for the device to drop the half-done command, and carries on."""
+    timing = on.OpcTiming(retry_s=0.01, busy_timeout_s=1.0, fan_spinup_s=0.1, resync_s=0.6)
+    with UsbIssOpcSim(idle_reset_s=0.5, seed=4) as sim:
+        link = open_link(sim.path)
+        try:
+            opc = on.OpcN3(link, period_s=0.1, timing=timing, reply_timeout_s=0.2, with_config=False)
+            hist = lambda k: (lambda rs: sum(r.name == "histogram" for r in rs) >= k)  # noqa: E731
+            service_until(opc, hist(2), timeout_s=10)
+            sim.drop_after = 30   # lands inside the next histogram read
+            service_until(opc, hist(2), timeout_s=10)
+            assert opc.counters.reply_timeouts == 1
+            sim.bridge.nack_next = 1
+            service_until(opc, hist(2), timeout_s=10)
+            assert opc.counters.bridge_errors == 1 and opc.state == "running"
+            sim.unplug()
+            with pytest.raises(LinkLost):
+                service_until(opc, lambda rs: False, timeout_s=3)
+        finally:
+            link.close()
+
+
+def test_blocking_exchange_refuses_a_bad_checksum():
+    with UsbIssOpcSim(bad_crc_prob=1.0) as sim:
+        link = open_link(sim.path)
+        try:
+            run_blocking(on.setup_and_identify(500_000, FAST, with_config=False), link)
+            with pytest.raises(on.OpcChecksumError):
+                run_blocking(on.read_histogram(FAST), link)
+        finally:
+            link.close()
