@@ -8,8 +8,9 @@ A **reader** is a pair of functions registered under a source kind:
   of this kind at all.
 
 Readers today: ``buslog`` (a run's ``bus.log``: every bus message, housekeeping readings
-included), ``status`` (``pygnc_status.bin``) and ``csv`` (what ``ground decode --csv``
-writes).  The batch files of the batch writer plug in the same way with
+included), ``status`` (``pygnc_status.bin``), ``csv`` (what ``ground decode --csv``
+writes) and ``batch`` (the batch writer's downlink files: every record, housekeeping
+readings decoded again from their bytes by the driver's codec).  More plug in with
 :func:`register_reader` (see docs/interface.md, "Archive").
 """
 
@@ -253,6 +254,54 @@ def _is_csv(path: Path, head: bytes) -> bool:
     return path.suffix.lower() == ".csv"
 
 
+# -- batch files -----------------------------------------------------------------------------------
+
+def _hk_values(device_kind: int, record: str, raw: bytes) -> dict:
+    """A recorded reading's values, decoded by its driver's codec (or why not)."""
+    from pygnc.drivers import HK_DEVICE_KINDS, emus_bms, opc_n3
+
+    decoders = {"emus_bms": emus_bms.decode_record, "opc_n3": opc_n3.decode_record}
+    kind = HK_DEVICE_KINDS[device_kind - 1] if 1 <= device_kind <= len(HK_DEVICE_KINDS) else None
+    if kind is None:
+        return {"undecoded": f"unknown device kind {device_kind}"}
+    try:
+        return jsonable(decoders[kind](record, raw))
+    except (ValueError, emus_bms.SentenceError, opc_n3.OpcError) as exc:
+        return {"undecoded": str(exc)}
+
+
+def _read_batch(path: Path, data: bytes) -> SourceRecords:
+    from pygnc.formats import batch as fmt
+
+    bf = fmt.decode_batch(data)
+    records = []
+    undecoded = 0
+    for r in bf.records:
+        kind = r.kind
+        if kind is None:
+            continue  # counted by the decoder (unknown kind)
+        v = r.values()
+        if kind.name == "hk":
+            raw = bytes(v["raw"][: v["n_raw"]])
+            fields = _hk_values(v["device_kind"], v["record"], raw)
+            undecoded += "undecoded" in fields
+            fields["solicited"] = bool(v["flags"] & 1)
+            fields["raw_cut"] = bool(v["flags"] & 2)
+            records.append(Record("hk_reading", _num(r.t_sc_s), fields, v["device"], v["record"], raw))
+            continue
+        device = f"peer_{v['peer_id']}" if v.get("peer_id") else ""
+        records.append(Record(f"batch_{kind.name}", _num(r.t_sc_s), jsonable(v), device))
+    stats = {**bf.stats.as_dict(), "hk_undecoded": undecoded}
+    return SourceRecords(records, stats, jsonable(bf.header or {}))
+
+
+def _is_batch(path: Path, head: bytes) -> bool:
+    from pygnc.formats.batch import MAGIC
+
+    return head[: len(MAGIC)] == MAGIC
+
+
 register_reader("buslog", _is_buslog, _read_buslog)
 register_reader("status", _is_status, _read_status)
 register_reader("csv", _is_csv, _read_csv)
+register_reader("batch", _is_batch, _read_batch)

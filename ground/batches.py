@@ -194,9 +194,9 @@ def _dedupe(bs: BatchSet) -> None:
 
 def _key_of(row: Row):
     kind = row.record.kind
-    if kind is None or kind.key is None:
+    if kind is None:
         return None
-    return row.record.values().get(kind.key)
+    return kind.key_of(row.record.values())
 
 
 def _find_gaps(bs: BatchSet) -> None:
@@ -352,6 +352,8 @@ def generic_table(kind: fmt.RecordKind | None, rows: list[Row], clocks: RunClock
                 out[n] = arr[:, j] if f.scale is not None or f.code in "efd" else arr[:, j].astype(np.int64)
         elif f.code == "s":
             out[f.name] = np.array(col, dtype=object)
+        elif f.code == "y":
+            out[f.name] = np.array([bytes(c).hex() for c in col], dtype=object)
         else:
             out[f.name] = np.asarray(col, dtype=float if f.scale is not None or f.code in "efd" else np.int64)
     return out

@@ -101,7 +101,7 @@ def batch_kinds_table() -> str:
         notes = [n for n, on in (("last at stop", k.final), ("repeated at every file start", k.context),
                                  ("off by default", not k.enabled)) if on]
         rows.append(f"| {k.code} | `{k.name}` | {', '.join(f'`{t}`' for t in k.message_types)} "
-                    f"({', '.join(k.channels)}) | {k.record_size} | {cadence} | {k.key or '-'} | {per_day} | "
+                    f"({', '.join(k.channels)}) | {k.record_size} | {cadence} | {' + '.join(k.key) if isinstance(k.key, tuple) else k.key or '-'} | {per_day} | "
                     f"{k.description}{'; ' + '; '.join(notes) if notes else ''} |")
     rows.append("")
     rows.append("Bytes per record include the 11-byte frame.  Bytes per day: per key (e.g. per peer) for a "

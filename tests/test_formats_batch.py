@@ -21,6 +21,8 @@ def _value(f: B.Field):
     """Strategy for one value of *f* inside its representable range (NaN allowed where stored)."""
     if f.code == "s":
         return st.text(max_size=f.count)
+    if f.code == "y":
+        return st.binary(max_size=f.count)
     if f.code in _INT:
         lo, hi = _INT[f.code]
         if f.scale is None:
@@ -43,6 +45,8 @@ def _expected(f: B.Field, v):
     if f.code == "s":
         b = v.encode()[: f.count]
         return b.decode("utf-8", "ignore").rstrip("\0")
+    if f.code == "y":
+        return v.ljust(f.count, b"\0")  # zero-padded; a length field says what counts
     if f.code in _INT and f.scale is None:
         return v
     if isinstance(v, float) and math.isnan(v):
@@ -57,7 +61,7 @@ def _expected(f: B.Field, v):
 def _close(f: B.Field, got, want) -> bool:
     if isinstance(want, float) and math.isnan(want):
         return isinstance(got, float) and math.isnan(got)
-    if isinstance(want, str) or f.scale is None and f.code in _INT:
+    if isinstance(want, (str, bytes)) or f.scale is None and f.code in _INT:
         return got == want
     # Scaled values come back as raw*scale (or raw/(1/scale)): equal to a few ulps.
     return math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12 * (f.scale or 1.0))
@@ -168,7 +172,7 @@ def _make(recs) -> list[bytes]:
         kind = B.KINDS_BY_NAME[name]
         rng = np.random.default_rng(seed)
         values = {f.name: (list(rng.normal(size=f.count) * 100) if f.n_values > 1 else float(rng.normal() * 100))
-                  for f in kind.fields if f.code != "s"}
+                  for f in kind.fields if f.code not in "sy"}
         out.append(B.encode_record(kind, t, values))
     return out
 
@@ -258,6 +262,7 @@ def test_registry_is_consistent():
         for t in k.message_types:
             assert t in MESSAGE_TYPES
             assert any(t in CHANNELS[c].types for c in k.channels), (k.name, t)
-        assert k.key is None or k.key in {f.name for f in k.fields}
+        keys = k.key if isinstance(k.key, tuple) else () if k.key is None else (k.key,)
+        assert set(keys) <= {f.name for f in k.fields}
         assert set(k.on_change) <= {f.name for f in k.fields}
     assert set(B.channels()) <= set(CHANNELS)

@@ -274,3 +274,35 @@ def test_upload_rejection_and_unreachable_server(tmp_path, files):
         q.close()
     assert ground_main(["upload", str(tmp_path / "q.sqlite"), "--send", "ftp://x"]) == 2
     assert ground_main(["upload", str(tmp_path / "q.sqlite"), "--list"]) == 0
+
+
+def test_batch_files_with_housekeeping_records_load_decoded(tmp_path):
+    """The batch writer's hk records carry the device bytes; the archive decodes them again
+    with the driver's codec (one codec, no second layout) and loads a file once."""
+    from pygnc.drivers import emus_bms as eb
+    from pygnc.drivers import opc_n3 as on
+    from pygnc.formats import batch as B
+
+    hk = B.KINDS_BY_NAME["hk"]
+    line = eb.encode_sentence("BV1", ["0C", "A5", "A8", "AA", "0000", "07E5", "00"]).rstrip(b"\r\n")
+    hist = on.encode_histogram(list(range(24)))
+    readings = [("bms", "emus_bms", "BV1", line), ("opc", "opc_n3", "histogram", hist),
+                ("bms", "emus_bms", "BV1", b"BV1,garbage*00")]
+    recs = [B.encode_record(hk, 1.7e9 + k, B._enc_hk("hk_reading", {
+        "t_sc_s": 1.7e9 + k, "device": d, "kind": kind, "record": r, "raw": raw, "solicited": True}))
+        for k, (d, kind, r, raw) in enumerate(readings)]
+    path = tmp_path / "b00001.bin"
+    path.write_bytes(B.encode_header(1, 1, 0x4A, 0, 1.7e9, 1.7e9 + 2, len(recs)) + b"".join(recs))
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(path)]) == 0
+    assert ground_main(["archive", str(db), str(path)]) == 0  # idempotent
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT device, record, fields_json, raw FROM records WHERE kind = 'hk_reading' "
+                         "ORDER BY t_sc_s").fetchall()
+    assert len(rows) == 3
+    bv1 = json.loads(rows[0][2])
+    assert rows[0][:2] == ("bms", "BV1") and bytes(rows[0][3]) == line
+    assert bv1 == json.loads(json.dumps(eb.decode_sentence(eb.parse_line(line)) | {"solicited": True, "raw_cut": False}))
+    opc = json.loads(rows[1][2])
+    assert rows[1][:2] == ("opc", "histogram") and opc["bin_counts"] == list(range(24))
+    assert "undecoded" in json.loads(rows[2][2])  # a bad sentence is kept, with why, never fatal

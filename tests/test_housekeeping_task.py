@@ -134,3 +134,13 @@ def test_housekeeping_in_the_process_tree_survives_unplug_and_stops_cleanly(tmp_
         hk_log = (run.log_dir() / "housekeeping.log").read_text()
         warnings = [ln for ln in hk_log.splitlines() if "WARNING spare:" in ln]
         assert len(warnings) == 1 and "no such device" in warnings[0]  # not one line per retry
+        # The batch writer recorded the readings (the first of each device and record in
+        # its hour: the default cadence) with their bytes, which decode again.
+        from ground.batches import read_batches
+
+        hk_rows = [r.record.values() for r in read_batches(home / "pygnc_batches").rows
+                   if r.record.kind is not None and r.record.kind.name == "hk"]
+        got = {(v["device"], v["record"]) for v in hk_rows}
+        assert {("bms", "BV1"), ("bms", "CV1"), ("opc", "histogram")} <= got
+        h = next(v for v in hk_rows if v["record"] == "histogram")
+        assert len(on.decode_histogram(h["raw"][: h["n_raw"]])["bin_counts"]) == 24

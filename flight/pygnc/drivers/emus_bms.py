@@ -436,6 +436,15 @@ def decode_sentence(s: Sentence) -> dict:
         raise SentenceError("bad_field", f"{s.name}: {exc}") from None
 
 
+def decode_record(record: str, raw: bytes) -> dict:
+    """Values of a recorded sentence from its checksum-verified bytes (the ground's way back
+    from a batch ``hk`` record); raises :class:`SentenceError`."""
+    s = parse_line(bytes(raw))
+    if s.name != record:
+        raise SentenceError("malformed", f"recorded as {record!r} but the bytes are a {s.name} sentence")
+    return decode_sentence(s)
+
+
 # ------------------------------------------------------------------------------------------
 # Request mode: the response queue
 # ------------------------------------------------------------------------------------------

@@ -232,6 +232,22 @@ def encode_config(c: dict) -> bytes:
 # Exchanges (generators over the USB-ISS codec)
 # ------------------------------------------------------------------------------------------
 
+_RECORD_DECODERS = {
+    "histogram": decode_histogram, "info": lambda raw: {"info": decode_text(raw)},
+    "serial": lambda raw: {"serial": decode_text(raw)}, "firmware": decode_firmware,
+    "config": decode_config, "dac_status": decode_dac_status,
+}
+
+
+def decode_record(record: str, raw: bytes) -> dict:
+    """Values of a recorded OPC-N3 record (``histogram``, ``info``, ``serial``, ``firmware``,
+    ``config``, ``dac_status``) from its bytes; raises :class:`OpcError`."""
+    fn = _RECORD_DECODERS.get(record)
+    if fn is None:
+        raise OpcProtocolError(f"no OPC-N3 record {record!r}")
+    return fn(bytes(raw))
+
+
 @dataclass(frozen=True)
 class OpcTiming:
     """Handshake and power timing, s (sources in docs/interface.md)."""

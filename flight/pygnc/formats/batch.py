@@ -135,7 +135,8 @@ _HALF_OVERFLOW = 65520.0  # binary16 rounds anything below this to 65504
 
 @dataclass(frozen=True)
 class Field:
-    """One payload field: ``count`` values of struct ``code`` (``s``: a text of ``count`` bytes)."""
+    """One payload field: ``count`` values of struct ``code`` (``s``: a text of ``count``
+    bytes; ``y``: ``count`` raw bytes, zero-padded - a length field says how many count)."""
 
     name: str
     code: str
@@ -145,11 +146,11 @@ class Field:
 
     @property
     def struct_code(self) -> str:
-        return f"{self.count}s" if self.code == "s" else (f"{self.count}{self.code}" if self.count > 1 else self.code)
+        return f"{self.count}s" if self.code in "sy" else (f"{self.count}{self.code}" if self.count > 1 else self.code)
 
     @property
     def n_values(self) -> int:
-        return 1 if self.code == "s" else self.count
+        return 1 if self.code in "sy" else self.count
 
     @property
     def nan_sentinel(self) -> int | None:
@@ -160,6 +161,8 @@ class Field:
         """How exactly a value survives the encoding (for the docs)."""
         if self.code == "s":
             return f"UTF-8 text, at most {self.count} bytes"
+        if self.code == "y":
+            return f"raw bytes, at most {self.count} (zero-padded)"
         if self.code in _INT_RANGE:
             lo, hi = _INT_RANGE[self.code]
             if self.scale is None:
@@ -245,7 +248,8 @@ class RecordKind:
     encode: Encoder
     description: str
     period_s: float | None = 60.0
-    key: str | None = None
+    #: A field name, or a tuple of them, whose values tell records apart for the cadence.
+    key: str | tuple[str, ...] | None = None
     on_change: tuple[str, ...] = ()
     final: bool = False
     context: bool = False
@@ -268,6 +272,15 @@ class RecordKind:
         if self.size > 255:
             raise ValueError(f"record kind {self.name}: payload {self.size} bytes > 255")
 
+    def key_of(self, values: dict):
+        """The cadence key of a record's *values* (None for a kind without a key)."""
+        if self.key is None:
+            return None
+        if isinstance(self.key, tuple):
+            return tuple(values.get(k) for k in self.key)
+        v = values.get(self.key)
+        return tuple(v) if isinstance(v, list) else v
+
     @property
     def size(self) -> int:
         """Payload bytes."""
@@ -284,6 +297,8 @@ class RecordKind:
             v = values.get(f.name, math.nan if f.code in "efd" or f.scale is not None else 0)
             if f.code == "s":
                 flat.append(_text_bytes(v, f.count))
+            elif f.code == "y":
+                flat.append(bytes(v or b"")[: f.count])
             elif f.count > 1:
                 seq = list(v) if isinstance(v, (list, tuple)) else [v] * f.count
                 if len(seq) != f.count:
@@ -303,6 +318,9 @@ class RecordKind:
         for f in self.fields:
             if f.code == "s":
                 out[f.name] = flat[i].rstrip(b"\0").decode("utf-8", "replace")
+                i += 1
+            elif f.code == "y":
+                out[f.name] = flat[i]
                 i += 1
             elif f.count > 1:
                 out[f.name] = tuple(f.unpack_one(x) for x in flat[i:i + f.count])
@@ -379,6 +397,22 @@ def _enc_health(t: str, b: dict) -> dict:
 
 def _enc_note(t: str, b: dict) -> dict:
     return dict(b)
+
+
+#: Bytes of a housekeeping reading kept in an ``hk`` record (an OPC-N3 histogram is 86, its
+#: configuration block 168; an EMUS sentence of a 12-cell pack under 60).
+HK_RAW_MAX = 200
+
+
+def _enc_hk(t: str, b: dict) -> dict:
+    from ..drivers import HK_DEVICE_KINDS
+
+    raw = b.get("raw") if isinstance(b.get("raw"), (bytes, bytearray)) else b""
+    kind = b.get("kind")
+    return {"t_sc_s": b["t_sc_s"], "device": b.get("device", ""), "record": b.get("record", ""),
+            "device_kind": HK_DEVICE_KINDS.index(kind) + 1 if kind in HK_DEVICE_KINDS else 0,
+            "flags": _bits(b.get("solicited", True), len(raw) > HK_RAW_MAX),
+            "n_raw": len(raw), "raw": bytes(raw[:HK_RAW_MAX])}
 
 
 _F = Field
@@ -502,6 +536,16 @@ KINDS: tuple[RecordKind, ...] = (
             _F("text", "s", 64, None, "the note's text, cut at 64 bytes"),
         ), _enc_note, "an estimator's note (record time: when received)", period_s=600.0, key="code",
         regular=False),
+    RecordKind(
+        "hk", 12, ("hk",), ("hk_reading",), (
+            _F("device", "s", 12, None, "configured device name"),
+            _F("device_kind", "B", meaning="position in pygnc.drivers.HK_DEVICE_KINDS + 1 (1 emus_bms, 2 opc_n3)"),
+            _F("record", "s", 10, None, "EMUS sentence name or OPC-N3 record"),
+            _F("flags", "B", meaning="bit 0 solicited, bit 1 raw cut at 200 bytes"),
+            _F("n_raw", "H", meaning="length of the reading's bytes"),
+            _F("raw", "y", HK_RAW_MAX, None, "the checksum-verified bytes the reading was decoded from"),
+        ), _enc_hk, "a housekeeping reading, as the device sent it (decoded on the ground by the driver's codec)",
+        period_s=3600.0, key=("device", "record")),
 )
 
 KINDS_BY_NAME: dict[str, RecordKind] = {k.name: k for k in KINDS}

@@ -92,10 +92,7 @@ class BatchRecorder:
 
     @staticmethod
     def _key(kind: fmt.RecordKind, values: dict):
-        if kind.key is None:
-            return 0
-        v = values.get(kind.key, 0)
-        return tuple(v) if isinstance(v, list) else v
+        return kind.key_of(values)
 
     def _bin(self, ks: _KindState, t_ms: int) -> int:
         return t_ms // ks.period_ms if ks.period_ms else t_ms

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from ..drivers import emus_bms, opc_n3, usb_iss
+from ..drivers import HK_DEVICE_KINDS, emus_bms, opc_n3, usb_iss
 from ..drivers.link import LinkError, LinkLost, SerialLink, open_link, parse_usb_id
 from .base import MAX_POLL_S, Task
 
@@ -37,7 +37,7 @@ NO_FD_POLL_S = 0.05
 #: Time the stop may spend switching an OPC-N3 off, s.
 POWER_OFF_BUDGET_S = 1.0
 
-KINDS = ("emus_bms", "opc_n3")
+KINDS = HK_DEVICE_KINDS
 _COMMON_KEYS = {"name", "kind", "port", "usb", "period_s", "timeout_s", "reopen_s"}
 _KIND_KEYS = {
     "emus_bms": {"mode", "sentences", "cells", "baudrate"},
