@@ -46,35 +46,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 from ground.__main__ import main as ground_main  # noqa: E402
-from ground.replay_core import PROCESSORS, feed  # noqa: E402
+from ground.replay_core import published_messages  # noqa: E402
 from ground.simulate import parse_duration_s  # noqa: E402
 from pygnc.batch_store import BatchStore  # noqa: E402
-from pygnc.config import Config, Paths  # noqa: E402
+from pygnc.config import Config  # noqa: E402
 from pygnc.formats import batch as B  # noqa: E402
 from pygnc.tasks.batch_writer import BatchRecorder, kind_selection  # noqa: E402
-from pygnc.tasks.ingest import build_message_stream  # noqa: E402
-
-
-class _Collect:
-    def __init__(self):
-        self.messages, self.timings_s, self.handle_errors = [], {}, {}
-
-    def collect(self, msg_type, body):
-        self.messages.append((msg_type, body))
 
 
 def message_stream(scenario: Path) -> list[tuple[str, dict]]:
-    config = Config()
-    meas = build_message_stream(Paths(scenario), config).messages
-    sink = _Collect()
-
-    def tee():
-        for m in meas:
-            sink.messages.append(m)
-            yield m
-
-    feed([cls(config) for cls in PROCESSORS.values()], list(PROCESSORS), tee(), sink)
-    return sink.messages
+    return published_messages(scenario, Config())
 
 
 def session_messages(stream, t0_sc: float, seconds: float) -> list[tuple[str, dict]]:

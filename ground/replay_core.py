@@ -101,6 +101,35 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None)
     run.timings_s["processors"] = sum(times)
 
 
+class _InOrder:
+    """A ReplayRun stand-in that keeps every message in publication order."""
+
+    def __init__(self):
+        self.messages, self.timings_s, self.handle_errors = [], {}, {}
+
+    def collect(self, msg_type, body):
+        self.messages.append((msg_type, body))
+
+
+def published_messages(scenario: Path, config) -> list[tuple[str, dict]]:
+    """Every message the process tree would publish on the batch of *scenario* - ingest's
+    measurement messages and each estimator's outputs - in publication order (what a sink
+    such as the batch writer sees)."""
+    from pygnc.config import Paths
+    from pygnc.tasks.ingest import build_message_stream
+
+    meas = build_message_stream(Paths(Path(scenario)), config, quiet_logger()).messages
+    sink = _InOrder()
+
+    def tee():
+        for m in meas:
+            sink.messages.append(m)
+            yield m
+
+    feed([cls(config) for cls in PROCESSORS.values()], list(PROCESSORS), tee(), sink)
+    return sink.messages
+
+
 def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:
     """Replay *scenario* through the processors in this process.  *record_history*: switch
     on the recording the ground attitude smoother needs (``--smooth``)."""

@@ -12,43 +12,24 @@ import numpy as np
 import pytest
 
 from flight_harness import REPO
-from ground.replay_core import PROCESSORS, feed
+from ground.replay_core import published_messages
 from pygnc import batch_store as bs
-from pygnc.config import Config, Paths, load_config
+from pygnc.config import Config, load_config
 from pygnc.formats import batch as B
 from pygnc.tasks.batch_writer import BatchRecorder, kind_selection
-from pygnc.tasks.ingest import build_message_stream
 
 SAMPLE = REPO / "data" / "sample"
-
-
-class _Sink:
-    """Stands in for a ReplayRun: keeps every message in publication order."""
-
-    def __init__(self):
-        self.messages, self.timings_s, self.handle_errors = [], {}, {}
-
-    def collect(self, msg_type, body):
-        self.messages.append((msg_type, body))
 
 
 @pytest.fixture(scope="module")
 def stream() -> list[tuple[str, dict]]:
     """meas messages and every estimator output, in the order the writer would see them."""
-    config = Config()
-    meas = build_message_stream(Paths(SAMPLE), config).messages
-    sink = _Sink()
-
-    def tee():
-        for m in meas:
-            sink.messages.append(m)
-            yield m
-
-    feed([cls(config) for cls in PROCESSORS.values()], list(PROCESSORS), tee(), sink)
+    messages = published_messages(SAMPLE, Config())
     health = {"tasks": [{"name": "ingest", "state": "running", "restarts": 0}], "uptime_s": 1.0,
-              "t_sc_s": meas[-1][1]["t_sc_first_s"] + 3600.0, "stopping": False}
-    sink.messages.append(("health", health))
-    return sink.messages
+              "t_sc_s": next(b for t, b in messages if t == "batch_end")["t_sc_first_s"] + 3600.0,
+              "stopping": False}
+    messages.append(("health", health))
+    return messages
 
 
 class _Now:
