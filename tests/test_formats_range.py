@@ -247,3 +247,43 @@ def test_absurd_range_file_name_is_ignored_not_fatal(tmp_path):
     (tmp_path / "rng99999999999.bin").write_bytes(b"\xAA\x44\x12" + b"\x00" * 99)
     rb = read_range_dir(tmp_path)
     assert len(rb.peer_fixes) == 0 and any("rng99999999999.bin" in str(f) for f in rb.ignored_files)
+
+
+def test_a_bad_entry_never_costs_the_other_range_files(tmp_path):
+    """Hardening trial: one symlink loop named rngNNNNN.bin discarded every range file."""
+    import os
+
+    (tmp_path / "rng00001.bin").write_bytes(encode_range_group(PEER_GPS, [(1_700_000_001, 0, 0x4A, 1, 1000)]))
+    os.symlink("rng00002.bin", tmp_path / "rng00002.bin")            # a loop onto itself
+    os.symlink(tmp_path / "nowhere.bin", tmp_path / "rng00003.bin")  # dangling
+    os.mkfifo(tmp_path / "rng00004.bin")                              # never blocks
+    (tmp_path / "rng00005.bin").write_bytes(encode_range_group(PEER_GPS, [(1_700_000_005, 0, 0x4B, 1, 5000)]))
+    b = read_range_dir(tmp_path)
+    assert b.ranges["file_index"].tolist() == [1, 5]
+    assert sorted(b.ignored_files) == ["rng00002.bin", "rng00003.bin", "rng00004.bin"]
+
+
+def test_only_ascii_digits_make_a_file_number():
+    assert range_file_number("rng\uff10\uff11.bin") is None  # full-width 01
+    assert range_file_number("rng\u0661\u0662.bin") is None  # Arabic-Indic 12
+    assert range_file_number("rng01.bin") == 1
+
+
+def test_ingest_counts_the_range_files_it_decoded(tmp_path):
+    """The status's range_files is the number of files decoded, whatever else the directory holds."""
+    import os
+
+    from pygnc.config import Paths
+    from pygnc.tasks.ingest import build_message_stream
+
+    rd = tmp_path / "range"
+    rd.mkdir()
+    for k in (1, 2):
+        (rd / f"rng{k:05d}.bin").write_bytes(encode_range_group(PEER_GPS, [(1_700_000_000 + k, 0, 0x4A, 1, 1000)]))
+    os.symlink("rng00003.bin", rd / "rng00003.bin")
+    (rd / "rng00004.bin.tmp").write_bytes(b"x")
+    (rd / "rngX.bin").write_bytes(b"x")
+    (rd / "notes.txt").write_text("x")
+    stats = [b for t, b in build_message_stream(Paths(tmp_path), Config()).messages
+             if t == "ingest_stats" and b["source"] == "range"]
+    assert stats[0]["files"] == 2

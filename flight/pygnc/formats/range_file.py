@@ -83,8 +83,9 @@ RANGE_DTYPE = np.dtype(
 #: Peer fix: GPS_FIX_DTYPE plus the peer id of the group's first range packet (0 if none).
 PEER_FIX_DTYPE = np.dtype(GPS_FIX_DTYPE.descr + [("peer_id", "u1")])
 
-#: Range files are rng<digits>.bin; more than 9 digits (beyond int32 file_index) is not one.
-_RANGE_FILE_RE = re.compile(r"rng(\d{1,9})\.bin")
+#: Range files are rng<digits>.bin with ASCII digits (not any Unicode digit: "rng０１.bin" is
+#: not one); more than 9 digits (beyond int32 file_index) is not one either.
+_RANGE_FILE_RE = re.compile(r"rng([0-9]{1,9})\.bin", re.ASCII)
 
 
 @dataclass
@@ -192,13 +193,18 @@ def read_range_dir(directory: str | os.PathLike, config: Config | None = None) -
 
     Groups are renumbered across files (``ranges['group']`` indexes the merged
     ``peer_fixes``); ``ranges['file_index']`` is the file's number.  Other names, and
-    files that cannot be read, are listed in ``ignored_files``.
+    files that cannot be read (a dangling link, a symlink loop, a FIFO, no permission), are
+    listed in ``ignored_files``: one bad entry never costs the others.
     """
     directory = Path(directory)
     numbered, ignored = [], []
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         num = range_file_number(entry.name)
-        if num is None or not entry.is_file():
+        try:
+            is_file = entry.is_file()  # follows links: a symlink loop raises ELOOP here
+        except OSError:
+            is_file = False
+        if num is None or not is_file:
             ignored.append(entry.name)
         else:
             numbered.append((num, entry.name))

@@ -115,7 +115,7 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
             len(files), len(peers), len(ranges), s.bytes_skipped,
             f"; ignored {ignored}" if ignored else "")
         out.stats.append(_stats_body("range", paths.range_dir, present=True, note=note.strip(),
-                                     stats=s, files=len(files) - len(ignored)))
+                                     stats=s, files=len(rb.files)))  # the files actually decoded
 
     out.messages.extend(("ingest_stats", b) for b in out.stats)
 
