@@ -261,6 +261,19 @@ def _decode_sensor_chunk(s: np.ndarray, o: np.ndarray, first_index: int, config:
     o["record_index"] = np.arange(first_index, first_index + s.shape[0], dtype=np.int32)[:, None]
 
 
+def decode_sensor_segments(data, config: Config | None = None) -> np.ndarray:
+    """Sensor samples (SENSOR_DTYPE, ``record_index`` -1) of whole 30-byte segments, e.g. a
+    live stream's ``SNS`` payload (a trailing partial segment is ignored)."""
+    config = config or Config()
+    a = as_uint8(data)
+    n = a.size // SENSOR_SEGMENT_SIZE
+    seg = a[: n * SENSOR_SEGMENT_SIZE].view(SENSOR_SEGMENT_DTYPE).reshape(n, 1)
+    out = np.empty((n, 1), dtype=SENSOR_DTYPE)
+    _decode_sensor_chunk(seg, out, 0, config)
+    out["record_index"] = -1
+    return out.reshape(n)
+
+
 def decode_sense(data, config: Config | None = None) -> SenseBatch:
     """Decode a whole sense.bin held in *data* (bytes, bytearray, memoryview, uint8 array).
 
