@@ -37,6 +37,21 @@ from .client import StreamClient, latency_summary, sigma3
 from .session import HostError, ShellSession
 
 
+def default_args(**over):
+    """The options of ``python -m ground host`` as an argparse Namespace (defaults, then
+    *over*): for driving :func:`host_run` from Python (tests, benchmarks)."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args([])
+    for k, v in over.items():
+        if not hasattr(args, k):
+            raise TypeError(f"no option {k!r}")
+        setattr(args, k, v)
+    return args
+
+
 def add_arguments(p) -> None:
     p.add_argument("port", nargs="?", help="serial device or pyserial URL (/dev/ttyUSB0, socket://HOST:PORT); "
                                            "omit with --shell")
@@ -73,6 +88,8 @@ def add_arguments(p) -> None:
     p.add_argument("--long-line-bytes", type=int, default=1_000_000, help="length of that long line (default 1 MB)")
     p.add_argument("--run-s", type=float, default=3.0,
                    help="Ctrl-C this long after the stream ends (or after the start without a stream; default 3)")
+    p.add_argument("--ctrl-c-at-s", type=float, metavar="S",
+                   help="Ctrl-C S s after the stream starts, while it is still going (default: after it ends)")
     p.add_argument("--no-ctrl-c", action="store_true", help="do not stop pygnc: wait for its own timeout")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show what the Pi prints besides frames")
@@ -221,6 +238,7 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     # -- stream ------------------------------------------------------------------------------------------
     t0 = time.monotonic()
     bad_sent = []
+    interrupted = False
     if frames:
         rate = max(args.rate, 1e-6)
         bad_at = len(frames) // 2 if args.bad_frames else -1
@@ -228,12 +246,18 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
         printer.step(f"streaming {len(frames)} frames ({frames[-1][0] - t_first:.0f} s of data) at {rate:g}x")
         for k, (t, tag, payload) in enumerate(frames):
             due = t0 + (t - t_first) / rate
+            if args.ctrl_c_at_s is not None:
+                due = min(due, t0 + args.ctrl_c_at_s)
             while True:
                 left = due - time.monotonic()
                 if left <= 0:
                     break
                 client.poll(min(left, 0.05))
                 printer.progress(progress_text(client, t0))
+            if args.ctrl_c_at_s is not None and time.monotonic() >= t0 + args.ctrl_c_at_s:
+                interrupted = True
+                printer.step(f"stream interrupted after {k} of {len(frames)} frames")
+                break
             if k == bad_at:
                 for what, line, code in bad_frame_lines(args.long_line_bytes):
                     client.send_raw(line)
@@ -245,14 +269,19 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
             else:
                 client.send(tag, payload)
             client.poll(0.0)
-        printer.step(f"stream done in {time.monotonic() - t0:.1f} s")
+        if not interrupted:
+            printer.step(f"stream done in {time.monotonic() - t0:.1f} s")
     summary["bad_frames_sent"] = bad_sent
-    t_end = time.monotonic() + (args.run_s if not args.no_ctrl_c else 0.0)
-    while time.monotonic() < t_end:
-        client.poll(0.05)
-        printer.progress(progress_text(client, t0))
-    printer.progress(progress_text(client, t0), force=True)
-    status_now = client.status_now()
+    summary["frames_streamed"] = len(frames)
+    summary["stream_interrupted"] = interrupted
+    status_now = None
+    if not interrupted:
+        t_end = time.monotonic() + (args.run_s if not args.no_ctrl_c else 0.0)
+        while time.monotonic() < t_end:
+            client.poll(0.05)
+            printer.progress(progress_text(client, t0))
+        printer.progress(progress_text(client, t0), force=True)
+        status_now = client.status_now()
     summary["counters"] = client.counters
 
     # -- stop -----------------------------------------------------------------------------------------------
@@ -283,11 +312,11 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     from pygnc.formats.status import StatusError, decode_status
 
     raw = session.read_file("~/pygnc_status.bin")
-    if raw is None:
-        summary["status"] = None
-    else:
+    summary["status"] = summary["status_full"] = None
+    if raw is not None:
         try:
-            summary["status"] = _status_brief(decode_status(raw))
+            summary["status_full"] = decode_status(raw)
+            summary["status"] = _status_brief(summary["status_full"])
         except StatusError as exc:
             summary["status"] = {"error": str(exc)}
     info = session.read_file("~/pygnc_info.txt")

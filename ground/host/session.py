@@ -164,7 +164,7 @@ class ShellSession:
                 self.write(password.encode() + b"\n")
                 state = "password"
         self.mark()
-        self.write(b"stty -echo; set +o emacs +o vi 2>/dev/null; unset PROMPT_COMMAND; PS2=''; PS1='"
+        self.write(b"stty -echo; set +o emacs +o vi -o ignoreeof 2>/dev/null; unset PROMPT_COMMAND; PS2=''; PS1='"
                    + PROMPT.encode() + b"'\n")
         self.expect(PROMPT_RE, timeout_s)
         who = self.run("whoami", timeout_s).strip()
@@ -212,8 +212,14 @@ class ShellSession:
         if timeout_s is None:  # 4/3 base64 expansion at the line rate, or a generous default
             timeout_s = 30.0 + (len(data) * 4 / 3 / (self.line_rate or 5000.0))
         self.mark()
-        self.write(f"echo PGH_READY_$((40+2)); base64 -d > {tmp}\n".encode())
-        self.expect(re.compile(rb"PGH_READY_42"), 10.0)
+        # The data is typed only once the file could be created: otherwise the shell itself
+        # would read it as commands (and the EOT would end the shell).
+        self.write(f"{{ : > {tmp}; }} 2>/dev/null && {{ echo PGH_READY_$((40+2)); base64 -d > {tmp}; }} "
+                   f"|| echo PGH_FAILED_$((40+2))\n".encode())
+        m = self.expect(re.compile(rb"PGH_(READY|FAILED)_42"), 10.0)
+        if m.group(1) == b"FAILED":
+            self.expect(PROMPT_RE, 10.0)
+            raise HostError(f"cannot create {remote_path} on the Pi (no such directory, or not writable)")
         text = base64.b64encode(data)
         for i in range(0, len(text), B64_LINE):
             self.write(text[i:i + B64_LINE] + b"\n")
