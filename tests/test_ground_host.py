@@ -93,6 +93,7 @@ def test_live_stream_after_the_batch_matches_truth(shell):
     assert sorted(k for k, v in st["errors"].items() for _ in range(v)) == expected
     bye = s["bye"]
     assert bye["sensor_segments"] == st["segments_sent"]["SNS"] and bye["gps_segments"] == st["segments_sent"]["GPS"]
+    assert bye["range_packets"] == st["segments_sent"]["RNG"] > 0
     assert bye["overflow"] == 0 and st["seq_gaps"] == 0 and not st["host_side_errors"]
     assert st["fix_latency_s"], "no streamed fix came back in an orbit estimate"
 

@@ -183,3 +183,25 @@ def test_stdout_carries_frames_only_and_live_data_alone_makes_estimates(tmp_path
     kinds = [fmt.decode_records(f.payload)[0][0].kind.name for f in items_out if f.tag == fs.ESTIMATE]
     assert kinds.count("orbit") >= 3 and kinds.count("attitude") >= 3
     assert items_out[0].tag == fs.HELLO_TAG and items_out[-1].tag == fs.BYE
+
+
+def test_stream_modes_keep_canonical_mode_and_ctrl_c_only():
+    import pty
+
+    from pygnc import terminal
+
+    master, slave = pty.openpty()
+    try:
+        old = termios.tcgetattr(slave)
+        new = terminal.stream_modes(old)
+        iflag, _, _, lflag, _, _, cc = new
+        assert lflag & termios.ICANON and lflag & termios.ISIG  # lines, and Ctrl-C is SIGINT
+        assert not lflag & (termios.ECHO | termios.IEXTEN) and not iflag & termios.IXON
+        assert cc[termios.VINTR] == old[6][termios.VINTR] == b"\x03"
+        for name in ("VEOF", "VQUIT", "VSUSP", "VERASE", "VKILL"):
+            assert cc[getattr(termios, name)] in (b"\x00", 0), name
+        # not our foreground terminal (no session here): nothing is touched
+        assert terminal.setup_for_stream(slave) is None and termios.tcgetattr(slave) == old
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -47,6 +47,7 @@ class StreamStats:
     echoes: int = 0                                         # our own frames coming back (echo on)
     noise_lines: int = 0
     seq_gaps: int = 0                                       # pygnc SEQ numbers never seen
+    restarts: int = 0                                       # HEL frames after the first (stream task restarted)
     fix_latency_s: list = field(default_factory=list)
 
 
@@ -65,6 +66,7 @@ class StreamClient:
         self.bye: dict | None = None
         self.on_estimate = on_estimate
         self.pending_fixes: list[PendingFix] = []
+        self.cadence_s: float | None = None
         self.n_used = 0
         self._last_rx_seq: int | None = None
 
@@ -101,7 +103,11 @@ class StreamClient:
         return self.acks[seq][1]
 
     def set_cadence(self, cadence_s: float) -> int:
-        return self.command(fs.CADENCE, struct.pack("<I", int(round(cadence_s * 1000))))
+        """CAD; the cadence is set again if pygnc's stream task restarts (a second HEL)."""
+        result = self.command(fs.CADENCE, struct.pack("<I", int(round(cadence_s * 1000))))
+        if result == fs.ACK_OK:
+            self.cadence_s = cadence_s
+        return result
 
     def status_now(self, timeout_s: float = 5.0) -> dict | None:
         """STA: the status pygnc last wrote (None if it had none yet) and fresh counters."""
@@ -152,9 +158,14 @@ class StreamClient:
         try:
             if tag == fs.HELLO_TAG:
                 v, max_line, run, cad_ms, t_sc = fs.HELLO.unpack(p)
+                again = self.hello is not None
                 self.hello = {"version": v, "max_line": max_line, "run": run, "cadence_s": cad_ms / 1000.0,
                               "t_sc_s": t_sc, "t_rx_s": t}
-                self._last_rx_seq = item.seq
+                self._last_rx_seq = item.seq  # a restarted stream task counts from 0 again
+                if again:
+                    self.stats.restarts += 1
+                    if self.cadence_s is not None and cad_ms != int(round(self.cadence_s * 1000)):
+                        self.send(fs.CADENCE, struct.pack("<I", int(round(self.cadence_s * 1000))))
             elif tag == fs.ACK_TAG:
                 seq, acked, result = fs.ACK.unpack(p)
                 self.acks[seq] = (acked, result, t)

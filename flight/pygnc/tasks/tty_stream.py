@@ -104,12 +104,17 @@ class TtyStream(Task):
         self.empty_reads = 0
         self.reading = False
         self.out_registered = False
+        self._out_check = False
         self.other = {"stdin_eof": 0, "not_foreground": 0, "write_errors": 0, "live_published": 0}
 
     # -- lifecycle ----------------------------------------------------------------------------
     def on_start(self) -> None:
         self.in_fd, self._own_in = _reopen(0, os.O_RDONLY)
         self.out_fd, self._own_out = _reopen(1, os.O_WRONLY)
+        try:  # a shared, blocking description (no /proc): write only what poll says fits
+            self._out_check = not self._own_out and not stat.S_ISREG(os.fstat(self.out_fd).st_mode)
+        except OSError:
+            self._out_check = False
         self.in_tty = self.in_fd >= 0 and os.isatty(self.in_fd)
         if self.in_tty and not terminal.is_foreground_tty(0):
             # Started in the background (main.py &): reading would stop the tree (SIGTTIN).
@@ -172,8 +177,11 @@ class TtyStream(Task):
     def _write(self) -> None:
         while self.out:
             head = self.out[0]
+            if self._out_check and not zmq.select([], [self.out_fd], [], 0)[1]:
+                break
             try:
-                k = os.write(self.out_fd, head[self.out_offset:])
+                end = self.out_offset + 512 if self._out_check else len(head)
+                k = os.write(self.out_fd, head[self.out_offset:end])
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # the terminal is gone (EIO), or worse: drop, count, go on
