@@ -63,10 +63,21 @@ def test_upload_is_verified_and_atomic(shell):
         session.upload(b"x", "~/no-such-dir/f.bin")
 
 
-def test_batch_run_ends_by_its_own_timeout(shell):
-    _, session, home, _ = shell
-    args = _args(upload=SAMPLE, timeout_min=0.1, no_ctrl_c=True, cadence_s=0.5)
-    s = host_run(session, args, Printer(False))
+def test_batch_run_ends_by_its_own_timeout_through_the_command_line(tmp_path, capsys):
+    """The whole command, with its own shell behind a 115200-baud line: upload, launch, the
+    run ends by main.py's timeout (0.1 min), status and info read back, summary as JSON."""
+    import json
+
+    from ground.__main__ import main as ground_main
+
+    home, out = tmp_path / "pi", tmp_path / "summary.json"
+    home.mkdir()
+    rc = ground_main(["host", "--shell", "--home", str(home), "--upload", str(SAMPLE), "--timeout-min", "0.1",
+                      "--no-ctrl-c", "--cadence-s", "0.5", "--python", sys.executable, "--main", FLIGHT_MAIN,
+                      "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    s = json.loads(out.read_text())
     assert s["ok"] and s["stop"] == {"how": "timeout", "exit_status": 0}
     assert [u["remote_path"] for u in s["uploads"]] == ["~/sense.bin", "~/range/rng00000.bin"]
     assert (home / "sense.bin").read_bytes() == (SAMPLE / "sense.bin").read_bytes()
@@ -75,6 +86,18 @@ def test_batch_run_ends_by_its_own_timeout(shell):
     assert s["info"] and "STOP" in s["info"]
     assert s["stream"]["estimates"]["orbit"] >= 2 and s["bye"]["estimates_out"] >= 4
     assert s["status_during_run"]["run"] == st["run"]
+    assert "result: ok" in printed and "whoami" in printed
+
+
+def test_command_line_usage_errors_exit_2(tmp_path, capsys):
+    from ground.__main__ import main as ground_main
+
+    assert ground_main(["host"]) == 2
+    assert ground_main(["host", "/dev/ttyUSB9", "--shell"]) == 2
+    assert ground_main(["host", "--shell", "--upload", str(tmp_path / "none")]) == 2
+    assert ground_main(["host", str(tmp_path / "no-such-port")]) == 2
+    err = capsys.readouterr().err
+    assert "give a serial PORT" in err and "not a directory" in err and "cannot open" in err
 
 
 def test_live_stream_after_the_batch_matches_truth(shell):
