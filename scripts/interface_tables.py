@@ -172,6 +172,112 @@ def archive_schema() -> str:
     from ground.archive import SCHEMA
 
     return "```sql" + SCHEMA.rstrip() + "\n```"
+def stream_tags_table() -> str:
+    from pygnc.formats import stream as FS
+
+    rows = ["| tag | direction | payload | meaning |", "|---|---|---|---|"]
+    for tag, direction, payload, meaning in FS.TAG_TABLE:
+        rows.append(f"| `{tag.decode()}` | {direction} | {payload} | {meaning} |")
+    return "\n".join(rows)
+
+
+def stream_payloads_table() -> str:
+    from pygnc.formats import stream as FS
+
+    rows = ["| payload | `struct` | bytes | fields |", "|---|---|---:|---|"]
+    rows.append(f"| `HELLO` (HEL) | `{FS.HELLO.format}` | {FS.HELLO.size} | protocol version, longest line "
+                "accepted (bytes), run number, estimate cadence (ms, 0 = none), pygnc's spacecraft time (s) |")
+    rows.append(f"| `ACK` | `{FS.ACK.format}` | {FS.ACK.size} | SEQ and TAG of the command, result: "
+                + ", ".join(f"{k} {v}" for k, v in FS.ACK_RESULTS.items()) + " |")
+    rows.append(f"| `ERROR` (ERR) | `{FS.ERROR.format}` | {FS.ERROR.size} | error code (below), SEQ and TAG of the "
+                f"bad frame ({FS.SEQ_UNKNOWN} and `???` when unreadable), errors of this code so far |")
+    rows.append(f"| `COUNTERS` (CNT, BYE) | `{FS.COUNTERS_STRUCT.format}` | {FS.COUNTERS_STRUCT.size} | "
+                + ", ".join(f"`{n}`" for n, _ in FS.COUNTER_FIELDS) + " (meanings below) |")
+    rows.append("| CAD | `<I` | 4 | milliseconds between two estimate frames of one kind (and peer); 0 = none |")
+    return "\n".join(rows)
+
+
+def stream_errors_table() -> str:
+    from pygnc.formats import stream as FS
+
+    rows = ["| code | name | meaning |", "|---:|---|---|"]
+    for code, (name, meaning) in FS.ERROR_CODES.items():
+        rows.append(f"| {code} | `{name}` | {meaning} |")
+    rows.append("")
+    rows.append("Counters (CNT, BYE; each `uint32`, saturating): "
+                + "; ".join(f"`{n}` {m}" for n, m in FS.COUNTER_FIELDS) + ".")
+    return "\n".join(rows)
+
+
+def _example_frames():
+    """(what, line) pairs: byte-exact frames built by the code."""
+    from pygnc.formats import batch as B
+    from pygnc.formats import range_packet as RP
+    from pygnc.formats import stream as FS
+    from pygnc.formats.gps import encode_gps_segment
+
+    sensor = bytes.fromhex("654b95349d00160433000000e002da001d0004bf4dacac355c030000bfff")
+    gps = encode_gps_segment(t_sc_s=1699452212, time_status=180, week=2288, ms_of_week=259230000,
+                             solution_status=0, pos_ecef_m=(4510731.25, 4510731.5, 2000000.0),
+                             pos_sigma_m=(2.5, 2.5, 4.0), vel_status=0, vel_ecef_m_s=(-3500.5, 3500.25, 6000.0),
+                             vel_sigma_m_s=(0.05, 0.05, 0.08), sats_tracked=10, sats_in_solution=8)
+    rng = RP.encode_packet(0x4A, 1699452213, 23000, rssi_dbm=-40.0, fei_raw=-1)
+    orbit = B.encode_record(B.KINDS_BY_NAME["orbit"], 1699452212.0, B.KINDS_BY_NAME["orbit"].encode("orbit_estimate", {
+        "r_ecef_m": [4510731.25, 4510731.5, 2000000.0], "v_ecef_m_s": [-3500.5, 3500.25, 6000.0],
+        "sigma_r_m": [3.0, 3.0, 4.5], "sigma_v_m_s": [0.01, 0.01, 0.02], "n_used": 42, "n_rejected": 0,
+        "n_invalid": 1, "propagated": False}))
+    return [
+        ("host: one sensor segment (PyGNC's test vector, t = 1699452212)", FS.encode_frame(FS.SENSOR, 1, sensor)),
+        ("host: one GPS segment", FS.encode_frame(FS.GPS, 2, gps)),
+        ("host: one range packet (0x4A, RSSI -40 dBm, raw 23000 = 1036.6 m at 812.5 kHz)",
+         FS.encode_frame(FS.RANGE, 3, rng)),
+        ("host: PNG", FS.encode_frame(FS.PING, 4)),
+        ("host: CAD 1000 ms", FS.encode_frame(FS.CADENCE, 5, struct.pack("<I", 1000))),
+        ("host: STA", FS.encode_frame(FS.STATUS, 6)),
+        ("host: FLU", FS.encode_frame(FS.FLUSH, 7)),
+        ("pygnc: HEL (run 7, cadence 0, t 1699452210.5)",
+         FS.encode_frame(FS.HELLO_TAG, 0, FS.HELLO.pack(1, FS.MAX_LINE_BYTES, 7, 0, 1699452210.5))),
+        ("pygnc: ACK of CAD SEQ 5, ok", FS.encode_frame(FS.ACK_TAG, 1, FS.ACK.pack(5, FS.CADENCE, FS.ACK_OK))),
+        ("pygnc: ERR bad_crc of SNS SEQ 12, the first", FS.encode_frame(FS.ERROR_TAG, 2,
+                                                                       FS.ERROR.pack(FS.ERR_BAD_CRC, 12, FS.SENSOR, 1))),
+        ("pygnc: EST, an orbit record at 1699452212.000", FS.encode_frame(FS.ESTIMATE, 3, orbit)),
+    ]
+
+
+def stream_examples_table() -> str:
+    import binascii
+
+    rows = ["```"]
+    for what, line in _example_frames():
+        rows.append(f"# {what}")
+        rows.append(line.decode().rstrip("\n"))
+        body = line[1:line.index(b"*")]
+        payload = binascii.a2b_base64(body.split(b",", 2)[2])
+        rows.append(f"#   payload {len(payload)} bytes: {payload.hex(' ') if payload else '(none)'}")
+    rows.append("```")
+    return "\n".join(rows)
+
+
+def stream_budget_table() -> str:
+    from pygnc.formats import batch as B
+    from pygnc.formats import stream as FS
+
+    line_rate = 115200 / 10  # bytes/s of 8N1 at 115200 baud
+    rows = ["| frame | line bytes | at | bytes/s | share of 115200 baud |", "|---|---:|---|---:|---:|"]
+
+    def row(what, n, per_s, at):
+        rows.append(f"| {what} | {n} | {at} | {n * per_s:.0f} | {100 * n * per_s / line_rate:.1f} % |")
+
+    n_sns = len(FS.encode_frame(FS.SENSOR, 65535, bytes(30)))
+    row("SNS, 1 segment", n_sns, 1, "1 Hz")
+    row("SNS, 1 segment", n_sns, 10, "10 Hz")
+    row("GPS, 1 segment", len(FS.encode_frame(FS.GPS, 65535, bytes(99))), 1, "1 Hz")
+    row("RNG, 1 packet", len(FS.encode_frame(FS.RANGE, 65535, bytes(12))), 1, "1 Hz")
+    for kind in ("orbit", "attitude", "formation"):
+        n = len(FS.encode_frame(FS.ESTIMATE, 65535, bytes(B.KINDS_BY_NAME[kind].record_size))) + 1  # ONLCR: \r\n
+        row(f"EST {kind}", n, 1, "cadence 1 s" + (" per peer" if kind == "formation" else ""))
+        row(f"EST {kind}", n, 10, "cadence 0.1 s" + (" per peer" if kind == "formation" else ""))
+    return "\n".join(rows)
 
 
 TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
@@ -179,7 +285,11 @@ TABLES = {"status": status_table, "flags": flags_table, "messages": messages_tab
           "batch_kinds": batch_kinds_table, "batch_fields": batch_fields_table, "orbit_csv": replay_table("orbit"),
           "attitude_csv": replay_table("attitude"), "formation_csv": replay_table("formation"),
           "hk_sentences": hk_sentences_table, "opc_records": opc_records_table,
-          "archive_schema": archive_schema}
+          "archive_schema": archive_schema,
+          "stream_tags": stream_tags_table, "stream_payloads": stream_payloads_table,
+          "stream_errors": stream_errors_table, "stream_examples": stream_examples_table,
+          "stream_budget": stream_budget_table}
+
 
 def render(doc: str) -> str:
     for name, fn in TABLES.items():

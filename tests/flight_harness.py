@@ -37,7 +37,10 @@ class FlightRun:
 
     def __init__(self, home: Path, timeout_min: float = 5.0, spacecraft_time_s: float = 1_700_000_000,
                  main: Path = FLIGHT_MAIN, env: dict | None = None, args: list[str] | None = None,
-                 prefix: list[str] | None = None):
+                 prefix: list[str] | None = None, stdout=None):
+        """*stdout*: a file object for main.py's stdout instead of the terminal (stdin and
+        stderr stay on it); *prefix*: a command that runs main.py, e.g. ["taskset", "-c", "0"]
+        (benches)."""
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         master, slave = pty.openpty()
@@ -48,17 +51,20 @@ class FlightRun:
         e.update(env or {})
         argv = [str(timeout_min), str(spacecraft_time_s)] if args is None else args
         self.t_start = time.monotonic()
-        # prefix: a command that runs main.py, e.g. ["taskset", "-c", "0"] (benches)
-        self.proc = subprocess.Popen([*(prefix or []), sys.executable, str(main), *argv], stdin=slave, stdout=slave,
+        self.proc = subprocess.Popen([*(prefix or []), sys.executable, str(main), *argv], stdin=slave,
+                                     stdout=slave if stdout is None else stdout,
                                      stderr=slave, env=e, cwd=str(self.home), start_new_session=True,
                                      preexec_fn=_become_terminal_foreground, close_fds=True)
         os.close(slave)
         self.output = bytearray()
+        self._paused = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         while True:
+            while self._paused.is_set():  # a reader that stalls: the terminal's buffers fill
+                time.sleep(0.01)
             try:
                 chunk = os.read(self.master, 4096)
             except OSError:
@@ -130,6 +136,36 @@ class FlightRun:
     def log_dir(self) -> Path:
         runs = sorted((self.home / "pygnc_logs").glob("run_*"))
         return runs[-1]
+
+    def frames(self, start: int = 0) -> list:
+        """pygnc's stream frames (and noise) in the terminal output from byte *start*."""
+        from pygnc.formats import stream as fs
+
+        return fs.FrameReader(fs.PYGNC_TAGS, max_line=1 << 20, noise_ok=True).feed(bytes(self.output[start:]))
+
+    def wait_frame(self, predicate, timeout_s: float = 30.0, start: int = 0):
+        """The first stream frame from byte *start* of the output for which *predicate* holds."""
+        from pygnc.formats import stream as fs
+
+        t_end = time.monotonic() + timeout_s
+        while time.monotonic() < t_end:
+            for f in self.frames(start):
+                if isinstance(f, fs.Frame) and predicate(f):
+                    return f
+            if self.proc.poll() is not None:
+                raise AssertionError(f"main.py exited ({self.proc.returncode}); output:\n{self.text}")
+            time.sleep(0.02)
+        raise AssertionError(f"no such frame within {timeout_s} s; output:\n{self.text[-3000:]}")
+
+    def send(self, data: bytes) -> None:
+        """Type *data* into the terminal (the host's side of the UART)."""
+        view = memoryview(data)
+        while view:
+            n = os.write(self.master, view)
+            view = view[n:]
+
+    def pause_reading(self, paused: bool = True) -> None:
+        (self._paused.set if paused else self._paused.clear)()
 
     # -- actions ------------------------------------------------------------------------------
     def ctrl_c(self) -> float:

@@ -18,7 +18,7 @@ def body_strategy(msg_type):
             "list": st.lists(st.integers(-2**63, 2**63 - 1), max_size=6),
             "vec3": st.lists(finite, min_size=3, max_size=3),
             "vec6": st.lists(finite, min_size=6, max_size=6),
-            "bin": st.binary(max_size=40),
+            "bytes": st.binary(max_size=100),
         }[kind]
     return st.fixed_dictionaries(fields)
 
@@ -85,6 +85,14 @@ def test_vectors_checked():
     assert decode(enc.encode("range", good), c) is not None
     bad = dict(good, range_m="far")
     assert decode(enc.encode("range", bad), c) is None and c.missing_field == 1
+
+
+def test_bytes_fields_must_be_bytes():
+    enc = Encoder("x")
+    c = DecodeCounters()
+    good = {"tag": "SNS", "seq": 1, "data": bytes(30), "t_rx_sc_s": 1.0}
+    assert decode(enc.encode("live_segments", good), c).body["data"] == bytes(30)
+    assert decode(enc.encode("live_segments", dict(good, data="AAAA")), c) is None and c.missing_field == 1
 
 
 def test_undeclared_type_cannot_be_sent():

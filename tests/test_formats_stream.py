@@ -172,3 +172,23 @@ def test_range_packet_refuses_fields_out_of_range():
     with pytest.raises(ValueError):
         rp.decode_packet(bytes(11))
     assert struct.calcsize(">BBI") + 6 == rp.PACKET_SIZE
+
+
+def test_the_documented_circuitpython_host_code_speaks_the_protocol():
+    """docs/interface.md shows a host how to build and parse frames with binascii and struct
+    alone; that code, run here, agrees with the codec both ways."""
+    import re
+
+    from flight_harness import REPO
+
+    doc = (REPO / "docs" / "interface.md").read_text()
+    code = re.search(r"\*\*On CircuitPython\*\*.*?```python\n(.*?)```", doc, re.S).group(1)
+    ns: dict = {}
+    exec(code.split("\nuart.write")[0], ns)  # noqa: S102 - our own documentation
+    for tag, seq, payload in ((fs.CADENCE, 1, struct.pack("<I", 1000)), (fs.SENSOR, 65535, bytes(range(30))),
+                              (fs.PING, 0, b"")):
+        assert ns["frame"](tag, seq, payload) == fs.encode_frame(tag, seq, payload)
+    ack = fs.encode_frame(fs.ACK_TAG, 9, fs.ACK.pack(1, fs.CADENCE, 0))
+    assert ns["parse"](b"noise" + ack.rstrip(b"\n")) == (fs.ACK_TAG, 9, fs.ACK.pack(1, fs.CADENCE, 0))
+    assert ns["parse"](ack.rstrip(b"\n").replace(b"AQBD", b"AQBE")) is None  # a flipped character
+    assert ns["parse"](b"$PNG,1,*nothex!!") is None

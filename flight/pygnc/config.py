@@ -225,6 +225,33 @@ class Config:
     #: IMU axes -> body axes, row-major 3x3 (v_body = R @ v_imu), for consumers of the
     #: ``imu`` channel (samples are published in IMU axes).  Not the BMX160's imu_to_body.
     imu_device_to_body: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    # --- streaming on the host's TTY (task tty_stream, docs/interface.md "Streaming") -----
+    #: Run the stream task: it reads frames from the terminal that started main.py and
+    #: writes frames to it (stdout carries nothing else).
+    stream_enabled: bool = True
+    #: Interval between two estimate frames of one kind (and peer), s, until the host sets
+    #: one (command CAD); 0: no estimate frames until then.
+    stream_cadence_s: float = 0.0
+    #: Shortest interval the host may set, s: three estimate kinds and four peers every
+    #: 0.1 s are ~6 kB/s, half of a 115200-baud line.
+    stream_min_cadence_s: float = 0.1
+    #: Bytes waiting for stdout at most (~1.4 s of a 115200-baud line); a frame that does not
+    #: fit is dropped and counted (a stalled reader never blocks pygnc).
+    stream_out_max_bytes: int = 16 * 1024
+    #: On a terminal: echo off, IXON off, and only Ctrl-C special (EOF, quit, suspend,
+    #: erase, kill and IEXTEN characters off), so no byte of a frame or of garbage but 0x03
+    #: does anything; canonical mode and SIGINT stay.  Restored at exit.
+    stream_tty_setup: bool = True
+    #: Live measurements ingest holds while the batch is still being published, count
+    #: (older ones beyond it are dropped and counted); and how many it keeps to publish again
+    #: to a restarted consumer after the batch.
+    stream_live_queue_max: int = 20_000
+    stream_live_keep_max: int = 50_000
+    #: SX1280 ranging bandwidth, Hz, and whether results are the radio's filtered ones:
+    #: range_m = raw * 150 / (2**12 * bandwidth_MHz) (* 0.2 if filtered); pygnc.formats.range_packet.
+    sx1280_ranging_bandwidth_hz: float = 812_500.0
+    sx1280_ranging_filtered: bool = False
+
     # --- measurement admission (pygnc.processors.admission) ---------------------------
     #: An own fix whose GPS time (week + ms) and clock-mapped spacecraft stamp disagree by
     #: more is a corrupt time and is not used, s.

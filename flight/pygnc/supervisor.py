@@ -52,6 +52,7 @@ from .formats import status as st
 from .formats.info import render_info
 from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
 from .signals import StopSignals
+from . import terminal
 from .bus.channels import CHANNELS
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
@@ -174,6 +175,15 @@ class TaskProc:
         return self.proc is not None and self.proc.poll() is None
 
 
+def _stderr_fd() -> int | None:
+    """fd 2 if it is open (stdout of the tasks that must not write to stdout), else None."""
+    try:
+        os.fstat(2)
+        return 2
+    except OSError:
+        return None
+
+
 def _ignore_stop_signals_until_handler_installed():  # in the child between fork and exec
     # Python keeps an ignored SIGINT ignored; the task's first statement installs its own
     # handlers.  A signal in between is lost, so the supervisor re-sends stop and SIGTERM.
@@ -222,7 +232,11 @@ class Supervisor:
         cmd = [sys.executable, "-m", "pygnc.tasks", t.spec.name, "--run-dir", str(self.run_dir),
                "--log-dir", str(self.log_dir), "--run-number", str(self.run_number),
                "--t0-sc", repr(self.t0_sc_s), "--t0-mono", repr(self.t0_mono_s)]
-        t.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, cwd=str(self.flight_dir),
+        # stdout belongs to the stream task (the host's frames, nothing else): every other
+        # task writes whatever it prints to stderr.
+        stdio = dict(stdin=None, stdout=None) if t.spec.stdio else dict(stdin=subprocess.DEVNULL,
+                                                                         stdout=_stderr_fd())
+        t.proc = subprocess.Popen(cmd, env=env, cwd=str(self.flight_dir), **stdio,
                                   preexec_fn=_ignore_stop_signals_until_handler_installed)
         t.ready = t.started = t.bye = t.answered = False
         t.state = "starting"
@@ -556,6 +570,16 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
     except OSError as exc:
         print(f"{prog}: cannot create the private socket directory: {exc}", file=sys.stderr)
         return 1
+    # The stream task changes the terminal's modes (echo off, ...): put them back at exit
+    # whatever happened to it (bash adopts the modes a job that exits normally leaves).
+    tty_modes = terminal.save_modes(0) if config.stream_enabled else None
+    try:
+        return _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals)
+    finally:
+        terminal.restore_modes(0, tty_modes)
+
+
+def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals) -> int:
     try:
         run_number, log_dir, note = _log_dir(paths, config, run_dir)
         setup_task_logging(log_dir, "supervisor", lambda: t_sc + time.monotonic() - t0_mono, echo_stderr=True,
@@ -577,9 +601,10 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
     sup = None
     try:
         sup = Supervisor(timeout_min, t_sc, t0_mono, config, paths, run_number, log_dir, run_dir, signals)
-        print(f"pygnc run {run_number} started; logs in {log_dir}", flush=True)
+        # On stderr: stdout carries only the stream's frames (docs/interface.md, Streaming).
+        print(f"pygnc run {run_number} started; logs in {log_dir}", file=sys.stderr, flush=True)
         rc = sup.run()
-        print(f"pygnc run {run_number} stopped", flush=True)
+        print(f"pygnc run {run_number} stopped", file=sys.stderr, flush=True)
         return rc
     except Exception:
         log.exception("supervisor failed")

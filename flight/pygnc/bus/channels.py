@@ -9,8 +9,9 @@ Overflow policies:
 * ``BLOCK``  - nothing is lost: the producer's send waits (in slices, still answering health
   pings) while any consumer's queue is full (``ZMQ_XPUB_NODROP``).  Measurement channels.
 * ``DROP``   - the producer never waits; a message that does not fit is dropped and counted
-  by the producer.  Estimate channels (a newer estimate follows), and the live IMU stream
-  (a device cannot be paused: waiting would only move the loss into the serial buffer).
+  by the producer.  Estimate channels (a newer estimate follows), and the live IMU and host
+  streams (a device or a UART cannot be paused: waiting would only move the loss into the
+  serial buffer; the host is told with an ERR overflow frame).
 * ``LATEST`` - only the newest message matters: consumers conflate (``ZMQ_CONFLATE``), so a
   slow consumer sees the latest value.  Only for single-type, single-frame channels.
 """
@@ -57,6 +58,10 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
             "housekeeping device readings (EMUS BMS, OPC-N3) and device states"),
     Channel("imu", "imu_ingest", Policy.DROP, 2000, ("imu_samples",),
             "external IMU rate/acceleration samples in blocks, IMU axes, with spacecraft and device time tags"),
+    Channel("live", "tty_stream", Policy.DROP, 2000, ("live_segments",),
+            "live segments from the host's stream, as received (ingest decodes and publishes them on meas)"),
+    Channel("host_cmd", "tty_stream", Policy.DROP, 100, ("host_command",),
+            "commands from the host's stream for other tasks (flush batches)"),
     Channel("health", "supervisor", Policy.LATEST, 1000, ("health",),
             "per-task health from the supervisor's pings"),
 )}

@@ -30,7 +30,7 @@ SCHEMA_VERSION = 2
 MAX_MESSAGE_BYTES = 64 * 1024
 
 # Field kinds used in the declarations below.  "num" is int or float; "vecN" a list of N
-# numbers; "bin" bytes; "str", "bool", "int", "map", "list", "any" as named.
+# numbers; "str", "bool", "int", "map", "list", "bytes", "any" as named.
 _V3, _V6 = "vec3", "vec6"
 
 #: message type -> {field name: kind}.  Units are in the names.
@@ -80,6 +80,13 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "t_sc_s": "list", "t_device_s": "list", "t_rx_sc_s": "list",
         "rate_imu_rad_s": "list", "accel_imu_m_s2": "list", "temp_c": "list", "status": "list",
     },
+    # ---- the host's stream (channels "live" and "host_cmd", from tty_stream) -------------
+    # ``tag``: "SNS", "GPS" or "RNG" (docs/interface.md, Streaming); ``data``: whole segments
+    # of that tag's layout, as the host sent them; ``seq``: the frame's SEQ; ``t_rx_sc_s``:
+    # when the frame was read, spacecraft clock.
+    "live_segments": {"tag": "str", "seq": "int", "data": "bytes", "t_rx_sc_s": "num"},
+    # ``command``: "flush_batches"
+    "host_command": {"command": "str", "seq": "int"},
     # ---- estimates ----------------------------------------------------------------------
     "orbit_estimate": {
         "t_sc_s": "num", "t_gps_s": "num", "unix_time_s": "num",
@@ -124,7 +131,7 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         # the names, None where the device sent nothing); raw: the checksum-verified bytes
         # it was decoded from; solicited: False for a sentence nobody asked for.
         "device": "str", "kind": "str", "record": "str", "t_sc_s": "num", "values": "map",
-        "raw": "bin", "solicited": "bool",
+        "raw": "bytes", "solicited": "bool",
     },
     "hk_device": {  # a device's state: "open", "absent" (cannot open), "lost" (I/O error),
         # "stopped", "config_error"; sent on every change and every minute with counters
@@ -249,7 +256,7 @@ def _kind_ok(value, kind: str) -> bool:
         return isinstance(value, dict)
     if kind == "list":
         return isinstance(value, list)
-    if kind == "bin":
+    if kind == "bytes":
         return isinstance(value, bytes)
     if kind.startswith("vec"):
         n = int(kind[3:])

@@ -91,9 +91,11 @@ FILE_CLOSED_AGE = 1 << 3      # closed by the time bound
 FILE_CLOSED_STOP = 1 << 4     # closed when the writer stopped
 FILE_HEADER_REBUILT = 1 << 5  # the .part's header was unreadable: run unknown (0)
 FILE_CLOSED_ERROR = 1 << 6    # closed after a write error (disk full, I/O error)
+FILE_CLOSED_HOST = 1 << 7     # closed on the host's request (stream command FLU)
 FILE_FLAG_NAMES = {FILE_OPEN: "open", FILE_RECOVERED: "recovered", FILE_CLOSED_SIZE: "closed_size",
                    FILE_CLOSED_AGE: "closed_age", FILE_CLOSED_STOP: "closed_stop",
-                   FILE_HEADER_REBUILT: "header_rebuilt", FILE_CLOSED_ERROR: "closed_error"}
+                   FILE_HEADER_REBUILT: "header_rebuilt", FILE_CLOSED_ERROR: "closed_error",
+                   FILE_CLOSED_HOST: "closed_host"}
 
 
 def encode_header(run: int, sequence: int, spacecraft_id: int, flags: int, t_first_sc_s: float = math.nan,

@@ -26,7 +26,9 @@ non-finite time or position is ignored.
   after the batch) without an orbit estimate are they processed without position:
   the MEKF (if it ever started) propagates on the gyro, and the attitude-independent
   calibrator provides rates and gyro bias (``has_position`` False, and one
-  ``estimator_note`` with code ``no_position``).
+  ``estimator_note`` with code ``no_position``).  A sample estimate of the orbit arriving
+  later (live data after the batch: the host's stream) ends that: later samples wait for
+  their orbit estimates again.
 
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
 
@@ -70,6 +72,7 @@ class AttitudeProcessor(Processor):
         self.orbit_waiting: OrderedDict[float, dict] = OrderedDict()  # t_sc_s -> orbit body
         self.no_position = False  # orbit declared no fix, or the batch ended and nothing waits
         self.batch_ended = False
+        self.n_orbit_seen = 0
         self.idle_calls = 0
         self.note_sent = False
         self.last_t_sc_s: float | None = None
@@ -103,7 +106,11 @@ class AttitudeProcessor(Processor):
         if msg_type == "sensor":
             return self._on_sensor(body)
         if msg_type == "orbit_estimate":
-            return [] if body.get("propagated") else self._on_orbit(body)
+            if body.get("propagated"):
+                return []
+            self.n_orbit_seen += 1
+            self.no_position = False  # an orbit exists (again): samples wait for their estimates
+            return self._on_orbit(body)
         if msg_type == "estimator_note":
             if body.get("estimator") == "orbit" and body.get("code") == "no_fix":
                 self.no_position = True
@@ -114,8 +121,8 @@ class AttitudeProcessor(Processor):
             # samples (channel orbit): keep waiting for them, or for the orbit's no_fix note;
             # propagate_to_sc gives up after IDLE_CALLS_BEFORE_FLUSH calls without progress.
             self.batch_ended = True
-            if not self.pending:
-                self.no_position = True
+            if not self.pending and not self.n_orbit_seen:
+                self.no_position = True  # no orbit so far: live samples do not wait for one
             return []
         return []
 
@@ -265,8 +272,8 @@ class AttitudeProcessor(Processor):
                 return []  # the orbit estimates of the last samples may still be coming
             self.no_position = True
             out = self._flush()
-        if self.last_t_sc_s is None or not admission.is_time(t_sc_s):
-            return out
+        if self.last_t_sc_s is None or not admission.is_time(t_sc_s) or t_sc_s <= self.last_t_sc_s:
+            return out  # nothing to move forward (samples streamed ahead of "now")
         if self.clock is not None:
             t_gps = float(self.clock.gps_from_sc(t_sc_s))
             t_s = t_gps

@@ -11,9 +11,13 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
 * ``sensor``: an ``orbit_estimate`` at the sample's time, propagated from the latest
   filter state by a separate *output cursor* - the filter itself only moves from fix to
   fix, so an output never pushes it past a later fix.  A sample older than the filter
-  epoch (a restarted ingest replaying the batch) gets no estimate and is counted; one the
-  cursor cannot reach within the handler budget gets none either (``budget_deferred``: the
-  cursor keeps the epoch it reached and the next sample goes on from there);
+  epoch or than the last sample estimate (a restarted ingest replaying the batch) gets no
+  estimate and is counted; one the cursor cannot reach within the handler budget gets none
+  either (``budget_deferred``: the cursor keeps the epoch it reached and the next sample
+  goes on from there).  Sample estimates strictly increase in epoch; an estimate
+  propagated to "now" does not hold them back (a live stream's samples may arrive after
+  it - the host stamps them with whole seconds), it only has to be newer than every
+  estimate before it;
 * ``batch_end`` with no valid fix at all: one ``estimator_note`` (code ``no_fix``), and no
   estimate is ever invented.
 
@@ -61,7 +65,8 @@ class OrbitProcessor(Processor):
         self.n_outputs = 0
         self.n_no_clock = 0
         self.n_stale = 0
-        self.t_last_output = -math.inf
+        self.t_last_output = -math.inf      # epoch of the last sample (not propagated) estimate
+        self.t_last_propagated = -math.inf  # epoch of the last estimate propagated to "now"
         self.n_time_outliers = 0
         self.n_budget_deferred = 0
         self.n_gap_reinit = 0
@@ -144,6 +149,8 @@ class OrbitProcessor(Processor):
                     "estimator": "orbit", "code": "propagation_horizon",
                     "text": f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last fix"}))
             t_gps = horizon
+        if propagated and t_gps <= max(self.t_last_output, self.t_last_propagated):
+            return out  # nothing newer than what was published: no news
         if t_gps < f.t_gps_s - 1e-3 or t_gps <= self.t_last_output:
             # Older than the filter or than the last output (e.g. a restarted ingest
             # replaying the batch): published already, or never can be.  Output times
@@ -162,7 +169,7 @@ class OrbitProcessor(Processor):
             self.n_budget_deferred += 1  # the next sample goes on from the epoch reached
             return out
         t_est = c.t_gps_s
-        if t_est <= self.t_last_output:
+        if t_est <= (max(self.t_last_output, self.t_last_propagated) if propagated else self.t_last_output):
             return out
         r_i, v_i = c.x[:3], c.x[3:6]
         m = frames.gcrs_from_itrs_matrix(t_est)
@@ -171,7 +178,10 @@ class OrbitProcessor(Processor):
         p_e = frames.covariance_gcrs_to_ecef(p6, m)
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
-        self.t_last_output = t_est
+        if propagated:
+            self.t_last_propagated = t_est
+        else:
+            self.t_last_output = t_est
         return out + [("orbit_estimate", {
             "t_sc_s": float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est)),
             "t_gps_s": t_est, "unix_time_s": float(utc_unix_from_gps(t_est)),

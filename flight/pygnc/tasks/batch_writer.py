@@ -209,6 +209,7 @@ class BatchWriter(Task):
         super().__init__(runner)
         ctx, cfg = self.ctx, self.config
         self.failures = 0
+        self.host_flushes = 0
         kinds, periods = kind_selection(cfg)  # load_config has checked it; a direct Config may not
         self.directory = resolve_batch_dir(ctx.paths.home, cfg.batch_dir)
         run_key = f"{ctx.run_number}:{ctx.t0_sc_s!r}:{ctx.t0_mono_s!r}"
@@ -243,6 +244,13 @@ class BatchWriter(Task):
             return None
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
+        if msg.type == "host_command":
+            if msg.body["command"] == "flush_batches":
+                self.host_flushes += 1
+                if self.store.file is not None:
+                    self.log.info("closing the open batch file on the host's request (frame %d)", msg.body["seq"])
+                    self._guard("closing the batch file for the host", self.store.close_file, fmt.FILE_CLOSED_HOST)
+            return
         self._guard(f"recording {msg.type}", self.recorder.handle, msg.type, msg.body)
 
     def step(self) -> float:
@@ -255,7 +263,8 @@ class BatchWriter(Task):
         self.log.info("closed: %s final records; %s", n, self.store.counters.as_dict())
 
     def counters(self) -> dict:
-        return {**self.recorder.counters(), **self.store.counters.as_dict(), "failures": self.failures}
+        return {**self.recorder.counters(), **self.store.counters.as_dict(), "failures": self.failures,
+                "host_flushes": self.host_flushes}
 
 
 def _period_text(p: float | None) -> str:

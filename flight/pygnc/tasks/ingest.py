@@ -1,4 +1,5 @@
-"""Ingest: read the batch files once, publish every measurement in spacecraft-time order.
+"""Ingest: read the batch files once, publish every measurement in spacecraft-time order;
+then the host's live stream.
 
 Order of the ``meas`` channel: ``ingest_stats`` for sense.bin and for the range files,
 ``clock_map`` (if any valid fix), then ``sensor`` / ``gps_fix`` / ``range`` messages merged
@@ -6,6 +7,17 @@ by ``t_sc_s`` (ties: sensor, own fix, peer fix, range), then ``batch_end``.  Mis
 empty files are reported (log + stats with ``present = False``), never fatal.  Publishing
 is done in slices so the task keeps answering health pings; the channel blocks rather
 than drop when a consumer is slow.
+
+Live data.  The stream task (:mod:`pygnc.tasks.tty_stream`) hands over the segments the
+host streams (``live_segments`` on channel ``live``, as received).  They are decoded with
+the batch files' decoders into the same ``sensor`` / ``gps_fix`` / ``range`` messages and
+published on ``meas`` after ``batch_end``, in arrival order (the host sends in time order;
+what arrives during the batch waits, at most ``Config.stream_live_queue_max`` frames), so
+every consumer sees one time-ordered stream: the batch, then the live data.  Valid live own
+fixes feed the clock map: a new ``clock_map`` is published (before the fix) when there was
+none, when the fixes since the last fit have doubled, or when a fix disagrees with the map
+by more than :data:`CLOCK_REFIT_TOLERANCE_S`.  A replay (a restarted consumer) publishes the
+batch and then the most recent ``Config.stream_live_keep_max`` live frames again.
 """
 
 from __future__ import annotations
@@ -13,17 +25,27 @@ from __future__ import annotations
 import numpy as np
 
 import logging
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
+from ..bus.messages import Message
 from ..config import Config, Paths
+from ..formats import range_packet
+from ..formats.gps import decode_gps_segments
 from ..formats.range_file import read_range_dir
-from ..formats.sense import read_sense_file
-from ..timebase import GPS_EPOCH_UNIX_S, fit_clock_map, leap_seconds_at_gps
+from ..formats.sense import decode_sensor_segments, read_sense_file
+from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
 from .base import Task
 
 #: Messages published per loop turn.
 SLICE = 500
+#: A live own fix further than this from the clock map (GPS time minus mapped stamp) makes
+#: ingest fit the map again, s (the stamps are whole seconds: a healthy map is within ~1 s).
+CLOCK_REFIT_TOLERANCE_S = 2.0
+#: Clock-map pairs kept (the most recent), count.
+MAX_CLOCK_PAIRS = 100_000
 
 _KIND_SENSOR, _KIND_FIX, _KIND_PEER, _KIND_RANGE = 0, 1, 2, 3
 
@@ -31,14 +53,51 @@ _KIND_SENSOR, _KIND_FIX, _KIND_PEER, _KIND_RANGE = 0, 1, 2, 3
 UNKNOWN_PEER_ID = -1
 
 
-def _fix_bodies(fixes: np.ndarray, peer_ids=None) -> list[dict]:
-    """Message bodies of GPS fixes (vectorised conversion, then plain dicts)."""
+def _fix_bodies(fixes: np.ndarray, peer_ids=None, record=None) -> list[dict]:
+    """Message bodies of GPS fixes (vectorised conversion, then plain dicts); ``record`` is
+    the index in *fixes*, or *record* for all (-1: a live fix)."""
     n = len(fixes)
     peer = [0] * n if peer_ids is None else [int(p) for p in peer_ids]
     cols = {k: fixes[k].tolist() for k in (
         "t_sc_s", "t_gps_s", "unix_time_s", "time_status", "solution_status", "pos_ecef_m",
         "pos_sigma_m", "vel_ecef_m_s", "vel_sigma_m_s", "sats_in_solution", "valid")}
-    return [{**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i], "record": i} for i in range(n)]
+    return [{**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i], "record": i if record is None else record}
+            for i in range(n)]
+
+
+def _sensor_bodies(sensors: np.ndarray) -> list[dict]:
+    """Message bodies of sensor samples (SENSOR_DTYPE)."""
+    cols = {k: sensors[k].tolist() for k in ("t_sc_s", "mag_ut", "gyro_deg_s", "sun_lux",
+                                              "sun_saturated", "record_index")}
+    return [{"t_sc_s": cols["t_sc_s"][i], "mag_ut": cols["mag_ut"][i],
+             "gyro_deg_s": cols["gyro_deg_s"][i], "sun_lux": cols["sun_lux"][i],
+             "sun_saturated": cols["sun_saturated"][i], "record": cols["record_index"][i]}
+            for i in range(len(sensors))]
+
+
+def clock_map_body(cm: ClockMap) -> dict:
+    """The ``clock_map`` message of a fitted map."""
+    t_gps_ref = cm.gps_from_sc(cm.t_ref_sc_s)
+    utc_minus_sc = cm.gps_minus_sc_s + GPS_EPOCH_UNIX_S - float(leap_seconds_at_gps(float(t_gps_ref)))
+    return {"gps_minus_sc_s": cm.gps_minus_sc_s, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
+            "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s, "utc_minus_sc_s": utc_minus_sc}
+
+
+def live_messages(tag: str, data: bytes, config: Config) -> list[tuple[str, dict]]:
+    """The ``meas`` messages of one live frame's segments (``tag`` SNS, GPS or RNG), in
+    payload order, decoded with the batch files' decoders.  ``record``, ``file_index`` and
+    ``group`` are -1 (no file); a range is valid when its raw result is positive."""
+    if tag == "SNS":
+        return [("sensor", b) for b in _sensor_bodies(decode_sensor_segments(data, config))]
+    if tag == "GPS":
+        return [("gps_fix", b) for b in _fix_bodies(decode_gps_segments(data, config), record=-1)]
+    if tag == "RNG":
+        bw, filt = config.sx1280_ranging_bandwidth_hz, config.sx1280_ranging_filtered
+        return [("range", {"t_sc_s": float(p.t_sc_s), "peer_id": p.peer_id,
+                           "range_m": range_packet.range_m(p.range_raw, bw, filt), "valid": p.range_raw > 0,
+                           "filtered": bool(filt), "file_index": -1, "group": -1})
+                for p in range_packet.decode_packets(data)]
+    return []
 
 
 @dataclass
@@ -48,6 +107,9 @@ class MessageStream:
     messages: list[tuple[str, dict]] = field(default_factory=list)
     stats: list[dict] = field(default_factory=list)  # the ingest_stats bodies
     n_valid_fixes: int = 0
+    #: (t_sc_s, t_gps_s) of the valid own fixes, and the clock map fitted to them (or None).
+    clock_pairs: tuple[list, list] = field(default_factory=lambda: ([], []))
+    clock: ClockMap | None = None
 
 
 def _stats_body(source, path, present, note="", stats=None, files=0) -> dict:
@@ -123,30 +185,21 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
     if fixes is not None and fixes["valid"].any():
         v = fixes[fixes["valid"]]
         out.n_valid_fixes = len(v)
+        out.clock_pairs = (v["t_sc_s"].tolist(), v["t_gps_s"].tolist())
         cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
         if cm is not None:
-            t_gps_ref = cm.gps_from_sc(cm.t_ref_sc_s)
-            gps_minus_sc = cm.gps_minus_sc_s
-            utc_minus_sc = gps_minus_sc + GPS_EPOCH_UNIX_S - float(leap_seconds_at_gps(float(t_gps_ref)))
+            out.clock = cm
+            body = clock_map_body(cm)
             log.info("clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
-                     utc_minus_sc, cm.drift, cm.n_pairs, cm.residual_rms_s)
-            out.messages.append(("clock_map", {
-                "gps_minus_sc_s": gps_minus_sc, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
-                "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s,
-                "utc_minus_sc_s": utc_minus_sc}))
+                     body["utc_minus_sc_s"], cm.drift, cm.n_pairs, cm.residual_rms_s)
+            out.messages.append(("clock_map", body))
     elif fixes is not None:
         log.warning("no valid GPS fix in the batch: no orbit and no clock map")
 
     # merge by spacecraft time ----------------------------------------------------------
     parts = []  # (times, kind, message type, bodies)
     if sensors is not None and len(sensors):
-        cols = {k: sensors[k].tolist() for k in ("t_sc_s", "mag_ut", "gyro_deg_s", "sun_lux",
-                                                  "sun_saturated", "record_index")}
-        bodies = [{"t_sc_s": cols["t_sc_s"][i], "mag_ut": cols["mag_ut"][i],
-                   "gyro_deg_s": cols["gyro_deg_s"][i], "sun_lux": cols["sun_lux"][i],
-                   "sun_saturated": cols["sun_saturated"][i], "record": cols["record_index"][i]}
-                  for i in range(len(sensors))]
-        parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", bodies))
+        parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", _sensor_bodies(sensors)))
     if fixes is not None and len(fixes):
         parts.append((fixes["t_sc_s"], _KIND_FIX, "gps_fix", _fix_bodies(fixes)))
     if peers is not None and len(peers):
@@ -180,23 +233,52 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
 class Ingest(Task):
     """Publishes the stream once, and again whenever a restarted consumer asks (via the
     supervisor's ``replay``): consumers ignore what they have already processed, so a
-    restarted estimator rebuilds its state and nothing is lost."""
+    restarted estimator rebuilds its state and nothing is lost.  Then the live frames, as
+    they come."""
 
     #: Longest wait for a restarted consumer's subscription before replaying anyway, s.
     REPLAY_SUBSCRIBE_WAIT_S = 2.0
 
     def __init__(self, runner):
         super().__init__(runner)
+        cfg = self.config
         self.stream: list[tuple[str, dict]] = []
         self.pos = 0
         self.published = 0
         self.done = False
         self.replays = 0
         self.replay_at: float | None = None  # deadline while waiting for a resubscription
+        # Live frames: waiting to be published (tag, data), and those published (kept for a
+        # replay: ("frame", tag, data) or ("msg", type, body) for the clock maps fitted).
+        self.live_pending: deque[tuple[str, bytes]] = deque()
+        self.live_kept: deque[tuple] = deque(maxlen=max(1, int(cfg.stream_live_keep_max)))
+        self.live_replay: list[tuple] | None = None
+        self.live_replay_pos = 0
+        self.clock_sc: list[float] = []
+        self.clock_gps: list[float] = []
+        self.clock: ClockMap | None = None
+        self.clock_refit_at = 1
+        self.n_live = {"frames": 0, "messages": 0, "dropped": 0, "decode_errors": 0, "clock_fits": 0}
 
     def on_start(self) -> None:
-        self.stream = build_message_stream(self.ctx.paths, self.config, self.log).messages
+        built = build_message_stream(self.ctx.paths, self.config, self.log)
+        self.stream = built.messages
+        self.clock_sc, self.clock_gps = list(built.clock_pairs[0]), list(built.clock_pairs[1])
+        self.clock = built.clock
+        self.clock_refit_at = max(1, 2 * len(self.clock_sc))
         self.log.info("publishing %d messages", len(self.stream))
+
+    def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
+        if msg.type != "live_segments":
+            return
+        if len(self.live_pending) >= max(1, int(self.config.stream_live_queue_max)):
+            self.live_pending.popleft()  # the oldest goes: a live stream wants the newest
+            self.n_live["dropped"] += 1
+            if self.n_live["dropped"] in (1, 10, 100, 1000) or self.n_live["dropped"] % 10000 == 0:
+                self.log.warning("live queue full (%d frames): %d frames dropped so far",
+                                 len(self.live_pending), self.n_live["dropped"])
+        self.live_pending.append((msg.body["tag"], msg.body["data"]))
+        self.n_live["frames"] += 1
 
     def on_replay(self, reason: str, channels: list[str]) -> None:
         self.replays += 1
@@ -210,36 +292,107 @@ class Ingest(Task):
         return (pub.counters.subscriptions >= pub.expected_subscribers + self.replays
                 or time.monotonic() >= self.replay_at)
 
+    # -- live --------------------------------------------------------------------------------
+    def _decode_live(self, tag: str, data: bytes) -> list[tuple[str, dict]]:
+        try:
+            return live_messages(tag, data, self.config)
+        except Exception:  # the stream task checked the lengths; count anything else
+            self.n_live["decode_errors"] += 1
+            if self.n_live["decode_errors"] <= 5:
+                self.log.exception("decoding a live %s frame of %d bytes failed", tag, len(data))
+            return []
+
+    def _clock_update(self, body: dict) -> list[tuple[str, dict]]:
+        """A new clock map to publish before this live fix, if it calls for one."""
+        if body["peer_id"] != 0 or not body["valid"]:
+            return []
+        t_sc, t_gps = float(body["t_sc_s"]), float(body["t_gps_s"])
+        if not (math.isfinite(t_sc) and math.isfinite(t_gps)):
+            return []
+        self.clock_sc.append(t_sc)
+        self.clock_gps.append(t_gps)
+        if len(self.clock_sc) > MAX_CLOCK_PAIRS:
+            del self.clock_sc[: len(self.clock_sc) - MAX_CLOCK_PAIRS]
+            del self.clock_gps[: len(self.clock_gps) - MAX_CLOCK_PAIRS]
+        off = None if self.clock is None else abs(self.clock.gps_from_sc(t_sc) - t_gps)
+        if off is not None and off <= CLOCK_REFIT_TOLERANCE_S and len(self.clock_sc) < self.clock_refit_at:
+            return []
+        cm = fit_clock_map(self.clock_sc, self.clock_gps)
+        if cm is None:
+            return []
+        self.clock = cm
+        self.clock_refit_at = 2 * len(self.clock_sc)
+        self.n_live["clock_fits"] += 1
+        self.log.info("clock map refitted with a live fix: %d pairs, rms %.3f s%s", cm.n_pairs, cm.residual_rms_s,
+                      "" if off is None else f" (that fix was {off:.3f} s from the previous map)")
+        return [("clock_map", clock_map_body(cm))]
+
+    def _next_live(self) -> list[tuple[str, dict]] | None:
+        """The messages of the next live item to publish (replay first), or None."""
+        if self.live_replay is not None:
+            if self.live_replay_pos < len(self.live_replay):
+                item = self.live_replay[self.live_replay_pos]
+                self.live_replay_pos += 1
+                return [(item[1], item[2])] if item[0] == "msg" else self._decode_live(item[1], item[2])
+            self.live_replay = None
+        if not self.live_pending:
+            return None
+        tag, data = self.live_pending.popleft()
+        msgs: list[tuple[str, dict]] = []
+        for m in self._decode_live(tag, data):
+            if m[0] == "gps_fix":
+                for cm in self._clock_update(m[1]):
+                    msgs.append(cm)
+                    self.live_kept.append(("msg", cm[0], cm[1]))
+            msgs.append(m)
+        self.live_kept.append(("frame", tag, data))
+        return msgs
+
     def step(self) -> float:
         if self.replay_at is not None:
             if not self._replay_ready():
                 return 0.05
-            self.log.info("replaying %d messages (request %d)", len(self.stream), self.replays)
+            self.log.info("replaying %d messages and %d live items (request %d)", len(self.stream),
+                          len(self.live_kept), self.replays)
             self.replay_at = None
             self.pos, self.done = 0, False
-        if self.done:
-            return 0.5
-        end = min(self.pos + SLICE, len(self.stream))
-        while self.pos < end:
-            msg_type, body = self.stream[self.pos]
-            if not self.publish("meas", msg_type, body, keep=False):  # the stream is kept here
-                return 0.0 if self.runner.stopping_reason is None else 0.5
-            self.pos += 1
-            self.published += 1
-        if self.pos >= len(self.stream):
+            self.live_replay, self.live_replay_pos = list(self.live_kept), 0
+        if not self.done:
+            end = min(self.pos + SLICE, len(self.stream))
+            while self.pos < end:
+                msg_type, body = self.stream[self.pos]
+                if not self.publish("meas", msg_type, body, keep=False):  # the stream is kept here
+                    return 0.0 if self.runner.stopping_reason is None else 0.5
+                self.pos += 1
+                self.published += 1
+            if self.pos < len(self.stream):
+                return 0.0
             self.done = True
             self.log.info("batch published: %d messages in all", self.published)
-            return 0.5
+        n = 0
+        while n < SLICE:
+            msgs = self._next_live()
+            if msgs is None:
+                return 0.5
+            for msg_type, body in msgs:
+                if not self.publish("meas", msg_type, body, keep=False):
+                    return 0.0 if self.runner.stopping_reason is None else 0.5
+                self.n_live["messages"] += 1
+                n += 1
         return 0.0
 
     def on_stop(self, reason: str) -> None:
         if not self.done:
             self.log.warning("stopped with %d of %d messages unpublished", len(self.stream) - self.pos,
                              len(self.stream))
+        if self.live_pending:
+            self.log.warning("stopped with %d live frames unpublished", len(self.live_pending))
+        self.log.info("live: %s", self.n_live)
 
     def counters(self) -> dict:
         return {"published": self.published, "pending": 0 if self.done else len(self.stream) - self.pos,
-                "replays": self.replays}
+                "replays": self.replays, "live_pending": len(self.live_pending),
+                **{f"live_{k}": v for k, v in self.n_live.items()}}
 
 
 TASK_CLASS = Ingest

@@ -30,6 +30,9 @@ class TaskSpec:
     #: Name of a :class:`~pygnc.config.Config` field; the task runs only when it is true.
     #: None: always runs.
     enabled_by: str | None = None
+    #: The task inherits the supervisor's stdin and stdout (the host's terminal); others get
+    #: /dev/null as stdin and stderr as stdout.
+    stdio: bool = False
 
     def enabled(self, config: Config) -> bool:
         return self.enabled_by is None or bool(getattr(config, self.enabled_by))
@@ -39,7 +42,7 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
              subscribes=("meas", "orbit", "attitude", "formation", "health", "hk"), publishes=(),
              sink=True),
-    TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=(), publishes=("meas",)),
+    TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
              publishes=("orbit",)),
     TaskSpec("attitude_estimator", 4, "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit"),
@@ -49,10 +52,14 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
              enabled_by="housekeeping_enabled"),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
-    TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels(), publishes=(),
-             sink=True, enabled_by="batch_writer_enabled"),
+    TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels() + ("host_cmd",),
+             publishes=(), sink=True, enabled_by="batch_writer_enabled"),
     TaskSpec("imu_ingest", 8, "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",),
              enabled_by="imu_driver"),
+    # The only task that reads stdin and writes stdout (the host's terminal); every other
+    # process's stdout goes to stderr.
+    TaskSpec("tty_stream", 10, "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation"),
+             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}

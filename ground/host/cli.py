@@ -1,0 +1,414 @@
+"""``python -m ground host``: drive pygnc on the Pi's serial console as the PyCubed does.
+
+    python -m ground host /dev/ttyUSB0 --user pi --upload SCENARIO --main ~/pygnc/main.py
+    python -m ground host --shell --upload data/sample --stream data/sample --stream-from-s 120 \\
+        --batch-until-s 120 --rate 10 --main flight/main.py --python .venv/bin/python
+
+Steps (each printed as it happens, then a summary): get a shell (log in if asked) and check
+``whoami``; upload ``sense.bin`` and the range files by ``base64 -d`` with the size and
+SHA-256 read back; launch ``main.py <timeout> <spacecraft time>``; wait for pygnc's HEL
+frame and set the estimate cadence; optionally stream a scenario live (real or
+accelerated time), optionally with one bad frame of each kind; show the estimate frames as
+they arrive (a progress line); ask for the status (STA); stop with Ctrl-C and time the
+stop (or wait for pygnc's own timeout); read back and decode ``pygnc_status.bin`` and
+``pygnc_info.txt``.  Exit status 0 when every step worked and main.py exited 0, 1
+otherwise, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pygnc.config import Config
+from pygnc.formats import stream as fs
+from pygnc.formats.gps import decode_gps_segments
+from pygnc.formats.status import ESTIMATE_QUALITY
+
+from . import live
+from .client import StreamClient, latency_summary, sigma3
+from .session import HostError, ShellSession
+
+
+def default_args(**over):
+    """The options of ``python -m ground host`` as an argparse Namespace (defaults, then
+    *over*): for driving :func:`host_run` from Python (tests, benchmarks)."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args([])
+    for k, v in over.items():
+        if not hasattr(args, k):
+            raise TypeError(f"no option {k!r}")
+        setattr(args, k, v)
+    return args
+
+
+def add_arguments(p) -> None:
+    p.add_argument("port", nargs="?", help="serial device or pyserial URL (/dev/ttyUSB0, socket://HOST:PORT); "
+                                           "omit with --shell")
+    p.add_argument("--baud", type=int, default=115200, help="serial line rate (default 115200)")
+    p.add_argument("--shell", action="store_true", help="a local shell on a pseudo-terminal instead of PORT "
+                                                         "(the Pi without a Pi)")
+    p.add_argument("--home", type=Path, help="--shell: its HOME (default: a new temporary directory)")
+    p.add_argument("--line-baud", type=int, default=115200,
+                   help="--shell: carry at most N/10 bytes/s each way, as a UART at N baud (default 115200; "
+                        "0: unlimited)")
+    p.add_argument("--user", help="log in as USER if the console asks; check that whoami says USER")
+    p.add_argument("--password-env", metavar="VAR", help="the login password, from environment variable VAR")
+    p.add_argument("--upload", type=Path, metavar="DIR", help="upload DIR/sense.bin and DIR/range/rng*.bin")
+    p.add_argument("--batch-until-s", type=float, metavar="S",
+                   help="upload only the sense.bin records before S s after the scenario's start (and no "
+                        "range files): the rest can be streamed")
+    p.add_argument("--python", default="python3", help="the Pi's Python (default python3)")
+    p.add_argument("--main", default="~/pygnc/main.py", help="main.py on the Pi (default ~/pygnc/main.py)")
+    p.add_argument("--timeout-min", type=float, default=10.0, help="main.py's timeout, minutes (default 10)")
+    p.add_argument("--spacecraft-time-s", type=float, metavar="T",
+                   help="main.py's spacecraft time (default: the first streamed sample's, else the uploaded "
+                        "batch's last + 1 s, else the host's clock)")
+    p.add_argument("--stream", type=Path, metavar="DIR", help="stream DIR's measurements live once pygnc is up")
+    p.add_argument("--stream-from-s", type=float, default=0.0, metavar="S",
+                   help="stream from S s after the scenario's start (default 0)")
+    p.add_argument("--stream-for-s", type=float, default=math.inf, metavar="S", help="stream at most S s of data")
+    p.add_argument("--rate", type=float, default=1.0, help="stream at RATE x real time (default 1)")
+    p.add_argument("--group-s", type=float, default=0.0,
+                   help="consecutive segments of one kind within this many seconds go in one frame (default 0)")
+    p.add_argument("--cadence-s", type=float, default=1.0, help="estimate frames every C s (default 1; 0: none)")
+    p.add_argument("--bad-frames", action="store_true",
+                   help="half-way through the stream, send one bad frame of each kind (CRC, truncated, unknown "
+                        "tag, bad payload, garbage, binary garbage, a long line)")
+    p.add_argument("--long-line-bytes", type=int, default=1_000_000, help="length of that long line (default 1 MB)")
+    p.add_argument("--run-s", type=float, default=3.0,
+                   help="Ctrl-C this long after the stream ends (or after the start without a stream; default 3)")
+    p.add_argument("--ctrl-c-at-s", type=float, metavar="S",
+                   help="Ctrl-C S s after the stream starts, while it is still going (default: after it ends)")
+    p.add_argument("--no-ctrl-c", action="store_true", help="do not stop pygnc: wait for its own timeout")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="show what the Pi prints besides frames")
+
+
+def bad_frame_lines(long_line_bytes: int = 1_000_000, seed: int = 1) -> list[tuple[str, bytes, int]]:
+    """(what, bytes, the ERR code pygnc answers with): one bad frame of each kind."""
+    rng = random.Random(seed)
+    good = fs.encode_frame(fs.SENSOR, 9000, bytes(30))
+    flipped = bytearray(good)
+    flipped[12] = ord("B") if flipped[12] != ord("B") else ord("C")
+    # Binary garbage: any byte but the line ends and 0x03 (which is Ctrl-C: it would stop pygnc).
+    binary = bytes(rng.choice([b for b in range(256) if b not in (0x03, 0x0A, 0x0D, 0x24)]) for _ in range(200))
+    return [
+        ("bad CRC", bytes(flipped), fs.ERR_BAD_CRC),
+        ("truncated", good[: len(good) // 2] + b"\n", fs.ERR_MALFORMED),
+        ("unknown tag", fs.encode_frame(b"XYZ", 9001, b"abc"), fs.ERR_UNKNOWN_TAG),
+        ("bad payload length", fs.encode_frame(fs.SENSOR, 9002, bytes(29)), fs.ERR_BAD_PAYLOAD),
+        ("text garbage", b"hello pygnc, this is not a frame\n", fs.ERR_MALFORMED),
+        ("binary garbage", binary + b"\n", fs.ERR_MALFORMED),
+        (f"a line of {long_line_bytes} bytes", b"A" * long_line_bytes + b"\n", fs.ERR_TOO_LONG),
+    ]
+
+
+class Printer:
+    def __init__(self, verbose: bool):
+        self.verbose = verbose
+        self.progress_on = sys.stdout.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def step(self, text: str) -> None:
+        self._clear()
+        print(text, flush=True)
+
+    def pi(self, line: str) -> None:
+        if self.verbose:
+            self.step(line)
+
+    def progress(self, text: str, force: bool = False) -> None:
+        if not self.progress_on:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= 0.25:
+            self._last = now
+            sys.stdout.write("\r" + text[:150].ljust(150))
+            sys.stdout.flush()
+            self._shown = True
+
+    def _clear(self) -> None:
+        if self._shown:
+            sys.stdout.write("\r" + " " * 150 + "\r")
+            self._shown = False
+
+
+def progress_text(c: StreamClient, t0: float) -> str:
+    parts = [f"t+{time.monotonic() - t0:6.1f}s", "sent " + " ".join(f"{k}:{v}" for k, v in sorted(c.stats.sent.items()))]
+    o = c.latest.get(("orbit", None))
+    if o is not None:
+        parts.append(f"orbit @{o.t_sc_s:.0f} σ{sigma3(o.values['sigma_r_m']):.1f}m n{o.values['n_used']}")
+    a = c.latest.get(("attitude", None))
+    if a is not None:
+        parts.append(f"att @{a.t_sc_s:.0f} σ{math.degrees(sigma3(a.values['sigma_att_rad'])):.2f}°")
+    f = [e for (k, _), e in c.latest.items() if k == "formation"]
+    if f:
+        parts.append(f"formation {len(f)} peer(s)")
+    if c.stats.errors:
+        parts.append("ERR " + " ".join(f"{k}:{v}" for k, v in c.stats.errors.items()))
+    return " | ".join(parts)
+
+
+def host_run(session: ShellSession, args, printer: Printer, config: Config | None = None) -> dict:
+    """The whole sequence on an open session; the summary (raises HostError on failure)."""
+    config = config or Config()
+    summary: dict = {"ok": False}
+    who = session.attach(args.user, os.environ.get(args.password_env) if args.password_env else None)
+    summary["whoami"] = who
+    printer.step(f"shell ready, whoami: {who}")
+
+    # -- uploads ------------------------------------------------------------------------------
+    scenario_t0 = None
+    uploads = []
+    batch_last = None
+    if args.upload is not None:
+        src = args.upload
+        if not (src / "sense.bin").is_file():
+            raise HostError(f"{src}/sense.bin does not exist")
+        scenario_t0 = live.first_time(src, config)
+        if args.batch_until_s is not None:
+            data = live.split_sense(src, scenario_t0 + args.batch_until_s, config)
+        else:
+            data = (src / "sense.bin").read_bytes()
+        items = live.live_items(src, config, t_to_s=(scenario_t0 + args.batch_until_s)
+                                if args.batch_until_s is not None else math.inf)
+        batch_last = max((i.t_sc_s for i in items), default=None)
+        r = session.upload(data, "~/sense.bin")
+        uploads.append(r.__dict__)
+        printer.step(f"uploaded ~/sense.bin: {r.size} bytes in {r.seconds:.1f} s, sha256 {r.sha256[:16]}... verified")
+        session.run("mkdir -p ~/range && rm -f ~/range/rng*.bin")
+        if args.batch_until_s is None:
+            for f in sorted((src / "range").glob("rng*.bin")) if (src / "range").is_dir() else []:
+                r = session.upload(f.read_bytes(), f"~/range/{f.name}")
+                uploads.append(r.__dict__)
+                printer.step(f"uploaded ~/range/{f.name}: {r.size} bytes, verified")
+    summary["uploads"] = uploads
+
+    # -- what to stream -----------------------------------------------------------------------------
+    frames: list[tuple[float, bytes, bytes]] = []
+    if args.stream is not None:
+        s0 = live.first_time(args.stream, config)
+        scenario_t0 = scenario_t0 if scenario_t0 is not None else s0
+        t_from = s0 + args.stream_from_s
+        items = live.live_items(args.stream, config, t_from_s=t_from, t_to_s=t_from + args.stream_for_s)
+        frames = live.frames_of(items, args.group_s)
+        if not frames:
+            raise HostError(f"nothing to stream in {args.stream} from {args.stream_from_s} s")
+    if args.spacecraft_time_s is not None:
+        t_sc = args.spacecraft_time_s
+    elif frames:
+        t_sc = frames[0][0]
+    elif batch_last is not None:
+        t_sc = batch_last + 1.0
+    else:
+        t_sc = float(int(time.time()))
+
+    # -- launch ---------------------------------------------------------------------------------------
+    cmd = f"cd ~ && {shlex.quote(args.python) if not args.python.startswith('~/') else args.python} " \
+          f"{args.main if args.main.startswith('~/') else shlex.quote(args.main)} {args.timeout_min:g} {t_sc:.0f}"
+    client = StreamClient(session)
+    t_launch = session.start(cmd)
+    printer.step(f"launched: {cmd}")
+    try:
+        hello = client.wait_hello(60.0)
+    except HostError:
+        rc_line = session.text[-400:].decode("utf-8", "replace")
+        raise HostError(f"pygnc did not come up (no HEL frame in 60 s); the console shows: {rc_line!r}") from None
+    summary["hello"] = hello
+    summary["start_to_hello_s"] = hello["t_rx_s"] - t_launch
+    printer.step(f"pygnc up: run {hello['run']}, protocol {hello['version']}, HEL {summary['start_to_hello_s']:.2f} s "
+                 "after launch")
+    session.log = printer.pi
+    result = client.set_cadence(args.cadence_s)
+    if result != fs.ACK_OK:
+        printer.step(f"cadence {args.cadence_s} s refused: {fs.ACK_RESULTS.get(result, result)}")
+
+    # -- stream ------------------------------------------------------------------------------------------
+    t0 = time.monotonic()
+    bad_sent = []
+    interrupted = False
+    if frames:
+        rate = max(args.rate, 1e-6)
+        bad_at = len(frames) // 2 if args.bad_frames else -1
+        t_first = frames[0][0]
+        printer.step(f"streaming {len(frames)} frames ({frames[-1][0] - t_first:.0f} s of data) at {rate:g}x")
+        for k, (t, tag, payload) in enumerate(frames):
+            due = t0 + (t - t_first) / rate
+            if args.ctrl_c_at_s is not None:
+                due = min(due, t0 + args.ctrl_c_at_s)
+            while True:
+                left = due - time.monotonic()
+                if left <= 0:
+                    break
+                client.poll(min(left, 0.05))
+                printer.progress(progress_text(client, t0))
+            if args.ctrl_c_at_s is not None and time.monotonic() >= t0 + args.ctrl_c_at_s:
+                interrupted = True
+                printer.step(f"stream interrupted after {k} of {len(frames)} frames")
+                break
+            if k == bad_at:
+                for what, line, code in bad_frame_lines(args.long_line_bytes):
+                    client.send_raw(line)
+                    bad_sent.append((what, fs.ERROR_CODES[code][0]))
+                printer.step(f"sent {len(bad_sent)} bad frames: " + ", ".join(w for w, _ in bad_sent))
+            if tag == fs.GPS:
+                client.send_fix(payload, bool(decode_gps_segments(payload[:99], config)["valid"][0])
+                                if len(payload) == 99 else False)
+            else:
+                client.send(tag, payload)
+            client.poll(0.0)
+        if not interrupted:
+            printer.step(f"stream done in {time.monotonic() - t0:.1f} s")
+    summary["bad_frames_sent"] = bad_sent
+    summary["frames_streamed"] = len(frames)
+    summary["stream_interrupted"] = interrupted
+    status_now = None
+    if not interrupted:
+        t_end = time.monotonic() + (args.run_s if not args.no_ctrl_c else 0.0)
+        while time.monotonic() < t_end:
+            client.poll(0.05)
+            printer.progress(progress_text(client, t0))
+        printer.progress(progress_text(client, t0), force=True)
+        status_now = client.status_now()
+    summary["counters"] = client.counters
+
+    # -- stop -----------------------------------------------------------------------------------------------
+    if args.no_ctrl_c:
+        printer.step("waiting for pygnc's own timeout")
+        rc, t_prompt = session.wait_prompt(args.timeout_min * 60.0 + 30.0)
+        summary["stop"] = {"how": "timeout", "exit_status": rc}
+    else:
+        t_c = session.ctrl_c()
+        rc, t_prompt = session.wait_prompt(15.0)
+        summary["stop"] = {"how": "ctrl-c", "exit_status": rc, "seconds": t_prompt - t_c}
+        printer.step(f"Ctrl-C: main.py exited with status {rc} after {t_prompt - t_c:.3f} s")
+    client.poll(0.0)
+    session.log = lambda line: None
+    summary["bye"] = client.bye
+    summary["stream"] = {
+        "sent": dict(client.stats.sent), "segments_sent": dict(client.stats.segments_sent),
+        "received": dict(client.stats.received), "errors": dict(client.stats.errors),
+        "host_side_errors": dict(client.stats.host_side_errors), "seq_gaps": client.stats.seq_gaps,
+        "echoes": client.stats.echoes, "fix_latency_s": client.stats.fix_latency_s,
+        "estimates": {k: sum(1 for e in client.estimates if e.kind == k) for k in ("orbit", "attitude", "formation",
+                                                                                  "note")},
+    }
+    summary["status_during_run"] = _status_brief(status_now)
+    summary["estimates"] = client.estimates
+
+    # -- read back -------------------------------------------------------------------------------------------
+    from pygnc.formats.status import StatusError, decode_status
+
+    raw = session.read_file("~/pygnc_status.bin")
+    summary["status"] = summary["status_full"] = None
+    if raw is not None:
+        try:
+            summary["status_full"] = decode_status(raw)
+            summary["status"] = _status_brief(summary["status_full"])
+        except StatusError as exc:
+            summary["status"] = {"error": str(exc)}
+    info = session.read_file("~/pygnc_info.txt")
+    summary["info"] = None if info is None else info.decode("utf-8", "replace")
+    summary["ok"] = summary["stop"]["exit_status"] == 0 and summary["status"] is not None
+    return summary
+
+
+def _status_brief(s: dict | None) -> dict | None:
+    if s is None:
+        return None
+    q = lambda k: ESTIMATE_QUALITY[s[k]] if 0 <= s[k] < len(ESTIMATE_QUALITY) else s[k]  # noqa: E731
+    return {"run": s["run"], "seq": s["seq"], "t_sc_s": s["t_sc_s"], "flags": s["flag_names"],
+            "orbit_quality": q("orbit_quality"), "orbit_t_sc_s": s["orbit_t_sc_s"],
+            "attitude_quality": q("att_quality"), "fixes_valid": s["fixes_valid"]}
+
+
+def print_summary(summary: dict, printer: Printer) -> None:
+    st = summary.get("stream", {})
+    lines = ["", "summary"]
+    lines.append(f"  whoami {summary.get('whoami')}; uploads: "
+                 + (", ".join(f"{u['remote_path']} {u['size']} B" for u in summary.get("uploads", [])) or "none"))
+    if "hello" in summary:
+        lines.append(f"  pygnc run {summary['hello']['run']}: HEL {summary['start_to_hello_s']:.2f} s after launch")
+    if st:
+        lines.append(f"  sent {st['sent']} (segments {st['segments_sent']}); received {st['received']}")
+        lines.append(f"  ERR frames {st['errors'] or 'none'}; unreadable lines here {st['host_side_errors'] or 'none'}"
+                     f"; pygnc frames missed {st['seq_gaps']}")
+        lines.append(f"  estimate frames {st['estimates']}; GPS fix -> orbit frame: "
+                     f"{latency_summary(st['fix_latency_s'])}")
+    bye = summary.get("bye")
+    if bye:
+        lines.append("  pygnc's final counters: " + ", ".join(f"{k} {v}" for k, v in bye.items() if v))
+    stop = summary.get("stop")
+    if stop:
+        lines.append(f"  stop: {stop['how']}, exit status {stop['exit_status']}"
+                     + (f", {stop['seconds']:.3f} s after Ctrl-C" if "seconds" in stop else ""))
+    s = summary.get("status")
+    lines.append(f"  final status: {s}")
+    if summary.get("info"):
+        lines.append("  info: " + summary["info"].strip().replace("\n", " / "))
+    lines.append("  result: " + ("ok" if summary.get("ok") else "FAILED"))
+    for line in lines:
+        printer.step(line)
+
+
+def run(args) -> int:
+    if args.shell == bool(args.port):
+        print("ground host: give a serial PORT, or --shell for a local shell (not both)", file=sys.stderr)
+        return 2
+    for name in ("upload", "stream"):
+        d = getattr(args, name)
+        if d is not None and not d.is_dir():
+            print(f"ground host: --{name} {d}: not a directory", file=sys.stderr)
+            return 2
+    if args.rate <= 0 or args.cadence_s < 0:
+        print("ground host: --rate must be > 0 and --cadence-s >= 0", file=sys.stderr)
+        return 2
+    printer = Printer(args.verbose)
+    import serial  # flight dependency, always there
+
+    shell = None
+    try:
+        if args.shell:
+            from .shellpty import LocalShell
+
+            home = args.home or Path(tempfile.mkdtemp(prefix="pygnc-host-"))
+            shell = LocalShell(home=home, baud=args.line_baud or None)
+            printer.step(f"local shell on {shell.port} (HOME {home}, line "
+                         f"{'unlimited' if not args.line_baud else f'{args.line_baud} baud'})")
+            url = shell.port
+        else:
+            url = args.port
+        try:
+            link = serial.serial_for_url(url, baudrate=args.baud, timeout=0.1, write_timeout=10)
+        except (serial.SerialException, ValueError) as exc:
+            print(f"ground host: cannot open {url}: {exc}", file=sys.stderr)
+            return 2 if not args.shell else 1
+        session = ShellSession(link, log=printer.pi)
+        try:
+            summary = host_run(session, args, printer)
+        except HostError as exc:
+            printer.step(f"ground host: {exc}")
+            return 1
+        finally:
+            link.close()
+        print_summary(summary, printer)
+        if args.json:
+            out = {k: v for k, v in summary.items() if k != "estimates"}
+            out["estimates"] = [e.__dict__ for e in summary["estimates"]]
+            args.json.write_text(json.dumps(out, indent=1, default=str))
+        return 0 if summary["ok"] else 1
+    finally:
+        if shell is not None:
+            shell.close()
