@@ -184,17 +184,26 @@ def decode_range(args) -> int:
 
     cfg = _config(args)
     batch = read_range_dir(args.file, cfg) if args.file.is_dir() else dec(_read(args.file), cfg)
-    print(f"range {args.file}: {len(batch.peer_fixes)} peer fixes, {len(batch.ranges)} ranges")
+    fx, rg = batch.gps_fixes, batch.ranges
+    whose = "own" if cfg.range_gps_source == "own" else "peer"
+    print(f"range {args.file}: {len(fx)} GPS packets ({whose} fixes, {int(fx['valid'].sum())} valid), "
+          f"{len(rg)} ranges ({int(rg['valid'].sum())} valid)")
     print(f"  {_stats_line(batch.stats)}")
+    for pid in sorted(set(rg["peer_id"].tolist())):
+        r = rg[(rg["peer_id"] == pid) & rg["valid"]]
+        if len(r):
+            print(f"  partner 0x{pid:02X}: {len(r)} ranges {r['range_m'].min():.1f}..{r['range_m'].max():.1f} m, "
+                  f"RSSI {r['rssi_dbm'].min():.1f}..{r['rssi_dbm'].max():.1f} dBm, "
+                  f"FEI {r['fei_hz'].min():.0f}..{r['fei_hz'].max():.0f} Hz")
     ignored = getattr(batch, "ignored_files", None)
     if ignored:
         print(f"  ignored files: {', '.join(map(str, ignored))}")
-    if not len(batch.peer_fixes) and not len(batch.ranges):
+    if not len(fx) and not len(rg):
         raise NothingDecoded(f"no range-file packet in {batch.stats.bytes_total} bytes")
     if args.csv:
-        write_structured_csv(batch.ranges, args.csv)
-        write_structured_csv(batch.peer_fixes, _with_suffix(args.csv, "_peer_gps"))
-        print(f"  wrote {args.csv} and {_with_suffix(args.csv, '_peer_gps')}")
+        write_structured_csv(rg, args.csv)
+        write_structured_csv(fx, _with_suffix(args.csv, "_gps"))
+        print(f"  wrote {args.csv} and {_with_suffix(args.csv, '_gps')}")
     return 0
 
 

@@ -453,7 +453,7 @@ def _check_arguments(args):
 
 
 def run(args) -> int:
-    from pygnc.config import Config, load_config
+    from pygnc.config import config_for_home, load_config
 
     say = (lambda *a: None) if args.quiet else print
     scenario = args.scenario
@@ -461,7 +461,8 @@ def run(args) -> int:
         print(f"replay: {scenario}: not a directory", file=sys.stderr)
         return 1
     try:
-        config = load_config(args.config) if args.config else Config()
+        # Without --config: the configuration the spacecraft had (its pygnc_config.toml).
+        config = load_config(args.config) if args.config else config_for_home(scenario)
     except (OSError, ValueError) as exc:
         print(f"replay: bad configuration {args.config}: {exc}", file=sys.stderr)
         return 2

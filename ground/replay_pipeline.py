@@ -57,8 +57,9 @@ def supervisor_command() -> list[str]:
 
 
 def _copy_batch(scenario: Path, home: Path) -> None:
-    if (scenario / "sense.bin").is_file():
-        shutil.copy2(scenario / "sense.bin", home / "sense.bin")
+    for name in ("sense.bin", "range.bin"):
+        if (scenario / name).is_file():
+            shutil.copy2(scenario / name, home / name)
     src = scenario / "range"
     if src.is_dir():
         (home / "range").mkdir()
@@ -211,6 +212,8 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
 
     t_start = time.perf_counter()
     scenario = Path(scenario)
+    if config_path is None and Paths(scenario).config_file.is_file():
+        config_path = Paths(scenario).config_file  # what the spacecraft had uplinked
     config = load_config(config_path) if config_path else Config()
     if overrides:
         import dataclasses

@@ -42,7 +42,8 @@ from ground.sim import environment as env
 from ground.sim import scenario as scn
 from ground.sim import sensors as sen
 from pygnc.config import Config
-from pygnc.formats.range_file import RANGE_DTYPE, encode_range_group
+from pygnc.formats import range_packet
+from pygnc.formats.range_file import RANGE_DTYPE, RAW_MAX, encode_range_group
 from pygnc.formats.sense import encode_sense_records
 from pygnc.timebase import gps_from_utc_unix, utc_unix_from_gps
 
@@ -202,6 +203,7 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
     gps_raw, gps_fault = timed("gps", _gps, s, t, t0, fix_rel.astype(np.int64), orb, sen_out["t_sc_s"])
     files, corrupt = _sense_files(s, sen_out["raw"], gps_raw)
     range_truth = timed("ranges", _ranges, s, t, t0, fix_rel, orb, gps_raw, files)
+    _uplink_configs(s, t, orb, files)
 
     truth = {
         "format_version": np.int64(scn.SCENARIO_FORMAT_VERSION),
@@ -447,6 +449,33 @@ def _gps(s, t, t0, fix_idx, orb, t_sc):
     return gps_raw, fault
 
 
+#: The configuration each simulated spacecraft finds in its home (what the ground uplinks).
+CONFIG_NAME = "pygnc_config.toml"
+
+
+def _uplink_configs(s, t, orb, files) -> None:
+    """Each spacecraft's ``pygnc_config.toml``: the range GPS source and, for range-only
+    navigation, a prior of every partner (truth at the start + the scenario's errors)."""
+    rs = s.ranging
+    for i, obs in enumerate(s.spacecraft):
+        lines = ["# Uplinked by the simulator: what a ground team would send this spacecraft.",
+                 f'range_gps_source = "{rs.gps_source}"', ""]
+        if rs.gps_source == "own" and rs.prior_sigma_pos_m > 0:
+            rng = scn.rng_for(s.seed, scn.STREAM_PRIOR, i)
+            for j, peer in enumerate(s.spacecraft):
+                if j == i:
+                    continue
+                pos = orb["r_ecef_m"][j][0] + rs.prior_sigma_pos_m * rng.normal(size=3)
+                vel = orb["v_ecef_m_s"][j][0] + rs.prior_sigma_vel_m_s * rng.normal(size=3)
+                lines += [f'[formation_peer_priors."0x{peer.radio_id:02X}"]',
+                          f"t_gps_s = {float(t[0])!r}",
+                          f"pos_ecef_m = [{', '.join(repr(float(v)) for v in pos)}]",
+                          f"vel_ecef_m_s = [{', '.join(repr(float(v)) for v in vel)}]",
+                          f"sigma_pos_m = {float(rs.prior_sigma_pos_m)!r}",
+                          f"sigma_vel_m_s = {float(rs.prior_sigma_vel_m_s)!r}", ""]
+        files[obs.name][CONFIG_NAME] = "\n".join(lines).encode()
+
+
 def _corrupt(data: bytes, n: int, rng):
     buf = bytearray(data)
     offsets = np.sort(rng.choice(len(buf), size=min(n, len(buf)), replace=False))
@@ -459,6 +488,7 @@ def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
     """Range groups for every observer; fills files[name]['range/rngNNNNN.bin']."""
     n_sc = len(s.spacecraft)
     rs = s.ranging
+    mpc = range_packet.metres_per_count(range_packet.DEFAULT_BANDWIDTH_HZ)  # code 0x18, unfiltered
     out = {k: [] for k in ("range_t_gps_s", "range_observer", "range_peer", "range_true_m", "range_measured_m", "range_valid")}
     for i, obs in enumerate(s.spacecraft):
         rng = scn.rng_for(s.seed, scn.STREAM_RANGE, i)
@@ -476,14 +506,20 @@ def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
                 true_m = np.linalg.norm(ri - rj, axis=1)
                 meas = true_m + obs.range_bias_m + rng.normal(size=n_r) * rs.sigma_m
                 valid = rng_f.random(n_r) >= s.faults.range_invalid_fraction
-                meas = np.where(valid, meas, rng_f.uniform(0, 4.0e6, n_r))
+                meas = np.where(valid, meas, rng_f.uniform(0, 3.7e5, n_r))
                 meas = np.maximum(meas, 0.0)
                 r = np.zeros(n_r, dtype=RANGE_DTYPE)
-                r["t_sc_s"] = sen.spacecraft_clock_s(t_meas, t0, obs.clock_offset_s, obs.clock_drift_ppm)
+                # Whole seconds of the ranging spacecraft's clock: the packet has no fraction.
+                r["t_sc_s"] = np.floor(sen.spacecraft_clock_s(t_meas, t0, obs.clock_offset_s, obs.clock_drift_ppm))
                 r["peer_id"] = peer.radio_id
-                r["valid"] = valid
-                r["range_m"] = meas
-                groups.append(encode_range_group(gps_raw[j][rec : rec + 1], r))
+                r["rssi_dbm"] = np.clip(np.round(2.0 * (rs.rssi_dbm + rs.rssi_sigma_dbm * rng.normal(size=n_r))) / 2.0,
+                                        -127.5, 0.0)
+                r["fei_raw"] = np.clip(np.rint(rs.fei_sigma * rng.normal(size=n_r)), -(1 << 19), (1 << 19) - 1)
+                # The radio reports a raw count; an invalid result is a negative one.
+                raw = np.rint(meas / mpc)
+                r["range_raw"] = np.where(valid, np.clip(raw, 1, RAW_MAX - 1), -np.maximum(raw, 1))
+                gps = gps_raw[i if rs.gps_source == "own" else j][rec : rec + 1]
+                groups.append(encode_range_group(gps, r))
                 out["range_t_gps_s"].append(t_meas)
                 out["range_observer"].append(np.full(n_r, i, dtype=np.int16))
                 out["range_peer"].append(np.full(n_r, j, dtype=np.int16))
@@ -667,7 +703,7 @@ def _clear_old(out_dir: Path, names: list[str]) -> None:
     """Remove the files an earlier scenario wrote (only those), so none are left stale."""
     for k, name in enumerate(names):
         home = out_dir if k == 0 else out_dir / name
-        for p in [home / "sense.bin", *sorted((home / "range").glob("rng*.bin"))]:
+        for p in [home / "sense.bin", home / CONFIG_NAME, *sorted((home / "range").glob("rng*.bin"))]:
             if p.is_file():
                 p.unlink()
     for p in (out_dir / "scenario.toml", out_dir / "truth.npz"):

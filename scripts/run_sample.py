@@ -1,6 +1,6 @@
 """Run the flight software on the bundled sample scenario, as the host would, and show the result.
 
-1. copies data/sample's sense.bin and range/ into out/sample_run/ (the PYGNC_HOME);
+1. copies data/sample's sense.bin, range/ and pygnc_config.toml into out/sample_run/ (the PYGNC_HOME);
 2. runs ``flight/main.py`` with the spacecraft time at the end of the batch and a short
    timeout, so it processes the batch, keeps its estimates current and stops by itself;
 3. prints pygnc_info.txt and the decoded status file, and where the logs are;
@@ -31,6 +31,7 @@ def main() -> int:
     home.mkdir(parents=True)
     shutil.copy(SAMPLE / "sense.bin", home / "sense.bin")
     shutil.copytree(SAMPLE / "range", home / "range")
+    shutil.copy(SAMPLE / "pygnc_config.toml", home / "pygnc_config.toml")  # the uplinked partner prior
     t_sc = int(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 60
     env = {**__import__("os").environ, "PYGNC_HOME": str(home)}
     env.pop("PYGNC_CONFIG", None)

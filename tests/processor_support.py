@@ -4,7 +4,7 @@ shared by the processor accuracy tests (and usable from a bench)."""
 from __future__ import annotations
 
 import numpy as np
-from pygnc.config import Config, Paths
+from pygnc.config import Config, Paths, config_for_home
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
@@ -14,7 +14,7 @@ from ground.sim.sensors import hermite_position
 
 
 def stream_of(directory, config: Config | None = None) -> list:
-    return build_message_stream(Paths(directory), config or Config()).messages
+    return build_message_stream(Paths(directory), config or config_for_home(directory)).messages
 
 
 def run_orbit_and_attitude(messages, config: Config | None = None):

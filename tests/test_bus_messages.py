@@ -80,8 +80,8 @@ def test_bad_messages_dropped_with_reason(raw, counter):
 def test_vectors_checked():
     enc = Encoder("x")
     c = DecodeCounters()
-    good = {"t_sc_s": 1.0, "peer_id": 0x4A, "range_m": 1.0, "valid": True, "filtered": False,
-            "file_index": 0, "group": 0}
+    good = {"t_sc_s": 1.0, "peer_id": 0x4A, "range_m": 1.0, "range_raw": 44, "rssi_dbm": -60.0,
+            "fei_hz": 150.0, "valid": True, "file_index": 0, "group": 0}
     assert decode(enc.encode("range", good), c) is not None
     bad = dict(good, range_m="far")
     assert decode(enc.encode("range", bad), c) is None and c.missing_field == 1

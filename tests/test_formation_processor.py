@@ -23,6 +23,11 @@ from formation_support import relative_errors
 from ground.simulate import _extra_spacecraft, simulate, write_scenario
 
 SETTLE_S = 1800.0
+
+
+def PEER_CONFIG(**kw) -> Config:
+    """The configuration of a formation whose range files carry the partners' fixes."""
+    return Config(range_gps_source="peer", **kw)
 PEERS = (0x4B, 0x4C)
 
 
@@ -32,6 +37,7 @@ def scenario_dir(tmp_path_factory):
     s.spacecraft = s.spacecraft + [_extra_spacecraft(2)]
     s.attitude.max_step_s = 30.0  # attitude is irrelevant here; keep the simulation quick
     s.environment.albedo = 0.0
+    s.ranging.gps_source = "peer"  # these tests fuse partner fixes; range-only: test_range_only.py
     out = tmp_path_factory.mktemp("formation3")
     write_scenario(simulate(s), out)
     return out
@@ -39,7 +45,7 @@ def scenario_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stream(scenario_dir):
-    return build_message_stream(Paths(scenario_dir), Config()).messages
+    return build_message_stream(Paths(scenario_dir), PEER_CONFIG()).messages
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +55,7 @@ def truth(scenario_dir):
 
 
 def _run(messages, config=None, propagate_after_s=None):
-    p = FormationProcessor(config or Config())
+    p = FormationProcessor(config or PEER_CONFIG())
     out = []
     for t, b in messages:
         if t in p.consumes:
@@ -87,7 +93,9 @@ def test_every_peer_estimated_at_every_sensor_time(stream, nominal):
         t_sc = [b["t_sc_s"] for b in est]
         # From the first fix pair on (the first 4 samples precede it), in order, one per sample.
         assert t_sc == sensors[len(sensors) - len(t_sc):] and len(t_sc) >= len(sensors) - 4
-        assert est[-1]["n_ranges_used"] > 200 and est[-1]["n_ranges_rejected"] == 0
+        # The gate (chi-square 0.9999) may reject a tail range or two: the seeded stream has
+        # ~650 ranges per partner, and whole-second range stamps add up to 0.5 s x rate.
+        assert est[-1]["n_ranges_used"] > 200 and est[-1]["n_ranges_rejected"] <= 2
         assert est[-1]["n_peer_fixes_used"] == 432 and est[-1]["n_peer_fixes_rejected"] == 0
     c = p.counters()
     assert c["peers"] == 2 and c["pending"] == 0 and c["peer_fixes_late"] == 0 and c["unknown_peer_msgs"] == 0
@@ -156,7 +164,7 @@ def test_missing_range_files_reported_not_fatal(scenario_dir, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(scenario_dir / "sense.bin", home / "sense.bin")
-    msgs = build_message_stream(Paths(home), Config()).messages
+    msgs = build_message_stream(Paths(home), PEER_CONFIG()).messages
     p, out = _run(msgs, propagate_after_s=60.0)
     assert _estimates(out) == [] and _estimates(out, propagated=True) == []
     assert [n["code"] for n in _notes(out)] == ["no_range_data"]
@@ -282,7 +290,7 @@ def test_replayed_stream_adds_nothing(stream, nominal):
     # A restart in the middle of the batch: the replay joins up with the rest of it.
     head = _first_minutes(stream, 30)
     _, ref = _run(head)
-    q = FormationProcessor(Config())
+    q = FormationProcessor(PEER_CONFIG())
     out2 = []
     for t, b in head[: len(head) // 2] + head:
         if t in q.consumes:
@@ -347,7 +355,7 @@ def test_three_day_gap_within_budget(stream):
 
 
 def test_propagation_stops_at_the_horizon(stream):
-    p, _, last_sc = _after_batch(stream, Config(max_propagation_s=600.0))
+    p, _, last_sc = _after_batch(stream, PEER_CONFIG(max_propagation_s=600.0))
     out = p.propagate_to_sc(last_sc + 3 * 86400.0)
     est = _estimates(out, propagated=True)
     assert [n["code"] for n in _notes(out)] == ["propagation_horizon"]
@@ -388,7 +396,7 @@ def test_one_flipped_week_bit_in_an_own_fix_is_a_time_outlier(scenario_dir, tmp_
     home = tmp_path / "flip"
     shutil.copytree(scenario_dir / "range", home / "range")
     (home / "sense.bin").write_bytes(bytes(data))
-    msgs = build_message_stream(Paths(home), Config()).messages
+    msgs = build_message_stream(Paths(home), PEER_CONFIG()).messages
     own = [b for t, b in msgs if t == "gps_fix" and b["peer_id"] == 0]
     ref_own = [b for t, b in stream if t == "gps_fix" and b["peer_id"] == 0]
     changed = [(a["t_gps_s"], b["t_gps_s"]) for a, b in zip(own, ref_own) if a["t_gps_s"] != b["t_gps_s"]]
@@ -444,7 +452,7 @@ def test_twelve_hour_gap_with_four_peers_reinitialises_within_budget(stream):
     from the first fix pair after it, and estimates resume."""
     import time
 
-    cfg = Config(formation_peer_ids=(0x4A, 0x4B, 0x4C, 0x4D, 0x4E))
+    cfg = PEER_CONFIG(formation_peer_ids=(0x4A, 0x4B, 0x4C, 0x4D, 0x4E))
     msgs = _four_peers_with_a_gap(stream, 12 * 3600.0)
     p = FormationProcessor(cfg)
     out, worst_s = [], 0.0

@@ -130,13 +130,13 @@ def test_decode_fifo_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- item 6
 def test_decode_to_csv_with_an_empty_table(tmp_path, capsys):
-    """A range file with a peer fix and no range packet: 'cannot reshape array of size 0'."""
+    """A range file with a GPS packet and no range packet: 'cannot reshape array of size 0'."""
     one = decode_range((next((SAMPLE / "range").glob("rng*.bin"))).read_bytes())
     f = tmp_path / "rng00000.bin"
-    f.write_bytes(encode_range_group(one.peer_fixes[:1], np.zeros(0, one.ranges.dtype)))
+    f.write_bytes(encode_range_group(one.gps_fixes[:1], []))
     assert main(["decode", str(f), "--csv", str(tmp_path / "r.csv")]) == 0
     assert (tmp_path / "r.csv").read_text().count("\n") == 1  # the header only
-    assert (tmp_path / "r_peer_gps.csv").read_text().count("\n") == 2
+    assert (tmp_path / "r_gps.csv").read_text().count("\n") == 2
 
 
 # --------------------------------------------------------------------------- item 7

@@ -53,10 +53,11 @@ def test_corrupt_sense_reports_skipped_bytes(tmp_path, capsys):
 
 def test_range_dir_and_file(tmp_path, capsys):
     assert main(["decode", str(SAMPLE / "range"), "--csv", str(tmp_path / "r.csv")]) == 0
-    assert "20 ranges" in capsys.readouterr().out
+    assert "19 ranges" in capsys.readouterr().out
     rows = _rows(tmp_path / "r.csv")
-    assert len(rows) == 20 and {"t_sc_s", "peer_id", "range_m", "valid"} <= set(rows[0])
-    assert len(_rows(tmp_path / "r_peer_gps.csv")) == 12
+    assert len(rows) == 19 and {"t_sc_s", "peer_id", "range_m", "range_raw", "rssi_dbm", "fei_hz",
+                                "valid"} <= set(rows[0])
+    assert len(_rows(tmp_path / "r_gps.csv")) == 12
     one = sorted((SAMPLE / "range").glob("rng*.bin"))[0]
     assert main(["decode", str(one)]) == 0
 

@@ -34,7 +34,7 @@ def test_streamed_segments_decode_to_the_batch_messages():
 
 
 def test_streamed_ranges_follow_the_sx1280_conversion():
-    cfg = Config(sx1280_ranging_bandwidth_hz=1_625_000.0)
+    cfg = Config(sx1280_ranging_bandwidth_code=0x0A)  # 1625 kHz
     data = rp.encode_packet(0x4B, 1_700_000_000, 40_000) + rp.encode_packet(0x4B, 1_700_000_001, 0)
     (t1, b1), (t2, b2) = live_messages("RNG", data, cfg)
     assert t1 == t2 == "range" and b1["peer_id"] == 0x4B and b1["t_sc_s"] == 1_700_000_000.0

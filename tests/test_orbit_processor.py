@@ -90,7 +90,9 @@ def test_covariance_transform_matches_finite_differences():
 
 
 def test_peer_fix_without_ranges_is_never_taken_for_an_own_fix(tmp_path):
-    """A range-file group with no range packets: peer_id -1 (unknown), not 0 (own)."""
+    """A range-file group with no range packets, with partner fixes configured: its GPS
+    packet has no spacecraft time (that comes from the next range) and no partner id, so
+    it is never published, least of all as an own fix (peer_id 0)."""
     from pygnc.formats.range_file import encode_range_group
     from pygnc.formats.sense import decode_sense
 
@@ -100,9 +102,8 @@ def test_peer_fix_without_ranges_is_never_taken_for_an_own_fix(tmp_path):
     (tmp_path / "range").mkdir()
     (tmp_path / "range" / "rng00000.bin").write_bytes(encode_range_group(peer, []))
     (tmp_path / "sense.bin").write_bytes((SAMPLE / "sense.bin").read_bytes())
-    stream = build_message_stream(Paths(tmp_path), Config())
-    peer_msgs = [b for t, b in stream.messages if t == "gps_fix" and b["pos_ecef_m"][0] == 7.0e6]
-    assert len(peer_msgs) == 1 and peer_msgs[0]["peer_id"] == -1
+    stream = build_message_stream(Paths(tmp_path), Config(range_gps_source="peer"))
+    assert not [b for t, b in stream.messages if t == "gps_fix" and b["pos_ecef_m"][0] == 7.0e6]
     proc = OrbitProcessor()
     _run(stream, proc)
     assert proc.filter.n_used == 12 and proc.filter.n_rejected == 0

@@ -1,7 +1,8 @@
 """Configuration: every tunable constant of the flight stack, in one place.
 
 Values come from the defaults below, optionally overridden by a TOML file named by the
-``PYGNC_CONFIG`` environment variable (keys as in :class:`Config`, e.g.
+``PYGNC_CONFIG`` environment variable or, without it, by ``~/pygnc_config.toml`` (what the
+ground uploads; keys as in :class:`Config`, e.g.
 ``accepted_solution_status = [0, 1]``).  Paths are rooted at ``PYGNC_HOME`` (default: the
 user's home directory), which is where the host writes the batch files and reads ours.
 
@@ -157,6 +158,23 @@ class Config:
     formation_range_sigma_m: float = 0.5
     formation_range_bias_m: float = 0.0
     formation_range_bias_sigma_m: float = 3.0
+    #: Range-only navigation (``range_gps_source = "own"``: no partner fix reaches the Pi).
+    #: Partner priors as a ground team would uplink them, TOML tables keyed by partner id,
+    #: e.g. ``[formation_peer_priors."0x4B"]`` with either an absolute state
+    #: ``t_gps_s``, ``pos_ecef_m``, ``vel_ecef_m_s`` (propagated to the first range), or a
+    #: relative one ``dr_rtn_m``, ``dv_rtn_m_s`` (own radial / along-track / cross-track
+    #: frame, velocity as seen in it, at the first range); optional ``sigma_pos_m`` /
+    #: ``sigma_vel_m_s`` per axis (default: the two keys below).  A partner without a prior
+    #: starts from its first range, placed along-track (``formation_range_only_side``:
+    #: "ahead" or "behind") with the default sigmas.
+    formation_peer_priors: dict = field(default_factory=dict)
+    formation_prior_sigma_pos_m: float = 1000.0
+    formation_prior_sigma_vel_m_s: float = 1.0
+    formation_range_only_side: str = "ahead"
+    #: Range-only start: ranges are collected this long (s) after the first, and at least
+    #: this many, before the partner's orbit is fitted to them (pygnc.estimation.range_only_iod).
+    formation_range_only_window_s: float = 2700.0
+    formation_range_only_min_ranges: int = 8
 
     # --- attitude estimator: time tags ---------------------------------------------------
     #: 1-sigma uncertainty of a sensor sample's GPS epoch, s.  Whole-second floored stamps
@@ -247,10 +265,18 @@ class Config:
     #: to a restarted consumer after the batch.
     stream_live_queue_max: int = 20_000
     stream_live_keep_max: int = 50_000
-    #: SX1280 ranging bandwidth, Hz, and whether results are the radio's filtered ones:
-    #: range_m = raw * 150 / (2**12 * bandwidth_MHz) (* 0.2 if filtered); pygnc.formats.range_packet.
-    sx1280_ranging_bandwidth_hz: float = 812_500.0
+    #: SX1280 ranging bandwidth code (0x0A 1625 kHz, 0x18 812.5 kHz, 0x26 406.25 kHz; the
+    #: flight team's code uses 0x18) and whether results are the radio's filtered ones:
+    #: range_m = raw * 150 / (2**12 * bandwidth_MHz) (* 0.2 if filtered) - calibration;
+    #: pygnc.formats.range_packet.
+    sx1280_ranging_bandwidth_code: int = 0x18
     sx1280_ranging_filtered: bool = False
+    #: Per-partner range calibration offset, m, subtracted from every converted range of that
+    #: partner (TOML table ``[range_calibration_m]``, keys the partner id as "0x4A" or "74").
+    range_calibration_m: dict = field(default_factory=dict)
+    #: Whose GPS fix a range file's GPS packet is: "own" (the flight team's design: the
+    #: ranging spacecraft's own fix at ranging time) or "peer" (the partner's fix, relayed).
+    range_gps_source: str = "own"
 
     # --- measurement admission (pygnc.processors.admission) ---------------------------
     #: An own fix whose GPS time (week + ms) and clock-mapped spacecraft stamp disagree by
@@ -275,6 +301,19 @@ class Config:
                 f"{SINK_FINAL_WRITE_MARGIN_S} s shorter than stop_deadline_sinks_s "
                 f"({self.stop_deadline_sinks_s} s): the status reporter must write its final "
                 "status before the supervisor's deadline")
+        from .formats import range_packet  # (no numpy)
+
+        range_packet.bandwidth_hz(self.sx1280_ranging_bandwidth_code)  # ValueError if unknown
+        if self.range_gps_source not in ("own", "peer"):
+            raise ValueError(f"range_gps_source must be 'own' or 'peer', got {self.range_gps_source!r}")
+        if self.formation_range_only_side not in ("ahead", "behind"):
+            raise ValueError(f"formation_range_only_side must be 'ahead' or 'behind', "
+                             f"got {self.formation_range_only_side!r}")
+        object.__setattr__(self, "formation_peer_priors", {
+            peer_id_key(k): parse_peer_prior(v, self.formation_prior_sigma_pos_m, self.formation_prior_sigma_vel_m_s)
+            for k, v in dict(self.formation_peer_priors).items()})
+        object.__setattr__(self, "range_calibration_m", {
+            peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
         for name in ("stop_deadline_producers_s", "stop_deadline_sinks_s", "status_max_estimate_lag_s",
                      "ping_period_s", "health_warn_s", "health_fatal_s", "ready_timeout_s"):
             v = getattr(self, name)
@@ -287,14 +326,72 @@ class Config:
         return (tuple(m[0:3]), tuple(m[3:6]), tuple(m[6:9]))
 
 
+def peer_id_key(key) -> int:
+    """A partner id from a configuration key: an int, or a string "0x4A" / "74"
+    (ValueError otherwise, or outside 1..255)."""
+    try:
+        value = key if isinstance(key, int) else int(str(key).strip(), 0)
+    except ValueError:
+        raise ValueError(f"not a partner id: {key!r} (write 0x4A or 74)") from None
+    if not 1 <= value <= 255:
+        raise ValueError(f"partner id {key!r} outside 1..255")
+    return value
+
+
+def _vector3(table: dict, key: str) -> tuple[float, float, float]:
+    v = table[key]
+    if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(isinstance(c, (int, float)) for c in v)):
+        raise ValueError(f"{key} must be a list of 3 numbers, got {v!r}")
+    return tuple(float(c) for c in v)
+
+
+def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 1.0) -> dict:
+    """A partner prior table (see ``Config.formation_peer_priors``), checked and normalised:
+    ``{"frame": "ecef", "t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "sigma_pos_m",
+    "sigma_vel_m_s"}`` or ``{"frame": "rtn", "dr_rtn_m", "dv_rtn_m_s", ...}``; ValueError
+    naming what is wrong."""
+    if not isinstance(table, dict):
+        raise ValueError(f"a partner prior is a table, got {table!r}")
+    keys = set(table)
+    ecef, rtn = {"t_gps_s", "pos_ecef_m", "vel_ecef_m_s"}, {"dr_rtn_m", "dv_rtn_m_s"}
+    extra = keys - ecef - rtn - {"sigma_pos_m", "sigma_vel_m_s", "frame"}
+    if extra:
+        raise ValueError(f"unknown keys in a partner prior: {sorted(extra)}")
+    out = {"sigma_pos_m": float(table.get("sigma_pos_m", sigma_pos_m)),
+           "sigma_vel_m_s": float(table.get("sigma_vel_m_s", sigma_vel_m_s))}
+    if not (out["sigma_pos_m"] > 0 and out["sigma_vel_m_s"] > 0):
+        raise ValueError("partner prior sigmas must be > 0")
+    if ecef <= keys and not keys & rtn:
+        t = table["t_gps_s"]
+        if not isinstance(t, (int, float)) or not t > 0:
+            raise ValueError(f"t_gps_s must be GPS seconds > 0, got {t!r}")
+        return {"frame": "ecef", "t_gps_s": float(t), "pos_ecef_m": _vector3(table, "pos_ecef_m"),
+                "vel_ecef_m_s": _vector3(table, "vel_ecef_m_s"), **out}
+    if rtn <= keys and not keys & ecef:
+        return {"frame": "rtn", "dr_rtn_m": _vector3(table, "dr_rtn_m"), "dv_rtn_m_s": _vector3(table, "dv_rtn_m_s"),
+                **out}
+    raise ValueError("a partner prior gives either t_gps_s + pos_ecef_m + vel_ecef_m_s, or dr_rtn_m + dv_rtn_m_s")
+
+
+def config_for_home(home: str | os.PathLike) -> Config:
+    """The configuration a run in *home* uses: its ``pygnc_config.toml`` if any, else the
+    defaults (replays and tests of a scenario directory)."""
+    f = Paths(Path(home)).config_file
+    return load_config(f) if f.is_file() else Config()
+
+
 def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Defaults, overridden by the TOML file at *path* or ``$PYGNC_CONFIG``.
+    """Defaults, overridden by the TOML file at *path*, else ``$PYGNC_CONFIG``, else the
+    uplinked ``~/pygnc_config.toml`` (:attr:`Paths.config_file`) if it exists.
 
     Unknown keys raise ``ValueError`` naming them, so a typo is not silently ignored.
     """
     path = path or os.environ.get("PYGNC_CONFIG")
     if not path:
-        return Config()
+        uplinked = Paths.from_env().config_file
+        if not uplinked.is_file():
+            return Config()
+        path = uplinked
     with open(path, "rb") as f:
         data = tomllib.load(f)
     names = {f.name for f in dataclasses.fields(Config)}
@@ -332,6 +429,16 @@ class Paths:
     @property
     def range_dir(self) -> Path:
         return self.home / "range"
+
+    @property
+    def config_file(self) -> Path:
+        """The configuration the ground uploads (read when ``PYGNC_CONFIG`` is not set)."""
+        return self.home / "pygnc_config.toml"
+
+    @property
+    def range_file(self) -> Path:
+        """The single range file the interface document also names (read after range/)."""
+        return self.home / "range.bin"
 
     @property
     def status_file(self) -> Path:

@@ -4,9 +4,7 @@ A scenario directory (``python -m ground simulate``, or the PY4 team's files) ho
 ``sense.bin`` and ``range/rng*.bin``.  :func:`live_items` cuts them into what the PyCubed
 would send as it measures: every sensor segment and GPS segment with its own bytes (the
 sense.bin layout, unchanged), and every range as a 12-byte SX1280 packet
-(:mod:`pygnc.formats.range_packet`; the scenario's range files may be in the older
-layout, so their ranges are re-encoded: raw = range / metres-per-count, 0 for an invalid
-range).  Items are ordered by spacecraft time; at equal times a GPS segment comes before
+(:mod:`pygnc.formats.range_packet`), exactly the packet the range file holds.  Items are ordered by spacecraft time; at equal times a GPS segment comes before
 the sensor segment (so the estimate at that sample includes the fix), then ranges.
 
 :func:`split_sense` gives the sense.bin bytes of the records before a time: the batch a
@@ -21,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from pygnc.config import Config
-from pygnc.formats import range_packet
 from pygnc.formats import stream as fs
 from pygnc.formats.gps import GPS_SEGMENT_SIZE
-from pygnc.formats.range_file import read_range_dir
+from pygnc.formats.range_file import encode_range_packets, read_range_dir
 from pygnc.formats.sense import SENSOR_SEGMENT_SIZE, find_records, record_dtype
 
 _ORDER = {fs.GPS: 0, fs.SENSOR: 1, fs.RANGE: 2}
@@ -64,11 +61,8 @@ def live_items(scenario: Path, config: Config | None = None, t_from_s: float = -
                 items.append(LiveItem(float(t), fs.GPS, seg))
     if (scenario / "range").is_dir():
         rb = read_range_dir(scenario / "range", config)
-        for r in rb.ranges:
-            raw = range_packet.raw_from_range_m(float(r["range_m"]), config.sx1280_ranging_bandwidth_hz,
-                                                config.sx1280_ranging_filtered) if r["valid"] else 0
-            t = int(np.floor(r["t_sc_s"]))
-            items.append(LiveItem(float(t), fs.RANGE, range_packet.encode_packet(int(r["peer_id"]), t, raw)))
+        for r in rb.ranges:  # the packets as the radio gave them, raw result and all
+            items.append(LiveItem(float(r["t_sc_s"]), fs.RANGE, encode_range_packets(r[None])))
     items = [i for i in items if t_from_s <= i.t_sc_s < t_to_s]
     items.sort(key=lambda i: (i.t_sc_s, _ORDER[i.tag]))
     return items

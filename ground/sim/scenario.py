@@ -34,6 +34,7 @@ STREAM_GPS = 5
 STREAM_RANGE = 6
 STREAM_FAULTS = 7
 STREAM_ORBIT = 8
+STREAM_PRIOR = 9
 
 
 def rng_for(seed: int, purpose: int, index: int = 0) -> np.random.Generator:
@@ -197,6 +198,19 @@ class RangeSettings:
     second_gap_s: float = 1.0
     #: A file is closed before it would exceed this size, bytes.
     file_max_bytes: int = 25_600
+    #: Whose fix each range file's GPS packet is: "own" (the flight team's design) or
+    #: "peer"; the spacecraft's uplinked configuration (pygnc_config.toml) says the same.
+    gps_source: str = "own"
+    #: Radio quality signals written with each range: RSSI mean and spread (dBm), FEI
+    #: spread (raw counts, 20-bit).
+    rssi_dbm: float = -60.0
+    rssi_sigma_dbm: float = 3.0
+    fei_sigma: float = 200.0
+    #: Partner priors uplinked in each spacecraft's pygnc_config.toml (range-only
+    #: navigation): the truth at the scenario start plus Gaussian errors of these sigmas
+    #: per ECEF axis (no file when gps_source is "peer"; no prior when sigma_pos_m <= 0).
+    prior_sigma_pos_m: float = 1000.0
+    prior_sigma_vel_m_s: float = 1.0
 
 
 @dataclass

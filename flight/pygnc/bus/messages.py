@@ -47,8 +47,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "valid": "bool", "peer_id": "int", "record": "int",
     },
     "range": {  # inter-satellite range from the radio
-        "t_sc_s": "num", "peer_id": "int", "range_m": "num", "valid": "bool",
-        "filtered": "bool", "file_index": "int", "group": "int",
+        "t_sc_s": "num", "peer_id": "int", "range_m": "num", "range_raw": "int",
+        "rssi_dbm": "num", "fei_hz": "num", "valid": "bool", "file_index": "int", "group": "int",
     },
     "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes:
         # t_gps_s = t_sc_s + gps_minus_sc_s + drift * (t_sc_s - t_ref_sc_s);

@@ -116,6 +116,7 @@ __all__ = [
     "FormationFilter",
     "FormationFilterConfig",
     "rtn_matrix",
+    "rtn_to_gcrs",
     "run_formation_filter",
 ]
 
@@ -160,6 +161,10 @@ class FormationFilterConfig:
     estimate_range_time_offset: bool = True
     range_time_offset_s: float = 0.5
     range_time_offset_sigma_s: float = 0.4
+    #: Resolution of the range time tags [s]: the PY4 range packet carries whole seconds,
+    #: so each range is taken somewhere in its second; that adds (range rate)^2 * res^2 / 12
+    #: to its variance.
+    range_tag_resolution_s: float = 1.0
     #: Gates (chi-square probability) for fixes (6 dof) and ranges (1 dof).
     fix_gate_probability: float = 0.9999
     range_gate_probability: float = 0.9999
@@ -191,6 +196,17 @@ def rtn_matrix(r_m, v_m_s) -> np.ndarray:
     hn = math.sqrt(hx * hx + hy * hy + hz * hz)
     hx, hy, hz = hx / hn, hy / hn, hz / hn
     return np.array([[rx, ry, rz], [hy * rz - hz * ry, hz * rx - hx * rz, hx * ry - hy * rx], [hx, hy, hz]])
+
+
+def rtn_to_gcrs(r_own_m, v_own_m_s, dr_rtn_m, dv_rtn_m_s):
+    """A relative state given in the own radial / along-track / cross-track frame (position,
+    and velocity as seen in that rotating frame) -> GCRS (dr, dv): dv adds the frame's
+    rotation, omega x dr with omega = (r x v) / |r|^2."""
+    a = rtn_matrix(r_own_m, v_own_m_s)
+    r = np.asarray(r_own_m, dtype=float)
+    omega = np.cross(r, np.asarray(v_own_m_s, dtype=float)) / float(r @ r)
+    dr = a.T @ np.asarray(dr_rtn_m, dtype=float)
+    return dr, a.T @ np.asarray(dv_rtn_m_s, dtype=float) + np.cross(omega, dr)
 
 
 class FormationFilter:
@@ -310,24 +326,61 @@ class FormationFilter:
         self._range_reacquire = False
         self.own_fixes_since_init = self.peer_fixes_since_init = 0
 
-    def initialize_from_fixes(self, t_own_gps_s, own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m,
-                              own_vel_sigma_m_s, t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s,
-                              peer_pos_sigma_m, peer_vel_sigma_m_s):
-        """Initialise at the peer fix's time from an own fix (propagated there with the
-        dynamics, the common process noise added) and a peer fix."""
-        own_z, own_r = self.fix_gcrs(t_own_gps_s, own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m, own_vel_sigma_m_s)
-        peer_z, peer_r = self.fix_gcrs(t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s, peer_pos_sigma_m,
-                                       peer_vel_sigma_m_s)
-        dt = float(t_peer_gps_s) - float(t_own_gps_s)
-        extra = None
+    def initialize_relative(self, t_gps_s, own_z, own_r, dr_gcrs_m, dv_gcrs_m_s, rel_cov6):
+        """Start at *t_gps_s* from an own measurement of [r, v] (GCRS (6,), covariance
+        (6, 6)) and a relative state *prior* [dr, dv] (GCRS) with covariance *rel_cov6*
+        independent of the own one: range-only navigation, where no peer fix exists.
+        The ranges count as acquired (the prior, not a first range, is what a lone
+        outlier would have to beat: the gate judges every range against it)."""
+        peer_z = np.asarray(own_z, dtype=float) + np.concatenate((dr_gcrs_m, dv_gcrs_m_s))
+        # initialize() gives the relative state R_own + R_peer and correlation -R_own; a
+        # prior on the relative state itself is independent of the own state.
+        self.initialize(t_gps_s, own_z, own_r, peer_z, np.zeros((6, 6)))
+        self.p[9:15, 9:15] = np.asarray(rel_cov6, dtype=float)
+        self.p[0:6, 9:15] = 0.0
+        self.p[9:15, 0:6] = 0.0
+        self.range_acquired = True
+
+    def own_at(self, t_own_gps_s, own_fix, t_gps_s):
+        """(own_z, own_r) at *t_gps_s* (GCRS) from an own ECEF fix ``(pos, vel, pos_sigma,
+        vel_sigma)`` at *t_own_gps_s*, propagated with the dynamics and the common process
+        noise added."""
+        own_z, own_r = self.fix_gcrs(t_own_gps_s, *own_fix)
+        dt = float(t_gps_s) - float(t_own_gps_s)
         if dt != 0.0:
             xs = np.zeros(9)
             xs[:6] = own_z
             xs, phi = od.propagate(xs, dt, self.own_model, t_gps_s=float(t_own_gps_s))
             a = phi[:6, :6]
-            own_z, own_r = xs[:6], a @ own_r @ a.T
-            extra = od.process_noise(abs(dt), self.own_model, self.config.orbit.dmc_sigma_m_s2)[:6, :6]
-        self.initialize(t_peer_gps_s, own_z, own_r, peer_z, peer_r, extra)
+            own_z = xs[:6]
+            own_r = a @ own_r @ a.T + od.process_noise(abs(dt), self.own_model,
+                                                       self.config.orbit.dmc_sigma_m_s2)[:6, :6]
+        return own_z, own_r
+
+    def peer_state_at(self, t_prior_gps_s, pos_ecef_m, vel_ecef_m_s, sigma_pos_m, sigma_vel_m_s, t_gps_s):
+        """(z (6,), covariance (6, 6)) in GCRS at *t_gps_s* of a partner state given in ECEF
+        at *t_prior_gps_s* with per-axis sigmas, propagated with the peer's dynamics."""
+        z, r = fix_to_gcrs(t_prior_gps_s, pos_ecef_m, vel_ecef_m_s, [sigma_pos_m] * 3, [sigma_vel_m_s] * 3)
+        dt = float(t_gps_s) - float(t_prior_gps_s)
+        if dt != 0.0:
+            xs = np.zeros(10)
+            xs[:6] = z
+            xs[9] = 1.0
+            xs, phi = od.propagate(xs, dt, self.peer_model, t_gps_s=float(t_prior_gps_s))
+            a = phi[:6, :6]
+            z, r = xs[:6], a @ r @ a.T
+        return z, r
+
+    def initialize_from_fixes(self, t_own_gps_s, own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m,
+                              own_vel_sigma_m_s, t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s,
+                              peer_pos_sigma_m, peer_vel_sigma_m_s):
+        """Initialise at the peer fix's time from an own fix (propagated there with the
+        dynamics, the common process noise added) and a peer fix."""
+        own_z, own_r = self.own_at(t_own_gps_s, (own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m,
+                                                 own_vel_sigma_m_s), t_peer_gps_s)
+        peer_z, peer_r = self.fix_gcrs(t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s, peer_pos_sigma_m,
+                                       peer_vel_sigma_m_s)
+        self.initialize(t_peer_gps_s, own_z, own_r, peer_z, peer_r)
 
     # ------------------------------------------------------------------ prediction
     def _q(self, h):
@@ -493,6 +546,8 @@ class FormationFilter:
         dr, dv = x[I_DR], x[I_DV]
         dt = x[I_RANGE_DT]
         rho = float(math.sqrt(dr @ dr))
+        if not rho > 0.0:  # the peer on top of us (or a non-finite state): no direction
+            return math.nan, np.zeros((1, N_STATES))
         u = dr / rho
         rho_dot = float(u @ dv)
         h = np.zeros((1, N_STATES))
@@ -518,11 +573,27 @@ class FormationFilter:
         t = float(t_gps_s)
         sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
         pred, h = self.range_model()
+        if not math.isfinite(pred):
+            self.n_ranges_rejected += 1
+            return "rejected"
+        # Second-order terms of |dr| (Hessian M = (I - u u^T) / rho): the mean of the range
+        # over the prior and its extra spread.  Negligible once the line of sight is known
+        # to metres; with a km-sized range-only prior they keep the update consistent.
+        rho = float(np.linalg.norm(self.x[I_DR]))
+        u = self.x[I_DR] / rho
+        mp = (np.eye(3) - np.outer(u, u)) @ self.p[9:12, 9:12] / rho
+        pred += 0.5 * float(np.trace(mp))
+        rate = float(u @ self.x[I_DV])
+        var = sig * sig + 0.5 * float(np.trace(mp @ mp)) + (rate * c.range_tag_resolution_s) ** 2 / 12.0
         nu = float(range_m) - pred
         if not self.range_acquired:
             cand = self._range_candidate
             self._range_candidate = (t, nu)
-            if cand is None or t - cand[0] > c.range_acquire_window_s or abs(nu - cand[1]) > c.range_acquire_tol_m:
+            # Two ranges agree when their innovations differ by less than the tolerance plus
+            # what the uncertain range rate can change between them (3 sigma).
+            rate_sigma = float(math.sqrt(max(0.0, u @ self.p[12:15, 12:15] @ u)))
+            tol = c.range_acquire_tol_m + 3.0 * rate_sigma * (t - cand[0] if cand else 0.0)
+            if cand is None or t - cand[0] > c.range_acquire_window_s or abs(nu - cand[1]) > tol:
                 self.n_ranges_held += 1
                 return "held"
             self.range_acquired = True
@@ -536,7 +607,7 @@ class FormationFilter:
                 self.x[i] += nu
                 nu = 0.0
                 self.n_bias_resets += 1
-        ok, _ = self._update(h, np.array([nu]), np.array([[sig * sig]]), self.range_gate)
+        ok, _ = self._update(h, np.array([nu]), np.array([[var]]), self.range_gate)
         if ok:
             self.n_ranges_used += 1
             self.range_rejections_in_row = 0

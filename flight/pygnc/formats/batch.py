@@ -371,7 +371,7 @@ def _enc_gps_fix(t: str, b: dict) -> dict:
 
 
 def _enc_range(t: str, b: dict) -> dict:
-    return {**b, "flags": _bits(b["valid"], b["filtered"])}
+    return {**b, "flags": _bits(b["valid"])}
 
 
 def _enc_sensor(t: str, b: dict) -> dict:
@@ -511,8 +511,10 @@ KINDS: tuple[RecordKind, ...] = (
     RecordKind(
         "range", 8, ("meas",), ("range",), (
             _F("peer_id", "B", meaning="peer radio id"),
-            _F("range_m", "i", 1, 1e-3, "measured range, m"),
-            _F("flags", "B", meaning="bit 0 valid, bit 1 filtered by the radio"),
+            _F("range_m", "i", 1, 1e-3, "measured range (calibrated), m"),
+            _F("rssi_dbm", "e", meaning="radio RSSI, dBm"),
+            _F("fei_hz", "e", meaning="radio frequency error, Hz"),
+            _F("flags", "B", meaning="bit 0 valid (raw result a distance)"),
         ), _enc_range, "an inter-satellite range", period_s=300.0, key="peer_id"),
     RecordKind(
         "sensor", 9, ("meas",), ("sensor",), (

@@ -1,34 +1,54 @@
-"""Range files ``~/range/rngNNNNN.bin``: peer GPS fixes and crosslink range measurements.
+"""Range files ``~/range/rngNNNNN.bin`` and ``~/range.bin``: GPS packets and SX1280 ranges.
 
-A file is a sequence of groups.  Each group is one 102-byte peer GPS packet followed by
-zero or more 12-byte range packets taken at about the same time::
+The layout the PY4 flight software writes (reference: ``formats.md``, "Range files -
+corrected"; it reads the bench capture ``tests/data/py4/pygnc_range_example/rng00000.bin``
+exactly).  A file is a sequence of GPS packets, each followed by zero or more range
+packets taken at about the same time::
 
-    peer GPS packet (102 bytes)
-        0   3 bytes     sync 0xAA 0x44 0x12
-        3   99 bytes    GPS segment of the PEER spacecraft (layout in pygnc.formats.gps)
+    GPS packet (102 bytes, little-endian fields)
+        0    3   sync AA 44 12 (NovAtel binary)
+        3    2   uint16   GPS week
+        5    4   uint32   milliseconds of week
+        9    1   uint8    position solution status (NovAtel enum)
+        10   24  float64  position x, y, z, ECEF, m
+        34   12  float32  sigma x, y, z, m
+        46   4   uint32   velocity solution status (uint8 in sense.bin)
+        50   24  float64  velocity x, y, z, ECEF, m/s
+        74   12  float32  sigma vx, vy, vz, m/s
+        86   12  float32  velocity latency, differential age, solution age, s
+        98   2   uint8    satellites tracked, satellites in solution
+        100  2   CR LF
 
-    range packet (12 bytes, all big-endian)
-        0   uint32      t_sc_s    spacecraft time of the measurement, unix s
-        4   uint16      ms        milliseconds within that second, 0..999
-        6   uint8       peer_id   peer spacecraft id (PY4: 0x4A..0x4D)
-        7   uint8       flags     bit 0 valid, bit 1 filtered by the radio, bits 2..7 zero
-        8   uint32      range_mm  measured range, mm
+    range packet (12 bytes, big-endian): pygnc.formats.range_packet
+        partner id, RSSI code (-code/2 dBm), spacecraft time (uint32 s), 20-bit FEI,
+        24-bit raw ranging result (two's complement)
 
-Resync rules (:func:`decode_range`):
+There is no spacecraft time in a GPS packet: a decoded fix takes the spacecraft time of
+the first range packet after it (NaN when none follows).  Whose fix it is is
+configuration (``Config.range_gps_source``): the flight team's design writes the **own**
+spacecraft's fix.
 
-* A sync is accepted only if a whole plausible GPS segment follows it
-  (:func:`pygnc.formats.gps.gps_segment_plausible`); bytes before the first accepted sync
-  are skipped.  Of two accepted syncs less than 102 bytes apart the later is kept (the
-  earlier packet is truncated).
-* Every accepted sync starts a group (range packets never start with the sync).  Range
-  packets are read on the 12-byte grid after the GPS packet, up to the next accepted
-  sync or the end of the data.  A packet is corrupt if ``ms > 999`` or a reserved flag
-  bit is set; a corrupt packet ends the group, and it and everything after it up to the
-  next accepted sync is skipped, as is a partial packet before the next sync or the end.
-* Sync bytes inside range data are rejected by the plausibility test: on the grid they
-  can only be range bytes 9..11 (0x00AA4412 mm = 11.2 km is a real range), and then the
-  would-be time-status byte is the next packet's ms high byte (0..3), never a NovAtel
-  time status.
+Conversion (SX1280 datasheet; :mod:`pygnc.formats.range_packet`)::
+
+    range_m = raw * 150 / (2**12 * BW_MHz) * (0.2 if filtered) - calibration_m[partner]
+    fei_hz  = 1.55 * fei / (1600 / BW_kHz)
+
+A range is ``valid`` when its raw result is positive and below the 24-bit maximum (a
+negative, zero or saturated result is not a distance).
+
+Resync rules (:func:`decode_range`), vectorised:
+
+* A sync is accepted only where a whole GPS packet fits, its last two bytes are CR LF, ms
+  of week < 604 800 000 and both solution statuses are <= 22; bytes before the first
+  accepted sync are skipped.  Of two accepted syncs less than 102 bytes apart the later
+  is kept (the earlier packet lost bytes).
+* Range packets are read on the 12-byte grid after a GPS packet up to the next accepted
+  sync or the end of the data; a partial packet before it is skipped.  Range packets have
+  no check bytes, so a corrupt packet that still frames is decoded as it stands: its
+  partner id, time or raw result is then judged by the estimators' admission (unknown
+  partner, time outlier, invalid or gated range), counted there and never fatal.
+* Sync bytes inside range packets are rejected by the CR LF and status tests (a chance
+  match needs 5 further bytes right: ~1e-10 per position).
 """
 
 from __future__ import annotations
@@ -41,47 +61,69 @@ from pathlib import Path
 import numpy as np
 
 from pygnc.config import Config
+from pygnc.formats import range_packet as rp
 from pygnc.formats.common import DecodeStats, as_uint8, gap_stats, read_regular_file
-from pygnc.formats.gps import (
-    GPS_FIX_DTYPE,
-    GPS_SEGMENT_DTYPE,
-    GPS_SEGMENT_SIZE,
-    decode_gps_segments,
-    gps_raw_from_fixes,
-    gps_segment_plausible,
-)
+from pygnc.formats.gps import GPS_FIX_DTYPE, MAX_SOLUTION_STATUS, MS_PER_WEEK, fix_is_valid
+from pygnc.timebase import gps_seconds, utc_unix_from_gps
 
 SYNC = b"\xaa\x44\x12"
-PEER_GPS_PACKET_SIZE = len(SYNC) + GPS_SEGMENT_SIZE  # 102
-RANGE_PACKET_SIZE = 12
+CRLF = b"\r\n"
+GPS_PACKET_SIZE = 102
+RANGE_PACKET_SIZE = rp.PACKET_SIZE  # 12
 
-#: Raw on-disk range packet (big-endian, itemsize 12).
+#: Raw on-disk GPS packet of a range file (itemsize 102).
+RANGE_GPS_DTYPE = np.dtype(
+    [
+        ("sync", "S3"),
+        ("week", "<u2"),
+        ("ms_of_week", "<u4"),
+        ("solution_status", "u1"),
+        ("pos_ecef_m", "<f8", (3,)),
+        ("pos_sigma_m", "<f4", (3,)),
+        ("vel_status", "<u4"),
+        ("vel_ecef_m_s", "<f8", (3,)),
+        ("vel_sigma_m_s", "<f4", (3,)),
+        ("v_latency_s", "<f4"),
+        ("diff_age_s", "<f4"),
+        ("sol_age_s", "<f4"),
+        ("sats_tracked", "u1"),
+        ("sats_in_solution", "u1"),
+        ("crlf", "S2"),
+    ]
+)
+assert RANGE_GPS_DTYPE.itemsize == GPS_PACKET_SIZE
+
+#: Raw on-disk range packet (big-endian; the two 24-bit fields as bytes).
 RANGE_PACKET_DTYPE = np.dtype(
-    [("t_sc_s", ">u4"), ("ms", ">u2"), ("peer_id", "u1"), ("flags", "u1"), ("range_mm", ">u4")]
+    [("peer_id", "u1"), ("rssi_code", "u1"), ("t_sc_s", ">u4"), ("fei", "u1", (3,)), ("raw", "u1", (3,))]
 )
 assert RANGE_PACKET_DTYPE.itemsize == RANGE_PACKET_SIZE
 
-FLAG_VALID = 0x01
-FLAG_FILTERED = 0x02
-FLAGS_RESERVED = 0xFC
+RAW_MAX = (1 << 23) - 1
+RAW_MIN = -(1 << 23)
 
-#: Decoded range measurement.  ``t_sc_s`` = seconds + ms/1000 on the spacecraft clock;
-#: ``group`` indexes ``RangeBatch.peer_fixes``; ``file_index`` is the NNNNN of rngNNNNN.bin
-#: (or what the caller passed to :func:`decode_range`).
+#: Decoded range measurement.  ``t_sc_s``: whole seconds of the spacecraft clock (the
+#: packet has no fraction); ``group`` indexes ``RangeBatch.gps_fixes`` (-1: none);
+#: ``file_index`` is the NNNNN of rngNNNNN.bin (-1 for range.bin and the live stream).
 RANGE_DTYPE = np.dtype(
     [
         ("t_sc_s", "f8"),
         ("peer_id", "u1"),
-        ("valid", "?"),
-        ("filtered", "?"),
+        ("rssi_dbm", "f4"),
+        ("fei_raw", "i4"),
+        ("fei_hz", "f8"),
+        ("range_raw", "i4"),
         ("range_m", "f8"),
+        ("valid", "?"),
         ("group", "i4"),
         ("file_index", "i4"),
     ]
 )
 
-#: Peer fix: GPS_FIX_DTYPE plus the peer id of the group's first range packet (0 if none).
-PEER_FIX_DTYPE = np.dtype(GPS_FIX_DTYPE.descr + [("peer_id", "u1")])
+#: GPS fix of a range file: GPS_FIX_DTYPE (``t_sc_s`` from the next range packet, NaN if
+#: none; ``time_status`` 0: the packet has none) plus the partner id of the group's first
+#: range packet (0 if none).
+RANGE_FIX_DTYPE = np.dtype(GPS_FIX_DTYPE.descr + [("peer_id", "u1")])
 
 #: Range files are rng<digits>.bin with ASCII digits (not any Unicode digit: "rng０１.bin" is
 #: not one); more than 9 digits (beyond int32 file_index) is not one either.
@@ -90,96 +132,133 @@ _RANGE_FILE_RE = re.compile(r"rng([0-9]{1,9})\.bin", re.ASCII)
 
 @dataclass
 class RangeBatch:
-    """Decoded range data: one peer fix per group, the range packets, and decode stats.
+    """Decoded range data: one GPS fix per group, the range packets, and decode stats.
 
     ``files``: paths decoded, in order; ``ignored_files``: names in the directory that are
     not ``rng<digits>.bin`` (or could not be read), for the log.
     """
 
-    peer_fixes: np.ndarray
+    gps_fixes: np.ndarray
     ranges: np.ndarray
     stats: DecodeStats
     files: list[str] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)
 
 
-def packets_ok(packets: np.ndarray) -> np.ndarray:
-    """Well-formedness of raw range packets: ms <= 999 and no reserved flag bit."""
-    return (packets["ms"] <= 999) & ((packets["flags"] & FLAGS_RESERVED) == 0)
+def _int24(b: np.ndarray) -> np.ndarray:
+    """Big-endian 24-bit two's complement of an (n, 3) uint8 array."""
+    v = (b[:, 0].astype(np.int32) << 16) | (b[:, 1].astype(np.int32) << 8) | b[:, 2].astype(np.int32)
+    return np.where(v >= 1 << 23, v - (1 << 24), v)
+
+
+def fei_raw_of(b: np.ndarray) -> np.ndarray:
+    """Signed 20-bit FEI of an (n, 3) uint8 array (the top 4 bits are not part of it)."""
+    v = ((b[:, 0].astype(np.int32) & 0x0F) << 16) | (b[:, 1].astype(np.int32) << 8) | b[:, 2].astype(np.int32)
+    return np.where(v >= 1 << 19, v - (1 << 20), v)
+
+
+def decode_ranges(packets: np.ndarray, config: Config | None = None) -> np.ndarray:
+    """Raw range packets (RANGE_PACKET_DTYPE) -> RANGE_DTYPE (``group``/``file_index`` -1)."""
+    config = config or Config()
+    packets = np.asarray(packets).reshape(-1)
+    bw = rp.bandwidth_hz(config.sx1280_ranging_bandwidth_code)
+    out = np.empty(packets.shape, dtype=RANGE_DTYPE)
+    out["t_sc_s"] = packets["t_sc_s"]
+    out["peer_id"] = packets["peer_id"]
+    out["rssi_dbm"] = -0.5 * packets["rssi_code"].astype(np.float32)
+    out["fei_raw"] = fei_raw_of(packets["fei"])
+    out["fei_hz"] = rp.fei_hz(out["fei_raw"].astype(np.float64), bw)
+    raw = _int24(packets["raw"])
+    out["range_raw"] = raw
+    cal = np.zeros(256)
+    for pid, offset_m in config.range_calibration_m.items():
+        cal[pid] = offset_m
+    out["range_m"] = raw * rp.metres_per_count(bw, config.sx1280_ranging_filtered) - cal[packets["peer_id"]]
+    out["valid"] = (raw > 0) & (raw < RAW_MAX)
+    out["group"] = -1
+    out["file_index"] = -1
+    return out
 
 
 def _accepted_syncs(a: np.ndarray) -> np.ndarray:
-    """Offsets of syncs followed by a whole, plausible GPS segment."""
+    """Offsets of syncs at which a whole plausible GPS packet lies (see module rules)."""
     n = a.size
-    if n < PEER_GPS_PACKET_SIZE:
+    if n < GPS_PACKET_SIZE:
         return np.zeros(0, dtype=np.int64)
-    s = np.flatnonzero(a[: n - PEER_GPS_PACKET_SIZE + 1] == SYNC[0])
+    s = np.flatnonzero(a[: n - GPS_PACKET_SIZE + 1] == SYNC[0])
     s = s[(a[s + 1] == SYNC[1]) & (a[s + 2] == SYNC[2])]
+    s = s[(a[s + 100] == CRLF[0]) & (a[s + 101] == CRLF[1])]
     if s.size == 0:
         return s.astype(np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view(a, GPS_SEGMENT_SIZE)
-    seg = np.ascontiguousarray(windows[s + len(SYNC)]).view(GPS_SEGMENT_DTYPE).reshape(-1)
-    s = s[gps_segment_plausible(seg)].astype(np.int64)
-    # Overlapping peer GPS packets: the earlier one lost bytes (the later sync sits in
-    # what should be its GPS segment), so the later one wins.
+    windows = np.lib.stride_tricks.sliding_window_view(a, GPS_PACKET_SIZE)
+    pk = np.ascontiguousarray(windows[s]).view(RANGE_GPS_DTYPE).reshape(-1)
+    ok = ((pk["ms_of_week"] < MS_PER_WEEK) & (pk["solution_status"] <= MAX_SOLUTION_STATUS)
+          & (pk["vel_status"] <= MAX_SOLUTION_STATUS))
+    s = s[ok].astype(np.int64)
     keep = np.ones(s.size, dtype=bool)
-    keep[:-1] = np.diff(s) >= PEER_GPS_PACKET_SIZE
+    keep[:-1] = np.diff(s) >= GPS_PACKET_SIZE  # overlapping packets: the later one wins
     return s[keep]
 
 
-def _walk(a: np.ndarray, syncs: np.ndarray) -> list[tuple[int, int, int]]:
-    """Framing per the module rules: (sync offset, packets offset, packet count) per group."""
-    groups = []
-    bounds = np.append(syncs, a.size).tolist()
-    for start, limit in zip(bounds[:-1], bounds[1:]):
-        pos = start + PEER_GPS_PACKET_SIZE
-        k_full = (limit - pos) // RANGE_PACKET_SIZE
-        pk = a[pos : pos + k_full * RANGE_PACKET_SIZE].view(RANGE_PACKET_DTYPE)
-        bad = np.flatnonzero(~packets_ok(pk))
-        groups.append((start, pos, int(bad[0]) if bad.size else k_full))
-    return groups
+def decode_gps_packets(pk: np.ndarray, config: Config | None = None) -> np.ndarray:
+    """Raw GPS packets (RANGE_GPS_DTYPE) -> RANGE_FIX_DTYPE (``t_sc_s`` NaN, ``peer_id`` 0)."""
+    config = config or Config()
+    pk = np.asarray(pk).reshape(-1)
+    out = np.zeros(pk.shape, dtype=RANGE_FIX_DTYPE)
+    out["t_sc_s"] = np.nan
+    for name in ("week", "ms_of_week", "solution_status", "pos_ecef_m", "pos_sigma_m", "vel_ecef_m_s",
+                 "vel_sigma_m_s", "v_latency_s", "diff_age_s", "sol_age_s", "sats_tracked", "sats_in_solution"):
+        out[name] = pk[name]
+    out["vel_status"] = np.minimum(pk["vel_status"], 255)
+    out["t_gps_s"] = gps_seconds(out["week"].astype(np.float64), out["ms_of_week"].astype(np.float64))
+    out["unix_time_s"] = utc_unix_from_gps(out["t_gps_s"])
+    out["valid"] = fix_is_valid(out, config)
+    return out
 
 
-def decode_range(data, config: Config | None = None, file_index: int = 0) -> RangeBatch:
-    """Decode one range file held in *data*; never raises on corrupt input.
+def decode_range(data, config: Config | None = None, file_index: int = -1) -> RangeBatch:
+    """Decode the bytes of one range file; never raises on corrupt input.
 
-    ``stats.records`` counts range packets; ``records_skipped`` estimates lost range
-    packets (skipped bytes / 12, rounded up per region).
+    ``stats.records`` counts range packets decoded; ``records_skipped`` estimates the range
+    packets lost (skipped bytes / 12, rounded up per region).
     """
+    config = config or Config()
     a = as_uint8(data)
-    groups = _walk(a, _accepted_syncs(a))
-    n_groups = len(groups)
-    gps_raw = np.empty(n_groups, dtype=GPS_SEGMENT_DTYPE)
-    counts = np.array([g[2] for g in groups], dtype=np.int64)
-    packets = np.empty(int(counts.sum()), dtype=RANGE_PACKET_DTYPE)
-    j = 0
-    for i, (start, pk_start, count) in enumerate(groups):
-        gps_raw[i : i + 1] = a[start + len(SYNC) : pk_start].view(GPS_SEGMENT_DTYPE)
-        packets[j : j + count] = a[pk_start : pk_start + count * RANGE_PACKET_SIZE].view(RANGE_PACKET_DTYPE)
-        j += count
+    syncs = _accepted_syncs(a)
+    n_groups = syncs.size
+    bounds = np.append(syncs, a.size)
+    first_pk = syncs + GPS_PACKET_SIZE
+    counts = np.maximum((bounds[1:] - first_pk) // RANGE_PACKET_SIZE, 0)
+    # Offsets of every range packet on the grid after each GPS packet (vectorised).
     group_of = np.repeat(np.arange(n_groups, dtype=np.int32), counts)
-
-    ranges = np.empty(packets.shape, dtype=RANGE_DTYPE)
-    ranges["t_sc_s"] = packets["t_sc_s"] + packets["ms"] / 1000.0
-    ranges["peer_id"] = packets["peer_id"]
-    ranges["valid"] = (packets["flags"] & FLAG_VALID) != 0
-    ranges["filtered"] = (packets["flags"] & FLAG_FILTERED) != 0
-    ranges["range_m"] = packets["range_mm"] / 1000.0
+    within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    offsets = first_pk[group_of] + within * RANGE_PACKET_SIZE
+    if offsets.size:
+        windows = np.lib.stride_tricks.sliding_window_view(a, RANGE_PACKET_SIZE)
+        packets = np.ascontiguousarray(windows[offsets]).view(RANGE_PACKET_DTYPE).reshape(-1)
+    else:
+        packets = np.zeros(0, dtype=RANGE_PACKET_DTYPE)
+    ranges = decode_ranges(packets, config)
     ranges["group"] = group_of
     ranges["file_index"] = file_index
 
-    fixes = decode_gps_segments(gps_raw, config)
-    peer_fixes = np.zeros(n_groups, dtype=PEER_FIX_DTYPE)
-    for name in GPS_FIX_DTYPE.names:
-        peer_fixes[name] = fixes[name]
-    first = np.concatenate(([0], np.cumsum(counts)[:-1])) if n_groups else counts
-    has = counts > 0
-    peer_fixes["peer_id"][has] = packets["peer_id"][first[has]]
+    if n_groups:
+        windows = np.lib.stride_tricks.sliding_window_view(a, GPS_PACKET_SIZE)
+        gps = np.ascontiguousarray(windows[syncs]).view(RANGE_GPS_DTYPE).reshape(-1)
+    else:
+        gps = np.zeros(0, dtype=RANGE_GPS_DTYPE)
+    fixes = decode_gps_packets(gps, config)
+    has = np.zeros(n_groups, dtype=bool)
+    has[group_of] = True
+    first = np.searchsorted(group_of, np.arange(n_groups))
+    fixes["t_sc_s"][has] = ranges["t_sc_s"][first[has]]
+    fixes["peer_id"][has] = ranges["peer_id"][first[has]]
 
-    starts = np.array([g[0] for g in groups], dtype=np.int64)
-    ends = starts + PEER_GPS_PACKET_SIZE + counts * RANGE_PACKET_SIZE
-    stats = gap_stats(starts, ends, a.size, RANGE_PACKET_SIZE, packets.size)
-    return RangeBatch(peer_fixes=peer_fixes, ranges=ranges, stats=stats)
+    starts = np.concatenate((syncs, offsets))
+    ends = np.concatenate((syncs + GPS_PACKET_SIZE, offsets + RANGE_PACKET_SIZE))
+    order = np.argsort(starts, kind="stable")
+    stats = gap_stats(starts[order], ends[order], a.size, RANGE_PACKET_SIZE, int(packets.size))
+    return RangeBatch(gps_fixes=fixes, ranges=ranges, stats=stats)
 
 
 def range_file_number(name: str) -> int | None:
@@ -188,86 +267,94 @@ def range_file_number(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read_range_dir(directory: str | os.PathLike, config: Config | None = None) -> RangeBatch:
-    """Decode every ``rng<digits>.bin`` in *directory*, in numeric order of the digits.
-
-    Groups are renumbered across files (``ranges['group']`` indexes the merged
-    ``peer_fixes``); ``ranges['file_index']`` is the file's number.  Other names, and
-    files that cannot be read (a dangling link, a symlink loop, a FIFO, no permission), are
-    listed in ``ignored_files``: one bad entry never costs the others.
-    """
-    directory = Path(directory)
-    numbered, ignored = [], []
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-        num = range_file_number(entry.name)
-        try:
-            is_file = entry.is_file()  # follows links: a symlink loop raises ELOOP here
-        except OSError:
-            is_file = False
-        if num is None or not is_file:
-            ignored.append(entry.name)
-        else:
-            numbered.append((num, entry.name))
-    numbered.sort()
+def _merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]) -> RangeBatch:
     fixes, ranges, files = [], [], []
     stats = DecodeStats()
-    for num, name in numbered:
-        try:
-            data = read_regular_file(directory / name)  # never blocks (a FIFO swapped in)
-        except OSError:
-            ignored.append(name)
-            continue
-        batch = decode_range(data, config, file_index=num)
+    for batch, path in batches:
         batch.ranges["group"] += sum(f.size for f in fixes)
-        fixes.append(batch.peer_fixes)
+        fixes.append(batch.gps_fixes)
         ranges.append(batch.ranges)
         stats = stats.merge(batch.stats)
-        files.append(str(directory / name))
+        files.append(path)
     return RangeBatch(
-        peer_fixes=np.concatenate(fixes) if fixes else np.zeros(0, dtype=PEER_FIX_DTYPE),
+        gps_fixes=np.concatenate(fixes) if fixes else np.zeros(0, dtype=RANGE_FIX_DTYPE),
         ranges=np.concatenate(ranges) if ranges else np.zeros(0, dtype=RANGE_DTYPE),
-        stats=stats,
-        files=files,
-        ignored_files=ignored,
+        stats=stats, files=files, ignored_files=ignored,
     )
 
 
-# --------------------------------------------------------------------------- encoders
-def encode_range_packets(packets) -> bytes:
-    """Bytes of raw range packets (RANGE_PACKET_DTYPE array, or a sequence of tuples
-    ``(t_sc_s, ms, peer_id, flags, range_mm)``)."""
-    return np.asarray(packets, dtype=RANGE_PACKET_DTYPE).reshape(-1).tobytes() if len(packets) else b""
+def read_range_dir(directory: str | os.PathLike, config: Config | None = None,
+                   single_file: str | os.PathLike | None = None) -> RangeBatch:
+    """Decode every ``rng<digits>.bin`` in *directory* in numeric order, then *single_file*
+    (``~/range.bin``, file_index -1) if it exists.
 
-
-def range_packets_from_ranges(ranges: np.ndarray) -> np.ndarray:
-    """Raw packets of decoded ranges (RANGE_DTYPE): seconds floored, ms and mm rounded."""
-    ranges = np.asarray(ranges).reshape(-1)
-    out = np.zeros(ranges.shape, dtype=RANGE_PACKET_DTYPE)
-    total_ms = np.rint(ranges["t_sc_s"] * 1000.0).astype(np.int64)
-    out["t_sc_s"] = total_ms // 1000
-    out["ms"] = total_ms % 1000
-    out["peer_id"] = ranges["peer_id"]
-    out["flags"] = ranges["valid"].astype(np.uint8) * FLAG_VALID | ranges["filtered"].astype(np.uint8) * FLAG_FILTERED
-    out["range_mm"] = np.rint(ranges["range_m"] * 1000.0)
-    return out
-
-
-def encode_range_group(peer_gps, ranges) -> bytes:
-    """Bytes of one group: sync + peer GPS segment + range packets.
-
-    *peer_gps*: 99 bytes, a GPS_SEGMENT_DTYPE scalar/array of one, or a GPS_FIX_DTYPE fix.
-    *ranges*: RANGE_PACKET_DTYPE array, RANGE_DTYPE array, or sequence of raw tuples.
+    Groups are renumbered across files (``ranges['group']`` indexes the merged
+    ``gps_fixes``); ``ranges['file_index']`` is the file's number.  Other names, and
+    files that cannot be read (a dangling link, a symlink loop, a FIFO, no permission), are
+    listed in ``ignored_files``: one bad entry never costs the others.  A missing
+    directory is no error (only *single_file* is read then).
     """
-    if isinstance(peer_gps, (bytes, bytearray, memoryview)):
-        gps_bytes = bytes(peer_gps)
-    else:
-        g = np.asarray(peer_gps).reshape(-1)
-        if g.dtype == np.uint8 or g.dtype == GPS_SEGMENT_DTYPE:
-            gps_bytes = g.tobytes()
-        else:  # decoded fix (GPS_FIX_DTYPE or PEER_FIX_DTYPE)
-            gps_bytes = gps_raw_from_fixes(g).tobytes()
-    if len(gps_bytes) != GPS_SEGMENT_SIZE:
-        raise ValueError(f"peer GPS segment must be {GPS_SEGMENT_SIZE} bytes, got {len(gps_bytes)}")
+    numbered, ignored = [], []
+    directory = Path(directory)
+    if directory.is_dir():
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            num = range_file_number(entry.name)
+            try:
+                is_file = entry.is_file()  # follows links: a symlink loop raises ELOOP here
+            except OSError:
+                is_file = False
+            if num is None or not is_file:
+                ignored.append(entry.name)
+            else:
+                numbered.append((num, directory / entry.name))
+    numbered.sort()
+    if single_file is not None and Path(single_file).is_file():
+        numbered.append((-1, Path(single_file)))
+    batches = []
+    for num, path in numbered:
+        try:
+            data = read_regular_file(path)  # never blocks (a FIFO swapped in)
+        except OSError:
+            ignored.append(path.name)
+            continue
+        batches.append((decode_range(data, config, file_index=num), str(path)))
+    return _merge(batches, ignored)
+
+
+# --------------------------------------------------------------------------- encoders
+def encode_gps_packet(fix) -> bytes:
+    """102 bytes of the GPS packet of one decoded fix (GPS_FIX_DTYPE / RANGE_FIX_DTYPE, or
+    any structured scalar with its raw field names)."""
+    f = np.asarray(fix).reshape(-1)[0]
+    pk = np.zeros(1, dtype=RANGE_GPS_DTYPE)
+    pk["sync"] = SYNC
+    pk["crlf"] = CRLF
+    for name in ("week", "ms_of_week", "solution_status", "pos_ecef_m", "pos_sigma_m", "vel_status",
+                 "vel_ecef_m_s", "vel_sigma_m_s", "v_latency_s", "diff_age_s", "sol_age_s",
+                 "sats_tracked", "sats_in_solution"):
+        pk[name] = f[name]
+    return pk.tobytes()
+
+
+def encode_range_packets(ranges) -> bytes:
+    """Bytes of range packets: a RANGE_DTYPE array (``t_sc_s`` floored, ``range_raw``,
+    ``fei_raw`` and ``rssi_dbm`` as given), or a sequence of tuples
+    ``(peer_id, t_sc_s, range_raw[, rssi_dbm[, fei_raw]])``."""
     if isinstance(ranges, np.ndarray) and ranges.dtype == RANGE_DTYPE:
-        ranges = range_packets_from_ranges(ranges)
-    return SYNC + gps_bytes + encode_range_packets(ranges)
+        rows = [(int(r["peer_id"]), int(np.floor(r["t_sc_s"])), int(r["range_raw"]), float(r["rssi_dbm"]),
+                 int(r["fei_raw"])) for r in ranges.reshape(-1)]
+    else:
+        rows = list(ranges)
+    return b"".join(rp.encode_packet(row[0], row[1], row[2], *row[3:]) for row in rows)
+
+
+def encode_range_group(gps_fix, ranges) -> bytes:
+    """Bytes of one group: a GPS packet (*gps_fix*: 102 bytes, or a decoded fix) followed by
+    range packets (:func:`encode_range_packets`)."""
+    if isinstance(gps_fix, (bytes, bytearray, memoryview)):
+        head = bytes(gps_fix)
+        if len(head) != GPS_PACKET_SIZE:
+            raise ValueError(f"a GPS packet is {GPS_PACKET_SIZE} bytes, got {len(head)}")
+    else:
+        head = encode_gps_packet(gps_fix)
+    return head + encode_range_packets(ranges)

@@ -20,8 +20,9 @@ with the ranging bandwidth a configuration value (``Config.sx1280_ranging_bandwi
 812.5 kHz for the flight team's bandwidth code 0x18) and ``Config.sx1280_ranging_filtered``.
 A calibration bias remains (metres to tens of metres); the formation filter estimates it.
 
-Declared once here for the live stream (``RNG`` frames, :mod:`pygnc.formats.stream`); the
-range-file decoder of the corrected layout should use the same functions.  No numpy.
+Declared once here: the live stream (``RNG`` frames, :mod:`pygnc.formats.stream`) decodes
+packets with these functions, and the range-file decoder (:mod:`pygnc.formats.range_file`)
+takes its constants and conversions from here in vectorised form.  No numpy.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import struct
 from dataclasses import dataclass
 
 PACKET_SIZE = 12
+#: SX1280 LoRa bandwidth codes (datasheet, SetModulationParams) -> bandwidth, Hz.  Ranging
+#: is specified for the three widest (0x0A, 0x18, 0x26); 0x34 is listed for completeness.
+BANDWIDTH_HZ_BY_CODE = {0x0A: 1_625_000.0, 0x18: 812_500.0, 0x26: 406_250.0, 0x34: 203_125.0}
 #: id, RSSI code, time, then the two 24-bit fields as 3 bytes each.
 _HEAD = struct.Struct(">BBI")
 #: Ranging bandwidth of the flight team's code (bandwidth code 0x18), Hz.
@@ -78,6 +82,25 @@ def encode_packet(peer_id: int, t_sc_s: int, range_raw: int, rssi_dbm: float = -
     rssi = min(255, max(0, int(round(-2.0 * rssi_dbm))))
     return (_HEAD.pack(peer_id, rssi, int(t_sc_s)) + (fei_raw & 0xFFFFF).to_bytes(3, "big")
             + (range_raw & 0xFFFFFF).to_bytes(3, "big"))
+
+
+def bandwidth_hz(code: int) -> float:
+    """Ranging bandwidth of an SX1280 bandwidth code, Hz (ValueError for an unknown code)."""
+    try:
+        return BANDWIDTH_HZ_BY_CODE[int(code)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"unknown SX1280 bandwidth code {code!r}: expected one of "
+                         f"{', '.join(hex(c) for c in BANDWIDTH_HZ_BY_CODE)}") from None
+
+
+def fei_hz(fei_raw: float, bandwidth_hz_: float = DEFAULT_BANDWIDTH_HZ) -> float:
+    """Frequency error of a frequency-error-indicator value, Hz.
+
+    SX1280 datasheet (LoRa frequency error indicator) and Semtech's reference driver
+    (``SX1280GetFrequencyError``): error_Hz = 1.55 * FEI / (1600 / BW_kHz), FEI the signed
+    20-bit register value.  Works on numpy arrays too.
+    """
+    return 1.55 * fei_raw * (bandwidth_hz_ / 1000.0) / 1600.0
 
 
 def metres_per_count(bandwidth_hz: float = DEFAULT_BANDWIDTH_HZ, filtered: bool = False) -> float:

@@ -95,8 +95,11 @@ from ..estimation.formation_filter import (
     I_RANGE_DT,
     FormationFilter,
     FormationFilterConfig,
+    rtn_to_gcrs,
 )
+from ..estimation import orbit_dynamics as od
 from ..estimation.orbit_ekf import OrbitFilterConfig
+from ..estimation.range_only_iod import solve_relative_orbit
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
 
@@ -135,8 +138,11 @@ class _Peer:
         self.n_fixes_valid = 0
         self.n_fixes_late = 0
         self.n_ranges_invalid = 0
-        self.n_ranges_filtered = 0
         self.n_ranges_before_init = 0
+        self.n_range_only_starts = 0
+        self.n_ranges_fitted = 0
+        self.n_range_only_restarts = 0
+        self.acq: dict | None = None  # range-only acquisition window (see _start_range_only)
         self.n_outputs = 0
         self.late_noted = False
         self.gap_reset = False  # a gap beyond max_gap_propagation_s: re-initialise from the next pair
@@ -150,6 +156,8 @@ class FormationProcessor(Processor):
         self.config = c = config or Config()
         self.filter_config = filter_config or filter_config_from(c)
         self.known_ids = frozenset(int(i) for i in c.formation_peer_ids)
+        #: No partner fix reaches the Pi: partners are started from priors and ranges.
+        self.range_only = c.range_gps_source == "own"
         self.peers: dict[int, _Peer] = {}
         self.clock: ClockMap | None = None
         self.queue: list[tuple] = []
@@ -239,6 +247,9 @@ class FormationProcessor(Processor):
         elif msg_type == "batch_end":
             self.batch_ended = True
             self._release(self._flush_limit(), out, self._budget(), final=True)
+            for p in self.peers.values():  # windows the batch ended in: fit what they hold
+                if p.acq is not None and not self.queue:
+                    self._fit_window(p, out)
             self._batch_notes(body, out)
             return out
         self._release(self.t_stream_gps_s - self.hold_s, out, self._budget())
@@ -331,8 +342,6 @@ class FormationProcessor(Processor):
         if not valid:
             p.n_ranges_invalid += 1
             return
-        if b["filtered"]:
-            p.n_ranges_filtered += 1
         if t is None:
             self.n_no_clock += 1 if self.clock is None else 0
             self.n_time_outliers += 0 if self.clock is None else 1
@@ -361,7 +370,7 @@ class FormationProcessor(Processor):
             elif kind == _PEER:
                 done = self._process_peer(t, *payload, seq, budget)
             elif kind == _RANGE:
-                done = self._process_range(t, *payload, seq, budget)
+                done = self._process_range(t, *payload, seq, budget, out)
             elif math.isfinite(self.t_meas_done_gps_s) and \
                     t > self.t_meas_done_gps_s + self.config.max_propagation_s:
                 self.n_time_outliers += 1  # held before any measurement, and far beyond them
@@ -453,9 +462,137 @@ class FormationProcessor(Processor):
             self._applied(p, t, seq)
         return reached is not False
 
-    def _process_range(self, t: float, pid: int, range_m: float, seq: int, budget: admission.Budget) -> bool:
+    def _start_range_only(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> bool | None:
+        """Range-only start of *p*'s filter at the range time *t* from the configured prior or
+        from the range itself, opening its acquisition window (True); None when no valid own
+        fix lies within ``max_init_pair_gap_s`` before."""
+        own = self.last_own_fix
+        if own is None or t < own[0] or t - own[0] > self.filter_config.max_init_pair_gap_s:
+            return None
+        f, c = p.filter, self.config
+        if f.initialized:
+            f.n_reinit += 1
+        own_z, own_r = f.own_at(own[0], own[1], t)
+        prior = c.formation_peer_priors.get(p.peer_id)
+        if prior is not None and prior["frame"] == "ecef":
+            z, r = f.peer_state_at(prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"],
+                                   prior["sigma_pos_m"], prior["sigma_vel_m_s"], t)
+            f.initialize(t, own_z, own_r, z, r)
+            f.range_acquired = True
+            how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s)"
+        else:
+            if prior is not None:
+                dr_rtn, dv_rtn = prior["dr_rtn_m"], prior["dv_rtn_m_s"]
+                sp, sv = prior["sigma_pos_m"], prior["sigma_vel_m_s"]
+                how = "the configured RTN offset"
+            else:
+                side = 1.0 if c.formation_range_only_side == "ahead" else -1.0
+                dr_rtn, dv_rtn = (0.0, side * range_m, 0.0), (0.0, 0.0, 0.0)
+                sp, sv = max(c.formation_prior_sigma_pos_m, 0.0), c.formation_prior_sigma_vel_m_s
+                how = f"its first range, placed {c.formation_range_only_side} along-track"
+            dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], dr_rtn, dv_rtn)
+            f.initialize_relative(t, own_z, own_r, dr, dv, np.diag([sp * sp] * 3 + [sv * sv] * 3))
+        p.gap_reset = False
+        p.n_range_only_starts += 1
+        # The ranges of the next window are fitted at once (range_only_iod), not filtered.
+        p.acq = _window(f, t, f.p[9:15, 9:15] + f.p[0:6, 0:6], how)
+        return True
+
+    def _restart_window(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
+        """Range-only and the ranges keep failing the gate (the filter has lost the partner):
+        no bias re-opening (with no partner fix nothing would pull a wrong bias back), but a
+        new acquisition window from the current estimate with the prior's uncertainty."""
+        f, c = p.filter, self.config
+        f.range_acquired = True
+        f._range_reacquire = False
+        sp, sv = c.formation_prior_sigma_pos_m, c.formation_prior_sigma_vel_m_s
+        p.n_range_only_restarts += 1
+        p.acq = _window(f, t, np.diag([sp * sp] * 3 + [sv * sv] * 3), "the estimate it lost")
+        self._acquire(p, t, range_m, out)
+        if p.n_range_only_restarts == 1:
+            out.append(_note("range_only_restart", f"peer 0x{p.peer_id:02X}: ranges rejected "
+                                                   f"{f.config.max_consecutive_range_rejections} times in a row: "
+                                                   "its orbit is fitted again"))
+
+    def _acquire(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
+        """Collect a range of *p*'s acquisition window (filter at *t*); fit when complete."""
+        a = p.acq
+        _advance_reference(a, t, p.filter.peer_model, p.filter.own_model)
+        a["t"].append(t)
+        a["own_r"].append(a["own"][0:3].copy())
+        a["ref_pos"].append(a["ref"][0:3].copy())
+        a["ref_jac"].append(a["phi"][0:3, 0:6].copy())
+        a["z"].append(range_m)
+        c = self.config
+        if t - a["t0"] >= c.formation_range_only_window_s and len(a["z"]) >= c.formation_range_only_min_ranges:
+            self._fit_window(p, out)
+
+    def _fit_window(self, p: _Peer, out: list[Output]) -> None:
+        """Fit the partner's orbit to the window's ranges and start the filter from the fit
+        at the filter's current time."""
+        a, f, fc = p.acq, p.filter, self.filter_config
+        p.acq = None
+        if len(a["z"]) < self.config.formation_range_only_min_ranges:
+            out.append(_note("range_only_short", f"peer 0x{p.peer_id:02X}: {len(a['z'])} ranges in the window, "
+                                                 f"fewer than {self.config.formation_range_only_min_ranges}: "
+                                                 "relative state from the prior only"))
+            return
+        res = solve_relative_orbit(a["x0"], np.array(a["ref_pos"]), np.array(a["ref_jac"]), a["x0"], a["p0"],
+                                   fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a["own_r"]),
+                                   np.array(a["z"]), fc.range_sigma_m)
+        # Each start's fit once more, linearised about itself: the dynamics' linearisation
+        # error (metres per km of prior error over the window) falls to centimetres, and
+        # only then do the candidates' costs say which the ranges and the prior prefer.
+        # One propagation of the window per candidate.
+        best = None
+        for x7, _ in res.candidates[:3]:
+            b = _window(f, a["t0"], a["p0"], a["how"])
+            b["ref"][0:6] = x7[:6]
+            for t in a["t"]:
+                _advance_reference(b, t, f.peer_model)
+                b["ref_pos"].append(b["ref"][0:3].copy())
+                b["ref_jac"].append(b["phi"][0:3, 0:6].copy())
+            r2 = solve_relative_orbit(x7[:6], np.array(b["ref_pos"]), np.array(b["ref_jac"]), a["x0"], a["p0"],
+                                      fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a["own_r"]),
+                                      np.array(a["z"]), fc.range_sigma_m, starts=[x7])
+            if best is None or r2.candidates[0][1] < best[1].candidates[0][1]:
+                b["x0"], b["t"], b["z"], b["own"], b["t_own"] = x7[:6], a["t"], a["z"], a["own"], a["t_own"]
+                best = (b, r2)
+        a, res = best
+        p.n_ranges_fitted += int(res.used.sum())
+        # The fit at the window start, carried to the filter's time along the reference.
+        _advance_reference(a, f.t_gps_s, f.peer_model, f.own_model)
+        a6 = a["phi"][:6, :6]
+        peer_now = f.x[0:6] + (a["ref"][:6] + a6 @ (res.x0 - a["x0"]) - a["own"][0:6])
+        cov_peer = a6 @ res.cov[:6, :6] @ a6.T
+        f.initialize(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), peer_now, cov_peer)
+        f.x[I_RANGE_BIAS] = res.bias_m
+        f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
+        cross = a6 @ res.cov[:6, 6]
+        f.p[9:15, I_RANGE_BIAS] = cross
+        f.p[I_RANGE_BIAS, 9:15] = cross
+        f.range_acquired = True
+        p.version += 1
+        if p.n_range_only_starts == 1 or not res.converged:
+            sig = math.sqrt(max(0.0, float(np.trace(cov_peer[:3, :3]))))
+            out.append(_note("range_only_start" if res.converged else "range_only_poor_fit",
+                             f"peer 0x{p.peer_id:02X}: no partner fix (range GPS source 'own'); orbit fitted to "
+                             f"{int(res.used.sum())} of {len(a['z'])} ranges over {a['t'][-1] - a['t0']:.0f} s "
+                             f"from {a['how']}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
+                             + ("" if res.converged else " (did not converge)")))
+
+    def _process_range(self, t: float, pid: int, range_m: float, seq: int, budget: admission.Budget,
+                       out: list[Output]) -> bool:
         p = self.peers[pid]
         f = p.filter
+        if self.range_only and (not f.initialized or p.gap_reset or f.needs_reinit):
+            started = self._start_range_only(p, t, range_m, out)
+            if started is None:
+                p.n_ranges_before_init += 1
+                return True
+            self._applied(p, t, seq)
+            self._acquire(p, t, range_m, out)
+            return True
         if not f.initialized or p.gap_reset:
             p.n_ranges_before_init += 1
             return True
@@ -464,7 +601,12 @@ class FormationProcessor(Processor):
             return True
         reached = self._reach(p, t, seq, budget)
         if reached:
-            f.update_range(t, range_m)
+            if p.acq is not None:
+                self._acquire(p, t, range_m, out)
+            else:
+                f.update_range(t, range_m)
+                if self.range_only and not f.range_acquired:
+                    self._restart_window(p, t, range_m, out)
             self._applied(p, t, seq)
         return reached is not False
 
@@ -592,7 +734,13 @@ class FormationProcessor(Processor):
         for pid, p in sorted(self.peers.items()):
             if p.filter.initialized or not p.heard:
                 continue
-            if p.n_fixes_valid == 0:
+            if self.range_only:
+                if self.n_own_valid:
+                    once("peer_not_initialized",
+                         f"peer 0x{pid:02X}: ranges heard, but none within "
+                         f"{self.filter_config.max_init_pair_gap_s:.0f} s after a valid own fix: no estimate",
+                         key=f"peer_not_initialized:{pid}")
+            elif p.n_fixes_valid == 0:
                 once("peer_no_valid_fix", f"peer 0x{pid:02X}: {p.n_fixes} fixes, none valid: no estimate",
                      key=f"peer_no_valid_fix:{pid}")
             elif self.n_own_valid:
@@ -614,6 +762,10 @@ class FormationProcessor(Processor):
             "ranges_used": sum(f.n_ranges_used for f in fs), "ranges_rejected": sum(f.n_ranges_rejected for f in fs),
             "ranges_invalid": sum(p.n_ranges_invalid for p in ps),
             "ranges_before_init": sum(p.n_ranges_before_init for p in ps),
+            "range_only_starts": sum(p.n_range_only_starts for p in ps),
+            "ranges_fitted": sum(p.n_ranges_fitted for p in ps),
+            "range_only_restarts": sum(p.n_range_only_restarts for p in ps),
+            "ranges_acquiring": sum(len(p.acq["z"]) for p in ps if p.acq is not None),
             "reinit": sum(f.n_reinit for f in fs), "bias_resets": sum(f.n_bias_resets for f in fs),
             "unknown_peer_msgs": self.n_unknown_msgs, "no_clock": self.n_no_clock,
             "pending": len(self.queue), "hold_s": round(self.hold_s, 1),
@@ -621,6 +773,33 @@ class FormationProcessor(Processor):
             "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
             "gap_skipped": self.n_gap_skipped,
         }
+
+
+def _window(f: FormationFilter, t: float, p0: np.ndarray, how: str) -> dict:
+    """A range-only acquisition window opened at *t* from the filter's partner estimate
+    (prior covariance *p0*): the ranges it collects, the own positions at their times, and
+    the reference partner trajectory (propagated range by range, with its transition
+    matrix from the window start) that the fit linearises about.  The own positions are
+    the own estimate at the window start *propagated*, not the filter's updated estimate:
+    the ranges see the relative motion, and an own trajectory that jumps at each GPS fix
+    (metres) would put those jumps into the ranges' residuals (measured: the fit then
+    prefers a mirror image 4 km off)."""
+    ref = np.zeros(10)
+    ref[0:6] = f.x[0:6] + f.x[9:15]
+    ref[9] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0
+    return {"t0": t, "x0": ref[0:6].copy(), "p0": p0, "how": how, "ref": ref, "t_ref": t, "phi": np.eye(10),
+            "own": f.x[0:9].copy(), "t_own": t, "t": [], "own_r": [], "z": [], "ref_pos": [], "ref_jac": []}
+
+
+def _advance_reference(a: dict, t: float, model, own_model=None) -> None:
+    """Propagate window *a*'s reference trajectory to *t* (a few ms per range interval)."""
+    if own_model is not None and t > a["t_own"]:
+        a["own"], _ = od.propagate(a["own"], t - a["t_own"], own_model, t_gps_s=a["t_own"])
+        a["t_own"] = t
+    if t > a["t_ref"]:
+        a["ref"], step = od.propagate(a["ref"], t - a["t_ref"], model, t_gps_s=a["t_ref"])
+        a["phi"] = step @ a["phi"]
+        a["t_ref"] = t
 
 
 def _note(code: str, text: str) -> Output:

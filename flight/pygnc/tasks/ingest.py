@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 
 from ..bus.messages import Message
 from ..config import Config, Paths
-from ..formats import range_packet
 from ..formats.gps import decode_gps_segments
-from ..formats.range_file import read_range_dir
+from ..formats.range_file import RANGE_PACKET_DTYPE, RANGE_PACKET_SIZE, decode_ranges, read_range_dir
 from ..formats.sense import decode_sensor_segments, read_sense_file
 from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
 from .base import Task
@@ -48,6 +47,10 @@ CLOCK_REFIT_TOLERANCE_S = 2.0
 MAX_CLOCK_PAIRS = 100_000
 
 _KIND_SENSOR, _KIND_FIX, _KIND_PEER, _KIND_RANGE = 0, 1, 2, 3
+
+#: Fields of a decoded range (RANGE_DTYPE) that a ``range`` message carries.
+RANGE_MESSAGE_FIELDS = ("t_sc_s", "peer_id", "range_m", "range_raw", "rssi_dbm", "fei_hz", "valid",
+                        "file_index", "group")
 
 #: ``peer_id`` of a peer fix whose range-file group had no range packets (peer unknown).
 UNKNOWN_PEER_ID = -1
@@ -92,11 +95,11 @@ def live_messages(tag: str, data: bytes, config: Config) -> list[tuple[str, dict
     if tag == "GPS":
         return [("gps_fix", b) for b in _fix_bodies(decode_gps_segments(data, config), record=-1)]
     if tag == "RNG":
-        bw, filt = config.sx1280_ranging_bandwidth_hz, config.sx1280_ranging_filtered
-        return [("range", {"t_sc_s": float(p.t_sc_s), "peer_id": p.peer_id,
-                           "range_m": range_packet.range_m(p.range_raw, bw, filt), "valid": p.range_raw > 0,
-                           "filtered": bool(filt), "file_index": -1, "group": -1})
-                for p in range_packet.decode_packets(data)]
+        whole = len(data) - len(data) % RANGE_PACKET_SIZE
+        packets = np.frombuffer(bytes(data[:whole]), dtype=RANGE_PACKET_DTYPE)
+        r = decode_ranges(packets, config)
+        cols = {k: r[k].tolist() for k in RANGE_MESSAGE_FIELDS}
+        return [("range", {k: v[i] for k, v in cols.items()}) for i in range(len(r))]
     return []
 
 
@@ -156,27 +159,39 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
     # range files ----------------------------------------------------------------------
     peers = ranges = rb = None
     files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
-    if not files:
-        log.warning("no range files in %s", paths.range_dir)
-        out.stats.append(_stats_body("range", paths.range_dir, present=paths.range_dir.is_dir(),
-                                     note="no range files"))
+    where = paths.range_dir if paths.range_dir.is_dir() or not paths.range_file.is_file() else paths.range_file
+    if not files and not paths.range_file.is_file():
+        log.warning("no range files in %s and no %s", paths.range_dir, paths.range_file)
+        out.stats.append(_stats_body("range", where, present=paths.range_dir.is_dir(), note="no range files"))
     else:
         try:
-            rb = read_range_dir(paths.range_dir, config)
+            rb = read_range_dir(paths.range_dir, config, single_file=paths.range_file)
         except OSError as exc:
             log.error("cannot read %s: %s", paths.range_dir, exc)
-            out.stats.append(_stats_body("range", paths.range_dir, present=False, note=f"unreadable: {exc}"))
+            out.stats.append(_stats_body("range", where, present=False, note=f"unreadable: {exc}"))
     if rb is not None:
-        peers, ranges = rb.peer_fixes, rb.ranges
+        ranges = rb.ranges
+        gps = rb.gps_fixes
+        n_gps_valid = int(gps["valid"].sum())
+        if config.range_gps_source == "peer":
+            # Relayed peer fixes; one with no range after it has no spacecraft time to order
+            # it by: dropped and counted in the note.
+            timed = np.isfinite(gps["t_sc_s"])
+            peers = gps[timed]
+            gps_note = f"{len(peers)} peer GPS fixes ({n_gps_valid} valid, {int((~timed).sum())} untimed dropped)"
+        else:
+            # The own receiver's fixes again, without the spacecraft time sense.bin's carry:
+            # counted, not published (the orbit estimator has them from sense.bin).
+            gps_note = f"{len(gps)} own GPS packets ({n_gps_valid} valid; own fixes come from sense.bin)"
         s = rb.stats
         ignored = list(getattr(rb, "ignored_files", []) or [])
-        note = ("corrupt bytes skipped" if s.bytes_skipped else "") + \
-               (f" ignored {len(ignored)} files" if ignored else "")
-        (log.warning if note else log.info)(
-            "range files: %d files, %d peer fixes, %d ranges, %d bytes skipped%s",
-            len(files), len(peers), len(ranges), s.bytes_skipped,
+        note = ("corrupt bytes skipped; " if s.bytes_skipped else "") + \
+               (f"ignored {len(ignored)} files; " if ignored else "") + gps_note
+        (log.warning if s.bytes_skipped or ignored else log.info)(
+            "range files: %d files, %s, %d ranges, %d bytes skipped%s",
+            len(rb.files), gps_note, len(ranges), s.bytes_skipped,
             f"; ignored {ignored}" if ignored else "")
-        out.stats.append(_stats_body("range", paths.range_dir, present=True, note=note.strip(),
+        out.stats.append(_stats_body("range", where, present=True, note=note,
                                      stats=s, files=len(rb.files)))  # the files actually decoded
 
     out.messages.extend(("ingest_stats", b) for b in out.stats)
@@ -209,8 +224,7 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
         pid = np.where(pid == 0, UNKNOWN_PEER_ID, pid)
         parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix", _fix_bodies(peers, pid)))
     if ranges is not None and len(ranges):
-        cols = {k: ranges[k].tolist() for k in ("t_sc_s", "peer_id", "range_m", "valid",
-                                                 "filtered", "file_index", "group")}
+        cols = {k: ranges[k].tolist() for k in RANGE_MESSAGE_FIELDS}
         parts.append((ranges["t_sc_s"], _KIND_RANGE, "range",
                       [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]))
 
