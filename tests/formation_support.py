@@ -32,3 +32,39 @@ def relative_errors(truth, est: list[dict], settle_s: float) -> dict:
             "rms_r": float(np.sqrt(np.mean(np.sum(er**2, 1)))),
             "rms_v": float(np.sqrt(np.mean(np.sum(ev**2, 1)))),
             "rms_los": float(np.sqrt(np.mean(np.einsum("ni,ni->n", er, u) ** 2)))}
+
+
+def record_sides(proc) -> list:
+    """Make range-only FormationProcessor *proc* record, at every (not propagated)
+    estimate, both sides of the own orbit plane it holds: a list filled with
+    (peer_id, t_gps_s, filter dr_gcrs (3,), other side's dr_gcrs or None, weight)."""
+    sides: list = []
+    body = proc._body
+
+    def recording_body(p, f, t_sc_s, propagated):
+        if not propagated:
+            sides.append((p.peer_id, f.t_gps_s, p.filter.x[9:12].copy(),
+                          None if p.alt is None else p.alt.x[9:12].copy(), p.mirror_w))
+        return body(p, f, t_sc_s, propagated)
+
+    proc._body = recording_body
+    return sides
+
+
+def side_resolved_errors(truth, k: int, sides: list, peer_id: int, settle_s: float):
+    """(3D errors (n,), line-of-sight errors (n,), both sides still open at the end) of the
+    side nearer the truth of partner index *k* at every recorded estimate after *settle_s*:
+    what the ranges determined, the side ambiguity aside."""
+    tt = truth["t_gps_s"]
+    e3, el, open_end = [], [], False
+    for pid, t, dr_f, dr_a, _w in sides:
+        if pid != peer_id or t - tt[0] < settle_s:
+            continue
+        i = min(int(np.searchsorted(tt, t)), tt.size - 1)
+        rel = truth["r_gcrs_m"][k][i] - truth["r_gcrs_m"][0][i]
+        best = min([dr_f] + ([dr_a] if dr_a is not None else []), key=lambda d: np.linalg.norm(d - rel))
+        u = rel / np.linalg.norm(rel)
+        e3.append(np.linalg.norm(best - rel))
+        el.append(abs(u @ (best - rel)))
+        open_end = dr_a is not None
+    return np.array(e3), np.array(el), open_end

@@ -491,6 +491,7 @@ class FormationFilter:
         s_inv = np.linalg.inv(s)
         nis = float(y @ s_inv @ y)
         self.last_nis = nis
+        self.last_log_det_s = float(np.linalg.slogdet(s)[1])  # with last_nis: the innovation's likelihood
         if not nis <= gate:  # NaN fails the gate too
             return False, nis
         k = pht @ s_inv

@@ -83,6 +83,7 @@ brahe (seeds 1-3): 3D 0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m (
 from __future__ import annotations
 
 import copy
+import dataclasses
 import heapq
 import math
 
@@ -90,6 +91,7 @@ import numpy as np
 
 from ..config import Config
 from ..estimation.formation_filter import (
+    I_DR,
     I_DRAG_SCALE,
     I_RANGE_BIAS,
     I_RANGE_DT,
@@ -129,6 +131,13 @@ class _Peer:
         self.filter = FormationFilter(filter_config)
         self.cursor: FormationFilter | None = None
         self.version = 0  # bumped whenever the filter changes
+        #: Range-only: the probability that the partner is on the filter's side of the own
+        #: orbit plane rather than its mirror image (1: no mixture; see _mirror_mixture).
+        self.mirror_w = 1.0
+        #: ... and the filter of the other side while the ranges have not decided, with the
+        #: log-likelihood ratio (filter over alt) of everything since the fit.
+        self.alt: FormationFilter | None = None
+        self.alt_llr = 0.0
         self.cursor_version = -1  # the filter version the cursor was copied from
         self.t_meas_gps_s = -math.inf  # last measurement applied to the filter
         self.t_last_out_gps_s = -math.inf  # epoch of the last (non-propagated) output
@@ -185,6 +194,7 @@ class FormationProcessor(Processor):
         self.n_outputs = 0
         self.batch_ended = False
         self.notes_sent: set[str] = set()
+        self._notes_out: list | None = None  # where a window fit's notes go (see _step_fit)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -248,8 +258,8 @@ class FormationProcessor(Processor):
             self.batch_ended = True
             self._release(self._flush_limit(), out, self._budget(), final=True)
             for p in self.peers.values():  # windows the batch ended in: fit what they hold
-                if p.acq is not None and not self.queue:
-                    self._fit_window(p, out)
+                if p.acq is not None and p.acq["job"] is None and not self.queue:
+                    self._start_fit(p, out)  # finished by the propagation after the batch
             self._batch_notes(body, out)
             return out
         self._release(self.t_stream_gps_s - self.hold_s, out, self._budget())
@@ -434,6 +444,9 @@ class FormationProcessor(Processor):
                 return False
             if reached:
                 p.filter.update_own_fix(t, *fix)
+                if p.alt is not None:
+                    p.alt.predict_to(t)
+                    p.alt.update_own_fix(t, *fix)
                 self._applied(p, t, seq)
         return True
 
@@ -493,6 +506,7 @@ class FormationProcessor(Processor):
             dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], dr_rtn, dv_rtn)
             f.initialize_relative(t, own_z, own_r, dr, dv, np.diag([sp * sp] * 3 + [sv * sv] * 3))
         p.gap_reset = False
+        p.mirror_w, p.alt = 1.0, None
         p.n_range_only_starts += 1
         # The ranges of the next window are fitted at once (range_only_iod), not filtered.
         p.acq = _window(f, t, f.p[9:15, 9:15] + f.p[0:6, 0:6], how)
@@ -505,6 +519,7 @@ class FormationProcessor(Processor):
         f, c = p.filter, self.config
         f.range_acquired = True
         f._range_reacquire = False
+        p.mirror_w, p.alt = 1.0, None
         sp, sv = c.formation_prior_sigma_pos_m, c.formation_prior_sigma_vel_m_s
         p.n_range_only_restarts += 1
         p.acq = _window(f, t, np.diag([sp * sp] * 3 + [sv * sv] * 3), "the estimate it lost")
@@ -524,15 +539,37 @@ class FormationProcessor(Processor):
         a["ref_jac"].append(a["phi"][0:3, 0:6].copy())
         a["z"].append(range_m)
         c = self.config
-        if t - a["t0"] >= c.formation_range_only_window_s and len(a["z"]) >= c.formation_range_only_min_ranges:
-            self._fit_window(p, out)
+        if a["job"] is not None:
+            self._step_fit(p, out)
+        elif t - a["t0"] >= c.formation_range_only_window_s and len(a["z"]) >= c.formation_range_only_min_ranges:
+            self._start_fit(p, out)
 
-    def _fit_window(self, p: _Peer, out: list[Output]) -> None:
+    def _start_fit(self, p: _Peer, out: list[Output]) -> None:
+        """Begin fitting *p*'s window: the cheap part now, one window propagation per later
+        call (:meth:`_step_fit`: the next range, or the propagation after the batch)."""
+        p.acq["job"] = self._fit_window(p)
+        self._step_fit(p, out)
+
+    def _step_fit(self, p: _Peer, out: list[Output]) -> None:
+        """One step of *p*'s window fit (at most one window propagation, ~0.13 s here)."""
+        self._notes_out = out
+        try:
+            next(p.acq["job"])
+        except StopIteration:
+            pass
+        finally:
+            self._notes_out = None
+
+    def _fit_window(self, p: _Peer):
         """Fit the partner's orbit to the window's ranges and start the filter from the fit
-        at the filter's current time."""
+        at the filter's current time: a generator that yields after each window
+        propagation, so that no call blocks the task for long (on a Pi one propagation of a
+        45-min window is 1-3 s; the whole fit would be 5-10 s, past the health limit).
+        Ranges arriving meanwhile join the window (each refit uses all it holds)."""
         a, f, fc = p.acq, p.filter, self.filter_config
-        p.acq = None
+        out = self._notes_out
         if len(a["z"]) < self.config.formation_range_only_min_ranges:
+            p.acq = None
             out.append(_note("range_only_short", f"peer 0x{p.peer_id:02X}: {len(a['z'])} ranges in the window, "
                                                  f"fewer than {self.config.formation_range_only_min_ranges}: "
                                                  "relative state from the prior only"))
@@ -546,33 +583,61 @@ class FormationProcessor(Processor):
         # One propagation of the window per candidate.
         best = None
         for x7, _ in res.candidates[:3]:
-            b = _window(f, a["t0"], a["p0"], a["how"])
-            b["ref"][0:6] = x7[:6]
-            for t in a["t"]:
-                _advance_reference(b, t, f.peer_model)
-                b["ref_pos"].append(b["ref"][0:3].copy())
-                b["ref_jac"].append(b["phi"][0:3, 0:6].copy())
-            r2 = solve_relative_orbit(x7[:6], np.array(b["ref_pos"]), np.array(b["ref_jac"]), a["x0"], a["p0"],
-                                      fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a["own_r"]),
-                                      np.array(a["z"]), fc.range_sigma_m, starts=[x7])
+            yield
+            b, r2 = self._refit(p, a, x7)
             if best is None or r2.candidates[0][1] < best[1].candidates[0][1]:
-                b["x0"], b["t"], b["z"], b["own"], b["t_own"] = x7[:6], a["t"], a["z"], a["own"], a["t_own"]
                 best = (b, r2)
+        # Which side of the own orbit plane: the reflection of the relative path in that
+        # plane keeps every range (an isometry) and is, to first order, a solution of the
+        # relative dynamics, so the ranges tell the sides apart only through what breaks the
+        # symmetry (J2, drag: weak).  The fit's mirror image is fitted too; its cost
+        # against the fit's (ranges + prior) gives the probability of each side.
+        b, r2 = best
+        o = a["own0"]
+        m3 = _plane_mirror(o)
+        x = np.append(r2.x0, r2.bias_m)
+        x[0:3] = o[0:3] + m3 @ (x[0:3] - o[0:3])
+        x[3:6] = o[3:6] + m3 @ (x[3:6] - o[3:6])
+        yield
+        bm, rm = self._refit(p, a, x)
+        # A distinct minimum on the other side (else the mirror slid back: the ranges decided).
+        other_side = float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > 50.0 and \
+            float((rm.x0[0:3] - o[0:3]) @ np.cross(o[0:3], o[3:6])) * \
+            float((r2.x0[0:3] - o[0:3]) @ np.cross(o[0:3], o[3:6])) < 0.0
+        if other_side:
+            dj = rm.candidates[0][1] - r2.candidates[0][1]
+        else:
+            # The mirror slid back to the fit's side: not a distinct minimum of this window's
+            # ranges, which then cannot tell the sides apart at all (the cross-track offset
+            # is within the valley's width).  The other side is the exact mirror image, its
+            # range cost the fit's, so the prior alone sets the odds.
+            bm, rm = b, dataclasses.replace(r2, x0=x[0:6], cov=_mirror_cov(r2.cov, m3))
+            info = np.linalg.inv(a["p0"])
+            dj = float((rm.x0 - a["x0"]) @ info @ (rm.x0 - a["x0"]) - (r2.x0 - a["x0"]) @ info @ (r2.x0 - a["x0"]))
+        if dj < 0.0:  # the mirror is the better fit: take it
+            best, dj = (bm, rm), -dj
+        mirror_w = 1.0 / (1.0 + math.exp(-min(dj, 100.0) / 2.0))
+        if p.acq is not a or not f.initialized:
+            return  # the window was replaced meanwhile (restart, gap): this fit is moot
+        p.acq = None
+        out = self._notes_out
         a, res = best
         p.n_ranges_fitted += int(res.used.sum())
-        # The fit at the window start, carried to the filter's time along the reference.
-        _advance_reference(a, f.t_gps_s, f.peer_model, f.own_model)
-        a6 = a["phi"][:6, :6]
-        peer_now = f.x[0:6] + (a["ref"][:6] + a6 @ (res.x0 - a["x0"]) - a["own"][0:6])
-        cov_peer = a6 @ res.cov[:6, :6] @ a6.T
-        f.initialize(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), peer_now, cov_peer)
-        f.x[I_RANGE_BIAS] = res.bias_m
-        f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
-        cross = a6 @ res.cov[:6, 6]
-        f.p[9:15, I_RANGE_BIAS] = cross
-        f.p[I_RANGE_BIAS, 9:15] = cross
-        f.range_acquired = True
+        cov_peer = _start_from_fit(f, a, res)
         p.version += 1
+        p.alt, p.mirror_w, p.alt_llr = None, 1.0, 0.0
+        if dj < SIDE_DECIDED_LLR * 2.0:
+            # Both sides kept: the other side's filter from the mirror fit, at the same time.
+            alt = copy.deepcopy(f)
+            _start_from_fit(alt, *((bm, rm) if best[1] is r2 else (b, r2)))
+            p.alt, p.alt_llr, p.mirror_w = alt, dj / 2.0, mirror_w
+        if p.mirror_w < 0.99 and f"range_only_mirror:{p.peer_id}" not in self.notes_sent:
+            self.notes_sent.add(f"range_only_mirror:{p.peer_id}")
+            out.append(_note("range_only_mirror",
+                             f"peer 0x{p.peer_id:02X}: the ranges hardly tell on which side of the own orbit "
+                             f"plane the partner flies ({p.mirror_w:.2f} for the fitted side, cost difference "
+                             f"{dj:.1f}): "
+                             "estimates are the mean of both sides, their cross-track sigma covers both"))
         if p.n_range_only_starts == 1 or not res.converged:
             sig = math.sqrt(max(0.0, float(np.trace(cov_peer[:3, :3]))))
             out.append(_note("range_only_start" if res.converged else "range_only_poor_fit",
@@ -580,6 +645,42 @@ class FormationProcessor(Processor):
                              f"{int(res.used.sum())} of {len(a['z'])} ranges over {a['t'][-1] - a['t0']:.0f} s "
                              f"from {a['how']}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
                              + ("" if res.converged else " (did not converge)")))
+
+    def _alt_range(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
+        """The range on the other side's filter too; its likelihood against the filter's
+        moves the sides' odds, and a side is dropped once the odds pass e^SIDE_DECIDED_LLR."""
+        f, alt = p.filter, p.alt
+        alt.predict_to(t)
+        alt.last_nis = math.nan
+        alt.update_range(t, range_m)
+        if math.isfinite(f.last_nis) and math.isfinite(alt.last_nis):
+            p.alt_llr += 0.5 * ((alt.last_nis + alt.last_log_det_s) - (f.last_nis + f.last_log_det_s))
+        p.mirror_w = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, p.alt_llr))))
+        if abs(p.alt_llr) >= SIDE_DECIDED_LLR or not alt.range_acquired:
+            if p.alt_llr < 0.0 and alt.range_acquired:
+                p.filter = alt  # the other side it is
+                p.version += 1
+            p.alt, p.mirror_w = None, 1.0
+            out.append(_note("range_only_side", f"peer 0x{p.peer_id:02X}: the ranges have decided on which side "
+                                                f"of the own orbit plane it flies (log odds {abs(p.alt_llr):.0f})"))
+
+    def _refit(self, p: _Peer, a: dict, x7: np.ndarray):
+        """Window *a*'s ranges fitted from the start *x7* ([partner state at the window
+        start, bias]) linearised about *x7*'s own trajectory (one propagation of the
+        window): (that window, the fit)."""
+        f, fc = p.filter, self.filter_config
+        b = _window(f, a["t0"], a["p0"], a["how"])
+        b["ref"][0:6] = x7[:6]
+        for t in a["t"]:
+            _advance_reference(b, t, f.peer_model)
+            b["ref_pos"].append(b["ref"][0:3].copy())
+            b["ref_jac"].append(b["phi"][0:3, 0:6].copy())
+        r2 = solve_relative_orbit(x7[:6], np.array(b["ref_pos"]), np.array(b["ref_jac"]), a["x0"], a["p0"],
+                                  fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a["own_r"]),
+                                  np.array(a["z"]), fc.range_sigma_m, starts=[x7])
+        b["x0"], b["t"], b["z"], b["own"], b["t_own"] = x7[:6], a["t"], a["z"], a["own"], a["t_own"]
+        b["own0"] = a["own0"]
+        return b, r2
 
     def _process_range(self, t: float, pid: int, range_m: float, seq: int, budget: admission.Budget,
                        out: list[Output]) -> bool:
@@ -604,7 +705,10 @@ class FormationProcessor(Processor):
             if p.acq is not None:
                 self._acquire(p, t, range_m, out)
             else:
+                f.last_nis = math.nan
                 f.update_range(t, range_m)
+                if p.alt is not None:
+                    self._alt_range(p, t, range_m, out)
                 if self.range_only and not f.range_acquired:
                     self._restart_window(p, t, range_m, out)
             self._applied(p, t, seq)
@@ -637,6 +741,13 @@ class FormationProcessor(Processor):
 
     def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool) -> dict:
         t = f.t_gps_s
+        range_m = float(np.linalg.norm(f.x[I_DR]))  # the same on both sides of the plane
+        if p.mirror_w < 1.0 - 1e-9 and self.range_only:
+            if p.alt is not None and not propagated and p.alt.t_gps_s <= t + 1e-6:
+                p.alt.predict_to(t)
+                f = _two_filter_mixture(f, p.mirror_w, p.alt)
+            else:  # a propagated estimate: the other side taken as the mirror image
+                f = _mirror_mixture(f, p.mirror_w)
         dr_e, dv_e, p_e = f.relative_ecef()
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         dr_g, dv_g, p_g = f.relative_gcrs()
@@ -654,7 +765,7 @@ class FormationProcessor(Processor):
             "t_gps_s": float(t),
             "dr_gcrs_m": dr_g.tolist(), "dv_gcrs_m_s": dv_g.tolist(), "cov_rel_gcrs": p_g.ravel().tolist(),
             "dr_rtn_m": dr_rtn.tolist(), "sigma_dr_rtn_m": np.sqrt(np.clip(np.diag(p_rtn), 0.0, None)).tolist(),
-            "range_m": float(np.linalg.norm(dr_g)), "sigma_los_m": f.line_of_sight_sigma_m(),
+            "range_m": range_m, "sigma_los_m": f.line_of_sight_sigma_m(),
             "sigma_range_bias_m": float(math.sqrt(max(0.0, f.p[I_RANGE_BIAS, I_RANGE_BIAS]))),
             "range_time_offset_s": float(f.x[I_RANGE_DT]), "peer_drag_scale": float(f.x[I_DRAG_SCALE]),
             "n_peer_fixes_used": int(f.n_peer_used), "n_peer_fixes_rejected": int(f.n_peer_rejected),
@@ -681,6 +792,9 @@ class FormationProcessor(Processor):
             return out
         if self.batch_ended and self.queue and not self._release(self._flush_limit(), out, budget, final=True):
             return out  # events held back by a handler's budget come first
+        for p in self.peers.values():  # a window fit under way: one more step per call
+            if p.acq is not None and p.acq["job"] is not None:
+                self._step_fit(p, out)
         work = []  # (peer, cursor, target)
         for p in self.peers.values():
             f = p.filter
@@ -788,7 +902,7 @@ def _window(f: FormationFilter, t: float, p0: np.ndarray, how: str) -> dict:
     ref[0:6] = f.x[0:6] + f.x[9:15]
     ref[9] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0
     return {"t0": t, "x0": ref[0:6].copy(), "p0": p0, "how": how, "ref": ref, "t_ref": t, "phi": np.eye(10),
-            "own": f.x[0:9].copy(), "t_own": t, "t": [], "own_r": [], "z": [], "ref_pos": [], "ref_jac": []}
+            "own": f.x[0:9].copy(), "own0": f.x[0:6].copy(), "t_own": t, "job": None, "t": [], "own_r": [], "z": [], "ref_pos": [], "ref_jac": []}
 
 
 def _advance_reference(a: dict, t: float, model, own_model=None) -> None:
@@ -800,6 +914,71 @@ def _advance_reference(a: dict, t: float, model, own_model=None) -> None:
         a["ref"], step = od.propagate(a["ref"], t - a["t_ref"], model, t_gps_s=a["t_ref"])
         a["phi"] = step @ a["phi"]
         a["t_ref"] = t
+
+
+#: Range-only: the two sides of the own orbit plane are both kept until the log-likelihood
+#: ratio of one over the other exceeds this (posterior odds of e^20).
+SIDE_DECIDED_LLR = 20.0
+
+
+def _start_from_fit(f: FormationFilter, a: dict, res) -> np.ndarray:
+    """Restart *f* at its current time from the fit *res* of window *a* (carried along the
+    window's reference trajectory); returns the partner's position-velocity covariance."""
+    _advance_reference(a, f.t_gps_s, f.peer_model, f.own_model)
+    a6 = a["phi"][:6, :6]
+    peer_now = f.x[0:6] + (a["ref"][:6] + a6 @ (res.x0 - a["x0"]) - a["own"][0:6])
+    cov_peer = a6 @ res.cov[:6, :6] @ a6.T
+    f.initialize(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), peer_now, cov_peer)
+    f.x[I_RANGE_BIAS] = res.bias_m
+    f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
+    cross = a6 @ res.cov[:6, 6]
+    f.p[9:15, I_RANGE_BIAS] = cross
+    f.p[I_RANGE_BIAS, 9:15] = cross
+    f.range_acquired = True
+    return cov_peer
+
+
+def _two_filter_mixture(f: FormationFilter, w: float, alt: FormationFilter) -> FormationFilter:
+    """A shallow copy of *f* holding the mixture of *f* (weight *w*) and *alt* (same time)."""
+    xm = w * f.x + (1.0 - w) * alt.x
+    df, da = f.x - xm, alt.x - xm
+    g = copy.copy(f)
+    g.x = xm
+    g.p = w * (f.p + np.outer(df, df)) + (1.0 - w) * (alt.p + np.outer(da, da))
+    return g
+
+
+def _mirror_cov(cov: np.ndarray, m3: np.ndarray) -> np.ndarray:
+    """Covariance of [partner r, v, (more)] after reflecting r and v with *m3*."""
+    t = np.eye(cov.shape[0])
+    t[0:3, 0:3] = t[3:6, 3:6] = m3
+    return t @ cov @ t.T
+
+
+def _plane_mirror(own6: np.ndarray) -> np.ndarray:
+    """3x3 reflection in the orbit plane of the own state *own6* (GCRS r, v)."""
+    h = np.cross(own6[0:3], own6[3:6])
+    h /= np.linalg.norm(h)
+    return np.eye(3) - 2.0 * np.outer(h, h)
+
+
+def _mirror_mixture(f: FormationFilter, w: float) -> FormationFilter:
+    """A shallow copy of *f* holding the two-component mixture of its state (weight *w*)
+    and its mirror image in the own orbit plane (1 - w): the mean and covariance of the
+    partner's relative state when ranges cannot tell the side (cross-track sign).  With
+    w = 0.5 the cross-track offset averages to zero and its sigma spans both sides; the
+    radial and along-track parts, the bias and everything the ranges did determine are
+    those of *f*."""
+    m3 = _plane_mirror(f.x[0:6])
+    t = np.eye(f.x.size)
+    for i in (9, 12, 15):  # relative position, velocity, differential acceleration
+        t[i:i + 3, i:i + 3] = m3
+    x2 = t @ f.x
+    d = f.x - x2
+    g = copy.copy(f)
+    g.x = w * f.x + (1.0 - w) * x2
+    g.p = w * f.p + (1.0 - w) * (t @ f.p @ t.T) + w * (1.0 - w) * np.outer(d, d)
+    return g
 
 
 def _note(code: str, text: str) -> Output:
