@@ -18,7 +18,7 @@ nearer the truth: what the ranges determine), the latter against the bound (3D a
 line of sight); whether the sides were still both open at the end; and whether it
 diverged (final side-resolved 3D error > 100 m).  Then the error vs time (median).
 
-    python bench/bench_range_only.py [--seeds 20] [--hours 6]
+    python bench/bench_range_only.py [--seeds 20] [--hours 6] [--prior-pos-m 100 --prior-vel-m-s 0.1]
 """
 
 from __future__ import annotations
@@ -129,17 +129,19 @@ def main():
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--hours", type=float, default=6.0)
     ap.add_argument("--settle-h", type=float, default=2.0)
+    ap.add_argument("--prior-pos-m", type=float, default=1000.0, help="uplinked prior sigma per axis, m")
+    ap.add_argument("--prior-vel-m-s", type=float, default=1.0, help="uplinked prior sigma per axis, m/s")
     args = ap.parse_args()
     settle = args.settle_h * 3600.0
     rows, curves = [], []
-    print(f"== range-only: {args.seeds} seeds x 2 partners, {args.hours:.0f} h, RMS after {args.settle_h:.0f} h "
-          "vs the posterior CRB ==")
+    print(f"== range-only: {args.seeds} seeds x 2 partners, {args.hours:.0f} h, prior {args.prior_pos_m:.0f} m / "
+          f"{args.prior_vel_m_s:g} m/s, RMS after {args.settle_h:.0f} h vs the posterior CRB ==")
     print("  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
           "2sides  diverged  ms/range")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, args.seeds + 1):
             out = Path(tmp) / f"s{seed}"
-            truth = make_scenario(seed, out, args.hours)
+            truth = make_scenario(seed, out, args.hours, args.prior_pos_m, args.prior_vel_m_s)
             res, cpu_s, proc, config = run(out)
             n_r = proc.counters()["ranges_used"] + proc.counters()["ranges_fitted"]
             for k in (1, 2):
