@@ -292,15 +292,13 @@ class FormationFilter:
         ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
         return fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
 
-    def initialize(self, t_gps_s, own_z, own_r, peer_z, peer_r, own_extra_cov=None):
+    def initialize(self, t_gps_s, own_z, own_r, peer_z, peer_r):
         """Start at *t_gps_s* from an own and a peer measurement of [r, v] in GCRS (6,) with
         covariances (6, 6).  The relative state is their difference; its covariance is
         R_own + R_peer and its correlation with the own state -R_own."""
         c = self.config
         o = c.orbit
         r_own = np.array(own_r, dtype=float)
-        if own_extra_cov is not None:
-            r_own = r_own + own_extra_cov
         self.t_gps_s = float(t_gps_s)
         x = np.zeros(N_STATES)
         x[0:6] = own_z
@@ -491,7 +489,7 @@ class FormationFilter:
         s_inv = np.linalg.inv(s)
         nis = float(y @ s_inv @ y)
         self.last_nis = nis
-        self.last_log_det_s = float(np.linalg.slogdet(s)[1])  # with last_nis: the innovation's likelihood
+        self.last_s = s  # with last_nis: the innovation's likelihood (see range_log_likelihood)
         if not nis <= gate:  # NaN fails the gate too
             return False, nis
         k = pht @ s_inv
@@ -558,6 +556,13 @@ class FormationFilter:
         h[0, I_RANGE_DT] = -rho_dot
         return rho - rho_dot * dt + x[I_RANGE_BIAS], h
 
+    def range_log_likelihood(self) -> float:
+        """Log-likelihood (up to a constant) of the last range that reached the update,
+        from its innovation: -(NIS + ln S) / 2; NaN if the last range did not."""
+        if not math.isfinite(self.last_nis):
+            return math.nan
+        return -0.5 * (self.last_nis + math.log(float(self.last_s[0, 0])))
+
     def update_range(self, t_gps_s, range_m, sigma_m=None) -> str:
         """Update with a range [m] tagged *t_gps_s* (the filter time).
 
@@ -570,6 +575,7 @@ class FormationFilter:
         fixes pull line of sight and bias back together afterwards.
         """
         self._check_time(t_gps_s)
+        self.last_nis = math.nan  # set again only if the range reaches the update
         c = self.config
         t = float(t_gps_s)
         sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)

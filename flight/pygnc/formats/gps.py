@@ -32,17 +32,17 @@ from pygnc.timebase import gps_seconds, utc_unix_from_gps
 
 GPS_SEGMENT_SIZE = 99
 
-#: Raw on-disk layout of one GPS segment (itemsize 99, packed, mixed endianness).
-GPS_SEGMENT_DTYPE = np.dtype(
-    [
-        ("t_sc_s", ">u4"),
-        ("time_status", "u1"),
+def novatel_fix_fields(vel_status: str) -> list[tuple]:
+    """The NovAtel fix fields that both sense.bin's GPS segment and a range file's GPS
+    packet (pygnc.formats.range_file) carry, in their order; the velocity solution status
+    is one byte in the first (*vel_status* "u1") and four in the second ("<u4")."""
+    return [
         ("week", "<u2"),
         ("ms_of_week", "<u4"),
         ("solution_status", "u1"),
         ("pos_ecef_m", "<f8", (3,)),
         ("pos_sigma_m", "<f4", (3,)),
-        ("vel_status", "u1"),
+        ("vel_status", vel_status),
         ("vel_ecef_m_s", "<f8", (3,)),
         ("vel_sigma_m_s", "<f4", (3,)),
         ("v_latency_s", "<f4"),
@@ -51,7 +51,13 @@ GPS_SEGMENT_DTYPE = np.dtype(
         ("sats_tracked", "u1"),
         ("sats_in_solution", "u1"),
     ]
-)
+
+
+#: Names of :func:`novatel_fix_fields`, in order.
+NOVATEL_FIX_NAMES = tuple(f[0] for f in novatel_fix_fields("u1"))
+
+#: Raw on-disk layout of one GPS segment (itemsize 99, packed, mixed endianness).
+GPS_SEGMENT_DTYPE = np.dtype([("t_sc_s", ">u4"), ("time_status", "u1")] + novatel_fix_fields("u1"))
 assert GPS_SEGMENT_DTYPE.itemsize == GPS_SEGMENT_SIZE
 
 #: Decoded fix, native byte order.  ``t_gps_s`` is seconds since the GPS epoch

@@ -63,7 +63,14 @@ import numpy as np
 from pygnc.config import Config
 from pygnc.formats import range_packet as rp
 from pygnc.formats.common import DecodeStats, as_uint8, gap_stats, read_regular_file
-from pygnc.formats.gps import GPS_FIX_DTYPE, MAX_SOLUTION_STATUS, MS_PER_WEEK, fix_is_valid
+from pygnc.formats.gps import (
+    GPS_FIX_DTYPE,
+    MAX_SOLUTION_STATUS,
+    MS_PER_WEEK,
+    NOVATEL_FIX_NAMES,
+    fix_is_valid,
+    novatel_fix_fields,
+)
 from pygnc.timebase import gps_seconds, utc_unix_from_gps
 
 SYNC = b"\xaa\x44\x12"
@@ -72,25 +79,7 @@ GPS_PACKET_SIZE = 102
 RANGE_PACKET_SIZE = rp.PACKET_SIZE  # 12
 
 #: Raw on-disk GPS packet of a range file (itemsize 102).
-RANGE_GPS_DTYPE = np.dtype(
-    [
-        ("sync", "S3"),
-        ("week", "<u2"),
-        ("ms_of_week", "<u4"),
-        ("solution_status", "u1"),
-        ("pos_ecef_m", "<f8", (3,)),
-        ("pos_sigma_m", "<f4", (3,)),
-        ("vel_status", "<u4"),
-        ("vel_ecef_m_s", "<f8", (3,)),
-        ("vel_sigma_m_s", "<f4", (3,)),
-        ("v_latency_s", "<f4"),
-        ("diff_age_s", "<f4"),
-        ("sol_age_s", "<f4"),
-        ("sats_tracked", "u1"),
-        ("sats_in_solution", "u1"),
-        ("crlf", "S2"),
-    ]
-)
+RANGE_GPS_DTYPE = np.dtype([("sync", "S3")] + novatel_fix_fields("<u4") + [("crlf", "S2")])
 assert RANGE_GPS_DTYPE.itemsize == GPS_PACKET_SIZE
 
 #: Raw on-disk range packet (big-endian; the two 24-bit fields as bytes).
@@ -206,10 +195,9 @@ def decode_gps_packets(pk: np.ndarray, config: Config | None = None) -> np.ndarr
     pk = np.asarray(pk).reshape(-1)
     out = np.zeros(pk.shape, dtype=RANGE_FIX_DTYPE)
     out["t_sc_s"] = np.nan
-    for name in ("week", "ms_of_week", "solution_status", "pos_ecef_m", "pos_sigma_m", "vel_ecef_m_s",
-                 "vel_sigma_m_s", "v_latency_s", "diff_age_s", "sol_age_s", "sats_tracked", "sats_in_solution"):
+    for name in NOVATEL_FIX_NAMES:
         out[name] = pk[name]
-    out["vel_status"] = np.minimum(pk["vel_status"], 255)
+    out["vel_status"] = np.minimum(pk["vel_status"], 255)  # u4 here, u1 in GPS_FIX_DTYPE
     out["t_gps_s"] = gps_seconds(out["week"].astype(np.float64), out["ms_of_week"].astype(np.float64))
     out["unix_time_s"] = utc_unix_from_gps(out["t_gps_s"])
     out["valid"] = fix_is_valid(out, config)
@@ -329,9 +317,7 @@ def encode_gps_packet(fix) -> bytes:
     pk = np.zeros(1, dtype=RANGE_GPS_DTYPE)
     pk["sync"] = SYNC
     pk["crlf"] = CRLF
-    for name in ("week", "ms_of_week", "solution_status", "pos_ecef_m", "pos_sigma_m", "vel_status",
-                 "vel_ecef_m_s", "vel_sigma_m_s", "v_latency_s", "diff_age_s", "sol_age_s",
-                 "sats_tracked", "sats_in_solution"):
+    for name in NOVATEL_FIX_NAMES:
         pk[name] = f[name]
     return pk.tobytes()
 

@@ -532,11 +532,9 @@ class FormationProcessor(Processor):
     def _acquire(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
         """Collect a range of *p*'s acquisition window (filter at *t*); fit when complete."""
         a = p.acq
-        _advance_reference(a, t, p.filter.peer_model, p.filter.own_model)
+        _record_reference(a, t, p.filter.peer_model, p.filter.own_model)
         a["t"].append(t)
         a["own_r"].append(a["own"][0:3].copy())
-        a["ref_pos"].append(a["ref"][0:3].copy())
-        a["ref_jac"].append(a["phi"][0:3, 0:6].copy())
         a["z"].append(range_m)
         c = self.config
         if a["job"] is not None:
@@ -595,9 +593,7 @@ class FormationProcessor(Processor):
         b, r2 = best
         o = a["own0"]
         m3 = _plane_mirror(o)
-        x = np.append(r2.x0, r2.bias_m)
-        x[0:3] = o[0:3] + m3 @ (x[0:3] - o[0:3])
-        x[3:6] = o[3:6] + m3 @ (x[3:6] - o[3:6])
+        x = np.append(o + _block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
         yield
         bm, rm = self._refit(p, a, x)
         # A distinct minimum on the other side (else the mirror slid back: the ranges decided).
@@ -651,10 +647,10 @@ class FormationProcessor(Processor):
         moves the sides' odds, and a side is dropped once the odds pass e^SIDE_DECIDED_LLR."""
         f, alt = p.filter, p.alt
         alt.predict_to(t)
-        alt.last_nis = math.nan
         alt.update_range(t, range_m)
-        if math.isfinite(f.last_nis) and math.isfinite(alt.last_nis):
-            p.alt_llr += 0.5 * ((alt.last_nis + alt.last_log_det_s) - (f.last_nis + f.last_log_det_s))
+        d_llr = f.range_log_likelihood() - alt.range_log_likelihood()
+        if math.isfinite(d_llr):
+            p.alt_llr += d_llr
         p.mirror_w = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, p.alt_llr))))
         if abs(p.alt_llr) >= SIDE_DECIDED_LLR or not alt.range_acquired:
             if p.alt_llr < 0.0 and alt.range_acquired:
@@ -672,9 +668,7 @@ class FormationProcessor(Processor):
         b = _window(f, a["t0"], a["p0"], a["how"])
         b["ref"][0:6] = x7[:6]
         for t in a["t"]:
-            _advance_reference(b, t, f.peer_model)
-            b["ref_pos"].append(b["ref"][0:3].copy())
-            b["ref_jac"].append(b["phi"][0:3, 0:6].copy())
+            _record_reference(b, t, f.peer_model)
         r2 = solve_relative_orbit(x7[:6], np.array(b["ref_pos"]), np.array(b["ref_jac"]), a["x0"], a["p0"],
                                   fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a["own_r"]),
                                   np.array(a["z"]), fc.range_sigma_m, starts=[x7])
@@ -705,7 +699,6 @@ class FormationProcessor(Processor):
             if p.acq is not None:
                 self._acquire(p, t, range_m, out)
             else:
-                f.last_nis = math.nan
                 f.update_range(t, range_m)
                 if p.alt is not None:
                     self._alt_range(p, t, range_m, out)
@@ -916,6 +909,13 @@ def _advance_reference(a: dict, t: float, model, own_model=None) -> None:
         a["t_ref"] = t
 
 
+def _record_reference(a: dict, t: float, model, own_model=None) -> None:
+    """Advance window *a*'s reference to *t* and keep its position and d position / d x0."""
+    _advance_reference(a, t, model, own_model)
+    a["ref_pos"].append(a["ref"][0:3].copy())
+    a["ref_jac"].append(a["phi"][0:3, 0:6].copy())
+
+
 #: Range-only: the two sides of the own orbit plane are both kept until the log-likelihood
 #: ratio of one over the other exceeds this (posterior odds of e^20).
 SIDE_DECIDED_LLR = 20.0
@@ -948,10 +948,17 @@ def _two_filter_mixture(f: FormationFilter, w: float, alt: FormationFilter) -> F
     return g
 
 
+def _block_mirror(n: int, m3: np.ndarray, at=(0, 3)) -> np.ndarray:
+    """n x n identity with the reflection *m3* on the 3x3 diagonal blocks starting at *at*."""
+    t = np.eye(n)
+    for i in at:
+        t[i:i + 3, i:i + 3] = m3
+    return t
+
+
 def _mirror_cov(cov: np.ndarray, m3: np.ndarray) -> np.ndarray:
     """Covariance of [partner r, v, (more)] after reflecting r and v with *m3*."""
-    t = np.eye(cov.shape[0])
-    t[0:3, 0:3] = t[3:6, 3:6] = m3
+    t = _block_mirror(cov.shape[0], m3)
     return t @ cov @ t.T
 
 
@@ -969,16 +976,11 @@ def _mirror_mixture(f: FormationFilter, w: float) -> FormationFilter:
     w = 0.5 the cross-track offset averages to zero and its sigma spans both sides; the
     radial and along-track parts, the bias and everything the ranges did determine are
     those of *f*."""
-    m3 = _plane_mirror(f.x[0:6])
-    t = np.eye(f.x.size)
-    for i in (9, 12, 15):  # relative position, velocity, differential acceleration
-        t[i:i + 3, i:i + 3] = m3
-    x2 = t @ f.x
-    d = f.x - x2
-    g = copy.copy(f)
-    g.x = w * f.x + (1.0 - w) * x2
-    g.p = w * f.p + (1.0 - w) * (t @ f.p @ t.T) + w * (1.0 - w) * np.outer(d, d)
-    return g
+    # relative position, velocity, differential acceleration
+    t = _block_mirror(f.x.size, _plane_mirror(f.x[0:6]), at=(9, 12, 15))
+    mirror = copy.copy(f)
+    mirror.x, mirror.p = t @ f.x, t @ f.p @ t.T
+    return _two_filter_mixture(f, w, mirror)
 
 
 def _note(code: str, text: str) -> Output:

@@ -86,6 +86,12 @@ def clock_map_body(cm: ClockMap) -> dict:
             "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s, "utc_minus_sc_s": utc_minus_sc}
 
 
+def _range_bodies(ranges) -> list[dict]:
+    """``range`` message bodies of decoded ranges (RANGE_DTYPE)."""
+    cols = {k: ranges[k].tolist() for k in RANGE_MESSAGE_FIELDS}
+    return [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]
+
+
 def live_messages(tag: str, data: bytes, config: Config) -> list[tuple[str, dict]]:
     """The ``meas`` messages of one live frame's segments (``tag`` SNS, GPS or RNG), in
     payload order, decoded with the batch files' decoders.  ``record``, ``file_index`` and
@@ -97,9 +103,7 @@ def live_messages(tag: str, data: bytes, config: Config) -> list[tuple[str, dict
     if tag == "RNG":
         whole = len(data) - len(data) % RANGE_PACKET_SIZE
         packets = np.frombuffer(bytes(data[:whole]), dtype=RANGE_PACKET_DTYPE)
-        r = decode_ranges(packets, config)
-        cols = {k: r[k].tolist() for k in RANGE_MESSAGE_FIELDS}
-        return [("range", {k: v[i] for k, v in cols.items()}) for i in range(len(r))]
+        return [("range", b) for b in _range_bodies(decode_ranges(packets, config))]
     return []
 
 
@@ -224,9 +228,7 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
         pid = np.where(pid == 0, UNKNOWN_PEER_ID, pid)
         parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix", _fix_bodies(peers, pid)))
     if ranges is not None and len(ranges):
-        cols = {k: ranges[k].tolist() for k in RANGE_MESSAGE_FIELDS}
-        parts.append((ranges["t_sc_s"], _KIND_RANGE, "range",
-                      [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]))
+        parts.append((ranges["t_sc_s"], _KIND_RANGE, "range", _range_bodies(ranges)))
 
     t_first = t_last = float("nan")
     if parts:
