@@ -13,7 +13,7 @@ Kinds (detected from the content, or forced with ``--kind``):
 
 A summary (with the counts of skipped bytes) goes to stdout; ``--csv OUT`` also writes the
 decoded records (sense: OUT = sensor samples, OUT with ``_gps`` = fixes; range: OUT =
-ranges, ``_peer_gps`` = peer fixes; status: name,value rows; buslog: one row per message;
+ranges, ``_gps`` = the files' GPS packets; status: name,value rows; buslog: one row per message;
 batch: OUT = one row per file, ``_<kind>`` = the records of each kind) into an existing
 directory (a header only for a table with no rows).
 Exit status: 0 decoded (even with skipped bytes), 1 unreadable, invalid or nothing
