@@ -127,7 +127,7 @@ def main():
         "nominal": {},
         "5% x 1 km outliers": {"outlier_fraction": 0.05, "outlier_m": 1000.0},
         "10-min gap at 90 min": {"gaps": [(5400.0, 6000.0)]},
-        "clock offset 37.6 s + 3% invalid": {"clock_offset_s": 37.6, "invalid_fraction": 0.03},
+        "clock offset 37.6 s + 3% invalid": {"sc_minus_utc_s": 37.6, "invalid_fraction": 0.03},
     }
     print(f"\n== 3-h accuracy after 30 min, {args.seeds} seeds (3D RMS; NEES over 6 pos+vel states) ==")
     truths = [make_truth(s) for s in range(args.seeds)]

@@ -223,7 +223,7 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
         "mag_bias_imu_ut": np.array([sc.mag_bias_imu_ut for sc in s.spacecraft], dtype=float),
         "imu_to_body": imu_to_body,
         "inertia_kg_m2": np.asarray(s.attitude.inertia_kg_m2, dtype=float).reshape(3, 3),
-        "clock_offset_s": np.array([sc.clock_offset_s for sc in s.spacecraft], dtype=float),
+        "sc_minus_utc_s": np.array([sc.sc_minus_utc_s for sc in s.spacecraft], dtype=float),
         "clock_drift_ppm": np.array([sc.clock_drift_ppm for sc in s.spacecraft], dtype=float),
         "t_sc_s": sen_out["t_sc_s"],
         "sensor_t_gps_s": t0 + sensor_rel,
@@ -317,7 +317,7 @@ def _sensors(s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, 
            "sun_lux_true": np.zeros((n_sc, n_s, 6)), "albedo_lux": np.zeros((n_sc, n_s, 6)),
            "stamp": np.zeros((n_sc, n_s), dtype=np.uint32), "raw": []}
     for k, sc in enumerate(s.spacecraft):
-        t_sc = out["t_sc_s"][k] = sen.spacecraft_clock_s(t, t0, sc.clock_offset_s, sc.clock_drift_ppm)
+        t_sc = out["t_sc_s"][k] = sen.spacecraft_clock_s(t, t0, sc.sc_minus_utc_s, sc.clock_drift_ppm)
         if t_sc.min() < 0 or t_sc.max() >= 2**32:
             raise ValueError(f"{sc.name}: spacecraft clock outside uint32 unix seconds")
         out["stamp"][k] = sen.stamp_s(t_sc[sensor_idx])
@@ -510,7 +510,7 @@ def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
                 meas = np.maximum(meas, 0.0)
                 r = np.zeros(n_r, dtype=RANGE_DTYPE)
                 # Whole seconds of the ranging spacecraft's clock: the packet has no fraction.
-                r["t_sc_s"] = np.floor(sen.spacecraft_clock_s(t_meas, t0, obs.clock_offset_s, obs.clock_drift_ppm))
+                r["t_sc_s"] = np.floor(sen.spacecraft_clock_s(t_meas, t0, obs.sc_minus_utc_s, obs.clock_drift_ppm))
                 r["peer_id"] = peer.radio_id
                 r["rssi_dbm"] = np.clip(np.round(2.0 * (rs.rssi_dbm + rs.rssi_sigma_dbm * rng.normal(size=n_r))) / 2.0,
                                         -127.5, 0.0)

@@ -122,7 +122,7 @@ def test_gap_invalid_fixes_and_clock_offset(truth1):
     """10-min gap, 3 % invalid records, spacecraft clock 37.6 s + 20 ppm off GPS time."""
     gap = (5400.0, 6000.0)
     fixes, flags = sim.simulate_gps_fixes(truth1, rng=np.random.default_rng(8), gaps=[gap], invalid_fraction=0.03,
-                                          clock_offset_s=37.6, clock_drift=2e-5, with_flags=True)
+                                          sc_minus_utc_s=37.6, clock_rate_error=2e-5, with_flags=True)
     # Sensor samples every 5 s on the spacecraft clock, mapped to GPS time with the ClockMap.
     t0 = truth1["t_gps_s"][0]
     t_sc = np.arange(fixes["t_sc_s"][0], fixes["t_sc_s"][-1], 5.0)

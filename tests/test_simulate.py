@@ -205,6 +205,11 @@ def test_scenario_toml_round_trips(scenario_dir):
     assert scn.resolve(settings) == settings  # already resolved: nothing left to draw
     with pytest.raises(ValueError, match="unknown keys"):
         scn.settings_from_toml(text + "\nbogus_key = 1\n")
+    # Scenarios written before the rename (clock_offset_s -> sc_minus_utc_s) still load the same.
+    old = text.replace("sc_minus_utc_s =", "clock_offset_s =")
+    assert old != text and scn.settings_from_toml(old) == settings
+    with pytest.raises(ValueError, match="both"):
+        scn.settings_from_toml(old.replace("clock_offset_s =", "sc_minus_utc_s = 1.0\nclock_offset_s =", 1))
 
 
 def test_same_seed_gives_identical_bytes_and_settings_file_reproduces(scenario_dir, tmp_path):

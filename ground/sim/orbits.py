@@ -320,7 +320,7 @@ def propagate_in_house(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0,
 
 
 def simulate_gps_fixes(truth, period_s=25.0, pos_sigma_m=10.0, vel_sigma_m_s=0.01, outlier_fraction=0.0,
-                       outlier_m=1000.0, gaps=(), rng=None, *, clock_offset_s=0.0, clock_drift=0.0,
+                       outlier_m=1000.0, gaps=(), rng=None, *, sc_minus_utc_s=0.0, clock_rate_error=0.0,
                        invalid_fraction=0.0, report_sigma=True, with_flags=False):
     """GPS fixes from a truth dict: every *period_s* on the truth's GPS-time grid.
 
@@ -328,8 +328,8 @@ def simulate_gps_fixes(truth, period_s=25.0, pos_sigma_m=10.0, vel_sigma_m_s=0.0
     A fraction *outlier_fraction* of fixes get a position error of *outlier_m* in a random
     direction; *gaps* = [(start_s, end_s), ...] relative to the truth start have no fixes;
     *invalid_fraction* of fixes are receiver "no solution" records (INSUFFICIENT_OBS, zero
-    position, ``valid`` False).  The spacecraft clock reads UTC unix seconds + *clock_offset_s*
-    + *clock_drift* x elapsed, truncated to whole seconds (as the PyCubed clock).  Sigmas
+    position, ``valid`` False).  The spacecraft clock reads UTC unix seconds + *sc_minus_utc_s*
+    + *clock_rate_error* (dimensionless, 2e-5 = 20 ppm) x elapsed, truncated to whole seconds (as the PyCubed clock).  Sigmas
     are reported in the fix when *report_sigma* (else 0: "not given").
 
     Returns a dict of arrays keyed by the field names of ``pygnc.formats.gps.GPS_FIX_DTYPE``
@@ -354,7 +354,7 @@ def simulate_gps_fixes(truth, period_s=25.0, pos_sigma_m=10.0, vel_sigma_m_s=0.0
     week = np.floor(t / timebase.SECONDS_PER_WEEK)
     fixes["week"] = week.astype(np.uint16)
     fixes["ms_of_week"] = np.round((t - week * timebase.SECONDS_PER_WEEK) * 1000.0).astype(np.uint32)
-    fixes["t_sc_s"] = np.floor(fixes["unix_time_s"] + clock_offset_s + clock_drift * (t - t0))
+    fixes["t_sc_s"] = np.floor(fixes["unix_time_s"] + sc_minus_utc_s + clock_rate_error * (t - t0))
     fixes["time_status"] = 180
     pos = truth["r_ecef_m"][idx] + pos_sigma_m * rng.standard_normal((n, 3))
     vel = truth["v_ecef_m_s"][idx] + vel_sigma_m_s * rng.standard_normal((n, 3))

@@ -77,7 +77,7 @@ class SpacecraftSettings:
     ballistic_coeff_kg_m2: float = 50.0
     # --- drawn from the seed when None -----------------------------------------------
     #: Spacecraft clock at the start minus UTC, s (the clock is unix seconds).
-    clock_offset_s: float | None = None
+    sc_minus_utc_s: float | None = None
     #: Spacecraft clock rate error, parts per million.
     clock_drift_ppm: float | None = None
     #: Initial attitude, scalar-first, body -> GCRS.
@@ -280,7 +280,16 @@ def settings_to_toml(settings: ScenarioSettings) -> str:
     return buf.getvalue()
 
 
+#: Keys renamed since scenarios were first written: old name -> new name (still read).
+_RENAMED_KEYS = {SpacecraftSettings: {"clock_offset_s": "sc_minus_utc_s"}}
+
+
 def _from_dict(cls, data: dict, where: str):
+    for old, new in _RENAMED_KEYS.get(cls, {}).items():
+        if old in data:
+            if new in data:
+                raise ValueError(f"{where}: both {old!r} (old name) and {new!r} given")
+            data = {(new if k == old else k): v for k, v in data.items()}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -339,7 +348,7 @@ def resolve(settings: ScenarioSettings) -> ScenarioSettings:
     for k, sc in enumerate(s.spacecraft):
         rng = rng_for(s.seed, STREAM_RESOLVE, k)
         # Draw everything in a fixed order, then keep only what is unset.
-        clock_offset = float(rng.uniform(-s.clock.offset_max_s, s.clock.offset_max_s))
+        sc_minus_utc = float(rng.uniform(-s.clock.offset_max_s, s.clock.offset_max_s))
         clock_drift = float(rng.uniform(-s.clock.drift_max_ppm, s.clock.drift_max_ppm))
         q0 = [float(v) for v in random_quaternion(rng)]
         axis = rng.normal(size=3)
@@ -351,8 +360,8 @@ def resolve(settings: ScenarioSettings) -> ScenarioSettings:
         d_axis = rng.normal(size=3)
         d_axis /= np.linalg.norm(d_axis)
         dipole = [float(v) for v in d_axis * s.attitude.dipole_a_m2]
-        if sc.clock_offset_s is None:
-            sc.clock_offset_s = clock_offset
+        if sc.sc_minus_utc_s is None:
+            sc.sc_minus_utc_s = sc_minus_utc
         if sc.clock_drift_ppm is None:
             sc.clock_drift_ppm = clock_drift
         if sc.q0_body_to_gcrs is None:
@@ -394,7 +403,7 @@ TRUTH_ARRAYS = {
     "mag_bias_imu_ut": ("(n_sc, 3)", "magnetometer bias, IMU frame, µT"),
     "imu_to_body": ("(3, 3)", "v_body = imu_to_body @ v_imu"),
     "inertia_kg_m2": ("(3, 3)", "inertia tensor, body axes, kg m^2"),
-    "clock_offset_s": ("(n_sc,)", "spacecraft clock minus UTC at t_gps_s[0], s"),
+    "sc_minus_utc_s": ("(n_sc,)", "spacecraft clock minus UTC at t_gps_s[0], s"),
     "clock_drift_ppm": ("(n_sc,)", "spacecraft clock rate error, ppm"),
     "t_sc_s": ("(n_sc, n_t)", "spacecraft clock reading (unrounded), unix s"),
     "sensor_t_gps_s": ("(n_s,)", "GPS time of each sensor sample (n_s = n_rec * per_record)"),

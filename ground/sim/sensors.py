@@ -29,14 +29,14 @@ GPS_OK, GPS_DROPPED, GPS_INVALID_STATUS, GPS_OUTLIER = 0, 1, 2, 3
 
 
 # --------------------------------------------------------------------------- clock
-def spacecraft_clock_s(t_gps_s, t0_gps_s: float, clock_offset_s: float, clock_drift_ppm: float):
+def spacecraft_clock_s(t_gps_s, t0_gps_s: float, sc_minus_utc_s: float, clock_drift_ppm: float):
     """Unrounded spacecraft clock (unix seconds) at GPS time *t_gps_s*.
 
     ``t_sc = UTC(t) + offset + drift_ppm * 1e-6 * (t - t0)``: the PyCubed keeps unix time
     that started *offset* seconds off UTC at *t0* and runs fast by *drift* ppm.
     """
     t = np.asarray(t_gps_s, dtype=float)
-    return utc_unix_from_gps(t) + clock_offset_s + clock_drift_ppm * 1e-6 * (t - t0_gps_s)
+    return utc_unix_from_gps(t) + sc_minus_utc_s + clock_drift_ppm * 1e-6 * (t - t0_gps_s)
 
 
 def stamp_s(t_sc_s) -> np.ndarray:
