@@ -38,6 +38,7 @@ from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
 from pygnc.estimation import orbit_dynamics as od
 
+from ground.formation_batch import run_formation_filter
 from ground.sim import orbits as sim
 from ground.sim import scenario as scn
 from ground.sim.sensors import hermite_position
@@ -123,7 +124,7 @@ def _errors(sc, res, settle_s=SETTLE_S):
 
 def _run(sc, config=None, step_s=5.0):
     t_out = np.arange(sc["t0"] + 3.0, sc["truth"][0]["t_gps_s"][-1], step_s)
-    return ff.run_formation_filter(sc["own"], sc["peer"], sc["ranges"], t_out, config)
+    return run_formation_filter(sc["own"], sc["peer"], sc["ranges"], t_out, config)
 
 
 
@@ -229,7 +230,7 @@ def test_nees_monte_carlo():
     n3, n6, los_z = [], [], []
     for k in range(12):
         sc = _measure(truth, 100 + k)
-        res = ff.run_formation_filter(sc["own"], sc["peer"], sc["ranges"], np.array([t_end]))
+        res = run_formation_filter(sc["own"], sc["peer"], sc["ranges"], np.array([t_end]))
         dr, dv, _, _ = _truth_rel(sc, np.array([t_end]))
         e6 = np.concatenate([res["dr_gcrs_m"][0] - dr[0], res["dv_gcrs_m_s"][0] - dv[0]])
         p6 = res["cov"][0][9:15, 9:15]
