@@ -25,7 +25,6 @@ import argparse
 import os
 import random
 import statistics
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -118,7 +117,7 @@ def bench_links(repeats: int) -> None:
             ts.append(time.perf_counter() - t0)
             assert all(r.complete for r in replies)
         link.close()
-    print(f"links (pseudo-terminals, simulated devices answering at once):")
+    print("links (pseudo-terminals, simulated devices answering at once):")
     print(f"  BMS poll, 13 requests / 17 sentences   median {1e3 * statistics.median(ts):7.1f} ms")
     timing = on.OpcTiming(retry_s=0.01, fan_spinup_s=0.0)
     with UsbIssOpcSim() as sim:

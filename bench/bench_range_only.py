@@ -24,7 +24,6 @@ diverged (final side-resolved 3D error > 100 m).  Then the error vs time (median
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time

@@ -486,7 +486,6 @@ def _corrupt(data: bytes, n: int, rng):
 
 def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
     """Range groups for every observer; fills files[name]['range/rngNNNNN.bin']."""
-    n_sc = len(s.spacecraft)
     rs = s.ranging
     mpc = range_packet.metres_per_count(range_packet.DEFAULT_BANDWIDTH_HZ)  # code 0x18, unfiltered
     out = {k: [] for k in ("range_t_gps_s", "range_observer", "range_peer", "range_true_m", "range_measured_m", "range_valid")}

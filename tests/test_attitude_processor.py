@@ -2,7 +2,6 @@
 no-position mode, bounded buffering, message schema, and the real bench capture."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

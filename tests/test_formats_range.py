@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from _formats_corrupt import Corrupted, corruptions
 from conftest import PY4_DATA
 from pygnc.config import Config
-from pygnc.formats import range_packet
 from pygnc.formats.gps import GPS_FIX_DTYPE
 from pygnc.formats.range_file import (
     GPS_PACKET_SIZE,

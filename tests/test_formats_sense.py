@@ -1,6 +1,5 @@
 """sense.bin: worked vector, real captures, round trips, quantisers, corruption fuzzing."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

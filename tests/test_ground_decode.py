@@ -4,7 +4,6 @@ import csv
 import subprocess
 import sys
 
-import pytest
 
 from flight_harness import REPO
 from ground.__main__ import main

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import pytest
 
 from flight_harness import REPO, FlightRun, make_home
 from pygnc.bus.messages import DecodeCounters, decode

@@ -39,7 +39,6 @@ import pytest  # noqa: E402
 
 from pygnc import atomic  # noqa: E402
 from pygnc.logs import BusLogWriter, SyncingFileHandler, records_dropped  # noqa: E402
-from pygnc.formats.buslog import decode_frames  # noqa: E402
 
 FULL = "/dev/full"  # every write fails with ENOSPC, as on a full disk
 

@@ -1,7 +1,5 @@
 """ZeroMQ channels: ready handshake, BLOCK loses nothing, DROP counts, ipc only, timeouts."""
 
-import os
-import stat
 import threading
 import time
 

@@ -6,7 +6,6 @@ their differences, so a wrong flight coefficient or rotation shows here rather t
 shared by truth and estimator.
 """
 
-import math
 
 import brahe
 import numpy as np

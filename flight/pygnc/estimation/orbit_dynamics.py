@@ -183,15 +183,14 @@ def _zonal_sums(x, y, z, zonal_j, gradient, pole=_Z_POLE):
     q = R_EARTH_M / r
     qn = q  # (R/r)^n, n = 1 here
     p_prev, p = 1.0, u          # P_{n-1}, P_n at n = 1
-    dp_prev, dp = 0.0, 1.0      # P'_{n-1}, P'_n
-    ddp_prev, ddp = 0.0, 0.0    # P''
+    dp = 1.0                    # P'_n
+    ddp = 0.0                   # P''_n
     for n in range(2, len(zonal_j)):
         p_next = ((2 * n - 1) * u * p - (n - 1) * p_prev) / n
         dp_next = n * p + u * dp
         ddp_next = (n + 1) * dp + u * ddp
         p_prev, p = p, p_next
-        dp_prev, dp = dp, dp_next
-        ddp_prev, ddp = ddp, ddp_next
+        dp, ddp = dp_next, ddp_next
         qn *= q
         jn = zonal_j[n]
         if not jn:

@@ -32,7 +32,6 @@ from pygnc.formats.common import DecodeStats, as_uint8, gap_stats, read_regular_
 from pygnc.formats.gps import (
     GPS_FIX_DTYPE,
     GPS_SEGMENT_DTYPE,
-    GPS_SEGMENT_SIZE,
     decode_gps_into,
     gps_segment_plausible,
 )
