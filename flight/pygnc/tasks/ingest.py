@@ -130,92 +130,95 @@ def _stats_body(source, path, present, note="", stats=None, files=0) -> dict:
     return d
 
 
-def build_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None) -> MessageStream:
-    """Read sense.bin and range/rng*.bin under *paths* and build the ordered message stream.
-
-    Shared by the ingest task and the ground replay, so both see exactly the same data.
-    Missing or empty files are reported in the stats (and *log*), never raised.
-    """
-    log = log or logging.getLogger("ingest")
-    out = MessageStream()
-
-    # sense.bin ----------------------------------------------------------------------
-    sensors = fixes = batch = None
+def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
+    """(sensors, fixes) of sense.bin, or (None, None); its stats appended to *out*."""
+    batch = None
     if not paths.sense_file.exists():
         log.warning("no sense file at %s", paths.sense_file)
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note="missing"))
-    else:
-        try:
-            batch = read_sense_file(paths.sense_file, config)
-        except OSError as exc:  # e.g. unreadable, or a directory: reported, not fatal
-            log.error("cannot read %s: %s", paths.sense_file, exc)
-            out.stats.append(_stats_body("sense", paths.sense_file, present=False, note=f"unreadable: {exc}"))
-    if batch is not None:
-        sensors, fixes = batch.sensors, batch.fixes
-        s = batch.stats
-        note = "empty" if s.bytes_total == 0 else ("corrupt bytes skipped" if s.bytes_skipped else "")
-        (log.warning if note else log.info)(
-            "sense.bin: %d bytes, %d records, %d bytes skipped in %d places, %d of %d fixes valid",
-            s.bytes_total, s.records, s.bytes_skipped, s.skip_events,
-            int(fixes["valid"].sum()), len(fixes))
-        out.stats.append(_stats_body("sense", paths.sense_file, present=True, note=note, stats=s))
+        return None, None
+    try:
+        batch = read_sense_file(paths.sense_file, config)
+    except OSError as exc:  # e.g. unreadable, or a directory: reported, not fatal
+        log.error("cannot read %s: %s", paths.sense_file, exc)
+        out.stats.append(_stats_body("sense", paths.sense_file, present=False, note=f"unreadable: {exc}"))
+        return None, None
+    sensors, fixes = batch.sensors, batch.fixes
+    s = batch.stats
+    note = "empty" if s.bytes_total == 0 else ("corrupt bytes skipped" if s.bytes_skipped else "")
+    (log.warning if note else log.info)(
+        "sense.bin: %d bytes, %d records, %d bytes skipped in %d places, %d of %d fixes valid",
+        s.bytes_total, s.records, s.bytes_skipped, s.skip_events,
+        int(fixes["valid"].sum()), len(fixes))
+    out.stats.append(_stats_body("sense", paths.sense_file, present=True, note=note, stats=s))
+    return sensors, fixes
 
-    # range files ----------------------------------------------------------------------
-    peers = ranges = rb = None
+
+def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
+    """(peer fixes or None, ranges) of ~/range/rng*.bin and ~/range.bin, or (None, None);
+    their stats appended to *out*.  Peer fixes only with ``range_gps_source = "peer"``."""
+    rb = None
     files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
     where = paths.range_dir if paths.range_dir.is_dir() or not paths.range_file.is_file() else paths.range_file
     if not files and not paths.range_file.is_file():
         log.warning("no range files in %s and no %s", paths.range_dir, paths.range_file)
         out.stats.append(_stats_body("range", where, present=paths.range_dir.is_dir(), note="no range files"))
+        return None, None
+    try:
+        rb = read_range_dir(paths.range_dir, config, single_file=paths.range_file)
+    except OSError as exc:
+        log.error("cannot read %s: %s", paths.range_dir, exc)
+        out.stats.append(_stats_body("range", where, present=False, note=f"unreadable: {exc}"))
+        return None, None
+    peers = None
+    ranges = rb.ranges
+    gps = rb.gps_fixes
+    n_gps_valid = int(gps["valid"].sum())
+    if config.range_gps_source == "peer":
+        # Relayed peer fixes; one with no range after it has no spacecraft time to order
+        # it by: dropped and counted in the note.
+        timed = np.isfinite(gps["t_sc_s"])
+        peers = gps[timed]
+        gps_note = f"{len(peers)} peer GPS fixes ({n_gps_valid} valid, {int((~timed).sum())} untimed dropped)"
     else:
-        try:
-            rb = read_range_dir(paths.range_dir, config, single_file=paths.range_file)
-        except OSError as exc:
-            log.error("cannot read %s: %s", paths.range_dir, exc)
-            out.stats.append(_stats_body("range", where, present=False, note=f"unreadable: {exc}"))
-    if rb is not None:
-        ranges = rb.ranges
-        gps = rb.gps_fixes
-        n_gps_valid = int(gps["valid"].sum())
-        if config.range_gps_source == "peer":
-            # Relayed peer fixes; one with no range after it has no spacecraft time to order
-            # it by: dropped and counted in the note.
-            timed = np.isfinite(gps["t_sc_s"])
-            peers = gps[timed]
-            gps_note = f"{len(peers)} peer GPS fixes ({n_gps_valid} valid, {int((~timed).sum())} untimed dropped)"
-        else:
-            # The own receiver's fixes again, without the spacecraft time sense.bin's carry:
-            # counted, not published (the orbit estimator has them from sense.bin).
-            gps_note = f"{len(gps)} own GPS packets ({n_gps_valid} valid; own fixes come from sense.bin)"
-        s = rb.stats
-        ignored = list(getattr(rb, "ignored_files", []) or [])
-        note = ("corrupt bytes skipped; " if s.bytes_skipped else "") + \
-               (f"ignored {len(ignored)} files; " if ignored else "") + gps_note
-        (log.warning if s.bytes_skipped or ignored else log.info)(
-            "range files: %d files, %s, %d ranges, %d bytes skipped%s",
-            len(rb.files), gps_note, len(ranges), s.bytes_skipped,
-            f"; ignored {ignored}" if ignored else "")
-        out.stats.append(_stats_body("range", where, present=True, note=note,
-                                     stats=s, files=len(rb.files)))  # the files actually decoded
+        # The own receiver's fixes again, without the spacecraft time sense.bin's carry:
+        # counted, not published (the orbit estimator has them from sense.bin).
+        gps_note = f"{len(gps)} own GPS packets ({n_gps_valid} valid; own fixes come from sense.bin)"
+    s = rb.stats
+    ignored = list(getattr(rb, "ignored_files", []) or [])
+    note = ("corrupt bytes skipped; " if s.bytes_skipped else "") + \
+           (f"ignored {len(ignored)} files; " if ignored else "") + gps_note
+    (log.warning if s.bytes_skipped or ignored else log.info)(
+        "range files: %d files, %s, %d ranges, %d bytes skipped%s",
+        len(rb.files), gps_note, len(ranges), s.bytes_skipped,
+        f"; ignored {ignored}" if ignored else "")
+    out.stats.append(_stats_body("range", where, present=True, note=note,
+                                 stats=s, files=len(rb.files)))  # the files actually decoded
+    return peers, ranges
 
-    out.messages.extend(("ingest_stats", b) for b in out.stats)
 
-    # clock map from valid own fixes --------------------------------------------------
-    if fixes is not None and fixes["valid"].any():
-        v = fixes[fixes["valid"]]
-        out.n_valid_fixes = len(v)
-        out.clock_pairs = (v["t_sc_s"].tolist(), v["t_gps_s"].tolist())
-        cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
-        if cm is not None:
-            out.clock = cm
-            body = clock_map_body(cm)
-            log.info("clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
-                     body["utc_minus_sc_s"], cm.drift, cm.n_pairs, cm.residual_rms_s)
-            out.messages.append(("clock_map", body))
-    elif fixes is not None:
+def _add_clock_map(fixes, log: logging.Logger, out: MessageStream) -> None:
+    """The spacecraft clock -> GPS map from the valid own fixes, as a ``clock_map`` message."""
+    if fixes is None:
+        return
+    if not fixes["valid"].any():
         log.warning("no valid GPS fix in the batch: no orbit and no clock map")
+        return
+    v = fixes[fixes["valid"]]
+    out.n_valid_fixes = len(v)
+    out.clock_pairs = (v["t_sc_s"].tolist(), v["t_gps_s"].tolist())
+    cm = fit_clock_map(v["t_sc_s"], v["t_gps_s"])
+    if cm is not None:
+        out.clock = cm
+        body = clock_map_body(cm)
+        log.info("clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
+                 body["utc_minus_sc_s"], cm.drift, cm.n_pairs, cm.residual_rms_s)
+        out.messages.append(("clock_map", body))
 
-    # merge by spacecraft time ----------------------------------------------------------
+
+def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
+    """Every sample, fix and range in spacecraft-time order (ties: sensor, fix, peer fix,
+    range), then ``batch_end`` with the counts."""
     parts = []  # (times, kind, message type, bodies)
     if sensors is not None and len(sensors):
         parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", _sensor_bodies(sensors)))
@@ -243,6 +246,23 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
         "n_sensor": n(sensors), "n_gps_fix": n(fixes), "n_gps_fix_valid": out.n_valid_fixes,
         "n_peer_fix": n(peers), "n_range": n(ranges),
         "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
+
+
+def build_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None) -> MessageStream:
+    """Read sense.bin and range/rng*.bin under *paths* and build the ordered message stream:
+    the ``ingest_stats`` of each source, the ``clock_map``, every message in spacecraft-time
+    order, ``batch_end``.
+
+    Shared by the ingest task and the ground replay, so both see exactly the same data.
+    Missing or empty files are reported in the stats (and *log*), never raised.
+    """
+    log = log or logging.getLogger("ingest")
+    out = MessageStream()
+    sensors, fixes = _read_sense(paths, config, log, out)
+    peers, ranges = _read_ranges(paths, config, log, out)
+    out.messages.extend(("ingest_stats", b) for b in out.stats)
+    _add_clock_map(fixes, log, out)
+    _add_merged(sensors, fixes, peers, ranges, out)
     return out
 
 
