@@ -161,6 +161,94 @@ def progress_text(c: StreamClient, t0: float) -> str:
     return " | ".join(parts)
 
 
+def _upload(session: ShellSession, args, printer: Printer, config: Config):
+    """Upload sense.bin (up to --batch-until-s) and the range files; (scenario start,
+    last batch time, upload records)."""
+    scenario_t0 = None
+    uploads = []
+    batch_last = None
+    if args.upload is None:
+        return scenario_t0, batch_last, uploads
+    src = args.upload
+    if not (src / "sense.bin").is_file():
+        raise HostError(f"{src}/sense.bin does not exist")
+    scenario_t0 = live.first_time(src, config)
+    if args.batch_until_s is not None:
+        data = live.split_sense(src, scenario_t0 + args.batch_until_s, config)
+    else:
+        data = (src / "sense.bin").read_bytes()
+    items = live.live_items(src, config, t_to_s=(scenario_t0 + args.batch_until_s)
+                            if args.batch_until_s is not None else math.inf)
+    batch_last = max((i.t_sc_s for i in items), default=None)
+    r = session.upload(data, "~/sense.bin")
+    uploads.append(r.__dict__)
+    printer.step(f"uploaded ~/sense.bin: {r.size} bytes in {r.seconds:.1f} s, sha256 {r.sha256[:16]}... verified")
+    session.run("mkdir -p ~/range && rm -f ~/range/rng*.bin")
+    if args.batch_until_s is None:
+        for f in sorted((src / "range").glob("rng*.bin")) if (src / "range").is_dir() else []:
+            r = session.upload(f.read_bytes(), f"~/range/{f.name}")
+            uploads.append(r.__dict__)
+            printer.step(f"uploaded ~/range/{f.name}: {r.size} bytes, verified")
+    return scenario_t0, batch_last, uploads
+
+
+def _stream(client: StreamClient, frames, args, printer: Printer, config: Config):
+    """Send *frames* at --rate (bad frames half-way with --bad-frames; stop early at
+    --ctrl-c-at-s); (start time, bad frames sent, interrupted)."""
+    t0 = time.monotonic()
+    bad_sent = []
+    interrupted = False
+    if frames:
+        rate = max(args.rate, 1e-6)
+        bad_at = len(frames) // 2 if args.bad_frames else -1
+        t_first = frames[0][0]
+        printer.step(f"streaming {len(frames)} frames ({frames[-1][0] - t_first:.0f} s of data) at {rate:g}x")
+        for k, (t, tag, payload) in enumerate(frames):
+            due = t0 + (t - t_first) / rate
+            if args.ctrl_c_at_s is not None:
+                due = min(due, t0 + args.ctrl_c_at_s)
+            while True:
+                left = due - time.monotonic()
+                if left <= 0:
+                    break
+                client.poll(min(left, 0.05))
+                printer.progress(progress_text(client, t0))
+            if args.ctrl_c_at_s is not None and time.monotonic() >= t0 + args.ctrl_c_at_s:
+                interrupted = True
+                printer.step(f"stream interrupted after {k} of {len(frames)} frames")
+                break
+            if k == bad_at:
+                for what, line, code in bad_frame_lines(args.long_line_bytes):
+                    client.send_raw(line)
+                    bad_sent.append((what, fs.ERROR_CODES[code][0]))
+                printer.step(f"sent {len(bad_sent)} bad frames: " + ", ".join(w for w, _ in bad_sent))
+            if tag == fs.GPS:
+                client.send_fix(payload, bool(decode_gps_segments(payload[:99], config)["valid"][0])
+                                if len(payload) == 99 else False)
+            else:
+                client.send(tag, payload)
+            client.poll(0.0)
+        if not interrupted:
+            printer.step(f"stream done in {time.monotonic() - t0:.1f} s")
+    return t0, bad_sent, interrupted
+
+
+def _read_back(session: ShellSession, summary: dict) -> None:
+    """The status and info files the host reads after a run, into *summary*."""
+    from pygnc.formats.status import StatusError, decode_status
+
+    raw = session.read_file("~/pygnc_status.bin")
+    summary["status"] = summary["status_full"] = None
+    if raw is not None:
+        try:
+            summary["status_full"] = decode_status(raw)
+            summary["status"] = _status_brief(summary["status_full"])
+        except StatusError as exc:
+            summary["status"] = {"error": str(exc)}
+    info = session.read_file("~/pygnc_info.txt")
+    summary["info"] = None if info is None else info.decode("utf-8", "replace")
+
+
 def host_run(session: ShellSession, args, printer: Printer, config: Config | None = None) -> dict:
     """The whole sequence on an open session; the summary (raises HostError on failure)."""
     config = config or Config()
@@ -169,31 +257,7 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     summary["whoami"] = who
     printer.step(f"shell ready, whoami: {who}")
 
-    # -- uploads ------------------------------------------------------------------------------
-    scenario_t0 = None
-    uploads = []
-    batch_last = None
-    if args.upload is not None:
-        src = args.upload
-        if not (src / "sense.bin").is_file():
-            raise HostError(f"{src}/sense.bin does not exist")
-        scenario_t0 = live.first_time(src, config)
-        if args.batch_until_s is not None:
-            data = live.split_sense(src, scenario_t0 + args.batch_until_s, config)
-        else:
-            data = (src / "sense.bin").read_bytes()
-        items = live.live_items(src, config, t_to_s=(scenario_t0 + args.batch_until_s)
-                                if args.batch_until_s is not None else math.inf)
-        batch_last = max((i.t_sc_s for i in items), default=None)
-        r = session.upload(data, "~/sense.bin")
-        uploads.append(r.__dict__)
-        printer.step(f"uploaded ~/sense.bin: {r.size} bytes in {r.seconds:.1f} s, sha256 {r.sha256[:16]}... verified")
-        session.run("mkdir -p ~/range && rm -f ~/range/rng*.bin")
-        if args.batch_until_s is None:
-            for f in sorted((src / "range").glob("rng*.bin")) if (src / "range").is_dir() else []:
-                r = session.upload(f.read_bytes(), f"~/range/{f.name}")
-                uploads.append(r.__dict__)
-                printer.step(f"uploaded ~/range/{f.name}: {r.size} bytes, verified")
+    scenario_t0, batch_last, uploads = _upload(session, args, printer, config)
     summary["uploads"] = uploads
 
     # -- what to stream -----------------------------------------------------------------------------
@@ -236,41 +300,7 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
         printer.step(f"cadence {args.cadence_s} s refused: {fs.ACK_RESULTS.get(result, result)}")
 
     # -- stream ------------------------------------------------------------------------------------------
-    t0 = time.monotonic()
-    bad_sent = []
-    interrupted = False
-    if frames:
-        rate = max(args.rate, 1e-6)
-        bad_at = len(frames) // 2 if args.bad_frames else -1
-        t_first = frames[0][0]
-        printer.step(f"streaming {len(frames)} frames ({frames[-1][0] - t_first:.0f} s of data) at {rate:g}x")
-        for k, (t, tag, payload) in enumerate(frames):
-            due = t0 + (t - t_first) / rate
-            if args.ctrl_c_at_s is not None:
-                due = min(due, t0 + args.ctrl_c_at_s)
-            while True:
-                left = due - time.monotonic()
-                if left <= 0:
-                    break
-                client.poll(min(left, 0.05))
-                printer.progress(progress_text(client, t0))
-            if args.ctrl_c_at_s is not None and time.monotonic() >= t0 + args.ctrl_c_at_s:
-                interrupted = True
-                printer.step(f"stream interrupted after {k} of {len(frames)} frames")
-                break
-            if k == bad_at:
-                for what, line, code in bad_frame_lines(args.long_line_bytes):
-                    client.send_raw(line)
-                    bad_sent.append((what, fs.ERROR_CODES[code][0]))
-                printer.step(f"sent {len(bad_sent)} bad frames: " + ", ".join(w for w, _ in bad_sent))
-            if tag == fs.GPS:
-                client.send_fix(payload, bool(decode_gps_segments(payload[:99], config)["valid"][0])
-                                if len(payload) == 99 else False)
-            else:
-                client.send(tag, payload)
-            client.poll(0.0)
-        if not interrupted:
-            printer.step(f"stream done in {time.monotonic() - t0:.1f} s")
+    t0, bad_sent, interrupted = _stream(client, frames, args, printer, config)
     summary["bad_frames_sent"] = bad_sent
     summary["frames_streamed"] = len(frames)
     summary["stream_interrupted"] = interrupted
@@ -308,19 +338,7 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     summary["status_during_run"] = _status_brief(status_now)
     summary["estimates"] = client.estimates
 
-    # -- read back -------------------------------------------------------------------------------------------
-    from pygnc.formats.status import StatusError, decode_status
-
-    raw = session.read_file("~/pygnc_status.bin")
-    summary["status"] = summary["status_full"] = None
-    if raw is not None:
-        try:
-            summary["status_full"] = decode_status(raw)
-            summary["status"] = _status_brief(summary["status_full"])
-        except StatusError as exc:
-            summary["status"] = {"error": str(exc)}
-    info = session.read_file("~/pygnc_info.txt")
-    summary["info"] = None if info is None else info.decode("utf-8", "replace")
+    _read_back(session, summary)
     summary["ok"] = summary["stop"]["exit_status"] == 0 and summary["status"] is not None
     return summary
 
