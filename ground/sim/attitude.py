@@ -92,6 +92,19 @@ def random_quaternion(rng: np.random.Generator):
     return q if q[0] >= 0 else -q
 
 
+def _mat_vec3(m, v):
+    """3x3 (nested lists) times a 3-vector, plain floats (the integrator's hot loop)."""
+    return (
+        m[0][0] * v[0] + m[0][1] * v[1] + m[0][2] * v[2],
+        m[1][0] * v[0] + m[1][1] * v[1] + m[1][2] * v[2],
+        m[2][0] * v[0] + m[2][1] * v[1] + m[2][2] * v[2],
+    )
+
+
+def _cross3(a, b):
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
 def propagate_attitude(
     t_s,
     q0,
@@ -145,21 +158,11 @@ def propagate_attitude(
         g = 1.0 - f
         return a[0] * g + b[0] * f, a[1] * g + b[1] * f, a[2] * g + b[2] * f
 
-    def mat_vec(m, v):
-        return (
-            m[0][0] * v[0] + m[0][1] * v[1] + m[0][2] * v[2],
-            m[1][0] * v[0] + m[1][1] * v[1] + m[1][2] * v[2],
-            m[2][0] * v[0] + m[2][1] * v[1] + m[2][2] * v[2],
-        )
-
-    def cross(a, b):
-        return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
-
     def rhs(tt, y):
         qw, qx, qy, qz, wx, wy, wz = y.tolist()
         w = (wx, wy, wz)
-        jw = mat_vec(jl, w)
-        c = cross(w, jw)
+        jw = _mat_vec3(jl, w)
+        c = _cross3(w, jw)
         tau = [-c[0], -c[1], -c[2]]
         if use_gg or use_mag:
             nq = qw * qw + qx * qx + qy * qy + qz * qz
@@ -171,19 +174,19 @@ def propagate_attitude(
                 (s2 * (qx * qz + qw * qy), s2 * (qy * qz - qw * qx), 1 - s2 * (qx * qx + qy * qy)),
             )
             if use_gg:
-                rb = mat_vec(rt, interp(r_list, tt))
+                rb = _mat_vec3(rt, interp(r_list, tt))
                 rn2 = rb[0] * rb[0] + rb[1] * rb[1] + rb[2] * rb[2]
                 k = 3.0 * MU_EARTH_M3_S2 / (rn2 * rn2 * rn2**0.5)
-                g = cross(rb, mat_vec(jl, rb))
+                g = _cross3(rb, _mat_vec3(jl, rb))
                 tau[0] += k * g[0]
                 tau[1] += k * g[1]
                 tau[2] += k * g[2]
             if use_mag:
-                m = cross(dip, mat_vec(rt, interp(b_list, tt)))
+                m = _cross3(dip, _mat_vec3(rt, interp(b_list, tt)))
                 tau[0] += m[0]
                 tau[1] += m[1]
                 tau[2] += m[2]
-        wd = mat_vec(jil, tau)
+        wd = _mat_vec3(jil, tau)
         return np.array(
             [
                 0.5 * (-qx * wx - qy * wy - qz * wz),
