@@ -7,6 +7,8 @@ deg/s); the core driven at the samples' stated epochs; errors at those epochs.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pygnc import frames
 from pygnc.config import Config
@@ -91,4 +93,108 @@ def errors(scenario, outs, idx):
         "t_s": t,
         "valid": np.array([o.valid_attitude for o in outs]),
         "mag_bias_err_ut": np.array([o.mag_bias_ut for o in outs]) - rib @ z["mag_bias_imu_ut"][0],
+    }
+
+
+#: The live IMU the attitude tests and bench simulate: IMU380-class gyro (angular random walk
+#: 0.3 deg/sqrt(h) = 0.005 deg/s/sqrt(Hz); the S1 packet's 1260/2^16 deg/s LSB), 100 Hz,
+#: mounted turned 90 deg about body z (so the device-to-body rotation is exercised).
+IMU_RATE_HZ = 100.0
+IMU_NOISE_DENSITY_DEG_S_SQRT_HZ = 0.005
+IMU_LSB_DEG_S = 1260.0 / 65536.0
+IMU_DEVICE_TO_BODY = (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def imu_samples(truth, k: int = 0, seed: int = 0, bias_max_deg_s: float = 0.3, rate_hz: float = IMU_RATE_HZ,
+                noise_density_deg_s_sqrt_hz: float = IMU_NOISE_DENSITY_DEG_S_SQRT_HZ,
+                device_to_body=IMU_DEVICE_TO_BODY, gaps_s=()):
+    """A live IMU's samples from spacecraft *k*'s truth: ``(t_sc_s (n,), rate_imu_rad_s (n, 3),
+    bias_imu_rad_s (3,))``.  Rates: the truth body rate (cubic spline of the 1-Hz grid) in the
+    device's axes, plus a constant bias drawn in +-*bias_max_deg_s*, white noise of the
+    given density, quantised to the IMU380's LSB.  Times: the spacecraft clock (truth's
+    unrounded reading) less a fixed 0.4 s (the Pi's clock is set from a whole-second stamp).
+    *gaps_s*: (start, end) pairs, seconds from the start, without samples (an unplugged IMU)."""
+    from scipy.interpolate import CubicSpline
+
+    rng = np.random.default_rng(seed)
+    tt = truth["t_gps_s"]
+    t = np.arange(tt[0], tt[-1], 1.0 / rate_hz)
+    keep = np.ones(t.size, bool)
+    for a, b in gaps_s:
+        keep &= ~((t - tt[0] >= a) & (t - tt[0] < b))
+    t = t[keep]
+    w_body = CubicSpline(tt, truth["w_body_rad_s"][k], axis=0)(t)
+    r_db = np.asarray(device_to_body, dtype=float).reshape(3, 3)
+    bias = np.radians(rng.uniform(-bias_max_deg_s, bias_max_deg_s, 3))
+    sigma = math.radians(noise_density_deg_s_sqrt_hz) * math.sqrt(rate_hz)
+    w_dev = w_body @ r_db + bias + sigma * rng.standard_normal(w_body.shape)  # (R^T w)^T = w^T R
+    lsb = math.radians(IMU_LSB_DEG_S)
+    w_dev = np.round(w_dev / lsb) * lsb
+    t_sc = np.interp(t, tt, truth["t_sc_s"][k]) - 0.4
+    return t_sc, w_dev, bias
+
+
+def with_imu(messages, t_sc_s, rate_imu_rad_s, block_s: float = 0.1, lead_s: float = 1.0) -> list:
+    """*messages* with ``imu_samples`` blocks of *block_s* inserted in spacecraft-time order, as
+    they reach the attitude task live: every block whose last sample is at most *lead_s* after
+    a sensor sample's (whole-second) stamp comes before that sample."""
+    edges = np.flatnonzero(np.diff(np.floor((t_sc_s - t_sc_s[0]) / block_s))) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [t_sc_s.size]))
+    blocks = [(float(t_sc_s[e - 1]), {
+        "device": "sim", "connection": 1, "first_index": int(s), "lost": 0,
+        "t_sc_s": t_sc_s[s:e].tolist(), "t_device_s": t_sc_s[s:e].tolist(), "t_rx_sc_s": t_sc_s[s:e].tolist(),
+        "rate_imu_rad_s": rate_imu_rad_s[s:e].tolist(), "accel_imu_m_s2": [[0.0, 0.0, 0.0]] * int(e - s),
+        "temp_c": [20.0] * int(e - s), "status": [0] * int(e - s)}) for s, e in zip(starts, ends)]
+    out, j = [], 0
+    for t, b in messages:
+        if t == "sensor":
+            while j < len(blocks) and blocks[j][0] <= b["t_sc_s"] + lead_s:
+                out.append(("imu_samples", blocks[j][1]))
+                j += 1
+        out.append((t, b))
+    out += [("imu_samples", blk) for _, blk in blocks[j:]]
+    return out
+
+
+def processor_accuracy(truth, messages, config, imu_bias_body_rad_s=None, settle_s: float = 1800.0) -> dict:
+    """Orbit and attitude processors over *messages* as the task tree runs them; attitude
+    statistics after *settle_s* against spacecraft 0's truth, the processor's counters and its
+    CPU seconds.  The gyro-bias error is against the BMX160's truth bias, or against
+    *imu_bias_body_rad_s* (body axes) when the live IMU propagates."""
+    import time
+
+    import processor_support as ps
+    from pygnc.estimation import chi2
+    from pygnc.processors.attitude import AttitudeProcessor
+    from pygnc.processors.orbit import OrbitProcessor
+
+    op, ap = OrbitProcessor(config), AttitudeProcessor(config)
+    att, cpu = [], 0.0
+    for t, b in messages:
+        if t in op.consumes:
+            for t2, b2 in op.handle(t, b):
+                if t2 in ap.consumes:
+                    tic = time.process_time()
+                    att += ap.handle(t2, b2)
+                    cpu += time.process_time() - tic
+        if t in ap.consumes:
+            tic = time.process_time()
+            att += ap.handle(t, b)
+            cpu += time.process_time() - tic
+    est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"]]
+    tg, err, cov, db = ps.attitude_errors(truth, est)
+    if imu_bias_body_rad_s is not None:
+        db = np.array([b["gyro_bias_rad_s"] for b in est]) - np.asarray(imu_bias_body_rad_s)
+    rel = tg - truth["t_gps_s"][0]
+    s = rel >= settle_s
+    ang = np.degrees(np.linalg.norm(err, axis=1))
+    ecl = truth["eclipse"][0][np.clip(np.rint(rel).astype(int), 0, truth["t_gps_s"].size - 1)]
+    nees = ps.nees(err, cov)
+    return {
+        "rel_s": rel, "angle_deg": ang, "nees": nees, "counters": ap.counters(), "cpu_s": cpu,
+        "rms_deg": float(np.sqrt(np.mean(ang[s] ** 2))), "rms_sun_deg": float(np.sqrt(np.mean(ang[s & ~ecl] ** 2))),
+        "rms_eclipse_deg": float(np.sqrt(np.mean(ang[s & ecl] ** 2))), "max_deg": float(ang[s].max()),
+        "bias_err_max_deg_s": float(np.degrees(np.abs(db[s]).max())),
+        "nees_mean": float(nees[s].mean()), "in95": float(np.mean(nees[s] < chi2.quantile(0.95, 3))),
     }

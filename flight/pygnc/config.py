@@ -187,6 +187,27 @@ class Config:
     attitude_time_tag_from_clock_map: bool = True
     #: Fewest clock-map pairs for its residual to stand for the stamps' scatter, count.
     attitude_time_tag_min_pairs: int = 20
+    # --- attitude estimator: a live IMU's gyro (channel ``imu``, task imu_ingest) ---------
+    #: Propagate the attitude on the IMU's samples (rotated by ``imu_device_to_body``) over
+    #: every step they cover, instead of on the two BMX160 samples.
+    attitude_use_imu: bool = True
+    #: A step is covered when no two consecutive IMU samples inside it (nor its start and the
+    #: first sample) are further apart than this, s ...
+    attitude_imu_max_gap_s: float = 0.25
+    #: ... and the last sample is at most this before the step's end (the rate is held
+    #: over the rest: samples come in blocks every imu_publish_period_s), s.
+    attitude_imu_max_hold_s: float = 1.0
+    #: IMU samples kept waiting for the next sensor sample, count (100 Hz: 200 s).
+    attitude_imu_max_samples: int = 20_000
+    #: Estimate the IMU's time offset against the sensor samples from the two gyros' rates
+    #: (pygnc.estimation.imu_alignment) and shift the IMU's times by it.
+    attitude_imu_align: bool = True
+    #: Window of IMU samples before a sensor sample over which its rate and rate change are
+    #: fitted for that estimate, s.
+    attitude_imu_align_window_s: float = 2.0
+    #: Longest interval between two sensor samples whose IMU rates are differenced for the
+    #: rate change that estimate needs, s.
+    attitude_imu_align_max_step_s: float = 12.0
 
     #: Longest propagation beyond the last measurement, s: estimates are not propagated
     #: further (an estimator_note says so), and a sample further ahead is a time outlier.

@@ -202,6 +202,41 @@ def step_rotation_vector(w0_rad_s, w1_rad_s, dt_s: float) -> np.ndarray:
                      h * (a2 + b2) + c * (a0 * b1 - a1 * b0)])
 
 
+def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Body rotation vector over [*t0_s*, *t1_s*] from gyro samples (a live IMU's, ~100 Hz).
+
+    *t_s* (k,) increasing sample times, *rate_rad_s* (k, 3) body rates (bias already
+    removed).  The rate is taken linear between samples, interpolated at the two ends, and
+    held beyond the first or last sample (the caller limits how far); each interval is one
+    third-order Magnus step (:func:`step_rotation_vector`) and the steps are composed as
+    quaternions.  Returns ``(rotation vector (3,), rate at t0_s (3,), rate at t1_s (3,))``."""
+    t = np.asarray(t_s, dtype=float)
+    w = np.asarray(rate_rad_s, dtype=float).reshape(-1, 3)
+    if t.size == 0 or not t1_s > t0_s:
+        raise ValueError("integrate_rates needs samples and t1_s > t0_s")
+    inside = (t > t0_s) & (t < t1_s)
+
+    def rate_at(tt: float) -> np.ndarray:
+        return np.array([np.interp(tt, t, w[:, j]) for j in range(3)])
+
+    tk = np.concatenate(([t0_s], t[inside], [t1_s]))
+    wk = np.vstack((rate_at(t0_s), w[inside], rate_at(t1_s)))
+    dt = np.diff(tk)[:, None]
+    w0, w1 = wk[:-1], wk[1:]
+    phi = 0.5 * dt * (w0 + w1) + (dt * dt / 12.0) * np.cross(w0, w1)
+    ang = np.linalg.norm(phi, axis=1)
+    half = 0.5 * ang
+    sinc = np.where(ang > 1e-12, np.sin(half) / np.where(ang > 1e-12, ang, 1.0), 0.5)
+    qs = np.column_stack((np.cos(half), sinc[:, None] * phi)).tolist()
+    qw, qx, qy, qz = 1.0, 0.0, 0.0, 0.0
+    for bw, bx, by, bz in qs:  # q <- q (x) dq, in floats (hundreds of small steps)
+        qw, qx, qy, qz = (qw * bw - qx * bx - qy * by - qz * bz, qw * bx + qx * bw + qy * bz - qz * by,
+                          qw * by - qx * bz + qy * bw + qz * bx, qw * bz + qx * by - qy * bx + qz * bw)
+    q = np.array([qw, qx, qy, qz])
+    q /= np.linalg.norm(q)
+    return _rotvec_from_quat(q if q[0] >= 0.0 else -q), wk[0].copy(), wk[-1].copy()
+
+
 # --------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class AttitudeFilterConfig:
@@ -253,6 +288,14 @@ class AttitudeFilterConfig:
     #: than this is irregular (a stamp-phase wrap, a late sample), s.
     irregular_step_threshold_s: float = 0.5
     step_history: int = 7
+    #: External IMU gyro (a live 100-Hz stream from task imu_ingest) when it propagates
+    #: the attitude: white rate noise density (angular random walk; 0.3 deg/sqrt(h) is
+    #: 0.005 deg/s/sqrt(Hz)), bias random walk, and the sigma of its bias when it is first
+    #: used.  Its bias is a separate estimate from the BMX160's (the state holds the bias of
+    #: the gyro in use; the other one's is kept aside).
+    imu_gyro_noise_density_rad_s_sqrt_hz: float = math.radians(0.005)
+    imu_gyro_bias_walk_rad_s_per_sqrt_s: float = 5e-7
+    imu_init_gyro_bias_sigma_rad_s: float = math.radians(0.5)
 
 
 # --------------------------------------------------------------------------- environment
@@ -539,13 +582,6 @@ class AttitudeMEKF:
         gap = w_meas_body_rad_s is None or dt > cfg.max_gap_s
         w1 = w0 if gap else np.asarray(w_meas_body_rad_s, dtype=float) - bg
         phi = step_rotation_vector(w0, w1, dt)
-        self.q = quat_multiply(self.q, quat_from_rotvec(phi))
-        self.q /= math.sqrt(float(self.q @ self.q))
-        f = np.eye(9)
-        f[:3, :3] = rotation_matrix(-phi)
-        f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
-        self.last_f = f
-        p = f @ self.p @ f.T
         ang = math.sqrt(float(phi @ phi))
         q_att = dt * dt * cfg.gyro_noise_rad_s**2 / 2.0 + (cfg.propagation_error_coeff * ang**3) ** 2
         q_att += cfg.gyro_bias_walk_rad_s_per_sqrt_s**2 * dt**3 / 3.0
@@ -553,15 +589,59 @@ class AttitudeMEKF:
             # Rate held over the interval: the error grows with the rate's own change,
             # |dw/dt| t^2 / 2, estimated from the last two samples.
             q_att += (0.5 * self.w_dot_rad_s2 * dt * dt + cfg.gyro_noise_rad_s * dt) ** 2
-        else:
+        self._advance(t_s, dt, phi, q_att, None if gap else w1, cfg.gyro_bias_walk_rad_s_per_sqrt_s)
+        if w_meas_body_rad_s is not None:
+            w_new = np.asarray(w_meas_body_rad_s, dtype=float).copy()
+            if not gap:
+                self.w_dot_rad_s2 = math.sqrt(float((w_new - self.w_prev) @ (w_new - self.w_prev))) / dt
+            self.w_prev = w_new
+
+    def propagate_imu(self, t_s: float, t_imu_s, rate_imu_body_rad_s, time_sigma_s: float = 0.0) -> None:
+        """Move to *t_s* on a live IMU's samples (times on the filter's axis, body-axis rates
+        as measured; the state's gyro bias is that IMU's).  The caller checks that they
+        cover the interval (:func:`integrate_rates` holds the rate beyond the ends).
+        *time_sigma_s*: 1-sigma error of the IMU's times relative to the sensor samples'
+        instants (:mod:`pygnc.estimation.imu_alignment`): the window shifted by ``e`` turns
+        the step by ``(w1 - C w0) e`` more, added to the attitude covariance."""
+        cfg = self.cfg
+        dt = float(t_s) - self.t_s
+        self.last_f = None
+        if dt <= 0.0:
+            return
+        bg = self.x_bias[:3].copy()
+        phi, w0, w1 = integrate_rates(t_imu_s, np.asarray(rate_imu_body_rad_s, dtype=float) - bg, self.t_s, float(t_s))
+        q_att = (cfg.imu_gyro_noise_density_rad_s_sqrt_hz**2 * dt
+                 + cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s**2 * dt**3 / 3.0)
+        self._advance(t_s, dt, phi, q_att, w1, cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s)
+        if time_sigma_s > 0.0:
+            v = w1 - rotation_matrix(-phi) @ w0
+            self.p[:3, :3] += (time_sigma_s * time_sigma_s) * np.outer(v, v)
+        w_new = w1 + bg
+        self.w_dot_rad_s2 = math.sqrt(float((w_new - self.w_prev) @ (w_new - self.w_prev))) / dt
+        self.w_prev = w_new
+
+    def _advance(self, t_s: float, dt: float, phi: np.ndarray, q_att: float, w_step, bias_walk_rad_s_per_sqrt_s: float) -> None:
+        """The common part of a step: rotate the reference by *phi*, propagate P with the
+        error-state transition, add *q_att* (rad^2 per axis) and the bias walks, and, for a
+        step integrated from samples (*w_step*, the bias-corrected rate at its end), the
+        step-length uncertainty about the rate axis."""
+        cfg = self.cfg
+        self.q = quat_multiply(self.q, quat_from_rotvec(phi))
+        self.q /= math.sqrt(float(self.q @ self.q))
+        f = np.eye(9)
+        f[:3, :3] = rotation_matrix(-phi)
+        f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
+        self.last_f = f
+        p = f @ self.p @ f.T
+        if w_step is not None:
             # The step's true length is uncertain: the body turned w1 * (dt_true - dt) more
             # than integrated, about the rate axis (rank one).
             sig_dt = self._step_length_sigma(dt)
             if sig_dt > 0.0:
-                p[:3, :3] += (sig_dt * sig_dt) * np.outer(w1, w1)
+                p[:3, :3] += (sig_dt * sig_dt) * np.outer(w_step, w_step)
         idx = np.arange(3)
         p[idx, idx] += q_att
-        p[idx + 3, idx + 3] += cfg.gyro_bias_walk_rad_s_per_sqrt_s**2 * dt
+        p[idx + 3, idx + 3] += bias_walk_rad_s_per_sqrt_s**2 * dt
         p[idx + 6, idx + 6] += cfg.mag_bias_walk_ut_per_sqrt_s**2 * dt
         for i in range(3):  # an attitude sigma beyond pi means nothing: scale it down
             if p[i, i] > math.pi**2:
@@ -570,11 +650,14 @@ class AttitudeMEKF:
                 p[:, i] *= f_i
         self.p = 0.5 * (p + p.T)
         self.t_s = float(t_s)
-        if w_meas_body_rad_s is not None:
-            w_new = np.asarray(w_meas_body_rad_s, dtype=float).copy()
-            if not gap:
-                self.w_dot_rad_s2 = math.sqrt(float((w_new - self.w_prev) @ (w_new - self.w_prev))) / dt
-            self.w_prev = w_new
+
+    def set_gyro_bias(self, bias_rad_s, p_bias) -> None:
+        """Replace the gyro-bias estimate (another gyro takes over): its covariance *p_bias*
+        (3, 3), uncorrelated with attitude and magnetometer bias."""
+        self.x_bias[:3] = np.asarray(bias_rad_s, dtype=float)
+        self.p[3:6, :] = 0.0
+        self.p[:, 3:6] = 0.0
+        self.p[3:6, 3:6] = np.asarray(p_bias, dtype=float)
 
     def _step_length_sigma(self, dt: float) -> float:
         """1-sigma error of a step's length from its time tags.
@@ -752,6 +835,30 @@ class AttitudeEstimator:
         self.last_in_eclipse = False
         self.last_w = np.zeros(3)
         self.time_tag_sigma_s = self.cfg.time_tag_sigma_s
+        #: The gyro whose bias the MEKF's state holds: "sensor" (the BMX160 in the sensor
+        #: samples) or "imu" (a live IMU); the other's (bias, covariance) waits in _bias_aside.
+        self.gyro_source = "sensor"
+        self._bias_aside: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.n_imu_steps = 0
+        self.n_source_switches = 0
+        self._w_sensor_prev: np.ndarray | None = None  # the BMX160's rate at the last step
+
+    def _use_gyro(self, source: str) -> bool:
+        """Make *source*'s bias the state's (keeping the other's aside); True if it changed."""
+        f = self.mekf
+        if source == self.gyro_source:
+            return False
+        self._bias_aside[self.gyro_source] = (f.x_bias[:3].copy(), f.p[3:6, 3:6].copy())
+        if source in self._bias_aside:
+            b, pb = self._bias_aside.pop(source)
+        else:  # first use of the IMU: its turn-on bias is unknown
+            b, pb = np.zeros(3), np.eye(3) * self.cfg.imu_init_gyro_bias_sigma_rad_s**2
+        f.set_gyro_bias(b, pb)
+        if source == "sensor" and self._w_sensor_prev is not None:
+            f.w_prev = self._w_sensor_prev.copy()
+        self.gyro_source = source
+        self.n_source_switches += 1
+        return True
 
     def _try_initialize(self, t_s, w_b, m_b, lux, sat, env: Environment) -> bool:
         if env.sun_fraction < 1.0 - self.cfg.eclipse_fraction_threshold:
@@ -772,13 +879,20 @@ class AttitudeEstimator:
             a = a if a2 is None else a2
         p_bias = c.p * 4.0  # the calibrator's covariance ignores correlated residuals
         self.mekf.initialize(t_s, quat_from_dcm(a), w_b, c.x, p_bias)
+        self.gyro_source = "sensor"  # the calibrator's bias is the BMX160's
+        self._bias_aside.pop("sensor", None)
         self.n_init += 1
         return True
 
     def step(self, t_s: float, w_meas_body_rad_s, m_meas_body_ut, lux, saturated,
-             env: Environment | None, time_tag_sigma_s: float | None = None) -> AttitudeOutput:
+             env: Environment | None, time_tag_sigma_s: float | None = None,
+             imu: tuple | None = None) -> AttitudeOutput:
         """One sample stamped *t_s* (its stated epoch); *time_tag_sigma_s* is that epoch's
-        1-sigma uncertainty (default: the config's; 0 for exact truth times)."""
+        1-sigma uncertainty (default: the config's; 0 for exact truth times).
+
+        *imu*: ``(t_s (k,), rate_body_rad_s (k, 3)[, time_sigma_s])`` samples of a live IMU covering the
+        interval since the last step (checked by the caller): the attitude is propagated on
+        them instead of on the two BMX160 samples, with that IMU's own bias estimate."""
         if time_tag_sigma_s is not None:
             self.time_tag_sigma_s = float(time_tag_sigma_s)
         w_b = np.asarray(w_meas_body_rad_s, dtype=float)
@@ -796,17 +910,34 @@ class AttitudeEstimator:
             self.calib.step(t_s, w_b, m_b)
         rec = self.record_history
         prior = None  # (continues the previous step, F, P, q, biases) before the updates
+        w_src = w_b
         if f.initialized:
-            f.propagate(t_s, w_b)
-            if rec:
-                prior = (True, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy())
+            switched = self._use_gyro("imu" if imu is not None else "sensor")
+            if imu is not None:
+                f.propagate_imu(t_s, *imu)
+                w_src = f.w_prev
+                self.n_imu_steps += 1
+            else:
+                f.propagate(t_s, w_b)
+            if rec:  # a change of gyro breaks the chain the smoother follows
+                prior = (not switched, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy())
             if env is not None:
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
                 if f.consecutive_rejections >= self.cfg.max_rejections:
                     f.initialized = False  # lost: start again from TRIAD, biases from the MEKF
-                    self.calib.x = f.x_bias.copy()
-                    self.calib.p = f.p[3:, 3:].copy()
+                    if self.gyro_source == "sensor":
+                        self.calib.x = f.x_bias.copy()
+                        self.calib.p = f.p[3:, 3:].copy()
+                    else:  # the state holds the IMU's gyro bias: keep it for when it resumes
+                        self._bias_aside["imu"] = (f.x_bias[:3].copy(), f.p[3:6, 3:6].copy())
+                        self.calib.x[3:] = f.x_bias[3:]
+                        self.calib.p[3:, 3:] = f.p[6:, 6:]
+                        sensor = self._bias_aside.get("sensor")
+                        if sensor is not None:
+                            self.calib.x[:3], self.calib.p[:3, :3] = sensor[0].copy(), sensor[1].copy()
+                            self.calib.p[:3, 3:] = 0.0
+                            self.calib.p[3:, :3] = 0.0
         elif env is not None:
             if self._try_initialize(t_s, w_b, m_b, lux, saturated, env):
                 if rec:
@@ -814,10 +945,11 @@ class AttitudeEstimator:
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
         self.last_in_eclipse = env is not None and env.sun_fraction < 0.5
-        self.last_w = w_b
+        self.last_w = w_src if f.initialized else w_b
+        self._w_sensor_prev = w_b
         out = self.output()
         if rec:
-            self.history.append(_StepRecord(out, w_b, self.time_tag_sigma_s, prior if out.valid_attitude else None,
+            self.history.append(_StepRecord(out, self.last_w, self.time_tag_sigma_s, prior if out.valid_attitude else None,
                                             f.p.copy() if out.valid_attitude else None))
         return out
 

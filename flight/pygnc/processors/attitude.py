@@ -30,6 +30,18 @@ non-finite time or position is ignored.
   later (live data after the batch: the host's stream) ends that: later samples wait for
   their orbit estimates again.
 
+* ``imu_samples`` (a live IMU, task ``imu_ingest``): rates rotated into body axes
+  (``Config.imu_device_to_body``), kept (at most ``attitude_imu_max_samples``) until the
+  sensor samples they span are processed.  A step they cover (no gap over
+  ``attitude_imu_max_gap_s``, the last at most ``attitude_imu_max_hold_s`` before its end) is
+  propagated on them (:meth:`AttitudeMEKF.propagate_imu`, with the IMU's own gyro-bias
+  estimate); any other step on the BMX160 as before, so an unplugged IMU costs only its
+  accuracy.  Samples with a non-finite or implausible rate (beyond 2000 deg/s), or not after
+  the previous one, are dropped and counted (``imu_rejected``).  The IMU's time tags are on
+  the spacecraft clock (the Pi's clock, set from the host's start argument) and go through
+  the clock map like the sensor stamps; a constant offset between the two clocks hardly
+  matters: it shifts each step's integration window, not its length.
+
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
 
 Ground: with ``record_history`` on (replay ``--smooth``),
@@ -40,24 +52,26 @@ estimate of every processed sample.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import numpy as np
 
 from .. import frames
 from ..config import Config
 from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at
+from ..estimation.imu_alignment import ImuTimeAlignment
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
 
-#: Orbit estimates kept while waiting for their sensor sample.
 #: After batch_end, calls of propagate_to_sc (1 s apart in flight) without any orbit
 #: estimate after which the waiting samples are processed without position.
 IDLE_CALLS_BEFORE_FLUSH = 5
+#: IMU rates beyond this are not a spacecraft's (the IMU380's full scale is 200-400 deg/s), rad/s.
+IMU_MAX_RATE_RAD_S = math.radians(2000.0)
 
 
 class AttitudeProcessor(Processor):
-    consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "estimator_note", "batch_end"})
+    consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "estimator_note", "batch_end", "imu_samples"})
 
     def __init__(self, config: Config | None = None, filter_config: AttitudeFilterConfig | None = None,
                  record_history: bool = False):
@@ -86,6 +100,16 @@ class AttitudeProcessor(Processor):
         self.n_bad_orbit = 0
         self.n_outputs = 0
         self._steps: list[tuple[float, float, bool]] = []  # (t_sc, t_gps, has_position) per step, when recording
+        self._imu_to_body = np.asarray(c.imu_device_to_body, dtype=float).reshape(3, 3)
+        # Blocks of IMU samples as they came: (t_sc_s (k,), body rates (k, 3)), oldest first.
+        self._imu_blocks: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self._imu_count = 0  # samples in _imu_blocks
+        self._imu_last_t_sc = -math.inf
+        self.n_imu_samples = 0
+        self.n_imu_rejected = 0
+        self.n_imu_uncovered = 0  # steps with IMU samples around that did not cover them
+        self.imu_align = ImuTimeAlignment()
+        self._align_chain: list[tuple] = []  # (t_s, IMU rate at t_s, BMX160 rate, its variance)
         self.record_history = record_history
 
     @property
@@ -105,6 +129,9 @@ class AttitudeProcessor(Processor):
             return []
         if msg_type == "sensor":
             return self._on_sensor(body)
+        if msg_type == "imu_samples":
+            self._on_imu(body)
+            return []
         if msg_type == "orbit_estimate":
             if body.get("propagated"):
                 return []
@@ -156,6 +183,100 @@ class AttitudeProcessor(Processor):
             self.n_overflow += 1
             _, old = self.pending.popitem(last=False)
             out += self._process(old, None)
+        return out
+
+    def _on_imu(self, b: dict) -> None:
+        if not self.config.attitude_use_imu:
+            return
+        try:
+            t = np.asarray(b["t_sc_s"], dtype=float).ravel()
+            w = np.asarray(b["rate_imu_rad_s"], dtype=float).reshape(-1, 3)
+        except (KeyError, TypeError, ValueError):
+            self.n_imu_rejected += 1
+            return
+        if t.size != len(w):
+            self.n_imu_rejected += max(t.size, len(w))
+            return
+        ok = np.isfinite(t) & np.isfinite(w).all(axis=1) & (np.abs(w) <= IMU_MAX_RATE_RAD_S).all(axis=1)
+        # Kept: plausible and after every sample kept before it (times strictly increase).
+        before = np.maximum.accumulate(np.concatenate(([self._imu_last_t_sc], np.where(ok, t, -math.inf))))[:-1]
+        keep = ok & (t > before)
+        n = int(keep.sum())
+        self.n_imu_samples += n
+        self.n_imu_rejected += t.size - n
+        if n:
+            self._imu_blocks.append((t[keep], w[keep] @ self._imu_to_body.T))
+            self._imu_count += n
+            self._imu_last_t_sc = float(t[keep][-1])
+            while self._imu_count - len(self._imu_blocks[0][0]) >= max(2, int(self.config.attitude_imu_max_samples)):
+                self._imu_count -= len(self._imu_blocks.popleft()[0])
+
+    def _align_imu(self, tt: np.ndarray, ww: np.ndarray, t_s: float, w_b: np.ndarray) -> None:
+        """Update the IMU time-offset estimate (:mod:`pygnc.estimation.imu_alignment`).
+
+        The IMU's rate at the sample's epoch *t_s* is the intercept of a straight line fitted
+        to its samples (mapped tags *tt*, body rates *ww*) over the window before it; the
+        rate change is the central difference of the neighbouring samples' intercepts (over
+        two steps, ~10 s: a slope fitted inside the 2-s window is six times noisier and, as
+        a noisy regressor, biases the offset towards zero - measured).  So the update for a
+        sample comes one step late, on the middle one of the last three."""
+        c = self.config
+        sel = (tt >= t_s - c.attitude_imu_align_window_s) & (tt <= t_s)
+        n = int(sel.sum())
+        if n < 10 or tt[sel][-1] < t_s - 0.1 or tt[sel][0] > t_s - 0.5 * c.attitude_imu_align_window_s:
+            self._align_chain.clear()  # the IMU does not reach this sample: start the chain again
+            return
+        x = tt[sel] - t_s
+        a = np.vstack([np.ones(n), x]).T
+        coef, res, *_ = np.linalg.lstsq(a, ww[sel], rcond=None)
+        resid_var = float(res.sum()) / (3 * max(n - 2, 1)) if res.size else 0.0
+        intercept_var = resid_var * (1.0 / n + float(x.mean() ** 2 / max(((x - x.mean()) ** 2).sum(), 1e-12)))
+        chain = self._align_chain
+        if chain and not 0.0 < t_s - chain[-1][0] <= c.attitude_imu_align_max_step_s:
+            chain.clear()
+        chain.append((t_s, coef[0], np.asarray(w_b, dtype=float), intercept_var))
+        if len(chain) < 3:
+            return
+        (t0, w0, _, _), (t1, w1, b1, v1), (t2, w2, _, v2) = chain[-3], chain[-2], chain[-1]
+        del chain[:-2]
+        w_dot = (w2 - w0) / (t2 - t0)
+        w_dot_var = 2.0 * max(v1, v2) / (t2 - t0) ** 2
+        al = self.imu_align
+        noise = self.est.cfg.gyro_noise_rad_s**2 + v1 + w_dot_var * (al.offset_s**2 + al.sigma_s**2)
+        al.update(t1, w1 - b1, w_dot, noise)
+
+    def _imu_cover(self, t_sc: float, t_s: float, w_b: np.ndarray) -> tuple | None:
+        """The IMU samples (filter times, body rates, time sigma) covering the step from the
+        filter's last epoch to *t_s*, or None; blocks older than this step's are dropped."""
+        if not self._imu_blocks:
+            return None
+        f = self.est.mekf
+        c = self.config
+        out = None
+        tt = np.concatenate([b[0] for b in self._imu_blocks])
+        if self.clock is not None:
+            tt = np.asarray(self.clock.gps_from_sc(tt), dtype=float)
+        ww = np.concatenate([b[1] for b in self._imu_blocks])
+        sigma_t = 0.0
+        if c.attitude_imu_align:
+            self._align_imu(tt, ww, t_s, w_b)
+            tt = tt - self.imu_align.offset_s
+            sigma_t = self.imu_align.sigma_s
+        if f.initialized and f.t_s is not None and t_s > f.t_s:
+            lo = max(int(np.searchsorted(tt, f.t_s, side="right")) - 1, 0)
+            hi = min(int(np.searchsorted(tt, t_s, side="left")) + 1, tt.size)
+            span = tt[lo:hi]
+            edges = np.concatenate(([f.t_s], span[(span > f.t_s) & (span < t_s)], [min(t_s, span[-1])])) \
+                if span.size else np.empty(0)
+            if (span.size >= 2 and span[-1] >= t_s - c.attitude_imu_max_hold_s
+                    and np.diff(edges).max(initial=0.0) <= c.attitude_imu_max_gap_s):
+                out = (span, ww[lo:hi], sigma_t)
+            else:
+                self.n_imu_uncovered += 1
+        # Blocks that ended 2 s before this sample's stamp are not needed again (the next
+        # step interpolates from the last sample before its start).
+        while len(self._imu_blocks) > 1 and self._imu_blocks[0][0][-1] <= t_sc - 2.0:
+            self._imu_count -= len(self._imu_blocks.popleft()[0])
         return out
 
     def _on_orbit(self, o: dict) -> list[Output]:
@@ -231,7 +352,8 @@ class AttitudeProcessor(Processor):
             self.n_with_position += 1
         else:
             self.n_without_position += 1
-        out = self.est.step(t_s, w_b, m_b, b["sun_lux"], b["sun_saturated"], env, self.time_tag_sigma_s())
+        imu = self._imu_cover(t_sc, t_s, w_b)
+        out = self.est.step(t_s, w_b, m_b, b["sun_lux"], b["sun_saturated"], env, self.time_tag_sigma_s(), imu)
         self.last_has_position = env is not None
         if self.est.record_history:
             self._steps.append((t_sc, t_gps, env is not None))
@@ -291,4 +413,9 @@ class AttitudeProcessor(Processor):
                 "bad_orbit_estimates": self.n_bad_orbit,
                 "inits": self.est.n_init, "calib_updates": self.est.calib.n_updates,
                 "calib_rejected": self.est.calib.n_rejected, "rest_updates": self.est.calib.n_zero_rate, "mag_rejected": f.n_mag_rejected, "sun_rejected": f.n_sun_rejected,
-                "last_nis_mag": None if math.isnan(f.last_nis_mag) else round(f.last_nis_mag, 3)}
+                "last_nis_mag": None if math.isnan(f.last_nis_mag) else round(f.last_nis_mag, 3),
+                "imu_samples": self.n_imu_samples, "imu_rejected": self.n_imu_rejected,
+                "imu_steps": self.est.n_imu_steps, "imu_uncovered": self.n_imu_uncovered,
+                "gyro_switches": self.est.n_source_switches,
+                "imu_offset_s": round(self.imu_align.offset_s, 4), "imu_offset_sigma_s": round(self.imu_align.sigma_s, 4),
+                "imu_align_updates": self.imu_align.n_updates, "imu_align_rejected": self.imu_align.n_rejected}

@@ -45,7 +45,7 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
              publishes=("orbit",)),
-    TaskSpec("attitude_estimator", 4, "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit"),
+    TaskSpec("attitude_estimator", 4, "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit", "imu"),
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),

@@ -1,0 +1,107 @@
+"""Time alignment of a live IMU's samples with the sensor samples the attitude filter updates on.
+
+The attitude filter propagates on a live IMU's rates between two sensor samples and updates
+on the magnetometer and sun faces those samples carry.  The two come from different clocks:
+the sensor samples are stamped in whole seconds by the PyCubed (their stated epochs come
+through the clock map), the IMU's by the Pi, whose clock is set from a whole-second start
+argument.  So the IMU's time tags, mapped to the filter's time, are off the sensor samples'
+instants by a constant of up to a second (plus the stated epochs' own error while the stamp
+phase wraps).  That offset matters: integrating the IMU over a window shifted by ``e`` changes
+each step's rotation by about ``(w_k - C w_{k-1}) e`` (the rate's change over the step), which
+on a tumbling body is tenths of a degree per step for half a second, and the filter would
+take it for attitude or bias error (measured: 0.55 deg RMS and NEES 24 with ``e`` = 0.54 s,
+against 0.19 deg and NEES 2.0 aligned).
+
+It is also observable, from the same quantity: each sensor sample carries the BMX160's rate
+at its instant.  The IMU's rate interpolated at that (mapped) time differs from it by
+``d = (b_imu - b_bmx) - w_dot e + noise`` in body axes (``w_dot`` the body-axis rate change
+per second, from the IMU itself).  :class:`ImuTimeAlignment` is a 4-state Kalman filter on
+``[e, c]`` (``c`` = the two gyros' bias difference, rad/s), random walks on both, updated
+on ``d`` with ``H = [-w_dot, I]``; where the rate does not change the offset is
+unobservable and, by the same token, harmless.  The processor subtracts ``e`` from the IMU's
+mapped times and the filter adds the remaining ``sigma_e^2 v v^T`` to each step.
+
+Pure computation on floats and small arrays: seconds, rad/s, rad/s^2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import chi2
+
+#: Chi-square 0.9999 quantile, 3 dof: a rate difference beyond it is skipped (a glitch).
+_GATE_3 = chi2.quantile(0.9999, 3)
+
+
+class ImuTimeAlignment:
+    """``e`` = how far the IMU's mapped time tags run ahead of the sensor samples' stated
+    epochs, s (true instant of an IMU sample = its mapped tag - e)."""
+
+    def __init__(self, init_sigma_s: float = 0.5, walk_s_per_sqrt_s: float = 2e-3,
+                 init_bias_diff_sigma_rad_s: float = math.radians(2.0),
+                 bias_diff_walk_rad_s_per_sqrt_s: float = 2e-6, max_rejections: int = 6):
+        self.x = np.zeros(4)  # e [s], bias difference IMU - BMX160 [rad/s] (3)
+        self.p = np.diag([init_sigma_s**2] + [init_bias_diff_sigma_rad_s**2] * 3)
+        self._p0 = self.p.copy()
+        self.q_rate = np.array([walk_s_per_sqrt_s**2] + [bias_diff_walk_rad_s_per_sqrt_s**2] * 3)
+        self.t_s: float | None = None
+        self.max_rejections = int(max_rejections)
+        self.n_updates = 0
+        self.n_rejected = 0
+        self.n_resets = 0
+        self._rejections_in_row = 0
+        self.last_nis = math.nan
+
+    @property
+    def offset_s(self) -> float:
+        return float(self.x[0])
+
+    @property
+    def sigma_s(self) -> float:
+        return math.sqrt(max(float(self.p[0, 0]), 0.0))
+
+    def update(self, t_s: float, rate_diff_rad_s, rate_dot_rad_s2, noise_var_rad2_s2: float) -> bool:
+        """One sensor sample at *t_s*: *rate_diff_rad_s* = IMU rate (at the sample's stated
+        epoch, mapped tags, body axes) - BMX160 rate, *rate_dot_rad_s2* = the IMU's body-rate
+        change per second there, *noise_var_rad2_s2* = the difference's noise variance per
+        axis.  False if skipped (gated, or not finite)."""
+        d = np.asarray(rate_diff_rad_s, dtype=float)
+        wd = np.asarray(rate_dot_rad_s2, dtype=float)
+        if not (np.isfinite(d).all() and np.isfinite(wd).all() and math.isfinite(t_s)):
+            self.n_rejected += 1
+            return False
+        if self.t_s is not None and t_s > self.t_s:
+            self.p[np.diag_indices(4)] += self.q_rate * (t_s - self.t_s)
+        self.t_s = float(t_s)
+        h = np.hstack([-wd[:, None], np.eye(3)])
+        r = d - h @ self.x
+        s = h @ self.p @ h.T + np.eye(3) * noise_var_rad2_s2
+        try:
+            sr = np.linalg.solve(s, r)
+        except np.linalg.LinAlgError:
+            self.n_rejected += 1
+            return False
+        self.last_nis = float(r @ sr)
+        if not self.last_nis <= _GATE_3:
+            self.n_rejected += 1
+            self._rejections_in_row += 1
+            if self._rejections_in_row >= self.max_rejections:
+                # The offset jumped (a clock step, the stamp phase wrapped): start again.
+                self.p[0, :] = 0.0
+                self.p[:, 0] = 0.0
+                self.p[0, 0] = self._p0[0, 0]
+                self.x[0] = 0.0
+                self._rejections_in_row = 0
+                self.n_resets += 1
+            return False
+        k = np.linalg.solve(s, h @ self.p).T
+        ikh = np.eye(4) - k @ h
+        self.x = self.x + k @ r
+        self.p = ikh @ self.p @ ikh.T + noise_var_rad2_s2 * (k @ k.T)
+        self.p = 0.5 * (self.p + self.p.T)
+        self._rejections_in_row = 0
+        self.n_updates += 1
+        return True
