@@ -53,15 +53,15 @@ def _t0_mono(run: FlightRun) -> float:
     raise LookupError("imu_ingest is not running")
 
 
-def _health_counters(log_dir) -> list[dict]:
-    """imu_ingest's counters from every health message in the bus log."""
+def _health_counters(log_dir, task: str = "imu_ingest") -> list[dict]:
+    """*task*'s counters from every health message in the bus log."""
     out = []
     for f in decode_frames((log_dir / "bus.log").read_bytes()).frames:
         if f.channel != "health":
             continue
         msg = msgpack.unpackb(f.message, raw=False)
         for t in msg["body"]["tasks"]:
-            if t["name"] == "imu_ingest" and t.get("counters"):
+            if t["name"] == task and t.get("counters"):
                 out.append(t["counters"])
     return out
 
@@ -131,3 +131,7 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
     assert any(c["state"] in ("backoff", "connecting") for c in counters)    # the outage was reported
     log = (log_dir / "imu_ingest.log").read_text()
     assert "link lost" in log and "IMU port closed" in log
+    # The attitude estimator listens to the IMU through the real bus (no sensor samples to
+    # propagate between here: it keeps them, bounded, and counts them).
+    att = _health_counters(log_dir, "attitude_estimator")
+    assert att and att[-1]["imu_samples"] >= n // 2 and att[-1]["imu_rejected"] == 0, att[-1:]
