@@ -202,8 +202,8 @@ class Config:
     #: Estimate the IMU's time offset against the sensor samples from the two gyros' rates
     #: (pygnc.estimation.imu_alignment) and shift the IMU's times by it.
     attitude_imu_align: bool = True
-    #: Window of IMU samples before a sensor sample over which its rate and rate change are
-    #: fitted for that estimate, s.
+    #: Window of IMU samples before a sensor sample over which the IMU's rate at that
+    #: sample is fitted (a straight line) for that estimate, s.
     attitude_imu_align_window_s: float = 2.0
     #: Longest interval between two sensor samples whose IMU rates are differenced for the
     #: rate change that estimate needs, s.

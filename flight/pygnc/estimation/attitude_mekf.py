@@ -202,7 +202,7 @@ def step_rotation_vector(w0_rad_s, w1_rad_s, dt_s: float) -> np.ndarray:
                      h * (a2 + b2) + c * (a0 * b1 - a1 * b0)])
 
 
-def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray]:
+def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Body rotation vector over [*t0_s*, *t1_s*] from gyro samples (a live IMU's, ~100 Hz).
 
     *t_s* (k,) increasing sample times, *rate_rad_s* (k, 3) body rates (bias already
@@ -616,9 +616,8 @@ class AttitudeMEKF:
         if time_sigma_s > 0.0:
             v = w1 - rotation_matrix(-phi) @ w0
             self.p[:3, :3] += (time_sigma_s * time_sigma_s) * np.outer(v, v)
-        w_new = w1 + bg
-        self.w_dot_rad_s2 = math.sqrt(float((w_new - self.w_prev) @ (w_new - self.w_prev))) / dt
-        self.w_prev = w_new
+        self.w_dot_rad_s2 = math.sqrt(float((w1 - w0) @ (w1 - w0))) / dt  # the IMU's own rates at both ends
+        self.w_prev = w1 + bg
 
     def _advance(self, t_s: float, dt: float, phi: np.ndarray, q_att: float, w_step, bias_walk_rad_s_per_sqrt_s: float) -> None:
         """The common part of a step: rotate the reference by *phi*, propagate P with the
@@ -851,8 +850,9 @@ class AttitudeEstimator:
         self._bias_aside[self.gyro_source] = (f.x_bias[:3].copy(), f.p[3:6, 3:6].copy())
         if source in self._bias_aside:
             b, pb = self._bias_aside.pop(source)
-        else:  # first use of the IMU: its turn-on bias is unknown
-            b, pb = np.zeros(3), np.eye(3) * self.cfg.imu_init_gyro_bias_sigma_rad_s**2
+        else:  # first use: the turn-on bias is unknown
+            sigma = self.cfg.imu_init_gyro_bias_sigma_rad_s if source == "imu" else self.cfg.init_gyro_bias_sigma_rad_s
+            b, pb = np.zeros(3), np.eye(3) * sigma**2
         f.set_gyro_bias(b, pb)
         if source == "sensor" and self._w_sensor_prev is not None:
             f.w_prev = self._w_sensor_prev.copy()
@@ -925,19 +925,12 @@ class AttitudeEstimator:
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
                 if f.consecutive_rejections >= self.cfg.max_rejections:
-                    f.initialized = False  # lost: start again from TRIAD, biases from the MEKF
-                    if self.gyro_source == "sensor":
-                        self.calib.x = f.x_bias.copy()
-                        self.calib.p = f.p[3:, 3:].copy()
-                    else:  # the state holds the IMU's gyro bias: keep it for when it resumes
-                        self._bias_aside["imu"] = (f.x_bias[:3].copy(), f.p[3:6, 3:6].copy())
-                        self.calib.x[3:] = f.x_bias[3:]
-                        self.calib.p[3:, 3:] = f.p[6:, 6:]
-                        sensor = self._bias_aside.get("sensor")
-                        if sensor is not None:
-                            self.calib.x[:3], self.calib.p[:3, :3] = sensor[0].copy(), sensor[1].copy()
-                            self.calib.p[:3, 3:] = 0.0
-                            self.calib.p[3:, :3] = 0.0
+                    # Lost: start again from TRIAD, biases from the MEKF (the calibrator's
+                    # gyro is the BMX160: its bias into the state, the IMU's kept aside).
+                    self._use_gyro("sensor")
+                    f.initialized = False
+                    self.calib.x = f.x_bias.copy()
+                    self.calib.p = f.p[3:, 3:].copy()
         elif env is not None:
             if self._try_initialize(t_s, w_b, m_b, lux, saturated, env):
                 if rec:

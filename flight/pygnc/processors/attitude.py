@@ -245,9 +245,11 @@ class AttitudeProcessor(Processor):
         noise = self.est.cfg.gyro_noise_rad_s**2 + v1 + w_dot_var * (al.offset_s**2 + al.sigma_s**2)
         al.update(t1, w1 - b1, w_dot, noise)
 
-    def _imu_cover(self, t_sc: float, t_s: float, w_b: np.ndarray) -> tuple | None:
-        """The IMU samples (filter times, body rates, time sigma) covering the step from the
-        filter's last epoch to *t_s*, or None; blocks older than this step's are dropped."""
+    def _imu_for_step(self, t_sc: float, t_s: float, w_b: np.ndarray) -> tuple | None:
+        """Update the IMU's time-offset estimate with the sample at *t_s* (BMX160 rate *w_b*),
+        then return the IMU samples (aligned filter times, body rates, the offset's sigma)
+        covering the step from the filter's last epoch to *t_s*, or None; blocks older than
+        this step's are dropped."""
         if not self._imu_blocks:
             return None
         f = self.est.mekf
@@ -352,7 +354,7 @@ class AttitudeProcessor(Processor):
             self.n_with_position += 1
         else:
             self.n_without_position += 1
-        imu = self._imu_cover(t_sc, t_s, w_b)
+        imu = self._imu_for_step(t_sc, t_s, w_b)
         out = self.est.step(t_s, w_b, m_b, b["sun_lux"], b["sun_saturated"], env, self.time_tag_sigma_s(), imu)
         self.last_has_position = env is not None
         if self.est.record_history:
