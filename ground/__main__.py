@@ -24,6 +24,8 @@ COMMANDS = {
     "hk-sim": ("ground.sim.hk_devices", "run simulated EMUS BMS and USB-ISS + OPC-N3 devices on pseudo-terminals"),
     "imu380": ("ground.imu380_tool", "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)"),
     "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
+    "montecarlo": ("ground.montecarlo", "run a Monte Carlo campaign (dispersed scenarios x estimator configurations) "
+                                        "on Dask and report accuracy distributions"),
     "host": ("ground.host", "drive pygnc over the Pi's serial console as the PyCubed does: upload, launch, "
                             "stream live, Ctrl-C, read back"),
 }

@@ -194,9 +194,11 @@ def _no_position_line(table: dict) -> str | None:
             f"the other {n - without} used the field and sun models) [no_position]")
 
 
-def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None) -> dict:
+def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees_series: dict | None = None) -> dict:
     """Tables, CSVs, OEM, truth comparison (*truth*: from :func:`ground.outputs.truth.find_truth`)
-    or residuals, plots and summary.json."""
+    or residuals, plots and summary.json.  With truth, a *nees_series* dict receives each
+    estimator's NEES per row: ``{"orbit" | "attitude" | "formation/<peer id>": (unix_time_s,
+    nees, dof)}`` (the Monte Carlo campaign's consistency test pools them over runs)."""
     from ground.outputs import oem
 
     out.mkdir(parents=True, exist_ok=True)
@@ -281,7 +283,8 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None) -> d
     plot_jobs = []
     if truth is not None:
         summary["truth"] = {"path": str(truth.path), "spacecraft": truth.name}
-        summary.update(_truth_stats(truth, tables, cov, settle, plot_jobs, att_cov))
+        summary.update(_truth_stats(truth, tables, cov, settle, plot_jobs, att_cov,
+                                    {} if nees_series is None else nees_series))
     summary["residuals"] = _residual_stats(tables, fixes, ranges, plot_jobs if truth is None else None)
 
     # ---- plots ---------------------------------------------------------------------------
@@ -306,7 +309,7 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov=None) -> dict:
+def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: dict) -> dict:
     from ground.outputs import summary as sm
     from ground.outputs import truth as tr
 
@@ -323,6 +326,7 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov=None) -> dict:
             d / "orbit_velocity_error.png", ax(o["unix_time_s"]), e["dv_ecef_m_s"], sv,
             "Orbit velocity error (estimate - truth), ECEF", ["vx", "vy", "vz"], "m/s", ax.label))
         nees_o = ("orbit (6 dof)", o["unix_time_s"], e["nees"], 6)
+        nees_series["orbit"] = (o["unix_time_s"], e["nees"], 6)
     else:
         out["orbit"] = {"n_rows": 0}
         nees_o = None
@@ -344,6 +348,7 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov=None) -> dict:
             d / "gyro_bias_error.png", ax(a["unix_time_s"]), np.degrees(e["dbias_rad_s"]), np.degrees(sb),
             "Gyro bias error (estimate - truth), body axes", ["x", "y", "z"], "deg/s", ax.label, ylim_rows=conv))
         nees_a = ("attitude (3 dof)", a["unix_time_s"], e["nees"], 3)
+        nees_series["attitude"] = (a["unix_time_s"], e["nees"], 3)
     else:
         out["attitude"] = {"n_rows": 0}
     f = tables["formation"]
@@ -354,6 +359,7 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov=None) -> dict:
         out["formation"] = sm.formation_summary(f, e, settle)
         for p in np.unique(f["peer_id"].astype(int)):
             sel = f["peer_id"].astype(int) == p
+            nees_series[f"formation/{p}"] = (f["unix_time_s"][sel], e["nees"][sel], 3)
             plot_jobs.append(lambda pl, ax, d, e=e, f=f, sd=sd, sel=sel, p=p: pl.errors_with_bounds(
                 d / f"formation_error_peer{p}.png", ax(f["unix_time_s"][sel]),
                 np.column_stack([e["dr_err_m"][sel], e["los_err_m"][sel]]),

@@ -585,19 +585,7 @@ def _set_dotted(settings: scn.ScenarioSettings, assignment: str) -> scn.Scenario
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
-    data = scn.settings_to_dict(settings)
-    node = data
-    parts = key.strip().split(".")
-    for p in parts[:-1]:
-        if isinstance(node, list):
-            node = node[int(p)]
-        else:
-            node = node.setdefault(p, {})
-    if isinstance(node, list):
-        node[int(parts[-1])] = parsed
-    else:
-        node[parts[-1]] = parsed
-    return scn.settings_from_dict(data)
+    return scn.set_dotted(settings, key, parsed)
 
 
 def _extra_spacecraft(k: int) -> scn.SpacecraftSettings:

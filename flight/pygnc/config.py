@@ -415,22 +415,28 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         path = uplinked
     with open(path, "rb") as f:
         data = tomllib.load(f)
+    return with_overrides(Config(), data, str(path))
+
+
+def with_overrides(base: Config, data: dict, where: str) -> Config:
+    """*base* with the TOML-style table *data* (``{name: value}``, lists for tuples) laid over
+    it, checked as a configuration file is: unknown keys and bad batch selections raise
+    ``ValueError`` naming *where* they came from."""
     names = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown configuration keys in {path}: {unknown}")
-    for k, v in list(data.items()):
-        if isinstance(v, list):
-            data[k] = tuple(v)
+        raise ValueError(f"unknown configuration keys in {where}: {unknown}")
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     from .formats.batch import check_selection  # (no numpy; formats import nothing of config)
 
-    problems = check_selection(data.get("batch_kinds", ()), data.get("batch_period_s", {}))
+    problems = check_selection(data.get("batch_kinds", base.batch_kinds),
+                               data.get("batch_period_s", base.batch_period_s))
     if problems:
-        raise ValueError(f"in {path}: " + "; ".join(problems))
+        raise ValueError(f"in {where}: " + "; ".join(problems))
     try:
-        return Config(**data)
+        return dataclasses.replace(base, **data)
     except TypeError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise ValueError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,39 @@ def time_series(path: Path, hours, values, title: str, labels, unit: str, xlabel
 
 def residuals(path: Path, hours, res, title: str, labels, unit: str, xlabel: str, sigma=None) -> Path:
     return errors_with_bounds(path, hours, res, sigma, title, labels, unit, xlabel, what="residual")
+
+
+def distributions(path: Path, samples: dict, title: str, unit: str) -> Path:
+    """Empirical CDFs of a Monte Carlo metric, one line per configuration
+    (*samples*: name -> values), with each one's median and 95th percentile marked."""
+    fig, (ax,) = _figure(1, title)
+    for name, values in samples.items():
+        v = np.sort(np.asarray(values, dtype=float))
+        if not v.size:
+            continue
+        p = np.arange(0, v.size + 1) / v.size
+        line, = ax.step(np.concatenate([v[:1], v]), p, where="post", label=f"{name} (n={v.size})")
+        for q, style in ((50, ":"), (95, "--")):
+            ax.axvline(np.percentile(v, q), color=line.get_color(), linestyle=style, linewidth=0.8)
+    ax.set_xlabel(f"{unit}  (dotted: median, dashed: 95th percentile)")
+    ax.set_ylabel("fraction of runs ≤")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def anees(path: Path, curves: dict, title: str, xlabel: str) -> Path:
+    """Monte Carlo average NEES against its two-sided 95 % bounds, one panel per
+    configuration (*curves*: name -> (t_h, anees, lower, upper, dof))."""
+    fig, axes = _figure(max(len(curves), 1), title)
+    for ax, (name, (t_h, a, lo, hi, dof)) in zip(axes, curves.items()):
+        ax.plot(t_h, a, ".", markersize=3, label=f"{name}: ANEES")
+        ax.plot(t_h, lo, "k--", linewidth=0.8, label="95 % bounds")
+        ax.plot(t_h, hi, "k--", linewidth=0.8)
+        ax.axhline(dof, color="0.5", linewidth=0.8)
+        ax.set_ylabel(f"ANEES (dof {dof})")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel(xlabel)
+    return _save(fig, path)

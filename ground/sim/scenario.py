@@ -329,6 +329,26 @@ def load_settings(path: str | Path) -> ScenarioSettings:
     return settings_from_toml(Path(path).read_text())
 
 
+
+def set_dotted(settings: ScenarioSettings, key: str, value) -> ScenarioSettings:
+    """A copy of *settings* with the setting at the dotted *key* (``sensors.gyro_noise_deg_s``,
+    ``spacecraft.1.dlambda_m``: list items by index) set to the plain *value*.  An unknown
+    key or an index past the end raises ``ValueError`` naming it."""
+    data = settings_to_dict(settings)
+    node = data
+    parts = key.strip().split(".")
+    try:
+        for p in parts[:-1]:
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+        if isinstance(node, list):
+            node[int(parts[-1])] = value
+        else:
+            node[parts[-1]] = value
+    except (IndexError, ValueError, TypeError, AttributeError):
+        raise ValueError(f"no setting {key!r} (list items are numbered from 0)") from None
+    return settings_from_dict(data)
+
+
 # --------------------------------------------------------------------------- resolve
 def _uniform3(rng, half_width):
     return [float(v) for v in rng.uniform(-half_width, half_width, 3)]

@@ -1,0 +1,155 @@
+"""Run records and the campaign's results table.
+
+A **run record** (``OUT/runs/<run_id>.json``, written atomically by the client as each run
+finishes) holds one run's spec hash, the values drawn for it, and per estimator either the
+metrics and the NEES on the campaign's time grid, or the error that stopped it.  The
+**results table** (``OUT/results.csv``) is built from the records: one row per run and
+estimator, columns in :func:`table_columns` order, and is the same table whichever cluster
+ran the runs but for :data:`VOLATILE_COLUMNS` (timings and worker names).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+#: Version of the run-record layout.
+RUN_RECORD_VERSION = 1
+#: Columns that say who ran a row and how long it took, not what it found.
+VOLATILE_COLUMNS = ("simulate_s", "replay_s", "worker")
+ID_COLUMNS = ("campaign", "run_id", "seed", "estimator", "status", "stage", "error", "spec_hash") + VOLATILE_COLUMNS
+#: Prefix of the columns holding a run's drawn dispersion values.
+SET_PREFIX = "set."
+
+#: (summary section, summary key, metric suffix) for orbit and attitude.
+_SECTION_METRICS = {
+    "orbit": [("position_3d_rms_m", "position_3d_rms_m"), ("position_3d_max_m", "position_3d_max_m"),
+              ("velocity_3d_rms_m_s", "velocity_3d_rms_m_s")],
+    "attitude": [("angle_rms_deg", "angle_rms_deg"), ("angle_max_deg", "angle_max_deg"),
+                 ("gyro_bias_3d_rms_deg_s", "gyro_bias_3d_rms_deg_s")],
+}
+_PEER_METRICS = [("relative_position_3d_rms_m", "position_3d_rms_m"), ("line_of_sight_rms_m", "line_of_sight_rms_m")]
+#: The fixed metric columns, in table order (per-peer columns follow them).
+METRIC_COLUMNS = (
+    "orbit_position_3d_rms_m", "orbit_position_3d_max_m", "orbit_velocity_3d_rms_m_s",
+    "orbit_nees_mean", "orbit_nees_frac_inside_95",
+    "attitude_angle_rms_deg", "attitude_angle_max_deg", "attitude_gyro_bias_3d_rms_deg_s",
+    "attitude_nees_mean", "attitude_nees_frac_inside_95",
+    "formation_position_3d_rms_m", "formation_line_of_sight_rms_m",
+    "formation_nees_mean", "formation_nees_frac_inside_95",
+    "n_valid_fixes", "orbit_rows", "attitude_rows", "formation_rows",
+)
+
+
+def _nees(d: dict, prefix: str) -> dict:
+    n = d.get("nees") or {}
+    return {f"{prefix}_nees_mean": n.get("mean"), f"{prefix}_nees_frac_inside_95": n.get("frac_inside_95")}
+
+
+def metrics_from_summary(summary: dict) -> dict:
+    """The flat metrics of one replay's ``summary.json`` (None where it has none).  The
+    ``formation_*`` columns are the worst peer's (largest error and NEES mean, smallest
+    fraction inside); ``formation_peer<id>_*`` each peer's."""
+    out: dict = {}
+    for section, keys in _SECTION_METRICS.items():
+        d = summary.get(section) or {}
+        for key, suffix in keys:
+            out[f"{section}_{suffix}"] = d.get(key)
+        out.update(_nees(d, section))
+    peers = ((summary.get("formation") or {}).get("peers") or {})
+    for pid, d in sorted(peers.items(), key=lambda kv: int(kv[0])):
+        for key, suffix in _PEER_METRICS:
+            out[f"formation_peer{pid}_{suffix}"] = d.get(key)
+        out.update(_nees(d, f"formation_peer{pid}"))
+
+    def worst(suffix, pick):
+        vals = [v for pid in peers if (v := out.get(f"formation_peer{pid}_{suffix}")) is not None]
+        return pick(vals) if vals else None
+
+    for _, suffix in _PEER_METRICS:
+        out[f"formation_{suffix}"] = worst(suffix, max)
+    out["formation_nees_mean"] = worst("nees_mean", max)
+    out["formation_nees_frac_inside_95"] = worst("nees_frac_inside_95", min)
+    out["n_valid_fixes"] = summary.get("n_valid_fixes")
+    for kind, n in (summary.get("rows") or {}).items():
+        out[f"{kind}_rows"] = n
+    return out
+
+
+def rows_from_record(record: dict) -> list[dict]:
+    """One table row per estimator of a run record."""
+    rows = []
+    base = {"campaign": record["campaign"], "run_id": record["run_id"], "seed": record["seed"],
+            "spec_hash": record["spec_hash"], "simulate_s": record.get("simulate_s"), "worker": record.get("worker")}
+    base.update({SET_PREFIX + k: v for k, v in record.get("dispersed", {}).items()})
+    run_error = record.get("error")
+    for name, est in record.get("estimators", {}).items():
+        err = run_error or est.get("error")
+        row = dict(base, estimator=name, status="failed" if err else "ok",
+                   stage=(err or {}).get("stage"), error=(err or {}).get("message"), replay_s=est.get("replay_s"))
+        row.update(est.get("metrics") or {})
+        rows.append(row)
+    return rows
+
+
+def table_columns(rows: list[dict]) -> list[str]:
+    present = set().union(*rows) if rows else set()
+    sets = sorted(c for c in present if c.startswith(SET_PREFIX))
+    fixed = [c for c in METRIC_COLUMNS if c in present]
+    peers = sorted(c for c in present if c.startswith("formation_peer"))
+    rest = sorted(present - set(ID_COLUMNS) - set(sets) - set(fixed) - set(peers))
+    return list(ID_COLUMNS) + sets + fixed + peers + rest
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)
+
+
+def table_text(rows: list[dict]) -> str:
+    """CSV text of *rows* (sorted by seed, then estimator as given)."""
+    import io
+
+    cols = table_columns(rows)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in cols])
+    return buf.getvalue()
+
+
+def read_table(path: str | Path) -> list[dict]:
+    """The rows of a results table, numbers as floats (empty cells None)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            if v == "":
+                r[k] = None
+            elif k not in ("campaign", "run_id", "estimator", "status", "stage", "error", "spec_hash", "worker"):
+                try:
+                    r[k] = float(v)
+                except ValueError:
+                    pass
+    return rows
+
+
+def load_record(path: Path) -> dict | None:
+    """A run record, or None if it is missing or unreadable (it is then run again)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format_version") == RUN_RECORD_VERSION else None
+
+
+def record_failed(record: dict) -> bool:
+    return bool(record.get("error")) or any(e.get("error") for e in record.get("estimators", {}).values())

@@ -1,0 +1,361 @@
+"""Monte Carlo campaigns on Dask (issue 17): the campaign file, the consistency statistics,
+and real campaigns through ``python -m ground montecarlo`` - on a local cluster, on a
+running scheduler given by address (two ``dask worker`` processes), interrupted and
+resumed, with a run that fails recorded - giving the same table from one worker and two."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flight_harness import REPO
+from ground.montecarlo import results as rs
+from ground.montecarlo.campaign import CampaignError, load_campaign, parse_campaign, run_spec, run_specs
+from ground.montecarlo.report import distribution, monte_carlo_anees
+from ground.montecarlo.worker import nees_on_grid
+from test_ground_cli import ground, no_traceback
+
+BASE = REPO / "data" / "scenarios" / "formation_3h.toml"
+EXAMPLE = REPO / "data" / "campaigns" / "formation_3h_dispersed.toml"
+
+
+def campaign_text(seeds, duration="6m", extra="") -> str:
+    return f"""
+name = "t"
+base_scenario = "{BASE}"
+duration = "{duration}"
+seeds = {list(seeds)}
+settle = "1m"
+nees_grid_s = 20.0
+[dispersions]
+"spacecraft.1.dlambda_m" = {{ uniform = [-5000.0, -1000.0] }}
+"sensors.gyro_noise_deg_s" = {{ loguniform = [0.02, 0.08] }}
+"faults.gps_drop_fraction" = {{ choice = [0.0, 0.05, 1.5] }}
+{extra}
+[[estimators]]
+name = "flight"
+[[estimators]]
+name = "untagged"
+config = {{ attitude_time_tag_from_clock_map = false }}
+"""
+
+
+def write_campaign(tmp_path: Path, seeds, **kw) -> Path:
+    p = tmp_path / "campaign.toml"
+    p.write_text(campaign_text(seeds, **kw))
+    return p
+
+
+def pick_seeds(n_ok: int, n_bad: int) -> list[int]:
+    """Seeds whose drawn GPS drop fraction is valid (n_ok) or above 1 (n_bad): a run that
+    the simulator refuses, known before the campaign runs."""
+    c = parse_campaign(__import__("tomllib").loads(campaign_text(range(1, 60))), Path("x.toml"))
+    ok, bad = [], []
+    for s in run_specs(c):
+        (bad if s.dispersed["faults.gps_drop_fraction"] > 1 else ok).append(s.seed)
+    return sorted(ok[:n_ok] + bad[:n_bad])
+
+
+def cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ground", "montecarlo", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, **kw)
+
+
+def table_without_volatile(path: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in rs.VOLATILE_COLUMNS} for r in rs.read_table(path)]
+
+
+# --------------------------------------------------------------------------- campaign file
+def test_example_campaign_parses_with_twenty_dispersed_runs():
+    c = load_campaign(EXAMPLE)
+    specs = run_specs(c)
+    assert [s.seed for s in specs] == list(range(1, 21)) and [e.name for e in c.estimators] == ["flight", "smoothed"]
+    assert all(s.error is None for s in specs)
+    d = np.array([s.dispersed["spacecraft.1.dlambda_m"] for s in specs])
+    assert np.all((d >= -8000) & (d <= -1000)) and np.unique(d).size == 20
+    bias = np.array([s.dispersed["spacecraft.0.gyro_bias_imu_deg_s"] for s in specs])
+    assert bias.shape == (20, 3)
+    # the drawn values are in the run's scenario
+    sc = specs[3].scenario
+    assert sc["spacecraft"][1]["dlambda_m"] == specs[3].dispersed["spacecraft.1.dlambda_m"]
+    assert sc["seed"] == 4 and sc["faults"]["gps_drop_fraction"] == 0.02
+
+
+def test_draws_depend_on_the_seed_and_key_only(tmp_path):
+    """Adding a dispersion or more seeds leaves every other draw (and so every finished run's
+    question) unchanged; a changed estimator configuration changes every spec hash."""
+    a = load_campaign(write_campaign(tmp_path, [1, 2, 3]))
+    b_path = tmp_path / "b.toml"
+    b_path.write_text(campaign_text([1, 2, 3, 4], extra='"orbit.raan_deg" = { uniform = [0.0, 360.0] }'))
+    b = load_campaign(b_path)
+    for sa, sb in zip(run_specs(a), run_specs(b)):
+        for k, v in sa.dispersed.items():
+            assert sb.dispersed[k] == v
+        assert sa.spec_hash != sb.spec_hash  # raan now dispersed: another question
+    again = run_specs(load_campaign(write_campaign(tmp_path, [3, 1])))
+    assert {s.seed: s.spec_hash for s in again} == {s.seed: s.spec_hash for s in run_specs(a) if s.seed in (1, 3)}
+    c_path = tmp_path / "c.toml"
+    c_path.write_text(campaign_text([1]).replace("attitude_time_tag_from_clock_map = false",
+                                                 "attitude_time_tag_from_clock_map = true"))
+    assert run_specs(load_campaign(c_path))[0].spec_hash != run_specs(a)[0].spec_hash
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('name = "untagged"', 'name = "flight"'), "names must differ"),
+    (lambda t: t.replace("attitude_time_tag_from_clock_map", "no_such_flight_key"), "no_such_flight_key"),
+    (lambda t: t.replace('"sensors.gyro_noise_deg_s"', '"sensors.no_such_setting"'), "no_such_setting"),
+    (lambda t: t.replace("loguniform = [0.02, 0.08]", "loguniform = [0.0, 0.08]"), "loguniform needs low > 0"),
+    (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "uniform = [-1000.0, -5000.0]"), "low <= high"),
+    (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "gaussian = [0.0, 1.0]"), "uniform"),
+    (lambda t: t.replace('duration = "6m"', 'duration = "six minutes"'), "duration"),
+    (lambda t: t.replace("seeds = [1, 2]", "seeds = [1, 1]"), "must not repeat"),
+    (lambda t: t + "\nbogus = 1\n", "unknown keys ['bogus']"),
+    (lambda t: t.replace(str(BASE), "/nonexistent/base.toml"), "cannot read"),
+])
+def test_bad_campaign_files_are_refused_with_a_message(tmp_path, edit, message):
+    p = tmp_path / "bad.toml"
+    p.write_text(edit(campaign_text([1, 2])))
+    with pytest.raises(CampaignError, match=None) as exc:
+        load_campaign(p)
+    assert message in str(exc.value)
+    r = ground("montecarlo", p, "--out", tmp_path / "out")
+    assert r.returncode == 2 and message in r.stderr
+    no_traceback(r)
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_draw_the_settings_refuse_is_the_runs_failure_not_the_campaigns(tmp_path):
+    from ground.montecarlo.worker import run_one
+
+    p = tmp_path / "c.toml"
+    p.write_text(campaign_text([1, 2]).replace('"faults.gps_drop_fraction" = { choice = [0.0, 0.05, 1.5] }',
+                                               '"orbit" = { choice = [5] }'))
+    spec = run_spec(load_campaign(p), 7)
+    assert "dispersions.orbit = 5" in spec.error and "must be a table" in spec.error
+    record = run_one(spec.as_dict())
+    assert record["error"]["stage"] == "simulate" and "must be a table" in record["error"]["message"]
+    assert set(record["estimators"]) == {"flight", "untagged"} and rs.record_failed(record)
+
+
+# --------------------------------------------------------------------------- statistics
+def test_monte_carlo_anees_test_accepts_a_consistent_filter_and_rejects_an_optimistic_one():
+    rng = np.random.default_rng(5)
+    runs, epochs, dof = 30, 400, 3
+    consistent = rng.chisquare(dof, (runs, epochs))
+    mc = monte_carlo_anees(consistent.tolist(), dof)
+    assert 0.90 <= mc["frac_epochs_inside_95"] <= 0.99 and abs(mc["anees_mean"] - dof) < 0.1
+    optimistic = monte_carlo_anees((2.0 * consistent).tolist(), dof)  # covariance half the truth
+    assert optimistic["frac_epochs_inside_95"] < 0.05 and optimistic["frac_epochs_above"] > 0.95
+    # gaps (None) are left out epoch by epoch; an epoch with one run only is not tested
+    gappy = consistent.tolist()
+    for run in gappy[1:]:
+        run[0] = None
+    assert monte_carlo_anees(gappy, dof)["n_epochs"] == epochs - 1
+
+
+def test_distribution_names_the_worst_seed():
+    rows = [{"seed": s, "x": v} for s, v in [(1, 2.0), (2, 9.0), (3, None), (4, float("nan")), (5, 1.0)]]
+    d = distribution(rows, "x")
+    assert d["n"] == 3 and d["median"] == 2.0 and d["worst"] == 9.0 and d["worst_seed"] == 2
+    assert d["p95"] == pytest.approx(np.percentile([1.0, 2.0, 9.0], 95))
+    assert distribution([{"seed": 1, "x": None}], "x") is None
+
+
+def test_nees_on_grid_takes_the_nearest_row_within_half_a_step_after_settling():
+    t0 = 1000.0
+    t = t0 + np.array([0.0, 29.0, 61.0, 200.0])
+    v = np.array([1.0, 2.0, 3.0, 4.0])
+    g = nees_on_grid({"orbit": (t, v, 6)}, t0, 240.0, 30.0, settle_s=20.0)["orbit"]
+    assert g["dof"] == 6 and len(g["values"]) == 9
+    #          0 s   30   60   90    120   150   180   210  240
+    assert g["values"] == [None, 2.0, 3.0, None, None, None, None, 4.0, None]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "seed": st.integers(0, 10**6),
+    "estimator": st.sampled_from(["a", "b"]),
+    "x_m": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64)),
+    "error": st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)),
+}), max_size=8))
+def test_results_table_round_trips(tmp_path_factory, rows):
+    """The results table codec: every number back exactly (repr), text as written, empty
+    cells as None."""
+    base = {"campaign": "c", "run_id": "s1", "status": "ok", "stage": None, "spec_hash": "h",
+            "simulate_s": 1.5, "replay_s": None, "worker": "w:1"}
+    rows = [dict(base, **r) for r in rows]
+    path = tmp_path_factory.mktemp("t") / "r.csv"
+    path.write_text(rs.table_text(rows), newline="")
+    back = rs.read_table(path)
+    assert len(back) == len(rows)
+    for r, b in zip(rows, back):
+        assert b["seed"] == r["seed"] and b["x_m"] == r["x_m"]
+        assert b["error"] == (r["error"] or None)
+
+
+# --------------------------------------------------------------------------- real campaigns
+@pytest.fixture(scope="module")
+def seeds():
+    return pick_seeds(n_ok=2, n_bad=1)
+
+
+@pytest.fixture(scope="module")
+def one_worker_run(tmp_path_factory, seeds):
+    """The campaign on a local cluster of one worker process: (campaign, out, process)."""
+    d = tmp_path_factory.mktemp("mc1")
+    camp = write_campaign(d, seeds)
+    p = cli(camp, "--out", d / "out", "--workers", "1")
+    return camp, d / "out", p
+
+
+def test_campaign_on_a_local_cluster_records_runs_failures_and_a_report(one_worker_run, seeds):
+    camp, out, p = one_worker_run
+    assert p.returncode == 0, p.stderr
+    assert "local cluster, 1 worker" in p.stdout and "3 to run" in p.stdout
+    rows = rs.read_table(out / "results.csv")
+    assert [(int(r["seed"]), r["estimator"]) for r in rows] == [(s, e) for s in seeds for e in ("flight", "untagged")]
+    bad = [s for s in seeds if run_spec(load_campaign(camp), s).dispersed["faults.gps_drop_fraction"] > 1]
+    for r in rows:
+        if int(r["seed"]) in bad:
+            assert r["status"] == "failed" and r["stage"] == "simulate" and "gps_drop_fraction" in r["error"]
+        else:
+            assert r["status"] == "ok" and r["error"] is None
+            assert 0 < r["orbit_position_3d_rms_m"] < 30 and 0 < r["attitude_angle_rms_deg"] < 10
+            assert r["formation_position_3d_rms_m"] > 0 and r["orbit_nees_frac_inside_95"] is not None
+    # only summaries are kept, not the bulk CSVs
+    assert sorted(x.name for x in (out / "runs").iterdir()) == [f"s{s:05d}.json" for s in seeds]
+    report = (out / "report.md").read_text()
+    assert "## Failed runs" in report and "gps_drop_fraction" in report and "--rerun SEED" in report
+    stats = json.loads((out / "report.json").read_text())
+    flight = stats["estimators"]["flight"]
+    assert flight["n_ok"] == 2 and flight["n_failed"] == 1
+    assert flight["consistency"]["orbit"]["monte_carlo"]["n_epochs"] > 5
+    assert "attitude_angle_rms_deg" in stats["estimators"]["untagged"]["paired_ratio_median"]
+    assert (out / "plots" / "cdf_orbit_position_3d_rms_m.png").stat().st_size > 1000
+    assert (out / "plots" / "anees_attitude.png").is_file()
+    assert "failed" in p.stdout and "Traceback" not in p.stderr
+
+
+def test_same_table_from_one_local_worker_and_a_two_worker_scheduler(tmp_path, one_worker_run):
+    """A running scheduler given by address (the dask CLI: a scheduler and a worker process
+    with two worker processes under it), with no change but --scheduler: the same table."""
+    camp, out1, _ = one_worker_run
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(300):
+            if sched_file.is_file() and sched_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
+        from dask.distributed import Client
+
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+        p = cli(camp, "--out", tmp_path / "out2", "--scheduler", address)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert f"scheduler {address}, 2 workers" in p.stdout
+    one, two = table_without_volatile(out1 / "results.csv"), table_without_volatile(tmp_path / "out2" / "results.csv")
+    assert one == two
+    workers = {r["worker"] for r in rs.read_table(tmp_path / "out2" / "results.csv")}
+    assert 1 <= len(workers) <= 2
+
+
+def test_rerun_of_one_seed_keeps_its_scenario_and_plots(tmp_path, one_worker_run, seeds):
+    camp, out, _ = one_worker_run
+    ok_seed = next(s for s in seeds if run_spec(load_campaign(camp), s).dispersed["faults.gps_drop_fraction"] <= 1)
+    p = cli(camp, "--out", tmp_path / "o", "--rerun", ok_seed)
+    assert p.returncode == 0, p.stderr
+    where = tmp_path / "o" / "rerun" / f"s{ok_seed:05d}"
+    assert (where / "scenario" / "sense.bin").is_file() and (where / "scenario" / "truth.npz").is_file()
+    assert (where / "replay" / "flight" / "plots" / "attitude_error.png").is_file()
+    record = json.loads((where / "record.json").read_text())
+    mine = record["estimators"]["flight"]["metrics"]["attitude_angle_rms_deg"]
+    theirs = next(r for r in rs.read_table(out / "results.csv") if int(r["seed"]) == ok_seed and r["estimator"] == "flight")
+    assert mine == theirs["attitude_angle_rms_deg"]
+
+
+def _wait_for(pred, timeout_s: float) -> bool:
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_an_interrupted_campaign_resumes_without_redoing_finished_runs(tmp_path, seeds):
+    ok = [s for s in pick_seeds(n_ok=4, n_bad=0)]
+    camp = write_campaign(tmp_path, ok, duration="5m")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "ground", "montecarlo", str(camp), "--out", str(out), "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert _wait_for(lambda: len(list((out / "runs").glob("s*.json"))) >= 1 if (out / "runs").is_dir() else False, 240)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command to resume" in err and "Traceback" not in err
+    done = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
+    assert 1 <= len(done) < 4
+    assert len(rs.read_table(out / "results.csv")) == 2 * len(done)  # the table of what finished
+    # the local cluster's processes went with it
+    assert _wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), 30)
+
+    p = cli(camp, "--out", out, "--workers", "1")
+    assert p.returncode == 0, p.stderr
+    assert f"{len(done)} already done, {4 - len(done)} to run" in p.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
+    assert len(after) == 4 and all(after[k] == v for k, v in done.items())
+    assert len(rs.read_table(out / "results.csv")) == 8
+    # a third start has nothing left to do and starts no cluster
+    p = cli(camp, "--out", out)
+    assert p.returncode == 0 and "4 already done, 0 to run" in p.stdout and "cluster" not in p.stdout
+
+
+def test_retry_failed_runs_again_only_the_failed(tmp_path, one_worker_run, seeds):
+    import shutil
+
+    camp, out1, _ = one_worker_run
+    out = tmp_path / "out"
+    shutil.copytree(out1, out)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
+    p = cli(camp, "--out", out, "--workers", "1", "--retry-failed")
+    assert p.returncode == 0 and "2 already done, 1 to run" in p.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
+    changed = [k for k in after if after[k] != before[k]]
+    assert len(changed) == 1 and rs.record_failed(json.loads((out / "runs" / changed[0]).read_text()))
+
+
+def test_a_campaign_whose_every_run_fails_exits_1(tmp_path):
+    bad = [s for s in pick_seeds(n_ok=0, n_bad=2)]
+    camp = write_campaign(tmp_path, bad)
+    p = cli(camp, "--out", tmp_path / "out", "--workers", "1", "--no-plots")
+    assert p.returncode == 1 and "2 failed" in p.stdout
+    assert math.isclose(len(rs.read_table(tmp_path / "out" / "results.csv")), 4)
