@@ -280,6 +280,18 @@ def stream_budget_table() -> str:
     return "\n".join(rows)
 
 
+def campaign_keys_table() -> str:
+    from ground.montecarlo.campaign import TOP_KEYS
+
+    return "\n".join(["| key | meaning |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in TOP_KEYS.items()])
+
+
+def montecarlo_columns_table() -> str:
+    from ground.montecarlo.results import COLUMN_MEANINGS
+
+    return "\n".join(["| column | meaning |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in COLUMN_MEANINGS.items()])
+
+
 TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
           "channels": channels_table, "tasks": tasks_table, "batch_header": batch_header_table,
           "batch_kinds": batch_kinds_table, "batch_fields": batch_fields_table, "orbit_csv": replay_table("orbit"),
@@ -288,7 +300,8 @@ TABLES = {"status": status_table, "flags": flags_table, "messages": messages_tab
           "archive_schema": archive_schema,
           "stream_tags": stream_tags_table, "stream_payloads": stream_payloads_table,
           "stream_errors": stream_errors_table, "stream_examples": stream_examples_table,
-          "stream_budget": stream_budget_table}
+          "stream_budget": stream_budget_table, "campaign_keys": campaign_keys_table,
+          "montecarlo_columns": montecarlo_columns_table}
 
 
 def render(doc: str) -> str:

@@ -359,3 +359,34 @@ def test_a_campaign_whose_every_run_fails_exits_1(tmp_path):
     p = cli(camp, "--out", tmp_path / "out", "--workers", "1", "--no-plots")
     assert p.returncode == 1 and "2 failed" in p.stdout
     assert math.isclose(len(rs.read_table(tmp_path / "out" / "results.csv")), 4)
+
+
+def test_every_results_column_is_documented():
+    """docs/interface.md's column table (generated from COLUMN_MEANINGS) covers the table."""
+    described = set(rs.COLUMN_MEANINGS) | {"attitude_rows", "formation_rows"}
+    assert set(rs.ID_COLUMNS) <= described and set(rs.METRIC_COLUMNS) <= described
+
+
+def test_an_unreachable_scheduler_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    from ground.montecarlo import cli as mc_cli
+
+    monkeypatch.setattr(mc_cli, "CONNECT_TIMEOUT_S", 1.0)
+    camp = write_campaign(tmp_path, [1])
+    r = ground("montecarlo", camp, "--out", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:1")
+    assert r.returncode == 1 and "cannot reach the scheduler tcp://127.0.0.1:1" in r.stderr
+    no_traceback(r)
+
+
+def test_filter_tunables_are_estimator_configuration_and_checked_before_any_run(tmp_path):
+    """Tuning campaigns: [attitude_filter] / [orbit_filter] overrides reach the filters, and
+    an unknown tunable is refused when the campaign is read."""
+    from pygnc.config import Config, with_overrides
+    from pygnc.processors.attitude import AttitudeProcessor
+
+    cfg = with_overrides(Config(), {"attitude_filter": {"gyro_noise_rad_s": 0.002}}, "test")
+    assert AttitudeProcessor(cfg).est.cfg.gyro_noise_rad_s == 0.002
+    p = tmp_path / "c.toml"
+    p.write_text(campaign_text([1]).replace("attitude_time_tag_from_clock_map = false",
+                                            "attitude_filter = { gyro_noise_rad_z = 0.002 }"))
+    with pytest.raises(CampaignError, match="unknown attitude_filter keys \\['gyro_noise_rad_z'\\]"):
+        load_campaign(p)

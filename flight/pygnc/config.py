@@ -314,6 +314,10 @@ class Config:
     #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
     #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).
     orbit_filter: dict = field(default_factory=dict)
+    #: Overrides of the attitude filter's tunables, by the field names of
+    #: ``pygnc.estimation.attitude_mekf.AttitudeFilterConfig`` (TOML table
+    #: ``[attitude_filter]``, e.g. ``gyro_noise_rad_s = 0.0009`` for a noisier gyro).
+    attitude_filter: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= self.stop_deadline_sinks_s:
@@ -392,6 +396,16 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
         return {"frame": "rtn", "dr_rtn_m": _vector3(table, "dr_rtn_m"), "dv_rtn_m_s": _vector3(table, "dv_rtn_m_s"),
                 **out}
     raise ValueError("a partner prior gives either t_gps_s + pos_ecef_m + vel_ecef_m_s, or dr_rtn_m + dv_rtn_m_s")
+
+
+def filter_tunables(cls, overrides: dict, table: str):
+    """The dataclass *cls* of a filter's tunables with *overrides* (the configuration's
+    ``[table]``) laid over its defaults; ``ValueError`` naming any key that is not a field."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown {table} keys {unknown}; known: {sorted(names)}")
+    return dataclasses.replace(cls(), **overrides)
 
 
 def config_for_home(home: str | os.PathLike) -> Config:

@@ -31,9 +31,25 @@ from ground.sim import scenario as scn
 CAMPAIGN_FORMAT_VERSION = 1
 #: Distributions a dispersion may name, with the number of parameters each takes.
 DISTRIBUTIONS = {"uniform": 2, "loguniform": 2, "normal": 2, "choice": None}
-#: Top-level keys of a campaign file.
-TOP_KEYS = {"format_version", "name", "base_scenario", "duration", "runs", "first_seed", "seeds",
-            "settle", "nees_grid_s", "scenario", "dispersions", "estimators"}
+#: The keys of a campaign file, with their meaning (docs/interface.md is generated from it).
+TOP_KEYS = {
+    "format_version": "1 (optional)",
+    "name": "campaign name (default: the file's stem); in every row and task key",
+    "base_scenario": "scenario TOML the runs start from, relative to the campaign file (default: the simulator's defaults)",
+    "duration": "overrides the base scenario's length: seconds or with a unit (`90m`, `3h`, `1d`)",
+    "runs": "number of runs; their scenario seeds are `first_seed` … `first_seed + runs - 1`",
+    "first_seed": "first scenario seed (default 1)",
+    "seeds": "explicit list of scenario seeds, instead of `runs`/`first_seed`",
+    "settle": "leave this first part of each run out of the statistics (default: replay's, 30 min from 3 h)",
+    "nees_grid_s": "spacing of the epochs at which each run's NEES is kept for the Monte Carlo test (default 60)",
+    "scenario": "table of fixed overrides for every run: dotted scenario keys as `simulate --set` "
+                "(`\"sensors.gyro_noise_deg_s\" = 0.05`), or nested tables",
+    "dispersions": "table of dotted scenario keys -> `{ uniform = [low, high] }`, `{ loguniform = [low, high] }`, "
+                   "`{ normal = [mean, sigma] }` or `{ choice = [v1, v2, …] }`; lists of numbers for vector settings",
+    "estimators": "`[[estimators]]` tables: `name` (letters, digits, `-_.`), `config` (flight configuration "
+                  "keys laid over the scenario's `pygnc_config.toml`), `smooth` (true: the ground RTS smoothers, "
+                  "as `replay --smooth`); default one named `default` with no overrides",
+}
 ESTIMATOR_KEYS = {"name", "config", "smooth"}
 #: Seconds between the epochs at which each run's NEES is kept for the Monte Carlo test.
 DEFAULT_NEES_GRID_S = 60.0
@@ -186,11 +202,15 @@ def _parse_estimators(raw) -> list[Estimator]:
 
 def _check_flight_config(config: dict, where: str) -> None:
     from pygnc.config import Config, with_overrides
+    from pygnc.processors.attitude import attitude_filter_config
+    from pygnc.processors.orbit import orbit_filter_config
 
     try:
-        with_overrides(Config(), config, where)
-    except ValueError as exc:
-        raise CampaignError(str(exc)) from None
+        cfg = with_overrides(Config(), config, where)
+        orbit_filter_config(cfg)
+        attitude_filter_config(cfg)
+    except (ValueError, TypeError) as exc:
+        raise CampaignError(f"{where}: {exc}" if where not in str(exc) else str(exc)) from None
 
 
 def _seeds(data: dict) -> list[int]:
@@ -216,7 +236,7 @@ def parse_campaign(data: dict, path: Path) -> Campaign:
     paths in it are relative to that file).  Raises :class:`CampaignError`."""
     from ground.simulate import check_settings, parse_duration_s
 
-    unknown = sorted(set(data) - TOP_KEYS)
+    unknown = sorted(set(data) - set(TOP_KEYS))
     if unknown:
         raise CampaignError(f"unknown keys {unknown} (known: {sorted(TOP_KEYS)})")
     version = data.get("format_version", CAMPAIGN_FORMAT_VERSION)

@@ -90,8 +90,8 @@ def _lost_record(spec: RunSpec, exc: BaseException) -> dict:
     return {"format_version": rs.RUN_RECORD_VERSION, "campaign": spec.campaign, "run_id": spec.run_id,
             "seed": spec.seed, "spec_hash": spec.spec_hash, "dispersed": spec.dispersed, "worker": None,
             "error": {"stage": "worker", "message": f"{type(exc).__name__}: {exc}"}, "simulate_s": None,
-            "estimators": {e["name"]: {"error": None, "replay_s": None, "metrics": None, "nees": None}
-                           for e in spec.estimators}}
+            "estimators": {e["name"]: {"config": e.get("config", {}), "smooth": bool(e.get("smooth")), "error": None,
+                                       "replay_s": None, "metrics": None, "nees": None} for e in spec.estimators}}
 
 
 def current_records(out: Path, specs: list[RunSpec]) -> list[dict]:

@@ -19,7 +19,8 @@ from pathlib import Path
 RUN_RECORD_VERSION = 1
 #: Columns that say who ran a row and how long it took, not what it found.
 VOLATILE_COLUMNS = ("simulate_s", "replay_s", "worker")
-ID_COLUMNS = ("campaign", "run_id", "seed", "estimator", "status", "stage", "error", "spec_hash") + VOLATILE_COLUMNS
+ID_COLUMNS = ("campaign", "run_id", "seed", "estimator", "config", "status", "stage", "error",
+              "spec_hash") + VOLATILE_COLUMNS
 #: Prefix of the columns holding a run's drawn dispersion values.
 SET_PREFIX = "set."
 
@@ -41,6 +42,41 @@ METRIC_COLUMNS = (
     "formation_nees_mean", "formation_nees_frac_inside_95",
     "n_valid_fixes", "orbit_rows", "attitude_rows", "formation_rows",
 )
+
+
+#: Meaning of every column of results.csv (docs/interface.md is generated from it).
+COLUMN_MEANINGS = {
+    "campaign": "campaign name",
+    "run_id": "`s` + the seed in five digits: the record `runs/<run_id>.json`",
+    "seed": "scenario seed of the run (every draw of the run derives from it)",
+    "estimator": "estimator configuration name",
+    "config": "that configuration: JSON of its flight `config` overrides and `smooth`",
+    "status": "`ok`, or `failed` (the run's simulation or this configuration's replay raised, or its worker died)",
+    "stage": "where it failed: `simulate`, `replay` or `worker`",
+    "error": "the error (type: message); the record holds the traceback",
+    "spec_hash": "hash of everything that decides the result (settings, estimators, settle, grid)",
+    "simulate_s": "seconds the worker spent simulating the run (shared by its configurations)",
+    "replay_s": "seconds the worker spent replaying this configuration",
+    "worker": "host:pid of the worker process",
+    "set.<key>": "the value drawn for dispersed setting `<key>` (JSON for lists)",
+    "orbit_position_3d_rms_m": "orbit position error, 3D RMS after settling, m",
+    "orbit_position_3d_max_m": "orbit position error, largest 3D after settling, m",
+    "orbit_velocity_3d_rms_m_s": "orbit velocity error, 3D RMS, m/s",
+    "orbit_nees_mean": "mean NEES of the orbit (6 dof) after settling",
+    "orbit_nees_frac_inside_95": "fraction of the orbit's epochs with NEES inside its two-sided 95 % χ² bounds",
+    "attitude_angle_rms_deg": "attitude error angle, RMS, deg",
+    "attitude_angle_max_deg": "attitude error angle, largest, deg",
+    "attitude_gyro_bias_3d_rms_deg_s": "gyro bias error, 3D RMS, deg/s",
+    "attitude_nees_mean": "mean NEES of the attitude (3 dof)",
+    "attitude_nees_frac_inside_95": "as the orbit's, attitude",
+    "formation_position_3d_rms_m": "relative position error, 3D RMS, of the worst partner, m",
+    "formation_line_of_sight_rms_m": "relative position error along the line of sight, RMS, worst partner, m",
+    "formation_nees_mean": "largest partner's mean NEES (3 dof)",
+    "formation_nees_frac_inside_95": "smallest partner's fraction of epochs inside the 95 % bounds",
+    "n_valid_fixes": "valid own GPS fixes in the run's files",
+    "orbit_rows": "rows of the replay's orbit.csv (likewise `attitude_rows`, `formation_rows`)",
+    "formation_peer<id>_*": "the formation columns of each partner (radio id `<id>`)",
+}
 
 
 def _nees(d: dict, prefix: str) -> dict:
@@ -87,7 +123,8 @@ def rows_from_record(record: dict) -> list[dict]:
     run_error = record.get("error")
     for name, est in record.get("estimators", {}).items():
         err = run_error or est.get("error")
-        row = dict(base, estimator=name, status="failed" if err else "ok",
+        row = dict(base, estimator=name, config={"config": est.get("config", {}), "smooth": est.get("smooth", False)},
+                   status="failed" if err else "ok",
                    stage=(err or {}).get("stage"), error=(err or {}).get("message"), replay_s=est.get("replay_s"))
         row.update(est.get("metrics") or {})
         rows.append(row)
@@ -114,12 +151,14 @@ def _cell(v) -> str:
 
 
 def table_text(rows: list[dict]) -> str:
-    """CSV text of *rows* (sorted by seed, then estimator as given)."""
+    """CSV text of *rows*, in the order given (the campaign's seeds, then its configurations)."""
     import io
 
     cols = table_columns(rows)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    # RFC 4180 line ends: a cell holding a carriage return or newline (an error message) is
+    # then quoted, and read back whole.
+    w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(cols)
     for r in rows:
         w.writerow([_cell(r.get(c)) for c in cols])
@@ -134,6 +173,8 @@ def read_table(path: str | Path) -> list[dict]:
         for k, v in r.items():
             if v == "":
                 r[k] = None
+            elif k == "config":
+                r[k] = json.loads(v)
             elif k not in ("campaign", "run_id", "estimator", "status", "stage", "error", "spec_hash", "worker"):
                 try:
                     r[k] = float(v)

@@ -120,7 +120,8 @@ def run_one(spec: dict, keep_csv: bool = False, keep_dir: str | None = None) -> 
         record["simulate_s"] = round(time.perf_counter() - t_start, 3)
         files = {}
         for est in spec["estimators"]:
-            entry: dict = {"error": None, "replay_s": None, "metrics": None, "nees": None}
+            entry: dict = {"config": est.get("config", {}), "smooth": bool(est.get("smooth")),
+                           "error": None, "replay_s": None, "metrics": None, "nees": None}
             record["estimators"][est["name"]] = entry
             if record["error"]:
                 continue

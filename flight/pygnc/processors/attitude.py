@@ -57,7 +57,7 @@ from collections import OrderedDict, deque
 import numpy as np
 
 from .. import frames
-from ..config import Config
+from ..config import Config, filter_tunables
 from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at
 from ..estimation.imu_alignment import ImuTimeAlignment
 from ..timebase import ClockMap, utc_unix_from_gps
@@ -70,6 +70,12 @@ IDLE_CALLS_BEFORE_FLUSH = 5
 IMU_MAX_RATE_RAD_S = math.radians(2000.0)
 
 
+def attitude_filter_config(config: Config) -> AttitudeFilterConfig:
+    """The attitude filter's tunables: defaults overridden by ``Config.attitude_filter``
+    (``ValueError`` naming an unknown key)."""
+    return filter_tunables(AttitudeFilterConfig, config.attitude_filter, "attitude_filter")
+
+
 class AttitudeProcessor(Processor):
     consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "estimator_note", "batch_end", "imu_samples"})
 
@@ -80,7 +86,7 @@ class AttitudeProcessor(Processor):
         rib = np.asarray(c.imu_to_body, dtype=float).reshape(3, 3)
         self._gyro_to_body = rib * np.radians(1.0) * np.asarray(c.gyro_scale, dtype=float)[None, :]
         self._mag_to_body = rib * np.asarray(c.mag_scale, dtype=float)[None, :]
-        self.est = AttitudeEstimator(filter_config)
+        self.est = AttitudeEstimator(filter_config or attitude_filter_config(c))
         self.clock: ClockMap | None = None
         self.pending: OrderedDict[float, dict] = OrderedDict()  # t_sc_s -> sensor body
         self.orbit_waiting: OrderedDict[float, dict] = OrderedDict()  # t_sc_s -> orbit body

@@ -26,13 +26,12 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
 from .. import frames
-from ..config import Config
+from ..config import Config, filter_tunables
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
@@ -43,11 +42,7 @@ def orbit_filter_config(config: Config) -> OrbitFilterConfig:
 
     Raises ``ValueError`` naming any key that is not an ``OrbitFilterConfig`` field.
     """
-    names = {f.name for f in dataclasses.fields(OrbitFilterConfig)}
-    unknown = sorted(set(config.orbit_filter) - names)
-    if unknown:
-        raise ValueError(f"unknown orbit_filter keys {unknown}; known: {sorted(names)}")
-    return dataclasses.replace(OrbitFilterConfig(), **config.orbit_filter)
+    return filter_tunables(OrbitFilterConfig, config.orbit_filter, "orbit_filter")
 
 
 class OrbitProcessor(Processor):
