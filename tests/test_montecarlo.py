@@ -81,7 +81,8 @@ def table_without_volatile(path: Path) -> list[dict]:
 def test_example_campaign_parses_with_twenty_dispersed_runs():
     c = load_campaign(EXAMPLE)
     specs = run_specs(c)
-    assert [s.seed for s in specs] == list(range(1, 21)) and [e.name for e in c.estimators] == ["flight", "smoothed"]
+    assert [s.seed for s in specs] == list(range(1, 21))
+    assert [e.name for e in c.estimators] == ["flight", "smoothed", "gyro-0.05"]
     assert all(s.error is None for s in specs)
     d = np.array([s.dispersed["spacecraft.1.dlambda_m"] for s in specs])
     assert np.all((d >= -8000) & (d <= -1000)) and np.unique(d).size == 20

@@ -270,18 +270,20 @@ def _run_campaign(args, campaign: Campaign, say) -> int:
     interrupted = False
     t_start = time.perf_counter()
     if todo:
+        cluster = None
         try:
-            cluster = _Cluster(args.scheduler, args.workers)
-        except (OSError, TimeoutError) as exc:
-            print(f"montecarlo: cannot reach the scheduler {args.scheduler}: {exc}", file=sys.stderr)
-            return 1
-        try:
+            try:
+                cluster = _Cluster(args.scheduler, args.workers)
+            except (OSError, TimeoutError) as exc:
+                print(f"montecarlo: cannot reach the scheduler {args.scheduler}: {exc}", file=sys.stderr)
+                return 1
             say(f"  on {cluster.describe()}")
             execute(out, todo, cluster, args.keep_csv, args.quiet)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # while starting the cluster or running: what finished is saved
             interrupted = True
         finally:
-            cluster.close()
+            if cluster is not None:
+                cluster.close()
     elapsed = time.perf_counter() - t_start
     rows, stats = write_results(out, campaign, specs, plots=not args.no_plots)
     n_done = len(current_records(out, specs))
