@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -115,9 +116,16 @@ class _Cluster:
         if address:
             self.client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
         else:
-            self.cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                        processes=True, host="127.0.0.1", dashboard_address=None,
-                                        silence_logs=logging.ERROR)
+            # Ctrl-C in a terminal reaches the whole process group: the worker processes are
+            # started with SIGINT ignored (inherited; Python then installs no handler), so
+            # only this process sees it, and it closes the cluster in order.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                self.cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                                            processes=True, host="127.0.0.1", dashboard_address=None,
+                                            silence_logs=logging.ERROR)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             self.client = Client(self.cluster)
 
     def describe(self) -> str:
