@@ -251,11 +251,15 @@ def run(args) -> int:
         return 2
     import dask.distributed  # noqa: F401 - the ground extra, checked before any work
 
+    # Ctrl-C (and a batch system's SIGTERM) interrupts the campaign, whatever disposition
+    # this process inherited: a job started in the background by a script has SIGINT
+    # ignored, and Python then installs no handler of its own.
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     lock = _lock(args.out)
-    if lock is None:
-        print(f"montecarlo: another campaign is running in {args.out}", file=sys.stderr)
-        return 2
     try:
+        if lock is None:
+            print(f"montecarlo: another campaign is running in {args.out}", file=sys.stderr)
+            return 2
         if args.rerun is not None:
             return _rerun(campaign, args.out, args.rerun, say)
         return _run_campaign(args, campaign, say)
@@ -263,7 +267,10 @@ def run(args) -> int:
         print(f"montecarlo: {exc}", file=sys.stderr)
         return 1
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_campaign(args, campaign: Campaign, say) -> int:
