@@ -266,7 +266,15 @@ def _tesseral_tables(degree):
             norm = math.sqrt(2.0 * (2 * n + 1) * math.factorial(n - m) / math.factorial(n + m))
             c[n][m] = cn * norm
             s[n][m] = sn * norm
-    return c, s
+    # The V/W recursion's constants for n >= m + 2, per order m: (n, (2n-1)/(n-m),
+    # (n+m-1)/(n-m)), computed once here instead of at every evaluation (same values).
+    nmax = degree + 1
+    rec = [[(n, (2 * n - 1) / (n - m), (n + m - 1) / (n - m)) for n in range(m + 2, nmax + 1)]
+           for m in range(nmax + 1)]
+    # The summation's terms per degree n: (m, C, S, (n-m+2)(n-m+1), n-m+1).
+    terms = [[(m, c[n][m], s[n][m], (n - m + 2) * (n - m + 1), n - m + 1) for m in range(1, n + 1)]
+             if n >= 2 else [] for n in range(degree + 1)]
+    return c, s, rec, terms
 
 
 def _tesseral_itrs_xyz(x, y, z, tables):
@@ -275,7 +283,7 @@ def _tesseral_itrs_xyz(x, y, z, tables):
     V/W (Cunningham) recursion of the solid spherical harmonics (Montenbruck & Gill,
     Satellite Orbits, §3.2.4), m > 0 terms only.
     """
-    c, s = tables
+    c, _, rec, terms = tables
     degree = len(c) - 1
     r2 = x * x + y * y + z * z
     rr = R_EARTH_M / r2
@@ -295,20 +303,17 @@ def _tesseral_itrs_xyz(x, y, z, tables):
             f = 2 * m + 1
             v[m + 1][m] = f * z0 * vm[m]
             w[m + 1][m] = f * z0 * wm[m]
-        for n in range(m + 2, nmax + 1):
-            a1 = (2 * n - 1) / (n - m)
-            a2 = (n + m - 1) / (n - m) * rho
+        for n, a1, b2 in rec[m]:
+            a2 = b2 * rho
             v[n][m] = a1 * z0 * v[n - 1][m] - a2 * v[n - 2][m]
             w[n][m] = a1 * z0 * w[n - 1][m] - a2 * w[n - 2][m]
     ax = ay = az = 0.0
     for n in range(2, degree + 1):
         vn1, wn1 = v[n + 1], w[n + 1]
-        for m in range(1, n + 1):
-            cnm, snm = c[n][m], s[n][m]
-            fac = (n - m + 2) * (n - m + 1)
+        for m, cnm, snm, fac, g in terms[n]:
             ax += 0.5 * (-cnm * vn1[m + 1] - snm * wn1[m + 1] + fac * (cnm * vn1[m - 1] + snm * wn1[m - 1]))
             ay += 0.5 * (-cnm * wn1[m + 1] + snm * vn1[m + 1] + fac * (-cnm * wn1[m - 1] + snm * vn1[m - 1]))
-            az += (n - m + 1) * (-cnm * vn1[m] - snm * wn1[m])
+            az += g * (-cnm * vn1[m] - snm * wn1[m])
     k = GM_EARTH_M3_S2 / (R_EARTH_M * R_EARTH_M)
     return k * ax, k * ay, k * az
 
@@ -626,10 +631,30 @@ def _rk4_step(xs, dt, model: DynamicsModel, extra=(0.0, 0.0, 0.0), pole=_Z_POLE)
     return out
 
 
+_EYE = {n: np.eye(n) for n in (6, 9, 10)}
+#: gcrs_from_itrs at a step's mid time (nested lists, and its pole), by exact GPS time: a
+#: pure function of time, shared by every propagation stepping through the same instant
+#: (the own and partner states of each formation filter, the filters of every partner).
+_ROTATION_CACHE: dict = {}
+_ROTATION_CACHE_MAX = 64
+
+
+def _rotation_at(t_gps_s: float):
+    e = _ROTATION_CACHE.get(t_gps_s)
+    if e is None:
+        if len(_ROTATION_CACHE) >= _ROTATION_CACHE_MAX:
+            _ROTATION_CACHE.clear()
+        m = frames.gcrs_from_itrs_matrix(t_gps_s).tolist()
+        e = _ROTATION_CACHE[t_gps_s] = (m, (m[0][2], m[1][2], m[2][2]))
+    return e
+
+
 def _phi_taylor(f, dt):
     """exp(F dt) to 4th order (Horner form); *f* is an (n, n) array."""
     n = f.shape[0]
-    eye = np.eye(n)
+    eye = _EYE.get(n)
+    if eye is None:
+        eye = _EYE[n] = np.eye(n)
     a = f * dt
     phi = eye + a * 0.25
     phi = eye + (a @ phi) * (1.0 / 3.0)
@@ -657,18 +682,18 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
         raise ValueError("propagate: t_gps_s is required with tesseral gravity or third bodies")
     xs = [float(c) for c in x_state]
     n = len(xs)
+    dt_s = float(dt_s)  # Python floats throughout: numpy scalars make every step's math slower
     if dt_s == 0.0:
         return np.array(xs), (np.eye(n) if want_phi else None)
     nsub = max(1, int(math.ceil(abs(dt_s) / model.max_step_s - 1e-9)))
     h = dt_s / nsub
     phi_total = None
-    t = t_gps_s
+    t = None if t_gps_s is None else float(t_gps_s)
     pole = _Z_POLE
     for _ in range(nsub):
         extra = (0.0, 0.0, 0.0)
         if t is not None:
-            m = frames.gcrs_from_itrs_matrix(t + 0.5 * h).tolist()
-            pole = (m[0][2], m[1][2], m[2][2])
+            m, pole = _rotation_at(t + 0.5 * h)
             xm, ym, zm = xs[0] + 0.5 * h * xs[3], xs[1] + 0.5 * h * xs[4], xs[2] + 0.5 * h * xs[5]
             if tables is not None:
                 extra = _tesseral_gcrs_xyz(xm, ym, zm, m, tables)
