@@ -31,7 +31,7 @@ BASE = REPO / "data" / "scenarios" / "formation_3h.toml"
 EXAMPLE = REPO / "data" / "campaigns" / "formation_3h_dispersed.toml"
 
 
-def campaign_text(seeds, duration="6m", extra="") -> str:
+def campaign_text(seeds, duration="4m", extra="") -> str:
     return f"""
 name = "t"
 base_scenario = "{BASE}"
@@ -120,7 +120,7 @@ def test_draws_depend_on_the_seed_and_key_only(tmp_path):
     (lambda t: t.replace("loguniform = [0.02, 0.08]", "loguniform = [0.0, 0.08]"), "loguniform needs low > 0"),
     (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "uniform = [-1000.0, -5000.0]"), "low <= high"),
     (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "gaussian = [0.0, 1.0]"), "uniform"),
-    (lambda t: t.replace('duration = "6m"', 'duration = "six minutes"'), "duration"),
+    (lambda t: t.replace('duration = "4m"', 'duration = "four minutes"'), "duration"),
     (lambda t: t.replace("seeds = [1, 2]", "seeds = [1, 1]"), "must not repeat"),
     (lambda t: t + "\nbogus = 1\n", "unknown keys ['bogus']"),
     (lambda t: t.replace(str(BASE), "/nonexistent/base.toml"), "cannot read"),
@@ -317,10 +317,11 @@ def _wait_for(pred, timeout_s: float) -> bool:
 
 
 def test_an_interrupted_campaign_resumes_without_redoing_finished_runs(tmp_path):
-    ok = pick_seeds(n_ok=4, n_bad=0)
-    camp = write_campaign(tmp_path, ok, duration="5m")
+    ok = pick_seeds(n_ok=3, n_bad=0)
+    camp = write_campaign(tmp_path, ok, duration="3m")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "ground", "montecarlo", str(camp), "--out", str(out), "--workers", "1", "--quiet"]
+    cmd = [sys.executable, "-m", "ground", "montecarlo", str(camp), "--out", str(out), "--workers", "1", "--quiet",
+           "--no-plots"]
     # its own process group, as a job in a terminal: Ctrl-C reaches the workers too
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             start_new_session=True)
@@ -335,20 +336,20 @@ def test_an_interrupted_campaign_resumes_without_redoing_finished_runs(tmp_path)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "run the same command to resume" in err and "Traceback" not in err
     done = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
-    assert 1 <= len(done) < 4
+    assert 1 <= len(done) < 3
     assert len(rs.read_table(out / "results.csv")) == 2 * len(done)  # the table of what finished
     # the local cluster's processes went with it
     assert _wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), 30)
 
-    p = cli(camp, "--out", out, "--workers", "1")
+    p = cli(camp, "--out", out, "--workers", "1", "--no-plots")
     assert p.returncode == 0, p.stderr
-    assert f"{len(done)} already done, {4 - len(done)} to run" in p.stdout
+    assert f"{len(done)} already done, {3 - len(done)} to run" in p.stdout
     after = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
-    assert len(after) == 4 and all(after[k] == v for k, v in done.items())
-    assert len(rs.read_table(out / "results.csv")) == 8
+    assert len(after) == 3 and all(after[k] == v for k, v in done.items())
+    assert len(rs.read_table(out / "results.csv")) == 6
     # a third start has nothing left to do and starts no cluster
-    p = cli(camp, "--out", out)
-    assert p.returncode == 0 and "4 already done, 0 to run" in p.stdout and "cluster" not in p.stdout
+    p = cli(camp, "--out", out, "--no-plots")
+    assert p.returncode == 0 and "3 already done, 0 to run" in p.stdout and "cluster" not in p.stdout
 
 
 def test_retry_failed_runs_again_only_the_failed(tmp_path, one_worker_run):
@@ -358,7 +359,7 @@ def test_retry_failed_runs_again_only_the_failed(tmp_path, one_worker_run):
     out = tmp_path / "out"
     shutil.copytree(out1, out)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
-    p = cli(camp, "--out", out, "--workers", "1", "--retry-failed")
+    p = cli(camp, "--out", out, "--workers", "1", "--retry-failed", "--no-plots")
     assert p.returncode == 0 and "2 already done, 1 to run" in p.stdout
     after = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("s*.json")}
     changed = [k for k in after if after[k] != before[k]]
@@ -402,3 +403,14 @@ def test_filter_tunables_are_estimator_configuration_and_checked_before_any_run(
                                             "attitude_filter = { gyro_noise_rad_z = 0.002 }"))
     with pytest.raises(CampaignError, match="unknown attitude_filter keys \\['gyro_noise_rad_z'\\]"):
         load_campaign(p)
+
+
+def test_a_run_whose_worker_died_is_recorded_as_failed_in_every_configuration(tmp_path):
+    from ground.montecarlo.cli import _lost_record
+
+    spec = run_specs(load_campaign(write_campaign(tmp_path, [5])))[0]
+    record = _lost_record(spec, RuntimeError("KilledWorker: the worker died 3 times"))
+    rows = rs.rows_from_record(record)
+    assert [r["estimator"] for r in rows] == ["flight", "untagged"] and rs.record_failed(record)
+    assert all(r["status"] == "failed" and r["stage"] == "worker" and "KilledWorker" in r["error"] for r in rows)
+    assert rows[1]["config"] == {"config": {"attitude_time_tag_from_clock_map": False}, "smooth": False}
