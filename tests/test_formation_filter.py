@@ -444,3 +444,21 @@ def test_process_noise_interpolation_close_to_exact():
         np.testing.assert_allclose(q[6, 6], exact_c[2, 2], rtol=0.01)
         np.testing.assert_allclose(q[3, 3], exact_c[1, 1], rtol=0.02)
         assert np.all(np.linalg.eigvalsh(q) > -1e-30)
+
+
+def test_line_of_sight_sigma_without_a_line_of_sight_is_the_largest_sigma():
+    """Found by the processor fuzz test (a corrupt time bit, then a zero range): a relative
+    position of exactly zero gave NaN; now the largest sigma of any direction."""
+    import numpy as np
+
+    from pygnc.estimation.formation_filter import FormationFilter
+
+    f = FormationFilter()
+    f.x = np.zeros_like(f.x)
+    f.p = np.eye(f.p.shape[0])
+    f.p[9:12, 9:12] = np.diag([4.0, 9.0, 1.0])
+    assert f.line_of_sight_sigma_m() == 3.0
+    f.x[9:12] = [0.0, 5.0, 0.0]
+    assert f.line_of_sight_sigma_m() == 3.0
+    f.x[9:12] = [1.0, 0.0, 0.0]
+    assert f.line_of_sight_sigma_m() == 2.0

@@ -31,7 +31,7 @@ BASE = REPO / "data" / "scenarios" / "formation_3h.toml"
 EXAMPLE = REPO / "data" / "campaigns" / "formation_3h_dispersed.toml"
 
 
-def campaign_text(seeds, duration="4m", extra="") -> str:
+def campaign_text(seeds, duration="3m", extra="") -> str:
     return f"""
 name = "t"
 base_scenario = "{BASE}"
@@ -120,7 +120,7 @@ def test_draws_depend_on_the_seed_and_key_only(tmp_path):
     (lambda t: t.replace("loguniform = [0.02, 0.08]", "loguniform = [0.0, 0.08]"), "loguniform needs low > 0"),
     (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "uniform = [-1000.0, -5000.0]"), "low <= high"),
     (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "gaussian = [0.0, 1.0]"), "uniform"),
-    (lambda t: t.replace('duration = "4m"', 'duration = "four minutes"'), "duration"),
+    (lambda t: t.replace('duration = "3m"', 'duration = "three minutes"'), "duration"),
     (lambda t: t.replace("seeds = [1, 2]", "seeds = [1, 1]"), "must not repeat"),
     (lambda t: t + "\nbogus = 1\n", "unknown keys ['bogus']"),
     (lambda t: t.replace(str(BASE), "/nonexistent/base.toml"), "cannot read"),
@@ -242,7 +242,7 @@ def test_campaign_on_a_local_cluster_records_runs_failures_and_a_report(one_work
     stats = json.loads((out / "report.json").read_text())
     flight = stats["estimators"]["flight"]
     assert flight["n_ok"] == 2 and flight["n_failed"] == 1
-    assert flight["consistency"]["orbit"]["monte_carlo"]["n_epochs"] > 5
+    assert flight["consistency"]["orbit"]["monte_carlo"]["n_epochs"] >= 3
     assert "attitude_angle_rms_deg" in stats["estimators"]["untagged"]["paired_ratio_median"]
     assert (out / "plots" / "cdf_orbit_position_3d_rms_m.png").stat().st_size > 1000
     assert (out / "plots" / "anees_attitude.png").is_file()

@@ -277,10 +277,16 @@ class FormationFilter:
         return a @ self.x[I_DR], a @ self.p[9:12, 9:12] @ a.T
 
     def line_of_sight_sigma_m(self) -> float:
-        """1-sigma of the relative position along the line of sight [m]."""
+        """1-sigma of the relative position along the line of sight [m].  With no line of
+        sight (a relative position of exactly zero, as corrupt inputs can leave) the largest
+        sigma of any direction: never less than the true one."""
         dr = self.x[I_DR]
-        u = dr / np.linalg.norm(dr)
-        return float(math.sqrt(max(0.0, u @ self.p[9:12, 9:12] @ u)))
+        p_rr = self.p[9:12, 9:12]
+        norm = float(np.linalg.norm(dr))
+        if not norm > 0.0:
+            return float(math.sqrt(max(0.0, float(np.linalg.eigvalsh(p_rr)[-1]))))
+        u = dr / norm
+        return float(math.sqrt(max(0.0, u @ p_rr @ u)))
 
     # ------------------------------------------------------------------ initialisation
     def _sigmas(self, pos_sigma_m, vel_sigma_m_s):

@@ -79,6 +79,12 @@ def partner_trajectory(x0, t0, t_k, model):
     return pos, jac
 
 
+def _directions(d, rho):
+    """Unit line-of-sight rows d / |d|; a zero row (a candidate on top of the own
+    spacecraft, as corrupt inputs can make) has no direction and gives zeros."""
+    return d / np.where(rho > 0.0, rho, 1.0)[:, None]
+
+
 def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used, max_iter, tol_m):
     """Levenberg-Marquardt from *x* on the ranges flagged *used*; (x, cost, converged, iterations)."""
     lam, cost, x_prev, normal, rhs = 1e-3, math.inf, x, None, None
@@ -94,7 +100,7 @@ def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used,
                 return x, cost, False, it
         else:
             lam, cost = max(lam / 3.0, 1e-7), new_cost
-            h = np.concatenate((np.einsum("ni,nij->nj", d / rho[:, None], ref_jac_k), np.ones((z.size, 1))),
+            h = np.concatenate((np.einsum("ni,nij->nj", _directions(d, rho), ref_jac_k), np.ones((z.size, 1))),
                                axis=1)[used]
             normal = w * h.T @ h + info_prior
             rhs = w * h.T @ res[used] + info_prior @ dx_prior
@@ -175,7 +181,7 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
     def residuals(x):
         d = ref_pos_k + ref_jac_k @ (x[:6] - x_ref0) - own_r_k
         rho = np.linalg.norm(d, axis=1)
-        return z - (rho + x[6]), d / rho[:, None]
+        return z - (rho + x[6]), _directions(d, rho)
 
     def multistart(inliers):
         nonlocal it_total
