@@ -414,3 +414,9 @@ def test_a_run_whose_worker_died_is_recorded_as_failed_in_every_configuration(tm
     assert [r["estimator"] for r in rows] == ["flight", "untagged"] and rs.record_failed(record)
     assert all(r["status"] == "failed" and r["stage"] == "worker" and "KilledWorker" in r["error"] for r in rows)
     assert rows[1]["config"] == {"config": {"attitude_time_tag_from_clock_map": False}, "smooth": False}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "data" / "campaigns").glob("*.toml")), ids=lambda p: p.name)
+def test_every_bundled_campaign_is_usable(path):
+    specs = run_specs(load_campaign(path))
+    assert specs and all(s.error is None for s in specs)
