@@ -66,10 +66,10 @@ def serial(specs) -> float:
 
 def dask_run(specs, n_workers: int, out: Path) -> tuple[float, float, float]:
     """(cluster start-up s, runs wall s, shutdown s) on a fresh local cluster."""
-    from ground.montecarlo.cli import _Cluster, execute
+    from ground.montecarlo.cli import DaskCluster, execute
 
     t0 = time.perf_counter()
-    cluster = _Cluster(None, n_workers)
+    cluster = DaskCluster(None, n_workers)
     cluster.client.wait_for_workers(n_workers, timeout=60)
     t1 = time.perf_counter()
     try:

@@ -203,7 +203,7 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
                  overrides: dict | None = None) -> ReplayRun:
     """Run the flight supervisor on a copy of *scenario*'s batch; return its estimates.
     *overrides*: configuration values over *config_path*'s."""
-    from pygnc.config import Config, Paths, load_config
+    from pygnc.config import Config, Paths, load_config, with_overrides
     from pygnc.logs import list_runs
     from pygnc.tasks.ingest import build_message_stream
     from pygnc.tasks.table import enabled_tasks
@@ -216,10 +216,7 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
         config_path = Paths(scenario).config_file  # what the spacecraft had uplinked
     config = load_config(config_path) if config_path else Config()
     if overrides:
-        import dataclasses
-
-        config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in overrides.items()})
+        config = with_overrides(config, overrides, "the replay's overrides")
     stream = build_message_stream(Paths(scenario), config, quiet_logger())
     t_last = stream.messages[-1][1]["t_sc_last_s"] if stream.messages else math.nan
     t_last = t_last if math.isfinite(t_last) else 0.0

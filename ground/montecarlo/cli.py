@@ -106,7 +106,7 @@ def current_records(out: Path, specs: list[RunSpec]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- Dask
-class _Cluster:
+class DaskCluster:
     """A Dask client: on a local cluster of *n_workers* processes, or on *address*."""
 
     def __init__(self, address: str | None, n_workers: int | None):
@@ -141,7 +141,7 @@ class _Cluster:
                 self.cluster.close(timeout=CLOSE_TIMEOUT_S)
 
 
-def execute(out: Path, todo: list[RunSpec], cluster: _Cluster, keep_csv: bool, quiet: bool) -> int:
+def execute(out: Path, todo: list[RunSpec], cluster: DaskCluster, keep_csv: bool, quiet: bool) -> int:
     """Run *todo* on *cluster*, saving each record as it arrives; the number saved.
     ``KeyboardInterrupt`` cancels what is left and propagates."""
     from dask.distributed import as_completed
@@ -288,7 +288,7 @@ def _run_campaign(args, campaign: Campaign, say) -> int:
         cluster = None
         try:
             try:
-                cluster = _Cluster(args.scheduler, args.workers)
+                cluster = DaskCluster(args.scheduler, args.workers)
             except (OSError, TimeoutError) as exc:
                 print(f"montecarlo: cannot reach the scheduler {args.scheduler}: {exc}", file=sys.stderr)
                 return 1
