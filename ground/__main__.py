@@ -26,6 +26,8 @@ COMMANDS = {
     "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
     "montecarlo": ("ground.montecarlo", "run a Monte Carlo campaign (dispersed scenarios x estimator configurations) "
                                         "on Dask and report accuracy distributions"),
+    "serve": ("ground.station", "the ground station in a browser: a replay, downlinked batch files or pygnc's "
+                                "live stream as maps and plots (local web server)"),
     "host": ("ground.host", "drive pygnc over the Pi's serial console as the PyCubed does: upload, launch, "
                             "stream live, Ctrl-C, read back"),
 }

@@ -534,9 +534,9 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                 f"Peer {p}: relative position (ECEF) and range bias as estimated on board, with ±3σ",
                 ["dx", "dy", "dz", "range bias"], "m", axis.label,
                 sigma=np.column_stack([_stack(fd, "sigma_d{}_m")[sel], fd["sigma_range_bias_m"][sel]])))
-        r = rs.range_residuals(fd, _range_bodies(tables.get("range")))
+        r = rs.range_residuals(fd, range_bodies(tables.get("range")))
         if r["residual_m"].size:
-            conv = _sc_to_unix(fd)
+            conv = tb.sc_to_unix(fd)
             out.append(pl.residuals(
                 d / "range_residuals.png", axis(conv(r["t_sc_s"])), r["residual_m"][:, None],
                 "Downlinked ranges minus |Δr| - bias of the on-board estimate", ["range"], "m", axis.label))
@@ -555,17 +555,8 @@ def _fix_bodies(t: dict | None) -> list[dict]:
              "vel_sigma_m_s": [t[f"vel_sigma_m_s_{a}"][i] for a in "xyz"]} for i in range(n)]
 
 
-def _range_bodies(t: dict | None) -> list[dict]:
+def range_bodies(t: dict | None) -> list[dict]:
     if not t or not t["t_sc_s"].size:
         return []
     return [{"valid": bool(int(t["flags"][i]) & 1), "peer_id": int(t["peer_id"][i]), "t_sc_s": t["t_sc_s"][i],
              "range_m": t["range_m"][i]} for i in range(t["t_sc_s"].size)]
-
-
-def _sc_to_unix(t: dict):
-    if t["t_sc_s"].size >= 2 and np.ptp(t["t_sc_s"]) > 0:
-        a, b = np.polyfit(t["t_sc_s"] - t["t_sc_s"][0], t["unix_time_s"], 1)
-        t0 = t["t_sc_s"][0]
-        return lambda x: a * (np.asarray(x) - t0) + b
-    off = t["unix_time_s"][0] - t["t_sc_s"][0]
-    return lambda x: np.asarray(x) + off

@@ -235,6 +235,11 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
         say(line)
     fixes, _, ranges, _ = _stream_parts(stream)
     n_valid = sum(bool(f["valid"]) for f in fixes)
+    from ground.outputs.residuals import range_residuals
+
+    range_res = range_residuals(tables["formation"], ranges)
+    rows["range_residuals"] = tb.write_csv(tb.range_residual_table(range_res, tb.sc_to_unix(*tables.values())),
+                                           out / "range_residuals.csv")
     if rows["orbit"] == 0:
         why = "no valid GPS fix in the batch" if n_valid == 0 else "the orbit estimator produced none"
         say(f"  orbit: {why}: orbit.csv has no rows and orbit.oem is not written")
@@ -285,7 +290,7 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
         summary["truth"] = {"path": str(truth.path), "spacecraft": truth.name}
         summary.update(_truth_stats(truth, tables, cov, settle, plot_jobs, att_cov,
                                     {} if nees_series is None else nees_series))
-    summary["residuals"] = _residual_stats(tables, fixes, ranges, plot_jobs if truth is None else None)
+    summary["residuals"] = _residual_stats(tables, fixes, range_res, plot_jobs if truth is None else None)
 
     # ---- plots ---------------------------------------------------------------------------
     plots = []
@@ -376,7 +381,8 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: di
     return out
 
 
-def _residual_stats(tables, fixes, ranges, plot_jobs) -> dict:
+def _residual_stats(tables, fixes, r, plot_jobs) -> dict:
+    """*r*: the range residuals (:func:`ground.outputs.residuals.range_residuals`)."""
     from ground.outputs import residuals as rs
     from ground.outputs.summary import norm_stats
 
@@ -385,7 +391,6 @@ def _residual_stats(tables, fixes, ranges, plot_jobs) -> dict:
     out["gps_fix"] = {"n": int(g["t_gps_s"].size),
                       **norm_stats(np.linalg.norm(g["dr_m"], axis=1), None, "position_3d_", "m"),
                       **norm_stats(np.linalg.norm(g["dv_m_s"], axis=1), None, "velocity_3d_", "m_s")}
-    r = rs.range_residuals(tables["formation"], ranges)
     out["range"] = {"n": int(r["residual_m"].size), **norm_stats(r["residual_m"], None, "", "m")}
     if plot_jobs is not None and g["t_gps_s"].size:
         plot_jobs.append(lambda pl, ax, d, g=g: pl.residuals(
@@ -393,25 +398,12 @@ def _residual_stats(tables, fixes, ranges, plot_jobs) -> dict:
             "GPS fix residuals (fix - orbit estimate), ECEF, with the fix's ±3σ", ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
             "m, cm/s", ax.label, sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0])))
     if plot_jobs is not None and r["residual_m"].size:
-        t_sc_to_unix = _sc_to_unix(tables)
+        t_sc_to_unix = tb.sc_to_unix(*tables.values())
         if t_sc_to_unix is not None:
             plot_jobs.append(lambda pl, ax, d, r=r, conv=t_sc_to_unix: pl.residuals(
                 d / "range_residuals.png", ax(conv(r["t_sc_s"])), r["residual_m"][:, None],
                 "Range residuals (measured - |Δr| - bias), all peers", ["range"], "m", ax.label))
     return out
-
-
-def _sc_to_unix(tables):
-    """Spacecraft time -> UTC from any table with both columns (linear fit)."""
-    for t in tables.values():
-        if t["t_sc_s"].size >= 2:
-            a, b = np.polyfit(t["t_sc_s"] - t["t_sc_s"][0], t["unix_time_s"], 1)
-            t0 = t["t_sc_s"][0]
-            return lambda x, a=a, b=b, t0=t0: a * (np.asarray(x) - t0) + b
-        if t["t_sc_s"].size == 1:
-            off = t["unix_time_s"][0] - t["t_sc_s"][0]
-            return lambda x, off=off: np.asarray(x) + off
-    return None
 
 
 def _print_truth_lines(summary: dict, say) -> None:

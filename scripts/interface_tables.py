@@ -292,6 +292,23 @@ def montecarlo_columns_table() -> str:
     return "\n".join(["| column | meaning |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in COLUMN_MEANINGS.items()])
 
 
+def station_messages_table() -> str:
+    from ground.station.model import MESSAGES
+
+    return "\n".join(["| type | direction | fields | meaning |", "|---|---|---|---|"]
+                     + [f"| `{t}` | {d} | {f} | {m} |" for t, d, f, m in MESSAGES])
+
+
+def station_series_table() -> str:
+    from ground.station.model import PER_PEER, SERIES
+
+    rows = ["| series | column | unit / meaning |", "|---|---|---|"]
+    for group, cols in SERIES.items():
+        name = f"`{group}` (per peer)" if group in PER_PEER else f"`{group}`"
+        rows += [f"| {name} | `{c}` | {m} |" for c, m in cols]
+    return "\n".join(rows)
+
+
 TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
           "channels": channels_table, "tasks": tasks_table, "batch_header": batch_header_table,
           "batch_kinds": batch_kinds_table, "batch_fields": batch_fields_table, "orbit_csv": replay_table("orbit"),
@@ -301,7 +318,8 @@ TABLES = {"status": status_table, "flags": flags_table, "messages": messages_tab
           "stream_tags": stream_tags_table, "stream_payloads": stream_payloads_table,
           "stream_errors": stream_errors_table, "stream_examples": stream_examples_table,
           "stream_budget": stream_budget_table, "campaign_keys": campaign_keys_table,
-          "montecarlo_columns": montecarlo_columns_table}
+          "montecarlo_columns": montecarlo_columns_table, "range_residuals_csv": replay_table("range_residuals"),
+          "station_messages": station_messages_table, "station_series": station_series_table}
 
 
 def render(doc: str) -> str:

@@ -161,12 +161,15 @@ def test_without_truth_residuals(tmp_path):
         # Range-only (the sample's own-GPS range files) over 5 min: the window is too short to
         # fit, so the estimate is the uplinked prior (1 km per axis) and so are the residuals.
         assert s["residuals"]["range"]["rms_m"] < 5000.0
+        res = tb.read_csv(tmp_path / "out" / "range_residuals.csv")
+        assert list(res) == [n for n, _ in tb.COLUMNS["range_residuals"]]
+        assert res["residual_m"].size == s["residuals"]["range"]["n"] == s["rows"]["range_residuals"]
 
 
 def test_empty_directory_replays_with_headers(tmp_path):
     (tmp_path / "empty").mkdir()
     s = _replay(tmp_path / "out", "--no-plots", scenario=tmp_path / "empty")
-    assert s["rows"] == {"orbit": 0, "attitude": 0, "formation": 0}
+    assert s["rows"] == {"orbit": 0, "attitude": 0, "formation": 0, "range_residuals": 0}
 
 
 def test_missing_directory_is_an_error(tmp_path, capsys):

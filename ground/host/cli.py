@@ -91,6 +91,11 @@ def add_arguments(p) -> None:
     p.add_argument("--ctrl-c-at-s", type=float, metavar="S",
                    help="Ctrl-C S s after the stream starts, while it is still going (default: after it ends)")
     p.add_argument("--no-ctrl-c", action="store_true", help="do not stop pygnc: wait for its own timeout")
+    p.add_argument("--tap", action="store_true",
+                   help="copy pygnc's frames (and the ranges sent) to a new pseudo-terminal, whose path is "
+                        "printed, for `python -m ground serve PATH`")
+    p.add_argument("--status-every-s", type=float, default=0.0, metavar="S",
+                   help="ask for the status (STA) every S s while streaming (default 0: only at the end)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show what the Pi prints besides frames")
 
@@ -283,6 +288,7 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     cmd = f"cd ~ && {shlex.quote(args.python) if not args.python.startswith('~/') else args.python} " \
           f"{args.main if args.main.startswith('~/') else shlex.quote(args.main)} {args.timeout_min:g} {t_sc:.0f}"
     client = StreamClient(session)
+    client.status_every_s = args.status_every_s
     t_launch = session.start(cmd)
     printer.step(f"launched: {cmd}")
     try:
@@ -390,8 +396,8 @@ def run(args) -> int:
         if d is not None and not d.is_dir():
             print(f"ground host: --{name} {d}: not a directory", file=sys.stderr)
             return 2
-    if args.rate <= 0 or args.cadence_s < 0:
-        print("ground host: --rate must be > 0 and --cadence-s >= 0", file=sys.stderr)
+    if args.rate <= 0 or args.cadence_s < 0 or args.status_every_s < 0:
+        print("ground host: --rate must be > 0, --cadence-s and --status-every-s >= 0", file=sys.stderr)
         return 2
     printer = Printer(args.verbose)
     import serial  # flight dependency, always there
@@ -414,6 +420,11 @@ def run(args) -> int:
             print(f"ground host: cannot open {url}: {exc}", file=sys.stderr)
             return 2 if not args.shell else 1
         session = ShellSession(link, log=printer.pi)
+        if args.tap:
+            from .tap import Tap
+
+            tap = session.tap = Tap()
+            printer.step(f"tap: {tap.path}   (python -m ground serve {tap.path})")
         try:
             summary = host_run(session, args, printer)
         except HostError as exc:
@@ -421,6 +432,13 @@ def run(args) -> int:
             return 1
         finally:
             link.close()
+            if session.tap is not None:
+                summary_tap = {"path": session.tap.path, "bytes_written": session.tap.bytes_written,
+                               "bytes_dropped": session.tap.bytes_dropped}
+                session.tap.close()
+        if session.tap is not None:
+            summary["tap"] = summary_tap
+            printer.step(f"tap: {summary_tap['bytes_written']} bytes copied, {summary_tap['bytes_dropped']} dropped")
         print_summary(summary, printer)
         if args.json:
             out = {k: v for k, v in summary.items() if k != "estimates"}

@@ -69,6 +69,9 @@ class StreamClient:
         self.cadence_s: float | None = None
         self.n_used = 0
         self._last_rx_seq: int | None = None
+        #: Ask for the status (STA, answered by STS and CNT) this often while polling; 0: never.
+        self.status_every_s = 0.0
+        self._t_status = 0.0
 
     # -- sending ---------------------------------------------------------------------------------
     def send(self, tag: bytes, payload: bytes = b"") -> tuple[int, float]:
@@ -131,6 +134,10 @@ class StreamClient:
 
     def poll(self, timeout_s: float = 0.0) -> int:
         """Pump the link for up to *timeout_s* and handle what came; frames handled."""
+        if self.status_every_s > 0 and self.hello is not None and \
+                time.monotonic() - self._t_status >= self.status_every_s:
+            self._t_status = time.monotonic()
+            self.send(fs.STATUS)  # not waited for: its ACK, STS and CNT arrive in later polls
         self.s.pump(timeout_s)
         n = 0
         for r in self.s.take():

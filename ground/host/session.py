@@ -74,6 +74,9 @@ class ShellSession:
         #: Bytes per second the host writes at most (None: as fast as the link takes them).
         self.line_rate = line_rate
         self._next_write = 0.0
+        #: A :class:`~ground.host.tap.Tap` (or None) that gets a copy of what pygnc sends
+        #: and of the host's frames in :data:`ground.host.tap.HOST_TAGS`.
+        self.tap = None
 
     # -- bytes ----------------------------------------------------------------------------------
     def write(self, data: bytes) -> float:
@@ -98,6 +101,8 @@ class ShellSession:
             data += self.link.read(n)
         t = time.monotonic()
         self.bytes_in += len(data)
+        if self.tap is not None:
+            self.tap.write(data)
         self.text += data
         if len(self.text) > 2 * TEXT_KEEP:
             cut = len(self.text) - TEXT_KEEP
@@ -250,7 +255,14 @@ class ShellSession:
             raise HostError(f"reading {remote_path}: the base64 text did not decode ({exc})") from None
 
     def send_frame(self, tag: bytes, seq: int, payload: bytes = b"") -> float:
-        return self.write(fs.encode_frame(tag, seq, payload))
+        line = fs.encode_frame(tag, seq, payload)
+        t = self.write(line)
+        if self.tap is not None:
+            from .tap import HOST_TAGS
+
+            if tag in HOST_TAGS:
+                self.tap.write(line)
+        return t
 
 
 def _shell_path(path: str) -> str:

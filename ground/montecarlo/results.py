@@ -109,8 +109,10 @@ def metrics_from_summary(summary: dict) -> dict:
     out["formation_nees_mean"] = worst("nees_mean", max)
     out["formation_nees_frac_inside_95"] = worst("nees_frac_inside_95", min)
     out["n_valid_fixes"] = summary.get("n_valid_fixes")
-    for kind, n in (summary.get("rows") or {}).items():
-        out[f"{kind}_rows"] = n
+    rows = summary.get("rows") or {}
+    for kind in ("orbit", "attitude", "formation"):
+        if kind in rows:
+            out[f"{kind}_rows"] = rows[kind]
     return out
 
 

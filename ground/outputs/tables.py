@@ -69,6 +69,14 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("n_ranges_used", "ranges used so far"),
         ("n_ranges_rejected", "ranges rejected so far"),
     ],
+    "range_residuals": [
+        ("unix_time_s", "range time, UTC POSIX seconds (spacecraft clock without a clock map)"),
+        ("utc", "the same instant, ISO 8601 UTC"),
+        ("t_sc_s", "range time, spacecraft clock seconds"),
+        ("peer_id", "peer radio id"),
+        ("residual_m", "measured range - |Δr| of the formation estimate at that time - estimated range bias, m "
+                       "(valid ranges inside the span of their peer's estimates)"),
+    ],
 }
 
 #: estimate message type -> table kind
@@ -184,6 +192,32 @@ def formation_table(bodies: list[dict]) -> dict:
 
 
 BUILDERS = {"orbit": orbit_table, "attitude": attitude_table, "formation": formation_table}
+
+
+def sc_to_unix(*tables: dict):
+    """Spacecraft clock -> ``unix_time_s`` as the first of *tables* with rows maps it (a
+    linear fit over its rows: the clock map is linear), or None when none has rows."""
+    for t in tables:
+        t_sc = np.asarray(t["t_sc_s"], dtype=float)
+        unix = np.asarray(t["unix_time_s"], dtype=float)
+        if t_sc.size >= 2 and np.ptp(t_sc) > 0:
+            t0 = t_sc[0]
+            a, b = np.polyfit(t_sc - t0, unix, 1)
+            return lambda x, a=a, b=b, t0=t0: a * (np.asarray(x, dtype=float) - t0) + b
+        if t_sc.size:
+            off = unix[0] - t_sc[0]
+            return lambda x, off=off: np.asarray(x, dtype=float) + off
+    return None
+
+
+def range_residual_table(residuals: dict, to_unix) -> dict:
+    """:func:`ground.outputs.residuals.range_residuals` -> the ``range_residuals.csv`` table;
+    *to_unix* maps spacecraft time to ``unix_time_s`` (None: the spacecraft clock)."""
+    t_sc = np.asarray(residuals["t_sc_s"], dtype=float)
+    unix = np.asarray(to_unix(t_sc), dtype=float) if to_unix is not None else t_sc.copy()
+    return {"unix_time_s": unix, "utc": iso_utc(unix), "t_sc_s": t_sc,
+            "peer_id": np.asarray(residuals["peer_id"]).astype(np.int64),
+            "residual_m": np.asarray(residuals["residual_m"], dtype=float)}
 
 
 def write_csv(table: dict, path: Path) -> int:

@@ -1,0 +1,463 @@
+"""Where the ground station's data comes from: a replay, downlinked batch files, a live stream.
+
+Every source holds estimate tables in the replay's CSV layout and turns them into the
+page's messages with :mod:`ground.station.model`.  The server calls two methods, always
+from one worker thread at a time (never on its event loop):
+
+* ``poll()`` - messages for every connected page since the last call (file sources: a
+  new ``snapshot`` when their files changed; the live source: ``append`` of the new
+  estimates, ``status`` when it changed, ``source`` when the port opened or was lost);
+* ``current()`` - the messages a page that just connected needs (snapshot, status, state).
+
+Sources:
+
+* :class:`ReplaySource` - a ``python -m ground replay`` output directory (``orbit.csv``,
+  ``attitude.csv``, ``formation.csv``, ``range_residuals.csv``, ``summary.json``);
+* :class:`BatchSource` - a directory of downlinked ``batch_NNNNNNNN.bin`` files (or one
+  file), read with :func:`ground.batches.read_batches`, re-read when files arrive; a
+  ``pygnc_status.bin`` beside them gives the status;
+* :class:`StreamSource` - a serial port, pseudo-terminal or pyserial URL carrying pygnc's
+  side of the streaming protocol (:mod:`pygnc.formats.stream`: EST, STS, CNT, HEL, BYE
+  frames), and the host's RNG frames when the tap carries both directions (then the range
+  residuals are computed as the estimates arrive).  A port that goes away (unplugged) is
+  reopened every second; nothing in it can stop the server (bad bytes are counted).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from ground.outputs import tables as tb
+from pygnc.formats import batch as fmt
+from pygnc.formats import stream as fs
+from pygnc.formats.status import StatusError, decode_status
+
+from . import model
+
+#: Bytes read from a live port per call, at most.
+READ_CHUNK = 4096
+#: A live source keeps at most this many estimates per kind (about a day at 1 s per kind).
+LIVE_MAX_ROWS = 100_000
+#: Seconds between two attempts to open a live port that is not there.
+REOPEN_S = 1.0
+
+
+def _signature(paths) -> tuple:
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((p.name, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def _snapshot(tables: dict, residuals: dict | None, to_unix) -> dict:
+    return {"type": "snapshot", "series": model.series_of(tables, residuals, to_unix),
+            "rows": model.row_counts(tables, residuals)}
+
+
+class _FileSource:
+    """A directory read whole whenever its files change (checked at most once a second)."""
+
+    live = False
+    kind = "files"
+    check_s = 1.0
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.name = str(self.path)
+        self._sig: tuple | None = None
+        self._t_check = -math.inf
+        self._messages: list[dict] = []
+        self._state = {"type": "source", "state": "waiting", "detail": "not read yet"}
+        self.time_scale = "spacecraft"
+
+    @property
+    def files_root(self) -> Path:
+        return self.path if self.path.is_dir() else self.path.parent
+
+    def _paths(self) -> list[Path]:
+        raise NotImplementedError
+
+    def _watched(self) -> list[Path]:
+        """Files whose change means reading the source again."""
+        return self._paths()
+
+    def _load(self) -> list[dict]:
+        raise NotImplementedError
+
+    def poll(self) -> list[dict]:
+        now = time.monotonic()
+        if now - self._t_check < self.check_s:
+            return []
+        self._t_check = now
+        sig = _signature(self._watched())
+        if sig == self._sig:
+            return []
+        self._sig = sig
+        try:
+            self._messages = self._load()
+            self._state = {"type": "source", "state": "open", "detail": f"read {len(sig)} files"}
+        except Exception as exc:  # a file mid-copy, a hand-edited CSV: say so, keep what we had
+            self._state = {"type": "source", "state": "error", "detail": f"{type(exc).__name__}: {exc}"}
+            return [self._state]
+        return [*self._messages, self._state]
+
+    def current(self) -> list[dict]:
+        if self._sig is None:
+            self.poll()
+        return [*self._messages, self._state]
+
+    def close(self) -> None:
+        pass
+
+
+class ReplaySource(_FileSource):
+    kind = "replay"
+    FILES = ("orbit.csv", "attitude.csv", "formation.csv", "range_residuals.csv", "summary.json")
+
+    def _paths(self) -> list[Path]:
+        return [self.path / f for f in self.FILES]
+
+    def _load(self) -> list[dict]:
+        tables = {}
+        for kind in ("orbit", "attitude", "formation"):
+            p = self.path / f"{kind}.csv"
+            tables[kind] = tb.read_csv(p) if p.is_file() else tb.empty_table(kind)
+        p = self.path / "range_residuals.csv"
+        residuals = tb.read_csv(p) if p.is_file() else None
+        to_unix = tb.sc_to_unix(*([residuals] if residuals is not None else []), *tables.values())
+        self.time_scale = "utc" if any(np.isfinite(np.asarray(tables[k].get("t_gps_s", []), dtype=float)).any()
+                                       for k in ("orbit", "attitude")) else "spacecraft"
+        summary = {}
+        p = self.path / "summary.json"
+        if p.is_file():
+            summary = json.loads(p.read_text())
+        extra = {f"rows_{k}": v for k, v in (summary.get("rows") or {}).items()}
+        for k in ("mode", "n_messages", "n_valid_fixes"):
+            if k in summary:
+                extra[k] = summary[k]
+        if "handle_errors" in summary:
+            extra["handle_errors"] = len(summary["handle_errors"] or [])
+        for kind, why in (summary.get("missing_processors") or {}).items():
+            extra[f"missing_{kind}"] = why
+        status = model.status_view(notes=[n for n in summary.get("notes") or [] if isinstance(n, dict)],
+                                   extra=extra)
+        return [_snapshot(tables, residuals, to_unix or (lambda x: np.asarray(x, dtype=float))),
+                {"type": "status", "status": status}]
+
+
+class BatchSource(_FileSource):
+    kind = "batches"
+
+    def _paths(self) -> list[Path]:
+        if self.path.is_file():
+            return [self.path]
+        try:
+            names = sorted(self.path.iterdir())
+        except OSError:
+            return []
+        return [p for p in names if fmt.FILE_RE.match(p.name) or fmt.PART_RE.match(p.name)
+                or p.suffix == ".bin"]
+
+    def _load(self) -> list[dict]:
+        from ground import batches as gb
+        from ground.outputs.residuals import range_residuals
+
+        bs = gb.read_batches(self.path)
+        tables = gb.build_tables(bs)
+        res = range_residuals(tables["formation"], gb.range_bodies(tables.get("range")))
+        to_unix = tb.sc_to_unix(tables["formation"], tables["orbit"], tables["attitude"])
+        clocks = gb.RunClocks(bs.rows)
+        self.time_scale = "utc" if clocks.maps else "spacecraft"
+        rows = bs.by_kind()
+        health = None
+        if rows.get("health"):
+            last = max(rows["health"], key=lambda r: (r.file.run, r.record.t_sc_s))
+            health = {**last.record.values(), "t_sc_s": last.record.t_sc_s}
+        notes = [{**r.record.values(), "t_sc_s": r.record.t_sc_s} for r in rows.get("note", [])]
+        status = None
+        sp = self.files_root / "pygnc_status.bin"
+        extra = {"files": len(bs.files), "records": len(bs.rows), "duplicate_records": bs.duplicate_records,
+                 "bytes_skipped": sum(f.stats.bytes_skipped for f in bs.files),
+                 "problems": len(bs.problems), "gaps": len(bs.gaps)}
+        if sp.is_file():
+            try:
+                status = decode_status(sp.read_bytes())
+            except StatusError as exc:
+                extra["status_file"] = f"unreadable: {exc}"
+        view = model.status_view(status=status, health=health, notes=notes, extra=extra)
+        view["problems"] = bs.problems[:20]
+        return [_snapshot(tables, res, to_unix or (lambda x: np.asarray(x, dtype=float))),
+                {"type": "status", "status": view}]
+
+    def _watched(self) -> list[Path]:
+        return [*self._paths(), self.files_root / "pygnc_status.bin"]
+
+
+class StreamSource:
+    """pygnc's stream frames from a serial port, pseudo-terminal or pyserial URL.
+
+    A reader thread owns the port: it opens it (again every :data:`REOPEN_S` while it is
+    not there), reads with a timeout, and decodes frames into estimate bodies, ranges, the
+    status and the counters.  ``poll`` hands the new ones to the server as messages.
+    """
+
+    live = True
+    kind = "stream"
+    files_root = None
+
+    def __init__(self, url: str, baud: int = 115200, config=None):
+        from pygnc.config import Config
+
+        self.url = url
+        self.name = url
+        self.baud = baud
+        self.config = config or Config()
+        self.time_scale = "spacecraft"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._bodies = {k: deque(maxlen=LIVE_MAX_ROWS) for k in ("orbit", "attitude", "formation")}
+        self._new = {k: [] for k in ("orbit", "attitude", "formation")}
+        self._ranges: deque = deque(maxlen=LIVE_MAX_ROWS)
+        self._ranges_pending: list[dict] = []
+        self._residuals: deque = deque(maxlen=LIVE_MAX_ROWS)
+        self._new_residuals: list[tuple[float, int, float]] = []
+        self._status: dict | None = None
+        self._counters: dict | None = None
+        self._notes: deque = deque(maxlen=50)
+        self._stats = {"frames": 0, "frame_errors": 0, "noise_lines": 0, "bad_records": 0, "reopens": 0}
+        self._status_dirty = False
+        self._offset: float | None = None
+        self._offset_sent: float | None = None
+        self._state = {"type": "source", "state": "waiting", "detail": f"opening {url}"}
+        self._state_dirty = True
+        self._thread = threading.Thread(target=self._run, name="station-stream", daemon=True)
+        self._thread.start()
+
+    # -- reader thread -------------------------------------------------------------------------
+    def _set_state(self, state: str, detail: str) -> None:
+        with self._lock:
+            self._state = {"type": "source", "state": state, "detail": detail}
+            self._state_dirty = True
+
+    def _run(self) -> None:
+        import serial
+
+        reader = fs.FrameReader(accepted_tags=fs.PYGNC_TAGS | {fs.RANGE}, noise_ok=True)
+        while not self._stop.is_set():
+            try:
+                port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.2)
+            except (serial.SerialException, OSError, ValueError) as exc:
+                self._set_state("waiting", f"cannot open {self.url}: {exc}")
+                self._stop.wait(REOPEN_S)
+                continue
+            self._set_state("open", f"reading {self.url}")
+            try:
+                while not self._stop.is_set():
+                    data = port.read(READ_CHUNK)
+                    if data:
+                        self._handle(reader.feed(data))
+            except (serial.SerialException, OSError) as exc:
+                self._set_state("waiting", f"lost {self.url} ({exc}); reopening")
+                with self._lock:
+                    self._stats["reopens"] += 1
+                self._stop.wait(REOPEN_S)
+            finally:
+                try:
+                    port.close()
+                except Exception:
+                    pass
+
+    def _handle(self, items: list) -> None:
+        for item in items:
+            if isinstance(item, fs.Noise):
+                self._stats["noise_lines"] += 1
+                continue
+            if isinstance(item, fs.FrameError):
+                self._stats["frame_errors"] += 1
+                continue
+            self._stats["frames"] += 1
+            try:
+                self._frame(item.tag, item.payload)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:  # a payload of the wrong shape
+                self._stats["bad_records"] += 1
+                self._notes.append({"estimator": "station", "code": "bad_payload",
+                                    "text": f"{item.tag.decode(errors='replace')}: {exc}"[:64]})
+
+    def _frame(self, tag: bytes, payload: bytes) -> None:
+        if tag == fs.ESTIMATE:
+            records, _ = fmt.decode_records(payload)
+            if len(records) != 1 or records[0].kind is None:
+                self._stats["bad_records"] += 1
+                return
+            r = records[0]
+            v = r.values()
+            with self._lock:
+                if r.kind.name == "note":
+                    self._notes.append({**v, "t_sc_s": r.t_sc_s})
+                    self._status_dirty = True
+                elif r.kind.name in self._new:
+                    v["t_sc_s"] = r.t_sc_s
+                    self._new[r.kind.name].append(v)
+        elif tag == fs.STATUS_FILE:
+            st = decode_status(payload)
+            with self._lock:
+                self._status = st
+                off = st.get("clock_utc_minus_sc_s")
+                self._offset = off if isinstance(off, float) and math.isfinite(off) else self._offset
+                self._status_dirty = True
+        elif tag in (fs.COUNTERS, fs.BYE):
+            c = fs.decode_counters(payload)
+            with self._lock:
+                self._counters = c
+                self._status_dirty = True
+                if tag == fs.BYE:
+                    self._notes.append({"estimator": "stream", "code": "bye", "text": "pygnc stopped (BYE)"})
+        elif tag == fs.HELLO_TAG:
+            v, _, run, cad_ms, t_sc = fs.HELLO.unpack(payload)
+            with self._lock:
+                self._notes.append({"estimator": "stream", "code": "hello",
+                                    "text": f"pygnc up: run {run}, protocol {v}, cadence {cad_ms} ms"})
+                self._status_dirty = True
+        elif tag == fs.RANGE:
+            from pygnc.formats.range_file import RANGE_PACKET_DTYPE, decode_ranges
+
+            n = len(payload) // RANGE_PACKET_DTYPE.itemsize
+            pk = np.frombuffer(payload[:n * RANGE_PACKET_DTYPE.itemsize], dtype=RANGE_PACKET_DTYPE)
+            rows = decode_ranges(pk, self.config)
+            with self._lock:
+                for r in rows:
+                    self._ranges_pending.append({"t_sc_s": float(r["t_sc_s"]), "peer_id": int(r["peer_id"]),
+                                                 "range_m": float(r["range_m"]), "valid": bool(r["valid"])})
+
+    # -- server side -----------------------------------------------------------------------------
+    def _unix(self, t_sc):
+        off = self._offset
+        return np.asarray(t_sc, dtype=float) + (off if off is not None else 0.0)
+
+    def _tables(self, bodies: dict) -> dict:
+        from ground import batches as gb
+
+        out = {}
+        for kind, rows in bodies.items():
+            bs = []
+            for v in rows:
+                b = dict(v)
+                b.update(t_gps_s=math.nan, unix_time_s=float(self._unix(b["t_sc_s"])), run=0, sequence=-1)
+                bs.append(b)
+            out[kind] = gb.ESTIMATE_TABLES[kind](bs) if bs else None
+        return out
+
+    def _resolve_ranges(self) -> None:
+        """Residuals of the ranges whose peer's estimates now span them (lock held)."""
+        from ground.outputs.residuals import range_residuals
+
+        if not self._ranges_pending:
+            return
+        form = list(self._bodies["formation"])
+        if not form:
+            return
+        last = {}
+        for b in form:
+            last[b["peer_id"]] = max(last.get(b["peer_id"], -math.inf), b["t_sc_s"])
+        ready = [r for r in self._ranges_pending if r["t_sc_s"] <= last.get(r["peer_id"], -math.inf)]
+        if not ready:
+            return
+        t_lo = min(r["t_sc_s"] for r in ready) - 120.0
+        near = [b for b in form if b["t_sc_s"] >= t_lo]
+        table = self._tables({"formation": near})["formation"]
+        res = range_residuals(table, ready)
+        for t, p, x in zip(res["t_sc_s"].tolist(), res["peer_id"].tolist(), res["residual_m"].tolist()):
+            self._residuals.append((t, p, x))
+            self._new_residuals.append((t, p, x))
+        self._ranges.extend(ready)
+        done = {id(r) for r in ready}
+        self._ranges_pending = [r for r in self._ranges_pending if id(r) not in done]
+
+    def _residual_dict(self, rows) -> dict | None:
+        if not rows:
+            return None
+        a = np.array(rows, dtype=float).reshape(-1, 3)
+        return {"t_sc_s": a[:, 0], "peer_id": a[:, 1].astype(int), "residual_m": a[:, 2]}
+
+    def _status_message(self) -> dict:
+        view = model.status_view(status=self._status, counters=self._counters, notes=list(self._notes),
+                                 extra={f"station_{k}": v for k, v in self._stats.items()})
+        return {"type": "status", "status": view}
+
+    def poll(self) -> list[dict]:
+        out = []
+        with self._lock:
+            new = {k: v for k, v in self._new.items() if v}
+            for k, v in new.items():
+                self._bodies[k].extend(v)
+                self._new[k] = []
+            self._resolve_ranges()
+            new_res, self._new_residuals = self._new_residuals, []
+            offset_changed = self._offset is not None and (
+                self._offset_sent is None or abs(self._offset - self._offset_sent) > 1e-3)
+            if offset_changed:  # times of everything so far change: send it all again
+                self._offset_sent = self._offset
+                self.time_scale = "utc"
+                out.append(self._snapshot_locked())
+            elif new or new_res:
+                tables = self._tables(new)
+                series = model.series_of(tables, self._residual_dict(new_res), self._unix, max_points=None)
+                out.append({"type": "append", "series": series,
+                            "rows": model.row_counts(self._tables_counts(), self._residual_dict(list(self._residuals)))})
+            if self._status_dirty:
+                self._status_dirty = False
+                out.append(self._status_message())
+            if self._state_dirty:
+                self._state_dirty = False
+                out.append(dict(self._state))
+        return out
+
+    def _tables_counts(self) -> dict:
+        return {k: {"t_sc_s": np.zeros(len(v))} for k, v in self._bodies.items()}
+
+    def _snapshot_locked(self) -> dict:
+        tables = self._tables({k: list(v) for k, v in self._bodies.items()})
+        res = self._residual_dict(list(self._residuals))
+        return {"type": "snapshot", "series": model.series_of(tables, res, self._unix),
+                "rows": model.row_counts(self._tables_counts(), res)}
+
+    def current(self) -> list[dict]:
+        with self._lock:
+            return [self._snapshot_locked(), self._status_message(), dict(self._state)]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+def open_source(spec: str, kind: str = "auto", baud: int = 115200, config=None):
+    """The source for SOURCE as given on the command line (ValueError with a message when
+    it is none of them)."""
+    p = Path(spec)
+    if kind == "stream" or (kind == "auto" and ("://" in spec or (p.exists() and p.is_char_device()))):
+        return StreamSource(spec, baud=baud, config=config)
+    if not p.exists():
+        raise ValueError(f"{spec}: no such file or directory (a serial port, a replay output directory or "
+                         "a directory of batch files)")
+    if kind == "replay" or (kind == "auto" and p.is_dir() and any((p / f).is_file() for f in ReplaySource.FILES)):
+        if not p.is_dir():
+            raise ValueError(f"{spec}: a replay source is a directory")
+        return ReplaySource(p)
+    if kind == "batches" or kind == "auto":
+        src = BatchSource(p)
+        if kind == "auto" and not src._paths():
+            raise ValueError(f"{spec}: neither a replay output (orbit.csv, summary.json) nor batch files "
+                             "(batch_NNNNNNNN.bin); give --kind batches to watch an empty directory")
+        return src
+    raise ValueError(f"unknown source kind {kind!r}")

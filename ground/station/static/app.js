@@ -1,0 +1,382 @@
+// pygnc ground station page: one WebSocket (/ws) of JSON messages (ground/station/model.py,
+// MESSAGES), columnar series kept here and drawn with uPlot; the ground track on a canvas
+// over the Natural Earth land outline.  No network beyond this server.
+"use strict";
+
+const GAP_FACTOR = 3.0;       // as model.GAP_FACTOR: a spacing this many times the usual is a gap
+const MAX_ROWS = 50000;       // rows kept per series in the page (oldest dropped)
+const REDRAW_MS = 250;
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"];
+
+const S = {                   // what the page holds
+  timeScale: "utc", orbit: null, attitude: null, formation: {}, residuals: {},
+  status: null, files: [], dirty: true,
+};
+window.__station = { messages: 0, byType: {}, rowsReceived: 0, connected: false, redraws: 0 };
+window.__stationState = S;    // for tests and the console
+
+const $ = (id) => document.getElementById(id);
+const fmt = (v, d) => (v === null || v === undefined || !isFinite(v)) ? "–" : Number(v).toFixed(d);
+const hex = (p) => "0x" + Number(p).toString(16).toUpperCase().padStart(2, "0");
+
+function utcText(t) {
+  if (t === null || t === undefined || !isFinite(t)) return "–";
+  if (S.timeScale !== "utc") return "SC " + t.toFixed(1) + " s";
+  return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z";
+}
+
+// ------------------------------------------------------------------------- series
+function rowCount(series) {  // rows that are data (not gap rows)
+  if (!series || !series.t_sc_s) return 0;
+  let n = 0;
+  for (const v of series.t_sc_s) if (v !== null) n++;
+  return n;
+}
+
+function lastIndex(series) {
+  if (!series || !series.t_sc_s) return -1;
+  for (let i = series.t_sc_s.length - 1; i >= 0; i--) if (series.t_sc_s[i] !== null) return i;
+  return -1;
+}
+
+function typicalDt(t) {
+  const n = t.length, d = [];
+  for (let i = Math.max(1, n - 50); i < n; i++) {
+    const x = t[i] - t[i - 1];
+    if (x > 0 && isFinite(x)) d.push(x);
+  }
+  if (!d.length) return null;
+  d.sort((a, b) => a - b);
+  return d[Math.floor(d.length / 2)];
+}
+
+function appendSeries(old, add) {
+  if (!old || !old.t_unix_s || old.t_unix_s.length === 0) return add;
+  const keys = Object.keys(old);
+  const tOld = old.t_unix_s, tNew = add.t_unix_s;
+  if (!tNew || !tNew.length) return old;
+  const dt = typicalDt(tOld), jump = tNew[0] - tOld[tOld.length - 1];
+  if (dt !== null && jump > GAP_FACTOR * dt) {          // a gap between two updates: keep it a gap
+    for (const k of keys) old[k].push(k === "t_unix_s" ? tOld[tOld.length - 1] + jump / 2 : null);
+  }
+  for (const k of keys) {
+    const a = add[k] || new Array(tNew.length).fill(null);
+    for (const v of a) old[k].push(v);
+    if (old[k].length > MAX_ROWS) old[k].splice(0, old[k].length - MAX_ROWS);
+  }
+  return old;
+}
+
+function applySeries(series, append) {
+  if (!series) return;
+  for (const g of ["orbit", "attitude"]) {
+    if (!series[g]) continue;
+    window.__station.rowsReceived += rowCount(series[g]);
+    S[g] = append ? appendSeries(S[g], series[g]) : series[g];
+  }
+  for (const g of ["formation", "residuals"]) {
+    if (!series[g]) continue;
+    if (!append) S[g] = {};
+    for (const [peer, s] of Object.entries(series[g])) {
+      window.__station.rowsReceived += rowCount(s);
+      S[g][peer] = append ? appendSeries(S[g][peer], s) : s;
+    }
+  }
+  S.dirty = true;
+}
+
+// ------------------------------------------------------------------------- messages
+const handlers = {
+  hello(m) {
+    $("source-kind").textContent = m.source.kind + (m.source.live ? " (live)" : "");
+    $("source-name").textContent = m.source.name;
+    S.timeScale = m.time_scale;
+    $("time-scale").textContent = m.time_scale === "utc" ? "" : "times: spacecraft clock (no clock map yet)";
+    S.files = m.files || [];
+    drawFiles();
+    for (const p of Object.values(plots)) p.reset();
+  },
+  snapshot(m) {
+    if (m.time_scale && m.time_scale !== S.timeScale) {   // a clock map arrived: times are UTC now
+      S.timeScale = m.time_scale;
+      $("time-scale").textContent = m.time_scale === "utc" ? "" : "times: spacecraft clock (no clock map yet)";
+      for (const p of Object.values(plots)) p.reset();
+    }
+    applySeries(m.series, false);
+  },
+  append(m) { applySeries(m.series, true); },
+  status(m) { S.status = m.status; drawStatus(); },
+  source(m) {
+    const el = $("source-state");
+    el.textContent = m.state + (m.detail ? ": " + m.detail : "");
+    el.className = "state " + m.state;
+  },
+};
+
+function connect() {
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+  ws.onopen = () => { setConn("live", "connected"); window.__station.connected = true; };
+  ws.onmessage = (ev) => {
+    let m;
+    try { m = JSON.parse(ev.data); } catch (e) { return; }
+    window.__station.messages++;
+    window.__station.byType[m.type] = (window.__station.byType[m.type] || 0) + 1;
+    const h = handlers[m.type];
+    if (h) h(m);
+  };
+  ws.onclose = () => {
+    window.__station.connected = false;
+    setConn("closed", "disconnected: retrying");
+    setTimeout(connect, 2000);
+  };
+}
+
+function setConn(cls, text) { const el = $("conn-state"); el.className = "state " + cls; el.textContent = text; }
+
+// ------------------------------------------------------------------------- plots
+function makePlot(id, title, series, axes, opts) {
+  const el = $(id);
+  let u = null;
+  const build = (data) => {
+    const w = Math.max(320, el.clientWidth || 540);
+    u = new uPlot(Object.assign({
+      title, width: w, height: 190, scales: { x: { time: S.timeScale === "utc" } },
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),   // axes in UTC, whatever the browser's zone
+      series: [{ label: S.timeScale === "utc" ? "UTC" : "SC s" }].concat(series()),
+      axes: [{}].concat(axes), legend: { live: true },
+    }, opts || {}), data, el);
+  };
+  return {
+    set(data, labels) {
+      if (u && labels && labels !== u.__labels) { u.destroy(); u = null; }
+      if (!u) { build(data); u.__labels = labels; } else u.setData(data);
+    },
+    reset() { if (u) { u.destroy(); u = null; } },
+  };
+}
+
+const line = (label, i, extra) => Object.assign({ label, stroke: COLORS[i % COLORS.length], width: 1.2 }, extra || {});
+const dashed = (label, i) => line(label, i, { dash: [4, 4], width: 1 });
+const col = (s, k) => (s && s[k]) ? s[k] : [];
+const times = (s) => col(s, "t_unix_s");
+const scaled = (a, f) => a.map((v) => v === null ? null : v * f);
+const plus = (a, b, f) => a.map((v, i) => (v === null || b[i] === null) ? null : v + f * b[i]);
+
+const plots = {
+  orbitSigma: makePlot("plot-orbit-sigma", "3σ position (m, left) and velocity (m/s, right)",
+    () => [line("3σ position m", 0, { scale: "m" }), line("3σ velocity m/s", 1, { scale: "m/s" })],
+    [{ scale: "m", label: "m" }, { scale: "m/s", side: 1, label: "m/s", grid: { show: false } }]),
+  attQ: makePlot("plot-att-q", "quaternion body → GCRS",
+    () => ["qw", "qx", "qy", "qz"].map((k, i) => line(k, i)), [{}]),
+  attSigma: makePlot("plot-att-sigma", "3σ attitude error about body axes (deg)",
+    () => ["x", "y", "z"].map((k, i) => line("3σ " + k, i)), [{ label: "deg" }]),
+  attRate: makePlot("plot-att-rate", "body rate (deg/s)",
+    () => ["x", "y", "z"].map((k, i) => line(k, i)), [{ label: "deg/s" }]),
+  attBias: makePlot("plot-att-bias", "gyro bias with ±3σ (deg/s)",
+    () => ["x", "y", "z"].flatMap((k, i) => [line(k, i), dashed(k + "+3σ", i), dashed(k + "−3σ", i)]),
+    [{ label: "deg/s" }]),
+  peerDist: makePlot("plot-peer-dist", "distance to each partner |Δr| (m)",
+    () => Object.keys(S.formation).map((p, i) => line(hex(p), i)), [{ label: "m" }]),
+  peerLos: makePlot("plot-peer-los", "3σ along the line of sight (m)",
+    () => Object.keys(S.formation).map((p, i) => line(hex(p), i)), [{ label: "m" }]),
+  residuals: makePlot("plot-residuals", "range residuals: measured − |Δr| − bias (m)",
+    () => Object.keys(S.residuals).map((p, i) => line(hex(p), i, { paths: () => null, points: { show: true, size: 4 } })),
+    [{ label: "m" }]),
+};
+
+function joined(group, key) {   // per-peer series on one x axis (missing: undefined, gaps stay null)
+  const peers = Object.keys(S[group]);
+  if (!peers.length) return [[]];
+  const tables = peers.map((p) => [times(S[group][p]), col(S[group][p], key)]);
+  return uPlot.join(tables, tables.map(() => [1]));
+}
+
+function drawPlots() {
+  const o = S.orbit, a = S.attitude;
+  if (o) plots.orbitSigma.set([times(o), scaled(col(o, "sigma_r_m"), 3), scaled(col(o, "sigma_v_m_s"), 3)]);
+  if (a) {
+    plots.attQ.set([times(a), col(a, "qw"), col(a, "qx"), col(a, "qy"), col(a, "qz")]);
+    plots.attSigma.set([times(a)].concat(["x", "y", "z"].map((k) => scaled(col(a, "sigma_att_" + k + "_deg"), 3))));
+    plots.attRate.set([times(a)].concat(["x", "y", "z"].map((k) => col(a, "rate_" + k + "_deg_s"))));
+    plots.attBias.set([times(a)].concat(["x", "y", "z"].flatMap((k) => {
+      const b = col(a, "bias_" + k + "_deg_s"), s = col(a, "sigma_bias_" + k + "_deg_s");
+      return [b, plus(b, s, 3), plus(b, s, -3)];
+    })));
+  }
+  const peers = Object.keys(S.formation).join(","), resPeers = Object.keys(S.residuals).join(",");
+  if (peers) {   // a new partner rebuilds the plot with one more series
+    plots.peerDist.set(joined("formation", "dist_m"), peers);
+    const los = joined("formation", "sigma_los_m");
+    plots.peerLos.set([los[0]].concat(los.slice(1).map((s) => scaled(s, 3))), peers);
+  }
+  if (resPeers) plots.residuals.set(joined("residuals", "residual_m"), resPeers);
+}
+
+// ------------------------------------------------------------------------- map
+let land = null, landCanvas = null;
+function loadLand() {
+  fetch("/static/vendor/land-110m.json").then((r) => r.json()).then((topo) => {
+    land = topojson.feature(topo, topo.objects.land);
+    landCanvas = null;
+    S.dirty = true;
+  }).catch(() => { land = null; });
+}
+
+function project(lon, lat, w, h) { return [(lon + 180) / 360 * w, (90 - lat) / 180 * h]; }
+
+function drawLand(w, h) {
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const g = c.getContext("2d");
+  g.strokeStyle = "rgba(255,255,255,0.6)"; g.lineWidth = 0.5;
+  for (let lon = -180; lon <= 180; lon += 30) { const [x] = project(lon, 0, w, h); g.beginPath(); g.moveTo(x, 0); g.lineTo(x, h); g.stroke(); }
+  for (let lat = -60; lat <= 60; lat += 30) { const [, y] = project(0, lat, w, h); g.beginPath(); g.moveTo(0, y); g.lineTo(w, y); g.stroke(); }
+  if (land) {
+    g.fillStyle = "#e9e4d4"; g.strokeStyle = "#9a927a"; g.lineWidth = 0.6;
+    const feats = land.type === "FeatureCollection" ? land.features : [land];
+    for (const f of feats) {
+      const geom = f.geometry;
+      const polys = geom.type === "Polygon" ? [geom.coordinates] : geom.type === "MultiPolygon" ? geom.coordinates : [];
+      for (const poly of polys) {
+        g.beginPath();
+        for (const ring of poly) {
+          let prev = null;
+          ring.forEach(([lon, lat], i) => {
+            const [x, y] = project(lon, lat, w, h);
+            if (i === 0 || (prev !== null && Math.abs(lon - prev) > 180)) g.moveTo(x, y); else g.lineTo(x, y);
+            prev = lon;
+          });
+        }
+        g.fill("evenodd"); g.stroke();
+      }
+    }
+  }
+  return c;
+}
+
+function drawMap() {
+  const cv = $("map"), g = cv.getContext("2d"), w = cv.width, h = cv.height;
+  if (!landCanvas) landCanvas = drawLand(w, h);
+  g.clearRect(0, 0, w, h);
+  g.drawImage(landCanvas, 0, 0);
+  const o = S.orbit;
+  if (!o || !o.lat_deg) return;
+  g.strokeStyle = "#c0392b"; g.lineWidth = 1.4;
+  g.beginPath();
+  let pen = false, prevLon = null;
+  for (let i = 0; i < o.lat_deg.length; i++) {
+    const lat = o.lat_deg[i], lon = o.lon_deg[i];
+    if (lat === null || lon === null) { pen = false; prevLon = null; continue; }   // a gap stays a gap
+    const [x, y] = project(lon, lat, w, h);
+    if (!pen || (prevLon !== null && Math.abs(lon - prevLon) > 180)) g.moveTo(x, y); else g.lineTo(x, y);
+    pen = true; prevLon = lon;
+  }
+  g.stroke();
+  const i = lastIndex(o);
+  if (i >= 0 && o.lat_deg[i] !== null) {
+    const [x, y] = project(o.lon_deg[i], o.lat_deg[i], w, h);
+    g.fillStyle = "#c0392b"; g.beginPath(); g.arc(x, y, 5, 0, 2 * Math.PI); g.fill();
+    g.strokeStyle = "#fff"; g.lineWidth = 1.5; g.stroke();
+  }
+}
+
+// ------------------------------------------------------------------------- text
+function drawNow() {
+  const o = S.orbit, a = S.attitude;
+  let tLast = null, scLast = null;
+  const io = lastIndex(o);
+  $("orbit-points").textContent = rowCount(o);
+  if (io >= 0) {
+    $("orbit-lat").textContent = fmt(o.lat_deg[io], 2);
+    $("orbit-lon").textContent = fmt(o.lon_deg[io], 2);
+    $("orbit-alt").textContent = fmt(o.alt_km[io], 1);
+    $("orbit-sigma").textContent = fmt(3 * o.sigma_r_m[io], 1);
+    $("orbit-fixes").textContent = fmt(o.n_fixes_used[io], 0);
+    tLast = o.t_unix_s[io]; scLast = o.t_sc_s[io];
+  }
+  const ia = lastIndex(a);
+  $("att-points").textContent = rowCount(a);
+  if (ia >= 0) {
+    $("att-q").textContent = ["qw", "qx", "qy", "qz"].map((k) => fmt(a[k][ia], 4)).join(", ");
+    $("att-sigma").textContent = ["x", "y", "z"].map((k) => fmt(3 * a["sigma_att_" + k + "_deg"][ia], 2)).join(" / ");
+    if (tLast === null || a.t_unix_s[ia] > tLast) { tLast = a.t_unix_s[ia]; scLast = a.t_sc_s[ia]; }
+  }
+  const ul = $("peer-list");
+  ul.textContent = "";
+  for (const [p, s] of Object.entries(S.formation)) {
+    const i = lastIndex(s);
+    if (i < 0) continue;
+    const li = document.createElement("li");
+    li.id = "peer-" + p;
+    li.dataset.peer = p;
+    li.innerHTML = `partner <b>${hex(p)}</b>: |Δr| <b class="dist">${fmt(s.dist_m[i], 1)}</b> m, ` +
+      `3σ line of sight <b class="los">${fmt(3 * s.sigma_los_m[i], 1)}</b> m, ` +
+      `range bias <b>${fmt(s.range_bias_m[i], 2)}</b> m · ${rowCount(s)} estimates`;
+    ul.appendChild(li);
+    if (tLast === null || s.t_unix_s[i] > tLast) { tLast = s.t_unix_s[i]; scLast = s.t_sc_s[i]; }
+  }
+  let nres = 0;
+  for (const s of Object.values(S.residuals)) nres += rowCount(s);
+  $("res-points").textContent = nres;
+  $("last-utc").textContent = utcText(tLast);
+  $("last-sc").textContent = fmt(scLast, 1);
+}
+
+function chip(parent, text, cls) {
+  const s = document.createElement("span");
+  s.textContent = text;
+  if (cls) s.className = cls;
+  parent.appendChild(s);
+}
+
+function drawStatus() {
+  const st = S.status;
+  if (!st) return;
+  const q = $("quality"); q.textContent = "";
+  for (const [k, v] of Object.entries(st.quality || {})) chip(q, k + ": " + v, v === "ok" ? "ok" : "bad");
+  const f = $("flags"); f.textContent = "";
+  for (const name of st.flags || []) chip(f, name, /failed|missing|no_valid|limited/.test(name) ? "bad" : "");
+  const tb = $("tasks").querySelector("tbody"); tb.textContent = "";
+  for (const t of st.tasks || []) {
+    const tr = document.createElement("tr");
+    tr.className = t.state;
+    for (const v of [t.name, t.state, t.restarts]) { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); }
+    tb.appendChild(tr);
+  }
+  const cb = $("counters").querySelector("tbody"); cb.textContent = "";
+  for (const [k, v] of Object.entries(st.counters || {})) {
+    const tr = document.createElement("tr");
+    tr.dataset.counter = k;
+    const a = document.createElement("td"), b = document.createElement("td");
+    a.textContent = k; b.textContent = (typeof v === "number" && !Number.isInteger(v)) ? v.toFixed(1) : v;
+    tr.appendChild(a); tr.appendChild(b); cb.appendChild(tr);
+  }
+  const nl = $("notes"); nl.textContent = "";
+  for (const n of (st.notes || []).slice(-20)) {
+    const li = document.createElement("li");
+    li.textContent = `${n.estimator}: ${n.text} [${n.code}]`;
+    nl.appendChild(li);
+  }
+}
+
+function drawFiles() {
+  const ul = $("files"); ul.textContent = "";
+  for (const name of S.files) {
+    const li = document.createElement("li"), a = document.createElement("a");
+    a.href = "/files/" + name.split("/").map(encodeURIComponent).join("/");
+    a.textContent = name;
+    li.appendChild(a); ul.appendChild(li);
+  }
+}
+
+setInterval(() => {
+  if (!S.dirty) return;
+  S.dirty = false;
+  drawNow();
+  drawMap();
+  drawPlots();
+  window.__station.redraws++;
+}, REDRAW_MS);
+
+loadLand();
+connect();

@@ -1,0 +1,143 @@
+"""Helpers of the ground-station tests: a fake pygnc on a pseudo-terminal, the server as a
+process, and a headless Chromium (installed from the system packages when missing)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+from pygnc.formats import batch as fmt
+from pygnc.formats import stream as fs
+from pygnc.formats.range_packet import encode_packet, raw_from_range_m
+from pygnc.formats.status import encode_status
+
+REPO = Path(__file__).resolve().parent.parent
+#: Where browser tests leave their screenshots (kept by CI as artefacts; gitignored).
+ARTIFACTS = Path(os.environ.get("PYGNC_TEST_ARTIFACTS", REPO / "test-artifacts"))
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+UTC_MINUS_SC_S = 1_000_000_000.0 - 16.0   # the fake spacecraft clock + this = UTC (2001-09-09)
+T0_SC_S = 742_000_000.0
+R_ORBIT_M = 6_878_137.0
+PEER = 0x4A
+
+
+class FakePygnc:
+    """pygnc's side of the stream on a pseudo-terminal: the test writes frames, the server
+    reads ``self.path``."""
+
+    def __init__(self):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self.seq = 0
+
+    def send(self, tag: bytes, payload: bytes = b"") -> None:
+        self.raw(fs.encode_frame(tag, self.seq, payload))
+        self.seq += 1
+
+    def raw(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.master, view)
+            view = view[n:]
+
+    def hello(self) -> None:
+        self.send(fs.HELLO_TAG, fs.HELLO.pack(fs.PROTOCOL_VERSION, fs.MAX_LINE_BYTES, 7, 1000, T0_SC_S))
+
+    def status(self, t_sc_s: float, tasks=(("ingest", 2, 2, 0), ("orbit_estimator", 3, 2, 1))) -> None:
+        values = {"run": 7, "t_sc_s": t_sc_s, "clock_utc_minus_sc_s": UTC_MINUS_SC_S, "flags": 1 << 7,
+                  "orbit_quality": 1, "att_quality": 1, "peer0_id": PEER, "peer0_quality": 1}
+        for k, (_, tid, state, restarts) in enumerate(tasks):
+            values.update({f"task{k}_id": tid, f"task{k}_state": state, f"task{k}_restarts": restarts})
+        self.send(fs.STATUS_FILE, encode_status(values))
+
+    def estimates(self, t_sc_s: float) -> None:
+        """An orbit, attitude and formation estimate at *t_sc_s* (a circular equatorial orbit)."""
+        w = 2 * math.pi / 5677.0
+        a = w * (t_sc_s - T0_SC_S)
+        r = [R_ORBIT_M * math.cos(a), R_ORBIT_M * math.sin(a), 0.0]
+        v = [-R_ORBIT_M * w * math.sin(a), R_ORBIT_M * w * math.cos(a), 0.0]
+        self.record("orbit", t_sc_s, {"r_ecef_m": r, "v_ecef_m_s": v, "sigma_r_m": [2.0, 2.0, 2.0],
+                                      "sigma_v_m_s": [0.01] * 3, "n_used": 5})
+        self.record("attitude", t_sc_s, {"q_body_to_gcrs": [1.0, 0.0, 0.0, 0.0], "rate_body_rad_s": [0.01, 0, 0],
+                                         "gyro_bias_rad_s": [1e-4] * 3, "sigma_att_rad": [0.01] * 3,
+                                         "sigma_bias_rad_s": [1e-5] * 3, "mag_bias_body_ut": [0.0] * 3,
+                                         "sigma_mag_bias_ut": [0.1] * 3, "valid_attitude": True})
+        self.record("formation", t_sc_s, {"peer_id": PEER, "dr_ecef_m": [1000.0, 0.0, 0.0],
+                                          "dv_ecef_m_s": [0.0, 0.0, 0.0], "sigma_dr_m": [3.0] * 3,
+                                          "sigma_dv_m_s": [0.01] * 3, "sigma_los_m": 2.0, "range_bias_m": 0.5,
+                                          "sigma_range_bias_m": 0.2, "n_ranges_used": 3})
+
+    def record(self, kind: str, t_sc_s: float, values: dict) -> None:
+        self.send(fs.ESTIMATE, fmt.encode_record(fmt.KINDS_BY_NAME[kind], t_sc_s, values))
+
+    def range(self, t_sc_s: float, range_m: float) -> None:
+        """An RNG frame, as the host's tap copies it."""
+        self.send(fs.RANGE, encode_packet(PEER, int(t_sc_s), raw_from_range_m(range_m)))
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Server:
+    """``python -m ground serve ARGS`` as a process on a free port; ``url`` once it listens."""
+
+    def __init__(self, *args: str, timeout_s: float = 30.0):
+        self.proc = subprocess.Popen([sys.executable, "-m", "ground", "serve", *args, "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.lines: list[str] = []
+        t_end = time.monotonic() + timeout_s
+        self.url = None
+        while time.monotonic() < t_end:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            m = re.search(r"open (http://\S+)", line)
+            if m:
+                self.url = m.group(1)
+                break
+        if self.url is None:
+            self.proc.kill()
+            raise AssertionError(f"server did not start: {self.lines} {self.proc.stderr.read()}")
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return self.proc.returncode, out, err
+
+
+def chromium() -> str | None:
+    """Path of a Chromium, installing Debian's ``chromium`` package if none is there and
+    this user may (root with apt-get); None when there is none to be had."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        p = shutil.which(name)
+        if p:
+            return p
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        return None
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
+        subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=600)
+        subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+    return shutil.which("chromium")

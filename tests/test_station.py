@@ -1,0 +1,432 @@
+"""The browser ground station (``python -m ground serve``): the page model, the sources, the
+server as a process (traversal, disconnects, a port that goes away, bad bytes) and the page
+in a real headless Chromium against a replay and a live pseudo-terminal source."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ground.outputs import tables as tb
+from ground.station import model, server, sources
+from pygnc.formats import stream as fs
+from pygnc.formats.status import decode_status, encode_status
+from station_support import ARTIFACTS, CHROMIUM_FLAGS, PEER, T0_SC_S, UTC_MINUS_SC_S, FakePygnc, Server, chromium
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+
+
+# --------------------------------------------------------------------------- model (pure)
+@st.composite
+def times_with_gaps(draw):
+    n = draw(st.integers(12, 400))   # gaps (at most 5) are then under half the spacings: the median is dt
+    dt = draw(st.sampled_from([1.0, 5.0, 60.0]))
+    t = np.cumsum(np.full(n, dt)) + 1e9
+    gaps = sorted(set(draw(st.lists(st.integers(1, n - 2), max_size=5))))
+    for g in gaps:
+        t[g:] += draw(st.floats(3.0, 1000.0)) * dt     # spacing (1 + that) dt > GAP_FACTOR dt
+    return t, gaps
+
+
+@settings(max_examples=60, deadline=None)
+@given(times_with_gaps(), st.integers(2, 100), st.booleans())
+def test_series_keep_every_gap_and_thin_evenly(tg, max_points, with_nan):
+    t, gaps = tg
+    vals = np.sin(t)
+    if with_nan:
+        vals[len(vals) // 2] = np.nan
+    s = model.make_series({"t_unix_s": t, "v": vals}, max_points)
+    text = server.encode({"type": "snapshot", "series": s})   # valid JSON: no NaN
+    s = json.loads(text)["series"]
+    assert len(s["t_unix_s"]) == len(s["v"])
+    out_t = np.array(s["t_unix_s"])
+    assert np.all(np.diff(out_t) > 0)
+    assert out_t[0] == t[0] and out_t[-1] == t[-1]
+    kept = [x is not None for x in s["v"]]
+    # one gap row (value null, time half-way) per gap; the rows beside each gap are kept
+    for g in gaps:
+        assert t[g - 1] in out_t and t[g] in out_t
+        mid = 0.5 * (t[g - 1] + t[g])
+        k = int(np.flatnonzero(np.isclose(out_t, mid, rtol=0, atol=1e-6))[0])
+        assert s["v"][k] is None
+    n_rows = len(out_t) - len(gaps)
+    assert n_rows <= max(max_points, 2) + 2 * len(gaps) or n_rows == len(t)
+    assert sum(kept) >= min(len(t), 2) - int(with_nan) - 0
+
+
+def test_geodetic_matches_astropy():
+    from astropy import units as u
+    from astropy.coordinates import EarthLocation
+
+    rng = np.random.default_rng(3)
+    r = rng.normal(size=(20, 3))
+    r = r / np.linalg.norm(r, axis=1)[:, None] * rng.uniform(6.6e6, 7.3e6, 20)[:, None]
+    geo = model.geodetic_deg(r)
+    loc = EarthLocation.from_geocentric(r[:, 0] * u.m, r[:, 1] * u.m, r[:, 2] * u.m).to_geodetic("WGS84")
+    assert np.allclose(geo[:, 0], loc.lon.deg, atol=1e-9)
+    assert np.allclose(geo[:, 1], loc.lat.deg, atol=1e-7)
+    assert np.allclose(geo[:, 2], loc.height.to_value(u.m), atol=1e-3)
+    assert np.isnan(model.geodetic_deg(np.array([[0.0, 0.0, 0.0], [np.nan, 1, 1]]))).all()
+
+
+def test_formation_line_of_sight_sigma_from_axes():
+    t = {"unix_time_s": np.array([2.0, 1.0]), "t_sc_s": np.array([2.0, 1.0]), "peer_id": np.array([74.0, 74.0]),
+         "dx_ecef_m": np.array([3.0, 0.0]), "dy_ecef_m": np.array([4.0, 0.0]), "dz_ecef_m": np.array([0.0, 0.0]),
+         "sigma_dx_m": np.array([1.0, 1.0]), "sigma_dy_m": np.array([2.0, 2.0]), "sigma_dz_m": np.array([9.0, 9.0]),
+         "range_bias_m": np.zeros(2)}
+    c = model.formation_columns(t)[74]
+    assert c["t_sc_s"].tolist() == [1.0, 2.0]           # sorted
+    assert c["dist_m"][1] == 5.0
+    assert c["sigma_los_m"][1] == pytest.approx(math.hypot(0.6 * 1.0, 0.8 * 2.0))
+    assert np.isnan(c["sigma_los_m"][0])                # no direction at zero separation: unknown, not 0
+    assert c["sigma_dr_m"][1] == pytest.approx(math.sqrt(1 + 4 + 81))
+
+
+def test_status_view_names_tasks_and_quality():
+    st_ = decode_status(encode_status({"t_sc_s": 5.0, "flags": 1 | 1 << 7, "orbit_quality": 1, "att_quality": 2,
+                                       "peer0_id": 0x4A, "peer0_quality": 5, "task0_id": 3, "task0_state": 6,
+                                       "task0_restarts": 4, "clock_utc_minus_sc_s": math.nan}))
+    v = model.status_view(status=st_, counters={"bad_crc": 2})
+    assert v["quality"] == {"orbit": "ok", "attitude": "behind", "peer 0x4a": "uncertain"}
+    assert v["tasks"] == [{"name": "orbit_estimator", "state": "failed", "restarts": 4}]
+    assert "orbit_valid" in v["flags"] and "clock_mapped" in v["flags"]
+    assert v["utc_minus_sc_s"] is None and v["counters"]["stream_bad_crc"] == 2
+    server.encode({"type": "status", "status": v})
+
+
+def test_safe_file_refuses_everything_outside(tmp_path):
+    root = tmp_path / "src"
+    (root / "plots").mkdir(parents=True)
+    (root / "orbit.csv").write_text("x\n")
+    (root / "plots" / "a.png").write_bytes(b"png")
+    (tmp_path / "secret.txt").write_text("secret")
+    (root / "link_out").symlink_to(tmp_path / "secret.txt")
+    (root / "link_in").symlink_to(root / "orbit.csv")
+    assert server.safe_file(root, "orbit.csv") == (root / "orbit.csv").resolve()
+    assert server.safe_file(root, "plots/a.png") is not None
+    assert server.safe_file(root, "link_in") is not None
+    for bad in ("../secret.txt", "plots/../../secret.txt", "/etc/passwd", "link_out", "plots", "", ".",
+                "..\\secret.txt", "nul\0l", "missing.csv"):
+        assert server.safe_file(root, bad) is None, bad
+    assert server.list_files(root) == ["orbit.csv", "plots/a.png"]   # link_out never listed
+
+
+def test_open_source_says_what_it_cannot_use(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        sources.open_source(str(tmp_path / "nothing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="--kind batches"):
+        sources.open_source(str(tmp_path / "empty"))
+    assert isinstance(sources.open_source(str(tmp_path / "empty"), "batches"), sources.BatchSource)
+
+
+# --------------------------------------------------------------------------- sources
+@pytest.fixture(scope="module")
+def replay_dir(tmp_path_factory):
+    """The bundled sample replayed once (in-process, no plots)."""
+    from ground.__main__ import main
+
+    out = tmp_path_factory.mktemp("station") / "replay"
+    assert main(["replay", str(SAMPLE), "--out", str(out), "--no-plots"]) == 0
+    return out
+
+
+def _messages(src) -> dict:
+    return {m["type"]: m for m in src.current()}
+
+
+def test_replay_source_serves_the_replay(replay_dir):
+    src = sources.ReplaySource(replay_dir)
+    m = _messages(src)
+    orbit = tb.read_csv(replay_dir / "orbit.csv")
+    s = m["snapshot"]["series"]["orbit"]
+    assert m["snapshot"]["rows"]["orbit"] == orbit["t_sc_s"].size == sum(x is not None for x in s["t_sc_s"])
+    assert src.time_scale == "utc" and m["source"]["state"] == "open"
+    peers = set(s for s in m["snapshot"]["series"]["formation"])
+    assert peers == {str(int(p)) for p in np.unique(tb.read_csv(replay_dir / "formation.csv")["peer_id"])}
+    assert m["snapshot"]["series"]["residuals"], "range_residuals.csv is served"
+    assert m["status"]["status"]["counters"]["rows_orbit"] == orbit["t_sc_s"].size
+    src.check_s = 0.0
+    assert src.poll() == []                              # nothing changed: nothing sent
+
+
+def test_batch_source_rereads_as_files_arrive(tmp_path):
+    from pygnc.formats import batch as fmt
+
+    d = tmp_path / "downlink"
+    d.mkdir()
+    src = sources.BatchSource(d)
+    src.check_s = 0.0
+    assert _messages(src)["snapshot"]["rows"]["orbit"] == 0
+    orbit = fmt.KINDS_BY_NAME["orbit"]
+    recs = b"".join(fmt.encode_record(orbit, T0_SC_S + 60.0 * k, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0],
+                                                                  "sigma_r_m": [1, 1, 1], "sigma_v_m_s": [0.1] * 3})
+                    for k in range(5))
+    hdr = fmt.encode_header(run=1, sequence=1, spacecraft_id=1, flags=fmt.FILE_CLOSED_STOP, t_first_sc_s=T0_SC_S,
+                            t_last_sc_s=T0_SC_S + 240.0, records=5)
+    (d / fmt.file_name(1)).write_bytes(hdr + recs + b"\xc7garbage")
+    msgs = {m["type"]: m for m in src.poll()}
+    assert msgs["snapshot"]["rows"]["orbit"] == 5
+    assert src.time_scale == "spacecraft"               # no clock map downlinked
+    assert msgs["status"]["status"]["counters"]["files"] == 1
+    (d / "pygnc_status.bin").write_bytes(b"not a status")
+    msgs = {m["type"]: m for m in src.poll()}
+    assert "unreadable" in msgs["status"]["status"]["counters"]["status_file"]
+
+
+# --------------------------------------------------------------------------- the server, as a process
+def _get(url: str, path: str) -> tuple[int, bytes]:
+    """GET *path* exactly as given (no client-side normalisation of ``..``)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_server_refuses_paths_outside_its_source(replay_dir, tmp_path):
+    (replay_dir / "escape").unlink(missing_ok=True)
+    (replay_dir / "escape").symlink_to("/etc/passwd")
+    srv = Server(str(replay_dir))
+    try:
+        assert srv.url.startswith("http://127.0.0.1:")
+        code, body = _get(srv.url, "/files/orbit.csv")
+        assert code == 200 and body.startswith(b"unix_time_s,")
+        for path in ("/files/../../../../etc/passwd", "/files/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                     "/files/..%2f..%2f..%2fetc%2fpasswd", "/files//etc/passwd", "/files/escape",
+                     "/files/%2fetc%2fpasswd", "/static/../server.py", "/static/%2e%2e/server.py",
+                     "/static/..%2fserver.py", "/files/summary.json%00.png"):
+            code, body = _get(srv.url, path)
+            assert code in (400, 403, 404), (path, code)
+            assert b"root:" not in body and b"aiohttp" not in body, path
+        code, body = _get(srv.url, "/static/vendor/uPlot.iife.min.js")
+        assert code == 200 and len(body) > 40_000
+        api = json.loads(urllib.request.urlopen(srv.url + "api/current", timeout=10).read())
+        assert [m["type"] for m in api][:2] == ["hello", "snapshot"]
+        assert "escape" not in api[0]["files"] and "orbit.csv" in api[0]["files"]
+    finally:
+        rc, out, err = srv.stop()
+        (replay_dir / "escape").unlink()
+    assert rc == 0 and "Traceback" not in err
+
+
+def test_cli_errors(tmp_path):
+    from ground.__main__ import main
+
+    assert main(["serve", str(tmp_path / "nothing")]) == 2
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        (tmp_path / "e").mkdir()
+        assert main(["serve", str(tmp_path / "e"), "--kind", "batches", "--port", str(busy.getsockname()[1])]) == 1
+    finally:
+        busy.close()
+
+
+async def _ws_session(url: str, seconds: float = 1.0) -> list[dict]:
+    import aiohttp
+
+    out = []
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(url.replace("http", "ws") + "ws")
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            try:
+                msg = await asyncio.wait_for(ws.receive(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            out.append(json.loads(msg.data))
+        await ws.close()
+    return out
+
+
+def _ws_vanish(url: str) -> bytes:
+    """Open a WebSocket by hand, read the start of the stream, and drop the TCP connection
+    without a close frame (a browser tab killed mid-stream)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    data = s.recv(4096)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+    s.close()
+    return data
+
+
+def test_live_source_survives_bad_bytes_disconnects_and_unplugging():
+    dev = FakePygnc()
+    srv = Server(dev.path)
+    try:
+        dev.hello()
+        dev.status(T0_SC_S)
+        t = T0_SC_S
+        for _ in range(5):
+            dev.estimates(t)
+            t += 1.0
+        # corrupt frames, garbage, an estimate that is not a record, a status of the wrong size
+        dev.raw(b"$EST,1,AAAA*00000000\n\x00\xff\xfe garbage\n$STS,9,QUJD*DEADBEEF\n")
+        dev.send(fs.ESTIMATE, b"\xc7\x04")
+        dev.send(fs.STATUS_FILE, b"short")
+        assert _ws_vanish(srv.url).startswith(b"HTTP/1.1 101")
+        for _ in range(5):
+            dev.estimates(t)
+            t += 1.0
+        msgs = asyncio.run(_ws_session(srv.url, 1.5))
+        by = {m["type"]: m for m in msgs}
+        assert by["snapshot"]["rows"]["orbit"] == 10
+        counters = by["status"]["status"]["counters"]
+        assert counters["station_frame_errors"] >= 2 and counters["station_bad_records"] >= 2
+        dev.close()                                       # unplugged
+        time.sleep(1.0)
+        msgs = asyncio.run(_ws_session(srv.url, 1.0))
+        assert [m for m in msgs if m["type"] == "source"][-1]["state"] == "waiting"
+        assert {m["type"]: m for m in msgs}["snapshot"]["rows"]["orbit"] == 10   # nothing lost
+    finally:
+        rc, out, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_host_tap_copies_pygnc_frames_and_ranges():
+    """The host emulator's --tap: what pygnc sends and the RNG frames the host sends."""
+    import serial
+
+    from ground.host.session import ShellSession
+    from ground.host.tap import Tap
+
+    pi = FakePygnc()
+    link = serial.serial_for_url(pi.path, timeout=0.1)
+    session = ShellSession(link)
+    session.tap = tap = Tap()
+    reader = serial.serial_for_url(tap.path, timeout=0.5)
+    try:
+        pi.hello()
+        pi.estimates(T0_SC_S)
+        t_end = time.monotonic() + 5
+        while len(session.received) < 4 and time.monotonic() < t_end:
+            session.pump(0.1)
+        session.send_frame(fs.RANGE, 1, b"\x4a" + bytes(11))
+        session.send_frame(fs.SENSOR, 2, bytes(30))        # sensor data is not copied
+        got = fs.FrameReader(fs.PYGNC_TAGS | {fs.RANGE}).feed(reader.read(8192))
+        assert [f.tag for f in got] == [fs.HELLO_TAG, fs.ESTIMATE, fs.ESTIMATE, fs.ESTIMATE, fs.RANGE]
+    finally:
+        reader.close()
+        link.close()
+        tap.close()
+        pi.close()
+    tap.write(b"after close")                              # never raises
+
+
+# --------------------------------------------------------------------------- the page in Chromium
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium()
+    if path is None:
+        pytest.skip("no Chromium, and this user cannot install Debian's chromium package (needs root and apt-get)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1300, "height": 1700})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    page.goto(url)
+    return page, errors
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_page_shows_a_replay(browser, replay_dir):
+    orbit = tb.read_csv(replay_dir / "orbit.csv")
+    form = tb.read_csv(replay_dir / "formation.csv")
+    srv = Server(str(replay_dir))
+    try:
+        page, errors = _open(browser, srv.url)
+        page.wait_for_function(f"document.getElementById('orbit-points').textContent === '{orbit['t_sc_s'].size}'",
+                               timeout=20_000)
+        page.wait_for_function("window.__station.redraws > 0 && window.__station.byType.status > 0")
+        lon, lat, _ = model.geodetic_deg(np.array([[orbit[f"{a}_ecef_m"][-1] for a in "xyz"]]))[0]
+        assert page.inner_text("#orbit-lat") == f"{lat:.2f}" and page.inner_text("#orbit-lon") == f"{lon:.2f}"
+        assert page.inner_text("#last-utc").startswith(str(orbit["utc"][-1])[:10])
+        assert page.inner_text("#source-kind") == "replay"
+        peer = int(form["peer_id"][-1])
+        li = page.inner_text(f"#peer-{peer}")
+        last = form["peer_id"] == peer
+        dist = np.linalg.norm([form[f"d{a}_ecef_m"][last][-1] for a in "xyz"])
+        assert f"0x{peer:02X}" in li and f"{dist:.1f}" in li
+        assert int(page.inner_text("#res-points")) == tb.read_csv(replay_dir / "range_residuals.csv")["t_sc_s"].size
+        assert "orbit.csv" in page.inner_text("#files")
+        assert page.locator("#plot-orbit-sigma canvas").count() >= 1 and page.locator("#plot-att-bias canvas").count() >= 1
+        assert page.locator("#counters tr[data-counter='rows_orbit'] td").nth(1).inner_text() == str(orbit["t_sc_s"].size)
+        _shot(page, "station_replay.png")
+        assert errors == []
+    finally:
+        srv.stop()
+
+
+def test_page_follows_a_live_source_with_gaps(browser):
+    dev = FakePygnc()
+    srv = Server(dev.path)
+    try:
+        page, errors = _open(browser, srv.url)
+        page.wait_for_function("window.__station.connected && window.__station.byType.source > 0", timeout=20_000)
+        dev.hello()
+        t = T0_SC_S
+        for _ in range(20):
+            dev.estimates(t)
+            t += 1.0
+        page.wait_for_function("document.getElementById('orbit-points').textContent === '20'", timeout=10_000)
+        assert "SC " in page.inner_text("#last-utc")              # no clock map yet: spacecraft time, said so
+        assert "spacecraft clock" in page.inner_text("#time-scale")
+        dev.status(t)                                              # a clock map: times become UTC
+        dev.range(t - 5.0, 1000.0 + 0.5 + 0.3)                     # 0.3 m residual after the 0.5 m bias
+        t += 600.0                                                 # a 10-minute outage
+        for _ in range(10):
+            dev.estimates(t)
+            t += 1.0
+            time.sleep(0.05)
+        page.wait_for_function("document.getElementById('orbit-points').textContent === '30'", timeout=10_000)
+        page.wait_for_function("document.querySelectorAll('#tasks tbody tr').length === 2")
+        utc = page.inner_text("#last-utc")
+        assert utc == time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t - 1.0 + UTC_MINUS_SC_S)), utc
+        assert page.inner_text("#time-scale") == ""
+        rows = page.locator("#tasks tbody tr")
+        assert rows.nth(1).inner_text().split() == ["orbit_estimator", "running", "1"]
+        assert page.inner_text(f"#peer-{PEER}").startswith("partner 0x4A: |Δr| 1000.0 m")
+        page.wait_for_function("document.getElementById('res-points').textContent === '1'")
+        # the outage is a gap in what the page draws: a row of nulls in the orbit series
+        lat = page.evaluate("window.__stationState.orbit.lat_deg")
+        assert lat.count(None) == 1 and len(lat) == 31
+        res = page.evaluate("window.__stationState.residuals['74'].residual_m")
+        assert res[0] == pytest.approx(0.3, abs=0.2)               # raw range resolution ~0.1 m
+        _shot(page, "station_live.png")
+        assert errors == []
+    finally:
+        srv.stop()
+        dev.close()
