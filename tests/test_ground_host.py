@@ -74,9 +74,13 @@ def test_batch_run_ends_by_its_own_timeout_through_the_command_line(tmp_path, ca
     home.mkdir()
     rc = ground_main(["host", "--shell", "--home", str(home), "--upload", str(SAMPLE), "--timeout-min", "0.1",
                       "--no-ctrl-c", "--cadence-s", "0.5", "--python", sys.executable, "--main", FLIGHT_MAIN,
-                      "--json", str(out)])
+                      "--json", str(out), "--tap", "--status-every-s", "0.2"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
+    # --tap: a pty got a copy of what pygnc sent (no reader here: what did not fit was dropped)
+    assert "tap: /dev/pts/" in printed
+    tap = json.loads(out.read_text())["tap"]
+    assert tap["bytes_written"] > 0 and tap["bytes_written"] + tap["bytes_dropped"] > 1000
     s = json.loads(out.read_text())
     assert s["ok"] and s["stop"] == {"how": "timeout", "exit_status": 0}
     assert [u["remote_path"] for u in s["uploads"]] == ["~/sense.bin", "~/range/rng00000.bin"]
@@ -96,6 +100,7 @@ def test_command_line_usage_errors_exit_2(tmp_path, capsys):
     assert ground_main(["host", "/dev/ttyUSB9", "--shell"]) == 2
     assert ground_main(["host", "--shell", "--upload", str(tmp_path / "none")]) == 2
     assert ground_main(["host", str(tmp_path / "no-such-port")]) == 2
+    assert ground_main(["host", "--shell", "--status-every-s", "-1"]) == 2
     err = capsys.readouterr().err
     assert "give a serial PORT" in err and "not a directory" in err and "cannot open" in err
 
@@ -105,9 +110,10 @@ def test_live_stream_after_the_batch_matches_truth(shell):
     (6 s), one bad frame of each kind half-way, Ctrl-C with 20 % of the stream still to go."""
     _, session, home, _ = shell
     args = _args(upload=SAMPLE, batch_until_s=120.0, stream=SAMPLE, stream_from_s=120.0, rate=30.0,
-                 cadence_s=0.1, bad_frames=True, ctrl_c_at_s=4.8)
+                 cadence_s=0.1, bad_frames=True, ctrl_c_at_s=4.8, status_every_s=1.0)
     s = host_run(session, args, Printer(False))
     assert s["ok"] and s["stream_interrupted"]
+    assert s["stream"]["received"]["STS"] >= 3          # --status-every-s 1 over the ~5-s stream
     stop = s["stop"]
     assert stop["how"] == "ctrl-c" and stop["exit_status"] == 0
     assert stop["seconds"] < 5.0  # the host cuts power 10 s after Ctrl-C; median stop ~0.2 s (bench_ctrl_c)

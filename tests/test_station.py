@@ -94,6 +94,29 @@ def test_formation_line_of_sight_sigma_from_axes():
     assert c["sigma_dr_m"][1] == pytest.approx(math.sqrt(1 + 4 + 81))
 
 
+def test_rtn_components_of_the_relative_position():
+    from pygnc.frames import OMEGA_EARTH_RAD_S
+
+    rng = np.random.default_rng(5)
+    t = np.arange(10.0)
+    r = rng.normal(size=(10, 3)) * 7e6
+    v = np.cross(r, rng.normal(size=(10, 3))) * 1e-3
+    orbit = {"t_sc_s": t, **{f"{a}_ecef_m": r[:, k] for k, a in enumerate("xyz")},
+             **{f"v{a}_ecef_m_s": v[:, k] for k, a in enumerate("xyz")}}
+    dr = rng.normal(size=(10, 3)) * 1e3
+    rtn = model.rtn_components(t, dr, orbit)
+    vi = v + OMEGA_EARTH_RAD_S * np.column_stack([-r[:, 1], r[:, 0], np.zeros(10)])
+    h = np.cross(r, vi)
+    assert np.allclose(rtn[:, 0], np.einsum("ij,ij->i", dr, r) / np.linalg.norm(r, axis=1))
+    assert np.allclose(rtn[:, 2], np.einsum("ij,ij->i", dr, h) / np.linalg.norm(h, axis=1))
+    assert np.allclose(np.linalg.norm(rtn, axis=1), np.linalg.norm(dr, axis=1))
+    from pygnc.estimation.formation_filter import rtn_matrix     # the flight's axes, one row at a time
+
+    assert np.allclose(rtn, [rtn_matrix(r[i], vi[i]) @ dr[i] for i in range(10)])
+    assert np.isnan(model.rtn_components(np.array([20.0]), dr[:1], orbit)).all()   # outside the orbit's span
+    assert np.isnan(model.rtn_components(t, dr, None)).all()
+
+
 def test_status_view_names_tasks_and_quality():
     st_ = decode_status(encode_status({"t_sc_s": 5.0, "flags": 1 | 1 << 7, "orbit_quality": 1, "att_quality": 2,
                                        "peer0_id": 0x4A, "peer0_quality": 5, "task0_id": 3, "task0_state": 6,
@@ -419,6 +442,8 @@ def test_page_follows_a_live_source_with_gaps(browser):
         rows = page.locator("#tasks tbody tr")
         assert rows.nth(1).inner_text().split() == ["orbit_estimator", "running", "1"]
         assert page.inner_text(f"#peer-{PEER}").startswith("partner 0x4A: |Δr| 1000.0 m")
+        rtn = page.evaluate(f"['radial_m', 'along_m', 'cross_m'].map(k => window.__stationState.formation['{PEER}'][k].at(-1))")
+        assert math.hypot(*rtn) == pytest.approx(1000.0, abs=0.01) and abs(rtn[2]) < 1e-6   # equatorial orbit
         page.wait_for_function("document.getElementById('res-points').textContent === '1'")
         # the outage is a gap in what the page draws: a row of nulls in the orbit series
         lat = page.evaluate("window.__stationState.orbit.lat_deg")

@@ -288,7 +288,6 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     cmd = f"cd ~ && {shlex.quote(args.python) if not args.python.startswith('~/') else args.python} " \
           f"{args.main if args.main.startswith('~/') else shlex.quote(args.main)} {args.timeout_min:g} {t_sc:.0f}"
     client = StreamClient(session)
-    client.status_every_s = args.status_every_s
     t_launch = session.start(cmd)
     printer.step(f"launched: {cmd}")
     try:
@@ -306,6 +305,8 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
         printer.step(f"cadence {args.cadence_s} s refused: {fs.ACK_RESULTS.get(result, result)}")
 
     # -- stream ------------------------------------------------------------------------------------------
+    # Periodic STA only while pygnc surely runs: a frame typed after it ends is a shell command.
+    client.status_every_s = args.status_every_s
     t0, bad_sent, interrupted = _stream(client, frames, args, printer, config)
     summary["bad_frames_sent"] = bad_sent
     summary["frames_streamed"] = len(frames)
@@ -317,9 +318,11 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
             client.poll(0.05)
             printer.progress(progress_text(client, t0))
         printer.progress(progress_text(client, t0), force=True)
+        client.status_every_s = 0.0
         status_now = client.status_now()
     summary["counters"] = client.counters
 
+    client.status_every_s = 0.0
     # -- stop -----------------------------------------------------------------------------------------------
     if args.no_ctrl_c:
         printer.step("waiting for pygnc's own timeout")

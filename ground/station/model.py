@@ -60,6 +60,9 @@ SERIES: dict[str, list[tuple[str, str]]] = {
         ("t_unix_s", "epoch, UTC POSIX s"), ("t_sc_s", "epoch, spacecraft clock s"),
         *[(f"d{a}_m", "peer minus own position, ECEF, m" if a == "x" else "") for a in _XYZ],
         ("dist_m", "distance to the peer |Δr|, m"),
+        ("radial_m", "Δr along the own radial direction, m (RTN of the own orbit estimate; null without one)"),
+        ("along_m", "Δr along-track (the transverse direction of the inertial velocity), m"),
+        ("cross_m", "Δr cross-track (along the orbit normal), m"),
         ("sigma_los_m", "1σ along the line of sight, m (from the per-axis σ where the source has no "
                         "line-of-sight σ)"),
         ("sigma_dr_m", "3-D 1σ relative position, m"),
@@ -208,8 +211,42 @@ def attitude_columns(table: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def formation_columns(table: dict) -> dict[int, dict[str, np.ndarray]]:
-    """A formation table -> {peer id: the formation series' columns}."""
+def rtn_components(t_sc_s: np.ndarray, dr_ecef_m: np.ndarray, orbit: dict | None) -> np.ndarray:
+    """(n, 3) radial, along-track, cross-track components of *dr_ecef_m* in the RTN frame of
+    the own orbit estimate (an orbit table, interpolated linearly to *t_sc_s*; the inertial
+    velocity is ``v_ecef + ω × r``; the axes as :func:`pygnc.estimation.formation_filter.rtn_matrix`,
+    vectorised); NaN outside the orbit's span or without one."""
+    from pygnc.frames import OMEGA_EARTH_RAD_S
+
+    t_sc_s = np.asarray(t_sc_s, dtype=float)
+    out = np.full((t_sc_s.size, 3), np.nan)
+    if orbit is None or np.asarray(orbit["t_sc_s"]).size < 1:
+        return out
+    to = np.asarray(orbit["t_sc_s"], dtype=float)
+    o = np.argsort(to, kind="stable")
+    to = to[o]
+    r_o, v_o = _stack(orbit, "{}_ecef_m")[o], _stack(orbit, "v{}_ecef_m_s")[o]
+    inside = (t_sc_s >= to[0]) & (t_sc_s <= to[-1])
+    if not inside.any():
+        return out
+    t = t_sc_s[inside]
+    r = np.column_stack([np.interp(t, to, r_o[:, k]) for k in range(3)])
+    v = np.column_stack([np.interp(t, to, v_o[:, k]) for k in range(3)])
+    v = v + OMEGA_EARTH_RAD_S * np.column_stack([-r[:, 1], r[:, 0], np.zeros(len(t))])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rad = r / np.linalg.norm(r, axis=1)[:, None]
+        h = np.cross(r, v)
+        nrm = h / np.linalg.norm(h, axis=1)[:, None]
+    along = np.cross(nrm, rad)
+    d = np.asarray(dr_ecef_m, dtype=float)[inside]
+    out[inside] = np.column_stack([np.einsum("ij,ij->i", rad, d), np.einsum("ij,ij->i", along, d),
+                                   np.einsum("ij,ij->i", nrm, d)])
+    return out
+
+
+def formation_columns(table: dict, orbit: dict | None = None) -> dict[int, dict[str, np.ndarray]]:
+    """A formation table -> {peer id: the formation series' columns}; *orbit* (the own orbit
+    table) gives the RTN components."""
     out = {}
     pid = np.asarray(table["peer_id"], dtype=float)
     for p in np.unique(pid[np.isfinite(pid)]).astype(int).tolist():
@@ -225,9 +262,11 @@ def formation_columns(table: dict) -> dict[int, dict[str, np.ndarray]]:
             with np.errstate(invalid="ignore", divide="ignore"):
                 u = dr / dist[:, None]
             los = np.sqrt(((u * sig) ** 2).sum(axis=1))
-        out[p] = {"t_unix_s": np.asarray(sub["unix_time_s"], dtype=float)[o],
-                  "t_sc_s": np.asarray(sub["t_sc_s"], dtype=float)[o],
-                  "dx_m": dr[:, 0], "dy_m": dr[:, 1], "dz_m": dr[:, 2], "dist_m": dist, "sigma_los_m": los,
+        t_sc = np.asarray(sub["t_sc_s"], dtype=float)[o]
+        rtn = rtn_components(t_sc, dr, orbit)
+        out[p] = {"t_unix_s": np.asarray(sub["unix_time_s"], dtype=float)[o], "t_sc_s": t_sc,
+                  "dx_m": dr[:, 0], "dy_m": dr[:, 1], "dz_m": dr[:, 2], "dist_m": dist,
+                  "radial_m": rtn[:, 0], "along_m": rtn[:, 1], "cross_m": rtn[:, 2], "sigma_los_m": los,
                   "sigma_dr_m": np.sqrt((sig ** 2).sum(axis=1)),
                   "range_bias_m": np.asarray(sub["range_bias_m"], dtype=float)[o]}
     return out
@@ -247,9 +286,11 @@ def residual_columns(res: dict, sc_to_unix) -> dict[int, dict[str, np.ndarray]]:
     return out
 
 
-def series_of(tables: dict, residuals: dict | None, sc_to_unix, max_points: int | None = MAX_POINTS) -> dict:
+def series_of(tables: dict, residuals: dict | None, sc_to_unix, max_points: int | None = MAX_POINTS,
+              own_orbit: dict | None = None) -> dict:
     """Estimate tables (``orbit``, ``attitude``, ``formation``; replay layout) and range
-    residuals -> the ``series`` of a snapshot or append message."""
+    residuals -> the ``series`` of a snapshot or append message.  *own_orbit*: the orbit
+    table for the formation's RTN components when ``tables["orbit"]`` does not span them."""
     out: dict = {"orbit": empty_series("orbit"), "attitude": empty_series("attitude"), "formation": {},
                  "residuals": {}}
     if tables.get("orbit") is not None and np.asarray(tables["orbit"]["t_sc_s"]).size:
@@ -257,7 +298,9 @@ def series_of(tables: dict, residuals: dict | None, sc_to_unix, max_points: int 
     if tables.get("attitude") is not None and np.asarray(tables["attitude"]["t_sc_s"]).size:
         out["attitude"] = make_series(attitude_columns(tables["attitude"]), max_points)
     if tables.get("formation") is not None and np.asarray(tables["formation"]["t_sc_s"]).size:
-        out["formation"] = {str(p): make_series(c, max_points) for p, c in formation_columns(tables["formation"]).items()}
+        own = own_orbit if own_orbit is not None else tables.get("orbit")
+        out["formation"] = {str(p): make_series(c, max_points)
+                            for p, c in formation_columns(tables["formation"], own).items()}
     if residuals is not None and np.asarray(residuals["t_sc_s"]).size:
         out["residuals"] = {str(p): make_series(c, max_points)
                             for p, c in residual_columns(residuals, sc_to_unix).items()}

@@ -47,6 +47,8 @@ READ_CHUNK = 4096
 LIVE_MAX_ROWS = 100_000
 #: Seconds between two attempts to open a live port that is not there.
 REOPEN_S = 1.0
+#: Latest own orbit estimates an update's formation rows are put in RTN with.
+RTN_ORBIT_ROWS = 50
 
 
 def _signature(paths) -> tuple:
@@ -412,7 +414,9 @@ class StreamSource:
                 out.append(self._snapshot_locked())
             elif new or new_res:
                 tables = self._tables(new)
-                series = model.series_of(tables, self._residual_dict(new_res), self._unix, max_points=None)
+                own = self._tables({"orbit": list(self._bodies["orbit"])[-RTN_ORBIT_ROWS:]})["orbit"]
+                series = model.series_of(tables, self._residual_dict(new_res), self._unix, max_points=None,
+                                         own_orbit=own)
                 out.append({"type": "append", "series": series,
                             "rows": model.row_counts(self._tables_counts(), self._residual_dict(list(self._residuals)))})
             if self._status_dirty:

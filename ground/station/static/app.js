@@ -140,7 +140,9 @@ function makePlot(id, title, series, axes, opts) {
   const build = (data) => {
     const w = Math.max(320, el.clientWidth || 540);
     u = new uPlot(Object.assign({
-      title, width: w, height: 190, scales: { x: { time: S.timeScale === "utc" } },
+      title, width: w, height: 190,
+      scales: { x: { time: S.timeScale === "utc",      // one point: a minute either side, not years
+                     range: (u, lo, hi) => lo === hi ? [lo - 60, hi + 60] : [lo, hi] } },
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),   // axes in UTC, whatever the browser's zone
       series: [{ label: S.timeScale === "utc" ? "UTC" : "SC s" }].concat(series()),
       axes: [{}].concat(axes), legend: { live: true },
@@ -177,6 +179,9 @@ const plots = {
     [{ label: "deg/s" }]),
   peerDist: makePlot("plot-peer-dist", "distance to each partner |Δr| (m)",
     () => Object.keys(S.formation).map((p, i) => line(hex(p), i)), [{ label: "m" }]),
+  peerRtn: makePlot("plot-peer-rtn", "each partner's position relative to us, RTN of our orbit (m)",
+    () => Object.keys(S.formation).flatMap((p, j) => ["radial", "along", "cross"].map((k, i) =>
+      line(hex(p) + " " + k, i, j ? { dash: [6, 3] } : {}))), [{ label: "m" }]),
   peerLos: makePlot("plot-peer-los", "3σ along the line of sight (m)",
     () => Object.keys(S.formation).map((p, i) => line(hex(p), i)), [{ label: "m" }]),
   residuals: makePlot("plot-residuals", "range residuals: measured − |Δr| − bias (m)",
@@ -206,6 +211,10 @@ function drawPlots() {
   const peers = Object.keys(S.formation).join(","), resPeers = Object.keys(S.residuals).join(",");
   if (peers) {   // a new partner rebuilds the plot with one more series
     plots.peerDist.set(joined("formation", "dist_m"), peers);
+    const rtn = ["radial_m", "along_m", "cross_m"].map((k) => joined("formation", k));
+    const perPeer = [];
+    for (let j = 0; j < Object.keys(S.formation).length; j++) for (const c of rtn) perPeer.push(c[j + 1]);
+    plots.peerRtn.set([rtn[0][0]].concat(perPeer), peers);
     const los = joined("formation", "sigma_los_m");
     plots.peerLos.set([los[0]].concat(los.slice(1).map((s) => scaled(s, 3))), peers);
   }
@@ -310,6 +319,7 @@ function drawNow() {
     li.id = "peer-" + p;
     li.dataset.peer = p;
     li.innerHTML = `partner <b>${hex(p)}</b>: |Δr| <b class="dist">${fmt(s.dist_m[i], 1)}</b> m, ` +
+      `RTN <b class="rtn">${fmt(s.radial_m[i], 1)} / ${fmt(s.along_m[i], 1)} / ${fmt(s.cross_m[i], 1)}</b> m, ` +
       `3σ line of sight <b class="los">${fmt(3 * s.sigma_los_m[i], 1)}</b> m, ` +
       `range bias <b>${fmt(s.range_bias_m[i], 2)}</b> m · ${rowCount(s)} estimates`;
     ul.appendChild(li);
