@@ -25,6 +25,7 @@ Sources:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -414,11 +415,12 @@ class StreamSource:
                 out.append(self._snapshot_locked())
             elif new or new_res:
                 tables = self._tables(new)
-                own = self._tables({"orbit": list(self._bodies["orbit"])[-RTN_ORBIT_ROWS:]})["orbit"]
+                latest = list(itertools.islice(reversed(self._bodies["orbit"]), RTN_ORBIT_ROWS))[::-1]
+                own = self._tables({"orbit": latest})["orbit"]
                 series = model.series_of(tables, self._residual_dict(new_res), self._unix, max_points=None,
                                          own_orbit=own)
                 out.append({"type": "append", "series": series,
-                            "rows": model.row_counts(self._tables_counts(), self._residual_dict(list(self._residuals)))})
+                            "rows": self._row_counts_locked()})
             if self._status_dirty:
                 self._status_dirty = False
                 out.append(self._status_message())
@@ -427,14 +429,14 @@ class StreamSource:
                 out.append(dict(self._state))
         return out
 
-    def _tables_counts(self) -> dict:
-        return {k: {"t_sc_s": np.zeros(len(v))} for k, v in self._bodies.items()}
+    def _row_counts_locked(self) -> dict[str, int]:
+        return {**{k: len(v) for k, v in self._bodies.items()}, "residuals": len(self._residuals)}
 
     def _snapshot_locked(self) -> dict:
         tables = self._tables({k: list(v) for k, v in self._bodies.items()})
         res = self._residual_dict(list(self._residuals))
         return {"type": "snapshot", "series": model.series_of(tables, res, self._unix),
-                "rows": model.row_counts(self._tables_counts(), res)}
+                "rows": self._row_counts_locked()}
 
     def current(self) -> list[dict]:
         with self._lock:
