@@ -396,9 +396,11 @@ def _peer_fix_at_filter(f):
     return r_e, v_e, np.full(3, 10.0), np.full(3, 0.01)
 
 
-def test_transition_matrix_against_finite_differences():
+def test_transition_matrix_against_finite_differences(monkeypatch):
     """Phi of one 5-s step (own + relative blocks) against central differences of the
-    nonlinear step."""
+    nonlinear step (the own step propagated in full: its shared form is linear by design,
+    test_shared_own_step_is_the_full_step_to_first_order)."""
+    monkeypatch.setattr(ff, "SHARE_MAX_DR_M", -1.0)
     f = _prior_filter()
     x0 = f.x.copy()
     n = ff.N_STATES
@@ -421,6 +423,36 @@ def test_transition_matrix_against_finite_differences():
     np.testing.assert_allclose(phi[9:12, 12:15], 5.0 * np.eye(3), atol=2e-3)  # d dr / d dv ~ dt
     assert np.abs(phi[9:15, 0:6]).max() < 1e-4  # relative barely depends on the own orbit
     assert np.abs(phi[9:15, 9:15] - phi[0:6, 0:6]).max() < 1e-5  # 3 km: nearly the own Phi
+
+
+def test_shared_own_step_is_the_full_step_to_first_order():
+    """A filter whose own state is within SHARE_MAX_* of another's at the same instant takes
+    that filter's own step carried through Phi: against its own full propagation, the
+    difference is the second-order rest (here < 1e-6 m, < 1e-8 m/s for 10 m / 1 cm/s; the 5-s
+    step's own process noise is 4e-5 m and 2e-5 m/s per axis)."""
+    f = _prior_filter()
+    g = _prior_filter()
+    g.x[0:3] += np.array([7.0, -7.0, 4.0])
+    g.x[3:6] += np.array([0.005, 0.008, -0.005])
+    ff._OWN_STEPS.clear()
+    n0 = dict(ff.OWN_STEP_COUNTS)
+    x_f, phi_f = f.transition(5.0)
+    x_g, phi_g = g.transition(5.0)
+    assert ff.OWN_STEP_COUNTS["shared"] == n0["shared"] + 1
+    assert phi_g is not phi_f and np.array_equal(phi_g[0:9, 0:9], phi_f[0:9, 0:9])
+    full, _ = od.propagate(g.x[0:9], 5.0, g.own_model, t_gps_s=g.t_gps_s)
+    assert np.abs(x_g[0:3] - full[0:3]).max() < 1e-6
+    assert np.abs(x_g[3:6] - full[3:6]).max() < 1e-8
+    # the relative state takes the same own step (peer minus own): the same bound
+    peer = np.concatenate((g.x[0:6] + g.x[9:15], g.x[6:9] + g.x[15:18], [g.x[ff.I_DRAG_SCALE]]))
+    peer_new, _ = od.propagate(peer, 5.0, g.peer_model, t_gps_s=g.t_gps_s)
+    assert np.abs(x_g[9:12] - (peer_new[0:3] - full[0:3])).max() < 1e-6
+    # beyond the bound, a full propagation
+    h = _prior_filter()
+    h.x[0] += 2.0 * ff.SHARE_MAX_DR_M
+    n1 = ff.OWN_STEP_COUNTS["propagated"]
+    h.transition(5.0)
+    assert ff.OWN_STEP_COUNTS["propagated"] == n1 + 1
 
 
 def test_predict_splits_long_intervals_and_keeps_time():

@@ -128,6 +128,44 @@ I_DRAG_SCALE, I_RANGE_BIAS, I_RANGE_DT = 18, 19, 20
 Q_GRID_S = 0.05
 _Q_CACHE: dict[tuple, np.ndarray] = {}
 
+#: One step of the own orbit, shared: every formation filter steps its own state through
+#: the same instants with the same own model (the filter of each partner, and the mirror
+#: alternative of a range-only acquisition), and their own states usually differ by metres
+#: (the same own fixes update them all).  The first filter to step from (t, h) propagates
+#: with the full model and leaves (own state, result, Phi) here; the others carry their own
+#: state's difference d from it through Phi: x + Phi d.  Against a full propagation that is
+#: off by ~3e-8 m and 5e-10 m/s per metre of d per 5-s step (Phi leaves out the tesseral
+#: and third-body gradients): 3e-7 m and 5e-9 m/s at the 10-m bound, against the step's own
+#: process noise of 4e-5 m and 2e-5 m/s per axis (tests/test_formation_filter.py).  A
+#: larger difference propagates in full.  On the 24-h two-partner range-only batch, 70 % of
+#: the own steps are shared and the formation estimator's CPU is 17 % lower.
+_OWN_STEPS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_OWN_STEPS_MAX = 32
+SHARE_MAX_DR_M = 10.0
+SHARE_MAX_DV_M_S = 0.01
+#: own steps carried from a shared propagation / propagated in full (for benchmarks)
+OWN_STEP_COUNTS = {"shared": 0, "propagated": 0}
+
+
+def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(own state after *h* s, Phi) from GPS time *t_gps_s*: :func:`od.propagate`, or the
+    shared step of another filter from the same instant carried to *own* (see _OWN_STEPS)."""
+    key = (t_gps_s, h, model)
+    e = _OWN_STEPS.get(key)
+    if e is not None:
+        ref, ref_new, phi = e
+        d = own - ref
+        if max(abs(d[0]), abs(d[1]), abs(d[2])) <= SHARE_MAX_DR_M and \
+                max(abs(d[3]), abs(d[4]), abs(d[5])) <= SHARE_MAX_DV_M_S:
+            OWN_STEP_COUNTS["shared"] += 1
+            return ref_new + phi @ d, phi
+    new, phi = od.propagate(own, h, model, t_gps_s=t_gps_s)
+    OWN_STEP_COUNTS["propagated"] += 1
+    if len(_OWN_STEPS) >= _OWN_STEPS_MAX:
+        _OWN_STEPS.clear()
+    _OWN_STEPS[key] = (np.array(own, dtype=float), new, phi)
+    return new, phi
+
 @dataclass(frozen=True)
 class FormationFilterConfig:
     """Tunables of the formation filter (SI units; sigmas are 1-sigma per axis).
@@ -439,7 +477,7 @@ class FormationFilter:
         peer[0:6] = x[0:6] + x[9:15]
         peer[6:9] = x[6:9] + x[15:18]
         peer[9] = x[I_DRAG_SCALE]
-        own_new, phi_o = od.propagate(own, h, self.own_model, t_gps_s=t)
+        own_new, phi_o = own_step(own, h, self.own_model, t)
         peer_new, phi_p = od.propagate(peer, h, self.peer_model, t_gps_s=t)
         decay_d = math.exp(-h / self.config.diff_dmc_tau_s)
         xn = x.copy()
