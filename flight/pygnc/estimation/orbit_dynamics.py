@@ -271,9 +271,11 @@ def _tesseral_tables(degree):
     nmax = degree + 1
     rec = [[(n, (2 * n - 1) / (n - m), (n + m - 1) / (n - m)) for n in range(m + 2, nmax + 1)]
            for m in range(nmax + 1)]
-    # The summation's terms per degree n: (m, C, S, (n-m+2)(n-m+1), n-m+1).
-    terms = [[(m, c[n][m], s[n][m], (n - m + 2) * (n - m + 1), n - m + 1) for m in range(1, n + 1)]
-             if n >= 2 else [] for n in range(degree + 1)]
+    # The summation's terms per degree n: (C, S, (n-m+2)(n-m+1), n-m+1, index of V[n+1][m]
+    # in the flat V/W lists of row length nmax + 1).
+    width = nmax + 1
+    terms = [[(c[n][m], s[n][m], (n - m + 2) * (n - m + 1), n - m + 1, (n + 1) * width + m)
+              for m in range(1, n + 1)] if n >= 2 else [] for n in range(degree + 1)]
     return c, s, rec, terms
 
 
@@ -281,7 +283,8 @@ def _tesseral_itrs_xyz(x, y, z, tables):
     """Acceleration [m/s^2] of the tesseral terms in *tables* at ITRS (x, y, z) [m].
 
     V/W (Cunningham) recursion of the solid spherical harmonics (Montenbruck & Gill,
-    Satellite Orbits, §3.2.4), m > 0 terms only.
+    Satellite Orbits, §3.2.4), m > 0 terms only.  V[n][m] is ``v[n * width + m]`` (flat
+    lists, one allocation each); each order's column is recursed in local variables.
     """
     c, _, rec, terms = tables
     degree = len(c) - 1
@@ -289,31 +292,44 @@ def _tesseral_itrs_xyz(x, y, z, tables):
     rr = R_EARTH_M / r2
     x0, y0, z0, rho = x * rr, y * rr, z * rr, R_EARTH_M * rr
     nmax = degree + 1
-    v = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
-    w = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
-    v[0][0] = R_EARTH_M / math.sqrt(r2)
+    width = nmax + 1
+    v = [0.0] * (width * width)
+    w = [0.0] * (width * width)
+    vmm = R_EARTH_M / math.sqrt(r2)  # V[m][m], W[m][m] as m goes up
+    wmm = 0.0
+    v[0] = vmm
     for m in range(nmax + 1):
-        vm, wm = v[m], w[m]
         if m > 0:
             f = 2 * m - 1
-            vp, wp = v[m - 1][m - 1], w[m - 1][m - 1]
-            vm[m] = f * (x0 * vp - y0 * wp)
-            wm[m] = f * (x0 * wp + y0 * vp)
+            vp, wp = vmm, wmm
+            vmm = f * (x0 * vp - y0 * wp)
+            wmm = f * (x0 * wp + y0 * vp)
+            v[m * width + m] = vmm
+            w[m * width + m] = wmm
         if m < nmax:
             f = 2 * m + 1
-            v[m + 1][m] = f * z0 * vm[m]
-            w[m + 1][m] = f * z0 * wm[m]
-        for n, a1, b2 in rec[m]:
-            a2 = b2 * rho
-            v[n][m] = a1 * z0 * v[n - 1][m] - a2 * v[n - 2][m]
-            w[n][m] = a1 * z0 * w[n - 1][m] - a2 * w[n - 2][m]
+            v1 = f * z0 * vmm
+            w1 = f * z0 * wmm
+            k = (m + 1) * width + m
+            v[k] = v1
+            w[k] = w1
+            v2, w2 = vmm, wmm
+            for n, a1, b2 in rec[m]:
+                a2 = b2 * rho
+                vn = a1 * z0 * v1 - a2 * v2
+                wn = a1 * z0 * w1 - a2 * w2
+                k = n * width + m
+                v[k] = vn
+                w[k] = wn
+                v2, v1 = v1, vn
+                w2, w1 = w1, wn
     ax = ay = az = 0.0
     for n in range(2, degree + 1):
-        vn1, wn1 = v[n + 1], w[n + 1]
-        for m, cnm, snm, fac, g in terms[n]:
-            ax += 0.5 * (-cnm * vn1[m + 1] - snm * wn1[m + 1] + fac * (cnm * vn1[m - 1] + snm * wn1[m - 1]))
-            ay += 0.5 * (-cnm * wn1[m + 1] + snm * vn1[m + 1] + fac * (-cnm * wn1[m - 1] + snm * vn1[m - 1]))
-            az += g * (-cnm * vn1[m] - snm * wn1[m])
+        for cnm, snm, fac, g, i in terms[n]:
+            vp1, wp1, vm1, wm1 = v[i + 1], w[i + 1], v[i - 1], w[i - 1]
+            ax += 0.5 * (-cnm * vp1 - snm * wp1 + fac * (cnm * vm1 + snm * wm1))
+            ay += 0.5 * (-cnm * wp1 + snm * vp1 + fac * (-cnm * wm1 + snm * vm1))
+            az += g * (-cnm * v[i] - snm * w[i])
     k = GM_EARTH_M3_S2 / (R_EARTH_M * R_EARTH_M)
     return k * ax, k * ay, k * az
 
