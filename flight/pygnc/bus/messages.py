@@ -227,8 +227,8 @@ def decode(data: bytes, counters: DecodeCounters, max_bytes: int = MAX_MESSAGE_B
         counters.unknown_type += 1
         return None
     body = obj["body"]
-    for name, kind in spec.items():
-        if name not in body or not _kind_ok(body[name], kind):
+    for name, ok in _CHECKS[msg_type]:
+        if name not in body or not ok(body[name]):
             counters.missing_field += 1
             return None
     seq, src, t_mono = obj.get("seq", 0), obj.get("src", ""), obj.get("t_mono_s", 0.0)
@@ -239,26 +239,31 @@ def decode(data: bytes, counters: DecodeCounters, max_bytes: int = MAX_MESSAGE_B
     return Message(msg_type, body, seq, src, float(t_mono))
 
 
+#: Types msgpack decodes a number to (exactly these: ``bool`` is not a number here).
+_NUM_TYPES = frozenset({int, float})
+
+
 def _is_num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    return type(x) in _NUM_TYPES
 
 
-def _kind_ok(value, kind: str) -> bool:
-    if kind == "num":
-        return _is_num(value)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "map":
-        return isinstance(value, dict)
-    if kind == "list":
-        return isinstance(value, list)
-    if kind == "bytes":
-        return isinstance(value, bytes)
+def _checker(kind: str):
+    """The test a decoded field of *kind* must pass (see the field kinds above).  Decoded
+    values have msgpack's exact types (int, float, bool, str, list, dict, bytes), so the
+    tests compare types exactly: a bool is not a number, as declared."""
+    simple = {"num": _is_num, "int": lambda v: type(v) is int, "bool": lambda v: type(v) is bool,
+              "str": lambda v: type(v) is str, "map": lambda v: type(v) is dict,
+              "list": lambda v: type(v) is list, "bytes": lambda v: type(v) is bytes}
+    if kind in simple:
+        return simple[kind]
     if kind.startswith("vec"):
         n = int(kind[3:])
-        return isinstance(value, list) and len(value) == n and all(_is_num(v) for v in value)
-    return True
+        num = _NUM_TYPES
+        return lambda v: type(v) is list and len(v) == n and all(type(x) in num for x in v)
+    return lambda v: True
+
+
+#: message type -> ((field, its test), ...): the declarations compiled once, so decoding a
+#: message runs one prepared test per field instead of parsing its kind again.
+_CHECKS: dict[str, tuple] = {t: tuple((name, _checker(kind)) for name, kind in spec.items())
+                             for t, spec in MESSAGE_TYPES.items()}

@@ -93,7 +93,7 @@ class TtyStream(Task):
         self.out_offset = 0          # bytes of out[0] already written
         self.cadence_s = max(0.0, float(cfg.stream_cadence_s))
         self.flush_available = expected_subscribers("host_cmd", cfg) > 0
-        # per estimate key: newest waiting (t_sc_s, record), when the last frame went, its time
+        # per estimate key: newest waiting (t_sc_s, kind, values), when the last frame went, its time
         self.waiting: dict = {}
         self.last_sent_mono: dict = {}
         self.last_sent_t: dict = {}
@@ -305,12 +305,13 @@ class TtyStream(Task):
             values = kind.encode(msg.type, msg.body)
             t = values.get("t_sc_s")
             t = self.ctx.sc_now() if t is None else float(t)
-            record = fmt.encode_record(kind, t, values)
-        except (ValueError, TypeError, KeyError, struct.error):
+        except (ValueError, TypeError, KeyError):
             return
         key = (kind.name, values.get(kind.key)) if kind.key else (kind.name, None)
         if kind.name == "note":
-            self._send_estimate(key, t, record)
+            record = self._record(kind, t, values)
+            if record is not None:
+                self._send_estimate(key, t, record)
             return
         if t <= self.last_sent_t.get(key, -1.0):
             return
@@ -319,7 +320,15 @@ class TtyStream(Task):
             if old[0] >= t:
                 return
             self.n["estimates_superseded"] += 1
-        self.waiting[key] = (t, record)
+        # Packed when it is sent: most estimates are superseded before their frame is due.
+        self.waiting[key] = (t, kind, values)
+
+    @staticmethod
+    def _record(kind, t: float, values: dict) -> bytes | None:
+        try:
+            return fmt.encode_record(kind, t, values)
+        except (ValueError, TypeError, KeyError, struct.error):
+            return None  # a body the record layout cannot hold: no frame
 
     def _send_estimate(self, key, t: float, record: bytes) -> None:
         if self._send(fs.ESTIMATE, record):
@@ -338,8 +347,10 @@ class TtyStream(Task):
             if self.cadence_s <= 0:
                 del self.waiting[key]
             elif now >= due:
-                t, record = self.waiting.pop(key)
-                self._send_estimate(key, t, record)
+                t, kind, values = self.waiting.pop(key)
+                record = self._record(kind, t, values)
+                if record is not None:
+                    self._send_estimate(key, t, record)
             else:
                 next_due = min(next_due, due - now)
         return next_due
