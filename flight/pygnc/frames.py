@@ -381,12 +381,34 @@ def _polar_motion_t(xp_rad, yp_rad):
     return np.swapaxes(w, -1, -2)
 
 
+#: gcrs_from_itrs_matrix of one time with the defaults, by exact time: the estimators ask
+#: for the same instant many times (each partner's filter and output, a fix and the estimate
+#: at its time).  Read-only arrays, so a caller cannot change what another gets.
+_MATRIX_CACHE: dict[float, np.ndarray] = {}
+_MATRIX_CACHE_MAX = 64
+
+
 def gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0, yp_rad=0.0):
     """Rotation M with r_gcrs = M @ r_itrs at GPS time(s) *t_gps_s*: (3, 3) or (n, 3, 3).
 
     UT1 = UTC + *ut1_minus_utc_s* (default UT1 = UTC); polar motion *xp_rad*, *yp_rad*
-    (default none).  See the module docstring for the accuracy of the defaults.
+    (default none).  See the module docstring for the accuracy of the defaults.  A single
+    time with the defaults is memoised (a read-only array).
     """
+    if isinstance(t_gps_s, (float, int)) and not ut1_minus_utc_s and not xp_rad and not yp_rad:
+        tf = float(t_gps_s)
+        m = _MATRIX_CACHE.get(tf)
+        if m is None:
+            if len(_MATRIX_CACHE) >= _MATRIX_CACHE_MAX:
+                _MATRIX_CACHE.clear()
+            m = _gcrs_from_itrs_matrix(tf, 0.0, 0.0, 0.0)
+            m.setflags(write=False)
+            _MATRIX_CACHE[tf] = m
+        return m
+    return _gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s, xp_rad, yp_rad)
+
+
+def _gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s, xp_rad, yp_rad):
     era = earth_rotation_angle_rad(t_gps_s, ut1_minus_utc_s)
     q = _q_interp(t_gps_s)
     if np.ndim(era) == 0:
