@@ -68,6 +68,9 @@ def test_installed_package_runs_the_flight_stack_and_the_pipeline_replay(tmp_pat
         meta = z.read(next(n for n in names if n.endswith("/METADATA"))).decode()
         entry = z.read(next(n for n in names if n.endswith("/entry_points.txt"))).decode()
     assert "pygnc/environment/igrf14.npz" in names and "pygnc/__main__.py" in names
+    # the ground station's page and every vendored asset (the page needs no internet)
+    static = REPO / "ground" / "station" / "static"
+    assert {f"ground/station/static/{p.relative_to(static)}" for p in static.rglob("*") if p.is_file()} <= names
     assert "pygnc = pygnc.__main__:main" in entry
     requires = {ln.split(":", 1)[1].strip().split(">")[0].split("=")[0].strip()
                 for ln in meta.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln}
