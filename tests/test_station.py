@@ -179,7 +179,9 @@ def test_replay_source_serves_the_replay(replay_dir):
     peers = set(s for s in m["snapshot"]["series"]["formation"])
     assert peers == {str(int(p)) for p in np.unique(tb.read_csv(replay_dir / "formation.csv")["peer_id"])}
     assert m["snapshot"]["series"]["residuals"], "range_residuals.csv is served"
-    assert m["status"]["status"]["counters"]["rows_orbit"] == orbit["t_sc_s"].size
+    counters = m["status"]["status"]["counters"]
+    assert counters["rows_orbit"] == orbit["t_sc_s"].size
+    assert counters["handle_errors_formation"] == counters["handle_errors_orbit"] == 0
     src.check_s = 0.0
     assert src.poll() == []                              # nothing changed: nothing sent
 

@@ -149,8 +149,9 @@ class ReplaySource(_FileSource):
         for k in ("mode", "n_messages", "n_valid_fixes"):
             if k in summary:
                 extra[k] = summary[k]
-        if "handle_errors" in summary:
-            extra["handle_errors"] = len(summary["handle_errors"] or [])
+        errors = summary.get("handle_errors")
+        if isinstance(errors, dict):  # estimator -> messages its processor failed on
+            extra.update({f"handle_errors_{k}": v for k, v in errors.items()})
         for kind, why in (summary.get("missing_processors") or {}).items():
             extra[f"missing_{kind}"] = why
         status = model.status_view(notes=[n for n in summary.get("notes") or [] if isinstance(n, dict)],
