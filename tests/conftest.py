@@ -23,3 +23,12 @@ def single_sc_3h(tmp_path_factory):
     d = tmp_path_factory.mktemp("single_sc_3h")
     sim.write_scenario(scenario, d)
     return scenario, d
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """When the browser tests will run and there is no Chromium, start installing it now, in
+    the background, so the download overlaps the other tests (tests/station_support.py)."""
+    if any("browser" in getattr(item, "fixturenames", ()) for item in items):
+        from station_support import start_chromium_install
+
+        start_chromium_install()

@@ -125,19 +125,44 @@ class Server:
         return self.proc.returncode, out, err
 
 
-def chromium() -> str | None:
-    """Path of a Chromium, installing Debian's ``chromium`` package if none is there and
-    this user may (root with apt-get); None when there is none to be had."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+_CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: The background install of Debian's chromium (started when the browser tests are collected).
+_install: subprocess.Popen | None = None
+
+
+def _find_chromium() -> str | None:
+    for name in _CHROMIUM_NAMES:
         p = shutil.which(name)
         if p:
             return p
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=600)
-        subprocess.run(cmd, env=env, capture_output=True, timeout=900)
-    return shutil.which("chromium")
+    return None
+
+
+def start_chromium_install() -> None:
+    """Start installing Debian's ``chromium`` in the background when there is no Chromium and
+    this user may (root with apt-get), so the download overlaps the other tests; the log goes
+    to ARTIFACTS/chromium-install.log."""
+    global _install
+    if _install is not None or _find_chromium() or shutil.which("apt-get") is None or os.geteuid() != 0:
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "chromium-install.log", "wb")
+    install = "apt-get install -y -q --no-install-recommends chromium"
+    _install = subprocess.Popen(["bash", "-c", f"{install} || (apt-get update -q && {install})"], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def chromium() -> str | None:
+    """Path of a Chromium, installing Debian's ``chromium`` package if none is there and this
+    user may (see :func:`start_chromium_install`); None when there is none to be had."""
+    found = _find_chromium()
+    if found:
+        return found
+    start_chromium_install()
+    if _install is not None:
+        try:
+            _install.wait(timeout=900)
+        except subprocess.TimeoutExpired:
+            _install.kill()
+    return _find_chromium()

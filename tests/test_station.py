@@ -263,7 +263,8 @@ def test_cli_errors(tmp_path):
         busy.close()
 
 
-async def _ws_session(url: str, seconds: float = 1.0) -> list[dict]:
+async def _ws_session(url: str, seconds: float = 1.0, until=None) -> list[dict]:
+    """The messages a page gets in *seconds* (or until *until(messages)* holds)."""
     import aiohttp
 
     out = []
@@ -278,8 +279,14 @@ async def _ws_session(url: str, seconds: float = 1.0) -> list[dict]:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             out.append(json.loads(msg.data))
+            if until is not None and until(out):
+                break
         await ws.close()
     return out
+
+
+def _has(*types):
+    return lambda msgs: set(types) <= {m["type"] for m in msgs}
 
 
 def _ws_vanish(url: str) -> bytes:
@@ -313,14 +320,22 @@ def test_live_source_survives_bad_bytes_disconnects_and_unplugging():
         for _ in range(5):
             dev.estimates(t)
             t += 1.0
-        msgs = asyncio.run(_ws_session(srv.url, 1.5))
-        by = {m["type"]: m for m in msgs}
+        for _ in range(50):  # a page gets the state of the source's last poll (every 0.2 s)
+            msgs = asyncio.run(_ws_session(srv.url, 5.0, _has("snapshot", "status", "source")))
+            by = {m["type"]: m for m in msgs}
+            if by["snapshot"]["rows"]["orbit"] == 10:
+                break
+            time.sleep(0.1)
         assert by["snapshot"]["rows"]["orbit"] == 10
         counters = by["status"]["status"]["counters"]
         assert counters["station_frame_errors"] >= 2 and counters["station_bad_records"] >= 2
         dev.close()                                       # unplugged
-        time.sleep(1.0)
-        msgs = asyncio.run(_ws_session(srv.url, 1.0))
+        msgs = []
+        for _ in range(20):
+            msgs = asyncio.run(_ws_session(srv.url, 5.0, _has("snapshot", "status", "source")))
+            if [m for m in msgs if m["type"] == "source"][-1]["state"] == "waiting":
+                break
+            time.sleep(0.1)
         assert [m for m in msgs if m["type"] == "source"][-1]["state"] == "waiting"
         assert {m["type"]: m for m in msgs}["snapshot"]["rows"]["orbit"] == 10   # nothing lost
     finally:

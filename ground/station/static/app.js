@@ -346,6 +346,7 @@ function drawStatus() {
   for (const [k, v] of Object.entries(st.quality || {})) chip(q, k + ": " + v, v === "ok" ? "ok" : "bad");
   const f = $("flags"); f.textContent = "";
   for (const name of st.flags || []) chip(f, name, /failed|missing|no_valid|limited/.test(name) ? "bad" : "");
+  $("tasks").style.display = (st.tasks || []).length ? "" : "none";   // a replay has no task table
   const tb = $("tasks").querySelector("tbody"); tb.textContent = "";
   for (const t of st.tasks || []) {
     const tr = document.createElement("tr");
