@@ -49,6 +49,7 @@ import numpy as np
 
 from ground.decode import accept_status_list
 from ground.outputs import tables as tb
+from ground.outputs.residuals import range_residuals
 from ground.replay_core import ReplayRun, run_in_process
 from pygnc.processors import clock_map_from_body
 from pygnc.atomic import write_atomic
@@ -235,11 +236,9 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
         say(line)
     fixes, _, ranges, _ = _stream_parts(stream)
     n_valid = sum(bool(f["valid"]) for f in fixes)
-    from ground.outputs.residuals import range_residuals
-
     range_res = range_residuals(tables["formation"], ranges)
-    rows["range_residuals"] = tb.write_csv(tb.range_residual_table(range_res, tb.sc_to_unix(*tables.values())),
-                                           out / "range_residuals.csv")
+    to_unix = tb.sc_to_unix(*tables.values())
+    rows["range_residuals"] = tb.write_csv(tb.range_residual_table(range_res, to_unix), out / "range_residuals.csv")
     if rows["orbit"] == 0:
         why = "no valid GPS fix in the batch" if n_valid == 0 else "the orbit estimator produced none"
         say(f"  orbit: {why}: orbit.csv has no rows and orbit.oem is not written")
@@ -290,7 +289,7 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
         summary["truth"] = {"path": str(truth.path), "spacecraft": truth.name}
         summary.update(_truth_stats(truth, tables, cov, settle, plot_jobs, att_cov,
                                     {} if nees_series is None else nees_series))
-    summary["residuals"] = _residual_stats(tables, fixes, range_res, plot_jobs if truth is None else None)
+    summary["residuals"] = _residual_stats(tables, fixes, range_res, to_unix, plot_jobs if truth is None else None)
 
     # ---- plots ---------------------------------------------------------------------------
     plots = []
@@ -381,8 +380,9 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: di
     return out
 
 
-def _residual_stats(tables, fixes, r, plot_jobs) -> dict:
-    """*r*: the range residuals (:func:`ground.outputs.residuals.range_residuals`)."""
+def _residual_stats(tables, fixes, r, to_unix, plot_jobs) -> dict:
+    """*r*: the range residuals (:func:`ground.outputs.residuals.range_residuals`);
+    *to_unix*: spacecraft clock -> UTC (:func:`ground.outputs.tables.sc_to_unix`)."""
     from ground.outputs import residuals as rs
     from ground.outputs.summary import norm_stats
 
@@ -398,9 +398,8 @@ def _residual_stats(tables, fixes, r, plot_jobs) -> dict:
             "GPS fix residuals (fix - orbit estimate), ECEF, with the fix's ±3σ", ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
             "m, cm/s", ax.label, sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0])))
     if plot_jobs is not None and r["residual_m"].size:
-        t_sc_to_unix = tb.sc_to_unix(*tables.values())
-        if t_sc_to_unix is not None:
-            plot_jobs.append(lambda pl, ax, d, r=r, conv=t_sc_to_unix: pl.residuals(
+        if to_unix is not None:
+            plot_jobs.append(lambda pl, ax, d, r=r, conv=to_unix: pl.residuals(
                 d / "range_residuals.png", ax(conv(r["t_sc_s"])), r["residual_m"][:, None],
                 "Range residuals (measured - |Δr| - bias), all peers", ["range"], "m", ax.label))
     return out

@@ -56,8 +56,7 @@ async def _serve(station, bind: str, port: int) -> int:
         await runner.cleanup()
         print(f"ground serve: cannot listen on {bind}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    sockets = site._server.sockets if site._server is not None else []
-    actual = sockets[0].getsockname()[1] if sockets else port
+    actual = runner.addresses[0][1] if runner.addresses else port
     host = f"[{bind}]" if ":" in bind else bind
     src = station.source
     print(f"pygnc ground station: {src.kind} source {src.name}", flush=True)

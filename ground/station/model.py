@@ -274,14 +274,17 @@ def formation_columns(table: dict, orbit: dict | None = None) -> dict[int, dict[
 
 def residual_columns(res: dict, sc_to_unix) -> dict[int, dict[str, np.ndarray]]:
     """Range residuals (:func:`ground.outputs.residuals.range_residuals`: t_sc_s, peer_id,
-    residual_m) -> {peer id: columns}; *sc_to_unix* maps spacecraft to UTC seconds."""
+    residual_m; or the ``range_residuals.csv`` table, whose ``unix_time_s`` is used as it is)
+    -> {peer id: columns}; *sc_to_unix* maps spacecraft to UTC seconds otherwise."""
     out = {}
     t_sc = np.asarray(res["t_sc_s"], dtype=float)
+    unix = np.asarray(res["unix_time_s"], dtype=float) if "unix_time_s" in res else None
     pid = np.asarray(res["peer_id"]).astype(int)
     for p in np.unique(pid).tolist():
         sel = np.flatnonzero(pid == p)
         o = sel[np.argsort(t_sc[sel], kind="stable")]
-        out[int(p)] = {"t_unix_s": np.asarray(sc_to_unix(t_sc[o]), dtype=float), "t_sc_s": t_sc[o],
+        out[int(p)] = {"t_unix_s": unix[o] if unix is not None else np.asarray(sc_to_unix(t_sc[o]), dtype=float),
+                       "t_sc_s": t_sc[o],
                        "residual_m": np.asarray(res["residual_m"], dtype=float)[o]}
     return out
 

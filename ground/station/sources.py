@@ -138,7 +138,7 @@ class ReplaySource(_FileSource):
             tables[kind] = tb.read_csv(p) if p.is_file() else tb.empty_table(kind)
         p = self.path / "range_residuals.csv"
         residuals = tb.read_csv(p) if p.is_file() else None
-        to_unix = tb.sc_to_unix(*([residuals] if residuals is not None else []), *tables.values())
+        to_unix = tb.sc_to_unix(*tables.values())   # range_residuals.csv carries its own UTC
         self.time_scale = "utc" if any(np.isfinite(np.asarray(tables[k].get("t_gps_s", []), dtype=float)).any()
                                        for k in ("orbit", "attitude")) else "spacecraft"
         summary = {}
@@ -232,8 +232,8 @@ class StreamSource:
         self._stop = threading.Event()
         self._bodies = {k: deque(maxlen=LIVE_MAX_ROWS) for k in ("orbit", "attitude", "formation")}
         self._new = {k: [] for k in ("orbit", "attitude", "formation")}
-        self._ranges: deque = deque(maxlen=LIVE_MAX_ROWS)
         self._ranges_pending: list[dict] = []
+        self._last_t: dict[int, float] = {}      # peer id -> newest formation estimate, spacecraft s
         self._residuals: deque = deque(maxlen=LIVE_MAX_ROWS)
         self._new_residuals: list[tuple[float, int, float]] = []
         self._status: dict | None = None
@@ -363,30 +363,22 @@ class StreamSource:
         return out
 
     def _resolve_ranges(self) -> None:
-        """Residuals of the ranges whose peer's estimates now span them (lock held)."""
+        """Residuals of the ranges whose peer's estimates now span them (lock held): only the
+        newest estimates are looked at (from the right), never the whole history."""
         from ground.outputs.residuals import range_residuals
 
         if not self._ranges_pending:
             return
-        form = list(self._bodies["formation"])
-        if not form:
-            return
-        last = {}
-        for b in form:
-            last[b["peer_id"]] = max(last.get(b["peer_id"], -math.inf), b["t_sc_s"])
-        ready = [r for r in self._ranges_pending if r["t_sc_s"] <= last.get(r["peer_id"], -math.inf)]
+        ready = [r for r in self._ranges_pending if r["t_sc_s"] <= self._last_t.get(r["peer_id"], -math.inf)]
         if not ready:
             return
         t_lo = min(r["t_sc_s"] for r in ready) - 120.0
-        near = [b for b in form if b["t_sc_s"] >= t_lo]
-        table = self._tables({"formation": near})["formation"]
-        res = range_residuals(table, ready)
+        near = list(itertools.takewhile(lambda b: b["t_sc_s"] >= t_lo, reversed(self._bodies["formation"])))[::-1]
+        res = range_residuals(self._tables({"formation": near})["formation"], ready)
         for t, p, x in zip(res["t_sc_s"].tolist(), res["peer_id"].tolist(), res["residual_m"].tolist()):
             self._residuals.append((t, p, x))
             self._new_residuals.append((t, p, x))
-        self._ranges.extend(ready)
-        done = {id(r) for r in ready}
-        self._ranges_pending = [r for r in self._ranges_pending if id(r) not in done]
+        self._ranges_pending = [r for r in self._ranges_pending if r not in ready]
 
     def _residual_dict(self, rows) -> dict | None:
         if not rows:
@@ -406,6 +398,8 @@ class StreamSource:
             for k, v in new.items():
                 self._bodies[k].extend(v)
                 self._new[k] = []
+            for b in new.get("formation", ()):
+                self._last_t[b["peer_id"]] = max(self._last_t.get(b["peer_id"], -math.inf), b["t_sc_s"])
             self._resolve_ranges()
             new_res, self._new_residuals = self._new_residuals, []
             offset_changed = self._offset is not None and (

@@ -648,21 +648,12 @@ def _rk4_step(xs, dt, model: DynamicsModel, extra=(0.0, 0.0, 0.0), pole=_Z_POLE)
 
 
 _EYE = {n: np.eye(n) for n in (6, 9, 10)}
-#: gcrs_from_itrs at a step's mid time (nested lists, and its pole), by exact GPS time: a
-#: pure function of time, shared by every propagation stepping through the same instant
-#: (the own and partner states of each formation filter, the filters of every partner).
-_ROTATION_CACHE: dict = {}
-_ROTATION_CACHE_MAX = 64
-
-
 def _rotation_at(t_gps_s: float):
-    e = _ROTATION_CACHE.get(t_gps_s)
-    if e is None:
-        if len(_ROTATION_CACHE) >= _ROTATION_CACHE_MAX:
-            _ROTATION_CACHE.clear()
-        m = frames.gcrs_from_itrs_matrix(t_gps_s).tolist()
-        e = _ROTATION_CACHE[t_gps_s] = (m, (m[0][2], m[1][2], m[2][2]))
-    return e
+    """gcrs_from_itrs at a step's mid time as nested lists, and its pole (third column); the
+    matrix itself is memoised by time in :mod:`pygnc.frames` (every propagation stepping
+    through the same instant - own and partner states, every partner's filter - shares it)."""
+    m = frames.gcrs_from_itrs_matrix(t_gps_s).tolist()
+    return m, (m[0][2], m[1][2], m[2][2])
 
 
 def _phi_taylor(f, dt):
