@@ -41,11 +41,12 @@ def record_sides(proc) -> list:
     sides: list = []
     body = proc._body
 
-    def recording_body(p, f, t_sc_s, propagated):
+    def recording_body(p, f, t_sc_s, propagated, alt=None):
         if not propagated:
-            sides.append((p.peer_id, f.t_gps_s, p.filter.x[9:12].copy(),
-                          None if p.alt is None else p.alt.x[9:12].copy(), p.mirror_w))
-        return body(p, f, t_sc_s, propagated)
+            other = alt if alt is not None else p.alt
+            sides.append((p.peer_id, f.t_gps_s, f.x[9:12].copy(),
+                          None if other is None else other.x[9:12].copy(), p.mirror_w))
+        return body(p, f, t_sc_s, propagated, alt=alt)
 
     proc._body = recording_body
     return sides

@@ -472,3 +472,23 @@ def test_twelve_hour_gap_with_four_peers_reinitialises_within_budget(stream):
         assert dt.max() > 12 * 3600.0  # nothing invented across the gap
         assert sum(e["t_gps_s"] > est[0]["t_gps_s"] + 12 * 3600.0 for e in est) > 100  # resumed
         assert est[-1]["sigma_los_m"] < 5.0
+
+
+def test_estimates_between_measurements_match_predicting_to_each(stream, nominal, monkeypatch):
+    """Outputs wait for the filter's propagation to the next measurement and are interpolated
+    there (FormationFilter.tap; steps of up to 30 s); predicting the filter to every output
+    instead (the waiting limit below zero: a node at each output, steps of 5 s) gives the same
+    estimates: seen 0.18 mm, 2.5e-6 m/s, sigmas 0.02 % apart over the 3 h."""
+    from pygnc.processors import formation
+
+    monkeypatch.setattr(formation, "OUTPUT_DEFER_MAX_S", -1.0)
+    _, direct = _run(stream)
+    for pid in PEERS:
+        a = {b["t_gps_s"]: b for b in _estimates(nominal[1], pid)}
+        b = {b["t_gps_s"]: b for b in _estimates(direct, pid)}
+        assert a.keys() == b.keys()
+        d = np.array([np.subtract(a[t]["dr_gcrs_m"], b[t]["dr_gcrs_m"]) for t in a])
+        dv = np.array([np.subtract(a[t]["dv_gcrs_m_s"], b[t]["dv_gcrs_m_s"]) for t in a])
+        s = np.array([np.divide(a[t]["sigma_dr_m"], b[t]["sigma_dr_m"]) for t in a])
+        assert np.abs(d).max() < 2e-3 and np.abs(dv).max() < 2e-5
+        assert np.abs(s - 1.0).max() < 2e-3

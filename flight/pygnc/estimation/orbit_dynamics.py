@@ -572,6 +572,19 @@ def _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, zj, inv_b, pole):
     return gx + wx, gy + wy, gz + wz
 
 
+def acceleration_list(xs, model: DynamicsModel, pole=_Z_POLE) -> tuple[float, float, float]:
+    """d v / d t [m/s^2] at the state list *xs* (GCRS r, v, w[, drag scale]): zonal
+    gravity about *pole*, drag and the empirical acceleration - what the RK4 step
+    evaluates at its nodes, without the tesseral and third-body terms it holds constant
+    over a step (< 1e-4 m/s^2 in all, varying over minutes; used where a step's end
+    derivatives are wanted, e.g. to interpolate within it)."""
+    x, y, z, vx, vy, vz, wx, wy, wz = xs[:9]
+    k = xs[9] if len(xs) == 10 else 1.0
+    b = model.ballistic_coeff_kg_m2
+    inv_b = 1.0 / b if b and math.isfinite(b) else 0.0
+    return _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, model.zonal_j, inv_b, pole)
+
+
 def _jacobian_list(xs, model: DynamicsModel, pole=_Z_POLE):
     """F = d f / d x at state list *xs*, as nested lists (n x n)."""
     n = model.n_states
@@ -669,6 +682,38 @@ def _phi_taylor(f, dt):
     return eye + a @ phi
 
 
+#: Steps longer than this [s] get their transition matrix from the two-point Magnus form
+#: (:func:`_phi_magnus`); shorter ones from the Jacobian at the step's middle.
+MAGNUS_MIN_STEP_S = 10.0
+_GAUSS_1, _GAUSS_2 = 0.5 - math.sqrt(3.0) / 6.0, 0.5 + math.sqrt(3.0) / 6.0
+
+
+def _within_step(xs, new, h, s):
+    """The state list at fraction *s* of a step of *h* s from *xs* to *new*: position by
+    cubic Hermite interpolation on positions and velocities, the rest linearly (the
+    Jacobian depends on the velocity only through drag)."""
+    s2 = s * s
+    s3 = s2 * s
+    h00, h10, h01, h11 = 2.0 * s3 - 3.0 * s2 + 1.0, (s3 - 2.0 * s2 + s) * h, 3.0 * s2 - 2.0 * s3, (s3 - s2) * h
+    out = [(1.0 - s) * a + s * b for a, b in zip(xs, new)]
+    for i in range(3):
+        out[i] = h00 * xs[i] + h10 * xs[3 + i] + h01 * new[i] + h11 * new[3 + i]
+    return out
+
+
+def _phi_magnus(xs, new, h, model: DynamicsModel, pole):
+    """Phi of a long step: exp(Omega) with Omega the 4th-order Magnus expansion on the
+    Jacobians at the two Gauss points, (h/2)(A1 + A2) + (sqrt(3)/12) h^2 [A2, A1].  The
+    one-point form exp(F(mid) h) leaves out how the gravity gradient turns during the step
+    (the commutator): ~1e-5 in the position and velocity blocks of a 30-s step, which
+    accumulates in a filter's covariance (a 2 % smaller relative sigma after 3 h of 25-s
+    steps, against a chain of 5-s steps); this form: < 1e-7 at 30 s."""
+    a1 = np.array(_jacobian_list(_within_step(xs, new, h, _GAUSS_1), model, pole))
+    a2 = np.array(_jacobian_list(_within_step(xs, new, h, _GAUSS_2), model, pole))
+    omega = (0.5 * h) * (a1 + a2) + (math.sqrt(3.0) / 12.0 * h * h) * (a2 @ a1 - a1 @ a2)
+    return _phi_taylor(omega, 1.0)
+
+
 def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
     """Propagate the estimator state by *dt_s* [s]; return (x_new, Phi).
 
@@ -710,8 +755,11 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
             t += h
         new = _rk4_step(xs, h, model, extra, pole)
         if want_phi:
-            mid = [0.5 * (a + b) for a, b in zip(xs, new)]
-            phi = _phi_taylor(np.array(_jacobian_list(mid, model, pole)), h)
+            if abs(h) > MAGNUS_MIN_STEP_S:
+                phi = _phi_magnus(xs, new, h, model, pole)
+            else:
+                mid = [0.5 * (a + b) for a, b in zip(xs, new)]
+                phi = _phi_taylor(np.array(_jacobian_list(mid, model, pole)), h)
             phi_total = phi if phi_total is None else phi @ phi_total
         xs = new
     return np.array(xs), phi_total

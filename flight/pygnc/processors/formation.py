@@ -110,6 +110,10 @@ _OWN, _PEER, _RANGE, _OUT = 0, 1, 2, 3
 HOLD_MARGIN_S = 5.0
 #: Propagation step of a cursor between budget checks [s] (6 filter steps, ~1-3 ms).
 PROPAGATION_CHUNK_S = 30.0
+#: An output waits for the filter's propagation to the next measurement to pass it (and is
+#: then interpolated, FormationFilter.tap) until the processed stream is this much past it;
+#: then the filter is predicted to it [s].
+OUTPUT_DEFER_MAX_S = 30.0
 
 
 def filter_config_from(config: Config) -> FormationFilterConfig:
@@ -156,6 +160,8 @@ class _Peer:
         self.late_noted = False
         self.gap_reset = False  # a gap beyond max_gap_propagation_s: re-initialise from the next pair
         self.last_seq = -1  # sequence number of the last queued event applied to this peer
+        #: outputs waiting for the filter to pass their time: (t_gps_s, t_sc_s), ascending
+        self.outs: list[tuple[float, float]] = []
 
 
 class FormationProcessor(Processor):
@@ -256,7 +262,9 @@ class FormationProcessor(Processor):
                     # else: nothing measured yet to judge it by: held, but it does not move the stream.
         elif msg_type == "batch_end":
             self.batch_ended = True
-            self._release(self._flush_limit(), out, self._budget(), final=True)
+            if self._release(self._flush_limit(), out, self._budget(), final=True):
+                for p in self.peers.values():
+                    self._flush_outputs(p, math.inf, out)
             for p in self.peers.values():  # windows the batch ended in: fit what they hold
                 if p.acq is not None and p.acq["job"] is None and not self.queue:
                     self._start_fit(p, out)  # finished by the propagation after the batch
@@ -375,10 +383,13 @@ class FormationProcessor(Processor):
             t, kind, seq, payload, key = event
             self.pending.discard(key)
             self.t_done_gps_s = max(self.t_done_gps_s, t)
+            for p in self.peers.values():
+                if p.outs and p.outs[0][0] < t - OUTPUT_DEFER_MAX_S:
+                    self._flush_outputs(p, t - OUTPUT_DEFER_MAX_S, out)
             if kind == _OWN:
-                done = self._process_own(t, payload, seq, budget)
+                done = self._process_own(t, payload, seq, budget, out)
             elif kind == _PEER:
-                done = self._process_peer(t, *payload, seq, budget)
+                done = self._process_peer(t, *payload, seq, budget, out)
             elif kind == _RANGE:
                 done = self._process_range(t, *payload, seq, budget, out)
             elif math.isfinite(self.t_meas_done_gps_s) and \
@@ -400,22 +411,71 @@ class FormationProcessor(Processor):
                 self.n_time_outliers += 1
         return True
 
-    def _reach(self, p: _Peer, t: float, seq: int, budget: admission.Budget) -> bool | None:
-        """Predict *p*'s filter to *t* for the event *seq*: True when there, None when this
-        event must skip the peer (not initialised, already applied, older than the filter, or
-        beyond the gap limit), False when the budget ran out on the way."""
+    @staticmethod
+    def _t_reached(p: _Peer) -> float:
+        """The time *p*'s estimates have reached: its filter's, or its last waiting output's."""
+        return p.outs[-1][0] if p.outs else p.filter.t_gps_s
+
+    def _reach(self, p: _Peer, t: float, seq: int, budget: admission.Budget, out: list[Output]) -> bool | None:
+        """Predict *p*'s filter to *t* for the event *seq* and publish the outputs it passed:
+        True when there, None when this event must skip the peer (not initialised, already
+        applied, older than the filter, or beyond the gap limit), False when the budget ran
+        out on the way."""
         f = p.filter
         if not f.initialized or p.gap_reset or p.last_seq == seq or t < f.t_gps_s - 1e-6:
             return None
-        if admission.gap_needs_reinit(f.t_gps_s, t, self.config.max_gap_propagation_s):
+        if admission.gap_needs_reinit(self._t_reached(p), t, self.config.max_gap_propagation_s):
             return None
         if not admission.predict_within(f, t, budget):
             p.version += 1
             return False
         if not admission.finite(f.x, f.p):  # never carry a non-finite state on
+            self._drop_outputs(p)
             p.gap_reset = True
             return None
+        self._emit_outputs(p, out)
         return True
+
+    # ------------------------------------------------------------------ outputs between measurements
+    def _emit_outputs(self, p: _Peer, out: list[Output]) -> None:
+        """Publish *p*'s waiting outputs that its filter has passed (interpolated within the
+        steps, FormationFilter.tap), the other side's filter brought to the same time."""
+        if not p.outs:
+            return
+        f = p.filter
+        alt = p.alt
+        if alt is not None and alt.initialized and alt.t_gps_s < f.t_gps_s - 1e-9:
+            alt.predict_to(f.t_gps_s)
+        while p.outs and p.outs[0][0] <= f.t_gps_s + 1e-6:
+            t_o, t_sc = p.outs.pop(0)
+            g = _state_at(f, t_o)
+            if g is None:  # cannot happen: every waiting output is tapped
+                self.n_gap_skipped += 1
+                continue
+            if t_o <= p.t_last_out_gps_s:
+                self.n_stale += 1  # published already (a replay)
+                continue
+            p.t_last_out_gps_s = t_o
+            out.append(("formation_estimate", self._body(p, g, t_sc, False,
+                                                         alt=None if alt is None else _state_at(alt, t_o))))
+
+    def _flush_outputs(self, p: _Peer, t_until_gps_s: float, out: list[Output]) -> None:
+        """Publish *p*'s waiting outputs up to *t_until_gps_s* by predicting its filter to
+        each (before the filter is re-initialised or replaced, at the batch's end, before
+        propagating to now, or when one has waited OUTPUT_DEFER_MAX_S)."""
+        f = p.filter
+        while p.outs and p.outs[0][0] <= t_until_gps_s:
+            f.predict_to(p.outs[0][0])
+            p.version += 1
+            if not admission.finite(f.x, f.p):
+                self._drop_outputs(p)
+                p.gap_reset = True
+                return
+            self._emit_outputs(p, out)
+
+    def _drop_outputs(self, p: _Peer) -> None:
+        self.n_gap_skipped += len(p.outs)
+        p.outs.clear()
 
     def _applied(self, p: _Peer, t: float, seq: int, measurement: bool = True) -> None:
         p.version += 1
@@ -424,22 +484,23 @@ class FormationProcessor(Processor):
             p.t_meas_gps_s = t
             self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
 
-    def _gap_check(self, p: _Peer, t: float) -> None:
+    def _gap_check(self, p: _Peer, t: float, out: list[Output]) -> None:
         """A fix beyond the gap limit: the peer's filter re-initialises from the next pair."""
         f = p.filter
         if f.initialized and not p.gap_reset and t >= f.t_gps_s and \
-                admission.gap_needs_reinit(f.t_gps_s, t, self.config.max_gap_propagation_s):
+                admission.gap_needs_reinit(self._t_reached(p), t, self.config.max_gap_propagation_s):
+            self._flush_outputs(p, math.inf, out)
             p.gap_reset = True
             self.n_gap_reinit += 1
 
-    def _process_own(self, t: float, fix, seq: int, budget: admission.Budget) -> bool:
+    def _process_own(self, t: float, fix, seq: int, budget: admission.Budget, out: list[Output]) -> bool:
         self.last_own_fix = (t, fix)
         self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
         for p in self.peers.values():
-            self._gap_check(p, t)
+            self._gap_check(p, t, out)
             if p.filter.initialized and p.filter.needs_reinit:
                 continue
-            reached = self._reach(p, t, seq, budget)
+            reached = self._reach(p, t, seq, budget, out)
             if reached is False:
                 return False
             if reached:
@@ -450,15 +511,17 @@ class FormationProcessor(Processor):
                 self._applied(p, t, seq)
         return True
 
-    def _process_peer(self, t: float, pid: int, fix, seq: int, budget: admission.Budget) -> bool:
+    def _process_peer(self, t: float, pid: int, fix, seq: int, budget: admission.Budget,
+                      out: list[Output]) -> bool:
         p = self.peers[pid]
         f = p.filter
-        self._gap_check(p, t)
+        self._gap_check(p, t, out)
         if not f.initialized or f.needs_reinit or p.gap_reset:
             own = self.last_own_fix
             if own is None or t - own[0] > self.filter_config.max_init_pair_gap_s or t < own[0]:
                 return True
             if f.initialized:
+                self._flush_outputs(p, math.inf, out)
                 f.n_reinit += 1
             f.initialize_from_fixes(own[0], *own[1], t, *fix)
             p.gap_reset = False
@@ -469,7 +532,7 @@ class FormationProcessor(Processor):
         if t < f.t_gps_s - 1e-6:
             p.n_fixes_late += 1
             return True
-        reached = self._reach(p, t, seq, budget)
+        reached = self._reach(p, t, seq, budget, out)
         if reached:
             f.update_peer_fix(t, *fix)
             self._applied(p, t, seq)
@@ -484,6 +547,7 @@ class FormationProcessor(Processor):
             return None
         f, c = p.filter, self.config
         if f.initialized:
+            self._flush_outputs(p, math.inf, out)
             f.n_reinit += 1
         own_z, own_r = f.own_at(own[0], own[1], t)
         prior = c.formation_peer_priors.get(p.peer_id)
@@ -517,6 +581,7 @@ class FormationProcessor(Processor):
         no bias re-opening (with no partner fix nothing would pull a wrong bias back), but a
         new acquisition window from the current estimate with the prior's uncertainty."""
         f, c = p.filter, self.config
+        self._flush_outputs(p, math.inf, out)
         f.range_acquired = True
         f._range_reacquire = False
         p.mirror_w, p.alt = 1.0, None
@@ -617,6 +682,7 @@ class FormationProcessor(Processor):
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
         p.acq = None
         out = self._notes_out
+        self._flush_outputs(p, math.inf, out)
         a, res = best
         p.n_ranges_fitted += int(res.used.sum())
         cov_peer = _start_from_fit(f, a, res)
@@ -653,6 +719,7 @@ class FormationProcessor(Processor):
             p.alt_llr += d_llr
         p.mirror_w = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, p.alt_llr))))
         if abs(p.alt_llr) >= SIDE_DECIDED_LLR or not alt.range_acquired:
+            self._flush_outputs(p, math.inf, out)
             if p.alt_llr < 0.0 and alt.range_acquired:
                 p.filter = alt  # the other side it is
                 p.version += 1
@@ -694,7 +761,7 @@ class FormationProcessor(Processor):
         if admission.gap_needs_reinit(f.t_gps_s, t, self.config.max_gap_propagation_s):
             self.n_gap_skipped += 1
             return True
-        reached = self._reach(p, t, seq, budget)
+        reached = self._reach(p, t, seq, budget, out)
         if reached:
             if p.acq is not None:
                 self._acquire(p, t, range_m, out)
@@ -714,17 +781,17 @@ class FormationProcessor(Processor):
             f = p.filter
             if not f.initialized or p.gap_reset or p.last_seq == seq:
                 continue
-            if admission.gap_needs_reinit(f.t_gps_s, t_gps_s, self.config.max_gap_propagation_s):
+            if admission.gap_needs_reinit(self._t_reached(p), t_gps_s, self.config.max_gap_propagation_s):
                 self.n_gap_skipped += 1  # no estimate invented across the gap
                 continue
-            if t_gps_s > f.t_gps_s:
-                reached = self._reach(p, t_gps_s, seq, budget)
-                if reached is False:
-                    return False
-                if reached is None:
-                    continue
-                p.version += 1
             p.last_seq = seq
+            if t_gps_s > f.t_gps_s:
+                # Published when the filter's next propagation passes it (interpolated).
+                f.tap(t_gps_s)
+                if p.alt is not None and p.alt.initialized and p.alt.t_gps_s < t_gps_s:
+                    p.alt.tap(t_gps_s)
+                p.outs.append((t_gps_s, t_sc_s))
+                continue
             if f.t_gps_s <= p.t_last_out_gps_s:
                 self.n_stale += 1  # published already (a replay)
                 continue
@@ -732,11 +799,15 @@ class FormationProcessor(Processor):
             out.append(("formation_estimate", self._body(p, f, t_sc_s, False)))
         return True
 
-    def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool) -> dict:
+    def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool,
+              alt: FormationFilter | None = None) -> dict:
+        """The estimate of *p* from *f* (with *alt*: the other side's filter at the same time)."""
         t = f.t_gps_s
         range_m = float(np.linalg.norm(f.x[I_DR]))  # the same on both sides of the plane
         if p.mirror_w < 1.0 - 1e-9 and self.range_only:
-            if p.alt is not None and not propagated and p.alt.t_gps_s <= t + 1e-6:
+            if alt is not None:
+                f = _two_filter_mixture(f, p.mirror_w, alt)
+            elif p.alt is not None and not propagated and p.alt.t_gps_s <= t + 1e-6:
                 p.alt.predict_to(t)
                 f = _two_filter_mixture(f, p.mirror_w, p.alt)
             else:  # a propagated estimate: the other side taken as the mirror image
@@ -785,6 +856,8 @@ class FormationProcessor(Processor):
             return out
         if self.batch_ended and self.queue and not self._release(self._flush_limit(), out, budget, final=True):
             return out  # events held back by a handler's budget come first
+        for p in self.peers.values():
+            self._flush_outputs(p, math.inf, out)
         for p in self.peers.values():  # a window fit under way: one more step per call
             if p.acq is not None and p.acq["job"] is not None:
                 self._step_fit(p, out)
@@ -936,6 +1009,19 @@ def _start_from_fit(f: FormationFilter, a: dict, res) -> np.ndarray:
     f.p[I_RANGE_BIAS, 9:15] = cross
     f.range_acquired = True
     return cov_peer
+
+
+def _state_at(f: FormationFilter, t_gps_s: float) -> FormationFilter | None:
+    """A shallow copy of *f* holding its estimate at *t_gps_s*: the tapped one (taken), or
+    its own if it is at that time; None if it has neither."""
+    s = f.tapped.pop(t_gps_s, None)
+    if s is None:
+        if abs(f.t_gps_s - t_gps_s) > 1e-6:
+            return None
+        s = (f.x, f.p)
+    g = copy.copy(f)
+    g.t_gps_s, g.x, g.p = t_gps_s, s[0], s[1]
+    return g
 
 
 def _two_filter_mixture(f: FormationFilter, w: float, alt: FormationFilter) -> FormationFilter:
