@@ -17,6 +17,9 @@ and ``formation``, as an EST frame holding the batch-file record, at most once p
 (CAD, or ``Config.stream_cadence_s``): an estimate is sent at once if its kind's last frame
 is at least a cadence old, else the newest one waiting is sent when the cadence is up;
 never an estimate older than one already sent.  Estimator notes go out as they come.
+While the cadence is 0 (the default: nothing to stream until the host sends CAD) the task
+is not subscribed to the estimate channels at all, so a batch's estimates cost it nothing
+(a day's batch publishes ~70 000 of them); CAD subscribes it again, from the next estimate on.
 
 Never blocks: stdin and stdout are opened again as descriptions of their own (so
 non-blocking mode does not leak to the shell or the other processes sharing the
@@ -105,7 +108,8 @@ class TtyStream(Task):
         self.reading = False
         self.out_registered = False
         self._out_check = False
-        self.other = {"stdin_eof": 0, "not_foreground": 0, "write_errors": 0, "live_published": 0}
+        self.other = {"stdin_eof": 0, "not_foreground": 0, "write_errors": 0, "live_published": 0,
+                      "estimates_subscribed": 1}
 
     # -- lifecycle ----------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -133,6 +137,15 @@ class TtyStream(Task):
         self._send(fs.HELLO_TAG, fs.HELLO.pack(fs.PROTOCOL_VERSION, fs.MAX_LINE_BYTES, self.ctx.run_number,
                                                int(round(self.cadence_s * 1000)), self.ctx.sc_now()))
         self._write()
+        self._subscribe_estimates(self.cadence_s > 0)
+
+    def _subscribe_estimates(self, on: bool) -> None:
+        """Receive the estimate channels only while there is a cadence to stream them at."""
+        if bool(self.other["estimates_subscribed"]) == on:
+            return
+        for sub in self.runner.subscribers.values():
+            sub.socket.setsockopt(zmq.SUBSCRIBE if on else zmq.UNSUBSCRIBE, b"")
+        self.other["estimates_subscribed"] = int(on)
 
     def on_stop(self, reason: str) -> None:
         self._send(fs.BYE, fs.encode_counters(self.n))
@@ -282,6 +295,7 @@ class TtyStream(Task):
             else:
                 self.cadence_s = ms / 1000.0
                 self.log.info("estimate cadence set to %.3f s by the host", self.cadence_s)
+                self._subscribe_estimates(self.cadence_s > 0)
                 self._ack(item, fs.ACK_OK)
         elif tag == fs.FLUSH:
             sent = self.flush_available and self.publish("host_cmd", "host_command",
