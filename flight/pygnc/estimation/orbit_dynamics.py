@@ -499,6 +499,15 @@ def gauss_markov_decay(dt_s, tau_s):
     return math.exp(-dt_s / tau_s)
 
 
+#: The power series of dmc_process_noise: 16 terms of each response (r: t^2.., v: t^1..,
+#: w: t^0..) as rows over the powers k = 0 .. 17.
+_SERIES_K = np.arange(18.0)[None, :]
+_SERIES_SHIFT = np.array([[2.0], [1.0], [0.0]])
+_SERIES_MASK = ((_SERIES_K >= _SERIES_SHIFT) & (_SERIES_K < _SERIES_SHIFT + 16)).astype(float)
+_SERIES_FACT = np.array([math.factorial(k) for k in range(18)], dtype=float)[None, :]
+_SERIES_HILBERT = 1.0 / (_SERIES_K.T + _SERIES_K + 1.0)
+
+
 def dmc_process_noise(dt_s, tau_s, sigma_m_s2):
     """Exact discrete process noise of one axis of (r, v, w) over *dt_s*: (3, 3).
 
@@ -514,24 +523,11 @@ def dmc_process_noise(dt_s, tau_s, sigma_m_s2):
     if bt < 0.5:
         # Power series of the three impulse responses, integrated term by term: free of
         # the cancellation that ruins the closed form for dt << tau.
-        nterms = 16
-        fact = [1.0]
-        for k in range(1, nterms + 3):
-            fact.append(fact[-1] * k)
         # phi_r = sum_{k>=2} (-b)^(k-2) t^k/k!, phi_v = sum_{k>=1} (-b)^(k-1) t^k/k!,
-        # phi_w = sum_{k>=0} (-b)^k t^k/k!  -> coefficients of t^k * T-scaled.
-        series = []
-        for shift in (2, 1, 0):
-            series.append([(k, (-bt) ** (k - shift) * t**shift / fact[k]) for k in range(shift, shift + nterms)])
-        m = np.empty((3, 3))
-        for i in range(3):
-            for j in range(i, 3):
-                acc = 0.0
-                for ki, ci in series[i]:
-                    for kj, cj in series[j]:
-                        acc += ci * cj / (ki + kj + 1)
-                m[i, j] = m[j, i] = q * t * acc
-        return m
+        # phi_w = sum_{k>=0} (-b)^k t^k/k!: row i of c holds the coefficients of t^k (k =
+        # 0 .. 17) of response i, and Q = q t c H c^T with H = 1 / (k + l + 1).
+        c = (-bt) ** (_SERIES_K - _SERIES_SHIFT) * t ** _SERIES_SHIFT / _SERIES_FACT * _SERIES_MASK
+        return (q * t) * (c @ _SERIES_HILBERT @ c.T)
     e1 = math.exp(-bt)
     e2 = e1 * e1
     i_t_1me = t * t / 2.0 - (1.0 - e1 - bt * e1) / (b * b)  # int t (1 - e^{-bt})

@@ -10,7 +10,9 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
   ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``);
 * ``sensor``: an ``orbit_estimate`` at the sample's time, propagated from the latest
   filter state by a separate *output cursor* - the filter itself only moves from fix to
-  fix, so an output never pushes it past a later fix.  A sample older than the filter
+  fix, so an output never pushes it past a later fix; the next fix's prediction starts
+  from the cursor (the same state carried to the last sample) instead of propagating
+  that span again.  A sample older than the filter
   epoch or than the last sample estimate (a restarted ingest replaying the batch) gets no
   estimate and is counted; one the cursor cannot reach within the handler budget gets none
   either (``budget_deferred``: the cursor keeps the epoch it reached and the next sample
@@ -113,6 +115,12 @@ class OrbitProcessor(Processor):
             f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
             f.n_used += 1
         else:
+            c = self.cursor
+            if self.cursor_valid and f.t_gps_s <= c.t_gps_s <= t:
+                # The output cursor has carried this very filter state (no fix since it was
+                # seeded) to the last sample: go on from there rather than propagate the
+                # same span a second time (half the orbit's propagation in a batch).
+                f.t_gps_s, f.x, f.p = c.t_gps_s, c.x.copy(), c.p.copy()
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
             f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
             if not admission.finite(f.x, f.p):  # never keep a non-finite state
