@@ -74,10 +74,16 @@ def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTI
     rn = math.sqrt(float(r @ r))
     re = ALBEDO_EARTH_RADIUS_M
     z = r / rn
-    helper = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    x = np.cross(helper, z)
-    x /= math.sqrt(float(x @ x))
-    y = np.cross(z, x)
+    zx, zy, zz = z.tolist()
+    # x = helper x z normalised (helper: GCRS z, or x near the poles), y = z x x
+    if abs(zz) < 0.9:
+        xx, xy, xz = -zy, zx, 0.0
+    else:
+        xx, xy, xz = 0.0, -zz, zy
+    n = math.sqrt(xx * xx + xy * xy + xz * xz)
+    xx, xy, xz = xx / n, xy / n, xz / n
+    x = np.array((xx, xy, xz))
+    y = np.array((zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx))
     cos_max = math.sqrt(max(0.0, 1.0 - (re / rn) ** 2))  # cos of the Earth disc's half-angle
     uu, ca, sa = _TEMPLATE
     cos_eta = 1.0 - uu * (1.0 - cos_max)  # nadir angle of each cell's ray

@@ -106,6 +106,7 @@ field-model and time-tag part), smoothed NEES mean 3.3-3.9.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -671,7 +672,7 @@ class AttitudeMEKF:
         hist = self.recent_steps_s
         sig = cfg.regular_step_sigma_s
         if len(hist) >= 3:
-            nominal = float(np.median(hist))
+            nominal = float(statistics.median(hist))
             d = dt - max(1, round(dt / nominal)) * nominal
             if abs(d) > cfg.irregular_step_threshold_s:
                 self.n_irregular_steps += 1
@@ -687,7 +688,7 @@ class AttitudeMEKF:
     # -- updates ----------------------------------------------------------------------
     def _update(self, r, h, rdiag) -> tuple[bool, float]:
         s = h @ self.p @ h.T
-        s[np.diag_indices_from(s)] += rdiag
+        s.flat[:: s.shape[0] + 1] += rdiag
         try:
             sr = np.linalg.solve(s, r)
         except np.linalg.LinAlgError:
