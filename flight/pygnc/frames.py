@@ -469,15 +469,23 @@ def gcrs_to_itrs(r_gcrs_m, v_gcrs_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0,
 EARTH_RATE_SKEW = np.array([[0.0, -OMEGA_EARTH_RAD_S, 0.0], [OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
 
 
+def rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs) -> np.ndarray:
+    """6x6 J with [r_ecef; v_ecef] = J [r_gcrs; v_gcrs]: :func:`gcrs_to_itrs` (linear, polar
+    motion ignored) as a matrix, for *m_gcrs_from_itrs* = :func:`gcrs_from_itrs_matrix` at
+    the epoch; also the Jacobian that carries a covariance across."""
+    mt = np.asarray(m_gcrs_from_itrs).T
+    j = np.zeros((6, 6))
+    j[:3, :3] = mt
+    j[3:, 3:] = mt
+    j[3:, :3] = -EARTH_RATE_SKEW @ mt
+    return j
+
+
 def covariance_gcrs_to_ecef(p_rv_gcrs, m_gcrs_from_itrs):
     """6x6 position/velocity covariance, GCRS -> ECEF, including the Earth-rate term.
 
     *m_gcrs_from_itrs* is :func:`gcrs_from_itrs_matrix` at the covariance's epoch; the
     Jacobian is that of :func:`gcrs_to_itrs` (polar motion ignored, as there).
     """
-    mt = np.asarray(m_gcrs_from_itrs).T
-    j = np.zeros((6, 6))
-    j[:3, :3] = mt
-    j[3:, 3:] = mt
-    j[3:, :3] = -EARTH_RATE_SKEW @ mt
+    j = rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs)
     return j @ np.asarray(p_rv_gcrs) @ j.T

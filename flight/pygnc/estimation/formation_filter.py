@@ -238,12 +238,14 @@ def _interpolate_state(x0, x1, ends0, ends1, tau, h):
     s2 = s * s
     s3 = s2 * s
     h00, h10, h01, h11 = 2.0 * s3 - 3.0 * s2 + 1.0, (s3 - 2.0 * s2 + s) * h, 3.0 * s2 - 2.0 * s3, (s3 - s2) * h
-    x = (1.0 - s) * x0 + s * x1
+    a, b = x0.tolist(), x1.tolist()
+    x = [(1.0 - s) * u + s * w for u, w in zip(a, b)]
     for r, v, k in ((0, 3, 0), (9, 12, 1)):  # own (r, v); relative (dr, dv)
-        x[r:r + 3] = h00 * x0[r:r + 3] + h10 * x0[v:v + 3] + h01 * x1[r:r + 3] + h11 * x1[v:v + 3]
-        x[v:v + 3] = (h00 * x0[v:v + 3] + h10 * np.asarray(ends0[k]) + h01 * x1[v:v + 3]
-                      + h11 * np.asarray(ends1[k]))
-    return x
+        e0, e1 = ends0[k], ends1[k]
+        for i in range(3):
+            x[r + i] = h00 * a[r + i] + h10 * a[v + i] + h01 * b[r + i] + h11 * b[v + i]
+            x[v + i] = h00 * a[v + i] + h10 * e0[i] + h01 * b[v + i] + h11 * e1[i]
+    return np.array(x)
 
 
 def rtn_matrix(r_m, v_m_s) -> np.ndarray:
@@ -329,10 +331,9 @@ class FormationFilter:
     def relative_ecef(self):
         """(dr_ecef_m, dv_ecef_m_s, 6x6 covariance): the relative state in ITRS axes,
         dv the rate of change of the ECEF relative vector (Earth-rate term included)."""
-        dr, dv, p6 = self.relative_gcrs()
-        m = frames.gcrs_from_itrs_matrix(self.t_gps_s)
-        dr_e, dv_e = frames.gcrs_to_itrs(dr, dv, self.t_gps_s)
-        return dr_e, dv_e, frames.covariance_gcrs_to_ecef(p6, m)
+        j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(self.t_gps_s))
+        x_e = j @ self.x[9:15]
+        return x_e[0:3], x_e[3:6], j @ self.p[9:15, 9:15] @ j.T
 
     def relative_rtn(self):
         """(dr_rtn_m (3,), 3x3 covariance): relative position in the own radial /

@@ -175,10 +175,11 @@ class OrbitProcessor(Processor):
         if t_est <= (max(self.t_last_output, self.t_last_propagated) if propagated else self.t_last_output):
             return out
         r_i, v_i = c.x[:3], c.x[3:6]
-        m = frames.gcrs_from_itrs_matrix(t_est)
-        r_e, v_e = frames.gcrs_to_itrs(r_i, v_i, t_est)
+        j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(t_est))
+        x_e = j @ c.x[:6]
+        r_e, v_e = x_e[:3], x_e[3:6]
         p6 = c.p[:6, :6]
-        p_e = frames.covariance_gcrs_to_ecef(p6, m)
+        p_e = j @ p6 @ j.T
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
         if propagated:
