@@ -205,3 +205,14 @@ def test_stream_modes_keep_canonical_mode_and_ctrl_c_only():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_the_idle_subscription_matches_no_bus_message():
+    """While not streaming, tty_stream subscribes to NO_MESSAGES: every bus message is a
+    msgpack map, so none starts with it (and a restarted producer still sees a subscriber)."""
+    from pygnc.bus.messages import Encoder
+    from pygnc.tasks.tty_stream import NO_MESSAGES
+
+    enc = Encoder("orbit_estimator")
+    for body in ({}, {"estimator": "orbit", "code": "x", "text": "y"}):
+        assert not enc.encode("estimator_note", body).startswith(NO_MESSAGES)

@@ -58,6 +58,9 @@ STOP_WRITE_S = 0.1
 MAX_WAIT_S = 0.5
 #: Consecutive empty reads of a terminal taken as a hang-up (EOF is disabled on it).
 HANGUP_EMPTY_READS = 10
+#: A subscription prefix no bus message has (each is a msgpack map: first byte 0x80-0x8f
+#: or 0xde/0xdf): subscribed to while not streaming.
+NO_MESSAGES = b"\x00"
 
 _KIND_BY_TYPE = {t: k for k in fmt.KINDS for t in k.message_types
                  if t in ("orbit_estimate", "attitude_estimate", "formation_estimate", "estimator_note")}
@@ -140,11 +143,17 @@ class TtyStream(Task):
         self._subscribe_estimates(self.cadence_s > 0)
 
     def _subscribe_estimates(self, on: bool) -> None:
-        """Receive the estimate channels only while there is a cadence to stream them at."""
+        """Receive the estimate channels only while there is a cadence to stream them at.
+
+        Off, the socket subscribes to :data:`NO_MESSAGES` instead of everything, so a
+        producer (re)starting still sees this consumer subscribed (its ready handshake
+        waits for every declared consumer) and sends it nothing."""
         if bool(self.other["estimates_subscribed"]) == on:
             return
+        new, old = (b"", NO_MESSAGES) if on else (NO_MESSAGES, b"")
         for sub in self.runner.subscribers.values():
-            sub.socket.setsockopt(zmq.SUBSCRIBE if on else zmq.UNSUBSCRIBE, b"")
+            sub.socket.setsockopt(zmq.SUBSCRIBE, new)  # first, so it is never unsubscribed
+            sub.socket.setsockopt(zmq.UNSUBSCRIBE, old)
         self.other["estimates_subscribed"] = int(on)
 
     def on_stop(self, reason: str) -> None:
