@@ -17,6 +17,9 @@
    the Ctrl-C that ends the run.
 3. The same with the tree pinned to one core (``taskset -c 0``; a Pi Zero 2 W core is
    roughly 10-20x slower than one of this machine's).
+4. ``--handler-times``: the live-mode view instead - every estimator's ``handle()`` calls
+   on the batch in this process (one call per message, outputs passed on as the tree
+   does), their p50 / p99 / max and the message type of the slowest.
 
 Prints the median (and each run) of the time to done, the median per-task CPU seconds and
 the peak PSS.  Needs the bench extra (psutil).
@@ -137,6 +140,41 @@ def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, l
     return {"median_s": med, "results": results}
 
 
+def handler_times(scenario: Path) -> None:
+    """Print each estimator's handle() call times over the batch, in process."""
+    from ground.replay_core import PROCESSORS, quiet_logger
+    from pygnc.config import Paths, config_for_home
+    from pygnc.tasks.ingest import build_message_stream
+
+    config = config_for_home(scenario)
+    stream = build_message_stream(Paths(scenario), config, quiet_logger()).messages
+    names = list(PROCESSORS)
+    procs = [cls(config) for cls in PROCESSORS.values()]
+    times: dict[str, list] = {n: [] for n in names}
+    clock = time.perf_counter
+
+    def dispatch(msg_type: str, body: dict, start: int) -> None:
+        for i in range(start, len(procs)):
+            if msg_type not in procs[i].consumes:
+                continue
+            t0 = clock()
+            out = procs[i].handle(msg_type, body)
+            times[names[i]].append((clock() - t0, msg_type))
+            for out_type, out_body in out:
+                dispatch(out_type, out_body, i + 1)
+
+    for msg_type, body in stream:
+        dispatch(msg_type, body, 0)
+    print("handle() per message, in process (live mode: one call per message):")
+    for n in names:
+        ms = sorted(dt * 1e3 for dt, _ in times[n])
+        if not ms:
+            continue
+        slowest = max(times[n])[1]
+        print(f"  {n:10s} {len(ms):6d} calls: p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(0.99 * (len(ms) - 1))]:.3f} ms, "
+              f"max {ms[-1]:.1f} ms ({slowest}), total {sum(ms) / 1e3:.1f} s")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--settings", type=Path, default=DEFAULT_SETTINGS)
@@ -145,6 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scenario", type=Path, help="an already simulated scenario directory (skip simulate)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-one-core", action="store_true", help="skip the taskset -c 0 series")
+    ap.add_argument("--handler-times", action="store_true",
+                    help="only the estimators' handle() call times in process (p50/p99/max), not the tree")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
@@ -164,6 +204,9 @@ def main(argv=None) -> int:
         n_rng = len(list((scenario / "range").glob("rng*.bin"))) if (scenario / "range").is_dir() else 0
         print(f"batch: {len(sense.sensors)} sensor samples, {len(sense.fixes)} GPS records, {n_rng} range files; "
               f"machine: {psutil.cpu_count()} cores, load {psutil.getloadavg()[0]:.2f}")
+        if args.handler_times:
+            handler_times(scenario)
+            return 0
         two = series(scenario, args.runs, t_last, None, "all cores")
         if not args.no_one_core and shutil.which("taskset"):
             one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)")

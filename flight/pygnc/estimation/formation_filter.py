@@ -35,10 +35,13 @@ State (GCRS, SI), index: meaning
 
 Dynamics: both spacecraft are propagated with the orbit estimator's model
 (:func:`pygnc.estimation.orbit_dynamics.propagate`: zonals, EGM96 tesserals, drag, RK4 with
-an analytic transition matrix) - the own orbit from (r, v, w_common), the peer from
-(r + dr, v + dv, w_common + dw, peer_drag_scale) with the peer's ballistic coefficient - and
+an analytic transition matrix; steps up to ``max_step_s`` = 30 s, so usually one from
+measurement to measurement) - the own orbit from (r, v, w_common), the peer from
+(r + dr, v + dv, w_common, peer_drag_scale) with the peer's ballistic coefficient, plus the
+differential acceleration dw decaying with its own time constant in closed form - and
 the relative state is the difference of the two propagated states, so every modelled
-force (J2 differential, tesseral gradient, drag difference) is differenced exactly.  The
+force (J2 differential, tesseral gradient, drag difference) is differenced exactly.
+Estimates between steps: :meth:`FormationFilter.tap`.  The
 transition matrix is assembled from the two 4th-order Taylor transition matrices (the
 peer's block minus the own one for the coupling of the relative state to the own
 state).  Process noise: the exact discrete Gauss-Markov covariance of
@@ -84,7 +87,7 @@ bound (24 realisations of one geometry: within 0.045 m of it on every run).  A b
 known from earlier batches (``range_bias_prior_m`` / ``range_bias_sigma_m``) removes the
 limit (0.3 m prior: line of sight 0.23-0.33 m).  The range time-tag lateness is only
 weakly observable (it trades against the relative orbit's phase) and is carried mainly for
-consistency.  Cost: ~0.2 ms per 5-s predict, ~0.03 ms per range update.
+consistency.  Cost: ~0.2 ms per predict step, ~0.03 ms per range update.
 
 Everything here is pure computation: arrays in, arrays out, no I/O.
 """

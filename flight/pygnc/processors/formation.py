@@ -11,7 +11,13 @@ Inputs
 * ``range``: measured range to ``peer_id`` at own spacecraft time ``t_sc_s``; packets
   without the valid flag are counted and dropped.
 * ``sensor``: a ``formation_estimate`` is due for every initialised peer at the sample's
-  time.
+  time.  It is not a propagation step: the estimate waits (``_Peer.outs``) until the
+  filter's step to the next measurement passes its time and is interpolated inside that
+  step (:meth:`FormationFilter.tap`) - a day's 5-s outputs would otherwise triple the
+  filter's steps (and the plane-mirror alternative's).  An estimate that has waited
+  :data:`OUTPUT_DEFER_MAX_S` of stream, or is still waiting when the filter is about to be
+  re-initialised or replaced, at the batch's end or before propagating to now, is
+  predicted to instead; either way estimates go out per peer in time order.
 * ``batch_end``: everything still held is processed; notes are issued (below).
 
 Time order.  Ingest merges messages by spacecraft time, but a peer fix is stamped with the
@@ -75,7 +81,9 @@ sqrt(n): 1.05 m after 30 min, 0.45 m after 3 h), and a run's line-of-sight RMS i
 m in only ~53 % of runs for any estimator (see the filter's module docstring).  With the
 bias known to 0.3 m (``Config.formation_range_bias_m`` / ``_sigma_m``, e.g. from earlier
 batches) every seed is within 0.33 m.  10 km apart: the same figures.  Cost: ~0.45 ms per
-5-s step per peer (3-h batch in ~1 s per peer).  Re-measured with the truth propagated by
+5-s step per peer (3-h batch in ~1 s per peer) before estimates were interpolated between
+measurements; the 24-h range-only batch of two partners now takes ~31 s of CPU (65-74 s
+before).  Re-measured with the truth propagated by
 brahe (seeds 1-3): 3D 0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m (bound
 0.31 / 0.36 / 0.45 m), velocity ~1 mm/s, NEES mean 2.8.
 """
