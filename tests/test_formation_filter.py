@@ -435,7 +435,7 @@ def test_shared_own_step_is_the_full_step_to_first_order():
     g = _prior_filter()
     g.x[0:3] += np.array([7.0, -7.0, 4.0])
     g.x[3:6] += np.array([0.005, 0.008, -0.005])
-    ff._OWN_STEPS.clear()
+    f.own_steps = g.own_steps = {}  # as the filters of one processor
     n0 = dict(ff.OWN_STEP_COUNTS)
     x_f, phi_f = f.transition(5.0)
     x_g, phi_g = g.transition(5.0)
@@ -450,6 +450,7 @@ def test_shared_own_step_is_the_full_step_to_first_order():
     assert np.abs(x_g[9:12] - (peer_new[0:3] - full[0:3])).max() < 1e-6
     # beyond the bound, a full propagation
     h = _prior_filter()
+    h.own_steps = f.own_steps
     h.x[0] += 2.0 * ff.SHARE_MAX_DR_M
     n1 = ff.OWN_STEP_COUNTS["propagated"]
     h.transition(5.0)

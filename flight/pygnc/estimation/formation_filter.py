@@ -94,6 +94,7 @@ Everything here is pure computation: arrays in, arrays out, no I/O.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -131,18 +132,19 @@ I_DRAG_SCALE, I_RANGE_BIAS, I_RANGE_DT = 18, 19, 20
 Q_GRID_S = 0.05
 _Q_CACHE: dict[tuple, np.ndarray] = {}
 
-#: One step of the own orbit, shared: every formation filter steps its own state through
-#: the same instants with the same own model (the filter of each partner, and the mirror
-#: alternative of a range-only acquisition), and their own states usually differ by metres
-#: (the same own fixes update them all).  The first filter to step from (t, h) propagates
-#: with the full model and leaves (own state, result, Phi) here; the others carry their own
-#: state's difference d from it through Phi: x + Phi d.  Against a full propagation that is
+#: One step of the own orbit, shared: every formation filter of one processor steps its own
+#: state through the same instants with the same own model (the filter of each partner, and
+#: the mirror alternative of a range-only acquisition), and their own states usually differ
+#: by metres (the same own fixes update them all).  The first filter to step from (t, h)
+#: propagates with the full model and leaves (own state, result, Phi) in the filters' shared
+#: ``own_steps`` dict (one per processor: filters of unrelated runs in one process - a Monte
+#: Carlo worker - never share, so a run's result does not depend on what ran before it);
+#: the others carry their own state's difference d from it through Phi: x + Phi d.  Against a full propagation that is
 #: off by ~3e-8 m and 5e-10 m/s per metre of d per 5-s step (Phi leaves out the tesseral
 #: and third-body gradients): 3e-7 m and 5e-9 m/s at the 10-m bound, against the step's own
 #: process noise of 4e-5 m and 2e-5 m/s per axis (tests/test_formation_filter.py).  A
 #: larger difference propagates in full.  On the 24-h two-partner range-only batch, 70 % of
 #: the own steps are shared and the formation estimator's CPU is 17 % lower.
-_OWN_STEPS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 _OWN_STEPS_MAX = 32
 SHARE_MAX_DR_M = 10.0
 SHARE_MAX_DV_M_S = 0.01
@@ -150,11 +152,15 @@ SHARE_MAX_DV_M_S = 0.01
 OWN_STEP_COUNTS = {"shared": 0, "propagated": 0}
 
 
-def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
+def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float,
+             steps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(own state after *h* s, Phi) from GPS time *t_gps_s*: :func:`od.propagate`, or the
-    shared step of another filter from the same instant carried to *own* (see _OWN_STEPS)."""
+    step another filter sharing *steps* took from the same instant, carried to *own* (see
+    _OWN_STEPS_MAX above; no *steps*: always propagated)."""
+    if steps is None:
+        return od.propagate(own, h, model, t_gps_s=t_gps_s)
     key = (t_gps_s, h, model)
-    e = _OWN_STEPS.get(key)
+    e = steps.get(key)
     if e is not None:
         ref, ref_new, phi = e
         d = own - ref
@@ -164,9 +170,9 @@ def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float)
             return ref_new + phi @ d, phi
     new, phi = od.propagate(own, h, model, t_gps_s=t_gps_s)
     OWN_STEP_COUNTS["propagated"] += 1
-    if len(_OWN_STEPS) >= _OWN_STEPS_MAX:
-        _OWN_STEPS.clear()
-    _OWN_STEPS[key] = (np.array(own, dtype=float), new, phi)
+    if len(steps) >= _OWN_STEPS_MAX:
+        steps.clear()
+    steps[key] = (np.array(own, dtype=float), new, phi)
     return new, phi
 
 @dataclass(frozen=True)
@@ -307,9 +313,20 @@ class FormationFilter:
                        c.estimate_peer_drag_scale, c.peer_drag_scale_sigma, c.peer_drag_scale_tau_s,
                        c.range_bias_walk_m_sqrt_s)
         self._eye = np.eye(N_STATES)
+        #: own steps shared with the other filters of the same processor (see own_step)
+        self.own_steps: dict | None = None
         self._taps: list[float] = []  # times asked for by tap(), ascending, not reached yet
         #: t_gps_s -> (x, P) at a tapped time the prediction has passed (see tap)
         self.tapped: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __deepcopy__(self, memo):
+        """A deep copy that still shares :attr:`own_steps` (a cursor or the mirror
+        alternative steps through the same instants as the filter it came from)."""
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, v if k == "own_steps" else copy.deepcopy(v, memo))
+        return new
 
     # ------------------------------------------------------------------ state access
     @property
@@ -508,7 +525,7 @@ class FormationFilter:
         peer[0:6] = x[0:6] + x[9:15]
         peer[6:9] = x[6:9]
         peer[9] = x[I_DRAG_SCALE]
-        own_new, phi_o = own_step(own, h, self.own_model, t)
+        own_new, phi_o = own_step(own, h, self.own_model, t, self.own_steps)
         peer_new, phi_p = od.propagate(peer, h, self.peer_model, t_gps_s=t)
         # The differential acceleration dw0 exp(-t / tau_d), in closed form: it has its own
         # time constant (the common one decays within the propagation with the orbit's).

@@ -182,6 +182,7 @@ class FormationProcessor(Processor):
         #: No partner fix reaches the Pi: partners are started from priors and ranges.
         self.range_only = c.range_gps_source == "own"
         self.peers: dict[int, _Peer] = {}
+        self.own_steps: dict = {}  # the own orbit's steps its filters share (formation_filter.own_step)
         self.clock: ClockMap | None = None
         self.queue: list[tuple] = []
         self.seq = 0
@@ -229,6 +230,7 @@ class FormationProcessor(Processor):
                                                  "its fixes and ranges are ignored"))
             return None
         p = self.peers[peer_id] = _Peer(peer_id, self.filter_config)
+        p.filter.own_steps = self.own_steps
         return p
 
     def _push(self, t_gps_s: float, kind: int, payload, key: tuple) -> None:
