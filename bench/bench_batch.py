@@ -173,6 +173,11 @@ def handler_times(scenario: Path) -> None:
         slowest = max(times[n])[1]
         print(f"  {n:10s} {len(ms):6d} calls: p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(0.99 * (len(ms) - 1))]:.3f} ms, "
               f"max {ms[-1]:.1f} ms ({slowest}), total {sum(ms) / 1e3:.1f} s")
+        for t in sorted({m for _, m in times[n]}):
+            mt = sorted(dt * 1e3 for dt, m in times[n] if m == t)
+            if len(mt) >= 100:
+                print(f"      {t:18s} {len(mt):6d} calls: p50 {mt[len(mt) // 2]:.3f} ms, "
+                      f"p99 {mt[int(0.99 * (len(mt) - 1))]:.3f} ms")
 
 
 def main(argv=None) -> int:

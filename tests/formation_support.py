@@ -41,12 +41,12 @@ def record_sides(proc) -> list:
     sides: list = []
     body = proc._body
 
-    def recording_body(p, f, t_sc_s, propagated, alt=None):
+    def recording_body(p, f, t_sc_s, propagated, alt=None, w=None):
         if not propagated:
             other = alt if alt is not None else p.alt
             sides.append((p.peer_id, f.t_gps_s, f.x[9:12].copy(),
-                          None if other is None else other.x[9:12].copy(), p.mirror_w))
-        return body(p, f, t_sc_s, propagated, alt=alt)
+                          None if other is None else other.x[9:12].copy(), p.mirror_w if w is None else w))
+        return body(p, f, t_sc_s, propagated, alt=alt, w=w)
 
     proc._body = recording_body
     return sides

@@ -478,7 +478,7 @@ def test_tapped_estimates_between_steps_match_a_step_ending_there():
     for tau in taus[:4]:
         d = copy.deepcopy(f)
         d.predict(tau)
-        x, p = g.tapped.pop(t0 + tau)
+        x, p = g.take_tapped(t0 + tau)
         e = x - d.x
         assert np.abs(e[9:12]).max() < 1e-4 and np.abs(e[12:15]).max() < 2e-6
         assert np.abs(e[0:3]).max() < 0.05 and np.abs(e[3:6]).max() < 1e-3
@@ -488,7 +488,7 @@ def test_tapped_estimates_between_steps_match_a_step_ending_there():
         assert math.sqrt(u @ p[9:12, 9:12] @ u) == pytest.approx(math.sqrt(u @ d.p[9:12, 9:12] @ u), rel=1e-3)
         assert_symmetric_positive_definite(p, idx=np.arange(9, 15))
     g.predict(10.0)  # the waiting tap is the end of a later step's
-    x, p = g.tapped.pop(t0 + h + 4.0)
+    x, p = g.take_tapped(t0 + h + 4.0)
     d = copy.deepcopy(f)
     d.predict(h)
     d.predict(4.0)

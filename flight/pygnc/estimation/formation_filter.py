@@ -316,8 +316,9 @@ class FormationFilter:
         #: own steps shared with the other filters of the same processor (see own_step)
         self.own_steps: dict | None = None
         self._taps: list[float] = []  # times asked for by tap(), ascending, not reached yet
-        #: t_gps_s -> (x, P) at a tapped time the prediction has passed (see tap)
-        self.tapped: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        #: t_gps_s -> what gives the estimate at a tapped time the prediction has passed
+        #: (:meth:`take_tapped`)
+        self.tapped: dict[float, tuple | list] = {}
 
     def __deepcopy__(self, memo):
         """A deep copy that still shares :attr:`own_steps` (a cursor or the mirror
@@ -570,7 +571,7 @@ class FormationFilter:
     # ------------------------------------------------------------------ estimates between steps
     def tap(self, t_gps_s):
         """Keep the estimate at *t_gps_s* (later than the filter time and than every earlier
-        tap) when a later prediction passes it, in :attr:`tapped` ``{t: (x, P)}``, without
+        tap) when a later prediction passes it (:meth:`take_tapped` gives (x, P)), without
         a step ending there: an output between two measurements costs an interpolation,
         not two propagations of both orbits.
 
@@ -588,24 +589,45 @@ class FormationFilter:
         self._taps.append(float(t_gps_s))
 
     def _resolve_taps(self, t0, x0, p0, phi, h):
+        """Keep what the taps inside this step need; the interpolation itself is done when an
+        estimate is taken (:meth:`take_tapped`), so a call that steps the filter does not
+        also pay for every estimate it passed.  *x0* and *p0* are never changed in place
+        after a step (updates make new arrays); the step's end is copied (a range update
+        may change it in place)."""
         taps = self._taps
-        ends = None
+        step = None
         while taps and taps[0] <= t0 + h + 1e-6:
             t = taps.pop(0)
             tau = t - t0
             if tau >= h - 1e-6:
-                x, p = self.x.copy(), 0.5 * (self.p + self.p.T)
+                self.tapped[t] = (self.x.copy(), 0.5 * (self.p + self.p.T))
             elif tau <= 1e-6:
-                x, p = x0.copy(), p0.copy()
+                self.tapped[t] = (x0.copy(), p0.copy())
             else:
-                if ends is None:
-                    pole = tuple(od.earth_pole_gcrs(t0 + 0.5 * h).tolist())
-                    ends = (self._accelerations(x0, pole), self._accelerations(self.x, pole))
-                x = _interpolate_state(x0, self.x, ends[0], ends[1], tau, h)
-                phi_s = self._eye + (tau / h) * (phi - self._eye)
-                p = phi_s @ p0 @ phi_s.T + self._q(tau)
-                p = 0.5 * (p + p.T)
-            self.tapped[t] = (x, p)
+                if step is None:
+                    step = [t0, h, x0, p0, phi, self.x.copy(), None]
+                self.tapped[t] = step
+
+    def take_tapped(self, t_gps_s):
+        """(x, P) at a tapped time the prediction has passed (removed from :attr:`tapped`),
+        or None; see :meth:`tap`."""
+        e = self.tapped.pop(t_gps_s, None)
+        return None if e is None else self.tap_estimate(e, t_gps_s)
+
+    def tap_estimate(self, e, t_gps_s):
+        """(x, P) at *t_gps_s* from an entry of :attr:`tapped` (taken earlier: the filter may
+        have moved on or restarted since; the entry holds what it needs)."""
+        if isinstance(e, tuple):
+            return e
+        t0, h, x0, p0, phi, x1, ends = e
+        if ends is None:  # the step's end derivatives, once for all its taps
+            pole = tuple(od.earth_pole_gcrs(t0 + 0.5 * h).tolist())
+            ends = e[6] = (self._accelerations(x0, pole), self._accelerations(x1, pole))
+        tau = t_gps_s - t0
+        x = _interpolate_state(x0, x1, ends[0], ends[1], tau, h)
+        phi_s = self._eye + (tau / h) * (phi - self._eye)
+        p = phi_s @ p0 @ phi_s.T + self._q(tau)
+        return x, 0.5 * (p + p.T)
 
     def _accelerations(self, x, pole):
         """(own, peer - own) accelerations [m/s^2] at the filter state *x*."""

@@ -94,6 +94,7 @@ import copy
 import dataclasses
 import heapq
 import math
+from collections import deque
 
 import numpy as np
 
@@ -122,6 +123,10 @@ PROPAGATION_CHUNK_S = 30.0
 #: then interpolated, FormationFilter.tap) until the processed stream is this much past it;
 #: then the filter is predicted to it [s].
 OUTPUT_DEFER_MAX_S = 30.0
+#: Interpolated outputs published per peer and handler call: the ~5 a measurement's step
+#: passes go out over the next calls (sensor samples, ranges), so the call that steps the
+#: filters does not also build every estimate (all are out by the batch's end).
+READY_PER_CALL = 2
 
 
 def filter_config_from(config: Config) -> FormationFilterConfig:
@@ -170,6 +175,9 @@ class _Peer:
         self.last_seq = -1  # sequence number of the last queued event applied to this peer
         #: outputs waiting for the filter to pass their time: (t_gps_s, t_sc_s), ascending
         self.outs: list[tuple[float, float]] = []
+        #: ... passed, with their states, to publish: (t_sc_s, filter at t, other side at t
+        #: or None, side weight), ascending
+        self.ready: deque = deque()
 
 
 class FormationProcessor(Processor):
@@ -275,12 +283,16 @@ class FormationProcessor(Processor):
             if self._release(self._flush_limit(), out, self._budget(), final=True):
                 for p in self.peers.values():
                     self._flush_outputs(p, math.inf, out)
+                    self._publish_ready(p, out)
             for p in self.peers.values():  # windows the batch ended in: fit what they hold
                 if p.acq is not None and p.acq["job"] is None and not self.queue:
                     self._start_fit(p, out)  # finished by the propagation after the batch
             self._batch_notes(body, out)
             return out
         self._release(self.t_stream_gps_s - self.hold_s, out, self._budget())
+        for p in self.peers.values():
+            if p.ready:
+                self._publish_ready(p, out, READY_PER_CALL)
         return out
 
     def _budget(self) -> admission.Budget:
@@ -448,8 +460,10 @@ class FormationProcessor(Processor):
 
     # ------------------------------------------------------------------ outputs between measurements
     def _emit_outputs(self, p: _Peer, out: list[Output]) -> None:
-        """Publish *p*'s waiting outputs that its filter has passed (interpolated within the
-        steps, FormationFilter.tap), the other side's filter brought to the same time."""
+        """Take *p*'s waiting outputs that its filter has passed (interpolated within the
+        steps, FormationFilter.tap; the other side's filter brought to the same time) into
+        its ready queue, with the side weight of their time; published by
+        :meth:`_publish_ready`."""
         if not p.outs:
             return
         f = p.filter
@@ -458,7 +472,7 @@ class FormationProcessor(Processor):
             alt.predict_to(f.t_gps_s)
         while p.outs and p.outs[0][0] <= f.t_gps_s + 1e-6:
             t_o, t_sc = p.outs.pop(0)
-            g = _state_at(f, t_o)
+            g = _taken_at(f, t_o)
             if g is None:  # cannot happen: every waiting output is tapped
                 self.n_gap_skipped += 1
                 continue
@@ -466,8 +480,17 @@ class FormationProcessor(Processor):
                 self.n_stale += 1  # published already (a replay)
                 continue
             p.t_last_out_gps_s = t_o
-            out.append(("formation_estimate", self._body(p, g, t_sc, False,
-                                                         alt=None if alt is None else _state_at(alt, t_o))))
+            p.ready.append((t_sc, g, None if alt is None else _taken_at(alt, t_o), p.mirror_w))
+
+    def _publish_ready(self, p: _Peer, out: list[Output], limit: int | None = None) -> None:
+        """Publish up to *limit* (all: None) of *p*'s ready outputs, oldest first (their
+        interpolation is done here, see _taken_at)."""
+        ready = p.ready
+        n = len(ready) if limit is None else min(limit, len(ready))
+        for _ in range(n):
+            t_sc, g, alt, w = ready.popleft()
+            g, alt = _filled(*g), None if alt is None else _filled(*alt)
+            out.append(("formation_estimate", self._body(p, g, t_sc, False, alt=alt, w=w)))
 
     def _flush_outputs(self, p: _Peer, t_until_gps_s: float, out: list[Output]) -> None:
         """Publish *p*'s waiting outputs up to *t_until_gps_s* by predicting its filter to
@@ -802,6 +825,7 @@ class FormationProcessor(Processor):
                     p.alt.tap(t_gps_s)
                 p.outs.append((t_gps_s, t_sc_s))
                 continue
+            self._publish_ready(p, out)  # what is older goes first
             if f.t_gps_s <= p.t_last_out_gps_s:
                 self.n_stale += 1  # published already (a replay)
                 continue
@@ -810,18 +834,20 @@ class FormationProcessor(Processor):
         return True
 
     def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool,
-              alt: FormationFilter | None = None) -> dict:
-        """The estimate of *p* from *f* (with *alt*: the other side's filter at the same time)."""
+              alt: FormationFilter | None = None, w: float | None = None) -> dict:
+        """The estimate of *p* from *f* (with *alt*: the other side's filter at the same time;
+        *w*: the side weight at that time, else the current one)."""
         t = f.t_gps_s
+        w = p.mirror_w if w is None else w
         range_m = float(np.linalg.norm(f.x[I_DR]))  # the same on both sides of the plane
-        if p.mirror_w < 1.0 - 1e-9 and self.range_only:
+        if w < 1.0 - 1e-9 and self.range_only:
             if alt is not None:
-                f = _two_filter_mixture(f, p.mirror_w, alt)
+                f = _two_filter_mixture(f, w, alt)
             elif p.alt is not None and not propagated and p.alt.t_gps_s <= t + 1e-6:
                 p.alt.predict_to(t)
-                f = _two_filter_mixture(f, p.mirror_w, p.alt)
+                f = _two_filter_mixture(f, w, p.alt)
             else:  # a propagated estimate: the other side taken as the mirror image
-                f = _mirror_mixture(f, p.mirror_w)
+                f = _mirror_mixture(f, w)
         dr_e, dv_e, p_e = f.relative_ecef()
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         dr_g, dv_g, p_g = f.relative_gcrs()
@@ -868,6 +894,7 @@ class FormationProcessor(Processor):
             return out  # events held back by a handler's budget come first
         for p in self.peers.values():
             self._flush_outputs(p, math.inf, out)
+            self._publish_ready(p, out)
         for p in self.peers.values():  # a window fit under way: one more step per call
             if p.acq is not None and p.acq["job"] is not None:
                 self._step_fit(p, out)
@@ -1021,16 +1048,23 @@ def _start_from_fit(f: FormationFilter, a: dict, res) -> np.ndarray:
     return cov_peer
 
 
-def _state_at(f: FormationFilter, t_gps_s: float) -> FormationFilter | None:
-    """A shallow copy of *f* holding its estimate at *t_gps_s*: the tapped one (taken), or
-    its own if it is at that time; None if it has neither."""
-    s = f.tapped.pop(t_gps_s, None)
-    if s is None:
+def _taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
+    """(a shallow copy of *f*: its counters as they are now, the entry for its estimate at
+    *t_gps_s*: the tapped one, taken from *f*, or a copy of its own state if it is at that
+    time), for :func:`_filled`; None if it has neither."""
+    e = f.tapped.pop(t_gps_s, None)
+    if e is None:
         if abs(f.t_gps_s - t_gps_s) > 1e-6:
             return None
-        s = (f.x, f.p)
+        e = (f.x.copy(), f.p.copy())
     g = copy.copy(f)
-    g.t_gps_s, g.x, g.p = t_gps_s, s[0], s[1]
+    g.t_gps_s = t_gps_s
+    return g, e
+
+
+def _filled(g: FormationFilter, e) -> FormationFilter:
+    """*g* from _taken_at holding its estimate, the entry *e* evaluated (the interpolation)."""
+    g.x, g.p = g.tap_estimate(e, g.t_gps_s)
     return g
 
 
