@@ -139,12 +139,13 @@ _Q_CACHE: dict[tuple, np.ndarray] = {}
 #: propagates with the full model and leaves (own state, result, Phi) in the filters' shared
 #: ``own_steps`` dict (one per processor: filters of unrelated runs in one process - a Monte
 #: Carlo worker - never share, so a run's result does not depend on what ran before it);
-#: the others carry their own state's difference d from it through Phi: x + Phi d.  Against a full propagation that is
-#: off by ~3e-8 m and 5e-10 m/s per metre of d per 5-s step (Phi leaves out the tesseral
-#: and third-body gradients): 3e-7 m and 5e-9 m/s at the 10-m bound, against the step's own
-#: process noise of 4e-5 m and 2e-5 m/s per axis (tests/test_formation_filter.py).  A
-#: larger difference propagates in full.  On the 24-h two-partner range-only batch, 70 % of
-#: the own steps are shared and the formation estimator's CPU is 17 % lower.
+#: the others carry their own state's difference d from it through Phi: x + Phi d.  Against
+#: a full propagation that is off by ~3e-8 m and 2e-9 m/s per metre of d per step of 5-30 s
+#: (Phi leaves out the tesseral and third-body gradients): 3.5e-7 m and 2.4e-8 m/s at the
+#: 10-m bound, against the step's own process noise of 4e-5 m and 2e-5 m/s per axis over 5 s,
+#: 4e-3 m and 3e-4 m/s over 30 s (tests/test_formation_filter.py).  A larger difference
+#: propagates in full.  On the 24-h two-partner range-only batch, 56 % of the own steps are
+#: shared (70 % and 17 % less CPU when the filters stepped every 5 s).
 _OWN_STEPS_MAX = 32
 SHARE_MAX_DR_M = 10.0
 SHARE_MAX_DV_M_S = 0.01
@@ -579,9 +580,11 @@ class FormationFilter:
         Q(.)), at t0 + tau: both orbits' positions and velocities by cubic Hermite
         interpolation on their values and derivatives at both ends (the accelerations from
         :func:`~pygnc.estimation.orbit_dynamics.acceleration_list`) - the relative state on
-        the relative values and derivatives, so no km-sized terms cancel; off by < 0.03 m
-        and 3e-5 m/s absolute, < 1e-6 m and 1e-7 m/s relative at h = 30 s (mid-step, where it
-        is largest; tests/test_formation_filter.py compares with a step ending there); the
+        the relative values and derivatives, so no km-sized terms cancel; against a step
+        ending there, at h = 30 s (tests/test_formation_filter.py): relative 1.5e-5 m and
+        6e-7 m/s, absolute 2 cm and 5e-4 m/s (the end derivatives leave out the tesseral and
+        third-body accelerations, which the step holds constant; the own state only orients
+        the outputs' RTN frame: < 1e-7 rad); the
         other states linearly (Gauss-Markov decays over minutes to days); covariance
         Phi_s P0 Phi_s^T + Q(tau) with Phi_s = I + (tau / h) (Phi - I), exact for the
         kinematic terms and off by ~(tau (h - tau) / 2) x gravity gradient (1e-4) in the
