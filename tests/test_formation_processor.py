@@ -478,15 +478,17 @@ def test_estimates_between_measurements_match_predicting_to_each(stream, nominal
     """Outputs wait for the filter's propagation to the next measurement and are interpolated
     there (FormationFilter.tap; steps of up to 30 s); predicting the filter to every output
     instead (the waiting limit below zero: a node at each output, steps of 5 s) gives the same
-    estimates: seen 0.18 mm, 2.5e-6 m/s, sigmas 0.02 % apart over the 3 h."""
+    estimates: seen 0.18 mm, 2.5e-6 m/s, sigmas 0.02 % apart over the 3 h (compared here
+    over the first ~80 min)."""
     from pygnc.processors import formation
 
     monkeypatch.setattr(formation, "OUTPUT_DEFER_MAX_S", -1.0)
-    _, direct = _run(stream)
+    _, direct = _run(stream[: int(0.45 * len(stream))])  # the first ~80 min (keeps the suite short)
     for pid in PEERS:
         a = {b["t_gps_s"]: b for b in _estimates(nominal[1], pid)}
         b = {b["t_gps_s"]: b for b in _estimates(direct, pid)}
-        assert a.keys() == b.keys()
+        assert len(b) > 500 and b.keys() <= a.keys()
+        a = {t: a[t] for t in b}
         d = np.array([np.subtract(a[t]["dr_gcrs_m"], b[t]["dr_gcrs_m"]) for t in a])
         dv = np.array([np.subtract(a[t]["dv_gcrs_m_s"], b[t]["dv_gcrs_m_s"]) for t in a])
         s = np.array([np.divide(a[t]["sigma_dr_m"], b[t]["sigma_dr_m"]) for t in a])
