@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 
@@ -142,29 +143,19 @@ def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, l
 
 def handler_times(scenario: Path) -> None:
     """Print each estimator's handle() call times over the batch, in process."""
-    from ground.replay_core import PROCESSORS, quiet_logger
+    from ground.replay_core import PROCESSORS, feed, quiet_logger
     from pygnc.config import Paths, config_for_home
     from pygnc.tasks.ingest import build_message_stream
 
     config = config_for_home(scenario)
     stream = build_message_stream(Paths(scenario), config, quiet_logger()).messages
     names = list(PROCESSORS)
-    procs = [cls(config) for cls in PROCESSORS.values()]
     times: dict[str, list] = {n: [] for n in names}
-    clock = time.perf_counter
-
-    def dispatch(msg_type: str, body: dict, start: int) -> None:
-        for i in range(start, len(procs)):
-            if msg_type not in procs[i].consumes:
-                continue
-            t0 = clock()
-            out = procs[i].handle(msg_type, body)
-            times[names[i]].append((clock() - t0, msg_type))
-            for out_type, out_body in out:
-                dispatch(out_type, out_body, i + 1)
-
-    for msg_type, body in stream:
-        dispatch(msg_type, body, 0)
+    # Outputs are passed on, not kept (a day's estimates kept would put the collector's
+    # pauses into the calls' times).
+    discard = SimpleNamespace(collect=lambda msg_type, body: None, timings_s={}, handle_errors={})
+    feed([cls(config) for cls in PROCESSORS.values()], names, stream, discard,
+         on_call=lambda name, msg_type, dt: times[name].append((dt, msg_type)))
     print("handle() per message, in process (live mode: one call per message):")
     for n in names:
         ms = sorted(dt * 1e3 for dt, _ in times[n])

@@ -63,10 +63,11 @@ def _progress(total: int, quiet: bool, desc: str):
                 leave=False)
 
 
-def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None) -> None:
+def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None, on_call=None) -> None:
     """Hand every message, in order, to the processors that consume it; feed each output on
     to the later processors; collect estimates and notes into *run*.  A processor that
-    raises is counted and skipped for that message, as the flight task does."""
+    raises is counted and skipped for that message, as the flight task does.  *on_call*
+    (name, message type, seconds) is told every handle() call's time (bench_batch)."""
     times = [0.0] * len(processors)
     errors = [0] * len(processors)
     consumes = [p.consumes for p in processors]
@@ -86,7 +87,10 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None)
                     print(f"replay: {names[i]} failed on a {msg_type} message (further failures only counted):\n"
                           f"{traceback.format_exc()}", file=sys.stderr)
                 continue
-            times[i] += clock() - t0
+            dt = clock() - t0
+            times[i] += dt
+            if on_call is not None:
+                on_call(names[i], msg_type, dt)
             for out_type, out_body in outputs:
                 run.collect(out_type, out_body)
                 dispatch(out_type, out_body, i + 1)

@@ -106,6 +106,15 @@ def test_round_trip_and_orthonormal():
     np.testing.assert_allclose(v3, v[0], atol=1e-9)
 
 
+def test_state_matrix_is_gcrs_to_itrs():
+    """rv_gcrs_to_ecef_matrix (what the estimators' outputs use) is gcrs_to_itrs as a matrix."""
+    t, r, v = _random_states(10, seed=12)
+    for i in range(t.size):
+        j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(float(t[i])))
+        r_e, v_e = frames.gcrs_to_itrs(r[i], v[i], float(t[i]))
+        np.testing.assert_allclose(j @ np.concatenate((r[i], v[i])), np.concatenate((r_e, v_e)), rtol=0, atol=1e-8)
+
+
 def test_scalar_and_vector_agree():
     t0 = timebase.gps_from_utc_unix(1.7e9)
     t = t0 + np.arange(0.0, 7200.0, 37.3)

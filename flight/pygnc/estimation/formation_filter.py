@@ -245,9 +245,7 @@ def _interpolate_state(x0, x1, ends0, ends1, tau, h):
     """The state at t0 + *tau* within a step of *h* s from *x0* to *x1*, with
     ``ends = (own acceleration, relative acceleration)`` at either end (see FormationFilter.tap)."""
     s = tau / h
-    s2 = s * s
-    s3 = s2 * s
-    h00, h10, h01, h11 = 2.0 * s3 - 3.0 * s2 + 1.0, (s3 - 2.0 * s2 + s) * h, 3.0 * s2 - 2.0 * s3, (s3 - s2) * h
+    h00, h10, h01, h11 = od.hermite_weights(s, h)
     a, b = x0.tolist(), x1.tolist()
     x = [(1.0 - s) * u + s * w for u, w in zip(a, b)]
     for r, v, k in ((0, 3, 0), (9, 12, 1)):  # own (r, v); relative (dr, dv)
