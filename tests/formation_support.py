@@ -36,36 +36,38 @@ def relative_errors(truth, est: list[dict], settle_s: float) -> dict:
 
 def record_sides(proc) -> list:
     """Make range-only FormationProcessor *proc* record, at every (not propagated)
-    estimate, both sides of the own orbit plane it holds: a list filled with
-    (peer_id, t_gps_s, filter dr_gcrs (3,), other side's dr_gcrs or None, weight)."""
+    estimate, every orbit it holds for the partner: a list filled with (peer_id, t_gps_s,
+    filter dr_gcrs (3,), [each alternative's dr_gcrs], filter's weight)."""
+    from pygnc.processors.formation import _weights
+
     sides: list = []
     body = proc._body
 
-    def recording_body(p, f, t_sc_s, propagated, alt=None, w=None):
+    def recording_body(p, f, t_sc_s, propagated, alts=None, w=None):
         if not propagated:
-            other = alt if alt is not None else p.alt
-            sides.append((p.peer_id, f.t_gps_s, f.x[9:12].copy(),
-                          None if other is None else other.x[9:12].copy(), p.mirror_w if w is None else w))
-        return body(p, f, t_sc_s, propagated, alt=alt, w=w)
+            others = alts if alts is not None else [h.filter for h in p.alts]
+            sides.append((p.peer_id, f.t_gps_s, f.x[9:12].copy(), [g.x[9:12].copy() for g in others],
+                          (_weights(p) if w is None else w)[0]))
+        return body(p, f, t_sc_s, propagated, alts=alts, w=w)
 
     proc._body = recording_body
     return sides
 
 
 def side_resolved_errors(truth, k: int, sides: list, peer_id: int, settle_s: float):
-    """(3D errors (n,), line-of-sight errors (n,), both sides still open at the end) of the
-    side nearer the truth of partner index *k* at every recorded estimate after *settle_s*:
-    what the ranges determined, the side ambiguity aside."""
+    """(3D errors (n,), line-of-sight errors (n,), alternatives still kept at the end) of the
+    orbit nearest the truth of partner index *k* at every recorded estimate after
+    *settle_s*: what the ranges determined, the ambiguity aside."""
     tt = truth["t_gps_s"]
-    e3, el, open_end = [], [], False
+    e3, el, open_end = [], [], 0
     for pid, t, dr_f, dr_a, _w in sides:
         if pid != peer_id or t - tt[0] < settle_s:
             continue
         i = min(int(np.searchsorted(tt, t)), tt.size - 1)
         rel = truth["r_gcrs_m"][k][i] - truth["r_gcrs_m"][0][i]
-        best = min([dr_f] + ([dr_a] if dr_a is not None else []), key=lambda d: np.linalg.norm(d - rel))
+        best = min([dr_f] + list(dr_a), key=lambda d: np.linalg.norm(d - rel))
         u = rel / np.linalg.norm(rel)
         e3.append(np.linalg.norm(best - rel))
         el.append(abs(u @ (best - rel)))
-        open_end = dr_a is not None
+        open_end = len(dr_a)
     return np.array(e3), np.array(el), open_end

@@ -81,6 +81,7 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     assert c["range_only_starts"] == 1 and c["ranges_fitted"] > 100 and c["peer_fixes_used"] == 0
     notes = [b for t, b in res if t == "estimator_note"]
     assert [n["code"] for n in notes] == ["range_only_mirror", "range_only_start"]
+    assert c["range_only_alternatives"] >= 1  # the other side is still open after 3 h
     est = [b for t, b in res if t == "formation_estimate" and not b["propagated"]]
     e = relative_errors(truth, est, 5400.0)  # from 1.5 h: the fit ended at ~0.8 h
     assert np.mean(e["nees"]) < 12.0 and e["rms_r"] < 1500.0
@@ -200,30 +201,72 @@ def test_the_real_capture_alone_gives_a_clear_note_and_no_invented_state(tmp_pat
 
 
 def test_the_two_sides_mixture_averages_the_cross_track_offset():
-    """Equal odds: the published cross-track offset is zero and its sigma covers both
-    sides; radial, along-track and range are untouched.  Odds 1: the filter itself."""
-    from pygnc.processors.formation import _mirror_mixture, _two_filter_mixture
+    """Equal odds of a filter and its mirror image in the own orbit plane: the published
+    cross-track offset is zero and its sigma covers both sides; radial, along-track and
+    range are untouched.  Weight 1: the filter itself."""
+    from pygnc.processors.formation import _mixture
 
     f = FormationFilter()
     own = np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0])  # orbit normal +z
     dr, dv = np.array([100.0, -3000.0, 400.0]), np.array([0.0, 0.1, -0.3])
     f.initialize_relative(1.4e9, own, np.eye(6), dr, dv, np.diag([4.0] * 3 + [1e-4] * 3))
-    g = _mirror_mixture(f, 0.5)
+    alt = copy.deepcopy(f)
+    alt.x[11], alt.x[14] = -400.0, 0.3
+    g = _mixture([f, alt], (0.5, 0.5))
     np.testing.assert_allclose(g.x[9:12], [100.0, -3000.0, 0.0], atol=1e-9)
     assert math.sqrt(g.p[11, 11]) >= 400.0 and abs(np.linalg.norm(f.x[9:12]) - 3028.2) < 1.0
     np.testing.assert_allclose(g.p[9:11, 9:11], f.p[9:11, 9:11], atol=1e-9)
-    np.testing.assert_array_equal(_mirror_mixture(f, 1.0).x, f.x)
-    alt = copy.deepcopy(f)
-    alt.x[11], alt.x[14] = -400.0, 0.3
-    h = _two_filter_mixture(f, 0.5, alt)
-    np.testing.assert_allclose(h.x, g.x, atol=1e-9)
-    np.testing.assert_allclose(h.p, g.p, atol=1e-6)
+    np.testing.assert_array_equal(_mixture([f, alt], (1.0, 0.0)).x, f.x)
+    third = copy.deepcopy(f)
+    third.x[10] += 30.0
+    h = _mixture([f, alt, third], (0.5, 0.25, 0.25))
+    np.testing.assert_allclose(h.x[9:12], [100.0, -3000.0 + 7.5, 200.0], atol=1e-9)
+    assert h.p[10, 10] > f.p[10, 10] + 0.25 * 0.75 * 30.0**2 - 1e-6
+
+
+def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
+    """The bookkeeping of a range-only partner's hypotheses (FormationProcessor._prune):
+    one far less likely than the best is dropped; one that has come to agree with another
+    is merged into it (the pair's mean, weights added); the most likely becomes the filter,
+    and one that has lost the ranges goes while another still holds them."""
+    from pygnc.processors.formation import SIDE_DECIDED_LLR, FormationProcessor, _Alt, _Peer, _weights
+
+    proc = FormationProcessor(Config())
+    own = np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0])
+
+    def hyp(dr_m):
+        g = FormationFilter()
+        g.initialize_relative(1.4e9, own, np.eye(6), np.array(dr_m, float), np.zeros(3),
+                              np.diag([25.0] * 3 + [1e-4] * 3))
+        g.range_acquired = True
+        return g
+
+    p = _Peer(0x4B, proc.filter_config)
+    main, near, far, other = hyp([0, -3000, 400]), hyp([0, -3000, 402]), hyp([0, -3000, -400]), hyp([0, 3000, 0])
+    p.filter = main
+    p.alts = [_Alt(near, 0.0), _Alt(far, 1.0), _Alt(other, SIDE_DECIDED_LLR + 1.0)]
+    out = []
+    proc._prune(p, out)
+    assert p.filter is main and [h.filter for h in p.alts] == [far]
+    np.testing.assert_allclose(main.x[9:12], [0, -3000, 401], atol=1e-9)  # merged: the pair's mean
+    assert main.p[11, 11] > 25.0
+    w0, (w1,) = _weights(p)
+    assert abs(w0 - 2.0 / (2.0 + math.exp(-1.0))) < 1e-12 and abs(w0 + w1 - 1.0) < 1e-12
+    assert not out  # an alternative is still open
+    p.alts[0].llr = -SIDE_DECIDED_LLR - 0.5  # the ranges prefer the other side decisively
+    proc._prune(p, out)
+    assert p.filter is far and not p.alts and [b["code"] for _, b in out] == ["range_only_side"]
+    p.filter, p.alts = main, [_Alt(far, 5.0)]
+    main.range_acquired = False  # the filter lost the ranges, the other side holds them
+    proc._prune(p, [])
+    assert p.filter is far and not p.alts
 
 
 def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_only_3h):
-    """The fit of a 45-min window needs four propagations of it (1-3 s each on a Pi): they
-    are spread over the calls that follow, one per call, so no handler nears the health
-    limit; the result is the same fit (the filter starts, ranges join the window)."""
+    """The fit of a 45-min window needs six propagations of it (three candidates and their
+    mirror images; 2-4 s each on a Pi): they are spread over the calls that follow, one
+    per call, so no handler nears the health limit; the result is the same fit (the filter
+    starts, ranges join the window)."""
     out, config, _ = range_only_3h
     proc = FormationProcessor(config)
     refit, per_call = proc._refit, []
@@ -237,5 +280,5 @@ def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_on
         if t in proc.consumes:
             per_call.append(0)
             proc.handle(t, b)
-    assert sum(per_call) >= 4 and max(per_call) == 1
+    assert sum(per_call) >= 6 and max(per_call) == 1
     assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100

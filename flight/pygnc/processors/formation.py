@@ -148,13 +148,11 @@ class _Peer:
         self.filter = FormationFilter(filter_config)
         self.cursor: FormationFilter | None = None
         self.version = 0  # bumped whenever the filter changes
-        #: Range-only: the probability that the partner is on the filter's side of the own
-        #: orbit plane rather than its mirror image (1: no mixture; see _mirror_mixture).
-        self.mirror_w = 1.0
-        #: ... and the filter of the other side while the ranges have not decided, with the
-        #: log-likelihood ratio (filter over alt) of everything since the fit.
-        self.alt: FormationFilter | None = None
-        self.alt_llr = 0.0
+        #: Range-only: the other orbits the window's ranges fitted about as well as the
+        #: filter's (its mirror image in the own orbit plane, other minima of the fit), kept
+        #: as filters while the ranges have not decided (see _fit_window, _prune).
+        self.alts: list[_Alt] = []
+        self.cursor_alts: list[FormationFilter] = []  # ... and of its alternatives (alts)
         self.cursor_version = -1  # the filter version the cursor was copied from
         self.t_meas_gps_s = -math.inf  # last measurement applied to the filter
         self.t_last_out_gps_s = -math.inf  # epoch of the last (non-propagated) output
@@ -169,6 +167,7 @@ class _Peer:
         self.n_ranges_fitted = 0
         self.n_range_only_restarts = 0
         self.acq: dict | None = None  # range-only acquisition window (see _start_range_only)
+        self.prior: tuple | None = None  # range-only: (t_gps_s, partner state, covariance, source) it started from
         self.n_outputs = 0
         self.late_noted = False
         self.gap_reset = False  # a gap beyond max_gap_propagation_s: re-initialise from the next pair
@@ -178,6 +177,25 @@ class _Peer:
         #: ... passed, with their states, to publish: (t_sc_s, filter at t, other side at t
         #: or None, side weight), ascending
         self.ready: deque = deque()
+
+
+class _Alt:
+    """An alternative orbit of a range-only partner: its filter and the log-likelihood
+    ratio of the peer's main filter over it (fit cost and every range since)."""
+
+    __slots__ = ("filter", "llr")
+
+    def __init__(self, f: FormationFilter, llr: float):
+        self.filter, self.llr = f, llr
+
+
+def _weights(p: _Peer) -> tuple:
+    """(weight of *p*'s filter, weights of its alternatives): the posterior probabilities."""
+    if not p.alts:
+        return 1.0, ()
+    e = [math.exp(-min(h.llr, 700.0)) for h in p.alts]
+    w0 = 1.0 / (1.0 + sum(e))
+    return w0, tuple(w0 * x for x in e)
 
 
 class FormationProcessor(Processor):
@@ -467,9 +485,10 @@ class FormationProcessor(Processor):
         if not p.outs:
             return
         f = p.filter
-        alt = p.alt
-        if alt is not None and alt.initialized and alt.t_gps_s < f.t_gps_s - 1e-9:
-            alt.predict_to(f.t_gps_s)
+        for h in p.alts:
+            if h.filter.t_gps_s < f.t_gps_s - 1e-9:
+                h.filter.predict_to(f.t_gps_s)
+        w = _weights(p)
         while p.outs and p.outs[0][0] <= f.t_gps_s + 1e-6:
             t_o, t_sc = p.outs.pop(0)
             g = _taken_at(f, t_o)
@@ -480,7 +499,7 @@ class FormationProcessor(Processor):
                 self.n_stale += 1  # published already (a replay)
                 continue
             p.t_last_out_gps_s = t_o
-            p.ready.append((t_sc, g, None if alt is None else _taken_at(alt, t_o), p.mirror_w))
+            p.ready.append((t_sc, g, [_taken_at(h.filter, t_o) for h in p.alts], w))
 
     def _publish_ready(self, p: _Peer, out: list[Output], limit: int | None = None) -> None:
         """Publish up to *limit* (all: None) of *p*'s ready outputs, oldest first (their
@@ -488,9 +507,9 @@ class FormationProcessor(Processor):
         ready = p.ready
         n = len(ready) if limit is None else min(limit, len(ready))
         for _ in range(n):
-            t_sc, g, alt, w = ready.popleft()
-            g, alt = _filled(*g), None if alt is None else _filled(*alt)
-            out.append(("formation_estimate", self._body(p, g, t_sc, False, alt=alt, w=w)))
+            t_sc, g, alts, w = ready.popleft()
+            out.append(("formation_estimate", self._body(p, _filled(*g), t_sc, False,
+                                                         alts=[_filled(*e) for e in alts], w=w)))
 
     def _flush_outputs(self, p: _Peer, t_until_gps_s: float, out: list[Output]) -> None:
         """Publish *p*'s waiting outputs up to *t_until_gps_s* by predicting its filter to
@@ -538,9 +557,9 @@ class FormationProcessor(Processor):
                 return False
             if reached:
                 p.filter.update_own_fix(t, *fix)
-                if p.alt is not None:
-                    p.alt.predict_to(t)
-                    p.alt.update_own_fix(t, *fix)
+                for h in p.alts:
+                    h.filter.predict_to(t)
+                    h.filter.update_own_fix(t, *fix)
                 self._applied(p, t, seq)
         return True
 
@@ -603,24 +622,34 @@ class FormationProcessor(Processor):
             dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], dr_rtn, dv_rtn)
             f.initialize_relative(t, own_z, own_r, dr, dv, np.diag([sp * sp] * 3 + [sv * sv] * 3))
         p.gap_reset = False
-        p.mirror_w, p.alt = 1.0, None
+        p.alts = []
         p.n_range_only_starts += 1
         # The ranges of the next window are fitted at once (range_only_iod), not filtered.
         p.acq = _window(f, t, f.p[9:15, 9:15] + f.p[0:6, 0:6], how)
+        p.prior = (t, p.acq["x0"].copy(), p.acq["p0"].copy(), how)
         return True
 
     def _restart_window(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
         """Range-only and the ranges keep failing the gate (the filter has lost the partner):
         no bias re-opening (with no partner fix nothing would pull a wrong bias back), but a
-        new acquisition window from the current estimate with the prior's uncertainty."""
-        f, c = p.filter, self.config
+        new acquisition window from the prior the partner started from, carried to now."""
+        f = p.filter
         self._flush_outputs(p, math.inf, out)
         f.range_acquired = True
         f._range_reacquire = False
-        p.mirror_w, p.alt = 1.0, None
-        sp, sv = c.formation_prior_sigma_pos_m, c.formation_prior_sigma_vel_m_s
+        p.alts = []
         p.n_range_only_restarts += 1
-        p.acq = _window(f, t, np.diag([sp * sp] * 3 + [sv * sv] * 3), "the estimate it lost")
+        # Not about the estimate it lost (wrong by then, and a 1-km prior about it kept the
+        # fit in that estimate's basin - a point-mirror orbit on simulator seeds 9 and 16):
+        # the prior it started from, carried to now along its transition matrix.
+        t0, x0, p0, how = p.prior
+        xs = np.zeros(10)
+        xs[:6], xs[9] = x0, 1.0
+        xs, phi = od.propagate(xs, t - t0, f.peer_model, t_gps_s=t0)
+        a6 = phi[:6, :6]
+        p.acq = _window(f, t, a6 @ p0 @ a6.T, f"{how}, carried to the restart")
+        p.acq["x0"] = xs[:6].copy()
+        p.acq["ref"][0:6] = xs[:6]
         self._acquire(p, t, range_m, out)
         if p.n_range_only_restarts == 1:
             out.append(_note("range_only_restart", f"peer 0x{p.peer_id:02X}: ranges rejected "
@@ -647,7 +676,7 @@ class FormationProcessor(Processor):
         self._step_fit(p, out)
 
     def _step_fit(self, p: _Peer, out: list[Output]) -> None:
-        """One step of *p*'s window fit (at most one window propagation, ~0.13 s here)."""
+        """One step of *p*'s window fit (at most one window propagation, up to ~0.2 s here)."""
         self._notes_out = out
         try:
             next(p.acq["job"])
@@ -677,62 +706,58 @@ class FormationProcessor(Processor):
         # error (metres per km of prior error over the window) falls to centimetres, and
         # only then do the candidates' costs say which the ranges and the prior prefer.
         # One propagation of the window per candidate.
-        best = None
-        for x7, _ in res.candidates[:3]:
+        hyps = []  # (cost, window, fit)
+        for x7, _ in res.candidates[:FIT_CANDIDATES]:
             yield
             b, r2 = self._refit(p, a, x7)
-            if best is None or r2.candidates[0][1] < best[1].candidates[0][1]:
-                best = (b, r2)
+            hyps.append((r2.candidates[0][1], b, r2))
         # Which side of the own orbit plane: the reflection of the relative path in that
         # plane keeps every range (an isometry) and is, to first order, a solution of the
         # relative dynamics, so the ranges tell the sides apart only through what breaks the
-        # symmetry (J2, drag: weak).  The fit's mirror image is fitted too; its cost
-        # against the fit's (ranges + prior) gives the probability of each side.
-        b, r2 = best
-        o = a["own0"]
-        m3 = _plane_mirror(o)
-        x = np.append(o + _block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
-        yield
-        bm, rm = self._refit(p, a, x)
-        # A distinct minimum on the other side (else the mirror slid back: the ranges decided).
-        other_side = float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > 50.0 and \
-            float((rm.x0[0:3] - o[0:3]) @ np.cross(o[0:3], o[3:6])) * \
-            float((r2.x0[0:3] - o[0:3]) @ np.cross(o[0:3], o[3:6])) < 0.0
-        if other_side:
-            dj = rm.candidates[0][1] - r2.candidates[0][1]
-        else:
-            # The mirror slid back to the fit's side: not a distinct minimum of this window's
-            # ranges, which then cannot tell the sides apart at all (the cross-track offset
-            # is within the valley's width).  The other side is the exact mirror image, its
-            # range cost the fit's, so the prior alone sets the odds.
-            bm, rm = b, dataclasses.replace(r2, x0=x[0:6], cov=_mirror_cov(r2.cov, m3))
-            info = np.linalg.inv(a["p0"])
-            dj = float((rm.x0 - a["x0"]) @ info @ (rm.x0 - a["x0"]) - (r2.x0 - a["x0"]) @ info @ (r2.x0 - a["x0"]))
-        if dj < 0.0:  # the mirror is the better fit: take it
-            best, dj = (bm, rm), -dj
-        mirror_w = 1.0 / (1.0 + math.exp(-min(dj, 100.0) / 2.0))
+        # symmetry (J2, drag: weak).  Each candidate's mirror image is fitted too.
+        for _, b, r2 in list(hyps):
+            yield
+            hyps.append(self._mirror_fit(p, a, b, r2))
         if p.acq is not a or not f.initialized:
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
+        # The window's ranges often fit several orbits within a few units of cost - its
+        # mirror image always, and on a close pair (seed 9: 1.4 km) minima 1.6 km apart
+        # within 0.5 - so the one the cost prefers is not "the" orbit: every candidate
+        # within e^SIDE_DECIDED_LLR of the best is kept as a filter with its odds, the later
+        # ranges decide (a wrong one is gone within tens of minutes), estimates are their
+        # mixture until then.
+        hyps.sort(key=lambda h: h[0])
+        # Starts that the refits brought to the same minimum are that minimum once (its
+        # weight is its cost's, not times the starts that found it).  Same position at the
+        # window start is not enough: a partner crossing the own orbit plane then has its
+        # mirror image there too (seed 14, 3.2 km: the side was lost that way).
+        distinct = []
+        for h in hyps:
+            if all(_orbit_distance_m(h[2].x0, d[2].x0) > DISTINCT_M for d in distinct):
+                distinct.append(h)
+        hyps = distinct
         p.acq = None
         out = self._notes_out
         self._flush_outputs(p, math.inf, out)
-        a, res = best
+        cost0, a, res = hyps[0]
         p.n_ranges_fitted += int(res.used.sum())
         cov_peer = _start_from_fit(f, a, res)
         p.version += 1
-        p.alt, p.mirror_w, p.alt_llr = None, 1.0, 0.0
-        if dj < SIDE_DECIDED_LLR * 2.0:
-            # Both sides kept: the other side's filter from the mirror fit, at the same time.
-            alt = copy.deepcopy(f)
-            _start_from_fit(alt, *((bm, rm) if best[1] is r2 else (b, r2)))
-            p.alt, p.alt_llr, p.mirror_w = alt, dj / 2.0, mirror_w
-        if p.mirror_w < 0.99 and f"range_only_mirror:{p.peer_id}" not in self.notes_sent:
+        p.alts = []
+        for cost, b, r2 in hyps[1:]:
+            if (cost - cost0) / 2.0 < SIDE_DECIDED_LLR:
+                alt = copy.deepcopy(f)
+                _start_from_fit(alt, b, r2)
+                p.alts.append(_Alt(alt, (cost - cost0) / 2.0))
+        self._prune(p, out, noted=False)
+        w0 = _weights(p)[0]
+        if w0 < 0.99 and f"range_only_mirror:{p.peer_id}" not in self.notes_sent:
             self.notes_sent.add(f"range_only_mirror:{p.peer_id}")
             out.append(_note("range_only_mirror",
-                             f"peer 0x{p.peer_id:02X}: the ranges hardly tell on which side of the own orbit "
-                             f"plane the partner flies ({p.mirror_w:.2f} for the fitted side, cost difference "
-                             f"{dj:.1f}): "
-                             "estimates are the mean of both sides, their cross-track sigma covers both"))
+                             f"peer 0x{p.peer_id:02X}: the window's ranges fit {len(p.alts) + 1} orbits about as "
+                             f"well (at least the two sides of the own orbit plane; {w0:.2f} for the best): "
+                             "all are kept, estimates are their mixture (its sigma covers them) until the "
+                             "ranges decide"))
         if p.n_range_only_starts == 1 or not res.converged:
             sig = math.sqrt(max(0.0, float(np.trace(cov_peer[:3, :3]))))
             out.append(_note("range_only_start" if res.converged else "range_only_poor_fit",
@@ -741,24 +766,75 @@ class FormationProcessor(Processor):
                              f"from {a['how']}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
                              + ("" if res.converged else " (did not converge)")))
 
-    def _alt_range(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
-        """The range on the other side's filter too; its likelihood against the filter's
-        moves the sides' odds, and a side is dropped once the odds pass e^SIDE_DECIDED_LLR."""
-        f, alt = p.filter, p.alt
-        alt.predict_to(t)
-        alt.update_range(t, range_m)
-        d_llr = f.range_log_likelihood() - alt.range_log_likelihood()
-        if math.isfinite(d_llr):
-            p.alt_llr += d_llr
-        p.mirror_w = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, p.alt_llr))))
-        if abs(p.alt_llr) >= SIDE_DECIDED_LLR or not alt.range_acquired:
-            self._flush_outputs(p, math.inf, out)
-            if p.alt_llr < 0.0 and alt.range_acquired:
-                p.filter = alt  # the other side it is
-                p.version += 1
-            p.alt, p.mirror_w = None, 1.0
-            out.append(_note("range_only_side", f"peer 0x{p.peer_id:02X}: the ranges have decided on which side "
-                                                f"of the own orbit plane it flies (log odds {abs(p.alt_llr):.0f})"))
+    def _mirror_fit(self, p: _Peer, a: dict, b: dict, r2) -> tuple:
+        """(cost, window, fit) of the mirror image in the own orbit plane of the fit *r2*
+        (window *b*) of window *a*'s ranges: fitted again from the reflected start (one
+        window propagation) if that keeps a distinct minimum on the other side; else (the
+        mirror slid back: the ranges cannot tell the sides apart at all, the cross-track
+        offset is within the valley's width) the exact mirror image, whose range cost is
+        the fit's, so the prior alone sets the odds."""
+        o = a["own0"]
+        m3 = _plane_mirror(o)
+        x = np.append(o + _block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
+        bm, rm = self._refit(p, a, x)
+        h = np.cross(o[0:3], o[3:6])
+        if float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > 50.0 and \
+                float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0:
+            return rm.candidates[0][1], bm, rm
+        rm = dataclasses.replace(r2, x0=x[0:6], cov=_mirror_cov(r2.cov, m3))
+        info = np.linalg.inv(a["p0"])
+        dj = float((rm.x0 - a["x0"]) @ info @ (rm.x0 - a["x0"]) - (r2.x0 - a["x0"]) @ info @ (r2.x0 - a["x0"]))
+        return r2.candidates[0][1] + dj, b, rm
+
+    def _alts_range(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
+        """The range on every alternative's filter too; each one's likelihood against the
+        filter's moves its odds (see _prune)."""
+        ll0 = _range_ll(p.filter)
+        for h in p.alts:
+            h.filter.predict_to(t)
+            h.filter.update_range(t, range_m)
+            d = ll0 - _range_ll(h.filter)
+            if math.isfinite(d):
+                h.llr += d
+        self._prune(p, out)
+
+    def _prune(self, p: _Peer, out: list[Output], noted: bool = True) -> None:
+        """Keep *p*'s hypotheses (filter and alternatives) within e^SIDE_DECIDED_LLR of the
+        most likely one that still tracks the ranges, merge those that have come together
+        (their relative states within MERGE_D2 of each other: the heavier one takes the
+        pair's mean, covariance and weight), and make the most likely the filter.  A filter
+        that has lost the ranges is dropped while an alternative still holds them (else the
+        caller restarts)."""
+        if not p.alts:
+            return
+        f = p.filter
+        hyps = [(f, 0.0)] + [(h.filter, -h.llr) for h in p.alts]  # (filter, log weight)
+        alive = [(g, lw) for g, lw in hyps if g.range_acquired]
+        if not alive:
+            p.alts = []
+            return
+        top = max(lw for _, lw in alive)
+        kept: list[list] = []
+        for g, lw in sorted(alive, key=lambda h: -h[1]):
+            if top - lw >= SIDE_DECIDED_LLR:
+                break
+            for k in kept:
+                if _same_orbit(k[0], g):
+                    _merge_into(k[0], 1.0 / (1.0 + math.exp(lw - k[1])), g)
+                    k[1] = float(np.logaddexp(k[1], lw))
+                    break
+            else:
+                kept.append([g, lw])
+        main, lw0 = kept[0]
+        if main is not f or len(kept) < len(hyps):
+            self._flush_outputs(p, math.inf, out)  # estimates still waiting go out first
+            p.version += 1  # the cursors (propagate_to_sc) are copied again
+        p.filter = main
+        p.alts = [_Alt(g, lw0 - lw) for g, lw in kept[1:]]
+        if noted and not p.alts:
+            out.append(_note("range_only_side", f"peer 0x{p.peer_id:02X}: the ranges have decided between the "
+                                                "orbits its window fitted (and on which side of the own orbit "
+                                                "plane it flies)"))
 
     def _refit(self, p: _Peer, a: dict, x7: np.ndarray):
         """Window *a*'s ranges fitted from the start *x7* ([partner state at the window
@@ -800,9 +876,9 @@ class FormationProcessor(Processor):
                 self._acquire(p, t, range_m, out)
             else:
                 f.update_range(t, range_m)
-                if p.alt is not None:
-                    self._alt_range(p, t, range_m, out)
-                if self.range_only and not f.range_acquired:
+                if p.alts:
+                    self._alts_range(p, t, range_m, out)
+                if self.range_only and not p.filter.range_acquired:
                     self._restart_window(p, t, range_m, out)
             self._applied(p, t, seq)
         return reached is not False
@@ -821,8 +897,9 @@ class FormationProcessor(Processor):
             if t_gps_s > f.t_gps_s:
                 # Published when the filter's next propagation passes it (interpolated).
                 f.tap(t_gps_s)
-                if p.alt is not None and p.alt.initialized and p.alt.t_gps_s < t_gps_s:
-                    p.alt.tap(t_gps_s)
+                for h in p.alts:
+                    if h.filter.t_gps_s < t_gps_s:
+                        h.filter.tap(t_gps_s)
                 p.outs.append((t_gps_s, t_sc_s))
                 continue
             self._publish_ready(p, out)  # what is older goes first
@@ -834,20 +911,20 @@ class FormationProcessor(Processor):
         return True
 
     def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool,
-              alt: FormationFilter | None = None, w: float | None = None) -> dict:
-        """The estimate of *p* from *f* (with *alt*: the other side's filter at the same time;
-        *w*: the side weight at that time, else the current one)."""
+              alts: list | None = None, w: tuple | None = None) -> dict:
+        """The estimate of *p* from *f* and, range-only, its alternatives' filters *alts* at
+        the same time with the weights *w* (_weights) of that time (None: *p*'s alternatives
+        now, brought to *f*'s time)."""
         t = f.t_gps_s
-        w = p.mirror_w if w is None else w
-        range_m = float(np.linalg.norm(f.x[I_DR]))  # the same on both sides of the plane
-        if w < 1.0 - 1e-9 and self.range_only:
-            if alt is not None:
-                f = _two_filter_mixture(f, w, alt)
-            elif p.alt is not None and not propagated and p.alt.t_gps_s <= t + 1e-6:
-                p.alt.predict_to(t)
-                f = _two_filter_mixture(f, w, p.alt)
-            else:  # a propagated estimate: the other side taken as the mirror image
-                f = _mirror_mixture(f, w)
+        range_m = float(np.linalg.norm(f.x[I_DR]))  # the filter's own (the mixture's is shorter)
+        if alts is None and p.alts:
+            alts, w = [], _weights(p)
+            for h in p.alts:
+                if h.filter.t_gps_s < t - 1e-6:
+                    h.filter.predict_to(t)
+                alts.append(h.filter)
+        if alts and self.range_only:
+            f = _mixture([f] + list(alts), (w[0],) + tuple(w[1]))
         dr_e, dv_e, p_e = f.relative_ecef()
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         dr_g, dv_g, p_g = f.relative_gcrs()
@@ -915,11 +992,12 @@ class FormationProcessor(Processor):
             c = p.cursor
             if c is None or p.cursor_version != p.version or target < c.t_gps_s - 1e-6:
                 c = p.cursor = copy.deepcopy(f)  # only when the filter has changed
+                p.cursor_alts = [copy.deepcopy(h.filter) for h in p.alts]
                 p.cursor_version = p.version
             work.append((p, c, target))
         n_round, over = 0, False
         while not over:
-            moving = [(c, tt) for _, c, tt in work if c.t_gps_s < tt - 1e-6]
+            moving = [(c, tt) for p, c0, tt in work for c in [c0] + p.cursor_alts if c.t_gps_s < tt - 1e-6]
             if not moving:
                 break
             for c, tt in moving:  # one chunk each per round: the budget is shared fairly
@@ -932,7 +1010,12 @@ class FormationProcessor(Processor):
             if c.t_gps_s <= p.t_last_prop_gps_s:
                 continue  # no progress since the last call: nothing new to publish
             p.t_last_prop_gps_s = c.t_gps_s
-            out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True)))
+            alts = []
+            for a in p.cursor_alts:  # the alternatives' cursors, at the filter's
+                if a.t_gps_s != c.t_gps_s:
+                    a.predict_to(c.t_gps_s)
+                alts.append(a)
+            out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts, w=_weights(p))))
         return out
 
     # ------------------------------------------------------------------ notes
@@ -982,6 +1065,7 @@ class FormationProcessor(Processor):
             "range_only_starts": sum(p.n_range_only_starts for p in ps),
             "ranges_fitted": sum(p.n_ranges_fitted for p in ps),
             "range_only_restarts": sum(p.n_range_only_restarts for p in ps),
+            "range_only_alternatives": sum(len(p.alts) for p in ps),
             "ranges_acquiring": sum(len(p.acq["z"]) for p in ps if p.acq is not None),
             "reinit": sum(f.n_reinit for f in fs), "bias_resets": sum(f.n_bias_resets for f in fs),
             "unknown_peer_msgs": self.n_unknown_msgs, "no_clock": self.n_no_clock,
@@ -1029,6 +1113,20 @@ def _record_reference(a: dict, t: float, model, own_model=None) -> None:
 #: Range-only: the two sides of the own orbit plane are both kept until the log-likelihood
 #: ratio of one over the other exceeds this (posterior odds of e^20).
 SIDE_DECIDED_LLR = 20.0
+#: Candidates of a window fit refitted about themselves (each with its mirror image).
+FIT_CANDIDATES = 3
+#: ... and the same minimum if their partner states at the window start are closer as
+#: orbits (_orbit_distance_m) [m].
+DISTINCT_M = 50.0
+#: Mean motion of a low Earth orbit (~95 min) [rad/s], to weigh velocity differences.
+MEAN_MOTION_RAD_S = 1.1e-3
+#: A hypothesis' range log-likelihood counts its NIS up to this (5 sigma).
+RANGE_LL_NIS_CAP = 25.0
+#: Two hypotheses merge below this Mahalanobis distance squared of their relative states
+#: under the sum of their covariances (about 1 sigma: two sides of the orbit plane whose
+#: cross-track offsets differ by 2 sigma stay apart, candidates that both found the same
+#: orbit merge once they agree to their sigma).
+MERGE_D2 = 1.0
 
 
 def _start_from_fit(f: FormationFilter, a: dict, res) -> np.ndarray:
@@ -1068,14 +1166,49 @@ def _filled(g: FormationFilter, e) -> FormationFilter:
     return g
 
 
-def _two_filter_mixture(f: FormationFilter, w: float, alt: FormationFilter) -> FormationFilter:
-    """A shallow copy of *f* holding the mixture of *f* (weight *w*) and *alt* (same time)."""
-    xm = w * f.x + (1.0 - w) * alt.x
-    df, da = f.x - xm, alt.x - xm
-    g = copy.copy(f)
-    g.x = xm
-    g.p = w * (f.p + np.outer(df, df)) + (1.0 - w) * (alt.p + np.outer(da, da))
-    return g
+def _mixture(fs: list, ws) -> FormationFilter:
+    """A shallow copy of the first of the filters *fs* (at the same time) holding the mean and
+    covariance of their mixture with weights *ws* (summing to 1)."""
+    xm = sum(w * g.x for g, w in zip(fs, ws))
+    pm = np.zeros_like(fs[0].p)
+    for g, w in zip(fs, ws):
+        d = g.x - xm
+        pm += w * (g.p + np.outer(d, d))
+    out = copy.copy(fs[0])
+    out.x, out.p = xm, pm
+    return out
+
+
+def _range_ll(f: FormationFilter) -> float:
+    """Log-likelihood of *f*'s last range with its NIS capped at RANGE_LL_NIS_CAP: a range
+    the filter's gate rejected still counts against it, an outlier (hundreds of metres,
+    rejected by every hypothesis) no more than that."""
+    if not math.isfinite(f.last_nis):
+        return math.nan
+    return -0.5 * (min(f.last_nis, RANGE_LL_NIS_CAP) + math.log(float(f.last_s[0, 0])))
+
+
+def _orbit_distance_m(x: np.ndarray, y: np.ndarray) -> float:
+    """How far apart two partner states [r, v] are as orbits [m]: the larger of the position
+    difference and the velocity difference over the mean motion (a relative orbit of
+    amplitude A has speed ~n A)."""
+    return max(float(np.linalg.norm(x[0:3] - y[0:3])), float(np.linalg.norm(x[3:6] - y[3:6])) / MEAN_MOTION_RAD_S)
+
+
+def _merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
+    """*f* (weight *w* of the pair) takes the mean and covariance of itself and *g*."""
+    m = _mixture([f, g], (w, 1.0 - w))
+    f.x, f.p = m.x, m.p
+
+
+def _same_orbit(f: FormationFilter, g: FormationFilter) -> bool:
+    """Two hypotheses that have come together: their relative states within MERGE_D2
+    (Mahalanobis, 6 dof) of each other under the sum of their covariances."""
+    d = g.x[9:15] - f.x[9:15]
+    try:
+        return float(d @ np.linalg.solve(f.p[9:15, 9:15] + g.p[9:15, 9:15], d)) < MERGE_D2
+    except np.linalg.LinAlgError:
+        return False
 
 
 def _block_mirror(n: int, m3: np.ndarray, at=(0, 3)) -> np.ndarray:
@@ -1097,20 +1230,6 @@ def _plane_mirror(own6: np.ndarray) -> np.ndarray:
     h = np.cross(own6[0:3], own6[3:6])
     h /= np.linalg.norm(h)
     return np.eye(3) - 2.0 * np.outer(h, h)
-
-
-def _mirror_mixture(f: FormationFilter, w: float) -> FormationFilter:
-    """A shallow copy of *f* holding the two-component mixture of its state (weight *w*)
-    and its mirror image in the own orbit plane (1 - w): the mean and covariance of the
-    partner's relative state when ranges cannot tell the side (cross-track sign).  With
-    w = 0.5 the cross-track offset averages to zero and its sigma spans both sides; the
-    radial and along-track parts, the bias and everything the ranges did determine are
-    those of *f*."""
-    # relative position, velocity, differential acceleration
-    t = _block_mirror(f.x.size, _plane_mirror(f.x[0:6]), at=(9, 12, 15))
-    mirror = copy.copy(f)
-    mirror.x, mirror.p = t @ f.x, t @ f.p @ t.T
-    return _two_filter_mixture(f, w, mirror)
 
 
 def _note(code: str, text: str) -> Output:
