@@ -134,7 +134,7 @@ _Q_CACHE: dict[tuple, np.ndarray] = {}
 
 #: One step of the own orbit, shared: every formation filter of one processor steps its own
 #: state through the same instants with the same own model (the filter of each partner, and
-#: the mirror alternative of a range-only acquisition), and their own states usually differ
+#: the alternatives of a range-only acquisition), and their own states usually differ
 #: by metres (the same own fixes update them all).  The first filter to step from (t, h)
 #: propagates with the full model and leaves (own state, result, Phi) in the filters' shared
 #: ``own_steps`` dict (one per processor: filters of unrelated runs in one process - a Monte

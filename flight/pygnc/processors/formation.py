@@ -1,7 +1,9 @@
 """Formation processor: own and peer GPS fixes and ranges in, relative state per peer out.
 
 One :class:`pygnc.estimation.formation_filter.FormationFilter` per peer (own orbit +
-relative state + range bias; own fixes are used by every peer's filter).
+relative state + range bias; own fixes are used by every peer's filter); range-only, also
+one per other orbit the partner's acquisition window fitted about as well, until the ranges
+decide between them (:meth:`FormationProcessor._fit_window`, :meth:`_prune`).
 
 Inputs
 * ``clock_map``: own spacecraft clock -> GPS time (sensor samples and range packets carry
@@ -14,7 +16,7 @@ Inputs
   time.  It is not a propagation step: the estimate waits (``_Peer.outs``) until the
   filter's step to the next measurement passes its time and is interpolated inside that
   step (:meth:`FormationFilter.tap`) - a day's 5-s outputs would otherwise triple the
-  filter's steps (and the plane-mirror alternative's).  An estimate that has waited
+  filter's steps (and the range-only alternatives').  An estimate that has waited
   :data:`OUTPUT_DEFER_MAX_S` of stream, or is still waiting when the filter is about to be
   re-initialised or replaced, at the batch's end or before propagating to now, is
   predicted to instead; either way estimates go out per peer in time order.
@@ -479,7 +481,7 @@ class FormationProcessor(Processor):
     # ------------------------------------------------------------------ outputs between measurements
     def _emit_outputs(self, p: _Peer, out: list[Output]) -> None:
         """Take *p*'s waiting outputs that its filter has passed (interpolated within the
-        steps, FormationFilter.tap; the other side's filter brought to the same time) into
+        steps, FormationFilter.tap; the range-only alternatives brought to the same time) into
         its ready queue, with the side weight of their time; published by
         :meth:`_publish_ready`."""
         if not p.outs:
