@@ -262,6 +262,31 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     assert p.filter is far and not p.alts
 
 
+def test_a_restart_refits_from_the_prior_it_started_from(range_only_3h):
+    """A partner lost after its fit is fitted again from the uplinked prior carried to the
+    restart along its transition matrix - not from the estimate it lost (a wrong estimate
+    with a 1-km prior about it kept the fit in its basin)."""
+    out, config, _ = range_only_3h
+    proc = FormationProcessor(config)
+    for t, b in build_message_stream(Paths(out), config).messages:
+        if t in proc.consumes:
+            proc.handle(t, b)
+        p = proc.peers.get(0x4B)
+        if p is not None and p.acq is None and p.filter.range_acquired and p.filter.n_ranges_used > 5:
+            break
+    t0, x0, p0, _ = p.prior
+    f = p.filter
+    t = f.t_gps_s
+    f.x[9:12] += 3000.0  # as lost as an estimate gets
+    proc._restart_window(p, t, 3000.0, [])
+    from pygnc.estimation import orbit_dynamics as od
+    xs, phi = od.propagate(np.append(x0, [0.0, 0.0, 0.0, 1.0]), t - t0, f.peer_model, t_gps_s=t0)
+    np.testing.assert_allclose(p.acq["x0"], xs[:6], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(p.acq["p0"], phi[:6, :6] @ p0 @ phi[:6, :6].T, rtol=1e-9)
+    assert "carried to the restart" in p.acq["how"] and not p.alts
+    assert proc.counters()["range_only_restarts"] == 1
+
+
 def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_only_3h):
     """The fit of a 45-min window needs six propagations of it (three candidates and their
     mirror images; 2-4 s each on a Pi): they are spread over the calls that follow, one

@@ -644,7 +644,10 @@ class FormationProcessor(Processor):
         # Not about the estimate it lost (wrong by then, and a 1-km prior about it kept the
         # fit in that estimate's basin - a point-mirror orbit on simulator seeds 9 and 16):
         # the prior it started from, carried to now along its transition matrix.
-        t0, x0, p0, how = p.prior
+        t0, x0, p0, how = p.prior if p.prior is not None else (
+            t, f.x[0:6] + f.x[9:15], np.diag([self.config.formation_prior_sigma_pos_m ** 2] * 3
+                                             + [self.config.formation_prior_sigma_vel_m_s ** 2] * 3),
+            "the estimate it lost")
         xs = np.zeros(10)
         xs[:6], xs[9] = x0, 1.0
         xs, phi = od.propagate(xs, t - t0, f.peer_model, t_gps_s=t0)
