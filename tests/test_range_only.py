@@ -15,7 +15,7 @@ from formation_support import record_sides, relative_errors, side_resolved_error
 from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer_prior
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs
 from pygnc.estimation.range_only_iod import partner_trajectory, solve_relative_orbit
-from pygnc.processors.formation import FormationProcessor
+from pygnc.processors.formation import FormationProcessor, _reflected, _weights
 from pygnc.tasks.ingest import build_message_stream
 
 from ground.sim import scenario as scn
@@ -90,6 +90,17 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     # Before the fit the estimate is the prior propagated, and says so.
     early = [b for b in est if b["t_gps_s"] - truth["t_gps_s"][0] < 1800.0]
     assert early and min(np.linalg.norm(b["sigma_dr_m"]) for b in early) > 500.0
+    # Propagated to "now" after the batch: the mixture of the filter's cursor and, for the
+    # other side, the cursor's reflection (no second propagation); its cross-track sigma
+    # spans both sides.
+    p = proc.peers[0x4B]
+    prop = [b for t, b in proc.propagate_to_sc(proc.clock.sc_from_gps(p.filter.t_gps_s + 60.0))
+            if t == "formation_estimate"]
+    assert len(prop) == 1 and prop[0]["propagated"] and p.cursor_alts == [None]
+    c, (w0, (w1,)) = p.cursor, _weights(p)
+    np.testing.assert_allclose(prop[0]["dr_gcrs_m"], w0 * c.x[9:12] + w1 * _reflected(c).x[9:12], atol=1e-6)
+    n_c = c.relative_rtn()[0][2]  # the cursor's cross-track offset: the sides are +-n_c
+    assert prop[0]["sigma_dr_rtn_m"][2] >= 2.0 * math.sqrt(w0 * w1) * abs(n_c) > 10.0
 
 
 def test_bad_ranges_are_counted_never_fatal(range_only_3h):
