@@ -785,7 +785,7 @@ class FormationProcessor(Processor):
         x = np.append(o + _block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
         bm, rm = self._refit(p, a, x)
         h = np.cross(o[0:3], o[3:6])
-        if float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > 50.0 and \
+        if float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > DISTINCT_M and \
                 float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0:
             return rm.candidates[0][1], bm, rm
         rm = dataclasses.replace(r2, x0=x[0:6], cov=_mirror_cov(r2.cov, m3))
@@ -1131,8 +1131,8 @@ FIT_CANDIDATES = 3
 DISTINCT_M = 50.0
 #: Estimates propagated to "now" take an alternative that is the filter's mirror image in
 #: the own orbit plane to this Mahalanobis distance squared (6 dof, 99 %) as the cursor's
-#: reflection instead of propagating its own copy (the other side, all day on a range-only
-#: partner: its own cursor added ~15 % to the formation task's CPU in a day's batch).
+#: reflection instead of propagating its own copy (the other side is kept all day on a
+#: range-only partner: one propagation to "now" per partner instead of two).
 MIRROR_D2 = 16.8
 #: Mean motion of a low Earth orbit (~95 min) [rad/s], to weigh velocity differences.
 MEAN_MOTION_RAD_S = 1.1e-3
@@ -1217,13 +1217,12 @@ def _merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
     f.x, f.p = m.x, m.p
 
 
-def _same_orbit(f: FormationFilter, g: FormationFilter, d2_max: float = None) -> bool:
+def _same_orbit(f: FormationFilter, g: FormationFilter, d2_max: float = MERGE_D2) -> bool:
     """Two hypotheses that have come together: their relative states within *d2_max*
-    (MERGE_D2; Mahalanobis, 6 dof) of each other under the sum of their covariances."""
+    (Mahalanobis, 6 dof) of each other under the sum of their covariances."""
     d = g.x[9:15] - f.x[9:15]
     try:
-        return float(d @ np.linalg.solve(f.p[9:15, 9:15] + g.p[9:15, 9:15], d)) < (
-            MERGE_D2 if d2_max is None else d2_max)
+        return float(d @ np.linalg.solve(f.p[9:15, 9:15] + g.p[9:15, 9:15], d)) < d2_max
     except np.linalg.LinAlgError:
         return False
 
