@@ -121,6 +121,7 @@ def test_scalar_and_vector_agree():
     m = frames.gcrs_from_itrs_matrix(t)
     for i in range(0, t.size, 17):
         np.testing.assert_allclose(frames.gcrs_from_itrs_matrix(float(t[i])), m[i], atol=1e-15)
+        np.testing.assert_allclose(np.array(frames.gcrs_from_itrs_rows(t[i])), m[i], atol=1e-15)
 
 
 def test_velocity_is_time_derivative_of_position():

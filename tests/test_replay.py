@@ -186,7 +186,9 @@ def test_smooth_orbit_same_times_and_no_worse(sample_out, tmp_path):
     # row comes after the first fix).
     assert set(a["t_sc_s"]) <= set(b["t_sc_s"])
     assert s["orbit"]["position_3d_rms_m"] <= filt["orbit"]["position_3d_rms_m"]  # measured 6.65 vs 6.88 m
-    assert np.all(b["sigma_x_ecef_m"][-5:] <= a["sigma_x_ecef_m"][-5:] + 1e-9)
+    # (the filter's last rows are interpolated inside its cursor's step: within ~1e-5 of
+    # the smoother's end, which propagates there)
+    assert np.all(b["sigma_x_ecef_m"][-5:] <= a["sigma_x_ecef_m"][-5:] * (1.0 + 1e-4))
 
 
 @pytest.mark.parametrize("kind", ["orbit", "attitude", "formation"])

@@ -622,7 +622,8 @@ class FormationFilter:
             return e
         t0, h, x0, p0, phi, x1, ends = e
         if ends is None:  # the step's end derivatives, once for all its taps
-            pole = tuple(od.earth_pole_gcrs(t0 + 0.5 * h).tolist())
+            m = frames.gcrs_from_itrs_rows(t0 + 0.5 * h)
+            pole = (m[0][2], m[1][2], m[2][2])
             ends = e[6] = (self._accelerations(x0, pole), self._accelerations(x1, pole))
         tau = t_gps_s - t0
         x = _interpolate_state(x0, x1, ends[0], ends[1], tau, h)

@@ -8,11 +8,15 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
   the fix's own GPS time; an invalid one is skipped and counted; a fix not newer than the
   filter's last fix is counted as out of order (never applied twice); a fix more than
   ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``);
-* ``sensor``: an ``orbit_estimate`` at the sample's time, propagated from the latest
-  filter state by a separate *output cursor* - the filter itself only moves from fix to
-  fix, so an output never pushes it past a later fix; the next fix's prediction starts
-  from the cursor (the same state carried to the last sample) instead of propagating
-  that span again.  A sample older than the filter
+* ``sensor``: an ``orbit_estimate`` at the sample's time, from the latest filter state
+  carried forward by a separate *output cursor* - the filter itself only moves from fix to
+  fix, so an output never pushes it past a later fix.  The cursor steps ahead a whole
+  step at a time, as long as the last fix interval (at most the model's 30-s max step), and
+  a sample inside a step is interpolated in it
+  (:meth:`~pygnc.estimation.orbit_ekf.OrbitEKF.estimate_in`: ~2 mm, 5e-5 m/s, covariance
+  ~1e-4); the next fix, arriving at the step's end, starts from the step's end instead of
+  propagating that span again - one propagation per fix interval where stepping from
+  sample to sample took five.  A sample older than the filter
   epoch or than the last sample estimate (a restarted ingest replaying the batch) gets no
   estimate and is counted; one the cursor cannot reach within the handler budget gets none
   either (``budget_deferred``: the cursor keeps the epoch it reached and the next sample
@@ -57,6 +61,9 @@ class OrbitProcessor(Processor):
         self.filter = OrbitEKF(filter_config)
         self.cursor = OrbitEKF(filter_config)
         self.cursor_valid = False
+        self.span = None                # the cursor's last step (StepSpan): it ends at cursor.t_gps_s
+        self.fix_interval_s = math.inf  # between the last two fixes used (the cursor's step length)
+        self.t_prev_fix = -math.inf
         self.clock: ClockMap | None = None
         self.n_out_of_order = 0
         self.n_outputs = 0
@@ -115,17 +122,25 @@ class OrbitProcessor(Processor):
             f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
             f.n_used += 1
         else:
-            c = self.cursor
-            if self.cursor_valid and f.t_gps_s <= c.t_gps_s <= t:
+            c, span = self.cursor, self.span
+            if self.cursor_valid and f.t_gps_s <= c.t_gps_s <= t + 1e-6:
                 # The output cursor has carried this very filter state (no fix since it was
-                # seeded) to the last sample: go on from there rather than propagate the
-                # same span a second time (half the orbit's propagation in a batch).
+                # seeded) to the end of its last step, at or before the fix (usually exactly
+                # at it: the step's length is the fix interval): go on from there rather
+                # than propagate the same span a second time.
                 f.t_gps_s, f.x, f.p = c.t_gps_s, c.x.copy(), c.p.copy()
+                if abs(f.t_gps_s - t) <= 1e-6:
+                    f.t_gps_s = t
+            elif self.cursor_valid and span is not None and f.t_gps_s <= span.t0_gps_s <= t:
+                f.t_gps_s, f.x, f.p = span.t0_gps_s, span.x0.copy(), span.p0.copy()
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
             f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
             if not admission.finite(f.x, f.p):  # never keep a non-finite state
                 f.n_reinit += 1
                 f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+        if t - self.t_prev_fix > 0.0:
+            self.fix_interval_s = t - self.t_prev_fix
+        self.t_prev_fix = t
         self.cursor_valid = False  # re-seed the output cursor from the new filter state
 
     # -- outputs ------------------------------------------------------------------------
@@ -160,25 +175,40 @@ class OrbitProcessor(Processor):
             # strictly increase.
             self.n_stale += 1
             return []
-        if not self.cursor_valid or t_gps < c.t_gps_s:
+        span = self.span
+        if not self.cursor_valid or t_gps < (c.t_gps_s if span is None else span.t0_gps_s) - 1e-6:
             c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
             self.cursor_valid = True
-        # A long gap is covered over several calls, each within its budget.
-        reached = admission.predict_within(c, t_gps, admission.Budget(budget_s))
+            self.span = span = None
+        # The cursor steps ahead in whole steps, each as long as the fix interval (at most
+        # the model's max step): the next fix's prediction is then the step's end, and
+        # every sample inside a step is interpolated in it instead of propagated to.  A
+        # long gap is covered over several calls, each within its budget.
+        budget = admission.Budget(budget_s)
+        while c.t_gps_s < t_gps - 1e-6 and not budget.spent():
+            h = self._cursor_step_s(c.t_gps_s, t_gps)
+            self.span = span = c.predict_step(h)
+        reached = c.t_gps_s >= t_gps - 1e-6
         if not admission.finite(c.x, c.p):
             self.cursor_valid = False
+            self.span = None
             return out
         if not reached and not propagated:
             self.n_budget_deferred += 1  # the next sample goes on from the epoch reached
             return out
-        t_est = c.t_gps_s
+        if reached and span is not None and t_gps < c.t_gps_s - 1e-6:
+            t_est = t_gps
+            x, p = c.estimate_in(span, t_gps)
+        else:
+            t_est = c.t_gps_s
+            x, p = c.x, c.p
         if t_est <= (max(self.t_last_output, self.t_last_propagated) if propagated else self.t_last_output):
             return out
-        r_i, v_i = c.x[:3], c.x[3:6]
+        r_i, v_i = x[:3], x[3:6]
         j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(t_est))
-        x_e = j @ c.x[:6]
+        x_e = j @ x[:6]
         r_e, v_e = x_e[:3], x_e[3:6]
-        p6 = c.p[:6, :6]
+        p6 = p[:6, :6]
         p_e = j @ p6 @ j.T
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
@@ -196,6 +226,18 @@ class OrbitProcessor(Processor):
             "n_used": int(self.filter.n_used), "n_rejected": self.filter.n_rejected,
             "n_invalid": self.filter.n_invalid, "propagated": propagated,
         })]
+
+    def _cursor_step_s(self, t_cursor_s: float, t_gps_s: float) -> float:
+        """Length of the cursor's next step from *t_cursor_s* toward a sample at *t_gps_s*:
+        to the next fix expected (the last fix plus the last fix interval) when that is
+        still ahead and not before the sample - so the next fix finds its prediction
+        done - else the model's max step."""
+        h_max = self.cursor.model.max_step_s
+        if math.isfinite(self.fix_interval_s):
+            t_next_fix = self.t_prev_fix + self.fix_interval_s
+            if t_cursor_s + 1e-3 < t_next_fix and t_gps_s <= t_next_fix + 1e-6:
+                return min(h_max, t_next_fix - t_cursor_s)
+        return h_max
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
         return self._output(t_sc_s, propagated=True, budget_s=budget_s)
