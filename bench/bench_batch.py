@@ -13,8 +13,8 @@
    that holds estimates of the batch's last sample from every estimator (the batch is done
    and each estimator has published past the batch's last spacecraft time - the criterion
    of ``ground.replay_pipeline.estimators_done``).  The peak summed PSS of the tree is
-   sampled every 0.5 s; each process's CPU seconds (user + system) are read just before
-   the Ctrl-C that ends the run.
+   sampled every 0.5 s (and each process's own peak); each process's CPU seconds (user +
+   system) are read just before the Ctrl-C that ends the run.
 3. The same with the tree pinned to one core (``taskset -c 0``; a Pi Zero 2 W core is
    roughly 10-20x slower than one of this machine's).
 4. ``--handler-times``: the live-mode view instead - every estimator's ``handle()`` calls
@@ -65,13 +65,18 @@ def _task_name(p: psutil.Process, root_pid: int) -> str:
     return " ".join(cmd[:3])
 
 
-def _pss_of(procs: list[psutil.Process]) -> int:
+def _pss_of(procs: list[psutil.Process], root_pid: int | None = None, per_task: dict | None = None) -> int:
+    """Summed PSS of *procs* [bytes]; with *per_task*, each task's peak kept there too."""
     total = 0
     for p in procs:
         try:
-            total += p.memory_full_info().pss
+            pss = p.memory_full_info().pss
         except psutil.Error:
-            pass
+            continue
+        total += pss
+        if per_task is not None:
+            name = _task_name(p, root_pid)
+            per_task[name] = max(per_task.get(name, 0), pss)
     return total
 
 
@@ -81,11 +86,12 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
     tasks = {spec.name for spec in enabled_tasks(Config())} & set(TASK_OF.values())
     run = FlightRun(home, timeout_min=60, spacecraft_time_s=t_last_sc_s + 1.0, prefix=prefix)
     peak = [0]
+    peak_task: dict[str, int] = {}
     stop = threading.Event()
 
     def sample_pss():
         while not stop.wait(0.5):
-            peak[0] = max(peak[0], _pss_of(run.tree()))
+            peak[0] = max(peak[0], _pss_of(run.tree(), run.proc.pid, peak_task))
 
     sampler = threading.Thread(target=sample_pss, daemon=True)
     sampler.start()
@@ -109,14 +115,15 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
                 cpu[name] = cpu.get(name, 0.0) + c.user + c.system
             except psutil.Error:
                 pass
-        peak[0] = max(peak[0], _pss_of(run.tree()))
+        peak[0] = max(peak[0], _pss_of(run.tree(), run.proc.pid, peak_task))
         run.ctrl_c()
         rc = run.wait_exit(15)
     finally:
         stop.set()
         sampler.join()
         run.close()
-    return {"t_done_s": t_done, "cpu_s": cpu, "peak_pss_mib": peak[0] / 2**20, "exit": rc}
+    return {"t_done_s": t_done, "cpu_s": cpu, "peak_pss_mib": peak[0] / 2**20, "exit": rc,
+            "peak_pss_task_mib": {k: v / 2**20 for k, v in peak_task.items()}}
 
 
 def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str) -> dict:
@@ -135,9 +142,10 @@ def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, l
           f"(runs {each}); peak summed PSS "
           f"{max(r['peak_pss_mib'] for r in results):.0f} MiB")
     total = statistics.median(sum(r["cpu_s"].values()) for r in results)
-    print(f"  CPU seconds per process (median), total {total:.1f} s:")
+    print(f"  CPU seconds (median) and peak PSS (largest) per process, total {total:.1f} s:")
     for n in names:
-        print(f"    {n:22s} {statistics.median(r['cpu_s'].get(n, 0.0) for r in results):7.2f}")
+        pss = max(r["peak_pss_task_mib"].get(n, 0.0) for r in results)
+        print(f"    {n:22s} {statistics.median(r['cpu_s'].get(n, 0.0) for r in results):7.2f} s  {pss:6.1f} MiB")
     return {"median_s": med, "results": results}
 
 

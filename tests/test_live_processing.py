@@ -116,3 +116,27 @@ def test_a_batch_without_fixes_then_live_fixes_gives_attitude_with_position():
     assert late and all(b["has_position"] for b in late)
     assert not any(b["has_position"] for b in a if b["t_sc_s"] < first_fix)
     assert np.isfinite([b["t_sc_s"] for b in a]).all()
+
+
+def test_the_ingest_tasks_lazy_stream_is_the_list(monkeypatch):
+    """The ingest task keeps the batch as its decoded arrays and builds each body when it
+    is published (LazyMessages): the same messages, in the same order, as the list the
+    ground replay builds - across chunk boundaries (a chunk of 7 here), by index from
+    either end and by slice."""
+    from pygnc.tasks import ingest
+
+    monkeypatch.setattr(ingest.LazyMessages, "CHUNK", 7)
+    cfg = Config()
+    eager = build_message_stream(Paths(SAMPLE), cfg).messages
+    lazy = build_message_stream(Paths(SAMPLE), cfg, lazy=True).messages
+    assert isinstance(lazy, ingest.LazyMessages) and isinstance(eager, list)
+    assert {t for t, _ in eager} >= {"sensor", "gps_fix", "range", "clock_map", "batch_end"}
+    assert len(lazy) == len(eager) and list(lazy) == eager
+    assert [lazy[i] for i in range(len(lazy) - 1, -1, -3)] == eager[::-3]
+    assert lazy[-1] == eager[-1] and lazy[5:40] == eager[5:40]
+    try:
+        lazy[len(eager)]
+    except IndexError:
+        pass
+    else:
+        raise AssertionError("no IndexError past the end")

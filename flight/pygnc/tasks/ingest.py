@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..bus.messages import Message
@@ -56,16 +57,17 @@ RANGE_MESSAGE_FIELDS = ("t_sc_s", "peer_id", "range_m", "range_raw", "rssi_dbm",
 UNKNOWN_PEER_ID = -1
 
 
-def _fix_bodies(fixes: np.ndarray, peer_ids=None, record=None) -> list[dict]:
+def _fix_bodies(fixes: np.ndarray, peer_ids=None, record=None, first: int = 0) -> list[dict]:
     """Message bodies of GPS fixes (vectorised conversion, then plain dicts); ``record`` is
-    the index in *fixes*, or *record* for all (-1: a live fix)."""
+    *first* + the index in *fixes* (a slice of the batch's fixes from *first*), or *record*
+    for all (-1: a live fix)."""
     n = len(fixes)
     peer = [0] * n if peer_ids is None else [int(p) for p in peer_ids]
     cols = {k: fixes[k].tolist() for k in (
         "t_sc_s", "t_gps_s", "unix_time_s", "time_status", "solution_status", "pos_ecef_m",
         "pos_sigma_m", "vel_ecef_m_s", "vel_sigma_m_s", "sats_in_solution", "valid")}
-    return [{**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i], "record": i if record is None else record}
-            for i in range(n)]
+    return [{**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i],
+             "record": first + i if record is None else record} for i in range(n)]
 
 
 def _sensor_bodies(sensors: np.ndarray) -> list[dict]:
@@ -107,9 +109,63 @@ def live_messages(tag: str, data: bytes, config: Config) -> list[tuple[str, dict
     return []
 
 
+class LazyMessages(Sequence):
+    """A stream's messages (a read-only sequence of ``(type, body)``) with the batch's
+    samples, fixes and ranges kept as their decoded arrays: a body is built when it is read,
+    :data:`CHUNK` of one source at a time (the chunk being read is kept).  What the ingest
+    task holds for the whole run (it publishes the batch again when a consumer restarts):
+    a day's batch as dicts is ~35 MiB, as arrays ~2 MiB.  ``append`` and ``extend`` add
+    messages before the merged part until it is set, after it from then on."""
+
+    CHUNK = 512
+
+    def __init__(self):
+        self._head: list = []
+        self._tail: list = []
+        self._sources: list = []   # (message type, build(lo, hi) -> list of bodies)
+        self._src = np.zeros(0, dtype=np.int8)    # per merged position: its source
+        self._idx = np.zeros(0, dtype=np.int64)   # ... and its index there
+        self._merged = False
+        self._cache: dict[int, tuple[int, list]] = {}
+
+    def append(self, item) -> None:
+        (self._tail if self._merged else self._head).append(item)
+
+    def extend(self, items) -> None:
+        (self._tail if self._merged else self._head).extend(items)
+
+    def set_merged(self, sources: list, src: np.ndarray, idx: np.ndarray) -> None:
+        self._sources, self._src, self._idx, self._merged = sources, src, idx, True
+
+    def __len__(self) -> int:
+        return len(self._head) + len(self._src) + len(self._tail)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        if i < len(self._head):
+            return self._head[i]
+        i -= len(self._head)
+        if i >= len(self._src):
+            return self._tail[i - len(self._src)]
+        s, k = int(self._src[i]), int(self._idx[i])
+        msg_type, build = self._sources[s]
+        c = k // self.CHUNK
+        held = self._cache.get(s)
+        if held is None or held[0] != c:
+            held = self._cache[s] = (c, build(c * self.CHUNK, (c + 1) * self.CHUNK))
+        return msg_type, held[1][k - c * self.CHUNK]
+
+
 @dataclass
 class MessageStream:
-    """What ingest publishes, in order, and the decode statistics behind it."""
+    """What ingest publishes, in order, and the decode statistics behind it.  ``messages``
+    is a list, or a :class:`LazyMessages` (``build_message_stream(lazy=True)``)."""
 
     messages: list[tuple[str, dict]] = field(default_factory=list)
     stats: list[dict] = field(default_factory=list)  # the ingest_stats bodies
@@ -219,27 +275,33 @@ def _add_clock_map(fixes, log: logging.Logger, out: MessageStream) -> None:
 def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
     """Every sample, fix and range in spacecraft-time order (ties: sensor, fix, peer fix,
     range), then ``batch_end`` with the counts."""
-    parts = []  # (times, kind, message type, bodies)
+    parts = []  # (times, kind, message type, build(lo, hi): the bodies of records lo..hi-1)
     if sensors is not None and len(sensors):
-        parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", _sensor_bodies(sensors)))
+        parts.append((sensors["t_sc_s"], _KIND_SENSOR, "sensor", lambda lo, hi: _sensor_bodies(sensors[lo:hi])))
     if fixes is not None and len(fixes):
-        parts.append((fixes["t_sc_s"], _KIND_FIX, "gps_fix", _fix_bodies(fixes)))
+        parts.append((fixes["t_sc_s"], _KIND_FIX, "gps_fix", lambda lo, hi: _fix_bodies(fixes[lo:hi], first=lo)))
     if peers is not None and len(peers):
         # A group without range packets does not say whose fix it is: peer_id -1, never 0
         # (0 means an own fix).
         pid = peers["peer_id"].astype(int) if "peer_id" in (peers.dtype.names or ()) else np.zeros(len(peers), int)
         pid = np.where(pid == 0, UNKNOWN_PEER_ID, pid)
-        parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix", _fix_bodies(peers, pid)))
+        parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix",
+                      lambda lo, hi: _fix_bodies(peers[lo:hi], pid[lo:hi], first=lo)))
     if ranges is not None and len(ranges):
-        parts.append((ranges["t_sc_s"], _KIND_RANGE, "range", _range_bodies(ranges)))
+        parts.append((ranges["t_sc_s"], _KIND_RANGE, "range", lambda lo, hi: _range_bodies(ranges[lo:hi])))
 
     t_first = t_last = float("nan")
     if parts:
         t = np.concatenate([p[0] for p in parts]).astype(float)
         kind = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
         order = np.lexsort((kind, t))
-        flat = [(p[2], b) for p in parts for b in p[3]]
-        out.messages.extend(flat[i] for i in order)
+        src = np.concatenate([np.full(len(p[0]), j, dtype=np.int8) for j, p in enumerate(parts)])[order]
+        idx = np.concatenate([np.arange(len(p[0])) for p in parts])[order]
+        if isinstance(out.messages, LazyMessages):
+            out.messages.set_merged([(p[2], p[3]) for p in parts], src, idx)
+        else:
+            bodies = [p[3](0, len(p[0])) for p in parts]
+            out.messages.extend((parts[j][2], bodies[j][k]) for j, k in zip(src.tolist(), idx.tolist()))
         t_first, t_last = float(t.min()), float(t.max())
     n = lambda a: 0 if a is None else len(a)  # noqa: E731
     out.messages.append(("batch_end", {
@@ -248,16 +310,18 @@ def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
         "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
 
 
-def build_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None) -> MessageStream:
+def build_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None,
+                         lazy: bool = False) -> MessageStream:
     """Read sense.bin and range/rng*.bin under *paths* and build the ordered message stream:
     the ``ingest_stats`` of each source, the ``clock_map``, every message in spacecraft-time
-    order, ``batch_end``.
+    order, ``batch_end``.  *lazy*: ``messages`` is a :class:`LazyMessages` (the same
+    messages, built when read) instead of a list.
 
     Shared by the ingest task and the ground replay, so both see exactly the same data.
     Missing or empty files are reported in the stats (and *log*), never raised.
     """
     log = log or logging.getLogger("ingest")
-    out = MessageStream()
+    out = MessageStream(messages=LazyMessages() if lazy else [])
     sensors, fixes = _read_sense(paths, config, log, out)
     peers, ranges = _read_ranges(paths, config, log, out)
     out.messages.extend(("ingest_stats", b) for b in out.stats)
@@ -278,7 +342,7 @@ class Ingest(Task):
     def __init__(self, runner):
         super().__init__(runner)
         cfg = self.config
-        self.stream: list[tuple[str, dict]] = []
+        self.stream: LazyMessages | list = []
         self.pos = 0
         self.published = 0
         self.done = False
@@ -297,7 +361,7 @@ class Ingest(Task):
         self.n_live = {"frames": 0, "messages": 0, "dropped": 0, "decode_errors": 0, "clock_fits": 0}
 
     def on_start(self) -> None:
-        built = build_message_stream(self.ctx.paths, self.config, self.log)
+        built = build_message_stream(self.ctx.paths, self.config, self.log, lazy=True)
         self.stream = built.messages
         self.clock_sc, self.clock_gps = list(built.clock_pairs[0]), list(built.clock_pairs[1])
         self.clock = built.clock
