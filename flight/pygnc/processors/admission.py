@@ -22,7 +22,8 @@ given here (the processors' ``counters``).
    no more than a fresh fix, and costs ``gap / step`` integration steps per filter).
    Estimates before that re-initialisation are not invented.
 5. **Budget** (``budget_deferred``): everything a handler predicts goes through
-   :func:`predict_within`, in chunks of at most :data:`CHUNK_S` of filter time, until the
+   :func:`predict_within`, in chunks of at most :data:`CHUNK_S` of filter time (the orbit
+   processor's output cursor: in its own steps of at most 30 s), until the
    target or the handler's :class:`Budget` (``Config.handler_budget_s`` of wall time per
    message) is spent; work not done is left for the next call (the formation processor
    keeps its queue, the orbit processor's output cursor resumes), never lost silently.
