@@ -524,6 +524,10 @@ class RestDetector:
 
 
 # --------------------------------------------------------------------------- MEKF
+_EYE9 = np.eye(9)
+_EYE9.setflags(write=False)
+
+
 class AttitudeMEKF:
     """The multiplicative EKF.  See the module docstring for the model."""
 
@@ -628,7 +632,7 @@ class AttitudeMEKF:
         cfg = self.cfg
         self.q = quat_multiply(self.q, quat_from_rotvec(phi))
         self.q /= math.sqrt(float(self.q @ self.q))
-        f = np.eye(9)
+        f = _EYE9.copy()
         f[:3, :3] = rotation_matrix(-phi)
         f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
         self.last_f = f
@@ -687,20 +691,22 @@ class AttitudeMEKF:
 
     # -- updates ----------------------------------------------------------------------
     def _update(self, r, h, rdiag) -> tuple[bool, float]:
-        s = h @ self.p @ h.T
+        pht = self.p @ h.T
+        s = h @ pht
         s.flat[:: s.shape[0] + 1] += rdiag
         try:
-            sr = np.linalg.solve(s, r)
+            s_inv = np.linalg.inv(s)  # one factorisation for the NIS and the gain (m <= 6)
         except np.linalg.LinAlgError:
             return False, float("nan")
-        nis = float(r @ sr)
+        nis = float(r @ s_inv @ r)
         if not nis <= CHI2_9999[min(len(r), 9) - 1] * (1.0 if len(r) <= 9 else len(r) / 9.0):
             return False, nis
-        k = np.linalg.solve(s, h @ self.p).T
+        k = pht @ s_inv  # P H^T S^-1 (P and S symmetric)
         dx = k @ r
-        ikh = np.eye(9) - k @ h
+        ikh = _EYE9 - k @ h
         p = ikh @ self.p @ ikh.T + (k * rdiag) @ k.T
-        if not (np.isfinite(dx).all() and np.isfinite(p).all()):
+        # A sum is finite only if every term is (an overflow to inf is refused as well).
+        if not (math.isfinite(float(dx.sum())) and math.isfinite(float(p.sum()))):
             return False, nis  # a non-finite update is not applied (the state stays usable)
         self.p = 0.5 * (p + p.T)
         self.q = quat_multiply(self.q, np.array([1.0, 0.5 * dx[0], 0.5 * dx[1], 0.5 * dx[2]]))
