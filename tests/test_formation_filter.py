@@ -478,7 +478,11 @@ def test_tapped_estimates_between_steps_match_a_step_ending_there():
     for tau in taus[:4]:
         d = copy.deepcopy(f)
         d.predict(tau)
+        xr, pr = g.tap_estimate(g.tapped[t0 + tau], t0 + tau, reported=True)
         x, p = g.take_tapped(t0 + tau)
+        # What an output takes: the same state, the reported block of the same covariance.
+        np.testing.assert_array_equal(xr, x)
+        np.testing.assert_allclose(pr, ff.reported_block(p), rtol=1e-12, atol=0)
         e = x - d.x
         assert np.abs(e[9:12]).max() < 1e-4 and np.abs(e[12:15]).max() < 2e-6
         assert np.abs(e[0:3]).max() < 0.05 and np.abs(e[3:6]).max() < 1e-3

@@ -127,6 +127,44 @@ N_STATES = 21
 I_R_OWN, I_V_OWN, I_W_COMMON = slice(0, 3), slice(3, 6), slice(6, 9)
 I_DR, I_DV, I_DW = slice(9, 12), slice(12, 15), slice(15, 18)
 I_DRAG_SCALE, I_RANGE_BIAS, I_RANGE_DT = 18, 19, 20
+#: The rows and columns of P an estimate reports (its published sigmas and covariances): the
+#: relative state [dr, dv], then the range bias.
+I_REPORTED = np.array([9, 10, 11, 12, 13, 14, I_RANGE_BIAS])
+_IX_REPORTED = np.ix_(I_REPORTED, I_REPORTED)
+_EYE_REPORTED = np.eye(N_STATES)[I_REPORTED]
+
+
+def reported_block(p: np.ndarray) -> np.ndarray:
+    """P (n, n) -> its :data:`I_REPORTED` rows and columns (7, 7)."""
+    return p[_IX_REPORTED]
+
+
+def line_of_sight_sigma(dr_m, p_rr) -> float:
+    """1-sigma [m] of a relative position *dr_m* (3,) with covariance *p_rr* (3, 3) along its
+    line of sight.  With no line of sight (a relative position of exactly zero, as corrupt
+    inputs can leave) the largest sigma of any direction: never less than the true one."""
+    dr = np.asarray(dr_m, dtype=float)
+    norm = math.sqrt(float(dr @ dr))
+    if not norm > 0.0:
+        return float(math.sqrt(max(0.0, float(np.linalg.eigvalsh(p_rr)[-1]))))
+    u = dr / norm
+    return float(math.sqrt(max(0.0, u @ p_rr @ u)))
+
+
+_ECEF_J: dict[float, np.ndarray] = {}
+
+
+def ecef_jacobian(t_gps_s: float) -> np.ndarray:
+    """:func:`pygnc.frames.rv_gcrs_to_ecef_matrix` at *t_gps_s* (memoised by time: every
+    partner's estimate of one instant uses the same; read-only)."""
+    j = _ECEF_J.get(t_gps_s)
+    if j is None:
+        if len(_ECEF_J) >= 16:
+            _ECEF_J.clear()
+        j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(t_gps_s))
+        j.setflags(write=False)
+        _ECEF_J[t_gps_s] = j
+    return j
 
 #: Grid step of the tabulated process noise [s] (see FormationFilter._q).
 Q_GRID_S = 0.05
@@ -351,7 +389,7 @@ class FormationFilter:
     def relative_ecef(self):
         """(dr_ecef_m, dv_ecef_m_s, 6x6 covariance): the relative state in ITRS axes,
         dv the rate of change of the ECEF relative vector (Earth-rate term included)."""
-        j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(self.t_gps_s))
+        j = ecef_jacobian(self.t_gps_s)
         x_e = j @ self.x[9:15]
         return x_e[0:3], x_e[3:6], j @ self.p[9:15, 9:15] @ j.T
 
@@ -364,14 +402,8 @@ class FormationFilter:
     def line_of_sight_sigma_m(self) -> float:
         """1-sigma of the relative position along the line of sight [m].  With no line of
         sight (a relative position of exactly zero, as corrupt inputs can leave) the largest
-        sigma of any direction: never less than the true one."""
-        dr = self.x[I_DR]
-        p_rr = self.p[9:12, 9:12]
-        norm = float(np.linalg.norm(dr))
-        if not norm > 0.0:
-            return float(math.sqrt(max(0.0, float(np.linalg.eigvalsh(p_rr)[-1]))))
-        u = dr / norm
-        return float(math.sqrt(max(0.0, u @ p_rr @ u)))
+        sigma of any direction: never less than the true one (:func:`line_of_sight_sigma`)."""
+        return line_of_sight_sigma(self.x[I_DR], self.p[9:12, 9:12])
 
     # ------------------------------------------------------------------ initialisation
     def _sigmas(self, pos_sigma_m, vel_sigma_m_s):
@@ -472,7 +504,7 @@ class FormationFilter:
         self.initialize(t_peer_gps_s, own_z, own_r, peer_z, peer_r)
 
     # ------------------------------------------------------------------ prediction
-    def _q(self, h):
+    def _q(self, h, reported: bool = False):
         """Process noise over a step of *h* seconds (0 < h <= max step).
 
         The exact Gauss-Markov chains are evaluated on a grid of ``Q_GRID_S`` (shared by
@@ -486,9 +518,19 @@ class FormationFilter:
         k = h / Q_GRID_S
         i = int(k)
         a = k - i
-        q = self._q_grid(i)
+        grid = self._q_grid_reported if reported else self._q_grid
+        q = grid(i)
         if a > 1e-9:
-            q = (1.0 - a) * q + a * self._q_grid(i + 1)
+            q = (1.0 - a) * q + a * grid(i + 1)
+        return q
+
+    def _q_grid_reported(self, i):
+        """The :data:`I_REPORTED` block of :meth:`_q_grid` (cached likewise)."""
+        key = (self._q_key, i, "reported")
+        q = _Q_CACHE.get(key)
+        if q is None:
+            q = reported_block(self._q_grid(i))
+            _Q_CACHE[key] = q
         return q
 
     def _q_grid(self, i):
@@ -615,11 +657,13 @@ class FormationFilter:
         e = self.tapped.pop(t_gps_s, None)
         return None if e is None else self.tap_estimate(e, t_gps_s)
 
-    def tap_estimate(self, e, t_gps_s):
+    def tap_estimate(self, e, t_gps_s, reported: bool = False):
         """(x, P) at *t_gps_s* from an entry of :attr:`tapped` (taken earlier: the filter may
-        have moved on or restarted since; the entry holds what it needs)."""
+        have moved on or restarted since; the entry holds what it needs).  *reported*: only
+        the :data:`I_REPORTED` block of P (7, 7) - what a published estimate needs, at a
+        third of the cost."""
         if isinstance(e, tuple):
-            return e
+            return (e[0], reported_block(e[1])) if reported else e
         t0, h, x0, p0, phi, x1, ends = e
         if ends is None:  # the step's end derivatives, once for all its taps
             m = frames.gcrs_from_itrs_rows(t0 + 0.5 * h)
@@ -627,8 +671,13 @@ class FormationFilter:
             ends = e[6] = (self._accelerations(x0, pole), self._accelerations(x1, pole))
         tau = t_gps_s - t0
         x = _interpolate_state(x0, x1, ends[0], ends[1], tau, h)
-        phi_s = self._eye + (tau / h) * (phi - self._eye)
-        p = phi_s @ p0 @ phi_s.T + self._q(tau)
+        if reported:
+            phi_s = _EYE_REPORTED + (tau / h) * (phi[I_REPORTED] - _EYE_REPORTED)
+            q = self._q(tau, reported=True)
+        else:
+            phi_s = self._eye + (tau / h) * (phi - self._eye)
+            q = self._q(tau)
+        p = phi_s @ p0 @ phi_s.T + q
         return x, 0.5 * (p + p.T)
 
     def _accelerations(self, x, pole):

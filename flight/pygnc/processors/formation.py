@@ -102,12 +102,18 @@ import numpy as np
 
 from ..config import Config
 from ..estimation.formation_filter import (
-    I_DR,
     I_DRAG_SCALE,
+    I_R_OWN,
     I_RANGE_BIAS,
     I_RANGE_DT,
+    I_REPORTED,
+    I_V_OWN,
     FormationFilter,
     FormationFilterConfig,
+    ecef_jacobian,
+    line_of_sight_sigma,
+    reported_block,
+    rtn_matrix,
     rtn_to_gcrs,
 )
 from ..estimation import orbit_dynamics as od
@@ -512,8 +518,11 @@ class FormationProcessor(Processor):
         n = len(ready) if limit is None else min(limit, len(ready))
         for _ in range(n):
             t_sc, g, alts, w = ready.popleft()
-            out.append(("formation_estimate", self._body(p, _filled(*g), t_sc, False,
-                                                         alts=[_filled(*e) for e in alts], w=w)))
+            f, e = g
+            ests = [f.tap_estimate(e, f.t_gps_s, reported=True)]
+            if self.range_only:
+                ests += [h.tap_estimate(eh, h.t_gps_s, reported=True) for h, eh in alts]
+            out.append(("formation_estimate", self._estimate_body(p, f, ests, w, t_sc, False)))
 
     def _flush_outputs(self, p: _Peer, t_until_gps_s: float, out: list[Output]) -> None:
         """Publish *p*'s waiting outputs up to *t_until_gps_s* by predicting its filter to
@@ -919,39 +928,57 @@ class FormationProcessor(Processor):
 
     def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool,
               alts: list | None = None, w: tuple | None = None) -> dict:
-        """The estimate of *p* from *f* and, range-only, its alternatives' filters *alts* at
-        the same time with the weights *w* (_weights) of that time (None: *p*'s alternatives
-        now, brought to *f*'s time)."""
+        """The estimate of *p* from the filter *f* and, range-only, its alternatives' filters
+        *alts* at the same time with the weights *w* (_weights) of that time (None: *p*'s
+        alternatives now, brought to *f*'s time)."""
         t = f.t_gps_s
-        range_m = float(np.linalg.norm(f.x[I_DR]))  # the filter's own (the mixture's is shorter)
         if alts is None and p.alts:
             alts, w = [], _weights(p)
             for h in p.alts:
                 if h.filter.t_gps_s < t - 1e-6:
                     h.filter.predict_to(t)
                 alts.append(h.filter)
+        ests = [(f.x, reported_block(f.p))]
         if alts and self.range_only:
-            f = _mixture([f] + list(alts), (w[0],) + tuple(w[1]))
-        dr_e, dv_e, p_e = f.relative_ecef()
+            ests += [(g.x, reported_block(g.p)) for g in alts]
+        return self._estimate_body(p, f, ests, w, t_sc_s, propagated)
+
+    def _estimate_body(self, p: _Peer, f: FormationFilter, ests: list, w: tuple | None, t_sc_s: float,
+                       propagated: bool) -> dict:
+        """The ``formation_estimate`` body of *p* at *f*'s time from *ests*: (state (n,), its
+        covariance's I_REPORTED block (7, 7)) of *f* and, range-only, of its alternatives,
+        published as their mixture with the weights *w* (weight of *f*, weights of the
+        others); *f* gives the counters."""
+        t = f.t_gps_s
+        x, pr = ests[0]
+        range_m = math.sqrt(float(x[9] * x[9] + x[10] * x[10] + x[11] * x[11]))  # the filter's own
+        if len(ests) > 1:
+            x, pr = _mixture_reported(ests, (w[0],) + tuple(w[1]))
+        j = ecef_jacobian(t)
+        x_rel = x[9:15]
+        p6 = pr[:6, :6]
+        x_e = j @ x_rel
+        p_e = j @ p6 @ j.T
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
-        dr_g, dv_g, p_g = f.relative_gcrs()
-        dr_rtn, p_rtn = f.relative_rtn()
+        a = rtn_matrix(x[I_R_OWN], x[I_V_OWN])
+        p_rr = pr[:3, :3]
+        p_rtn = a @ p_rr @ a.T
         if self.clock is not None and abs(float(self.clock.gps_from_sc(t_sc_s)) - t) > 1e-3:
             t_sc_s = float(self.clock.sc_from_gps(t))  # the filter is later than asked: report its epoch
         p.n_outputs += 1
         self.n_outputs += 1
         return {
             "t_sc_s": float(t_sc_s), "unix_time_s": float(utc_unix_from_gps(t)), "peer_id": p.peer_id,
-            "dr_ecef_m": dr_e.tolist(), "dv_ecef_m_s": dv_e.tolist(),
+            "dr_ecef_m": x_e[0:3].tolist(), "dv_ecef_m_s": x_e[3:6].tolist(),
             "sigma_dr_m": sig_e[:3].tolist(), "sigma_dv_m_s": sig_e[3:].tolist(),
-            "range_bias_m": float(f.x[I_RANGE_BIAS]), "n_ranges_used": int(f.n_ranges_used),
+            "range_bias_m": float(x[I_RANGE_BIAS]), "n_ranges_used": int(f.n_ranges_used),
             "n_ranges_rejected": int(f.n_ranges_rejected), "propagated": bool(propagated),
             "t_gps_s": float(t),
-            "dr_gcrs_m": dr_g.tolist(), "dv_gcrs_m_s": dv_g.tolist(), "cov_rel_gcrs": p_g.ravel().tolist(),
-            "dr_rtn_m": dr_rtn.tolist(), "sigma_dr_rtn_m": np.sqrt(np.clip(np.diag(p_rtn), 0.0, None)).tolist(),
-            "range_m": range_m, "sigma_los_m": f.line_of_sight_sigma_m(),
-            "sigma_range_bias_m": float(math.sqrt(max(0.0, f.p[I_RANGE_BIAS, I_RANGE_BIAS]))),
-            "range_time_offset_s": float(f.x[I_RANGE_DT]), "peer_drag_scale": float(f.x[I_DRAG_SCALE]),
+            "dr_gcrs_m": x[9:12].tolist(), "dv_gcrs_m_s": x[12:15].tolist(), "cov_rel_gcrs": p6.ravel().tolist(),
+            "dr_rtn_m": (a @ x[9:12]).tolist(), "sigma_dr_rtn_m": np.sqrt(np.clip(np.diag(p_rtn), 0.0, None)).tolist(),
+            "range_m": range_m, "sigma_los_m": line_of_sight_sigma(x[9:12], p_rr),
+            "sigma_range_bias_m": float(math.sqrt(max(0.0, pr[6, 6]))),
+            "range_time_offset_s": float(x[I_RANGE_DT]), "peer_drag_scale": float(x[I_DRAG_SCALE]),
             "n_peer_fixes_used": int(f.n_peer_used), "n_peer_fixes_rejected": int(f.n_peer_rejected),
             "n_own_fixes_used": int(f.n_own_used), "n_own_fixes_rejected": int(f.n_own_rejected),
         }
@@ -1176,10 +1203,15 @@ def _taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
     return g, e
 
 
-def _filled(g: FormationFilter, e) -> FormationFilter:
-    """*g* from _taken_at holding its estimate, the entry *e* evaluated (the interpolation)."""
-    g.x, g.p = g.tap_estimate(e, g.t_gps_s)
-    return g
+def _mixture_reported(ests: list, ws) -> tuple:
+    """(mean (n,), covariance's I_REPORTED block (7, 7)) of the mixture of *ests* ((state,
+    reported block) each, at the same time) with weights *ws* (summing to 1)."""
+    xm = sum(w * x for (x, _), w in zip(ests, ws))
+    pm = np.zeros((len(I_REPORTED), len(I_REPORTED)))
+    for (x, pr), w in zip(ests, ws):
+        d = x[I_REPORTED] - xm[I_REPORTED]
+        pm += w * (pr + np.outer(d, d))
+    return xm, pm
 
 
 def _mixture(fs: list, ws) -> FormationFilter:
