@@ -953,7 +953,7 @@ class FormationProcessor(Processor):
         x, pr = ests[0]
         range_m = math.sqrt(float(x[9] * x[9] + x[10] * x[10] + x[11] * x[11]))  # the filter's own
         if len(ests) > 1:
-            x, pr = _mixture_reported(ests, (w[0],) + tuple(w[1]))
+            x, pr = _mix(ests, (w[0],) + tuple(w[1]), I_REPORTED)
         j = ecef_jacobian(t)
         x_rel = x[9:15]
         p6 = pr[:6, :6]
@@ -1203,27 +1203,23 @@ def _taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
     return g, e
 
 
-def _mixture_reported(ests: list, ws) -> tuple:
-    """(mean (n,), covariance's I_REPORTED block (7, 7)) of the mixture of *ests* ((state,
-    reported block) each, at the same time) with weights *ws* (summing to 1)."""
+def _mix(ests: list, ws, idx=None) -> tuple:
+    """(mean (n,), covariance) of the mixture of *ests* ((state (n,), covariance) each, at
+    the same time) with weights *ws* (summing to 1); with *idx*, the covariances given are
+    the *idx* rows and columns of each (e.g. I_REPORTED) and so is the result's."""
     xm = sum(w * x for (x, _), w in zip(ests, ws))
-    pm = np.zeros((len(I_REPORTED), len(I_REPORTED)))
-    for (x, pr), w in zip(ests, ws):
-        d = x[I_REPORTED] - xm[I_REPORTED]
-        pm += w * (pr + np.outer(d, d))
+    pm = np.zeros_like(ests[0][1])
+    for (x, pc), w in zip(ests, ws):
+        d = x - xm if idx is None else x[idx] - xm[idx]
+        pm += w * (pc + np.outer(d, d))
     return xm, pm
 
 
 def _mixture(fs: list, ws) -> FormationFilter:
     """A shallow copy of the first of the filters *fs* (at the same time) holding the mean and
     covariance of their mixture with weights *ws* (summing to 1)."""
-    xm = sum(w * g.x for g, w in zip(fs, ws))
-    pm = np.zeros_like(fs[0].p)
-    for g, w in zip(fs, ws):
-        d = g.x - xm
-        pm += w * (g.p + np.outer(d, d))
     out = copy.copy(fs[0])
-    out.x, out.p = xm, pm
+    out.x, out.p = _mix([(g.x, g.p) for g in fs], ws)
     return out
 
 
