@@ -175,6 +175,10 @@ class Config:
     #: this many, before the partner's orbit is fitted to them (pygnc.estimation.range_only_iod).
     formation_range_only_window_s: float = 2700.0
     formation_range_only_min_ranges: int = 8
+    #: ... and when that fit does not converge (a window too short for the geometry: its
+    #: cost a long curved valley), fitted again with another third of the window's ranges,
+    #: up to this long (s; 0 or less than the window: never extended).
+    formation_range_only_max_window_s: float = 5400.0
 
     # --- attitude estimator: time tags ---------------------------------------------------
     #: 1-sigma uncertainty of a sensor sample's GPS epoch, s.  Whole-second floored stamps
