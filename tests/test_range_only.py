@@ -358,3 +358,18 @@ def test_a_window_whose_fit_does_not_converge_is_extended_and_the_side_kept(tmp_
         i = min(int(np.searchsorted(tt, t)), tt.size - 1)
         rel = truth["r_gcrs_m"][k][i] - truth["r_gcrs_m"][0][i]
         assert np.linalg.norm(dr - rel) < np.linalg.norm(dr + rel) and np.linalg.norm(dr - rel) < 1000.0, t - tt[0]
+
+
+def test_fitted_minima_are_told_apart_as_orbits_not_positions():
+    """Two partner states at one position with velocities 0.1 m/s apart are different
+    orbits (~90 m of relative-orbit amplitude apart): a partner crossing the own orbit
+    plane at the window start has its mirror image there."""
+    from pygnc.estimation.range_only_iod import DISTINCT_M, MEAN_MOTION_RAD_S, orbit_distance_m
+
+    x = np.array([7.0e6, 1.0e3, -2.0e3, 10.0, 7500.0, 1.0])
+    y = x.copy()
+    y[5] += 0.1
+    assert orbit_distance_m(x, y) == pytest.approx(0.1 / MEAN_MOTION_RAD_S) and orbit_distance_m(x, y) > DISTINCT_M
+    y = x.copy()
+    y[0] += 30.0
+    assert orbit_distance_m(x, y) == pytest.approx(30.0) and orbit_distance_m(x, y) < DISTINCT_M

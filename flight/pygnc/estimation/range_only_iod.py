@@ -57,10 +57,25 @@ class IodResult:
     rms_m: float          # post-fit residual RMS of the kept ranges
     iterations: int
     converged: bool
-    #: The distinct minima found (more than 50 m apart), (x0 + bias (7,), cost), best
+    #: The distinct minima found (orbit_distance_m > DISTINCT_M), (x0 + bias (7,), cost), best
     #: first: candidates the ranges of the window cannot tell apart (mirror images) have
     #: costs within a few units.
     candidates: list = None
+
+
+#: Mean motion of a low Earth orbit (~95 min) [rad/s], to weigh velocity differences.
+MEAN_MOTION_RAD_S = 1.1e-3
+#: Two fitted partner states closer than this as orbits (orbit_distance_m) [m] are the
+#: same minimum.
+DISTINCT_M = 50.0
+
+
+def orbit_distance_m(x, y) -> float:
+    """How far apart two partner states [r, v] (6,) are as orbits [m]: the larger of the
+    position difference and the velocity difference over the mean motion (a relative orbit
+    of amplitude A has speed ~n A).  Position alone is not enough: a partner crossing the
+    own orbit plane at the window start has its mirror image at the same position."""
+    return max(float(np.linalg.norm(x[0:3] - y[0:3])), float(np.linalg.norm(x[3:6] - y[3:6])) / MEAN_MOTION_RAD_S)
 
 
 def partner_trajectory(x0, t0, t_k, model):
@@ -196,9 +211,9 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
                 it_total += it
             finals.append((x, cost, conv))
         finals.sort(key=lambda c: c[1] if math.isfinite(c[1]) else math.inf)
-        distinct = []  # minima more than 50 m apart, best first
+        distinct = []  # distinct minima (orbit_distance_m), best first
         for c in finals:
-            if math.isfinite(c[1]) and all(np.linalg.norm(c[0][:3] - d[0][:3]) > 50.0 for d in distinct):
+            if math.isfinite(c[1]) and all(orbit_distance_m(c[0], d[0]) > DISTINCT_M for d in distinct):
                 distinct.append(c)
         return distinct or finals[:1]
 

@@ -118,7 +118,7 @@ from ..estimation.formation_filter import (
 )
 from ..estimation import orbit_dynamics as od
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only_iod import solve_relative_orbit
+from ..estimation.range_only_iod import DISTINCT_M, orbit_distance_m, solve_relative_orbit
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
 
@@ -741,7 +741,7 @@ class FormationProcessor(Processor):
         # mixture's median error 31 -> 43 m on the campaign's 40 partners, against 31 m.)
         best = min(hyps, key=lambda h: h[0])[2]
         x = np.append(2.0 * a["own0"] - best.x0, best.bias_m)
-        if all(_orbit_distance_m(x[:6], h[2].x0) > DISTINCT_M for h in hyps):
+        if all(orbit_distance_m(x[:6], h[2].x0) > DISTINCT_M for h in hyps):
             yield
             b2, r3 = self._refit(p, a, x)
             hyps.append((r3.candidates[0][1], b2, r3))
@@ -785,7 +785,7 @@ class FormationProcessor(Processor):
         # mirror image there too (seed 14, 3.2 km: the side was lost that way).
         distinct = []
         for h in hyps:
-            if all(_orbit_distance_m(h[2].x0, d[2].x0) > DISTINCT_M for d in distinct):
+            if all(orbit_distance_m(h[2].x0, d[2].x0) > DISTINCT_M for d in distinct):
                 distinct.append(h)
         hyps = distinct
         p.acq = None
@@ -1191,16 +1191,11 @@ def _record_reference(a: dict, t: float, model, own_model=None) -> None:
 SIDE_DECIDED_LLR = 20.0
 #: Candidates of a window fit refitted about themselves (each with its mirror image).
 FIT_CANDIDATES = 3
-#: ... and the same minimum if their partner states at the window start are closer as
-#: orbits (_orbit_distance_m) [m].
-DISTINCT_M = 50.0
 #: Estimates propagated to "now" take an alternative that is the filter's mirror image in
 #: the own orbit plane to this Mahalanobis distance squared (6 dof, 99 %) as the cursor's
 #: reflection instead of propagating its own copy (the other side is kept all day on a
 #: range-only partner: one propagation to "now" per partner instead of two).
 MIRROR_D2 = 16.8
-#: Mean motion of a low Earth orbit (~95 min) [rad/s], to weigh velocity differences.
-MEAN_MOTION_RAD_S = 1.1e-3
 #: A hypothesis' range log-likelihood counts its NIS up to this (5 sigma).
 RANGE_LL_NIS_CAP = 25.0
 #: Two hypotheses merge below this Mahalanobis distance squared of their relative states
@@ -1268,13 +1263,6 @@ def _range_ll(f: FormationFilter) -> float:
     if not math.isfinite(f.last_nis):
         return math.nan
     return -0.5 * (min(f.last_nis, RANGE_LL_NIS_CAP) + math.log(float(f.last_s[0, 0])))
-
-
-def _orbit_distance_m(x: np.ndarray, y: np.ndarray) -> float:
-    """How far apart two partner states [r, v] are as orbits [m]: the larger of the position
-    difference and the velocity difference over the mean motion (a relative orbit of
-    amplitude A has speed ~n A)."""
-    return max(float(np.linalg.norm(x[0:3] - y[0:3])), float(np.linalg.norm(x[3:6] - y[3:6])) / MEAN_MOTION_RAD_S)
 
 
 def _merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
