@@ -321,28 +321,35 @@ def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_on
     assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100
 
 
-def test_a_window_whose_fit_does_not_converge_is_extended_and_the_side_kept(tmp_path):
-    """The range-only campaign's seed 16 (data/campaigns/range_only_6h.toml), first 2.5 h:
-    partner 0x4C 1.4-3 km away with close approaches (130 m once an orbit), its uplinked
-    prior 3.3 km off.  The 45-min window's fit does not converge (the cost is a long curved
-    valley): the filters started from it each held a needle-shaped covariance, and the
-    range likelihoods chose the shortest needle, on the point mirror - the side was lost
-    within ten ranges (2-5 km error).  Now the window grows by a third until the fit
-    converges (counted, noted once), and from the start on the most probable orbit is on
-    the truth's side, not its point mirror's."""
+@pytest.fixture(scope="module")
+def campaign_seed16(tmp_path_factory):
+    """The range-only campaign's seed 16 (data/campaigns/range_only_6h.toml), its first
+    2.5 h: partner 0x4C 1.4-3 km away with close approaches (130 m once an orbit), its
+    uplinked prior 3.3 km off."""
     from ground.montecarlo.campaign import load_campaign, run_spec
 
+    out = tmp_path_factory.mktemp("seed16")
     repo = Path(__file__).resolve().parents[1]
     spec = run_spec(load_campaign(repo / "data" / "campaigns" / "range_only_6h.toml"), 16).as_dict()["scenario"]
     spec["duration_s"] = 9000.0
     spec["environment"]["albedo"] = 0.0
-    write_scenario(simulate(scn.settings_from_dict(spec)), tmp_path)
-    config = config_for_home(tmp_path)
-    truth = dict(np.load(tmp_path / "truth.npz"))
+    write_scenario(simulate(scn.settings_from_dict(spec)), out)
+    config = config_for_home(out)
+    return config, dict(np.load(out / "truth.npz")), build_message_stream(Paths(out), config).messages
+
+
+def test_a_window_whose_fit_does_not_converge_is_extended_and_the_side_kept(campaign_seed16):
+    """Seed 16's 45-min window fit does not converge (the cost is a long curved valley):
+    the filters started from it each held a needle-shaped covariance, and the range
+    likelihoods chose the shortest needle, on the point mirror - the side was lost within
+    ten ranges (2-5 km error).  Now the window grows by a third until the fit converges
+    (counted, noted once), and from the start on the most probable orbit is on the
+    truth's side, not its point mirror's."""
+    config, truth, messages = campaign_seed16
     proc = FormationProcessor(config)
     sides = record_sides(proc)
     out = []
-    for t, b in build_message_stream(Paths(tmp_path), config).messages:
+    for t, b in messages:
         if t in proc.consumes:
             out += proc.handle(t, b)
     notes = [b["text"] for k, b in out if k == "estimator_note" and b["code"] == "range_only_window_extended"]
@@ -351,13 +358,36 @@ def test_a_window_whose_fit_does_not_converge_is_extended_and_the_side_kept(tmp_
     assert proc.counters()["range_only_extensions"] == proc.peers[0x4C].n_range_only_extensions
     k = int(np.flatnonzero(truth["radio_id"] == 0x4C)[0])
     tt = truth["t_gps_s"]
-    started = [(t, dr) for pid, t, dr, _, _ in sides if pid == 0x4C and proc.peers[0x4C].n_ranges_fitted
-               and t - tt[0] > 4800.0]
+    started = [(t, dr) for pid, t, dr, _, _ in sides if pid == 0x4C and t - tt[0] > 4800.0]
     assert len(started) > 50
     for t, dr in started:
         i = min(int(np.searchsorted(tt, t)), tt.size - 1)
         rel = truth["r_gcrs_m"][k][i] - truth["r_gcrs_m"][0][i]
         assert np.linalg.norm(dr - rel) < np.linalg.norm(dr + rel) and np.linalg.norm(dr - rel) < 1000.0, t - tt[0]
+
+
+def test_a_lengthened_window_is_fitted_with_what_it_holds_when_the_batch_ends(campaign_seed16):
+    """A batch that ends before a lengthened window is complete: at batch_end the window is
+    fitted with the ranges it holds, and started from whether that fit converges or not
+    (no further lengthening: no more ranges may come), so the partner is not left on its
+    prior."""
+    config, _, messages = campaign_seed16
+    t0 = next(b["t_sc_s"] for t, b in messages if t == "sensor")
+    head = [(t, b) for t, b in messages if t != "batch_end" and b.get("t_sc_s", t0) - t0 < 3100.0]
+    proc = FormationProcessor(config)
+    out = []
+    for t, b in head + [m for m in messages if m[0] == "batch_end"]:
+        if t in proc.consumes:
+            out += proc.handle(t, b)
+    p = proc.peers[0x4C]
+    assert p.n_range_only_extensions == 1 and p.acq is not None
+    t_sc = max(b["t_sc_s"] for t, b in head if "t_sc_s" in b)
+    for _ in range(12):
+        out += proc.propagate_to_sc(t_sc)
+    assert p.acq is None and p.filter.range_acquired
+    assert any(k == "estimator_note" and b["code"] in ("range_only_start", "range_only_poor_fit") and "0x4C" in b["text"]
+               for k, b in out)
+    assert any(k == "formation_estimate" and b["peer_id"] == 0x4C and b["propagated"] for k, b in out)
 
 
 def test_fitted_minima_are_told_apart_as_orbits_not_positions():

@@ -314,8 +314,10 @@ class FormationProcessor(Processor):
                     self._flush_outputs(p, math.inf, out)
                     self._publish_ready(p, out)
             for p in self.peers.values():  # windows the batch ended in: fit what they hold
-                if p.acq is not None and p.acq["job"] is None and not self.queue:
-                    self._start_fit(p, out)  # finished by the propagation after the batch
+                if p.acq is not None and not self.queue:
+                    p.acq["final"] = True  # started from, converged or not: not held back for more
+                    if p.acq["job"] is None:
+                        self._start_fit(p, out)  # finished by the propagation after the batch
             self._batch_notes(body, out)
             return out
         self._release(self.t_stream_gps_s - self.hold_s, out, self._budget())
@@ -762,8 +764,8 @@ class FormationProcessor(Processor):
         # mixture until then.
         hyps.sort(key=lambda h: h[0])
         c = self.config
-        if not hyps[0][2].converged and a["window_s"] + c.formation_range_only_window_s / 3.0 <= \
-                c.formation_range_only_max_window_s + 1e-6:
+        if not hyps[0][2].converged and not a["final"] and \
+                a["window_s"] + c.formation_range_only_window_s / 3.0 <= c.formation_range_only_max_window_s + 1e-6:
             # Not converged: the cost is a long curved valley the window's ranges hardly
             # constrain along, and each start stops somewhere on it with a needle-shaped
             # covariance whose length is the valley's local curvature, not the data's; the
@@ -1165,7 +1167,7 @@ def _window(f: FormationFilter, t: float, p0: np.ndarray, how: str, window_s: fl
     ref[9] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0
     return {"t0": t, "x0": ref[0:6].copy(), "p0": p0, "how": how, "ref": ref, "t_ref": t, "phi": np.eye(10),
             "own": f.x[0:9].copy(), "own0": f.x[0:6].copy(), "t_own": t, "job": None, "t": [], "own_r": [], "z": [],
-            "ref_pos": [], "ref_jac": [], "window_s": window_s}
+            "ref_pos": [], "ref_jac": [], "window_s": window_s, "final": False}
 
 
 def _advance_reference(a: dict, t: float, model, own_model=None) -> None:
