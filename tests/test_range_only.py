@@ -23,8 +23,9 @@ from ground.sim import scenario as scn
 from ground.simulate import simulate, write_scenario
 
 
-def _run(messages, config):
-    proc = FormationProcessor(config)
+def _run(messages, config, proc=None):
+    """(processor, outputs) of *messages* fed to *proc* (default: a new FormationProcessor)."""
+    proc = proc or FormationProcessor(config)
     out = []
     for t, b in messages:
         if t in proc.consumes:
@@ -126,10 +127,7 @@ def test_bad_ranges_are_counted_never_fatal(range_only_3h):
                 bad.append((t, {**b, "t_sc_s": b["t_sc_s"] + 10 * 86400.0}))
     proc = FormationProcessor(config)
     sides = record_sides(proc)
-    res = []
-    for t, b in bad:
-        if t in proc.consumes:
-            res += proc.handle(t, b)
+    proc, res = _run(bad, config, proc)
     c = proc.counters()
     assert c["unknown_peer_msgs"] == n_id and c["ranges_invalid"] == n_inv
     assert c["time_outliers"] > 0 and c["ranges_rejected"] + (c["ranges_fitted"] < 300) >= 1
@@ -348,10 +346,7 @@ def test_a_window_whose_fit_does_not_converge_is_extended_and_the_side_kept(camp
     config, truth, messages = campaign_seed16
     proc = FormationProcessor(config)
     sides = record_sides(proc)
-    out = []
-    for t, b in messages:
-        if t in proc.consumes:
-            out += proc.handle(t, b)
+    proc, out = _run(messages, config, proc)
     notes = [b["text"] for k, b in out if k == "estimator_note" and b["code"] == "range_only_window_extended"]
     assert len(notes) == 1 and "0x4C" in notes[0]
     assert proc.peers[0x4C].n_range_only_extensions >= 1
@@ -374,11 +369,7 @@ def test_a_lengthened_window_is_fitted_with_what_it_holds_when_the_batch_ends(ca
     config, _, messages = campaign_seed16
     t0 = next(b["t_sc_s"] for t, b in messages if t == "sensor")
     head = [(t, b) for t, b in messages if t != "batch_end" and b.get("t_sc_s", t0) - t0 < 3100.0]
-    proc = FormationProcessor(config)
-    out = []
-    for t, b in head + [m for m in messages if m[0] == "batch_end"]:
-        if t in proc.consumes:
-            out += proc.handle(t, b)
+    proc, out = _run(head + [m for m in messages if m[0] == "batch_end"], config)
     p = proc.peers[0x4C]
     assert p.n_range_only_extensions == 1 and p.acq is not None
     t_sc = max(b["t_sc_s"] for t, b in head if "t_sc_s" in b)
