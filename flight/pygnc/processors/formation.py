@@ -738,9 +738,9 @@ class FormationProcessor(Processor):
         # restart after a close approach: every candidate near the point mirror, cost 5707
         # and up; the basin 33 m from the truth, cost 4911, found only from the best one's
         # point mirror).  Refitted from there (one window propagation); a refit that slides
-        # back to a minimum already held is dropped below.  (Every candidate's point mirror,
-        # not only the best's, kept more alternatives of small weight: the published
-        # mixture's median error 31 -> 43 m on the campaign's 40 partners, against 31 m.)
+        # back to a minimum already held is dropped below.  (Refitting every candidate's
+        # point mirror instead kept more alternatives of small weight: the published
+        # mixture's median error on the campaign's 40 partners 43 m, against 31 m this way.)
         best = min(hyps, key=lambda h: h[0])[2]
         x = np.append(2.0 * a["own0"] - best.x0, best.bias_m)
         if all(orbit_distance_m(x[:6], h[2].x0) > DISTINCT_M for h in hyps):
