@@ -141,7 +141,7 @@ COUNTER_FIELDS = (
     ("overflow", "ERR overflow: data frames lost on the way to ingest"),
     ("frames_out", "frames written to stdout"),
     ("bytes_out", "bytes written to stdout"),
-    ("frames_dropped_out", "frames dropped because the output queue was full (a stalled reader)"),
+    ("frames_dropped_out", "frames dropped because the output queue was full (a stalled reader; the oldest go first)"),
     ("estimates_out", "EST frames queued"),
     ("estimates_superseded", "estimates replaced by a newer one before their frame was due"),
 )

@@ -24,8 +24,9 @@ is not subscribed to the estimate channels at all, so a batch's estimates cost i
 Never blocks: stdin and stdout are opened again as descriptions of their own (so
 non-blocking mode does not leak to the shell or the other processes sharing the
 terminal), reads and writes are non-blocking and both sit in the task's poller; frames
-wait in a queue of at most ``Config.stream_out_max_bytes`` and what does not fit is
-dropped and counted (a stalled reader, or the host's XOFF).  At stop: BYE with the final
+wait in a queue of at most ``Config.stream_out_max_bytes``; when a new frame does not fit
+(a stalled reader, or the host's XOFF) the oldest frames not yet begun are dropped to make
+room, and counted: the newest answers are the ones a host waits for.  At stop: BYE with the final
 counters (written if the terminal takes it within :data:`STOP_WRITE_S`), input still
 waiting is discarded (it would otherwise reach the shell as commands), and the terminal's
 modes are restored.
@@ -187,9 +188,18 @@ class TtyStream(Task):
 
     # -- output ---------------------------------------------------------------------------------
     def _send(self, tag: bytes, payload: bytes = b"") -> bool:
+        """Queue a frame; when the queue is full the oldest frames not yet begun make room
+        (the newest - the answer the host waits for, BYE - are the ones worth having)."""
         line = fs.encode_frame(tag, self.seq, payload)
         self.seq = (self.seq + 1) % fs.SEQ_MODULO
-        if self.out_fd < 0 or self.out_bytes + len(line) > self.config.stream_out_max_bytes:
+        room = self.config.stream_out_max_bytes
+        begun = self.out.popleft() if self.out and self.out_offset else None  # finish what is half written
+        while self.out and self.out_bytes + len(line) > room:
+            self.out_bytes -= len(self.out.popleft())
+            self.n["frames_dropped_out"] += 1
+        if begun is not None:
+            self.out.appendleft(begun)
+        if self.out_fd < 0 or self.out_bytes + len(line) > room:
             self.n["frames_dropped_out"] += 1
             return False
         self.out.append(line)
