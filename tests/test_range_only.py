@@ -297,6 +297,43 @@ def test_a_restart_refits_from_the_prior_it_started_from(range_only_3h):
     assert proc.counters()["range_only_restarts"] == 1
 
 
+def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree_with(range_only_3h):
+    """Until the restart's window is fitted (45 min) the estimates are the lost filter's,
+    propagated: its relative covariance is scaled (P -> D P D) so that the ranges it
+    rejected in a row are one sigma under it (their median squared innovation), and the
+    note says by how much."""
+    out, config, _ = range_only_3h
+    proc = FormationProcessor(config)
+    for t, b in build_message_stream(Paths(out), config).messages:
+        if t in proc.consumes:
+            proc.handle(t, b)
+        p = proc.peers.get(0x4B)
+        if p is not None and p.acq is None and p.filter.range_acquired and p.filter.n_ranges_used > 5:
+            break
+    f = p.filter
+    t = f.t_gps_s
+    for k in range(f.config.max_consecutive_range_rejections):
+        t += 20.0
+        f.predict_to(t)
+        pred, _ = f.range_model()
+        assert f.update_range(t, pred + 300.0 + 10.0 * k) == "rejected"  # a partner lost by 300 m
+    assert not f.range_acquired and len(f.range_rejected_nu_m) == f.config.max_consecutive_range_rejections
+    nu2 = float(np.median(np.square(f.range_rejected_nu_m)))
+    p_lost = f.p.copy()
+    notes = []
+    proc._restart_window(p, t, pred + 410.0, notes)
+    scale = f.p[9, 9] / p_lost[9, 9]
+    assert scale > 100.0 and f.range_rejected_nu_m == []
+    d = np.ones(f.p.shape[0])
+    d[9:15] = math.sqrt(scale)
+    np.testing.assert_allclose(f.p, p_lost * np.outer(d, d), rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(0.5 * (f.p + f.p.T)) > -1e-9 * np.abs(f.p).max())
+    _, h = f.range_model()
+    h = np.ravel(h)
+    assert float(h @ f.p @ h) + f.config.range_sigma_m ** 2 == pytest.approx(nu2, rel=0.05)  # 1 sigma now
+    assert any(b["code"] == "range_only_restart" and f"{math.sqrt(scale):.1f} times" in b["text"] for _, b in notes)
+
+
 def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_only_3h):
     """The fit of a 45-min window needs six propagations of it (three candidates and their
     mirror images; 2-4 s each on a Pi): they are spread over the calls that follow, one

@@ -345,6 +345,7 @@ class FormationFilter:
         self._range_candidate: tuple[float, float] | None = None  # (t_gps_s, innovation)
         self._range_reacquire = False
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
+        self.range_rejected_nu_m: list[float] = []  # innovations of the ranges rejected since one was used
         self.last_nis = math.nan
         self._q_key = (c.orbit.dmc_tau_s, c.orbit.dmc_sigma_m_s2, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2,
                        c.estimate_peer_drag_scale, c.peer_drag_scale_sigma, c.peer_drag_scale_tau_s,
@@ -442,6 +443,7 @@ class FormationFilter:
         self.x, self.p = x, p
         self._taps, self.tapped = [], {}
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
+        self.range_rejected_nu_m = []
         self.range_acquired = False
         self._range_candidate = None
         self._range_reacquire = False
@@ -788,6 +790,33 @@ class FormationFilter:
             return math.nan
         return -0.5 * (self.last_nis + math.log(float(self.last_s[0, 0])))
 
+    def inflate_to_rejected_ranges(self) -> float:
+        """Scale the relative state's covariance so that the ranges rejected since the last
+        one used are one sigma under it (their median squared innovation = the range's
+        predicted variance now), and forget them; returns the scale (>= 1; 1 with none).
+
+        The variances and their correlations with the rest are scaled alike (P -> D P D,
+        D = sqrt(scale) on the relative block, 1 elsewhere): P stays positive
+        semi-definite and keeps its shape.  For a filter that has lost its partner, whose
+        estimate goes on being published until it is fitted again."""
+        nu = self.range_rejected_nu_m
+        self.range_rejected_nu_m = []
+        if not nu or not self.initialized:
+            return 1.0
+        _, h = self.range_model()
+        h = np.ravel(h)
+        hr = h[9:15]
+        rel = float(hr @ self.p[9:15, 9:15] @ hr)
+        now = float(h @ self.p @ h) + self.config.range_sigma_m ** 2
+        excess = float(np.median(np.square(nu))) - now
+        if not (rel > 0.0 and excess > 0.0 and math.isfinite(excess)):
+            return 1.0
+        scale = 1.0 + excess / rel
+        k = math.sqrt(scale)
+        self.p[9:15, :] *= k
+        self.p[:, 9:15] *= k
+        return scale
+
     def update_range(self, t_gps_s, range_m, sigma_m=None) -> str:
         """Update with a range [m] tagged *t_gps_s* (the filter time).
 
@@ -839,13 +868,16 @@ class FormationFilter:
                 self.x[i] += nu
                 nu = 0.0
                 self.n_bias_resets += 1
-        ok, _ = self._update(h, np.array([nu]), np.array([[var]]), self.range_gate)
+        ok, nis = self._update(h, np.array([nu]), np.array([[var]]), self.range_gate)
         if ok:
             self.n_ranges_used += 1
             self.range_rejections_in_row = 0
+            self.range_rejected_nu_m = []
             return "used"
         self.n_ranges_rejected += 1
         self.range_rejections_in_row += 1
+        if math.isfinite(nu):
+            self.range_rejected_nu_m.append(nu)
         if self.range_rejections_in_row >= c.max_consecutive_range_rejections:
             self.range_acquired = False
             self._range_reacquire = True

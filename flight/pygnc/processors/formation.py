@@ -651,6 +651,13 @@ class FormationProcessor(Processor):
         new acquisition window from the prior the partner started from, carried to now."""
         f = p.filter
         self._flush_outputs(p, math.inf, out)
+        # Until the new window's fit, the estimates are the lost filter's, propagated: its
+        # covariance no longer covers its error (the ranges it rejected say by how much).
+        # Scaled so that those ranges are one sigma, the line of sight is consistent with
+        # them again and the rest keeps its shape (range-only campaign seed 16, 0x4C: the
+        # 45 minutes of the restart window published 100-270 m errors with sigma 1-6 m,
+        # NEES 1 600-27 000).
+        scale = f.inflate_to_rejected_ranges()
         f.range_acquired = True
         f._range_reacquire = False
         p.alts = []
@@ -674,7 +681,8 @@ class FormationProcessor(Processor):
         if p.n_range_only_restarts == 1:
             out.append(_note("range_only_restart", f"peer 0x{p.peer_id:02X}: ranges rejected "
                                                    f"{f.config.max_consecutive_range_rejections} times in a row: "
-                                                   "its orbit is fitted again"))
+                                                   f"its orbit is fitted again (until then its sigma is "
+                                                   f"{math.sqrt(scale):.1f} times what the filter held)"))
 
     def _acquire(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
         """Collect a range of *p*'s acquisition window (filter at *t*); fit when complete."""
