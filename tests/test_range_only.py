@@ -272,18 +272,25 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     assert p.filter is far and not p.alts
 
 
-def test_a_restart_refits_from_the_prior_it_started_from(range_only_3h):
-    """A partner lost after its fit is fitted again from the uplinked prior carried to the
-    restart along its transition matrix - not from the estimate it lost (a wrong estimate
-    with a 1-km prior about it kept the fit in its basin)."""
-    out, config, _ = range_only_3h
+def _tracking(out, config):
+    """(processor, peer 0x4B) fed the scenario in *out* until that partner's window is
+    fitted and its filter has used a few ranges."""
     proc = FormationProcessor(config)
     for t, b in build_message_stream(Paths(out), config).messages:
         if t in proc.consumes:
             proc.handle(t, b)
         p = proc.peers.get(0x4B)
         if p is not None and p.acq is None and p.filter.range_acquired and p.filter.n_ranges_used > 5:
-            break
+            return proc, p
+    raise AssertionError("0x4B never tracked")
+
+
+def test_a_restart_refits_from_the_prior_it_started_from(range_only_3h):
+    """A partner lost after its fit is fitted again from the uplinked prior carried to the
+    restart along its transition matrix - not from the estimate it lost (a wrong estimate
+    with a 1-km prior about it kept the fit in its basin)."""
+    out, config, _ = range_only_3h
+    proc, p = _tracking(out, config)
     t0, x0, p0, _ = p.prior
     f = p.filter
     t = f.t_gps_s
@@ -303,13 +310,7 @@ def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree
     rejected in a row are one sigma under it (their median squared innovation), and the
     note says by how much."""
     out, config, _ = range_only_3h
-    proc = FormationProcessor(config)
-    for t, b in build_message_stream(Paths(out), config).messages:
-        if t in proc.consumes:
-            proc.handle(t, b)
-        p = proc.peers.get(0x4B)
-        if p is not None and p.acq is None and p.filter.range_acquired and p.filter.n_ranges_used > 5:
-            break
+    proc, p = _tracking(out, config)
     f = p.filter
     t = f.t_gps_s
     for k in range(f.config.max_consecutive_range_rejections):
