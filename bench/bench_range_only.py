@@ -20,12 +20,26 @@ bound (3D and line of sight); how many alternatives were still kept at the end
 (``n_alt``: 1 is the other side); and whether it diverged (final side-resolved 3D error >
 100 m).  Then the error vs time (median).
 
+``--side-check`` asks why the side stays open: for each partner, the simulator's noise-free
+ranges of the whole run are fitted with the flight dynamics model (partner state at the
+first range, drag scale, range bias: Levenberg-Marquardt, re-propagating every iteration)
+from the truth and from its two mirror images (plane: cross-track flipped; point: the
+relative state negated), the own spacecraft propagated with the same model from its
+truth.  Printed: the **signature** of each mirror - its residual RMS after the same fit
+to ranges made by the flight model itself (what would tell the sides apart if the flight
+dynamics were the truth) - and the **model error** - the residual RMS of each start's fit
+to the simulator's ranges (EGM2008 40x40, NRLMSISE-00 drag, SRP: the
+differential forces the flight model lacks).  A side is decidable only where the
+signature stands well above both the noise and the model error.
+
     python bench/bench_range_only.py [--seeds 20] [--hours 6] [--prior-pos-m 100 --prior-vel-m-s 0.1]
+                                     [--side-check]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -38,8 +52,8 @@ sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests")]
 
 from formation_support import record_sides, relative_errors, side_resolved_errors  # noqa: E402
 from pygnc.config import Paths, config_for_home  # noqa: E402
-from pygnc.estimation.formation_filter import FormationFilter  # noqa: E402
-from pygnc.estimation.range_only_iod import partner_trajectory  # noqa: E402
+from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
+from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
 from pygnc.processors.formation import FormationProcessor, filter_config_from  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 
@@ -125,6 +139,74 @@ def bound(truth, k: int, config, t_out):
     return np.array(out3), np.array(outl)
 
 
+def _fit_run(x, t0, t_r, own, rho, model, bias_sigma_m):
+    """Levenberg-Marquardt fit of (partner state at *t0*, drag scale, bias) to the ranges
+    *rho* from *x*; the residual RMS [m] and the fitted state."""
+
+    def evaluate(p8):
+        pos, jac = partner_trajectory(p8[:6], t0, t_r, model, drag_scale=p8[6], with_scale=True)
+        d = pos - own
+        rr = np.linalg.norm(d, axis=1)
+        return rho - rr - p8[7], np.einsum("ni,nij->nj", d / rr[:, None], jac)
+
+    p8 = np.concatenate((x, [1.0, 0.0]))
+    lam, best = 1e-3, None
+    for _ in range(30):
+        res, hu = evaluate(p8)
+        cost = float(res @ res) + (p8[7] / bias_sigma_m) ** 2
+        if best is not None and not cost < best[0]:
+            p8, lam = best[1], lam * 10.0
+            if lam > 1e6:
+                break
+            res, hu = evaluate(p8)
+        else:
+            best, lam = (cost, p8.copy()), max(lam / 3.0, 1e-8)
+        h = np.concatenate((hu, np.ones((t_r.size, 1))), axis=1)
+        normal = h.T @ h
+        normal[7, 7] += 1.0 / bias_sigma_m ** 2
+        g = h.T @ res
+        g[7] -= p8[7] / bias_sigma_m ** 2
+        step = np.linalg.solve(normal + lam * np.diag(np.diag(normal)), g)
+        p8 = p8 + step
+        if float(np.linalg.norm(step[:3])) < 0.01:
+            break
+    return float(np.sqrt(best[0] / t_r.size)), best[1]
+
+
+def side_check(truth, k: int, config) -> dict:
+    """Mirror signature and model error of partner *k* over the whole run (see --side-check):
+    {start: (signature RMS m, model-error RMS m, the latter fit's orbit distance from the
+    truth m)} for the truth and its two mirrors."""
+    fc = filter_config_from(config)
+    model = FormationFilter(fc).peer_model
+    obs = (truth["range_observer"] == 0) & (truth["range_peer"] == k) & truth["range_valid"]
+    order = np.argsort(truth["range_t_gps_s"][obs])
+    t_r = truth["range_t_gps_s"][obs][order]
+    sim_rho = truth["range_true_m"][obs][order]
+    tt = truth["t_gps_s"]
+    i0 = int(np.searchsorted(tt, t_r[0]))
+    t0 = tt[i0]
+    ro, vo = truth["r_gcrs_m"][0][i0], truth["v_gcrs_m_s"][0][i0]
+    x_true = np.concatenate((truth["r_gcrs_m"][k][i0], truth["v_gcrs_m_s"][k][i0]))
+    # Both spacecraft in the flight model: the own one too (its model errors mostly cancel
+    # in the relative motion, as in the filter, which propagates both with that model).
+    own = partner_trajectory(np.concatenate((ro, vo)), t0, t_r,
+                             dataclasses.replace(model, ballistic_coeff_kg_m2=fc.orbit.ballistic_coeff_kg_m2))[0]
+    model_rho = np.linalg.norm(partner_trajectory(x_true, t0, t_r, model)[0] - own, axis=1)
+    a = rtn_matrix(ro, vo)
+    omega = np.cross(ro, vo) / float(ro @ ro)
+    dr, dv = x_true[:3] - ro, x_true[3:] - vo
+    dr_rtn, dv_rot = a @ dr, a @ (dv - np.cross(omega, dr))
+    out = {}
+    for name, flip in (("truth", np.ones(3)), ("plane", np.array([1.0, 1.0, -1.0])), ("point", -np.ones(3))):
+        r_m, v_m = rtn_to_gcrs(ro, vo, flip * dr_rtn, flip * dv_rot)
+        x = np.concatenate((ro + r_m, vo + v_m))
+        sig, _ = _fit_run(x, t0, t_r, own, model_rho, model, fc.range_bias_sigma_m)
+        err, fitted = _fit_run(x, t0, t_r, own, sim_rho, model, fc.range_bias_sigma_m)
+        out[name] = (sig, err, orbit_distance_m(fitted[:6], x_true))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=6)
@@ -132,9 +214,11 @@ def main():
     ap.add_argument("--settle-h", type=float, default=2.0)
     ap.add_argument("--prior-pos-m", type=float, default=1000.0, help="uplinked prior sigma per axis, m")
     ap.add_argument("--prior-vel-m-s", type=float, default=1.0, help="uplinked prior sigma per axis, m/s")
+    ap.add_argument("--side-check", action="store_true",
+                    help="also fit each partner's whole run from the truth and its mirrors (see above)")
     args = ap.parse_args()
     settle = args.settle_h * 3600.0
-    rows, curves = [], []
+    rows, curves, side_rows = [], [], []
     print(f"== range-only: {args.seeds} seeds x 2 partners, {args.hours:.0f} h, prior {args.prior_pos_m:.0f} m / "
           f"{args.prior_vel_m_s:g} m/s, RMS after {args.settle_h:.0f} h vs the posterior CRB ==")
     print("  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
@@ -168,6 +252,12 @@ def main():
                       f"{side3:8.2f}  {crb3:7.2f}  {side3 / crb3:5.2f}  {sidel:5.2f}  {crbl:8.2f}  {sidel / crbl:5.2f}  "
                       f"{both_open:6d}  {'YES' if div else 'no':8s}  "
                       f"{1e3 * cpu_s / max(n_r, 1):.2f}", flush=True)
+                if args.side_check:
+                    sc = side_check(truth, k, config)
+                    side_rows.append(sc)
+                    print("        side check: " + "; ".join(
+                        f"{n} start: signature {v[0]:.2f} m, model error {v[1]:.1f} m (fit {v[2]:.0f} m from truth)"
+                        for n, v in sc.items()), flush=True)
                 err = np.linalg.norm(relative_errors(truth, est, 0)["er"], axis=1)
                 t_rel = tg - truth["t_gps_s"][0]
                 curves.append([float(np.interp(h * 3600.0, t_rel, err)) for h in (1, 2, 3, 4, 6)])
@@ -183,6 +273,15 @@ def main():
         worst = max(ok, key=lambda r: r[3] / r[4])
         print(f"  side-resolved, converged runs: 3D/CRB median {np.median(r3):.2f}, worst {r3.max():.2f} "
               f"(seed {worst[0]} 0x{worst[1]:02X}); LOS/CRB median {np.median(rl):.2f}, worst {rl.max():.2f}")
+    if side_rows:
+        sig = np.array([[r[n][0] for n in ("plane", "point")] for r in side_rows])
+        err = np.array([[r[n][1] for n in ("truth", "plane", "point")] for r in side_rows])
+        print(f"  side check ({len(side_rows)} partners): mirror signature under the flight model (plane / point) "
+              f"median {np.median(sig[:, 0]):.2f} / {np.median(sig[:, 1]):.2f} m, smallest {sig[:, 0].min():.2f} / "
+              f"{sig[:, 1].min():.2f} m; model error on the simulator's ranges (truth / plane / point start) median "
+              f"{np.median(err[:, 0]):.1f} / {np.median(err[:, 1]):.1f} / {np.median(err[:, 2]):.1f} m; "
+              f"a mirror fits as well as the truth (within 5 %) in {int(np.sum(err[:, 1:].min(axis=1) < 1.05 * err[:, 0]))} "
+              f"of {len(side_rows)}")
     if curves:
         med = np.median(np.array(curves), axis=0)
         print("  3D error vs time (median over runs): " + ", ".join(

@@ -165,6 +165,24 @@ def test_the_fit_recovers_an_orbit_linearised_about_the_prior():
     assert res2.converged and res2.rms_m < 0.05
     assert np.linalg.norm(res2.x0[:3] - peer0[:3]) < np.linalg.norm(res.x0[:3] - peer0[:3]) + 1.0
 
+def test_the_trajectory_sensitivity_to_the_drag_scale_matches_a_difference():
+    """The drag-scale column partner_trajectory gives on request (the bench's side check fits
+    it) is the derivative of the positions: a central difference of two propagations."""
+    model = FormationFilter().peer_model
+    t0 = 1.4e9
+    x0 = np.array([6.778e6, 0.0, 0.0, 0.0, 7668.0 * 0.12, 7668.0 * 0.99])
+    t_k = t0 + np.arange(0.0, 6 * 3600.0, 600.0)
+    pos, jac = partner_trajectory(x0, t0, t_k, model, drag_scale=1.5, with_scale=True)
+    plain_pos, plain_jac = partner_trajectory(x0, t0, t_k, model, drag_scale=1.5)
+    assert jac.shape == (t_k.size, 3, 7) and np.array_equal(jac[:, :, :6], plain_jac)
+    assert np.array_equal(pos, plain_pos)
+    up = partner_trajectory(x0, t0, t_k, model, drag_scale=1.6)[0]
+    down = partner_trajectory(x0, t0, t_k, model, drag_scale=1.4)[0]
+    diff = (up - down) / 0.2
+    assert np.abs(diff[-1]).max() > 10.0  # drag moves the orbit by kilometres a day here
+    assert np.allclose(jac[:, :, 6], diff, rtol=5e-3, atol=1e-3)  # the linearised Phi: 0.15 % here
+
+
 
 def test_rtn_offsets_convert_with_the_frame_rotation():
     r = np.array([7.0e6, 0.0, 0.0])
