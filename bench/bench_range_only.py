@@ -57,6 +57,7 @@ from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory
 from pygnc.processors.formation import FormationProcessor, filter_config_from  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 
+from ground.replay_core import REPLAY_OVERRIDES  # noqa: E402
 from ground.sim import scenario as scn  # noqa: E402
 from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 
@@ -84,7 +85,7 @@ def make_scenario(seed: int, out: Path, hours: float, prior_sigma_pos_m=1000.0, 
 
 
 def run(out: Path):
-    config = config_for_home(out)
+    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
     msgs = build_message_stream(Paths(out), config).messages
     proc = FormationProcessor(config)
     proc.sides = record_sides(proc)

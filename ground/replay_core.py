@@ -6,6 +6,8 @@ each other.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import sys
 import time
@@ -134,12 +136,20 @@ def published_messages(scenario: Path, config) -> list[tuple[str, dict]]:
     return sink.messages
 
 
+#: What a replay changes in the flight configuration: an estimate at every sensor sample
+#: (the tree publishes, during a batch, only the formation estimates the downlink records;
+#: ``Config.formation_batch_decimate``) - a replay wants every row.
+REPLAY_OVERRIDES = {"formation_batch_decimate": False}
+
+
 def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:
-    """Replay *scenario* through the processors in this process.  *record_history*: switch
-    on the recording the ground attitude smoother needs (``--smooth``)."""
+    """Replay *scenario* through the processors in this process (with
+    :data:`REPLAY_OVERRIDES`).  *record_history*: switch on the recording the ground
+    attitude smoother needs (``--smooth``)."""
     from pygnc.config import Paths
     from pygnc.tasks.ingest import build_message_stream
 
+    config = dataclasses.replace(config, **REPLAY_OVERRIDES)
     t_start = time.perf_counter()
     run = ReplayRun("in_process", list(PROCESSORS), {})
     if stream is None:

@@ -208,15 +208,15 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
     from pygnc.tasks.ingest import build_message_stream
     from pygnc.tasks.table import enabled_tasks
 
-    from ground.replay_core import quiet_logger
+    from ground.replay_core import REPLAY_OVERRIDES, quiet_logger
 
     t_start = time.perf_counter()
     scenario = Path(scenario)
     if config_path is None and Paths(scenario).config_file.is_file():
         config_path = Paths(scenario).config_file  # what the spacecraft had uplinked
     config = load_config(config_path) if config_path else Config()
-    if overrides:
-        config = with_overrides(config, overrides, "the replay's overrides")
+    overrides = {**REPLAY_OVERRIDES, **(overrides or {})}
+    config = with_overrides(config, overrides, "the replay's overrides")
     stream = build_message_stream(Paths(scenario), config, quiet_logger())
     t_last = stream.messages[-1][1]["t_sc_last_s"] if stream.messages else math.nan
     t_last = t_last if math.isfinite(t_last) else 0.0

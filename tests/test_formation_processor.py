@@ -26,7 +26,9 @@ SETTLE_S = 1800.0
 
 
 def PEER_CONFIG(**kw) -> Config:
-    """The configuration of a formation whose range files carry the partners' fixes."""
+    """The configuration of a formation whose range files carry the partners' fixes, with an
+    estimate at every sensor sample (as a ground replay: the tests judge every one)."""
+    kw.setdefault("formation_batch_decimate", False)
     return Config(range_gps_source="peer", **kw)
 PEERS = (0x4B, 0x4C)
 
@@ -494,3 +496,59 @@ def test_estimates_between_measurements_match_predicting_to_each(stream, nominal
         s = np.array([np.divide(a[t]["sigma_dr_m"], b[t]["sigma_dr_m"]) for t in a])
         assert np.abs(d).max() < 2e-3 and np.abs(dv).max() < 2e-5
         assert np.abs(s - 1.0).max() < 2e-3
+
+
+class _Store:
+    """What BatchRecorder writes to, kept in memory: (raw record, t_sc_s)."""
+
+    def __init__(self):
+        self.records = []
+
+    def append(self, raw, t_sc_s):
+        self.records.append((raw, t_sc_s))
+        return True
+
+
+def _formation_records(out) -> list:
+    """The formation records the batch writer makes of *out* (its default period, then its
+    stop: the newest estimate of each peer)."""
+    from pygnc.formats import batch as B
+    from pygnc.tasks.batch_writer import BatchRecorder
+
+    kind = B.KINDS_BY_NAME["formation"]
+    store = _Store()
+    rec = BatchRecorder([kind], {kind.name: kind.period_s}, store, lambda: 0.0)
+    for t, b in out:
+        rec.handle(t, b)
+    rec.finish()
+    return store.records
+
+
+def test_a_batch_publishes_what_the_downlink_records(stream, nominal):
+    """formation_batch_decimate (the flight default): during the batch, per peer, the first
+    estimate of each 60-s bin and the newest before batch_end; after it every one.  The
+    estimates published are the very ones published without it, and the batch writer makes
+    the same records of them."""
+    full_p, full = nominal
+    dec_p, dec = _run(stream, PEER_CONFIG(formation_batch_decimate=True), propagate_after_s=600.0)
+    t_end = next(b for t, b in stream if t == "batch_end")
+    full_est = [b for t, b in full if t == "formation_estimate"]
+    dec_est = [b for t, b in dec if t == "formation_estimate"]
+    by_key = {(b["peer_id"], b["t_sc_s"], b["propagated"]): b for b in full_est}
+    assert all(by_key[(b["peer_id"], b["t_sc_s"], b["propagated"])] == b for b in dec_est)
+    assert sum(not b["propagated"] for b in dec_est) < sum(not b["propagated"] for b in full_est) / 8
+    assert dec_p.counters()["outputs_decimated"] == len(full_est) - len(dec_est)
+    assert full_p.counters()["outputs_decimated"] == 0
+    # Each peer: every 60-s bin of the full output has its first estimate published, and the
+    # tail after the batch's end (the flush of the last hold, propagation to now) in full.
+    for pid in PEERS:
+        f = [b["t_sc_s"] for b in full_est if b["peer_id"] == pid and not b["propagated"]]
+        d = [b["t_sc_s"] for b in dec_est if b["peer_id"] == pid and not b["propagated"]]
+        firsts = sorted({int(t // 60.0): t for t in reversed(f)}.values())
+        assert set(firsts) <= set(d)
+        assert d == sorted(d) and f[-1] == d[-1]
+        tail = [t for t in f if t > t_end["t_sc_last_s"] - 75.0]  # still held at batch_end
+        assert tail and set(tail) <= set(d)
+        assert [b for b in dec_est if b["peer_id"] == pid and b["propagated"]] == \
+            [b for b in full_est if b["peer_id"] == pid and b["propagated"]]
+    assert _formation_records(dec) == _formation_records(full)

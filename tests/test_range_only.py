@@ -4,6 +4,7 @@ what real range files and bad ranges do to it."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from pygnc.estimation.range_only_iod import partner_trajectory, solve_relative_o
 from pygnc.processors.formation import FormationProcessor, _reflected, _weights
 from pygnc.tasks.ingest import build_message_stream
 
+from ground.replay_core import REPLAY_OVERRIDES
 from ground.sim import scenario as scn
 from ground.simulate import simulate, write_scenario
 
@@ -42,7 +44,7 @@ def range_only_3h(tmp_path_factory):
     s.attitude.max_step_s = 30.0
     s.environment.albedo = 0.0
     write_scenario(simulate(s), out)
-    config = config_for_home(out)
+    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
     return out, config, dict(np.load(out / "truth.npz"))
 
 
@@ -388,7 +390,7 @@ def campaign_seed16(tmp_path_factory):
     spec["duration_s"] = 9000.0
     spec["environment"]["albedo"] = 0.0
     write_scenario(simulate(scn.settings_from_dict(spec)), out)
-    config = config_for_home(out)
+    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
     return config, dict(np.load(out / "truth.npz")), build_message_stream(Paths(out), config).messages
 
 

@@ -22,6 +22,17 @@ Inputs
   predicted to instead; either way estimates go out per peer in time order.
 * ``batch_end``: everything still held is processed; notes are issued (below).
 
+Decimation (``Config.formation_batch_decimate``, on by default).  During a batch the
+processor publishes, per peer, only what the host and the downlink use: the first estimate
+in each bin of the batch writer's formation period (``Config.batch_period_s``
+"formation", default 60 s; bins of spacecraft time aligned on multiples of it, as the
+writer's, so the writer records exactly what it recorded before) and the newest one
+before ``batch_end`` (held, published at ``batch_end``); everything after ``batch_end`` -
+the batch's last hold of samples, the live stream, propagation to now - goes out in full.
+The filters are stepped exactly as without it (taps never step a filter); a left-out
+estimate costs no interpolation, no message body and nothing in the sinks (counter
+``outputs_decimated``).  Off: an estimate at every sensor sample (ground replays).
+
 Time order.  Ingest merges messages by spacecraft time, but a peer fix is stamped with the
 **peer's** clock, which may be tens of seconds (or years, if unset) off the own clock, so
 peer fixes arrive early or late relative to the own measurements of the same instant.
@@ -119,6 +130,7 @@ from ..estimation.formation_filter import (
 from ..estimation import orbit_dynamics as od
 from ..estimation.orbit_ekf import OrbitFilterConfig
 from ..estimation.range_only_iod import DISTINCT_M, orbit_distance_m, solve_relative_orbit
+from ..formats.batch import KINDS_BY_NAME, split_time
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
 
@@ -188,6 +200,10 @@ class _Peer:
         #: ... passed, with their states, to publish: (t_sc_s, filter at t, other side at t
         #: or None, side weight), ascending
         self.ready: deque = deque()
+        #: decimation (FormationProcessor._decimated): the newest left-out entry of ready,
+        #: published at batch_end; the bin of the last estimate published
+        self.held: tuple | None = None
+        self.out_bin: int | None = None
 
 
 class _Alt:
@@ -244,6 +260,9 @@ class FormationProcessor(Processor):
         self.n_peer_fix_anonymous = 0
         self.n_no_clock = 0
         self.n_outputs = 0
+        self.n_outputs_decimated = 0
+        #: the decimation's bin length [ms] (None: every estimate is published)
+        self.decimate_ms = decimation_ms(c) if c.formation_batch_decimate else None
         self.batch_ended = False
         self.notes_sent: set[str] = set()
         self._notes_out: list | None = None  # where a window fit's notes go (see _step_fit)
@@ -309,6 +328,8 @@ class FormationProcessor(Processor):
                     # else: nothing measured yet to judge it by: held, but it does not move the stream.
         elif msg_type == "batch_end":
             self.batch_ended = True
+            for p in self.peers.values():  # the newest left out (older than all still to come)
+                self._publish_held(p, out)
             if self._release(self._flush_limit(), out, self._budget(), final=True):
                 for p in self.peers.values():
                     self._flush_outputs(p, math.inf, out)
@@ -520,7 +541,13 @@ class FormationProcessor(Processor):
         ready = p.ready
         n = len(ready) if limit is None else min(limit, len(ready))
         for _ in range(n):
-            t_sc, g, alts, w = ready.popleft()
+            item = ready.popleft()
+            if self._decimated(p, item[0]):
+                p.held = item
+                self.n_outputs_decimated += 1
+                continue
+            p.held = None
+            t_sc, g, alts, w = item
             f, e = g
             ests = [f.tap_estimate(e, f.t_gps_s, reported=True)]
             if self.range_only:
@@ -969,8 +996,51 @@ class FormationProcessor(Processor):
                 self.n_stale += 1  # published already (a replay)
                 continue
             p.t_last_out_gps_s = f.t_gps_s
+            if self._decimated(p, t_sc_s) and self._hold_now(p, t_sc_s):
+                continue
+            p.held = None
             out.append(("formation_estimate", self._body(p, f, t_sc_s, False)))
         return True
+
+    def _hold_now(self, p: _Peer, t_sc_s: float) -> bool:
+        """Keep *p*'s left-out estimate at its filter's time as the newest held one (what
+        _body would publish: the alternatives brought to that time); False if an
+        alternative is already past it (then it is published after all)."""
+        f = p.filter
+        t = f.t_gps_s
+        w = _weights(p)
+        for h in p.alts:
+            if h.filter.t_gps_s < t - 1e-6:
+                h.filter.predict_to(t)
+        alts = [_taken_at(h.filter, t) for h in p.alts]
+        if any(a is None for a in alts):
+            return False
+        p.held = (t_sc_s, _taken_at(f, t), alts, w)
+        self.n_outputs_decimated += 1
+        return True
+
+    def _decimated(self, p: _Peer, t_sc_s: float, force: bool = False) -> bool:
+        """True if *p*'s estimate at *t_sc_s* is left out (see Decimation in the module
+        docstring); otherwise its bin counts as published.  *force*: never left out."""
+        if self.decimate_ms is None or self.batch_ended:
+            return False
+        try:
+            s, ms = split_time(t_sc_s)
+        except (ValueError, TypeError):
+            return False
+        b = (s * 1000 + ms) // self.decimate_ms
+        if b == p.out_bin and not force:
+            return True
+        p.out_bin = b
+        return False
+
+    def _publish_held(self, p: _Peer, out: list[Output]) -> None:
+        """Publish *p*'s newest left-out estimate (at batch_end; everything after is newer)."""
+        if p.held is not None:
+            p.ready.appendleft(p.held)
+            p.held = None
+            self.n_outputs_decimated -= 1  # published after all
+            self._publish_ready(p, out, 1)
 
     def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool,
               alts: list | None = None, w: tuple | None = None) -> dict:
@@ -1157,8 +1227,22 @@ class FormationProcessor(Processor):
             "pending": len(self.queue), "hold_s": round(self.hold_s, 1),
             "stale": self.n_stale, "time_outliers": self.n_time_outliers,
             "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
-            "gap_skipped": self.n_gap_skipped,
+            "gap_skipped": self.n_gap_skipped, "outputs_decimated": self.n_outputs_decimated,
         }
+
+
+def decimation_ms(config: Config) -> int | None:
+    """The bin [ms] of the formation estimates published during a batch: the batch writer's
+    formation period (None: the writer keeps formation records only on change or not at
+    all, or the period is not positive - every estimate is published)."""
+    period = config.batch_period_s.get("formation", KINDS_BY_NAME["formation"].period_s)
+    try:
+        period = float(period)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(period) or period <= 0.0:
+        return None
+    return int(round(period * 1000.0))
 
 
 def _window(f: FormationFilter, t: float, p0: np.ndarray, how: str, window_s: float) -> dict:
