@@ -20,3 +20,34 @@ def test_bad_values_in_a_file_are_named(tmp_path):
     p.write_text("health_fatal_s = -1\n")
     with pytest.raises(ValueError, match="health_fatal_s"):
         load_config(p)
+
+
+def test_a_value_of_the_wrong_type_is_named_and_every_default_is_taken():
+    """An uplinked value of the wrong type fails at load time naming the key (not later,
+    inside a task), for every field; every default, written as TOML would give it, passes."""
+    import dataclasses
+
+    from pygnc.config import with_overrides
+
+    c = Config()
+    for f in dataclasses.fields(Config):
+        default = getattr(c, f.name)
+        as_toml = list(default) if isinstance(default, tuple) else default
+        assert getattr(with_overrides(c, {f.name: as_toml}, "t.toml"), f.name) == default
+        wrong = 1 if isinstance(default, str) else ("yes" if isinstance(default, bool) else "1")
+        with pytest.raises(ValueError, match=f"in t.toml: {f.name} must be"):
+            with_overrides(c, {f.name: wrong}, "t.toml")
+
+
+def test_numbers_and_lists_take_what_toml_writes(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("formation_hold_s = 80\nformation_peer_ids = [0x4A, 0x4B]\nformation_batch_decimate = false\n")
+    c = load_config(p)
+    assert c.formation_hold_s == 80 and c.formation_peer_ids == (0x4A, 0x4B) and c.formation_batch_decimate is False
+    for text, key in (("formation_batch_decimate = 1", "formation_batch_decimate"),
+                      ("formation_peer_ids = [74, \"0x4B\"]", "formation_peer_ids"),
+                      ("stream_enabled = \"false\"", "stream_enabled"),
+                      ("formation_hold_s = true", "formation_hold_s")):
+        p.write_text(text + "\n")
+        with pytest.raises(ValueError, match=key):
+            load_config(p)

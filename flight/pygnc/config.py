@@ -445,6 +445,38 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     return with_overrides(Config(), data, str(path))
 
 
+#: What a value of each declared field type must be (TOML gives int, float, bool, str,
+#: list and table): a float field takes an integer too (75 for 75.0), nothing takes a bool
+#: but a bool field.
+_TYPE_CHECKS = {
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "dict": (lambda v: isinstance(v, dict), "a table"),
+}
+
+
+def type_problems(data: dict) -> list[str]:
+    """One line per value of *data* (``{Config field: value}``) whose type its field does not
+    take (an uplinked ``formation_hold_s = "75"`` would otherwise fail inside a task, or a
+    ``stream_enabled = 0`` pass for false)."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(Config)}
+    out = []
+    for k, v in data.items():
+        t = types.get(k, "")
+        if t.startswith("tuple"):
+            elem = t[len("tuple["):].split(",")[0].strip() if "[" in t else ""
+            check = _TYPE_CHECKS.get(elem)
+            if not isinstance(v, (list, tuple)):
+                out.append(f"{k} must be a list, got {v!r}")
+            elif check is not None and not all(check[0](e) for e in v):
+                out.append(f"{k} must be a list of {check[1].split(' ', 1)[-1]} values, got {v!r}")
+        elif t in _TYPE_CHECKS and not _TYPE_CHECKS[t][0](v):
+            out.append(f"{k} must be {_TYPE_CHECKS[t][1]}, got {v!r}")
+    return out
+
+
 def with_overrides(base: Config, data: dict, where: str) -> Config:
     """*base* with the TOML-style table *data* (``{name: value}``, lists for tuples) laid over
     it, checked as a configuration file is: unknown keys and bad batch selections raise
@@ -453,6 +485,9 @@ def with_overrides(base: Config, data: dict, where: str) -> Config:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown configuration keys in {where}: {unknown}")
+    bad = type_problems(data)
+    if bad:
+        raise ValueError(f"in {where}: " + "; ".join(bad))
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     from .formats.batch import check_selection  # (no numpy; formats import nothing of config)
 
