@@ -21,8 +21,8 @@
    on the batch in this process (one call per message, outputs passed on as the tree
    does), their p50 / p99 / max and the message type of the slowest.
 
-Prints the median (and each run) of the time to done, the median per-task CPU seconds and
-the peak PSS.  Needs the bench extra (psutil).
+Prints each run's time to done and what it wrote (bus log, batch files), the median time,
+the median per-task CPU seconds and the peak PSS.  Needs the bench extra (psutil).
 """
 
 from __future__ import annotations
@@ -118,11 +118,17 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
         peak[0] = max(peak[0], _pss_of(run.tree(), run.proc.pid, peak_task))
         run.ctrl_c()
         rc = run.wait_exit(15)
+        try:  # what the run wrote to the Pi's card: the bus log and the downlink files
+            bus_log_b = (run.log_dir() / "bus.log").stat().st_size
+        except OSError:
+            bus_log_b = -1
+        batch_b = sum(p.stat().st_size for p in (home / "pygnc_batches").glob("*.bin"))
     finally:
         stop.set()
         sampler.join()
         run.close()
     return {"t_done_s": t_done, "cpu_s": cpu, "peak_pss_mib": peak[0] / 2**20, "exit": rc,
+            "bus_log_mb": bus_log_b / 1e6, "batch_kb": batch_b / 1e3,
             "peak_pss_task_mib": {k: v / 2**20 for k, v in peak_task.items()}}
 
 
@@ -133,7 +139,7 @@ def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, l
             r = one_run(scenario, Path(tmp), t_last, prefix)
         results.append(r)
         print(f"  {label} run {i + 1}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
-              f"exit {r['exit']}", flush=True)
+              f"exit {r['exit']}; bus log {r['bus_log_mb']:.1f} MB, batch files {r['batch_kb']:.0f} kB", flush=True)
     names = sorted({n for r in results for n in r["cpu_s"]}, key=lambda n: -statistics.median(
         r["cpu_s"].get(n, 0.0) for r in results))
     med = statistics.median(r["t_done_s"] for r in results)

@@ -112,7 +112,7 @@ def make_scenario(seed, out: Path, n_sc=2, dlambda_m=None, hours=3.0):
 
 
 #: Range files carry the partner's fix (the fused mode this bench measures).
-PEER_CONFIG = Config(range_gps_source="peer", formation_batch_decimate=False)  # every estimate, as a replay
+PEER_CONFIG = Config(range_gps_source="peer", batch_decimate_estimates=False)  # every estimate, as a replay
 
 
 def run(messages, config=None):

@@ -138,8 +138,8 @@ def published_messages(scenario: Path, config) -> list[tuple[str, dict]]:
 
 #: What a replay changes in the flight configuration: an estimate at every sensor sample
 #: (the tree publishes, during a batch, only the formation estimates the downlink records;
-#: ``Config.formation_batch_decimate``) - a replay wants every row.
-REPLAY_OVERRIDES = {"formation_batch_decimate": False}
+#: ``Config.batch_decimate_estimates``) - a replay wants every row.
+REPLAY_OVERRIDES = {"batch_decimate_estimates": False}
 
 
 def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:

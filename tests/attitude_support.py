@@ -19,6 +19,9 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from ground.sim import scenario as scn
 
+#: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
+EVERY = Config(batch_decimate_estimates=False)
+
 
 def issue_settings(seed: int, duration_s: float) -> scn.ScenarioSettings:
     s = scn.ScenarioSettings()
@@ -45,7 +48,7 @@ def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigm
     """Drive AttitudeEstimator with the decoded sensors at their stated epochs (stamps through
     the clock map) and truth positions at the true sample times."""
     z = scenario.truth
-    config = Config()
+    config = EVERY
     batch = decode_sense(scenario.files["sc0"]["sense.bin"], config)
     sens = batch.sensors
     rib = np.asarray(config.imu_to_body, dtype=float).reshape(3, 3)

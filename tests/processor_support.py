@@ -12,6 +12,9 @@ from scipy.spatial.transform import Rotation
 
 from ground.sim.sensors import hermite_position
 
+#: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
+EVERY = Config(batch_decimate_estimates=False)
+
 
 def stream_of(directory, config: Config | None = None) -> list:
     return build_message_stream(Paths(directory), config or config_for_home(directory)).messages
@@ -21,7 +24,7 @@ def run_orbit_and_attitude(messages, config: Config | None = None):
     """Orbit and attitude processors as the task tree runs them (orbit estimates handed to
     the attitude processor right after the sample that produced them).  Returns the
     published (type, body) lists of each."""
-    config = config or Config()
+    config = config or EVERY
     op, ap = OrbitProcessor(config), AttitudeProcessor(config)
     orbit_out, att_out = [], []
     for t, b in messages:
@@ -85,3 +88,29 @@ def attitude_errors(truth, estimates: list[dict], k: int = 0):
 
 def nees(e: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.einsum("ni,ni->n", e, np.linalg.solve(cov, e[..., None])[..., 0])
+
+
+class _Store:
+    """What BatchRecorder writes to, kept in memory: (raw record, t_sc_s)."""
+
+    def __init__(self):
+        self.records = []
+
+    def append(self, raw, t_sc_s):
+        self.records.append((raw, t_sc_s))
+        return True
+
+
+def downlink_records(out, kind_name: str) -> list:
+    """The records of kind *kind_name* the batch writer makes of the messages *out* (at its
+    default period), then at its stop (the newest of each key): (raw record, t_sc_s)."""
+    from pygnc.formats import batch as B
+    from pygnc.tasks.batch_writer import BatchRecorder
+
+    kind = B.KINDS_BY_NAME[kind_name]
+    store = _Store()
+    rec = BatchRecorder([kind], {kind.name: kind.period_s}, store, lambda: 0.0)
+    for t, b in out:
+        rec.handle(t, b)
+    rec.finish()
+    return store.records

@@ -19,6 +19,9 @@ from pygnc.processors import clock_map_from_body
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.tasks.table import TASKS_BY_NAME, active_subscriptions
 
+#: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
+EVERY = Config(batch_decimate_estimates=False)
+
 
 def _rate(t):
     """A coning body rate (the axis turns about body z at 0.3 rad/s), rad/s."""
@@ -68,7 +71,7 @@ def test_time_alignment_recovers_an_offset_from_rate_differences():
 
 
 def test_imu_samples_are_admitted_with_care():
-    ap = AttitudeProcessor(Config())
+    ap = AttitudeProcessor(EVERY)
     block = {"t_sc_s": [10.0, 10.01, 10.01, math.nan, 10.03, 10.04, 10.05],
              "rate_imu_rad_s": [[0.1, 0, 0], [0.1, 0, 0], [0.1, 0, 0], [0.1, 0, 0], [math.inf, 0, 0],
                                 [100.0, 0, 0], [0.1, 0, 0]]}
@@ -79,7 +82,7 @@ def test_imu_samples_are_admitted_with_care():
     ap.handle("imu_samples", {"t_sc_s": [11.0, 11.01], "rate_imu_rad_s": [[0.1, 0, 0]]})  # lengths differ
     ap.handle("imu_samples", {"t_sc_s": "junk", "rate_imu_rad_s": None})
     assert ap.counters()["imu_samples"] == 3 and ap.counters()["imu_rejected"] == 7
-    off = AttitudeProcessor(dataclasses.replace(Config(), attitude_use_imu=False))
+    off = AttitudeProcessor(dataclasses.replace(EVERY, attitude_use_imu=False))
     off.handle("imu_samples", block)
     assert off.counters()["imu_samples"] == 0
 
@@ -87,7 +90,7 @@ def test_imu_samples_are_admitted_with_care():
 def test_the_attitude_task_listens_to_the_imu_only_when_one_runs():
     spec = TASKS_BY_NAME["attitude_estimator"]
     assert "imu" not in active_subscriptions(spec, Config())
-    assert "imu" in active_subscriptions(spec, dataclasses.replace(Config(), imu_driver="imu380", imu_port="loop://"))
+    assert "imu" in active_subscriptions(spec, dataclasses.replace(EVERY, imu_driver="imu380", imu_port="loop://"))
 
 
 def test_live_gyro_accuracy_offset_and_unplug(single_sc_3h):
@@ -112,7 +115,7 @@ def test_live_gyro_accuracy_offset_and_unplug(single_sc_3h):
     import processor_support as ps
 
     msgs = ps.stream_of(d)
-    config = dataclasses.replace(Config(), imu_device_to_body=asup.IMU_DEVICE_TO_BODY)
+    config = dataclasses.replace(EVERY, imu_device_to_body=asup.IMU_DEVICE_TO_BODY)
     t_sc, w, bias = asup.imu_samples(truth, seed=21, gaps_s=[(4000.0, 5000.0)])
     r_db = np.asarray(asup.IMU_DEVICE_TO_BODY).reshape(3, 3)
     res = asup.processor_accuracy(truth, asup.with_imu(msgs, t_sc, w), config, imu_bias_body_rad_s=r_db @ bias)

@@ -13,7 +13,11 @@ from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 from attitude_support import issue_settings
+from processor_support import downlink_records
 from conftest import PY4_DATA
+
+#: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
+EVERY = Config(batch_decimate_estimates=False)
 
 BENCH = PY4_DATA / "pygnc_example"
 
@@ -23,7 +27,7 @@ def scenario_stream(tmp_path_factory):
     d = tmp_path_factory.mktemp("att_scn")
     scenario = sim.simulate(issue_settings(seed=5, duration_s=3600.0))
     sim.write_scenario(scenario, d)
-    config = Config()
+    config = EVERY
     stream = build_message_stream(Paths(d), config)
     # Orbit estimates once, in replay order: (index of the sensor message, estimate).
     op = OrbitProcessor(config)
@@ -39,7 +43,7 @@ def _run(messages, orbit_after, mode: str, config=None):
     """Feed an AttitudeProcessor: orbit estimates right after their sensor ('after'),
     right before it ('before'), all after every sensor but before batch_end ('late'), or
     after batch_end too ('flight': the meas channel overtakes a slow orbit task)."""
-    ap = AttitudeProcessor(config or Config())
+    ap = AttitudeProcessor(config or EVERY)
     out = []
     late = []
     for i, (t, b) in enumerate(messages):
@@ -122,7 +126,7 @@ def test_messages_fit_the_schema_and_propagation_after_batch(scenario_stream):
 
 def test_no_fix_note_processes_without_position(scenario_stream):
     _, messages, _ = scenario_stream
-    ap = AttitudeProcessor(Config())
+    ap = AttitudeProcessor(EVERY)
     out = []
     for t, b in messages[:60]:
         out += ap.handle(t, b) if t in ap.consumes else []
@@ -138,7 +142,7 @@ def test_after_batch_end_waiting_samples_are_released_when_orbit_stays_silent(sc
     from pygnc.processors.attitude import IDLE_CALLS_BEFORE_FLUSH
 
     _, messages, _ = scenario_stream
-    ap = AttitudeProcessor(Config())
+    ap = AttitudeProcessor(EVERY)
     out = []
     for t, b in messages:
         out += ap.handle(t, b) if t in ap.consumes else []
@@ -156,7 +160,7 @@ def test_buffer_is_bounded(scenario_stream):
     _, messages, _ = scenario_stream
     from dataclasses import replace
 
-    ap = AttitudeProcessor(replace(Config(), attitude_max_pending_sensors=10))
+    ap = AttitudeProcessor(replace(EVERY, attitude_max_pending_sensors=10))
     out = []
     for t, b in messages[:200]:
         out += ap.handle(t, b) if t in ap.consumes and t != "batch_end" else []
@@ -165,7 +169,7 @@ def test_buffer_is_bounded(scenario_stream):
 
 
 def test_real_bench_capture_without_gps_fix():
-    config = Config()
+    config = EVERY
     stream = build_message_stream(Paths(BENCH), config)
     op, ap = OrbitProcessor(config), AttitudeProcessor(config)
     out = []
@@ -197,7 +201,7 @@ def test_time_tag_sigma_from_the_clock_map(scenario_stream):
 
     _, messages, _ = scenario_stream
     (cm,) = [b for t, b in messages if t == "clock_map"]
-    ap = AttitudeProcessor(Config())
+    ap = AttitudeProcessor(EVERY)
     assert ap.time_tag_sigma_s() == pytest.approx(1.0 / math.sqrt(12.0))  # no map yet: floored stamps
     ap.handle("clock_map", cm)
     # The stamp phase does not wrap within this hour: the map states the epochs exactly.
@@ -206,7 +210,7 @@ def test_time_tag_sigma_from_the_clock_map(scenario_stream):
     assert ap.time_tag_sigma_s() == 0.27
     ap.handle("clock_map", dict(cm, n_pairs=5))
     assert ap.time_tag_sigma_s() == pytest.approx(1.0 / math.sqrt(12.0))
-    off = AttitudeProcessor(replace(Config(), attitude_time_tag_from_clock_map=False, attitude_time_tag_sigma_s=0.4))
+    off = AttitudeProcessor(replace(EVERY, attitude_time_tag_from_clock_map=False, attitude_time_tag_sigma_s=0.4))
     off.handle("clock_map", cm)
     assert off.time_tag_sigma_s() == 0.4
 
@@ -240,3 +244,29 @@ def test_accuracy_and_consistency_on_three_hours(single_sc_3h):
     values = ps.nees(err[idx], cov[idx])
     lo, hi = chi2.quantile(0.005, 3 * n) / n, chi2.quantile(0.995, 3 * n) / n
     assert lo < values.mean() < hi, (values.mean(), lo, hi)
+
+
+def test_a_batch_publishes_what_the_downlink_records(scenario_stream):
+    """Config.batch_decimate_estimates (the flight default): every sample is processed, but
+    during the batch only the first estimate of each 60-s bin goes out, the newest one at
+    batch_end, and every one after it - the very estimates published without it, from
+    which the batch writer makes the same records."""
+    _, messages, orbit_after = scenario_stream
+    # orbit estimates with their samples, or all after batch_end (it overtakes them in flight)
+    for mode in ("after", "flight"):
+        full_p, full = _run(messages, orbit_after, mode)
+        dec_p, dec = _run(messages, orbit_after, mode, Config())
+        if mode == "flight":
+            dec += dec_p.propagate_to_sc(messages[-1][1]["t_sc_last_s"] + 1.0)
+            full += full_p.propagate_to_sc(messages[-1][1]["t_sc_last_s"] + 1.0)
+        f = [b for b in _estimates(full) if not b["propagated"]]
+        d = [b for b in _estimates(dec) if not b["propagated"]]
+        by_t = {b["t_sc_s"]: b for b in f}
+        assert all(by_t[b["t_sc_s"]] == b for b in d)
+        assert [b["t_sc_s"] for b in d] == sorted(b["t_sc_s"] for b in d) and d[-1] == f[-1]
+        firsts = sorted({int(b["t_sc_s"] // 60.0): b["t_sc_s"] for b in reversed(f)}.values())
+        assert set(firsts) <= {b["t_sc_s"] for b in d} and len(d) < len(f) / 8, mode
+        assert dec_p.counters()["outputs_decimated"] == len(f) - len(d)
+        assert full_p.counters()["outputs_decimated"] == 0
+        assert dec_p.counters()["steps"] == full_p.counters()["steps"]
+        assert downlink_records(dec, "attitude") == downlink_records(full, "attitude")

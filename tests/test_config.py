@@ -41,10 +41,10 @@ def test_a_value_of_the_wrong_type_is_named_and_every_default_is_taken():
 
 def test_numbers_and_lists_take_what_toml_writes(tmp_path):
     p = tmp_path / "c.toml"
-    p.write_text("formation_hold_s = 80\nformation_peer_ids = [0x4A, 0x4B]\nformation_batch_decimate = false\n")
+    p.write_text("formation_hold_s = 80\nformation_peer_ids = [0x4A, 0x4B]\nbatch_decimate_estimates = false\n")
     c = load_config(p)
-    assert c.formation_hold_s == 80 and c.formation_peer_ids == (0x4A, 0x4B) and c.formation_batch_decimate is False
-    for text, key in (("formation_batch_decimate = 1", "formation_batch_decimate"),
+    assert c.formation_hold_s == 80 and c.formation_peer_ids == (0x4A, 0x4B) and c.batch_decimate_estimates is False
+    for text, key in (("batch_decimate_estimates = 1", "batch_decimate_estimates"),
                       ("formation_peer_ids = [74, \"0x4B\"]", "formation_peer_ids"),
                       ("stream_enabled = \"false\"", "stream_enabled"),
                       ("formation_hold_s = true", "formation_hold_s")):

@@ -404,7 +404,8 @@ def test_restarted_attitude_estimator_gets_orbit_estimates_again(tmp_path):
         _check_clean_stop(run, pids, run.wait_exit(10))
         first, second = _attitude_instances(decode_frames((run.log_dir() / "bus.log").read_bytes()))
         with_pos = [sum(b["has_position"] for b in inst) for inst in (first, second)]
-        assert len(second) == len(first) == 60 and with_pos[1] == with_pos[0] > 50, with_pos
+        # (a batch publishes one estimate per minute and its last: Config.batch_decimate_estimates)
+        assert len(second) == len(first) >= 6 and with_pos[1] == with_pos[0] >= len(first) - 1, with_pos
         assert "replaying" in (run.log_dir() / "orbit_estimator.log").read_text()
 
 

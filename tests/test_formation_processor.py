@@ -20,6 +20,7 @@ from pygnc.timebase import gps_from_utc_unix
 
 from ground.sim import scenario as scn
 from formation_support import relative_errors
+from processor_support import downlink_records
 from ground.simulate import _extra_spacecraft, simulate, write_scenario
 
 SETTLE_S = 1800.0
@@ -28,7 +29,7 @@ SETTLE_S = 1800.0
 def PEER_CONFIG(**kw) -> Config:
     """The configuration of a formation whose range files carry the partners' fixes, with an
     estimate at every sensor sample (as a ground replay: the tests judge every one)."""
-    kw.setdefault("formation_batch_decimate", False)
+    kw.setdefault("batch_decimate_estimates", False)
     return Config(range_gps_source="peer", **kw)
 PEERS = (0x4B, 0x4C)
 
@@ -498,39 +499,13 @@ def test_estimates_between_measurements_match_predicting_to_each(stream, nominal
         assert np.abs(s - 1.0).max() < 2e-3
 
 
-class _Store:
-    """What BatchRecorder writes to, kept in memory: (raw record, t_sc_s)."""
-
-    def __init__(self):
-        self.records = []
-
-    def append(self, raw, t_sc_s):
-        self.records.append((raw, t_sc_s))
-        return True
-
-
-def _formation_records(out) -> list:
-    """The formation records the batch writer makes of *out* (its default period, then its
-    stop: the newest estimate of each peer)."""
-    from pygnc.formats import batch as B
-    from pygnc.tasks.batch_writer import BatchRecorder
-
-    kind = B.KINDS_BY_NAME["formation"]
-    store = _Store()
-    rec = BatchRecorder([kind], {kind.name: kind.period_s}, store, lambda: 0.0)
-    for t, b in out:
-        rec.handle(t, b)
-    rec.finish()
-    return store.records
-
-
 def test_a_batch_publishes_what_the_downlink_records(stream, nominal):
-    """formation_batch_decimate (the flight default): during the batch, per peer, the first
+    """batch_decimate_estimates (the flight default): during the batch, per peer, the first
     estimate of each 60-s bin and the newest before batch_end; after it every one.  The
     estimates published are the very ones published without it, and the batch writer makes
     the same records of them."""
     full_p, full = nominal
-    dec_p, dec = _run(stream, PEER_CONFIG(formation_batch_decimate=True), propagate_after_s=600.0)
+    dec_p, dec = _run(stream, PEER_CONFIG(batch_decimate_estimates=True), propagate_after_s=600.0)
     t_end = next(b for t, b in stream if t == "batch_end")
     full_est = [b for t, b in full if t == "formation_estimate"]
     dec_est = [b for t, b in dec if t == "formation_estimate"]
@@ -551,4 +526,4 @@ def test_a_batch_publishes_what_the_downlink_records(stream, nominal):
         assert tail and set(tail) <= set(d)
         assert [b for b in dec_est if b["peer_id"] == pid and b["propagated"]] == \
             [b for b in full_est if b["peer_id"] == pid and b["propagated"]]
-    assert _formation_records(dec) == _formation_records(full)
+    assert downlink_records(dec, "formation") == downlink_records(full, "formation")

@@ -74,6 +74,16 @@ class Config:
     #: Messages a producer keeps per channel to publish again to a restarted consumer,
     #: bytes (the most recent ones; a 3-h batch's orbit estimates take ~1.4 MB).
     replay_history_max_bytes: int = 8 * 1024 * 1024
+    #: During a batch (until ``batch_end``) the attitude and formation estimators publish
+    #: only the estimates the batch writer records - per peer, the first of each bin of the
+    #: writer's period for the kind (``batch_period_s``, default 60 s) - and the newest one
+    #: before the batch ends; after ``batch_end`` (the live stream, propagation to now)
+    #: every one.  The filters run exactly as before: what is left out is the message, its
+    #: building and its handling by every sink (~11 of 12 estimates of a day's batch at
+    #: 5-s samples, none of which the host or the downlink would have seen).  The orbit
+    #: estimator publishes every one (the attitude estimator needs each).  False: an
+    #: estimate at every sensor sample (ground replays set this: they want every row).
+    batch_decimate_estimates: bool = True
 
     # --- status and logs ------------------------------------------------------------
     #: Minimum period between status-file rewrites, s.
@@ -152,15 +162,6 @@ class Config:
     #: fixes (stamped with the peer's clock) back in GPS-time order, s.
     formation_hold_s: float = 75.0
     formation_max_hold_s: float = 3600.0
-    #: During a batch (until ``batch_end``) publish, per peer, only the estimates the batch
-    #: writer records - the first of each bin of its formation period (``batch_period_s``
-    #: "formation", default 60 s) - and the newest one before the batch ends; after
-    #: ``batch_end`` (the live stream, propagation to now) every one.  The filters run
-    #: exactly as before: what is left out is the interpolation, the message and its
-    #: handling by every sink (~11 of 12 estimates of a day's batch at 5-s samples, none of
-    #: which the host or the downlink would have seen).  False: an estimate at every sensor
-    #: sample (ground replays set this: they want every row).
-    formation_batch_decimate: bool = True
     #: Peers' ballistic coefficient m / (C_D A), kg/m^2 (the filter estimates a scale on it).
     formation_peer_ballistic_coeff_kg_m2: float = 50.0
     #: Range noise (1 sigma), m; prior mean and 1-sigma of the radio's range bias, m.

@@ -42,7 +42,45 @@ import time
 
 import numpy as np
 
+from ..formats.batch import KINDS_BY_NAME, split_time
 from ..timebase import ClockMap
+
+class BatchDecimation:
+    """Which estimates of one kind a processor publishes during a batch
+    (``Config.batch_decimate_estimates``): per key (peer id, or None), the first whose
+    spacecraft time falls in each bin of the batch writer's period for the kind - the
+    writer's own bins (:func:`pygnc.formats.batch.split_time` milliseconds // period), so it
+    records exactly what it would have recorded of every estimate - and none of the rest
+    until ``batch_end``; the processor keeps the newest one left out and publishes it at
+    ``batch_end``, and everything after."""
+
+    def __init__(self, config, kind: str):
+        period = config.batch_period_s.get(kind, KINDS_BY_NAME[kind].period_s)
+        try:
+            period = float(period)
+        except (TypeError, ValueError):
+            period = math.nan
+        #: bin length [ms]; None: every estimate is published (switched off, or the writer
+        #: keeps this kind on change only / every message)
+        self.period_ms = (int(round(period * 1000.0)) if config.batch_decimate_estimates
+                          and math.isfinite(period) and period > 0.0 else None)
+        self.bins: dict = {}  # key -> bin of the last estimate published
+
+    def left_out(self, key, t_sc_s: float, batch_ended: bool) -> bool:
+        """True if the estimate of *key* at *t_sc_s* is left out; otherwise its bin counts
+        as published (after ``batch_end``, or a time that is no record time: published)."""
+        if self.period_ms is None or batch_ended:
+            return False
+        try:
+            s, ms = split_time(t_sc_s)
+        except (ValueError, TypeError):
+            return False
+        b = (s * 1000 + ms) // self.period_ms
+        if self.bins.get(key) == b:
+            return True
+        self.bins[key] = b
+        return False
+
 
 #: Largest stretch of filter time predicted between two budget checks, s (12 integration
 #: steps of 5 s: ~2 ms for the orbit filter, ~6 ms per formation peer on this machine).

@@ -30,6 +30,14 @@ non-finite time or position is ignored.
   later (live data after the batch: the host's stream) ends that: later samples wait for
   their orbit estimates again.
 
+Decimation (``Config.batch_decimate_estimates``, :class:`admission.BatchDecimation`): of
+the batch's samples (before ``batch_end``, or not after its ``t_sc_last_s`` - samples wait
+for their orbit estimates, which ``batch_end`` overtakes) only the estimates the batch
+writer records are published - the first of each bin of its attitude period (60 s by
+default) - and the batch's last (the newest left out is published once nothing of the
+batch is waiting any more); live samples after it, every one.  Every sample is processed
+as before (counter ``outputs_decimated``).
+
 * ``imu_samples`` (a live IMU, task ``imu_ingest``): rates rotated into body axes
   (``Config.imu_device_to_body``), kept (at most ``attitude_imu_max_samples``) until the
   sensor samples they span are processed.  A step they cover (no gap over
@@ -105,6 +113,10 @@ class AttitudeProcessor(Processor):
         self.n_bad_samples = 0
         self.n_bad_orbit = 0
         self.n_outputs = 0
+        self.n_outputs_decimated = 0
+        self.decimation = admission.BatchDecimation(self.config, "attitude")
+        self.held: tuple | None = None  # the newest estimate left out: (output, t_sc, t_gps, has_position)
+        self.batch_last_sc_s = math.inf  # t_sc_last_s of batch_end: samples up to it are the batch's
         self._steps: list[tuple[float, float, bool]] = []  # (t_sc, t_gps, has_position) per step, when recording
         self._imu_to_body = np.asarray(c.imu_device_to_body, dtype=float).reshape(3, 3)
         # Blocks of IMU samples as they came: (t_sc_s (k,), body rates (k, 3)), oldest first.
@@ -143,7 +155,10 @@ class AttitudeProcessor(Processor):
                 return []
             self.n_orbit_seen += 1
             self.no_position = False  # an orbit exists (again): samples wait for their estimates
-            return self._on_orbit(body)
+            out = self._on_orbit(body)
+            if self.batch_ended and not self.pending:
+                out += self._publish_held()  # (the newest processed: after all of out)
+            return out
         if msg_type == "estimator_note":
             if body.get("estimator") == "orbit" and body.get("code") == "no_fix":
                 self.no_position = True
@@ -154,9 +169,12 @@ class AttitudeProcessor(Processor):
             # samples (channel orbit): keep waiting for them, or for the orbit's no_fix note;
             # propagate_to_sc gives up after IDLE_CALLS_BEFORE_FLUSH calls without progress.
             self.batch_ended = True
+            last = body.get("t_sc_last_s")
+            if admission.is_time(last):
+                self.batch_last_sc_s = float(last)
             if not self.pending and not self.n_orbit_seen:
                 self.no_position = True  # no orbit so far: live samples do not wait for one
-            return []
+            return [] if self.pending else self._publish_held()
         return []
 
     def _admit_sample(self, b: dict) -> bool:
@@ -371,8 +389,22 @@ class AttitudeProcessor(Processor):
             msgs.append(("estimator_note", {
                 "estimator": "attitude", "code": "no_position",
                 "text": "no orbit estimate: no field or sun model; rates and gyro bias only"}))
-        msgs.append(self._message(out, t_sc, t_gps, env is not None, propagated=False))
+        in_batch = t_sc < self.batch_last_sc_s  # (the batch's last sample is always published)
+        if in_batch and self.decimation.left_out(None, t_sc, False):
+            self.held = (out, t_sc, t_gps, env is not None)
+            self.n_outputs_decimated += 1
+        else:
+            self.held = None
+            msgs.append(self._message(out, t_sc, t_gps, env is not None, propagated=False))
         return msgs
+
+    def _publish_held(self) -> list[Output]:
+        """The newest estimate left out, published (at batch_end: everything after is newer)."""
+        if self.held is None:
+            return []
+        held, self.held = self.held, None
+        self.n_outputs_decimated -= 1
+        return [self._message(*held, propagated=False)]
 
     def _message(self, o: AttitudeOutput, t_sc_s: float, t_gps_s: float, has_position: bool,
                  propagated: bool) -> Output:
@@ -402,6 +434,8 @@ class AttitudeProcessor(Processor):
                 return []  # the orbit estimates of the last samples may still be coming
             self.no_position = True
             out = self._flush()
+        if self.batch_ended and not self.pending:
+            out += self._publish_held()  # the batch's newest estimate, if it was left out
         if self.last_t_sc_s is None or not admission.is_time(t_sc_s) or t_sc_s <= self.last_t_sc_s:
             return out  # nothing to move forward (samples streamed ahead of "now")
         if self.clock is not None:
@@ -417,6 +451,7 @@ class AttitudeProcessor(Processor):
         return {"steps": self.est.n_steps, "with_position": self.n_with_position,
                 "without_position": self.n_without_position, "pending": len(self.pending),
                 "overflow": self.n_overflow, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
+                "outputs_decimated": self.n_outputs_decimated,
                 "time_outliers": self.n_time_outliers, "bad_samples": self.n_bad_samples,
                 "bad_orbit_estimates": self.n_bad_orbit,
                 "inits": self.est.n_init, "calib_updates": self.est.calib.n_updates,

@@ -22,12 +22,12 @@ Inputs
   predicted to instead; either way estimates go out per peer in time order.
 * ``batch_end``: everything still held is processed; notes are issued (below).
 
-Decimation (``Config.formation_batch_decimate``, on by default).  During a batch the
-processor publishes, per peer, only what the host and the downlink use: the first estimate
-in each bin of the batch writer's formation period (``Config.batch_period_s``
-"formation", default 60 s; bins of spacecraft time aligned on multiples of it, as the
-writer's, so the writer records exactly what it recorded before) and the newest one
-before ``batch_end`` (held, published at ``batch_end``); everything after ``batch_end`` -
+Decimation (``Config.batch_decimate_estimates``, on by default; :class:`admission.BatchDecimation`).
+During a batch the processor publishes, per peer, only what the host and the downlink use:
+the first estimate in each bin of the batch writer's formation period
+(``Config.batch_period_s`` "formation", default 60 s; the writer's own bins, so it records
+exactly what it recorded before) and the newest one before ``batch_end`` (held, published
+at ``batch_end``); everything after ``batch_end`` -
 the batch's last hold of samples, the live stream, propagation to now - goes out in full.
 The filters are stepped exactly as without it (taps never step a filter); a left-out
 estimate costs no interpolation, no message body and nothing in the sinks (counter
@@ -130,7 +130,6 @@ from ..estimation.formation_filter import (
 from ..estimation import orbit_dynamics as od
 from ..estimation.orbit_ekf import OrbitFilterConfig
 from ..estimation.range_only_iod import DISTINCT_M, orbit_distance_m, solve_relative_orbit
-from ..formats.batch import KINDS_BY_NAME, split_time
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
 
@@ -200,10 +199,9 @@ class _Peer:
         #: ... passed, with their states, to publish: (t_sc_s, filter at t, other side at t
         #: or None, side weight), ascending
         self.ready: deque = deque()
-        #: decimation (FormationProcessor._decimated): the newest left-out entry of ready,
-        #: published at batch_end; the bin of the last estimate published
+        #: decimation (admission.BatchDecimation): the newest left-out entry of ready,
+        #: published at batch_end
         self.held: tuple | None = None
-        self.out_bin: int | None = None
 
 
 class _Alt:
@@ -261,8 +259,7 @@ class FormationProcessor(Processor):
         self.n_no_clock = 0
         self.n_outputs = 0
         self.n_outputs_decimated = 0
-        #: the decimation's bin length [ms] (None: every estimate is published)
-        self.decimate_ms = decimation_ms(c) if c.formation_batch_decimate else None
+        self.decimation = admission.BatchDecimation(c, "formation")
         self.batch_ended = False
         self.notes_sent: set[str] = set()
         self._notes_out: list | None = None  # where a window fit's notes go (see _step_fit)
@@ -542,7 +539,7 @@ class FormationProcessor(Processor):
         n = len(ready) if limit is None else min(limit, len(ready))
         for _ in range(n):
             item = ready.popleft()
-            if self._decimated(p, item[0]):
+            if self.decimation.left_out(p.peer_id, item[0], self.batch_ended):
                 p.held = item
                 self.n_outputs_decimated += 1
                 continue
@@ -996,7 +993,7 @@ class FormationProcessor(Processor):
                 self.n_stale += 1  # published already (a replay)
                 continue
             p.t_last_out_gps_s = f.t_gps_s
-            if self._decimated(p, t_sc_s) and self._hold_now(p, t_sc_s):
+            if self.decimation.left_out(p.peer_id, t_sc_s, self.batch_ended) and self._hold_now(p, t_sc_s):
                 continue
             p.held = None
             out.append(("formation_estimate", self._body(p, f, t_sc_s, False)))
@@ -1018,21 +1015,6 @@ class FormationProcessor(Processor):
         p.held = (t_sc_s, _taken_at(f, t), alts, w)
         self.n_outputs_decimated += 1
         return True
-
-    def _decimated(self, p: _Peer, t_sc_s: float, force: bool = False) -> bool:
-        """True if *p*'s estimate at *t_sc_s* is left out (see Decimation in the module
-        docstring); otherwise its bin counts as published.  *force*: never left out."""
-        if self.decimate_ms is None or self.batch_ended:
-            return False
-        try:
-            s, ms = split_time(t_sc_s)
-        except (ValueError, TypeError):
-            return False
-        b = (s * 1000 + ms) // self.decimate_ms
-        if b == p.out_bin and not force:
-            return True
-        p.out_bin = b
-        return False
 
     def _publish_held(self, p: _Peer, out: list[Output]) -> None:
         """Publish *p*'s newest left-out estimate (at batch_end; everything after is newer)."""
@@ -1229,20 +1211,6 @@ class FormationProcessor(Processor):
             "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
             "gap_skipped": self.n_gap_skipped, "outputs_decimated": self.n_outputs_decimated,
         }
-
-
-def decimation_ms(config: Config) -> int | None:
-    """The bin [ms] of the formation estimates published during a batch: the batch writer's
-    formation period (None: the writer keeps formation records only on change or not at
-    all, or the period is not positive - every estimate is published)."""
-    period = config.batch_period_s.get("formation", KINDS_BY_NAME["formation"].period_s)
-    try:
-        period = float(period)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(period) or period <= 0.0:
-        return None
-    return int(round(period * 1000.0))
 
 
 def _window(f: FormationFilter, t: float, p0: np.ndarray, how: str, window_s: float) -> dict:
