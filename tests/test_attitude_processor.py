@@ -270,3 +270,26 @@ def test_a_batch_publishes_what_the_downlink_records(scenario_stream):
         assert full_p.counters()["outputs_decimated"] == 0
         assert dec_p.counters()["steps"] == full_p.counters()["steps"]
         assert downlink_records(dec, "attitude") == downlink_records(full, "attitude")
+
+
+def test_live_samples_after_a_batch_are_all_published(scenario_stream):
+    """Samples after batch_end are live: every one published, even when batch_end's
+    t_sc_last_s lies far ahead (it is the newest record of any kind - a peer's clock or a
+    corrupt stamp); only the samples received before batch_end are the batch's."""
+    _, messages, orbit_after = scenario_stream
+    sensors = [i for i, (t, _) in enumerate(messages) if t == "sensor"]
+    cut = sensors[len(sensors) // 2]
+    end = dict(next(b for t, b in messages if t == "batch_end"), t_sc_last_s=4.0e9)
+    ap = AttitudeProcessor(Config())
+    out, live = [], []
+    for i, (t, b) in enumerate(messages):
+        if i == cut:
+            out += ap.handle("batch_end", end)
+        if t in ap.consumes and t != "batch_end":
+            got = ap.handle(t, b)
+            for t2, b2 in orbit_after.get(i, []):
+                got += ap.handle(t2, b2)
+            (live if i >= cut else out).extend(got)
+    n_live = sum(t == "sensor" for t, _ in messages[cut:])
+    assert len(_estimates(live)) == n_live
+    assert len(_estimates(out)) < len(sensors[:len(sensors) // 2]) / 8

@@ -31,8 +31,8 @@ non-finite time or position is ignored.
   their orbit estimates again.
 
 Decimation (``Config.batch_decimate_estimates``, :class:`admission.BatchDecimation`): of
-the batch's samples (before ``batch_end``, or not after its ``t_sc_last_s`` - samples wait
-for their orbit estimates, which ``batch_end`` overtakes) only the estimates the batch
+the batch's samples (those admitted before ``batch_end``, whenever they are processed -
+they wait for their orbit estimates, which ``batch_end`` overtakes) only the estimates the batch
 writer records are published - the first of each bin of its attitude period (60 s by
 default) - and the batch's last (the newest left out is published once nothing of the
 batch is waiting any more); live samples after it, every one.  Every sample is processed
@@ -116,7 +116,11 @@ class AttitudeProcessor(Processor):
         self.n_outputs_decimated = 0
         self.decimation = admission.BatchDecimation(self.config, "attitude")
         self.held: tuple | None = None  # the newest estimate left out: (output, t_sc, t_gps, has_position)
-        self.batch_last_sc_s = math.inf  # t_sc_last_s of batch_end: samples up to it are the batch's
+        #: the newest sample admitted before batch_end: samples up to it are the batch's (not
+        #: batch_end's t_sc_last_s: that is the newest record of any kind, a peer's clock or
+        #: a corrupt stamp included)
+        self.batch_last_sc_s = math.inf
+        self.newest_sample_sc_s = -math.inf
         self._steps: list[tuple[float, float, bool]] = []  # (t_sc, t_gps, has_position) per step, when recording
         self._imu_to_body = np.asarray(c.imu_device_to_body, dtype=float).reshape(3, 3)
         # Blocks of IMU samples as they came: (t_sc_s (k,), body rates (k, 3)), oldest first.
@@ -168,10 +172,9 @@ class AttitudeProcessor(Processor):
             # In flight batch_end (channel meas) overtakes the orbit estimates of the last
             # samples (channel orbit): keep waiting for them, or for the orbit's no_fix note;
             # propagate_to_sc gives up after IDLE_CALLS_BEFORE_FLUSH calls without progress.
+            if not self.batch_ended:
+                self.batch_last_sc_s = self.newest_sample_sc_s
             self.batch_ended = True
-            last = body.get("t_sc_last_s")
-            if admission.is_time(last):
-                self.batch_last_sc_s = float(last)
             if not self.pending and not self.n_orbit_seen:
                 self.no_position = True  # no orbit so far: live samples do not wait for one
             return [] if self.pending else self._publish_held()
@@ -195,6 +198,8 @@ class AttitudeProcessor(Processor):
         if not self._admit_sample(b):
             return []
         t = float(b["t_sc_s"])
+        if not self.batch_ended:
+            self.newest_sample_sc_s = max(self.newest_sample_sc_s, t)
         orbit = self.orbit_waiting.pop(t, None)
         if orbit is not None:
             out = self._release_before(t)
