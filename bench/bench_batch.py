@@ -120,7 +120,7 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
         rc = run.wait_exit(15)
         try:  # what the run wrote to the Pi's card: the bus log and the downlink files
             bus_log_b = (run.log_dir() / "bus.log").stat().st_size
-        except OSError:
+        except (OSError, IndexError):  # (IndexError: no run directory)
             bus_log_b = -1
         batch_b = sum(p.stat().st_size for p in (home / "pygnc_batches").glob("*.bin"))
     finally:

@@ -293,3 +293,26 @@ def test_live_samples_after_a_batch_are_all_published(scenario_stream):
     n_live = sum(t == "sensor" for t, _ in messages[cut:])
     assert len(_estimates(live)) == n_live
     assert len(_estimates(out)) < len(sensors[:len(sensors) // 2]) / 8
+
+
+def test_a_batch_stopped_part_way_ends_with_its_newest_estimate(scenario_stream):
+    """Stopped in the middle of the batch, or right after batch_end while samples still wait
+    for their orbit estimates: flush_held (EstimatorTask.on_stop) publishes the newest
+    estimate held back, and the batch writer records what it would have without decimation."""
+    _, messages, orbit_after = scenario_stream
+    part = messages[: int(0.6 * len(messages))]
+    for mode in ("after", "flight"):
+        runs = []
+        for config in (EVERY, Config()):
+            ap, out = _run(part, orbit_after, mode, config)
+            runs.append(out + ap.flush_held())
+        assert downlink_records(runs[1], "attitude") == downlink_records(runs[0], "attitude"), mode
+
+
+def test_a_period_under_a_millisecond_publishes_everything():
+    from pygnc.processors.admission import BatchDecimation
+
+    d = BatchDecimation(Config(batch_period_s={"attitude": 0.0004}), "attitude")
+    assert d.period_ms is None and not d.left_out(None, 1.0e9, False) and not d.left_out(None, 1.0e9, False)
+    assert BatchDecimation(Config(), "attitude").period_ms == 60_000
+    assert BatchDecimation(Config(batch_decimate_estimates=False), "attitude").period_ms is None

@@ -527,3 +527,16 @@ def test_a_batch_publishes_what_the_downlink_records(stream, nominal):
         assert [b for b in dec_est if b["peer_id"] == pid and b["propagated"]] == \
             [b for b in full_est if b["peer_id"] == pid and b["propagated"]]
     assert downlink_records(dec, "formation") == downlink_records(full, "formation")
+
+
+def test_a_batch_stopped_part_way_ends_with_its_newest_estimates(stream):
+    """A stop in the middle of the batch (Ctrl-C): the estimates held back by the
+    decimation go out (EstimatorTask.on_stop -> flush_held), so the batch writer records the
+    same newest estimate of each peer as without decimation."""
+    part = stream[: int(0.6 * len(stream))]
+    runs = []
+    for decimate in (False, True):
+        p, out = _run(part, PEER_CONFIG(batch_decimate_estimates=decimate))
+        runs.append(out + p.flush_held())
+    assert downlink_records(runs[1], "formation") == downlink_records(runs[0], "formation")
+    assert FormationProcessor(PEER_CONFIG()).flush_held() == []

@@ -40,5 +40,11 @@ class Processor:
         """
         return []
 
+    def flush_held(self) -> list[Output]:
+        """At stop: the estimates held back by the batch decimation (the newest left out;
+        ``Config.batch_decimate_estimates``), so a run stopped in the middle of its batch
+        still ends with its newest estimates."""
+        return []
+
     def counters(self) -> dict:
         return {}

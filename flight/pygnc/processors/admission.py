@@ -62,8 +62,8 @@ class BatchDecimation:
             period = math.nan
         #: bin length [ms]; None: every estimate is published (switched off, or the writer
         #: keeps this kind on change only / every message)
-        self.period_ms = (int(round(period * 1000.0)) if config.batch_decimate_estimates
-                          and math.isfinite(period) and period > 0.0 else None)
+        ms = int(round(period * 1000.0)) if math.isfinite(period) else 0
+        self.period_ms = ms if config.batch_decimate_estimates and ms > 0 else None
         self.bins: dict = {}  # key -> bin of the last estimate published
 
     def left_out(self, key, t_sc_s: float, batch_ended: bool) -> bool:

@@ -177,7 +177,7 @@ class AttitudeProcessor(Processor):
             self.batch_ended = True
             if not self.pending and not self.n_orbit_seen:
                 self.no_position = True  # no orbit so far: live samples do not wait for one
-            return [] if self.pending else self._publish_held()
+            return self._publish_held()  # (every sample still waiting is newer)
         return []
 
     def _admit_sample(self, b: dict) -> bool:
@@ -402,6 +402,9 @@ class AttitudeProcessor(Processor):
             self.held = None
             msgs.append(self._message(out, t_sc, t_gps, env is not None, propagated=False))
         return msgs
+
+    def flush_held(self) -> list[Output]:
+        return self._publish_held()
 
     def _publish_held(self) -> list[Output]:
         """The newest estimate left out, published (at batch_end: everything after is newer)."""

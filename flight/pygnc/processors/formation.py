@@ -532,14 +532,15 @@ class FormationProcessor(Processor):
             p.t_last_out_gps_s = t_o
             p.ready.append((t_sc, g, [_taken_at(h.filter, t_o) for h in p.alts], w))
 
-    def _publish_ready(self, p: _Peer, out: list[Output], limit: int | None = None) -> None:
+    def _publish_ready(self, p: _Peer, out: list[Output], limit: int | None = None, held: bool = False) -> None:
         """Publish up to *limit* (all: None) of *p*'s ready outputs, oldest first (their
-        interpolation is done here, see _taken_at)."""
+        interpolation is done here, see _taken_at); *held*: the first is the held one, never
+        left out again."""
         ready = p.ready
         n = len(ready) if limit is None else min(limit, len(ready))
         for _ in range(n):
             item = ready.popleft()
-            if self.decimation.left_out(p.peer_id, item[0], self.batch_ended):
+            if not held and self.decimation.left_out(p.peer_id, item[0], self.batch_ended):
                 p.held = item
                 self.n_outputs_decimated += 1
                 continue
@@ -1016,13 +1017,19 @@ class FormationProcessor(Processor):
         self.n_outputs_decimated += 1
         return True
 
+    def flush_held(self) -> list[Output]:
+        out: list[Output] = []
+        for p in self.peers.values():
+            self._publish_held(p, out)
+        return out
+
     def _publish_held(self, p: _Peer, out: list[Output]) -> None:
         """Publish *p*'s newest left-out estimate (at batch_end; everything after is newer)."""
         if p.held is not None:
             p.ready.appendleft(p.held)
             p.held = None
             self.n_outputs_decimated -= 1  # published after all
-            self._publish_ready(p, out, 1)
+            self._publish_ready(p, out, 1, held=True)
 
     def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool,
               alts: list | None = None, w: tuple | None = None) -> dict:

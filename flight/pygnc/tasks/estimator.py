@@ -96,6 +96,10 @@ class EstimatorTask(Task):
         return max(0.0, self.next_propagate - time.monotonic())
 
     def on_stop(self, reason: str) -> None:
+        try:  # a batch stopped part-way still ends with its newest estimates
+            self._publish_all(self.processor.flush_held())
+        except Exception:
+            self._failed("publishing the held estimates")
         if self.batch_done:
             self._propagate(STOP_PROPAGATION_BUDGET_S)
 
