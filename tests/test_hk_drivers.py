@@ -232,3 +232,24 @@ def test_blocking_exchange_refuses_a_bad_checksum():
                 run_blocking(on.read_histogram(FAST), link)
         finally:
             link.close()
+
+
+def test_opc_powered_down_at_stop_while_it_sets_up_again():
+    """A device that failed too often goes back to "setup" (identify again) with its fan and
+    laser still on: the stop powered it down only from the other states, so the laser stayed
+    on (seen in the process-tree test, ~1 run in 10)."""
+    with UsbIssOpcSim(seed=3) as sim:
+        link = open_link(sim.path)
+        try:
+            opc = on.OpcN3(link, period_s=0.15, timing=FAST)
+            service_until(opc, lambda rs: any(r.name == "histogram" for r in rs), timeout_s=10)
+            assert sim.opc.laser_on and opc.powered
+            opc.state = "setup"  # as after max_failures errors in a row
+            assert opc.power_off_blocking(1.0) and not opc.powered
+            assert opc.power_off_blocking(1.0)  # nothing more to do
+        finally:
+            link.close()
+    assert not sim.opc.laser_on and not sim.opc.fan_on
+    assert [o for _, o in sim.opc.power_log][-2:] == [on.POWER_LASER_OFF, on.POWER_FAN_OFF]
+    never = on.OpcN3(open_link("loop://"), timing=FAST)
+    assert never.power_off_blocking(0.1) and never.state == "off"  # never powered: nothing sent

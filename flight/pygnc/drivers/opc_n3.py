@@ -385,6 +385,10 @@ class OpcN3:
         self._next_at = 0.0
         self._failures = 0
         self.last_error: Exception | None = None
+        #: a power-on exchange was started since the last confirmed power-off: the fan and
+        #: laser may be on, whatever the state (a device that failed too often goes back to
+        #: "setup" with its laser still on)
+        self.powered = False
 
     def fileno(self) -> int | None:
         return self.link.fileno()
@@ -404,6 +408,7 @@ class OpcN3:
             return self.runner.start(setup_and_identify(self.spi_hz, self.timing, self.with_config), now)
         if self.state == "power_on":
             self._op = "power_on"
+            self.powered = True
             return self.runner.start(power_on(self.timing), now)
         if self.state == "running":
             self._op = "histogram"
@@ -471,7 +476,7 @@ class OpcN3:
     def power_off_blocking(self, timeout_s: float = 1.0) -> bool:
         """Laser off, then fan off, within *timeout_s* (at stop); True if both were accepted."""
         self.runner.cancel()
-        if self.state == "setup":  # never powered on by us
+        if not self.powered:  # never powered on by us (or off already)
             self.state = "off"
             return True
         self.state = "off"
@@ -481,6 +486,7 @@ class OpcN3:
                           bytes_per_transfer=self.timing.bytes_per_transfer)
         try:
             run_blocking(power_off(quick), self.link, self.reply_timeout_s, timeout_s)
-            return True
         except Exception:
             return False
+        self.powered = False
+        return True
