@@ -7,7 +7,6 @@ each other.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import sys
 import time
@@ -137,8 +136,8 @@ def published_messages(scenario: Path, config) -> list[tuple[str, dict]]:
 
 
 #: What a replay changes in the flight configuration: an estimate at every sensor sample
-#: (the tree publishes, during a batch, only the formation estimates the downlink records;
-#: ``Config.batch_decimate_estimates``) - a replay wants every row.
+#: (the tree publishes, during a batch, only the attitude and formation estimates the
+#: downlink records: ``Config.batch_decimate_estimates``) - a replay wants every row.
 REPLAY_OVERRIDES = {"batch_decimate_estimates": False}
 
 

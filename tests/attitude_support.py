@@ -18,9 +18,7 @@ from pygnc.timebase import fit_clock_map
 from scipy.spatial.transform import Rotation, Slerp
 
 from ground.sim import scenario as scn
-
-#: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
-EVERY = Config(batch_decimate_estimates=False)
+from processor_support import EVERY
 
 
 def issue_settings(seed: int, duration_s: float) -> scn.ScenarioSettings:

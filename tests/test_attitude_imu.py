@@ -18,9 +18,7 @@ from pygnc.estimation.imu_alignment import ImuTimeAlignment
 from pygnc.processors import clock_map_from_body
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.tasks.table import TASKS_BY_NAME, active_subscriptions
-
-#: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
-EVERY = Config(batch_decimate_estimates=False)
+from processor_support import EVERY
 
 
 def _rate(t):

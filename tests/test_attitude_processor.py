@@ -13,11 +13,8 @@ from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 from attitude_support import issue_settings
-from processor_support import downlink_records
+from processor_support import EVERY, downlink_records
 from conftest import PY4_DATA
-
-#: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
-EVERY = Config(batch_decimate_estimates=False)
 
 BENCH = PY4_DATA / "pygnc_example"
 

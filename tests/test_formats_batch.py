@@ -266,3 +266,12 @@ def test_registry_is_consistent():
         assert set(keys) <= {f.name for f in k.fields}
         assert set(k.on_change) <= {f.name for f in k.fields}
     assert set(B.channels()) <= set(CHANNELS)
+
+
+@given(st.floats(min_value=0.0, max_value=2.0**32 - 1.0, allow_nan=False))
+def test_record_time_ms_is_the_time_a_record_stores(t):
+    """The batch writer's bins and the estimators' decimation both use record_time_ms."""
+    s, ms = B.split_time(t)
+    assert B.record_time_ms(t) == s * 1000 + ms and abs(B.record_time_ms(t) / 1000.0 - t) <= 5e-4 + 1e-9 * t
+    assert B.period_ms(60.0) == 60_000 and B.period_ms(0.0004) == 0
+    assert B.period_ms(None) is None and B.period_ms(math.inf) is None

@@ -78,9 +78,10 @@ class Config:
     #: only the estimates the batch writer records - per peer, the first of each bin of the
     #: writer's period for the kind (``batch_period_s``, default 60 s) - and the newest one
     #: before the batch ends (or the run stops); after ``batch_end`` (the live stream,
-    #: propagation to now) every one.  The filters run exactly as before: what is left out is the message, its
-    #: building and its handling by every sink (~11 of 12 estimates of a day's batch at
-    #: 5-s samples, none of which the host or the downlink would have seen).  The orbit
+    #: propagation to now) every one.  The filters run exactly as before: what is left out
+    #: is the message, its building and its handling by every sink (~11 of 12 estimates of
+    #: a day's batch at 5-s samples, none of which the host or the downlink would have
+    #: seen).  The orbit
     #: estimator publishes every one (the attitude estimator needs each).  False: an
     #: estimate at every sensor sample (ground replays set this: they want every row).
     batch_decimate_estimates: bool = True

@@ -616,6 +616,18 @@ def split_time(t_sc_s: float) -> tuple[int, int]:
     return s, ms
 
 
+def record_time_ms(t_sc_s: float) -> int:
+    """A record time in whole milliseconds, as the record stores it (ValueError: see
+    :func:`split_time`); the batch writer's bins are these // the period in ms."""
+    s, ms = split_time(t_sc_s)
+    return s * 1000 + ms
+
+
+def period_ms(period_s: float | None) -> int | None:
+    """A kind's cadence in whole milliseconds (None: on change only - None or inf)."""
+    return None if period_s is None or math.isinf(period_s) else int(round(period_s * 1000))
+
+
 def frame_record(code: int, t_sc_s: float, payload: bytes) -> bytes:
     s, ms = split_time(t_sc_s)
     head = _REC_HEAD.pack(RECORD_SYNC, code, len(payload), s, ms)

@@ -42,28 +42,24 @@ import time
 
 import numpy as np
 
-from ..formats.batch import KINDS_BY_NAME, split_time
+from ..formats.batch import KINDS_BY_NAME, period_ms, record_time_ms
 from ..timebase import ClockMap
+
 
 class BatchDecimation:
     """Which estimates of one kind a processor publishes during a batch
     (``Config.batch_decimate_estimates``): per key (peer id, or None), the first whose
     spacecraft time falls in each bin of the batch writer's period for the kind - the
-    writer's own bins (:func:`pygnc.formats.batch.split_time` milliseconds // period), so it
+    writer's own bins (:func:`pygnc.formats.batch.record_time_ms` // its period in ms), so it
     records exactly what it would have recorded of every estimate - and none of the rest
     until ``batch_end``; the processor keeps the newest one left out and publishes it at
-    ``batch_end``, and everything after."""
+    ``batch_end`` (or at stop), and everything after."""
 
     def __init__(self, config, kind: str):
-        period = config.batch_period_s.get(kind, KINDS_BY_NAME[kind].period_s)
-        try:
-            period = float(period)
-        except (TypeError, ValueError):
-            period = math.nan
+        ms = period_ms(config.batch_period_s.get(kind, KINDS_BY_NAME[kind].period_s))
         #: bin length [ms]; None: every estimate is published (switched off, or the writer
         #: keeps this kind on change only / every message)
-        ms = int(round(period * 1000.0)) if math.isfinite(period) else 0
-        self.period_ms = ms if config.batch_decimate_estimates and ms > 0 else None
+        self.period_ms = ms if config.batch_decimate_estimates and ms and ms > 0 else None
         self.bins: dict = {}  # key -> bin of the last estimate published
 
     def left_out(self, key, t_sc_s: float, batch_ended: bool) -> bool:
@@ -72,10 +68,9 @@ class BatchDecimation:
         if self.period_ms is None or batch_ended:
             return False
         try:
-            s, ms = split_time(t_sc_s)
+            b = record_time_ms(t_sc_s) // self.period_ms
         except (ValueError, TypeError):
             return False
-        b = (s * 1000 + ms) // self.period_ms
         if self.bins.get(key) == b:
             return True
         self.bins[key] = b

@@ -27,7 +27,7 @@ During a batch the processor publishes, per peer, only what the host and the dow
 the first estimate in each bin of the batch writer's formation period
 (``Config.batch_period_s`` "formation", default 60 s; the writer's own bins, so it records
 exactly what it recorded before) and the newest one before ``batch_end`` (held, published
-at ``batch_end``); everything after ``batch_end`` -
+at ``batch_end`` or at stop: :meth:`flush_held`); everything after ``batch_end`` -
 the batch's last hold of samples, the live stream, propagation to now - goes out in full.
 The filters are stepped exactly as without it (taps never step a filter); a left-out
 estimate costs no interpolation, no message body and nothing in the sinks (counter
@@ -200,7 +200,7 @@ class _Peer:
         #: or None, side weight), ascending
         self.ready: deque = deque()
         #: decimation (admission.BatchDecimation): the newest left-out entry of ready,
-        #: published at batch_end
+        #: published at batch_end or at stop
         self.held: tuple | None = None
 
 

@@ -75,7 +75,7 @@ class BatchRecorder:
         self.by_type: dict[str, list[_KindState]] = {}
         for k in kinds:
             p = periods.get(k.name, k.period_s)
-            ks = _KindState(k, None if p is None or math.isinf(p) else int(round(p * 1000)))
+            ks = _KindState(k, fmt.period_ms(p))
             self.states[k.name] = ks
             for t in k.message_types:
                 self.by_type.setdefault(t, []).append(ks)
@@ -133,11 +133,10 @@ class BatchRecorder:
                 self._failed(f"encoding a {kind.name} record")
                 continue
             try:
-                s, ms = fmt.split_time(t)
+                t_ms = fmt.record_time_ms(t)
             except (ValueError, TypeError):
                 self.time_errors += 1
                 continue
-            t_ms = s * 1000 + ms
             sig = kind.field_bytes(payload, kind.on_change) if payload is not None else None
             changed = sig is not None and ks.last_sig.get(key) != sig
             if ks.period_ms is None:
@@ -167,10 +166,10 @@ class BatchRecorder:
                 continue
             try:
                 key = self._key(kind, kind.unpack(r.payload))
-                s, ms = fmt.split_time(r.t_sc_s)
+                t_ms = fmt.record_time_ms(r.t_sc_s)
             except (ValueError, KeyError):
                 continue
-            self._remember(ks, key, s * 1000 + ms, kind.field_bytes(r.payload, kind.on_change)
+            self._remember(ks, key, t_ms, kind.field_bytes(r.payload, kind.on_change)
                            if kind.on_change else None)
             if kind.context:
                 ks.context[key] = (r.raw, r.t_sc_s)
