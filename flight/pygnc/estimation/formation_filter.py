@@ -42,9 +42,11 @@ differential acceleration dw decaying with its own time constant in closed form 
 the relative state is the difference of the two propagated states, so every modelled
 force (J2 differential, tesseral gradient, drag difference) is differenced exactly.
 Estimates between steps: :meth:`FormationFilter.tap`.  The
-transition matrix is assembled from the two 4th-order Taylor transition matrices (the
-peer's block minus the own one for the coupling of the relative state to the own
-state).  Process noise: the exact discrete Gauss-Markov covariance of
+transition matrix is the own orbit's (4th-order Taylor / two-point Magnus) and, for the
+peer, the own one plus the first-order effect of the gravity gradient's change over the
+separation (:func:`~pygnc.estimation.orbit_dynamics.neighbour_transition_terms`: as close
+to a fine integration as the peer's own Phi, at a quarter of its cost); that change
+is also the coupling of the relative state to the own state.  Process noise: the exact discrete Gauss-Markov covariance of
 :func:`~pygnc.estimation.orbit_dynamics.dmc_process_noise`, once for the common chain on the
 own (r, v, w) and once for the differential chain on (dr, dv, dw).
 
@@ -570,7 +572,11 @@ class FormationFilter:
         peer[6:9] = x[6:9]
         peer[9] = x[I_DRAG_SCALE]
         own_new, phi_o = own_step(own, h, self.own_model, t, self.own_steps)
-        peer_new, phi_p = od.propagate(peer, h, self.peer_model, t_gps_s=t)
+        peer_new, _ = od.propagate(peer, h, self.peer_model, want_phi=False, t_gps_s=t)
+        # The partner's Phi is the own one plus C, the gravity gradient's change over the
+        # separation (:func:`od.neighbour_transition_terms`): Phi_peer - Phi_own, the
+        # coupling of the relative state to the own one, is C itself.
+        c, drag_col = od.neighbour_transition_terms(own, own_new, peer, peer_new, h, self.peer_model, t)
         # The differential acceleration dw0 exp(-t / tau_d), in closed form: it has its own
         # time constant (the common one decays within the propagation with the orbit's).
         tau_d = self.config.diff_dmc_tau_s
@@ -587,19 +593,17 @@ class FormationFilter:
             xn[I_DRAG_SCALE] = peer_new[9]
         phi = self._eye.copy()
         phi[0:9, 0:9] = phi_o
-        pp = phi_p[0:6, 0:6]
-        pw = phi_p[0:6, 6:9]
-        phi[9:15, 0:6] = pp - phi_o[0:6, 0:6]
-        phi[9:15, 6:9] = pw - phi_o[0:6, 6:9]
-        phi[9:15, 9:15] = pp
+        phi[9:15, 0:9] = c
+        phi[9:15, 9:15] = phi_o[0:6, 0:6] + c[:, 0:6]
         for i in range(3):  # (the gravity gradient's share over a step, ~G h^2 / 2 < 1e-3, left out)
             phi[9 + i, 15 + i] = c_r
             phi[12 + i, 15 + i] = c_v
-        phi[9:15, I_DRAG_SCALE] = phi_p[0:6, 9]
+        if drag_col is not None:
+            phi[9:15, I_DRAG_SCALE] = drag_col
         for i in range(15, 18):
             phi[i, i] = decay_d
         if self.config.estimate_peer_drag_scale:
-            phi[I_DRAG_SCALE, I_DRAG_SCALE] = phi_p[9, 9]
+            phi[I_DRAG_SCALE, I_DRAG_SCALE] = math.exp(-h / self.peer_model.drag_scale_tau_s)
         return xn, phi
 
     def _step(self, h):

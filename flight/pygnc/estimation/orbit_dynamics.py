@@ -72,6 +72,8 @@ __all__ = [
     "dmc_process_noise",
     "process_noise",
     "state_derivative_jacobian",
+    "neighbour_transition",
+    "neighbour_transition_terms",
     "propagate",
     "third_body_acceleration",
 ]
@@ -778,6 +780,76 @@ def _one_step(xs, h, model: DynamicsModel, t, want_phi):
             mid = [0.5 * (a + b) for a, b in zip(xs, new)]
             phi = _phi_taylor(np.array(_jacobian_list(mid, model, pole)), h)
     return new, phi, extra, pole
+
+
+def neighbour_transition_terms(r_ref0_m, r_ref1_m, x0, x1, h_s, model: DynamicsModel, t_gps_s):
+    """What turns a reference trajectory's 9-state step transition Phi_ref into that of a
+    trajectory passing within ~10 km of it over the same step (a formation partner and the
+    own orbit), without a transition of its own: (C (6, 9), drag column (6,) or None) with
+
+        Phi[0:6, 0:9] = Phi_ref[0:6, 0:9] + C,  Phi[6:9, 0:9] = Phi_ref[6:9, 0:9],
+        Phi[0:6, 9] = drag column,  Phi[9, 9] = exp(-h / tau_drag)  (a drag-scale state).
+
+    *r_ref0_m*, *r_ref1_m*: the reference's GCRS positions [m] at the step's start and end;
+    *x0*, *x1*: this trajectory's states there (r, v, ...); a step of *h_s* s from GPS time
+    *t_gps_s*.  See :func:`neighbour_transition`."""
+    h = float(h_s)
+    _, pole = _rotation_at(float(t_gps_s) + 0.5 * h)
+    zj = model.zonal_j[:3]
+    xa, xb = [float(c) for c in x0[:6]], [float(c) for c in x1[:6]]
+    _, g = _gravity_and_gradient_xyz(0.5 * (xa[0] + xb[0]), 0.5 * (xa[1] + xb[1]), 0.5 * (xa[2] + xb[2]), zj, pole)
+    ra, rb = [float(c) for c in r_ref0_m[:3]], [float(c) for c in r_ref1_m[:3]]
+    _, g_ref = _gravity_and_gradient_xyz(0.5 * (ra[0] + rb[0]), 0.5 * (ra[1] + rb[1]), 0.5 * (ra[2] + rb[2]), zj, pole)
+    h2, h3, h4 = 0.5 * h * h, h * h * h / 6.0, h * h * h * h / 24.0
+    ht = h / model.dmc_tau_s  # the empirical acceleration decays over the step: to first order in h / tau
+    w_r, w_v = h4 * (1.0 - 0.2 * ht), h3 * (1.0 - 0.25 * ht)
+    rows = []
+    for cr, cv, cw in ((h2, h3, w_r), (h, h2, w_v)):
+        for i in range(3):
+            d = [g[i][j] - g_ref[i][j] for j in range(3)]
+            rows.append([cr * d[0], cr * d[1], cr * d[2], cv * d[0], cv * d[1], cv * d[2], cw * d[0], cw * d[1], cw * d[2]])
+    drag = None
+    b = model.ballistic_coeff_kg_m2
+    if model.n_states == 10 and b and math.isfinite(b):
+        a0 = _drag_xyz(*xa, 1.0 / b)[0]
+        a1 = _drag_xyz(*xb, 1.0 / b)[0]
+        am = [0.5 * (p + q) for p, q in zip(a0, a1)]
+        ga = [g[i][0] * am[0] + g[i][1] * am[1] + g[i][2] * am[2] for i in range(3)]
+        c0, c1 = h * h / 3.0, h * h / 6.0
+        drag = [c0 * a0[i] + c1 * a1[i] + h4 * ga[i] for i in range(3)] + \
+               [0.5 * h * (a0[i] + a1[i]) + h3 * ga[i] for i in range(3)]
+    return np.array(rows), drag
+
+
+def neighbour_transition(phi_ref, r_ref0_m, r_ref1_m, x0, x1, h_s, model: DynamicsModel, t_gps_s):
+    """Phi (n x n, ``model.n_states``) of one step of *h_s* s from *t_gps_s* along a
+    trajectory passing within ~10 km of a reference one whose 9-state step transition
+    *phi_ref* is known: the reference's Phi plus the first-order effect of the
+    gravity-gradient difference (:func:`neighbour_transition_terms` gives the pieces).
+
+    With F = F_ref + dF, dF = [[0, 0], [dG, 0]] on (r, v) and dG the difference of the
+    point-mass + J2 gradients at the two mid positions, to first order in dF and lowest
+    order in h:  Phi_rv = Phi_ref,rv + [[dG h^2/2, dG h^3/6], [dG h, dG h^2/2]], and the
+    empirical-acceleration columns get [dG h^4/24 (1 - h/5tau), dG h^3/6 (1 - h/4tau)] (its
+    decay to first order in h / tau).  Left out: the second-order rest, ~G dG h^4 / 24
+    (2e-10 at 10 km and 30 s); the J3-J8 and tesseral gradient differences (< 1e-11 s^-2
+    at 10 km: < 5e-9 in Phi); the drag partials' difference (both ~3e-10 s^-1: < 1e-8).
+    With a drag-scale state (n = 10), its column integrates the drag acceleration per unit
+    scale, taken at both ends and linear in between (it turns with the velocity and the
+    density changes along the step: ~1 % over 30 s), with the gravity-gradient coupling at
+    the middle; its decay is exp(-h / tau).  Against the full two-point Magnus transition of
+    this trajectory's own step, 10 km from the reference (tests/test_orbit_dynamics.py):
+    < 1e-8 relative in the (r, v) blocks, 3e-4 relative in the drag column."""
+    n = model.n_states
+    c, drag = neighbour_transition_terms(r_ref0_m, r_ref1_m, x0, x1, h_s, model, t_gps_s)
+    phi = np.zeros((n, n))
+    phi[0:9, 0:9] = phi_ref[0:9, 0:9]
+    phi[0:6, 0:9] += c
+    if n == 10:
+        if drag is not None:
+            phi[0:6, 9] = drag
+        phi[9, 9] = math.exp(-float(h_s) / model.drag_scale_tau_s)
+    return phi
 
 
 def propagate_step(x_state, h_s, model: DynamicsModel, t_gps_s):
