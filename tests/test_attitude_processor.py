@@ -269,6 +269,25 @@ def test_a_batch_publishes_what_the_downlink_records(scenario_stream):
         assert downlink_records(dec, "attitude") == downlink_records(full, "attitude")
 
 
+def test_orbit_positions_serve_as_the_orbit_estimates_did(scenario_stream):
+    """During a batch the orbit estimator publishes most samples' positions alone
+    (orbit_position; Config.batch_decimate_estimates): fed those, in any order against the
+    samples, the attitude estimates are the very ones the full orbit estimates give."""
+    _, messages, orbit_after = scenario_stream
+    op = OrbitProcessor(Config())
+    positions_after = {}
+    for i, (t, b) in enumerate(messages):
+        if t in op.consumes:
+            for t2, b2 in op.handle(t, b):
+                positions_after.setdefault(i, []).append((t2, b2))
+    assert sum(t == "orbit_position" for v in positions_after.values() for t, _ in v) > 600
+    for mode in ("after", "before", "late", "flight"):
+        full_p, full = _run(messages, orbit_after, mode)
+        pos_p, pos = _run(messages, positions_after, mode)
+        assert _estimates(pos) == _estimates(full), mode
+        assert pos_p.counters()["with_position"] == full_p.counters()["with_position"] > 600
+
+
 def test_live_samples_after_a_batch_are_all_published(scenario_stream):
     """Samples after batch_end are live: every one published, even when batch_end's
     t_sc_last_s lies far ahead (it is the newest record of any kind - a peer's clock or a

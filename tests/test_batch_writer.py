@@ -24,7 +24,13 @@ SAMPLE = REPO / "data" / "sample"
 @pytest.fixture(scope="module")
 def stream() -> list[tuple[str, dict]]:
     """meas messages and every estimator output, in the order the writer would see them."""
-    messages = published_messages(SAMPLE, Config())
+    return published_with_health(Config())
+
+
+def published_with_health(config: Config) -> list[tuple[str, dict]]:
+    """What the process tree publishes on the sample scenario under *config*, and a health
+    message an hour after it."""
+    messages = published_messages(SAMPLE, config)
     health = {"tasks": [{"name": "ingest", "state": "running", "restarts": 0}], "uptime_s": 1.0,
               "t_sc_s": next(b for t, b in messages if t == "batch_end")["t_sc_first_s"] + 3600.0,
               "stopping": False}

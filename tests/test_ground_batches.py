@@ -18,7 +18,8 @@ from ground import batches as G
 from ground.outputs import tables as tb
 from pygnc import batch_store as bs
 from pygnc.formats import batch as B
-from test_batch_writer import _recorder, stream  # noqa: F401  (module fixture)
+from pygnc.config import Config
+from test_batch_writer import _recorder, published_with_health
 
 
 def _ground(*args) -> subprocess.CompletedProcess:
@@ -26,13 +27,24 @@ def _ground(*args) -> subprocess.CompletedProcess:
                           text=True, cwd=REPO, timeout=300)
 
 
+#: The writer's cadence here: 20 s for every periodic kind.
+PERIODS = {k.name: (20.0 if k.period_s else k.period_s) for k in B.KINDS}
+
+
 @pytest.fixture(scope="module")
-def downlink(tmp_path_factory, stream):  # noqa: F811
+def stream20() -> list[tuple[str, dict]]:
+    """What the process tree publishes on the sample scenario with the writer at 20 s (the
+    estimators are configured with the same cadence, as in flight: during a batch they
+    publish what the writer records)."""
+    return published_with_health(Config(batch_period_s=PERIODS))
+
+
+@pytest.fixture(scope="module")
+def downlink(tmp_path_factory, stream20):
     """A pass's downlink: the sample scenario recorded at a 20-s cadence into ~1.2 kB files."""
     d = tmp_path_factory.mktemp("downlink")
-    periods = {k.name: (20.0 if k.period_s else k.period_s) for k in B.KINDS}
-    rec, store = _recorder(d, periods=periods, run=12, key="r12", max_file_bytes=1200)
-    for t, b in stream:
+    rec, store = _recorder(d, periods=PERIODS, run=12, key="r12", max_file_bytes=1200)
+    for t, b in stream20:
         rec.handle(t, b)
     rec.finish()
     store.close()
@@ -120,14 +132,13 @@ def test_duplicate_and_corrupt_files(downlink, tmp_path):
     assert len(bset.rows) == len(clean.rows) - 1 and bset.duplicate_records == 0
 
 
-def test_two_runs_interleaved_after_a_state_reset(downlink, stream, tmp_path):  # noqa: F811
+def test_two_runs_interleaved_after_a_state_reset(downlink, stream20, tmp_path):
     """The state file and every file lost between runs: the second run starts again at 1.
     Both runs' files decode, each record keeps its run, and the reuse is reported."""
     d = _copy(downlink, tmp_path / "d")
     other = tmp_path / "other"
-    periods = {k.name: (20.0 if k.period_s else k.period_s) for k in B.KINDS}
-    rec, store = _recorder(other, periods=periods, run=13, key="r13", max_file_bytes=1200)
-    for t, b in stream[: len(stream) // 3]:
+    rec, store = _recorder(other, periods=PERIODS, run=13, key="r13", max_file_bytes=1200)
+    for t, b in stream20[: len(stream20) // 3]:
         rec.handle(t, b)
     store.close()
     for f in other.glob("batch_*.bin"):

@@ -12,6 +12,7 @@ from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 from pygnc import frames
 from conftest import PY4_DATA
+from processor_support import EVERY, downlink_records
 
 SAMPLE = REPO / "data" / "sample"
 BENCH = PY4_DATA / "pygnc_example"
@@ -27,7 +28,7 @@ def _run(stream, proc):
 
 def test_estimate_at_every_sensor_time_after_the_first_fix():
     stream = build_message_stream(Paths(SAMPLE), Config())
-    proc = OrbitProcessor()
+    proc = OrbitProcessor(EVERY)
     out = _run(stream, proc)
     est = [b for t, b in out if t == "orbit_estimate"]
     sensors = [b["t_sc_s"] for t, b in stream.messages if t == "sensor"]
@@ -199,7 +200,7 @@ def test_processor_accuracy_on_three_hours(single_sc_3h):
     import processor_support as ps
 
     truth, msgs = _orbit_run(single_sc_3h)
-    proc = OrbitProcessor()
+    proc = OrbitProcessor(EVERY)
     out = _run(type("S", (), {"messages": msgs}), proc)
     est = [b for t, b in out if t == "orbit_estimate"]
     first_fix = min(b["t_sc_s"] for t, b in msgs if t == "gps_fix" and b["peer_id"] == 0 and b["valid"])
@@ -237,7 +238,7 @@ def test_cursor_steps_once_per_fix_and_interpolates_the_samples_between(single_s
 
     monkeypatch.setattr(orbit_ekf.OrbitEKF, "predict_step", counted_step)
     monkeypatch.setattr(orbit_ekf.OrbitEKF, "predict", counted_predict)
-    proc = OrbitProcessor()
+    proc = OrbitProcessor(EVERY)
     checked = 0
     fine = dataclasses.replace(proc.filter.config, max_step_s=5.0)
     for t, b in msgs:
@@ -277,7 +278,7 @@ def test_processor_nees_over_independent_receivers(single_sc_3h):
     truth, msgs = _orbit_run(single_sc_3h)
     values = []
     for k in range(8):
-        proc = OrbitProcessor()
+        proc = OrbitProcessor(EVERY)
         out = _run(type("S", (), {"messages": ps.renoised(msgs, truth, 0, 10.0, 0.01, seed=100 + k)}), proc)
         tg, e, cov = ps.orbit_errors(truth, [b for t, b in out if t == "orbit_estimate"])
         for t_rel in (5400.0, 10700.0):
@@ -315,3 +316,47 @@ def test_a_long_gap_reinitialises_instead_of_propagating():
     # right after the re-initialisation the estimate is as good as a fix.
     assert all(min(b["sigma_r_m"]) > 300.0 for b in before_fix)
     assert max(after[0]["sigma_r_m"]) < 30.0
+
+
+def test_a_batch_publishes_full_estimates_where_the_downlink_records_them(single_sc_3h):
+    """Config.batch_decimate_estimates (the flight default): during the batch a sample's
+    estimate goes out in full only as the first of its 60-s bin (and the newest at
+    batch_end), otherwise as an orbit_position with the same epoch and position; after
+    batch_end every one in full.  The batch writer makes the same records, the attitude
+    estimator gets the same positions, and a run stopped part-way ends with its newest
+    estimate (flush_held)."""
+    _, msgs = _orbit_run(single_sc_3h)
+    end = next(i for i, (t, _) in enumerate(msgs) if t == "batch_end")
+    last = next(b for t, b in reversed(msgs[:end]) if t == "sensor")
+    live = [("sensor", dict(last, t_sc_s=last["t_sc_s"] + 5.0 * k)) for k in range(1, 9)]
+    stream = type("S", (), {"messages": msgs[: end + 1] + live})
+    full_p, dec_p = OrbitProcessor(EVERY), OrbitProcessor(Config())
+    full, dec = _run(stream, full_p), _run(stream, dec_p)
+    f = {b["t_sc_s"]: b for t, b in full if t == "orbit_estimate"}
+    d = [(t, b) for t, b in dec if t in ("orbit_estimate", "orbit_position")]
+    times = [b["t_sc_s"] for _, b in d]
+    twice = [i for i in range(1, len(d)) if times[i] == times[i - 1]]
+    # one message per sample, in order; the batch's last left out also in full at batch_end
+    assert [t for i, t in enumerate(times) if i not in twice] == list(f)
+    assert len(twice) == 1 and [d[twice[0] - 1][0], d[twice[0]][0]] == ["orbit_position", "orbit_estimate"]
+    n_live = len(live)
+    assert all(t == "orbit_estimate" for t, _ in d[-n_live:])
+    for t, b in d:
+        ref = f[b["t_sc_s"]]
+        if t == "orbit_estimate":
+            assert b == ref
+        else:
+            assert set(b) == {"t_sc_s", "t_gps_s", "r_ecef_m", "r_gcrs_m"}
+            assert b["t_gps_s"] == ref["t_gps_s"] and b["r_gcrs_m"] == ref["r_gcrs_m"]
+            assert b["r_ecef_m"] == ref["r_ecef_m"]
+    n_full = sum(t == "orbit_estimate" for t, _ in d[:-n_live])
+    assert n_full < len(d) / 8 and dec_p.counters()["positions_only"] == len(d) - n_full - n_live - 1
+    assert downlink_records(dec, "orbit") == downlink_records(full, "orbit")
+    # stopped part-way through the batch
+    part = type("S", (), {"messages": msgs[: end // 2]})
+    runs = []
+    for config in (EVERY, Config()):
+        proc = OrbitProcessor(config)
+        runs.append(_run(part, proc) + proc.flush_held())
+    assert downlink_records(runs[1], "orbit") == downlink_records(runs[0], "orbit")
+    assert runs[1][-1] == runs[0][-1]

@@ -94,6 +94,10 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "sigma_r_m": _V3, "sigma_v_m_s": _V3, "cov_gcrs": "list",
         "n_used": "int", "n_rejected": "int", "n_invalid": "int", "propagated": "bool",
     },
+    # The position alone at a sensor sample's time, for the attitude estimator: during a
+    # batch (Config.batch_decimate_estimates), at the samples whose orbit_estimate the
+    # downlink does not record (same epoch and state as that estimate would have had).
+    "orbit_position": {"t_sc_s": "num", "t_gps_s": "num", "r_ecef_m": _V3, "r_gcrs_m": _V3},
     "attitude_estimate": {
         "t_sc_s": "num", "unix_time_s": "num", "q_body_to_gcrs": "list",
         "rate_body_rad_s": _V3, "gyro_bias_rad_s": _V3, "sigma_att_rad": _V3,

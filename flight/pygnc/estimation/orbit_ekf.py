@@ -304,6 +304,15 @@ class OrbitEKF:
         self.t_gps_s = t0 + h_s
         return StepSpan(t0, float(h_s), x0, p0, x1, self.p, phi, ends)
 
+    def state_in(self, span: "StepSpan", t_gps_s: float) -> np.ndarray:
+        """The state alone at *t_gps_s* inside *span*, as :meth:`estimate_in` gives it."""
+        tau = float(t_gps_s) - span.t0_gps_s
+        if tau <= 1e-9:
+            return span.x0.copy()
+        if tau >= span.h_s - 1e-9:
+            return span.x1.copy()
+        return np.array(od.interpolate_in_step(span.x0, span.x1, span.ends, tau, span.h_s))
+
     def estimate_in(self, span: "StepSpan", t_gps_s: float):
         """(x, P) at *t_gps_s* inside *span* (a step this filter took with
         :meth:`predict_step`): the state by :func:`~pygnc.estimation.orbit_dynamics.interpolate_in_step`;
@@ -315,7 +324,7 @@ class OrbitEKF:
             return span.x0.copy(), span.p0.copy()
         if tau >= span.h_s - 1e-9:
             return span.x1.copy(), span.p1.copy()
-        x = np.array(od.interpolate_in_step(span.x0, span.x1, span.ends, tau, span.h_s))
+        x = self.state_in(span, t_gps_s)
         phi_s = self._eye + (tau / span.h_s) * (span.phi - self._eye)
         p = phi_s @ span.p0 @ phi_s.T + self._q(tau)
         return x, 0.5 * (p + p.T)

@@ -13,8 +13,9 @@ non-finite time or position is ignored.
 * ``sensor``: IMU-frame gyro (deg/s) and magnetometer (µT) are scaled
   (``Config.gyro_scale``, ``mag_scale``) and rotated into body axes (``imu_to_body``); the six
   faces' lux and saturation flags go in as they are.
-* ``orbit_estimate`` (not ``propagated``) for the same ``t_sc_s`` gives the position for
-  the field, sun, shadow and albedo models.  In flight the two arrive on different
+* ``orbit_estimate`` (not ``propagated``) or ``orbit_position`` (what the orbit
+  estimator publishes instead during a batch at the samples the downlink does not record)
+  for the same ``t_sc_s`` gives the position for the field, sun, shadow and albedo models.  In flight the two arrive on different
   channels in either order, so samples wait (in time order, at most
   ``Config.attitude_max_pending_sensors``) until their orbit estimate arrives.  An orbit
   estimate for a later time releases the earlier samples (they never get one: processed
@@ -85,7 +86,8 @@ def attitude_filter_config(config: Config) -> AttitudeFilterConfig:
 
 
 class AttitudeProcessor(Processor):
-    consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "estimator_note", "batch_end", "imu_samples"})
+    consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "orbit_position", "estimator_note", "batch_end",
+                          "imu_samples"})
 
     def __init__(self, config: Config | None = None, filter_config: AttitudeFilterConfig | None = None,
                  record_history: bool = False):
@@ -154,7 +156,7 @@ class AttitudeProcessor(Processor):
         if msg_type == "imu_samples":
             self._on_imu(body)
             return []
-        if msg_type == "orbit_estimate":
+        if msg_type in ("orbit_estimate", "orbit_position"):
             if body.get("propagated"):
                 return []
             self.n_orbit_seen += 1

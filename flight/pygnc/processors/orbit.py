@@ -27,6 +27,14 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
 * ``batch_end`` with no valid fix at all: one ``estimator_note`` (code ``no_fix``), and no
   estimate is ever invented.
 
+Decimation (``Config.batch_decimate_estimates``, :class:`admission.BatchDecimation`): during
+the batch (until ``batch_end``) a sample estimate goes out in full only when the batch
+writer records it - the first of each bin of its orbit period (60 s by default) - and
+otherwise as an ``orbit_position`` (the same epoch and interpolated state, the position
+alone: what the attitude estimator needs), without the covariance interpolation, the
+ECEF covariance and the 36-number covariance on the bus; the newest of those goes out in
+full at ``batch_end`` (or at stop).  After the batch every estimate is full.
+
 :meth:`propagate_to_sc` moves the cursor on to "now" after the batch (``propagated``).
 """
 
@@ -41,6 +49,12 @@ from ..config import Config, filter_tunables
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
+
+
+def _to_ecef(t_gps_s: float, x):
+    """(d x_ecef / d x_gcrs (6, 6), [r_ecef, v_ecef] (6,)) of the GCRS state *x* at *t_gps_s*."""
+    j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(t_gps_s))
+    return j, j @ x[:6]
 
 
 def orbit_filter_config(config: Config) -> OrbitFilterConfig:
@@ -76,6 +90,12 @@ class OrbitProcessor(Processor):
         self.n_gap_reinit = 0
         self.horizon_noted = False
         self.note_sent = False
+        self.batch_ended = False
+        self.decimation = admission.BatchDecimation(self.config, "orbit")
+        self.n_positions_only = 0
+        #: the newest sample estimate published as a position only: (t_sc_s, t_gps_s, span or
+        #: None, x, P) - the span's arrays, or the cursor's (never changed in place)
+        self.held: tuple | None = None
 
     # -- inputs -------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> list[Output]:
@@ -88,10 +108,14 @@ class OrbitProcessor(Processor):
             return []
         if msg_type == "sensor":
             return self._output(body["t_sc_s"], propagated=False, budget_s=self.config.handler_budget_s)
-        if msg_type == "batch_end" and not self.filter.initialized and not self.note_sent:
-            self.note_sent = True
-            return [("estimator_note", {"estimator": "orbit", "code": "no_fix",
-                                        "text": "no valid GPS fix in the batch: no orbit estimate"})]
+        if msg_type == "batch_end":
+            self.batch_ended = True
+            out = self._publish_held()
+            if not self.filter.initialized and not self.note_sent:
+                self.note_sent = True
+                out.append(("estimator_note", {"estimator": "orbit", "code": "no_fix",
+                                               "text": "no valid GPS fix in the batch: no orbit estimate"}))
+            return out
         return []
 
     def _fix(self, b: dict) -> None:
@@ -196,36 +220,61 @@ class OrbitProcessor(Processor):
         if not reached and not propagated:
             self.n_budget_deferred += 1  # the next sample goes on from the epoch reached
             return out
-        if reached and span is not None and t_gps < c.t_gps_s - 1e-6:
-            t_est = t_gps
-            x, p = c.estimate_in(span, t_gps)
-        else:
-            t_est = c.t_gps_s
-            x, p = c.x, c.p
+        inside = reached and span is not None and t_gps < c.t_gps_s - 1e-6
+        t_est = t_gps if inside else c.t_gps_s
         if t_est <= (max(self.t_last_output, self.t_last_propagated) if propagated else self.t_last_output):
             return out
+        t_sc_est = float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est))
+        if propagated:
+            self.t_last_propagated = t_est
+        else:
+            self.t_last_output = t_est
+        if not propagated and self.decimation.left_out(None, t_sc_est, self.batch_ended):
+            # Left out of the batch's estimates: the position alone, for the attitude.
+            x = c.state_in(span, t_gps) if inside else c.x
+            self.held = (t_sc_est, t_est, span if inside else None, c.x, c.p)
+            self.n_positions_only += 1
+            _, x_e = _to_ecef(t_est, x)  # (as the full estimate: the same numbers to the bit)
+            return out + [("orbit_position", {"t_sc_s": t_sc_est, "t_gps_s": t_est,
+                                              "r_ecef_m": x_e[:3].tolist(), "r_gcrs_m": x[:3].tolist()})]
+        self.held = None
+        if inside:
+            x, p = c.estimate_in(span, t_gps)
+        else:
+            x, p = c.x, c.p
+        return out + [self._estimate(t_sc_est, t_est, x, p, propagated)]
+
+    def _estimate(self, t_sc_s: float, t_gps_s: float, x, p, propagated: bool) -> Output:
         r_i, v_i = x[:3], x[3:6]
-        j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(t_est))
-        x_e = j @ x[:6]
+        j, x_e = _to_ecef(t_gps_s, x)
         r_e, v_e = x_e[:3], x_e[3:6]
         p6 = p[:6, :6]
         p_e = j @ p6 @ j.T
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
-        if propagated:
-            self.t_last_propagated = t_est
-        else:
-            self.t_last_output = t_est
-        return out + [("orbit_estimate", {
-            "t_sc_s": float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est)),
-            "t_gps_s": t_est, "unix_time_s": float(utc_unix_from_gps(t_est)),
+        return ("orbit_estimate", {
+            "t_sc_s": t_sc_s, "t_gps_s": t_gps_s, "unix_time_s": float(utc_unix_from_gps(t_gps_s)),
             "r_ecef_m": r_e.tolist(), "v_ecef_m_s": v_e.tolist(),
             "r_gcrs_m": r_i.tolist(), "v_gcrs_m_s": v_i.tolist(),
             "sigma_r_m": sig_e[:3].tolist(), "sigma_v_m_s": sig_e[3:].tolist(),
             "cov_gcrs": p6.ravel().tolist(),
             "n_used": int(self.filter.n_used), "n_rejected": self.filter.n_rejected,
             "n_invalid": self.filter.n_invalid, "propagated": propagated,
-        })]
+        })
+
+    def flush_held(self) -> list[Output]:
+        return self._publish_held()
+
+    def _publish_held(self) -> list[Output]:
+        """The newest sample estimate published as a position only, in full (at batch_end,
+        or at stop)."""
+        if self.held is None:
+            return []
+        (t_sc, t_gps, span, x, p), self.held = self.held, None
+        self.n_positions_only -= 1
+        if span is not None:
+            x, p = self.cursor.estimate_in(span, t_gps)
+        return [self._estimate(t_sc, t_gps, x, p, False)]
 
     def _cursor_step_s(self, t_cursor_s: float, t_gps_s: float) -> float:
         """Length of the cursor's next step from *t_cursor_s* toward a sample at *t_gps_s*:
@@ -248,4 +297,5 @@ class OrbitProcessor(Processor):
                 "reinit": f.n_reinit, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
                 "no_clock": self.n_no_clock, "stale_requests": self.n_stale, "time_outliers": self.n_time_outliers,
                 "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
+                "positions_only": self.n_positions_only,
                 "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3)}
