@@ -109,6 +109,40 @@ def test_every_peer_estimated_at_every_sensor_time(stream, nominal):
     assert dc.dropped == 0
 
 
+def test_two_processes_share_the_partners_and_give_each_the_same_estimates(stream, nominal):
+    """Config.formation_split: part (k, 2) estimates the partners heard 1st, 3rd ... (k = 0)
+    or 2nd, 4th ... (k = 1) - each gets one of the two here - with the estimates one
+    processor gives: one partner's to the bit, the other's within 6e-5 m and 7e-8 m/s (the
+    own steps the two partners' filters shared in one process are first-order carries of a
+    full propagation, formation_filter.own_step); the batch-wide notes come from part 0 only."""
+    _, whole = nominal
+    peers_seen = []
+    for k in (0, 1):
+        proc = FormationProcessor(PEER_CONFIG(), part=(k, 2))
+        out = []
+        for t, b in stream:
+            if t in proc.consumes:
+                out += proc.handle(t, b)
+        last = [b for t, b in stream if t == "sensor"][-1]["t_sc_s"]
+        out += proc.propagate_to_sc(last + 600.0)
+        assert len(proc.peers) == 1 and proc.counters()["other_part_msgs"] > 0 and _notes(out) == []
+        (pid,) = proc.peers
+        peers_seen.append(pid)
+        mine, ref = _estimates(out), _estimates(whole, pid)
+        assert [b["t_sc_s"] for b in mine] == [b["t_sc_s"] for b in ref]
+        for key, tol in (("dr_gcrs_m", 1e-3), ("dv_gcrs_m_s", 1e-6), ("sigma_dr_m", 1e-5)):
+            np.testing.assert_allclose([b[key] for b in mine], [b[key] for b in ref], rtol=0, atol=tol)
+    assert sorted(peers_seen) == sorted(PEERS)
+    stranger = ("range", {"t_sc_s": stream[-2][1].get("t_sc_s", 0.0), "peer_id": 0x99, "range_m": 3000.0,
+                          "range_raw": 0, "rssi_dbm": -80.0, "fei_hz": 0.0, "valid": True, "file_index": 0,
+                          "group": 0})
+    for k, n_notes in ((0, 1), (1, 0)):
+        proc = FormationProcessor(PEER_CONFIG(), part=(k, 2))
+        assert len(proc.handle(*stranger)) == n_notes
+    with pytest.raises(ValueError):
+        FormationProcessor(PEER_CONFIG(), part=(2, 2))
+
+
 def test_multi_peer_accuracy(truth, nominal):
     """Relative navigation as flown, 3 h, after 30 min, against the brahe truth.  Measured
     (seed 21): 3D 1.47 / 1.24 m, velocity 1.5 / 1.5 mm/s, line of sight 0.52 / 0.89 m for

@@ -53,6 +53,9 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
             ("attitude_estimate", "estimator_note"), "attitude estimates"),
     Channel("formation", "formation_estimator", Policy.DROP, 10000,
             ("formation_estimate", "estimator_note"), "relative-state estimates per peer"),
+    Channel("formation_2", "formation_estimator_2", Policy.DROP, 10000,
+            ("formation_estimate", "estimator_note"),
+            "relative-state estimates of the second, fourth ... partner heard (Config.formation_split)"),
     # drop, not block: the housekeeping loop must never wait (its ports are in the same
     # poller); 10000 messages is over an hour of both devices at their default periods.
     Channel("hk", "housekeeping", Policy.DROP, 10000, ("hk_reading", "hk_device"),

@@ -481,7 +481,7 @@ KINDS: tuple[RecordKind, ...] = (
             _F("flags", "B", meaning="bit 0 propagated, 1 valid_attitude, 2 has_position, 3 in_eclipse"),
         ), _enc_attitude, "attitude estimate", period_s=60.0, final=True),
     RecordKind(
-        "formation", 6, ("formation",), ("formation_estimate",), (
+        "formation", 6, ("formation", "formation_2"), ("formation_estimate",), (
             _F("peer_id", "B", meaning="peer radio id"),
             _F("dr_ecef_m", "i", 3, 1e-3, "peer minus own position, ECEF, m"),
             _F("dv_ecef_m_s", "i", 3, 1e-6, "peer minus own velocity, ECEF, m/s"),
@@ -534,7 +534,7 @@ KINDS: tuple[RecordKind, ...] = (
         ), _enc_health, "the supervisor's health table", period_s=60.0,
         on_change=("flags", "n_tasks", "task_id", "task_state", "task_restarts"), final=True),
     RecordKind(
-        "note", 11, ("orbit", "attitude", "formation"), ("estimator_note",), (
+        "note", 11, ("orbit", "attitude", "formation", "formation_2"), ("estimator_note",), (
             _F("estimator", "s", 10, None, "estimator name"),
             _F("code", "s", 22, None, "note code (e.g. no_fix)"),
             _F("text", "s", 64, None, "the note's text, cut at 64 bytes"),

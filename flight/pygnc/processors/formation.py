@@ -33,6 +33,19 @@ The filters are stepped exactly as without it (taps never step a filter); a left
 estimate costs no interpolation, no message body and nothing in the sinks (counter
 ``outputs_decimated``).  Off: an estimate at every sensor sample (ground replays).
 
+Partners in two processes (``Config.formation_split``, on by default).  The partners'
+filters share nothing but the own fixes, and on a 24-h batch this processor is the
+critical path of the process tree; so two processes run it (tasks ``formation_estimator``
+and ``formation_estimator_2``, channels ``formation`` and ``formation_2``), each with
+``part`` (k, 2): the known partners, in the order they first appear in the stream (which
+every process sees in the same order), go to the processes in turn - the 1st, 3rd ... to
+part 0, the 2nd, 4th ... to part 1 - and each process ignores the others' (counter
+``other_part_msgs``).  The batch-wide notes (``unknown_peer``, ``no_range_data``,
+``no_own_fix``) come from part 0 only.  A partner's estimates are the same as from one
+process to ~1e-4 m (the own steps two partners' filters share in one process are
+first-order carries of a full propagation: :func:`pygnc.estimation.formation_filter.own_step`;
+tests/test_formation_processor.py).
+
 Time order.  Ingest merges messages by spacecraft time, but a peer fix is stamped with the
 **peer's** clock, which may be tens of seconds (or years, if unset) off the own clock, so
 peer fixes arrive early or late relative to the own measurements of the same instant.
@@ -226,8 +239,18 @@ def _weights(p: _Peer) -> tuple:
 class FormationProcessor(Processor):
     consumes = frozenset({"clock_map", "gps_fix", "range", "sensor", "batch_end"})
 
-    def __init__(self, config: Config | None = None, filter_config: FormationFilterConfig | None = None):
+    def __init__(self, config: Config | None = None, filter_config: FormationFilterConfig | None = None,
+                 part: tuple[int, int] = (0, 1)):
         self.config = c = config or Config()
+        #: (k, n): this processor estimates the partners whose order of first appearance
+        #: in the stream is k modulo n (see "Partners in two processes" above); the
+        #: batch-wide notes come from part 0.
+        self.part, self.n_parts = int(part[0]), max(1, int(part[1]))
+        if not 0 <= self.part < self.n_parts:
+            raise ValueError(f"FormationProcessor: part {part} is not (k, n) with 0 <= k < n")
+        self.appeared: list[int] = []  # known partners in the order they first appeared
+        self.other_part_ids: set[int] = set()
+        self.n_other_part_msgs = 0
         self.filter_config = filter_config or filter_config_from(c)
         self.known_ids = frozenset(int(i) for i in c.formation_peer_ids)
         #: No partner fix reaches the Pi: partners are started from priors and ranges.
@@ -275,12 +298,21 @@ class FormationProcessor(Processor):
         p = self.peers.get(peer_id)
         if p is not None:
             return p
+        if peer_id in self.other_part_ids:
+            self.n_other_part_msgs += 1
+            return None
         if peer_id not in self.known_ids:
             self.n_unknown_msgs += 1
             if peer_id not in self.unknown_ids:
                 self.unknown_ids.add(peer_id)
-                out.append(_note("unknown_peer", f"peer id 0x{peer_id:02X} is not in formation_peer_ids: "
-                                                 "its fixes and ranges are ignored"))
+                if self.part == 0:
+                    out.append(_note("unknown_peer", f"peer id 0x{peer_id:02X} is not in formation_peer_ids: "
+                                                     "its fixes and ranges are ignored"))
+            return None
+        self.appeared.append(peer_id)
+        if (len(self.appeared) - 1) % self.n_parts != self.part:
+            self.other_part_ids.add(peer_id)  # another formation process's partner
+            self.n_other_part_msgs += 1
             return None
         p = self.peers[peer_id] = _Peer(peer_id, self.filter_config)
         p.filter.own_steps = self.own_steps
@@ -1169,10 +1201,10 @@ class FormationProcessor(Processor):
                 self.notes_sent.add(key)
                 out.append(_note(code, text))
 
-        if int(b["n_peer_fix"]) == 0 and int(b["n_range"]) == 0:
+        if self.part == 0 and int(b["n_peer_fix"]) == 0 and int(b["n_range"]) == 0:
             once("no_range_data", "no peer fix and no range in the batch (range files missing or empty): "
                                   "no formation estimate")
-        if self.n_own_valid == 0 and self.peers:
+        if self.part == 0 and self.n_own_valid == 0 and self.appeared:
             once("no_own_fix", "no valid own GPS fix: no relative state for any peer")
         for pid, p in sorted(self.peers.items()):
             if p.filter.initialized or not p.heard:
@@ -1212,7 +1244,8 @@ class FormationProcessor(Processor):
             "range_only_alternatives": sum(len(p.alts) for p in ps),
             "ranges_acquiring": sum(len(p.acq["z"]) for p in ps if p.acq is not None),
             "reinit": sum(f.n_reinit for f in fs), "bias_resets": sum(f.n_bias_resets for f in fs),
-            "unknown_peer_msgs": self.n_unknown_msgs, "no_clock": self.n_no_clock,
+            "unknown_peer_msgs": self.n_unknown_msgs, "other_part_msgs": self.n_other_part_msgs,
+            "no_clock": self.n_no_clock,
             "pending": len(self.queue), "hold_s": round(self.hold_s, 1),
             "stale": self.n_stale, "time_outliers": self.n_time_outliers,
             "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,

@@ -1,6 +1,20 @@
-"""Task ``formation_estimator``: :class:`pygnc.processors.formation.FormationProcessor` on channel ``formation``."""
+"""Task ``formation_estimator``: :class:`pygnc.processors.formation.FormationProcessor` on
+channel ``formation`` - every partner, or with ``Config.formation_split`` the first, third ...
+partner heard (``formation_estimator_2`` has the others)."""
 
 from ..processors.formation import FormationProcessor
-from .estimator import estimator_task
+from .estimator import EstimatorTask, estimator_task
 
-TASK_CLASS = estimator_task(FormationProcessor, "formation")
+
+def formation_task(k: int, channel: str) -> type[EstimatorTask]:
+    """The task class of formation part *k* (of two with ``Config.formation_split``, else
+    of one) publishing on *channel*."""
+    base = estimator_task(FormationProcessor, channel)
+
+    def make_processor(self) -> FormationProcessor:
+        return FormationProcessor(self.config, part=(k, 2 if self.config.formation_split else 1))
+
+    return type(base.__name__, (base,), {"make_processor": make_processor})
+
+
+TASK_CLASS = formation_task(0, "formation")

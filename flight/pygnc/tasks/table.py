@@ -40,7 +40,7 @@ class TaskSpec:
 
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
-             subscribes=("meas", "orbit", "attitude", "formation", "health", "hk"), publishes=(),
+             subscribes=("meas", "orbit", "attitude", "formation", "formation_2", "health", "hk"), publishes=(),
              sink=True),
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
@@ -49,6 +49,9 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
+    # Every other partner, when Config.formation_split (pygnc.processors.formation).
+    TaskSpec("formation_estimator_2", 11, "pygnc.tasks.formation_estimator_2", subscribes=("meas",),
+             publishes=("formation_2",), enabled_by="formation_split"),
     TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
              enabled_by="housekeeping_enabled"),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
@@ -58,7 +61,7 @@ TASKS: tuple[TaskSpec, ...] = (
              enabled_by="imu_driver"),
     # The only task that reads stdin and writes stdout (the host's terminal); every other
     # process's stdout goes to stderr.
-    TaskSpec("tty_stream", 10, "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation"),
+    TaskSpec("tty_stream", 10, "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation", "formation_2"),
              publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True),
 )
 
