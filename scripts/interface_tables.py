@@ -71,7 +71,8 @@ def tasks_table() -> str:
     for t in TASKS:
         rows.append(f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
                     f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} | "
-                    f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'} |")
+                    f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'}"
+                    f"{f', {t.min_cpus}+ CPUs' if t.min_cpus > 1 else ''} |")
     return "\n".join(rows)
 
 

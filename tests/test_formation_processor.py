@@ -309,6 +309,26 @@ def test_task_and_table_wiring():
     assert not math.isinf(FormationProcessor().hold_s)
 
 
+def test_the_second_formation_process_runs_only_with_a_second_core(monkeypatch):
+    """formation_estimator_2 runs with Config.formation_split and two or more usable CPUs;
+    the first process then takes part (0, 2), else every partner (0, 1)."""
+    from types import SimpleNamespace
+
+    from pygnc.tasks import formation_estimator, formation_estimator_2, table
+
+    two = table.TASKS_BY_NAME["formation_estimator_2"]
+    assert two.publishes == ("formation_2",) and formation_estimator_2.TASK_CLASS.channel == "formation_2"
+    for cpus, split, parts in ((2, True, 2), (4, True, 2), (1, True, 1), (4, False, 1)):
+        monkeypatch.setattr(table, "usable_cpus", lambda cpus=cpus: cpus)
+        config = Config(formation_split=split)
+        assert two.enabled(config) == (two in table.enabled_tasks(config)) == (parts == 2)
+        first = formation_estimator.TASK_CLASS.make_processor(SimpleNamespace(config=config))
+        assert (first.part, first.n_parts) == (0, parts)
+        if parts == 2:
+            second = formation_estimator_2.TASK_CLASS.make_processor(SimpleNamespace(config=config))
+            assert (second.part, second.n_parts) == (1, 2)
+
+
 def _counters_but_stale(p):
     return {k: v for k, v in p.counters().items() if k != "stale"}
 

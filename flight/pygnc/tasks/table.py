@@ -10,6 +10,7 @@ handshakes count only enabled tasks.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..bus.channels import CHANNELS
@@ -33,9 +34,22 @@ class TaskSpec:
     #: The task inherits the supervisor's stdin and stdout (the host's terminal); others get
     #: /dev/null as stdin and stderr as stdout.
     stdio: bool = False
+    #: The task runs only with at least this many CPUs to run on (:func:`usable_cpus`): a
+    #: process that only shares another's work pays on a second core, and on one costs.
+    min_cpus: int = 1
 
     def enabled(self, config: Config) -> bool:
-        return self.enabled_by is None or bool(getattr(config, self.enabled_by))
+        return (self.enabled_by is None or bool(getattr(config, self.enabled_by))) and \
+            (self.min_cpus <= 1 or usable_cpus() >= self.min_cpus)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity: ``taskset`` narrows it, and children
+    inherit it, so every process of the tree sees the same)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 TASKS: tuple[TaskSpec, ...] = (
@@ -49,9 +63,10 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
-    # Every other partner, when Config.formation_split (pygnc.processors.formation).
+    # Every other partner, when Config.formation_split and there is a second core
+    # (pygnc.processors.formation).
     TaskSpec("formation_estimator_2", 11, "pygnc.tasks.formation_estimator_2", subscribes=("meas",),
-             publishes=("formation_2",), enabled_by="formation_split"),
+             publishes=("formation_2",), enabled_by="formation_split", min_cpus=2),
     TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
              enabled_by="housekeeping_enabled"),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
