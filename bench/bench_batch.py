@@ -48,8 +48,9 @@ from ground.replay_pipeline import TASK_OF, estimators_done  # noqa: E402
 from pygnc.config import Config  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
-from pygnc.tasks.table import enabled_tasks  # noqa: E402
+from pygnc.tasks.table import TASKS, enabled_tasks, process_name  # noqa: E402
 
+_FORKED_NAMES = {process_name(t): t.name for t in TASKS}
 DEFAULT_SETTINGS = REPO / "data" / "scenarios" / "formation_24h.toml"
 
 
@@ -57,11 +58,15 @@ def _task_name(p: psutil.Process, root_pid: int) -> str:
     if p.pid == root_pid:
         return "supervisor"
     try:
-        cmd = p.cmdline()
+        cmd, comm = p.cmdline(), p.name()
     except psutil.Error:
         return "?"
-    if "pygnc.tasks" in cmd:
+    if "pygnc.tasks" in cmd:  # spawned
         return cmd[cmd.index("pygnc.tasks") + 1]
+    if comm in _FORKED_NAMES:  # forked from the zygote: its process name
+        return _FORKED_NAMES[comm]
+    if "pygnc.zygote" in cmd:
+        return "zygote"
     return " ".join(cmd[:3])
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from pygnc.formats.status import StatusError, decode_status
+from pygnc.tasks.table import TASKS_BY_NAME, process_name
 
 REPO = Path(__file__).resolve().parent.parent
 FLIGHT_MAIN = REPO / "flight" / "main.py"
@@ -121,9 +122,12 @@ class FlightRun:
             return []
 
     def task_pid(self, name: str) -> int:
+        """The pid of task *name*: by its command line if spawned, by its process name if
+        forked from the zygote."""
+        comm = process_name(TASKS_BY_NAME[name])
         for p in self.tree()[1:]:
             try:
-                if name in p.cmdline():
+                if name in p.cmdline() or p.name() == comm:
                     return p.pid
             except psutil.Error:
                 pass

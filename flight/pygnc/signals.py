@@ -62,6 +62,15 @@ class StopSignals:
             pass
 
 
+def ignore_stop_signals() -> None:
+    """SIGINT and SIGTERM ignored: a child's state between fork and exec (``preexec_fn``).
+    Python keeps an ignored SIGINT ignored; the new process's first statement installs its
+    own handlers (:class:`StopSignals`).  A signal in between is lost, so the supervisor
+    sends ``stop`` (and SIGTERM to a task not connected yet) again until the task is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def import_unless_stopped(module: str, signals: StopSignals, poll_s: float = 0.5):
     """Import *module* in a helper thread while this (the main) thread waits for it or for
     a stop signal; the module, or None if a signal came first (the import may still be

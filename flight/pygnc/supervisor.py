@@ -1,6 +1,7 @@
 """The supervisor: ``main.py <timeout_minutes> <spacecraft_time_s>``.
 
-Starts every enabled task of :data:`pygnc.tasks.table.TASKS` as its own OS process, holds them at
+Starts every enabled task of :data:`pygnc.tasks.table.TASKS` as its own OS process (forked
+from the zygote, :mod:`pygnc.zygote`, or spawned), holds them at
 a start barrier until all are ready, pings them (warn when a reply is late, kill and
 restart when it is very late; a task that never answers within ``ready_timeout_s`` of its
 start is killed and restarted too), restarts a crashed task with bounded retries and
@@ -51,11 +52,12 @@ from .config import Config, Paths, load_config
 from .formats import status as st
 from .formats.info import render_info
 from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
-from .signals import StopSignals
+from .signals import StopSignals, ignore_stop_signals
 from . import terminal
 from .bus.channels import CHANNELS
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
+from .zygote import ForkedProc, Zygote
 
 log = logging.getLogger("supervisor")
 
@@ -155,7 +157,7 @@ def make_run_dir() -> tuple[Path, list[Path]]:
 @dataclass
 class TaskProc:
     spec: TaskSpec
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | ForkedProc | None = None
     state: str = "starting"
     restarts: int = 0
     ready: bool = False
@@ -169,7 +171,8 @@ class TaskProc:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid if self.proc else 0
+        """Its pid; 0 while it has none yet (a fork the zygote has not reported)."""
+        return (self.proc.pid or 0) if self.proc else 0
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -182,13 +185,6 @@ def _stderr_fd() -> int | None:
         return 2
     except OSError:
         return None
-
-
-def _ignore_stop_signals_until_handler_installed():  # in the child between fork and exec
-    # Python keeps an ignored SIGINT ignored; the task's first statement installs its own
-    # handlers.  A signal in between is lost, so the supervisor re-sends stop and SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class Supervisor:
@@ -216,6 +212,7 @@ class Supervisor:
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)
         self.poller.register(self.signals.read_fd, zmq.POLLIN)
+        self.zygote: Zygote | None = None
 
     # -- signals -----------------------------------------------------------------------
     def _on_signal(self, signum):  # only sets a flag
@@ -225,25 +222,59 @@ class Supervisor:
         return self.t0_sc_s + (time.monotonic() - self.t0_mono_s)
 
     # -- processes -----------------------------------------------------------------------
-    def spawn(self, t: TaskProc) -> None:
+    def _task_env(self) -> dict:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(self.flight_dir) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYGNC_HOME"] = str(self.paths.home)
-        cmd = [sys.executable, "-m", "pygnc.tasks", t.spec.name, "--run-dir", str(self.run_dir),
-               "--log-dir", str(self.log_dir), "--run-number", str(self.run_number),
-               "--t0-sc", repr(self.t0_sc_s), "--t0-mono", repr(self.t0_mono_s)]
-        # stdout belongs to the stream task (the host's frames, nothing else): every other
-        # task writes whatever it prints to stderr.
-        stdio = dict(stdin=None, stdout=None) if t.spec.stdio else dict(stdin=subprocess.DEVNULL,
-                                                                         stdout=_stderr_fd())
-        t.proc = subprocess.Popen(cmd, env=env, cwd=str(self.flight_dir), **stdio,
-                                  preexec_fn=_ignore_stop_signals_until_handler_installed)
+        return env
+
+    def start_zygote(self) -> None:
+        """Start the zygote (Config.fork_tasks) that the tasks not marked ``spawned`` are
+        forked from; it imports their modules while the spawned tasks start."""
+        modules = [t.spec.module for t in self.tasks if not t.spec.spawned]
+        if not self.config.fork_tasks or not modules:
+            return
+        try:
+            self.zygote = Zygote(modules, self._task_env(), str(self.flight_dir), log)
+        except OSError as exc:
+            log.warning("cannot start the zygote (%s): every task is spawned", exc)
+            return
+        self.poller.register(self.zygote.read_fd, zmq.POLLIN)
+        log.info("zygote started (pid %d)", self.zygote.pid)
+
+    def spawn(self, t: TaskProc) -> None:
+        args = [t.spec.name, "--run-dir", str(self.run_dir), "--log-dir", str(self.log_dir),
+                "--run-number", str(self.run_number), "--t0-sc", repr(self.t0_sc_s),
+                "--t0-mono", repr(self.t0_mono_s), "--supervisor-pid", str(os.getpid())]
+        t.proc = None
+        if self.zygote is not None and not t.spec.spawned:
+            t.proc = self.zygote.fork(t.spec.name, args)
+        how = "forking"
+        if t.proc is None:
+            # stdout belongs to the stream task (the host's frames, nothing else): every
+            # other task writes whatever it prints to stderr.
+            stdio = dict(stdin=None, stdout=None) if t.spec.stdio else dict(stdin=subprocess.DEVNULL,
+                                                                             stdout=_stderr_fd())
+            t.proc = subprocess.Popen([sys.executable, "-m", "pygnc.tasks", *args], env=self._task_env(),
+                                      cwd=str(self.flight_dir), **stdio, preexec_fn=ignore_stop_signals)
+            how = "spawned"
         t.ready = t.started = t.bye = t.answered = False
         t.state = "starting"
         t.last_pong = time.monotonic()
         t.late_logged = False
         t.next_restart_at = None
-        log.info("started %s (pid %d)", t.spec.name, t.proc.pid)
+        if how == "spawned":
+            log.info("started %s (pid %d, spawned)", t.spec.name, t.proc.pid)
+        else:
+            log.info("forking %s", t.spec.name)
+
+    def _service_zygote(self) -> None:
+        """Apply the zygote's reports (it logs the forks); let a zygote that has gone go."""
+        z = self.zygote
+        z.service()
+        if z.gone and z.read_fd >= 0:
+            self.poller.unregister(z.read_fd)
+            z.close(timeout_s=0.0)
 
     def _check_exits(self, now: float, stopping: bool) -> None:
         for t in self.tasks:
@@ -352,6 +383,8 @@ class Supervisor:
         events = dict(self.poller.poll(max(0, int(math.ceil(timeout_s * 1000)))))
         if self.signals.read_fd in events:
             self.signals.drain()
+        if self.zygote is not None:
+            self._service_zygote()
         if self.control.socket in events:
             self._handle_control(time.monotonic())
 
@@ -371,6 +404,8 @@ class Supervisor:
         could be written."""
         deadline = self.t0_mono_s + self.timeout_s
         reason = self._stop_reason(deadline)
+        if reason is None:
+            self.start_zygote()
         for t in self.tasks:
             if reason is not None:
                 break
@@ -429,7 +464,7 @@ class Supervisor:
                     self.control.send(t.spec.name, "stop", {"reason": reason})
                     if not t.answered:  # still starting, not connected: it holds nothing yet
                         try:
-                            os.kill(t.pid, signal.SIGTERM)
+                            t.proc.send_signal(signal.SIGTERM)
                         except ProcessLookupError:
                             pass
                 next_send = now + STOP_RESEND_S
@@ -514,6 +549,8 @@ class Supervisor:
         return True
 
     def close(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
         self.health_pub.close()
         self.control.close()
         self.zctx.term()
@@ -592,8 +629,8 @@ def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signal
         log.warning("%s", note)
     if stale:
         log.info("removed %d stale socket directories of dead runs: %s", len(stale), ", ".join(p.name for p in stale))
-    log.info("run %d: timeout %.3f min, spacecraft time %.3f, home %s, sockets in %s",
-             run_number, timeout_min, t_sc, paths.home, run_dir)
+    log.info("run %d: timeout %.3f min, spacecraft time %.3f at CLOCK_MONOTONIC %.6f, home %s, sockets in %s",
+             run_number, timeout_min, t_sc, t0_mono, paths.home, run_dir)
     flight_dir = Path(__file__).resolve().parent.parent
     version = (flight_dir / "VERSION").read_text().replace("\n", "; ").strip("; ") \
         if (flight_dir / "VERSION").exists() else "development tree (no VERSION file)"
@@ -612,6 +649,8 @@ def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signal
             for t in sup.tasks:
                 if t.alive():
                     t.proc.kill()
+            if sup.zygote is not None:
+                sup.zygote.kill()
             try:
                 sup.write_final_status("supervisor failed")
             except Exception:  # noqa: BLE001 - already failing; the log has the first error

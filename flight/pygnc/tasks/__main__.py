@@ -1,7 +1,7 @@
-"""``python -m pygnc.tasks <name> ...``: the entry point of every task process."""
+"""``python -m pygnc.tasks <name> ...``: the entry point of a spawned task process (most are
+forked from the zygote instead, :mod:`pygnc.zygote`, and run the same function)."""
 
 import os
-import sys
 
 # The supervisor starts us with SIGINT and SIGTERM ignored; from here on a signal only sets
 # a flag (and wakes any wait), before any slow import: even pygnc.tasks.base (zmq) is
@@ -12,10 +12,4 @@ _stop = StopSignals()
 _base = import_unless_stopped("pygnc.tasks.base", _stop)
 if _base is None:
     os._exit(0)  # stopped before it started: nothing to save (the supervisor logs the exit)
-_code = _base.task_main(stop_signals=_stop)
-# Every file is flushed and synced and every socket closed by now: skip the interpreter's
-# teardown (numpy and friends take 0.1-0.3 s of a loaded CPU, and the tree's stop waits
-# for the slowest task).
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(_code)
+_base.run_task_process(stop_signals=_stop)

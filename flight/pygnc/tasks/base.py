@@ -37,6 +37,7 @@ import argparse
 import faulthandler
 import logging
 import os
+import select
 import signal
 import sys
 import time
@@ -85,6 +86,7 @@ class TaskContext:
     config: Config
     t0_sc_s: float     # spacecraft time given to main.py
     t0_mono_s: float   # CLOCK_MONOTONIC when main.py started
+    supervisor_pid: int = 0  # 0: the parent
 
     def sc_at(self, t_mono_s: float) -> float:
         """Spacecraft time, s, of a CLOCK_MONOTONIC instant (the host's clock at start plus
@@ -146,7 +148,7 @@ class TaskRunner:
         self.stopping_reason: str | None = None
         self.sink_deadline: float | None = None
         self.decode_counters = DecodeCounters()
-        self.parent_pid = os.getppid()
+        self.supervisor = SupervisorWatch(ctx.supervisor_pid or os.getppid())
         self.last_ping = time.monotonic()
         self.loops = 0
 
@@ -210,7 +212,7 @@ class TaskRunner:
                     self._begin_stop("signal (no stop from supervisor in time)")
             else:
                 self._begin_stop("signal")
-        if os.getppid() != self.parent_pid:
+        if self.supervisor.gone():
             self._begin_stop("supervisor gone")
         elif now - self.last_ping > 4 * self.ctx.config.health_fatal_s:
             self._begin_stop("no pings from supervisor")
@@ -374,7 +376,36 @@ class TaskRunner:
             s.close()
         self.control.close()
         self.zctx.term()
+        self.supervisor.close()
         sync_logs()
+
+
+class SupervisorWatch:
+    """Is the supervisor still there?  A spawned task is its child: the parent pid changes
+    when it dies.  A forked task is the zygote's child: it watches a pidfd of the supervisor
+    (Linux >= 5.3), which becomes readable when the supervisor exits - and, without pidfds,
+    its parent, the zygote, which exits when the supervisor has gone (end of its stdin)."""
+
+    def __init__(self, supervisor_pid: int):
+        self.parent_pid = os.getppid()
+        self.fd = None
+        if supervisor_pid != self.parent_pid and hasattr(os, "pidfd_open"):
+            try:
+                self.fd = os.pidfd_open(supervisor_pid)
+            except OSError:  # already gone (then the parent goes too), or no pidfds
+                self.fd = None
+
+    def gone(self) -> bool:
+        if os.getppid() != self.parent_pid:
+            return True
+        if self.fd is not None:
+            return bool(select.select([self.fd], [], [], 0)[0])
+        return False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def parse_task_args(argv: list[str]) -> argparse.Namespace:
@@ -385,6 +416,8 @@ def parse_task_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--run-number", required=True, type=int)
     p.add_argument("--t0-sc", required=True, type=float)
     p.add_argument("--t0-mono", required=True, type=float)
+    p.add_argument("--supervisor-pid", type=int, default=None,
+                   help="the supervisor's pid (default: the parent's; a forked task's parent is the zygote)")
     return p.parse_args(argv)
 
 
@@ -399,7 +432,7 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         print(f"pygnc task {spec.name}: bad configuration: {exc}", file=sys.stderr)
         return 2
     ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
-                      config, args.t0_sc, args.t0_mono)
+                      config, args.t0_sc, args.t0_mono, args.supervisor_pid or os.getppid())
     log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_min_free_bytes)
     # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
     stream = getattr(logging.getLogger().handlers[0], "stream", None)
@@ -426,3 +459,15 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         # Done: a late stop signal must not turn a clean exit into "killed".
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
+
+
+def run_task_process(argv: list[str] | None = None, stop_signals: StopSignals | None = None):
+    """Run a task as this process's whole life and exit with its status (never returns):
+    ``python -m pygnc.tasks`` and a task forked by the zygote (:mod:`pygnc.zygote`)."""
+    code = task_main(argv, stop_signals)
+    # Every file is flushed and synced and every socket closed by now: skip the interpreter's
+    # teardown (numpy and friends take 0.1-0.3 s of a loaded CPU, and the tree's stop waits
+    # for the slowest task).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

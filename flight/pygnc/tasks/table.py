@@ -34,6 +34,11 @@ class TaskSpec:
     #: The task inherits the supervisor's stdin and stdout (the host's terminal); others get
     #: /dev/null as stdin and stderr as stdout.
     stdio: bool = False
+    #: Started as an interpreter of its own (``python -m pygnc.tasks``) rather than forked
+    #: from the zygote (:mod:`pygnc.zygote`, ``Config.fork_tasks``): the stream task (it
+    #: inherits the host's terminal) and the status reporter (no numpy: ~0.1 s to import,
+    #: and the first status file must not wait for the zygote's imports).
+    spawned: bool = False
     #: The task runs only with at least this many CPUs to run on (:func:`usable_cpus`): a
     #: process that only shares another's work pays on a second core, and on one costs.
     min_cpus: int = 1
@@ -41,6 +46,12 @@ class TaskSpec:
     def enabled(self, config: Config) -> bool:
         return (self.enabled_by is None or bool(getattr(config, self.enabled_by))) and \
             (self.min_cpus <= 1 or usable_cpus() >= self.min_cpus)
+
+
+def process_name(spec: TaskSpec) -> str:
+    """A forked task's process name (``/proc/<pid>/comm``, what ``ps`` and ``top`` show;
+    at most 15 bytes): the task's name without ``_estimator`` (``orbit``, ``formation_2``)."""
+    return spec.name.replace("_estimator", "")[:15]
 
 
 def usable_cpus() -> int:
@@ -55,7 +66,7 @@ def usable_cpus() -> int:
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
              subscribes=("meas", "orbit", "attitude", "formation", "formation_2", "health", "hk"), publishes=(),
-             sink=True),
+             sink=True, spawned=True),
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
              publishes=("orbit",)),
@@ -77,7 +88,7 @@ TASKS: tuple[TaskSpec, ...] = (
     # The only task that reads stdin and writes stdout (the host's terminal); every other
     # process's stdout goes to stderr.
     TaskSpec("tty_stream", 10, "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation", "formation_2"),
-             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True),
+             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True, spawned=True),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}

@@ -1,0 +1,384 @@
+"""The zygote: one process that imports the tasks' code once and forks the tasks from it.
+
+Every task imports the same stack (numpy, pyzmq, msgpack, the estimation code): spawned as
+interpreters of their own, nine processes each hold a private copy of it - measured here,
+~20 MiB of PSS each and ~0.1-0.3 s of CPU each at start-up (far more on a Pi).  Forked from
+one process that has imported it, they share those pages (copy-on-write; ``gc.freeze()``
+keeps the collector from writing to the imported objects).
+
+``python -m pygnc.zygote MODULE ...`` (started by the supervisor, SIGINT and SIGTERM ignored):
+imports ``pygnc.tasks.base``, every *MODULE* (the forked tasks' modules) and
+:data:`LAZY_IMPORTS` in its only thread, then serves requests read from stdin and reports on stdout, one JSON object per
+line each way (the layout is :data:`REQUEST_FIELDS` / :data:`EVENTS`; an internal pipe
+between the supervisor and its own child, documented in docs/interface.md, "Tasks and
+supervision"):
+
+- request ``{"id": n, "name": task, "argv": [...]}`` -> the zygote forks; the child becomes
+  task *name* (``pygnc.tasks.base.task_main(argv)``, exactly what ``python -m pygnc.tasks``
+  runs) -> event ``{"event": "forked", "id": n, "pid": p}`` (or ``{"event": "fork_failed",
+  "id": n, "error": "..."}``);
+- a child exits -> ``{"event": "exit", "pid": p, "status": s}`` (``Popen.returncode``
+  convention: negative = killed by that signal);
+- ``{"event": "ready", "pid": p, "import_s": t}`` once the imports are done,
+  ``{"event": "failed", "error": "..."}`` and exit status 1 if one failed (the supervisor
+  then spawns every task itself).
+
+The zygote stays single-threaded (``OPENBLAS_NUM_THREADS=1`` is set by the supervisor
+before numpy loads) so a fork copies a consistent process; it never opens a socket or a
+ZeroMQ context.  End of stdin (the supervisor closed it, or is gone) ends it; tasks still
+running then are not its to stop.  A forked child starts with SIGINT and SIGTERM ignored
+(inherited) until the task installs its own handlers - as a spawned task does - with stdin
+on /dev/null and stdout on stderr (only the stream task, which is spawned, writes to the
+host's terminal), and its process name (``comm``, shown by ``ps`` and ``top``) set to
+:func:`pygnc.tasks.table.process_name`.
+
+:class:`Zygote` and :class:`ForkedProc` are the supervisor's side: non-blocking, polled from
+its loop, the subset of :class:`subprocess.Popen` the supervisor uses (``pid``, ``poll``,
+``kill``, ``send_signal``).  (:mod:`multiprocessing`'s ``forkserver`` does the same job but
+blocks the caller, with no timeout, until the server has imported everything and forked,
+starts a resource-tracker process as well, and restores a KeyboardInterrupt handler in the
+child; the supervisor must never block.)
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+from .signals import ignore_stop_signals
+
+#: Fields of a request line (supervisor -> zygote).
+REQUEST_FIELDS = ("id", "name", "argv")
+#: Event lines (zygote -> supervisor): ``event`` and the fields each carries.
+EVENTS = {"ready": ("pid", "import_s"), "failed": ("error",), "forked": ("id", "pid"),
+          "fork_failed": ("id", "error"), "exit": ("pid", "status")}
+#: Imported by the tasks only when first needed; the zygote imports them too, so their
+#: pages are shared rather than loaded in each task (measured on a day's batch):
+#: numpy.random (range-only initial orbits), the moon (third-body gravity), zipfile and
+#: numpy.ma (``np.load`` of the IGRF table).
+LAZY_IMPORTS = ("numpy.random", "numpy.ma", "zipfile", "pygnc.environment.moon")
+#: Longest wait of the zygote's loop, s (children are reaped at least this often).
+ZYGOTE_POLL_S = 1.0
+#: Longest request line accepted, bytes (a request is ~300 bytes).
+MAX_LINE_BYTES = 65536
+#: Exit status the supervisor records for a forked task that ended after the zygote had
+#: gone (nobody could wait for it: its real status is unknown).
+UNKNOWN_EXIT = 255
+
+
+def _emit(fd: int, event: str, **fields) -> None:
+    data = (json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n").encode()
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+        except InterruptedError:
+            continue
+
+
+# -- the zygote process ----------------------------------------------------------------------
+def _become_task(name: str, argv: list[str], close_fds: list[int]) -> None:
+    """In the forked child: shed the zygote's state, run the task, never return."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(2, 1)  # whatever a forked task prints goes to stderr, never the host's stdout
+        for fd in close_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        from .tasks.base import run_task_process
+        from .tasks.table import TASKS_BY_NAME, process_name
+        try:
+            with open("/proc/self/comm", "w") as f:
+                f.write(process_name(TASKS_BY_NAME[name]))
+        except (OSError, KeyError):
+            pass
+        run_task_process(argv)  # does not return
+    except SystemExit as exc:  # e.g. bad arguments (argparse has said why)
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - a child must never get back into the zygote's loop
+        traceback.print_exc()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1) -> int:
+    """The zygote's life (``python -m pygnc.zygote MODULE ...``); see the module docstring."""
+    t0 = time.monotonic()
+    try:
+        import importlib
+        for m in ["pygnc.tasks.base", *modules, *LAZY_IMPORTS]:
+            importlib.import_module(m)
+    except BaseException as exc:  # noqa: BLE001 - reported; the supervisor spawns instead
+        _emit(out_fd, "failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    gc.freeze()  # the imported objects move to a generation the collector never writes
+    sig_r, sig_w = os.pipe()
+    os.set_blocking(sig_r, False)
+    os.set_blocking(sig_w, False)
+    signal.set_wakeup_fd(sig_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select through the pipe
+    _emit(out_fd, "ready", pid=os.getpid(), import_s=round(time.monotonic() - t0, 3))
+    buf = b""
+    while True:
+        try:
+            ready, _, _ = select.select([in_fd, sig_r], [], [], ZYGOTE_POLL_S)
+        except InterruptedError:
+            ready = []
+        if sig_r in ready:
+            try:
+                while os.read(sig_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        _reap(out_fd)
+        if in_fd not in ready:
+            continue
+        chunk = os.read(in_fd, MAX_LINE_BYTES)
+        if not chunk:
+            return 0  # the supervisor is done (or gone)
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        if len(buf) > MAX_LINE_BYTES:
+            buf = b""
+        for line in lines:
+            try:
+                req = json.loads(line)
+                rid, name, argv = (req[k] for k in REQUEST_FIELDS)
+            except (ValueError, KeyError, TypeError):
+                continue  # only the supervisor writes here; never crash on a bad line
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                _emit(out_fd, "fork_failed", id=rid, error=str(exc))
+                continue
+            if pid == 0:
+                _become_task(name, argv, [in_fd, out_fd, sig_r, sig_w])
+            _emit(out_fd, "forked", id=rid, pid=pid)
+
+
+def _reap(out_fd: int) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _emit(out_fd, "exit", pid=pid, status=os.waitstatus_to_exitcode(status))
+
+
+# -- the supervisor's side ------------------------------------------------------------------
+class ForkedProc:
+    """A task forked by the zygote, as the supervisor sees it (the ``Popen`` subset it uses).
+
+    ``pid`` is None until the zygote has reported the fork.  Killing it before then abandons
+    the request (``returncode`` -9 at once; the child is killed when its pid arrives), so a
+    restart never waits for a zygote that is slow or hung."""
+
+    def __init__(self, zygote: "Zygote", name: str):
+        self.zygote, self.name = zygote, name
+        self.pid: int | None = None
+        self.returncode: int | None = None
+        self.kill_on_arrival = False
+        self.orphan = False  # the zygote has gone: nobody reports its exit
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.zygote.service()
+        if self.returncode is None and self.orphan and self.pid is not None and not _running(self.pid):
+            self.returncode = UNKNOWN_EXIT
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is not None:
+            return
+        if self.pid is None:
+            if sig == signal.SIGKILL:
+                self.kill_on_arrival = True
+                self.returncode = -signal.SIGKILL
+            return  # not forked yet: it starts with SIGTERM ignored anyway
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """*pid* exists and is not a zombie (an orphan waits as one until init reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
+
+class Zygote:
+    """Start ``python -m pygnc.zygote`` and fork tasks through it, never blocking.
+
+    :meth:`fork` returns a :class:`ForkedProc` at once, or None when the zygote cannot take
+    the request (it failed or is gone: the caller spawns the task itself).  :attr:`read_fd`
+    is for the caller's poll; :meth:`service` reads what the zygote reported."""
+
+    def __init__(self, modules: list[str], env: dict, cwd: str, log=None):
+        self.log = log
+        env = dict(env)
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS threads in the process forked
+        self.proc = subprocess.Popen([sys.executable, "-m", "pygnc.zygote", *modules], env=env, cwd=cwd,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     preexec_fn=ignore_stop_signals)
+        self._in = self.proc.stdin.fileno()
+        self.read_fd = self.proc.stdout.fileno()
+        os.set_blocking(self._in, False)
+        os.set_blocking(self.read_fd, False)
+        self._buf = b""
+        self._next_id = 0
+        self._pending: dict[int, ForkedProc] = {}
+        self._by_pid: dict[int, ForkedProc] = {}
+        self.ready = False
+        self.import_s: float | None = None
+        self.gone: str | None = None  # why it can take no more requests
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def fork(self, name: str, argv: list[str]) -> ForkedProc | None:
+        self.service()
+        if self.gone:
+            return None
+        self._next_id += 1
+        line = (json.dumps({"id": self._next_id, "name": name, "argv": argv}) + "\n").encode()
+        try:
+            n = os.write(self._in, line)
+        except (BlockingIOError, BrokenPipeError, OSError) as exc:
+            self._lost(f"cannot take a request ({exc})")
+            return None
+        if n != len(line):  # a full pipe: it has not read for 64 KiB of requests - hung
+            self._lost("stopped reading requests")
+            return None
+        p = ForkedProc(self, name)
+        self._pending[self._next_id] = p
+        return p
+
+    def service(self) -> None:
+        """Read and apply what the zygote reported (never blocks)."""
+        if self.read_fd < 0:
+            return
+        eof = False
+        try:
+            while True:
+                chunk = os.read(self.read_fd, 65536)
+                if not chunk:
+                    eof = True
+                    break
+                self._buf += chunk
+        except BlockingIOError:
+            pass
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            try:
+                ev = json.loads(line)
+                self._apply(ev)
+            except (ValueError, KeyError, TypeError):
+                self._note(f"zygote: unreadable event {line[:80]!r}")
+        if eof:
+            self._lost("exited")
+
+    def _apply(self, ev: dict) -> None:
+        kind = ev["event"]
+        if kind == "ready":
+            self.ready, self.import_s = True, ev["import_s"]
+            self._note(f"zygote ready (pid {ev['pid']}, imports {ev['import_s']:.2f} s)", info=True)
+        elif kind == "failed":
+            self._lost(f"failed: {ev['error']}")
+        elif kind == "forked":
+            p = self._pending.pop(ev["id"], None)
+            if p is None:
+                return
+            p.pid = ev["pid"]
+            self._by_pid[p.pid] = p
+            self._note(f"started {p.name} (pid {p.pid}, forked)", info=True)
+            if p.kill_on_arrival:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        elif kind == "fork_failed":
+            p = self._pending.pop(ev["id"], None)
+            if p is not None:
+                p.returncode = UNKNOWN_EXIT
+                self._note(f"zygote could not fork {p.name}: {ev['error']}")
+        elif kind == "exit":
+            p = self._by_pid.pop(ev["pid"], None)
+            if p is not None and (p.returncode is None or p.kill_on_arrival):
+                p.returncode = ev["status"]
+
+    def _lost(self, why: str) -> None:
+        if self.gone:
+            return
+        self.gone = why
+        self._note(f"zygote {why}: tasks are spawned from now on")
+        for p in self._pending.values():  # never forked: gone with the request
+            if p.returncode is None:
+                p.returncode = UNKNOWN_EXIT
+        self._pending.clear()
+        for p in self._by_pid.values():  # still running, or their exit was never reported
+            p.orphan = True
+
+    def _note(self, text: str, info: bool = False) -> None:
+        if self.log is not None:
+            (self.log.info if info else self.log.warning)("%s", text)
+
+    def close(self, timeout_s: float = 1.0) -> None:
+        """End the zygote (end of its stdin), SIGKILL after *timeout_s*, reap it."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.read_fd = -1
+        self.gone = self.gone or "closed"
+
+    def kill(self) -> None:
+        """SIGKILL the zygote (the supervisor failed); its children are not touched."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    os._exit(serve(sys.argv[1:]))

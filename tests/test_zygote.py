@@ -1,0 +1,158 @@
+"""The zygote (pygnc.zygote): tasks forked from one process that imported their code.
+
+Unit tests drive a real zygote process through its pipes as the supervisor does; tree
+tests run main.py in a pseudo-terminal and kill the zygote, the supervisor, or run with
+``fork_tasks = false``."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+import psutil
+
+from flight_harness import FLIGHT_MAIN, FlightRun, gone, make_home
+from pygnc.config import Config
+from pygnc.formats import status as S
+from pygnc.tasks.table import enabled_tasks
+from pygnc.zygote import UNKNOWN_EXIT, Zygote
+from test_flight_tree import SAMPLE, _all_running, _batch_done, _check_clean_stop, _sample_end_sc
+
+TASKS = enabled_tasks(Config())
+FLIGHT_DIR = FLIGHT_MAIN.parent
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(FLIGHT_DIR))
+
+
+def _until(z: Zygote, cond, timeout_s: float = 30.0):
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        if z.read_fd >= 0:
+            select.select([z.read_fd], [], [], 0.05)
+        z.service()
+        if cond():
+            return
+    raise AssertionError("condition not met in time")
+
+
+def _hanging_task_argv(tmp_path) -> list[str]:
+    """Arguments of a real task that waits (its ready handshake, 20 s) for a supervisor
+    that is not there."""
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    return ["orbit_estimator", "--run-dir", str(tmp_path), "--log-dir", str(tmp_path / "logs"),
+            "--run-number", "1", "--t0-sc", "0", "--t0-mono", repr(time.monotonic())]
+
+
+def test_zygote_forks_tasks_reports_their_exits_and_ends_with_its_stdin(tmp_path):
+    z = Zygote(["pygnc.tasks.orbit_estimator"], _env(), str(FLIGHT_DIR))
+    try:
+        _until(z, lambda: z.ready)
+        assert z.import_s is not None and not z.gone
+        bad = z.fork("orbit_estimator", ["no_such_task"])  # argparse refuses: exit 2
+        _until(z, lambda: bad.poll() is not None)
+        assert bad.returncode == 2 and bad.pid > 0
+        p = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
+        _until(z, lambda: p.pid is not None)
+        proc = psutil.Process(p.pid)
+        _until(z, lambda: proc.name() == "orbit", timeout_s=5)  # named just after the fork
+        assert proc.ppid() == z.pid
+        assert p.poll() is None
+        p.kill()
+        _until(z, lambda: p.poll() is not None)
+        assert p.returncode == -signal.SIGKILL
+        # Killed before the zygote reported the fork: abandoned at once, killed on arrival.
+        q = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
+        q.kill()
+        assert q.pid is None and q.poll() == -signal.SIGKILL
+        _until(z, lambda: q.pid is not None)
+        _until(z, lambda: gone([q.pid]), timeout_s=10)
+    finally:
+        z.close()
+    assert z.proc.returncode == 0 and z.gone == "closed"
+    assert z.fork("orbit_estimator", ["x"]) is None
+
+
+def test_a_zygote_that_cannot_import_says_so_and_takes_no_request():
+    z = Zygote(["pygnc.no_such_module"], _env(), str(FLIGHT_DIR))
+    try:
+        _until(z, lambda: z.gone is not None)
+        assert "ModuleNotFoundError" in z.gone
+        assert z.fork("orbit_estimator", ["x"]) is None
+    finally:
+        z.close()
+    assert z.proc.returncode == 1
+
+
+def test_tasks_of_a_dead_zygote_are_still_watched(tmp_path):
+    z = Zygote(["pygnc.tasks.orbit_estimator"], _env(), str(FLIGHT_DIR))
+    try:
+        p = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
+        _until(z, lambda: p.pid is not None)
+        z.proc.kill()
+        _until(z, lambda: z.gone is not None)
+        assert p.orphan and p.poll() is None  # still running, nobody to report its exit
+        p.kill()
+        t_end = time.monotonic() + 10
+        while p.poll() is None and time.monotonic() < t_end:
+            time.sleep(0.02)
+        assert p.returncode == UNKNOWN_EXIT
+    finally:
+        z.close()
+
+
+def test_the_tree_goes_on_when_the_zygote_dies(tmp_path):
+    """Forked tasks keep running; a task that dies afterwards is restarted by spawning it."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        sup = psutil.Process(run.proc.pid)
+        (zygote,) = [p for p in sup.children() if "pygnc.zygote" in p.cmdline()]
+        zygote.kill()
+        old = run.task_pid("orbit_estimator")
+        os.kill(old, signal.SIGKILL)
+        k = [spec.name for spec in TASKS].index("orbit_estimator")
+        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
+        new = run.task_pid("orbit_estimator")
+        assert new != old and "pygnc.tasks" in psutil.Process(new).cmdline()  # spawned now
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+        assert "zygote exited: tasks are spawned from now on" in (run.log_dir() / "supervisor.log").read_text()
+
+
+def test_fork_tasks_off_spawns_every_task(tmp_path):
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text("fork_tasks = false\n")
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
+        run.wait_status(lambda s: _batch_done(s) and s["flags"] & S.FLAG_ORBIT_VALID and _all_running(s))
+        tree = run.tree()
+        assert len(tree) == 1 + len(TASKS)
+        assert all("pygnc.tasks" in p.cmdline() for p in tree[1:])
+        pids = [p.pid for p in tree]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+
+
+def test_every_task_stops_by_itself_when_the_supervisor_is_killed(tmp_path):
+    """SIGKILL (or a crash) of the supervisor: spawned tasks see their parent change, forked
+    ones the supervisor's pidfd, the zygote the end of its stdin - nothing is left running.
+    main.py runs under a shell here, as on the spacecraft (the login shell leads the
+    terminal's session: main.py's death hangs nothing up)."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc(), prefix=["sh", "-c", '"$@"; sleep 60', "sh"]) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        (sup,) = run.tree()[0].children()
+        pids = [p.pid for p in sup.children(recursive=True)]
+        sup.kill()
+        t_end = time.monotonic() + 10
+        while not gone(pids) and time.monotonic() < t_end:
+            time.sleep(0.05)
+        assert gone(pids), [p.cmdline() for p in map(psutil.Process, pids) if p.is_running()]
+        logs = run.log_dir()
+        for spec in TASKS:
+            assert "stopping: supervisor gone" in (logs / f"{spec.name}.log").read_text(), spec.name
