@@ -18,7 +18,7 @@ from pygnc.formats.buslog import decode_frames
 from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.config import Config
-from pygnc.tasks.table import enabled_tasks, process_name
+from pygnc.tasks.table import TASKS_BY_NAME, enabled_tasks, process_name
 from conftest import PY4_DATA
 
 SAMPLE = REPO / "data" / "sample"
@@ -89,13 +89,16 @@ def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
         assert 6.3e6 < math.dist(st["orbit_r_ecef_m"], (0, 0, 0)) < 7.5e6
         pids = [p.pid for p in run.tree()]
         assert len(pids) == 1 + 1 + N_TASKS  # the supervisor, the zygote, the tasks
-        # The spawned tasks are the supervisor's children, the others the zygote's, named.
+        # Every task is forked from the zygote, the supervisor's only child, and named.
         sup = run.tree()[0]
-        (zygote,) = [p for p in sup.children() if "pygnc.zygote" in p.cmdline()]
-        assert sorted(p.name() for p in zygote.children()) == \
-            sorted(process_name(t) for t in TASKS if not t.spawned)
-        assert sorted(p.cmdline()[p.cmdline().index("pygnc.tasks") + 1] for p in sup.children() if p != zygote) == \
-            sorted(t.name for t in TASKS if t.spawned)
+        (zygote,) = sup.children()
+        assert "pygnc.zygote" in zygote.cmdline()
+        assert sorted(p.name() for p in zygote.children()) == sorted(process_name(t) for t in TASKS)
+        # stdin: /dev/null, except the stream task's: the host's terminal (as main.py's)
+        terminal = os.readlink(f"/proc/{sup.pid}/fd/0")
+        for p in zygote.children():
+            stream = p.name() == process_name(TASKS_BY_NAME["tty_stream"])
+            assert os.readlink(f"/proc/{p.pid}/fd/0") == (terminal if stream else os.devnull), p.name()
         # No network sockets at all; the ipc sockets live in a private 0700 directory.
         for proc in run.tree():
             assert proc.net_connections(kind="inet") == [], proc.cmdline()

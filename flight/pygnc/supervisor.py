@@ -229,13 +229,13 @@ class Supervisor:
         return env
 
     def start_zygote(self) -> None:
-        """Start the zygote (Config.fork_tasks) that the tasks not marked ``spawned`` are
-        forked from; it imports their modules while the spawned tasks start."""
-        modules = [t.spec.module for t in self.tasks if not t.spec.spawned]
-        if not self.config.fork_tasks or not modules:
+        """Start the zygote (Config.fork_tasks) the tasks are forked from; it imports their
+        modules in start order while the first tasks start."""
+        if not self.config.fork_tasks or not self.tasks:
             return
         try:
-            self.zygote = Zygote(modules, self._task_env(), str(self.flight_dir), log)
+            self.zygote = Zygote([t.spec.module for t in self.tasks], self._task_env(), str(self.flight_dir), log,
+                                 stdio=any(t.spec.stdio for t in self.tasks))
         except OSError as exc:
             log.warning("cannot start the zygote (%s): every task is spawned", exc)
             return
@@ -247,7 +247,7 @@ class Supervisor:
                 "--run-number", str(self.run_number), "--t0-sc", repr(self.t0_sc_s),
                 "--t0-mono", repr(self.t0_mono_s), "--supervisor-pid", str(os.getpid())]
         t.proc = None
-        if self.zygote is not None and not t.spec.spawned:
+        if self.zygote is not None and (self.zygote.has_stdio or not t.spec.stdio):
             t.proc = self.zygote.fork(t.spec.name, args)
         how = "forking"
         if t.proc is None:

@@ -6,10 +6,12 @@ interpreters of their own, nine processes each hold a private copy of it - measu
 one process that has imported it, they share those pages (copy-on-write; ``gc.freeze()``
 keeps the collector from writing to the imported objects).
 
-``python -m pygnc.zygote MODULE ...`` (started by the supervisor, SIGINT and SIGTERM ignored):
-imports ``pygnc.tasks.base``, every *MODULE* (the forked tasks' modules) and
-:data:`LAZY_IMPORTS` in its only thread, then serves requests read from stdin and reports on stdout, one JSON object per
-line each way (the layout is :data:`REQUEST_FIELDS` / :data:`EVENTS`; an internal pipe
+``python -m pygnc.zygote [--stdio-fds IN,OUT] MODULE ...`` (started by the supervisor, SIGINT
+and SIGTERM ignored): imports ``pygnc.tasks.base``, every *MODULE* (the tasks' modules, in
+start order) and :data:`LAZY_IMPORTS` in its only thread, one at a time, and forks a
+requested task once all are in - or, for a task marked ``fork_early`` (the status reporter,
+first and without numpy), once its own module is; it reads requests from stdin and reports on
+stdout, one JSON object per line each way (the layout is :data:`REQUEST_FIELDS` / :data:`EVENTS`; an internal pipe
 between the supervisor and its own child, documented in docs/interface.md, "Tasks and
 supervision"):
 
@@ -28,8 +30,9 @@ before numpy loads) so a fork copies a consistent process; it never opens a sock
 ZeroMQ context.  End of stdin (the supervisor closed it, or is gone) ends it; tasks still
 running then are not its to stop.  A forked child starts with SIGINT and SIGTERM ignored
 (inherited) until the task installs its own handlers - as a spawned task does - with stdin
-on /dev/null and stdout on stderr (only the stream task, which is spawned, writes to the
-host's terminal), and its process name (``comm``, shown by ``ps`` and ``top``) set to
+on /dev/null and stdout on stderr, except the stream task: it gets the host's terminal
+(copies of the supervisor's stdin and stdout that the zygote holds, ``--stdio-fds``), and
+its process name (``comm``, shown by ``ps`` and ``top``) set to
 :func:`pygnc.tasks.table.process_name`.
 
 :class:`Zygote` and :class:`ForkedProc` are the supervisor's side: non-blocking, polled from
@@ -83,16 +86,18 @@ def _emit(fd: int, event: str, **fields) -> None:
 
 
 # -- the zygote process ----------------------------------------------------------------------
-def _become_task(name: str, argv: list[str], close_fds: list[int]) -> None:
-    """In the forked child: shed the zygote's state, run the task, never return."""
+def _become_task(name: str, argv: list[str], close_fds: list[int], stdio_fds: tuple[int, int] | None) -> None:
+    """In the forked child: shed the zygote's state, run the task, never return.
+    *stdio_fds*: the host's terminal (stdin, stdout) for the stream task, else None."""
     code = 1
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        os.dup2(2, 1)  # whatever a forked task prints goes to stderr, never the host's stdout
+        if stdio_fds is not None:
+            os.dup2(stdio_fds[0], 0)
+            os.dup2(stdio_fds[1], 1)
+        # else 0 and 1 are the zygote's: /dev/null, and stderr (whatever a task prints goes
+        # there, never to the host's stdout)
         for fd in close_fds:
             try:
                 os.close(fd)
@@ -115,27 +120,34 @@ def _become_task(name: str, argv: list[str], close_fds: list[int]) -> None:
         os._exit(code)
 
 
-def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1) -> int:
-    """The zygote's life (``python -m pygnc.zygote MODULE ...``); see the module docstring."""
+def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1, stdio_fds: tuple[int, int] | None = None) -> int:
+    """The zygote's life (``python -m pygnc.zygote [--stdio-fds IN,OUT] MODULE ...``); see the
+    module docstring.  Imports one module at a time; a task marked ``fork_early`` is forked
+    as soon as its own module is in (the status reporter, first in the list and without
+    numpy), every other once everything is imported (so it shares all of it)."""
+    import importlib
     t0 = time.monotonic()
-    try:
-        import importlib
-        for m in ["pygnc.tasks.base", *modules, *LAZY_IMPORTS]:
-            importlib.import_module(m)
-    except BaseException as exc:  # noqa: BLE001 - reported; the supervisor spawns instead
-        _emit(out_fd, "failed", error=f"{type(exc).__name__}: {exc}")
-        return 1
-    gc.freeze()  # the imported objects move to a generation the collector never writes
     sig_r, sig_w = os.pipe()
     os.set_blocking(sig_r, False)
     os.set_blocking(sig_w, False)
     signal.set_wakeup_fd(sig_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select through the pipe
-    _emit(out_fd, "ready", pid=os.getpid(), import_s=round(time.monotonic() - t0, 3))
+    todo = ["pygnc.tasks.base", *modules, *LAZY_IMPORTS]
+    waiting: list[tuple] = []  # requests whose task module is not imported yet
+    child_closes = [in_fd, out_fd, sig_r, sig_w, *(stdio_fds or ())]
     buf = b""
     while True:
+        if todo:
+            m = todo.pop(0)
+            try:
+                importlib.import_module(m)
+            except BaseException as exc:  # noqa: BLE001 - reported; the supervisor spawns instead
+                _emit(out_fd, "failed", error=f"{type(exc).__name__}: {m}: {exc}")
+                return 1
+            if not todo:
+                _emit(out_fd, "ready", pid=os.getpid(), import_s=round(time.monotonic() - t0, 3))
         try:
-            ready, _, _ = select.select([in_fd, sig_r], [], [], ZYGOTE_POLL_S)
+            ready, _, _ = select.select([in_fd, sig_r], [], [], 0.0 if todo else ZYGOTE_POLL_S)
         except InterruptedError:
             ready = []
         if sig_r in ready:
@@ -145,29 +157,40 @@ def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1) -> int:
             except BlockingIOError:
                 pass
         _reap(out_fd)
-        if in_fd not in ready:
+        if in_fd in ready:
+            chunk = os.read(in_fd, MAX_LINE_BYTES)
+            if not chunk:
+                return 0  # the supervisor is done (or gone)
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            if len(buf) > MAX_LINE_BYTES:
+                buf = b""
+            for line in lines:
+                try:
+                    req = json.loads(line)
+                    waiting.append(tuple(req[k] for k in REQUEST_FIELDS))
+                except (ValueError, KeyError, TypeError):
+                    continue  # only the supervisor writes here; never crash on a bad line
+        if not waiting or "pygnc.tasks.base" in todo:
             continue
-        chunk = os.read(in_fd, MAX_LINE_BYTES)
-        if not chunk:
-            return 0  # the supervisor is done (or gone)
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        if len(buf) > MAX_LINE_BYTES:
-            buf = b""
-        for line in lines:
-            try:
-                req = json.loads(line)
-                rid, name, argv = (req[k] for k in REQUEST_FIELDS)
-            except (ValueError, KeyError, TypeError):
-                continue  # only the supervisor writes here; never crash on a bad line
+        from .tasks.table import TASKS_BY_NAME
+        later = []
+        for rid, name, argv in waiting:
+            spec = TASKS_BY_NAME.get(name) if isinstance(name, str) else None
+            if todo and not (spec is not None and spec.fork_early and spec.module in sys.modules):
+                later.append((rid, name, argv))
+                continue
+            gc.freeze()  # what is imported so far moves to a generation the collector never writes
             try:
                 pid = os.fork()
             except OSError as exc:
                 _emit(out_fd, "fork_failed", id=rid, error=str(exc))
                 continue
             if pid == 0:
-                _become_task(name, argv, [in_fd, out_fd, sig_r, sig_w])
+                _become_task(name, argv, child_closes,
+                             stdio_fds if spec is not None and spec.stdio else None)
             _emit(out_fd, "forked", id=rid, pid=pid)
+        waiting = later
 
 
 def _reap(out_fd: int) -> None:
@@ -242,13 +265,27 @@ class Zygote:
     the request (it failed or is gone: the caller spawns the task itself).  :attr:`read_fd`
     is for the caller's poll; :meth:`service` reads what the zygote reported."""
 
-    def __init__(self, modules: list[str], env: dict, cwd: str, log=None):
+    def __init__(self, modules: list[str], env: dict, cwd: str, log=None, stdio: bool = False):
+        """*modules* in the order their tasks start; *stdio*: the zygote keeps copies of this
+        process's stdin and stdout (the host's terminal) for the stream task."""
         self.log = log
         env = dict(env)
         env.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS threads in the process forked
-        self.proc = subprocess.Popen([sys.executable, "-m", "pygnc.zygote", *modules], env=env, cwd=cwd,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     preexec_fn=ignore_stop_signals)
+        args, fds = [], ()
+        if stdio:
+            try:
+                fds = (os.dup(0), os.dup(1))
+                args = ["--stdio-fds", f"{fds[0]},{fds[1]}"]
+            except OSError:
+                fds = ()
+        self.has_stdio = bool(fds)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "pygnc.zygote", *args, *modules], env=env, cwd=cwd,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
+                                         preexec_fn=ignore_stop_signals)
+        finally:
+            for fd in fds:
+                os.close(fd)
         self._in = self.proc.stdin.fileno()
         self.read_fd = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
@@ -380,5 +417,20 @@ class Zygote:
             pass
 
 
+def main(argv: list[str]) -> int:
+    stdio_fds = None
+    if argv[:1] == ["--stdio-fds"]:
+        stdio_fds = tuple(int(x) for x in argv[1].split(","))
+        argv = argv[2:]
+    # The request and event pipes move off fds 0 and 1, which become /dev/null and stderr:
+    # a child closes the pipes and keeps 0, 1 and 2 as they are (or as the stream's).
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    return serve(argv, in_fd, out_fd, stdio_fds=stdio_fds)
+
+
 if __name__ == "__main__":
-    os._exit(serve(sys.argv[1:]))
+    os._exit(main(sys.argv[1:]))

@@ -34,11 +34,10 @@ class TaskSpec:
     #: The task inherits the supervisor's stdin and stdout (the host's terminal); others get
     #: /dev/null as stdin and stderr as stdout.
     stdio: bool = False
-    #: Started as an interpreter of its own (``python -m pygnc.tasks``) rather than forked
-    #: from the zygote (:mod:`pygnc.zygote`, ``Config.fork_tasks``): the stream task (it
-    #: inherits the host's terminal) and the status reporter (no numpy: ~0.1 s to import,
-    #: and the first status file must not wait for the zygote's imports).
-    spawned: bool = False
+    #: Forked as soon as the zygote has imported its own module rather than once it has
+    #: imported every task's (pygnc.zygote): the status reporter (no numpy) writes the
+    #: first status file without waiting for the estimation stack.
+    fork_early: bool = False
     #: The task runs only with at least this many CPUs to run on (:func:`usable_cpus`): a
     #: process that only shares another's work pays on a second core, and on one costs.
     min_cpus: int = 1
@@ -66,7 +65,7 @@ def usable_cpus() -> int:
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
              subscribes=("meas", "orbit", "attitude", "formation", "formation_2", "health", "hk"), publishes=(),
-             sink=True, spawned=True),
+             sink=True, fork_early=True),
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
              publishes=("orbit",)),
@@ -88,7 +87,7 @@ TASKS: tuple[TaskSpec, ...] = (
     # The only task that reads stdin and writes stdout (the host's terminal); every other
     # process's stdout goes to stderr.
     TaskSpec("tty_stream", 10, "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation", "formation_2"),
-             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True, spawned=True),
+             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
