@@ -65,7 +65,7 @@ class Config:
     ready_timeout_s: float = 20.0
     #: Fork the tasks from one process that has imported their code (the zygote,
     #: pygnc.zygote) instead of starting an interpreter for each: they share the imported
-    #: pages (a day's batch: peak PSS 215 -> 155 MiB) and import once.  If the zygote
+    #: pages (a day's batch: peak PSS 222 -> 157 MiB) and import once.  If the zygote
     #: fails or dies, tasks are spawned from then on.  Off: every task is spawned.
     fork_tasks: bool = True
     #: Graceful-stop deadline for producers, then for sinks, s, after which stragglers are
