@@ -208,9 +208,10 @@ def _reap(out_fd: int) -> None:
 class ForkedProc:
     """A task forked by the zygote, as the supervisor sees it (the ``Popen`` subset it uses).
 
-    ``pid`` is None until the zygote has reported the fork.  Killing it before then abandons
-    the request (``returncode`` -9 at once; the child is killed when its pid arrives), so a
-    restart never waits for a zygote that is slow or hung."""
+    ``pid`` is None until the zygote has reported the fork.  SIGKILL or SIGTERM before then
+    abandons the request (``returncode`` -9, or 0 - a task stopped before it started - at
+    once; the child is killed when its pid arrives), so neither a restart nor a stop waits
+    for a zygote that is slow or hung."""
 
     def __init__(self, zygote: "Zygote", name: str):
         self.zygote, self.name = zygote, name
@@ -229,11 +230,12 @@ class ForkedProc:
     def send_signal(self, sig: int) -> None:
         if self.returncode is not None:
             return
-        if self.pid is None:
-            if sig == signal.SIGKILL:
+        if self.pid is None:  # not forked yet: abandoned (it is killed when its pid arrives)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
                 self.kill_on_arrival = True
-                self.returncode = -signal.SIGKILL
-            return  # not forked yet: it starts with SIGTERM ignored anyway
+                # SIGTERM: what a spawned task told to stop before it started does - exit 0
+                self.returncode = -signal.SIGKILL if sig == signal.SIGKILL else 0
+            return
         try:
             os.kill(self.pid, sig)
         except ProcessLookupError:
@@ -370,7 +372,7 @@ class Zygote:
                 self._note(f"zygote could not fork {p.name}: {ev['error']}")
         elif kind == "exit":
             p = self._by_pid.pop(ev["pid"], None)
-            if p is not None and (p.returncode is None or p.kill_on_arrival):
+            if p is not None and p.returncode is None:  # (an abandoned one keeps its status)
                 p.returncode = ev["status"]
 
     def _lost(self, why: str) -> None:
