@@ -119,6 +119,7 @@ def test_the_tree_goes_on_when_the_zygote_dies(tmp_path):
         run.wait_status(lambda s: _batch_done(s) and _all_running(s))
         sup = psutil.Process(run.proc.pid)
         (zygote,) = [p for p in sup.children() if "pygnc.zygote" in p.cmdline()]
+        survivor = run.task_pid("attitude_estimator")
         zygote.kill()
         old = run.task_pid("orbit_estimator")
         os.kill(old, signal.SIGKILL)
@@ -126,6 +127,7 @@ def test_the_tree_goes_on_when_the_zygote_dies(tmp_path):
         run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
         new = run.task_pid("orbit_estimator")
         assert new != old and "pygnc.tasks" in psutil.Process(new).cmdline()  # spawned now
+        assert run.task_pid("attitude_estimator") == survivor  # forked tasks keep running
         pids = [p.pid for p in run.tree()]
         run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))

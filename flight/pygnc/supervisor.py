@@ -57,7 +57,7 @@ from . import terminal
 from .bus.channels import CHANNELS
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
-from .zygote import ForkedProc, Zygote
+from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote
 
 log = logging.getLogger("supervisor")
 
@@ -177,6 +177,14 @@ class TaskProc:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def exit_status(self) -> int | None:
+        """Its exit status, None while running; a forked task whose zygote has gone (status
+        unknown) that said ``bye`` counts as 0."""
+        rc = self.proc.poll()
+        if rc == UNKNOWN_EXIT and self.bye and isinstance(self.proc, ForkedProc) and self.proc.orphan:
+            return 0
+        return rc
+
 
 def _stderr_fd() -> int | None:
     """fd 2 if it is open (stdout of the tasks that must not write to stdout), else None."""
@@ -280,7 +288,7 @@ class Supervisor:
         for t in self.tasks:
             if t.proc is None or t.state in ("failed", "restarting", "exited", "stopped"):
                 continue
-            rc = t.proc.poll()
+            rc = t.exit_status()
             if rc is None:
                 continue
             if stopping or t.bye and rc == 0:
@@ -481,7 +489,7 @@ class Supervisor:
                 if t.state not in ("failed",):
                     t.state = "stopped"  # never started
                 continue
-            rc = t.proc.poll()
+            rc = t.exit_status()
             if t.state not in ("failed",):
                 t.state = "stopped" if rc == 0 else "exited"
             log.info("%s stopped (exit status %s)", t.spec.name, rc)

@@ -147,7 +147,7 @@ def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1, stdio_fds: tuple[
             if not todo:
                 _emit(out_fd, "ready", pid=os.getpid(), import_s=round(time.monotonic() - t0, 3))
         try:
-            ready, _, _ = select.select([in_fd, sig_r], [], [], 0.0 if todo else ZYGOTE_POLL_S)
+            ready, _, _ = select.select([in_fd, sig_r], [], [], 0.0 if todo or waiting else ZYGOTE_POLL_S)
         except InterruptedError:
             ready = []
         if sig_r in ready:
@@ -169,7 +169,7 @@ def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1, stdio_fds: tuple[
                 try:
                     req = json.loads(line)
                     waiting.append(tuple(req[k] for k in REQUEST_FIELDS))
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     continue  # only the supervisor writes here; never crash on a bad line
         if not waiting or "pygnc.tasks.base" in todo:
             continue
@@ -228,7 +228,7 @@ class ForkedProc:
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.returncode is not None:
+        if self.poll() is not None:  # (as Popen: never a pid already reported gone)
             return
         if self.pid is None:  # not forked yet: abandoned (it is killed when its pid arrives)
             if sig in (signal.SIGKILL, signal.SIGTERM):
@@ -272,7 +272,7 @@ class Zygote:
         process's stdin and stdout (the host's terminal) for the stream task."""
         self.log = log
         env = dict(env)
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS threads in the process forked
+        env["OPENBLAS_NUM_THREADS"] = "1"  # no BLAS threads in the process forked
         args, fds = [], ()
         if stdio:
             try:
@@ -341,7 +341,7 @@ class Zygote:
             try:
                 ev = json.loads(line)
                 self._apply(ev)
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 self._note(f"zygote: unreadable event {line[:80]!r}")
         if eof:
             self._lost("exited")
@@ -355,9 +355,10 @@ class Zygote:
             self._lost(f"failed: {ev['error']}")
         elif kind == "forked":
             p = self._pending.pop(ev["id"], None)
-            if p is None:
+            pid = ev["pid"]
+            if p is None or not isinstance(pid, int) or pid <= 0:
                 return
-            p.pid = ev["pid"]
+            p.pid = pid
             self._by_pid[p.pid] = p
             self._note(f"started {p.name} (pid {p.pid}, forked)", info=True)
             if p.kill_on_arrival:
@@ -392,7 +393,12 @@ class Zygote:
             (self.log.info if info else self.log.warning)("%s", text)
 
     def close(self, timeout_s: float = 1.0) -> None:
-        """End the zygote (end of its stdin), SIGKILL after *timeout_s*, reap it."""
+        """End the zygote (end of its stdin; SIGKILL at once if it is still importing, else
+        after *timeout_s*), reap it, and apply what it reported meanwhile (a child of an
+        abandoned request that arrives now is killed)."""
+        self.service()
+        if not self.ready and not self.gone:  # still importing: it would not see the end of stdin
+            timeout_s = min(timeout_s, 0.2)
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
@@ -406,6 +412,10 @@ class Zygote:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 pass
+        self.gone = self.gone or "closed"
+        if self.read_fd >= 0 and self.proc.returncode is not None:
+            os.set_blocking(self.read_fd, True)  # the zygote has exited: read to the end
+            self.service()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.read_fd = -1

@@ -383,8 +383,9 @@ class TaskRunner:
 class SupervisorWatch:
     """Is the supervisor still there?  A spawned task is its child: the parent pid changes
     when it dies.  A forked task is the zygote's child: it watches a pidfd of the supervisor
-    (Linux >= 5.3), which becomes readable when the supervisor exits - and, without pidfds,
-    its parent, the zygote, which exits when the supervisor has gone (end of its stdin)."""
+    (Linux >= 5.3), which becomes readable when the supervisor exits (and only that: a
+    forked task keeps running if the zygote dies) - and, without pidfds, its parent, the
+    zygote, which exits when the supervisor has gone (end of its stdin)."""
 
     def __init__(self, supervisor_pid: int):
         self.parent_pid = os.getppid()
@@ -396,11 +397,9 @@ class SupervisorWatch:
                 self.fd = None
 
     def gone(self) -> bool:
-        if os.getppid() != self.parent_pid:
-            return True
-        if self.fd is not None:
+        if self.fd is not None:  # only the supervisor: a forked task outlives a dead zygote
             return bool(select.select([self.fd], [], [], 0)[0])
-        return False
+        return os.getppid() != self.parent_pid
 
     def close(self) -> None:
         if self.fd is not None:
