@@ -64,25 +64,29 @@ def test_zygote_forks_tasks_reports_their_exits_and_ends_with_its_stdin(tmp_path
         p.kill()
         _until(z, lambda: p.poll() is not None)
         assert p.returncode == -signal.SIGKILL
-        # Killed before the zygote reported the fork: abandoned at once, killed on arrival.
-        q = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
-        q.kill()
-        assert q.pid is None and q.poll() == -signal.SIGKILL
-        _until(z, lambda: q.pid is not None)
-        _until(z, lambda: gone([q.pid]), timeout_s=10)
-        # Stopped (SIGTERM) before it was forked: as a spawned task stopped before it
-        # started, status 0; killed when it arrives.
-        # (or, if its fork was reported meanwhile, it gets the SIGTERM and stops: status 0 too).
-        r = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
-        # (a forked child ignores SIGTERM until its handler is in: sent again, as the supervisor does)
-        _until(z, lambda: r.send_signal(signal.SIGTERM) or r.poll() is not None, timeout_s=15)
-        assert r.returncode == 0
-        _until(z, lambda: r.pid is not None)
-        _until(z, lambda: gone([r.pid]), timeout_s=10)
     finally:
         z.close()
     assert z.proc.returncode == 0 and z.gone == "closed"
     assert z.fork("orbit_estimator", ["x"]) is None
+
+
+def test_tasks_stopped_before_their_fork_is_reported_are_abandoned_then_killed(tmp_path):
+    """Killed (a restart) or stopped (SIGTERM, a stop) while the zygote still imports: the
+    supervisor gets -9 / 0 at once - 0 as a spawned task stopped before it started - and
+    each child is killed when its pid arrives."""
+    z = Zygote(["pygnc.tasks.orbit_estimator"], _env(), str(FLIGHT_DIR))
+    try:
+        q = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
+        r = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
+        q.kill()
+        r.send_signal(signal.SIGTERM)
+        assert not z.ready and q.pid is None and r.pid is None  # (its imports take > 0.1 s)
+        assert q.poll() == -signal.SIGKILL and r.poll() == 0
+        _until(z, lambda: q.pid is not None and r.pid is not None)
+        _until(z, lambda: gone([q.pid, r.pid]), timeout_s=10)
+        assert q.returncode == -signal.SIGKILL and r.returncode == 0  # kept when the exits arrive
+    finally:
+        z.close()
 
 
 def test_a_zygote_that_cannot_import_says_so_and_takes_no_request():

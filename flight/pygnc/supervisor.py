@@ -256,8 +256,7 @@ class Supervisor:
                 "--t0-mono", repr(self.t0_mono_s), "--supervisor-pid", str(os.getpid())]
         t.proc = None
         if self.zygote is not None and (self.zygote.has_stdio or not t.spec.stdio):
-            t.proc = self.zygote.fork(t.spec.name, args)
-        how = "forking"
+            t.proc = self.zygote.fork(t.spec.name, args)  # None: the zygote has gone
         if t.proc is None:
             # stdout belongs to the stream task (the host's frames, nothing else): every
             # other task writes whatever it prints to stderr.
@@ -265,16 +264,14 @@ class Supervisor:
                                                                              stdout=_stderr_fd())
             t.proc = subprocess.Popen([sys.executable, "-m", "pygnc.tasks", *args], env=self._task_env(),
                                       cwd=str(self.flight_dir), **stdio, preexec_fn=ignore_stop_signals)
-            how = "spawned"
+            log.info("started %s (pid %d, spawned)", t.spec.name, t.proc.pid)
+        else:
+            log.info("forking %s", t.spec.name)  # the zygote logs its pid when it is forked
         t.ready = t.started = t.bye = t.answered = False
         t.state = "starting"
         t.last_pong = time.monotonic()
         t.late_logged = False
         t.next_restart_at = None
-        if how == "spawned":
-            log.info("started %s (pid %d, spawned)", t.spec.name, t.proc.pid)
-        else:
-            log.info("forking %s", t.spec.name)
 
     def _service_zygote(self) -> None:
         """Apply the zygote's reports (it logs the forks); let a zygote that has gone go."""

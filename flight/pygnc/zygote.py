@@ -25,8 +25,8 @@ supervision"):
   ``{"event": "failed", "error": "..."}`` and exit status 1 if one failed (the supervisor
   then spawns every task itself).
 
-The zygote stays single-threaded (``OPENBLAS_NUM_THREADS=1`` is set by the supervisor
-before numpy loads) so a fork copies a consistent process; it never opens a socket or a
+The zygote stays single-threaded (:class:`Zygote` sets ``OPENBLAS_NUM_THREADS=1`` before
+numpy loads) so a fork copies a consistent process; it never opens a socket or a
 ZeroMQ context.  End of stdin (the supervisor closed it, or is gone) ends it; tasks still
 running then are not its to stop.  A forked child starts with SIGINT and SIGTERM ignored
 (inherited) until the task installs its own handlers - as a spawned task does - with stdin
@@ -348,6 +348,8 @@ class Zygote:
 
     def _apply(self, ev: dict) -> None:
         kind = ev["event"]
+        if not set(EVENTS[kind]) <= ev.keys():
+            raise KeyError(kind)  # (counted as unreadable)
         if kind == "ready":
             self.ready, self.import_s = True, ev["import_s"]
             self._note(f"zygote ready (pid {ev['pid']}, imports {ev['import_s']:.2f} s)", info=True)
