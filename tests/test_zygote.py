@@ -100,6 +100,24 @@ def test_a_zygote_that_cannot_import_says_so_and_takes_no_request():
     assert z.proc.returncode == 1
 
 
+def test_a_zygote_that_does_not_fork_in_time_is_killed_as_hung(tmp_path):
+    """What the supervisor does when a request is still not forked at the task's ready
+    timeout: the request ends (status unknown), the zygote is killed, no more requests."""
+    z = Zygote(["pygnc.tasks.orbit_estimator"], _env(), str(FLIGHT_DIR))
+    try:
+        _until(z, lambda: z.ready)
+        os.kill(z.pid, signal.SIGSTOP)
+        p = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
+        time.sleep(0.3)
+        assert p.pid is None and p.poll() is None
+        z.hung("did not fork orbit_estimator within 20.0 s")
+        assert p.poll() == UNKNOWN_EXIT and z.gone.startswith("did not fork")
+        assert z.proc.wait(5) == -signal.SIGKILL
+        assert z.fork("orbit_estimator", ["x"]) is None
+    finally:
+        z.close()
+
+
 def test_tasks_of_a_dead_zygote_are_still_watched(tmp_path):
     z = Zygote(["pygnc.tasks.orbit_estimator"], _env(), str(FLIGHT_DIR))
     try:
@@ -172,3 +190,31 @@ def test_every_task_stops_by_itself_when_the_supervisor_is_killed(tmp_path):
         logs = run.log_dir()
         for spec in TASKS:
             assert "stopping: supervisor gone" in (logs / f"{spec.name}.log").read_text(), spec.name
+
+
+def test_a_hung_zygote_is_killed_and_tasks_are_spawned_instead(tmp_path):
+    """A zygote that stops working (here: SIGSTOPped) while a task it forked dies: the exit
+    is never reported, so the zygote is declared hung after EXIT_REPORT_GRACE_S - killed,
+    the dead task counted as exited and spawned instead; the other forked tasks run on."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        sup = psutil.Process(run.proc.pid)
+        (zygote,) = [p for p in sup.children() if "pygnc.zygote" in p.cmdline()]
+        survivor = run.task_pid("attitude_estimator")
+        old = run.task_pid("orbit_estimator")
+        before = [p.pid for p in run.tree()]
+        zygote.suspend()
+        os.kill(old, signal.SIGKILL)
+        k = [spec.name for spec in TASKS].index("orbit_estimator")
+        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=30)
+        new = run.task_pid("orbit_estimator")
+        assert new != old and "pygnc.tasks" in psutil.Process(new).cmdline()
+        assert psutil.Process(survivor).name() == "attitude"
+        assert not zygote.is_running() or zygote.status() == psutil.STATUS_ZOMBIE
+        pids = sorted(set(before) | {p.pid for p in run.tree()})
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+        log = (run.log_dir() / "supervisor.log").read_text()
+        assert f"zygote did not report the exit of orbit_estimator (pid {old})" in log
+        assert "tasks are spawned from now on" in log

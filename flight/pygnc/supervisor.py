@@ -368,6 +368,9 @@ class Supervisor:
             if age > limit:
                 what = "silent" if t.answered else "not connected"
                 log.error("%s %s for %.1f s: killing it", t.spec.name, what, age)
+                if isinstance(t.proc, ForkedProc) and t.proc.pid is None and self.zygote is not None:
+                    # Never forked: the zygote, not the task, is stuck.
+                    self.zygote.hung(f"did not fork {t.spec.name} within {age:.1f} s")
                 t.proc.kill()  # reaped by poll() later; the restart waits for that
                 self._schedule_restart(t, now, "stopped answering health pings" if t.answered
                                        else "hung before it started")

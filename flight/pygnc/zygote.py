@@ -37,7 +37,11 @@ its process name (``comm``, shown by ``ps`` and ``top``) set to
 
 :class:`Zygote` and :class:`ForkedProc` are the supervisor's side: non-blocking, polled from
 its loop, the subset of :class:`subprocess.Popen` the supervisor uses (``pid``, ``poll``,
-``kill``, ``send_signal``).  (:mod:`multiprocessing`'s ``forkserver`` does the same job but
+``kill``, ``send_signal``).  A zygote that failed, exited or stopped reading takes no more
+requests; one that took a request and did not fork it within the supervisor's
+``ready_timeout_s``, or left a task's exit unreported for :data:`EXIT_REPORT_GRACE_S`, is
+killed as hung (:meth:`Zygote.hung`); either way later tasks are spawned and those it
+forked run on.  (:mod:`multiprocessing`'s ``forkserver`` does the same job but
 blocks the caller, with no timeout, until the server has imported everything and forked,
 starts a resource-tracker process as well, and restores a KeyboardInterrupt handler in the
 child; the supervisor must never block.)
@@ -71,6 +75,10 @@ LAZY_IMPORTS = ("numpy.random", "numpy.ma", "zipfile", "pygnc.environment.moon")
 ZYGOTE_POLL_S = 1.0
 #: Longest request line accepted, bytes (a request is ~300 bytes).
 MAX_LINE_BYTES = 65536
+#: Longest a forked task may lie dead (gone or a zombie) without the zygote reporting its
+#: exit, once the zygote is ready, s: it reaps on SIGCHLD at once, so longer means it is
+#: hung (:meth:`Zygote.hung`).
+EXIT_REPORT_GRACE_S = 5.0
 #: Exit status the supervisor records for a forked task that ended after the zygote had
 #: gone (nobody could wait for it: its real status is unknown).
 UNKNOWN_EXIT = 255
@@ -219,12 +227,16 @@ class ForkedProc:
         self.returncode: int | None = None
         self.kill_on_arrival = False
         self.orphan = False  # the zygote has gone: nobody reports its exit
+        self.dead_since: float | None = None  # seen dead, its exit not reported yet
 
     def poll(self) -> int | None:
         if self.returncode is None:
             self.zygote.service()
-        if self.returncode is None and self.orphan and self.pid is not None and not _running(self.pid):
-            self.returncode = UNKNOWN_EXIT
+        if self.returncode is None and self.pid is not None and not _running(self.pid):
+            if not self.orphan:
+                self.zygote.unreported_exit(self)
+            if self.orphan:
+                self.returncode = UNKNOWN_EXIT
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -377,6 +389,23 @@ class Zygote:
             p = self._by_pid.pop(ev["pid"], None)
             if p is not None and p.returncode is None:  # (an abandoned one keeps its status)
                 p.returncode = ev["status"]
+
+    def unreported_exit(self, p: ForkedProc) -> None:
+        """*p* is dead and the zygote has not said so: normal for an instant (it reaps on
+        SIGCHLD), or while it imports a module; for :data:`EXIT_REPORT_GRACE_S` once it
+        is ready, it is hung (a task that died would never be restarted)."""
+        now = time.monotonic()
+        if p.dead_since is None or not self.ready:
+            p.dead_since = now
+        elif now - p.dead_since > EXIT_REPORT_GRACE_S:
+            self.hung(f"did not report the exit of {p.name} (pid {p.pid}) within {EXIT_REPORT_GRACE_S:.0f} s")
+
+    def hung(self, why: str) -> None:
+        """The zygote took a request and did not fork it in time (it is hung, stopped, or
+        importing far slower than a task may take to start): take no more requests, kill
+        it (its children are not touched) - later starts are spawned."""
+        self._lost(why)
+        self.kill()
 
     def _lost(self, why: str) -> None:
         if self.gone:
