@@ -14,7 +14,8 @@
    and each estimator has published past the batch's last spacecraft time - the criterion
    of ``ground.replay_pipeline.estimators_done``).  The peak summed PSS of the tree is
    sampled every 0.5 s (and each process's own peak); each process's CPU seconds (user +
-   system) are read just before the Ctrl-C that ends the run.
+   system) are read just before the Ctrl-C that ends the run, and those of the processes
+   the supervisor has reaped by then (the zygote, which exits once every task is forked).
 3. The same with the tree pinned to one core (``taskset -c 0``; a Pi Zero 2 W core is
    roughly 10-20x slower than one of this machine's).
 4. ``--handler-times``: the live-mode view instead - every estimator's ``handle()`` calls
@@ -118,6 +119,9 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
                 c = p.cpu_times()
                 name = _task_name(p, run.proc.pid)
                 cpu[name] = cpu.get(name, 0.0) + c.user + c.system
+                if p.pid == run.proc.pid:  # the processes it has reaped: the zygote (it exits once
+                    # every task is forked), and any task restarted
+                    cpu["reaped (zygote)"] = c.children_user + c.children_system
             except psutil.Error:
                 pass
         peak[0] = max(peak[0], _pss_of(run.tree(), run.proc.pid, peak_task))

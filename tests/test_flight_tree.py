@@ -87,16 +87,22 @@ def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
         assert st["orbit_fixes_used"] == 12
         assert all(math.isfinite(x) for x in st["orbit_r_ecef_m"])
         assert 6.3e6 < math.dist(st["orbit_r_ecef_m"], (0, 0, 0)) < 7.5e6
-        pids = [p.pid for p in run.tree()]
-        assert len(pids) == 1 + 1 + N_TASKS  # the supervisor, the zygote, the tasks
-        # Every task is forked from the zygote, the supervisor's only child, and named.
+        # Every task is forked from the zygote (its command line) and named; the zygote
+        # exits once all are, and the supervisor, their subreaper, becomes their parent.
         sup = run.tree()[0]
-        (zygote,) = sup.children()
-        assert "pygnc.zygote" in zygote.cmdline()
-        assert sorted(p.name() for p in zygote.children()) == sorted(process_name(t) for t in TASKS)
+        names = sorted(process_name(t) for t in TASKS)
+        t_end = time.monotonic() + 10
+        while sorted(p.name() for p in sup.children()) != names and time.monotonic() < t_end:
+            time.sleep(0.05)
+        tasks = sup.children()
+        assert sorted(p.name() for p in tasks) == names
+        assert all("pygnc.zygote" in p.cmdline() for p in tasks)
+        pids = [p.pid for p in run.tree()]
+        assert len(pids) == 1 + N_TASKS
+        assert "zygote done: every task forked" in (run.log_dir() / "supervisor.log").read_text()
         # stdin: /dev/null, except the stream task's: the host's terminal (as main.py's)
         terminal = os.readlink(f"/proc/{sup.pid}/fd/0")
-        for p in zygote.children():
+        for p in tasks:
             stream = p.name() == process_name(TASKS_BY_NAME["tty_stream"])
             assert os.readlink(f"/proc/{p.pid}/fd/0") == (terminal if stream else os.devnull), p.name()
         # No network sockets at all; the ipc sockets live in a private 0700 directory.

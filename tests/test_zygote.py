@@ -16,11 +16,12 @@ import psutil
 from flight_harness import FLIGHT_MAIN, FlightRun, gone, make_home
 from pygnc.config import Config
 from pygnc.formats import status as S
-from pygnc.tasks.table import enabled_tasks
+from pygnc.tasks.table import enabled_tasks, process_name
 from pygnc.zygote import UNKNOWN_EXIT, Zygote
 from test_flight_tree import SAMPLE, _all_running, _batch_done, _check_clean_stop, _sample_end_sc
 
 TASKS = enabled_tasks(Config())
+_NAMES = [process_name(t) for t in TASKS]
 FLIGHT_DIR = FLIGHT_MAIN.parent
 
 
@@ -135,16 +136,22 @@ def test_tasks_of_a_dead_zygote_are_still_watched(tmp_path):
         z.close()
 
 
+def _keep_zygote(tmp_path) -> dict:
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text("keep_zygote = true\n")
+    return {"PYGNC_CONFIG": str(cfg)}
+
+
 def test_the_tree_goes_on_when_the_zygote_dies(tmp_path):
     """Forked tasks keep running; a task that dies afterwards is restarted by spawning it."""
     home = make_home(tmp_path, SAMPLE)
-    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc(), env=_keep_zygote(tmp_path)) as run:
         run.wait_status(lambda s: _batch_done(s) and _all_running(s))
         sup = psutil.Process(run.proc.pid)
         (zygote,) = [p for p in sup.children() if "pygnc.zygote" in p.cmdline()]
         survivor = run.task_pid("attitude_estimator")
         old = run.task_pid("orbit_estimator")
-        before = [p.pid for p in run.tree()]  # the forked tasks leave the tree with the zygote
+        before = [p.pid for p in run.tree()]
         zygote.kill()
         os.kill(old, signal.SIGKILL)
         k = [spec.name for spec in TASKS].index("orbit_estimator")
@@ -152,10 +159,37 @@ def test_the_tree_goes_on_when_the_zygote_dies(tmp_path):
         new = run.task_pid("orbit_estimator")
         assert new != old and "pygnc.tasks" in psutil.Process(new).cmdline()  # spawned now
         assert psutil.Process(survivor).name() == "attitude"  # forked tasks keep running
+        assert psutil.Process(survivor).ppid() == run.proc.pid  # re-parented to their subreaper
         pids = sorted(set(before) | {p.pid for p in run.tree()})
         run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))
-        assert "zygote exited: tasks are spawned from now on" in (run.log_dir() / "supervisor.log").read_text()
+        log = (run.log_dir() / "supervisor.log").read_text()
+        assert "zygote exited: tasks are spawned from now on" in log
+        assert "orbit_estimator exited unexpectedly with status -9" in log  # reaped here: the real status
+
+
+def test_the_zygote_exits_once_every_task_is_forked(tmp_path):
+    """By default the zygote exits after the start (its pages no task shares any more go);
+    the supervisor reaps the tasks it forked, with their real exit status, and spawns
+    restarts."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        sup = psutil.Process(run.proc.pid)
+        t_end = time.monotonic() + 10
+        while any(p.name() not in _NAMES for p in sup.children()) and time.monotonic() < t_end:
+            time.sleep(0.05)
+        assert sorted(p.name() for p in sup.children()) == sorted(_NAMES)  # no zygote
+        os.kill(run.task_pid("batch_writer"), signal.SIGKILL)
+        k = [spec.name for spec in TASKS].index("batch_writer")
+        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
+        assert "pygnc.tasks" in psutil.Process(run.task_pid("batch_writer")).cmdline()  # spawned
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+        log = (run.log_dir() / "supervisor.log").read_text()
+        assert "zygote done: every task forked" in log
+        assert "batch_writer exited unexpectedly with status -9" in log
 
 
 def test_fork_tasks_off_spawns_every_task(tmp_path):
@@ -197,7 +231,7 @@ def test_a_hung_zygote_is_killed_and_tasks_are_spawned_instead(tmp_path):
     is never reported, so the zygote is declared hung after EXIT_REPORT_GRACE_S - killed,
     the dead task counted as exited and spawned instead; the other forked tasks run on."""
     home = make_home(tmp_path, SAMPLE)
-    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc(), env=_keep_zygote(tmp_path)) as run:
         run.wait_status(lambda s: _batch_done(s) and _all_running(s))
         sup = psutil.Process(run.proc.pid)
         (zygote,) = [p for p in sup.children() if "pygnc.zygote" in p.cmdline()]

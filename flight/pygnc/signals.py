@@ -42,6 +42,12 @@ class StopSignals:
         if self._handler is not None:
             self._handler(signum)
 
+    def wake_on_child_exit(self) -> None:
+        """Make a child's exit (SIGCHLD) wake the poll too: its handler does nothing, the
+        wake-up pipe gets the byte (the supervisor reaps its children at once, rather than
+        at its loop's next timeout)."""
+        signal.signal(signal.SIGCHLD, _no_op)
+
     def set_handler(self, handler) -> None:
         """Call *handler(signum)* on every further signal, and now if one already arrived."""
         self._handler = handler
@@ -60,6 +66,10 @@ class StopSignals:
                 pass
         except (BlockingIOError, OSError):
             pass
+
+
+def _no_op(signum, frame) -> None:
+    pass
 
 
 def ignore_stop_signals() -> None:

@@ -57,7 +57,7 @@ from . import terminal
 from .bus.channels import CHANNELS
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
-from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote
+from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper
 
 log = logging.getLogger("supervisor")
 
@@ -221,6 +221,7 @@ class Supervisor:
         self.poller.register(self.control.socket, zmq.POLLIN)
         self.poller.register(self.signals.read_fd, zmq.POLLIN)
         self.zygote: Zygote | None = None
+        self.subreaper = False  # this process reaps the tasks the zygote forked once it has gone
 
     # -- signals -----------------------------------------------------------------------
     def _on_signal(self, signum):  # only sets a flag
@@ -241,6 +242,9 @@ class Supervisor:
         modules in start order while the first tasks start."""
         if not self.config.fork_tasks or not self.tasks:
             return
+        self.subreaper = become_subreaper()
+        if not self.subreaper:
+            log.info("cannot be the tasks' subreaper: the zygote is kept (its forked tasks stay its children)")
         try:
             self.zygote = Zygote([t.spec.module for t in self.tasks], self._task_env(), str(self.flight_dir), log,
                                  stdio=any(t.spec.stdio for t in self.tasks))
@@ -412,6 +416,7 @@ class Supervisor:
         could be written."""
         deadline = self.t0_mono_s + self.timeout_s
         reason = self._stop_reason(deadline)
+        self.signals.wake_on_child_exit()  # a task's exit is seen at once
         if reason is None:
             self.start_zygote()
         for t in self.tasks:
@@ -443,6 +448,10 @@ class Supervisor:
             now = time.monotonic()
             self._check_exits(now, stopping=False)
             self._do_restarts(now)
+            z = self.zygote
+            if z is not None and self.subreaper and not self.config.keep_zygote and not z.finishing \
+                    and not z.gone and not z.pending:
+                z.finish()  # every task is forked: its memory goes, restarts are spawned
             if now >= next_ping:
                 self._ping_and_judge(now)
                 self._publish_health(now, stopping=False)

@@ -41,7 +41,10 @@ its loop, the subset of :class:`subprocess.Popen` the supervisor uses (``pid``, 
 requests; one that took a request and did not fork it within the supervisor's
 ``ready_timeout_s``, or left a task's exit unreported for :data:`EXIT_REPORT_GRACE_S`, is
 killed as hung (:meth:`Zygote.hung`); either way later tasks are spawned and those it
-forked run on.  (:mod:`multiprocessing`'s ``forkserver`` does the same job but
+forked run on.  By default the supervisor ends the zygote once every task of the start is
+forked (:meth:`Zygote.finish`, ``Config.keep_zygote``): the pages only it still holds go,
+and the supervisor - the tasks' child subreaper (:func:`become_subreaper`) - reaps the
+tasks it forked (:meth:`Zygote.service`) with their real exit status.  (:mod:`multiprocessing`'s ``forkserver`` does the same job but
 blocks the caller, with no timeout, until the server has imported everything and forked,
 starts a resource-tracker process as well, and restores a KeyboardInterrupt handler in the
 child; the supervisor must never block.)
@@ -231,12 +234,9 @@ class ForkedProc:
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            self.zygote.service()
-        if self.returncode is None and self.pid is not None and not _running(self.pid):
-            if not self.orphan:
-                self.zygote.unreported_exit(self)
-            if self.orphan:
-                self.returncode = UNKNOWN_EXIT
+            self.zygote.service()  # (reaps orphans too)
+        if self.returncode is None and self.pid is not None and not self.orphan and not _running(self.pid):
+            self.zygote.unreported_exit(self)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -255,6 +255,20 @@ class ForkedProc:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def become_subreaper() -> bool:
+    """Make this process the child subreaper of its descendants (Linux
+    ``prctl(PR_SET_CHILD_SUBREAPER)``): a task whose zygote has exited is re-parented to
+    the supervisor, which then reaps it and learns its real exit status.  False where
+    that is not available (the orphans are then watched by pid, status unknown)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
 
 
 def _running(pid: int) -> bool:
@@ -308,9 +322,11 @@ class Zygote:
         self._next_id = 0
         self._pending: dict[int, ForkedProc] = {}
         self._by_pid: dict[int, ForkedProc] = {}
+        self._orphans: dict[int, ForkedProc] = {}  # forked, the zygote gone, not reaped yet
         self.ready = False
         self.import_s: float | None = None
         self.gone: str | None = None  # why it can take no more requests
+        self.finishing = False  # told to exit once its work is done (finish())
 
     @property
     def pid(self) -> int:
@@ -318,7 +334,7 @@ class Zygote:
 
     def fork(self, name: str, argv: list[str]) -> ForkedProc | None:
         self.service()
-        if self.gone:
+        if self.gone or self.finishing:
             return None
         self._next_id += 1
         line = (json.dumps({"id": self._next_id, "name": name, "argv": argv}) + "\n").encode()
@@ -334,9 +350,30 @@ class Zygote:
         self._pending[self._next_id] = p
         return p
 
+    @property
+    def pending(self) -> int:
+        """Requests not forked yet."""
+        return len(self._pending)
+
+    def finish(self) -> None:
+        """Take no more requests and let the zygote exit (end of its stdin; never blocks):
+        the tasks it forked run on, re-parented to this process if it is their subreaper
+        (:func:`become_subreaper`) and reaped here; later tasks are spawned."""
+        if self.gone or self.finishing:
+            return
+        self.finishing = True
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
     def service(self) -> None:
-        """Read and apply what the zygote reported (never blocks)."""
+        """Read and apply what the zygote reported; reap the orphans (never blocks)."""
+        if self._orphans:
+            self._reap_orphans()
         if self.read_fd < 0:
+            if self.proc.returncode is None:
+                self.proc.poll()
             return
         eof = False
         try:
@@ -356,7 +393,7 @@ class Zygote:
             except (ValueError, KeyError, TypeError, RecursionError):
                 self._note(f"zygote: unreadable event {line[:80]!r}")
         if eof:
-            self._lost("exited")
+            self._lost("done: every task forked" if self.finishing else "exited")
 
     def _apply(self, ev: dict) -> None:
         kind = ev["event"]
@@ -411,13 +448,36 @@ class Zygote:
         if self.gone:
             return
         self.gone = why
-        self._note(f"zygote {why}: tasks are spawned from now on")
+        self._note(f"zygote {why}: tasks are spawned from now on", info=self.finishing and why.startswith("done"))
         for p in self._pending.values():  # never forked: gone with the request
             if p.returncode is None:
                 p.returncode = UNKNOWN_EXIT
         self._pending.clear()
         for p in self._by_pid.values():  # still running, or their exit was never reported
             p.orphan = True
+            self._orphans[p.pid] = p
+        self._by_pid.clear()
+        self._reap_orphans()
+
+    def _reap_orphans(self) -> None:
+        """Reap the forked tasks re-parented to this process (its subreaper) and record
+        their exit status; one that is not this process's child and is gone counts as
+        exited with :data:`UNKNOWN_EXIT` (no subreaper, or the zygote hung and not yet
+        killed) and is reaped here if it is re-parented later."""
+        for pid, p in list(self._orphans.items()):
+            try:
+                got, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                got = None
+            if got:
+                if p.returncode is None:
+                    p.returncode = os.waitstatus_to_exitcode(status)
+                del self._orphans[pid]
+            elif got is None and not _running(pid):
+                if p.returncode is None:
+                    p.returncode = UNKNOWN_EXIT
+                if self.proc.returncode is not None:  # re-parented already: never ours
+                    del self._orphans[pid]
 
     def _note(self, text: str, info: bool = False) -> None:
         if self.log is not None:
@@ -425,8 +485,9 @@ class Zygote:
 
     def close(self, timeout_s: float = 1.0) -> None:
         """End the zygote (end of its stdin; SIGKILL at once if it is still importing, else
-        after *timeout_s*), reap it, and apply what it reported meanwhile (a child of an
-        abandoned request that arrives now is killed)."""
+        after *timeout_s* - unless it has finished (:meth:`finish`) and said all it will:
+        it is exiting and :meth:`service` reaps it), reap it, and apply what it reported
+        meanwhile (a child of an abandoned request that arrives now is killed)."""
         self.service()
         if not self.ready and not self.gone:  # still importing: it would not see the end of stdin
             timeout_s = min(timeout_s, 0.2)
@@ -438,11 +499,12 @@ class Zygote:
         try:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
+            if not (self.finishing and self.gone):  # (one that finished exits by itself: reaped by service())
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout_s)
+                except subprocess.TimeoutExpired:
+                    pass
         self.gone = self.gone or "closed"
         if self.read_fd >= 0 and self.proc.returncode is not None:
             os.set_blocking(self.read_fd, True)  # the zygote has exited: read to the end
