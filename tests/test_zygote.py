@@ -17,7 +17,7 @@ from flight_harness import FLIGHT_MAIN, FlightRun, gone, make_home
 from pygnc.config import Config
 from pygnc.formats import status as S
 from pygnc.tasks.table import enabled_tasks, process_name
-from pygnc.zygote import UNKNOWN_EXIT, Zygote
+from pygnc.zygote import UNKNOWN_EXIT, Zygote, become_subreaper
 from test_flight_tree import SAMPLE, _all_running, _batch_done, _check_clean_stop, _sample_end_sc
 
 TASKS = enabled_tasks(Config())
@@ -119,6 +119,36 @@ def test_a_zygote_that_does_not_fork_in_time_is_killed_as_hung(tmp_path):
         z.close()
 
 
+def test_a_fork_reported_after_the_zygote_was_given_up_is_killed_and_reaped(tmp_path):
+    """The zygote forks just as the supervisor gives it up (hung()): the request ended at
+    once (its task is spawned instead), so the child is killed when its pid arrives, and
+    reaped by this process, its subreaper - no duplicate task, no zombie."""
+    import ctypes
+
+    assert become_subreaper()
+    try:
+        z = Zygote(["pygnc.tasks.orbit_estimator"], _env(), str(FLIGHT_DIR))
+        p = z.fork("orbit_estimator", _hanging_task_argv(tmp_path))
+        zygote = psutil.Process(z.pid)
+        t_end = time.monotonic() + 30
+        while not zygote.children() and time.monotonic() < t_end:
+            time.sleep(0.01)
+        (child,) = zygote.children()
+        time.sleep(0.2)  # its "forked" event is in the pipe, not read yet
+        assert p.pid is None
+        z.hung("did not fork orbit_estimator within 20.0 s")
+        assert p.returncode == UNKNOWN_EXIT
+        z.close(timeout_s=0.0)  # as the supervisor does with a zygote it gave up
+        t_end = time.monotonic() + 10
+        while psutil.pid_exists(child.pid) and time.monotonic() < t_end:
+            z.service()
+            time.sleep(0.02)
+        assert not psutil.pid_exists(child.pid)  # killed and reaped
+        assert p.returncode == UNKNOWN_EXIT  # (as the supervisor saw it first)
+    finally:
+        ctypes.CDLL(None).prctl(36, 0, 0, 0, 0)  # no longer a subreaper
+
+
 def test_tasks_of_a_dead_zygote_are_still_watched(tmp_path):
     z = Zygote(["pygnc.tasks.orbit_estimator"], _env(), str(FLIGHT_DIR))
     try:
@@ -190,6 +220,29 @@ def test_the_zygote_exits_once_every_task_is_forked(tmp_path):
         log = (run.log_dir() / "supervisor.log").read_text()
         assert "zygote done: every task forked" in log
         assert "batch_writer exited unexpectedly with status -9" in log
+
+
+def test_forked_tasks_outlive_the_zygote_without_pidfds(tmp_path):
+    """Without pidfds (Linux < 5.3, or refused) a forked task watches its parent: once the
+    zygote has exited that is the supervisor (their subreaper) - not a sign that it has gone."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nif hasattr(os, 'pidfd_open'):\n    del os.pidfd_open\n")
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc(), env={"PYTHONPATH": str(site)}) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        sup = psutil.Process(run.proc.pid)
+        t_end = time.monotonic() + 10
+        while any(p.name() not in _NAMES for p in sup.children()) and time.monotonic() < t_end:
+            time.sleep(0.05)
+        time.sleep(1.5)  # (a task checks every loop turn, <= 0.5 s)
+        assert sorted(p.name() for p in sup.children()) == sorted(_NAMES)
+        run.wait_status(_all_running)
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+        for spec in TASKS:
+            assert "supervisor gone" not in (run.log_dir() / f"{spec.name}.log").read_text(), spec.name
 
 
 def test_fork_tasks_off_spawns_every_task(tmp_path):

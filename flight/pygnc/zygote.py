@@ -323,6 +323,7 @@ class Zygote:
         self._pending: dict[int, ForkedProc] = {}
         self._by_pid: dict[int, ForkedProc] = {}
         self._orphans: dict[int, ForkedProc] = {}  # forked, the zygote gone, not reaped yet
+        self._abandoned: dict[int, ForkedProc] = {}  # requests pending when it was lost
         self.ready = False
         self.import_s: float | None = None
         self.gone: str | None = None  # why it can take no more requests
@@ -369,11 +370,11 @@ class Zygote:
 
     def service(self) -> None:
         """Read and apply what the zygote reported; reap the orphans (never blocks)."""
+        if self.gone and self.proc.returncode is None:
+            self.proc.poll()  # (reaps the zygote once it has exited)
         if self._orphans:
             self._reap_orphans()
         if self.read_fd < 0:
-            if self.proc.returncode is None:
-                self.proc.poll()
             return
         eof = False
         try:
@@ -407,7 +408,18 @@ class Zygote:
         elif kind == "forked":
             p = self._pending.pop(ev["id"], None)
             pid = ev["pid"]
-            if p is None or not isinstance(pid, int) or pid <= 0:
+            if not isinstance(pid, int) or pid <= 0:
+                return
+            if p is None:
+                p = self._abandoned.pop(ev["id"], None)
+                if p is not None:  # forked after the zygote was given up: kill and reap it
+                    p.pid = pid
+                    p.orphan = True
+                    self._orphans[pid] = p
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 return
             p.pid = pid
             self._by_pid[p.pid] = p
@@ -449,9 +461,11 @@ class Zygote:
             return
         self.gone = why
         self._note(f"zygote {why}: tasks are spawned from now on", info=self.finishing and why.startswith("done"))
-        for p in self._pending.values():  # never forked: gone with the request
+        for p in self._pending.values():  # never forked: gone with the request ...
             if p.returncode is None:
                 p.returncode = UNKNOWN_EXIT
+            p.kill_on_arrival = True  # ... and killed if its fork is reported after all
+        self._abandoned.update(self._pending)
         self._pending.clear()
         for p in self._by_pid.values():  # still running, or their exit was never reported
             p.orphan = True
@@ -461,9 +475,8 @@ class Zygote:
 
     def _reap_orphans(self) -> None:
         """Reap the forked tasks re-parented to this process (its subreaper) and record
-        their exit status; one that is not this process's child and is gone counts as
-        exited with :data:`UNKNOWN_EXIT` (no subreaper, or the zygote hung and not yet
-        killed) and is reaped here if it is re-parented later."""
+        their exit status; one that is still not this process's child once the zygote is
+        reaped (no subreaper) and is gone counts as exited with :data:`UNKNOWN_EXIT`."""
         for pid, p in list(self._orphans.items()):
             try:
                 got, status = os.waitpid(pid, os.WNOHANG)
@@ -473,11 +486,13 @@ class Zygote:
                 if p.returncode is None:
                     p.returncode = os.waitstatus_to_exitcode(status)
                 del self._orphans[pid]
-            elif got is None and not _running(pid):
+            elif got is None and self.proc.returncode is not None and not _running(pid):
+                # The zygote is reaped, so its children were re-parented: not ours (no
+                # subreaper), and gone - its status is lost.  (Before that, a dead child
+                # may still be re-parented to us with its real status.)
                 if p.returncode is None:
                     p.returncode = UNKNOWN_EXIT
-                if self.proc.returncode is not None:  # re-parented already: never ours
-                    del self._orphans[pid]
+                del self._orphans[pid]
 
     def _note(self, text: str, info: bool = False) -> None:
         if self.log is not None:

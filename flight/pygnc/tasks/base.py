@@ -384,11 +384,14 @@ class SupervisorWatch:
     """Is the supervisor still there?  A spawned task is its child: the parent pid changes
     when it dies.  A forked task is the zygote's child: it watches a pidfd of the supervisor
     (Linux >= 5.3), which becomes readable when the supervisor exits (and only that: a
-    forked task keeps running if the zygote dies) - and, without pidfds, its parent, the
-    zygote, which exits when the supervisor has gone (end of its stdin)."""
+    forked task keeps running if the zygote dies) - and, without pidfds, its parent: the
+    zygote, which exits when the supervisor has gone (end of its stdin), or the supervisor
+    itself once the zygote has exited (the supervisor is the tasks' subreaper: they are
+    re-parented to it)."""
 
     def __init__(self, supervisor_pid: int):
         self.parent_pid = os.getppid()
+        self.supervisor_pid = supervisor_pid
         self.fd = None
         if supervisor_pid != self.parent_pid and hasattr(os, "pidfd_open"):
             try:
@@ -399,7 +402,7 @@ class SupervisorWatch:
     def gone(self) -> bool:
         if self.fd is not None:  # only the supervisor: a forked task outlives a dead zygote
             return bool(select.select([self.fd], [], [], 0)[0])
-        return os.getppid() != self.parent_pid
+        return os.getppid() not in (self.parent_pid, self.supervisor_pid)
 
     def close(self) -> None:
         if self.fd is not None:
