@@ -193,8 +193,8 @@ class Config:
     #: frame, velocity as seen in it, at the first range); optional ``sigma_pos_m`` /
     #: ``sigma_vel_m_s`` per axis (default: the two keys below).  A partner without a prior
     #: starts from its first range, placed along-track (``formation_range_only_side``:
-    #: "ahead" or "behind") with the default sigmas - set the side right: the ranges
-    #: hardly tell ahead from behind (the point mirror), see docs/interface.md.
+    #: "ahead" or "behind") with the default sigmas - set the side right, or better uplink
+    #: a prior: the first window's ranges may not determine the orbit (docs/interface.md).
     formation_peer_priors: dict = field(default_factory=dict)
     formation_prior_sigma_pos_m: float = 1000.0
     formation_prior_sigma_vel_m_s: float = 1.0
