@@ -1,13 +1,15 @@
 """A day's batch through the real process tree, started as the host starts it.
 
     .venv/bin/python bench/bench_batch.py [--settings data/scenarios/formation_24h.toml]
-        [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core]
+        [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core] [--no-uplink]
 
 1. ``python -m ground simulate`` of the scenario (default: the 24-h, own + two partners
    scenario ``data/scenarios/formation_24h.toml``) into a temporary directory, unless
    ``--scenario`` names one already simulated.
 2. ``--runs`` times: a fresh ``PYGNC_HOME`` with the batch's ``sense.bin`` and range
-   files, ``flight/main.py <timeout_min> <spacecraft_time_s>`` in a pseudo-terminal (the
+   files and the scenario's ``pygnc_config.toml`` (the partner priors a ground team
+   uplinks; ``--no-uplink``: without it, as the figures before 2026-11-25),
+   ``flight/main.py <timeout_min> <spacecraft_time_s>`` in a pseudo-terminal (the
    host's way: tests/flight_harness.py), the spacecraft time one second after the batch's
    last sample.  The figure is the time from starting ``main.py`` to the first status file
    that holds estimates of the batch's last sample from every estimator (the batch is done
@@ -46,12 +48,14 @@ sys.path.insert(0, str(REPO / "tests"))
 from flight_harness import FlightRun, make_home  # noqa: E402
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.replay_pipeline import TASK_OF, estimators_done  # noqa: E402
-from pygnc.config import Config  # noqa: E402
+from pygnc.config import Paths, config_for_home  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
 from pygnc.tasks.table import TASKS, enabled_tasks, process_name  # noqa: E402
 
 _FORKED_NAMES = {process_name(t): t.name for t in TASKS}
+#: The uplinked configuration's file name in a home (and in a simulated scenario).
+UPLINK = Paths(Path(".")).config_file.name
 DEFAULT_SETTINGS = REPO / "data" / "scenarios" / "formation_24h.toml"
 
 
@@ -87,9 +91,11 @@ def _pss_of(procs: list[psutil.Process], root_pid: int | None = None, per_task: 
 
 
 def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | None,
-            timeout_s: float = 900.0) -> dict:
+            timeout_s: float = 900.0, uplink: bool = True) -> dict:
     home = make_home(tmp, scenario)
-    tasks = {spec.name for spec in enabled_tasks(Config())} & set(TASK_OF.values())
+    if uplink and (scenario / UPLINK).is_file():  # what the ground team sent: partner priors
+        shutil.copy(scenario / UPLINK, home / UPLINK)
+    tasks = {spec.name for spec in enabled_tasks(config_for_home(home))} & set(TASK_OF.values())
     run = FlightRun(home, timeout_min=60, spacecraft_time_s=t_last_sc_s + 1.0, prefix=prefix)
     peak = [0]
     peak_task: dict[str, int] = {}
@@ -141,11 +147,12 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
             "peak_pss_task_mib": {k: v / 2**20 for k, v in peak_task.items()}}
 
 
-def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str) -> dict:
+def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str,
+           uplink: bool = True) -> dict:
     results = []
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
-            r = one_run(scenario, Path(tmp), t_last, prefix)
+            r = one_run(scenario, Path(tmp), t_last, prefix, uplink=uplink)
         results.append(r)
         print(f"  {label} run {i + 1}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
               f"exit {r['exit']}; bus log {r['bus_log_mb']:.1f} MB, batch files {r['batch_kb']:.0f} kB", flush=True)
@@ -167,7 +174,6 @@ def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, l
 def handler_times(scenario: Path) -> None:
     """Print each estimator's handle() call times over the batch, in process."""
     from ground.replay_core import PROCESSORS, feed, quiet_logger
-    from pygnc.config import Paths, config_for_home
     from pygnc.tasks.ingest import build_message_stream
 
     config = config_for_home(scenario)
@@ -202,6 +208,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scenario", type=Path, help="an already simulated scenario directory (skip simulate)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-one-core", action="store_true", help="skip the taskset -c 0 series")
+    ap.add_argument("--no-uplink", action="store_true",
+                    help=f"leave the scenario's {UPLINK} (the partner priors a ground team uplinks) out of the "
+                         "home (the bench's figures before 2026-11-25 were measured so)")
     ap.add_argument("--handler-times", action="store_true",
                     help="only the estimators' handle() call times in process (p50/p99/max), not the tree")
     args = ap.parse_args(argv)
@@ -226,9 +235,11 @@ def main(argv=None) -> int:
         if args.handler_times:
             handler_times(scenario)
             return 0
-        two = series(scenario, args.runs, t_last, None, "all cores")
+        uplink = not args.no_uplink and (scenario / UPLINK).is_file()
+        print(f"uplinked configuration: {scenario / UPLINK if uplink else 'none (defaults, no partner priors)'}")
+        two = series(scenario, args.runs, t_last, None, "all cores", uplink)
         if not args.no_one_core and shutil.which("taskset"):
-            one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)")
+            one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink)
             print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
