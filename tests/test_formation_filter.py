@@ -373,6 +373,30 @@ def test_range_update_matches_filterpy_ukf():
     np.testing.assert_allclose(f.p[9:12, 9:12], ukf.P[9:12, 9:12], rtol=1e-3, atol=1e-4)
 
 
+def test_scalar_range_update_is_filterpys_kalman_update():
+    """The range's update (outer products, no inverse) against filterpy's KalmanFilter
+    (Joseph form) with the same H, noise and innovation; a non-positive innovation
+    variance or a NaN innovation is refused and leaves the filter as it was."""
+    from filterpy.kalman import KalmanFilter
+
+    f = _prior_filter()
+    hv = f.range_model()[1][0]
+    nu, var = 2.5, 0.3
+    kf = KalmanFilter(dim_x=ff.N_STATES, dim_z=1)
+    kf.x, kf.P, kf.R, kf.H = f.x.copy(), f.p.copy(), np.array([[var]]), hv[None, :].copy()
+    kf.update(np.array([hv @ f.x + nu]))
+    ok, nis = f._update_scalar(hv, nu, var, gate=1e9)
+    assert ok
+    assert nis == pytest.approx(nu * nu / kf.S[0, 0], rel=1e-12)
+    np.testing.assert_allclose(f.x, kf.x, rtol=0, atol=1e-9 * (1 + np.abs(kf.x)).max())
+    np.testing.assert_allclose(f.p, kf.P, rtol=1e-6, atol=1e-12)
+    x0, p0 = f.x.copy(), f.p.copy()
+    for h, y, v in ((np.zeros(ff.N_STATES), 1.0, 0.0), (hv, math.nan, var), (hv, 1e3, var)):
+        ok, _ = f._update_scalar(h, y, v, gate=chi2.quantile(0.9999, 1))
+        assert not ok
+        assert np.array_equal(f.x, x0) and np.array_equal(f.p, p0)
+
+
 def test_peer_fix_update_matches_filterpy_kalman():
     from filterpy.kalman import KalmanFilter
 

@@ -733,6 +733,29 @@ class FormationFilter:
         self.p = 0.5 * (p_new + p_new.T)
         return True, nis
 
+    def _update_scalar(self, hv, nu, var, gate):
+        """:meth:`_update` of one measurement (a range): H the row *hv* (n,), innovation
+        *nu*, noise variance *var*.  The same Joseph form written with outer products,
+        P - k u^T - u k^T + s k k^T (u = P h^T, s = h P h^T + var, k = u / s), which is
+        (I - k h) P (I - k h)^T + k var k^T for any k: no inverse and no n x n products."""
+        p = self.p
+        u = p @ hv
+        s = float(hv @ u) + var
+        nis = nu * nu / s if s > 0.0 else math.nan
+        self.last_nis = nis
+        self.last_s = np.array([[s]])
+        if not nis <= gate:  # NaN fails the gate too
+            return False, nis
+        k = u / s
+        x_new = self.x + k * nu
+        ku = np.outer(k, u)
+        p_new = p - ku - ku.T + s * np.outer(k, k)
+        if not (math.isfinite(float(x_new.sum())) and math.isfinite(float(p_new.sum()))):
+            return False, nis  # never commit a non-finite state
+        self.x = x_new
+        self.p = 0.5 * (p_new + p_new.T)
+        return True, nis
+
     def _check_time(self, t_gps_s):
         if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
             raise ValueError(f"measurement at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
@@ -872,7 +895,7 @@ class FormationFilter:
                 self.x[i] += nu
                 nu = 0.0
                 self.n_bias_resets += 1
-        ok, nis = self._update(h, np.array([nu]), np.array([[var]]), self.range_gate)
+        ok, nis = self._update_scalar(h[0], nu, var, self.range_gate)
         if ok:
             self.n_ranges_used += 1
             self.range_rejections_in_row = 0
