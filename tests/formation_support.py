@@ -36,21 +36,21 @@ def relative_errors(truth, est: list[dict], settle_s: float) -> dict:
 
 def record_sides(proc) -> list:
     """Make range-only FormationProcessor *proc* record, at every (not propagated)
-    estimate, every orbit it holds for the partner: a list filled with (peer_id, t_gps_s,
-    filter dr_gcrs (3,), [each alternative's dr_gcrs], filter's weight)."""
-    from pygnc.processors.formation import _weights
-
+    estimate it publishes, every orbit it holds for the partner: a list filled with
+    (peer_id, t_gps_s, filter dr_gcrs (3,), [each alternative's dr_gcrs], filter's weight).
+    (Until 2026-11-25 only the estimates at a filter's own time were recorded, not those
+    interpolated between its steps.)"""
     sides: list = []
-    body = proc._body
+    body = proc._estimate_body
 
-    def recording_body(p, f, t_sc_s, propagated, alts=None, w=None):
+    def recording_body(p, f, ests, w, t_sc_s, propagated):
         if not propagated:
-            others = alts if alts is not None else [h.filter for h in p.alts]
-            sides.append((p.peer_id, f.t_gps_s, f.x[9:12].copy(), [g.x[9:12].copy() for g in others],
-                          (_weights(p) if w is None else w)[0]))
-        return body(p, f, t_sc_s, propagated, alts=alts, w=w)
+            sides.append((p.peer_id, f.t_gps_s, np.array(ests[0][0][9:12], dtype=float),
+                          [np.array(e[0][9:12], dtype=float) for e in ests[1:]],
+                          1.0 if w is None else w[0]))
+        return body(p, f, ests, w, t_sc_s, propagated)
 
-    proc._body = recording_body
+    proc._estimate_body = recording_body
     return sides
 
 

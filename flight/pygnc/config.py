@@ -185,6 +185,12 @@ class Config:
     formation_range_sigma_m: float = 0.5
     formation_range_bias_m: float = 0.0
     formation_range_bias_sigma_m: float = 3.0
+    #: A range at most this many seconds after the formation filter's time is applied there,
+    #: the relative state carried to the range's time in closed form, so the filter steps
+    #: between own fixes only (about half the steps of a day's batch), s; 0: the filter
+    #: steps to every range.  An estimate between two steps then includes the ranges up to
+    #: the step's end.
+    formation_range_extrapolate_max_s: float = 30.0
     #: Range-only navigation (``range_gps_source = "own"``: no partner fix reaches the Pi).
     #: Partner priors as a ground team would uplink them, TOML tables keyed by partner id,
     #: e.g. ``[formation_peer_priors."0x4B"]`` with either an absolute state

@@ -36,7 +36,7 @@ State (GCRS, SI), index: meaning
 Dynamics: both spacecraft are propagated with the orbit estimator's model
 (:func:`pygnc.estimation.orbit_dynamics.propagate`: zonals, EGM96 tesserals, drag, RK4 with
 an analytic transition matrix; steps up to ``max_step_s`` = 30 s, so usually one from
-measurement to measurement) - the own orbit from (r, v, w_common), the peer from
+own fix to own fix, the ranges between them applied ahead, see Measurements) - the own orbit from (r, v, w_common), the peer from
 (r + dr, v + dv, w_common, peer_drag_scale) with the peer's ballistic coefficient, plus the
 differential acceleration dw decaying with its own time constant in closed form - and
 the relative state is the difference of the two propagated states, so every modelled
@@ -54,7 +54,13 @@ Measurements
     * own fix  (ECEF, converted by :func:`pygnc.estimation.orbit_ekf.fix_to_gcrs`):
       z = [r_own, v_own] + e_own
     * peer fix: z = [r_own + dr, v_own + dv] + e_peer (independent receiver noise)
-    * range:    z = |dr(t - dt)| + b ~ |dr| - (u . dv) dt + b, u = dr / |dr|
+    * range:    z = |dr(t - dt)| + b, dr(t - dt) from the filter's dr, dv, dw by a
+      third-order Taylor series in the relative acceleration (point-mass gravity gradient)
+      and its rate.  A range tagged up to ``range_extrapolate_max_s`` after the filter time
+      is applied at the filter time this way (:meth:`FormationFilter.range_model`, within
+      3 mm of a propagation to it at 3.6 km and 30 s), so the filter steps between own
+      fixes only and not at every range too - half the steps of a range-only day; an
+      estimate between two steps then includes the ranges up to the step's end.
 
 Each is gated on its normalised innovation squared (chi-square with 6 or 1 degree of
 freedom at ``*_gate_probability``); the update is the Joseph form.  After
@@ -271,6 +277,13 @@ class FormationFilterConfig:
     #: (against 10-m fixes) and cancels in the relative state to < 1e-5 m; the tesseral
     #: field held at its mid-step value: ~1e-5 m/s absolute, ~1e-8 m/s relative per step.
     max_step_s: float = 30.0
+    #: A range up to this many seconds after the filter time is applied at the filter time,
+    #: to the relative state carried forward to the range's time in closed form
+    #: (:meth:`FormationFilter.range_model`: second order in the gravity gradient, ~1 cm at
+    #: 10 km and 30 s), instead of a propagation of both orbits to it: the filter then steps
+    #: only between own fixes (every ~25 s), not at every range too - about half the steps.
+    #: 0: every range is applied at its own time (the caller predicts there first).
+    range_extrapolate_max_s: float = 30.0
 
     def own_model(self) -> od.DynamicsModel:
         return dataclasses.replace(self.orbit, estimate_drag_scale=False, max_step_s=self.max_step_s).dynamics()
@@ -793,22 +806,71 @@ class FormationFilter:
         self.peer_rejections_in_row += 1
         return "rejected"
 
-    def range_model(self):
-        """(predicted range [m], H (1, n)) at the filter time."""
+    def range_ahead_s(self, t_gps_s) -> float:
+        """How far ahead of the filter time a range tagged *t_gps_s* may be applied [s]: its
+        lead when within ``range_extrapolate_max_s``, else 0 (predict to it first)."""
+        lead = float(t_gps_s) - self.t_gps_s
+        return lead if 0.0 < lead <= self.config.range_extrapolate_max_s else 0.0
+
+    def range_base_time(self, t_gps_s) -> float:
+        """The time the filter must be predicted to before :meth:`update_range` of a range
+        tagged *t_gps_s*: its own time while the range is within reach ahead, else the range's."""
+        t = float(t_gps_s)
+        return self.t_gps_s if self.range_ahead_s(t) > 0.0 else t
+
+    def _relative_ahead(self, ahead_s: float):
+        """(p, p_dot, J, tau) of the relative position at the range's instant, the filter time
+        plus tau = *ahead_s* - range_time_offset: its Taylor series to third order in tau,
+        p = dr + dv tau + a tau^2 / 2 + j tau^3 / 6 with the relative acceleration
+        a = G dr + dw (G the point-mass gravity gradient at the own position r; the J2
+        gradient is ~1e-3 of it) and its rate j = G' dr + G dv (G' = dG/dt along the own
+        velocity v), the position's rate p_dot, and J = dp / d[dr, dv] (3, 6).  Left out:
+        the fourth-order term (~n^4 |dr| tau^4 / 24: < 0.1 mm at 10 km and 30 s), the J2
+        and drag differences (~1e-3 of a: < 1 cm at 10 km and 30 s) and the process noise
+        over tau (the differential one's ~1e-4 m over 30 s)."""
         x = self.x
-        dr, dv = x[I_DR], x[I_DV]
-        dt = x[I_RANGE_DT]
-        rho = float(math.sqrt(dr @ dr))
-        if not rho > 0.0:  # the peer on top of us (or a non-finite state): no direction
-            return math.nan, np.zeros((1, N_STATES))
-        u = dr / rho
-        rho_dot = float(u @ dv)
+        dr, dv, dw = x[I_DR], x[I_DV], x[I_DW]
+        tau = ahead_s - float(x[I_RANGE_DT])
+        r, v = x[I_R_OWN], x[I_V_OWN]
+        rn2 = float(r @ r)
+        k = od.GM_EARTH_M3_S2 / (rn2 * rn2 * math.sqrt(rn2))  # GM / r^5
+        rv = float(r @ v)
+        rr = np.outer(r, r)
+        g = k * (3.0 * rr - rn2 * np.eye(3))
+        # G' = 3k (v r^T + r v^T) - 2k (r.v) I - 5k (r.v) / r^2 (3 r r^T - r^2 I)
+        vr = np.outer(v, r)
+        g_dot = (3.0 * k) * (vr + vr.T) - (2.0 * k * rv) * np.eye(3) - (5.0 * rv / rn2) * g
+        acc = g @ dr + dw
+        jerk = g_dot @ dr + g @ dv
+        t2, t3 = 0.5 * tau * tau, tau * tau * tau / 6.0
+        p = dr + tau * dv + t2 * acc + t3 * jerk
+        p_dot = dv + tau * acc + t2 * jerk
+        j = np.empty((3, 6))
+        j[:, 0:3] = np.eye(3) + t2 * g + t3 * g_dot
+        j[:, 3:6] = tau * np.eye(3) + t3 * g
+        return p, p_dot, j, tau
+
+    def range_model(self, ahead_s: float = 0.0):
+        """(predicted range [m], H (1, n)) of a range tagged *ahead_s* seconds after the filter
+        time: |p| + bias with p the relative position at that tag less the range time offset
+        (:meth:`_relative_ahead`)."""
+        return self._range_terms(ahead_s)[0:2]
+
+    def _range_terms(self, ahead_s: float):
+        """(predicted range, H, p, p_dot, J) of :meth:`range_model` (the last three as
+        :meth:`_relative_ahead` gives them)."""
+        x = self.x
+        p, p_dot, j, tau = self._relative_ahead(ahead_s)
+        rho = float(math.sqrt(p @ p))
         h = np.zeros((1, N_STATES))
-        h[0, I_DR] = u - dt * (dv - u * rho_dot) / rho
-        h[0, I_DV] = -dt * u
+        if not rho > 0.0:  # the peer on top of us (or a non-finite state): no direction
+            return math.nan, h, p, p_dot, j
+        u = p / rho
+        h[0, 9:15] = u @ j
+        h[0, I_DW] = (0.5 * tau * tau) * u
         h[0, I_RANGE_BIAS] = 1.0
-        h[0, I_RANGE_DT] = -rho_dot
-        return rho - rho_dot * dt + x[I_RANGE_BIAS], h
+        h[0, I_RANGE_DT] = -float(u @ p_dot)
+        return rho + float(x[I_RANGE_BIAS]), h, p, p_dot, j
 
     def range_log_likelihood(self) -> float:
         """Log-likelihood (up to a constant) of the last range that reached the update,
@@ -845,7 +907,9 @@ class FormationFilter:
         return scale
 
     def update_range(self, t_gps_s, range_m, sigma_m=None) -> str:
-        """Update with a range [m] tagged *t_gps_s* (the filter time).
+        """Update with a range [m] tagged *t_gps_s*: the filter time, or up to
+        ``range_extrapolate_max_s`` after it (:meth:`range_base_time`; the relative state is
+        carried to the tag in closed form, :meth:`range_model`).
 
         Returns "used", "rejected" (gate), or "held" (acquisition: waiting for a second
         range that agrees with it, see ``range_acquire_tol_m``).  After
@@ -855,23 +919,26 @@ class FormationFilter:
         has jumped, or the line of sight has been captured by bad data; either way the GPS
         fixes pull line of sight and bias back together afterwards.
         """
-        self._check_time(t_gps_s)
+        t = float(t_gps_s)
+        ahead = self.range_ahead_s(t)
+        if ahead == 0.0:
+            self._check_time(t)
         self.last_nis = math.nan  # set again only if the range reaches the update
         c = self.config
-        t = float(t_gps_s)
         sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
-        pred, h = self.range_model()
+        pred, h, rel, rel_dot, j = self._range_terms(ahead)
         if not math.isfinite(pred):
             self.n_ranges_rejected += 1
             return "rejected"
-        # Second-order terms of |dr| (Hessian M = (I - u u^T) / rho): the mean of the range
-        # over the prior and its extra spread.  Negligible once the line of sight is known
-        # to metres; with a km-sized range-only prior they keep the update consistent.
-        rho = float(np.linalg.norm(self.x[I_DR]))
-        u = self.x[I_DR] / rho
-        mp = (np.eye(3) - np.outer(u, u)) @ self.p[9:12, 9:12] / rho
+        # Second-order terms of |p| (Hessian M = (I - u u^T) / rho, p the relative position
+        # at the tag, its covariance J P J^T): the mean of the range over the prior and its
+        # extra spread.  Negligible once the line of sight is known to metres; with a
+        # km-sized range-only prior they keep the update consistent.
+        rho = float(math.sqrt(rel @ rel))
+        u = rel / rho
+        mp = (np.eye(3) - np.outer(u, u)) @ (j @ self.p[9:15, 9:15] @ j.T) / rho
         pred += 0.5 * float(np.trace(mp))
-        rate = float(u @ self.x[I_DV])
+        rate = float(u @ rel_dot)
         var = sig * sig + 0.5 * float(np.trace(mp @ mp)) + (rate * c.range_tag_resolution_s) ** 2 / 12.0
         nu = float(range_m) - pred
         if not self.range_acquired:

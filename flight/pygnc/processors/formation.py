@@ -169,6 +169,7 @@ def filter_config_from(config: Config) -> FormationFilterConfig:
         range_sigma_m=config.formation_range_sigma_m,
         range_bias_prior_m=config.formation_range_bias_m,
         range_bias_sigma_m=config.formation_range_bias_sigma_m,
+        range_extrapolate_max_s=config.formation_range_extrapolate_max_s,
     )
 
 
@@ -519,17 +520,19 @@ class FormationProcessor(Processor):
         """The time *p*'s estimates have reached: its filter's, or its last waiting output's."""
         return p.outs[-1][0] if p.outs else p.filter.t_gps_s
 
-    def _reach(self, p: _Peer, t: float, seq: int, budget: admission.Budget, out: list[Output]) -> bool | None:
-        """Predict *p*'s filter to *t* for the event *seq* and publish the outputs it passed:
-        True when there, None when this event must skip the peer (not initialised, already
-        applied, older than the filter, or beyond the gap limit), False when the budget ran
-        out on the way."""
+    def _reach(self, p: _Peer, t: float, seq: int, budget: admission.Budget, out: list[Output],
+               t_to: float | None = None) -> bool | None:
+        """Predict *p*'s filter to *t* (or to *t_to* <= *t*: a range applied ahead of the
+        filter time, FormationFilter.range_base_time) for the event *seq* and publish the
+        outputs it passed: True when there, None when this event must skip the peer (not
+        initialised, already applied, older than the filter, or beyond the gap limit),
+        False when the budget ran out on the way."""
         f = p.filter
         if not f.initialized or p.gap_reset or p.last_seq == seq or t < f.t_gps_s - 1e-6:
             return None
         if admission.gap_needs_reinit(self._t_reached(p), t, self.config.max_gap_propagation_s):
             return None
-        if not admission.predict_within(f, t, budget):
+        if not admission.predict_within(f, t if t_to is None else t_to, budget):
             p.version += 1
             return False
         if not admission.finite(f.x, f.p):  # never carry a non-finite state on
@@ -708,6 +711,7 @@ class FormationProcessor(Processor):
         new acquisition window from the prior the partner started from, carried to now."""
         f = p.filter
         self._flush_outputs(p, math.inf, out)
+        f.predict_to(t)  # (the range may have been applied ahead of the filter time)
         # Until the new window's fit, the estimates are the lost filter's, propagated: its
         # covariance no longer covers its error (the ranges it rejected say by how much).
         # Scaled so that those ranges are one sigma, the line of sight is consistent with
@@ -910,7 +914,7 @@ class FormationProcessor(Processor):
         filter's moves its odds (see _prune)."""
         ll0 = _range_ll(p.filter)
         for h in p.alts:
-            h.filter.predict_to(t)
+            h.filter.predict_to(h.filter.range_base_time(t))
             h.filter.update_range(t, range_m)
             d = ll0 - _range_ll(h.filter)
             if math.isfinite(d):
@@ -989,7 +993,10 @@ class FormationProcessor(Processor):
         if admission.gap_needs_reinit(f.t_gps_s, t, self.config.max_gap_propagation_s):
             self.n_gap_skipped += 1
             return True
-        reached = self._reach(p, t, seq, budget, out)
+        # Outside an acquisition window a range close ahead of the filter is applied there,
+        # carried to its time in closed form: the filter steps between own fixes only.
+        t_to = t if p.acq is not None else f.range_base_time(t)
+        reached = self._reach(p, t, seq, budget, out, t_to)
         if reached:
             if p.acq is not None:
                 self._acquire(p, t, range_m, out)
