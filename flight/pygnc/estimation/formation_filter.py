@@ -819,7 +819,8 @@ class FormationFilter:
         return self.t_gps_s if self.range_ahead_s(t) > 0.0 else t
 
     def _relative_ahead(self, ahead_s: float):
-        """(p, p_dot, J, tau) of the relative position at the range's instant, the filter time
+        """(p, p_dot, J, tau) of the relative position at the range's instant (lists: 3, 3,
+        3 x 6; tau [s]), the filter time
         plus tau = *ahead_s* - range_time_offset: its Taylor series to third order in tau,
         p = dr + dv tau + a tau^2 / 2 + j tau^3 / 6 with the relative acceleration
         a = G dr + dw (G the point-mass gravity gradient at the own position r; the J2
@@ -828,26 +829,32 @@ class FormationFilter:
         the fourth-order term (~n^4 |dr| tau^4 / 24: < 0.1 mm at 10 km and 30 s), the J2
         and drag differences (~1e-3 of a: < 1 cm at 10 km and 30 s) and the process noise
         over tau (the differential one's ~1e-4 m over 30 s)."""
-        x = self.x
-        dr, dv, dw = x[I_DR], x[I_DV], x[I_DW]
-        tau = ahead_s - float(x[I_RANGE_DT])
-        r, v = x[I_R_OWN], x[I_V_OWN]
-        rn2 = float(r @ r)
+        # Plain floats: 3 x 3 numpy products cost more in call overhead than in arithmetic.
+        xs = self.x.tolist()
+        r, v = xs[0:3], xs[3:6]
+        dr, dv, dw = xs[9:12], xs[12:15], xs[15:18]
+        tau = ahead_s - xs[I_RANGE_DT]
+        rn2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
         k = od.GM_EARTH_M3_S2 / (rn2 * rn2 * math.sqrt(rn2))  # GM / r^5
-        rv = float(r @ v)
-        rr = np.outer(r, r)
-        g = k * (3.0 * rr - rn2 * np.eye(3))
-        # G' = 3k (v r^T + r v^T) - 2k (r.v) I - 5k (r.v) / r^2 (3 r r^T - r^2 I)
-        vr = np.outer(v, r)
-        g_dot = (3.0 * k) * (vr + vr.T) - (2.0 * k * rv) * np.eye(3) - (5.0 * rv / rn2) * g
-        acc = g @ dr + dw
-        jerk = g_dot @ dr + g @ dv
+        rv = r[0] * v[0] + r[1] * v[1] + r[2] * v[2]
+        c5 = 5.0 * rv / rn2
+        # G = k (3 r r^T - r^2 I);  G' = 3k (v r^T + r v^T) - 2k (r.v) I - 5 (r.v) / r^2 G
+        g = [[k * (3.0 * r[i] * r[m] - (rn2 if i == m else 0.0)) for m in range(3)] for i in range(3)]
+        gd = [[3.0 * k * (v[i] * r[m] + r[i] * v[m]) - (2.0 * k * rv if i == m else 0.0) - c5 * g[i][m]
+               for m in range(3)] for i in range(3)]
         t2, t3 = 0.5 * tau * tau, tau * tau * tau / 6.0
-        p = dr + tau * dv + t2 * acc + t3 * jerk
-        p_dot = dv + tau * acc + t2 * jerk
-        j = np.empty((3, 6))
-        j[:, 0:3] = np.eye(3) + t2 * g + t3 * g_dot
-        j[:, 3:6] = tau * np.eye(3) + t3 * g
+        p, p_dot, j = [], [], []
+        for i in range(3):
+            gi, gdi = g[i], gd[i]
+            acc = gi[0] * dr[0] + gi[1] * dr[1] + gi[2] * dr[2] + dw[i]
+            jerk = (gdi[0] * dr[0] + gdi[1] * dr[1] + gdi[2] * dr[2]
+                    + gi[0] * dv[0] + gi[1] * dv[1] + gi[2] * dv[2])
+            p.append(dr[i] + tau * dv[i] + t2 * acc + t3 * jerk)
+            p_dot.append(dv[i] + tau * acc + t2 * jerk)
+            row = [t2 * gi[m] + t3 * gdi[m] for m in range(3)] + [t3 * gi[m] for m in range(3)]
+            row[i] += 1.0
+            row[3 + i] += tau
+            j.append(row)
         return p, p_dot, j, tau
 
     def range_model(self, ahead_s: float = 0.0):
@@ -859,18 +866,19 @@ class FormationFilter:
     def _range_terms(self, ahead_s: float):
         """(predicted range, H, p, p_dot, J) of :meth:`range_model` (the last three as
         :meth:`_relative_ahead` gives them)."""
-        x = self.x
         p, p_dot, j, tau = self._relative_ahead(ahead_s)
-        rho = float(math.sqrt(p @ p))
+        rho = math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2])
         h = np.zeros((1, N_STATES))
         if not rho > 0.0:  # the peer on top of us (or a non-finite state): no direction
             return math.nan, h, p, p_dot, j
-        u = p / rho
-        h[0, 9:15] = u @ j
-        h[0, I_DW] = (0.5 * tau * tau) * u
-        h[0, I_RANGE_BIAS] = 1.0
-        h[0, I_RANGE_DT] = -float(u @ p_dot)
-        return rho + float(x[I_RANGE_BIAS]), h, p, p_dot, j
+        u = [p[0] / rho, p[1] / rho, p[2] / rho]
+        row = h[0]
+        row[9:15] = [u[0] * j[0][m] + u[1] * j[1][m] + u[2] * j[2][m] for m in range(6)]
+        t2 = 0.5 * tau * tau
+        row[15:18] = [t2 * u[0], t2 * u[1], t2 * u[2]]
+        row[I_RANGE_BIAS] = 1.0
+        row[I_RANGE_DT] = -(u[0] * p_dot[0] + u[1] * p_dot[1] + u[2] * p_dot[2])
+        return rho + float(self.x[I_RANGE_BIAS]), h, p, p_dot, j
 
     def range_log_likelihood(self) -> float:
         """Log-likelihood (up to a constant) of the last range that reached the update,
@@ -934,12 +942,15 @@ class FormationFilter:
         # at the tag, its covariance J P J^T): the mean of the range over the prior and its
         # extra spread.  Negligible once the line of sight is known to metres; with a
         # km-sized range-only prior they keep the update consistent.
-        rho = float(math.sqrt(rel @ rel))
-        u = rel / rho
-        mp = (np.eye(3) - np.outer(u, u)) @ (j @ self.p[9:15, 9:15] @ j.T) / rho
-        pred += 0.5 * float(np.trace(mp))
+        rho = math.sqrt(rel[0] * rel[0] + rel[1] * rel[1] + rel[2] * rel[2])
+        u = np.array(rel) / rho
+        ja = np.array(j)
+        p_rel = ja @ self.p[9:15, 9:15] @ ja.T
+        q = p_rel - np.outer(u, u @ p_rel)  # rho M P_rel: tr(M P) = tr(q) / rho
+        pred += 0.5 * float(q[0, 0] + q[1, 1] + q[2, 2]) / rho
         rate = float(u @ rel_dot)
-        var = sig * sig + 0.5 * float(np.trace(mp @ mp)) + (rate * c.range_tag_resolution_s) ** 2 / 12.0
+        var = sig * sig + 0.5 * float((q * q.T).sum()) / (rho * rho) \
+            + (rate * c.range_tag_resolution_s) ** 2 / 12.0
         nu = float(range_m) - pred
         if not self.range_acquired:
             cand = self._range_candidate
