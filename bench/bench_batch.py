@@ -1,7 +1,7 @@
 """A day's batch through the real process tree, started as the host starts it.
 
     .venv/bin/python bench/bench_batch.py [--settings data/scenarios/formation_24h.toml]
-        [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core] [--no-uplink]
+        [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core | --one-core-only] [--no-uplink]
 
 1. ``python -m ground simulate`` of the scenario (default: the 24-h, own + two partners
    scenario ``data/scenarios/formation_24h.toml``) into a temporary directory, unless
@@ -208,6 +208,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scenario", type=Path, help="an already simulated scenario directory (skip simulate)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-one-core", action="store_true", help="skip the taskset -c 0 series")
+    ap.add_argument("--one-core-only", action="store_true", help="only the taskset -c 0 series")
     ap.add_argument("--no-uplink", action="store_true",
                     help=f"leave the scenario's {UPLINK} (the partner priors a ground team uplinks) out of the "
                          "home (the bench's figures before 2026-11-25 were measured so)")
@@ -237,10 +238,11 @@ def main(argv=None) -> int:
             return 0
         uplink = not args.no_uplink and (scenario / UPLINK).is_file()
         print(f"uplinked configuration: {scenario / UPLINK if uplink else 'none (defaults, no partner priors)'}")
-        two = series(scenario, args.runs, t_last, None, "all cores", uplink)
+        two = None if args.one_core_only else series(scenario, args.runs, t_last, None, "all cores", uplink)
         if not args.no_one_core and shutil.which("taskset"):
             one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink)
-            print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
+            if two is not None:
+                print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
