@@ -147,6 +147,21 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
             "peak_pss_task_mib": {k: v / 2**20 for k, v in peak_task.items()}}
 
 
+def reference_loop_ms(repeat: int = 5) -> float:
+    """Median time of a fixed pure-Python loop (10^6 additions) [ms]: this machine's speed
+    at the moment, printed beside the figures: the machine's speed swings several-fold with
+    its other users (the same code took 11 s and 40 s on 2026-11-25), so only figures of one
+    session compare, and this says how fast that session's machine was."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        s = 0
+        for i in range(1_000_000):
+            s += i
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str,
            uplink: bool = True) -> dict:
     results = []
@@ -232,7 +247,8 @@ def main(argv=None) -> int:
         t_last = float(sense.sensors["t_sc_s"].max())
         n_rng = len(list((scenario / "range").glob("rng*.bin"))) if (scenario / "range").is_dir() else 0
         print(f"batch: {len(sense.sensors)} sensor samples, {len(sense.fixes)} GPS records, {n_rng} range files; "
-              f"machine: {psutil.cpu_count()} cores, load {psutil.getloadavg()[0]:.2f}")
+              f"machine: {psutil.cpu_count()} cores, load {psutil.getloadavg()[0]:.2f}, "
+              f"reference loop {reference_loop_ms():.0f} ms")
         if args.handler_times:
             handler_times(scenario)
             return 0

@@ -22,6 +22,7 @@ from pygnc.bus.channels import CHANNELS  # noqa: E402
 from pygnc.formats import batch as BATCH  # noqa: E402
 from pygnc.bus.messages import MESSAGE_TYPES  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
+from pygnc.config import Config  # noqa: E402
 from pygnc.tasks.table import TASKS  # noqa: E402
 
 
@@ -66,13 +67,20 @@ def channels_table() -> str:
     return "\n".join(rows)
 
 
+def _cpus(min_cpus) -> str:
+    """The CPU condition of a task's row: none, "N+ CPUs", or the Config field with its default."""
+    if isinstance(min_cpus, str):
+        return f", `{min_cpus}`+ CPUs ({getattr(Config(), min_cpus)})"
+    return f", {min_cpus}+ CPUs" if min_cpus > 1 else ""
+
+
 def tasks_table() -> str:
     rows = ["| id | task | subscribes | publishes | sink | runs when |", "|---:|---|---|---|---|---|"]
     for t in TASKS:
         rows.append(f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
                     f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} | "
                     f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'}"
-                    f"{f', {t.min_cpus}+ CPUs' if t.min_cpus > 1 else ''} |")
+                    f"{_cpus(t.min_cpus)} |")
     return "\n".join(rows)
 
 

@@ -310,17 +310,19 @@ def test_task_and_table_wiring():
 
 
 def test_the_second_formation_process_runs_only_with_a_second_core(monkeypatch):
-    """formation_estimator_2 runs with Config.formation_split and two or more usable CPUs;
-    the first process then takes part (0, 2), else every partner (0, 1)."""
+    """formation_estimator_2 runs with Config.formation_split and at least
+    formation_split_min_cpus usable CPUs (3 by default); the first process then takes part
+    (0, 2), else every partner (0, 1)."""
     from types import SimpleNamespace
 
     from pygnc.tasks import formation_estimator, formation_estimator_2, table
 
     two = table.TASKS_BY_NAME["formation_estimator_2"]
     assert two.publishes == ("formation_2",) and formation_estimator_2.TASK_CLASS.channel == "formation_2"
-    for cpus, split, parts in ((2, True, 2), (4, True, 2), (1, True, 1), (4, False, 1)):
+    for cpus, split, min_cpus, parts in ((2, True, 3, 1), (3, True, 3, 2), (4, True, 3, 2), (1, True, 3, 1),
+                                         (4, False, 3, 1), (2, True, 2, 2), (1, True, 2, 1), (1, True, 1, 2)):
         monkeypatch.setattr(table, "usable_cpus", lambda cpus=cpus: cpus)
-        config = Config(formation_split=split)
+        config = Config(formation_split=split, formation_split_min_cpus=min_cpus)
         assert two.enabled(config) == (two in table.enabled_tasks(config)) == (parts == 2)
         first = formation_estimator.TASK_CLASS.make_processor(SimpleNamespace(config=config))
         assert (first.part, first.n_parts) == (0, parts)

@@ -171,10 +171,14 @@ class Config:
     formation_peer_ids: tuple[int, ...] = (0x4A, 0x4B, 0x4C, 0x4D)
     #: Two formation estimator processes, the partners shared between them in turn (the
     #: first heard to ``formation_estimator``, the second to ``formation_estimator_2``, ...)
-    #: when the tree may run on two or more CPUs (on one, the second process would only
-    #: cost): a two-partner day's batch ~17 % sooner on two cores; off: one process for all
-    #: partners (~20 MiB less memory).
+    #: when the tree may run on at least ``formation_split_min_cpus`` CPUs; off: one process
+    #: for all partners (~20 MiB less memory).  The second process duplicates ~15 % of the
+    #: formation's work (every process decodes the whole stream), so it pays only where a
+    #: core would otherwise idle: on two cores the orbit, attitude and formation estimators
+    #: and the sinks keep both busy, and a two-partner day's batch took 33.1 s with it and
+    #: 29.8 s without (same session, 2026-11-25); a Pi Zero 2 W has four.
     formation_split: bool = True
+    formation_split_min_cpus: int = 3
     #: Minimum and maximum time the formation estimator holds measurements to put peer
     #: fixes (stamped with the peer's clock) back in GPS-time order, s.
     formation_hold_s: float = 75.0

@@ -38,13 +38,16 @@ class TaskSpec:
     #: imported every task's (pygnc.zygote): the status reporter (no numpy) writes the
     #: first status file without waiting for the estimation stack.
     fork_early: bool = False
-    #: The task runs only with at least this many CPUs to run on (:func:`usable_cpus`): a
-    #: process that only shares another's work pays on a second core, and on one costs.
-    min_cpus: int = 1
+    #: The task runs only with at least this many CPUs to run on (:func:`usable_cpus`), or
+    #: the number a :class:`~pygnc.config.Config` field of this name holds: a process that
+    #: only shares another's work pays where a core would otherwise idle, and costs where
+    #: every core is busy already.
+    min_cpus: int | str = 1
 
     def enabled(self, config: Config) -> bool:
+        need = getattr(config, self.min_cpus) if isinstance(self.min_cpus, str) else self.min_cpus
         return (self.enabled_by is None or bool(getattr(config, self.enabled_by))) and \
-            (self.min_cpus <= 1 or usable_cpus() >= self.min_cpus)
+            (need <= 1 or usable_cpus() >= need)
 
 
 def process_name(spec: TaskSpec) -> str:
@@ -73,10 +76,10 @@ TASKS: tuple[TaskSpec, ...] = (
              publishes=("attitude",)),
     TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
-    # Every other partner, when Config.formation_split and there is a second core
-    # (pygnc.processors.formation).
+    # Every other partner, when Config.formation_split and there is a core to spare
+    # (Config.formation_split_min_cpus; pygnc.processors.formation).
     TaskSpec("formation_estimator_2", 11, "pygnc.tasks.formation_estimator_2", subscribes=("meas",),
-             publishes=("formation_2",), enabled_by="formation_split", min_cpus=2),
+             publishes=("formation_2",), enabled_by="formation_split", min_cpus="formation_split_min_cpus"),
     TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
              enabled_by="housekeeping_enabled"),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
