@@ -279,8 +279,9 @@ class FormationFilterConfig:
     max_step_s: float = 30.0
     #: A range up to this many seconds after the filter time is applied at the filter time,
     #: to the relative state carried forward to the range's time in closed form
-    #: (:meth:`FormationFilter.range_model`: second order in the gravity gradient, ~1 cm at
-    #: 10 km and 30 s), instead of a propagation of both orbits to it: the filter then steps
+    #: (:meth:`FormationFilter.range_model`: third order in the gravity gradient, within
+    #: 3 mm of a propagation at 3.6 km and 30 s), instead of a propagation of both orbits to
+    #: it: the filter then steps
     #: only between own fixes (every ~25 s), not at every range too - about half the steps.
     #: 0: every range is applied at its own time (the caller predicts there first).
     range_extrapolate_max_s: float = 30.0
@@ -864,13 +865,13 @@ class FormationFilter:
         return self._range_terms(ahead_s)[0:2]
 
     def _range_terms(self, ahead_s: float):
-        """(predicted range, H, p, p_dot, J) of :meth:`range_model` (the last three as
-        :meth:`_relative_ahead` gives them)."""
+        """(predicted range, H, |p|, u = p / |p|, p_dot, J) of :meth:`range_model` (p, p_dot
+        and J as :meth:`_relative_ahead` gives them)."""
         p, p_dot, j, tau = self._relative_ahead(ahead_s)
         rho = math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2])
         h = np.zeros((1, N_STATES))
         if not rho > 0.0:  # the peer on top of us (or a non-finite state): no direction
-            return math.nan, h, p, p_dot, j
+            return math.nan, h, rho, None, p_dot, j
         u = [p[0] / rho, p[1] / rho, p[2] / rho]
         row = h[0]
         row[9:15] = [u[0] * j[0][m] + u[1] * j[1][m] + u[2] * j[2][m] for m in range(6)]
@@ -878,7 +879,7 @@ class FormationFilter:
         row[15:18] = [t2 * u[0], t2 * u[1], t2 * u[2]]
         row[I_RANGE_BIAS] = 1.0
         row[I_RANGE_DT] = -(u[0] * p_dot[0] + u[1] * p_dot[1] + u[2] * p_dot[2])
-        return rho + float(self.x[I_RANGE_BIAS]), h, p, p_dot, j
+        return rho + float(self.x[I_RANGE_BIAS]), h, rho, u, p_dot, j
 
     def range_log_likelihood(self) -> float:
         """Log-likelihood (up to a constant) of the last range that reached the update,
@@ -934,7 +935,7 @@ class FormationFilter:
         self.last_nis = math.nan  # set again only if the range reaches the update
         c = self.config
         sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
-        pred, h, rel, rel_dot, j = self._range_terms(ahead)
+        pred, h, rho, u, rel_dot, j = self._range_terms(ahead)
         if not math.isfinite(pred):
             self.n_ranges_rejected += 1
             return "rejected"
@@ -942,8 +943,7 @@ class FormationFilter:
         # at the tag, its covariance J P J^T): the mean of the range over the prior and its
         # extra spread.  Negligible once the line of sight is known to metres; with a
         # km-sized range-only prior they keep the update consistent.
-        rho = math.sqrt(rel[0] * rel[0] + rel[1] * rel[1] + rel[2] * rel[2])
-        u = np.array(rel) / rho
+        u = np.array(u)
         ja = np.array(j)
         p_rel = ja @ self.p[9:15, 9:15] @ ja.T
         q = p_rel - np.outer(u, u @ p_rel)  # rho M P_rel: tr(M P) = tr(q) / rho
