@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_batch.py [--settings data/scenarios/formation_24h.toml]
         [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core | --one-core-only] [--no-uplink]
+        [--handler-times | --profile DIR]
 
 1. ``python -m ground simulate`` of the scenario (default: the 24-h, own + two partners
    scenario ``data/scenarios/formation_24h.toml``) into a temporary directory, unless
@@ -23,6 +24,8 @@
 4. ``--handler-times``: the live-mode view instead - every estimator's ``handle()`` calls
    on the batch in this process (one call per message, outputs passed on as the tree
    does), their p50 / p99 / max and the message type of the slowest.
+5. ``--profile DIR``: one run with every task under cProfile (``PYGNC_PROFILE_DIR``), the
+   statistics kept in DIR, each estimator's top functions printed.
 
 Prints each run's time to done and what it wrote (bus log, batch files), the median time,
 the median per-task CPU seconds and the peak PSS.  Needs the bench extra (psutil).
@@ -31,6 +34,7 @@ the median per-task CPU seconds and the peak PSS.  Needs the bench extra (psutil
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import statistics
 import sys
@@ -91,12 +95,12 @@ def _pss_of(procs: list[psutil.Process], root_pid: int | None = None, per_task: 
 
 
 def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | None,
-            timeout_s: float = 900.0, uplink: bool = True) -> dict:
+            timeout_s: float = 900.0, uplink: bool = True, env: dict | None = None) -> dict:
     home = make_home(tmp, scenario)
     if uplink and (scenario / UPLINK).is_file():  # what the ground team sent: partner priors
         shutil.copy(scenario / UPLINK, home / UPLINK)
     tasks = {spec.name for spec in enabled_tasks(config_for_home(home))} & set(TASK_OF.values())
-    run = FlightRun(home, timeout_min=60, spacecraft_time_s=t_last_sc_s + 1.0, prefix=prefix)
+    run = FlightRun(home, timeout_min=60, spacecraft_time_s=t_last_sc_s + 1.0, prefix=prefix, env=env)
     peak = [0]
     peak_task: dict[str, int] = {}
     stop = threading.Event()
@@ -186,12 +190,32 @@ def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, l
     return {"median_s": med, "results": results}
 
 
+def profile_run(scenario: Path, t_last: float, uplink: bool, out_dir: Path, top: int = 12) -> None:
+    """One run on all cores with every task under cProfile (``PYGNC_PROFILE_DIR``); the
+    statistics stay in *out_dir* (``<task>.prof``); prints each estimator's top functions
+    by own time.  Profiling slows the tasks: for where the time goes, not for figures."""
+    import pstats
+
+    from pygnc.tasks.base import PROFILE_DIR_ENV
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
+        r = one_run(scenario, Path(tmp), t_last, None, uplink=uplink, env={PROFILE_DIR_ENV: str(out_dir)})
+    print(f"profiled run: done in {r['t_done_s']:.2f} s; statistics in {out_dir}")
+    for f in sorted(out_dir.glob("*.prof")):
+        if f.stem not in set(TASK_OF.values()):
+            continue
+        print(f"--- {f.stem}: top {top} by own time")
+        pstats.Stats(str(f)).sort_stats("tottime").print_stats(top)
+
+
 def handler_times(scenario: Path) -> None:
     """Print each estimator's handle() call times over the batch, in process."""
     from ground.replay_core import PROCESSORS, feed, quiet_logger
     from pygnc.tasks.ingest import build_message_stream
 
-    config = config_for_home(scenario)
+    # Live mode: every sample processed as it comes (no batch of samples processed together).
+    config = dataclasses.replace(config_for_home(scenario), attitude_batch_samples=0)
     stream = build_message_stream(Paths(scenario), config, quiet_logger()).messages
     names = list(PROCESSORS)
     times: dict[str, list] = {n: [] for n in names}
@@ -227,6 +251,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-uplink", action="store_true",
                     help=f"leave the scenario's {UPLINK} (the partner priors a ground team uplinks) out of the "
                          "home (the bench's figures before 2026-11-25 were measured so)")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="one run with every task under cProfile, statistics into DIR, estimators' top functions")
     ap.add_argument("--handler-times", action="store_true",
                     help="only the estimators' handle() call times in process (p50/p99/max), not the tree")
     args = ap.parse_args(argv)
@@ -254,6 +280,9 @@ def main(argv=None) -> int:
             return 0
         uplink = not args.no_uplink and (scenario / UPLINK).is_file()
         print(f"uplinked configuration: {scenario / UPLINK if uplink else 'none (defaults, no partner priors)'}")
+        if args.profile is not None:
+            profile_run(scenario, t_last, uplink, args.profile)
+            return 0
         two = None if args.one_core_only else series(scenario, args.runs, t_last, None, "all cores", uplink)
         if not args.no_one_core and shutil.which("taskset"):
             one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink)

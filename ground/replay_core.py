@@ -100,6 +100,11 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None,
         dispatch(msg_type, body, 0)
         if bar is not None and (k & 255) == 255:
             bar.update(256)
+    for i, proc in enumerate(processors):  # measurements kept to be processed together
+        flush = getattr(proc, "flush_deferred", None)
+        for out_type, out_body in (flush() if flush is not None else []):
+            run.collect(out_type, out_body)
+            dispatch(out_type, out_body, i + 1)
     for name, t, e in zip(names, times, errors):
         run.timings_s[name] = t
         run.handle_errors[name] = e

@@ -56,3 +56,20 @@ def test_cells_reuse_for_another_attitude_equals_full_call():
     w, u = al.albedo_cells(r, s)
     b = Rotation.random(random_state=1).as_matrix()
     np.testing.assert_allclose(al.faces_from_cells(w, u, b), al.albedo_irradiance_faces(r, s, b), rtol=1e-12)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_unit = st.tuples(st.floats(-1, 1), st.floats(-1, 1), st.floats(-1, 1)).filter(lambda v: 0.1 < np.linalg.norm(v))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(_unit, st.floats(6.5e6, 4.5e7), _unit), min_size=1, max_size=30))
+def test_many_points_at_once_equal_one_by_one_bit_for_bit(points):
+    """albedo_cells_many gives exactly albedo_cells' cells for each point (near the poles,
+    at GEO, on the night side with no lit cell)."""
+    r = np.array([np.asarray(d) / np.linalg.norm(d) * rn for d, rn, _ in points])
+    s = np.array([np.asarray(v) / np.linalg.norm(v) for _, _, v in points])
+    for (w, u), ri, si in zip(al.albedo_cells_many(r, s, 0.25), r, s):
+        w1, u1 = al.albedo_cells(ri, si, 0.25)
+        assert np.array_equal(w, w1) and np.array_equal(u, u1) and u.shape == u1.shape

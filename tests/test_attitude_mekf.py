@@ -265,3 +265,23 @@ def test_triad_refuses_parallel_and_non_finite_vectors():
     np.testing.assert_allclose(a, np.eye(3), atol=1e-12)
     rot = Rotation.from_rotvec([0.3, -0.2, 0.5]).as_matrix()
     np.testing.assert_allclose(am.triad(rot.T @ s, s, rot.T @ ok, ok), rot, atol=1e-12)
+
+
+def test_environments_at_equals_environment_at_bit_for_bit(single_sc_3h):
+    """The models for many samples at once (the processor's batches) are exactly those of
+    one sample at a time."""
+    import dataclasses
+
+    from pygnc import frames
+
+    z = single_sc_3h[0].truth
+    idx = np.arange(0, len(z["t_gps_s"]), 97)
+    t = z["t_gps_s"][idx]
+    r_e, r_g = z["r_ecef_m"][0][idx], z["r_gcrs_m"][0][idx]
+    ms = [frames.gcrs_from_itrs_matrix(float(ti)) for ti in t]
+    many = am.environments_at(t, r_e, r_g, ms, 1.2e5, 0.3)
+    assert len(many) == len(t) and any(e.sun_fraction == 0.0 for e in many) and any(e.sun_fraction == 1.0 for e in many)
+    for e, ti, re_, rg, m in zip(many, t, r_e, r_g, ms):
+        one = am.environment_at(float(ti), re_, rg, m, 1.2e5, 0.3)
+        for f in dataclasses.fields(one):
+            assert np.array_equal(getattr(e, f.name), getattr(one, f.name)), f.name

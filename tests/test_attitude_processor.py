@@ -161,6 +161,7 @@ def test_buffer_is_bounded(scenario_stream):
     out = []
     for t, b in messages[:200]:
         out += ap.handle(t, b) if t in ap.consumes and t != "batch_end" else []
+    out += ap.flush_deferred()  # (the task's turn ends: samples kept to be processed together)
     assert len(ap.pending) == 10
     assert ap.n_overflow == len(_estimates(out)) > 0
 
@@ -332,3 +333,39 @@ def test_a_period_under_a_millisecond_publishes_everything():
     assert d.period_ms is None and not d.left_out(None, 1.0e9, False) and not d.left_out(None, 1.0e9, False)
     assert BatchDecimation(Config(), "attitude").period_ms == 60_000
     assert BatchDecimation(Config(batch_decimate_estimates=False), "attitude").period_ms is None
+
+
+@pytest.mark.parametrize("mode", ["after", "flight"])
+def test_samples_processed_together_equal_one_by_one(scenario_stream, mode):
+    """Config.attitude_batch_samples: during the batch the samples with a position are
+    processed in groups, their models computed together (environments_at) - the estimates
+    are the same, bit for bit and in the same order, as processing each at once."""
+    from dataclasses import replace
+
+    _, messages, orbit_after = scenario_stream
+    ap1, one = _run(messages, orbit_after, mode, replace(EVERY, attitude_batch_samples=0))
+    ap2, grouped = _run(messages, orbit_after, mode, replace(EVERY, attitude_batch_samples=40))
+    assert len(_estimates(one)) == sum(t == "sensor" for t, _ in messages)
+    assert grouped == one
+    assert ap2.counters() == ap1.counters()
+
+
+def test_deferred_samples_come_out_at_the_end_of_the_turn(scenario_stream):
+    """In the tree the task calls flush_deferred() after each turn's messages: whatever the
+    turns, the same estimates in the same order; nothing is left deferred after batch_end."""
+    from dataclasses import replace
+
+    _, messages, orbit_after = scenario_stream
+    _, ref = _run(messages, orbit_after, "after", replace(EVERY, attitude_batch_samples=0))
+    ap = AttitudeProcessor(replace(EVERY, attitude_batch_samples=1000))
+    out, turn = [], 0
+    for i, (t, b) in enumerate(messages):
+        for t2, b2 in ([(t, b)] if t in ap.consumes else []) + orbit_after.get(i, []):
+            out += ap.handle(t2, b2)
+            turn += 1
+            if turn % 97 == 0:
+                assert ap._deferred  # (this turn's samples wait)
+                out += ap.flush_deferred()
+                assert not ap._deferred
+    assert not ap._deferred
+    assert out == ref

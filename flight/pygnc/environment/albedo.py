@@ -69,12 +69,10 @@ def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTI
     ``sum(weights * max(0, dirs @ n))`` times the solar irradiance.  *r_gcrs_m* (3,) m;
     *sun_unit_gcrs* (3,) unit vector (any inertial frame shared with *r*).
     """
-    r = np.asarray(r_gcrs_m, dtype=float)
-    s = np.asarray(sun_unit_gcrs, dtype=float)
-    rn = math.sqrt(float(r @ r))
-    re = ALBEDO_EARTH_RADIUS_M
-    z = r / rn
-    zx, zy, zz = z.tolist()
+    rx, ry, rz = (float(v) for v in r_gcrs_m)
+    sx_, sy_, sz_ = (float(v) for v in sun_unit_gcrs)
+    rn = math.sqrt(rx * rx + ry * ry + rz * rz)
+    zx, zy, zz = rx / rn, ry / rn, rz / rn
     # x = helper x z normalised (helper: GCRS z, or x near the poles), y = z x x
     if abs(zz) < 0.9:
         xx, xy, xz = -zy, zx, 0.0
@@ -82,9 +80,22 @@ def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTI
         xx, xy, xz = 0.0, -zz, zy
     n = math.sqrt(xx * xx + xy * xy + xz * xz)
     xx, xy, xz = xx / n, xy / n, xz / n
-    x = np.array((xx, xy, xz))
-    y = np.array((zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx))
-    cos_max = math.sqrt(max(0.0, 1.0 - (re / rn) ** 2))  # cos of the Earth disc's half-angle
+    yx, yy, yz = zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx
+    q = ALBEDO_EARTH_RADIUS_M / rn  # (q * q, not q ** 2: pow() need not round as a product does)
+    cos_max = math.sqrt(max(0.0, 1.0 - q * q))  # cos of the Earth disc's half-angle
+    out = _cells(rn, cos_max, sx_ * zx + sy_ * zy + sz_ * zz, sx_ * xx + sy_ * xy + sz_ * xz,
+                 sx_ * yx + sy_ * yy + sz_ * yz, np.array((zx, zy, zz)), np.array((xx, xy, xz)),
+                 np.array((yx, yy, yz)), reflectivity)
+    lit = out[0]
+    if not lit.any():
+        return np.zeros(0), np.zeros((0, 3))
+    return out[1][lit], out[2][lit]
+
+
+def _cells(rn, cos_max, sz, sx, sy, z, x, y, reflectivity):
+    """The cells of one point (scalars, and z, x, y (3,)) or of n points (arrays (n, 1) and
+    (n, 1, 3)): (lit, weights, directions) over all cells, the unlit included."""
+    re = ALBEDO_EARTH_RADIUS_M
     uu, ca, sa = _TEMPLATE
     cos_eta = 1.0 - uu * (1.0 - cos_max)  # nadir angle of each cell's ray
     sin_eta = np.sqrt(np.maximum(0.0, 1.0 - cos_eta * cos_eta))
@@ -93,18 +104,46 @@ def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTI
     t = rn * cos_eta - np.sqrt(np.maximum(0.0, re * re - (rn * sin_eta) ** 2))
     pz = (rn - t * cos_eta) / re
     ph = t * sin_eta / re  # horizontal part of p, along (cos a x + sin a y)
-    sz, sx, sy = float(s @ z), float(s @ x), float(s @ y)
     cos_sun = pz * sz + ph * (ca * sx + sa * sy)
-    lit = cos_sun > 0.0
-    if not lit.any():
-        return np.zeros(0), np.zeros((0, 3))
-    cos_eta, sin_eta, ca, sa, cos_sun = cos_eta[lit], sin_eta[lit], ca[lit], sa[lit], cos_sun[lit]
-    w_dir = -cos_eta[:, None] * z + (sin_eta * ca)[:, None] * x + (sin_eta * sa)[:, None] * y
+    w_dir = -cos_eta[..., None] * z + (sin_eta * ca)[..., None] * x + (sin_eta * sa)[..., None] * y
     # Lambertian radiance rho E cos_sun / pi, the same from every viewing angle; each cell
     # subtends the same solid angle.
     d_omega = 2.0 * math.pi * (1.0 - cos_max) / uu.size
     w = reflectivity * cos_sun * d_omega / math.pi
-    return w, w_dir
+    return cos_sun > 0.0, w, w_dir
+
+
+def albedo_cells_many(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTIVITY):
+    """:func:`albedo_cells` for (n, 3) positions and sun directions: a list of n
+    (weights, directions), bit for bit those of :func:`albedo_cells` (the same operations
+    in the same order, on arrays over the points)."""
+    r_all = np.asarray(r_gcrs_m, dtype=float).reshape(-1, 3)
+    s_all = np.asarray(sun_unit_gcrs, dtype=float).reshape(-1, 3)
+    if not len(r_all):
+        return []
+    rx, ry, rz = r_all.T
+    sx_, sy_, sz_ = s_all.T
+    rn = np.sqrt(rx * rx + ry * ry + rz * rz)
+    zx, zy, zz = rx / rn, ry / rn, rz / rn
+    eq = np.abs(zz) < 0.9
+    xx = np.where(eq, -zy, 0.0)
+    xy = np.where(eq, zx, -zz)
+    xz = np.where(eq, 0.0, zy)
+    n = np.sqrt(xx * xx + xy * xy + xz * xz)
+    xx, xy, xz = xx / n, xy / n, xz / n
+    yx, yy, yz = zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx
+    q = ALBEDO_EARTH_RADIUS_M / rn
+    cos_max = np.sqrt(np.maximum(0.0, 1.0 - q * q))
+    col = (lambda v: v[:, None])
+    lit, w, w_dir = _cells(col(rn), col(cos_max), col(sx_ * zx + sy_ * zy + sz_ * zz),
+                           col(sx_ * xx + sy_ * xy + sz_ * xz), col(sx_ * yx + sy_ * yy + sz_ * yz),
+                           np.stack((zx, zy, zz), axis=1)[:, None], np.stack((xx, xy, xz), axis=1)[:, None],
+                           np.stack((yx, yy, yz), axis=1)[:, None], reflectivity)
+    out = []
+    for i in range(len(r_all)):
+        li = lit[i]
+        out.append((w[i][li], w_dir[i][li]) if li.any() else (np.zeros(0), np.zeros((0, 3))))
+    return out
 
 
 def faces_from_cells(weights, dirs_gcrs, dcm_body_to_gcrs, face_normals_body=FACE_NORMALS_BODY):

@@ -349,16 +349,36 @@ def environment_at(t_gps_s: float, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux
                    reflectivity: float = _albedo.DEFAULT_REFLECTIVITY) -> Environment:
     """Field, sun, shadow and albedo at a position (ECEF and GCRS, m) and GPS time."""
     r_g = np.asarray(r_gcrs_m, dtype=float)
-    b_ecef_nt = _igrf.field_ecef_nt(r_ecef_m, t_gps_s)
-    b_gcrs_ut = (np.asarray(m_gcrs_from_itrs) @ b_ecef_nt) * 1e-3
-    r_sun = _sun_interpolated(float(t_gps_s))
+    b_gcrs_ut = (np.asarray(m_gcrs_from_itrs) @ _igrf.field_ecef_nt(r_ecef_m, t_gps_s)) * 1e-3
+    s_hat, e0, frac = _sun_geometry(float(t_gps_s), r_g, sun_lux_at_1au)
+    w, u = _albedo.albedo_cells(r_g, s_hat, reflectivity)
+    return Environment(b_gcrs_ut, s_hat, e0, frac, w, u)
+
+
+def environments_at(t_gps_s, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux_at_1au: float,
+                    reflectivity: float = _albedo.DEFAULT_REFLECTIVITY) -> list[Environment]:
+    """:func:`environment_at` for n points at once: times (n,), positions (n, 3), the n
+    rotation matrices; bit for bit the same Environments (the field and the albedo cells
+    are computed for all points together, :func:`pygnc.environment.igrf.field_ecef_nt_many`
+    and :func:`pygnc.environment.albedo.albedo_cells_many`), in a fraction of the time from
+    a few tens of points."""
+    t = np.asarray(t_gps_s, dtype=float).ravel()
+    r_g_all = np.asarray(r_gcrs_m, dtype=float).reshape(-1, 3)
+    b_ecef_all = _igrf.field_ecef_nt_many(r_ecef_m, t)
+    # Fresh (3,) arrays as environment_at has them, so every product sees the same operands.
+    r_gs = [r_g_all[i].copy() for i in range(len(t))]
+    suns = [_sun_geometry(float(ti), r_g, sun_lux_at_1au) for ti, r_g in zip(t.tolist(), r_gs)]
+    cells = _albedo.albedo_cells_many(r_g_all, np.array([s_hat for s_hat, _, _ in suns]).reshape(-1, 3), reflectivity)
+    return [Environment((np.asarray(m) @ b_ecef_all[i].copy()) * 1e-3, s_hat, e0, frac, w, u)
+            for i, (m, (s_hat, e0, frac), (w, u)) in enumerate(zip(m_gcrs_from_itrs, suns, cells))]
+
+
+def _sun_geometry(t_gps_s: float, r_g: np.ndarray, sun_lux_at_1au: float) -> tuple[np.ndarray, float, float]:
+    """(unit vector to the sun, direct-sun lux there, visible solar fraction) at GCRS *r_g*."""
+    r_sun = _sun_interpolated(t_gps_s)
     to_sun = r_sun - r_g
     d = math.sqrt(float(to_sun @ to_sun))
-    s_hat = to_sun / d
-    e0 = sun_lux_at_1au * (AU_M / d) ** 2
-    frac = _sun_fraction(r_g, r_sun)
-    w, u = _albedo.albedo_cells(r_g, s_hat, reflectivity)
-    return Environment(b_gcrs_ut, s_hat, e0, float(frac), w, u)
+    return to_sun / d, sun_lux_at_1au * (AU_M / d) ** 2, float(_sun_fraction(r_g, r_sun))
 
 
 def sun_vector_from_faces(lux, saturated, e_lux: float, albedo_lux=None):

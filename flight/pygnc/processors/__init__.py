@@ -40,6 +40,12 @@ class Processor:
         """
         return []
 
+    def flush_deferred(self) -> list[Output]:
+        """What measurements handed over but not yet processed give (a processor may keep a
+        few during a batch to process them together; the flight task calls this at the end
+        of every turn of its loop, the ground replay at the end of the stream)."""
+        return []
+
     def flush_held(self) -> list[Output]:
         """At stop: the estimates held back by the batch decimation (the newest left out;
         ``Config.batch_decimate_estimates``), so a run stopped in the middle of its batch

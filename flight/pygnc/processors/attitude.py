@@ -67,7 +67,8 @@ import numpy as np
 
 from .. import frames
 from ..config import Config, filter_tunables
-from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at
+from ..estimation.attitude_mekf import (AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at,
+                                        environments_at)
 from ..estimation.imu_alignment import ImuTimeAlignment
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
@@ -77,6 +78,12 @@ from . import Output, Processor, admission, clock_map_from_body
 IDLE_CALLS_BEFORE_FLUSH = 5
 #: IMU rates beyond this are not a spacecraft's (the IMU380's full scale is 200-400 deg/s), rad/s.
 IMU_MAX_RATE_RAD_S = math.radians(2000.0)
+#: From this many samples with a position the models are computed together
+#: (:func:`environments_at`; below it the per-point functions are faster).
+BATCH_MODELS_MIN = 12
+#: Messages that may leave samples deferred (Config.attitude_batch_samples); any other
+#: message first processes those, and leaves none.
+_DEFERRING = frozenset({"sensor", "orbit_estimate", "orbit_position"})
 
 
 def attitude_filter_config(config: Config) -> AttitudeFilterConfig:
@@ -135,6 +142,8 @@ class AttitudeProcessor(Processor):
         self.imu_align = ImuTimeAlignment()
         self._align_chain: list[tuple] = []  # (t_s, IMU rate at t_s, BMX160 rate, its variance)
         self.record_history = record_history
+        #: Samples admitted and in order, not yet processed: (sensor body, orbit body or None).
+        self._deferred: list[tuple[dict, dict | None]] = []
 
     @property
     def record_history(self) -> bool:
@@ -148,6 +157,14 @@ class AttitudeProcessor(Processor):
 
     # -- inputs -------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> list[Output]:
+        if msg_type in _DEFERRING:
+            return self._handle(msg_type, body)
+        # Any other message: after the samples deferred before it, and none left deferred.
+        out = self._run_deferred()
+        out += self._handle(msg_type, body)
+        return out + self._run_deferred()
+
+    def _handle(self, msg_type: str, body: dict) -> list[Output]:
         if msg_type == "clock_map":
             self.clock = clock_map_from_body(body)
             return []
@@ -369,19 +386,51 @@ class AttitudeProcessor(Processor):
         return float(c.attitude_time_tag_sigma_s)
 
     def _process(self, b: dict, orbit: dict | None) -> list[Output]:
+        """Take a sample (with its orbit estimate, or None): processed now, or during a batch
+        deferred (``Config.attitude_batch_samples``) - in the same order either way."""
         t_sc = float(b["t_sc_s"])
         if self.last_t_sc_s is not None and t_sc <= self.last_t_sc_s:  # old, or a replay
             self.n_out_of_order += 1
             return []
         self.last_t_sc_s = t_sc
+        limit = int(self.config.attitude_batch_samples)
+        if limit > 0 and not self.batch_ended:
+            self._deferred.append((b, orbit))
+            return self._run_deferred() if len(self._deferred) >= limit else []
+        return self._run_deferred() + self._step(b, orbit, self._environments([orbit])[0] if orbit is not None else None)
+
+    def flush_deferred(self) -> list[Output]:
+        return self._run_deferred()
+
+    def _run_deferred(self) -> list[Output]:
+        """Process the deferred samples in order, the models of those with a position together."""
+        if not self._deferred:
+            return []
+        items, self._deferred = self._deferred, []
+        envs = iter(self._environments([o for _, o in items if o is not None]))
+        out: list[Output] = []
+        for b, orbit in items:
+            out += self._step(b, orbit, next(envs) if orbit is not None else None)
+        return out
+
+    def _environments(self, orbits: list[dict]) -> list:
+        """The field, sun, shadow and albedo models at each orbit estimate's position."""
+        c = self.config
+        t_gps = [float(o["t_gps_s"]) for o in orbits]
+        ms = [frames.gcrs_from_itrs_matrix(t) for t in t_gps]
+        if len(orbits) < BATCH_MODELS_MIN:
+            return [environment_at(t, o["r_ecef_m"], o["r_gcrs_m"], m, c.sun_lux_at_1au, c.albedo_reflectivity)
+                    for t, o, m in zip(t_gps, orbits, ms)]
+        return environments_at(t_gps, [o["r_ecef_m"] for o in orbits], [o["r_gcrs_m"] for o in orbits], ms,
+                               c.sun_lux_at_1au, c.albedo_reflectivity)
+
+    def _step(self, b: dict, orbit: dict | None, env) -> list[Output]:
+        """One admitted sample, in order, with the models at its position (*env*) or none."""
+        t_sc = float(b["t_sc_s"])
         t_s, t_gps = self._filter_time(t_sc, orbit)
         w_b = self._gyro_to_body @ np.asarray(b["gyro_deg_s"], dtype=float)
         m_b = self._mag_to_body @ np.asarray(b["mag_ut"], dtype=float)
-        env = None
-        if orbit is not None:
-            m = frames.gcrs_from_itrs_matrix(t_gps)
-            env = environment_at(t_gps, orbit["r_ecef_m"], orbit["r_gcrs_m"], m, self.config.sun_lux_at_1au,
-                                 self.config.albedo_reflectivity)
+        if env is not None:
             self.n_with_position += 1
         else:
             self.n_without_position += 1
@@ -406,7 +455,7 @@ class AttitudeProcessor(Processor):
         return msgs
 
     def flush_held(self) -> list[Output]:
-        return self._publish_held()
+        return self._run_deferred() + self._publish_held()
 
     def _publish_held(self) -> list[Output]:
         """The newest estimate left out, published (at batch_end: everything after is newer)."""
@@ -437,13 +486,13 @@ class AttitudeProcessor(Processor):
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
         # One constant-rate step whatever the gap: cheap, so the budget is never an issue.
-        out: list[Output] = []
+        out: list[Output] = self._run_deferred()
         if self.batch_ended and self.pending:
             self.idle_calls += 1
             if self.idle_calls < IDLE_CALLS_BEFORE_FLUSH:
-                return []  # the orbit estimates of the last samples may still be coming
+                return out  # the orbit estimates of the last samples may still be coming
             self.no_position = True
-            out = self._flush()
+            out += self._flush()
         if self.batch_ended and not self.pending:
             out += self._publish_held()  # the batch's newest estimate, if it was left out
         if self.last_t_sc_s is None or not admission.is_time(t_sc_s) or t_sc_s <= self.last_t_sc_s:

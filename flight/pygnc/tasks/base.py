@@ -72,6 +72,9 @@ REPLAY_SLICE_S = 0.05
 #: message does (a day's batch: ~100 000 messages each); 20 ms at most is added to when a
 #: message is recorded, stop and pings are answered.
 SINK_COALESCE_S = 0.02
+#: Development: a directory named by this environment variable gets each task's cProfile
+#: statistics (``<task>.prof``) when it exits (``bench/bench_batch.py --profile``).
+PROFILE_DIR_ENV = "PYGNC_PROFILE_DIR"
 
 
 @dataclass
@@ -452,7 +455,16 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         sync_logs()
         return 1
     try:
-        return runner.run()
+        profile_dir = os.environ.get(PROFILE_DIR_ENV)
+        if not profile_dir:
+            return runner.run()
+        import cProfile  # development only (bench/bench_batch.py --profile)
+
+        prof = cProfile.Profile()
+        try:
+            return prof.runcall(runner.run)
+        finally:
+            prof.dump_stats(str(Path(profile_dir) / f"{spec.name}.prof"))
     except Exception:
         log.critical("task crashed:\n%s", traceback.format_exc())
         sync_logs()

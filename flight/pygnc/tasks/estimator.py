@@ -1,7 +1,9 @@
 """The task that runs one :class:`~pygnc.processors.Processor` as an OS process.
 
 Every received message of a type the processor consumes is handed to it in arrival
-order; what it returns is published on the task's channel.  After ``batch_end`` the task
+order; what it returns is published on the task's channel (measurements a processor
+defers during a batch, to process them together, are processed at the end of the loop's
+turn at the latest: :meth:`Processor.flush_deferred`).  After ``batch_end`` the task
 asks the processor for estimates propagated to the current spacecraft time every
 ``PROPAGATE_PERIOD_S`` (so the status file's estimate stays current, with growing
 uncertainty), and once more when it stops - each time within a CPU budget, so a long gap
@@ -86,7 +88,16 @@ class EstimatorTask(Task):
         except Exception:
             self._failed("propagating to now")
 
+    def _flush_deferred(self) -> None:
+        try:
+            self._publish_all(self.processor.flush_deferred())
+        except Exception:
+            self._failed("processing deferred measurements")
+
     def step(self) -> float:
+        # Measurements a processor deferred during this turn's messages (it processes a
+        # batch's samples together): done before the loop waits again.
+        self._flush_deferred()
         if not self.batch_done:
             return 0.5
         now = time.monotonic()
@@ -96,6 +107,7 @@ class EstimatorTask(Task):
         return max(0.0, self.next_propagate - time.monotonic())
 
     def on_stop(self, reason: str) -> None:
+        self._flush_deferred()
         try:  # a batch stopped part-way still ends with its newest estimates
             self._publish_all(self.processor.flush_held())
         except Exception:
