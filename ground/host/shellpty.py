@@ -77,6 +77,10 @@ class LocalShell:
             e["HOME"] = str(Path(home))
         e.setdefault("TERM", "dumb")
         e.pop("PROMPT_COMMAND", None)
+        if env is None or "PS1" not in env:
+            # Raspberry Pi OS's prompt, not whatever this process inherited (an activated
+            # virtualenv's PS1 is "(.venv) ", which no console prompt looks like).
+            e["PS1"] = "\\u@\\h:\\w\\$ "
         self.baud = baud
         self.bytes_to_shell = self.bytes_from_shell = 0
         self._a_master, a_slave = pty.openpty()
