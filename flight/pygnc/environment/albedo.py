@@ -83,18 +83,21 @@ def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTI
     yx, yy, yz = zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx
     q = ALBEDO_EARTH_RADIUS_M / rn  # (q * q, not q ** 2: pow() need not round as a product does)
     cos_max = math.sqrt(max(0.0, 1.0 - q * q))  # cos of the Earth disc's half-angle
-    out = _cells(rn, cos_max, sx_ * zx + sy_ * zy + sz_ * zz, sx_ * xx + sy_ * xy + sz_ * xz,
-                 sx_ * yx + sy_ * yy + sz_ * yz, np.array((zx, zy, zz)), np.array((xx, xy, xz)),
-                 np.array((yx, yy, yz)), reflectivity)
-    lit = out[0]
+    cos_eta, sin_eta, cos_sun = _cell_angles(rn, cos_max, sx_ * zx + sy_ * zy + sz_ * zz,
+                                             sx_ * xx + sy_ * xy + sz_ * xz, sx_ * yx + sy_ * yy + sz_ * yz)
+    lit = cos_sun > 0.0
     if not lit.any():
         return np.zeros(0), np.zeros((0, 3))
-    return out[1][lit], out[2][lit]
+    _, ca, sa = _TEMPLATE
+    cos_eta, sin_eta, ca, sa, cos_sun = cos_eta[lit], sin_eta[lit], ca[lit], sa[lit], cos_sun[lit]
+    w_dir = _directions(cos_eta, sin_eta, ca, sa, np.array((zx, zy, zz)), np.array((xx, xy, xz)),
+                        np.array((yx, yy, yz)))
+    return _weights(cos_sun, cos_max, reflectivity), w_dir
 
 
-def _cells(rn, cos_max, sz, sx, sy, z, x, y, reflectivity):
-    """The cells of one point (scalars, and z, x, y (3,)) or of n points (arrays (n, 1) and
-    (n, 1, 3)): (lit, weights, directions) over all cells, the unlit included."""
+def _cell_angles(rn, cos_max, sz, sx, sy):
+    """(cos, sin of each cell ray's nadir angle, cos of the sun's angle at the cell) for one
+    point (scalars) or n points (arrays (n, 1)): over all cells, arrays (..., cells)."""
     re = ALBEDO_EARTH_RADIUS_M
     uu, ca, sa = _TEMPLATE
     cos_eta = 1.0 - uu * (1.0 - cos_max)  # nadir angle of each cell's ray
@@ -104,13 +107,19 @@ def _cells(rn, cos_max, sz, sx, sy, z, x, y, reflectivity):
     t = rn * cos_eta - np.sqrt(np.maximum(0.0, re * re - (rn * sin_eta) ** 2))
     pz = (rn - t * cos_eta) / re
     ph = t * sin_eta / re  # horizontal part of p, along (cos a x + sin a y)
-    cos_sun = pz * sz + ph * (ca * sx + sa * sy)
-    w_dir = -cos_eta[..., None] * z + (sin_eta * ca)[..., None] * x + (sin_eta * sa)[..., None] * y
-    # Lambertian radiance rho E cos_sun / pi, the same from every viewing angle; each cell
-    # subtends the same solid angle.
-    d_omega = 2.0 * math.pi * (1.0 - cos_max) / uu.size
-    w = reflectivity * cos_sun * d_omega / math.pi
-    return cos_sun > 0.0, w, w_dir
+    return cos_eta, sin_eta, pz * sz + ph * (ca * sx + sa * sy)
+
+
+def _directions(cos_eta, sin_eta, ca, sa, z, x, y):
+    """Unit ray directions (..., 3) from the cells' angles and the point's frame z, x, y."""
+    return -cos_eta[..., None] * z + (sin_eta * ca)[..., None] * x + (sin_eta * sa)[..., None] * y
+
+
+def _weights(cos_sun, cos_max, reflectivity):
+    """Lambertian radiance rho E cos_sun / pi, the same from every viewing angle; each cell
+    subtends the same solid angle."""
+    d_omega = 2.0 * math.pi * (1.0 - cos_max) / _TEMPLATE[0].size
+    return reflectivity * cos_sun * d_omega / math.pi
 
 
 def albedo_cells_many(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTIVITY):
@@ -135,10 +144,15 @@ def albedo_cells_many(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REF
     q = ALBEDO_EARTH_RADIUS_M / rn
     cos_max = np.sqrt(np.maximum(0.0, 1.0 - q * q))
     col = (lambda v: v[:, None])
-    lit, w, w_dir = _cells(col(rn), col(cos_max), col(sx_ * zx + sy_ * zy + sz_ * zz),
-                           col(sx_ * xx + sy_ * xy + sz_ * xz), col(sx_ * yx + sy_ * yy + sz_ * yz),
-                           np.stack((zx, zy, zz), axis=1)[:, None], np.stack((xx, xy, xz), axis=1)[:, None],
-                           np.stack((yx, yy, yz), axis=1)[:, None], reflectivity)
+    cos_eta, sin_eta, cos_sun = _cell_angles(col(rn), col(cos_max), col(sx_ * zx + sy_ * zy + sz_ * zz),
+                                             col(sx_ * xx + sy_ * xy + sz_ * xz), col(sx_ * yx + sy_ * yy + sz_ * yz))
+    _, ca, sa = _TEMPLATE
+    # Every cell's direction and weight, then each point's lit ones: elementwise, so the same
+    # numbers as albedo_cells computes for its lit cells alone.
+    w_dir = _directions(cos_eta, sin_eta, ca, sa, np.stack((zx, zy, zz), axis=1)[:, None],
+                        np.stack((xx, xy, xz), axis=1)[:, None], np.stack((yx, yy, yz), axis=1)[:, None])
+    w = _weights(cos_sun, col(cos_max), reflectivity)
+    lit = cos_sun > 0.0
     out = []
     for i in range(len(r_all)):
         li = lit[i]
