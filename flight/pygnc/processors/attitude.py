@@ -509,6 +509,7 @@ class AttitudeProcessor(Processor):
         f = self.est.mekf
         return {"steps": self.est.n_steps, "with_position": self.n_with_position,
                 "without_position": self.n_without_position, "pending": len(self.pending),
+                "deferred": len(self._deferred),
                 "overflow": self.n_overflow, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
                 "outputs_decimated": self.n_outputs_decimated,
                 "time_outliers": self.n_time_outliers, "bad_samples": self.n_bad_samples,
