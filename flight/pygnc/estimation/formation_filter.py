@@ -374,6 +374,13 @@ class FormationFilter:
         #: (:meth:`take_tapped`)
         self.tapped: dict[float, tuple | list] = {}
 
+    def __copy__(self):
+        """A shallow copy (what copy.copy makes of a plain object, without its generic
+        reduce protocol: the processor takes one per published estimate)."""
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__.update(self.__dict__)
+        return new
+
     def __deepcopy__(self, memo):
         """A deep copy that still shares :attr:`own_steps` (a cursor or the mirror
         alternative steps through the same instants as the filter it came from)."""
@@ -774,10 +781,14 @@ class FormationFilter:
         if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
             raise ValueError(f"measurement at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
 
-    def update_own_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None) -> str:
-        """Update with an own GPS fix at the filter time; "used" or "rejected"."""
+    def update_own_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None,
+                       gcrs=None) -> str:
+        """Update with an own GPS fix at the filter time; "used" or "rejected".  *gcrs*: the
+        fix's :meth:`fix_gcrs` if the caller has it already (every partner's filters take
+        the same own fix: converted once)."""
         self._check_time(t_gps_s)
-        z, r = self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+        z, r = gcrs if gcrs is not None else self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m,
+                                                           vel_sigma_m_s)
         h = np.zeros((6, N_STATES))
         h[:, 0:6] = np.eye(6)
         ok, _ = self._update(h, z - self.x[0:6], r, self.fix_gate)

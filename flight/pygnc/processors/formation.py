@@ -624,6 +624,7 @@ class FormationProcessor(Processor):
     def _process_own(self, t: float, fix, seq: int, budget: admission.Budget, out: list[Output]) -> bool:
         self.last_own_fix = (t, fix)
         self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
+        gcrs = None  # the fix in GCRS, converted once for every filter (they share the sigma rules)
         for p in self.peers.values():
             self._gap_check(p, t, out)
             if p.filter.initialized and p.filter.needs_reinit:
@@ -632,10 +633,12 @@ class FormationProcessor(Processor):
             if reached is False:
                 return False
             if reached:
-                p.filter.update_own_fix(t, *fix)
+                if gcrs is None:
+                    gcrs = p.filter.fix_gcrs(t, *fix)
+                p.filter.update_own_fix(t, *fix, gcrs=gcrs)
                 for h in p.alts:
                     h.filter.predict_to(t)
-                    h.filter.update_own_fix(t, *fix)
+                    h.filter.update_own_fix(t, *fix, gcrs=gcrs)
                 self._applied(p, t, seq)
         return True
 
