@@ -198,6 +198,7 @@ def profile_run(scenario: Path, t_last: float, uplink: bool, out_dir: Path, top:
 
     from pygnc.tasks.base import PROFILE_DIR_ENV
 
+    out_dir = out_dir.resolve()  # (the tasks run in flight/)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
         r = one_run(scenario, Path(tmp), t_last, None, uplink=uplink, env={PROFILE_DIR_ENV: str(out_dir)})

@@ -102,9 +102,19 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None,
             bar.update(256)
     for i, proc in enumerate(processors):  # measurements kept to be processed together
         flush = getattr(proc, "flush_deferred", None)
-        for out_type, out_body in (flush() if flush is not None else []):
-            run.collect(out_type, out_body)
-            dispatch(out_type, out_body, i + 1)
+        for _ in range(2 if flush is not None else 0):  # (a failure leaves the others' outputs for a second call)
+            try:
+                outputs = flush()
+            except Exception:  # noqa: BLE001 - counted as dispatch does; what it processed comes next call
+                errors[i] += 1
+                if errors[i] == 1:
+                    print(f"replay: {names[i]} failed processing deferred measurements (further failures only "
+                          f"counted):\n{traceback.format_exc()}", file=sys.stderr)
+                continue
+            for out_type, out_body in outputs:
+                run.collect(out_type, out_body)
+                dispatch(out_type, out_body, i + 1)
+            break
     for name, t, e in zip(names, times, errors):
         run.timings_s[name] = t
         run.handle_errors[name] = e

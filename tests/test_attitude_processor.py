@@ -369,3 +369,51 @@ def test_deferred_samples_come_out_at_the_end_of_the_turn(scenario_stream):
                 assert not ap._deferred
     assert not ap._deferred
     assert out == ref
+
+
+def test_a_failing_sample_in_a_group_is_lost_alone(scenario_stream):
+    """One sample whose processing raises (as a processor bug would) costs that sample only,
+    grouped or not: the same estimates, the same failure count; a batch_end arriving while
+    the failing group waits is still handled."""
+    from dataclasses import replace
+
+    _, messages, orbit_after = scenario_stream
+    sensors = [b["t_sc_s"] for t, b in messages if t == "sensor"]
+    bad = {sensors[300], sensors[301], sensors[-3]}
+
+    def run(limit):
+        ap = AttitudeProcessor(replace(EVERY, attitude_batch_samples=limit))
+        step = ap._step
+
+        def failing(b, orbit, env):
+            if b["t_sc_s"] in bad:
+                raise RuntimeError("injected")
+            return step(b, orbit, env)
+
+        ap._step = failing
+        out, errors = [], 0
+        for i, (t, b) in enumerate(messages):
+            for t2, b2 in ([(t, b)] if t in ap.consumes else []) + orbit_after.get(i, []):
+                try:  # as EstimatorTask.on_message: count, go on
+                    out += ap.handle(t2, b2)
+                except RuntimeError:
+                    errors += 1
+        for _ in range(2):
+            try:
+                out += ap.flush_deferred()
+            except RuntimeError:
+                errors += 1
+        return ap, out, errors
+
+    ap0, one, e0 = run(0)
+    ap1, grouped, e1 = run(1000)  # (every sample of the batch in one group, flushed by batch_end)
+    assert ap1.batch_ended and e0 == 3 and e1 == 1  # one raise for the group, after the rest is done
+    assert len(_estimates(one)) == len(sensors) - 3
+    assert grouped == one
+
+
+def test_orbit_estimate_below_the_surface_is_ignored():
+    ap = AttitudeProcessor(EVERY)
+    body = {"t_sc_s": 1.7e9, "t_gps_s": 1.4e9, "r_ecef_m": [0.0, 0.0, 0.0], "r_gcrs_m": [0.0, 0.0, 0.0]}
+    assert ap.handle("orbit_position", body) == []
+    assert ap.counters()["bad_orbit_estimates"] == 1 and not ap.orbit_waiting

@@ -164,10 +164,10 @@ class Config:
     albedo_reflectivity: float = 0.3
     #: Sensor samples held while waiting for the orbit estimate of the same time, count.
     attitude_max_pending_sensors: int = 2000
-    #: During a batch, samples that have their orbit estimate are processed this many at a
-    #: time (and at the end of every turn of the task's loop), their field, sun and albedo
-    #: models computed together - bit for bit the same numbers, ~4x less time for the models;
-    #: 0: each at once.  Never after the batch (live samples: each at once).  Count.
+    #: During a batch, samples ready to be processed are processed this many at a time (and
+    #: at the end of every turn of the task's loop), the field, sun and albedo models of their
+    #: positions computed together - bit for bit the same numbers, ~4x less time for the
+    #: models; 0: each at once.  Never after the batch (live samples: each at once).  Count.
     attitude_batch_samples: int = 128
 
     # --- formation estimator -----------------------------------------------------------

@@ -113,14 +113,20 @@ def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:
     """A fix's position radius within ``Config.min/max_fix_radius_m`` and its speed within
     ``Config.max_fix_speed_m_s`` (ingest checks the same on decoding; a processor checks
     again whatever reached it).  NaN fails."""
-    pos = np.asarray(pos_ecef_m, dtype=float)
     vel = np.asarray(vel_ecef_m_s, dtype=float)
-    # Component bounds first, so the norms cannot overflow.
-    if not ((np.abs(pos) <= config.max_fix_radius_m).all() and (np.abs(vel) <= config.max_fix_speed_m_s).all()):
+    if not radius_plausible(config, pos_ecef_m) or not (np.abs(vel) <= config.max_fix_speed_m_s).all():
         return False
-    r = float(np.linalg.norm(pos))
-    v = float(np.linalg.norm(vel))
-    return config.min_fix_radius_m <= r <= config.max_fix_radius_m and v <= config.max_fix_speed_m_s
+    return float(np.linalg.norm(vel)) <= config.max_fix_speed_m_s
+
+
+def radius_plausible(config, pos_m) -> bool:
+    """A position (3,) whose radius is within ``Config.min/max_fix_radius_m`` (an orbit
+    estimate's too: the environment models need a point above the Earth).  NaN fails."""
+    pos = np.asarray(pos_m, dtype=float)
+    # Component bounds first, so the norm cannot overflow.
+    if pos.shape != (3,) or not (np.abs(pos) <= config.max_fix_radius_m).all():
+        return False
+    return config.min_fix_radius_m <= float(np.linalg.norm(pos)) <= config.max_fix_radius_m
 
 
 def range_plausible(config, range_m) -> bool:

@@ -4,7 +4,8 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
 sample whose stamp is not finite, or more than ``Config.max_propagation_s`` after the last
 sample processed (a corrupt stamp), or whose gyro, magnetometer or lux reading is not finite or beyond
 the sensor's range, is skipped and counted (``time_outliers``, ``bad_samples``); an orbit estimate with a
-non-finite time or position is ignored.
+non-finite time, or a position whose radius is outside ``Config.min/max_fix_radius_m``, is ignored and
+counted (``bad_orbit_estimates``).
 
 * ``clock_map``: spacecraft time -> GPS time (the filter's time base; without it the
   spacecraft clock is used, which only matters for the step lengths).  Its residual RMS
@@ -144,6 +145,8 @@ class AttitudeProcessor(Processor):
         self.record_history = record_history
         #: Samples admitted and in order, not yet processed: (sensor body, orbit body or None).
         self._deferred: list[tuple[dict, dict | None]] = []
+        #: Outputs of processed samples held back by a failure in the same call (returned first next time).
+        self._carry: list[Output] = []
 
     @property
     def record_history(self) -> bool:
@@ -159,10 +162,19 @@ class AttitudeProcessor(Processor):
     def handle(self, msg_type: str, body: dict) -> list[Output]:
         if msg_type in _DEFERRING:
             return self._handle(msg_type, body)
-        # Any other message: after the samples deferred before it, and none left deferred.
+        # Any other message: after the samples deferred before it, and none left deferred;
+        # handled even if one of those samples failed (that failure is raised after it).
+        failed = None
+        try:
+            self._carry = self._run_deferred()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, for the task to count
+            failed = exc
+        self._carry += self._handle(msg_type, body)
         out = self._run_deferred()
-        out += self._handle(msg_type, body)
-        return out + self._run_deferred()
+        if failed is not None:
+            self._carry = out
+            raise failed
+        return out
 
     def _handle(self, msg_type: str, body: dict) -> list[Output]:
         if msg_type == "clock_map":
@@ -331,7 +343,8 @@ class AttitudeProcessor(Processor):
 
     def _on_orbit(self, o: dict) -> list[Output]:
         if not (admission.is_time(o["t_sc_s"]) and admission.is_time(o["t_gps_s"])
-                and admission.finite(np.asarray(o["r_ecef_m"], float), np.asarray(o["r_gcrs_m"], float))):
+                and admission.radius_plausible(self.config, o["r_ecef_m"])
+                and admission.radius_plausible(self.config, o["r_gcrs_m"])):
             self.n_bad_orbit += 1
             return []
         t = float(o["t_sc_s"])
@@ -397,20 +410,42 @@ class AttitudeProcessor(Processor):
         if limit > 0 and not self.batch_ended:
             self._deferred.append((b, orbit))
             return self._run_deferred() if len(self._deferred) >= limit else []
-        return self._run_deferred() + self._step(b, orbit, self._environments([orbit])[0] if orbit is not None else None)
+        self._carry = self._run_deferred()  # (kept if this sample fails)
+        out = self._step(b, orbit, self._environments([orbit])[0] if orbit is not None else None)
+        out, self._carry = self._carry + out, []
+        return out
 
     def flush_deferred(self) -> list[Output]:
         return self._run_deferred()
 
     def _run_deferred(self) -> list[Output]:
-        """Process the deferred samples in order, the models of those with a position together."""
+        """Process the deferred samples in order, the models of those with a position
+        together; return their outputs (after any carried from a call that failed).  A
+        sample whose processing raises is lost alone, as it would have been on its own: the
+        others are processed, their outputs carried to the next call, and the first failure
+        raised (the task counts and logs it)."""
+        out, self._carry = self._carry, []
         if not self._deferred:
-            return []
+            return out
         items, self._deferred = self._deferred, []
-        envs = iter(self._environments([o for _, o in items if o is not None]))
-        out: list[Output] = []
+        try:
+            envs = self._environments([o for _, o in items if o is not None])
+        except Exception:  # noqa: BLE001 - then one at a time: only the sample that fails is lost
+            envs = None
+        failed = None
+        k = 0
         for b, orbit in items:
-            out += self._step(b, orbit, next(envs) if orbit is not None else None)
+            try:
+                env = None
+                if orbit is not None:
+                    k += 1
+                    env = envs[k - 1] if envs is not None else self._environments([orbit])[0]
+                out += self._step(b, orbit, env)
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                failed = failed or exc
+        if failed is not None:
+            self._carry = out
+            raise failed
         return out
 
     def _environments(self, orbits: list[dict]) -> list:

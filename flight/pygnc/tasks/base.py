@@ -464,7 +464,10 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         try:
             return prof.runcall(runner.run)
         finally:
-            prof.dump_stats(str(Path(profile_dir) / f"{spec.name}.prof"))
+            try:
+                prof.dump_stats(str(Path(profile_dir) / f"{spec.name}.prof"))
+            except OSError as exc:  # a profile that cannot be written never changes how the task ended
+                log.warning("cannot write the profile into %s: %s", profile_dir, exc)
     except Exception:
         log.critical("task crashed:\n%s", traceback.format_exc())
         sync_logs()
