@@ -17,8 +17,13 @@ after the first ``--settle-h`` hours: the **published** estimate's (3D RMS, NEES
 operator gets, honest about the ambiguity) and the **side-resolved** one (of the kept
 orbits, the one nearest the truth: what the ranges determine), the latter against the
 bound (3D and line of sight); how many alternatives were still kept at the end
-(``n_alt``: 1 is the other side); and whether it diverged (final side-resolved 3D error >
-100 m).  Then the error vs time (median).
+(``n_alt``: 1 is the other side); the weight the last published mixture gives the kept
+orbit nearest the truth (``w_true``); and whether it diverged (final side-resolved 3D error >
+100 m).  Then the error vs time (median), and whether the side weights are calibrated: a
+mixture's NEES says little when one of its orbits is wrong (it is heavy-tailed by nature:
+a 97:3 mixture whose 3 % side is the true one has a NEES near 30 however right its weights
+are), so the bench counts the runs whose mixture favours the wrong side at the end against
+the number its own weights expect (the sum over runs of 1 - the largest weight).
 
 ``--side-check`` asks why the side stays open: for each partner, the simulator's noise-free
 ranges of the whole run are fitted with the flight dynamics model (partner state at the
@@ -50,7 +55,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests")]
 
-from formation_support import record_sides, relative_errors, side_resolved_errors  # noqa: E402
+from formation_support import record_sides, relative_errors, side_resolved_errors, true_side_weight  # noqa: E402
 from pygnc.config import Paths, config_for_home  # noqa: E402
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
 from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
@@ -223,7 +228,7 @@ def main():
     print(f"== range-only: {args.seeds} seeds x 2 partners, {args.hours:.0f} h, prior {args.prior_pos_m:.0f} m / "
           f"{args.prior_vel_m_s:g} m/s, RMS after {args.settle_h:.0f} h vs the posterior CRB ==")
     print("  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
-          "n_alt  diverged  ms/range")
+          "n_alt  w_true  diverged  ms/range")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, args.seeds + 1):
             out = Path(tmp) / f"s{seed}"
@@ -246,12 +251,14 @@ def main():
                 side3 = float(np.sqrt(np.mean(side_err ** 2)))
                 sidel = float(np.sqrt(np.mean(side_los ** 2)))
                 div = float(side_err[-1]) > DIVERGED_M
+                last_w = [sd[4] for sd in proc.sides if sd[0] == pid][-1]
+                w_true = true_side_weight(truth, k, proc.sides, pid)
                 sep = float(np.mean(np.linalg.norm(e["dr_true"], axis=1))) / 1e3
                 rows.append((seed, pid, sep, side3, crb3, sidel, crbl, float(np.mean(e["nees"])), div, e["rms_r"],
-                             both_open))
+                             both_open, w_true, max(last_w)))
                 print(f"  {seed:4d}  0x{pid:02X}   {sep:6.1f}  {e['rms_r']:7.1f}  {np.mean(e['nees']):5.1f} | "
                       f"{side3:8.2f}  {crb3:7.2f}  {side3 / crb3:5.2f}  {sidel:5.2f}  {crbl:8.2f}  {sidel / crbl:5.2f}  "
-                      f"{both_open:6d}  {'YES' if div else 'no':8s}  "
+                      f"{both_open:6d}  {w_true:6.3f}  {'YES' if div else 'no':8s}  "
                       f"{1e3 * cpu_s / max(n_r, 1):.2f}", flush=True)
                 if args.side_check:
                     sc = side_check(truth, k, config)
@@ -268,6 +275,12 @@ def main():
           f"(most {max(r[10] for r in rows)})")
     print(f"  published: 3D RMS median {np.median([r[9] for r in rows]):.1f} m, worst {max(r[9] for r in rows):.1f} m; "
           f"NEES mean over runs: median {np.median([r[7] for r in rows]):.1f}, worst {max(r[7] for r in rows):.1f}")
+    wt = np.array([r[11] for r in rows])
+    doubt = np.array([1.0 - r[12] for r in rows])
+    print(f"  side weights at the end: the published mixture favours the wrong side in "
+          f"{int(np.sum(wt < 0.5))} of {len(rows)} runs, where its weights expect {doubt.sum():.1f} "
+          f"(sum of 1 - largest weight; calibrated: the two agree within their Poisson scatter); "
+          f"weight of the true side median {np.median(wt):.3f}, least {wt.min():.3f}")
     if ok:
         r3 = np.array([r[3] / r[4] for r in ok])
         rl = np.array([r[5] / r[6] for r in ok])

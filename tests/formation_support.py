@@ -37,9 +37,9 @@ def relative_errors(truth, est: list[dict], settle_s: float) -> dict:
 def record_sides(proc) -> list:
     """Make range-only FormationProcessor *proc* record, at every (not propagated)
     estimate it publishes, every orbit it holds for the partner: a list filled with
-    (peer_id, t_gps_s, filter dr_gcrs (3,), [each alternative's dr_gcrs], filter's weight).
-    (Until 2026-11-25 only the estimates at a filter's own time were recorded, not those
-    interpolated between its steps.)"""
+    (peer_id, t_gps_s, filter dr_gcrs (3,), [each alternative's dr_gcrs], weights: the
+    filter's first, then each alternative's).  (Until 2026-11-25 only the estimates at a
+    filter's own time were recorded, not those interpolated between its steps.)"""
     sides: list = []
     body = proc._estimate_body
 
@@ -47,11 +47,27 @@ def record_sides(proc) -> list:
         if not propagated:
             sides.append((p.peer_id, f.t_gps_s, np.array(ests[0][0][9:12], dtype=float),
                           [np.array(e[0][9:12], dtype=float) for e in ests[1:]],
-                          1.0 if w is None else w[0]))
+                          (1.0,) if w is None else (w[0], *w[1])))
         return body(p, f, ests, w, t_sc_s, propagated)
 
     proc._estimate_body = recording_body
     return sides
+
+
+def true_side_weight(truth, k: int, sides: list, peer_id: int) -> float:
+    """The weight the last recorded mixture of partner index *k* gives the orbit nearest the
+    truth (1: the published estimate is that orbit alone; NaN: nothing recorded).  Over
+    many runs, a calibrated mixture is wrong about the side (this weight below 1/2) about
+    as often as the sum of its doubts, 1 - (the largest weight), says."""
+    tt = truth["t_gps_s"]
+    last = [s for s in sides if s[0] == peer_id]
+    if not last:
+        return float("nan")
+    _, t, dr_f, dr_a, w = last[-1]
+    i = min(int(np.searchsorted(tt, t)), tt.size - 1)
+    rel = truth["r_gcrs_m"][k][i] - truth["r_gcrs_m"][0][i]
+    d = [np.linalg.norm(x - rel) for x in [dr_f] + list(dr_a)]
+    return float(w[int(np.argmin(d))]) if len(w) == len(d) else float("nan")
 
 
 def side_resolved_errors(truth, k: int, sides: list, peer_id: int, settle_s: float):
