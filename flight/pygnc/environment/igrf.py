@@ -154,14 +154,16 @@ def coefficients_at(year: float) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def _coefficients_for_day(t_gps_s: float):
-    """Flat lists of the coefficients for the UTC day of *t_gps_s* (cached)."""
+    """The coefficients for the UTC day of *t_gps_s* (cached): (degree, g, h as nested lists,
+    the recursion constants, and g, h, a, b as arrays for :func:`_field_spherical_many`)."""
     day = int(math.floor(t_gps_s / 86_400.0))
     c = _COEF_CACHE.get(day)
     if c is None:
         deg, g, h = coefficients_at(decimal_year_from_gps((day + 0.5) * 86_400.0))
         if len(_COEF_CACHE) > 64:
             _COEF_CACHE.clear()
-        c = (deg, g.tolist(), h.tolist(), _recursion_constants(deg))
+        rc = _recursion_constants(deg)
+        c = (deg, g.tolist(), h.tolist(), rc, (np.array(g), np.array(h), np.array(rc[1]), np.array(rc[2])))
         _COEF_CACHE[day] = c
     return c
 
@@ -188,7 +190,7 @@ def _recursion_constants(deg: int):
 # --------------------------------------------------------------------------- synthesis
 def field_spherical_nt(r_m: float, colat_rad: float, lon_rad: float, t_gps_s: float) -> tuple[float, float, float]:
     """(B_r, B_theta, B_phi) in nT at a geocentric point; B_theta points south."""
-    deg, g, h, (diag, ra, rb) = _coefficients_for_day(float(t_gps_s))
+    deg, g, h, (diag, ra, rb), _ = _coefficients_for_day(float(t_gps_s))
     ct, st = math.cos(colat_rad), math.sin(colat_rad)
     if st < 1e-12:  # at a pole the phi component is a limit; nudge off it
         st = 1e-12
@@ -284,22 +286,11 @@ def field_ecef_nt_many(r_ecef_m, t_gps_s) -> np.ndarray:
     return out
 
 
-#: id(coefficient tuple) -> (that tuple, g, h, a, b as arrays) for _field_spherical_many.
-_ARRAYS: dict[int, tuple] = {}
-
-
 def _field_spherical_many(r_m, ct, st_raw, c1, s1, coefficients):
     """:func:`field_spherical_nt` over arrays of points (radius, cos/sin colatitude, cos/sin
     longitude), one coefficient set; the same arithmetic in the same order.  Arrays over
     orders are (m, points)."""
-    deg, g, h, (diag, ra, rb) = coefficients
-    arrays = _ARRAYS.get(id(coefficients))
-    if arrays is None or arrays[0] is not coefficients:
-        if len(_ARRAYS) > 64:
-            _ARRAYS.clear()
-        arrays = (coefficients, np.array(g), np.array(h), np.array(ra), np.array(rb))
-        _ARRAYS[id(coefficients)] = arrays
-    _, g_a, h_a, a_a, b_a = arrays
+    deg, _, _, (diag, _, _), (g_a, h_a, a_a, b_a) = coefficients
     st = np.where(st_raw < 1e-12, 1e-12, st_raw)
     ratio = IGRF_REFERENCE_RADIUS_M / r_m
     npt = len(r_m)
