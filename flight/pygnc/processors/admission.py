@@ -100,13 +100,20 @@ MAG_LIMIT_UT = 2500.0
 LUX_LIMIT = 2.0 * 83_865.6
 
 
+def _within(values, limit: float, low: float) -> bool:
+    """Every one of *values* a number with low <= v <= limit (NaN fails).  Plain floats:
+    a sample's 3 + 3 + 6 readings cost more in numpy's call overhead than in arithmetic."""
+    for v in values:
+        v = float(v)
+        if not low <= v <= limit:
+            return False
+    return True
+
+
 def sensor_plausible(gyro_deg_s, mag_ut, sun_lux) -> bool:
     """Every reading finite and within the sensors' ranges (NaN fails)."""
-    g = np.abs(np.asarray(gyro_deg_s, dtype=float))
-    m = np.abs(np.asarray(mag_ut, dtype=float))
-    lux = np.asarray(sun_lux, dtype=float)
-    return bool((g <= GYRO_LIMIT_DEG_S).all() and (m <= MAG_LIMIT_UT).all()
-                and ((lux >= 0.0) & (lux <= LUX_LIMIT)).all())
+    return (_within(gyro_deg_s, GYRO_LIMIT_DEG_S, -GYRO_LIMIT_DEG_S) and _within(mag_ut, MAG_LIMIT_UT, -MAG_LIMIT_UT)
+            and _within(sun_lux, LUX_LIMIT, 0.0))
 
 
 def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:
@@ -122,11 +129,12 @@ def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:
 def radius_plausible(config, pos_m) -> bool:
     """A position (3,) whose radius is within ``Config.min/max_fix_radius_m`` (an orbit
     estimate's too: the environment models need a point above the Earth).  NaN fails."""
-    pos = np.asarray(pos_m, dtype=float)
+    lim = config.max_fix_radius_m
     # Component bounds first, so the norm cannot overflow.
-    if pos.shape != (3,) or not (np.abs(pos) <= config.max_fix_radius_m).all():
+    if len(pos_m) != 3 or not _within(pos_m, lim, -lim):
         return False
-    return config.min_fix_radius_m <= float(np.linalg.norm(pos)) <= config.max_fix_radius_m
+    x, y, z = (float(c) for c in pos_m)
+    return config.min_fix_radius_m <= math.sqrt(x * x + y * y + z * z) <= lim
 
 
 def range_plausible(config, range_m) -> bool:
