@@ -4,7 +4,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pygnc.bus.messages import MESSAGE_TYPES, SCHEMA_VERSION, DecodeCounters, Encoder, decode
+from pygnc.bus.messages import MESSAGE_TYPES, SCHEMA_VERSION, DecodeCounters, Encoder, decode, type_prefix
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
@@ -36,6 +36,22 @@ def test_round_trip_every_type(tb):
     msg = decode(raw, c)
     assert msg is not None and c.ok == 1 and c.dropped == 0
     assert msg.type == msg_type and msg.body == body and msg.src == "ingest" and msg.seq == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(any_message)
+def test_type_prefix_starts_every_message_of_its_type_and_no_other(tb):
+    """A task that does not read a type skips its messages by these first bytes
+    (pygnc.tasks.base): a message starts with its own type's prefix and with no other's
+    (the string's length is in its header, so no name's prefix is another's)."""
+    msg_type, body = tb
+    raw = Encoder("ingest").encode(msg_type, body)
+    assert [t for t in MESSAGE_TYPES if raw.startswith(type_prefix(t))] == [msg_type]
+
+
+def test_type_prefix_of_an_undeclared_type_is_refused():
+    with pytest.raises(KeyError):
+        type_prefix("no_such_type")
 
 
 def test_sequence_numbers_increase_per_sender():

@@ -59,6 +59,19 @@ def _check_clean_stop(run: FlightRun, pids: list[int], rc: int) -> dict:
     return st
 
 
+def _check_unread_types(bus) -> None:
+    from pygnc.bus.messages import DecodeCounters, decode
+
+    msgs = [m for m in (decode(fr.message, DecodeCounters()) for fr in bus.frames) if m is not None]
+    assert sum(m.type == "sensor" for m in msgs) >= 12 and any(m.type == "range" for m in msgs)
+    health = [m for m in msgs if m.type == "health"][-1]
+    rx = {t["name"]: t["counters"].get("bus_rx", {}) for t in health.body["tasks"]}
+    # (the status reporter's own counters in a health message are those of its last pong;
+    # the sensor frames above are in the log it writes without reading them)
+    assert rx["orbit_estimator"]["unread"] > 0 and rx["attitude_estimator"]["unread"] > 0, rx
+    assert all(c.get("dropped", 0) == 0 for c in rx.values()), rx
+
+
 def test_bad_arguments_exit_2_with_usage(tmp_path):
     env = dict(os.environ, PYGNC_HOME=str(tmp_path))
     for args in ([], ["5"], ["x", "1"], ["5", "y"], ["-1", "100"], ["0", "100"], ["5", "-3"], ["5", "1", "2"],
@@ -118,6 +131,9 @@ def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
         st = _check_clean_stop(run, pids, rc)
         assert st["flags"] & S.FLAG_ORBIT_VALID
         assert not os.path.exists(sock_dir)  # removed at exit
+        # A task passes the types it does not read on undecoded (ranges for the orbit task,
+        # measurements for the status reporter); the bus log still holds every frame.
+        _check_unread_types(decode_frames((run.log_dir() / "bus.log").read_bytes()))
         assert "Traceback" not in run.text
 
 

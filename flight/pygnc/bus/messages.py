@@ -5,6 +5,11 @@ A message on the wire is one msgpack map (one ZeroMQ frame)::
     {"v": SCHEMA_VERSION, "type": <name>, "seq": <uint, per sender>, "src": <task name>,
      "t_mono_s": <sender's CLOCK_MONOTONIC at send, s>, "body": {<fields of the type>}}
 
+The keys are always packed in that order (:data:`ENVELOPE_KEYS`), so every message of a
+type starts with the same bytes, :func:`type_prefix`: a consumer that does not read a type
+recognises its messages by that prefix and passes them on without decoding them
+(:class:`DecodeCounters` ``unread``).
+
 ``body`` holds exactly the fields declared for the type in :data:`MESSAGE_TYPES` (extra
 fields are allowed for forward compatibility, missing ones make the message malformed).
 Decoding never raises: :func:`decode` returns ``None`` for a message that is oversized,
@@ -164,6 +169,9 @@ class DecodeCounters:
     """Why received messages were dropped (never fatal)."""
 
     ok: int = 0
+    #: frames of a type the receiving task does not read, recognised by their
+    #: :func:`type_prefix` and passed on undecoded (not dropped: never validated)
+    unread: int = 0
     oversized: int = 0
     not_msgpack: int = 0
     bad_envelope: int = 0
@@ -203,10 +211,25 @@ class Encoder:
         if msg_type not in MESSAGE_TYPES:
             raise KeyError(f"undeclared message type {msg_type!r}")
         self.seq += 1
+        # In the order of ENVELOPE_KEYS (a dict packs in insertion order): type_prefix.
         return self._packer.pack({
             "v": SCHEMA_VERSION, "type": msg_type, "seq": self.seq, "src": self.src,
             "t_mono_s": time.monotonic(), "body": body,
         })
+
+
+#: The envelope's keys in the order :class:`Encoder` packs them.
+ENVELOPE_KEYS = ("v", "type", "seq", "src", "t_mono_s", "body")
+
+
+def type_prefix(msg_type: str) -> bytes:
+    """The bytes every encoded message of *msg_type* starts with: the map header, then
+    ``"v"``: :data:`SCHEMA_VERSION` and ``"type"``: *msg_type*, as msgpack packs them."""
+    if msg_type not in MESSAGE_TYPES:
+        raise KeyError(f"undeclared message type {msg_type!r}")
+    pack = msgpack.Packer(use_bin_type=True).pack
+    return (pack({k: None for k in ENVELOPE_KEYS})[:1] + pack("v") + pack(SCHEMA_VERSION)
+            + pack("type") + pack(msg_type))
 
 
 def decode(data: bytes, counters: DecodeCounters, max_bytes: int = MAX_MESSAGE_BYTES) -> Message | None:

@@ -47,7 +47,8 @@ from pathlib import Path
 
 import zmq
 
-from ..bus.messages import DecodeCounters, Encoder, Message
+from ..bus.channels import CHANNELS
+from ..bus.messages import DecodeCounters, Encoder, Message, decode, type_prefix
 from ..bus.transport import ControlClient, Publisher, Subscriber
 from ..config import Config, Paths, load_config
 from ..logs import records_dropped, setup_task_logging, sync_logs
@@ -120,6 +121,15 @@ class Task:
     def on_dropped(self, channel: str, raw: bytes) -> None:
         """Called for a received frame that failed to decode (already counted)."""
 
+    def reads(self, channel: str) -> frozenset[str] | None:
+        """The message types of *channel* this task reads (None: all).  Messages of the
+        channel's other types are recognised by their first bytes
+        (:func:`pygnc.bus.messages.type_prefix`) and go to :meth:`on_unread` undecoded."""
+        return None
+
+    def on_unread(self, channel: str, raw: bytes) -> None:
+        """Called for a frame of a type :meth:`reads` leaves out (counted ``unread``)."""
+
     def step(self) -> float:
         """Do a slice of work; return how long the loop may wait before calling again, s."""
         return MAX_POLL_S
@@ -177,6 +187,12 @@ class TaskRunner:
             self._sub_by_socket[s.socket] = c
         self.poller.register(self._wake_r, zmq.POLLIN)
         self.task = task_class(self)
+        #: channel -> the type prefixes of its messages the task does not read
+        self._unread_prefixes: dict[str, tuple[bytes, ...]] = {}
+        for c in self.subscribers:
+            wanted = self.task.reads(c)
+            if wanted is not None:
+                self._unread_prefixes[c] = tuple(type_prefix(t) for t in CHANNELS[c].types if t not in wanted)
 
     # -- signals -----------------------------------------------------------------------
     def _on_signal(self, signum):  # only sets a flag; the wake pipe wakes the poll
@@ -306,17 +322,23 @@ class TaskRunner:
         :data:`CONTROL_CHECK_EVERY` messages (unless *stopping*: then it is not needed)."""
         n = 0
         sink = self.ctx.spec.sink
+        unread = self._unread_prefixes.get(channel) or None
+        counters, max_bytes = sub.counters, sub.max_message_bytes
         while n < limit:
             if not stopping:
                 if self.stop_requested and not sink or self.stopping_reason is not None:
                     break
                 if n and n % CONTROL_CHECK_EVERY == 0 and self.control.socket.poll(0, zmq.POLLIN):
                     self._handle_control()
-            got = sub.recv()
-            if got is None:
+            raw = sub.recv_raw()
+            if raw is None:
                 break
-            msg, raw = got
             n += 1
+            if unread is not None and raw.startswith(unread):
+                counters.unread += 1
+                self.task.on_unread(channel, raw)
+                continue
+            msg = decode(raw, counters, max_bytes)
             if msg is None:
                 self.task.on_dropped(channel, raw)
             else:

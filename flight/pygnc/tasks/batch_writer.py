@@ -242,6 +242,10 @@ class BatchWriter(Task):
                 self.log.exception("%s failed", what)
             return None
 
+    def reads(self, channel: str) -> frozenset[str]:
+        """The types its batch record kinds record, and the host's commands."""
+        return frozenset(self.recorder.by_type) | {"host_command"}
+
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type == "host_command":
             if msg.body["command"] == "flush_batches":

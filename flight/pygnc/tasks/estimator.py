@@ -62,6 +62,11 @@ class EstimatorTask(Task):
             self.log.exception("%s failed%s", what, " (further failures only counted)"
                                if self.handle_errors == MAX_LOGGED_TRACEBACKS else "")
 
+    def reads(self, channel: str) -> frozenset[str]:
+        """What the processor consumes (the rest - ranges for the orbit, positions for the
+        sinks ... - is passed on undecoded)."""
+        return self.processor.consumes | {"batch_end"}
+
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type == "batch_end":
             self.batch_done = True

@@ -22,6 +22,7 @@ import math
 import time
 
 from ..atomic import free_bytes, remove_stale_temps, write_atomic
+from ..bus.channels import CHANNELS
 from ..bus.messages import SCHEMA_VERSION, Message
 from ..formats import status as st
 from ..formats.info import render_info
@@ -74,6 +75,14 @@ class StatusReporter(Task):
     def _log_frame(self, channel: str, raw: bytes) -> None:
         if self.buslog is not None:
             self._guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
+
+    def reads(self, channel: str) -> frozenset[str]:
+        """The types it has a handler for; every frame goes to the bus log either way."""
+        return frozenset(t for t in CHANNELS[channel].types if hasattr(self, "_on_" + t))
+
+    def on_unread(self, channel: str, raw: bytes) -> None:
+        self._log_frame(channel, raw)
+        self.frames += 1
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         self._log_frame(channel, raw)

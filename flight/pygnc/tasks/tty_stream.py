@@ -330,6 +330,10 @@ class TtyStream(Task):
         self._send(fs.ERROR_TAG, fs.ERROR.pack(code, seq, tag, min(self.n[name], 0xFFFFFFFF)))
 
     # -- estimates ------------------------------------------------------------------------------
+    def reads(self, channel: str) -> frozenset[str]:
+        """The estimates and notes it streams."""
+        return frozenset(_KIND_BY_TYPE)
+
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         kind = _KIND_BY_TYPE.get(msg.type)
         if kind is None or self.cadence_s <= 0:
