@@ -198,6 +198,30 @@ def rotation_matrix(v) -> np.ndarray:
     ])
 
 
+def _inverse(s: np.ndarray) -> np.ndarray | None:
+    """The inverse of a small square matrix (an innovation covariance), None if singular.
+    Up to 3 x 3 in closed form (the adjugate over the determinant, in floats: a fifth of
+    ``np.linalg.inv``'s call overhead at these sizes); larger ones by ``np.linalg.inv``."""
+    m = s.shape[0]
+    if m == 3:
+        (a, b, c), (d, e, f), (g, h, i) = s.tolist()
+        c00, c10, c20 = e * i - f * h, f * g - d * i, d * h - e * g
+        det = a * c00 + b * c10 + c * c20
+        if det == 0.0:
+            return None
+        k = 1.0 / det
+        return np.array([[k * c00, k * (c * h - b * i), k * (b * f - c * e)],
+                         [k * c10, k * (a * i - c * g), k * (c * d - a * f)],
+                         [k * c20, k * (b * g - a * h), k * (a * e - b * d)]])
+    if m == 1:
+        v = float(s[0, 0])
+        return None if v == 0.0 else np.array([[1.0 / v]])
+    try:
+        return np.linalg.inv(s)
+    except np.linalg.LinAlgError:
+        return None
+
+
 def step_rotation_vector(w0_rad_s, w1_rad_s, dt_s: float) -> np.ndarray:
     """Body rotation vector over [t0, t0+dt] for a rate linear in time from w0 to w1:
     trapezoid plus the two-sample coning term (third-order Magnus)."""
@@ -669,15 +693,15 @@ class AttitudeMEKF:
             sig_dt = self._step_length_sigma(dt)
             if sig_dt > 0.0:
                 p[:3, :3] += (sig_dt * sig_dt) * np.outer(w_step, w_step)
-        idx = np.arange(3)
-        p[idx, idx] += q_att
-        p[idx + 3, idx + 3] += bias_walk_rad_s_per_sqrt_s**2 * dt
-        p[idx + 6, idx + 6] += cfg.mag_bias_walk_ut_per_sqrt_s**2 * dt
-        for i in range(3):  # an attitude sigma beyond pi means nothing: scale it down
-            if p[i, i] > math.pi**2:
-                f_i = math.pi / math.sqrt(p[i, i])
-                p[i, :] *= f_i
-                p[:, i] *= f_i
+        qb = bias_walk_rad_s_per_sqrt_s**2 * dt
+        qm = cfg.mag_bias_walk_ut_per_sqrt_s**2 * dt
+        p.flat[::10] += (q_att, q_att, q_att, qb, qb, qb, qm, qm, qm)  # the diagonal of the 9 x 9
+        if max(p[0, 0], p[1, 1], p[2, 2]) > math.pi**2:
+            for i in range(3):  # an attitude sigma beyond pi means nothing: scale it down
+                if p[i, i] > math.pi**2:
+                    f_i = math.pi / math.sqrt(p[i, i])
+                    p[i, :] *= f_i
+                    p[:, i] *= f_i
         self.p = 0.5 * (p + p.T)
         self.t_s = float(t_s)
 
@@ -720,9 +744,8 @@ class AttitudeMEKF:
         pht = self.p @ h.T
         s = h @ pht
         s.flat[:: s.shape[0] + 1] += rdiag
-        try:
-            s_inv = np.linalg.inv(s)  # one factorisation for the NIS and the gain (m <= 6)
-        except np.linalg.LinAlgError:
+        s_inv = _inverse(s)  # one inverse for the NIS and the gain (m <= 6)
+        if s_inv is None:
             return False, float("nan")
         nis = float(r @ s_inv @ r)
         if not nis <= CHI2_9999[min(len(r), 9) - 1] * (1.0 if len(r) <= 9 else len(r) / 9.0):
@@ -735,7 +758,8 @@ class AttitudeMEKF:
         if not (math.isfinite(float(dx.sum())) and math.isfinite(float(p.sum()))):
             return False, nis  # a non-finite update is not applied (the state stays usable)
         self.p = 0.5 * (p + p.T)
-        self.q = quat_multiply(self.q, np.array([1.0, 0.5 * dx[0], 0.5 * dx[1], 0.5 * dx[2]]))
+        d0, d1, d2 = dx[:3].tolist()
+        self.q = quat_multiply(self.q, (1.0, 0.5 * d0, 0.5 * d1, 0.5 * d2))
         self.q /= math.sqrt(float(self.q @ self.q))
         if self.q[0] < 0:
             self.q = -self.q
