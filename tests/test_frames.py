@@ -115,6 +115,18 @@ def test_state_matrix_is_gcrs_to_itrs():
         np.testing.assert_allclose(j @ np.concatenate((r[i], v[i])), np.concatenate((r_e, v_e)), rtol=0, atol=1e-8)
 
 
+def test_float_conversion_is_gcrs_to_itrs():
+    """rv_gcrs_to_ecef_floats (the orbit estimator's per-sample positions and its estimates'
+    states) is gcrs_to_itrs, to rounding (1e-8 m of 7e6 m)."""
+    t, r, v = _random_states(10, seed=13)
+    for i in range(t.size):
+        r_e, v_e = frames.gcrs_to_itrs(r[i], v[i], float(t[i]))
+        rf, vf = frames.rv_gcrs_to_ecef_floats(float(t[i]), r[i], v[i])
+        np.testing.assert_allclose(rf, r_e, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(vf, v_e, rtol=0, atol=1e-11)
+        assert frames.rv_gcrs_to_ecef_floats(float(t[i]), r[i]) == (rf, None)
+
+
 def test_scalar_and_vector_agree():
     t0 = timebase.gps_from_utc_unix(1.7e9)
     t = t0 + np.arange(0.0, 7200.0, 37.3)

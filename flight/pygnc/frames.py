@@ -517,6 +517,22 @@ def gcrs_to_itrs(r_gcrs_m, v_gcrs_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0,
 EARTH_RATE_SKEW = np.array([[0.0, -OMEGA_EARTH_RAD_S, 0.0], [OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
 
 
+def rv_gcrs_to_ecef_floats(t_gps_s: float, r_gcrs_m, v_gcrs_m_s=None) -> tuple[list, list | None]:
+    """:func:`gcrs_to_itrs` of one state in Python floats (the rotation from
+    :func:`gcrs_from_itrs_rows`): (r_ecef_m [3 floats], v_ecef_m_s [3 floats] or None without
+    *v_gcrs_m_s*) - r = M^T r_gcrs, v = M^T v_gcrs - omega x r.  For per-sample conversions,
+    where numpy's per-call cost is most of the work."""
+    m = gcrs_from_itrs_rows(t_gps_s)
+    x, y, z = (float(c) for c in r_gcrs_m)
+    r = [m[0][i] * x + m[1][i] * y + m[2][i] * z for i in range(3)]
+    if v_gcrs_m_s is None:
+        return r, None
+    vx, vy, vz = (float(c) for c in v_gcrs_m_s)
+    w = OMEGA_EARTH_RAD_S
+    v = [m[0][i] * vx + m[1][i] * vy + m[2][i] * vz for i in range(3)]
+    return r, [v[0] + w * r[1], v[1] - w * r[0], v[2]]
+
+
 def rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs) -> np.ndarray:
     """6x6 J with [r_ecef; v_ecef] = J [r_gcrs; v_gcrs]: :func:`gcrs_to_itrs` (linear, polar
     motion ignored) as a matrix, for *m_gcrs_from_itrs* = :func:`gcrs_from_itrs_matrix` at

@@ -54,7 +54,8 @@ from . import Output, Processor, admission, clock_map_from_body
 def _to_ecef(t_gps_s: float, x):
     """(d x_ecef / d x_gcrs (6, 6), [r_ecef, v_ecef] (6,)) of the GCRS state *x* at *t_gps_s*."""
     j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(t_gps_s))
-    return j, j @ x[:6]
+    r, v = frames.rv_gcrs_to_ecef_floats(t_gps_s, x[0:3], x[3:6])  # the positions' arithmetic
+    return j, np.array(r + v)
 
 
 def orbit_filter_config(config: Config) -> OrbitFilterConfig:
@@ -200,9 +201,10 @@ class OrbitProcessor(Processor):
             self.n_stale += 1
             return []
         span = self.span
+        moved = False  # the cursor's state changed in this call (checked finite below)
         if not self.cursor_valid or t_gps < (c.t_gps_s if span is None else span.t0_gps_s) - 1e-6:
             c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
-            self.cursor_valid = True
+            self.cursor_valid = moved = True
             self.span = span = None
         # The cursor steps ahead in whole steps, each as long as the fix interval (at most
         # the model's max step): the next fix's prediction is then the step's end, and
@@ -212,8 +214,9 @@ class OrbitProcessor(Processor):
         while c.t_gps_s < t_gps - 1e-6 and not budget.spent():
             h = self._cursor_step_s(c.t_gps_s, t_gps)
             self.span = span = c.predict_step(h)
+            moved = True
         reached = c.t_gps_s >= t_gps - 1e-6
-        if not admission.finite(c.x, c.p):
+        if moved and not admission.finite(c.x, c.p):
             self.cursor_valid = False
             self.span = None
             return out
@@ -234,9 +237,9 @@ class OrbitProcessor(Processor):
             x = c.state_in(span, t_gps) if inside else c.x
             self.held = (t_sc_est, t_est, span if inside else None, c.x, c.p)
             self.n_positions_only += 1
-            _, x_e = _to_ecef(t_est, x)  # (as the full estimate: the same numbers to the bit)
+            r_e, _ = frames.rv_gcrs_to_ecef_floats(t_est, x[0:3])  # (as the full estimate: the same numbers to the bit)
             return out + [("orbit_position", {"t_sc_s": t_sc_est, "t_gps_s": t_est,
-                                              "r_ecef_m": x_e[:3].tolist(), "r_gcrs_m": x[:3].tolist()})]
+                                              "r_ecef_m": r_e, "r_gcrs_m": x[:3].tolist()})]
         self.held = None
         if inside:
             x, p = c.estimate_in(span, t_gps)
