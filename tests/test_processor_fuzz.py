@@ -213,3 +213,35 @@ def test_flipped_week_bit_in_any_own_fix(bit):
     _check(msgs, published, worst_s)
     assert orbit.n_time_outliers == len(fixes[::3])
     assert form.n_time_outliers == len(fixes[::3])
+
+
+_any_value = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20), st.none(),
+                       st.text(max_size=3), st.lists(st.floats(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(_any_value, max_size=4), st.lists(st.floats(-1e8, 1e8), min_size=3, max_size=3),
+                 st.floats(), st.none()))
+def test_admission_checks_never_raise_and_agree_with_numpy(pos):
+    """The plain-float radius and sensor checks (admission) refuse whatever is not three
+    numbers inside the limits, and agree with the same checks in numpy where it is."""
+    from pygnc.config import Config
+    from pygnc.processors import admission
+
+    c = Config()
+    got = admission.radius_plausible(c, pos)
+    try:
+        a = np.asarray(pos, dtype=float)
+        ok = a.shape == (3,) and bool((np.abs(a) <= c.max_fix_radius_m).all()) and \
+            c.min_fix_radius_m <= float(np.linalg.norm(a)) <= c.max_fix_radius_m
+    except (TypeError, ValueError):
+        ok = False
+    assert got is ok
+    lux = pos if isinstance(pos, list) else [pos]
+    got = admission.sensor_plausible([0.0, 1.0, -2.0], [10.0, -20.0, 30.0], lux)
+    try:
+        a = np.asarray(lux, dtype=float)
+        ok = a.ndim == 1 and bool(((a >= 0.0) & (a <= admission.LUX_LIMIT)).all())
+    except (TypeError, ValueError):
+        ok = False
+    assert got is ok

@@ -101,12 +101,16 @@ LUX_LIMIT = 2.0 * 83_865.6
 
 
 def _within(values, limit: float, low: float) -> bool:
-    """Every one of *values* a number with low <= v <= limit (NaN fails).  Plain floats:
-    a sample's 3 + 3 + 6 readings cost more in numpy's call overhead than in arithmetic."""
-    for v in values:
-        v = float(v)
-        if not low <= v <= limit:
-            return False
+    """Every one of *values* a number with low <= v <= limit (NaN, or anything not a
+    number, fails).  Plain floats: a sample's 3 + 3 + 6 readings cost more in numpy's call
+    overhead than in arithmetic."""
+    try:
+        for v in values:
+            v = float(v)
+            if not low <= v <= limit:
+                return False
+    except (TypeError, ValueError):
+        return False
     return True
 
 
@@ -131,7 +135,7 @@ def radius_plausible(config, pos_m) -> bool:
     estimate's too: the environment models need a point above the Earth).  NaN fails."""
     lim = config.max_fix_radius_m
     # Component bounds first, so the norm cannot overflow.
-    if len(pos_m) != 3 or not _within(pos_m, lim, -lim):
+    if not hasattr(pos_m, "__len__") or len(pos_m) != 3 or not _within(pos_m, lim, -lim):
         return False
     x, y, z = (float(c) for c in pos_m)
     return config.min_fix_radius_m <= math.sqrt(x * x + y * y + z * z) <= lim

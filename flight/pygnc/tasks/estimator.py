@@ -63,8 +63,8 @@ class EstimatorTask(Task):
                                if self.handle_errors == MAX_LOGGED_TRACEBACKS else "")
 
     def reads(self, channel: str) -> frozenset[str]:
-        """What the processor consumes (the rest - ranges for the orbit, positions for the
-        sinks ... - is passed on undecoded)."""
+        """What the processor consumes (the rest - ranges for the orbit, ranges and fixes for
+        the attitude - is passed on undecoded)."""
         return self.processor.consumes | {"batch_end"}
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
