@@ -38,16 +38,21 @@ differential forces the flight model lacks).  A side is decidable only where the
 signature stands well above both the noise and the model error.
 
     python bench/bench_range_only.py [--seeds 20] [--hours 6] [--prior-pos-m 100 --prior-vel-m-s 0.1]
-                                     [--side-check]
+                                     [--side-check] [--scenarios DIR] [--jobs 2] [--set KEY=VALUE ...]
+
+``--scenarios DIR`` keeps the simulated scenarios (and reuses them: compare configurations,
+``--set``, on the same data); ``--jobs`` evaluates seeds in parallel processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests")]
 
 from formation_support import record_sides, relative_errors, side_resolved_errors, true_side_weight  # noqa: E402
-from pygnc.config import Paths, config_for_home  # noqa: E402
+from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
 from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
 from pygnc.processors.formation import FormationProcessor, filter_config_from  # noqa: E402
@@ -89,8 +94,10 @@ def make_scenario(seed: int, out: Path, hours: float, prior_sigma_pos_m=1000.0, 
     return dict(np.load(out / "truth.npz"))
 
 
-def run(out: Path):
+def run(out: Path, overrides: dict | None = None):
     config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
+    if overrides:
+        config = with_overrides(config, overrides, "--set")
     msgs = build_message_stream(Paths(out), config).messages
     proc = FormationProcessor(config)
     proc.sides = record_sides(proc)
@@ -213,6 +220,60 @@ def side_check(truth, k: int, config) -> dict:
     return out
 
 
+def evaluate_seed(seed: int, out: Path, args) -> dict:
+    """Simulate seed *seed* into *out* (unless it holds a scenario already), run the flight
+    processor on it and compare with the truth and the bound: the rows, curves and side
+    checks of its two partners, and their printed lines."""
+    if (out / "truth.npz").is_file():
+        truth = dict(np.load(out / "truth.npz"))
+    else:
+        truth = make_scenario(seed, out, args.hours, args.prior_pos_m, args.prior_vel_m_s)
+    overrides = {}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        overrides[k] = tomllib.loads(f"v = {v}")["v"]
+    res, cpu_s, proc, config = run(out, overrides)
+    settle = args.settle_h * 3600.0
+    n_r = proc.counters()["ranges_used"] + proc.counters()["ranges_fitted"]
+    got = {"rows": [], "curves": [], "side_rows": [], "lines": []}
+    for k in (1, 2):
+        pid = int(truth["radio_id"][k])
+        est = [b for t, b in res if t == "formation_estimate" and b["peer_id"] == pid and not b["propagated"]]
+        if not est:
+            got["lines"].append(f"  {seed:4d}  0x{pid:02X}   no estimate")
+            continue
+        e = relative_errors(truth, est, settle)
+        tg = np.array([b["t_gps_s"] for b in est])
+        keep = tg - truth["t_gps_s"][0] >= settle
+        b3, bl = bound(truth, k, config, tg[keep])
+        crb3 = float(np.sqrt(np.mean(b3 ** 2)))
+        crbl = float(np.sqrt(np.mean(bl ** 2)))
+        side_err, side_los, both_open = side_resolved_errors(truth, k, proc.sides, pid, settle)
+        side3 = float(np.sqrt(np.mean(side_err ** 2)))
+        sidel = float(np.sqrt(np.mean(side_los ** 2)))
+        div = float(side_err[-1]) > DIVERGED_M
+        last_w = [sd[4] for sd in proc.sides if sd[0] == pid][-1]
+        w_true = true_side_weight(truth, k, proc.sides, pid)
+        sep = float(np.mean(np.linalg.norm(e["dr_true"], axis=1))) / 1e3
+        got["rows"].append((seed, pid, sep, side3, crb3, sidel, crbl, float(np.mean(e["nees"])), div, e["rms_r"],
+                            both_open, w_true, max(last_w)))
+        got["lines"].append(
+            f"  {seed:4d}  0x{pid:02X}   {sep:6.1f}  {e['rms_r']:7.1f}  {np.mean(e['nees']):5.1f} | "
+            f"{side3:8.2f}  {crb3:7.2f}  {side3 / crb3:5.2f}  {sidel:5.2f}  {crbl:8.2f}  {sidel / crbl:5.2f}  "
+            f"{both_open:6d}  {w_true:6.3f}  {'YES' if div else 'no':8s}  "
+            f"{1e3 * cpu_s / max(n_r, 1):.2f}")
+        if args.side_check:
+            sc = side_check(truth, k, config)
+            got["side_rows"].append(sc)
+            got["lines"].append("        side check: " + "; ".join(
+                f"{n} start: signature {v[0]:.2f} m, model error {v[1]:.1f} m (fit {v[2]:.0f} m from truth)"
+                for n, v in sc.items()))
+        err = np.linalg.norm(relative_errors(truth, est, 0)["er"], axis=1)
+        t_rel = tg - truth["t_gps_s"][0]
+        got["curves"].append([float(np.interp(h * 3600.0, t_rel, err)) for h in (1, 2, 3, 4, 6)])
+    return got
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=6)
@@ -222,53 +283,35 @@ def main():
     ap.add_argument("--prior-vel-m-s", type=float, default=1.0, help="uplinked prior sigma per axis, m/s")
     ap.add_argument("--side-check", action="store_true",
                     help="also fit each partner's whole run from the truth and its mirrors (see above)")
+    ap.add_argument("--scenarios", type=Path,
+                    help="keep the simulated scenarios in this directory (s1, s2 ...) and reuse those already "
+                         "there (they must have been made with the same --hours and prior options)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds evaluated in parallel (processes)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="flight configuration override (TOML value), e.g. --set formation_side_model_sigma_m=0")
     args = ap.parse_args()
-    settle = args.settle_h * 3600.0
     rows, curves, side_rows = [], [], []
     print(f"== range-only: {args.seeds} seeds x 2 partners, {args.hours:.0f} h, prior {args.prior_pos_m:.0f} m / "
-          f"{args.prior_vel_m_s:g} m/s, RMS after {args.settle_h:.0f} h vs the posterior CRB ==")
+          f"{args.prior_vel_m_s:g} m/s, RMS after {args.settle_h:.0f} h vs the posterior CRB"
+          + (f"; overrides {', '.join(args.set)}" if args.set else "") + " ==")
     print("  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
           "n_alt  w_true  diverged  ms/range")
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(1, args.seeds + 1):
-            out = Path(tmp) / f"s{seed}"
-            truth = make_scenario(seed, out, args.hours, args.prior_pos_m, args.prior_vel_m_s)
-            res, cpu_s, proc, config = run(out)
-            n_r = proc.counters()["ranges_used"] + proc.counters()["ranges_fitted"]
-            for k in (1, 2):
-                pid = int(truth["radio_id"][k])
-                est = [b for t, b in res if t == "formation_estimate" and b["peer_id"] == pid and not b["propagated"]]
-                if not est:
-                    print(f"  {seed:4d}  0x{pid:02X}   no estimate")
-                    continue
-                e = relative_errors(truth, est, settle)
-                tg = np.array([b["t_gps_s"] for b in est])
-                keep = tg - truth["t_gps_s"][0] >= settle
-                b3, bl = bound(truth, k, config, tg[keep])
-                crb3 = float(np.sqrt(np.mean(b3 ** 2)))
-                crbl = float(np.sqrt(np.mean(bl ** 2)))
-                side_err, side_los, both_open = side_resolved_errors(truth, k, proc.sides, pid, settle)
-                side3 = float(np.sqrt(np.mean(side_err ** 2)))
-                sidel = float(np.sqrt(np.mean(side_los ** 2)))
-                div = float(side_err[-1]) > DIVERGED_M
-                last_w = [sd[4] for sd in proc.sides if sd[0] == pid][-1]
-                w_true = true_side_weight(truth, k, proc.sides, pid)
-                sep = float(np.mean(np.linalg.norm(e["dr_true"], axis=1))) / 1e3
-                rows.append((seed, pid, sep, side3, crb3, sidel, crbl, float(np.mean(e["nees"])), div, e["rms_r"],
-                             both_open, w_true, max(last_w)))
-                print(f"  {seed:4d}  0x{pid:02X}   {sep:6.1f}  {e['rms_r']:7.1f}  {np.mean(e['nees']):5.1f} | "
-                      f"{side3:8.2f}  {crb3:7.2f}  {side3 / crb3:5.2f}  {sidel:5.2f}  {crbl:8.2f}  {sidel / crbl:5.2f}  "
-                      f"{both_open:6d}  {w_true:6.3f}  {'YES' if div else 'no':8s}  "
-                      f"{1e3 * cpu_s / max(n_r, 1):.2f}", flush=True)
-                if args.side_check:
-                    sc = side_check(truth, k, config)
-                    side_rows.append(sc)
-                    print("        side check: " + "; ".join(
-                        f"{n} start: signature {v[0]:.2f} m, model error {v[1]:.1f} m (fit {v[2]:.0f} m from truth)"
-                        for n, v in sc.items()), flush=True)
-                err = np.linalg.norm(relative_errors(truth, est, 0)["er"], axis=1)
-                t_rel = tg - truth["t_gps_s"][0]
-                curves.append([float(np.interp(h * 3600.0, t_rel, err)) for h in (1, 2, 3, 4, 6)])
+        base = args.scenarios or Path(tmp)
+        seeds = range(1, args.seeds + 1)
+        outs = [base / f"s{seed}" for seed in seeds]
+        if args.jobs > 1:
+            with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+                results = pool.map(evaluate_seed, seeds, outs, [args] * len(outs))
+                results = list(results)
+        else:
+            results = map(evaluate_seed, seeds, outs, [args] * len(outs))
+        for got in results:
+            for line in got["lines"]:
+                print(line, flush=True)
+            rows += got["rows"]
+            curves += got["curves"]
+            side_rows += got["side_rows"]
     ok = [r for r in rows if not r[8]]
     print(f"  diverged (side-resolved final error > {DIVERGED_M:.0f} m): {sum(r[8] for r in rows)} of {len(rows)}; "
           f"alternatives still kept at the end: {sum(r[10] > 0 for r in rows)} of {len(rows)} "
