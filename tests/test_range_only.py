@@ -292,6 +292,78 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     assert p.filter is far and not p.alts
 
 
+def test_window_hypotheses_are_weighed_on_the_same_ranges():
+    """The refits of a window run one per arriving range, so each holds a different number
+    of ranges: their odds are taken on the ranges all of them held (minus any a fit dropped
+    as an outlier), plus each one's prior term.  Two fits of the same orbit holding 10 and
+    14 ranges weigh the same; an exact mirror image counts its source's range residuals
+    with its own prior term."""
+    from types import SimpleNamespace
+
+    from pygnc.processors.formation import FormationProcessor
+
+    proc = FormationProcessor(Config())
+    fc = proc.filter_config
+    rng = np.random.default_rng(5)
+    n_all = 14
+    t = np.arange(n_all) * 20.0
+    x_ref = np.array([7.0e6, 3000.0, 500.0, 0.0, 7600.0, 0.0])
+    own_r = np.stack([np.zeros(n_all), 7600.0 * t, np.zeros(n_all)], axis=1)
+    ref_pos = own_r + np.array([0.0, 3000.0, 500.0]) + np.stack([t * 0.1, np.zeros(n_all), np.zeros(n_all)], 1)
+    ref_pos[:, 0] += 7.0e6
+    ref_jac = [np.hstack((np.eye(3), ti * np.eye(3))) for ti in t]
+    bias = 2.0
+    z = np.linalg.norm(ref_pos - own_r, axis=1) + bias + 0.5 * rng.standard_normal(n_all)
+    z[7] += 400.0  # an outlier the longer fit dropped: left out of every hypothesis' cost
+    a = {"z": list(z), "own_r": list(own_r), "x0": x_ref + 50.0, "p0": np.eye(6) * 1e6}
+
+    def window(n):
+        return {"ref_pos": list(ref_pos[:n]), "ref_jac": ref_jac[:n], "x0": x_ref.copy()}
+
+    def fit(x0, n, used=None):
+        u = np.ones(n, dtype=bool) if used is None else used
+        return SimpleNamespace(x0=x0, bias_m=bias, used=u)
+
+    short, long_ = window(10), window(n_all)
+    f10 = fit(x_ref, 10)
+    used14 = np.ones(n_all, dtype=bool)
+    used14[7] = False
+    f14 = fit(x_ref, n_all, used14)
+    mirror = fit(x_ref + np.array([0, 0, -1000.0, 0, 0, 0]), 10)
+    raw = [(123.0, short, f10, (short, f10)), (456.0, long_, f14, (long_, f14)), (789.0, short, mirror, (short, f10))]
+    c = proc._common_costs(a, raw)
+    assert [h[1] for h in c] == [short, long_, short] and c[2][3] == (short, f10)
+    assert c[0][0] == c[1][0]  # the same orbit weighs the same, however many ranges its fit held
+    res = np.delete(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias), 7)
+    assert np.abs(res).max() < 3.0
+    info = np.diag([1e-6] * 6 + [1.0 / fc.range_bias_sigma_m**2])
+    dx = np.append(x_ref - a["x0"], bias - fc.range_bias_prior_m)
+    assert abs(c[0][0] - (float(res @ res) / fc.range_sigma_m**2 + dx @ info @ dx)) < 1e-6
+    dxm = np.append(mirror.x0 - a["x0"], bias - fc.range_bias_prior_m)
+    assert abs((c[2][0] - c[0][0]) - (dxm @ info @ dxm - dx @ info @ dx)) < 1e-6  # the prior alone
+
+
+def test_the_side_likelihood_counts_the_dynamics_error():
+    """Each range's log-likelihood for the side odds takes the innovation variance plus
+    formation_side_model_sigma_m squared: the same innovations move the odds less; with 0
+    it is the innovation's own (NIS capped at 25)."""
+    from types import SimpleNamespace
+
+    from pygnc.processors.formation import RANGE_LL_NIS_CAP, _range_ll
+
+    def filt(nu, s):
+        return SimpleNamespace(last_nis=nu * nu / s, last_s=np.array([[s]]))
+
+    a, b = filt(0.3, 0.3), filt(1.5, 0.3)
+    assert _range_ll(a) == -0.5 * (0.3 + math.log(0.3))
+    d0 = _range_ll(a) - _range_ll(b)
+    d1 = _range_ll(a, 1.0) - _range_ll(b, 1.0)
+    assert abs(d1 - 0.5 * (1.5**2 - 0.3**2) / 1.3) < 1e-12 and 0.0 < d1 < d0
+    assert _range_ll(filt(100.0, 0.3)) == -0.5 * (RANGE_LL_NIS_CAP + math.log(0.3))
+    assert Config().formation_side_model_sigma_m == 1.0
+    assert math.isnan(_range_ll(SimpleNamespace(last_nis=math.nan, last_s=None), 1.0))
+
+
 def _tracking(out, config):
     """(processor, peer 0x4B) fed the scenario in *out* until that partner's window is
     fitted and its filter has used a few ranges."""

@@ -222,6 +222,10 @@ class Config:
     #: cost a long curved valley), fitted again with another third of the window's ranges,
     #: up to this long (s; 0 or less than the window: never extended).
     formation_range_only_max_window_s: float = 5400.0
+    #: The flight dynamics' error in a range, m (1 sigma), as the side likelihood counts it:
+    #: added in variance to each hypothesis' innovation variance when the ranges weigh the
+    #: orbits a window fitted (both sides of the own orbit plane) against each other.
+    formation_side_model_sigma_m: float = 1.0
 
     # --- attitude estimator: time tags ---------------------------------------------------
     #: 1-sigma uncertainty of a sensor sample's GPS epoch, s.  Whole-second floored stamps

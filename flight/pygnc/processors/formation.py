@@ -798,11 +798,11 @@ class FormationProcessor(Processor):
         # error (metres per km of prior error over the window) falls to centimetres, and
         # only then do the candidates' costs say which the ranges and the prior prefer.
         # One propagation of the window per candidate.
-        hyps = []  # (cost, window, fit)
+        hyps = []  # (cost, window, fit, (window, fit) whose range residuals stand for it)
         for x7, _ in res.candidates[:FIT_CANDIDATES]:
             yield
             b, r2 = self._refit(p, a, x7)
-            hyps.append((r2.candidates[0][1], b, r2))
+            hyps.append((r2.candidates[0][1], b, r2, (b, r2)))
         # The point mirror: to first order (Clohessy-Wiltshire) the relative path negated
         # keeps every range, so the best candidate's point mirror is nearly a minimum too,
         # and the multistart (from the prior, its mirrors and draws about it) does not always
@@ -818,16 +818,21 @@ class FormationProcessor(Processor):
         if all(orbit_distance_m(x[:6], h[2].x0) > DISTINCT_M for h in hyps):
             yield
             b2, r3 = self._refit(p, a, x)
-            hyps.append((r3.candidates[0][1], b2, r3))
+            hyps.append((r3.candidates[0][1], b2, r3, (b2, r3)))
         # Which side of the own orbit plane: the reflection of the relative path in that
         # plane keeps every range (an isometry) and is, to first order, a solution of the
         # relative dynamics, so the ranges tell the sides apart only through what breaks the
         # symmetry (J2, drag: weak).  Each candidate's mirror image is fitted too.
-        for _, b, r2 in list(hyps):
+        for _, b, r2, _ in list(hyps):
             yield
             hyps.append(self._mirror_fit(p, a, b, r2))
         if p.acq is not a or not f.initialized:
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
+        # Each refit took every range the window held when it ran, and ranges go on
+        # arriving during the fit (one refit per range): later refits - the mirror images
+        # above all - summed more residuals into their costs, ~1/2 of log-odds per range
+        # against them.  The odds compare every hypothesis on the same ranges.
+        hyps = self._common_costs(a, hyps)
         # The window's ranges often fit several orbits within a few units of cost - its
         # mirror image always, and on a close pair (seed 9: 1.4 km) minima 1.6 km apart
         # within 0.5 - so the one the cost prefers is not "the" orbit: every candidate
@@ -865,12 +870,12 @@ class FormationProcessor(Processor):
         p.acq = None
         out = self._notes_out
         self._flush_outputs(p, math.inf, out)
-        cost0, a, res = hyps[0]
+        cost0, a, res, _ = hyps[0]
         p.n_ranges_fitted += int(res.used.sum())
         cov_peer = _start_from_fit(f, a, res)
         p.version += 1
         p.alts = []
-        for cost, b, r2 in hyps[1:]:
+        for cost, b, r2, _ in hyps[1:]:
             if (cost - cost0) / 2.0 < SIDE_DECIDED_LLR:
                 alt = copy.deepcopy(f)
                 _start_from_fit(alt, b, r2)
@@ -893,12 +898,13 @@ class FormationProcessor(Processor):
                              + ("" if res.converged else " (did not converge)")))
 
     def _mirror_fit(self, p: _Peer, a: dict, b: dict, r2) -> tuple:
-        """(cost, window, fit) of the mirror image in the own orbit plane of the fit *r2*
-        (window *b*) of window *a*'s ranges: fitted again from the reflected start (one
-        window propagation) if that keeps a distinct minimum on the other side; else (the
-        mirror slid back: the ranges cannot tell the sides apart at all, the cross-track
-        offset is within the valley's width) the exact mirror image, whose range cost is
-        the fit's, so the prior alone sets the odds."""
+        """(cost, window, fit, (window, fit) whose range residuals stand for it) of the
+        mirror image in the own orbit plane of the fit *r2* (window *b*) of window *a*'s
+        ranges: fitted again from the reflected start (one window propagation) if that
+        keeps a distinct minimum on the other side; else (the mirror slid back: the ranges
+        cannot tell the sides apart at all, the cross-track offset is within the valley's
+        width) the exact mirror image, whose range cost is the fit's (*b*, *r2*), so the
+        prior alone sets the odds."""
         o = a["own0"]
         m3 = _plane_mirror(o)
         x = np.append(o + _block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
@@ -906,20 +912,52 @@ class FormationProcessor(Processor):
         h = np.cross(o[0:3], o[3:6])
         if float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > DISTINCT_M and \
                 float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0:
-            return rm.candidates[0][1], bm, rm
+            return rm.candidates[0][1], bm, rm, (bm, rm)
         rm = dataclasses.replace(r2, x0=x[0:6], cov=_mirror_cov(r2.cov, m3))
         info = np.linalg.inv(a["p0"])
         dj = float((rm.x0 - a["x0"]) @ info @ (rm.x0 - a["x0"]) - (r2.x0 - a["x0"]) @ info @ (r2.x0 - a["x0"]))
-        return r2.candidates[0][1] + dj, b, rm
+        return r2.candidates[0][1] + dj, b, rm, (b, r2)
+
+    def _common_costs(self, a: dict, hyps: list) -> list:
+        """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
+        window *a* with each cost taken again on the same ranges: the first n, which every
+        refit held (ranges the window gained during the fit are left out of the
+        comparison), and only those that no fit dropped as outliers; plus each one's prior
+        term.  Each hypothesis' residuals come from the linearisation it was refitted about
+        (the exact mirror image of a fit: that fit's residuals - the reflection keeps every
+        range to first order, see _mirror_fit)."""
+        fc = self.filter_config
+        n = min(len(h[3][0]["ref_pos"]) for h in hyps)
+        used = np.ones(n, dtype=bool)
+        for h in hyps:
+            used &= h[3][1].used[:n]
+        z = np.asarray(a["z"][:n], dtype=float)[used]
+        own_r = np.asarray(a["own_r"][:n], dtype=float)[used]
+        prior = np.append(a["x0"], fc.range_bias_prior_m)
+        p_prior = np.zeros((7, 7))
+        p_prior[:6, :6] = a["p0"]
+        p_prior[6, 6] = fc.range_bias_sigma_m ** 2
+        info = np.linalg.inv(p_prior)
+        w = 1.0 / fc.range_sigma_m ** 2
+        out = []
+        for _, b, r2, (bw, fit) in hyps:
+            ref_pos = np.asarray(bw["ref_pos"][:n], dtype=float)[used]
+            ref_jac = np.asarray(bw["ref_jac"][:n], dtype=float)[used]
+            d = ref_pos + ref_jac @ (fit.x0 - bw["x0"]) - own_r
+            res = z - (np.linalg.norm(d, axis=1) + fit.bias_m)
+            dx = np.append(r2.x0, r2.bias_m) - prior
+            out.append((w * float(res @ res) + float(dx @ info @ dx), b, r2, (bw, fit)))
+        return out
 
     def _alts_range(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
         """The range on every alternative's filter too; each one's likelihood against the
         filter's moves its odds (see _prune)."""
-        ll0 = _range_ll(p.filter)
+        mv = self.config.formation_side_model_sigma_m ** 2
+        ll0 = _range_ll(p.filter, mv)
         for h in p.alts:
             h.filter.predict_to(h.filter.range_base_time(t))
             h.filter.update_range(t, range_m)
-            d = ll0 - _range_ll(h.filter)
+            d = ll0 - _range_ll(h.filter, mv)
             if math.isfinite(d):
                 h.llr += d
         self._prune(p, out)
@@ -1368,13 +1406,19 @@ def _mixture(fs: list, ws) -> FormationFilter:
     return out
 
 
-def _range_ll(f: FormationFilter) -> float:
+def _range_ll(f: FormationFilter, model_var_m2: float = 0.0) -> float:
     """Log-likelihood of *f*'s last range with its NIS capped at RANGE_LL_NIS_CAP: a range
     the filter's gate rejected still counts against it, an outlier (hundreds of metres,
-    rejected by every hypothesis) no more than that."""
+    rejected by every hypothesis) no more than that.  *model_var_m2*: added to the
+    innovation variance (the dynamics' error the filter's own variance leaves out, see
+    ``Config.formation_side_model_sigma_m``)."""
     if not math.isfinite(f.last_nis):
         return math.nan
-    return -0.5 * (min(f.last_nis, RANGE_LL_NIS_CAP) + math.log(float(f.last_s[0, 0])))
+    s = float(f.last_s[0, 0])
+    if model_var_m2 > 0.0:
+        s2 = s + model_var_m2
+        return -0.5 * (min(f.last_nis * s / s2, RANGE_LL_NIS_CAP) + math.log(s2))
+    return -0.5 * (min(f.last_nis, RANGE_LL_NIS_CAP) + math.log(s))
 
 
 def _merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
