@@ -294,13 +294,14 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
 
 def test_window_hypotheses_are_weighed_on_the_same_ranges():
     """The refits of a window run one per arriving range, so each holds a different number
-    of ranges: their odds are taken on the ranges all of them held (minus any a fit dropped
-    as an outlier), plus each one's prior term.  Two fits of the same orbit holding 10 and
-    14 ranges weigh the same; an exact mirror image counts its source's range residuals
-    with its own prior term."""
+    of ranges: their odds are taken on the ranges all of them held, each squared normalised
+    residual counted up to 25 (an outlier costs every hypothesis the same), plus each one's
+    prior term.  Two fits of the same orbit - one holding 10 ranges, linearised about it,
+    one holding 14, linearised about a point 80 m / 0.05 m/s away - weigh the same; an
+    exact mirror image counts its source's range residuals with its own prior term."""
     from types import SimpleNamespace
 
-    from pygnc.processors.formation import FormationProcessor
+    from pygnc.processors.formation import RANGE_LL_NIS_CAP, FormationProcessor
 
     proc = FormationProcessor(Config())
     fc = proc.filter_config
@@ -309,38 +310,95 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     t = np.arange(n_all) * 20.0
     x_ref = np.array([7.0e6, 3000.0, 500.0, 0.0, 7600.0, 0.0])
     own_r = np.stack([np.zeros(n_all), 7600.0 * t, np.zeros(n_all)], axis=1)
-    ref_pos = own_r + np.array([0.0, 3000.0, 500.0]) + np.stack([t * 0.1, np.zeros(n_all), np.zeros(n_all)], 1)
-    ref_pos[:, 0] += 7.0e6
-    ref_jac = [np.hstack((np.eye(3), ti * np.eye(3))) for ti in t]
+    ref_pos = own_r + np.array([7.0e6, 3000.0, 500.0]) + np.stack([t * 0.1, np.zeros(n_all), np.zeros(n_all)], 1)
+    ref_jac = np.array([np.hstack((np.eye(3), ti * np.eye(3))) for ti in t])
     bias = 2.0
     z = np.linalg.norm(ref_pos - own_r, axis=1) + bias + 0.5 * rng.standard_normal(n_all)
-    z[7] += 400.0  # an outlier the longer fit dropped: left out of every hypothesis' cost
+    z[7] += 400.0  # an outlier: counted at the cap for every hypothesis
     a = {"z": list(z), "own_r": list(own_r), "x0": x_ref + 50.0, "p0": np.eye(6) * 1e6}
+    shift = np.array([80.0, -40.0, 20.0, 0.05, 0.0, -0.02])
 
-    def window(n):
-        return {"ref_pos": list(ref_pos[:n]), "ref_jac": ref_jac[:n], "x0": x_ref.copy()}
+    def window(n, about):  # a refit's window: the reference trajectory from *about* (linear here)
+        return {"ref_pos": list(ref_pos[:n] + ref_jac[:n] @ (about - x_ref)), "ref_jac": list(ref_jac[:n]),
+                "x0": about.copy()}
 
     def fit(x0, n, used=None):
-        u = np.ones(n, dtype=bool) if used is None else used
-        return SimpleNamespace(x0=x0, bias_m=bias, used=u)
+        return SimpleNamespace(x0=x0, bias_m=bias, used=np.ones(n, dtype=bool) if used is None else used)
 
-    short, long_ = window(10), window(n_all)
+    short, long_ = window(10, x_ref), window(n_all, x_ref + shift)
     f10 = fit(x_ref, 10)
     used14 = np.ones(n_all, dtype=bool)
-    used14[7] = False
-    f14 = fit(x_ref, n_all, used14)
-    mirror = fit(x_ref + np.array([0, 0, -1000.0, 0, 0, 0]), 10)
+    used14[7] = False  # (its own outlier test dropped it: no matter here)
+    f14 = fit(x_ref.copy(), n_all, used14)
+    mirror = fit(x_ref + np.array([0, 0, -1000.0, 0, 0, 0]), 10, np.zeros(10, dtype=bool))
     raw = [(123.0, short, f10, (short, f10)), (456.0, long_, f14, (long_, f14)), (789.0, short, mirror, (short, f10))]
     c = proc._common_costs(a, raw)
     assert [h[1] for h in c] == [short, long_, short] and c[2][3] == (short, f10)
-    assert c[0][0] == c[1][0]  # the same orbit weighs the same, however many ranges its fit held
-    res = np.delete(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias), 7)
-    assert np.abs(res).max() < 3.0
+    assert abs(c[0][0] - c[1][0]) < 1e-6  # the same orbit weighs the same, however its fit was made
+    chi2 = np.square(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias)) / fc.range_sigma_m**2
+    assert chi2[7] > RANGE_LL_NIS_CAP and np.delete(chi2, 7).max() < 36.0
     info = np.diag([1e-6] * 6 + [1.0 / fc.range_bias_sigma_m**2])
     dx = np.append(x_ref - a["x0"], bias - fc.range_bias_prior_m)
-    assert abs(c[0][0] - (float(res @ res) / fc.range_sigma_m**2 + dx @ info @ dx)) < 1e-6
+    assert abs(c[0][0] - (float(np.minimum(chi2, RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
     dxm = np.append(mirror.x0 - a["x0"], bias - fc.range_bias_prior_m)
     assert abs((c[2][0] - c[0][0]) - (dxm @ info @ dxm - dx @ info @ dx)) < 1e-6  # the prior alone
+
+
+def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
+    """The acquisition keeps each alternative at half its common cost above the best one's
+    (FormationProcessor._common_costs, wired into the window fit)."""
+    from pygnc.processors.formation import SIDE_DECIDED_LLR
+
+    out, config, _ = range_only_3h
+    seen = []
+    common = FormationProcessor._common_costs
+
+    def spy(self, a, hyps):
+        r = common(self, a, hyps)
+        seen.append(sorted(h[0] for h in r))
+        return r
+
+    monkeypatch.setattr(FormationProcessor, "_common_costs", spy)
+    proc = FormationProcessor(config)
+    for t, b in build_message_stream(Paths(out), config).messages:
+        if t in proc.consumes:
+            proc.handle(t, b)
+        p = proc.peers.get(0x4B)
+        if p is not None and p.acq is None and p.filter.range_acquired and p.alts:
+            break
+    assert seen, "the window fit did not weigh its hypotheses"
+    costs = seen[-1]
+    expected = [(c - costs[0]) / 2.0 for c in costs[1:] if (c - costs[0]) / 2.0 < SIDE_DECIDED_LLR]
+    # (hypotheses within 50 m of each other as orbits count once: some expected odds go)
+    assert 1 <= len(p.alts) <= len(expected)
+    assert all(any(abs(h.llr - e) < 1e-9 for e in expected) for h in p.alts)
+
+
+def test_the_side_odds_take_the_configured_model_error(monkeypatch):
+    """_alts_range weighs every range with Config.formation_side_model_sigma_m squared added
+    to the innovation variance (for the filter and each alternative alike)."""
+    from pygnc.processors import formation as F
+
+    proc = FormationProcessor(Config(formation_side_model_sigma_m=0.7))
+    own = np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0])
+
+    def hyp(dr_m):
+        g = FormationFilter()
+        g.initialize_relative(1.4e9, own, np.eye(6), np.array(dr_m, float), np.zeros(3),
+                              np.diag([25.0] * 3 + [1e-4] * 3))
+        g.range_acquired = True
+        return g
+
+    p = F._Peer(0x4B, proc.filter_config)
+    p.filter, p.alts = hyp([0, -3000, 400]), [F._Alt(hyp([0, -3000, -400]), 0.5)]
+    got = []
+    ll = F._range_ll
+    monkeypatch.setattr(F, "_range_ll", lambda f, mv=0.0: got.append(mv) or ll(f, mv))
+    p.filter.update_range(1.4e9, 3027.0)
+    proc._alts_range(p, 1.4e9, 3027.0, [])
+    assert got and all(abs(mv - 0.49) < 1e-12 for mv in got)
+    with pytest.raises(ValueError, match="formation_side_model_sigma_m"):
+        Config(formation_side_model_sigma_m=math.nan)
 
 
 def test_the_side_likelihood_counts_the_dynamics_error():
@@ -360,6 +418,8 @@ def test_the_side_likelihood_counts_the_dynamics_error():
     d1 = _range_ll(a, 1.0) - _range_ll(b, 1.0)
     assert abs(d1 - 0.5 * (1.5**2 - 0.3**2) / 1.3) < 1e-12 and 0.0 < d1 < d0
     assert _range_ll(filt(100.0, 0.3)) == -0.5 * (RANGE_LL_NIS_CAP + math.log(0.3))
+    assert _range_ll(filt(100.0, 0.3), 1.0) == -0.5 * (RANGE_LL_NIS_CAP + math.log(1.3))
+    assert _range_ll(filt(2.0, 0.3), 1.0) == -0.5 * (4.0 / 1.3 + math.log(1.3))
     assert Config().formation_side_model_sigma_m == 1.0
     assert math.isnan(_range_ll(SimpleNamespace(last_nis=math.nan, last_s=None), 1.0))
 

@@ -12,6 +12,7 @@ No numpy here: the supervisor and the status reporter import this and must start
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -385,6 +386,9 @@ class Config:
         if self.formation_range_only_side not in ("ahead", "behind"):
             raise ValueError(f"formation_range_only_side must be 'ahead' or 'behind', "
                              f"got {self.formation_range_only_side!r}")
+        v = self.formation_side_model_sigma_m
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < math.inf):
+            raise ValueError(f"formation_side_model_sigma_m must be a finite number >= 0, got {v!r}")
         object.__setattr__(self, "formation_peer_priors", {
             peer_id_key(k): parse_peer_prior(v, self.formation_prior_sigma_pos_m, self.formation_prior_sigma_vel_m_s)
             for k, v in dict(self.formation_peer_priors).items()})

@@ -922,17 +922,16 @@ class FormationProcessor(Processor):
         """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
         window *a* with each cost taken again on the same ranges: the first n, which every
         refit held (ranges the window gained during the fit are left out of the
-        comparison), and only those that no fit dropped as outliers; plus each one's prior
-        term.  Each hypothesis' residuals come from the linearisation it was refitted about
-        (the exact mirror image of a fit: that fit's residuals - the reflection keeps every
-        range to first order, see _mirror_fit)."""
+        comparison), each squared normalised residual counted up to RANGE_LL_NIS_CAP (an
+        outlier that no hypothesis explains costs them all the same, and no hypothesis
+        leaves out the ranges that speak against it, as a fit's own outlier test would);
+        plus each one's prior term.  Each hypothesis' residuals come from the linearisation
+        it was refitted about (the exact mirror image of a fit: that fit's residuals - the
+        reflection keeps every range to first order, see _mirror_fit)."""
         fc = self.filter_config
         n = min(len(h[3][0]["ref_pos"]) for h in hyps)
-        used = np.ones(n, dtype=bool)
-        for h in hyps:
-            used &= h[3][1].used[:n]
-        z = np.asarray(a["z"][:n], dtype=float)[used]
-        own_r = np.asarray(a["own_r"][:n], dtype=float)[used]
+        z = np.asarray(a["z"][:n], dtype=float)
+        own_r = np.asarray(a["own_r"][:n], dtype=float)
         prior = np.append(a["x0"], fc.range_bias_prior_m)
         p_prior = np.zeros((7, 7))
         p_prior[:6, :6] = a["p0"]
@@ -941,12 +940,13 @@ class FormationProcessor(Processor):
         w = 1.0 / fc.range_sigma_m ** 2
         out = []
         for _, b, r2, (bw, fit) in hyps:
-            ref_pos = np.asarray(bw["ref_pos"][:n], dtype=float)[used]
-            ref_jac = np.asarray(bw["ref_jac"][:n], dtype=float)[used]
+            ref_pos = np.asarray(bw["ref_pos"][:n], dtype=float)
+            ref_jac = np.asarray(bw["ref_jac"][:n], dtype=float)
             d = ref_pos + ref_jac @ (fit.x0 - bw["x0"]) - own_r
             res = z - (np.linalg.norm(d, axis=1) + fit.bias_m)
+            chi2 = float(np.minimum(w * res * res, RANGE_LL_NIS_CAP).sum())
             dx = np.append(r2.x0, r2.bias_m) - prior
-            out.append((w * float(res @ res) + float(dx @ info @ dx), b, r2, (bw, fit)))
+            out.append((chi2 + float(dx @ info @ dx), b, r2, (bw, fit)))
         return out
 
     def _alts_range(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
