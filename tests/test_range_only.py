@@ -254,6 +254,16 @@ def test_the_two_sides_mixture_averages_the_cross_track_offset():
     assert h.p[10, 10] > f.p[10, 10] + 0.25 * 0.75 * 30.0**2 - 1e-6
 
 
+def _hypothesis(dr_m) -> FormationFilter:
+    """A range-only hypothesis holding the ranges: relative position *dr_m* (GCRS, m) from an
+    own orbit whose normal is +z, at rest relative to it, 5 m sigma."""
+    g = FormationFilter()
+    g.initialize_relative(1.4e9, np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0]), np.eye(6),
+                          np.array(dr_m, float), np.zeros(3), np.diag([25.0] * 3 + [1e-4] * 3))
+    g.range_acquired = True
+    return g
+
+
 def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     """The bookkeeping of a range-only partner's hypotheses (FormationProcessor._prune):
     one far less likely than the best is dropped; one that has come to agree with another
@@ -262,17 +272,10 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     from pygnc.processors.formation import SIDE_DECIDED_LLR, FormationProcessor, _Alt, _Peer, _weights
 
     proc = FormationProcessor(Config())
-    own = np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0])
-
-    def hyp(dr_m):
-        g = FormationFilter()
-        g.initialize_relative(1.4e9, own, np.eye(6), np.array(dr_m, float), np.zeros(3),
-                              np.diag([25.0] * 3 + [1e-4] * 3))
-        g.range_acquired = True
-        return g
 
     p = _Peer(0x4B, proc.filter_config)
-    main, near, far, other = hyp([0, -3000, 400]), hyp([0, -3000, 402]), hyp([0, -3000, -400]), hyp([0, 3000, 0])
+    main, near, far, other = (_hypothesis(dr) for dr in
+                              ([0, -3000, 400], [0, -3000, 402], [0, -3000, -400], [0, 3000, 0]))
     p.filter = main
     p.alts = [_Alt(near, 0.0), _Alt(far, 1.0), _Alt(other, SIDE_DECIDED_LLR + 1.0)]
     out = []
@@ -380,17 +383,9 @@ def test_the_side_odds_take_the_configured_model_error(monkeypatch):
     from pygnc.processors import formation as F
 
     proc = FormationProcessor(Config(formation_side_model_sigma_m=0.7))
-    own = np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0])
-
-    def hyp(dr_m):
-        g = FormationFilter()
-        g.initialize_relative(1.4e9, own, np.eye(6), np.array(dr_m, float), np.zeros(3),
-                              np.diag([25.0] * 3 + [1e-4] * 3))
-        g.range_acquired = True
-        return g
 
     p = F._Peer(0x4B, proc.filter_config)
-    p.filter, p.alts = hyp([0, -3000, 400]), [F._Alt(hyp([0, -3000, -400]), 0.5)]
+    p.filter, p.alts = _hypothesis([0, -3000, 400]), [F._Alt(_hypothesis([0, -3000, -400]), 0.5)]
     got = []
     ll = F._range_ll
     monkeypatch.setattr(F, "_range_ll", lambda f, mv=0.0: got.append(mv) or ll(f, mv))
