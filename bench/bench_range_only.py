@@ -302,8 +302,7 @@ def main():
         outs = [base / f"s{seed}" for seed in seeds]
         if args.jobs > 1:
             with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-                results = pool.map(evaluate_seed, seeds, outs, [args] * len(outs))
-                results = list(results)
+                results = list(pool.map(evaluate_seed, seeds, outs, [args] * len(outs)))
         else:
             results = map(evaluate_seed, seeds, outs, [args] * len(outs))
         for got in results:

@@ -141,6 +141,16 @@ def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used,
     return x, cost, False, max_iter
 
 
+def fit_prior(x0_prior, p0_prior, bias_prior_m, bias_sigma_m):
+    """The fit's prior on [partner state (6,), range bias]: (mean (7,), covariance (7, 7),
+    information (7, 7)); the state's and the bias' priors independent."""
+    prior = np.concatenate((np.asarray(x0_prior, dtype=float), [float(bias_prior_m)]))
+    p_prior = np.zeros((7, 7))
+    p_prior[:6, :6] = p0_prior
+    p_prior[6, 6] = float(bias_sigma_m) ** 2
+    return prior, p_prior, np.linalg.inv(p_prior)
+
+
 def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_prior_m, bias_sigma_m, own_r_k,
                          ranges_m, sigma_m, max_iter=30, outlier_sigma=5.0, tol_m=0.01, starts=None,
                          n_random_starts=32) -> IodResult:
@@ -169,11 +179,7 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
     ref_jac_k = np.asarray(ref_jac_k, dtype=float)
     own_r_k = np.asarray(own_r_k, dtype=float)
     z = np.asarray(ranges_m, dtype=float)
-    prior = np.concatenate((np.asarray(x0_prior, dtype=float), [float(bias_prior_m)]))
-    p_prior = np.zeros((7, 7))
-    p_prior[:6, :6] = p0_prior
-    p_prior[6, 6] = float(bias_sigma_m) ** 2
-    info_prior = np.linalg.inv(p_prior)
+    prior, p_prior, info_prior = fit_prior(x0_prior, p0_prior, bias_prior_m, bias_sigma_m)
     w = 1.0 / float(sigma_m) ** 2
     n = z.size
     args = (x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w)

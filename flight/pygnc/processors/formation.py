@@ -142,7 +142,7 @@ from ..estimation.formation_filter import (
 )
 from ..estimation import orbit_dynamics as od
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only_iod import DISTINCT_M, orbit_distance_m, solve_relative_orbit
+from ..estimation.range_only_iod import DISTINCT_M, fit_prior, orbit_distance_m, solve_relative_orbit
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
 
@@ -904,7 +904,8 @@ class FormationProcessor(Processor):
         keeps a distinct minimum on the other side; else (the mirror slid back: the ranges
         cannot tell the sides apart at all, the cross-track offset is within the valley's
         width) the exact mirror image, whose range cost is the fit's (*b*, *r2*), so the
-        prior alone sets the odds."""
+        prior alone sets the odds (the cost returned is the fit's until :meth:`_common_costs`
+        takes every hypothesis' again)."""
         o = a["own0"]
         m3 = _plane_mirror(o)
         x = np.append(o + _block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
@@ -914,9 +915,7 @@ class FormationProcessor(Processor):
                 float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0:
             return rm.candidates[0][1], bm, rm, (bm, rm)
         rm = dataclasses.replace(r2, x0=x[0:6], cov=_mirror_cov(r2.cov, m3))
-        info = np.linalg.inv(a["p0"])
-        dj = float((rm.x0 - a["x0"]) @ info @ (rm.x0 - a["x0"]) - (r2.x0 - a["x0"]) @ info @ (r2.x0 - a["x0"]))
-        return r2.candidates[0][1] + dj, b, rm, (b, r2)
+        return r2.candidates[0][1], b, rm, (b, r2)  # (its cost with its own prior: _common_costs)
 
     def _common_costs(self, a: dict, hyps: list) -> list:
         """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
@@ -932,11 +931,7 @@ class FormationProcessor(Processor):
         n = min(len(h[3][0]["ref_pos"]) for h in hyps)
         z = np.asarray(a["z"][:n], dtype=float)
         own_r = np.asarray(a["own_r"][:n], dtype=float)
-        prior = np.append(a["x0"], fc.range_bias_prior_m)
-        p_prior = np.zeros((7, 7))
-        p_prior[:6, :6] = a["p0"]
-        p_prior[6, 6] = fc.range_bias_sigma_m ** 2
-        info = np.linalg.inv(p_prior)
+        prior, _, info = fit_prior(a["x0"], a["p0"], fc.range_bias_prior_m, fc.range_bias_sigma_m)
         w = 1.0 / fc.range_sigma_m ** 2
         out = []
         for _, b, r2, (bw, fit) in hyps:
