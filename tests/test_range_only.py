@@ -200,9 +200,23 @@ def test_peer_prior_configuration_is_checked(tmp_path):
     assert parse_peer_prior({"dr_rtn_m": [0, -2000, 0], "dv_rtn_m_s": [0, 0, 0]})["frame"] == "rtn"
     for bad in ({"dr_rtn_m": [0, 1], "dv_rtn_m_s": [0, 0, 0]}, {"t_gps_s": 1.0}, {"pos_ecef_m": [1, 2, 3]},
                 {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "sigma_pos_m": -1}, "0x4B",
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "colour": "red"}):
+                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "colour": "red"},
+                {"dr_rtn_m": [0, float("nan"), 0], "dv_rtn_m_s": [0, 0, 0]},
+                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "sigma_vel_m_s": float("inf")},
+                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": [1.0] * 36},  # singular
+                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": [1.0] * 35},
+                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "wrong_side_probability": 0.6},
+                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "source": 7}):
         with pytest.raises(ValueError):
             parse_peer_prior(bad)
+    cov = [0.0] * 36
+    for i, v in enumerate((100.0 ** 2, 1000.0 ** 2, 100.0 ** 2, 0.1 ** 2, 0.1 ** 2, 0.1 ** 2)):
+        cov[7 * i] = v
+    cov[1] = cov[6] = 0.5 * 100.0 * 1000.0  # radial / along-track correlated
+    got = parse_peer_prior({"dr_rtn_m": [0, -2000, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": cov,
+                            "wrong_side_probability": 0.1, "source": "TLE 2026-11-24"})
+    assert got["cov_rtn"] == tuple(cov) and got["wrong_side_probability"] == 0.1 and got["source"] == "TLE 2026-11-24"
+    assert parse_peer_prior(got) == got  # a parsed prior parses to itself (Config re-checks on replace)
     f = tmp_path / "c.toml"
     f.write_text('[formation_peer_priors."0x4C"]\ndr_rtn_m = [0.0, 2500.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n'
                  'sigma_pos_m = 300.0\n')

@@ -207,7 +207,13 @@ class Config:
     #: ``t_gps_s``, ``pos_ecef_m``, ``vel_ecef_m_s`` (propagated to the first range), or a
     #: relative one ``dr_rtn_m``, ``dv_rtn_m_s`` (own radial / along-track / cross-track
     #: frame, velocity as seen in it, at the first range); optional ``sigma_pos_m`` /
-    #: ``sigma_vel_m_s`` per axis (default: the two keys below).  A partner without a prior
+    #: ``sigma_vel_m_s`` per axis (default: the two keys below) or ``cov_rtn`` (36 numbers:
+    #: the 6x6 covariance of position, m, and velocity, m/s, in the radial / along-track /
+    #: cross-track axes of the state it gives - the partner's for an absolute state, the own
+    #: spacecraft's for a relative one), ``wrong_side_probability`` (0-0.5: how likely the
+    #: prior is grossly wrong, e.g. a TLE identity swap, so that the partner flies at its
+    #: point mirror; that hypothesis is kept with this weight until the ranges decide) and
+    #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  A partner without a prior
     #: starts from its first range, placed along-track (``formation_range_only_side``:
     #: "ahead" or "behind") with the default sigmas - set the side right, or better uplink
     #: a prior: the first window's ranges may not determine the orbit (docs/interface.md).
@@ -420,30 +426,74 @@ def peer_id_key(key) -> int:
 
 def _vector3(table: dict, key: str) -> tuple[float, float, float]:
     v = table[key]
-    if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(isinstance(c, (int, float)) for c in v)):
-        raise ValueError(f"{key} must be a list of 3 numbers, got {v!r}")
+    if not (isinstance(v, (list, tuple)) and len(v) == 3
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)):
+        raise ValueError(f"{key} must be a list of 3 finite numbers, got {v!r}")
+    return tuple(float(c) for c in v)
+
+
+#: Largest ``wrong_side_probability`` a partner prior may give: 0.5 says nothing of the side.
+MAX_WRONG_SIDE_PROBABILITY = 0.5
+#: Longest ``source`` text of a partner prior (it goes into notes and logs), characters.
+MAX_PRIOR_SOURCE_CHARS = 120
+
+
+def _covariance6(v) -> tuple[float, ...]:
+    """A 6x6 covariance given as 36 numbers (row-major), checked symmetric and positive
+    definite (a plain Cholesky: no numpy here)."""
+    if not (isinstance(v, (list, tuple)) and len(v) == 36
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)):
+        raise ValueError("cov_rtn must be a list of 36 finite numbers (6x6, row-major)")
+    m = [[float(v[6 * i + j]) for j in range(6)] for i in range(6)]
+    for i in range(6):
+        for j in range(i):
+            if abs(m[i][j] - m[j][i]) > 1e-9 * max(1.0, abs(m[i][j]), abs(m[j][i])):
+                raise ValueError(f"cov_rtn is not symmetric (element {i},{j})")
+    low = [[0.0] * 6 for _ in range(6)]
+    for i in range(6):
+        for j in range(i + 1):
+            s = m[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            if i == j:
+                if not s > 0.0:
+                    raise ValueError("cov_rtn is not positive definite")
+                low[i][i] = math.sqrt(s)
+            else:
+                low[i][j] = s / low[j][j]
     return tuple(float(c) for c in v)
 
 
 def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 1.0) -> dict:
     """A partner prior table (see ``Config.formation_peer_priors``), checked and normalised:
-    ``{"frame": "ecef", "t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "sigma_pos_m",
-    "sigma_vel_m_s"}`` or ``{"frame": "rtn", "dr_rtn_m", "dv_rtn_m_s", ...}``; ValueError
-    naming what is wrong."""
+    ``{"frame": "ecef", "t_gps_s", "pos_ecef_m", "vel_ecef_m_s", ...}`` or ``{"frame": "rtn",
+    "dr_rtn_m", "dv_rtn_m_s", ...}``, each with ``sigma_pos_m``, ``sigma_vel_m_s``,
+    ``cov_rtn`` (None: the sigmas per axis), ``wrong_side_probability`` and ``source``;
+    ValueError naming what is wrong."""
     if not isinstance(table, dict):
         raise ValueError(f"a partner prior is a table, got {table!r}")
     keys = set(table)
     ecef, rtn = {"t_gps_s", "pos_ecef_m", "vel_ecef_m_s"}, {"dr_rtn_m", "dv_rtn_m_s"}
-    extra = keys - ecef - rtn - {"sigma_pos_m", "sigma_vel_m_s", "frame"}
+    optional = {"sigma_pos_m", "sigma_vel_m_s", "cov_rtn", "wrong_side_probability", "source", "frame"}
+    extra = keys - ecef - rtn - optional
     if extra:
         raise ValueError(f"unknown keys in a partner prior: {sorted(extra)}")
-    out = {"sigma_pos_m": float(table.get("sigma_pos_m", sigma_pos_m)),
-           "sigma_vel_m_s": float(table.get("sigma_vel_m_s", sigma_vel_m_s))}
-    if not (out["sigma_pos_m"] > 0 and out["sigma_vel_m_s"] > 0):
-        raise ValueError("partner prior sigmas must be > 0")
+    out = {"sigma_pos_m": table.get("sigma_pos_m", sigma_pos_m),
+           "sigma_vel_m_s": table.get("sigma_vel_m_s", sigma_vel_m_s)}
+    for k, v in out.items():
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 < v < math.inf):
+            raise ValueError(f"partner prior {k} must be a finite number > 0, got {v!r}")
+        out[k] = float(v)
+    out["cov_rtn"] = _covariance6(table["cov_rtn"]) if table.get("cov_rtn") is not None else None
+    p = table.get("wrong_side_probability", 0.0)
+    if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p <= MAX_WRONG_SIDE_PROBABILITY):
+        raise ValueError(f"wrong_side_probability must be a number in [0, {MAX_WRONG_SIDE_PROBABILITY}], got {p!r}")
+    out["wrong_side_probability"] = float(p)
+    src = table.get("source", "")
+    if not isinstance(src, str) or len(src) > MAX_PRIOR_SOURCE_CHARS:
+        raise ValueError(f"source must be a string of at most {MAX_PRIOR_SOURCE_CHARS} characters")
+    out["source"] = src
     if ecef <= keys and not keys & rtn:
         t = table["t_gps_s"]
-        if not isinstance(t, (int, float)) or not t > 0:
+        if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 < t < math.inf):
             raise ValueError(f"t_gps_s must be GPS seconds > 0, got {t!r}")
         return {"frame": "ecef", "t_gps_s": float(t), "pos_ecef_m": _vector3(table, "pos_ecef_m"),
                 "vel_ecef_m_s": _vector3(table, "vel_ecef_m_s"), **out}
