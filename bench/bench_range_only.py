@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import math
 import sys
 import tempfile
 import time
@@ -60,7 +61,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests")]
 
-from formation_support import record_sides, relative_errors, side_resolved_errors, true_side_weight  # noqa: E402
+from formation_support import relative_errors, side_resolved_errors, sides_from, true_side_weight  # noqa: E402
 from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
 from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
@@ -74,10 +75,11 @@ from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa:
 DIVERGED_M = 100.0
 
 
-def make_scenario(seed: int, out: Path, hours: float, prior_sigma_pos_m=1000.0, prior_sigma_vel_m_s=1.0):
+def make_scenario(seed: int, out: Path, hours: float, prior_sigma_pos_m=1000.0, prior_sigma_vel_m_s=1.0,
+                  partners: int = 2):
     rng = np.random.default_rng(1000 + seed)
     s = scn.ScenarioSettings(seed=seed, duration_s=hours * 3600.0)
-    s.spacecraft = s.spacecraft + [_extra_spacecraft(2)]
+    s.spacecraft = s.spacecraft + [_extra_spacecraft(k) for k in range(2, partners + 1)]
     for sc in s.spacecraft[1:]:
         sep = rng.uniform(1000.0, 10000.0)
         sc.dlambda_m = float(rng.choice([-1, 1]) * sep)
@@ -94,19 +96,45 @@ def make_scenario(seed: int, out: Path, hours: float, prior_sigma_pos_m=1000.0, 
     return dict(np.load(out / "truth.npz"))
 
 
-def run(out: Path, overrides: dict | None = None):
+def condition_overrides(condition: str, truth, config, rng) -> dict:
+    """Flight configuration overrides of a prior condition: "uplinked" (the simulator's prior:
+    the truth + its sigma's noise), "none" (no prior), "wrong_side" (the point mirror of the
+    truth's relative state + the same noise: a prior that is confidently wrong about the side)."""
+    if condition == "uplinked":
+        return {}
+    if condition == "none":
+        return {"formation_peer_priors": {}}
+    priors = {}
+    for k in range(1, truth["radio_id"].size):
+        pid = int(truth["radio_id"][k])
+        pri = config.formation_peer_priors[pid]
+        own_r, own_v = truth["r_ecef_m"][0][0], truth["v_ecef_m_s"][0][0]
+        pos = 2.0 * own_r - truth["r_ecef_m"][k][0] + pri["sigma_pos_m"] * rng.normal(size=3)
+        vel = 2.0 * own_v - truth["v_ecef_m_s"][k][0] + pri["sigma_vel_m_s"] * rng.normal(size=3)
+        priors[f"0x{pid:02X}"] = {"t_gps_s": float(truth["t_gps_s"][0]), "pos_ecef_m": pos.tolist(),
+                                  "vel_ecef_m_s": vel.tolist(), "sigma_pos_m": pri["sigma_pos_m"],
+                                  "sigma_vel_m_s": pri["sigma_vel_m_s"]}
+    return {"formation_peer_priors": priors}
+
+
+def run(out: Path, overrides: dict | None = None, condition: str = "uplinked", seed: int = 0):
     config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
+    if condition != "uplinked":
+        truth = dict(np.load(out / "truth.npz"))
+        config = with_overrides(config, condition_overrides(condition, truth, config,
+                                                            np.random.default_rng(77 + seed)), condition)
     if overrides:
         config = with_overrides(config, overrides, "--set")
     msgs = build_message_stream(Paths(out), config).messages
     proc = FormationProcessor(config)
-    proc.sides = record_sides(proc)
     res = []
     t0 = time.perf_counter()
     for t, b in msgs:
         if t in proc.consumes:
             res += proc.handle(t, b)
-    return res, time.perf_counter() - t0, proc, config
+    cpu_s = time.perf_counter() - t0
+    proc.sides = sides_from(res)
+    return res, cpu_s, proc, config
 
 
 def bound(truth, k: int, config, t_out):
@@ -227,16 +255,16 @@ def evaluate_seed(seed: int, out: Path, args) -> dict:
     if (out / "truth.npz").is_file():
         truth = dict(np.load(out / "truth.npz"))
     else:
-        truth = make_scenario(seed, out, args.hours, args.prior_pos_m, args.prior_vel_m_s)
+        truth = make_scenario(seed, out, args.hours, args.prior_pos_m, args.prior_vel_m_s, args.partners)
     overrides = {}
     for kv in args.set:
         k, v = kv.split("=", 1)
         overrides[k] = tomllib.loads(f"v = {v}")["v"]
-    res, cpu_s, proc, config = run(out, overrides)
+    res, cpu_s, proc, config = run(out, overrides, args.condition, seed)
     settle = args.settle_h * 3600.0
     n_r = proc.counters()["ranges_used"] + proc.counters()["ranges_fitted"]
-    got = {"rows": [], "curves": [], "side_rows": [], "lines": []}
-    for k in (1, 2):
+    got = {"rows": [], "curves": [], "side_rows": [], "lines": [], "consistency": []}
+    for k in range(1, truth["radio_id"].size):
         pid = int(truth["radio_id"][k])
         est = [b for t, b in res if t == "formation_estimate" and b["peer_id"] == pid and not b["propagated"]]
         if not est:
@@ -268,10 +296,42 @@ def evaluate_seed(seed: int, out: Path, args) -> dict:
             got["lines"].append("        side check: " + "; ".join(
                 f"{n} start: signature {v[0]:.2f} m, model error {v[1]:.1f} m (fit {v[2]:.0f} m from truth)"
                 for n, v in sc.items()))
+        got["consistency"].append(consistency(truth, est, config))
         err = np.linalg.norm(relative_errors(truth, est, 0)["er"], axis=1)
         t_rel = tg - truth["t_gps_s"][0]
         got["curves"].append([float(np.interp(h * 3600.0, t_rel, err)) for h in (1, 2, 3, 4, 6)])
     return got
+
+
+#: 99.9 % point of chi-square with 3 degrees of freedom: the NEES bound of issue 36.
+NEES_999_3DOF = 16.266
+
+
+def consistency(truth, est: list[dict], config) -> dict:
+    """After the partner's acquisition (its first estimate not ``acquiring``): the NEES of
+    every published estimate against the 99.9 % bound, the seconds from the window's opening
+    to the acquisition, and the time from the opening after which the kept orbits agree
+    within the validity bound for good (``ambiguity_m``; NaN: never)."""
+    tg = np.array([b["t_gps_s"] for b in est])
+    acq = np.array([b["acquiring"] for b in est])
+    after = np.flatnonzero(~acq)
+    out = {"t_acq_s": float(tg[after[0]] - tg[0]) if after.size else math.nan, "n": 0, "inside": 0,
+           "t_decided_s": math.nan, "n_valid": 0}
+    if not after.size:
+        return out
+    e = relative_errors(truth, est, 0.0)
+    sel = tg >= tg[after[0]]
+    nees = e["nees"][sel]
+    out["n"], out["inside"] = int(nees.size), int(np.sum(nees <= NEES_999_3DOF))
+    amb = np.array([b["ambiguity_m"] for b in est])
+    open_ = np.flatnonzero(amb > config.formation_valid_max_sigma_m)
+    last_open = open_[-1] if open_.size else -1
+    if last_open < tg.size - 1:
+        out["t_decided_s"] = float(tg[last_open + 1] - tg[0])
+    sig = np.array([np.linalg.norm(b["sigma_dr_m"]) for b in est])
+    out["n_valid"] = int(np.sum(sel & ~acq & (amb <= config.formation_valid_max_sigma_m)
+                                & (sig <= config.formation_valid_max_sigma_m)))
+    return out
 
 
 def main():
@@ -287,12 +347,16 @@ def main():
                     help="keep the simulated scenarios in this directory (s1, s2 ...) and reuse those already "
                          "there (they must have been made with the same --hours and prior options)")
     ap.add_argument("--jobs", type=int, default=1, help="seeds evaluated in parallel (processes)")
+    ap.add_argument("--partners", type=int, default=2, help="partners per scenario (spacecraft - 1)")
+    ap.add_argument("--condition", choices=("uplinked", "none", "wrong_side"), default="uplinked",
+                    help="the partners' priors: the simulator's (truth + noise), none, or the truth's point mirror "
+                         "+ noise (confidently on the wrong side)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="flight configuration override (TOML value), e.g. --set formation_side_model_sigma_m=0")
     args = ap.parse_args()
-    rows, curves, side_rows = [], [], []
-    print(f"== range-only: {args.seeds} seeds x 2 partners, {args.hours:.0f} h, prior {args.prior_pos_m:.0f} m / "
-          f"{args.prior_vel_m_s:g} m/s, RMS after {args.settle_h:.0f} h vs the posterior CRB"
+    rows, curves, side_rows, cons = [], [], [], []
+    print(f"== range-only: {args.seeds} seeds x {args.partners} partners, {args.hours:.0f} h, prior {args.condition} "
+          f"({args.prior_pos_m:.0f} m / {args.prior_vel_m_s:g} m/s), RMS after {args.settle_h:.0f} h vs the posterior CRB"
           + (f"; overrides {', '.join(args.set)}" if args.set else "") + " ==")
     print("  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
           "n_alt  w_true  diverged  ms/range")
@@ -311,6 +375,7 @@ def main():
             rows += got["rows"]
             curves += got["curves"]
             side_rows += got["side_rows"]
+            cons += got["consistency"]
     ok = [r for r in rows if not r[8]]
     print(f"  diverged (side-resolved final error > {DIVERGED_M:.0f} m): {sum(r[8] for r in rows)} of {len(rows)}; "
           f"alternatives still kept at the end: {sum(r[10] > 0 for r in rows)} of {len(rows)} "
@@ -338,10 +403,31 @@ def main():
               f"{np.median(err[:, 0]):.1f} / {np.median(err[:, 1]):.1f} / {np.median(err[:, 2]):.1f} m; "
               f"a mirror fits as well as the truth (within 5 %) in {int(np.sum(err[:, 1:].min(axis=1) < 1.05 * err[:, 0]))} "
               f"of {len(side_rows)}")
+    if cons:
+        n = sum(c["n"] for c in cons)
+        inside = sum(c["inside"] for c in cons)
+        per_run = [c["inside"] / c["n"] for c in cons if c["n"]]
+        acq = np.array([c["t_acq_s"] for c in cons]) / 60.0
+        dec = np.array([c["t_decided_s"] for c in cons]) / 3600.0
+        print(f"  consistency after acquisition: NEES <= {NEES_999_3DOF} (chi-square 3 dof, 99.9 %) in "
+              f"{100.0 * inside / max(n, 1):.1f} % of {n} epochs (runs: median {100.0 * np.median(per_run):.1f} %, "
+              f"worst {100.0 * min(per_run):.1f} %; runs at >= 95 %: {sum(r >= 0.95 for r in per_run)} of "
+              f"{len(per_run)}); acquisition after {np.nanmedian(acq):.0f} min median (max {np.nanmax(acq):.0f})")
+        decided = dec[np.isfinite(dec)]
+        print(f"  the kept orbits agree within the validity bound ({config_bound(args)} m) for good in "
+              f"{decided.size} of {dec.size} runs"
+              + (f", after {np.median(decided):.1f} h median (max {decided.max():.1f} h)" if decided.size else "")
+              + f"; valid epochs {sum(c['n_valid'] for c in cons)} of {n}")
     if curves:
         med = np.median(np.array(curves), axis=0)
         print("  3D error vs time (median over runs): " + ", ".join(
             f"{h} h {m:.1f} m" for h, m in zip((1, 2, 3, 4, 6), med)))
+
+
+def config_bound(args) -> float:
+    from pygnc.config import Config
+
+    return Config().formation_valid_max_sigma_m
 
 
 if __name__ == "__main__":

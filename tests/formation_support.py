@@ -34,23 +34,16 @@ def relative_errors(truth, est: list[dict], settle_s: float) -> dict:
             "rms_los": float(np.sqrt(np.mean(np.einsum("ni,ni->n", er, u) ** 2)))}
 
 
-def record_sides(proc) -> list:
-    """Make range-only FormationProcessor *proc* record, at every (not propagated)
-    estimate it publishes, every orbit it holds for the partner: a list filled with
-    (peer_id, t_gps_s, filter dr_gcrs (3,), [each alternative's dr_gcrs], weights: the
-    filter's first, then each alternative's).  (Until 2026-11-25 only the estimates at a
-    filter's own time were recorded, not those interpolated between its steps.)"""
-    sides: list = []
-    body = proc._estimate_body
-
-    def recording_body(p, f, ests, w, t_sc_s, propagated):
-        if not propagated:
-            sides.append((p.peer_id, f.t_gps_s, np.array(ests[0][0][9:12], dtype=float),
-                          [np.array(e[0][9:12], dtype=float) for e in ests[1:]],
-                          (1.0,) if w is None else (w[0], *w[1])))
-        return body(p, f, ests, w, t_sc_s, propagated)
-
-    proc._estimate_body = recording_body
+def sides_from(outputs) -> list:
+    """Every orbit a range-only partner's published estimates (not propagated) held, from
+    the processor's outputs *outputs* ((type, body) pairs): a list of (peer_id, t_gps_s,
+    filter dr_gcrs (3,), [each alternative's dr_gcrs], weights: the filter's first, then
+    each alternative's)."""
+    sides = []
+    for kind, b in outputs:
+        if kind == "formation_estimate" and not b["propagated"]:
+            dr = [np.asarray(d, dtype=float) for d in b["hyp_dr_gcrs_m"]]
+            sides.append((b["peer_id"], b["t_gps_s"], dr[0], dr[1:], tuple(b["hyp_weights"])))
     return sides
 
 

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from conftest import PY4_DATA
-from formation_support import record_sides, relative_errors, side_resolved_errors
+from formation_support import relative_errors, side_resolved_errors, sides_from
 from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer_prior
-from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs
+from pygnc.estimation import range_only as RO
+from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_matrix, rtn_to_gcrs
 from pygnc.estimation.range_only_iod import partner_trajectory, solve_relative_orbit
-from pygnc.processors.formation import FormationProcessor, _reflected, _weights
+from pygnc.processors.formation import FormationProcessor
 from pygnc.tasks.ingest import build_message_stream
 
 from ground.replay_core import REPLAY_OVERRIDES
@@ -69,18 +70,20 @@ def test_ingest_publishes_no_range_file_fix_as_own_or_peer(range_only_3h):
 
 
 def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
-    """3 km along-track with a 550-m cross-track swing: the ranges fix the relative orbit to
-    metres but not on which side of the own orbit plane it lies (the mirror image keeps
-    every range); the prior cannot tell either.  Both sides are kept, the published
-    estimate is their mixture (error about the cross-track offset, and says so: NEES
-    consistent), and the side nearer the truth is within metres."""
+    """3 km along-track with a 550-m cross-track swing, a prior trusted about the side
+    (wrong_side_probability 0): the ranges fix the relative orbit to metres but not on
+    which side of the own orbit plane it lies (the mirror image keeps every range); the
+    prior cannot tell either.  Both sides are kept, the published estimate is their mixture
+    (error about the cross-track offset, and says so: NEES consistent), and the side nearer
+    the truth is within metres."""
     out, config, truth = range_only_3h
+    config = dataclasses.replace(config, formation_prior_wrong_side_probability=0.0)
     proc = FormationProcessor(config)
-    sides = record_sides(proc)
     res = []
     for t, b in build_message_stream(Paths(out), config).messages:
         if t in proc.consumes:
             res += proc.handle(t, b)
+    sides = sides_from(res)
     c = proc.counters()
     assert c["range_only_starts"] == 1 and c["ranges_fitted"] > 100 and c["peer_fixes_used"] == 0
     notes = [b for t, b in res if t == "estimator_note"]
@@ -101,8 +104,8 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     prop = [b for t, b in proc.propagate_to_sc(proc.clock.sc_from_gps(p.filter.t_gps_s + 60.0))
             if t == "formation_estimate"]
     assert len(prop) == 1 and prop[0]["propagated"] and p.cursor_alts == [None]
-    c, (w0, (w1,)) = p.cursor, _weights(p)
-    np.testing.assert_allclose(prop[0]["dr_gcrs_m"], w0 * c.x[9:12] + w1 * _reflected(c).x[9:12], atol=1e-6)
+    c, (w0, (w1,)) = p.cursor, p.hyp.weights()
+    np.testing.assert_allclose(prop[0]["dr_gcrs_m"], w0 * c.x[9:12] + w1 * RO.reflected(c).x[9:12], atol=1e-6)
     n_c = c.relative_rtn()[0][2]  # the cursor's cross-track offset: the sides are +-n_c
     assert prop[0]["sigma_dr_rtn_m"][2] >= 2.0 * math.sqrt(w0 * w1) * abs(n_c) > 10.0
 
@@ -127,9 +130,8 @@ def test_bad_ranges_are_counted_never_fatal(range_only_3h):
                 n_out += 1
             else:
                 bad.append((t, {**b, "t_sc_s": b["t_sc_s"] + 10 * 86400.0}))
-    proc = FormationProcessor(config)
-    sides = record_sides(proc)
-    proc, res = _run(bad, config, proc)
+    proc, res = _run(bad, config)
+    sides = sides_from(res)
     c = proc.counters()
     assert c["unknown_peer_msgs"] == n_id and c["ranges_invalid"] == n_inv
     assert c["time_outliers"] > 0 and c["ranges_rejected"] + (c["ranges_fitted"] < 300) >= 1
@@ -248,22 +250,20 @@ def test_the_two_sides_mixture_averages_the_cross_track_offset():
     """Equal odds of a filter and its mirror image in the own orbit plane: the published
     cross-track offset is zero and its sigma covers both sides; radial, along-track and
     range are untouched.  Weight 1: the filter itself."""
-    from pygnc.processors.formation import _mixture
-
     f = FormationFilter()
     own = np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0])  # orbit normal +z
     dr, dv = np.array([100.0, -3000.0, 400.0]), np.array([0.0, 0.1, -0.3])
     f.initialize_relative(1.4e9, own, np.eye(6), dr, dv, np.diag([4.0] * 3 + [1e-4] * 3))
     alt = copy.deepcopy(f)
     alt.x[11], alt.x[14] = -400.0, 0.3
-    g = _mixture([f, alt], (0.5, 0.5))
+    g = RO.mixture([f, alt], (0.5, 0.5))
     np.testing.assert_allclose(g.x[9:12], [100.0, -3000.0, 0.0], atol=1e-9)
     assert math.sqrt(g.p[11, 11]) >= 400.0 and abs(np.linalg.norm(f.x[9:12]) - 3028.2) < 1.0
     np.testing.assert_allclose(g.p[9:11, 9:11], f.p[9:11, 9:11], atol=1e-9)
-    np.testing.assert_array_equal(_mixture([f, alt], (1.0, 0.0)).x, f.x)
+    np.testing.assert_array_equal(RO.mixture([f, alt], (1.0, 0.0)).x, f.x)
     third = copy.deepcopy(f)
     third.x[10] += 30.0
-    h = _mixture([f, alt, third], (0.5, 0.25, 0.25))
+    h = RO.mixture([f, alt, third], (0.5, 0.25, 0.25))
     np.testing.assert_allclose(h.x[9:12], [100.0, -3000.0 + 7.5, 200.0], atol=1e-9)
     assert h.p[10, 10] > f.p[10, 10] + 0.25 * 0.75 * 30.0**2 - 1e-6
 
@@ -279,34 +279,31 @@ def _hypothesis(dr_m) -> FormationFilter:
 
 
 def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
-    """The bookkeeping of a range-only partner's hypotheses (FormationProcessor._prune):
-    one far less likely than the best is dropped; one that has come to agree with another
-    is merged into it (the pair's mean, weights added); the most likely becomes the filter,
+    """The bookkeeping of a range-only partner's hypotheses (PartnerHypotheses.prune): one
+    far less likely than the best is dropped; one that has come to agree with another is
+    merged into it (the pair's mean, weights added); the most likely becomes the filter,
     and one that has lost the ranges goes while another still holds them."""
-    from pygnc.processors.formation import SIDE_DECIDED_LLR, FormationProcessor, _Alt, _Peer, _weights
-
-    proc = FormationProcessor(Config())
-
-    p = _Peer(0x4B, proc.filter_config)
+    hyp = RO.PartnerHypotheses(FormationFilterConfig(), peer_id=0x4B)
+    changes = []
+    hyp.on_change = lambda: changes.append(1)
     main, near, far, other = (_hypothesis(dr) for dr in
                               ([0, -3000, 400], [0, -3000, 402], [0, -3000, -400], [0, 3000, 0]))
-    p.filter = main
-    p.alts = [_Alt(near, 0.0), _Alt(far, 1.0), _Alt(other, SIDE_DECIDED_LLR + 1.0)]
-    out = []
-    proc._prune(p, out)
-    assert p.filter is main and [h.filter for h in p.alts] == [far]
+    hyp.filter = main
+    hyp.alts = [RO.Hypothesis(near, 0.0), RO.Hypothesis(far, 1.0), RO.Hypothesis(other, RO.SIDE_DECIDED_LLR + 1.0)]
+    hyp.prune()
+    assert hyp.filter is main and [h.filter for h in hyp.alts] == [far] and changes
     np.testing.assert_allclose(main.x[9:12], [0, -3000, 401], atol=1e-9)  # merged: the pair's mean
     assert main.p[11, 11] > 25.0
-    w0, (w1,) = _weights(p)
+    w0, (w1,) = hyp.weights()
     assert abs(w0 - 2.0 / (2.0 + math.exp(-1.0))) < 1e-12 and abs(w0 + w1 - 1.0) < 1e-12
-    assert not out  # an alternative is still open
-    p.alts[0].llr = -SIDE_DECIDED_LLR - 0.5  # the ranges prefer the other side decisively
-    proc._prune(p, out)
-    assert p.filter is far and not p.alts and [b["code"] for _, b in out] == ["range_only_side"]
-    p.filter, p.alts = main, [_Alt(far, 5.0)]
+    assert not hyp.notes  # an alternative is still open
+    hyp.alts[0].llr = -RO.SIDE_DECIDED_LLR - 0.5  # the ranges prefer the other side decisively
+    hyp.prune()
+    assert hyp.filter is far and not hyp.alts and [code for code, _ in hyp.notes] == ["range_only_side"]
+    hyp.filter, hyp.alts = main, [RO.Hypothesis(far, 5.0)]
     main.range_acquired = False  # the filter lost the ranges, the other side holds them
-    proc._prune(p, [])
-    assert p.filter is far and not p.alts
+    hyp.prune()
+    assert hyp.filter is far and not hyp.alts
 
 
 def test_window_hypotheses_are_weighed_on_the_same_ranges():
@@ -318,10 +315,7 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     exact mirror image counts its source's range residuals with its own prior term."""
     from types import SimpleNamespace
 
-    from pygnc.processors.formation import RANGE_LL_NIS_CAP, FormationProcessor
-
-    proc = FormationProcessor(Config())
-    fc = proc.filter_config
+    fc = FormationFilterConfig()
     rng = np.random.default_rng(5)
     n_all = 14
     t = np.arange(n_all) * 20.0
@@ -332,12 +326,12 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     bias = 2.0
     z = np.linalg.norm(ref_pos - own_r, axis=1) + bias + 0.5 * rng.standard_normal(n_all)
     z[7] += 400.0  # an outlier: counted at the cap for every hypothesis
-    a = {"z": list(z), "own_r": list(own_r), "x0": x_ref + 50.0, "p0": np.eye(6) * 1e6}
+    a = SimpleNamespace(range_m=list(z), own_r_m=list(own_r), x0=x_ref + 50.0, p0=np.eye(6) * 1e6, prior=None)
     shift = np.array([80.0, -40.0, 20.0, 0.05, 0.0, -0.02])
 
     def window(n, about):  # a refit's window: the reference trajectory from *about* (linear here)
-        return {"ref_pos": list(ref_pos[:n] + ref_jac[:n] @ (about - x_ref)), "ref_jac": list(ref_jac[:n]),
-                "x0": about.copy()}
+        return SimpleNamespace(ref_pos=list(ref_pos[:n] + ref_jac[:n] @ (about - x_ref)), ref_jac=list(ref_jac[:n]),
+                               x0=about.copy())
 
     def fit(x0, n, used=None):
         return SimpleNamespace(x0=x0, bias_m=bias, used=np.ones(n, dtype=bool) if used is None else used)
@@ -349,62 +343,59 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     f14 = fit(x_ref.copy(), n_all, used14)
     mirror = fit(x_ref + np.array([0, 0, -1000.0, 0, 0, 0]), 10, np.zeros(10, dtype=bool))
     raw = [(123.0, short, f10, (short, f10)), (456.0, long_, f14, (long_, f14)), (789.0, short, mirror, (short, f10))]
-    c = proc._common_costs(a, raw)
+    c = RO.common_costs(a, raw, fc)
     assert [h[1] for h in c] == [short, long_, short] and c[2][3] == (short, f10)
     assert abs(c[0][0] - c[1][0]) < 1e-6  # the same orbit weighs the same, however its fit was made
     chi2 = np.square(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias)) / fc.range_sigma_m**2
-    assert chi2[7] > RANGE_LL_NIS_CAP and np.delete(chi2, 7).max() < 36.0
+    assert chi2[7] > RO.RANGE_LL_NIS_CAP and np.delete(chi2, 7).max() < 36.0
     info = np.diag([1e-6] * 6 + [1.0 / fc.range_bias_sigma_m**2])
-    dx = np.append(x_ref - a["x0"], bias - fc.range_bias_prior_m)
-    assert abs(c[0][0] - (float(np.minimum(chi2, RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
-    dxm = np.append(mirror.x0 - a["x0"], bias - fc.range_bias_prior_m)
+    dx = np.append(x_ref - a.x0, bias - fc.range_bias_prior_m)
+    assert abs(c[0][0] - (float(np.minimum(chi2, RO.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
+    dxm = np.append(mirror.x0 - a.x0, bias - fc.range_bias_prior_m)
     assert abs((c[2][0] - c[0][0]) - (dxm @ info @ dxm - dx @ info @ dx)) < 1e-6  # the prior alone
 
 
 def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
     """The acquisition keeps each alternative at half its common cost above the best one's
-    (FormationProcessor._common_costs, wired into the window fit)."""
-    from pygnc.processors.formation import SIDE_DECIDED_LLR
-
+    (range_only.common_costs, wired into the window fit)."""
     out, config, _ = range_only_3h
     seen = []
-    common = FormationProcessor._common_costs
+    common = RO.common_costs
 
-    def spy(self, a, hyps):
-        r = common(self, a, hyps)
+    def spy(a, hyps, fc):
+        r = common(a, hyps, fc)
         seen.append(sorted(h[0] for h in r))
         return r
 
-    monkeypatch.setattr(FormationProcessor, "_common_costs", spy)
+    monkeypatch.setattr(RO, "common_costs", spy)
     proc = FormationProcessor(config)
     for t, b in build_message_stream(Paths(out), config).messages:
         if t in proc.consumes:
             proc.handle(t, b)
         p = proc.peers.get(0x4B)
-        if p is not None and p.acq is None and p.filter.range_acquired and p.alts:
+        if p is not None and p.hyp.window is None and p.filter.range_acquired and p.alts:
             break
     assert seen, "the window fit did not weigh its hypotheses"
     costs = seen[-1]
-    expected = [(c - costs[0]) / 2.0 for c in costs[1:] if (c - costs[0]) / 2.0 < SIDE_DECIDED_LLR]
+    expected = [(c - costs[0]) / 2.0 for c in costs[1:] if (c - costs[0]) / 2.0 < RO.SIDE_DECIDED_LLR]
     # (hypotheses within 50 m of each other as orbits count once: some expected odds go)
     assert 1 <= len(p.alts) <= len(expected)
     assert all(any(abs(h.llr - e) < 1e-9 for e in expected) for h in p.alts)
 
 
 def test_the_side_odds_take_the_configured_model_error(monkeypatch):
-    """_alts_range weighs every range with Config.formation_side_model_sigma_m squared added
-    to the innovation variance (for the filter and each alternative alike)."""
-    from pygnc.processors import formation as F
+    """range_on_alternatives weighs every range with Config.formation_side_model_sigma_m
+    squared added to the innovation variance (for the filter and each alternative alike)."""
+    from pygnc.processors.formation import range_only_config_from
 
-    proc = FormationProcessor(Config(formation_side_model_sigma_m=0.7))
-
-    p = F._Peer(0x4B, proc.filter_config)
-    p.filter, p.alts = _hypothesis([0, -3000, 400]), [F._Alt(_hypothesis([0, -3000, -400]), 0.5)]
+    hyp = RO.PartnerHypotheses(FormationFilterConfig(),
+                               range_only_config_from(Config(formation_side_model_sigma_m=0.7)), 0x4B)
+    hyp.filter, hyp.alts = _hypothesis([0, -3000, 400]), [RO.Hypothesis(_hypothesis([0, -3000, -400]), 0.5)]
     got = []
-    ll = F._range_ll
-    monkeypatch.setattr(F, "_range_ll", lambda f, mv=0.0: got.append(mv) or ll(f, mv))
-    p.filter.update_range(1.4e9, 3027.0)
-    proc._alts_range(p, 1.4e9, 3027.0, [])
+    ll = RO.range_log_likelihood
+    monkeypatch.setattr(RO, "range_log_likelihood", lambda f, mv=0.0: got.append(mv) or ll(f, mv))
+    hyp.filter.update_range(1.4e9, 3027.0)
+    hyp.range_on_alternatives(1.4e9, 3027.0)
     assert got and all(abs(mv - 0.49) < 1e-12 for mv in got)
     with pytest.raises(ValueError, match="formation_side_model_sigma_m"):
         Config(formation_side_model_sigma_m=math.nan)
@@ -416,7 +407,7 @@ def test_the_side_likelihood_counts_the_dynamics_error():
     it is the innovation's own (NIS capped at 25)."""
     from types import SimpleNamespace
 
-    from pygnc.processors.formation import RANGE_LL_NIS_CAP, _range_ll
+    RANGE_LL_NIS_CAP, _range_ll = RO.RANGE_LL_NIS_CAP, RO.range_log_likelihood
 
     def filt(nu, s):
         return SimpleNamespace(last_nis=nu * nu / s, last_s=np.array([[s]]))
@@ -441,7 +432,7 @@ def _tracking(out, config):
         if t in proc.consumes:
             proc.handle(t, b)
         p = proc.peers.get(0x4B)
-        if p is not None and p.acq is None and p.filter.range_acquired and p.filter.n_ranges_used > 5:
+        if p is not None and p.hyp.window is None and p.filter.range_acquired and p.filter.n_ranges_used > 5:
             return proc, p
     raise AssertionError("0x4B never tracked")
 
@@ -452,16 +443,21 @@ def test_a_restart_refits_from_the_prior_it_started_from(range_only_3h):
     with a 1-km prior about it kept the fit in its basin)."""
     out, config, _ = range_only_3h
     proc, p = _tracking(out, config)
-    t0, x0, p0, _ = p.prior
+    prior = p.hyp.prior
+    t0, x0, p0 = prior.t_gps_s, prior.x0, prior.p0
     f = p.filter
     t = f.t_gps_s
     f.x[9:12] += 3000.0  # as lost as an estimate gets
-    proc._restart_window(p, t, 3000.0, [])
+    p.hyp.lose(t)
+    assert p.hyp.carry.advance(lambda: False)  # (in flight: within the handler's budget, over calls)
+    p.hyp.open_restart_window(t, 3000.0)
     from pygnc.estimation import orbit_dynamics as od
     xs, phi = od.propagate(np.append(x0, [0.0, 0.0, 0.0, 1.0]), t - t0, f.peer_model, t_gps_s=t0)
-    np.testing.assert_allclose(p.acq["x0"], xs[:6], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(p.acq["p0"], phi[:6, :6] @ p0 @ phi[:6, :6].T, rtol=1e-9)
-    assert "carried to the restart" in p.acq["how"] and not p.alts
+    w = p.hyp.window
+    np.testing.assert_allclose(w.x0, xs[:6], rtol=0, atol=0.05)  # (carried in 10-min steps)
+    np.testing.assert_allclose(w.p0, phi[:6, :6] @ p0 @ phi[:6, :6].T, rtol=1e-4)
+    assert "carried to the restart" in w.how and not p.alts
+    assert len(w.prior.components) == len(prior.components)  # the point mirror too, if kept
     assert proc.counters()["range_only_restarts"] == 1
 
 
@@ -482,8 +478,8 @@ def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree
     assert not f.range_acquired and len(f.range_rejected_nu_m) == f.config.max_consecutive_range_rejections
     nu2 = float(np.median(np.square(f.range_rejected_nu_m)))
     p_lost = f.p.copy()
-    notes = []
-    proc._restart_window(p, t, pred + 410.0, notes)
+    p.hyp.lose(t)
+    notes = p.hyp.notes
     scale = f.p[9, 9] / p_lost[9, 9]
     assert scale > 100.0 and f.range_rejected_nu_m == []
     d = np.ones(f.p.shape[0])
@@ -493,7 +489,7 @@ def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree
     _, h = f.range_model()
     h = np.ravel(h)
     assert float(h @ f.p @ h) + f.config.range_sigma_m ** 2 == pytest.approx(nu2, rel=0.05)  # 1 sigma now
-    assert any(b["code"] == "range_only_restart" and f"{math.sqrt(scale):.1f} times" in b["text"] for _, b in notes)
+    assert any(code == "range_only_restart" and f"{math.sqrt(scale):.1f} times" in text for code, text in notes)
 
 
 def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_only_3h):
@@ -502,20 +498,28 @@ def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_on
     per call, so no handler nears the health limit; the result is the same fit (the filter
     starts, ranges join the window)."""
     out, config, _ = range_only_3h
+    config = dataclasses.replace(config, formation_prior_wrong_side_probability=0.0)
     proc = FormationProcessor(config)
-    refit, per_call = proc._refit, []
+    refit, per_call = RO.AcquisitionWindow.relinearised, []
 
     def counting_refit(*args):
         per_call[-1] += 1
         return refit(*args)
 
-    proc._refit = counting_refit
+    RO.AcquisitionWindow.relinearised = counting_refit
+    try:
+        _feed_counting(proc, out, config, per_call)
+    finally:
+        RO.AcquisitionWindow.relinearised = refit
+    assert sum(per_call) >= 6 and max(per_call) == 1
+    assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100
+
+
+def _feed_counting(proc, out, config, per_call):
     for t, b in build_message_stream(Paths(out), config).messages:
         if t in proc.consumes:
             per_call.append(0)
             proc.handle(t, b)
-    assert sum(per_call) >= 6 and max(per_call) == 1
-    assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100
 
 
 @pytest.fixture(scope="module")
@@ -543,13 +547,12 @@ def test_a_window_whose_fit_does_not_converge_is_extended_and_the_side_kept(camp
     (counted, noted once), and from the start on the most probable orbit is on the
     truth's side, not its point mirror's."""
     config, truth, messages = campaign_seed16
-    proc = FormationProcessor(config)
-    sides = record_sides(proc)
-    proc, out = _run(messages, config, proc)
+    proc, out = _run(messages, config)
+    sides = sides_from(out)
     notes = [b["text"] for k, b in out if k == "estimator_note" and b["code"] == "range_only_window_extended"]
     assert len(notes) == 1 and "0x4C" in notes[0]
-    assert proc.peers[0x4C].n_range_only_extensions >= 1
-    assert proc.counters()["range_only_extensions"] == proc.peers[0x4C].n_range_only_extensions
+    assert proc.peers[0x4C].hyp.n_extensions >= 1
+    assert proc.counters()["range_only_extensions"] == proc.peers[0x4C].hyp.n_extensions
     k = int(np.flatnonzero(truth["radio_id"] == 0x4C)[0])
     tt = truth["t_gps_s"]
     started = [(t, dr) for pid, t, dr, _, _ in sides if pid == 0x4C and t - tt[0] > 4800.0]
@@ -570,11 +573,11 @@ def test_a_lengthened_window_is_fitted_with_what_it_holds_when_the_batch_ends(ca
     head = [(t, b) for t, b in messages if t != "batch_end" and b.get("t_sc_s", t0) - t0 < 3100.0]
     proc, out = _run(head + [m for m in messages if m[0] == "batch_end"], config)
     p = proc.peers[0x4C]
-    assert p.n_range_only_extensions == 1 and p.acq is not None
+    assert p.hyp.n_extensions == 1 and p.hyp.window is not None
     t_sc = max(b["t_sc_s"] for t, b in head if "t_sc_s" in b)
     for _ in range(12):
         out += proc.propagate_to_sc(t_sc)
-    assert p.acq is None and p.filter.range_acquired
+    assert p.hyp.window is None and p.filter.range_acquired
     assert any(k == "estimator_note" and b["code"] in ("range_only_start", "range_only_poor_fit") and "0x4C" in b["text"]
                for k, b in out)
     assert any(k == "formation_estimate" and b["peer_id"] == 0x4C and b["propagated"] for k, b in out)

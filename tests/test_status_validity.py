@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 from pygnc.config import Config
 from pygnc.formats import status as S
 from pygnc.formats.info import MAX_BYTES, duration, render_info
-from pygnc.validity import Q_AHEAD, Q_BEHIND, Q_HORIZON, Q_NONE, Q_OK, Q_RATES_ONLY, Q_UNCERTAIN, assess, quality
+from pygnc.validity import (Q_ACQUIRING, Q_AHEAD, Q_AMBIGUOUS, Q_BEHIND, Q_HORIZON, Q_NONE, Q_OK, Q_RATES_ONLY,
+                            Q_UNCERTAIN, assess, quality)
 
 CFG = Config()
 NOW = 1.7e9
@@ -67,7 +68,7 @@ def test_clock_offset_is_float64_to_the_millisecond():
 
 
 def test_layout_version_size_and_task_slots():
-    assert S.VERSION == 2 and S.SIZE < 1024 and S.MAX_TASKS >= 10
+    assert S.VERSION == 3 and S.SIZE < 1024 and S.MAX_TASKS >= 10
 
 
 def test_info_names_quality_and_age():
@@ -97,7 +98,8 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
               "att_sigma_rad": (sig,) * 3, "att_rate_body_rad_s": (sig,) * 3, "fixes_valid": counts,
               "fixes_total": counts, "sense_records": counts, "sense_records_skipped": counts}
     for k in range(S.MAX_PEERS):
-        values.update({f"peer{k}_id": 74 + k, f"peer{k}_sigma_dr_m": (sig,) * 3, f"peer{k}_quality": q})
+        values.update({f"peer{k}_id": 74 + k, f"peer{k}_sigma_dr_m": (sig,) * 3, f"peer{k}_quality": q,
+                       f"peer{k}_ambiguity_m": sig, f"peer{k}_acq_s": counts, f"peer{k}_acq_window_s": counts})
     for k in range(S.MAX_TASKS):
         values.update({f"task{k}_id": k + 1, f"task{k}_restarts": restarts})
     text = render_info(S.decode_status(S.encode_status(values)))
@@ -105,3 +107,23 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
     lines = text.decode().splitlines()
     assert [ln.split()[0] for ln in lines] == ["pygnc", "orb", "att", "frm", "tsk", "in"]
     assert lines[-1].endswith(" bad")  # never cut
+
+
+def test_range_only_peers_say_why_they_are_not_valid():
+    """A peer still acquiring, or whose kept orbits disagree by more than the bound, is not
+    valid whatever its sigma; the info line says which and how far along (issue 37 item 7)."""
+    config = Config()
+    base = {"t_sc_s": LAST, "batch_t_sc_last_s": LAST, "peer0_id": 0x4B, "peer0_t_sc_s": LAST,
+            "peer0_sigma_dr_m": (1.0, 1.0, 1.0), "peer1_id": 0x4C, "peer1_t_sc_s": LAST,
+            "peer1_sigma_dr_m": (1.0, 1.0, 1.0), "peer0_ambiguity_m": 0.0}
+    s = _status(**base, peer0_acq_s=720, peer0_acq_window_s=2700, peer1_ambiguity_m=6200.0)
+    flags = assess(s, LAST, config, True)
+    assert s["peer0_quality"] == Q_ACQUIRING and s["peer1_quality"] == Q_AMBIGUOUS
+    assert not flags & S.FLAG_FORMATION_VALID
+    frm = render_info(s).decode().splitlines()[3]
+    assert frm.startswith("frm 0/2") and frm.endswith(" acq12/45m")
+    s = _status(**base, peer1_ambiguity_m=6200.0)
+    assess(s, LAST, config, True)
+    assert render_info(s).decode().splitlines()[3].endswith(" amb6.2km")
+    s = _status(**base, peer1_ambiguity_m=40.0)  # within the bound: one orbit as far as the host cares
+    assert assess(s, LAST, config, True) & S.FLAG_FORMATION_VALID and s["peer1_quality"] == Q_OK

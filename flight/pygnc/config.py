@@ -214,17 +214,31 @@ class Config:
     #: prior is grossly wrong, e.g. a TLE identity swap, so that the partner flies at its
     #: point mirror; that hypothesis is kept with this weight until the ranges decide) and
     #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  A partner without a prior
-    #: starts from its first range, placed along-track (``formation_range_only_side``:
-    #: "ahead" or "behind") with the default sigmas - set the side right, or better uplink
-    #: a prior: the first window's ranges may not determine the orbit (docs/interface.md).
+    #: starts from its first range, placed along-track with the default sigmas: "both" sides
+    #: (``formation_range_only_side``, equally likely: ranges cannot tell them apart, the
+    #: published estimate covers both until a prior is uplinked), or "ahead" / "behind"
+    #: (the other side kept at ``formation_prior_wrong_side_probability``).
     formation_peer_priors: dict = field(default_factory=dict)
     formation_prior_sigma_pos_m: float = 1000.0
     formation_prior_sigma_vel_m_s: float = 1.0
-    formation_range_only_side: str = "ahead"
+    formation_range_only_side: str = "both"
+    #: The probability that an uplinked prior which does not give its own
+    #: ``wrong_side_probability`` (or a one-sided placement) has the partner on the wrong
+    #: side: its point mirror is kept with this weight until the ranges decide (they rarely
+    #: can: docs/range_only.md).  0.1 keeps the published estimate's sigma over the truth
+    #: (NEES inside its 99.9 % bound) when the prior is wrong.
+    formation_prior_wrong_side_probability: float = 0.1
+    #: An absolute prior whose epoch is further than this from the first range is not used
+    #: (a note says so; the partner starts as with no prior), s.
+    formation_prior_max_age_s: float = 2 * 86_400.0
     #: Range-only start: ranges are collected this long (s) after the first, and at least
     #: this many, before the partner's orbit is fitted to them (pygnc.estimation.range_only_iod).
     formation_range_only_window_s: float = 2700.0
     formation_range_only_min_ranges: int = 8
+    #: ... or this long (s) when the prior's position is known to this 1-sigma (m, its
+    #: largest axis) or better: the fit then has one basin and needs few ranges.
+    formation_range_only_short_window_s: float = 600.0
+    formation_range_only_short_window_max_sigma_m: float = 200.0
     #: ... and when that fit does not converge (a window too short for the geometry: its
     #: cost a long curved valley), fitted again with another third of the window's ranges,
     #: up to this long (s; 0 or less than the window: never extended).
@@ -389,9 +403,13 @@ class Config:
         range_packet.bandwidth_hz(self.sx1280_ranging_bandwidth_code)  # ValueError if unknown
         if self.range_gps_source not in ("own", "peer"):
             raise ValueError(f"range_gps_source must be 'own' or 'peer', got {self.range_gps_source!r}")
-        if self.formation_range_only_side not in ("ahead", "behind"):
-            raise ValueError(f"formation_range_only_side must be 'ahead' or 'behind', "
+        if self.formation_range_only_side not in ("both", "ahead", "behind"):
+            raise ValueError(f"formation_range_only_side must be 'both', 'ahead' or 'behind', "
                              f"got {self.formation_range_only_side!r}")
+        v = self.formation_prior_wrong_side_probability
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= MAX_WRONG_SIDE_PROBABILITY):
+            raise ValueError(f"formation_prior_wrong_side_probability must be in [0, {MAX_WRONG_SIDE_PROBABILITY}], "
+                             f"got {v!r}")
         v = self.formation_side_model_sigma_m
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < math.inf):
             raise ValueError(f"formation_side_model_sigma_m must be a finite number >= 0, got {v!r}")
@@ -483,10 +501,11 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
             raise ValueError(f"partner prior {k} must be a finite number > 0, got {v!r}")
         out[k] = float(v)
     out["cov_rtn"] = _covariance6(table["cov_rtn"]) if table.get("cov_rtn") is not None else None
-    p = table.get("wrong_side_probability", 0.0)
-    if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p <= MAX_WRONG_SIDE_PROBABILITY):
+    p = table.get("wrong_side_probability")
+    if p is not None and not (isinstance(p, (int, float)) and not isinstance(p, bool)
+                              and 0.0 <= p <= MAX_WRONG_SIDE_PROBABILITY):
         raise ValueError(f"wrong_side_probability must be a number in [0, {MAX_WRONG_SIDE_PROBABILITY}], got {p!r}")
-    out["wrong_side_probability"] = float(p)
+    out["wrong_side_probability"] = None if p is None else float(p)
     src = table.get("source", "")
     if not isinstance(src, str) or len(src) > MAX_PRIOR_SOURCE_CHARS:
         raise ValueError(f"source must be a string of at most {MAX_PRIOR_SOURCE_CHARS} characters")

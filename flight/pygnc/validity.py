@@ -13,6 +13,10 @@ spacecraft time) into one of :data:`pygnc.formats.status.ESTIMATE_QUALITY`:
 * ``ahead``: its epoch is later than "now" by more than that lag (the spacecraft time given
   to main.py is before the batch);
 * ``rates_only`` (attitude): rates and gyro bias, but no attitude reference yet;
+* ``acquiring`` (range-only peer): current, but its acquisition window is still collecting
+  ranges - the estimate is the prior's;
+* ``ambiguous`` (range-only peer): current, but the orbits the ranges leave open (mirror
+  images) lie further apart than ``formation_valid_max_sigma_m``;
 * ``uncertain``: current, but its 3-D 1-sigma exceeds the configured bound
   (``orbit_valid_max_sigma_m``, ``attitude_valid_max_sigma_deg``,
   ``formation_valid_max_sigma_m``);
@@ -29,8 +33,8 @@ import math
 from .config import Config
 from .formats import status as st
 
-Q_NONE, Q_OK, Q_BEHIND, Q_AHEAD, Q_HORIZON, Q_UNCERTAIN, Q_RATES_ONLY = range(7)
-assert st.ESTIMATE_QUALITY[Q_RATES_ONLY] == "rates_only"
+Q_NONE, Q_OK, Q_BEHIND, Q_AHEAD, Q_HORIZON, Q_UNCERTAIN, Q_RATES_ONLY, Q_ACQUIRING, Q_AMBIGUOUS = range(9)
+assert st.ESTIMATE_QUALITY[Q_RATES_ONLY] == "rates_only" and st.ESTIMATE_QUALITY[Q_AMBIGUOUS] == "ambiguous"
 
 
 def norm3(v) -> float:
@@ -39,7 +43,8 @@ def norm3(v) -> float:
 
 
 def quality(epoch_sc_s: float, now_sc_s: float, sigma_3d: float, max_sigma: float,
-            batch_last_sc_s: float, config: Config, has_reference: bool = True) -> int:
+            batch_last_sc_s: float, config: Config, has_reference: bool = True, acquiring: bool = False,
+            ambiguity_m: float = 0.0) -> int:
     """Index into ``ESTIMATE_QUALITY`` of one estimate (see the module docstring)."""
     if not math.isfinite(epoch_sc_s):
         return Q_NONE
@@ -52,6 +57,10 @@ def quality(epoch_sc_s: float, now_sc_s: float, sigma_3d: float, max_sigma: floa
         return Q_AHEAD
     if not has_reference:
         return Q_RATES_ONLY
+    if acquiring:
+        return Q_ACQUIRING
+    if ambiguity_m > max_sigma:
+        return Q_AMBIGUOUS
     if not sigma_3d <= max_sigma:  # NaN fails too
         return Q_UNCERTAIN
     return Q_OK
@@ -73,7 +82,8 @@ def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool) ->
             s[p + "quality"] = Q_NONE
             continue
         q = quality(s[p + "t_sc_s"], now_sc_s, norm3(s[p + "sigma_dr_m"]),
-                    config.formation_valid_max_sigma_m, last, config)
+                    config.formation_valid_max_sigma_m, last, config,
+                    acquiring=s[p + "acq_window_s"] > 0, ambiguity_m=s[p + "ambiguity_m"])
         s[p + "quality"] = q
         any_peer_ok |= q == Q_OK
     flags = s["flags"] & ~(st.FLAG_ORBIT_VALID | st.FLAG_ATTITUDE_VALID | st.FLAG_FORMATION_VALID)

@@ -129,6 +129,13 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "sigma_range_bias_m": "num", "range_time_offset_s": "num", "peer_drag_scale": "num",
         "n_peer_fixes_used": "int", "n_peer_fixes_rejected": "int", "n_own_fixes_used": "int",
         "n_own_fixes_rejected": "int",
+        # Range-only: an acquisition window is open (the estimate is the prior's), the
+        # seconds of ranges it holds and its length; the kept orbits (the filter's first)
+        # with their weights and relative positions (GCRS, m), and the largest distance of
+        # one weighing at least 1e-3 from the published position (m): the ambiguity the
+        # ranges leave open, and whether it exceeds Config.formation_valid_max_sigma_m.
+        "acquiring": "bool", "acquired_s": "num", "window_s": "num", "hyp_weights": "list",
+        "hyp_dr_gcrs_m": "list", "ambiguity_m": "num", "ambiguous": "bool",
     },
     "estimator_note": {  # an estimator's state in words, e.g. "no valid GPS fix"
         "estimator": "str", "code": "str", "text": "str",

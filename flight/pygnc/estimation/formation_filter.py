@@ -926,6 +926,12 @@ class FormationFilter:
         self.p[:, 9:15] *= k
         return scale
 
+    def take_ranges_as_acquired(self) -> None:
+        """Count the ranges as acquired from now on, with no bias re-opening pending (a
+        range-only restart: nothing but the ranges would pull a re-opened bias back)."""
+        self.range_acquired = True
+        self._range_reacquire = False
+
     def update_range(self, t_gps_s, range_m, sigma_m=None) -> str:
         """Update with a range [m] tagged *t_gps_s*: the filter time, or up to
         ``range_extrapolate_max_s`` after it (:meth:`range_base_time`; the relative state is

@@ -363,7 +363,7 @@ def _enc_attitude(t: str, b: dict) -> dict:
 
 
 def _enc_formation(t: str, b: dict) -> dict:
-    return {**b, "flags": _bits(b.get("propagated", False))}
+    return {**b, "flags": _bits(b.get("propagated", False), b.get("acquiring", False), b.get("ambiguous", False))}
 
 
 def _enc_gps_fix(t: str, b: dict) -> dict:
@@ -492,7 +492,8 @@ KINDS: tuple[RecordKind, ...] = (
             _F("sigma_range_bias_m", "e", meaning="1σ range bias, m"),
             _F("n_ranges_used", "H", meaning="ranges used so far"),
             _F("n_ranges_rejected", "H", meaning="ranges rejected so far"),
-            _F("flags", "B", meaning="bit 0 propagated"),
+            _F("flags", "B", meaning="bit 0 propagated, 1 acquiring (range-only: the prior's estimate), "
+                                     "2 ambiguous (range-only: kept orbits further apart than the validity bound)"),
         ), _enc_formation, "relative-state estimate of one peer", period_s=60.0, key="peer_id", final=True),
     RecordKind(
         "gps_fix", 7, ("meas",), ("gps_fix",), (

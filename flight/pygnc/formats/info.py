@@ -5,14 +5,17 @@ Six lines, each present every time (``-`` when a number is unknown)::
     pygnc r<run> up<uptime>s sc<spacecraft time> [STOP]
     orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
     att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [no pos]
-    frm <peers ok>/<peers> <worst 3-D 1-sigma>m
+    frm <peers ok>/<peers> <worst 3-D 1-sigma>m [acq<ranges>/<window>m | amb<distance>m]
     tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL]
     in <records> rec <skipped> bad
 
 ``quality`` is the status file's (:data:`pygnc.formats.status.ESTIMATE_QUALITY`): ``ok``
 (usable now) and ``uncertain`` show the 1-sigma; ``behind``, ``ahead`` and ``horizon`` show
 how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d``,
-``1.7y``).  ``WF``: a status write failed in this run; ``LL``: logs limited.  Every number
+``1.7y``).  ``acq12/45m``: a range-only peer is still acquiring (12 of its 45 minutes of
+ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
+for a peer lie up to that far from its estimate (the largest is shown).  ``WF``: a status
+write failed in this run; ``LL``: logs limited.  Every number
 is printed in a bounded width, so the text always fits.
 """
 
@@ -35,6 +38,18 @@ def _num(x: float, unit: str = "") -> str:
     else:
         text = f"{x:.1e}".replace("e+0", "e").replace("e+", "e")
     return text + unit
+
+
+def _distance(m: float) -> str:
+    """A distance in at most 7 characters: ``850m``, ``6.2km``, ``120km``."""
+    if not isinstance(m, (int, float)) or not math.isfinite(m):
+        return "-"
+    m = abs(float(m))
+    if m < 1000:
+        return f"{m:.0f}m"
+    if m < 1e5:
+        return f"{m / 1000:.1f}km"
+    return f"{min(m / 1000, 99999):.0f}km"
 
 
 def _count(n) -> str:
@@ -108,7 +123,16 @@ def render_info(s: dict) -> bytes:
     peers = [k for k in range(MAX_PEERS) if s[f"peer{k}_id"]]
     n_ok = sum(qname(s[f"peer{k}_quality"]) == "ok" for k in peers)
     worst = max(norm(s[f"peer{k}_sigma_dr_m"]) for k in peers) if peers else math.nan
-    lines.append(f"frm {n_ok}/{len(peers)} {_num(worst, 'm')}")
+    frm = f"frm {n_ok}/{len(peers)} {_num(worst, 'm')}"
+    acq = [(s[f"peer{k}_acq_s"], s[f"peer{k}_acq_window_s"]) for k in peers
+           if qname(s[f"peer{k}_quality"]) == "acquiring"]
+    amb = [s[f"peer{k}_ambiguity_m"] for k in peers if qname(s[f"peer{k}_quality"]) == "ambiguous"]
+    if acq:
+        done, window = min(acq)
+        frm += f" acq{min(int(done) // 60, 999)}/{min(int(window) // 60, 999)}m"
+    elif amb:
+        frm += f" amb{_distance(max(amb))}"
+    lines.append(frm)
     states = [TASK_STATES[s[f"task{k}_state"]] if s[f"task{k}_state"] < len(TASK_STATES) else "?"
               for k in range(MAX_TASKS) if s[f"task{k}_id"]]
     restarts = sum(s[f"task{k}_restarts"] for k in range(MAX_TASKS) if s[f"task{k}_id"])

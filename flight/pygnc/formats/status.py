@@ -19,8 +19,10 @@ propagation horizon, and its 3-D 1-sigma is under the configured bound (see
 ``t_sc_s - *_t_sc_s``; how far it was propagated beyond the data is ``*_t_sc_s -
 batch_t_sc_last_s``.
 
-Version 2 (this layout): float64 clock offset named ``clock_utc_minus_sc_s``; batch span;
-``*_quality`` bytes; free space, write-failure and bus-log counters; 10 task slots.
+Version 3 (this layout): per peer, the range-only ambiguity and acquisition progress, and
+the qualities ``acquiring`` and ``ambiguous``.  Version 2: float64 clock offset named
+``clock_utc_minus_sc_s``; batch span; ``*_quality`` bytes; free space, write-failure and
+bus-log counters; 10 task slots.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import struct
 import zlib
 
 MAGIC = b"PGNS"
-VERSION = 2
+VERSION = 3
 MAX_PEERS = 4
 MAX_TASKS = 10
 
@@ -69,8 +71,12 @@ TASK_STATES = ("unused", "starting", "running", "late", "restarting", "stopped",
 #: is before the batch); horizon - held at the propagation horizon: "now" is more than
 #: Config.max_propagation_s after the batch's last measurement; uncertain - current, but its
 #: 1-sigma exceeds the configured bound; rates_only - attitude: rates and gyro bias, no
-#: attitude reference.
-ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "rates_only")
+#: attitude reference; acquiring - range-only peer: its acquisition window is still
+#: collecting ranges (the estimate is the uplinked prior's, propagated); ambiguous -
+#: range-only peer: the orbits the ranges leave open (mirror images) are further apart than
+#: the bound (the estimate is their mixture; its sigma covers them).
+ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "rates_only", "acquiring",
+                    "ambiguous")
 
 #: (name, struct code, unit / meaning).  The single declaration of the layout.
 FIELDS: list[tuple[str, str, str]] = [
@@ -128,6 +134,9 @@ for _k in range(MAX_PEERS):
         (f"peer{_k}_dv_ecef_m_s", "3f", "peer minus own velocity, ECEF, m/s"),
         (f"peer{_k}_sigma_dr_m", "3f", "1-sigma relative position, m"),
         (f"peer{_k}_range_bias_m", "f", "estimated range bias, m"),
+        (f"peer{_k}_ambiguity_m", "f", "range-only: farthest kept orbit from the estimate, m (0: one orbit)"),
+        (f"peer{_k}_acq_s", "H", "range-only: seconds of ranges in the open acquisition window (0: none open)"),
+        (f"peer{_k}_acq_window_s", "H", "range-only: length of the open acquisition window, s (0: none open)"),
     ]
 for _k in range(MAX_TASKS):
     FIELDS += [

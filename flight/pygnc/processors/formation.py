@@ -117,7 +117,6 @@ brahe (seeds 1-3): 3D 0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m (
 from __future__ import annotations
 
 import copy
-import dataclasses
 import heapq
 import math
 from collections import deque
@@ -140,9 +139,20 @@ from ..estimation.formation_filter import (
     rtn_matrix,
     rtn_to_gcrs,
 )
-from ..estimation import orbit_dynamics as od
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only_iod import DISTINCT_M, fit_prior, orbit_distance_m, solve_relative_orbit
+from ..estimation.range_only import (
+    AMBIGUITY_MIN_WEIGHT,
+    MIRROR_D2,
+    PRIOR_RANGE_GATE,
+    PartnerHypotheses,
+    PriorCarry,
+    RangeOnlyConfig,
+    absolute_prior,
+    mix,
+    reflected,
+    rtn_covariance_to_gcrs,
+    same_orbit,
+)
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
 
@@ -173,20 +183,46 @@ def filter_config_from(config: Config) -> FormationFilterConfig:
     )
 
 
-class _Peer:
-    """Bookkeeping of one known peer."""
+def range_only_config_from(config: Config) -> RangeOnlyConfig:
+    """The range-only tunables from the flight configuration."""
+    return RangeOnlyConfig(
+        window_s=config.formation_range_only_window_s,
+        max_window_s=config.formation_range_only_max_window_s,
+        min_ranges=config.formation_range_only_min_ranges,
+        side_model_sigma_m=config.formation_side_model_sigma_m,
+        prior_sigma_pos_m=config.formation_prior_sigma_pos_m,
+        prior_sigma_vel_m_s=config.formation_prior_sigma_vel_m_s,
+        short_window_s=config.formation_range_only_short_window_s,
+        short_window_max_sigma_m=config.formation_range_only_short_window_max_sigma_m,
+    )
 
-    def __init__(self, peer_id: int, filter_config: FormationFilterConfig):
+
+def _prior_agrees(x_rel: np.ndarray, rel_cov: np.ndarray, range_m: float, fc: FormationFilterConfig) -> bool:
+    """A prior's relative state *x_rel* (6,) with covariance *rel_cov* agrees with a
+    measured range: the predicted range (plus the bias prior) within sqrt(PRIOR_RANGE_GATE)
+    sigmas of it."""
+    rho = float(np.linalg.norm(x_rel[:3]))
+    if not rho > 0.0:
+        return True
+    u = x_rel[:3] / rho
+    s = float(u @ rel_cov[:3, :3] @ u) + fc.range_sigma_m ** 2 + fc.range_bias_sigma_m ** 2
+    nu = range_m - rho - fc.range_bias_prior_m
+    return nu * nu <= PRIOR_RANGE_GATE * s
+
+
+class _Peer:
+    """Bookkeeping of one known peer: its hypotheses (the filter and, range-only, the other
+    orbits it may fly), the cursors propagated to "now", outputs waiting for the filter."""
+
+    def __init__(self, peer_id: int, filter_config: FormationFilterConfig, range_only: RangeOnlyConfig):
         self.peer_id = peer_id
-        self.filter = FormationFilter(filter_config)
+        self.hyp = PartnerHypotheses(filter_config, range_only, peer_id)
+        #: the configured prior being carried to the first range (_start_range_only)
+        self.start_carry: PriorCarry | None = None
         self.cursor: FormationFilter | None = None
         self.version = 0  # bumped whenever the filter changes
-        #: Range-only: the other orbits the window's ranges fitted about as well as the
-        #: filter's (its mirror image in the own orbit plane, other minima of the fit), kept
-        #: as filters while the ranges have not decided (see _fit_window, _prune).
-        self.alts: list[_Alt] = []
-        #: ... and of its alternatives (alts); None: the alternative is the mirror image of
-        #: the filter in the own orbit plane, taken from the cursor itself (see propagate_to_sc)
+        #: the alternatives' cursors; None: the alternative is the mirror image of the filter
+        #: in the own orbit plane, taken from the cursor itself (see propagate_to_sc)
         self.cursor_alts: list[FormationFilter | None] = []
         self.cursor_version = -1  # the filter version the cursor was copied from
         self.t_meas_gps_s = -math.inf  # last measurement applied to the filter
@@ -198,12 +234,6 @@ class _Peer:
         self.n_fixes_late = 0
         self.n_ranges_invalid = 0
         self.n_ranges_before_init = 0
-        self.n_range_only_starts = 0
-        self.n_ranges_fitted = 0
-        self.n_range_only_restarts = 0
-        self.n_range_only_extensions = 0  # acquisition windows lengthened (a fit that did not converge)
-        self.acq: dict | None = None  # range-only acquisition window (see _start_range_only)
-        self.prior: tuple | None = None  # range-only: (t_gps_s, partner state, covariance, source) it started from
         self.n_outputs = 0
         self.late_noted = False
         self.gap_reset = False  # a gap beyond max_gap_propagation_s: re-initialise from the next pair
@@ -217,24 +247,14 @@ class _Peer:
         #: published at batch_end or at stop
         self.held: tuple | None = None
 
+    @property
+    def filter(self) -> FormationFilter:
+        """The most likely orbit's filter."""
+        return self.hyp.filter
 
-class _Alt:
-    """An alternative orbit of a range-only partner: its filter and the log-likelihood
-    ratio of the peer's main filter over it (fit cost and every range since)."""
-
-    __slots__ = ("filter", "llr")
-
-    def __init__(self, f: FormationFilter, llr: float):
-        self.filter, self.llr = f, llr
-
-
-def _weights(p: _Peer) -> tuple:
-    """(weight of *p*'s filter, weights of its alternatives): the posterior probabilities."""
-    if not p.alts:
-        return 1.0, ()
-    e = [math.exp(-min(h.llr, 700.0)) for h in p.alts]
-    w0 = 1.0 / (1.0 + sum(e))
-    return w0, tuple(w0 * x for x in e)
+    @property
+    def alts(self):
+        return self.hyp.alts
 
 
 class FormationProcessor(Processor):
@@ -253,6 +273,7 @@ class FormationProcessor(Processor):
         self.other_part_ids: set[int] = set()
         self.n_other_part_msgs = 0
         self.filter_config = filter_config or filter_config_from(c)
+        self.range_only_config = range_only_config_from(c)
         self.known_ids = frozenset(int(i) for i in c.formation_peer_ids)
         #: No partner fix reaches the Pi: partners are started from priors and ranges.
         self.range_only = c.range_gps_source == "own"
@@ -286,7 +307,7 @@ class FormationProcessor(Processor):
         self.decimation = admission.BatchDecimation(c, "formation")
         self.batch_ended = False
         self.notes_sent: set[str] = set()
-        self._notes_out: list | None = None  # where a window fit's notes go (see _step_fit)
+        self._out: list | None = None  # where a hypotheses' change flushes estimates (see _hypotheses)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -315,8 +336,14 @@ class FormationProcessor(Processor):
             self.other_part_ids.add(peer_id)  # another formation process's partner
             self.n_other_part_msgs += 1
             return None
-        p = self.peers[peer_id] = _Peer(peer_id, self.filter_config)
+        p = self.peers[peer_id] = _Peer(peer_id, self.filter_config, self.range_only_config)
         p.filter.own_steps = self.own_steps
+
+        def changing(p=p):  # the hypotheses are about to change: what waits on them goes first
+            self._flush_outputs(p, math.inf, self._out)
+            p.version += 1
+
+        p.hyp.on_change = changing
         return p
 
     def _push(self, t_gps_s: float, kind: int, payload, key: tuple) -> None:
@@ -365,10 +392,10 @@ class FormationProcessor(Processor):
                     self._flush_outputs(p, math.inf, out)
                     self._publish_ready(p, out)
             for p in self.peers.values():  # windows the batch ended in: fit what they hold
-                if p.acq is not None and not self.queue:
-                    p.acq["final"] = True  # started from, converged or not: not held back for more
-                    if p.acq["job"] is None:
-                        self._start_fit(p, out)  # finished by the propagation after the batch
+                if p.hyp.window is not None and not self.queue:
+                    # started from, converged or not: not held back for more; finished by the
+                    # propagation after the batch
+                    self._hypotheses(p, out, p.hyp.finish_window)
             self._batch_notes(body, out)
             return out
         self._release(self.t_stream_gps_s - self.hold_s, out, self._budget())
@@ -554,7 +581,7 @@ class FormationProcessor(Processor):
         for h in p.alts:
             if h.filter.t_gps_s < f.t_gps_s - 1e-9:
                 h.filter.predict_to(f.t_gps_s)
-        w = _weights(p)
+        w = p.hyp.weights()
         while p.outs and p.outs[0][0] <= f.t_gps_s + 1e-6:
             t_o, t_sc = p.outs.pop(0)
             g = _taken_at(f, t_o)
@@ -565,7 +592,7 @@ class FormationProcessor(Processor):
                 self.n_stale += 1  # published already (a replay)
                 continue
             p.t_last_out_gps_s = t_o
-            p.ready.append((t_sc, g, [_taken_at(h.filter, t_o) for h in p.alts], w))
+            p.ready.append((t_sc, g, [_taken_at(h.filter, t_o) for h in p.alts], w, _acquisition(p)))
 
     def _publish_ready(self, p: _Peer, out: list[Output], limit: int | None = None, held: bool = False) -> None:
         """Publish up to *limit* (all: None) of *p*'s ready outputs, oldest first (their
@@ -580,12 +607,12 @@ class FormationProcessor(Processor):
                 self.n_outputs_decimated += 1
                 continue
             p.held = None
-            t_sc, g, alts, w = item
+            t_sc, g, alts, w, acq = item
             f, e = g
             ests = [f.tap_estimate(e, f.t_gps_s, reported=True)]
             if self.range_only:
                 ests += [h.tap_estimate(eh, h.t_gps_s, reported=True) for h, eh in alts]
-            out.append(("formation_estimate", self._estimate_body(p, f, ests, w, t_sc, False)))
+            out.append(("formation_estimate", self._estimate_body(p, f, ests, w, t_sc, False, acq)))
 
     def _flush_outputs(self, p: _Peer, t_until_gps_s: float, out: list[Output]) -> None:
         """Publish *p*'s waiting outputs up to *t_until_gps_s* by predicting its filter to
@@ -636,9 +663,7 @@ class FormationProcessor(Processor):
                 if gcrs is None:
                     gcrs = p.filter.fix_gcrs(t, *fix)
                 p.filter.update_own_fix(t, *fix, gcrs=gcrs)
-                for h in p.alts:
-                    h.filter.predict_to(t)
-                    h.filter.update_own_fix(t, *fix, gcrs=gcrs)
+                p.hyp.own_fix(t, fix, gcrs)
                 self._applied(p, t, seq)
         return True
 
@@ -669,359 +694,117 @@ class FormationProcessor(Processor):
             self._applied(p, t, seq)
         return reached is not False
 
-    def _start_range_only(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> bool | None:
-        """Range-only start of *p*'s filter at the range time *t* from the configured prior or
-        from the range itself, opening its acquisition window (True); None when no valid own
-        fix lies within ``max_init_pair_gap_s`` before."""
+    def _start_range_only(self, p: _Peer, t: float, range_m: float, out: list[Output],
+                          budget: admission.Budget) -> bool | None:
+        """Range-only start of *p*'s filter at the range time *t* from the configured prior
+        (carried to *t*) or from the range itself, opening its acquisition window: True;
+        None when no valid own fix lies within ``max_init_pair_gap_s`` before; False when
+        *budget* ran out carrying the prior (the next call goes on)."""
         own = self.last_own_fix
         if own is None or t < own[0] or t - own[0] > self.filter_config.max_init_pair_gap_s:
             return None
         f, c = p.filter, self.config
+        prior = c.formation_peer_priors.get(p.peer_id)
+        carried = None
+        if prior is not None and prior["frame"] == "ecef":
+            age_s = t - prior["t_gps_s"]
+            if abs(age_s) > c.formation_prior_max_age_s:
+                self._note_once(out, f"range_only_prior_refused:{p.peer_id}", "range_only_prior_refused",
+                                f"peer 0x{p.peer_id:02X}: the configured prior's epoch is {abs(age_s) / 3600.0:.1f} h "
+                                f"from the data, more than formation_prior_max_age_s "
+                                f"({c.formation_prior_max_age_s / 3600.0:.0f} h): not used")
+                prior = None
+            else:
+                carry = p.start_carry
+                if carry is None or carry.t_target != t:
+                    carry = p.start_carry = PriorCarry(absolute_prior(
+                        prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"], prior["sigma_pos_m"],
+                        prior["sigma_vel_m_s"], prior["cov_rtn"]), t, f.peer_model)
+                if not carry.advance(budget.spent):
+                    return False
+                carried = carry.result().components[0]
+                p.start_carry = None
         if f.initialized:
             self._flush_outputs(p, math.inf, out)
             f.n_reinit += 1
         own_z, own_r = f.own_at(own[0], own[1], t)
-        prior = c.formation_peer_priors.get(p.peer_id)
-        if prior is not None and prior["frame"] == "ecef":
-            z, r = f.peer_state_at(prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"],
-                                   prior["sigma_pos_m"], prior["sigma_vel_m_s"], t)
-            f.initialize(t, own_z, own_r, z, r)
-            f.range_acquired = True
-            how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s)"
-        else:
-            if prior is not None:
-                dr_rtn, dv_rtn = prior["dr_rtn_m"], prior["dv_rtn_m_s"]
-                sp, sv = prior["sigma_pos_m"], prior["sigma_vel_m_s"]
-                how = "the configured RTN offset"
+        eps = c.formation_prior_wrong_side_probability
+        if prior is not None and prior["wrong_side_probability"] is not None:
+            eps = prior["wrong_side_probability"]
+        source = f" ({prior['source']})" if prior is not None and prior["source"] else ""
+        start = None  # (partner z (6,), relative covariance, how)
+        if carried is not None:
+            how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s){source}"
+            start = (carried.x0, carried.p0 + own_r, how)
+        elif prior is not None:
+            dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], prior["dr_rtn_m"], prior["dv_rtn_m_s"])
+            if prior["cov_rtn"] is not None:
+                rel_cov = rtn_covariance_to_gcrs(prior["cov_rtn"], own_z)
             else:
-                side = 1.0 if c.formation_range_only_side == "ahead" else -1.0
-                dr_rtn, dv_rtn = (0.0, side * range_m, 0.0), (0.0, 0.0, 0.0)
-                sp, sv = max(c.formation_prior_sigma_pos_m, 0.0), c.formation_prior_sigma_vel_m_s
-                how = f"its first range, placed {c.formation_range_only_side} along-track"
-            dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], dr_rtn, dv_rtn)
-            f.initialize_relative(t, own_z, own_r, dr, dv, np.diag([sp * sp] * 3 + [sv * sv] * 3))
+                sp, sv = prior["sigma_pos_m"], prior["sigma_vel_m_s"]
+                rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
+            start = (own_z + np.concatenate((dr, dv)), rel_cov, f"the configured RTN offset{source}")
+        if start is not None and not _prior_agrees(start[0] - own_z, start[1], range_m, self.filter_config):
+            self._note_once(out, f"range_only_prior_inconsistent:{p.peer_id}", "range_only_prior_inconsistent",
+                            f"peer 0x{p.peer_id:02X}: the configured prior puts it "
+                            f"{np.linalg.norm(start[0][:3] - own_z[:3]):.0f} m away, the first range says "
+                            f"{range_m:.0f} m: prior not used")
+            start = None
+        if start is not None:
+            z, rel_cov, how = start
+            others = ((eps, 2.0 * own_z - z, "the prior's point mirror"),) if eps > 0.0 else ()
+            main_w, label = 1.0 - eps, "prior"
+        else:
+            side = c.formation_range_only_side
+            sp, sv = max(c.formation_prior_sigma_pos_m, 0.0), c.formation_prior_sigma_vel_m_s
+            rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
+            ahead, behind = (own_z + np.concatenate(rtn_to_gcrs(own_z[:3], own_z[3:], (0.0, k * range_m, 0.0),
+                                                                (0.0, 0.0, 0.0))) for k in (1.0, -1.0))
+            if side == "both":
+                z, main_w, label = ahead, 0.5, "ahead along-track"
+                others = ((0.5, behind, "behind along-track"),)
+                how = "its first range, placed ahead and behind along-track"
+            else:
+                z, other = (ahead, behind) if side == "ahead" else (behind, ahead)
+                main_w, label = 1.0 - eps, f"{side} along-track"
+                others = ((eps, other, "the other side"),) if eps > 0.0 else ()
+                how = f"its first range, placed {side} along-track"
+        if start is not None and carried is not None:
+            # an absolute state: independent of the own one, so the relative state's
+            # covariance is the sum and its correlation with the own state -own_r
+            f.initialize(t, own_z, own_r, z, carried.p0)
+            f.range_acquired = True
+        else:
+            f.initialize_relative(t, own_z, own_r, z[:3] - own_z[:3], z[3:] - own_z[3:], rel_cov)
         p.gap_reset = False
-        p.alts = []
-        p.n_range_only_starts += 1
-        # The ranges of the next window are fitted at once (range_only_iod), not filtered.
-        p.acq = _window(f, t, f.p[9:15, 9:15] + f.p[0:6, 0:6], how, self.config.formation_range_only_window_s)
-        p.prior = (t, p.acq["x0"].copy(), p.acq["p0"].copy(), how)
+        p.hyp.start(t, how, main_w, label, others)
         return True
 
-    def _restart_window(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
-        """Range-only and the ranges keep failing the gate (the filter has lost the partner):
-        no bias re-opening (with no partner fix nothing would pull a wrong bias back), but a
-        new acquisition window from the prior the partner started from, carried to now."""
-        f = p.filter
-        self._flush_outputs(p, math.inf, out)
-        f.predict_to(t)  # (the range may have been applied ahead of the filter time)
-        # Until the new window's fit, the estimates are the lost filter's, propagated: its
-        # covariance no longer covers its error (the ranges it rejected say by how much).
-        # Scaled so that those ranges are one sigma, the line of sight is consistent with
-        # them again and the rest keeps its shape (range-only campaign seed 16, 0x4C: the
-        # 45 minutes of the restart window published 100-270 m errors with sigma 1-6 m,
-        # NEES 1 600-27 000).
-        scale = f.inflate_to_rejected_ranges()
-        f.range_acquired = True
-        f._range_reacquire = False
-        p.alts = []
-        p.n_range_only_restarts += 1
-        # Not about the estimate it lost (wrong by then, and a 1-km prior about it kept the
-        # fit in that estimate's basin - a point-mirror orbit on simulator seeds 9 and 16):
-        # the prior it started from, carried to now along its transition matrix.
-        t0, x0, p0, how = p.prior if p.prior is not None else (
-            t, f.x[0:6] + f.x[9:15], np.diag([self.config.formation_prior_sigma_pos_m ** 2] * 3
-                                             + [self.config.formation_prior_sigma_vel_m_s ** 2] * 3),
-            "the estimate it lost")
-        xs = np.zeros(10)
-        xs[:6], xs[9] = x0, 1.0
-        xs, phi = od.propagate(xs, t - t0, f.peer_model, t_gps_s=t0)
-        a6 = phi[:6, :6]
-        p.acq = _window(f, t, a6 @ p0 @ a6.T, f"{how}, carried to the restart",
-                        self.config.formation_range_only_window_s)
-        p.acq["x0"] = xs[:6].copy()
-        p.acq["ref"][0:6] = xs[:6]
-        self._acquire(p, t, range_m, out)
-        if p.n_range_only_restarts == 1:
-            out.append(_note("range_only_restart", f"peer 0x{p.peer_id:02X}: ranges rejected "
-                                                   f"{f.config.max_consecutive_range_rejections} times in a row: "
-                                                   f"its orbit is fitted again (until then its sigma is "
-                                                   f"{math.sqrt(scale):.1f} times what the filter held)"))
-
-    def _acquire(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
-        """Collect a range of *p*'s acquisition window (filter at *t*); fit when complete."""
-        a = p.acq
-        _record_reference(a, t, p.filter.peer_model, p.filter.own_model)
-        a["t"].append(t)
-        a["own_r"].append(a["own"][0:3].copy())
-        a["z"].append(range_m)
-        c = self.config
-        if a["job"] is not None:
-            self._step_fit(p, out)
-        elif t - a["t0"] >= a["window_s"] and len(a["z"]) >= c.formation_range_only_min_ranges:
-            self._start_fit(p, out)
-
-    def _start_fit(self, p: _Peer, out: list[Output]) -> None:
-        """Begin fitting *p*'s window: the cheap part now, one window propagation per later
-        call (:meth:`_step_fit`: the next range, or the propagation after the batch)."""
-        p.acq["job"] = self._fit_window(p)
-        self._step_fit(p, out)
-
-    def _step_fit(self, p: _Peer, out: list[Output]) -> None:
-        """One step of *p*'s window fit (at most one window propagation, up to ~0.2 s here)."""
-        self._notes_out = out
+    def _hypotheses(self, p: _Peer, out: list[Output], call, *args) -> None:
+        """Call a method of *p*'s hypotheses: estimates their changes flush go to *out*,
+        and so do their notes after it."""
+        self._out = out
         try:
-            next(p.acq["job"])
-        except StopIteration:
-            pass
+            call(*args)
         finally:
-            self._notes_out = None
-
-    def _fit_window(self, p: _Peer):
-        """Fit the partner's orbit to the window's ranges and start the filter from the fit
-        at the filter's current time: a generator that yields after each window
-        propagation, so that no call blocks the task for long (on a Pi one propagation of a
-        45-min window is 1-3 s; the whole fit would be 5-10 s, past the health limit).
-        Ranges arriving meanwhile join the window (each refit uses all it holds)."""
-        a, f, fc = p.acq, p.filter, self.filter_config
-        out = self._notes_out
-        if len(a["z"]) < self.config.formation_range_only_min_ranges:
-            p.acq = None
-            out.append(_note("range_only_short", f"peer 0x{p.peer_id:02X}: {len(a['z'])} ranges in the window, "
-                                                 f"fewer than {self.config.formation_range_only_min_ranges}: "
-                                                 "relative state from the prior only"))
-            return
-        res = solve_relative_orbit(a["x0"], np.array(a["ref_pos"]), np.array(a["ref_jac"]), a["x0"], a["p0"],
-                                   fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a["own_r"]),
-                                   np.array(a["z"]), fc.range_sigma_m)
-        # Each start's fit once more, linearised about itself: the dynamics' linearisation
-        # error (metres per km of prior error over the window) falls to centimetres, and
-        # only then do the candidates' costs say which the ranges and the prior prefer.
-        # One propagation of the window per candidate.
-        hyps = []  # (cost, window, fit, (window, fit) whose range residuals stand for it)
-        for x7, _ in res.candidates[:FIT_CANDIDATES]:
-            yield
-            b, r2 = self._refit(p, a, x7)
-            hyps.append((r2.candidates[0][1], b, r2, (b, r2)))
-        # The point mirror: to first order (Clohessy-Wiltshire) the relative path negated
-        # keeps every range, so the best candidate's point mirror is nearly a minimum too,
-        # and the multistart (from the prior, its mirrors and draws about it) does not always
-        # reach that basin when the prior is far from both (range-only campaign seed 16, the
-        # restart after a close approach: every candidate near the point mirror, cost 5707
-        # and up; the basin 33 m from the truth, cost 4911, found only from the best one's
-        # point mirror).  Refitted from there (one window propagation); a refit that slides
-        # back to a minimum already held is dropped below.  (Refitting every candidate's
-        # point mirror instead kept more alternatives of small weight: the published
-        # mixture's median error on the campaign's 40 partners 43 m, against 31 m this way.)
-        best = min(hyps, key=lambda h: h[0])[2]
-        x = np.append(2.0 * a["own0"] - best.x0, best.bias_m)
-        if all(orbit_distance_m(x[:6], h[2].x0) > DISTINCT_M for h in hyps):
-            yield
-            b2, r3 = self._refit(p, a, x)
-            hyps.append((r3.candidates[0][1], b2, r3, (b2, r3)))
-        # Which side of the own orbit plane: the reflection of the relative path in that
-        # plane keeps every range (an isometry) and is, to first order, a solution of the
-        # relative dynamics, so the ranges tell the sides apart only through what breaks the
-        # symmetry (J2, drag: weak).  Each candidate's mirror image is fitted too.
-        for _, b, r2, _ in list(hyps):
-            yield
-            hyps.append(self._mirror_fit(p, a, b, r2))
-        if p.acq is not a or not f.initialized:
-            return  # the window was replaced meanwhile (restart, gap): this fit is moot
-        # Each refit took every range the window held when it ran, and ranges go on
-        # arriving during the fit (one refit per range): later refits - the mirror images
-        # above all - summed more residuals into their costs, ~1/2 of log-odds per range
-        # against them.  The odds compare every hypothesis on the same ranges.
-        hyps = self._common_costs(a, hyps)
-        # The window's ranges often fit several orbits within a few units of cost - its
-        # mirror image always, and on a close pair (seed 9: 1.4 km) minima 1.6 km apart
-        # within 0.5 - so the one the cost prefers is not "the" orbit: every candidate
-        # within e^SIDE_DECIDED_LLR of the best is kept as a filter with its odds, the later
-        # ranges decide (a wrong one is gone within tens of minutes), estimates are their
-        # mixture until then.
-        hyps.sort(key=lambda h: h[0])
-        c = self.config
-        if not hyps[0][2].converged and not a["final"] and \
-                a["window_s"] + c.formation_range_only_window_s / 3.0 <= c.formation_range_only_max_window_s + 1e-6:
-            # Not converged: the cost is a long curved valley the window's ranges hardly
-            # constrain along, and each start stops somewhere on it with a needle-shaped
-            # covariance whose length is the valley's local curvature, not the data's; the
-            # filters' range likelihoods would then favour the shortest needle, on either
-            # side (range-only campaign seed 16, 1.4-3 km with close approaches: the side
-            # was lost within ten ranges).  More ranges (a longer arc, new geometry) first.
-            a["window_s"] += c.formation_range_only_window_s / 3.0
-            a["job"] = None
-            p.n_range_only_extensions += 1
-            if p.n_range_only_extensions == 1:
-                self._notes_out.append(_note(
-                    "range_only_window_extended",
-                    f"peer 0x{p.peer_id:02X}: the fit of {len(a['z'])} ranges over {a['t'][-1] - a['t0']:.0f} s did "
-                    f"not converge: fitted again with the ranges of {a['window_s']:.0f} s"))
-            return
-        # Starts that the refits brought to the same minimum are that minimum once (its
-        # weight is its cost's, not times the starts that found it).  Same position at the
-        # window start is not enough: a partner crossing the own orbit plane then has its
-        # mirror image there too (seed 14, 3.2 km: the side was lost that way).
-        distinct = []
-        for h in hyps:
-            if all(orbit_distance_m(h[2].x0, d[2].x0) > DISTINCT_M for d in distinct):
-                distinct.append(h)
-        hyps = distinct
-        p.acq = None
-        out = self._notes_out
-        self._flush_outputs(p, math.inf, out)
-        cost0, a, res, _ = hyps[0]
-        p.n_ranges_fitted += int(res.used.sum())
-        cov_peer = _start_from_fit(f, a, res)
-        p.version += 1
-        p.alts = []
-        for cost, b, r2, _ in hyps[1:]:
-            if (cost - cost0) / 2.0 < SIDE_DECIDED_LLR:
-                alt = copy.deepcopy(f)
-                _start_from_fit(alt, b, r2)
-                p.alts.append(_Alt(alt, (cost - cost0) / 2.0))
-        self._prune(p, out, noted=False)
-        w0 = _weights(p)[0]
-        if w0 < 0.99 and f"range_only_mirror:{p.peer_id}" not in self.notes_sent:
-            self.notes_sent.add(f"range_only_mirror:{p.peer_id}")
-            out.append(_note("range_only_mirror",
-                             f"peer 0x{p.peer_id:02X}: the window's ranges fit {len(p.alts) + 1} orbits about as "
-                             f"well (at least the two sides of the own orbit plane; {w0:.2f} for the best): "
-                             "all are kept, estimates are their mixture (its sigma covers them) until the "
-                             "ranges decide"))
-        if p.n_range_only_starts == 1 or not res.converged:
-            sig = math.sqrt(max(0.0, float(np.trace(cov_peer[:3, :3]))))
-            out.append(_note("range_only_start" if res.converged else "range_only_poor_fit",
-                             f"peer 0x{p.peer_id:02X}: no partner fix (range GPS source 'own'); orbit fitted to "
-                             f"{int(res.used.sum())} of {len(a['z'])} ranges over {a['t'][-1] - a['t0']:.0f} s "
-                             f"from {a['how']}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
-                             + ("" if res.converged else " (did not converge)")))
-
-    def _mirror_fit(self, p: _Peer, a: dict, b: dict, r2) -> tuple:
-        """(cost, window, fit, (window, fit) whose range residuals stand for it) of the
-        mirror image in the own orbit plane of the fit *r2* (window *b*) of window *a*'s
-        ranges: fitted again from the reflected start (one window propagation) if that
-        keeps a distinct minimum on the other side; else (the mirror slid back: the ranges
-        cannot tell the sides apart at all, the cross-track offset is within the valley's
-        width) the exact mirror image, whose range cost is the fit's (*b*, *r2*), so the
-        prior alone sets the odds (the cost returned is the fit's until :meth:`_common_costs`
-        takes every hypothesis' again)."""
-        o = a["own0"]
-        m3 = _plane_mirror(o)
-        x = np.append(o + _block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
-        bm, rm = self._refit(p, a, x)
-        h = np.cross(o[0:3], o[3:6])
-        if float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > DISTINCT_M and \
-                float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0:
-            return rm.candidates[0][1], bm, rm, (bm, rm)
-        rm = dataclasses.replace(r2, x0=x[0:6], cov=_mirror_cov(r2.cov, m3))
-        return r2.candidates[0][1], b, rm, (b, r2)  # (its cost with its own prior: _common_costs)
-
-    def _common_costs(self, a: dict, hyps: list) -> list:
-        """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
-        window *a* with each cost taken again on the same ranges: the first n, which every
-        refit held (ranges the window gained during the fit are left out of the
-        comparison), each squared normalised residual counted up to RANGE_LL_NIS_CAP (an
-        outlier that no hypothesis explains costs them all the same, and no hypothesis
-        leaves out the ranges that speak against it, as a fit's own outlier test would);
-        plus each one's prior term.  Each hypothesis' residuals come from the linearisation
-        it was refitted about (the exact mirror image of a fit: that fit's residuals - the
-        reflection keeps every range to first order, see _mirror_fit)."""
-        fc = self.filter_config
-        n = min(len(h[3][0]["ref_pos"]) for h in hyps)
-        z = np.asarray(a["z"][:n], dtype=float)
-        own_r = np.asarray(a["own_r"][:n], dtype=float)
-        prior, _, info = fit_prior(a["x0"], a["p0"], fc.range_bias_prior_m, fc.range_bias_sigma_m)
-        w = 1.0 / fc.range_sigma_m ** 2
-        out = []
-        for _, b, r2, (bw, fit) in hyps:
-            ref_pos = np.asarray(bw["ref_pos"][:n], dtype=float)
-            ref_jac = np.asarray(bw["ref_jac"][:n], dtype=float)
-            d = ref_pos + ref_jac @ (fit.x0 - bw["x0"]) - own_r
-            res = z - (np.linalg.norm(d, axis=1) + fit.bias_m)
-            chi2 = float(np.minimum(w * res * res, RANGE_LL_NIS_CAP).sum())
-            dx = np.append(r2.x0, r2.bias_m) - prior
-            out.append((chi2 + float(dx @ info @ dx), b, r2, (bw, fit)))
-        return out
-
-    def _alts_range(self, p: _Peer, t: float, range_m: float, out: list[Output]) -> None:
-        """The range on every alternative's filter too; each one's likelihood against the
-        filter's moves its odds (see _prune)."""
-        mv = self.config.formation_side_model_sigma_m ** 2
-        ll0 = _range_ll(p.filter, mv)
-        for h in p.alts:
-            h.filter.predict_to(h.filter.range_base_time(t))
-            h.filter.update_range(t, range_m)
-            d = ll0 - _range_ll(h.filter, mv)
-            if math.isfinite(d):
-                h.llr += d
-        self._prune(p, out)
-
-    def _prune(self, p: _Peer, out: list[Output], noted: bool = True) -> None:
-        """Keep *p*'s hypotheses (filter and alternatives) within e^SIDE_DECIDED_LLR of the
-        most likely one that still tracks the ranges, merge those that have come together
-        (their relative states within MERGE_D2 of each other: the heavier one takes the
-        pair's mean, covariance and weight), and make the most likely the filter.  A filter
-        that has lost the ranges is dropped while an alternative still holds them (else the
-        caller restarts)."""
-        if not p.alts:
-            return
-        f = p.filter
-        hyps = [(f, 0.0)] + [(h.filter, -h.llr) for h in p.alts]  # (filter, log weight)
-        alive = [(g, lw) for g, lw in hyps if g.range_acquired]
-        if not alive:
-            p.alts = []
-            return
-        top = max(lw for _, lw in alive)
-        kept: list[list] = []
-        for g, lw in sorted(alive, key=lambda h: -h[1]):
-            if top - lw >= SIDE_DECIDED_LLR:
-                break
-            for k in kept:
-                if _same_orbit(k[0], g):
-                    _merge_into(k[0], 1.0 / (1.0 + math.exp(lw - k[1])), g)
-                    k[1] = float(np.logaddexp(k[1], lw))
-                    break
-            else:
-                kept.append([g, lw])
-        main, lw0 = kept[0]
-        if main is not f or len(kept) < len(hyps):
-            self._flush_outputs(p, math.inf, out)  # estimates still waiting go out first
-            p.version += 1  # the cursors (propagate_to_sc) are copied again
-        p.filter = main
-        p.alts = [_Alt(g, lw0 - lw) for g, lw in kept[1:]]
-        if noted and not p.alts:
-            out.append(_note("range_only_side", f"peer 0x{p.peer_id:02X}: the ranges have decided between the "
-                                                "orbits its window fitted (and on which side of the own orbit "
-                                                "plane it flies)"))
-
-    def _refit(self, p: _Peer, a: dict, x7: np.ndarray):
-        """Window *a*'s ranges fitted from the start *x7* ([partner state at the window
-        start, bias]) linearised about *x7*'s own trajectory (one propagation of the
-        window): (that window, the fit)."""
-        f, fc = p.filter, self.filter_config
-        b = _window(f, a["t0"], a["p0"], a["how"], a["window_s"])
-        b["ref"][0:6] = x7[:6]
-        for t in a["t"]:
-            _record_reference(b, t, f.peer_model)
-        r2 = solve_relative_orbit(x7[:6], np.array(b["ref_pos"]), np.array(b["ref_jac"]), a["x0"], a["p0"],
-                                  fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a["own_r"]),
-                                  np.array(a["z"]), fc.range_sigma_m, starts=[x7])
-        b["x0"], b["t"], b["z"], b["own"], b["t_own"] = x7[:6], a["t"], a["z"], a["own"], a["t_own"]
-        b["own0"] = a["own0"]
-        return b, r2
+            self._out = None
+            for code, text in p.hyp.notes:
+                out.append(_note(code, text))
+            p.hyp.notes.clear()
 
     def _process_range(self, t: float, pid: int, range_m: float, seq: int, budget: admission.Budget,
                        out: list[Output]) -> bool:
         p = self.peers[pid]
         f = p.filter
         if self.range_only and (not f.initialized or p.gap_reset or f.needs_reinit):
-            started = self._start_range_only(p, t, range_m, out)
+            started = self._start_range_only(p, t, range_m, out, budget)
             if started is None:
                 p.n_ranges_before_init += 1
                 return True
+            if started is False:
+                return False  # the prior is being carried to the data: resumed next call
             self._applied(p, t, seq)
-            self._acquire(p, t, range_m, out)
+            self._hypotheses(p, out, p.hyp.add_window_range, t, range_m)
             return True
         if not f.initialized or p.gap_reset:
             p.n_ranges_before_init += 1
@@ -1031,17 +814,24 @@ class FormationProcessor(Processor):
             return True
         # Outside an acquisition window a range close ahead of the filter is applied there,
         # carried to its time in closed form: the filter steps between own fixes only.
-        t_to = t if p.acq is not None else f.range_base_time(t)
+        t_to = t if p.hyp.window is not None else f.range_base_time(t)
         reached = self._reach(p, t, seq, budget, out, t_to)
         if reached:
-            if p.acq is not None:
-                self._acquire(p, t, range_m, out)
+            if p.hyp.window is not None:
+                self._hypotheses(p, out, p.hyp.add_window_range, t, range_m)
+            elif p.hyp.carry is not None:  # a restart waits for its prior, carried to the data
+                p.hyp.carry.retarget(t)
+                if not p.hyp.carry.advance(budget.spent):
+                    return False
+                self._hypotheses(p, out, p.hyp.open_restart_window, t, range_m)
             else:
                 f.update_range(t, range_m)
                 if p.alts:
-                    self._alts_range(p, t, range_m, out)
+                    self._hypotheses(p, out, p.hyp.range_on_alternatives, t, range_m)
                 if self.range_only and not p.filter.range_acquired:
-                    self._restart_window(p, t, range_m, out)
+                    self._hypotheses(p, out, p.hyp.lose, t)
+                    if p.hyp.carry.advance(budget.spent):
+                        self._hypotheses(p, out, p.hyp.open_restart_window, t, range_m)
             self._applied(p, t, seq)
         return reached is not False
 
@@ -1081,14 +871,11 @@ class FormationProcessor(Processor):
         alternative is already past it (then it is published after all)."""
         f = p.filter
         t = f.t_gps_s
-        w = _weights(p)
-        for h in p.alts:
-            if h.filter.t_gps_s < t - 1e-6:
-                h.filter.predict_to(t)
-        alts = [_taken_at(h.filter, t) for h in p.alts]
+        w = p.hyp.weights()
+        alts = [_taken_at(g, t) for g in p.hyp.alternatives_at(t)]
         if any(a is None for a in alts):
             return False
-        p.held = (t_sc_s, _taken_at(f, t), alts, w)
+        p.held = (t_sc_s, _taken_at(f, t), alts, w, _acquisition(p))
         self.n_outputs_decimated += 1
         return True
 
@@ -1113,27 +900,29 @@ class FormationProcessor(Processor):
         alternatives now, brought to *f*'s time)."""
         t = f.t_gps_s
         if alts is None and p.alts:
-            alts, w = [], _weights(p)
-            for h in p.alts:
-                if h.filter.t_gps_s < t - 1e-6:
-                    h.filter.predict_to(t)
-                alts.append(h.filter)
+            alts, w = p.hyp.alternatives_at(t), p.hyp.weights()
         ests = [(f.x, reported_block(f.p))]
         if alts and self.range_only:
             ests += [(g.x, reported_block(g.p)) for g in alts]
-        return self._estimate_body(p, f, ests, w, t_sc_s, propagated)
+        return self._estimate_body(p, f, ests, w, t_sc_s, propagated, _acquisition(p))
 
     def _estimate_body(self, p: _Peer, f: FormationFilter, ests: list, w: tuple | None, t_sc_s: float,
-                       propagated: bool) -> dict:
+                       propagated: bool, acq: tuple | None) -> dict:
         """The ``formation_estimate`` body of *p* at *f*'s time from *ests*: (state (n,), its
         covariance's I_REPORTED block (7, 7)) of *f* and, range-only, of its alternatives,
         published as their mixture with the weights *w* (weight of *f*, weights of the
-        others); *f* gives the counters."""
+        others); *f* gives the counters; *acq*: (seconds of ranges, window length) of an
+        acquisition under way (the estimate is then the prior's), else None."""
         t = f.t_gps_s
         x, pr = ests[0]
         range_m = math.sqrt(float(x[9] * x[9] + x[10] * x[10] + x[11] * x[11]))  # the filter's own
+        ws = (1.0,)
         if len(ests) > 1:
-            x, pr = _mix(ests, (w[0],) + tuple(w[1]), I_REPORTED)
+            ws = (w[0],) + tuple(w[1])
+            x, pr = mix(ests, ws, I_REPORTED)
+        hyp_dr = [e[0][9:12] for e in ests]
+        ambiguity = max((float(np.linalg.norm(d - x[9:12])) for d, wk in zip(hyp_dr, ws)
+                         if wk >= AMBIGUITY_MIN_WEIGHT), default=0.0)
         j = ecef_jacobian(t)
         x_rel = x[9:15]
         p6 = pr[:6, :6]
@@ -1161,6 +950,10 @@ class FormationProcessor(Processor):
             "range_time_offset_s": float(x[I_RANGE_DT]), "peer_drag_scale": float(x[I_DRAG_SCALE]),
             "n_peer_fixes_used": int(f.n_peer_used), "n_peer_fixes_rejected": int(f.n_peer_rejected),
             "n_own_fixes_used": int(f.n_own_used), "n_own_fixes_rejected": int(f.n_own_rejected),
+            "acquiring": acq is not None, "acquired_s": float(acq[0]) if acq else 0.0,
+            "window_s": float(acq[1]) if acq else 0.0,
+            "hyp_weights": [float(v) for v in ws], "hyp_dr_gcrs_m": [d.tolist() for d in hyp_dr],
+            "ambiguity_m": ambiguity, "ambiguous": ambiguity > self.config.formation_valid_max_sigma_m,
         }
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
@@ -1187,8 +980,8 @@ class FormationProcessor(Processor):
             self._flush_outputs(p, math.inf, out)
             self._publish_ready(p, out)
         for p in self.peers.values():  # a window fit under way: one more step per call
-            if p.acq is not None and p.acq["job"] is not None:
-                self._step_fit(p, out)
+            if p.hyp.window is not None and p.hyp.window.job is not None:
+                self._hypotheses(p, out, p.hyp.step_fit)
         work = []  # (peer, cursor, target)
         for p in self.peers.values():
             f = p.filter
@@ -1206,7 +999,7 @@ class FormationProcessor(Processor):
             c = p.cursor
             if c is None or p.cursor_version != p.version or target < c.t_gps_s - 1e-6:
                 c = p.cursor = copy.deepcopy(f)  # only when the filter has changed
-                p.cursor_alts = [None if _same_orbit(_reflected(f), h.filter, MIRROR_D2) else copy.deepcopy(h.filter)
+                p.cursor_alts = [None if same_orbit(reflected(f), h.filter, MIRROR_D2) else copy.deepcopy(h.filter)
                                  for h in p.alts]
                 p.cursor_version = p.version
             work.append((p, c, target))
@@ -1229,14 +1022,19 @@ class FormationProcessor(Processor):
             alts = []
             for a in p.cursor_alts:  # the alternatives' cursors, at the filter's
                 if a is None:
-                    a = _reflected(c)
+                    a = reflected(c)
                 elif a.t_gps_s != c.t_gps_s:
                     a.predict_to(c.t_gps_s)
                 alts.append(a)
-            out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts, w=_weights(p))))
+            out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts, w=p.hyp.weights())))
         return out
 
     # ------------------------------------------------------------------ notes
+    def _note_once(self, out: list[Output], key: str, code: str, text: str) -> None:
+        if key not in self.notes_sent:
+            self.notes_sent.add(key)
+            out.append(_note(code, text))
+
     def _batch_notes(self, b: dict, out: list[Output]) -> None:
         def once(code, text, key=None):
             key = key or code
@@ -1280,12 +1078,12 @@ class FormationProcessor(Processor):
             "ranges_used": sum(f.n_ranges_used for f in fs), "ranges_rejected": sum(f.n_ranges_rejected for f in fs),
             "ranges_invalid": sum(p.n_ranges_invalid for p in ps),
             "ranges_before_init": sum(p.n_ranges_before_init for p in ps),
-            "range_only_starts": sum(p.n_range_only_starts for p in ps),
-            "ranges_fitted": sum(p.n_ranges_fitted for p in ps),
-            "range_only_restarts": sum(p.n_range_only_restarts for p in ps),
-            "range_only_extensions": sum(p.n_range_only_extensions for p in ps),
+            "range_only_starts": sum(p.hyp.n_starts for p in ps),
+            "ranges_fitted": sum(p.hyp.n_ranges_fitted for p in ps),
+            "range_only_restarts": sum(p.hyp.n_restarts for p in ps),
+            "range_only_extensions": sum(p.hyp.n_extensions for p in ps),
             "range_only_alternatives": sum(len(p.alts) for p in ps),
-            "ranges_acquiring": sum(len(p.acq["z"]) for p in ps if p.acq is not None),
+            "ranges_acquiring": sum(len(p.hyp.window.range_m) for p in ps if p.hyp.window is not None),
             "reinit": sum(f.n_reinit for f in fs), "bias_resets": sum(f.n_bias_resets for f in fs),
             "unknown_peer_msgs": self.n_unknown_msgs, "other_part_msgs": self.n_other_part_msgs,
             "no_clock": self.n_no_clock,
@@ -1296,75 +1094,13 @@ class FormationProcessor(Processor):
         }
 
 
-def _window(f: FormationFilter, t: float, p0: np.ndarray, how: str, window_s: float) -> dict:
-    """A range-only acquisition window opened at *t* from the filter's partner estimate
-    (prior covariance *p0*): the ranges it collects, the own positions at their times, and
-    the reference partner trajectory (propagated range by range, with its transition
-    matrix from the window start) that the fit linearises about.  The own positions are
-    the own estimate at the window start *propagated*, not the filter's updated estimate:
-    the ranges see the relative motion, and an own trajectory that jumps at each GPS fix
-    (metres) would put those jumps into the ranges' residuals (measured: the fit then
-    prefers a mirror image 4 km off)."""
-    ref = np.zeros(10)
-    ref[0:6] = f.x[0:6] + f.x[9:15]
-    ref[9] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0
-    return {"t0": t, "x0": ref[0:6].copy(), "p0": p0, "how": how, "ref": ref, "t_ref": t, "phi": np.eye(10),
-            "own": f.x[0:9].copy(), "own0": f.x[0:6].copy(), "t_own": t, "job": None, "t": [], "own_r": [], "z": [],
-            "ref_pos": [], "ref_jac": [], "window_s": window_s, "final": False}
-
-
-def _advance_reference(a: dict, t: float, model, own_model=None) -> None:
-    """Propagate window *a*'s reference trajectory to *t* (a few ms per range interval)."""
-    if own_model is not None and t > a["t_own"]:
-        a["own"], _ = od.propagate(a["own"], t - a["t_own"], own_model, t_gps_s=a["t_own"])
-        a["t_own"] = t
-    if t > a["t_ref"]:
-        a["ref"], step = od.propagate(a["ref"], t - a["t_ref"], model, t_gps_s=a["t_ref"])
-        a["phi"] = step @ a["phi"]
-        a["t_ref"] = t
-
-
-def _record_reference(a: dict, t: float, model, own_model=None) -> None:
-    """Advance window *a*'s reference to *t* and keep its position and d position / d x0."""
-    _advance_reference(a, t, model, own_model)
-    a["ref_pos"].append(a["ref"][0:3].copy())
-    a["ref_jac"].append(a["phi"][0:3, 0:6].copy())
-
-
-#: Range-only: the two sides of the own orbit plane are both kept until the log-likelihood
-#: ratio of one over the other exceeds this (posterior odds of e^20).
-SIDE_DECIDED_LLR = 20.0
-#: Candidates of a window fit refitted about themselves (each with its mirror image).
-FIT_CANDIDATES = 3
-#: Estimates propagated to "now" take an alternative that is the filter's mirror image in
-#: the own orbit plane to this Mahalanobis distance squared (6 dof, 99 %) as the cursor's
-#: reflection instead of propagating its own copy (the other side is kept all day on a
-#: range-only partner: one propagation to "now" per partner instead of two).
-MIRROR_D2 = 16.8
-#: A hypothesis' range log-likelihood counts its NIS up to this (5 sigma).
-RANGE_LL_NIS_CAP = 25.0
-#: Two hypotheses merge below this Mahalanobis distance squared of their relative states
-#: under the sum of their covariances (about 1 sigma: two sides of the orbit plane whose
-#: cross-track offsets differ by 2 sigma stay apart, candidates that both found the same
-#: orbit merge once they agree to their sigma).
-MERGE_D2 = 1.0
-
-
-def _start_from_fit(f: FormationFilter, a: dict, res) -> np.ndarray:
-    """Restart *f* at its current time from the fit *res* of window *a* (carried along the
-    window's reference trajectory); returns the partner's position-velocity covariance."""
-    _advance_reference(a, f.t_gps_s, f.peer_model, f.own_model)
-    a6 = a["phi"][:6, :6]
-    peer_now = f.x[0:6] + (a["ref"][:6] + a6 @ (res.x0 - a["x0"]) - a["own"][0:6])
-    cov_peer = a6 @ res.cov[:6, :6] @ a6.T
-    f.initialize(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), peer_now, cov_peer)
-    f.x[I_RANGE_BIAS] = res.bias_m
-    f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
-    cross = a6 @ res.cov[:6, 6]
-    f.p[9:15, I_RANGE_BIAS] = cross
-    f.p[I_RANGE_BIAS, 9:15] = cross
-    f.range_acquired = True
-    return cov_peer
+def _acquisition(p: _Peer) -> tuple | None:
+    """(seconds of ranges in the open acquisition window, its length) of *p*, or (0, 0)
+    while a restart's prior is being carried to the data; None when neither."""
+    w = p.hyp.window
+    if w is not None:
+        return w.span_s, w.window_s
+    return (0.0, p.hyp.config.window_s) if p.hyp.carry is not None else None
 
 
 def _taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
@@ -1379,88 +1115,6 @@ def _taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
     g = copy.copy(f)
     g.t_gps_s = t_gps_s
     return g, e
-
-
-def _mix(ests: list, ws, idx=None) -> tuple:
-    """(mean (n,), covariance) of the mixture of *ests* ((state (n,), covariance) each, at
-    the same time) with weights *ws* (summing to 1); with *idx*, the covariances given are
-    the *idx* rows and columns of each (e.g. I_REPORTED) and so is the result's."""
-    xm = sum(w * x for (x, _), w in zip(ests, ws))
-    pm = np.zeros_like(ests[0][1])
-    for (x, pc), w in zip(ests, ws):
-        d = x - xm if idx is None else x[idx] - xm[idx]
-        pm += w * (pc + np.outer(d, d))
-    return xm, pm
-
-
-def _mixture(fs: list, ws) -> FormationFilter:
-    """A shallow copy of the first of the filters *fs* (at the same time) holding the mean and
-    covariance of their mixture with weights *ws* (summing to 1)."""
-    out = copy.copy(fs[0])
-    out.x, out.p = _mix([(g.x, g.p) for g in fs], ws)
-    return out
-
-
-def _range_ll(f: FormationFilter, model_var_m2: float = 0.0) -> float:
-    """Log-likelihood of *f*'s last range with its NIS capped at RANGE_LL_NIS_CAP: a range
-    the filter's gate rejected still counts against it, an outlier (hundreds of metres,
-    rejected by every hypothesis) no more than that.  *model_var_m2*: added to the
-    innovation variance (the dynamics' error the filter's own variance leaves out, see
-    ``Config.formation_side_model_sigma_m``)."""
-    if not math.isfinite(f.last_nis):
-        return math.nan
-    s = float(f.last_s[0, 0])
-    if model_var_m2 > 0.0:
-        s2 = s + model_var_m2
-        return -0.5 * (min(f.last_nis * s / s2, RANGE_LL_NIS_CAP) + math.log(s2))
-    return -0.5 * (min(f.last_nis, RANGE_LL_NIS_CAP) + math.log(s))
-
-
-def _merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
-    """*f* (weight *w* of the pair) takes the mean and covariance of itself and *g*."""
-    m = _mixture([f, g], (w, 1.0 - w))
-    f.x, f.p = m.x, m.p
-
-
-def _same_orbit(f: FormationFilter, g: FormationFilter, d2_max: float = MERGE_D2) -> bool:
-    """Two hypotheses that have come together: their relative states within *d2_max*
-    (Mahalanobis, 6 dof) of each other under the sum of their covariances."""
-    d = g.x[9:15] - f.x[9:15]
-    try:
-        return float(d @ np.linalg.solve(f.p[9:15, 9:15] + g.p[9:15, 9:15], d)) < d2_max
-    except np.linalg.LinAlgError:
-        return False
-
-
-def _reflected(f: FormationFilter) -> FormationFilter:
-    """A shallow copy of *f* with its relative position, velocity and differential
-    acceleration reflected in the own orbit plane (mean and covariance): the other side's
-    hypothesis to first order."""
-    t = _block_mirror(f.x.size, _plane_mirror(f.x[0:6]), at=(9, 12, 15))
-    g = copy.copy(f)
-    g.x, g.p = t @ f.x, t @ f.p @ t.T
-    return g
-
-
-def _block_mirror(n: int, m3: np.ndarray, at=(0, 3)) -> np.ndarray:
-    """n x n identity with the reflection *m3* on the 3x3 diagonal blocks starting at *at*."""
-    t = np.eye(n)
-    for i in at:
-        t[i:i + 3, i:i + 3] = m3
-    return t
-
-
-def _mirror_cov(cov: np.ndarray, m3: np.ndarray) -> np.ndarray:
-    """Covariance of [partner r, v, (more)] after reflecting r and v with *m3*."""
-    t = _block_mirror(cov.shape[0], m3)
-    return t @ cov @ t.T
-
-
-def _plane_mirror(own6: np.ndarray) -> np.ndarray:
-    """3x3 reflection in the orbit plane of the own state *own6* (GCRS r, v)."""
-    h = np.cross(own6[0:3], own6[3:6])
-    h /= np.linalg.norm(h)
-    return np.eye(3) - 2.0 * np.outer(h, h)
 
 
 def _note(code: str, text: str) -> Output:

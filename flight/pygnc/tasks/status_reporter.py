@@ -184,6 +184,8 @@ class StatusReporter(Task):
         s[p + "id"], s[p + "n_ranges"], s[p + "t_sc_s"] = pid, b["n_ranges_used"], b["t_sc_s"]
         s[p + "dr_ecef_m"], s[p + "dv_ecef_m_s"] = b["dr_ecef_m"], b["dv_ecef_m_s"]
         s[p + "sigma_dr_m"], s[p + "range_bias_m"] = b["sigma_dr_m"], b["range_bias_m"]
+        s[p + "ambiguity_m"] = b["ambiguity_m"]
+        s[p + "acq_s"], s[p + "acq_window_s"] = (b["acquired_s"], b["window_s"]) if b["acquiring"] else (0, 0)
 
     def _on_health(self, b: dict) -> None:
         failed = False

@@ -1,0 +1,786 @@
+"""Range-only navigation of one partner: its acquisition window and the orbits it may fly.
+
+With no partner fix, the partner's orbit is fitted once to a window of ranges
+(:mod:`pygnc.estimation.range_only_iod`) and then tracked by a
+:class:`~pygnc.estimation.formation_filter.FormationFilter` on ranges alone.  Ranges leave
+mirror images open - the reflection of the relative path in the own orbit plane, and its
+point mirror (-dr, -dv), keep every range to first order - and a window can fit other
+minima about as well, so a partner is a set of hypotheses (:class:`PartnerHypotheses`):
+the most likely orbit's filter and alternative filters with their log-odds, moved by every
+range and pruned or merged as the ranges decide.  Estimates are their mixture
+(:func:`mix`).
+
+Pure computation on plain arrays (GCRS, SI, GPS seconds); notes for the operator are
+returned as ``(code, text)`` pairs in :attr:`PartnerHypotheses.notes`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from pygnc.estimation import orbit_dynamics as od
+from pygnc.estimation.formation_filter import (
+    I_DRAG_SCALE,
+    I_RANGE_BIAS,
+    FormationFilter,
+    FormationFilterConfig,
+    rtn_matrix,
+)
+from pygnc.estimation.orbit_ekf import fix_to_gcrs
+from pygnc.estimation.range_only_iod import (
+    DISTINCT_M,
+    IodResult,
+    fit_prior,
+    orbit_distance_m,
+    solve_relative_orbit,
+)
+
+#: Hypotheses are kept while the log-likelihood ratio of the most likely one over them is
+#: under this (posterior odds of e^20).
+SIDE_DECIDED_LLR = 20.0
+#: Candidates of a window fit refitted about themselves (each with its mirror image).
+FIT_CANDIDATES = 3
+#: A hypothesis' range log-likelihood counts its NIS up to this (5 sigma).
+RANGE_LL_NIS_CAP = 25.0
+#: Two hypotheses merge below this Mahalanobis distance squared of their relative states
+#: under the sum of their covariances (about 1 sigma: two sides of the orbit plane whose
+#: cross-track offsets differ by 2 sigma stay apart, candidates that both found the same
+#: orbit merge once they agree to their sigma).
+MERGE_D2 = 1.0
+#: An alternative within this Mahalanobis distance squared (6 dof, 99 %) of the filter's
+#: mirror image in the own orbit plane may stand in for it as that reflection
+#: (:func:`reflected`): one propagation to "now" per partner instead of two.
+MIRROR_D2 = 16.8
+
+
+#: Hypotheses lighter than this do not count when the published estimate is judged
+#: ambiguous (its kept orbits disagreeing by more than the validity bound): a kept orbit of
+#: weight w at distance d adds w d^2 to the published covariance, so below ~1e-3 it is
+#: covered by the sigma it adds while the others agree.
+AMBIGUITY_MIN_WEIGHT = 1e-3
+#: A prior is carried to the first range in steps of this much time between budget checks, s.
+CARRY_CHUNK_S = 600.0
+#: A prior whose predicted range misses the first measured one by more than this many
+#: sigmas (squared: 5 sigma) is not used (a gross error: a wrong partner, epoch or frame).
+PRIOR_RANGE_GATE = 25.0
+
+
+@dataclass(frozen=True)
+class RangeOnlyConfig:
+    """The range-only tunables (``Config.formation_*``; see there)."""
+
+    window_s: float = 2700.0
+    max_window_s: float = 5400.0
+    min_ranges: int = 8
+    side_model_sigma_m: float = 1.0
+    prior_sigma_pos_m: float = 1000.0
+    prior_sigma_vel_m_s: float = 1.0
+    short_window_s: float = 600.0
+    short_window_max_sigma_m: float = 200.0
+
+
+@dataclass
+class PriorComponent:
+    """One Gaussian of a partner prior: its probability, the partner's GCRS state [r, v]
+    (6,) and covariance (6, 6), and what it is (for notes)."""
+
+    weight: float
+    x0: np.ndarray
+    p0: np.ndarray
+    label: str
+
+
+@dataclass
+class PartnerPrior:
+    """What a range-only start began from, at ``t_gps_s``: a mixture of Gaussians of the
+    partner's state (the heaviest first) - an uplinked prior and, with the probability that
+    it is grossly wrong, its point mirror; with no prior, the partner placed ahead and
+    behind along-track at its first range - and how it was obtained (for notes)."""
+
+    t_gps_s: float
+    components: list
+    how: str
+
+    @property
+    def x0(self) -> np.ndarray:
+        return self.components[0].x0
+
+    @property
+    def p0(self) -> np.ndarray:
+        return self.components[0].p0
+
+    def carried_to(self, t_gps_s: float, model: od.DynamicsModel) -> "PartnerPrior":
+        """This prior propagated to *t_gps_s*, each component along its transition matrix."""
+        carry = PriorCarry(self, t_gps_s, model)
+        carry.advance(lambda: False, chunk_s=math.inf)
+        return carry.result()
+
+    def cost(self, x6: np.ndarray) -> float:
+        """-2 log of the prior density at the partner state *x6*, up to a constant that is
+        the same for every state: for one component its Mahalanobis distance squared."""
+        if len(self.components) == 1:
+            d = x6 - self.x0
+            return float(d @ np.linalg.solve(self.p0, d))
+        terms = []
+        for c in self.components:
+            d = x6 - c.x0
+            _, logdet = np.linalg.slogdet(c.p0)
+            terms.append(math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + logdet))
+        _, logdet0 = np.linalg.slogdet(self.p0)
+        return -2.0 * float(np.logaddexp.reduce(terms)) - logdet0
+
+    def nearest(self, x6: np.ndarray) -> PriorComponent:
+        """The component whose density is the largest at *x6*."""
+        if len(self.components) == 1:
+            return self.components[0]
+
+        def log_density(c):
+            d = x6 - c.x0
+            return math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + np.linalg.slogdet(c.p0)[1])
+
+        return max(self.components, key=log_density)
+
+
+def absolute_prior(t_gps_s: float, pos_ecef_m, vel_ecef_m_s, sigma_pos_m: float, sigma_vel_m_s: float,
+                   cov_rtn=None, how: str = "") -> PartnerPrior:
+    """A one-component prior at *t_gps_s* (GCRS) from an uplinked ECEF state with per-axis
+    sigmas, or with *cov_rtn* (36 numbers: the covariance of position and velocity in the
+    radial / along-track / cross-track axes of that state)."""
+    z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, [sigma_pos_m] * 3, [sigma_vel_m_s] * 3)
+    if cov_rtn is not None:
+        r = rtn_covariance_to_gcrs(cov_rtn, z)
+    return PartnerPrior(float(t_gps_s), [PriorComponent(1.0, z, r, "prior")], how)
+
+
+def rtn_covariance_to_gcrs(cov_rtn, state6: np.ndarray) -> np.ndarray:
+    """The 6x6 covariance *cov_rtn* (36 numbers, row-major) of a position and velocity given
+    in the radial / along-track / cross-track axes of *state6* (GCRS r, v), in GCRS axes."""
+    a = rtn_matrix(state6[0:3], state6[3:6])
+    t = np.zeros((6, 6))
+    t[0:3, 0:3] = t[3:6, 3:6] = a.T
+    c = np.asarray(cov_rtn, dtype=float).reshape(6, 6)
+    return t @ (0.5 * (c + c.T)) @ t.T
+
+
+class PriorCarry:
+    """A :class:`PartnerPrior` being propagated to *t_gps_s* with *model*, a chunk at a time
+    (a prior a day from the data is a day's propagation: seconds on a Pi)."""
+
+    def __init__(self, prior: PartnerPrior, t_gps_s: float, model: od.DynamicsModel):
+        self.prior, self.t_target, self.model = prior, float(t_gps_s), model
+        self.t_gps_s = float(prior.t_gps_s)
+        self.states = []
+        for c in prior.components:
+            xs = np.zeros(10)
+            xs[:6], xs[9] = c.x0, 1.0
+            self.states.append((xs, np.eye(10)))
+
+    @property
+    def done(self) -> bool:
+        return self.t_gps_s == self.t_target
+
+    def retarget(self, t_gps_s: float) -> None:
+        """Carry on to *t_gps_s* instead, from where the propagation has got to."""
+        self.t_target = float(t_gps_s)
+
+    def advance(self, spent: Callable[[], bool], chunk_s: float = CARRY_CHUNK_S) -> bool:
+        """Propagate in chunks of *chunk_s* until the target (True) or *spent()* (False: the
+        next call goes on from there)."""
+        while not self.done:
+            if spent():
+                return False
+            dt = self.t_target - self.t_gps_s
+            h = dt if abs(dt) <= chunk_s else math.copysign(chunk_s, dt)
+            t_next = self.t_target if h == dt else self.t_gps_s + h
+            self.states = [self._step(xs, phi, t_next) for xs, phi in self.states]
+            self.t_gps_s = t_next
+        return True
+
+    def _step(self, xs, phi, t_next):
+        xs2, step = od.propagate(xs, t_next - self.t_gps_s, self.model, t_gps_s=self.t_gps_s)
+        return xs2, step @ phi
+
+    def result(self) -> PartnerPrior:
+        """The prior at the target (call once :attr:`done`)."""
+        comps = []
+        for c, (xs, phi) in zip(self.prior.components, self.states):
+            a6 = phi[:6, :6]
+            comps.append(PriorComponent(c.weight, xs[:6].copy(), a6 @ c.p0 @ a6.T, c.label))
+        return PartnerPrior(self.t_target, comps, self.prior.how)
+
+
+@dataclass
+class AcquisitionWindow:
+    """A range-only acquisition window opened at ``t0_gps_s``: the ranges it collects, the
+    own positions at their times, and the reference partner trajectory (propagated range by
+    range, with its transition matrix from the window start) that the fit linearises about.
+
+    The own positions are the own estimate at the window start *propagated*, not the
+    filter's updated estimate: the ranges see the relative motion, and an own trajectory
+    that jumps at each GPS fix (metres) would put those jumps into the ranges' residuals
+    (the fit then prefers a mirror image kilometres off)."""
+
+    t0_gps_s: float
+    x0: np.ndarray            # reference partner state [r, v] at t0 (the prior's mean)
+    p0: np.ndarray            # prior covariance of x0 (6, 6)
+    how: str
+    window_s: float
+    ref: np.ndarray           # reference partner state (10,) at t_ref (orbit_dynamics layout)
+    t_ref: float
+    phi: np.ndarray           # d ref(t_ref) / d ref(t0) (10, 10)
+    own: np.ndarray           # own state (9,) at t_own, propagated from the window start
+    own0: np.ndarray          # own [r, v] at t0
+    t_own: float
+    t_gps_s: list = field(default_factory=list)
+    own_r_m: list = field(default_factory=list)
+    range_m: list = field(default_factory=list)
+    ref_pos: list = field(default_factory=list)
+    ref_jac: list = field(default_factory=list)
+    #: The fit under way (a generator stepped once per call), or None.
+    job: Iterator | None = None
+    #: No more ranges will come (the batch ended): fitted with what it holds, converged or not.
+    final: bool = False
+    #: The prior the fit is regularised by (at t0; x0, p0 are its heaviest component's).
+    prior: PartnerPrior | None = None
+
+    @classmethod
+    def open(cls, f: FormationFilter, t_gps_s: float, p0: np.ndarray, how: str, window_s: float):
+        """A window opened at *t_gps_s* from *f*'s partner estimate (covariance *p0*)."""
+        ref = np.zeros(10)
+        ref[0:6] = f.x[0:6] + f.x[9:15]
+        ref[9] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0
+        return cls(t0_gps_s=t_gps_s, x0=ref[0:6].copy(), p0=p0, how=how, window_s=window_s, ref=ref,
+                   t_ref=t_gps_s, phi=np.eye(10), own=f.x[0:9].copy(), own0=f.x[0:6].copy(), t_own=t_gps_s)
+
+    def relinearised(self, x7: np.ndarray, drag_scale: float, model: od.DynamicsModel) -> "AcquisitionWindow":
+        """The same window with its reference trajectory from *x7* ([partner state at the
+        window start, bias]) and *drag_scale* instead: one propagation of the window."""
+        b = AcquisitionWindow(t0_gps_s=self.t0_gps_s, x0=x7[:6], p0=self.p0, how=self.how, window_s=self.window_s,
+                              ref=np.append(x7[:6], [0.0, 0.0, 0.0, drag_scale if drag_scale > 0 else 1.0]),
+                              t_ref=self.t0_gps_s, phi=np.eye(10), own=self.own, own0=self.own0, t_own=self.t_own,
+                              prior=self.prior)
+        for t in self.t_gps_s:
+            b.record_reference(t, model)
+        b.t_gps_s, b.range_m = self.t_gps_s, self.range_m
+        return b
+
+    def advance_reference(self, t_gps_s: float, model: od.DynamicsModel, own_model: od.DynamicsModel | None = None):
+        """Propagate the reference (and, with *own_model*, the own state) to *t_gps_s*."""
+        if own_model is not None and t_gps_s > self.t_own:
+            self.own, _ = od.propagate(self.own, t_gps_s - self.t_own, own_model, t_gps_s=self.t_own)
+            self.t_own = t_gps_s
+        if t_gps_s > self.t_ref:
+            self.ref, step = od.propagate(self.ref, t_gps_s - self.t_ref, model, t_gps_s=self.t_ref)
+            self.phi = step @ self.phi
+            self.t_ref = t_gps_s
+
+    def record_reference(self, t_gps_s: float, model: od.DynamicsModel, own_model: od.DynamicsModel | None = None):
+        """Advance the reference to *t_gps_s* and keep its position and d position / d x0."""
+        self.advance_reference(t_gps_s, model, own_model)
+        self.ref_pos.append(self.ref[0:3].copy())
+        self.ref_jac.append(self.phi[0:3, 0:6].copy())
+
+    def add_range(self, t_gps_s: float, range_m: float, model, own_model) -> None:
+        """Collect a range of the window."""
+        self.record_reference(t_gps_s, model, own_model)
+        self.t_gps_s.append(t_gps_s)
+        self.own_r_m.append(self.own[0:3].copy())
+        self.range_m.append(range_m)
+
+    @property
+    def span_s(self) -> float:
+        return self.t_gps_s[-1] - self.t0_gps_s if self.t_gps_s else 0.0
+
+
+@dataclass
+class Hypothesis:
+    """An alternative orbit of a partner: its filter and the log-likelihood ratio of the
+    partner's most likely filter over it (the window fit's cost and every range since)."""
+
+    filter: FormationFilter
+    llr: float
+
+
+class PartnerHypotheses:
+    """The orbits one partner may fly: :attr:`filter` (the most likely) and :attr:`alts`,
+    the acquisition :attr:`window` while one is open, and the :attr:`prior` a range-only
+    start began from.
+
+    The owner sets :attr:`on_change`: called before the filters are replaced, merged or
+    reordered (estimates waiting on the filters' taps must go out first) and so that copies
+    of them (cursors) are taken again."""
+
+    def __init__(self, filter_config: FormationFilterConfig, config: RangeOnlyConfig | None = None,
+                 peer_id: int = 0):
+        self.filter_config = filter_config
+        self.config = config or RangeOnlyConfig()
+        self.peer_id = peer_id
+        self.filter = FormationFilter(filter_config)
+        self.alts: list[Hypothesis] = []
+        self.window: AcquisitionWindow | None = None
+        self.prior: PartnerPrior | None = None
+        #: A restart's prior being carried to the data (:meth:`lose`).
+        self.carry: PriorCarry | None = None
+        #: (code, text) notes for the operator, taken by the owner.
+        self.notes: list[tuple[str, str]] = []
+        self.on_change: Callable[[], None] = lambda: None
+        self.n_starts = 0
+        self.n_ranges_fitted = 0
+        self.n_restarts = 0
+        self.n_extensions = 0  # acquisition windows lengthened (a fit that did not converge)
+        self._mirror_noted = False
+
+    @property
+    def name(self) -> str:
+        return f"peer 0x{self.peer_id:02X}"
+
+    # ------------------------------------------------------------------ weights and mixtures
+    def weights(self) -> tuple:
+        """(weight of the filter, weights of the alternatives): the posterior probabilities."""
+        if not self.alts:
+            return 1.0, ()
+        e = [math.exp(-min(h.llr, 700.0)) for h in self.alts]
+        w0 = 1.0 / (1.0 + sum(e))
+        return w0, tuple(w0 * x for x in e)
+
+    def alternatives_at(self, t_gps_s: float) -> list[FormationFilter]:
+        """The alternatives' filters, each predicted to *t_gps_s* if it is behind."""
+        out = []
+        for h in self.alts:
+            if h.filter.t_gps_s < t_gps_s - 1e-6:
+                h.filter.predict_to(t_gps_s)
+            out.append(h.filter)
+        return out
+
+    # ------------------------------------------------------------------ start and restart
+    def window_length_s(self, p0: np.ndarray) -> float:
+        """The acquisition window for a prior of partner covariance *p0*: the short one when
+        its position is known well enough that one basin of the fit holds every start."""
+        c = self.config
+        sigma = math.sqrt(max(0.0, float(np.linalg.eigvalsh(0.5 * (p0[:3, :3] + p0[:3, :3].T))[-1])))
+        return c.short_window_s if sigma <= c.short_window_max_sigma_m else c.window_s
+
+    def start(self, t_gps_s: float, how: str, main_weight: float = 1.0, main_label: str = "prior",
+              others: tuple = ()) -> None:
+        """Open the acquisition window at *t_gps_s* from the filter as just initialised from
+        the prior's heaviest component (weight *main_weight*); *others*: (weight, partner
+        GCRS state (6,), label) of its other components, each kept as an alternative filter
+        (the same covariance, shifted) with its prior odds until the window is fitted."""
+        f = self.filter
+        self.alts = []
+        self.carry = None
+        self.n_starts += 1
+        p0 = f.p[9:15, 9:15] + f.p[0:6, 0:6]
+        w = AcquisitionWindow.open(f, t_gps_s, p0, how, self.window_length_s(p0))
+        comps = [PriorComponent(main_weight, w.x0.copy(), w.p0.copy(), main_label)]
+        for weight, x6, label in others:
+            x6 = np.asarray(x6, dtype=float)
+            comps.append(PriorComponent(weight, x6.copy(), w.p0.copy(), label))
+            alt = copy.deepcopy(f)
+            alt.x[9:15] = x6 - f.x[0:6]
+            self.alts.append(Hypothesis(alt, math.log(main_weight / weight)))
+        w.prior = self.prior = PartnerPrior(t_gps_s, comps, how)
+        self.window = w
+
+    def lose(self, t_gps_s: float) -> None:
+        """The ranges keep failing the gate (the filter has lost the partner): the orbit is
+        fitted again from the prior the partner started from, carried to now (:attr:`carry`,
+        then :meth:`open_restart_window`) - not about the estimate it lost (wrong by then,
+        and a 1-km prior about it kept the fit in that estimate's basin, e.g. a point-mirror
+        orbit).  No bias re-opening: with no partner fix nothing would pull a wrong bias
+        back.  Until the new window's fit the estimates are the lost filter's, propagated,
+        its relative covariance scaled so that the ranges it rejected are one sigma
+        (:meth:`FormationFilter.inflate_to_rejected_ranges`)."""
+        f = self.filter
+        self.on_change()
+        f.predict_to(t_gps_s)  # (the range may have been applied ahead of the filter time)
+        scale = f.inflate_to_rejected_ranges()
+        f.take_ranges_as_acquired()
+        self.alts = []
+        self.n_restarts += 1
+        c = self.config
+        prior = self.prior or PartnerPrior(t_gps_s, [PriorComponent(
+            1.0, f.x[0:6] + f.x[9:15], np.diag([c.prior_sigma_pos_m ** 2] * 3 + [c.prior_sigma_vel_m_s ** 2] * 3),
+            "the estimate it lost")], "the estimate it lost")
+        self.carry = PriorCarry(prior, t_gps_s, f.peer_model)
+        if self.n_restarts == 1:
+            self.notes.append(("range_only_restart",
+                               f"{self.name}: ranges rejected {f.config.max_consecutive_range_rejections} times in a "
+                               f"row: its orbit is fitted again (until then its sigma is {math.sqrt(scale):.1f} times "
+                               "what the filter held)"))
+
+    def open_restart_window(self, t_gps_s: float, range_m: float) -> None:
+        """The window of a restart (:meth:`lose`), once its prior has been carried to
+        *t_gps_s* (the filter's time), with the range of that time."""
+        f = self.filter
+        carried = self.carry.result()
+        self.carry = None
+        how = f"{carried.how}, carried to the restart"
+        self.window = w = AcquisitionWindow.open(f, t_gps_s, carried.p0, how, self.window_length_s(carried.p0))
+        w.x0 = carried.x0.copy()
+        w.ref[0:6] = carried.x0
+        w.prior = PartnerPrior(t_gps_s, carried.components, how)
+        self.add_window_range(t_gps_s, range_m)
+
+    # ------------------------------------------------------------------ the window
+    def add_window_range(self, t_gps_s: float, range_m: float) -> None:
+        """Collect a range of the open window (the filter is at *t_gps_s*); begin the fit
+        when the window is complete, or take the fit under way one step further."""
+        w, f = self.window, self.filter
+        w.add_range(t_gps_s, range_m, f.peer_model, f.own_model)
+        if w.job is not None:
+            self.step_fit()
+        elif t_gps_s - w.t0_gps_s >= w.window_s and len(w.range_m) >= self.config.min_ranges:
+            self.begin_fit()
+
+    def begin_fit(self) -> None:
+        """Begin fitting the window: the cheap part now, one window propagation per later
+        call (:meth:`step_fit`: the next range, or the propagation after the batch)."""
+        self.window.job = self._fit_window()
+        self.step_fit()
+
+    def step_fit(self) -> None:
+        """One step of the window fit (at most one window propagation)."""
+        try:
+            next(self.window.job)
+        except StopIteration:
+            pass
+
+    def finish_window(self) -> None:
+        """No more ranges will come (the batch ended): fit what the window holds."""
+        w = self.window
+        w.final = True
+        if w.job is None:
+            self.begin_fit()
+
+    def _fit_window(self):
+        """Fit the partner's orbit to the window's ranges and start the filters from the fit
+        at the filter's current time: a generator that yields after each window propagation,
+        so that no call blocks the task for long (on a Pi one propagation of a 45-min window
+        is 1-3 s; the whole fit would be 5-10 s, past the health limit).  Ranges arriving
+        meanwhile join the window (each refit uses all it holds)."""
+        a, f, fc, c = self.window, self.filter, self.filter_config, self.config
+        if len(a.range_m) < c.min_ranges:
+            self.window = None
+            self.notes.append(("range_only_short", f"{self.name}: {len(a.range_m)} ranges in the window, fewer than "
+                                                   f"{c.min_ranges}: relative state from the prior only"))
+            return
+        # Each of the prior's components is fitted from its own starts (the prior's mean, its
+        # mirror images, draws from it), regularised by itself; with several, each
+        # candidate's cost counts the whole mixture's density instead.
+        candidates = []
+        for comp in a.prior.components:
+            res = solve_relative_orbit(a.x0, np.array(a.ref_pos), np.array(a.ref_jac), comp.x0, comp.p0,
+                                       fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a.own_r_m),
+                                       np.array(a.range_m), fc.range_sigma_m)
+            if len(a.prior.components) == 1:
+                candidates = res.candidates
+                break
+            for x7, cost in res.candidates:
+                d = x7[:6] - comp.x0
+                candidates.append((x7, cost - float(d @ np.linalg.solve(comp.p0, d)) + a.prior.cost(x7[:6])))
+        if len(a.prior.components) > 1:
+            candidates.sort(key=lambda cand: cand[1])
+            distinct = []
+            for cand in candidates:
+                if all(orbit_distance_m(cand[0], d[0]) > DISTINCT_M for d in distinct):
+                    distinct.append(cand)
+            candidates = distinct
+        # Each start's fit once more, linearised about itself: the dynamics' linearisation
+        # error (metres per km of prior error over the window) falls to centimetres, and
+        # only then do the candidates' costs say which the ranges and the prior prefer.
+        hyps = []  # (cost, window, fit, (window, fit) whose range residuals stand for it)
+        for x7, _ in candidates[:FIT_CANDIDATES]:
+            yield
+            b, r2 = self._refit(a, x7)
+            hyps.append((r2.candidates[0][1], b, r2, (b, r2)))
+        # The point mirror keeps every range to first order, and the multistart does not
+        # always reach its basin when the prior is far from both (a restart after a close
+        # approach: every candidate near the point mirror, the basin 33 m from the truth
+        # found only from the best one's point mirror).  Refitted from there; a refit that
+        # slides back to a minimum already held is dropped below.
+        best = min(hyps, key=lambda h: h[0])[2]
+        x = np.append(2.0 * a.own0 - best.x0, best.bias_m)
+        if all(orbit_distance_m(x[:6], h[2].x0) > DISTINCT_M for h in hyps):
+            yield
+            b2, r3 = self._refit(a, x)
+            hyps.append((r3.candidates[0][1], b2, r3, (b2, r3)))
+        # Which side of the own orbit plane: each candidate's mirror image is fitted too.
+        for _, b, r2, _ in list(hyps):
+            yield
+            hyps.append(self._mirror_fit(a, b, r2))
+        if self.window is not a or not f.initialized:
+            return  # the window was replaced meanwhile (restart, gap): this fit is moot
+        hyps = common_costs(a, hyps, self.filter_config)
+        hyps.sort(key=lambda h: h[0])
+        if not hyps[0][2].converged and not a.final and \
+                a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
+            # Not converged: the cost is a long curved valley the window's ranges hardly
+            # constrain along, and each start stops somewhere on it with a needle-shaped
+            # covariance whose length is the valley's local curvature, not the data's; the
+            # filters' range likelihoods would then favour the shortest needle, on either
+            # side.  More ranges (a longer arc, new geometry) first.
+            a.window_s += c.window_s / 3.0
+            a.job = None
+            self.n_extensions += 1
+            if self.n_extensions == 1:
+                self.notes.append(("range_only_window_extended",
+                                   f"{self.name}: the fit of {len(a.range_m)} ranges over {a.span_s:.0f} s did not "
+                                   f"converge: fitted again with the ranges of {a.window_s:.0f} s"))
+            return
+        # Starts that the refits brought to the same minimum are that minimum once (its
+        # weight is its cost's, not times the starts that found it); told apart as orbits,
+        # not positions (a partner crossing the own orbit plane at the window start has its
+        # mirror image there).
+        distinct = []
+        for h in hyps:
+            if all(orbit_distance_m(h[2].x0, d[2].x0) > DISTINCT_M for d in distinct):
+                distinct.append(h)
+        hyps = distinct
+        self.window = None
+        self.on_change()
+        cost0, a, res, _ = hyps[0]
+        self.n_ranges_fitted += int(res.used.sum())
+        cov_peer = start_from_fit(f, a, res)
+        # Every candidate within e^SIDE_DECIDED_LLR of the best is kept as a filter with its
+        # odds (its mirror image always, other minima a close pair's window fits about as
+        # well); the later ranges decide.
+        self.alts = []
+        for cost, b, r2, _ in hyps[1:]:
+            if (cost - cost0) / 2.0 < SIDE_DECIDED_LLR:
+                alt = copy.deepcopy(f)
+                start_from_fit(alt, b, r2)
+                self.alts.append(Hypothesis(alt, (cost - cost0) / 2.0))
+        self.prune(noted=False)
+        w0 = self.weights()[0]
+        if w0 < 0.99 and not self._mirror_noted:
+            self._mirror_noted = True
+            self.notes.append(("range_only_mirror",
+                               f"{self.name}: the window's ranges fit {len(self.alts) + 1} orbits about as well (at "
+                               f"least the two sides of the own orbit plane; {w0:.2f} for the best): all are kept, "
+                               "estimates are their mixture (its sigma covers them) until the ranges decide"))
+        if self.n_starts == 1 or not res.converged:
+            sig = math.sqrt(max(0.0, float(np.trace(cov_peer[:3, :3]))))
+            self.notes.append(("range_only_start" if res.converged else "range_only_poor_fit",
+                               f"{self.name}: no partner fix (range GPS source 'own'); orbit fitted to "
+                               f"{int(res.used.sum())} of {len(a.range_m)} ranges over {a.span_s:.0f} s from "
+                               f"{a.how}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
+                               + ("" if res.converged else " (did not converge)")))
+
+    def _refit(self, a: AcquisitionWindow, x7: np.ndarray) -> tuple:
+        """Window *a*'s ranges fitted from the start *x7* ([partner state at the window
+        start, bias]) linearised about *x7*'s own trajectory: (that window, the fit)."""
+        f, fc = self.filter, self.filter_config
+        b = a.relinearised(x7, float(f.x[I_DRAG_SCALE]), f.peer_model)
+        comp = a.prior.nearest(x7[:6])
+        r2 = solve_relative_orbit(x7[:6], np.array(b.ref_pos), np.array(b.ref_jac), comp.x0, comp.p0,
+                                  fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a.own_r_m),
+                                  np.array(a.range_m), fc.range_sigma_m, starts=[x7])
+        return b, r2
+
+    def _mirror_fit(self, a: AcquisitionWindow, b: AcquisitionWindow, r2: IodResult) -> tuple:
+        """(cost, window, fit, (window, fit) whose range residuals stand for it) of the
+        mirror image in the own orbit plane of the fit *r2* (window *b*): fitted again from
+        the reflected start if that keeps a distinct minimum on the other side; else (the
+        mirror slid back: the cross-track offset is within the valley's width) the exact
+        mirror image, whose range cost is the fit's, so the prior alone sets the odds."""
+        o = a.own0
+        m3 = plane_mirror(o)
+        x = np.append(o + block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
+        bm, rm = self._refit(a, x)
+        h = np.cross(o[0:3], o[3:6])
+        if float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > DISTINCT_M and \
+                float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0:
+            return rm.candidates[0][1], bm, rm, (bm, rm)
+        rm = dataclasses.replace(r2, x0=x[0:6], cov=mirror_cov(r2.cov, m3))
+        return r2.candidates[0][1], b, rm, (b, r2)  # (its cost with its own prior: _common_costs)
+
+    # ------------------------------------------------------------------ tracking
+    def own_fix(self, t_gps_s: float, fix: tuple, gcrs) -> None:
+        """An own fix (already converted, *gcrs*) on every alternative too."""
+        for h in self.alts:
+            h.filter.predict_to(t_gps_s)
+            h.filter.update_own_fix(t_gps_s, *fix, gcrs=gcrs)
+
+    def range_on_alternatives(self, t_gps_s: float, range_m: float) -> None:
+        """A range the filter has just used (or rejected) on every alternative too; each
+        one's likelihood against the filter's moves its odds, then :meth:`prune`."""
+        mv = self.config.side_model_sigma_m ** 2
+        ll0 = range_log_likelihood(self.filter, mv)
+        for h in self.alts:
+            h.filter.predict_to(h.filter.range_base_time(t_gps_s))
+            h.filter.update_range(t_gps_s, range_m)
+            d = ll0 - range_log_likelihood(h.filter, mv)
+            if math.isfinite(d):
+                h.llr += d
+        self.prune()
+
+    def prune(self, noted: bool = True) -> None:
+        """Keep the hypotheses within e^SIDE_DECIDED_LLR of the most likely one that still
+        tracks the ranges, merge those that have come together (their relative states within
+        MERGE_D2 of each other: the heavier one takes the pair's mean, covariance and
+        weight), and make the most likely the filter.  A filter that has lost the ranges is
+        dropped while an alternative still holds them (else the owner restarts)."""
+        if not self.alts:
+            return
+        f = self.filter
+        hyps = [(f, 0.0)] + [(h.filter, -h.llr) for h in self.alts]  # (filter, log weight)
+        alive = [(g, lw) for g, lw in hyps if g.range_acquired]
+        if not alive:
+            self.alts = []
+            return
+        top = max(lw for _, lw in alive)
+        kept: list[list] = []
+        for g, lw in sorted(alive, key=lambda h: -h[1]):
+            if top - lw >= SIDE_DECIDED_LLR:
+                break
+            for k in kept:
+                if same_orbit(k[0], g):
+                    merge_into(k[0], 1.0 / (1.0 + math.exp(lw - k[1])), g)
+                    k[1] = float(np.logaddexp(k[1], lw))
+                    break
+            else:
+                kept.append([g, lw])
+        main, lw0 = kept[0]
+        if main is not f or len(kept) < len(hyps):
+            self.on_change()
+        self.filter = main
+        self.alts = [Hypothesis(g, lw0 - lw) for g, lw in kept[1:]]
+        if noted and not self.alts:
+            self.notes.append(("range_only_side", f"{self.name}: the ranges have decided between the orbits its "
+                                                  "window fitted (and on which side of the own orbit plane it flies)"))
+
+
+# ---------------------------------------------------------------------- hypothesis algebra
+def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig) -> list:
+    """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
+    window *a* (filter tunables *fc*) with each cost taken again on the same ranges: the
+    first n, which every refit held (ranges keep arriving during the fit, one refit per
+    range; a later refit would otherwise pay ~1/2 of log-odds per extra range), each
+    squared normalised residual counted up to RANGE_LL_NIS_CAP (an outlier no hypothesis
+    explains costs them all the same, and none leaves out the ranges that speak against
+    it); plus each one's prior term (the prior mixture's density with several components)."""
+    n = min(len(h[3][0].ref_pos) for h in hyps)
+    z = np.asarray(a.range_m[:n], dtype=float)
+    own_r = np.asarray(a.own_r_m[:n], dtype=float)
+    prior, _, info = fit_prior(a.x0, a.p0, fc.range_bias_prior_m, fc.range_bias_sigma_m)
+    mixed = a.prior is not None and len(a.prior.components) > 1
+    w = 1.0 / fc.range_sigma_m ** 2
+    out = []
+    for _, b, r2, (bw, fit) in hyps:
+        ref_pos = np.asarray(bw.ref_pos[:n], dtype=float)
+        ref_jac = np.asarray(bw.ref_jac[:n], dtype=float)
+        d = ref_pos + ref_jac @ (fit.x0 - bw.x0) - own_r
+        res = z - (np.linalg.norm(d, axis=1) + fit.bias_m)
+        chi2 = float(np.minimum(w * res * res, RANGE_LL_NIS_CAP).sum())
+        if mixed:
+            prior_cost = a.prior.cost(r2.x0) + (r2.bias_m - fc.range_bias_prior_m) ** 2 / fc.range_bias_sigma_m ** 2
+        else:
+            dx = np.append(r2.x0, r2.bias_m) - prior
+            prior_cost = float(dx @ info @ dx)
+        out.append((chi2 + prior_cost, b, r2, (bw, fit)))
+    return out
+
+
+def start_from_fit(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> np.ndarray:
+    """Restart *f* at its current time from the fit *res* of window *a* (carried along the
+    window's reference trajectory); returns the partner's position-velocity covariance."""
+    a.advance_reference(f.t_gps_s, f.peer_model, f.own_model)
+    a6 = a.phi[:6, :6]
+    peer_now = f.x[0:6] + (a.ref[:6] + a6 @ (res.x0 - a.x0) - a.own[0:6])
+    cov_peer = a6 @ res.cov[:6, :6] @ a6.T
+    f.initialize(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), peer_now, cov_peer)
+    f.x[I_RANGE_BIAS] = res.bias_m
+    f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
+    cross = a6 @ res.cov[:6, 6]
+    f.p[9:15, I_RANGE_BIAS] = cross
+    f.p[I_RANGE_BIAS, 9:15] = cross
+    f.range_acquired = True
+    return cov_peer
+
+
+def mix(ests: list, ws, idx=None) -> tuple:
+    """(mean (n,), covariance) of the mixture of *ests* ((state (n,), covariance) each, at
+    the same time) with weights *ws* (summing to 1); with *idx*, the covariances given are
+    the *idx* rows and columns of each (e.g. I_REPORTED) and so is the result's."""
+    xm = sum(w * x for (x, _), w in zip(ests, ws))
+    pm = np.zeros_like(ests[0][1])
+    for (x, pc), w in zip(ests, ws):
+        d = x - xm if idx is None else x[idx] - xm[idx]
+        pm += w * (pc + np.outer(d, d))
+    return xm, pm
+
+
+def mixture(fs: list, ws) -> FormationFilter:
+    """A shallow copy of the first of the filters *fs* (at the same time) holding the mean and
+    covariance of their mixture with weights *ws* (summing to 1)."""
+    out = copy.copy(fs[0])
+    out.x, out.p = mix([(g.x, g.p) for g in fs], ws)
+    return out
+
+
+def range_log_likelihood(f: FormationFilter, model_var_m2: float = 0.0) -> float:
+    """Log-likelihood of *f*'s last range with its NIS capped at RANGE_LL_NIS_CAP: a range
+    the filter's gate rejected still counts against it, an outlier (rejected by every
+    hypothesis) no more than that.  *model_var_m2*: added to the innovation variance (the
+    dynamics' error the filter's own variance leaves out, ``Config.formation_side_model_sigma_m``)."""
+    if not math.isfinite(f.last_nis):
+        return math.nan
+    s = float(f.last_s[0, 0])
+    if model_var_m2 > 0.0:
+        s2 = s + model_var_m2
+        return -0.5 * (min(f.last_nis * s / s2, RANGE_LL_NIS_CAP) + math.log(s2))
+    return -0.5 * (min(f.last_nis, RANGE_LL_NIS_CAP) + math.log(s))
+
+
+def merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
+    """*f* (weight *w* of the pair) takes the mean and covariance of itself and *g*."""
+    m = mixture([f, g], (w, 1.0 - w))
+    f.x, f.p = m.x, m.p
+
+
+def same_orbit(f: FormationFilter, g: FormationFilter, d2_max: float = MERGE_D2) -> bool:
+    """Two hypotheses that have come together: their relative states within *d2_max*
+    (Mahalanobis, 6 dof) of each other under the sum of their covariances."""
+    d = g.x[9:15] - f.x[9:15]
+    try:
+        return float(d @ np.linalg.solve(f.p[9:15, 9:15] + g.p[9:15, 9:15], d)) < d2_max
+    except np.linalg.LinAlgError:
+        return False
+
+
+def reflected(f: FormationFilter) -> FormationFilter:
+    """A shallow copy of *f* with its relative position, velocity and differential
+    acceleration reflected in the own orbit plane (mean and covariance): the other side's
+    hypothesis to first order."""
+    t = block_mirror(f.x.size, plane_mirror(f.x[0:6]), at=(9, 12, 15))
+    g = copy.copy(f)
+    g.x, g.p = t @ f.x, t @ f.p @ t.T
+    return g
+
+
+def block_mirror(n: int, m3: np.ndarray, at=(0, 3)) -> np.ndarray:
+    """n x n identity with the reflection *m3* on the 3x3 diagonal blocks starting at *at*."""
+    t = np.eye(n)
+    for i in at:
+        t[i:i + 3, i:i + 3] = m3
+    return t
+
+
+def mirror_cov(cov: np.ndarray, m3: np.ndarray) -> np.ndarray:
+    """Covariance of [partner r, v, (more)] after reflecting r and v with *m3*."""
+    t = block_mirror(cov.shape[0], m3)
+    return t @ cov @ t.T
+
+
+def plane_mirror(own6: np.ndarray) -> np.ndarray:
+    """3x3 reflection in the orbit plane of the own state *own6* (GCRS r, v)."""
+    h = np.cross(own6[0:3], own6[3:6])
+    h /= np.linalg.norm(h)
+    return np.eye(3) - 2.0 * np.outer(h, h)
