@@ -596,3 +596,19 @@ def test_fitted_minima_are_told_apart_as_orbits_not_positions():
     y = x.copy()
     y[0] += 30.0
     assert orbit_distance_m(x, y) == pytest.approx(30.0) and orbit_distance_m(x, y) < DISTINCT_M
+
+
+def test_a_fit_from_a_start_with_no_finite_cost_returns_not_converged():
+    """A prior whose trajectory is not finite (an epoch hours off, propagated to garbage)
+    gives a start whose cost is NaN: the fit says it did not converge instead of raising
+    (it raised 'Input must be 1- or 2-d' from the damping step)."""
+    n = 12
+    t = np.arange(n) * 25.0
+    own = np.stack([np.zeros(n), 7600.0 * t, np.zeros(n)], axis=1) + [7.0e6, 0.0, 0.0]
+    ref_pos = own + [0.0, -3000.0, 0.0]
+    ref_jac = np.array([np.hstack((np.eye(3), ti * np.eye(3))) for ti in t])
+    ref_pos[:] = np.nan  # every start's cost is NaN
+    x0 = np.array([7.0e6, -3000.0, 0.0, 0.0, 7600.0, 0.0])
+    res = solve_relative_orbit(x0, ref_pos, ref_jac, x0, np.eye(6) * 1e6, 0.0, 3.0, own,
+                               np.full(n, 3000.0), 0.5, n_random_starts=2)
+    assert not res.converged

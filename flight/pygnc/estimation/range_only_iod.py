@@ -125,7 +125,7 @@ def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used,
         new_cost = w * float(res[used] @ res[used]) + float(dx_prior @ info_prior @ dx_prior)
         if not new_cost <= cost:  # worse (or NaN): back to the last point, damp harder
             x, lam = x_prev, lam * 10.0
-            if lam > 1e8:
+            if lam > 1e8 or normal is None:  # (None: not even the start is a finite cost)
                 return x, cost, False, it
         else:
             lam, cost = max(lam / 3.0, 1e-7), new_cost
