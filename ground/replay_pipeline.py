@@ -200,9 +200,10 @@ def read_bus_log(path: Path, run: ReplayRun) -> dict:
 
 def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: float = 1800.0,
                  logs_to: Path | None = None, say=print, poll_s: float = 0.2, quiet_s: float = 5.0,
-                 overrides: dict | None = None) -> ReplayRun:
+                 overrides: dict | None = None, batches_to: Path | None = None) -> ReplayRun:
     """Run the flight supervisor on a copy of *scenario*'s batch; return its estimates.
-    *overrides*: configuration values over *config_path*'s."""
+    *overrides*: configuration values over *config_path*'s; *logs_to*, *batches_to*: where
+    the run's log directory and its batch files (the downlink) are copied."""
     from pygnc.config import Config, Paths, load_config, with_overrides
     from pygnc.logs import list_runs
     from pygnc.tasks.ingest import build_message_stream
@@ -270,6 +271,15 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
                 shutil.rmtree(logs_to)
             shutil.copytree(run_dir, logs_to)
             shutil.copy2(out_path, logs_to / out_path.name)
+        if batches_to is not None:
+            from pygnc.batch_store import resolve_batch_dir
+
+            batches_to = Path(batches_to)
+            if batches_to.exists():
+                shutil.rmtree(batches_to)
+            batches_to.mkdir(parents=True)
+            for f in sorted(resolve_batch_dir(home, config.batch_dir).glob("batch_*.bin")):
+                shutil.copy2(f, batches_to / f.name)
     run.n_messages = len(stream.messages)
     run.extra.update(bus_log=stats, finished_by=how, exit_status=rc)
     run.timings_s.update(processed=t_processed, stopped=t_stopped, total=time.perf_counter() - t_start)

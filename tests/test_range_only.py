@@ -612,3 +612,122 @@ def test_a_fit_from_a_start_with_no_finite_cost_returns_not_converged():
     res = solve_relative_orbit(x0, ref_pos, ref_jac, x0, np.eye(6) * 1e6, 0.0, 3.0, own,
                                np.full(n, 3000.0), 0.5, n_random_starts=2)
     assert not res.converged
+
+
+# ---------------------------------------------------------------------- priors and ambiguity
+NEES_999_3DOF = 16.266
+
+
+def _prior_at_point_mirror(truth, k, sigma_pos_m=1000.0, sigma_vel_m_s=1.0, seed=11, **extra):
+    """A partner prior placed at the point mirror of the truth's relative state (plus noise of
+    its sigmas): confidently on the wrong side."""
+    rng = np.random.default_rng(seed)
+    own_r, own_v = truth["r_ecef_m"][0][0], truth["v_ecef_m_s"][0][0]
+    pos = 2.0 * own_r - truth["r_ecef_m"][k][0] + sigma_pos_m * rng.normal(size=3)
+    vel = 2.0 * own_v - truth["v_ecef_m_s"][k][0] + sigma_vel_m_s * rng.normal(size=3)
+    return {"t_gps_s": float(truth["t_gps_s"][0]), "pos_ecef_m": pos.tolist(), "vel_ecef_m_s": vel.tolist(),
+            "sigma_pos_m": sigma_pos_m, "sigma_vel_m_s": sigma_vel_m_s, **extra}
+
+
+def _after_acquisition(res, peer_id):
+    est = [b for t, b in res if t == "formation_estimate" and b["peer_id"] == peer_id and not b["propagated"]]
+    first = next(i for i, b in enumerate(est) if not b["acquiring"])
+    assert all(b["acquiring"] for b in est[:first]) and first > 0
+    return est, first
+
+
+@pytest.mark.parametrize("case", ["none", "wrong_side"])
+def test_without_a_trusted_prior_the_published_estimate_covers_the_truth(range_only_3h, case):
+    """No prior (the partner placed ahead and behind along-track, equally likely) or a prior
+    on the wrong side (kept at its default wrong-side probability, 0.2): the ranges cannot
+    tell the point mirror apart, so both sides stay as hypotheses and the published mixture's
+    sigma covers the truth - NEES inside its 99.9 % bound at >= 95 % of the epochs after
+    acquisition - while every estimate says it is ambiguous (never valid)."""
+    out, config, truth = range_only_3h
+    priors = {} if case == "none" else {"0x4B": _prior_at_point_mirror(truth, 1)}
+    config = dataclasses.replace(config, formation_peer_priors=priors)
+    proc, res = _run(build_message_stream(Paths(out), config).messages, config)
+    est, first = _after_acquisition(res, 0x4B)
+    e = relative_errors(truth, est[first:], 0.0)
+    assert np.mean(e["nees"] <= NEES_999_3DOF) >= 0.95
+    assert all(b["ambiguous"] and b["ambiguity_m"] > 1000.0 for b in est[first:])
+    last = est[-1]
+    along = [(rtn_matrix(truth["r_gcrs_m"][0][-1], truth["v_gcrs_m_s"][0][-1]) @ np.array(d))[1]
+             for d in last["hyp_dr_gcrs_m"]]
+    assert min(along) < -2000.0 and max(along) > 2000.0  # both sides along-track are still kept
+    w = dict(zip(np.sign(along), np.zeros(2)))
+    for a, wk in zip(np.sign(along), last["hyp_weights"]):
+        w[a] = w.get(a, 0.0) + wk
+    truth_side = -1.0  # the scenario's partner flies 3 km behind
+    assert w[truth_side] >= (0.3 if case == "none" else 0.05)
+    codes = [b["code"] for t, b in res if t == "estimator_note"]
+    assert "range_only_mirror" in codes and "range_only_start" in codes
+    sides = sides_from(res)
+    side3, _, _ = side_resolved_errors(truth, 1, sides, 0x4B, 5400.0)
+    assert np.sqrt(np.mean(side3 ** 2)) < 30.0  # the kept orbit on the truth's side is right
+
+
+def _start_only(out, config, minutes=20.0):
+    """The first *minutes* of the scenario's messages (the partner's start)."""
+    msgs = build_message_stream(Paths(out), config).messages
+    t0 = next(b["t_sc_s"] for t, b in msgs if t == "sensor")
+    return [(t, b) for t, b in msgs if t != "batch_end" and b.get("t_sc_s", t0) - t0 < 60.0 * minutes]
+
+
+def test_a_prior_too_old_is_refused_with_a_note(range_only_3h):
+    out, config, truth = range_only_3h
+    prior = dict(config.formation_peer_priors[0x4B])
+    prior["t_gps_s"] -= 3 * 86400.0
+    config = dataclasses.replace(config, formation_peer_priors={"0x4B": prior})
+    proc, res = _run(_start_only(out, config), config)
+    notes = [b["text"] for t, b in res if t == "estimator_note" and b["code"] == "range_only_prior_refused"]
+    assert len(notes) == 1 and "0x4B" in notes[0] and "72.0 h" in notes[0]
+    prior_used = proc.peers[0x4B].hyp.prior
+    assert "ahead and behind" in prior_used.how and len(prior_used.components) == 2
+
+
+def test_a_prior_at_odds_with_the_first_range_is_not_used(range_only_3h):
+    """A prior 9 km off along the line of sight (a wrong partner, epoch or frame): its
+    predicted range misses the measured one by far more than its sigma allows."""
+    out, config, truth = range_only_3h
+    prior = dict(config.formation_peer_priors[0x4B])
+    d = np.array(truth["r_ecef_m"][1][0]) - np.array(truth["r_ecef_m"][0][0])
+    prior["pos_ecef_m"] = (np.array(prior["pos_ecef_m"]) + 3.0 * d).tolist()
+    config = dataclasses.replace(config, formation_peer_priors={"0x4B": prior})
+    proc, res = _run(_start_only(out, config), config)
+    assert [b["code"] for t, b in res if t == "estimator_note"] == ["range_only_prior_inconsistent"]
+    assert "ahead and behind" in proc.peers[0x4B].hyp.prior.how
+
+
+def test_a_prior_a_day_from_the_data_is_carried_within_the_handler_budget(range_only_3h):
+    """A day's propagation of the prior (seconds on a Pi) is spread over calls of at most
+    the handler budget (the range waits, counted budget_deferred), and ends where one
+    propagation would."""
+    out, config, truth = range_only_3h
+    prior = dict(config.formation_peer_priors[0x4B])
+    prior["t_gps_s"] -= 86400.0
+    prior["pos_ecef_m"], prior["vel_ecef_m_s"] = _state_a_day_before(truth, 1, prior["t_gps_s"])
+    config = dataclasses.replace(config, formation_peer_priors={"0x4B": prior}, handler_budget_s=0.002)
+    proc, res = _run(_start_only(out, config, 20.0), config)
+    assert proc.counters()["budget_deferred"] > 100  # (a day is 144 steps of 10 min)
+    hyp = proc.peers[0x4B].hyp
+    t_start = hyp.prior.t_gps_s
+    whole = RO.absolute_prior(prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"], 1000.0, 1.0)
+    whole = whole.carried_to(t_start, hyp.filter.peer_model)
+    np.testing.assert_allclose(hyp.window.x0, whole.x0, rtol=0, atol=0.05)
+    assert np.linalg.norm(hyp.window.x0[:3] - truth["r_gcrs_m"][1][int(t_start - truth["t_gps_s"][0])]) < 5000.0
+
+
+def _state_a_day_before(truth, k, t_gps_s):
+    """Partner *k*'s ECEF state at *t_gps_s* (before the scenario): its truth at the start
+    propagated back with the flight dynamics (what a day-old uplink would have said)."""
+    from pygnc import frames
+    from pygnc.estimation import orbit_dynamics as od
+    from pygnc.estimation.orbit_ekf import fix_to_gcrs
+
+    t0 = float(truth["t_gps_s"][0])
+    z, _ = fix_to_gcrs(t0, truth["r_ecef_m"][k][0], truth["v_ecef_m_s"][k][0], [1.0] * 3, [1.0] * 3)
+    xs = np.append(z, [0.0, 0.0, 0.0, 1.0])
+    xs, _ = od.propagate(xs, t_gps_s - t0, FormationFilter().peer_model, want_phi=False, t_gps_s=t0)
+    r, v = frames.rv_gcrs_to_ecef_floats(t_gps_s, xs[:3], xs[3:6])
+    return r, v

@@ -225,9 +225,11 @@ class Config:
     #: The probability that an uplinked prior which does not give its own
     #: ``wrong_side_probability`` (or a one-sided placement) has the partner on the wrong
     #: side: its point mirror is kept with this weight until the ranges decide (they rarely
-    #: can: docs/range_only.md).  0.1 keeps the published estimate's sigma over the truth
-    #: (NEES inside its 99.9 % bound) when the prior is wrong.
-    formation_prior_wrong_side_probability: float = 0.1
+    #: can: docs/range_only.md).  A mixture whose true side weighs w has a NEES of about
+    #: (1 - w) / w, inside its 99.9 % bound (16.3, 3 dof) for w > 0.058: 0.2 keeps it there
+    #: when the prior is wrong, even after the ranges' odds (model error) have moved the
+    #: weight down threefold.
+    formation_prior_wrong_side_probability: float = 0.2
     #: An absolute prior whose epoch is further than this from the first range is not used
     #: (a note says so; the partner starts as with no prior), s.
     formation_prior_max_age_s: float = 2 * 86_400.0

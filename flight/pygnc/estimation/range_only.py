@@ -191,10 +191,12 @@ class PriorCarry:
 
     def advance(self, spent: Callable[[], bool], chunk_s: float = CARRY_CHUNK_S) -> bool:
         """Propagate in chunks of *chunk_s* until the target (True) or *spent()* (False: the
-        next call goes on from there)."""
+        next call goes on from there); at least one chunk per call."""
+        first = True
         while not self.done:
-            if spent():
+            if not first and spent():
                 return False
+            first = False
             dt = self.t_target - self.t_gps_s
             h = dt if abs(dt) <= chunk_s else math.copysign(chunk_s, dt)
             t_next = self.t_target if h == dt else self.t_gps_s + h
