@@ -177,12 +177,15 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
 # -- upload queue -----------------------------------------------------------------------------------
 
 class _Server:
-    """A loopback HTTP server whose answers follow a script: a list of actions, one per POST
-    ('503', 'drop' = close without answering, '400', 'wrongsum', 'ok')."""
+    """A loopback HTTP receiver whose answers follow a script: a list of actions, one per POST
+    ('503', 'drop' = close without answering, '400', 'wrongsum', 'ok', 'lost_reply' = store
+    the file, then close without answering).  It stores a file once per Idempotency-Key
+    (``stored``: key -> body), as the protocol asks of a receiver."""
 
     def __init__(self, script):
         self.script = list(script)
         self.received: list[tuple[str, bytes, dict]] = []
+        self.stored: dict[str, bytes] = {}
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -193,7 +196,9 @@ class _Server:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 action = outer.script.pop(0) if outer.script else "ok"
                 outer.received.append((action, body, self.headers))
-                if action == "drop":
+                if action in ("ok", "lost_reply"):
+                    outer.stored.setdefault(self.headers["Idempotency-Key"], body)
+                if action in ("drop", "lost_reply"):
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
@@ -252,6 +257,40 @@ def test_upload_retries_with_backoff_and_marks_sent_only_on_success(tmp_path, fi
     finally:
         q.close()
         srv.close()
+
+
+def test_a_lost_reply_sends_the_file_again_under_the_same_key_and_it_is_stored_once(tmp_path, files):
+    """At least once: the receiver stored the first file but its reply was lost, so the file
+    goes again - with the same Idempotency-Key, in this run and from another queue later -
+    and a receiver that de-duplicates on the key keeps one copy of each file."""
+    import urllib.parse
+
+    odd = tmp_path / "батч 1%.bin"  # a name no header could carry as it is
+    odd.write_bytes(b"odd name")
+    srv = _Server(["lost_reply", "ok", "ok", "ok"])
+    q = UploadQueue(tmp_path / "q.sqlite")
+    try:
+        for f in (files[0], files[1], odd):
+            q.add(f)
+        assert q.send(srv.url, backoff_s=0.0, timeout_s=5, log=lambda *_: None, sleep=lambda s: None) == (3, 0)
+    finally:
+        q.close()
+    assert [a for a, _, _ in srv.received] == ["lost_reply", "ok", "ok", "ok"]
+    first = [h["Idempotency-Key"] for _, b, h in srv.received if b == files[0].read_bytes()]
+    assert first == [f'"{hashlib.sha256(files[0].read_bytes()).hexdigest()}/{files[0].name}"'] * 2  # sent twice
+    odd_headers = next(h for _, b, h in srv.received if b == odd.read_bytes())
+    assert urllib.parse.unquote(odd_headers["X-Pygnc-Name"]) == odd.name
+    assert odd_headers["Idempotency-Key"].endswith('/%D0%B1%D0%B0%D1%82%D1%87%201%25.bin"')
+    assert sorted(srv.stored.values()) == sorted(f.read_bytes() for f in (files[0], files[1], odd))
+    # the same file from another queue (another operator, a rebuilt queue): the same key
+    q2 = UploadQueue(tmp_path / "q2.sqlite")
+    try:
+        q2.add(files[0])
+        assert q2.send(srv.url, timeout_s=5, log=lambda *_: None) == (1, 0)
+    finally:
+        q2.close()
+        srv.close()
+    assert srv.received[-1][2]["Idempotency-Key"] == first[0] and len(srv.stored) == 3
 
 
 def test_upload_rejection_and_unreachable_server(tmp_path, files):
