@@ -94,14 +94,19 @@ KNOWN_NAMES = "sense*.bin, rngNNNNN.bin, range.bin, pygnc_status*.bin, batch_NNN
 
 
 def _head(path: Path, n: int = 4) -> bytes:
-    """The first *n* bytes of a regular file (OSError for anything else; never blocks)."""
+    """The first *n* bytes of a regular file (never blocks; anything else raises OSError
+    as :func:`pygnc.formats.common.read_regular_file` does)."""
+    import errno
     import os
     import stat
 
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path}: not a regular file")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            raise OSError(errno.EINVAL, f"not a regular file ({what})", str(path))
         return os.read(fd, n)
     finally:
         os.close(fd)
@@ -204,22 +209,33 @@ def _config(args) -> Config:
     return dataclasses.replace(Config(), accepted_solution_status=tuple(args.accept_status))
 
 
-def write_structured_csv(arr, path: Path) -> None:
-    """CSV of a numpy structured array; sub-array fields become ``name_0, name_1, ...``."""
+def structured_columns(dtype) -> list[str]:
+    """The CSV columns of a structured dtype: sub-array fields become ``name_x/_y/_z`` (3
+    values) or ``name_0, name_1, ...``."""
     import numpy as np
 
-    names, columns = [], []
+    names = []
+    for name in dtype.names:
+        n = int(np.prod(dtype[name].shape))
+        if not dtype[name].shape:
+            names.append(name)
+        else:
+            names += [f"{name}_{'xyz'[j] if n == 3 else j}" for j in range(n)]
+    return names
+
+
+def write_structured_csv(arr, path: Path) -> None:
+    """CSV of a numpy structured array, columns :func:`structured_columns`."""
+    import numpy as np
+
+    names, columns = structured_columns(arr.dtype), []
     for name in arr.dtype.names:
         col = arr[name]
         if col.ndim == 1:
-            names.append(name)
             columns.append(col)
         else:
             flat = col.reshape(len(arr), int(np.prod(col.shape[1:])))
-            suffix = "xyz" if flat.shape[1] == 3 else None
-            for j in range(flat.shape[1]):
-                names.append(f"{name}_{suffix[j] if suffix else j}")
-                columns.append(flat[:, j])
+            columns += [flat[:, j] for j in range(flat.shape[1])]
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(names)
@@ -437,9 +453,9 @@ def run(args) -> int:
                 "buslog": decode_buslog, "batch": decode_batch}[kind](args)
     except NothingDecoded as exc:
         if how == GUESSED:
-            print(f"decode: {args.file}: not recognised: no magic of a status, batch, bus-log or range file, not a "
-                  f"name pygnc gives its files ({KNOWN_NAMES}), and as sense.bin (the one layout without a magic): "
-                  f"{exc}; --kind KIND decodes it as KIND", file=sys.stderr)
+            print(f"decode: {args.file}: nothing decoded: not recognised: no magic of a status, batch, bus-log or "
+                  f"range file, not a name pygnc gives its files ({KNOWN_NAMES}), and as sense.bin (the one "
+                  f"layout without a magic): {exc}; --kind KIND decodes it as KIND", file=sys.stderr)
         else:
             by = "" if not how else " (recognised by the files in it)" if args.file.is_dir() else \
                 f" (recognised by its {how})"

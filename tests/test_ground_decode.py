@@ -125,7 +125,7 @@ def test_a_random_file_named_as_a_status_file_is_an_invalid_status_file(tmp_path
     assert "a status file starts with b'PGNS'" in err and "sense" not in err
     assert main(["decode", str(d / "capture.dat")]) == 1
     err = capsys.readouterr().err
-    assert "capture.dat: not recognised: no magic" in err and "no sense.bin record in 5000 bytes" in err
+    assert "capture.dat: nothing decoded: not recognised: no magic" in err and "no sense.bin record in 5000 bytes" in err
     # a real status file with one byte changed: recognised by its magic, CRC named
     data = bytearray(encode_status(__import__("pygnc.formats.status", fromlist=["x"]).empty_status()))
     data[20] ^= 1
