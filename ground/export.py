@@ -173,9 +173,12 @@ def export(db: Path, out: Path, kinds=(), devices=(), since=None, until=None, so
         buf = io.StringIO(newline="")
         w = csv.writer(buf)
         w.writerow(["t_sc_s", "utc", "utc_from", "source", "device", "record", *cols])
-        for t, unix, utc_from, f in rows:
-            utc = "" if unix is None else str(iso_utc([unix])[0])
-            w.writerow(["" if t is None else repr(t), utc, utc_from, source, device, record,
+        timed = [i for i, r in enumerate(rows) if r[1] is not None]
+        utc = [""] * len(rows)
+        for i, text in zip(timed, iso_utc([rows[i][1] for i in timed]).tolist()):
+            utc[i] = text
+        for (t, _, utc_from, f), u in zip(rows, utc):
+            w.writerow(["" if t is None else repr(t), u, utc_from, source, device, record,
                         *("" if f.get(c) is None else f[c] for c in cols)])
         path = out / re.sub(r"[^A-Za-z0-9_.-]+", "_", source) / _name(kind, device, record)
         path.parent.mkdir(parents=True, exist_ok=True)
