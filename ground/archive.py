@@ -2,21 +2,32 @@
 
 Inputs are files or directories (searched recursively) of any kind a reader in
 :mod:`ground.archive_sources` recognises: a run's ``bus.log`` (every bus message, the
-housekeeping readings included), ``pygnc_status.bin``, CSV written by ``ground decode``, and
-batch files once their reader is registered.  Each input is loaded in one transaction, so
-an interrupted load leaves nothing half-done.
+housekeeping readings included), ``pygnc_status.bin``, CSV written by ``ground decode`` and
+``ground replay``, and batch files.  Each input is loaded in one transaction, so an
+interrupted load leaves nothing half-done.  Every record keeps what produced it (its
+``source``: the ground replay, the spacecraft's downlink, bus log or status file, the
+host's sense.bin or range files), so estimates of the ground and of the spacecraft never
+share a table.
+
+What is not recognised is said, by name (for a directory: its files no reader takes); a
+run that finds nothing to load exits 1 and creates no archive.
 
 Loading is idempotent: a file whose bytes (SHA-256) were loaded before is skipped, and a
-record already in the archive (same kind, device, record, time, fields and raw bytes - e.g.
-the same reading in two overlapping files, or a replayed bus stream) is not stored twice.
+record already in the archive (same source, kind, device, record, time, fields and raw
+bytes - e.g. the same reading in two overlapping files, or a replayed bus stream) is not
+stored twice.
 Only parameterised SQL is used.  The schema is :data:`SCHEMA` (documented in
 docs/interface.md, "Archive"); fields are JSON, queryable with SQLite's ``json_extract``::
 
     SELECT t_sc_s, json_extract(fields_json, '$.current_a') FROM records
      WHERE kind = 'hk_reading' AND device = 'bms' AND record = 'CV1' ORDER BY t_sc_s;
 
-Exit status: 0 every input loaded (or already there), 1 an input unreadable or of no known
-kind, 2 bad usage.
+An archive of schema 1 (records without a source) is brought to schema 2 when opened, in
+one transaction: each record's source (and the kind and device schema 2 gives a CSV row)
+from the file it came from and its fields, its key computed again.
+
+Exit status: 0 every input loaded (or already there), 1 an input given by name unreadable
+or of no known kind, or nothing loadable found at all, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -30,9 +41,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ground.archive_sources import READERS, SourceRecords, detect_kind
+from ground.archive_sources import READERS, SourceRecords, csv_record, detect_kind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -54,18 +65,23 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS records (
     record_id   INTEGER PRIMARY KEY,
     source_id   INTEGER NOT NULL REFERENCES sources(source_id),
+    source      TEXT NOT NULL,            -- what produced it: ground_replay, onboard_downlink,
+                                          -- onboard_buslog, onboard_status, host_sense, host_range, csv
     kind        TEXT NOT NULL,            -- hk_reading, hk_device, orbit_estimate, status, sensor, ...
     device      TEXT NOT NULL,            -- housekeeping device, producing task, peer_<id>, or ''
     record      TEXT NOT NULL,            -- EMUS sentence / OPC-N3 record / device state, or ''
     t_sc_s      REAL,                     -- spacecraft time, s (NULL if none)
-    key         BLOB NOT NULL UNIQUE,     -- SHA-256/128 of kind, device, record, time, fields, raw
+    key         BLOB NOT NULL UNIQUE,     -- SHA-256/128 of source, kind, device, record, time, fields, raw
     fields_json TEXT NOT NULL,            -- values in physical units, units in the names
     raw         BLOB                      -- checksum-verified device bytes (hk readings)
 );
 CREATE INDEX IF NOT EXISTS records_by_time ON records(t_sc_s);
 CREATE INDEX IF NOT EXISTS records_by_device_time ON records(device, t_sc_s);
 CREATE INDEX IF NOT EXISTS records_by_kind_time ON records(kind, record, t_sc_s);
+CREATE INDEX IF NOT EXISTS records_by_source_kind_time ON records(source, kind, t_sc_s);
 """
+#: The indexes of schema 1 (dropped and made again when an archive is brought to schema 2).
+_V1_INDEXES = ("records_by_time", "records_by_device_time", "records_by_kind_time")
 
 
 class ArchiveError(Exception):
@@ -82,12 +98,16 @@ class LoadResult:
     note: str = ""
 
 
-def record_key(kind: str, device: str, record: str, t_sc_s, fields_json: str, raw: bytes | None) -> bytes:
+def record_key(source: str, kind: str, device: str, record: str, t_sc_s, fields_json: str,
+               raw: bytes | None) -> bytes:
     h = hashlib.sha256()
-    h.update(f"{kind}\0{device}\0{record}\0{t_sc_s!r}\0".encode())
+    h.update(f"{source}\0{kind}\0{device}\0{record}\0{t_sc_s!r}\0".encode())
     h.update(fields_json.encode())
     h.update(b"\0" + (raw or b""))
     return h.digest()[:16]
+
+
+_DUMPS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
 
 class Archive:
@@ -98,15 +118,59 @@ class Archive:
         try:
             self.conn = sqlite3.connect(str(self.path))
             self.conn.execute("PRAGMA foreign_keys = ON")
+            has_meta = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", ("schema_version",)).fetchone() \
+                if has_meta else None
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
+            if row is not None and int(row[0]) == 1:
+                self._migrate_v1()
             self.conn.executescript(SCHEMA)
-            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", ("schema_version",)).fetchone()
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: not a usable SQLite archive ({exc})") from None
         if row is None:
             with self.conn:
                 self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("schema_version", str(SCHEMA_VERSION)))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
+
+    def _migrate_v1(self) -> None:
+        """Schema 1 -> 2 in one transaction: every record gets its source (a CSV row also
+        the kind and device schema 2 gives it) and its key again."""
+        conn = self.conn
+        sources = {sid: (kind, path, json.loads(meta)) for sid, kind, path, meta in
+                   conn.execute("SELECT source_id, kind, path, meta_json FROM sources")}
+        from_reader = {"buslog": "onboard_buslog", "status": "onboard_status", "batch": "onboard_downlink"}
+        from_csv = {"buslog": "onboard_buslog", "status": "onboard_status"}
+        conn.isolation_level = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for name in _V1_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
+            conn.execute("ALTER TABLE records RENAME TO records_v1")
+            for statement in SCHEMA.split(";"):  # every statement is IF NOT EXISTS: the new records table
+                if statement.strip():
+                    conn.execute(statement)
+            rows = conn.execute("SELECT record_id, source_id, kind, device, record, t_sc_s, fields_json, raw"
+                                " FROM records_v1 ORDER BY record_id").fetchall()
+            for record_id, sid, kind, device, record, t, fj, raw in rows:
+                reader, path, meta = sources[sid]
+                if reader == "csv" and meta.get("csv") not in from_csv:
+                    fields = json.loads(fj)
+                    r = csv_record(list(fields), fields, Path(path).stem)
+                    source, kind, device, record = r.source, r.kind, r.device, r.record
+                else:
+                    source = from_csv[meta["csv"]] if reader == "csv" else from_reader.get(reader, reader)
+                conn.execute("INSERT OR IGNORE INTO records (record_id, source_id, source, kind, device, record, t_sc_s,"
+                             " key, fields_json, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (record_id, sid, source, kind, device, record, t,
+                              record_key(source, kind, device, record, t, fj, raw), fj, raw))
+            conn.execute("DROP TABLE records_v1")
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.isolation_level = ""
 
     def close(self) -> None:
         self.conn.close()
@@ -125,7 +189,8 @@ class Archive:
         sha = hashlib.sha256(data).hexdigest()
         if self.has_source(sha):
             return LoadResult(path, kind, "already loaded")
-        dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        dumps = _DUMPS
+        default_source = READERS[kind].source if kind in READERS else kind
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO sources (kind, path, sha256, size_bytes, loaded_utc, records, duplicates,"
@@ -141,12 +206,13 @@ class Archive:
                 for r in src.records:
                     n += 1
                     fj = dumps(r.fields)
-                    yield (source_id, r.kind, r.device, r.record, r.t_sc_s,
-                           record_key(r.kind, r.device, r.record, r.t_sc_s, fj, r.raw), fj, r.raw)
+                    source = r.source or default_source
+                    yield (source_id, source, r.kind, r.device, r.record, r.t_sc_s,
+                           record_key(source, r.kind, r.device, r.record, r.t_sc_s, fj, r.raw), fj, r.raw)
 
             self.conn.executemany(
-                "INSERT OR IGNORE INTO records (source_id, kind, device, record, t_sc_s, key, fields_json, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
+                "INSERT OR IGNORE INTO records (source_id, source, kind, device, record, t_sc_s, key, fields_json, raw)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
             stored = self.conn.total_changes - before
             self.conn.execute("UPDATE sources SET records = ?, duplicates = ? WHERE source_id = ?",
                               (stored, n - stored, source_id))
@@ -168,29 +234,57 @@ class Archive:
             return LoadResult(path, kind, "unreadable", note=str(exc))
         return self.load_records(kind, path, data, src)
 
-    def summary(self) -> list[tuple[str, str, int, float | None, float | None]]:
-        """(kind, device, records, first t_sc_s, last t_sc_s) per kind and device."""
+    def summary(self) -> list[tuple[str, str, str, int, float | None, float | None]]:
+        """(source, kind, device, records, first t_sc_s, last t_sc_s) per source, kind and device."""
         return self.conn.execute(
-            "SELECT kind, device, COUNT(*), MIN(t_sc_s), MAX(t_sc_s) FROM records"
-            " GROUP BY kind, device ORDER BY kind, device").fetchall()
+            "SELECT source, kind, device, COUNT(*), MIN(t_sc_s), MAX(t_sc_s) FROM records"
+            " GROUP BY source, kind, device ORDER BY source, kind, device").fetchall()
+
+    def n_sources(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
 
 
-def expand_inputs(inputs: list[Path]) -> list[tuple[Path, bool]]:
-    """(file, given explicitly) for every input; directories are searched recursively for
-    files a reader recognises."""
-    out = []
+def _head(path: Path, n: int = 64) -> bytes | None:
+    """The first *n* bytes of a regular file, None if it cannot be read (never blocks)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        return os.read(fd, n) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Inputs:
+    """The files to load, and what the directories held that no reader takes."""
+
+    files: list[tuple[Path, bool]]                  # (file, given by name)
+    unrecognised: dict[Path, list[Path]]            # directory -> its files no reader takes
+
+
+def expand_inputs(inputs: list[Path]) -> Inputs:
+    """Every input file (given by name), and the files of each directory (searched
+    recursively, dot files left out) a reader recognises; the others listed per directory."""
+    out = Inputs([], {})
     for p in inputs:
-        if p.is_dir():
-            for f in sorted(x for x in p.rglob("*") if x.is_file()):
-                try:
-                    with open(f, "rb") as fh:
-                        head = fh.read(64)
-                except OSError:
-                    continue
-                if detect_kind(f, head) is not None:
-                    out.append((f, False))
-        else:
-            out.append((p, True))
+        if not p.is_dir():
+            out.files.append((p, True))
+            continue
+        skipped = out.unrecognised.setdefault(p, [])
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            if any(part.startswith(".") for part in f.relative_to(p).parts):
+                continue
+            head = _head(f)
+            if head is not None and detect_kind(f, head) is not None:
+                out.files.append((f, False))
+            else:
+                skipped.append(f)
     return out
 
 
@@ -201,28 +295,57 @@ def add_arguments(p) -> None:
     p.add_argument("--kind", choices=sorted(READERS), default=None, help="force the reader (default: detect)")
 
 
+def _names(paths: list[Path], base: Path, limit: int = 10) -> str:
+    names = [str(p.relative_to(base)) for p in paths]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def run(args) -> int:
+    failed = 0
+    for p in args.inputs:
+        if not p.exists():
+            print(f"archive: {p}: no such file or directory", file=sys.stderr)
+            failed += 1
+    found = expand_inputs([p for p in args.inputs if p.exists()])
+    readers = ", ".join(sorted(READERS))
+    for d, skipped in found.unrecognised.items():
+        n_files = len(skipped) + sum(1 for f, explicit in found.files if not explicit and d in f.parents)
+        if skipped:
+            print(f"archive: {d}: {len(skipped)} of {n_files} files not recognised by any reader ({readers}), "
+                  f"skipped: {_names(skipped, d)}", file=sys.stderr)
+        elif not n_files:
+            print(f"archive: {d}: no files", file=sys.stderr)
+    if not found.files:
+        where = "" if args.db.exists() else f"; {args.db} not created"
+        print(f"archive: nothing to load{where}", file=sys.stderr)
+        return 1
+    created = not args.db.exists()
     try:
         arch = Archive(args.db)
     except ArchiveError as exc:
         print(f"archive: {exc}", file=sys.stderr)
         return 1
-    failed = 0
+    usable = 0
     with arch:
-        missing = [p for p in args.inputs if not p.exists()]
-        for p in missing:
-            print(f"archive: {p}: no such file or directory", file=sys.stderr)
-            failed += 1
-        for path, explicit in expand_inputs([p for p in args.inputs if p.exists()]):
+        for path, explicit in found.files:
             r = arch.load_file(path, args.kind)
             if r.status == "loaded":
+                usable += 1
                 print(f"{path}: {r.kind}: {r.records} records stored, {r.duplicates} already present")
             elif r.status == "already loaded":
+                usable += 1
                 print(f"{path}: already loaded")
             else:
                 print(f"archive: {path}: {r.status}: {r.note}", file=sys.stderr)
                 failed += explicit
-        for kind, device, n, t0, t1 in arch.summary():
+        for source, kind, device, n, t0, t1 in arch.summary():
             span = "" if t0 is None else f"  t_sc {t0:.1f} .. {t1:.1f} s"
-            print(f"  {kind:<20} {device or '-':<20} {n:>9}{span}")
+            print(f"  {source:<17} {kind:<20} {device or '-':<20} {n:>9}{span}")
+        empty = arch.n_sources() == 0
+    if not usable:
+        if created and empty:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(str(args.db) + suffix).unlink(missing_ok=True)
+        print("archive: nothing loaded" + (f"; {args.db} not created" if created and empty else ""), file=sys.stderr)
+        return 1
     return 1 if failed else 0

@@ -8,21 +8,43 @@ A **reader** is a pair of functions registered under a source kind:
   of this kind at all.
 
 Readers today: ``buslog`` (a run's ``bus.log``: every bus message, housekeeping readings
-included), ``status`` (``pygnc_status.bin``), ``csv`` (what ``ground decode --csv``
-writes) and ``batch`` (the batch writer's downlink files: every record, housekeeping
-readings decoded again from their bytes by the driver's codec).  More plug in with
-:func:`register_reader` (see docs/interface.md, "Archive").
+included), ``status`` (``pygnc_status.bin``), ``csv`` (what ``ground decode`` and
+``ground replay`` write) and ``batch`` (the batch writer's downlink files: every record,
+housekeeping readings decoded again from their bytes by the driver's codec).  More plug in
+with :func:`register_reader` (see docs/interface.md, "Archive").
+
+Every record says what produced it (its **source**, :data:`SOURCES`): the ground replay,
+the spacecraft's downlink, its bus log or status file, or the host's sense.bin and range
+files.  A CSV's source and kind come from its columns, matched against the layouts the
+tools declare (replay and decoded-batch tables, the decoded sense and range records), so a
+replay's ``orbit.csv`` and a decoded downlink's ``orbit.csv`` never share a table.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
+
+
+#: What produced a record: the archive's ``source`` column (docs/interface.md, "Archive").
+SOURCES = {
+    "ground_replay": "estimates computed on the ground by `ground replay` (its orbit, attitude, formation and "
+                     "range_residuals CSV)",
+    "onboard_downlink": "what the spacecraft recorded in its batch files (the files, or the CSV `ground decode` "
+                        "writes from them)",
+    "onboard_buslog": "bus messages of a run's bus.log (the log, or its `ground decode` CSV)",
+    "onboard_status": "the status file (the file, or its `ground decode` CSV)",
+    "host_sense": "sensor samples and own GPS fixes of a sense.bin (`ground decode` CSV)",
+    "host_range": "ranges and GPS packets of range files (`ground decode` CSV; the packets are the own "
+                  "spacecraft's fixes, as decode reads them)",
+    "csv": "a CSV of no layout the archive knows (kind `table`, device the file's stem)",
+}
 
 
 @dataclass
@@ -34,7 +56,8 @@ class Record:
     the producing task for other bus messages, the peer for peer records, else ``""``;
     ``record``: the device record (EMUS sentence name, OPC-N3 record) or ``""``; ``t_sc_s``:
     spacecraft time or None; ``fields``: the values (JSON-able, physical units, units in the
-    names); ``raw``: the checksum-verified device bytes, if any.
+    names); ``raw``: the checksum-verified device bytes, if any; ``source``: what produced
+    it (:data:`SOURCES`; empty: the reader's).
     """
 
     kind: str
@@ -43,6 +66,7 @@ class Record:
     device: str = ""
     record: str = ""
     raw: bytes | None = None
+    source: str = ""
 
 
 @dataclass
@@ -57,15 +81,17 @@ class Reader:
     kind: str
     detect: Callable[[Path, bytes], bool]
     read: Callable[[Path, bytes], SourceRecords]
+    source: str   # of its records that name none
 
 
 READERS: dict[str, Reader] = {}
 
 
 def register_reader(kind: str, detect: Callable[[Path, bytes], bool],
-                    read: Callable[[Path, bytes], SourceRecords]) -> None:
-    """Add (or replace) the reader of source *kind*; readers are tried in registration order."""
-    READERS[kind] = Reader(kind, detect, read)
+                    read: Callable[[Path, bytes], SourceRecords], source: str | None = None) -> None:
+    """Add (or replace) the reader of source *kind*; readers are tried in registration order.
+    *source*: what produced its records (default: *kind*), unless a record names its own."""
+    READERS[kind] = Reader(kind, detect, read, source or kind)
 
 
 def detect_kind(path: Path, head: bytes) -> str | None:
@@ -121,6 +147,8 @@ def _read_buslog(path: Path, data: bytes) -> SourceRecords:
     from pygnc.formats.buslog import HEADER_CHANNEL, decode_frames
 
     log = decode_frames(data)
+    if not log.frames:
+        raise ValueError(f"no bus-log frame in {len(data)} bytes")
     counters = DecodeCounters()
     meta = {}
     records = []
@@ -152,7 +180,7 @@ def _read_status(path: Path, data: bytes) -> SourceRecords:
     try:
         st = decode_status(data)
     except StatusError as exc:
-        return SourceRecords([], {"invalid": str(exc)})
+        raise ValueError(f"not a valid status file: {exc}") from None
     fields = jsonable({k: v for k, v in st.items() if k != "magic"})
     return SourceRecords([Record("status", _num(st.get("t_sc_s")), fields, "status_reporter")],
                          {"bytes_total": len(data)}, {"run": st.get("run")})
@@ -183,15 +211,60 @@ def _cell(text: str):
         return text
 
 
-def _csv_kind(header: list[str]) -> str:
-    cols = set(header)
-    if "mag_ut_x" in cols:
-        return "sensor"
-    if "pos_ecef_m_x" in cols:
-        return "peer_gps_fix" if "peer_id" in cols else "gps_fix"
-    if "range_m" in cols:
-        return "range"
-    return "table"
+@functools.cache
+def csv_layouts() -> dict[frozenset, tuple[str, str]]:
+    """Column set -> (source, kind) of every CSV layout the ground tools write: the replay's
+    estimate tables, the decoded batch files' tables (kind: the record kind, ``batch_file``
+    for files.csv; the batch files themselves give ``batch_<kind>`` records, other fields)
+    and the decoded sense.bin and range-file records."""
+    from ground import batches
+    from ground.decode import structured_columns
+    from ground.outputs import tables as tb
+    from pygnc.formats import batch as fmt
+    from pygnc.formats.gps import GPS_FIX_DTYPE
+    from pygnc.formats.range_file import RANGE_DTYPE, RANGE_FIX_DTYPE
+    from pygnc.formats.sense import SENSOR_DTYPE
+
+    out: dict[frozenset, tuple[str, str]] = {}
+    for kind in ("orbit", "attitude", "formation", "range_residuals"):
+        cols = [c for c, _ in tb.COLUMNS[kind]]
+        out[frozenset(cols)] = ("ground_replay", kind)
+        if kind in batches.EXTRA_COLUMNS:
+            out[frozenset(cols + list(batches.EXTRA_COLUMNS[kind]))] = ("onboard_downlink", kind)
+    for k in fmt.KINDS:
+        if k.name not in batches.ESTIMATE_TABLES:
+            out[frozenset(batches.generic_table(k, [], batches.RunClocks([])))] = ("onboard_downlink", k.name)
+    out[frozenset(batches.files_table(batches.BatchSet()))] = ("onboard_downlink", "batch_file")
+    out[frozenset(structured_columns(SENSOR_DTYPE))] = ("host_sense", "sensor")
+    out[frozenset(structured_columns(GPS_FIX_DTYPE))] = ("host_sense", "gps_fix")
+    out[frozenset(structured_columns(RANGE_DTYPE))] = ("host_range", "range")
+    out[frozenset(structured_columns(RANGE_FIX_DTYPE))] = ("host_range", "gps_fix")
+    return out
+
+
+def _peer(fields: dict) -> str:
+    pid = fields.get("peer_id")
+    return f"peer_{pid}" if pid else ""
+
+
+#: Kinds whose rows belong to a peer (device ``peer_<id>``) outside the downlink, where every
+#: row with a non-zero ``peer_id`` does.
+_PEER_KINDS = ("formation", "range_residuals", "range")
+
+
+def csv_record(columns, fields: dict, stem: str) -> Record:
+    """The record of one CSV row (*fields*: column -> value) of a file with *columns*, named
+    *stem*: its source and kind from the layout, its device from the row.  Own GPS fixes
+    (a downlinked fix of peer id 0, a range file's GPS packets) have no device; a peer's
+    records have ``peer_<id>``."""
+    source, kind = csv_layouts().get(frozenset(columns), ("csv", "table"))
+    t = _num(fields.get("t_sc_s"))
+    if source == "csv":
+        return Record("table", t, fields, stem, source=source)
+    if kind == "hk":
+        return Record(kind, t, fields, str(fields.get("device") or ""), str(fields.get("record") or ""), source=source)
+    device = _peer(fields) if source == "onboard_downlink" or kind in _PEER_KINDS else ""
+    return Record(kind, t, fields, device, source=source)
 
 
 def _read_csv(path: Path, data: bytes) -> SourceRecords:
@@ -203,6 +276,7 @@ def _read_csv(path: Path, data: bytes) -> SourceRecords:
     records: list[Record] = []
     bad = 0
     if header == _BUSLOG_CSV:
+        source = "onboard_buslog"
         for row in rows:
             if len(row) != len(header) or not row[3]:
                 bad += 1
@@ -220,9 +294,9 @@ def _read_csv(path: Path, data: bytes) -> SourceRecords:
                 fields["solicited"] = body.get("solicited", True)
                 # decode's CSV writes the raw bytes as Python literal text: not taken (never
                 # evaluated); the bus log itself carries them.
-                records.append(Record(row[3], t, jsonable(fields), str(device), str(rec), None))
+                records.append(Record(row[3], t, jsonable(fields), str(device), str(rec), None, source))
             else:
-                records.append(Record(row[3], t, jsonable(body), str(device), str(rec)))
+                records.append(Record(row[3], t, jsonable(body), str(device), str(rec), source=source))
         return SourceRecords(records, {"rows_bad": bad}, {"csv": "buslog"})
     if header == ["name", "value"]:
         fields = {}
@@ -235,23 +309,26 @@ def _read_csv(path: Path, data: bytes) -> SourceRecords:
             except ValueError:
                 fields[row[0]] = row[1]
         fields.pop("magic", None)
-        return SourceRecords([Record("status", _num(fields.get("t_sc_s")), jsonable(fields), "status_reporter")],
-                             {"rows_bad": bad}, {"csv": "status"})
-    kind = _csv_kind(header)
+        return SourceRecords([Record("status", _num(fields.get("t_sc_s")), jsonable(fields), "status_reporter",
+                                     source="onboard_status")], {"rows_bad": bad}, {"csv": "status"})
+    source, kind = csv_layouts().get(frozenset(header), ("csv", "table"))
     for row in rows:
         if len(row) != len(header):
             bad += 1
             continue
-        fields = {h: _cell(v) for h, v in zip(header, row)}
-        peer = fields.get("peer_id")
-        device = f"peer_{peer}" if kind in ("peer_gps_fix", "range") and peer is not None else (
-            path.stem if kind == "table" else "")
-        records.append(Record(kind, _num(fields.get("t_sc_s")), fields, device))
-    return SourceRecords(records, {"rows_bad": bad}, {"csv": kind})
+        records.append(csv_record(header, {h: _cell(v) for h, v in zip(header, row)}, path.stem))
+    return SourceRecords(records, {"rows_bad": bad}, {"csv": kind, "source": source})
 
 
 def _is_csv(path: Path, head: bytes) -> bool:
-    return path.suffix.lower() == ".csv"
+    """A ``.csv`` name and text in the first bytes (UTF-8, no NUL)."""
+    if path.suffix.lower() != ".csv" or b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a character cut by the end of the head
+    return True
 
 
 # -- batch files -----------------------------------------------------------------------------------
@@ -274,6 +351,8 @@ def _read_batch(path: Path, data: bytes) -> SourceRecords:
     from pygnc.formats import batch as fmt
 
     bf = fmt.decode_batch(data)
+    if bf.header is None and not bf.records:
+        raise ValueError("no intact batch header or record")
     records = []
     undecoded = 0
     for r in bf.records:
@@ -301,7 +380,7 @@ def _is_batch(path: Path, head: bytes) -> bool:
     return head[: len(MAGIC)] == MAGIC
 
 
-register_reader("buslog", _is_buslog, _read_buslog)
-register_reader("status", _is_status, _read_status)
-register_reader("csv", _is_csv, _read_csv)
-register_reader("batch", _is_batch, _read_batch)
+register_reader("buslog", _is_buslog, _read_buslog, "onboard_buslog")
+register_reader("status", _is_status, _read_status, "onboard_status")
+register_reader("csv", _is_csv, _read_csv, "csv")
+register_reader("batch", _is_batch, _read_batch, "onboard_downlink")

@@ -3,7 +3,10 @@
 :func:`read_batches` decodes one file or a directory of them (:mod:`pygnc.formats.batch`)
 and checks the set: duplicate files, sequence numbers missing or reused (per spacecraft
 id), runs whose sequence ranges interleave, recovered or corrupt files, and gaps in time
-per record kind.  Exactly repeated records (the context records at the start of every
+per record kind.  A file whose header is damaged keeps its intact records (the decoder
+resynchronises on the record frames) and its sequence number from its name; its spacecraft
+and run are taken from its intact neighbours in sequence when they agree (else unknown), so
+it never counts as another spacecraft's file nor makes intact files look missing.  Exactly repeated records (the context records at the start of every
 file, a stream replayed to a restarted writer, a file downlinked twice) are kept once.
 
 :func:`write_products` writes what the spacecraft estimated in the replay's own layout
@@ -23,6 +26,7 @@ import hashlib
 import io
 import json
 import math
+import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +51,25 @@ class BatchFileInfo:
     n_records: int
     part: bool                      # a .part (incomplete) file
     duplicate_of: Path | None = None
+    header_problem: str | None = None   # why the header is unreadable (None: intact)
+    #: (spacecraft id, run) taken from the intact neighbours of a file with a damaged header
+    inferred: tuple[int, int] | None = None
+    inferred_from: list[str] = field(default_factory=list)
+
+    @property
+    def attributed(self) -> bool:
+        """Whether the file's spacecraft and run are known (from its header or neighbours)."""
+        return self.header is not None or self.inferred is not None
 
     @property
     def spacecraft_id(self) -> int:
-        return self.header["spacecraft_id"] if self.header else -1
+        """Spacecraft id (-1: unknown)."""
+        return self.header["spacecraft_id"] if self.header else self.inferred[0] if self.inferred else -1
 
     @property
     def run(self) -> int:
-        return self.header["run"] if self.header else 0
+        """Run number (0: unknown, as the writer's own)."""
+        return self.header["run"] if self.header else self.inferred[1] if self.inferred else 0
 
     @property
     def sequence(self) -> int | None:
@@ -102,6 +117,37 @@ def _candidates(path: Path) -> tuple[list[Path], list[str]]:
     return files, ignored
 
 
+def header_problem(data: bytes) -> str:
+    """Why the batch header at the start of *data* is not valid."""
+    if len(data) < fmt.HEADER_SIZE:
+        return f"{len(data)} bytes, shorter than a header ({fmt.HEADER_SIZE})"
+    if data[:len(fmt.MAGIC)] != fmt.MAGIC:
+        return f"bad magic {data[:len(fmt.MAGIC)]!r}"
+    version, size = struct.unpack_from("<HH", data, len(fmt.MAGIC))
+    if version != fmt.VERSION:
+        return f"layout version {version} (this ground build reads {fmt.VERSION}: update the ground tools)"
+    if size != fmt.HEADER_SIZE:
+        return f"header size {size}, expected {fmt.HEADER_SIZE}"
+    return "header CRC mismatch"
+
+
+def _attribute(bs: BatchSet) -> None:
+    """Spacecraft and run of each file with a damaged header, from the nearest intact files
+    before and after it in sequence, when they agree."""
+    intact = sorted((f for f in bs.files if f.header is not None and f.duplicate_of is None),
+                    key=lambda f: f.sequence)
+    for f in bs.files:
+        if f.header is not None or f.duplicate_of is not None or f.sequence is None:
+            continue
+        before = [g for g in intact if g.sequence < f.sequence]
+        after = [g for g in intact if g.sequence > f.sequence]
+        neighbours = ([before[-1]] if before else []) + ([after[0]] if after else [])
+        owners = {(g.spacecraft_id, g.run) for g in neighbours}
+        if len(owners) == 1:
+            f.inferred = owners.pop()
+            f.inferred_from = [g.path.name for g in neighbours]
+
+
 def read_batches(path: Path) -> BatchSet:
     """Decode and check every batch file at *path* (a file or a directory); never raises on
     bad bytes (OSError for an unreadable path)."""
@@ -111,7 +157,8 @@ def read_batches(path: Path) -> BatchSet:
     for p in paths:
         data = p.read_bytes()
         bf = fmt.decode_batch(data)
-        info = BatchFileInfo(p, bf.header, bf.stats, len(bf.records), part=p.name.endswith(fmt.PART_SUFFIX))
+        info = BatchFileInfo(p, bf.header, bf.stats, len(bf.records), part=p.name.endswith(fmt.PART_SUFFIX),
+                             header_problem=None if bf.header is not None else header_problem(data))
         digest = hashlib.sha256(data).digest()
         if digest in seen:
             info.duplicate_of = seen[digest]
@@ -120,6 +167,7 @@ def read_batches(path: Path) -> BatchSet:
         seen[digest] = p
         out.files.append(info)
         out.rows.extend(Row(info, r) for r in bf.records)
+    _attribute(out)
     _check_files(out)
     _dedupe(out)
     _find_gaps(out)
@@ -133,7 +181,12 @@ def _check_files(bs: BatchSet) -> None:
             bs.problems.append(f"{name}: identical to {f.duplicate_of.name} (counted once)")
             continue
         if f.header is None:
-            bs.problems.append(f"{name}: no valid header ({f.n_records} intact records kept)")
+            owner = (f"spacecraft {f.spacecraft_id}, run {f.run} taken from its neighbours "
+                     f"({', '.join(f.inferred_from)})" if f.inferred else
+                     "its spacecraft and run unknown (sequence from its name)" if f.sequence is not None else
+                     "its spacecraft, run and sequence unknown")
+            kept = f"{f.n_records} intact records kept" if f.n_records else "no intact record in it"
+            bs.problems.append(f"{name}: header unreadable ({f.header_problem}): {owner}; {kept}")
         if f.part or (f.header and f.header["flags"] & fmt.FILE_OPEN):
             bs.problems.append(f"{name}: incomplete (still being written when copied)")
         if f.header and f.header["flags"] & fmt.FILE_RECOVERED:
@@ -148,11 +201,21 @@ def _check_files(bs: BatchSet) -> None:
         if s.unknown_kind:
             bs.problems.append(f"{name}: {s.unknown_kind} records of kinds this ground build does not know "
                                "(update the ground tools)")
-    # Sequence numbers, per spacecraft id.
+    # Sequence numbers, per spacecraft id.  A file whose owner is unknown (damaged header)
+    # is no spacecraft's, but its sequence number (from its name) is not missing.
     by_sc: dict[int, list[BatchFileInfo]] = defaultdict(list)
+    unowned: set[int] = set()
     for f in bs.files:
         if f.duplicate_of is None and f.sequence is not None:
-            by_sc[f.spacecraft_id].append(f)
+            if f.attributed:
+                by_sc[f.spacecraft_id].append(f)
+            else:
+                unowned.add(f.sequence)
+    if not by_sc and unowned:
+        order = sorted(unowned)
+        missing = [n for a, b in zip(order, order[1:]) for n in range(a + 1, b)]
+        if missing:
+            bs.problems.append(f"missing batch files (sequence numbers, from the names): {fmt.ranges_text(missing)}")
     for sc, files in by_sc.items():
         who = f"spacecraft {sc}: " if len(by_sc) > 1 else ""
         seqs: dict[int, list[BatchFileInfo]] = defaultdict(list)
@@ -164,7 +227,7 @@ def _check_files(bs: BatchSet) -> None:
                                    f"({', '.join(x.path.name for x in fs)}; runs {sorted({x.run for x in fs})}): "
                                    "the writer's sequence state was reset")
         order = sorted(seqs)
-        missing = [n for a, b in zip(order, order[1:]) for n in range(a + 1, b)]
+        missing = [n for a, b in zip(order, order[1:]) for n in range(a + 1, b) if n not in unowned]
         if missing:
             bs.problems.append(f"{who}missing batch files (sequence numbers): {fmt.ranges_text(missing)}")
         runs: dict[int, list[int]] = defaultdict(list)
@@ -390,6 +453,8 @@ def files_table(bs: BatchSet) -> dict:
         "t_last_sc_s": col(lambda f: h(f, "t_last_sc_s"), float),
         "records": col(lambda f: f.n_records, np.int64),
         "flags": col(lambda f: " ".join(f.header["flag_names"]) if f.header else "no_header"),
+        "header_problem": col(lambda f: f.header_problem or ""),
+        "run_from": col(lambda f: "header" if f.header else "neighbours" if f.inferred else "unknown"),
         "bytes": col(lambda f: f.stats.bytes_total + (fmt.HEADER_SIZE if f.header else 0), np.int64),
         "bytes_skipped": col(lambda f: f.stats.bytes_skipped, np.int64),
         "records_bad": col(lambda f: f.stats.records_bad, np.int64),

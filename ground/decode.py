@@ -16,8 +16,14 @@ decoded records (sense: OUT = sensor samples, OUT with ``_gps`` = fixes; range: 
 ranges, ``_gps`` = the files' GPS packets; status: name,value rows; buslog: one row per message;
 batch: OUT = one row per file, ``_<kind>`` = the records of each kind) into an existing
 directory (a header only for a table with no rows).
-Exit status: 0 decoded (even with skipped bytes), 1 unreadable, invalid or nothing
-decodable in it ("nothing decoded"), 2 bad usage.  Only regular files (or, for batch files,
+The kind is found from the file's magic, else from the name pygnc gives that kind of file
+(``pygnc_status.bin`` with bad bytes is reported as a status file that is not valid); a
+file neither places is tried as sense.bin, the one layout without a magic, and reported as
+not recognised if nothing decodes.  A directory that is none of the kinds above is listed:
+what could be decoded one by one, and what is not recognised.
+Exit status: 0 decoded (even with skipped bytes), 1 unreadable, invalid, not recognised
+or nothing decodable in it ("nothing decoded"; batch files: no file with an intact header
+or record), 2 bad usage.  Only regular files (or, for batch files,
 directories of them) are read (a FIFO or device is refused, never waited on).
 """
 
@@ -81,25 +87,120 @@ def _read(path: Path) -> bytes:
     return read_regular_file(path)
 
 
-def detect_kind(path: Path) -> str:
-    from pygnc.formats import batch, buslog, status
+#: How a file's kind was found: by its magic, by a name pygnc gives its files, or a guess.
+BY_MAGIC, BY_NAME, GUESSED = "magic", "name", "guess"
+#: What the kinds without a magic are recognised by (for messages).
+KNOWN_NAMES = "sense*.bin, rngNNNNN.bin, range.bin, pygnc_status*.bin, batch_NNNNNNNN.bin, *.log"
 
-    if path.is_dir():
-        if (path / "bus.log").exists():
-            return "buslog"
-        if any(batch.FILE_RE.match(p.name) or batch.PART_RE.match(p.name) for p in path.iterdir()):
-            return "batch"
-        return "range"
-    head = _read(path)[:4]
-    if head == status.MAGIC:
-        return "status"
-    if head == batch.MAGIC or batch.sequence_of(path.name) is not None:
-        return "batch"
-    if head[:2] == buslog.SYNC or path.name.endswith(".log"):
+
+def _head(path: Path, n: int = 4) -> bytes:
+    """The first *n* bytes of a regular file (never blocks; anything else raises OSError
+    as :func:`pygnc.formats.common.read_regular_file` does)."""
+    import errno
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            raise OSError(errno.EINVAL, f"not a regular file ({what})", str(path))
+        return os.read(fd, n)
+    finally:
+        os.close(fd)
+
+
+def recognise(path: Path, head: bytes) -> tuple[str | None, str]:
+    """(kind, how) of the file at *path* whose first bytes are *head*: by its magic, else by a
+    name pygnc gives that kind of file; ``(None, "")`` when neither says."""
+    from pygnc.formats import batch, buslog, range_file, status
+
+    if head[:4] == status.MAGIC:
+        return "status", BY_MAGIC
+    if head[:4] == batch.MAGIC:
+        return "batch", BY_MAGIC
+    if head[:2] == buslog.SYNC:
+        return "buslog", BY_MAGIC
+    if head[:3] == range_file.SYNC:
+        return "range", BY_MAGIC
+    name = path.name
+    if name.startswith("pygnc_status") and name.endswith(".bin"):
+        return "status", BY_NAME
+    if batch.sequence_of(name) is not None:
+        return "batch", BY_NAME
+    if name.endswith(".log"):
+        return "buslog", BY_NAME
+    if range_file.range_file_number(name) is not None or name == "range.bin":
+        return "range", BY_NAME
+    if name.startswith("sense") and name.endswith(".bin"):
+        return "sense", BY_NAME
+    return None, ""
+
+
+def directory_kind(path: Path) -> str | None:
+    """What a directory is decoded as: a run directory (``bus.log``), batch files, a range
+    directory (``rngNNNNN.bin``); None when it is none of them."""
+    from pygnc.formats import batch, range_file
+
+    if (path / "bus.log").is_file():
         return "buslog"
-    if head[:3] == b"\xAA\x44\x12" or path.name.startswith("rng"):
+    entries = sorted(path.iterdir())
+    if any(batch.FILE_RE.match(p.name) or batch.PART_RE.match(p.name) for p in entries):
+        return "batch"
+    if any(range_file.range_file_number(p.name) is not None for p in entries):
         return "range"
-    return "sense"
+    for p in entries:
+        if p.suffix == ".bin" and p.is_file():
+            try:
+                if _head(p)[:4] == batch.MAGIC:
+                    return "batch"  # batch files renamed on the ground
+            except OSError:
+                continue
+    return None
+
+
+def directory_report(path: Path, limit: int = 10) -> str:
+    """What a directory that is none of the kinds holds: each entry recognised by itself (to
+    decode one by one) and the ones not recognised."""
+    known, unknown = [], []
+    for p in sorted(path.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            kind = directory_kind(p)
+            (known if kind else unknown).append(f"{p.name}/ ({kind} directory)" if kind else f"{p.name}/")
+            continue
+        try:
+            kind, how = recognise(p, _head(p))
+        except OSError:
+            kind, how = None, ""
+        (known if kind else unknown).append(f"{p.name} ({kind}, by its {how})" if kind else p.name)
+
+    def listed(items):
+        return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+    text = ("it is not a run directory (bus.log), a directory of batch files (batch_NNNNNNNN.bin) or of range "
+            "files (rngNNNNN.bin)")
+    if known:
+        text += f"; decode these one by one: {listed(known)}"
+    if unknown:
+        text += f"; not recognised: {listed(unknown)}"
+    if not known and not unknown:
+        text += "; it is empty"
+    return text
+
+
+def detect_kind(path: Path) -> tuple[str | None, str]:
+    """(kind, how) of a file or directory for ``--kind auto`` (how: magic, name, or a guess:
+    a file neither its magic nor its name places is tried as sense.bin, the one layout
+    without a magic); ``(None, "")`` for a directory of none of the kinds."""
+    if path.is_dir():
+        kind = directory_kind(path)
+        return kind, BY_NAME if kind else ""
+    kind, how = recognise(path, _head(path))
+    return (kind, how) if kind else ("sense", GUESSED)
 
 
 def _config(args) -> Config:
@@ -108,22 +209,33 @@ def _config(args) -> Config:
     return dataclasses.replace(Config(), accepted_solution_status=tuple(args.accept_status))
 
 
-def write_structured_csv(arr, path: Path) -> None:
-    """CSV of a numpy structured array; sub-array fields become ``name_0, name_1, ...``."""
+def structured_columns(dtype) -> list[str]:
+    """The CSV columns of a structured dtype: sub-array fields become ``name_x/_y/_z`` (3
+    values) or ``name_0, name_1, ...``."""
     import numpy as np
 
-    names, columns = [], []
+    names = []
+    for name in dtype.names:
+        n = int(np.prod(dtype[name].shape))
+        if not dtype[name].shape:
+            names.append(name)
+        else:
+            names += [f"{name}_{'xyz'[j] if n == 3 else j}" for j in range(n)]
+    return names
+
+
+def write_structured_csv(arr, path: Path) -> None:
+    """CSV of a numpy structured array, columns :func:`structured_columns`."""
+    import numpy as np
+
+    names, columns = structured_columns(arr.dtype), []
     for name in arr.dtype.names:
         col = arr[name]
         if col.ndim == 1:
-            names.append(name)
             columns.append(col)
         else:
             flat = col.reshape(len(arr), int(np.prod(col.shape[1:])))
-            suffix = "xyz" if flat.shape[1] == 3 else None
-            for j in range(flat.shape[1]):
-                names.append(f"{name}_{suffix[j] if suffix else j}")
-                columns.append(flat[:, j])
+            columns += [flat[:, j] for j in range(flat.shape[1])]
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(names)
@@ -214,11 +326,16 @@ def decode_status(args) -> int:
     from pygnc.formats.info import duration
     from pygnc.formats.status import ESTIMATE_QUALITY
 
+    from pygnc.formats.status import MAGIC
+
+    data = _read(args.file)
     try:
-        st = dec(_read(args.file))
+        st = dec(data)
     except StatusError as exc:
-        print(f"status {args.file}: invalid: {exc}", file=sys.stderr)
-        return 1
+        problems = [] if data[:4] == MAGIC else [f"bad magic {data[:4]!r} (a status file starts with {MAGIC!r})"]
+        if not str(exc).startswith("bad magic"):
+            problems.append(str(exc))
+        raise NothingDecoded("not a valid status file: " + "; ".join(problems)) from None
     print(f"status {args.file}: run {st['run']} seq {st['seq']} flags {', '.join(st['flag_names']) or '-'}")
     now = st["t_sc_s"]
     for label, q, epoch in [("orbit", st["orbit_quality"], st["orbit_t_sc_s"]),
@@ -302,8 +419,11 @@ def decode_batch(args) -> int:
     for line in batches.report_lines(bs):
         print(line)
     if not bs.files:
-        print(f"decode: {args.file}: no batch files", file=sys.stderr)
-        return 1
+        raise NothingDecoded("no batch files" + (f" (ignored: {', '.join(bs.ignored[:10])}"
+                                                 f"{' ...' if len(bs.ignored) > 10 else ''})" if bs.ignored else ""))
+    if not bs.rows and not any(f.header for f in bs.files):
+        raise NothingDecoded(f"{len(bs.files)} batch file{'s' if len(bs.files) > 1 else ''}, none with an intact "
+                             "header or record")
     if args.out:
         written = batches.write_products(bs, args.out, plots=not args.no_plots)
         print(f"  wrote {len(written)} files to {args.out}/")
@@ -317,16 +437,29 @@ def run(args) -> int:
     if not args.file.exists():
         print(f"decode: {args.file}: no such file or directory", file=sys.stderr)
         return 1
-    kind = "?"
+    kind, how = "?", ""
     try:
-        kind = detect_kind(args.file) if args.kind == "auto" else args.kind
+        if args.kind == "auto":
+            kind, how = detect_kind(args.file)
+            if kind is None:
+                print(f"decode: {args.file}: nothing decoded: {directory_report(args.file)}", file=sys.stderr)
+                return 1
+        else:
+            kind = args.kind
         if args.out and kind != "batch":
             print(f"decode: --out is for batch files ({args.file} is {kind}); use --csv", file=sys.stderr)
             return 2
         return {"sense": decode_sense, "range": decode_range, "status": decode_status,
                 "buslog": decode_buslog, "batch": decode_batch}[kind](args)
     except NothingDecoded as exc:
-        print(f"decode: {args.file}: nothing decoded as {kind}: {exc}", file=sys.stderr)
+        if how == GUESSED:
+            print(f"decode: {args.file}: nothing decoded: not recognised: no magic of a status, batch, bus-log or "
+                  f"range file, not a name pygnc gives its files ({KNOWN_NAMES}), and as sense.bin (the one "
+                  f"layout without a magic): {exc}; --kind KIND decodes it as KIND", file=sys.stderr)
+        else:
+            by = "" if not how else " (recognised by the files in it)" if args.file.is_dir() else \
+                f" (recognised by its {how})"
+            print(f"decode: {args.file}: nothing decoded as {kind}{by}: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         raise  # the reader went away: ground.__main__ ends quietly

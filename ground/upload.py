@@ -9,10 +9,18 @@ POSTs each pending file::
     Content-Type: application/octet-stream
     Repr-Digest: sha-256=:<base64 SHA-256 of the body>:      (RFC 9530)
     X-Pygnc-SHA256: <hex SHA-256 of the body>
-    X-Pygnc-Name: <file name>
+    X-Pygnc-Name: <file name, percent-encoded>
+    Idempotency-Key: "<hex SHA-256 of the body>/<file name, percent-encoded>"
     Authorization: Bearer <token>                            (with --token-file)
 
-The checksum is computed over the bytes actually sent.  A file is marked ``sent`` only on a
+The checksum is computed over the bytes actually sent.  Delivery is **at least once**: a
+reply lost after the server stored the file (a dropped connection, a timeout, this process
+stopped before it noted the answer) makes the next attempt send the same file again.  The
+``Idempotency-Key`` (the draft IETF header of that name, a quoted string) is the same for
+every attempt at the same bytes under the same name, in this run or a later one, so a
+receiver de-duplicates on it: a key it has stored answers 2xx again without storing twice.
+Names are percent-encoded (RFC 3986, UTF-8) where a character is not printable ASCII or is
+``%``, so any file name fits a header.  A file is marked ``sent`` only on a
 2xx answer (and, if the answer is JSON carrying ``sha256``, only if it matches).  A network
 error, a timeout, 408, 425, 429 or 5xx is retried with exponential backoff (``--backoff-s``
 doubling up to ``--max-backoff-s``, with jitter); the next attempt time is kept in the queue,
@@ -31,6 +39,7 @@ import sqlite3
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +75,22 @@ class Attempt:
     response: str = ""
 
 
+#: Characters of a file name sent as they are (printable ASCII but ``%``); others are
+#: percent-encoded from UTF-8.
+_NAME_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def header_name(name: str) -> str:
+    """*name* as it travels in a header: percent-encoded where not printable ASCII or ``%``."""
+    return urllib.parse.quote(name, safe=_NAME_SAFE, errors="surrogateescape")
+
+
+def idempotency_key(data: bytes, name: str) -> str:
+    """The ``Idempotency-Key`` of *data* sent under *name* (a structured-field string): the
+    same for every attempt at these bytes under this name."""
+    return '"' + hashlib.sha256(data).hexdigest() + "/" + urllib.parse.quote(name, safe="", errors="surrogateescape") + '"'
+
+
 def digest_headers(data: bytes) -> dict[str, str]:
     d = hashlib.sha256(data).digest()
     return {"Repr-Digest": f"sha-256=:{base64.b64encode(d).decode()}:", "X-Pygnc-SHA256": d.hex()}
@@ -73,7 +98,8 @@ def digest_headers(data: bytes) -> dict[str, str]:
 
 def post(url: str, name: str, data: bytes, token: str | None, timeout_s: float) -> Attempt:
     """One POST of *data*; classifies the outcome (never raises for network trouble)."""
-    headers = {"Content-Type": "application/octet-stream", "X-Pygnc-Name": name, **digest_headers(data)}
+    headers = {"Content-Type": "application/octet-stream", "X-Pygnc-Name": header_name(name),
+               "Idempotency-Key": idempotency_key(data, name), **digest_headers(data)}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, headers=headers, method="POST")

@@ -109,15 +109,20 @@ def test_status_and_decode_csv_load_and_export(tmp_path):
     db = tmp_path / "c.sqlite"
     assert ground_main(["archive", str(db), str(out)]) == 0
     with sqlite3.connect(db) as c:
-        kinds = dict(c.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
-    assert kinds["sensor"] == 60 and kinds["gps_fix"] == 12 and kinds["status"] == 1
-    assert kinds["range"] > 0 and kinds["peer_gps_fix"] > 0
+        kinds = dict(c.execute("SELECT source || '/' || kind || '/' || device, COUNT(*) FROM records"
+                               " GROUP BY source, kind, device").fetchall())
+    # the range files' GPS packets are the own spacecraft's fixes: no peer device
+    assert kinds == {"host_sense/sensor/": 60, "host_sense/gps_fix/": 12, "host_range/gps_fix/": 12,
+                     "host_range/range/peer_75": 19, "onboard_status/status/status_reporter": 1}
     assert ground_main(["archive", str(db), str(out)]) == 0  # again: nothing new
     assert _count(db) == sum(kinds.values())
     files = export(db, tmp_path / "x", kinds=["sensor"])
     (path, n), = files.items()
     rows = list(csv.DictReader(path.open()))
+    assert path == tmp_path / "x" / "host_sense" / "sensor.csv"
     assert n == 60 and float(rows[0]["mag_ut_x"]) == 22.5
+    # no clock map in these files: UTC is the spacecraft clock, and says so
+    assert {r["utc_from"] for r in rows} == {"spacecraft_clock"} and rows[0]["utc"] == "2025-03-20T06:00:16.000Z"
     assert [float(r["t_sc_s"]) for r in rows] == sorted(float(r["t_sc_s"]) for r in rows)
 
 
@@ -126,13 +131,13 @@ def test_export_flattens_device_records(tmp_path, buslog):
     with Archive(db) as a:
         a.load_file(buslog)
     assert ground_main(["export", str(db), str(tmp_path / "csv"), "--device", "bms", "--device", "opc"]) == 0
-    bv2 = list(csv.DictReader((tmp_path / "csv" / "hk_reading__bms__BV2.csv").open()))
+    bv2 = list(csv.DictReader((tmp_path / "csv" / "onboard_buslog" / "hk_reading__bms__BV2.csv").open()))
     assert len(bv2) == 2 * N_POLLS and {r["group_size"] for r in bv2} == {"8", "4"}
     assert 3.0 < float(bv2[0]["cell_voltage_v_7"]) < 4.2 and bv2[1]["cell_voltage_v_7"] == ""
-    hist = list(csv.DictReader((tmp_path / "csv" / "hk_reading__opc__histogram.csv").open()))
+    hist = list(csv.DictReader((tmp_path / "csv" / "onboard_buslog" / "hk_reading__opc__histogram.csv").open()))
     assert len(hist) == N_POLLS and "bin_counts_23" in hist[0]
     assert hist[0]["bin_conc_per_ml_0"] == ""  # first histogram: period 0, no concentration
-    st1 = list(csv.DictReader((tmp_path / "csv" / "hk_reading__bms__ST1.csv").open()))
+    st1 = list(csv.DictReader((tmp_path / "csv" / "onboard_buslog" / "hk_reading__bms__ST1.csv").open()))
     assert st1[0]["pins"] == "charger_enable;contactor"
 
 
@@ -177,12 +182,15 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
 # -- upload queue -----------------------------------------------------------------------------------
 
 class _Server:
-    """A loopback HTTP server whose answers follow a script: a list of actions, one per POST
-    ('503', 'drop' = close without answering, '400', 'wrongsum', 'ok')."""
+    """A loopback HTTP receiver whose answers follow a script: a list of actions, one per POST
+    ('503', 'drop' = close without answering, '400', 'wrongsum', 'ok', 'lost_reply' = store
+    the file, then close without answering).  It stores a file once per Idempotency-Key
+    (``stored``: key -> body), as the protocol asks of a receiver."""
 
     def __init__(self, script):
         self.script = list(script)
         self.received: list[tuple[str, bytes, dict]] = []
+        self.stored: dict[str, bytes] = {}
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -193,7 +201,9 @@ class _Server:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 action = outer.script.pop(0) if outer.script else "ok"
                 outer.received.append((action, body, self.headers))
-                if action == "drop":
+                if action in ("ok", "lost_reply"):
+                    outer.stored.setdefault(self.headers["Idempotency-Key"], body)
+                if action in ("drop", "lost_reply"):
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
@@ -254,6 +264,40 @@ def test_upload_retries_with_backoff_and_marks_sent_only_on_success(tmp_path, fi
         srv.close()
 
 
+def test_a_lost_reply_sends_the_file_again_under_the_same_key_and_it_is_stored_once(tmp_path, files):
+    """At least once: the receiver stored the first file but its reply was lost, so the file
+    goes again - with the same Idempotency-Key, in this run and from another queue later -
+    and a receiver that de-duplicates on the key keeps one copy of each file."""
+    import urllib.parse
+
+    odd = tmp_path / "батч 1%.bin"  # a name no header could carry as it is
+    odd.write_bytes(b"odd name")
+    srv = _Server(["lost_reply", "ok", "ok", "ok"])
+    q = UploadQueue(tmp_path / "q.sqlite")
+    try:
+        for f in (files[0], files[1], odd):
+            q.add(f)
+        assert q.send(srv.url, backoff_s=0.0, timeout_s=5, log=lambda *_: None, sleep=lambda s: None) == (3, 0)
+    finally:
+        q.close()
+    assert [a for a, _, _ in srv.received] == ["lost_reply", "ok", "ok", "ok"]
+    first = [h["Idempotency-Key"] for _, b, h in srv.received if b == files[0].read_bytes()]
+    assert first == [f'"{hashlib.sha256(files[0].read_bytes()).hexdigest()}/{files[0].name}"'] * 2  # sent twice
+    odd_headers = next(h for _, b, h in srv.received if b == odd.read_bytes())
+    assert urllib.parse.unquote(odd_headers["X-Pygnc-Name"]) == odd.name
+    assert odd_headers["Idempotency-Key"].endswith('/%D0%B1%D0%B0%D1%82%D1%87%201%25.bin"')
+    assert sorted(srv.stored.values()) == sorted(f.read_bytes() for f in (files[0], files[1], odd))
+    # the same file from another queue (another operator, a rebuilt queue): the same key
+    q2 = UploadQueue(tmp_path / "q2.sqlite")
+    try:
+        q2.add(files[0])
+        assert q2.send(srv.url, timeout_s=5, log=lambda *_: None) == (1, 0)
+    finally:
+        q2.close()
+        srv.close()
+    assert srv.received[-1][2]["Idempotency-Key"] == first[0] and len(srv.stored) == 3
+
+
 def test_upload_rejection_and_unreachable_server(tmp_path, files):
     srv = _Server(["400"])
     q = UploadQueue(tmp_path / "q.sqlite")
@@ -306,3 +350,179 @@ def test_batch_files_with_housekeeping_records_load_decoded(tmp_path):
     opc = json.loads(rows[1][2])
     assert rows[1][:2] == ("opc", "histogram") and opc["bin_counts"] == list(range(24))
     assert "undecoded" in json.loads(rows[2][2])  # a bad sentence is kept, with why, never fatal
+
+
+# -- sources, UTC, what is not recognised -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pass_files(tmp_path_factory):
+    """A replay of the sample scenario and a pass's downlink of the same data (the batch
+    files and what `decode --out` writes from them): (replay dir, batch dir, decoded dir)."""
+    from test_ground_batches import PERIODS
+    from test_batch_writer import _recorder, published_with_health
+    from pygnc.config import Config
+
+    d = tmp_path_factory.mktemp("pass")
+    rec, store = _recorder(d / "batches", periods=PERIODS, run=12, key="r12", max_file_bytes=1200)
+    for t, b in published_with_health(Config(batch_period_s=PERIODS)):
+        rec.handle(t, b)
+    rec.finish()
+    store.close()
+    assert ground_main(["replay", str(SAMPLE), "--out", str(d / "replay"), "--no-plots", "--quiet"]) == 0
+    assert ground_main(["decode", str(d / "batches"), "--out", str(d / "decoded"), "--no-plots"]) == 0
+    return d / "replay", d / "batches", d / "decoded"
+
+
+def _csv_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_replay_and_downlink_rows_keep_their_source_apart_with_utc(tmp_path, pass_files):
+    """The ground's and the spacecraft's orbit tables, loaded together, stay two tables; the
+    own GPS fixes are own fixes; every exported row has UTC, from the data's clock map."""
+    replay, batches, decoded = pass_files
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(replay), str(decoded), str(batches)]) == 0
+    with sqlite3.connect(db) as c:
+        counts = dict(((s, k, d), n) for s, k, d, n in c.execute(
+            "SELECT source, kind, device, COUNT(*) FROM records GROUP BY source, kind, device"))
+    n_replay = len(_csv_rows(replay / "orbit.csv"))
+    n_board = len(_csv_rows(decoded / "orbit.csv"))
+    assert counts[("ground_replay", "orbit", "")] == n_replay and counts[("onboard_downlink", "orbit", "")] == n_board
+    assert counts[("onboard_downlink", "batch_orbit", "")] == n_board  # the batch files' own records
+    assert not [k for k in counts if k[1] in ("table", "peer_gps_fix") or k[2] == "peer_0"], counts
+    fixes = _csv_rows(decoded / "gps_fix.csv")
+    assert counts[("onboard_downlink", "gps_fix", "")] == sum(r["peer_id"] == "0" for r in fixes) > 0
+
+    out = tmp_path / "csv"
+    assert ground_main(["export", str(db), str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"ground_replay", "onboard_downlink"}
+    ground, board = _csv_rows(out / "ground_replay" / "orbit.csv"), _csv_rows(out / "onboard_downlink" / "orbit.csv")
+    assert len(ground) == n_replay and len(board) == n_board
+    assert {r["source"] for r in ground} == {"ground_replay"} and {r["source"] for r in board} == {"onboard_downlink"}
+    assert list(ground[0])[:6] == ["t_sc_s", "utc", "utc_from", "source", "device", "record"]
+    # UTC: the decoded rows' own GPS time, the batch records' through run 12's clock map: the same instants
+    by_t = {r["t_sc_s"]: r["utc"] for r in _csv_rows(decoded / "orbit.csv")}
+    assert all(r["utc"] == by_t[str(float(r["t_sc_s"]))] and r["utc_from"] == "gps_time" for r in board)
+    raw = _csv_rows(out / "onboard_downlink" / "batch_orbit.csv")
+    assert {r["utc_from"] for r in raw} == {"clock_map_run_12"}
+    assert [r["utc"] for r in raw] == [r["utc"] for r in board]
+    assert {r["utc_from"] for r in ground} == {"gps_time"}
+    # one source only, and its filter
+    assert ground_main(["export", str(db), str(tmp_path / "only"), "--source", "ground_replay"]) == 0
+    assert [p.name for p in (tmp_path / "only").iterdir()] == ["ground_replay"]
+
+
+def test_export_utc_from_a_bus_logs_clock_map_and_without_one(tmp_path):
+    """A bus log of run 7 with a clock map, and one of run 8 without: run 7's sensor rows in
+    UTC through the map, run 8's on the spacecraft clock, each saying which."""
+    from pygnc.timebase import ClockMap, utc_unix_from_gps
+
+    cm = {"gps_minus_sc_s": -16.0, "drift": 1e-6, "t_ref_sc_s": 1.7e9, "n_pairs": 9, "residual_rms_s": 0.3,
+          "utc_minus_sc_s": -34.0}
+    sensor = {"t_sc_s": 1.7e9 + 100.0, "mag_ut": [1.0, 2.0, 3.0], "gyro_deg_s": [0.0, 0.0, 0.0],
+              "sun_lux": [0.0] * 6, "sun_saturated": [False] * 6, "record": 1}
+    enc = Encoder("ingest")
+    for run, with_map in ((7, True), (8, False)):
+        frames = [encode_header_frame(run, SCHEMA_VERSION)]
+        if with_map:
+            frames.append(encode_frame("meas", 0.0, enc.encode("clock_map", cm)))
+        frames.append(encode_frame("meas", 0.1, enc.encode("sensor", dict(sensor, t_sc_s=1.7e9 + 100.0 * (run - 6)))))
+        (tmp_path / f"run{run}").mkdir()
+        (tmp_path / f"run{run}" / "bus.log").write_bytes(b"".join(frames))
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(tmp_path / "run7"), str(tmp_path / "run8")]) == 0
+    files = export(db, tmp_path / "csv", kinds=["sensor"])
+    (path, n), = files.items()
+    rows = _csv_rows(path)
+    assert n == 2 and [r["utc_from"] for r in rows] == ["clock_map_run_7", "spacecraft_clock"]
+    want = utc_unix_from_gps(ClockMap(-16.0, 1e-6, 1.7e9, 9, 0.3).gps_from_sc(1.7e9 + 100.0))
+    from ground.outputs.tables import iso_utc
+
+    assert rows[0]["utc"] == iso_utc([want])[0] and rows[1]["utc"] == iso_utc([1.7e9 + 200.0])[0]
+
+
+def test_a_directory_of_random_files_says_what_it_found_and_creates_nothing(tmp_path, capsys):
+    import random
+
+    rng = random.Random(3)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for name in ("f1.dat", "f2.dat", "pygnc_status.bin", "table.csv", "bus.log"):
+        (junk / name).write_bytes(bytes(rng.getrandbits(8) for _ in range(3000)))
+    (junk / "batch_00000001.bin").write_bytes(b"PGNB" + bytes(rng.getrandbits(8) for _ in range(3000)))
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(junk)]) == 1
+    err = capsys.readouterr().err
+    assert "files not recognised by any reader" in err and "f1.dat, f2.dat" in err and "table.csv" in err
+    assert "batch_00000001.bin: unreadable: no intact batch header or record" in err
+    assert "nothing loaded" in err and f"{db} not created" in err and not db.exists()
+    # with one usable file beside them: loaded, the rest named, exit 0
+    st = S.empty_status()
+    st["t_sc_s"] = 1.7e9
+    (junk / "pygnc_status.bin").write_bytes(S.encode_status(st))
+    assert ground_main(["archive", str(db), str(junk)]) == 0
+    captured = capsys.readouterr()
+    assert "pygnc_status.bin: status: 1 records stored" in captured.out and "f1.dat" in captured.err
+    # a status file that fails its CRC is unreadable, not loaded empty
+    bad = bytearray(S.encode_status(st))
+    bad[30] ^= 1
+    (tmp_path / "pygnc_status.bin").write_bytes(bytes(bad))
+    assert ground_main(["archive", str(db), str(tmp_path / "pygnc_status.bin")]) == 1
+    assert "not a valid status file: CRC mismatch" in capsys.readouterr().err
+
+
+def test_an_archive_of_schema_1_is_brought_to_schema_2(tmp_path, pass_files):
+    """Records of schema 1 (no source; a downlink's own fixes as peer_gps_fix / peer_0, its
+    orbit table as table / orbit) get their source, kind and device, and the keys of
+    schema 2: loading the same rows again adds nothing."""
+    import shutil
+
+    _, _, decoded = pass_files
+    v1 = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE sources (source_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE, size_bytes INTEGER NOT NULL, loaded_utc TEXT NOT NULL, records INTEGER NOT NULL,
+        duplicates INTEGER NOT NULL, stats_json TEXT NOT NULL, meta_json TEXT NOT NULL);
+    CREATE TABLE records (record_id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(source_id),
+        kind TEXT NOT NULL, device TEXT NOT NULL, record TEXT NOT NULL, t_sc_s REAL, key BLOB NOT NULL UNIQUE,
+        fields_json TEXT NOT NULL, raw BLOB);
+    CREATE INDEX records_by_time ON records(t_sc_s);
+    CREATE INDEX records_by_device_time ON records(device, t_sc_s);
+    CREATE INDEX records_by_kind_time ON records(kind, record, t_sc_s);
+    INSERT INTO meta VALUES ('schema_version', '1');
+    """
+    from ground.archive_sources import _cell
+
+    def old_key(kind, device, t, fj):
+        h = hashlib.sha256(f"{kind}\0{device}\0\0{t!r}\0".encode())
+        h.update(fj.encode() + b"\0")
+        return h.digest()[:16]
+
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as c:
+        c.executescript(v1)
+        for sid, (name, kind) in enumerate([("gps_fix.csv", "peer_gps_fix"), ("orbit.csv", "table")], 1):
+            c.execute("INSERT INTO sources VALUES (?, 'csv', ?, ?, 0, '', 0, 0, '{}', ?)",
+                      (sid, str(decoded / name), f"sha{sid}", json.dumps({"csv": kind})))
+            for row in _csv_rows(decoded / name):
+                fields = {k: _cell(v) for k, v in row.items()}
+                device = f"peer_{fields['peer_id']}" if kind == "peer_gps_fix" else "orbit"
+                fj = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+                c.execute("INSERT INTO records (source_id, kind, device, record, t_sc_s, key, fields_json)"
+                          " VALUES (?, ?, ?, '', ?, ?, ?)", (sid, kind, device, fields["t_sc_s"],
+                                                            old_key(kind, device, fields["t_sc_s"], fj), fj))
+    n = _count(db)
+    with Archive(db) as a:
+        kinds = a.conn.execute("SELECT DISTINCT source, kind, device FROM records ORDER BY kind").fetchall()
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        # the same rows from other files (other bytes): every one already there
+        for name in ("gps_fix.csv", "orbit.csv"):
+            copy = tmp_path / name
+            shutil.copy(decoded / name, copy)
+            copy.write_bytes(copy.read_bytes() + b"\r\n")
+            r = a.load_file(copy)
+            assert r.records == 0 and r.duplicates > 0, r
+    assert kinds == [("onboard_downlink", "gps_fix", ""), ("onboard_downlink", "orbit", "")]
+    assert _count(db) == n

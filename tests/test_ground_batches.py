@@ -152,6 +152,49 @@ def test_two_runs_interleaved_after_a_state_reset(downlink, stream20, tmp_path):
     assert bset.duplicate_records == 0  # same data in two runs is kept per run
 
 
+def _smash_header(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[:20] = bytes(20)
+    path.write_bytes(bytes(data))
+
+
+def test_a_smashed_header_is_named_and_counts_as_no_other_spacecraft(downlink, tmp_path):
+    """Files 2 and the last with their header zeroed: their records are kept in their run,
+    no file is missing, no spacecraft -1 appears, and each damaged file is named."""
+    d = _copy(downlink, tmp_path / "d")
+    files = sorted(d.glob("batch_*.bin"))
+    _smash_header(files[1])
+    _smash_header(files[-1])
+    bset = G.read_batches(d)
+    text = "\n".join(bset.problems)
+    assert "missing" not in text and "spacecraft -1" not in text and "interleave" not in text, text
+    assert (f"{files[1].name}: header unreadable (bad magic b'\\x00\\x00\\x00\\x00'): spacecraft 74, run 12 taken "
+            f"from its neighbours ({files[0].name}, {files[2].name})") in text
+    assert f"{files[-1].name}: header unreadable (bad magic" in text and f"({files[-2].name})" in text
+    clean = G.read_batches(downlink)
+    assert len(bset.rows) == len(clean.rows) and bset.gaps == clean.gaps
+    assert {r.file.run for r in bset.rows} == {12}
+    p = _ground(d, "--out", tmp_path / "o", "--no-plots")
+    assert p.returncode == 0 and "header unreadable" in p.stdout and "missing" not in p.stdout, p.stdout
+    rows = _rows(tmp_path / "o" / "files.csv")
+    assert [r["run_from"] for r in rows] == ["header", "neighbours"] + ["header"] * (len(rows) - 3) + ["neighbours"]
+    assert rows[1]["header_problem"].startswith("bad magic") and rows[1]["run"] == "12"
+
+
+def test_a_damaged_header_between_two_runs_is_nobodys_file_but_not_missing(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    for seq, run in [(1, 5), (2, 5), (3, 6), (4, 6)]:
+        (d / B.file_name(seq)).write_bytes(_synthetic_file(seq, run, 2))
+    (d / B.file_name(3)).write_bytes(b"\x00" * 10 + (d / B.file_name(3)).read_bytes()[10:])
+    bset = G.read_batches(d)
+    text = " ".join(bset.problems)
+    assert "batch_00000003.bin: header unreadable (bad magic b'\\x00\\x00\\x00\\x00'): its spacecraft and run " \
+           "unknown (sequence from its name); 2 intact records kept" in text
+    assert "missing" not in text and "spacecraft" not in text.replace("its spacecraft", "")
+    assert len(bset.rows) == 8
+
+
 # ------------------------------------------------------------------------- property
 def _synthetic_file(seq: int, run: int, n: int) -> bytes:
     kind = B.KINDS_BY_NAME["range"]
@@ -161,18 +204,27 @@ def _synthetic_file(seq: int, run: int, n: int) -> bytes:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 3)), min_size=1, max_size=15, unique_by=lambda x: x[0]),
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 3), st.booleans()), min_size=1, max_size=15,
+                unique_by=lambda x: x[0]),
        st.integers(1, 4))
 def test_sequence_checks_on_any_set_of_files(tmp_path_factory, files, n_rec):
+    """Missing sequence numbers are exactly those no file carries, whatever headers are
+    smashed (a damaged file keeps its number from its name and its intact records)."""
     d = tmp_path_factory.mktemp("prop")
-    for seq, run in files:
-        (d / B.file_name(seq)).write_bytes(_synthetic_file(seq, run, n_rec))
+    for seq, run, smashed in files:
+        data = _synthetic_file(seq, run, n_rec)
+        (d / B.file_name(seq)).write_bytes(bytes(12) + data[12:] if smashed else data)
     bset = G.read_batches(d)
-    seqs = sorted(s for s, _ in files)
+    seqs = sorted(s for s, _, _ in files)
     missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
     text = [p for p in bset.problems if "missing" in p]
-    assert text == ([f"missing batch files (sequence numbers): {B.ranges_text(missing)}"] if missing else [])
+    how = "sequence numbers" if any(not smashed for _, _, smashed in files) else "sequence numbers, from the names"
+    assert text == ([f"missing batch files ({how}): {B.ranges_text(missing)}"] if missing else [])
     assert len(bset.rows) == n_rec * len(files)
+    assert not any("spacecraft -1" in p for p in bset.problems)
+    if any(smashed for _, _, smashed in files):
+        return  # a damaged file's run is inferred: the interleave test below is for intact files
+    files = [(s, r) for s, r, _ in files]
     spans = {}
     for s, r in files:
         lo, hi = spans.get(r, (s, s))

@@ -93,3 +93,53 @@ def test_missing_file_and_usage():
     p = subprocess.run([sys.executable, "-m", "ground", "decode"], capture_output=True, text=True,
                        cwd=REPO, timeout=60)
     assert p.returncode == 2
+
+
+def _random_files(d, names, size=5000, seed=7):
+    import random
+
+    rng = random.Random(seed)
+    d.mkdir(exist_ok=True)
+    for name in names:
+        (d / name).write_bytes(bytes(rng.getrandbits(8) for _ in range(size)))
+    return d
+
+
+def test_a_directory_of_random_files_is_not_recognised(tmp_path):
+    """Nothing decoded is an error that says what was there and what was not recognised."""
+    d = _random_files(tmp_path / "junk", ["f1.dat", "f2.dat", "notes.txt", "pygnc_status.bin"])
+    (d / "sub").mkdir()
+    p = subprocess.run([sys.executable, "-m", "ground", "decode", str(d)], capture_output=True, text=True,
+                       cwd=REPO, timeout=60)
+    assert p.returncode == 1 and "nothing decoded" in p.stderr, p.stderr
+    assert "not recognised: f1.dat, f2.dat, notes.txt, sub/" in p.stderr
+    assert "decode these one by one: pygnc_status.bin (status, by its name)" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_a_random_file_named_as_a_status_file_is_an_invalid_status_file(tmp_path, capsys):
+    d = _random_files(tmp_path / "d", ["pygnc_status.bin", "capture.dat"])
+    assert main(["decode", str(d / "pygnc_status.bin")]) == 1
+    err = capsys.readouterr().err
+    assert "nothing decoded as status (recognised by its name): not a valid status file: bad magic" in err
+    assert "a status file starts with b'PGNS'" in err and "sense" not in err
+    assert main(["decode", str(d / "capture.dat")]) == 1
+    err = capsys.readouterr().err
+    assert "capture.dat: nothing decoded: not recognised: no magic" in err and "no sense.bin record in 5000 bytes" in err
+    # a real status file with one byte changed: recognised by its magic, CRC named
+    data = bytearray(encode_status(__import__("pygnc.formats.status", fromlist=["x"]).empty_status()))
+    data[20] ^= 1
+    (d / "copy.bin").write_bytes(bytes(data))
+    assert main(["decode", str(d / "copy.bin")]) == 1
+    assert "nothing decoded as status (recognised by its magic): not a valid status file: CRC mismatch" in \
+        capsys.readouterr().err
+
+
+def test_random_files_named_as_batch_files_decode_nothing(tmp_path):
+    d = _random_files(tmp_path / "pass", ["batch_00000001.bin", "batch_00000002.bin"])
+    p = subprocess.run([sys.executable, "-m", "ground", "decode", str(d)], capture_output=True, text=True,
+                       cwd=REPO, timeout=60)
+    assert p.returncode == 1, p.stdout
+    assert "nothing decoded as batch (recognised by the files in it): 2 batch files, none with an intact header " \
+           "or record" in p.stderr
+    assert "batch_00000001.bin: header unreadable (bad magic" in p.stdout

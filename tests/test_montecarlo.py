@@ -420,3 +420,156 @@ def test_a_run_whose_worker_died_is_recorded_as_failed_in_every_configuration(tm
 def test_every_bundled_campaign_is_usable(path):
     specs = run_specs(load_campaign(path))
     assert specs and all(s.error is None for s in specs)
+
+
+def test_a_lost_worker_does_not_make_finished_runs_run_again(tmp_path):
+    """A worker killed mid-campaign loses only the run it was computing: each finished run's
+    future is released once its record is written, so the scheduler holds no result that a
+    lost worker would make it compute again (it counts every transition into memory)."""
+    import threading
+
+    from ground.montecarlo.cli import DaskCluster, execute, task_key
+
+    specs = run_specs(load_campaign(write_campaign(tmp_path, pick_seeds(n_ok=12, n_bad=0), duration="10m")))
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    keys = [task_key(s) for s in specs]
+    cluster = DaskCluster(None, 2)
+    try:
+        done: list = []
+        thread = threading.Thread(target=lambda: done.append(execute(out, specs, cluster, False, True)), daemon=True)
+        thread.start()
+        assert _wait_for(lambda: any((out / "runs").glob("s*.json")), 240)
+        finished = {p.stem for p in (out / "runs").glob("s*.json")}
+        record = json.loads((out / "runs" / f"{sorted(finished)[0]}.json").read_text())
+        finished_keys = {k for k, s in zip(keys, specs) if s.run_id in finished}
+
+        def held(dask_scheduler, keys=tuple(finished_keys)):
+            return [k for k in keys if k in dask_scheduler.tasks]
+
+        # the releases reach the scheduler within moments (unreleased results stay there)
+        _wait_for(lambda: not cluster.client.run_on_scheduler(held), 3)
+        os.kill(int(record["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        thread.join(timeout=300)
+        assert done == [len(specs)]
+
+        def story(dask_scheduler, keys=tuple(keys)):
+            return [(t[0], t[2]) for t in dask_scheduler.story(*keys)]
+
+        into_memory = {k: 0 for k in keys}
+        for key, finish in cluster.client.run_on_scheduler(story):
+            if finish == "memory":
+                into_memory[key] += 1
+    finally:
+        cluster.close()
+    assert finished_keys and all(into_memory[k] == 1 for k in finished_keys), (finished, into_memory)
+    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("s*.json"))]
+    assert len(records) == len(specs) and not any(rs.record_failed(r) for r in records)
+
+
+@pytest.fixture(scope="module")
+def other_code(tmp_path_factory) -> Path:
+    """A copy of the pygnc and ground packages with one line changed, outside any git
+    checkout: other code, as a worker with another install or a resumed campaign after an
+    edit would run (put it first on PYTHONPATH, and run from its directory)."""
+    import shutil
+
+    import ground
+    import pygnc
+
+    d = tmp_path_factory.mktemp("other_code")
+    for pkg in (pygnc, ground):
+        src = Path(pkg.__file__).parent
+        shutil.copytree(src, d / src.name, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(d / "ground" / "montecarlo" / "report.py", "a") as f:
+        f.write("\n# another edit\n")
+    return d
+
+
+def _other_env(other: Path) -> dict:
+    return dict(os.environ, PYTHONPATH=str(other))
+
+
+def test_code_identity_names_version_commit_and_sources(other_code):
+    from ground.montecarlo.provenance import code_identity, same_code
+
+    mine = code_identity()
+    assert mine["pygnc_version"] and len(mine["source_sha256"]) == 64
+    assert mine["commit"] == "unknown" or len(mine["commit"]) == 40
+    p = subprocess.run([sys.executable, "-c", "import json; from ground.montecarlo.provenance import code_identity; "
+                        "print(json.dumps(code_identity()))"], capture_output=True, text=True, cwd=other_code,
+                       env=_other_env(other_code), timeout=60)
+    theirs = json.loads(p.stdout)
+    assert theirs["commit"] == "unknown" and theirs["dirty"] is True  # not a git checkout
+    assert theirs["source_sha256"] != mine["source_sha256"] and not same_code(mine, theirs)
+    assert same_code(mine, dict(mine, commit="0" * 40, dirty=False))  # the sources decide, not the commit
+
+
+def test_a_campaign_resumed_with_other_code_is_refused_unless_allowed(tmp_path, one_worker_run, other_code):
+    """Records of one code, the campaign resumed by another: refused before anything runs;
+    --allow-mixed-code keeps the old records, and the table names each row's code."""
+    import shutil
+
+    camp, out1, _ = one_worker_run
+    out = tmp_path / "out"
+    shutil.copytree(out1, out)
+    before = {p.name: p.read_bytes() for p in (out / "runs").glob("s*.json")}
+    code = {json.loads(b)["code"]["source_sha256"] for b in before.values()}
+    assert len(code) == 1
+    argv = [sys.executable, "-m", "ground", "montecarlo", str(camp), "--out", str(out), "--workers", "1",
+            "--retry-failed", "--no-plots"]
+    p = subprocess.run(argv, capture_output=True, text=True, cwd=other_code, env=_other_env(other_code), timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert "holds 2 finished runs computed by other code" in p.stderr and "--allow-mixed-code" in p.stderr
+    assert "commit unknown (dirty)" in p.stderr
+    no_traceback(p)
+    assert {p.name: p.read_bytes() for p in (out / "runs").glob("s*.json")} == before  # nothing touched
+    p = subprocess.run(argv + ["--allow-mixed-code"], capture_output=True, text=True, cwd=other_code,
+                       env=_other_env(other_code), timeout=300)
+    assert p.returncode == 0, p.stderr
+    rows = rs.read_table(out / "results.csv")
+    assert len({r["code_sha256"] for r in rows}) == 2 and {r["commit"] for r in rows} >= {"unknown"}
+    assert "**Mixed code**" in (out / "report.md").read_text()
+
+
+def test_a_worker_running_other_code_is_refused_before_any_run(tmp_path, other_code):
+    """A scheduler with two workers, one of them another install: the campaign stops before
+    sending a run, naming the worker and both codes."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        assert _wait_for(lambda: sched_file.is_file() and sched_file.stat().st_size > 0, 60)
+        address = json.loads(sched_file.read_text())["address"]
+        worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
+                  "--host", "127.0.0.1"]
+        procs.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
+        procs.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=other_code,
+                                      env=_other_env(other_code)))
+        from dask.distributed import Client
+
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+        camp = write_campaign(tmp_path, [1])
+        p = cli(camp, "--out", tmp_path / "out", "--scheduler", address)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    assert p.returncode == 1, p.stderr
+    assert "runs pygnc" in p.stderr and "commit unknown (dirty)" in p.stderr and "would mix" in p.stderr
+    no_traceback(p)
+    assert not list((tmp_path / "out" / "runs").glob("s*.json"))
+
+
+def test_a_worker_refuses_a_run_of_other_code_before_any_work(tmp_path):
+    from ground.montecarlo.provenance import code_identity
+    from ground.montecarlo.worker import run_one
+
+    spec = run_specs(load_campaign(write_campaign(tmp_path, [5])))[0].as_dict()
+    record = run_one(dict(spec, code=dict(code_identity(), source_sha256="0" * 64)))
+    assert record["error"]["stage"] == "code" and "this worker runs pygnc" in record["error"]["message"]
+    assert record["simulate_s"] is None and record["code"] == code_identity()
+    assert set(record["estimators"]) == {"flight", "untagged"} and not rs.record_has_results(record)

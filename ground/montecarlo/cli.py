@@ -8,15 +8,23 @@ dashboard; ``--scheduler tcp://HOST:PORT`` sends the same tasks to a running
 and results with pickle, so give it only a scheduler you trust).
 
 As each run finishes, this process writes its record to ``DIR/runs/<run_id>.json``
-(atomically).  Started again, a campaign skips every run whose record is there with the
+(atomically) and releases the run's result on the cluster, so that a worker lost later
+does not make the scheduler compute a finished run again.  Started again, a campaign skips every run whose record is there with the
 same spec hash, so an interrupted campaign resumes where it stopped and a changed campaign
 re-runs only the runs it changed; ``--retry-failed`` runs the failed ones again.  At the
 end (and after an interrupt, for what finished) ``results.csv``, ``report.md``,
 ``report.json`` and ``plots/`` are written from the records.
 
+Results of different code never mix silently: every record names the code that computed it
+(:mod:`ground.montecarlo.provenance`), a campaign whose DIR holds results of other code is
+refused before anything runs, and so is a cluster with a worker that runs other code
+(asked before the runs are sent, and checked by each worker for its run);
+``--allow-mixed-code`` accepts both, every row of the table then naming its code.
+
 Exit status: 0 the campaign finished (runs that failed are recorded, listed and counted),
-1 every run failed or the scheduler could not be reached, 2 bad usage or campaign file,
-130 interrupted (run the same command again to resume).
+1 every run failed, the scheduler could not be reached or a worker runs other code, 2 bad
+usage, campaign file, or a DIR holding results of other code, 130 interrupted (run the
+same command again to resume).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import shlex
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from ground.montecarlo import results as rs
@@ -52,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster "
                        "(default: one per core)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose record holds an error")
+    p.add_argument("--allow-mixed-code", action="store_true", help="keep the runs DIR holds from other code (another "
+                   "pygnc version or source tree) and accept workers that run other code; each row names its code")
     p.add_argument("--keep-csv", action="store_true", help="also keep every run's CSVs, OEM and summary.json "
                    "in DIR/runs/<run_id>/<estimator>/")
     p.add_argument("--rerun", type=int, metavar="SEED", help="run the one run of this seed here, without Dask, "
@@ -89,10 +100,9 @@ def save_record(out: Path, spec: RunSpec, record: dict) -> None:
 def _lost_record(spec: RunSpec, exc: BaseException) -> dict:
     """The record of a run whose worker died or whose task could not run at all."""
     return {"format_version": rs.RUN_RECORD_VERSION, "campaign": spec.campaign, "run_id": spec.run_id,
-            "seed": spec.seed, "spec_hash": spec.spec_hash, "dispersed": spec.dispersed, "worker": None,
+            "seed": spec.seed, "spec_hash": spec.spec_hash, "dispersed": spec.dispersed, "worker": None, "code": None,
             "error": {"stage": "worker", "message": f"{type(exc).__name__}: {exc}"}, "simulate_s": None,
-            "estimators": {e["name"]: {"config": e.get("config", {}), "smooth": bool(e.get("smooth")), "error": None,
-                                       "replay_s": None, "metrics": None, "nees": None} for e in spec.estimators}}
+            "estimators": rs.blank_estimators(spec.estimators)}
 
 
 def current_records(out: Path, specs: list[RunSpec]) -> list[dict]:
@@ -144,32 +154,66 @@ class DaskCluster:
                 self.cluster.close(timeout=CLOSE_TIMEOUT_S)
 
 
-def execute(out: Path, todo: list[RunSpec], cluster: DaskCluster, keep_csv: bool, quiet: bool) -> int:
+def task_key(spec: RunSpec) -> str:
+    """The Dask key of a run's task (its campaign, run and question)."""
+    return f"pygnc-{spec.campaign}-{spec.run_id}-{spec.spec_hash}"
+
+
+class CodeMismatch(Exception):
+    """A worker runs other code than this client (the message names it and both codes)."""
+
+
+def check_workers(cluster: DaskCluster, expected: dict) -> None:
+    """Raise :class:`CodeMismatch` unless every worker runs the *expected* code."""
+    from ground.montecarlo.provenance import code_identity, describe, same_code
+
+    try:
+        found = cluster.client.run(code_identity)
+    except Exception as exc:  # noqa: BLE001 - e.g. a worker without pygnc installed
+        raise CodeMismatch(f"cannot ask the workers which code they run: {type(exc).__name__}: {exc}") from None
+    odd = {addr: code for addr, code in found.items() if not same_code(code, expected)}
+    if odd:
+        raise CodeMismatch("; ".join(f"worker {addr} runs {describe(code)}" for addr, code in sorted(odd.items()))
+                           + f", this client {describe(expected)}")
+
+
+def execute(out: Path, todo: list[RunSpec], cluster: DaskCluster, keep_csv: bool, quiet: bool,
+            expected_code: dict | None = None) -> int:
     """Run *todo* on *cluster*, saving each record as it arrives; the number saved.
-    ``KeyboardInterrupt`` cancels what is left and propagates."""
+
+    Each run's future is released as soon as its record is on disk: the scheduler then
+    forgets the result, so a worker lost later does not make it compute the run again.
+    With *expected_code*, each worker refuses a run if its code differs, and the first
+    refusal raises :class:`CodeMismatch` (nothing of it saved).  ``KeyboardInterrupt``
+    cancels what is left and propagates."""
     from dask.distributed import as_completed
     from tqdm import tqdm
 
     from ground.montecarlo.worker import run_one
 
-    by_key = {f"pygnc-{s.campaign}-{s.run_id}-{s.spec_hash}": s for s in todo}
-    futures = cluster.client.map(run_one, [s.as_dict() for s in todo], keep_csv=keep_csv, key=list(by_key))
+    by_key = {task_key(s): s for s in todo}
+    payload = [dict(s.as_dict(), code=expected_code) for s in todo]
+    pending = dict(zip(by_key, cluster.client.map(run_one, payload, keep_csv=keep_csv, key=list(by_key))))
     done = 0
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=quiet, file=sys.stderr)
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(list(pending.values())):
             spec = by_key[fut.key]
             try:
                 record = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker that died, a task that could not run
                 record = _lost_record(spec, exc)
+            if (record.get("error") or {}).get("stage") == "code":
+                raise CodeMismatch(f"worker {record.get('worker')}: {record['error']['message']}")
             save_record(out, spec, record)
+            del pending[fut.key]
+            fut.release()
             done += 1
             bar.update(1)
             if rs.record_failed(record):
                 bar.write(f"  {spec.run_id}: failed ({_first_error(record)})", file=sys.stderr)
     except BaseException:
-        cluster.client.cancel(futures)
+        cluster.client.cancel(list(pending.values()))
         raise
     finally:
         bar.close()
@@ -186,14 +230,16 @@ def rerun_command(campaign: Campaign, out: Path) -> str:
     return f"python -m ground montecarlo {shlex.quote(str(campaign.path))} --out {shlex.quote(str(out))} --rerun SEED"
 
 
-def write_results(out: Path, campaign: Campaign, specs: list[RunSpec], plots: bool) -> tuple[list[dict], dict]:
-    from ground.montecarlo.report import campaign_statistics, write_report
+def write_results(out: Path, campaign: Campaign, specs: list[RunSpec], plots: bool,
+                  code: dict | None = None) -> tuple[list[dict], dict]:
+    from ground.montecarlo.report import campaign_statistics, code_summary, write_report
 
     records = current_records(out, specs)
     rows = [row for rec in records for row in rs.rows_from_record(rec)]
     write_atomic(out / "results.csv", rs.table_text(rows).encode())
     stats = campaign_statistics(rows, records, [e.name for e in campaign.estimators])
     stats["n_planned"] = len(specs)
+    stats["code"] = code_summary(records, code)
     write_report(out, stats, rows, campaign.name, rerun_command(campaign, out), campaign.nees_grid_s, plots=plots)
     return rows, stats
 
@@ -276,16 +322,40 @@ def run(args) -> int:
             signal.signal(sig, handler)
 
 
+def other_code_records(out: Path, specs: list[RunSpec], todo: list[RunSpec], code: dict) -> list[dict]:
+    """The records in *out* that stay (not in *todo*), hold results, and were computed by
+    other code than *code*."""
+    from ground.montecarlo.provenance import same_code
+
+    redo = {s.run_id for s in todo}
+    return [r for r in current_records(out, specs)
+            if r["run_id"] not in redo and rs.record_has_results(r) and not same_code(r.get("code"), code)]
+
+
 def _run_campaign(args, campaign: Campaign, say) -> int:
+    from ground.montecarlo.provenance import code_identity, describe
+
     out: Path = args.out
     specs = run_specs(campaign)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "campaign.toml", Path(args.campaign).read_bytes())
     todo = pending_specs(out, specs, args.retry_failed)
+    mine = code_identity()
+    other = other_code_records(out, specs, todo, mine) if todo else []
+    if other and not args.allow_mixed_code:
+        codes = Counter(describe(r.get("code")) for r in other)
+        print(f"montecarlo: {out} holds {len(other)} finished run{'s' if len(other) > 1 else ''} computed by other "
+              f"code ({'; '.join(f'{n} by {c}' for c, n in codes.most_common())}) than this one ({describe(mine)}): "
+              "new results would mix with theirs. Give another --out DIR, or --allow-mixed-code to keep them "
+              "(results.csv names the code of every row)", file=sys.stderr)
+        return 2
+    write_atomic(out / "campaign.toml", Path(args.campaign).read_bytes())
     n_est = len(campaign.estimators)
     say(f"montecarlo {campaign.name}: {len(specs)} runs x {n_est} estimator configuration{'s' if n_est > 1 else ''}; "
-        f"{len(specs) - len(todo)} already done, {len(todo)} to run")
-    interrupted = False
+        f"{len(specs) - len(todo)} already done, {len(todo)} to run; {describe(mine)}")
+    if other:
+        say(f"  --allow-mixed-code: keeping {len(other)} runs computed by other code")
+    expected = None if args.allow_mixed_code else mine
+    interrupted = mismatch = False
     t_start = time.perf_counter()
     if todo:
         cluster = None
@@ -296,19 +366,27 @@ def _run_campaign(args, campaign: Campaign, say) -> int:
                 print(f"montecarlo: cannot reach the scheduler {args.scheduler}: {exc}", file=sys.stderr)
                 return 1
             say(f"  on {cluster.describe()}")
-            execute(out, todo, cluster, args.keep_csv, args.quiet)
+            if expected is not None:
+                check_workers(cluster, expected)
+            execute(out, todo, cluster, args.keep_csv, args.quiet, expected)
         except KeyboardInterrupt:  # while starting the cluster or running: what finished is saved
             interrupted = True
+        except CodeMismatch as exc:
+            print(f"montecarlo: {exc}: results of different code would mix. Install the same pygnc on every "
+                  "worker (or give --allow-mixed-code)", file=sys.stderr)
+            mismatch = True
         finally:
             if cluster is not None:
                 cluster.close()
     elapsed = time.perf_counter() - t_start
-    rows, stats = write_results(out, campaign, specs, plots=not args.no_plots)
+    rows, stats = write_results(out, campaign, specs, plots=not args.no_plots, code=mine)
     n_done = len(current_records(out, specs))
     if interrupted:
         print(f"montecarlo: interrupted: {n_done} of {len(specs)} runs done; run the same command to resume",
               file=sys.stderr)
         return 130
+    if mismatch:
+        return 1
     say(f"  {len(todo)} runs in {elapsed:.1f} s; results.csv ({len(rows)} rows), report.md in {out}/")
     _say_summary(stats, say)
     if stats["failures"]:

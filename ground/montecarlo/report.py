@@ -135,6 +135,19 @@ def campaign_statistics(rows: list[dict], records: list[dict], estimators: list[
     return stats
 
 
+def code_summary(records: list[dict], code: dict | None) -> dict:
+    """The code of this campaign: *code* (the client's) and, per code found in the records,
+    its description and number of runs (more than one entry: the campaign mixes code)."""
+    from ground.montecarlo.provenance import describe
+
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.get("code") is not None or r.get("worker") is not None:  # lost runs have no code
+            d = describe(r.get("code"))
+            counts[d] = counts.get(d, 0) + 1
+    return {"client": code, "runs": [{"code": d, "n_runs": n} for d, n in sorted(counts.items(), key=lambda kv: -kv[1])]}
+
+
 def _fmt(v, spec=".3g") -> str:
     return "–" if v is None else format(v, spec)
 
@@ -142,6 +155,12 @@ def _fmt(v, spec=".3g") -> str:
 def report_markdown(stats: dict, campaign_name: str, rerun_command: str) -> str:
     lines = [f"# Monte Carlo campaign {campaign_name}", "",
              f"{stats['n_runs']} runs; per configuration, over the runs that finished.", ""]
+    codes = (stats.get("code") or {}).get("runs") or []
+    if len(codes) == 1:
+        lines += [f"Computed by {codes[0]['code']}.", ""]
+    elif codes:
+        lines += ["**Mixed code** (`--allow-mixed-code`): " + "; ".join(f"{c['n_runs']} runs by {c['code']}"
+                                                                       for c in codes) + ".", ""]
     for e, s in stats["estimators"].items():
         lines += [f"## {e}: {s['n_ok']} ok, {s['n_failed']} failed", "",
                   "| metric | n | median | 95th pct | worst | worst seed | vs first (median ratio) |",

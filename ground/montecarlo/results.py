@@ -1,8 +1,10 @@
 """Run records and the campaign's results table.
 
 A **run record** (``OUT/runs/<run_id>.json``, written atomically by the client as each run
-finishes) holds one run's spec hash, the values drawn for it, and per estimator either the
-metrics and the NEES on the campaign's time grid, or the error that stopped it.  The
+finishes) holds one run's spec hash, the values drawn for it, the code that computed it
+(``code``: :func:`ground.montecarlo.provenance.code_identity` of the worker), and per
+estimator either the metrics and the NEES on the campaign's time grid, or the error that
+stopped it.  The
 **results table** (``OUT/results.csv``) is built from the records: one row per run and
 estimator, columns in :func:`table_columns` order, and is the same table whichever cluster
 ran the runs but for :data:`VOLATILE_COLUMNS` (timings and worker names).
@@ -19,8 +21,10 @@ from pathlib import Path
 RUN_RECORD_VERSION = 1
 #: Columns that say who ran a row and how long it took, not what it found.
 VOLATILE_COLUMNS = ("simulate_s", "replay_s", "worker")
+#: Columns naming the code that computed a row (:mod:`ground.montecarlo.provenance`).
+CODE_COLUMNS = ("pygnc_version", "commit", "commit_dirty", "code_sha256")
 ID_COLUMNS = ("campaign", "run_id", "seed", "estimator", "config", "status", "stage", "error",
-              "spec_hash") + VOLATILE_COLUMNS
+              "spec_hash") + CODE_COLUMNS + VOLATILE_COLUMNS
 #: Prefix of the columns holding a run's drawn dispersion values.
 SET_PREFIX = "set."
 
@@ -52,9 +56,13 @@ COLUMN_MEANINGS = {
     "estimator": "estimator configuration name",
     "config": "that configuration: JSON of its flight `config` overrides and `smooth`",
     "status": "`ok`, or `failed` (the run's simulation or this configuration's replay raised, or its worker died)",
-    "stage": "where it failed: `simulate`, `replay` or `worker`",
+    "stage": "where it failed: `simulate`, `replay` or `worker` (`code`: the worker ran other code; never saved)",
     "error": "the error (type: message); the record holds the traceback",
-    "spec_hash": "hash of everything that decides the result (settings, estimators, settle, grid)",
+    "spec_hash": "hash of everything the campaign asks of the run (settings, estimators, settle, grid)",
+    "pygnc_version": "pygnc version of the worker that computed the row",
+    "commit": "git commit of the source tree that worker imports (`unknown`: not a git checkout)",
+    "commit_dirty": "1: that tree had uncommitted changes or no commit, 0: clean",
+    "code_sha256": "SHA-256 of that tree's `pygnc` and `ground` sources: rows of one campaign agree",
     "simulate_s": "seconds the worker spent simulating the run (shared by its configurations)",
     "replay_s": "seconds the worker spent replaying this configuration",
     "worker": "host:pid of the worker process",
@@ -116,11 +124,22 @@ def metrics_from_summary(summary: dict) -> dict:
     return out
 
 
+def blank_estimators(estimators: list[dict]) -> dict:
+    """A record's ``estimators`` entry for a run that computed nothing (each configuration
+    without metrics or error of its own)."""
+    return {e["name"]: {"config": e.get("config", {}), "smooth": bool(e.get("smooth")), "error": None,
+                        "replay_s": None, "metrics": None, "nees": None} for e in estimators}
+
+
 def rows_from_record(record: dict) -> list[dict]:
     """One table row per estimator of a run record."""
     rows = []
+    code = record.get("code") or {}
     base = {"campaign": record["campaign"], "run_id": record["run_id"], "seed": record["seed"],
-            "spec_hash": record["spec_hash"], "simulate_s": record.get("simulate_s"), "worker": record.get("worker")}
+            "spec_hash": record["spec_hash"], "simulate_s": record.get("simulate_s"), "worker": record.get("worker"),
+            "pygnc_version": code.get("pygnc_version"), "commit": code.get("commit"),
+            "commit_dirty": None if "dirty" not in code else int(bool(code["dirty"])),
+            "code_sha256": code.get("source_sha256")}
     base.update({SET_PREFIX + k: v for k, v in record.get("dispersed", {}).items()})
     run_error = record.get("error")
     for name, est in record.get("estimators", {}).items():
@@ -177,7 +196,8 @@ def read_table(path: str | Path) -> list[dict]:
                 r[k] = None
             elif k == "config":
                 r[k] = json.loads(v)
-            elif k not in ("campaign", "run_id", "estimator", "status", "stage", "error", "spec_hash", "worker"):
+            elif k not in ("campaign", "run_id", "estimator", "status", "stage", "error", "spec_hash", "worker",
+                           "pygnc_version", "commit", "code_sha256"):
                 try:
                     r[k] = float(v)
                 except ValueError:
@@ -192,6 +212,11 @@ def load_record(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and record.get("format_version") == RUN_RECORD_VERSION else None
+
+
+def record_has_results(record: dict) -> bool:
+    """Whether any configuration of the run has metrics (a failed run has none to mix)."""
+    return any(e.get("metrics") is not None for e in record.get("estimators", {}).values())
 
 
 def record_failed(record: dict) -> bool:

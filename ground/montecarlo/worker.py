@@ -4,6 +4,11 @@ private temporary directory, replay it in-process with every estimator configura
 (:mod:`ground.montecarlo.results`) - plain data, no paths of the worker's machine that the
 client would need.
 
+Every record carries the identity of the code that computed it
+(:func:`ground.montecarlo.provenance.code_identity`); a spec that names the code it expects
+(``code``) and meets other code here is refused before any work, its record saying why
+(stage ``code``).
+
 Nothing escapes as an exception for a bad run: a scenario the simulator refuses or an
 estimator that raises is recorded with its stage, message and traceback, and the other
 estimators of the run still run.  The function is deterministic in its spec (seeded
@@ -24,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ground.montecarlo.results import RUN_RECORD_VERSION, metrics_from_summary
+from ground.montecarlo.provenance import code_identity, describe, same_code
+from ground.montecarlo.results import RUN_RECORD_VERSION, blank_estimators, metrics_from_summary
 
 #: Files of a replay's output directory a run returns with ``keep_csv``.
 KEPT_FILES = ("orbit.csv", "attitude.csv", "formation.csv", "orbit.oem", "summary.json")
@@ -105,10 +111,16 @@ def run_one(spec: dict, keep_csv: bool = False, keep_dir: str | None = None) -> 
     record = {
         "format_version": RUN_RECORD_VERSION, "campaign": spec["campaign"], "run_id": spec["run_id"],
         "seed": spec["seed"], "spec_hash": spec["spec_hash"], "dispersed": spec["dispersed"],
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "worker": f"{socket.gethostname()}:{os.getpid()}", "code": code_identity(),
         "started_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "error": None, "simulate_s": None, "estimators": {},
     }
+    expected = spec.get("code")
+    if expected is not None and not same_code(expected, record["code"]):
+        record["error"] = {"stage": "code", "message": f"this worker runs {describe(record['code'])}, the campaign "
+                                                       f"{describe(expected)}"}
+        record["estimators"] = blank_estimators(spec["estimators"])
+        return record
     with tempfile.TemporaryDirectory(prefix="pygnc-mc-") as tmp:
         home = Path(keep_dir) if keep_dir else Path(tmp)
         scenario_dir = home / "scenario"
