@@ -564,9 +564,10 @@ class PartnerHypotheses:
         if w0 < 0.99 and not self._mirror_noted:
             self._mirror_noted = True
             self.notes.append(("range_only_mirror",
-                               f"{self.name}: the window's ranges fit {len(self.alts) + 1} orbits about as well (at "
-                               f"least the two sides of the own orbit plane; {w0:.2f} for the best): all are kept, "
-                               "estimates are their mixture (its sigma covers them) until the ranges decide"))
+                               f"{self.name}: the window's ranges fit {len(self.alts) + 1} orbits about as well "
+                               f"(mirror images the ranges cannot tell apart; {w0:.2f} for the best): all are kept, "
+                               "estimates are their mixture (its sigma covers them) until the ranges or an uplinked "
+                               "prior decide"))
         if self.n_starts == 1 or not res.converged:
             sig = math.sqrt(max(0.0, float(np.trace(cov_peer[:3, :3]))))
             self.notes.append(("range_only_start" if res.converged else "range_only_poor_fit",
