@@ -135,7 +135,8 @@ def test_live_stream_after_the_batch_matches_truth(shell):
     t_live = live.first_time(SAMPLE) + args.stream_from_s
     orbit = [e for e in s["estimates"] if e.kind == "orbit" and e.t_sc_s >= t_live]
     att = [e for e in s["estimates"] if e.kind == "attitude" and e.t_sc_s >= t_live]
-    assert len(orbit) >= 10 and len(att) >= 10
+    propagated = lambda e: bool(int(e.values["flags"]) & 1)  # noqa: E731 - bit 0 in both records
+    assert sum(not propagated(e) for e in orbit) >= 10 and sum(not propagated(e) for e in att) >= 10
     to_gps = lambda t_sc: float(gps_from_utc_unix(t_sc + final["clock_utc_minus_sc_s"]))  # noqa: E731
     r_err = []
     for e in orbit:
@@ -154,7 +155,19 @@ def test_live_stream_after_the_batch_matches_truth(shell):
         qe = np.array(e.values["q_body_to_gcrs"])
         qe /= np.linalg.norm(qe)
         a_err.append(math.degrees(2 * math.acos(min(1.0, abs(float(qe @ qt))))))
-    # Measured on this scenario: orbit <= 10 m (sigma 5-9 m), attitude <= 0.55 deg.  Margins
-    # x2 and x3: which samples get an estimate frame depends on timing (cadence 0.1 s).
-    assert max(r_err) < 20.0, r_err
-    assert max(a_err) < 1.5, a_err
+    # Every estimate is judged by its own sigma (3x the root-sum-square of the per-axis
+    # 1-sigma), and the estimates at a streamed sample also against this scenario's
+    # accuracy.  Estimates propagated to "now" (flag bit 0) appear in the live range too:
+    # main.py's clock starts at the stream's first sample, so a propagation that falls
+    # after the batch and before the first live sample is processed (a slow start, a loaded
+    # machine) publishes the batch's estimate moved tens of seconds ahead, rightly uncertain.
+    r_sig = [3 * math.hypot(*e.values["sigma_r_m"]) for e in orbit]
+    a_sig = [math.degrees(3 * math.hypot(*e.values["sigma_att_rad"])) for e in att]
+    assert all(x < k for x, k in zip(r_err, r_sig)), list(zip(r_err, r_sig))
+    assert all(x < k for x, k in zip(a_err, a_sig)), list(zip(a_err, a_sig))
+    # Measured on this scenario at the samples: orbit <= 10 m (sigma 5-9 m), attitude <=
+    # 0.55 deg.  Margins x2 and x3: which samples get an estimate frame depends on timing.
+    r_sample = [x for x, e in zip(r_err, orbit) if not propagated(e)]
+    a_sample = [x for x, e in zip(a_err, att) if not propagated(e)]
+    assert max(r_sample) < 20.0, r_sample
+    assert max(a_sample) < 1.5, a_sample
