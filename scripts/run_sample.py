@@ -98,8 +98,8 @@ def accuracy_lines(summary: dict, replay_dir: Path, window_s: float) -> list[str
     lines = []
     o = summary.get("orbit") or {}
     if "position_3d_rms_m" in o:
-        lines.append(f"    orbit      position {o['position_3d_rms_m']:.1f} m RMS (max {o['position_3d_max_m']:.1f} m), "
-                     f"velocity {o['velocity_3d_rms_m_s'] * 1000:.0f} mm/s RMS")
+        lines.append(f"    orbit      position {o['position_3d_rms_m']:.1f} m RMS "
+                     f"(max {o['position_3d_max_m']:.1f} m), velocity {o['velocity_3d_rms_m_s'] * 1000:.0f} mm/s RMS")
     else:
         lines.append("    orbit      not evaluated")
     a = summary.get("attitude") or {}
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="show everything each step prints (pygnc's frames, the full status, the reports)")
-    ap.add_argument("--out", type=Path, default=OUT, help="where the run, the downlink and the replay go (default out/)")
+    ap.add_argument("--out", type=Path, default=OUT,
+                    help="where the run, the downlink and the replay go (default out/)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "flight"))
     from pygnc.config import Config

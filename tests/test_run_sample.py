@@ -46,7 +46,8 @@ def test_steps_go_to_the_log_or_with_verbose_to_the_terminal(tmp_path, capfd):
     quiet = run_sample.Steps(False, tmp_path / "steps.log")
     assert quiet.run("say", say, "saying") == 3
     out = capfd.readouterr().out
-    assert out.startswith("saying ...\nfailed (exit status 3): say\n  | $ say\n  | $HEL,0,x*0")  # a failure shows its output
+    # a failure shows its output
+    assert out.startswith("saying ...\nfailed (exit status 3): say\n  | $ say\n  | $HEL,0,x*0")
     assert (tmp_path / "steps.log").read_text() == "$ say\n$HEL,0,x*0\n(exit status 3)\n\n"
     loud = run_sample.Steps(True, tmp_path / "other.log")
     assert loud.run("say", say, "saying") == 3
