@@ -417,3 +417,53 @@ def test_orbit_estimate_below_the_surface_is_ignored():
     body = {"t_sc_s": 1.7e9, "t_gps_s": 1.4e9, "r_ecef_m": [0.0, 0.0, 0.0], "r_gcrs_m": [0.0, 0.0, 0.0]}
     assert ap.handle("orbit_position", body) == []
     assert ap.counters()["bad_orbit_estimates"] == 1 and not ap.orbit_waiting
+
+
+def test_an_estimate_propagated_ahead_of_the_live_stream_says_how_uncertain_it_is(scenario_stream):
+    """The host starts main.py with the spacecraft time of the first sample it will stream,
+    then streams: until the data catches up, "now" is ahead of every sample, and a
+    propagation between the batch and the first live sample moves the batch's estimate
+    tens of seconds on the last rate held (flagged propagated).  Its sigma covers its error
+    at every gap; the live samples behind it are still processed and published as sample
+    estimates at their own accuracy."""
+    from attitude_support import truth_attitude_at
+    from scipy.spatial.transform import Rotation
+
+    scenario, messages, orbit_after = scenario_stream
+    z = scenario.truth
+    sensors = [i for i, (t, _) in enumerate(messages) if t == "sensor"]
+    cut = sensors[len(sensors) // 2]
+    end = next(b for t, b in messages if t == "batch_end")
+    ap = AttitudeProcessor(Config())
+
+    def err_deg(b):
+        qe = np.asarray(b["q_body_to_gcrs"])
+        r = truth_attitude_at(z, np.array([b["t_gps_s"]]))[0]
+        return math.degrees(np.linalg.norm((r.inv() * Rotation.from_quat(qe[[1, 2, 3, 0]])).as_rotvec()))
+
+    def feed(i, t, b):
+        got = ap.handle(t, b)
+        for t2, b2 in orbit_after.get(i, []):
+            got += ap.handle(t2, b2)
+        return got
+
+    for i, (t, b) in enumerate(messages[:cut]):
+        if t in ap.consumes and t != "batch_end":
+            feed(i, t, b)
+    ap.handle("batch_end", {**end, "t_sc_last_s": messages[cut - 1][1].get("t_sc_s", 0.0)})
+    t_first_live = float(messages[cut][1]["t_sc_s"])
+    checked = []
+    for ahead_s in (1.0, 10.0, 30.0, 60.0):
+        (t, prop), = [o for o in ap.propagate_to_sc(t_first_live + ahead_s) if o[0] == "attitude_estimate"]
+        assert prop["propagated"] and prop["t_sc_s"] == t_first_live + ahead_s
+        bound = math.degrees(3.0 * math.hypot(*prop["sigma_att_rad"]))
+        checked.append((ahead_s, err_deg(prop), bound))
+    assert all(e < k for _, e, k in checked), checked
+    assert checked[-1][1] > 2.0  # the gaps are long enough for the held rate to matter
+    live = []
+    for i, (t, b) in enumerate(messages[cut:cut + 400], start=cut):
+        if t in ap.consumes and t != "batch_end":
+            live += [b2 for t2, b2 in feed(i, t, b) if t2 == "attitude_estimate"]
+    n_live = sum(t == "sensor" for t, _ in messages[cut:cut + 400])
+    assert len(live) == n_live and not any(b["propagated"] for b in live)
+    assert max(err_deg(b) for b in live) < 3.0

@@ -151,12 +151,59 @@ def test_tcp_framer_out_of_step_raises():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["v16", "tcp12", "udp8"]), st.binary(max_size=80))
+@given(st.sampled_from(["v16", "tcp12", "udp8"]), st.binary(max_size=200))
 def test_monodrive_decoder_fails_only_with_codec_error(header, frame):
     try:
         md.decode_frame(frame, header)
     except md.CodecError:
         pass
+
+
+def _framed(header: str, payload: bytes, game_time_s: float = 1.0, count: int = 0) -> bytes:
+    if header == "v16":
+        return struct.pack(">IIfI", 16 + len(payload), 7, game_time_s, count) + payload
+    if header == "tcp12":
+        return struct.pack("<IIf", 12 + len(payload), 7, game_time_s) + payload
+    return struct.pack("<If", 7, game_time_s) + payload
+
+
+_f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["v16", "tcp12", "udp8"]), st.lists(_f32, min_size=6, max_size=6),
+       st.integers(-2**31, 2**31 - 1), st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)))
+def test_monodrive_gx2_payloads_round_trip_under_every_header(header, values, timer, tow):
+    p = payload(accel_g=values[:3], rate=values[3:], timer=timer, tow=tow)
+    m = md.decode_frame(_framed(header, p), header, verify_checksum=True)
+    assert m.accel_m_s2 == pytest.approx([v * G for v in values[:3]], rel=1e-12)
+    assert m.rate_rad_s == pytest.approx(values[3:], rel=0, abs=0)
+    assert (m.timer, m.time_of_week, m.checksum_ok) == (timer, -1 if tow is None else tow, True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["v16", "tcp12", "udp8"]), st.binary(max_size=300))
+def test_monodrive_payload_of_another_length_or_lead_byte_is_refused_as_a_format(header, p):
+    """Well framed (the header's length agrees), but not the GX2 emulation's payload: a
+    FormatError, never a decoded sample."""
+    if len(p) in md.PAYLOAD_SIZES and p[:1] == b"\xc2":
+        p = b"\x00" + p[1:]
+    with pytest.raises(md.FormatError):
+        md.decode_frame(_framed(header, p), header)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_f32, min_size=42, max_size=42), st.sampled_from([">", "<"]))
+def test_monodrive_1_15_imu_frame_is_refused_not_decoded_as_garbage(values, order):
+    """Release 1.15's IMU frame - 16-byte header + 168 bytes of float32 (acceleration in
+    cm/s^2 first), 184 bytes - whatever its values and byte order."""
+    frame = _framed("v16", struct.pack(f"{order}42f", *values))
+    assert len(frame) == 184
+    with pytest.raises(md.FormatError, match="1.15 or later"):
+        md.decode_frame(frame)
+    with pytest.raises(md.FormatError):
+        md.decode_frame(frame, verify_checksum=True)
+    assert md.TcpFramer("v16").feed(frame) == [frame]  # in step: the next frame is read
 
 
 # -- timing ---------------------------------------------------------------------------------------

@@ -114,6 +114,29 @@ def test_monodrive_tcp_on_loopback_and_a_dropped_connection(header):
             st.close()
 
 
+@pytest.mark.parametrize("scheme,header", [("udp", "v16"), ("tcp", "v16"), ("udp", "udp8")])
+def test_monodrive_refuses_and_counts_the_1_15_imu_frame(scheme, header):
+    """A simulator sending release 1.15's IMU frame (184 bytes with v16): no sample, every
+    frame counted as the wrong format (not as damage or a checksum), and said why."""
+    if scheme == "udp":
+        st = _connect(MonoDriveStream("udp://127.0.0.1:0", header=header))
+        sim = MonoDriveSim("udp", st.link.address, header=header, payload="state")
+    else:
+        sim = MonoDriveSim("tcp", ("127.0.0.1", 0), header=header, payload="state")
+        st = None
+    try:
+        with sim:
+            if st is None:
+                st = _connect(MonoDriveStream(f"tcp://127.0.0.1:{sim.address[1]}", header=header))
+            samples = _run(st, 0.4)
+    finally:
+        st.close()
+    assert samples == []
+    stats = st.stats()
+    assert stats["frames_wrong_format"] >= 20 and stats["frames_bad"] == stats["checksum_bad"] == 0
+    assert "payload of 168 bytes" in st.refusal and "1.15 or later" in st.refusal
+
+
 def test_monodrive_refuses_a_network_interface_unless_allowed():
     with pytest.raises(LinkError, match="loopback"):
         MonoDriveStream("udp://192.0.2.1:8083")

@@ -132,3 +132,38 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
     # propagate between here: it keeps them, bounded, and counts them).
     att = _health_counters(log_dir, "attitude_estimator")
     assert att and att[-1]["imu_samples"] >= n // 2 and att[-1]["imu_rejected"] == 0, att[-1:]
+
+
+def test_a_monodrive_sending_the_1_15_imu_frame_is_refused_and_said_so(tmp_path):
+    """The real tree on a monoDrive port whose simulator sends release 1.15's IMU frame:
+    nothing published, every frame counted as the wrong format, and the task's log says why
+    no valid sample comes."""
+    import socket
+
+    from ground.simdevice.gx2 import MonoDriveSim
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runtime = tmp_path / "xdg"
+    runtime.mkdir()
+    cfg = tmp_path / "imu.toml"
+    cfg.write_text(f'imu_driver = "monodrive"\nimu_port = "udp://127.0.0.1:{port}"\nimu_stale_s = 0.5\n'
+                   'imu_reconnect_backoff_s = 0.1\nimu_reconnect_max_backoff_s = 0.2\n')
+    with MonoDriveSim("udp", ("127.0.0.1", port), payload="state"), \
+            FlightRun(tmp_path / "home", spacecraft_time_s=SC_T0,
+                      env={"PYGNC_CONFIG": str(cfg), "XDG_RUNTIME_DIR": str(runtime)}) as run:
+        run.wait_status(lambda s: any(s[f"task{k}_id"] == 8 and s[f"task{k}_state"] == 2 for k in range(8)))
+        t_end = time.monotonic() + 20.0
+        log_file = run.log_dir() / "imu_ingest.log"
+        while time.monotonic() < t_end and "last frame refused" not in (
+                log_file.read_text() if log_file.exists() else ""):
+            time.sleep(0.2)
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+        log_dir = run.log_dir()
+    log = (log_dir / "imu_ingest.log").read_text()
+    assert "no valid sample" in log and "wrong format: payload of 168 bytes" in log and "1.15 or later" in log
+    last = _health_counters(log_dir)[-1]
+    assert last["samples"] == 0 and last["blocks"] == 0
+    assert last["device_counters"]["frames_wrong_format"] > 0 and last["device_counters"]["frames_bad"] == 0

@@ -37,6 +37,11 @@ from .client import StreamClient, latency_summary, sigma3
 from .session import HostError, ShellSession
 
 
+#: The long bad frame's default length: over pygnc's line limit (1024 bytes) and a
+#: canonical terminal's (4095), and across a 115200-baud line in under a second.
+LONG_LINE_BYTES = 8192
+
+
 def default_args(**over):
     """The options of ``python -m ground host`` as an argparse Namespace (defaults, then
     *over*): for driving :func:`host_run` from Python (tests, benchmarks)."""
@@ -68,8 +73,11 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-until-s", type=float, metavar="S",
                    help="upload only the sense.bin records before S s after the scenario's start (and no "
                         "range files): the rest can be streamed")
-    p.add_argument("--python", default="python3", help="the Pi's Python (default python3)")
-    p.add_argument("--main", default="~/pygnc/main.py", help="main.py on the Pi (default ~/pygnc/main.py)")
+    p.add_argument("--python", default="python3",
+                   help="the Pi's Python (default python3); with --shell a relative path is taken from the current "
+                        "directory, on a serial PORT from the Pi's home directory")
+    p.add_argument("--main", default="~/pygnc/main.py",
+                   help="main.py on the Pi (default ~/pygnc/main.py); relative paths as for --python")
     p.add_argument("--timeout-min", type=float, default=10.0, help="main.py's timeout, minutes (default 10)")
     p.add_argument("--spacecraft-time-s", type=float, metavar="T",
                    help="main.py's spacecraft time (default: the first streamed sample's, else the uploaded "
@@ -85,7 +93,9 @@ def add_arguments(p) -> None:
     p.add_argument("--bad-frames", action="store_true",
                    help="half-way through the stream, send one bad frame of each kind (CRC, truncated, unknown "
                         "tag, bad payload, garbage, binary garbage, a long line)")
-    p.add_argument("--long-line-bytes", type=int, default=1_000_000, help="length of that long line (default 1 MB)")
+    p.add_argument("--long-line-bytes", type=int, default=LONG_LINE_BYTES,
+                   help=f"length of that long line (default {LONG_LINE_BYTES}: over pygnc's line limit and the "
+                        "terminal's; at 115200 baud every 11.5 kB takes a second)")
     p.add_argument("--run-s", type=float, default=3.0,
                    help="Ctrl-C this long after the stream ends (or after the start without a stream; default 3)")
     p.add_argument("--ctrl-c-at-s", type=float, metavar="S",
@@ -100,7 +110,7 @@ def add_arguments(p) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="show what the Pi prints besides frames")
 
 
-def bad_frame_lines(long_line_bytes: int = 1_000_000, seed: int = 1) -> list[tuple[str, bytes, int]]:
+def bad_frame_lines(long_line_bytes: int = LONG_LINE_BYTES, seed: int = 1) -> list[tuple[str, bytes, int]]:
     """(what, bytes, the ERR code pygnc answers with): one bad frame of each kind."""
     rng = random.Random(seed)
     good = fs.encode_frame(fs.SENSOR, 9000, bytes(30))
@@ -224,7 +234,11 @@ def _stream(client: StreamClient, frames, args, printer: Printer, config: Config
                 break
             if k == bad_at:
                 for what, line, code in bad_frame_lines(args.long_line_bytes):
-                    client.send_raw(line)
+                    try:
+                        client.send_raw(line)
+                    except HostError as exc:  # reported; the stream goes on
+                        printer.step(f"bad frame '{what}' not sent whole: {exc}")
+                        continue
                     bad_sent.append((what, fs.ERROR_CODES[code][0]))
                 printer.step(f"sent {len(bad_sent)} bad frames: " + ", ".join(w for w, _ in bad_sent))
             if tag == fs.GPS:
@@ -291,10 +305,22 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     t_launch = session.start(cmd)
     printer.step(f"launched: {cmd}")
     try:
-        hello = client.wait_hello(60.0)
+        _drive(session, client, args, printer, config, frames, t_launch, summary)
     except HostError:
-        rc_line = session.text[-400:].decode("utf-8", "replace")
-        raise HostError(f"pygnc did not come up (no HEL frame in 60 s); the console shows: {rc_line!r}") from None
+        _stop_after_failure(session, printer)
+        raise
+    _read_back(session, summary)
+    summary["ok"] = summary["stop"]["exit_status"] == 0 and summary["status"] is not None
+    return summary
+
+
+def _drive(session: ShellSession, client: StreamClient, args, printer: Printer, config: Config, frames: list,
+           t_launch: float, summary: dict) -> None:
+    """From the launch to main.py's exit: HEL, cadence, the stream, the stop; into *summary*."""
+    try:
+        hello = client.wait_hello(60.0)
+    except HostError as exc:
+        raise HostError(f"pygnc did not come up: {exc}") from None
     summary["hello"] = hello
     summary["start_to_hello_s"] = hello["t_rx_s"] - t_launch
     printer.step(f"pygnc up: run {hello['run']}, protocol {hello['version']}, HEL {summary['start_to_hello_s']:.2f} s "
@@ -347,9 +373,19 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     summary["status_during_run"] = _status_brief(status_now)
     summary["estimates"] = client.estimates
 
-    _read_back(session, summary)
-    summary["ok"] = summary["stop"]["exit_status"] == 0 and summary["status"] is not None
-    return summary
+
+def _stop_after_failure(session: ShellSession, printer: Printer) -> None:
+    """After a failure while main.py may still run: Ctrl-C and wait for the prompt, so
+    pygnc stops as the host stops it (final status, every file complete), not by the end
+    of its shell."""
+    try:
+        if session.prompt_status() is not None:
+            return  # it has ended already
+        session.ctrl_c()
+        rc, _ = session.wait_prompt(15.0)
+        printer.step(f"stopped pygnc with Ctrl-C after the failure: main.py exited with status {rc}")
+    except HostError as exc:
+        printer.step(f"could not stop pygnc after the failure: {exc}")
 
 
 def _status_brief(s: dict | None) -> dict | None:
@@ -390,6 +426,31 @@ def print_summary(summary: dict, printer: Printer) -> None:
         printer.step(line)
 
 
+def resolve_local_paths(args) -> str | None:
+    """--shell runs main.py on this machine, after ``cd ~`` into the shell's own HOME: a
+    relative --main, or --python with a slash, is made absolute against the current
+    directory (where the user typed it), and both must exist; a bare --python such as
+    ``python3`` is looked up on PATH, a path starting with ``~`` is the shell's HOME.
+    The problem, or None."""
+    import shutil
+
+    for name in ("python", "main"):
+        value = getattr(args, name)
+        if value.startswith("~"):
+            continue  # the shell's HOME: checked there
+        if name == "python" and "/" not in value:
+            if shutil.which(value) is None:
+                return f"--python {value}: not found on PATH"
+            continue
+        path = Path(os.path.abspath(value))
+        if not path.is_file():
+            return f"--{name} {value}: no such file ({path})"
+        if name == "python" and not os.access(path, os.X_OK):
+            return f"--python {value}: not executable ({path})"
+        setattr(args, name, str(path))
+    return None
+
+
 def run(args) -> int:
     if args.shell == bool(args.port):
         print("ground host: give a serial PORT, or --shell for a local shell (not both)", file=sys.stderr)
@@ -402,6 +463,14 @@ def run(args) -> int:
     if args.rate <= 0 or args.cadence_s < 0 or args.status_every_s < 0:
         print("ground host: --rate must be > 0, --cadence-s and --status-every-s >= 0", file=sys.stderr)
         return 2
+    if args.long_line_bytes < 1:
+        print("ground host: --long-line-bytes must be >= 1", file=sys.stderr)
+        return 2
+    if args.shell:
+        problem = resolve_local_paths(args)
+        if problem:
+            print(f"ground host: {problem}", file=sys.stderr)
+            return 2
     printer = Printer(args.verbose)
     import serial  # flight dependency, always there
 

@@ -124,11 +124,19 @@ class StreamClient:
 
     # -- receiving -------------------------------------------------------------------------------
     def wait_hello(self, timeout_s: float) -> dict:
+        """Wait for pygnc's HEL frame; HostError at once if the shell's prompt comes back
+        first (the command ended: not found, a usage error, a crash), naming its exit
+        status and showing what the console printed, or after *timeout_s*."""
         t_end = time.monotonic() + timeout_s
         while self.hello is None:
+            rc = self.s.prompt_status()
+            if rc is not None and self.hello is None:
+                raise HostError(f"the command exited with status {rc} before pygnc came up; the console "
+                                f"shows:\n{self.s.console_tail()}")
             left = t_end - time.monotonic()
             if left <= 0:
-                raise HostError(f"no HEL frame from pygnc within {timeout_s:.0f} s")
+                raise HostError(f"no HEL frame from pygnc within {timeout_s:.0f} s; the console shows:\n"
+                                f"{self.s.console_tail()}")
             self.poll(min(left, 0.05))
         return self.hello
 

@@ -23,6 +23,8 @@ import shlex
 import time
 from dataclasses import dataclass
 
+import serial
+
 from pygnc.formats import stream as fs
 
 PROMPT = "<PGH:$?> "
@@ -37,6 +39,10 @@ EOT = b"\x04"
 CTRL_C = b"\x03"
 #: Text kept for prompt matching, bytes.
 TEXT_KEEP = 256 * 1024
+#: Bytes handed to the link per write call at most: one chunk crosses even a 9600-baud
+#: line in about a second, far inside the link's write timeout, and what the Pi sends is
+#: read between chunks (so a long write never leaves pygnc's output backed up).
+WRITE_CHUNK = 1024
 
 
 class HostError(RuntimeError):
@@ -80,25 +86,43 @@ class ShellSession:
 
     # -- bytes ----------------------------------------------------------------------------------
     def write(self, data: bytes) -> float:
-        """Write *data* (paced to ``line_rate`` if set); the time the write returned."""
-        if self.line_rate:
-            now = time.monotonic()
-            if self._next_write > now:
-                time.sleep(self._next_write - now)
-            self._next_write = max(now, self._next_write) + len(data) / self.line_rate
-        self.link.write(data)
-        self.bytes_out += len(data)
+        """Write *data* in chunks of at most :data:`WRITE_CHUNK` bytes (paced to
+        ``line_rate`` if set), reading what arrives between them; the time the last write
+        returned.  HostError if the line takes no chunk within the link's write timeout
+        (a stalled line) or the port fails; the bytes written so far are counted."""
+        view = memoryview(bytes(data))
+        for i in range(0, max(len(view), 1), WRITE_CHUNK):
+            chunk = view[i:i + WRITE_CHUNK]
+            if self.line_rate:
+                now = time.monotonic()
+                if self._next_write > now:
+                    time.sleep(self._next_write - now)
+                self._next_write = max(now, self._next_write) + len(chunk) / self.line_rate
+            try:
+                self.link.write(chunk)
+            except serial.SerialTimeoutException:
+                raise HostError(f"the serial line took no more bytes within its write timeout "
+                                f"({getattr(self.link, 'write_timeout', None)} s): {i} of {len(view)} bytes of "
+                                f"this write went out (is the line stalled, or flow-controlled?)") from None
+            except (serial.SerialException, OSError) as exc:
+                raise HostError(f"the serial line failed after {i} of {len(view)} bytes: {exc}") from None
+            self.bytes_out += len(chunk)
+            if i + WRITE_CHUNK < len(view):
+                self.pump(0.0)
         return time.monotonic()
 
     def pump(self, timeout_s: float = 0.0) -> int:
         """Read what arrives within *timeout_s* (returns at the first bytes); bytes read."""
-        self.link.timeout = max(0.0, timeout_s)
-        data = self.link.read(1)
-        if not data:
-            return 0
-        n = self.link.in_waiting
-        if n:
-            data += self.link.read(n)
+        try:
+            self.link.timeout = max(0.0, timeout_s)
+            data = self.link.read(1)
+            if not data:
+                return 0
+            n = self.link.in_waiting
+            if n:
+                data += self.link.read(n)
+        except (serial.SerialException, OSError) as exc:
+            raise HostError(f"reading the serial line failed: {exc}") from None
         t = time.monotonic()
         self.bytes_in += len(data)
         if self.tap is not None:
@@ -203,6 +227,21 @@ class ShellSession:
         """(exit status of the foreground program, when its prompt came)."""
         m = self.expect(PROMPT_RE, timeout_s)
         return int(m.group(1)), time.monotonic()
+
+    def prompt_status(self) -> int | None:
+        """The exit status shown by a prompt received after the cursor (the foreground
+        program has ended), or None; the cursor stays."""
+        self.pump(0.0)
+        m = PROMPT_RE.search(self.text, self.cursor)
+        return None if m is None else int(m.group(1))
+
+    def console_tail(self, lines: int = 12) -> str:
+        """The last *lines* lines the console showed after the cursor (frames and our
+        prompts left out), as indented text for a message."""
+        text = PROMPT_RE.sub(b"\n", bytes(self.text[self.cursor:])).decode("utf-8", "replace")
+        keep = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n")
+                if ln.strip() and not ln.startswith("$")]
+        return "\n".join("    " + ln for ln in keep[-lines:]) or "    (nothing)"
 
     def ctrl_c(self) -> float:
         return self.write(CTRL_C)

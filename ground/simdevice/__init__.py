@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from .gx2 import Gx2Sim, MonoDriveSim
+from .gx2 import PAYLOADS, Gx2Sim, MonoDriveSim
 from .imu380 import BAUDS, Imu380Sim
 from .ports import Faults, PtyPort
 
@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--udp", type=_hostport, metavar="HOST:PORT", help="send datagrams to HOST:PORT")
     g.add_argument("--tcp", type=_hostport, metavar="HOST:PORT", help="listen on HOST:PORT (port 0: any)")
     q.add_argument("--header", choices=("v16", "tcp12", "udp8"), default="v16")
+    q.add_argument("--payload", choices=PAYLOADS, default="gx2",
+                   help="gx2: the GX2 emulation pygnc reads (monoDrive up to 1.14, default); state: release "
+                        "1.15's 168-byte IMU frame, which pygnc refuses")
     q.add_argument("--rate-hz", type=float, default=100.0)
     q.add_argument("--drop", type=_prob, default=0.0, metavar="P", help="drop each frame with probability P")
     q.add_argument("--bad-checksum", type=_prob, default=0.0, metavar="P", help="spoil each payload checksum with probability P")
@@ -80,13 +83,13 @@ def run(args: argparse.Namespace) -> int:
             return _fail("the udp8 header has no length: use v16 or tcp12 over TCP")
         try:
             sim = MonoDriveSim(scheme, addr, header=args.header, rate_hz=args.rate_hz, drop_prob=args.drop,
-                               bad_checksum_prob=args.bad_checksum, seed=args.seed)
+                               bad_checksum_prob=args.bad_checksum, seed=args.seed, payload=args.payload)
         except OSError as exc:
             return _fail(f"cannot open {scheme}://{addr[0]}:{addr[1]}: {exc}")
         host, port = sim.address
         where = f"{scheme}://{host}:{port}"
         print(f"monodrive simulator: {'sending to' if scheme == 'udp' else 'listening on'} {where} "
-              f"({args.header} header, {args.rate_hz:g} Hz); Ctrl-C stops it")
+              f"({args.header} header, {args.payload} payload, {args.rate_hz:g} Hz); Ctrl-C stops it")
         print(f'PYGNC_CONFIG: imu_driver = "monodrive"\n              imu_port = "{where}"\n'
               f'              imu_monodrive_header = "{args.header}"', flush=True)
     else:

@@ -77,16 +77,41 @@ class Gx2Sim(SerialSim):
                 del buf[:1]               # not a command this unit knows
 
 
+#: The IMU payloads the simulator can send: the GX2 emulation of monoDrive up to release
+#: 1.14, or release 1.15's IMU frame (42 float32 after the header, 184 bytes with v16).
+PAYLOADS = ("gx2", "state")
+
+
+def state_payload(t_s: float) -> bytes:
+    """Release 1.15's IMU payload as documented: 168 bytes, of which its table names 38
+    float32 in this order and unit - acceleration (cm/s^2), angular velocity, angular
+    acceleration, velocity (cm/s), the same four in local axes, position (cm), orientation
+    (x, y, z, w), parent position and orientation - and the 16 bytes it does not name
+    (zeros here, at the end).  Big-endian, as the GX2 payload (this frame's byte order is
+    not documented)."""
+    acc_cm = [100.0 * v for v in motion.accel_m_s2(t_s)]
+    rate = list(motion.rate_rad_s(t_s))
+    zero3 = [0.0, 0.0, 0.0]
+    values = (acc_cm + rate + zero3 + zero3 + acc_cm + rate + zero3 + zero3
+              + zero3 + [0.0, 0.0, 0.0, 1.0] + zero3 + [0.0, 0.0, 0.0, 1.0])
+    return struct.pack(f">{len(values)}f", *values) + bytes(168 - 4 * len(values))
+
+
 class MonoDriveSim(threading.Thread):
-    """monoDrive's IMU sensor: frames of header + 35-byte payload at *rate_hz*.
+    """monoDrive's IMU sensor: frames of header + 35-byte payload at *rate_hz* (or, with
+    ``payload="state"``, release 1.15's 168-byte IMU payload, which pygnc must refuse).
 
     ``udp``: sends datagrams to *address* (the client binds it).  ``tcp``: listens on
     *address* (port 0 = any free port; see :attr:`address`) and streams to one client at a
     time; :meth:`drop_client` closes the connection (the client must reconnect)."""
 
     def __init__(self, scheme: str, address: tuple[str, int], *, header: str = "v16", rate_hz: float = 100.0,
-                 drop_prob: float = 0.0, bad_checksum_prob: float = 0.0, seed: int = 0, with_tow: bool = True):
+                 drop_prob: float = 0.0, bad_checksum_prob: float = 0.0, seed: int = 0, with_tow: bool = True,
+                 payload: str = "gx2"):
         super().__init__(name="monodrive-sim", daemon=True)
+        if payload not in PAYLOADS:
+            raise ValueError(f"payload {payload!r}: one of {PAYLOADS}")
+        self.payload = payload
         self.scheme, self.header, self.period_s = scheme, header, 1.0 / rate_hz
         self.drop_prob, self.bad_checksum_prob, self.with_tow = drop_prob, bad_checksum_prob, with_tow
         self.rng = random.Random(seed)
@@ -110,14 +135,7 @@ class MonoDriveSim(threading.Thread):
             raise ValueError(scheme)
 
     def frame(self, t: float) -> bytes:
-        a = [v / _G for v in motion.accel_m_s2(t)]
-        body = struct.pack(">B6fi", 0xC2, *a, *motion.rate_rad_s(t), round(t * TICKS_PER_S) & 0x7FFFFFFF)
-        c = sum(body) & 0xFFFF
-        if self.bad_checksum_prob and self.rng.random() < self.bad_checksum_prob:
-            c ^= 0x0101
-        payload = body + struct.pack(">H", c)
-        if self.with_tow:
-            payload += struct.pack(">i", int(t * 1000) % (7 * 86_400_000))
+        payload = self._gx2_payload(t) if self.payload == "gx2" else state_payload(t)
         wall = int(time.time() * 1000) % (7 * 86_400_000)
         if self.header == "v16":
             head = struct.pack("!IIfI", 16 + len(payload), wall, t, self.count)
@@ -126,6 +144,17 @@ class MonoDriveSim(threading.Thread):
         else:
             head = struct.pack("<If", wall, t)
         return head + payload
+
+    def _gx2_payload(self, t: float) -> bytes:
+        a = [v / _G for v in motion.accel_m_s2(t)]
+        body = struct.pack(">B6fi", 0xC2, *a, *motion.rate_rad_s(t), round(t * TICKS_PER_S) & 0x7FFFFFFF)
+        c = sum(body) & 0xFFFF
+        if self.bad_checksum_prob and self.rng.random() < self.bad_checksum_prob:
+            c ^= 0x0101
+        payload = body + struct.pack(">H", c)
+        if self.with_tow:
+            payload += struct.pack(">i", int(t * 1000) % (7 * 86_400_000))
+        return payload
 
     def drop_client(self) -> None:
         with self._lock:

@@ -7,6 +7,11 @@ allows a network interface explicitly (flight rule: no socket on a network inter
 
 Device time: the header's game time (float32 s; its resolution coarsens as it grows:
 ~0.06 ms at 1000 s, ~8 ms at 10^5 s).  Lost frames: gaps in the v16 header's sample count.
+
+Supported: the simulator's GX2 emulation (releases up to 1.14).  A frame whose payload is
+not that (release 1.15's 168-byte IMU frame, another sensor's port) is refused and counted
+(``frames_wrong_format``, apart from ``frames_bad``: damage); :attr:`MonoDriveStream.refusal`
+says what the last one was, for the task's log when no valid sample comes.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ class MonoDriveStream:
         self.link: UdpLink | TcpLink | None = None
         self.framer: md.TcpFramer | None = None
         self.description = f"monodrive {url} ({header})"
-        self.samples = self.lost = self.frames_bad = self.checksum_bad = 0
+        self.samples = self.lost = self.frames_bad = self.checksum_bad = self.frames_wrong_format = 0
+        #: Why the last refused frame was refused (None: none refused).
+        self.refusal: str | None = None
         self._last_count: int | None = None
 
     def connect_steps(self) -> Iterator[float]:
@@ -72,8 +79,13 @@ class MonoDriveStream:
         for f in frames:
             try:
                 m = md.decode_frame(f, self.header, verify_checksum=self.verify_checksum)
-            except (md.CodecError, ValueError):
+            except md.FormatError as exc:
+                self.frames_wrong_format += 1
+                self.refusal = f"wrong format: {exc}"
+                continue
+            except (md.CodecError, ValueError) as exc:
                 self.frames_bad += 1
+                self.refusal = f"bad frame: {exc}"
                 continue
             if not m.checksum_ok:
                 self.checksum_bad += 1
@@ -97,4 +109,4 @@ class MonoDriveStream:
 
     def stats(self) -> dict:
         return {"samples": self.samples, "lost": self.lost, "frames_bad": self.frames_bad,
-                "checksum_bad": self.checksum_bad}
+                "frames_wrong_format": self.frames_wrong_format, "checksum_bad": self.checksum_bad}

@@ -9,14 +9,22 @@ Headers (one per frame; a UDP datagram is one frame, a TCP stream a sequence of 
   game time, in the sender's native byte order (little-endian on x86).
 * ``udp8`` - the 2018 client over UDP: 8 bytes ``'=If'``: time stamp, game time (same order).
 
-IMU payload (C++ client ``ImuFrame``, ``IMU_DATA_PACKET_SIZE 35``; big-endian - the 2018
-Python client unpacked it little-endian, a bug fixed in da06414)::
+IMU payload of the simulator's GX2 emulation, up to release 1.14 (C++ client ``ImuFrame``,
+``IMU_DATA_PACKET_SIZE 35``; big-endian - the 2018 Python client unpacked it little-endian,
+a bug it fixed in 2020)::
 
-    0   0xC2 (the clients skip it)
-    1   accel x, y, z, angular rate x, y, z    float32 (taken as g and rad/s, as on a GX2: UNSURE)
+    0   0xC2 (the clients skip it; checked here)
+    1   accel x, y, z, angular rate x, y, z    float32 (taken as g and rad/s, as on a GX2; the
+                                               acceleration's unit is stated nowhere: see
+                                               docs/interface.md)
     25  timer                                  int32
     29  checksum                               int16 (GX2 rule; no client checks it: optional)
     31  time of week                           int32 (optional: older senders stop at 31 bytes)
+
+Only those two lengths with that lead byte are decoded; anything else raises
+:class:`FormatError` - in particular the IMU frame of release 1.15 on (a 168-byte payload of
+float32: acceleration in cm/s^2, velocities, position, orientation), whose first float
+would otherwise be read as a GX2 packet and give garbage.
 """
 
 from __future__ import annotations
@@ -30,6 +38,11 @@ from .gx2_codec import G_M_S2, checksum
 HEADERS = {"v16": struct.Struct("!IIfI"), "tcp12": struct.Struct("<IIf"), "udp8": struct.Struct("<If")}
 PAYLOAD_MIN = 31
 PAYLOAD_FULL = 35
+#: The GX2 emulation's payloads: without and with the time of week.
+PAYLOAD_SIZES = (PAYLOAD_MIN, PAYLOAD_FULL)
+LEAD_BYTE = 0xC2
+#: The IMU payload length of simulator release 1.15 on (float32 state), which pygnc does not read.
+STATE_PAYLOAD = 168
 _PAYLOAD = struct.Struct(">B6fiH")
 _TOW = struct.Struct(">i")
 #: Largest frame accepted on a TCP stream, bytes (the IMU frame is 51; monoDrive's
@@ -39,6 +52,11 @@ MAX_FRAME = 65536
 
 class CodecError(ValueError):
     pass
+
+
+class FormatError(CodecError):
+    """A well-framed frame whose payload is not the GX2 emulation's (wrong lead byte or
+    length): another simulator release or sensor type, not line damage."""
 
 
 class MonoImuFrame(NamedTuple):
@@ -63,13 +81,15 @@ def encode_header(kind: str, payload_len: int, wall_time_ms: int, game_time_s: f
 
 def decode_frame(frame: bytes, header: str = "v16", *, verify_checksum: bool = False,
                  accel_unit_m_s2: float = G_M_S2) -> MonoImuFrame:
-    """Decode one frame (header + IMU payload).  With *verify_checksum* a payload whose
-    checksum is wrong raises; otherwise it is only reported in ``checksum_ok``."""
+    """Decode one frame (header + IMU payload).  :class:`FormatError` if the header is
+    consistent but the payload is not the GX2 emulation's (lead byte 0xC2, 31 or 35
+    bytes), :class:`CodecError` for any other damage.  With *verify_checksum* a payload
+    whose checksum is wrong raises; otherwise it is only reported in ``checksum_ok``."""
     h = HEADERS.get(header)
     if h is None:
         raise CodecError(f"unknown monoDrive header {header!r} (v16, tcp12, udp8)")
-    if len(frame) < h.size + PAYLOAD_MIN:
-        raise CodecError(f"frame of {len(frame)} bytes is shorter than header + IMU payload")
+    if len(frame) < h.size:
+        raise CodecError(f"frame of {len(frame)} bytes is shorter than its {h.size}-byte header")
     fields = h.unpack_from(frame)
     if header == "v16":
         length, wall, game, count = fields
@@ -80,6 +100,8 @@ def decode_frame(frame: bytes, header: str = "v16", *, verify_checksum: bool = F
     if length != len(frame):
         raise CodecError(f"header length {length} != frame length {len(frame)}")
     p = memoryview(frame)[h.size:]
+    if len(p) not in PAYLOAD_SIZES or p[0] != LEAD_BYTE:
+        raise FormatError(payload_problem(bytes(p[:1]), len(p)))
     _, ax, ay, az, wx, wy, wz, timer, csum = _PAYLOAD.unpack_from(p)
     ok = checksum(p[:29]) == csum
     if verify_checksum and not ok:
@@ -89,6 +111,16 @@ def decode_frame(frame: bytes, header: str = "v16", *, verify_checksum: bool = F
         raise CodecError("non-finite IMU value")
     a = accel_unit_m_s2
     return MonoImuFrame(wall, game, count, (ax * a, ay * a, az * a), (wx, wy, wz), timer, ok, tow)
+
+
+def payload_problem(lead: bytes, n: int) -> str:
+    """What is wrong with a payload of *n* bytes starting with *lead*, in words."""
+    what = f"payload of {n} bytes, lead byte " + (f"0x{lead[0]:02X}" if lead else "none")
+    if n == STATE_PAYLOAD:
+        return what + (": the IMU frame of monoDrive 1.15 or later (float32 state, acceleration in cm/s^2), "
+                       "which pygnc does not read; "
+                       "it reads the GX2 emulation of releases up to 1.14")
+    return what + f": not the GX2 emulation (lead byte 0x{LEAD_BYTE:02X}, {PAYLOAD_MIN} or {PAYLOAD_FULL} bytes)"
 
 
 def encode_imu_payload(accel_g, rate_rad_s, timer: int, time_of_week: int | None = 0,

@@ -165,7 +165,9 @@ class ImuIngest(Task):
         elif now - self.last_sample > self.config.imu_stale_s:
             self.c["stale_timeouts"] += 1
             self.c["disconnects"] += 1
-            self._fail(f"no valid sample for {now - self.last_sample:.1f} s", now)
+            refusal = getattr(stream, "refusal", None)  # a driver that says why it refused frames
+            self._fail(f"no valid sample for {now - self.last_sample:.1f} s"
+                       + (f" (last frame refused: {refusal})" if refusal else ""), now)
             return min(self.backoff_s, MAX_POLL_S)
         if self.pending and (now - self.pending_since >= self.config.imu_publish_period_s
                              or len(self.pending) >= MAX_BLOCK):
