@@ -2,8 +2,9 @@
 
 One :class:`pygnc.estimation.formation_filter.FormationFilter` per peer (own orbit +
 relative state + range bias; own fixes are used by every peer's filter); range-only, also
-one per other orbit the partner's acquisition window fitted about as well, until the ranges
-decide between them (:meth:`FormationProcessor._fit_window`, :meth:`_prune`).
+one per other orbit the partner may fly - its prior's mirror image, the other minima and
+mirror images its acquisition window fitted about as well - until the ranges or the prior
+decide between them (:class:`pygnc.estimation.range_only.PartnerHypotheses`).
 
 Inputs
 * ``clock_map``: own spacecraft clock -> GPS time (sensor samples and range packets carry
