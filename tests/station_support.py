@@ -1,5 +1,6 @@
 """Helpers of the ground-station tests: a fake pygnc on a pseudo-terminal, the server as a
-process, and a headless Chromium (installed from the system packages when missing)."""
+process, batch files, a client that never reads, and a headless Chromium (installed from
+the system packages when missing)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -166,3 +168,32 @@ def chromium() -> str | None:
         except subprocess.TimeoutExpired:
             _install.kill()
     return _find_chromium()
+
+
+# --------------------------------------------------------------------------- batch files, clients
+def batch_file(directory: Path, sequence: int, records: list[tuple[str, float, dict]], run: int = 1) -> Path:
+    """A closed batch file ``batch_<sequence>.bin`` of *records* ((kind, t_sc_s, values)),
+    written atomically as a downlink would leave it."""
+    body = b"".join(fmt.encode_record(fmt.KINDS_BY_NAME[k], t, v) for k, t, v in records)
+    ts = [t for _, t, _ in records]
+    hdr = fmt.encode_header(run=run, sequence=sequence, spacecraft_id=1, flags=fmt.FILE_CLOSED_SIZE,
+                            t_first_sc_s=min(ts), t_last_sc_s=max(ts), records=len(records))
+    path = Path(directory) / fmt.file_name(sequence)
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_bytes(hdr + body)
+    os.replace(tmp, path)
+    return path
+
+
+def stalled_client(url: str, rcvbuf: int | None = None) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads (a frozen tab)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect((host, int(port)))
+    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    assert s.recv(12).startswith(b"HTTP/1.1 101")
+    return s
