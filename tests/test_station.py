@@ -27,7 +27,7 @@ from ground.station import cli, model, server, sources
 from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status, encode_status
 from station_support import (ARTIFACTS, CHROMIUM_FLAGS, PEER, T0_SC_S, UTC_MINUS_SC_S, FakePygnc, Server,
-                             batch_file, chromium, stalled_client)
+                             batch_file, chromium, no_browser_reason, stalled_client, terminal_line)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
@@ -486,11 +486,46 @@ def test_host_tap_copies_pygnc_frames_and_ranges():
 
 
 # --------------------------------------------------------------------------- the page in Chromium
+def _pytest_without_chromium(tmp_path, **env_extra) -> subprocess.CompletedProcess:
+    """One browser test in a pytest of its own, on a PATH with no Chromium and a fake apt-get
+    that installs nothing (it says what it was asked)."""
+    import os
+    import shutil
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    if not (bindir / "bash").exists():
+        (bindir / "bash").symlink_to(shutil.which("bash"))
+        (bindir / "apt-get").write_text('#!/bin/sh\necho "fake apt-get $*"\n')
+        (bindir / "apt-get").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYGNC_NO_BROWSER_INSTALL"}
+    env.update(PATH=str(bindir), PYGNC_TEST_ARTIFACTS=str(tmp_path / "artifacts"), **env_extra)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           "tests/test_station.py", "-k", "test_page_shows_a_replay"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+
+
+def test_the_browser_install_is_said_logged_and_can_be_refused(tmp_path):
+    import os
+
+    if os.geteuid() == 0:      # only root installs: the terminal says what, why and where the log is
+        p = _pytest_without_chromium(tmp_path)
+        log = tmp_path / "artifacts" / "chromium-install.log"
+        assert "installing Debian's chromium package in the background" in p.stdout, p.stdout
+        assert f"log: {log}" in p.stdout and "PYGNC_NO_BROWSER_INSTALL=1" in p.stdout
+        assert "fake apt-get install -y -q --no-install-recommends chromium" in log.read_text()
+        assert "1 skipped" in p.stdout and "chromium install failed" in p.stdout   # fake: nothing installed
+    p = _pytest_without_chromium(tmp_path, PYGNC_NO_BROWSER_INSTALL="1")
+    assert "installing" not in p.stdout and "1 skipped" in p.stdout, p.stdout
+    assert "PYGNC_NO_BROWSER_INSTALL is set so none was installed; to run the browser tests: apt-get install" \
+        in " ".join(p.stdout.split())
+
+
 @pytest.fixture(scope="module")
-def browser():
-    path = chromium()
+def browser(pytestconfig):
+    path = chromium(terminal_line(pytestconfig))
     if path is None:
-        pytest.skip("no Chromium, and this user cannot install Debian's chromium package (needs root and apt-get)")
+        pytest.skip(no_browser_reason())
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
