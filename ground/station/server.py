@@ -329,8 +329,8 @@ class Station:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
     async def current(self, request: web.Request) -> web.Response:
-        _, msgs = await self._run(self._current)
-        return web.Response(text=encode(msgs), content_type="application/json")
+        text = await self._run(lambda: encode(self._current()[1]))
+        return web.Response(text=text, content_type="application/json")
 
     async def files(self, request: web.Request) -> web.StreamResponse:
         root = self.source.files_root

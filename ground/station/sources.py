@@ -211,7 +211,7 @@ class BatchSource(_FileSource):
             except StatusError as exc:
                 extra["status_file"] = f"unreadable: {exc}"
         view = model.status_view(status=status, health=health, notes=notes, extra=extra, problems=bs.problems,
-                                 gaps=[model.gap_text(g, to_unix) for g in bs.gaps])
+                                 gaps=[model.gap_text(g, to_unix if clocks.maps else None) for g in bs.gaps])
         return [_snapshot(tables, res, to_unix or (lambda x: np.asarray(x, dtype=float))),
                 {"type": "status", "status": view}]
 
