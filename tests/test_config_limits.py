@@ -80,10 +80,15 @@ def test_a_bad_value_is_refused_naming_the_file_line_and_key(text, line, key):
 
 
 def test_every_problem_is_reported_at_once():
-    text = b"status_period_s = nan\nmax_restarts = -3\n[orbit_filter]\ntesseral_degree = 1\n"
+    text = b"status_period_s = nan\nmax_restart = 3\nmax_restarts = -3\n[orbit_filter]\ntesseral_degree = 1\n"
     with pytest.raises(ConfigError) as info:
         parse_config(text, "u.toml")
-    assert [n for n, _ in info.value.problems] == [1, 2, 4]
+    assert [n for n, _ in info.value.problems] == [1, 2, 3, 5]
+    # whole across a process boundary (a Monte Carlo worker's error reaches its client pickled)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(info.value))
+    assert str(again) == str(info.value) and again.problems == info.value.problems
 
 
 def test_a_top_level_key_after_a_table_header_is_explained():

@@ -37,9 +37,13 @@ def test_an_accepted_uplink_is_kept_and_a_rejected_one_leaves_it_active(tmp_path
     assert sel.source == "defaults" and sel.config == Config() and sel.note.endswith("on defaults")
     paths.config_file.unlink()
     assert config_source.select(paths, env={}).source == "defaults" and copy.exists()  # the copy is left alone
+    paths.config_file.write_bytes(b"status_period_s = 0.5\nmax_restarts = [3\n")
+    assert config_source.select(paths, env={}).note == "pygnc_config.toml:2 syntax error, on defaults"
+    paths.config_file.unlink()
     paths.config_file.mkdir()  # unreadable
     sel = config_source.select(paths, env={})
     assert sel.rejected is not None and "cannot be read" in sel.rejected.lines()[0]
+    assert sel.note == "pygnc_config.toml unreadable, on defaults"
 
 
 def test_pygnc_config_is_checked_the_same_and_falls_back_to_the_defaults(tmp_path):

@@ -646,6 +646,8 @@ class ConfigError(ValueError):
     given in code)."""
 
     def __init__(self, problems, where: str | None = None, text: str | None = None, line: int | None = None):
+        problems = list(problems)
+        self._args = (problems, where, text, line)
         self.where = where
         self.problems = []
         for p in problems:
@@ -660,6 +662,9 @@ class ConfigError(ValueError):
         if self.is_file:  # in the file's order
             self.problems.sort(key=lambda np: math.inf if np[0] is None else np[0])
         super().__init__(self.describe())
+
+    def __reduce__(self):  # (pickled whole: a Monte Carlo worker's error reaches the client)
+        return ConfigError, self._args
 
     def lines(self) -> list[str]:
         """One line per problem: ``FILE:LINE: key message`` for a file."""
@@ -698,13 +703,14 @@ def with_overrides(base: "Config", data: dict, where: str, text: str | None = No
     it, checked as a configuration file is; :class:`ConfigError` (a ``ValueError``) naming
     *where* - and, given the file's *text*, the line - of every problem."""
     unknown = _unknown_key_problems(data)
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in _FIELDS}
+    try:
+        config = dataclasses.replace(base, **data)
+    except ConfigError as exc:
+        raise ConfigError(unknown + [p for _, p in exc.problems], where, text) from None
     if unknown:
         raise ConfigError(unknown, where, text)
-    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    try:
-        return dataclasses.replace(base, **data)
-    except ConfigError as exc:
-        raise ConfigError([p for _, p in exc.problems], where, text) from None
+    return config
 
 
 def parse_config(data: bytes, where: str) -> "Config":

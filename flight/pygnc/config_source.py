@@ -40,6 +40,10 @@ REJECTED_ENV = "PYGNC_CONFIG_REJECTED"
 MAX_NOTE_CHARS = 160
 
 
+#: How the note names a problem of the file as a whole (its message's start -> a word).
+_KEYLESS = (("TOML syntax", "syntax error"), ("cannot be read", "unreadable"), ("is not UTF-8", "not UTF-8"))
+
+
 def accepted_copy(paths: Paths) -> Path:
     return paths.home / ACCEPTED_NAME
 
@@ -68,10 +72,13 @@ class Selection:
         if self.rejected is None:
             return ""
         line, key = self.rejected.first()
+        if not key:  # the file as a whole: say how
+            message = self.rejected.problems[0][1].message
+            key = next((label for start, label in _KEYLESS if message.startswith(start)), "file")
         name = self.rejected_path.name if self.rejected_path else "?"
         where = f"{name}:{line}" if line else name
         what = "on last accepted" if self.source == "last accepted copy" else "on defaults"
-        return " ".join(f"{where} {key or 'file'}, {what}".split())[:MAX_NOTE_CHARS]
+        return " ".join(f"{where} {key}, {what}".split())[:MAX_NOTE_CHARS]
 
 
 def _read(path: Path) -> tuple[bytes | None, ConfigError | None]:
