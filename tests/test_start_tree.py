@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from flight_harness import FLIGHT_MAIN, REPO, FlightRun, gone, make_home
 from pygnc.config_source import ACCEPTED_NAME
 from pygnc.formats import status as S
@@ -91,15 +93,24 @@ def test_a_rejected_uplink_runs_on_the_last_accepted_configuration_and_says_so(t
     assert (home / ACCEPTED_NAME).read_text().startswith("# uplink 1")  # still the last accepted one
 
 
-def test_a_rejected_uplink_without_an_accepted_copy_runs_on_the_defaults(tmp_path):
+@pytest.mark.parametrize("text, info, logged", [
+    # an unknown orbit-filter key used to pass the load and stop only the orbit task
+    ("status_period_s = 0.5\n[orbit_filter]\ntesseral_degre = 0\n",
+     b"cfg rejected pygnc_config.toml:3 orbit_filter.tesseral_degre, on defaults",
+     ":3: orbit_filter.tesseral_degre is not a known key (did you mean tesseral_degree?)"),
+    # a syntax error used to exit 2 before anything started, naming no file
+    ("status_period_s = 0.5\nmax_restarts = [3\n",
+     b"cfg rejected pygnc_config.toml:2 syntax error, on defaults", ":2: TOML syntax error: "),
+])
+def test_a_rejected_uplink_without_an_accepted_copy_runs_on_the_defaults(tmp_path, text, info, logged):
     home = make_home(tmp_path, SAMPLE)
-    (home / "pygnc_config.toml").write_text("status_period_s = 0.5\n[orbit_filter]\ntesseral_degre = 0\n")
+    (home / "pygnc_config.toml").write_text(text)
     with FlightRun(home, spacecraft_time_s=T_END_SC) as run:
         st = run.wait_status(lambda s: s["run"] == 1 and _navigating(s) and s["flags"] & S.FLAG_ORBIT_VALID)
         assert st["flags"] & S.FLAG_CONFIG_REJECTED
-        assert b"cfg rejected pygnc_config.toml:3 orbit_filter.tesseral_degre, on defaults" in run.wait_info(b"cfg")
-        assert "orbit_filter.tesseral_degre is not a known key (did you mean tesseral_degree?)" in \
-            (run.log_dir() / "supervisor.log").read_text()
+        assert info in run.wait_info(b"cfg")
+        sup = (run.log_dir() / "supervisor.log").read_text()
+        assert f"{home / 'pygnc_config.toml'}{logged}" in sup and "running on the defaults" in sup
         run.ctrl_c()
         assert run.wait_exit(10) == 0, run.text
     assert not (home / ACCEPTED_NAME).exists()
