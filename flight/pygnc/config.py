@@ -6,6 +6,11 @@ ground uploads; keys as in :class:`Config`, e.g.
 ``accepted_solution_status = [0, 1]``).  Paths are rooted at ``PYGNC_HOME`` (default: the
 user's home directory), which is where the host writes the batch files and reads ours.
 
+Every value's limits are declared beside its default (:func:`pygnc.limits.bounded`), and
+:func:`config_problems` - run by every :class:`Config` as it is made - is the one check of
+them all, nested tables included; :func:`parse_config` names the file, line and key of each
+problem.  Which file a run uses when one is refused: :mod:`pygnc.config_source`.
+
 No numpy here: the supervisor and the status reporter import this and must start fast.
 """
 
