@@ -26,7 +26,7 @@ import time
 import zmq
 
 from ..drivers import emus_bms, opc_n3
-from ..drivers.hk_devices import DeviceSpec, parse_devices  # noqa: F401 - (parse_devices: its home for tests)
+from ..drivers.hk_devices import DeviceSpec, parse_devices
 from ..drivers.link import LinkError, LinkLost, SerialLink, open_link
 from .base import MAX_POLL_S, Task
 
