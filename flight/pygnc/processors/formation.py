@@ -124,7 +124,7 @@ from collections import deque
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, filter_tunables
 from ..estimation.formation_filter import (
     I_DRAG_SCALE,
     I_R_OWN,
@@ -175,7 +175,7 @@ READY_PER_CALL = 2
 def filter_config_from(config: Config) -> FormationFilterConfig:
     """The filter's tunables from the flight configuration."""
     return FormationFilterConfig(
-        orbit=OrbitFilterConfig(),
+        orbit=filter_tunables(OrbitFilterConfig, config.orbit_filter, "orbit_filter"),
         peer_ballistic_coeff_kg_m2=config.formation_peer_ballistic_coeff_kg_m2,
         range_sigma_m=config.formation_range_sigma_m,
         range_bias_prior_m=config.formation_range_bias_m,
