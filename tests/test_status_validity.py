@@ -103,7 +103,7 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
                        f"peer{k}_ambiguity_m": sig, f"peer{k}_acq_s": counts, f"peer{k}_acq_window_s": counts})
     for k in range(S.MAX_TASKS):
         values.update({f"task{k}_id": k + 1, f"task{k}_restarts": restarts})
-    note = "pygnc_config.toml:1234 formation_range_only_max_window_s, on last accepted"
+    note = "pygnc_config.toml:1234 range_only.max_window_s, on last accepted"
     text = render_info(S.decode_status(S.encode_status(values)), config_note=note)
     assert len(text) <= MAX_BYTES and text.endswith(b"\n")
     lines = text.decode().splitlines()

@@ -23,7 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .estimation.tunables import AttitudeFilterConfig, OrbitFilterConfig
+from .estimation.tunables import AttitudeFilterConfig, FormationFilterConfig, OrbitFilterConfig, RangeOnlyConfig
 from .limits import Problem, bounded, field_problems, is_number, number_problem
 from .toml_lines import find_line, syntax_error_line
 
@@ -204,18 +204,6 @@ class Config:
     #: fixes (stamped with the peer's clock) back in GPS-time order, s.
     formation_hold_s: float = bounded(75.0, "[0, 86400]")
     formation_max_hold_s: float = bounded(3600.0, "[0, 86400]")
-    #: Peers' ballistic coefficient m / (C_D A), kg/m^2 (the filter estimates a scale on it).
-    formation_peer_ballistic_coeff_kg_m2: float = bounded(50.0, "(0, 1e6]")
-    #: Range noise (1 sigma), m; prior mean and 1-sigma of the radio's range bias, m.
-    formation_range_sigma_m: float = bounded(0.5, "(0, 1e6]")
-    formation_range_bias_m: float = bounded(0.0, "[-1e6, 1e6]")
-    formation_range_bias_sigma_m: float = bounded(3.0, "(0, 1e6]")
-    #: A range at most this many seconds after the formation filter's time is applied there,
-    #: the relative state carried to the range's time in closed form, so the filter steps
-    #: between own fixes only (about half the steps of a day's batch), s; 0: the filter
-    #: steps to every range.  An estimate between two steps then includes the ranges up to
-    #: the step's end.
-    formation_range_extrapolate_max_s: float = bounded(30.0, "[0, 3600]")
     #: Range-only navigation (``range_gps_source = "own"``: no partner fix reaches the Pi).
     #: Partner priors as a ground team would uplink them, TOML tables keyed by partner id,
     #: e.g. ``[formation_peer_priors."0x4B"]`` with either an absolute state
@@ -228,42 +216,9 @@ class Config:
     #: spacecraft's for a relative one), ``wrong_side_probability`` (0-0.5: how likely the
     #: prior is grossly wrong, e.g. a TLE identity swap, so that the partner flies at its
     #: point mirror; that hypothesis is kept with this weight until the ranges decide) and
-    #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  A partner without a prior
-    #: starts from its first range, placed along-track with the default sigmas: "both" sides
-    #: (``formation_range_only_side``, equally likely: ranges cannot tell them apart, the
-    #: published estimate covers both until a prior is uplinked), or "ahead" / "behind"
-    #: (the other side kept at ``formation_prior_wrong_side_probability``).
+    #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  Defaults and the
+    #: start of a partner without a prior: the ``[range_only]`` table below.
     formation_peer_priors: dict = field(default_factory=dict)
-    formation_prior_sigma_pos_m: float = bounded(1000.0, "(0, 1e8]")
-    formation_prior_sigma_vel_m_s: float = bounded(1.0, "(0, 1e4]")
-    formation_range_only_side: str = bounded("both", choices=("both", "ahead", "behind"))
-    #: The probability that an uplinked prior which does not give its own
-    #: ``wrong_side_probability`` (or a one-sided placement) has the partner on the wrong
-    #: side: its point mirror is kept with this weight until the ranges decide (they rarely
-    #: can: docs/range_only.md).  A mixture whose true side weighs w has a NEES of about
-    #: (1 - w) / w, inside its 99.9 % bound (16.3, 3 dof) for w > 0.058: 0.2 keeps it there
-    #: when the prior is wrong, even after the ranges' odds (model error) have moved the
-    #: weight down threefold.
-    formation_prior_wrong_side_probability: float = bounded(0.2, "[0, 0.5]")
-    #: An absolute prior whose epoch is further than this from the first range is not used
-    #: (a note says so; the partner starts as with no prior), s.
-    formation_prior_max_age_s: float = bounded(2 * 86_400.0, "(0, 864000]")
-    #: Range-only start: ranges are collected this long (s) after the first, and at least
-    #: this many, before the partner's orbit is fitted to them (pygnc.estimation.range_only_iod).
-    formation_range_only_window_s: float = bounded(2700.0, "(0, 864000]")
-    formation_range_only_min_ranges: int = bounded(8, "[1, 1e6]")
-    #: ... or this long (s) when the prior's position is known to this 1-sigma (m, its
-    #: largest axis) or better: the fit then has one basin and needs few ranges.
-    formation_range_only_short_window_s: float = bounded(600.0, "(0, 864000]")
-    formation_range_only_short_window_max_sigma_m: float = bounded(200.0, "[0, 1e8]")
-    #: ... and when that fit does not converge (a window too short for the geometry: its
-    #: cost a long curved valley), fitted again with another third of the window's ranges,
-    #: up to this long (s; 0 or less than the window: never extended).
-    formation_range_only_max_window_s: float = bounded(5400.0, "[0, 864000]")
-    #: The flight dynamics' error in a range, m (1 sigma), as the side likelihood counts it:
-    #: added in variance to each hypothesis' innovation variance when the ranges weigh the
-    #: orbits a window fitted (both sides of the own orbit plane) against each other.
-    formation_side_model_sigma_m: float = bounded(1.0, "[0, 1e6]")
 
     # --- attitude estimator: time tags ---------------------------------------------------
     #: 1-sigma uncertainty of a sensor sample's GPS epoch, s.  Whole-second floored stamps
@@ -410,13 +365,23 @@ class Config:
     #: ``pygnc.estimation.tunables.AttitudeFilterConfig`` (TOML table
     #: ``[attitude_filter]``, e.g. ``gyro_noise_rad_s = 0.0009`` for a noisier gyro).
     attitude_filter: dict = field(default_factory=dict)
+    #: Overrides of the formation filter's tunables (each partner's EKF), by the field names
+    #: of ``pygnc.estimation.tunables.FormationFilterConfig`` but ``orbit`` (TOML table
+    #: ``[formation_filter]``, e.g. ``range_sigma_m = 0.8``, ``range_bias_sigma_m = 0.3`` with a
+    #: calibrated radio); its own-orbit model takes ``[orbit_filter]``.
+    formation_filter: dict = field(default_factory=dict)
+    #: Overrides of range-only navigation's tunables, by the field names of
+    #: ``pygnc.estimation.tunables.RangeOnlyConfig`` (TOML table ``[range_only]``: the
+    #: acquisition window, the placements and prior defaults, the wrong-side probability).
+    range_only: dict = field(default_factory=dict)
 
     def __post_init__(self):
         problems = config_problems(self)
         if problems:
             raise ConfigError(problems)
+        ro = filter_tunables(RangeOnlyConfig, self.range_only, "range_only")
         object.__setattr__(self, "formation_peer_priors", {
-            peer_id_key(k): parse_peer_prior(v, self.formation_prior_sigma_pos_m, self.formation_prior_sigma_vel_m_s)
+            peer_id_key(k): parse_peer_prior(v, ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s)
             for k, v in dict(self.formation_peer_priors).items()})
         object.__setattr__(self, "range_calibration_m", {
             peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
@@ -571,9 +536,14 @@ def config_problems(c: "Config") -> list[Problem]:
     def ok(*names) -> bool:
         return not bad.intersection(names)
 
-    for name, cls in (("orbit_filter", OrbitFilterConfig), ("attitude_filter", AttitudeFilterConfig)):
+    for name, cls in (("orbit_filter", OrbitFilterConfig), ("attitude_filter", AttitudeFilterConfig),
+                      ("formation_filter", FormationFilterConfig), ("range_only", RangeOnlyConfig)):
         if ok(name):
-            out += [_misplaced(p, cls) for p in field_problems(cls, c.__dict__[name], (name,))]
+            table = c.__dict__[name]
+            if name == "formation_filter" and "orbit" in table:
+                out.append(Problem((name, "orbit"), "is not set here: the own-orbit model takes [orbit_filter]"))
+                table = {k: v for k, v in table.items() if k != "orbit"}
+            out += [_misplaced(p, cls) for p in field_problems(cls, table, (name,))]
     if ok("batch_kinds", "batch_period_s") and (c.batch_kinds or c.batch_period_s):
         from .formats.batch import KINDS_BY_NAME  # (no numpy; formats import nothing of config)
 
@@ -599,11 +569,13 @@ def config_problems(c: "Config") -> list[Problem]:
             msg = number_problem(v, interval) if is_number(v) else f"must be a number, got {v!r}"
             if msg:
                 out.append(Problem(("range_calibration_m", k), msg))
-    if ok("formation_peer_priors", "formation_prior_sigma_pos_m", "formation_prior_sigma_vel_m_s"):
+    if ok("formation_peer_priors", "range_only"):
+        ro = RangeOnlyConfig() if field_problems(RangeOnlyConfig, c.range_only, ("range_only",)) else \
+            dataclasses.replace(RangeOnlyConfig(), **c.range_only)
         for k, v in c.formation_peer_priors.items():
             try:
                 peer_id_key(k)
-                parse_peer_prior(v, c.formation_prior_sigma_pos_m, c.formation_prior_sigma_vel_m_s)
+                parse_peer_prior(v, ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s)
             except ValueError as exc:
                 sub = _prior_key(str(exc), v)
                 out.append(Problem(("formation_peer_priors", k, *sub), f"is refused: {exc}"))

@@ -33,6 +33,7 @@ from pygnc.estimation.formation_filter import (
     rtn_matrix,
 )
 from pygnc.estimation.orbit_ekf import fix_to_gcrs
+from pygnc.estimation.tunables import RangeOnlyConfig
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
     IodResult,
@@ -69,20 +70,6 @@ CARRY_CHUNK_S = 600.0
 #: A prior whose predicted range misses the first measured one by more than this many
 #: sigmas (squared: 5 sigma) is not used (a gross error: a wrong partner, epoch or frame).
 PRIOR_RANGE_GATE = 25.0
-
-
-@dataclass(frozen=True)
-class RangeOnlyConfig:
-    """The range-only tunables (``Config.formation_*``; see there)."""
-
-    window_s: float = 2700.0
-    max_window_s: float = 5400.0
-    min_ranges: int = 8
-    side_model_sigma_m: float = 1.0
-    prior_sigma_pos_m: float = 1000.0
-    prior_sigma_vel_m_s: float = 1.0
-    short_window_s: float = 600.0
-    short_window_max_sigma_m: float = 200.0
 
 
 @dataclass
@@ -732,7 +719,7 @@ def range_log_likelihood(f: FormationFilter, model_var_m2: float = 0.0) -> float
     """Log-likelihood of *f*'s last range with its NIS capped at RANGE_LL_NIS_CAP: a range
     the filter's gate rejected still counts against it, an outlier (rejected by every
     hypothesis) no more than that.  *model_var_m2*: added to the innovation variance (the
-    dynamics' error the filter's own variance leaves out, ``Config.formation_side_model_sigma_m``)."""
+    dynamics' error the filter's own variance leaves out, ``[range_only] side_model_sigma_m``)."""
     if not math.isfinite(f.last_nis):
         return math.nan
     s = float(f.last_s[0, 0])

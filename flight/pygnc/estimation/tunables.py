@@ -1,16 +1,18 @@
-"""The filters' tunables: :class:`OrbitFilterConfig` and :class:`AttitudeFilterConfig`.
+"""The estimators' tunables: :class:`OrbitFilterConfig`, :class:`AttitudeFilterConfig`,
+:class:`FormationFilterConfig` and :class:`RangeOnlyConfig`.
 
 Plain dataclasses with every value's limits declared next to it (:func:`pygnc.limits.bounded`)
-and no numpy, so that the configuration's ``[orbit_filter]`` and ``[attitude_filter]``
-tables are checked when the configuration is loaded (:mod:`pygnc.config`), by the
-supervisor, before any task runs.  The filters take them from here
-(:mod:`pygnc.estimation.orbit_ekf`, :mod:`pygnc.estimation.attitude_mekf`).
+and no numpy, so that the configuration's ``[orbit_filter]``, ``[attitude_filter]``,
+``[formation_filter]`` and ``[range_only]`` tables are checked when the configuration is
+loaded (:mod:`pygnc.config`), by the supervisor, before any task runs.  The estimators take
+them from here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pygnc.limits import bounded
 
@@ -124,3 +126,120 @@ class AttitudeFilterConfig:
     imu_gyro_noise_density_rad_s_sqrt_hz: float = bounded(math.radians(0.005), "(0, 1]")
     imu_gyro_bias_walk_rad_s_per_sqrt_s: float = bounded(5e-7, "[0, 1]")
     imu_init_gyro_bias_sigma_rad_s: float = bounded(math.radians(0.5), "(0, 10]")
+
+
+@dataclass(frozen=True)
+class FormationFilterConfig:
+    """Tunables of the formation filter (SI units; sigmas are 1-sigma per axis).
+
+    ``orbit`` holds what the own spacecraft shares with the orbit estimator: GPS noise when
+    a fix gives none, the gravity field, the own ballistic coefficient, the common empirical
+    acceleration (``dmc_sigma_m_s2``/``dmc_tau_s``) and the step length - the
+    configuration's ``[orbit_filter]`` table; the rest is its ``[formation_filter]`` table.
+    """
+
+    orbit: OrbitFilterConfig = field(default_factory=OrbitFilterConfig)
+    #: Peer's ballistic coefficient m / (C_D A) [kg/m^2] as configured (the estimated
+    #: drag scale absorbs the difference to the truth).
+    peer_ballistic_coeff_kg_m2: float = bounded(50.0, "(0, 1e6]")
+    #: Differential empirical acceleration: steady-state sigma per axis and correlation time.
+    diff_dmc_sigma_m_s2: float = bounded(2.0e-7, "[0, 1]")
+    diff_dmc_tau_s: float = bounded(900.0, "(0, 1e8]")
+    #: Peer drag scale (Gauss-Markov about 1): steady-state sigma and correlation time;
+    #: ``estimate_peer_drag_scale=False`` holds it at 1.
+    estimate_peer_drag_scale: bool = True
+    peer_drag_scale_sigma: float = bounded(1.0, "[0, 10]")
+    peer_drag_scale_tau_s: float = bounded(86_400.0, "(0, 1e8]")
+    #: Range noise [m] (1 sigma); prior mean and sigma of the range bias [m] (a
+    #: calibration from earlier batches belongs here) and its random walk [m / sqrt(s)]
+    #: (0: a constant).
+    range_sigma_m: float = bounded(0.5, "(0, 1e6]")
+    range_bias_prior_m: float = bounded(0.0, "[-1e6, 1e6]")
+    range_bias_sigma_m: float = bounded(3.0, "(0, 1e6]")
+    range_bias_walk_m_sqrt_s: float = bounded(0.0, "[0, 100]")
+    #: Range time-tag lateness [s]: prior mean and sigma; estimated only when enabled.
+    estimate_range_time_offset: bool = True
+    range_time_offset_s: float = bounded(0.5, "[-60, 60]")
+    range_time_offset_sigma_s: float = bounded(0.4, "[0, 60]")
+    #: Resolution of the range time tags [s]: the PY4 range packet carries whole seconds,
+    #: so each range is taken somewhere in its second; that adds (range rate)^2 * res^2 / 12
+    #: to its variance.
+    range_tag_resolution_s: float = bounded(1.0, "[0, 60]")
+    #: Gates (chi-square probability) for fixes (6 dof) and ranges (1 dof).
+    fix_gate_probability: float = bounded(0.9999, "(0, 1)")
+    range_gate_probability: float = bounded(0.9999, "(0, 1)")
+    max_consecutive_rejections: int = bounded(6, "[1, 1e6]")
+    max_consecutive_range_rejections: int = bounded(12, "[1, 1e6]")
+    #: Range acquisition: the first range is used only once the next one (within
+    #: ``range_acquire_window_s``) has an innovation within ``range_acquire_tol_m`` of its
+    #: own, so a lone outlier cannot capture the line of sight while it is still loose.
+    range_acquire_tol_m: float = bounded(5.0, "(0, 1e6]")
+    range_acquire_window_s: float = bounded(120.0, "(0, 86400]")
+    #: Two fixes further apart than this [s] do not initialise the filter together.
+    max_init_pair_gap_s: float = bounded(60.0, "[0, 86400]")
+    #: Longest propagation step of both orbits [s] (RK4; the orbit estimator's is 5 s).
+    #: The filter steps from measurement to measurement (own fixes every ~25 s, ranges
+    #: every 15-30 s), and estimates between them are interpolated (:meth:`FormationFilter.tap`),
+    #: so steps are rarely split.  RK4's error over 30 s is ~2 mm of the absolute orbit
+    #: (against 10-m fixes) and cancels in the relative state to < 1e-5 m; the tesseral
+    #: field held at its mid-step value: ~1e-5 m/s absolute, ~1e-8 m/s relative per step.
+    max_step_s: float = bounded(30.0, "(0, 3600]")
+    #: A range up to this many seconds after the filter time is applied at the filter time,
+    #: to the relative state carried forward to the range's time in closed form
+    #: (:meth:`FormationFilter.range_model`: third order in the gravity gradient, within
+    #: 3 mm of a propagation at 3.6 km and 30 s), instead of a propagation of both orbits to
+    #: it: the filter then steps
+    #: only between own fixes (every ~25 s), not at every range too - about half the steps.
+    #: 0: every range is applied at its own time (the caller predicts there first).
+    range_extrapolate_max_s: float = bounded(30.0, "[0, 3600]")
+
+    def own_model(self):
+        """The own spacecraft's :class:`pygnc.estimation.orbit_dynamics.DynamicsModel`."""
+        return dataclasses.replace(self.orbit, estimate_drag_scale=False, max_step_s=self.max_step_s).dynamics()
+
+    def peer_model(self):
+        """The partner's dynamics: the own model with the partner's ballistic coefficient and
+        a drag scale state."""
+        return dataclasses.replace(self.orbit, ballistic_coeff_kg_m2=self.peer_ballistic_coeff_kg_m2,
+                                   estimate_drag_scale=True, drag_scale_tau_s=self.peer_drag_scale_tau_s,
+                                   max_step_s=self.max_step_s).dynamics()
+
+
+@dataclass(frozen=True)
+class RangeOnlyConfig:
+    """Tunables of range-only navigation (:mod:`pygnc.estimation.range_only`; the
+    configuration's ``[range_only]`` table)."""
+
+    #: Ranges are collected this long after the first, and at least ``min_ranges`` of them,
+    #: before the partner's orbit is fitted to them (:mod:`pygnc.estimation.range_only_iod`), s.
+    window_s: float = bounded(2700.0, "(0, 864000]")
+    min_ranges: int = bounded(8, "[1, 1e6]")
+    #: ... or ``short_window_s`` when the prior's position is known to
+    #: ``short_window_max_sigma_m`` (1 sigma, its largest axis) or better: the fit then has
+    #: one basin and needs few ranges, s and m.
+    short_window_s: float = bounded(600.0, "(0, 864000]")
+    short_window_max_sigma_m: float = bounded(200.0, "[0, 1e8]")
+    #: A fit that does not converge (a window too short for the geometry: its cost a long
+    #: curved valley) is made again with another third of the window's ranges, up to this
+    #: long (0 or less than the window: never extended), s.
+    max_window_s: float = bounded(5400.0, "[0, 864000]")
+    #: The flight dynamics' error in a range (1 sigma), m, as the hypotheses' odds count it:
+    #: added in variance to each one's innovation variance.
+    side_model_sigma_m: float = bounded(1.0, "[0, 1e6]")
+    #: A partner with no prior starts from its first range placed along-track: "both" sides
+    #: (equally likely: ranges cannot tell them apart), or "ahead" / "behind" (the other side
+    #: kept at ``wrong_side_probability``); sigmas per axis of those placements and of a
+    #: prior that gives none, m and m/s.
+    placement: str = bounded("both", choices=("both", "ahead", "behind"))
+    prior_sigma_pos_m: float = bounded(1000.0, "(0, 1e8]")
+    prior_sigma_vel_m_s: float = bounded(1.0, "(0, 1e4]")
+    #: The probability that a prior which gives none (or a one-sided placement) has the
+    #: partner on the wrong side: its point mirror is kept with this weight until the
+    #: ranges decide (they rarely can: docs/range_only.md).  A mixture whose true side
+    #: weighs w has a NEES of about (1 - w) / w, inside its 99.9 % bound (16.3, 3 dof) for
+    #: w > 0.058: 0.2 keeps it there when the prior is wrong, even after the ranges' odds
+    #: (model error) have moved the weight down threefold.
+    wrong_side_probability: float = bounded(0.2, "[0, 0.5]")
+    #: An absolute prior whose epoch is further than this from the first range is not used
+    #: (a note says so; the partner starts as with no prior), s.
+    prior_max_age_s: float = bounded(2 * 86_400.0, "(0, 864000]")
