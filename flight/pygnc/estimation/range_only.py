@@ -114,24 +114,20 @@ class PartnerPrior:
         if len(self.components) == 1:
             d = x6 - self.x0
             return float(d @ np.linalg.solve(self.p0, d))
-        terms = []
-        for c in self.components:
-            d = x6 - c.x0
-            _, logdet = np.linalg.slogdet(c.p0)
-            terms.append(math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + logdet))
-        _, logdet0 = np.linalg.slogdet(self.p0)
-        return -2.0 * float(np.logaddexp.reduce(terms)) - logdet0
+        terms = [_log_density(c, x6) for c in self.components]
+        return -2.0 * float(np.logaddexp.reduce(terms)) - np.linalg.slogdet(self.p0)[1]
 
     def nearest(self, x6: np.ndarray) -> PriorComponent:
         """The component whose density is the largest at *x6*."""
         if len(self.components) == 1:
             return self.components[0]
+        return max(self.components, key=lambda c: _log_density(c, x6))
 
-        def log_density(c):
-            d = x6 - c.x0
-            return math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + np.linalg.slogdet(c.p0)[1])
 
-        return max(self.components, key=log_density)
+def _log_density(c: PriorComponent, x6: np.ndarray) -> float:
+    """log of component *c*'s weight times its Gaussian density at *x6* (up to 2 pi's)."""
+    d = x6 - c.x0
+    return math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + np.linalg.slogdet(c.p0)[1])
 
 
 def absolute_prior(t_gps_s: float, pos_ecef_m, vel_ecef_m_s, sigma_pos_m: float, sigma_vel_m_s: float,
