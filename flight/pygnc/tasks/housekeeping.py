@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from ..drivers import HK_DEVICE_KINDS, emus_bms, opc_n3, usb_iss
+from ..drivers import HK_DEVICE_KINDS, emus_bms, emus_bms_codec, opc_n3, usb_iss
 from ..drivers.link import LinkError, LinkLost, SerialLink, open_link, parse_usb_id
 from .base import MAX_POLL_S, Task
 
@@ -119,7 +119,7 @@ def parse_device(entry: dict) -> DeviceSpec:
             raise DeviceConfigError(f"housekeeping device {name!r}: sentences must be a list of 3-character names")
         try:
             for x in sentences:
-                emus_bms.encode_request(x)
+                emus_bms_codec.encode_request(x)
         except ValueError as exc:
             raise DeviceConfigError(f"housekeeping device {name!r}: {exc}") from None
         opts["sentences"] = tuple(sentences)
