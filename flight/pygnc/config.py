@@ -426,11 +426,6 @@ class Config:
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{name} must be > 0, got {v!r}")
 
-    @property
-    def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:
-        m = self.imu_to_body
-        return (tuple(m[0:3]), tuple(m[3:6]), tuple(m[6:9]))
-
 
 def peer_id_key(key) -> int:
     """A partner id from a configuration key: an int, or a string "0x4A" / "74"
