@@ -386,11 +386,6 @@ class Config:
         object.__setattr__(self, "range_calibration_m", {
             peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
 
-    @property
-    def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:
-        m = self.imu_to_body
-        return (tuple(m[0:3]), tuple(m[3:6]), tuple(m[6:9]))
-
 
 def peer_id_key(key) -> int:
     """A partner id from a configuration key: an int, or a string "0x4A" / "74"
