@@ -1,34 +1,34 @@
-"""A spacecraft's own orbit estimates, fitted and carried to another epoch with a covariance.
+"""A spacecraft's own orbit estimates carried to another epoch, with an honest covariance.
 
 What ``python -m ground uplink --downlink`` does with a partner's downlinked orbit records
-(its GPS-based orbit EKF, :mod:`pygnc.processors.orbit`), as pure numerics: positions in,
-a state and its covariance out.
+(its GPS-based orbit EKF, :mod:`pygnc.processors.orbit`), as pure numerics: records in, a
+state and its covariance out.  Everything is SI, GCRS (:mod:`pygnc.frames`), ``t_gps_s``.
 
-Fit.  The records of an arc (at most ``fit_span_s`` long, the end nearest the epoch) are
-pseudo-observations of position; the unknowns are the GCRS state at the arc's end nearest
-the epoch (the *anchor*) and a drag scale k on the nominal ballistic coefficient (the
-flight's ``formation_peer_ballistic_coeff_kg_m2``).  Dynamics: the flight's own
-:mod:`pygnc.estimation.orbit_dynamics` with zonals to J8, EGM96 tesserals to 8x8, Sun and
-Moon, and drag through its exponential atmosphere (a different model from the simulator's
-truth: EGM2008 40x40, NRLMSISE-00, SRP).  Gauss-Newton on the transition matrices, a weak
-prior k ~ N(1, ``drag_scale_prior_sigma``) so that an arc too short to see drag still
-fits.  The records are outputs of a filter, so their errors are correlated in time: each
-counts as ``record_spacing / record_correlation_s`` of an independent observation, and the
-formal covariance is scaled up by the fit's reduced chi-square when that exceeds 1.
+Anchor.  The record nearest the epoch, with the per-axis sigmas the spacecraft published
+for it (position and velocity, ECEF axes), is what is carried to the epoch.
 
-Prediction.  The fitted state is propagated to the epoch along the same dynamics; its
-covariance along the transition matrix, with two honest additions:
+Drag.  What the anchor cannot say is how fast drag will take the orbit down: a drag
+scale k on the nominal ballistic coefficient (the flight's
+``formation_peer_ballistic_coeff_kg_m2``) is fitted to the records of the ``fit_span_s``
+before the anchor - least squares on their positions for the state at the anchor and k,
+Gauss-Newton on the transition matrices, a weak prior k ~ N(1, ``drag_scale_prior_sigma``)
+for arcs too short to see drag.  The records are outputs of a filter, so their errors are
+correlated in time: each counts as ``record_spacing / record_correlation_s`` of an
+independent observation, and their weight is divided by the fit's reduced chi-square when
+that exceeds 1 (the prior keeps its own).  The drag ahead is not the drag of the arc:
+k's variance gets a relative forecast error ``drag_forecast_sigma`` (the density changes
+with solar and geomagnetic activity from one day to the next; empirical density models
+are good to ~15 % with measured indices - Hedin 1988, NASA TM-100707 - and worse with
+forecast ones), which grows the along-track error as 0.75 n |da/dt| dk dt^2.
 
-* the drag ahead is not the drag of the arc: k gets a relative forecast error
-  ``drag_forecast_sigma`` (the density changes with solar and geomagnetic activity from
-  one day to the next; empirical density models are good to ~15 % with known indices -
-  Hedin 1988, NASA TM-100707 - and worse with forecast ones), which grows the
-  along-track error as 0.75 n |da/dt| dk dt^2;
-* what the ground dynamics leaves out (gravity beyond 8x8, SRP, the density's diurnal and
-  latitudinal structure) enters as a Gauss-Markov acceleration of ``accel_sigma_m_s2``
-  and correlation time ``accel_tau_s`` per axis.
-
-Everything is in SI units, GCRS (:mod:`pygnc.frames`), times ``t_gps_s``.
+Dynamics.  The flight's own :mod:`pygnc.estimation.orbit_dynamics` with zonals to J8,
+EGM96 tesserals to 8x8, Sun and Moon, and drag through its exponential atmosphere - not
+the simulator's truth model (EGM2008 40x40, NRLMSISE-00, SRP).  The covariance of the
+anchor (r, v, k) is carried along its transition matrix; what these dynamics leave out
+(gravity beyond 8x8, SRP, the density's day-night structure) is added in RTN:
+``model_error_rtn_m`` one hour into the propagation, growing as sqrt(dt / 1 h) before and
+(dt / 1 h)^(1/4) after, velocity n x (T, 2 R, N) - the spread of these dynamics started on
+the simulator's truth and run for 10 min to 12 h (docs/uplink.md).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class PredictionModel:
     #: 1-sigma R, T, N position error of the ground dynamics one hour into a propagation, m.
     model_error_rtn_m: tuple[float, float, float] = (25.0, 150.0, 25.0)
     record_correlation_s: float = 1200.0
-    fit_span_s: float = 6 * 3600.0
+    fit_span_s: float = 24 * 3600.0
     max_step_s: float = 10.0
     iterations: int = 6
 
@@ -103,7 +103,7 @@ def fit_drag_scale(t_gps_s, r_gcrs_m, sigma_m, t_anchor_gps_s: float, r0, v0, mo
                    dyn: od.DynamicsModel) -> tuple[float, float, float]:
     """Fit (r, v at *t_anchor_gps_s*, drag scale) to the positions *r_gcrs_m* (n, 3) of
     1-sigma *sigma_m* (n,) at *t_gps_s* (n,), starting from *r0*, *v0*: (drag scale, its
-    1-sigma - scaled by the reduced chi-square when above 1 -, RMS residual m)."""
+    1-sigma - the data down-weighted by the reduced chi-square when above 1 -, RMS residual m)."""
     t = np.asarray(t_gps_s, dtype=float)
     x = np.zeros(10)
     x[0:3], x[3:6], x[9] = r0, v0, 1.0
@@ -115,7 +115,9 @@ def fit_drag_scale(t_gps_s, r_gcrs_m, sigma_m, t_anchor_gps_s: float, r0, v0, mo
     w = weight_scale / np.asarray(sigma_m, dtype=float) ** 2
     cols = [0, 1, 2, 3, 4, 5, 9]
     kp = 1.0 / model.drag_scale_prior_sigma ** 2
-    p7, chi2, ss = np.eye(7), 0.0, 0.0
+    prior = np.zeros((7, 7))
+    prior[6, 6] = kp
+    nmat, chi2, ss = np.eye(7), 0.0, 0.0
     for _ in range(model.iterations):
         nmat, rhs = np.zeros((7, 7)), np.zeros(7)
         chi2 = ss = 0.0
@@ -131,16 +133,16 @@ def fit_drag_scale(t_gps_s, r_gcrs_m, sigma_m, t_anchor_gps_s: float, r0, v0, mo
                 rhs += w[i] * h.T @ res
                 chi2 += float(w[i] * res @ res)
                 ss += float(res @ res)
-        nmat[6, 6] += kp  # the prior k ~ N(1, drag_scale_prior_sigma)
-        rhs[6] += kp * (1.0 - x[9])
-        p7 = np.linalg.inv(nmat)
-        dx = p7 @ rhs
+        rhs[6] += kp * (1.0 - x[9])  # the prior k ~ N(1, drag_scale_prior_sigma)
+        dx = np.linalg.solve(nmat + prior, rhs)
         x[cols] += dx
         if np.all(np.abs(dx[0:3]) < 1e-3) and np.all(np.abs(dx[3:6]) < 1e-6) and abs(dx[6]) < 1e-6:
             break
     n_obs = 3 * t.size
-    red = chi2 / (weight_scale * max(1, n_obs - 7))
-    return float(x[9]), float(math.sqrt(p7[6, 6] * max(1.0, red))), math.sqrt(ss / max(1, n_obs))
+    # Residuals larger than the records' sigmas say: the data weigh less (the prior does not).
+    red = max(1.0, chi2 / (weight_scale * max(1, n_obs - 7)))
+    p7 = np.linalg.inv(nmat / red + prior)
+    return float(x[9]), float(math.sqrt(p7[6, 6])), math.sqrt(ss / max(1, n_obs))
 
 
 def model_error_rtn(dt_s: float, n_rad_s: float, model: PredictionModel) -> np.ndarray:

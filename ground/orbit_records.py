@@ -44,6 +44,8 @@ class OrbitRecords:
     n_files: int
     skipped_untimed: int
     skipped_propagated: int
+    #: What the batch reader noticed (missing files, corrupt records, ...): reported, not fatal.
+    problems: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -54,7 +56,7 @@ def _where(run, seq) -> str:
     return f"run {int(run)}, batch file {int(seq):08d}" if int(seq) >= 0 else f"run {int(run)}"
 
 
-def _finish(source: str, cols: dict, n_files: int, untimed: int, propagated: int) -> OrbitRecords:
+def _finish(source: str, cols: dict, n_files: int, untimed: int, propagated: int, problems=()) -> OrbitRecords:
     vec = ("r_ecef_m", "v_ecef_m_s", "sigma_r_m", "sigma_v_m_s")
     for i in range(cols["t_sc_s"].size):
         bad = [k for k in vec if not np.all(np.isfinite(cols[k][i]))]
@@ -64,15 +66,16 @@ def _finish(source: str, cols: dict, n_files: int, untimed: int, propagated: int
                               "the spacecraft never writes one - look at these files before uplinking from them")
     order = np.argsort(cols["t_gps_s"], kind="stable")
     return OrbitRecords(source, *(cols[k][order] for k in ("t_gps_s", *vec, "n_used", "run", "sequence")),
-                        n_files=n_files, skipped_untimed=untimed, skipped_propagated=propagated)
+                        n_files=n_files, skipped_untimed=untimed, skipped_propagated=propagated,
+                        problems=tuple(problems))
 
 
-def _select(source: str, t_sc, t_gps, propagated, arrays: dict, n_files: int) -> OrbitRecords:
+def _select(source: str, t_sc, t_gps, propagated, arrays: dict, n_files: int, problems=()) -> OrbitRecords:
     keep = ~propagated & np.isfinite(t_gps)
     untimed = int(np.sum(~propagated & ~np.isfinite(t_gps)))
     cols = {k: np.asarray(v)[keep] for k, v in arrays.items()}
     cols["t_sc_s"], cols["t_gps_s"] = np.asarray(t_sc)[keep], np.asarray(t_gps)[keep]
-    return _finish(source, cols, n_files, untimed, int(np.sum(propagated)))
+    return _finish(source, cols, n_files, untimed, int(np.sum(propagated)), problems)
 
 
 def _from_batches(path: Path, spacecraft_id: int) -> OrbitRecords:
@@ -94,7 +97,8 @@ def _from_batches(path: Path, spacecraft_id: int) -> OrbitRecords:
     if not t["t_sc_s"].size:
         raise RecordError(f"{path}: {len(files)} batch files of 0x{spacecraft_id:02X} and no orbit estimate in them")
     arrays = _table_arrays(t)
-    return _select(str(path), t["t_sc_s"], t["t_gps_s"], np.asarray(t["propagated"]).astype(bool), arrays, len(files))
+    return _select(str(path), t["t_sc_s"], t["t_gps_s"], np.asarray(t["propagated"]).astype(bool), arrays, len(files),
+                   bs.problems)
 
 
 def _table_arrays(t: dict) -> dict:

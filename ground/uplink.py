@@ -29,13 +29,16 @@ import argparse
 import math
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 #: chi-square 99.9 % bound, 6 degrees of freedom (the TLE / downlink consistency check).
 CHI2_6DOF_999 = 22.458
+#: Downlinked estimates that one orbit fits worse than this (RMS, m) are refused: a reset, a
+#: manoeuvre or another spacecraft's records (a day's arc of one orbit fits to ~50 m).
+MAX_FIT_RMS_M = 1000.0
 
 
 class Refused(Exception):
@@ -55,6 +58,8 @@ class PartnerPrior:
     detail: str
     r_gcrs_m: np.ndarray | None = None
     v_gcrs_m_s: np.ndarray | None = None
+    #: What the inputs' readers noticed (printed, not fatal).
+    notes: list = field(default_factory=list)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -230,15 +235,23 @@ def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
     model = op.PredictionModel(ballistic_coeff_kg_m2=Config().formation_peer_ballistic_coeff_kg_m2,
                                fit_span_s=args.fit_span_h * 3600.0)
     p = op.fit_and_predict(rec.t_gps_s, rec.r_ecef_m, rec.v_ecef_m_s, rec.sigma_r_m, rec.sigma_v_m_s, t_epoch, model)
+    if not p.fit_rms_m <= MAX_FIT_RMS_M:
+        raise Refused(f"partner 0x{peer:02X}: {path}: one orbit fits its {p.n_records} estimates of "
+                      f"{tl.utc_iso(p.arc_start_gps_s)} - {tl.utc_iso(p.arc_end_gps_s)} to {p.fit_rms_m / 1000.0:.1f} km "
+                      f"RMS (more than {MAX_FIT_RMS_M / 1000.0:g} km): a reset, a manoeuvre or records of more than "
+                      "one spacecraft - look at them ('ground decode') before uplinking from them")
     age_h = (t_epoch - p.anchor_gps_s) / 3600.0
     src = f"downlink 0x{peer:02X} estimate {tl.utc_iso(p.anchor_gps_s)[:16]}Z age {age_h:+.1f} h, drag x{p.drag_scale:.2f}"
     skipped = (f"; {rec.skipped_untimed} without GPS time left out" if rec.skipped_untimed else "")
-    detail = (f"downlink {path}: {rec.size} orbit estimates in {rec.n_files} files{skipped}; carried from "
+    detail = (f"downlink {path}: {rec.size} orbit estimates in {rec.n_files} file{'s' if rec.n_files != 1 else ''}"
+              f"{skipped}; carried from "
               f"{tl.utc_iso(p.anchor_gps_s)} ({age_h:+.1f} h), drag scale {p.drag_scale:.2f} +- {p.drag_scale_sigma:.2f} "
               f"fitted to {p.n_records} estimates over {(p.arc_end_gps_s - p.arc_start_gps_s) / 3600.0:.1f} h "
               f"(RMS {p.fit_rms_m:.1f} m)")
-    return PartnerPrior(peer, t_epoch, p.r_ecef_m, p.v_ecef_m_s, p.cov_rtn, 0.0, src, age_h, detail,
-                        p.r_gcrs_m, p.v_gcrs_m_s)
+    prior = PartnerPrior(peer, t_epoch, p.r_ecef_m, p.v_ecef_m_s, p.cov_rtn, 0.0, src, age_h, detail,
+                         p.r_gcrs_m, p.v_gcrs_m_s)
+    prior.notes = list(rec.problems)
+    return prior
 
 
 def _check_against_tle(prior: PartnerPrior, tle_prior: PartnerPrior) -> str:
@@ -259,6 +272,22 @@ def _check_against_tle(prior: PartnerPrior, tle_prior: PartnerPrior) -> str:
                       f"{d[1] / 1e3:+.2f} / {d[2] / 1e3:+.2f} km), NEES {nees:.0f} > {CHI2_6DOF_999} with both "
                       "covariances: one of them is not this partner's (uplink from one source only)")
     return text
+
+
+def _predicted_range(p: PartnerPrior, self_state: dict) -> tuple[float, float]:
+    """Range from the own spacecraft's TLE state to the prior, and its 1-sigma from both
+    covariances along the line of sight, m."""
+    from ground.tle_covariance import rtn_axes
+
+    r_s, v_s = _gcrs(self_state["r_ecef_m"], self_state["v_ecef_m_s"], p.t_gps_s)
+    los = p.r_gcrs_m - r_s
+    d = float(np.linalg.norm(los))
+    u = los / d if d > 0 else np.zeros(3)
+    var = 0.0
+    for cov, (r, v) in ((p.cov_rtn, (p.r_gcrs_m, p.v_gcrs_m_s)), (self_state["cov_rtn"], (r_s, v_s))):
+        w = rtn_axes(r, v) @ u
+        var += float(w @ cov[:3, :3] @ w)
+    return d, math.sqrt(var)
 
 
 # --------------------------------------------------------------------------- output
@@ -379,14 +408,13 @@ def run(args) -> int:
         priors = sorted(list(by_tle.values()) + priors, key=lambda p: p.peer_id)
         ranges = {}
         if self_state is not None:
-            r_s = self_state["r_ecef_m"]
             for p in priors:
-                d = float(np.linalg.norm(p.r_ecef_m - r_s))
+                d, sd = _predicted_range(p, self_state)
                 if d > args.max_separation_km * 1000.0:
                     raise Refused(f"partner 0x{p.peer_id:02X} is {d / 1000.0:.1f} km from the own spacecraft (NORAD "
                                   f"{self_state['norad']}) at the epoch: more than --max-separation-km "
                                   f"{args.max_separation_km:g} - not a formation partner, or a wrong NORAD id")
-                ranges[p.peer_id] = d
+                ranges[p.peer_id] = (d, sd)
         data, kept = build_document(priors, out, args.merge)
         text = render(data, tl.utc_iso(t_epoch))
         cfg = validate(text, out, priors)
@@ -405,11 +433,14 @@ def run(args) -> int:
             f"age {self_state['age_h']:+.1f} h")
     for p in priors:
         say(f"  0x{p.peer_id:02X}  {p.detail}")
-        extra = f"; predicted range from the own spacecraft {ranges[p.peer_id] / 1000.0:.3f} km" \
-            if p.peer_id in ranges else ""
-        say(f"        {_sigma_text(p.cov_rtn)}; wrong side {p.wrong_side_probability:g}{extra}")
+        extra = (f"; predicted range from the own spacecraft {ranges[p.peer_id][0] / 1000.0:.3f} km "
+                 f"(1 sigma {_sig(ranges[p.peer_id][1], 'm')})") if p.peer_id in ranges else ""
+        say(f"        {_sigma_text(p.cov_rtn)}")
+        say(f"        wrong side {p.wrong_side_probability:g}{extra}")
         if p.peer_id in checks:
             say(f"        {checks[p.peer_id]}")
+        for note in p.notes:
+            say(f"        ! {note}")
     if kept:
         say(f"  kept from the earlier file: priors of {', '.join(f'0x{k:02X}' for k in kept)}")
     if cfg.range_gps_source != "own":
