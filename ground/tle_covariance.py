@@ -15,18 +15,23 @@ a δe along and across the argument of latitude u and C, D those of a δi:
 (the HCW solution plus ω x r, ω = n along N, which turns the rotating-frame velocity into
 the inertial one the flight's ``cov_rtn`` wants).  With the two δe components independent
 and equally uncertain (and the same for δi) the covariance does not depend on u.  The
-δa term is the along-track drift of a mean-motion error; drag adds a second along-track
-term that grows with Δt²: the displacement SGP4 itself predicts from the TLE's B* (SGP4
-with B* minus SGP4 with B* = 0, at the epoch asked), times the relative drag error
-``drag_sigma`` (a rank-one term, perfectly correlated between position and velocity).
-B* is taken as at least ``b_star_floor`` in size: a smaller or negative B* is a fitting
-artefact for a CubeSat, whose drag is not that small.
+δa term is the along-track drift of a mean-motion error.  Two more terms: SGP4's own error
+in the osculating state (its short-period theory), which does not drift - without it the
+map above would claim the orbit's energy known to the δa sigma, where the osculating
+velocity of a fitted TLE is off by centimetres per second - and drag, an along-track error
+growing as Δt²: the displacement SGP4 itself predicts from the TLE's B* (SGP4 with B* minus
+SGP4 with B* = 0, at the epoch asked), times the relative drag error ``drag_sigma`` (a
+rank-one term, perfectly correlated between position and velocity).  B* is taken as at
+least ``b_star_floor`` in size: a smaller or negative B* is a fitting artefact for a
+CubeSat, whose drag is not that small.
 
 Numbers (1 sigma; :class:`TleErrorModel` defaults), at the TLE epoch: along-track
-sqrt((a δλ)^2 + 4 (a δe)^2) = 1.1 km, radial sqrt((a δa)^2 + (a δe)^2) = 0.25 km, cross-track
-0.30 km; velocity 1.1 / 0.28 / 0.33 m/s (R / T / N) at 500 km.  Growth: 1.4 km of along-track
-per day from δa (a δa = 10 m: 1.5 n a δa Δt), plus half of SGP4's own drag displacement
-(at 500 km, B* ~ 2e-4: ~1 km after a day).  Where the numbers come from:
+sqrt((a δλ)^2 + 4 (a δe)^2 + 200^2) = 1.14 km, radial sqrt((a δa)^2 + (a δe)^2 + 100^2) =
+0.27 km, cross-track 0.32 km; velocity 1.18 / 0.35 / 0.35 m/s (R / T / N) at 500 km.
+Growth: 2.9 km of along-track per day from δa (a δa = 20 m: 1.5 n a δa Δt), plus half of
+SGP4's own drag displacement (that displacement is ~7 km after a day for the simulator's
+500-km CubeSats in 2025, near solar maximum).  Where the
+numbers come from:
 
 * At epoch, ~1 km for a typical LEO object within a few days of the epoch (Kelso 2007,
   "Validation of SGP4 and IS-GPS-200D against GPS precision ephemerides", AAS 07-127); "a

@@ -361,7 +361,7 @@ def validate(text: str, out: Path, priors: list[PartnerPrior]):
 # --------------------------------------------------------------------------- command
 def _plan(args) -> tuple[float, list[tuple[int, int]], list[tuple[int, str]]]:
     t_epoch = _epoch_gps_s(args.epoch_utc)
-    tle_partners = [(k, v) for k, v in _pairs(args.partner, "--partner")]
+    tle_partners = _pairs(args.partner, "--partner")
     downlinks = _pairs(args.downlink, "--downlink")
     if not tle_partners and not downlinks:
         raise Refused("no partner: give --partner ID=NORAD (with --tle and --self) and/or --downlink ID=DIR")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from flight_harness import REPO
 from ground import tle as tl
@@ -180,6 +181,50 @@ def test_select_tle_takes_the_epoch_nearest():
     assert tl.select_tle(sats, 25544, t) is sats[1]
     assert tl.select_tle(sats, 25544, base.epoch_gps_s + 3 * 86400.0) is sats[2]
     assert tl.select_tle(sats, 99999, t) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 137), st.sampled_from("0123456789 .-+AUXZ")), max_size=6),
+       st.booleans(), st.sampled_from(["", "NAME\n", "0 NAME\n", "\n\n"]))
+def test_tle_reader_takes_any_mutation_without_crashing(edits, fix_checksums, prefix):
+    """Any characters of a valid set changed (checksums repaired or not): a TleSet or a
+    TleError naming the line, nothing else."""
+    text = list(ISS.split("\n", 1)[1])
+    for pos, ch in edits:
+        if text[pos] != "\n":
+            text[pos] = ch
+    lines = "".join(text).splitlines()
+    if fix_checksums:
+        lines = [ln[:68] + str(tl.checksum(ln)) if len(ln) >= 68 else ln for ln in lines]
+    try:
+        sets = tl.parse_tle_text(prefix + "\n".join(lines) + "\n", "f")
+    except tl.TleError as exc:
+        assert str(exc).startswith("f")
+    else:
+        assert all(isinstance(x, tl.TleSet) and math.isfinite(x.epoch_gps_s) for x in sets)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(14.0, 16.4), st.floats(0.0, 0.05), st.floats(0.0, 360.0), st.floats(0.1, 179.9),
+       st.floats(0.0, 360.0), st.floats(0.0, 360.0), st.floats(-9e-3, 9e-3), st.integers(1, 99999))
+def test_format_tle_round_trips(rev_day, e, argp_deg, i_deg, raan_deg, u_deg, b_star, norad):
+    """The lines written for any LEO elements read back as those elements, to the fields'
+    rounding (1e-4 deg, 1e-7 in e, 1e-8 rev/day, 5 digits of B*)."""
+    el = stle.MeanElements(rev_day * 2 * math.pi / 1440.0, e * math.cos(math.radians(argp_deg)),
+                           e * math.sin(math.radians(argp_deg)), math.radians(i_deg), math.radians(raan_deg),
+                           math.radians(u_deg), b_star)
+    jd = 2_460_754.5 + 0.123456789
+    l1, l2 = stle.format_tle(el, round(jd * 1e8) / 1e8, norad)
+    (s,) = tl.parse_tle_text(f"{l1}\n{l2}\n", "f")
+    r = s.satrec
+    assert s.norad == norad
+    assert abs(r.no_kozai * 1440.0 / (2 * math.pi) - rev_day) < 1e-8
+    assert abs(r.ecco - e) <= 5.1e-8
+    assert abs(math.degrees(r.inclo) - i_deg) < 6e-5
+    d = lambda a, b: abs((a - b + 180.0) % 360.0 - 180.0)  # noqa: E731
+    assert d(math.degrees(r.nodeo), raan_deg) < 6e-5
+    assert d(math.degrees(r.argpo + r.mo), u_deg) < (2e-4 if e > 1e-6 else 360.0)
+    assert abs(r.bstar - b_star) <= 5e-5 * abs(b_star) + 1e-10  # 5 significant digits, >= 1e-10
 
 
 # --------------------------------------------------------------------------- covariance model

@@ -222,7 +222,9 @@ def _exp_field(value: float) -> str:
     mant, exp = f"{abs(value):.4e}".split("e")
     digits = mant.replace(".", "")
     e = int(exp) + 1
-    if not -9 <= e <= 9:
+    if e < -9:  # below 1e-10: zero to the field's use
+        return " 00000+0"
+    if e > 9:
         raise ValueError(f"{value!r} does not fit a TLE exponent field")
     return f"{'-' if value < 0 else ' '}{digits}{'-' if e < 0 else '+'}{abs(e)}"
 
