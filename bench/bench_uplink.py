@@ -19,7 +19,9 @@ velocity, the prior's own covariance) median and mean (6 when the covariance is 
 less when conservative), the fraction inside the 99.9 % chi-square bound (22.46), and per
 RTN axis the RMS position error against the RMS of the published sigma.
 
-    python bench/bench_uplink.py [--seeds 10] [--first-seed 1] [--jobs 1]
+    python bench/bench_uplink.py [--seeds 10] [--first-seed 1] [--jobs 1] [--tle-error-scale 0]
+
+``--tle-error-scale 0``: the TLEs as fitted, no error drawn (what SGP4 itself costs).
 
 ~1 min of CPU per seed (the truth: a day backwards for the TLE fits, 36 h forwards).
 """
@@ -42,13 +44,14 @@ DOWNLINK_DAY_H = 24.0
 DOWNLINK_AHEAD_H = (0.5, 3.0, 6.0, 12.0)
 
 
-def _settings(seed: int):
+def _settings(seed: int, tle_error_scale: float = 1.0):
     from ground import simulate as sim
     from ground.sim import scenario as scn
 
     s = scn.ScenarioSettings(seed=seed)
     s.spacecraft = s.spacecraft + [sim._extra_spacecraft(2)]
     s.tle.enabled = True
+    s.tle.error_scale = tle_error_scale
     return scn.resolve(s)
 
 
@@ -59,7 +62,7 @@ def _rtn_error(r, v, r_true, v_true):
     return np.concatenate([ax @ (r - r_true), ax @ (v - v_true)])
 
 
-def run_seed(seed: int) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
+def run_seed(seed: int, tle_error_scale: float = 1.0, downlink: bool = True) -> list:
     """[(mode, age h, error RTN (6,), covariance RTN (6, 6))] of every prior of the seed."""
     from ground import orbit_prediction as op
     from ground import simulate as sim
@@ -70,7 +73,7 @@ def run_seed(seed: int) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
     from pygnc import frames
     from pygnc.timebase import gps_from_utc_unix
 
-    s = _settings(seed)
+    s = _settings(seed, tle_error_scale)
     t0 = float(gps_from_utc_unix(sim.parse_utc(s.start_utc)))
     sets = tl.parse_tle_text(sim._tles(s, t0, lambda m: None), f"seed {seed}")
     out = []
@@ -90,6 +93,8 @@ def run_seed(seed: int) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
             r_g, v_g = frames.itrs_to_gcrs(r_e, v_e, t[j])
             out.append(("tle", (t[j] - tle.epoch_gps_s) / 3600.0, _rtn_error(r_g, v_g, rg_t[j], vg_t[j]),
                         tle_covariance_rtn(tle, t[j])))
+        if not downlink:
+            continue
         # Downlink priors: the flight EKF's estimates of the first day.
         fixes = orbits.simulate_gps_fixes(tr, period_s=30.0, rng=np.random.default_rng(1000 * seed + k))
         day = t[t - t0 <= DOWNLINK_DAY_H * 3600.0 + 1e-6]
@@ -136,16 +141,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--tle-error-scale", type=float, default=1.0,
+                    help="scale of the TLE errors drawn (0: the fit's own error only, no downlink part)")
     a = ap.parse_args(argv)
     seeds = list(range(a.first_seed, a.first_seed + a.seeds))
     rows = []
     if a.jobs > 1:
         with concurrent.futures.ProcessPoolExecutor(a.jobs) as ex:
-            for r in ex.map(run_seed, seeds):
+            for r in ex.map(run_seed, seeds, [a.tle_error_scale] * len(seeds), [a.tle_error_scale > 0] * len(seeds)):
                 rows.extend(r)
     else:
         for sd in seeds:
-            rows.extend(run_seed(sd))
+            rows.extend(run_seed(sd, a.tle_error_scale, a.tle_error_scale > 0))
             print(f"seed {sd} done", file=sys.stderr)
     report(rows)
     return 0

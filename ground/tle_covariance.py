@@ -21,7 +21,10 @@ map above would claim the orbit's energy known to the δa sigma, where the oscul
 velocity of a fitted TLE is off by centimetres per second - and drag, an along-track error
 growing as Δt²: the displacement SGP4 itself predicts from the TLE's B* (SGP4 with B* minus
 SGP4 with B* = 0, at the epoch asked), times the relative drag error ``drag_sigma`` (a
-rank-one term, perfectly correlated between position and velocity).  B* is taken as at
+rank-one term, perfectly correlated between position and velocity).  Drag also moves the
+eccentricity vector - the density's day-night variation, which SGP4 does not model, acts
+once per orbit - so each a δe component grows by ``drag_e_factor`` times the decay SGP4
+predicts (the radial part of its drag displacement).  B* is taken as at
 least ``b_star_floor`` in size: a smaller or negative B* is a fitting artefact for a
 CubeSat, whose drag is not that small.
 
@@ -54,6 +57,10 @@ numbers come from:
   noisy fitted parameter, and the density over the coming day differs from the fit span's
   by tens of percent (empirical density models are good to ~15 %: Hedin 1988, "High
   altitude atmospheric modeling", NASA TM-100707, before forecast errors).
+  ``drag_e_factor`` = 3: fitted TLEs of the simulator's truth (NRLMSISE-00 drag at 500 km,
+  2025) with no error added drift radially from ~60-100 m RMS at 6-12 h to 250-330 m at
+  18-30 h, where SGP4's own decay over the day is ~100 m (``bench/bench_uplink.py
+  --tle-error-scale 0``).
 * Not in the covariance: gross errors - a TLE of another object (identity or cross-tag
   errors: weeks may pass before every payload of a multi-payload deployment is catalogued
   and assigned; Segerman et al. 2014, "Space situational awareness of large numbers of
@@ -88,6 +95,9 @@ class TleErrorModel:
     sigma_theory_rtn_m: tuple[float, float, float] = (100.0, 200.0, 100.0)
     #: Relative 1-sigma error of the drag SGP4 predicts from B*.
     drag_sigma: float = 0.5
+    #: 1-sigma growth of each eccentricity-vector component (a δe), per metre of the decay
+    #: SGP4 predicts (the radial part of its drag displacement).
+    drag_e_factor: float = 3.0
     #: Smallest |B*| the drag term assumes, 1/earth radii.
     b_star_floor: float = 1.0e-5
 
@@ -169,9 +179,12 @@ def tle_covariance_rtn(tle: tl.TleSet, t_gps_s: float, model: TleErrorModel | No
     model = model or TleErrorModel()
     r, v = tl.sgp4_teme(tle, t_gps_s)
     m = roe_to_rtn(tle.mean_motion_rad_s, _argument_of_latitude(r, v), t_gps_s - tle.epoch_gps_s)
-    cov = m @ model.roe_covariance() @ m.T + model.theory_covariance(tle.mean_motion_rad_s)
     b = tle.b_star
     b_eff = math.copysign(max(abs(b), model.b_star_floor), b if b else 1.0)
     d = drag_displacement_rtn(tle, t_gps_s, b_eff)
+    roe = model.roe_covariance()
+    roe[2, 2] += (model.drag_e_factor * d[0]) ** 2  # the density's day-night variation moves δe
+    roe[3, 3] += (model.drag_e_factor * d[0]) ** 2
+    cov = m @ roe @ m.T + model.theory_covariance(tle.mean_motion_rad_s)
     cov += (model.drag_sigma ** 2) * np.outer(d, d)
     return 0.5 * (cov + cov.T)
