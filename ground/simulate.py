@@ -249,7 +249,8 @@ def _truth_start(s, k: int):
 
     a_m, e, i_rad, raan_rad, argp_rad, nu_rad = deputy_elements(s.orbit, s.spacecraft[k])
     r0, v0 = orbits.initial_state_from_elements(a_m, e, i_rad, raan_rad, argp_rad, nu_rad)
-    return np.asarray(r0, dtype=float), np.asarray(v0, dtype=float), int(scn.rng_for(s.seed, scn.STREAM_ORBIT, k).integers(2**31))
+    seed = int(scn.rng_for(s.seed, scn.STREAM_ORBIT, k).integers(2**31))
+    return np.asarray(r0, dtype=float), np.asarray(v0, dtype=float), seed
 
 
 def _orbits(s, t, t0, log) -> dict:
@@ -308,7 +309,8 @@ def _tles(s, t0, log) -> str:
 
     cfg = s.tle
     t_epoch = t0 + cfg.epoch_s
-    # The epoch on the fit grid, so that the last fit point is the epoch itself.
+    # The truth is sampled on the start's grid: with epoch_s a multiple of sample_s (the
+    # defaults), the last fit point is the epoch itself.
     n = int(round(cfg.fit_span_s / cfg.sample_s))
     text = []
     for k, sc in enumerate(s.spacecraft):

@@ -237,16 +237,18 @@ def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
     p = op.fit_and_predict(rec.t_gps_s, rec.r_ecef_m, rec.v_ecef_m_s, rec.sigma_r_m, rec.sigma_v_m_s, t_epoch, model)
     if not p.fit_rms_m <= MAX_FIT_RMS_M:
         raise Refused(f"partner 0x{peer:02X}: {path}: one orbit fits its {p.n_records} estimates of "
-                      f"{tl.utc_iso(p.arc_start_gps_s)} - {tl.utc_iso(p.arc_end_gps_s)} to {p.fit_rms_m / 1000.0:.1f} km "
-                      f"RMS (more than {MAX_FIT_RMS_M / 1000.0:g} km): a reset, a manoeuvre or records of more than "
-                      "one spacecraft - look at them ('ground decode') before uplinking from them")
+                      f"{tl.utc_iso(p.arc_start_gps_s)} - {tl.utc_iso(p.arc_end_gps_s)} to "
+                      f"{p.fit_rms_m / 1000.0:.1f} km RMS (more than {MAX_FIT_RMS_M / 1000.0:g} km): a reset, a "
+                      "manoeuvre or records of more than one spacecraft - look at them ('ground decode') before "
+                      "uplinking from them")
     age_h = (t_epoch - p.anchor_gps_s) / 3600.0
-    src = f"downlink 0x{peer:02X} estimate {tl.utc_iso(p.anchor_gps_s)[:16]}Z age {age_h:+.1f} h, drag x{p.drag_scale:.2f}"
+    anchor = tl.utc_iso(p.anchor_gps_s)
+    src = f"downlink 0x{peer:02X} estimate {anchor[:16]}Z age {age_h:+.1f} h, drag x{p.drag_scale:.2f}"
     skipped = (f"; {rec.skipped_untimed} without GPS time left out" if rec.skipped_untimed else "")
-    detail = (f"downlink {path}: {rec.size} orbit estimates in {rec.n_files} file{'s' if rec.n_files != 1 else ''}"
-              f"{skipped}; carried from "
-              f"{tl.utc_iso(p.anchor_gps_s)} ({age_h:+.1f} h), drag scale {p.drag_scale:.2f} +- {p.drag_scale_sigma:.2f} "
-              f"fitted to {p.n_records} estimates over {(p.arc_end_gps_s - p.arc_start_gps_s) / 3600.0:.1f} h "
+    files = f"{rec.n_files} file{'s' if rec.n_files != 1 else ''}"
+    detail = (f"downlink {path}: {rec.size} orbit estimates in {files}{skipped}; carried from {anchor} "
+              f"({age_h:+.1f} h), drag scale {p.drag_scale:.2f} +- {p.drag_scale_sigma:.2f} fitted to "
+              f"{p.n_records} estimates over {(p.arc_end_gps_s - p.arc_start_gps_s) / 3600.0:.1f} h "
               f"(RMS {p.fit_rms_m:.1f} m)")
     prior = PartnerPrior(peer, t_epoch, p.r_ecef_m, p.v_ecef_m_s, p.cov_rtn, 0.0, src, age_h, detail,
                          p.r_gcrs_m, p.v_gcrs_m_s)
