@@ -28,6 +28,8 @@ COMMANDS = {
                                         "on Dask and report accuracy distributions"),
     "serve": ("ground.station", "the ground station in a browser: a replay, downlinked batch files or pygnc's "
                                 "live stream as maps and plots (local web server)"),
+    "uplink": ("ground.uplink", "write a spacecraft's partner priors (pygnc_config.toml) from TLEs or the partners' "
+                                "downlinked orbit estimates"),
     "host": ("ground.host", "drive pygnc over the Pi's serial console as the PyCubed does: upload, launch, "
                             "stream live, Ctrl-C, read back"),
 }

@@ -8,6 +8,7 @@ spacecraft in ``OUT_DIR/<name>/`` with the same layout)::
     OUT_DIR/<name>/sense.bin, OUT_DIR/<name>/range/...   the other spacecraft
     OUT_DIR/scenario.toml          every setting, resolved (random draws written out), and the seed
     OUT_DIR/truth.npz              1 Hz truth of every spacecraft (see ground.sim.scenario.TRUTH_ARRAYS)
+    OUT_DIR/tle.txt                with --tle: a three-line TLE set of every spacecraft (ground.sim.tle)
 
 Pipeline: reference orbit + relative orbital elements -> numerically propagated truth
 orbits (:mod:`ground.sim.orbits`, a richer force model than the estimators use) -> IGRF
@@ -140,6 +141,8 @@ class Scenario:
     #: spacecraft name -> {"sense.bin": bytes, "range/rng00000.bin": bytes, ...}
     files: dict
     timings_s: dict
+    #: tle.txt (``settings.tle.enabled``), else None.
+    tle_text: str | None = None
 
 
 def _grid(settings: scn.ScenarioSettings):
@@ -204,6 +207,7 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
     files, corrupt = _sense_files(s, sen_out["raw"], gps_raw)
     range_truth = timed("ranges", _ranges, s, t, t0, fix_rel, orb, gps_raw, files)
     _uplink_configs(s, t, orb, files)
+    tle_text = timed("tle", _tles, s, t0, log) if s.tle.enabled else None
 
     truth = {
         "format_version": np.int64(scn.SCENARIO_FORMAT_VERSION),
@@ -236,7 +240,17 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
         "sense_corrupt_offsets": corrupt,
     }
     timings["total"] = time.perf_counter() - t_start
-    return Scenario(settings=s, truth=truth, files=files, timings_s=timings)
+    return Scenario(settings=s, truth=truth, files=files, timings_s=timings, tle_text=tle_text)
+
+
+def _truth_start(s, k: int):
+    """Spacecraft *k*'s GCRS state at the scenario start and the seed of its truth's drag."""
+    from ground.sim import orbits
+
+    a_m, e, i_rad, raan_rad, argp_rad, nu_rad = deputy_elements(s.orbit, s.spacecraft[k])
+    r0, v0 = orbits.initial_state_from_elements(a_m, e, i_rad, raan_rad, argp_rad, nu_rad)
+    seed = int(scn.rng_for(s.seed, scn.STREAM_ORBIT, k).integers(2**31))
+    return np.asarray(r0, dtype=float), np.asarray(v0, dtype=float), seed
 
 
 def _orbits(s, t, t0, log) -> dict:
@@ -246,16 +260,15 @@ def _orbits(s, t, t0, log) -> dict:
     n_sc, n_t = len(s.spacecraft), t.size
     orb = {k: np.zeros((n_sc, n_t, 3)) for k in ("r_gcrs_m", "v_gcrs_m_s", "r_ecef_m", "v_ecef_m_s")}
     for k, sc in enumerate(s.spacecraft):
-        a_m, e, i_rad, raan_rad, argp_rad, nu_rad = deputy_elements(s.orbit, sc)
-        r0, v0 = orbits.initial_state_from_elements(a_m, e, i_rad, raan_rad, argp_rad, nu_rad)
+        r0, v0, seed = _truth_start(s, k)
         truth = orbits.propagate_truth(
-            np.asarray(r0, dtype=float),
-            np.asarray(v0, dtype=float),
+            r0,
+            v0,
             t0,
             float(n_t - 1),
             step_s=1.0,
             ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2,
-            seed=int(scn.rng_for(s.seed, scn.STREAM_ORBIT, k).integers(2**31)),
+            seed=seed,
         )
         if truth["t_gps_s"].shape[0] != n_t or not np.allclose(truth["t_gps_s"], t, atol=1e-6):
             raise RuntimeError("orbit propagator did not return the requested 1 Hz grid")
@@ -263,6 +276,55 @@ def _orbits(s, t, t0, log) -> dict:
             orb[key][k] = truth[key]
         log(f"orbit {sc.name}: done")
     return orb
+
+
+def _tle_arc(s, k: int, t0: float, t_a: float, t_b: float, step_s: float) -> dict:
+    """Spacecraft *k*'s truth (the scenario's force model and drag draw, from its state at
+    the start, backwards where needed) sampled every *step_s* on [t_a, t_b], ECEF."""
+    from ground.sim import orbits
+
+    r0, v0, seed = _truth_start(s, k)
+    sc = s.spacecraft[k]
+    parts = []
+    if t_a < t0:
+        back = orbits.propagate_truth(r0, v0, t0, -(t0 - t_a), step_s=-step_s,
+                                      ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2, seed=seed)
+        keep = back["t_gps_s"] <= min(t_b, t0)
+        parts.append({key: back[key][keep][::-1] for key in ("t_gps_s", "r_ecef_m", "v_ecef_m_s")})
+    if t_b > t0:
+        start = max(t_a, t0)
+        first = t0 + math.ceil((start - t0) / step_s - 1e-9) * step_s
+        fwd = orbits.propagate_truth(r0, v0, t0, t_b - t0, step_s=step_s,
+                                     ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2, seed=seed)
+        keep = (fwd["t_gps_s"] >= first - 1e-6) & ((fwd["t_gps_s"] > t0 + 1e-6) | (t_a >= t0))
+        parts.append({key: fwd[key][keep] for key in ("t_gps_s", "r_ecef_m", "v_ecef_m_s")})
+    return {key: np.concatenate([p[key] for p in parts]) for key in ("t_gps_s", "r_ecef_m", "v_ecef_m_s")}
+
+
+def _tles(s, t0, log) -> str:
+    """tle.txt: a TLE of every spacecraft fitted to its truth over ``tle.fit_span_s`` ending at
+    the TLE epoch, with TLE-class errors of ``tle.error_scale`` (:mod:`ground.sim.tle`)."""
+    from ground import tle as tl
+    from ground.sim import tle as stle
+
+    cfg = s.tle
+    t_epoch = t0 + cfg.epoch_s
+    # The truth is sampled on the start's grid: with epoch_s a multiple of sample_s (the
+    # defaults), the last fit point is the epoch itself.
+    n = int(round(cfg.fit_span_s / cfg.sample_s))
+    text = []
+    for k, sc in enumerate(s.spacecraft):
+        arc = _tle_arc(s, k, t0, t_epoch - n * cfg.sample_s, t_epoch, cfg.sample_s)
+        r_t = np.empty_like(arc["r_ecef_m"])
+        v_t = np.empty_like(arc["v_ecef_m_s"])
+        for j, tj in enumerate(arc["t_gps_s"]):
+            r_t[j], v_t[j] = tl.itrs_to_teme(arc["r_ecef_m"][j], arc["v_ecef_m_s"][j], float(tj))
+        rng = scn.rng_for(s.seed, scn.STREAM_TLE, k) if cfg.error_scale > 0 else None
+        fit = stle.fitted_tle(arc["t_gps_s"], r_t, v_t, t_epoch, scn.norad_id_of(sc), sc.name, rng=rng,
+                              error_scale=cfg.error_scale)
+        text.append(stle.tle_text(sc.name, fit.line1, fit.line2))
+        log(f"tle {sc.name}: NORAD {scn.norad_id_of(sc)}, fit RMS {fit.fit_rms_m:.0f} m over {fit.n_points} positions")
+    return "".join(text)
 
 
 def _environment(s, t, orb):
@@ -451,6 +513,8 @@ def _gps(s, t, t0, fix_idx, orb, t_sc):
 
 #: The configuration each simulated spacecraft finds in its home (what the ground uplinks).
 CONFIG_NAME = "pygnc_config.toml"
+#: The TLEs of the scenario's spacecraft (``--tle``), at the top of the scenario directory.
+TLE_NAME = "tle.txt"
 
 
 def _uplink_configs(s, t, orb, files) -> None:
@@ -459,7 +523,7 @@ def _uplink_configs(s, t, orb, files) -> None:
     rs = s.ranging
     for i, obs in enumerate(s.spacecraft):
         lines = ["# Uplinked by the simulator: what a ground team would send this spacecraft.",
-                 f'range_gps_source = "{rs.gps_source}"', ""]
+                 f'range_gps_source = "{rs.gps_source}"', f"spacecraft_id = {int(obs.radio_id)}", ""]
         if rs.gps_source == "own" and rs.prior_sigma_pos_m > 0:
             rng = scn.rng_for(s.seed, scn.STREAM_PRIOR, i)
             for j, peer in enumerate(s.spacecraft):
@@ -563,6 +627,10 @@ def write_scenario(scenario: Scenario, out_dir: Path) -> list[Path]:
     p = out_dir / "scenario.toml"
     _write(p, scn.settings_to_toml(scenario.settings).encode())
     written.append(p)
+    if scenario.tle_text is not None:
+        p = out_dir / TLE_NAME
+        _write(p, scenario.tle_text.encode())
+        written.append(p)
     p = out_dir / "truth.npz"
     missing = sorted(set(scn.TRUTH_ARRAYS) - set(scenario.truth))
     extra = sorted(set(scenario.truth) - set(scn.TRUTH_ARRAYS))
@@ -616,6 +684,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gps-gap", action="append", default=[], metavar="START:END", help="no fixes between START and END seconds after the start (repeatable)")
     parser.add_argument("--range-invalid-fraction", type=float, help="fraction of range packets flagged invalid")
     parser.add_argument("--corrupt-bytes", type=int, metavar="N", help="overwrite N random bytes of every sense.bin and range file")
+    parser.add_argument("--tle", action="store_true", help="also write tle.txt: a TLE of every spacecraft fitted to "
+                        "its truth, with TLE-class errors (settings [tle]; NORAD ids 90000 + radio id unless set)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any setting by dotted name, TOML value (e.g. sensors.gyro_noise_deg_s=0.05, spacecraft.1.dlambda_m=-8000)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing scenario in OUT_DIR")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -671,6 +741,8 @@ def settings_from_args(args) -> scn.ScenarioSettings:
     if args.corrupt_bytes is not None:
         f.sense_corrupt_bytes = args.corrupt_bytes
         f.range_corrupt_bytes = args.corrupt_bytes
+    if getattr(args, "tle", False):
+        s.tle.enabled = True
     for assignment in args.set:
         s = _set_dotted(s, assignment)
     return s
@@ -684,6 +756,17 @@ def check_settings(s: scn.ScenarioSettings) -> None:
             raise ValueError(f"faults.{name} must be a fraction between 0 and 1, got {value!r}")
         if name.endswith("_bytes") and not (isinstance(value, int) and value >= 0):
             raise ValueError(f"faults.{name} must be a count >= 0, got {value!r}")
+    t = s.tle
+    for name in ("fit_span_s", "sample_s"):
+        if not (isinstance(getattr(t, name), (int, float)) and 0 < getattr(t, name) < math.inf):
+            raise ValueError(f"tle.{name} must be > 0, got {getattr(t, name)!r}")
+    if t.fit_span_s < t.sample_s:
+        raise ValueError(f"tle.fit_span_s ({t.fit_span_s}) is shorter than tle.sample_s ({t.sample_s})")
+    if not (isinstance(t.error_scale, (int, float)) and 0.0 <= t.error_scale < math.inf):
+        raise ValueError(f"tle.error_scale must be >= 0, got {t.error_scale!r}")
+    ids = [scn.norad_id_of(sc) for sc in s.spacecraft]
+    if t.enabled and (len(set(ids)) != len(ids) or not all(0 < i < 100_000 for i in ids)):
+        raise ValueError(f"NORAD ids must be unique and in 1..99999: {ids}")
 
 
 def _clear_old(out_dir: Path, names: list[str]) -> None:
@@ -693,7 +776,7 @@ def _clear_old(out_dir: Path, names: list[str]) -> None:
         for p in [home / "sense.bin", home / CONFIG_NAME, *sorted((home / "range").glob("rng*.bin"))]:
             if p.is_file():
                 p.unlink()
-    for p in (out_dir / "scenario.toml", out_dir / "truth.npz"):
+    for p in (out_dir / "scenario.toml", out_dir / "truth.npz", out_dir / TLE_NAME):
         if p.is_file():
             p.unlink()
 

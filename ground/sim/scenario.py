@@ -35,6 +35,7 @@ STREAM_RANGE = 6
 STREAM_FAULTS = 7
 STREAM_ORBIT = 8
 STREAM_PRIOR = 9
+STREAM_TLE = 10
 
 
 def rng_for(seed: int, purpose: int, index: int = 0) -> np.random.Generator:
@@ -75,6 +76,8 @@ class SpacecraftSettings:
     diy_m: float = 0.0
     #: m / (C_D A), kg/m^2 (1.5 kg, C_D 2.2, 0.0136 m^2 mean area: ~50).
     ballistic_coeff_kg_m2: float = 50.0
+    #: NORAD catalogue number of its TLE in tle.txt (None: 90000 + radio_id).
+    norad_id: int | None = None
     # --- drawn from the seed when None -----------------------------------------------
     #: Spacecraft clock at the start minus UTC, s (the clock is unix seconds).
     sc_minus_utc_s: float | None = None
@@ -214,6 +217,21 @@ class RangeSettings:
 
 
 @dataclass
+class TleSettings:
+    """tle.txt (``python -m ground simulate --tle``): a TLE of every spacecraft, fitted to its
+    truth as a catalogue would (:mod:`ground.sim.tle`), with TLE-class errors added."""
+
+    enabled: bool = False
+    #: TLE epoch relative to the scenario start, s (negative: the TLE is older than the start).
+    epoch_s: float = -21_600.0
+    #: The fit's span, ending at the epoch, and the spacing of its truth positions, s.
+    fit_span_s: float = 86_400.0
+    sample_s: float = 60.0
+    #: Scale of the errors drawn from the uplink's TLE covariance model (0: the exact fit).
+    error_scale: float = 1.0
+
+
+@dataclass
 class FaultSettings:
     #: Fraction of GPS fixes dropped at random (written as INSUFFICIENT_OBS, zero position).
     gps_drop_fraction: float = 0.0
@@ -248,6 +266,7 @@ class ScenarioSettings:
     gps: GpsSettings = field(default_factory=GpsSettings)
     ranging: RangeSettings = field(default_factory=RangeSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    tle: TleSettings = field(default_factory=TleSettings)
 
     @property
     def gps_period_s(self) -> float:
@@ -352,6 +371,11 @@ def set_dotted(settings: ScenarioSettings, key: str, value) -> ScenarioSettings:
 # --------------------------------------------------------------------------- resolve
 def _uniform3(rng, half_width):
     return [float(v) for v in rng.uniform(-half_width, half_width, 3)]
+
+
+def norad_id_of(sc: SpacecraftSettings) -> int:
+    """The spacecraft's NORAD catalogue number in tle.txt: its setting, else 90000 + radio id."""
+    return int(sc.norad_id) if sc.norad_id is not None else 90_000 + int(sc.radio_id)
 
 
 def resolve(settings: ScenarioSettings) -> ScenarioSettings:
