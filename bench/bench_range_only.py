@@ -285,6 +285,7 @@ def evaluate_seed(seed: int, out: Path, args) -> dict:
         sep = float(np.mean(np.linalg.norm(e["dr_true"], axis=1))) / 1e3
         got["rows"].append((seed, pid, sep, side3, crb3, sidel, crbl, float(np.mean(e["nees"])), div, e["rms_r"],
                             both_open, w_true, max(last_w)))
+        line_index = len(got["lines"])
         got["lines"].append(
             f"  {seed:4d}  0x{pid:02X}   {sep:6.1f}  {e['rms_r']:7.1f}  {np.mean(e['nees']):5.1f} | "
             f"{side3:8.2f}  {crb3:7.2f}  {side3 / crb3:5.2f}  {sidel:5.2f}  {crbl:8.2f}  {sidel / crbl:5.2f}  "
@@ -296,7 +297,9 @@ def evaluate_seed(seed: int, out: Path, args) -> dict:
             got["lines"].append("        side check: " + "; ".join(
                 f"{n} start: signature {v[0]:.2f} m, model error {v[1]:.1f} m (fit {v[2]:.0f} m from truth)"
                 for n, v in sc.items()))
-        got["consistency"].append(consistency(truth, est, config))
+        cons = consistency(truth, est, config)
+        got["consistency"].append(cons)
+        got["lines"][line_index] += f"  {100.0 * cons['inside'] / max(cons['n'], 1):9.1f}"
         err = np.linalg.norm(relative_errors(truth, est, 0)["er"], axis=1)
         t_rel = tg - truth["t_gps_s"][0]
         got["curves"].append([float(np.interp(h * 3600.0, t_rel, err)) for h in (1, 2, 3, 4, 6)])
@@ -360,7 +363,7 @@ def main():
           f"({args.prior_pos_m:.0f} m / {args.prior_vel_m_s:g} m/s), RMS after {args.settle_h:.0f} h vs the posterior CRB"
           + (f"; overrides {', '.join(args.set)}" if args.set else "") + " ==")
     print("  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
-          "n_alt  w_true  diverged  ms/range")
+          "n_alt  w_true  diverged  ms/range  nees_in_%")
     with tempfile.TemporaryDirectory() as tmp:
         base = args.scenarios or Path(tmp)
         seeds = range(1, args.seeds + 1)

@@ -9,7 +9,7 @@ for it (position and velocity, ECEF axes), is what is carried to the epoch.
 
 Drag.  What the anchor cannot say is how fast drag will take the orbit down: a drag
 scale k on the nominal ballistic coefficient (the flight's
-``formation_peer_ballistic_coeff_kg_m2``) is fitted to the records of the ``fit_span_s``
+``[formation_filter] peer_ballistic_coeff_kg_m2``) is fitted to the records of the ``fit_span_s``
 before the anchor - least squares on their positions for the state at the anchor and k,
 Gauss-Newton on the transition matrices, a weak prior k ~ N(1, ``drag_scale_prior_sigma``)
 for arcs too short to see drag.  The records are outputs of a filter, so their errors are

@@ -78,9 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--merge", action="store_true",
                       help="keep the other keys (and other partners' priors) of an existing --out")
     mode.add_argument("--force", action="store_true", help="replace an existing --out")
-    parser.add_argument("--wrong-side-probability", type=float, default=0.01, metavar="P",
-                        help="probability that a TLE is another object's (0-0.5; default 0.01, "
-                             "0.3-0.5 until the partners' identities are confirmed); downlink priors: 0")
+    parser.add_argument("--wrong-side-probability", type=float, default=0.2, metavar="P",
+                        help="probability that a TLE prior has the partner on the wrong side, e.g. another "
+                             "object's TLE (0-0.5; default 0.2, the flight's own default, while the partners' "
+                             "identities are not confirmed); downlink priors: 0")
     parser.add_argument("--max-tle-age-h", type=float, default=72.0, metavar="H",
                         help="refuse a TLE whose epoch is further than this from --epoch-utc (default 72)")
     parser.add_argument("--max-separation-km", type=float, default=100.0, metavar="KM",
@@ -216,7 +217,7 @@ def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
     from ground import orbit_prediction as op
     from ground import tle as tl
     from ground.orbit_records import RecordError, read_orbit_records
-    from pygnc.config import Config
+    from pygnc.estimation.tunables import FormationFilterConfig
 
     try:
         rec = read_orbit_records(path, peer)
@@ -232,7 +233,7 @@ def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
         raise Refused(f"partner 0x{peer:02X}: {path}: its estimates span {tl.utc_iso(rec.t_gps_s[0])} - "
                       f"{tl.utc_iso(rec.t_gps_s[-1])}, {gap_h:.1f} h from --epoch-utc at the nearest: further than "
                       f"--max-downlink-age-h {args.max_downlink_age_h:g}")
-    model = op.PredictionModel(ballistic_coeff_kg_m2=Config().formation_peer_ballistic_coeff_kg_m2,
+    model = op.PredictionModel(ballistic_coeff_kg_m2=FormationFilterConfig().peer_ballistic_coeff_kg_m2,
                                fit_span_s=args.fit_span_h * 3600.0)
     p = op.fit_and_predict(rec.t_gps_s, rec.r_ecef_m, rec.v_ecef_m_s, rec.sigma_r_m, rec.sigma_v_m_s, t_epoch, model)
     if not p.fit_rms_m <= MAX_FIT_RMS_M:
