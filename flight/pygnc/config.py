@@ -41,6 +41,17 @@ class Config:
     max_fix_radius_m: float = 8_500_000.0
     #: Plausible speed of a fix in ECEF, m/s.
     max_fix_speed_m_s: float = 9_000.0
+    #: Most of sense.bin that ingest reads, bytes: a larger file costs only its newest
+    #: (last) this many bytes; the head is not read, counted as skipped and reported
+    #: (16 MiB: ~19 days of records at one sample per 5 s; ingest holds ~3 bytes per byte).
+    sense_file_max_bytes: int = 16 * 1024 * 1024
+    #: Most of one range file that ingest reads, bytes (a range file is ~25 kB): likewise
+    #: only the newest this many bytes of a larger one.
+    range_file_max_bytes: int = 1024 * 1024
+    #: A stamp that jumps away from its neighbours by more than this (or 10 typical steps,
+    #: if more) and back is a time outlier: ingest drops and counts it (pygnc.timeorder), s.
+    time_outlier_min_jump_s: float = 60.0
+
 
     # --- sensors ------------------------------------------------------------------
     #: BMX160 magnetometer LSB, µT.
@@ -421,7 +432,8 @@ class Config:
         object.__setattr__(self, "range_calibration_m", {
             peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
         for name in ("stop_deadline_producers_s", "stop_deadline_sinks_s", "status_max_estimate_lag_s",
-                     "ping_period_s", "health_warn_s", "health_fatal_s", "ready_timeout_s"):
+                     "ping_period_s", "health_warn_s", "health_fatal_s", "ready_timeout_s",
+                     "sense_file_max_bytes", "range_file_max_bytes", "time_outlier_min_jump_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{name} must be > 0, got {v!r}")
