@@ -52,7 +52,6 @@ class Config:
     #: if more) and back is a time outlier: ingest drops and counts it (pygnc.timeorder), s.
     time_outlier_min_jump_s: float = 60.0
 
-
     # --- sensors ------------------------------------------------------------------
     #: BMX160 magnetometer LSB, µT.
     mag_lsb_ut: float = 1.0 / 16.0
@@ -118,9 +117,11 @@ class Config:
     bus_log_max_bytes: int = 128 * 1024 * 1024
     #: fsync period of log files, s (a power cut loses at most this much).
     log_fsync_period_s: float = 1.0
-    #: Free space kept on the file system of PYGNC_HOME, bytes: logs stop growing (counted,
-    #: status flag ``logs_limited``) before the free space falls under this, so the status
-    #: and info files can always be written.
+    #: Free space kept on the file system of PYGNC_HOME for the status and info files,
+    #: bytes: nothing else writes into it (the batch writer stops at it).  The logs give
+    #: way first: they stop growing (counted, status flag ``logs_limited``) before the free
+    #: space falls under this plus the downlink's ``batch_min_free_bytes``
+    #: (:attr:`log_reserve_bytes`).
     log_min_free_bytes: int = 8 * 1024 * 1024
 
     # --- status validity (what "valid" means in pygnc_status.bin: usable now) -----------
@@ -155,8 +156,10 @@ class Config:
     batch_file_max_age_s: float = 600.0
     #: Upper bound of all batch files on disk, bytes (the oldest are deleted first).
     batch_total_max_bytes: int = 32 * 1024 * 1024
-    #: Free space left on the file system, bytes: below it the oldest batch files are
-    #: deleted, then records are dropped (and counted) rather than fill the SD card.
+    #: Room kept for the downlink, bytes: the logs stop growing before the free space falls
+    #: under ``log_min_free_bytes`` plus this, so only the batch writer writes into it - down
+    #: to ``log_min_free_bytes`` (the status files' reserve); there its oldest files are
+    #: deleted, then records are dropped (counted, status flag ``downlink_failed``).
     batch_min_free_bytes: int = 64 * 1024 * 1024
     #: fsync period of the open batch file, s (a power cut loses at most this much).
     batch_fsync_period_s: float = 1.0
@@ -437,6 +440,12 @@ class Config:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{name} must be > 0, got {v!r}")
+
+    @property
+    def log_reserve_bytes(self) -> int:
+        """Free space the logs leave untouched, bytes: the status files' reserve plus, when
+        the batch writer runs, the downlink's (downlink products come before logs)."""
+        return self.log_min_free_bytes + (self.batch_min_free_bytes if self.batch_writer_enabled else 0)
 
     @property
     def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:

@@ -637,7 +637,7 @@ def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signal
     try:
         run_number, log_dir, note = _log_dir(paths, config, run_dir)
         setup_task_logging(log_dir, "supervisor", lambda: t_sc + time.monotonic() - t0_mono, echo_stderr=True,
-                           min_free_bytes=config.log_min_free_bytes)
+                           min_free_bytes=config.log_reserve_bytes)
     except OSError as exc:
         print(f"{prog}: cannot set up logging: {exc}", file=sys.stderr)
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -50,6 +50,7 @@ FLAG_STOPPING = 1 << 9          # final status of the run
 FLAG_ATT_NO_POSITION = 1 << 10  # attitude runs without a position (no field/sun model)
 FLAG_WRITE_FAILED = 1 << 11     # a status/info write failed in this run (status_write_failures)
 FLAG_LOGS_LIMITED = 1 << 12     # logs not fully kept: size bound, free-space reserve, write errors
+FLAG_DOWNLINK_FAILED = 1 << 13  # the batch writer could not write every record of this run
 
 FLAG_NAMES = {
     FLAG_ORBIT_VALID: "orbit_valid", FLAG_ATTITUDE_VALID: "attitude_valid",
@@ -58,7 +59,7 @@ FLAG_NAMES = {
     FLAG_RANGE_MISSING: "range_missing", FLAG_CLOCK_MAPPED: "clock_mapped",
     FLAG_TASK_FAILED: "task_failed", FLAG_STOPPING: "stopping",
     FLAG_ATT_NO_POSITION: "attitude_no_position", FLAG_WRITE_FAILED: "write_failed",
-    FLAG_LOGS_LIMITED: "logs_limited",
+    FLAG_LOGS_LIMITED: "logs_limited", FLAG_DOWNLINK_FAILED: "downlink_failed",
 }
 
 #: Task states in the health slots.
