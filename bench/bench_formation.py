@@ -443,7 +443,7 @@ def _converged_filter(msgs):
 def bench_accuracy(tmp: Path, seeds: int, n_mc: int):
     print("== accuracy: 3-h simulator scenarios, after 30 min (relative position 3D / line of sight, "
           "velocity, NEES 3 dof) vs the information bound on the same data ==")
-    calibrated = dataclasses.replace(PEER_CONFIG, formation_range_bias_m=1.0, formation_range_bias_sigma_m=0.3)
+    calibrated = dataclasses.replace(PEER_CONFIG, formation_filter={"range_bias_prior_m": 1.0, "range_bias_sigma_m": 0.3})
     rows, rows_cal, rows_b = [], [], []
     print("  seed  sep_m  rms3d_m  los_m  vel_mm_s  nees  in95  bias_m        | bound: rms3d  los  sig_los  "
           "smoothed los | calibrated: rms3d  los")

@@ -156,7 +156,6 @@ def bound(truth, k: int, config, t_out):
     u = d / np.linalg.norm(d, axis=1)[:, None]
     h = np.concatenate((np.einsum("ni,nij->nj", u, jac), np.ones((t_r.size, 1))), axis=1)
     prior = np.zeros((7, 7))
-    prior[:3, :3] = np.eye(3) * config.formation_prior_sigma_pos_m ** 2
     pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
     sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
     prior[:3, :3] = np.eye(3) * sp ** 2
@@ -352,7 +351,7 @@ def main():
                     help="the partners' priors: the simulator's (truth + noise), none, or the truth's point mirror "
                          "+ noise (confidently on the wrong side)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="flight configuration override (TOML value), e.g. --set formation_side_model_sigma_m=0")
+                    help="flight configuration override (TOML value), e.g. --set 'range_only={side_model_sigma_m = 0}'")
     args = ap.parse_args()
     rows, curves, side_rows, cons = [], [], [], []
     print(f"== range-only: {args.seeds} seeds x {args.partners} partners, {args.hours:.0f} h, prior {args.condition} "

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the run, the downlink and the replay go (default out/)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "flight"))
-    from pygnc.config import Config
+    from pygnc.estimation.tunables import RangeOnlyConfig
     from pygnc.formats.sense import decode_sense
 
     out = args.out.absolute()
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((replay / "summary.json").read_text())
         print(f"  replay       the same estimators on the ground, against the sample's truth "
               f"({summary.get('span_s', 0) / 60:.0f} min, after the first {summary.get('settle_s', 0):.0f} s):")
-        for line in accuracy_lines(summary, replay, Config().formation_range_only_window_s):
+        for line in accuracy_lines(summary, replay, RangeOnlyConfig().window_s):
             print(line)
     shown = "plots"
     for d, what in ((replay, "errors against the truth"), (downlink, "what the spacecraft sent down")):

@@ -27,8 +27,17 @@ def single_sc_3h(tmp_path_factory):
 
 def pytest_collection_modifyitems(session, config, items):
     """When the browser tests will run and there is no Chromium, start installing it now, in
-    the background, so the download overlaps the other tests (tests/station_support.py)."""
+    the background, so the download overlaps the other tests, saying so on the terminal
+    (tests/station_support.py; PYGNC_NO_BROWSER_INSTALL=1 opts out: docs/testing.md)."""
     if any("browser" in getattr(item, "fixturenames", ()) for item in items):
-        from station_support import start_chromium_install
+        from station_support import start_chromium_install, terminal_line
 
-        start_chromium_install()
+        start_chromium_install(terminal_line(config))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How the browser install went, when one ran."""
+    if "station_support" in sys.modules:
+        outcome = sys.modules["station_support"].install_outcome()
+        if outcome:
+            terminalreporter.write_line(outcome)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -59,16 +60,19 @@ class FlightRun:
         os.close(slave)
         self.output = bytearray()
         self._paused = threading.Event()
+        self._closing = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        while True:
+        while not self._closing.is_set():
             while self._paused.is_set():  # a reader that stalls: the terminal's buffers fill
                 time.sleep(0.01)
-            try:
+            try:  # (never blocked in read: hang_up() must be able to close the terminal)
+                if not select.select([self.master], [], [], 0.05)[0]:
+                    continue
                 chunk = os.read(self.master, 4096)
-            except OSError:
+            except (OSError, ValueError):
                 return
             if not chunk:
                 return
@@ -177,6 +181,14 @@ class FlightRun:
         t = time.monotonic()
         os.write(self.master, b"\x03")
         return t
+
+    def hang_up(self) -> None:
+        """Close the host's side of the terminal, as a host whose terminal goes away: the
+        kernel hangs it up (SIGHUP to main.py, the session leader; reads and writes fail)."""
+        self._closing.set()
+        self._reader.join(timeout=5)
+        os.close(self.master)
+        self.master = -1
 
     def wait_exit(self, timeout_s: float = 10.0) -> int:
         return self.proc.wait(timeout=timeout_s)

@@ -1,5 +1,7 @@
 """Helpers of the ground-station tests: a fake pygnc on a pseudo-terminal, the server as a
-process, and a headless Chromium (installed from the system packages when missing)."""
+process, batch files, a client that never reads, and a headless Chromium (Debian's
+``chromium`` package installed when missing, said on the terminal, unless
+``PYGNC_NO_BROWSER_INSTALL`` is set: docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -126,6 +129,11 @@ class Server:
 
 
 _CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: Set (to anything but "" or "0") to never install a browser: the browser tests then skip.
+NO_INSTALL_ENV = "PYGNC_NO_BROWSER_INSTALL"
+#: The install's output (apt-get's), kept for reading after the run.
+INSTALL_LOG = ARTIFACTS / "chromium-install.log"
+_INSTALL = "apt-get install -y -q --no-install-recommends chromium"
 #: The background install of Debian's chromium (started when the browser tests are collected).
 _install: subprocess.Popen | None = None
 
@@ -138,31 +146,115 @@ def _find_chromium() -> str | None:
     return None
 
 
-def start_chromium_install() -> None:
-    """Start installing Debian's ``chromium`` in the background when there is no Chromium and
-    this user may (root with apt-get), so the download overlaps the other tests; the log goes
-    to ARTIFACTS/chromium-install.log."""
+def _opted_out() -> bool:
+    return os.environ.get(NO_INSTALL_ENV, "") not in ("", "0")
+
+
+def _say(say, text: str) -> None:
+    (say or (lambda t: print(t, file=sys.stderr, flush=True)))(text)
+
+
+def terminal_line(config):
+    """A function that writes a line on pytest's terminal, past its output capture."""
+    def say(text: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            print(text, file=sys.stderr, flush=True)
+        elif capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(text)
+        else:
+            reporter.write_line(text)
+    return say
+
+
+def start_chromium_install(say=None) -> None:
+    """When there is no Chromium, the browser tests will run, this user may install packages
+    (root with apt-get) and :data:`NO_INSTALL_ENV` is not set: start installing Debian's
+    ``chromium`` in the background (so the download overlaps the other tests), saying so
+    through *say* (a function taking a line; default: stderr), with its output in
+    :data:`INSTALL_LOG`."""
     global _install
-    if _install is not None or _find_chromium() or shutil.which("apt-get") is None or os.geteuid() != 0:
+    if _install is not None or _find_chromium() or _opted_out():
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
         return
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "chromium-install.log", "wb")
-    install = "apt-get install -y -q --no-install-recommends chromium"
-    _install = subprocess.Popen(["bash", "-c", f"{install} || (apt-get update -q && {install})"], stdout=log,
+    log = open(INSTALL_LOG, "wb")
+    _say(say, f"pygnc tests: no Chromium for the browser tests (tests/test_station.py): installing Debian's "
+              f"chromium package in the background ({_INSTALL}); log: {INSTALL_LOG}. "
+              f"Set {NO_INSTALL_ENV}=1 to skip those tests instead.")
+    _install = subprocess.Popen(["bash", "-c", f"{_INSTALL} || (apt-get update -q && {_INSTALL})"], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    log.close()
 
 
-def chromium() -> str | None:
-    """Path of a Chromium, installing Debian's ``chromium`` package if none is there and this
-    user may (see :func:`start_chromium_install`); None when there is none to be had."""
+def install_outcome() -> str | None:
+    """How the background install went (for the end of the run), or None when none ran."""
+    if _install is None:
+        return None
+    rc = _install.poll()
+    if rc is None:
+        return f"chromium install still running (log: {INSTALL_LOG})"
+    found = _find_chromium()
+    return (f"chromium installed for the browser tests: {found} (log: {INSTALL_LOG})" if rc == 0 and found
+            else f"chromium install failed (exit {rc}); browser tests skipped; log: {INSTALL_LOG}")
+
+
+def chromium(say=None) -> str | None:
+    """Path of a Chromium, waiting for the install :func:`start_chromium_install` started (or
+    starting it) if none is there; None when there is none to be had (:func:`no_browser_reason`)."""
     found = _find_chromium()
     if found:
         return found
-    start_chromium_install()
+    start_chromium_install(say)
     if _install is not None:
+        if _install.poll() is None:
+            _say(say, f"pygnc tests: waiting for the chromium install to finish (log: {INSTALL_LOG})")
         try:
             _install.wait(timeout=900)
         except subprocess.TimeoutExpired:
             _install.kill()
     return _find_chromium()
+
+
+def no_browser_reason() -> str:
+    """Why there is no Chromium, and how to run the browser tests."""
+    how = "apt-get install chromium (or any Chromium on PATH), then run pytest again"
+    if _opted_out():
+        return (f"no Chromium, and {NO_INSTALL_ENV} is set so none was installed; to run the browser tests: "
+                f"{how}, or unset {NO_INSTALL_ENV} and run pytest as root")
+    if _install is not None:
+        return f"installing Debian's chromium failed (log: {INSTALL_LOG}); to run the browser tests: {how}"
+    return f"no Chromium, and this user cannot install one (needs root and apt-get); to run the browser tests: {how}"
+
+
+# --------------------------------------------------------------------------- batch files, clients
+def batch_file(directory: Path, sequence: int, records: list[tuple[str, float, dict]], run: int = 1) -> Path:
+    """A closed batch file ``batch_<sequence>.bin`` of *records* ((kind, t_sc_s, values)),
+    written atomically as a downlink would leave it."""
+    body = b"".join(fmt.encode_record(fmt.KINDS_BY_NAME[k], t, v) for k, t, v in records)
+    ts = [t for _, t, _ in records]
+    hdr = fmt.encode_header(run=run, sequence=sequence, spacecraft_id=1, flags=fmt.FILE_CLOSED_SIZE,
+                            t_first_sc_s=min(ts), t_last_sc_s=max(ts), records=len(records))
+    path = Path(directory) / fmt.file_name(sequence)
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_bytes(hdr + body)
+    os.replace(tmp, path)
+    return path
+
+
+def stalled_client(url: str, rcvbuf: int | None = None) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads (a frozen tab)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect((host, int(port)))
+    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    assert s.recv(12).startswith(b"HTTP/1.1 101")
+    return s

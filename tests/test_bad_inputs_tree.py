@@ -91,7 +91,7 @@ def test_batch_sequence_numbers_are_refused_beyond_the_header_range(tmp_path):
     (home / "pygnc_batches" / STATE_FILE).write_text(json.dumps(
         {"format": STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE - 1}))
     cfg = tmp_path / "pygnc.toml"
-    cfg.write_text("batch_file_max_bytes = 400\n")
+    cfg.write_text("batch_file_max_bytes = 1024\n")
     first, last = _span_without_sample(-1)
     with FlightRun(home, spacecraft_time_s=last + 1.0, env={"PYGNC_CONFIG": str(cfg)}) as run:
         st = run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_DOWNLINK_FAILED,

@@ -100,6 +100,12 @@ def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
         assert st["orbit_fixes_used"] == 12
         assert all(math.isfinite(x) for x in st["orbit_r_ecef_m"])
         assert 6.3e6 < math.dist(st["orbit_r_ecef_m"], (0, 0, 0)) < 7.5e6
+        # The sample's partner: range-only, its 45-min acquisition window holds the sample's
+        # few minutes of ranges - not valid, and the status and info file say why.
+        st = run.wait_status(lambda s: s["peer0_id"] == 0x4B and S.ESTIMATE_QUALITY[s["peer0_quality"]] == "acquiring")
+        assert 0 < st["peer0_acq_s"] < 300 and st["peer0_acq_window_s"] == 2700
+        assert not st["flags"] & S.FLAG_FORMATION_VALID
+        assert re.search(rb"\nfrm 0/1 \S+ acq[0-4]/45m\n", run.wait_info(b" acq"))
         # Every task is forked from the zygote (its command line) and named; the zygote
         # exits once all are, and the supervisor, their subreaper, becomes their parent.
         sup = run.tree()[0]

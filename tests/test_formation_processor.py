@@ -544,9 +544,9 @@ def test_estimates_between_measurements_match_predicting_to_each(stream, nominal
     from pygnc.processors import formation
 
     head = stream[: int(0.45 * len(stream))]  # the first ~80 min (keeps the suite short)
-    _, deferred = _run(head, PEER_CONFIG(formation_range_extrapolate_max_s=0.0))
+    _, deferred = _run(head, PEER_CONFIG(formation_filter={"range_extrapolate_max_s": 0.0}))
     monkeypatch.setattr(formation, "OUTPUT_DEFER_MAX_S", -1.0)
-    _, direct = _run(head, PEER_CONFIG(formation_range_extrapolate_max_s=0.0))
+    _, direct = _run(head, PEER_CONFIG(formation_filter={"range_extrapolate_max_s": 0.0}))
     for pid in PEERS:
         a = {b["t_gps_s"]: b for b in _estimates(deferred, pid)}
         b = {b["t_gps_s"]: b for b in _estimates(direct, pid)}
@@ -568,7 +568,7 @@ def test_ranges_applied_ahead_of_the_filter_match_stepping_to_each(stream, nomin
     truth (seen: RMS within 0.04 %, NEES equal to 3 digits over the 3 h) and estimates
     within half a sigma of each other (an estimate between two steps now includes the
     ranges up to the step's end: seen up to 0.45 sigma, its sigmas up to 4.5 % smaller)."""
-    p, each = _run(stream, PEER_CONFIG(formation_range_extrapolate_max_s=0.0))
+    p, each = _run(stream, PEER_CONFIG(formation_filter={"range_extrapolate_max_s": 0.0}))
     q = nominal[0]
     assert q.counters()["peers"] == p.counters()["peers"] == 2
     for pid in PEERS:

@@ -43,10 +43,13 @@ def test_device_configuration_errors_name_the_device_and_the_problem(tmp_path):
         ({"name": "x", "kind": "emus_bms"}, "give 'port'"),
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "speed": 1}, "unknown keys ['speed']"),
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "mode": "push"}, "mode must be"),
-        ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "period_s": 0}, "period_s must be a positive"),
+        ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "period_s": 0}, "period_s must be in (0, 86400], got 0"),
+        ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "period_s": float("nan")}, "period_s must be a number, not nan"),
+        ({"name": "x", "kind": "opc_n3", "fan_spinup_s": float("inf")}, "fan_spinup_s must be finite"),
+        ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "cells": True}, "cells must be an integer"),
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "sentences": ["bv1"]}, "3 characters"),
         ({"name": "x", "kind": "opc_n3", "usb": "04D8"}, "VID:PID"),
-        ({"name": "x", "kind": "opc_n3", "port": "/dev/x", "bytes_per_transfer": 99}, "1..62"),
+        ({"name": "x", "kind": "opc_n3", "port": "/dev/x", "bytes_per_transfer": 99}, "bytes_per_transfer must be in [1, 62]"),
         ({"kind": "opc_n3"}, "'name'"),
     ]
     for entry, msg in bad:

@@ -18,7 +18,7 @@ from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer
 from pygnc.estimation import range_only as RO
 from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_matrix, rtn_to_gcrs
 from pygnc.estimation.range_only_iod import partner_trajectory, solve_relative_orbit
-from pygnc.processors.formation import FormationProcessor
+from pygnc.processors.formation import FormationProcessor, range_only_config_from
 from pygnc.tasks.ingest import build_message_stream
 
 from ground.replay_core import REPLAY_OVERRIDES
@@ -77,7 +77,7 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     (error about the cross-track offset, and says so: NEES consistent), and the side nearer
     the truth is within metres."""
     out, config, truth = range_only_3h
-    config = dataclasses.replace(config, formation_prior_wrong_side_probability=0.0)
+    config = dataclasses.replace(config, range_only={"wrong_side_probability": 0.0})
     proc = FormationProcessor(config)
     res = []
     for t, b in build_message_stream(Paths(out), config).messages:
@@ -384,12 +384,13 @@ def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
 
 
 def test_the_side_odds_take_the_configured_model_error(monkeypatch):
-    """range_on_alternatives weighs every range with Config.formation_side_model_sigma_m
-    squared added to the innovation variance (for the filter and each alternative alike)."""
+    """range_on_alternatives weighs every range with the configured model error ([range_only]
+    side_model_sigma_m) squared added to the innovation variance (for the filter and each
+    alternative alike)."""
     from pygnc.processors.formation import range_only_config_from
 
     hyp = RO.PartnerHypotheses(FormationFilterConfig(),
-                               range_only_config_from(Config(formation_side_model_sigma_m=0.7)), 0x4B)
+                               range_only_config_from(Config(range_only={"side_model_sigma_m": 0.7})), 0x4B)
     hyp.filter, hyp.alts = _hypothesis([0, -3000, 400]), [RO.Hypothesis(_hypothesis([0, -3000, -400]), 0.5)]
     got = []
     ll = RO.range_log_likelihood
@@ -397,13 +398,13 @@ def test_the_side_odds_take_the_configured_model_error(monkeypatch):
     hyp.filter.update_range(1.4e9, 3027.0)
     hyp.range_on_alternatives(1.4e9, 3027.0)
     assert got and all(abs(mv - 0.49) < 1e-12 for mv in got)
-    with pytest.raises(ValueError, match="formation_side_model_sigma_m"):
-        Config(formation_side_model_sigma_m=math.nan)
+    with pytest.raises(ValueError, match="side_model_sigma_m"):
+        Config(range_only={"side_model_sigma_m": math.nan})
 
 
 def test_the_side_likelihood_counts_the_dynamics_error():
     """Each range's log-likelihood for the side odds takes the innovation variance plus
-    formation_side_model_sigma_m squared: the same innovations move the odds less; with 0
+    [range_only] side_model_sigma_m squared: the same innovations move the odds less; with 0
     it is the innovation's own (NIS capped at 25)."""
     from types import SimpleNamespace
 
@@ -420,7 +421,7 @@ def test_the_side_likelihood_counts_the_dynamics_error():
     assert _range_ll(filt(100.0, 0.3)) == -0.5 * (RANGE_LL_NIS_CAP + math.log(0.3))
     assert _range_ll(filt(100.0, 0.3), 1.0) == -0.5 * (RANGE_LL_NIS_CAP + math.log(1.3))
     assert _range_ll(filt(2.0, 0.3), 1.0) == -0.5 * (4.0 / 1.3 + math.log(1.3))
-    assert Config().formation_side_model_sigma_m == 1.0
+    assert range_only_config_from(Config()).side_model_sigma_m == 1.0
     assert math.isnan(_range_ll(SimpleNamespace(last_nis=math.nan, last_s=None), 1.0))
 
 
@@ -498,7 +499,7 @@ def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_on
     per call, so no handler nears the health limit; the result is the same fit (the filter
     starts, ranges join the window)."""
     out, config, _ = range_only_3h
-    config = dataclasses.replace(config, formation_prior_wrong_side_probability=0.0)
+    config = dataclasses.replace(config, range_only={"wrong_side_probability": 0.0})
     proc = FormationProcessor(config)
     refit, per_call = RO.AcquisitionWindow.relinearised, []
 
@@ -731,3 +732,27 @@ def _state_a_day_before(truth, k, t_gps_s):
     xs, _ = od.propagate(xs, t_gps_s - t0, FormationFilter().peer_model, want_phi=False, t_gps_s=t0)
     r, v = frames.rv_gcrs_to_ecef_floats(t_gps_s, xs[:3], xs[3:6])
     return r, v
+
+
+def test_the_formation_and_range_only_tunables_are_tables_checked_at_load(tmp_path):
+    """[formation_filter] and [range_only] override FormationFilterConfig and RangeOnlyConfig
+    (declared once, in pygnc.estimation.tunables), checked when the file is loaded; the
+    formation filter's own-orbit model takes [orbit_filter]."""
+    from pygnc.processors.formation import filter_config_from
+
+    f = tmp_path / "c.toml"
+    f.write_text('[orbit_filter]\ntesseral_degree = 0\n[formation_filter]\nrange_sigma_m = 0.8\n'
+                 '[range_only]\nplacement = "behind"\nwindow_s = 1800\n')
+    c = load_config(f)
+    fc = filter_config_from(c)
+    assert fc.range_sigma_m == 0.8 and fc.orbit.tesseral_degree == 0 and fc.own_model().tesseral_degree == 0
+    ro = range_only_config_from(c)
+    assert ro.placement == "behind" and ro.window_s == 1800.0 and ro.min_ranges == 8
+    for text, key in (('[formation_filter]\nrange_sigma_m = -1\n', "range_sigma_m"),
+                      ('[formation_filter]\norbit = 1\n', "orbit"),
+                      ('[range_only]\nplacement = "left"\n', "placement"),
+                      ('[range_only]\nwrong_side_probability = 0.7\n', "wrong_side_probability"),
+                      ('formation_range_sigma_m = 0.8\n', "formation_range_sigma_m")):
+        f.write_text(text)
+        with pytest.raises(ValueError, match=key):
+            load_config(f)

@@ -1,13 +1,18 @@
 """The browser ground station (``python -m ground serve``): the page model, the sources, the
-server as a process (traversal, disconnects, a port that goes away, bad bytes) and the page
-in a real headless Chromium against a replay and a live pseudo-terminal source."""
+server as a process (traversal, disconnects, pages that stop reading, a port that goes away,
+bad bytes, interrupts) and the page in a real headless Chromium against a replay, a short
+two-partner replay, downlinked batch files and a live pseudo-terminal source."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
+import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,10 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ground.outputs import tables as tb
-from ground.station import model, server, sources
+from ground.station import cli, model, server, sources
 from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status, encode_status
-from station_support import ARTIFACTS, CHROMIUM_FLAGS, PEER, T0_SC_S, UTC_MINUS_SC_S, FakePygnc, Server, chromium
+from station_support import (ARTIFACTS, CHROMIUM_FLAGS, PEER, T0_SC_S, UTC_MINUS_SC_S, FakePygnc, Server,
+                             batch_file, chromium, no_browser_reason, stalled_client, terminal_line)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
@@ -154,6 +160,34 @@ def test_open_source_says_what_it_cannot_use(tmp_path):
     assert isinstance(sources.open_source(str(tmp_path / "empty"), "batches"), sources.BatchSource)
 
 
+def test_a_scenario_directory_is_refused_saying_to_replay_it(tmp_path):
+    """A replay's input (sense.bin, range/) is no batch directory: refused, not an empty page."""
+    from ground.__main__ import main
+
+    d = tmp_path / "scenario"
+    (d / "range").mkdir(parents=True)
+    (d / "sense.bin").write_bytes(bytes(64))
+    (d / "pygnc_status.bin").write_bytes(bytes(64))   # a .bin that is no batch file either
+    for kind in ("auto", "batches"):
+        with pytest.raises(ValueError, match=r"replay it first \(python -m ground replay"):
+            sources.open_source(str(d), kind)
+    assert main(["serve", str(d)]) == 2
+    batch_file(d, 1, [("orbit", T0_SC_S, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})])
+    assert isinstance(sources.open_source(str(d)), sources.BatchSource)   # downlinked batches beside it: served
+
+
+def test_status_lists_problems_gaps_and_marks_cut_notes():
+    v = model.status_view(problems=[f"p{k}" for k in range(model.MAX_PROBLEMS_LISTED + 3)], gaps=["g"],
+                          notes=[model.note_received({"estimator": "formation", "code": "c", "text": "x" * 64}),
+                                 model.note_received({"estimator": "formation", "code": "c", "text": "short"})])
+    assert v["problems"][0] == "p0" and len(v["problems"]) == model.MAX_PROBLEMS_LISTED
+    assert v["problems_more"] == 3 and v["gaps"] == ["g"] and v["gaps_more"] == 0
+    assert [n["cut"] for n in v["notes"]] == [True, False]
+    gap = {"kind": "orbit", "key": None, "run": 1, "from_t_sc_s": 100.0, "gap_s": 600.0, "median_spacing_s": 60.0}
+    assert model.gap_text(gap) == "gap: orbit run 1: 600 s without records from t_sc 100 (median spacing 60 s)"
+    assert "1970-01-01T00:01:56Z" in model.gap_text(gap, lambda t: t + 16.0)
+
+
 # --------------------------------------------------------------------------- sources
 @pytest.fixture(scope="module")
 def replay_dir(tmp_path_factory):
@@ -208,6 +242,12 @@ def test_batch_source_rereads_as_files_arrive(tmp_path):
     (d / "pygnc_status.bin").write_bytes(b"not a status")
     msgs = {m["type"]: m for m in src.poll()}
     assert "unreadable" in msgs["status"]["status"]["counters"]["status_file"]
+    batch_file(d, 3, [("orbit", T0_SC_S + 600.0 + 60.0 * k, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})
+                      for k in range(3)])
+    status = {m["type"]: m for m in src.poll()}["status"]["status"]
+    assert status["problems"] == ["batch_00000001.bin: 8 bytes skipped, 0 corrupt records, torn tail",
+                                  "missing batch files (sequence numbers): 2"]      # the text, not a count
+    assert status["gaps"] and status["gaps"][0].startswith("gap: orbit run 1: 360 s without records")
 
 
 # --------------------------------------------------------------------------- the server, as a process
@@ -343,6 +383,78 @@ def test_live_source_survives_bad_bytes_disconnects_and_unplugging():
     assert rc == 0 and "Traceback" not in err, err
 
 
+def _established(pid: int) -> int:
+    import psutil
+
+    return sum(c.status == psutil.CONN_ESTABLISHED for c in psutil.Process(pid).net_connections("tcp"))
+
+
+def test_stalled_pages_are_dropped_while_the_source_is_idle(replay_dir):
+    """Pages that never read, on a source with nothing new to send: reset within
+    SEND_TIMEOUT_S (+ the watchdog's period), what was queued for them freed; a page that
+    reads stays."""
+    srv = Server(str(replay_dir))
+    stalled = []
+    try:
+        stalled = [stalled_client(srv.url, rcvbuf=4096) for _ in range(4)]
+        msgs = asyncio.run(_ws_session(srv.url, server.SEND_TIMEOUT_S + 3 * server.WATCHDOG_S + 1.0))
+        assert {"hello", "snapshot", "status", "source"} <= {m["type"] for m in msgs}   # the reading page
+        for s in stalled:        # reset, not closed politely: nothing left queued for them
+            with pytest.raises(ConnectionResetError):
+                while s.recv(1 << 20):
+                    pass
+        t_end = time.monotonic() + 5
+        while _established(srv.proc.pid) and time.monotonic() < t_end:
+            time.sleep(0.1)
+        assert _established(srv.proc.pid) == 0
+    finally:
+        for s in stalled:
+            s.close()
+        rc, out, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_bind_to_every_interface_prints_a_url_that_works(replay_dir):
+    lines = cli.listen_lines("0.0.0.0", 8765)
+    assert lines[0].split()[:2] == ["open", "http://127.0.0.1:8765/"]
+    assert "every interface (0.0.0.0)" in lines[1] and "no login" in lines[2]
+    assert cli.listen_lines("::", 80)[0].split()[1] == "http://[::1]:80/"
+    assert cli.listen_lines("127.0.0.1", 80) == ["  open http://127.0.0.1:80/   (Ctrl-C stops)"]
+    srv = Server(str(replay_dir), "--bind", "0.0.0.0")
+    try:
+        assert srv.url.startswith("http://127.0.0.1:") and "0.0.0.0:" not in srv.url
+        assert "listening on every interface (0.0.0.0)" in srv.proc.stdout.readline()
+        assert urllib.request.urlopen(srv.url, timeout=10).status == 200
+    finally:
+        rc, out, err = srv.stop()
+    assert rc == 0
+
+
+def test_a_second_interrupt_during_the_stop_is_quiet(replay_dir):
+    """Ctrl-C twice (as `timeout -s INT` after a Ctrl-C, or an impatient operator), the second
+    while the server stops (here a source that takes a second to close, as a serial port's
+    reader may): no traceback, the stop completes, the exit status says it was interrupted."""
+    script = ("import sys, time\n"
+              "from ground.station import sources\n"
+              "sources.ReplaySource.close = lambda self: time.sleep(1.0)\n"
+              "from ground.__main__ import main\n"
+              f"sys.exit(main(['serve', {str(replay_dir)!r}, '--port', '0']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    try:
+        assert "open http://" in proc.stdout.readline() + proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert proc.returncode == 128 + signal.SIGINT and "SIGINT again during the stop" in out
+
+
 def test_host_tap_copies_pygnc_frames_and_ranges():
     """The host emulator's --tap: what pygnc sends and the RNG frames the host sends."""
     import serial
@@ -374,11 +486,46 @@ def test_host_tap_copies_pygnc_frames_and_ranges():
 
 
 # --------------------------------------------------------------------------- the page in Chromium
+def _pytest_without_chromium(tmp_path, **env_extra) -> subprocess.CompletedProcess:
+    """One browser test in a pytest of its own, on a PATH with no Chromium and a fake apt-get
+    that installs nothing (it says what it was asked)."""
+    import os
+    import shutil
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    if not (bindir / "bash").exists():
+        (bindir / "bash").symlink_to(shutil.which("bash"))
+        (bindir / "apt-get").write_text('#!/bin/sh\necho "fake apt-get $*"\n')
+        (bindir / "apt-get").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYGNC_NO_BROWSER_INSTALL"}
+    env.update(PATH=str(bindir), PYGNC_TEST_ARTIFACTS=str(tmp_path / "artifacts"), **env_extra)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           "tests/test_station.py", "-k", "test_page_shows_a_replay"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+
+
+def test_the_browser_install_is_said_logged_and_can_be_refused(tmp_path):
+    import os
+
+    if os.geteuid() == 0:      # only root installs: the terminal says what, why and where the log is
+        p = _pytest_without_chromium(tmp_path)
+        log = tmp_path / "artifacts" / "chromium-install.log"
+        assert "installing Debian's chromium package in the background" in p.stdout, p.stdout
+        assert f"log: {log}" in p.stdout and "PYGNC_NO_BROWSER_INSTALL=1" in p.stdout
+        assert "fake apt-get install -y -q --no-install-recommends chromium" in log.read_text()
+        assert "1 skipped" in p.stdout and "chromium install failed" in p.stdout   # fake: nothing installed
+    p = _pytest_without_chromium(tmp_path, PYGNC_NO_BROWSER_INSTALL="1")
+    assert "installing" not in p.stdout and "1 skipped" in p.stdout, p.stdout
+    assert "PYGNC_NO_BROWSER_INSTALL is set so none was installed; to run the browser tests: apt-get install" \
+        in " ".join(p.stdout.split())
+
+
 @pytest.fixture(scope="module")
-def browser():
-    path = chromium()
+def browser(pytestconfig):
+    path = chromium(terminal_line(pytestconfig))
     if path is None:
-        pytest.skip("no Chromium, and this user cannot install Debian's chromium package (needs root and apt-get)")
+        pytest.skip(no_browser_reason())
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -471,3 +618,119 @@ def test_page_follows_a_live_source_with_gaps(browser):
     finally:
         srv.stop()
         dev.close()
+
+
+@pytest.fixture(scope="module")
+def two_partner_replay(tmp_path_factory):
+    """The 24-h two-partner day's settings (data/scenarios/formation_24h.toml), its first 15
+    minutes simulated and replayed once."""
+    from ground.__main__ import main
+
+    d = tmp_path_factory.mktemp("two_partners")
+    assert main(["simulate", str(d / "scenario"), "--settings", str(REPO / "data" / "scenarios" / "formation_24h.toml"),
+                 "--duration", "15m", "--quiet"]) == 0
+    assert main(["replay", str(d / "scenario"), "--out", str(d / "replay"), "--no-plots", "--quiet"]) == 0
+    return d / "replay"
+
+
+_PLOT_JS = """(name) => {
+  const u = window.__stationPlots[name].u;
+  if (!u) return null;
+  const text = (v) => v === undefined ? "undefined" : v === null ? null : Number.isNaN(v) ? "NaN" : v;
+  return {data: u.data.map((s) => Array.from(s, text)),
+          scales: Object.fromEntries(Object.entries(u.scales).map(([k, s]) => [k, [s.min, s.max, s.distr]])),
+          xticks: u.axes[0]._values};
+}"""
+
+_INK_JS = """([id, rgb]) => {   // pixels of the plot's canvas in a series' colour
+  const c = document.querySelector("#" + id + " canvas"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4)
+    if (Math.abs(d[i] - rgb[0]) < 30 && Math.abs(d[i + 1] - rgb[1]) < 30 && Math.abs(d[i + 2] - rgb[2]) < 30 && d[i + 3] > 200) n++;
+  return n;
+}"""
+_BLUE, _RED = (0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)     # app.js COLORS[0], COLORS[1]
+
+
+def test_page_with_two_partners_draws_every_plot_on_utc_axes(browser, two_partner_replay):
+    """Two partners whose estimates are not all at the same times: the line-of-sight 3σ plot
+    is drawn (no NaN), the attitude 3σ is on a log axis, time axes read 24-hour UTC with
+    seconds, and a replay's notes are shown whole."""
+    form = tb.read_csv(two_partner_replay / "formation.csv")
+    peers = sorted({int(p) for p in form["peer_id"]})
+    assert len(peers) == 2
+    t = {p: set(form["unix_time_s"][form["peer_id"] == p].tolist()) for p in peers}
+    assert t[peers[0]] ^ t[peers[1]], "the partners must have estimates at different times"
+    srv = Server(str(two_partner_replay))
+    try:
+        page, errors = _open(browser, srv.url)
+        page.wait_for_function("window.__station.redraws > 0 && window.__stationPlots.peerLos.u !== null"
+                               " && window.__stationPlots.attSigma.u !== null", timeout=20_000)
+        page.wait_for_timeout(500)
+        los = page.evaluate(_PLOT_JS, "peerLos")
+        assert len(los["data"]) == 3 and "NaN" not in sum(los["data"], [])
+        assert "undefined" in sum(los["data"][1:], [])              # uPlot.join's "no row here" kept as it is
+        lo, hi, _ = los["scales"]["y"]
+        assert lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo
+        assert page.evaluate(_INK_JS, ["plot-peer-los", _BLUE]) > 50
+        assert page.evaluate(_INK_JS, ["plot-peer-los", _RED]) > 50
+        att = page.evaluate(_PLOT_JS, "attSigma")
+        lo, hi, distr = att["scales"]["y"]
+        assert distr == 3 and 0 < lo < hi                            # log axis
+        sig = [v for v in sum(att["data"][1:], []) if isinstance(v, (int, float))]
+        assert lo <= min(sig) and max(sig) <= hi and max(sig) / min(sig) > 10
+        for name in ("attSigma", "peerLos", "orbitSigma"):
+            ticks = [x for x in page.evaluate(_PLOT_JS, name)["xticks"] if x]
+            assert ticks and all(re.fullmatch(r"\d\d:\d\d:\d\d(\n\d{4}-\d\d-\d\d)?", x) for x in ticks), ticks
+            assert re.search(r"\n2025-06-21$", ticks[0]), ticks              # the date on the first tick
+        summary = json.loads((two_partner_replay / "summary.json").read_text())
+        notes = page.inner_text("#notes")
+        for n in summary["notes"]:
+            assert n["text"] in notes                                # whole, wrapped, never cut
+        assert "…" not in notes
+        _shot(page, "station_two_partners.png")
+        assert errors == []
+    finally:
+        srv.stop()
+
+
+def _orbit(t: float) -> tuple[str, float, dict]:
+    return ("orbit", t, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0], "sigma_r_m": [1, 1, 1],
+                         "sigma_v_m_s": [0.1] * 3})
+
+
+def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_path):
+    """Downlinked batch files: a missing file and a gap are shown as text, a note cut at 64
+    bytes on board ends at a whole word (the text as received in its tooltip), and the Files
+    panel lists files as they arrive."""
+    d = tmp_path / "downlink"
+    d.mkdir()
+    long = "peer 0x4B: the window's ranges fit 4 orbits about as well (at least the two sides of the plane)"
+    batch_file(d, 1, [_orbit(T0_SC_S + 60.0 * k) for k in range(4)])
+    batch_file(d, 2, [_orbit(T0_SC_S + 240.0 + 60.0 * k) for k in range(3)]
+               + [("note", T0_SC_S + 300.0, {"estimator": "formation", "code": "range_only_mirror", "text": long})])
+    batch_file(d, 3, [_orbit(T0_SC_S + 2000.0 + 60.0 * k) for k in range(3)])
+    srv = Server(str(d))
+    try:
+        page, errors = _open(browser, srv.url)
+        page.wait_for_function("document.getElementById('orbit-points').textContent === '10'", timeout=20_000)
+        page.wait_for_function("document.querySelectorAll('#problems li').length > 0")
+        assert page.is_visible("#problems")
+        assert page.inner_text("#problems") == ("gap: orbit run 1: 1640 s without records from t_sc 742000360 "
+                                                "(median spacing 60 s)")       # no clock map: no UTC
+        note = page.locator("#notes li.cut")
+        assert note.count() == 1
+        received = note.get_attribute("title").split(" (the first 64 bytes")[0]
+        assert len(received.encode()) == 64 and long.startswith(received)
+        shown = note.inner_text()
+        assert shown == "formation: peer 0x4B: the window's ranges fit 4 orbits about as well (at … [range_only_mirror]"
+        assert "batch_00000003.bin" in page.inner_text("#files")
+        batch_file(d, 5, [_orbit(T0_SC_S + 2180.0 + 60.0 * k) for k in range(3)])   # file 4 never arrives
+        page.wait_for_function("document.getElementById('files').textContent.includes('batch_00000005.bin')",
+                               timeout=10_000)
+        page.wait_for_function("document.getElementById('problems').textContent"
+                               ".includes('missing batch files (sequence numbers): 4')", timeout=10_000)
+        _shot(page, "station_batches.png")
+        assert errors == []
+    finally:
+        srv.stop()

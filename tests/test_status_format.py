@@ -89,7 +89,7 @@ def test_downlink_failed_flag_and_info_token():
     base = {"t_sc_s": 1.7e9, "task0_id": 1, "task0_state": 2}
     line = [x for x in render_info(S.decode_status(S.encode_status(base))).split(b"\n") if x.startswith(b"tsk")]
     assert b"DF" not in line[0]
-    worst = {**base, "flags": 0xFFFF, "seq": 2**32 - 1, "run": 65535, "uptime_s": 1e9,
+    worst = {**base, "flags": (1 << 14) - 1, "seq": 2**32 - 1, "run": 65535, "uptime_s": 1e9,
              "sense_records": 2**32 - 1, "sense_records_skipped": 2**32 - 1, "fixes_valid": 2**32 - 1,
              "fixes_total": 2**32 - 1, "orbit_quality": 2, "orbit_t_sc_s": 0.0, "att_quality": 6,
              "att_rate_body_rad_s": (1e30, 1e30, 1e30),
@@ -100,5 +100,8 @@ def test_downlink_failed_flag_and_info_token():
              **{f"peer{k}_quality": 7 for k in range(S.MAX_PEERS)},
              **{f"peer{k}_acq_window_s": 65535 for k in range(S.MAX_PEERS)}}
     info = render_info(S.decode_status(S.encode_status(worst)))
-    assert len(info) <= MAX_BYTES and info.endswith(b"\n") and info.count(b"\n") == 6
+    assert len(info) <= MAX_BYTES and info.endswith(b"\n") and info.count(b"\n") == 6  # the six lines fit
     assert b" FAIL WF LL DF" in info
+    worst["flags"] = 0xFFFF  # and with the cfg line, in what room is left
+    info = render_info(S.decode_status(S.encode_status(worst)), "pygnc_config.toml:12 formation_filter.x")
+    assert len(info) <= MAX_BYTES and info.endswith(b"\n") and b" FAIL WF LL DF" in info

@@ -92,7 +92,8 @@ finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
        flags=st.integers(0, 2**16 - 1), restarts=st.integers(0, 255))
 def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, flags, restarts):
     """Any status (even absurd values, e.g. a spacecraft time of 1e300) renders six whole
-    lines under 200 bytes: the trial's 1e300 gave one truncated line."""
+    lines under 200 bytes: the trial's 1e300 gave one truncated line; the configuration's
+    line, when its flags are set, takes what room is left."""
     values = {"t_sc_s": t, "uptime_s": up, "run": run, "flags": flags, "orbit_t_sc_s": epoch,
               "orbit_quality": q, "att_quality": q, "att_t_sc_s": epoch, "orbit_sigma_r_m": (sig,) * 3,
               "att_sigma_rad": (sig,) * 3, "att_rate_body_rad_s": (sig,) * 3, "fixes_valid": counts,
@@ -102,11 +103,19 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
                        f"peer{k}_ambiguity_m": sig, f"peer{k}_acq_s": counts, f"peer{k}_acq_window_s": counts})
     for k in range(S.MAX_TASKS):
         values.update({f"task{k}_id": k + 1, f"task{k}_restarts": restarts})
-    text = render_info(S.decode_status(S.encode_status(values)))
+    note = "pygnc_config.toml:1234 range_only.max_window_s, on last accepted"
+    text = render_info(S.decode_status(S.encode_status(values)), config_note=note)
     assert len(text) <= MAX_BYTES and text.endswith(b"\n")
     lines = text.decode().splitlines()
-    assert [ln.split()[0] for ln in lines] == ["pygnc", "orb", "att", "frm", "tsk", "in"]
-    assert lines[-1].endswith(" bad")  # never cut
+    assert [ln.split()[0] for ln in lines[:6]] == ["pygnc", "orb", "att", "frm", "tsk", "in"]
+    assert lines[5].endswith(" bad")  # never cut
+    # the configuration's line when it needs attention, with at least the word that says why
+    if flags & S.FLAG_CONFIG_REJECTED:
+        assert lines[6].startswith("cfg rejected")
+    elif flags & S.FLAG_IMU_REFLECTION:
+        assert lines[6].startswith("cfg imu refl")
+    else:
+        assert len(lines) == 6
 
 
 def test_range_only_peers_say_why_they_are_not_valid():

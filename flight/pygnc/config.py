@@ -6,6 +6,11 @@ ground uploads; keys as in :class:`Config`, e.g.
 ``accepted_solution_status = [0, 1]``).  Paths are rooted at ``PYGNC_HOME`` (default: the
 user's home directory), which is where the host writes the batch files and reads ours.
 
+Every value's limits are declared beside its default (:func:`pygnc.limits.bounded`), and
+:func:`config_problems` - run by every :class:`Config` as it is made - is the one check of
+them all, nested tables included; :func:`parse_config` names the file, line and key of each
+problem.  Which file a run uses when one is refused: :mod:`pygnc.config_source`.
+
 No numpy here: the supervisor and the status reporter import this and must start fast.
 """
 
@@ -17,6 +22,10 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .estimation.tunables import AttitudeFilterConfig, FormationFilterConfig, OrbitFilterConfig, RangeOnlyConfig
+from .limits import Problem, bounded, field_problems, is_number, number_problem
+from .toml_lines import find_line, syntax_error_line
 
 #: Sensor segments per sense.bin record (the flight team's
 #: ``batch_sensor_gps_packet_num_sensor_packets``).
@@ -30,50 +39,56 @@ SINK_FINAL_WRITE_MARGIN_S = 0.5
 class Config:
     # --- batch inputs -------------------------------------------------------------
     #: Sensor segments per sense.bin record.
-    sensors_per_record: int = SENSORS_PER_RECORD
+    sensors_per_record: int = bounded(SENSORS_PER_RECORD, "[1, 100]")
     #: NovAtel position-solution-status values accepted as a usable fix
     #: (0 = SOL_COMPUTED; the flight team's simulator writes 1 for good fixes).
-    accepted_solution_status: tuple[int, ...] = (0,)
+    accepted_solution_status: tuple[int, ...] = bounded((0,), "[0, 255]")
     #: Minimum satellites in solution for a usable fix.
-    min_sats_in_solution: int = 4
+    min_sats_in_solution: int = bounded(4, "[0, 255]")
     #: Plausible geocentric radius of a fix, metres (LEO and a margin).
-    min_fix_radius_m: float = 6_300_000.0
-    max_fix_radius_m: float = 8_500_000.0
+    min_fix_radius_m: float = bounded(6_300_000.0, "[0, 1e9]")
+    max_fix_radius_m: float = bounded(8_500_000.0, "[0, 1e9]")
     #: Plausible speed of a fix in ECEF, m/s.
-    max_fix_speed_m_s: float = 9_000.0
+    max_fix_speed_m_s: float = bounded(9_000.0, "(0, 1e6]")
     #: Most of sense.bin that ingest reads, bytes: a larger file costs only its newest
     #: (last) this many bytes; the head is not read, counted as skipped and reported
     #: (16 MiB: ~19 days of records at one sample per 5 s; ingest holds ~3 bytes per byte).
-    sense_file_max_bytes: int = 16 * 1024 * 1024
+    sense_file_max_bytes: int = bounded(16 * 1024 * 1024, "[1024, 1e12]")
     #: Most of one range file that ingest reads, bytes (a range file is ~25 kB): likewise
     #: only the newest this many bytes of a larger one.
-    range_file_max_bytes: int = 1024 * 1024
+    range_file_max_bytes: int = bounded(1024 * 1024, "[1024, 1e12]")
     #: A stamp that jumps away from its neighbours by more than this (or 10 typical steps,
     #: if more) and back is a time outlier: ingest drops and counts it (pygnc.timeorder), s.
-    time_outlier_min_jump_s: float = 60.0
+    time_outlier_min_jump_s: float = bounded(60.0, "(0, 1e10]")
 
     # --- sensors ------------------------------------------------------------------
     #: BMX160 magnetometer LSB, µT.
-    mag_lsb_ut: float = 1.0 / 16.0
+    mag_lsb_ut: float = bounded(1.0 / 16.0, "(0, 1e3]")
     #: BMX160 gyro LSB, deg/s.
-    gyro_lsb_deg_s: float = 1.0 / 65.6
-    #: IMU-to-body rotation, row-major 3x3 (v_body = R @ v_imu).  PY4: body X = IMU Y,
-    #: body Y = -IMU X, body Z = -IMU Z.
-    imu_to_body: tuple[float, ...] = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    gyro_lsb_deg_s: float = bounded(1.0 / 65.6, "(0, 1e3]")
+    #: IMU-to-body matrix of the BMX160's magnetometer and gyro, row-major 3x3
+    #: (v_body = R @ v_imu), orthonormal (checked at load).  The default is the flight
+    #: team's statement (body X = IMU Y, body Y = -IMU X, body Z = -IMU Z), which is a
+    #: reflection (determinant -1): docs/interface.md, "Body and IMU axes".
+    imu_to_body: tuple[float, ...] = bounded((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0), "[-1, 1]", length=9)
+    #: A reflection (determinant -1) in ``imu_to_body`` is flagged (status flag
+    #: ``imu_reflection``, a warning in the log) unless this says it is meant: a physical
+    #: mounting is a rotation unless the sensor's own axes are left-handed.
+    imu_to_body_reflection_intended: bool = False
 
     # --- supervision ----------------------------------------------------------------
     #: Period of health pings from the supervisor, s.
-    ping_period_s: float = 0.5
+    ping_period_s: float = bounded(0.5, "[0.01, 60]")
     #: A task whose last pong is older than this is reported late, s.
-    health_warn_s: float = 2.0
+    health_warn_s: float = bounded(2.0, "(0, 3600]")
     #: A task whose last pong is older than this is killed and restarted, s.
-    health_fatal_s: float = 8.0
+    health_fatal_s: float = bounded(8.0, "(0, 3600]")
     #: Restarts allowed per task before it is declared failed.
-    max_restarts: int = 3
+    max_restarts: int = bounded(3, "[0, 1000]")
     #: First restart backoff, s; doubles on every further restart of the same task.
-    restart_backoff_s: float = 0.25
+    restart_backoff_s: float = bounded(0.25, "[0, 3600]")
     #: How long the supervisor waits for every task to report ready, s.
-    ready_timeout_s: float = 20.0
+    ready_timeout_s: float = bounded(20.0, "(0, 3600]")
     #: Fork the tasks from one process that has imported their code (the zygote,
     #: pygnc.zygote) instead of starting an interpreter for each: they share the imported
     #: pages (a day's batch: peak PSS 222 -> 157 MiB) and import once.  If the zygote
@@ -86,15 +101,15 @@ class Config:
     keep_zygote: bool = False
     #: Graceful-stop deadline for producers, then for sinks, s, after which stragglers are
     #: killed.  Both well inside the host's 10 s between Ctrl-C and power-off.
-    stop_deadline_producers_s: float = 2.5
-    stop_deadline_sinks_s: float = 2.0
+    stop_deadline_producers_s: float = bounded(2.5, "(0, 10]")
+    stop_deadline_sinks_s: float = bounded(2.0, "(0, 10]")
     #: Longest time a sink (status reporter) spends at stop on messages still queued, s.
     #: Must leave the final writes time inside ``stop_deadline_sinks_s`` (checked: at least
     #: ``SINK_FINAL_WRITE_MARGIN_S`` less).
-    sink_stop_drain_s: float = 0.5
+    sink_stop_drain_s: float = bounded(0.5, "[0, 10]")
     #: Messages a producer keeps per channel to publish again to a restarted consumer,
     #: bytes (the most recent ones; a 3-h batch's orbit estimates take ~1.4 MB).
-    replay_history_max_bytes: int = 8 * 1024 * 1024
+    replay_history_max_bytes: int = bounded(8 * 1024 * 1024, "[0, 1e10]")
     #: During a batch (until ``batch_end``) the attitude and formation estimators publish
     #: only the estimates the batch writer records - per peer, the first of each bin of the
     #: writer's period for the kind (``batch_period_s``, default 60 s) - and the newest one
@@ -109,30 +124,30 @@ class Config:
 
     # --- status and logs ------------------------------------------------------------
     #: Minimum period between status-file rewrites, s.
-    status_period_s: float = 0.25
+    status_period_s: float = bounded(0.25, "[0.01, 1]")
     #: Upper bound on the total size of ~/pygnc_logs, bytes (oldest runs pruned).
-    log_total_bytes: int = 512 * 1024 * 1024
+    log_total_bytes: int = bounded(512 * 1024 * 1024, "[0, 1e13]")
     #: Upper bound on one run's binary bus log, bytes (further frames counted, not written,
     #: and a warning logged).  A 24-h batch logs about 85 MB.
-    bus_log_max_bytes: int = 128 * 1024 * 1024
+    bus_log_max_bytes: int = bounded(128 * 1024 * 1024, "[0, 1e13]")
     #: fsync period of log files, s (a power cut loses at most this much).
-    log_fsync_period_s: float = 1.0
+    log_fsync_period_s: float = bounded(1.0, "(0, 60]")
     #: Free space kept on the file system of PYGNC_HOME for the status and info files,
     #: bytes: nothing else writes into it (the batch writer stops at it).  The logs give
     #: way first: they stop growing (counted, status flag ``logs_limited``) before the free
     #: space falls under this plus the downlink's ``batch_min_free_bytes``
     #: (:attr:`log_reserve_bytes`).
-    log_min_free_bytes: int = 8 * 1024 * 1024
+    log_min_free_bytes: int = bounded(8 * 1024 * 1024, "[0, 1e13]")
 
     # --- status validity (what "valid" means in pygnc_status.bin: usable now) -----------
     #: An estimate is current when its epoch is within this of "now", s (estimates are
     #: propagated to "now" every second after the batch).
-    status_max_estimate_lag_s: float = 5.0
+    status_max_estimate_lag_s: float = bounded(5.0, "(0, 86400]")
     #: Largest 3-D 1-sigma of a valid orbit (position, m), attitude (deg) and relative
     #: position per peer (m).
-    orbit_valid_max_sigma_m: float = 1000.0
-    attitude_valid_max_sigma_deg: float = 10.0
-    formation_valid_max_sigma_m: float = 50.0
+    orbit_valid_max_sigma_m: float = bounded(1000.0, "(0, 1e9]")
+    attitude_valid_max_sigma_deg: float = bounded(10.0, "(0, 180]")
+    formation_valid_max_sigma_m: float = bounded(50.0, "(0, 1e9]")
 
     # --- batch files (downlink products, pygnc.tasks.batch_writer) -------------------------
     #: Run the batch writer (on in the host's default run; off only to compare or to spare a
@@ -142,53 +157,53 @@ class Config:
     batch_dir: str = "pygnc_batches"
     #: Radio id of this spacecraft, written into every batch-file header (PY4: 0x4A-0x4D;
     #: 0 = not set).
-    spacecraft_id: int = 0
+    spacecraft_id: int = bounded(0, "[0, 255]")
     #: Record kinds written (names: docs/interface.md, batch files); empty: the default set.
     batch_kinds: tuple[str, ...] = ()
     #: Cadence per record kind, s of record time (TOML table ``[batch_period_s]``, e.g.
     #: ``orbit = 30``); 0 records every message, inf only changes.  Unlisted kinds keep their
     #: defaults.
-    batch_period_s: dict = field(default_factory=dict)
+    batch_period_s: dict = bounded(None, "[0, inf]", default_factory=dict)
     #: A batch file is closed before a record would take it past this size, bytes (a range
     #: file's ~25 kB) ...
-    batch_file_max_bytes: int = 25_600
+    batch_file_max_bytes: int = bounded(25_600, "[1024, 1e9]")
     #: ... or once it has held data for this long, s (so a long session hands files over).
-    batch_file_max_age_s: float = 600.0
+    batch_file_max_age_s: float = bounded(600.0, "(0, 1e7]")
     #: Upper bound of all batch files on disk, bytes (the oldest are deleted first).
-    batch_total_max_bytes: int = 32 * 1024 * 1024
+    batch_total_max_bytes: int = bounded(32 * 1024 * 1024, "[0, 1e13]")
     #: Room kept for the downlink, bytes: the logs stop growing before the free space falls
     #: under ``log_min_free_bytes`` plus this, so only the batch writer writes into it - down
     #: to ``log_min_free_bytes`` (the status files' reserve); there its oldest files are
     #: deleted, then records are dropped (counted, status flag ``downlink_failed``).
-    batch_min_free_bytes: int = 64 * 1024 * 1024
+    batch_min_free_bytes: int = bounded(64 * 1024 * 1024, "[0, 1e13]")
     #: fsync period of the open batch file, s (a power cut loses at most this much).
-    batch_fsync_period_s: float = 1.0
+    batch_fsync_period_s: float = bounded(1.0, "(0, 60]")
 
     # --- bus --------------------------------------------------------------------------
     #: Largest message accepted on the bus, bytes.
-    max_message_bytes: int = 64 * 1024
+    max_message_bytes: int = bounded(64 * 1024, "[1024, 1e8]")
 
     # --- attitude estimator ------------------------------------------------------------
     #: Gyro scale factors per IMU axis (omega = scale * reading), applied before imu_to_body.
-    gyro_scale: tuple[float, ...] = (1.0, 1.0, 1.0)
+    gyro_scale: tuple[float, ...] = bounded((1.0, 1.0, 1.0), "(0, 100]", length=3)
     #: Magnetometer scale factors per IMU axis (B = scale * reading), before imu_to_body.
-    mag_scale: tuple[float, ...] = (1.0, 1.0, 1.0)
+    mag_scale: tuple[float, ...] = bounded((1.0, 1.0, 1.0), "(0, 100]", length=3)
     #: Illuminance of direct sunlight on a sun-sensor face normal to the sun at 1 AU, lux.
-    sun_lux_at_1au: float = 130_000.0
+    sun_lux_at_1au: float = bounded(130_000.0, "(0, 1e7]")
     #: Earth reflectivity used by the albedo model (Bond albedo, dimensionless).
-    albedo_reflectivity: float = 0.3
+    albedo_reflectivity: float = bounded(0.3, "[0, 1]")
     #: Sensor samples held while waiting for the orbit estimate of the same time, count.
-    attitude_max_pending_sensors: int = 2000
+    attitude_max_pending_sensors: int = bounded(2000, "[1, 1e8]")
     #: During a batch, samples ready to be processed are processed this many at a time (and
     #: at the end of every turn of the task's loop), the field, sun and albedo models of their
     #: positions computed together - bit for bit the same numbers, ~4x less time for the
     #: models; 0: each at once.  Never after the batch (live samples: each at once).  Count.
-    attitude_batch_samples: int = 128
+    attitude_batch_samples: int = bounded(128, "[0, 1e6]")
 
     # --- formation estimator -----------------------------------------------------------
     #: Radio ids of the formation's spacecraft (PY4: 0x4A..0x4D); fixes and ranges naming
     #: any other id are reported and ignored.
-    formation_peer_ids: tuple[int, ...] = (0x4A, 0x4B, 0x4C, 0x4D)
+    formation_peer_ids: tuple[int, ...] = bounded((0x4A, 0x4B, 0x4C, 0x4D), "[1, 255]")
     #: Two formation estimator processes, the partners shared between them in turn (the
     #: first heard to ``formation_estimator``, the second to ``formation_estimator_2``, ...)
     #: when the tree may run on at least ``formation_split_min_cpus`` CPUs; off: one process
@@ -198,23 +213,11 @@ class Config:
     #: and the sinks keep both busy, and a two-partner day's batch took 33.1 s with it and
     #: 29.8 s without (same session, 2026-11-25); a Pi Zero 2 W has four.
     formation_split: bool = True
-    formation_split_min_cpus: int = 3
+    formation_split_min_cpus: int = bounded(3, "[1, 1024]")
     #: Minimum and maximum time the formation estimator holds measurements to put peer
     #: fixes (stamped with the peer's clock) back in GPS-time order, s.
-    formation_hold_s: float = 75.0
-    formation_max_hold_s: float = 3600.0
-    #: Peers' ballistic coefficient m / (C_D A), kg/m^2 (the filter estimates a scale on it).
-    formation_peer_ballistic_coeff_kg_m2: float = 50.0
-    #: Range noise (1 sigma), m; prior mean and 1-sigma of the radio's range bias, m.
-    formation_range_sigma_m: float = 0.5
-    formation_range_bias_m: float = 0.0
-    formation_range_bias_sigma_m: float = 3.0
-    #: A range at most this many seconds after the formation filter's time is applied there,
-    #: the relative state carried to the range's time in closed form, so the filter steps
-    #: between own fixes only (about half the steps of a day's batch), s; 0: the filter
-    #: steps to every range.  An estimate between two steps then includes the ranges up to
-    #: the step's end.
-    formation_range_extrapolate_max_s: float = 30.0
+    formation_hold_s: float = bounded(75.0, "[0, 86400]")
+    formation_max_hold_s: float = bounded(3600.0, "[0, 86400]")
     #: Range-only navigation (``range_gps_source = "own"``: no partner fix reaches the Pi).
     #: Partner priors as a ground team would uplink them, TOML tables keyed by partner id,
     #: e.g. ``[formation_peer_priors."0x4B"]`` with either an absolute state
@@ -227,81 +230,48 @@ class Config:
     #: spacecraft's for a relative one), ``wrong_side_probability`` (0-0.5: how likely the
     #: prior is grossly wrong, e.g. a TLE identity swap, so that the partner flies at its
     #: point mirror; that hypothesis is kept with this weight until the ranges decide) and
-    #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  A partner without a prior
-    #: starts from its first range, placed along-track with the default sigmas: "both" sides
-    #: (``formation_range_only_side``, equally likely: ranges cannot tell them apart, the
-    #: published estimate covers both until a prior is uplinked), or "ahead" / "behind"
-    #: (the other side kept at ``formation_prior_wrong_side_probability``).
+    #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  Defaults and the
+    #: start of a partner without a prior: the ``[range_only]`` table below.
     formation_peer_priors: dict = field(default_factory=dict)
-    formation_prior_sigma_pos_m: float = 1000.0
-    formation_prior_sigma_vel_m_s: float = 1.0
-    formation_range_only_side: str = "both"
-    #: The probability that an uplinked prior which does not give its own
-    #: ``wrong_side_probability`` (or a one-sided placement) has the partner on the wrong
-    #: side: its point mirror is kept with this weight until the ranges decide (they rarely
-    #: can: docs/range_only.md).  A mixture whose true side weighs w has a NEES of about
-    #: (1 - w) / w, inside its 99.9 % bound (16.3, 3 dof) for w > 0.058: 0.2 keeps it there
-    #: when the prior is wrong, even after the ranges' odds (model error) have moved the
-    #: weight down threefold.
-    formation_prior_wrong_side_probability: float = 0.2
-    #: An absolute prior whose epoch is further than this from the first range is not used
-    #: (a note says so; the partner starts as with no prior), s.
-    formation_prior_max_age_s: float = 2 * 86_400.0
-    #: Range-only start: ranges are collected this long (s) after the first, and at least
-    #: this many, before the partner's orbit is fitted to them (pygnc.estimation.range_only_iod).
-    formation_range_only_window_s: float = 2700.0
-    formation_range_only_min_ranges: int = 8
-    #: ... or this long (s) when the prior's position is known to this 1-sigma (m, its
-    #: largest axis) or better: the fit then has one basin and needs few ranges.
-    formation_range_only_short_window_s: float = 600.0
-    formation_range_only_short_window_max_sigma_m: float = 200.0
-    #: ... and when that fit does not converge (a window too short for the geometry: its
-    #: cost a long curved valley), fitted again with another third of the window's ranges,
-    #: up to this long (s; 0 or less than the window: never extended).
-    formation_range_only_max_window_s: float = 5400.0
-    #: The flight dynamics' error in a range, m (1 sigma), as the side likelihood counts it:
-    #: added in variance to each hypothesis' innovation variance when the ranges weigh the
-    #: orbits a window fitted (both sides of the own orbit plane) against each other.
-    formation_side_model_sigma_m: float = 1.0
 
     # --- attitude estimator: time tags ---------------------------------------------------
     #: 1-sigma uncertainty of a sensor sample's GPS epoch, s.  Whole-second floored stamps
     #: put the sample anywhere in its second: 1/sqrt(12).  Used when there is no clock map
     #: with at least ``attitude_time_tag_min_pairs`` pairs, or when the next key is off.
-    attitude_time_tag_sigma_s: float = 0.28867513459481287
+    attitude_time_tag_sigma_s: float = bounded(0.28867513459481287, "[0, 60]")
     #: Use the clock map's residual RMS, s, as that uncertainty instead: the scatter of the
     #: fixes' floored stamps about the map (same clock, same stamping as the samples): ~0 while
     #: the stamp phase does not wrap within the batch, ~0.29 s once it has.
     attitude_time_tag_from_clock_map: bool = True
     #: Fewest clock-map pairs for its residual to stand for the stamps' scatter, count.
-    attitude_time_tag_min_pairs: int = 20
+    attitude_time_tag_min_pairs: int = bounded(20, "[1, 1e6]")
     # --- attitude estimator: a live IMU's gyro (channel ``imu``, task imu_ingest) ---------
     #: Propagate the attitude on the IMU's samples (rotated by ``imu_device_to_body``) over
     #: every step they cover, instead of on the two BMX160 samples.
     attitude_use_imu: bool = True
     #: A step is covered when no two consecutive IMU samples inside it (nor its start and the
     #: first sample) are further apart than this, s ...
-    attitude_imu_max_gap_s: float = 0.25
+    attitude_imu_max_gap_s: float = bounded(0.25, "(0, 60]")
     #: ... and the last sample is at most this before the step's end (the rate is held
     #: over the rest: samples come in blocks every imu_publish_period_s), s.
-    attitude_imu_max_hold_s: float = 1.0
+    attitude_imu_max_hold_s: float = bounded(1.0, "[0, 60]")
     #: IMU samples kept waiting for the next sensor sample, count (100 Hz: 200 s).
-    attitude_imu_max_samples: int = 20_000
+    attitude_imu_max_samples: int = bounded(20_000, "[1, 1e8]")
     #: Estimate the IMU's time offset against the sensor samples from the two gyros' rates
     #: (pygnc.estimation.imu_alignment) and shift the IMU's times by it.
     attitude_imu_align: bool = True
     #: Window of IMU samples before a sensor sample over which the IMU's rate at that
     #: sample is fitted (a straight line) for that estimate, s.
-    attitude_imu_align_window_s: float = 2.0
+    attitude_imu_align_window_s: float = bounded(2.0, "(0, 600]")
     #: Longest interval between two sensor samples whose IMU rates are differenced for the
     #: rate change that estimate needs, s.
-    attitude_imu_align_max_step_s: float = 12.0
+    attitude_imu_align_max_step_s: float = bounded(12.0, "(0, 3600]")
 
     #: Longest propagation beyond the last measurement, s: estimates are not propagated
     #: further (an estimator_note says so), and a sample further ahead is a time outlier.
-    max_propagation_s: float = 2 * 86_400.0
+    max_propagation_s: float = bounded(2 * 86_400.0, "(0, 3.2e7]")
     #: CPU time an estimator may spend per call propagating to "now", s.
-    propagation_budget_s: float = 0.05
+    propagation_budget_s: float = bounded(0.05, "(0, 10]")
 
     # --- housekeeping devices (task ``housekeeping``) ------------------------------------
     #: Run the housekeeping task (EMUS BMS, OPC-N3 over serial ports); off in the host's
@@ -310,61 +280,63 @@ class Config:
     #: The devices it polls: TOML array of tables ``[[housekeeping_devices]]`` with ``name``,
     #: ``kind`` ("emus_bms" | "opc_n3"), ``port`` (path or pyserial URL) or ``usb``
     #: ("VID:PID[:SERIAL]"), ``period_s`` and per-kind keys (docs/interface.md,
-    #: "Housekeeping devices"); checked by ``pygnc.tasks.housekeeping.parse_devices``.
+    #: "Housekeeping devices"); checked at load by ``pygnc.drivers.hk_devices``.
     housekeeping_devices: tuple = ()
     # --- external IMU (task imu_ingest; it runs only when imu_driver is set) ------------
     #: "" (no IMU: the task does not run), "imu380" (Aceinna IMU380/DMU380), "gx2"
     #: (MicroStrain 3DM-GX2, 0xC2 packets) or "monodrive" (monoDrive's GX2 emulation).
-    imu_driver: str = ""
+    imu_driver: str = bounded("", choices=("", "imu380", "gx2", "monodrive"))
     #: imu380/gx2: a serial device or any pyserial URL (a stable path such as
     #: /dev/serial/by-id/... survives replugging); imu380 also "auto" (discovery).
     #: monodrive: udp://HOST:PORT (bound here) or tcp://HOST:PORT (connected to).
     imu_port: str = ""
     #: Baud rate; 0: try imu_baud_rates (imu380) or 115200 (gx2).
-    imu_baud: int = 0
-    imu_baud_rates: tuple[int, ...] = (115200, 57600, 38400, 230400, 460800)
+    imu_baud: int = bounded(0, "[0, 4e6]")
+    imu_baud_rates: tuple[int, ...] = bounded((115200, 57600, 38400, 230400, 460800), "[1200, 4e6]")
     #: Ports discovery ("auto") tries besides its cached last-good port; empty: every
     #: serial port the OS lists (Bluetooth skipped; ports in use skipped).
     imu_discovery_ports: tuple[str, ...] = ()
     #: imu380: output packet type ("S1", "S0", "A1", "A2", "N0", "N1") and rate, Hz (100, 50,
     #: 25, 20, 10, 5, 4, 2) set on connect (volatile: lost at power-off); "" / 0: leave as is.
-    imu_packet_type: str = ""
-    imu_packet_rate_hz: float = 0.0
+    imu_packet_type: str = bounded("", choices=("", "S0", "S1", "A1", "A2", "N0", "N1"))
+    imu_packet_rate_hz: float = bounded(0.0, "[0, 100]", choices=(0, 100, 50, 25, 20, 10, 5, 4, 2))
     #: gx2: "continuous" (the unit streams) or "polled" (one 0xC2 request per sample) at
     #: imu_poll_rate_hz.
-    imu_gx2_mode: str = "continuous"
-    imu_poll_rate_hz: float = 100.0
+    imu_gx2_mode: str = bounded("continuous", choices=("continuous", "polled"))
+    imu_poll_rate_hz: float = bounded(100.0, "(0, 1000]")
     #: monodrive: header ("v16" = 16-byte big-endian of the current clients, "tcp12" /
     #: "udp8" = the 2018 native headers), payload checksum required, and whether HOST may be
     #: other than loopback (flight sockets stay on loopback unless this is set).
-    imu_monodrive_header: str = "v16"
+    imu_monodrive_header: str = bounded("v16", choices=("v16", "tcp12", "udp8"))
     imu_monodrive_verify_checksum: bool = False
     imu_allow_network: bool = False
     #: Reconnect backoff after a failure or unplug: first wait, doubling up to the max, s.
-    imu_reconnect_backoff_s: float = 0.25
-    imu_reconnect_max_backoff_s: float = 8.0
+    imu_reconnect_backoff_s: float = bounded(0.25, "(0, 3600]")
+    imu_reconnect_max_backoff_s: float = bounded(8.0, "(0, 3600]")
     #: An open link with no valid sample for this long is closed and reopened, s.
-    imu_stale_s: float = 1.0
+    imu_stale_s: float = bounded(1.0, "(0, 3600]")
     #: Samples are published in blocks, each at most this old, s.
-    imu_publish_period_s: float = 0.1
+    imu_publish_period_s: float = bounded(0.1, "(0, 10]")
     #: Window over which device time is aligned to the host clock (minimum delay), s.
-    imu_clock_window_s: float = 10.0
+    imu_clock_window_s: float = bounded(10.0, "(0, 3600]")
     #: IMU axes -> body axes, row-major 3x3 (v_body = R @ v_imu), for consumers of the
     #: ``imu`` channel (samples are published in IMU axes).  Not the BMX160's imu_to_body.
-    imu_device_to_body: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    imu_device_to_body: tuple[float, ...] = bounded((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), "[-1, 1]", length=9)
+    #: As ``imu_to_body_reflection_intended``, for ``imu_device_to_body``.
+    imu_device_to_body_reflection_intended: bool = False
     # --- streaming on the host's TTY (task tty_stream, docs/interface.md "Streaming") -----
     #: Run the stream task: it reads frames from the terminal that started main.py and
     #: writes frames to it (stdout carries nothing else).
     stream_enabled: bool = True
     #: Interval between two estimate frames of one kind (and peer), s, until the host sets
     #: one (command CAD); 0: no estimate frames until then.
-    stream_cadence_s: float = 0.0
+    stream_cadence_s: float = bounded(0.0, "[0, 86400]")
     #: Shortest interval the host may set, s: three estimate kinds and four peers every
     #: 0.1 s are ~6 kB/s, half of a 115200-baud line.
-    stream_min_cadence_s: float = 0.1
+    stream_min_cadence_s: float = bounded(0.1, "(0, 3600]")
     #: Bytes waiting for stdout at most (~1.4 s of a 115200-baud line); a frame that does not
     #: fit is dropped and counted (a stalled reader never blocks pygnc).
-    stream_out_max_bytes: int = 16 * 1024
+    stream_out_max_bytes: int = bounded(16 * 1024, "[256, 1e8]")
     #: On a terminal: echo off, IXON off, and only Ctrl-C special (EOF, quit, suspend,
     #: erase, kill and IEXTEN characters off), so no byte of a frame or of garbage but 0x03
     #: does anything; canonical mode and SIGINT stay.  Restored at exit.
@@ -372,74 +344,61 @@ class Config:
     #: Live measurements ingest holds while the batch is still being published, count
     #: (older ones beyond it are dropped and counted); and how many it keeps to publish again
     #: to a restarted consumer after the batch.
-    stream_live_queue_max: int = 20_000
-    stream_live_keep_max: int = 50_000
+    stream_live_queue_max: int = bounded(20_000, "[0, 1e8]")
+    stream_live_keep_max: int = bounded(50_000, "[0, 1e8]")
     #: SX1280 ranging bandwidth code (0x0A 1625 kHz, 0x18 812.5 kHz, 0x26 406.25 kHz; the
     #: flight team's code uses 0x18) and whether results are the radio's filtered ones:
     #: range_m = raw * 150 / (2**12 * bandwidth_MHz) (* 0.2 if filtered) - calibration;
     #: pygnc.formats.range_packet.
-    sx1280_ranging_bandwidth_code: int = 0x18
+    sx1280_ranging_bandwidth_code: int = bounded(0x18, "[0, 255]")
     sx1280_ranging_filtered: bool = False
     #: Per-partner range calibration offset, m, subtracted from every converted range of that
     #: partner (TOML table ``[range_calibration_m]``, keys the partner id as "0x4A" or "74").
-    range_calibration_m: dict = field(default_factory=dict)
+    range_calibration_m: dict = bounded(None, "[-1e4, 1e4]", default_factory=dict)
     #: Whose GPS fix a range file's GPS packet is: "own" (the flight team's design: the
     #: ranging spacecraft's own fix at ranging time) or "peer" (the partner's fix, relayed).
-    range_gps_source: str = "own"
+    range_gps_source: str = bounded("own", choices=("own", "peer"))
 
     # --- measurement admission (pygnc.processors.admission) ---------------------------
     #: An own fix whose GPS time (week + ms) and clock-mapped spacecraft stamp disagree by
     #: more is a corrupt time and is not used, s.
-    fix_time_tolerance_s: float = 10.0
+    fix_time_tolerance_s: float = bounded(10.0, "(0, 1e6]")
     #: Longest gap a filter is propagated across inside a message handler to reach a
     #: measurement, s; beyond it the filter re-initialises from the next usable fix.
-    max_gap_propagation_s: float = 1800.0
+    max_gap_propagation_s: float = bounded(1800.0, "(0, 1e7]")
     #: Wall time one message handler may spend predicting, s (work beyond it is resumed on
     #: the next message; far inside health_fatal_s even on a Pi).
-    handler_budget_s: float = 0.5
+    handler_budget_s: float = bounded(0.5, "(0, 5]")
 
     #: Overrides of the orbit filter's tunables, by the field names of
-    #: ``pygnc.estimation.orbit_ekf.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
-    #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity).
+    #: ``pygnc.estimation.tunables.OrbitFilterConfig`` (TOML table ``[orbit_filter]``,
+    #: e.g. ``tesseral_degree = 0`` against a truth without tesseral gravity); the orbit
+    #: task's filter and the formation filter's own-orbit model both use them.
     orbit_filter: dict = field(default_factory=dict)
     #: Overrides of the attitude filter's tunables, by the field names of
-    #: ``pygnc.estimation.attitude_mekf.AttitudeFilterConfig`` (TOML table
+    #: ``pygnc.estimation.tunables.AttitudeFilterConfig`` (TOML table
     #: ``[attitude_filter]``, e.g. ``gyro_noise_rad_s = 0.0009`` for a noisier gyro).
     attitude_filter: dict = field(default_factory=dict)
+    #: Overrides of the formation filter's tunables (each partner's EKF), by the field names
+    #: of ``pygnc.estimation.tunables.FormationFilterConfig`` but ``orbit`` (TOML table
+    #: ``[formation_filter]``, e.g. ``range_sigma_m = 0.8``, ``range_bias_sigma_m = 0.3`` with a
+    #: calibrated radio); its own-orbit model takes ``[orbit_filter]``.
+    formation_filter: dict = field(default_factory=dict)
+    #: Overrides of range-only navigation's tunables, by the field names of
+    #: ``pygnc.estimation.tunables.RangeOnlyConfig`` (TOML table ``[range_only]``: the
+    #: acquisition window, the placements and prior defaults, the wrong-side probability).
+    range_only: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if not self.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= self.stop_deadline_sinks_s:
-            raise ValueError(
-                f"sink_stop_drain_s ({self.sink_stop_drain_s} s) must be at least "
-                f"{SINK_FINAL_WRITE_MARGIN_S} s shorter than stop_deadline_sinks_s "
-                f"({self.stop_deadline_sinks_s} s): the status reporter must write its final "
-                "status before the supervisor's deadline")
-        from .formats import range_packet  # (no numpy)
-
-        range_packet.bandwidth_hz(self.sx1280_ranging_bandwidth_code)  # ValueError if unknown
-        if self.range_gps_source not in ("own", "peer"):
-            raise ValueError(f"range_gps_source must be 'own' or 'peer', got {self.range_gps_source!r}")
-        if self.formation_range_only_side not in ("both", "ahead", "behind"):
-            raise ValueError(f"formation_range_only_side must be 'both', 'ahead' or 'behind', "
-                             f"got {self.formation_range_only_side!r}")
-        v = self.formation_prior_wrong_side_probability
-        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= MAX_WRONG_SIDE_PROBABILITY):
-            raise ValueError(f"formation_prior_wrong_side_probability must be in [0, {MAX_WRONG_SIDE_PROBABILITY}], "
-                             f"got {v!r}")
-        v = self.formation_side_model_sigma_m
-        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < math.inf):
-            raise ValueError(f"formation_side_model_sigma_m must be a finite number >= 0, got {v!r}")
+        problems = config_problems(self)
+        if problems:
+            raise ConfigError(problems)
+        ro = filter_tunables(RangeOnlyConfig, self.range_only, "range_only")
         object.__setattr__(self, "formation_peer_priors", {
-            peer_id_key(k): parse_peer_prior(v, self.formation_prior_sigma_pos_m, self.formation_prior_sigma_vel_m_s)
+            peer_id_key(k): parse_peer_prior(v, ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s)
             for k, v in dict(self.formation_peer_priors).items()})
         object.__setattr__(self, "range_calibration_m", {
             peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
-        for name in ("stop_deadline_producers_s", "stop_deadline_sinks_s", "status_max_estimate_lag_s",
-                     "ping_period_s", "health_warn_s", "health_fatal_s", "ready_timeout_s",
-                     "sense_file_max_bytes", "range_file_max_bytes", "time_outlier_min_jump_s"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise ValueError(f"{name} must be > 0, got {v!r}")
 
     @property
     def log_reserve_bytes(self) -> int:
@@ -547,26 +506,258 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
 
 def filter_tunables(cls, overrides: dict, table: str):
     """The dataclass *cls* of a filter's tunables with *overrides* (the configuration's
-    ``[table]``) laid over its defaults; ``ValueError`` naming any key that is not a field."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"unknown {table} keys {unknown}; known: {sorted(names)}")
+    ``[table]``, checked when the configuration was loaded) laid over its defaults."""
+    problems = field_problems(cls, overrides, (table,))
+    if problems:  # (a Config always holds checked tables; a caller's own dict may not)
+        raise ConfigError(problems)
     return dataclasses.replace(cls(), **overrides)
 
 
-def config_for_home(home: str | os.PathLike) -> Config:
+# --------------------------------------------------------------------------- checking
+#: Largest |R R^T - I| element of a mounting matrix accepted as orthonormal (decimals such
+#: as 0.7071 for 45 deg pass).
+ORTHONORMAL_TOLERANCE = 1e-3
+#: The mounting matrices and the key that says a reflection in each is meant.
+MOUNTINGS = (("imu_to_body", "imu_to_body_reflection_intended"),
+             ("imu_device_to_body", "imu_device_to_body_reflection_intended"))
+
+
+def _det3(m) -> float:
+    return (m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6])
+            + m[2] * (m[3] * m[7] - m[4] * m[6]))
+
+
+def _orthonormal_error(m) -> float:
+    """Largest element of |R R^T - I| for the row-major 3x3 *m*."""
+    err = 0.0
+    for i in range(3):
+        for j in range(3):
+            dot = sum(m[3 * i + k] * m[3 * j + k] for k in range(3))
+            err = max(err, abs(dot - (1.0 if i == j else 0.0)))
+    return err
+
+
+def undeclared_reflections(config: "Config") -> list[str]:
+    """The mounting matrices of *config* that are reflections (determinant -1) without
+    their ``*_reflection_intended`` key set (status flag ``imu_reflection``)."""
+    return [name for name, intended in MOUNTINGS
+            if _det3(getattr(config, name)) < 0 and not getattr(config, intended)]
+
+
+def config_problems(c: "Config") -> list[Problem]:
+    """Every problem of the configuration *c* (empty: it may be used): each key's type and
+    declared limits, the nested tables (``[orbit_filter]``, ``[attitude_filter]``,
+    ``[batch_period_s]``, ``[range_calibration_m]``, ``[[housekeeping_devices]]``,
+    ``[formation_peer_priors.*]``) and the checks that involve several keys."""
+    values = {f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
+    out = field_problems(Config, values)
+    bad = {p.key[0] for p in out}
+
+    def ok(*names) -> bool:
+        return not bad.intersection(names)
+
+    for name, cls in (("orbit_filter", OrbitFilterConfig), ("attitude_filter", AttitudeFilterConfig),
+                      ("formation_filter", FormationFilterConfig), ("range_only", RangeOnlyConfig)):
+        if ok(name):
+            table = c.__dict__[name]
+            if name == "formation_filter" and "orbit" in table:
+                out.append(Problem((name, "orbit"), "is not set here: the own-orbit model takes [orbit_filter]"))
+                table = {k: v for k, v in table.items() if k != "orbit"}
+            out += [_misplaced(p, cls) for p in field_problems(cls, table, (name,))]
+    if ok("batch_kinds", "batch_period_s") and (c.batch_kinds or c.batch_period_s):
+        from .formats.batch import KINDS_BY_NAME  # (no numpy; formats import nothing of config)
+
+        known = ", ".join(sorted(KINDS_BY_NAME))
+        for k in c.batch_kinds:
+            if k not in KINDS_BY_NAME:
+                out.append(Problem(("batch_kinds",), f"names an unknown record kind {k!r} (known: {known})"))
+        interval = _FIELDS["batch_period_s"].metadata["range"]
+        for k, v in c.batch_period_s.items():
+            if k not in KINDS_BY_NAME:
+                out.append(Problem(("batch_period_s", k), f"is not a record kind (known: {known})"))
+            elif not is_number(v) or number_problem(v, interval):
+                out.append(Problem(("batch_period_s", k), "must be seconds >= 0 (inf: on change only), "
+                                                          f"got {v!r}"))
+    if ok("range_calibration_m"):
+        interval = _FIELDS["range_calibration_m"].metadata["range"]
+        for k, v in c.range_calibration_m.items():
+            try:
+                peer_id_key(k)
+            except ValueError as exc:
+                out.append(Problem(("range_calibration_m", k), f"is not a partner id: {exc}"))
+                continue
+            msg = number_problem(v, interval) if is_number(v) else f"must be a number, got {v!r}"
+            if msg:
+                out.append(Problem(("range_calibration_m", k), msg))
+    if ok("formation_peer_priors", "range_only"):
+        ro = RangeOnlyConfig() if field_problems(RangeOnlyConfig, c.range_only, ("range_only",)) else \
+            dataclasses.replace(RangeOnlyConfig(), **c.range_only)
+        for k, v in c.formation_peer_priors.items():
+            try:
+                peer_id_key(k)
+                parse_peer_prior(v, ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s)
+            except ValueError as exc:
+                sub = _prior_key(str(exc), v)
+                out.append(Problem(("formation_peer_priors", k, *sub), f"is refused: {exc}"))
+    if ok("housekeeping_devices") and c.housekeeping_devices:
+        from .drivers.hk_devices import device_problems  # (no numpy; drivers import nothing of config)
+
+        for i, key, msg in device_problems(c.housekeeping_devices):
+            out.append(Problem(("housekeeping_devices", i, *((key,) if key else ())), f"is refused: {msg}"))
+    if ok("sx1280_ranging_bandwidth_code"):
+        from .formats import range_packet  # (no numpy)
+
+        try:
+            range_packet.bandwidth_hz(c.sx1280_ranging_bandwidth_code)
+        except ValueError as exc:
+            out.append(Problem(("sx1280_ranging_bandwidth_code",), f"is refused: {exc}"))
+    if ok("imu_driver", "imu_port") and c.imu_driver and not c.imu_port.strip():
+        out.append(Problem(("imu_port",), f"is empty: name the serial device, 'auto', or udp:// / tcp:// "
+                                          f"(imu_driver = {c.imu_driver!r})", (("imu_driver",),)))
+    for name, _ in MOUNTINGS:
+        if ok(name):
+            err = _orthonormal_error(getattr(c, name))
+            if err > ORTHONORMAL_TOLERANCE:
+                out.append(Problem((name,), f"must be orthonormal (a rotation, or a reflection): R R^T differs "
+                                            f"from the identity by {err:.3g}"))
+    for lo, hi, why in (("min_fix_radius_m", "max_fix_radius_m", ""),
+                        ("health_warn_s", "health_fatal_s", ": a task is reported late before it is killed"),
+                        ("formation_hold_s", "formation_max_hold_s", ""),
+                        ("imu_reconnect_backoff_s", "imu_reconnect_max_backoff_s", "")):
+        if ok(lo, hi) and not getattr(c, lo) <= getattr(c, hi):
+            out.append(Problem((lo,), f"({getattr(c, lo)!r}) must not exceed {hi} ({getattr(c, hi)!r}){why}", ((hi,),)))
+    if ok("sink_stop_drain_s", "stop_deadline_sinks_s") and \
+            not c.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= c.stop_deadline_sinks_s:
+        out.append(Problem(("sink_stop_drain_s",),
+                           f"({c.sink_stop_drain_s} s) must be at least {SINK_FINAL_WRITE_MARGIN_S} s shorter than "
+                           f"stop_deadline_sinks_s ({c.stop_deadline_sinks_s} s): the status reporter must write its "
+                           "final status before the supervisor's deadline", (("stop_deadline_sinks_s",),)))
+    return out
+
+
+def _misplaced(p: Problem, cls) -> Problem:
+    """An unknown key of a table that is a top-level key: said so (in TOML every key after a
+    ``[table]`` header belongs to that table)."""
+    k = p.key[-1]
+    if k in _FIELDS and k not in {f.name for f in dataclasses.fields(cls)}:
+        return Problem(p.key, f"is not a key of [{p.key[0]}]: {k} is a top-level key - write it before the "
+                              "first [table] header (every key after a header belongs to that table)", p.others)
+    return p
+
+
+def _prior_key(message: str, table) -> tuple:
+    """The key of a partner prior table that *message* (of :func:`parse_peer_prior`) names."""
+    if isinstance(table, dict):
+        for k in table:
+            if str(k) in message:
+                return (k,)
+    return ()
+
+
+class ConfigError(ValueError):
+    """A configuration that is refused.  :attr:`problems`: (line or None,
+    :class:`pygnc.limits.Problem`) pairs; :attr:`where`: the file or source (None: values
+    given in code)."""
+
+    def __init__(self, problems, where: str | None = None, text: str | None = None, line: int | None = None):
+        problems = list(problems)
+        self._args = (problems, where, text, line)
+        self.where = where
+        self.problems = []
+        for p in problems:
+            n = line
+            if n is None and text is not None:
+                for key in (p.key, *p.others):
+                    n = find_line(text, key)
+                    if n is not None:
+                        break
+            self.problems.append((n, p))
+        self.is_file = text is not None
+        if self.is_file:  # in the file's order
+            self.problems.sort(key=lambda np: math.inf if np[0] is None else np[0])
+        super().__init__(self.describe())
+
+    def __reduce__(self):  # (pickled whole: a Monte Carlo worker's error reaches the client)
+        return ConfigError, self._args
+
+    def lines(self) -> list[str]:
+        """One line per problem: ``FILE:LINE: key message`` for a file."""
+        out = []
+        for n, p in self.problems:
+            if self.is_file:
+                out.append(f"{self.where}:{n}: {p}" if n else f"{self.where}: {p}")
+            else:
+                out.append(str(p))
+        return out
+
+    def describe(self) -> str:
+        if self.is_file:
+            return "\n".join(self.lines())
+        text = "; ".join(self.lines())
+        return f"in {self.where}: {text}" if self.where else text
+
+    def first(self) -> tuple[int | None, str]:
+        """(line, key name) of the first problem, for one-line summaries."""
+        n, p = self.problems[0]
+        return n, p.name
+
+
+def _unknown_key_problems(data: dict) -> list[Problem]:
+    import difflib  # (only for a file with a bad key)
+
+    out = []
+    for k in sorted(set(data) - set(_FIELDS), key=str):
+        close = difflib.get_close_matches(str(k), list(_FIELDS), n=1)
+        out.append(Problem((k,), "is not a configuration key" + (f" (did you mean {close[0]}?)" if close else "")))
+    return out
+
+
+def with_overrides(base: "Config", data: dict, where: str, text: str | None = None) -> "Config":
+    """*base* with the TOML-style table *data* (``{name: value}``, lists for tuples) laid over
+    it, checked as a configuration file is; :class:`ConfigError` (a ``ValueError``) naming
+    *where* - and, given the file's *text*, the line - of every problem."""
+    unknown = _unknown_key_problems(data)
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in _FIELDS}
+    try:
+        config = dataclasses.replace(base, **data)
+    except ConfigError as exc:
+        raise ConfigError(unknown + [p for _, p in exc.problems], where, text) from None
+    if unknown:
+        raise ConfigError(unknown, where, text)
+    return config
+
+
+def parse_config(data: bytes, where: str) -> "Config":
+    """The configuration the TOML file content *data* gives (defaults for what it leaves
+    out); :class:`ConfigError` naming *where*, the line and the key of every problem."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([Problem((), f"is not UTF-8 text (byte {exc.start})")], where, "", line) from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem((), f"TOML syntax error: {exc}")], where, text,
+                          syntax_error_line(str(exc), text)) from None
+    return with_overrides(Config(), table, where, text)
+
+
+def config_for_home(home: str | os.PathLike) -> "Config":
     """The configuration a run in *home* uses: its ``pygnc_config.toml`` if any, else the
     defaults (replays and tests of a scenario directory)."""
     f = Paths(Path(home)).config_file
     return load_config(f) if f.is_file() else Config()
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def load_config(path: str | os.PathLike | None = None) -> "Config":
     """Defaults, overridden by the TOML file at *path*, else ``$PYGNC_CONFIG``, else the
     uplinked ``~/pygnc_config.toml`` (:attr:`Paths.config_file`) if it exists.
 
-    Unknown keys raise ``ValueError`` naming them, so a typo is not silently ignored.
+    Every problem - a syntax error, an unknown key (a typo is not silently ignored), a value
+    of the wrong type or outside its limits - raises :class:`ConfigError` (a ``ValueError``)
+    naming the file, the line and the key.  (A run never stops for a bad uplinked file: the
+    supervisor falls back, :mod:`pygnc.config_source`.)
     """
     path = path or os.environ.get("PYGNC_CONFIG")
     if not path:
@@ -575,64 +766,11 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             return Config()
         path = uplinked
     with open(path, "rb") as f:
-        data = tomllib.load(f)
-    return with_overrides(Config(), data, str(path))
+        data = f.read()
+    return parse_config(data, str(path))
 
 
-#: What a value of each declared field type must be (TOML gives int, float, bool, str,
-#: list and table): a float field takes an integer too (75 for 75.0), nothing takes a bool
-#: but a bool field.
-_TYPE_CHECKS = {
-    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "dict": (lambda v: isinstance(v, dict), "a table"),
-}
-
-
-def type_problems(data: dict) -> list[str]:
-    """One line per value of *data* (``{Config field: value}``) whose type its field does not
-    take (an uplinked ``formation_hold_s = "75"`` would otherwise fail inside a task, or a
-    ``stream_enabled = 0`` pass for false)."""
-    types = {f.name: str(f.type) for f in dataclasses.fields(Config)}
-    out = []
-    for k, v in data.items():
-        t = types.get(k, "")
-        if t.startswith("tuple"):
-            elem = t[len("tuple["):].split(",")[0].strip() if "[" in t else ""
-            check = _TYPE_CHECKS.get(elem)
-            if not isinstance(v, (list, tuple)):
-                out.append(f"{k} must be a list, got {v!r}")
-            elif check is not None and not all(check[0](e) for e in v):
-                out.append(f"{k} must be a list of {check[1].split(' ', 1)[-1]} values, got {v!r}")
-        elif t in _TYPE_CHECKS and not _TYPE_CHECKS[t][0](v):
-            out.append(f"{k} must be {_TYPE_CHECKS[t][1]}, got {v!r}")
-    return out
-
-
-def with_overrides(base: Config, data: dict, where: str) -> Config:
-    """*base* with the TOML-style table *data* (``{name: value}``, lists for tuples) laid over
-    it, checked as a configuration file is: unknown keys and bad batch selections raise
-    ``ValueError`` naming *where* they came from."""
-    names = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"unknown configuration keys in {where}: {unknown}")
-    bad = type_problems(data)
-    if bad:
-        raise ValueError(f"in {where}: " + "; ".join(bad))
-    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    from .formats.batch import check_selection  # (no numpy; formats import nothing of config)
-
-    problems = check_selection(data.get("batch_kinds", base.batch_kinds),
-                               data.get("batch_period_s", base.batch_period_s))
-    if problems:
-        raise ValueError(f"in {where}: " + "; ".join(problems))
-    try:
-        return dataclasses.replace(base, **data)
-    except TypeError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 @dataclass(frozen=True)

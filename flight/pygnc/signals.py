@@ -4,6 +4,10 @@
 registering the pipe's read end with the ZeroMQ poller (or ``select``) makes the wait return
 immediately, so a process reacts to Ctrl-C without polling faster.
 
+A hang-up (SIGHUP: the host's terminal closed, or its login shell passing the hang-up on to
+the job) is a stop request like Ctrl-C - the default action would kill the process with no
+final status, an open batch file and the socket directory left behind.
+
 Every pygnc process installs this first thing (``main.py``, ``python -m pygnc``,
 ``python -m pygnc.tasks``), before any slow import, and hands the same object on: a signal
 that arrives while the process is still starting is never lost, and never becomes a
@@ -19,8 +23,12 @@ import signal
 import threading
 
 
+#: The signals that ask a pygnc process to stop.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class StopSignals:
-    """SIGINT/SIGTERM -> :attr:`received` (the first signal number) + wake-up pipe.
+    """SIGINT/SIGTERM/SIGHUP -> :attr:`received` (the first signal number) + wake-up pipe.
 
     *handler(signum)*, if given (or set later with :meth:`set_handler`), is called too; it
     must only set a flag.
@@ -33,7 +41,7 @@ class StopSignals:
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self._write_fd, False)
         signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum, frame) -> None:  # only sets flags
@@ -73,12 +81,13 @@ def _no_op(signum, frame) -> None:
 
 
 def ignore_stop_signals() -> None:
-    """SIGINT and SIGTERM ignored: a child's state between fork and exec (``preexec_fn``).
-    Python keeps an ignored SIGINT ignored; the new process's first statement installs its
-    own handlers (:class:`StopSignals`).  A signal in between is lost, so the supervisor
-    sends ``stop`` (and SIGTERM to a task not connected yet) again until the task is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """SIGINT, SIGTERM and SIGHUP ignored: a child's state between fork and exec
+    (``preexec_fn``).  Python keeps an ignored SIGINT ignored; the new process's first
+    statement installs its own handlers (:class:`StopSignals`).  A signal in between is
+    lost, so the supervisor sends ``stop`` (and SIGTERM to a task not connected yet) again
+    until the task is gone."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def import_unless_stopped(module: str, signals: StopSignals, poll_s: float = 0.5):

@@ -21,6 +21,12 @@ timeout expires or on SIGINT/SIGTERM - at any instant, start-up included:
 4. the private socket directory is removed and the supervisor exits 0 (1 if no final
    status could be written, e.g. a full disk: the message says so on the terminal).
 
+SIGHUP (the host's terminal closed) is a stop like SIGINT.  At start, before anything else,
+it takes the home's lock (:mod:`pygnc.run_lock`: a second start exits 3 and touches
+nothing), chooses the configuration (:mod:`pygnc.config_source`: a rejected uplink falls
+back to the last accepted one or the defaults, and says so) and replaces the previous
+run's status and info files, so that nothing stale looks current.
+
 No busy loop and no blocking call: the only wait is a ZeroMQ poll with a timeout, woken at
 once by signals through ``signal.set_wakeup_fd``; a killed task is reaped by ``poll()`` on
 later turns.  The private socket directory is ``pygnc-<pid>-XXXXXXXX``; at start, those
@@ -48,7 +54,8 @@ import zmq
 from .atomic import write_atomic
 from .bus.messages import DecodeCounters, Encoder
 from .bus.transport import ControlServer, Publisher
-from .config import Config, Paths, load_config
+from . import config_source, run_lock
+from .config import Config, Paths
 from .formats import status as st
 from .formats.info import render_info
 from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
@@ -74,14 +81,20 @@ RUN_DIR_PREFIX = "pygnc-"
 _RUN_DIR_RE = re.compile(r"^pygnc-(\d+)-[A-Za-z0-9_]+$")
 
 USAGE = """usage: {prog} <timeout_minutes> <spacecraft_time_s>
+       {prog} --check-config FILE
 
-  timeout_minutes    stop by itself after this many minutes (0 < t <= 10080, a week;
-                     decimals allowed)
-  spacecraft_time_s  the spacecraft clock now, unix seconds (0 <= t < 2^32)
+  timeout_minutes      stop by itself after this many minutes (0 < t <= 10080, a week;
+                       decimals allowed)
+  spacecraft_time_s    the spacecraft clock now, unix seconds (0 <= t < 2^32)
+  --check-config FILE  check a configuration file as a run would load it, and exit:
+                       0 accepted, 2 rejected (each problem on stderr, FILE:LINE: key ...)
 
-Environment: PYGNC_HOME (default ~) holds sense.bin, range/, and receives
-pygnc_status.bin, pygnc_info.txt and pygnc_logs/; PYGNC_CONFIG names a TOML file
-overriding configuration defaults."""
+Exit status: 0 stopped in order; 1 no final status could be written, or a failure;
+2 bad arguments; 3 another pygnc is running on this PYGNC_HOME (it is left alone).
+
+Environment: PYGNC_HOME (default ~) holds sense.bin, range/, the uplinked
+pygnc_config.toml, and receives pygnc_status.bin, pygnc_info.txt and pygnc_logs/;
+PYGNC_CONFIG names a TOML file to use instead of the uplinked one."""
 
 
 class UsageError(ValueError):
@@ -542,7 +555,7 @@ class Supervisor:
         s["seq"] = int(s.get("seq", 0)) + 1
         s["t_sc_s"] = now_sc
         s["uptime_s"] = time.monotonic() - self.t0_mono_s
-        flags = int(s.get("flags", 0)) | st.FLAG_STOPPING
+        flags = int(s.get("flags", 0)) | st.FLAG_STOPPING | config_source.config_flags(self.config)
         for k in range(st.MAX_TASKS):
             s[f"task{k}_id"] = s[f"task{k}_state"] = s[f"task{k}_restarts"] = s[f"task{k}_age_ds"] = 0
         states = {n: i for i, n in enumerate(st.TASK_STATES)}
@@ -556,11 +569,12 @@ class Supervisor:
                             att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only"))
         try:
             data = st.encode_status(s)
-            write_atomic(paths.info_file, render_info(st.decode_status(data)))
+            write_atomic(paths.info_file, render_info(st.decode_status(data),
+                                                      config_note=config_source.rejection_note()))
             write_atomic(paths.status_file, data)
         except OSError as exc:
             log.error("cannot write the final status: %s", exc)
-            print(f"pygnc: cannot write the final status ({exc})", file=sys.stderr, flush=True)
+            _say(f"pygnc: cannot write the final status ({exc})")
             return False
         log.info("final status written by the supervisor (%s)", reason)
         return True
@@ -603,47 +617,121 @@ def _log_dir(paths: Paths, config: Config, run_dir: Path) -> tuple[int, Path, st
                                   f"logging to {fallback}, which is removed at exit")
 
 
+def _say(text: str) -> None:
+    """A line on the terminal (stderr); nothing if the terminal is gone (a hang-up)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def check_config_command(argv: list[str], prog: str) -> int:
+    """``--check-config FILE``: 0 if *FILE* would be accepted, 2 if not; the problems (or
+    an accepted file's warnings) on stderr, one per line, ``FILE:LINE: key message``."""
+    if len(argv) != 1:
+        _say(f"{prog}: --check-config takes one file\n{USAGE.format(prog=prog)}")
+        return 2
+    ok, lines = config_source.check_file(argv[0])
+    for line in lines:
+        _say(line)
+    _say(f"{argv[0]}: {'accepted' if ok else 'REJECTED'}")
+    return 0 if ok else 2
+
+
+def write_start_status(paths: Paths, t_sc: float, t0_mono: float, sel: config_source.Selection) -> str | None:
+    """Replace the previous run's status and info files at once with a status of this
+    start - run 0 (its number is not known yet), no estimate, the configuration's flags -
+    so that nothing stale looks current; None, or why it could not be written."""
+    s = st.empty_status()
+    s["t_sc_s"] = t_sc
+    s["uptime_s"] = time.monotonic() - t0_mono
+    s["flags"] = config_source.config_flags(sel.config, {config_source.REJECTED_ENV: sel.note})
+    try:
+        data = st.encode_status(s)
+        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note))
+        write_atomic(paths.status_file, data)
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+def _hand_to_tasks(run_dir: Path, sel: config_source.Selection) -> None:
+    """Every task (a restarted one too) loads the bytes the supervisor accepted, from the
+    private run directory, and learns of a rejection (environment, inherited)."""
+    snapshot = run_dir / "config.toml"
+    try:
+        snapshot.write_bytes(sel.data)
+        os.environ["PYGNC_CONFIG"] = str(snapshot)
+    except OSError:
+        os.environ["PYGNC_CONFIG"] = str(sel.path) if sel.path is not None else os.devnull
+    if sel.note:
+        os.environ[config_source.REJECTED_ENV] = sel.note
+    else:
+        os.environ.pop(config_source.REJECTED_ENV, None)
+
+
 def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None, prog: str = "main.py") -> int:
     t0_mono = time.monotonic()
     signals = stop_signals or StopSignals()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--check-config"]:
+        return check_config_command(argv[1:], prog)
     paths = Paths.from_env()
     try:
         timeout_min, t_sc = parse_args(argv)
         _check_home(paths.home)
     except UsageError as exc:
-        print(f"{prog}: {exc}\n{USAGE.format(prog=prog)}", file=sys.stderr)
+        _say(f"{prog}: {exc}\n{USAGE.format(prog=prog)}")
         return 2
+    # One run per home: a second start touches nothing of the first (docs/interface.md).
     try:
-        config = load_config()
-    except (OSError, ValueError) as exc:
-        print(f"{prog}: bad configuration: {exc}", file=sys.stderr)
-        return 2
+        lock = run_lock.acquire(paths.home, t_sc)
+    except run_lock.AlreadyRunning as exc:
+        _say(f"{prog}: {exc}: not started (the running one is left alone; stop it first to start again)")
+        return 3
     try:
-        run_dir, stale = make_run_dir()
-    except OSError as exc:
-        print(f"{prog}: cannot create the private socket directory: {exc}", file=sys.stderr)
-        return 1
-    # The stream task changes the terminal's modes (echo off, ...): put them back at exit
-    # whatever happened to it (bash adopts the modes a job that exits normally leaves).
-    tty_modes = terminal.save_modes(0) if config.stream_enabled else None
-    try:
-        return _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals)
+        # The configuration: the uplinked file if it passes, else the last accepted one or
+        # the defaults - a bad uplink never stops navigation (pygnc.config_source).
+        sel = config_source.select(paths)
+        # Before anything else can fail: the previous run's status and info are replaced.
+        start_status_error = write_start_status(paths, t_sc, t0_mono, sel)
+        try:
+            run_dir, stale = make_run_dir()
+        except OSError as exc:
+            _say(f"{prog}: cannot create the private socket directory: {exc}")
+            return 1
+        _hand_to_tasks(run_dir, sel)
+        if start_status_error:
+            sel.notes.append((logging.ERROR, f"cannot replace the previous status files: {start_status_error}"))
+        if lock.note:
+            sel.notes.append((logging.WARNING, lock.note))
+        config = sel.config
+        # The stream task changes the terminal's modes (echo off, ...): put them back at exit
+        # whatever happened to it (bash adopts the modes a job that exits normally leaves).
+        tty_modes = terminal.save_modes(0) if config.stream_enabled else None
+        try:
+            return _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals, sel.notes)
+        finally:
+            terminal.restore_modes(0, tty_modes)
     finally:
-        terminal.restore_modes(0, tty_modes)
+        lock.release()
 
 
-def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals) -> int:
+def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals, notes=()) -> int:
     try:
         run_number, log_dir, note = _log_dir(paths, config, run_dir)
         setup_task_logging(log_dir, "supervisor", lambda: t_sc + time.monotonic() - t0_mono, echo_stderr=True,
                            min_free_bytes=config.log_reserve_bytes)
     except OSError as exc:
-        print(f"{prog}: cannot set up logging: {exc}", file=sys.stderr)
+        _say(f"{prog}: cannot set up logging: {exc}")
         shutil.rmtree(run_dir, ignore_errors=True)
         return 1
     if note:
         log.warning("%s", note)
+    for level, text in notes:
+        log.log(level, "%s", text)
+    for text in config_source.reflection_warnings(config):
+        log.warning("%s", text)
     if stale:
         log.info("removed %d stale socket directories of dead runs: %s", len(stale), ", ".join(p.name for p in stale))
     log.info("run %d: timeout %.3f min, spacecraft time %.3f at CLOCK_MONOTONIC %.6f, home %s, sockets in %s",
@@ -656,9 +744,9 @@ def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signal
     try:
         sup = Supervisor(timeout_min, t_sc, t0_mono, config, paths, run_number, log_dir, run_dir, signals)
         # On stderr: stdout carries only the stream's frames (docs/interface.md, Streaming).
-        print(f"pygnc run {run_number} started; logs in {log_dir}", file=sys.stderr, flush=True)
+        _say(f"pygnc run {run_number} started; logs in {log_dir}")
         rc = sup.run()
-        print(f"pygnc run {run_number} stopped", file=sys.stderr, flush=True)
+        _say(f"pygnc run {run_number} stopped")
         return rc
     except Exception:
         log.exception("supervisor failed")

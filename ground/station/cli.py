@@ -7,9 +7,13 @@
     python -m ground serve socket://127.0.0.1:7000    # ... or any pyserial URL
 
 Serves on 127.0.0.1 (this machine only) unless ``--bind`` names another address, and
-prints the URL to open.  The page has no login: bind elsewhere only on a network you
-trust.  Ctrl-C (or SIGTERM) stops it.  Exit status 0 after a stop, 1 when the port
-cannot be bound, 2 for a SOURCE that is none of the above or bad usage.
+prints the URL to open (for ``--bind 0.0.0.0`` or ``::``, every interface: this machine's
+URL and the host's name and addresses for the others).  The page has no login: bind
+elsewhere only on a network you trust.  Ctrl-C (or SIGTERM) stops it.  Exit status 0 after
+a stop, 1 when the port cannot be bound, 2 for a SOURCE that is none of the above (a
+scenario directory is refused: replay it and serve the replay) or bad usage, 128 + the
+signal's number (130 for SIGINT) when a second signal came during the stop, or a signal
+before the server was up.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import asyncio
 import ipaddress
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -44,6 +49,60 @@ def _loopback(address: str) -> bool:
         return address == "localhost"
 
 
+def _unspecified(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return address == ""
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def host_addresses() -> tuple[str, list[str]]:
+    """This host's name and its addresses other than loopback (as the name resolves here;
+    none when it does not)."""
+    name = socket.gethostname()
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except OSError:
+        infos = []
+    out = []
+    for *_, sockaddr in infos:
+        a = sockaddr[0]
+        if not ipaddress.ip_address(a.split("%")[0]).is_loopback and a not in out:
+            out.append(a)
+    return name, out
+
+
+def listen_lines(bind: str, port: int) -> list[str]:
+    """What to print once the server listens on *bind*:*port*: the URL to open first."""
+    if _unspecified(bind):
+        local = "::1" if ":" in bind else "127.0.0.1"
+        name, addresses = host_addresses()
+        others = ", ".join(_url(h, port) for h in [name, *addresses])
+        return [f"  open {_url(local, port)}   (Ctrl-C stops)",
+                f"  listening on every interface ({bind}): from other machines {others}",
+                "  anyone who can reach these addresses sees the page (no login)"]
+    lines = [f"  open {_url(bind, port)}   (Ctrl-C stops)"]
+    if not _loopback(bind):
+        lines.append(f"  listening on {bind}: anyone who can reach this address sees the page (no login)")
+    return lines
+
+
+#: Stop signals received (SIGINT, SIGTERM), in order: the first stops the server, any later
+#: one only changes the exit status.
+_signals: list[int] = []
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _note_late_signal(signum, frame) -> None:  # after the event loop's handlers: only noted
+    _signals.append(signum)
+
+
+
+
 async def _serve(station, bind: str, port: int) -> int:
     from aiohttp import web
 
@@ -57,27 +116,49 @@ async def _serve(station, bind: str, port: int) -> int:
         print(f"ground serve: cannot listen on {bind}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     actual = runner.addresses[0][1] if runner.addresses else port
-    host = f"[{bind}]" if ":" in bind else bind
-    src = station.source
-    print(f"pygnc ground station: {src.kind} source {src.name}", flush=True)
-    print(f"  open http://{host}:{actual}/   (Ctrl-C stops)", flush=True)
-    if not _loopback(bind):
-        print(f"  listening on {bind}: anyone who can reach this address sees the page (no login)", flush=True)
     stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:  # only notes it: the stop below runs once
+        _signals.append(signum)
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)  # the handler only sets a flag
+    for sig in _STOP_SIGNALS:   # before the URL is printed: from then on a signal is a clean stop
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
+        src = station.source
+        print(f"pygnc ground station: {src.kind} source {src.name}", flush=True)
+        for line in listen_lines(bind, actual):
+            print(line, flush=True)
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        # the loop's handlers stay until the stop is over, then a handler that only notes a
+        # signal until the process ends: a second Ctrl-C is never a traceback
         await runner.cleanup()
-    print("ground serve: stopped", flush=True)
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, _note_late_signal)
     return 0
 
 
 def run(args) -> int:
+    try:
+        rc = _run(args)
+    except KeyboardInterrupt:  # before the server's own handlers were in place
+        print("ground serve: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    if _signals:   # stopped by a signal: one more as the process ends changes nothing
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+    if rc == 0 and _signals:
+        if len(_signals) > 1:
+            print(f"ground serve: stopped ({signal.Signals(_signals[-1]).name} again during the stop)", flush=True)
+            return 128 + _signals[-1]
+        print("ground serve: stopped", flush=True)
+    return rc
+
+
+def _run(args) -> int:
     from .server import Station
     from .sources import open_source
 

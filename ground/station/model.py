@@ -30,6 +30,8 @@ PROTOCOL_VERSION = 1
 GAP_FACTOR = 3.0
 #: Rows per series in a snapshot, at most (plus the rows kept beside gaps).
 MAX_POINTS = 4000
+#: Problems (and, separately, gaps) of a batch source listed in a status, at most.
+MAX_PROBLEMS_LISTED = 50
 
 _XYZ = ("x", "y", "z")
 
@@ -86,10 +88,14 @@ MESSAGES: tuple[tuple[str, str, str, str], ...] = (
      "everything the source holds, thinned to MAX_POINTS rows per series; replaces what the page shows"),
     ("append", "server -> page", "`series` as in snapshot, only the new rows",
      "new estimates of a live source since the last message (every 0.2 s at most)"),
-    ("status", "server -> page", "`status` (see :func:`status_view`)",
-     "health, validity, counters and notes; sent when it changes"),
+    ("status", "server -> page", "`status` (see :func:`status_view`): `flags`, `quality`, `tasks`, "
+                                 "`counters`, `notes` (`cut`: the text is the first 64 bytes as downlinked), "
+                                 "`problems` and `gaps` (text lines), `problems_more`, `gaps_more`",
+     "health, validity, counters, notes, a batch source's problems and gaps; sent when it changes"),
     ("source", "server -> page", "`state` (`open`, `waiting`, `closed`), `detail`",
      "the source's own state: a live port opened, lost (unplugged) and retried"),
+    ("files", "server -> page", "`files` (names under /files/)",
+     "the source directory's files, when they changed since `hello` (checked every 2 s)"),
 )
 
 
@@ -326,16 +332,47 @@ def _finite(x):
     return x if math.isfinite(x) else None
 
 
+def note_received(note: dict) -> dict:
+    """A note decoded from a batch record or the stream, marked ``cut`` when its text filled
+    the record's text field (the flight keeps its first bytes, never half a character), so
+    the page can end it at a whole word and say so."""
+    from pygnc.formats.batch import KINDS_BY_NAME
+
+    limit = next(f.count for f in KINDS_BY_NAME["note"].fields if f.name == "text")
+    n = len(str(note.get("text", "")).encode("utf-8"))
+    ascii_only = str(note.get("text", "")).isascii()
+    return {**note, "cut": n >= limit if ascii_only else n > limit - 4}
+
+
+def gap_text(gap: dict, sc_to_unix=None) -> str:
+    """A gap of :func:`ground.batches.read_batches` (``kind``, ``key``, ``run``,
+    ``from_t_sc_s``, ``gap_s``, ``median_spacing_s``) in words, with its UTC start when
+    *sc_to_unix* maps the spacecraft clock."""
+    key = "" if gap.get("key") is None else f" (key {gap['key']})"
+    when = f"t_sc {gap['from_t_sc_s']:.0f}"
+    if sc_to_unix is not None:
+        t = float(np.asarray(sc_to_unix(np.array([gap["from_t_sc_s"]], dtype=float)), dtype=float)[0])
+        if math.isfinite(t):
+            from ground.outputs.tables import iso_utc
+
+            when += f", {str(iso_utc(np.array([t]))[0])[:19]}Z"
+    return (f"gap: {gap['kind']}{key} run {gap['run']}: {gap['gap_s']:.0f} s without records from {when} "
+            f"(median spacing {gap['median_spacing_s']:.0f} s)")
+
+
 def status_view(*, status: dict | None = None, counters: dict | None = None, health: dict | None = None,
-                notes: list | None = None, extra: dict | None = None) -> dict:
+                notes: list | None = None, extra: dict | None = None, problems: list[str] | None = None,
+                gaps: list[str] | None = None) -> dict:
     """One status for the page from whatever the source has.
 
     *status*: a decoded ``pygnc_status.bin`` (:func:`pygnc.formats.status.decode_status`);
     *counters*: the stream's CNT/BYE counters; *health*: a decoded ``health`` batch record's
-    values; *notes*: estimator notes (``estimator``, ``code``, ``text``); *extra*: source
-    counters (decode statistics, row counts).  Returns ``t_sc_s``, ``utc_minus_sc_s``,
-    ``flags`` (names), ``quality`` (orbit, attitude, peers), ``tasks`` (name, state,
-    restarts), ``counters``, ``notes``.
+    values; *notes*: estimator notes (``estimator``, ``code``, ``text``, optionally ``cut``);
+    *extra*: source counters (decode statistics, row counts); *problems*, *gaps*: a batch
+    source's findings as text lines.  Returns ``t_sc_s``, ``utc_minus_sc_s``, ``flags``
+    (names), ``quality`` (orbit, attitude, peers), ``tasks`` (name, state, restarts),
+    ``counters``, ``notes``, ``problems`` and ``gaps`` (the first :data:`MAX_PROBLEMS_LISTED`
+    of each) with ``problems_more`` and ``gaps_more`` (how many were left out).
     """
     from pygnc.formats.status import ESTIMATE_QUALITY, MAX_PEERS, MAX_TASKS, TASK_STATES
     from pygnc.tasks.table import TASK_NAMES_BY_ID
@@ -346,8 +383,12 @@ def status_view(*, status: dict | None = None, counters: dict | None = None, hea
     def state(i):
         return TASK_STATES[i] if isinstance(i, int) and 0 <= i < len(TASK_STATES) else f"code {i}"
 
+    problems, gaps = [str(p) for p in problems or []], [str(g) for g in gaps or []]
     out: dict = {"t_sc_s": None, "utc_minus_sc_s": None, "flags": [], "quality": {}, "tasks": [],
-                 "counters": {}, "notes": list(notes or [])[-20:]}
+                 "counters": {}, "notes": list(notes or [])[-20:],
+                 "problems": problems[:MAX_PROBLEMS_LISTED],
+                 "problems_more": max(0, len(problems) - MAX_PROBLEMS_LISTED),
+                 "gaps": gaps[:MAX_PROBLEMS_LISTED], "gaps_more": max(0, len(gaps) - MAX_PROBLEMS_LISTED)}
     if status is not None:
         out["t_sc_s"] = _finite(status.get("t_sc_s"))
         out["utc_minus_sc_s"] = _finite(status.get("clock_utc_minus_sc_s"))

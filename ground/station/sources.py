@@ -63,6 +63,14 @@ def _signature(paths) -> tuple:
     return tuple(out)
 
 
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
 def _snapshot(tables: dict, residuals: dict | None, to_unix) -> dict:
     return {"type": "snapshot", "series": model.series_of(tables, residuals, to_unix),
             "rows": model.row_counts(tables, residuals)}
@@ -164,6 +172,8 @@ class BatchSource(_FileSource):
     kind = "batches"
 
     def _paths(self) -> list[Path]:
+        """The batch files (as :func:`ground.batches.read_batches` takes them: named as the
+        flight names them, or any ``.bin`` that starts as a batch file does)."""
         if self.path.is_file():
             return [self.path]
         try:
@@ -171,7 +181,7 @@ class BatchSource(_FileSource):
         except OSError:
             return []
         return [p for p in names if fmt.FILE_RE.match(p.name) or fmt.PART_RE.match(p.name)
-                or p.suffix == ".bin"]
+                or (p.suffix == ".bin" and _starts_with(p, fmt.MAGIC))]
 
     def _load(self) -> list[dict]:
         from ground import batches as gb
@@ -188,7 +198,8 @@ class BatchSource(_FileSource):
         if rows.get("health"):
             last = max(rows["health"], key=lambda r: (r.file.run, r.record.t_sc_s))
             health = {**last.record.values(), "t_sc_s": last.record.t_sc_s}
-        notes = [{**r.record.values(), "t_sc_s": r.record.t_sc_s} for r in rows.get("note", [])]
+        notes = [model.note_received({**r.record.values(), "t_sc_s": r.record.t_sc_s})
+                 for r in rows.get("note", [])]
         status = None
         sp = self.files_root / "pygnc_status.bin"
         extra = {"files": len(bs.files), "records": len(bs.rows), "duplicate_records": bs.duplicate_records,
@@ -199,8 +210,8 @@ class BatchSource(_FileSource):
                 status = decode_status(sp.read_bytes())
             except StatusError as exc:
                 extra["status_file"] = f"unreadable: {exc}"
-        view = model.status_view(status=status, health=health, notes=notes, extra=extra)
-        view["problems"] = bs.problems[:20]
+        view = model.status_view(status=status, health=health, notes=notes, extra=extra, problems=bs.problems,
+                                 gaps=[model.gap_text(g, to_unix if clocks.maps else None) for g in bs.gaps])
         return [_snapshot(tables, res, to_unix or (lambda x: np.asarray(x, dtype=float))),
                 {"type": "status", "status": view}]
 
@@ -296,7 +307,7 @@ class StreamSource:
             except (ValueError, KeyError, IndexError, TypeError) as exc:  # a payload of the wrong shape
                 self._stats["bad_records"] += 1
                 self._notes.append({"estimator": "station", "code": "bad_payload",
-                                    "text": f"{item.tag.decode(errors='replace')}: {exc}"[:64]})
+                                    "text": f"{item.tag.decode(errors='replace')}: {exc}"})
 
     def _frame(self, tag: bytes, payload: bytes) -> None:
         if tag == fs.ESTIMATE:
@@ -308,7 +319,7 @@ class StreamSource:
             v = r.values()
             with self._lock:
                 if r.kind.name == "note":
-                    self._notes.append({**v, "t_sc_s": r.t_sc_s})
+                    self._notes.append(model.note_received({**v, "t_sc_s": r.t_sc_s}))
                     self._status_dirty = True
                 elif r.kind.name in self._new:
                     v["t_sc_s"] = r.t_sc_s
@@ -442,9 +453,14 @@ class StreamSource:
         self._thread.join(timeout=2.0)
 
 
+#: What a replay reads (a simulated scenario or downlinked sensor data): such a directory
+#: without batch files is refused as a source, naming the replay that makes one.
+REPLAY_INPUT = ("sense.bin", "scenario.toml")
+
+
 def open_source(spec: str, kind: str = "auto", baud: int = 115200, config=None):
     """The source for SOURCE as given on the command line (ValueError with a message when
-    it is none of them)."""
+    it is none of them; a replay's input directory is refused, saying to replay it)."""
     p = Path(spec)
     if kind == "stream" or (kind == "auto" and ("://" in spec or (p.exists() and p.is_char_device()))):
         return StreamSource(spec, baud=baud, config=config)
@@ -457,6 +473,10 @@ def open_source(spec: str, kind: str = "auto", baud: int = 115200, config=None):
         return ReplaySource(p)
     if kind == "batches" or kind == "auto":
         src = BatchSource(p)
+        if not src._paths() and p.is_dir() and any((p / f).exists() for f in REPLAY_INPUT):
+            raise ValueError(f"{spec}: a scenario or sensor-data directory (sense.bin, range/), the input of "
+                             f"a replay, not its estimates: replay it first (python -m ground replay {spec} "
+                             "--out OUT_DIR) and serve OUT_DIR")
         if kind == "auto" and not src._paths():
             raise ValueError(f"{spec}: neither a replay output (orbit.csv, summary.json) nor batch files "
                              "(batch_NNNNNNNN.bin); give --kind batches to watch an empty directory")

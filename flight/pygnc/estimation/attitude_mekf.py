@@ -113,6 +113,7 @@ import numpy as np
 
 from pygnc.environment import albedo as _albedo
 from pygnc.estimation import chi2
+from pygnc.estimation.tunables import AttitudeFilterConfig
 from pygnc.environment import igrf as _igrf
 from pygnc.environment.sun import AU_M, eclipse_fraction, sun_position_gcrs_m
 
@@ -266,67 +267,6 @@ def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarr
     q = np.array([qw, qx, qy, qz])
     q /= np.linalg.norm(q)
     return _rotvec_from_quat(q if q[0] >= 0.0 else -q), wk[0].copy(), wk[-1].copy()
-
-
-# --------------------------------------------------------------------------- config
-@dataclass(frozen=True)
-class AttitudeFilterConfig:
-    """Tunables (1-sigma values per axis unless a name says otherwise)."""
-
-    #: Gyro white noise per sample, rad/s (BMX160: 0.025 deg/s, plus LSB rounding).
-    gyro_noise_rad_s: float = math.radians(0.026)
-    #: Gyro bias random walk, rad/s per sqrt(s).
-    gyro_bias_walk_rad_s_per_sqrt_s: float = 1.5e-6
-    #: Initial gyro-bias sigma (turn-on offsets up to +-3 deg/s), rad/s.
-    init_gyro_bias_sigma_rad_s: float = math.radians(2.0)
-    #: Residual propagation error coefficient: sigma = c (|w| dt)^3, rad.
-    propagation_error_coeff: float = 0.01
-    #: Longest interval bridged by two-sample integration, s.
-    max_gap_s: float = 30.0
-    #: Magnetometer noise and field-model error, µT.
-    mag_noise_ut: float = 0.6
-    mag_model_sigma_ut: float = 0.3
-    #: Hard-iron bias: initial sigma (tens of µT possible) and random walk per sqrt(s), µT.
-    init_mag_bias_sigma_ut: float = 20.0
-    mag_bias_walk_ut_per_sqrt_s: float = 1.0e-4
-    #: OPT3001 noise: fraction of the reading, and floor (lux).
-    lux_noise_fraction: float = 0.01
-    lux_noise_floor_lux: float = 2.0
-    #: Sun-face cosine-response error, fraction of the direct-sun lux.
-    lux_cosine_error_fraction: float = 0.01
-    #: Albedo model error: fraction of the modelled albedo, plus a floor (fraction of E0).
-    albedo_relative_sigma: float = 0.3
-    albedo_floor_fraction: float = 0.012
-    #: Visible solar fraction below which sun faces are not used (eclipse).
-    eclipse_fraction_threshold: float = 0.05
-    #: Attitude sigma given to a TRIAD initialisation, rad.
-    init_attitude_sigma_rad: float = math.radians(10.0)
-    #: Consecutive rejected magnetometer updates after which the filter re-initialises.
-    max_rejections: int = 12
-    #: Calibrator: sigma of the field's inertial rotation over a step (fraction of |B| per s).
-    calib_field_rate_rad_s: float = 2.5e-3
-    #: Residual rate allowed when the body is detected at rest (Earth rate on a bench,
-    #: slow drift), rad/s.
-    rest_residual_rate_rad_s: float = math.radians(0.005)
-    #: 1-sigma uncertainty of a sample's stated epoch (its time tag mapped to GPS time), s.
-    #: Whole-second floored stamps put the sample anywhere in its second: 1/sqrt(12).  The
-    #: processor passes the clock map's measured scatter instead when it has one.
-    time_tag_sigma_s: float = 1.0 / math.sqrt(12.0)
-    #: 1-sigma error of a *regular* step's length (its stamp difference equal to the recent
-    #: ones: the stamp phase moves by drift x dt, ~1e-4 s), s.
-    regular_step_sigma_s: float = 0.0
-    #: A step whose length differs from the median of the last ``step_history`` by more
-    #: than this is irregular (a stamp-phase wrap, a late sample), s.
-    irregular_step_threshold_s: float = 0.5
-    step_history: int = 7
-    #: External IMU gyro (a live 100-Hz stream from task imu_ingest) when it propagates
-    #: the attitude: white rate noise density (angular random walk; 0.3 deg/sqrt(h) is
-    #: 0.005 deg/s/sqrt(Hz)), bias random walk, and the sigma of its bias when it is first
-    #: used.  Its bias is a separate estimate from the BMX160's (the state holds the bias of
-    #: the gyro in use; the other one's is kept aside).
-    imu_gyro_noise_density_rad_s_sqrt_hz: float = math.radians(0.005)
-    imu_gyro_bias_walk_rad_s_per_sqrt_s: float = 5e-7
-    imu_init_gyro_bias_sigma_rad_s: float = math.radians(0.5)
 
 
 # --------------------------------------------------------------------------- environment

@@ -112,7 +112,8 @@ import numpy as np
 from pygnc import frames
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation import chi2
-from pygnc.estimation.orbit_ekf import OrbitFilterConfig, fix_sigmas, fix_to_gcrs
+from pygnc.estimation.orbit_ekf import fix_sigmas, fix_to_gcrs
+from pygnc.estimation.tunables import FormationFilterConfig
 
 __all__ = [
     "I_DR",
@@ -221,79 +222,6 @@ def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float,
         steps.clear()
     steps[key] = (np.array(own, dtype=float), new, phi)
     return new, phi
-
-@dataclass(frozen=True)
-class FormationFilterConfig:
-    """Tunables of the formation filter (SI units; sigmas are 1-sigma per axis).
-
-    ``orbit`` holds what the own spacecraft shares with the orbit estimator: GPS noise when
-    a fix gives none, the gravity field, the own ballistic coefficient, the common empirical
-    acceleration (``dmc_sigma_m_s2``/``dmc_tau_s``) and the step length.
-    """
-
-    orbit: OrbitFilterConfig = field(default_factory=OrbitFilterConfig)
-    #: Peer's ballistic coefficient m / (C_D A) [kg/m^2] as configured (the estimated
-    #: drag scale absorbs the difference to the truth).
-    peer_ballistic_coeff_kg_m2: float = 50.0
-    #: Differential empirical acceleration: steady-state sigma per axis and correlation time.
-    diff_dmc_sigma_m_s2: float = 2.0e-7
-    diff_dmc_tau_s: float = 900.0
-    #: Peer drag scale (Gauss-Markov about 1): steady-state sigma and correlation time;
-    #: ``estimate_peer_drag_scale=False`` holds it at 1.
-    estimate_peer_drag_scale: bool = True
-    peer_drag_scale_sigma: float = 1.0
-    peer_drag_scale_tau_s: float = 86_400.0
-    #: Range noise [m] (1 sigma); prior mean and sigma of the range bias [m] (a
-    #: calibration from earlier batches belongs here) and its random walk [m / sqrt(s)]
-    #: (0: a constant).
-    range_sigma_m: float = 0.5
-    range_bias_prior_m: float = 0.0
-    range_bias_sigma_m: float = 3.0
-    range_bias_walk_m_sqrt_s: float = 0.0
-    #: Range time-tag lateness [s]: prior mean and sigma; estimated only when enabled.
-    estimate_range_time_offset: bool = True
-    range_time_offset_s: float = 0.5
-    range_time_offset_sigma_s: float = 0.4
-    #: Resolution of the range time tags [s]: the PY4 range packet carries whole seconds,
-    #: so each range is taken somewhere in its second; that adds (range rate)^2 * res^2 / 12
-    #: to its variance.
-    range_tag_resolution_s: float = 1.0
-    #: Gates (chi-square probability) for fixes (6 dof) and ranges (1 dof).
-    fix_gate_probability: float = 0.9999
-    range_gate_probability: float = 0.9999
-    max_consecutive_rejections: int = 6
-    max_consecutive_range_rejections: int = 12
-    #: Range acquisition: the first range is used only once the next one (within
-    #: ``range_acquire_window_s``) has an innovation within ``range_acquire_tol_m`` of its
-    #: own, so a lone outlier cannot capture the line of sight while it is still loose.
-    range_acquire_tol_m: float = 5.0
-    range_acquire_window_s: float = 120.0
-    #: Two fixes further apart than this [s] do not initialise the filter together.
-    max_init_pair_gap_s: float = 60.0
-    #: Longest propagation step of both orbits [s] (RK4; the orbit estimator's is 5 s).
-    #: The filter steps from measurement to measurement (own fixes every ~25 s, ranges
-    #: every 15-30 s), and estimates between them are interpolated (:meth:`FormationFilter.tap`),
-    #: so steps are rarely split.  RK4's error over 30 s is ~2 mm of the absolute orbit
-    #: (against 10-m fixes) and cancels in the relative state to < 1e-5 m; the tesseral
-    #: field held at its mid-step value: ~1e-5 m/s absolute, ~1e-8 m/s relative per step.
-    max_step_s: float = 30.0
-    #: A range up to this many seconds after the filter time is applied at the filter time,
-    #: to the relative state carried forward to the range's time in closed form
-    #: (:meth:`FormationFilter.range_model`: third order in the gravity gradient, within
-    #: 3 mm of a propagation at 3.6 km and 30 s), instead of a propagation of both orbits to
-    #: it: the filter then steps
-    #: only between own fixes (every ~25 s), not at every range too - about half the steps.
-    #: 0: every range is applied at its own time (the caller predicts there first).
-    range_extrapolate_max_s: float = 30.0
-
-    def own_model(self) -> od.DynamicsModel:
-        return dataclasses.replace(self.orbit, estimate_drag_scale=False, max_step_s=self.max_step_s).dynamics()
-
-    def peer_model(self) -> od.DynamicsModel:
-        return dataclasses.replace(self.orbit, ballistic_coeff_kg_m2=self.peer_ballistic_coeff_kg_m2,
-                                   estimate_drag_scale=True, drag_scale_tau_s=self.peer_drag_scale_tau_s,
-                                   max_step_s=self.max_step_s).dynamics()
-
 
 def _interpolate_state(x0, x1, ends0, ends1, tau, h):
     """The state at t0 + *tau* within a step of *h* s from *x0* to *x1*, with

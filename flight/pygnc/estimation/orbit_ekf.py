@@ -69,60 +69,13 @@ import numpy as np
 from pygnc import frames
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
+from pygnc.estimation.tunables import OrbitFilterConfig
 
 __all__ = [
     "OrbitFilterConfig",
     "OrbitEKF",
     "FilterStep",
 ]
-
-@dataclass(frozen=True)
-class OrbitFilterConfig:
-    """Tunables of the orbit filter (SI units; sigmas are 1-sigma per axis)."""
-
-    #: GPS noise used when a fix carries no sigma (0), per ECEF axis.
-    pos_sigma_m: float = 10.0
-    vel_sigma_m_s: float = 0.01
-    #: Scale applied to the sigmas a fix reports (receivers are often optimistic).
-    fix_sigma_scale: float = 1.0
-    #: Empirical acceleration: steady-state sigma per axis [m/s^2] and correlation time [s].
-    dmc_sigma_m_s2: float = 3.0e-5
-    dmc_tau_s: float = 150.0
-    #: Spacecraft ballistic coefficient m / (C_D A) [kg/m^2]; None disables drag.
-    ballistic_coeff_kg_m2: float | None = 50.0
-    #: Estimate a drag scale state (Gauss-Markov about 1).
-    estimate_drag_scale: bool = False
-    drag_scale_sigma: float = 0.5
-    drag_scale_tau_s: float = 86_400.0
-    #: Highest zonal degree of the gravity model (2..8).
-    zonal_degree: int = 8
-    #: Degree and order of the EGM96 tesseral terms (0 = none, 2..8).
-    tesseral_degree: int = 8
-    #: Sun and Moon tidal accelerations in the dynamics (analytic ephemerides, ~4 us/step).
-    third_body: bool = True
-    #: Longest integration step [s].  A GPS fix every ~25 s is one step from the last one;
-    #: RK4 over 30 s is ~3 mm and 5e-6 m/s off a 1-s integration on a 500-km orbit (the
-    #: tesseral and third-body terms held at their mid-step value), against 10-m fixes.
-    max_step_s: float = 30.0
-    #: Innovation gate probability (chi-square, 6 dof; :mod:`pygnc.estimation.chi2`).
-    gate_probability: float = 0.9999
-    #: Consecutive rejections after which the filter re-initialises from the next fix.
-    max_consecutive_rejections: int = 6
-    #: Initial sigma of the empirical acceleration [m/s^2] (r, v start from the fix's R).
-    init_dmc_sigma_m_s2: float = 3.0e-5
-
-    def dynamics(self) -> od.DynamicsModel:
-        zj = od.ZONAL_J_EGM96[: self.zonal_degree + 1]
-        return od.DynamicsModel(
-            zonal_j=zj,
-            ballistic_coeff_kg_m2=self.ballistic_coeff_kg_m2,
-            dmc_tau_s=self.dmc_tau_s,
-            drag_scale_tau_s=self.drag_scale_tau_s if self.estimate_drag_scale else None,
-            max_step_s=self.max_step_s,
-            tesseral_degree=self.tesseral_degree,
-            third_body=self.third_body,
-        )
-
 
 @dataclass
 class FilterStep:

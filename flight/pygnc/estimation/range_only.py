@@ -33,6 +33,7 @@ from pygnc.estimation.formation_filter import (
     rtn_matrix,
 )
 from pygnc.estimation.orbit_ekf import fix_to_gcrs
+from pygnc.estimation.tunables import RangeOnlyConfig
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
     IodResult,
@@ -69,20 +70,6 @@ CARRY_CHUNK_S = 600.0
 #: A prior whose predicted range misses the first measured one by more than this many
 #: sigmas (squared: 5 sigma) is not used (a gross error: a wrong partner, epoch or frame).
 PRIOR_RANGE_GATE = 25.0
-
-
-@dataclass(frozen=True)
-class RangeOnlyConfig:
-    """The range-only tunables (``Config.formation_*``; see there)."""
-
-    window_s: float = 2700.0
-    max_window_s: float = 5400.0
-    min_ranges: int = 8
-    side_model_sigma_m: float = 1.0
-    prior_sigma_pos_m: float = 1000.0
-    prior_sigma_vel_m_s: float = 1.0
-    short_window_s: float = 600.0
-    short_window_max_sigma_m: float = 200.0
 
 
 @dataclass
@@ -127,24 +114,20 @@ class PartnerPrior:
         if len(self.components) == 1:
             d = x6 - self.x0
             return float(d @ np.linalg.solve(self.p0, d))
-        terms = []
-        for c in self.components:
-            d = x6 - c.x0
-            _, logdet = np.linalg.slogdet(c.p0)
-            terms.append(math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + logdet))
-        _, logdet0 = np.linalg.slogdet(self.p0)
-        return -2.0 * float(np.logaddexp.reduce(terms)) - logdet0
+        terms = [_log_density(c, x6) for c in self.components]
+        return -2.0 * float(np.logaddexp.reduce(terms)) - np.linalg.slogdet(self.p0)[1]
 
     def nearest(self, x6: np.ndarray) -> PriorComponent:
         """The component whose density is the largest at *x6*."""
         if len(self.components) == 1:
             return self.components[0]
+        return max(self.components, key=lambda c: _log_density(c, x6))
 
-        def log_density(c):
-            d = x6 - c.x0
-            return math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + np.linalg.slogdet(c.p0)[1])
 
-        return max(self.components, key=log_density)
+def _log_density(c: PriorComponent, x6: np.ndarray) -> float:
+    """log of component *c*'s weight times its Gaussian density at *x6* (up to 2 pi's)."""
+    d = x6 - c.x0
+    return math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + np.linalg.slogdet(c.p0)[1])
 
 
 def absolute_prior(t_gps_s: float, pos_ecef_m, vel_ecef_m_s, sigma_pos_m: float, sigma_vel_m_s: float,
@@ -732,7 +715,7 @@ def range_log_likelihood(f: FormationFilter, model_var_m2: float = 0.0) -> float
     """Log-likelihood of *f*'s last range with its NIS capped at RANGE_LL_NIS_CAP: a range
     the filter's gate rejected still counts against it, an outlier (rejected by every
     hypothesis) no more than that.  *model_var_m2*: added to the innovation variance (the
-    dynamics' error the filter's own variance leaves out, ``Config.formation_side_model_sigma_m``)."""
+    dynamics' error the filter's own variance leaves out, ``[range_only] side_model_sigma_m``)."""
     if not math.isfinite(f.last_nis):
         return math.nan
     s = float(f.last_s[0, 0])

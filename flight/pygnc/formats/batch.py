@@ -569,24 +569,6 @@ def default_kinds() -> tuple[str, ...]:
     return tuple(k.name for k in KINDS if k.enabled)
 
 
-def check_selection(kinds, periods) -> list[str]:
-    """Problems with ``Config.batch_kinds`` / ``Config.batch_period_s`` (empty: fine)."""
-    problems = []
-    unknown = sorted(set(kinds) - set(KINDS_BY_NAME))
-    if unknown:
-        problems.append(f"batch_kinds: unknown record kinds {unknown} (known: {sorted(KINDS_BY_NAME)})")
-    if not isinstance(periods, dict):
-        return problems + ["batch_period_s must be a table of kind = seconds"]
-    unknown = sorted(set(periods) - set(KINDS_BY_NAME))
-    if unknown:
-        problems.append(f"batch_period_s: unknown record kinds {unknown}")
-    bad = sorted(k for k, v in periods.items()
-                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0)
-    if bad:
-        problems.append(f"batch_period_s: periods must be seconds >= 0 (inf: on change only): {bad}")
-    return problems
-
-
 def channels() -> tuple[str, ...]:
     """Bus channels the writer subscribes to: those of every kind, in declaration order."""
     out: list[str] = []

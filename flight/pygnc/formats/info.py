@@ -1,6 +1,7 @@
 """``~/pygnc_info.txt``: one glance of human-readable state, under 200 bytes (ASCII).
 
-Six lines, each present every time (``-`` when a number is unknown)::
+Six lines, each present every time (``-`` when a number is unknown), and a seventh when
+the configuration needs attention::
 
     pygnc r<run> up<uptime>s sc<spacecraft time> [STOP]
     orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
@@ -8,6 +9,7 @@ Six lines, each present every time (``-`` when a number is unknown)::
     frm <peers ok>/<peers> <worst 3-D 1-sigma>m [acq<ranges>/<window>m | amb<distance>m]
     tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL] [DF]
     in <records> rec <skipped> bad
+    cfg [rejected <file>:<line> <key>, on <last accepted | defaults>] [imu reflection]
 
 ``quality`` is the status file's (:data:`pygnc.formats.status.ESTIMATE_QUALITY`): ``ok``
 (usable now) and ``uncertain`` show the 1-sigma; ``behind``, ``ahead`` and ``horizon`` show
@@ -16,8 +18,9 @@ how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d`
 ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
 for a peer lie up to that far from its estimate (the largest is shown).  ``WF``: a status
 write failed in this run; ``LL``: logs limited; ``DF``: downlink failed (the batch writer
-could not write every record of this run).  Every number
-is printed in a bounded width, so the text always fits.
+could not write every record of this run).  Every number is printed in a bounded width, so
+the six lines always fit; the ``cfg`` line (status flags ``config_rejected``,
+``imu_reflection``) takes the room left and is cut there.
 """
 
 from __future__ import annotations
@@ -90,11 +93,13 @@ def _estimate(name: str, q: str, epoch: float, now: float, sigma: str) -> str:
     return f"{name} {q}"
 
 
-def render_info(s: dict) -> bytes:
-    """Text of the info file from a status dict (as :func:`formats.status.decode_status` gives)."""
-    from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_DOWNLINK_FAILED, FLAG_LOGS_LIMITED,
-                         FLAG_NO_VALID_FIX, FLAG_STOPPING, FLAG_TASK_FAILED, FLAG_WRITE_FAILED, MAX_PEERS, MAX_TASKS,
-                         TASK_STATES)
+def render_info(s: dict, config_note: str = "") -> bytes:
+    """Text of the info file from a status dict (as :func:`formats.status.decode_status`
+    gives); *config_note*: what the ``cfg`` line says of a rejected configuration (where
+    and what; :mod:`pygnc.config_source`)."""
+    from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_CONFIG_REJECTED, FLAG_DOWNLINK_FAILED,
+                         FLAG_IMU_REFLECTION, FLAG_LOGS_LIMITED, FLAG_NO_VALID_FIX, FLAG_STOPPING, FLAG_TASK_FAILED,
+                         FLAG_WRITE_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
 
     def qname(v) -> str:
         return ESTIMATE_QUALITY[v] if isinstance(v, int) and 0 <= v < len(ESTIMATE_QUALITY) else "?"
@@ -145,4 +150,14 @@ def render_info(s: dict) -> bytes:
     text = ("\n".join(lines) + "\n").encode("ascii", "replace")
     if len(text) > MAX_BYTES:  # cannot happen with the widths above (tested); a safety net
         text = text[:MAX_BYTES - 1] + b"\n"
+    cfg = []
+    if flags & FLAG_CONFIG_REJECTED:
+        cfg.append(" ".join(("rejected", *config_note.split())))
+    if flags & FLAG_IMU_REFLECTION:
+        cfg.append("imu reflection")
+    if cfg:
+        room = MAX_BYTES - len(text) - 1
+        line = ("cfg " + "; ".join(cfg)).encode("ascii", "replace")[:room]
+        if room > len("cfg"):
+            text += line + b"\n"
     return text

@@ -51,6 +51,8 @@ FLAG_ATT_NO_POSITION = 1 << 10  # attitude runs without a position (no field/sun
 FLAG_WRITE_FAILED = 1 << 11     # a status/info write failed in this run (status_write_failures)
 FLAG_LOGS_LIMITED = 1 << 12     # logs not fully kept: size bound, free-space reserve, write errors
 FLAG_DOWNLINK_FAILED = 1 << 13  # the batch writer could not write every record of this run
+FLAG_CONFIG_REJECTED = 1 << 14  # the uplinked configuration was refused: the run uses the last accepted one or the defaults
+FLAG_IMU_REFLECTION = 1 << 15   # a configured IMU mounting matrix is a reflection not declared intended
 
 FLAG_NAMES = {
     FLAG_ORBIT_VALID: "orbit_valid", FLAG_ATTITUDE_VALID: "attitude_valid",
@@ -60,6 +62,7 @@ FLAG_NAMES = {
     FLAG_TASK_FAILED: "task_failed", FLAG_STOPPING: "stopping",
     FLAG_ATT_NO_POSITION: "attitude_no_position", FLAG_WRITE_FAILED: "write_failed",
     FLAG_LOGS_LIMITED: "logs_limited", FLAG_DOWNLINK_FAILED: "downlink_failed",
+    FLAG_CONFIG_REJECTED: "config_rejected", FLAG_IMU_REFLECTION: "imu_reflection",
 }
 
 #: Task states in the health slots.

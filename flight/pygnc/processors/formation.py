@@ -2,8 +2,9 @@
 
 One :class:`pygnc.estimation.formation_filter.FormationFilter` per peer (own orbit +
 relative state + range bias; own fixes are used by every peer's filter); range-only, also
-one per other orbit the partner's acquisition window fitted about as well, until the ranges
-decide between them (:meth:`FormationProcessor._fit_window`, :meth:`_prune`).
+one per other orbit the partner may fly - its prior's mirror image, the other minima and
+mirror images its acquisition window fitted about as well - until the ranges or the prior
+decide between them (:class:`pygnc.estimation.range_only.PartnerHypotheses`).
 
 Inputs
 * ``clock_map``: own spacecraft clock -> GPS time (sensor samples and range packets carry
@@ -105,7 +106,7 @@ median, worst 0.82 m on the same data.  A constant range bias and the mean along
 separation look alike to the ranges, so only the GPS fixes separate them (10 m /
 sqrt(n): 1.05 m after 30 min, 0.45 m after 3 h), and a run's line-of-sight RMS is <= 0.5
 m in only ~53 % of runs for any estimator (see the filter's module docstring).  With the
-bias known to 0.3 m (``Config.formation_range_bias_m`` / ``_sigma_m``, e.g. from earlier
+bias known to 0.3 m (``[formation_filter]`` ``range_bias_prior_m`` / ``range_bias_sigma_m``, from earlier
 batches) every seed is within 0.33 m.  10 km apart: the same figures.  Cost: ~0.45 ms per
 5-s step per peer (3-h batch in ~1 s per peer) before estimates were interpolated between
 measurements; the 24-h range-only batch of two partners now takes ~31 s of CPU (65-74 s
@@ -117,13 +118,14 @@ brahe (seeds 1-3): 3D 0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m (
 from __future__ import annotations
 
 import copy
+import dataclasses
 import heapq
 import math
 from collections import deque
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, filter_tunables
 from ..estimation.formation_filter import (
     I_DRAG_SCALE,
     I_R_OWN,
@@ -172,29 +174,15 @@ READY_PER_CALL = 2
 
 
 def filter_config_from(config: Config) -> FormationFilterConfig:
-    """The filter's tunables from the flight configuration."""
-    return FormationFilterConfig(
-        orbit=OrbitFilterConfig(),
-        peer_ballistic_coeff_kg_m2=config.formation_peer_ballistic_coeff_kg_m2,
-        range_sigma_m=config.formation_range_sigma_m,
-        range_bias_prior_m=config.formation_range_bias_m,
-        range_bias_sigma_m=config.formation_range_bias_sigma_m,
-        range_extrapolate_max_s=config.formation_range_extrapolate_max_s,
-    )
+    """The filter's tunables from the flight configuration (``[formation_filter]``, its
+    own-orbit model from ``[orbit_filter]``)."""
+    f = filter_tunables(FormationFilterConfig, config.formation_filter, "formation_filter")
+    return dataclasses.replace(f, orbit=filter_tunables(OrbitFilterConfig, config.orbit_filter, "orbit_filter"))
 
 
 def range_only_config_from(config: Config) -> RangeOnlyConfig:
-    """The range-only tunables from the flight configuration."""
-    return RangeOnlyConfig(
-        window_s=config.formation_range_only_window_s,
-        max_window_s=config.formation_range_only_max_window_s,
-        min_ranges=config.formation_range_only_min_ranges,
-        side_model_sigma_m=config.formation_side_model_sigma_m,
-        prior_sigma_pos_m=config.formation_prior_sigma_pos_m,
-        prior_sigma_vel_m_s=config.formation_prior_sigma_vel_m_s,
-        short_window_s=config.formation_range_only_short_window_s,
-        short_window_max_sigma_m=config.formation_range_only_short_window_max_sigma_m,
-    )
+    """The range-only tunables from the flight configuration (``[range_only]``)."""
+    return filter_tunables(RangeOnlyConfig, config.range_only, "range_only")
 
 
 def _prior_agrees(x_rel: np.ndarray, rel_cov: np.ndarray, range_m: float, fc: FormationFilterConfig) -> bool:
@@ -703,16 +691,16 @@ class FormationProcessor(Processor):
         own = self.last_own_fix
         if own is None or t < own[0] or t - own[0] > self.filter_config.max_init_pair_gap_s:
             return None
-        f, c = p.filter, self.config
+        f, c, ro = p.filter, self.config, self.range_only_config
         prior = c.formation_peer_priors.get(p.peer_id)
         carried = None
         if prior is not None and prior["frame"] == "ecef":
             age_s = t - prior["t_gps_s"]
-            if abs(age_s) > c.formation_prior_max_age_s:
+            if abs(age_s) > ro.prior_max_age_s:
                 self._note_once(out, f"range_only_prior_refused:{p.peer_id}", "range_only_prior_refused",
                                 f"peer 0x{p.peer_id:02X}: the configured prior's epoch is {abs(age_s) / 3600.0:.1f} h "
-                                f"from the data, more than formation_prior_max_age_s "
-                                f"({c.formation_prior_max_age_s / 3600.0:.0f} h): not used")
+                                f"from the data, more than [range_only] prior_max_age_s "
+                                f"({ro.prior_max_age_s / 3600.0:.0f} h): not used")
                 prior = None
             else:
                 carry = p.start_carry
@@ -728,7 +716,7 @@ class FormationProcessor(Processor):
             self._flush_outputs(p, math.inf, out)
             f.n_reinit += 1
         own_z, own_r = f.own_at(own[0], own[1], t)
-        eps = c.formation_prior_wrong_side_probability
+        eps = ro.wrong_side_probability
         if prior is not None and prior["wrong_side_probability"] is not None:
             eps = prior["wrong_side_probability"]
         source = f" ({prior['source']})" if prior is not None and prior["source"] else ""
@@ -755,8 +743,8 @@ class FormationProcessor(Processor):
             others = ((eps, 2.0 * own_z - z, "the prior's point mirror"),) if eps > 0.0 else ()
             main_w, label = 1.0 - eps, "prior"
         else:
-            side = c.formation_range_only_side
-            sp, sv = max(c.formation_prior_sigma_pos_m, 0.0), c.formation_prior_sigma_vel_m_s
+            side = ro.placement
+            sp, sv = ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s
             rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
             ahead, behind = (own_z + np.concatenate(rtn_to_gcrs(own_z[:3], own_z[3:], (0.0, k * range_m, 0.0),
                                                                 (0.0, 0.0, 0.0))) for k in (1.0, -1.0))

@@ -52,7 +52,7 @@ from ..bus.messages import DecodeCounters, Encoder, Message, decode, type_prefix
 from ..bus.transport import ControlClient, Publisher, Subscriber
 from ..config import Config, Paths, load_config
 from ..logs import records_dropped, setup_task_logging, sync_logs
-from ..signals import StopSignals, import_unless_stopped
+from ..signals import STOP_SIGNALS, StopSignals, import_unless_stopped
 from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers
 
 #: Longest single wait in the loop, s (also bounds the reaction to a dead parent).
@@ -455,7 +455,7 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
     spec = TASKS_BY_NAME[args.task]
     try:
         config = load_config()
-    except (OSError, ValueError) as exc:  # the supervisor checked it; it changed since
+    except (OSError, ValueError) as exc:  # (the supervisor hands every task the bytes it accepted)
         print(f"pygnc task {spec.name}: bad configuration: {exc}", file=sys.stderr)
         return 2
     ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
@@ -496,7 +496,7 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         return 1
     finally:
         # Done: a late stop signal must not turn a clean exit into "killed".
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
 
 

@@ -45,10 +45,8 @@ MAX_LOGGED_FAILURES = 5
 
 
 def kind_selection(config) -> tuple[list[fmt.RecordKind], dict[str, float | None]]:
-    """The enabled kinds and their periods under *config*; ValueError naming a bad entry."""
-    problems = fmt.check_selection(config.batch_kinds, config.batch_period_s)
-    if problems:
-        raise ValueError("; ".join(problems))
+    """The enabled kinds and their periods under *config* (checked when it was made:
+    :func:`pygnc.config.config_problems`)."""
     names = config.batch_kinds or fmt.default_kinds()
     kinds = [fmt.KINDS_BY_NAME[n] for n in names]
     periods = {k.name: (float(config.batch_period_s[k.name]) if k.name in config.batch_period_s else k.period_s)
@@ -215,7 +213,7 @@ class BatchWriter(Task):
         ctx, cfg = self.ctx, self.config
         self.failures = 0
         self.host_flushes = 0
-        kinds, periods = kind_selection(cfg)  # load_config has checked it; a direct Config may not
+        kinds, periods = kind_selection(cfg)
         self.directory = resolve_batch_dir(ctx.paths.home, cfg.batch_dir)
         run_key = f"{ctx.run_number}:{ctx.t0_sc_s!r}:{ctx.t0_mono_s!r}"
         self.recorder: BatchRecorder | None = None

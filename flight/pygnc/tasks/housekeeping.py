@@ -1,7 +1,8 @@
 """Housekeeping: poll the configured serial devices and publish their readings on ``hk``.
 
 Runs only when ``Config.housekeeping_enabled`` is true (off in the host's default run).
-Devices come from ``Config.housekeeping_devices`` (:func:`parse_devices`); each is an EMUS G1
+Devices come from ``Config.housekeeping_devices`` (checked at load by
+:func:`pygnc.drivers.hk_devices.parse_devices`); each is an EMUS G1
 BMS (request or broadcast mode) or an Alphasense OPC-N3 behind a USB-ISS bridge.
 
 One thread, one loop: every open port's descriptor sits in the task's ``zmq.Poller`` next
@@ -20,14 +21,13 @@ driver counters (CRC errors, timeouts, reopens, ...).
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass, field
 
 import zmq
 
-from ..drivers import HK_DEVICE_KINDS, emus_bms, opc_n3, usb_iss
-from ..drivers.link import LinkError, LinkLost, SerialLink, open_link, parse_usb_id
+from ..drivers import emus_bms, opc_n3
+from ..drivers.hk_devices import DeviceSpec, parse_devices
+from ..drivers.link import LinkError, LinkLost, SerialLink, open_link
 from .base import MAX_POLL_S, Task
 
 #: Period of hk_device reports with counters, s.
@@ -36,121 +36,6 @@ STATUS_PERIOD_S = 60.0
 NO_FD_POLL_S = 0.05
 #: Time the stop may spend switching an OPC-N3 off, s.
 POWER_OFF_BUDGET_S = 1.0
-
-KINDS = HK_DEVICE_KINDS
-_COMMON_KEYS = {"name", "kind", "port", "usb", "period_s", "timeout_s", "reopen_s"}
-_KIND_KEYS = {
-    "emus_bms": {"mode", "sentences", "cells", "baudrate"},
-    "opc_n3": {"spi_hz", "fan_spinup_s", "read_config", "bytes_per_transfer", "busy_timeout_s"},
-}
-_DEFAULTS = {
-    "emus_bms": {"period_s": 10.0, "timeout_s": 1.0, "mode": "request",
-                 "sentences": list(emus_bms.DEFAULT_SENTENCES), "cells": 0,
-                 "baudrate": emus_bms.BAUDRATE},
-    "opc_n3": {"period_s": 10.0, "timeout_s": 0.5, "spi_hz": 500_000, "fan_spinup_s": 5.0,
-               "read_config": True, "bytes_per_transfer": 1, "busy_timeout_s": 5.0,
-               "usb": usb_iss.USB_ID},
-}
-
-
-class DeviceConfigError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    name: str
-    kind: str
-    port: str | None
-    usb: str | None
-    period_s: float
-    timeout_s: float
-    reopen_s: float
-    options: dict = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def where(self) -> str:
-        return self.port or f"usb {self.usb}"
-
-
-def _positive(entry_name: str, key: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise DeviceConfigError(f"housekeeping device {entry_name!r}: {key} must be a positive number, not {value!r}")
-    return float(value)
-
-
-def parse_device(entry: dict) -> DeviceSpec:
-    """One ``[[housekeeping_devices]]`` table -> :class:`DeviceSpec`; raises
-    :class:`DeviceConfigError` naming the device and the problem."""
-    if not isinstance(entry, dict):
-        raise DeviceConfigError(f"housekeeping device entry {entry!r} is not a table")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name or len(name) > 32:
-        raise DeviceConfigError(f"housekeeping device {entry!r}: 'name' must be a string of 1-32 characters")
-    kind = entry.get("kind")
-    if kind not in KINDS:
-        raise DeviceConfigError(f"housekeeping device {name!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
-    unknown = sorted(set(entry) - _COMMON_KEYS - _KIND_KEYS[kind])
-    if unknown:
-        raise DeviceConfigError(f"housekeeping device {name!r}: unknown keys {unknown}")
-    d = {**_DEFAULTS[kind], **entry}
-    if entry.get("port"):
-        d["usb"] = None
-    port, usb = d.get("port") or None, d.get("usb") or None
-    for key, val in (("port", port), ("usb", usb)):
-        if val is not None and not isinstance(val, str):
-            raise DeviceConfigError(f"housekeeping device {name!r}: {key} must be a string")
-    if port is None and usb is None:
-        raise DeviceConfigError(f"housekeeping device {name!r}: give 'port' (path or URL) or 'usb' (VID:PID)")
-    if usb is not None:
-        try:
-            parse_usb_id(usb)
-        except LinkError as exc:
-            raise DeviceConfigError(f"housekeeping device {name!r}: {exc}") from None
-    period = _positive(name, "period_s", d["period_s"])
-    timeout = _positive(name, "timeout_s", d["timeout_s"])
-    reopen = _positive(name, "reopen_s", d.get("reopen_s", 5.0))
-    opts = {k: d[k] for k in _KIND_KEYS[kind] if k in d}
-    if kind == "emus_bms":
-        if opts["mode"] not in ("request", "broadcast"):
-            raise DeviceConfigError(f"housekeeping device {name!r}: mode must be 'request' or 'broadcast'")
-        sentences = opts["sentences"]
-        if isinstance(sentences, str) or not all(isinstance(x, str) and len(x) == 3 for x in sentences):
-            raise DeviceConfigError(f"housekeeping device {name!r}: sentences must be a list of 3-character names")
-        try:
-            for x in sentences:
-                emus_bms.encode_request(x)
-        except ValueError as exc:
-            raise DeviceConfigError(f"housekeeping device {name!r}: {exc}") from None
-        opts["sentences"] = tuple(sentences)
-        if not isinstance(opts["cells"], int) or opts["cells"] < 0:
-            raise DeviceConfigError(f"housekeeping device {name!r}: cells must be 0 (learn) or a positive count")
-    else:
-        _positive(name, "spi_hz", opts["spi_hz"])
-        _positive(name, "busy_timeout_s", opts["busy_timeout_s"])
-        if not isinstance(opts["bytes_per_transfer"], int) or not 1 <= opts["bytes_per_transfer"] <= 62:
-            raise DeviceConfigError(f"housekeeping device {name!r}: bytes_per_transfer must be 1..62")
-        if not isinstance(opts["fan_spinup_s"], (int, float)) or opts["fan_spinup_s"] < 0:
-            raise DeviceConfigError(f"housekeeping device {name!r}: fan_spinup_s must be >= 0")
-    return DeviceSpec(name, kind, port, usb, period, timeout, reopen, opts)
-
-
-def parse_devices(entries) -> tuple[list[DeviceSpec], list[str]]:
-    """All valid device specs, and one message per invalid entry (duplicates included)."""
-    specs, errors, seen = [], [], set()
-    for entry in entries or ():
-        try:
-            spec = parse_device(entry)
-        except DeviceConfigError as exc:
-            errors.append(str(exc))
-            continue
-        if spec.name in seen:
-            errors.append(f"housekeeping device name {spec.name!r} is used twice; the second is ignored")
-            continue
-        seen.add(spec.name)
-        specs.append(spec)
-    return specs, errors
-
 
 # ------------------------------------------------------------------------------------------
 # One device

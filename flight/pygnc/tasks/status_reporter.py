@@ -26,6 +26,7 @@ import time
 from ..atomic import free_bytes, remove_stale_temps, write_atomic
 from ..bus.channels import CHANNELS
 from ..bus.messages import SCHEMA_VERSION, Message
+from ..config_source import config_flags, rejection_note
 from ..formats import status as st
 from ..formats.info import render_info
 from ..logs import BusLogWriter, records_dropped
@@ -43,7 +44,8 @@ class StatusReporter(Task):
         ctx = self.ctx
         self.status = st.empty_status()
         self.status["run"] = ctx.run_number
-        self.flags = 0
+        self.flags = config_flags(self.config)  # config_rejected, imu_reflection: for the whole run
+        self.config_note = rejection_note()
         self.seq = 0
         self.dirty = True
         self.last_write = 0.0
@@ -257,7 +259,7 @@ class StatusReporter(Task):
         s["flags"] = assess(s, now_sc, self.config, self.att_has_reference)
         data = st.encode_status(s)
         # Info first: a reader who sees a new status finds an info file at least as new.
-        write_atomic(ctx.paths.info_file, render_info(st.decode_status(data)))
+        write_atomic(ctx.paths.info_file, render_info(st.decode_status(data), config_note=self.config_note))
         write_atomic(ctx.paths.status_file, data)
         self.last_write = time.monotonic()
         self.dirty = False

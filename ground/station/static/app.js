@@ -25,6 +25,28 @@ function utcText(t) {
   return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z";
 }
 
+// Time-axis labels: 24-hour UTC with seconds, the date on the first tick and where the day
+// changes (uPlot's own labels are a 12-hour clock without seconds).
+function utcAxisValues(u, splits) {
+  let day = null;
+  return splits.map((t) => {
+    if (t === null || t === undefined || !isFinite(t)) return null;
+    const iso = new Date(t * 1000).toISOString(), d = Math.floor(t / 86400);
+    const text = iso.slice(11, 19) + (d !== day ? "\n" + iso.slice(0, 10) : "");
+    day = d;
+    return text;
+  });
+}
+
+// A received note's text: the flight record keeps the first 64 bytes of a note (model.py
+// marks such notes "cut"), so a cut text ends at its last whole word with an ellipsis.
+function noteText(n) {
+  const text = String(n.text === null || n.text === undefined ? "" : n.text);
+  if (!n.cut) return text;
+  const space = text.search(/\s\S*$/);
+  return (space > 0 ? text.slice(0, space) : text).replace(/[\s,;:.-]+$/, "") + " …";
+}
+
 // ------------------------------------------------------------------------- series
 function rowCount(series) {  // rows that are data (not gap rows)
   if (!series || !series.t_sc_s) return 0;
@@ -96,6 +118,7 @@ const handlers = {
     drawFiles();
     for (const p of Object.values(plots)) p.reset();
   },
+  files(m) { S.files = m.files || []; drawFiles(); },
   snapshot(m) {
     if (m.time_scale && m.time_scale !== S.timeScale) {   // a clock map arrived: times are UTC now
       S.timeScale = m.time_scale;
@@ -134,19 +157,21 @@ function connect() {
 function setConn(cls, text) { const el = $("conn-state"); el.className = "state " + cls; el.textContent = text; }
 
 // ------------------------------------------------------------------------- plots
-function makePlot(id, title, series, axes, opts) {
+function makePlot(id, title, series, axes, scales) {
   const el = $(id);
   let u = null;
   const build = (data) => {
     const w = Math.max(320, el.clientWidth || 540);
-    u = new uPlot(Object.assign({
+    const utc = S.timeScale === "utc";
+    u = new uPlot({
       title, width: w, height: 190,
-      scales: { x: { time: S.timeScale === "utc",      // one point: a minute either side, not years
-                     range: (u, lo, hi) => lo === hi ? [lo - 60, hi + 60] : [lo, hi] } },
+      scales: Object.assign({ x: { time: utc,       // one point: a minute either side, not years
+                                   range: (u, lo, hi) => lo === hi ? [lo - 60, hi + 60] : [lo, hi] } },
+                            scales || {}),
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),   // axes in UTC, whatever the browser's zone
-      series: [{ label: S.timeScale === "utc" ? "UTC" : "SC s" }].concat(series()),
-      axes: [{}].concat(axes), legend: { live: true },
-    }, opts || {}), data, el);
+      series: [utc ? { label: "UTC", value: (u, v) => utcText(v) } : { label: "SC s" }].concat(series()),
+      axes: [utc ? { values: utcAxisValues, size: 54 } : {}].concat(axes), legend: { live: true },
+    }, data, el);
   };
   return {
     set(data, labels) {
@@ -154,6 +179,7 @@ function makePlot(id, title, series, axes, opts) {
       if (!u) { build(data); u.__labels = labels; } else u.setData(data);
     },
     reset() { if (u) { u.destroy(); u = null; } },
+    get u() { return u; },
   };
 }
 
@@ -161,17 +187,21 @@ const line = (label, i, extra) => Object.assign({ label, stroke: COLORS[i % COLO
 const dashed = (label, i) => line(label, i, { dash: [4, 4], width: 1 });
 const col = (s, k) => (s && s[k]) ? s[k] : [];
 const times = (s) => col(s, "t_unix_s");
-const scaled = (a, f) => a.map((v) => v === null ? null : v * f);
-const plus = (a, b, f) => a.map((v, i) => (v === null || b[i] === null) ? null : v + f * b[i]);
+// uPlot.join leaves undefined where a series has no row at a time (drawn across) and null
+// is a gap (a break in the line): both must stay what they are, never become NaN.
+const missing = (v) => v === null || v === undefined;
+const scaled = (a, f) => a.map((v) => missing(v) ? v : v * f);
+const plus = (a, b, f) => a.map((v, i) => missing(v) ? v : missing(b[i]) ? null : v + f * b[i]);
+const positive = (a) => a.map((v) => (missing(v) || v > 0) ? v : null);   // for a log axis
 
-const plots = {
+const plots = {   // window.__stationPlots (below): each plot's uPlot as .u, for tests and the console
   orbitSigma: makePlot("plot-orbit-sigma", "3σ position (m, left) and velocity (m/s, right)",
     () => [line("3σ position m", 0, { scale: "m" }), line("3σ velocity m/s", 1, { scale: "m/s" })],
     [{ scale: "m", label: "m" }, { scale: "m/s", side: 1, label: "m/s", grid: { show: false } }]),
   attQ: makePlot("plot-att-q", "quaternion body → GCRS",
     () => ["qw", "qx", "qy", "qz"].map((k, i) => line(k, i)), [{}]),
-  attSigma: makePlot("plot-att-sigma", "3σ attitude error about body axes (deg)",
-    () => ["x", "y", "z"].map((k, i) => line("3σ " + k, i)), [{ label: "deg" }]),
+  attSigma: makePlot("plot-att-sigma", "3σ attitude error about body axes (deg, log)",
+    () => ["x", "y", "z"].map((k, i) => line("3σ " + k, i)), [{ label: "deg" }], { y: { distr: 3, log: 10 } }),
   attRate: makePlot("plot-att-rate", "body rate (deg/s)",
     () => ["x", "y", "z"].map((k, i) => line(k, i)), [{ label: "deg/s" }]),
   attBias: makePlot("plot-att-bias", "gyro bias with ±3σ (deg/s)",
@@ -189,6 +219,8 @@ const plots = {
     [{ label: "m" }]),
 };
 
+window.__stationPlots = plots;
+
 function joined(group, key) {   // per-peer series on one x axis (missing: undefined, gaps stay null)
   const peers = Object.keys(S[group]);
   if (!peers.length) return [[]];
@@ -201,7 +233,7 @@ function drawPlots() {
   if (o) plots.orbitSigma.set([times(o), scaled(col(o, "sigma_r_m"), 3), scaled(col(o, "sigma_v_m_s"), 3)]);
   if (a) {
     plots.attQ.set([times(a), col(a, "qw"), col(a, "qx"), col(a, "qy"), col(a, "qz")]);
-    plots.attSigma.set([times(a)].concat(["x", "y", "z"].map((k) => scaled(col(a, "sigma_att_" + k + "_deg"), 3))));
+    plots.attSigma.set([times(a)].concat(["x", "y", "z"].map((k) => positive(scaled(col(a, "sigma_att_" + k + "_deg"), 3)))));
     plots.attRate.set([times(a)].concat(["x", "y", "z"].map((k) => col(a, "rate_" + k + "_deg_s"))));
     plots.attBias.set([times(a)].concat(["x", "y", "z"].flatMap((k) => {
       const b = col(a, "bias_" + k + "_deg_s"), s = col(a, "sigma_bias_" + k + "_deg_s");
@@ -362,10 +394,26 @@ function drawStatus() {
     a.textContent = k; b.textContent = (typeof v === "number" && !Number.isInteger(v)) ? v.toFixed(1) : v;
     tr.appendChild(a); tr.appendChild(b); cb.appendChild(tr);
   }
+  const pl = $("problems"); pl.textContent = "";
+  const problems = (st.problems || []).concat(st.gaps || []);
+  for (const text of problems) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    pl.appendChild(li);
+  }
+  const more = (st.problems_more || 0) + (st.gaps_more || 0);
+  if (more) {
+    const li = document.createElement("li");
+    li.className = "more";
+    li.textContent = `… and ${more} more (python -m ground decode lists them all)`;
+    pl.appendChild(li);
+  }
+  $("problems-panel").style.display = problems.length ? "" : "none";
   const nl = $("notes"); nl.textContent = "";
   for (const n of (st.notes || []).slice(-20)) {
     const li = document.createElement("li");
-    li.textContent = `${n.estimator}: ${n.text} [${n.code}]`;
+    li.textContent = `${n.estimator}: ${noteText(n)} [${n.code}]`;
+    if (n.cut) { li.title = `${n.text} (the first 64 bytes of the note, as downlinked)`; li.className = "cut"; }
     nl.appendChild(li);
   }
 }

@@ -1,0 +1,177 @@
+"""Which configuration a run uses, and why: a load is validated before it becomes active.
+
+The model is cFS table services: the ground uplinks ``~/pygnc_config.toml``; at start the
+supervisor checks the whole file (:func:`pygnc.config.parse_config`: syntax, keys, types,
+limits, nested tables).  An accepted file becomes the active configuration and a copy of
+it is kept (``~/pygnc_config.accepted.toml``, replaced atomically).  A rejected file never
+stops navigation: the run uses the last accepted copy (or, without one that still passes,
+the defaults) and says so - status flag ``config_rejected``, a ``cfg`` line in the info
+file, and the log, naming the file, the line and the key.  Without an uplinked file the
+defaults are used and the copy is left as it is.  ``PYGNC_CONFIG`` (development, replays)
+names another file; a rejected one falls back to the defaults (the copy belongs to the
+uplinked file).
+
+The supervisor hands the tasks exactly the bytes it accepted (a file in its private run
+directory, named by ``PYGNC_CONFIG`` in their environment) and the one-line note of a
+rejection (:data:`REJECTED_ENV`), so every task - a restarted one included - runs on the
+same configuration even if a new file is uplinked meanwhile.
+
+``python main.py --check-config FILE`` (:func:`check_file`) runs the same check for the
+host and the ground before a file is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomic import write_atomic
+from .config import Config, ConfigError, Paths, parse_config, undeclared_reflections
+from .formats import status as st
+from .limits import Problem
+
+#: The copy of the last accepted uplinked configuration, in PYGNC_HOME.
+ACCEPTED_NAME = "pygnc_config.accepted.toml"
+#: Environment variable that hands the tasks the note of a rejected configuration.
+REJECTED_ENV = "PYGNC_CONFIG_REJECTED"
+#: Longest note handed on, characters.
+MAX_NOTE_CHARS = 160
+
+
+#: How the note names a problem of the file as a whole (its message's start -> a word).
+_KEYLESS = (("TOML syntax", "syntax error"), ("cannot be read", "unreadable"), ("is not UTF-8", "not UTF-8"))
+
+
+def accepted_copy(paths: Paths) -> Path:
+    return paths.home / ACCEPTED_NAME
+
+
+@dataclass
+class Selection:
+    """The configuration a run uses (:func:`select`)."""
+
+    config: Config
+    #: Its TOML bytes (b"": the defaults).
+    data: bytes
+    #: What it is: "uplinked file", "PYGNC_CONFIG", "last accepted copy" or "defaults".
+    source: str
+    #: The file its bytes came from (None: the defaults).
+    path: Path | None
+    #: The refused file and why (None: nothing was refused).
+    rejected_path: Path | None = None
+    rejected: ConfigError | None = None
+    #: (logging level, message) to log once the run's log is open.
+    notes: list = field(default_factory=list)
+
+    @property
+    def note(self) -> str:
+        """One line naming the refused file's first problem and what the run uses instead
+        ("" if nothing was refused): for the info file and the tasks."""
+        if self.rejected is None:
+            return ""
+        line, key = self.rejected.first()
+        if not key:  # the file as a whole: say how
+            message = self.rejected.problems[0][1].message
+            key = next((label for start, label in _KEYLESS if message.startswith(start)), "file")
+        name = self.rejected_path.name if self.rejected_path else "?"
+        where = f"{name}:{line}" if line else name
+        what = "on last accepted" if self.source == "last accepted copy" else "on defaults"
+        return " ".join(f"{where} {key}, {what}".split())[:MAX_NOTE_CHARS]
+
+
+def _read(path: Path) -> tuple[bytes | None, ConfigError | None]:
+    try:
+        with open(path, "rb") as f:
+            return f.read(), None
+    except OSError as exc:
+        return None, ConfigError([Problem((), f"cannot be read: {exc.strerror or exc}")], str(path), "")
+
+
+def _parse(path: Path) -> tuple[Config | None, bytes, ConfigError | None]:
+    data, err = _read(path)
+    if err is not None:
+        return None, b"", err
+    try:
+        return parse_config(data, str(path)), data, None
+    except ConfigError as exc:
+        return None, data, exc
+
+
+def select(paths: Paths, env: dict | None = None) -> Selection:
+    """Choose the run's configuration (see the module docstring); never raises."""
+    env = os.environ if env is None else env
+    explicit = env.get("PYGNC_CONFIG")
+    uplinked = paths.config_file
+    path = Path(explicit) if explicit else uplinked if uplinked.exists() else None
+    if path is None:
+        return Selection(Config(), b"", "defaults", None,
+                         notes=[(logging.INFO, f"no configuration file ({uplinked}): running on the defaults")])
+    cfg, data, err = _parse(path)
+    source = "PYGNC_CONFIG" if explicit else "uplinked file"
+    if err is None:
+        sel = Selection(cfg, data, source, path, notes=[(logging.INFO, f"configuration {path} accepted")])
+        if not explicit:
+            _keep_copy(paths, data, sel)
+        return sel
+    notes = [(logging.ERROR, f"configuration {path} REJECTED ({len(err.problems)} problem"
+                             f"{'' if len(err.problems) == 1 else 's'}):")]
+    notes += [(logging.ERROR, f"  {line}") for line in err.lines()]
+    copy = accepted_copy(paths)
+    if not explicit and copy.exists():
+        cfg, data, copy_err = _parse(copy)
+        if copy_err is None:
+            notes.append((logging.WARNING, f"running on the last accepted configuration, {copy}"))
+            return Selection(cfg, data, "last accepted copy", copy, path, err, notes)
+        notes.append((logging.ERROR, f"the last accepted configuration {copy} does not pass either "
+                                     f"(a copy from another version?): {copy_err.lines()[0]}"))
+    notes.append((logging.WARNING, "running on the defaults"))
+    return Selection(Config(), b"", "defaults", None, path, err, notes)
+
+
+def _keep_copy(paths: Paths, data: bytes, sel: Selection) -> None:
+    copy = accepted_copy(paths)
+    try:
+        if copy.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    try:
+        write_atomic(copy, data)
+    except OSError as exc:
+        sel.notes.append((logging.WARNING, f"cannot keep a copy of the accepted configuration ({exc}): a later "
+                                           "rejected file would fall back to an older copy or the defaults"))
+
+
+def config_flags(config: Config, env: dict | None = None) -> int:
+    """The status flags the configuration sets: ``config_rejected`` (the supervisor said
+    so, :data:`REJECTED_ENV`) and ``imu_reflection`` (an undeclared reflection)."""
+    env = os.environ if env is None else env
+    flags = st.FLAG_CONFIG_REJECTED if env.get(REJECTED_ENV) else 0
+    if undeclared_reflections(config):
+        flags |= st.FLAG_IMU_REFLECTION
+    return flags
+
+
+def rejection_note(env: dict | None = None) -> str:
+    """The note of a rejected configuration the supervisor handed on ("" if none)."""
+    env = os.environ if env is None else env
+    return env.get(REJECTED_ENV, "")[:MAX_NOTE_CHARS]
+
+
+def reflection_warnings(config: Config) -> list[str]:
+    """Log lines for each mounting matrix that is an undeclared reflection."""
+    return [f"{name} is a reflection (determinant -1): a physical mounting is a rotation unless the sensor's own "
+            f"axes are left-handed - check it (docs/interface.md, 'Body and IMU axes'), or set "
+            f"{name}_reflection_intended = true (status flag imu_reflection)" for name in undeclared_reflections(config)]
+
+
+def check_file(path: str | os.PathLike) -> tuple[bool, list[str]]:
+    """(accepted, messages) of the configuration file at *path*: what ``--check-config``
+    prints - every problem as ``FILE:LINE: key message``, or the warnings of an accepted
+    file."""
+    cfg, _, err = _parse(Path(path))
+    if err is not None:
+        return False, err.lines()
+    return True, [f"{path}: warning: {w}" for w in reflection_warnings(cfg)]

@@ -1,0 +1,245 @@
+"""The estimators' tunables: :class:`OrbitFilterConfig`, :class:`AttitudeFilterConfig`,
+:class:`FormationFilterConfig` and :class:`RangeOnlyConfig`.
+
+Plain dataclasses with every value's limits declared next to it (:func:`pygnc.limits.bounded`)
+and no numpy, so that the configuration's ``[orbit_filter]``, ``[attitude_filter]``,
+``[formation_filter]`` and ``[range_only]`` tables are checked when the configuration is
+loaded (:mod:`pygnc.config`), by the supervisor, before any task runs.  The estimators take
+them from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from pygnc.limits import bounded
+
+
+@dataclass(frozen=True)
+class OrbitFilterConfig:
+    """Tunables of the orbit filter (SI units; sigmas are 1-sigma per axis)."""
+
+    #: GPS noise used when a fix carries no sigma (0), per ECEF axis.
+    pos_sigma_m: float = bounded(10.0, "(0, 1e6]")
+    vel_sigma_m_s: float = bounded(0.01, "(0, 1e3]")
+    #: Scale applied to the sigmas a fix reports (receivers are often optimistic).
+    fix_sigma_scale: float = bounded(1.0, "(0, 1e3]")
+    #: Empirical acceleration: steady-state sigma per axis [m/s^2] and correlation time [s].
+    dmc_sigma_m_s2: float = bounded(3.0e-5, "[0, 1]")
+    dmc_tau_s: float = bounded(150.0, "(0, 1e7]")
+    #: Spacecraft ballistic coefficient m / (C_D A) [kg/m^2]; None disables drag.
+    ballistic_coeff_kg_m2: float | None = bounded(50.0, "(0, 1e6]")
+    #: Estimate a drag scale state (Gauss-Markov about 1).
+    estimate_drag_scale: bool = False
+    drag_scale_sigma: float = bounded(0.5, "[0, 10]")
+    drag_scale_tau_s: float = bounded(86_400.0, "(0, 1e8]")
+    #: Highest zonal degree of the gravity model (2..8).
+    zonal_degree: int = bounded(8, "[2, 8]")
+    #: Degree and order of the EGM96 tesseral terms (0 = none, 2..8).
+    tesseral_degree: int = bounded(8, "[0, 8]", choices=(0, 2, 3, 4, 5, 6, 7, 8))
+    #: Sun and Moon tidal accelerations in the dynamics (analytic ephemerides, ~4 us/step).
+    third_body: bool = True
+    #: Longest integration step [s].  A GPS fix every ~25 s is one step from the last one;
+    #: RK4 over 30 s is ~3 mm and 5e-6 m/s off a 1-s integration on a 500-km orbit (the
+    #: tesseral and third-body terms held at their mid-step value), against 10-m fixes.
+    max_step_s: float = bounded(30.0, "(0, 3600]")
+    #: Innovation gate probability (chi-square, 6 dof; :mod:`pygnc.estimation.chi2`).
+    gate_probability: float = bounded(0.9999, "(0, 1)")
+    #: Consecutive rejections after which the filter re-initialises from the next fix.
+    max_consecutive_rejections: int = bounded(6, "[1, 1e6]")
+    #: Initial sigma of the empirical acceleration [m/s^2] (r, v start from the fix's R).
+    init_dmc_sigma_m_s2: float = bounded(3.0e-5, "[0, 1]")
+
+    def dynamics(self):
+        """The :class:`pygnc.estimation.orbit_dynamics.DynamicsModel` of these tunables."""
+        from pygnc.estimation import orbit_dynamics as od  # (numpy: only where a filter runs)
+
+        zj = od.ZONAL_J_EGM96[: self.zonal_degree + 1]
+        return od.DynamicsModel(
+            zonal_j=zj,
+            ballistic_coeff_kg_m2=self.ballistic_coeff_kg_m2,
+            dmc_tau_s=self.dmc_tau_s,
+            drag_scale_tau_s=self.drag_scale_tau_s if self.estimate_drag_scale else None,
+            max_step_s=self.max_step_s,
+            tesseral_degree=self.tesseral_degree,
+            third_body=self.third_body,
+        )
+
+
+@dataclass(frozen=True)
+class AttitudeFilterConfig:
+    """Tunables (1-sigma values per axis unless a name says otherwise)."""
+
+    #: Gyro white noise per sample, rad/s (BMX160: 0.025 deg/s, plus LSB rounding).
+    gyro_noise_rad_s: float = bounded(math.radians(0.026), "(0, 1]")
+    #: Gyro bias random walk, rad/s per sqrt(s).
+    gyro_bias_walk_rad_s_per_sqrt_s: float = bounded(1.5e-6, "[0, 1]")
+    #: Initial gyro-bias sigma (turn-on offsets up to +-3 deg/s), rad/s.
+    init_gyro_bias_sigma_rad_s: float = bounded(math.radians(2.0), "(0, 10]")
+    #: Residual propagation error coefficient: sigma = c (|w| dt)^3, rad.
+    propagation_error_coeff: float = bounded(0.01, "[0, 10]")
+    #: Longest interval bridged by two-sample integration, s.
+    max_gap_s: float = bounded(30.0, "(0, 86400]")
+    #: Magnetometer noise and field-model error, µT.
+    mag_noise_ut: float = bounded(0.6, "(0, 1e4]")
+    mag_model_sigma_ut: float = bounded(0.3, "[0, 1e4]")
+    #: Hard-iron bias: initial sigma (tens of µT possible) and random walk per sqrt(s), µT.
+    init_mag_bias_sigma_ut: float = bounded(20.0, "(0, 1e5]")
+    mag_bias_walk_ut_per_sqrt_s: float = bounded(1.0e-4, "[0, 100]")
+    #: OPT3001 noise: fraction of the reading, and floor (lux).
+    lux_noise_fraction: float = bounded(0.01, "[0, 1]")
+    lux_noise_floor_lux: float = bounded(2.0, "(0, 1e6]")
+    #: Sun-face cosine-response error, fraction of the direct-sun lux.
+    lux_cosine_error_fraction: float = bounded(0.01, "[0, 1]")
+    #: Albedo model error: fraction of the modelled albedo, plus a floor (fraction of E0).
+    albedo_relative_sigma: float = bounded(0.3, "[0, 10]")
+    albedo_floor_fraction: float = bounded(0.012, "[0, 1]")
+    #: Visible solar fraction below which sun faces are not used (eclipse).
+    eclipse_fraction_threshold: float = bounded(0.05, "[0, 1]")
+    #: Attitude sigma given to a TRIAD initialisation, rad.
+    init_attitude_sigma_rad: float = bounded(math.radians(10.0), "(0, 10]")
+    #: Consecutive rejected magnetometer updates after which the filter re-initialises.
+    max_rejections: int = bounded(12, "[1, 1e6]")
+    #: Calibrator: sigma of the field's inertial rotation over a step (fraction of |B| per s).
+    calib_field_rate_rad_s: float = bounded(2.5e-3, "[0, 1]")
+    #: Residual rate allowed when the body is detected at rest (Earth rate on a bench,
+    #: slow drift), rad/s.
+    rest_residual_rate_rad_s: float = bounded(math.radians(0.005), "[0, 1]")
+    #: 1-sigma uncertainty of a sample's stated epoch (its time tag mapped to GPS time), s.
+    #: Whole-second floored stamps put the sample anywhere in its second: 1/sqrt(12).  The
+    #: processor passes the clock map's measured scatter instead when it has one.
+    time_tag_sigma_s: float = bounded(1.0 / math.sqrt(12.0), "[0, 60]")
+    #: 1-sigma error of a *regular* step's length (its stamp difference equal to the recent
+    #: ones: the stamp phase moves by drift x dt, ~1e-4 s), s.
+    regular_step_sigma_s: float = bounded(0.0, "[0, 60]")
+    #: A step whose length differs from the median of the last ``step_history`` by more
+    #: than this is irregular (a stamp-phase wrap, a late sample), s.
+    irregular_step_threshold_s: float = bounded(0.5, "(0, 3600]")
+    step_history: int = bounded(7, "[1, 1000]")
+    #: External IMU gyro (a live 100-Hz stream from task imu_ingest) when it propagates
+    #: the attitude: white rate noise density (angular random walk; 0.3 deg/sqrt(h) is
+    #: 0.005 deg/s/sqrt(Hz)), bias random walk, and the sigma of its bias when it is first
+    #: used.  Its bias is a separate estimate from the BMX160's (the state holds the bias of
+    #: the gyro in use; the other one's is kept aside).
+    imu_gyro_noise_density_rad_s_sqrt_hz: float = bounded(math.radians(0.005), "(0, 1]")
+    imu_gyro_bias_walk_rad_s_per_sqrt_s: float = bounded(5e-7, "[0, 1]")
+    imu_init_gyro_bias_sigma_rad_s: float = bounded(math.radians(0.5), "(0, 10]")
+
+
+@dataclass(frozen=True)
+class FormationFilterConfig:
+    """Tunables of the formation filter (SI units; sigmas are 1-sigma per axis).
+
+    ``orbit`` holds what the own spacecraft shares with the orbit estimator: GPS noise when
+    a fix gives none, the gravity field, the own ballistic coefficient, the common empirical
+    acceleration (``dmc_sigma_m_s2``/``dmc_tau_s``) and the step length - the
+    configuration's ``[orbit_filter]`` table; the rest is its ``[formation_filter]`` table.
+    """
+
+    orbit: OrbitFilterConfig = field(default_factory=OrbitFilterConfig)
+    #: Peer's ballistic coefficient m / (C_D A) [kg/m^2] as configured (the estimated
+    #: drag scale absorbs the difference to the truth).
+    peer_ballistic_coeff_kg_m2: float = bounded(50.0, "(0, 1e6]")
+    #: Differential empirical acceleration: steady-state sigma per axis and correlation time.
+    diff_dmc_sigma_m_s2: float = bounded(2.0e-7, "[0, 1]")
+    diff_dmc_tau_s: float = bounded(900.0, "(0, 1e8]")
+    #: Peer drag scale (Gauss-Markov about 1): steady-state sigma and correlation time;
+    #: ``estimate_peer_drag_scale=False`` holds it at 1.
+    estimate_peer_drag_scale: bool = True
+    peer_drag_scale_sigma: float = bounded(1.0, "[0, 10]")
+    peer_drag_scale_tau_s: float = bounded(86_400.0, "(0, 1e8]")
+    #: Range noise [m] (1 sigma); prior mean and sigma of the range bias [m] (a
+    #: calibration from earlier batches belongs here) and its random walk [m / sqrt(s)]
+    #: (0: a constant).
+    range_sigma_m: float = bounded(0.5, "(0, 1e6]")
+    range_bias_prior_m: float = bounded(0.0, "[-1e6, 1e6]")
+    range_bias_sigma_m: float = bounded(3.0, "(0, 1e6]")
+    range_bias_walk_m_sqrt_s: float = bounded(0.0, "[0, 100]")
+    #: Range time-tag lateness [s]: prior mean and sigma; estimated only when enabled.
+    estimate_range_time_offset: bool = True
+    range_time_offset_s: float = bounded(0.5, "[-60, 60]")
+    range_time_offset_sigma_s: float = bounded(0.4, "[0, 60]")
+    #: Resolution of the range time tags [s]: the PY4 range packet carries whole seconds,
+    #: so each range is taken somewhere in its second; that adds (range rate)^2 * res^2 / 12
+    #: to its variance.
+    range_tag_resolution_s: float = bounded(1.0, "[0, 60]")
+    #: Gates (chi-square probability) for fixes (6 dof) and ranges (1 dof).
+    fix_gate_probability: float = bounded(0.9999, "(0, 1)")
+    range_gate_probability: float = bounded(0.9999, "(0, 1)")
+    max_consecutive_rejections: int = bounded(6, "[1, 1e6]")
+    max_consecutive_range_rejections: int = bounded(12, "[1, 1e6]")
+    #: Range acquisition: the first range is used only once the next one (within
+    #: ``range_acquire_window_s``) has an innovation within ``range_acquire_tol_m`` of its
+    #: own, so a lone outlier cannot capture the line of sight while it is still loose.
+    range_acquire_tol_m: float = bounded(5.0, "(0, 1e6]")
+    range_acquire_window_s: float = bounded(120.0, "(0, 86400]")
+    #: Two fixes further apart than this [s] do not initialise the filter together.
+    max_init_pair_gap_s: float = bounded(60.0, "[0, 86400]")
+    #: Longest propagation step of both orbits [s] (RK4; the orbit estimator's is 5 s).
+    #: The filter steps from measurement to measurement (own fixes every ~25 s, ranges
+    #: every 15-30 s), and estimates between them are interpolated (:meth:`FormationFilter.tap`),
+    #: so steps are rarely split.  RK4's error over 30 s is ~2 mm of the absolute orbit
+    #: (against 10-m fixes) and cancels in the relative state to < 1e-5 m; the tesseral
+    #: field held at its mid-step value: ~1e-5 m/s absolute, ~1e-8 m/s relative per step.
+    max_step_s: float = bounded(30.0, "(0, 3600]")
+    #: A range up to this many seconds after the filter time is applied at the filter time,
+    #: to the relative state carried forward to the range's time in closed form
+    #: (:meth:`FormationFilter.range_model`: third order in the gravity gradient, within
+    #: 3 mm of a propagation at 3.6 km and 30 s), instead of a propagation of both orbits to
+    #: it: the filter then steps
+    #: only between own fixes (every ~25 s), not at every range too - about half the steps.
+    #: 0: every range is applied at its own time (the caller predicts there first).
+    range_extrapolate_max_s: float = bounded(30.0, "[0, 3600]")
+
+    def own_model(self):
+        """The own spacecraft's :class:`pygnc.estimation.orbit_dynamics.DynamicsModel`."""
+        return dataclasses.replace(self.orbit, estimate_drag_scale=False, max_step_s=self.max_step_s).dynamics()
+
+    def peer_model(self):
+        """The partner's dynamics: the own model with the partner's ballistic coefficient and
+        a drag scale state."""
+        return dataclasses.replace(self.orbit, ballistic_coeff_kg_m2=self.peer_ballistic_coeff_kg_m2,
+                                   estimate_drag_scale=True, drag_scale_tau_s=self.peer_drag_scale_tau_s,
+                                   max_step_s=self.max_step_s).dynamics()
+
+
+@dataclass(frozen=True)
+class RangeOnlyConfig:
+    """Tunables of range-only navigation (:mod:`pygnc.estimation.range_only`; the
+    configuration's ``[range_only]`` table)."""
+
+    #: Ranges are collected this long after the first, and at least ``min_ranges`` of them,
+    #: before the partner's orbit is fitted to them (:mod:`pygnc.estimation.range_only_iod`), s.
+    window_s: float = bounded(2700.0, "(0, 864000]")
+    min_ranges: int = bounded(8, "[1, 1e6]")
+    #: ... or ``short_window_s`` when the prior's position is known to
+    #: ``short_window_max_sigma_m`` (1 sigma, its largest axis) or better: the fit then has
+    #: one basin and needs few ranges, s and m.
+    short_window_s: float = bounded(600.0, "(0, 864000]")
+    short_window_max_sigma_m: float = bounded(200.0, "[0, 1e8]")
+    #: A fit that does not converge (a window too short for the geometry: its cost a long
+    #: curved valley) is made again with another third of the window's ranges, up to this
+    #: long (0 or less than the window: never extended), s.
+    max_window_s: float = bounded(5400.0, "[0, 864000]")
+    #: The flight dynamics' error in a range (1 sigma), m, as the hypotheses' odds count it:
+    #: added in variance to each one's innovation variance.
+    side_model_sigma_m: float = bounded(1.0, "[0, 1e6]")
+    #: A partner with no prior starts from its first range placed along-track: "both" sides
+    #: (equally likely: ranges cannot tell them apart), or "ahead" / "behind" (the other side
+    #: kept at ``wrong_side_probability``); sigmas per axis of those placements and of a
+    #: prior that gives none, m and m/s.
+    placement: str = bounded("both", choices=("both", "ahead", "behind"))
+    prior_sigma_pos_m: float = bounded(1000.0, "(0, 1e8]")
+    prior_sigma_vel_m_s: float = bounded(1.0, "(0, 1e4]")
+    #: The probability that a prior which gives none (or a one-sided placement) has the
+    #: partner on the wrong side: its point mirror is kept with this weight until the
+    #: ranges decide (they rarely can: docs/range_only.md).  A mixture whose true side
+    #: weighs w has a NEES of about (1 - w) / w, inside its 99.9 % bound (16.3, 3 dof) for
+    #: w > 0.058: 0.2 keeps it there when the prior is wrong, even after the ranges' odds
+    #: (model error) have moved the weight down threefold.
+    wrong_side_probability: float = bounded(0.2, "[0, 0.5]")
+    #: An absolute prior whose epoch is further than this from the first range is not used
+    #: (a note says so; the partner starts as with no prior), s.
+    prior_max_age_s: float = bounded(2 * 86_400.0, "(0, 864000]")
