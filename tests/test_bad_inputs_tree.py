@@ -18,6 +18,7 @@ from pygnc.formats import status as S
 from pygnc.formats.buslog import decode_frames
 from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE
 from pygnc.tasks.ingest import build_message_stream
+from pygnc.tasks.table import TASKS_BY_NAME, process_name
 
 SAMPLE = REPO / "data" / "sample"
 
@@ -104,3 +105,56 @@ def test_batch_sequence_numbers_are_refused_beyond_the_header_range(tmp_path):
     headers = [B.decode_header((home / "pygnc_batches" / n).read_bytes()) for n in names]
     assert [h["sequence"] for h in headers] == [B.MAX_SEQUENCE - 1, B.MAX_SEQUENCE]
     assert "sequence numbers are exhausted" in (run.log_dir() / "batch_writer.log").read_text()
+
+
+INGEST_ID = TASKS_BY_NAME["ingest"].task_id
+
+
+def _ingest_rss(run: FlightRun) -> int:
+    comm = process_name(TASKS_BY_NAME["ingest"])
+    rss = 0
+    for p in run.tree():
+        try:
+            if p.name() == comm or "ingest" in p.cmdline():
+                rss += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return rss
+
+
+def test_a_huge_range_file_costs_only_its_limit(tmp_path):
+    """Issue 39 item 8: a 2-GiB file in ~/range/ was read whole - ingest killed twice for not
+    answering, peak memory twice the file.  Now only its newest range_file_max_bytes are
+    read (the rest skipped and counted), and sense.bin likewise beyond sense_file_max_bytes."""
+    home = make_home(tmp_path, SAMPLE)
+    huge = 2 << 30
+    with open(home / "range" / "rng00001.bin", "wb") as f:
+        f.truncate(huge)  # sparse: zeros, as a runaway writer or a bad copy leaves it
+    sense_size = (SAMPLE / "sense.bin").stat().st_size
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text(f"sense_file_max_bytes = {8 * RECORD_SIZE + 100}\n")  # the newest 8 records
+    _, last = _span_without_sample(-1)
+    with FlightRun(home, spacecraft_time_s=last + 1.0, env={"PYGNC_CONFIG": str(cfg)}) as run:
+        peak, t_end = 0, time.monotonic() + 10.0
+        st = None
+        while time.monotonic() < t_end:
+            peak = max(peak, _ingest_rss(run))
+            st = run.status()
+            if st is not None:
+                for k in range(S.MAX_TASKS):
+                    if st[f"task{k}_id"] == INGEST_ID:
+                        assert st[f"task{k}_restarts"] == 0, st
+            time.sleep(0.05)
+        assert st["flags"] & S.FLAG_BATCH_DONE
+        assert peak < 512 << 20  # (the whole file would be 2 GiB, twice that at its peak)
+        assert st["range_files"] == 2
+        limit = Config().range_file_max_bytes
+        assert st["range_bytes_skipped"] == huge  # its head not read, its zero tail skipped
+        assert st["sense_bytes"] == sense_size and st["sense_records"] == 8
+        assert st["sense_bytes_skipped"] == sense_size - 8 * RECORD_SIZE
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    stats = {b["source"]: b for b in _bus_messages(run, "ingest_stats")}
+    assert stats["range"]["bytes_over_limit"] == huge - limit and "over the limit" in stats["range"]["note"]
+    assert stats["sense"]["bytes_over_limit"] == sense_size - (8 * RECORD_SIZE + 100)
+    assert "over the limit" in (run.log_dir() / "ingest.log").read_text()

@@ -186,3 +186,33 @@ def test_tiny_sense_files(tmp_path, size):
     p.write_bytes(b"\x00" * size)
     b = read_sense_file(p, max_bytes=10)
     assert b.fixes.size == 0 and b.stats.bytes_total == size and b.stats.bytes_skipped == size
+
+
+def test_ingest_reads_in_pieces_it_can_pause_between(tmp_path):
+    """The ingest task reads between health pings: its reader yields after every piece of
+    at most READ_CHUNK_BYTES (so a loop turn is bounded), and what it builds is what the
+    whole read builds."""
+    from pygnc.config import Config, Paths
+    from pygnc.formats.common import READ_CHUNK_BYTES
+    from pygnc.tasks.ingest import build_message_stream, iter_message_stream
+
+    data = _sense_bytes(200, 9, [])
+    reps = 5 * READ_CHUNK_BYTES // len(data) + 1
+    (tmp_path / "sense.bin").write_bytes(data * reps)  # each copy's times step back: kept, no outliers
+    (tmp_path / "range").mkdir()
+    (tmp_path / "range" / "rng00001.bin").write_bytes(_range_bytes(12, 3, []) * 400)
+    size = len(data) * reps + (tmp_path / "range" / "rng00001.bin").stat().st_size
+    gen = iter_message_stream(Paths(tmp_path), Config())
+    yields = 0
+    try:
+        while True:
+            next(gen)
+            yields += 1
+    except StopIteration as done:
+        built = done.value
+    assert yields >= size // READ_CHUNK_BYTES
+    whole = build_message_stream(Paths(tmp_path), Config())
+    assert len(built.messages) == len(whole.messages) and built.messages[-1] == whole.messages[-1]
+    stats = [b for t, b in built.messages if t == "ingest_stats"]
+    assert [b["bytes_over_limit"] for b in stats] == [0, 0] and stats[0]["records"] == 200 * reps
+    assert [b["time_outliers"] for b in stats] == [0, 0]
