@@ -52,7 +52,7 @@ class Config:
     max_fix_speed_m_s: float = bounded(9_000.0, "(0, 1e6]")
     #: Most of sense.bin that ingest reads, bytes: a larger file costs only its newest
     #: (last) this many bytes; the head is not read, counted as skipped and reported
-    #: (16 MiB: ~19 days of records at one sample per 5 s; ingest holds ~3 bytes per byte).
+    #: (16 MiB: ~19 days of records at one sample per 5 s; ingest holds ~4 bytes per byte).
     sense_file_max_bytes: int = bounded(16 * 1024 * 1024, "[1024, 1e12]")
     #: Most of one range file that ingest reads, bytes (a range file is ~25 kB): likewise
     #: only the newest this many bytes of a larger one.
