@@ -48,8 +48,10 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import FlightRun, make_home  # noqa: E402
+from results import figure, record  # noqa: E402
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.replay_pipeline import TASK_OF, estimators_done  # noqa: E402
 from pygnc.config import Paths, config_for_home  # noqa: E402
@@ -254,6 +256,8 @@ def main(argv=None) -> int:
                          "home (the bench's figures before 2026-11-25 were measured so)")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="one run with every task under cProfile, statistics into DIR, estimators' top functions")
+    ap.add_argument("--record", metavar="NAME", help="record the figures as bench/results/NAME.json "
+                                                     "(the performance page), e.g. batch_day_4sc")
     ap.add_argument("--handler-times", action="store_true",
                     help="only the estimators' handle() call times in process (p50/p99/max), not the tree")
     args = ap.parse_args(argv)
@@ -285,13 +289,44 @@ def main(argv=None) -> int:
             profile_run(scenario, t_last, uplink, args.profile)
             return 0
         two = None if args.one_core_only else series(scenario, args.runs, t_last, None, "all cores", uplink)
+        one = None
         if not args.no_one_core and shutil.which("taskset"):
             one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink)
             if two is not None:
                 print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
+        if args.record:
+            _record(args, scenario, two, one, sense, n_rng)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _record(args, scenario: Path, two, one, sense, n_rng: int) -> None:
+    """The series' medians, for docs/performance.md."""
+    import tomllib
+
+    settings = tomllib.loads((scenario / "scenario.toml").read_text())
+    n_sc = len(settings.get("spacecraft", []))
+    figs = []
+    for label, s in (("all cores", two), ("one core", one)):
+        if s is None:
+            continue
+        rs = s["results"]
+        key = "all" if label == "all cores" else "one"
+        figs += [figure(f"{key}_done_s", f"{label}: start to estimates of the last sample, median of {len(rs)}",
+                        s["median_s"], "s"),
+                 figure(f"{key}_peak_pss_mib", f"{label}: peak summed PSS of the tree",
+                        max(r["peak_pss_mib"] for r in rs), "MiB")]
+        for task in ("formation_estimator", "attitude_estimator", "orbit_estimator"):
+            figs.append(figure(f"{key}_cpu_{task}", f"{label}: CPU of {task}, median",
+                               statistics.median(r["cpu_s"].get(task, 0.0) for r in rs), "s"))
+        figs.append(figure(f"{key}_cpu_total", f"{label}: CPU of the whole tree, median",
+                           statistics.median(sum(r["cpu_s"].values()) for r in rs), "s"))
+    record(args.record, f"A day's batch through the process tree: {n_sc} spacecraft "
+           f"({n_sc - 1} partners), {len(sense.sensors)} sensor samples, {n_rng} range files", figs,
+           notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
+                 "'done' is the first status file with estimates of the batch's last sample from every "
+                 "estimator.  A Raspberry Pi Zero 2 W core is roughly 10-20x slower than one here.")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ from pathlib import Path
 from ground.archive import Archive
 from ground.sim.hk_devices import EmusBmsModel, EmusBmsSim, UsbIssOpcSim, synthetic_hk_buslog
 from pygnc.drivers import emus_bms as eb
+from pygnc.drivers import emus_bms_codec as ebc
 from pygnc.drivers import opc_n3 as on
+from pygnc.drivers import opc_n3_codec as onc
 from pygnc.drivers.exchange import run_blocking
 from pygnc.drivers.link import open_link
 
@@ -58,15 +60,15 @@ def bench_emus(n_sentences: int, repeats: int) -> None:
         return [ln for ln in stream.split(b"\r\n") if ln]
 
     def frame():
-        f = eb.SentenceFramer()
+        f = ebc.SentenceFramer()
         return sum(len(f.feed(c)) for c in chunks)
 
     def frame_decode():
-        f = eb.SentenceFramer()
+        f = ebc.SentenceFramer()
         k = 0
         for c in chunks:
             for s in f.feed(c):
-                eb.decode_sentence(s)
+                ebc.decode_sentence(s)
                 k += 1
         return k
 
@@ -80,22 +82,22 @@ def bench_emus(n_sentences: int, repeats: int) -> None:
 
 def bench_opc(n_hist: int, repeats: int) -> None:
     rng = random.Random(2)
-    recs = [on.encode_histogram([rng.randrange(65536) for _ in range(24)], (1, 2, 3, 4),
+    recs = [onc.encode_histogram([rng.randrange(65536) for _ in range(24)], (1, 2, 3, 4),
                                 rng.randrange(1, 1000), rng.randrange(1, 700), rng.randrange(65536),
                                 rng.randrange(65536), (1.0, 2.0, 3.0)) for _ in range(n_hist)]
 
     def bare():
-        u = on.HISTOGRAM.unpack
+        u = onc.HISTOGRAM.unpack
         for r in recs:
             u(r)
 
     def crc():
-        c = on.crc16_modbus
+        c = onc.crc16_modbus
         for r in recs:
             c(r[:84])
 
     def decode():
-        d = on.decode_histogram
+        d = onc.decode_histogram
         for r in recs:
             d(r)
 
@@ -131,7 +133,7 @@ def bench_links(repeats: int) -> None:
             ts.append(time.perf_counter() - t0)
         link.close()
     print(f"  OPC histogram read, 1 byte/transfer    median {1e3 * statistics.median(ts):7.1f} ms "
-          f"(~{on.HISTOGRAM_SIZE + 2} USB-ISS round trips)")
+          f"(~{onc.HISTOGRAM_SIZE + 2} USB-ISS round trips)")
 
 
 def bench_archive(polls: int, repeats: int) -> None:

@@ -335,15 +335,15 @@ def _is_csv(path: Path, head: bytes) -> bool:
 
 def _hk_values(device_kind: int, record: str, raw: bytes) -> dict:
     """A recorded reading's values, decoded by its driver's codec (or why not)."""
-    from pygnc.drivers import HK_DEVICE_KINDS, emus_bms, opc_n3
+    from pygnc.drivers import HK_DEVICE_KINDS, emus_bms_codec, opc_n3_codec
 
-    decoders = {"emus_bms": emus_bms.decode_record, "opc_n3": opc_n3.decode_record}
+    decoders = {"emus_bms": emus_bms_codec.decode_record, "opc_n3": opc_n3_codec.decode_record}
     kind = HK_DEVICE_KINDS[device_kind - 1] if 1 <= device_kind <= len(HK_DEVICE_KINDS) else None
     if kind is None:
         return {"undecoded": f"unknown device kind {device_kind}"}
     try:
         return jsonable(decoders[kind](record, raw))
-    except (ValueError, emus_bms.SentenceError, opc_n3.OpcError) as exc:
+    except (ValueError, emus_bms_codec.SentenceError, opc_n3_codec.OpcError) as exc:
         return {"undecoded": str(exc)}
 
 

@@ -10,13 +10,8 @@ import math
 
 import numpy as np
 
-from pygnc.estimation.attitude_mekf import (
-    AttitudeEstimator,
-    AttitudeOutput,
-    _rotvec_from_quat,
-    quat_from_rotvec,
-    quat_multiply,
-)
+from pygnc.estimation.attitude_mekf import AttitudeEstimator, AttitudeOutput
+from pygnc.estimation.quaternion import quat_from_rotvec, quat_multiply, rotvec_from_quat
 from pygnc.processors.attitude import AttitudeProcessor
 
 __all__ = ["smooth_estimator", "smoothed_messages"]
@@ -80,7 +75,7 @@ def _smooth_interval(recs: list) -> list[AttitudeOutput]:
         d = quat_multiply(q_pred * np.array([1.0, -1.0, -1.0, -1.0]), q_s)
         if d[0] < 0:
             d = -d
-        e = np.concatenate([_rotvec_from_quat(d), b_s - b_pred])
+        e = np.concatenate([rotvec_from_quat(d), b_s - b_pred])
         pf = r.p_post if f is None else r.p_post @ f.T
         try:
             c = np.linalg.solve(p_pred, pf.T).T  # P+ F^T (P-)^-1, P- symmetric

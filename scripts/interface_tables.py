@@ -137,7 +137,7 @@ def replay_table(kind: str):
 def hk_sentences_table() -> str:
     """The value names each EMUS sentence decodes to (from decoding the simulator's pack)."""
     from ground.sim.hk_devices import EmusBmsModel
-    from pygnc.drivers import emus_bms as eb
+    from pygnc.drivers import emus_bms_codec as eb
 
     model, framer = EmusBmsModel(), eb.SentenceFramer()
     rows = ["| sentence | reply | values |", "|---|---|---|"]
@@ -155,6 +155,7 @@ def opc_records_table() -> str:
 
     from ground.sim.hk_devices import OpcN3Model, UsbIssModel
     from pygnc.drivers import opc_n3 as on
+    from pygnc.drivers.opc_n3_codec import decode_histogram
 
     model = OpcN3Model(random.Random(1))
     bridge = UsbIssModel(model)
@@ -167,7 +168,7 @@ def opc_records_table() -> str:
             t += 0.01
     except StopIteration as stop:
         records = stop.value
-    records.append(("histogram", on.decode_histogram(model._histogram(10.0)), b""))
+    records.append(("histogram", decode_histogram(model._histogram(10.0)), b""))
     rows = ["| record | command | values |", "|---|---|---|"]
     cmds = {"bridge": "USB-ISS `5A 01`, `5A 03`, `5A 02`", "info": "`3F` (60 B)", "serial": "`10` (60 B)",
             "firmware": "`12` (2 B)", "config": "`3C` (168 B)", "dac_status": "`13` (6 B)",

@@ -13,6 +13,7 @@ import numpy as np
 from pygnc import frames
 from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
+from pygnc.estimation.attitude_environment import environment_at
 from pygnc.formats.sense import decode_sense
 from pygnc.timebase import fit_clock_map
 from scipy.spatial.transform import Rotation, Slerp
@@ -59,7 +60,7 @@ def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigm
     for k in range(len(sens)):
         i = idx[k]
         t = float(t_stated[k])
-        env = am.environment_at(t, z["r_ecef_m"][0][i], z["r_gcrs_m"][0][i], frames.gcrs_from_itrs_matrix(t),
+        env = environment_at(t, z["r_ecef_m"][0][i], z["r_gcrs_m"][0][i], frames.gcrs_from_itrs_matrix(t),
                                 config.sun_lux_at_1au, config.albedo_reflectivity)
         w = rib @ np.radians(sens["gyro_deg_s"][k])
         m = rib @ sens["mag_ut"][k]

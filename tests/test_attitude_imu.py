@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 import attitude_support as asup
 from pygnc.config import Config
 from pygnc.estimation import chi2
-from pygnc.estimation.attitude_mekf import integrate_rates
+from pygnc.estimation.quaternion import integrate_rates
 from pygnc.estimation.imu_alignment import ImuTimeAlignment
 from pygnc.processors import clock_map_from_body
 from pygnc.processors.attitude import AttitudeProcessor

@@ -11,8 +11,11 @@ import math
 import numpy as np
 import pytest
 from pygnc.config import Config
+from pygnc.estimation import attitude_environment as aenv
 from pygnc.estimation import attitude_mekf as am
+from pygnc.estimation import attitude_sensors as sensors
 from pygnc.estimation import chi2
+from pygnc.estimation import quaternion as qn
 from pygnc.formats.sense import decode_sense
 from scipy.spatial.transform import Rotation
 
@@ -144,10 +147,10 @@ def test_two_sample_coning_propagation_against_rigid_body_truth(three_hours):
     for k in range(len(idx) - 1):
         dt = float(idx[k + 1] - idx[k])
         for coning in (False, True):
-            phi = am.step_rotation_vector(w[k], w[k + 1], dt)
+            phi = qn.step_rotation_vector(w[k], w[k + 1], dt)
             if not coning:
                 phi = 0.5 * (w[k] + w[k + 1]) * dt
-            pred = am.quat_multiply(q[k], am.quat_from_rotvec(phi))
+            pred = qn.quat_multiply(q[k], qn.quat_from_rotvec(phi))
             err = Rotation.from_quat(q[k + 1][[1, 2, 3, 0]]).inv() * Rotation.from_quat(pred[[1, 2, 3, 0]])
             ang = math.degrees(np.linalg.norm(err.as_rotvec()))
             if coning:
@@ -164,27 +167,27 @@ def test_quaternion_helpers_match_scipy():
     for _ in range(20):
         v = rng.normal(size=3)
         r = Rotation.from_rotvec(v)
-        np.testing.assert_allclose(am.rotation_matrix(v), r.as_matrix(), atol=1e-12)
-        q = am.quat_from_rotvec(v)
-        np.testing.assert_allclose(am.dcm_from_quat(q), r.as_matrix(), atol=1e-12)
-        q2 = am.quat_from_dcm(r.as_matrix())
+        np.testing.assert_allclose(qn.rotation_matrix(v), r.as_matrix(), atol=1e-12)
+        q = qn.quat_from_rotvec(v)
+        np.testing.assert_allclose(qn.dcm_from_quat(q), r.as_matrix(), atol=1e-12)
+        q2 = qn.quat_from_dcm(r.as_matrix())
         assert abs(abs(q2 @ q) - 1.0) < 1e-12
-        p = am.quat_from_rotvec(rng.normal(size=3))
-        pq = am.quat_multiply(p, q)
-        np.testing.assert_allclose(am.dcm_from_quat(pq), am.dcm_from_quat(p) @ am.dcm_from_quat(q), atol=1e-12)
+        p = qn.quat_from_rotvec(rng.normal(size=3))
+        pq = qn.quat_multiply(p, q)
+        np.testing.assert_allclose(qn.dcm_from_quat(pq), qn.dcm_from_quat(p) @ qn.dcm_from_quat(q), atol=1e-12)
 
 
 # --------------------------------------------------------------------------- sun faces
 def _env(sun_b, a=np.eye(3), frac=1.0):
-    return am.Environment(np.array([20.0, 0.0, 30.0]), a @ sun_b, 130_000.0, frac, np.zeros(0), np.zeros((0, 3)))
+    return aenv.Environment(np.array([20.0, 0.0, 30.0]), a @ sun_b, 130_000.0, frac, np.zeros(0), np.zeros((0, 3)))
 
 
 def test_saturated_faces_are_bounds_and_never_differenced():
     # Sun 45 deg between +X and +Y (both read 0.707 E = 92 klux: saturated), +Z dark.
     s_b = np.array([1.0, 1.0, 0.0]) / math.sqrt(2.0)
-    lux = np.array([am.OPT3001_FULL_SCALE_LUX, am.OPT3001_FULL_SCALE_LUX, 2.0, 0.0, 0.0, 1.0])
+    lux = np.array([sensors.OPT3001_FULL_SCALE_LUX, sensors.OPT3001_FULL_SCALE_LUX, 2.0, 0.0, 0.0, 1.0])
     sat = np.array([True, True, False, False, False, False])
-    got = am.sun_vector_from_faces(lux, sat, 130_000.0)
+    got = sensors.sun_vector_from_faces(lux, sat, 130_000.0)
     assert math.degrees(math.acos(np.clip(got @ s_b, -1, 1))) < 1.0
     # With the prediction above full scale, saturated faces carry nothing: no update.
     f = am.AttitudeMEKF()
@@ -194,7 +197,7 @@ def test_saturated_faces_are_bounds_and_never_differenced():
     np.testing.assert_array_equal(f.p, p0)
     # The same faces with the attitude off by 30 deg about Z (prediction: +X 0.97 E
     # saturated too, +Y 0.26 E below full scale) pull the attitude back.
-    f.q = am.quat_from_rotvec([0.0, 0.0, math.radians(30.0)])
+    f.q = qn.quat_from_rotvec([0.0, 0.0, math.radians(30.0)])
     f.p[:3, :3] = np.eye(3) * math.radians(20.0) ** 2
     used = f.update_sun(lux, sat, _env(s_b))
     assert used == 1  # only the +Y bound
@@ -259,12 +262,12 @@ def test_triad_refuses_parallel_and_non_finite_vectors():
     near = np.array([math.cos(math.radians(3.0)), math.sin(math.radians(3.0)), 0.0])
     ok = np.array([math.cos(math.radians(10.0)), math.sin(math.radians(10.0)), 0.0])
     for v1, v2 in ((s, s), (s, -s), (s, near), (s, np.zeros(3)), (s, np.array([np.nan, 1.0, 0.0]))):
-        assert am.triad(v1, v1, v2, v2) is None
-        assert am.triad(v1, ok, v2, ok[::-1]) is None
-    a = am.triad(s, s, ok, ok)
+        assert sensors.triad(v1, v1, v2, v2) is None
+        assert sensors.triad(v1, ok, v2, ok[::-1]) is None
+    a = sensors.triad(s, s, ok, ok)
     np.testing.assert_allclose(a, np.eye(3), atol=1e-12)
     rot = Rotation.from_rotvec([0.3, -0.2, 0.5]).as_matrix()
-    np.testing.assert_allclose(am.triad(rot.T @ s, s, rot.T @ ok, ok), rot, atol=1e-12)
+    np.testing.assert_allclose(sensors.triad(rot.T @ s, s, rot.T @ ok, ok), rot, atol=1e-12)
 
 
 def test_environments_at_equals_environment_at_bit_for_bit(single_sc_3h):
@@ -279,9 +282,9 @@ def test_environments_at_equals_environment_at_bit_for_bit(single_sc_3h):
     t = z["t_gps_s"][idx]
     r_e, r_g = z["r_ecef_m"][0][idx], z["r_gcrs_m"][0][idx]
     ms = [frames.gcrs_from_itrs_matrix(float(ti)) for ti in t]
-    many = am.environments_at(t, r_e, r_g, ms, 1.2e5, 0.3)
+    many = aenv.environments_at(t, r_e, r_g, ms, 1.2e5, 0.3)
     assert len(many) == len(t) and any(e.sun_fraction == 0.0 for e in many) and any(e.sun_fraction == 1.0 for e in many)
     for e, ti, re_, rg, m in zip(many, t, r_e, r_g, ms):
-        one = am.environment_at(float(ti), re_, rg, m, 1.2e5, 0.3)
+        one = aenv.environment_at(float(ti), re_, rg, m, 1.2e5, 0.3)
         for f in dataclasses.fields(one):
             assert np.array_equal(getattr(e, f.name), getattr(one, f.name)), f.name

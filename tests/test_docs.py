@@ -21,3 +21,9 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_test_one():
     ci = (REPO / ".ci" / "run").read_text()
     assert commands[1] in ci
     assert "pytest" in commands[1] and "run_sample.py" in commands[0]
+
+
+def test_performance_page_is_generated_from_the_bench_results():
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "performance_page.py"), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr

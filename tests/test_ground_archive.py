@@ -21,7 +21,7 @@ from ground.export import export
 from ground.sim.hk_devices import hk_reading_bodies, synthetic_hk_buslog
 from ground.upload import UploadQueue
 from pygnc.bus.messages import SCHEMA_VERSION, Encoder
-from pygnc.drivers import opc_n3 as on
+from pygnc.drivers import opc_n3_codec as on
 from pygnc.formats import status as S
 from pygnc.formats.buslog import encode_frame, encode_header_frame
 
@@ -323,8 +323,8 @@ def test_upload_rejection_and_unreachable_server(tmp_path, files):
 def test_batch_files_with_housekeeping_records_load_decoded(tmp_path):
     """The batch writer's hk records carry the device bytes; the archive decodes them again
     with the driver's codec (one codec, no second layout) and loads a file once."""
-    from pygnc.drivers import emus_bms as eb
-    from pygnc.drivers import opc_n3 as on
+    from pygnc.drivers import emus_bms_codec as eb
+    from pygnc.drivers import opc_n3_codec as on
     from pygnc.formats import batch as B
 
     hk = B.KINDS_BY_NAME["hk"]

@@ -13,8 +13,10 @@ from crc import Calculator, Crc8, Crc16
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pygnc.drivers import emus_bms as eb
-from pygnc.drivers import opc_n3 as on
+from pygnc.drivers import emus_bms as bms_drv
+from pygnc.drivers import emus_bms_codec as eb
+from pygnc.drivers import opc_n3 as opc_drv
+from pygnc.drivers import opc_n3_codec as on
 from pygnc.drivers import usb_iss as ui
 from pygnc.drivers.exchange import Pause, Transfer
 from ground.sim.hk_devices import EmusBmsModel, OpcN3Model, UsbIssModel
@@ -145,6 +147,22 @@ def test_decode_never_fails_except_with_sentence_error(name, fields):
         assert isinstance(v, dict)
 
 
+
+@given(st.sampled_from(eb.KNOWN_SENTENCES), st.sampled_from(eb.KNOWN_SENTENCES), st.lists(field_text, max_size=8),
+       st.binary(max_size=80), st.booleans())
+def test_recorded_sentences_decode_or_refuse_with_sentence_error(record, name, fields, junk, use_junk):
+    """What the ground reads back from a batch ``hk`` record: the sentence's values (as the
+    flight decoded them) when the bytes are the recorded sentence, else a SentenceError."""
+    raw = junk if use_junk else eb.encode_sentence(name, fields).rstrip(b"\r\n")
+    try:
+        v = eb.decode_record(record, raw)
+    except eb.SentenceError as exc:
+        assert exc.reason in ("malformed", "bad_crc", "bad_field")
+        assert use_junk or record != name or exc.reason == "bad_field"
+        return
+    assert v == eb.decode_sentence(eb.parse_line(raw))
+
+
 def _dec(name, fields):
     return eb.decode_sentence(eb.parse_line(eb.encode_sentence(name, fields).rstrip(b"\r\n")))
 
@@ -210,7 +228,7 @@ def _sent(name, fields):
 
 
 def test_queue_matches_out_of_order_and_counts_groups_from_the_pack():
-    q = eb.ResponseQueue()
+    q = bms_drv.ResponseQueue()
     for n in ("BV1", "BV2", "BC1"):
         assert q.request(n, 0.0, 1.0)
     assert not q.request("BV1", 0.1, 1.0) and q.counters.already_pending == 1
@@ -226,7 +244,7 @@ def test_queue_matches_out_of_order_and_counts_groups_from_the_pack():
 
 
 def test_queue_times_out_each_request_and_keeps_partial_groups():
-    q = eb.ResponseQueue(cells=12)
+    q = bms_drv.ResponseQueue(cells=12)
     q.request("BV2", 0.0, 1.0)
     q.request("BT1", 0.5, 1.0)
     s = _sent("BV2", ["00", "01", "08", "B4" * 8])
@@ -304,6 +322,18 @@ def test_text_and_small_records():
         on.decode_config(b"\0" * 100)
 
 
+
+@given(st.sampled_from(("histogram", "info", "serial", "firmware", "config", "dac_status", "other")),
+       st.binary(max_size=200))
+def test_recorded_opc_records_decode_or_refuse_with_their_own_error(record, raw):
+    """What the ground reads back from a batch ``hk`` record: values, or an OpcError."""
+    try:
+        v = on.decode_record(record, raw)
+    except on.OpcError:
+        return
+    assert isinstance(v, dict)
+
+
 # -- USB-ISS -------------------------------------------------------------------------------------
 
 def test_usb_iss_framing():
@@ -353,18 +383,18 @@ def test_handshake_waits_while_busy_and_reads_records():
 
     opc = OpcN3Model(random.Random(5), busy_prob=0.6)
     bridge = UsbIssModel(opc)
-    recs, _ = drive(on.setup_and_identify(500_000), bridge)
+    recs, _ = drive(opc_drv.setup_and_identify(500_000), bridge)
     names = [r[0] for r in recs]
     assert names == ["bridge", "info", "serial", "firmware", "config", "dac_status"]
     assert recs[1][1]["info"].startswith("OPC-N3") and recs[3][1] == {"firmware_major": 1, "firmware_minor": 17}
     assert recs[4][1]["bin_boundaries_um"][0] == 0.35
-    _, waited = drive(on.power_on(on.OpcTiming(fan_spinup_s=5.0)), bridge)
+    _, waited = drive(opc_drv.power_on(opc_drv.OpcTiming(fan_spinup_s=5.0)), bridge)
     assert opc.fan_on and opc.laser_on and waited >= 5.0
     fan_t, laser_t = (t for t, o in opc.power_log if o in (on.POWER_FAN_ON, on.POWER_LASER_ON))
     assert laser_t - fan_t >= 5.0  # the laser never runs before the fan has spun up
-    (v, raw), _ = drive(on.read_histogram(), bridge, t=20.0)
+    (v, raw), _ = drive(opc_drv.read_histogram(), bridge, t=20.0)
     assert len(raw) == 86 and v["sample_flow_ml_s"] == 5.5
-    drive(on.power_off(), bridge, t=30.0)
+    drive(opc_drv.power_off(), bridge, t=30.0)
     assert [o for _, o in opc.power_log][-2:] == [on.POWER_LASER_OFF, on.POWER_FAN_OFF]
 
 
@@ -373,15 +403,15 @@ def test_busy_forever_times_out_and_nonsense_is_a_protocol_error():
 
     bridge = UsbIssModel(OpcN3Model(random.Random(1), busy_prob=1.0))
     drive(ui.setup(), bridge)
-    timing = on.OpcTiming(retry_s=0.02, busy_timeout_s=0.5)
-    with pytest.raises(on.OpcBusyTimeout):
-        drive(on.command(on.CMD_FIRMWARE, 2, timing=timing), bridge)
+    timing = opc_drv.OpcTiming(retry_s=0.02, busy_timeout_s=0.5)
+    with pytest.raises(opc_drv.OpcBusyTimeout):
+        drive(opc_drv.command(on.CMD_FIRMWARE, 2, timing=timing), bridge)
     with pytest.raises(on.OpcProtocolError):
-        drive(on.command(0x77, 2), bridge)  # a command the device does not know: answer 0x00
+        drive(opc_drv.command(0x77, 2), bridge)  # a command the device does not know: answer 0x00
     bridge.opc.busy_prob = 0.0
     with pytest.raises(on.OpcChecksumError):
         bridge.opc.bad_crc_prob = 1.0
-        drive(on.read_histogram(), bridge)
+        drive(opc_drv.read_histogram(), bridge)
 
 
 @given(st.binary(min_size=1, max_size=63), st.booleans())
@@ -396,3 +426,25 @@ def test_usb_iss_spi_frames_round_trip(data, ack):
             ui.decode_spi_reply(reply, len(data))
     with pytest.raises(ui.UsbIssError):
         ui.decode_spi_reply(reply[:-1], len(data))  # a short reply is never taken
+
+
+def test_codecs_do_no_io_and_read_no_clock():
+    """Every ``*_codec`` module of pygnc.drivers imports only pure standard modules (and other
+    codecs): no link, socket, serial port, file or clock."""
+    import ast
+    from pathlib import Path
+
+    import pygnc.drivers
+
+    pure = {"__future__", "binascii", "dataclasses", "math", "re", "struct", "typing"}
+    codecs = sorted(Path(pygnc.drivers.__file__).parent.glob("*_codec.py"))
+    assert {p.stem for p in codecs} >= {"emus_bms_codec", "opc_n3_codec", "gx2_codec", "imu380_codec", "monodrive_codec"}
+    for path in codecs:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module] if node.level == 0 else ([] if (node.module or "").endswith("_codec") else ["." + (node.module or "")])
+            else:
+                continue
+            assert set(names) <= pure, (path.name, names)

@@ -13,7 +13,9 @@ import pytest
 import serial.tools.list_ports
 
 from pygnc.drivers import emus_bms as eb
+from pygnc.drivers import emus_bms_codec as ebc
 from pygnc.drivers import opc_n3 as on
+from pygnc.drivers import opc_n3_codec as onc
 from pygnc.drivers.exchange import run_blocking
 from pygnc.drivers.link import LinkError, LinkLost, find_usb_port, open_link
 from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
@@ -47,7 +49,7 @@ def test_request_mode_matches_out_of_order_replies():
     assert sorted(r.name for r in replies) == sorted(eb.DEFAULT_SENTENCES)
     assert all(r.complete and not r.timed_out for r in replies)
     order = [r.name for r in readings]
-    assert order != [n for n in eb.DEFAULT_SENTENCES for _ in range(2 if n in eb.GROUP_SENTENCES else 1)]
+    assert order != [n for n in eb.DEFAULT_SENTENCES for _ in range(2 if n in ebc.GROUP_SENTENCES else 1)]
     # group replies span the pack (12 cells in groups of 8), counted from BV1's cell count
     assert sum(1 for r in readings if r.name == "BV2") == 2
     cells = sorted((r.values["first_cell"], r.values["cell_voltage_v"]) for r in readings if r.name == "BV2")
@@ -169,7 +171,7 @@ def test_pyserial_urls_work_too():
     try:
         link.write(b"BV1,0C,B4,B8,B6,0C34,,E6\r\n")
         time.sleep(0.01)
-        assert eb.SentenceFramer().feed(link.read())[0].name == "BV1"
+        assert ebc.SentenceFramer().feed(link.read())[0].name == "BV1"
     finally:
         link.close()
 
@@ -193,11 +195,11 @@ def test_opc_driver_runs_the_whole_sequence_with_a_busy_device_and_bad_checksums
     hists = [r for r in out if r.name == "histogram"]
     assert opc.counters.bad_checksum > 0 and sim.opc.bad_crc_sent == opc.counters.bad_checksum
     for h in hists:  # every published histogram is the device's, checksum verified
-        assert on.decode_histogram(h.raw) == h.values
+        assert onc.decode_histogram(h.raw) == h.values
     assert hists[0].values["bin_conc_per_ml"] is None  # first read after power-up: period 0
     assert any(h.values["bin_conc_per_ml"] is not None for h in hists[1:])
     opts = [o for _, o in sim.opc.power_log]
-    assert opts == [on.POWER_FAN_ON, on.POWER_LASER_ON, on.POWER_LASER_OFF, on.POWER_FAN_OFF]
+    assert opts == [onc.POWER_FAN_ON, onc.POWER_LASER_ON, onc.POWER_LASER_OFF, onc.POWER_FAN_OFF]
 
 
 def test_opc_reply_timeout_and_bridge_nack_are_survived():
@@ -228,7 +230,7 @@ def test_blocking_exchange_refuses_a_bad_checksum():
         link = open_link(sim.path)
         try:
             run_blocking(on.setup_and_identify(500_000, FAST, with_config=False), link)
-            with pytest.raises(on.OpcChecksumError):
+            with pytest.raises(onc.OpcChecksumError):
                 run_blocking(on.read_histogram(FAST), link)
         finally:
             link.close()
@@ -250,6 +252,6 @@ def test_opc_powered_down_at_stop_while_it_sets_up_again():
         finally:
             link.close()
     assert not sim.opc.laser_on and not sim.opc.fan_on
-    assert [o for _, o in sim.opc.power_log][-2:] == [on.POWER_LASER_OFF, on.POWER_FAN_OFF]
+    assert [o for _, o in sim.opc.power_log][-2:] == [onc.POWER_LASER_OFF, onc.POWER_FAN_OFF]
     never = on.OpcN3(open_link("loop://"), timing=FAST)
     assert never.power_off_blocking(0.1) and never.state == "off"  # never powered: nothing sent

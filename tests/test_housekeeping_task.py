@@ -10,7 +10,7 @@ import time
 from flight_harness import REPO, FlightRun, make_home
 from pygnc.bus.messages import DecodeCounters, decode
 from pygnc.config import Config, load_config
-from pygnc.drivers import opc_n3 as on
+from pygnc.drivers import opc_n3_codec as on
 from pygnc.formats.buslog import decode_frames
 from pygnc.tasks.housekeeping import parse_devices
 from pygnc.tasks.table import TASKS_BY_NAME, active_subscriptions, enabled_tasks

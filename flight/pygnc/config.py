@@ -406,11 +406,6 @@ class Config:
         the batch writer runs, the downlink's (downlink products come before logs)."""
         return self.log_min_free_bytes + (self.batch_min_free_bytes if self.batch_writer_enabled else 0)
 
-    @property
-    def imu_to_body_matrix(self) -> tuple[tuple[float, float, float], ...]:
-        m = self.imu_to_body
-        return (tuple(m[0:3]), tuple(m[3:6]), tuple(m[6:9]))
-
 
 def peer_id_key(key) -> int:
     """A partner id from a configuration key: an int, or a string "0x4A" / "74"

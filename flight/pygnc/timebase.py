@@ -99,11 +99,6 @@ def gps_from_utc_unix(unix_time_s):
     return unix_time_s - GPS_EPOCH_UNIX_S + leap_seconds_at_utc(unix_time_s)
 
 
-def tt_from_gps(t_gps_s):
-    """TT as seconds on the same axis as t_gps_s (i.e. t_gps_s + 51.184)."""
-    return t_gps_s + TT_MINUS_GPS_S
-
-
 def julian_date_tt_from_gps(t_gps_s):
     """TT Julian date of GPS time *t_gps_s*."""
     # GPS epoch 1980-01-06T00:00:00 UTC = JD 2444244.5 (UTC); UTC = GPS - 0 then (no leaps yet)

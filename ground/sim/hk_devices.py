@@ -25,9 +25,10 @@ import time
 import tty
 from pathlib import Path
 
-from pygnc.drivers import emus_bms as eb
-from pygnc.drivers import opc_n3 as on
+from pygnc.drivers import emus_bms_codec as eb
+from pygnc.drivers import opc_n3_codec as on
 from pygnc.drivers import usb_iss as ui
+from pygnc.drivers.emus_bms import DEFAULT_SENTENCES
 
 # ------------------------------------------------------------------------------------------
 # EMUS BMS
@@ -605,7 +606,7 @@ def run(args) -> int:
 
 
 def hk_reading_bodies(n_polls: int, seed: int = 1, t0_sc_s: float = 1.7e9, period_s: float = 10.0,
-                      sentences=eb.DEFAULT_SENTENCES, opc: bool = True) -> list[tuple[str, dict]]:
+                      sentences=DEFAULT_SENTENCES, opc: bool = True) -> list[tuple[str, dict]]:
     """(message type, body) of what the housekeeping task publishes for *n_polls* polls of a
     simulated BMS ("bms") and OPC-N3 ("opc"), decoded by the real codecs."""
     rng = random.Random(seed)

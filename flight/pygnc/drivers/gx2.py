@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from typing import Callable, Iterator, NamedTuple
 
 from . import gx2_codec as gx
 from .link import SerialLink
+from .pump import FramePump
 from .sample import ImuSample
 from .timing import TimerUnwrapper
 
@@ -43,8 +43,8 @@ class Gx2:
         self.link = link
         self.clock = clock
         self.framer = gx.Framer()
-        self.packets: deque[Gx2Packet] = deque(maxlen=max_queued)
-        self._confirmations: deque[int] = deque(maxlen=16)
+        self.reader = FramePump(link, self.framer, lambda f: f[0] == gx.CMD_ACCEL_RATE, clock=clock,
+                                max_queued=max_queued, max_responses=16)
         self.continuous = False
 
     @classmethod
@@ -52,49 +52,41 @@ class Gx2:
         return cls(SerialLink(url, baudrate, exclusive=exclusive), **kw)
 
     def pump(self, timeout_s: float = 0.0) -> int:
-        if timeout_s > 0:
-            self.link.wait_readable(timeout_s)
-        data = self.link.read()
-        if not data:
-            return 0
-        t = self.clock()
-        frames = self.framer.feed(data)
-        for f in frames:
-            if f[0] == gx.CMD_ACCEL_RATE:
-                self.packets.append(Gx2Packet(t, gx.decode_accel_rate(f, verify=False)))
-            else:
-                self._confirmations.append(gx.decode_continuous_reply(f))
-        return len(frames)
+        """Read what the link holds (waiting up to *timeout_s* for the first byte); returns
+        how many frames were read."""
+        return self.reader.pump(timeout_s)
+
+    @staticmethod
+    def _decoded(r) -> Gx2Packet:
+        return Gx2Packet(r.t_rx_mono_s, gx.decode_accel_rate(r.frame, verify=False))  # the framer checked it
 
     def take_packets(self) -> list[Gx2Packet]:
-        out = list(self.packets)
-        self.packets.clear()
-        return out
+        return [self._decoded(r) for r in self.reader.take_packets()]
 
     def poll(self) -> None:
         """Ask for one packet (polled mode); it arrives through :meth:`pump`."""
         self.link.write(gx.poll_command())
 
     def read_polled(self, timeout_s: float = 0.2) -> Gx2Packet:
-        self.packets.clear()
+        self.reader.packets.clear()
         self.poll()
         t_end = self.clock() + timeout_s
-        while not self.packets:
+        while not self.reader.packets:
             remaining = t_end - self.clock()
             if remaining <= 0:
                 raise Gx2Timeout(f"no 0xC2 reply on {self.link.url} in {timeout_s:.2f} s")
             self.pump(min(remaining, 0.05))
-        return self.packets.popleft()
+        return self._decoded(self.reader.packets.popleft())
 
     def set_continuous(self, *, timeout_s: float = 0.5, retries: int = 2) -> None:
         """Start the 0xC2 stream; waits for the unit's confirmation (resending on timeout)."""
         for _ in range(retries + 1):
-            self._confirmations.clear()
+            self.reader.responses.clear()
             self.link.write(gx.continuous_command(gx.CMD_ACCEL_RATE))
             t_end = self.clock() + timeout_s
             while self.clock() < t_end:
                 self.pump(min(0.05, max(0.0, t_end - self.clock())))
-                if gx.CMD_ACCEL_RATE in self._confirmations:
+                if any(gx.decode_continuous_reply(r.frame) == gx.CMD_ACCEL_RATE for r in self.reader.responses):
                     self.continuous = True
                     return
         raise Gx2Timeout(f"no continuous-mode confirmation on {self.link.url}")
@@ -106,7 +98,7 @@ class Gx2:
         t_end = self.clock() + settle_s
         while self.clock() < t_end:
             self.pump(max(0.0, t_end - self.clock()))
-        self.packets.clear()
+        self.reader.packets.clear()
         self.framer.reset()
 
     def close(self) -> None:
@@ -144,7 +136,7 @@ class Gx2Stream:
                 self.dev.set_continuous(timeout_s=self.reply_timeout_s)
             else:
                 self.dev.read_polled(self.reply_timeout_s)
-                self.dev.packets.clear()
+                self.dev.reader.packets.clear()
         except BaseException:
             self.close()
             raise

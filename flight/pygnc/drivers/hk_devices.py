@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..limits import Interval, is_number, number_problem
-from . import HK_DEVICE_KINDS, emus_bms, usb_iss
+from . import HK_DEVICE_KINDS, emus_bms, emus_bms_codec, usb_iss
 from .link import LinkError, parse_usb_id
 
 KINDS = HK_DEVICE_KINDS
@@ -118,7 +118,7 @@ def parse_device(entry: dict) -> DeviceSpec:
                                     "sentences")
         try:
             for x in sentences:
-                emus_bms.encode_request(x)
+                emus_bms_codec.encode_request(x)
         except ValueError as exc:
             raise DeviceConfigError(f"housekeeping device {name!r}: {exc}", "sentences") from None
         opts["sentences"] = tuple(sentences)

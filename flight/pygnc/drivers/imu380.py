@@ -27,7 +27,6 @@ import json
 import math
 import os
 import time
-from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
@@ -37,6 +36,7 @@ from serial.tools import list_ports
 from ..atomic import write_atomic
 from . import imu380_codec as uu
 from .link import LinkError, SerialLink
+from .pump import FramePump, Received
 from .sample import ImuSample
 from .timing import TimerUnwrapper
 
@@ -88,11 +88,6 @@ class FirmwareUpgradeError(Imu380Error):
     pass
 
 
-class Received(NamedTuple):
-    t_rx_mono_s: float
-    frame: uu.Frame
-
-
 class Imu380:
     """One IMU380/DMU380 on an open link."""
 
@@ -104,11 +99,12 @@ class Imu380:
         self.retries = retries
         self.clock = clock
         self.framer = uu.Framer()
-        self.packets: deque[Received] = deque()
-        self.max_queued = max_queued
-        self._responses: deque[Received] = deque(maxlen=256)
         self.counters = {"requests": 0, "resends": 0, "timeouts": 0, "naks": 0, "unmatched": 0,
                          "packets_overflowed": 0}
+        self.reader = FramePump(link, self.framer, lambda f: f.ptype in uu.DATA_TYPES, clock=clock,
+                                max_queued=max_queued, counters=self.counters)
+        #: Output packets read and not yet taken (:class:`~pygnc.drivers.pump.Received`), oldest first.
+        self.packets = self.reader.packets
 
     @classmethod
     def open(cls, url: str, baudrate: int = 115200, *, exclusive: bool = True, **kw) -> "Imu380":
@@ -127,27 +123,10 @@ class Imu380:
     def pump(self, timeout_s: float = 0.0) -> int:
         """Take what the link holds (waiting up to *timeout_s* for the first byte); output
         packets go to :attr:`packets`, the rest to the response queue.  Returns frames read."""
-        if timeout_s > 0:
-            self.link.wait_readable(timeout_s)
-        data = self.link.read()
-        if not data:
-            return 0
-        t = self.clock()
-        frames = self.framer.feed(data)
-        for f in frames:
-            if f.ptype in uu.DATA_TYPES:
-                if len(self.packets) >= self.max_queued:
-                    self.packets.popleft()
-                    self.counters["packets_overflowed"] += 1
-                self.packets.append(Received(t, f))
-            else:
-                self._responses.append(Received(t, f))
-        return len(frames)
+        return self.reader.pump(timeout_s)
 
     def take_packets(self) -> list[Received]:
-        out = list(self.packets)
-        self.packets.clear()
-        return out
+        return self.reader.take_packets()
 
     # -- requests ---------------------------------------------------------------------------
     def request(self, ptype: bytes, payload: bytes = b"", match: Callable[[uu.Frame], bool] | None = None,
@@ -164,7 +143,7 @@ class Imu380:
         retries = self.retries if retries is None else retries
         frame = uu.build_frame(ptype, payload)
         self.counters["requests"] += 1
-        self._responses.clear()
+        self.reader.responses.clear()
         for attempt in range(retries + 1):
             if attempt:
                 self.counters["resends"] += 1
@@ -172,8 +151,8 @@ class Imu380:
             deadline = self.clock() + timeout_s
             naked = False
             while True:
-                while self._responses:
-                    f = self._responses.popleft().frame
+                while self.reader.responses:
+                    f = self.reader.responses.popleft().frame
                     if f.ptype == uu.NAK and f.payload == ptype:
                         self.counters["naks"] += 1
                         if not partial_on_nak:

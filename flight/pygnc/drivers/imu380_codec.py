@@ -182,11 +182,6 @@ def ping_frame() -> bytes:
     return build_frame(PING)
 
 
-def get_packet_frame(ptype: bytes) -> bytes:
-    """GP: ask for one packet of type *ptype* (ID, VR, T0, or an output packet)."""
-    return build_frame(GET_PACKET, bytes(ptype))
-
-
 def field_ids_payload(field_ids) -> bytes:
     ids = [int(f) for f in field_ids]
     if not 1 <= len(ids) <= 63:

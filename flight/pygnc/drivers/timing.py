@@ -70,11 +70,6 @@ class ClockSync:
         self._win.clear()
         self._last_out = -math.inf
 
-    @property
-    def rx_minus_device_s(self) -> float:
-        """Host reception time minus device time: the window's minimum delay, s."""
-        return self._win[0][1] if self._win else math.nan
-
     def observe(self, t_device_s: float, t_rx_s: float) -> None:
         """A sample taken at device time *t_device_s* was read at host time *t_rx_s*."""
         d = t_rx_s - t_device_s

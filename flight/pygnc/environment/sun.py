@@ -53,12 +53,6 @@ SUN_RADIUS_M = 695_700_000.0
 _ARCSEC = np.pi / (180.0 * 3600.0)
 
 
-def _rot1(angle_rad):
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    o, z = np.ones_like(c), np.zeros_like(c)
-    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, s], -1), np.stack([z, -s, c], -1)], -2)
-
-
 def _rot2(angle_rad):
     c, s = np.cos(angle_rad), np.sin(angle_rad)
     o, z = np.ones_like(c), np.zeros_like(c)

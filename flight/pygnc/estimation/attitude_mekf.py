@@ -1,10 +1,10 @@
 """Attitude estimation: multiplicative EKF (Markley-Crassidis) on gyro, magnetometer and sun faces.
 
-Everything here is pure computation on arrays in fixed units: time in seconds (GPS time
-when known), angles in radians, rates in rad/s, magnetic field in µT, illuminance in lux.
-Frames: **body** axes for every sensor vector (the caller applies the IMU-to-body
-rotation and scale factors), **GCRS** for the references.  Quaternions are scalar-first
-and rotate body vectors into GCRS: ``v_gcrs = A(q) v_body``.
+Pure computation on arrays in fixed units: time in seconds (GPS time when known), angles in
+radians, rates in rad/s, magnetic field in µT, illuminance in lux.  Sensor vectors are in
+**body** axes (the caller applies the IMU-to-body rotation and scale factors), references in
+**GCRS** (:mod:`.attitude_environment`).  Quaternions are scalar-first and rotate body
+vectors into GCRS: ``v_gcrs = A(q) v_body`` (:mod:`.quaternion`).
 
 State
 -----
@@ -14,19 +14,17 @@ State
     3-5  gyro_bias     rad/s, body axes  (omega_true = omega_measured - gyro_bias)
     6-8  mag_bias      µT, body axes     (hard iron: m_measured = A^T B_gcrs + mag_bias)
 
-Propagation (between two gyro samples, typically 5 s apart while tumbling at up to
-5 deg/s, i.e. 25 deg per step): the body rotation over the interval is the rotation
-vector ``(w0 + w1)/2 dt + (w0 x w1) dt^2 / 12`` (trapezoid plus the two-sample coning
-term, i.e. the third-order Magnus expansion for a rate linear in time).  Against the
-simulator's rigid-body truth (torque-free nutation of an asymmetric body plus
-gravity-gradient, 4.4 deg/s, 5-s samples) the trapezoid alone errs by 0.03-0.05 deg rms
-per step (max 0.08 deg), with the coning term by 0.004-0.01 deg rms (max 0.019 deg); no
-inertia or Euler equations are needed at this level.  Process noise per step: gyro white
-noise on the two samples ``dt^2 sigma_g^2 / 2`` per axis, plus the remaining propagation
-error modelled as ``(c_prop (|w| dt)^3)^2`` (the residual of the Magnus series grows as
-the cube of the step angle; ``c_prop = 0.01`` is about twice the measured residual), plus
-bias random walks.  A gap longer than ``max_gap_s`` cannot be bridged from two samples:
-the attitude is propagated with the latest rate and its covariance is inflated.
+Propagation between two gyro samples (typically 5 s apart while tumbling at up to 5 deg/s):
+the body rotation is the trapezoid plus the two-sample coning term, the third-order Magnus
+expansion for a rate linear in time (:func:`.quaternion.step_rotation_vector`); against
+rigid-body truth this is accurate enough that no inertia or Euler equations are needed.
+Process noise per step: gyro white noise on the two samples ``dt^2 sigma_g^2 / 2`` per axis;
+the remaining propagation error ``(c_prop (|w| dt)^3)^2`` (the Magnus series' residual grows
+as the cube of the step angle; ``c_prop = 0.01`` is about twice the residual measured on the
+simulator's truth); bias random walks.  A gap longer than ``max_gap_s`` cannot be bridged
+from two samples: the attitude is propagated with the latest rate and its covariance is
+inflated.  A live IMU's samples, when given, are integrated instead
+(:func:`.quaternion.integrate_rates`), with that gyro's own bias.
 
 Measurements (each group gated by its normalised innovation squared):
 
@@ -34,73 +32,36 @@ Measurements (each group gated by its normalised innovation squared):
   R = (noise^2 + field-model error^2) I.
 * six sun faces, each its own scalar: ``lux_i = E f max(0, n_i.s_b) + E0 albedo_i`` with
   ``E0`` the direct-sun lux at the spacecraft's distance, ``f`` the visible fraction of the
-  solar disc (eclipse model), ``albedo_i`` from :mod:`pygnc.environment.albedo` at the
-  predicted attitude.  A saturated face (OPT3001 full scale) is a *bound*: it is used
-  (as ``lux = full scale``) only while the prediction is below full scale, pulling it up;
-  otherwise skipped.  A dark face that the prediction also has dark carries no
-  information and is skipped.  Faces are never differenced.  R per face: relative noise,
-  noise floor, cosine-response error, and a fraction of the modelled albedo plus a floor
-  (the albedo model's error: real reflectivity varies 0.1-0.8).  In eclipse (f < 0.05)
-  the sun faces are not used: the filter runs on gyro and magnetometer.
+  solar disc, ``albedo_i`` at the predicted attitude.  A saturated face (OPT3001 full scale)
+  is a *bound*: used (as ``lux = full scale``) only while the prediction is below full
+  scale; a dark face that the prediction also has dark carries no information and is
+  skipped.  Faces are never differenced.  R per face: relative noise, noise floor,
+  cosine-response error, and a fraction of the modelled albedo plus a floor (real
+  reflectivity varies 0.1-0.8).  In eclipse (f < 0.05) the sun faces are not used.
 
-Initialisation: an *attitude-independent* calibrator (:class:`GyroMagCalibrator`) runs
-from the first sample: consecutive magnetometer vectors, transported by the gyro
-rotation, measure the gyro bias and the magnetometer bias without any reference (the
-field is nearly fixed in inertial space over 5 s).  It provides rates and biases while
-there is no attitude (no position, no sun yet), and the initial biases of the MEKF.
-The MEKF starts from TRIAD (sun vector from the faces, saturation handled via the unit
-norm, albedo subtracted after a first pass; magnetometer second) the first time the sun
-is visible with a position.  After ``max_rejections`` consecutive rejected magnetometer
-updates the filter declares itself lost and re-initialises the same way.
+Initialisation: an *attitude-independent* calibrator (:class:`GyroMagCalibrator`) runs from
+the first sample: consecutive magnetometer vectors, transported by the gyro rotation,
+measure the gyro and magnetometer biases without any reference (the field is nearly fixed
+in inertial space over 5 s), so rates and biases are known before there is an attitude.
+The MEKF starts from TRIAD (:mod:`.attitude_sensors`: sun vector from the faces, albedo
+subtracted after a first pass; magnetometer second) the first time the sun is visible with
+a position, and again after ``max_rejections`` consecutive rejected magnetometer updates.
 
-Time tags: the spacecraft clock stamps samples in whole seconds (floor) and the clock map
-(a straight line fitted to the fixes' floored stamps) turns a stamp into the sample's
-*stated* epoch.  The map is unbiased (it absorbs the mean half second, so nothing is added
-here), but while the clock's drift (up to +-20 ppm) moves the stamps' fractional phase
-through a whole second, the stated epoch is off the true one by up to ~0.5 s (uniform: 0.29 s
-RMS; none at all while the phase does not wrap).  That offset changes slowly, so it is not
-white measurement noise: the field and sun vectors measured at the true instant (the
-references move < 0.05 deg in 0.5 s) pin the state to the *true* sample instant, and the
-offset is added where it belongs:
+Time tags: samples are stamped in whole seconds by a drifting clock, so a sample's *stated*
+epoch (its stamp through the clock map) is off its true instant by up to ~0.5 s, an offset
+that changes slowly (not white noise).  The measurements pin the state to the true instant,
+and the offset is added where it belongs:
 
 * the published covariance is at the stated epoch: ``P + sigma_t^2 w w^T`` (the attitude
   there is off by ``w dt`` about the rate axis), ``sigma_t`` the epoch's 1-sigma
-  (``time_tag_sigma_s``, default 1/sqrt(12) s; the processor passes the clock map's residual
-  RMS, which measures exactly this scatter on the fixes);
-* a step's length is exact while its stamp difference equals the recent ones (the phase
-  moves ~1e-4 s per step); a step that differs by ``d`` from a whole number of the usual
-  interval (the phase wrapped: 4 or 6 s for 5; a late sample: 7 then 3) adds
-  ``d^2 w w^T`` to the attitude covariance.  The stamp difference is still what is
-  integrated: the data does not say which of the two is right.
+  (``time_tag_sigma_s``; the processor passes the clock map's residual RMS);
+* a step whose stamp difference differs by ``d`` from a whole number of the usual interval
+  (the stamp phase wrapped, a late sample) adds ``d^2 w w^T`` to the attitude covariance;
+  the stamp difference is still what is integrated.
 
-Measured (``bench/bench_attitude.py``: the issue's scenario, 5 seeds x 3 h, after 30 min,
-truth positions, stated epochs through the clock map; errors at the stated epoch; NEES with
-the full 3x3 covariance): attitude RMS 0.79-1.13 deg overall, 1.16-1.96 deg in eclipse
-(40 min of it), 0.57-0.60 deg in sun; gyro-bias error max 0.013 deg/s; hard-iron error
-< 0.1 µT; attitude NEES mean 3.1-4.1 for 3 dof (3.4 over seeds; 87-96 % of epochs inside
-the 95 % bound: slightly optimistic in eclipse), bias NEES mean 1.7-7.9.  The same with the
-clock 400 ppm fast (stamp phase wrapping every 42 min, stated epochs 0.28-0.30 s RMS off):
-1.10-1.61 deg overall, 1.55-1.94 deg in eclipse, bias error max 0.013 deg/s, NEES mean
-3.2-3.5, 93-96 % inside (without the time-tag model: 1.14-1.57 deg, NEES 7.2-19, 31-66 %
-inside; at the true instants the model is the more accurate, at the stated epochs it can be
-0.1-0.2 deg less so: a state left behind by a wrap happens to sit nearer the stated epoch).  Replay of a 24-h
-formation scenario (-16.6 ppm, one wrap, epochs 0.25 s RMS off): 1.24 deg RMS at the stated
-epoch (0.97 at the true instants; 1.68 in eclipse), NEES mean 3.5, 92 % inside (before: 8.8,
-60 %); 12 h at +20 ppm: 1.38 deg (2.04 in eclipse), NEES 3.8, 90 % inside (before: 7.1,
-65 %).  0.28 ms per step including IGRF (35 µs), sun, shadow and albedo, on this 2-core
-machine.  Re-measured with the orbit truth propagated by brahe (seeds 1-3, machine loaded):
-0.79-0.88 deg, eclipse 1.17-1.42 deg, gyro-bias error max 0.011 deg/s, NEES 3.05-3.42;
-400 ppm (seed 1): 1.61 / 1.71 deg, bias NEES 8.3 - the bias covariance is optimistic when
-the stamps wrap (``tests/test_attitude_mekf.py`` states it rather than asserting it away).
-
-Ground smoothing: with ``record_history`` on (off in flight: ~3 kB per step),
-``ground.attitude_smoother.smooth_estimator`` runs a fixed-interval RTS smoother on the error state
-(prior/posterior covariances, the transition ``F`` and the reference quaternion and biases
-recorded per step; corrections applied multiplicatively).  Measured (seed 21, 3 h, after
-30 min): 0.77 -> 0.51 deg RMS (eclipse 1.14 -> 0.66), gyro-bias error max 0.0058 -> 0.0030
-deg/s, NEES mean 3.25 -> 3.42 (93 % inside); seeds 1, 2, 3, 10: 0.79-0.88 -> 0.58-0.72 deg
-(eclipse not always better: seed 1 1.16 -> 1.23 deg, its error being the correlated
-field-model and time-tag part), smoothed NEES mean 3.3-3.9.
+Ground smoothing: with ``record_history`` on (off in flight: ~3 kB per step) the estimator
+keeps what ``ground.attitude_smoother`` needs for a fixed-interval RTS smoother on the error
+state (covariances, transitions, reference quaternion and biases per step).
 """
 
 from __future__ import annotations
@@ -112,302 +73,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from pygnc.environment import albedo as _albedo
+from pygnc.environment.albedo import FACE_NORMALS_BODY
 from pygnc.estimation import chi2
+from pygnc.estimation.attitude_environment import Environment
+from pygnc.estimation.attitude_sensors import OPT3001_FULL_SCALE_LUX, sun_vector_from_faces, triad
+from pygnc.estimation.quaternion import (dcm_from_quat, integrate_rates, quat_from_dcm, quat_from_rotvec,
+                                         quat_multiply, rotation_matrix, skew, step_rotation_vector)
 from pygnc.estimation.tunables import AttitudeFilterConfig
-from pygnc.environment import igrf as _igrf
-from pygnc.environment.sun import AU_M, eclipse_fraction, sun_position_gcrs_m
 
-#: OPT3001 full scale, lux.
-OPT3001_FULL_SCALE_LUX = 83_865.6
 #: Chi-square 0.9999 quantiles for 1..9 degrees of freedom.
 CHI2_9999 = tuple(chi2.quantile(0.9999, k) for k in range(1, 10))
 
-FACE_NORMALS_BODY = _albedo.FACE_NORMALS_BODY
 
-
-# --------------------------------------------------------------------------- quaternions
-def _floats(v) -> list:
-    """The elements of a small vector as Python floats: numpy scalars cost ~4x as much per
-    operation in the written-out formulas below (the same IEEE operations either way)."""
-    return v.tolist() if type(v) is np.ndarray else [float(c) for c in v]
-
-
-def quat_multiply(p, q) -> np.ndarray:
-    pw, px, py, pz = _floats(p)
-    qw, qx, qy, qz = _floats(q)
-    return np.array([
-        pw * qw - px * qx - py * qy - pz * qz,
-        pw * qx + px * qw + py * qz - pz * qy,
-        pw * qy - px * qz + py * qw + pz * qx,
-        pw * qz + px * qy - py * qx + pz * qw,
-    ])
-
-
-def quat_from_rotvec(v) -> np.ndarray:
-    x, y, z = _floats(v)
-    ang = math.sqrt(x * x + y * y + z * z)
-    if ang < 1e-12:
-        return np.array([1.0, 0.5 * x, 0.5 * y, 0.5 * z])
-    s = math.sin(0.5 * ang) / ang
-    return np.array([math.cos(0.5 * ang), s * x, s * y, s * z])
-
-
-def dcm_from_quat(q) -> np.ndarray:
-    """A(q) with v_gcrs = A @ v_body (scalar-first q, assumed unit)."""
-    w, x, y, z = _floats(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def quat_from_dcm(a) -> np.ndarray:
-    """Scalar-first unit quaternion of rotation matrix *a* (Shepperd's method)."""
-    tr = a[0, 0] + a[1, 1] + a[2, 2]
-    k = int(np.argmax([tr, a[0, 0], a[1, 1], a[2, 2]]))
-    if k == 0:
-        q = np.array([1 + tr, a[2, 1] - a[1, 2], a[0, 2] - a[2, 0], a[1, 0] - a[0, 1]])
-    elif k == 1:
-        q = np.array([a[2, 1] - a[1, 2], 1 + 2 * a[0, 0] - tr, a[0, 1] + a[1, 0], a[0, 2] + a[2, 0]])
-    elif k == 2:
-        q = np.array([a[0, 2] - a[2, 0], a[0, 1] + a[1, 0], 1 + 2 * a[1, 1] - tr, a[1, 2] + a[2, 1]])
-    else:
-        q = np.array([a[1, 0] - a[0, 1], a[0, 2] + a[2, 0], a[1, 2] + a[2, 1], 1 + 2 * a[2, 2] - tr])
-    q /= np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
-
-
-def skew(v) -> np.ndarray:
-    x, y, z = _floats(v)
-    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-
-
-def rotation_matrix(v) -> np.ndarray:
-    """exp([v]x) (Rodrigues), written out in floats (called several times per step)."""
-    x, y, z = _floats(v)
-    a2 = x * x + y * y + z * z
-    if a2 < 1e-18:
-        s, c1 = 1.0, 0.5
-    else:
-        ang = math.sqrt(a2)
-        s, c1 = math.sin(ang) / ang, (1.0 - math.cos(ang)) / a2
-    return np.array([
-        [1.0 - c1 * (y * y + z * z), -s * z + c1 * x * y, s * y + c1 * x * z],
-        [s * z + c1 * x * y, 1.0 - c1 * (x * x + z * z), -s * x + c1 * y * z],
-        [-s * y + c1 * x * z, s * x + c1 * y * z, 1.0 - c1 * (x * x + y * y)],
-    ])
-
-
-def _inverse(s: np.ndarray) -> np.ndarray | None:
-    """The inverse of a small square matrix (an innovation covariance), None if singular.
-    Up to 3 x 3 in closed form (the adjugate over the determinant, in floats: a fifth of
-    ``np.linalg.inv``'s call overhead at these sizes); larger ones by ``np.linalg.inv``."""
-    m = s.shape[0]
-    if m == 3:
-        (a, b, c), (d, e, f), (g, h, i) = s.tolist()
-        c00, c10, c20 = e * i - f * h, f * g - d * i, d * h - e * g
-        det = a * c00 + b * c10 + c * c20
-        if det == 0.0:
-            return None
-        k = 1.0 / det
-        return np.array([[k * c00, k * (c * h - b * i), k * (b * f - c * e)],
-                         [k * c10, k * (a * i - c * g), k * (c * d - a * f)],
-                         [k * c20, k * (b * g - a * h), k * (a * e - b * d)]])
-    if m == 1:
-        v = float(s[0, 0])
-        return None if v == 0.0 else np.array([[1.0 / v]])
-    try:
-        return np.linalg.inv(s)
-    except np.linalg.LinAlgError:
-        return None
-
-
-def step_rotation_vector(w0_rad_s, w1_rad_s, dt_s: float) -> np.ndarray:
-    """Body rotation vector over [t0, t0+dt] for a rate linear in time from w0 to w1:
-    trapezoid plus the two-sample coning term (third-order Magnus)."""
-    a0, a1, a2 = _floats(w0_rad_s)
-    b0, b1, b2 = _floats(w1_rad_s)
-    h, c = 0.5 * dt_s, dt_s * dt_s / 12.0
-    return np.array([h * (a0 + b0) + c * (a1 * b2 - a2 * b1),
-                     h * (a1 + b1) + c * (a2 * b0 - a0 * b2),
-                     h * (a2 + b2) + c * (a0 * b1 - a1 * b0)])
-
-
-def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Body rotation vector over [*t0_s*, *t1_s*] from gyro samples (a live IMU's, ~100 Hz).
-
-    *t_s* (k,) increasing sample times, *rate_rad_s* (k, 3) body rates (bias already
-    removed).  The rate is taken linear between samples, interpolated at the two ends, and
-    held beyond the first or last sample (the caller limits how far); each interval is one
-    third-order Magnus step (:func:`step_rotation_vector`) and the steps are composed as
-    quaternions.  Returns ``(rotation vector (3,), rate at t0_s (3,), rate at t1_s (3,))``."""
-    t = np.asarray(t_s, dtype=float)
-    w = np.asarray(rate_rad_s, dtype=float).reshape(-1, 3)
-    if t.size == 0 or not t1_s > t0_s:
-        raise ValueError("integrate_rates needs samples and t1_s > t0_s")
-    inside = (t > t0_s) & (t < t1_s)
-
-    def rate_at(tt: float) -> np.ndarray:
-        return np.array([np.interp(tt, t, w[:, j]) for j in range(3)])
-
-    tk = np.concatenate(([t0_s], t[inside], [t1_s]))
-    wk = np.vstack((rate_at(t0_s), w[inside], rate_at(t1_s)))
-    dt = np.diff(tk)[:, None]
-    w0, w1 = wk[:-1], wk[1:]
-    phi = 0.5 * dt * (w0 + w1) + (dt * dt / 12.0) * np.cross(w0, w1)
-    ang = np.linalg.norm(phi, axis=1)
-    half = 0.5 * ang
-    sinc = np.where(ang > 1e-12, np.sin(half) / np.where(ang > 1e-12, ang, 1.0), 0.5)
-    qs = np.column_stack((np.cos(half), sinc[:, None] * phi)).tolist()
-    qw, qx, qy, qz = 1.0, 0.0, 0.0, 0.0
-    for bw, bx, by, bz in qs:  # q <- q (x) dq, in floats (hundreds of small steps)
-        qw, qx, qy, qz = (qw * bw - qx * bx - qy * by - qz * bz, qw * bx + qx * bw + qy * bz - qz * by,
-                          qw * by - qx * bz + qy * bw + qz * bx, qw * bz + qx * by - qy * bx + qz * bw)
-    q = np.array([qw, qx, qy, qz])
-    q /= np.linalg.norm(q)
-    return _rotvec_from_quat(q if q[0] >= 0.0 else -q), wk[0].copy(), wk[-1].copy()
-
-
-# --------------------------------------------------------------------------- environment
-@dataclass
-class Environment:
-    """References at one instant (all GCRS): field (µT), sun unit vector, direct-sun lux E0
-    at the spacecraft, visible solar fraction, albedo cells (weights, directions)."""
-
-    mag_gcrs_ut: np.ndarray
-    sun_unit_gcrs: np.ndarray
-    sun_lux: float
-    sun_fraction: float
-    albedo_weights: np.ndarray
-    albedo_dirs_gcrs: np.ndarray
-
-
-#: Sun positions are computed on nodes this far apart and interpolated linearly: the
-#: direction curves by ~0.7 deg per node interval, so the chord errs by < 2e-6 rad.
-SUN_NODE_S = 1200.0
-_SUN_NODES: dict[int, np.ndarray] = {}
-
-
-def _sun_interpolated(t_gps_s: float) -> np.ndarray:
-    k = math.floor(t_gps_s / SUN_NODE_S)
-    for j in (k, k + 1):
-        if j not in _SUN_NODES:
-            if len(_SUN_NODES) > 256:
-                _SUN_NODES.clear()
-            _SUN_NODES[j] = sun_position_gcrs_m(j * SUN_NODE_S)
-    f = t_gps_s / SUN_NODE_S - k
-    return _SUN_NODES[k] + f * (_SUN_NODES[k + 1] - _SUN_NODES[k])
-
-
-def _sun_fraction(r_gcrs_m: np.ndarray, r_sun_gcrs_m: np.ndarray) -> float:
-    """:func:`eclipse_fraction`, with the clear cases (sun side, or far from the shadow
-    cylinder's edge: the penumbra spreads < 40 km at LEO) decided without it."""
-    s = r_sun_gcrs_m / math.sqrt(float(r_sun_gcrs_m @ r_sun_gcrs_m))
-    along = float(r_gcrs_m @ s)
-    if along >= 0.0:
-        return 1.0
-    perp = math.sqrt(max(0.0, float(r_gcrs_m @ r_gcrs_m) - along * along))
-    if perp > 6_378_137.0 + 100_000.0:
-        return 1.0
-    if perp < 6_378_137.0 - 100_000.0 and along > -5.0e7:
-        return 0.0
-    return float(eclipse_fraction(r_gcrs_m, r_sun_gcrs_m))
-
-
-def environment_at(t_gps_s: float, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux_at_1au: float,
-                   reflectivity: float = _albedo.DEFAULT_REFLECTIVITY) -> Environment:
-    """Field, sun, shadow and albedo at a position (ECEF and GCRS, m) and GPS time."""
-    r_g = np.asarray(r_gcrs_m, dtype=float)
-    b_gcrs_ut = (np.asarray(m_gcrs_from_itrs) @ _igrf.field_ecef_nt(r_ecef_m, t_gps_s)) * 1e-3
-    s_hat, e0, frac = _sun_geometry(float(t_gps_s), r_g, sun_lux_at_1au)
-    w, u = _albedo.albedo_cells(r_g, s_hat, reflectivity)
-    return Environment(b_gcrs_ut, s_hat, e0, frac, w, u)
-
-
-def environments_at(t_gps_s, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux_at_1au: float,
-                    reflectivity: float = _albedo.DEFAULT_REFLECTIVITY) -> list[Environment]:
-    """:func:`environment_at` for n points at once: times (n,), positions (n, 3), the n
-    rotation matrices; bit for bit the same Environments (the field and the albedo cells
-    are computed for all points together, :func:`pygnc.environment.igrf.field_ecef_nt_many`
-    and :func:`pygnc.environment.albedo.albedo_cells_many`), in a fraction of the time from
-    a few tens of points."""
-    t = np.asarray(t_gps_s, dtype=float).ravel()
-    r_g_all = np.asarray(r_gcrs_m, dtype=float).reshape(-1, 3)
-    b_ecef_all = _igrf.field_ecef_nt_many(r_ecef_m, t)
-    # Fresh (3,) arrays as environment_at has them, so every product sees the same operands.
-    r_gs = [r_g_all[i].copy() for i in range(len(t))]
-    suns = [_sun_geometry(float(ti), r_g, sun_lux_at_1au) for ti, r_g in zip(t.tolist(), r_gs)]
-    cells = _albedo.albedo_cells_many(r_g_all, np.array([s_hat for s_hat, _, _ in suns]).reshape(-1, 3), reflectivity)
-    return [Environment((np.asarray(m) @ b_ecef_all[i].copy()) * 1e-3, s_hat, e0, frac, w, u)
-            for i, (m, (s_hat, e0, frac), (w, u)) in enumerate(zip(m_gcrs_from_itrs, suns, cells))]
-
-
-def _sun_geometry(t_gps_s: float, r_g: np.ndarray, sun_lux_at_1au: float) -> tuple[np.ndarray, float, float]:
-    """(unit vector to the sun, direct-sun lux there, visible solar fraction) at GCRS *r_g*."""
-    r_sun = _sun_interpolated(t_gps_s)
-    to_sun = r_sun - r_g
-    d = math.sqrt(float(to_sun @ to_sun))
-    return to_sun / d, sun_lux_at_1au * (AU_M / d) ** 2, float(_sun_fraction(r_g, r_sun))
-
-
-def sun_vector_from_faces(lux, saturated, e_lux: float, albedo_lux=None):
-    """Unit sun vector in body axes from the six faces, or None if not determinable.
-
-    Per axis the lit face gives the cosine (lux - albedo)/E; a saturated face's cosine is
-    recovered from the unit norm (if two are saturated they share what is left equally).
-    Never differences opposite faces."""
-    lux = np.asarray(lux, dtype=float)
-    alb = np.zeros(6) if albedo_lux is None else np.asarray(albedo_lux, dtype=float)
-    c = np.clip((lux - alb) / e_lux, 0.0, 1.0)
-    sat = np.asarray(saturated, dtype=bool)
-    comp = np.zeros(3)
-    sat_axes = []
-    for ax in range(3):
-        p, m = ax, ax + 3
-        if sat[p] or sat[m]:
-            sat_axes.append((ax, 1.0 if sat[p] else -1.0))
-        else:
-            comp[ax] = c[p] if c[p] >= c[m] else -c[m]
-    if sat_axes:
-        rest = max(0.0, 1.0 - float(comp @ comp))
-        share = math.sqrt(rest / len(sat_axes))
-        for ax, sign in sat_axes:
-            comp[ax] = sign * max(share, OPT3001_FULL_SCALE_LUX / e_lux if len(sat_axes) == 1 else share)
-    n = math.sqrt(float(comp @ comp))
-    if n < 0.5:  # too little light for a direction (eclipse, or mostly albedo)
-        return None
-    return comp / n
-
-
-#: TRIAD refuses vector pairs closer than this to parallel (or anti-parallel), rad: the
-#: attitude about the first vector is then set by the second's noise over sin(angle).
-TRIAD_MIN_ANGLE_RAD = math.radians(5.0)
-
-
-def triad(v1_body, v1_ref, v2_body, v2_ref) -> np.ndarray | None:
-    """Attitude matrix A (body -> reference) from two vector pairs, the first exact.
-
-    ``None`` when either pair is within :data:`TRIAD_MIN_ANGLE_RAD` of parallel, or a
-    vector is zero or not finite: no attitude can be had from them."""
-    sin_min = math.sin(TRIAD_MIN_ANGLE_RAD)
-
-    def frame(a, b):
-        a = np.asarray(a, dtype=float)
-        b = np.asarray(b, dtype=float)
-        na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-        t2 = np.cross(a, b)
-        nc = float(np.linalg.norm(t2))
-        if not (nc >= sin_min * na * nb and na > 0.0 and nb > 0.0):  # NaN fails too
-            return None
-        t1 = a / na
-        t2 = t2 / nc
-        return np.column_stack([t1, t2, np.cross(t1, t2)])
-
-    f_ref, f_body = frame(v1_ref, v2_ref), frame(v1_body, v2_body)
-    if f_ref is None or f_body is None:
-        return None
-    return f_ref @ f_body.T
 
 
 # --------------------------------------------------------------------------- calibrator
@@ -514,6 +191,30 @@ class RestDetector:
 
 
 # --------------------------------------------------------------------------- MEKF
+def _inverse(s: np.ndarray) -> np.ndarray | None:
+    """The inverse of a small square matrix (an innovation covariance), None if singular.
+    Up to 3 x 3 in closed form (the adjugate over the determinant, in floats: a fifth of
+    ``np.linalg.inv``'s call overhead at these sizes); larger ones by ``np.linalg.inv``."""
+    m = s.shape[0]
+    if m == 3:
+        (a, b, c), (d, e, f), (g, h, i) = s.tolist()
+        c00, c10, c20 = e * i - f * h, f * g - d * i, d * h - e * g
+        det = a * c00 + b * c10 + c * c20
+        if det == 0.0:
+            return None
+        k = 1.0 / det
+        return np.array([[k * c00, k * (c * h - b * i), k * (b * f - c * e)],
+                         [k * c10, k * (a * i - c * g), k * (c * d - a * f)],
+                         [k * c20, k * (b * g - a * h), k * (a * e - b * d)]])
+    if m == 1:
+        v = float(s[0, 0])
+        return None if v == 0.0 else np.array([[1.0 / v]])
+    try:
+        return np.linalg.inv(s)
+    except np.linalg.LinAlgError:
+        return None
+
+
 _EYE9 = np.eye(9)
 _EYE9.setflags(write=False)
 
@@ -787,15 +488,6 @@ class AttitudeOutput:
     valid_attitude: bool
     in_eclipse: bool
     sun_faces_used: int
-
-
-def _rotvec_from_quat(q) -> np.ndarray:
-    """Rotation vector of a unit quaternion with q[0] >= 0."""
-    v = np.asarray(q[1:], dtype=float)
-    sn = math.sqrt(float(v @ v))
-    if sn < 1e-12:
-        return 2.0 * v
-    return (2.0 * math.atan2(sn, float(q[0])) / sn) * v
 
 
 @dataclass

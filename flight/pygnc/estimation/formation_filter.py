@@ -334,17 +334,6 @@ class FormationFilter:
         m_peer = min(m, 2) if self.peer_fixes_since_init <= 3 else m
         return self.own_rejections_in_row >= m_own or self.peer_rejections_in_row >= m_peer
 
-    def relative_gcrs(self):
-        """(dr_gcrs_m (3,), dv_gcrs_m_s (3,), 6x6 covariance of [dr, dv]) at :attr:`t_gps_s`."""
-        return self.x[I_DR].copy(), self.x[I_DV].copy(), self.p[9:15, 9:15].copy()
-
-    def relative_ecef(self):
-        """(dr_ecef_m, dv_ecef_m_s, 6x6 covariance): the relative state in ITRS axes,
-        dv the rate of change of the ECEF relative vector (Earth-rate term included)."""
-        j = ecef_jacobian(self.t_gps_s)
-        x_e = j @ self.x[9:15]
-        return x_e[0:3], x_e[3:6], j @ self.p[9:15, 9:15] @ j.T
-
     def relative_rtn(self):
         """(dr_rtn_m (3,), 3x3 covariance): relative position in the own radial /
         along-track / cross-track frame."""

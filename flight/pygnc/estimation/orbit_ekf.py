@@ -176,10 +176,6 @@ class OrbitEKF:
     def initialized(self) -> bool:
         return self.t_gps_s is not None
 
-    def state_gcrs(self):
-        """(r_gcrs_m (3,), v_gcrs_m_s (3,)) at :attr:`t_gps_s`."""
-        return self.x[:3].copy(), self.x[3:6].copy()
-
     def state_ecef(self):
         """(r_ecef_m (3,), v_ecef_m_s (3,)) at :attr:`t_gps_s` (ITRS via pygnc.frames)."""
         return frames.gcrs_to_itrs(self.x[:3], self.x[3:6], self.t_gps_s)

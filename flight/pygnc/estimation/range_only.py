@@ -402,7 +402,9 @@ class PartnerHypotheses:
 
     def open_restart_window(self, t_gps_s: float, range_m: float) -> None:
         """The window of a restart (:meth:`lose`), once its prior has been carried to
-        *t_gps_s* (the filter's time), with the range of that time."""
+        *t_gps_s* (the filter's time), with the range of that time.  The lost track is
+        evidence against the side the prior chose: its main component and that one's point
+        mirror weigh the same in the new fit."""
         f = self.filter
         carried = self.carry.result()
         self.carry = None
@@ -410,7 +412,10 @@ class PartnerHypotheses:
         self.window = w = AcquisitionWindow.open(f, t_gps_s, carried.p0, how, self.window_length_s(carried.p0))
         w.x0 = carried.x0.copy()
         w.ref[0:6] = carried.x0
-        w.prior = PartnerPrior(t_gps_s, carried.components, how)
+        main = carried.components[0]
+        w.prior = PartnerPrior(t_gps_s, [PriorComponent(0.5, main.x0, main.p0, main.label),
+                                         PriorComponent(0.5, 2.0 * f.x[0:6] - main.x0, main.p0, "its point mirror")],
+                               how)
         self.add_window_range(t_gps_s, range_m)
 
     # ------------------------------------------------------------------ the window

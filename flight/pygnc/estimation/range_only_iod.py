@@ -169,8 +169,9 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
     Continuation: the fit is made on the first quarter of the ranges, then half, then all,
     each stage starting from the last (early ranges are the least far from the prior, so
     the linearisation holds there first); the first stage also starts from the prior's
-    mirror images (relative position negated, reflected in the own orbit plane, both), each
-    taken through every stage, and so are *n_random_starts* draws from the prior; the
+    mirror images (relative position negated, reflected in the own orbit plane, both), from
+    the prior's direction at the first range's distance and its point mirror, and from the
+    partner ahead and behind along-track at that distance, each taken through every stage, and so are *n_random_starts* draws from the prior; the
     lowest final cost (ranges + prior) wins (*starts*: the 7-vectors [x0, bias] to start
     from instead).  Ranges off by more than *outlier_sigma* x a robust spread are dropped
     and the fit repeated."""
@@ -204,6 +205,23 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
         c[:3] = own0 + dr
         c[3:6] = dv
         starts.append(c)
+    dr0 = prior[:3] - own0
+    r0 = float(np.linalg.norm(dr0))
+    rho0 = float(z[0] - prior[6]) if n else 0.0
+    along = own_r_k[1] - own0 if n > 1 else np.zeros(3)
+    na = float(np.linalg.norm(along))
+    if not explicit and rho0 > 0.0:
+        # The first range fixes the distance at the window start: the prior's direction at
+        # that distance and its point mirror, and the partner ahead and behind along-track
+        # at that distance (where formations fly), start closer to the answer than a prior
+        # kilometres off in range - a close partner's prior is often that far off, and its
+        # window's cost a valley whose other minima fit about as well.
+        directions = ([dr0 / r0] if r0 > 0.0 else []) + ([along / na] if na > 0.0 else [])
+        for u in directions:
+            for sign in (1.0, -1.0):
+                c = prior.copy()
+                c[:3] = own0 + sign * rho0 * u
+                starts.append(c)
     n_structured = len(starts)
     if not explicit and n_random_starts > 0:
         # The cost has several minima the ranges fit equally well (mirror images and their

@@ -32,7 +32,7 @@ given here (the processors' ``counters``).
    finite is not committed; a filter found non-finite after a prediction is reset here
    (:func:`finite`, counted under ``reinit``/``reset``).
 7. **TRIAD** refuses parallel vector pairs
-   (:func:`pygnc.estimation.attitude_mekf.triad`).
+   (:func:`pygnc.estimation.attitude_sensors.triad`).
 """
 
 from __future__ import annotations

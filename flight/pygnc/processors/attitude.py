@@ -68,8 +68,8 @@ import numpy as np
 
 from .. import frames
 from ..config import Config, filter_tunables
-from ..estimation.attitude_mekf import (AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput, environment_at,
-                                        environments_at)
+from ..estimation.attitude_environment import environment_at, environments_at
+from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput
 from ..estimation.imu_alignment import ImuTimeAlignment
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body
