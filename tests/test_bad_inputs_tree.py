@@ -105,6 +105,7 @@ def test_batch_sequence_numbers_are_refused_beyond_the_header_range(tmp_path):
     headers = [B.decode_header((home / "pygnc_batches" / n).read_bytes()) for n in names]
     assert [h["sequence"] for h in headers] == [B.MAX_SEQUENCE - 1, B.MAX_SEQUENCE]
     assert "sequence numbers are exhausted" in (run.log_dir() / "batch_writer.log").read_text()
+    assert S.decode_status((home / "pygnc_status.bin").read_bytes())["flags"] & S.FLAG_DOWNLINK_FAILED
 
 
 INGEST_ID = TASKS_BY_NAME["ingest"].task_id
@@ -158,3 +159,32 @@ def test_a_huge_range_file_costs_only_its_limit(tmp_path):
     assert stats["range"]["bytes_over_limit"] == huge - limit and "over the limit" in stats["range"]["note"]
     assert stats["sense"]["bytes_over_limit"] == sense_size - (8 * RECORD_SIZE + 100)
     assert "over the limit" in (run.log_dir() / "ingest.log").read_text()
+
+
+def test_a_downlink_failure_at_the_writers_stop_is_in_the_final_status(tmp_path):
+    """The batch writer records its final messages at its stop, after the status reporter's
+    last status: a failure then (here the numbers run out when the host's FLU closed the
+    last file) still ends in the final status (`downlink_failed`)."""
+    from pygnc.batch_store import STATE_FILE, STATE_FORMAT
+    from pygnc.formats import stream as fs
+
+    home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_batches").mkdir()
+    (home / "pygnc_batches" / STATE_FILE).write_text(json.dumps(
+        {"format": STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE}))
+    _, last = _span_without_sample(-1)
+    with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
+        run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE)
+        mark = len(run.output)
+        run.send(fs.encode_frame(fs.FLUSH, 7))  # the host closes the open file: the last number
+        run.wait_frame(lambda f: f.tag == fs.ACK_TAG and fs.ACK.unpack(f.payload)[0] == 7, 10, mark)
+        final = home / "pygnc_batches" / B.file_name(B.MAX_SEQUENCE)
+        t_end = time.monotonic() + 10
+        while not final.exists() and time.monotonic() < t_end:
+            time.sleep(0.05)
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    st = S.decode_status((home / "pygnc_status.bin").read_bytes())
+    assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_DOWNLINK_FAILED, st["flag_names"]
+    assert b" DF" in (home / "pygnc_info.txt").read_bytes()
+    assert sorted(p.name for p in (home / "pygnc_batches").glob("batch_*")) == [final.name]

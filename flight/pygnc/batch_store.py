@@ -29,7 +29,8 @@ Only complete files ever carry their final name ``batch_NNNNNNNN.bin`` (layout:
 * something that is not a directory where the directory must be (a file named
   ``pygnc_batches``) is renamed to ``<name>.not-a-directory``, never deleted;
 * :attr:`BatchStore.failed` says the store could not write all it was given in this run
-  (records dropped, a write, sync or close error, an unusable directory, numbers exhausted):
+  (records dropped, a write, sync or close error, an unusable directory, numbers exhausted,
+  a ``.part`` that vanished before it was closed):
   the writer reports it (status flag ``downlink_failed``).
 
 No bus, no numpy: :class:`BatchStore` takes framed records (bytes) and a clock; the writer
@@ -426,6 +427,7 @@ class BatchStore:
             os.replace(f.part, f.final)
         except FileNotFoundError:
             self.counters.files_lost += 1
+            self.failed = True
             self.log.error("%s vanished before it was closed: %d records lost", f.part.name, f.records)
             return
         fsync_dir(self.dir)
