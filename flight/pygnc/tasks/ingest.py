@@ -196,6 +196,15 @@ def _stats_body(source, path, present, note="", stats=None, files=0, time_outlie
     return d
 
 
+def _skip_notes(skipped: int, over: int) -> list[str]:
+    """What the skipped bytes were, for an ``ingest_stats`` note."""
+    if not over:
+        return ["corrupt bytes skipped"] if skipped else []
+    more = skipped - over
+    return [f"{over} bytes over the limit not read"] + (
+        [f"{more} more bytes skipped (where the read began, or corrupt)"] if more > 0 else [])
+
+
 def _outlier_text(t: np.ndarray, mask: np.ndarray, limit: int = 3) -> str:
     """The first few outlier stamps with their neighbours, for the log."""
     parts = []
@@ -247,10 +256,7 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
                     n_out, int(bad_s.sum()), int(bad_f.sum()), _outlier_text(sensors["t_sc_s"], bad_s) or "-")
         sensors, fixes = sensors[~bad_s], fixes[~bad_f]
     notes = ["empty"] if s.bytes_total == 0 else []
-    if over:
-        notes.append(f"{over} bytes over the limit not read")
-    if s.bytes_skipped > over:
-        notes.append("corrupt bytes skipped")
+    notes += _skip_notes(s.bytes_skipped, over)
     if n_out:
         notes.append(f"{n_out} time outliers dropped")
     note = "; ".join(notes)
@@ -327,8 +333,7 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
         gps_note = f"{len(gps)} own GPS packets ({n_gps_valid} valid; own fixes come from sense.bin)"
     s = rb.stats
     ignored = list(getattr(rb, "ignored_files", []) or [])
-    note = (f"{over} bytes over the limit not read; " if over else "") + \
-           ("corrupt bytes skipped; " if s.bytes_skipped > over else "") + \
+    note = "".join(n + "; " for n in _skip_notes(s.bytes_skipped, over)) + \
            (f"{n_out} time outliers dropped; " if n_out else "") + \
            (f"ignored {len(ignored)} files; " if ignored else "") + gps_note
     (log.warning if s.bytes_skipped or ignored or n_out else log.info)(
