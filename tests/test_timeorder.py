@@ -161,3 +161,15 @@ def test_ingest_drops_a_range_outlier_and_retimes_its_fix(tmp_path):
     assert max(b["t_sc_s"] for k, b in msgs if k in ("range", "gps_fix")) < 1_742_460_000
     peer = sorted(b["t_sc_s"] for k, b in msgs if k == "gps_fix" and b["peer_id"] == 0x4B)
     assert pks[4][1][1] in peer  # the fix of group 4 takes its second range's time
+
+
+def test_a_record_without_gps_does_not_start_the_batch_at_zero(tmp_path):
+    """An all-zero GPS segment decodes to an own fix stamped 0: it is no time, and the
+    batch's span (batch_end, the status's batch_t_sc_first_s) is the data's."""
+    data = bytearray((SAMPLE / "sense.bin").read_bytes())
+    off = 3 * RECORD_SIZE + 5 * SENSOR_SEGMENT_SIZE
+    data[off:off + 99] = bytes(99)
+    clean = build_message_stream(Paths(_home_with(tmp_path / "a")), Config()).messages[-1][1]
+    end = build_message_stream(Paths(_home_with(tmp_path / "b", bytes(data))), Config()).messages[-1][1]
+    assert (end["t_sc_first_s"], end["t_sc_last_s"]) == (clean["t_sc_first_s"], clean["t_sc_last_s"])
+    assert end["n_gps_fix"] == clean["n_gps_fix"]

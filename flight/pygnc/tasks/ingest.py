@@ -394,7 +394,11 @@ def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
         else:
             bodies = [p[3](0, len(p[0])) for p in parts]
             out.messages.extend((parts[j][2], bodies[j][k]) for j, k in zip(src.tolist(), idx.tolist()))
-        t_first, t_last = float(t.min()), float(t.max())
+        # The span of the data: an own fix stamped 0 is a record without GPS (all-zero
+        # segment), not a time.
+        timed = t[~((kind == _KIND_FIX) & (t == 0))]
+        if timed.size:
+            t_first, t_last = float(timed.min()), float(timed.max())
     n = lambda a: 0 if a is None else len(a)  # noqa: E731
     out.messages.append(("batch_end", {
         "n_sensor": n(sensors), "n_gps_fix": n(fixes), "n_gps_fix_valid": out.n_valid_fixes,
