@@ -315,3 +315,107 @@ def test_resolve_batch_dir(tmp_path):
     assert bs.resolve_batch_dir(tmp_path, "pygnc_batches") == tmp_path / "pygnc_batches"
     assert bs.resolve_batch_dir(tmp_path, "/abs/x") == Path("/abs/x")
     assert bs.resolve_batch_dir(tmp_path, "~/y") == Path.home() / "y"
+
+
+# --------------------------------------------------------------------------- issue 39 items 7 and 9
+def _fake_free(monkeypatch, free: dict) -> None:
+    real = shutil.disk_usage
+    monkeypatch.setattr(bs.shutil, "disk_usage", lambda p: real(p)._replace(free=free["bytes"]))
+
+
+def test_the_downlink_reserve_is_written_into_down_to_the_status_reserve(tmp_path, monkeypatch, caplog):
+    """Item 7: with less free space than the downlink's reserve (the logs stopped above it)
+    the writer goes on writing; only at the status files' reserve does it delete its oldest
+    files, then drop records - and say it failed."""
+    free = {"bytes": 5 * 2**20}  # under 1 MiB + 8 MiB: inside the downlink's reserve
+    _fake_free(monkeypatch, free)
+    clock = FakeClock()
+    s = _store(tmp_path, clock, max_file_bytes=400, min_free_bytes=2**20, reserve_bytes=8 * 2**20)
+    for i in range(20):
+        assert s.append(*_record(i))
+    s.close_file(B.FILE_CLOSED_SIZE)
+    assert _finals(tmp_path) and s.counters.files_pruned == 0 and not s.failed
+    assert sum("under the downlink's reserve" in r.message for r in caplog.records) == 1  # said once
+    free["bytes"] = 1000  # now under the status files' reserve
+    s.close_file(B.FILE_CLOSED_SIZE)
+    s.prune()
+    assert not _finals(tmp_path) and s.counters.files_pruned > 0
+    assert not s.failed  # deleting sent-or-not files is the bound at work, nothing dropped yet
+    assert not s.append(*_record(50)) and s.failed and s.counters.records_not_written == 1
+    free["bytes"] = 10 * 2**20
+    clock.t += bs.FREE_CHECK_PERIOD_S
+    assert s.append(*_record(51))
+    s.close()
+    assert s.failed  # for the rest of the run
+
+
+def test_a_file_where_the_directory_must_be_is_moved_aside(tmp_path):
+    d = tmp_path / "pygnc_batches"
+    d.write_bytes(b"the host's file")
+    s = _store(d)
+    assert s.append(*_record(0))
+    s.close()
+    assert (tmp_path / "pygnc_batches.not-a-directory").read_bytes() == b"the host's file"
+    assert _all_records(d) == [_record(0)[0]] and not s.failed
+
+
+def test_an_unusable_directory_is_a_failure(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    s = bs.BatchStore(f / "sub", 1, "k", 0, clock=FakeClock())
+    assert not s.failed
+    assert not s.append(*_record(0)) and s.failed
+
+
+def test_write_error_is_a_failure(tmp_path, monkeypatch):
+    s = _store(tmp_path)
+    assert s.append(*_record(0)) and not s.failed
+    monkeypatch.setattr(bs.os, "write", lambda fd, b: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+    assert not s.append(*_record(1)) and s.failed
+
+
+def _headers(d: Path) -> list[dict]:
+    return [B.decode_header(p.read_bytes()) for p in _finals(d)]
+
+
+def test_sequence_numbers_end_at_the_header_maximum_and_are_refused_beyond(tmp_path):
+    """Item 9: the numbers saturated at 2**32 - 1 (two files with one header number).  The
+    store writes MAX - 1 and MAX, then refuses: no third file, records counted, failed."""
+    (tmp_path / bs.STATE_FILE).write_text(json.dumps({"format": bs.STATE_FORMAT, "version": 1,
+                                                      "next_sequence": B.MAX_SEQUENCE - 1}))
+    s = _store(tmp_path, max_file_bytes=200)
+    written = sum(s.append(*_record(i)) for i in range(6))
+    s.close()
+    seqs = [h["sequence"] for h in _headers(tmp_path)]
+    assert seqs == [B.MAX_SEQUENCE - 1, B.MAX_SEQUENCE]
+    assert [p.name for p in _finals(tmp_path)] == [B.file_name(q) for q in seqs]
+    assert B.file_name(B.MAX_SEQUENCE) == "batch_4294967295.bin"
+    assert 0 < written < 6 and s.counters.records_not_written == 6 - written and s.failed
+    # The next start (a new run) knows at once, and still writes nothing.
+    s2 = _store(tmp_path, key="run2")
+    assert s2.failed and not s2.append(*_record(9))
+    assert len(_finals(tmp_path)) == 2
+    # The operator's remedy, as documented: numbering restarts at 1.
+    for p in _finals(tmp_path):
+        p.unlink()
+    (tmp_path / bs.STATE_FILE).unlink()
+    s3 = _store(tmp_path, key="run3")
+    assert s3.append(*_record(10))
+    s3.close()
+    assert [h["sequence"] for h in _headers(tmp_path)] == [1]
+
+
+def test_numbers_beyond_the_header_are_not_ours(tmp_path):
+    """A name whose number no header can carry is no batch file of ours: it is neither
+    continued from, nor pruned, nor recovered; a state beyond the range is invalid."""
+    foreign = tmp_path / "batch_99999999999.bin"
+    foreign.write_bytes(b"x" * 3000)
+    part = tmp_path / "batch_99999999999.bin.part"
+    part.write_bytes(b"y")
+    (tmp_path / bs.STATE_FILE).write_text(json.dumps({"format": bs.STATE_FORMAT, "next_sequence": 2**40}))
+    s = _store(tmp_path, total_max_bytes=1000)
+    assert s.next_seq == 1
+    assert s.append(*_record(0))
+    s.close()
+    assert foreign.exists() and part.exists() and not s.failed
+    assert [B.decode_header(p.read_bytes())["sequence"] for p in _finals(tmp_path) if p != foreign] == [1]

@@ -115,3 +115,79 @@ def test_final_status_that_cannot_be_written_is_an_error_exit(tmp_path):
             time.sleep(0.1)
             assert "cannot write the final status" in run.text
             assert not list(home.glob(".*.tmp*"))
+
+
+# --------------------------------------------------------------------------- issue 39 item 7
+def _batch_files(home: Path) -> list[Path]:
+    from pygnc.formats import batch as B
+
+    return sorted(p for p in (home / "pygnc_batches").iterdir() if B.FILE_RE.match(p.name))
+
+
+def test_downlink_comes_before_logs(tmp_path):
+    """Less free space than the downlink's reserve (64 MiB): the batch writer wrote no file at
+    all and only `logs_limited` showed.  Now the logs give way (they keep the reserve free)
+    and the batch files are written into it; nothing says the downlink failed."""
+    from pygnc.formats import batch as B
+
+    with small_fs(tmp_path, "40m") as fs:  # default configuration: reserves 8 + 64 MiB
+        home = make_home(fs, SAMPLE)
+        with FlightRun(home, spacecraft_time_s=_t_sc()) as run:
+            run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_LOGS_LIMITED)
+            run.ctrl_c()
+            assert run.wait_exit(10) == 0
+            st = S.decode_status(run.status_path.read_bytes())
+            assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_LOGS_LIMITED
+            assert not st["flags"] & S.FLAG_DOWNLINK_FAILED
+            files = _batch_files(home)
+            assert files and sum(len(B.decode_batch(p.read_bytes()).records) for p in files) > 10
+            info = (home / "pygnc_info.txt").read_bytes()
+            assert b" LL" in info and b"DF" not in info
+
+
+def test_a_downlink_that_cannot_be_written_says_so(tmp_path):
+    """Under the status files' reserve the batch writer cannot write: flag `downlink_failed`
+    and `DF` in the info file, while the status goes on being written."""
+    with small_fs(tmp_path, "16m") as fs:
+        home = make_home(fs, SAMPLE)
+        _fill(fs / "filler", leave_bytes=4 * 1024 * 1024)  # under the default 8 MiB
+        with FlightRun(home, spacecraft_time_s=_t_sc()) as run:
+            st = run.wait_status(lambda s: s["flags"] & S.FLAG_DOWNLINK_FAILED and s["flags"] & S.FLAG_BATCH_DONE,
+                                 timeout_s=30)
+            assert not st["flags"] & S.FLAG_WRITE_FAILED
+            assert b" DF" in run.wait_info(b" DF")
+            seq = st["seq"]
+            run.wait_status(lambda s: s["seq"] >= seq + 3)  # still written
+            run.ctrl_c()
+            assert run.wait_exit(10) == 0
+            st = S.decode_status(run.status_path.read_bytes())
+            assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_DOWNLINK_FAILED
+            assert not list((home / "pygnc_batches").glob("batch_*"))
+
+
+def test_a_file_named_pygnc_batches_is_moved_aside(tmp_path):
+    """With `pygnc_batches` a file the downlink was lost and nothing said so: the file is
+    renamed aside (never deleted) and the batch files are written."""
+    home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_batches").write_bytes(b"not a directory")
+    with FlightRun(home, spacecraft_time_s=_t_sc()) as run:
+        run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE)
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    st = S.decode_status((home / "pygnc_status.bin").read_bytes())
+    assert not st["flags"] & S.FLAG_DOWNLINK_FAILED
+    assert (home / "pygnc_batches.not-a-directory").read_bytes() == b"not a directory"
+    assert _batch_files(home)
+
+
+def test_an_unusable_batch_directory_says_so(tmp_path):
+    """A batch directory that cannot be made (its parent is a file): `downlink_failed`."""
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text('batch_dir = "sense.bin/batches"\n')
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_t_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
+        run.wait_status(lambda s: s["flags"] & S.FLAG_DOWNLINK_FAILED, timeout_s=30)
+        run.wait_info(b" DF")
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    assert S.decode_status((home / "pygnc_status.bin").read_bytes())["flags"] & S.FLAG_DOWNLINK_FAILED

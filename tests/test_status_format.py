@@ -33,7 +33,7 @@ vec3 = st.tuples(*[st.floats(-1e7, 1e7, width=32)] * 3)
 
 
 @settings(max_examples=100, deadline=None)
-@given(seq=st.integers(0, 2**32 - 1), flags=st.integers(0, 2**13 - 1), t=st.floats(0, 4e9),
+@given(seq=st.integers(0, 2**32 - 1), flags=st.integers(0, 2**16 - 1), t=st.floats(0, 4e9),
        r=st.tuples(*[st.floats(-1e8, 1e8)] * 3), v=vec3, restarts=st.integers(0, 1000))
 def test_round_trip(seq, flags, t, r, v, restarts):
     values = {"seq": seq, "flags": flags, "t_sc_s": t, "orbit_r_ecef_m": r, "orbit_v_ecef_m_s": v,
@@ -79,3 +79,29 @@ def test_any_value_packs_never_raises():
     assert out["orbit_v_ecef_m_s"][:2] == (math.inf, -math.inf) and math.isnan(out["orbit_v_ecef_m_s"][2])
     assert out["task0_restarts"] == 0 and out["task0_age_ds"] == 255 and out["seq"] == 0
     assert out["orbit_fixes_used"] == 65535 and math.isnan(out["orbit_t_sc_s"])
+
+
+def test_downlink_failed_flag_and_info_token():
+    """Issue 39 item 7: bit 13 says the batch writer could not write; the info file's task
+    line says DF.  The layout (version 3) is unchanged."""
+    assert S.FLAG_DOWNLINK_FAILED == 1 << 13 and S.FLAG_NAMES[S.FLAG_DOWNLINK_FAILED] == "downlink_failed"
+    assert S.VERSION == 3
+    base = {"t_sc_s": 1.7e9, "task0_id": 1, "task0_state": 2}
+    line = [x for x in render_info(S.decode_status(S.encode_status(base))).split(b"\n") if x.startswith(b"tsk")]
+    assert b"DF" not in line[0]
+    worst = {**base, "flags": (1 << 14) - 1, "seq": 2**32 - 1, "run": 65535, "uptime_s": 1e9,
+             "sense_records": 2**32 - 1, "sense_records_skipped": 2**32 - 1, "fixes_valid": 2**32 - 1,
+             "fixes_total": 2**32 - 1, "orbit_quality": 2, "orbit_t_sc_s": 0.0, "att_quality": 6,
+             "att_rate_body_rad_s": (1e30, 1e30, 1e30),
+             **{f"task{k}_id": k + 1 for k in range(S.MAX_TASKS)},
+             **{f"task{k}_restarts": 255 for k in range(S.MAX_TASKS)},
+             **{f"peer{k}_id": 70 + k for k in range(S.MAX_PEERS)},
+             **{f"peer{k}_sigma_dr_m": (1e30, 1e30, 1e30) for k in range(S.MAX_PEERS)},
+             **{f"peer{k}_quality": 7 for k in range(S.MAX_PEERS)},
+             **{f"peer{k}_acq_window_s": 65535 for k in range(S.MAX_PEERS)}}
+    info = render_info(S.decode_status(S.encode_status(worst)))
+    assert len(info) <= MAX_BYTES and info.endswith(b"\n") and info.count(b"\n") == 6  # the six lines fit
+    assert b" FAIL WF LL DF" in info
+    worst["flags"] = 0xFFFF  # and with the cfg line, in what room is left
+    info = render_info(S.decode_status(S.encode_status(worst)), "pygnc_config.toml:12 formation_filter.x")
+    assert len(info) <= MAX_BYTES and info.endswith(b"\n") and b" FAIL WF LL DF" in info

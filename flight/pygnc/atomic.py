@@ -83,3 +83,15 @@ def free_bytes(path: str | os.PathLike) -> int | None:
     except OSError:
         return None
     return v.f_bavail * v.f_frsize
+
+
+def move_aside(path: Path) -> Path:
+    """Rename *path* (something that is not a directory where one must be) to a free
+    ``<name>.not-a-directory[.N]`` next to it; returns the new name.  Nothing is deleted."""
+    path = Path(path)
+    for k in range(1000):
+        dest = path.with_name(path.name + ".not-a-directory" + (f".{k}" if k else ""))
+        if not os.path.lexists(dest):
+            os.rename(path, dest)
+            return dest
+    raise FileExistsError(f"cannot move {path} aside: too many earlier copies")

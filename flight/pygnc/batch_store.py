@@ -18,9 +18,20 @@ Only complete files ever carry their final name ``batch_NNNNNNNN.bin`` (layout:
   (``.batch_state.json``, replaced atomically, written *before* a file is created) and
   never below the highest number still on disk, so the host may delete or move files it
   has sent at any time;
-* the total size of the directory stays under ``total_max_bytes`` and the file system keeps
-  ``min_free_bytes`` free: the oldest complete files are deleted first (logged); when that is
-  not enough, records are dropped and counted rather than fill the card.
+* sequence numbers end at :data:`~pygnc.formats.batch.MAX_SEQUENCE` (the header's uint32):
+  the store refuses to number a file beyond it (:class:`SequenceExhausted`; records are then
+  counted, not written) rather than wrap or give two files one number;
+* the total size of the directory stays under ``total_max_bytes``; the free space may fall
+  into the downlink's reserve (``reserve_bytes``: the logs have stopped before it, so only
+  batch files use it) but never under ``min_free_bytes`` (the status files' reserve): there
+  the oldest complete files are deleted first (logged); when that is not enough, records are
+  dropped and counted rather than fill the card;
+* something that is not a directory where the directory must be (a file named
+  ``pygnc_batches``) is renamed to ``<name>.not-a-directory``, never deleted;
+* :attr:`BatchStore.failed` says the store could not write all it was given in this run
+  (records dropped, a write, sync or close error, an unusable directory, numbers exhausted,
+  a ``.part`` that vanished before it was closed):
+  the writer reports it (status flag ``downlink_failed``).
 
 No bus, no numpy: :class:`BatchStore` takes framed records (bytes) and a clock; the writer
 task (:mod:`pygnc.tasks.batch_writer`) decides what to record.
@@ -38,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .atomic import fsync_dir, remove_stale_temps, write_atomic
+from .atomic import fsync_dir, move_aside, remove_stale_temps, write_atomic
 from .formats import batch as fmt
 
 STATE_FILE = ".batch_state.json"
@@ -48,6 +59,10 @@ STATE_VERSION = 1
 RETRY_AFTER_S = 5.0
 #: How often the free space is checked while it is low, s.
 FREE_CHECK_PERIOD_S = 10.0
+
+
+class SequenceExhausted(OSError):
+    """The next batch file would need a sequence number beyond MAX_SEQUENCE."""
 
 
 def resolve_batch_dir(home: Path, configured: str) -> Path:
@@ -103,7 +118,8 @@ class _OpenFile:
 class BatchStore:
     def __init__(self, directory: Path, run: int, run_key: str, spacecraft_id: int, *,
                  max_file_bytes: int = 25_600, max_file_age_s: float = 600.0,
-                 total_max_bytes: int = 32 * 1024 * 1024, min_free_bytes: int = 64 * 1024 * 1024,
+                 total_max_bytes: int = 32 * 1024 * 1024, min_free_bytes: int = 8 * 1024 * 1024,
+                 reserve_bytes: int = 64 * 1024 * 1024,
                  fsync_period_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  log: logging.Logger | None = None,
                  context: Callable[[], list[tuple[bytes, float]]] = lambda: []):
@@ -113,6 +129,7 @@ class BatchStore:
         self.max_file_age_s = max_file_age_s
         self.total_max_bytes = total_max_bytes
         self.min_free_bytes = min_free_bytes
+        self.reserve_bytes = reserve_bytes
         self.fsync_period_s = fsync_period_s
         self.clock = clock
         self.log = log or logging.getLogger("batch_store")
@@ -124,8 +141,11 @@ class BatchStore:
         self.opened = False
         self._retry_at = 0.0
         self._disk_low = False
+        self._in_reserve = False
         self._next_free_check = 0.0
         self._errors_logged = 0
+        #: could not write everything it was given in this run (see the module docstring)
+        self.failed = False
 
     # ------------------------------------------------------------------ paths and state
     @property
@@ -138,13 +158,13 @@ class BatchStore:
             entries = list(os.scandir(self.dir))
         except OSError:
             return finals, parts
-        for e in entries:
+        for e in entries:  # a number beyond the header's range is no file of ours: left alone
             m = fmt.FILE_RE.match(e.name)
-            if m:
+            if m and int(m.group(1)) <= fmt.MAX_SEQUENCE:
                 finals[int(m.group(1))] = Path(e.path)
                 continue
             m = fmt.PART_RE.match(e.name)
-            if m:
+            if m and int(m.group(1)) <= fmt.MAX_SEQUENCE:
                 parts[int(m.group(1))] = Path(e.path)
         return finals, parts
 
@@ -158,7 +178,8 @@ class BatchStore:
         try:
             st = json.loads(raw)
             if not (isinstance(st, dict) and st.get("format") == STATE_FORMAT
-                    and isinstance(st.get("next_sequence"), int) and st["next_sequence"] >= 1):
+                    and isinstance(st.get("next_sequence"), int)
+                    and fmt.MIN_SEQUENCE <= st["next_sequence"] <= fmt.MAX_SEQUENCE + 1):
                 raise ValueError("not a batch state")
             return st, ""
         except ValueError as exc:
@@ -170,8 +191,13 @@ class BatchStore:
         write_atomic(self.state_path, (json.dumps(st) + "\n").encode())
 
     def _reserve_sequence(self) -> int:
-        """The next sequence number, made durable before any file carries it."""
+        """The next sequence number, made durable before any file carries it;
+        :class:`SequenceExhausted` beyond MAX_SEQUENCE."""
         seq = self.next_seq
+        if seq > fmt.MAX_SEQUENCE:
+            raise SequenceExhausted(f"batch sequence numbers are exhausted (the next would be {seq}, beyond the "
+                                    f"header's {fmt.MAX_SEQUENCE}): remove the batch files and {STATE_FILE} "
+                                    "to number from 1 again")
         self.next_seq += 1
         try:
             self._write_state()
@@ -182,8 +208,13 @@ class BatchStore:
 
     # ------------------------------------------------------------------ start
     def open(self) -> OpenReport:
-        """Create the directory, load the sequence state, recover leftover ``.part`` files
-        and apply the size bounds.  Raises OSError only if the directory cannot be made."""
+        """Create the directory (a non-directory in its place is renamed aside), load the
+        sequence state, recover leftover ``.part`` files and apply the size bounds.  Raises
+        OSError only if the directory cannot be made."""
+        if os.path.lexists(self.dir) and not self.dir.is_dir():
+            moved = move_aside(self.dir)
+            self.log.warning("%s was not a directory: renamed to %s, batch files go to a new directory",
+                             self.dir, moved.name)
         self.dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.state_path)
         for tmp in self.dir.glob(f".{fmt.FILE_PREFIX}*.tmp*"):  # write_atomic temps of .part rewrites
@@ -212,6 +243,11 @@ class BatchStore:
         self.opened = True
         self.prune()
         report.next_sequence = self.next_seq
+        if self.next_seq > fmt.MAX_SEQUENCE:
+            self.failed = True
+            self.log.error("batch sequence numbers are exhausted (next %d, beyond %d): no batch file can be "
+                           "written; remove the batch files and %s to number from 1 again", self.next_seq,
+                           fmt.MAX_SEQUENCE, STATE_FILE)
         return report
 
     def _recover(self, seq: int, part: Path, finals: dict[int, Path], report: OpenReport) -> None:
@@ -260,7 +296,8 @@ class BatchStore:
         return out
 
     # ------------------------------------------------------------------ writing
-    def _note_error(self, what: str, exc: OSError) -> None:
+    def _note_error(self, what: str, exc: OSError, failed: bool = True) -> None:
+        self.failed = self.failed or failed
         self.counters.write_errors += 1
         self._errors_logged += 1
         if self._errors_logged <= 5:
@@ -316,6 +353,7 @@ class BatchStore:
                 self._retry_at = now + RETRY_AFTER_S
         if not self.opened or now < self._retry_at or self._low_on_space(now):
             self.counters.records_not_written += 1
+            self.failed = True
             return False
         try:
             f = self.file
@@ -389,6 +427,7 @@ class BatchStore:
             os.replace(f.part, f.final)
         except FileNotFoundError:
             self.counters.files_lost += 1
+            self.failed = True
             self.log.error("%s vanished before it was closed: %d records lost", f.part.name, f.records)
             return
         fsync_dir(self.dir)
@@ -421,7 +460,8 @@ class BatchStore:
 
     def prune(self) -> None:
         """Delete the oldest complete files until the directory fits ``total_max_bytes`` and
-        the file system keeps ``min_free_bytes`` free."""
+        the file system keeps ``min_free_bytes`` free (the downlink's reserve above that is
+        the batch files' to use); say once when the free space enters that reserve."""
         files = self._sizes()
         total = sum(s for _, _, s in files) + (self.file.size if self.file else 0)
         free = self._free_bytes()
@@ -434,7 +474,7 @@ class BatchStore:
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                self._note_error("prune", exc)
+                self._note_error("prune", exc, failed=False)  # nothing of this run lost
                 break
             total -= size
             free += size
@@ -445,6 +485,12 @@ class BatchStore:
             self.log.warning("deleted %d oldest batch files (%s) to stay under %d bytes with %d bytes free",
                              len(deleted), fmt.ranges_text(deleted), self.total_max_bytes, self.min_free_bytes)
         self._disk_low = free < self.min_free_bytes
+        in_reserve = free < self.min_free_bytes + self.reserve_bytes
+        if in_reserve and not self._in_reserve:
+            self.log.warning("%d bytes free, under the downlink's reserve of %d: the logs have stopped, batch files "
+                             "go on down to %d bytes free", free, self.min_free_bytes + self.reserve_bytes,
+                             self.min_free_bytes)
+        self._in_reserve = in_reserve
         self._next_free_check = self.clock() + FREE_CHECK_PERIOD_S
 
     def _low_on_space(self, now: float) -> bool:

@@ -50,6 +50,16 @@ class Config:
     max_fix_radius_m: float = bounded(8_500_000.0, "[0, 1e9]")
     #: Plausible speed of a fix in ECEF, m/s.
     max_fix_speed_m_s: float = bounded(9_000.0, "(0, 1e6]")
+    #: Most of sense.bin that ingest reads, bytes: a larger file costs only its newest
+    #: (last) this many bytes; the head is not read, counted as skipped and reported
+    #: (16 MiB: ~19 days of records at one sample per 5 s; ingest holds ~4 bytes per byte).
+    sense_file_max_bytes: int = bounded(16 * 1024 * 1024, "[1024, 1e12]")
+    #: Most of one range file that ingest reads, bytes (a range file is ~25 kB): likewise
+    #: only the newest this many bytes of a larger one.
+    range_file_max_bytes: int = bounded(1024 * 1024, "[1024, 1e12]")
+    #: A stamp that jumps away from its neighbours by more than this (or 10 typical steps,
+    #: if more) and back is a time outlier: ingest drops and counts it (pygnc.timeorder), s.
+    time_outlier_min_jump_s: float = bounded(60.0, "(0, 1e10]")
 
     # --- sensors ------------------------------------------------------------------
     #: BMX160 magnetometer LSB, µT.
@@ -122,9 +132,11 @@ class Config:
     bus_log_max_bytes: int = bounded(128 * 1024 * 1024, "[0, 1e13]")
     #: fsync period of log files, s (a power cut loses at most this much).
     log_fsync_period_s: float = bounded(1.0, "(0, 60]")
-    #: Free space kept on the file system of PYGNC_HOME, bytes: logs stop growing (counted,
-    #: status flag ``logs_limited``) before the free space falls under this, so the status
-    #: and info files can always be written.
+    #: Free space kept on the file system of PYGNC_HOME for the status and info files,
+    #: bytes: nothing else writes into it (the batch writer stops at it).  The logs give
+    #: way first: they stop growing (counted, status flag ``logs_limited``) before the free
+    #: space falls under this plus the downlink's ``batch_min_free_bytes``
+    #: (:attr:`log_reserve_bytes`).
     log_min_free_bytes: int = bounded(8 * 1024 * 1024, "[0, 1e13]")
 
     # --- status validity (what "valid" means in pygnc_status.bin: usable now) -----------
@@ -159,8 +171,10 @@ class Config:
     batch_file_max_age_s: float = bounded(600.0, "(0, 1e7]")
     #: Upper bound of all batch files on disk, bytes (the oldest are deleted first).
     batch_total_max_bytes: int = bounded(32 * 1024 * 1024, "[0, 1e13]")
-    #: Free space left on the file system, bytes: below it the oldest batch files are
-    #: deleted, then records are dropped (and counted) rather than fill the SD card.
+    #: Room kept for the downlink, bytes: the logs stop growing before the free space falls
+    #: under ``log_min_free_bytes`` plus this, so only the batch writer writes into it - down
+    #: to ``log_min_free_bytes`` (the status files' reserve); there its oldest files are
+    #: deleted, then records are dropped (counted, status flag ``downlink_failed``).
     batch_min_free_bytes: int = bounded(64 * 1024 * 1024, "[0, 1e13]")
     #: fsync period of the open batch file, s (a power cut loses at most this much).
     batch_fsync_period_s: float = bounded(1.0, "(0, 60]")
@@ -385,6 +399,12 @@ class Config:
             for k, v in dict(self.formation_peer_priors).items()})
         object.__setattr__(self, "range_calibration_m", {
             peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
+
+    @property
+    def log_reserve_bytes(self) -> int:
+        """Free space the logs leave untouched, bytes: the status files' reserve plus, when
+        the batch writer runs, the downlink's (downlink products come before logs)."""
+        return self.log_min_free_bytes + (self.batch_min_free_bytes if self.batch_writer_enabled else 0)
 
 
 def peer_id_key(key) -> int:

@@ -8,7 +8,8 @@
 * The binary bus log (``bus.log``, frames of :mod:`pygnc.formats.buslog`), buffered briefly,
   flushed and fsynced periodically; the reader skips a torn last frame.
 * Logs never fill the disk: before the free space of their file system falls under a
-  reserve (``Config.log_min_free_bytes``) they stop growing, and a write error (a full disk)
+  reserve (``Config.log_reserve_bytes``: the status files' reserve plus the downlink's, so
+  batch files come before logs) they stop growing, and a write error (a full disk)
   drops what was buffered instead of holding it; both are counted, retried every
   :data:`RETRY_S`, and never raise into the task - the status and info files must go on
   being written.
@@ -23,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .atomic import free_bytes, fsync_dir
+from .atomic import free_bytes, fsync_dir, move_aside
 from .formats.buslog import encode_frame, encode_header_frame
 
 RUN_DIR_RE = re.compile(r"^run_(\d{5,})$")
@@ -55,17 +56,6 @@ def list_runs(log_root: Path) -> list[tuple[int, Path]]:
     return sorted(runs)
 
 
-def _move_aside(path: Path) -> Path:
-    """Rename *path* (something that is not a directory where the log root must be) to a
-    free ``<name>.not-a-directory[.N]`` next to it; returns the new name.  Nothing is deleted."""
-    for k in range(1000):
-        dest = path.with_name(path.name + ".not-a-directory" + (f".{k}" if k else ""))
-        if not os.path.lexists(dest):
-            os.rename(path, dest)
-            return dest
-    raise FileExistsError(f"cannot move {path} aside: too many earlier copies")
-
-
 def create_run_dir(log_root: Path, total_bytes_bound: int, reserve_bytes: int) -> tuple[int, Path, str]:
     """Make the next ``run_NNNNN`` directory after pruning old runs; returns (number, path,
     note), the note saying what had to be fixed first ("" if nothing).
@@ -77,7 +67,7 @@ def create_run_dir(log_root: Path, total_bytes_bound: int, reserve_bytes: int) -
     """
     note = ""
     if os.path.lexists(log_root) and not log_root.is_dir():
-        moved = _move_aside(log_root)
+        moved = move_aside(log_root)
         note = f"{log_root} was not a directory: renamed to {moved.name}"
     log_root.mkdir(parents=True, exist_ok=True)
     runs = list_runs(log_root)
@@ -279,7 +269,7 @@ class BusLogWriter:
             free = free_bytes(self.path.parent) if self.min_free_bytes > 0 else None
             if free is not None and free - self._buf_bytes < self.min_free_bytes:
                 self._drop_buffer(f"free space under the reserve of {self.min_free_bytes} bytes "
-                                  "(Config.log_min_free_bytes)")
+                                  "(Config.log_reserve_bytes)")
             else:
                 data = b"".join(self._buf)
                 view = memoryview(data)

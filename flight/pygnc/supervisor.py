@@ -531,15 +531,27 @@ class Supervisor:
         self._stop_group(sinks, reason, self.config.stop_deadline_sinks_s)
         reporter = self.by_name.get("status_reporter")
         ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
-        if not ok:
-            ok = self.write_final_status(reason)
+        # The batch writer may fail at its own stop (its final records), after the reporter's
+        # last status: then the final status is written again with downlink_failed.
+        writer = self.by_name.get("batch_writer")
+        lost = writer is not None and bool(writer.counters.get("downlink_failed"))
+        if not ok or lost and not self._final_status_has(st.FLAG_DOWNLINK_FAILED):
+            ok = self.write_final_status(reason, st.FLAG_DOWNLINK_FAILED if lost else 0)
         self.close()
         return ok
 
-    def write_final_status(self, reason: str) -> bool:
+    def _final_status_has(self, flag: int) -> bool:
+        try:
+            s = st.decode_status(self.paths.status_file.read_bytes())
+        except (OSError, st.StatusError):
+            return False
+        return s["run"] == self.run_number and bool(s["flags"] & flag)
+
+    def write_final_status(self, reason: str, extra_flags: int = 0) -> bool:
         """The final status when no status reporter wrote it: the last status file of this
-        run (estimates, counters) if there is one, with flag ``stopping``, the task states as
-        the supervisor knows them and validity for "now"; the info file with it."""
+        run (estimates, counters) if there is one, with flag ``stopping`` (and *extra_flags*),
+        the task states as the supervisor knows them and validity for "now"; the info file
+        with it."""
         paths = self.paths
         s = None
         try:
@@ -555,7 +567,7 @@ class Supervisor:
         s["seq"] = int(s.get("seq", 0)) + 1
         s["t_sc_s"] = now_sc
         s["uptime_s"] = time.monotonic() - self.t0_mono_s
-        flags = int(s.get("flags", 0)) | st.FLAG_STOPPING | config_source.config_flags(self.config)
+        flags = int(s.get("flags", 0)) | st.FLAG_STOPPING | config_source.config_flags(self.config) | extra_flags
         for k in range(st.MAX_TASKS):
             s[f"task{k}_id"] = s[f"task{k}_state"] = s[f"task{k}_restarts"] = s[f"task{k}_age_ds"] = 0
         states = {n: i for i, n in enumerate(st.TASK_STATES)}
@@ -721,7 +733,7 @@ def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signal
     try:
         run_number, log_dir, note = _log_dir(paths, config, run_dir)
         setup_task_logging(log_dir, "supervisor", lambda: t_sc + time.monotonic() - t0_mono, echo_stderr=True,
-                           min_free_bytes=config.log_min_free_bytes)
+                           min_free_bytes=config.log_reserve_bytes)
     except OSError as exc:
         _say(f"{prog}: cannot set up logging: {exc}")
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -65,6 +65,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "source": "str", "path": "str", "present": "bool", "bytes_total": "int",
         "bytes_skipped": "int", "records": "int", "records_skipped": "int",
         "skip_events": "int", "files": "int", "note": "str",
+        # stamps dropped as time outliers; bytes at files' heads not read (over the limit)
+        "time_outliers": "int", "bytes_over_limit": "int",
     },
     "batch_end": {  # ingest has published every measurement of the batch
         "n_sensor": "int", "n_gps_fix": "int", "n_gps_fix_valid": "int", "n_peer_fix": "int",

@@ -62,6 +62,11 @@ FILE_SUFFIX = ".bin"
 PART_SUFFIX = ".part"
 FILE_RE = re.compile(r"^batch_(\d{8,})\.bin$")
 PART_RE = re.compile(r"^batch_(\d{8,})\.bin\.part$")
+#: Sequence numbers run from 1 to the header's uint32 maximum (4 294 967 295, ten digits in a
+#: name); the writer refuses to number a file beyond it (no wrap: sequence order must stay
+#: the order files were written in, for the host, the pruning and the ground).
+MIN_SEQUENCE = 1
+MAX_SEQUENCE = (1 << 32) - 1
 
 # --------------------------------------------------------------------------- header
 #: (name, struct code, meaning).  The single declaration of the header layout.

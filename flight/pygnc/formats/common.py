@@ -11,8 +11,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-def read_regular_file(path: str | os.PathLike) -> bytes:
-    """All bytes of the regular file at *path* (symbolic links followed).
+#: Bytes read from an input file per read (and decoded per pass by the chunked decoders).
+READ_CHUNK_BYTES = 1 << 20
+
+
+def open_regular_file(path: str | os.PathLike) -> int:
+    """A read-only descriptor of the regular file at *path* (symbolic links followed).
 
     Anything else - a FIFO, a device, a socket, a directory - raises ``OSError`` naming
     what it is, without ever blocking: the file is opened non-blocking (opening a FIFO
@@ -27,15 +31,64 @@ def read_regular_file(path: str | os.PathLike) -> bytes:
                     else "not a regular file")
             raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
         os.set_blocking(fd, True)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """All bytes of the regular file at *path* (:func:`open_regular_file`'s checks)."""
+    with TailReader(path, None) as r:
+        return r.read(r.size - r.start) if r.size else b""
+
+
+class TailReader:
+    """The newest bytes of a regular file, read in bounded pieces.
+
+    At most *max_bytes* (None: all) are read: the last ones of the file's size when it was
+    opened (input files grow at their end, so the tail is the newest data); the head before
+    ``start`` is not read.  ``read(n)`` returns at most *n* bytes, ``b""`` at the end.
+    Opening never blocks and refuses anything but a regular file (:func:`open_regular_file`).
+    """
+
+    def __init__(self, path: str | os.PathLike, max_bytes: int | None):
+        self.path = path
+        self.fd = open_regular_file(path)
+        self.size = os.fstat(self.fd).st_size
+        self.start = 0 if max_bytes is None else max(0, self.size - max(0, int(max_bytes)))
+        self.pos = self.start
+
+    @property
+    def bytes_over_limit(self) -> int:
+        """Bytes of the file before ``start``: not read."""
+        return self.start
+
+    def read(self, n: int) -> bytes:
+        want = min(int(n), self.size - self.pos)
+        if want <= 0 or self.fd is None:
+            return b""
+        parts, got = [], 0
+        while got < want:
+            chunk = os.pread(self.fd, min(want - got, READ_CHUNK_BYTES), self.pos + got)
+            if not chunk:  # the file shrank
+                self.size = self.pos + got
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        self.pos += got
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 @dataclass
@@ -91,6 +144,57 @@ def gap_stats(starts, ends, n_bytes: int, record_size: int, records: int) -> Dec
         records_skipped=int((-(-gaps // record_size)).sum()),
         skip_events=int(gaps.size),
     )
+
+
+class GapTally:
+    """Skipped regions of a stream decoded piece by piece, in absolute byte offsets: regions
+    reported in order, those that touch merged into one, so the totals equal
+    :func:`gap_stats` of the whole buffer."""
+
+    def __init__(self, unit_size: int):
+        self.unit_size = int(unit_size)
+        self.bytes = self.records = self.events = 0
+        self._lo = self._hi = -1
+
+    def _flush(self) -> None:
+        if self._hi > self._lo:
+            n = self._hi - self._lo
+            self.bytes += n
+            self.records += -(-n // self.unit_size)
+            self.events += 1
+        self._lo = self._hi = -1
+
+    def add(self, lo: int, hi: int) -> None:
+        """Bytes ``[lo, hi)`` were skipped (``lo`` at or after the previous region's end)."""
+        if hi <= lo:
+            return
+        if lo == self._hi:
+            self._hi = hi
+            return
+        self._flush()
+        self._lo, self._hi = lo, hi
+
+    def add_between(self, base: int, starts, ends, lo: int, hi: int) -> None:
+        """The gaps of ``[lo, hi)`` outside the sorted, non-overlapping units ``[starts[i],
+        ends[i])``, all offsets relative to *base*."""
+        for s, e in zip(np.asarray(starts).tolist(), np.asarray(ends).tolist()):
+            self.add(base + lo, base + s)
+            lo = e
+        self.add(base + lo, base + hi)
+
+    def stats(self, n_bytes: int, records: int) -> DecodeStats:
+        self._flush()
+        return DecodeStats(bytes_total=int(n_bytes), bytes_skipped=self.bytes, records=int(records),
+                           records_skipped=self.records, skip_events=self.events)
+
+
+def drain(gen):
+    """Run a generator (one of the ``iter_*`` readers) to its end; its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
 
 
 def as_uint8(data) -> np.ndarray:

@@ -7,7 +7,7 @@ the configuration needs attention::
     orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
     att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [no pos]
     frm <peers ok>/<peers> <worst 3-D 1-sigma>m [acq<ranges>/<window>m | amb<distance>m]
-    tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL]
+    tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL] [DF]
     in <records> rec <skipped> bad
     cfg [rejected <file>:<line> <key>, on <last accepted | defaults>] [imu reflection]
 
@@ -17,8 +17,9 @@ how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d`
 ``1.7y``).  ``acq12/45m``: a range-only peer is still acquiring (12 of its 45 minutes of
 ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
 for a peer lie up to that far from its estimate (the largest is shown).  ``WF``: a status
-write failed in this run; ``LL``: logs limited.  Every number is printed in a bounded width,
-so the six lines always fit; the ``cfg`` line (status flags ``config_rejected``,
+write failed in this run; ``LL``: logs limited; ``DF``: downlink failed (the batch writer
+could not write every record of this run).  Every number is printed in a bounded width, so
+the six lines always fit; the ``cfg`` line (status flags ``config_rejected``,
 ``imu_reflection``) takes the room left and is cut there.
 """
 
@@ -96,9 +97,9 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     """Text of the info file from a status dict (as :func:`formats.status.decode_status`
     gives); *config_note*: what the ``cfg`` line says of a rejected configuration (where
     and what; :mod:`pygnc.config_source`)."""
-    from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_CONFIG_REJECTED, FLAG_IMU_REFLECTION,
-                         FLAG_LOGS_LIMITED, FLAG_NO_VALID_FIX, FLAG_STOPPING, FLAG_TASK_FAILED, FLAG_WRITE_FAILED,
-                         MAX_PEERS, MAX_TASKS, TASK_STATES)
+    from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_CONFIG_REJECTED, FLAG_DOWNLINK_FAILED,
+                         FLAG_IMU_REFLECTION, FLAG_LOGS_LIMITED, FLAG_NO_VALID_FIX, FLAG_STOPPING, FLAG_TASK_FAILED,
+                         FLAG_WRITE_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
 
     def qname(v) -> str:
         return ESTIMATE_QUALITY[v] if isinstance(v, int) and 0 <= v < len(ESTIMATE_QUALITY) else "?"
@@ -144,7 +145,7 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     restarts = sum(s[f"task{k}_restarts"] for k in range(MAX_TASKS) if s[f"task{k}_id"])
     lines.append(f"tsk {states.count('running')}/{len(states)} rst{_count(restarts)}"
                  + (" FAIL" if flags & FLAG_TASK_FAILED else "") + (" WF" if flags & FLAG_WRITE_FAILED else "")
-                 + (" LL" if flags & FLAG_LOGS_LIMITED else ""))
+                 + (" LL" if flags & FLAG_LOGS_LIMITED else "") + (" DF" if flags & FLAG_DOWNLINK_FAILED else ""))
     lines.append(f"in {_count(s['sense_records'])} rec {_count(s['sense_records_skipped'])} bad")
     text = ("\n".join(lines) + "\n").encode("ascii", "replace")
     if len(text) > MAX_BYTES:  # cannot happen with the widths above (tested); a safety net

@@ -62,7 +62,7 @@ import numpy as np
 
 from pygnc.config import Config
 from pygnc.formats import range_packet as rp
-from pygnc.formats.common import DecodeStats, as_uint8, gap_stats, read_regular_file
+from pygnc.formats.common import READ_CHUNK_BYTES, DecodeStats, GapTally, TailReader, as_uint8, drain, gap_stats
 from pygnc.formats.gps import (
     GPS_FIX_DTYPE,
     MAX_SOLUTION_STATUS,
@@ -132,6 +132,13 @@ class RangeBatch:
     stats: DecodeStats
     files: list[str] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)
+    #: fixes and ranges of each file of ``files``, in order (they are concatenated)
+    file_fixes: list[int] = field(default_factory=list)
+    file_ranges: list[int] = field(default_factory=list)
+    #: bytes at the heads of files not read (over the reader's limit; also in ``stats``),
+    #: and the files that had such a head
+    bytes_over_limit: int = 0
+    files_over_limit: list[str] = field(default_factory=list)
 
 
 def _int24(b: np.ndarray) -> np.ndarray:
@@ -204,23 +211,21 @@ def decode_gps_packets(pk: np.ndarray, config: Config | None = None) -> np.ndarr
     return out
 
 
-def decode_range(data, config: Config | None = None, file_index: int = -1) -> RangeBatch:
-    """Decode the bytes of one range file; never raises on corrupt input.
-
-    ``stats.records`` counts range packets decoded; ``records_skipped`` estimates the range
-    packets lost (skipped bytes / 12, rounded up per region).
-    """
-    config = config or Config()
-    a = as_uint8(data)
+def _decode_piece(a: np.ndarray, config: Config, file_index: int, lead: bool):
+    """Decode buffer *a*: (GPS fixes, ranges, unit starts, unit ends).  *lead*: *a* starts on
+    the 12-byte grid of a group begun before it (a piece of a file after the first): the
+    range packets before its first sync get ``group`` -1 (the caller's last group)."""
     syncs = _accepted_syncs(a)
     n_groups = syncs.size
     bounds = np.append(syncs, a.size)
     first_pk = syncs + GPS_PACKET_SIZE
-    counts = np.maximum((bounds[1:] - first_pk) // RANGE_PACKET_SIZE, 0)
+    grid_lo = np.concatenate(([0], first_pk)) if lead else first_pk
+    grid_hi = bounds if lead else bounds[1:]
+    counts = np.maximum((grid_hi - grid_lo) // RANGE_PACKET_SIZE, 0)
     # Offsets of every range packet on the grid after each GPS packet (vectorised).
-    group_of = np.repeat(np.arange(n_groups, dtype=np.int32), counts)
+    group_of = np.repeat(np.arange(-1 if lead else 0, n_groups, dtype=np.int32), counts)
     within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    offsets = first_pk[group_of] + within * RANGE_PACKET_SIZE
+    offsets = grid_lo[group_of + (1 if lead else 0)] + within * RANGE_PACKET_SIZE
     if offsets.size:
         windows = np.lib.stride_tricks.sliding_window_view(a, RANGE_PACKET_SIZE)
         packets = np.ascontiguousarray(windows[offsets]).view(RANGE_PACKET_DTYPE).reshape(-1)
@@ -236,17 +241,146 @@ def decode_range(data, config: Config | None = None, file_index: int = -1) -> Ra
     else:
         gps = np.zeros(0, dtype=RANGE_GPS_DTYPE)
     fixes = decode_gps_packets(gps, config)
-    has = np.zeros(n_groups, dtype=bool)
-    has[group_of] = True
-    first = np.searchsorted(group_of, np.arange(n_groups))
-    fixes["t_sc_s"][has] = ranges["t_sc_s"][first[has]]
-    fixes["peer_id"][has] = ranges["peer_id"][first[has]]
+    _time_fixes(fixes, ranges)
 
     starts = np.concatenate((syncs, offsets))
     ends = np.concatenate((syncs + GPS_PACKET_SIZE, offsets + RANGE_PACKET_SIZE))
     order = np.argsort(starts, kind="stable")
-    stats = gap_stats(starts[order], ends[order], a.size, RANGE_PACKET_SIZE, int(packets.size))
+    return fixes, ranges, starts[order], ends[order]
+
+
+def _time_fixes(fixes: np.ndarray, ranges: np.ndarray) -> None:
+    """Each fix takes the time and partner of the first range of its group (``ranges`` in
+    group order; fixes of groups without one keep theirs)."""
+    g = ranges["group"]
+    own = g >= 0
+    groups, first = np.unique(g[own], return_index=True)
+    idx = np.flatnonzero(own)[first]
+    fixes["t_sc_s"][groups] = ranges["t_sc_s"][idx]
+    fixes["peer_id"][groups] = ranges["peer_id"][idx]
+
+
+def decode_range(data, config: Config | None = None, file_index: int = -1) -> RangeBatch:
+    """Decode the bytes of one range file; never raises on corrupt input.
+
+    ``stats.records`` counts range packets decoded; ``records_skipped`` estimates the range
+    packets lost (skipped bytes / 12, rounded up per region).
+    """
+    config = config or Config()
+    a = as_uint8(data)
+    fixes, ranges, starts, ends = _decode_piece(a, config, file_index, lead=False)
+    stats = gap_stats(starts, ends, a.size, RANGE_PACKET_SIZE, int(ranges.size))
     return RangeBatch(gps_fixes=fixes, ranges=ranges, stats=stats)
+
+
+#: A sync is judged in a piece only when the piece holds it, its GPS packet and the next
+#: packet's worth of bytes (a later sync less than a packet away would win over it).
+_SYNC_LOOKAHEAD = 2 * GPS_PACKET_SIZE
+
+
+class RangeStreamDecoder:
+    """Decodes one range file's bytes fed piece by piece (:meth:`feed`), holding at most a
+    piece and ~200 bytes of them: the packets and statistics are those
+    :func:`decode_range` finds in the whole buffer.
+
+    A piece is cut at its last sync that is certain (two packets' worth of bytes after
+    it), else - inside a group - on the group's 12-byte grid at least that far from the
+    end, else (no group begun yet) the skipped bytes up to that far from the end; what
+    follows the cut is decoded with the next piece.  A group continued into the next piece
+    keeps its number, and its fix takes its time from the first range there if it had
+    none.  *base_offset*: the file offset of the first byte fed (bytes before it count as
+    one skipped region: the head of a file read only in part).
+    """
+
+    def __init__(self, config: Config | None = None, file_index: int = -1, base_offset: int = 0):
+        self.config = config or Config()
+        self.file_index = file_index
+        self.carry = b""
+        self.pos = int(base_offset)
+        self.in_group = False          # carry[0] is on the grid of the last group
+        self.fixes: list[np.ndarray] = []
+        self.ranges: list[np.ndarray] = []
+        self.n_fixes = 0
+        self.n_ranges = 0
+        self._last_fixes: np.ndarray | None = None
+        self.gaps = GapTally(RANGE_PACKET_SIZE)
+        self.gaps.add(0, self.pos)
+        self.done = False
+
+    def _cut(self, a: np.ndarray) -> int:
+        n = a.size
+        syncs = _accepted_syncs(a)
+        sure = syncs[syncs + _SYNC_LOOKAHEAD <= n]
+        if sure.size and sure[-1] > 0:
+            return int(sure[-1])
+        starts_group = sure.size and sure[0] == 0
+        if self.in_group or starts_group:
+            g0 = GPS_PACKET_SIZE if starts_group else 0
+            k = (n - _SYNC_LOOKAHEAD - g0) // RANGE_PACKET_SIZE
+            return g0 + k * RANGE_PACKET_SIZE if k > 0 else 0
+        return max(0, n - _SYNC_LOOKAHEAD)
+
+    def feed(self, data, final: bool = False) -> None:
+        """Decode what *data* completes; *final*: the end of the file (the rest is decoded)."""
+        if self.done:
+            raise ValueError("feed after the final piece")
+        buf = self.carry + bytes(data) if self.carry else bytes(data)
+        a = as_uint8(buf)
+        cut = a.size if final else self._cut(a)
+        self.done = final
+        if cut == 0:
+            self.carry = buf
+            return
+        fixes, ranges, starts, ends = _decode_piece(a[:cut], self.config, self.file_index, self.in_group)
+        lead = ranges["group"] < 0
+        last = self._last_fixes
+        if lead.any() and last is not None and not np.isfinite(last["t_sc_s"][-1]):
+            first = int(np.flatnonzero(lead)[0])
+            last["t_sc_s"][-1] = ranges["t_sc_s"][first]
+            last["peer_id"][-1] = ranges["peer_id"][first]
+        if fixes.size:
+            self._last_fixes = fixes  # holds the group the next piece may continue
+        ranges["group"] += self.n_fixes
+        self.gaps.add_between(self.pos, starts, ends, 0, cut)
+        if fixes.size or ranges.size:
+            self.fixes.append(fixes)
+            self.ranges.append(ranges)
+        self.n_fixes += fixes.size
+        self.n_ranges += ranges.size
+        self.in_group = self.in_group or bool(fixes.size)
+        self.carry = buf[cut:]
+        self.pos += cut
+
+    def result(self, n_bytes: int | None = None) -> RangeBatch:
+        """The decoded file (after the final piece); *n_bytes*: its size (default: every
+        byte fed, plus the base offset)."""
+        if not self.done:
+            self.feed(b"", final=True)
+        fixes = np.concatenate(self.fixes) if len(self.fixes) > 1 else (
+            self.fixes[0] if self.fixes else np.zeros(0, dtype=RANGE_FIX_DTYPE))
+        ranges = np.concatenate(self.ranges) if len(self.ranges) > 1 else (
+            self.ranges[0] if self.ranges else np.zeros(0, dtype=RANGE_DTYPE))
+        stats = self.gaps.stats(self.pos if n_bytes is None else n_bytes, self.n_ranges)
+        return RangeBatch(gps_fixes=fixes, ranges=ranges, stats=stats)
+
+
+def iter_read_range_file(path: str | os.PathLike, config: Config | None = None, file_index: int = -1,
+                         max_bytes: int | None = None):
+    """A generator reading and decoding one range file in pieces of READ_CHUNK_BYTES: it
+    yields after each piece and returns the :class:`RangeBatch`.  *max_bytes*: read only
+    the newest (last) this many bytes; the head not read is ``bytes_over_limit`` and counts
+    as one skipped region.  ``OSError`` if it is not a regular file (never blocks)."""
+    with TailReader(path, max_bytes) as r:
+        dec = RangeStreamDecoder(config, file_index, r.start)
+        while True:
+            piece = r.read(READ_CHUNK_BYTES)
+            dec.feed(piece, final=not piece)
+            yield
+            if not piece:
+                break
+        batch = dec.result(r.size)
+        batch.bytes_over_limit = r.bytes_over_limit
+        return batch
 
 
 def range_file_number(name: str) -> int | None:
@@ -268,20 +402,17 @@ def _merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]) -> RangeBa
         gps_fixes=np.concatenate(fixes) if fixes else np.zeros(0, dtype=RANGE_FIX_DTYPE),
         ranges=np.concatenate(ranges) if ranges else np.zeros(0, dtype=RANGE_DTYPE),
         stats=stats, files=files, ignored_files=ignored,
+        file_fixes=[f.size for f in fixes], file_ranges=[r.size for r in ranges],
+        bytes_over_limit=sum(b.bytes_over_limit for b, _ in batches),
+        files_over_limit=[p for b, p in batches if b.bytes_over_limit],
     )
 
 
-def read_range_dir(directory: str | os.PathLike, config: Config | None = None,
-                   single_file: str | os.PathLike | None = None) -> RangeBatch:
-    """Decode every ``rng<digits>.bin`` in *directory* in numeric order, then *single_file*
-    (``~/range.bin``, file_index -1) if it exists.
-
-    Groups are renumbered across files (``ranges['group']`` indexes the merged
-    ``gps_fixes``); ``ranges['file_index']`` is the file's number.  Other names, and
-    files that cannot be read (a dangling link, a symlink loop, a FIFO, no permission), are
-    listed in ``ignored_files``: one bad entry never costs the others.  A missing
-    directory is no error (only *single_file* is read then).
-    """
+def list_range_files(directory: str | os.PathLike, single_file: str | os.PathLike | None = None
+                     ) -> tuple[list[tuple[int, Path]], list[str]]:
+    """The range files to read - ``(number, path)`` of every ``rng<digits>.bin`` in
+    *directory* in numeric order, then *single_file* (number -1) if it exists - and the
+    names in *directory* that are not range files (or not files at all)."""
     numbered, ignored = [], []
     directory = Path(directory)
     if directory.is_dir():
@@ -298,15 +429,39 @@ def read_range_dir(directory: str | os.PathLike, config: Config | None = None,
     numbered.sort()
     if single_file is not None and Path(single_file).is_file():
         numbered.append((-1, Path(single_file)))
+    return numbered, ignored
+
+
+def iter_read_range_dir(directory: str | os.PathLike, config: Config | None = None,
+                        single_file: str | os.PathLike | None = None, max_file_bytes: int | None = None):
+    """:func:`read_range_dir` as a generator: it yields after every piece of every file
+    (:func:`iter_read_range_file`) and returns the merged :class:`RangeBatch`.
+    *max_file_bytes*: of each file only the newest (last) this many bytes are read."""
+    numbered, ignored = list_range_files(directory, single_file)
     batches = []
     for num, path in numbered:
         try:
-            data = read_regular_file(path)  # never blocks (a FIFO swapped in)
-        except OSError:
+            batch = yield from iter_read_range_file(path, config, file_index=num, max_bytes=max_file_bytes)
+        except OSError:  # never blocks (a FIFO swapped in); one bad entry costs only itself
             ignored.append(path.name)
             continue
-        batches.append((decode_range(data, config, file_index=num), str(path)))
+        batches.append((batch, str(path)))
     return _merge(batches, ignored)
+
+
+def read_range_dir(directory: str | os.PathLike, config: Config | None = None,
+                   single_file: str | os.PathLike | None = None, max_file_bytes: int | None = None) -> RangeBatch:
+    """Decode every ``rng<digits>.bin`` in *directory* in numeric order, then *single_file*
+    (``~/range.bin``, file_index -1) if it exists.
+
+    Groups are renumbered across files (``ranges['group']`` indexes the merged
+    ``gps_fixes``); ``ranges['file_index']`` is the file's number.  Other names, and
+    files that cannot be read (a dangling link, a symlink loop, a FIFO, no permission), are
+    listed in ``ignored_files``: one bad entry never costs the others.  A missing
+    directory is no error (only *single_file* is read then).  Files are read in bounded
+    pieces; *max_file_bytes* caps what each may cost (:func:`iter_read_range_file`).
+    """
+    return drain(iter_read_range_dir(directory, config, single_file, max_file_bytes))
 
 
 # --------------------------------------------------------------------------- encoders

@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pygnc.config import Config
-from pygnc.formats.common import DecodeStats, as_uint8, gap_stats, read_regular_file
+from pygnc.formats.common import (
+    READ_CHUNK_BYTES,
+    DecodeStats,
+    GapTally,
+    TailReader,
+    as_uint8,
+    drain,
+    gap_stats,
+)
 from pygnc.formats.gps import (
     GPS_FIX_DTYPE,
     GPS_SEGMENT_DTYPE,
@@ -104,6 +112,9 @@ class SenseBatch:
     fixes: np.ndarray
     stats: DecodeStats
     record_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: bytes at the head of the file not read (over the reader's limit; also in ``stats``
+    #: as one skipped region)
+    bytes_over_limit: int = 0
 
 
 def opt3001_lux_from_raw(raw, out: np.ndarray | None = None) -> np.ndarray:
@@ -161,8 +172,10 @@ def _select_nonoverlapping(starts: np.ndarray, size: int) -> np.ndarray:
     return starts[keep]
 
 
-def find_records(a: np.ndarray, sensors_per_record: int = 5) -> np.ndarray:
+def find_records(a: np.ndarray, sensors_per_record: int = 5, chain_at_start: bool = True) -> np.ndarray:
     """Byte offsets of the records to decode in buffer *a* (uint8), sorted, non-overlapping.
+    *chain_at_start*: offset 0 is where an accepted record ended (or the file starts), so
+    rule 4 may chain from there (False for a piece of a file cut inside skipped bytes).
 
     Rules:
 
@@ -185,7 +198,7 @@ def find_records(a: np.ndarray, sensors_per_record: int = 5) -> np.ndarray:
     n = a.size
     if n < size:
         return np.zeros(0, dtype=np.int64)
-    if n % size == 0:
+    if n % size == 0 and chain_at_start:
         recs = a.view(dtype)
         if _structural_ok(recs).all():
             return np.arange(0, n, size, dtype=np.int64)
@@ -204,14 +217,14 @@ def find_records(a: np.ndarray, sensors_per_record: int = 5) -> np.ndarray:
 
     weak = starts[framed & ~coherent]
     if weak.size:
-        chosen = _add_chained(chosen, weak, size, n)
+        chosen = _add_chained(chosen, weak, size, n, chain_at_start)
     return chosen.astype(np.int64)
 
 
-def _add_chained(chosen: np.ndarray, weak: np.ndarray, size: int, n: int) -> np.ndarray:
+def _add_chained(chosen: np.ndarray, weak: np.ndarray, size: int, n: int, chain_at_start: bool = True) -> np.ndarray:
     """Rule 4 of :func:`find_records`: fill uncovered stretches with chained weak records."""
     weak_set = set(weak.tolist())
-    lo = np.concatenate(([0], chosen + size))
+    lo = np.concatenate(([0 if chain_at_start else -1], chosen + size))
     hi = np.concatenate((chosen, [n]))
     wide = (hi - lo >= size) & np.isin(lo, weak)
     extra = []
@@ -295,10 +308,126 @@ def decode_sense(data, config: Config | None = None) -> SenseBatch:
     return SenseBatch(sensors=sensors, fixes=fixes, stats=stats, record_offsets=starts)
 
 
-def read_sense_file(path: str | os.PathLike, config: Config | None = None) -> SenseBatch:
-    """Read and decode the sense.bin at *path* (one read; the file is small next to RAM).
-    ``OSError`` if it is not a regular file (a FIFO, a directory: never blocks)."""
-    return decode_sense(read_regular_file(path), config)
+class SenseStreamDecoder:
+    """Decodes sense.bin bytes fed piece by piece (:meth:`feed`), holding at most a piece
+    and two records of them: the records and statistics are those :func:`decode_sense`
+    finds in the whole buffer.
+
+    A piece's records are kept only up to one record before its end (a candidate that
+    could overlap them lies wholly in the piece, so the choice among candidates is the
+    one the whole buffer gives); the rest - at most two records' worth, or the record
+    being chained - is decoded with the next piece.  Skipped regions are counted in file
+    offsets and merged across pieces.  *base_offset*: the file offset of the first byte fed
+    (bytes before it count as one skipped region: the head of a file read only in part).
+    *expected_bytes* sizes the output arrays (they grow if more comes).
+    """
+
+    def __init__(self, config: Config | None = None, expected_bytes: int = 0, base_offset: int = 0):
+        self.config = config or Config()
+        self.per = self.config.sensors_per_record
+        self.dtype = record_dtype(self.per)
+        self.size = self.dtype.itemsize
+        cap = max(1, int(expected_bytes) // self.size + 1)
+        self.sensors = np.empty(cap * self.per, dtype=SENSOR_DTYPE)
+        self.fixes = np.empty(cap, dtype=GPS_FIX_DTYPE)
+        self.offsets = np.empty(cap, dtype=np.int64)
+        self.n = 0
+        self.carry = b""
+        self.pos = int(base_offset)        # file offset of carry[0]
+        self.chain = base_offset == 0      # carry[0] is a file start or a record end
+        self.gaps = GapTally(self.size)
+        self.gaps.add(0, self.pos)
+        self.done = False
+
+    @property
+    def piece_bytes(self) -> int:
+        """A good piece length: READ_CHUNK_BYTES rounded down to whole records (a clean,
+        aligned file then takes the fast path in every piece)."""
+        return max(self.size, (READ_CHUNK_BYTES // self.size) * self.size)
+
+    def _grow(self, need: int) -> None:
+        cap = self.fixes.size
+        if need <= cap:
+            return
+        cap = max(need, 2 * cap)
+        for name, per in (("sensors", self.per), ("fixes", 1), ("offsets", 1)):
+            old = getattr(self, name)
+            new = np.empty(cap * per, dtype=old.dtype)
+            new[: self.n * per] = old[: self.n * per]
+            setattr(self, name, new)
+
+    def feed(self, data, final: bool = False) -> None:
+        """Decode what *data* completes; *final*: the end of the input (the rest is decoded)."""
+        if self.done:
+            raise ValueError("feed after the final piece")
+        buf = self.carry + bytes(data) if self.carry else bytes(data)
+        a = as_uint8(buf)
+        n, size = a.size, self.size
+        starts = find_records(a, self.per, self.chain)
+        if final:
+            end = n
+        else:
+            starts = starts[starts + size <= n - size]
+            end = max(int(starts[-1]) + size if starts.size else 0, n - 2 * size + 1, 0)
+        if starts.size:
+            if starts.size * size == n:
+                recs = a.view(self.dtype)
+            else:
+                windows = np.lib.stride_tricks.sliding_window_view(a, size)
+                recs = np.ascontiguousarray(windows[starts]).view(self.dtype).reshape(-1)
+            sensors, fixes = decode_records(recs, self.config)
+            k, m = self.n, starts.size
+            self._grow(k + m)
+            sensors["record_index"] += k
+            self.sensors[k * self.per:(k + m) * self.per] = sensors
+            self.fixes[k:k + m] = fixes
+            self.offsets[k:k + m] = starts + self.pos
+            self.n = k + m
+        self.gaps.add_between(self.pos, starts, starts + size, 0, end)
+        last_end = int(starts[-1]) + size if starts.size else -1
+        if end:
+            self.chain = end == last_end
+        self.carry = buf[end:]
+        self.pos += end
+        self.done = final
+
+    def result(self, n_bytes: int | None = None) -> SenseBatch:
+        """The decoded batch (after the final piece); *n_bytes*: the file's size (default:
+        every byte fed, plus the base offset)."""
+        if not self.done:
+            self.feed(b"", final=True)
+        k, per = self.n, self.per
+
+        def trim(a: np.ndarray, m: int) -> np.ndarray:
+            return a[:m].copy() if m < a.size // 2 else a[:m]
+
+        stats = self.gaps.stats(self.pos if n_bytes is None else n_bytes, k)
+        return SenseBatch(sensors=trim(self.sensors, k * per), fixes=trim(self.fixes, k), stats=stats,
+                          record_offsets=trim(self.offsets, k))
+
+
+def iter_read_sense_file(path: str | os.PathLike, config: Config | None = None, max_bytes: int | None = None):
+    """A generator reading and decoding the sense.bin at *path* in pieces of about
+    READ_CHUNK_BYTES: it yields after each piece (the caller's chance to do other work)
+    and returns the :class:`SenseBatch`.  *max_bytes*: read only the newest (last) this
+    many bytes; the head not read is ``bytes_over_limit`` and counts as one skipped
+    region.  ``OSError`` if it is not a regular file (a FIFO, a directory: never blocks)."""
+    with TailReader(path, max_bytes) as r:
+        dec = SenseStreamDecoder(config, r.size - r.start, r.start)
+        while True:
+            piece = r.read(dec.piece_bytes)
+            dec.feed(piece, final=not piece)
+            yield
+            if not piece:
+                break
+        batch = dec.result(r.size)
+        batch.bytes_over_limit = r.bytes_over_limit
+        return batch
+
+
+def read_sense_file(path: str | os.PathLike, config: Config | None = None, max_bytes: int | None = None) -> SenseBatch:
+    """Read and decode the sense.bin at *path* (:func:`iter_read_sense_file` to its end)."""
+    return drain(iter_read_sense_file(path, config, max_bytes))
 
 
 # --------------------------------------------------------------------------- encoders

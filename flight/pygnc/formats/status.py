@@ -50,6 +50,7 @@ FLAG_STOPPING = 1 << 9          # final status of the run
 FLAG_ATT_NO_POSITION = 1 << 10  # attitude runs without a position (no field/sun model)
 FLAG_WRITE_FAILED = 1 << 11     # a status/info write failed in this run (status_write_failures)
 FLAG_LOGS_LIMITED = 1 << 12     # logs not fully kept: size bound, free-space reserve, write errors
+FLAG_DOWNLINK_FAILED = 1 << 13  # the batch writer could not write every record of this run
 FLAG_CONFIG_REJECTED = 1 << 14  # the uplinked configuration was refused: the run uses the last accepted one or the defaults
 FLAG_IMU_REFLECTION = 1 << 15   # a configured IMU mounting matrix is a reflection not declared intended
 
@@ -60,8 +61,8 @@ FLAG_NAMES = {
     FLAG_RANGE_MISSING: "range_missing", FLAG_CLOCK_MAPPED: "clock_mapped",
     FLAG_TASK_FAILED: "task_failed", FLAG_STOPPING: "stopping",
     FLAG_ATT_NO_POSITION: "attitude_no_position", FLAG_WRITE_FAILED: "write_failed",
-    FLAG_LOGS_LIMITED: "logs_limited", FLAG_CONFIG_REJECTED: "config_rejected",
-    FLAG_IMU_REFLECTION: "imu_reflection",
+    FLAG_LOGS_LIMITED: "logs_limited", FLAG_DOWNLINK_FAILED: "downlink_failed",
+    FLAG_CONFIG_REJECTED: "config_rejected", FLAG_IMU_REFLECTION: "imu_reflection",
 }
 
 #: Task states in the health slots.
@@ -98,14 +99,14 @@ FIELDS: list[tuple[str, str, str]] = [
     # ingest counters
     ("sense_bytes", "I", "bytes in sense.bin"),
     ("sense_records", "I", "records decoded"),
-    ("sense_records_skipped", "I", "records lost to corruption (estimate)"),
-    ("sense_bytes_skipped", "I", "bytes skipped while resynchronising"),
+    ("sense_records_skipped", "I", "records lost to corruption or the size limit (estimate)"),
+    ("sense_bytes_skipped", "I", "bytes skipped while resynchronising or not read (over sense_file_max_bytes)"),
     ("fixes_total", "I", "own GPS fixes decoded"),
     ("fixes_valid", "I", "own GPS fixes usable"),
     ("range_files", "H", "range files read"),
     ("peer_fixes", "I", "peer GPS fixes decoded"),
     ("ranges", "I", "range measurements decoded"),
-    ("range_bytes_skipped", "I", "range-file bytes skipped"),
+    ("range_bytes_skipped", "I", "range-file bytes skipped (corrupt, or over range_file_max_bytes)"),
     ("range_records_skipped", "I", "range/peer packets lost (estimate)"),
     ("bus_dropped", "I", "bus messages dropped as malformed or unsendable"),
     ("batch_t_sc_first_s", "d", "spacecraft time of the batch's first measurement, s (NaN: batch not done)"),

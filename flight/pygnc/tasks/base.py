@@ -460,7 +460,7 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         return 2
     ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
                       config, args.t0_sc, args.t0_mono, args.supervisor_pid or 0)
-    log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_min_free_bytes)
+    log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_reserve_bytes)
     # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
     stream = getattr(logging.getLogger().handlers[0], "stream", None)
     if stream is not None:

@@ -14,6 +14,12 @@ kind's ``on_change`` fields change (health states, a new clock map).  When the w
 stops, the last message of each ``final`` kind (estimates, health) is recorded if its bin
 was already taken, so the downlink ends with the estimates the run ended with.
 
+Storage (:mod:`pygnc.batch_store`): downlink products come before logs - the logs stop
+before the free space falls into the downlink's reserve (``Config.batch_min_free_bytes``),
+and the writer uses that reserve down to the status files' (``Config.log_min_free_bytes``).
+A writer that could not write all it was to in this run says so in its health counters
+(``downlink_failed``), which the status reporter turns into the status flag of that name.
+
 A sink (like the status reporter): after Ctrl-C it keeps draining until the supervisor
 reports the producers gone, then records their final messages, closes the open file and
 exits.  A writer restarted within a run first recovers the ``.part`` it left, then marks
@@ -214,13 +220,15 @@ class BatchWriter(Task):
         self.store = BatchStore(
             self.directory, ctx.run_number, run_key, cfg.spacecraft_id,
             max_file_bytes=cfg.batch_file_max_bytes, max_file_age_s=cfg.batch_file_max_age_s,
-            total_max_bytes=cfg.batch_total_max_bytes, min_free_bytes=cfg.batch_min_free_bytes,
+            total_max_bytes=cfg.batch_total_max_bytes, min_free_bytes=cfg.log_min_free_bytes,
+            reserve_bytes=cfg.batch_min_free_bytes,
             fsync_period_s=cfg.batch_fsync_period_s, log=self.log,
             context=lambda: self.recorder.context_records() if self.recorder else [])
         self.recorder = BatchRecorder(kinds, periods, self.store, ctx.sc_now, self.log)
         try:
             report = self.store.open()
         except OSError as exc:
+            self.store.failed = True
             self.log.error("cannot use the batch directory %s: %s (records are counted, not written)",
                            self.directory, exc)
             return
@@ -265,7 +273,7 @@ class BatchWriter(Task):
 
     def counters(self) -> dict:
         return {**self.recorder.counters(), **self.store.counters.as_dict(), "failures": self.failures,
-                "host_flushes": self.host_flushes}
+                "host_flushes": self.host_flushes, "downlink_failed": self.store.failed}
 
 
 def _period_text(p: float | None) -> str:

@@ -4,9 +4,13 @@ then the host's live stream.
 Order of the ``meas`` channel: ``ingest_stats`` for sense.bin and for the range files,
 ``clock_map`` (if any valid fix), then ``sensor`` / ``gps_fix`` / ``range`` messages merged
 by ``t_sc_s`` (ties: sensor, own fix, peer fix, range), then ``batch_end``.  Missing or
-empty files are reported (log + stats with ``present = False``), never fatal.  Publishing
-is done in slices so the task keeps answering health pings; the channel blocks rather
-than drop when a consumer is slow.
+empty files are reported (log + stats with ``present = False``), never fatal.  Reading
+(in pieces of bounded size, at most ``Config.sense_file_max_bytes`` of sense.bin and
+``Config.range_file_max_bytes`` of each range file: the newest bytes) and publishing are
+done in slices so the task keeps answering health pings; the channel blocks rather than
+drop when a consumer is slow.  A stamp that jumps away from its neighbours and back is a
+time outlier (:mod:`pygnc.timeorder`): dropped, counted in ``ingest_stats`` and logged, so
+neither the estimators nor the batch's time span take it.
 
 Live data.  The stream task (:mod:`pygnc.tasks.tty_stream`) hands over the segments the
 host streams (``live_segments`` on channel ``live``, as received).  They are decoded with
@@ -34,13 +38,18 @@ from dataclasses import dataclass, field
 from ..bus.messages import Message
 from ..config import Config, Paths
 from ..formats.gps import decode_gps_segments
-from ..formats.range_file import RANGE_PACKET_DTYPE, RANGE_PACKET_SIZE, decode_ranges, read_range_dir
-from ..formats.sense import decode_sensor_segments, read_sense_file
+from ..formats.common import drain
+from ..formats.range_file import RANGE_PACKET_DTYPE, RANGE_PACKET_SIZE, decode_ranges, iter_read_range_dir
+from ..formats.sense import decode_sensor_segments, iter_read_sense_file
 from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
+from ..timeorder import time_outliers
 from .base import Task
 
 #: Messages published per loop turn.
 SLICE = 500
+#: Time spent reading the batch files per loop turn (at least one piece of
+#: ``formats.common.READ_CHUNK_BYTES``), s: health pings are answered between turns.
+READ_SLICE_S = 0.05
 #: A live own fix further than this from the clock map (GPS time minus mapped stamp) makes
 #: ingest fit the map again, s (the stamps are whole seconds: a healthy map is within ~1 s).
 CLOCK_REFIT_TOLERANCE_S = 2.0
@@ -175,10 +184,11 @@ class MessageStream:
     clock: ClockMap | None = None
 
 
-def _stats_body(source, path, present, note="", stats=None, files=0) -> dict:
+def _stats_body(source, path, present, note="", stats=None, files=0, time_outliers=0, over_limit=0) -> dict:
     d = {"source": source, "path": str(path), "present": bool(present), "bytes_total": 0,
          "bytes_skipped": 0, "records": 0, "records_skipped": 0, "skip_events": 0,
-         "files": int(files), "note": note}
+         "files": int(files), "note": note, "time_outliers": int(time_outliers),
+         "bytes_over_limit": int(over_limit)}
     if stats is not None:
         d.update(bytes_total=int(stats.bytes_total), bytes_skipped=int(stats.bytes_skipped),
                  records=int(stats.records), records_skipped=int(stats.records_skipped),
@@ -186,34 +196,102 @@ def _stats_body(source, path, present, note="", stats=None, files=0) -> dict:
     return d
 
 
+def _skip_notes(skipped: int, over: int) -> list[str]:
+    """What the skipped bytes were, for an ``ingest_stats`` note."""
+    if not over:
+        return ["corrupt bytes skipped"] if skipped else []
+    more = skipped - over
+    return [f"{over} bytes over the limit not read"] + (
+        [f"{more} more bytes skipped (where the read began, or corrupt)"] if more > 0 else [])
+
+
+def _outlier_text(t: np.ndarray, mask: np.ndarray, limit: int = 3) -> str:
+    """The first few outlier stamps with their neighbours, for the log."""
+    parts = []
+    for i in np.flatnonzero(mask)[:limit].tolist():
+        lo, hi = max(0, i - 1), min(t.size, i + 2)
+        parts.append(f"#{i}: " + " ".join(("[%.0f]" if j == i else "%.0f") % t[j] for j in range(lo, hi)))
+    return "; ".join(parts) + (" ..." if mask.sum() > limit else "")
+
+
+def sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the time outliers (:func:`pygnc.timeorder.time_outliers`) among sense.bin's
+    sensor samples and own fixes.  A record's stamps are judged in the order they were
+    taken - its samples, then its fix (an all-zero GPS segment, stamp 0, has none) - so up
+    to one record's worth of stamps may form an island."""
+    per = config.sensors_per_record
+    n = fixes.size
+    if n == 0 or sensors.size != n * per:
+        return np.zeros(sensors.size, dtype=bool), np.zeros(n, dtype=bool)
+    seq = np.empty((n, per + 1))
+    seq[:, :per] = sensors["t_sc_s"].reshape(n, per)
+    seq[:, per] = np.where(fixes["t_sc_s"] == 0, np.nan, fixes["t_sc_s"])
+    mask = time_outliers(seq.reshape(-1), per + 1, config.time_outlier_min_jump_s).reshape(n, per + 1)
+    return mask[:, :per].reshape(-1), mask[:, per]
+
+
 def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
-    """(sensors, fixes) of sense.bin, or (None, None); its stats appended to *out*."""
-    batch = None
+    """A generator (yields between pieces of the file): (sensors, fixes) of sense.bin, or
+    (None, None); its stats appended to *out*.  Time outliers are dropped and counted."""
     if not paths.sense_file.exists():
         log.warning("no sense file at %s", paths.sense_file)
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note="missing"))
         return None, None
     try:
-        batch = read_sense_file(paths.sense_file, config)
+        batch = yield from iter_read_sense_file(paths.sense_file, config, config.sense_file_max_bytes)
     except OSError as exc:  # e.g. unreadable, or a directory: reported, not fatal
         log.error("cannot read %s: %s", paths.sense_file, exc)
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note=f"unreadable: {exc}"))
         return None, None
     sensors, fixes = batch.sensors, batch.fixes
     s = batch.stats
-    note = "empty" if s.bytes_total == 0 else ("corrupt bytes skipped" if s.bytes_skipped else "")
+    over = batch.bytes_over_limit
+    if over:
+        log.warning("sense.bin: %d bytes, over the limit of %d (sense_file_max_bytes): the oldest %d bytes "
+                    "not read (counted as skipped)", s.bytes_total, config.sense_file_max_bytes, over)
+    bad_s, bad_f = sense_time_outliers(sensors, fixes, config)
+    n_out = int(bad_s.sum() + bad_f.sum())
+    if n_out:
+        log.warning("sense.bin: %d time outliers dropped (%d samples, %d fixes); samples %s",
+                    n_out, int(bad_s.sum()), int(bad_f.sum()), _outlier_text(sensors["t_sc_s"], bad_s) or "-")
+        sensors, fixes = sensors[~bad_s], fixes[~bad_f]
+    notes = ["empty"] if s.bytes_total == 0 else []
+    notes += _skip_notes(s.bytes_skipped, over)
+    if n_out:
+        notes.append(f"{n_out} time outliers dropped")
+    note = "; ".join(notes)
     (log.warning if note else log.info)(
         "sense.bin: %d bytes, %d records, %d bytes skipped in %d places, %d of %d fixes valid",
         s.bytes_total, s.records, s.bytes_skipped, s.skip_events,
         int(fixes["valid"].sum()), len(fixes))
-    out.stats.append(_stats_body("sense", paths.sense_file, present=True, note=note, stats=s))
+    out.stats.append(_stats_body("sense", paths.sense_file, present=True, note=note, stats=s,
+                                 time_outliers=n_out, over_limit=over))
     return sensors, fixes
 
 
+def range_time_outliers(rb, config: Config) -> np.ndarray:
+    """Mask of the time outliers among the ranges of a :class:`RangeBatch`, judged file by
+    file in recording order (a range packet alone: islands of one)."""
+    mask = np.zeros(rb.ranges.size, dtype=bool)
+    i = 0
+    for k in rb.file_ranges:
+        mask[i:i + k] = time_outliers(rb.ranges["t_sc_s"][i:i + k], 1, config.time_outlier_min_jump_s)
+        i += k
+    return mask
+
+
+def _retime_peer_fixes(gps: np.ndarray, ranges: np.ndarray) -> None:
+    """A relayed fix takes the time of the first range of its group still kept (NaN if none)."""
+    gps["t_sc_s"] = np.nan
+    groups, first = np.unique(ranges["group"], return_index=True)
+    ok = (groups >= 0) & (groups < gps.size)
+    gps["t_sc_s"][groups[ok]] = ranges["t_sc_s"][first[ok]]
+
+
 def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
-    """(peer fixes or None, ranges) of ~/range/rng*.bin and ~/range.bin, or (None, None);
-    their stats appended to *out*.  Peer fixes only with ``range_gps_source = "peer"``."""
-    rb = None
+    """A generator (yields between pieces of the files): (peer fixes or None, ranges) of
+    ~/range/rng*.bin and ~/range.bin, or (None, None); their stats appended to *out*.  Peer
+    fixes only with ``range_gps_source = "peer"``.  Time outliers are dropped and counted."""
     files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
     where = paths.range_dir if paths.range_dir.is_dir() or not paths.range_file.is_file() else paths.range_file
     if not files and not paths.range_file.is_file():
@@ -221,16 +299,29 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
         out.stats.append(_stats_body("range", where, present=paths.range_dir.is_dir(), note="no range files"))
         return None, None
     try:
-        rb = read_range_dir(paths.range_dir, config, single_file=paths.range_file)
+        rb = yield from iter_read_range_dir(paths.range_dir, config, single_file=paths.range_file,
+                                            max_file_bytes=config.range_file_max_bytes)
     except OSError as exc:
         log.error("cannot read %s: %s", paths.range_dir, exc)
         out.stats.append(_stats_body("range", where, present=False, note=f"unreadable: {exc}"))
         return None, None
-    peers = None
+    over = rb.bytes_over_limit
+    if over:
+        log.warning("range files over the limit of %d bytes each (range_file_max_bytes): %s; the oldest %d "
+                    "bytes not read (counted as skipped)", config.range_file_max_bytes,
+                    ", ".join(rb.files_over_limit), over)
+    bad = range_time_outliers(rb, config)
+    n_out = int(bad.sum())
     ranges = rb.ranges
     gps = rb.gps_fixes
+    if n_out:
+        log.warning("range files: %d time outliers dropped: %s", n_out, _outlier_text(ranges["t_sc_s"], bad))
+        ranges = ranges[~bad]
+    peers = None
     n_gps_valid = int(gps["valid"].sum())
     if config.range_gps_source == "peer":
+        if n_out:
+            _retime_peer_fixes(gps, ranges)
         # Relayed peer fixes; one with no range after it has no spacecraft time to order
         # it by: dropped and counted in the note.
         timed = np.isfinite(gps["t_sc_s"])
@@ -242,14 +333,15 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
         gps_note = f"{len(gps)} own GPS packets ({n_gps_valid} valid; own fixes come from sense.bin)"
     s = rb.stats
     ignored = list(getattr(rb, "ignored_files", []) or [])
-    note = ("corrupt bytes skipped; " if s.bytes_skipped else "") + \
+    note = "".join(n + "; " for n in _skip_notes(s.bytes_skipped, over)) + \
+           (f"{n_out} time outliers dropped; " if n_out else "") + \
            (f"ignored {len(ignored)} files; " if ignored else "") + gps_note
-    (log.warning if s.bytes_skipped or ignored else log.info)(
+    (log.warning if s.bytes_skipped or ignored or n_out else log.info)(
         "range files: %d files, %s, %d ranges, %d bytes skipped%s",
         len(rb.files), gps_note, len(ranges), s.bytes_skipped,
         f"; ignored {ignored}" if ignored else "")
-    out.stats.append(_stats_body("range", where, present=True, note=note,
-                                 stats=s, files=len(rb.files)))  # the files actually decoded
+    out.stats.append(_stats_body("range", where, present=True, note=note, stats=s, files=len(rb.files),
+                                 time_outliers=n_out, over_limit=over))  # the files actually decoded
     return peers, ranges
 
 
@@ -302,12 +394,31 @@ def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
         else:
             bodies = [p[3](0, len(p[0])) for p in parts]
             out.messages.extend((parts[j][2], bodies[j][k]) for j, k in zip(src.tolist(), idx.tolist()))
-        t_first, t_last = float(t.min()), float(t.max())
+        # The span of the data: an own fix stamped 0 is a record without GPS (all-zero
+        # segment), not a time.
+        timed = t[~((kind == _KIND_FIX) & (t == 0))]
+        if timed.size:
+            t_first, t_last = float(timed.min()), float(timed.max())
     n = lambda a: 0 if a is None else len(a)  # noqa: E731
     out.messages.append(("batch_end", {
         "n_sensor": n(sensors), "n_gps_fix": n(fixes), "n_gps_fix_valid": out.n_valid_fixes,
         "n_peer_fix": n(peers), "n_range": n(ranges),
         "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
+
+
+def iter_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None, lazy: bool = False):
+    """:func:`build_message_stream` as a generator: it yields after every piece of input
+    read (~READ_CHUNK_BYTES; the ingest task answers health pings between them) and
+    returns the :class:`MessageStream`."""
+    log = log or logging.getLogger("ingest")
+    out = MessageStream(messages=LazyMessages() if lazy else [])
+    sensors, fixes = yield from _read_sense(paths, config, log, out)
+    peers, ranges = yield from _read_ranges(paths, config, log, out)
+    yield
+    out.messages.extend(("ingest_stats", b) for b in out.stats)
+    _add_clock_map(fixes, log, out)
+    _add_merged(sensors, fixes, peers, ranges, out)
+    return out
 
 
 def build_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None,
@@ -318,16 +429,12 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
     messages, built when read) instead of a list.
 
     Shared by the ingest task and the ground replay, so both see exactly the same data.
-    Missing or empty files are reported in the stats (and *log*), never raised.
+    Missing or empty files are reported in the stats (and *log*), never raised.  Files are
+    read in bounded pieces, at most ``Config.sense_file_max_bytes`` of sense.bin and
+    ``Config.range_file_max_bytes`` of each range file (the newest bytes); time outliers
+    (:func:`sense_time_outliers`, :func:`range_time_outliers`) are dropped and counted.
     """
-    log = log or logging.getLogger("ingest")
-    out = MessageStream(messages=LazyMessages() if lazy else [])
-    sensors, fixes = _read_sense(paths, config, log, out)
-    peers, ranges = _read_ranges(paths, config, log, out)
-    out.messages.extend(("ingest_stats", b) for b in out.stats)
-    _add_clock_map(fixes, log, out)
-    _add_merged(sensors, fixes, peers, ranges, out)
-    return out
+    return drain(iter_message_stream(paths, config, log, lazy))
 
 
 class Ingest(Task):
@@ -359,14 +466,34 @@ class Ingest(Task):
         self.clock: ClockMap | None = None
         self.clock_refit_at = 1
         self.n_live = {"frames": 0, "messages": 0, "dropped": 0, "decode_errors": 0, "clock_fits": 0}
+        self.reading = None  # the batch files being read (a generator), until the stream is built
+        self.read_started = 0.0
+        self.read_pieces = 0
 
     def on_start(self) -> None:
-        built = build_message_stream(self.ctx.paths, self.config, self.log, lazy=True)
+        self.reading = iter_message_stream(self.ctx.paths, self.config, self.log, lazy=True)
+        self.read_started = time.monotonic()
+
+    def _read_slice(self) -> bool:
+        """Read and decode the batch files for about READ_SLICE_S (a piece at least); True
+        once the stream is built.  The loop answers health pings between slices."""
+        t_end = time.monotonic() + READ_SLICE_S
+        try:
+            while True:
+                next(self.reading)
+                self.read_pieces += 1
+                if time.monotonic() >= t_end:
+                    return False
+        except StopIteration as done:
+            built = done.value
+        self.reading = None
         self.stream = built.messages
         self.clock_sc, self.clock_gps = list(built.clock_pairs[0]), list(built.clock_pairs[1])
         self.clock = built.clock
         self.clock_refit_at = max(1, 2 * len(self.clock_sc))
-        self.log.info("publishing %d messages", len(self.stream))
+        self.log.info("publishing %d messages (inputs read in %.2f s, %d pieces)", len(self.stream),
+                      time.monotonic() - self.read_started, self.read_pieces)
+        return True
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type != "live_segments":
@@ -449,6 +576,8 @@ class Ingest(Task):
         return msgs
 
     def step(self) -> float:
+        if self.reading is not None and not self._read_slice():
+            return 0.0
         if self.replay_at is not None:
             if not self._replay_ready():
                 return 0.05
@@ -482,6 +611,9 @@ class Ingest(Task):
         return 0.0
 
     def on_stop(self, reason: str) -> None:
+        if self.reading is not None:
+            self.log.warning("stopped while reading the batch files (%d pieces read)", self.read_pieces)
+            self.reading.close()
         if not self.done:
             self.log.warning("stopped with %d of %d messages unpublished", len(self.stream) - self.pos,
                              len(self.stream))
@@ -491,6 +623,7 @@ class Ingest(Task):
 
     def counters(self) -> dict:
         return {"published": self.published, "pending": 0 if self.done else len(self.stream) - self.pos,
+                "reading": self.reading is not None, "read_pieces": self.read_pieces,
                 "replays": self.replays, "live_pending": len(self.live_pending),
                 **{f"live_{k}": v for k, v in self.n_live.items()}}
 

@@ -7,8 +7,10 @@ write whether each estimate is usable now (:mod:`pygnc.validity`); appends every
 frame to ``bus.log``.  A sink: after a stop signal it keeps recording until the supervisor
 reports the producers gone, then writes the final status (flag STOPPING).
 
-Storage: the bus log and the text logs keep ``Config.log_min_free_bytes`` free, so the
-status and info files (< 1.2 kB with their temporary copies) can always be written; a write
+Storage: the bus log and the text logs keep ``Config.log_reserve_bytes`` free (the
+downlink's reserve and, under it, the status files'), so the status and info files
+(< 1.2 kB with their temporary copies) can always be written; the batch writer's health
+counters saying ``downlink_failed`` set the flag of that name for the rest of the run; a write
 that fails anyway (a disk filled by something else) is counted (``status_write_failures``,
 flag ``write_failed`` in the next status that can be written), logged, and retried after
 ``status_period_s``.
@@ -55,6 +57,7 @@ class StatusReporter(Task):
         self.final_status_written = False
         self.att_has_reference = True
         self.other_logs_limited = False  # another task's text log dropped records
+        self.downlink_failed = False     # the batch writer could not write every record
         # Logs outside PYGNC_HOME/pygnc_logs (it could not be made): they end with the run.
         self.logs_not_kept = ctx.log_dir.parent != ctx.paths.log_root
         for path in (ctx.paths.status_file, ctx.paths.info_file):
@@ -63,7 +66,7 @@ class StatusReporter(Task):
         try:
             self.buslog = BusLogWriter(ctx.log_dir / "bus.log", ctx.run_number, SCHEMA_VERSION,
                                        ctx.config.bus_log_max_bytes, ctx.config.log_fsync_period_s,
-                                       ctx.config.log_min_free_bytes)
+                                       ctx.config.log_reserve_bytes)
         except OSError as exc:  # e.g. a full disk: run without a bus log, and say so
             self.log.error("cannot open the bus log: %s", exc)
             self.buslog = None
@@ -198,6 +201,8 @@ class StatusReporter(Task):
             counters = t.get("counters")
             if isinstance(counters, dict) and counters.get("log_dropped"):
                 self.other_logs_limited = True
+            if isinstance(counters, dict) and counters.get("downlink_failed") and t.get("name") == "batch_writer":
+                self.downlink_failed = True
             k = slot.get(_TASK_IDS.get(t.get("name")))
             if k is None:
                 continue
@@ -229,6 +234,8 @@ class StatusReporter(Task):
         flags = 0
         if self.write_failures:
             flags |= st.FLAG_WRITE_FAILED
+        if self.downlink_failed:
+            flags |= st.FLAG_DOWNLINK_FAILED
         bl = self.buslog
         if (bl is None or bl.frames_not_written or self.logs_not_kept or self.other_logs_limited
                 or records_dropped()):
