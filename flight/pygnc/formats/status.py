@@ -85,7 +85,7 @@ ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "ra
 #: (name, struct code, unit / meaning).  The single declaration of the layout.
 FIELDS: list[tuple[str, str, str]] = [
     ("magic", "4s", "b'PGNS'"),
-    ("version", "H", "layout version (2)"),
+    ("version", "H", "layout version (3)"),
     ("length", "H", "total bytes including the CRC"),
     ("seq", "I", "write counter of this run"),
     ("run", "H", "run number (~/pygnc_logs/run_NNNNN)"),
