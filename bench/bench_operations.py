@@ -90,16 +90,9 @@ def make_scenario(seed: int, out: Path, hours: float) -> dict:
     s.faults.gps_invalid_status_fraction = 0.01
     s.attitude.max_step_s = 30.0
     s.environment.albedo = 0.0
+    s.tle.enabled = True  # tle.txt: fitted to the truth as a catalogue would, with TLE-class errors
     write_scenario(simulate(s), out)
-    _write_tles(out)
     return dict(np.load(out / "truth.npz"))
-
-
-def _write_tles(out: Path) -> None:
-    """The spacecraft's TLEs as a catalogue would publish them (ground.sim.tle)."""
-    from ground.sim import tle
-
-    tle.write_scenario_tles(out)
 
 
 def homes(out: Path, truth) -> list[Path]:
@@ -169,7 +162,7 @@ def uplink(args: list[str]) -> tuple[int, str]:
 
 def write_config(path: Path, radio_id: int, priors_toml: Path) -> None:
     """The spacecraft's configuration: range-only, its radio id, and the uplinked priors."""
-    data = {"range_gps_source": "own", "spacecraft_id": radio_id}
+    data = {"range_gps_source": "own", "spacecraft_id": radio_id, "imu_to_body_reflection_intended": True}
     with open(priors_toml, "rb") as f:
         data.update(tomllib.load(f))
     path.write_text(tomli_w.dumps(data))
@@ -217,7 +210,7 @@ def run_day(seed_dir: Path, truth, day: int, args) -> list[dict]:
     t0 = float(truth["t_gps_s"][0]) + (day - 1) * DAY_S
     rows = []
     tle = seed_dir / "tle.txt"
-    norad = {int(r): 90000 + int(r) for r in truth["radio_id"]}  # (ground.sim.tle's numbering)
+    norad = {int(r): 90000 + int(r) for r in truth["radio_id"]}  # (ground.sim.scenario.norad_id_of)
     for i, src in enumerate(homes(seed_dir, truth)):
         rid = int(truth["radio_id"][i])
         name = str(truth["spacecraft_name"][i])
@@ -304,8 +297,6 @@ def main():
             d = base / f"s{seed}"
             t0 = time.perf_counter()
             truth = dict(np.load(d / "truth.npz")) if (d / "truth.npz").is_file() else make_scenario(seed, d, args.hours)
-            if not (d / "tle.txt").is_file():
-                _write_tles(d)
             seed_rows = []
             for day in (1, 2):
                 seed_rows += run_day(d, truth, day, args)

@@ -521,9 +521,15 @@ def _uplink_configs(s, t, orb, files) -> None:
     """Each spacecraft's ``pygnc_config.toml``: the range GPS source and, for range-only
     navigation, a prior of every partner (truth at the start + the scenario's errors)."""
     rs = s.ranging
+    mounting = [float(v) for v in s.sensors.imu_to_body]
+    reflection = float(np.linalg.det(np.reshape(mounting, (3, 3)))) < 0.0
     for i, obs in enumerate(s.spacecraft):
         lines = ["# Uplinked by the simulator: what a ground team would send this spacecraft.",
-                 f'range_gps_source = "{rs.gps_source}"', f"spacecraft_id = {int(obs.radio_id)}", ""]
+                 f'range_gps_source = "{rs.gps_source}"', f"spacecraft_id = {int(obs.radio_id)}",
+                 f"imu_to_body = [{', '.join(repr(v) for v in mounting)}]"]
+        if reflection:  # the simulated IMU is mounted with this matrix: meant, not a mistake
+            lines.append("imu_to_body_reflection_intended = true")
+        lines.append("")
         if rs.gps_source == "own" and rs.prior_sigma_pos_m > 0:
             rng = scn.rng_for(s.seed, scn.STREAM_PRIOR, i)
             for j, peer in enumerate(s.spacecraft):
