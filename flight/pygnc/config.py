@@ -163,8 +163,12 @@ class Config:
     sun_lux_at_1au: float = 130_000.0
     #: Earth reflectivity used by the albedo model (Bond albedo, dimensionless).
     albedo_reflectivity: float = 0.3
-    #: Sensor samples held while waiting for the orbit estimate of the same time, count.
-    attitude_max_pending_sensors: int = 2000
+    #: Sensor samples held while waiting for the orbit estimate of the same time (and orbit
+    #: estimates waiting for their samples), count.  At least what the measurement channel
+    #: can hold between the orbit and the attitude estimator - its queues (2 x 2000
+    #: messages) and socket buffers (~900 messages), ~2 700 samples of a day's batch - so
+    #: whichever of the two runs ahead never decides whether a sample gets its position.
+    attitude_max_pending_sensors: int = 8000
     #: During a batch, samples ready to be processed are processed this many at a time (and
     #: at the end of every turn of the task's loop), the field, sun and albedo models of their
     #: positions computed together - bit for bit the same numbers, ~4x less time for the

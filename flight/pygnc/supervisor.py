@@ -258,6 +258,8 @@ class Supervisor:
         args = [t.spec.name, "--run-dir", str(self.run_dir), "--log-dir", str(self.log_dir),
                 "--run-number", str(self.run_number), "--t0-sc", repr(self.t0_sc_s),
                 "--t0-mono", repr(self.t0_mono_s), "--supervisor-pid", str(os.getpid())]
+        if t.restarts and t.spec.replay:
+            args.append("--replay")  # its replay first (what it read before), then the live streams
         t.proc = None
         if self.zygote is not None and (self.zygote.has_stdio or not t.spec.stdio):
             t.proc = self.zygote.fork(t.spec.name, args)  # None: the zygote has gone
@@ -302,7 +304,9 @@ class Supervisor:
         if t.restarts >= self.config.max_restarts:
             t.state = "failed"
             log.error("%s %s; restarts exhausted (%d), giving up", t.spec.name, why, t.restarts)
+            self._request_replay(t, cancel=True)
             return
+        self._request_replay(t)  # producers keep its replay (ingest holds its stream) until it is back
         delay = self.config.restart_backoff_s * (2 ** t.restarts)
         t.state = "restarting"
         t.next_restart_at = now + delay
@@ -332,8 +336,6 @@ class Supervisor:
                 log.info("%s ready", name)
                 if self._started and not t.started and not self._stopping:
                     self._start(t)
-                    if t.restarts:
-                        self._request_replay(t)
             elif msg.type == "pong":
                 t.last_pong = now
                 t.counters = msg.body["counters"]
@@ -345,16 +347,22 @@ class Supervisor:
                 t.bye = True
                 t.counters = msg.body["counters"]
 
-    def _request_replay(self, t: TaskProc) -> None:
-        """Ask the producers of what restarted task *t* consumes to publish it again (each
-        producer once, naming its channels that *t* reads)."""
+    def _request_replay(self, t: TaskProc, cancel: bool = False) -> None:
+        """Task *t* died and is restarted: ask the producers of what it consumes to send it
+        their replay once it is back (each producer once, naming its channels that *t*
+        reads); *cancel*: it will not be back, forget it.  A producer that is not connected
+        now starts its replay when it sees the restarted task's replay subscription."""
+        if not t.spec.replay:
+            return
         by_producer: dict[str, list[str]] = {}
         for channel in active_subscriptions(t.spec, self.config):
             by_producer.setdefault(CHANNELS[channel].producer, []).append(channel)
         for name, channels in by_producer.items():
             producer = self.by_name.get(name)
-            if producer is not None and producer.alive() and producer.started:
-                self.control.send(name, "replay", {"reason": f"{t.spec.name} restarted", "channels": channels})
+            if producer is not None and producer.alive() and producer.answered:
+                self.control.send(name, "replay", {"reason": f"{t.spec.name} {'failed' if cancel else 'restarts'}",
+                                                   "channels": [] if cancel else channels,
+                                                   "consumer": t.spec.name})
 
     def _start(self, t: TaskProc) -> None:
         if self.control.send(t.spec.name, "start", {}):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 
+from ..bus.channels import CHANNELS
 from ..bus.messages import Message
 from ..processors import Processor
 from .base import Task
@@ -66,6 +67,11 @@ class EstimatorTask(Task):
         """What the processor consumes (the rest - ranges for the orbit, ranges and fixes for
         the attitude - is passed on undecoded)."""
         return self.processor.consumes | {"batch_end"}
+
+    def holds(self, channel: str) -> bool:
+        """While replayed, a channel whose messages the processor cannot take more of now."""
+        saturated = self.processor.saturated()
+        return bool(saturated) and not saturated.isdisjoint(CHANNELS[channel].types)
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type == "batch_end":
