@@ -18,12 +18,19 @@ how much two runs without a fault differ (the data's own processing order).
 Without ``--scenario`` the 3-h two-spacecraft formation (data/scenarios/formation_3h.toml)
 is simulated into a temporary directory first (~20 s).  Prints one line per run and a table
 of records lost (missing + differing) per restart, per task.
+
+``--stall N`` instead stops (SIGSTOP) the status reporter N times, once per run of the
+sample batch (data/sample) after the batch is done, and measures how long the status file
+stays frozen: from the SIGSTOP to the first file with another ``seq`` (polled every 5 ms).
+
+    .venv/bin/python bench/bench_restarts.py --stall 5
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import shutil
 import signal
 import subprocess
@@ -108,6 +115,24 @@ def attitude_counters(bus_log: Path) -> dict:
     return {}
 
 
+def status_stall(tmp: Path) -> float:
+    """Seconds the status file stays frozen after the status reporter is stopped (SIGSTOP)."""
+    sample = REPO / "data" / "sample"
+    _, t_last = batch_end_sc(sample)
+    names = [s.name for s in enabled_tasks(Config())]
+    with FlightRun(make_home(tmp, sample), timeout_min=5, spacecraft_time_s=t_last + 1.0) as run:
+        run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and all(
+            S.TASK_STATES[s[f"task{i}_state"]] == "running" for i in range(len(names))))
+        seq = run.status()["seq"]
+        os.kill(run.task_pid("status_reporter"), signal.SIGSTOP)
+        t0 = time.monotonic()
+        run.wait_status(lambda s: s["seq"] != seq, timeout_s=60, period_s=0.005)
+        frozen = time.monotonic() - t0
+        run.ctrl_c()
+        run.wait_exit(30)
+    return frozen
+
+
 def lost(cmp: dict) -> int:
     return sum(c["missing"] + c["differ"] for c in cmp.values())
 
@@ -125,7 +150,17 @@ def main() -> int:
     ap.add_argument("--at", nargs="*", type=float, default=[0.2, 0.5, 0.8],
                     help="fractions of the batch (by the orbit estimate's epoch) at which to kill")
     ap.add_argument("--clean", type=int, default=2, help="clean runs (the first is the reference)")
+    ap.add_argument("--stall", type=int, default=0, help="only: stop the status reporter this many times")
     args = ap.parse_args()
+    if args.stall:
+        xs = []
+        for i in range(args.stall):
+            with tempfile.TemporaryDirectory(prefix="bench_restarts_") as tmp:
+                xs.append(status_stall(Path(tmp)))
+            print(f"run {i + 1}: status file frozen {xs[-1]:.2f} s", flush=True)
+        print(f"status reporter stopped: the status file frozen median {statistics.median(xs):.2f} s, "
+              f"worst {max(xs):.2f} s ({len(xs)} runs)")
+        return 0
     tasks = args.tasks or [s.name for s in enabled_tasks(Config())]
     with tempfile.TemporaryDirectory(prefix="bench_restarts_") as tmp:
         scenario = args.scenario or make_scenario(Path(tmp) / "scenario")

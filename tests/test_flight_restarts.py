@@ -124,3 +124,30 @@ def test_restarts_mid_batch_leave_the_downlink_of_a_clean_run(scenario, tmp_path
                if c["missing"] or c["extra"] or c["differ"]}
         assert not bad, (kills, bad)
 
+
+def test_a_stopped_status_reporter_is_replaced_at_its_own_health_limit(tmp_path):
+    """Issue 39 item 3: the status file stayed frozen for the estimators' 8-s health limit
+    while a stopped (SIGSTOP) status reporter waited for it."""
+    sample = REPO / "data" / "sample"
+    _, t_last = batch_end_sc(sample)
+    config = Config()
+    k = NAMES.index("status_reporter")
+    with FlightRun(make_home(tmp_path, sample), spacecraft_time_s=t_last + 1.0) as run:
+        run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and all(
+            S.TASK_STATES[s[f"task{i}_state"]] == "running" for i in range(len(NAMES))))
+        stopped = run.task_pid("status_reporter")
+        os.kill(stopped, signal.SIGSTOP)
+        seq = run.status()["seq"]
+        st = run.wait_status(lambda s: s["seq"] != seq, timeout_s=30)
+        # the new reporter carries on from the last status: its first one has the estimates
+        # and totals (the replay is still to come) and a seq that goes on counting
+        assert st["seq"] > seq and st["flags"] & S.FLAG_BATCH_DONE and st["fixes_total"] == 12, st
+        assert st["orbit_t_sc_s"] == st["orbit_t_sc_s"] and st["att_t_sc_s"] == st["att_t_sc_s"], st
+        st = run.wait_status(lambda s: s[f"task{k}_restarts"] == 1, timeout_s=10)
+        sup = (run.log_dir() / "supervisor.log").read_text()
+        silent = [float(m) for m in re.findall(r"status_reporter silent for ([\d.]+) s: killing it", sup)]
+        assert len(silent) == 1 and config.status_health_fatal_s <= silent[0] < config.health_fatal_s, sup
+        assert run.task_pid("status_reporter") != stopped
+        run.wait_status(lambda s: s["seq"] > st["seq"] + 2)  # the new one keeps writing
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0, run.text

@@ -58,6 +58,11 @@ class Config:
     health_warn_s: float = 2.0
     #: A task whose last pong is older than this is killed and restarted, s.
     health_fatal_s: float = 8.0
+    #: The same for the status reporter (at most ``health_fatal_s``), s: the host reads the
+    #: status file, which the reporter rewrites at least once a second, and a reporter's
+    #: loop does nothing that takes long (no estimation; files of a few kB), so a silent
+    #: one is hung - the host must not read a frozen status for the estimators' limit.
+    status_health_fatal_s: float = 3.0
     #: Restarts allowed per task before it is declared failed.
     max_restarts: int = 3
     #: First restart backoff, s; doubles on every further restart of the same task.
@@ -405,7 +410,8 @@ class Config:
         object.__setattr__(self, "range_calibration_m", {
             peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
         for name in ("stop_deadline_producers_s", "stop_deadline_sinks_s", "status_max_estimate_lag_s",
-                     "ping_period_s", "health_warn_s", "health_fatal_s", "ready_timeout_s"):
+                     "ping_period_s", "health_warn_s", "health_fatal_s", "status_health_fatal_s",
+                     "ready_timeout_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{name} must be > 0, got {v!r}")

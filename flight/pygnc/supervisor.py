@@ -376,7 +376,8 @@ class Supervisor:
                 continue
             self.control.send(t.spec.name, "ping", {"key": self.ping_key})
             age = now - t.last_pong  # since its start until it first answers
-            limit = self.config.health_fatal_s if t.answered else self.config.ready_timeout_s
+            limit = min(getattr(self.config, t.spec.health_fatal), self.config.health_fatal_s) if t.answered \
+                else self.config.ready_timeout_s
             if age > limit:
                 what = "silent" if t.answered else "not connected"
                 log.error("%s %s for %.1f s: killing it", t.spec.name, what, age)
