@@ -583,6 +583,18 @@ class Supervisor:
         sync_logs()
 
 
+def exit_process(rc: int) -> None:
+    """End the supervisor's process with status *rc* once stdout and stderr are flushed
+    (never returns): every file is synced and every socket closed by then, and the
+    interpreter's teardown would only lengthen the stop the host waits for."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
+
+
 def _check_home(home: Path) -> None:
     """PYGNC_HOME must be a directory (made if missing); UsageError naming the problem."""
     if home.exists() and not home.is_dir():
@@ -640,6 +652,10 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
         return _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals)
     finally:
         terminal.restore_modes(0, tty_modes)
+        # The stop is done: a further Ctrl-C has nothing to stop.  Ignored, it cannot end
+        # the interpreter's teardown either (which puts the default handlers back: exit
+        # status 130 for a run that stopped in order).
+        ignore_stop_signals()
 
 
 def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals) -> int:
