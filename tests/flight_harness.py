@@ -31,6 +31,10 @@ FLIGHT_MAIN = REPO / "flight" / "main.py"
 
 def _become_terminal_foreground():  # in the child, after setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # As the host's login shell starts it: SIGINT at its default, even when this process
+    # runs where it is ignored (a shell's background job) - an ignored SIGINT is inherited
+    # across exec, and a Ctrl-C before main.py installs its handlers would then be lost.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class FlightRun:

@@ -41,9 +41,11 @@ import zmq
 from .channels import CHANNELS, Channel, Policy, control_endpoint
 from .messages import DecodeCounters, Encoder, Message, decode
 
-#: Linger on close, ms: long enough to hand the last messages to a live peer, short
-#: enough that a dead peer cannot hold up shutdown.
-LINGER_MS = 500
+#: Linger on close, ms: a message still queued when its socket closes goes to the kernel
+#: at once if its consumer reads (the sinks, which record the producers' final messages);
+#: the linger only ever waits for a consumer that has stopped reading - ingest's queues to
+#: the estimators, which stop at the same time - and the tree's stop waits for it.
+LINGER_MS = 50
 #: First bytes of every live frame (the msgpack map header of the envelope's six keys):
 #: the live stream's subscription.
 LIVE_PREFIX = b"\x86"

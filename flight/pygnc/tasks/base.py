@@ -14,10 +14,11 @@ Life of a task (see docs/interface.md, "Process lifecycle"):
    messages to :meth:`Task.on_message`, call :meth:`Task.step` for a slice of work;
 5. stop (a ``stop`` from the supervisor, or the signal flag for non-sinks; a sink waits for
    the supervisor's ``stop`` so it records the producers' final messages, with a fallback
-   deadline): a producer takes queued messages for at most :data:`STOP_DRAIN_BUDGET_S`, a
-   sink for at most ``Config.sink_stop_drain_s`` (shorter than the supervisor's kill
-   deadline for sinks); :meth:`Task.on_stop` flushes and publishes finals, ``bye``, close,
-   exit 0.
+   deadline): a producer leaves what is queued (one message can cost a handler's whole
+   budget, the tree's stop waits for the slowest producer, and a batch cut by the stop is
+   processed again by the next run), a sink takes it for at most ``Config.sink_stop_drain_s``
+   (shorter than the supervisor's kill deadline for sinks); :meth:`Task.on_stop` flushes
+   and publishes finals, ``bye``, close, exit 0.
 
 Replay (:mod:`pygnc.bus.transport`).  When a consumer dies, the supervisor sends ``replay``
 (naming the consumer and the channels it reads) to every producer of them, and starts the
@@ -59,9 +60,6 @@ from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subsc
 MAX_POLL_S = 0.5
 #: Messages handled per loop turn before the control link is serviced again.
 DRAIN_BATCH = 256
-#: Time a producer spends at stop on messages already queued, s (its final estimate comes
-#: from a propagation after this; both well inside the supervisor's producer deadline).
-STOP_DRAIN_BUDGET_S = 0.1
 #: While draining a subscription, the control link is looked at every this many messages
 #: (a ``stop`` or ``ping`` never waits for a whole batch).
 CONTROL_CHECK_EVERY = 32
@@ -432,31 +430,40 @@ class TaskRunner:
                 last_sync = now
             if self.ctx.spec.sink and 0 < n_msgs < DRAIN_BATCH and not self.stop_requested and wait_s > 0:
                 time.sleep(SINK_COALESCE_S)  # caught up with a trickle: let messages gather
-        # Stop: take what is already queued, then finish, each within a budget: a sink
-        # (which records the producers' final messages) inside the supervisor's kill
-        # deadline for sinks, a producer briefly (it must publish its final estimate well
-        # inside the producers' deadline).
-        t_end = time.monotonic() + (self.ctx.config.sink_stop_drain_s if self.ctx.spec.sink
-                                    else STOP_DRAIN_BUDGET_S)
-        for ch, sub in self.subscribers.items():
-            while time.monotonic() < t_end and self._drain_subscriber(ch, sub, 16, stopping=True):
-                pass
+        # Stop: a sink (which records the producers' final messages) takes what is already
+        # queued, inside the supervisor's kill deadline for sinks; a producer leaves it and
+        # publishes its final estimates at once (module docstring).  Then finish.
+        t0 = time.monotonic()
+        t_end = t0 + self.ctx.config.sink_stop_drain_s
+        drained = 0
+        for ch, sub in self.subscribers.items() if self.ctx.spec.sink else ():
+            while time.monotonic() < t_end:
+                n = self._drain_subscriber(ch, sub, 16, stopping=True)
+                if not n:
+                    break
+                drained += n
+        t1 = time.monotonic()
         try:
             self.task.on_stop(self.stopping_reason or "stop")
         except Exception:
             self.log.exception("on_stop failed")
         self.control.send("bye", {"counters": self.all_counters()})
-        self.log.info("exiting: %s", self.stopping_reason)
-        self.close()
+        t2 = time.monotonic()
+        self.close(f"exiting: {self.stopping_reason} (took {drained} queued messages in {(t1 - t0) * 1000:.0f} ms, "
+                   f"finished in {(t2 - t1) * 1000:.0f} ms")
         return 0
 
-    def close(self) -> None:
+    def close(self, note: str = "closed (") -> None:
+        """Close every socket and the context; log *note* with how long that took."""
+        t0 = time.monotonic()
         for p in self.publishers.values():
             p.close()
         for s in self.subscribers.values():
             s.close()
         self.control.close()
         self.zctx.term()
+        self.log.info("%s%ssockets closed in %.0f ms)", note, "" if note.endswith("(") else ", ",
+                      (time.monotonic() - t0) * 1000)
         self.supervisor.close()
         sync_logs()
 

@@ -26,9 +26,9 @@ from ..processors import Processor
 from .base import Task
 
 PROPAGATE_PERIOD_S = 1.0
-#: CPU time for the final propagation at stop, s (with the stop drain, well inside the
-#: producers' deadline and the 1-s stop target).
-STOP_PROPAGATION_BUDGET_S = 0.1
+#: Time for the final propagation at stop, s (after the batch an estimate was propagated
+#: at most a second before: one step; the tree's stop waits for the slowest producer).
+STOP_PROPAGATION_BUDGET_S = 0.05
 #: Failures logged with a traceback before the rest are only counted.
 MAX_LOGGED_TRACEBACKS = 5
 
