@@ -214,7 +214,8 @@ def main() -> int:
             if r["stop_s"] >= TARGET_S and r["last_lines"]:
                 print("    last log line after the Ctrl-C: " + ", ".join(
                     f"{k} {v * 1000:.0f} ms" for k, v in sorted(r["last_lines"].items(), key=lambda kv: kv[1])))
-                print("    processes gone after the Ctrl-C: " + ", ".join(f"{n} {t * 1000:.0f} ms" for t, n in r["gone"]))
+                print("    processes gone after the Ctrl-C: "
+                      + ", ".join(f"{n} {t * 1000:.0f} ms" for t, n in r["gone"]))
             if (bad or r["rc"] != 0) and args.verbose:
                 print("    " + r["text"].replace("\n", "\n    "))
     stops = [r["stop_s"] for r in results]

@@ -72,8 +72,8 @@ def _run(tmp: Path, scenario: Path, kills: list[tuple[str, float]] = ()) -> tupl
             run.wait_status(lambda s: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
             before = run.status()[f"task{k}_restarts"]
             os.kill(run.task_pid(name), signal.SIGKILL)
-            run.wait_status(lambda s: s[f"task{k}_restarts"] > before and S.TASK_STATES[s[f"task{k}_state"]] == "running",
-                            timeout_s=RUN_TIMEOUT_S)
+            run.wait_status(lambda s: s[f"task{k}_restarts"] > before
+                            and S.TASK_STATES[s[f"task{k}_state"]] == "running", timeout_s=RUN_TIMEOUT_S)
         run.wait_status(lambda s: estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
         run.ctrl_c()
         assert run.wait_exit(30) == 0, run.text

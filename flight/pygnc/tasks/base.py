@@ -227,7 +227,8 @@ class TaskRunner:
         """The supervisor's ``replay``: a consumer of these channels died and will be back
         (no channels: it will not)."""
         consumer, channels = body["consumer"], set(body["channels"])
-        self.log.info("replay for %s: %s (channels %s)", consumer, body["reason"], sorted(channels) or "none: cancelled")
+        self.log.info("replay for %s: %s (channels %s)", consumer, body["reason"],
+                      sorted(channels) or "none: cancelled")
         for c, p in self.publishers.items():
             if c in channels:
                 p.request_replay(consumer)
