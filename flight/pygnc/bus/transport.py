@@ -52,8 +52,9 @@ LIVE_PREFIX = b"\x86"
 #: First byte of a replay frame (unused in msgpack: no message begins with it).
 REPLAY_MARK = 0xC1
 _REPLAY_MARK_BYTE = bytes((REPLAY_MARK,))
-#: A replay waiting on a full consumer queue tries again after this long, s.
-REPLAY_RETRY_S = 0.005
+#: A replay waiting on a full consumer queue tries again after this long, s (the queue
+#: holds thousands of messages: the consumer is busy for far longer).
+REPLAY_RETRY_S = 0.02
 
 
 def replay_topic(consumer: str) -> bytes:
