@@ -361,7 +361,9 @@ class PartnerHypotheses:
         self.alts = []
         self.carry = None
         self.n_starts += 1
-        p0 = f.p[9:15, 9:15] + f.p[0:6, 0:6]
+        # The partner's absolute state is own + relative: its covariance counts their
+        # correlation (an absolute prior's relative state is correlated -P_own with the own).
+        p0 = f.p[0:6, 0:6] + f.p[9:15, 9:15] + f.p[0:6, 9:15] + f.p[9:15, 0:6]
         w = AcquisitionWindow.open(f, t_gps_s, p0, how, self.window_length_s(p0))
         comps = [PriorComponent(main_weight, w.x0.copy(), w.p0.copy(), main_label)]
         for weight, x6, label in others:
