@@ -361,9 +361,10 @@ class PartnerHypotheses:
         self.alts = []
         self.carry = None
         self.n_starts += 1
-        # The partner's absolute state is own + relative: its covariance counts their
-        # correlation (an absolute prior's relative state is correlated -P_own with the own).
-        p0 = f.p[0:6, 0:6] + f.p[9:15, 9:15] + f.p[0:6, 9:15] + f.p[9:15, 0:6]
+        # The window fits the partner as the ranges see it from the own estimate at the window
+        # start (own estimate + relative state): its prior covariance is the relative state's
+        # (an absolute prior's with the own estimate's error in it, a relative prior's alone).
+        p0 = f.p[9:15, 9:15].copy()
         w = AcquisitionWindow.open(f, t_gps_s, p0, how, self.window_length_s(p0))
         comps = [PriorComponent(main_weight, w.x0.copy(), w.p0.copy(), main_label)]
         for weight, x6, label in others:
@@ -686,12 +687,15 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
 
 def start_from_fit(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> np.ndarray:
     """Restart *f* at its current time from the fit *res* of window *a* (carried along the
-    window's reference trajectory); returns the partner's position-velocity covariance."""
+    window's reference trajectory); returns the relative state's covariance.  The fit is of
+    the partner as seen from the window's own trajectory, so it gives the relative state
+    (the ranges' information is relative) with the fit's covariance, independent of the
+    own estimate's error (which its prior already counted: :meth:`PartnerHypotheses.start`)."""
     a.advance_reference(f.t_gps_s, f.peer_model, f.own_model)
     a6 = a.phi[:6, :6]
-    peer_now = f.x[0:6] + (a.ref[:6] + a6 @ (res.x0 - a.x0) - a.own[0:6])
+    rel = a.ref[:6] + a6 @ (res.x0 - a.x0) - a.own[0:6]
     cov_peer = a6 @ res.cov[:6, :6] @ a6.T
-    f.initialize(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), peer_now, cov_peer)
+    f.initialize_relative(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), rel[0:3], rel[3:6], cov_peer)
     f.x[I_RANGE_BIAS] = res.bias_m
     f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
     cross = a6 @ res.cov[:6, 6]
