@@ -86,16 +86,17 @@ class Prediction:
     anchor_gps_s: float
 
 
-def _select_arc(t: np.ndarray, t_epoch: float, span_s: float) -> tuple[np.ndarray, int]:
+def select_arc(t: np.ndarray, t_epoch: float, span_s: float) -> tuple[np.ndarray, int]:
     """Indices (time order) of the records of the arc and the index of its anchor: the
-    records within *span_s* of the one nearest the epoch, on the side away from it."""
+    records within *span_s* of the one nearest the epoch, on the side that has more of them
+    (the data's past when the epoch follows them, even if the last record is a few seconds
+    past the epoch; their future when the epoch precedes them)."""
     order = np.argsort(t, kind="stable")
     ts = t[order]
     k = int(np.argmin(np.abs(ts - t_epoch)))
-    if ts[k] <= t_epoch:  # the arc ends at the anchor and reaches back
-        sel = order[(ts >= ts[k] - span_s) & (ts <= ts[k])]
-    else:  # the epoch precedes the records: the arc starts at the anchor
-        sel = order[(ts >= ts[k]) & (ts <= ts[k] + span_s)]
+    back = (ts >= ts[k] - span_s) & (ts <= ts[k])
+    ahead = (ts >= ts[k]) & (ts <= ts[k] + span_s)
+    sel = order[back] if back.sum() >= ahead.sum() else order[ahead]
     return sel, int(order[k])
 
 
@@ -166,7 +167,7 @@ def fit_and_predict(t_gps_s, r_ecef_m, v_ecef_m_s, sigma_r_m, sigma_v_m_s, t_epo
     v_e = np.asarray(v_ecef_m_s, dtype=float).reshape(-1, 3)
     sr = np.asarray(sigma_r_m, dtype=float).reshape(-1, 3)
     sv = np.asarray(sigma_v_m_s, dtype=float).reshape(-1, 3)
-    sel, anchor = _select_arc(t, t_epoch_gps_s, model.fit_span_s)
+    sel, anchor = select_arc(t, t_epoch_gps_s, model.fit_span_s)
     t_a = float(t[anchor])
     # GCRS with the flight's frames (UT1 = UTC: a common rotation the way back to ECEF undoes).
     r_g = np.asarray(frames.itrs_to_gcrs(r_e[sel], v_e[sel], t[sel])[0])

@@ -235,7 +235,12 @@ def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
                       f"--max-downlink-age-h {args.max_downlink_age_h:g}")
     model = op.PredictionModel(ballistic_coeff_kg_m2=FormationFilterConfig().peer_ballistic_coeff_kg_m2,
                                fit_span_s=args.fit_span_h * 3600.0)
-    p = op.fit_and_predict(rec.t_gps_s, rec.r_ecef_m, rec.v_ecef_m_s, rec.sigma_r_m, rec.sigma_v_m_s, t_epoch, model)
+    try:
+        p = op.fit_and_predict(rec.t_gps_s, rec.r_ecef_m, rec.v_ecef_m_s, rec.sigma_r_m, rec.sigma_v_m_s, t_epoch,
+                               model)
+    except np.linalg.LinAlgError:
+        raise Refused(f"partner 0x{peer:02X}: {path}: its {rec.t_gps_s.size} orbit estimates near the epoch do not "
+                      "determine an orbit (too few, or all at one time)") from None
     if not p.fit_rms_m <= MAX_FIT_RMS_M:
         raise Refused(f"partner 0x{peer:02X}: {path}: one orbit fits its {p.n_records} estimates of "
                       f"{tl.utc_iso(p.arc_start_gps_s)} - {tl.utc_iso(p.arc_end_gps_s)} to "

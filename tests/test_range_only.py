@@ -353,6 +353,10 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     assert abs(c[0][0] - (float(np.minimum(chi2, RO.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
     dxm = np.append(mirror.x0 - a.x0, bias - fc.range_bias_prior_m)
     assert abs((c[2][0] - c[0][0]) - (dxm @ info @ dxm - dx @ info @ dx)) < 1e-6  # the prior alone
+    # The dynamics' error counts in each range's variance, as in the running odds.
+    cm = RO.common_costs(a, raw, fc, model_var_m2=1.0)
+    scaled = np.square(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias)) / (fc.range_sigma_m**2 + 1.0)
+    assert abs(cm[0][0] - (float(np.minimum(scaled, RO.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
 
 
 def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
@@ -362,8 +366,8 @@ def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
     seen = []
     common = RO.common_costs
 
-    def spy(a, hyps, fc):
-        r = common(a, hyps, fc)
+    def spy(a, hyps, fc, model_var_m2=0.0):
+        r = common(a, hyps, fc, model_var_m2)
         seen.append(sorted(h[0] for h in r))
         return r
 

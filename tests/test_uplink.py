@@ -623,3 +623,15 @@ def test_downlink_records_of_two_orbits_are_refused(demo, capsys, tmp_path):
     assert _uplink(demo, "--downlink", f"0x4B={d}", *DL_ARGS, "--out", "refused.toml") == 2
     assert "km RMS (more than 1 km): a reset, a manoeuvre or records of more than one spacecraft" in \
         capsys.readouterr().err
+
+
+def test_an_arc_whose_last_estimate_is_just_past_the_epoch_reaches_back():
+    """The anchor nearest the epoch may lie a few seconds after it (an estimate propagated to
+    'now' at the end of a run): the drag fit still takes the day before it, not the anchor
+    alone (that was a singular fit)."""
+    from ground import orbit_prediction as op
+
+    sel, anchor = op.select_arc(np.arange(0.0, 3600.0, 60.0) + 10.0, 3550.0, 86400.0)
+    assert anchor == 59 and len(sel) == 60
+    sel, anchor = op.select_arc(np.arange(0.0, 3600.0, 60.0) + 10.0, -100.0, 86400.0)
+    assert anchor == 0 and len(sel) == 60  # the epoch before the records: their future

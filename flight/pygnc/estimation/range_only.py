@@ -507,7 +507,7 @@ class PartnerHypotheses:
             hyps.append(self._mirror_fit(a, b, r2))
         if self.window is not a or not f.initialized:
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
-        hyps = common_costs(a, hyps, self.filter_config)
+        hyps = common_costs(a, hyps, self.filter_config, c.side_model_sigma_m ** 2)
         hyps.sort(key=lambda h: h[0])
         if not hyps[0][2].converged and not a.final and \
                 a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
@@ -649,20 +649,23 @@ class PartnerHypotheses:
 
 
 # ---------------------------------------------------------------------- hypothesis algebra
-def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig) -> list:
+def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, model_var_m2: float = 0.0) -> list:
     """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
     window *a* (filter tunables *fc*) with each cost taken again on the same ranges: the
     first n, which every refit held (ranges keep arriving during the fit, one refit per
     range; a later refit would otherwise pay ~1/2 of log-odds per extra range), each
     squared normalised residual counted up to RANGE_LL_NIS_CAP (an outlier no hypothesis
     explains costs them all the same, and none leaves out the ranges that speak against
-    it); plus each one's prior term (the prior mixture's density with several components)."""
+    it); plus each one's prior term (the prior mixture's density with several components).
+    *model_var_m2*: the dynamics' error in a range, added to its variance as the running
+    odds do (:func:`range_log_likelihood`): a few units of chi-square between mirror images
+    are the model's, not evidence."""
     n = min(len(h[3][0].ref_pos) for h in hyps)
     z = np.asarray(a.range_m[:n], dtype=float)
     own_r = np.asarray(a.own_r_m[:n], dtype=float)
     prior, _, info = fit_prior(a.x0, a.p0, fc.range_bias_prior_m, fc.range_bias_sigma_m)
     mixed = a.prior is not None and len(a.prior.components) > 1
-    w = 1.0 / fc.range_sigma_m ** 2
+    w = 1.0 / (fc.range_sigma_m ** 2 + model_var_m2)
     out = []
     for _, b, r2, (bw, fit) in hyps:
         ref_pos = np.asarray(bw.ref_pos[:n], dtype=float)
