@@ -23,19 +23,25 @@ start-up time measured here (``python script.py`` to its first statement).
 
 The default scenario is a 3-h two-spacecraft formation (simulated once into a temporary
 directory, ~20 s), so the 4-s window covers start-up, the batch and the steady state.
+``--second S`` types a second Ctrl-C S seconds after the first (an impatient host): the
+exit status must still report the stop.
 
     .venv/bin/python bench/bench_ctrl_c.py [--runs 100] [--window 4] [--seed 1] [--scenario DIR]
+                                           [--second 0.05]
 
-Prints one line per run and a summary: median, p95 and worst stop time (overall and by
+Prints one line per run - for a run over the target, when each process logged its last
+line after the Ctrl-C - and a summary: median, p95 and worst stop time (overall and by
 phase), exit codes, final-status checks.  Exit status 1 if any run failed a check or took
-1 s or more to stop (the target).
+0.3 s or more to stop (the target).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -53,17 +59,21 @@ from flight_harness import FlightRun, make_home  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
 
-#: Stop-time target, s (issue 15: every Ctrl-C stops the tree in under a second).
-TARGET_S = 1.0
+#: Stop-time target, s: every Ctrl-C stops the tree in under 0.3 s, in every phase.
+TARGET_S = 0.3
 
 
-def session_pids(sid: int) -> set[int]:
-    """Every live (non-zombie) process of session *sid*."""
+def session_pids(sid: int, names: dict | None = None) -> set[int]:
+    """Every live (non-zombie) process of session *sid* (their names into *names*)."""
     out = set()
     for pid in psutil.pids():
         try:
-            if os.getsid(pid) == sid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.add(pid)
+            if os.getsid(pid) == sid:
+                p = psutil.Process(pid)
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    out.add(pid)
+                    if names is not None and pid not in names:
+                        names[pid] = p.name()
         except (OSError, psutil.Error):
             pass
     return out
@@ -89,7 +99,24 @@ def make_scenario(dest: Path) -> Path:
     return dest
 
 
-def one_run(tmp: Path, scenario: Path, t_sc: float, delay_s: float) -> dict:
+def last_log_lines(log_dir: Path, t0_wall: float) -> dict[str, float]:
+    """Per log file of the run: when its last line was logged, s after *t0_wall* (the
+    logs' wall-clock stamps have millisecond resolution)."""
+    out = {}
+    for f in sorted(log_dir.glob("*.log")):
+        lines = f.read_text(errors="replace").splitlines()
+        for line in reversed(lines):
+            try:
+                t = datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+            except ValueError:
+                continue
+            out[f.stem] = t - t0_wall
+            break
+    return out
+
+
+def one_run(tmp: Path, scenario: Path, t_sc: float, delay_s: float, second_s: float | None = None,
+            keep_failed: Path | None = None) -> dict:
     home = make_home(tmp, scenario)
     run = FlightRun(home, timeout_min=5.0, spacecraft_time_s=t_sc)
     res = {"delay_s": delay_s}
@@ -97,13 +124,25 @@ def one_run(tmp: Path, scenario: Path, t_sc: float, delay_s: float) -> dict:
         time.sleep(max(0.0, run.t_start + delay_s - time.monotonic()))
         st = run.status()
         res["phase"] = "start" if st is None else ("steady" if st["flags"] & S.FLAG_BATCH_DONE else "batch")
+        t0_wall = time.time()
         t0 = run.ctrl_c()
         sid = run.proc.pid  # the session leader (start_new_session)
         t_end = t0 + 15.0
+        second_at = None if second_s is None else t0 + second_s
+        names: dict[int, str] = {}
+        gone_at: dict[int, float] = {}
+        alive: set[int] = set()
         while time.monotonic() < t_end:
-            if run.proc.poll() is not None and not session_pids(sid):
+            if second_at is not None and time.monotonic() >= second_at:
+                run.ctrl_c()
+                second_at = None
+            now_alive = session_pids(sid, names)
+            for pid in alive - now_alive:
+                gone_at[pid] = time.monotonic() - t0
+            alive = now_alive
+            if run.proc.poll() is not None and not alive:
                 break
-            time.sleep(0.005)
+            time.sleep(0.005 if second_at is None else min(0.005, max(0.0, second_at - time.monotonic())))
         res["stop_s"] = time.monotonic() - t0
         try:
             res["rc"] = run.wait_exit(1.0)
@@ -123,9 +162,16 @@ def one_run(tmp: Path, scenario: Path, t_sc: float, delay_s: float) -> dict:
         logs = sorted((home / "pygnc_logs").glob("run_*"))
         if logs and (logs[-1] / "supervisor.log").is_file():
             sup = (logs[-1] / "supervisor.log").read_text(errors="replace")
+        res["last_lines"] = last_log_lines(logs[-1], t0_wall) if logs else {}
+        res["gone"] = sorted((t, names.get(pid, str(pid))) for pid, t in gone_at.items())
         checks["none_killed"] = "killing it" not in sup and "did not die" not in sup
         res["checks"] = checks
         res["text"] = run.text[-2000:]
+        if keep_failed is not None and (res["stop_s"] >= TARGET_S or res["rc"] != 0 or res["left"]) and logs:
+            dest = keep_failed / f"delay_{delay_s:.3f}"
+            shutil.copytree(logs[-1], dest, dirs_exist_ok=True)
+            (dest / "terminal.txt").write_text(run.text)
+            res["kept"] = dest
         no_logs = not (home / "pygnc_logs").exists()
         if no_logs and (res["rc"] == -signal.SIGINT or "KeyboardInterrupt" in run.text):
             res["phase"] = "interp"  # before main.py's first line: Python's own start-up
@@ -145,7 +191,10 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=4.0, help="Ctrl-C uniformly in [0, WINDOW) s after start")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--scenario", type=Path, help="scenario directory (default: simulate the 3-h formation)")
+    ap.add_argument("--second", type=float, default=None,
+                    help="type a second Ctrl-C this many seconds after the first")
     ap.add_argument("--verbose", action="store_true", help="print the terminal output of failed runs")
+    ap.add_argument("--keep-failed", type=Path, help="copy the logs of runs over the target or failing a check here")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     startup = interpreter_startup_s()
@@ -156,17 +205,23 @@ def main() -> int:
         for i in range(args.runs):
             delay = rng.uniform(0.0, args.window)
             with tempfile.TemporaryDirectory(dir=tmp) as run_tmp:
-                r = one_run(Path(run_tmp), scenario, t_sc, delay)
+                r = one_run(Path(run_tmp), scenario, t_sc, delay, args.second, args.keep_failed)
             results.append(r)
             bad = [k for k, ok in r["checks"].items() if not ok]
             print(f"run {i + 1:3d}: Ctrl-C at {delay:5.3f} s ({r['phase']:6s}) stop {r['stop_s'] * 1000:7.1f} ms "
                   f"exit {r['rc']}" + (f"  FAILED {bad}" if bad else "") + (f"  {r['left']} left" if r["left"] else ""),
                   flush=True)
+            if r["stop_s"] >= TARGET_S and r["last_lines"]:
+                print("    last log line after the Ctrl-C: " + ", ".join(
+                    f"{k} {v * 1000:.0f} ms" for k, v in sorted(r["last_lines"].items(), key=lambda kv: kv[1])))
+                print("    processes gone after the Ctrl-C: "
+                      + ", ".join(f"{n} {t * 1000:.0f} ms" for t, n in r["gone"]))
             if (bad or r["rc"] != 0) and args.verbose:
                 print("    " + r["text"].replace("\n", "\n    "))
     stops = [r["stop_s"] for r in results]
     print()
-    print(f"{len(results)} runs, Ctrl-C uniformly in [0, {args.window:g}) s after start, seed {args.seed}")
+    print(f"{len(results)} runs, Ctrl-C uniformly in [0, {args.window:g}) s after start, seed {args.seed}"
+          + (f", a second Ctrl-C {args.second * 1000:.0f} ms after the first" if args.second is not None else ""))
     print(f"stop time (Ctrl-C -> last process gone): median {statistics.median(stops) * 1000:.0f} ms, "
           f"p95 {pct(stops, 0.95) * 1000:.0f} ms, worst {max(stops) * 1000:.0f} ms; "
           f"{sum(s >= TARGET_S for s in stops)} at or over {TARGET_S:g} s")

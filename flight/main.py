@@ -17,7 +17,7 @@ from pygnc.signals import StopSignals  # noqa: E402
 
 _stop = StopSignals()
 
-from pygnc.supervisor import main  # noqa: E402
+from pygnc.supervisor import exit_process, main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(stop_signals=_stop))
+    exit_process(main(stop_signals=_stop))

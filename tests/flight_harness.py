@@ -32,6 +32,10 @@ FLIGHT_MAIN = REPO / "flight" / "main.py"
 
 def _become_terminal_foreground():  # in the child, after setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # As the host's login shell starts it: SIGINT at its default, even when this process
+    # runs where it is ignored (a shell's background job) - an ignored SIGINT is inherited
+    # across exec, and a Ctrl-C before main.py installs its handlers would then be lost.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class FlightRun:
@@ -125,17 +129,22 @@ class FlightRun:
         except psutil.NoSuchProcess:
             return []
 
-    def task_pid(self, name: str) -> int:
+    def task_pid(self, name: str, timeout_s: float = 2.0) -> int:
         """The pid of task *name*: by its command line if spawned, by its process name if
-        forked from the zygote."""
+        forked from the zygote.  Looked for again for up to *timeout_s* (while the zygote
+        exits, its children are re-parented to the supervisor and briefly in neither's list)."""
         comm = process_name(TASKS_BY_NAME[name])
-        for p in self.tree()[1:]:
-            try:
-                if name in p.cmdline() or p.name() == comm:
-                    return p.pid
-            except psutil.Error:
-                pass
-        raise LookupError(name)
+        t_end = time.monotonic() + timeout_s
+        while True:
+            for p in self.tree()[1:]:
+                try:
+                    if name in p.cmdline() or p.name() == comm:
+                        return p.pid
+                except psutil.Error:
+                    pass
+            if time.monotonic() >= t_end:
+                raise LookupError(name)
+            time.sleep(0.01)
 
     @property
     def text(self) -> str:
@@ -243,3 +252,76 @@ def gone(pids: list[int]) -> bool:
         except psutil.NoSuchProcess:
             pass
     return True
+
+
+# -- the downlink of a run, record for record (restart tests and bench/bench_restarts.py) -----
+#: Record kinds compared between runs, keyed by (kind, key, record time): the estimates at
+#: sample times and the measurements as ingest read them.  Left out: health and notes
+#: (their times are when they were received), estimates propagated to "now" (flag bit 0:
+#: made every second after the batch, at wall-clock instants) and the on-change kinds,
+#: compared by their values alone (:func:`downlink`).
+TIMED_KINDS = ("orbit", "attitude", "formation", "gps_fix", "range", "sensor")
+#: Kinds recorded on change, compared as the set of their payloads (record time: when received).
+CHANGE_KINDS = ("clock_map", "ingest", "batch_summary")
+
+
+def downlink(home: Path) -> dict:
+    """The comparable records of every batch file under *home*/pygnc_batches:
+    ``{(kind, key, t_ms): payload}`` for :data:`TIMED_KINDS` (not propagated) and
+    ``{(kind, "values", payload): count}`` for :data:`CHANGE_KINDS` - repeated at the start
+    of every file (context records), so only whether a value occurs counts."""
+    from pygnc.formats import batch as fb
+
+    out: dict = {}
+    for f in sorted((home / "pygnc_batches").glob("batch_*.bin")):
+        for r in fb.decode_batch(f.read_bytes()).records:
+            kind = r.kind
+            if kind is None:
+                continue
+            if kind.name in CHANGE_KINDS:
+                out[(kind.name, "values", r.payload)] = 1
+            elif kind.name in TIMED_KINDS:
+                values = kind.unpack(r.payload)
+                if values.get("flags", 0) & 1 and kind.name in ("orbit", "attitude", "formation"):
+                    continue  # propagated to "now"
+                out[(kind.name, kind.key_of(values), fb.record_time_ms(r.t_sc_s))] = r.payload
+    return out
+
+
+def compare_downlinks(reference: dict, other: dict) -> dict:
+    """Per kind: records of *reference* missing from *other*, records only in *other*, and
+    records at the same (kind, key, time) whose payloads differ."""
+    out: dict = {}
+    for k in set(reference) | set(other):
+        c = out.setdefault(k[0], {"records": 0, "missing": 0, "extra": 0, "differ": 0})
+        if k in reference:
+            c["records"] += 1
+        if k not in other:
+            c["missing"] += 1
+        elif k not in reference:
+            c["extra"] += 1
+        elif reference[k] != other[k]:
+            c["differ"] += 1
+    return out
+
+
+def batch_end_sc(scenario: Path) -> tuple[float, float]:
+    """(first, last) spacecraft time of a scenario's sensor samples."""
+    from pygnc.formats.sense import decode_sense
+
+    t = decode_sense((scenario / "sense.bin").read_bytes()).sensors["t_sc_s"]
+    return float(t[0]), float(t[-1])
+
+
+def estimators_done(st: dict, t_last: float, n_peers: int) -> bool:
+    """The batch is processed: ``batch_done`` and every estimator has published an estimate
+    after the batch's last sample (only after ``batch_end``: all its sample estimates are out)."""
+    from pygnc.formats import status as S
+
+    def after(x):
+        return isinstance(x, float) and x == x and x > t_last
+
+    if not st["flags"] & S.FLAG_BATCH_DONE or not after(st["orbit_t_sc_s"]) or not after(st["att_t_sc_s"]):
+        return False
+    peers = [st[f"peer{k}_t_sc_s"] for k in range(S.MAX_PEERS) if st[f"peer{k}_id"]]
+    return len(peers) >= n_peers and all(after(x) for x in peers)

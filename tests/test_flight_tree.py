@@ -531,3 +531,18 @@ def test_spacecraft_time_at_the_end_of_the_clock_is_held_at_the_horizon(tmp_path
         assert re.search(r"^att horizon \d+\.\dy", info, re.M), info
         run.ctrl_c()
         assert run.wait_exit(10) == 0
+
+
+def test_ctrl_c_typed_again_during_the_stop_still_exits_0(tmp_path):
+    """Issue 39 item 10: a second Ctrl-C ~50 ms after the first ended the supervisor's
+    interpreter teardown by SIGINT (exit 130) although the stop had completed."""
+    home = make_home(tmp_path, SAMPLE)
+    with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
+        run.wait_status(lambda s: _batch_done(s) and _all_running(s))
+        pids = [p.pid for p in run.tree()]
+        run.ctrl_c()
+        while run.proc.poll() is None:  # an impatient host: Ctrl-C every 20 ms until it is gone
+            time.sleep(0.02)
+            run.ctrl_c()
+        _check_clean_stop(run, pids, run.wait_exit(10))
+        assert "Traceback" not in run.text

@@ -134,38 +134,127 @@ def test_control_round_trip_and_restart_handover(tmp_path):
     ctx.term()
 
 
-def test_replay_resends_kept_messages_in_order_after_the_resubscription(tmp_path):
-    """Issue 15 item 12: a producer answers a replay request with what it kept (not the
-    propagated estimates), once the restarted consumer has subscribed, and messages
-    published meanwhile wait behind the replay."""
+def _texts(sub, until=None, timeout_ms=500):
+    """The notes' texts *sub* receives (recv_raw: replayed frames without their topic)."""
     from pygnc.bus.messages import decode
 
-    ctx = zmq.Context()
-    pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), expected_subscribers=1,
-                    history_max_bytes=1 << 20)
-    first = Subscriber(ctx, "orbit", tmp_path, DecodeCounters())
-    assert _wait_ready(pub)
-    note = {"estimator": "orbit", "code": "c", "text": "t"}
-    for k in range(5):
-        pub.publish("estimator_note", {**note, "text": f"kept {k}"})
-    pub.publish("estimator_note", {**note, "text": "not kept"}, keep=False)
-    first.close()  # the consumer dies ...
-    assert pub.request_replay() == 5
-    pub.publish("estimator_note", {**note, "text": "live"})  # queued behind the replay
-    assert pub.pump(time.monotonic() + 1.0)  # ... and has not subscribed again yet: wait
-    again = Subscriber(ctx, "orbit", tmp_path, DecodeCounters())  # the restarted consumer
-    t_end = time.monotonic() + 5.0
-    while pub.pump(time.monotonic() + 0.05) and time.monotonic() < t_end:
-        time.sleep(0.01)
     got = []
-    while again.socket.poll(500):
-        got.append(decode(again.socket.recv(), DecodeCounters()).body["text"])
-        if got[-1] == "live":
+    t_end = time.monotonic() + timeout_ms / 1000.0
+    while True:
+        raw = sub.recv_raw()
+        if raw is None:
+            if time.monotonic() >= t_end:
+                break
+            sub.socket.poll(10)
+            continue
+        got.append(decode(raw, DecodeCounters()).body["text"])
+        if got[-1] == until:
             break
-    assert got == [f"kept {k}" for k in range(5)] + ["live"]
-    assert pub.counters.replays == 1 and pub.counters.replayed == 6 and not pub.replaying
-    again.close()
+    return got
+
+
+def _pump_until(pub, done, timeout_s=5.0):
+    t_end = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < t_end:
+        pub.pump(time.monotonic() + 0.05)
+        time.sleep(0.005)
+    return done()
+
+
+NOTE = {"estimator": "orbit", "code": "c", "text": "t"}
+
+
+def test_replay_goes_to_the_restarted_consumer_alone_then_the_live_stream(tmp_path):
+    """Issue 39 items 1 and 2: the restarted consumer gets what was kept (not the estimates
+    propagated to "now"), in order and nothing live before it, then every later message
+    exactly once; the other consumers get nothing twice."""
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), expected_subscribers=2,
+                    history_max_bytes=1 << 20)
+    other = Subscriber(ctx, "orbit", tmp_path, DecodeCounters(), consumer="status_reporter")
+    first = Subscriber(ctx, "orbit", tmp_path, DecodeCounters(), consumer="attitude_estimator")
+    assert _wait_ready(pub)
+    for k in range(5):
+        pub.publish("estimator_note", {**NOTE, "text": f"kept {k}"})
+    pub.publish("estimator_note", {**NOTE, "text": "not kept"}, keep=False)
+    first.close()  # the consumer dies ...
+    pub.request_replay("attitude_estimator")
+    assert pub.replay_pending
+    pub.publish("estimator_note", {**NOTE, "text": "while it restarts"})
+    assert pub.pump(time.monotonic() + 0.1) is None  # nothing to send: it has not subscribed yet
+    again = Subscriber(ctx, "orbit", tmp_path, DecodeCounters(), consumer="attitude_estimator", replay=True)
+    assert again.replaying
+    assert _pump_until(pub, lambda: not pub.replay_pending)  # replayed: the end mark is out
+    pub.publish("estimator_note", {**NOTE, "text": "live 1"})
+    got = _texts(again, until="live 1")
+    assert not again.replaying and again.replayed == 6
+    for text in ("live 2", "live 3"):  # (the consumer drops its replay topic on its first live frame)
+        pub.poll_subscriptions()
+        pub.publish("estimator_note", {**NOTE, "text": text})
+        got += _texts(again, until=text)
+    assert got == [f"kept {k}" for k in range(5)] + ["while it restarts", "live 1", "live 2", "live 3"]
+    # the others: the live stream alone
+    assert _texts(other, until="live 3") == ([f"kept {k}" for k in range(5)]
+                                             + ["not kept", "while it restarts", "live 1", "live 2", "live 3"])
+    # the consumer dropped its replay topic: the producer has forgotten the replay
+    assert _pump_until(pub, lambda: not pub.replays)
+    assert pub.counters.replays == 1 and pub.counters.replays_done == 1
+    for x in (pub, other, again):
+        x.close()
+    ctx.term()
+
+
+def test_hand_over_takes_each_message_once(tmp_path):
+    """Messages published all through the hand-over (the consumer subscribing to the live
+    stream while the producer still copies to its replay topic) arrive once each, in order."""
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), history_max_bytes=1 << 20)
+    for k in range(50):
+        pub.publish("estimator_note", {**NOTE, "text": f"{k}"})
+    pub.request_replay("formation_estimator")
+    sub = Subscriber(ctx, "orbit", tmp_path, DecodeCounters(), consumer="formation_estimator", replay=True)
+    got = []
+    k = 50
+    t_end = time.monotonic() + 10.0
+    while (pub.replays or k < 400) and time.monotonic() < t_end:
+        pub.pump(time.monotonic() + 0.01)
+        if k < 2000:
+            pub.publish("estimator_note", {**NOTE, "text": f"{k}"})
+            k += 1
+        got += _texts(sub, timeout_ms=0)
+    got += _texts(sub, until=f"{k - 1}")
+    assert not pub.replays and not sub.replaying
+    assert got == [f"{i}" for i in range(k)]
     pub.close()
+    sub.close()
+    ctx.term()
+
+
+def test_block_producer_waits_for_a_replay_and_a_cancel_releases_it(tmp_path):
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "meas", tmp_path, Encoder("ingest"))
+    pub.request_replay("orbit_estimator")
+    assert pub.replay_pending  # ingest publishes nothing live meanwhile
+    pub.cancel_replay("orbit_estimator")  # its restarts are exhausted
+    assert not pub.replay_pending and not pub.replays
+    pub.close()
+    ctx.term()
+
+
+def test_a_dead_consumer_is_withdrawn(tmp_path):
+    """XPUB_VERBOSER: a consumer that dies no longer counts as subscribed."""
+    ctx = zmq.Context()
+    pub = Publisher(ctx, "meas", tmp_path, Encoder("ingest"), expected_subscribers=2)
+    s1 = Subscriber(ctx, "meas", tmp_path, DecodeCounters())
+    s2 = Subscriber(ctx, "meas", tmp_path, DecodeCounters(), consumer="orbit_estimator", replay=True)
+    assert _wait_ready(pub)  # a consumer waiting for its replay counts as subscribed
+    s1.close()
+    t_end = time.monotonic() + 5.0
+    while pub.counters.subscriptions != 1 and time.monotonic() < t_end:
+        pub.poll_subscriptions(timeout_ms=20)
+    assert pub.counters.subscriptions == 1 and pub.live_subscribers == 0
+    for x in (pub, s2):
+        x.close()
     ctx.term()
 
 

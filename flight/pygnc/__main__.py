@@ -17,4 +17,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pygnc.supervisor import exit_process
+
+    exit_process(main())

@@ -83,6 +83,11 @@ class Config:
     health_warn_s: float = bounded(2.0, "(0, 3600]")
     #: A task whose last pong is older than this is killed and restarted, s.
     health_fatal_s: float = bounded(8.0, "(0, 3600]")
+    #: The same for the status reporter (at most ``health_fatal_s``), s: the host reads the
+    #: status file, which the reporter rewrites at least once a second, and a reporter's
+    #: loop does nothing that takes long (no estimation; files of a few kB), so a silent
+    #: one is hung - the host must not read a frozen status for the estimators' limit.
+    status_health_fatal_s: float = bounded(3.0, "(0, 3600]")
     #: Restarts allowed per task before it is declared failed.
     max_restarts: int = bounded(3, "[0, 1000]")
     #: First restart backoff, s; doubles on every further restart of the same task.
@@ -192,8 +197,12 @@ class Config:
     sun_lux_at_1au: float = bounded(130_000.0, "(0, 1e7]")
     #: Earth reflectivity used by the albedo model (Bond albedo, dimensionless).
     albedo_reflectivity: float = bounded(0.3, "[0, 1]")
-    #: Sensor samples held while waiting for the orbit estimate of the same time, count.
-    attitude_max_pending_sensors: int = bounded(2000, "[1, 1e8]")
+    #: Sensor samples held while waiting for the orbit estimate of the same time (and orbit
+    #: estimates waiting for their samples), count.  At least what the measurement channel
+    #: can hold between the orbit and the attitude estimator - its queues (2 x 2000
+    #: messages) and socket buffers (~900 messages), ~2 700 samples of a day's batch - so
+    #: whichever of the two runs ahead never decides whether a sample gets its position.
+    attitude_max_pending_sensors: int = bounded(8000, "[1, 1e8]")
     #: During a batch, samples ready to be processed are processed this many at a time (and
     #: at the end of every turn of the task's loop), the field, sun and albedo models of their
     #: positions computed together - bit for bit the same numbers, ~4x less time for the
@@ -617,6 +626,7 @@ def config_problems(c: "Config") -> list[Problem]:
                                             f"from the identity by {err:.3g}"))
     for lo, hi, why in (("min_fix_radius_m", "max_fix_radius_m", ""),
                         ("health_warn_s", "health_fatal_s", ": a task is reported late before it is killed"),
+                        ("status_health_fatal_s", "health_fatal_s", ""),
                         ("formation_hold_s", "formation_max_hold_s", ""),
                         ("imu_reconnect_backoff_s", "imu_reconnect_max_backoff_s", "")):
         if ok(lo, hi) and not getattr(c, lo) <= getattr(c, hi):

@@ -271,6 +271,8 @@ class Supervisor:
         args = [t.spec.name, "--run-dir", str(self.run_dir), "--log-dir", str(self.log_dir),
                 "--run-number", str(self.run_number), "--t0-sc", repr(self.t0_sc_s),
                 "--t0-mono", repr(self.t0_mono_s), "--supervisor-pid", str(os.getpid())]
+        if t.restarts and t.spec.replay:
+            args.append("--replay")  # its replay first (what it read before), then the live streams
         t.proc = None
         if self.zygote is not None and (self.zygote.has_stdio or not t.spec.stdio):
             t.proc = self.zygote.fork(t.spec.name, args)  # None: the zygote has gone
@@ -315,7 +317,9 @@ class Supervisor:
         if t.restarts >= self.config.max_restarts:
             t.state = "failed"
             log.error("%s %s; restarts exhausted (%d), giving up", t.spec.name, why, t.restarts)
+            self._request_replay(t, cancel=True)
             return
+        self._request_replay(t)  # producers keep its replay (ingest holds its stream) until it is back
         delay = self.config.restart_backoff_s * (2 ** t.restarts)
         t.state = "restarting"
         t.next_restart_at = now + delay
@@ -345,8 +349,6 @@ class Supervisor:
                 log.info("%s ready", name)
                 if self._started and not t.started and not self._stopping:
                     self._start(t)
-                    if t.restarts:
-                        self._request_replay(t)
             elif msg.type == "pong":
                 t.last_pong = now
                 t.counters = msg.body["counters"]
@@ -358,16 +360,22 @@ class Supervisor:
                 t.bye = True
                 t.counters = msg.body["counters"]
 
-    def _request_replay(self, t: TaskProc) -> None:
-        """Ask the producers of what restarted task *t* consumes to publish it again (each
-        producer once, naming its channels that *t* reads)."""
+    def _request_replay(self, t: TaskProc, cancel: bool = False) -> None:
+        """Task *t* died and is restarted: ask the producers of what it consumes to send it
+        their replay once it is back (each producer once, naming its channels that *t*
+        reads); *cancel*: it will not be back, forget it.  A producer that is not connected
+        now starts its replay when it sees the restarted task's replay subscription."""
+        if not t.spec.replay:
+            return
         by_producer: dict[str, list[str]] = {}
         for channel in active_subscriptions(t.spec, self.config):
             by_producer.setdefault(CHANNELS[channel].producer, []).append(channel)
         for name, channels in by_producer.items():
             producer = self.by_name.get(name)
-            if producer is not None and producer.alive() and producer.started:
-                self.control.send(name, "replay", {"reason": f"{t.spec.name} restarted", "channels": channels})
+            if producer is not None and producer.alive() and producer.answered:
+                self.control.send(name, "replay", {"reason": f"{t.spec.name} {'failed' if cancel else 'restarts'}",
+                                                   "channels": [] if cancel else channels,
+                                                   "consumer": t.spec.name})
 
     def _start(self, t: TaskProc) -> None:
         if self.control.send(t.spec.name, "start", {}):
@@ -381,7 +389,8 @@ class Supervisor:
                 continue
             self.control.send(t.spec.name, "ping", {"key": self.ping_key})
             age = now - t.last_pong  # since its start until it first answers
-            limit = self.config.health_fatal_s if t.answered else self.config.ready_timeout_s
+            limit = min(getattr(self.config, t.spec.health_fatal), self.config.health_fatal_s) if t.answered \
+                else self.config.ready_timeout_s
             if age > limit:
                 what = "silent" if t.answered else "not connected"
                 log.error("%s %s for %.1f s: killing it", t.spec.name, what, age)
@@ -600,6 +609,18 @@ class Supervisor:
         sync_logs()
 
 
+def exit_process(rc: int) -> None:
+    """End the supervisor's process with status *rc* once stdout and stderr are flushed
+    (never returns): every file is synced and every socket closed by then, and the
+    interpreter's teardown would only lengthen the stop the host waits for."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
+
+
 def _check_home(home: Path) -> None:
     """PYGNC_HOME must be a directory (made if missing); UsageError naming the problem."""
     if home.exists() and not home.is_dir():
@@ -726,6 +747,10 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
         finally:
             terminal.restore_modes(0, tty_modes)
     finally:
+        # The stop is done: a further Ctrl-C has nothing to stop.  Ignored, it cannot end
+        # the interpreter's teardown either (which puts the default handlers back: exit
+        # status 130 for a run that stopped in order).
+        ignore_stop_signals()
         lock.release()
 
 

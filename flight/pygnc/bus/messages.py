@@ -167,8 +167,9 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     "ping": {"key": "int"},
     "pong": {"key": "int", "counters": "map"},
     "stop": {"reason": "str"},
-    # supervisor -> producer: a consumer of these channels restarted, publish again
-    "replay": {"reason": "str", "channels": "list"},
+    # supervisor -> producer: consumer died and restarts, send it what was kept of these
+    # channels when it is back (none: it will not come back, forget it)
+    "replay": {"reason": "str", "channels": "list", "consumer": "str"},
     "bye": {"counters": "map"},
 }
 

@@ -46,6 +46,13 @@ class Processor:
         of every turn of its loop, the ground replay at the end of the stream)."""
         return []
 
+    def saturated(self) -> frozenset[str]:
+        """Message types it cannot take more of now without giving up on something it holds
+        (a processor pairing two inputs, when one runs far ahead of the other).  A restarted
+        task reads no more of a channel it is being replayed while the channel's types are
+        here: a replay waits for its consumer (the live stream never does)."""
+        return frozenset()
+
     def flush_held(self) -> list[Output]:
         """At stop: the estimates held back by the batch decimation (the newest left out;
         ``Config.batch_decimate_estimates``), so a run stopped in the middle of its batch

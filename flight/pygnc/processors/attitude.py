@@ -31,6 +31,9 @@ counted (``bad_orbit_estimates``).
   ``estimator_note`` with code ``no_position``).  A sample estimate of the orbit arriving
   later (live data after the batch: the host's stream) ends that: later samples wait for
   their orbit estimates again.
+* A sample or orbit estimate whose time is not after the last sample processed (a
+  restarted ingest or orbit estimator publishes its batch again) is counted
+  (``out_of_order``) and ignored: it takes no place among those waiting for each other.
 
 Decimation (``Config.batch_decimate_estimates``, :class:`admission.BatchDecimation`): of
 the batch's samples (those admitted before ``batch_end``, whenever they are processed -
@@ -85,6 +88,8 @@ BATCH_MODELS_MIN = 12
 #: Messages that may leave samples deferred (Config.attitude_batch_samples); any other
 #: message first processes those, and leaves none.
 _DEFERRING = frozenset({"sensor", "orbit_estimate", "orbit_position"})
+_SAMPLE_TYPES = frozenset({"sensor"})
+_ORBIT_TYPES = frozenset({"orbit_estimate", "orbit_position"})
 
 
 def attitude_filter_config(config: Config) -> AttitudeFilterConfig:
@@ -211,6 +216,16 @@ class AttitudeProcessor(Processor):
             return self._publish_held()  # (every sample still waiting is newer)
         return []
 
+    def saturated(self) -> frozenset[str]:
+        """The samples, or the orbit estimates, once half the waiting room is taken by them
+        (the other half is their replay's slack: a task turn reads a few hundred): a
+        restarted attitude estimator is replayed both by two producers at their own pace."""
+        half = max(1, int(self.config.attitude_max_pending_sensors) // 2)
+        samples, orbits = len(self.pending) >= half, len(self.orbit_waiting) >= half
+        if samples == orbits:  # (both: they are not each other's, holding would not help)
+            return frozenset()
+        return _SAMPLE_TYPES if samples else _ORBIT_TYPES
+
     def _admit_sample(self, b: dict) -> bool:
         t = b["t_sc_s"]
         if not admission.is_time(t) or (self.clock is not None and admission.gps_from_own_clock(self.clock, t) is None):
@@ -229,6 +244,9 @@ class AttitudeProcessor(Processor):
         if not self._admit_sample(b):
             return []
         t = float(b["t_sc_s"])
+        if self.last_t_sc_s is not None and t <= self.last_t_sc_s:  # processed already (a restarted ingest)
+            self.n_out_of_order += 1
+            return []
         if not self.batch_ended:
             self.newest_sample_sc_s = max(self.newest_sample_sc_s, t)
         orbit = self.orbit_waiting.pop(t, None)
@@ -348,6 +366,11 @@ class AttitudeProcessor(Processor):
             self.n_bad_orbit += 1
             return []
         t = float(o["t_sc_s"])
+        if self.last_t_sc_s is not None and t <= self.last_t_sc_s:
+            # Its sample is processed already (a restarted orbit estimator publishes the batch
+            # again): it must not push out the estimates waiting for their samples.
+            self.n_out_of_order += 1
+            return []
         self.idle_calls = 0
         if t in self.pending:
             out = self._release_before(t)

@@ -14,18 +14,19 @@ Life of a task (see docs/interface.md, "Process lifecycle"):
    messages to :meth:`Task.on_message`, call :meth:`Task.step` for a slice of work;
 5. stop (a ``stop`` from the supervisor, or the signal flag for non-sinks; a sink waits for
    the supervisor's ``stop`` so it records the producers' final messages, with a fallback
-   deadline): a producer takes queued messages for at most :data:`STOP_DRAIN_BUDGET_S`, a
-   sink for at most ``Config.sink_stop_drain_s`` (shorter than the supervisor's kill
-   deadline for sinks); :meth:`Task.on_stop` flushes and publishes finals, ``bye``, close,
-   exit 0.
+   deadline): a producer leaves what is queued (one message can cost a handler's whole
+   budget, the tree's stop waits for the slowest producer, and a batch cut by the stop is
+   processed again by the next run), a sink takes it for at most ``Config.sink_stop_drain_s``
+   (shorter than the supervisor's kill deadline for sinks); :meth:`Task.on_stop` flushes
+   and publishes finals, ``bye``, close, exit 0.
 
-Replay.  When a consumer restarts, the supervisor sends ``replay`` (naming the channels the
-consumer reads) to every producer of them.  By default a task answers by publishing again
-what it kept of each named channel - every message published with ``keep=True``, the most
-recent ``Config.replay_history_max_bytes`` of them - once the restarted consumer has
-subscribed; messages published meanwhile queue behind the replay, so every consumer still
-sees each producer's messages in order.  Ingest overrides :meth:`Task.on_replay` (it
-publishes its batch again from the start).
+Replay (:mod:`pygnc.bus.transport`).  When a consumer dies, the supervisor sends ``replay``
+(naming the consumer and the channels it reads) to every producer of them, and starts the
+consumer again with ``--replay``: its subscribers take their replay first and nothing live.
+A producer sends each such consumer alone what it kept of the channel - every message
+published with ``keep=True``, the most recent ``Config.replay_history_max_bytes`` of them,
+or what :attr:`Publisher.source` gives (ingest: its batch) - in order, then hands it over
+to the live stream.  ``replay`` with no channels cancels (the consumer will not come back).
 
 A task also stops if its parent changes (the supervisor died) or the supervisor has been
 silent for long (no pings).
@@ -59,9 +60,6 @@ from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subsc
 MAX_POLL_S = 0.5
 #: Messages handled per loop turn before the control link is serviced again.
 DRAIN_BATCH = 256
-#: Time a producer spends at stop on messages already queued, s (its final estimate comes
-#: from a propagation after this; both well inside the supervisor's producer deadline).
-STOP_DRAIN_BUDGET_S = 0.1
 #: While draining a subscription, the control link is looked at every this many messages
 #: (a ``stop`` or ``ping`` never waits for a whole batch).
 CONTROL_CHECK_EVERY = 32
@@ -91,6 +89,7 @@ class TaskContext:
     t0_sc_s: float     # spacecraft time given to main.py
     t0_mono_s: float   # CLOCK_MONOTONIC when main.py started
     supervisor_pid: int = 0  # 0: the parent
+    replay: bool = False     # a restarted instance: take each channel's replay before its live stream
 
     def sc_at(self, t_mono_s: float) -> float:
         """Spacecraft time, s, of a CLOCK_MONOTONIC instant (the host's clock at start plus
@@ -134,10 +133,10 @@ class Task:
         """Do a slice of work; return how long the loop may wait before calling again, s."""
         return MAX_POLL_S
 
-    def on_replay(self, reason: str, channels: list[str]) -> None:
-        """A consumer of *channels* restarted: publish again what it needs.  Default: what
-        was kept of those channels (``publish(..., keep=True)``), in order."""
-        self.runner.start_replay(channels)
+    def holds(self, channel: str) -> bool:
+        """Read no more of *channel* now; asked only while the channel is being replayed to
+        this (restarted) task, whose replay waits for it (a live stream never waits)."""
+        return False
 
     def on_stop(self, reason: str) -> None:
         """Flush, publish final messages, close files.  Must return promptly."""
@@ -173,8 +172,12 @@ class TaskRunner:
         self.encoder = Encoder(self.name)
         self.control = ControlClient(self.zctx, ctx.run_dir, self.name, self.decode_counters)
         max_bytes = ctx.config.max_message_bytes
-        self.subscribers = {c: Subscriber(self.zctx, c, ctx.run_dir, self.decode_counters, max_bytes)
+        replay = ctx.replay and ctx.spec.replay
+        self.subscribers = {c: Subscriber(self.zctx, c, ctx.run_dir, self.decode_counters, max_bytes,
+                                          consumer=self.name, replay=replay)
                             for c in active_subscriptions(ctx.spec, ctx.config)}
+        for sub in self.subscribers.values():
+            sub.on_replay_end = self._replay_end
         self.publishers = {c: Publisher(self.zctx, c, ctx.run_dir, self.encoder,
                                         expected_subscribers(c, ctx.config), max_bytes,
                                         history_max_bytes=ctx.config.replay_history_max_bytes)
@@ -186,6 +189,14 @@ class TaskRunner:
             self.poller.register(s.socket, zmq.POLLIN)
             self._sub_by_socket[s.socket] = c
         self.poller.register(self._wake_r, zmq.POLLIN)
+        for p in self.publishers.values():  # (un)subscriptions: a restarted consumer's replay can begin
+            p.log = self.log.info
+            self.poller.register(p.socket, zmq.POLLIN)
+        self._events: dict = {}
+        self._held: set[str] = set()  # replayed subscriptions the task takes no more of now
+        if any(s.replaying for s in self.subscribers.values()):
+            self.log.info("restarted: taking the replay of %s first",
+                          ", ".join(c for c, s in self.subscribers.items() if s.replaying))
         self.task = task_class(self)
         #: channel -> the type prefixes of its messages the task does not read
         self._unread_prefixes: dict[str, tuple[bytes, ...]] = {}
@@ -210,9 +221,35 @@ class TaskRunner:
             elif msg.type == "stop":
                 self._begin_stop(msg.body.get("reason", "stop"))
             elif msg.type == "replay":
-                channels = [c for c in msg.body.get("channels", list(self.publishers)) if c in self.publishers]
-                self.log.info("replay requested: %s (channels %s)", msg.body["reason"], channels)
-                self.task.on_replay(msg.body["reason"], channels)
+                self._replay_request(msg.body)
+
+    def _replay_request(self, body: dict) -> None:
+        """The supervisor's ``replay``: a consumer of these channels died and will be back
+        (no channels: it will not)."""
+        consumer, channels = body["consumer"], set(body["channels"])
+        self.log.info("replay for %s: %s (channels %s)", consumer, body["reason"],
+                      sorted(channels) or "none: cancelled")
+        for c, p in self.publishers.items():
+            if c in channels:
+                p.request_replay(consumer)
+            else:
+                p.cancel_replay(consumer)
+
+    def _hold_replays(self) -> None:
+        """A subscription being replayed to this task is polled only while the task takes
+        more of it (:meth:`Task.holds`)."""
+        for ch, sub in self.subscribers.items():
+            held = sub.replaying and self.task.holds(ch)
+            if held != (ch in self._held):
+                if held:
+                    self.poller.unregister(sub.socket)
+                    self._held.add(ch)
+                else:
+                    self.poller.register(sub.socket, zmq.POLLIN)
+                    self._held.discard(ch)
+
+    def _replay_end(self, sub: Subscriber) -> None:
+        self.log.info("replay of %s taken: %d messages; live from now", sub.channel.name, sub.replayed)
 
     def _begin_stop(self, reason: str) -> None:
         if self.stopping_reason is None:
@@ -240,6 +277,12 @@ class TaskRunner:
         c = {"loops": self.loops, "bus_rx": self.decode_counters.as_dict(), "log_dropped": records_dropped()}
         for ch, p in self.publishers.items():
             c[f"pub_{ch}"] = p.counters.as_dict()
+        repeats = {ch: s.repeats for ch, s in self.subscribers.items() if s.repeats}
+        if repeats:  # messages a restarted producer published again, skipped
+            c["repeats_skipped"] = repeats
+        if self.ctx.replay:  # a restarted instance: what it took again, and what it still waits for
+            c["replay_rx"] = {ch: s.replayed for ch, s in self.subscribers.items() if s.replayed}
+            c["replay_waiting"] = [ch for ch, s in self.subscribers.items() if s.replaying]
         c.update(self.task.counters())
         return c
 
@@ -254,31 +297,30 @@ class TaskRunner:
             self._drain_wake()
         if self.control.socket in events:
             self._handle_control()
+        self._take_subscriptions(events)
         self._check_run_status()
         return self.stopping_reason is None
+
+    def _take_subscriptions(self, events) -> None:
+        """Consume the (un)subscriptions the poll reported (else it reports them again)."""
+        for p in self.publishers.values():
+            if p.socket in events:
+                p.poll_subscriptions()
 
     def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True) -> bool:
         return self.publishers[channel].publish(msg_type, body, wait=self.service, keep=keep)
 
-    def start_replay(self, channels) -> None:
-        """Publish again, in order, what was kept of *channels* (once the restarted
-        consumer has subscribed; see :meth:`Publisher.request_replay`)."""
-        for c in channels:
-            p = self.publishers.get(c)
-            if p is not None:
-                n = p.request_replay()
-                self.log.info("replaying %d kept messages on %s%s", n, c,
-                              f" ({p.counters.history_evicted} older ones no longer kept)"
-                              if p.counters.history_evicted else "")
-
-    def _pump_replays(self) -> bool:
-        """Re-send replayed messages for a slice of time; True if some are still waiting."""
-        pending = False
+    def _pump_replays(self) -> float | None:
+        """Send replays for a slice of time; how long the loop may wait before the next
+        slice (None: no replay has anything to send)."""
+        wait = None
         t_end = time.monotonic() + REPLAY_SLICE_S
         for p in self.publishers.values():
-            if p.replaying:
-                pending |= p.pump(t_end)
-        return pending
+            if p.replays or p.socket in self._events:
+                w = p.pump(t_end)
+                if w is not None:
+                    wait = w if wait is None else min(wait, w)
+        return wait
 
     # -- lifecycle ---------------------------------------------------------------------
     def _handshake(self) -> bool:
@@ -300,6 +342,7 @@ class TaskRunner:
             events = dict(self.poller.poll(int(MAX_POLL_S * 1000)))
             if self._wake_r in events:
                 self._drain_wake()
+            self._take_subscriptions(events)
             if self.control.socket in events:
                 for msg in self.control.pending():
                     if msg.type == "start":
@@ -309,6 +352,8 @@ class TaskRunner:
                         self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
                     elif msg.type == "stop":
                         self._begin_stop(msg.body.get("reason", "stop"))
+                    elif msg.type == "replay":
+                        self._replay_request(msg.body)
             self._check_run_status()
             if self.stopping_reason is not None:
                 return False
@@ -341,8 +386,16 @@ class TaskRunner:
             msg = decode(raw, counters, max_bytes)
             if msg is None:
                 self.task.on_dropped(channel, raw)
-            else:
-                self.task.on_message(channel, msg, raw)
+                continue
+            if sub.skip_repeats and not sub.from_replay:
+                if msg.seq <= sub.max_seq:  # a restarted producer's stream again: taken already
+                    if not sub.repeats:
+                        self.log.info("%s: %s restarted: skipping what it publishes again (seq <= %d)",
+                                      channel, msg.src, sub.max_seq)
+                    sub.repeats += 1
+                    continue
+                sub.max_seq = msg.seq
+            self.task.on_message(channel, msg, raw)
         return n
 
     def run(self) -> int:
@@ -354,7 +407,8 @@ class TaskRunner:
         last_sync = time.monotonic()
         while self.stopping_reason is None:
             self.loops += 1
-            events = dict(self.poller.poll(int(min(max(wait_s, 0.0), MAX_POLL_S) * 1000)))
+            self._hold_replays()
+            events = self._events = dict(self.poller.poll(int(min(max(wait_s, 0.0), MAX_POLL_S) * 1000)))
             if self._wake_r in events:
                 self._drain_wake()
             if self.control.socket in events:
@@ -368,39 +422,49 @@ class TaskRunner:
             if self.stopping_reason is not None:
                 break
             wait_s = self.task.step()
-            if self._pump_replays():
-                wait_s = 0.0
+            replay_wait = self._pump_replays()
+            if replay_wait is not None:
+                wait_s = min(wait_s, replay_wait)
             now = time.monotonic()
             if now - last_sync >= self.ctx.config.log_fsync_period_s:
                 sync_logs()
                 last_sync = now
             if self.ctx.spec.sink and 0 < n_msgs < DRAIN_BATCH and not self.stop_requested and wait_s > 0:
                 time.sleep(SINK_COALESCE_S)  # caught up with a trickle: let messages gather
-        # Stop: take what is already queued, then finish, each within a budget: a sink
-        # (which records the producers' final messages) inside the supervisor's kill
-        # deadline for sinks, a producer briefly (it must publish its final estimate well
-        # inside the producers' deadline).
-        t_end = time.monotonic() + (self.ctx.config.sink_stop_drain_s if self.ctx.spec.sink
-                                    else STOP_DRAIN_BUDGET_S)
-        for ch, sub in self.subscribers.items():
-            while time.monotonic() < t_end and self._drain_subscriber(ch, sub, 16, stopping=True):
-                pass
+        # Stop: a sink (which records the producers' final messages) takes what is already
+        # queued, inside the supervisor's kill deadline for sinks; a producer leaves it and
+        # publishes its final estimates at once (module docstring).  Then finish.
+        t0 = time.monotonic()
+        t_end = t0 + self.ctx.config.sink_stop_drain_s
+        drained = 0
+        for ch, sub in self.subscribers.items() if self.ctx.spec.sink else ():
+            while time.monotonic() < t_end:
+                n = self._drain_subscriber(ch, sub, 16, stopping=True)
+                if not n:
+                    break
+                drained += n
+        t1 = time.monotonic()
         try:
             self.task.on_stop(self.stopping_reason or "stop")
         except Exception:
             self.log.exception("on_stop failed")
         self.control.send("bye", {"counters": self.all_counters()})
-        self.log.info("exiting: %s", self.stopping_reason)
-        self.close()
+        t2 = time.monotonic()
+        self.close(f"exiting: {self.stopping_reason} (took {drained} queued messages in {(t1 - t0) * 1000:.0f} ms, "
+                   f"finished in {(t2 - t1) * 1000:.0f} ms")
         return 0
 
-    def close(self) -> None:
+    def close(self, note: str = "closed (") -> None:
+        """Close every socket and the context; log *note* with how long that took."""
+        t0 = time.monotonic()
         for p in self.publishers.values():
             p.close()
         for s in self.subscribers.values():
             s.close()
         self.control.close()
         self.zctx.term()
+        self.log.info("%s%ssockets closed in %.0f ms)", note, "" if note.endswith("(") else ", ",
+                      (time.monotonic() - t0) * 1000)
         self.supervisor.close()
         sync_logs()
 
@@ -445,6 +509,8 @@ def parse_task_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--t0-mono", required=True, type=float)
     p.add_argument("--supervisor-pid", type=int, default=None,
                    help="the supervisor's pid (default: the parent's; a forked task's parent is the zygote)")
+    p.add_argument("--replay", action="store_true",
+                   help="a restarted instance: take what the producers kept before their live streams")
     return p.parse_args(argv)
 
 
@@ -459,7 +525,7 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         print(f"pygnc task {spec.name}: bad configuration: {exc}", file=sys.stderr)
         return 2
     ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
-                      config, args.t0_sc, args.t0_mono, args.supervisor_pid or 0)
+                      config, args.t0_sc, args.t0_mono, args.supervisor_pid or 0, args.replay)
     log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_reserve_bytes)
     # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
     stream = getattr(logging.getLogger().handlers[0], "stream", None)

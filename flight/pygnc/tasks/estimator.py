@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import time
 
+from ..bus.channels import CHANNELS
 from ..bus.messages import Message
 from ..processors import Processor
 from .base import Task
 
 PROPAGATE_PERIOD_S = 1.0
-#: CPU time for the final propagation at stop, s (with the stop drain, well inside the
-#: producers' deadline and the 1-s stop target).
-STOP_PROPAGATION_BUDGET_S = 0.1
+#: Time for the final propagation at stop, s (after the batch an estimate was propagated
+#: at most a second before: one step; the tree's stop waits for the slowest producer).
+STOP_PROPAGATION_BUDGET_S = 0.05
 #: Failures logged with a traceback before the rest are only counted.
 MAX_LOGGED_TRACEBACKS = 5
 
@@ -66,6 +67,11 @@ class EstimatorTask(Task):
         """What the processor consumes (the rest - ranges for the orbit, ranges and fixes for
         the attitude - is passed on undecoded)."""
         return self.processor.consumes | {"batch_end"}
+
+    def holds(self, channel: str) -> bool:
+        """While replayed, a channel whose messages the processor cannot take more of now."""
+        saturated = self.processor.saturated()
+        return bool(saturated) and not saturated.isdisjoint(CHANNELS[channel].types)
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type == "batch_end":

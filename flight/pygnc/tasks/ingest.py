@@ -20,8 +20,12 @@ what arrives during the batch waits, at most ``Config.stream_live_queue_max`` fr
 every consumer sees one time-ordered stream: the batch, then the live data.  Valid live own
 fixes feed the clock map: a new ``clock_map`` is published (before the fix) when there was
 none, when the fixes since the last fit have doubled, or when a fix disagrees with the map
-by more than :data:`CLOCK_REFIT_TOLERANCE_S`.  A replay (a restarted consumer) publishes the
-batch and then the most recent ``Config.stream_live_keep_max`` live frames again.
+by more than :data:`CLOCK_REFIT_TOLERANCE_S`.
+
+A restarted consumer gets, alone, the batch messages published so far and then the most
+recent ``Config.stream_live_keep_max`` live frames again (:class:`ReplayCursor`); meanwhile
+nothing is published live (the channel waits for its slowest consumer: the others see the
+stream as they would have without the restart).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..bus.messages import Message
+from ..bus.messages import Encoder, Message
 from ..config import Config, Paths
 from ..formats.gps import decode_gps_segments
 from ..formats.common import drain
@@ -437,14 +441,41 @@ def build_message_stream(paths: Paths, config: Config, log: logging.Logger | Non
     return drain(iter_message_stream(paths, config, log, lazy))
 
 
-class Ingest(Task):
-    """Publishes the stream once, and again whenever a restarted consumer asks (via the
-    supervisor's ``replay``): consumers ignore what they have already processed, so a
-    restarted estimator rebuilds its state and nothing is lost.  Then the live frames, as
-    they come."""
+class ReplayCursor:
+    """Ingest's replay to one restarted consumer: the batch messages published so far, then
+    the live items kept, in publication order - each built and encoded when it is sent (its
+    own encoder: ``seq`` from 1)."""
 
-    #: Longest wait for a restarted consumer's subscription before replaying anyway, s.
-    REPLAY_SUBSCRIBE_WAIT_S = 2.0
+    def __init__(self, ingest: "Ingest"):
+        self.ingest = ingest
+        self.encoder = Encoder(ingest.runner.name)
+        self.i = 0        # next batch message
+        self.j = 0        # next live item, counted from the first ever published
+        self.queued: deque[tuple[str, dict]] = deque()  # the rest of a live item's messages
+
+    def next(self) -> bytes | None:
+        ing = self.ingest
+        if not self.queued:
+            if self.i < ing.pos:
+                self.queued.append(ing.stream[self.i])
+                self.i += 1
+            else:
+                first = ing.live_published - len(ing.live_kept)
+                self.j = max(self.j, first)
+                while not self.queued and self.j < ing.live_published:
+                    item = ing.live_kept[self.j - first]
+                    self.j += 1
+                    self.queued.extend([(item[1], item[2])] if item[0] == "msg" else ing._decode_live(item[1], item[2]))
+        if not self.queued:
+            return None
+        msg_type, body = self.queued.popleft()
+        return self.encoder.encode(msg_type, body)
+
+
+class Ingest(Task):
+    """Publishes the stream once, then the live frames, as they come; a restarted consumer
+    gets what was published before from ingest alone (:class:`ReplayCursor`), and the live
+    stream waits for it meanwhile."""
 
     def __init__(self, runner):
         super().__init__(runner)
@@ -453,14 +484,13 @@ class Ingest(Task):
         self.pos = 0
         self.published = 0
         self.done = False
-        self.replays = 0
-        self.replay_at: float | None = None  # deadline while waiting for a resubscription
+        self.meas = runner.publishers["meas"]
+        self.meas.source = lambda: ReplayCursor(self)
         # Live frames: waiting to be published (tag, data), and those published (kept for a
         # replay: ("frame", tag, data) or ("msg", type, body) for the clock maps fitted).
         self.live_pending: deque[tuple[str, bytes]] = deque()
         self.live_kept: deque[tuple] = deque(maxlen=max(1, int(cfg.stream_live_keep_max)))
-        self.live_replay: list[tuple] | None = None
-        self.live_replay_pos = 0
+        self.live_published = 0  # live items published (kept or no longer)
         self.clock_sc: list[float] = []
         self.clock_gps: list[float] = []
         self.clock: ClockMap | None = None
@@ -507,18 +537,6 @@ class Ingest(Task):
         self.live_pending.append((msg.body["tag"], msg.body["data"]))
         self.n_live["frames"] += 1
 
-    def on_replay(self, reason: str, channels: list[str]) -> None:
-        self.replays += 1
-        self.replay_at = time.monotonic() + self.REPLAY_SUBSCRIBE_WAIT_S
-
-    def _replay_ready(self) -> bool:
-        # XPUB_VERBOSE passes every subscribe up and a dead peer's are never withdrawn, so
-        # the count only grows: one more per restarted consumer.
-        pub = self.runner.publishers["meas"]
-        pub.poll_subscriptions()
-        return (pub.counters.subscriptions >= pub.expected_subscribers + self.replays
-                or time.monotonic() >= self.replay_at)
-
     # -- live --------------------------------------------------------------------------------
     def _decode_live(self, tag: str, data: bytes) -> list[tuple[str, dict]]:
         try:
@@ -554,14 +572,12 @@ class Ingest(Task):
                       "" if off is None else f" (that fix was {off:.3f} s from the previous map)")
         return [("clock_map", clock_map_body(cm))]
 
+    def _keep(self, item: tuple) -> None:
+        self.live_kept.append(item)
+        self.live_published += 1
+
     def _next_live(self) -> list[tuple[str, dict]] | None:
-        """The messages of the next live item to publish (replay first), or None."""
-        if self.live_replay is not None:
-            if self.live_replay_pos < len(self.live_replay):
-                item = self.live_replay[self.live_replay_pos]
-                self.live_replay_pos += 1
-                return [(item[1], item[2])] if item[0] == "msg" else self._decode_live(item[1], item[2])
-            self.live_replay = None
+        """The messages of the next live item to publish, or None."""
         if not self.live_pending:
             return None
         tag, data = self.live_pending.popleft()
@@ -570,25 +586,23 @@ class Ingest(Task):
             if m[0] == "gps_fix":
                 for cm in self._clock_update(m[1]):
                     msgs.append(cm)
-                    self.live_kept.append(("msg", cm[0], cm[1]))
+                    self._keep(("msg", cm[0], cm[1]))
             msgs.append(m)
-        self.live_kept.append(("frame", tag, data))
+        self._keep(("frame", tag, data))
         return msgs
 
     def step(self) -> float:
         if self.reading is not None and not self._read_slice():
             return 0.0
-        if self.replay_at is not None:
-            if not self._replay_ready():
-                return 0.05
-            self.log.info("replaying %d messages and %d live items (request %d)", len(self.stream),
-                          len(self.live_kept), self.replays)
-            self.replay_at = None
-            self.pos, self.done = 0, False
-            self.live_replay, self.live_replay_pos = list(self.live_kept), 0
+        if self.meas.replay_pending:
+            # A consumer is to catch up first (its replay goes out from the task's loop, which
+            # wakes when it subscribes): nothing live meanwhile.
+            return 0.5
         if not self.done:
             end = min(self.pos + SLICE, len(self.stream))
             while self.pos < end:
+                if self.meas.replay_pending:  # (asked for while a send waited)
+                    return 0.5
                 msg_type, body = self.stream[self.pos]
                 if not self.publish("meas", msg_type, body, keep=False):  # the stream is kept here
                     return 0.0 if self.runner.stopping_reason is None else 0.5
@@ -599,7 +613,7 @@ class Ingest(Task):
             self.done = True
             self.log.info("batch published: %d messages in all", self.published)
         n = 0
-        while n < SLICE:
+        while n < SLICE and not self.meas.replay_pending:
             msgs = self._next_live()
             if msgs is None:
                 return 0.5
@@ -608,7 +622,7 @@ class Ingest(Task):
                     return 0.0 if self.runner.stopping_reason is None else 0.5
                 self.n_live["messages"] += 1
                 n += 1
-        return 0.0
+        return 0.5 if self.meas.replay_pending else 0.0
 
     def on_stop(self, reason: str) -> None:
         if self.reading is not None:
@@ -624,7 +638,7 @@ class Ingest(Task):
     def counters(self) -> dict:
         return {"published": self.published, "pending": 0 if self.done else len(self.stream) - self.pos,
                 "reading": self.reading is not None, "read_pieces": self.read_pieces,
-                "replays": self.replays, "live_pending": len(self.live_pending),
+                "live_pending": len(self.live_pending),
                 **{f"live_{k}": v for k, v in self.n_live.items()}}
 
 

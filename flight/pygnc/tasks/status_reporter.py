@@ -5,7 +5,9 @@ and the supervisor's health table; rewrites both files atomically at most every
 ``status_period_s`` (and at least every second, so ``t_sc_s`` advances), judging at each
 write whether each estimate is usable now (:mod:`pygnc.validity`); appends every received
 frame to ``bus.log``.  A sink: after a stop signal it keeps recording until the supervisor
-reports the producers gone, then writes the final status (flag STOPPING).
+reports the producers gone, then writes the final status (flag STOPPING).  Restarted, it
+carries on from the last status of its run (:meth:`StatusReporter.resume`): the host never
+reads a status without the estimates while the producers replay them.
 
 Storage: the bus log and the text logs keep ``Config.log_reserve_bytes`` free (the
 downlink's reserve and, under it, the status files'), so the status and info files
@@ -74,7 +76,32 @@ class StatusReporter(Task):
         for k, spec in enumerate(enabled_tasks(ctx.config)[: st.MAX_TASKS]):
             self.status[f"task{k}_id"] = spec.task_id
             self.status[f"task{k}_state"] = _STATE_INDEX["starting"]
+        if ctx.replay:
+            self.resume()
         self.write_status()  # first status at once, before the handshake completes
+
+    #: Flags judged again at every write (validity, storage) or meaning the end of the run.
+    _RECOMPUTED_FLAGS = (st.FLAG_ORBIT_VALID | st.FLAG_ATTITUDE_VALID | st.FLAG_FORMATION_VALID | st.FLAG_STOPPING
+                         | st.FLAG_WRITE_FAILED | st.FLAG_LOGS_LIMITED)
+
+    def resume(self) -> bool:
+        """A restarted reporter: carry on from the last status file of this run - its
+        estimates, totals, flags, task slots and ``seq`` - so the host does not read a status
+        without them while the producers replay; the replay replaces an estimate only by a
+        newer one.  False if there is none of this run."""
+        try:
+            old = st.decode_status(self.ctx.paths.status_file.read_bytes())
+        except (OSError, st.StatusError):
+            return False
+        if old["run"] != self.ctx.run_number:
+            return False
+        self.status.update(old)
+        self.seq = int(old["seq"])
+        self.flags = int(old["flags"]) & ~self._RECOMPUTED_FLAGS
+        self.peers = {int(old[f"peer{k}_id"]): k for k in range(st.MAX_PEERS) if old[f"peer{k}_id"]}
+        self.att_has_reference = st.ESTIMATE_QUALITY[old["att_quality"]] != "rates_only"
+        self.log.info("restarted: carrying on from status %d of run %d", self.seq, self.ctx.run_number)
+        return True
 
     # -- inputs ----------------------------------------------------------------------------
     def _log_frame(self, channel: str, raw: bytes) -> None:

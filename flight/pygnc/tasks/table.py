@@ -43,6 +43,14 @@ class TaskSpec:
     #: only shares another's work pays where a core would otherwise idle, and costs where
     #: every core is busy already.
     min_cpus: int | str = 1
+    #: Restarted, it takes what the producers kept of its channels before their live
+    #: streams (pygnc.bus.transport); False: the live streams at once (the stream task
+    #: sends the host the newest estimates, not the history).
+    replay: bool = True
+    #: Name of the :class:`~pygnc.config.Config` field holding how long the task may leave a
+    #: health ping unanswered before it is killed and restarted, s (at most
+    #: ``health_fatal_s``).
+    health_fatal: str = "health_fatal_s"
 
     def enabled(self, config: Config) -> bool:
         need = getattr(config, self.min_cpus) if isinstance(self.min_cpus, str) else self.min_cpus
@@ -68,7 +76,7 @@ def usable_cpus() -> int:
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
              subscribes=("meas", "orbit", "attitude", "formation", "formation_2", "health", "hk"), publishes=(),
-             sink=True, fork_early=True),
+             sink=True, fork_early=True, health_fatal="status_health_fatal_s"),
     TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
     TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
              publishes=("orbit",)),
@@ -90,7 +98,7 @@ TASKS: tuple[TaskSpec, ...] = (
     # The only task that reads stdin and writes stdout (the host's terminal); every other
     # process's stdout goes to stderr.
     TaskSpec("tty_stream", 10, "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation", "formation_2"),
-             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True),
+             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True, replay=False),
 )
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}

@@ -46,6 +46,7 @@ import zmq
 
 from .. import terminal
 from ..bus.messages import Message
+from ..bus.transport import LIVE_PREFIX
 from ..formats import batch as fmt
 from ..formats import stream as fs
 from .base import Task
@@ -146,12 +147,12 @@ class TtyStream(Task):
     def _subscribe_estimates(self, on: bool) -> None:
         """Receive the estimate channels only while there is a cadence to stream them at.
 
-        Off, the socket subscribes to :data:`NO_MESSAGES` instead of everything, so a
+        Off, the socket subscribes to :data:`NO_MESSAGES` instead of the live stream, so a
         producer (re)starting still sees this consumer subscribed (its ready handshake
         waits for every declared consumer) and sends it nothing."""
         if bool(self.other["estimates_subscribed"]) == on:
             return
-        new, old = (b"", NO_MESSAGES) if on else (NO_MESSAGES, b"")
+        new, old = (LIVE_PREFIX, NO_MESSAGES) if on else (NO_MESSAGES, LIVE_PREFIX)
         for sub in self.runner.subscribers.values():
             sub.socket.setsockopt(zmq.SUBSCRIBE, new)  # first, so it is never unsubscribed
             sub.socket.setsockopt(zmq.UNSUBSCRIBE, old)
@@ -317,8 +318,8 @@ class TtyStream(Task):
                 self._subscribe_estimates(self.cadence_s > 0)
                 self._ack(item, fs.ACK_OK)
         elif tag == fs.FLUSH:
-            sent = self.flush_available and self.publish("host_cmd", "host_command",
-                                                         {"command": "flush_batches", "seq": item.seq})
+            sent = self.flush_available and self.publish("host_cmd", "host_command",  # (a command: never replayed)
+                                                         {"command": "flush_batches", "seq": item.seq}, keep=False)
             self._ack(item, fs.ACK_OK if sent else fs.ACK_UNAVAILABLE)
 
     def _ack(self, frame: fs.Frame, result: int) -> None:
