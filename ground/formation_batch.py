@@ -1,95 +1,76 @@
-"""Ground: one partner's formation filter run over a whole batch of fixes and ranges.
+"""Ground: the flight formation processor run over arrays of fixes and ranges.
 
-The flight software runs the same filter (:class:`pygnc.estimation.formation_filter.FormationFilter`)
-message by message in :class:`pygnc.processors.formation.FormationProcessor`; this batch
-driver serves the estimator tests and the benchmarks and is not shipped to the spacecraft.
+:class:`pygnc.processors.formation.FormationProcessor`, as it flies with the partner's fixes
+relayed, on one partner's data already on the GPS time axis
+(:func:`ground.array_stream.stream_from_arrays`): the estimates the accuracy tests judge
+are the ones the spacecraft would publish.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pygnc.estimation.formation_filter import I_DR, I_DV, N_STATES, FormationFilter, FormationFilterConfig
+from ground.array_stream import stream_from_arrays
+from pygnc.config import Config
+from pygnc.estimation.formation_filter import FormationFilterConfig
+from pygnc.processors.formation import FormationProcessor
 
-__all__ = ["run_formation_filter"]
+__all__ = ["run_formation_processor"]
 
-_EV_OWN, _EV_PEER, _EV_RANGE, _EV_OUT = 0, 1, 2, 3
+#: Partner fixes relayed, an estimate at every sensor sample.
+CONFIG = Config(range_gps_source="peer", batch_decimate_estimates=False)
 
 
-def run_formation_filter(own_fixes, peer_fixes, ranges, output_times_gps_s,
-                         config: FormationFilterConfig | None = None):
-    """Run one peer's filter over a batch; report the relative state at every output time.
+def run_formation_processor(own_fixes, peer_fixes, ranges, output_times_gps_s,
+                            filter_config: FormationFilterConfig | None = None, peer_id: int = 0x4B,
+                            config: Config | None = None) -> dict:
+    """The processor's estimates of partner *peer_id* at *output_times_gps_s* (sensor samples).
 
     *own_fixes*, *peer_fixes*: structured arrays or dicts of arrays with ``t_gps_s``,
-    ``pos_ecef_m``, ``vel_ecef_m_s``, ``pos_sigma_m``, ``vel_sigma_m_s`` (n, 3) and ``valid``
-    (e.g. ``pygnc.formats.gps.GPS_FIX_DTYPE``).  *ranges*: dict with ``t_gps_s`` (range tags
-    already on the GPS axis) and ``range_m`` (and optionally ``valid``).  Events are
-    processed in GPS-time order (own fix, peer fix, range, output at equal times).  The
-    filter starts at the first valid peer fix with a valid own fix at most
-    ``config.max_init_pair_gap_s`` earlier; outputs before that are NaN.
+    ``pos_ecef_m``, ``vel_ecef_m_s``, ``pos_sigma_m``, ``vel_sigma_m_s`` (n, 3) and ``valid``;
+    *ranges*: ``t_gps_s`` and ``range_m`` (and optionally ``valid``); *filter_config*: the
+    filter's tunables (default: *config*'s).
 
-    Returns a dict of arrays over the outputs: ``t_gps_s`` (m,), ``x`` (m, 21),
-    ``cov`` (m, 21, 21), ``dr_gcrs_m``, ``dv_gcrs_m_s`` (m, 3), and counters.
+    Returns a dict of arrays over the output times, NaN where nothing was published (before
+    the filter starts): ``t_gps_s`` (m,), ``dr_gcrs_m``, ``dv_gcrs_m_s`` (m, 3), ``cov_rel``
+    (m, 6, 6) the relative state's GCRS covariance, ``range_bias_m``, ``sigma_range_bias_m``
+    (m,); the filter's covariance after each message that changed it (``p_filter``
+    (k, 21, 21)); the filter at the end (``t_end``, ``x_end`` (21,), ``p_end`` (21, 21)) and
+    its counters;
+    ``counters``: the processor's.
     """
-    config = config or FormationFilterConfig()
-    f = FormationFilter(config)
-    events = []
-
-    def add_fixes(fx, kind):
-        t = np.asarray(fx["t_gps_s"], dtype=float)
-        pos = np.asarray(fx["pos_ecef_m"], dtype=float).reshape(-1, 3)
-        vel = np.asarray(fx["vel_ecef_m_s"], dtype=float).reshape(-1, 3)
-        ps = np.asarray(fx["pos_sigma_m"], dtype=float).reshape(-1, 3)
-        vs = np.asarray(fx["vel_sigma_m_s"], dtype=float).reshape(-1, 3)
-        ok = np.asarray(fx["valid"], dtype=bool) & np.isfinite(t) & np.isfinite(pos).all(1) & np.isfinite(vel).all(1)
-        for i in np.flatnonzero(ok):
-            events.append((t[i], kind, (pos[i], vel[i], ps[i], vs[i])))
-
-    add_fixes(own_fixes, _EV_OWN)
-    add_fixes(peer_fixes, _EV_PEER)
-    t_r = np.asarray(ranges["t_gps_s"], dtype=float)
-    rng_m = np.asarray(ranges["range_m"], dtype=float)
-    r_ok = np.asarray(ranges.get("valid", np.ones(t_r.size, bool)), dtype=bool) & np.isfinite(t_r) & np.isfinite(rng_m)
-    for i in np.flatnonzero(r_ok):
-        events.append((t_r[i], _EV_RANGE, rng_m[i]))
+    proc = FormationProcessor(config or CONFIG, filter_config)
     t_out = np.asarray(output_times_gps_s, dtype=float).ravel()
-    for j in range(t_out.size):
-        events.append((t_out[j], _EV_OUT, j))
-    events.sort(key=lambda e: (e[0], e[1]))
-
+    messages, _ = stream_from_arrays(own_fixes, t_out, peer_fixes, ranges, peer_id)
+    published, p_filter, p_last = {}, [], None
+    for msg_type, body in messages:
+        if msg_type in proc.consumes:
+            for kind, b in proc.handle(msg_type, body):
+                if kind == "formation_estimate" and b["peer_id"] == peer_id and not b["propagated"]:
+                    published[b["t_gps_s"]] = b
+            peer = proc.peers.get(peer_id)
+            if peer is not None and peer.filter.initialized and peer.filter.p is not p_last:
+                p_last = peer.filter.p  # (every step and update makes a new array)
+                p_filter.append(p_last.copy())
     m = t_out.size
-    x_out = np.full((m, N_STATES), np.nan)
-    p_out = np.full((m, N_STATES, N_STATES), np.nan)
-    last_own = None
-    for t, kind, data in events:
-        if kind == _EV_OWN:
-            if f.initialized and not f.needs_reinit:
-                f.predict_to(t)
-                f.update_own_fix(t, *data)
-            last_own = (t, data)
-        elif kind == _EV_PEER:
-            if not f.initialized or f.needs_reinit:
-                if last_own is not None and t - last_own[0] <= config.max_init_pair_gap_s:
-                    if f.initialized:
-                        f.n_reinit += 1
-                    f.initialize_from_fixes(last_own[0], *last_own[1], t, *data)
-                    f.n_own_used += 1
-                    f.n_peer_used += 1
-                continue
-            f.predict_to(t)
-            f.update_peer_fix(t, *data)
-        elif kind == _EV_RANGE:
-            if f.initialized and t >= f.t_gps_s - 1e-9:
-                f.predict_to(t)
-                f.update_range(t, data)
-        elif f.initialized and t >= f.t_gps_s - 1e-9:
-            f.predict_to(t)
-            x_out[data], p_out[data] = f.x, f.p
-    return {
-        "t_gps_s": t_out, "x": x_out, "cov": p_out,
-        "dr_gcrs_m": x_out[:, I_DR].copy(), "dv_gcrs_m_s": x_out[:, I_DV].copy(),
-        "n_own_used": f.n_own_used, "n_own_rejected": f.n_own_rejected,
-        "n_peer_used": f.n_peer_used, "n_peer_rejected": f.n_peer_rejected,
-        "n_ranges_used": f.n_ranges_used, "n_ranges_rejected": f.n_ranges_rejected,
-        "n_reinit": f.n_reinit, "n_bias_resets": f.n_bias_resets, "n_ranges_held": f.n_ranges_held,
-    }
+    dr, dv = np.full((m, 3), np.nan), np.full((m, 3), np.nan)
+    cov = np.full((m, 6, 6), np.nan)
+    bias, sig_bias = np.full(m, np.nan), np.full(m, np.nan)
+    for j, t in enumerate(t_out.tolist()):
+        b = published.get(t)
+        if b is not None:
+            dr[j], dv[j] = b["dr_gcrs_m"], b["dv_gcrs_m_s"]
+            cov[j] = np.reshape(b["cov_rel_gcrs"], (6, 6))
+            bias[j], sig_bias[j] = b["range_bias_m"], b["sigma_range_bias_m"]
+    res = {"t_gps_s": t_out, "dr_gcrs_m": dr, "dv_gcrs_m_s": dv, "cov_rel": cov, "range_bias_m": bias,
+           "sigma_range_bias_m": sig_bias, "counters": proc.counters(),
+           "p_filter": np.array(p_filter).reshape(-1, 21, 21)}
+    peer = proc.peers.get(peer_id)
+    f = None if peer is None else peer.filter
+    res["t_end"] = None if f is None or not f.initialized else f.t_gps_s
+    res["x_end"] = None if f is None or not f.initialized else f.x.copy()
+    res["p_end"] = None if f is None or not f.initialized else f.p.copy()
+    for k in ("n_own_used", "n_own_rejected", "n_peer_used", "n_peer_rejected", "n_ranges_used",
+              "n_ranges_rejected", "n_reinit", "n_bias_resets", "n_ranges_held"):
+        res[k] = 0 if f is None else int(getattr(f, k))
+    return res

@@ -1,9 +1,13 @@
-"""Ground: the orbit EKF run over a whole batch of fixes, and its RTS smoother.
+"""Ground: the orbit EKF run over a whole batch of fixes, and its RTS smoother; and the flight
+orbit processor run over arrays.
 
-The flight software runs the same filter (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`)
-message by message in :class:`pygnc.processors.orbit.OrbitProcessor`; these batch drivers
-serve the ground (``replay --smooth``), the estimator tests and the benchmarks, and are not
-shipped to the spacecraft.
+The flight software runs the filter (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`) message
+by message in :class:`pygnc.processors.orbit.OrbitProcessor`: :func:`run_orbit_processor`
+runs that processor on arrays (what the accuracy tests judge).  :func:`run_orbit_filter`
+steps the same filter from output to output instead, keeping every step for the RTS
+smoother (``replay --smooth``, the benchmarks); without smoothing it gives the processor's
+estimates to ~1 mm (tests/test_orbit_ekf.py says why not to the bit).  Not shipped to the
+spacecraft.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ import math
 
 import numpy as np
 
+from ground.array_stream import stream_from_arrays
 from pygnc import frames, timebase
+from pygnc.config import Config
 from pygnc.estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
+from pygnc.processors.orbit import OrbitProcessor
 
-__all__ = ["gps_times_from_sc", "rts_smooth", "run_orbit_filter"]
+__all__ = ["gps_times_from_sc", "rts_smooth", "run_orbit_filter", "run_orbit_processor"]
 
 
 def rts_smooth(history):
@@ -190,3 +197,55 @@ def _result(t_out, x_out, p_out, ekf, nis, status, smoothed) -> dict:
         "fix_status": status,
         "smoothed": smoothed,
     }
+
+
+def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | None = None) -> dict:
+    """The flight :class:`OrbitProcessor` over a batch of GPS fixes (*fixes* as for
+    :func:`run_orbit_filter`), with a sensor sample at every one of *output_times_gps_s*;
+    an estimate at every sample (no decimation).
+
+    Returns the dict of :func:`run_orbit_filter` (``smoothed`` False), its state and
+    covariance those the processor publishes: ``x`` (m, 6) GCRS position and velocity,
+    ``cov`` (m, 6, 6); NaN where nothing was published.  ``fix_status`` (0 used, 1 rejected,
+    2 invalid, 3 initialise/re-initialise, 4 not used: before the start or out of order) and
+    ``nis`` per fix from the filter's counters after each fix.
+    """
+    t_fix = np.asarray(fixes["t_gps_s"], dtype=float)
+    t_out = np.asarray(output_times_gps_s, dtype=float).ravel()
+    order = np.argsort(t_out, kind="stable")
+    proc = OrbitProcessor(Config(batch_decimate_estimates=False), config)
+    messages, own_at = stream_from_arrays(fixes, t_out[order])
+    fix_of = {int(k): i for i, k in enumerate(own_at)}
+    m = t_out.size
+    x_out, p_out = np.full((m, 6), np.nan), np.full((m, 6, 6), np.nan)
+    r_e, v_e = np.full((m, 3), np.nan), np.full((m, 3), np.nan)
+    nis = np.full(t_fix.size, np.nan)
+    status = np.full(t_fix.size, 4, dtype=np.int8)
+    f = proc.filter
+    j = 0  # samples handed over
+    for k, (msg_type, body) in enumerate(messages):
+        if msg_type not in proc.consumes:
+            continue
+        before = (f.initialized, f.n_used, f.n_rejected, f.n_invalid, f.n_reinit)
+        out = proc.handle(msg_type, body)
+        if msg_type == "sensor":
+            for kind, b in out:
+                if kind == "orbit_estimate":
+                    i = order[j]
+                    x_out[i] = b["r_gcrs_m"] + b["v_gcrs_m_s"]
+                    p_out[i] = np.reshape(b["cov_gcrs"], (6, 6))
+                    r_e[i], v_e[i] = b["r_ecef_m"], b["v_ecef_m_s"]
+            j += 1
+        elif k in fix_of:
+            i = fix_of[k]
+            if f.n_invalid > before[3]:
+                status[i] = 2
+            elif f.n_reinit > before[4] or (f.n_used > before[1] and not before[0]):
+                status[i] = 3
+            elif f.n_rejected > before[2]:
+                status[i], nis[i] = 1, f.last_nis
+            elif f.n_used > before[1]:
+                status[i], nis[i] = 0, f.last_nis
+    res = _result(t_out, x_out, p_out, f, nis, status, False)
+    res["r_ecef_m"], res["v_ecef_m_s"] = r_e, v_e  # as published
+    return res

@@ -306,7 +306,7 @@ def test_task_and_table_wiring():
     assert spec.task_id == 5 and spec.subscribes == ("meas",) and spec.publishes == ("formation",)
     assert formation_estimator.TASK_CLASS.processor_class is FormationProcessor
     assert formation_estimator.TASK_CLASS.channel == "formation"
-    assert not math.isinf(FormationProcessor().hold_s)
+    assert not math.isinf(FormationProcessor().order.hold_s)
 
 
 def test_the_second_formation_process_runs_only_with_a_second_core(monkeypatch):
@@ -541,11 +541,11 @@ def test_estimates_between_measurements_match_predicting_to_each(stream, nominal
     over the first ~80 min).  Ranges are applied at their own times in both runs here (an
     estimate would otherwise include the ranges up to its step's end, which differ between
     the two: test_ranges_applied_ahead_of_the_filter_match_stepping_to_each)."""
-    from pygnc.processors import formation
+    from pygnc.processors import formation_outputs
 
     head = stream[: int(0.45 * len(stream))]  # the first ~80 min (keeps the suite short)
     _, deferred = _run(head, PEER_CONFIG(formation_filter={"range_extrapolate_max_s": 0.0}))
-    monkeypatch.setattr(formation, "OUTPUT_DEFER_MAX_S", -1.0)
+    monkeypatch.setattr(formation_outputs, "OUTPUT_DEFER_MAX_S", -1.0)
     _, direct = _run(head, PEER_CONFIG(formation_filter={"range_extrapolate_max_s": 0.0}))
     for pid in PEERS:
         a = {b["t_gps_s"]: b for b in _estimates(deferred, pid)}

@@ -103,8 +103,8 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     p = proc.peers[0x4B]
     prop = [b for t, b in proc.propagate_to_sc(proc.clock.sc_from_gps(p.filter.t_gps_s + 60.0))
             if t == "formation_estimate"]
-    assert len(prop) == 1 and prop[0]["propagated"] and p.cursor_alts == [None]
-    c, (w0, (w1,)) = p.cursor, p.hyp.weights()
+    assert len(prop) == 1 and prop[0]["propagated"] and p.cursor.alts == [None]
+    c, (w0, (w1,)) = p.cursor.filter, p.hyp.weights()
     np.testing.assert_allclose(prop[0]["dr_gcrs_m"], w0 * c.x[9:12] + w1 * RO.reflected(c).x[9:12], atol=1e-6)
     n_c = c.relative_rtn()[0][2]  # the cursor's cross-track offset: the sides are +-n_c
     assert prop[0]["sigma_dr_rtn_m"][2] >= 2.0 * math.sqrt(w0 * w1) * abs(n_c) > 10.0

@@ -2,126 +2,69 @@
 
 One :class:`pygnc.estimation.formation_filter.FormationFilter` per peer (own orbit +
 relative state + range bias; own fixes are used by every peer's filter); range-only, also
-one per other orbit the partner may fly - its prior's mirror image, the other minima and
-mirror images its acquisition window fitted about as well - until the ranges or the prior
-decide between them (:class:`pygnc.estimation.range_only.PartnerHypotheses`).
+one per other orbit the partner may fly, until the ranges or the prior decide between them
+(:class:`pygnc.estimation.range_only.PartnerHypotheses`).  This module handles the
+messages; the other jobs have rooms of their own:
+
+* :mod:`.event_order` - every event waits in a GPS-time-ordered queue until the stream has
+  moved ``hold`` seconds past it (peer fixes carry the peer's clock and arrive early or
+  late); replayed events are dropped there;
+* :mod:`.formation_peer` - each peer's filter lifecycle (start from a fix pair or, range-only,
+  from the prior or the first range; re-initialisation after a gap);
+* :mod:`.formation_outputs` - estimates waiting for the filter's next step, interpolated,
+  published in time order and decimated during a batch;
+* :mod:`.now_cursor` - the estimates propagated to "now" (:meth:`propagate_to_sc`).
 
 Inputs
 * ``clock_map``: own spacecraft clock -> GPS time (sensor samples and range packets carry
   only the own spacecraft clock).
 * ``gps_fix`` with ``peer_id`` 0: own fix; ``peer_id`` > 0: the peer's fix from a range
-  file.  A fix's GPS time is authoritative.  An invalid fix is counted, never used.
+  file; < 0: a peer fix of unknown peer (counted).  A fix's GPS time is authoritative.  An
+  invalid fix is counted, never used.  A peer fix that arrives after the filter has passed
+  its time is dropped, counted, and reported once per peer (``peer_fix_late``).
 * ``range``: measured range to ``peer_id`` at own spacecraft time ``t_sc_s``; packets
   without the valid flag are counted and dropped.
-* ``sensor``: a ``formation_estimate`` is due for every initialised peer at the sample's
-  time.  It is not a propagation step: the estimate waits (``_Peer.outs``) until the
-  filter's step to the next measurement passes its time and is interpolated inside that
-  step (:meth:`FormationFilter.tap`) - a day's 5-s outputs would otherwise triple the
-  filter's steps (and the range-only alternatives').  An estimate that has waited
-  :data:`OUTPUT_DEFER_MAX_S` of stream, or is still waiting when the filter is about to be
-  re-initialised or replaced, at the batch's end or before propagating to now, is
-  predicted to instead; either way estimates go out per peer in time order.
+* ``sensor``: a ``formation_estimate`` is due for every initialised peer at the sample's time.
 * ``batch_end``: everything still held is processed; notes are issued (below).
 
-Decimation (``Config.batch_decimate_estimates``, on by default; :class:`admission.BatchDecimation`).
-During a batch the processor publishes, per peer, only what the host and the downlink use:
-the first estimate in each bin of the batch writer's formation period
-(``Config.batch_period_s`` "formation", default 60 s; the writer's own bins, so it records
-exactly what it recorded before) and the newest one before ``batch_end`` (held, published
-at ``batch_end`` or at stop: :meth:`flush_held`); everything after ``batch_end`` -
-the batch's last hold of samples, the live stream, propagation to now - goes out in full.
-The filters are stepped exactly as without it (taps never step a filter); a left-out
-estimate costs no interpolation, no message body and nothing in the sinks (counter
-``outputs_decimated``).  Off: an estimate at every sensor sample (ground replays).
+Decimation (``Config.batch_decimate_estimates``, on by default): during a batch the
+processor publishes, per peer, the first estimate in each bin of the batch writer's
+formation period and the newest one before ``batch_end`` (at ``batch_end`` or at stop:
+:meth:`flush_held`); everything after ``batch_end`` goes out in full.  The filters are
+stepped exactly as without it.  Off: an estimate at every sensor sample (ground replays).
 
-Partners in two processes (``Config.formation_split``, on by default).  The partners'
-filters share nothing but the own fixes, and on a 24-h batch this processor is the
-critical path of the process tree; so two processes run it (tasks ``formation_estimator``
-and ``formation_estimator_2``, channels ``formation`` and ``formation_2``), each with
-``part`` (k, 2): the known partners, in the order they first appear in the stream (which
-every process sees in the same order), go to the processes in turn - the 1st, 3rd ... to
-part 0, the 2nd, 4th ... to part 1 - and each process ignores the others' (counter
-``other_part_msgs``).  The batch-wide notes (``unknown_peer``, ``no_range_data``,
-``no_own_fix``) come from part 0 only.  A partner's estimates are the same as from one
-process to ~1e-4 m (the own steps two partners' filters share in one process are
-first-order carries of a full propagation: :func:`pygnc.estimation.formation_filter.own_step`;
-tests/test_formation_processor.py).
+Partners in two processes (``Config.formation_split``): with ``part`` (k, n) this processor
+estimates the known partners whose order of first appearance in the stream (the same in
+every process) is k modulo n, and ignores the others' (counter ``other_part_msgs``); the
+batch-wide notes come from part 0.  A partner's estimates are the same as from one process
+to ~1e-4 m (the own steps two partners' filters share in one process are first-order
+carries of a full propagation: :func:`pygnc.estimation.formation_filter.own_step`).
 
-Time order.  Ingest merges messages by spacecraft time, but a peer fix is stamped with the
-**peer's** clock, which may be tens of seconds (or years, if unset) off the own clock, so
-peer fixes arrive early or late relative to the own measurements of the same instant.
-Every event is therefore held in a GPS-time-ordered queue and processed only once the
-stream (own-clock messages mapped to GPS time) has moved ``hold`` seconds past it:
-``hold`` = max(``Config.formation_hold_s``, the largest peer-fix lateness seen so far + 5
-s), capped at ``Config.formation_max_hold_s``.  Outputs are thus computed with every
-measurement up to their own time and published in time order, ``hold`` seconds of
-stream behind; ``batch_end`` flushes the queue.  A peer fix that still arrives after the
-filter has passed its time is dropped, counted, and reported once per peer
-(``peer_fix_late``).
+Notes (``estimator_note``, estimator ``formation``), never fatal: ``unknown_peer`` (an id
+not in ``Config.formation_peer_ids``, once per id; its data are ignored), ``no_range_data``
+(no peer fix and no range in the batch), ``peer_no_valid_fix``, ``peer_not_initialized``
+(valid fixes or ranges, but never near a valid own fix), ``no_own_fix``,
+``peer_fix_late``, ``propagation_horizon``, and the range-only notes of the hypotheses.
 
-A peer's filter starts at its first valid fix that has a valid own fix at most
-``max_init_pair_gap_s`` (60 s) before it; outputs for it begin there.
+Replay.  A restarted ingest replays the whole stream: an event already processed or held
+is dropped and counted (``stale``); outputs per peer strictly increase in epoch, so a
+replay publishes nothing again and changes no other counter.
 
-Notes (``estimator_note``, estimator ``formation``), never fatal:
-* ``unknown_peer``: a fix or range names an id not in ``Config.formation_peer_ids``
-  (once per id; its data are ignored);
-* ``no_range_data``: the batch has no peer fix and no range (missing/empty range files);
-* ``peer_no_valid_fix``: a peer was heard (fixes or ranges) but sent no valid fix, so no
-  estimate exists for it;
-* ``peer_not_initialized``: a peer sent valid fixes but never near a valid own fix;
-* ``no_own_fix``: no valid own fix, so no relative state at all;
-* ``peer_fix_late``: see above.
-
-Replay.  A restarted ingest replays the whole stream: an event at or before the time
-already processed (own fix, range, sensor sample), a peer fix not newer (peer clock) than
-one already received from that peer, or a duplicate of an event still held, is dropped and
-counted (``stale``); outputs per peer strictly increase in epoch, so a replay publishes
-nothing again and changes no other counter.
-
-Admission (the shared policy, :mod:`pygnc.processors.admission`).  An own fix whose GPS
-time disagrees with its clock-mapped stamp, a sample or range more than
-``Config.max_propagation_s`` after the last measurement, and a peer fix more than
-``Config.formation_max_hold_s`` beyond the newest own-clock time are corrupt times:
-skipped and counted (``time_outliers``), they neither advance the stream nor make a filter
-propagate.  A filter is not propagated across more than ``Config.max_gap_propagation_s``
-to reach an event: an own or peer fix after such a gap re-initialises the peer's filter
-from the next pair (``gap_reinit``), a range or sample is skipped for that peer
-(``gap_skipped``).  Every handler call predicts within ``Config.handler_budget_s``:
-events it cannot finish stay queued and the next call (or :meth:`propagate_to_sc`) goes
-on from there (``budget_deferred``).
-
-:meth:`propagate_to_sc` advances a persistent per-peer copy of the filter (the cursor,
-re-seeded only when the filter has changed) toward "now" within a CPU budget, peers in
-turn, and publishes the epoch reached (``propagated``); later calls go on from there.  Not
-beyond ``Config.max_propagation_s`` after the peer's last measurement (one
-``propagation_horizon`` note).
-
-Accuracy (``bench/bench_formation.py``: 8 seeded 3-h simulator scenarios, ~3 km apart, GPS
-10 m / 0.01 m/s per axis on each spacecraft, ranges sigma 0.5 m with a 1-m bias; after 30
-min): relative position 0.97 m 3D RMS median, worst 1.34 m (differencing the fixes: ~24
-m); line of sight 0.37 m median, worst 0.80 m - 6 of 8 seeds within 0.5 m; velocity 1.1
-mm/s; NEES (3 dof) 2.1 on average (slightly conservative).  That line of sight is the
-information bound's: the optimal filter with the truth's exact dynamics gets 0.34 m
-median, worst 0.82 m on the same data.  A constant range bias and the mean along-track
-separation look alike to the ranges, so only the GPS fixes separate them (10 m /
-sqrt(n): 1.05 m after 30 min, 0.45 m after 3 h), and a run's line-of-sight RMS is <= 0.5
-m in only ~53 % of runs for any estimator (see the filter's module docstring).  With the
-bias known to 0.3 m (``[formation_filter]`` ``range_bias_prior_m`` / ``range_bias_sigma_m``, from earlier
-batches) every seed is within 0.33 m.  10 km apart: the same figures.  Cost: ~0.45 ms per
-5-s step per peer (3-h batch in ~1 s per peer) before estimates were interpolated between
-measurements; the 24-h range-only batch of two partners now takes ~31 s of CPU (65-74 s
-before).  Re-measured with the truth propagated by
-brahe (seeds 1-3): 3D 0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m (bound
-0.31 / 0.36 / 0.45 m), velocity ~1 mm/s, NEES mean 2.8.
+Admission (:mod:`pygnc.processors.admission`).  An own fix whose GPS time disagrees with
+its clock-mapped stamp, a sample or range more than ``Config.max_propagation_s`` after the
+last measurement, and a peer fix more than ``Config.formation_max_hold_s`` beyond the
+newest own-clock time are corrupt times: skipped and counted (``time_outliers``).  A filter
+is not propagated across more than ``Config.max_gap_propagation_s``: an own or peer fix
+after such a gap re-initialises the peer's filter from the next pair (``gap_reinit``), a
+range or sample is skipped for that peer (``gap_skipped``).  Every handler call predicts
+within ``Config.handler_budget_s``: events it cannot finish stay queued and the next call
+goes on from there (``budget_deferred``).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import heapq
 import math
-from collections import deque
 
 import numpy as np
 
@@ -139,38 +82,14 @@ from ..estimation.formation_filter import (
     line_of_sight_sigma,
     reported_block,
     rtn_matrix,
-    rtn_to_gcrs,
 )
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only import (
-    AMBIGUITY_MIN_WEIGHT,
-    MIRROR_D2,
-    PRIOR_RANGE_GATE,
-    PartnerHypotheses,
-    PriorCarry,
-    RangeOnlyConfig,
-    absolute_prior,
-    mix,
-    reflected,
-    rtn_covariance_to_gcrs,
-    same_orbit,
-)
+from ..estimation.range_only import AMBIGUITY_MIN_WEIGHT, RangeOnlyConfig, mix
 from ..timebase import ClockMap, utc_unix_from_gps
-from . import Output, Processor, admission, clock_map_from_body
-
-_OWN, _PEER, _RANGE, _OUT = 0, 1, 2, 3
-#: Margin added to the largest peer-fix lateness seen [s].
-HOLD_MARGIN_S = 5.0
-#: Propagation step of a cursor between budget checks [s] (6 filter steps, ~1-3 ms).
-PROPAGATION_CHUNK_S = 30.0
-#: An output waits for the filter's propagation to the next measurement to pass it (and is
-#: then interpolated, FormationFilter.tap) until the processed stream is this much past it;
-#: then the filter is predicted to it [s].
-OUTPUT_DEFER_MAX_S = 30.0
-#: Interpolated outputs published per peer and handler call: the ~5 a measurement's step
-#: passes go out over the next calls (sensor samples, ranges), so the call that steps the
-#: filters does not also build every estimate (all are out by the batch's end).
-READY_PER_CALL = 2
+from . import Output, Processor, admission, clock_map_from_body, now_cursor
+from .event_order import EventOrder, Kind
+from .formation_outputs import READY_PER_CALL, Ready, acquisition
+from .formation_peer import PeerTrack
 
 
 def filter_config_from(config: Config) -> FormationFilterConfig:
@@ -183,66 +102,6 @@ def filter_config_from(config: Config) -> FormationFilterConfig:
 def range_only_config_from(config: Config) -> RangeOnlyConfig:
     """The range-only tunables from the flight configuration (``[range_only]``)."""
     return filter_tunables(RangeOnlyConfig, config.range_only, "range_only")
-
-
-def _prior_agrees(x_rel: np.ndarray, rel_cov: np.ndarray, range_m: float, fc: FormationFilterConfig) -> bool:
-    """A prior's relative state *x_rel* (6,) with covariance *rel_cov* agrees with a
-    measured range: the predicted range (plus the bias prior) within sqrt(PRIOR_RANGE_GATE)
-    sigmas of it."""
-    rho = float(np.linalg.norm(x_rel[:3]))
-    if not rho > 0.0:
-        return True
-    u = x_rel[:3] / rho
-    s = float(u @ rel_cov[:3, :3] @ u) + fc.range_sigma_m ** 2 + fc.range_bias_sigma_m ** 2
-    nu = range_m - rho - fc.range_bias_prior_m
-    return nu * nu <= PRIOR_RANGE_GATE * s
-
-
-class _Peer:
-    """Bookkeeping of one known peer: its hypotheses (the filter and, range-only, the other
-    orbits it may fly), the cursors propagated to "now", outputs waiting for the filter."""
-
-    def __init__(self, peer_id: int, filter_config: FormationFilterConfig, range_only: RangeOnlyConfig):
-        self.peer_id = peer_id
-        self.hyp = PartnerHypotheses(filter_config, range_only, peer_id)
-        #: the configured prior being carried to the first range (_start_range_only)
-        self.start_carry: PriorCarry | None = None
-        self.cursor: FormationFilter | None = None
-        self.version = 0  # bumped whenever the filter changes
-        #: the alternatives' cursors; None: the alternative is the mirror image of the filter
-        #: in the own orbit plane, taken from the cursor itself (see propagate_to_sc)
-        self.cursor_alts: list[FormationFilter | None] = []
-        self.cursor_version = -1  # the filter version the cursor was copied from
-        self.t_meas_gps_s = -math.inf  # last measurement applied to the filter
-        self.t_last_out_gps_s = -math.inf  # epoch of the last (non-propagated) output
-        self.t_last_prop_gps_s = -math.inf  # epoch of the last propagated output
-        self.heard = False
-        self.n_fixes = 0
-        self.n_fixes_valid = 0
-        self.n_fixes_late = 0
-        self.n_ranges_invalid = 0
-        self.n_ranges_before_init = 0
-        self.n_outputs = 0
-        self.late_noted = False
-        self.gap_reset = False  # a gap beyond max_gap_propagation_s: re-initialise from the next pair
-        self.last_seq = -1  # sequence number of the last queued event applied to this peer
-        #: outputs waiting for the filter to pass their time: (t_gps_s, t_sc_s), ascending
-        self.outs: list[tuple[float, float]] = []
-        #: ... passed, with their states, to publish: (t_sc_s, filter at t, other side at t
-        #: or None, side weight), ascending
-        self.ready: deque = deque()
-        #: decimation (admission.BatchDecimation): the newest left-out entry of ready,
-        #: published at batch_end or at stop
-        self.held: tuple | None = None
-
-    @property
-    def filter(self) -> FormationFilter:
-        """The most likely orbit's filter."""
-        return self.hyp.filter
-
-    @property
-    def alts(self):
-        return self.hyp.alts
 
 
 class FormationProcessor(Processor):
@@ -265,20 +124,12 @@ class FormationProcessor(Processor):
         self.known_ids = frozenset(int(i) for i in c.formation_peer_ids)
         #: No partner fix reaches the Pi: partners are started from priors and ranges.
         self.range_only = c.range_gps_source == "own"
-        self.peers: dict[int, _Peer] = {}
+        self.peers: dict[int, PeerTrack] = {}
         self.own_steps: dict = {}  # the own orbit's steps its filters share (formation_filter.own_step)
         self.clock: ClockMap | None = None
-        self.queue: list[tuple] = []
-        self.seq = 0
-        self.t_stream_gps_s = -math.inf
-        self.t_done_gps_s = -math.inf  # events up to here have been processed
-        self.max_lateness_s = 0.0
-        self.pending: set[tuple] = set()  # keys of the events held in the queue
-        self.peer_sc_seen: dict[int, float] = {}  # newest peer-clock stamp of a fix, per id
-        self.anonymous_seen: set[tuple] = set()  # (t_sc_s, t_gps_s) of fixes without a peer id
+        self.order = EventOrder(c.formation_hold_s, c.formation_max_hold_s)
         self.t_meas_rx_gps_s = -math.inf  # newest own fix / range received
         self.t_meas_done_gps_s = -math.inf  # newest measurement processed
-        self.n_stale = 0
         self.n_time_outliers = 0
         self.n_budget_deferred = 0
         self.n_gap_reinit = 0
@@ -291,20 +142,12 @@ class FormationProcessor(Processor):
         self.n_peer_fix_anonymous = 0
         self.n_no_clock = 0
         self.n_outputs = 0
-        self.n_outputs_decimated = 0
         self.decimation = admission.BatchDecimation(c, "formation")
         self.batch_ended = False
         self.notes_sent: set[str] = set()
-        self._out: list | None = None  # where a hypotheses' change flushes estimates (see _hypotheses)
 
-    # ------------------------------------------------------------------ helpers
-    @property
-    def hold_s(self) -> float:
-        c = self.config
-        return min(c.formation_max_hold_s, max(c.formation_hold_s, self.max_lateness_s + HOLD_MARGIN_S))
-
-    def _peer(self, peer_id: int, out: list[Output]) -> _Peer | None:
-        """The known peer *peer_id*, or None (an unknown id is reported once)."""
+    def _peer(self, peer_id: int, out: list[Output]) -> PeerTrack | None:
+        """The known peer *peer_id* of this part, or None (an unknown id is reported once)."""
         p = self.peers.get(peer_id)
         if p is not None:
             return p
@@ -324,30 +167,10 @@ class FormationProcessor(Processor):
             self.other_part_ids.add(peer_id)  # another formation process's partner
             self.n_other_part_msgs += 1
             return None
-        p = self.peers[peer_id] = _Peer(peer_id, self.filter_config, self.range_only_config)
-        p.filter.own_steps = self.own_steps
-
-        def changing(p=p):  # the hypotheses are about to change: what waits on them goes first
-            self._flush_outputs(p, math.inf, self._out)
-            p.version += 1
-
-        p.hyp.on_change = changing
+        p = self.peers[peer_id] = PeerTrack(peer_id, self.filter_config, self.range_only_config,
+                                            self.config.formation_peer_priors.get(peer_id), self.own_steps,
+                                            self.decimation)
         return p
-
-    def _push(self, t_gps_s: float, kind: int, payload, key: tuple) -> None:
-        self.seq += 1
-        self.pending.add(key)
-        heapq.heappush(self.queue, (t_gps_s, kind, self.seq, payload, key))
-
-    def _stale(self, t_gps_s: float, key: tuple | None = None) -> bool:
-        """True (and counted) for an event at or before the time processed, or already held."""
-        if t_gps_s <= self.t_done_gps_s or (key is not None and key in self.pending):
-            self.n_stale += 1
-            return True
-        return False
-
-    def _advance_stream(self, t_gps_s: float) -> None:
-        self.t_stream_gps_s = max(self.t_stream_gps_s, t_gps_s)
 
     # ------------------------------------------------------------------ inputs
     def handle(self, msg_type: str, body: dict) -> list[Output]:
@@ -360,49 +183,52 @@ class FormationProcessor(Processor):
         elif msg_type == "range":
             self._on_range(body, out)
         elif msg_type == "sensor":
-            if self.clock is None:
-                self.n_no_clock += 1
-            else:
-                t = admission.gps_from_own_clock(self.clock, body["t_sc_s"])
-                if t is None or not admission.within_horizon(t, self.t_meas_rx_gps_s, self.config.max_propagation_s):
-                    self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp
-                elif not self._stale(t, (t, _OUT)):
-                    self._push(t, _OUT, float(body["t_sc_s"]), (t, _OUT))
-                    if math.isfinite(self.t_meas_rx_gps_s):
-                        self._advance_stream(t)
-                    # else: nothing measured yet to judge it by: held, but it does not move the stream.
+            self._on_sensor(body)
         elif msg_type == "batch_end":
-            self.batch_ended = True
-            for p in self.peers.values():  # the newest left out (older than all still to come)
-                self._publish_held(p, out)
-            if self._release(self._flush_limit(), out, self._budget(), final=True):
-                for p in self.peers.values():
-                    self._flush_outputs(p, math.inf, out)
-                    self._publish_ready(p, out)
-            for p in self.peers.values():  # windows the batch ended in: fit what they hold
-                if p.hyp.window is not None and not self.queue:
-                    # started from, converged or not: not held back for more; finished by the
-                    # propagation after the batch
-                    self._hypotheses(p, out, p.hyp.finish_window)
-            self._batch_notes(body, out)
+            self._on_batch_end(body, out)
             return out
-        self._release(self.t_stream_gps_s - self.hold_s, out, self._budget())
+        self._release(self.order.t_release_gps_s, out, self._budget())
         for p in self.peers.values():
-            if p.ready:
+            if p.outputs.ready:
                 self._publish_ready(p, out, READY_PER_CALL)
         return out
 
     def _budget(self) -> admission.Budget:
         return admission.Budget(self.config.handler_budget_s)
 
-    def _flush_limit(self) -> float:
-        """After batch_end: everything up to the newest own-clock time + the longest hold
-        (a peer fix further ahead is a corrupt time, counted when it is reached)."""
-        return self.t_stream_gps_s + self.config.formation_max_hold_s
+    def _on_sensor(self, b: dict) -> None:
+        if self.clock is None:
+            self.n_no_clock += 1
+            return
+        t = admission.gps_from_own_clock(self.clock, b["t_sc_s"])
+        if t is None or not admission.within_horizon(t, self.t_meas_rx_gps_s, self.config.max_propagation_s):
+            self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp
+        elif not self.order.stale(t, (t, Kind.OUTPUT)):
+            self.order.push(t, Kind.OUTPUT, float(b["t_sc_s"]), (t, Kind.OUTPUT))
+            if math.isfinite(self.t_meas_rx_gps_s):
+                self.order.advance_stream(t)
+            # else: nothing measured yet to judge it by: held, but it does not move the stream.
+
+    def _on_batch_end(self, b: dict, out: list[Output]) -> None:
+        self.batch_ended = True
+        for p in self.peers.values():  # the newest left out (older than all still to come)
+            self._publish_held(p, out)
+        if self._release(self.order.t_flush_gps_s, out, self._budget(), final=True):
+            for p in self.peers.values():
+                p.flush_outputs(math.inf)
+                self._publish_ready(p, out)
+        for p in self.peers.values():  # windows the batch ended in: fit what they hold
+            if p.hyp.window is not None and not self.order:
+                # started from, converged or not: not held back for more; finished by the
+                # propagation after the batch
+                p.finish_window()
+                self._take_notes(p, out)
+        self._batch_notes(b, out)
 
     def _on_fix(self, b: dict, out: list[Output]) -> None:
         pid = int(b["peer_id"])
         t = float(b["t_gps_s"])
+        order = self.order
         if pid == 0 and bool(b["valid"]) and not admission.own_fix_time_ok(
                 self.clock, t, b["t_sc_s"], self.config.fix_time_tolerance_s):
             self.n_time_outliers += 1  # its week/ms disagrees with its stamp: a corrupt time
@@ -414,30 +240,23 @@ class FormationProcessor(Processor):
             t_key = t
             if not valid and self.clock is not None:
                 t_key = float(self.clock.gps_from_sc(float(b["t_sc_s"])))  # its own GPS time may be garbage
-            if math.isfinite(t_key) and self._stale(t_key, (t_key, _OWN) if valid else None):
+            if math.isfinite(t_key) and order.stale(t_key, (t_key, Kind.OWN_FIX) if valid else None):
                 return
             if not valid:
                 self.n_own_invalid += 1
                 return
             self.n_own_valid += 1
             self.t_meas_rx_gps_s = max(self.t_meas_rx_gps_s, t)
-            self._push(t, _OWN, fix, (t, _OWN))
-            self._advance_stream(t)
+            order.push(t, Kind.OWN_FIX, fix, (t, Kind.OWN_FIX))
+            order.advance_stream(t)
             return
         t_peer_sc = float(b["t_sc_s"])
         if pid < 0:  # a peer fix whose group had no ranges: whose it is, is unknown
-            if (t_peer_sc, t) in self.anonymous_seen:
-                self.n_stale += 1
-                return
-            self.anonymous_seen.add((t_peer_sc, t))
-            self.n_peer_fix_anonymous += 1
+            if not order.anonymous_replayed(t_peer_sc, t):
+                self.n_peer_fix_anonymous += 1
             return
-        # A peer's fixes come in its clock's order: one not newer than the newest already
-        # received from that id is a replay.
-        if t_peer_sc <= self.peer_sc_seen.get(pid, -math.inf):
-            self.n_stale += 1
+        if order.peer_fix_replayed(pid, t_peer_sc):
             return
-        self.peer_sc_seen[pid] = t_peer_sc
         p = self._peer(pid, out)
         if p is None:
             return
@@ -448,19 +267,17 @@ class FormationProcessor(Processor):
         p.n_fixes_valid += 1
         if self.clock is not None:
             # How much later than its GPS time this fix arrives on the own-clock stream.
-            lateness = float(self.clock.gps_from_sc(float(b["t_sc_s"]))) - t
-            self.max_lateness_s = max(self.max_lateness_s, lateness)
-        if t < self.t_done_gps_s:
+            order.saw_lateness(float(self.clock.gps_from_sc(float(b["t_sc_s"]))) - t)
+        if t < order.t_done_gps_s:
             p.n_fixes_late += 1
             if not p.late_noted:
                 p.late_noted = True
-                out.append(_note("peer_fix_late", f"peer 0x{pid:02X}: fix arrived {self.t_done_gps_s - t:.0f} s "
+                out.append(_note("peer_fix_late", f"peer 0x{pid:02X}: fix arrived {order.t_done_gps_s - t:.0f} s "
                                                   "after the filter passed its time (peer clock ahead?): dropped"))
             return
-        if (t, _PEER, pid) in self.pending:
-            self.n_stale += 1
+        if order.held((t, Kind.PEER_FIX, pid)):
             return
-        self._push(t, _PEER, (pid, fix), (t, _PEER, pid))
+        order.push(t, Kind.PEER_FIX, (pid, fix), (t, Kind.PEER_FIX, pid))
 
     def _on_range(self, b: dict, out: list[Output]) -> None:
         pid = int(b["peer_id"])
@@ -470,7 +287,7 @@ class FormationProcessor(Processor):
                                                                       self.config.max_propagation_s):
             self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp
             return
-        if t is not None and self._stale(t, (t, _RANGE, pid) if valid else None):
+        if t is not None and self.order.stale(t, (t, Kind.RANGE, pid) if valid else None):
             return
         p = self._peer(pid, out)
         if p is None:
@@ -484,8 +301,8 @@ class FormationProcessor(Processor):
             self.n_time_outliers += 0 if self.clock is None else 1
             return
         self.t_meas_rx_gps_s = max(self.t_meas_rx_gps_s, t)
-        self._advance_stream(t)
-        self._push(t, _RANGE, (pid, float(b["range_m"])), (t, _RANGE, pid))
+        self.order.advance_stream(t)
+        self.order.push(t, Kind.RANGE, (pid, float(b["range_m"])), (t, Kind.RANGE, pid))
 
     # ------------------------------------------------------------------ event processing
     def _release(self, t_until_gps_s: float, out: list[Output], budget: admission.Budget,
@@ -493,158 +310,53 @@ class FormationProcessor(Processor):
         """Process held events up to *t_until_gps_s* while *budget* lasts; False if some
         are left for a later call (the event under way is put back and resumed).  *final*
         (the flush after batch_end): events beyond *t_until_gps_s* are corrupt times, dropped."""
-        q = self.queue
-        while q and q[0][0] <= t_until_gps_s:
+        order = self.order
+        while order.due(t_until_gps_s):
             if budget.spent():
                 self.n_budget_deferred += 1
                 return False
-            event = heapq.heappop(q)
-            t, kind, seq, payload, key = event
-            self.pending.discard(key)
-            self.t_done_gps_s = max(self.t_done_gps_s, t)
+            event = order.pop()
+            t, kind, seq, payload, _ = event
             for p in self.peers.values():
-                if p.outs and p.outs[0][0] < t - OUTPUT_DEFER_MAX_S:
-                    self._flush_outputs(p, t - OUTPUT_DEFER_MAX_S, out)
-            if kind == _OWN:
-                done = self._process_own(t, payload, seq, budget, out)
-            elif kind == _PEER:
-                done = self._process_peer(t, *payload, seq, budget, out)
-            elif kind == _RANGE:
+                p.flush_overdue(t)
+            if kind == Kind.OWN_FIX:
+                done = self._process_own(t, payload, seq, budget)
+            elif kind == Kind.PEER_FIX:
+                done = self._process_peer(t, *payload, seq, budget)
+            elif kind == Kind.RANGE:
                 done = self._process_range(t, *payload, seq, budget, out)
             elif math.isfinite(self.t_meas_done_gps_s) and \
                     t > self.t_meas_done_gps_s + self.config.max_propagation_s:
                 self.n_time_outliers += 1  # held before any measurement, and far beyond them
                 done = True
             else:
-                done = self._output_all(t, payload, out, seq, budget)
+                done = self._output_all(t, payload, out, seq)
             if not done:  # out of budget part-way: resume this event next call
-                heapq.heappush(q, event)
-                self.pending.add(key)
+                order.put_back(event)
                 self.n_budget_deferred += 1
                 return False
         if final:
             # What is left after the flush is beyond the own data: corrupt peer-fix times.
-            while q and q[0][0] > t_until_gps_s:
-                _, _, _, _, key = heapq.heappop(q)
-                self.pending.discard(key)
-                self.n_time_outliers += 1
+            self.n_time_outliers += order.drop_beyond(t_until_gps_s)
         return True
 
-    @staticmethod
-    def _t_reached(p: _Peer) -> float:
-        """The time *p*'s estimates have reached: its filter's, or its last waiting output's."""
-        return p.outs[-1][0] if p.outs else p.filter.t_gps_s
+    def _applied(self, p: PeerTrack, t: float, seq: int) -> None:
+        p.applied(t, seq)
+        self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
 
-    def _reach(self, p: _Peer, t: float, seq: int, budget: admission.Budget, out: list[Output],
-               t_to: float | None = None) -> bool | None:
-        """Predict *p*'s filter to *t* (or to *t_to* <= *t*: a range applied ahead of the
-        filter time, FormationFilter.range_base_time) for the event *seq* and publish the
-        outputs it passed: True when there, None when this event must skip the peer (not
-        initialised, already applied, older than the filter, or beyond the gap limit),
-        False when the budget ran out on the way."""
-        f = p.filter
-        if not f.initialized or p.gap_reset or p.last_seq == seq or t < f.t_gps_s - 1e-6:
-            return None
-        if admission.gap_needs_reinit(self._t_reached(p), t, self.config.max_gap_propagation_s):
-            return None
-        if not admission.predict_within(f, t if t_to is None else t_to, budget):
-            p.version += 1
-            return False
-        if not admission.finite(f.x, f.p):  # never carry a non-finite state on
-            self._drop_outputs(p)
-            p.gap_reset = True
-            return None
-        self._emit_outputs(p, out)
-        return True
-
-    # ------------------------------------------------------------------ outputs between measurements
-    def _emit_outputs(self, p: _Peer, out: list[Output]) -> None:
-        """Take *p*'s waiting outputs that its filter has passed (interpolated within the
-        steps, FormationFilter.tap; the range-only alternatives brought to the same time) into
-        its ready queue, with the side weight of their time; published by
-        :meth:`_publish_ready`."""
-        if not p.outs:
-            return
-        f = p.filter
-        for h in p.alts:
-            if h.filter.t_gps_s < f.t_gps_s - 1e-9:
-                h.filter.predict_to(f.t_gps_s)
-        w = p.hyp.weights()
-        while p.outs and p.outs[0][0] <= f.t_gps_s + 1e-6:
-            t_o, t_sc = p.outs.pop(0)
-            g = _taken_at(f, t_o)
-            if g is None:  # cannot happen: every waiting output is tapped
-                self.n_gap_skipped += 1
-                continue
-            if t_o <= p.t_last_out_gps_s:
-                self.n_stale += 1  # published already (a replay)
-                continue
-            p.t_last_out_gps_s = t_o
-            p.ready.append((t_sc, g, [_taken_at(h.filter, t_o) for h in p.alts], w, _acquisition(p)))
-
-    def _publish_ready(self, p: _Peer, out: list[Output], limit: int | None = None, held: bool = False) -> None:
-        """Publish up to *limit* (all: None) of *p*'s ready outputs, oldest first (their
-        interpolation is done here, see _taken_at); *held*: the first is the held one, never
-        left out again."""
-        ready = p.ready
-        n = len(ready) if limit is None else min(limit, len(ready))
-        for _ in range(n):
-            item = ready.popleft()
-            if not held and self.decimation.left_out(p.peer_id, item[0], self.batch_ended):
-                p.held = item
-                self.n_outputs_decimated += 1
-                continue
-            p.held = None
-            t_sc, g, alts, w, acq = item
-            f, e = g
-            ests = [f.tap_estimate(e, f.t_gps_s, reported=True)]
-            if self.range_only:
-                ests += [h.tap_estimate(eh, h.t_gps_s, reported=True) for h, eh in alts]
-            out.append(("formation_estimate", self._estimate_body(p, f, ests, w, t_sc, False, acq)))
-
-    def _flush_outputs(self, p: _Peer, t_until_gps_s: float, out: list[Output]) -> None:
-        """Publish *p*'s waiting outputs up to *t_until_gps_s* by predicting its filter to
-        each (before the filter is re-initialised or replaced, at the batch's end, before
-        propagating to now, or when one has waited OUTPUT_DEFER_MAX_S)."""
-        f = p.filter
-        while p.outs and p.outs[0][0] <= t_until_gps_s:
-            f.predict_to(p.outs[0][0])
-            p.version += 1
-            if not admission.finite(f.x, f.p):
-                self._drop_outputs(p)
-                p.gap_reset = True
-                return
-            self._emit_outputs(p, out)
-
-    def _drop_outputs(self, p: _Peer) -> None:
-        self.n_gap_skipped += len(p.outs)
-        p.outs.clear()
-
-    def _applied(self, p: _Peer, t: float, seq: int, measurement: bool = True) -> None:
-        p.version += 1
-        p.last_seq = seq
-        if measurement:
-            p.t_meas_gps_s = t
-            self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
-
-    def _gap_check(self, p: _Peer, t: float, out: list[Output]) -> None:
-        """A fix beyond the gap limit: the peer's filter re-initialises from the next pair."""
-        f = p.filter
-        if f.initialized and not p.gap_reset and t >= f.t_gps_s and \
-                admission.gap_needs_reinit(self._t_reached(p), t, self.config.max_gap_propagation_s):
-            self._flush_outputs(p, math.inf, out)
-            p.gap_reset = True
+    def _gap_check(self, p: PeerTrack, t: float) -> None:
+        if p.gap_exceeded(t, self.config.max_gap_propagation_s):
             self.n_gap_reinit += 1
 
-    def _process_own(self, t: float, fix, seq: int, budget: admission.Budget, out: list[Output]) -> bool:
+    def _process_own(self, t: float, fix, seq: int, budget: admission.Budget) -> bool:
         self.last_own_fix = (t, fix)
         self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
         gcrs = None  # the fix in GCRS, converted once for every filter (they share the sigma rules)
         for p in self.peers.values():
-            self._gap_check(p, t, out)
+            self._gap_check(p, t)
             if p.filter.initialized and p.filter.needs_reinit:
                 continue
-            reached = self._reach(p, t, seq, budget, out)
+            reached = p.reach(t, seq, budget, self.config.max_gap_propagation_s)
             if reached is False:
                 return False
             if reached:
@@ -655,217 +367,68 @@ class FormationProcessor(Processor):
                 self._applied(p, t, seq)
         return True
 
-    def _process_peer(self, t: float, pid: int, fix, seq: int, budget: admission.Budget,
-                      out: list[Output]) -> bool:
+    def _process_peer(self, t: float, pid: int, fix, seq: int, budget: admission.Budget) -> bool:
         p = self.peers[pid]
         f = p.filter
-        self._gap_check(p, t, out)
+        self._gap_check(p, t)
         if not f.initialized or f.needs_reinit or p.gap_reset:
             own = self.last_own_fix
             if own is None or t - own[0] > self.filter_config.max_init_pair_gap_s or t < own[0]:
                 return True
-            if f.initialized:
-                self._flush_outputs(p, math.inf, out)
-                f.n_reinit += 1
-            f.initialize_from_fixes(own[0], *own[1], t, *fix)
-            p.gap_reset = False
-            f.n_own_used += 1
-            f.n_peer_used += 1
+            p.start_from_fixes(own, t, fix)
             self._applied(p, t, seq)
             return True
         if t < f.t_gps_s - 1e-6:
             p.n_fixes_late += 1
             return True
-        reached = self._reach(p, t, seq, budget, out)
+        reached = p.reach(t, seq, budget, self.config.max_gap_propagation_s)
         if reached:
             f.update_peer_fix(t, *fix)
             self._applied(p, t, seq)
         return reached is not False
 
-    def _start_range_only(self, p: _Peer, t: float, range_m: float, out: list[Output],
-                          budget: admission.Budget) -> bool | None:
-        """Range-only start of *p*'s filter at the range time *t* from the configured prior
-        (carried to *t*) or from the range itself, opening its acquisition window: True;
-        None when no valid own fix lies within ``max_init_pair_gap_s`` before; False when
-        *budget* ran out carrying the prior (the next call goes on)."""
-        own = self.last_own_fix
-        if own is None or t < own[0] or t - own[0] > self.filter_config.max_init_pair_gap_s:
-            return None
-        f, c, ro = p.filter, self.config, self.range_only_config
-        prior = c.formation_peer_priors.get(p.peer_id)
-        carried = None
-        if prior is not None and prior["frame"] == "ecef":
-            age_s = t - prior["t_gps_s"]
-            if abs(age_s) > ro.prior_max_age_s:
-                self._note_once(out, f"range_only_prior_refused:{p.peer_id}", "range_only_prior_refused",
-                                f"peer 0x{p.peer_id:02X}: the configured prior's epoch is {abs(age_s) / 3600.0:.1f} h "
-                                f"from the data, more than [range_only] prior_max_age_s "
-                                f"({ro.prior_max_age_s / 3600.0:.0f} h): not used")
-                prior = None
-            else:
-                carry = p.start_carry
-                if carry is None or carry.t_target != t:
-                    carry = p.start_carry = PriorCarry(absolute_prior(
-                        prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"], prior["sigma_pos_m"],
-                        prior["sigma_vel_m_s"], prior["cov_rtn"]), t, f.peer_model)
-                if not carry.advance(budget.spent):
-                    return False
-                carried = carry.result().components[0]
-                p.start_carry = None
-        if f.initialized:
-            self._flush_outputs(p, math.inf, out)
-            f.n_reinit += 1
-        own_z, own_r = f.own_at(own[0], own[1], t)
-        eps = ro.wrong_side_probability
-        if prior is not None and prior["wrong_side_probability"] is not None:
-            eps = prior["wrong_side_probability"]
-        source = f" ({prior['source']})" if prior is not None and prior["source"] else ""
-        start = None  # (partner z (6,), relative covariance, how)
-        if carried is not None:
-            how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s){source}"
-            start = (carried.x0, carried.p0 + own_r, how)
-        elif prior is not None:
-            dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], prior["dr_rtn_m"], prior["dv_rtn_m_s"])
-            if prior["cov_rtn"] is not None:
-                rel_cov = rtn_covariance_to_gcrs(prior["cov_rtn"], own_z)
-            else:
-                sp, sv = prior["sigma_pos_m"], prior["sigma_vel_m_s"]
-                rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
-            start = (own_z + np.concatenate((dr, dv)), rel_cov, f"the configured RTN offset{source}")
-        if start is not None and not _prior_agrees(start[0] - own_z, start[1], range_m, self.filter_config):
-            self._note_once(out, f"range_only_prior_inconsistent:{p.peer_id}", "range_only_prior_inconsistent",
-                            f"peer 0x{p.peer_id:02X}: the configured prior puts it "
-                            f"{np.linalg.norm(start[0][:3] - own_z[:3]):.0f} m away, the first range says "
-                            f"{range_m:.0f} m: prior not used")
-            start = None
-        if start is not None:
-            z, rel_cov, how = start
-            others = ((eps, 2.0 * own_z - z, "the prior's point mirror"),) if eps > 0.0 else ()
-            main_w, label = 1.0 - eps, "prior"
-        else:
-            side = ro.placement
-            sp, sv = ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s
-            rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
-            ahead, behind = (own_z + np.concatenate(rtn_to_gcrs(own_z[:3], own_z[3:], (0.0, k * range_m, 0.0),
-                                                                (0.0, 0.0, 0.0))) for k in (1.0, -1.0))
-            if side == "both":
-                z, main_w, label = ahead, 0.5, "ahead along-track"
-                others = ((0.5, behind, "behind along-track"),)
-                how = "its first range, placed ahead and behind along-track"
-            else:
-                z, other = (ahead, behind) if side == "ahead" else (behind, ahead)
-                main_w, label = 1.0 - eps, f"{side} along-track"
-                others = ((eps, other, "the other side"),) if eps > 0.0 else ()
-                how = f"its first range, placed {side} along-track"
-        if start is not None and carried is not None:
-            # an absolute state: independent of the own one, so the relative state's
-            # covariance is the sum and its correlation with the own state -own_r
-            f.initialize(t, own_z, own_r, z, carried.p0)
-            f.range_acquired = True
-        else:
-            f.initialize_relative(t, own_z, own_r, z[:3] - own_z[:3], z[3:] - own_z[3:], rel_cov)
-        p.gap_reset = False
-        p.hyp.start(t, how, main_w, label, others)
-        return True
-
-    def _hypotheses(self, p: _Peer, out: list[Output], call, *args) -> None:
-        """Call a method of *p*'s hypotheses: estimates their changes flush go to *out*,
-        and so do their notes after it."""
-        self._out = out
-        try:
-            call(*args)
-        finally:
-            self._out = None
-            for code, text in p.hyp.notes:
-                out.append(_note(code, text))
-            p.hyp.notes.clear()
-
     def _process_range(self, t: float, pid: int, range_m: float, seq: int, budget: admission.Budget,
                        out: list[Output]) -> bool:
         p = self.peers[pid]
-        f = p.filter
-        if self.range_only and (not f.initialized or p.gap_reset or f.needs_reinit):
-            started = self._start_range_only(p, t, range_m, out, budget)
-            if started is None:
-                p.n_ranges_before_init += 1
-                return True
-            if started is False:
-                return False  # the prior is being carried to the data: resumed next call
-            self._applied(p, t, seq)
-            self._hypotheses(p, out, p.hyp.add_window_range, t, range_m)
-            return True
-        if not f.initialized or p.gap_reset:
-            p.n_ranges_before_init += 1
-            return True
-        if admission.gap_needs_reinit(f.t_gps_s, t, self.config.max_gap_propagation_s):
-            self.n_gap_skipped += 1
-            return True
-        # Outside an acquisition window a range close ahead of the filter is applied there,
-        # carried to its time in closed form: the filter steps between own fixes only.
-        t_to = t if p.hyp.window is not None else f.range_base_time(t)
-        reached = self._reach(p, t, seq, budget, out, t_to)
-        if reached:
-            if p.hyp.window is not None:
-                self._hypotheses(p, out, p.hyp.add_window_range, t, range_m)
-            elif p.hyp.carry is not None:  # a restart waits for its prior, carried to the data
-                p.hyp.carry.retarget(t)
-                if not p.hyp.carry.advance(budget.spent):
-                    return False
-                self._hypotheses(p, out, p.hyp.open_restart_window, t, range_m)
-            else:
-                f.update_range(t, range_m)
-                if p.alts:
-                    self._hypotheses(p, out, p.hyp.range_on_alternatives, t, range_m)
-                if self.range_only and not p.filter.range_acquired:
-                    self._hypotheses(p, out, p.hyp.lose, t)
-                    if p.hyp.carry.advance(budget.spent):
-                        self._hypotheses(p, out, p.hyp.open_restart_window, t, range_m)
-            self._applied(p, t, seq)
-        return reached is not False
+        done = p.range(t, range_m, seq, budget, self.config.max_gap_propagation_s, self.range_only,
+                       self.last_own_fix)
+        if p.last_seq == seq:  # applied (PeerTrack.applied)
+            self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
+        self._take_notes(p, out)
+        return done
+
+    def _take_notes(self, p: PeerTrack, out: list[Output]) -> None:
+        for code, text in p.notes:
+            out.append(_note(code, text))
+        p.notes.clear()
 
     # ------------------------------------------------------------------ outputs
-    def _output_all(self, t_gps_s: float, t_sc_s: float, out: list[Output], seq: int,
-                    budget: admission.Budget) -> bool:
+    def _output_all(self, t_gps_s: float, t_sc_s: float, out: list[Output], seq: int) -> bool:
         for p in self.peers.values():
             f = p.filter
             if not f.initialized or p.gap_reset or p.last_seq == seq:
                 continue
-            if admission.gap_needs_reinit(self._t_reached(p), t_gps_s, self.config.max_gap_propagation_s):
+            if admission.gap_needs_reinit(p.t_reached, t_gps_s, self.config.max_gap_propagation_s):
                 self.n_gap_skipped += 1  # no estimate invented across the gap
                 continue
             p.last_seq = seq
             if t_gps_s > f.t_gps_s:
-                # Published when the filter's next propagation passes it (interpolated).
-                f.tap(t_gps_s)
-                for h in p.alts:
-                    if h.filter.t_gps_s < t_gps_s:
-                        h.filter.tap(t_gps_s)
-                p.outs.append((t_gps_s, t_sc_s))
+                p.outputs.defer(p.hyp, t_gps_s, t_sc_s)  # published when the filter's next step passes it
                 continue
             self._publish_ready(p, out)  # what is older goes first
-            if f.t_gps_s <= p.t_last_out_gps_s:
-                self.n_stale += 1  # published already (a replay)
-                continue
-            p.t_last_out_gps_s = f.t_gps_s
-            if self.decimation.left_out(p.peer_id, t_sc_s, self.batch_ended) and self._hold_now(p, t_sc_s):
-                continue
-            p.held = None
-            out.append(("formation_estimate", self._body(p, f, t_sc_s, False)))
+            if p.outputs.publish_now(p.hyp, t_sc_s, self.batch_ended):
+                out.append(("formation_estimate", self._body(p, f, t_sc_s, False)))
         return True
 
-    def _hold_now(self, p: _Peer, t_sc_s: float) -> bool:
-        """Keep *p*'s left-out estimate at its filter's time as the newest held one (what
-        _body would publish: the alternatives brought to that time); False if an
-        alternative is already past it (then it is published after all)."""
-        f = p.filter
-        t = f.t_gps_s
-        w = p.hyp.weights()
-        alts = [_taken_at(g, t) for g in p.hyp.alternatives_at(t)]
-        if any(a is None for a in alts):
-            return False
-        p.held = (t_sc_s, _taken_at(f, t), alts, w, _acquisition(p))
-        self.n_outputs_decimated += 1
-        return True
+    def _publish_ready(self, p: PeerTrack, out: list[Output], limit: int | None = None) -> None:
+        """Publish up to *limit* (all: None) of *p*'s ready estimates, oldest first."""
+        for r in p.outputs.take_ready(limit, self.batch_ended):
+            out.append(self._ready_estimate(p, r))
+
+    def _publish_held(self, p: PeerTrack, out: list[Output]) -> None:
+        """Publish *p*'s newest left-out estimate (at batch_end; everything after is newer)."""
+        for r in p.outputs.take_held():
+            out.append(self._ready_estimate(p, r))
 
     def flush_held(self) -> list[Output]:
         out: list[Output] = []
@@ -873,28 +436,25 @@ class FormationProcessor(Processor):
             self._publish_held(p, out)
         return out
 
-    def _publish_held(self, p: _Peer, out: list[Output]) -> None:
-        """Publish *p*'s newest left-out estimate (at batch_end; everything after is newer)."""
-        if p.held is not None:
-            p.ready.appendleft(p.held)
-            p.held = None
-            self.n_outputs_decimated -= 1  # published after all
-            self._publish_ready(p, out, 1, held=True)
+    def _ready_estimate(self, p: PeerTrack, r: Ready) -> Output:
+        f = r.main[0]
+        return ("formation_estimate", self._estimate_body(p, f, r.estimates(self.range_only), r.weights, r.t_sc_s,
+                                                          False, r.acquisition))
 
-    def _body(self, p: _Peer, f: FormationFilter, t_sc_s: float, propagated: bool,
+    def _body(self, p: PeerTrack, f: FormationFilter, t_sc_s: float, propagated: bool,
               alts: list | None = None, w: tuple | None = None) -> dict:
         """The estimate of *p* from the filter *f* and, range-only, its alternatives' filters
-        *alts* at the same time with the weights *w* (_weights) of that time (None: *p*'s
-        alternatives now, brought to *f*'s time)."""
+        *alts* at the same time with the weights *w* of that time (None: *p*'s alternatives
+        now, brought to *f*'s time)."""
         t = f.t_gps_s
         if alts is None and p.alts:
             alts, w = p.hyp.alternatives_at(t), p.hyp.weights()
         ests = [(f.x, reported_block(f.p))]
         if alts and self.range_only:
             ests += [(g.x, reported_block(g.p)) for g in alts]
-        return self._estimate_body(p, f, ests, w, t_sc_s, propagated, _acquisition(p))
+        return self._estimate_body(p, f, ests, w, t_sc_s, propagated, acquisition(p.hyp))
 
-    def _estimate_body(self, p: _Peer, f: FormationFilter, ests: list, w: tuple | None, t_sc_s: float,
+    def _estimate_body(self, p: PeerTrack, f: FormationFilter, ests: list, w: tuple | None, t_sc_s: float,
                        propagated: bool, acq: tuple | None) -> dict:
         """The ``formation_estimate`` body of *p* at *f*'s time from *ests*: (state (n,), its
         covariance's I_REPORTED block (7, 7)) of *f* and, range-only, of its alternatives,
@@ -947,11 +507,11 @@ class FormationProcessor(Processor):
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
         """Estimates propagated toward spacecraft time *t_sc_s* (``propagated``).
 
-        Each peer's cursor advances in :data:`PROPAGATION_CHUNK_S` steps, peers in turn,
-        until it reaches the target or ``time.perf_counter()`` passes the call's start +
-        *budget_s* (every cursor advances at least one step per call); the estimate is
-        published at the epoch reached (its ``t_sc_s`` from the clock map unless the target
-        was reached), and the next call goes on from there.  Never beyond
+        Each peer's cursor (:class:`~.now_cursor.NowCursor`) advances toward the target,
+        peers in turn, until it is reached or ``time.perf_counter()`` passes the call's
+        start + *budget_s* (every cursor advances at least one step per call); the estimate
+        is published at the epoch reached (its ``t_sc_s`` from the clock map unless the
+        target was reached), and the next call goes on from there.  Never beyond
         ``Config.max_propagation_s`` after the peer's last measurement.
         """
         budget = admission.Budget(budget_s)
@@ -962,18 +522,18 @@ class FormationProcessor(Processor):
         if t_target is None:
             self.n_time_outliers += 1
             return out
-        if self.batch_ended and self.queue and not self._release(self._flush_limit(), out, budget, final=True):
+        if self.batch_ended and self.order and not self._release(self.order.t_flush_gps_s, out, budget, final=True):
             return out  # events held back by a handler's budget come first
         for p in self.peers.values():
-            self._flush_outputs(p, math.inf, out)
+            p.flush_outputs(math.inf)
             self._publish_ready(p, out)
         for p in self.peers.values():  # a window fit under way: one more step per call
             if p.hyp.window is not None and p.hyp.window.job is not None:
-                self._hypotheses(p, out, p.hyp.step_fit)
-        work = []  # (peer, cursor, target)
+                p.step_fit()
+                self._take_notes(p, out)
+        moving = []
         for p in self.peers.values():
-            f = p.filter
-            if not f.initialized or p.gap_reset:
+            if not p.filter.initialized or p.gap_reset:
                 continue
             target = t_target
             horizon = p.t_meas_gps_s + self.config.max_propagation_s
@@ -984,45 +544,18 @@ class FormationProcessor(Processor):
                     out.append(_note("propagation_horizon",
                                      f"not propagated beyond {self.config.max_propagation_s:.0f} s after the "
                                      "last measurement"))
-            c = p.cursor
-            if c is None or p.cursor_version != p.version or target < c.t_gps_s - 1e-6:
-                c = p.cursor = copy.deepcopy(f)  # only when the filter has changed
-                p.cursor_alts = [None if same_orbit(reflected(f), h.filter, MIRROR_D2) else copy.deepcopy(h.filter)
-                                 for h in p.alts]
-                p.cursor_version = p.version
-            work.append((p, c, target))
-        n_round, over = 0, False
-        while not over:
-            moving = [(c, tt) for p, c0, tt in work for c in [c0] + p.cursor_alts
-                      if c is not None and c.t_gps_s < tt - 1e-6]
-            if not moving:
-                break
-            for c, tt in moving:  # one chunk each per round: the budget is shared fairly
-                if n_round and budget.spent():
-                    over = True
-                    break
-                c.predict_to(min(tt, c.t_gps_s + PROPAGATION_CHUNK_S))
-            n_round += 1
-        for p, c, _ in work:
-            if c.t_gps_s <= p.t_last_prop_gps_s:
-                continue  # no progress since the last call: nothing new to publish
-            p.t_last_prop_gps_s = c.t_gps_s
-            alts = []
-            for a in p.cursor_alts:  # the alternatives' cursors, at the filter's
-                if a is None:
-                    a = reflected(c)
-                elif a.t_gps_s != c.t_gps_s:
-                    a.predict_to(c.t_gps_s)
-                alts.append(a)
-            out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts, w=p.hyp.weights())))
+            p.cursor.aim(p.hyp, target)
+            moving.append(p)
+        now_cursor.advance([p.cursor for p in moving], budget)
+        for p in moving:
+            new = p.cursor.take_new()
+            if new is not None:
+                c, alts = new
+                out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts,
+                                                             w=p.hyp.weights())))
         return out
 
     # ------------------------------------------------------------------ notes
-    def _note_once(self, out: list[Output], key: str, code: str, text: str) -> None:
-        if key not in self.notes_sent:
-            self.notes_sent.add(key)
-            out.append(_note(code, text))
-
     def _batch_notes(self, b: dict, out: list[Output]) -> None:
         def once(code, text, key=None):
             key = key or code
@@ -1075,34 +608,12 @@ class FormationProcessor(Processor):
             "reinit": sum(f.n_reinit for f in fs), "bias_resets": sum(f.n_bias_resets for f in fs),
             "unknown_peer_msgs": self.n_unknown_msgs, "other_part_msgs": self.n_other_part_msgs,
             "no_clock": self.n_no_clock,
-            "pending": len(self.queue), "hold_s": round(self.hold_s, 1),
-            "stale": self.n_stale, "time_outliers": self.n_time_outliers,
+            "pending": len(self.order), "hold_s": round(self.order.hold_s, 1),
+            "stale": self.order.n_stale + sum(p.outputs.n_stale for p in ps), "time_outliers": self.n_time_outliers,
             "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
-            "gap_skipped": self.n_gap_skipped, "outputs_decimated": self.n_outputs_decimated,
+            "gap_skipped": self.n_gap_skipped + sum(p.n_gap_skipped + p.outputs.n_skipped for p in ps),
+            "outputs_decimated": sum(p.outputs.n_decimated for p in ps),
         }
-
-
-def _acquisition(p: _Peer) -> tuple | None:
-    """(seconds of ranges in the open acquisition window, its length) of *p*, or (0, 0)
-    while a restart's prior is being carried to the data; None when neither."""
-    w = p.hyp.window
-    if w is not None:
-        return w.span_s, w.window_s
-    return (0.0, p.hyp.config.window_s) if p.hyp.carry is not None else None
-
-
-def _taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
-    """(a shallow copy of *f*: its counters as they are now, the entry for its estimate at
-    *t_gps_s*: the tapped one, taken from *f*, or a copy of its own state if it is at that
-    time), for :func:`_filled`; None if it has neither."""
-    e = f.tapped.pop(t_gps_s, None)
-    if e is None:
-        if abs(f.t_gps_s - t_gps_s) > 1e-6:
-            return None
-        e = (f.x.copy(), f.p.copy())
-    g = copy.copy(f)
-    g.t_gps_s = t_gps_s
-    return g, e
 
 
 def _note(code: str, text: str) -> Output:
