@@ -1,48 +1,25 @@
 """Range-only initial relative orbit determination: a partner's orbit from own positions and
 ranges over a window, by regularised Gauss-Newton (Levenberg-Marquardt) from a prior.
 
-Why a batch first
------------------
-With a prior of ~1 km / 1 m/s per axis (what a ground team can uplink) the range function
-|r_peer - r_own| is far from linear over the prior (its curvature is ~sigma^2 / range: ~300
-m at 3 km), and an EKF started there linearises each range about a wrong line of sight
-and loses the partner (measured: 3.7 km error after 1 h on a 3-km formation).  The
-relative *dynamics*, in contrast, are linear to centimetres over a kilometre-sized error
-(the gravity-gradient nonlinearity is ~n^2 |dr|^2 / r).  So the partner's state at the
-window start is fitted to all ranges of the window at once, re-linearising the ranges at
-every iteration, with the partner's motion linearised about a reference trajectory that
-the flight dynamics model propagates once, range by range, as the window fills (so the
-fit itself costs milliseconds and never stalls a task's loop); the filter then starts at
-the window end from that fit and its covariance.
+Why a batch first: with a prior of ~1 km / 1 m/s the range |r_peer - r_own| is far from
+linear over the prior (its curvature is ~sigma^2 / range: ~300 m at 3 km), so an EKF
+started there linearises each range about a wrong line of sight and loses the partner;
+the relative *dynamics*, in contrast, are linear to centimetres over a kilometre-sized
+error (the gravity-gradient nonlinearity is ~n^2 |dr|^2 / r).  So the partner's state at
+the window start is fitted to all the window's ranges at once, the ranges kept exactly
+nonlinear and the motion linearised about a reference trajectory the flight dynamics
+propagate once, range by range, as the window fills (the fit then costs milliseconds).
 
-What is observable
-------------------
-Ranges measure one number per epoch.  Over a fraction of an orbit, relative motion in
-the own orbit frame is close to the Clohessy-Wiltshire solution, which is symmetric:
-the point mirror dr -> -dr (and the reflection in the own orbit plane for the
-cross-track part) gives the same ranges to first order, so ranges alone cannot say on
-which side the partner is; the prior decides (a prior on the wrong side converges to the
-mirror).  J2 and differential drag break the symmetry only weakly, and below what the
-flight model knows of the differential forces (``bench/bench_range_only.py --side-check``,
-6 seeds x 2 partners at 1-10 km, 6 h of ranges every ~17 s): with the flight model as the
-truth, the best fit from the plane mirror misses the ranges by 0.01-0.21 m RMS (median
-0.06 m) and the point mirror's by 0.00-0.07 m - that is all the side information the
-ranges carry, ~20 in chi-square at 0.5-m noise for the median partner - while the flight
-model fits the simulator's own ranges (EGM2008 40x40, NRLMSISE-00, SRP) only to 0.1-6.5 m
-RMS (median 0.9 m) with state, drag scale and bias fitted, and as well from either
-mirror as from the truth (10 of 12 within 5 %).  The difference the side makes is ~15x
-smaller than the model error every estimator with this dynamics model has to absorb, so
-no such estimator can decide the side in 6 h; the processor keeps both sides as filters
-and publishes their mixture (``FormationProcessor._fit_window`` and ``_prune``); an
-uplinked prior decides it (it usually rules out the point mirror, twice the separation away).  Over a 45-min window the
-cost can also be nearly flat along a valley of quite different orbits (simulator seed 9,
-1.4 km apart: minima 1.6 km apart within 0.5 of each other): the candidates are the
-distinct minima, and the processor keeps those within its odds limit as well.
-A constant range bias trades against the mean separation; its prior (``bias_sigma``)
-and the curvature of the relative path over the window separate them.  The drift (a
-semi-major-axis difference) is well observed (the range grows secularly).  The returned
-covariance is the Gauss-Newton one, scaled up by the reduced chi-square when the fit is
-worse than the stated noise: trust it only with ``converged``.
+What is observable: relative motion over a fraction of an orbit is close to the
+Clohessy-Wiltshire solution, which is symmetric - the point mirror (dr, dv -> -dr, -dv)
+and the reflection in the own orbit plane keep every range to first order - and a
+45-min window's cost can be a valley of quite different orbits that fit about as well.
+So the result lists the distinct minima (:attr:`IodResult.candidates`); which of them the
+partner flies is for the prior and the later ranges (:mod:`pygnc.estimation.range_only`;
+docs/range_only.md has the measured size of the asymmetries).  A constant range bias
+trades against the mean separation; its prior and the curvature of the relative path
+separate them.  The returned covariance is the Gauss-Newton one, scaled up by the reduced
+chi-square when the fit is worse than the stated noise: trust it only with ``converged``.
 
 Pure computation: arrays in (GCRS, SI, GPS seconds), a result out.
 """
