@@ -278,6 +278,26 @@ class AcquisitionWindow:
         self.own_r_m.append(self.own[0:3].copy())
         self.range_m.append(range_m)
 
+    def reseat_own(self, own9: np.ndarray, t_gps_s: float, own_model: od.DynamicsModel) -> None:
+        """Take the own trajectory of the window from the own state *own9* (r, v, empirical
+        acceleration) at *t_gps_s* (at or after the last range) instead: carried back to every
+        range time and to the window start (without the empirical acceleration: a
+        Gauss-Markov state grows without bound backwards)."""
+        x, t = np.asarray(own9, dtype=float).copy(), float(t_gps_s)
+        x[6:9] = 0.0
+        own_r = [None] * len(self.t_gps_s)
+        for k in range(len(self.t_gps_s) - 1, -1, -1):
+            tk = self.t_gps_s[k]
+            if tk != t:
+                x, _ = od.propagate(x, tk - t, own_model, want_phi=False, t_gps_s=t)
+                t = tk
+            own_r[k] = x[0:3].copy()
+        if t != self.t0_gps_s:
+            x, _ = od.propagate(x, self.t0_gps_s - t, own_model, want_phi=False, t_gps_s=t)
+        self.own_r_m = own_r
+        self.own0 = x[0:6].copy()
+        self.own, self.t_own = np.asarray(own9, dtype=float).copy(), float(t_gps_s)
+
     @property
     def span_s(self) -> float:
         return self.t_gps_s[-1] - self.t0_gps_s if self.t_gps_s else 0.0
@@ -464,6 +484,14 @@ class PartnerHypotheses:
             self.notes.append(("range_only_short", f"{self.name}: {len(a.range_m)} ranges in the window, fewer than "
                                                    f"{c.min_ranges}: relative state from the prior only"))
             return
+        # The own positions at the ranges' times: the filter's own estimate now (the window's
+        # fixes have made it metres better than the one the window opened with) carried back
+        # over the window - a smooth trajectory, and the one the relative state will be
+        # taken from, so a prior's components the ranges do not see (cross-track at a long
+        # along-track separation) keep the absolute prior's accuracy instead of the first
+        # fix's error.  One window propagation.
+        a.reseat_own(f.x[0:9], f.t_gps_s, f.own_model)
+        yield
         # Each of the prior's components is fitted from its own starts (the prior's mean, its
         # mirror images, draws from it), regularised by itself; with several, each
         # candidate's cost counts the whole mixture's density instead.
