@@ -320,8 +320,11 @@ def _record(args, scenario: Path, two, one, sense, n_rng: int) -> None:
         for task in ("formation_estimator", "attitude_estimator", "orbit_estimator"):
             figs.append(figure(f"{key}_cpu_{task}", f"{label}: CPU of {task}, median",
                                statistics.median(r["cpu_s"].get(task, 0.0) for r in rs), "s"))
-        figs.append(figure(f"{key}_cpu_total", f"{label}: CPU of the whole tree, median",
-                           statistics.median(sum(r["cpu_s"].values()) for r in rs), "s"))
+        total = statistics.median(sum(r["cpu_s"].values()) for r in rs)
+        figs.append(figure(f"{key}_cpu_total", f"{label}: CPU of the whole tree, median", total, "s"))
+        if key == "one":  # one core here vs one Pi Zero 2 W core: the rough 10-20x
+            figs.append(figure("pi_estimate_min", "estimate on a Raspberry Pi Zero 2 W (one core here x 10-20)",
+                               f"{10 * s['median_s'] / 60:.0f}-{20 * s['median_s'] / 60:.0f}", "min"))
     record(args.record, f"A day's batch through the process tree: {n_sc} spacecraft "
            f"({n_sc - 1} partners), {len(sense.sensors)} sensor samples, {n_rng} range files", figs,
            notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
