@@ -278,26 +278,6 @@ class AcquisitionWindow:
         self.own_r_m.append(self.own[0:3].copy())
         self.range_m.append(range_m)
 
-    def reseat_own(self, own9: np.ndarray, t_gps_s: float, own_model: od.DynamicsModel) -> None:
-        """Take the own trajectory of the window from the own state *own9* (r, v, empirical
-        acceleration) at *t_gps_s* (at or after the last range) instead: carried back to every
-        range time and to the window start (without the empirical acceleration: a
-        Gauss-Markov state grows without bound backwards)."""
-        x, t = np.asarray(own9, dtype=float).copy(), float(t_gps_s)
-        x[6:9] = 0.0
-        own_r = [None] * len(self.t_gps_s)
-        for k in range(len(self.t_gps_s) - 1, -1, -1):
-            tk = self.t_gps_s[k]
-            if tk != t:
-                x, _ = od.propagate(x, tk - t, own_model, want_phi=False, t_gps_s=t)
-                t = tk
-            own_r[k] = x[0:3].copy()
-        if t != self.t0_gps_s:
-            x, _ = od.propagate(x, self.t0_gps_s - t, own_model, want_phi=False, t_gps_s=t)
-        self.own_r_m = own_r
-        self.own0 = x[0:6].copy()
-        self.own, self.t_own = np.asarray(own9, dtype=float).copy(), float(t_gps_s)
-
     @property
     def span_s(self) -> float:
         return self.t_gps_s[-1] - self.t0_gps_s if self.t_gps_s else 0.0
@@ -484,14 +464,7 @@ class PartnerHypotheses:
             self.notes.append(("range_only_short", f"{self.name}: {len(a.range_m)} ranges in the window, fewer than "
                                                    f"{c.min_ranges}: relative state from the prior only"))
             return
-        # The own positions at the ranges' times: the filter's own estimate now (the window's
-        # fixes have made it metres better than the one the window opened with) carried back
-        # over the window - a smooth trajectory, and the one the relative state will be
-        # taken from, so a prior's components the ranges do not see (cross-track at a long
-        # along-track separation) keep the absolute prior's accuracy instead of the first
-        # fix's error.  One window propagation.
-        a.reseat_own(f.x[0:9], f.t_gps_s, f.own_model)
-        yield
+        self._prior_as_held_now(a)
         # Each of the prior's components is fitted from its own starts (the prior's mean, its
         # mirror images, draws from it), regularised by itself; with several, each
         # candidate's cost counts the whole mixture's density instead.
@@ -595,6 +568,25 @@ class PartnerHypotheses:
                                f"{a.how}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
                                + ("" if res.converged else " (did not converge)")))
 
+    def _prior_as_held_now(self, a: AcquisitionWindow) -> None:
+        """Regularise the fit with the prior as the filters hold it at the window's end: each
+        component's filter has taken the window's own fixes, and an absolute prior's relative
+        state is correlated with the own one, so the own estimate's gains carry over to it
+        (the window opened on one fix's own state; its error would otherwise stay in the
+        components the ranges hardly see - cross-track at a long along-track separation).
+        Mapped back to the window start along the reference's transition matrix."""
+        fs = [self.filter] + [h.filter for h in self.alts]
+        if a.prior is None or len(fs) != len(a.prior.components) or abs(a.t_own - a.t_ref) > 1e-6 \
+                or any(abs(g.t_gps_s - a.t_ref) > 1e-6 for g in fs):
+            return  # (a restart's window, or filters moved on: the prior as it opened)
+        inv = np.linalg.inv(a.phi[:6, :6])
+        comps = []
+        for c, g in zip(a.prior.components, fs):
+            x0 = a.x0 + inv @ (a.own[0:6] + g.x[9:15] - a.ref[0:6])
+            p0 = inv @ g.p[9:15, 9:15] @ inv.T
+            comps.append(PriorComponent(c.weight, x0, 0.5 * (p0 + p0.T), c.label))
+        a.prior = PartnerPrior(a.prior.t_gps_s, comps, a.prior.how)
+
     def _refit(self, a: AcquisitionWindow, x7: np.ndarray) -> tuple:
         """Window *a*'s ranges fitted from the start *x7* ([partner state at the window
         start, bias]) linearised about *x7*'s own trajectory: (that window, the fit)."""
@@ -694,7 +686,9 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
     n = min(len(h[3][0].ref_pos) for h in hyps)
     z = np.asarray(a.range_m[:n], dtype=float)
     own_r = np.asarray(a.own_r_m[:n], dtype=float)
-    prior, _, info = fit_prior(a.x0, a.p0, fc.range_bias_prior_m, fc.range_bias_sigma_m)
+    main = a.prior.components[0] if a.prior is not None else None
+    prior, _, info = fit_prior(a.x0 if main is None else main.x0, a.p0 if main is None else main.p0,
+                               fc.range_bias_prior_m, fc.range_bias_sigma_m)
     mixed = a.prior is not None and len(a.prior.components) > 1
     w = 1.0 / (fc.range_sigma_m ** 2 + model_var_m2)
     out = []
