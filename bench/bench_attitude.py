@@ -1,7 +1,7 @@
 """Attitude MEKF bench: ms per step (field, sun, shadow, albedo models included) and 3-h
 accuracy on seeded simulator scenarios.
 
-    .venv/bin/python bench/bench_attitude.py [--seeds 5] [--runs 5]
+    .venv/bin/python bench/bench_attitude.py [--seeds 5] [--wrap-seeds 3] [--runs 5] [--record]
 
 Scenarios (the issue's): one spacecraft, 500 km SSO, 3 h from 2025-03-20T06:00Z (two
 eclipses), tumbling at 2-5 deg/s (random axis), gyro noise 0.025 deg/s and bias up to
@@ -15,18 +15,9 @@ fitted to the batch's fixes, as in flight) and errors and NEES are taken there, 
 full 3x3 covariance.  Second set: the same with the spacecraft clock 400 ppm fast, so the
 stamps' phase wraps every ~42 min and the stated epochs are ~0.29 s RMS off (tag_err_s).
 
-Measured (this machine): issue scenario RMS 0.79-1.13 deg, eclipse 1.16-1.96, bias error max
-0.0128 deg/s, NEES 3.08-4.14 (mean 3.44), 87-96 % inside; 400 ppm: RMS 1.10-1.61, eclipse
-1.55-1.94, bias 0.0129, NEES 3.24-3.46, 93-96 % inside (without the time-tag model NEES
-7.2-19); 0.28 ms per step.
-
-Re-measured with the orbit truth propagated by brahe (3 seeds, 1 wrap seed, machine loaded
-by other jobs): issue scenario 0.79-0.88 deg, eclipse 1.17-1.42, bias error max 0.0107
-deg/s, NEES 3.05-3.42 (92-96 % inside), bias NEES 1.6-4.3; 400 ppm seed 1: 1.61 / 1.71 deg,
-bias 0.0129 deg/s, NEES 3.46, bias NEES 8.3; 1.05 ms per step (loaded; 0.28 ms quiet).
-
 Speed: median over ``--runs`` passes of (time in AttitudeEstimator.step + environment_at)
 / steps, for one 3-h scenario (2160 steps).  Run it alone: the machine has 2 cores.
+``--record`` writes the summary figures to bench/results/attitude.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -45,7 +36,9 @@ from ground import simulate as sim
 from ground.sim import scenario as scn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attitude_support import errors, issue_settings, run_core  # noqa: E402  (shared with the tests)
+from results import figure, record  # noqa: E402
 
 CHI2_3_95 = chi2.quantile(0.95, 3)
 
@@ -94,8 +87,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--wrap-seeds", type=int, default=3, help="seeds of the 400-ppm stamp-wrap scenario")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args(argv)
     scenarios = {}
+    figs = []
     for title, make, seeds in (("issue scenario", settings, range(1, args.seeds + 1)),
                                ("clock 400 ppm fast (stamp phase wraps)", wrap_settings,
                                 range(1, args.wrap_seeds + 1))):
@@ -118,10 +113,35 @@ def main(argv=None) -> int:
                   f"{max(r['rms_eclipse_deg'] for r in rows):.3f} deg, bias {max(r['bias_err_max_deg_s'] for r in rows):.4f} "
                   f"deg/s; NEES mean over seeds {statistics.mean(r['nees_mean'] for r in rows):.2f} (3 dof), "
                   f"inside {min(r['in95'] for r in rows):.2f}-{max(r['in95'] for r in rows):.2f}")
+            figs += _figures("" if make is settings else "wrap_", title, rows)
     ms = [run(scenarios[1])[3] for _ in range(args.runs)]
     print(f"ms per MEKF step incl. IGRF/sun/shadow/albedo: median {statistics.median(ms):.3f} "
           f"(runs: {', '.join(f'{m:.3f}' for m in ms)})")
+    figs.append(figure("step_ms", "ms per MEKF step (IGRF, sun, shadow, albedo included), median of runs",
+                       statistics.median(ms), "ms"))
+    if args.record:
+        record("attitude", f"Attitude MEKF: 3-h accuracy on {args.seeds} seeds ({args.wrap_seeds} with the clock "
+               "400 ppm fast), ms per step", figs, notes=(
+                   "One spacecraft, 500 km SSO, 3 h with two eclipses, tumbling at 2-5 deg/s; gyro noise 0.025 deg/s "
+                   "and bias up to 1 deg/s, magnetometer 0.6 µT and bias up to 5 µT, six lux faces with albedo; "
+                   "5-s samples with whole-second stamps.  Errors after the first 30 min at the stated epochs; "
+                   "NEES of the 3x3 attitude covariance (3 when consistent)."))
     return 0
+
+
+def _figures(prefix: str, title: str, rows: list[dict]) -> list[dict]:
+    """The summary line's figures of one scenario set."""
+    return [figure(f"{prefix}rms_best_deg", f"{title}: attitude error RMS after 30 min, best seed",
+                   min(r["rms_deg"] for r in rows), "deg"),
+            figure(f"{prefix}rms_worst_deg", f"{title}: ... worst seed", max(r["rms_deg"] for r in rows), "deg"),
+            figure(f"{prefix}eclipse_worst_deg", f"{title}: ... in eclipse, worst seed",
+                   max(r["rms_eclipse_deg"] for r in rows), "deg"),
+            figure(f"{prefix}bias_err_worst_deg_s", f"{title}: gyro bias error, worst",
+                   max(r["bias_err_max_deg_s"] for r in rows), "deg/s"),
+            figure(f"{prefix}nees_mean", f"{title}: NEES mean over seeds (3 dof: 3 when consistent)",
+                   statistics.mean(r["nees_mean"] for r in rows)),
+            figure(f"{prefix}in95_least", f"{title}: fraction of epochs inside the 95 % NEES bound, least seed",
+                   min(r["in95"] for r in rows))]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 and Ctrl-C -> last process gone with and without the writer in the tree.
 
     .venv/bin/python bench/bench_batch_writer.py [--duration 24h] [--settings TOML]
-                                                 [--session 10m] [--runs 20] [--no-tree]
+                                                 [--session 10m] [--runs 20] [--no-tree] [--record]
 
 1. ``python -m ground simulate`` of ``data/scenarios/formation_24h.toml`` (three spacecraft,
    the usual faults) into a temporary directory, and the in-process replay of spacecraft 0
@@ -15,22 +15,13 @@ and Ctrl-C -> last process gone with and without the writer in the tree.
    record kind, split into the batch's data and the session's.
 3. Cost: wall time of the recorder per message at the default cadence, per record with
    every message recorded (period 0 for every kind: encode + frame + write(2)), and the
-   median fsync of the open file (once a second while records flow).
+   median fsync of the open file (once a second while records flow; a Pi's SD card is slower
+   than a development machine's SSD).
 4. ``--runs`` Ctrl-C -> last process gone measurements of the real tree on the sample
    scenario (``bench/bench_flight_tree.py``'s method), alternating with and without the
    writer (``batch_writer_enabled = false``).
 
-Measured 2026-11-23 on this 2-core machine with nothing else running, after the real
-range-file layout (issue 9: range files carry the *own* fixes, so no partner fixes are
-published or recorded): 24-h formation scenario, 100 228 messages: **367 421 bytes for the
-day's data** (formation 171 kB for two peers, attitude 83 kB, orbit 78 kB, GPS fixes 18 kB,
-ranges 12 kB, sensor 5 kB) + 331 bytes per minute of session after the batch (370 733 bytes
-in 15 files with a 10-min session); 5.6 µs per message offered at the default cadence
-(0.56 s for the whole day), 36 µs per record with every message recorded (encode, frame,
-write(2)), fsync median 0.12 ms (SSD; an SD card is slower, once a second).  Ctrl-C -> last
-process gone, 20 alternating runs: with the writer (8 processes) median 125 ms, worst
-150 ms; without (7 processes) median 118 ms, worst 587 ms.  (An earlier run under a load of
-4-9 from other users: 517 / 631 ms with, 473 / 690 ms without - the machine, not the writer.)
+``--record`` writes the summary figures to bench/results/batch_writer.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -46,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
+import results  # noqa: E402  (bench/results.py: the performance page's figures)
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.replay_core import published_messages  # noqa: E402
 from ground.simulate import parse_duration_s  # noqa: E402
@@ -132,16 +124,26 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=20, help="Ctrl-C measurements with and without the writer")
     ap.add_argument("--no-tree", action="store_true", help="skip the process-tree measurement")
     ap.add_argument("--tree-only", action="store_true", help="only the process-tree measurement")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args(argv)
     session_s = parse_duration_s(args.session)
+    figs: list = []
     if not args.tree_only:
-        batch_figures(args, session_s)
+        batch_figures(args, session_s, figs)
     if not args.no_tree and args.runs > 0:
-        tree_figures(args.runs)
+        tree_figures(args.runs, figs)
+    if args.record:
+        results.record("batch_writer", f"Batch writer: a {args.duration} scenario's downlink ({args.settings.name}), "
+                       "the cost per record, Ctrl-C with and without the writer", figs, notes=(
+                           "The writer's core on a real batch store fed spacecraft 0's messages of the simulated "
+                           "scenario in the order the tree publishes them, at the default cadence, then a session "
+                           f"of {args.session} after the batch (health at 2 Hz, propagated estimates at 1 Hz).  "
+                           "Ctrl-C: the sample batch through the real tree, with and without the writer, "
+                           "alternating."))
     return 0
 
 
-def batch_figures(args, session_s: float) -> None:
+def batch_figures(args, session_s: float, figs: list) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
@@ -181,6 +183,16 @@ def batch_figures(args, session_s: float) -> None:
         for k, (n, b) in sorted(per_kind(d).items(), key=lambda kv: -kv[1][1]):
             print(f"    {k:14s} {n:6d} {b:8d}  {b / n:5.1f}")
         print(f"  headers: {n_files * B.HEADER_SIZE} bytes; context records repeated per file included above")
+        figs += [results.figure("messages", f"messages offered ({span_h:.1f} h of data)", len(stream)),
+                 results.figure("batch_bytes", "bytes of the batch's data at the default cadence", data_bytes, "bytes"),
+                 results.figure("day_kb", "... per 24 h of data",
+                                data_bytes / span_h * 24 / 1024, "kB"),
+                 results.figure("session_bytes_per_min", "+ a session after the batch (health, propagated "
+                                "estimates), per minute", (total - data_bytes) / (session_s / 60), "bytes"),
+                 results.figure("total_bytes", f"batch + {args.session} session: total", total, "bytes"),
+                 results.figure("files", "... in files", n_files)]
+        figs += [results.figure(f"kind_{k}_bytes", f"of which {k} records ({n})", b, "bytes")
+                 for k, (n, b) in sorted(per_kind(d).items(), key=lambda kv: -kv[1][1])]
 
         # ---- cost -------------------------------------------------------------------------
         per_msg_us = dt / len(stream) * 1e6
@@ -195,10 +207,16 @@ def batch_figures(args, session_s: float) -> None:
         print(f"  every message recorded: {dt0 / n0 * 1e6:.1f} µs per record written "
               f"({n0} records, {store0.counters.bytes_written} bytes, {dt0:.2f} s)")
         print(f"  fsync of the open file: median {fs * 1e3:.2f} ms (one per second while records flow)")
+        figs += [results.figure("per_message_us", "recorder time per message offered at the default cadence",
+                                per_msg_us, "µs"),
+                 results.figure("per_record_us", "recorder time per record written, every message recorded "
+                                "(encode, frame, write(2))", dt0 / n0 * 1e6, "µs"),
+                 results.figure("fsync_ms", "fsync of the open file, median (one per second while records flow)",
+                                fs * 1e3, "ms")]
 
 
 
-def tree_figures(runs: int) -> None:
+def tree_figures(runs: int, figs: list) -> None:
     """Ctrl-C -> gone with and without the writer, alternating."""
     from bench_flight_tree import one_run
 
@@ -221,6 +239,10 @@ def tree_figures(runs: int) -> None:
     for label, v in stops.items():
         print(f"Ctrl-C -> last process gone, {label:14s} ({procs[label]} processes): median {statistics.median(v) * 1e3:.0f} ms, "
               f"worst {max(v) * 1e3:.0f} ms of {len(v)}  (target worst < 1000 ms)")
+        key = "with" if label == "with writer" else "without"
+        figs += [results.figure(f"stop_{key}_median_ms", f"Ctrl-C -> last process gone, {label} ({procs[label]} "
+                                f"processes): median of {len(v)}", statistics.median(v) * 1e3, "ms"),
+                 results.figure(f"stop_{key}_worst_ms", "... worst", max(v) * 1e3, "ms")]
 
 
 if __name__ == "__main__":

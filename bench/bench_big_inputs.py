@@ -13,9 +13,10 @@ sample's records repeated, times advancing) - and for ``--seconds`` samples ever
 * when the status first said ``batch_done``.
 
     .venv/bin/python bench/bench_big_inputs.py [--range-gib 2] [--sense-mib 0] [--seconds 40]
-        [--random] [--sense-max-mib M] [--main /path/to/flight/main.py] [--runs 1]
+        [--random] [--sense-max-mib M] [--main /path/to/flight/main.py] [--runs 1] [--record]
 
-Prints one line per run and the median of each figure over the runs.
+Prints one line per run and the median of each figure over the runs.  ``--record`` writes the
+medians to bench/results/big_inputs.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import FLIGHT_MAIN, FlightRun, make_home  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE, decode_sense  # noqa: E402
 from pygnc.tasks.table import TASKS_BY_NAME, process_name  # noqa: E402
+from results import figure, record  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 INGEST_ID = TASKS_BY_NAME["ingest"].task_id
@@ -131,6 +134,7 @@ def main() -> int:
     p.add_argument("--random", action="store_true", help="random bytes in the range file instead of zeros")
     p.add_argument("--seconds", type=float, default=40.0, help="how long to watch each run, s")
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     p.add_argument("--main", type=lambda s: str(Path(s).resolve()), default=str(FLIGHT_MAIN),
                    help="the flight/main.py to run")
     args = p.parse_args()
@@ -148,6 +152,23 @@ def main() -> int:
         med = {k: statistics.median(r[k] for r in rows) for k in ("peak_rss_mib", "max_age_s", "restarts")}
         print(f"median: peak RSS {med['peak_rss_mib']:.0f} MiB, longest age {med['max_age_s']:.1f} s, "
               f"restarts {med['restarts']:g}")
+    if args.record:
+        done = [r["batch_done_s"] for r in rows if r["batch_done_s"] is not None]
+        figs = [figure("ingest_peak_rss_mib", "ingest's peak resident memory, median of runs",
+                       statistics.median(r["peak_rss_mib"] for r in rows), "MiB"),
+                figure("ingest_max_age_s", "ingest's longest health-reply age, median of runs",
+                       statistics.median(r["max_age_s"] for r in rows), "s"),
+                figure("ingest_restarts", "ingest's restarts, most in a run", max(r["restarts"] for r in rows)),
+                figure("batch_done", "runs whose batch was done", f"{len(done)} of {len(rows)}")]
+        if done:
+            figs.append(figure("batch_done_s", "start -> batch done, median", statistics.median(done), "s"))
+        what = " + ".join(x for x in (f"a {args.range_gib:g}-GiB {'random' if args.random else 'sparse'} range file"
+                                      if args.range_gib > 0 else "", f"a {args.sense_mib:g}-MiB sense.bin"
+                                      if args.sense_mib > 0 else "") if x) or "no huge file"
+        record("big_inputs", f"Huge input files through the process tree: the sample batch with {what}, "
+               f"{args.runs} run(s) of {args.seconds:g} s", figs,
+               notes="Ingest's resident memory and the age of its last health reply in the status file, sampled "
+                     "every 50 ms while it reads.")
     return 0
 
 

@@ -27,12 +27,13 @@ directory, ~20 s), so the 4-s window covers start-up, the batch and the steady s
 exit status must still report the stop.
 
     .venv/bin/python bench/bench_ctrl_c.py [--runs 100] [--window 4] [--seed 1] [--scenario DIR]
-                                           [--second 0.05]
+                                           [--second 0.05] [--record]
 
 Prints one line per run - for a run over the target, when each process logged its last
 line after the Ctrl-C - and a summary: median, p95 and worst stop time (overall and by
 phase), exit codes, final-status checks.  Exit status 1 if any run failed a check or took
-0.3 s or more to stop (the target).
+0.3 s or more to stop (the target).  ``--record`` writes the summary figures to
+bench/results/ctrl_c.json (``ctrl_c_second.json`` with ``--second``; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import FlightRun, make_home  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
+from results import figure, record  # noqa: E402
 
 #: Stop-time target, s: every Ctrl-C stops the tree in under 0.3 s, in every phase.
 TARGET_S = 0.3
@@ -195,6 +198,7 @@ def main() -> int:
                     help="type a second Ctrl-C this many seconds after the first")
     ap.add_argument("--verbose", action="store_true", help="print the terminal output of failed runs")
     ap.add_argument("--keep-failed", type=Path, help="copy the logs of runs over the target or failing a check here")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     startup = interpreter_startup_s()
@@ -247,6 +251,40 @@ def main() -> int:
     failed = [r for r in results if r["phase"] != "interp" and
               (r["rc"] != 0 or not all(r["checks"].values()) or r["stop_s"] >= TARGET_S)]
     print(f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target: {len(failed)}")
+    if args.record:
+        n = len(results)
+        figs = [figure("runs", f"Ctrl-Cs at random instants in the first {args.window:g} s", n),
+                figure("stop_median_ms", "Ctrl-C -> last process of the tree gone: median",
+                       statistics.median(stops) * 1000, "ms"),
+                figure("stop_p95_ms", "... 95th percentile", pct(stops, 0.95) * 1000, "ms"),
+                figure("stop_worst_ms", "... worst", max(stops) * 1000, "ms"),
+                figure("over_target", f"runs at or over the {TARGET_S:g}-s target",
+                       f"{sum(s >= TARGET_S for s in stops)} of {n}")]
+        for phase in ("start", "batch", "steady"):
+            xs = [r["stop_s"] for r in results if r["phase"] == phase]
+            if xs:
+                figs.append(figure(f"stop_worst_{phase}_ms", f"worst stop with the Ctrl-C in phase '{phase}' "
+                                   f"({len(xs)} runs)", max(xs) * 1000, "ms"))
+        figs += [figure("exit_zero", "runs where main.py exited 0", f"{codes.get(0, 0)} of {n}"),
+                 figure("checks_passed", "runs whose final status says stopping, info file ends in STOP, no temporary "
+                        "file, no traceback, no task killed",
+                        f"{sum(all(r['checks'].values()) for r in results)} of {n}"),
+                 figure("processes_left", "processes left 15 s after the Ctrl-C, all runs",
+                        sum(r["left"] for r in results)),
+                 figure("interpreter_ctrl_c",
+                        "Ctrl-Cs that fell in Python's own start-up (before main.py's first line)",
+                        len(interp)),
+                 figure("interpreter_startup_ms", "Python's start-up (python script.py -> first statement), median",
+                        statistics.median(startup) * 1000, "ms"),
+                 figure("failed", f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target",
+                        f"{len(failed)} of {n - len(interp)}")]
+        second = "" if args.second is None else f", a second Ctrl-C {args.second * 1000:.0f} ms after the first"
+        on = "the 3-h two-spacecraft formation" if args.scenario is None else f"scenario {args.scenario.name}"
+        record("ctrl_c" if args.second is None else "ctrl_c_second",
+               f"Ctrl-C at a random instant: {n} runs on {on}{second}", figs, notes=(
+                   "flight/main.py in a fresh pseudo-terminal as the host starts it; Ctrl-C (0x03) typed into the "
+                   f"terminal at a uniformly random instant in the first {args.window:g} s (start-up, the batch, the "
+                   "steady state); stop time until the last process of main.py's session is gone."))
     return 1 if failed else 0
 
 

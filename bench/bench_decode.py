@@ -5,7 +5,9 @@ times, in the same run, ``decode_sense`` (to physical units, GPS validity includ
 loop that only ``struct.unpack_from``s each 251-byte record and builds nothing.  Prints the
 median MB/s of each over the repeats and their ratio.
 
-    .venv/bin/python bench/bench_decode.py [--mb 100] [--repeats 5]
+    .venv/bin/python bench/bench_decode.py [--mb 100] [--repeats 5] [--record]
+
+``--record`` writes the figures to bench/results/decode.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import struct
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +24,9 @@ import numpy as np
 
 from pygnc.formats.gps import GPS_SEGMENT_DTYPE
 from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_DTYPE, decode_sense, encode_sense_records
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import figure, record  # noqa: E402
 
 # Baseline 1 ("bare", the reference for the ratio): ONE unpack_from per record with a
 # single little-endian format covering all 251 bytes.  Big-endian fields come out
@@ -95,6 +101,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=100.0)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sense.bin"
@@ -120,6 +127,16 @@ def main() -> None:
     print(f"struct loop, 1 unpack/record (bare):  {rate['st']:8.1f} MB/s  ({med['st'] * 1e3:.0f} ms)")
     print(f"struct loop, 17 unpacks/record:       {rate['se']:8.1f} MB/s  ({med['se'] * 1e3:.0f} ms)")
     print(f"ratio vs bare: {rate['np'] / rate['st']:.1f}x   vs 17-unpack: {rate['np'] / rate['se']:.1f}x")
+    if args.record:
+        record("decode", f"sense.bin decode throughput: a {mb:.0f}-MB synthetic file, median of {args.repeats}", [
+            figure("decode_mb_s", "decode_sense (to physical units, GPS validity included)", rate["np"], "MB/s"),
+            figure("decode_cold_mb_s", "... first call (fresh memory for the output)", mb / t_cold, "MB/s"),
+            figure("bare_struct_mb_s", "a bare struct loop, one unpack per record (builds nothing)", rate["st"],
+                   "MB/s"),
+            figure("struct_17_mb_s", "a struct loop with every byte order right (17 unpacks per record)", rate["se"],
+                   "MB/s"),
+            figure("ratio_bare", "decode_sense / the bare loop", rate["np"] / rate["st"]),
+            figure("ratio_17", "decode_sense / the 17-unpack loop", rate["np"] / rate["se"])])
 
 
 if __name__ == "__main__":

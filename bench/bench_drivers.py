@@ -10,9 +10,10 @@
 3. The same for the whole ``imu_ingest`` task process in the real flight tree (IMU380 at
    100 Hz, publishing on the bus): its CPU time per second from psutil.
 
-    .venv/bin/python bench/bench_drivers.py [--repeats 5] [--seconds 5] [--no-tree]
+    .venv/bin/python bench/bench_drivers.py [--repeats 5] [--seconds 5] [--no-tree] [--record]
 
-Figures are indicative on a shared machine; the lead re-measures on a quiet one.
+Figures are indicative on a shared machine; the lead re-measures on a quiet one.  ``--record``
+writes them to bench/results/drivers.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from pygnc.drivers import gx2_codec as gx  # noqa: E402
 from pygnc.drivers import imu380_codec as uu  # noqa: E402
@@ -39,6 +41,12 @@ from pygnc.drivers.gx2 import Gx2Stream  # noqa: E402
 from pygnc.drivers.imu380 import Imu380Stream  # noqa: E402
 from pygnc.drivers.monodrive import MonoDriveStream  # noqa: E402
 from pygnc.drivers.timing import ClockSync  # noqa: E402
+from pygnc.tasks.table import TASKS_BY_NAME, process_name  # noqa: E402
+from results import figure, record  # noqa: E402
+
+#: Figure keys of the rows of :func:`codec_throughput` and :func:`stream_cpu`, in their order.
+CODEC_KEYS = ("imu380", "gx2", "monodrive_tcp", "monodrive_udp")
+STREAM_KEYS = ("imu380_pty", "gx2_continuous_pty", "gx2_polled_pty", "monodrive_udp")
 
 
 def _s1_stream(n: int) -> bytes:
@@ -209,9 +217,10 @@ def task_cpu(seconds: float) -> tuple[float, float]:
             time.sleep(1.0)
             procs = {}
             for q in run.tree()[1:]:
-                cmd = q.cmdline()
+                cmd, comm = q.cmdline(), q.name()
                 for name in ("imu_ingest", "formation_estimator"):
-                    if name in cmd:
+                    # spawned: the task's module in its command line; forked from the zygote: its process name
+                    if name in cmd or comm == process_name(TASKS_BY_NAME[name]):
                         procs[name] = q
             c0 = {k: sum(q.cpu_times()[:2]) for k, q in procs.items()}
             t0 = time.monotonic()
@@ -231,20 +240,36 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--no-tree", action="store_true", help="skip the flight-tree measurement")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     a = ap.parse_args(argv)
+    figs = []
     print(f"# codec throughput, MB/s of wire bytes (median of {a.repeats})")
     print(f"{'codec':44s} {'framing':>9s} {'+decode':>9s}")
-    for name, frame, full in codec_throughput(a.repeats):
+    for key, (name, frame, full) in zip(CODEC_KEYS, codec_throughput(a.repeats)):
         print(f"{name:44s} {frame:9.1f} {full:9.1f}")
+        short = name.split(" (")[0]
+        if math.isfinite(frame):
+            figs.append(figure(f"{key}_framing_mb_s", f"{short}: framing and its check alone (wire bytes)", frame,
+                               "MB/s"))
+        figs.append(figure(f"{key}_decode_mb_s", f"{short}: decoded to physical units (wire bytes)", full, "MB/s"))
     print(f"\n# CPU of a live stream, this process's loop ({a.seconds:g} s each; device in another process)")
     print(f"{'stream':40s} {'CPU s/s':>9s} {'samples/s':>10s}")
-    for name, cpu, rate in stream_cpu(a.seconds):
+    for key, (name, cpu, rate) in zip(STREAM_KEYS, stream_cpu(a.seconds)):
         print(f"{name:40s} {cpu:9.4f} {rate:10.1f}")
+        figs.append(figure(f"{key}_cpu_s_s", f"{name}: the ingest loop's CPU seconds per second", cpu, "CPU s/s"))
     if not a.no_tree:
         imu, idle = task_cpu(a.seconds)
         print(f"\n# flight tree: imu_ingest process (IMU380 S1 100 Hz, publishing) {imu:.4f} CPU s/s; "
               f"an idle task for comparison {idle:.4f} CPU s/s")
+        figs += [figure("tree_imu_ingest_cpu_s_s", "flight tree: the imu_ingest process (IMU380 100 Hz, "
+                        "publishing), CPU seconds per second", imu, "CPU s/s"),
+                 figure("tree_idle_task_cpu_s_s", "... an idle task for comparison", idle, "CPU s/s")]
     print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs; indicative on a shared machine)")
+    if a.record:
+        record("drivers", "IMU drivers: codec throughput and the CPU of a 100-Hz stream", figs, notes=(
+            f"Codecs: median of {a.repeats} passes over 30 000 synthetic packets.  Streams: a simulated device in "
+            f"another process (python -m ground simdevice) for {a.seconds:g} s each, on a pseudo-terminal or "
+            "loopback UDP."))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Formation estimator bench: speed, 3-h accuracy on simulator scenarios, and the information bound.
 
     .venv/bin/python bench/bench_formation.py [--seeds 8] [--repeat 5] [--draws 300]
-        [--skip-speed] [--skip-accuracy] [--skip-geometry]
+        [--skip-speed] [--skip-accuracy] [--skip-geometry] [--record]
 
 Scenarios: ``ground.simulate`` defaults (500 km SSO; sc0 own, sc1 = 0x4B ~3 km behind with
 400-m radial / 600-m cross-track oscillations, ballistic coefficients 50 and 42 kg/m^2 with
@@ -24,7 +24,6 @@ scenario's own fix/range errors and lateness (the bound *on the same data*), fur
 columns Gaussian draws (the distribution of a run's figures).  Its smoother (all 3 h of
 data; no process noise, so the end error mapped back) is shown too - the delivered
 estimates are causal, so that is an upper limit of what a batch re-processing could give.
-The draws agree with 24 independent simulated realisations (median 0.48 m either way).
 The geometry table repeats the bound on formations from pure along-track to oscillations
 comparable with the separation.
 
@@ -32,38 +31,7 @@ Speed: the processor's wall time over a 3-h batch divided by (sensor samples x p
 ("per step" = one 5-s output step with its share of fixes and ranges: ~1.7 events);
 plus the filter's own predict / update costs.  Median of --repeat runs.
 
-Re-measured with the truth propagated by brahe (3 seeds, 100 draws, machine loaded): 3D
-0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m against the bound's 0.31 / 0.36 /
-0.45 m, velocity 0.9-1.5 mm/s, NEES mean 2.78 (seed 2: 4.63, 79 % inside); calibrated bias
-prior: line of sight 0.33 / 0.34 / 0.23 m; 10 km: 3D 1.10 / 1.46 / 1.09 m, line of sight
-0.34 / 0.38 / 0.47 m (bound 0.27 / 0.35 / 0.47 m).  The figures below are from the former
-in-house truth (EGM96 12x12, bulge drag).
-
-Measured (this 2-core machine, shared with other jobs; 8 seeds, --repeat 3, 300 draws):
-  speed: 1 peer 0.42 ms, 2 peers 0.41 ms per 5-s step per peer (3-h batch 0.9 s / 1.8 s);
-         filter predict (one <= 5-s step) 0.19 ms, range update 0.03 ms.
-  3 km, default bias prior 0 +- 3 m: 3D RMS median 0.97 m, worst 1.34 m (8/8 <= 2.0 m);
-         line of sight median 0.37 m, worst 0.80 m (6/8 <= 0.5 m); velocity 1.1 mm/s;
-         NEES mean 2.1 (3 dof); bias 0.58..1.50 (true 1.0) +- 0.45 m.
-  bound on the same data: 3D median 0.89 m, worst 1.22 m; line of sight per seed 0.31 0.36
-         0.45 0.27 0.82 0.72 0.32 0.28 m (filter: 0.34 0.39 0.46 0.27 0.80 0.71 0.32 0.30),
-         median 0.34 m, worst 0.82 m (6/8): the filter is on the bound.  Bias sigma 1.04 m
-         at 30 min, 0.45 m at 3 h (= 10 m / sqrt(n fixes)); line-of-sight sigma 0.69 m RMS.
-         Smoothed: median 0.30 m, worst 0.53 m (7/8).  Over 300 draws (seed-1 data, tag
-         lateness 0.93 s against the 0.5-s prior) a run's line-of-sight RMS has median
-         0.56 m, 90 % point 1.02 m, P(<= 0.5 m) 37 % (smoothed 0.40 m, 64 %).
-  3 km, bias prior 1.0 +- 0.3 m: line of sight median 0.24 m, worst 0.33 m (8/8).
-  10 km: 3D 1.07 / 1.34 / 1.09 m, line of sight 0.33 / 0.37 / 0.47 m (bound 0.28 / 0.35 /
-         0.47 m; seeds 1-3).
-  geometry (bound; lateness prior exact): line-of-sight sigma 0.65 m for pure along-track
-         at 1, 3 or 10 km, 0.68-0.69 m with the 400/600-m oscillation at 3 or 10 km (run
-         median 0.48 m, 90 % 0.92-0.95 m, P(<= 0.5 m) 52-53 %); the bias is pinned by the
-         GPS average alone (1.04 / 0.45 m).  Range curvature helps only when the range
-         varies by a large fraction: 1 km + 400/600 m: sigma 0.58 m, bias 0.35 m at 3 h,
-         P 62 %; 3 km + 1500/2500 m: bias 0.28 m at 3 h, but the rotating line of sight
-         takes the other components in (sigma 0.61 m, P 47 %).  The tag-lateness state
-         costs ~0.04 m (sigma 0.64 m with the lateness known); a 1-sigma lateness prior
-         error moves the run median from 0.48 to 0.53 m.
+``--record`` writes the summary figures to bench/results/formation.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -71,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import sys
 import tempfile
 import time
@@ -92,7 +61,10 @@ from ground.sim.sensors import hermite_position
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from formation_support import relative_errors  # noqa: E402
-from ground.simulate import _extra_spacecraft, deputy_elements, simulate, write_scenario
+from ground.simulate import _extra_spacecraft, deputy_elements, simulate, write_scenario  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import figure, record  # noqa: E402
 
 SETTLE_S = 1800.0
 CHI2_3_95 = chi2.quantile(0.95, 3)
@@ -376,7 +348,7 @@ def nominal_schedule(t_grid_s, seed=1, period_s=25.0):
     return t_fix, t_r[t_r < t_grid_s[-1] - 2.0]
 
 
-def bench_bound_geometry(n_mc: int):
+def bench_bound_geometry(n_mc: int, figs: list):
     print(f"== information bound vs geometry (exact dynamics, no process noise; prior bias 0 +- 3 m, true 1 m; "
           f"tag lateness estimated; {n_mc} noise draws; after 30 min of 3 h) ==")
     print("  geometry                       range_m   sig_LOS  sig_b 30m/3h   optimal filter: LOS median  p90  P(<=0.5)"
@@ -395,10 +367,13 @@ def bench_bound_geometry(n_mc: int):
               f"                    {np.median(los):5.2f} {np.quantile(los, 0.9):5.2f}  {np.mean(los <= 0.5):5.0%}"
               f"    |           {s['sig_los_smoothed']:5.2f} {np.median(los_s):5.2f}  {np.mean(los_s <= 0.5):5.0%}")
         sys.stdout.flush()
+        slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+        figs.append(figure(f"geometry_{slug}_sig_los_m", f"information bound, {label}: line-of-sight sigma",
+                           s["sig_los"], "m"))
     return rows
 
 
-def bench_speed(tmp: Path, repeat: int):
+def bench_speed(tmp: Path, repeat: int, figs: list):
     print(f"== speed (this machine, median of {repeat} runs) ==")
     for n_sc in (2, 3):
         msgs, _ = make_scenario(101, tmp / f"speed{n_sc}", n_sc=n_sc)
@@ -408,6 +383,8 @@ def bench_speed(tmp: Path, repeat: int):
         n_peers = n_sc - 1
         print(f"  {n_peers} peer(s): 3-h batch {med:.2f} s -> {1e3 * med / (n_sensor * n_peers):.3f} ms per 5-s step "
               f"per peer ({n_sensor} steps)")
+        figs.append(figure(f"step_ms_{n_peers}_peers", f"processor, {n_peers} peer(s): ms per 5-s step per peer "
+                           f"(a 3-h batch, median of {repeat})", 1e3 * med / (n_sensor * n_peers), "ms"))
     # Filter primitives.
     f = _converged_filter(msgs)
     x0, p0, t0 = f.x.copy(), f.p.copy(), f.t_gps_s
@@ -428,6 +405,8 @@ def bench_speed(tmp: Path, repeat: int):
         ta.append((time.perf_counter() - tic) / 200)
     print(f"  filter: predict (one step <= 5 s) {1e3 * np.median(tp):.3f} ms, range update {1e3 * np.median(tr):.3f} ms"
           f" (17 s ahead of the filter: {1e3 * np.median(ta):.3f} ms, instead of a step to it and an update)")
+    figs += [figure("filter_predict_ms", "filter: one predict step (<= 5 s)", 1e3 * float(np.median(tp)), "ms"),
+             figure("filter_range_update_ms", "filter: one range update", 1e3 * float(np.median(tr)), "ms")]
 
 
 def _converged_filter(msgs):
@@ -440,7 +419,7 @@ def _converged_filter(msgs):
     return f
 
 
-def bench_accuracy(tmp: Path, seeds: int, n_mc: int):
+def bench_accuracy(tmp: Path, seeds: int, n_mc: int, figs: list):
     print("== accuracy: 3-h simulator scenarios, after 30 min (relative position 3D / line of sight, "
           "velocity, NEES 3 dof) vs the information bound on the same data ==")
     calibrated = dataclasses.replace(PEER_CONFIG, formation_filter={"range_bias_prior_m": 1.0, "range_bias_sigma_m": 0.3})
@@ -472,20 +451,45 @@ def bench_accuracy(tmp: Path, seeds: int, n_mc: int):
         print(f"  {name}: {d3}LOS median {np.median(lo):.2f} m, worst {lo.max():.2f} m "
               f"({np.mean(lo <= 0.5):.0%} <= 0.5 m){extra}")
 
-    for name, rr in (("flight, bias prior 0+-3 m", rows), ("flight, calibrated 1+-0.3 m", rows_cal)):
+    def summary_figures(prefix, what, r3, lo):
+        out = []
+        if r3 is not None:
+            out += [figure(f"{prefix}rms3d_median_m", f"{what}: relative position 3D RMS after 30 min, median of "
+                           f"{seeds} seeds", float(np.median(r3)), "m"),
+                    figure(f"{prefix}rms3d_worst_m", f"{what}: ... worst seed", float(np.max(r3)), "m")]
+        return out + [figure(f"{prefix}los_median_m", f"{what}: line-of-sight RMS, median", float(np.median(lo)), "m"),
+                      figure(f"{prefix}los_worst_m", f"{what}: ... worst seed", float(np.max(lo)), "m")]
+
+    for name, rr, prefix, what in (("flight, bias prior 0+-3 m", rows, "", "partner fixes relayed"),
+                                   ("flight, calibrated 1+-0.3 m", rows_cal, "calibrated_",
+                                    "range-bias prior 1 +- 0.3 m")):
         summary(name, [r["rms_r"] for r in rr], [r["los"] for r in rr],
                 f"; velocity median {1e3 * np.median([r['rms_v'] for r in rr]):.2f} mm/s; "
                 f"NEES mean {np.mean([r['nees'] for r in rr]):.2f}")
+        figs.extend(summary_figures(prefix, what, [r["rms_r"] for r in rr], [r["los"] for r in rr]))
+        figs += [figure(f"{prefix}vel_median_mm_s", f"{what}: relative velocity 3D RMS, median",
+                        1e3 * float(np.median([r["rms_v"] for r in rr])), "mm/s"),
+                 figure(f"{prefix}nees_mean", f"{what}: relative position NEES, mean (3 dof: 3 when consistent)",
+                        float(np.mean([r["nees"] for r in rr])))]
     summary("bound (exact dynamics, same data)", [b["rms3"][0] for b in rows_b], [b["los"][0] for b in rows_b],
             f"; bias sigma {rows_b[0]['sig_bias_30']:.2f} m at 30 min, {rows_b[0]['sig_bias_end']:.2f} m at 3 h")
+    figs.extend(summary_figures("bound_", "information bound on the same data", [b["rms3"][0] for b in rows_b],
+                                [b["los"][0] for b in rows_b]))
     summary("bound, batch-smoothed (all 3 h)", None, [b["los_smoothed"][0] for b in rows_b])
+    figs.extend(summary_figures("bound_smoothed_", "the bound's smoother (all 3 h)", None,
+                                [b["los_smoothed"][0] for b in rows_b]))
     if n_mc:
         lo = mc["los"][1:]
         print(f"  optimal filter over {n_mc} noise draws (seed-1 geometry): LOS sigma {mc['sig_los']:.2f} m; per-run "
               f"LOS RMS median {np.median(lo):.2f} m, 90 % {np.quantile(lo, 0.9):.2f} m, P(<= 0.5 m) {np.mean(lo <= 0.5):.0%}; "
               f"smoothed median {np.median(mc['los_smoothed'][1:]):.2f} m, "
               f"P(<= 0.5 m) {np.mean(mc['los_smoothed'][1:] <= 0.5):.0%}")
+        figs += [figure("draws_los_median_m", f"optimal filter over {n_mc} noise draws (seed 1): a run's line-of-sight "
+                        "RMS, median", float(np.median(lo)), "m"),
+                 figure("draws_los_p90_m", "... 90 % point", float(np.quantile(lo, 0.9)), "m"),
+                 figure("draws_los_within_05", "... runs within 0.5 m", 100.0 * float(np.mean(lo <= 0.5)), "%")]
     print("== 10 km separation (3 seeds) ==")
+    far = []
     for seed in range(1, 4):
         msgs, truth = make_scenario(seed, tmp / f"far{seed}", dlambda_m=-10_000.0)
         out, _, _ = run(msgs)
@@ -494,6 +498,12 @@ def bench_accuracy(tmp: Path, seeds: int, n_mc: int):
         print(f"  {seed:4d} {s['sep']:6.0f} {s['rms_r']:8.2f} {s['los']:6.2f} {1e3 * s['rms_v']:9.2f} {s['nees']:5.2f} "
               f"{s['in95']:5.2f}  {s['bias']:5.2f}+-{s['sig_bias']:4.2f}  |   {b['rms3'][0]:10.2f} {b['los'][0]:4.2f} "
               f"{b['sig_los']:7.2f} {b['los_smoothed'][0]:10.2f}")
+        far.append((s["rms_r"], s["los"], b["los"][0]))
+    figs += [figure("far_rms3d_worst_m", "10 km apart, 3 seeds: relative position 3D RMS, worst",
+                    float(max(f[0] for f in far)), "m"),
+             figure("far_los_worst_m", "... line-of-sight RMS, worst", float(max(f[1] for f in far)), "m"),
+             figure("far_bound_los_worst_m", "... the bound's line-of-sight RMS, worst", float(max(f[2] for f in far)),
+                    "m")]
 
 
 def main():
@@ -504,15 +514,24 @@ def main():
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-geometry", action="store_true")
     ap.add_argument("--draws", type=int, default=300, help="noise draws of the bound's Monte Carlo")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args()
+    figs = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if not args.skip_speed:
-            bench_speed(tmp, args.repeat)
+            bench_speed(tmp, args.repeat, figs)
         if not args.skip_accuracy:
-            bench_accuracy(tmp, args.seeds, args.draws)
+            bench_accuracy(tmp, args.seeds, args.draws, figs)
         if not args.skip_geometry:
-            bench_bound_geometry(args.draws)
+            bench_bound_geometry(args.draws, figs)
+    if args.record:
+        record("formation", f"Formation with partner fixes relayed: speed, 3-h accuracy on {args.seeds} seeds and "
+               "the information bound", figs, notes=(
+                   "The partner ~3 km behind with 400-m radial / 600-m cross-track oscillations; GPS 10 m / 0.01 m/s "
+                   "per axis every 25 s on each spacecraft, one or two ranges per fix pair (sigma 0.5 m, bias 1 m); "
+                   "the flight FormationProcessor on each scenario's files, statistics after 30 min.  The bound is "
+                   "the optimal filter when both orbits' dynamics are the truth's (no process noise): a lower bound."))
 
 
 if __name__ == "__main__":

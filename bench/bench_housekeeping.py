@@ -16,7 +16,9 @@ baseline beside it where one makes sense (splitting lines; ``struct.unpack`` alo
   (records/s), loading it again (skipped by checksum) and loading an overlapping log.
 
     .venv/bin/python bench/bench_housekeeping.py [--sentences 100000] [--histograms 50000]
-        [--polls 2000] [--repeats 5]
+        [--polls 2000] [--repeats 5] [--record]
+
+``--record`` writes the figures to bench/results/housekeeping.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +41,9 @@ from pygnc.drivers import opc_n3_codec as onc
 from pygnc.drivers.exchange import run_blocking
 from pygnc.drivers.link import open_link
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import figure, record  # noqa: E402
+
 
 def _median_time(fn, repeats: int) -> float:
     ts = []
@@ -48,7 +54,7 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(ts)
 
 
-def bench_emus(n_sentences: int, repeats: int) -> None:
+def bench_emus(n_sentences: int, repeats: int) -> list[dict]:
     model = EmusBmsModel(rng=random.Random(1))
     poll = b"".join(line for name in eb.DEFAULT_SENTENCES for line in model.sentences(name))
     per_poll = poll.count(b"\r\n")
@@ -78,9 +84,12 @@ def bench_emus(n_sentences: int, repeats: int) -> None:
     print(f"  bare line split          {n / t_bare:12,.0f} lines/s")
     print(f"  framing + CRC-8          {n / t_frame:12,.0f} sentences/s  ({t_frame / t_bare:.1f}x bare)")
     print(f"  framing + CRC + decode   {n / t_dec:12,.0f} sentences/s  ({t_dec / t_bare:.1f}x bare)")
+    return [figure("emus_frame_per_s", "EMUS BMS: sentences framed (CRC-8 checked)", n / t_frame, "sentences/s"),
+            figure("emus_decode_per_s", "EMUS BMS: sentences framed and decoded to physical units", n / t_dec,
+                   "sentences/s")]
 
 
-def bench_opc(n_hist: int, repeats: int) -> None:
+def bench_opc(n_hist: int, repeats: int) -> list[dict]:
     rng = random.Random(2)
     recs = [onc.encode_histogram([rng.randrange(65536) for _ in range(24)], (1, 2, 3, 4),
                                 rng.randrange(1, 1000), rng.randrange(1, 700), rng.randrange(65536),
@@ -106,9 +115,10 @@ def bench_opc(n_hist: int, repeats: int) -> None:
     print(f"  struct.unpack only       {n_hist / t_bare:12,.0f} histograms/s")
     print(f"  CRC-16/MODBUS only       {n_hist / t_crc:12,.0f} histograms/s")
     print(f"  decode (CRC + units)     {n_hist / t_dec:12,.0f} histograms/s  ({t_dec / t_bare:.1f}x unpack)")
+    return [figure("opc_decode_per_s", "OPC-N3: histograms decoded (CRC-16 + units)", n_hist / t_dec, "histograms/s")]
 
 
-def bench_links(repeats: int) -> None:
+def bench_links(repeats: int) -> list[dict]:
     with EmusBmsSim(reorder_window_s=0.0) as sim:
         link = open_link(sim.path)
         bms = eb.EmusBms(link, timeout_s=1.0)
@@ -121,6 +131,8 @@ def bench_links(repeats: int) -> None:
         link.close()
     print("links (pseudo-terminals, simulated devices answering at once):")
     print(f"  BMS poll, 13 requests / 17 sentences   median {1e3 * statistics.median(ts):7.1f} ms")
+    figs = [figure("bms_poll_ms", "a BMS poll (13 requests, 17 sentences) over a pty to the simulated BMS, median",
+                   1e3 * statistics.median(ts), "ms")]
     timing = on.OpcTiming(retry_s=0.01, fan_spinup_s=0.0)
     with UsbIssOpcSim() as sim:
         link = open_link(sim.path)
@@ -134,9 +146,11 @@ def bench_links(repeats: int) -> None:
         link.close()
     print(f"  OPC histogram read, 1 byte/transfer    median {1e3 * statistics.median(ts):7.1f} ms "
           f"(~{onc.HISTOGRAM_SIZE + 2} USB-ISS round trips)")
+    return figs + [figure("opc_read_ms", "an OPC-N3 histogram read (one byte per SPI transfer) over a pty to the "
+                          "simulated USB-ISS, median", 1e3 * statistics.median(ts), "ms")]
 
 
-def bench_archive(polls: int, repeats: int) -> None:
+def bench_archive(polls: int, repeats: int) -> list[dict]:
     log = synthetic_hk_buslog(polls)
     longer = synthetic_hk_buslog(polls + polls // 10)
     with tempfile.TemporaryDirectory() as d:
@@ -165,6 +179,12 @@ def bench_archive(polls: int, repeats: int) -> None:
     print(f"  same file again          {1e3 * statistics.median(again):12.1f} ms (skipped by its SHA-256)")
     print(f"  overlapping log          {(r2.records + r2.duplicates) / statistics.median(overlap):12,.0f} records/s "
           f"({r2.duplicates} duplicates ignored, {r2.records} new)")
+    return [figure("archive_load_per_s", f"archive: a bus log of {polls} polls into a new SQLite file", n / tl,
+                   "records/s"),
+            figure("archive_again_ms", "... the same file again (skipped by its SHA-256)",
+                   1e3 * statistics.median(again), "ms"),
+            figure("archive_overlap_per_s", "... an overlapping log",
+                   (r2.records + r2.duplicates) / statistics.median(overlap), "records/s")]
 
 
 def main() -> None:
@@ -173,11 +193,16 @@ def main() -> None:
     p.add_argument("--histograms", type=int, default=50_000)
     p.add_argument("--polls", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     a = p.parse_args()
-    bench_emus(a.sentences, a.repeats)
-    bench_opc(a.histograms, a.repeats)
-    bench_links(a.repeats)
-    bench_archive(a.polls, a.repeats)
+    figs = bench_emus(a.sentences, a.repeats)
+    figs += bench_opc(a.histograms, a.repeats)
+    figs += bench_links(a.repeats)
+    figs += bench_archive(a.polls, a.repeats)
+    if a.record:
+        record("housekeeping", f"Housekeeping devices: decoding, the links, the archive (medians of {a.repeats})", figs,
+               notes="The simulated devices answer at once, so the link figures are the driver's and the "
+                     "pseudo-terminal's cost, not the hardware's.")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Monte Carlo bench: runs per minute on this machine with 1 and 2 Dask workers, the
 scaling, and the overhead per run that Dask adds.
 
-    .venv/bin/python bench/bench_montecarlo.py [--runs 8] [--duration 30m] [--repeats 3]
+    .venv/bin/python bench/bench_montecarlo.py [--runs 8] [--duration 30m] [--repeats 3] [--record]
 
 A campaign of ``--runs`` dispersed runs of the 3-h formation scenario cut to ``--duration``
 (one estimator configuration) is done three ways, each ``--repeats`` times, medians printed:
@@ -18,11 +18,7 @@ shipping, result transfer, record writing and the first import of the ground too
 worker process (paid once per worker, so it falls with more runs per worker).  The 2-worker
 scaling is bounded by this machine's two cores, shared with whatever else runs.
 
-Measured (this shared 2-core machine, 8 runs of 30 min, medians of 3): serial 31.1 s
-(15.5 runs/min, 3.9 s per run; repeats 28.7-35.0 s), 1 worker 35.8 s (13.4 runs/min),
-2 workers 19.4 s (24.8 runs/min): 1.85x from the second worker; Dask's overhead 0.59 s per
-run (15 % of a 30-min run's work, less for longer runs); a local cluster starts in 0.8 s
-and closes in 0.5 s.
+``--record`` writes the summary figures to bench/results/montecarlo.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -36,6 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = REPO / "data" / "scenarios" / "formation_3h.toml"
+sys.path.insert(0, str(REPO / "bench"))
+
+from results import figure, record  # noqa: E402
 
 
 def campaign_file(d: Path, runs: int, duration: str) -> Path:
@@ -86,6 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--duration", default="30m")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args(argv)
 
     from ground.montecarlo.campaign import load_campaign, run_spec, run_specs
@@ -113,6 +113,17 @@ def main(argv=None) -> int:
     print(f"  Dask, 2 workers   {m2:6.1f} s  {60 * n / m2:5.1f} runs/min  (cluster start {statistics.median(start2):.1f} s)")
     print(f"  scaling 1 -> 2 workers: {m1 / m2:.2f}x;  Dask overhead per run: {(m1 - ms) / n:.2f} s "
           f"({100 * (m1 - ms) / ms:.0f} % of the serial time); cluster shutdown {statistics.median(stop):.1f} s")
+    if args.record:
+        record("montecarlo", f"Monte Carlo campaigns on Dask: {n} runs of {args.duration}, medians of {args.repeats}", [
+            figure("serial_runs_min", "serial, in this process (no Dask)", 60 * n / ms, "runs/min"),
+            figure("one_worker_runs_min", "Dask, 1 worker", 60 * n / m1, "runs/min"),
+            figure("two_workers_runs_min", "Dask, 2 workers", 60 * n / m2, "runs/min"),
+            figure("scaling", "1 -> 2 workers: speed-up", m1 / m2),
+            figure("overhead_per_run_s", "Dask's overhead per run (1 worker - serial)", (m1 - ms) / n, "s"),
+            figure("cluster_start_s", "a local cluster's start-up (2 workers)", statistics.median(start2), "s")],
+            notes="Dispersed runs of the 3-h formation scenario cut to the duration (simulate + replay, one "
+                  "estimator configuration); a fresh local cluster each time, as python -m ground montecarlo "
+                  "makes it; the scaling is bounded by the machine's cores, shared with whatever else runs.")
     return 0
 
 

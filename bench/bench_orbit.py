@@ -1,6 +1,6 @@
 """Orbit EKF bench: speed (ms per predict / update, 24-h batch) and 3-h accuracy on seeded truth.
 
-    .venv/bin/python bench/bench_orbit.py [--seeds 5] [--skip-24h]
+    .venv/bin/python bench/bench_orbit.py [--seeds 5] [--skip-24h] [--bound-seeds 1] [--record]
 
 Scenarios: 500 km, i = 97.4 deg, random node/phase per seed, truth = ground.sim.orbits
 (brahe: EGM2008 40x40, NRLMSISE-00 drag with a seeded solar-activity factor, Sun/Moon, SRP
@@ -20,21 +20,16 @@ Also printed, for honesty about what the data support:
   needs a truth whose unmodelled field is exactly those coefficients, so it runs on the
   in-house EGM96 12x12 truth (``ground.sim.orbits.propagate_in_house``), not on brahe's.
 
-Measured (this 2-core machine, loaded by other jobs; 3 seeds, brahe truth): nominal 2.56 m
-(worst 2.92) / 6.9 mm/s, NEES 5.58, in95 0.97, smoothed 1.85 m / 4.3 mm/s; 5 % 1-km
-outliers 2.70 m; 10-min gap 2.87 m; clock offset + 3 % invalid 2.70 m; floor (exact
-dynamics) 1.40 m / 1.7 mm/s (covariance 1.49 m), smoothed 0.84 m; 8x8 truth with DMC 1e-6
-1.94 m, smoothed 1.19 m.  Speed 0.155 ms per 5-s predict, 0.136 ms per update.  A richer
-flight field does not pay: EGM96 tesserals to 12x12 in the flight filter (an experiment,
-not shipped) cost 0.42 ms per predict against 0.17 ms and gave 2.25 / 2.43 / 2.88 m
-against 2.23 / 2.49 / 2.92 m on seeds 0-2.
+``--record`` writes the summary figures to bench/results/orbit.json (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from pygnc import frames, timebase
@@ -45,6 +40,9 @@ from pygnc.estimation import orbit_ekf as oe
 from ground import orbit_batch as ob
 
 from ground.sim import orbits as sim
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import figure, record  # noqa: E402
 
 CHI2_6_95 = chi2.quantile(0.95, 6)
 
@@ -98,12 +96,16 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--skip-24h", action="store_true")
     ap.add_argument("--bound-seeds", type=int, default=1, help="seeds for the Bayesian bound (~40 s each)")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args()
+    figs = []
 
     print("== speed (this machine) ==")
     tr = make_truth(0, hours=1.0)
     p, u, pu = bench_speed(tr)
     print(f"predict (5-s step): {p:.3f} ms   update: {u:.3f} ms   predict+update: {pu:.3f} ms (median of 5 runs)")
+    figs += [figure("predict_ms", "one 5-s predict, median of 5 runs", p, "ms"),
+             figure("update_ms", "one GPS-fix update, median of 5 runs", u, "ms")]
     if not args.skip_24h:
         t0 = time.perf_counter()
         tr24 = make_truth(0, hours=24.0)
@@ -122,6 +124,10 @@ def main():
         rs, vs, _, _ = stats(tr24, res_s)
         print(f"24-h accuracy: filtered {r:.2f} m / {1e3 * v:.1f} mm/s, NEES {nees:.2f} in95 {in95:.2f}; "
               f"smoothed {rs:.2f} m / {1e3 * vs:.1f} mm/s")
+        figs += [figure("day_filter_s", "a 24-h batch (5-s outputs): filter", t_f, "s"),
+                 figure("day_smoother_s", "... filter + RTS smoother", t_s, "s"),
+                 figure("day_pos_m", "24 h, one seed: position 3D RMS after 30 min, filtered", r, "m"),
+                 figure("day_smoothed_pos_m", "... smoothed", rs, "m")]
 
     scenarios = {
         "nominal": {},
@@ -129,6 +135,8 @@ def main():
         "10-min gap at 90 min": {"gaps": [(5400.0, 6000.0)]},
         "clock offset 37.6 s + 3% invalid": {"sc_minus_utc_s": 37.6, "invalid_fraction": 0.03},
     }
+    keys = {"nominal": "nominal", "5% x 1 km outliers": "outliers", "10-min gap at 90 min": "gap",
+            "clock offset 37.6 s + 3% invalid": "clock"}
     print(f"\n== 3-h accuracy after 30 min, {args.seeds} seeds (3D RMS; NEES over 6 pos+vel states) ==")
     truths = [make_truth(s) for s in range(args.seeds)]
     for name, kw in scenarios.items():
@@ -142,10 +150,24 @@ def main():
             rows_s.append(stats(tr, res_s))
             rej += res["n_fixes_rejected"]
         a, b = np.array(rows), np.array(rows_s)
-        print(f"{name:34s} filtered pos {np.sqrt(np.mean(a[:, 0] ** 2)):.2f} m (worst {a[:, 0].max():.2f})  "
-              f"vel {1e3 * np.sqrt(np.mean(a[:, 1] ** 2)):.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}"
-              f"  | smoothed pos {np.sqrt(np.mean(b[:, 0] ** 2)):.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s"
+        pos, vel = np.sqrt(np.mean(a[:, 0] ** 2)), 1e3 * np.sqrt(np.mean(a[:, 1] ** 2))
+        pos_s = np.sqrt(np.mean(b[:, 0] ** 2))
+        print(f"{name:34s} filtered pos {pos:.2f} m (worst {a[:, 0].max():.2f})  "
+              f"vel {vel:.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}"
+              f"  | smoothed pos {pos_s:.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s"
               f"  | rejected {rej}")
+        k = keys[name]
+        if k == "nominal":
+            figs += [figure("nominal_pos_m", f"3 h, {args.seeds} seeds: position 3D RMS after 30 min (RMS over seeds)",
+                            float(pos), "m"),
+                     figure("nominal_pos_worst_m", "... worst seed", float(a[:, 0].max()), "m"),
+                     figure("nominal_vel_mm_s", "... velocity 3D RMS", float(vel), "mm/s"),
+                     figure("nominal_nees", "... NEES mean (6 dof: 6 when consistent)", float(a[:, 2].mean())),
+                     figure("nominal_in95", "... fraction of epochs inside the 95 % NEES bound (0.95 when consistent)",
+                            float(a[:, 3].mean())),
+                     figure("nominal_smoothed_pos_m", "... smoothed position 3D RMS", float(pos_s), "m")]
+        else:
+            figs.append(figure(f"{k}_pos_m", f"3 h, {name}: position 3D RMS after 30 min", float(pos), "m"))
 
     print("\n== information floor: EKF whose dynamics ARE the truth's (truth-anchored), zero process noise ==")
     cfg0 = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
@@ -162,8 +184,11 @@ def main():
             ob.OrbitEKF = orig
         keep = res["t_gps_s"] - tr["t_gps_s"][0] >= 1800.0
         sig.append(np.mean(np.sum(res["sigma"][keep, :3] ** 2, axis=1)))
-    _print_rows("floor (exact dynamics, Q = 0)", rows, rows_s)
+    pos, _, pos_s = _print_rows("floor (exact dynamics, Q = 0)", rows, rows_s)
     print(f"{'':34s} covariance says {math.sqrt(np.mean(sig)):.2f} m 3D (filtered)")
+    figs += [figure("floor_pos_m", "information floor (the truth's dynamics, no process noise): position 3D RMS",
+                    pos, "m"),
+             figure("floor_smoothed_pos_m", "... smoothed", pos_s, "m")]
 
     print("\n== the realistic gap: truth with gravity cut at EGM2008 8x8 (+ drag, Sun/Moon, SRP), DMC 1e-6 ==")
     cfg1 = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0)
@@ -173,24 +198,41 @@ def main():
         fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000 + s))
         rows.append(stats(tr, ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1)))
         rows_s.append(stats(tr, ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1, smooth=True)))
-    _print_rows("8x8 truth, flight filter", rows, rows_s)
+    pos, _, _ = _print_rows("8x8 truth, flight filter", rows, rows_s)
+    figs.append(figure("truth_8x8_pos_m", "flight filter on a truth with gravity cut at 8x8: position 3D RMS", pos,
+                       "m"))
 
     if args.bound_seeds:
         print(f"\n== Bayesian bound, {args.bound_seeds} seed(s): optimal filter that knows the form of degrees 9-12 ==")
         print("   (88 unknown EGM96 coefficients with the per-degree RMS as prior, estimated as states; slow)")
         print("   (on the in-house EGM96 12x12 truth, whose unmodelled field is exactly those coefficients)")
+        bounds = []
         for s in range(args.bound_seeds):
             tr = make_truth(s, in_house=True)
             b = bayesian_bound(tr, sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000 + s)))
+            bounds.append(b)
             print(f"seed {s}: filtered {b[0]:.2f} m expected (this realisation {b[1]:.2f} m), smoothed {b[2]:.2f} m "
                   f"expected; velocity {b[3]:.1f} / {b[4]:.1f} mm/s")
+        figs += [figure("bound_pos_m", f"Bayesian bound (knows the form of degrees 9-12), {args.bound_seeds} seed(s): "
+                                       "expected position 3D RMS, filtered (median)",
+                        float(np.median([b[0] for b in bounds])), "m"),
+                 figure("bound_smoothed_pos_m", "... smoothed", float(np.median([b[2] for b in bounds])), "m")]
+    if args.record:
+        record("orbit", f"Orbit EKF: speed and 3-h accuracy on {args.seeds} seeded scenarios", figs, notes=(
+            "500 km, i = 97.4 deg; truth from brahe (EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon, SRP); GPS fixes "
+            "10 m / 0.01 m/s per ECEF axis every 25 s; statistics after the first 30 min on the 5-s output grid "
+            "(the ground batch driver of the flight EKF)."))
 
 
 def _print_rows(name, rows, rows_s):
+    """Print a summary row; returns (filtered position, velocity (mm/s), smoothed position) 3D RMS."""
     a, b = np.array(rows), np.array(rows_s)
-    print(f"{name:34s} filtered pos {np.sqrt(np.mean(a[:, 0] ** 2)):.2f} m  vel "
-          f"{1e3 * np.sqrt(np.mean(a[:, 1] ** 2)):.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}  | "
-          f"smoothed pos {np.sqrt(np.mean(b[:, 0] ** 2)):.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s")
+    pos, vel, pos_s = (float(np.sqrt(np.mean(a[:, 0] ** 2))), float(1e3 * np.sqrt(np.mean(a[:, 1] ** 2))),
+                       float(np.sqrt(np.mean(b[:, 0] ** 2))))
+    print(f"{name:34s} filtered pos {pos:.2f} m  vel "
+          f"{vel:.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}  | "
+          f"smoothed pos {pos_s:.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s")
+    return pos, vel, pos_s
 
 
 def bayesian_bound(truth, fixes, step_s=5.0, settle_s=1800.0, nmin=9, nmax=12):

@@ -1,7 +1,7 @@
 """Replay bench: simulation and replay time of a 24-hour scenario, and the share of the
 replay spent in each estimator.
 
-    .venv/bin/python bench/bench_replay.py [--duration 24h] [--runs 3] [--settings TOML] [--pipeline]
+    .venv/bin/python bench/bench_replay.py [--duration 24h] [--runs 3] [--settings TOML] [--pipeline] [--record]
 
 1. ``python -m ground simulate`` (in-process, default settings: two spacecraft, GPS every
    25 s -> 3456 own fixes in 24 h) into a temporary directory (deleted afterwards).
@@ -13,13 +13,7 @@ replay spent in each estimator.
    of the outputs.
 4. With ``--pipeline``, one ``--pipeline`` replay (the real process tree).
 
-Measured (this shared 2-core machine, default settings, seed 1, 24 h: 17280 sensor
-samples, 3456 own fixes, 29368 messages; three runs of the bench, figures vary ~30 % with
-the load of the other users): simulate 48-76 s; in-process replay median 19.5-30.4 s, of
-which the estimators' ``handle`` calls are 98 % (orbit 26 %, attitude 27-29 %, formation
-44-45 %; 0.29 / 0.31 / 0.51 ms per sensor sample), ingest 0.1-0.4 s, dispatch 0.2-0.3 s;
-CSV/OEM/truth statistics/plots add ~4 s; ``--pipeline`` 20.6-22 s (the process tree
-processes the batch in ~16-18 s, its processes running in parallel), same rows.
+``--record`` writes the summary figures to bench/results/replay.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -37,6 +31,9 @@ from pygnc.config import Config
 from ground import replay
 from ground.__main__ import main as ground_main
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import figure, record  # noqa: E402
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--settings", type=Path, help="scenario TOML (default: the simulator's defaults)")
     ap.add_argument("--seed", default="1")
     ap.add_argument("--pipeline", action="store_true", help="also time one --pipeline replay")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
@@ -72,9 +70,15 @@ def main(argv=None) -> int:
         print(f"in-process replay, median of {len(runs)}: total {med['total']:.2f} s = ingest {med['ingest']:.2f} s"
               f" + estimators {med['processors']:.2f} s ({100 * med['processors'] / med['total']:.1f} %)"
               f" + dispatch {med['total'] - med['ingest'] - med['processors']:.2f} s")
+        figs = [figure("simulate_s", f"simulate {args.duration}", t_sim, "s"),
+                figure("replay_s", f"in-process replay, median of {len(runs)}: total", med["total"], "s"),
+                figure("estimators_share", "... of which the estimators' handle() calls",
+                       100 * med["processors"] / med["total"], "%")]
         for name in r0.processors:
             print(f"  {name:<10} {med[name]:7.2f} s  {100 * med[name] / med['total']:5.1f} % of the replay"
                   f"  ({1e3 * med[name] / max(n_sensor, 1):.3f} ms per sensor sample)")
+            figs.append(figure(f"{name}_ms_per_sample", f"{name}: ms per sensor sample",
+                               1e3 * med[name] / max(n_sensor, 1), "ms"))
 
         t0 = time.perf_counter()
         assert ground_main(["replay", str(scen), "--out", str(out), "--quiet"]) == 0
@@ -83,13 +87,25 @@ def main(argv=None) -> int:
         t_feed = s_in["timings_s"]["total"]
         print(f"full 'python -m ground replay' (CSV, OEM, truth statistics, plots): {t_full:.1f} s "
               f"= replay {t_feed:.1f} s + outputs {t_full - t_feed:.1f} s; rows {s_in['rows']}")
+        figs.append(figure("full_replay_s", "a full python -m ground replay (CSV, OEM, truth statistics, plots)",
+                           t_full, "s"))
         if args.pipeline:
             t0 = time.perf_counter()
             assert ground_main(["replay", str(scen), "--out", str(out / "pipe"), "--quiet", "--pipeline",
                                 "--no-plots"]) == 0
             s_pipe = json.loads((out / "pipe" / "summary.json").read_text())
-            print(f"--pipeline replay: {time.perf_counter() - t0:.1f} s (process tree "
+            t_pipe = time.perf_counter() - t0
+            print(f"--pipeline replay: {t_pipe:.1f} s (process tree "
                   f"{s_pipe['timings_s']['processed']:.1f} s to process the batch); rows {s_pipe['rows']}")
+            figs += [figure("pipeline_replay_s", "a --pipeline replay (the real process tree)", t_pipe, "s"),
+                     figure("pipeline_processed_s", "... the tree's time to process the batch",
+                            s_pipe["timings_s"]["processed"], "s")]
+    if args.record:
+        record("replay", f"Simulate and replay a {args.duration} scenario: {n_sensor} sensor samples, {n_fix} own GPS "
+               "fixes", figs, notes=(
+                   "python -m ground simulate in process (default settings unless the command names a TOML), then "
+                   "the in-process replay: each processor's handle() calls timed (a processor's time excludes the "
+                   "processors it feeds)."))
     return 0
 
 

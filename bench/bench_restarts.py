@@ -13,7 +13,7 @@ value): records missing, extra, or with a different payload.  A second clean run
 how much two runs without a fault differ (the data's own processing order).
 
     .venv/bin/python bench/bench_restarts.py [--scenario DIR] [--tasks ingest orbit_estimator ...]
-                                             [--at 0.2 0.5 0.8] [--clean 2]
+                                             [--at 0.2 0.5 0.8] [--clean 2] [--record]
 
 Without ``--scenario`` the 3-h two-spacecraft formation (data/scenarios/formation_3h.toml)
 is simulated into a temporary directory first (~20 s).  Prints one line per run and a table
@@ -23,7 +23,10 @@ of records lost (missing + differing) per restart, per task.
 sample batch (data/sample) after the batch is done, and measures how long the status file
 stays frozen: from the SIGSTOP to the first file with another ``seq`` (polled every 5 ms).
 
-    .venv/bin/python bench/bench_restarts.py --stall 5
+    .venv/bin/python bench/bench_restarts.py --stall 5 [--record]
+
+``--record`` writes the summary figures to bench/results/restarts.json (``status_stall.json``
+with ``--stall``; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import (FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done,  # noqa: E402
                             make_home)
 from pygnc.config import Config  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.tasks.table import enabled_tasks  # noqa: E402
+from results import figure, record  # noqa: E402
 
 #: Longest a run may take from start to the batch processed, s.
 RUN_TIMEOUT_S = 300.0
@@ -151,6 +156,7 @@ def main() -> int:
                     help="fractions of the batch (by the orbit estimate's epoch) at which to kill")
     ap.add_argument("--clean", type=int, default=2, help="clean runs (the first is the reference)")
     ap.add_argument("--stall", type=int, default=0, help="only: stop the status reporter this many times")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args()
     if args.stall:
         xs = []
@@ -160,6 +166,12 @@ def main() -> int:
             print(f"run {i + 1}: status file frozen {xs[-1]:.2f} s", flush=True)
         print(f"status reporter stopped: the status file frozen median {statistics.median(xs):.2f} s, "
               f"worst {max(xs):.2f} s ({len(xs)} runs)")
+        if args.record:
+            record("status_stall", f"The status reporter stopped (SIGSTOP) on the sample batch: {len(xs)} runs", [
+                figure("frozen_median_s", "status file frozen after the status reporter stops: median",
+                       statistics.median(xs), "s"),
+                figure("frozen_worst_s", "... worst", max(xs), "s")],
+                notes="From the SIGSTOP to the first status file with another sequence number (polled every 5 ms).")
         return 0
     tasks = args.tasks or [s.name for s in enabled_tasks(Config())]
     with tempfile.TemporaryDirectory(prefix="bench_restarts_") as tmp:
@@ -193,6 +205,25 @@ def main() -> int:
     print(f"records lost per restart (missing or different, of {total}), killed at {args.at} of the batch:")
     for task, xs in rows.items():
         print(f"  {task:22s} " + " ".join(f"{x:6d}" for x in xs) + f"   worst {max(xs)}")
+    if args.record:
+        killed = [x for task, xs in rows.items() if task != "(clean)" for x in xs]
+        figs = [figure("records", "downlink records of a clean run", total)]
+        if "(clean)" in rows:
+            figs.append(figure("clean_differ", "records lost or different between two clean runs, worst",
+                               max(rows["(clean)"])))
+        if killed:
+            figs += [figure("kills", f"task kills (SIGKILL at {', '.join(f'{a:g}' for a in args.at)} of the batch)",
+                            len(killed)),
+                     figure("lost_worst", "downlink records lost or different after a restart, worst of all kills",
+                            max(killed))]
+        figs += [figure(f"lost_worst_{task}", f"... {task} killed, worst", max(xs))
+                 for task, xs in rows.items() if task != "(clean)"]
+        on = "the 3-h two-spacecraft formation" if args.scenario is None else f"scenario {args.scenario.name}"
+        record("restarts", f"Restarts lose nothing: each task killed during the batch of {on}", figs, notes=(
+            "flight/main.py in a pseudo-terminal as the host starts it; one task SIGKILLed once the orbit estimate "
+            "reaches the given fraction of the batch, the supervisor restarts it, the run is stopped once every "
+            "estimator has published past the batch; its downlink (every batch file) compared record for record "
+            "with a clean run's."))
     return 0
 
 

@@ -3,6 +3,7 @@ pages that stop reading.
 
     .venv/bin/python bench/bench_station.py                      # ~5 min
     .venv/bin/python bench/bench_station.py --only stalled       # step 5 alone (no browser), ~3 min
+    .venv/bin/python bench/bench_station.py --record             # and write bench/results/station.json
 
 Everything is real: ``python -m ground serve`` as a process reading a pseudo-terminal on
 which a fake pygnc (tests/station_support.FakePygnc) writes stream frames, and the page in
@@ -46,7 +47,9 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
+from results import figure, record  # noqa: E402
 from station_support import CHROMIUM_FLAGS, T0_SC_S, FakePygnc, Server, chromium  # noqa: E402
 
 
@@ -239,6 +242,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stalled-seconds", type=float, default=60.0,
                     help="how long step 5 waits before measuring (default 60 s)")
     ap.add_argument("--stalled-runs", type=int, default=3, help="runs of step 5 (default 3)")
+    ap.add_argument("--record", action="store_true",
+                    help="record the figures in bench/results (the performance page): station.json, or "
+                         "station_<step>.json with --only")
     args = ap.parse_args(argv)
     figures: dict = {}
     print(f"machine: {os.cpu_count()} cores")
@@ -282,7 +288,37 @@ def main(argv=None) -> int:
               f"{len(runs)}: RSS " + ", ".join(f"{r['rss_mib']:.0f}" for r in runs) + " MiB)")
         figures.update({f"stalled_{k}": v for k, v in med.items()})
     print(json.dumps(figures))
+    if args.record:
+        _record(args, figures)
     return 0
+
+
+def _record(args, f: dict) -> None:
+    figs = []
+    if "frames_per_s" in f:
+        figs += [figure("frames_per_s", f"estimate frames/s from the source to the page, median of 3 ({args.frames} "
+                        "frames each)", f["frames_per_s"], "frames/s"),
+                 figure("cadence_cpu_percent", "server CPU at the 1-s streaming cadence, one page open, % of one core",
+                        f["cadence_cpu_percent"], "%"),
+                 figure("rss_mib", "... server resident memory", f["rss_mib"], "MiB"),
+                 figure("stop_s", "SIGINT -> server exit with a page connected, median of 3", f["stop_s"], "s")]
+    if "day_snapshot_ms" in f:
+        figs += [figure("day_snapshot_ms", "snapshot of a 24-h replay (2 partners): time to build",
+                        f["day_snapshot_ms"], "ms"),
+                 figure("day_snapshot_mib", "... its JSON", f["day_snapshot_mib"], "MiB")]
+    if "stalled_rss_mib" in f:
+        what = f"{args.stalled_clients} pages that never read, after {args.stalled_seconds:g} s"
+        figs += [figure("stalled_rss_mib", f"{what}: server resident memory (median of {args.stalled_runs})",
+                        f["stalled_rss_mib"], "MiB"),
+                 figure("stalled_rss0_mib", "... before they connected", f["stalled_rss0_mib"], "MiB"),
+                 figure("stalled_kernel_queued_mib", "... bytes the kernel still queues on the server's sockets",
+                        f["stalled_kernel_queued_mib"], "MiB"),
+                 figure("stalled_connected", "... pages still connected", f["stalled_connected"]),
+                 figure("stalled_snapshot_mib", "... the replay's snapshot", f["stalled_snapshot_mib"], "MiB")]
+    record("station" if args.only is None else f"station_{args.only}",
+           "The browser ground station: frames to the page, server CPU, stop, a day's snapshot, stalled pages", figs,
+           notes="python -m ground serve reading a pseudo-terminal on which a fake pygnc writes stream frames, the "
+                 "page in headless Chromium; the snapshot and stalled-page steps on synthetic 24-h replays.")
 
 
 if __name__ == "__main__":

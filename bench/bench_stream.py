@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_stream.py            # ~3 min
     .venv/bin/python bench/bench_stream.py --quick    # shorter steps (~1.5 min)
+    .venv/bin/python bench/bench_stream.py --record   # and write bench/results/stream.json
 
 Everything goes through the host emulator's pieces (ground.host) and the real process tree
 in a real bash on a pseudo-terminal, behind a relay that carries at most 11 520 bytes/s
@@ -39,6 +40,7 @@ import serial
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "flight"))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.host import live  # noqa: E402
@@ -47,6 +49,7 @@ from ground.host.session import ShellSession  # noqa: E402
 from ground.host.shellpty import LocalShell  # noqa: E402
 from pygnc.formats import stream as fs  # noqa: E402
 from pygnc.formats.gps import decode_gps_segments  # noqa: E402
+from results import figure, record  # noqa: E402
 
 LINE_BAUD = 115200
 
@@ -116,7 +119,7 @@ def stop(shell, link, session, client) -> float:
     return t_prompt - t
 
 
-def latency(scn: Path) -> None:
+def latency(scn: Path, figs: list) -> None:
     t0 = live.first_time(scn)
     batch = live.split_sense(scn, t0 + 60)
     items = live.live_items(scn, t_from_s=t0 + 60)
@@ -154,9 +157,18 @@ def latency(scn: Path) -> None:
     print(f"  CPU of the tree while streaming {100 * (c1 - c0) / (w1 - w0):.0f} % of one core "
           f"({len(items) / ((w1 - w0) - 2.0):.1f} segments/s); idle after it {100 * (c2 - c1) / (w2 - w1):.0f} %")
     print(f"  Ctrl-C -> prompt {stop_s * 1000:.0f} ms")
+    if lat:
+        figs += [figure("fix_latency_median_ms", "GPS frame written -> the orbit EST frame using it (115200 baud): "
+                        "median", statistics.median(lat) * 1000, "ms"),
+                 figure("fix_latency_worst_ms", "... worst", max(lat) * 1000, "ms")]
+    figs += [figure("fixes_seen", "valid fixes whose estimate came back", f"{len(lat)} of {sent}"),
+             figure("streaming_cpu_percent", "CPU of the tree while streaming (4x real time), % of one core",
+                    100 * (c1 - c0) / (w1 - w0), "%"),
+             figure("idle_cpu_percent", "... idle after it", 100 * (c2 - c1) / (w2 - w1), "%"),
+             figure("stop_ms", "Ctrl-C -> shell prompt", stop_s * 1000, "ms")]
 
 
-def throughput(scn: Path, baud: int | None, rates, per_frame: int, step_s: float) -> None:
+def throughput(scn: Path, baud: int | None, rates, per_frame: int, step_s: float, figs: list) -> None:
     t0 = live.first_time(scn)
     seg = next(i.data for i in live.live_items(scn) if i.tag == fs.SENSOR)
     batch = live.split_sense(scn, t0 + 60)
@@ -207,26 +219,40 @@ def throughput(scn: Path, baud: int | None, rates, per_frame: int, step_s: float
         cpu.close()
         stop_s = stop(shell, link, session, client)
         print(f"  Ctrl-C -> prompt {stop_s * 1000:.0f} ms")
+    # The last (highest) rate asked: the ceiling of the line or of pygnc.
+    key = f"{'line' if baud else 'nolimit'}_{per_frame}_per_frame"
+    what = f"{label}, {per_frame} segment(s) per frame, {rates[-1]:g} frames/s asked"
+    figs += [figure(f"{key}_segments_s", f"{what}: segments/s achieved", achieved * per_frame, "segments/s"),
+             figure(f"{key}_counted", f"{what}: segments pygnc counted", f"{got} of {n * per_frame}"),
+             figure(f"{key}_cpu_percent", f"{what}: CPU of the tree, % of one core", 100 * (c1 - c0) / (w1 - w0), "%")]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="shorter throughput steps")
+    p.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = p.parse_args(argv)
     step_s = 2.0 if args.quick else 4.0
+    figs: list = []
     with tempfile.TemporaryDirectory() as d:
         scn = simulate(Path(d) / "scn")
-        latency(scn)
+        latency(scn, figs)
         line = LINE_BAUD / 10
         one = len(fs.encode_frame(fs.SENSOR, 65535, bytes(30)))
         full = len(fs.encode_frame(fs.SENSOR, 65535, bytes(30 * fs.max_segments(fs.SENSOR))))
         print(f"the line at {LINE_BAUD} baud carries {line:.0f} bytes/s: {line / one:.0f} SNS frames/s of one "
               f"segment, or {line / full * fs.max_segments(fs.SENSOR):.0f} segments/s packed 25 to a frame")
-        throughput(scn, LINE_BAUD, (20, 50, 100, 150, 200), 1, step_s)
-        throughput(scn, LINE_BAUD, (5, 10, 12), 25, step_s)
-        throughput(scn, None, (200, 500, 1000), 1, step_s)
-        throughput(scn, None, (20, 40, 80), 25, step_s)
+        throughput(scn, LINE_BAUD, (20, 50, 100, 150, 200), 1, step_s, figs)
+        throughput(scn, LINE_BAUD, (5, 10, 12), 25, step_s, figs)
+        throughput(scn, None, (200, 500, 1000), 1, step_s, figs)
+        throughput(scn, None, (20, 40, 80), 25, step_s, figs)
     print("(indicative: a shared 2-core machine)")
+    if args.record:
+        record("stream", f"The stream on the terminal at {LINE_BAUD} baud: latency, throughput, CPU", figs, notes=(
+            "The host emulator's pieces and the real process tree in a real bash on a pseudo-terminal, behind a "
+            f"relay carrying at most {LINE_BAUD // 10} bytes/s each way (a UART at {LINE_BAUD} baud, 8N1); 'no line "
+            "limit': pseudo-terminals at full speed.  Throughput: SNS frames at increasing rates for "
+            f"{step_s:g} s each, the highest rate's figures here."))
     return 0
 
 

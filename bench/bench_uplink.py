@@ -19,9 +19,11 @@ velocity, the prior's own covariance) median and mean (6 when the covariance is 
 less when conservative), the fraction inside the 99.9 % chi-square bound (22.46), and per
 RTN axis the RMS position error against the RMS of the published sigma.
 
-    python bench/bench_uplink.py [--seeds 10] [--first-seed 1] [--jobs 1] [--tle-error-scale 0]
+    python bench/bench_uplink.py [--seeds 10] [--first-seed 1] [--jobs 1] [--tle-error-scale 0] [--record]
 
 ``--tle-error-scale 0``: the TLEs as fitted, no error drawn (what SGP4 itself costs).
+``--record`` writes the summary figures to bench/results/uplink.json (``uplink_tle_scale_S.json``
+with another ``--tle-error-scale``; docs/performance.md).
 
 ~1 min of CPU per seed (the truth: a day backwards for the TLE fits, 36 h forwards).
 """
@@ -37,6 +39,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results import figure, record  # noqa: E402
 
 CHI2_6_999 = 22.458
 TLE_EPOCHS_H = (0.0, 6.0, 12.0, 24.0)
@@ -115,7 +120,9 @@ def run_seed(seed: int, tle_error_scale: float = 1.0, downlink: bool = True) -> 
     return out
 
 
-def report(rows) -> None:
+def report(rows) -> list[dict]:
+    """Print the table and the summary; returns the summary's figures."""
+    figs = []
     print(f"{'mode':9s} {'age h':>6s} {'n':>3s} {'NEES med':>9s} {'mean':>6s} {'<99.9%':>7s}   "
           f"{'RMS err R/T/N m':>24s}   {'RMS sigma R/T/N m':>24s}")
     keys = sorted({(m, round(a, 1)) for m, a, _, _ in rows})
@@ -129,11 +136,24 @@ def report(rows) -> None:
         print(f"{mode:9s} {age:6.1f} {nees.size:3d} {np.median(nees):9.2f} {nees.mean():6.2f} "
               f"{np.mean(nees <= CHI2_6_999):7.0%}   {' / '.join(f'{x:7.0f}' for x in rms_e):>24s}   "
               f"{' / '.join(f'{x:7.0f}' for x in rms_s):>24s}")
+        k = f"{mode}_{age:g}h".replace(".", "_")
+        figs += [figure(f"{k}_nees_median", f"{mode} priors {age:g} h old ({nees.size}): NEES median (6 dof)",
+                        float(np.median(nees))),
+                 figure(f"{k}_inside", f"{mode} priors {age:g} h old: NEES inside the 99.9 % bound",
+                        100.0 * float(np.mean(nees <= CHI2_6_999)), "%")]
     for mode in ("tle", "downlink"):
         nees = np.array([float(e @ np.linalg.solve(c, e)) for m, _, e, c in rows if m == mode])
         if nees.size:
             print(f"{mode}: all ages: {nees.size} priors, NEES median {np.median(nees):.2f}, mean {nees.mean():.2f}, "
                   f"{np.mean(nees <= CHI2_6_999):.0%} inside the 99.9 % bound, max {nees.max():.1f}")
+            figs += [figure(f"{mode}_priors", f"{mode} priors, all ages", int(nees.size)),
+                     figure(f"{mode}_nees_median", f"{mode}, all ages: NEES median (6 dof: 6 when the covariance is "
+                            "right, less when conservative)", float(np.median(nees))),
+                     figure(f"{mode}_nees_mean", f"{mode}, all ages: NEES mean", float(nees.mean())),
+                     figure(f"{mode}_inside", f"{mode}, all ages: NEES inside the 99.9 % bound",
+                            100.0 * float(np.mean(nees <= CHI2_6_999)), "%"),
+                     figure(f"{mode}_nees_max", f"{mode}, all ages: NEES largest", float(nees.max()))]
+    return figs
 
 
 def main(argv=None) -> int:
@@ -143,6 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--tle-error-scale", type=float, default=1.0,
                     help="scale of the TLE errors drawn (0: the fit's own error only, no downlink part)")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     a = ap.parse_args(argv)
     seeds = list(range(a.first_seed, a.first_seed + a.seeds))
     rows = []
@@ -154,7 +175,16 @@ def main(argv=None) -> int:
         for sd in seeds:
             rows.extend(run_seed(sd, a.tle_error_scale, a.tle_error_scale > 0))
             print(f"seed {sd} done", file=sys.stderr)
-    report(rows)
+    figs = report(rows)
+    if a.record:
+        scale = a.tle_error_scale
+        record("uplink" if scale == 1.0 else f"uplink_tle_scale_{scale:g}".replace(".", "_"),
+               f"Uplinked priors against the truth: {a.seeds} seeds x 2 partners"
+               + ("" if scale == 1.0 else f", TLE errors x {scale:g}"), figs, notes=(
+                   "Three-spacecraft formations (truth from brahe).  'tle': SGP4 on a TLE fitted to the truth with "
+                   "TLE-class errors, 6-30 h after its epoch, with the uplink's TLE covariance; 'downlink': the "
+                   "flight orbit EKF's estimates of a day propagated 0.5-12 h ahead by the ground's fit.  NEES over "
+                   "position and velocity (6 dof) with the prior's own covariance."))
     return 0
 
 
