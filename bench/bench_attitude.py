@@ -15,16 +15,6 @@ fitted to the batch's fixes, as in flight) and errors and NEES are taken there, 
 full 3x3 covariance.  Second set: the same with the spacecraft clock 400 ppm fast, so the
 stamps' phase wraps every ~42 min and the stated epochs are ~0.29 s RMS off (tag_err_s).
 
-Measured (this machine): issue scenario RMS 0.79-1.13 deg, eclipse 1.16-1.96, bias error max
-0.0128 deg/s, NEES 3.08-4.14 (mean 3.44), 87-96 % inside; 400 ppm: RMS 1.10-1.61, eclipse
-1.55-1.94, bias 0.0129, NEES 3.24-3.46, 93-96 % inside (without the time-tag model NEES
-7.2-19); 0.28 ms per step.
-
-Re-measured with the orbit truth propagated by brahe (3 seeds, 1 wrap seed, machine loaded
-by other jobs): issue scenario 0.79-0.88 deg, eclipse 1.17-1.42, bias error max 0.0107
-deg/s, NEES 3.05-3.42 (92-96 % inside), bias NEES 1.6-4.3; 400 ppm seed 1: 1.61 / 1.71 deg,
-bias 0.0129 deg/s, NEES 3.46, bias NEES 8.3; 1.05 ms per step (loaded; 0.28 ms quiet).
-
 Speed: median over ``--runs`` passes of (time in AttitudeEstimator.step + environment_at)
 / steps, for one 3-h scenario (2160 steps).  Run it alone: the machine has 2 cores.
 """

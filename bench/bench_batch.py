@@ -9,7 +9,7 @@
    ``--scenario`` names one already simulated.
 2. ``--runs`` times: a fresh ``PYGNC_HOME`` with the batch's ``sense.bin`` and range
    files and the scenario's ``pygnc_config.toml`` (the partner priors a ground team
-   uplinks; ``--no-uplink``: without it, as the figures before 2026-11-25),
+   uplinks; ``--no-uplink``: without it),
    ``flight/main.py <timeout_min> <spacecraft_time_s>`` in a pseudo-terminal (the
    host's way: tests/flight_harness.py), the spacecraft time one second after the batch's
    last sample.  The figure is the time from starting ``main.py`` to the first status file
@@ -156,8 +156,8 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
 def reference_loop_ms(repeat: int = 5) -> float:
     """Median time of a fixed pure-Python loop (10^6 additions) [ms]: this machine's speed
     at the moment, printed beside the figures: the machine's speed swings several-fold with
-    its other users (the same code took 11 s and 40 s on 2026-11-25), so only figures of one
-    session compare, and this says how fast that session's machine was."""
+    its other users, so only figures of one session compare, and this says how fast that
+    session's machine was."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--one-core-only", action="store_true", help="only the taskset -c 0 series")
     ap.add_argument("--no-uplink", action="store_true",
                     help=f"leave the scenario's {UPLINK} (the partner priors a ground team uplinks) out of the "
-                         "home (the bench's figures before 2026-11-25 were measured so)")
+                         "home")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="one run with every task under cProfile, statistics into DIR, estimators' top functions")
     ap.add_argument("--record", metavar="NAME", help="record the figures as bench/results/NAME.json "

@@ -19,18 +19,6 @@ and Ctrl-C -> last process gone with and without the writer in the tree.
 4. ``--runs`` Ctrl-C -> last process gone measurements of the real tree on the sample
    scenario (``bench/bench_flight_tree.py``'s method), alternating with and without the
    writer (``batch_writer_enabled = false``).
-
-Measured 2026-11-23 on this 2-core machine with nothing else running, after the real
-range-file layout (issue 9: range files carry the *own* fixes, so no partner fixes are
-published or recorded): 24-h formation scenario, 100 228 messages: **367 421 bytes for the
-day's data** (formation 171 kB for two peers, attitude 83 kB, orbit 78 kB, GPS fixes 18 kB,
-ranges 12 kB, sensor 5 kB) + 331 bytes per minute of session after the batch (370 733 bytes
-in 15 files with a 10-min session); 5.6 µs per message offered at the default cadence
-(0.56 s for the whole day), 36 µs per record with every message recorded (encode, frame,
-write(2)), fsync median 0.12 ms (SSD; an SD card is slower, once a second).  Ctrl-C -> last
-process gone, 20 alternating runs: with the writer (8 processes) median 125 ms, worst
-150 ms; without (7 processes) median 118 ms, worst 587 ms.  (An earlier run under a load of
-4-9 from other users: 517 / 631 ms with, 473 / 690 ms without - the machine, not the writer.)
 """
 
 from __future__ import annotations

@@ -24,46 +24,12 @@ scenario's own fix/range errors and lateness (the bound *on the same data*), fur
 columns Gaussian draws (the distribution of a run's figures).  Its smoother (all 3 h of
 data; no process noise, so the end error mapped back) is shown too - the delivered
 estimates are causal, so that is an upper limit of what a batch re-processing could give.
-The draws agree with 24 independent simulated realisations (median 0.48 m either way).
 The geometry table repeats the bound on formations from pure along-track to oscillations
 comparable with the separation.
 
 Speed: the processor's wall time over a 3-h batch divided by (sensor samples x peers)
 ("per step" = one 5-s output step with its share of fixes and ranges: ~1.7 events);
 plus the filter's own predict / update costs.  Median of --repeat runs.
-
-Re-measured with the truth propagated by brahe (3 seeds, 100 draws, machine loaded): 3D
-0.97 / 1.35 / 0.98 m, line of sight 0.34 / 0.40 / 0.45 m against the bound's 0.31 / 0.36 /
-0.45 m, velocity 0.9-1.5 mm/s, NEES mean 2.78 (seed 2: 4.63, 79 % inside); calibrated bias
-prior: line of sight 0.33 / 0.34 / 0.23 m; 10 km: 3D 1.10 / 1.46 / 1.09 m, line of sight
-0.34 / 0.38 / 0.47 m (bound 0.27 / 0.35 / 0.47 m).  The figures below are from the former
-in-house truth (EGM96 12x12, bulge drag).
-
-Measured (this 2-core machine, shared with other jobs; 8 seeds, --repeat 3, 300 draws):
-  speed: 1 peer 0.42 ms, 2 peers 0.41 ms per 5-s step per peer (3-h batch 0.9 s / 1.8 s);
-         filter predict (one <= 5-s step) 0.19 ms, range update 0.03 ms.
-  3 km, default bias prior 0 +- 3 m: 3D RMS median 0.97 m, worst 1.34 m (8/8 <= 2.0 m);
-         line of sight median 0.37 m, worst 0.80 m (6/8 <= 0.5 m); velocity 1.1 mm/s;
-         NEES mean 2.1 (3 dof); bias 0.58..1.50 (true 1.0) +- 0.45 m.
-  bound on the same data: 3D median 0.89 m, worst 1.22 m; line of sight per seed 0.31 0.36
-         0.45 0.27 0.82 0.72 0.32 0.28 m (filter: 0.34 0.39 0.46 0.27 0.80 0.71 0.32 0.30),
-         median 0.34 m, worst 0.82 m (6/8): the filter is on the bound.  Bias sigma 1.04 m
-         at 30 min, 0.45 m at 3 h (= 10 m / sqrt(n fixes)); line-of-sight sigma 0.69 m RMS.
-         Smoothed: median 0.30 m, worst 0.53 m (7/8).  Over 300 draws (seed-1 data, tag
-         lateness 0.93 s against the 0.5-s prior) a run's line-of-sight RMS has median
-         0.56 m, 90 % point 1.02 m, P(<= 0.5 m) 37 % (smoothed 0.40 m, 64 %).
-  3 km, bias prior 1.0 +- 0.3 m: line of sight median 0.24 m, worst 0.33 m (8/8).
-  10 km: 3D 1.07 / 1.34 / 1.09 m, line of sight 0.33 / 0.37 / 0.47 m (bound 0.28 / 0.35 /
-         0.47 m; seeds 1-3).
-  geometry (bound; lateness prior exact): line-of-sight sigma 0.65 m for pure along-track
-         at 1, 3 or 10 km, 0.68-0.69 m with the 400/600-m oscillation at 3 or 10 km (run
-         median 0.48 m, 90 % 0.92-0.95 m, P(<= 0.5 m) 52-53 %); the bias is pinned by the
-         GPS average alone (1.04 / 0.45 m).  Range curvature helps only when the range
-         varies by a large fraction: 1 km + 400/600 m: sigma 0.58 m, bias 0.35 m at 3 h,
-         P 62 %; 3 km + 1500/2500 m: bias 0.28 m at 3 h, but the rotating line of sight
-         takes the other components in (sigma 0.61 m, P 47 %).  The tag-lateness state
-         costs ~0.04 m (sigma 0.64 m with the lateness known); a 1-sigma lateness prior
-         error moves the run median from 0.48 to 0.53 m.
 """
 
 from __future__ import annotations

@@ -17,12 +17,6 @@ Dask's overhead per run = (1-worker wall time for the runs - serial time) / runs
 shipping, result transfer, record writing and the first import of the ground tools in the
 worker process (paid once per worker, so it falls with more runs per worker).  The 2-worker
 scaling is bounded by this machine's two cores, shared with whatever else runs.
-
-Measured (this shared 2-core machine, 8 runs of 30 min, medians of 3): serial 31.1 s
-(15.5 runs/min, 3.9 s per run; repeats 28.7-35.0 s), 1 worker 35.8 s (13.4 runs/min),
-2 workers 19.4 s (24.8 runs/min): 1.85x from the second worker; Dask's overhead 0.59 s per
-run (15 % of a 30-min run's work, less for longer runs); a local cluster starts in 0.8 s
-and closes in 0.5 s.
 """
 
 from __future__ import annotations

@@ -19,15 +19,6 @@ Also printed, for honesty about what the data support:
   of unmodelled degrees 9-12 and their per-degree RMS, estimating the 88 coefficients.  It
   needs a truth whose unmodelled field is exactly those coefficients, so it runs on the
   in-house EGM96 12x12 truth (``ground.sim.orbits.propagate_in_house``), not on brahe's.
-
-Measured (this 2-core machine, loaded by other jobs; 3 seeds, brahe truth): nominal 2.56 m
-(worst 2.92) / 6.9 mm/s, NEES 5.58, in95 0.97, smoothed 1.85 m / 4.3 mm/s; 5 % 1-km
-outliers 2.70 m; 10-min gap 2.87 m; clock offset + 3 % invalid 2.70 m; floor (exact
-dynamics) 1.40 m / 1.7 mm/s (covariance 1.49 m), smoothed 0.84 m; 8x8 truth with DMC 1e-6
-1.94 m, smoothed 1.19 m.  Speed 0.155 ms per 5-s predict, 0.136 ms per update.  A richer
-flight field does not pay: EGM96 tesserals to 12x12 in the flight filter (an experiment,
-not shipped) cost 0.42 ms per predict against 0.17 ms and gave 2.25 / 2.43 / 2.88 m
-against 2.23 / 2.49 / 2.92 m on seeds 0-2.
 """
 
 from __future__ import annotations

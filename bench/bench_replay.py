@@ -12,14 +12,6 @@ replay spent in each estimator.
 3. One full ``python -m ground replay`` (CSV, OEM, truth statistics, plots) for the cost
    of the outputs.
 4. With ``--pipeline``, one ``--pipeline`` replay (the real process tree).
-
-Measured (this shared 2-core machine, default settings, seed 1, 24 h: 17280 sensor
-samples, 3456 own fixes, 29368 messages; three runs of the bench, figures vary ~30 % with
-the load of the other users): simulate 48-76 s; in-process replay median 19.5-30.4 s, of
-which the estimators' ``handle`` calls are 98 % (orbit 26 %, attitude 27-29 %, formation
-44-45 %; 0.29 / 0.31 / 0.51 ms per sensor sample), ingest 0.1-0.4 s, dispatch 0.2-0.3 s;
-CSV/OEM/truth statistics/plots add ~4 s; ``--pipeline`` 20.6-22 s (the process tree
-processes the batch in ~16-18 s, its processes running in parallel), same rows.
 """
 
 from __future__ import annotations
