@@ -11,7 +11,7 @@ Readers today: ``buslog`` (a run's ``bus.log``: every bus message, housekeeping 
 included), ``status`` (``pygnc_status.bin``), ``csv`` (what ``ground decode`` and
 ``ground replay`` write) and ``batch`` (the batch writer's downlink files: every record,
 housekeeping readings decoded again from their bytes by the driver's codec).  More plug in
-with :func:`register_reader` (see docs/interface.md, "Archive").
+with :func:`register_reader` (see docs/ground_tools.md, "archive, export, upload").
 
 Every record says what produced it (its **source**, :data:`SOURCES`): the ground replay,
 the spacecraft's downlink, its bus log or status file, or the host's sense.bin and range

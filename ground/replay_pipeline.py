@@ -3,8 +3,8 @@
 1. A private temporary ``PYGNC_HOME`` receives copies of the scenario's ``sense.bin`` and
    ``range/rng*.bin`` (nothing else: the run must not see truth or earlier outputs), and a
    configuration file: the caller's overrides plus a bus-log size bound large enough for
-   the whole batch (the flight default, 32 MiB, holds roughly half of a 24-h batch's
-   estimates; a log that still reaches its bound is reported).
+   the whole batch (a replay publishes every estimate, so its log is larger than a
+   flight run's; a log that still reaches its bound is reported).
 2. ``python -m pygnc <timeout_min> <spacecraft_time_s>`` (the supervisor of the pygnc this
    interpreter imports - a clone's ``flight/`` or an installed package alike) starts as a
    child in its own session (so a Ctrl-C on the ground tool's terminal reaches it only
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ground.replay_core import PROCESSORS, ReplayRun
 
-#: Bus-log bound of the replay run, bytes (a 24-h batch logs ~70 MB).
+#: Bus-log bound of the replay run, bytes (a day's batch, every estimate published, fits).
 REPLAY_BUS_LOG_MAX_BYTES = 1 << 30
 
 #: estimator name -> task name in pygnc.tasks.table

@@ -172,7 +172,7 @@ def test_a_mounting_that_is_not_orthonormal_is_refused_and_a_reflection_is_flagg
         Config(imu_to_body=(0.7, -0.7, 0.0, 0.7, 0.7, 0.0, 0.0, 0.0, 1.0))
     with pytest.raises(ConfigError, match="imu_device_to_body must be orthonormal"):
         Config(imu_device_to_body=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0))
-    assert Config().imu_to_body == REFLECTION  # the default: see docs/interface.md, "Body and IMU axes"
+    assert Config().imu_to_body == REFLECTION  # the default: see docs/interface.md, "IMU axes"
     assert undeclared_reflections(Config()) == ["imu_to_body"]
     assert undeclared_reflections(Config(imu_to_body_reflection_intended=True)) == []
     assert undeclared_reflections(Config(imu_to_body=ROTATION)) == []

@@ -69,7 +69,7 @@ class Config:
     #: IMU-to-body matrix of the BMX160's magnetometer and gyro, row-major 3x3
     #: (v_body = R @ v_imu), orthonormal (checked at load).  The default is the flight
     #: team's statement (body X = IMU Y, body Y = -IMU X, body Z = -IMU Z), which is a
-    #: reflection (determinant -1): docs/interface.md, "Body and IMU axes".
+    #: reflection (determinant -1): docs/interface.md, "IMU axes".
     imu_to_body: tuple[float, ...] = bounded((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0), "[-1, 1]", length=9)
     #: A reflection (determinant -1) in ``imu_to_body`` is flagged (status flag
     #: ``imu_reflection``, a warning in the log) unless this says it is meant: a physical
@@ -96,13 +96,13 @@ class Config:
     ready_timeout_s: float = bounded(20.0, "(0, 3600]")
     #: Fork the tasks from one process that has imported their code (the zygote,
     #: pygnc.zygote) instead of starting an interpreter for each: they share the imported
-    #: pages (a day's batch: peak PSS 222 -> 157 MiB) and import once.  If the zygote
+    #: pages and import once (docs/design/zygote.md).  If the zygote
     #: fails or dies, tasks are spawned from then on.  Off: every task is spawned.
     fork_tasks: bool = True
     #: Keep the zygote for the whole run, so restarted tasks are forked too.  Off (the
-    #: default): it exits once every task of the start is forked (its ~9 MiB of pages the
-    #: tasks no longer share go; a day's batch: peak PSS 158 -> 144 MiB on two cores) and
-    #: restarts are spawned; the supervisor, the tasks' subreaper, reaps them.
+    #: default): it exits once every task of the start is forked (the pages the tasks no
+    #: longer share go with it) and restarts are spawned; the supervisor, the tasks'
+    #: subreaper, reaps them.
     keep_zygote: bool = False
     #: Graceful-stop deadline for producers, then for sinks, s, after which stragglers are
     #: killed.  Both well inside the host's 10 s between Ctrl-C and power-off.
@@ -113,17 +113,17 @@ class Config:
     #: ``SINK_FINAL_WRITE_MARGIN_S`` less).
     sink_stop_drain_s: float = bounded(0.5, "[0, 10]")
     #: Messages a producer keeps per channel to publish again to a restarted consumer,
-    #: bytes (the most recent ones; a 3-h batch's orbit estimates take ~1.4 MB).
+    #: bytes (the most recent ones; a day's batch fits).
     replay_history_max_bytes: int = bounded(8 * 1024 * 1024, "[0, 1e10]")
     #: During a batch (until ``batch_end``) the attitude and formation estimators publish
     #: only the estimates the batch writer records - per peer, the first of each bin of the
     #: writer's period for the kind (``batch_period_s``, default 60 s) - and the newest one
     #: before the batch ends (or the run stops); after ``batch_end`` (the live stream,
     #: propagation to now) every one.  The filters run exactly as before: what is left out
-    #: is the message, its building and its handling by every sink (~11 of 12 estimates of
-    #: a day's batch at 5-s samples, none of which the host or the downlink would have
-    #: seen).  The orbit
-    #: estimator publishes every one (the attitude estimator needs each).  False: an
+    #: is the message, its building and its handling by every sink (estimates neither the
+    #: host nor the downlink would have seen; docs/design/decimation.md).  The orbit
+    #: estimator publishes the others as bare positions (``orbit_position``: the attitude
+    #: estimator needs each).  False: an
     #: estimate at every sensor sample (ground replays set this: they want every row).
     batch_decimate_estimates: bool = True
 
@@ -133,7 +133,7 @@ class Config:
     #: Upper bound on the total size of ~/pygnc_logs, bytes (oldest runs pruned).
     log_total_bytes: int = bounded(512 * 1024 * 1024, "[0, 1e13]")
     #: Upper bound on one run's binary bus log, bytes (further frames counted, not written,
-    #: and a warning logged).  A 24-h batch logs about 85 MB.
+    #: and a warning logged).  A day's batch fits.
     bus_log_max_bytes: int = bounded(128 * 1024 * 1024, "[0, 1e13]")
     #: fsync period of log files, s (a power cut loses at most this much).
     log_fsync_period_s: float = bounded(1.0, "(0, 60]")
@@ -205,8 +205,8 @@ class Config:
     attitude_max_pending_sensors: int = bounded(8000, "[1, 1e8]")
     #: During a batch, samples ready to be processed are processed this many at a time (and
     #: at the end of every turn of the task's loop), the field, sun and albedo models of their
-    #: positions computed together - bit for bit the same numbers, ~4x less time for the
-    #: models; 0: each at once.  Never after the batch (live samples: each at once).  Count.
+    #: positions computed together - bit for bit the same numbers, in less time; 0: each at
+    #: once.  Never after the batch (live samples: each at once).  Count.
     attitude_batch_samples: int = bounded(128, "[0, 1e6]")
 
     # --- formation estimator -----------------------------------------------------------
@@ -216,11 +216,10 @@ class Config:
     #: Two formation estimator processes, the partners shared between them in turn (the
     #: first heard to ``formation_estimator``, the second to ``formation_estimator_2``, ...)
     #: when the tree may run on at least ``formation_split_min_cpus`` CPUs; off: one process
-    #: for all partners (~20 MiB less memory).  The second process duplicates ~15 % of the
+    #: for all partners (less memory).  The second process duplicates part of the
     #: formation's work (every process decodes the whole stream), so it pays only where a
     #: core would otherwise idle: on two cores the orbit, attitude and formation estimators
-    #: and the sinks keep both busy, and a two-partner day's batch took 33.1 s with it and
-    #: 29.8 s without (same session, 2026-11-25); a Pi Zero 2 W has four.
+    #: and the sinks keep both busy; a Pi Zero 2 W has four.
     formation_split: bool = True
     formation_split_min_cpus: int = bounded(3, "[1, 1024]")
     #: Minimum and maximum time the formation estimator holds measurements to put peer

@@ -53,9 +53,8 @@ Measured agreement with astropy 8 (ITRS -> GCRS with its bundled IERS-B table), 
   (DUT1 ~ -0.2 s) and ~10-25 m in 2024-2025 (|DUT1| < 0.05 s); velocity error up to
   ~0.13 m/s correspondingly (it is the same rotation applied to v).
 
-Cost: a scalar :func:`itrs_to_gcrs` takes ~12 µs, :func:`gcrs_from_itrs_matrix` ~5 µs
-(:func:`gcrs_from_itrs_rows`, the same in floats, ~3 µs, memoised ~0.2 µs); an
-86 400-sample array ~70 ms.
+Single times are the hot path: :func:`gcrs_from_itrs_rows` is the matrix in floats, and
+:func:`gcrs_from_itrs_matrix` is memoised per exact time.
 
 Pure numpy, vectorised over time: scalar ``t_gps_s`` gives (3,)/(3, 3) results, an (n,)
 array gives (n, 3)/(n, 3, 3).

@@ -1,10 +1,10 @@
 """The zygote: one process that imports the tasks' code once and forks the tasks from it.
 
 Every task imports the same stack (numpy, pyzmq, msgpack, the estimation code): spawned as
-interpreters of their own, nine processes each hold a private copy of it - measured here,
-~20 MiB of PSS each and ~0.1-0.3 s of CPU each at start-up (far more on a Pi).  Forked from
-one process that has imported it, they share those pages (copy-on-write; ``gc.freeze()``
-keeps the collector from writing to the imported objects).
+interpreters of their own, the tasks each hold a private copy of it and each pay for the
+imports at start-up.  Forked from one process that has imported it, they share those pages
+(copy-on-write; ``gc.freeze()`` keeps the collector from writing to the imported objects);
+docs/design/zygote.md.
 
 ``python -m pygnc.zygote [--stdio-fds IN,OUT] MODULE ...`` (started by the supervisor, SIGINT
 and SIGTERM ignored): imports ``pygnc.tasks.base``, every *MODULE* (the tasks' modules, in
@@ -12,8 +12,7 @@ start order) and :data:`LAZY_IMPORTS` in its only thread, one at a time, and for
 requested task once all are in - or, for a task marked ``fork_early`` (the status reporter,
 first and without numpy), once its own module is; it reads requests from stdin and reports on
 stdout, one JSON object per line each way (the layout is :data:`REQUEST_FIELDS` / :data:`EVENTS`; an internal pipe
-between the supervisor and its own child, documented in docs/interface.md, "Tasks and
-supervision"):
+between the supervisor and its own child, documented in docs/interface.md, "The zygote"):
 
 - request ``{"id": n, "name": task, "argv": [...]}`` -> the zygote forks; the child becomes
   task *name* (``pygnc.tasks.base.task_main(argv)``, exactly what ``python -m pygnc.tasks``
@@ -70,7 +69,7 @@ REQUEST_FIELDS = ("id", "name", "argv")
 EVENTS = {"ready": ("pid", "import_s"), "failed": ("error",), "forked": ("id", "pid"),
           "fork_failed": ("id", "error"), "exit": ("pid", "status")}
 #: Imported by the tasks only when first needed; the zygote imports them too, so their
-#: pages are shared rather than loaded in each task (measured on a day's batch):
+#: pages are shared rather than loaded in each task:
 #: numpy.random (range-only initial orbits), the moon (third-body gravity), zipfile and
 #: numpy.ma (``np.load`` of the IGRF table).
 LAZY_IMPORTS = ("numpy.random", "numpy.ma", "zipfile", "pygnc.environment.moon")

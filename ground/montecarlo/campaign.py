@@ -1,6 +1,6 @@
 """Campaign files: what a Monte Carlo campaign runs, expanded into one spec per run.
 
-A campaign TOML (documented in docs/interface.md, "Monte Carlo campaign file") names a base
+A campaign TOML (documented in docs/interface.md, "Monte Carlo campaigns") names a base
 scenario, fixed scenario overrides, dispersions of scenario settings drawn per run, the
 seeds, and the estimator configurations every run is replayed with.  This module is pure:
 no files but the campaign and its base scenario are read, nothing runs.

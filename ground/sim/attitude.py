@@ -15,11 +15,10 @@ from the integrator's dense output; the quaternion is renormalised at output onl
 Torque inputs (position, field) are linearly interpolated in the caller's 1 Hz arrays,
 which for a torque is exact to ~1e-7 relative.
 
-Measured quality: torque-free, the inertial angular momentum and the rotational energy
-are conserved to ~1e-14 relative over 3 h with the default ``max_step_s = 1`` (2e-10 with
-5 s steps); ``tests/test_simulate.py`` asserts < 1e-9 over 30 min and that the 1 Hz
-quaternions and rates agree (q(t+1) = q(t) (x) exp(w dt/2) to < 1e-5).  Cost: about
-25 s per spacecraft-day with torques, the simulator's dominant cost.
+Quality: torque-free, the inertial angular momentum and the rotational energy are
+conserved (``tests/test_simulate.py`` asserts < 1e-9 relative over 30 min) and the 1 Hz
+quaternions and rates agree (q(t+1) = q(t) (x) exp(w dt/2) to < 1e-5).  With torques this
+is the simulator's dominant cost.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ the flight frames do not model: a separate matter.)
 
 Integration: brahe's Dormand-Prince 5(4), rtol 1e-12, atol 1e-9, steps of at most 10 s,
 sampled on the ``step_s`` grid by brahe's Hermite interpolation (0.3 mm from a direct
-propagation, ``tests/test_truth_brahe.py``).  A 3-h orbit takes ~1.7 s, a spacecraft-day
-~12 s, half of it the ITRF conversion of every 1-s sample (the in-house model: ~5 s).
+propagation, ``tests/test_truth_brahe.py``); about half the time is the ITRF conversion of
+every 1-s sample.
 
-:func:`propagate_in_house` keeps the former in-house model (EGM96 to degree 12 by a
+:func:`propagate_in_house` keeps an in-house model (EGM96 to degree 12 by a
 Cunningham recursion, a Harris-Priester-like bulge, scipy DOP853): the benchmark's
 information bound needs a truth whose unknown gravity coefficients it can enumerate, and
 the analytic tests (two-body against Kepler, J2 nodal rate) check it.  It uses

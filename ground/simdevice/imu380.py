@@ -1,6 +1,6 @@
 """A simulated Aceinna IMU380 / DMU380 on a pseudo-terminal.
 
-Speaks the "UU" protocol (docs/interface.md, "IMU drivers") from its own encoders - it
+Speaks the "UU" protocol (docs/interface.md, "External IMU") from its own encoders - it
 does not use the flight codec's decoders, so a test of the driver against it checks the
 decoding independently of the code under test.  It streams its output packet at the rate
 of field 0x0001 while answering commands; responses can be delayed behind a few output

@@ -13,7 +13,7 @@
 * :mod:`.timing` turns device timers (wrapping counters) into monotonic device time and maps
   it onto the host clock.
 
-Protocol facts and their sources: docs/interface.md, "IMU drivers".
+Protocol facts and their sources: docs/interface.md, "External IMU".
 """
 
 #: Housekeeping device kinds (``Config.housekeeping_devices[].kind``); a batch ``hk`` record

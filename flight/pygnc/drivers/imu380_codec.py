@@ -10,7 +10,7 @@ worked example (the ping frame ``55 55 50 4B 00 9E F4``) and both Aceinna driver
 0x1D0F (0x1D0F is what an augmented CRC with init 0xFFFF looks like in the direct
 algorithm).  ``binascii.crc_hqx`` computes exactly this CRC when seeded with 0x1D0F.
 
-Sources (facts only; see docs/interface.md "IMU drivers"): DMU380SA user's manual 7430-0026
+Sources (facts only; see docs/interface.md "External IMU"): DMU380SA user's manual 7430-0026
 §6-8; Aceinna python-imu380 (e2fec3a) and python-openimu (4960e9a).  Bugs of
 python-imu380 avoided here: two's complement by ``struct`` (it subtracted 65535, and 2^31
 for latitude/longitude), A1 temperature at offset 24 (it read 28), N0 latitude/longitude as

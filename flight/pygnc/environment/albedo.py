@@ -30,7 +30,7 @@ albedo itself reaches ~0.25).  The simulator's default 12 x 24 surface grid is i
 by up to 0.06 (rms 0.007) from the converged integral, which the attitude filter sees as
 model error.  What this model does not know is the real Earth: reflectivity 0.1-0.8 with
 clouds, ice and ocean glint.  That error belongs in the sun-sensor noise (the attitude
-filter inflates R by a fraction of the modelled albedo).  Cost: ~40-60 µs per step.
+filter inflates R by a fraction of the modelled albedo).
 """
 
 from __future__ import annotations

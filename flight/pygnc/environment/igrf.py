@@ -32,8 +32,8 @@ it parses ppigrf's file on the fly (and does not write anything); otherwise it r
 
 Accuracy: max 0.21 nT from ``ppigrf.igrf_gc`` over 150 random LEO points and dates in
 1990-2030 (``tests/test_igrf.py``; the difference is the per-day coefficient cache and the
-decimal-year convention).  Cost: ~35 µs per point (pure Python floats, faster than numpy
-for one point).
+decimal-year convention).  One point is computed in pure Python floats (faster than numpy
+for one point); :func:`field_ecef_nt_many` does many at once.
 
 Units: metres and GPS seconds in, nT out.
 """
@@ -258,9 +258,7 @@ def field_ecef_nt_many(r_ecef_m, t_gps_s) -> np.ndarray:
     Bit for bit the same as :func:`field_ecef_nt` row by row: the per-point trigonometry is
     the same ``math`` calls, the recursions run over all points and orders at once with the
     same operations in the same order (sums over m accumulated in order), so a caller may
-    use either and get the same numbers.  Pays from a few points (~8 us per point for 100
-    against ~35 us for one, this machine's speed at the time of the figure in the module
-    docstring)."""
+    use either and get the same numbers.  Pays from a few points."""
     r = np.atleast_2d(np.asarray(r_ecef_m, dtype=float))
     t = np.broadcast_to(np.asarray(t_gps_s, dtype=float), r.shape[:1])
     out = np.empty((len(r), 3))

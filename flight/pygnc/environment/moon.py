@@ -21,7 +21,7 @@ Accuracy (``tests/test_moon.py``, against astropy's ``get_body('moon')``, 1990-2
 direction within 0.03 deg, distance within 0.15 % (~500 km) — ample for the lunar tidal
 acceleration on a LEO satellite (~1e-6 m/s^2), whose error is then ~1e-9 m/s^2.
 
-Cost: ~30 us per scalar call; the orbit dynamics evaluate it once per 10-minute node.
+The orbit dynamics evaluate it once per 10-minute node.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ class RestDetector:
 # --------------------------------------------------------------------------- MEKF
 def _inverse(s: np.ndarray) -> np.ndarray | None:
     """The inverse of a small square matrix (an innovation covariance), None if singular.
-    Up to 3 x 3 in closed form (the adjugate over the determinant, in floats: a fifth of
+    Up to 3 x 3 in closed form (the adjugate over the determinant, in floats: far less than
     ``np.linalg.inv``'s call overhead at these sizes); larger ones by ``np.linalg.inv``."""
     m = s.shape[0]
     if m == 3:

@@ -1,18 +1,13 @@
 """Relative navigation of one peer: own GPS, peer GPS and crosslink ranges in one EKF.
 
-Why one filter and not two
---------------------------
 Two spacecraft a few km apart feel almost the same unmodelled accelerations (gravity beyond
-the flight field, Sun/Moon, drag-model error: ~3e-5 m/s^2 per axis), and their difference is
-~100 times smaller.  Two independent orbit filters must each forget the past at the rate the
-~3e-5 m/s^2 allows (a memory of a few minutes), and their difference inherits both
-receivers' noise: ~4 m 3D at best, 24 m for plain differencing of the fixes.  Here the
-unmodelled acceleration is split into a **common** part (felt by both, the orbit filter's
-dynamic model compensation) and a small **differential** part, and the state carries the
-own absolute orbit plus the peer's orbit *relative* to it.  The relative state then only
-forgets at the rate of the differential acceleration (~1e-7 m/s^2: hours), so it averages
-hundreds of fixes of both receivers through the relative dynamics, and the ranges pin
-the line of sight.
+the flight field, Sun/Moon, drag-model error), and their difference is about a hundred times
+smaller.  So the state carries the own orbit and the peer's orbit *relative* to it, with the
+unmodelled acceleration split into a **common** part (the orbit filter's dynamic model
+compensation, acting on both) and a small **differential** part (the peer only).  The
+relative state then forgets only at the rate of the differential acceleration (hours, not
+minutes), so it averages many fixes of both receivers through the relative dynamics, and the
+ranges pin the line of sight.  Two independent orbit filters could do neither.
 
 State (GCRS, SI), index: meaning
     0-2    r_own_gcrs_m        own position [m]
@@ -34,33 +29,25 @@ State (GCRS, SI), index: meaning
                                ``estimate_range_time_offset``)
 
 Dynamics: both spacecraft are propagated with the orbit estimator's model
-(:func:`pygnc.estimation.orbit_dynamics.propagate`: zonals, EGM96 tesserals, drag, RK4 with
-an analytic transition matrix; steps up to ``max_step_s`` = 30 s, so usually one from
-own fix to own fix, the ranges between them applied ahead, see Measurements) - the own orbit from (r, v, w_common), the peer from
-(r + dr, v + dv, w_common, peer_drag_scale) with the peer's ballistic coefficient, plus the
-differential acceleration dw decaying with its own time constant in closed form - and
-the relative state is the difference of the two propagated states, so every modelled
-force (J2 differential, tesseral gradient, drag difference) is differenced exactly.
-Estimates between steps: :meth:`FormationFilter.tap`.  The
-transition matrix is the own orbit's (4th-order Taylor / two-point Magnus) and, for the
-peer, the own one plus the first-order effect of the gravity gradient's change over the
-separation (:func:`~pygnc.estimation.orbit_dynamics.neighbour_transition_terms`: as close
-to a fine integration as the peer's own Phi, at a quarter of its cost); that change
-is also the coupling of the relative state to the own state.  Process noise: the exact discrete Gauss-Markov covariance of
-:func:`~pygnc.estimation.orbit_dynamics.dmc_process_noise`, once for the common chain on the
-own (r, v, w) and once for the differential chain on (dr, dv, dw).
+(:func:`pygnc.estimation.orbit_dynamics.propagate`, steps up to ``max_step_s``) - the own
+orbit from (r, v, w_common), the peer from (r + dr, v + dv, w_common, peer_drag_scale) with
+its ballistic coefficient, plus the differential acceleration decaying in closed form - and
+the relative state is the difference of the two propagated states, so every modelled force
+is differenced exactly.  The peer's transition matrix is the own one plus the gravity
+gradient's change over the separation
+(:func:`~pygnc.estimation.orbit_dynamics.neighbour_transition_terms`), which is also the
+coupling of the relative state to the own state.  Process noise: the exact discrete
+Gauss-Markov covariance (:func:`~pygnc.estimation.orbit_dynamics.dmc_process_noise`) of each
+chain.  Estimates between steps: :meth:`FormationFilter.tap`.
 
 Measurements
     * own fix  (ECEF, converted by :func:`pygnc.estimation.orbit_ekf.fix_to_gcrs`):
       z = [r_own, v_own] + e_own
     * peer fix: z = [r_own + dr, v_own + dv] + e_peer (independent receiver noise)
-    * range:    z = |dr(t - dt)| + b, dr(t - dt) from the filter's dr, dv, dw by a
-      third-order Taylor series in the relative acceleration (point-mass gravity gradient)
-      and its rate.  A range tagged up to ``range_extrapolate_max_s`` after the filter time
-      is applied at the filter time this way (:meth:`FormationFilter.range_model`, within
-      3 mm of a propagation to it at 3.6 km and 30 s), so the filter steps between own
-      fixes only and not at every range too - half the steps of a range-only day; an
-      estimate between two steps then includes the ranges up to the step's end.
+    * range:    z = |dr(t - dt)| + b.  A range tagged up to ``range_extrapolate_max_s``
+      after the filter time is applied at the filter time, dr carried to the range's time
+      by a third-order Taylor series in the point-mass gravity gradient
+      (:meth:`FormationFilter.range_model`), so the filter steps between own fixes only.
 
 Each is gated on its normalised innovation squared (chi-square with 6 or 1 degree of
 freedom at ``*_gate_probability``); the update is the Joseph form.  After
@@ -71,31 +58,14 @@ still-loose line of sight, after which every good range is rejected); after
 ``max_consecutive_range_rejections`` rejections in a row they are re-acquired and the bias
 re-opened at the value the agreeing pair gives (a jump of the radio's calibration).
 
-Linearisation: the range's curvature error is |dr_err|^2 / (2 range) < 0.04 m for a 15-m
-initial error at 3 km, and the dynamics' second-order terms over a 5-s step are below 1e-9
-m; a UKF would buy nothing measurable here at ~30 x the cost (``tests`` compare the range
-update against filterpy's UKF on the same prior).
-
-What the data support (``bench/bench_formation.py``, 3-h simulator scenarios): relative
-position ~1 m 3D RMS after 30 min (the fixes alone, differenced: ~24 m), velocity ~1 mm/s.
-The line of sight is as good as the range bias: ranges pin line of sight + bias to
-centimetres, but a constant bias and the mean along-track separation look alike to the
-ranges, so only the fixes separate them.  The information bound (the optimal filter with
-both orbits' dynamics exactly the truth's and no process noise, the same priors; bench
-``information_bound``) makes that exact: the bias is known to 10 m / sqrt(n) - the peer's
-along-track position averaged over n fixes, the velocity does not carry it - i.e. 1.05 m
-after 30 min, 0.45 m after 3 h, and the line of sight to 0.69 m RMS over the run.  Range
-curvature adds nothing for the simulator's formation (3 km with 400-m radial / 600-m
-cross-track oscillations) nor anywhere from 1 to 10 km with oscillations small against
-the separation; it starts to matter only when the range varies by a large fraction (1
-km with 400/600 m: 0.58 m; 3 km with 1500/2500 m: bias 0.28 m at 3 h).  A run's
-line-of-sight RMS is therefore essentially one draw: for the optimal filter its median is
-0.48 m and its 90 % point 0.94 m, <= 0.5 m in ~53 % of runs.  This filter sits on that
-bound (24 realisations of one geometry: within 0.045 m of it on every run).  A bias
-known from earlier batches (``range_bias_prior_m`` / ``range_bias_sigma_m``) removes the
-limit (0.3 m prior: line of sight 0.23-0.33 m).  The range time-tag lateness is only
-weakly observable (it trades against the relative orbit's phase) and is carried mainly for
-consistency.  Cost: ~0.2 ms per predict step, ~0.03 ms per range update.
+The line of sight is only as good as the range bias: a constant bias and the mean
+along-track separation look alike to the ranges, so only the fixes (or a bias known from
+earlier batches, ``range_bias_prior_m`` / ``range_bias_sigma_m``) separate them.  The range
+time-tag lateness is only weakly observable and is carried mainly for consistency.  An EKF
+suffices: at these separations the range's curvature and the dynamics' second-order terms
+are far below the measurement noise (the tests compare the range update with a UKF's).
+``bench/bench_formation.py`` measures the accuracy against the information bound, and the
+cost.
 
 Everything here is pure computation: arrays in, arrays out, no I/O.
 """
@@ -191,8 +161,7 @@ _Q_CACHE: dict[tuple, np.ndarray] = {}
 #: (Phi leaves out the tesseral and third-body gradients): 3.5e-7 m and 2.4e-8 m/s at the
 #: 10-m bound, against the step's own process noise of 4e-5 m and 2e-5 m/s per axis over 5 s,
 #: 4e-3 m and 3e-4 m/s over 30 s (tests/test_formation_filter.py).  A larger difference
-#: propagates in full.  On the 24-h two-partner range-only batch, 56 % of the own steps are
-#: shared (70 % and 17 % less CPU when the filters stepped every 5 s).
+#: propagates in full.
 _OWN_STEPS_MAX = 32
 SHARE_MAX_DR_M = 10.0
 SHARE_MAX_DV_M_S = 0.01
@@ -455,7 +424,7 @@ class FormationFilter:
         is < 1 % for the velocity and acceleration terms and < 6 % for the position term
         (which grows as h^5 and is ~1e-15 m^2 at these steps).  Event times are irregular
         (ranges carry milliseconds), so caching by exact h would miss almost always,
-        and the exact series costs ~0.3 ms per chain.
+        and the exact series is too costly to evaluate at every step.
         """
         k = h / Q_GRID_S
         i = int(k)

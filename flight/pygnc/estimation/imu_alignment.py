@@ -9,8 +9,7 @@ instants by a constant of up to a second (plus the stated epochs' own error whil
 phase wraps).  That offset matters: integrating the IMU over a window shifted by ``e`` changes
 each step's rotation by about ``(w_k - C w_{k-1}) e`` (the rate's change over the step), which
 on a tumbling body is tenths of a degree per step for half a second, and the filter would
-take it for attitude or bias error (measured: 0.55 deg RMS and NEES 24 with ``e`` = 0.54 s,
-against 0.19 deg and NEES 2.0 aligned).
+take it for attitude or bias error (docs/design/imu_time_alignment.md).
 
 It is also observable, from the same quantity: each sensor sample carries the BMX160's rate
 at its instant.  The IMU's rate interpolated at that (mapped) time differs from it by

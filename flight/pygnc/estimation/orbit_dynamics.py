@@ -23,13 +23,13 @@ Models
   (:mod:`pygnc.environment.moon`) tidal accelerations, GM [(s - r)/|s - r|^3 - s/|s|^3],
   with the ephemerides evaluated at 10-minute nodes and interpolated linearly; added once
   per step at the mid-step time and position like the tesserals (~1e-6 m/s^2 at 500 km;
-  their gradient, ~1e-13 s^-2, is left out of Phi).  ~4 us per 5-s step.
+  their gradient, ~1e-13 s^-2, is left out of Phi).
 * **Empirical accelerations** (dynamic model compensation): a first-order Gauss-Markov
   process per GCRS axis, dw/dt = -w/tau + u(t), with steady-state standard deviation
   sigma (u white with spectral density 2 sigma^2 / tau).  They absorb everything not
-  modelled: gravity beyond the modelled field (measured along a 500-km SSO: EGM96
-  degrees 9-12 give 2.5e-5 / 1.7e-5 / 2.2e-5 m/s^2 RMS radial / along / cross, correlated
-  over ~100 s with a negative lobe at 300 s), drag-model error (~1e-7), SRP (~6e-8), and
+  modelled: gravity beyond the modelled field (along a 500-km orbit EGM96 degrees 9-12
+  give ~2e-5 m/s^2 RMS per axis, correlated over ~100 s), drag-model error (~1e-7), SRP
+  (~6e-8), and
   the third bodies when they are not modelled (~5e-7).
 * **State transition** (:func:`propagate`): RK4 on (r, v) over one step (<= 5 s; longer
   intervals are split), the empirical acceleration decaying exactly as w(t) = w0
@@ -43,7 +43,7 @@ Models
   (r, v, w) chain driven by the Gauss-Markov noise, per axis, closed form.
 
 The hot path (:func:`propagate`) works on Python floats: for 3-vectors this is several
-times faster than numpy and keeps a 5-s predict well under 0.1 ms.
+times faster than numpy.
 """
 
 from __future__ import annotations
@@ -316,9 +316,9 @@ def _tesseral_itrs_xyz(x, y, z, tables):
 
     V/W (Cunningham) recursion of the solid spherical harmonics (Montenbruck & Gill,
     Satellite Orbits, §3.2.4), m > 0 terms only, column by column; each value is added
-    into the acceleration with its weights as it is made, so nothing is stored (2.2x
-    faster than storing the triangle and summing the terms after it, the same sums
-    re-associated: within 4e-15 relative).  Column 0 has W = 0.
+    into the acceleration with its weights as it is made, so nothing is stored (faster than
+    storing the triangle and summing the terms after it; the same sums re-associated:
+    within 4e-15 relative).  Column 0 has W = 0.
     """
     rr = R_EARTH_M / (x * x + y * y + z * z)
     x0, y0, z0, rho = x * rr, y * rr, z * rr, R_EARTH_M * rr

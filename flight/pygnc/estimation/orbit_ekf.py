@@ -29,32 +29,12 @@ with ``F @ x`` (linear), which is wrong for an EKF whose prediction is the nonli
 propagation.  filterpy is used in the tests as an independent oracle for the Joseph update
 and the RTS recursion (``tests/test_orbit_ekf.py``).
 
-Performance (``bench/bench_orbit.py``, a 2-core machine shared with other jobs; 500 km SSO,
-truth propagated by brahe - EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon, SRP with shadow,
-relativity - GPS 10 m / 0.01 m/s per axis every 25 s, 3 h, 3 seeds, after 30 min):
-filtered 2.56 m 3D RMS (worst seed 2.92 m), 6.9 mm/s; NEES mean 5.6 for 6 dof, 97 % of
-epochs inside the 95 % bound; RTS-smoothed (ground) 1.85 m, 4.3 mm/s.  5 % of 1-km
-outliers: all rejected, 2.70 m; a 10-min gap: 2.87 m; clock offset 37.6 s + 3 % invalid:
-2.70 m.  0.155 ms per 5-s predict, 0.136 ms per update.  (On the former in-house EGM96
-12x12 truth: 2.77 m, 6.7 mm/s, smoothed 1.88 m.)
-
-What the data support (all in the bench):
-
-* Information floor - an EKF whose dynamics *are* the truth's, zero process noise, same
-  fixes: 1.40 m filtered (its covariance: 1.49 m), 0.84 m smoothed, 1.7 mm/s.  The issue's
-  2.0 m / 1.2 m are above it, so the gap is modelling.
-* The gap is the gravity field beyond 8x8: on a truth cut at EGM2008 8x8 (but with
-  NRLMSISE-00 drag, wrong B and activity, Sun/Moon, SRP) this filter with DMC 1e-6 gets
-  1.94 m / 1.19 m smoothed.  A richer flight field does not buy it back: EGM96 tesserals
-  to 12x12 cost 0.42 ms per predict (against 0.17 ms) and change the 3 seeds' figures by
-  < 0.07 m, so the default stays 8x8.
-* Bayesian bound (on the in-house EGM96 12x12 truth, whose unmodelled field is exactly the
-  88 coefficients of degrees 9-12): the optimal linear filter that knows their form and
-  per-degree RMS expects 2.35 m filtered and 1.54 m smoothed.  The velocity target
-  (8 mm/s) is met.
-
-Default tuning: DMC sigma 3e-5 m/s^2 (the measured RMS of the unmodelled acceleration),
-tau 150 s (its correlation time); Sun/Moon modelled (costs 4 us per step).
+The default flight field is EGM96 to 8x8: the remaining error is the gravity field beyond
+it, which a richer flight field does not buy back at its cost, and the empirical
+accelerations absorb (DMC sigma 3e-5 m/s^2 and tau 150 s: the RMS and correlation time of
+the unmodelled acceleration along a 500-km orbit).  ``bench/bench_orbit.py`` measures the
+accuracy, the consistency, the information floor of an EKF whose dynamics are the truth's,
+and the cost.
 
 Everything here is pure computation: arrays in, arrays out, no I/O.
 """

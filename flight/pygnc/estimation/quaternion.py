@@ -13,8 +13,8 @@ import numpy as np
 
 
 def _floats(v) -> list:
-    """The elements of a small vector as Python floats: numpy scalars cost ~4x as much per
-    operation in the written-out formulas below (the same IEEE operations either way)."""
+    """The elements of a small vector as Python floats: numpy scalars cost several times as
+    much per operation in the written-out formulas below (the same IEEE operations either way)."""
     return v.tolist() if type(v) is np.ndarray else [float(c) for c in v]
 
 

@@ -39,7 +39,7 @@ class OrbitFilterConfig:
     zonal_degree: int = bounded(8, "[2, 8]")
     #: Degree and order of the EGM96 tesseral terms (0 = none, 2..8).
     tesseral_degree: int = bounded(8, "[0, 8]", choices=(0, 2, 3, 4, 5, 6, 7, 8))
-    #: Sun and Moon tidal accelerations in the dynamics (analytic ephemerides, ~4 us/step).
+    #: Sun and Moon tidal accelerations in the dynamics (analytic ephemerides).
     third_body: bool = True
     #: Longest integration step [s].  A GPS fix every ~25 s is one step from the last one;
     #: RK4 over 30 s is ~3 mm and 5e-6 m/s off a 1-s integration on a 500-km orbit (the

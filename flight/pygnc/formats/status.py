@@ -19,10 +19,8 @@ propagation horizon, and its 3-D 1-sigma is under the configured bound (see
 ``t_sc_s - *_t_sc_s``; how far it was propagated beyond the data is ``*_t_sc_s -
 batch_t_sc_last_s``.
 
-Version 3 (this layout): per peer, the range-only ambiguity and acquisition progress, and
-the qualities ``acquiring`` and ``ambiguous``.  Version 2: float64 clock offset named
-``clock_utc_minus_sc_s``; batch span; ``*_quality`` bytes; free space, write-failure and
-bus-log counters; 10 task slots.
+The layout is version :data:`VERSION`; the decoder refuses any other (what changed
+between versions: CHANGELOG.md).
 """
 
 from __future__ import annotations

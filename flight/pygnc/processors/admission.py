@@ -78,7 +78,7 @@ class BatchDecimation:
 
 
 #: Largest stretch of filter time predicted between two budget checks, s (12 integration
-#: steps of 5 s: ~2 ms for the orbit filter, ~6 ms per formation peer on this machine).
+#: steps of 5 s: milliseconds, far inside a handler's budget).
 CHUNK_S = 60.0
 
 

@@ -40,20 +40,21 @@ the batch's samples (those admitted before ``batch_end``, whenever they are proc
 they wait for their orbit estimates, which ``batch_end`` overtakes) only the estimates the batch
 writer records are published - the first of each bin of its attitude period (60 s by
 default) - and the batch's last (the newest left out is published once nothing of the
-batch is waiting any more); live samples after it, every one.  Every sample is processed
-as before (counter ``outputs_decimated``).
+batch is waiting any more); live samples after it, every one.  Every sample is still
+processed (counter ``outputs_decimated``).
 
 * ``imu_samples`` (a live IMU, task ``imu_ingest``): rates rotated into body axes
   (``Config.imu_device_to_body``), kept (at most ``attitude_imu_max_samples``) until the
   sensor samples they span are processed.  A step they cover (no gap over
   ``attitude_imu_max_gap_s``, the last at most ``attitude_imu_max_hold_s`` before its end) is
   propagated on them (:meth:`AttitudeMEKF.propagate_imu`, with the IMU's own gyro-bias
-  estimate); any other step on the BMX160 as before, so an unplugged IMU costs only its
+  estimate); any other step on the BMX160, so an unplugged IMU costs only its
   accuracy.  Samples with a non-finite or implausible rate (beyond 2000 deg/s), or not after
   the previous one, are dropped and counted (``imu_rejected``).  The IMU's time tags are on
   the spacecraft clock (the Pi's clock, set from the host's start argument) and go through
-  the clock map like the sensor stamps; a constant offset between the two clocks hardly
-  matters: it shifts each step's integration window, not its length.
+  the clock map like the sensor stamps; the constant offset between the two clocks is
+  estimated (:class:`~pygnc.estimation.imu_alignment.ImuTimeAlignment`) and the IMU's
+  times shifted by it (docs/design/imu_time_alignment.md).
 
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
 

@@ -17,7 +17,7 @@ from ..estimation.formation_filter import FormationFilter
 from ..estimation.range_only import MIRROR_D2, PartnerHypotheses, reflected, same_orbit
 from . import admission
 
-#: Propagation step of a cursor between budget checks [s] (6 filter steps, ~1-3 ms).
+#: Propagation step of a cursor between budget checks [s] (6 filter steps: milliseconds).
 PROPAGATION_CHUNK_S = 30.0
 
 

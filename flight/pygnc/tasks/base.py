@@ -1,6 +1,6 @@
 """The loop every task process runs: pend with a timeout, check run status, work.
 
-Life of a task (see docs/interface.md, "Process lifecycle"):
+Life of a task (see docs/interface.md, "Tasks and supervision"):
 
 1. signal handlers for SIGINT/SIGTERM only set a flag (and wake the poll via a pipe); they
    are installed first thing (``python -m pygnc.tasks``), and the task's module (numpy and
@@ -67,9 +67,9 @@ CONTROL_CHECK_EVERY = 32
 REPLAY_SLICE_S = 0.05
 #: A sink that has caught up (took fewer than DRAIN_BATCH messages in a turn) lets the next
 #: ones gather this long before it polls again, s: one wake-up per message (poll, run-status
-#: checks, step) cost the batch writer and status reporter three times what handling the
-#: message does (a day's batch: ~100 000 messages each); 20 ms at most is added to when a
-#: message is recorded, stop and pings are answered.
+#: checks, step) cost the batch writer and status reporter several times what handling the
+#: message does; 20 ms at most is added to when a message is recorded, stop and pings are
+#: answered.
 SINK_COALESCE_S = 0.02
 #: Development: a directory named by this environment variable gets each task's cProfile
 #: statistics (``<task>.prof``) when it exits (``bench/bench_batch.py --profile``).

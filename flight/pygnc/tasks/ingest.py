@@ -126,8 +126,8 @@ class LazyMessages(Sequence):
     """A stream's messages (a read-only sequence of ``(type, body)``) with the batch's
     samples, fixes and ranges kept as their decoded arrays: a body is built when it is read,
     :data:`CHUNK` of one source at a time (the chunk being read is kept).  What the ingest
-    task holds for the whole run (it publishes the batch again when a consumer restarts):
-    a day's batch as dicts is ~35 MiB, as arrays ~2 MiB.  ``append`` and ``extend`` add
+    task holds for the whole run (it publishes the batch again when a consumer restarts),
+    an order of magnitude smaller as arrays than as dicts.  ``append`` and ``extend`` add
     messages before the merged part until it is set, after it from then on."""
 
     CHUNK = 512
