@@ -275,8 +275,9 @@ def time_span_line(t) -> str:
 
 def decode_sense(args) -> int:
     from pygnc.formats.sense import decode_sense as dec
+    from pygnc.formats.settings import DecodeSettings
 
-    batch = dec(_read(args.file), _config(args))
+    batch = dec(_read(args.file), DecodeSettings.from_config(_config(args)))
     s, f = batch.sensors, batch.fixes
     print(f"sense {args.file}: {len(s)} sensor samples, {len(f)} GPS fixes ({int(f['valid'].sum())} valid)")
     print(f"  {_stats_line(batch.stats)}")
@@ -293,9 +294,11 @@ def decode_sense(args) -> int:
 
 def decode_range(args) -> int:
     from pygnc.formats.range_file import decode_range as dec, read_range_dir
+    from pygnc.formats.settings import DecodeSettings
 
     cfg = _config(args)
-    batch = read_range_dir(args.file, cfg) if args.file.is_dir() else dec(_read(args.file), cfg)
+    settings = DecodeSettings.from_config(cfg)
+    batch = read_range_dir(args.file, settings) if args.file.is_dir() else dec(_read(args.file), settings)
     fx, rg = batch.gps_fixes, batch.ranges
     whose = "own" if cfg.range_gps_source == "own" else "peer"
     print(f"range {args.file}: {len(fx)} GPS packets ({whose} fixes, {int(fx['valid'].sum())} valid), "

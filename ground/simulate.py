@@ -46,6 +46,7 @@ from pygnc.config import Config
 from pygnc.formats import range_packet
 from pygnc.formats.range_file import RANGE_DTYPE, RAW_MAX, encode_range_group
 from pygnc.formats.sense import encode_sense_records
+from pygnc.formats.settings import DecodeSettings
 from pygnc.timebase import gps_from_utc_unix, utc_unix_from_gps
 
 # --------------------------------------------------------------------------- helpers
@@ -369,12 +370,13 @@ def _sensors(s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, 
     n_sc, n_t = len(s.spacecraft), t.size
     sensor_idx = sensor_rel.astype(np.int64)
     n_s = sensor_idx.size
-    cfg = Config(
+    # (checked as the flight configuration checks them)
+    settings = DecodeSettings.from_config(Config(
         mag_lsb_ut=s.sensors.mag_lsb_ut,
         gyro_lsb_deg_s=s.sensors.gyro_lsb_deg_s,
         imu_to_body=tuple(float(v) for v in s.sensors.imu_to_body),
         sensors_per_record=s.sensors.per_record,
-    )
+    ))
     out = {"t_sc_s": np.zeros((n_sc, n_t)), "gyro_bias": np.zeros((n_sc, n_t, 3)),
            "sun_lux_true": np.zeros((n_sc, n_s, 6)), "albedo_lux": np.zeros((n_sc, n_s, 6)),
            "stamp": np.zeros((n_sc, n_s), dtype=np.uint32), "raw": []}
@@ -406,7 +408,7 @@ def _sensors(s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, 
             s.sensors.lux_noise_floor_lux,
             scn.rng_for(s.seed, scn.STREAM_LUX, k),
         )
-        out["raw"].append(sen.sensor_segments(out["stamp"][k], mag, gyro, lux, s.sensors.hall_raw, cfg))
+        out["raw"].append(sen.sensor_segments(out["stamp"][k], mag, gyro, lux, s.sensors.hall_raw, settings))
     return out
 
 

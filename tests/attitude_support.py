@@ -15,6 +15,7 @@ from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
 from pygnc.estimation.attitude_environment import environment_at
 from pygnc.formats.sense import decode_sense
+from pygnc.formats.settings import DecodeSettings
 from pygnc.timebase import fit_clock_map
 from scipy.spatial.transform import Rotation, Slerp
 
@@ -48,7 +49,7 @@ def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigm
     the clock map) and truth positions at the true sample times."""
     z = scenario.truth
     config = EVERY
-    batch = decode_sense(scenario.files["sc0"]["sense.bin"], config)
+    batch = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config))
     sens = batch.sensors
     rib = np.asarray(config.imu_to_body, dtype=float).reshape(3, 3)
     idx = np.rint(z["sensor_t_gps_s"] - z["t_gps_s"][0]).astype(int)

@@ -17,6 +17,7 @@ from pygnc.estimation import attitude_sensors as sensors
 from pygnc.estimation import chi2
 from pygnc.estimation import quaternion as qn
 from pygnc.formats.sense import decode_sense
+from pygnc.formats.settings import DecodeSettings
 from scipy.spatial.transform import Rotation
 
 from attitude_support import errors, issue_settings, run_core
@@ -217,7 +218,7 @@ def test_calibrator_recovers_gyro_and_mag_bias_while_tumbling(three_hours):
     scenario, _, _ = three_hours
     z = scenario.truth
     config = Config()
-    sens = decode_sense(scenario.files["sc0"]["sense.bin"], config).sensors[:720]  # 1 h
+    sens = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config)).sensors[:720]  # 1 h
     rib = np.asarray(config.imu_to_body, dtype=float).reshape(3, 3)
     c = am.GyroMagCalibrator(am.AttitudeFilterConfig())
     for k in range(len(sens)):

@@ -1,5 +1,5 @@
-"""scripts/code_map.py in check mode: flight/ has no import cycle, and no new cycle hides
-behind an import inside a function; the checker itself finds both kinds."""
+"""scripts/code_map.py in check mode: flight/ and ground/ have no import cycle, not even one
+that closes only through an import inside a function; the checker itself finds both kinds."""
 
 import importlib.util
 import subprocess
@@ -8,9 +8,6 @@ import sys
 from flight_harness import REPO
 
 SCRIPT = REPO / "scripts" / "code_map.py"
-#: Cycles in flight/ that close only through a deferred import (inside a function).  Issue 38
-#: item 4 removes this one; then the list is empty and the check runs with --strict.
-KNOWN_DEFERRED = [{"pygnc.config", "pygnc.formats.batch", "pygnc.tasks.table"}]
 
 
 def _code_map():
@@ -21,17 +18,11 @@ def _code_map():
     return mod
 
 
-def test_flight_has_no_import_cycle():
-    r = subprocess.run([sys.executable, str(SCRIPT), "flight", "--check"], capture_output=True, text=True,
+def test_no_import_cycle():
+    r = subprocess.run([sys.executable, str(SCRIPT), "--check", "--strict"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    assert "import-time cycles: none" in r.stdout
-
-
-def test_no_new_cycle_through_deferred_imports():
-    cm = _code_map()
-    found = cm.cycles(cm.scan([cm.TREES["flight"]]), include_deferred=True)
-    assert all(any(set(c) <= known for known in KNOWN_DEFERRED) for c in found), found
+    assert "import-time cycles: none" in r.stdout and "cycles through deferred imports: none" in r.stdout
 
 
 def test_the_check_finds_cycles(tmp_path):

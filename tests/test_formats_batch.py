@@ -268,6 +268,22 @@ def test_registry_is_consistent():
     assert set(B.channels()) <= set(CHANNELS)
 
 
+def test_health_records_carry_the_task_tables_ids_and_the_status_files_states():
+    from pygnc.formats import status as S
+    from pygnc.tasks.table import TASKS
+
+    kind = B.KINDS_BY_NAME["health"]
+    specs = TASKS[:B.HEALTH_SLOTS - 1]  # and a slot for a name the table does not know
+    tasks = [{"name": t.name, "state": S.TASK_STATES[k % len(S.TASK_STATES)], "restarts": k}
+             for k, t in enumerate(specs)]
+    body = {"t_sc_s": 1.7e9, "uptime_s": 5.0, "tasks": tasks + [{"name": "nobody", "state": "bogus"}]}
+    v = kind.unpack(kind.pack(kind.encode("health", body)))
+    n = len(tasks)
+    assert v["n_tasks"] == n + 1
+    assert list(v["task_id"][:n + 1]) == [t.task_id for t in specs] + [0]
+    assert [S.TASK_STATES[i] for i in v["task_state"][:n]] == [t["state"] for t in tasks] and v["task_state"][n] == 0
+
+
 @given(st.floats(min_value=0.0, max_value=2.0**32 - 1.0, allow_nan=False))
 def test_record_time_ms_is_the_time_a_record_stores(t):
     """The batch writer's bins and the estimators' decimation both use record_time_ms."""

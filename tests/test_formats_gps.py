@@ -19,6 +19,7 @@ from pygnc.formats.gps import (
     gps_raw_from_fixes,
     gps_segment_plausible,
 )
+from pygnc.formats.settings import DecodeSettings
 from pygnc.timebase import GPS_EPOCH_UNIX_S
 
 # protocols.md §3.5 worked vector (PyGNC test_data_parsing.py).
@@ -57,7 +58,7 @@ def test_worked_vector_exact():
     assert fix["sats_tracked"] == 10 and fix["sats_in_solution"] == 8
     # |r| = 3.74e6 m is inside the Earth: never valid, whatever statuses are accepted.
     assert not fix["valid"]
-    assert not decode_gps_segments(raw, Config(accepted_solution_status=(0, 1)))[0]["valid"]
+    assert not decode_gps_segments(raw, DecodeSettings.from_config(Config(accepted_solution_status=(0, 1))))[0]["valid"]
     assert gps_segment_plausible(raw).tolist() == [True]
     assert encode_gps_segments(decode_gps_segments(raw)) == raw
 
@@ -101,7 +102,7 @@ def test_round_trip_raw_decode_encode(seg):
     for name in GPS_SEGMENT_DTYPE.names:
         np.testing.assert_array_equal(fixes[name], seg[name])
     np.testing.assert_array_equal(fixes["t_gps_s"], seg["week"] * 604800.0 + seg["ms_of_week"] * 1e-3)
-    np.testing.assert_array_equal(fixes["valid"], fix_is_valid(fixes, Config()))
+    np.testing.assert_array_equal(fixes["valid"], fix_is_valid(fixes, DecodeSettings.from_config(Config())))
 
 
 def _good_fix(**kw):
@@ -136,8 +137,8 @@ def test_validity_rules(change, valid):
 
 def test_accepted_status_is_configuration():
     fix = _good_fix(solution_status=1, vel_status=1)
-    assert not fix_is_valid(fix[None], Config())[0]
-    assert fix_is_valid(fix[None], Config(accepted_solution_status=(0, 1)))[0]
+    assert not fix_is_valid(fix[None], DecodeSettings.from_config(Config()))[0]
+    assert fix_is_valid(fix[None], DecodeSettings.from_config(Config(accepted_solution_status=(0, 1))))[0]
 
 
 def test_plausibility():

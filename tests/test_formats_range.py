@@ -27,6 +27,7 @@ from pygnc.formats.range_file import (
     range_file_number,
     read_range_dir,
 )
+from pygnc.formats.settings import DecodeSettings
 
 CAPTURE = PY4_DATA / "pygnc_range_example" / "rng00000.bin"
 
@@ -90,15 +91,20 @@ def test_sizes_and_layout():
     assert fx["valid"] and fx["peer_id"] == 0x4B and fx["t_sc_s"] == 0x01020304 and fx["week"] == 2300
 
 
+def _settings(**config) -> DecodeSettings:
+    """The decoders' settings of a configuration with these keys."""
+    return DecodeSettings.from_config(Config(**config))
+
+
 def test_conversion_follows_configuration():
     pk = encode_range_packets([(0x4A, 100, 23188)])
     base = decode_range(GPS + pk).ranges["range_m"][0]
     assert base == pytest.approx(23188 * 150 / (4096 * 0.8125))
-    wide = decode_range(GPS + pk, Config(sx1280_ranging_bandwidth_code=0x0A)).ranges["range_m"][0]
+    wide = decode_range(GPS + pk, _settings(sx1280_ranging_bandwidth_code=0x0A)).ranges["range_m"][0]
     assert wide == pytest.approx(base / 2)
-    filt = decode_range(GPS + pk, Config(sx1280_ranging_filtered=True)).ranges["range_m"][0]
+    filt = decode_range(GPS + pk, _settings(sx1280_ranging_filtered=True)).ranges["range_m"][0]
     assert filt == pytest.approx(base * 0.2)
-    cal = decode_range(GPS + pk, Config(range_calibration_m={"0x4A": 12.5, "75": -3.0})).ranges["range_m"][0]
+    cal = decode_range(GPS + pk, _settings(range_calibration_m={"0x4A": 12.5, "75": -3.0})).ranges["range_m"][0]
     assert cal == pytest.approx(base - 12.5)
     with pytest.raises(ValueError, match="bandwidth code"):
         Config(sx1280_ranging_bandwidth_code=0x19)
@@ -310,7 +316,7 @@ def test_range_bin_is_read_after_the_numbered_files(tmp_path):
 def test_gps_fix_validity_uses_config():
     data = encode_range_group(gps_fix(solution_status=1, vel_status=1, pos=(7e6, 0, 0), vel=(0, 7e3, 0), sats=8), [])
     assert not decode_range(data).gps_fixes["valid"][0]
-    assert decode_range(data, Config(accepted_solution_status=(0, 1))).gps_fixes["valid"][0]
+    assert decode_range(data, _settings(accepted_solution_status=(0, 1))).gps_fixes["valid"][0]
 
 
 def test_absurd_range_file_name_is_ignored_not_fatal(tmp_path):

@@ -25,6 +25,7 @@ from pygnc.formats.sense import (
     opt3001_raw_from_lux,
     read_sense_file,
 )
+from pygnc.formats.settings import DecodeSettings
 
 DATA = PY4_DATA
 EXAMPLE = DATA / "pygnc_example" / "sense.bin"
@@ -60,7 +61,7 @@ def test_sensor_worked_vector():
 
 def test_example_capture():
     for config in (Config(), Config(accepted_solution_status=(0, 1))):
-        batch = read_sense_file(EXAMPLE, config)
+        batch = read_sense_file(EXAMPLE, DecodeSettings.from_config(config))
         assert batch.stats.as_dict() == {
             "bytes_total": 8283, "bytes_skipped": 0, "records": 33, "records_skipped": 0, "skip_events": 0,
         }
@@ -78,7 +79,7 @@ def test_unittest_capture_valid_only_with_status_1_accepted():
     batch = read_sense_file(UNITTEST)
     assert batch.stats.records == 5 and batch.stats.bytes_skipped == 0
     assert not batch.fixes["valid"].any()
-    batch = read_sense_file(UNITTEST, Config(accepted_solution_status=(0, 1)))
+    batch = read_sense_file(UNITTEST, DecodeSettings(accepted_solution_status=(0, 1)))
     assert batch.fixes["valid"].all()
     # The simulator's quirk: its week/ms are the spacecraft time minus 10 s, read on the
     # GPS axis (no leap seconds), so as UTC the fix is 28 s before the spacecraft time.

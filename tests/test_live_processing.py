@@ -9,6 +9,7 @@ from ground.host import live
 from pygnc.config import Config, Paths
 from pygnc.formats import range_packet as rp
 from pygnc.formats import stream as fs
+from pygnc.formats.settings import DecodeSettings
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream, live_messages
@@ -26,17 +27,18 @@ def test_streamed_segments_decode_to_the_batch_messages():
     batch = [(t, _strip(b)) for t, b in build_message_stream(Paths(SAMPLE), cfg).messages
              if t == "sensor" or (t == "gps_fix" and b["peer_id"] == 0)]
     items = [i for i in live.live_items(SAMPLE, cfg) if i.tag != fs.RANGE]
-    streamed = [(t, _strip(b)) for i in items for t, b in live_messages(i.tag.decode(), i.data, cfg)]
+    settings = DecodeSettings.from_config(cfg)
+    streamed = [(t, _strip(b)) for i in items for t, b in live_messages(i.tag.decode(), i.data, settings)]
     # same messages; only the tie order differs (the host sends a fix before the sample of its second)
     key = lambda m: (m[1]["t_sc_s"], m[0])  # noqa: E731
     assert sorted(streamed, key=key) == sorted(batch, key=key)
-    assert all(b["record"] == -1 for i in items[:5] for _, b in live_messages(i.tag.decode(), i.data, cfg))
+    assert all(b["record"] == -1 for i in items[:5] for _, b in live_messages(i.tag.decode(), i.data, settings))
 
 
 def test_streamed_ranges_follow_the_sx1280_conversion():
-    cfg = Config(sx1280_ranging_bandwidth_code=0x0A)  # 1625 kHz
+    settings = DecodeSettings.from_config(Config(sx1280_ranging_bandwidth_code=0x0A))  # 1625 kHz
     data = rp.encode_packet(0x4B, 1_700_000_000, 40_000) + rp.encode_packet(0x4B, 1_700_000_001, 0)
-    (t1, b1), (t2, b2) = live_messages("RNG", data, cfg)
+    (t1, b1), (t2, b2) = live_messages("RNG", data, settings)
     assert t1 == t2 == "range" and b1["peer_id"] == 0x4B and b1["t_sc_s"] == 1_700_000_000.0
     assert abs(b1["range_m"] - 40_000 * 150 / (4096 * 1.625)) < 1e-9 and b1["valid"] and not b2["valid"]
     assert b1["file_index"] == b1["group"] == -1

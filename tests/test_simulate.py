@@ -17,6 +17,7 @@ from ground.simulate import _deterministic_npz, deputy_elements, simulate
 from pygnc.config import Config
 from pygnc.formats.range_file import read_range_dir
 from pygnc.formats.sense import OPT3001_MAX_LUX, read_sense_file
+from pygnc.formats.settings import DecodeSettings
 from pygnc.timebase import fit_clock_map
 
 REPO = Path(__file__).resolve().parents[1]
@@ -356,7 +357,7 @@ def test_corrupt_bytes_are_survivable_and_recorded(tmp_path):
 def test_team_status_convention(tmp_path):
     out = tmp_path / "team"
     _run(out, "--seed", "2", "--good-status", "1", "--spacecraft", "1")
-    f = read_sense_file(out / "sense.bin", Config(accepted_solution_status=(1,))).fixes
+    f = read_sense_file(out / "sense.bin", DecodeSettings(accepted_solution_status=(1,))).fixes
     assert np.all(f["solution_status"] == 1) and f["valid"].all()
     assert not (out / "range").exists() or not any((out / "range").iterdir())
 

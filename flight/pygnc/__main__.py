@@ -8,15 +8,13 @@ from pygnc.signals import StopSignals
 
 _stop = StopSignals()
 
+from pygnc.supervisor import exit_process, main as supervisor_main  # noqa: E402
+
 
 def main() -> int:
-    from pygnc.supervisor import main as supervisor_main
-
     prog = "pygnc" if not sys.argv[0].endswith("__main__.py") else "python -m pygnc"
     return supervisor_main(stop_signals=_stop, prog=prog)
 
 
 if __name__ == "__main__":
-    from pygnc.supervisor import exit_process
-
     exit_process(main())

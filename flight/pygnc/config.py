@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .estimation.tunables import AttitudeFilterConfig, FormationFilterConfig, OrbitFilterConfig, RangeOnlyConfig
+from .formats import range_packet
+from .formats.batch import KINDS_BY_NAME
+from .formats.settings import DecodeSettings
 from .limits import Problem, bounded, field_problems, is_number, number_problem
 from .toml_lines import find_line, syntax_error_line
 
-#: Sensor segments per sense.bin record (the flight team's
-#: ``batch_sensor_gps_packet_num_sensor_packets``).
-SENSORS_PER_RECORD = 5
+#: Defaults of the fields the decoders read (declared in pygnc.formats.settings).
+_DECODE = DecodeSettings()
 #: Time the status reporter needs after its stop drain for the final status, info and bus
 #: log (fsyncs on a busy SD card), s.
 SINK_FINAL_WRITE_MARGIN_S = 0.5
@@ -39,17 +41,17 @@ SINK_FINAL_WRITE_MARGIN_S = 0.5
 class Config:
     # --- batch inputs -------------------------------------------------------------
     #: Sensor segments per sense.bin record.
-    sensors_per_record: int = bounded(SENSORS_PER_RECORD, "[1, 100]")
+    sensors_per_record: int = bounded(_DECODE.sensors_per_record, "[1, 100]")
     #: NovAtel position-solution-status values accepted as a usable fix
     #: (0 = SOL_COMPUTED; the flight team's simulator writes 1 for good fixes).
-    accepted_solution_status: tuple[int, ...] = bounded((0,), "[0, 255]")
+    accepted_solution_status: tuple[int, ...] = bounded(_DECODE.accepted_solution_status, "[0, 255]")
     #: Minimum satellites in solution for a usable fix.
-    min_sats_in_solution: int = bounded(4, "[0, 255]")
+    min_sats_in_solution: int = bounded(_DECODE.min_sats_in_solution, "[0, 255]")
     #: Plausible geocentric radius of a fix, metres (LEO and a margin).
-    min_fix_radius_m: float = bounded(6_300_000.0, "[0, 1e9]")
-    max_fix_radius_m: float = bounded(8_500_000.0, "[0, 1e9]")
+    min_fix_radius_m: float = bounded(_DECODE.min_fix_radius_m, "[0, 1e9]")
+    max_fix_radius_m: float = bounded(_DECODE.max_fix_radius_m, "[0, 1e9]")
     #: Plausible speed of a fix in ECEF, m/s.
-    max_fix_speed_m_s: float = bounded(9_000.0, "(0, 1e6]")
+    max_fix_speed_m_s: float = bounded(_DECODE.max_fix_speed_m_s, "(0, 1e6]")
     #: Most of sense.bin that ingest reads, bytes: a larger file costs only its newest
     #: (last) this many bytes; the head is not read, counted as skipped and reported
     #: (16 MiB: ~19 days of records at one sample per 5 s; ingest holds ~4 bytes per byte).
@@ -63,9 +65,9 @@ class Config:
 
     # --- sensors ------------------------------------------------------------------
     #: BMX160 magnetometer LSB, µT.
-    mag_lsb_ut: float = bounded(1.0 / 16.0, "(0, 1e3]")
+    mag_lsb_ut: float = bounded(_DECODE.mag_lsb_ut, "(0, 1e3]")
     #: BMX160 gyro LSB, deg/s.
-    gyro_lsb_deg_s: float = bounded(1.0 / 65.6, "(0, 1e3]")
+    gyro_lsb_deg_s: float = bounded(_DECODE.gyro_lsb_deg_s, "(0, 1e3]")
     #: IMU-to-body matrix of the BMX160's magnetometer and gyro, row-major 3x3
     #: (v_body = R @ v_imu), orthonormal (checked at load).  The default is the flight
     #: team's statement (body X = IMU Y, body Y = -IMU X, body Z = -IMU Z), which is a
@@ -358,8 +360,8 @@ class Config:
     #: flight team's code uses 0x18) and whether results are the radio's filtered ones:
     #: range_m = raw * 150 / (2**12 * bandwidth_MHz) (* 0.2 if filtered) - calibration;
     #: pygnc.formats.range_packet.
-    sx1280_ranging_bandwidth_code: int = bounded(0x18, "[0, 255]")
-    sx1280_ranging_filtered: bool = False
+    sx1280_ranging_bandwidth_code: int = bounded(_DECODE.sx1280_ranging_bandwidth_code, "[0, 255]")
+    sx1280_ranging_filtered: bool = _DECODE.sx1280_ranging_filtered
     #: Per-partner range calibration offset, m, subtracted from every converted range of that
     #: partner (TOML table ``[range_calibration_m]``, keys the partner id as "0x4A" or "74").
     range_calibration_m: dict = bounded(None, "[-1e4, 1e4]", default_factory=dict)
@@ -568,8 +570,6 @@ def config_problems(c: "Config") -> list[Problem]:
                 table = {k: v for k, v in table.items() if k != "orbit"}
             out += [_misplaced(p, cls) for p in field_problems(cls, table, (name,))]
     if ok("batch_kinds", "batch_period_s") and (c.batch_kinds or c.batch_period_s):
-        from .formats.batch import KINDS_BY_NAME  # (no numpy; formats import nothing of config)
-
         known = ", ".join(sorted(KINDS_BY_NAME))
         for k in c.batch_kinds:
             if k not in KINDS_BY_NAME:
@@ -603,13 +603,14 @@ def config_problems(c: "Config") -> list[Problem]:
                 sub = _prior_key(str(exc), v)
                 out.append(Problem(("formation_peer_priors", k, *sub), f"is refused: {exc}"))
     if ok("housekeeping_devices") and c.housekeeping_devices:
-        from .drivers.hk_devices import device_problems  # (no numpy; drivers import nothing of config)
+        # Deferred: it loads pyserial and the device drivers, which the supervisor
+        # and the status reporter - both import this and must start fast - need only when a
+        # configuration lists housekeeping devices.
+        from .drivers.hk_devices import device_problems
 
         for i, key, msg in device_problems(c.housekeeping_devices):
             out.append(Problem(("housekeeping_devices", i, *((key,) if key else ())), f"is refused: {msg}"))
     if ok("sx1280_ranging_bandwidth_code"):
-        from .formats import range_packet  # (no numpy)
-
         try:
             range_packet.bandwidth_hz(c.sx1280_ranging_bandwidth_code)
         except ValueError as exc:

@@ -13,8 +13,7 @@ Conventions (also in docs/interface.md):
 GPS - UTC = 18 s since 2017-01-01.  The table ends there; a future leap second needs a new
 entry (``LEAP_SECONDS``) and a new flight package.
 
-Pure functions over floats or numpy arrays; numpy is imported lazily so the status reporter
-can use the scalar helpers without paying for it.
+Pure functions over floats or numpy arrays.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 #: POSIX time of the GPS epoch, 1980-01-06T00:00:00 UTC.
 GPS_EPOCH_UNIX_S = 315_964_800
@@ -73,8 +74,6 @@ def _step_lookup(edges: list, t):
     if isinstance(t, (int, float)):
         i = bisect.bisect_right(edges, t)
         return _LEAP_N[i - 1] if i else 0
-    import numpy as np
-
     idx = np.searchsorted(np.asarray(edges, dtype=float), t, side="right")
     return np.concatenate(([0], _LEAP_N))[idx]
 
@@ -136,8 +135,6 @@ def fit_clock_map(t_sc_s, t_gps_s, min_span_for_drift_s: float = 3600.0, reject_
     spacecraft time, or a clock step, must not bend the map).  Drift is only
     fitted when the pairs span at least *min_span_for_drift_s*.
     """
-    import numpy as np
-
     t_sc = np.asarray(t_sc_s, dtype=float)
     t_gps = np.asarray(t_gps_s, dtype=float)
     ok = np.isfinite(t_sc) & np.isfinite(t_gps)

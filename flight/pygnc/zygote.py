@@ -51,7 +51,9 @@ child; the supervisor must never block.)
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import importlib
 import json
 import os
 import select
@@ -62,6 +64,7 @@ import time
 import traceback
 
 from .signals import ignore_stop_signals
+from .tasks.table import TASKS_BY_NAME, process_name
 
 #: Fields of a request line (supervisor -> zygote).
 REQUEST_FIELDS = ("id", "name", "argv")
@@ -70,9 +73,9 @@ EVENTS = {"ready": ("pid", "import_s"), "failed": ("error",), "forked": ("id", "
           "fork_failed": ("id", "error"), "exit": ("pid", "status")}
 #: Imported by the tasks only when first needed; the zygote imports them too, so their
 #: pages are shared rather than loaded in each task:
-#: numpy.random (range-only initial orbits), the moon (third-body gravity), zipfile and
-#: numpy.ma (``np.load`` of the IGRF table).
-LAZY_IMPORTS = ("numpy.random", "numpy.ma", "zipfile", "pygnc.environment.moon")
+#: numpy.random (range-only initial orbits), zipfile and numpy.ma (``np.load`` of the IGRF
+#: table).
+LAZY_IMPORTS = ("numpy.random", "numpy.ma", "zipfile")
 #: Longest wait of the zygote's loop, s (children are reaped at least this often).
 ZYGOTE_POLL_S = 1.0
 #: Longest request line accepted, bytes (a request is ~300 bytes).
@@ -113,8 +116,10 @@ def _become_task(name: str, argv: list[str], close_fds: list[int], stdio_fds: tu
                 os.close(fd)
             except OSError:
                 pass
+        # Not at the top: serve() imports the task machinery in its loop (a failure there is
+        # a "failed" event, not a dead zygote), and the supervisor, which imports this
+        # module, never needs it.  Here it is loaded already.
         from .tasks.base import run_task_process
-        from .tasks.table import TASKS_BY_NAME, process_name
         try:
             with open("/proc/self/comm", "w") as f:
                 f.write(process_name(TASKS_BY_NAME[name]))
@@ -135,7 +140,6 @@ def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1, stdio_fds: tuple[
     module docstring.  Imports one module at a time; a task marked ``fork_early`` is forked
     as soon as its own module is in (the status reporter, first in the list and without
     numpy), every other once everything is imported (so it shares all of it)."""
-    import importlib
     t0 = time.monotonic()
     sig_r, sig_w = os.pipe()
     os.set_blocking(sig_r, False)
@@ -183,7 +187,6 @@ def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1, stdio_fds: tuple[
                     continue  # only the supervisor writes here; never crash on a bad line
         if not waiting or "pygnc.tasks.base" in todo:
             continue
-        from .tasks.table import TASKS_BY_NAME
         later = []
         for rid, name, argv in waiting:
             spec = TASKS_BY_NAME.get(name) if isinstance(name, str) else None
@@ -262,8 +265,6 @@ def become_subreaper() -> bool:
     the supervisor, which then reaps it and learns its real exit status.  False where
     that is not available (the orphans are then watched by pid, status unknown)."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):

@@ -30,6 +30,7 @@ from pathlib import Path
 from pygnc.config import Config
 from pygnc.formats import stream as fs
 from pygnc.formats.gps import decode_gps_segments
+from pygnc.formats.settings import DecodeSettings
 from pygnc.formats.status import ESTIMATE_QUALITY
 
 from . import live
@@ -207,9 +208,10 @@ def _upload(session: ShellSession, args, printer: Printer, config: Config):
     return scenario_t0, batch_last, uploads
 
 
-def _stream(client: StreamClient, frames, args, printer: Printer, config: Config):
+def _stream(client: StreamClient, frames, args, printer: Printer, settings: DecodeSettings | None):
     """Send *frames* at --rate (bad frames half-way with --bad-frames; stop early at
-    --ctrl-c-at-s); (start time, bad frames sent, interrupted)."""
+    --ctrl-c-at-s); (start time, bad frames sent, interrupted).  *settings*: what tells a
+    valid fix (None: the defaults)."""
     t0 = time.monotonic()
     bad_sent = []
     interrupted = False
@@ -242,7 +244,7 @@ def _stream(client: StreamClient, frames, args, printer: Printer, config: Config
                     bad_sent.append((what, fs.ERROR_CODES[code][0]))
                 printer.step(f"sent {len(bad_sent)} bad frames: " + ", ".join(w for w, _ in bad_sent))
             if tag == fs.GPS:
-                client.send_fix(payload, bool(decode_gps_segments(payload[:99], config)["valid"][0])
+                client.send_fix(payload, bool(decode_gps_segments(payload[:99], settings)["valid"][0])
                                 if len(payload) == 99 else False)
             else:
                 client.send(tag, payload)
@@ -333,7 +335,7 @@ def _drive(session: ShellSession, client: StreamClient, args, printer: Printer, 
     # -- stream ------------------------------------------------------------------------------------------
     # Periodic STA only while pygnc surely runs: a frame typed after it ends is a shell command.
     client.status_every_s = args.status_every_s
-    t0, bad_sent, interrupted = _stream(client, frames, args, printer, config)
+    t0, bad_sent, interrupted = _stream(client, frames, args, printer, DecodeSettings.from_config(config))
     summary["bad_frames_sent"] = bad_sent
     summary["frames_streamed"] = len(frames)
     summary["stream_interrupted"] = interrupted

@@ -23,6 +23,7 @@ from pygnc.formats import stream as fs
 from pygnc.formats.gps import GPS_SEGMENT_SIZE
 from pygnc.formats.range_file import encode_range_packets, read_range_dir
 from pygnc.formats.sense import SENSOR_SEGMENT_SIZE, find_records, record_dtype
+from pygnc.formats.settings import DecodeSettings
 
 _ORDER = {fs.GPS: 0, fs.SENSOR: 1, fs.RANGE: 2}
 
@@ -60,7 +61,7 @@ def live_items(scenario: Path, config: Config | None = None, t_from_s: float = -
             if any(seg):  # an all-zero segment is "no GPS"
                 items.append(LiveItem(float(t), fs.GPS, seg))
     if (scenario / "range").is_dir():
-        rb = read_range_dir(scenario / "range", config)
+        rb = read_range_dir(scenario / "range", DecodeSettings.from_config(config))
         for r in rb.ranges:  # the packets as the radio gave them, raw result and all
             items.append(LiveItem(float(r["t_sc_s"]), fs.RANGE, encode_range_packets(r[None])))
     items = [i for i in items if t_from_s <= i.t_sc_s < t_to_s]

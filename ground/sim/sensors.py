@@ -83,16 +83,17 @@ def lux_measurement(true_lux, noise_fraction: float, noise_floor_lux: float, rng
     return np.maximum(noisy, 0.0)
 
 
-def sensor_segments(t_sc_stamp, mag_ut, gyro_deg_s, lux, hall_raw: int, config) -> np.ndarray:
-    """Raw SENSOR_SEGMENT_DTYPE array (n,) from physical IMU-frame readings and lux."""
+def sensor_segments(t_sc_stamp, mag_ut, gyro_deg_s, lux, hall_raw: int, settings) -> np.ndarray:
+    """Raw SENSOR_SEGMENT_DTYPE array (n,) from physical IMU-frame readings and lux, with the
+    LSBs of *settings* (a :class:`pygnc.formats.settings.DecodeSettings`)."""
     from pygnc.formats.sense import gyro_raw_from_deg_s, mag_raw_from_ut, opt3001_raw_from_lux
 
     n = np.asarray(t_sc_stamp).shape[0]
     seg = np.zeros(n, dtype=SENSOR_SEGMENT_DTYPE)
     seg["t_sc_s"] = t_sc_stamp
-    seg["mag"] = mag_raw_from_ut(mag_ut, config)
+    seg["mag"] = mag_raw_from_ut(mag_ut, settings)
     seg["hall"] = hall_raw
-    seg["gyro"] = gyro_raw_from_deg_s(gyro_deg_s, config)
+    seg["gyro"] = gyro_raw_from_deg_s(gyro_deg_s, settings)
     seg["sun"] = opt3001_raw_from_lux(lux)
     return seg
 

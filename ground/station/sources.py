@@ -346,10 +346,11 @@ class StreamSource:
                 self._status_dirty = True
         elif tag == fs.RANGE:
             from pygnc.formats.range_file import RANGE_PACKET_DTYPE, decode_ranges
+            from pygnc.formats.settings import DecodeSettings
 
             n = len(payload) // RANGE_PACKET_DTYPE.itemsize
             pk = np.frombuffer(payload[:n * RANGE_PACKET_DTYPE.itemsize], dtype=RANGE_PACKET_DTYPE)
-            rows = decode_ranges(pk, self.config)
+            rows = decode_ranges(pk, DecodeSettings.from_config(self.config))
             with self._lock:
                 for r in rows:
                     self._ranges_pending.append({"t_sc_s": float(r["t_sc_s"]), "peer_id": int(r["peer_id"]),

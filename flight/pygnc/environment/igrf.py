@@ -41,6 +41,7 @@ Units: metres and GPS seconds in, nT out.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -66,8 +67,6 @@ def ppigrf_shc_path() -> Path | None:
     """Path of ppigrf's IGRF-14 file, or None if ppigrf is not installed.
 
     Found through the import system without importing ppigrf (which pulls in pandas)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("ppigrf")
     if spec is None or not spec.submodule_search_locations:
         return None

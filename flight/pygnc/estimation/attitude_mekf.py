@@ -66,6 +66,7 @@ state (covariances, transitions, reference quaternion and biases per step).
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from dataclasses import dataclass
@@ -660,8 +661,6 @@ class AttitudeEstimator:
 
     def propagated_output(self, t_s: float) -> AttitudeOutput:
         """The estimate moved to *t_s* with the last rate held (the filter is not changed)."""
-        import copy
-
         out = self.output()
         if not self.mekf.initialized or t_s <= self.mekf.t_s:
             out.t_s = max(out.t_s, t_s) if not self.mekf.initialized and not math.isnan(out.t_s) else out.t_s

@@ -54,6 +54,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pygnc import frames
+from pygnc.environment.moon import GM_MOON_M3_S2, moon_position_gcrs_m
+from pygnc.environment.sun import sun_position_gcrs_m
 from pygnc.frames import OMEGA_EARTH_RAD_S
 
 __all__ = [
@@ -400,9 +402,6 @@ _ephem_cache: dict[int, tuple] = {}
 def _ephem_node(k):
     e = _ephem_cache.get(k)
     if e is None:
-        from pygnc.environment.moon import GM_MOON_M3_S2, moon_position_gcrs_m
-        from pygnc.environment.sun import sun_position_gcrs_m
-
         if len(_ephem_cache) > 256:
             _ephem_cache.clear()
         t = k * _EPHEM_NODE_S

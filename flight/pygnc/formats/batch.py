@@ -50,7 +50,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .status import TASK_STATES  # health records index the same state names
+from ..drivers import HK_DEVICE_KINDS
+from ..task_ids import TASK_IDS, TASK_STATES  # health records carry the status file's ids and states
 
 MAGIC = b"PGNB"
 VERSION = 1
@@ -388,13 +389,10 @@ def _enc_sensor(t: str, b: dict) -> dict:
 HEALTH_SLOTS = 10
 
 def _enc_health(t: str, b: dict) -> dict:
-    from ..tasks.table import TASKS_BY_NAME
-
     ids, states, restarts = [0] * HEALTH_SLOTS, [0] * HEALTH_SLOTS, [0] * HEALTH_SLOTS
     tasks = [x for x in b.get("tasks", []) if isinstance(x, dict)]
     for k, x in enumerate(tasks[:HEALTH_SLOTS]):
-        spec = TASKS_BY_NAME.get(x.get("name"))
-        ids[k] = spec.task_id if spec else 0
+        ids[k] = TASK_IDS.get(x.get("name"), 0)
         st = x.get("state")
         states[k] = TASK_STATES.index(st) if st in TASK_STATES else 0
         restarts[k] = x.get("restarts", 0)
@@ -412,8 +410,6 @@ HK_RAW_MAX = 200
 
 
 def _enc_hk(t: str, b: dict) -> dict:
-    from ..drivers import HK_DEVICE_KINDS
-
     raw = b.get("raw") if isinstance(b.get("raw"), (bytes, bytearray)) else b""
     kind = b.get("kind")
     return {"t_sc_s": b["t_sc_s"], "device": b.get("device", ""), "record": b.get("record", ""),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pygnc.config import Config
+from pygnc.formats.settings import DecodeSettings, resolve
 from pygnc.timebase import gps_seconds, utc_unix_from_gps
 
 GPS_SEGMENT_SIZE = 99
@@ -143,16 +143,16 @@ def gps_segment_plausible(raw) -> np.ndarray:
     return ok
 
 
-def fix_is_valid(fixes: np.ndarray, config: Config | None = None) -> np.ndarray:
+def fix_is_valid(fixes: np.ndarray, settings: DecodeSettings | None = None) -> np.ndarray:
     """Whether each decoded fix (GPS_FIX_DTYPE) is usable for navigation (bool array).
 
     A fix is valid when all hold:
 
-    * position solution status is in ``config.accepted_solution_status`` (default {0},
+    * position solution status is in ``settings.accepted_solution_status`` (default {0},
       SOL_COMPUTED) **and** velocity solution status is in the same set (BESTXYZ computes
       both from one solution; a fix without a velocity solution carries placeholder
       velocity that must not reach the orbit filter);
-    * ``sats_in_solution >= config.min_sats_in_solution``;
+    * ``sats_in_solution >= settings.min_sats_in_solution``;
     * position and velocity are finite;
     * ``min_fix_radius_m <= |pos_ecef_m| <= max_fix_radius_m``;
     * ``|vel_ecef_m_s| <= max_fix_speed_m_s``.
@@ -160,21 +160,21 @@ def fix_is_valid(fixes: np.ndarray, config: Config | None = None) -> np.ndarray:
     Time status is not tested: the fix time comes from the receiver's week/ms, which are
     meaningful whenever the solution is computed.
     """
-    config = config or Config()
+    settings = resolve(settings)
     accepted = np.zeros(256, dtype=bool)
-    accepted[[int(s) for s in config.accepted_solution_status if 0 <= int(s) < 256]] = True
+    accepted[[int(s) for s in settings.accepted_solution_status if 0 <= int(s) < 256]] = True
     pos = fixes["pos_ecef_m"]
     vel = fixes["vel_ecef_m_s"]
     with np.errstate(over="ignore", invalid="ignore"):
         finite = np.isfinite(pos).all(axis=-1) & np.isfinite(vel).all(axis=-1)
         r2 = np.einsum("...i,...i->...", pos, pos)
         v2 = np.einsum("...i,...i->...", vel, vel)
-        radius_ok = (r2 >= config.min_fix_radius_m**2) & (r2 <= config.max_fix_radius_m**2)
-        speed_ok = v2 <= config.max_fix_speed_m_s**2
+        radius_ok = (r2 >= settings.min_fix_radius_m**2) & (r2 <= settings.max_fix_radius_m**2)
+        speed_ok = v2 <= settings.max_fix_speed_m_s**2
     return (
         accepted[fixes["solution_status"]]
         & accepted[fixes["vel_status"]]
-        & (fixes["sats_in_solution"] >= config.min_sats_in_solution)
+        & (fixes["sats_in_solution"] >= settings.min_sats_in_solution)
         & finite
         & radius_ok
         & speed_ok
@@ -186,27 +186,27 @@ def fix_is_valid(fixes: np.ndarray, config: Config | None = None) -> np.ndarray:
 DECODE_CHUNK = 4096
 
 
-def decode_gps_segments(raw, config: Config | None = None) -> np.ndarray:
+def decode_gps_segments(raw, settings: DecodeSettings | None = None) -> np.ndarray:
     """Decode raw GPS segments to GPS_FIX_DTYPE (vectorised), with ``valid`` set.
 
     *raw*: anything :func:`as_gps_segments` accepts (a strided structured view is fine).
     Values are decoded faithfully whatever the status; use ``valid`` before trusting them.
     """
-    config = config or Config()
+    settings = resolve(settings)
     seg = as_gps_segments(raw)
     out = np.empty(seg.shape, dtype=GPS_FIX_DTYPE)
     for i in range(0, seg.shape[0], DECODE_CHUNK):
-        decode_gps_into(seg[i : i + DECODE_CHUNK], out[i : i + DECODE_CHUNK], config)
+        decode_gps_into(seg[i : i + DECODE_CHUNK], out[i : i + DECODE_CHUNK], settings)
     return out
 
 
-def decode_gps_into(seg: np.ndarray, out: np.ndarray, config: Config) -> None:
+def decode_gps_into(seg: np.ndarray, out: np.ndarray, settings: DecodeSettings) -> None:
     """Decode raw segments *seg* (GPS_SEGMENT_DTYPE) into *out* (GPS_FIX_DTYPE, same shape)."""
     for name in _COPIED:
         out[name] = seg[name]
     out["t_gps_s"] = gps_seconds(out["week"].astype(np.float64), out["ms_of_week"].astype(np.float64))
     out["unix_time_s"] = utc_unix_from_gps(out["t_gps_s"])
-    out["valid"] = fix_is_valid(out, config)
+    out["valid"] = fix_is_valid(out, settings)
 
 
 def gps_raw_from_fixes(fixes: np.ndarray) -> np.ndarray:

@@ -27,6 +27,10 @@ from __future__ import annotations
 
 import math
 
+from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_CONFIG_REJECTED, FLAG_DOWNLINK_FAILED,
+                     FLAG_IMU_REFLECTION, FLAG_LOGS_LIMITED, FLAG_NO_VALID_FIX, FLAG_STOPPING, FLAG_TASK_FAILED,
+                     FLAG_WRITE_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
+
 MAX_BYTES = 199
 
 
@@ -97,9 +101,6 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     """Text of the info file from a status dict (as :func:`formats.status.decode_status`
     gives); *config_note*: what the ``cfg`` line says of a rejected configuration (where
     and what; :mod:`pygnc.config_source`)."""
-    from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_CONFIG_REJECTED, FLAG_DOWNLINK_FAILED,
-                         FLAG_IMU_REFLECTION, FLAG_LOGS_LIMITED, FLAG_NO_VALID_FIX, FLAG_STOPPING, FLAG_TASK_FAILED,
-                         FLAG_WRITE_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
 
     def qname(v) -> str:
         return ESTIMATE_QUALITY[v] if isinstance(v, int) and 0 <= v < len(ESTIMATE_QUALITY) else "?"

@@ -60,7 +60,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pygnc.config import Config
 from pygnc.formats import range_packet as rp
 from pygnc.formats.common import READ_CHUNK_BYTES, DecodeStats, GapTally, TailReader, as_uint8, drain, gap_stats
 from pygnc.formats.gps import (
@@ -71,6 +70,7 @@ from pygnc.formats.gps import (
     fix_is_valid,
     novatel_fix_fields,
 )
+from pygnc.formats.settings import DecodeSettings, resolve
 from pygnc.timebase import gps_seconds, utc_unix_from_gps
 
 SYNC = b"\xaa\x44\x12"
@@ -153,11 +153,11 @@ def fei_raw_of(b: np.ndarray) -> np.ndarray:
     return np.where(v >= 1 << 19, v - (1 << 20), v)
 
 
-def decode_ranges(packets: np.ndarray, config: Config | None = None) -> np.ndarray:
+def decode_ranges(packets: np.ndarray, settings: DecodeSettings | None = None) -> np.ndarray:
     """Raw range packets (RANGE_PACKET_DTYPE) -> RANGE_DTYPE (``group``/``file_index`` -1)."""
-    config = config or Config()
+    settings = resolve(settings)
     packets = np.asarray(packets).reshape(-1)
-    bw = rp.bandwidth_hz(config.sx1280_ranging_bandwidth_code)
+    bw = rp.bandwidth_hz(settings.sx1280_ranging_bandwidth_code)
     out = np.empty(packets.shape, dtype=RANGE_DTYPE)
     out["t_sc_s"] = packets["t_sc_s"]
     out["peer_id"] = packets["peer_id"]
@@ -167,9 +167,9 @@ def decode_ranges(packets: np.ndarray, config: Config | None = None) -> np.ndarr
     raw = _int24(packets["raw"])
     out["range_raw"] = raw
     cal = np.zeros(256)
-    for pid, offset_m in config.range_calibration_m.items():
+    for pid, offset_m in settings.range_calibration_m.items():
         cal[pid] = offset_m
-    out["range_m"] = raw * rp.metres_per_count(bw, config.sx1280_ranging_filtered) - cal[packets["peer_id"]]
+    out["range_m"] = raw * rp.metres_per_count(bw, settings.sx1280_ranging_filtered) - cal[packets["peer_id"]]
     out["valid"] = (raw > 0) & (raw < RAW_MAX)
     out["group"] = -1
     out["file_index"] = -1
@@ -196,9 +196,9 @@ def _accepted_syncs(a: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-def decode_gps_packets(pk: np.ndarray, config: Config | None = None) -> np.ndarray:
+def decode_gps_packets(pk: np.ndarray, settings: DecodeSettings | None = None) -> np.ndarray:
     """Raw GPS packets (RANGE_GPS_DTYPE) -> RANGE_FIX_DTYPE (``t_sc_s`` NaN, ``peer_id`` 0)."""
-    config = config or Config()
+    settings = resolve(settings)
     pk = np.asarray(pk).reshape(-1)
     out = np.zeros(pk.shape, dtype=RANGE_FIX_DTYPE)
     out["t_sc_s"] = np.nan
@@ -207,11 +207,11 @@ def decode_gps_packets(pk: np.ndarray, config: Config | None = None) -> np.ndarr
     out["vel_status"] = np.minimum(pk["vel_status"], 255)  # u4 here, u1 in GPS_FIX_DTYPE
     out["t_gps_s"] = gps_seconds(out["week"].astype(np.float64), out["ms_of_week"].astype(np.float64))
     out["unix_time_s"] = utc_unix_from_gps(out["t_gps_s"])
-    out["valid"] = fix_is_valid(out, config)
+    out["valid"] = fix_is_valid(out, settings)
     return out
 
 
-def _decode_piece(a: np.ndarray, config: Config, file_index: int, lead: bool):
+def _decode_piece(a: np.ndarray, settings: DecodeSettings, file_index: int, lead: bool):
     """Decode buffer *a*: (GPS fixes, ranges, unit starts, unit ends).  *lead*: *a* starts on
     the 12-byte grid of a group begun before it (a piece of a file after the first): the
     range packets before its first sync get ``group`` -1 (the caller's last group)."""
@@ -231,7 +231,7 @@ def _decode_piece(a: np.ndarray, config: Config, file_index: int, lead: bool):
         packets = np.ascontiguousarray(windows[offsets]).view(RANGE_PACKET_DTYPE).reshape(-1)
     else:
         packets = np.zeros(0, dtype=RANGE_PACKET_DTYPE)
-    ranges = decode_ranges(packets, config)
+    ranges = decode_ranges(packets, settings)
     ranges["group"] = group_of
     ranges["file_index"] = file_index
 
@@ -240,7 +240,7 @@ def _decode_piece(a: np.ndarray, config: Config, file_index: int, lead: bool):
         gps = np.ascontiguousarray(windows[syncs]).view(RANGE_GPS_DTYPE).reshape(-1)
     else:
         gps = np.zeros(0, dtype=RANGE_GPS_DTYPE)
-    fixes = decode_gps_packets(gps, config)
+    fixes = decode_gps_packets(gps, settings)
     _time_fixes(fixes, ranges)
 
     starts = np.concatenate((syncs, offsets))
@@ -260,15 +260,15 @@ def _time_fixes(fixes: np.ndarray, ranges: np.ndarray) -> None:
     fixes["peer_id"][groups] = ranges["peer_id"][idx]
 
 
-def decode_range(data, config: Config | None = None, file_index: int = -1) -> RangeBatch:
+def decode_range(data, settings: DecodeSettings | None = None, file_index: int = -1) -> RangeBatch:
     """Decode the bytes of one range file; never raises on corrupt input.
 
     ``stats.records`` counts range packets decoded; ``records_skipped`` estimates the range
     packets lost (skipped bytes / 12, rounded up per region).
     """
-    config = config or Config()
+    settings = resolve(settings)
     a = as_uint8(data)
-    fixes, ranges, starts, ends = _decode_piece(a, config, file_index, lead=False)
+    fixes, ranges, starts, ends = _decode_piece(a, settings, file_index, lead=False)
     stats = gap_stats(starts, ends, a.size, RANGE_PACKET_SIZE, int(ranges.size))
     return RangeBatch(gps_fixes=fixes, ranges=ranges, stats=stats)
 
@@ -292,8 +292,8 @@ class RangeStreamDecoder:
     one skipped region: the head of a file read only in part).
     """
 
-    def __init__(self, config: Config | None = None, file_index: int = -1, base_offset: int = 0):
-        self.config = config or Config()
+    def __init__(self, settings: DecodeSettings | None = None, file_index: int = -1, base_offset: int = 0):
+        self.settings = resolve(settings)
         self.file_index = file_index
         self.carry = b""
         self.pos = int(base_offset)
@@ -331,7 +331,7 @@ class RangeStreamDecoder:
         if cut == 0:
             self.carry = buf
             return
-        fixes, ranges, starts, ends = _decode_piece(a[:cut], self.config, self.file_index, self.in_group)
+        fixes, ranges, starts, ends = _decode_piece(a[:cut], self.settings, self.file_index, self.in_group)
         lead = ranges["group"] < 0
         last = self._last_fixes
         if lead.any() and last is not None and not np.isfinite(last["t_sc_s"][-1]):
@@ -364,14 +364,14 @@ class RangeStreamDecoder:
         return RangeBatch(gps_fixes=fixes, ranges=ranges, stats=stats)
 
 
-def iter_read_range_file(path: str | os.PathLike, config: Config | None = None, file_index: int = -1,
+def iter_read_range_file(path: str | os.PathLike, settings: DecodeSettings | None = None, file_index: int = -1,
                          max_bytes: int | None = None):
     """A generator reading and decoding one range file in pieces of READ_CHUNK_BYTES: it
     yields after each piece and returns the :class:`RangeBatch`.  *max_bytes*: read only
     the newest (last) this many bytes; the head not read is ``bytes_over_limit`` and counts
     as one skipped region.  ``OSError`` if it is not a regular file (never blocks)."""
     with TailReader(path, max_bytes) as r:
-        dec = RangeStreamDecoder(config, file_index, r.start)
+        dec = RangeStreamDecoder(settings, file_index, r.start)
         while True:
             piece = r.read(READ_CHUNK_BYTES)
             dec.feed(piece, final=not piece)
@@ -432,7 +432,7 @@ def list_range_files(directory: str | os.PathLike, single_file: str | os.PathLik
     return numbered, ignored
 
 
-def iter_read_range_dir(directory: str | os.PathLike, config: Config | None = None,
+def iter_read_range_dir(directory: str | os.PathLike, settings: DecodeSettings | None = None,
                         single_file: str | os.PathLike | None = None, max_file_bytes: int | None = None):
     """:func:`read_range_dir` as a generator: it yields after every piece of every file
     (:func:`iter_read_range_file`) and returns the merged :class:`RangeBatch`.
@@ -441,7 +441,7 @@ def iter_read_range_dir(directory: str | os.PathLike, config: Config | None = No
     batches = []
     for num, path in numbered:
         try:
-            batch = yield from iter_read_range_file(path, config, file_index=num, max_bytes=max_file_bytes)
+            batch = yield from iter_read_range_file(path, settings, file_index=num, max_bytes=max_file_bytes)
         except OSError:  # never blocks (a FIFO swapped in); one bad entry costs only itself
             ignored.append(path.name)
             continue
@@ -449,7 +449,7 @@ def iter_read_range_dir(directory: str | os.PathLike, config: Config | None = No
     return _merge(batches, ignored)
 
 
-def read_range_dir(directory: str | os.PathLike, config: Config | None = None,
+def read_range_dir(directory: str | os.PathLike, settings: DecodeSettings | None = None,
                    single_file: str | os.PathLike | None = None, max_file_bytes: int | None = None) -> RangeBatch:
     """Decode every ``rng<digits>.bin`` in *directory* in numeric order, then *single_file*
     (``~/range.bin``, file_index -1) if it exists.
@@ -461,7 +461,7 @@ def read_range_dir(directory: str | os.PathLike, config: Config | None = None,
     directory is no error (only *single_file* is read then).  Files are read in bounded
     pieces; *max_file_bytes* caps what each may cost (:func:`iter_read_range_file`).
     """
-    return drain(iter_read_range_dir(directory, config, single_file, max_file_bytes))
+    return drain(iter_read_range_dir(directory, settings, single_file, max_file_bytes))
 
 
 # --------------------------------------------------------------------------- encoders

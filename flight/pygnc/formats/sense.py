@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pygnc.config import Config
 from pygnc.formats.common import (
     READ_CHUNK_BYTES,
     DecodeStats,
@@ -43,6 +42,7 @@ from pygnc.formats.gps import (
     decode_gps_into,
     gps_segment_plausible,
 )
+from pygnc.formats.settings import DecodeSettings, resolve
 
 SENSOR_SEGMENT_SIZE = 30
 TERMINATOR = b"\r\n"
@@ -104,7 +104,7 @@ class SenseBatch:
     """Decoded sense.bin.
 
     ``sensors``: SENSOR_DTYPE, N per record, file order.  ``fixes``: GPS_FIX_DTYPE, one per
-    record, ``valid`` set from the config.  ``record_offsets``: byte offset of each
+    record, ``valid`` set from the decoder's settings.  ``record_offsets``: byte offset of each
     decoded record in the input.  ``stats``: what was decoded and skipped.
     """
 
@@ -243,14 +243,14 @@ def _add_chained(chosen: np.ndarray, weak: np.ndarray, size: int, n: int, chain_
 DECODE_CHUNK = 2048
 
 
-def decode_records(recs: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, np.ndarray]:
+def decode_records(recs: np.ndarray, settings: DecodeSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Physical sensors (SENSOR_DTYPE, flattened) and fixes (GPS_FIX_DTYPE) of raw records.
 
     *recs*: 1-D array of :func:`record_dtype` (a zero-copy view of the file is fine).
     Works in chunks of DECODE_CHUNK records so each chunk's source bytes and temporaries
     stay in cache across the per-field passes.
     """
-    config = config or Config()
+    settings = resolve(settings)
     n = recs.shape[0]
     per = recs.dtype["sensors"].shape[0]
     sensors = np.empty(n * per, dtype=SENSOR_DTYPE)
@@ -258,44 +258,44 @@ def decode_records(recs: np.ndarray, config: Config | None = None) -> tuple[np.n
     o = sensors.reshape(n, per)
     for i in range(0, n, DECODE_CHUNK):
         chunk = recs[i : i + DECODE_CHUNK]
-        _decode_sensor_chunk(chunk["sensors"], o[i : i + DECODE_CHUNK], i, config)
-        decode_gps_into(chunk["gps"], fixes[i : i + DECODE_CHUNK], config)
+        _decode_sensor_chunk(chunk["sensors"], o[i : i + DECODE_CHUNK], i, settings)
+        decode_gps_into(chunk["gps"], fixes[i : i + DECODE_CHUNK], settings)
     return sensors, fixes
 
 
-def _decode_sensor_chunk(s: np.ndarray, o: np.ndarray, first_index: int, config: Config) -> None:
+def _decode_sensor_chunk(s: np.ndarray, o: np.ndarray, first_index: int, settings: DecodeSettings) -> None:
     o["t_sc_s"] = s["t_sc_s"]
-    np.multiply(s["mag"], config.mag_lsb_ut, out=o["mag_ut"])
+    np.multiply(s["mag"], settings.mag_lsb_ut, out=o["mag_ut"])
     o["hall_raw"] = s["hall"]
-    np.multiply(s["gyro"], config.gyro_lsb_deg_s, out=o["gyro_deg_s"])
+    np.multiply(s["gyro"], settings.gyro_lsb_deg_s, out=o["gyro_deg_s"])
     lux = opt3001_lux_from_raw(s["sun"], out=o["sun_lux"])
     np.greater_equal(lux, OPT3001_MAX_LUX, out=o["sun_saturated"])
     o["record_index"] = np.arange(first_index, first_index + s.shape[0], dtype=np.int32)[:, None]
 
 
-def decode_sensor_segments(data, config: Config | None = None) -> np.ndarray:
+def decode_sensor_segments(data, settings: DecodeSettings | None = None) -> np.ndarray:
     """Sensor samples (SENSOR_DTYPE, ``record_index`` -1) of whole 30-byte segments, e.g. a
     live stream's ``SNS`` payload (a trailing partial segment is ignored)."""
-    config = config or Config()
+    settings = resolve(settings)
     a = as_uint8(data)
     n = a.size // SENSOR_SEGMENT_SIZE
     seg = a[: n * SENSOR_SEGMENT_SIZE].view(SENSOR_SEGMENT_DTYPE).reshape(n, 1)
     out = np.empty((n, 1), dtype=SENSOR_DTYPE)
-    _decode_sensor_chunk(seg, out, 0, config)
+    _decode_sensor_chunk(seg, out, 0, settings)
     out["record_index"] = -1
     return out.reshape(n)
 
 
-def decode_sense(data, config: Config | None = None) -> SenseBatch:
+def decode_sense(data, settings: DecodeSettings | None = None) -> SenseBatch:
     """Decode a whole sense.bin held in *data* (bytes, bytearray, memoryview, uint8 array).
 
     Never raises on corrupt input: unframed bytes are skipped and counted in ``stats``.
     """
-    config = config or Config()
+    settings = resolve(settings)
     a = as_uint8(data)
-    dtype = record_dtype(config.sensors_per_record)
+    dtype = record_dtype(settings.sensors_per_record)
     size = dtype.itemsize
-    starts = find_records(a, config.sensors_per_record)
+    starts = find_records(a, settings.sensors_per_record)
     if starts.size and starts.size * size == a.size:
         recs = a.view(dtype)  # clean file: zero-copy strided view
     elif starts.size:
@@ -303,7 +303,7 @@ def decode_sense(data, config: Config | None = None) -> SenseBatch:
         recs = np.ascontiguousarray(windows[starts]).view(dtype).reshape(-1)
     else:
         recs = np.zeros(0, dtype=dtype)
-    sensors, fixes = decode_records(recs, config)
+    sensors, fixes = decode_records(recs, settings)
     stats = gap_stats(starts, starts + size, a.size, size, starts.size)
     return SenseBatch(sensors=sensors, fixes=fixes, stats=stats, record_offsets=starts)
 
@@ -322,9 +322,9 @@ class SenseStreamDecoder:
     *expected_bytes* sizes the output arrays (they grow if more comes).
     """
 
-    def __init__(self, config: Config | None = None, expected_bytes: int = 0, base_offset: int = 0):
-        self.config = config or Config()
-        self.per = self.config.sensors_per_record
+    def __init__(self, settings: DecodeSettings | None = None, expected_bytes: int = 0, base_offset: int = 0):
+        self.settings = resolve(settings)
+        self.per = self.settings.sensors_per_record
         self.dtype = record_dtype(self.per)
         self.size = self.dtype.itemsize
         cap = max(1, int(expected_bytes) // self.size + 1)
@@ -375,7 +375,7 @@ class SenseStreamDecoder:
             else:
                 windows = np.lib.stride_tricks.sliding_window_view(a, size)
                 recs = np.ascontiguousarray(windows[starts]).view(self.dtype).reshape(-1)
-            sensors, fixes = decode_records(recs, self.config)
+            sensors, fixes = decode_records(recs, self.settings)
             k, m = self.n, starts.size
             self._grow(k + m)
             sensors["record_index"] += k
@@ -406,14 +406,14 @@ class SenseStreamDecoder:
                           record_offsets=trim(self.offsets, k))
 
 
-def iter_read_sense_file(path: str | os.PathLike, config: Config | None = None, max_bytes: int | None = None):
+def iter_read_sense_file(path: str | os.PathLike, settings: DecodeSettings | None = None, max_bytes: int | None = None):
     """A generator reading and decoding the sense.bin at *path* in pieces of about
     READ_CHUNK_BYTES: it yields after each piece (the caller's chance to do other work)
     and returns the :class:`SenseBatch`.  *max_bytes*: read only the newest (last) this
     many bytes; the head not read is ``bytes_over_limit`` and counts as one skipped
     region.  ``OSError`` if it is not a regular file (a FIFO, a directory: never blocks)."""
     with TailReader(path, max_bytes) as r:
-        dec = SenseStreamDecoder(config, r.size - r.start, r.start)
+        dec = SenseStreamDecoder(settings, r.size - r.start, r.start)
         while True:
             piece = r.read(dec.piece_bytes)
             dec.feed(piece, final=not piece)
@@ -425,9 +425,9 @@ def iter_read_sense_file(path: str | os.PathLike, config: Config | None = None, 
         return batch
 
 
-def read_sense_file(path: str | os.PathLike, config: Config | None = None, max_bytes: int | None = None) -> SenseBatch:
+def read_sense_file(path: str | os.PathLike, settings: DecodeSettings | None = None, max_bytes: int | None = None) -> SenseBatch:
     """Read and decode the sense.bin at *path* (:func:`iter_read_sense_file` to its end)."""
-    return drain(iter_read_sense_file(path, config, max_bytes))
+    return drain(iter_read_sense_file(path, settings, max_bytes))
 
 
 # --------------------------------------------------------------------------- encoders
@@ -444,16 +444,16 @@ def encode_sense_records(sensor_raw: np.ndarray, gps_raw: np.ndarray) -> bytes:
     return recs.tobytes()
 
 
-def mag_raw_from_ut(mag_ut, config: Config | None = None) -> np.ndarray:
+def mag_raw_from_ut(mag_ut, settings: DecodeSettings | None = None) -> np.ndarray:
     """int16 magnetometer codes of fields in uT (rounded, clipped to int16)."""
-    config = config or Config()
-    return _to_int16(np.asarray(mag_ut, dtype=np.float64) / config.mag_lsb_ut)
+    settings = resolve(settings)
+    return _to_int16(np.asarray(mag_ut, dtype=np.float64) / settings.mag_lsb_ut)
 
 
-def gyro_raw_from_deg_s(gyro_deg_s, config: Config | None = None) -> np.ndarray:
+def gyro_raw_from_deg_s(gyro_deg_s, settings: DecodeSettings | None = None) -> np.ndarray:
     """int16 gyro codes of rates in deg/s (rounded, clipped to int16)."""
-    config = config or Config()
-    return _to_int16(np.asarray(gyro_deg_s, dtype=np.float64) / config.gyro_lsb_deg_s)
+    settings = resolve(settings)
+    return _to_int16(np.asarray(gyro_deg_s, dtype=np.float64) / settings.gyro_lsb_deg_s)
 
 
 def _to_int16(x: np.ndarray) -> np.ndarray:

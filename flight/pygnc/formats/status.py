@@ -29,6 +29,8 @@ import math
 import struct
 import zlib
 
+from ..task_ids import TASK_STATES  # noqa: F401 - the health slots' states (taskK_state indexes them)
+
 MAGIC = b"PGNS"
 VERSION = 3
 MAX_PEERS = 4
@@ -62,9 +64,6 @@ FLAG_NAMES = {
     FLAG_LOGS_LIMITED: "logs_limited", FLAG_DOWNLINK_FAILED: "downlink_failed",
     FLAG_CONFIG_REJECTED: "config_rejected", FLAG_IMU_REFLECTION: "imu_reflection",
 }
-
-#: Task states in the health slots.
-TASK_STATES = ("unused", "starting", "running", "late", "restarting", "stopped", "failed", "exited")
 
 #: Estimate quality in the ``*_quality`` bytes (see :mod:`pygnc.validity`):
 #: none - no estimate yet; ok - usable now; behind - its epoch is older than "now" by more

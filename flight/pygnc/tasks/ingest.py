@@ -45,6 +45,7 @@ from ..formats.gps import decode_gps_segments
 from ..formats.common import drain
 from ..formats.range_file import RANGE_PACKET_DTYPE, RANGE_PACKET_SIZE, decode_ranges, iter_read_range_dir
 from ..formats.sense import decode_sensor_segments, iter_read_sense_file
+from ..formats.settings import DecodeSettings
 from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
 from ..timeorder import time_outliers
 from .base import Task
@@ -107,18 +108,18 @@ def _range_bodies(ranges) -> list[dict]:
     return [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]
 
 
-def live_messages(tag: str, data: bytes, config: Config) -> list[tuple[str, dict]]:
+def live_messages(tag: str, data: bytes, settings: DecodeSettings) -> list[tuple[str, dict]]:
     """The ``meas`` messages of one live frame's segments (``tag`` SNS, GPS or RNG), in
     payload order, decoded with the batch files' decoders.  ``record``, ``file_index`` and
     ``group`` are -1 (no file); a range is valid when its raw result is positive."""
     if tag == "SNS":
-        return [("sensor", b) for b in _sensor_bodies(decode_sensor_segments(data, config))]
+        return [("sensor", b) for b in _sensor_bodies(decode_sensor_segments(data, settings))]
     if tag == "GPS":
-        return [("gps_fix", b) for b in _fix_bodies(decode_gps_segments(data, config), record=-1)]
+        return [("gps_fix", b) for b in _fix_bodies(decode_gps_segments(data, settings), record=-1)]
     if tag == "RNG":
         whole = len(data) - len(data) % RANGE_PACKET_SIZE
         packets = np.frombuffer(bytes(data[:whole]), dtype=RANGE_PACKET_DTYPE)
-        return [("range", b) for b in _range_bodies(decode_ranges(packets, config))]
+        return [("range", b) for b in _range_bodies(decode_ranges(packets, settings))]
     return []
 
 
@@ -242,7 +243,8 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note="missing"))
         return None, None
     try:
-        batch = yield from iter_read_sense_file(paths.sense_file, config, config.sense_file_max_bytes)
+        batch = yield from iter_read_sense_file(paths.sense_file, DecodeSettings.from_config(config),
+                                                config.sense_file_max_bytes)
     except OSError as exc:  # e.g. unreadable, or a directory: reported, not fatal
         log.error("cannot read %s: %s", paths.sense_file, exc)
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note=f"unreadable: {exc}"))
@@ -303,7 +305,8 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
         out.stats.append(_stats_body("range", where, present=paths.range_dir.is_dir(), note="no range files"))
         return None, None
     try:
-        rb = yield from iter_read_range_dir(paths.range_dir, config, single_file=paths.range_file,
+        rb = yield from iter_read_range_dir(paths.range_dir, DecodeSettings.from_config(config),
+                                            single_file=paths.range_file,
                                             max_file_bytes=config.range_file_max_bytes)
     except OSError as exc:
         log.error("cannot read %s: %s", paths.range_dir, exc)
@@ -480,6 +483,7 @@ class Ingest(Task):
     def __init__(self, runner):
         super().__init__(runner)
         cfg = self.config
+        self.decode_settings = DecodeSettings.from_config(cfg)
         self.stream: LazyMessages | list = []
         self.pos = 0
         self.published = 0
@@ -540,7 +544,7 @@ class Ingest(Task):
     # -- live --------------------------------------------------------------------------------
     def _decode_live(self, tag: str, data: bytes) -> list[tuple[str, dict]]:
         try:
-            return live_messages(tag, data, self.config)
+            return live_messages(tag, data, self.decode_settings)
         except Exception:  # the stream task checked the lengths; count anything else
             self.n_live["decode_errors"] += 1
             if self.n_live["decode_errors"] <= 5:

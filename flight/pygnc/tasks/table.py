@@ -1,8 +1,9 @@
 """The task table: every process the supervisor starts, declared once.
 
 Order is start order: the status reporter first (so the first status file appears at
-once), producers after it, then the batch writer (a sink too).  ``task_id`` is stable and is what the status file's health
-slots carry (see docs/interface.md).  A task whose ``enabled_by`` names a configuration
+once), producers after it, then the batch writer (a sink too).  ``task_id`` is the task's
+entry in :data:`pygnc.task_ids.TASK_IDS`: stable, and what the status file's health slots
+carry (see docs/interface.md).  A task whose ``enabled_by`` names a configuration
 field runs only when that field is true (device tasks are off in the host's default run);
 :func:`enabled_tasks` is the set the supervisor starts, and subscriptions and ready
 handshakes count only enabled tasks.
@@ -11,17 +12,17 @@ handshakes count only enabled tasks.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..bus.channels import CHANNELS
 from ..config import Config
 from ..formats import batch as _batch
+from ..task_ids import TASK_IDS
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    task_id: int
     module: str            # imported in the child; must define ``TASK_CLASS``
     subscribes: tuple[str, ...]
     publishes: tuple[str, ...]
@@ -51,6 +52,12 @@ class TaskSpec:
     #: health ping unanswered before it is killed and restarted, s (at most
     #: ``health_fatal_s``).
     health_fatal: str = "health_fatal_s"
+    task_id: int = field(init=False)
+
+    def __post_init__(self):
+        if self.name not in TASK_IDS:
+            raise ValueError(f"task {self.name!r} has no id in pygnc.task_ids.TASK_IDS")
+        object.__setattr__(self, "task_id", TASK_IDS[self.name])
 
     def enabled(self, config: Config) -> bool:
         need = getattr(config, self.min_cpus) if isinstance(self.min_cpus, str) else self.min_cpus
@@ -74,32 +81,35 @@ def usable_cpus() -> int:
 
 
 TASKS: tuple[TaskSpec, ...] = (
-    TaskSpec("status_reporter", 1, "pygnc.tasks.status_reporter",
+    TaskSpec("status_reporter", "pygnc.tasks.status_reporter",
              subscribes=("meas", "orbit", "attitude", "formation", "formation_2", "health", "hk"), publishes=(),
              sink=True, fork_early=True, health_fatal="status_health_fatal_s"),
-    TaskSpec("ingest", 2, "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
-    TaskSpec("orbit_estimator", 3, "pygnc.tasks.orbit_estimator", subscribes=("meas",),
+    TaskSpec("ingest", "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
+    TaskSpec("orbit_estimator", "pygnc.tasks.orbit_estimator", subscribes=("meas",),
              publishes=("orbit",)),
-    TaskSpec("attitude_estimator", 4, "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit", "imu"),
+    TaskSpec("attitude_estimator", "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit", "imu"),
              publishes=("attitude",)),
-    TaskSpec("formation_estimator", 5, "pygnc.tasks.formation_estimator", subscribes=("meas",),
+    TaskSpec("formation_estimator", "pygnc.tasks.formation_estimator", subscribes=("meas",),
              publishes=("formation",)),
     # Every other partner, when Config.formation_split and there is a core to spare
     # (Config.formation_split_min_cpus; pygnc.processors.formation).
-    TaskSpec("formation_estimator_2", 11, "pygnc.tasks.formation_estimator_2", subscribes=("meas",),
+    TaskSpec("formation_estimator_2", "pygnc.tasks.formation_estimator_2", subscribes=("meas",),
              publishes=("formation_2",), enabled_by="formation_split", min_cpus="formation_split_min_cpus"),
-    TaskSpec("housekeeping", 9, "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
+    TaskSpec("housekeeping", "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
              enabled_by="housekeeping_enabled"),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
-    TaskSpec("batch_writer", 6, "pygnc.tasks.batch_writer", subscribes=_batch.channels() + ("host_cmd",),
+    TaskSpec("batch_writer", "pygnc.tasks.batch_writer", subscribes=_batch.channels() + ("host_cmd",),
              publishes=(), sink=True, enabled_by="batch_writer_enabled"),
-    TaskSpec("imu_ingest", 8, "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",),
+    TaskSpec("imu_ingest", "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",),
              enabled_by="imu_driver"),
     # The only task that reads stdin and writes stdout (the host's terminal); every other
     # process's stdout goes to stderr.
-    TaskSpec("tty_stream", 10, "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation", "formation_2"),
+    TaskSpec("tty_stream", "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation", "formation_2"),
              publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True, replay=False),
 )
+
+if {t.name for t in TASKS} != set(TASK_IDS):
+    raise ValueError("the task table and pygnc.task_ids.TASK_IDS must name the same tasks")
 
 TASKS_BY_NAME = {t.name: t for t in TASKS}
 TASK_NAMES_BY_ID = {t.task_id: t.name for t in TASKS}
