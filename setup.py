@@ -27,8 +27,9 @@ class BuildPyWithIgrfTable(build_py):
                 return
         else:
             out = Path(self.build_lib) / TABLE
-        subprocess.run([sys.executable, str(HERE / "scripts" / "make_igrf_table.py"), "--out", str(out)],
-                       check=True, timeout=300)
+        subprocess.run(
+            [sys.executable, str(HERE / "scripts" / "make_igrf_table.py"), "--out", str(out)], check=True, timeout=300
+        )
 
 
 setup(cmdclass={"build_py": BuildPyWithIgrfTable})

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pygnc.estimation import chi2
 
 from ground import simulate as sim
 from ground.sim import scenario as scn
+from pygnc.estimation import chi2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,12 +71,16 @@ def accuracy(scenario, outs, idx):
     ang = e["angle_deg"]
     t_stated = np.array([o.t_s for o in outs])
     return {
-        "rms_deg": math.sqrt(np.mean(ang[s] ** 2)), "rms_eclipse_deg": math.sqrt(np.mean(ang[ecl] ** 2)),
-        "rms_sun_deg": math.sqrt(np.mean(ang[s & ~ecl] ** 2)), "max_deg": float(ang[s].max()),
+        "rms_deg": math.sqrt(np.mean(ang[s] ** 2)),
+        "rms_eclipse_deg": math.sqrt(np.mean(ang[ecl] ** 2)),
+        "rms_sun_deg": math.sqrt(np.mean(ang[s & ~ecl] ** 2)),
+        "max_deg": float(ang[s].max()),
         "bias_err_max_deg_s": float(np.abs(e["dbias_deg_s"][s]).max()),
         "mag_bias_err_max_ut": float(np.abs(e["mag_bias_err_ut"][s]).max()),
-        "nees_mean": float(e["nees"][s].mean()), "in95": float(np.mean(e["nees"][s] < CHI2_3_95)),
-        "nees_bias_mean": float(e["nees_bias"][s].mean()), "eclipse_min": float(ecl.sum() * 5 / 60),
+        "nees_mean": float(e["nees"][s].mean()),
+        "in95": float(np.mean(e["nees"][s] < CHI2_3_95)),
+        "nees_bias_mean": float(e["nees_bias"][s].mean()),
+        "eclipse_min": float(ecl.sum() * 5 / 60),
         "valid": bool(e["valid"][s].all()),
         "tag_err_rms_s": float(np.sqrt(np.mean((t_stated - z["sensor_t_gps_s"])[s] ** 2))),
     }
@@ -91,11 +95,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     scenarios = {}
     figs = []
-    for title, make, seeds in (("issue scenario", settings, range(1, args.seeds + 1)),
-                               ("clock 400 ppm fast (stamp phase wraps)", wrap_settings,
-                                range(1, args.wrap_seeds + 1))):
+    for title, make, seeds in (
+        ("issue scenario", settings, range(1, args.seeds + 1)),
+        ("clock 400 ppm fast (stamp phase wraps)", wrap_settings, range(1, args.wrap_seeds + 1)),
+    ):
         print(f"{title}:")
-        print("seed  rms_deg  eclipse  sun    max    bias_err_deg_s  magbias_ut  NEES  in95  NEES_bias  ecl_min  tag_err_s")
+        print(
+            "seed  rms_deg  eclipse  sun    max    bias_err_deg_s  magbias_ut  NEES  in95  NEES_bias  ecl_min  "
+            "tag_err_s"
+        )
         rows = []
         for seed in seeds:
             sc = sim.simulate(make(seed))
@@ -104,44 +112,83 @@ def main(argv=None) -> int:
             _, outs, idx, _ = run(sc)
             a = accuracy(sc, outs, idx)
             rows.append(a)
-            print(f"{seed:4d}  {a['rms_deg']:7.3f}  {a['rms_eclipse_deg']:7.3f}  {a['rms_sun_deg']:5.3f}  "
-                  f"{a['max_deg']:5.2f}  {a['bias_err_max_deg_s']:14.4f}  {a['mag_bias_err_max_ut']:10.3f}  "
-                  f"{a['nees_mean']:4.2f}  {a['in95']:4.2f}  {a['nees_bias_mean']:9.2f}  {a['eclipse_min']:7.1f}"
-                  f"  {a['tag_err_rms_s']:9.3f}{'' if a['valid'] else '  (not valid throughout)'}")
+            print(
+                f"{seed:4d}  {a['rms_deg']:7.3f}  {a['rms_eclipse_deg']:7.3f}  {a['rms_sun_deg']:5.3f}  "
+                f"{a['max_deg']:5.2f}  {a['bias_err_max_deg_s']:14.4f}  {a['mag_bias_err_max_ut']:10.3f}  "
+                f"{a['nees_mean']:4.2f}  {a['in95']:4.2f}  {a['nees_bias_mean']:9.2f}  {a['eclipse_min']:7.1f}"
+                f"  {a['tag_err_rms_s']:9.3f}{'' if a['valid'] else '  (not valid throughout)'}"
+            )
         if rows:
-            print(f"worst: rms {max(r['rms_deg'] for r in rows):.3f} deg, eclipse "
-                  f"{max(r['rms_eclipse_deg'] for r in rows):.3f} deg, bias {max(r['bias_err_max_deg_s'] for r in rows):.4f} "
-                  f"deg/s; NEES mean over seeds {statistics.mean(r['nees_mean'] for r in rows):.2f} (3 dof), "
-                  f"inside {min(r['in95'] for r in rows):.2f}-{max(r['in95'] for r in rows):.2f}")
+            print(
+                f"worst: rms {max(r['rms_deg'] for r in rows):.3f} deg, eclipse "
+                f"{max(r['rms_eclipse_deg'] for r in rows):.3f} deg, bias "
+                f"{max(r['bias_err_max_deg_s'] for r in rows):.4f} "
+                f"deg/s; NEES mean over seeds {statistics.mean(r['nees_mean'] for r in rows):.2f} (3 dof), "
+                f"inside {min(r['in95'] for r in rows):.2f}-{max(r['in95'] for r in rows):.2f}"
+            )
             figs += _figures("" if make is settings else "wrap_", title, rows)
     ms = [run(scenarios[1])[3] for _ in range(args.runs)]
-    print(f"ms per MEKF step incl. IGRF/sun/shadow/albedo: median {statistics.median(ms):.3f} "
-          f"(runs: {', '.join(f'{m:.3f}' for m in ms)})")
-    figs.append(figure("step_ms", "ms per MEKF step (IGRF, sun, shadow, albedo included), median of runs",
-                       statistics.median(ms), "ms"))
+    print(
+        f"ms per MEKF step incl. IGRF/sun/shadow/albedo: median {statistics.median(ms):.3f} "
+        f"(runs: {', '.join(f'{m:.3f}' for m in ms)})"
+    )
+    figs.append(
+        figure(
+            "step_ms",
+            "ms per MEKF step (IGRF, sun, shadow, albedo included), median of runs",
+            statistics.median(ms),
+            "ms",
+        )
+    )
     if args.record:
-        record("attitude", f"Attitude MEKF: 3-h accuracy on {args.seeds} seeds ({args.wrap_seeds} with the clock "
-               "400 ppm fast), ms per step", figs, notes=(
-                   "One spacecraft, 500 km SSO, 3 h with two eclipses, tumbling at 2-5 deg/s; gyro noise 0.025 deg/s "
-                   "and bias up to 1 deg/s, magnetometer 0.6 µT and bias up to 5 µT, six lux faces with albedo; "
-                   "5-s samples with whole-second stamps.  Errors after the first 30 min at the stated epochs; "
-                   "NEES of the 3x3 attitude covariance (3 when consistent)."))
+        record(
+            "attitude",
+            f"Attitude MEKF: 3-h accuracy on {args.seeds} seeds ({args.wrap_seeds} with the clock "
+            "400 ppm fast), ms per step",
+            figs,
+            notes=(
+                "One spacecraft, 500 km SSO, 3 h with two eclipses, tumbling at 2-5 deg/s; gyro noise 0.025 deg/s "
+                "and bias up to 1 deg/s, magnetometer 0.6 µT and bias up to 5 µT, six lux faces with albedo; "
+                "5-s samples with whole-second stamps.  Errors after the first 30 min at the stated epochs; "
+                "NEES of the 3x3 attitude covariance (3 when consistent)."
+            ),
+        )
     return 0
 
 
 def _figures(prefix: str, title: str, rows: list[dict]) -> list[dict]:
     """The summary line's figures of one scenario set."""
-    return [figure(f"{prefix}rms_best_deg", f"{title}: attitude error RMS after 30 min, best seed",
-                   min(r["rms_deg"] for r in rows), "deg"),
-            figure(f"{prefix}rms_worst_deg", f"{title}: ... worst seed", max(r["rms_deg"] for r in rows), "deg"),
-            figure(f"{prefix}eclipse_worst_deg", f"{title}: ... in eclipse, worst seed",
-                   max(r["rms_eclipse_deg"] for r in rows), "deg"),
-            figure(f"{prefix}bias_err_worst_deg_s", f"{title}: gyro bias error, worst",
-                   max(r["bias_err_max_deg_s"] for r in rows), "deg/s"),
-            figure(f"{prefix}nees_mean", f"{title}: NEES mean over seeds (3 dof: 3 when consistent)",
-                   statistics.mean(r["nees_mean"] for r in rows)),
-            figure(f"{prefix}in95_least", f"{title}: fraction of epochs inside the 95 % NEES bound, least seed",
-                   min(r["in95"] for r in rows))]
+    return [
+        figure(
+            f"{prefix}rms_best_deg",
+            f"{title}: attitude error RMS after 30 min, best seed",
+            min(r["rms_deg"] for r in rows),
+            "deg",
+        ),
+        figure(f"{prefix}rms_worst_deg", f"{title}: ... worst seed", max(r["rms_deg"] for r in rows), "deg"),
+        figure(
+            f"{prefix}eclipse_worst_deg",
+            f"{title}: ... in eclipse, worst seed",
+            max(r["rms_eclipse_deg"] for r in rows),
+            "deg",
+        ),
+        figure(
+            f"{prefix}bias_err_worst_deg_s",
+            f"{title}: gyro bias error, worst",
+            max(r["bias_err_max_deg_s"] for r in rows),
+            "deg/s",
+        ),
+        figure(
+            f"{prefix}nees_mean",
+            f"{title}: NEES mean over seeds (3 dof: 3 when consistent)",
+            statistics.mean(r["nees_mean"] for r in rows),
+        ),
+        figure(
+            f"{prefix}in95_least",
+            f"{title}: fraction of epochs inside the 95 % NEES bound, least seed",
+            min(r["in95"] for r in rows),
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import FlightRun, make_home  # noqa: E402
 from results import figure, record  # noqa: E402
+
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.replay_pipeline import TASK_OF, estimators_done  # noqa: E402
 from pygnc.config import Paths, config_for_home  # noqa: E402
@@ -96,8 +97,15 @@ def _pss_of(procs: list[psutil.Process], root_pid: int | None = None, per_task: 
     return total
 
 
-def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | None,
-            timeout_s: float = 900.0, uplink: bool = True, env: dict | None = None) -> dict:
+def one_run(
+    scenario: Path,
+    tmp: Path,
+    t_last_sc_s: float,
+    prefix: list[str] | None,
+    timeout_s: float = 900.0,
+    uplink: bool = True,
+    env: dict | None = None,
+) -> dict:
     home = make_home(tmp, scenario)
     if uplink and (scenario / UPLINK).is_file():  # what the ground team sent: partner priors
         shutil.copy(scenario / UPLINK, home / UPLINK)
@@ -148,9 +156,15 @@ def one_run(scenario: Path, tmp: Path, t_last_sc_s: float, prefix: list[str] | N
         stop.set()
         sampler.join()
         run.close()
-    return {"t_done_s": t_done, "cpu_s": cpu, "peak_pss_mib": peak[0] / 2**20, "exit": rc,
-            "bus_log_mb": bus_log_b / 1e6, "batch_kb": batch_b / 1e3,
-            "peak_pss_task_mib": {k: v / 2**20 for k, v in peak_task.items()}}
+    return {
+        "t_done_s": t_done,
+        "cpu_s": cpu,
+        "peak_pss_mib": peak[0] / 2**20,
+        "exit": rc,
+        "bus_log_mb": bus_log_b / 1e6,
+        "batch_kb": batch_b / 1e3,
+        "peak_pss_task_mib": {k: v / 2**20 for k, v in peak_task.items()},
+    }
 
 
 def reference_loop_ms(repeat: int = 5) -> float:
@@ -168,22 +182,28 @@ def reference_loop_ms(repeat: int = 5) -> float:
     return statistics.median(times)
 
 
-def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str,
-           uplink: bool = True) -> dict:
+def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str, uplink: bool = True) -> dict:
     results = []
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
             r = one_run(scenario, Path(tmp), t_last, prefix, uplink=uplink)
         results.append(r)
-        print(f"  {label} run {i + 1}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
-              f"exit {r['exit']}; bus log {r['bus_log_mb']:.1f} MB, batch files {r['batch_kb']:.0f} kB", flush=True)
-    names = sorted({n for r in results for n in r["cpu_s"]}, key=lambda n: -statistics.median(
-        r["cpu_s"].get(n, 0.0) for r in results))
+        print(
+            f"  {label} run {i + 1}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
+            f"exit {r['exit']}; bus log {r['bus_log_mb']:.1f} MB, batch files {r['batch_kb']:.0f} kB",
+            flush=True,
+        )
+    names = sorted(
+        {n for r in results for n in r["cpu_s"]},
+        key=lambda n: -statistics.median(r["cpu_s"].get(n, 0.0) for r in results),
+    )
     med = statistics.median(r["t_done_s"] for r in results)
     each = ", ".join(f"{r['t_done_s']:.2f}" for r in results)
-    print(f"{label}: start -> estimates of the last sample, median of {runs}: {med:.2f} s "
-          f"(runs {each}); peak summed PSS "
-          f"{max(r['peak_pss_mib'] for r in results):.0f} MiB")
+    print(
+        f"{label}: start -> estimates of the last sample, median of {runs}: {med:.2f} s "
+        f"(runs {each}); peak summed PSS "
+        f"{max(r['peak_pss_mib'] for r in results):.0f} MiB"
+    )
     total = statistics.median(sum(r["cpu_s"].values()) for r in results)
     print(f"  CPU seconds (median) and peak PSS (largest) per process, total {total:.1f} s:")
     for n in names:
@@ -225,21 +245,30 @@ def handler_times(scenario: Path) -> None:
     # Outputs are passed on, not kept (a day's estimates kept would put the collector's
     # pauses into the calls' times).
     discard = SimpleNamespace(collect=lambda msg_type, body: None, timings_s={}, handle_errors={})
-    feed([cls(config) for cls in PROCESSORS.values()], names, stream, discard,
-         on_call=lambda name, msg_type, dt: times[name].append((dt, msg_type)))
+    feed(
+        [cls(config) for cls in PROCESSORS.values()],
+        names,
+        stream,
+        discard,
+        on_call=lambda name, msg_type, dt: times[name].append((dt, msg_type)),
+    )
     print("handle() per message, in process (live mode: one call per message):")
     for n in names:
         ms = sorted(dt * 1e3 for dt, _ in times[n])
         if not ms:
             continue
         slowest = max(times[n])[1]
-        print(f"  {n:10s} {len(ms):6d} calls: p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(0.99 * (len(ms) - 1))]:.3f} ms, "
-              f"max {ms[-1]:.1f} ms ({slowest}), total {sum(ms) / 1e3:.1f} s")
+        print(
+            f"  {n:10s} {len(ms):6d} calls: p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(0.99 * (len(ms) - 1))]:.3f} ms, "
+            f"max {ms[-1]:.1f} ms ({slowest}), total {sum(ms) / 1e3:.1f} s"
+        )
         for t in sorted({m for _, m in times[n]}):
             mt = sorted(dt * 1e3 for dt, m in times[n] if m == t)
             if len(mt) >= 100:
-                print(f"      {t:18s} {len(mt):6d} calls: p50 {mt[len(mt) // 2]:.3f} ms, "
-                      f"p99 {mt[int(0.99 * (len(mt) - 1))]:.3f} ms")
+                print(
+                    f"      {t:18s} {len(mt):6d} calls: p50 {mt[len(mt) // 2]:.3f} ms, "
+                    f"p99 {mt[int(0.99 * (len(mt) - 1))]:.3f} ms"
+                )
 
 
 def main(argv=None) -> int:
@@ -251,15 +280,28 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-one-core", action="store_true", help="skip the taskset -c 0 series")
     ap.add_argument("--one-core-only", action="store_true", help="only the taskset -c 0 series")
-    ap.add_argument("--no-uplink", action="store_true",
-                    help=f"leave the scenario's {UPLINK} (the partner priors a ground team uplinks) out of the "
-                         "home: the defaults, no partner priors")
-    ap.add_argument("--profile", type=Path, metavar="DIR",
-                    help="one run with every task under cProfile, statistics into DIR, estimators' top functions")
-    ap.add_argument("--record", metavar="NAME", help="record the figures as bench/results/NAME.json "
-                                                     "(the performance page), e.g. batch_day_4sc")
-    ap.add_argument("--handler-times", action="store_true",
-                    help="only the estimators' handle() call times in process (p50/p99/max), not the tree")
+    ap.add_argument(
+        "--no-uplink",
+        action="store_true",
+        help=f"leave the scenario's {UPLINK} (the partner priors a ground team uplinks) out of the "
+        "home: the defaults, no partner priors",
+    )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="one run with every task under cProfile, statistics into DIR, estimators' top functions",
+    )
+    ap.add_argument(
+        "--record",
+        metavar="NAME",
+        help="record the figures as bench/results/NAME.json (the performance page), e.g. batch_day_4sc",
+    )
+    ap.add_argument(
+        "--handler-times",
+        action="store_true",
+        help="only the estimators' handle() call times in process (p50/p99/max), not the tree",
+    )
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
@@ -277,9 +319,11 @@ def main(argv=None) -> int:
         sense = decode_sense((scenario / "sense.bin").read_bytes())
         t_last = float(sense.sensors["t_sc_s"].max())
         n_rng = len(list((scenario / "range").glob("rng*.bin"))) if (scenario / "range").is_dir() else 0
-        print(f"batch: {len(sense.sensors)} sensor samples, {len(sense.fixes)} GPS records, {n_rng} range files; "
-              f"machine: {psutil.cpu_count()} cores, load {psutil.getloadavg()[0]:.2f}, "
-              f"reference loop {reference_loop_ms():.0f} ms")
+        print(
+            f"batch: {len(sense.sensors)} sensor samples, {len(sense.fixes)} GPS records, {n_rng} range files; "
+            f"machine: {psutil.cpu_count()} cores, load {psutil.getloadavg()[0]:.2f}, "
+            f"reference loop {reference_loop_ms():.0f} ms"
+        )
         if args.handler_times:
             handler_times(scenario)
             return 0
@@ -313,23 +357,49 @@ def _record(args, scenario: Path, two, one, sense, n_rng: int) -> None:
             continue
         rs = s["results"]
         key = "all" if label == "all cores" else "one"
-        figs += [figure(f"{key}_done_s", f"{label}: start to estimates of the last sample, median of {len(rs)}",
-                        s["median_s"], "s"),
-                 figure(f"{key}_peak_pss_mib", f"{label}: peak summed PSS of the tree",
-                        max(r["peak_pss_mib"] for r in rs), "MiB")]
+        figs += [
+            figure(
+                f"{key}_done_s",
+                f"{label}: start to estimates of the last sample, median of {len(rs)}",
+                s["median_s"],
+                "s",
+            ),
+            figure(
+                f"{key}_peak_pss_mib",
+                f"{label}: peak summed PSS of the tree",
+                max(r["peak_pss_mib"] for r in rs),
+                "MiB",
+            ),
+        ]
         for task in ("formation_estimator", "attitude_estimator", "orbit_estimator"):
-            figs.append(figure(f"{key}_cpu_{task}", f"{label}: CPU of {task}, median",
-                               statistics.median(r["cpu_s"].get(task, 0.0) for r in rs), "s"))
+            figs.append(
+                figure(
+                    f"{key}_cpu_{task}",
+                    f"{label}: CPU of {task}, median",
+                    statistics.median(r["cpu_s"].get(task, 0.0) for r in rs),
+                    "s",
+                )
+            )
         total = statistics.median(sum(r["cpu_s"].values()) for r in rs)
         figs.append(figure(f"{key}_cpu_total", f"{label}: CPU of the whole tree, median", total, "s"))
         if key == "one":  # one core here vs one Pi Zero 2 W core: the rough 10-20x
-            figs.append(figure("pi_estimate_min", "estimate on a Raspberry Pi Zero 2 W (one core here x 10-20)",
-                               f"{10 * s['median_s'] / 60:.0f}-{20 * s['median_s'] / 60:.0f}", "min"))
-    record(args.record, f"A day's batch through the process tree: {n_sc} spacecraft "
-           f"({n_sc - 1} partners), {len(sense.sensors)} sensor samples, {n_rng} range files", figs,
-           notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
-                 "'done' is the first status file with estimates of the batch's last sample from every "
-                 "estimator.  A Raspberry Pi Zero 2 W core is roughly 10-20x slower than one here.")
+            figs.append(
+                figure(
+                    "pi_estimate_min",
+                    "estimate on a Raspberry Pi Zero 2 W (one core here x 10-20)",
+                    f"{10 * s['median_s'] / 60:.0f}-{20 * s['median_s'] / 60:.0f}",
+                    "min",
+                )
+            )
+    record(
+        args.record,
+        f"A day's batch through the process tree: {n_sc} spacecraft "
+        f"({n_sc - 1} partners), {len(sense.sensors)} sensor samples, {n_rng} range files",
+        figs,
+        notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
+        "'done' is the first status file with estimates of the batch's last sample from every "
+        "estimator.  A Raspberry Pi Zero 2 W core is roughly 10-20x slower than one here.",
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 import results  # noqa: E402  (bench/results.py: the performance page's figures)
+
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.replay_core import published_messages  # noqa: E402
 from ground.simulate import parse_duration_s  # noqa: E402
@@ -57,9 +58,17 @@ def session_messages(stream, t0_sc: float, seconds: float) -> list[tuple[str, di
     for t, b in stream:
         if t in ("orbit_estimate", "attitude_estimate", "formation_estimate"):
             last[(t, b.get("peer_id", 0))] = b
-    tasks = [{"name": n, "state": "running", "restarts": 0} for n in
-             ("status_reporter", "ingest", "orbit_estimator", "attitude_estimator", "formation_estimator",
-              "batch_writer")]
+    tasks = [
+        {"name": n, "state": "running", "restarts": 0}
+        for n in (
+            "status_reporter",
+            "ingest",
+            "orbit_estimator",
+            "attitude_estimator",
+            "formation_estimator",
+            "batch_writer",
+        )
+    ]
     out = []
     for k in range(int(seconds * 2)):
         t = t0_sc + 0.5 * k
@@ -133,13 +142,19 @@ def main(argv=None) -> int:
     if not args.no_tree and args.runs > 0:
         tree_figures(args.runs, figs)
     if args.record:
-        results.record("batch_writer", f"Batch writer: a {args.duration} scenario's downlink ({args.settings.name}), "
-                       "the cost per record, Ctrl-C with and without the writer", figs, notes=(
-                           "The writer's core on a real batch store fed spacecraft 0's messages of the simulated "
-                           "scenario in the order the tree publishes them, at the default cadence, then a session "
-                           f"of {args.session} after the batch (health at 2 Hz, propagated estimates at 1 Hz).  "
-                           "Ctrl-C: the sample batch through the real tree, with and without the writer, "
-                           "alternating."))
+        results.record(
+            "batch_writer",
+            f"Batch writer: a {args.duration} scenario's downlink ({args.settings.name}), "
+            "the cost per record, Ctrl-C with and without the writer",
+            figs,
+            notes=(
+                "The writer's core on a real batch store fed spacecraft 0's messages of the simulated "
+                "scenario in the order the tree publishes them, at the default cadence, then a session "
+                f"of {args.session} after the batch (health at 2 Hz, propagated estimates at 1 Hz).  "
+                "Ctrl-C: the sample batch through the real tree, with and without the writer, "
+                "alternating."
+            ),
+        )
     return 0
 
 
@@ -147,8 +162,12 @@ def batch_figures(args, session_s: float, figs: list) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        assert ground_main(["simulate", str(tmp / "scn"), "--settings", str(args.settings), "--duration",
-                            args.duration, "--quiet"]) == 0
+        assert (
+            ground_main(
+                ["simulate", str(tmp / "scn"), "--settings", str(args.settings), "--duration", args.duration, "--quiet"]
+            )
+            == 0
+        )
         t_sim = time.perf_counter() - t0
         t0 = time.perf_counter()
         stream = message_stream(tmp / "scn")
@@ -158,9 +177,11 @@ def batch_figures(args, session_s: float, figs: list) -> None:
             counts[t] = counts.get(t, 0) + 1
         t_sc = [b["t_sc_s"] for t, b in stream if t == "sensor"]
         span_h = (t_sc[-1] - t_sc[0]) / 3600.0
-        print(f"scenario {args.settings.name} {args.duration}: simulate {t_sim:.0f} s, replay {t_rep:.0f} s; "
-              f"{len(stream)} messages over {span_h:.2f} h of data: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print(
+            f"scenario {args.settings.name} {args.duration}: simulate {t_sim:.0f} s, replay {t_rep:.0f} s; "
+            f"{len(stream)} messages over {span_h:.2f} h of data: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        )
 
         # ---- bytes at the default cadence -------------------------------------------------
         d = tmp / "default"
@@ -176,23 +197,32 @@ def batch_figures(args, session_s: float, figs: list) -> None:
         total, n_files = _size(d)
         print(f"\ndefault cadence ({', '.join(f'{k}@{v}' for k, v in kind_selection(Config())[1].items())}):")
         print(f"  {span_h:.1f}-h batch: {data_bytes} bytes ({data_bytes / span_h * 24 / 1024:.1f} kB per 24 h of data)")
-        print(f"  + {args.session} session after it (health, propagated estimates): {total - data_bytes} bytes "
-              f"({(total - data_bytes) / (session_s / 60):.0f} bytes per minute)")
+        print(
+            f"  + {args.session} session after it (health, propagated estimates): {total - data_bytes} bytes "
+            f"({(total - data_bytes) / (session_s / 60):.0f} bytes per minute)"
+        )
         print(f"  = {total} bytes in {n_files} files (bound {Config().batch_file_max_bytes} bytes each)")
         print("  per kind (records, bytes, bytes per record):")
         for k, (n, b) in sorted(per_kind(d).items(), key=lambda kv: -kv[1][1]):
             print(f"    {k:14s} {n:6d} {b:8d}  {b / n:5.1f}")
         print(f"  headers: {n_files * B.HEADER_SIZE} bytes; context records repeated per file included above")
-        figs += [results.figure("messages", f"messages offered ({span_h:.1f} h of data)", len(stream)),
-                 results.figure("batch_bytes", "bytes of the batch's data at the default cadence", data_bytes, "bytes"),
-                 results.figure("day_kb", "... per 24 h of data",
-                                data_bytes / span_h * 24 / 1024, "kB"),
-                 results.figure("session_bytes_per_min", "+ a session after the batch (health, propagated "
-                                "estimates), per minute", (total - data_bytes) / (session_s / 60), "bytes"),
-                 results.figure("total_bytes", f"batch + {args.session} session: total", total, "bytes"),
-                 results.figure("files", "... in files", n_files)]
-        figs += [results.figure(f"kind_{k}_bytes", f"of which {k} records ({n})", b, "bytes")
-                 for k, (n, b) in sorted(per_kind(d).items(), key=lambda kv: -kv[1][1])]
+        figs += [
+            results.figure("messages", f"messages offered ({span_h:.1f} h of data)", len(stream)),
+            results.figure("batch_bytes", "bytes of the batch's data at the default cadence", data_bytes, "bytes"),
+            results.figure("day_kb", "... per 24 h of data", data_bytes / span_h * 24 / 1024, "kB"),
+            results.figure(
+                "session_bytes_per_min",
+                "+ a session after the batch (health, propagated estimates), per minute",
+                (total - data_bytes) / (session_s / 60),
+                "bytes",
+            ),
+            results.figure("total_bytes", f"batch + {args.session} session: total", total, "bytes"),
+            results.figure("files", "... in files", n_files),
+        ]
+        figs += [
+            results.figure(f"kind_{k}_bytes", f"of which {k} records ({n})", b, "bytes")
+            for k, (n, b) in sorted(per_kind(d).items(), key=lambda kv: -kv[1][1])
+        ]
 
         # ---- cost -------------------------------------------------------------------------
         per_msg_us = dt / len(stream) * 1e6
@@ -202,18 +232,29 @@ def batch_figures(args, session_s: float, figs: list) -> None:
         n0 = store0.counters.records_written
         fs = fsync_cost(tmp)
         print("\ncost (this machine; the Pi is slower, see the docstring):")
-        print(f"  default cadence: {per_msg_us:.1f} µs per message offered ({len(stream)} messages, "
-              f"{store.counters.records_written} records, {dt:.2f} s for the whole batch)")
-        print(f"  every message recorded: {dt0 / n0 * 1e6:.1f} µs per record written "
-              f"({n0} records, {store0.counters.bytes_written} bytes, {dt0:.2f} s)")
+        print(
+            f"  default cadence: {per_msg_us:.1f} µs per message offered ({len(stream)} messages, "
+            f"{store.counters.records_written} records, {dt:.2f} s for the whole batch)"
+        )
+        print(
+            f"  every message recorded: {dt0 / n0 * 1e6:.1f} µs per record written "
+            f"({n0} records, {store0.counters.bytes_written} bytes, {dt0:.2f} s)"
+        )
         print(f"  fsync of the open file: median {fs * 1e3:.2f} ms (one per second while records flow)")
-        figs += [results.figure("per_message_us", "recorder time per message offered at the default cadence",
-                                per_msg_us, "µs"),
-                 results.figure("per_record_us", "recorder time per record written, every message recorded "
-                                "(encode, frame, write(2))", dt0 / n0 * 1e6, "µs"),
-                 results.figure("fsync_ms", "fsync of the open file, median (one per second while records flow)",
-                                fs * 1e3, "ms")]
-
+        figs += [
+            results.figure(
+                "per_message_us", "recorder time per message offered at the default cadence", per_msg_us, "µs"
+            ),
+            results.figure(
+                "per_record_us",
+                "recorder time per record written, every message recorded (encode, frame, write(2))",
+                dt0 / n0 * 1e6,
+                "µs",
+            ),
+            results.figure(
+                "fsync_ms", "fsync of the open file, median (one per second while records flow)", fs * 1e3, "ms"
+            ),
+        ]
 
 
 def tree_figures(runs: int, figs: list) -> None:
@@ -231,18 +272,30 @@ def tree_figures(runs: int, figs: list) -> None:
                     _, s, _, n = one_run(Path(t), env=env)
                 stops[label].append(s)
                 procs[label] = n
-            print(f"run {i + 1:2d}: Ctrl-C -> gone {stops['with writer'][-1] * 1e3:6.1f} ms with the writer, "
-                  f"{stops['without writer'][-1] * 1e3:6.1f} ms without", flush=True)
+            print(
+                f"run {i + 1:2d}: Ctrl-C -> gone {stops['with writer'][-1] * 1e3:6.1f} ms with the writer, "
+                f"{stops['without writer'][-1] * 1e3:6.1f} ms without",
+                flush=True,
+            )
     finally:
         off.unlink()
     print()
     for label, v in stops.items():
-        print(f"Ctrl-C -> last process gone, {label:14s} ({procs[label]} processes): median {statistics.median(v) * 1e3:.0f} ms, "
-              f"worst {max(v) * 1e3:.0f} ms of {len(v)}  (target worst < 1000 ms)")
+        print(
+            f"Ctrl-C -> last process gone, {label:14s} ({procs[label]} processes): median "
+            f"{statistics.median(v) * 1e3:.0f} ms, "
+            f"worst {max(v) * 1e3:.0f} ms of {len(v)}  (target worst < 1000 ms)"
+        )
         key = "with" if label == "with writer" else "without"
-        figs += [results.figure(f"stop_{key}_median_ms", f"Ctrl-C -> last process gone, {label} ({procs[label]} "
-                                f"processes): median of {len(v)}", statistics.median(v) * 1e3, "ms"),
-                 results.figure(f"stop_{key}_worst_ms", "... worst", max(v) * 1e3, "ms")]
+        figs += [
+            results.figure(
+                f"stop_{key}_median_ms",
+                f"Ctrl-C -> last process gone, {label} ({procs[label]} processes): median of {len(v)}",
+                statistics.median(v) * 1e3,
+                "ms",
+            ),
+            results.figure(f"stop_{key}_worst_ms", "... worst", max(v) * 1e3, "ms"),
+        ]
 
 
 if __name__ == "__main__":

@@ -36,10 +36,11 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import FLIGHT_MAIN, FlightRun, make_home  # noqa: E402
+from results import figure, record  # noqa: E402
+
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE, decode_sense  # noqa: E402
 from pygnc.tasks.table import TASKS_BY_NAME, process_name  # noqa: E402
-from results import figure, record  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 INGEST_ID = TASKS_BY_NAME["ingest"].task_id
@@ -70,12 +71,12 @@ def _huge_sense(path: Path, size: int) -> float:
             for r in range(per):
                 for s in range(5):
                     off = r * RECORD_SIZE + s * SENSOR_SEGMENT_SIZE
-                    t = int.from_bytes(b[off:off + 4], "big") + k * span
-                    b[off:off + 4] = t.to_bytes(4, "big")
+                    t = int.from_bytes(b[off : off + 4], "big") + k * span
+                    b[off : off + 4] = t.to_bytes(4, "big")
                 off = r * RECORD_SIZE + 5 * SENSOR_SEGMENT_SIZE
-                t = int.from_bytes(b[off:off + 4], "big")
+                t = int.from_bytes(b[off : off + 4], "big")
                 if t:
-                    b[off:off + 4] = (t + k * span).to_bytes(4, "big")
+                    b[off : off + 4] = (t + k * span).to_bytes(4, "big")
             f.write(b)
     return float(decode_sense(one).sensors["t_sc_s"][-1]) + (n - 1) * span
 
@@ -120,55 +121,96 @@ def one_run(args) -> dict:
                 time.sleep(0.05)
             run.ctrl_c()
             rc = run.wait_exit(30)
-        return {"peak_rss_mib": peak_rss / MIB, "max_age_s": max_age, "late_samples": late,
-                "restarts": restarts, "batch_done_s": t_done, "exit": rc}
+        return {
+            "peak_rss_mib": peak_rss / MIB,
+            "max_age_s": max_age,
+            "late_samples": late,
+            "restarts": restarts,
+            "batch_done_s": t_done,
+            "exit": rc,
+        }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--range-gib", type=float, default=2.0, help="size of ~/range/rng00001.bin, GiB (0: none)")
     p.add_argument("--sense-mib", type=float, default=0.0, help="size of sense.bin, MiB (0: the sample's)")
-    p.add_argument("--sense-max-mib", type=float, default=0.0,
-                   help="set sense_file_max_bytes to this, MiB (0: the default; a checkout without the key "
-                        "refuses the configuration)")
+    p.add_argument(
+        "--sense-max-mib",
+        type=float,
+        default=0.0,
+        help="set sense_file_max_bytes to this, MiB (0: the default; a checkout without the key "
+        "refuses the configuration)",
+    )
     p.add_argument("--random", action="store_true", help="random bytes in the range file instead of zeros")
     p.add_argument("--seconds", type=float, default=40.0, help="how long to watch each run, s")
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
-    p.add_argument("--main", type=lambda s: str(Path(s).resolve()), default=str(FLIGHT_MAIN),
-                   help="the flight/main.py to run")
+    p.add_argument(
+        "--main", type=lambda s: str(Path(s).resolve()), default=str(FLIGHT_MAIN), help="the flight/main.py to run"
+    )
     args = p.parse_args()
-    print(f"main {args.main}; range file {args.range_gib:g} GiB{' random' if args.random else ' sparse'}; "
-          f"sense.bin {args.sense_mib:g} MiB; {args.seconds:g} s per run")
+    print(
+        f"main {args.main}; range file {args.range_gib:g} GiB{' random' if args.random else ' sparse'}; "
+        f"sense.bin {args.sense_mib:g} MiB; {args.seconds:g} s per run"
+    )
     rows = []
     for i in range(args.runs):
         r = one_run(args)
         rows.append(r)
         done = "never" if r["batch_done_s"] is None else f"{r['batch_done_s']:.1f} s"
-        print(f"run {i + 1}: ingest peak RSS {r['peak_rss_mib']:.0f} MiB, longest health-reply age "
-              f"{r['max_age_s']:.1f} s, late in {r['late_samples']} samples, restarts {r['restarts']}, "
-              f"batch_done {done}, exit {r['exit']}")
+        print(
+            f"run {i + 1}: ingest peak RSS {r['peak_rss_mib']:.0f} MiB, longest health-reply age "
+            f"{r['max_age_s']:.1f} s, late in {r['late_samples']} samples, restarts {r['restarts']}, "
+            f"batch_done {done}, exit {r['exit']}"
+        )
     if args.runs > 1:
         med = {k: statistics.median(r[k] for r in rows) for k in ("peak_rss_mib", "max_age_s", "restarts")}
-        print(f"median: peak RSS {med['peak_rss_mib']:.0f} MiB, longest age {med['max_age_s']:.1f} s, "
-              f"restarts {med['restarts']:g}")
+        print(
+            f"median: peak RSS {med['peak_rss_mib']:.0f} MiB, longest age {med['max_age_s']:.1f} s, "
+            f"restarts {med['restarts']:g}"
+        )
     if args.record:
         done = [r["batch_done_s"] for r in rows if r["batch_done_s"] is not None]
-        figs = [figure("ingest_peak_rss_mib", "ingest's peak resident memory, median of runs",
-                       statistics.median(r["peak_rss_mib"] for r in rows), "MiB"),
-                figure("ingest_max_age_s", "ingest's longest health-reply age, median of runs",
-                       statistics.median(r["max_age_s"] for r in rows), "s"),
-                figure("ingest_restarts", "ingest's restarts, most in a run", max(r["restarts"] for r in rows)),
-                figure("batch_done", "runs whose batch was done", f"{len(done)} of {len(rows)}")]
+        figs = [
+            figure(
+                "ingest_peak_rss_mib",
+                "ingest's peak resident memory, median of runs",
+                statistics.median(r["peak_rss_mib"] for r in rows),
+                "MiB",
+            ),
+            figure(
+                "ingest_max_age_s",
+                "ingest's longest health-reply age, median of runs",
+                statistics.median(r["max_age_s"] for r in rows),
+                "s",
+            ),
+            figure("ingest_restarts", "ingest's restarts, most in a run", max(r["restarts"] for r in rows)),
+            figure("batch_done", "runs whose batch was done", f"{len(done)} of {len(rows)}"),
+        ]
         if done:
             figs.append(figure("batch_done_s", "start -> batch done, median", statistics.median(done), "s"))
-        what = " + ".join(x for x in (f"a {args.range_gib:g}-GiB {'random' if args.random else 'sparse'} range file"
-                                      if args.range_gib > 0 else "", f"a {args.sense_mib:g}-MiB sense.bin"
-                                      if args.sense_mib > 0 else "") if x) or "no huge file"
-        record("big_inputs", f"Huge input files through the process tree: the sample batch with {what}, "
-               f"{args.runs} run(s) of {args.seconds:g} s", figs,
-               notes="Ingest's resident memory and the age of its last health reply in the status file, sampled "
-                     "every 50 ms while it reads.")
+        what = (
+            " + ".join(
+                x
+                for x in (
+                    f"a {args.range_gib:g}-GiB {'random' if args.random else 'sparse'} range file"
+                    if args.range_gib > 0
+                    else "",
+                    f"a {args.sense_mib:g}-MiB sense.bin" if args.sense_mib > 0 else "",
+                )
+                if x
+            )
+            or "no huge file"
+        )
+        record(
+            "big_inputs",
+            f"Huge input files through the process tree: the sample batch with {what}, "
+            f"{args.runs} run(s) of {args.seconds:g} s",
+            figs,
+            notes="Ingest's resident memory and the age of its last health reply in the status file, sampled "
+            "every 50 ms while it reads.",
+        )
     return 0
 
 

@@ -58,9 +58,10 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import FlightRun, make_home  # noqa: E402
+from results import figure, record  # noqa: E402
+
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
-from results import figure, record  # noqa: E402
 
 #: Stop-time target, s: every Ctrl-C stops the tree in under 0.3 s, in every phase.
 TARGET_S = 0.3
@@ -96,9 +97,21 @@ def interpreter_startup_s(n: int = 10) -> list[float]:
 
 
 def make_scenario(dest: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "ground", "simulate", str(dest), "--settings",
-                    str(REPO / "data" / "scenarios" / "formation_3h.toml"), "--quiet"],
-                   check=True, cwd=REPO, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ground",
+            "simulate",
+            str(dest),
+            "--settings",
+            str(REPO / "data" / "scenarios" / "formation_3h.toml"),
+            "--quiet",
+        ],
+        check=True,
+        cwd=REPO,
+        timeout=600,
+    )
     return dest
 
 
@@ -118,8 +131,14 @@ def last_log_lines(log_dir: Path, t0_wall: float) -> dict[str, float]:
     return out
 
 
-def one_run(tmp: Path, scenario: Path, t_sc: float, delay_s: float, second_s: float | None = None,
-            keep_failed: Path | None = None) -> dict:
+def one_run(
+    tmp: Path,
+    scenario: Path,
+    t_sc: float,
+    delay_s: float,
+    second_s: float | None = None,
+    keep_failed: Path | None = None,
+) -> dict:
     home = make_home(tmp, scenario)
     run = FlightRun(home, timeout_min=5.0, spacecraft_time_s=t_sc)
     res = {"delay_s": delay_s}
@@ -194,8 +213,7 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=4.0, help="Ctrl-C uniformly in [0, WINDOW) s after start")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--scenario", type=Path, help="scenario directory (default: simulate the 3-h formation)")
-    ap.add_argument("--second", type=float, default=None,
-                    help="type a second Ctrl-C this many seconds after the first")
+    ap.add_argument("--second", type=float, default=None, help="type a second Ctrl-C this many seconds after the first")
     ap.add_argument("--verbose", action="store_true", help="print the terminal output of failed runs")
     ap.add_argument("--keep-failed", type=Path, help="copy the logs of runs over the target or failing a check here")
     ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
@@ -212,79 +230,132 @@ def main() -> int:
                 r = one_run(Path(run_tmp), scenario, t_sc, delay, args.second, args.keep_failed)
             results.append(r)
             bad = [k for k, ok in r["checks"].items() if not ok]
-            print(f"run {i + 1:3d}: Ctrl-C at {delay:5.3f} s ({r['phase']:6s}) stop {r['stop_s'] * 1000:7.1f} ms "
-                  f"exit {r['rc']}" + (f"  FAILED {bad}" if bad else "") + (f"  {r['left']} left" if r["left"] else ""),
-                  flush=True)
+            print(
+                f"run {i + 1:3d}: Ctrl-C at {delay:5.3f} s ({r['phase']:6s}) stop {r['stop_s'] * 1000:7.1f} ms "
+                f"exit {r['rc']}" + (f"  FAILED {bad}" if bad else "") + (f"  {r['left']} left" if r["left"] else ""),
+                flush=True,
+            )
             if r["stop_s"] >= TARGET_S and r["last_lines"]:
-                print("    last log line after the Ctrl-C: " + ", ".join(
-                    f"{k} {v * 1000:.0f} ms" for k, v in sorted(r["last_lines"].items(), key=lambda kv: kv[1])))
-                print("    processes gone after the Ctrl-C: "
-                      + ", ".join(f"{n} {t * 1000:.0f} ms" for t, n in r["gone"]))
+                print(
+                    "    last log line after the Ctrl-C: "
+                    + ", ".join(
+                        f"{k} {v * 1000:.0f} ms" for k, v in sorted(r["last_lines"].items(), key=lambda kv: kv[1])
+                    )
+                )
+                print(
+                    "    processes gone after the Ctrl-C: " + ", ".join(f"{n} {t * 1000:.0f} ms" for t, n in r["gone"])
+                )
             if (bad or r["rc"] != 0) and args.verbose:
                 print("    " + r["text"].replace("\n", "\n    "))
     stops = [r["stop_s"] for r in results]
     print()
-    print(f"{len(results)} runs, Ctrl-C uniformly in [0, {args.window:g}) s after start, seed {args.seed}"
-          + (f", a second Ctrl-C {args.second * 1000:.0f} ms after the first" if args.second is not None else ""))
-    print(f"stop time (Ctrl-C -> last process gone): median {statistics.median(stops) * 1000:.0f} ms, "
-          f"p95 {pct(stops, 0.95) * 1000:.0f} ms, worst {max(stops) * 1000:.0f} ms; "
-          f"{sum(s >= TARGET_S for s in stops)} at or over {TARGET_S:g} s")
+    print(
+        f"{len(results)} runs, Ctrl-C uniformly in [0, {args.window:g}) s after start, seed {args.seed}"
+        + (f", a second Ctrl-C {args.second * 1000:.0f} ms after the first" if args.second is not None else "")
+    )
+    print(
+        f"stop time (Ctrl-C -> last process gone): median {statistics.median(stops) * 1000:.0f} ms, "
+        f"p95 {pct(stops, 0.95) * 1000:.0f} ms, worst {max(stops) * 1000:.0f} ms; "
+        f"{sum(s >= TARGET_S for s in stops)} at or over {TARGET_S:g} s"
+    )
     for phase in ("interp", "start", "batch", "steady"):
         xs = [r["stop_s"] for r in results if r["phase"] == phase]
         if xs:
-            print(f"  {phase:6s}: {len(xs):3d} runs, median {statistics.median(xs) * 1000:.0f} ms, "
-                  f"p95 {pct(xs, 0.95) * 1000:.0f} ms, worst {max(xs) * 1000:.0f} ms")
+            print(
+                f"  {phase:6s}: {len(xs):3d} runs, median {statistics.median(xs) * 1000:.0f} ms, "
+                f"p95 {pct(xs, 0.95) * 1000:.0f} ms, worst {max(xs) * 1000:.0f} ms"
+            )
     codes: dict = {}
     for r in results:
         codes[r["rc"]] = codes.get(r["rc"], 0) + 1
     print("exit codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items(), key=lambda kv: str(kv[0]))))
     names = list(results[0]["checks"])
-    print("final-status checks (runs passing): " + ", ".join(
-        f"{n} {sum(r['checks'][n] for r in results)}/{len(results)}" for n in names))
+    print(
+        "final-status checks (runs passing): "
+        + ", ".join(f"{n} {sum(r['checks'][n] for r in results)}/{len(results)}" for n in names)
+    )
     print(f"processes left after 15 s: {sum(r['left'] for r in results)}")
     interp = [r for r in results if r["phase"] == "interp"]
     at = ", ".join(f"{r['delay_s'] * 1000:.0f} ms" for r in interp) or "-"
-    print(f"interpreter start-up (python script.py -> first statement): median "
-          f"{statistics.median(startup) * 1000:.0f} ms, worst {max(startup) * 1000:.0f} ms of {len(startup)}; "
-          f"{len(interp)} Ctrl-Cs fell in it (at {at}: "
-          "exit by Python itself, before any pygnc code)")
-    failed = [r for r in results if r["phase"] != "interp" and
-              (r["rc"] != 0 or not all(r["checks"].values()) or r["stop_s"] >= TARGET_S)]
+    print(
+        f"interpreter start-up (python script.py -> first statement): median "
+        f"{statistics.median(startup) * 1000:.0f} ms, worst {max(startup) * 1000:.0f} ms of {len(startup)}; "
+        f"{len(interp)} Ctrl-Cs fell in it (at {at}: "
+        "exit by Python itself, before any pygnc code)"
+    )
+    failed = [
+        r
+        for r in results
+        if r["phase"] != "interp" and (r["rc"] != 0 or not all(r["checks"].values()) or r["stop_s"] >= TARGET_S)
+    ]
     print(f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target: {len(failed)}")
     if args.record:
         n = len(results)
-        figs = [figure("runs", f"Ctrl-Cs at random instants in the first {args.window:g} s", n),
-                figure("stop_median_ms", "Ctrl-C -> last process of the tree gone: median",
-                       statistics.median(stops) * 1000, "ms"),
-                figure("stop_p95_ms", "... 95th percentile", pct(stops, 0.95) * 1000, "ms"),
-                figure("stop_worst_ms", "... worst", max(stops) * 1000, "ms"),
-                figure("over_target", f"runs at or over the {TARGET_S:g}-s target",
-                       f"{sum(s >= TARGET_S for s in stops)} of {n}")]
+        figs = [
+            figure("runs", f"Ctrl-Cs at random instants in the first {args.window:g} s", n),
+            figure(
+                "stop_median_ms",
+                "Ctrl-C -> last process of the tree gone: median",
+                statistics.median(stops) * 1000,
+                "ms",
+            ),
+            figure("stop_p95_ms", "... 95th percentile", pct(stops, 0.95) * 1000, "ms"),
+            figure("stop_worst_ms", "... worst", max(stops) * 1000, "ms"),
+            figure(
+                "over_target",
+                f"runs at or over the {TARGET_S:g}-s target",
+                f"{sum(s >= TARGET_S for s in stops)} of {n}",
+            ),
+        ]
         for phase in ("start", "batch", "steady"):
             xs = [r["stop_s"] for r in results if r["phase"] == phase]
             if xs:
-                figs.append(figure(f"stop_worst_{phase}_ms", f"worst stop with the Ctrl-C in phase '{phase}' "
-                                   f"({len(xs)} runs)", max(xs) * 1000, "ms"))
-        figs += [figure("exit_zero", "runs where main.py exited 0", f"{codes.get(0, 0)} of {n}"),
-                 figure("checks_passed", "runs whose final status says stopping, info file ends in STOP, no temporary "
-                        "file, no traceback, no task killed",
-                        f"{sum(all(r['checks'].values()) for r in results)} of {n}"),
-                 figure("processes_left", "processes left 15 s after the Ctrl-C, all runs",
-                        sum(r["left"] for r in results)),
-                 figure("interpreter_ctrl_c",
-                        "Ctrl-Cs that fell in Python's own start-up (before main.py's first line)",
-                        len(interp)),
-                 figure("interpreter_startup_ms", "Python's start-up (python script.py -> first statement), median",
-                        statistics.median(startup) * 1000, "ms"),
-                 figure("failed", f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target",
-                        f"{len(failed)} of {n - len(interp)}")]
+                figs.append(
+                    figure(
+                        f"stop_worst_{phase}_ms",
+                        f"worst stop with the Ctrl-C in phase '{phase}' ({len(xs)} runs)",
+                        max(xs) * 1000,
+                        "ms",
+                    )
+                )
+        figs += [
+            figure("exit_zero", "runs where main.py exited 0", f"{codes.get(0, 0)} of {n}"),
+            figure(
+                "checks_passed",
+                "runs whose final status says stopping, info file ends in STOP, no temporary "
+                "file, no traceback, no task killed",
+                f"{sum(all(r['checks'].values()) for r in results)} of {n}",
+            ),
+            figure("processes_left", "processes left 15 s after the Ctrl-C, all runs", sum(r["left"] for r in results)),
+            figure(
+                "interpreter_ctrl_c",
+                "Ctrl-Cs that fell in Python's own start-up (before main.py's first line)",
+                len(interp),
+            ),
+            figure(
+                "interpreter_startup_ms",
+                "Python's start-up (python script.py -> first statement), median",
+                statistics.median(startup) * 1000,
+                "ms",
+            ),
+            figure(
+                "failed",
+                f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target",
+                f"{len(failed)} of {n - len(interp)}",
+            ),
+        ]
         second = "" if args.second is None else f", a second Ctrl-C {args.second * 1000:.0f} ms after the first"
         on = "the 3-h two-spacecraft formation" if args.scenario is None else f"scenario {args.scenario.name}"
-        record("ctrl_c" if args.second is None else "ctrl_c_second",
-               f"Ctrl-C at a random instant: {n} runs on {on}{second}", figs, notes=(
-                   "flight/main.py in a fresh pseudo-terminal as the host starts it; Ctrl-C (0x03) typed into the "
-                   f"terminal at a uniformly random instant in the first {args.window:g} s (start-up, the batch, the "
-                   "steady state); stop time until the last process of main.py's session is gone."))
+        record(
+            "ctrl_c" if args.second is None else "ctrl_c_second",
+            f"Ctrl-C at a random instant: {n} runs on {on}{second}",
+            figs,
+            notes=(
+                "flight/main.py in a fresh pseudo-terminal as the host starts it; Ctrl-C (0x03) typed into the "
+                f"terminal at a uniformly random instant in the first {args.window:g} s (start-up, the batch, the "
+                "steady state); stop time until the last process of main.py's session is gone."
+            ),
+        )
     return 1 if failed else 0
 
 

@@ -128,15 +128,25 @@ def main() -> None:
     print(f"struct loop, 17 unpacks/record:       {rate['se']:8.1f} MB/s  ({med['se'] * 1e3:.0f} ms)")
     print(f"ratio vs bare: {rate['np'] / rate['st']:.1f}x   vs 17-unpack: {rate['np'] / rate['se']:.1f}x")
     if args.record:
-        record("decode", f"sense.bin decode throughput: a {mb:.0f}-MB synthetic file, median of {args.repeats}", [
-            figure("decode_mb_s", "decode_sense (to physical units, GPS validity included)", rate["np"], "MB/s"),
-            figure("decode_cold_mb_s", "... first call (fresh memory for the output)", mb / t_cold, "MB/s"),
-            figure("bare_struct_mb_s", "a bare struct loop, one unpack per record (builds nothing)", rate["st"],
-                   "MB/s"),
-            figure("struct_17_mb_s", "a struct loop with every byte order right (17 unpacks per record)", rate["se"],
-                   "MB/s"),
-            figure("ratio_bare", "decode_sense / the bare loop", rate["np"] / rate["st"]),
-            figure("ratio_17", "decode_sense / the 17-unpack loop", rate["np"] / rate["se"])])
+        record(
+            "decode",
+            f"sense.bin decode throughput: a {mb:.0f}-MB synthetic file, median of {args.repeats}",
+            [
+                figure("decode_mb_s", "decode_sense (to physical units, GPS validity included)", rate["np"], "MB/s"),
+                figure("decode_cold_mb_s", "... first call (fresh memory for the output)", mb / t_cold, "MB/s"),
+                figure(
+                    "bare_struct_mb_s", "a bare struct loop, one unpack per record (builds nothing)", rate["st"], "MB/s"
+                ),
+                figure(
+                    "struct_17_mb_s",
+                    "a struct loop with every byte order right (17 unpacks per record)",
+                    rate["se"],
+                    "MB/s",
+                ),
+                figure("ratio_bare", "decode_sense / the bare loop", rate["np"] / rate["st"]),
+                figure("ratio_17", "decode_sense / the 17-unpack loop", rate["np"] / rate["se"]),
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from results import figure, record  # noqa: E402
+
 from pygnc.drivers import gx2_codec as gx  # noqa: E402
 from pygnc.drivers import imu380_codec as uu  # noqa: E402
 from pygnc.drivers import monodrive_codec as md  # noqa: E402
@@ -42,7 +44,6 @@ from pygnc.drivers.imu380 import Imu380Stream  # noqa: E402
 from pygnc.drivers.monodrive import MonoDriveStream  # noqa: E402
 from pygnc.drivers.timing import ClockSync  # noqa: E402
 from pygnc.tasks.table import TASKS_BY_NAME, process_name  # noqa: E402
-from results import figure, record  # noqa: E402
 
 #: Figure keys of the rows of :func:`codec_throughput` and :func:`stream_cpu`, in their order.
 CODEC_KEYS = ("imu380", "gx2", "monodrive_tcp", "monodrive_udp")
@@ -89,55 +90,78 @@ def codec_throughput(repeats: int, n: int = 30000) -> list[tuple[str, float, flo
     def uu_frame():
         f = uu.Framer()
         for k in range(0, len(s1), 4096):
-            f.feed(s1[k:k + 4096])
+            f.feed(s1[k : k + 4096])
 
     def uu_full():
         f = uu.Framer()
         for k in range(0, len(s1), 4096):
-            for fr in f.feed(s1[k:k + 4096]):
+            for fr in f.feed(s1[k : k + 4096]):
                 uu.decode_output(fr)
-    rows.append(("IMU380 S1 (framer + CRC, + decode)", len(s1) / _time(uu_frame, repeats) / 1e6,
-                 len(s1) / _time(uu_full, repeats) / 1e6))
+
+    rows.append(
+        (
+            "IMU380 S1 (framer + CRC, + decode)",
+            len(s1) / _time(uu_frame, repeats) / 1e6,
+            len(s1) / _time(uu_full, repeats) / 1e6,
+        )
+    )
     c2 = _c2_stream(n)
 
     def gx_frame():
         f = gx.Framer()
         for k in range(0, len(c2), 4096):
-            f.feed(c2[k:k + 4096])
+            f.feed(c2[k : k + 4096])
 
     def gx_full():
         f = gx.Framer()
         for k in range(0, len(c2), 4096):
-            for fr in f.feed(c2[k:k + 4096]):
+            for fr in f.feed(c2[k : k + 4096]):
                 gx.decode_accel_rate(fr, verify=False)
-    rows.append(("GX2 0xC2 (framer + checksum, + decode)", len(c2) / _time(gx_frame, repeats) / 1e6,
-                 len(c2) / _time(gx_full, repeats) / 1e6))
+
+    rows.append(
+        (
+            "GX2 0xC2 (framer + checksum, + decode)",
+            len(c2) / _time(gx_frame, repeats) / 1e6,
+            len(c2) / _time(gx_full, repeats) / 1e6,
+        )
+    )
     frames = _mono_frames(n)
     stream = b"".join(frames)
 
     def md_frame():
         f = md.TcpFramer("v16")
         for k in range(0, len(stream), 4096):
-            f.feed(stream[k:k + 4096])
+            f.feed(stream[k : k + 4096])
 
     def md_full():
         f = md.TcpFramer("v16")
         for k in range(0, len(stream), 4096):
-            for fr in f.feed(stream[k:k + 4096]):
+            for fr in f.feed(stream[k : k + 4096]):
                 md.decode_frame(fr, "v16", verify_checksum=True)
 
     def md_udp():
         for fr in frames:
             md.decode_frame(fr, "v16", verify_checksum=True)
-    rows.append(("monoDrive v16 TCP (framer, + decode)", len(stream) / _time(md_frame, repeats) / 1e6,
-                 len(stream) / _time(md_full, repeats) / 1e6))
+
+    rows.append(
+        (
+            "monoDrive v16 TCP (framer, + decode)",
+            len(stream) / _time(md_frame, repeats) / 1e6,
+            len(stream) / _time(md_full, repeats) / 1e6,
+        )
+    )
     rows.append(("monoDrive v16 UDP (per datagram decode)", math.nan, len(stream) / _time(md_udp, repeats) / 1e6))
     return rows
 
 
 def _start_sim(args: list[str]) -> tuple[subprocess.Popen, str]:
-    p = subprocess.Popen([sys.executable, "-m", "ground", "simdevice", *args], cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "ground", "simdevice", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     first = p.stdout.readline()
     return p, first
 
@@ -176,9 +200,10 @@ def stream_cpu(seconds: float) -> list[tuple[str, float, float]]:
     holder = tempfile.TemporaryDirectory(prefix="bench-drivers-")
     link = Path(holder.name) / "tty"
     for name, sim_args, make in (
-            ("IMU380 S1 100 Hz (pty)", ["imu380", "--link", str(link)], lambda: Imu380Stream(str(link), baud=115200)),
-            ("GX2 continuous 100 Hz (pty)", ["gx2", "--link", str(link)], lambda: Gx2Stream(str(link))),
-            ("GX2 polled 100 Hz (pty)", ["gx2", "--link", str(link)], lambda: Gx2Stream(str(link), mode="polled"))):
+        ("IMU380 S1 100 Hz (pty)", ["imu380", "--link", str(link)], lambda: Imu380Stream(str(link), baud=115200)),
+        ("GX2 continuous 100 Hz (pty)", ["gx2", "--link", str(link)], lambda: Gx2Stream(str(link))),
+        ("GX2 polled 100 Hz (pty)", ["gx2", "--link", str(link)], lambda: Gx2Stream(str(link), mode="polled")),
+    ):
         p, _ = _start_sim(sim_args)
         try:
             cpu, n = _drive(make(), seconds)
@@ -186,7 +211,8 @@ def stream_cpu(seconds: float) -> list[tuple[str, float, float]]:
             _stop(p)
         rows.append((name, cpu, n / seconds))
     import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:   # a free port for the stream to bind
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a free port for the stream to bind
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     st = MonoDriveStream(f"udp://127.0.0.1:{port}")
@@ -249,8 +275,9 @@ def main(argv=None) -> int:
         print(f"{name:44s} {frame:9.1f} {full:9.1f}")
         short = name.split(" (")[0]
         if math.isfinite(frame):
-            figs.append(figure(f"{key}_framing_mb_s", f"{short}: framing and its check alone (wire bytes)", frame,
-                               "MB/s"))
+            figs.append(
+                figure(f"{key}_framing_mb_s", f"{short}: framing and its check alone (wire bytes)", frame, "MB/s")
+            )
         figs.append(figure(f"{key}_decode_mb_s", f"{short}: decoded to physical units (wire bytes)", full, "MB/s"))
     print(f"\n# CPU of a live stream, this process's loop ({a.seconds:g} s each; device in another process)")
     print(f"{'stream':40s} {'CPU s/s':>9s} {'samples/s':>10s}")
@@ -259,17 +286,31 @@ def main(argv=None) -> int:
         figs.append(figure(f"{key}_cpu_s_s", f"{name}: the ingest loop's CPU seconds per second", cpu, "CPU s/s"))
     if not a.no_tree:
         imu, idle = task_cpu(a.seconds)
-        print(f"\n# flight tree: imu_ingest process (IMU380 S1 100 Hz, publishing) {imu:.4f} CPU s/s; "
-              f"an idle task for comparison {idle:.4f} CPU s/s")
-        figs += [figure("tree_imu_ingest_cpu_s_s", "flight tree: the imu_ingest process (IMU380 100 Hz, "
-                        "publishing), CPU seconds per second", imu, "CPU s/s"),
-                 figure("tree_idle_task_cpu_s_s", "... an idle task for comparison", idle, "CPU s/s")]
+        print(
+            f"\n# flight tree: imu_ingest process (IMU380 S1 100 Hz, publishing) {imu:.4f} CPU s/s; "
+            f"an idle task for comparison {idle:.4f} CPU s/s"
+        )
+        figs += [
+            figure(
+                "tree_imu_ingest_cpu_s_s",
+                "flight tree: the imu_ingest process (IMU380 100 Hz, publishing), CPU seconds per second",
+                imu,
+                "CPU s/s",
+            ),
+            figure("tree_idle_task_cpu_s_s", "... an idle task for comparison", idle, "CPU s/s"),
+        ]
     print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs; indicative on a shared machine)")
     if a.record:
-        record("drivers", "IMU drivers: codec throughput and the CPU of a 100-Hz stream", figs, notes=(
-            f"Codecs: median of {a.repeats} passes over 30 000 synthetic packets.  Streams: a simulated device in "
-            f"another process (python -m ground simdevice) for {a.seconds:g} s each, on a pseudo-terminal or "
-            "loopback UDP."))
+        record(
+            "drivers",
+            "IMU drivers: codec throughput and the CPU of a 100-Hz stream",
+            figs,
+            notes=(
+                f"Codecs: median of {a.repeats} passes over 30 000 synthetic packets.  Streams: a simulated device in "
+                f"another process (python -m ground simdevice) for {a.seconds:g} s each, on a pseudo-terminal or "
+                "loopback UDP."
+            ),
+        )
     return 0
 
 

@@ -28,9 +28,10 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from flight_harness import FlightRun, gone, make_home  # noqa: E402
+from results import figure, record  # noqa: E402
+
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
-from results import figure, record  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample"
 
@@ -77,28 +78,50 @@ def main() -> int:
         firsts.append(f)
         stops.append(s)
         psss.append(m)
-        print(f"run {i + 1:2d}: first status {f * 1000:6.1f} ms, shutdown {s * 1000:6.1f} ms, "
-              f"PSS {m:6.1f} MiB ({n_procs} processes)", flush=True)
+        print(
+            f"run {i + 1:2d}: first status {f * 1000:6.1f} ms, shutdown {s * 1000:6.1f} ms, "
+            f"PSS {m:6.1f} MiB ({n_procs} processes)",
+            flush=True,
+        )
     print()
     print(f"processes in the tree        : {n_procs}")
-    print(f"start -> first status file   : median {statistics.median(firsts) * 1000:.0f} ms, "
-          f"worst {max(firsts) * 1000:.0f} ms  (target < 1000 ms)")
-    print(f"Ctrl-C -> last process gone  : median {statistics.median(stops) * 1000:.0f} ms, "
-          f"worst {max(stops) * 1000:.0f} ms of {args.runs}  (target worst < 1000 ms; host allows 10 s)")
-    print(f"summed PSS of the tree       : median {statistics.median(psss):.0f} MiB, "
-          f"worst {max(psss):.0f} MiB  (target < 250 MiB)")
+    print(
+        f"start -> first status file   : median {statistics.median(firsts) * 1000:.0f} ms, "
+        f"worst {max(firsts) * 1000:.0f} ms  (target < 1000 ms)"
+    )
+    print(
+        f"Ctrl-C -> last process gone  : median {statistics.median(stops) * 1000:.0f} ms, "
+        f"worst {max(stops) * 1000:.0f} ms of {args.runs}  (target worst < 1000 ms; host allows 10 s)"
+    )
+    print(
+        f"summed PSS of the tree       : median {statistics.median(psss):.0f} MiB, "
+        f"worst {max(psss):.0f} MiB  (target < 250 MiB)"
+    )
     if args.record:
-        record("flight_tree", f"The process tree on the sample batch: {args.runs} runs", [
-            figure("processes", "processes in the tree", n_procs),
-            figure("first_status_median_ms", "start -> first status file: median", statistics.median(firsts) * 1000,
-                   "ms"),
-            figure("first_status_worst_ms", "... worst", max(firsts) * 1000, "ms"),
-            figure("stop_median_ms", "Ctrl-C -> last process gone: median", statistics.median(stops) * 1000, "ms"),
-            figure("stop_worst_ms", "... worst", max(stops) * 1000, "ms"),
-            figure("pss_median_mib", "summed PSS of the tree once the batch is processed: median",
-                   statistics.median(psss), "MiB"),
-            figure("pss_worst_mib", "... worst", max(psss), "MiB")],
-            notes="flight/main.py in a pseudo-terminal on data/sample, as the integration tests start it.")
+        record(
+            "flight_tree",
+            f"The process tree on the sample batch: {args.runs} runs",
+            [
+                figure("processes", "processes in the tree", n_procs),
+                figure(
+                    "first_status_median_ms",
+                    "start -> first status file: median",
+                    statistics.median(firsts) * 1000,
+                    "ms",
+                ),
+                figure("first_status_worst_ms", "... worst", max(firsts) * 1000, "ms"),
+                figure("stop_median_ms", "Ctrl-C -> last process gone: median", statistics.median(stops) * 1000, "ms"),
+                figure("stop_worst_ms", "... worst", max(stops) * 1000, "ms"),
+                figure(
+                    "pss_median_mib",
+                    "summed PSS of the tree once the batch is processed: median",
+                    statistics.median(psss),
+                    "MiB",
+                ),
+                figure("pss_worst_mib", "... worst", max(psss), "MiB"),
+            ],
+            notes="flight/main.py in a pseudo-terminal on data/sample, as the integration tests start it.",
+        )
     return 0
 
 

@@ -46,6 +46,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ground.sim import orbits
+from ground.sim import scenario as scn
+from ground.sim.sensors import hermite_position
 from pygnc.config import Config, Paths
 from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
@@ -55,12 +59,9 @@ from pygnc.processors.formation import FormationProcessor
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import ClockMap, gps_from_utc_unix
 
-from ground.sim import orbits
-from ground.sim import scenario as scn
-from ground.sim.sensors import hermite_position
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from formation_support import relative_errors  # noqa: E402
+
 from ground.simulate import _extra_spacecraft, deputy_elements, simulate, write_scenario  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -100,15 +101,23 @@ def run(messages, config=None):
 def stats(truth, est):
     e = relative_errors(truth, est, SETTLE_S)
     nees, dr_t = e["nees"], e["dr_true"]
-    return {"rms_r": e["rms_r"], "los": e["rms_los"], "rms_v": e["rms_v"], "nees": float(nees.mean()),
-            "in95": float(np.mean(nees < CHI2_3_95)), "bias": est[-1]["range_bias_m"],
-            "sig_bias": est[-1]["sigma_range_bias_m"], "sep": float(np.mean(np.linalg.norm(dr_t, axis=1)))}
+    return {
+        "rms_r": e["rms_r"],
+        "los": e["rms_los"],
+        "rms_v": e["rms_v"],
+        "nees": float(nees.mean()),
+        "in95": float(np.mean(nees < CHI2_3_95)),
+        "bias": est[-1]["range_bias_m"],
+        "sig_bias": est[-1]["sigma_range_bias_m"],
+        "sep": float(np.mean(np.linalg.norm(dr_t, axis=1))),
+    }
 
 
 # --------------------------------------------------------------------------- information bound
 #: Error-state layout of the bound: own r, v (0-5), relative dr, dv (6-11), range bias (12),
 #: range time-tag lateness (13).
 NB = 14
+
 
 def truth_state(tr, t):
     """(r (n, 3), v (n, 3)) of a 1-Hz truth dict (``t_gps_s``, ``r_gcrs_m``, ``v_gcrs_m_s``) at
@@ -118,14 +127,33 @@ def truth_state(tr, t):
     h = tt[1] - tt[0]
     i = np.clip(np.floor((t - tt[0]) / h).astype(np.int64), 0, tt.size - 2)
     s = ((t - tt[i]) / h)[:, None]
-    vel = ((6 * s**2 - 6 * s) / h * r[i] + (3 * s**2 - 4 * s + 1) * v[i] + (6 * s - 6 * s**2) / h * r[i + 1]
-           + (3 * s**2 - 2 * s) * v[i + 1])
+    vel = (
+        (6 * s**2 - 6 * s) / h * r[i]
+        + (3 * s**2 - 4 * s + 1) * v[i]
+        + (6 * s - 6 * s**2) / h * r[i + 1]
+        + (3 * s**2 - 2 * s) * v[i + 1]
+    )
     return hermite_position(tt, r, v, t), vel
 
 
-def information_bound(truth_own, truth_peer, t_own, t_peer, t_range, t_out, *, lateness_s=0.5, config=None,
-                      residuals=None, bias_error_m=-1.0, lateness_error_s=0.0, n_mc=0, seed=0,
-                      estimate_lateness=True, fix_sigma=(10.0, 0.01)):
+def information_bound(
+    truth_own,
+    truth_peer,
+    t_own,
+    t_peer,
+    t_range,
+    t_out,
+    *,
+    lateness_s=0.5,
+    config=None,
+    residuals=None,
+    bias_error_m=-1.0,
+    lateness_error_s=0.0,
+    n_mc=0,
+    seed=0,
+    estimate_lateness=True,
+    fix_sigma=(10.0, 0.01),
+):
     """The optimal filter's error when both orbits' dynamics are the truth's (no process
     noise): a linear Kalman filter on the 14-state error [own r, v; dr, dv; range bias;
     tag lateness] along the truth, with the flight filter's measurement model and priors
@@ -154,8 +182,13 @@ def information_bound(truth_own, truth_peer, t_own, t_peer, t_range, t_out, *, l
     x = np.zeros((NB, ncol))
     x[12] = bias_error_m
     x[13] = lateness_error_s if estimate_lateness else 0.0
-    p = np.diag([1e8] * 3 + [1e2] * 3 + [1e8] * 3 + [1e2] * 3
-                + [c.range_bias_sigma_m**2, c.range_time_offset_sigma_s**2 if estimate_lateness else 0.0])
+    p = np.diag(
+        [1e8] * 3
+        + [1e2] * 3
+        + [1e8] * 3
+        + [1e2] * 3
+        + [c.range_bias_sigma_m**2, c.range_time_offset_sigma_s**2 if estimate_lateness else 0.0]
+    )
     phi_cum = eye.copy()
     m = len(t_out)
     p_out = np.full((m, NB, NB), np.nan)
@@ -226,8 +259,13 @@ def information_bound(truth_own, truth_peer, t_own, t_peer, t_range, t_out, *, l
             p_out[j], e_out[j], phi_out[j] = p, x, phi_cum
     # Fixed-interval smoother without process noise: x(t) = Phi(t, t_end) x(t_end).
     back = phi_out @ np.linalg.inv(phi_cum)
-    return {"p": p_out, "u": u_out, "err": e_out, "err_smoothed": back @ x,
-            "p_smoothed": back @ p @ np.swapaxes(back, 1, 2)}
+    return {
+        "p": p_out,
+        "u": u_out,
+        "err": e_out,
+        "err_smoothed": back @ x,
+        "p_smoothed": back @ p @ np.swapaxes(back, 1, 2),
+    }
 
 
 def bound_residuals(truth_own, truth_peer, own_fixes, peer_fixes, ranges, bias_m, lateness_s):
@@ -256,11 +294,18 @@ def bound_stats(t_out, t0, b, settle_s=SETTLE_S):
     los = np.sqrt(np.mean(np.einsum("ni,nic->nc", u, e[:, 6:9]) ** 2, 0))
     los_s = np.sqrt(np.mean(np.einsum("ni,nic->nc", u, es[:, 6:9]) ** 2, 0))
     r3 = np.sqrt(np.mean(np.sum(e[:, 6:9] ** 2, 1), 0))
-    return {"los": los, "los_smoothed": los_s, "rms3": r3,
-            "sig_los": float(np.sqrt(np.mean(np.einsum("ni,nij,nj->n", u, p[:, 6:9, 6:9], u)))),
-            "sig_los_smoothed": float(np.sqrt(np.mean(np.einsum("ni,nij,nj->n", u, b["p_smoothed"][keep][:, 6:9, 6:9], u)))),
-            "sig3": float(np.sqrt(np.mean(np.trace(p[:, 6:9, 6:9], axis1=1, axis2=2)))),
-            "sig_bias_30": float(np.sqrt(p[0, 12, 12])), "sig_bias_end": float(np.sqrt(p[-1, 12, 12]))}
+    return {
+        "los": los,
+        "los_smoothed": los_s,
+        "rms3": r3,
+        "sig_los": float(np.sqrt(np.mean(np.einsum("ni,nij,nj->n", u, p[:, 6:9, 6:9], u)))),
+        "sig_los_smoothed": float(
+            np.sqrt(np.mean(np.einsum("ni,nij,nj->n", u, b["p_smoothed"][keep][:, 6:9, 6:9], u)))
+        ),
+        "sig3": float(np.sqrt(np.mean(np.trace(p[:, 6:9, 6:9], axis1=1, axis2=2)))),
+        "sig_bias_30": float(np.sqrt(p[0, 12, 12])),
+        "sig_bias_end": float(np.sqrt(p[-1, 12, 12])),
+    }
 
 
 def stream_measurements(messages, peer_id=0x4B):
@@ -277,8 +322,10 @@ def stream_measurements(messages, peer_id=0x4B):
             rng.append((float(clock.gps_from_sc(float(b["t_sc_s"]))), float(b["range_m"])))
 
     def fixes(rows):
-        return {k: np.array([b[k] for b in rows], dtype=float)
-                for k in ("t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s")}
+        return {
+            k: np.array([b[k] for b in rows], dtype=float)
+            for k in ("t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s")
+        }
 
     r = np.array(sorted(rng))
     return fixes(own), fixes(peer), {"t_gps_s": r[:, 0], "range_m": r[:, 1]}
@@ -289,8 +336,10 @@ def scenario_bound(messages, truth, n_mc=0, peer_id=0x4B):
     actual errors, its range tags' actual lateness), outputs every 25 s."""
     own, peer, rng = stream_measurements(messages, peer_id)
     k = int(np.flatnonzero(truth["radio_id"] == peer_id)[0])
-    tr = [{"t_gps_s": truth["t_gps_s"], "r_gcrs_m": truth["r_gcrs_m"][i], "v_gcrs_m_s": truth["v_gcrs_m_s"][i]}
-          for i in (0, k)]
+    tr = [
+        {"t_gps_s": truth["t_gps_s"], "r_gcrs_m": truth["r_gcrs_m"][i], "v_gcrs_m_s": truth["v_gcrs_m_s"][i]}
+        for i in (0, k)
+    ]
     sel = (truth["range_observer"] == 0) & (truth["range_peer"] == k) & truth["range_valid"]
     t_true = truth["range_t_gps_s"][sel]
     match = np.abs(rng["t_gps_s"][:, None] - 0.5 - t_true[None, :]).argmin(1)  # tags are 0..1 s late
@@ -299,9 +348,19 @@ def scenario_bound(messages, truth, n_mc=0, peer_id=0x4B):
     res = bound_residuals(tr[0], tr[1], own, peer, rng, bias, late)
     t_out = np.arange(truth["t_gps_s"][0] + 5.0, truth["t_gps_s"][-1], 25.0)
     c = ff.FormationFilterConfig()
-    b = information_bound(tr[0], tr[1], own["t_gps_s"], peer["t_gps_s"], rng["t_gps_s"], t_out, lateness_s=late,
-                          residuals=res, bias_error_m=c.range_bias_prior_m - bias,
-                          lateness_error_s=c.range_time_offset_s - late, n_mc=n_mc)
+    b = information_bound(
+        tr[0],
+        tr[1],
+        own["t_gps_s"],
+        peer["t_gps_s"],
+        rng["t_gps_s"],
+        t_out,
+        lateness_s=late,
+        residuals=res,
+        bias_error_m=c.range_bias_prior_m - bias,
+        lateness_error_s=c.range_time_offset_s - late,
+        n_mc=n_mc,
+    )
     return bound_stats(t_out, truth["t_gps_s"][0], b), late
 
 
@@ -334,8 +393,11 @@ def geometry_truth(dlambda_m, radial_m, cross_m, seed=1, hours=3.0):
     out = []
     for k, sc in enumerate(s.spacecraft):
         r0, v0 = orbits.initial_state_from_elements(*deputy_elements(s.orbit, sc))
-        out.append(orbits.propagate_truth(r0, v0, t0, hours * 3600.0, ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2,
-                                          seed=seed * 10 + k))
+        out.append(
+            orbits.propagate_truth(
+                r0, v0, t0, hours * 3600.0, ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2, seed=seed * 10 + k
+            )
+        )
     return out
 
 
@@ -349,10 +411,14 @@ def nominal_schedule(t_grid_s, seed=1, period_s=25.0):
 
 
 def bench_bound_geometry(n_mc: int, figs: list):
-    print(f"== information bound vs geometry (exact dynamics, no process noise; prior bias 0 +- 3 m, true 1 m; "
-          f"tag lateness estimated; {n_mc} noise draws; after 30 min of 3 h) ==")
-    print("  geometry                       range_m   sig_LOS  sig_b 30m/3h   optimal filter: LOS median  p90  P(<=0.5)"
-          "  | smoother: sig_LOS median P(<=0.5)")
+    print(
+        f"== information bound vs geometry (exact dynamics, no process noise; prior bias 0 +- 3 m, true 1 m; "
+        f"tag lateness estimated; {n_mc} noise draws; after 30 min of 3 h) =="
+    )
+    print(
+        "  geometry                       range_m   sig_LOS  sig_b 30m/3h   optimal filter: LOS median  p90  P(<=0.5)"
+        "  | smoother: sig_LOS median P(<=0.5)"
+    )
     rows = []
     for label, dl, rad, crs in GEOMETRIES:
         tr = geometry_truth(dl, rad, crs)
@@ -363,13 +429,17 @@ def bench_bound_geometry(n_mc: int, figs: list):
         los, los_s = s["los"][1:], s["los_smoothed"][1:]
         rho = np.linalg.norm(tr[1]["r_gcrs_m"] - tr[0]["r_gcrs_m"], axis=1)
         rows.append((label, s))
-        print(f"  {label:30s} {rho.min():5.0f}-{rho.max():<5.0f} {s['sig_los']:6.2f}   {s['sig_bias_30']:5.2f}/{s['sig_bias_end']:4.2f}"
-              f"                    {np.median(los):5.2f} {np.quantile(los, 0.9):5.2f}  {np.mean(los <= 0.5):5.0%}"
-              f"    |           {s['sig_los_smoothed']:5.2f} {np.median(los_s):5.2f}  {np.mean(los_s <= 0.5):5.0%}")
+        print(
+            f"  {label:30s} {rho.min():5.0f}-{rho.max():<5.0f} {s['sig_los']:6.2f}   "
+            f"{s['sig_bias_30']:5.2f}/{s['sig_bias_end']:4.2f}"
+            f"                    {np.median(los):5.2f} {np.quantile(los, 0.9):5.2f}  {np.mean(los <= 0.5):5.0%}"
+            f"    |           {s['sig_los_smoothed']:5.2f} {np.median(los_s):5.2f}  {np.mean(los_s <= 0.5):5.0%}"
+        )
         sys.stdout.flush()
         slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
-        figs.append(figure(f"geometry_{slug}_sig_los_m", f"information bound, {label}: line-of-sight sigma",
-                           s["sig_los"], "m"))
+        figs.append(
+            figure(f"geometry_{slug}_sig_los_m", f"information bound, {label}: line-of-sight sigma", s["sig_los"], "m")
+        )
     return rows
 
 
@@ -381,10 +451,18 @@ def bench_speed(tmp: Path, repeat: int, figs: list):
         times = [run(msgs)[1] for _ in range(repeat)]
         med = float(np.median(times))
         n_peers = n_sc - 1
-        print(f"  {n_peers} peer(s): 3-h batch {med:.2f} s -> {1e3 * med / (n_sensor * n_peers):.3f} ms per 5-s step "
-              f"per peer ({n_sensor} steps)")
-        figs.append(figure(f"step_ms_{n_peers}_peers", f"processor, {n_peers} peer(s): ms per 5-s step per peer "
-                           f"(a 3-h batch, median of {repeat})", 1e3 * med / (n_sensor * n_peers), "ms"))
+        print(
+            f"  {n_peers} peer(s): 3-h batch {med:.2f} s -> {1e3 * med / (n_sensor * n_peers):.3f} ms per 5-s step "
+            f"per peer ({n_sensor} steps)"
+        )
+        figs.append(
+            figure(
+                f"step_ms_{n_peers}_peers",
+                f"processor, {n_peers} peer(s): ms per 5-s step per peer (a 3-h batch, median of {repeat})",
+                1e3 * med / (n_sensor * n_peers),
+                "ms",
+            )
+        )
     # Filter primitives.
     f = _converged_filter(msgs)
     x0, p0, t0 = f.x.copy(), f.p.copy(), f.t_gps_s
@@ -403,10 +481,14 @@ def bench_speed(tmp: Path, repeat: int, figs: list):
         for _ in range(200):  # a range 17 s ahead of the filter, applied there (range_extrapolate_max_s)
             f.update_range(f.t_gps_s + 17.0, f.range_model(17.0)[0] + 0.3)
         ta.append((time.perf_counter() - tic) / 200)
-    print(f"  filter: predict (one step <= 5 s) {1e3 * np.median(tp):.3f} ms, range update {1e3 * np.median(tr):.3f} ms"
-          f" (17 s ahead of the filter: {1e3 * np.median(ta):.3f} ms, instead of a step to it and an update)")
-    figs += [figure("filter_predict_ms", "filter: one predict step (<= 5 s)", 1e3 * float(np.median(tp)), "ms"),
-             figure("filter_range_update_ms", "filter: one range update", 1e3 * float(np.median(tr)), "ms")]
+    print(
+        f"  filter: predict (one step <= 5 s) {1e3 * np.median(tp):.3f} ms, range update {1e3 * np.median(tr):.3f} ms"
+        f" (17 s ahead of the filter: {1e3 * np.median(ta):.3f} ms, instead of a step to it and an update)"
+    )
+    figs += [
+        figure("filter_predict_ms", "filter: one predict step (<= 5 s)", 1e3 * float(np.median(tp)), "ms"),
+        figure("filter_range_update_ms", "filter: one range update", 1e3 * float(np.median(tr)), "ms"),
+    ]
 
 
 def _converged_filter(msgs):
@@ -420,12 +502,18 @@ def _converged_filter(msgs):
 
 
 def bench_accuracy(tmp: Path, seeds: int, n_mc: int, figs: list):
-    print("== accuracy: 3-h simulator scenarios, after 30 min (relative position 3D / line of sight, "
-          "velocity, NEES 3 dof) vs the information bound on the same data ==")
-    calibrated = dataclasses.replace(PEER_CONFIG, formation_filter={"range_bias_prior_m": 1.0, "range_bias_sigma_m": 0.3})
+    print(
+        "== accuracy: 3-h simulator scenarios, after 30 min (relative position 3D / line of sight, "
+        "velocity, NEES 3 dof) vs the information bound on the same data =="
+    )
+    calibrated = dataclasses.replace(
+        PEER_CONFIG, formation_filter={"range_bias_prior_m": 1.0, "range_bias_sigma_m": 0.3}
+    )
     rows, rows_cal, rows_b = [], [], []
-    print("  seed  sep_m  rms3d_m  los_m  vel_mm_s  nees  in95  bias_m        | bound: rms3d  los  sig_los  "
-          "smoothed los | calibrated: rms3d  los")
+    print(
+        "  seed  sep_m  rms3d_m  los_m  vel_mm_s  nees  in95  bias_m        | bound: rms3d  los  sig_los  "
+        "smoothed los | calibrated: rms3d  los"
+    )
     mc = None
     for seed in range(1, seeds + 1):
         msgs, truth = make_scenario(seed, tmp / f"acc{seed}")
@@ -439,55 +527,109 @@ def bench_accuracy(tmp: Path, seeds: int, n_mc: int, figs: list):
         rows.append(s)
         rows_cal.append(sc)
         rows_b.append(b)
-        print(f"  {seed:4d} {s['sep']:6.0f} {s['rms_r']:8.2f} {s['los']:6.2f} {1e3 * s['rms_v']:9.2f} {s['nees']:5.2f} "
-              f"{s['in95']:5.2f}  {s['bias']:5.2f}+-{s['sig_bias']:4.2f}  |   {b['rms3'][0]:10.2f} {b['los'][0]:4.2f} "
-              f"{b['sig_los']:7.2f} {b['los_smoothed'][0]:10.2f}   |   {sc['rms_r']:12.2f} {sc['los']:4.2f}")
+        print(
+            f"  {seed:4d} {s['sep']:6.0f} {s['rms_r']:8.2f} {s['los']:6.2f} {1e3 * s['rms_v']:9.2f} {s['nees']:5.2f} "
+            f"{s['in95']:5.2f}  {s['bias']:5.2f}+-{s['sig_bias']:4.2f}  |   {b['rms3'][0]:10.2f} {b['los'][0]:4.2f} "
+            f"{b['sig_los']:7.2f} {b['los_smoothed'][0]:10.2f}   |   {sc['rms_r']:12.2f} {sc['los']:4.2f}"
+        )
         sys.stdout.flush()
 
     def summary(name, r3, lo, extra=""):
         lo = np.asarray(lo)
-        d3 = "" if r3 is None else (f"3D median {np.median(r3):.2f} m, worst {np.max(r3):.2f} m "
-                                    f"({np.mean(np.asarray(r3) <= 2.0):.0%} <= 2.0 m); ")
-        print(f"  {name}: {d3}LOS median {np.median(lo):.2f} m, worst {lo.max():.2f} m "
-              f"({np.mean(lo <= 0.5):.0%} <= 0.5 m){extra}")
+        d3 = (
+            ""
+            if r3 is None
+            else (
+                f"3D median {np.median(r3):.2f} m, worst {np.max(r3):.2f} m "
+                f"({np.mean(np.asarray(r3) <= 2.0):.0%} <= 2.0 m); "
+            )
+        )
+        print(
+            f"  {name}: {d3}LOS median {np.median(lo):.2f} m, worst {lo.max():.2f} m "
+            f"({np.mean(lo <= 0.5):.0%} <= 0.5 m){extra}"
+        )
 
     def summary_figures(prefix, what, r3, lo):
         out = []
         if r3 is not None:
-            out += [figure(f"{prefix}rms3d_median_m", f"{what}: relative position 3D RMS after 30 min, median of "
-                           f"{seeds} seeds", float(np.median(r3)), "m"),
-                    figure(f"{prefix}rms3d_worst_m", f"{what}: ... worst seed", float(np.max(r3)), "m")]
-        return out + [figure(f"{prefix}los_median_m", f"{what}: line-of-sight RMS, median", float(np.median(lo)), "m"),
-                      figure(f"{prefix}los_worst_m", f"{what}: ... worst seed", float(np.max(lo)), "m")]
+            out += [
+                figure(
+                    f"{prefix}rms3d_median_m",
+                    f"{what}: relative position 3D RMS after 30 min, median of {seeds} seeds",
+                    float(np.median(r3)),
+                    "m",
+                ),
+                figure(f"{prefix}rms3d_worst_m", f"{what}: ... worst seed", float(np.max(r3)), "m"),
+            ]
+        return out + [
+            figure(f"{prefix}los_median_m", f"{what}: line-of-sight RMS, median", float(np.median(lo)), "m"),
+            figure(f"{prefix}los_worst_m", f"{what}: ... worst seed", float(np.max(lo)), "m"),
+        ]
 
-    for name, rr, prefix, what in (("flight, bias prior 0+-3 m", rows, "", "partner fixes relayed"),
-                                   ("flight, calibrated 1+-0.3 m", rows_cal, "calibrated_",
-                                    "range-bias prior 1 +- 0.3 m")):
-        summary(name, [r["rms_r"] for r in rr], [r["los"] for r in rr],
-                f"; velocity median {1e3 * np.median([r['rms_v'] for r in rr]):.2f} mm/s; "
-                f"NEES mean {np.mean([r['nees'] for r in rr]):.2f}")
+    for name, rr, prefix, what in (
+        ("flight, bias prior 0+-3 m", rows, "", "partner fixes relayed"),
+        ("flight, calibrated 1+-0.3 m", rows_cal, "calibrated_", "range-bias prior 1 +- 0.3 m"),
+    ):
+        summary(
+            name,
+            [r["rms_r"] for r in rr],
+            [r["los"] for r in rr],
+            f"; velocity median {1e3 * np.median([r['rms_v'] for r in rr]):.2f} mm/s; "
+            f"NEES mean {np.mean([r['nees'] for r in rr]):.2f}",
+        )
         figs.extend(summary_figures(prefix, what, [r["rms_r"] for r in rr], [r["los"] for r in rr]))
-        figs += [figure(f"{prefix}vel_median_mm_s", f"{what}: relative velocity 3D RMS, median",
-                        1e3 * float(np.median([r["rms_v"] for r in rr])), "mm/s"),
-                 figure(f"{prefix}nees_mean", f"{what}: relative position NEES, mean (3 dof: 3 when consistent)",
-                        float(np.mean([r["nees"] for r in rr])))]
-    summary("bound (exact dynamics, same data)", [b["rms3"][0] for b in rows_b], [b["los"][0] for b in rows_b],
-            f"; bias sigma {rows_b[0]['sig_bias_30']:.2f} m at 30 min, {rows_b[0]['sig_bias_end']:.2f} m at 3 h")
-    figs.extend(summary_figures("bound_", "information bound on the same data", [b["rms3"][0] for b in rows_b],
-                                [b["los"][0] for b in rows_b]))
+        figs += [
+            figure(
+                f"{prefix}vel_median_mm_s",
+                f"{what}: relative velocity 3D RMS, median",
+                1e3 * float(np.median([r["rms_v"] for r in rr])),
+                "mm/s",
+            ),
+            figure(
+                f"{prefix}nees_mean",
+                f"{what}: relative position NEES, mean (3 dof: 3 when consistent)",
+                float(np.mean([r["nees"] for r in rr])),
+            ),
+        ]
+    summary(
+        "bound (exact dynamics, same data)",
+        [b["rms3"][0] for b in rows_b],
+        [b["los"][0] for b in rows_b],
+        f"; bias sigma {rows_b[0]['sig_bias_30']:.2f} m at 30 min, {rows_b[0]['sig_bias_end']:.2f} m at 3 h",
+    )
+    figs.extend(
+        summary_figures(
+            "bound_",
+            "information bound on the same data",
+            [b["rms3"][0] for b in rows_b],
+            [b["los"][0] for b in rows_b],
+        )
+    )
     summary("bound, batch-smoothed (all 3 h)", None, [b["los_smoothed"][0] for b in rows_b])
-    figs.extend(summary_figures("bound_smoothed_", "the bound's smoother (all 3 h)", None,
-                                [b["los_smoothed"][0] for b in rows_b]))
+    figs.extend(
+        summary_figures(
+            "bound_smoothed_", "the bound's smoother (all 3 h)", None, [b["los_smoothed"][0] for b in rows_b]
+        )
+    )
     if n_mc:
         lo = mc["los"][1:]
-        print(f"  optimal filter over {n_mc} noise draws (seed-1 geometry): LOS sigma {mc['sig_los']:.2f} m; per-run "
-              f"LOS RMS median {np.median(lo):.2f} m, 90 % {np.quantile(lo, 0.9):.2f} m, P(<= 0.5 m) {np.mean(lo <= 0.5):.0%}; "
-              f"smoothed median {np.median(mc['los_smoothed'][1:]):.2f} m, "
-              f"P(<= 0.5 m) {np.mean(mc['los_smoothed'][1:] <= 0.5):.0%}")
-        figs += [figure("draws_los_median_m", f"optimal filter over {n_mc} noise draws (seed 1): a run's line-of-sight "
-                        "RMS, median", float(np.median(lo)), "m"),
-                 figure("draws_los_p90_m", "... 90 % point", float(np.quantile(lo, 0.9)), "m"),
-                 figure("draws_los_within_05", "... runs within 0.5 m", 100.0 * float(np.mean(lo <= 0.5)), "%")]
+        print(
+            f"  optimal filter over {n_mc} noise draws (seed-1 geometry): LOS sigma {mc['sig_los']:.2f} m; per-run "
+            f"LOS RMS median {np.median(lo):.2f} m, 90 % {np.quantile(lo, 0.9):.2f} m, P(<= 0.5 m) "
+            f"{np.mean(lo <= 0.5):.0%}; "
+            f"smoothed median {np.median(mc['los_smoothed'][1:]):.2f} m, "
+            f"P(<= 0.5 m) {np.mean(mc['los_smoothed'][1:] <= 0.5):.0%}"
+        )
+        figs += [
+            figure(
+                "draws_los_median_m",
+                f"optimal filter over {n_mc} noise draws (seed 1): a run's line-of-sight RMS, median",
+                float(np.median(lo)),
+                "m",
+            ),
+            figure("draws_los_p90_m", "... 90 % point", float(np.quantile(lo, 0.9)), "m"),
+            figure("draws_los_within_05", "... runs within 0.5 m", 100.0 * float(np.mean(lo <= 0.5)), "%"),
+        ]
     print("== 10 km separation (3 seeds) ==")
     far = []
     for seed in range(1, 4):
@@ -495,15 +637,22 @@ def bench_accuracy(tmp: Path, seeds: int, n_mc: int, figs: list):
         out, _, _ = run(msgs)
         s = stats(truth, [b for t, b in out if t == "formation_estimate"])
         b, _ = scenario_bound(msgs, truth)
-        print(f"  {seed:4d} {s['sep']:6.0f} {s['rms_r']:8.2f} {s['los']:6.2f} {1e3 * s['rms_v']:9.2f} {s['nees']:5.2f} "
-              f"{s['in95']:5.2f}  {s['bias']:5.2f}+-{s['sig_bias']:4.2f}  |   {b['rms3'][0]:10.2f} {b['los'][0]:4.2f} "
-              f"{b['sig_los']:7.2f} {b['los_smoothed'][0]:10.2f}")
+        print(
+            f"  {seed:4d} {s['sep']:6.0f} {s['rms_r']:8.2f} {s['los']:6.2f} {1e3 * s['rms_v']:9.2f} {s['nees']:5.2f} "
+            f"{s['in95']:5.2f}  {s['bias']:5.2f}+-{s['sig_bias']:4.2f}  |   {b['rms3'][0]:10.2f} {b['los'][0]:4.2f} "
+            f"{b['sig_los']:7.2f} {b['los_smoothed'][0]:10.2f}"
+        )
         far.append((s["rms_r"], s["los"], b["los"][0]))
-    figs += [figure("far_rms3d_worst_m", "10 km apart, 3 seeds: relative position 3D RMS, worst",
-                    float(max(f[0] for f in far)), "m"),
-             figure("far_los_worst_m", "... line-of-sight RMS, worst", float(max(f[1] for f in far)), "m"),
-             figure("far_bound_los_worst_m", "... the bound's line-of-sight RMS, worst", float(max(f[2] for f in far)),
-                    "m")]
+    figs += [
+        figure(
+            "far_rms3d_worst_m",
+            "10 km apart, 3 seeds: relative position 3D RMS, worst",
+            float(max(f[0] for f in far)),
+            "m",
+        ),
+        figure("far_los_worst_m", "... line-of-sight RMS, worst", float(max(f[1] for f in far)), "m"),
+        figure("far_bound_los_worst_m", "... the bound's line-of-sight RMS, worst", float(max(f[2] for f in far)), "m"),
+    ]
 
 
 def main():
@@ -526,12 +675,18 @@ def main():
         if not args.skip_geometry:
             bench_bound_geometry(args.draws, figs)
     if args.record:
-        record("formation", f"Formation with partner fixes relayed: speed, 3-h accuracy on {args.seeds} seeds and "
-               "the information bound", figs, notes=(
-                   "The partner ~3 km behind with 400-m radial / 600-m cross-track oscillations; GPS 10 m / 0.01 m/s "
-                   "per axis every 25 s on each spacecraft, one or two ranges per fix pair (sigma 0.5 m, bias 1 m); "
-                   "the flight FormationProcessor on each scenario's files, statistics after 30 min.  The bound is "
-                   "the optimal filter when both orbits' dynamics are the truth's (no process noise): a lower bound."))
+        record(
+            "formation",
+            f"Formation with partner fixes relayed: speed, 3-h accuracy on {args.seeds} seeds and "
+            "the information bound",
+            figs,
+            notes=(
+                "The partner ~3 km behind with 400-m radial / 600-m cross-track oscillations; GPS 10 m / 0.01 m/s "
+                "per axis every 25 s on each spacecraft, one or two ranges per fix pair (sigma 0.5 m, bias 1 m); "
+                "the flight FormationProcessor on each scenario's files, statistics after 30 min.  The bound is "
+                "the optimal filter when both orbits' dynamics are the truth's (no process noise): a lower bound."
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def bench_emus(n_sentences: int, repeats: int) -> list[dict]:
     per_poll = poll.count(b"\r\n")
     stream = poll * (n_sentences // per_poll)
     n = stream.count(b"\r\n")
-    chunks = [stream[i:i + 4096] for i in range(0, len(stream), 4096)]
+    chunks = [stream[i : i + 4096] for i in range(0, len(stream), 4096)]
 
     def bare():
         return [ln for ln in stream.split(b"\r\n") if ln]
@@ -84,16 +84,28 @@ def bench_emus(n_sentences: int, repeats: int) -> list[dict]:
     print(f"  bare line split          {n / t_bare:12,.0f} lines/s")
     print(f"  framing + CRC-8          {n / t_frame:12,.0f} sentences/s  ({t_frame / t_bare:.1f}x bare)")
     print(f"  framing + CRC + decode   {n / t_dec:12,.0f} sentences/s  ({t_dec / t_bare:.1f}x bare)")
-    return [figure("emus_frame_per_s", "EMUS BMS: sentences framed (CRC-8 checked)", n / t_frame, "sentences/s"),
-            figure("emus_decode_per_s", "EMUS BMS: sentences framed and decoded to physical units", n / t_dec,
-                   "sentences/s")]
+    return [
+        figure("emus_frame_per_s", "EMUS BMS: sentences framed (CRC-8 checked)", n / t_frame, "sentences/s"),
+        figure(
+            "emus_decode_per_s", "EMUS BMS: sentences framed and decoded to physical units", n / t_dec, "sentences/s"
+        ),
+    ]
 
 
 def bench_opc(n_hist: int, repeats: int) -> list[dict]:
     rng = random.Random(2)
-    recs = [onc.encode_histogram([rng.randrange(65536) for _ in range(24)], (1, 2, 3, 4),
-                                rng.randrange(1, 1000), rng.randrange(1, 700), rng.randrange(65536),
-                                rng.randrange(65536), (1.0, 2.0, 3.0)) for _ in range(n_hist)]
+    recs = [
+        onc.encode_histogram(
+            [rng.randrange(65536) for _ in range(24)],
+            (1, 2, 3, 4),
+            rng.randrange(1, 1000),
+            rng.randrange(1, 700),
+            rng.randrange(65536),
+            rng.randrange(65536),
+            (1.0, 2.0, 3.0),
+        )
+        for _ in range(n_hist)
+    ]
 
     def bare():
         u = onc.HISTOGRAM.unpack
@@ -131,8 +143,14 @@ def bench_links(repeats: int) -> list[dict]:
         link.close()
     print("links (pseudo-terminals, simulated devices answering at once):")
     print(f"  BMS poll, 13 requests / 17 sentences   median {1e3 * statistics.median(ts):7.1f} ms")
-    figs = [figure("bms_poll_ms", "a BMS poll (13 requests, 17 sentences) over a pty to the simulated BMS, median",
-                   1e3 * statistics.median(ts), "ms")]
+    figs = [
+        figure(
+            "bms_poll_ms",
+            "a BMS poll (13 requests, 17 sentences) over a pty to the simulated BMS, median",
+            1e3 * statistics.median(ts),
+            "ms",
+        )
+    ]
     timing = on.OpcTiming(retry_s=0.01, fan_spinup_s=0.0)
     with UsbIssOpcSim() as sim:
         link = open_link(sim.path)
@@ -144,10 +162,18 @@ def bench_links(repeats: int) -> list[dict]:
             run_blocking(on.read_histogram(timing), link)
             ts.append(time.perf_counter() - t0)
         link.close()
-    print(f"  OPC histogram read, 1 byte/transfer    median {1e3 * statistics.median(ts):7.1f} ms "
-          f"(~{onc.HISTOGRAM_SIZE + 2} USB-ISS round trips)")
-    return figs + [figure("opc_read_ms", "an OPC-N3 histogram read (one byte per SPI transfer) over a pty to the "
-                          "simulated USB-ISS, median", 1e3 * statistics.median(ts), "ms")]
+    print(
+        f"  OPC histogram read, 1 byte/transfer    median {1e3 * statistics.median(ts):7.1f} ms "
+        f"(~{onc.HISTOGRAM_SIZE + 2} USB-ISS round trips)"
+    )
+    return figs + [
+        figure(
+            "opc_read_ms",
+            "an OPC-N3 histogram read (one byte per SPI transfer) over a pty to the simulated USB-ISS, median",
+            1e3 * statistics.median(ts),
+            "ms",
+        )
+    ]
 
 
 def bench_archive(polls: int, repeats: int) -> list[dict]:
@@ -175,16 +201,29 @@ def bench_archive(polls: int, repeats: int) -> list[dict]:
             size = os.path.getsize(db)
     tl = statistics.median(load)
     print(f"archive: bus log of {polls} polls ({len(log) / 1e6:.1f} MB, {n} readings) into a new SQLite file")
-    print(f"  load                     {n / tl:12,.0f} records/s  ({len(log) / 1e6 / tl:.1f} MB/s; db {size / 1e6:.1f} MB)")
+    print(
+        f"  load                     {n / tl:12,.0f} records/s  ({len(log) / 1e6 / tl:.1f} MB/s; db "
+        f"{size / 1e6:.1f} MB)"
+    )
     print(f"  same file again          {1e3 * statistics.median(again):12.1f} ms (skipped by its SHA-256)")
-    print(f"  overlapping log          {(r2.records + r2.duplicates) / statistics.median(overlap):12,.0f} records/s "
-          f"({r2.duplicates} duplicates ignored, {r2.records} new)")
-    return [figure("archive_load_per_s", f"archive: a bus log of {polls} polls into a new SQLite file", n / tl,
-                   "records/s"),
-            figure("archive_again_ms", "... the same file again (skipped by its SHA-256)",
-                   1e3 * statistics.median(again), "ms"),
-            figure("archive_overlap_per_s", "... an overlapping log",
-                   (r2.records + r2.duplicates) / statistics.median(overlap), "records/s")]
+    print(
+        f"  overlapping log          {(r2.records + r2.duplicates) / statistics.median(overlap):12,.0f} records/s "
+        f"({r2.duplicates} duplicates ignored, {r2.records} new)"
+    )
+    return [
+        figure(
+            "archive_load_per_s", f"archive: a bus log of {polls} polls into a new SQLite file", n / tl, "records/s"
+        ),
+        figure(
+            "archive_again_ms", "... the same file again (skipped by its SHA-256)", 1e3 * statistics.median(again), "ms"
+        ),
+        figure(
+            "archive_overlap_per_s",
+            "... an overlapping log",
+            (r2.records + r2.duplicates) / statistics.median(overlap),
+            "records/s",
+        ),
+    ]
 
 
 def main() -> None:
@@ -200,9 +239,13 @@ def main() -> None:
     figs += bench_links(a.repeats)
     figs += bench_archive(a.polls, a.repeats)
     if a.record:
-        record("housekeeping", f"Housekeeping devices: decoding, the links, the archive (medians of {a.repeats})", figs,
-               notes="The simulated devices answer at once, so the link figures are the driver's and the "
-                     "pseudo-terminal's cost, not the hardware's.")
+        record(
+            "housekeeping",
+            f"Housekeeping devices: decoding, the links, the archive (medians of {a.repeats})",
+            figs,
+            notes="The simulated devices answer at once, so the link figures are the driver's and the "
+            "pseudo-terminal's cost, not the hardware's.",
+        )
 
 
 if __name__ == "__main__":

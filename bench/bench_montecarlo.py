@@ -103,27 +103,42 @@ def main(argv=None) -> int:
             start1.append(s), t1.append(w), stop.append(c)
             s, w, c = dask_run(specs, 2, tmp / f"w2_{k}")
             start2.append(s), t2.append(w), stop.append(c)
-            print(f"repeat {k + 1}: serial {t_serial[-1]:.1f} s, 1 worker {t1[-1]:.1f} s, 2 workers {t2[-1]:.1f} s",
-                  flush=True)
+            print(
+                f"repeat {k + 1}: serial {t_serial[-1]:.1f} s, 1 worker {t1[-1]:.1f} s, 2 workers {t2[-1]:.1f} s",
+                flush=True,
+            )
     n = args.runs
     ms, m1, m2 = (statistics.median(x) for x in (t_serial, t1, t2))
     print(f"\n{n} runs of {args.duration} (simulate + replay, one configuration), medians of {args.repeats}:")
     print(f"  serial, no Dask   {ms:6.1f} s  {60 * n / ms:5.1f} runs/min  ({ms / n:.2f} s per run)")
-    print(f"  Dask, 1 worker    {m1:6.1f} s  {60 * n / m1:5.1f} runs/min  (cluster start {statistics.median(start1):.1f} s)")
-    print(f"  Dask, 2 workers   {m2:6.1f} s  {60 * n / m2:5.1f} runs/min  (cluster start {statistics.median(start2):.1f} s)")
-    print(f"  scaling 1 -> 2 workers: {m1 / m2:.2f}x;  Dask overhead per run: {(m1 - ms) / n:.2f} s "
-          f"({100 * (m1 - ms) / ms:.0f} % of the serial time); cluster shutdown {statistics.median(stop):.1f} s")
+    print(
+        f"  Dask, 1 worker    {m1:6.1f} s  {60 * n / m1:5.1f} runs/min  (cluster start "
+        f"{statistics.median(start1):.1f} s)"
+    )
+    print(
+        f"  Dask, 2 workers   {m2:6.1f} s  {60 * n / m2:5.1f} runs/min  (cluster start "
+        f"{statistics.median(start2):.1f} s)"
+    )
+    print(
+        f"  scaling 1 -> 2 workers: {m1 / m2:.2f}x;  Dask overhead per run: {(m1 - ms) / n:.2f} s "
+        f"({100 * (m1 - ms) / ms:.0f} % of the serial time); cluster shutdown {statistics.median(stop):.1f} s"
+    )
     if args.record:
-        record("montecarlo", f"Monte Carlo campaigns on Dask: {n} runs of {args.duration}, medians of {args.repeats}", [
-            figure("serial_runs_min", "serial, in this process (no Dask)", 60 * n / ms, "runs/min"),
-            figure("one_worker_runs_min", "Dask, 1 worker", 60 * n / m1, "runs/min"),
-            figure("two_workers_runs_min", "Dask, 2 workers", 60 * n / m2, "runs/min"),
-            figure("scaling", "1 -> 2 workers: speed-up", m1 / m2),
-            figure("overhead_per_run_s", "Dask's overhead per run (1 worker - serial)", (m1 - ms) / n, "s"),
-            figure("cluster_start_s", "a local cluster's start-up (2 workers)", statistics.median(start2), "s")],
+        record(
+            "montecarlo",
+            f"Monte Carlo campaigns on Dask: {n} runs of {args.duration}, medians of {args.repeats}",
+            [
+                figure("serial_runs_min", "serial, in this process (no Dask)", 60 * n / ms, "runs/min"),
+                figure("one_worker_runs_min", "Dask, 1 worker", 60 * n / m1, "runs/min"),
+                figure("two_workers_runs_min", "Dask, 2 workers", 60 * n / m2, "runs/min"),
+                figure("scaling", "1 -> 2 workers: speed-up", m1 / m2),
+                figure("overhead_per_run_s", "Dask's overhead per run (1 worker - serial)", (m1 - ms) / n, "s"),
+                figure("cluster_start_s", "a local cluster's start-up (2 workers)", statistics.median(start2), "s"),
+            ],
             notes="Dispersed runs of the 3-h formation scenario cut to the duration (simulate + replay, one "
-                  "estimator configuration); a fresh local cluster each time, as python -m ground montecarlo "
-                  "makes it; the scaling is bounded by the machine's cores, shared with whatever else runs.")
+            "estimator configuration); a fresh local cluster each time, as python -m ground montecarlo "
+            "makes it; the scaling is bounded by the machine's cores, shared with whatever else runs.",
+        )
     return 0
 
 

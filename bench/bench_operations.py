@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "bench")]
 
 import tomli_w  # noqa: E402
+from results import figure, record  # noqa: E402
 
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.replay_pipeline import run_pipeline  # noqa: E402
@@ -59,7 +60,6 @@ from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa:
 from pygnc.formats import range_file as rf  # noqa: E402
 from pygnc.formats.sense import RECORD_SIZE  # noqa: E402
 from pygnc.timebase import utc_unix_from_gps  # noqa: E402
-from results import figure, record  # noqa: E402
 
 DAY_S = 86400.0
 #: 99.9 % point of chi-square with 3 degrees of freedom.
@@ -78,7 +78,7 @@ def make_scenario(seed: int, out: Path, hours: float) -> dict:
     s.spacecraft = s.spacecraft + [_extra_spacecraft(k) for k in (2, 3)]
     while True:
         along = np.concatenate(([0.0], rng.uniform(-8000.0, 8000.0, 3)))
-        if min(abs(a - b) for i, a in enumerate(along) for b in along[i + 1:]) >= 800.0:
+        if min(abs(a - b) for i, a in enumerate(along) for b in along[i + 1 :]) >= 800.0:
             break
     for sc, a in zip(s.spacecraft[1:], along[1:]):
         sc.dlambda_m = float(a)
@@ -107,7 +107,7 @@ def split_day(src: Path, dst: Path, sc_from: float, sc_to: float) -> None:
     collected them that day."""
     dst.mkdir(parents=True, exist_ok=True)
     data = (src / "sense.bin").read_bytes()
-    recs = [data[i:i + RECORD_SIZE] for i in range(0, len(data) - RECORD_SIZE + 1, RECORD_SIZE)]
+    recs = [data[i : i + RECORD_SIZE] for i in range(0, len(data) - RECORD_SIZE + 1, RECORD_SIZE)]
     keep = [r for r in recs if sc_from <= int.from_bytes(r[0:4], "big") < sc_to]
     (dst / "sense.bin").write_bytes(b"".join(keep))
     groups = []
@@ -115,13 +115,13 @@ def split_day(src: Path, dst: Path, sc_from: float, sc_to: float) -> None:
         b = f.read_bytes()
         i, cur = 0, None
         while i < len(b):
-            if b[i:i + 3] == rf.SYNC:
-                cur = [b[i:i + rf.GPS_PACKET_SIZE], []]
+            if b[i : i + 3] == rf.SYNC:
+                cur = [b[i : i + rf.GPS_PACKET_SIZE], []]
                 groups.append(cur)
                 i += rf.GPS_PACKET_SIZE
             else:
                 if cur is not None:
-                    cur[1].append(b[i:i + rf.RANGE_PACKET_SIZE])
+                    cur[1].append(b[i : i + rf.RANGE_PACKET_SIZE])
                 i += rf.RANGE_PACKET_SIZE
     (dst / "range").mkdir(exist_ok=True)
     files, buf = [], b""
@@ -147,7 +147,7 @@ def sc_time(truth, k: int, t_gps_s: float) -> float:
 def iso_utc(t_gps_s: float) -> str:
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(utc_unix_from_gps(t_gps_s), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(utc_unix_from_gps(t_gps_s), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def uplink(args: list[str]) -> tuple[int, str]:
@@ -175,17 +175,24 @@ def evaluate(truth, i: int, est: list[dict]) -> dict:
     k = int(np.flatnonzero(truth["radio_id"] == est[0]["peer_id"])[0])
     tg = np.array([b["t_gps_s"] for b in est])
     tt = truth["t_gps_s"]
-    dr_t = (hermite_position(tt, truth["r_gcrs_m"][k], truth["v_gcrs_m_s"][k], tg)
-            - hermite_position(tt, truth["r_gcrs_m"][i], truth["v_gcrs_m_s"][i], tg))
+    dr_t = hermite_position(tt, truth["r_gcrs_m"][k], truth["v_gcrs_m_s"][k], tg) - hermite_position(
+        tt, truth["r_gcrs_m"][i], truth["v_gcrs_m_s"][i], tg
+    )
     er = np.array([b["dr_gcrs_m"] for b in est]) - dr_t
     p3 = np.array([np.reshape(b["cov_rel_gcrs"], (6, 6))[:3, :3] for b in est])
     nees = np.einsum("ni,ni->n", er, np.linalg.solve(p3, er[..., None])[..., 0])
     acq = np.array([b["acquiring"] for b in est])
     after = np.flatnonzero(~acq)
     t_open = tg[0]
-    out = {"peer": int(est[0]["peer_id"]), "sep_km": float(np.mean(np.linalg.norm(dr_t, axis=1))) / 1e3,
-           "t_acq_min": float(tg[after[0]] - t_open) / 60.0 if after.size else math.nan,
-           "rms_m": math.nan, "nees_inside": math.nan, "side_right": False, "curve": {}}
+    out = {
+        "peer": int(est[0]["peer_id"]),
+        "sep_km": float(np.mean(np.linalg.norm(dr_t, axis=1))) / 1e3,
+        "t_acq_min": float(tg[after[0]] - t_open) / 60.0 if after.size else math.nan,
+        "rms_m": math.nan,
+        "nees_inside": math.nan,
+        "side_right": False,
+        "curve": {},
+    }
     e3 = np.linalg.norm(er, axis=1)
     for m in CURVE_MIN:
         j = int(np.searchsorted(tg, t_open + 60.0 * m))
@@ -195,8 +202,9 @@ def evaluate(truth, i: int, est: list[dict]) -> dict:
         sel = slice(after[0], None)
         out["rms_m"] = float(np.sqrt(np.mean(e3[sel] ** 2)))
         out["nees_inside"] = float(np.mean(nees[sel] <= NEES_999_3DOF))
-        out["valid_frac"] = float(np.mean([not b["ambiguous"] and np.linalg.norm(b["sigma_dr_m"]) <= 50.0
-                                           for b in est[after[0]:]]))
+        out["valid_frac"] = float(
+            np.mean([not b["ambiguous"] and np.linalg.norm(b["sigma_dr_m"]) <= 50.0 for b in est[after[0] :]])
+        )
     last = est[-1]
     hyps = np.array(last["hyp_dr_gcrs_m"])
     w = np.array(last["hyp_weights"])
@@ -240,8 +248,14 @@ def run_day(seed_dir: Path, truth, day: int, args) -> list[dict]:
             raise RuntimeError(f"seed {seed_dir.name} day {day} {name}: ground uplink failed ({rc}):\n{text}")
         write_config(home / "pygnc_config.toml", rid, priors)
         t_run = time.perf_counter()
-        run = run_pipeline(home, home / "pygnc_config.toml", timeout_s=3600.0, logs_to=home / "logs",
-                           batches_to=home / "batches", say=lambda *a: None)
+        run = run_pipeline(
+            home,
+            home / "pygnc_config.toml",
+            timeout_s=3600.0,
+            logs_to=home / "logs",
+            batches_to=home / "batches",
+            say=lambda *a: None,
+        )
         cpu = time.perf_counter() - t_run
         ests = run.estimates["formation_estimate"]
         day_rows = []
@@ -275,21 +289,44 @@ def day_figures(rows: list[dict], day: int) -> list[dict]:
     nees = np.array([x.get("nees_inside", math.nan) for x in r])
     valid = np.array([x.get("valid_frac", math.nan) for x in r])
     label = "day 1 (TLE priors)" if day == 1 else "day 2 (priors from the day-1 downlinks)"
-    figs = [figure(f"day{day}_rms_median_m", f"{label}: 3D RMS after acquisition, median over pairs",
-                   float(np.median(rms[ok])), "m"),
-            figure(f"day{day}_rms_worst_m", f"{label}: ... worst pair", float(np.max(rms[ok])), "m"),
-            figure(f"day{day}_side_right", f"{label}: most probable orbit on the truth's side at the end",
-                   f"{sum(bool(x.get('side_right')) for x in r)} of {len(r)}"),
-            figure(f"day{day}_nees_inside", f"{label}: epochs with NEES inside its 99.9 % bound",
-                   100.0 * float(np.nanmean(nees)), "%"),
-            figure(f"day{day}_valid", f"{label}: epochs reported valid", 100.0 * float(np.nanmean(valid)), "%"),
-            figure(f"day{day}_acq_min", f"{label}: acquisition after, median",
-                   float(np.nanmedian([x.get("t_acq_min", math.nan) for x in r])), "min")]
+    figs = [
+        figure(
+            f"day{day}_rms_median_m",
+            f"{label}: 3D RMS after acquisition, median over pairs",
+            float(np.median(rms[ok])),
+            "m",
+        ),
+        figure(f"day{day}_rms_worst_m", f"{label}: ... worst pair", float(np.max(rms[ok])), "m"),
+        figure(
+            f"day{day}_side_right",
+            f"{label}: most probable orbit on the truth's side at the end",
+            f"{sum(bool(x.get('side_right')) for x in r)} of {len(r)}",
+        ),
+        figure(
+            f"day{day}_nees_inside",
+            f"{label}: epochs with NEES inside its 99.9 % bound",
+            100.0 * float(np.nanmean(nees)),
+            "%",
+        ),
+        figure(f"day{day}_valid", f"{label}: epochs reported valid", 100.0 * float(np.nanmean(valid)), "%"),
+        figure(
+            f"day{day}_acq_min",
+            f"{label}: acquisition after, median",
+            float(np.nanmedian([x.get("t_acq_min", math.nan) for x in r])),
+            "min",
+        ),
+    ]
     curves = [x["curve"] for x in r if x.get("curve")]
     for m in (15, 60, 180, 1380):
         med, worst = _curve(curves, m)
-        figs.append(figure(f"day{day}_err_{m}min", f"{label}: 3D error {m} min after the window opened, "
-                                                    "median / worst", f"{med:.1f} / {worst:.0f}", "m"))
+        figs.append(
+            figure(
+                f"day{day}_err_{m}min",
+                f"{label}: 3D error {m} min after the window opened, median / worst",
+                f"{med:.1f} / {worst:.0f}",
+                "m",
+            )
+        )
     return figs
 
 
@@ -301,17 +338,23 @@ def summary(rows: list[dict], day: int) -> None:
     side = sum(bool(x.get("side_right")) for x in r)
     acq = np.array([x.get("t_acq_min", math.nan) for x in r])
     valid = np.array([x.get("valid_frac", math.nan) for x in r])
-    print(f"  day {day}: {len(r)} pairs; 3D RMS after acquisition median {np.median(rms[ok]):.2f} m, "
-          f"worst {np.max(rms[ok]):.2f} m (pairs with none: {int((~ok).sum())}); side right {side} of {len(r)}; "
-          f"NEES inside its 99.9 % bound in {100 * np.nanmean(nees):.1f} % of epochs (worst pair "
-          f"{100 * np.nanmin(nees):.1f} %); valid {100 * np.nanmean(valid):.1f} % of epochs; acquisition after "
-          f"{np.nanmedian(acq):.0f} min median (max {np.nanmax(acq):.0f})")
+    print(
+        f"  day {day}: {len(r)} pairs; 3D RMS after acquisition median {np.median(rms[ok]):.2f} m, "
+        f"worst {np.max(rms[ok]):.2f} m (pairs with none: {int((~ok).sum())}); side right {side} of {len(r)}; "
+        f"NEES inside its 99.9 % bound in {100 * np.nanmean(nees):.1f} % of epochs (worst pair "
+        f"{100 * np.nanmin(nees):.1f} %); valid {100 * np.nanmean(valid):.1f} % of epochs; acquisition after "
+        f"{np.nanmedian(acq):.0f} min median (max {np.nanmax(acq):.0f})"
+    )
     curves = [x["curve"] for x in r if x.get("curve")]
     if curves:
-        print("    3D error vs time since the window opened (median / worst over pairs): " + ", ".join(
-            f"{m} min {np.median([c[str(m)] if str(m) in c else c.get(m, math.nan) for c in curves]):.1f}/"
-            f"{np.nanmax([c[str(m)] if str(m) in c else c.get(m, math.nan) for c in curves]):.0f} m"
-            for m in CURVE_MIN))
+        print(
+            "    3D error vs time since the window opened (median / worst over pairs): "
+            + ", ".join(
+                f"{m} min {np.median([c[str(m)] if str(m) in c else c.get(m, math.nan) for c in curves]):.1f}/"
+                f"{np.nanmax([c[str(m)] if str(m) in c else c.get(m, math.nan) for c in curves]):.0f} m"
+                for m in CURVE_MIN
+            )
+        )
 
 
 def main():
@@ -329,7 +372,9 @@ def main():
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             d = base / f"s{seed}"
             t0 = time.perf_counter()
-            truth = dict(np.load(d / "truth.npz")) if (d / "truth.npz").is_file() else make_scenario(seed, d, args.hours)
+            truth = (
+                dict(np.load(d / "truth.npz")) if (d / "truth.npz").is_file() else make_scenario(seed, d, args.hours)
+            )
             seed_rows = []
             for day in (1, 2):
                 seed_rows += run_day(d, truth, day, args)
@@ -337,23 +382,34 @@ def main():
                 if x.get("missing"):
                     print(f"  seed {seed} day {x['day']} 0x{x['observer']:02X}->0x{x['peer']:02X}: no estimate")
                     continue
-                print(f"  seed {seed} day {x['day']} 0x{x['observer']:02X}->0x{x['peer']:02X}  "
-                      f"sep {x['sep_km']:4.1f} km  acq {x['t_acq_min']:5.0f} min  3D RMS {x['rms_m']:8.2f} m  "
-                      f"NEES in {100 * x.get('nees_inside', math.nan):5.1f} %  side {'right' if x['side_right'] else 'WRONG'} "
-                      f"(w {x['w_true']:.2f})", flush=True)
+                print(
+                    f"  seed {seed} day {x['day']} 0x{x['observer']:02X}->0x{x['peer']:02X}  "
+                    f"sep {x['sep_km']:4.1f} km  acq {x['t_acq_min']:5.0f} min  3D RMS {x['rms_m']:8.2f} m  "
+                    f"NEES in {100 * x.get('nees_inside', math.nan):5.1f} %  side "
+                    f"{'right' if x['side_right'] else 'WRONG'} "
+                    f"(w {x['w_true']:.2f})",
+                    flush=True,
+                )
             print(f"  seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
             rows += seed_rows
-    print(f"== operations loop: {args.seeds} seeds x 4 spacecraft x 3 partners, days 1 (TLE priors) and 2 "
-          "(priors from the day-1 downlinks) ==")
+    print(
+        f"== operations loop: {args.seeds} seeds x 4 spacecraft x 3 partners, days 1 (TLE priors) and 2 "
+        "(priors from the day-1 downlinks) =="
+    )
     for day in (1, 2):
         summary(rows, day)
     if args.record:
-        record("operations_loop", f"The range-only operations loop: {args.seeds} two-day scenarios x 4 spacecraft "
-               "x 3 partners", day_figures(rows, 1) + day_figures(rows, 2), notes=(
-                   "Each spacecraft's files through the real process tree; day 1 from TLE priors "
-                   "(`ground uplink --tle`, simulated TLEs with TLE-class errors), day 2 from the partners' "
-                   "day-1 batch files (`ground uplink --downlink`).  Spacecraft at random along-track places "
-                   "within +-8 km (pairs 0.8-16 km apart) with random radial / cross-track motion."))
+        record(
+            "operations_loop",
+            f"The range-only operations loop: {args.seeds} two-day scenarios x 4 spacecraft x 3 partners",
+            day_figures(rows, 1) + day_figures(rows, 2),
+            notes=(
+                "Each spacecraft's files through the real process tree; day 1 from TLE priors "
+                "(`ground uplink --tle`, simulated TLEs with TLE-class errors), day 2 from the partners' "
+                "day-1 batch files (`ground uplink --downlink`).  Spacecraft at random along-track places "
+                "within +-8 km (pairs 0.8-16 km apart) with random radial / cross-track motion."
+            ),
+        )
 
 
 if __name__ == "__main__":

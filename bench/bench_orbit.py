@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pygnc import frames, timebase
-from pygnc.estimation import orbit_dynamics as od
-from pygnc.estimation import chi2
-from pygnc.estimation import orbit_ekf as oe
 
 from ground import orbit_batch as ob
-
 from ground.sim import orbits as sim
+from pygnc import frames, timebase
+from pygnc.estimation import chi2
+from pygnc.estimation import orbit_dynamics as od
+from pygnc.estimation import orbit_ekf as oe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import figure, record  # noqa: E402
@@ -50,8 +49,14 @@ CHI2_6_95 = chi2.quantile(0.95, 6)
 def make_truth(seed, hours=3.0, in_house=False, **kw):
     rng = np.random.default_rng(seed)
     t0 = math.floor(timebase.gps_from_utc_unix(1.74e9 + rng.uniform(0, 3e6)))
-    r0, v0 = sim.initial_state_from_elements(6_878_137.0, 0.001, math.radians(97.4), rng.uniform(0, 2 * math.pi),
-                                             rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi))
+    r0, v0 = sim.initial_state_from_elements(
+        6_878_137.0,
+        0.001,
+        math.radians(97.4),
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(0, 2 * math.pi),
+    )
     propagate = sim.propagate_in_house if in_house else sim.propagate_truth
     return propagate(r0, v0, t0, hours * 3600.0, seed=seed, **kw)
 
@@ -64,8 +69,12 @@ def stats(truth, res, settle_s=1800.0):
     e6 = np.concatenate([er, ev], axis=1)[keep]
     p6 = res["cov"][keep][:, :6, :6]
     nees = np.einsum("ni,ni->n", e6, np.linalg.solve(p6, e6[..., None])[..., 0])
-    return (float(np.sqrt(np.mean(np.sum(er[keep] ** 2, 1)))), float(np.sqrt(np.mean(np.sum(ev[keep] ** 2, 1)))),
-            float(nees.mean()), float(np.mean(nees < CHI2_6_95)))
+    return (
+        float(np.sqrt(np.mean(np.sum(er[keep] ** 2, 1)))),
+        float(np.sqrt(np.mean(np.sum(ev[keep] ** 2, 1)))),
+        float(nees.mean()),
+        float(np.mean(nees < CHI2_6_95)),
+    )
 
 
 def bench_speed(truth, n_repeat=5):
@@ -73,8 +82,13 @@ def bench_speed(truth, n_repeat=5):
     med_p, med_u, med_pu = [], [], []
     for _ in range(n_repeat):
         ekf = oe.OrbitEKF()
-        ekf.initialize_from_fix(fixes["t_gps_s"][0], fixes["pos_ecef_m"][0], fixes["vel_ecef_m_s"][0],
-                                fixes["pos_sigma_m"][0], fixes["vel_sigma_m_s"][0])
+        ekf.initialize_from_fix(
+            fixes["t_gps_s"][0],
+            fixes["pos_ecef_m"][0],
+            fixes["vel_ecef_m_s"][0],
+            fixes["pos_sigma_m"][0],
+            fixes["vel_sigma_m_s"][0],
+        )
         tp, tu = [], []
         for i in range(1, fixes["t_gps_s"].size):
             for _ in range(5):
@@ -82,8 +96,13 @@ def bench_speed(truth, n_repeat=5):
                 ekf.predict(5.0)
                 tp.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            ekf.update_gps(fixes["t_gps_s"][i], fixes["pos_ecef_m"][i], fixes["vel_ecef_m_s"][i],
-                           fixes["pos_sigma_m"][i], fixes["vel_sigma_m_s"][i])
+            ekf.update_gps(
+                fixes["t_gps_s"][i],
+                fixes["pos_ecef_m"][i],
+                fixes["vel_ecef_m_s"][i],
+                fixes["pos_sigma_m"][i],
+                fixes["vel_sigma_m_s"][i],
+            )
             tu.append(time.perf_counter() - t0)
         med_p.append(np.median(tp))
         med_u.append(np.median(tu))
@@ -104,8 +123,10 @@ def main():
     tr = make_truth(0, hours=1.0)
     p, u, pu = bench_speed(tr)
     print(f"predict (5-s step): {p:.3f} ms   update: {u:.3f} ms   predict+update: {pu:.3f} ms (median of 5 runs)")
-    figs += [figure("predict_ms", "one 5-s predict, median of 5 runs", p, "ms"),
-             figure("update_ms", "one GPS-fix update, median of 5 runs", u, "ms")]
+    figs += [
+        figure("predict_ms", "one 5-s predict, median of 5 runs", p, "ms"),
+        figure("update_ms", "one GPS-fix update, median of 5 runs", u, "ms"),
+    ]
     if not args.skip_24h:
         t0 = time.perf_counter()
         tr24 = make_truth(0, hours=24.0)
@@ -118,16 +139,22 @@ def main():
         t0 = time.perf_counter()
         res_s = ob.run_orbit_filter(fixes, t_out, smooth=True)
         t_s = time.perf_counter() - t0
-        print(f"24-h batch ({fixes['t_gps_s'].size} fixes, {t_out.size} 5-s outputs): filter {t_f:.2f} s, "
-              f"filter+RTS smoother {t_s:.2f} s (truth generation {t_truth:.1f} s, not included)")
+        print(
+            f"24-h batch ({fixes['t_gps_s'].size} fixes, {t_out.size} 5-s outputs): filter {t_f:.2f} s, "
+            f"filter+RTS smoother {t_s:.2f} s (truth generation {t_truth:.1f} s, not included)"
+        )
         r, v, nees, in95 = stats(tr24, res)
         rs, vs, _, _ = stats(tr24, res_s)
-        print(f"24-h accuracy: filtered {r:.2f} m / {1e3 * v:.1f} mm/s, NEES {nees:.2f} in95 {in95:.2f}; "
-              f"smoothed {rs:.2f} m / {1e3 * vs:.1f} mm/s")
-        figs += [figure("day_filter_s", "a 24-h batch (5-s outputs): filter", t_f, "s"),
-                 figure("day_smoother_s", "... filter + RTS smoother", t_s, "s"),
-                 figure("day_pos_m", "24 h, one seed: position 3D RMS after 30 min, filtered", r, "m"),
-                 figure("day_smoothed_pos_m", "... smoothed", rs, "m")]
+        print(
+            f"24-h accuracy: filtered {r:.2f} m / {1e3 * v:.1f} mm/s, NEES {nees:.2f} in95 {in95:.2f}; "
+            f"smoothed {rs:.2f} m / {1e3 * vs:.1f} mm/s"
+        )
+        figs += [
+            figure("day_filter_s", "a 24-h batch (5-s outputs): filter", t_f, "s"),
+            figure("day_smoother_s", "... filter + RTS smoother", t_s, "s"),
+            figure("day_pos_m", "24 h, one seed: position 3D RMS after 30 min, filtered", r, "m"),
+            figure("day_smoothed_pos_m", "... smoothed", rs, "m"),
+        ]
 
     scenarios = {
         "nominal": {},
@@ -135,8 +162,12 @@ def main():
         "10-min gap at 90 min": {"gaps": [(5400.0, 6000.0)]},
         "clock offset 37.6 s + 3% invalid": {"sc_minus_utc_s": 37.6, "invalid_fraction": 0.03},
     }
-    keys = {"nominal": "nominal", "5% x 1 km outliers": "outliers", "10-min gap at 90 min": "gap",
-            "clock offset 37.6 s + 3% invalid": "clock"}
+    keys = {
+        "nominal": "nominal",
+        "5% x 1 km outliers": "outliers",
+        "10-min gap at 90 min": "gap",
+        "clock offset 37.6 s + 3% invalid": "clock",
+    }
     print(f"\n== 3-h accuracy after 30 min, {args.seeds} seeds (3D RMS; NEES over 6 pos+vel states) ==")
     truths = [make_truth(s) for s in range(args.seeds)]
     for name, kw in scenarios.items():
@@ -152,20 +183,31 @@ def main():
         a, b = np.array(rows), np.array(rows_s)
         pos, vel = np.sqrt(np.mean(a[:, 0] ** 2)), 1e3 * np.sqrt(np.mean(a[:, 1] ** 2))
         pos_s = np.sqrt(np.mean(b[:, 0] ** 2))
-        print(f"{name:34s} filtered pos {pos:.2f} m (worst {a[:, 0].max():.2f})  "
-              f"vel {vel:.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}"
-              f"  | smoothed pos {pos_s:.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s"
-              f"  | rejected {rej}")
+        print(
+            f"{name:34s} filtered pos {pos:.2f} m (worst {a[:, 0].max():.2f})  "
+            f"vel {vel:.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}"
+            f"  | smoothed pos {pos_s:.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s"
+            f"  | rejected {rej}"
+        )
         k = keys[name]
         if k == "nominal":
-            figs += [figure("nominal_pos_m", f"3 h, {args.seeds} seeds: position 3D RMS after 30 min (RMS over seeds)",
-                            float(pos), "m"),
-                     figure("nominal_pos_worst_m", "... worst seed", float(a[:, 0].max()), "m"),
-                     figure("nominal_vel_mm_s", "... velocity 3D RMS", float(vel), "mm/s"),
-                     figure("nominal_nees", "... NEES mean (6 dof: 6 when consistent)", float(a[:, 2].mean())),
-                     figure("nominal_in95", "... fraction of epochs inside the 95 % NEES bound (0.95 when consistent)",
-                            float(a[:, 3].mean())),
-                     figure("nominal_smoothed_pos_m", "... smoothed position 3D RMS", float(pos_s), "m")]
+            figs += [
+                figure(
+                    "nominal_pos_m",
+                    f"3 h, {args.seeds} seeds: position 3D RMS after 30 min (RMS over seeds)",
+                    float(pos),
+                    "m",
+                ),
+                figure("nominal_pos_worst_m", "... worst seed", float(a[:, 0].max()), "m"),
+                figure("nominal_vel_mm_s", "... velocity 3D RMS", float(vel), "mm/s"),
+                figure("nominal_nees", "... NEES mean (6 dof: 6 when consistent)", float(a[:, 2].mean())),
+                figure(
+                    "nominal_in95",
+                    "... fraction of epochs inside the 95 % NEES bound (0.95 when consistent)",
+                    float(a[:, 3].mean()),
+                ),
+                figure("nominal_smoothed_pos_m", "... smoothed position 3D RMS", float(pos_s), "m"),
+            ]
         else:
             figs.append(figure(f"{k}_pos_m", f"3 h, {name}: position 3D RMS after 30 min", float(pos), "m"))
 
@@ -186,9 +228,10 @@ def main():
         sig.append(np.mean(np.sum(res["sigma"][keep, :3] ** 2, axis=1)))
     pos, _, pos_s = _print_rows("floor (exact dynamics, Q = 0)", rows, rows_s)
     print(f"{'':34s} covariance says {math.sqrt(np.mean(sig)):.2f} m 3D (filtered)")
-    figs += [figure("floor_pos_m", "information floor (the truth's dynamics, no process noise): position 3D RMS",
-                    pos, "m"),
-             figure("floor_smoothed_pos_m", "... smoothed", pos_s, "m")]
+    figs += [
+        figure("floor_pos_m", "information floor (the truth's dynamics, no process noise): position 3D RMS", pos, "m"),
+        figure("floor_smoothed_pos_m", "... smoothed", pos_s, "m"),
+    ]
 
     print("\n== the realistic gap: truth with gravity cut at EGM2008 8x8 (+ drag, Sun/Moon, SRP), DMC 1e-6 ==")
     cfg1 = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0)
@@ -199,8 +242,9 @@ def main():
         rows.append(stats(tr, ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1)))
         rows_s.append(stats(tr, ob.run_orbit_filter(fixes, tr["t_gps_s"][::5], cfg1, smooth=True)))
     pos, _, _ = _print_rows("8x8 truth, flight filter", rows, rows_s)
-    figs.append(figure("truth_8x8_pos_m", "flight filter on a truth with gravity cut at 8x8: position 3D RMS", pos,
-                       "m"))
+    figs.append(
+        figure("truth_8x8_pos_m", "flight filter on a truth with gravity cut at 8x8: position 3D RMS", pos, "m")
+    )
 
     if args.bound_seeds:
         print(f"\n== Bayesian bound, {args.bound_seeds} seed(s): optimal filter that knows the form of degrees 9-12 ==")
@@ -211,27 +255,46 @@ def main():
             tr = make_truth(s, in_house=True)
             b = bayesian_bound(tr, sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000 + s)))
             bounds.append(b)
-            print(f"seed {s}: filtered {b[0]:.2f} m expected (this realisation {b[1]:.2f} m), smoothed {b[2]:.2f} m "
-                  f"expected; velocity {b[3]:.1f} / {b[4]:.1f} mm/s")
-        figs += [figure("bound_pos_m", f"Bayesian bound (knows the form of degrees 9-12), {args.bound_seeds} seed(s): "
-                                       "expected position 3D RMS, filtered (median)",
-                        float(np.median([b[0] for b in bounds])), "m"),
-                 figure("bound_smoothed_pos_m", "... smoothed", float(np.median([b[2] for b in bounds])), "m")]
+            print(
+                f"seed {s}: filtered {b[0]:.2f} m expected (this realisation {b[1]:.2f} m), smoothed {b[2]:.2f} m "
+                f"expected; velocity {b[3]:.1f} / {b[4]:.1f} mm/s"
+            )
+        figs += [
+            figure(
+                "bound_pos_m",
+                f"Bayesian bound (knows the form of degrees 9-12), {args.bound_seeds} seed(s): "
+                "expected position 3D RMS, filtered (median)",
+                float(np.median([b[0] for b in bounds])),
+                "m",
+            ),
+            figure("bound_smoothed_pos_m", "... smoothed", float(np.median([b[2] for b in bounds])), "m"),
+        ]
     if args.record:
-        record("orbit", f"Orbit EKF: speed and 3-h accuracy on {args.seeds} seeded scenarios", figs, notes=(
-            "500 km, i = 97.4 deg; truth from brahe (EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon, SRP); GPS fixes "
-            "10 m / 0.01 m/s per ECEF axis every 25 s; statistics after the first 30 min on the 5-s output grid "
-            "(the ground batch driver of the flight EKF)."))
+        record(
+            "orbit",
+            f"Orbit EKF: speed and 3-h accuracy on {args.seeds} seeded scenarios",
+            figs,
+            notes=(
+                "500 km, i = 97.4 deg; truth from brahe (EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon, SRP); GPS fixes "
+                "10 m / 0.01 m/s per ECEF axis every 25 s; statistics after the first 30 min on the 5-s output grid "
+                "(the ground batch driver of the flight EKF)."
+            ),
+        )
 
 
 def _print_rows(name, rows, rows_s):
     """Print a summary row; returns (filtered position, velocity (mm/s), smoothed position) 3D RMS."""
     a, b = np.array(rows), np.array(rows_s)
-    pos, vel, pos_s = (float(np.sqrt(np.mean(a[:, 0] ** 2))), float(1e3 * np.sqrt(np.mean(a[:, 1] ** 2))),
-                       float(np.sqrt(np.mean(b[:, 0] ** 2))))
-    print(f"{name:34s} filtered pos {pos:.2f} m  vel "
-          f"{vel:.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}  | "
-          f"smoothed pos {pos_s:.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s")
+    pos, vel, pos_s = (
+        float(np.sqrt(np.mean(a[:, 0] ** 2))),
+        float(1e3 * np.sqrt(np.mean(a[:, 1] ** 2))),
+        float(np.sqrt(np.mean(b[:, 0] ** 2))),
+    )
+    print(
+        f"{name:34s} filtered pos {pos:.2f} m  vel "
+        f"{vel:.1f} mm/s  NEES {a[:, 2].mean():.2f}  in95 {a[:, 3].mean():.2f}  | "
+        f"smoothed pos {pos_s:.2f} m  vel {1e3 * np.sqrt(np.mean(b[:, 1] ** 2)):.1f} mm/s"
+    )
     return pos, vel, pos_s
 
 
@@ -258,8 +321,9 @@ def bayesian_bound(truth, fixes, step_s=5.0, settle_s=1800.0, nmin=9, nmax=12):
     for n, m, kind, _ in coefs:
         c = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
         s = [[0.0] * (nmax + 1) for _ in range(nmax + 1)]
-        (c if kind == 0 else s)[n][m] = math.sqrt((2.0 if m else 1.0) * (2 * n + 1) * math.factorial(n - m)
-                                                  / math.factorial(n + m))
+        (c if kind == 0 else s)[n][m] = math.sqrt(
+            (2.0 if m else 1.0) * (2 * n + 1) * math.factorial(n - m) / math.factorial(n + m)
+        )
         unit_tables.append((c, s))
     t0 = truth["t_gps_s"][0]
     k_step = int(step_s)
@@ -269,13 +333,20 @@ def bayesian_bound(truth, fixes, step_s=5.0, settle_s=1800.0, nmin=9, nmax=12):
     for t, r in zip(times, truth["r_gcrs_m"][::k_step]):
         mat = frames.gcrs_from_itrs_matrix(t)
         ri = mat.T @ r
-        basis.append(mat @ np.column_stack([sim.spherical_harmonic_acceleration_itrs(ri, nmax, tb) for tb in unit_tables]))
+        basis.append(
+            mat @ np.column_stack([sim.spherical_harmonic_acceleration_itrs(ri, nmax, tb) for tb in unit_tables])
+        )
     model = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=None, tesseral_degree=8, dmc_tau_s=1e9)
     fix_at = {int(round(t - t0)): i for i, t in enumerate(fixes["t_gps_s"])}
 
     def meas(i):
-        return oe.fix_to_gcrs(fixes["t_gps_s"][i], fixes["pos_ecef_m"][i], fixes["vel_ecef_m_s"][i],
-                              fixes["pos_sigma_m"][i], fixes["vel_sigma_m_s"][i])
+        return oe.fix_to_gcrs(
+            fixes["t_gps_s"][i],
+            fixes["pos_ecef_m"][i],
+            fixes["vel_ecef_m_s"][i],
+            fixes["pos_sigma_m"][i],
+            fixes["vel_sigma_m_s"][i],
+        )
 
     z, r_cov = meas(fix_at[0])
     p = np.zeros((nst, nst))
@@ -285,8 +356,9 @@ def bayesian_bound(truth, fixes, step_s=5.0, settle_s=1800.0, nmin=9, nmax=12):
     hist, f_sig, f_err = [], [], []
     for k in range(1, len(times)):
         h = times[k] - times[k - 1]
-        _, phi = od.propagate(np.concatenate([xt[int(round(times[k - 1] - t0))], np.zeros(3)]), h, model,
-                              t_gps_s=times[k - 1])
+        _, phi = od.propagate(
+            np.concatenate([xt[int(round(times[k - 1] - t0))], np.zeros(3)]), h, model, t_gps_s=times[k - 1]
+        )
         f = np.eye(nst)
         f[:6, :6] = phi[:6, :6]
         bm = 0.5 * (basis[k - 1] + basis[k])
@@ -319,8 +391,14 @@ def bayesian_bound(truth, fixes, step_s=5.0, settle_s=1800.0, nmin=9, nmax=12):
             s_sig.append(np.trace(ps[:3, :3]))
             s_vel.append(np.trace(ps[3:6, 3:6]))
             f_vel.append(np.trace(pk[3:6, 3:6]))
-    return (math.sqrt(np.mean(f_sig)), math.sqrt(np.mean(f_err)), math.sqrt(np.mean(s_sig)),
-            1e3 * math.sqrt(np.mean(f_vel)), 1e3 * math.sqrt(np.mean(s_vel)))
+    return (
+        math.sqrt(np.mean(f_sig)),
+        math.sqrt(np.mean(f_err)),
+        math.sqrt(np.mean(s_sig)),
+        1e3 * math.sqrt(np.mean(f_vel)),
+        1e3 * math.sqrt(np.mean(s_vel)),
+    )
+
 
 if __name__ == "__main__":
     main()

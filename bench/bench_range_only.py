@@ -63,21 +63,22 @@ sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests"), str(REPO /
 
 from formation_support import relative_errors, side_resolved_errors, sides_from, true_side_weight  # noqa: E402
 from results import figure, record  # noqa: E402
+
+from ground.replay_core import REPLAY_OVERRIDES  # noqa: E402
+from ground.sim import scenario as scn  # noqa: E402
+from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
 from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
 from pygnc.processors.formation import FormationProcessor, filter_config_from  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 
-from ground.replay_core import REPLAY_OVERRIDES  # noqa: E402
-from ground.sim import scenario as scn  # noqa: E402
-from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
-
 DIVERGED_M = 100.0
 
 
-def make_scenario(seed: int, out: Path, hours: float, prior_sigma_pos_m=1000.0, prior_sigma_vel_m_s=1.0,
-                  partners: int = 2):
+def make_scenario(
+    seed: int, out: Path, hours: float, prior_sigma_pos_m=1000.0, prior_sigma_vel_m_s=1.0, partners: int = 2
+):
     rng = np.random.default_rng(1000 + seed)
     s = scn.ScenarioSettings(seed=seed, duration_s=hours * 3600.0)
     s.spacecraft = s.spacecraft + [_extra_spacecraft(k) for k in range(2, partners + 1)]
@@ -112,9 +113,13 @@ def condition_overrides(condition: str, truth, config, rng) -> dict:
         own_r, own_v = truth["r_ecef_m"][0][0], truth["v_ecef_m_s"][0][0]
         pos = 2.0 * own_r - truth["r_ecef_m"][k][0] + pri["sigma_pos_m"] * rng.normal(size=3)
         vel = 2.0 * own_v - truth["v_ecef_m_s"][k][0] + pri["sigma_vel_m_s"] * rng.normal(size=3)
-        priors[f"0x{pid:02X}"] = {"t_gps_s": float(truth["t_gps_s"][0]), "pos_ecef_m": pos.tolist(),
-                                  "vel_ecef_m_s": vel.tolist(), "sigma_pos_m": pri["sigma_pos_m"],
-                                  "sigma_vel_m_s": pri["sigma_vel_m_s"]}
+        priors[f"0x{pid:02X}"] = {
+            "t_gps_s": float(truth["t_gps_s"][0]),
+            "pos_ecef_m": pos.tolist(),
+            "vel_ecef_m_s": vel.tolist(),
+            "sigma_pos_m": pri["sigma_pos_m"],
+            "sigma_vel_m_s": pri["sigma_vel_m_s"],
+        }
     return {"formation_peer_priors": priors}
 
 
@@ -122,8 +127,9 @@ def run(out: Path, overrides: dict | None = None, condition: str = "uplinked", s
     config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
     if condition != "uplinked":
         truth = dict(np.load(out / "truth.npz"))
-        config = with_overrides(config, condition_overrides(condition, truth, config,
-                                                            np.random.default_rng(77 + seed)), condition)
+        config = with_overrides(
+            config, condition_overrides(condition, truth, config, np.random.default_rng(77 + seed)), condition
+        )
     if overrides:
         config = with_overrides(config, overrides, "--set")
     msgs = build_message_stream(Paths(out), config).messages
@@ -159,11 +165,11 @@ def bound(truth, k: int, config, t_out):
     prior = np.zeros((7, 7))
     pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
     sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
-    prior[:3, :3] = np.eye(3) * sp ** 2
-    prior[3:6, 3:6] = np.eye(3) * sv ** 2
-    prior[6, 6] = fc.range_bias_sigma_m ** 2
+    prior[:3, :3] = np.eye(3) * sp**2
+    prior[3:6, 3:6] = np.eye(3) * sv**2
+    prior[6, 6] = fc.range_bias_sigma_m**2
     info = np.linalg.inv(prior)
-    sig_r2 = fc.range_sigma_m ** 2
+    sig_r2 = fc.range_sigma_m**2
     cum = np.cumsum(np.einsum("ni,nj->nij", h, h), axis=0) / sig_r2
     out3, outl = [], []
     pos_o, jac_o = partner_trajectory(x0, t0, np.maximum(np.asarray(t_out), t0), model)
@@ -204,9 +210,9 @@ def _fit_run(x, t0, t_r, own, rho, model, bias_sigma_m):
             best, lam = (cost, p8.copy()), max(lam / 3.0, 1e-8)
         h = np.concatenate((hu, np.ones((t_r.size, 1))), axis=1)
         normal = h.T @ h
-        normal[7, 7] += 1.0 / bias_sigma_m ** 2
+        normal[7, 7] += 1.0 / bias_sigma_m**2
         g = h.T @ res
-        g[7] -= p8[7] / bias_sigma_m ** 2
+        g[7] -= p8[7] / bias_sigma_m**2
         step = np.linalg.solve(normal + lam * np.diag(np.diag(normal)), g)
         p8 = p8 + step
         if float(np.linalg.norm(step[:3])) < 0.01:
@@ -231,8 +237,12 @@ def side_check(truth, k: int, config) -> dict:
     x_true = np.concatenate((truth["r_gcrs_m"][k][i0], truth["v_gcrs_m_s"][k][i0]))
     # Both spacecraft in the flight model: the own one too (its model errors mostly cancel
     # in the relative motion, as in the filter, which propagates both with that model).
-    own = partner_trajectory(np.concatenate((ro, vo)), t0, t_r,
-                             dataclasses.replace(model, ballistic_coeff_kg_m2=fc.orbit.ballistic_coeff_kg_m2))[0]
+    own = partner_trajectory(
+        np.concatenate((ro, vo)),
+        t0,
+        t_r,
+        dataclasses.replace(model, ballistic_coeff_kg_m2=fc.orbit.ballistic_coeff_kg_m2),
+    )[0]
     model_rho = np.linalg.norm(partner_trajectory(x_true, t0, t_r, model)[0] - own, axis=1)
     a = rtn_matrix(ro, vo)
     omega = np.cross(ro, vo) / float(ro @ ro)
@@ -274,29 +284,49 @@ def evaluate_seed(seed: int, out: Path, args) -> dict:
         tg = np.array([b["t_gps_s"] for b in est])
         keep = tg - truth["t_gps_s"][0] >= settle
         b3, bl = bound(truth, k, config, tg[keep])
-        crb3 = float(np.sqrt(np.mean(b3 ** 2)))
-        crbl = float(np.sqrt(np.mean(bl ** 2)))
+        crb3 = float(np.sqrt(np.mean(b3**2)))
+        crbl = float(np.sqrt(np.mean(bl**2)))
         side_err, side_los, both_open = side_resolved_errors(truth, k, proc.sides, pid, settle)
-        side3 = float(np.sqrt(np.mean(side_err ** 2)))
-        sidel = float(np.sqrt(np.mean(side_los ** 2)))
+        side3 = float(np.sqrt(np.mean(side_err**2)))
+        sidel = float(np.sqrt(np.mean(side_los**2)))
         div = float(side_err[-1]) > DIVERGED_M
         last_w = [sd[4] for sd in proc.sides if sd[0] == pid][-1]
         w_true = true_side_weight(truth, k, proc.sides, pid)
         sep = float(np.mean(np.linalg.norm(e["dr_true"], axis=1))) / 1e3
-        got["rows"].append((seed, pid, sep, side3, crb3, sidel, crbl, float(np.mean(e["nees"])), div, e["rms_r"],
-                            both_open, w_true, max(last_w)))
+        got["rows"].append(
+            (
+                seed,
+                pid,
+                sep,
+                side3,
+                crb3,
+                sidel,
+                crbl,
+                float(np.mean(e["nees"])),
+                div,
+                e["rms_r"],
+                both_open,
+                w_true,
+                max(last_w),
+            )
+        )
         line_index = len(got["lines"])
         got["lines"].append(
             f"  {seed:4d}  0x{pid:02X}   {sep:6.1f}  {e['rms_r']:7.1f}  {np.mean(e['nees']):5.1f} | "
             f"{side3:8.2f}  {crb3:7.2f}  {side3 / crb3:5.2f}  {sidel:5.2f}  {crbl:8.2f}  {sidel / crbl:5.2f}  "
             f"{both_open:6d}  {w_true:6.3f}  {'YES' if div else 'no':8s}  "
-            f"{1e3 * cpu_s / max(n_r, 1):.2f}")
+            f"{1e3 * cpu_s / max(n_r, 1):.2f}"
+        )
         if args.side_check:
             sc = side_check(truth, k, config)
             got["side_rows"].append(sc)
-            got["lines"].append("        side check: " + "; ".join(
-                f"{n} start: signature {v[0]:.2f} m, model error {v[1]:.1f} m (fit {v[2]:.0f} m from truth)"
-                for n, v in sc.items()))
+            got["lines"].append(
+                "        side check: "
+                + "; ".join(
+                    f"{n} start: signature {v[0]:.2f} m, model error {v[1]:.1f} m (fit {v[2]:.0f} m from truth)"
+                    for n, v in sc.items()
+                )
+            )
         cons = consistency(truth, est, config)
         got["consistency"].append(cons)
         got["lines"][line_index] += f"  {100.0 * cons['inside'] / max(cons['n'], 1):9.1f}"
@@ -318,8 +348,13 @@ def consistency(truth, est: list[dict], config) -> dict:
     tg = np.array([b["t_gps_s"] for b in est])
     acq = np.array([b["acquiring"] for b in est])
     after = np.flatnonzero(~acq)
-    out = {"t_acq_s": float(tg[after[0]] - tg[0]) if after.size else math.nan, "n": 0, "inside": 0,
-           "t_decided_s": math.nan, "n_valid": 0}
+    out = {
+        "t_acq_s": float(tg[after[0]] - tg[0]) if after.size else math.nan,
+        "n": 0,
+        "inside": 0,
+        "t_decided_s": math.nan,
+        "n_valid": 0,
+    }
     if not after.size:
         return out
     e = relative_errors(truth, est, 0.0)
@@ -332,8 +367,9 @@ def consistency(truth, est: list[dict], config) -> dict:
     if last_open < tg.size - 1:
         out["t_decided_s"] = float(tg[last_open + 1] - tg[0])
     sig = np.array([np.linalg.norm(b["sigma_dr_m"]) for b in est])
-    out["n_valid"] = int(np.sum(sel & ~acq & (amb <= config.formation_valid_max_sigma_m)
-                                & (sig <= config.formation_valid_max_sigma_m)))
+    out["n_valid"] = int(
+        np.sum(sel & ~acq & (amb <= config.formation_valid_max_sigma_m) & (sig <= config.formation_valid_max_sigma_m))
+    )
     return out
 
 
@@ -344,26 +380,46 @@ def main():
     ap.add_argument("--settle-h", type=float, default=2.0)
     ap.add_argument("--prior-pos-m", type=float, default=1000.0, help="uplinked prior sigma per axis, m")
     ap.add_argument("--prior-vel-m-s", type=float, default=1.0, help="uplinked prior sigma per axis, m/s")
-    ap.add_argument("--side-check", action="store_true",
-                    help="also fit each partner's whole run from the truth and its mirrors (see above)")
-    ap.add_argument("--scenarios", type=Path,
-                    help="keep the simulated scenarios in this directory (s1, s2 ...) and reuse those already "
-                         "there (they must have been made with the same --hours and prior options)")
+    ap.add_argument(
+        "--side-check",
+        action="store_true",
+        help="also fit each partner's whole run from the truth and its mirrors (see above)",
+    )
+    ap.add_argument(
+        "--scenarios",
+        type=Path,
+        help="keep the simulated scenarios in this directory (s1, s2 ...) and reuse those already "
+        "there (they must have been made with the same --hours and prior options)",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="seeds evaluated in parallel (processes)")
     ap.add_argument("--partners", type=int, default=2, help="partners per scenario (spacecraft - 1)")
-    ap.add_argument("--condition", choices=("uplinked", "none", "wrong_side"), default="uplinked",
-                    help="the partners' priors: the simulator's (truth + noise), none, or the truth's point mirror "
-                         "+ noise (confidently on the wrong side)")
+    ap.add_argument(
+        "--condition",
+        choices=("uplinked", "none", "wrong_side"),
+        default="uplinked",
+        help="the partners' priors: the simulator's (truth + noise), none, or the truth's point mirror "
+        "+ noise (confidently on the wrong side)",
+    )
     ap.add_argument("--record", action="store_true", help="record the summary in bench/results (the performance page)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="flight configuration override (TOML value), e.g. --set 'range_only={side_model_sigma_m = 0}'")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="flight configuration override (TOML value), e.g. --set 'range_only={side_model_sigma_m = 0}'",
+    )
     args = ap.parse_args()
     rows, curves, side_rows, cons = [], [], [], []
-    print(f"== range-only: {args.seeds} seeds x {args.partners} partners, {args.hours:.0f} h, prior {args.condition} "
-          f"({args.prior_pos_m:.0f} m / {args.prior_vel_m_s:g} m/s), RMS after {args.settle_h:.0f} h vs the posterior CRB"
-          + (f"; overrides {', '.join(args.set)}" if args.set else "") + " ==")
-    print("  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
-          "n_alt  w_true  diverged  ms/range  nees_in_%")
+    print(
+        f"== range-only: {args.seeds} seeds x {args.partners} partners, {args.hours:.0f} h, prior {args.condition} "
+        f"({args.prior_pos_m:.0f} m / {args.prior_vel_m_s:g} m/s), RMS after {args.settle_h:.0f} h vs the posterior CRB"
+        + (f"; overrides {', '.join(args.set)}" if args.set else "")
+        + " =="
+    )
+    print(
+        "  seed partner  sep_km  pub3d_m  nees  | side3d_m  crb3d_m  ratio  los_m  crblos_m  ratio  "
+        "n_alt  w_true  diverged  ms/range  nees_in_%"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         base = args.scenarios or Path(tmp)
         seeds = range(1, args.seeds + 1)
@@ -381,51 +437,68 @@ def main():
             side_rows += got["side_rows"]
             cons += got["consistency"]
     ok = [r for r in rows if not r[8]]
-    print(f"  diverged (side-resolved final error > {DIVERGED_M:.0f} m): {sum(r[8] for r in rows)} of {len(rows)}; "
-          f"alternatives still kept at the end: {sum(r[10] > 0 for r in rows)} of {len(rows)} "
-          f"(most {max(r[10] for r in rows)})")
-    print(f"  published: 3D RMS median {np.median([r[9] for r in rows]):.1f} m, worst {max(r[9] for r in rows):.1f} m; "
-          f"NEES mean over runs: median {np.median([r[7] for r in rows]):.1f}, worst {max(r[7] for r in rows):.1f}")
+    print(
+        f"  diverged (side-resolved final error > {DIVERGED_M:.0f} m): {sum(r[8] for r in rows)} of {len(rows)}; "
+        f"alternatives still kept at the end: {sum(r[10] > 0 for r in rows)} of {len(rows)} "
+        f"(most {max(r[10] for r in rows)})"
+    )
+    print(
+        f"  published: 3D RMS median {np.median([r[9] for r in rows]):.1f} m, worst {max(r[9] for r in rows):.1f} m; "
+        f"NEES mean over runs: median {np.median([r[7] for r in rows]):.1f}, worst {max(r[7] for r in rows):.1f}"
+    )
     wt = np.array([r[11] for r in rows])
     doubt = np.array([1.0 - r[12] for r in rows])
-    print(f"  side weights at the end: the published mixture favours the wrong side in "
-          f"{int(np.sum(wt < 0.5))} of {len(rows)} runs, where its weights expect {doubt.sum():.1f} "
-          f"(sum of 1 - largest weight; calibrated: the two agree within their Poisson scatter); "
-          f"weight of the true side median {np.median(wt):.3f}, least {wt.min():.3f}")
+    print(
+        f"  side weights at the end: the published mixture favours the wrong side in "
+        f"{int(np.sum(wt < 0.5))} of {len(rows)} runs, where its weights expect {doubt.sum():.1f} "
+        f"(sum of 1 - largest weight; calibrated: the two agree within their Poisson scatter); "
+        f"weight of the true side median {np.median(wt):.3f}, least {wt.min():.3f}"
+    )
     if ok:
         r3 = np.array([r[3] / r[4] for r in ok])
         rl = np.array([r[5] / r[6] for r in ok])
         worst = max(ok, key=lambda r: r[3] / r[4])
-        print(f"  side-resolved, converged runs: 3D/CRB median {np.median(r3):.2f}, worst {r3.max():.2f} "
-              f"(seed {worst[0]} 0x{worst[1]:02X}); LOS/CRB median {np.median(rl):.2f}, worst {rl.max():.2f}")
+        print(
+            f"  side-resolved, converged runs: 3D/CRB median {np.median(r3):.2f}, worst {r3.max():.2f} "
+            f"(seed {worst[0]} 0x{worst[1]:02X}); LOS/CRB median {np.median(rl):.2f}, worst {rl.max():.2f}"
+        )
     if side_rows:
         sig = np.array([[r[n][0] for n in ("plane", "point")] for r in side_rows])
         err = np.array([[r[n][1] for n in ("truth", "plane", "point")] for r in side_rows])
-        print(f"  side check ({len(side_rows)} partners): mirror signature under the flight model (plane / point) "
-              f"median {np.median(sig[:, 0]):.2f} / {np.median(sig[:, 1]):.2f} m, smallest {sig[:, 0].min():.2f} / "
-              f"{sig[:, 1].min():.2f} m; model error on the simulator's ranges (truth / plane / point start) median "
-              f"{np.median(err[:, 0]):.1f} / {np.median(err[:, 1]):.1f} / {np.median(err[:, 2]):.1f} m; "
-              f"a mirror fits as well as the truth (within 5 %) in {int(np.sum(err[:, 1:].min(axis=1) < 1.05 * err[:, 0]))} "
-              f"of {len(side_rows)}")
+        print(
+            f"  side check ({len(side_rows)} partners): mirror signature under the flight model (plane / point) "
+            f"median {np.median(sig[:, 0]):.2f} / {np.median(sig[:, 1]):.2f} m, smallest {sig[:, 0].min():.2f} / "
+            f"{sig[:, 1].min():.2f} m; model error on the simulator's ranges (truth / plane / point start) median "
+            f"{np.median(err[:, 0]):.1f} / {np.median(err[:, 1]):.1f} / {np.median(err[:, 2]):.1f} m; "
+            "a mirror fits as well as the truth (within 5 %) in "
+            f"{int(np.sum(err[:, 1:].min(axis=1) < 1.05 * err[:, 0]))} "
+            f"of {len(side_rows)}"
+        )
     if cons:
         n = sum(c["n"] for c in cons)
         inside = sum(c["inside"] for c in cons)
         per_run = [c["inside"] / c["n"] for c in cons if c["n"]]
         acq = np.array([c["t_acq_s"] for c in cons]) / 60.0
         dec = np.array([c["t_decided_s"] for c in cons]) / 3600.0
-        print(f"  consistency after acquisition: NEES <= {NEES_999_3DOF} (chi-square 3 dof, 99.9 %) in "
-              f"{100.0 * inside / max(n, 1):.1f} % of {n} epochs (runs: median {100.0 * np.median(per_run):.1f} %, "
-              f"worst {100.0 * min(per_run):.1f} %; runs at >= 95 %: {sum(r >= 0.95 for r in per_run)} of "
-              f"{len(per_run)}); acquisition after {np.nanmedian(acq):.0f} min median (max {np.nanmax(acq):.0f})")
+        print(
+            f"  consistency after acquisition: NEES <= {NEES_999_3DOF} (chi-square 3 dof, 99.9 %) in "
+            f"{100.0 * inside / max(n, 1):.1f} % of {n} epochs (runs: median {100.0 * np.median(per_run):.1f} %, "
+            f"worst {100.0 * min(per_run):.1f} %; runs at >= 95 %: {sum(r >= 0.95 for r in per_run)} of "
+            f"{len(per_run)}); acquisition after {np.nanmedian(acq):.0f} min median (max {np.nanmax(acq):.0f})"
+        )
         decided = dec[np.isfinite(dec)]
-        print(f"  the kept orbits agree within the validity bound ({config_bound(args)} m) for good in "
-              f"{decided.size} of {dec.size} runs"
-              + (f", after {np.median(decided):.1f} h median (max {decided.max():.1f} h)" if decided.size else "")
-              + f"; valid epochs {sum(c['n_valid'] for c in cons)} of {n}")
+        print(
+            f"  the kept orbits agree within the validity bound ({config_bound(args)} m) for good in "
+            f"{decided.size} of {dec.size} runs"
+            + (f", after {np.median(decided):.1f} h median (max {decided.max():.1f} h)" if decided.size else "")
+            + f"; valid epochs {sum(c['n_valid'] for c in cons)} of {n}"
+        )
     if curves:
         med = np.median(np.array(curves), axis=0)
-        print("  3D error vs time (median over runs): " + ", ".join(
-            f"{h} h {m:.1f} m" for h, m in zip((1, 2, 3, 4, 6), med)))
+        print(
+            "  3D error vs time (median over runs): "
+            + ", ".join(f"{h} h {m:.1f} m" for h, m in zip((1, 2, 3, 4, 6), med))
+        )
     if args.record and rows:
         _record(args, rows, cons, ok)
 
@@ -437,37 +510,78 @@ def _record(args, rows, cons, ok) -> None:
     dec = np.array([c["t_decided_s"] for c in cons])
     figs = [
         figure("runs", "runs (seeds x partners)", len(rows)),
-        figure("nees_inside", "epochs after acquisition with NEES inside its 99.9 % bound",
-               100.0 * sum(c["inside"] for c in cons) / max(n, 1), "%"),
+        figure(
+            "nees_inside",
+            "epochs after acquisition with NEES inside its 99.9 % bound",
+            100.0 * sum(c["inside"] for c in cons) / max(n, 1),
+            "%",
+        ),
         figure("nees_inside_worst_run", "... in the worst run", 100.0 * min(per_run), "%"),
-        figure("runs_95", "runs with NEES inside its bound at >= 95 % of their epochs",
-               f"{sum(r >= 0.95 for r in per_run)} of {len(per_run)}"),
-        figure("acquired_min", "acquisition (window fitted) after, median",
-               float(np.nanmedian([c["t_acq_s"] for c in cons])) / 60.0, "min"),
-        figure("decided", "runs whose kept orbits come to agree within the validity bound",
-               f"{int(np.sum(np.isfinite(dec)))} of {dec.size}"),
-        figure("valid_epochs", "epochs reported valid after acquisition", 100.0 * sum(c["n_valid"] for c in cons)
-               / max(n, 1), "%"),
-        figure("published_median_m", "published estimate, 3D RMS after the settling time: median",
-               float(np.median([r[9] for r in rows])), "m"),
+        figure(
+            "runs_95",
+            "runs with NEES inside its bound at >= 95 % of their epochs",
+            f"{sum(r >= 0.95 for r in per_run)} of {len(per_run)}",
+        ),
+        figure(
+            "acquired_min",
+            "acquisition (window fitted) after, median",
+            float(np.nanmedian([c["t_acq_s"] for c in cons])) / 60.0,
+            "min",
+        ),
+        figure(
+            "decided",
+            "runs whose kept orbits come to agree within the validity bound",
+            f"{int(np.sum(np.isfinite(dec)))} of {dec.size}",
+        ),
+        figure(
+            "valid_epochs",
+            "epochs reported valid after acquisition",
+            100.0 * sum(c["n_valid"] for c in cons) / max(n, 1),
+            "%",
+        ),
+        figure(
+            "published_median_m",
+            "published estimate, 3D RMS after the settling time: median",
+            float(np.median([r[9] for r in rows])),
+            "m",
+        ),
         figure("published_worst_m", "... worst run", float(max(r[9] for r in rows)), "m"),
-        figure("diverged", "runs whose orbit nearest the truth is > 100 m off at the end",
-               f"{sum(r[8] for r in rows)} of {len(rows)}"),
+        figure(
+            "diverged",
+            "runs whose orbit nearest the truth is > 100 m off at the end",
+            f"{sum(r[8] for r in rows)} of {len(rows)}",
+        ),
     ]
     if ok:
-        figs += [figure("side_resolved_crb_median", "orbit nearest the truth: 3D RMS / information bound, median",
-                        float(np.median([r[3] / r[4] for r in ok]))),
-                 figure("side_resolved_crb_worst", "... worst", float(max(r[3] / r[4] for r in ok))),
-                 figure("side_resolved_los_crb_median", "... line of sight / its bound, median",
-                        float(np.median([r[5] / r[6] for r in ok])))]
-    title = (f"Range-only navigation: {args.seeds} seeds x {args.partners} partners, {args.hours:g} h, "
-             f"prior {args.condition}")
-    record(f"range_only_{args.partners}p_{args.condition}", title, figs, notes=(
-        "Seeded 4-spacecraft scenarios (partners 1-10 km ahead or behind, random radial / cross-track "
-        "offsets and drift), ranges every ~25 s with sigma 0.5 m and a few metres of bias.  Prior "
-        "'uplinked': the truth plus 1 km / 1 m/s noise (its wrong-side probability the default); 'none': "
-        "no prior; 'wrong_side': the truth's point mirror plus the same noise.  NEES is the published "
-        "mixture's (3 dof); 'valid' means not acquiring, not ambiguous and sigma under the bound."))
+        figs += [
+            figure(
+                "side_resolved_crb_median",
+                "orbit nearest the truth: 3D RMS / information bound, median",
+                float(np.median([r[3] / r[4] for r in ok])),
+            ),
+            figure("side_resolved_crb_worst", "... worst", float(max(r[3] / r[4] for r in ok))),
+            figure(
+                "side_resolved_los_crb_median",
+                "... line of sight / its bound, median",
+                float(np.median([r[5] / r[6] for r in ok])),
+            ),
+        ]
+    title = (
+        f"Range-only navigation: {args.seeds} seeds x {args.partners} partners, {args.hours:g} h, "
+        f"prior {args.condition}"
+    )
+    record(
+        f"range_only_{args.partners}p_{args.condition}",
+        title,
+        figs,
+        notes=(
+            "Seeded 4-spacecraft scenarios (partners 1-10 km ahead or behind, random radial / cross-track "
+            "offsets and drift), ranges every ~25 s with sigma 0.5 m and a few metres of bias.  Prior "
+            "'uplinked': the truth plus 1 km / 1 m/s noise (its wrong-side probability the default); 'none': "
+            "no prior; 'wrong_side': the truth's point mirror plus the same noise.  NEES is the published "
+            "mixture's (3 dof); 'valid' means not acquiring, not ambiguous and sigma under the bound."
+        ),
+    )
 
 
 def config_bound(args) -> float:

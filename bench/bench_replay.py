@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pygnc.config import Config
-
 from ground import replay
 from ground.__main__ import main as ground_main
+from pygnc.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import figure, record  # noqa: E402
@@ -65,47 +64,80 @@ def main(argv=None) -> int:
         n_fix = sum(1 for m, b in stream.messages if m == "gps_fix" and b["peer_id"] == 0)
         n_sensor = sum(1 for m, _ in stream.messages if m == "sensor")
         med = {key: statistics.median(r.timings_s[key] for r in runs) for key in r0.timings_s}
-        print(f"batch: {r0.n_messages} messages, {n_sensor} sensor samples, {n_fix} own GPS fixes; "
-              f"estimators: {', '.join(r0.processors)}")
-        print(f"in-process replay, median of {len(runs)}: total {med['total']:.2f} s = ingest {med['ingest']:.2f} s"
-              f" + estimators {med['processors']:.2f} s ({100 * med['processors'] / med['total']:.1f} %)"
-              f" + dispatch {med['total'] - med['ingest'] - med['processors']:.2f} s")
-        figs = [figure("simulate_s", f"simulate {args.duration}", t_sim, "s"),
-                figure("replay_s", f"in-process replay, median of {len(runs)}: total", med["total"], "s"),
-                figure("estimators_share", "... of which the estimators' handle() calls",
-                       100 * med["processors"] / med["total"], "%")]
+        print(
+            f"batch: {r0.n_messages} messages, {n_sensor} sensor samples, {n_fix} own GPS fixes; "
+            f"estimators: {', '.join(r0.processors)}"
+        )
+        print(
+            f"in-process replay, median of {len(runs)}: total {med['total']:.2f} s = ingest {med['ingest']:.2f} s"
+            f" + estimators {med['processors']:.2f} s ({100 * med['processors'] / med['total']:.1f} %)"
+            f" + dispatch {med['total'] - med['ingest'] - med['processors']:.2f} s"
+        )
+        figs = [
+            figure("simulate_s", f"simulate {args.duration}", t_sim, "s"),
+            figure("replay_s", f"in-process replay, median of {len(runs)}: total", med["total"], "s"),
+            figure(
+                "estimators_share",
+                "... of which the estimators' handle() calls",
+                100 * med["processors"] / med["total"],
+                "%",
+            ),
+        ]
         for name in r0.processors:
-            print(f"  {name:<10} {med[name]:7.2f} s  {100 * med[name] / med['total']:5.1f} % of the replay"
-                  f"  ({1e3 * med[name] / max(n_sensor, 1):.3f} ms per sensor sample)")
-            figs.append(figure(f"{name}_ms_per_sample", f"{name}: ms per sensor sample",
-                               1e3 * med[name] / max(n_sensor, 1), "ms"))
+            print(
+                f"  {name:<10} {med[name]:7.2f} s  {100 * med[name] / med['total']:5.1f} % of the replay"
+                f"  ({1e3 * med[name] / max(n_sensor, 1):.3f} ms per sensor sample)"
+            )
+            figs.append(
+                figure(
+                    f"{name}_ms_per_sample", f"{name}: ms per sensor sample", 1e3 * med[name] / max(n_sensor, 1), "ms"
+                )
+            )
 
         t0 = time.perf_counter()
         assert ground_main(["replay", str(scen), "--out", str(out), "--quiet"]) == 0
         t_full = time.perf_counter() - t0
         s_in = json.loads((out / "summary.json").read_text())
         t_feed = s_in["timings_s"]["total"]
-        print(f"full 'python -m ground replay' (CSV, OEM, truth statistics, plots): {t_full:.1f} s "
-              f"= replay {t_feed:.1f} s + outputs {t_full - t_feed:.1f} s; rows {s_in['rows']}")
-        figs.append(figure("full_replay_s", "a full python -m ground replay (CSV, OEM, truth statistics, plots)",
-                           t_full, "s"))
+        print(
+            f"full 'python -m ground replay' (CSV, OEM, truth statistics, plots): {t_full:.1f} s "
+            f"= replay {t_feed:.1f} s + outputs {t_full - t_feed:.1f} s; rows {s_in['rows']}"
+        )
+        figs.append(
+            figure("full_replay_s", "a full python -m ground replay (CSV, OEM, truth statistics, plots)", t_full, "s")
+        )
         if args.pipeline:
             t0 = time.perf_counter()
-            assert ground_main(["replay", str(scen), "--out", str(out / "pipe"), "--quiet", "--pipeline",
-                                "--no-plots"]) == 0
+            assert (
+                ground_main(["replay", str(scen), "--out", str(out / "pipe"), "--quiet", "--pipeline", "--no-plots"])
+                == 0
+            )
             s_pipe = json.loads((out / "pipe" / "summary.json").read_text())
             t_pipe = time.perf_counter() - t0
-            print(f"--pipeline replay: {t_pipe:.1f} s (process tree "
-                  f"{s_pipe['timings_s']['processed']:.1f} s to process the batch); rows {s_pipe['rows']}")
-            figs += [figure("pipeline_replay_s", "a --pipeline replay (the real process tree)", t_pipe, "s"),
-                     figure("pipeline_processed_s", "... the tree's time to process the batch",
-                            s_pipe["timings_s"]["processed"], "s")]
+            print(
+                f"--pipeline replay: {t_pipe:.1f} s (process tree "
+                f"{s_pipe['timings_s']['processed']:.1f} s to process the batch); rows {s_pipe['rows']}"
+            )
+            figs += [
+                figure("pipeline_replay_s", "a --pipeline replay (the real process tree)", t_pipe, "s"),
+                figure(
+                    "pipeline_processed_s",
+                    "... the tree's time to process the batch",
+                    s_pipe["timings_s"]["processed"],
+                    "s",
+                ),
+            ]
     if args.record:
-        record("replay", f"Simulate and replay a {args.duration} scenario: {n_sensor} sensor samples, {n_fix} own GPS "
-               "fixes", figs, notes=(
-                   "python -m ground simulate in process (default settings unless the command names a TOML), then "
-                   "the in-process replay: each processor's handle() calls timed (a processor's time excludes the "
-                   "processors it feeds)."))
+        record(
+            "replay",
+            f"Simulate and replay a {args.duration} scenario: {n_sensor} sensor samples, {n_fix} own GPS fixes",
+            figs,
+            notes=(
+                "python -m ground simulate in process (default settings unless the command names a TOML), then "
+                "the in-process replay: each processor's handle() calls timed (a processor's time excludes the "
+                "processors it feeds)."
+            ),
+        )
     return 0
 
 

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,21 +46,33 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from flight_harness import (FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done,  # noqa: E402
-                            make_home)
+from flight_harness import FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done, make_home  # noqa: E402
+from results import figure, record  # noqa: E402
+
 from pygnc.config import Config  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.tasks.table import enabled_tasks  # noqa: E402
-from results import figure, record  # noqa: E402
 
 #: Longest a run may take from start to the batch processed, s.
 RUN_TIMEOUT_S = 300.0
 
 
 def make_scenario(dest: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "ground", "simulate", str(dest), "--settings",
-                    str(REPO / "data" / "scenarios" / "formation_3h.toml"), "--quiet"],
-                   check=True, cwd=REPO, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ground",
+            "simulate",
+            str(dest),
+            "--settings",
+            str(REPO / "data" / "scenarios" / "formation_3h.toml"),
+            "--quiet",
+        ],
+        check=True,
+        cwd=REPO,
+        timeout=600,
+    )
     return dest
 
 
@@ -87,10 +99,16 @@ def one_run(tmp: Path, scenario: Path, task: str | None = None, at: float = 0.5)
         if task is not None:
             k = names.index(task)
             target = t_first + at * (t_last - t_first)
-            st = run.wait_status(lambda s: s["orbit_t_sc_s"] >= target or s["flags"] & S.FLAG_BATCH_DONE,
-                                 timeout_s=RUN_TIMEOUT_S, period_s=0.005)
-            res["killed_at"] = (st["orbit_t_sc_s"] - t_first) / (t_last - t_first) \
-                if st["orbit_t_sc_s"] == st["orbit_t_sc_s"] else float("nan")
+            st = run.wait_status(
+                lambda s: s["orbit_t_sc_s"] >= target or s["flags"] & S.FLAG_BATCH_DONE,
+                timeout_s=RUN_TIMEOUT_S,
+                period_s=0.005,
+            )
+            res["killed_at"] = (
+                (st["orbit_t_sc_s"] - t_first) / (t_last - t_first)
+                if st["orbit_t_sc_s"] == st["orbit_t_sc_s"]
+                else float("nan")
+            )
             os.kill(run.task_pid(task), signal.SIGKILL)
             run.wait_status(lambda s: s[f"task{k}_restarts"] >= 1, timeout_s=RUN_TIMEOUT_S)
         run.wait_status(lambda s: estimators_done(s, t_last, _peers(scenario)), timeout_s=RUN_TIMEOUT_S)
@@ -126,8 +144,12 @@ def status_stall(tmp: Path) -> float:
     _, t_last = batch_end_sc(sample)
     names = [s.name for s in enabled_tasks(Config())]
     with FlightRun(make_home(tmp, sample), timeout_min=5, spacecraft_time_s=t_last + 1.0) as run:
-        run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and all(
-            S.TASK_STATES[s[f"task{i}_state"]] == "running" for i in range(len(names))))
+        run.wait_status(
+            lambda s: (
+                s["flags"] & S.FLAG_BATCH_DONE
+                and all(S.TASK_STATES[s[f"task{i}_state"]] == "running" for i in range(len(names)))
+            )
+        )
         seq = run.status()["seq"]
         os.kill(run.task_pid("status_reporter"), signal.SIGSTOP)
         t0 = time.monotonic()
@@ -143,8 +165,11 @@ def lost(cmp: dict) -> int:
 
 
 def summary(cmp: dict) -> str:
-    parts = [f"{k} -{c['missing']}/~{c['differ']}/+{c['extra']}" for k, c in sorted(cmp.items())
-             if c["missing"] or c["differ"] or c["extra"]]
+    parts = [
+        f"{k} -{c['missing']}/~{c['differ']}/+{c['extra']}"
+        for k, c in sorted(cmp.items())
+        if c["missing"] or c["differ"] or c["extra"]
+    ]
     return ", ".join(parts) or "identical"
 
 
@@ -152,8 +177,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", type=Path, help="scenario directory (default: simulate the 3-h formation)")
     ap.add_argument("--tasks", nargs="*", help="tasks to kill (default: every task of the default run)")
-    ap.add_argument("--at", nargs="*", type=float, default=[0.2, 0.5, 0.8],
-                    help="fractions of the batch (by the orbit estimate's epoch) at which to kill")
+    ap.add_argument(
+        "--at",
+        nargs="*",
+        type=float,
+        default=[0.2, 0.5, 0.8],
+        help="fractions of the batch (by the orbit estimate's epoch) at which to kill",
+    )
     ap.add_argument("--clean", type=int, default=2, help="clean runs (the first is the reference)")
     ap.add_argument("--stall", type=int, default=0, help="only: stop the status reporter this many times")
     ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
@@ -164,14 +194,25 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="bench_restarts_") as tmp:
                 xs.append(status_stall(Path(tmp)))
             print(f"run {i + 1}: status file frozen {xs[-1]:.2f} s", flush=True)
-        print(f"status reporter stopped: the status file frozen median {statistics.median(xs):.2f} s, "
-              f"worst {max(xs):.2f} s ({len(xs)} runs)")
+        print(
+            f"status reporter stopped: the status file frozen median {statistics.median(xs):.2f} s, "
+            f"worst {max(xs):.2f} s ({len(xs)} runs)"
+        )
         if args.record:
-            record("status_stall", f"The status reporter stopped (SIGSTOP) on the sample batch: {len(xs)} runs", [
-                figure("frozen_median_s", "status file frozen after the status reporter stops: median",
-                       statistics.median(xs), "s"),
-                figure("frozen_worst_s", "... worst", max(xs), "s")],
-                notes="From the SIGSTOP to the first status file with another sequence number (polled every 5 ms).")
+            record(
+                "status_stall",
+                f"The status reporter stopped (SIGSTOP) on the sample batch: {len(xs)} runs",
+                [
+                    figure(
+                        "frozen_median_s",
+                        "status file frozen after the status reporter stops: median",
+                        statistics.median(xs),
+                        "s",
+                    ),
+                    figure("frozen_worst_s", "... worst", max(xs), "s"),
+                ],
+                notes="From the SIGSTOP to the first status file with another sequence number (polled every 5 ms).",
+            )
         return 0
     tasks = args.tasks or [s.name for s in enabled_tasks(Config())]
     with tempfile.TemporaryDirectory(prefix="bench_restarts_") as tmp:
@@ -185,21 +226,29 @@ def main() -> int:
                 ref = r["downlink"]
                 n = compare_downlinks(ref, ref)
                 per_kind = ", ".join(f"{k} {c['records']}" for k, c in sorted(n.items()))
-                print(f"clean 1: {sum(c['records'] for c in n.values())} records ({per_kind}), "
-                      f"batch processed in {r['done_s']:.1f} s, exit {r['rc']}; attitude {r['attitude']}", flush=True)
+                print(
+                    f"clean 1: {sum(c['records'] for c in n.values())} records ({per_kind}), "
+                    f"batch processed in {r['done_s']:.1f} s, exit {r['rc']}; attitude {r['attitude']}",
+                    flush=True,
+                )
                 continue
             cmp = compare_downlinks(ref, r["downlink"])
             rows.setdefault("(clean)", []).append(lost(cmp))
-            print(f"clean {i + 1}: {summary(cmp)}; {r['done_s']:.1f} s, exit {r['rc']}; attitude {r['attitude']}",
-                  flush=True)
+            print(
+                f"clean {i + 1}: {summary(cmp)}; {r['done_s']:.1f} s, exit {r['rc']}; attitude {r['attitude']}",
+                flush=True,
+            )
         for task in tasks:
             for at in args.at:
                 with tempfile.TemporaryDirectory(dir=tmp) as run_tmp:
                     r = one_run(Path(run_tmp), scenario, task, at)
                 cmp = compare_downlinks(ref, r["downlink"])
                 rows.setdefault(task, []).append(lost(cmp))
-                print(f"{task:22s} killed at {r['killed_at']:5.2f} of the batch: lost {lost(cmp):5d} "
-                      f"({summary(cmp)}); {r['done_s']:.1f} s, exit {r['rc']}; attitude {r['attitude']}", flush=True)
+                print(
+                    f"{task:22s} killed at {r['killed_at']:5.2f} of the batch: lost {lost(cmp):5d} "
+                    f"({summary(cmp)}); {r['done_s']:.1f} s, exit {r['rc']}; attitude {r['attitude']}",
+                    flush=True,
+                )
     total = sum(c["records"] for c in compare_downlinks(ref, ref).values())
     print()
     print(f"records lost per restart (missing or different, of {total}), killed at {args.at} of the batch:")
@@ -209,21 +258,35 @@ def main() -> int:
         killed = [x for task, xs in rows.items() if task != "(clean)" for x in xs]
         figs = [figure("records", "downlink records of a clean run", total)]
         if "(clean)" in rows:
-            figs.append(figure("clean_differ", "records lost or different between two clean runs, worst",
-                               max(rows["(clean)"])))
+            figs.append(
+                figure("clean_differ", "records lost or different between two clean runs, worst", max(rows["(clean)"]))
+            )
         if killed:
-            figs += [figure("kills", f"task kills (SIGKILL at {', '.join(f'{a:g}' for a in args.at)} of the batch)",
-                            len(killed)),
-                     figure("lost_worst", "downlink records lost or different after a restart, worst of all kills",
-                            max(killed))]
-        figs += [figure(f"lost_worst_{task}", f"... {task} killed, worst", max(xs))
-                 for task, xs in rows.items() if task != "(clean)"]
+            figs += [
+                figure(
+                    "kills", f"task kills (SIGKILL at {', '.join(f'{a:g}' for a in args.at)} of the batch)", len(killed)
+                ),
+                figure(
+                    "lost_worst", "downlink records lost or different after a restart, worst of all kills", max(killed)
+                ),
+            ]
+        figs += [
+            figure(f"lost_worst_{task}", f"... {task} killed, worst", max(xs))
+            for task, xs in rows.items()
+            if task != "(clean)"
+        ]
         on = "the 3-h two-spacecraft formation" if args.scenario is None else f"scenario {args.scenario.name}"
-        record("restarts", f"Restarts lose nothing: each task killed during the batch of {on}", figs, notes=(
-            "flight/main.py in a pseudo-terminal as the host starts it; one task SIGKILLed once the orbit estimate "
-            "reaches the given fraction of the batch, the supervisor restarts it, the run is stopped once every "
-            "estimator has published past the batch; its downlink (every batch file) compared record for record "
-            "with a clean run's."))
+        record(
+            "restarts",
+            f"Restarts lose nothing: each task killed during the batch of {on}",
+            figs,
+            notes=(
+                "flight/main.py in a pseudo-terminal as the host starts it; one task SIGKILLed once the orbit estimate "
+                "reaches the given fraction of the batch, the supervisor restarts it, the run is stopped once every "
+                "estimator has published past the batch; its downlink (every batch file) compared record for record "
+                "with a clean run's."
+            ),
+        )
     return 0
 
 

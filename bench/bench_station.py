@@ -150,11 +150,18 @@ def day_tables(noise: bool = False, partners: int = 2) -> tuple[dict, dict]:
     att.update(unix_time_s=t, t_sc_s=t - 16.0, qw=np.ones(n))
     ids = 74 + np.arange(partners)
     form = base("formation", partners * n)
-    form.update(unix_time_s=np.tile(t, partners), t_sc_s=np.tile(t - 16.0, partners),
-                peer_id=np.repeat(ids.astype(float), n), dx_ecef_m=form["dx_ecef_m"] + 1000.0)
+    form.update(
+        unix_time_s=np.tile(t, partners),
+        t_sc_s=np.tile(t - 16.0, partners),
+        peer_id=np.repeat(ids.astype(float), n),
+        dx_ecef_m=form["dx_ecef_m"] + 1000.0,
+    )
     tr = t[::6]
-    res = {"t_sc_s": np.tile(tr - 16.0, partners), "peer_id": np.repeat(ids, tr.size),
-           "residual_m": rng.normal(size=partners * tr.size) if noise else np.zeros(partners * tr.size)}
+    res = {
+        "t_sc_s": np.tile(tr - 16.0, partners),
+        "peer_id": np.repeat(ids, tr.size),
+        "residual_m": rng.normal(size=partners * tr.size) if noise else np.zeros(partners * tr.size),
+    }
     return {"orbit": orbit, "attitude": att, "formation": form}, res
 
 
@@ -168,8 +175,12 @@ def write_day(out: Path) -> None:
     for kind, table in tables.items():
         table = {**table, "utc": tb.iso_utc(table["unix_time_s"])}
         tb.write_csv({c: table[c] for c, _ in tb.COLUMNS[kind]}, out / f"{kind}.csv")
-    rt = {"unix_time_s": res["t_sc_s"] + 16.0, "t_sc_s": res["t_sc_s"], "peer_id": res["peer_id"].astype(float),
-          "residual_m": res["residual_m"]}
+    rt = {
+        "unix_time_s": res["t_sc_s"] + 16.0,
+        "t_sc_s": res["t_sc_s"],
+        "peer_id": res["peer_id"].astype(float),
+        "residual_m": res["residual_m"],
+    }
     rt["utc"] = tb.iso_utc(rt["unix_time_s"])
     tb.write_csv({c: rt[c] for c, _ in tb.COLUMNS["range_residuals"]}, out / "range_residuals.csv")
 
@@ -178,9 +189,11 @@ def _stalled_client(url: str) -> socket.socket:
     """A WebSocket client that completes the handshake and then never reads."""
     host, port = url.split("//")[1].rstrip("/").split(":")
     s = socket.create_connection((host, int(port)), timeout=10)
-    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-    s.recv(256)   # the 101 response (and maybe the first bytes of the stream), then nothing more
+    s.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    s.recv(256)  # the 101 response (and maybe the first bytes of the stream), then nothing more
     return s
 
 
@@ -210,8 +223,13 @@ def stalled_pages(day_dir: Path, n_clients: int, seconds: float) -> dict:
         socks = [_stalled_client(srv.url) for _ in range(n_clients)]
         time.sleep(seconds)
         conns = [c for c in proc.net_connections("tcp") if c.status == psutil.CONN_ESTABLISHED]
-        return {"rss0_mib": rss0, "rss_mib": proc.memory_info().rss / 2**20, "connected": len(conns),
-                "kernel_queued_mib": _kernel_send_queue(port) / 2**20, "snapshot_mib": snapshot / 2**20}
+        return {
+            "rss0_mib": rss0,
+            "rss_mib": proc.memory_info().rss / 2**20,
+            "connected": len(conns),
+            "kernel_queued_mib": _kernel_send_queue(port) / 2**20,
+            "snapshot_mib": snapshot / 2**20,
+        }
     finally:
         for s in socks:
             s.close()
@@ -234,17 +252,24 @@ def day_snapshot() -> tuple[float, float, int]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("browser", "snapshot", "stalled"),
-                    help="run only steps 1-3 (browser), 4 (snapshot) or 5 (stalled)")
+    ap.add_argument(
+        "--only",
+        choices=("browser", "snapshot", "stalled"),
+        help="run only steps 1-3 (browser), 4 (snapshot) or 5 (stalled)",
+    )
     ap.add_argument("--frames", type=int, default=6000, help="frames for the throughput step (default 6000)")
     ap.add_argument("--cadence-seconds", type=float, default=30.0, help="length of the cadence step (default 30 s)")
     ap.add_argument("--stalled-clients", type=int, default=50, help="stalled pages in step 5 (default 50)")
-    ap.add_argument("--stalled-seconds", type=float, default=60.0,
-                    help="how long step 5 waits before measuring (default 60 s)")
+    ap.add_argument(
+        "--stalled-seconds", type=float, default=60.0, help="how long step 5 waits before measuring (default 60 s)"
+    )
     ap.add_argument("--stalled-runs", type=int, default=3, help="runs of step 5 (default 3)")
-    ap.add_argument("--record", action="store_true",
-                    help="record the figures in bench/results (the performance page): station.json, or "
-                         "station_<step>.json with --only")
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="record the figures in bench/results (the performance page): station.json, or "
+        "station_<step>.json with --only",
+    )
     args = ap.parse_args(argv)
     figures: dict = {}
     print(f"machine: {os.cpu_count()} cores")
@@ -259,33 +284,47 @@ def main(argv=None) -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
             rates = [throughput(browser, args.frames) for _ in range(3)]
-            print(f"1. source -> browser: {statistics.median(rates):,.0f} estimate frames/s (median of 3: "
-                  + ", ".join(f"{r:,.0f}" for r in rates) + f"; {args.frames} frames each)")
+            print(
+                f"1. source -> browser: {statistics.median(rates):,.0f} estimate frames/s (median of 3: "
+                + ", ".join(f"{r:,.0f}" for r in rates)
+                + f"; {args.frames} frames each)"
+            )
             cpu, rss, rows = cadence_cpu(browser, args.cadence_seconds)
-            print(f"2. at the 1-s cadence (4 estimates + status + counters per s, one page): server CPU {cpu:.1f} % "
-                  f"of a core, RSS {rss:.0f} MiB, {rows} rows reached the page in {args.cadence_seconds:.0f} s")
+            print(
+                f"2. at the 1-s cadence (4 estimates + status + counters per s, one page): server CPU {cpu:.1f} % "
+                f"of a core, RSS {rss:.0f} MiB, {rows} rows reached the page in {args.cadence_seconds:.0f} s"
+            )
             stops = [stop_time(browser) for _ in range(3)]
-            print(f"3. stop with a page connected: {statistics.median(stops):.2f} s (median of 3: "
-                  + ", ".join(f"{s:.2f}" for s in stops) + ")")
+            print(
+                f"3. stop with a page connected: {statistics.median(stops):.2f} s (median of 3: "
+                + ", ".join(f"{s:.2f}" for s in stops)
+                + ")"
+            )
             browser.close()
-        figures.update(frames_per_s=statistics.median(rates), cadence_cpu_percent=cpu, rss_mib=rss,
-                       stop_s=statistics.median(stops))
+        figures.update(
+            frames_per_s=statistics.median(rates), cadence_cpu_percent=cpu, rss_mib=rss, stop_s=statistics.median(stops)
+        )
     if args.only in (None, "snapshot"):
         dt, mib, n = day_snapshot()
-        print(f"4. snapshot of a 24-h replay ({n} rows per series, 2 partners): {dt * 1000:.0f} ms to build, "
-              f"{mib:.2f} MiB of JSON (median of 3)")
+        print(
+            f"4. snapshot of a 24-h replay ({n} rows per series, 2 partners): {dt * 1000:.0f} ms to build, "
+            f"{mib:.2f} MiB of JSON (median of 3)"
+        )
         figures.update(day_snapshot_ms=dt * 1000, day_snapshot_mib=mib)
     if args.only in (None, "stalled"):
         with tempfile.TemporaryDirectory(prefix="bench_station_") as tmp:
             write_day(Path(tmp))
-            runs = [stalled_pages(Path(tmp), args.stalled_clients, args.stalled_seconds)
-                    for _ in range(args.stalled_runs)]
+            runs = [
+                stalled_pages(Path(tmp), args.stalled_clients, args.stalled_seconds) for _ in range(args.stalled_runs)
+            ]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(f"5. {args.stalled_clients} pages that never read, idle 24-h replay source "
-              f"({med['snapshot_mib']:.1f} MiB snapshot), after {args.stalled_seconds:.0f} s: server RSS "
-              f"{med['rss_mib']:.0f} MiB (from {med['rss0_mib']:.0f}), kernel send queues "
-              f"{med['kernel_queued_mib']:.1f} MiB, {med['connected']:.0f} still connected (median of "
-              f"{len(runs)}: RSS " + ", ".join(f"{r['rss_mib']:.0f}" for r in runs) + " MiB)")
+        print(
+            f"5. {args.stalled_clients} pages that never read, idle 24-h replay source "
+            f"({med['snapshot_mib']:.1f} MiB snapshot), after {args.stalled_seconds:.0f} s: server RSS "
+            f"{med['rss_mib']:.0f} MiB (from {med['rss0_mib']:.0f}), kernel send queues "
+            f"{med['kernel_queued_mib']:.1f} MiB, {med['connected']:.0f} still connected (median of "
+            f"{len(runs)}: RSS " + ", ".join(f"{r['rss_mib']:.0f}" for r in runs) + " MiB)"
+        )
         figures.update({f"stalled_{k}": v for k, v in med.items()})
     print(json.dumps(figures))
     if args.record:
@@ -296,29 +335,55 @@ def main(argv=None) -> int:
 def _record(args, f: dict) -> None:
     figs = []
     if "frames_per_s" in f:
-        figs += [figure("frames_per_s", f"estimate frames/s from the source to the page, median of 3 ({args.frames} "
-                        "frames each)", f["frames_per_s"], "frames/s"),
-                 figure("cadence_cpu_percent", "server CPU at the 1-s streaming cadence, one page open, % of one core",
-                        f["cadence_cpu_percent"], "%"),
-                 figure("rss_mib", "... server resident memory", f["rss_mib"], "MiB"),
-                 figure("stop_s", "SIGINT -> server exit with a page connected, median of 3", f["stop_s"], "s")]
+        figs += [
+            figure(
+                "frames_per_s",
+                f"estimate frames/s from the source to the page, median of 3 ({args.frames} frames each)",
+                f["frames_per_s"],
+                "frames/s",
+            ),
+            figure(
+                "cadence_cpu_percent",
+                "server CPU at the 1-s streaming cadence, one page open, % of one core",
+                f["cadence_cpu_percent"],
+                "%",
+            ),
+            figure("rss_mib", "... server resident memory", f["rss_mib"], "MiB"),
+            figure("stop_s", "SIGINT -> server exit with a page connected, median of 3", f["stop_s"], "s"),
+        ]
     if "day_snapshot_ms" in f:
-        figs += [figure("day_snapshot_ms", "snapshot of a 24-h replay (2 partners): time to build",
-                        f["day_snapshot_ms"], "ms"),
-                 figure("day_snapshot_mib", "... its JSON", f["day_snapshot_mib"], "MiB")]
+        figs += [
+            figure(
+                "day_snapshot_ms", "snapshot of a 24-h replay (2 partners): time to build", f["day_snapshot_ms"], "ms"
+            ),
+            figure("day_snapshot_mib", "... its JSON", f["day_snapshot_mib"], "MiB"),
+        ]
     if "stalled_rss_mib" in f:
         what = f"{args.stalled_clients} pages that never read, after {args.stalled_seconds:g} s"
-        figs += [figure("stalled_rss_mib", f"{what}: server resident memory (median of {args.stalled_runs})",
-                        f["stalled_rss_mib"], "MiB"),
-                 figure("stalled_rss0_mib", "... before they connected", f["stalled_rss0_mib"], "MiB"),
-                 figure("stalled_kernel_queued_mib", "... bytes the kernel still queues on the server's sockets",
-                        f["stalled_kernel_queued_mib"], "MiB"),
-                 figure("stalled_connected", "... pages still connected", f["stalled_connected"]),
-                 figure("stalled_snapshot_mib", "... the replay's snapshot", f["stalled_snapshot_mib"], "MiB")]
-    record("station" if args.only is None else f"station_{args.only}",
-           "The browser ground station: frames to the page, server CPU, stop, a day's snapshot, stalled pages", figs,
-           notes="python -m ground serve reading a pseudo-terminal on which a fake pygnc writes stream frames, the "
-                 "page in headless Chromium; the snapshot and stalled-page steps on synthetic 24-h replays.")
+        figs += [
+            figure(
+                "stalled_rss_mib",
+                f"{what}: server resident memory (median of {args.stalled_runs})",
+                f["stalled_rss_mib"],
+                "MiB",
+            ),
+            figure("stalled_rss0_mib", "... before they connected", f["stalled_rss0_mib"], "MiB"),
+            figure(
+                "stalled_kernel_queued_mib",
+                "... bytes the kernel still queues on the server's sockets",
+                f["stalled_kernel_queued_mib"],
+                "MiB",
+            ),
+            figure("stalled_connected", "... pages still connected", f["stalled_connected"]),
+            figure("stalled_snapshot_mib", "... the replay's snapshot", f["stalled_snapshot_mib"], "MiB"),
+        ]
+    record(
+        "station" if args.only is None else f"station_{args.only}",
+        "The browser ground station: frames to the page, server CPU, stop, a day's snapshot, stalled pages",
+        figs,
+        notes="python -m ground serve reading a pseudo-terminal on which a fake pygnc writes stream frames, the "
+        "page in headless Chromium; the snapshot and stalled-page steps on synthetic 24-h replays.",
+    )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ sys.path.insert(0, str(REPO / "flight"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from results import figure, record  # noqa: E402
+
 from ground.__main__ import main as ground_main  # noqa: E402
 from ground.host import live  # noqa: E402
 from ground.host.client import StreamClient, latency_summary  # noqa: E402
@@ -49,7 +51,6 @@ from ground.host.session import ShellSession  # noqa: E402
 from ground.host.shellpty import LocalShell  # noqa: E402
 from pygnc.formats import stream as fs  # noqa: E402
 from pygnc.formats.gps import decode_gps_segments  # noqa: E402
-from results import figure, record  # noqa: E402
 
 LINE_BAUD = 115200
 
@@ -87,9 +88,24 @@ class TreeCpu:
 
 
 def simulate(out: Path) -> Path:
-    rc = ground_main(["simulate", str(out), "--settings", str(REPO / "data" / "sample" / "scenario.toml"),
-                      "--spacecraft", "1", "--duration", "300", "--set", "sensors.period_s=1.0",
-                      "--set", "gps.offset_from_last_sensor_s=0.0", "--quiet", "--force"])
+    rc = ground_main(
+        [
+            "simulate",
+            str(out),
+            "--settings",
+            str(REPO / "data" / "sample" / "scenario.toml"),
+            "--spacecraft",
+            "1",
+            "--duration",
+            "300",
+            "--set",
+            "sensors.period_s=1.0",
+            "--set",
+            "gps.offset_from_last_sensor_s=0.0",
+            "--quiet",
+            "--force",
+        ]
+    )
     if rc:
         raise SystemExit("simulate failed")
     return out
@@ -148,24 +164,42 @@ def latency(scn: Path, figs: list) -> None:
         stop_s = stop(shell, link, session, client)
     lat = client.stats.fix_latency_s
     sent = sum(1 for i in items if i.tag == fs.GPS and decode_gps_segments(i.data)["valid"][0])
-    print(f"latency, GPS frame written -> orbit EST frame using it (115200 baud, cadence 0.1 s, "
-          f"{rate:g}x real time): {latency_summary(lat)}; {len(lat)} of {sent} valid fixes seen")
+    print(
+        f"latency, GPS frame written -> orbit EST frame using it (115200 baud, cadence 0.1 s, "
+        f"{rate:g}x real time): {latency_summary(lat)}; {len(lat)} of {sent} valid fixes seen"
+    )
     if lat:
         q = sorted(lat)
-        print(f"  p10 {q[len(q) // 10] * 1000:.1f} ms, p90 {q[9 * len(q) // 10] * 1000:.1f} ms, "
-              f"mean {statistics.mean(q) * 1000:.1f} ms")
-    print(f"  CPU of the tree while streaming {100 * (c1 - c0) / (w1 - w0):.0f} % of one core "
-          f"({len(items) / ((w1 - w0) - 2.0):.1f} segments/s); idle after it {100 * (c2 - c1) / (w2 - w1):.0f} %")
+        print(
+            f"  p10 {q[len(q) // 10] * 1000:.1f} ms, p90 {q[9 * len(q) // 10] * 1000:.1f} ms, "
+            f"mean {statistics.mean(q) * 1000:.1f} ms"
+        )
+    print(
+        f"  CPU of the tree while streaming {100 * (c1 - c0) / (w1 - w0):.0f} % of one core "
+        f"({len(items) / ((w1 - w0) - 2.0):.1f} segments/s); idle after it {100 * (c2 - c1) / (w2 - w1):.0f} %"
+    )
     print(f"  Ctrl-C -> prompt {stop_s * 1000:.0f} ms")
     if lat:
-        figs += [figure("fix_latency_median_ms", "GPS frame written -> the orbit EST frame using it (115200 baud): "
-                        "median", statistics.median(lat) * 1000, "ms"),
-                 figure("fix_latency_worst_ms", "... worst", max(lat) * 1000, "ms")]
-    figs += [figure("fixes_seen", "valid fixes whose estimate came back", f"{len(lat)} of {sent}"),
-             figure("streaming_cpu_percent", "CPU of the tree while streaming (4x real time), % of one core",
-                    100 * (c1 - c0) / (w1 - w0), "%"),
-             figure("idle_cpu_percent", "... idle after it", 100 * (c2 - c1) / (w2 - w1), "%"),
-             figure("stop_ms", "Ctrl-C -> shell prompt", stop_s * 1000, "ms")]
+        figs += [
+            figure(
+                "fix_latency_median_ms",
+                "GPS frame written -> the orbit EST frame using it (115200 baud): median",
+                statistics.median(lat) * 1000,
+                "ms",
+            ),
+            figure("fix_latency_worst_ms", "... worst", max(lat) * 1000, "ms"),
+        ]
+    figs += [
+        figure("fixes_seen", "valid fixes whose estimate came back", f"{len(lat)} of {sent}"),
+        figure(
+            "streaming_cpu_percent",
+            "CPU of the tree while streaming (4x real time), % of one core",
+            100 * (c1 - c0) / (w1 - w0),
+            "%",
+        ),
+        figure("idle_cpu_percent", "... idle after it", 100 * (c2 - c1) / (w2 - w1), "%"),
+        figure("stop_ms", "Ctrl-C -> shell prompt", stop_s * 1000, "ms"),
+    ]
 
 
 def throughput(scn: Path, baud: int | None, rates, per_frame: int, step_s: float, figs: list) -> None:
@@ -174,10 +208,14 @@ def throughput(scn: Path, baud: int | None, rates, per_frame: int, step_s: float
     batch = live.split_sense(scn, t0 + 60)
     t_next = t0 + 1000.0
     label = f"{baud} baud" if baud else "no line limit"
-    print(f"throughput, SNS frames of {per_frame} segment(s) ({len(fs.encode_frame(fs.SENSOR, 65535, seg * per_frame))}"
-          f" bytes), {label}:")
-    print("  frames/s asked | achieved | segments/s | pygnc counted | overflow | attitude of the last sample "
-          "| CPU % of a core")
+    print(
+        f"throughput, SNS frames of {per_frame} segment(s) ({len(fs.encode_frame(fs.SENSOR, 65535, seg * per_frame))}"
+        f" bytes), {label}:"
+    )
+    print(
+        "  frames/s asked | achieved | segments/s | pygnc counted | overflow | attitude of the last sample "
+        "| CPU % of a core"
+    )
     with tempfile.TemporaryDirectory() as home:
         shell, link, session, client = start(Path(home), baud, batch, t0 + 60)
         cpu = TreeCpu(shell)
@@ -213,18 +251,22 @@ def throughput(scn: Path, baud: int | None, rates, per_frame: int, step_s: float
             got = cnt["sensor_segments"] - base["sensor_segments"]
             ovf = cnt["overflow"] - base["overflow"]
             base = dict(cnt)
-            print(f"  {rate:14g} | {achieved:8.1f} | {achieved * per_frame:10.0f} | {got:6d} of {n * per_frame:<6d} "
-                  f"| {ovf:8d} | {'%.2f s after the last frame' % lag if lag is not None else 'not within 20 s':>27} "
-                  f"| {100 * (c1 - c0) / (w1 - w0):5.0f}")
+            print(
+                f"  {rate:14g} | {achieved:8.1f} | {achieved * per_frame:10.0f} | {got:6d} of {n * per_frame:<6d} "
+                f"| {ovf:8d} | {(f'{lag:.2f} s after the last frame' if lag is not None else 'not within 20 s'):>27} "
+                f"| {100 * (c1 - c0) / (w1 - w0):5.0f}"
+            )
         cpu.close()
         stop_s = stop(shell, link, session, client)
         print(f"  Ctrl-C -> prompt {stop_s * 1000:.0f} ms")
     # The last (highest) rate asked: the ceiling of the line or of pygnc.
     key = f"{'line' if baud else 'nolimit'}_{per_frame}_per_frame"
     what = f"{label}, {per_frame} segment(s) per frame, {rates[-1]:g} frames/s asked"
-    figs += [figure(f"{key}_segments_s", f"{what}: segments/s achieved", achieved * per_frame, "segments/s"),
-             figure(f"{key}_counted", f"{what}: segments pygnc counted", f"{got} of {n * per_frame}"),
-             figure(f"{key}_cpu_percent", f"{what}: CPU of the tree, % of one core", 100 * (c1 - c0) / (w1 - w0), "%")]
+    figs += [
+        figure(f"{key}_segments_s", f"{what}: segments/s achieved", achieved * per_frame, "segments/s"),
+        figure(f"{key}_counted", f"{what}: segments pygnc counted", f"{got} of {n * per_frame}"),
+        figure(f"{key}_cpu_percent", f"{what}: CPU of the tree, % of one core", 100 * (c1 - c0) / (w1 - w0), "%"),
+    ]
 
 
 def main(argv=None) -> int:
@@ -240,19 +282,28 @@ def main(argv=None) -> int:
         line = LINE_BAUD / 10
         one = len(fs.encode_frame(fs.SENSOR, 65535, bytes(30)))
         full = len(fs.encode_frame(fs.SENSOR, 65535, bytes(30 * fs.max_segments(fs.SENSOR))))
-        print(f"the line at {LINE_BAUD} baud carries {line:.0f} bytes/s: {line / one:.0f} SNS frames/s of one "
-              f"segment, or {line / full * fs.max_segments(fs.SENSOR):.0f} segments/s packed 25 to a frame")
+        print(
+            f"the line at {LINE_BAUD} baud carries {line:.0f} bytes/s: {line / one:.0f} SNS frames/s of one "
+            f"segment, or {line / full * fs.max_segments(fs.SENSOR):.0f} segments/s packed 25 to a frame"
+        )
         throughput(scn, LINE_BAUD, (20, 50, 100, 150, 200), 1, step_s, figs)
         throughput(scn, LINE_BAUD, (5, 10, 12), 25, step_s, figs)
         throughput(scn, None, (200, 500, 1000), 1, step_s, figs)
         throughput(scn, None, (20, 40, 80), 25, step_s, figs)
     print("(indicative: a shared 2-core machine)")
     if args.record:
-        record("stream", f"The stream on the terminal at {LINE_BAUD} baud: latency, throughput, CPU", figs, notes=(
-            "The host emulator's pieces and the real process tree in a real bash on a pseudo-terminal, behind a "
-            f"relay carrying at most {LINE_BAUD // 10} bytes/s each way (a UART at {LINE_BAUD} baud, 8N1); 'no line "
-            "limit': pseudo-terminals at full speed.  Throughput: SNS frames at increasing rates for "
-            f"{step_s:g} s each, the highest rate's figures here."))
+        record(
+            "stream",
+            f"The stream on the terminal at {LINE_BAUD} baud: latency, throughput, CPU",
+            figs,
+            notes=(
+                "The host emulator's pieces and the real process tree in a real bash on a pseudo-terminal, behind a "
+                f"relay carrying at most {LINE_BAUD // 10} bytes/s each way (a UART at {LINE_BAUD} baud, 8N1); "
+                "'no line "
+                "limit': pseudo-terminals at full speed.  Throughput: SNS frames at increasing rates for "
+                f"{step_s:g} s each, the highest rate's figures here."
+            ),
+        )
     return 0
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import math
 import sys
 from pathlib import Path
 
@@ -85,8 +84,9 @@ def run_seed(seed: int, tle_error_scale: float = 1.0, downlink: bool = True) -> 
     span_s = (DOWNLINK_DAY_H + max(DOWNLINK_AHEAD_H)) * 3600.0
     for k in (1, 2):
         r0, v0, dseed = sim._truth_start(s, k)
-        tr = orbits.propagate_truth(r0, v0, t0, span_s, step_s=30.0,
-                                    ballistic_coeff_kg_m2=s.spacecraft[k].ballistic_coeff_kg_m2, seed=dseed)
+        tr = orbits.propagate_truth(
+            r0, v0, t0, span_s, step_s=30.0, ballistic_coeff_kg_m2=s.spacecraft[k].ballistic_coeff_kg_m2, seed=dseed
+        )
         t = tr["t_gps_s"]
         rg_t, vg_t = frames.itrs_to_gcrs(tr["r_ecef_m"], tr["v_ecef_m_s"], t)
         # TLE priors.
@@ -96,8 +96,14 @@ def run_seed(seed: int, tle_error_scale: float = 1.0, downlink: bool = True) -> 
             r_t, v_t = tl.sgp4_teme(tle, t[j])
             r_e, v_e = tl.teme_to_itrs(r_t, v_t, t[j])
             r_g, v_g = frames.itrs_to_gcrs(r_e, v_e, t[j])
-            out.append(("tle", (t[j] - tle.epoch_gps_s) / 3600.0, _rtn_error(r_g, v_g, rg_t[j], vg_t[j]),
-                        tle_covariance_rtn(tle, t[j])))
+            out.append(
+                (
+                    "tle",
+                    (t[j] - tle.epoch_gps_s) / 3600.0,
+                    _rtn_error(r_g, v_g, rg_t[j], vg_t[j]),
+                    tle_covariance_rtn(tle, t[j]),
+                )
+            )
         if not downlink:
             continue
         # Downlink priors: the flight EKF's estimates of the first day.
@@ -107,7 +113,7 @@ def run_seed(seed: int, tle_error_scale: float = 1.0, downlink: bool = True) -> 
         ok = np.isfinite(ekf["r_ecef_m"][:, 0])
         m = frames.gcrs_from_itrs_matrix(ekf["t_gps_s"][ok])
 
-        def diag_ecef(c):
+        def diag_ecef(c, m=m):
             return np.sqrt(np.einsum("nii->ni", np.einsum("nji,njk,nkl->nil", m, c, m)))
 
         sr, sv = diag_ecef(ekf["cov"][ok, :3, :3]), diag_ecef(ekf["cov"][ok, 3:6, 3:6])
@@ -123,36 +129,60 @@ def run_seed(seed: int, tle_error_scale: float = 1.0, downlink: bool = True) -> 
 def report(rows) -> list[dict]:
     """Print the table and the summary; returns the summary's figures."""
     figs = []
-    print(f"{'mode':9s} {'age h':>6s} {'n':>3s} {'NEES med':>9s} {'mean':>6s} {'<99.9%':>7s}   "
-          f"{'RMS err R/T/N m':>24s}   {'RMS sigma R/T/N m':>24s}")
+    print(
+        f"{'mode':9s} {'age h':>6s} {'n':>3s} {'NEES med':>9s} {'mean':>6s} {'<99.9%':>7s}   "
+        f"{'RMS err R/T/N m':>24s}   {'RMS sigma R/T/N m':>24s}"
+    )
     keys = sorted({(m, round(a, 1)) for m, a, _, _ in rows})
     for mode, age in keys:
         sel = [(e, c) for m, a, e, c in rows if m == mode and round(a, 1) == age]
         nees = np.array([float(e @ np.linalg.solve(c, e)) for e, c in sel])
         err = np.array([e[:3] for e, _ in sel])
         sig = np.array([np.sqrt(np.diag(c)[:3]) for _, c in sel])
-        rms_e = np.sqrt(np.mean(err ** 2, axis=0))
-        rms_s = np.sqrt(np.mean(sig ** 2, axis=0))
-        print(f"{mode:9s} {age:6.1f} {nees.size:3d} {np.median(nees):9.2f} {nees.mean():6.2f} "
-              f"{np.mean(nees <= CHI2_6_999):7.0%}   {' / '.join(f'{x:7.0f}' for x in rms_e):>24s}   "
-              f"{' / '.join(f'{x:7.0f}' for x in rms_s):>24s}")
+        rms_e = np.sqrt(np.mean(err**2, axis=0))
+        rms_s = np.sqrt(np.mean(sig**2, axis=0))
+        print(
+            f"{mode:9s} {age:6.1f} {nees.size:3d} {np.median(nees):9.2f} {nees.mean():6.2f} "
+            f"{np.mean(nees <= CHI2_6_999):7.0%}   {' / '.join(f'{x:7.0f}' for x in rms_e):>24s}   "
+            f"{' / '.join(f'{x:7.0f}' for x in rms_s):>24s}"
+        )
         k = f"{mode}_{age:g}h".replace(".", "_")
-        figs += [figure(f"{k}_nees_median", f"{mode} priors {age:g} h old ({nees.size}): NEES median (6 dof)",
-                        float(np.median(nees))),
-                 figure(f"{k}_inside", f"{mode} priors {age:g} h old: NEES inside the 99.9 % bound",
-                        100.0 * float(np.mean(nees <= CHI2_6_999)), "%")]
+        figs += [
+            figure(
+                f"{k}_nees_median",
+                f"{mode} priors {age:g} h old ({nees.size}): NEES median (6 dof)",
+                float(np.median(nees)),
+            ),
+            figure(
+                f"{k}_inside",
+                f"{mode} priors {age:g} h old: NEES inside the 99.9 % bound",
+                100.0 * float(np.mean(nees <= CHI2_6_999)),
+                "%",
+            ),
+        ]
     for mode in ("tle", "downlink"):
         nees = np.array([float(e @ np.linalg.solve(c, e)) for m, _, e, c in rows if m == mode])
         if nees.size:
-            print(f"{mode}: all ages: {nees.size} priors, NEES median {np.median(nees):.2f}, mean {nees.mean():.2f}, "
-                  f"{np.mean(nees <= CHI2_6_999):.0%} inside the 99.9 % bound, max {nees.max():.1f}")
-            figs += [figure(f"{mode}_priors", f"{mode} priors, all ages", int(nees.size)),
-                     figure(f"{mode}_nees_median", f"{mode}, all ages: NEES median (6 dof: 6 when the covariance is "
-                            "right, less when conservative)", float(np.median(nees))),
-                     figure(f"{mode}_nees_mean", f"{mode}, all ages: NEES mean", float(nees.mean())),
-                     figure(f"{mode}_inside", f"{mode}, all ages: NEES inside the 99.9 % bound",
-                            100.0 * float(np.mean(nees <= CHI2_6_999)), "%"),
-                     figure(f"{mode}_nees_max", f"{mode}, all ages: NEES largest", float(nees.max()))]
+            print(
+                f"{mode}: all ages: {nees.size} priors, NEES median {np.median(nees):.2f}, mean {nees.mean():.2f}, "
+                f"{np.mean(nees <= CHI2_6_999):.0%} inside the 99.9 % bound, max {nees.max():.1f}"
+            )
+            figs += [
+                figure(f"{mode}_priors", f"{mode} priors, all ages", int(nees.size)),
+                figure(
+                    f"{mode}_nees_median",
+                    f"{mode}, all ages: NEES median (6 dof: 6 when the covariance is right, less when conservative)",
+                    float(np.median(nees)),
+                ),
+                figure(f"{mode}_nees_mean", f"{mode}, all ages: NEES mean", float(nees.mean())),
+                figure(
+                    f"{mode}_inside",
+                    f"{mode}, all ages: NEES inside the 99.9 % bound",
+                    100.0 * float(np.mean(nees <= CHI2_6_999)),
+                    "%",
+                ),
+                figure(f"{mode}_nees_max", f"{mode}, all ages: NEES largest", float(nees.max())),
+            ]
     return figs
 
 
@@ -161,8 +191,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--tle-error-scale", type=float, default=1.0,
-                    help="scale of the TLE errors drawn (0: the fit's own error only, no downlink part)")
+    ap.add_argument(
+        "--tle-error-scale",
+        type=float,
+        default=1.0,
+        help="scale of the TLE errors drawn (0: the fit's own error only, no downlink part)",
+    )
     ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     a = ap.parse_args(argv)
     seeds = list(range(a.first_seed, a.first_seed + a.seeds))
@@ -178,13 +212,18 @@ def main(argv=None) -> int:
     figs = report(rows)
     if a.record:
         scale = a.tle_error_scale
-        record("uplink" if scale == 1.0 else f"uplink_tle_scale_{scale:g}".replace(".", "_"),
-               f"Uplinked priors against the truth: {a.seeds} seeds x 2 partners"
-               + ("" if scale == 1.0 else f", TLE errors x {scale:g}"), figs, notes=(
-                   "Three-spacecraft formations (truth from brahe).  'tle': SGP4 on a TLE fitted to the truth with "
-                   "TLE-class errors, 6-30 h after its epoch, with the uplink's TLE covariance; 'downlink': the "
-                   "flight orbit EKF's estimates of a day propagated 0.5-12 h ahead by the ground's fit.  NEES over "
-                   "position and velocity (6 dof) with the prior's own covariance."))
+        record(
+            "uplink" if scale == 1.0 else f"uplink_tle_scale_{scale:g}".replace(".", "_"),
+            f"Uplinked priors against the truth: {a.seeds} seeds x 2 partners"
+            + ("" if scale == 1.0 else f", TLE errors x {scale:g}"),
+            figs,
+            notes=(
+                "Three-spacecraft formations (truth from brahe).  'tle': SGP4 on a TLE fitted to the truth with "
+                "TLE-class errors, 6-30 h after its epoch, with the uplink's TLE covariance; 'downlink': the "
+                "flight orbit EKF's estimates of a day propagated 0.5-12 h ahead by the ground's fit.  NEES over "
+                "position and velocity (6 dof) with the prior's own covariance."
+            ),
+        )
     return 0
 
 

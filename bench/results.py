@@ -23,10 +23,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=RESULTS.parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=RESULTS.parent).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, cwd=RESULTS.parent
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=RESULTS.parent,
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -37,13 +43,23 @@ def record(name: str, title: str, figures: list[dict], notes: str = "", argv: li
     "value", "unit"}`` (``value`` a number or text); *title* says what was measured on what;
     *notes*, a few sentences on how to read it."""
     argv = sys.argv if argv is None else argv
-    cmd = ".venv/bin/python " + " ".join(shlex.quote(a) for a in [os.path.relpath(argv[0], RESULTS.parent.parent),
-                                                                    *argv[1:]])
+    cmd = ".venv/bin/python " + " ".join(
+        shlex.quote(a) for a in [os.path.relpath(argv[0], RESULTS.parent.parent), *argv[1:]]
+    )
     data = {
-        "bench": name, "title": title, "command": cmd, "date": dt.date.today().isoformat(), "commit": _commit(),
-        "machine": {"cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1),
-                    "python": platform.python_version(), "system": platform.machine()},
-        "figures": figures, "notes": notes,
+        "bench": name,
+        "title": title,
+        "command": cmd,
+        "date": dt.date.today().isoformat(),
+        "commit": _commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average": round(os.getloadavg()[0], 1),
+            "python": platform.python_version(),
+            "system": platform.machine(),
+        },
+        "figures": figures,
+        "notes": notes,
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

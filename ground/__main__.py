@@ -22,16 +22,29 @@ COMMANDS = {
     "export": ("ground.export", "write CSV files from an archive"),
     "upload": ("ground.upload", "queue files and send them to a server with checksums and retries"),
     "hk-sim": ("ground.sim.hk_devices", "run simulated EMUS BMS and USB-ISS + OPC-N3 devices on pseudo-terminals"),
-    "imu380": ("ground.imu380_tool", "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)"),
+    "imu380": (
+        "ground.imu380_tool",
+        "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)",
+    ),
     "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
-    "montecarlo": ("ground.montecarlo", "run a Monte Carlo campaign (dispersed scenarios x estimator configurations) "
-                                        "on Dask and report accuracy distributions"),
-    "serve": ("ground.station", "the ground station in a browser: a replay, downlinked batch files or pygnc's "
-                                "live stream as maps and plots (local web server)"),
-    "uplink": ("ground.uplink", "write a spacecraft's partner priors (pygnc_config.toml) from TLEs or the partners' "
-                                "downlinked orbit estimates"),
-    "host": ("ground.host", "drive pygnc over the Pi's serial console as the PyCubed does: upload, launch, "
-                            "stream live, Ctrl-C, read back"),
+    "montecarlo": (
+        "ground.montecarlo",
+        "run a Monte Carlo campaign (dispersed scenarios x estimator configurations) "
+        "on Dask and report accuracy distributions",
+    ),
+    "serve": (
+        "ground.station",
+        "the ground station in a browser: a replay, downlinked batch files or pygnc's "
+        "live stream as maps and plots (local web server)",
+    ),
+    "uplink": (
+        "ground.uplink",
+        "write a spacecraft's partner priors (pygnc_config.toml) from TLEs or the partners' downlinked orbit estimates",
+    ),
+    "host": (
+        "ground.host",
+        "drive pygnc over the Pi's serial console as the PyCubed does: upload, launch, stream live, Ctrl-C, read back",
+    ),
 }
 
 DESCRIPTION = "pygnc ground tools: decode what pygnc reads and writes, simulate scenarios, replay the estimators."
@@ -58,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == module_name:
                 p.set_defaults(_unavailable=f"'{name}' is not available in this build")
             elif missing:
-                p.set_defaults(_unavailable=f"'{name}' needs the Python package '{missing}', which is not "
-                                            f"installed; it comes with the ground extra:\n  {EXTRA_HINT}")
+                p.set_defaults(
+                    _unavailable=f"'{name}' needs the Python package '{missing}', which is not "
+                    f"installed; it comes with the ground extra:\n  {EXTRA_HINT}"
+                )
             else:
                 raise
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -80,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         missing = _missing_dependency(exc)
         if missing is None:
             raise
-        print(f"ground {args.command}: needs the Python package '{missing}', which is not installed; "
-              f"it comes with the ground extra:\n  {EXTRA_HINT}", file=sys.stderr)
+        print(
+            f"ground {args.command}: needs the Python package '{missing}', which is not installed; "
+            f"it comes with the ground extra:\n  {EXTRA_HINT}",
+            file=sys.stderr,
+        )
         return 2
     except BrokenPipeError:
         # The reader went away (`... | head`): not an error.  Point stdout at /dev/null so

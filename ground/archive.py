@@ -92,14 +92,13 @@ class ArchiveError(Exception):
 class LoadResult:
     path: Path
     kind: str | None
-    status: str            # loaded | already loaded | unrecognised | unreadable
+    status: str  # loaded | already loaded | unrecognised | unreadable
     records: int = 0
     duplicates: int = 0
     note: str = ""
 
 
-def record_key(source: str, kind: str, device: str, record: str, t_sc_s, fields_json: str,
-               raw: bytes | None) -> bytes:
+def record_key(source: str, kind: str, device: str, record: str, t_sc_s, fields_json: str, raw: bytes | None) -> bytes:
     h = hashlib.sha256()
     h.update(f"{source}\0{kind}\0{device}\0{record}\0{t_sc_s!r}\0".encode())
     h.update(fields_json.encode())
@@ -118,9 +117,14 @@ class Archive:
         try:
             self.conn = sqlite3.connect(str(self.path))
             self.conn.execute("PRAGMA foreign_keys = ON")
-            has_meta = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", ("schema_version",)).fetchone() \
-                if has_meta else None
+            has_meta = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
+            row = (
+                self.conn.execute("SELECT value FROM meta WHERE key = ?", ("schema_version",)).fetchone()
+                if has_meta
+                else None
+            )
             if row is not None and int(row[0]) > SCHEMA_VERSION:
                 raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
             if row is not None and int(row[0]) == 1:
@@ -130,14 +134,18 @@ class Archive:
             raise ArchiveError(f"{self.path}: not a usable SQLite archive ({exc})") from None
         if row is None:
             with self.conn:
-                self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("schema_version", str(SCHEMA_VERSION)))
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)", ("schema_version", str(SCHEMA_VERSION))
+                )
 
     def _migrate_v1(self) -> None:
         """Schema 1 -> 2 in one transaction: every record gets its source (a CSV row also
         the kind and device schema 2 gives it) and its key again."""
         conn = self.conn
-        sources = {sid: (kind, path, json.loads(meta)) for sid, kind, path, meta in
-                   conn.execute("SELECT source_id, kind, path, meta_json FROM sources")}
+        sources = {
+            sid: (kind, path, json.loads(meta))
+            for sid, kind, path, meta in conn.execute("SELECT source_id, kind, path, meta_json FROM sources")
+        }
         from_reader = {"buslog": "onboard_buslog", "status": "onboard_status", "batch": "onboard_downlink"}
         from_csv = {"buslog": "onboard_buslog", "status": "onboard_status"}
         conn.isolation_level = None
@@ -149,8 +157,10 @@ class Archive:
             for statement in SCHEMA.split(";"):  # every statement is IF NOT EXISTS: the new records table
                 if statement.strip():
                     conn.execute(statement)
-            rows = conn.execute("SELECT record_id, source_id, kind, device, record, t_sc_s, fields_json, raw"
-                                " FROM records_v1 ORDER BY record_id").fetchall()
+            rows = conn.execute(
+                "SELECT record_id, source_id, kind, device, record, t_sc_s, fields_json, raw"
+                " FROM records_v1 ORDER BY record_id"
+            ).fetchall()
             for record_id, sid, kind, device, record, t, fj, raw in rows:
                 reader, path, meta = sources[sid]
                 if reader == "csv" and meta.get("csv") not in from_csv:
@@ -159,10 +169,22 @@ class Archive:
                     source, kind, device, record = r.source, r.kind, r.device, r.record
                 else:
                     source = from_csv[meta["csv"]] if reader == "csv" else from_reader.get(reader, reader)
-                conn.execute("INSERT OR IGNORE INTO records (record_id, source_id, source, kind, device, record, t_sc_s,"
-                             " key, fields_json, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (record_id, sid, source, kind, device, record, t,
-                              record_key(source, kind, device, record, t, fj, raw), fj, raw))
+                conn.execute(
+                    "INSERT OR IGNORE INTO records (record_id, source_id, source, kind, device, record, t_sc_s,"
+                    " key, fields_json, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record_id,
+                        sid,
+                        source,
+                        kind,
+                        device,
+                        record,
+                        t,
+                        record_key(source, kind, device, record, t, fj, raw),
+                        fj,
+                        raw,
+                    ),
+                )
             conn.execute("DROP TABLE records_v1")
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
             conn.execute("COMMIT")
@@ -195,8 +217,16 @@ class Archive:
             cur = self.conn.execute(
                 "INSERT INTO sources (kind, path, sha256, size_bytes, loaded_utc, records, duplicates,"
                 " stats_json, meta_json) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?)",
-                (kind, str(path), sha, len(data), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 dumps(src.stats), dumps(src.meta)))
+                (
+                    kind,
+                    str(path),
+                    sha,
+                    len(data),
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    dumps(src.stats),
+                    dumps(src.meta),
+                ),
+            )
             source_id = cur.lastrowid
             before = self.conn.total_changes
             n = 0
@@ -207,15 +237,27 @@ class Archive:
                     n += 1
                     fj = dumps(r.fields)
                     source = r.source or default_source
-                    yield (source_id, source, r.kind, r.device, r.record, r.t_sc_s,
-                           record_key(source, r.kind, r.device, r.record, r.t_sc_s, fj, r.raw), fj, r.raw)
+                    yield (
+                        source_id,
+                        source,
+                        r.kind,
+                        r.device,
+                        r.record,
+                        r.t_sc_s,
+                        record_key(source, r.kind, r.device, r.record, r.t_sc_s, fj, r.raw),
+                        fj,
+                        r.raw,
+                    )
 
             self.conn.executemany(
                 "INSERT OR IGNORE INTO records (source_id, source, kind, device, record, t_sc_s, key, fields_json, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows(),
+            )
             stored = self.conn.total_changes - before
-            self.conn.execute("UPDATE sources SET records = ?, duplicates = ? WHERE source_id = ?",
-                              (stored, n - stored, source_id))
+            self.conn.execute(
+                "UPDATE sources SET records = ?, duplicates = ? WHERE source_id = ?", (stored, n - stored, source_id)
+            )
         return LoadResult(path, kind, "loaded", stored, n - stored)
 
     def load_file(self, path: Path, kind: str | None = None) -> LoadResult:
@@ -238,7 +280,8 @@ class Archive:
         """(source, kind, device, records, first t_sc_s, last t_sc_s) per source, kind and device."""
         return self.conn.execute(
             "SELECT source, kind, device, COUNT(*), MIN(t_sc_s), MAX(t_sc_s) FROM records"
-            " GROUP BY source, kind, device ORDER BY source, kind, device").fetchall()
+            " GROUP BY source, kind, device ORDER BY source, kind, device"
+        ).fetchall()
 
     def n_sources(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
@@ -264,8 +307,8 @@ def _head(path: Path, n: int = 64) -> bytes | None:
 class Inputs:
     """The files to load, and what the directories held that no reader takes."""
 
-    files: list[tuple[Path, bool]]                  # (file, given by name)
-    unrecognised: dict[Path, list[Path]]            # directory -> its files no reader takes
+    files: list[tuple[Path, bool]]  # (file, given by name)
+    unrecognised: dict[Path, list[Path]]  # directory -> its files no reader takes
 
 
 def expand_inputs(inputs: list[Path]) -> Inputs:
@@ -290,8 +333,13 @@ def expand_inputs(inputs: list[Path]) -> Inputs:
 
 def add_arguments(p) -> None:
     p.add_argument("db", type=Path, help="SQLite archive (created if absent)")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
-                   help="bus.log, status file, decode CSV, batch file, or a directory of them")
+    p.add_argument(
+        "inputs",
+        type=Path,
+        nargs="+",
+        metavar="INPUT",
+        help="bus.log, status file, decode CSV, batch file, or a directory of them",
+    )
     p.add_argument("--kind", choices=sorted(READERS), default=None, help="force the reader (default: detect)")
 
 
@@ -311,8 +359,11 @@ def run(args) -> int:
     for d, skipped in found.unrecognised.items():
         n_files = len(skipped) + sum(1 for f, explicit in found.files if not explicit and d in f.parents)
         if skipped:
-            print(f"archive: {d}: {len(skipped)} of {n_files} files not recognised by any reader ({readers}), "
-                  f"skipped: {_names(skipped, d)}", file=sys.stderr)
+            print(
+                f"archive: {d}: {len(skipped)} of {n_files} files not recognised by any reader ({readers}), "
+                f"skipped: {_names(skipped, d)}",
+                file=sys.stderr,
+            )
         elif not n_files:
             print(f"archive: {d}: no files", file=sys.stderr)
     if not found.files:

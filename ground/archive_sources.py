@@ -27,22 +27,21 @@ import functools
 import io
 import json
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
-
 
 #: What produced a record: the archive's ``source`` column (docs/interface.md, "Archive").
 SOURCES = {
     "ground_replay": "estimates computed on the ground by `ground replay` (its orbit, attitude, formation and "
-                     "range_residuals CSV)",
+    "range_residuals CSV)",
     "onboard_downlink": "what the spacecraft recorded in its batch files (the files, or the CSV `ground decode` "
-                        "writes from them)",
+    "writes from them)",
     "onboard_buslog": "bus messages of a run's bus.log (the log, or its `ground decode` CSV)",
     "onboard_status": "the status file (the file, or its `ground decode` CSV)",
     "host_sense": "sensor samples and own GPS fixes of a sense.bin (`ground decode` CSV)",
     "host_range": "ranges and GPS packets of range files (`ground decode` CSV; the packets are the own "
-                  "spacecraft's fixes, as decode reads them)",
+    "spacecraft's fixes, as decode reads them)",
     "csv": "a CSV of no layout the archive knows (kind `table`, device the file's stem)",
 }
 
@@ -72,8 +71,8 @@ class Record:
 @dataclass
 class SourceRecords:
     records: Iterable[Record]
-    stats: dict = field(default_factory=dict)   # decode statistics (skipped bytes, ...)
-    meta: dict = field(default_factory=dict)    # e.g. the run number
+    stats: dict = field(default_factory=dict)  # decode statistics (skipped bytes, ...)
+    meta: dict = field(default_factory=dict)  # e.g. the run number
 
 
 @dataclass(frozen=True)
@@ -81,14 +80,18 @@ class Reader:
     kind: str
     detect: Callable[[Path, bytes], bool]
     read: Callable[[Path, bytes], SourceRecords]
-    source: str   # of its records that name none
+    source: str  # of its records that name none
 
 
 READERS: dict[str, Reader] = {}
 
 
-def register_reader(kind: str, detect: Callable[[Path, bytes], bool],
-                    read: Callable[[Path, bytes], SourceRecords], source: str | None = None) -> None:
+def register_reader(
+    kind: str,
+    detect: Callable[[Path, bytes], bool],
+    read: Callable[[Path, bytes], SourceRecords],
+    source: str | None = None,
+) -> None:
     """Add (or replace) the reader of source *kind*; readers are tried in registration order.
     *source*: what produced its records (default: *kind*), unless a record names its own."""
     READERS[kind] = Reader(kind, detect, read, source or kind)
@@ -123,6 +126,7 @@ def _num(x):
 
 # -- bus log ---------------------------------------------------------------------------------------
 
+
 def _message_record(msg) -> Record:
     body = msg.body
     t = _num(body.get("t_sc_s"))
@@ -134,8 +138,11 @@ def _message_record(msg) -> Record:
     if msg.type == "hk_device":
         return Record("hk_device", t, jsonable(body), str(body.get("device", "")), str(body.get("state", "")))
     device = msg.src
-    if "peer_id" in body and msg.type in ("formation_estimate", "range") or (
-            msg.type == "gps_fix" and body.get("peer_id")):
+    if (
+        "peer_id" in body
+        and msg.type in ("formation_estimate", "range")
+        or (msg.type == "gps_fix" and body.get("peer_id"))
+    ):
         device = f"peer_{body['peer_id']}"
     return Record(msg.type, t, jsonable(body), device)
 
@@ -174,6 +181,7 @@ def _is_buslog(path: Path, head: bytes) -> bool:
 
 # -- status file -----------------------------------------------------------------------------------
 
+
 def _read_status(path: Path, data: bytes) -> SourceRecords:
     from pygnc.formats.status import StatusError, decode_status
 
@@ -182,8 +190,11 @@ def _read_status(path: Path, data: bytes) -> SourceRecords:
     except StatusError as exc:
         raise ValueError(f"not a valid status file: {exc}") from None
     fields = jsonable({k: v for k, v in st.items() if k != "magic"})
-    return SourceRecords([Record("status", _num(st.get("t_sc_s")), fields, "status_reporter")],
-                         {"bytes_total": len(data)}, {"run": st.get("run")})
+    return SourceRecords(
+        [Record("status", _num(st.get("t_sc_s")), fields, "status_reporter")],
+        {"bytes_total": len(data)},
+        {"run": st.get("run")},
+    )
 
 
 def _is_status(path: Path, head: bytes) -> bool:
@@ -309,8 +320,15 @@ def _read_csv(path: Path, data: bytes) -> SourceRecords:
             except ValueError:
                 fields[row[0]] = row[1]
         fields.pop("magic", None)
-        return SourceRecords([Record("status", _num(fields.get("t_sc_s")), jsonable(fields), "status_reporter",
-                                     source="onboard_status")], {"rows_bad": bad}, {"csv": "status"})
+        return SourceRecords(
+            [
+                Record(
+                    "status", _num(fields.get("t_sc_s")), jsonable(fields), "status_reporter", source="onboard_status"
+                )
+            ],
+            {"rows_bad": bad},
+            {"csv": "status"},
+        )
     source, kind = csv_layouts().get(frozenset(header), ("csv", "table"))
     for row in rows:
         if len(row) != len(header):
@@ -332,6 +350,7 @@ def _is_csv(path: Path, head: bytes) -> bool:
 
 
 # -- batch files -----------------------------------------------------------------------------------
+
 
 def _hk_values(device_kind: int, record: str, raw: bytes) -> dict:
     """A recorded reading's values, decoded by its driver's codec (or why not)."""

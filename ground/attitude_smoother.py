@@ -27,8 +27,9 @@ def smoothed_messages(proc: AttitudeProcessor) -> list[tuple[str, dict]]:
         raise RuntimeError("attitude smoothing: record_history was not on for the whole run")
     outs = smooth_estimator(est)
     n = proc.n_outputs
-    msgs = [proc._message(o, t_sc, t_gps, has_pos, propagated=False)
-            for o, (t_sc, t_gps, has_pos) in zip(outs, proc._steps)]
+    msgs = [
+        proc._message(o, t_sc, t_gps, has_pos, propagated=False) for o, (t_sc, t_gps, has_pos) in zip(outs, proc._steps)
+    ]
     proc.n_outputs = n  # counts what was sent in flight
     return msgs
 
@@ -60,14 +61,18 @@ def smooth_estimator(est: AttitudeEstimator) -> list[AttitudeOutput]:
         start = k
         while start > 0 and hist[start].prior[0] and hist[start - 1].prior is not None:
             start -= 1
-        outs[start:end + 1] = _smooth_interval(hist[start:end + 1])
+        outs[start : end + 1] = _smooth_interval(hist[start : end + 1])
         k = start - 1
     return outs
 
+
 def _smooth_interval(recs: list) -> list[AttitudeOutput]:
     last = recs[-1]
-    q_s, b_s, p_s = last.out.q_body_to_gcrs.copy(), np.concatenate(
-        [last.out.gyro_bias_rad_s, last.out.mag_bias_ut]), last.p_post
+    q_s, b_s, p_s = (
+        last.out.q_body_to_gcrs.copy(),
+        np.concatenate([last.out.gyro_bias_rad_s, last.out.mag_bias_ut]),
+        last.p_post,
+    )
     res = [_smoothed_output(last, q_s, b_s, p_s)]
     for j in range(len(recs) - 2, -1, -1):
         r, nxt = recs[j], recs[j + 1]
@@ -93,10 +98,10 @@ def _smooth_interval(recs: list) -> list[AttitudeOutput]:
     res.reverse()
     return res
 
+
 def _smoothed_output(r, q, b, p) -> AttitudeOutput:
     rate = r.w_meas - b[:3]
     cov = p.copy()
     cov[:3, :3] += (r.time_tag_sigma_s**2) * np.outer(rate, rate)
     o = r.out
-    return AttitudeOutput(o.t_s, q.copy(), rate, b[:3].copy(), b[3:].copy(), cov, True, o.in_eclipse,
-                          o.sun_faces_used)
+    return AttitudeOutput(o.t_s, q.copy(), rate, b[:3].copy(), b[3:].copy(), cov, True, o.in_eclipse, o.sun_faces_used)

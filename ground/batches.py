@@ -6,7 +6,8 @@ id), runs whose sequence ranges interleave, recovered or corrupt files, and gaps
 per record kind.  A file whose header is damaged keeps its intact records (the decoder
 resynchronises on the record frames) and its sequence number from its name; its spacecraft
 and run are taken from its intact neighbours in sequence when they agree (else unknown), so
-it never counts as another spacecraft's file nor makes intact files look missing.  Exactly repeated records (the context records at the start of every
+it never counts as another spacecraft's file nor makes intact files look missing.  Exactly repeated records (the
+context records at the start of every
 file, a stream replayed to a restarted writer, a file downlinked twice) are kept once.
 
 :func:`write_products` writes what the spacecraft estimated in the replay's own layout
@@ -49,9 +50,9 @@ class BatchFileInfo:
     header: dict | None
     stats: fmt.RecordStats
     n_records: int
-    part: bool                      # a .part (incomplete) file
+    part: bool  # a .part (incomplete) file
     duplicate_of: Path | None = None
-    header_problem: str | None = None   # why the header is unreadable (None: intact)
+    header_problem: str | None = None  # why the header is unreadable (None: intact)
     #: (spacecraft id, run) taken from the intact neighbours of a file with a damaged header
     inferred: tuple[int, int] | None = None
     inferred_from: list[str] = field(default_factory=list)
@@ -89,7 +90,7 @@ class BatchSet:
     files: list[BatchFileInfo] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)      # sequence breaks, reuse, corruption
+    problems: list[str] = field(default_factory=list)  # sequence breaks, reuse, corruption
     duplicate_records: int = 0
     gaps: list[dict] = field(default_factory=list)
 
@@ -121,8 +122,8 @@ def header_problem(data: bytes) -> str:
     """Why the batch header at the start of *data* is not valid."""
     if len(data) < fmt.HEADER_SIZE:
         return f"{len(data)} bytes, shorter than a header ({fmt.HEADER_SIZE})"
-    if data[:len(fmt.MAGIC)] != fmt.MAGIC:
-        return f"bad magic {data[:len(fmt.MAGIC)]!r}"
+    if data[: len(fmt.MAGIC)] != fmt.MAGIC:
+        return f"bad magic {data[: len(fmt.MAGIC)]!r}"
     version, size = struct.unpack_from("<HH", data, len(fmt.MAGIC))
     if version != fmt.VERSION:
         return f"layout version {version} (this ground build reads {fmt.VERSION}: update the ground tools)"
@@ -134,8 +135,7 @@ def header_problem(data: bytes) -> str:
 def _attribute(bs: BatchSet) -> None:
     """Spacecraft and run of each file with a damaged header, from the nearest intact files
     before and after it in sequence, when they agree."""
-    intact = sorted((f for f in bs.files if f.header is not None and f.duplicate_of is None),
-                    key=lambda f: f.sequence)
+    intact = sorted((f for f in bs.files if f.header is not None and f.duplicate_of is None), key=lambda f: f.sequence)
     for f in bs.files:
         if f.header is not None or f.duplicate_of is not None or f.sequence is None:
             continue
@@ -157,8 +157,14 @@ def read_batches(path: Path) -> BatchSet:
     for p in paths:
         data = p.read_bytes()
         bf = fmt.decode_batch(data)
-        info = BatchFileInfo(p, bf.header, bf.stats, len(bf.records), part=p.name.endswith(fmt.PART_SUFFIX),
-                             header_problem=None if bf.header is not None else header_problem(data))
+        info = BatchFileInfo(
+            p,
+            bf.header,
+            bf.stats,
+            len(bf.records),
+            part=p.name.endswith(fmt.PART_SUFFIX),
+            header_problem=None if bf.header is not None else header_problem(data),
+        )
         digest = hashlib.sha256(data).digest()
         if digest in seen:
             info.duplicate_of = seen[digest]
@@ -181,26 +187,34 @@ def _check_files(bs: BatchSet) -> None:
             bs.problems.append(f"{name}: identical to {f.duplicate_of.name} (counted once)")
             continue
         if f.header is None:
-            owner = (f"spacecraft {f.spacecraft_id}, run {f.run} taken from its neighbours "
-                     f"({', '.join(f.inferred_from)})" if f.inferred else
-                     "its spacecraft and run unknown (sequence from its name)" if f.sequence is not None else
-                     "its spacecraft, run and sequence unknown")
+            owner = (
+                f"spacecraft {f.spacecraft_id}, run {f.run} taken from its neighbours ({', '.join(f.inferred_from)})"
+                if f.inferred
+                else "its spacecraft and run unknown (sequence from its name)"
+                if f.sequence is not None
+                else "its spacecraft, run and sequence unknown"
+            )
             kept = f"{f.n_records} intact records kept" if f.n_records else "no intact record in it"
             bs.problems.append(f"{name}: header unreadable ({f.header_problem}): {owner}; {kept}")
         if f.part or (f.header and f.header["flags"] & fmt.FILE_OPEN):
             bs.problems.append(f"{name}: incomplete (still being written when copied)")
         if f.header and f.header["flags"] & fmt.FILE_RECOVERED:
-            bs.problems.append(f"{name}: recovered after a crash or power cut ({f.header['skipped_bytes']} bytes "
-                               "of a torn tail dropped on board)")
+            bs.problems.append(
+                f"{name}: recovered after a crash or power cut ({f.header['skipped_bytes']} bytes "
+                "of a torn tail dropped on board)"
+            )
         s = f.stats
         if s.bytes_skipped or s.records_bad:
-            bs.problems.append(f"{name}: {s.bytes_skipped} bytes skipped, {s.records_bad} corrupt records"
-                               + (", torn tail" if s.torn_tail else ""))
+            bs.problems.append(
+                f"{name}: {s.bytes_skipped} bytes skipped, {s.records_bad} corrupt records"
+                + (", torn tail" if s.torn_tail else "")
+            )
         elif f.header and not f.part and not f.header["flags"] & fmt.FILE_OPEN and f.header["records"] != f.n_records:
             bs.problems.append(f"{name}: header says {f.header['records']} records, {f.n_records} decoded")
         if s.unknown_kind:
-            bs.problems.append(f"{name}: {s.unknown_kind} records of kinds this ground build does not know "
-                               "(update the ground tools)")
+            bs.problems.append(
+                f"{name}: {s.unknown_kind} records of kinds this ground build does not know (update the ground tools)"
+            )
     # Sequence numbers, per spacecraft id.  A file whose owner is unknown (damaged header)
     # is no spacecraft's, but its sequence number (from its name) is not missing.
     by_sc: dict[int, list[BatchFileInfo]] = defaultdict(list)
@@ -223,9 +237,11 @@ def _check_files(bs: BatchSet) -> None:
             seqs[f.sequence].append(f)
         for s, fs in sorted(seqs.items()):
             if len(fs) > 1:
-                bs.problems.append(f"{who}sequence {s} appears in {len(fs)} different files "
-                                   f"({', '.join(x.path.name for x in fs)}; runs {sorted({x.run for x in fs})}): "
-                                   "the writer's sequence state was reset")
+                bs.problems.append(
+                    f"{who}sequence {s} appears in {len(fs)} different files "
+                    f"({', '.join(x.path.name for x in fs)}; runs {sorted({x.run for x in fs})}): "
+                    "the writer's sequence state was reset"
+                )
         order = sorted(seqs)
         missing = [n for a, b in zip(order, order[1:]) for n in range(a + 1, b) if n not in unowned]
         if missing:
@@ -279,9 +295,18 @@ def _find_gaps(bs: BatchSet) -> None:
         med = float(np.median(dt))
         idx = np.flatnonzero(dt > GAP_FACTOR * med) if med > 0 else np.zeros(0, int)
         for n, i in enumerate(idx):
-            bs.gaps.append({"kind": name, "key": key, "run": run, "from_t_sc_s": float(t[i]),
-                            "to_t_sc_s": float(t[i + 1]), "gap_s": float(dt[i]), "median_spacing_s": med,
-                            "listed": n < MAX_GAPS_LISTED})
+            bs.gaps.append(
+                {
+                    "kind": name,
+                    "key": key,
+                    "run": run,
+                    "from_t_sc_s": float(t[i]),
+                    "to_t_sc_s": float(t[i + 1]),
+                    "gap_s": float(dt[i]),
+                    "median_spacing_s": med,
+                    "listed": n < MAX_GAPS_LISTED,
+                }
+            )
 
 
 # --------------------------------------------------------------------------- time
@@ -318,8 +343,13 @@ def _bodies(rows: list[Row], clocks: RunClocks) -> list[dict]:
     for row in rows:
         v = row.record.values()
         t_gps, unix = clocks.times(row.file.run, np.array([row.record.t_sc_s]))
-        v.update(t_sc_s=row.record.t_sc_s, t_gps_s=float(t_gps[0]), unix_time_s=float(unix[0]),
-                 run=row.file.run, sequence=row.file.sequence if row.file.sequence is not None else -1)
+        v.update(
+            t_sc_s=row.record.t_sc_s,
+            t_gps_s=float(t_gps[0]),
+            unix_time_s=float(unix[0]),
+            run=row.file.run,
+            sequence=row.file.sequence if row.file.sequence is not None else -1,
+        )
         out.append(v)
     return out
 
@@ -349,8 +379,13 @@ def attitude_table(bodies: list[dict]) -> dict:
         q = np.asarray(b["q_body_to_gcrs"], dtype=float)
         n = np.linalg.norm(q)
         b["q_body_to_gcrs"] = list(q / n) if n > 0 else list(q)
-        b.update(propagated=bool(flags & 1), valid_attitude=bool(flags & 2), has_position=bool(flags & 4),
-                 in_eclipse=bool(flags & 8), sigma_bias_rad_s=b["sigma_bias_rad_s"])
+        b.update(
+            propagated=bool(flags & 1),
+            valid_attitude=bool(flags & 2),
+            has_position=bool(flags & 4),
+            in_eclipse=bool(flags & 8),
+            sigma_bias_rad_s=b["sigma_bias_rad_s"],
+        )
     t = tb.attitude_table(bodies)
     return _extra(t, bodies, ("sun_faces_used", "propagated", "run", "sequence"))
 
@@ -374,8 +409,9 @@ ESTIMATE_TABLES = {"orbit": orbit_table, "attitude": attitude_table, "formation"
 def _extra(table: dict, bodies: list[dict], names) -> dict:
     for n in names:
         vals = [b[n] for b in bodies]
-        table[n] = np.asarray(vals, dtype=np.int64 if isinstance(vals[0], (bool, int)) else float) if vals \
-            else np.zeros(0)
+        table[n] = (
+            np.asarray(vals, dtype=np.int64 if isinstance(vals[0], (bool, int)) else float) if vals else np.zeros(0)
+        )
     return table
 
 
@@ -396,8 +432,14 @@ def generic_table(kind: fmt.RecordKind | None, rows: list[Row], clocks: RunClock
         # A fix knows its own GPS time (a peer's fix is stamped with the peer's clock).
         t_gps = np.array([v["t_gps_s"] for v in values], dtype=float)
         unix = np.asarray(utc_unix_from_gps(t_gps), dtype=float)
-    out = {"run": runs, "sequence": np.array([r.file.sequence or -1 for r in rows], dtype=np.int64),
-           "t_sc_s": t_sc, "t_gps_s": t_gps, "unix_time_s": unix, "utc": tb.iso_utc(unix)}
+    out = {
+        "run": runs,
+        "sequence": np.array([r.file.sequence or -1 for r in rows], dtype=np.int64),
+        "t_sc_s": t_sc,
+        "t_gps_s": t_gps,
+        "unix_time_s": unix,
+        "utc": tb.iso_utc(unix),
+    }
     if kind is None:
         out["kind_code"] = np.array([r.record.code for r in rows], dtype=np.int64)
         out["payload_hex"] = np.array([r.record.payload.hex() for r in rows])
@@ -408,9 +450,13 @@ def generic_table(kind: fmt.RecordKind | None, rows: list[Row], clocks: RunClock
         col = [v[f.name] for v in values]
         if f.n_values > 1:
             arr = np.asarray(col, dtype=float).reshape(len(rows), f.n_values)
-            names = [f"{f.name}_{a}" for a in "xyz"] if f.n_values == 3 else \
-                [f"{f.name}_{a}" for a in "wxyz"] if f.name.startswith("q_") and f.n_values == 4 else \
-                [f"{f.name}_{j}" for j in range(f.n_values)]
+            names = (
+                [f"{f.name}_{a}" for a in "xyz"]
+                if f.n_values == 3
+                else [f"{f.name}_{a}" for a in "wxyz"]
+                if f.name.startswith("q_") and f.n_values == 4
+                else [f"{f.name}_{j}" for j in range(f.n_values)]
+            )
             for j, n in enumerate(names):
                 out[n] = arr[:, j] if f.scale is not None or f.code in "efd" else arr[:, j].astype(np.int64)
         elif f.code == "s":
@@ -447,8 +493,10 @@ def files_table(bs: BatchSet) -> dict:
 
     h = lambda f, k, d=math.nan: f.header[k] if f.header else d  # noqa: E731
     return {
-        "file": col(lambda f: f.path.name), "spacecraft_id": col(lambda f: f.spacecraft_id, np.int64),
-        "run": col(lambda f: f.run, np.int64), "sequence": col(lambda f: f.sequence or -1, np.int64),
+        "file": col(lambda f: f.path.name),
+        "spacecraft_id": col(lambda f: f.spacecraft_id, np.int64),
+        "run": col(lambda f: f.run, np.int64),
+        "sequence": col(lambda f: f.sequence or -1, np.int64),
         "t_first_sc_s": col(lambda f: h(f, "t_first_sc_s"), float),
         "t_last_sc_s": col(lambda f: h(f, "t_last_sc_s"), float),
         "records": col(lambda f: f.n_records, np.int64),
@@ -479,23 +527,28 @@ def report_lines(bs: BatchSet) -> list[str]:
     kinds = bs.by_kind()
     runs = sorted({f.run for f in bs.files if f.duplicate_of is None})
     seqs = [f.sequence for f in bs.files if f.sequence is not None and f.duplicate_of is None]
-    lines = [f"batch files: {len(bs.files)}"
-             + (f" (sequence {min(seqs)}..{max(seqs)})" if seqs else "")
-             + f", runs {', '.join(map(str, runs)) or '-'}; {len(bs.rows)} records"
-             + (f" ({bs.duplicate_records} repeated records counted once)" if bs.duplicate_records else "")]
+    lines = [
+        f"batch files: {len(bs.files)}"
+        + (f" (sequence {min(seqs)}..{max(seqs)})" if seqs else "")
+        + f", runs {', '.join(map(str, runs)) or '-'}; {len(bs.rows)} records"
+        + (f" ({bs.duplicate_records} repeated records counted once)" if bs.duplicate_records else "")
+    ]
     lines.append("  records: " + (", ".join(f"{k} {len(v)}" for k, v in sorted(kinds.items())) or "none"))
     for p in bs.problems:
         lines.append(f"  ! {p}")
     listed = [g for g in bs.gaps if g["listed"]]
     for g in listed:
         key = "" if g["key"] is None else f" (key {g['key']})"
-        lines.append(f"  gap: {g['kind']}{key} run {g['run']}: {g['gap_s']:.0f} s without records from "
-                     f"t_sc {g['from_t_sc_s']:.0f} (median spacing {g['median_spacing_s']:.0f} s)")
+        lines.append(
+            f"  gap: {g['kind']}{key} run {g['run']}: {g['gap_s']:.0f} s without records from "
+            f"t_sc {g['from_t_sc_s']:.0f} (median spacing {g['median_spacing_s']:.0f} s)"
+        )
     if len(bs.gaps) > len(listed):
         lines.append(f"  ... {len(bs.gaps) - len(listed)} more gaps (summary.json)")
     if bs.ignored:
-        lines.append(f"  ignored (not batch files): {', '.join(bs.ignored[:10])}"
-                     + (" ..." if len(bs.ignored) > 10 else ""))
+        lines.append(
+            f"  ignored (not batch files): {', '.join(bs.ignored[:10])}" + (" ..." if len(bs.ignored) > 10 else "")
+        )
     return lines
 
 
@@ -521,7 +574,11 @@ def write_products(bs: BatchSet, out: Path, plots: bool = True, csv_base: Path |
 
     def name(kind: str) -> Path:
         if csv_base is not None:
-            return csv_base if kind == "files" else csv_base.with_name(f"{csv_base.stem}_{kind}{csv_base.suffix or '.csv'}")
+            return (
+                csv_base
+                if kind == "files"
+                else csv_base.with_name(f"{csv_base.stem}_{kind}{csv_base.suffix or '.csv'}")
+            )
         return out / f"{kind}.csv"
 
     write_table(files_table(bs), name("files"))
@@ -561,50 +618,103 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
     axis = pl.TimeAxis(min(float(np.nanmin(t)) for t in t_all))
     out = []
     if o["unix_time_s"].size:
-        out.append(pl.time_series(
-            d / "orbit_sigma.png", axis(o["unix_time_s"]),
-            np.column_stack([_stack(o, "sigma_{}_ecef_m"), _stack(o, "sigma_v{}_ecef_m_s") * 100.0]),
-            "Orbit 1σ as estimated on board, ECEF axes", ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-            "m, cm/s", axis.label, logy=True))
+        out.append(
+            pl.time_series(
+                d / "orbit_sigma.png",
+                axis(o["unix_time_s"]),
+                np.column_stack([_stack(o, "sigma_{}_ecef_m"), _stack(o, "sigma_v{}_ecef_m_s") * 100.0]),
+                "Orbit 1σ as estimated on board, ECEF axes",
+                ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
+                "m, cm/s",
+                axis.label,
+                logy=True,
+            )
+        )
         fixes = _fix_bodies(tables.get("gps_fix"))
         g = rs.gps_fix_residuals(o, fixes)
         if g["t_gps_s"].size:
-            out.append(pl.residuals(
-                d / "gps_fix_residuals.png", axis(g["unix_time_s"]), np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
-                "Downlinked GPS fixes minus the on-board orbit estimate (Hermite between records), with the fix's ±3σ",
-                ["x", "y", "z", "vx×100", "vy×100", "vz×100"], "m, cm/s", axis.label,
-                sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0])))
+            out.append(
+                pl.residuals(
+                    d / "gps_fix_residuals.png",
+                    axis(g["unix_time_s"]),
+                    np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
+                    "Downlinked GPS fixes minus the on-board orbit estimate (Hermite between records), with the "
+                    "fix's ±3σ",
+                    ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
+                    "m, cm/s",
+                    axis.label,
+                    sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0]),
+                )
+            )
     if a["unix_time_s"].size:
         sel = a["valid_attitude"] == 1
         ta = axis(a["unix_time_s"])
-        out.append(pl.time_series(
-            d / "attitude_sigma.png", ta, np.degrees(_stack(a, "sigma_att_{}_rad")),
-            "Attitude 1σ as estimated on board, body axes", ["x", "y", "z"], "deg", axis.label, logy=True))
-        out.append(pl.time_series(
-            d / "gyro_bias.png", ta, np.degrees(_stack(a, "gyro_bias_{}_rad_s")),
-            "Gyro bias estimate with its ±3σ, body axes", ["x", "y", "z"], "deg/s", axis.label,
-            sigma=np.degrees(_stack(a, "sigma_gyro_bias_{}_rad_s"))))
-        out.append(pl.time_series(
-            d / "body_rate.png", ta, np.degrees(_stack(a, "rate_{}_body_rad_s")),
-            f"Body rate estimate ({int(sel.sum())} of {sel.size} records with a valid attitude)",
-            ["x", "y", "z"], "deg/s", axis.label))
+        out.append(
+            pl.time_series(
+                d / "attitude_sigma.png",
+                ta,
+                np.degrees(_stack(a, "sigma_att_{}_rad")),
+                "Attitude 1σ as estimated on board, body axes",
+                ["x", "y", "z"],
+                "deg",
+                axis.label,
+                logy=True,
+            )
+        )
+        out.append(
+            pl.time_series(
+                d / "gyro_bias.png",
+                ta,
+                np.degrees(_stack(a, "gyro_bias_{}_rad_s")),
+                "Gyro bias estimate with its ±3σ, body axes",
+                ["x", "y", "z"],
+                "deg/s",
+                axis.label,
+                sigma=np.degrees(_stack(a, "sigma_gyro_bias_{}_rad_s")),
+            )
+        )
+        out.append(
+            pl.time_series(
+                d / "body_rate.png",
+                ta,
+                np.degrees(_stack(a, "rate_{}_body_rad_s")),
+                f"Body rate estimate ({int(sel.sum())} of {sel.size} records with a valid attitude)",
+                ["x", "y", "z"],
+                "deg/s",
+                axis.label,
+            )
+        )
     if f["unix_time_s"].size:
         fsel = f["propagated"] == 0
         fd = {k: v[fsel] for k, v in f.items()}
         for p in np.unique(fd["peer_id"].astype(int)):
             sel = fd["peer_id"].astype(int) == p
-            out.append(pl.time_series(
-                d / f"formation_peer{p}.png", axis(fd["unix_time_s"][sel]),
-                np.column_stack([_stack(fd, "d{}_ecef_m")[sel], fd["range_bias_m"][sel]]),
-                f"Peer {p}: relative position (ECEF) and range bias as estimated on board, with ±3σ",
-                ["dx", "dy", "dz", "range bias"], "m", axis.label,
-                sigma=np.column_stack([_stack(fd, "sigma_d{}_m")[sel], fd["sigma_range_bias_m"][sel]])))
+            out.append(
+                pl.time_series(
+                    d / f"formation_peer{p}.png",
+                    axis(fd["unix_time_s"][sel]),
+                    np.column_stack([_stack(fd, "d{}_ecef_m")[sel], fd["range_bias_m"][sel]]),
+                    f"Peer {p}: relative position (ECEF) and range bias as estimated on board, with ±3σ",
+                    ["dx", "dy", "dz", "range bias"],
+                    "m",
+                    axis.label,
+                    sigma=np.column_stack([_stack(fd, "sigma_d{}_m")[sel], fd["sigma_range_bias_m"][sel]]),
+                )
+            )
         r = rs.range_residuals(fd, range_bodies(tables.get("range")))
         if r["residual_m"].size:
             conv = tb.sc_to_unix(fd)
-            out.append(pl.residuals(
-                d / "range_residuals.png", axis(conv(r["t_sc_s"])), r["residual_m"][:, None],
-                "Downlinked ranges minus |Δr| - bias of the on-board estimate", ["range"], "m", axis.label))
+            out.append(
+                pl.residuals(
+                    d / "range_residuals.png",
+                    axis(conv(r["t_sc_s"])),
+                    r["residual_m"][:, None],
+                    "Downlinked ranges minus |Δr| - bias of the on-board estimate",
+                    ["range"],
+                    "m",
+                    axis.label,
+                )
+            )
     return out
 
 
@@ -612,16 +722,30 @@ def _fix_bodies(t: dict | None) -> list[dict]:
     if not t or not t["t_sc_s"].size:
         return []
     n = t["t_sc_s"].size
-    return [{"valid": bool(int(t["flags"][i]) & 1), "peer_id": int(t["peer_id"][i]), "t_gps_s": t["t_gps_s"][i],
-             "unix_time_s": t["unix_time_s"][i],
-             "pos_ecef_m": [t[f"pos_ecef_m_{a}"][i] for a in "xyz"],
-             "vel_ecef_m_s": [t[f"vel_ecef_m_s_{a}"][i] for a in "xyz"],
-             "pos_sigma_m": [t[f"pos_sigma_m_{a}"][i] for a in "xyz"],
-             "vel_sigma_m_s": [t[f"vel_sigma_m_s_{a}"][i] for a in "xyz"]} for i in range(n)]
+    return [
+        {
+            "valid": bool(int(t["flags"][i]) & 1),
+            "peer_id": int(t["peer_id"][i]),
+            "t_gps_s": t["t_gps_s"][i],
+            "unix_time_s": t["unix_time_s"][i],
+            "pos_ecef_m": [t[f"pos_ecef_m_{a}"][i] for a in "xyz"],
+            "vel_ecef_m_s": [t[f"vel_ecef_m_s_{a}"][i] for a in "xyz"],
+            "pos_sigma_m": [t[f"pos_sigma_m_{a}"][i] for a in "xyz"],
+            "vel_sigma_m_s": [t[f"vel_sigma_m_s_{a}"][i] for a in "xyz"],
+        }
+        for i in range(n)
+    ]
 
 
 def range_bodies(t: dict | None) -> list[dict]:
     if not t or not t["t_sc_s"].size:
         return []
-    return [{"valid": bool(int(t["flags"][i]) & 1), "peer_id": int(t["peer_id"][i]), "t_sc_s": t["t_sc_s"][i],
-             "range_m": t["range_m"][i]} for i in range(t["t_sc_s"].size)]
+    return [
+        {
+            "valid": bool(int(t["flags"][i]) & 1),
+            "peer_id": int(t["peer_id"][i]),
+            "t_sc_s": t["t_sc_s"][i],
+            "range_m": t["range_m"][i],
+        }
+        for i in range(t["t_sc_s"].size)
+    ]

@@ -53,7 +53,8 @@ def accept_status_list(text: str) -> tuple[int, ...]:
         values = ()
     if not values or not all(0 <= v <= 255 for v in values):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of solution-status numbers (e.g. 0,1)")
+            f"{text!r} is not a comma-separated list of solution-status numbers (e.g. 0,1)"
+        )
     return values
 
 
@@ -71,14 +72,25 @@ def csv_path(text: str) -> Path:
 
 def add_arguments(p) -> None:
     p.add_argument("file", type=Path, help="file or directory to decode")
-    p.add_argument("--csv", type=csv_path, metavar="OUT", help="also write the records as CSV (the directory must exist)")
+    p.add_argument(
+        "--csv", type=csv_path, metavar="OUT", help="also write the records as CSV (the directory must exist)"
+    )
     p.add_argument("--kind", choices=("auto", "sense", "range", "status", "buslog", "batch"), default="auto")
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="batch files: write CSVs (estimates in the replay's layout), summary.json and plots to DIR")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="batch files: write CSVs (estimates in the replay's layout), summary.json and plots to DIR",
+    )
     p.add_argument("--no-plots", action="store_true", help="batch files with --out: no plots")
-    p.add_argument("--accept-status", type=accept_status_list, default=None, metavar="LIST",
-                   help="comma-separated NovAtel solution-status values accepted as valid fixes "
-                        "(default 0; the flight team's simulator needs 0,1)")
+    p.add_argument(
+        "--accept-status",
+        type=accept_status_list,
+        default=None,
+        metavar="LIST",
+        help="comma-separated NovAtel solution-status values accepted as valid fixes "
+        "(default 0; the flight team's simulator needs 0,1)",
+    )
 
 
 def _read(path: Path) -> bytes:
@@ -104,8 +116,15 @@ def _head(path: Path, n: int = 4) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            what = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                    else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            what = (
+                "a directory"
+                if stat.S_ISDIR(mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a device"
+            )
             raise OSError(errno.EINVAL, f"not a regular file ({what})", str(path))
         return os.read(fd, n)
     finally:
@@ -181,8 +200,10 @@ def directory_report(path: Path, limit: int = 10) -> str:
     def listed(items):
         return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
-    text = ("it is not a run directory (bus.log), a directory of batch files (batch_NNNNNNNN.bin) or of range "
-            "files (rngNNNNN.bin)")
+    text = (
+        "it is not a run directory (bus.log), a directory of batch files (batch_NNNNNNNN.bin) or of range "
+        "files (rngNNNNN.bin)"
+    )
     if known:
         text += f"; decode these one by one: {listed(known)}"
     if unknown:
@@ -268,8 +289,10 @@ def time_span_line(t) -> str:
     line = f"spacecraft time {t[0]:.0f} .. {t[-1]:.0f} s"
     back = np.diff(t) < 0
     if back.any():
-        line += (f" - the clock steps back {int(back.sum())} times (largest step {(-np.diff(t)).max():.0f} s); "
-                 f"earliest {t.min():.0f}, latest {t.max():.0f}")
+        line += (
+            f" - the clock steps back {int(back.sum())} times (largest step {(-np.diff(t)).max():.0f} s); "
+            f"earliest {t.min():.0f}, latest {t.max():.0f}"
+        )
     return line
 
 
@@ -293,7 +316,8 @@ def decode_sense(args) -> int:
 
 
 def decode_range(args) -> int:
-    from pygnc.formats.range_file import decode_range as dec, read_range_dir
+    from pygnc.formats.range_file import decode_range as dec
+    from pygnc.formats.range_file import read_range_dir
     from pygnc.formats.settings import DecodeSettings
 
     cfg = _config(args)
@@ -301,15 +325,19 @@ def decode_range(args) -> int:
     batch = read_range_dir(args.file, settings) if args.file.is_dir() else dec(_read(args.file), settings)
     fx, rg = batch.gps_fixes, batch.ranges
     whose = "own" if cfg.range_gps_source == "own" else "peer"
-    print(f"range {args.file}: {len(fx)} GPS packets ({whose} fixes, {int(fx['valid'].sum())} valid), "
-          f"{len(rg)} ranges ({int(rg['valid'].sum())} valid)")
+    print(
+        f"range {args.file}: {len(fx)} GPS packets ({whose} fixes, {int(fx['valid'].sum())} valid), "
+        f"{len(rg)} ranges ({int(rg['valid'].sum())} valid)"
+    )
     print(f"  {_stats_line(batch.stats)}")
     for pid in sorted(set(rg["peer_id"].tolist())):
         r = rg[(rg["peer_id"] == pid) & rg["valid"]]
         if len(r):
-            print(f"  partner 0x{pid:02X}: {len(r)} ranges {r['range_m'].min():.1f}..{r['range_m'].max():.1f} m, "
-                  f"RSSI {r['rssi_dbm'].min():.1f}..{r['rssi_dbm'].max():.1f} dBm, "
-                  f"FEI {r['fei_hz'].min():.0f}..{r['fei_hz'].max():.0f} Hz")
+            print(
+                f"  partner 0x{pid:02X}: {len(r)} ranges {r['range_m'].min():.1f}..{r['range_m'].max():.1f} m, "
+                f"RSSI {r['rssi_dbm'].min():.1f}..{r['rssi_dbm'].max():.1f} dBm, "
+                f"FEI {r['fei_hz'].min():.0f}..{r['fei_hz'].max():.0f} Hz"
+            )
     ignored = getattr(batch, "ignored_files", None)
     if ignored:
         print(f"  ignored files: {', '.join(map(str, ignored))}")
@@ -323,13 +351,10 @@ def decode_range(args) -> int:
 
 
 def decode_status(args) -> int:
-    from pygnc.formats.status import TASK_STATES, StatusError, decode_status as dec
-    from pygnc.tasks.table import TASK_NAMES_BY_ID
-
     from pygnc.formats.info import duration
-    from pygnc.formats.status import ESTIMATE_QUALITY
-
-    from pygnc.formats.status import MAGIC
+    from pygnc.formats.status import ESTIMATE_QUALITY, MAGIC, TASK_STATES, StatusError
+    from pygnc.formats.status import decode_status as dec
+    from pygnc.tasks.table import TASK_NAMES_BY_ID
 
     data = _read(args.file)
     try:
@@ -341,22 +366,37 @@ def decode_status(args) -> int:
         raise NothingDecoded("not a valid status file: " + "; ".join(problems)) from None
     print(f"status {args.file}: run {st['run']} seq {st['seq']} flags {', '.join(st['flag_names']) or '-'}")
     now = st["t_sc_s"]
-    for label, q, epoch in [("orbit", st["orbit_quality"], st["orbit_t_sc_s"]),
-                            ("attitude", st["att_quality"], st["att_t_sc_s"])] + [
-            (f"peer {st[f'peer{k}_id']}", st[f"peer{k}_quality"], st[f"peer{k}_t_sc_s"])
-            for k in range(4) if st.get(f"peer{k}_id")]:
+    for label, q, epoch in [
+        ("orbit", st["orbit_quality"], st["orbit_t_sc_s"]),
+        ("attitude", st["att_quality"], st["att_t_sc_s"]),
+    ] + [
+        (f"peer {st[f'peer{k}_id']}", st[f"peer{k}_quality"], st[f"peer{k}_t_sc_s"])
+        for k in range(4)
+        if st.get(f"peer{k}_id")
+    ]:
         qn = ESTIMATE_QUALITY[q] if q < len(ESTIMATE_QUALITY) else f"? ({q})"
-        age = "" if math.isnan(epoch) else f", epoch {duration(now - epoch)} {'before' if epoch <= now else 'after'} this write"
+        age = (
+            ""
+            if math.isnan(epoch)
+            else f", epoch {duration(now - epoch)} {'before' if epoch <= now else 'after'} this write"
+        )
         beyond = st["batch_t_sc_last_s"]
         extra = "" if math.isnan(epoch) or math.isnan(beyond) else f", {duration(epoch - beyond)} beyond the batch"
         print(f"  {label}: {qn}{age}{extra}")
-    empty_slots = {k.rsplit("_id", 1)[0] + "_" for k, v in st.items()
-                   if k.startswith(("task", "peer")) and k.endswith("_id") and v == 0}
+    empty_slots = {
+        k.rsplit("_id", 1)[0] + "_"
+        for k, v in st.items()
+        if k.startswith(("task", "peer")) and k.endswith("_id") and v == 0
+    }
     for k, v in st.items():
         if k in ("magic", "flag_names") or any(k.startswith(p) for p in empty_slots):
             continue
-        if isinstance(v, float) and math.isnan(v) or isinstance(v, tuple) and all(
-                isinstance(x, float) and math.isnan(x) for x in v):
+        if (
+            isinstance(v, float)
+            and math.isnan(v)
+            or isinstance(v, tuple)
+            and all(isinstance(x, float) and math.isnan(x) for x in v)
+        ):
             continue
         if k.startswith("task") and k.endswith("_id"):
             v = f"{v} ({TASK_NAMES_BY_ID.get(v, '?')})"
@@ -398,11 +438,14 @@ def decode_buslog(args) -> int:
             rows.append([fr.offset, fr.channel, fr.t_rx_mono_s, "", "", "", ""])
             continue
         by_type[msg.type] = by_type.get(msg.type, 0) + 1
-        rows.append([fr.offset, fr.channel, fr.t_rx_mono_s, msg.type, msg.src, msg.seq,
-                     json.dumps(msg.body, default=str)])
+        rows.append(
+            [fr.offset, fr.channel, fr.t_rx_mono_s, msg.type, msg.src, msg.seq, json.dumps(msg.body, default=str)]
+        )
     print(f"buslog {path}: {log.stats.frames} frames; {_stats_line(log.stats)}")
-    print(f"  messages: {', '.join(f'{k} {v}' for k, v in sorted(by_type.items())) or 'none'}; "
-          f"undecodable {counters.dropped}")
+    print(
+        f"  messages: {', '.join(f'{k} {v}' for k, v in sorted(by_type.items())) or 'none'}; "
+        f"undecodable {counters.dropped}"
+    )
     if not log.frames:
         raise NothingDecoded(f"no bus-log frame in {log.stats.bytes_total} bytes")
     if args.csv:
@@ -422,11 +465,18 @@ def decode_batch(args) -> int:
     for line in batches.report_lines(bs):
         print(line)
     if not bs.files:
-        raise NothingDecoded("no batch files" + (f" (ignored: {', '.join(bs.ignored[:10])}"
-                                                 f"{' ...' if len(bs.ignored) > 10 else ''})" if bs.ignored else ""))
+        raise NothingDecoded(
+            "no batch files"
+            + (
+                f" (ignored: {', '.join(bs.ignored[:10])}{' ...' if len(bs.ignored) > 10 else ''})"
+                if bs.ignored
+                else ""
+            )
+        )
     if not bs.rows and not any(f.header for f in bs.files):
-        raise NothingDecoded(f"{len(bs.files)} batch file{'s' if len(bs.files) > 1 else ''}, none with an intact "
-                             "header or record")
+        raise NothingDecoded(
+            f"{len(bs.files)} batch file{'s' if len(bs.files) > 1 else ''}, none with an intact header or record"
+        )
     if args.out:
         written = batches.write_products(bs, args.out, plots=not args.no_plots)
         print(f"  wrote {len(written)} files to {args.out}/")
@@ -452,16 +502,29 @@ def run(args) -> int:
         if args.out and kind != "batch":
             print(f"decode: --out is for batch files ({args.file} is {kind}); use --csv", file=sys.stderr)
             return 2
-        return {"sense": decode_sense, "range": decode_range, "status": decode_status,
-                "buslog": decode_buslog, "batch": decode_batch}[kind](args)
+        return {
+            "sense": decode_sense,
+            "range": decode_range,
+            "status": decode_status,
+            "buslog": decode_buslog,
+            "batch": decode_batch,
+        }[kind](args)
     except NothingDecoded as exc:
         if how == GUESSED:
-            print(f"decode: {args.file}: nothing decoded: not recognised: no magic of a status, batch, bus-log or "
-                  f"range file, not a name pygnc gives its files ({KNOWN_NAMES}), and as sense.bin (the one "
-                  f"layout without a magic): {exc}; --kind KIND decodes it as KIND", file=sys.stderr)
+            print(
+                f"decode: {args.file}: nothing decoded: not recognised: no magic of a status, batch, bus-log or "
+                f"range file, not a name pygnc gives its files ({KNOWN_NAMES}), and as sense.bin (the one "
+                f"layout without a magic): {exc}; --kind KIND decodes it as KIND",
+                file=sys.stderr,
+            )
         else:
-            by = "" if not how else " (recognised by the files in it)" if args.file.is_dir() else \
-                f" (recognised by its {how})"
+            by = (
+                ""
+                if not how
+                else " (recognised by the files in it)"
+                if args.file.is_dir()
+                else f" (recognised by its {how})"
+            )
             print(f"decode: {args.file}: nothing decoded as {kind}{by}: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:

@@ -43,8 +43,13 @@ CLOCK_MAP_KINDS = ("clock_map", "batch_clock_map")
 def add_arguments(p) -> None:
     p.add_argument("db", type=Path, help="SQLite archive written by 'ground archive'")
     p.add_argument("out", type=Path, help="directory for the CSV files")
-    p.add_argument("--source", action="append", default=[], choices=sorted(SOURCES),
-                   help="only records of this source (repeatable)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        choices=sorted(SOURCES),
+        help="only records of this source (repeatable)",
+    )
     p.add_argument("--kind", action="append", default=[], help="only this record kind (repeatable)")
     p.add_argument("--device", action="append", default=[], help="only this device (repeatable)")
     p.add_argument("--since", type=float, default=None, metavar="T_SC_S", help="from this spacecraft time")
@@ -93,8 +98,10 @@ class Clocks:
 
         latest: dict[int, tuple[float, ClockMap]] = {}
         marks = ",".join("?" * len(CLOCK_MAP_KINDS))
-        for sid, t, fj in conn.execute(f"SELECT source_id, t_sc_s, fields_json FROM records WHERE kind IN ({marks})"
-                                       " ORDER BY record_id", CLOCK_MAP_KINDS):
+        for sid, t, fj in conn.execute(
+            f"SELECT source_id, t_sc_s, fields_json FROM records WHERE kind IN ({marks}) ORDER BY record_id",
+            CLOCK_MAP_KINDS,
+        ):
             f = json.loads(fj)
             run = _run_of(f, source_runs.get(sid))
             values = [_finite(f.get(k)) for k in ("gps_minus_sc_s", "drift", "t_ref_sc_s")]
@@ -102,7 +109,10 @@ class Clocks:
                 continue
             t = -math.inf if t is None else t  # no time: the last loaded counts as the latest
             if run not in latest or t >= latest[run][0]:
-                latest[run] = (t, ClockMap(*values, int(f.get("n_pairs") or 0), _finite(f.get("residual_rms_s")) or 0.0))
+                latest[run] = (
+                    t,
+                    ClockMap(*values, int(f.get("n_pairs") or 0), _finite(f.get("residual_rms_s")) or 0.0),
+                )
         self.maps = {run: cm for run, (_, cm) in latest.items()}
 
     def utc(self, fields: dict, t_sc_s: float | None, run: int | None) -> tuple[float | None, str]:
@@ -134,9 +144,11 @@ def query(conn: sqlite3.Connection, kinds, devices, since, until, sources=()):
     if until is not None:
         where.append("t_sc_s <= ?")
         params.append(until)
-    sql = ("SELECT source_id, source, kind, device, record, t_sc_s, fields_json FROM records"
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY source, kind, device, record, t_sc_s, record_id")
+    sql = (
+        "SELECT source_id, source, kind, device, record, t_sc_s, fields_json FROM records"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY source, kind, device, record, t_sc_s, record_id"
+    )
     return conn.execute(sql, params)
 
 
@@ -157,8 +169,9 @@ def export(db: Path, out: Path, kinds=(), devices=(), since=None, until=None, so
     with Archive(db) as arch:
         runs = _source_runs(arch.conn)
         clocks = Clocks(arch.conn, runs)
-        for sid, source, kind, device, record, t, fj in query(arch.conn, list(kinds), list(devices), since, until,
-                                                               list(sources)):
+        for sid, source, kind, device, record, t, fj in query(
+            arch.conn, list(kinds), list(devices), since, until, list(sources)
+        ):
             fields = json.loads(fj)
             unix, utc_from = clocks.utc(fields, t, _run_of(fields, runs.get(sid)))
             groups.setdefault((source, kind, device, record), []).append((t, unix, utc_from, flatten(fields)))
@@ -178,8 +191,17 @@ def export(db: Path, out: Path, kinds=(), devices=(), since=None, until=None, so
         for i, text in zip(timed, iso_utc([rows[i][1] for i in timed]).tolist()):
             utc[i] = text
         for (t, _, utc_from, f), u in zip(rows, utc):
-            w.writerow(["" if t is None else repr(t), u, utc_from, source, device, record,
-                        *("" if f.get(c) is None else f[c] for c in cols)])
+            w.writerow(
+                [
+                    "" if t is None else repr(t),
+                    u,
+                    utc_from,
+                    source,
+                    device,
+                    record,
+                    *("" if f.get(c) is None else f[c] for c in cols),
+                ]
+            )
         path = out / re.sub(r"[^A-Za-z0-9_.-]+", "_", source) / _name(kind, device, record)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, buf.getvalue().encode())

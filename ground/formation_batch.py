@@ -21,9 +21,15 @@ __all__ = ["run_formation_processor"]
 CONFIG = Config(range_gps_source="peer", batch_decimate_estimates=False)
 
 
-def run_formation_processor(own_fixes, peer_fixes, ranges, output_times_gps_s,
-                            filter_config: FormationFilterConfig | None = None, peer_id: int = 0x4B,
-                            config: Config | None = None) -> dict:
+def run_formation_processor(
+    own_fixes,
+    peer_fixes,
+    ranges,
+    output_times_gps_s,
+    filter_config: FormationFilterConfig | None = None,
+    peer_id: int = 0x4B,
+    config: Config | None = None,
+) -> dict:
     """The processor's estimates of partner *peer_id* at *output_times_gps_s* (sensor samples).
 
     *own_fixes*, *peer_fixes*: structured arrays or dicts of arrays with ``t_gps_s``,
@@ -62,15 +68,31 @@ def run_formation_processor(own_fixes, peer_fixes, ranges, output_times_gps_s,
             dr[j], dv[j] = b["dr_gcrs_m"], b["dv_gcrs_m_s"]
             cov[j] = np.reshape(b["cov_rel_gcrs"], (6, 6))
             bias[j], sig_bias[j] = b["range_bias_m"], b["sigma_range_bias_m"]
-    res = {"t_gps_s": t_out, "dr_gcrs_m": dr, "dv_gcrs_m_s": dv, "cov_rel": cov, "range_bias_m": bias,
-           "sigma_range_bias_m": sig_bias, "counters": proc.counters(),
-           "p_filter": np.array(p_filter).reshape(-1, 21, 21)}
+    res = {
+        "t_gps_s": t_out,
+        "dr_gcrs_m": dr,
+        "dv_gcrs_m_s": dv,
+        "cov_rel": cov,
+        "range_bias_m": bias,
+        "sigma_range_bias_m": sig_bias,
+        "counters": proc.counters(),
+        "p_filter": np.array(p_filter).reshape(-1, 21, 21),
+    }
     peer = proc.peers.get(peer_id)
     f = None if peer is None else peer.filter
     res["t_end"] = None if f is None or not f.initialized else f.t_gps_s
     res["x_end"] = None if f is None or not f.initialized else f.x.copy()
     res["p_end"] = None if f is None or not f.initialized else f.p.copy()
-    for k in ("n_own_used", "n_own_rejected", "n_peer_used", "n_peer_rejected", "n_ranges_used",
-              "n_ranges_rejected", "n_reinit", "n_bias_resets", "n_ranges_held"):
+    for k in (
+        "n_own_used",
+        "n_own_rejected",
+        "n_peer_used",
+        "n_peer_rejected",
+        "n_ranges_used",
+        "n_ranges_rejected",
+        "n_reinit",
+        "n_bias_resets",
+        "n_ranges_held",
+    ):
         res[k] = 0 if f is None else int(getattr(f, k))
     return res

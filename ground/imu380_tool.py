@@ -27,16 +27,28 @@ from pygnc.drivers.imu380 import (
 )
 from pygnc.drivers.link import LinkError
 
-SET_KEYS = {"rate_hz": ("packet_rate_hz", float), "packet": ("packet_type", str), "baud": ("baud", int),
-            "accel_lpf_hz": ("accel_lpf_hz", float), "rate_lpf_hz": ("rate_lpf_hz", float),
-            "orientation": ("orientation", str)}
+SET_KEYS = {
+    "rate_hz": ("packet_rate_hz", float),
+    "packet": ("packet_type", str),
+    "baud": ("baud", int),
+    "accel_lpf_hz": ("accel_lpf_hz", float),
+    "rate_lpf_hz": ("rate_lpf_hz", float),
+    "orientation": ("orientation", str),
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("port", help="serial device or pyserial URL, or 'auto' to discover")
-    p.add_argument("--baud", type=int, default=0, help="baud (default: try " + ", ".join(map(str, DEFAULT_BAUD_RATES)) + ")")
-    p.add_argument("--search-port", action="append", default=None, metavar="PORT",
-                   help="with 'auto': ports to search (default: every serial port)")
+    p.add_argument(
+        "--baud", type=int, default=0, help="baud (default: try " + ", ".join(map(str, DEFAULT_BAUD_RATES)) + ")"
+    )
+    p.add_argument(
+        "--search-port",
+        action="append",
+        default=None,
+        metavar="PORT",
+        help="with 'auto': ports to search (default: every serial port)",
+    )
     p.add_argument("--cache", type=Path, help="with 'auto': the last-good-port cache file")
     p.add_argument("--timeout", type=float, default=10.0, help="discovery time limit, s")
     sub = p.add_subparsers(dest="action", required=True, metavar="COMMAND")
@@ -56,10 +68,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _open(args) -> Imu380:
     if args.port == "auto":
-        found = discover(args.search_port, (args.baud,) if args.baud else DEFAULT_BAUD_RATES,
-                         timeout_s=args.timeout, cache_path=args.cache)
-        print(f"found {found.device_id.model} sn {found.device_id.serial_number} on {found.port} at {found.baud} baud",
-              file=sys.stderr)
+        found = discover(
+            args.search_port,
+            (args.baud,) if args.baud else DEFAULT_BAUD_RATES,
+            timeout_s=args.timeout,
+            cache_path=args.cache,
+        )
+        print(
+            f"found {found.device_id.model} sn {found.device_id.serial_number} on {found.port} at {found.baud} baud",
+            file=sys.stderr,
+        )
         return Imu380.open(found.port, found.baud)
     for baud in (args.baud,) if args.baud else DEFAULT_BAUD_RATES:
         got = probe(args.port, baud, keep_open=True)
@@ -95,9 +113,12 @@ def _info(d: Imu380) -> None:
     saved = d.read_fields([1, 2, 3, 5, 6, 7])
 
     def show(v: dict) -> str:
-        return (f"rate {uu.PACKET_RATE_HZ.get(v[1], v[1]):g} Hz, baud {uu.BAUD_CODES.get(v[2], v[2])}, "
-                f"packet {uu.packet_type_from_value(v[3]).decode('latin-1')}, accel lpf {uu.lpf_cutoff_hz(v[5]):g} Hz, "
-                f"rate lpf {uu.lpf_cutoff_hz(v[6]):g} Hz, orientation {uu.orientation_spec(v[7])}")
+        return (
+            f"rate {uu.PACKET_RATE_HZ.get(v[1], v[1]):g} Hz, baud {uu.BAUD_CODES.get(v[2], v[2])}, "
+            f"packet {uu.packet_type_from_value(v[3]).decode('latin-1')}, accel lpf {uu.lpf_cutoff_hz(v[5]):g} Hz, "
+            f"rate lpf {uu.lpf_cutoff_hz(v[6]):g} Hz, orientation {uu.orientation_spec(v[7])}"
+        )
+
     print(f"current        {show(cur)}\nsaved          {show(saved)}")
 
 
@@ -109,7 +130,10 @@ def _stream(d: Imu380, seconds: float) -> None:
         for r in d.take_packets():
             p = uu.decode_output(r.frame)
             acc = getattr(p, "accel_m_s2", (float("nan"),) * 3)
-            print(f"{r.t_rx_mono_s - t0:.4f},{r.frame.ptype.decode()}," + ",".join(f"{v:.6g}" for v in (*p.rate_rad_s, *acc)))
+            print(
+                f"{r.t_rx_mono_s - t0:.4f},{r.frame.ptype.decode()},"
+                + ",".join(f"{v:.6g}" for v in (*p.rate_rad_s, *acc))
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "upgrade":
             image = args.image.read_bytes()
             check_firmware_image(image, check_vector_table=not args.no_vector_check)
-    except (ValueError, OSError, uu.CodecError) as exc:   # FirmwareImageError is not a ValueError
+    except (ValueError, OSError, uu.CodecError) as exc:  # FirmwareImageError is not a ValueError
         print(f"imu380: {exc}", file=sys.stderr)
         return 2
     except FirmwareImageError as exc:
@@ -135,21 +159,32 @@ def run(args: argparse.Namespace) -> int:
             _info(d)
         elif args.action == "set":
             written = d.configure(persist=args.persist, **kw)
-            print(("written (next power-up): " if args.persist else "set: ")
-                  + ", ".join(f"{uu.FIELD_NAMES.get(k, hex(k))}={v}" for k, v in written.items()))
+            print(
+                ("written (next power-up): " if args.persist else "set: ")
+                + ", ".join(f"{uu.FIELD_NAMES.get(k, hex(k))}={v}" for k, v in written.items())
+            )
         elif args.action == "eeprom":
             words = d.read_eeprom(args.address, args.words)
             for k in range(0, len(words), 8):
-                print(f"0x{args.address + k:04x}: " + " ".join(f"{w:04x}" for w in words[k:k + 8]))
+                print(f"0x{args.address + k:04x}: " + " ".join(f"{w:04x}" for w in words[k : k + 8]))
         elif args.action == "stream":
             _stream(d, args.seconds)
         elif args.action == "upgrade":
+
             def progress(done: int, total: int) -> None:
-                print(f"\rwriting {done}/{total} bytes ({100 * done // max(total, 1)} %)", end="", file=sys.stderr, flush=True)
+                print(
+                    f"\rwriting {done}/{total} bytes ({100 * done // max(total, 1)} %)",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
             out = d.upgrade_firmware(image, progress=progress, check_vector_table=not args.no_vector_check)
             print(file=sys.stderr)
-            print(f"upgraded: {out['bytes']} bytes in {out['blocks']} blocks ({out['resends']} resent); "
-                  f"now {out['id'].model} version {out['version'] or '?'}")
+            print(
+                f"upgraded: {out['bytes']} bytes in {out['blocks']} blocks ({out['resends']} resent); "
+                f"now {out['id'].model} version {out['version'] or '?'}"
+            )
     except (Imu380Error, LinkError, uu.CodecError) as exc:
         print(f"\nimu380: {exc}", file=sys.stderr)
         return 1

@@ -60,9 +60,15 @@ class PredictionModel:
     iterations: int = 6
 
     def dynamics(self) -> od.DynamicsModel:
-        return od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96[:9], ballistic_coeff_kg_m2=self.ballistic_coeff_kg_m2,
-                                dmc_tau_s=600.0, drag_scale_tau_s=1.0e15, max_step_s=self.max_step_s,
-                                tesseral_degree=8, third_body=True)
+        return od.DynamicsModel(
+            zonal_j=od.ZONAL_J_EGM96[:9],
+            ballistic_coeff_kg_m2=self.ballistic_coeff_kg_m2,
+            dmc_tau_s=600.0,
+            drag_scale_tau_s=1.0e15,
+            max_step_s=self.max_step_s,
+            tesseral_degree=8,
+            third_body=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,9 @@ def select_arc(t: np.ndarray, t_epoch: float, span_s: float) -> tuple[np.ndarray
     return sel, int(order[k])
 
 
-def fit_drag_scale(t_gps_s, r_gcrs_m, sigma_m, t_anchor_gps_s: float, r0, v0, model: PredictionModel,
-                   dyn: od.DynamicsModel) -> tuple[float, float, float]:
+def fit_drag_scale(
+    t_gps_s, r_gcrs_m, sigma_m, t_anchor_gps_s: float, r0, v0, model: PredictionModel, dyn: od.DynamicsModel
+) -> tuple[float, float, float]:
     """Fit (r, v at *t_anchor_gps_s*, drag scale) to the positions *r_gcrs_m* (n, 3) of
     1-sigma *sigma_m* (n,) at *t_gps_s* (n,), starting from *r0*, *v0*: (drag scale, its
     1-sigma - the data down-weighted by the reduced chi-square when above 1 -, RMS residual m)."""
@@ -115,7 +122,7 @@ def fit_drag_scale(t_gps_s, r_gcrs_m, sigma_m, t_anchor_gps_s: float, r0, v0, mo
     weight_scale = min(1.0, spacing / model.record_correlation_s)
     w = weight_scale / np.asarray(sigma_m, dtype=float) ** 2
     cols = [0, 1, 2, 3, 4, 5, 9]
-    kp = 1.0 / model.drag_scale_prior_sigma ** 2
+    kp = 1.0 / model.drag_scale_prior_sigma**2
     prior = np.zeros((7, 7))
     prior[6, 6] = kp
     nmat, chi2, ss = np.eye(7), 0.0, 0.0
@@ -152,11 +159,12 @@ def model_error_rtn(dt_s: float, n_rad_s: float, model: PredictionModel) -> np.n
     f = math.sqrt(min(abs(dt_s), 3600.0) / 3600.0) * (max(abs(dt_s), 3600.0) / 3600.0) ** 0.25
     s_r, s_t, s_n = model.model_error_rtn_m[0] * f, model.model_error_rtn_m[1] * f, model.model_error_rtn_m[2] * f
     n = float(n_rad_s)
-    return np.diag([s_r ** 2, s_t ** 2, s_n ** 2, (n * s_t) ** 2, (2.0 * n * s_r) ** 2, (n * s_n) ** 2])
+    return np.diag([s_r**2, s_t**2, s_n**2, (n * s_t) ** 2, (2.0 * n * s_r) ** 2, (n * s_n) ** 2])
 
 
-def fit_and_predict(t_gps_s, r_ecef_m, v_ecef_m_s, sigma_r_m, sigma_v_m_s, t_epoch_gps_s: float,
-                    model: PredictionModel | None = None) -> Prediction:
+def fit_and_predict(
+    t_gps_s, r_ecef_m, v_ecef_m_s, sigma_r_m, sigma_v_m_s, t_epoch_gps_s: float, model: PredictionModel | None = None
+) -> Prediction:
     """Carry the record nearest *t_epoch_gps_s* to it, with the drag scale fitted to an arc
     of records ending there (module docstring).  Records: GPS times (n,), ECEF positions and
     velocities (n, 3), their 1-sigma per ECEF axis (n, 3)."""
@@ -179,7 +187,7 @@ def fit_and_predict(t_gps_s, r_ecef_m, v_ecef_m_s, sigma_r_m, sigma_v_m_s, t_epo
     p = np.zeros((10, 10))
     p[0:3, 0:3] = m @ np.diag(sr[anchor] ** 2) @ m.T
     p[3:6, 3:6] = m @ np.diag(sv[anchor] ** 2) @ m.T
-    p[9, 9] = sk ** 2 + (model.drag_forecast_sigma * k) ** 2  # the drag ahead is another drag
+    p[9, 9] = sk**2 + (model.drag_forecast_sigma * k) ** 2  # the drag ahead is another drag
     x = np.zeros(10)
     x[0:3], x[3:6], x[9] = ra, va, k
     xe, phi = od.propagate(x, float(t_epoch_gps_s) - t_a, dyn, want_phi=True, t_gps_s=t_a)
@@ -193,7 +201,18 @@ def fit_and_predict(t_gps_s, r_ecef_m, v_ecef_m_s, sigma_r_m, sigma_v_m_s, t_epo
     cov_rtn = 0.5 * (cov_rtn + cov_rtn.T)
     r_ee, v_ee = frames.gcrs_to_itrs(r_ge, v_ge, float(t_epoch_gps_s))
     return Prediction(
-        t_gps_s=float(t_epoch_gps_s), r_gcrs_m=r_ge, v_gcrs_m_s=v_ge, r_ecef_m=np.asarray(r_ee),
-        v_ecef_m_s=np.asarray(v_ee), cov_gcrs=rot.T @ cov_rtn @ rot, cov_rtn=cov_rtn, drag_scale=k,
-        drag_scale_sigma=sk, fit_rms_m=rms, n_records=int(sel.size), arc_start_gps_s=float(t[sel].min()),
-        arc_end_gps_s=float(t[sel].max()), anchor_gps_s=t_a)
+        t_gps_s=float(t_epoch_gps_s),
+        r_gcrs_m=r_ge,
+        v_gcrs_m_s=v_ge,
+        r_ecef_m=np.asarray(r_ee),
+        v_ecef_m_s=np.asarray(v_ee),
+        cov_gcrs=rot.T @ cov_rtn @ rot,
+        cov_rtn=cov_rtn,
+        drag_scale=k,
+        drag_scale_sigma=sk,
+        fit_rms_m=rms,
+        n_records=int(sel.size),
+        arc_start_gps_s=float(t[sel].min()),
+        arc_end_gps_s=float(t[sel].max()),
+        anchor_gps_s=t_a,
+    )

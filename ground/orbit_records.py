@@ -61,13 +61,20 @@ def _finish(source: str, cols: dict, n_files: int, untimed: int, propagated: int
     for i in range(cols["t_sc_s"].size):
         bad = [k for k in vec if not np.all(np.isfinite(cols[k][i]))]
         if bad:
-            raise RecordError(f"{source}: the orbit estimate of spacecraft time {cols['t_sc_s'][i]:.0f} "
-                              f"({_where(cols['run'][i], cols['sequence'][i])}) has non-finite {', '.join(bad)}: "
-                              "the spacecraft never writes one - look at these files before uplinking from them")
+            raise RecordError(
+                f"{source}: the orbit estimate of spacecraft time {cols['t_sc_s'][i]:.0f} "
+                f"({_where(cols['run'][i], cols['sequence'][i])}) has non-finite {', '.join(bad)}: "
+                "the spacecraft never writes one - look at these files before uplinking from them"
+            )
     order = np.argsort(cols["t_gps_s"], kind="stable")
-    return OrbitRecords(source, *(cols[k][order] for k in ("t_gps_s", *vec, "n_used", "run", "sequence")),
-                        n_files=n_files, skipped_untimed=untimed, skipped_propagated=propagated,
-                        problems=tuple(problems))
+    return OrbitRecords(
+        source,
+        *(cols[k][order] for k in ("t_gps_s", *vec, "n_used", "run", "sequence")),
+        n_files=n_files,
+        skipped_untimed=untimed,
+        skipped_propagated=propagated,
+        problems=tuple(problems),
+    )
 
 
 def _select(source: str, t_sc, t_gps, propagated, arrays: dict, n_files: int, problems=()) -> OrbitRecords:
@@ -87,28 +94,38 @@ def _from_batches(path: Path, spacecraft_id: int) -> OrbitRecords:
         raise RecordError(f"{path}: no batch files (batch_NNNNNNNN.bin) and no decoded orbit.csv")
     for f in files:
         if f.header is None:
-            raise RecordError(f"{f.path}: no valid header, so no spacecraft id to check: remove the file or "
-                              "decode what is left of it separately")
+            raise RecordError(
+                f"{f.path}: no valid header, so no spacecraft id to check: remove the file or "
+                "decode what is left of it separately"
+            )
         if f.spacecraft_id != spacecraft_id:
-            raise RecordError(f"{f.path}: written by spacecraft id 0x{f.spacecraft_id:02X}"
-                              + (" (not set on board)" if f.spacecraft_id == 0 else "")
-                              + f", not 0x{spacecraft_id:02X}")
+            raise RecordError(
+                f"{f.path}: written by spacecraft id 0x{f.spacecraft_id:02X}"
+                + (" (not set on board)" if f.spacecraft_id == 0 else "")
+                + f", not 0x{spacecraft_id:02X}"
+            )
     t = gb.build_tables(bs)["orbit"]
     if not t["t_sc_s"].size:
         raise RecordError(f"{path}: {len(files)} batch files of 0x{spacecraft_id:02X} and no orbit estimate in them")
     arrays = _table_arrays(t)
-    return _select(str(path), t["t_sc_s"], t["t_gps_s"], np.asarray(t["propagated"]).astype(bool), arrays, len(files),
-                   bs.problems)
+    return _select(
+        str(path), t["t_sc_s"], t["t_gps_s"], np.asarray(t["propagated"]).astype(bool), arrays, len(files), bs.problems
+    )
 
 
 def _table_arrays(t: dict) -> dict:
     def stack(fmt):
         return np.column_stack([np.asarray(t[fmt.format(a)], dtype=float) for a in "xyz"])
 
-    return {"r_ecef_m": stack("{}_ecef_m"), "v_ecef_m_s": stack("v{}_ecef_m_s"),
-            "sigma_r_m": stack("sigma_{}_ecef_m"), "sigma_v_m_s": stack("sigma_v{}_ecef_m_s"),
-            "n_used": np.asarray(t["n_fixes_used"], dtype=float),
-            "run": np.asarray(t["run"], dtype=float), "sequence": np.asarray(t["sequence"], dtype=float)}
+    return {
+        "r_ecef_m": stack("{}_ecef_m"),
+        "v_ecef_m_s": stack("v{}_ecef_m_s"),
+        "sigma_r_m": stack("sigma_{}_ecef_m"),
+        "sigma_v_m_s": stack("sigma_v{}_ecef_m_s"),
+        "n_used": np.asarray(t["n_fixes_used"], dtype=float),
+        "run": np.asarray(t["run"], dtype=float),
+        "sequence": np.asarray(t["sequence"], dtype=float),
+    }
 
 
 def _read_csv(path: Path) -> dict:
@@ -129,8 +146,10 @@ def _read_csv(path: Path) -> dict:
 def _from_decoded(path: Path, spacecraft_id: int) -> OrbitRecords:
     files_csv = path / "files.csv"
     if not files_csv.is_file():
-        raise RecordError(f"{path}: orbit.csv without files.csv: not a 'ground decode --out' directory "
-                          "(the spacecraft id cannot be checked)")
+        raise RecordError(
+            f"{path}: orbit.csv without files.csv: not a 'ground decode --out' directory "
+            "(the spacecraft id cannot be checked)"
+        )
     files = _read_csv(files_csv)
     ids = files.get("spacecraft_id", np.zeros(0))
     names = files.get("file", np.zeros(0))
@@ -139,15 +158,19 @@ def _from_decoded(path: Path, spacecraft_id: int) -> OrbitRecords:
         if isinstance(d, str) and d:
             continue
         if not int(sc) == spacecraft_id:
-            raise RecordError(f"{files_csv}: {name} was written by spacecraft id "
-                              + ("(no valid header)" if int(sc) < 0 else f"0x{int(sc):02X}")
-                              + f", not 0x{spacecraft_id:02X}")
+            raise RecordError(
+                f"{files_csv}: {name} was written by spacecraft id "
+                + ("(no valid header)" if int(sc) < 0 else f"0x{int(sc):02X}")
+                + f", not 0x{spacecraft_id:02X}"
+            )
     t = _read_csv(path / "orbit.csv")
     if not t or not t["t_sc_s"].size:
         raise RecordError(f"{path / 'orbit.csv'}: no orbit estimate")
-    need = ["t_sc_s", "t_gps_s", "propagated", "run", "sequence", "n_fixes_used"] + \
-        [f"{p}{a}{s}" for p, s in (("", "_ecef_m"), ("v", "_ecef_m_s"), ("sigma_", "_ecef_m"), ("sigma_v", "_ecef_m_s"))
-         for a in "xyz"]
+    need = ["t_sc_s", "t_gps_s", "propagated", "run", "sequence", "n_fixes_used"] + [
+        f"{p}{a}{s}"
+        for p, s in (("", "_ecef_m"), ("v", "_ecef_m_s"), ("sigma_", "_ecef_m"), ("sigma_v", "_ecef_m_s"))
+        for a in "xyz"
+    ]
     missing = [c for c in need if c not in t]
     if missing:
         raise RecordError(f"{path / 'orbit.csv'}: columns {missing} missing (not written by 'ground decode')")

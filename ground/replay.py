@@ -51,34 +51,68 @@ from ground.decode import accept_status_list
 from ground.outputs import tables as tb
 from ground.outputs.residuals import range_residuals
 from ground.replay_core import ReplayRun, run_in_process
-from pygnc.processors import clock_map_from_body
 from pygnc.atomic import write_atomic
+from pygnc.processors import clock_map_from_body
+
 
 # --------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scenario", metavar="SCENARIO_DIR", type=Path,
-                   help="directory with sense.bin and range/ (a simulated scenario or a downlinked batch)")
+    p.add_argument(
+        "scenario",
+        metavar="SCENARIO_DIR",
+        type=Path,
+        help="directory with sense.bin and range/ (a simulated scenario or a downlinked batch)",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="directory for the outputs")
-    p.add_argument("--pipeline", action="store_true",
-                   help="run the real process tree (python -m pygnc, as flight/main.py) and read its bus log instead of running in-process")
-    p.add_argument("--pipeline-timeout", default="30m", metavar="DURATION",
-                   help="give up on the process tree after this long (default 30m; e.g. 600, 10m)")
-    p.add_argument("--smooth", action="store_true", help="RTS-smoothed orbit (and attitude, if its module has a smoother)")
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="run the real process tree (python -m pygnc, as flight/main.py) and read its bus log "
+        "instead of running in-process",
+    )
+    p.add_argument(
+        "--pipeline-timeout",
+        default="30m",
+        metavar="DURATION",
+        help="give up on the process tree after this long (default 30m; e.g. 600, 10m)",
+    )
+    p.add_argument(
+        "--smooth", action="store_true", help="RTS-smoothed orbit (and attitude, if its module has a smoother)"
+    )
     p.add_argument("--config", type=Path, metavar="TOML", help="flight configuration overrides (as PYGNC_CONFIG)")
-    p.add_argument("--accept-status", type=accept_status_list, default=None, metavar="LIST",
-                   help="comma-separated NovAtel solution-status values accepted as valid fixes (default 0, "
-                        "or --config's; the flight team's simulated files need 0,1)")
+    p.add_argument(
+        "--accept-status",
+        type=accept_status_list,
+        default=None,
+        metavar="LIST",
+        help="comma-separated NovAtel solution-status values accepted as valid fixes (default 0, "
+        "or --config's; the flight team's simulated files need 0,1)",
+    )
     p.add_argument("--truth", type=Path, metavar="NPZ", help="truth file (default: SCENARIO_DIR/truth.npz if present)")
     p.add_argument("--no-truth", action="store_true", help="ignore any truth: residual plots and statistics only")
-    p.add_argument("--spacecraft", metavar="NAME", help="which spacecraft of the truth the files belong to (default: "
-                   "the top-level one, or the sub-directory's name)")
-    p.add_argument("--settle", default=None, metavar="DURATION",
-                   help="leave the first DURATION of each estimator out of the error statistics "
-                        "(default 30m, or 10%% of the run when it is shorter than 3h)")
-    p.add_argument("--oem-frame", choices=("ITRF", "GCRF"), default="ITRF", help="REF_FRAME of orbit.oem (default ITRF = ECEF)")
+    p.add_argument(
+        "--spacecraft",
+        metavar="NAME",
+        help="which spacecraft of the truth the files belong to (default: "
+        "the top-level one, or the sub-directory's name)",
+    )
+    p.add_argument(
+        "--settle",
+        default=None,
+        metavar="DURATION",
+        help="leave the first DURATION of each estimator out of the error statistics "
+        "(default 30m, or 10%% of the run when it is shorter than 3h)",
+    )
+    p.add_argument(
+        "--oem-frame", choices=("ITRF", "GCRF"), default="ITRF", help="REF_FRAME of orbit.oem (default ITRF = ECEF)"
+    )
     p.add_argument("--oem-covariance", action="store_true", help="add a COVARIANCE block per epoch to orbit.oem")
-    p.add_argument("--object-name", metavar="NAME", help="OBJECT_NAME (and OBJECT_ID) of orbit.oem "
-                   "(default: the truth's spacecraft name, else the scenario directory's name)")
+    p.add_argument(
+        "--object-name",
+        metavar="NAME",
+        help="OBJECT_NAME (and OBJECT_ID) of orbit.oem "
+        "(default: the truth's spacecraft name, else the scenario directory's name)",
+    )
     p.add_argument("--no-plots", action="store_true", help="do not draw plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
 
@@ -102,8 +136,8 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     """Orbit table (and GCRS covariances) from the RTS-smoothed batch filter, at the sensor
     times of *stream* mapped to GPS time with its clock map.  Rows before the first valid
     fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts."""
-    from pygnc import frames
     from ground.orbit_batch import run_orbit_filter
+    from pygnc import frames
     from pygnc.frames import covariance_gcrs_to_ecef
     from pygnc.timebase import utc_unix_from_gps
 
@@ -111,8 +145,10 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     if clock is None or not any(f["valid"] for f in fixes) or t_sc.size == 0:
         return tb.empty_table("orbit"), np.zeros((0, 6, 6))
     cm = clock_map_from_body(clock)
-    arr = {k: np.asarray([f[k] for f in fixes], dtype=bool if k == "valid" else float)
-           for k in ("t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s", "valid")}
+    arr = {
+        k: np.asarray([f[k] for f in fixes], dtype=bool if k == "valid" else float)
+        for k in ("t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s", "valid")
+    }
     t_gps = np.asarray(cm.gps_from_sc(t_sc), dtype=float)
     res = run_orbit_filter(arr, t_gps, smooth=True)
     ok = np.isfinite(res["r_ecef_m"][:, 0])
@@ -121,13 +157,23 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
     m = frames.gcrs_from_itrs_matrix(t_gps) if t_gps.size else np.zeros((0, 3, 3))
     sig = np.array([np.sqrt(np.clip(np.diag(covariance_gcrs_to_ecef(c, mi)), 0.0, None)) for c, mi in zip(cov, m)])
     sig = sig.reshape(-1, 6)
-    bodies = [{
-        "t_sc_s": float(t_sc[i]), "t_gps_s": float(t_gps[i]), "unix_time_s": float(utc_unix_from_gps(t_gps[i])),
-        "r_ecef_m": res["r_ecef_m"][ok][i], "v_ecef_m_s": res["v_ecef_m_s"][ok][i],
-        "r_gcrs_m": res["r_gcrs_m"][ok][i], "v_gcrs_m_s": res["v_gcrs_m_s"][ok][i],
-        "sigma_r_m": sig[i, :3], "sigma_v_m_s": sig[i, 3:],
-        "n_used": res["n_fixes_used"], "n_rejected": res["n_fixes_rejected"], "n_invalid": res["n_fixes_invalid"],
-    } for i in range(t_gps.size)]
+    bodies = [
+        {
+            "t_sc_s": float(t_sc[i]),
+            "t_gps_s": float(t_gps[i]),
+            "unix_time_s": float(utc_unix_from_gps(t_gps[i])),
+            "r_ecef_m": res["r_ecef_m"][ok][i],
+            "v_ecef_m_s": res["v_ecef_m_s"][ok][i],
+            "r_gcrs_m": res["r_gcrs_m"][ok][i],
+            "v_gcrs_m_s": res["v_gcrs_m_s"][ok][i],
+            "sigma_r_m": sig[i, :3],
+            "sigma_v_m_s": sig[i, 3:],
+            "n_used": res["n_fixes_used"],
+            "n_rejected": res["n_fixes_rejected"],
+            "n_invalid": res["n_fixes_invalid"],
+        }
+        for i in range(t_gps.size)
+    ]
     return tb.orbit_table(bodies), cov
 
 
@@ -142,8 +188,11 @@ def _attitude_smoother(run: ReplayRun):
 
 # --------------------------------------------------------------------------- outputs
 def _orbit_state(table: dict, frame: str) -> np.ndarray:
-    names = ([f"{a}_ecef_m" for a in "xyz"] + [f"v{a}_ecef_m_s" for a in "xyz"]) if frame == "ITRF" else \
-        ([f"{a}_gcrs_m" for a in "xyz"] + [f"v{a}_gcrs_m_s" for a in "xyz"])
+    names = (
+        ([f"{a}_ecef_m" for a in "xyz"] + [f"v{a}_ecef_m_s" for a in "xyz"])
+        if frame == "ITRF"
+        else ([f"{a}_gcrs_m" for a in "xyz"] + [f"v{a}_gcrs_m_s" for a in "xyz"])
+    )
     return np.stack([table[n] for n in names], axis=1) if table["unix_time_s"].size else np.zeros((0, 6))
 
 
@@ -189,10 +238,14 @@ def _no_position_line(table: dict) -> str | None:
     if not without:
         return None
     if without == n:
-        return (f"  attitude: no orbit estimate for any of the {n} samples: rates and gyro bias only, "
-                "no attitude [no_position]")
-    return (f"  attitude: {without} of {n} samples had no orbit estimate (rates and gyro bias only for those; "
-            f"the other {n - without} used the field and sun models) [no_position]")
+        return (
+            f"  attitude: no orbit estimate for any of the {n} samples: rates and gyro bias only, "
+            "no attitude [no_position]"
+        )
+    return (
+        f"  attitude: {without} of {n} samples had no orbit estimate (rates and gyro bias only for those; "
+        f"the other {n - without} used the field and sun models) [no_position]"
+    )
 
 
 def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees_series: dict | None = None) -> dict:
@@ -223,8 +276,10 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
     say("  " + ", ".join(f"{kind}.csv {n} rows" for kind, n in rows.items()))
     smoothed = [k for k, v in smoothing.items() if v]
     if args.smooth:
-        say(f"  --smooth: {', '.join(smoothed) or 'nothing'} RTS-smoothed (fixed-interval smoother over the whole batch)"
-            + ("" if "attitude" in smoothed or "attitude" not in run.processors else "; attitude filtered"))
+        say(
+            f"  --smooth: {', '.join(smoothed) or 'nothing'} RTS-smoothed (fixed-interval smoother over the whole "
+            "batch)" + ("" if "attitude" in smoothed or "attitude" not in run.processors else "; attitude filtered")
+        )
     for kind, why in run.missing.items():
         say(f"  {kind}: estimator {why}: {kind}.csv has a header and no rows")
     for note in run.notes:
@@ -251,15 +306,32 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
     if rows["orbit"]:
         name = args.object_name or default_object_name(args.scenario, truth)
         covs = _oem_covariances(tables["orbit"], cov, args.oem_frame) if args.oem_covariance else None
-        frame_note = ("ITRF here is the ITRS of pygnc.frames (IAU 2006/2000B, no polar motion, UT1 = UTC), "
-                      "which GPS (WGS-84) matches at the cm level") if args.oem_frame == "ITRF" else (
-                      "GCRF here is the GCRS of pygnc.frames with UT1 = UTC (up to ~0.5 km along-track "
-                      "offset from the true GCRS; the ECEF solution is unaffected)")
+        frame_note = (
+            (
+                "ITRF here is the ITRS of pygnc.frames (IAU 2006/2000B, no polar motion, UT1 = UTC), "
+                "which GPS (WGS-84) matches at the cm level"
+            )
+            if args.oem_frame == "ITRF"
+            else (
+                "GCRF here is the GCRS of pygnc.frames with UT1 = UTC (up to ~0.5 km along-track "
+                "offset from the true GCRS; the ECEF solution is unaffected)"
+            )
+        )
         what = "RTS-smoothed" if smoothing["orbit"] else "filtered"
-        comments = [f"pygnc replay of {Path(args.scenario).resolve().name} ({run.mode}, {what}); epochs are sensor "
-                    + "sample times", frame_note]
-        n_oem = oem.write_oem(oem_path, tables["orbit"]["unix_time_s"], _orbit_state(tables["orbit"], args.oem_frame),
-                              ref_frame=args.oem_frame, object_name=name, covariances_m=covs, comments=comments)
+        comments = [
+            f"pygnc replay of {Path(args.scenario).resolve().name} ({run.mode}, {what}); epochs are sensor "
+            + "sample times",
+            frame_note,
+        ]
+        n_oem = oem.write_oem(
+            oem_path,
+            tables["orbit"]["unix_time_s"],
+            _orbit_state(tables["orbit"], args.oem_frame),
+            ref_frame=args.oem_frame,
+            object_name=name,
+            covariances_m=covs,
+            comments=comments,
+        )
 
     # ---- truth or residuals ------------------------------------------------------------
     span = _span_s(tables)
@@ -273,8 +345,12 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
         "missing_processors": run.missing,
         "smoothed": smoothing,
         "rows": rows,
-        "oem": {"written": bool(n_oem), "lines": n_oem, "ref_frame": args.oem_frame,
-                "covariance": bool(args.oem_covariance and n_oem)},
+        "oem": {
+            "written": bool(n_oem),
+            "lines": n_oem,
+            "ref_frame": args.oem_frame,
+            "covariance": bool(args.oem_covariance and n_oem),
+        },
         "notes": run.notes,
         "handle_errors": run.handle_errors,
         "n_messages": run.n_messages,
@@ -287,8 +363,9 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
     plot_jobs = []
     if truth is not None:
         summary["truth"] = {"path": str(truth.path), "spacecraft": truth.name}
-        summary.update(_truth_stats(truth, tables, cov, settle, plot_jobs, att_cov,
-                                    {} if nees_series is None else nees_series))
+        summary.update(
+            _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, {} if nees_series is None else nees_series)
+        )
     summary["residuals"] = _residual_stats(tables, fixes, range_res, to_unix, plot_jobs if truth is None else None)
 
     # ---- plots ---------------------------------------------------------------------------
@@ -323,12 +400,30 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: di
         e = tr.orbit_errors(truth, o["t_gps_s"], _stack(o, "{}_ecef_m"), _stack(o, "v{}_ecef_m_s"), cov)
         out["orbit"] = sm.orbit_summary(o, e, settle)
         sr, sv = _stack(o, "sigma_{}_ecef_m"), _stack(o, "sigma_v{}_ecef_m_s")
-        plot_jobs.append(lambda pl, ax, d, e=e, o=o, sr=sr: pl.errors_with_bounds(
-            d / "orbit_position_error.png", ax(o["unix_time_s"]), e["dr_ecef_m"], sr,
-            "Orbit position error (estimate - truth), ECEF", ["x", "y", "z"], "m", ax.label))
-        plot_jobs.append(lambda pl, ax, d, e=e, o=o, sv=sv: pl.errors_with_bounds(
-            d / "orbit_velocity_error.png", ax(o["unix_time_s"]), e["dv_ecef_m_s"], sv,
-            "Orbit velocity error (estimate - truth), ECEF", ["vx", "vy", "vz"], "m/s", ax.label))
+        plot_jobs.append(
+            lambda pl, ax, d, e=e, o=o, sr=sr: pl.errors_with_bounds(
+                d / "orbit_position_error.png",
+                ax(o["unix_time_s"]),
+                e["dr_ecef_m"],
+                sr,
+                "Orbit position error (estimate - truth), ECEF",
+                ["x", "y", "z"],
+                "m",
+                ax.label,
+            )
+        )
+        plot_jobs.append(
+            lambda pl, ax, d, e=e, o=o, sv=sv: pl.errors_with_bounds(
+                d / "orbit_velocity_error.png",
+                ax(o["unix_time_s"]),
+                e["dv_ecef_m_s"],
+                sv,
+                "Orbit velocity error (estimate - truth), ECEF",
+                ["vx", "vy", "vz"],
+                "m/s",
+                ax.label,
+            )
+        )
         nees_o = ("orbit (6 dof)", o["unix_time_s"], e["nees"], 6)
         nees_series["orbit"] = (o["unix_time_s"], e["nees"], 6)
     else:
@@ -338,19 +433,46 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: di
     nees_a = None
     if a["unix_time_s"].size:
         sa, sb = _stack(a, "sigma_att_{}_rad"), _stack(a, "sigma_gyro_bias_{}_rad_s")
-        e = tr.attitude_errors(truth, a["unix_time_s"], _stack(a, "q{}", "wxyz"), _stack(a, "gyro_bias_{}_rad_s"), sa, sb,
-                               t_gps_s=a["t_gps_s"], cov6=att_cov)
+        e = tr.attitude_errors(
+            truth,
+            a["unix_time_s"],
+            _stack(a, "q{}", "wxyz"),
+            _stack(a, "gyro_bias_{}_rad_s"),
+            sa,
+            sb,
+            t_gps_s=a["t_gps_s"],
+            cov6=att_cov,
+        )
         out["attitude"] = sm.attitude_summary(a, e, settle)
         # y-range from the rows after --settle: the initial 3-sigma (~180 deg) would flatten
         # the converged error (~1 deg) to a line.
         conv = sm.settled_mask(a["unix_time_s"], settle) & a["valid_attitude"].astype(bool)
-        plot_jobs.append(lambda pl, ax, d, e=e, a=a, sa=sa, conv=conv: pl.errors_with_bounds(
-            d / "attitude_error.png", ax(a["unix_time_s"]), np.degrees(e["dtheta_rad"]), np.degrees(sa),
-            "Attitude error (rotation vector of q_true* ⊗ q_est), body axes", ["x", "y", "z"], "deg", ax.label,
-            ylim_rows=conv))
-        plot_jobs.append(lambda pl, ax, d, e=e, a=a, sb=sb, conv=conv: pl.errors_with_bounds(
-            d / "gyro_bias_error.png", ax(a["unix_time_s"]), np.degrees(e["dbias_rad_s"]), np.degrees(sb),
-            "Gyro bias error (estimate - truth), body axes", ["x", "y", "z"], "deg/s", ax.label, ylim_rows=conv))
+        plot_jobs.append(
+            lambda pl, ax, d, e=e, a=a, sa=sa, conv=conv: pl.errors_with_bounds(
+                d / "attitude_error.png",
+                ax(a["unix_time_s"]),
+                np.degrees(e["dtheta_rad"]),
+                np.degrees(sa),
+                "Attitude error (rotation vector of q_true* ⊗ q_est), body axes",
+                ["x", "y", "z"],
+                "deg",
+                ax.label,
+                ylim_rows=conv,
+            )
+        )
+        plot_jobs.append(
+            lambda pl, ax, d, e=e, a=a, sb=sb, conv=conv: pl.errors_with_bounds(
+                d / "gyro_bias_error.png",
+                ax(a["unix_time_s"]),
+                np.degrees(e["dbias_rad_s"]),
+                np.degrees(sb),
+                "Gyro bias error (estimate - truth), body axes",
+                ["x", "y", "z"],
+                "deg/s",
+                ax.label,
+                ylim_rows=conv,
+            )
+        )
         nees_a = ("attitude (3 dof)", a["unix_time_s"], e["nees"], 3)
         nees_series["attitude"] = (a["unix_time_s"], e["nees"], 3)
     else:
@@ -364,19 +486,28 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: di
         for p in np.unique(f["peer_id"].astype(int)):
             sel = f["peer_id"].astype(int) == p
             nees_series[f"formation/{p}"] = (f["unix_time_s"][sel], e["nees"][sel], 3)
-            plot_jobs.append(lambda pl, ax, d, e=e, f=f, sd=sd, sel=sel, p=p: pl.errors_with_bounds(
-                d / f"formation_error_peer{p}.png", ax(f["unix_time_s"][sel]),
-                np.column_stack([e["dr_err_m"][sel], e["los_err_m"][sel]]),
-                np.column_stack([sd[sel], np.full(int(sel.sum()), np.nan)]),
-                f"Relative position error, peer {p} (estimate - truth), ECEF and line of sight",
-                ["dx", "dy", "dz", "LOS"], "m", ax.label))
+            plot_jobs.append(
+                lambda pl, ax, d, e=e, f=f, sd=sd, sel=sel, p=p: pl.errors_with_bounds(
+                    d / f"formation_error_peer{p}.png",
+                    ax(f["unix_time_s"][sel]),
+                    np.column_stack([e["dr_err_m"][sel], e["los_err_m"][sel]]),
+                    np.column_stack([sd[sel], np.full(int(sel.sum()), np.nan)]),
+                    f"Relative position error, peer {p} (estimate - truth), ECEF and line of sight",
+                    ["dx", "dy", "dz", "LOS"],
+                    "m",
+                    ax.label,
+                )
+            )
         nees_f = ("formation (3 dof)", f["unix_time_s"], e["nees"], 3)
     else:
         out["formation"] = {"n_rows": 0}
     panels = [pnl for pnl in (nees_o, nees_a, nees_f) if pnl is not None and np.isfinite(pnl[2]).any()]
     if panels:
-        plot_jobs.append(lambda pl, ax, d, panels=panels: pl.nees_panels(
-            d / "nees.png", [(n, ax(t), v, k) for n, t, v, k in panels], ax.label))
+        plot_jobs.append(
+            lambda pl, ax, d, panels=panels: pl.nees_panels(
+                d / "nees.png", [(n, ax(t), v, k) for n, t, v, k in panels], ax.label
+            )
+        )
     return out
 
 
@@ -388,40 +519,67 @@ def _residual_stats(tables, fixes, r, to_unix, plot_jobs) -> dict:
 
     out = {}
     g = rs.gps_fix_residuals(tables["orbit"], fixes)
-    out["gps_fix"] = {"n": int(g["t_gps_s"].size),
-                      **norm_stats(np.linalg.norm(g["dr_m"], axis=1), None, "position_3d_", "m"),
-                      **norm_stats(np.linalg.norm(g["dv_m_s"], axis=1), None, "velocity_3d_", "m_s")}
+    out["gps_fix"] = {
+        "n": int(g["t_gps_s"].size),
+        **norm_stats(np.linalg.norm(g["dr_m"], axis=1), None, "position_3d_", "m"),
+        **norm_stats(np.linalg.norm(g["dv_m_s"], axis=1), None, "velocity_3d_", "m_s"),
+    }
     out["range"] = {"n": int(r["residual_m"].size), **norm_stats(r["residual_m"], None, "", "m")}
     if plot_jobs is not None and g["t_gps_s"].size:
-        plot_jobs.append(lambda pl, ax, d, g=g: pl.residuals(
-            d / "gps_fix_residuals.png", ax(g["unix_time_s"]), np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
-            "GPS fix residuals (fix - orbit estimate), ECEF, with the fix's ±3σ", ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-            "m, cm/s", ax.label, sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0])))
+        plot_jobs.append(
+            lambda pl, ax, d, g=g: pl.residuals(
+                d / "gps_fix_residuals.png",
+                ax(g["unix_time_s"]),
+                np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
+                "GPS fix residuals (fix - orbit estimate), ECEF, with the fix's ±3σ",
+                ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
+                "m, cm/s",
+                ax.label,
+                sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0]),
+            )
+        )
     if plot_jobs is not None and r["residual_m"].size:
         if to_unix is not None:
-            plot_jobs.append(lambda pl, ax, d, r=r, conv=to_unix: pl.residuals(
-                d / "range_residuals.png", ax(conv(r["t_sc_s"])), r["residual_m"][:, None],
-                "Range residuals (measured - |Δr| - bias), all peers", ["range"], "m", ax.label))
+            plot_jobs.append(
+                lambda pl, ax, d, r=r, conv=to_unix: pl.residuals(
+                    d / "range_residuals.png",
+                    ax(conv(r["t_sc_s"])),
+                    r["residual_m"][:, None],
+                    "Range residuals (measured - |Δr| - bias), all peers",
+                    ["range"],
+                    "m",
+                    ax.label,
+                )
+            )
     return out
 
 
 def _print_truth_lines(summary: dict, say) -> None:
     o, a, f = summary.get("orbit", {}), summary.get("attitude", {}), summary.get("formation", {})
-    fmt = (lambda v, spec=".2f": "-" if v is None else format(v, spec))
+
+    def fmt(v, spec=".2f"):
+        return "-" if v is None else format(v, spec)
+
     settle_min = summary["settle_s"] / 60.0
     say(f"  truth {summary['truth']['spacecraft']} (statistics after {settle_min:.1f} min):")
     if o.get("n_rows"):
-        say(f"    orbit: position 3D RMS {fmt(o['position_3d_rms_m'])} m (max {fmt(o['position_3d_max_m'])}), "
+        say(
+            f"    orbit: position 3D RMS {fmt(o['position_3d_rms_m'])} m (max {fmt(o['position_3d_max_m'])}), "
             f"velocity 3D RMS {fmt(o['velocity_3d_rms_m_s'], '.4f')} m/s, NEES mean {fmt(o['nees']['mean'])} "
-            f"(dof 6), {fmt(o['nees']['frac_inside_95'], '.0%')} inside 95 % bounds")
+            f"(dof 6), {fmt(o['nees']['frac_inside_95'], '.0%')} inside 95 % bounds"
+        )
     if a.get("n_rows"):
-        say(f"    attitude: angle RMS {fmt(a['angle_rms_deg'], '.3f')} deg (max {fmt(a['angle_max_deg'], '.3f')}), "
-            f"gyro bias RMS {fmt(a['gyro_bias_3d_rms_deg_s'], '.4f')} deg/s, NEES mean {fmt(a['nees']['mean'])} (dof 3)")
+        say(
+            f"    attitude: angle RMS {fmt(a['angle_rms_deg'], '.3f')} deg (max {fmt(a['angle_max_deg'], '.3f')}), "
+            f"gyro bias RMS {fmt(a['gyro_bias_3d_rms_deg_s'], '.4f')} deg/s, NEES mean {fmt(a['nees']['mean'])} (dof 3)"
+        )
     if not (o.get("n_rows") or a.get("n_rows") or f.get("n_rows")):
         say("    no estimates to compare")
     for p, d in f.get("peers", {}).items():
-        say(f"    formation peer {p}: relative position 3D RMS {fmt(d['relative_position_3d_rms_m'])} m, "
-            f"line of sight RMS {fmt(d['line_of_sight_rms_m'])} m, NEES mean {fmt(d['nees']['mean'])} (dof 3)")
+        say(
+            f"    formation peer {p}: relative position 3D RMS {fmt(d['relative_position_3d_rms_m'])} m, "
+            f"line of sight RMS {fmt(d['line_of_sight_rms_m'])} m, NEES mean {fmt(d['nees']['mean'])} (dof 3)"
+        )
 
 
 def _check_arguments(args):
@@ -443,8 +601,10 @@ def _check_arguments(args):
         print(f"replay: --truth: {exc}", file=sys.stderr)
         return None, 1
     if truth is None and args.spacecraft is not None:
-        print(f"replay: --spacecraft {args.spacecraft}: there is no truth.npz for {args.scenario} "
-              "(give --truth)", file=sys.stderr)
+        print(
+            f"replay: --spacecraft {args.spacecraft}: there is no truth.npz for {args.scenario} (give --truth)",
+            file=sys.stderr,
+        )
         return None, 2
     return truth, None
 
@@ -490,10 +650,16 @@ def run(args) -> int:
             from ground.replay_pipeline import PipelineError, run_pipeline
 
             try:
-                result = run_pipeline(scenario, config_path=args.config, timeout_s=pipeline_timeout_s,
-                                      logs_to=args.out / "pipeline_logs", say=say,
-                                      overrides={"accepted_solution_status": list(args.accept_status)}
-                                      if args.accept_status is not None else None)
+                result = run_pipeline(
+                    scenario,
+                    config_path=args.config,
+                    timeout_s=pipeline_timeout_s,
+                    logs_to=args.out / "pipeline_logs",
+                    say=say,
+                    overrides={"accepted_solution_status": list(args.accept_status)}
+                    if args.accept_status is not None
+                    else None,
+                )
             except PipelineError as exc:
                 print(f"replay: pipeline failed: {exc}", file=sys.stderr)
                 return 1
@@ -504,13 +670,17 @@ def run(args) -> int:
     except OSError as exc:
         print(f"replay: {scenario}: {exc}", file=sys.stderr)
         return 1
-    say(f"replay {scenario} ({result.mode.replace('_', '-')}; estimators: {', '.join(result.processors) or 'none'}): "
-        f"{result.n_messages} messages in {result.timings_s.get('total', math.nan):.2f} s")
+    say(
+        f"replay {scenario} ({result.mode.replace('_', '-')}; estimators: {', '.join(result.processors) or 'none'}): "
+        f"{result.n_messages} messages in {result.timings_s.get('total', math.nan):.2f} s"
+    )
     summary = write_outputs(args, result, stream, args.out, say, truth)
     if summary["truth"] is not None:
         _print_truth_lines(summary, say)
     elif not args.no_truth:
         say("  no truth.npz: residual statistics only")
-    say(f"  wrote {args.out}/: {', '.join(sorted(p.name for p in args.out.iterdir() if p.is_file()))}"
-        + (f" and {len(summary['plots'])} plots in plots/" if summary["plots"] else ""))
+    say(
+        f"  wrote {args.out}/: {', '.join(sorted(p.name for p in args.out.iterdir() if p.is_file()))}"
+        + (f" and {len(summary['plots'])} plots in plots/" if summary["plots"] else "")
+    )
     return 0

@@ -60,8 +60,7 @@ def _progress(total: int, quiet: bool, desc: str):
     from tqdm import tqdm
 
     disable = quiet or total < PROGRESS_MIN_MESSAGES or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="msg", file=sys.stderr, disable=disable, mininterval=0.5,
-                leave=False)
+    return tqdm(total=total, desc=desc, unit="msg", file=sys.stderr, disable=disable, mininterval=0.5, leave=False)
 
 
 def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None, on_call=None) -> None:
@@ -85,8 +84,11 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None,
                 times[i] += clock() - t0
                 errors[i] += 1
                 if errors[i] == 1:
-                    print(f"replay: {names[i]} failed on a {msg_type} message (further failures only counted):\n"
-                          f"{traceback.format_exc()}", file=sys.stderr)
+                    print(
+                        f"replay: {names[i]} failed on a {msg_type} message (further failures only counted):\n"
+                        f"{traceback.format_exc()}",
+                        file=sys.stderr,
+                    )
                 continue
             dt = clock() - t0
             times[i] += dt
@@ -108,8 +110,11 @@ def feed(processors: list, names: list[str], messages, run: ReplayRun, bar=None,
             except Exception:  # noqa: BLE001 - counted as dispatch does; what it processed comes next call
                 errors[i] += 1
                 if errors[i] == 1:
-                    print(f"replay: {names[i]} failed processing deferred measurements (further failures only "
-                          f"counted):\n{traceback.format_exc()}", file=sys.stderr)
+                    print(
+                        f"replay: {names[i]} failed processing deferred measurements (further failures only "
+                        f"counted):\n{traceback.format_exc()}",
+                        file=sys.stderr,
+                    )
                 continue
             for out_type, out_body in outputs:
                 run.collect(out_type, out_body)

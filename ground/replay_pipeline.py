@@ -120,8 +120,16 @@ def estimators_done(st: dict, tasks: set[str], t_last: float) -> bool:
     return True
 
 
-def wait_until_done(proc: subprocess.Popen, status_path: Path, tasks: set[str], t_last: float, timeout_s: float,
-                    poll_s: float = 0.2, quiet_s: float = 5.0, log_path: Path | None = None) -> str:
+def wait_until_done(
+    proc: subprocess.Popen,
+    status_path: Path,
+    tasks: set[str],
+    t_last: float,
+    timeout_s: float,
+    poll_s: float = 0.2,
+    quiet_s: float = 5.0,
+    log_path: Path | None = None,
+) -> str:
     """Poll the status file until the batch is processed; returns "done" or "quiet"."""
     from pygnc.formats import status as S
 
@@ -130,8 +138,9 @@ def wait_until_done(proc: subprocess.Popen, status_path: Path, tasks: set[str], 
     while True:
         rc = proc.poll()
         if rc is not None:
-            raise PipelineError(f"the flight supervisor exited with status {rc} before the batch was processed"
-                                + _tail(log_path))
+            raise PipelineError(
+                f"the flight supervisor exited with status {rc} before the batch was processed" + _tail(log_path)
+            )
         st = _read_status(status_path)
         now = time.monotonic()
         if st is not None and st["flags"] & S.FLAG_BATCH_DONE:
@@ -194,22 +203,35 @@ def read_bus_log(path: Path, run: ReplayRun) -> dict:
             continue
         n += 1
         run.collect(msg.type, msg.body)
-    return {"frames": log.stats.frames, "frames_bad": log.stats.frames_bad, "bytes_skipped": log.stats.bytes_skipped,
-            "torn_tail": log.stats.torn_tail, "estimator_messages": n, "undecodable": counters.dropped}
+    return {
+        "frames": log.stats.frames,
+        "frames_bad": log.stats.frames_bad,
+        "bytes_skipped": log.stats.bytes_skipped,
+        "torn_tail": log.stats.torn_tail,
+        "estimator_messages": n,
+        "undecodable": counters.dropped,
+    }
 
 
-def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: float = 1800.0,
-                 logs_to: Path | None = None, say=print, poll_s: float = 0.2, quiet_s: float = 5.0,
-                 overrides: dict | None = None, batches_to: Path | None = None) -> ReplayRun:
+def run_pipeline(
+    scenario: Path,
+    config_path: Path | None = None,
+    timeout_s: float = 1800.0,
+    logs_to: Path | None = None,
+    say=print,
+    poll_s: float = 0.2,
+    quiet_s: float = 5.0,
+    overrides: dict | None = None,
+    batches_to: Path | None = None,
+) -> ReplayRun:
     """Run the flight supervisor on a copy of *scenario*'s batch; return its estimates.
     *overrides*: configuration values over *config_path*'s; *logs_to*, *batches_to*: where
     the run's log directory and its batch files (the downlink) are copied."""
+    from ground.replay_core import REPLAY_OVERRIDES, quiet_logger
     from pygnc.config import Config, Paths, load_config, with_overrides
     from pygnc.logs import list_runs
     from pygnc.tasks.ingest import build_message_stream
     from pygnc.tasks.table import enabled_tasks
-
-    from ground.replay_core import REPLAY_OVERRIDES, quiet_logger
 
     t_start = time.perf_counter()
     scenario = Path(scenario)
@@ -223,8 +245,9 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
     t_last = t_last if math.isfinite(t_last) else 0.0
     task_names = {t.name for t in enabled_tasks(config)}
     names = [n for n in PROCESSORS if TASK_OF[n] in task_names]
-    run = ReplayRun("pipeline", names, {n: "not enabled in the flight configuration" for n in PROCESSORS
-                                        if n not in names})
+    run = ReplayRun(
+        "pipeline", names, {n: "not enabled in the flight configuration" for n in PROCESSORS if n not in names}
+    )
     run.extra["stream"] = stream
     with tempfile.TemporaryDirectory(prefix="pygnc-replay-") as tmp:
         home = Path(tmp)
@@ -240,11 +263,26 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
         say(f"  pipeline: {' '.join(cmd[1:])} with PYGNC_HOME={home}")
         t_tree = time.perf_counter()
         with open(out_path, "wb") as out_file:
-            proc = subprocess.Popen(cmd, cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=out_file,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=home,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             try:
-                how = wait_until_done(proc, Paths(home).status_file, {TASK_OF[n] for n in names}, t_last, timeout_s,
-                                      poll_s, quiet_s, out_path)
+                how = wait_until_done(
+                    proc,
+                    Paths(home).status_file,
+                    {TASK_OF[n] for n in names},
+                    t_last,
+                    timeout_s,
+                    poll_s,
+                    quiet_s,
+                    out_path,
+                )
             except BaseException:
                 stop_tree(proc)
                 raise
@@ -262,8 +300,10 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
             raise PipelineError(f"the run left no bus log in {run_dir}" + _tail(out_path))
         stats = read_bus_log(bus_log, run)
         if bus_log.stat().st_size >= bus_log_bound - (1 << 16):
-            say(f"  pipeline: warning: the bus log reached its size bound ({bus_log_bound} bytes): "
-                "estimates after that point are missing")
+            say(
+                f"  pipeline: warning: the bus log reached its size bound ({bus_log_bound} bytes): "
+                "estimates after that point are missing"
+            )
             stats["at_size_bound"] = True
         if logs_to is not None:
             logs_to = Path(logs_to)
@@ -283,6 +323,8 @@ def run_pipeline(scenario: Path, config_path: Path | None = None, timeout_s: flo
     run.n_messages = len(stream.messages)
     run.extra.update(bus_log=stats, finished_by=how, exit_status=rc)
     run.timings_s.update(processed=t_processed, stopped=t_stopped, total=time.perf_counter() - t_start)
-    say(f"  pipeline: batch processed in {t_processed:.1f} s ({how}), tree stopped after {t_stopped:.1f} s "
-        f"(exit {rc}); bus log {stats['frames']} frames, {stats['estimator_messages']} estimator messages")
+    say(
+        f"  pipeline: batch processed in {t_processed:.1f} s ({how}), tree stopped after {t_stopped:.1f} s "
+        f"(exit {rc}); bus log {stats['frames']} frames, {stats['estimator_messages']} estimator messages"
+    )
     return run

@@ -65,7 +65,7 @@ def parse_utc(text: str) -> float:
     """ISO 8601 UTC (``2025-03-20T06:00:00Z``) -> POSIX seconds."""
     t = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
+        t = t.replace(tzinfo=_dt.UTC)
     return t.timestamp()
 
 
@@ -202,8 +202,7 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
     orb = timed("orbits", _orbits, s, t, t0, log)
     r_sun, sun_fraction, mag_gcrs_ut = timed("environment", _environment, s, t, orb)
     q, w, mag_body_ut = timed("attitude", _attitude, s, t, t0, orb, mag_gcrs_ut, log)
-    sen_out = timed("sensors", _sensors, s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction,
-                    imu_to_body)
+    sen_out = timed("sensors", _sensors, s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, imu_to_body)
     gps_raw, gps_fault = timed("gps", _gps, s, t, t0, fix_rel.astype(np.int64), orb, sen_out["t_sc_s"])
     files, corrupt = _sense_files(s, sen_out["raw"], gps_raw)
     range_truth = timed("ranges", _ranges, s, t, t0, fix_rel, orb, gps_raw, files)
@@ -288,15 +287,17 @@ def _tle_arc(s, k: int, t0: float, t_a: float, t_b: float, step_s: float) -> dic
     sc = s.spacecraft[k]
     parts = []
     if t_a < t0:
-        back = orbits.propagate_truth(r0, v0, t0, -(t0 - t_a), step_s=-step_s,
-                                      ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2, seed=seed)
+        back = orbits.propagate_truth(
+            r0, v0, t0, -(t0 - t_a), step_s=-step_s, ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2, seed=seed
+        )
         keep = back["t_gps_s"] <= min(t_b, t0)
         parts.append({key: back[key][keep][::-1] for key in ("t_gps_s", "r_ecef_m", "v_ecef_m_s")})
     if t_b > t0:
         start = max(t_a, t0)
         first = t0 + math.ceil((start - t0) / step_s - 1e-9) * step_s
-        fwd = orbits.propagate_truth(r0, v0, t0, t_b - t0, step_s=step_s,
-                                     ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2, seed=seed)
+        fwd = orbits.propagate_truth(
+            r0, v0, t0, t_b - t0, step_s=step_s, ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2, seed=seed
+        )
         keep = (fwd["t_gps_s"] >= first - 1e-6) & ((fwd["t_gps_s"] > t0 + 1e-6) | (t_a >= t0))
         parts.append({key: fwd[key][keep] for key in ("t_gps_s", "r_ecef_m", "v_ecef_m_s")})
     return {key: np.concatenate([p[key] for p in parts]) for key in ("t_gps_s", "r_ecef_m", "v_ecef_m_s")}
@@ -321,8 +322,9 @@ def _tles(s, t0, log) -> str:
         for j, tj in enumerate(arc["t_gps_s"]):
             r_t[j], v_t[j] = tl.itrs_to_teme(arc["r_ecef_m"][j], arc["v_ecef_m_s"][j], float(tj))
         rng = scn.rng_for(s.seed, scn.STREAM_TLE, k) if cfg.error_scale > 0 else None
-        fit = stle.fitted_tle(arc["t_gps_s"], r_t, v_t, t_epoch, scn.norad_id_of(sc), sc.name, rng=rng,
-                              error_scale=cfg.error_scale)
+        fit = stle.fitted_tle(
+            arc["t_gps_s"], r_t, v_t, t_epoch, scn.norad_id_of(sc), sc.name, rng=rng, error_scale=cfg.error_scale
+        )
         text.append(stle.tle_text(sc.name, fit.line1, fit.line2))
         log(f"tle {sc.name}: NORAD {scn.norad_id_of(sc)}, fit RMS {fit.fit_rms_m:.0f} m over {fit.n_points} positions")
     return "".join(text)
@@ -371,15 +373,22 @@ def _sensors(s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, 
     sensor_idx = sensor_rel.astype(np.int64)
     n_s = sensor_idx.size
     # (checked as the flight configuration checks them)
-    settings = DecodeSettings.from_config(Config(
-        mag_lsb_ut=s.sensors.mag_lsb_ut,
-        gyro_lsb_deg_s=s.sensors.gyro_lsb_deg_s,
-        imu_to_body=tuple(float(v) for v in s.sensors.imu_to_body),
-        sensors_per_record=s.sensors.per_record,
-    ))
-    out = {"t_sc_s": np.zeros((n_sc, n_t)), "gyro_bias": np.zeros((n_sc, n_t, 3)),
-           "sun_lux_true": np.zeros((n_sc, n_s, 6)), "albedo_lux": np.zeros((n_sc, n_s, 6)),
-           "stamp": np.zeros((n_sc, n_s), dtype=np.uint32), "raw": []}
+    settings = DecodeSettings.from_config(
+        Config(
+            mag_lsb_ut=s.sensors.mag_lsb_ut,
+            gyro_lsb_deg_s=s.sensors.gyro_lsb_deg_s,
+            imu_to_body=tuple(float(v) for v in s.sensors.imu_to_body),
+            sensors_per_record=s.sensors.per_record,
+        )
+    )
+    out = {
+        "t_sc_s": np.zeros((n_sc, n_t)),
+        "gyro_bias": np.zeros((n_sc, n_t, 3)),
+        "sun_lux_true": np.zeros((n_sc, n_s, 6)),
+        "albedo_lux": np.zeros((n_sc, n_s, 6)),
+        "stamp": np.zeros((n_sc, n_s), dtype=np.uint32),
+        "raw": [],
+    }
     for k, sc in enumerate(s.spacecraft):
         t_sc = out["t_sc_s"][k] = sen.spacecraft_clock_s(t, t0, sc.sc_minus_utc_s, sc.clock_drift_ppm)
         if t_sc.min() < 0 or t_sc.max() >= 2**32:
@@ -399,8 +408,9 @@ def _sensors(s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, 
             imu_to_body,
             scn.rng_for(s.seed, scn.STREAM_MAG, k),
         )
-        lux_true, alb_lux = _lux_true(s, q[k][sensor_idx], orb["r_gcrs_m"][k][sensor_idx], r_sun[sensor_idx],
-                                      sun_fraction[k][sensor_idx])
+        lux_true, alb_lux = _lux_true(
+            s, q[k][sensor_idx], orb["r_gcrs_m"][k][sensor_idx], r_sun[sensor_idx], sun_fraction[k][sensor_idx]
+        )
         out["albedo_lux"][k], out["sun_lux_true"][k] = alb_lux, lux_true
         lux = sen.lux_measurement(
             lux_true,
@@ -439,7 +449,9 @@ def _sense_files(s, sensor_raw, gps_raw):
     for k, sc in enumerate(s.spacecraft):
         data = encode_sense_records(sensor_raw[k].reshape(-1, per), gps_raw[k])
         if s.faults.sense_corrupt_bytes:
-            data, corrupt[k] = _corrupt(data, s.faults.sense_corrupt_bytes, scn.rng_for(s.seed, scn.STREAM_FAULTS, 100 + k))
+            data, corrupt[k] = _corrupt(
+                data, s.faults.sense_corrupt_bytes, scn.rng_for(s.seed, scn.STREAM_FAULTS, 100 + k)
+            )
         files[sc.name]["sense.bin"] = data
     return files, corrupt
 
@@ -463,7 +475,11 @@ def _gps(s, t, t0, fix_idx, orb, t_sc):
     first_fix_rel = float(t_fix[0] - t0)
     for k in range(n_sc):
         rng = scn.rng_for(s.seed, scn.STREAM_GPS, k)
-        truth_k = {"t_gps_s": t_fix, "r_ecef_m": orb["r_ecef_m"][k][fix_idx], "v_ecef_m_s": orb["v_ecef_m_s"][k][fix_idx]}
+        truth_k = {
+            "t_gps_s": t_fix,
+            "r_ecef_m": orb["r_ecef_m"][k][fix_idx],
+            "v_ecef_m_s": orb["v_ecef_m_s"][k][fix_idx],
+        }
         fx, flags = orbits.simulate_gps_fixes(
             truth_k,
             period_s=s.gps_period_s,
@@ -526,9 +542,12 @@ def _uplink_configs(s, t, orb, files) -> None:
     mounting = [float(v) for v in s.sensors.imu_to_body]
     reflection = float(np.linalg.det(np.reshape(mounting, (3, 3)))) < 0.0
     for i, obs in enumerate(s.spacecraft):
-        lines = ["# Uplinked by the simulator: what a ground team would send this spacecraft.",
-                 f'range_gps_source = "{rs.gps_source}"', f"spacecraft_id = {int(obs.radio_id)}",
-                 f"imu_to_body = [{', '.join(repr(v) for v in mounting)}]"]
+        lines = [
+            "# Uplinked by the simulator: what a ground team would send this spacecraft.",
+            f'range_gps_source = "{rs.gps_source}"',
+            f"spacecraft_id = {int(obs.radio_id)}",
+            f"imu_to_body = [{', '.join(repr(v) for v in mounting)}]",
+        ]
         if reflection:  # the simulated IMU is mounted with this matrix: meant, not a mistake
             lines.append("imu_to_body_reflection_intended = true")
         lines.append("")
@@ -539,12 +558,15 @@ def _uplink_configs(s, t, orb, files) -> None:
                     continue
                 pos = orb["r_ecef_m"][j][0] + rs.prior_sigma_pos_m * rng.normal(size=3)
                 vel = orb["v_ecef_m_s"][j][0] + rs.prior_sigma_vel_m_s * rng.normal(size=3)
-                lines += [f'[formation_peer_priors."0x{peer.radio_id:02X}"]',
-                          f"t_gps_s = {float(t[0])!r}",
-                          f"pos_ecef_m = [{', '.join(repr(float(v)) for v in pos)}]",
-                          f"vel_ecef_m_s = [{', '.join(repr(float(v)) for v in vel)}]",
-                          f"sigma_pos_m = {float(rs.prior_sigma_pos_m)!r}",
-                          f"sigma_vel_m_s = {float(rs.prior_sigma_vel_m_s)!r}", ""]
+                lines += [
+                    f'[formation_peer_priors."0x{peer.radio_id:02X}"]',
+                    f"t_gps_s = {float(t[0])!r}",
+                    f"pos_ecef_m = [{', '.join(repr(float(v)) for v in pos)}]",
+                    f"vel_ecef_m_s = [{', '.join(repr(float(v)) for v in vel)}]",
+                    f"sigma_pos_m = {float(rs.prior_sigma_pos_m)!r}",
+                    f"sigma_vel_m_s = {float(rs.prior_sigma_vel_m_s)!r}",
+                    "",
+                ]
         files[obs.name][CONFIG_NAME] = "\n".join(lines).encode()
 
 
@@ -560,7 +582,10 @@ def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
     """Range groups for every observer; fills files[name]['range/rngNNNNN.bin']."""
     rs = s.ranging
     mpc = range_packet.metres_per_count(range_packet.DEFAULT_BANDWIDTH_HZ)  # code 0x18, unfiltered
-    out = {k: [] for k in ("range_t_gps_s", "range_observer", "range_peer", "range_true_m", "range_measured_m", "range_valid")}
+    out = {
+        k: []
+        for k in ("range_t_gps_s", "range_observer", "range_peer", "range_true_m", "range_measured_m", "range_valid")
+    }
     for i, obs in enumerate(s.spacecraft):
         rng = scn.rng_for(s.seed, scn.STREAM_RANGE, i)
         rng_f = scn.rng_for(s.seed, scn.STREAM_FAULTS, 200 + i)
@@ -583,8 +608,9 @@ def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
                 # Whole seconds of the ranging spacecraft's clock: the packet has no fraction.
                 r["t_sc_s"] = np.floor(sen.spacecraft_clock_s(t_meas, t0, obs.sc_minus_utc_s, obs.clock_drift_ppm))
                 r["peer_id"] = peer.radio_id
-                r["rssi_dbm"] = np.clip(np.round(2.0 * (rs.rssi_dbm + rs.rssi_sigma_dbm * rng.normal(size=n_r))) / 2.0,
-                                        -127.5, 0.0)
+                r["rssi_dbm"] = np.clip(
+                    np.round(2.0 * (rs.rssi_dbm + rs.rssi_sigma_dbm * rng.normal(size=n_r))) / 2.0, -127.5, 0.0
+                )
                 r["fei_raw"] = np.clip(np.rint(rs.fei_sigma * rng.normal(size=n_r)), -(1 << 19), (1 << 19) - 1)
                 # The radio reports a raw count; an invalid result is a negative one.
                 raw = np.rint(meas / mpc)
@@ -601,20 +627,19 @@ def _ranges(s, t, t0, fix_rel, orb, gps_raw, files):
         file_no, current = 0, bytearray()
         rng_c = scn.rng_for(s.seed, scn.STREAM_FAULTS, 300 + i)
 
-        def flush():
-            data = bytes(current)
+        def flush(data: bytes, file_no: int, name: str = obs.name, rng_c=rng_c) -> None:
             if s.faults.range_corrupt_bytes:
                 data, _ = _corrupt(data, s.faults.range_corrupt_bytes, rng_c)
-            files[obs.name][f"range/rng{file_no:05d}.bin"] = data
+            files[name][f"range/rng{file_no:05d}.bin"] = data
 
         for g in groups:
             if current and len(current) + len(g) > rs.file_max_bytes:
-                flush()
+                flush(bytes(current), file_no)
                 file_no += 1
                 current = bytearray()
             current += g
         if current:
-            flush()
+            flush(bytes(current), file_no)
     dtypes = {"range_observer": np.int16, "range_peer": np.int16, "range_valid": bool}
     return {
         k: (np.concatenate(v) if v else np.zeros(0, dtype=dtypes.get(k, float))).astype(dtypes.get(k, float))
@@ -678,23 +703,51 @@ def _extra_spacecraft(k: int) -> scn.SpacecraftSettings:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="scenario directory to write")
-    parser.add_argument("--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/formation_3h.toml)")
+    parser.add_argument(
+        "--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/formation_3h.toml)"
+    )
     parser.add_argument("--duration", help="length: seconds or with a unit, e.g. 300, 90m, 3h, 1d")
     parser.add_argument("--start-utc", help="start time, ISO 8601 UTC, whole seconds (e.g. 2025-03-20T06:00:00Z)")
     parser.add_argument("--seed", type=int, help="random seed (every draw derives from it)")
     parser.add_argument("--spacecraft", type=int, metavar="N", help="number of spacecraft in the formation (>= 1)")
-    parser.add_argument("--good-status", type=int, choices=(0, 1), help="solution status of good fixes (0 NovAtel SOL_COMPUTED; 1 as the flight team's simulator)")
+    parser.add_argument(
+        "--good-status",
+        type=int,
+        choices=(0, 1),
+        help="solution status of good fixes (0 NovAtel SOL_COMPUTED; 1 as the flight team's simulator)",
+    )
     parser.add_argument("--torque-free", action="store_true", help="no gravity-gradient or dipole torque")
     parser.add_argument("--noise-free", action="store_true", help="zero all sensor, GPS and range noise (biases stay)")
     parser.add_argument("--gps-drop-fraction", type=float, help="fraction of fixes dropped (INSUFFICIENT_OBS)")
-    parser.add_argument("--gps-invalid-fraction", type=float, help="fraction of good fixes written with an invalid status")
+    parser.add_argument(
+        "--gps-invalid-fraction", type=float, help="fraction of good fixes written with an invalid status"
+    )
     parser.add_argument("--gps-outlier-fraction", type=float, help="fraction of fixes with a position outlier")
-    parser.add_argument("--gps-gap", action="append", default=[], metavar="START:END", help="no fixes between START and END seconds after the start (repeatable)")
+    parser.add_argument(
+        "--gps-gap",
+        action="append",
+        default=[],
+        metavar="START:END",
+        help="no fixes between START and END seconds after the start (repeatable)",
+    )
     parser.add_argument("--range-invalid-fraction", type=float, help="fraction of range packets flagged invalid")
-    parser.add_argument("--corrupt-bytes", type=int, metavar="N", help="overwrite N random bytes of every sense.bin and range file")
-    parser.add_argument("--tle", action="store_true", help="also write tle.txt: a TLE of every spacecraft fitted to "
-                        "its truth, with TLE-class errors (settings [tle]; NORAD ids 90000 + radio id unless set)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any setting by dotted name, TOML value (e.g. sensors.gyro_noise_deg_s=0.05, spacecraft.1.dlambda_m=-8000)")
+    parser.add_argument(
+        "--corrupt-bytes", type=int, metavar="N", help="overwrite N random bytes of every sense.bin and range file"
+    )
+    parser.add_argument(
+        "--tle",
+        action="store_true",
+        help="also write tle.txt: a TLE of every spacecraft fitted to "
+        "its truth, with TLE-class errors (settings [tle]; NORAD ids 90000 + radio id unless set)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting by dotted name, TOML value "
+        "(e.g. sensors.gyro_noise_deg_s=0.05, spacecraft.1.dlambda_m=-8000)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing scenario in OUT_DIR")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
@@ -739,7 +792,9 @@ def settings_from_args(args) -> scn.ScenarioSettings:
     for gap in args.gps_gap:
         parts = gap.split(":")
         if len(parts) != 2:
-            raise ValueError(f"--gps-gap needs START:END (seconds after the start, e.g. 600:1200 or 10m:20m), got {gap!r}")
+            raise ValueError(
+                f"--gps-gap needs START:END (seconds after the start, e.g. 600:1200 or 10m:20m), got {gap!r}"
+            )
         start, end = (parse_duration_s(x) for x in parts)
         if not 0 <= start < end:
             raise ValueError(f"--gps-gap {gap!r}: need 0 <= START < END")

@@ -118,8 +118,10 @@ def _check_line(line: str, number: str, where: str) -> None:
     if not line[68].isdigit():
         raise TleError(f"{where}: line {number} of a TLE does not end in its checksum digit")
     if checksum(line) != int(line[68]):
-        raise TleError(f"{where}: checksum of TLE line {number} is {line[68]}, the line sums to {checksum(line)} "
-                       "(a corrupted line)")
+        raise TleError(
+            f"{where}: checksum of TLE line {number} is {line[68]}, the line sums to {checksum(line)} "
+            "(a corrupted line)"
+        )
 
 
 def _satrec(line1: str, line2: str, where: str):
@@ -213,8 +215,10 @@ def sgp4_teme(tle: TleSet, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
     jd, fr = _jd_utc(t_gps_s)
     err, r_km, v_km_s = tle.satrec.sgp4(jd, fr)
     if err:
-        raise TleError(f"{tle.where}: SGP4 fails {((t_gps_s - tle.epoch_gps_s) / 3600.0):+.1f} h from this TLE's "
-                       f"epoch (error code {err})")
+        raise TleError(
+            f"{tle.where}: SGP4 fails {((t_gps_s - tle.epoch_gps_s) / 3600.0):+.1f} h from this TLE's "
+            f"epoch (error code {err})"
+        )
     return np.asarray(r_km, dtype=float) * 1e3, np.asarray(v_km_s, dtype=float) * 1e3
 
 
@@ -227,8 +231,7 @@ def gmst82_rad(t_gps_s, ut1_minus_utc_s: float = 0.0):
     t = d / 36_525.0
     # GMST in seconds of time: 67310.54841 + (876600 h + 8640184.812866 s) T + 0.093104 T^2 - 6.2e-6 T^3;
     # 876600 h x T is 86400 s x d, of which only the fraction of a day counts (precision).
-    gmst_s = (67_310.54841 + 86_400.0 * np.mod(d, 1.0) + 8_640_184.812866 * t + 0.093104 * t * t
-              - 6.2e-6 * t ** 3)
+    gmst_s = 67_310.54841 + 86_400.0 * np.mod(d, 1.0) + 8_640_184.812866 * t + 0.093104 * t * t - 6.2e-6 * t**3
     out = np.mod(gmst_s, 86_400.0) * (2.0 * math.pi / 86_400.0)
     return float(out) if np.ndim(out) == 0 else out
 
@@ -252,8 +255,9 @@ def _pef_to_itrs(xp_arcsec: float, yp_arcsec: float) -> np.ndarray:
     return _r1(-yp_arcsec * _ARCSEC_RAD) @ _r2(-xp_arcsec * _ARCSEC_RAD)
 
 
-def teme_to_itrs(r_teme_m, v_teme_m_s, t_gps_s: float, ut1_minus_utc_s: float = 0.0,
-                 xp_arcsec: float = 0.0, yp_arcsec: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def teme_to_itrs(
+    r_teme_m, v_teme_m_s, t_gps_s: float, ut1_minus_utc_s: float = 0.0, xp_arcsec: float = 0.0, yp_arcsec: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """TEME (m, m/s) -> ITRS position (m) and velocity relative to ITRS in its axes (m/s) at
     GPS time *t_gps_s* (see the module docstring for the model and what the defaults neglect)."""
     theta = gmst82_rad(float(t_gps_s), ut1_minus_utc_s)
@@ -264,8 +268,9 @@ def teme_to_itrs(r_teme_m, v_teme_m_s, t_gps_s: float, ut1_minus_utc_s: float = 
     return w @ r_pef, w @ v_pef
 
 
-def itrs_to_teme(r_itrs_m, v_itrs_m_s, t_gps_s: float, ut1_minus_utc_s: float = 0.0,
-                 xp_arcsec: float = 0.0, yp_arcsec: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def itrs_to_teme(
+    r_itrs_m, v_itrs_m_s, t_gps_s: float, ut1_minus_utc_s: float = 0.0, xp_arcsec: float = 0.0, yp_arcsec: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """The inverse of :func:`teme_to_itrs`."""
     w = _pef_to_itrs(xp_arcsec, yp_arcsec)
     r_pef = w.T @ np.asarray(r_itrs_m, dtype=float)
@@ -279,4 +284,4 @@ def utc_iso(t_gps_s: float) -> str:
     import datetime as dt
 
     unix = float(timebase.utc_unix_from_gps(t_gps_s))
-    return dt.datetime.fromtimestamp(round(unix), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(round(unix), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -103,8 +103,9 @@ class TleErrorModel:
 
     def roe_covariance(self) -> np.ndarray:
         """Covariance of (a δa, a δλ, a δex, a δey, a δix, a δiy), m^2."""
-        return np.diag([self.sigma_da_m ** 2, self.sigma_dlambda_m ** 2] + [self.sigma_de_m ** 2] * 2
-                       + [self.sigma_di_m ** 2] * 2)
+        return np.diag(
+            [self.sigma_da_m**2, self.sigma_dlambda_m**2] + [self.sigma_de_m**2] * 2 + [self.sigma_di_m**2] * 2
+        )
 
     def theory_covariance(self, n_rad_s: float) -> np.ndarray:
         """Diagonal RTN covariance of SGP4's own (short-period) error, position and velocity."""
@@ -129,10 +130,10 @@ def roe_to_rtn(n_rad_s: float, u_rad: float, dt_s: float) -> np.ndarray:
     *n_rad_s* and argument of latitude *u_rad* (module docstring)."""
     n, c, s = float(n_rad_s), math.cos(u_rad), math.sin(u_rad)
     drift = -1.5 * n * float(dt_s)
-    a_ = np.array([0.0, 0.0, c, s, 0.0, 0.0])   # A: a δe along u
+    a_ = np.array([0.0, 0.0, c, s, 0.0, 0.0])  # A: a δe along u
     b_ = np.array([0.0, 0.0, s, -c, 0.0, 0.0])  # B: a δe across u
     c_ = np.array([0.0, 0.0, 0.0, 0.0, s, -c])  # C
-    d_ = np.array([0.0, 0.0, 0.0, 0.0, c, s])   # D
+    d_ = np.array([0.0, 0.0, 0.0, 0.0, c, s])  # D
     lam = np.array([drift, 1.0, 0.0, 0.0, 0.0, 0.0])  # a δλ(Δt)
     da = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     return np.array([da - a_, lam + 2.0 * b_, c_, n * (-lam - b_), n * (-0.5 * da + a_), n * d_])
@@ -154,8 +155,21 @@ def _with_b_star(tle: tl.TleSet, b_star: float):
     s = tle.satrec
     out = Satrec()
     epoch = (float(s.jdsatepoch) - 2_433_281.5) + float(s.jdsatepochF)
-    out.sgp4init(WGS72, "i", int(s.satnum), epoch, float(b_star), float(s.ndot), float(s.nddot), float(s.ecco),
-                 float(s.argpo), float(s.inclo), float(s.mo), float(s.no_kozai), float(s.nodeo))
+    out.sgp4init(
+        WGS72,
+        "i",
+        int(s.satnum),
+        epoch,
+        float(b_star),
+        float(s.ndot),
+        float(s.nddot),
+        float(s.ecco),
+        float(s.argpo),
+        float(s.inclo),
+        float(s.mo),
+        float(s.no_kozai),
+        float(s.nodeo),
+    )
     return out
 
 
@@ -186,5 +200,5 @@ def tle_covariance_rtn(tle: tl.TleSet, t_gps_s: float, model: TleErrorModel | No
     roe[2, 2] += (model.drag_e_factor * d[0]) ** 2  # the density's day-night variation moves δe
     roe[3, 3] += (model.drag_e_factor * d[0]) ** 2
     cov = m @ roe @ m.T + model.theory_covariance(tle.mean_motion_rad_s)
-    cov += (model.drag_sigma ** 2) * np.outer(d, d)
+    cov += (model.drag_sigma**2) * np.outer(d, d)
     return 0.5 * (cov + cov.T)

@@ -63,37 +63,88 @@ class PartnerPrior:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epoch-utc", required=True, metavar="ISO8601",
-                        help="epoch of the priors, UTC (e.g. 2025-03-20T06:00:00Z): near the first range")
+    parser.add_argument(
+        "--epoch-utc",
+        required=True,
+        metavar="ISO8601",
+        help="epoch of the priors, UTC (e.g. 2025-03-20T06:00:00Z): near the first range",
+    )
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="the pygnc_config.toml to write")
     parser.add_argument("--tle", type=Path, metavar="FILE", help="TLE file (two- or three-line sets, any number)")
-    parser.add_argument("--self", dest="self_norad", type=int, metavar="NORAD",
-                        help="catalogue number of the spacecraft this file is for (with --tle)")
-    parser.add_argument("--partner", action="append", default=[], metavar="ID=NORAD",
-                        help="a partner's radio id and catalogue number, e.g. 0x4B=99002 (repeatable)")
-    parser.add_argument("--downlink", action="append", default=[], metavar="ID=DIR",
-                        help="a partner's radio id and its downlinked batch files or 'ground decode' output "
-                             "(repeatable)")
+    parser.add_argument(
+        "--self",
+        dest="self_norad",
+        type=int,
+        metavar="NORAD",
+        help="catalogue number of the spacecraft this file is for (with --tle)",
+    )
+    parser.add_argument(
+        "--partner",
+        action="append",
+        default=[],
+        metavar="ID=NORAD",
+        help="a partner's radio id and catalogue number, e.g. 0x4B=99002 (repeatable)",
+    )
+    parser.add_argument(
+        "--downlink",
+        action="append",
+        default=[],
+        metavar="ID=DIR",
+        help="a partner's radio id and its downlinked batch files or 'ground decode' output (repeatable)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--merge", action="store_true",
-                      help="keep the other keys (and other partners' priors) of an existing --out")
+    mode.add_argument(
+        "--merge", action="store_true", help="keep the other keys (and other partners' priors) of an existing --out"
+    )
     mode.add_argument("--force", action="store_true", help="replace an existing --out")
-    parser.add_argument("--wrong-side-probability", type=float, default=0.2, metavar="P",
-                        help="probability that a TLE prior has the partner on the wrong side, e.g. another "
-                             "object's TLE (0-0.5; default 0.2, the flight's own default, while the partners' "
-                             "identities are not confirmed); downlink priors: 0")
-    parser.add_argument("--max-tle-age-h", type=float, default=72.0, metavar="H",
-                        help="refuse a TLE whose epoch is further than this from --epoch-utc (default 72)")
-    parser.add_argument("--max-separation-km", type=float, default=100.0, metavar="KM",
-                        help="refuse a partner further than this from the own spacecraft (default 100)")
-    parser.add_argument("--max-downlink-age-h", type=float, default=48.0, metavar="H",
-                        help="refuse downlinked estimates all further than this from --epoch-utc (default 48)")
-    parser.add_argument("--fit-span-h", type=float, default=24.0, metavar="H",
-                        help="arc of downlinked estimates the drag is fitted to (default 24)")
-    parser.add_argument("--dut1-s", type=float, default=0.0, metavar="S",
-                        help="UT1 - UTC for TEME -> ECEF (IERS Bulletin A; default 0)")
-    parser.add_argument("--polar-motion-arcsec", type=float, nargs=2, default=(0.0, 0.0), metavar=("XP", "YP"),
-                        help="pole coordinates for TEME -> ECEF (IERS Bulletin A; default 0 0)")
+    parser.add_argument(
+        "--wrong-side-probability",
+        type=float,
+        default=0.2,
+        metavar="P",
+        help="probability that a TLE prior has the partner on the wrong side, e.g. another "
+        "object's TLE (0-0.5; default 0.2, the flight's own default, while the partners' "
+        "identities are not confirmed); downlink priors: 0",
+    )
+    parser.add_argument(
+        "--max-tle-age-h",
+        type=float,
+        default=72.0,
+        metavar="H",
+        help="refuse a TLE whose epoch is further than this from --epoch-utc (default 72)",
+    )
+    parser.add_argument(
+        "--max-separation-km",
+        type=float,
+        default=100.0,
+        metavar="KM",
+        help="refuse a partner further than this from the own spacecraft (default 100)",
+    )
+    parser.add_argument(
+        "--max-downlink-age-h",
+        type=float,
+        default=48.0,
+        metavar="H",
+        help="refuse downlinked estimates all further than this from --epoch-utc (default 48)",
+    )
+    parser.add_argument(
+        "--fit-span-h",
+        type=float,
+        default=24.0,
+        metavar="H",
+        help="arc of downlinked estimates the drag is fitted to (default 24)",
+    )
+    parser.add_argument(
+        "--dut1-s", type=float, default=0.0, metavar="S", help="UT1 - UTC for TEME -> ECEF (IERS Bulletin A; default 0)"
+    )
+    parser.add_argument(
+        "--polar-motion-arcsec",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.0),
+        metavar=("XP", "YP"),
+        help="pole coordinates for TEME -> ECEF (IERS Bulletin A; default 0 0)",
+    )
 
 
 def _peer_id(text: str) -> int:
@@ -130,7 +181,7 @@ def _epoch_gps_s(text: str) -> float:
     except ValueError:
         raise Refused(f"--epoch-utc: not an ISO 8601 time: {text!r} (e.g. 2025-03-20T06:00:00Z)") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return float(gps_from_utc_unix(t.timestamp()))
 
 
@@ -142,8 +193,10 @@ def _sig(v: float, unit: str) -> str:
 
 def _sigma_text(cov: np.ndarray) -> str:
     s = np.sqrt(np.diag(cov))
-    return (f"sigma pos R/T/N {' / '.join(_sig(x, 'm') for x in s[:3])}, "
-            f"vel R/T/N {' / '.join(_sig(x, 'm/s') for x in s[3:])}")
+    return (
+        f"sigma pos R/T/N {' / '.join(_sig(x, 'm') for x in s[:3])}, "
+        f"vel R/T/N {' / '.join(_sig(x, 'm/s') for x in s[3:])}"
+    )
 
 
 # --------------------------------------------------------------------------- TLE mode
@@ -172,8 +225,10 @@ def _pick_tle(sets, norad: int, t_gps_s: float, max_age_h: float, role: str, tle
         raise Refused(f"{tle_path}: no TLE of NORAD {norad} ({role}); the file has {have}")
     age_h = (t_gps_s - tle.epoch_gps_s) / 3600.0
     if abs(age_h) > max_age_h:
-        raise Refused(f"{tle.where}: the TLE of NORAD {norad} ({role}) has epoch {tl.utc_iso(tle.epoch_gps_s)}, "
-                      f"{age_h:+.1f} h from --epoch-utc: older than --max-tle-age-h {max_age_h:g}")
+        raise Refused(
+            f"{tle.where}: the TLE of NORAD {norad} ({role}) has epoch {tl.utc_iso(tle.epoch_gps_s)}, "
+            f"{age_h:+.1f} h from --epoch-utc: older than --max-tle-age-h {max_age_h:g}"
+        )
     return tle, age_h
 
 
@@ -193,8 +248,14 @@ def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[d
         r_s, v_s, cov_s = _tle_state(self_tle, t_epoch, eop)
     except tl.TleError as exc:
         raise Refused(str(exc)) from None
-    self_state = {"norad": args.self_norad, "tle": self_tle, "age_h": self_age, "r_ecef_m": r_s, "v_ecef_m_s": v_s,
-                  "cov_rtn": cov_s}
+    self_state = {
+        "norad": args.self_norad,
+        "tle": self_tle,
+        "age_h": self_age,
+        "r_ecef_m": r_s,
+        "v_ecef_m_s": v_s,
+        "cov_rtn": cov_s,
+    }
     out = []
     for peer, norad in partners:
         if norad == args.self_norad:
@@ -206,9 +267,20 @@ def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[d
             raise Refused(str(exc)) from None
         name = f" ({tle.name})" if tle.name else ""
         src = f"TLE {norad} epoch {tl.utc_iso(tle.epoch_gps_s)[:16]}Z age {age_h:+.1f} h"
-        out.append(PartnerPrior(peer, t_epoch, r_e, v_e, cov, args.wrong_side_probability, src, age_h,
-                                f"TLE of NORAD {norad}{name}, epoch {tl.utc_iso(tle.epoch_gps_s)}, age {age_h:+.1f} h",
-                                *_gcrs(r_e, v_e, t_epoch)))
+        out.append(
+            PartnerPrior(
+                peer,
+                t_epoch,
+                r_e,
+                v_e,
+                cov,
+                args.wrong_side_probability,
+                src,
+                age_h,
+                f"TLE of NORAD {norad}{name}, epoch {tl.utc_iso(tle.epoch_gps_s)}, age {age_h:+.1f} h",
+                *_gcrs(r_e, v_e, t_epoch),
+            )
+        )
     return self_state, out
 
 
@@ -230,34 +302,45 @@ def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
         raise Refused(f"partner 0x{peer:02X}: {path}: no usable orbit estimate{why}")
     gap_h = float(np.min(np.abs(rec.t_gps_s - t_epoch))) / 3600.0
     if gap_h > args.max_downlink_age_h:
-        raise Refused(f"partner 0x{peer:02X}: {path}: its estimates span {tl.utc_iso(rec.t_gps_s[0])} - "
-                      f"{tl.utc_iso(rec.t_gps_s[-1])}, {gap_h:.1f} h from --epoch-utc at the nearest: further than "
-                      f"--max-downlink-age-h {args.max_downlink_age_h:g}")
-    model = op.PredictionModel(ballistic_coeff_kg_m2=FormationFilterConfig().peer_ballistic_coeff_kg_m2,
-                               fit_span_s=args.fit_span_h * 3600.0)
+        raise Refused(
+            f"partner 0x{peer:02X}: {path}: its estimates span {tl.utc_iso(rec.t_gps_s[0])} - "
+            f"{tl.utc_iso(rec.t_gps_s[-1])}, {gap_h:.1f} h from --epoch-utc at the nearest: further than "
+            f"--max-downlink-age-h {args.max_downlink_age_h:g}"
+        )
+    model = op.PredictionModel(
+        ballistic_coeff_kg_m2=FormationFilterConfig().peer_ballistic_coeff_kg_m2, fit_span_s=args.fit_span_h * 3600.0
+    )
     try:
-        p = op.fit_and_predict(rec.t_gps_s, rec.r_ecef_m, rec.v_ecef_m_s, rec.sigma_r_m, rec.sigma_v_m_s, t_epoch,
-                               model)
+        p = op.fit_and_predict(
+            rec.t_gps_s, rec.r_ecef_m, rec.v_ecef_m_s, rec.sigma_r_m, rec.sigma_v_m_s, t_epoch, model
+        )
     except np.linalg.LinAlgError:
-        raise Refused(f"partner 0x{peer:02X}: {path}: its {rec.t_gps_s.size} orbit estimates near the epoch do not "
-                      "determine an orbit (too few, or all at one time)") from None
+        raise Refused(
+            f"partner 0x{peer:02X}: {path}: its {rec.t_gps_s.size} orbit estimates near the epoch do not "
+            "determine an orbit (too few, or all at one time)"
+        ) from None
     if not p.fit_rms_m <= MAX_FIT_RMS_M:
-        raise Refused(f"partner 0x{peer:02X}: {path}: one orbit fits its {p.n_records} estimates of "
-                      f"{tl.utc_iso(p.arc_start_gps_s)} - {tl.utc_iso(p.arc_end_gps_s)} to "
-                      f"{p.fit_rms_m / 1000.0:.1f} km RMS (more than {MAX_FIT_RMS_M / 1000.0:g} km): a reset, a "
-                      "manoeuvre or records of more than one spacecraft - look at them ('ground decode') before "
-                      "uplinking from them")
+        raise Refused(
+            f"partner 0x{peer:02X}: {path}: one orbit fits its {p.n_records} estimates of "
+            f"{tl.utc_iso(p.arc_start_gps_s)} - {tl.utc_iso(p.arc_end_gps_s)} to "
+            f"{p.fit_rms_m / 1000.0:.1f} km RMS (more than {MAX_FIT_RMS_M / 1000.0:g} km): a reset, a "
+            "manoeuvre or records of more than one spacecraft - look at them ('ground decode') before "
+            "uplinking from them"
+        )
     age_h = (t_epoch - p.anchor_gps_s) / 3600.0
     anchor = tl.utc_iso(p.anchor_gps_s)
     src = f"downlink 0x{peer:02X} estimate {anchor[:16]}Z age {age_h:+.1f} h, drag x{p.drag_scale:.2f}"
-    skipped = (f"; {rec.skipped_untimed} without GPS time left out" if rec.skipped_untimed else "")
+    skipped = f"; {rec.skipped_untimed} without GPS time left out" if rec.skipped_untimed else ""
     files = f"{rec.n_files} file{'s' if rec.n_files != 1 else ''}"
-    detail = (f"downlink {path}: {rec.size} orbit estimates in {files}{skipped}; carried from {anchor} "
-              f"({age_h:+.1f} h), drag scale {p.drag_scale:.2f} +- {p.drag_scale_sigma:.2f} fitted to "
-              f"{p.n_records} estimates over {(p.arc_end_gps_s - p.arc_start_gps_s) / 3600.0:.1f} h "
-              f"(RMS {p.fit_rms_m:.1f} m)")
-    prior = PartnerPrior(peer, t_epoch, p.r_ecef_m, p.v_ecef_m_s, p.cov_rtn, 0.0, src, age_h, detail,
-                         p.r_gcrs_m, p.v_gcrs_m_s)
+    detail = (
+        f"downlink {path}: {rec.size} orbit estimates in {files}{skipped}; carried from {anchor} "
+        f"({age_h:+.1f} h), drag scale {p.drag_scale:.2f} +- {p.drag_scale_sigma:.2f} fitted to "
+        f"{p.n_records} estimates over {(p.arc_end_gps_s - p.arc_start_gps_s) / 3600.0:.1f} h "
+        f"(RMS {p.fit_rms_m:.1f} m)"
+    )
+    prior = PartnerPrior(
+        peer, t_epoch, p.r_ecef_m, p.v_ecef_m_s, p.cov_rtn, 0.0, src, age_h, detail, p.r_gcrs_m, p.v_gcrs_m_s
+    )
     prior.notes = list(rec.problems)
     return prior
 
@@ -275,10 +358,12 @@ def _check_against_tle(prior: PartnerPrior, tle_prior: PartnerPrior) -> str:
     nees = float(d @ np.linalg.solve(c, d))
     text = f"{tle_prior.detail.split(',')[0]} agrees: {np.linalg.norm(d[:3]) / 1000.0:.2f} km apart, NEES {nees:.1f}"
     if nees > CHI2_6DOF_999:
-        raise Refused(f"partner 0x{prior.peer_id:02X}: its downlinked orbit and the {tle_prior.detail.split(',')[0]} "
-                      f"disagree: {np.linalg.norm(d[:3]) / 1000.0:.2f} km apart (R/T/N {d[0] / 1e3:+.2f} / "
-                      f"{d[1] / 1e3:+.2f} / {d[2] / 1e3:+.2f} km), NEES {nees:.0f} > {CHI2_6DOF_999} with both "
-                      "covariances: one of them is not this partner's (uplink from one source only)")
+        raise Refused(
+            f"partner 0x{prior.peer_id:02X}: its downlinked orbit and the {tle_prior.detail.split(',')[0]} "
+            f"disagree: {np.linalg.norm(d[:3]) / 1000.0:.2f} km apart (R/T/N {d[0] / 1e3:+.2f} / "
+            f"{d[1] / 1e3:+.2f} / {d[2] / 1e3:+.2f} km), NEES {nees:.0f} > {CHI2_6DOF_999} with both "
+            "covariances: one of them is not this partner's (uplink from one source only)"
+        )
     return text
 
 
@@ -344,10 +429,12 @@ def build_document(priors: list[PartnerPrior], out: Path, merge: bool) -> tuple[
 def render(data: dict, epoch_text: str) -> str:
     import tomli_w
 
-    head = ("# pygnc configuration: partner priors written by 'python -m ground uplink' for epoch "
-            f"{epoch_text}.\n# cov_rtn: 6x6 covariance (m, m/s) of position and inertial velocity in the "
-            "radial / along-track / cross-track axes\n# of the partner's GCRS state at t_gps_s "
-            "(docs/uplink.md).\n")
+    head = (
+        "# pygnc configuration: partner priors written by 'python -m ground uplink' for epoch "
+        f"{epoch_text}.\n# cov_rtn: 6x6 covariance (m, m/s) of position and inertial velocity in the "
+        "radial / along-track / cross-track axes\n# of the partner's GCRS state at t_gps_s "
+        "(docs/uplink.md).\n"
+    )
     return head + tomli_w.dumps(data)
 
 
@@ -404,7 +491,7 @@ def run(args) -> int:
             raise Refused(f"{out} exists: --merge keeps its other keys and replaces these priors, --force replaces it")
         if not out.parent.is_dir():
             raise Refused(f"{out.parent}: no such directory")
-        self_state, tle_list = (tle_priors(args, t_epoch, tle_partners) if args.tle is not None else (None, []))
+        self_state, tle_list = tle_priors(args, t_epoch, tle_partners) if args.tle is not None else (None, [])
         by_tle = {p.peer_id: p for p in tle_list}
         priors: list[PartnerPrior] = []
         checks: dict[int, str] = {}
@@ -419,9 +506,11 @@ def run(args) -> int:
             for p in priors:
                 d, sd = _predicted_range(p, self_state)
                 if d > args.max_separation_km * 1000.0:
-                    raise Refused(f"partner 0x{p.peer_id:02X} is {d / 1000.0:.1f} km from the own spacecraft (NORAD "
-                                  f"{self_state['norad']}) at the epoch: more than --max-separation-km "
-                                  f"{args.max_separation_km:g} - not a formation partner, or a wrong NORAD id")
+                    raise Refused(
+                        f"partner 0x{p.peer_id:02X} is {d / 1000.0:.1f} km from the own spacecraft (NORAD "
+                        f"{self_state['norad']}) at the epoch: more than --max-separation-km "
+                        f"{args.max_separation_km:g} - not a formation partner, or a wrong NORAD id"
+                    )
                 ranges[p.peer_id] = (d, sd)
         data, kept = build_document(priors, out, args.merge)
         text = render(data, tl.utc_iso(t_epoch))
@@ -433,16 +522,26 @@ def run(args) -> int:
     except OSError as exc:
         print(f"uplink: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    say(f"wrote {out}: {len(priors)} partner prior{'s' if len(priors) != 1 else ''} at {tl.utc_iso(t_epoch)} "
-        f"(GPS {t_epoch:.0f} s)")
+    say(
+        f"wrote {out}: {len(priors)} partner prior{'s' if len(priors) != 1 else ''} at {tl.utc_iso(t_epoch)} "
+        f"(GPS {t_epoch:.0f} s)"
+    )
     if self_state is not None:
         st = self_state["tle"]
-        say(f"  own spacecraft: TLE of NORAD {self_state['norad']}, epoch {tl.utc_iso(st.epoch_gps_s)}, "
-            f"age {self_state['age_h']:+.1f} h")
+        say(
+            f"  own spacecraft: TLE of NORAD {self_state['norad']}, epoch {tl.utc_iso(st.epoch_gps_s)}, "
+            f"age {self_state['age_h']:+.1f} h"
+        )
     for p in priors:
         say(f"  0x{p.peer_id:02X}  {p.detail}")
-        extra = (f"; predicted range from the own spacecraft {ranges[p.peer_id][0] / 1000.0:.3f} km "
-                 f"(1 sigma {_sig(ranges[p.peer_id][1], 'm')})") if p.peer_id in ranges else ""
+        extra = (
+            (
+                f"; predicted range from the own spacecraft {ranges[p.peer_id][0] / 1000.0:.3f} km "
+                f"(1 sigma {_sig(ranges[p.peer_id][1], 'm')})"
+            )
+            if p.peer_id in ranges
+            else ""
+        )
         say(f"        {_sigma_text(p.cov_rtn)}")
         say(f"        wrong side {p.wrong_side_probability:g}{extra}")
         if p.peer_id in checks:

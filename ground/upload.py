@@ -88,7 +88,9 @@ def header_name(name: str) -> str:
 def idempotency_key(data: bytes, name: str) -> str:
     """The ``Idempotency-Key`` of *data* sent under *name* (a structured-field string): the
     same for every attempt at these bytes under this name."""
-    return '"' + hashlib.sha256(data).hexdigest() + "/" + urllib.parse.quote(name, safe="", errors="surrogateescape") + '"'
+    return (
+        '"' + hashlib.sha256(data).hexdigest() + "/" + urllib.parse.quote(name, safe="", errors="surrogateescape") + '"'
+    )
 
 
 def digest_headers(data: bytes) -> dict[str, str]:
@@ -98,8 +100,12 @@ def digest_headers(data: bytes) -> dict[str, str]:
 
 def post(url: str, name: str, data: bytes, token: str | None, timeout_s: float) -> Attempt:
     """One POST of *data*; classifies the outcome (never raises for network trouble)."""
-    headers = {"Content-Type": "application/octet-stream", "X-Pygnc-Name": header_name(name),
-               "Idempotency-Key": idempotency_key(data, name), **digest_headers(data)}
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "X-Pygnc-Name": header_name(name),
+        "Idempotency-Key": idempotency_key(data, name),
+        **digest_headers(data),
+    }
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, headers=headers, method="POST")
@@ -121,7 +127,9 @@ def post(url: str, name: str, data: bytes, token: str | None, timeout_s: float) 
     except ValueError:
         answer = None
     if isinstance(answer, dict) and "sha256" in answer and answer["sha256"] != hashlib.sha256(data).hexdigest():
-        return Attempt(False, True, f"server reports checksum {answer['sha256']}, sent {hashlib.sha256(data).hexdigest()}", text)
+        return Attempt(
+            False, True, f"server reports checksum {answer['sha256']}, sent {hashlib.sha256(data).hexdigest()}", text
+        )
     return Attempt(True, False, f"HTTP {status}", text)
 
 
@@ -140,26 +148,44 @@ class UploadQueue:
         row = self.conn.execute("SELECT sha256, state FROM uploads WHERE path = ?", (str(p),)).fetchone()
         with self.conn:
             if row is None:
-                self.conn.execute("INSERT INTO uploads (path, sha256, size_bytes, state, queued_utc)"
-                                  " VALUES (?, ?, ?, 'pending', ?)", (str(p), sha, len(data), _utc()))
+                self.conn.execute(
+                    "INSERT INTO uploads (path, sha256, size_bytes, state, queued_utc) VALUES (?, ?, ?, 'pending', ?)",
+                    (str(p), sha, len(data), _utc()),
+                )
                 return "queued"
             if row[0] == sha and row[1] != "rejected":
                 return "already queued" if row[1] == "pending" else "already sent"
-            self.conn.execute("UPDATE uploads SET sha256 = ?, size_bytes = ?, state = 'pending', attempts = 0,"
-                              " next_attempt_unix = 0, last_error = '', queued_utc = ? WHERE path = ?",
-                              (sha, len(data), _utc(), str(p)))
+            self.conn.execute(
+                "UPDATE uploads SET sha256 = ?, size_bytes = ?, state = 'pending', attempts = 0,"
+                " next_attempt_unix = 0, last_error = '', queued_utc = ? WHERE path = ?",
+                (sha, len(data), _utc(), str(p)),
+            )
             return "queued again"
 
     def rows(self):
-        return self.conn.execute("SELECT path, state, attempts, last_error, sent_utc FROM uploads ORDER BY upload_id").fetchall()
+        return self.conn.execute(
+            "SELECT path, state, attempts, last_error, sent_utc FROM uploads ORDER BY upload_id"
+        ).fetchall()
 
     def pending(self):
-        return self.conn.execute("SELECT upload_id, path, attempts, next_attempt_unix FROM uploads"
-                                 " WHERE state = 'pending' ORDER BY upload_id").fetchall()
+        return self.conn.execute(
+            "SELECT upload_id, path, attempts, next_attempt_unix FROM uploads"
+            " WHERE state = 'pending' ORDER BY upload_id"
+        ).fetchall()
 
-    def send(self, url: str, token: str | None = None, attempts: int = 5, backoff_s: float = 2.0,
-             max_backoff_s: float = 300.0, timeout_s: float = 30.0, now_ok: bool = False,
-             rng: random.Random | None = None, log=print, sleep=time.sleep) -> tuple[int, int]:
+    def send(
+        self,
+        url: str,
+        token: str | None = None,
+        attempts: int = 5,
+        backoff_s: float = 2.0,
+        max_backoff_s: float = 300.0,
+        timeout_s: float = 30.0,
+        now_ok: bool = False,
+        rng: random.Random | None = None,
+        log=print,
+        sleep=time.sleep,
+    ) -> tuple[int, int]:
         """Send what is due, retrying each file up to *attempts* times in this call.
 
         Returns (sent, still pending)."""
@@ -188,7 +214,9 @@ class UploadQueue:
                 try:
                     data = p.read_bytes()
                 except OSError as exc:
-                    self._fail(uid, n_att, f"unreadable: {exc}", retry=False, backoff=(backoff_s, max_backoff_s), rng=rng)
+                    self._fail(
+                        uid, n_att, f"unreadable: {exc}", retry=False, backoff=(backoff_s, max_backoff_s), rng=rng
+                    )
                     log(f"{p}: unreadable: {exc}")
                     continue
                 a = post(url, p.name, data, token, timeout_s)
@@ -197,7 +225,8 @@ class UploadQueue:
                         self.conn.execute(
                             "UPDATE uploads SET state = 'sent', attempts = ?, sha256 = ?, sent_utc = ?,"
                             " response = ?, last_error = '' WHERE upload_id = ?",
-                            (n_att + 1, hashlib.sha256(data).hexdigest(), _utc(), a.response[:2000], uid))
+                            (n_att + 1, hashlib.sha256(data).hexdigest(), _utc(), a.response[:2000], uid),
+                        )
                     sent += 1
                     log(f"{p}: sent ({len(data)} bytes, {a.note})")
                 else:
@@ -207,11 +236,12 @@ class UploadQueue:
 
     def _fail(self, uid: int, n_att: int, note: str, retry: bool, backoff, rng) -> float:
         base, cap = backoff
-        delay = min(cap, base * 2 ** n_att) * (0.5 + 0.5 * rng.random())
+        delay = min(cap, base * 2**n_att) * (0.5 + 0.5 * rng.random())
         with self.conn:
-            self.conn.execute("UPDATE uploads SET attempts = ?, last_error = ?, next_attempt_unix = ?,"
-                              " state = ? WHERE upload_id = ?",
-                              (n_att + 1, note, time.time() + delay, "pending" if retry else "rejected", uid))
+            self.conn.execute(
+                "UPDATE uploads SET attempts = ?, last_error = ?, next_attempt_unix = ?, state = ? WHERE upload_id = ?",
+                (n_att + 1, note, time.time() + delay, "pending" if retry else "rejected", uid),
+            )
         return delay
 
 
@@ -260,11 +290,15 @@ def run(args) -> int:
             return 1 if bad else 0
         if args.list:
             for path, state, n, err, sent_utc in q.rows():
-                print(f"{state:<9} {n:>2} tries  {path}" + (f"  sent {sent_utc}" if sent_utc else "")
-                      + (f"  ({err})" if err and state != "sent" else ""))
+                print(
+                    f"{state:<9} {n:>2} tries  {path}"
+                    + (f"  sent {sent_utc}" if sent_utc else "")
+                    + (f"  ({err})" if err and state != "sent" else "")
+                )
             return 0
-        _, left = q.send(args.send, token, args.attempts, args.backoff_s, args.max_backoff_s, args.timeout_s,
-                         now_ok=args.now)
+        _, left = q.send(
+            args.send, token, args.attempts, args.backoff_s, args.max_backoff_s, args.timeout_s, now_ok=args.now
+        )
         rejected = sum(1 for r in q.rows() if r[1] == "rejected")
         if left or rejected:
             print(f"upload: {left} pending, {rejected} rejected", file=sys.stderr)

@@ -46,7 +46,8 @@ def _module_name(base: Path, path: Path) -> tuple[str, bool]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imported_names(tree: ast.Module, mod: Module) -> list[tuple[str, list[str], bool]]:
@@ -64,7 +65,7 @@ def _imported_names(tree: ast.Module, mod: Module) -> list[tuple[str, list[str],
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -95,9 +96,10 @@ def _blocks(tree: ast.Module, prefix: str) -> list[tuple[str, int]]:
     return out
 
 
-def scan(roots=tuple(TREES.values())) -> dict[str, Module]:
+def scan(roots=None) -> dict[str, Module]:
     """Every module of the packages *roots* ((directory holding the package, package name)
     pairs), with its imports of their modules and its functions and classes."""
+    roots = tuple(TREES.values()) if roots is None else roots
     modules: dict[str, Module] = {}
     parsed = {}
     for base, package in roots:
@@ -234,8 +236,11 @@ def main(argv=None) -> int:
     modules = scan(tuple(TREES[t] for t in (args.trees or TREES)))
     hard, soft = report(modules, args.top)
     if args.check and (hard or (args.strict and soft)):
-        print(f"code_map: {len(hard)} import-time cycle(s)" + (f", {len(soft)} through deferred imports" if args.strict else ""),
-              file=sys.stderr)
+        print(
+            f"code_map: {len(hard)} import-time cycle(s)"
+            + (f", {len(soft)} through deferred imports" if args.strict else ""),
+            file=sys.stderr,
+        )
         return 1
     return 0
 

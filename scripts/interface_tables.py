@@ -19,10 +19,10 @@ sys.path.insert(0, str(REPO / "flight"))
 sys.path.insert(0, str(REPO))
 
 from pygnc.bus.channels import CHANNELS  # noqa: E402
-from pygnc.formats import batch as BATCH  # noqa: E402
 from pygnc.bus.messages import MESSAGE_TYPES  # noqa: E402
-from pygnc.formats import status as S  # noqa: E402
 from pygnc.config import Config  # noqa: E402
+from pygnc.formats import batch as BATCH  # noqa: E402
+from pygnc.formats import status as S  # noqa: E402
 from pygnc.tasks.table import TASKS  # noqa: E402
 
 
@@ -37,9 +37,11 @@ def status_table() -> str:
         rows.append(f"| {off} | `{shown}` | `{code}` | {meaning} |")
         off += struct.calcsize("<" + code)
     rows.append("")
-    rows.append(f"Total {S.SIZE} bytes; `struct` format `{S.FORMAT}`.  The `peerK_*` block repeats "
-                f"for K = 0..{S.MAX_PEERS - 1} and the `taskK_*` block for K = 0..{S.MAX_TASKS - 1}, "
-                "in that order (offsets above are for K = 0).")
+    rows.append(
+        f"Total {S.SIZE} bytes; `struct` format `{S.FORMAT}`.  The `peerK_*` block repeats "
+        f"for K = 0..{S.MAX_PEERS - 1} and the `taskK_*` block for K = 0..{S.MAX_TASKS - 1}, "
+        "in that order (offsets above are for K = 0)."
+    )
     return "\n".join(rows)
 
 
@@ -62,8 +64,11 @@ def messages_table() -> str:
 def channels_table() -> str:
     rows = ["| channel | producer | policy | HWM | message types | content |", "|---|---|---|---:|---|---|"]
     for c in CHANNELS.values():
-        rows.append(f"| `{c.name}` | {c.producer} | {c.policy.value} | {c.hwm} | "
-                    + ", ".join(f"`{t}`" for t in c.types) + f" | {c.description} |")
+        rows.append(
+            f"| `{c.name}` | {c.producer} | {c.policy.value} | {c.hwm} | "
+            + ", ".join(f"`{t}`" for t in c.types)
+            + f" | {c.description} |"
+        )
     return "\n".join(rows)
 
 
@@ -77,10 +82,12 @@ def _cpus(min_cpus) -> str:
 def tasks_table() -> str:
     rows = ["| id | task | subscribes | publishes | sink | runs when |", "|---:|---|---|---|---|---|"]
     for t in TASKS:
-        rows.append(f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
-                    f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} | "
-                    f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'}"
-                    f"{_cpus(t.min_cpus)} |")
+        rows.append(
+            f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
+            f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} | "
+            f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'}"
+            f"{_cpus(t.min_cpus)} |"
+        )
     return "\n".join(rows)
 
 
@@ -91,8 +98,11 @@ def batch_header_table() -> str:
         rows.append(f"| {off} | `{name}` | `{code}` | {meaning} |")
         off += struct.calcsize("<" + code)
     rows.append("")
-    rows.append(f"Total {BATCH.HEADER_SIZE} bytes; `struct` format `{BATCH.HEADER_FORMAT}`.  Flags: "
-                + ", ".join(f"bit {b.bit_length() - 1} `{n}`" for b, n in BATCH.FILE_FLAG_NAMES.items()) + ".")
+    rows.append(
+        f"Total {BATCH.HEADER_SIZE} bytes; `struct` format `{BATCH.HEADER_FORMAT}`.  Flags: "
+        + ", ".join(f"bit {b.bit_length() - 1} `{n}`" for b, n in BATCH.FILE_FLAG_NAMES.items())
+        + "."
+    )
     return "\n".join(rows)
 
 
@@ -101,20 +111,35 @@ def _period(p) -> str:
 
 
 def batch_kinds_table() -> str:
-    rows = ["| code | kind | from | bytes | default cadence | per | bytes / day at that cadence | content |",
-            "|---:|---|---|---:|---|---|---:|---|"]
+    rows = [
+        "| code | kind | from | bytes | default cadence | per | bytes / day at that cadence | content |",
+        "|---:|---|---|---:|---|---|---:|---|",
+    ]
     for k in BATCH.KINDS:
-        cadence = _period(k.period_s) + (f", and on a change of {', '.join(k.on_change)}"
-                                         if k.on_change and k.period_s is not None else "")
+        cadence = _period(k.period_s) + (
+            f", and on a change of {', '.join(k.on_change)}" if k.on_change and k.period_s is not None else ""
+        )
         per_day = f"{k.record_size * 86400 / k.period_s:,.0f}" if k.period_s else "-"
-        notes = [n for n, on in (("last at stop", k.final), ("repeated at every file start", k.context),
-                                 ("off by default", not k.enabled)) if on]
-        rows.append(f"| {k.code} | `{k.name}` | {', '.join(f'`{t}`' for t in k.message_types)} "
-                    f"({', '.join(k.channels)}) | {k.record_size} | {cadence} | {' + '.join(k.key) if isinstance(k.key, tuple) else k.key or '-'} | {per_day} | "
-                    f"{k.description}{'; ' + '; '.join(notes) if notes else ''} |")
+        notes = [
+            n
+            for n, on in (
+                ("last at stop", k.final),
+                ("repeated at every file start", k.context),
+                ("off by default", not k.enabled),
+            )
+            if on
+        ]
+        rows.append(
+            f"| {k.code} | `{k.name}` | {', '.join(f'`{t}`' for t in k.message_types)} "
+            f"({', '.join(k.channels)}) | {k.record_size} | {cadence} | "
+            f"{' + '.join(k.key) if isinstance(k.key, tuple) else k.key or '-'} | {per_day} | "
+            f"{k.description}{'; ' + '; '.join(notes) if notes else ''} |"
+        )
     rows.append("")
-    rows.append("Bytes per record include the 11-byte frame.  Bytes per day: per key (e.g. per peer) for a "
-                "day of data at the default cadence; `health` follows the wall clock (per day of session).")
+    rows.append(
+        "Bytes per record include the 11-byte frame.  Bytes per day: per key (e.g. per peer) for a "
+        "day of data at the default cadence; `health` follows the wall clock (per day of session)."
+    )
     return "\n".join(rows)
 
 
@@ -131,6 +156,7 @@ def replay_table(kind: str):
         from ground.outputs.tables import columns_markdown
 
         return columns_markdown(kind)
+
     return table
 
 
@@ -170,9 +196,15 @@ def opc_records_table() -> str:
         records = stop.value
     records.append(("histogram", decode_histogram(model._histogram(10.0)), b""))
     rows = ["| record | command | values |", "|---|---|---|"]
-    cmds = {"bridge": "USB-ISS `5A 01`, `5A 03`, `5A 02`", "info": "`3F` (60 B)", "serial": "`10` (60 B)",
-            "firmware": "`12` (2 B)", "config": "`3C` (168 B)", "dac_status": "`13` (6 B)",
-            "histogram": "`30` (86 B)"}
+    cmds = {
+        "bridge": "USB-ISS `5A 01`, `5A 03`, `5A 02`",
+        "info": "`3F` (60 B)",
+        "serial": "`10` (60 B)",
+        "firmware": "`12` (2 B)",
+        "config": "`3C` (168 B)",
+        "dac_status": "`13` (6 B)",
+        "histogram": "`30` (86 B)",
+    }
     for name, values, _ in records:
         rows.append(f"| `{name}` | {cmds[name]} | " + ", ".join(f"`{k}`" for k in values) + " |")
     return "\n".join(rows)
@@ -182,6 +214,8 @@ def archive_schema() -> str:
     from ground.archive import SCHEMA
 
     return "```sql" + SCHEMA.rstrip() + "\n```"
+
+
 def stream_tags_table() -> str:
     from pygnc.formats import stream as FS
 
@@ -195,14 +229,24 @@ def stream_payloads_table() -> str:
     from pygnc.formats import stream as FS
 
     rows = ["| payload | `struct` | bytes | fields |", "|---|---|---:|---|"]
-    rows.append(f"| `HELLO` (HEL) | `{FS.HELLO.format}` | {FS.HELLO.size} | protocol version, longest line "
-                "accepted (bytes), run number, estimate cadence (ms, 0 = none), pygnc's spacecraft time (s) |")
-    rows.append(f"| `ACK` | `{FS.ACK.format}` | {FS.ACK.size} | SEQ and TAG of the command, result: "
-                + ", ".join(f"{k} {v}" for k, v in FS.ACK_RESULTS.items()) + " |")
-    rows.append(f"| `ERROR` (ERR) | `{FS.ERROR.format}` | {FS.ERROR.size} | error code (below), SEQ and TAG of the "
-                f"bad frame ({FS.SEQ_UNKNOWN} and `???` when unreadable), errors of this code so far |")
-    rows.append(f"| `COUNTERS` (CNT, BYE) | `{FS.COUNTERS_STRUCT.format}` | {FS.COUNTERS_STRUCT.size} | "
-                + ", ".join(f"`{n}`" for n, _ in FS.COUNTER_FIELDS) + " (meanings below) |")
+    rows.append(
+        f"| `HELLO` (HEL) | `{FS.HELLO.format}` | {FS.HELLO.size} | protocol version, longest line "
+        "accepted (bytes), run number, estimate cadence (ms, 0 = none), pygnc's spacecraft time (s) |"
+    )
+    rows.append(
+        f"| `ACK` | `{FS.ACK.format}` | {FS.ACK.size} | SEQ and TAG of the command, result: "
+        + ", ".join(f"{k} {v}" for k, v in FS.ACK_RESULTS.items())
+        + " |"
+    )
+    rows.append(
+        f"| `ERROR` (ERR) | `{FS.ERROR.format}` | {FS.ERROR.size} | error code (below), SEQ and TAG of the "
+        f"bad frame ({FS.SEQ_UNKNOWN} and `???` when unreadable), errors of this code so far |"
+    )
+    rows.append(
+        f"| `COUNTERS` (CNT, BYE) | `{FS.COUNTERS_STRUCT.format}` | {FS.COUNTERS_STRUCT.size} | "
+        + ", ".join(f"`{n}`" for n, _ in FS.COUNTER_FIELDS)
+        + " (meanings below) |"
+    )
     rows.append("| CAD | `<I` | 4 | milliseconds between two estimate frames of one kind (and peer); 0 = none |")
     return "\n".join(rows)
 
@@ -214,8 +258,9 @@ def stream_errors_table() -> str:
     for code, (name, meaning) in FS.ERROR_CODES.items():
         rows.append(f"| {code} | `{name}` | {meaning} |")
     rows.append("")
-    rows.append("Counters (CNT, BYE; each `uint32`, saturating): "
-                + "; ".join(f"`{n}` {m}" for n, m in FS.COUNTER_FIELDS) + ".")
+    rows.append(
+        "Counters (CNT, BYE; each `uint32`, saturating): " + "; ".join(f"`{n}` {m}" for n, m in FS.COUNTER_FIELDS) + "."
+    )
     return "\n".join(rows)
 
 
@@ -227,29 +272,58 @@ def _example_frames():
     from pygnc.formats.gps import encode_gps_segment
 
     sensor = bytes.fromhex("654b95349d00160433000000e002da001d0004bf4dacac355c030000bfff")
-    gps = encode_gps_segment(t_sc_s=1699452212, time_status=180, week=2288, ms_of_week=259230000,
-                             solution_status=0, pos_ecef_m=(4510731.25, 4510731.5, 2000000.0),
-                             pos_sigma_m=(2.5, 2.5, 4.0), vel_status=0, vel_ecef_m_s=(-3500.5, 3500.25, 6000.0),
-                             vel_sigma_m_s=(0.05, 0.05, 0.08), sats_tracked=10, sats_in_solution=8)
+    gps = encode_gps_segment(
+        t_sc_s=1699452212,
+        time_status=180,
+        week=2288,
+        ms_of_week=259230000,
+        solution_status=0,
+        pos_ecef_m=(4510731.25, 4510731.5, 2000000.0),
+        pos_sigma_m=(2.5, 2.5, 4.0),
+        vel_status=0,
+        vel_ecef_m_s=(-3500.5, 3500.25, 6000.0),
+        vel_sigma_m_s=(0.05, 0.05, 0.08),
+        sats_tracked=10,
+        sats_in_solution=8,
+    )
     rng = RP.encode_packet(0x4A, 1699452213, 23000, rssi_dbm=-40.0, fei_raw=-1)
-    orbit = B.encode_record(B.KINDS_BY_NAME["orbit"], 1699452212.0, B.KINDS_BY_NAME["orbit"].encode("orbit_estimate", {
-        "r_ecef_m": [4510731.25, 4510731.5, 2000000.0], "v_ecef_m_s": [-3500.5, 3500.25, 6000.0],
-        "sigma_r_m": [3.0, 3.0, 4.5], "sigma_v_m_s": [0.01, 0.01, 0.02], "n_used": 42, "n_rejected": 0,
-        "n_invalid": 1, "propagated": False}))
+    orbit = B.encode_record(
+        B.KINDS_BY_NAME["orbit"],
+        1699452212.0,
+        B.KINDS_BY_NAME["orbit"].encode(
+            "orbit_estimate",
+            {
+                "r_ecef_m": [4510731.25, 4510731.5, 2000000.0],
+                "v_ecef_m_s": [-3500.5, 3500.25, 6000.0],
+                "sigma_r_m": [3.0, 3.0, 4.5],
+                "sigma_v_m_s": [0.01, 0.01, 0.02],
+                "n_used": 42,
+                "n_rejected": 0,
+                "n_invalid": 1,
+                "propagated": False,
+            },
+        ),
+    )
     return [
         ("host: one sensor segment (PyGNC's test vector, t = 1699452212)", FS.encode_frame(FS.SENSOR, 1, sensor)),
         ("host: one GPS segment", FS.encode_frame(FS.GPS, 2, gps)),
-        ("host: one range packet (0x4A, RSSI -40 dBm, raw 23000 = 1036.6 m at 812.5 kHz)",
-         FS.encode_frame(FS.RANGE, 3, rng)),
+        (
+            "host: one range packet (0x4A, RSSI -40 dBm, raw 23000 = 1036.6 m at 812.5 kHz)",
+            FS.encode_frame(FS.RANGE, 3, rng),
+        ),
         ("host: PNG", FS.encode_frame(FS.PING, 4)),
         ("host: CAD 1000 ms", FS.encode_frame(FS.CADENCE, 5, struct.pack("<I", 1000))),
         ("host: STA", FS.encode_frame(FS.STATUS, 6)),
         ("host: FLU", FS.encode_frame(FS.FLUSH, 7)),
-        ("pygnc: HEL (run 7, cadence 0, t 1699452210.5)",
-         FS.encode_frame(FS.HELLO_TAG, 0, FS.HELLO.pack(1, FS.MAX_LINE_BYTES, 7, 0, 1699452210.5))),
+        (
+            "pygnc: HEL (run 7, cadence 0, t 1699452210.5)",
+            FS.encode_frame(FS.HELLO_TAG, 0, FS.HELLO.pack(1, FS.MAX_LINE_BYTES, 7, 0, 1699452210.5)),
+        ),
         ("pygnc: ACK of CAD SEQ 5, ok", FS.encode_frame(FS.ACK_TAG, 1, FS.ACK.pack(5, FS.CADENCE, FS.ACK_OK))),
-        ("pygnc: ERR bad_crc of SNS SEQ 12, the first", FS.encode_frame(FS.ERROR_TAG, 2,
-                                                                       FS.ERROR.pack(FS.ERR_BAD_CRC, 12, FS.SENSOR, 1))),
+        (
+            "pygnc: ERR bad_crc of SNS SEQ 12, the first",
+            FS.encode_frame(FS.ERROR_TAG, 2, FS.ERROR.pack(FS.ERR_BAD_CRC, 12, FS.SENSOR, 1)),
+        ),
         ("pygnc: EST, an orbit record at 1699452212.000", FS.encode_frame(FS.ESTIMATE, 3, orbit)),
     ]
 
@@ -261,7 +335,7 @@ def stream_examples_table() -> str:
     for what, line in _example_frames():
         rows.append(f"# {what}")
         rows.append(line.decode().rstrip("\n"))
-        body = line[1:line.index(b"*")]
+        body = line[1 : line.index(b"*")]
         payload = binascii.a2b_base64(body.split(b",", 2)[2])
         rows.append(f"#   payload {len(payload)} bytes: {payload.hex(' ') if payload else '(none)'}")
     rows.append("```")
@@ -305,8 +379,10 @@ def montecarlo_columns_table() -> str:
 def station_messages_table() -> str:
     from ground.station.model import MESSAGES
 
-    return "\n".join(["| type | direction | fields | meaning |", "|---|---|---|---|"]
-                     + [f"| `{t}` | {d} | {f} | {m} |" for t, d, f, m in MESSAGES])
+    return "\n".join(
+        ["| type | direction | fields | meaning |", "|---|---|---|---|"]
+        + [f"| `{t}` | {d} | {f} | {m} |" for t, d, f, m in MESSAGES]
+    )
 
 
 def station_series_table() -> str:
@@ -319,23 +395,38 @@ def station_series_table() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"status": status_table, "flags": flags_table, "messages": messages_table,
-          "channels": channels_table, "tasks": tasks_table, "batch_header": batch_header_table,
-          "batch_kinds": batch_kinds_table, "batch_fields": batch_fields_table, "orbit_csv": replay_table("orbit"),
-          "attitude_csv": replay_table("attitude"), "formation_csv": replay_table("formation"),
-          "hk_sentences": hk_sentences_table, "opc_records": opc_records_table,
-          "archive_schema": archive_schema,
-          "stream_tags": stream_tags_table, "stream_payloads": stream_payloads_table,
-          "stream_errors": stream_errors_table, "stream_examples": stream_examples_table,
-          "stream_budget": stream_budget_table, "campaign_keys": campaign_keys_table,
-          "montecarlo_columns": montecarlo_columns_table, "range_residuals_csv": replay_table("range_residuals"),
-          "station_messages": station_messages_table, "station_series": station_series_table}
+TABLES = {
+    "status": status_table,
+    "flags": flags_table,
+    "messages": messages_table,
+    "channels": channels_table,
+    "tasks": tasks_table,
+    "batch_header": batch_header_table,
+    "batch_kinds": batch_kinds_table,
+    "batch_fields": batch_fields_table,
+    "orbit_csv": replay_table("orbit"),
+    "attitude_csv": replay_table("attitude"),
+    "formation_csv": replay_table("formation"),
+    "hk_sentences": hk_sentences_table,
+    "opc_records": opc_records_table,
+    "archive_schema": archive_schema,
+    "stream_tags": stream_tags_table,
+    "stream_payloads": stream_payloads_table,
+    "stream_errors": stream_errors_table,
+    "stream_examples": stream_examples_table,
+    "stream_budget": stream_budget_table,
+    "campaign_keys": campaign_keys_table,
+    "montecarlo_columns": montecarlo_columns_table,
+    "range_residuals_csv": replay_table("range_residuals"),
+    "station_messages": station_messages_table,
+    "station_series": station_series_table,
+}
 
 
 def render(doc: str) -> str:
     for name, fn in TABLES.items():
         pat = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
-        doc, n = pat.subn(lambda m: m.group(1) + fn() + "\n" + m.group(2), doc)
+        doc, n = pat.subn(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2), doc)
         if n != 1:
             raise SystemExit(f"docs/interface.md lacks the markers for table {name!r}")
     return doc

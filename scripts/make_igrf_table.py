@@ -36,8 +36,10 @@ def main(argv=None) -> int:
         return 2
     table = igrf.table_from_shc(shc)
     igrf.write_table(args.out, table)
-    print(f"wrote {args.out}: degree {table['degree']}, epochs {table['epochs_year'][0]:.0f}-"
-          f"{table['epochs_year'][-1]:.0f} from {shc}")
+    print(
+        f"wrote {args.out}: degree {table['degree']}, epochs {table['epochs_year'][0]:.0f}-"
+        f"{table['epochs_year'][-1]:.0f} from {shc}"
+    )
     return 0
 
 

@@ -31,15 +31,18 @@ def excluded(rel: Path) -> bool:
     if any(part in EXCLUDED_DIRS or part.startswith(".") for part in rel.parts[:-1]):
         return True
     name = rel.name
-    return (name.upper().startswith("README") or name.startswith("test_") or name.startswith(".")
-            or rel.suffix in EXCLUDED_SUFFIXES)
+    return (
+        name.upper().startswith("README")
+        or name.startswith("test_")
+        or name.startswith(".")
+        or rel.suffix in EXCLUDED_SUFFIXES
+    )
 
 
 def version_text() -> str:
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                                  timeout=20).stdout.strip()
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -48,8 +51,9 @@ def version_text() -> str:
     sys.path.insert(0, str(FLIGHT))
     from pygnc import __version__
 
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"pygnc {__version__}\ncommit {commit}{dirty}\ncommit_date {git('show', '-s', '--format=%cI', 'HEAD')}\npackaged {now}\n"
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    commit_date = git("show", "-s", "--format=%cI", "HEAD")
+    return f"pygnc {__version__}\ncommit {commit}{dirty}\ncommit_date {commit_date}\npackaged {now}\n"
 
 
 def build(out: Path) -> list[str]:
@@ -64,8 +68,11 @@ def build(out: Path) -> list[str]:
                 dst.write_bytes(src.read_bytes())
         for script, args in GENERATORS:
             if (REPO / script).exists():
-                subprocess.run([sys.executable, str(REPO / script), *[a.format(stage=stage) for a in args]],
-                               check=True, timeout=300)
+                subprocess.run(
+                    [sys.executable, str(REPO / script), *[a.format(stage=stage) for a in args]],
+                    check=True,
+                    timeout=300,
+                )
         (stage / "VERSION").write_text(version_text())
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp_zip = out.with_name(out.name + ".part")

@@ -27,8 +27,11 @@ HEADLINE: list[tuple[str, str, str]] = [
     ("orbit", "nominal_pos_m", "orbit: position error 3D RMS over 3 h (GPS fixes of 10 m)"),
     ("attitude", "rms_worst_deg", "attitude: error RMS over 3 h tumbling, worst seed"),
     ("formation", "rms3d_median_m", "formation with partner fixes relayed: relative position 3D RMS, median seed"),
-    ("operations_loop", "day2_rms_median_m",
-     "range-only, day 2 (priors from the day-1 downlinks): 3D RMS, median pair"),
+    (
+        "operations_loop",
+        "day2_rms_median_m",
+        "range-only, day 2 (priors from the day-1 downlinks): 3D RMS, median pair",
+    ),
     ("operations_loop", "day2_rms_worst_m", "range-only, day 2: 3D RMS, worst pair"),
     ("range_only_3p_none", "nees_inside", "range-only with no prior: epochs whose NEES is inside its 99.9 % bound"),
     ("batch_day_4sc", "all_done_s", "a day's batch of 4 spacecraft through the process tree: start to done"),
@@ -62,9 +65,13 @@ def page(results: list[dict]) -> str:
     out = [INTRO]
     for r in results:
         m = r["machine"]
-        out += [f"## {r['title']}", "",
-                f"`{r['command']}` - {r['date']}, commit {r['commit']}, {m['cpus']} CPUs "
-                f"({m['system']}, Python {m['python']}), load average {m['load_average']} at the end.", ""]
+        out += [
+            f"## {r['title']}",
+            "",
+            f"`{r['command']}` - {r['date']}, commit {r['commit']}, {m['cpus']} CPUs "
+            f"({m['system']}, Python {m['python']}), load average {m['load_average']} at the end.",
+            "",
+        ]
         if r.get("notes"):
             out += [r["notes"], ""]
         out += ["| figure | value |", "|---|---|"]
@@ -76,8 +83,11 @@ def page(results: list[dict]) -> str:
 def headline(results: list[dict]) -> str:
     """The README's table of the :data:`HEADLINE` figures recorded so far ("" if none)."""
     by = {(r["bench"], f["key"]): f for r in results for f in r["figures"]}
-    rows = [f"| {label} | {_value(f['value'], f['unit'])} |"
-            for bench, key, label in HEADLINE if (f := by.get((bench, key))) is not None]
+    rows = [
+        f"| {label} | {_value(f['value'], f['unit'])} |"
+        for bench, key, label in HEADLINE
+        if (f := by.get((bench, key))) is not None
+    ]
     return "\n".join(["| | measured |", "|---|---|", *rows]) if rows else ""
 
 

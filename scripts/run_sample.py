@@ -67,8 +67,12 @@ class Steps:
             with self.log.open("rb") as f:
                 f.seek(start)
                 tail = f.read().decode("utf-8", "replace").splitlines()[-FAIL_TAIL_LINES:]
-            print(f"failed (exit status {rc}): {shown}\n" + "\n".join("  | " + ln for ln in tail)
-                  + f"\n  (all of it: {_rel(self.log)})", flush=True)
+            print(
+                f"failed (exit status {rc}): {shown}\n"
+                + "\n".join("  | " + ln for ln in tail)
+                + f"\n  (all of it: {_rel(self.log)})",
+                flush=True,
+            )
         return rc
 
     def say(self, text: str) -> None:
@@ -98,14 +102,18 @@ def accuracy_lines(summary: dict, replay_dir: Path, window_s: float) -> list[str
     lines = []
     o = summary.get("orbit") or {}
     if "position_3d_rms_m" in o:
-        lines.append(f"    orbit      position {o['position_3d_rms_m']:.1f} m RMS "
-                     f"(max {o['position_3d_max_m']:.1f} m), velocity {o['velocity_3d_rms_m_s'] * 1000:.0f} mm/s RMS")
+        lines.append(
+            f"    orbit      position {o['position_3d_rms_m']:.1f} m RMS "
+            f"(max {o['position_3d_max_m']:.1f} m), velocity {o['velocity_3d_rms_m_s'] * 1000:.0f} mm/s RMS"
+        )
     else:
         lines.append("    orbit      not evaluated")
     a = summary.get("attitude") or {}
     if "angle_rms_deg" in a:
-        lines.append(f"    attitude   {a['angle_rms_deg']:.2f} deg RMS (max {a['angle_max_deg']:.1f} deg), "
-                     f"gyro bias {a['gyro_bias_3d_rms_deg_s']:.3f} deg/s RMS")
+        lines.append(
+            f"    attitude   {a['angle_rms_deg']:.2f} deg RMS (max {a['angle_max_deg']:.1f} deg), "
+            f"gyro bias {a['gyro_bias_3d_rms_deg_s']:.3f} deg/s RMS"
+        )
     else:
         lines.append("    attitude   not evaluated")
     peers = ((summary.get("formation") or {}).get("peers")) or {}
@@ -114,11 +122,15 @@ def accuracy_lines(summary: dict, replay_dir: Path, window_s: float) -> list[str
     for peer, f in sorted(peers.items()):
         if "relative_position_3d_rms_m" not in f:
             continue
-        line = (f"    formation  partner {peer}: relative position {f['relative_position_3d_rms_m']:.0f} m RMS, "
-                f"line of sight {f['line_of_sight_rms_m']:.0f} m RMS")
+        line = (
+            f"    formation  partner {peer}: relative position {f['relative_position_3d_rms_m']:.0f} m RMS, "
+            f"line of sight {f['line_of_sight_rms_m']:.0f} m RMS"
+        )
         if used.get(peer, 0) == 0 and summary.get("span_s", 0.0) < window_s:
-            line += (f"\n               (range-only: the first fit needs {window_s / 60:.0f} min of ranges, the "
-                     f"sample has {summary['span_s'] / 60:.0f} min, {n_ranges} ranges: still the uplinked prior)")
+            line += (
+                f"\n               (range-only: the first fit needs {window_s / 60:.0f} min of ranges, the "
+                f"sample has {summary['span_s'] / 60:.0f} min, {n_ranges} ranges: still the uplinked prior)"
+            )
         lines.append(line)
     if not peers:
         lines.append("    formation  no partner evaluated")
@@ -127,10 +139,15 @@ def accuracy_lines(summary: dict, replay_dir: Path, window_s: float) -> list[str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-v", "--verbose", action="store_true",
-                    help="show everything each step prints (pygnc's frames, the full status, the reports)")
-    ap.add_argument("--out", type=Path, default=OUT,
-                    help="where the run, the downlink and the replay go (default out/)")
+    ap.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show everything each step prints (pygnc's frames, the full status, the reports)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=OUT, help="where the run, the downlink and the replay go (default out/)"
+    )
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "flight"))
     from pygnc.estimation.tunables import RangeOnlyConfig
@@ -150,35 +167,56 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("PYGNC_CONFIG", None)
 
     t0 = time.monotonic()
-    rc = steps.run(f"PYGNC_HOME={home} python flight/main.py 0.08 {t_sc}",
-                   [sys.executable, str(REPO / "flight" / "main.py"), "0.08", str(t_sc)],
-                   "running the flight software on the sample (it stops by itself after 5 s)", env=env, timeout=120)
+    rc = steps.run(
+        f"PYGNC_HOME={home} python flight/main.py 0.08 {t_sc}",
+        [sys.executable, str(REPO / "flight" / "main.py"), "0.08", str(t_sc)],
+        "running the flight software on the sample (it stops by itself after 5 s)",
+        env=env,
+        timeout=120,
+    )
     t_flight = time.monotonic() - t0
     if (home / "pygnc_info.txt").is_file():
         steps.say("pygnc_info.txt:\n" + (home / "pygnc_info.txt").read_text())
-    steps.run(f"python -m ground decode {home / 'pygnc_status.bin'}",
-              [sys.executable, "-m", "ground", "decode", str(home / "pygnc_status.bin")], cwd=REPO, timeout=120)
+    steps.run(
+        f"python -m ground decode {home / 'pygnc_status.bin'}",
+        [sys.executable, "-m", "ground", "decode", str(home / "pygnc_status.bin")],
+        cwd=REPO,
+        timeout=120,
+    )
     downlink = out / "sample_downlink"
-    rc_decode = steps.run(f"python -m ground decode {home / 'pygnc_batches'} --out {downlink}",
-                          [sys.executable, "-m", "ground", "decode", str(home / "pygnc_batches"), "--out",
-                           str(downlink)], "decoding what it wrote for downlink", cwd=REPO, timeout=300)
+    rc_decode = steps.run(
+        f"python -m ground decode {home / 'pygnc_batches'} --out {downlink}",
+        [sys.executable, "-m", "ground", "decode", str(home / "pygnc_batches"), "--out", str(downlink)],
+        "decoding what it wrote for downlink",
+        cwd=REPO,
+        timeout=300,
+    )
     replay = out / "sample_replay"
-    rc_replay = steps.run(f"python -m ground replay {SAMPLE} --out {replay}",
-                          [sys.executable, "-m", "ground", "replay", str(SAMPLE), "--out", str(replay)],
-                          "replaying the sample on the ground against its truth", cwd=REPO, timeout=600)
+    rc_replay = steps.run(
+        f"python -m ground replay {SAMPLE} --out {replay}",
+        [sys.executable, "-m", "ground", "replay", str(SAMPLE), "--out", str(replay)],
+        "replaying the sample on the ground against its truth",
+        cwd=REPO,
+        timeout=600,
+    )
 
     print()
-    print(f"pygnc on the bundled sample ({_rel(SAMPLE)}: one spacecraft's sensors, GPS fixes and ranges to one "
-          "partner)")
-    print(f"  flight run   flight/main.py as the host starts it: exit status {rc} after {t_flight:.0f} s; its files "
-          f"in {_rel(home)}")
+    print(
+        f"pygnc on the bundled sample ({_rel(SAMPLE)}: one spacecraft's sensors, GPS fixes and ranges to one partner)"
+    )
+    print(
+        f"  flight run   flight/main.py as the host starts it: exit status {rc} after {t_flight:.0f} s; its files "
+        f"in {_rel(home)}"
+    )
     if rc_decode == 0:
         records = json.loads((downlink / "summary.json").read_text()).get("records", {})
         print(f"  downlink     its batch files decoded: {sum(records.values())} records in {_rel(downlink)}")
     if rc_replay == 0:
         summary = json.loads((replay / "summary.json").read_text())
-        print(f"  replay       the same estimators on the ground, against the sample's truth "
-              f"({summary.get('span_s', 0) / 60:.0f} min, after the first {summary.get('settle_s', 0):.0f} s):")
+        print(
+            f"  replay       the same estimators on the ground, against the sample's truth "
+            f"({summary.get('span_s', 0) / 60:.0f} min, after the first {summary.get('settle_s', 0):.0f} s):"
+        )
         for line in accuracy_lines(summary, replay, RangeOnlyConfig().window_s):
             print(line)
     shown = "plots"

@@ -34,7 +34,7 @@ class Corrupted:
     touched: set[int] = field(default_factory=set)
 
     @classmethod
-    def from_units(cls, units: list[bytes]) -> "Corrupted":
+    def from_units(cls, units: list[bytes]) -> Corrupted:
         data, tags = bytearray(), []
         for uid, u in enumerate(units):
             data += u

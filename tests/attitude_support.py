@@ -10,17 +10,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from processor_support import EVERY
+from scipy.spatial.transform import Rotation, Slerp
+
+from ground.sim import scenario as scn
 from pygnc import frames
-from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
 from pygnc.estimation.attitude_environment import environment_at
 from pygnc.formats.sense import decode_sense
 from pygnc.formats.settings import DecodeSettings
 from pygnc.timebase import fit_clock_map
-from scipy.spatial.transform import Rotation, Slerp
-
-from ground.sim import scenario as scn
-from processor_support import EVERY
 
 
 def issue_settings(seed: int, duration_s: float) -> scn.ScenarioSettings:
@@ -61,8 +60,14 @@ def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigm
     for k in range(len(sens)):
         i = idx[k]
         t = float(t_stated[k])
-        env = environment_at(t, z["r_ecef_m"][0][i], z["r_gcrs_m"][0][i], frames.gcrs_from_itrs_matrix(t),
-                                config.sun_lux_at_1au, config.albedo_reflectivity)
+        env = environment_at(
+            t,
+            z["r_ecef_m"][0][i],
+            z["r_gcrs_m"][0][i],
+            frames.gcrs_from_itrs_matrix(t),
+            config.sun_lux_at_1au,
+            config.albedo_reflectivity,
+        )
         w = rib @ np.radians(sens["gyro_deg_s"][k])
         m = rib @ sens["mag_ut"][k]
         outs.append(est.step(t, w, m, sens["sun_lux"][k], sens["sun_saturated"][k], env, sigma_t))
@@ -108,9 +113,16 @@ IMU_LSB_DEG_S = 1260.0 / 65536.0
 IMU_DEVICE_TO_BODY = (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
-def imu_samples(truth, k: int = 0, seed: int = 0, bias_max_deg_s: float = 0.3, rate_hz: float = IMU_RATE_HZ,
-                noise_density_deg_s_sqrt_hz: float = IMU_NOISE_DENSITY_DEG_S_SQRT_HZ,
-                device_to_body=IMU_DEVICE_TO_BODY, gaps_s=()):
+def imu_samples(
+    truth,
+    k: int = 0,
+    seed: int = 0,
+    bias_max_deg_s: float = 0.3,
+    rate_hz: float = IMU_RATE_HZ,
+    noise_density_deg_s_sqrt_hz: float = IMU_NOISE_DENSITY_DEG_S_SQRT_HZ,
+    device_to_body=IMU_DEVICE_TO_BODY,
+    gaps_s=(),
+):
     """A live IMU's samples from spacecraft *k*'s truth: ``(t_sc_s (n,), rate_imu_rad_s (n, 3),
     bias_imu_rad_s (3,))``.  Rates: the truth body rate (cubic spline of the 1-Hz grid) in the
     device's axes, plus a constant bias drawn in +-*bias_max_deg_s*, white noise of the
@@ -144,11 +156,25 @@ def with_imu(messages, t_sc_s, rate_imu_rad_s, block_s: float = 0.1, lead_s: flo
     edges = np.flatnonzero(np.diff(np.floor((t_sc_s - t_sc_s[0]) / block_s))) + 1
     starts = np.concatenate(([0], edges))
     ends = np.concatenate((edges, [t_sc_s.size]))
-    blocks = [(float(t_sc_s[e - 1]), {
-        "device": "sim", "connection": 1, "first_index": int(s), "lost": 0,
-        "t_sc_s": t_sc_s[s:e].tolist(), "t_device_s": t_sc_s[s:e].tolist(), "t_rx_sc_s": t_sc_s[s:e].tolist(),
-        "rate_imu_rad_s": rate_imu_rad_s[s:e].tolist(), "accel_imu_m_s2": [[0.0, 0.0, 0.0]] * int(e - s),
-        "temp_c": [20.0] * int(e - s), "status": [0] * int(e - s)}) for s, e in zip(starts, ends)]
+    blocks = [
+        (
+            float(t_sc_s[e - 1]),
+            {
+                "device": "sim",
+                "connection": 1,
+                "first_index": int(s),
+                "lost": 0,
+                "t_sc_s": t_sc_s[s:e].tolist(),
+                "t_device_s": t_sc_s[s:e].tolist(),
+                "t_rx_sc_s": t_sc_s[s:e].tolist(),
+                "rate_imu_rad_s": rate_imu_rad_s[s:e].tolist(),
+                "accel_imu_m_s2": [[0.0, 0.0, 0.0]] * int(e - s),
+                "temp_c": [20.0] * int(e - s),
+                "status": [0] * int(e - s),
+            },
+        )
+        for s, e in zip(starts, ends)
+    ]
     out, j = [], 0
     for t, b in messages:
         if t == "sensor":
@@ -168,6 +194,7 @@ def processor_accuracy(truth, messages, config, imu_bias_body_rad_s=None, settle
     import time
 
     import processor_support as ps
+
     from pygnc.estimation import chi2
     from pygnc.processors.attitude import AttitudeProcessor
     from pygnc.processors.orbit import OrbitProcessor
@@ -195,9 +222,16 @@ def processor_accuracy(truth, messages, config, imu_bias_body_rad_s=None, settle
     ecl = truth["eclipse"][0][np.clip(np.rint(rel).astype(int), 0, truth["t_gps_s"].size - 1)]
     nees = ps.nees(err, cov)
     return {
-        "rel_s": rel, "angle_deg": ang, "nees": nees, "counters": ap.counters(), "cpu_s": cpu,
-        "rms_deg": float(np.sqrt(np.mean(ang[s] ** 2))), "rms_sun_deg": float(np.sqrt(np.mean(ang[s & ~ecl] ** 2))),
-        "rms_eclipse_deg": float(np.sqrt(np.mean(ang[s & ecl] ** 2))), "max_deg": float(ang[s].max()),
+        "rel_s": rel,
+        "angle_deg": ang,
+        "nees": nees,
+        "counters": ap.counters(),
+        "cpu_s": cpu,
+        "rms_deg": float(np.sqrt(np.mean(ang[s] ** 2))),
+        "rms_sun_deg": float(np.sqrt(np.mean(ang[s & ~ecl] ** 2))),
+        "rms_eclipse_deg": float(np.sqrt(np.mean(ang[s & ecl] ** 2))),
+        "max_deg": float(ang[s].max()),
         "bias_err_max_deg_s": float(np.degrees(np.abs(db[s]).max())),
-        "nees_mean": float(nees[s].mean()), "in95": float(np.mean(nees[s] < chi2.quantile(0.95, 3))),
+        "nees_mean": float(nees[s].mean()),
+        "in95": float(np.mean(nees[s] < chi2.quantile(0.95, 3))),
     }

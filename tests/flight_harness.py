@@ -41,9 +41,17 @@ def _become_terminal_foreground():  # in the child, after setsid()
 class FlightRun:
     """One run of ``main.py`` in a pseudo-terminal, with its PYGNC_HOME."""
 
-    def __init__(self, home: Path, timeout_min: float = 5.0, spacecraft_time_s: float = 1_700_000_000,
-                 main: Path = FLIGHT_MAIN, env: dict | None = None, args: list[str] | None = None,
-                 prefix: list[str] | None = None, stdout=None):
+    def __init__(
+        self,
+        home: Path,
+        timeout_min: float = 5.0,
+        spacecraft_time_s: float = 1_700_000_000,
+        main: Path = FLIGHT_MAIN,
+        env: dict | None = None,
+        args: list[str] | None = None,
+        prefix: list[str] | None = None,
+        stdout=None,
+    ):
         """*stdout*: a file object for main.py's stdout instead of the terminal (stdin and
         stderr stay on it); *prefix*: a command that runs main.py, e.g. ["taskset", "-c", "0"]
         (benches)."""
@@ -57,10 +65,17 @@ class FlightRun:
         e.update(env or {})
         argv = [str(timeout_min), str(spacecraft_time_s)] if args is None else args
         self.t_start = time.monotonic()
-        self.proc = subprocess.Popen([*(prefix or []), sys.executable, str(main), *argv], stdin=slave,
-                                     stdout=slave if stdout is None else stdout,
-                                     stderr=slave, env=e, cwd=str(self.home), start_new_session=True,
-                                     preexec_fn=_become_terminal_foreground, close_fds=True)
+        self.proc = subprocess.Popen(
+            [*(prefix or []), sys.executable, str(main), *argv],
+            stdin=slave,
+            stdout=slave if stdout is None else stdout,
+            stderr=slave,
+            env=e,
+            cwd=str(self.home),
+            start_new_session=True,
+            preexec_fn=_become_terminal_foreground,
+            close_fds=True,
+        )
         os.close(slave)
         self.output = bytearray()
         self._paused = threading.Event()
@@ -100,11 +115,13 @@ class FlightRun:
             if s is not None and predicate(s):
                 return s
             if self.proc.poll() is not None:
-                raise AssertionError(f"main.py exited ({self.proc.returncode}) before the status "
-                                     f"condition held; output:\n{self.text}")
+                raise AssertionError(
+                    f"main.py exited ({self.proc.returncode}) before the status condition held; output:\n{self.text}"
+                )
             time.sleep(period_s)
-        raise AssertionError(f"status condition not met in {timeout_s} s; last status {self.status()}\n"
-                             f"output:\n{self.text}")
+        raise AssertionError(
+            f"status condition not met in {timeout_s} s; last status {self.status()}\noutput:\n{self.text}"
+        )
 
     def wait_info(self, needle: bytes, timeout_s: float = 10.0, period_s: float = 0.02) -> bytes:
         """The info file once it contains *needle* (it is rewritten just after the status
@@ -225,8 +242,12 @@ class FlightRun:
         self.close()
 
 
-def make_home(tmp_path: Path, scenario: Path | None = None, sense: bytes | None = None,
-              range_files: dict[str, bytes] | None = None) -> Path:
+def make_home(
+    tmp_path: Path,
+    scenario: Path | None = None,
+    sense: bytes | None = None,
+    range_files: dict[str, bytes] | None = None,
+) -> Path:
     """A PYGNC_HOME with a copy of a scenario's inputs and/or the given file contents."""
     home = tmp_path / "home"
     home.mkdir()

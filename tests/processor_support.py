@@ -4,13 +4,13 @@ shared by the processor accuracy tests (and usable from a bench)."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ground.sim.sensors import hermite_position
 from pygnc.config import Config, Paths, config_for_home
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
-from scipy.spatial.transform import Rotation
-
-from ground.sim.sensors import hermite_position
 
 #: Every estimate published (a batch is decimated in flight: Config.batch_decimate_estimates).
 EVERY = Config(batch_decimate_estimates=False)
@@ -48,8 +48,11 @@ def renoised(messages, truth, k: int, pos_sigma_m: float, vel_sigma_m_s: float, 
     for t, b in messages:
         if t == "gps_fix" and b["peer_id"] == 0 and b["valid"]:
             i = int(round(b["t_gps_s"] - t0))
-            b = {**b, "pos_ecef_m": (truth["r_ecef_m"][k][i] + pos_sigma_m * rng.standard_normal(3)).tolist(),
-                 "vel_ecef_m_s": (truth["v_ecef_m_s"][k][i] + vel_sigma_m_s * rng.standard_normal(3)).tolist()}
+            b = {
+                **b,
+                "pos_ecef_m": (truth["r_ecef_m"][k][i] + pos_sigma_m * rng.standard_normal(3)).tolist(),
+                "vel_ecef_m_s": (truth["v_ecef_m_s"][k][i] + vel_sigma_m_s * rng.standard_normal(3)).tolist(),
+            }
         out.append((t, b))
     return out
 
@@ -62,8 +65,10 @@ def orbit_errors(truth, estimates: list[dict], k: int = 0):
     tg = np.array([b["t_gps_s"] for b in estimates])
     r_t = hermite_position(tt, truth["r_gcrs_m"][k], truth["v_gcrs_m_s"][k], tg)
     v_t = np.stack([np.interp(tg, tt, truth["v_gcrs_m_s"][k][:, a]) for a in range(3)], 1)
-    e = np.concatenate([np.array([b["r_gcrs_m"] for b in estimates]) - r_t,
-                        np.array([b["v_gcrs_m_s"] for b in estimates]) - v_t], axis=1)
+    e = np.concatenate(
+        [np.array([b["r_gcrs_m"] for b in estimates]) - r_t, np.array([b["v_gcrs_m_s"] for b in estimates]) - v_t],
+        axis=1,
+    )
     cov = np.array([np.reshape(b["cov_gcrs"], (6, 6)) for b in estimates])
     return tg, e, cov
 

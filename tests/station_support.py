@@ -24,10 +24,17 @@ from pygnc.formats.status import encode_status
 REPO = Path(__file__).resolve().parent.parent
 #: Where browser tests leave their screenshots (kept by CI as artefacts; gitignored).
 ARTIFACTS = Path(os.environ.get("PYGNC_TEST_ARTIFACTS", REPO / "test-artifacts"))
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-UTC_MINUS_SC_S = 1_000_000_000.0 - 16.0   # the fake spacecraft clock + this = UTC (2001-09-09)
+UTC_MINUS_SC_S = 1_000_000_000.0 - 16.0  # the fake spacecraft clock + this = UTC (2001-09-09)
 T0_SC_S = 742_000_000.0
 R_ORBIT_M = 6_878_137.0
 PEER = 0x4A
@@ -57,8 +64,16 @@ class FakePygnc:
         self.send(fs.HELLO_TAG, fs.HELLO.pack(fs.PROTOCOL_VERSION, fs.MAX_LINE_BYTES, 7, 1000, T0_SC_S))
 
     def status(self, t_sc_s: float, tasks=(("ingest", 2, 2, 0), ("orbit_estimator", 3, 2, 1))) -> None:
-        values = {"run": 7, "t_sc_s": t_sc_s, "clock_utc_minus_sc_s": UTC_MINUS_SC_S, "flags": 1 << 7,
-                  "orbit_quality": 1, "att_quality": 1, "peer0_id": PEER, "peer0_quality": 1}
+        values = {
+            "run": 7,
+            "t_sc_s": t_sc_s,
+            "clock_utc_minus_sc_s": UTC_MINUS_SC_S,
+            "flags": 1 << 7,
+            "orbit_quality": 1,
+            "att_quality": 1,
+            "peer0_id": PEER,
+            "peer0_quality": 1,
+        }
         for k, (_, tid, state, restarts) in enumerate(tasks):
             values.update({f"task{k}_id": tid, f"task{k}_state": state, f"task{k}_restarts": restarts})
         self.send(fs.STATUS_FILE, encode_status(values))
@@ -69,16 +84,40 @@ class FakePygnc:
         a = w * (t_sc_s - T0_SC_S)
         r = [R_ORBIT_M * math.cos(a), R_ORBIT_M * math.sin(a), 0.0]
         v = [-R_ORBIT_M * w * math.sin(a), R_ORBIT_M * w * math.cos(a), 0.0]
-        self.record("orbit", t_sc_s, {"r_ecef_m": r, "v_ecef_m_s": v, "sigma_r_m": [2.0, 2.0, 2.0],
-                                      "sigma_v_m_s": [0.01] * 3, "n_used": 5})
-        self.record("attitude", t_sc_s, {"q_body_to_gcrs": [1.0, 0.0, 0.0, 0.0], "rate_body_rad_s": [0.01, 0, 0],
-                                         "gyro_bias_rad_s": [1e-4] * 3, "sigma_att_rad": [0.01] * 3,
-                                         "sigma_bias_rad_s": [1e-5] * 3, "mag_bias_body_ut": [0.0] * 3,
-                                         "sigma_mag_bias_ut": [0.1] * 3, "valid_attitude": True})
-        self.record("formation", t_sc_s, {"peer_id": PEER, "dr_ecef_m": [1000.0, 0.0, 0.0],
-                                          "dv_ecef_m_s": [0.0, 0.0, 0.0], "sigma_dr_m": [3.0] * 3,
-                                          "sigma_dv_m_s": [0.01] * 3, "sigma_los_m": 2.0, "range_bias_m": 0.5,
-                                          "sigma_range_bias_m": 0.2, "n_ranges_used": 3})
+        self.record(
+            "orbit",
+            t_sc_s,
+            {"r_ecef_m": r, "v_ecef_m_s": v, "sigma_r_m": [2.0, 2.0, 2.0], "sigma_v_m_s": [0.01] * 3, "n_used": 5},
+        )
+        self.record(
+            "attitude",
+            t_sc_s,
+            {
+                "q_body_to_gcrs": [1.0, 0.0, 0.0, 0.0],
+                "rate_body_rad_s": [0.01, 0, 0],
+                "gyro_bias_rad_s": [1e-4] * 3,
+                "sigma_att_rad": [0.01] * 3,
+                "sigma_bias_rad_s": [1e-5] * 3,
+                "mag_bias_body_ut": [0.0] * 3,
+                "sigma_mag_bias_ut": [0.1] * 3,
+                "valid_attitude": True,
+            },
+        )
+        self.record(
+            "formation",
+            t_sc_s,
+            {
+                "peer_id": PEER,
+                "dr_ecef_m": [1000.0, 0.0, 0.0],
+                "dv_ecef_m_s": [0.0, 0.0, 0.0],
+                "sigma_dr_m": [3.0] * 3,
+                "sigma_dv_m_s": [0.01] * 3,
+                "sigma_los_m": 2.0,
+                "range_bias_m": 0.5,
+                "sigma_range_bias_m": 0.2,
+                "n_ranges_used": 3,
+            },
+        )
 
     def record(self, kind: str, t_sc_s: float, values: dict) -> None:
         self.send(fs.ESTIMATE, fmt.encode_record(fmt.KINDS_BY_NAME[kind], t_sc_s, values))
@@ -99,8 +138,13 @@ class Server:
     """``python -m ground serve ARGS`` as a process on a free port; ``url`` once it listens."""
 
     def __init__(self, *args: str, timeout_s: float = 30.0):
-        self.proc = subprocess.Popen([sys.executable, "-m", "ground", "serve", *args, "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ground", "serve", *args, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         self.lines: list[str] = []
         t_end = time.monotonic() + timeout_s
         self.url = None
@@ -156,6 +200,7 @@ def _say(say, text: str) -> None:
 
 def terminal_line(config):
     """A function that writes a line on pytest's terminal, past its output capture."""
+
     def say(text: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         capture = config.pluginmanager.get_plugin("capturemanager")
@@ -166,6 +211,7 @@ def terminal_line(config):
                 reporter.write_line(text)
         else:
             reporter.write_line(text)
+
     return say
 
 
@@ -182,12 +228,19 @@ def start_chromium_install(say=None) -> None:
         return
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(INSTALL_LOG, "wb")
-    _say(say, f"pygnc tests: no Chromium for the browser tests (tests/test_station.py): installing Debian's "
-              f"chromium package in the background ({_INSTALL}); log: {INSTALL_LOG}. "
-              f"Set {NO_INSTALL_ENV}=1 to skip those tests instead.")
-    _install = subprocess.Popen(["bash", "-c", f"{_INSTALL} || (apt-get update -q && {_INSTALL})"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    _say(
+        say,
+        f"pygnc tests: no Chromium for the browser tests (tests/test_station.py): installing Debian's "
+        f"chromium package in the background ({_INSTALL}); log: {INSTALL_LOG}. "
+        f"Set {NO_INSTALL_ENV}=1 to skip those tests instead.",
+    )
+    _install = subprocess.Popen(
+        ["bash", "-c", f"{_INSTALL} || (apt-get update -q && {_INSTALL})"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
     log.close()
 
 
@@ -199,8 +252,11 @@ def install_outcome() -> str | None:
     if rc is None:
         return f"chromium install still running (log: {INSTALL_LOG})"
     found = _find_chromium()
-    return (f"chromium installed for the browser tests: {found} (log: {INSTALL_LOG})" if rc == 0 and found
-            else f"chromium install failed (exit {rc}); browser tests skipped; log: {INSTALL_LOG}")
+    return (
+        f"chromium installed for the browser tests: {found} (log: {INSTALL_LOG})"
+        if rc == 0 and found
+        else f"chromium install failed (exit {rc}); browser tests skipped; log: {INSTALL_LOG}"
+    )
 
 
 def chromium(say=None) -> str | None:
@@ -224,8 +280,10 @@ def no_browser_reason() -> str:
     """Why there is no Chromium, and how to run the browser tests."""
     how = "apt-get install chromium (or any Chromium on PATH), then run pytest again"
     if _opted_out():
-        return (f"no Chromium, and {NO_INSTALL_ENV} is set so none was installed; to run the browser tests: "
-                f"{how}, or unset {NO_INSTALL_ENV} and run pytest as root")
+        return (
+            f"no Chromium, and {NO_INSTALL_ENV} is set so none was installed; to run the browser tests: "
+            f"{how}, or unset {NO_INSTALL_ENV} and run pytest as root"
+        )
     if _install is not None:
         return f"installing Debian's chromium failed (log: {INSTALL_LOG}); to run the browser tests: {how}"
     return f"no Chromium, and this user cannot install one (needs root and apt-get); to run the browser tests: {how}"
@@ -237,8 +295,15 @@ def batch_file(directory: Path, sequence: int, records: list[tuple[str, float, d
     written atomically as a downlink would leave it."""
     body = b"".join(fmt.encode_record(fmt.KINDS_BY_NAME[k], t, v) for k, t, v in records)
     ts = [t for _, t, _ in records]
-    hdr = fmt.encode_header(run=run, sequence=sequence, spacecraft_id=1, flags=fmt.FILE_CLOSED_SIZE,
-                            t_first_sc_s=min(ts), t_last_sc_s=max(ts), records=len(records))
+    hdr = fmt.encode_header(
+        run=run,
+        sequence=sequence,
+        spacecraft_id=1,
+        flags=fmt.FILE_CLOSED_SIZE,
+        t_first_sc_s=min(ts),
+        t_last_sc_s=max(ts),
+        records=len(records),
+    )
     path = Path(directory) / fmt.file_name(sequence)
     tmp = path.with_name("." + path.name + ".tmp")
     tmp.write_bytes(hdr + body)
@@ -254,7 +319,9 @@ def stalled_client(url: str, rcvbuf: int | None = None) -> socket.socket:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(10)
     s.connect((host, int(port)))
-    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    s.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     assert s.recv(12).startswith(b"HTTP/1.1 101")
     return s

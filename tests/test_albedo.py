@@ -26,8 +26,9 @@ def test_matches_fine_surface_quadrature():
     for _ in range(60):
         r, s, a = _random_geometry(rng)
         mine = al.albedo_irradiance_faces(r, s, a, reflectivity=0.3)
-        ref = env.albedo_irradiance_faces(r[None], (s * AU_M)[None], (a @ al.FACE_NORMALS_BODY.T).T[None],
-                                          albedo=0.3, n_rings=96, n_azimuth=192)[0]
+        ref = env.albedo_irradiance_faces(
+            r[None], (s * AU_M)[None], (a @ al.FACE_NORMALS_BODY.T).T[None], albedo=0.3, n_rings=96, n_azimuth=192
+        )[0]
         err.append(mine - ref)
         peak = max(peak, ref.max())
     err = np.array(err)
@@ -58,7 +59,8 @@ def test_cells_reuse_for_another_attitude_equals_full_call():
     np.testing.assert_allclose(al.faces_from_cells(w, u, b), al.albedo_irradiance_faces(r, s, b), rtol=1e-12)
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 _unit = st.tuples(st.floats(-1, 1), st.floats(-1, 1), st.floats(-1, 1)).filter(lambda v: 0.1 < np.linalg.norm(v))
 

@@ -5,20 +5,20 @@ over the BMX160 and the fall-back when it is unplugged - through the flight proc
 import dataclasses
 import math
 
+import attitude_support as asup
 import numpy as np
 import pytest
+from processor_support import EVERY
 from scipy.integrate import solve_ivp
 from scipy.spatial.transform import Rotation
 
-import attitude_support as asup
 from pygnc.config import Config
 from pygnc.estimation import chi2
-from pygnc.estimation.quaternion import integrate_rates
 from pygnc.estimation.imu_alignment import ImuTimeAlignment
+from pygnc.estimation.quaternion import integrate_rates
 from pygnc.processors import clock_map_from_body
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.tasks.table import TASKS_BY_NAME, active_subscriptions
-from processor_support import EVERY
 
 
 def _rate(t):
@@ -38,8 +38,9 @@ def test_integrate_rates_against_an_independent_integration():
     def kin(tt, q):  # scalar-last for scipy; dq/dt = q (x) [0, w]/2
         x, y, z, s = q
         wx, wy, wz = _rate(tt)
-        return 0.5 * np.array([s * wx + y * wz - z * wy, s * wy + z * wx - x * wz,
-                               s * wz + x * wy - y * wx, -x * wx - y * wy - z * wz])
+        return 0.5 * np.array(
+            [s * wx + y * wz - z * wy, s * wy + z * wx - x * wz, s * wz + x * wy - y * wx, -x * wx - y * wy - z * wz]
+        )
 
     ref = solve_ivp(kin, (0.3, 4.7), [0, 0, 0, 1.0], rtol=1e-12, atol=1e-12).y[:, -1]
     rates = np.array([_rate(tt) for tt in t])
@@ -70,9 +71,18 @@ def test_time_alignment_recovers_an_offset_from_rate_differences():
 
 def test_imu_samples_are_admitted_with_care():
     ap = AttitudeProcessor(EVERY)
-    block = {"t_sc_s": [10.0, 10.01, 10.01, math.nan, 10.03, 10.04, 10.05],
-             "rate_imu_rad_s": [[0.1, 0, 0], [0.1, 0, 0], [0.1, 0, 0], [0.1, 0, 0], [math.inf, 0, 0],
-                                [100.0, 0, 0], [0.1, 0, 0]]}
+    block = {
+        "t_sc_s": [10.0, 10.01, 10.01, math.nan, 10.03, 10.04, 10.05],
+        "rate_imu_rad_s": [
+            [0.1, 0, 0],
+            [0.1, 0, 0],
+            [0.1, 0, 0],
+            [0.1, 0, 0],
+            [math.inf, 0, 0],
+            [100.0, 0, 0],
+            [0.1, 0, 0],
+        ],
+    }
     assert ap.handle("imu_samples", block) == []
     # kept: 10.0, 10.01, 10.05; not after the previous (10.01 again), NaN time, inf rate,
     # 100 rad/s (beyond 2000 deg/s)
@@ -139,4 +149,3 @@ def test_live_gyro_accuracy_offset_and_unplug(single_sc_3h):
     values = res["nees"][idx]
     hi = chi2.quantile(0.995, 3 * n) / n
     assert 0.5 < values.mean() < hi, (values.mean(), hi)
-

@@ -10,6 +10,10 @@ import math
 
 import numpy as np
 import pytest
+from attitude_support import errors, issue_settings, run_core
+from scipy.spatial.transform import Rotation
+
+from ground import simulate as sim
 from pygnc.config import Config
 from pygnc.estimation import attitude_environment as aenv
 from pygnc.estimation import attitude_mekf as am
@@ -18,10 +22,6 @@ from pygnc.estimation import chi2
 from pygnc.estimation import quaternion as qn
 from pygnc.formats.sense import decode_sense
 from pygnc.formats.settings import DecodeSettings
-from scipy.spatial.transform import Rotation
-
-from attitude_support import errors, issue_settings, run_core
-from ground import simulate as sim
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,8 @@ def test_quaternion_helpers_match_scipy():
 
 
 # --------------------------------------------------------------------------- sun faces
-def _env(sun_b, a=np.eye(3), frac=1.0):
+def _env(sun_b, a=None, frac=1.0):
+    a = np.eye(3) if a is None else a
     return aenv.Environment(np.array([20.0, 0.0, 30.0]), a @ sun_b, 130_000.0, frac, np.zeros(0), np.zeros((0, 3)))
 
 

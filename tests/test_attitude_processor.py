@@ -5,6 +5,9 @@ import math
 
 import numpy as np
 import pytest
+from attitude_support import issue_settings
+from conftest import PY4_DATA
+from processor_support import EVERY, downlink_records
 
 from ground import simulate as sim
 from pygnc.bus.messages import DecodeCounters, Encoder, decode
@@ -12,9 +15,6 @@ from pygnc.config import Config, Paths
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
-from attitude_support import issue_settings
-from processor_support import EVERY, downlink_records
-from conftest import PY4_DATA
 
 BENCH = PY4_DATA / "pygnc_example"
 
@@ -97,8 +97,12 @@ def test_accuracy_behind_the_orbit_estimator(scenario_stream):
     k = np.rint(t_est - z["t_gps_s"][0]).astype(int)
     qt = z["q_body_to_gcrs"][0][k]
     qe = np.array([b["q_body_to_gcrs"] for b in est])
-    ang = np.degrees(np.linalg.norm(
-        (Rotation.from_quat(qt[:, [1, 2, 3, 0]]).inv() * Rotation.from_quat(qe[:, [1, 2, 3, 0]])).as_rotvec(), axis=1))
+    ang = np.degrees(
+        np.linalg.norm(
+            (Rotation.from_quat(qt[:, [1, 2, 3, 0]]).inv() * Rotation.from_quat(qe[:, [1, 2, 3, 0]])).as_rotvec(),
+            axis=1,
+        )
+    )
     settled = t_est - z["t_gps_s"][0] >= 1800.0
     assert math.sqrt(np.mean(ang[settled] ** 2)) < 2.0
     db = np.degrees(np.array([b["gyro_bias_rad_s"] for b in est])) - z["gyro_bias_imu_deg_s"][0][k] @ rib.T
@@ -114,7 +118,7 @@ def test_messages_fit_the_schema_and_propagation_after_batch(scenario_stream):
     for t, b in out[:5] + out[-5:]:
         assert decode(enc.encode(t, b), counters) is not None
     last = _estimates(out)[-1]
-    (t, prop), = ap.propagate_to_sc(last["t_sc_s"] + 5.0)
+    ((t, prop),) = ap.propagate_to_sc(last["t_sc_s"] + 5.0)
     assert t == "attitude_estimate" and prop["propagated"]
     assert decode(enc.encode(t, prop), counters) is not None
     assert max(prop["sigma_att_rad"]) > max(last["sigma_att_rad"])
@@ -190,7 +194,7 @@ def test_real_bench_capture_without_gps_fix():
     assert np.abs(np.degrees(est[-1]["rate_body_rad_s"])).max() < 0.1
     assert max(np.degrees(est[-1]["sigma_bias_rad_s"])) < 0.01
     assert ap.counters()["rest_updates"] > 50
-    (t, prop), = ap.propagate_to_sc(sensors[-1]["t_sc_s"] + 60.0)
+    ((t, prop),) = ap.propagate_to_sc(sensors[-1]["t_sc_s"] + 60.0)
     assert not prop["has_position"] and prop["propagated"]
 
 
@@ -222,6 +226,7 @@ def test_accuracy_and_consistency_on_three_hours(single_sc_3h):
     x 8 is chi-square(24) for a consistent filter, two-sided 99 % bounds 1.24-5.70;
     measured 2.36."""
     import processor_support as ps
+
     from pygnc.estimation import chi2
 
     _, d = single_sc_3h
@@ -309,7 +314,7 @@ def test_live_samples_after_a_batch_are_all_published(scenario_stream):
             (live if i >= cut else out).extend(got)
     n_live = sum(t == "sensor" for t, _ in messages[cut:])
     assert len(_estimates(live)) == n_live
-    assert len(_estimates(out)) < len(sensors[:len(sensors) // 2]) / 8
+    assert len(_estimates(out)) < len(sensors[: len(sensors) // 2]) / 8
 
 
 def test_a_batch_stopped_part_way_ends_with_its_newest_estimate(scenario_stream):
@@ -454,16 +459,16 @@ def test_an_estimate_propagated_ahead_of_the_live_stream_says_how_uncertain_it_i
     t_first_live = float(messages[cut][1]["t_sc_s"])
     checked = []
     for ahead_s in (1.0, 10.0, 30.0, 60.0):
-        (t, prop), = [o for o in ap.propagate_to_sc(t_first_live + ahead_s) if o[0] == "attitude_estimate"]
+        ((t, prop),) = [o for o in ap.propagate_to_sc(t_first_live + ahead_s) if o[0] == "attitude_estimate"]
         assert prop["propagated"] and prop["t_sc_s"] == t_first_live + ahead_s
         bound = math.degrees(3.0 * math.hypot(*prop["sigma_att_rad"]))
         checked.append((ahead_s, err_deg(prop), bound))
     assert all(e < k for _, e, k in checked), checked
     assert checked[-1][1] > 2.0  # the gaps are long enough for the held rate to matter
     live = []
-    for i, (t, b) in enumerate(messages[cut:cut + 400], start=cut):
+    for i, (t, b) in enumerate(messages[cut : cut + 400], start=cut):
         if t in ap.consumes and t != "batch_end":
             live += [b2 for t2, b2 in feed(i, t, b) if t2 == "attitude_estimate"]
-    n_live = sum(t == "sensor" for t, _ in messages[cut:cut + 400])
+    n_live = sum(t == "sensor" for t, _ in messages[cut : cut + 400])
     assert len(live) == n_live and not any(b["propagated"] for b in live)
     assert max(err_deg(b) for b in live) < 3.0

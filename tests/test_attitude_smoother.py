@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pygnc.config import Config
-from pygnc.estimation import attitude_mekf as am
-from pygnc.processors.attitude import AttitudeProcessor
 from attitude_support import errors, run_core
 
 from ground import replay
 from ground.__main__ import main as ground_main
 from ground.attitude_smoother import smooth_estimator, smoothed_messages
 from ground.outputs import tables as tb
+from pygnc.config import Config
+from pygnc.estimation import attitude_mekf as am
+from pygnc.processors.attitude import AttitudeProcessor
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -76,8 +76,12 @@ def test_last_step_is_the_filtered_one_and_fields_match(smoothed_3h):
     np.testing.assert_allclose(b.cov, a.cov, atol=1e-15)
     np.testing.assert_allclose(b.rate_body_rad_s, a.rate_body_rad_s, atol=1e-15)
     for o, s in zip(outs, sm):
-        assert (o.t_s, o.valid_attitude, o.in_eclipse, o.sun_faces_used) == \
-            (s.t_s, s.valid_attitude, s.in_eclipse, s.sun_faces_used)
+        assert (o.t_s, o.valid_attitude, o.in_eclipse, o.sun_faces_used) == (
+            s.t_s,
+            s.valid_attitude,
+            s.in_eclipse,
+            s.sun_faces_used,
+        )
         assert abs(np.linalg.norm(s.q_body_to_gcrs) - 1.0) < 1e-12
 
 
@@ -101,8 +105,7 @@ def test_processor_smooth_without_recording_refuses():
 
 def test_replay_smooth_attitude_rows_come_from_the_smoother(tmp_path):
     assert ground_main(["replay", str(SAMPLE), "--out", str(tmp_path / "f"), "--quiet", "--no-plots"]) == 0
-    assert ground_main(["replay", str(SAMPLE), "--out", str(tmp_path / "s"), "--quiet", "--no-plots",
-                        "--smooth"]) == 0
+    assert ground_main(["replay", str(SAMPLE), "--out", str(tmp_path / "s"), "--quiet", "--no-plots", "--smooth"]) == 0
     s = json.loads((tmp_path / "s" / "summary.json").read_text())
     f = json.loads((tmp_path / "f" / "summary.json").read_text())
     assert s["smoothed"]["attitude"] is True and f["smoothed"]["attitude"] is False
@@ -142,6 +145,6 @@ def test_an_invalid_step_splits_the_interval(smoothed_3h):
         est.history = saved
     np.testing.assert_allclose(sm2[k - 1].q_body_to_gcrs, outs[k - 1].q_body_to_gcrs, atol=1e-12)
     assert sm2[k] is saved[k].out
-    for a, b in zip(sm2[k + 1:], sm[k + 1:]):
+    for a, b in zip(sm2[k + 1 :], sm[k + 1 :]):
         np.testing.assert_array_equal(a.q_body_to_gcrs, b.q_body_to_gcrs)
     assert not np.allclose(sm2[k - 2].q_body_to_gcrs, outs[k - 2].q_body_to_gcrs, atol=1e-9)

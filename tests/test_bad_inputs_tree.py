@@ -4,13 +4,12 @@ huge input files, batch sequence numbers at the end of their range."""
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import psutil
 import pytest
-
 from flight_harness import REPO, FlightRun, make_home
+
 from pygnc.bus.messages import DecodeCounters, decode
 from pygnc.config import Config, Paths
 from pygnc.formats import batch as B
@@ -47,8 +46,8 @@ def _shift_sample_time(data: bytes, sample: int, shift_s: int) -> bytes:
     rec, k = divmod(sample, Config().sensors_per_record)
     off = rec * RECORD_SIZE + k * SENSOR_SEGMENT_SIZE
     out = bytearray(data)
-    t = int.from_bytes(out[off:off + 4], "big") + shift_s
-    out[off:off + 4] = t.to_bytes(4, "big")
+    t = int.from_bytes(out[off : off + 4], "big") + shift_s
+    out[off : off + 4] = t.to_bytes(4, "big")
     return bytes(out)
 
 
@@ -58,13 +57,20 @@ def test_one_flipped_time_bit_spoils_nothing(tmp_path, sample):
     left orbit and attitude `ahead` for the whole run and `batch_t_sc_last_s` at the corrupt
     time.  Ingest drops it as a time outlier: the span is the data's, the estimates current."""
     first, last = _span_without_sample(sample)
-    n_sensor = next(b for t, b in build_message_stream(Paths(SAMPLE), Config()).messages if t == "batch_end")["n_sensor"]
+    n_sensor = next(b for t, b in build_message_stream(Paths(SAMPLE), Config()).messages if t == "batch_end")[
+        "n_sensor"
+    ]
     home = make_home(tmp_path, SAMPLE)
     (home / "sense.bin").write_bytes(_shift_sample_time((SAMPLE / "sense.bin").read_bytes(), sample, 8192))
     with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
-        st = run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE
-                             and s["flags"] & S.FLAG_ORBIT_VALID and s["flags"] & S.FLAG_ATTITUDE_VALID,
-                             timeout_s=60)
+        st = run.wait_status(
+            lambda s: (
+                s["flags"] & S.FLAG_BATCH_DONE
+                and s["flags"] & S.FLAG_ORBIT_VALID
+                and s["flags"] & S.FLAG_ATTITUDE_VALID
+            ),
+            timeout_s=60,
+        )
         assert (st["batch_t_sc_first_s"], st["batch_t_sc_last_s"]) == (first, last)
         for _ in range(3):  # and they stay current (the attitude, on the gyro alone after the
             # 5-min batch, may grow `uncertain` within ~10 s: that is its sigma, not its time)
@@ -89,14 +95,14 @@ def test_batch_sequence_numbers_are_refused_beyond_the_header_range(tmp_path):
 
     home = make_home(tmp_path, SAMPLE)
     (home / "pygnc_batches").mkdir()
-    (home / "pygnc_batches" / STATE_FILE).write_text(json.dumps(
-        {"format": STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE - 1}))
+    (home / "pygnc_batches" / STATE_FILE).write_text(
+        json.dumps({"format": STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE - 1})
+    )
     cfg = tmp_path / "pygnc.toml"
     cfg.write_text("batch_file_max_bytes = 1024\n")
     first, last = _span_without_sample(-1)
     with FlightRun(home, spacecraft_time_s=last + 1.0, env={"PYGNC_CONFIG": str(cfg)}) as run:
-        st = run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_DOWNLINK_FAILED,
-                             timeout_s=60)
+        run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_DOWNLINK_FAILED, timeout_s=60)
         run.wait_info(b" DF")
         run.ctrl_c()
         assert run.wait_exit(10) == 0
@@ -170,8 +176,9 @@ def test_a_downlink_failure_at_the_writers_stop_is_in_the_final_status(tmp_path)
 
     home = make_home(tmp_path, SAMPLE)
     (home / "pygnc_batches").mkdir()
-    (home / "pygnc_batches" / STATE_FILE).write_text(json.dumps(
-        {"format": STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE}))
+    (home / "pygnc_batches" / STATE_FILE).write_text(
+        json.dumps({"format": STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE})
+    )
     _, last = _span_without_sample(-1)
     with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
         run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE)

@@ -142,7 +142,7 @@ def test_leftover_part_is_recovered_once_with_its_intact_records(tmp_path):
         s.append(raw, 1.7e9 + 5 * i)
     part = s.file.part
     _kill(s)
-    with open(part, "ab") as f:     # a torn last record
+    with open(part, "ab") as f:  # a torn last record
         f.write(raws[0][:17])
     s2 = bs.BatchStore(tmp_path, 5, "b", 0x4A, clock=FakeClock())
     report = s2.open()
@@ -150,7 +150,12 @@ def test_leftover_part_is_recovered_once_with_its_intact_records(tmp_path):
     assert not list(tmp_path.glob("*.part"))
     (final,) = _finals(tmp_path)
     h = B.decode_header(final.read_bytes())
-    assert h["flag_names"] == ["recovered"] and (h["run"], h["sequence"], h["records"], h["skipped_bytes"]) == (4, 1, 20, 17)
+    assert h["flag_names"] == ["recovered"] and (h["run"], h["sequence"], h["records"], h["skipped_bytes"]) == (
+        4,
+        1,
+        20,
+        17,
+    )
     assert (h["t_first_sc_s"], h["t_last_sc_s"]) == (1.7e9, 1.7e9 + 95)
     assert _all_records(tmp_path) == raws
     s2.append(*_record(99))
@@ -247,8 +252,7 @@ def test_total_bound_deletes_oldest_first(tmp_path):
 def test_low_disk_drops_and_counts_records(tmp_path, monkeypatch):
     free = {"bytes": 10 * 2**20}
     real = shutil.disk_usage
-    monkeypatch.setattr(bs.shutil, "disk_usage",
-                        lambda p: real(p)._replace(free=free["bytes"]))
+    monkeypatch.setattr(bs.shutil, "disk_usage", lambda p: real(p)._replace(free=free["bytes"]))
     clock = FakeClock()
     s = _store(tmp_path, clock, max_file_bytes=400, min_free_bytes=2**20)
     for i in range(20):
@@ -381,8 +385,9 @@ def _headers(d: Path) -> list[dict]:
 def test_sequence_numbers_end_at_the_header_maximum_and_are_refused_beyond(tmp_path):
     """Item 9: the numbers saturated at 2**32 - 1 (two files with one header number).  The
     store writes MAX - 1 and MAX, then refuses: no third file, records counted, failed."""
-    (tmp_path / bs.STATE_FILE).write_text(json.dumps({"format": bs.STATE_FORMAT, "version": 1,
-                                                      "next_sequence": B.MAX_SEQUENCE - 1}))
+    (tmp_path / bs.STATE_FILE).write_text(
+        json.dumps({"format": bs.STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE - 1})
+    )
     s = _store(tmp_path, max_file_bytes=200)
     written = sum(s.append(*_record(i)) for i in range(6))
     s.close()

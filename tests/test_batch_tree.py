@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 import psutil
-
 from flight_harness import REPO, FlightRun, gone, make_home
+
 from ground import batches as G
 from pygnc.bus.messages import DecodeCounters, decode
 from pygnc.formats import batch as B

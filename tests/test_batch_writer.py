@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from flight_harness import REPO
+
 from ground.replay_core import published_messages
 from pygnc import batch_store as bs
 from pygnc.config import Config, load_config
@@ -31,9 +31,12 @@ def published_with_health(config: Config) -> list[tuple[str, dict]]:
     """What the process tree publishes on the sample scenario under *config*, and a health
     message an hour after it."""
     messages = published_messages(SAMPLE, config)
-    health = {"tasks": [{"name": "ingest", "state": "running", "restarts": 0}], "uptime_s": 1.0,
-              "t_sc_s": next(b for t, b in messages if t == "batch_end")["t_sc_first_s"] + 3600.0,
-              "stopping": False}
+    health = {
+        "tasks": [{"name": "ingest", "state": "running", "restarts": 0}],
+        "uptime_s": 1.0,
+        "t_sc_s": next(b for t, b in messages if t == "batch_end")["t_sc_first_s"] + 3600.0,
+        "stopping": False,
+    }
     messages.append(("health", health))
     return messages
 
@@ -100,7 +103,9 @@ def test_every_message_round_trips_through_the_files(tmp_path, stream):
         assert np.allclose(v["q_body_to_gcrs"], b["q_body_to_gcrs"], atol=1.6e-5)
         assert np.allclose(v["gyro_bias_rad_s"], b["gyro_bias_rad_s"], rtol=2**-11, atol=6e-8)
         assert np.allclose(v["sigma_att_rad"], b["sigma_att_rad"], rtol=2**-11)
-        assert v["flags"] == (b["propagated"] | b["valid_attitude"] << 1 | b["has_position"] << 2 | b["in_eclipse"] << 3)
+        assert v["flags"] == (
+            b["propagated"] | b["valid_attitude"] << 1 | b["has_position"] << 2 | b["in_eclipse"] << 3
+        )
     forms = [b for t, b in stream if t == "formation_estimate"]
     for r, b in zip(by_kind["formation"], forms):
         v = r.values()
@@ -152,7 +157,7 @@ def test_default_cadence_takes_the_first_message_of_every_bin(tmp_path, stream):
     for peer in {b["peer_id"] for t, b in stream if t == "formation_estimate"}:
         got = [r.t_sc_s for r in records if r.kind.name == "formation" and r.values()["peer_id"] == peer]
         want = _bins([b["t_sc_s"] for t, b in stream if t == "formation_estimate" and b["peer_id"] == peer], 60.0)
-        assert got[:len(want)] == want
+        assert got[: len(want)] == want
     sensors = [b["t_sc_s"] for t, b in stream if t == "sensor"]
     assert [r.t_sc_s for r in records if r.kind.name == "sensor"] == _bins(sensors, 600.0)
 
@@ -181,7 +186,7 @@ def test_a_restarted_writer_seeds_from_its_run_and_adds_nothing(tmp_path, stream
     rec2.finish()
     store2.close()
     raws = [r.raw for r in _decoded(tmp_path)]
-    assert raws[:len(before)] == before
+    assert raws[: len(before)] == before
     data = [r for r in raws if B.KINDS_BY_CODE[r[1]].name not in ("clock_map", "ingest", "batch_summary")]
     assert len(data) == len(set(data))  # not one record twice
 
@@ -190,8 +195,12 @@ def test_health_changes_are_recorded_at_once(tmp_path):
     rec, store = _recorder(tmp_path, kinds=[B.KINDS_BY_NAME["health"]])
 
     def health(t, state, stopping=False):
-        return {"tasks": [{"name": "orbit_estimator", "state": state, "restarts": 0}], "t_sc_s": t,
-                "uptime_s": t - 1e9, "stopping": stopping}
+        return {
+            "tasks": [{"name": "orbit_estimator", "state": state, "restarts": 0}],
+            "t_sc_s": t,
+            "uptime_s": t - 1e9,
+            "stopping": stopping,
+        }
 
     t0 = 60.0 * 16_666_667  # a bin boundary
     for k in range(240):  # 2 Hz for two minutes, a restart in the middle
@@ -206,8 +215,16 @@ def test_health_changes_are_recorded_at_once(tmp_path):
 def test_final_estimate_recorded_at_stop(tmp_path):
     orbit = B.KINDS_BY_NAME["orbit"]
     rec, store = _recorder(tmp_path, kinds=[orbit])
-    body = {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0], "sigma_r_m": [1, 1, 1], "sigma_v_m_s": [1, 1, 1],
-            "n_used": 1, "n_rejected": 0, "n_invalid": 0, "propagated": True}
+    body = {
+        "r_ecef_m": [7e6, 0, 0],
+        "v_ecef_m_s": [0, 7e3, 0],
+        "sigma_r_m": [1, 1, 1],
+        "sigma_v_m_s": [1, 1, 1],
+        "n_used": 1,
+        "n_rejected": 0,
+        "n_invalid": 0,
+        "propagated": True,
+    }
     for k in range(10):
         rec.handle("orbit_estimate", {**body, "t_sc_s": 1e9 + k})
     assert rec.finish() == 1 and rec.finish() == 0
@@ -226,7 +243,9 @@ def test_bad_bodies_and_times_are_counted_not_fatal(tmp_path):
 
 
 def test_configuration_selects_kinds_and_cadence(tmp_path):
-    cfg = dataclasses.replace(Config(), batch_kinds=("orbit", "health"), batch_period_s={"orbit": 10, "health": math.inf})
+    cfg = dataclasses.replace(
+        Config(), batch_kinds=("orbit", "health"), batch_period_s={"orbit": 10, "health": math.inf}
+    )
     kinds, periods = kind_selection(cfg)
     assert [k.name for k in kinds] == ["orbit", "health"] and periods == {"orbit": 10.0, "health": math.inf}
     kinds, periods = kind_selection(Config())
@@ -238,6 +257,6 @@ def test_configuration_selects_kinds_and_cadence(tmp_path):
     p.write_text("[batch_period_s]\norbit = -1\n")
     with pytest.raises(ValueError, match="orbit"):
         load_config(p)
-    p.write_text('spacecraft_id = 75\nbatch_period_s = { orbit = 30, sensor = inf }\n')
+    p.write_text("spacecraft_id = 75\nbatch_period_s = { orbit = 30, sensor = inf }\n")
     c = load_config(p)
     assert c.spacecraft_id == 75 and kind_selection(c)[1]["sensor"] == math.inf

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from flight_harness import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -41,8 +40,9 @@ def _first_args(tree: ast.Module, func: str) -> list[ast.expr]:
     for n in ast.walk(tree):
         if isinstance(n, ast.Call) and (n.args or n.keywords):
             f = n.func
-            if (isinstance(f, ast.Name) and f.id == func and func not in own) or \
-                    (isinstance(f, ast.Attribute) and f.attr == func):
+            if (isinstance(f, ast.Name) and f.id == func and func not in own) or (
+                isinstance(f, ast.Attribute) and f.attr == func
+            ):
                 out.append(n.args[0] if n.args else n.keywords[0].value)
     return out
 
@@ -52,21 +52,25 @@ def recorders() -> dict[str, tuple[list[str], list[str]]]:
     out = {}
     for path in BENCHES:
         tree = ast.parse(path.read_text(), str(path))
-        out[path.name] = ([_pattern(a) for a in _first_args(tree, "record")],
-                          [_pattern(a) for a in _first_args(tree, "figure")])
+        out[path.name] = (
+            [_pattern(a) for a in _first_args(tree, "record")],
+            [_pattern(a) for a in _first_args(tree, "figure")],
+        )
     return out
 
 
 def benches_recording(bench: str, key: str) -> list[str]:
     """The bench files that record *key* under the name *bench*."""
-    return [f for f, (names, keys) in recorders().items()
-            if any(re.fullmatch(n, bench) for n in names) and any(re.fullmatch(k, key) for k in keys)]
+    return [
+        f
+        for f, (names, keys) in recorders().items()
+        if any(re.fullmatch(n, bench) for n in names) and any(re.fullmatch(k, key) for k in keys)
+    ]
 
 
 @pytest.mark.parametrize("path", BENCHES, ids=lambda p: p.name)
 def test_every_bench_offers_record(path):
-    p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=300,
-                       cwd=REPO)
+    p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert p.returncode == 0, p.stderr
     assert "--record" in p.stdout
     names, keys = recorders()[path.name]

@@ -2,7 +2,8 @@
 
 import msgpack
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pygnc.bus.messages import MESSAGE_TYPES, SCHEMA_VERSION, DecodeCounters, Encoder, decode, type_prefix
 
@@ -13,9 +14,12 @@ def body_strategy(msg_type):
     fields = {}
     for name, kind in MESSAGE_TYPES[msg_type].items():
         fields[name] = {
-            "num": finite, "int": st.integers(-2**31, 2**31), "bool": st.booleans(),
-            "str": st.text(max_size=20), "map": st.dictionaries(st.text(max_size=5), st.integers(-2**63, 2**63 - 1), max_size=3),
-            "list": st.lists(st.integers(-2**63, 2**63 - 1), max_size=6),
+            "num": finite,
+            "int": st.integers(-(2**31), 2**31),
+            "bool": st.booleans(),
+            "str": st.text(max_size=20),
+            "map": st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**63 - 1), max_size=3),
+            "list": st.lists(st.integers(-(2**63), 2**63 - 1), max_size=6),
             "vec3": st.lists(finite, min_size=3, max_size=3),
             "vec6": st.lists(finite, min_size=6, max_size=6),
             "bytes": st.binary(max_size=100),
@@ -75,18 +79,21 @@ def _raw(**over):
     return msgpack.packb(env, use_bin_type=True)
 
 
-@pytest.mark.parametrize("raw, counter", [
-    (_raw(v=SCHEMA_VERSION + 1), "wrong_version"),
-    (_raw(type="launch_missiles"), "unknown_type"),
-    (_raw(body={}), "missing_field"),
-    (_raw(body={"key": "3"}), "missing_field"),
-    (_raw(body=[1, 2]), "bad_envelope"),
-    (msgpack.packb([1, 2, 3]), "bad_envelope"),
-    (_raw(seq="one"), "bad_envelope"),
-    (b"\xc1", "not_msgpack"),
-    (_raw() + b"trailing", "not_msgpack"),
-    (b"\x00" * 70_000, "oversized"),
-])
+@pytest.mark.parametrize(
+    "raw, counter",
+    [
+        (_raw(v=SCHEMA_VERSION + 1), "wrong_version"),
+        (_raw(type="launch_missiles"), "unknown_type"),
+        (_raw(body={}), "missing_field"),
+        (_raw(body={"key": "3"}), "missing_field"),
+        (_raw(body=[1, 2]), "bad_envelope"),
+        (msgpack.packb([1, 2, 3]), "bad_envelope"),
+        (_raw(seq="one"), "bad_envelope"),
+        (b"\xc1", "not_msgpack"),
+        (_raw() + b"trailing", "not_msgpack"),
+        (b"\x00" * 70_000, "oversized"),
+    ],
+)
 def test_bad_messages_dropped_with_reason(raw, counter):
     c = DecodeCounters()
     assert decode(raw, c) is None
@@ -96,8 +103,17 @@ def test_bad_messages_dropped_with_reason(raw, counter):
 def test_vectors_checked():
     enc = Encoder("x")
     c = DecodeCounters()
-    good = {"t_sc_s": 1.0, "peer_id": 0x4A, "range_m": 1.0, "range_raw": 44, "rssi_dbm": -60.0,
-            "fei_hz": 150.0, "valid": True, "file_index": 0, "group": 0}
+    good = {
+        "t_sc_s": 1.0,
+        "peer_id": 0x4A,
+        "range_m": 1.0,
+        "range_raw": 44,
+        "rssi_dbm": -60.0,
+        "fei_hz": 150.0,
+        "valid": True,
+        "file_index": 0,
+        "group": 0,
+    }
     assert decode(enc.encode("range", good), c) is not None
     bad = dict(good, range_m="far")
     assert decode(enc.encode("range", bad), c) is None and c.missing_field == 1

@@ -1,12 +1,14 @@
 """Bus log frames: every intact frame survives truncation (power cut), flips and garbage."""
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pygnc.formats.buslog import decode_frames, encode_frame, encode_header_frame
 from pygnc.logs import BusLogWriter
 
-messages = st.lists(st.tuples(st.sampled_from(["meas", "orbit", "health"]), st.floats(0, 1e6),
-                              st.binary(max_size=200)), max_size=20)
+messages = st.lists(
+    st.tuples(st.sampled_from(["meas", "orbit", "health"]), st.floats(0, 1e6), st.binary(max_size=200)), max_size=20
+)
 
 
 def _log(msgs):
@@ -78,4 +80,4 @@ def test_writer_header_size_bound_and_durability(tmp_path):
     assert p.stat().st_size <= 2000
     assert w.frames_not_written > 0 and len(out.frames) == 1 + w.frames_written - 1
     assert out.stats.bytes_skipped == 0
-    assert encode_header_frame(4, 1) == p.read_bytes()[:len(encode_header_frame(4, 1))]
+    assert encode_header_frame(4, 1) == p.read_bytes()[: len(encode_header_frame(4, 1))]

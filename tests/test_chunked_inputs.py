@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
+from _formats_corrupt import Corrupted, corruptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_formats_range import _groups, gps_fix
+from test_formats_sense import _fixed_records
 
-from _formats_corrupt import Corrupted, corruptions
 from pygnc.formats.common import GapTally, TailReader, gap_stats
 from pygnc.formats.range_file import (
     GPS_PACKET_SIZE,
@@ -23,8 +24,6 @@ from pygnc.formats.range_file import (
     read_range_dir,
 )
 from pygnc.formats.sense import RECORD_SIZE, SenseStreamDecoder, decode_sense, encode_sense_records, read_sense_file
-from test_formats_range import _groups, gps_fix
-from test_formats_sense import _fixed_records
 
 
 def _pieces(data: bytes, seed: int, max_piece: int) -> list[bytes]:
@@ -32,14 +31,14 @@ def _pieces(data: bytes, seed: int, max_piece: int) -> list[bytes]:
     out, i = [], 0
     while i < len(data):
         k = rng.randint(1, max_piece)
-        out.append(data[i:i + k])
+        out.append(data[i : i + k])
         i += k
     return out
 
 
 def _sense_bytes(n: int, seed: int, ops) -> bytes:
     sensors, gps = _fixed_records(n, seed)
-    units = [encode_sense_records(sensors[i:i + 1], gps[i:i + 1]) for i in range(n)]
+    units = [encode_sense_records(sensors[i : i + 1], gps[i : i + 1]) for i in range(n)]
     c = Corrupted.from_units(units)
     for op in ops:
         c.apply(*op)
@@ -61,10 +60,23 @@ def _stream_sense(pieces, base=0):
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(st.integers(1, 30), st.integers(0, 1000), st.lists(st.tuples(
-    st.sampled_from(("flip", "insert", "delete", "truncate", "prefix", "suffix", "drop_crlf", "garbage_middle")),
-    st.floats(0.0, 1.0, exclude_max=True), st.integers(1, 600), st.integers(0, 2**32 - 1)), max_size=5),
-    st.integers(0, 2**16), st.sampled_from((37, 251, 700, 2000)))
+@given(
+    st.integers(1, 30),
+    st.integers(0, 1000),
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ("flip", "insert", "delete", "truncate", "prefix", "suffix", "drop_crlf", "garbage_middle")
+            ),
+            st.floats(0.0, 1.0, exclude_max=True),
+            st.integers(1, 600),
+            st.integers(0, 2**32 - 1),
+        ),
+        max_size=5,
+    ),
+    st.integers(0, 2**16),
+    st.sampled_from((37, 251, 700, 2000)),
+)
 def test_sense_pieces_decode_as_the_whole(n, seed, ops, split_seed, max_piece):
     data = _sense_bytes(n, seed, ops)
     _assert_same_sense(_stream_sense(_pieces(data, split_seed, max_piece)), decode_sense(data))
@@ -74,7 +86,7 @@ def test_sense_clean_file_in_record_aligned_pieces_takes_the_fast_path():
     data = _sense_bytes(40, 1, [])
     dec = SenseStreamDecoder(expected_bytes=len(data))
     for i in range(0, len(data), 7 * RECORD_SIZE):
-        dec.feed(data[i:i + 7 * RECORD_SIZE])
+        dec.feed(data[i : i + 7 * RECORD_SIZE])
     _assert_same_sense(dec.result(), decode_sense(data))
 
 
@@ -103,8 +115,13 @@ def _stream_range(pieces, base=0):
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(st.integers(0, 12), st.integers(0, 1000), corruptions | st.just([]), st.integers(0, 2**16),
-       st.sampled_from((7, 102, 300, 1000)))
+@given(
+    st.integers(0, 12),
+    st.integers(0, 1000),
+    corruptions | st.just([]),
+    st.integers(0, 2**16),
+    st.sampled_from((7, 102, 300, 1000)),
+)
 def test_range_pieces_decode_as_the_whole(n_groups, seed, ops, split_seed, max_piece):
     data = _range_bytes(n_groups, seed, ops)
     _assert_same_range(_stream_range(_pieces(data, split_seed, max_piece)), decode_range(data, file_index=7))
@@ -172,10 +189,11 @@ def test_range_file_over_its_limit_keeps_its_newest_groups(tmp_path):
     assert b.bytes_over_limit == len(data) - len(data) // 2
     assert b.files_over_limit == [str(tmp_path / "rng00001.bin")]
     assert 0 < b.gps_fixes.size < whole.gps_fixes.size
-    assert b.gps_fixes.tobytes() == whole.gps_fixes[-b.gps_fixes.size:].tobytes()
+    assert b.gps_fixes.tobytes() == whole.gps_fixes[-b.gps_fixes.size :].tobytes()
     assert b.stats.bytes_total == len(data)
-    assert b.stats.bytes_total == (b.gps_fixes.size * GPS_PACKET_SIZE + b.ranges.size * RANGE_PACKET_SIZE
-                                   + b.stats.bytes_skipped)
+    assert b.stats.bytes_total == (
+        b.gps_fixes.size * GPS_PACKET_SIZE + b.ranges.size * RANGE_PACKET_SIZE + b.stats.bytes_skipped
+    )
     full = read_range_dir(tmp_path, max_file_bytes=len(data))
     assert full.bytes_over_limit == 0 and full.stats == whole.stats
 

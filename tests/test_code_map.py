@@ -19,8 +19,9 @@ def _code_map():
 
 
 def test_no_import_cycle():
-    r = subprocess.run([sys.executable, str(SCRIPT), "--check", "--strict"], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check", "--strict"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "import-time cycles: none" in r.stdout and "cycles through deferred imports: none" in r.stdout
 

@@ -44,10 +44,12 @@ def test_numbers_and_lists_take_what_toml_writes(tmp_path):
     p.write_text("formation_hold_s = 80\nformation_peer_ids = [0x4A, 0x4B]\nbatch_decimate_estimates = false\n")
     c = load_config(p)
     assert c.formation_hold_s == 80 and c.formation_peer_ids == (0x4A, 0x4B) and c.batch_decimate_estimates is False
-    for text, key in (("batch_decimate_estimates = 1", "batch_decimate_estimates"),
-                      ("formation_peer_ids = [74, \"0x4B\"]", "formation_peer_ids"),
-                      ("stream_enabled = \"false\"", "stream_enabled"),
-                      ("formation_hold_s = true", "formation_hold_s")):
+    for text, key in (
+        ("batch_decimate_estimates = 1", "batch_decimate_estimates"),
+        ('formation_peer_ids = [74, "0x4B"]', "formation_peer_ids"),
+        ('stream_enabled = "false"', "stream_enabled"),
+        ("formation_hold_s = true", "formation_hold_s"),
+    ):
         p.write_text(text + "\n")
         with pytest.raises(ValueError, match=key):
             load_config(p)

@@ -20,8 +20,11 @@ NUMERIC_TYPES = ("float", "int")
 
 
 def _numeric_fields(cls):
-    return [f for f in dataclasses.fields(cls)
-            if str(f.type).replace(" ", "").replace("|None", "").split("[")[-1].split(",")[0] in NUMERIC_TYPES]
+    return [
+        f
+        for f in dataclasses.fields(cls)
+        if str(f.type).replace(" ", "").replace("|None", "").split("[")[-1].split(",")[0] in NUMERIC_TYPES
+    ]
 
 
 @pytest.mark.parametrize("cls", [Config, OrbitFilterConfig, AttitudeFilterConfig])
@@ -54,18 +57,25 @@ REFUSED = [
     ("[batch_period_s]\norbitt = 30\n", 2, "batch_period_s.orbitt"),
     ('batch_kinds = ["orbit", "orbitt"]\n', 1, "batch_kinds"),
     ('[range_calibration_m]\n"0x4B" = inf\n', 2, "range_calibration_m.0x4B"),
-    ('[[housekeeping_devices]]\nname = "bms"\nkind = "emus_bms"\nport = "/dev/ttyUSB0"\n'
-     '[[housekeeping_devices]]\nname = "opc"\nkind = "opc_n3"\nfan_spinup_s = nan\n', 8,
-     "housekeeping_devices[1].fan_spinup_s"),
-    ('[formation_peer_priors."0x4B"]\ndr_rtn_m = [0.0, 100.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n'
-     'sigma_pos_m = -5\n', 4, "formation_peer_priors.0x4B.sigma_pos_m"),
+    (
+        '[[housekeeping_devices]]\nname = "bms"\nkind = "emus_bms"\nport = "/dev/ttyUSB0"\n'
+        '[[housekeeping_devices]]\nname = "opc"\nkind = "opc_n3"\nfan_spinup_s = nan\n',
+        8,
+        "housekeeping_devices[1].fan_spinup_s",
+    ),
+    (
+        '[formation_peer_priors."0x4B"]\ndr_rtn_m = [0.0, 100.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n'
+        "sigma_pos_m = -5\n",
+        4,
+        "formation_peer_priors.0x4B.sigma_pos_m",
+    ),
     ("imu_to_body = [1, 0, 0, 0, 1, 0, 0, 0, 2]\n", 1, "imu_to_body"),
     ("imu_to_body = [1, 0, 0, 0.5, 1, 0, 0, 0, 1]\n", 1, "imu_to_body"),
     ("stop_deadline_sinks_s = 0.6\n", 1, "sink_stop_drain_s"),  # the check of two keys points at the file's
     ("health_warn_s = 9.0\n", 1, "health_warn_s"),
     ('imu_driver = "imu380"\n', 1, "imu_port"),
     ("status_period_s = 0.25\nstatus_period_s = 0.5\n", 2, None),  # TOML: a key set twice
-    ("status_period_s = 0.25\nmax_restarts = [3\n", 2, None),       # syntax error
+    ("status_period_s = 0.25\nmax_restarts = [3\n", 2, None),  # syntax error
 ]
 
 
@@ -102,8 +112,10 @@ def test_not_utf8_names_the_line():
 
 
 def test_what_passes_is_kept():
-    c = parse_config(b'status_period_s = 0.5\nbatch_period_s = { orbit = 30, sensor = inf }\n'
-                     b'[orbit_filter]\ntesseral_degree = 0\n', "u.toml")
+    c = parse_config(
+        b"status_period_s = 0.5\nbatch_period_s = { orbit = 30, sensor = inf }\n[orbit_filter]\ntesseral_degree = 0\n",
+        "u.toml",
+    )
     assert c.status_period_s == 0.5 and c.batch_period_s["sensor"] == math.inf
     assert c.orbit_filter == {"tesseral_degree": 0}
 
@@ -115,9 +127,15 @@ def test_any_number_is_accepted_exactly_when_it_is_inside_its_interval(data):
     f = data.draw(st.sampled_from(_numeric_fields(cls)))
     interval: Interval = f.metadata["range"]
     is_int = "int" in str(f.type)
-    v = data.draw(st.integers(-10**12, 10**12) if is_int else
-                  st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                            st.sampled_from([interval.lo, interval.hi]), st.floats(-1e3, 1e3)))
+    v = data.draw(
+        st.integers(-(10**12), 10**12)
+        if is_int
+        else st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([interval.lo, interval.hi]),
+            st.floats(-1e3, 1e3),
+        )
+    )
     choices = f.metadata.get("choices")
     value = (v,) * (f.metadata.get("length") or 1) if str(f.type).startswith("tuple") else v
     problems = field_problems(cls, {f.name: value})
@@ -126,16 +144,19 @@ def test_any_number_is_accepted_exactly_when_it_is_inside_its_interval(data):
     assert all(p.key == (f.name,) for p in problems)
 
 
-@pytest.mark.parametrize("text, key, line", [
-    ("a = 1\n[orbit_filter]\ntesseral_degree = 0\n", ("orbit_filter", "tesseral_degree"), 3),
-    ("orbit_filter.tesseral_degree = 0\n", ("orbit_filter", "tesseral_degree"), 1),
-    ("orbit_filter = { tesseral_degree = 0 }\n", ("orbit_filter", "tesseral_degree"), 1),
-    ('[formation_peer_priors."0x4B"]\n# x\nsigma_pos_m = 3\n', ("formation_peer_priors", "0x4B", "sigma_pos_m"), 3),
-    ("[[d]]\nx = 1\n[[d]]\nx = 2\n", ("d", 1, "x"), 4),
-    ("[[d]]\nx = 1\n[[d]]\ny = 2\n", ("d", 1, "x"), 3),
-    ("[t]\nx = 1\n", ("x",), None),
-    ("# x = 1\n", ("x",), None),
-])
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ("a = 1\n[orbit_filter]\ntesseral_degree = 0\n", ("orbit_filter", "tesseral_degree"), 3),
+        ("orbit_filter.tesseral_degree = 0\n", ("orbit_filter", "tesseral_degree"), 1),
+        ("orbit_filter = { tesseral_degree = 0 }\n", ("orbit_filter", "tesseral_degree"), 1),
+        ('[formation_peer_priors."0x4B"]\n# x\nsigma_pos_m = 3\n', ("formation_peer_priors", "0x4B", "sigma_pos_m"), 3),
+        ("[[d]]\nx = 1\n[[d]]\nx = 2\n", ("d", 1, "x"), 4),
+        ("[[d]]\nx = 1\n[[d]]\ny = 2\n", ("d", 1, "x"), 3),
+        ("[t]\nx = 1\n", ("x",), None),
+        ("# x = 1\n", ("x",), None),
+    ],
+)
 def test_the_line_of_a_key(text, key, line):
     assert find_line(text, key) == line
 
@@ -154,7 +175,9 @@ def test_the_formation_filter_takes_the_orbit_filter_table():
 
     c = with_overrides(Config(), {"orbit_filter": {"tesseral_degree": 0, "dmc_tau_s": 300.0}}, "t")
     assert filter_config_from(c).orbit == orbit_filter_config(c)
-    assert filter_config_from(c).orbit.tesseral_degree == 0 and filter_config_from(c).orbit.dynamics().tesseral_degree == 0
+    assert (
+        filter_config_from(c).orbit.tesseral_degree == 0 and filter_config_from(c).orbit.dynamics().tesseral_degree == 0
+    )
     assert filter_config_from(Config()).orbit == OrbitFilterConfig()
 
 

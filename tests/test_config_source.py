@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from flight_harness import FLIGHT_MAIN
+
 from pygnc import config_source
 from pygnc.config import Config, Paths
 from pygnc.formats import status as S
@@ -60,8 +61,13 @@ def test_pygnc_config_is_checked_the_same_and_falls_back_to_the_defaults(tmp_pat
 
 
 def _check(path, env=None):
-    return subprocess.run([sys.executable, str(FLIGHT_MAIN), "--check-config", str(path)], capture_output=True,
-                          text=True, timeout=30, env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [sys.executable, str(FLIGHT_MAIN), "--check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def test_check_config_exits_0_or_2_with_the_reasons_on_stderr(tmp_path):
@@ -76,7 +82,9 @@ def test_check_config_exits_0_or_2_with_the_reasons_on_stderr(tmp_path):
     f.write_text("status_period_s = nan\nhandler_budget_s = -1\n")
     p = _check(f)
     assert p.returncode == 2 and p.stderr.splitlines()[:2] == [
-        f"{f}:1: status_period_s must be a number, not nan", f"{f}:2: handler_budget_s must be in (0, 5], got -1"]
+        f"{f}:1: status_period_s must be a number, not nan",
+        f"{f}:2: handler_budget_s must be in (0, 5], got -1",
+    ]
     f.write_text("status_period_s = 0.5\n")  # accepted, with the default's warning
     p = _check(f)
     assert p.returncode == 0 and "warning: imu_to_body is a reflection" in p.stderr
@@ -90,6 +98,8 @@ def test_the_configuration_sets_its_status_flags():
     assert config_source.config_flags(Config(), {}) == S.FLAG_IMU_REFLECTION  # the default mounting
     ok = Config(imu_to_body_reflection_intended=True)
     assert config_source.config_flags(ok, {}) == 0
-    assert config_source.config_flags(ok, {config_source.REJECTED_ENV: "u.toml:2 x, on defaults"}) == \
-        S.FLAG_CONFIG_REJECTED
+    assert (
+        config_source.config_flags(ok, {config_source.REJECTED_ENV: "u.toml:2 x, on defaults"})
+        == S.FLAG_CONFIG_REJECTED
+    )
     assert config_source.rejection_note({config_source.REJECTED_ENV: "x" * 500}) == "x" * config_source.MAX_NOTE_CHARS

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from flight_harness import REPO, FlightRun, make_home
+
 from pygnc.formats import status as S
 from pygnc.formats.sense import decode_sense
 
@@ -27,8 +27,9 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir()
     if os.geteuid() != 0:
         return False
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
-                       capture_output=True, timeout=30)
+    p = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)], capture_output=True, timeout=30
+    )
     return p.returncode == 0
 
 
@@ -71,8 +72,9 @@ def test_logs_stop_at_the_reserve_and_the_status_goes_on(tmp_path):
         home = make_home(fs, SAMPLE)
         _fill(fs / "filler", leave_bytes=reserve + 48 * 1024)  # room for ~48 kB of logs
         with FlightRun(home, spacecraft_time_s=_t_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
-            st = run.wait_status(lambda s: s["flags"] & S.FLAG_LOGS_LIMITED and s["flags"] & S.FLAG_BATCH_DONE,
-                                 timeout_s=60)
+            st = run.wait_status(
+                lambda s: s["flags"] & S.FLAG_LOGS_LIMITED and s["flags"] & S.FLAG_BATCH_DONE, timeout_s=60
+            )
             seq = st["seq"]
             st = run.wait_status(lambda s: s["seq"] >= seq + 3, timeout_s=10)  # still written
             assert not st["flags"] & S.FLAG_WRITE_FAILED and st["status_write_failures"] == 0
@@ -152,8 +154,9 @@ def test_a_downlink_that_cannot_be_written_says_so(tmp_path):
         home = make_home(fs, SAMPLE)
         _fill(fs / "filler", leave_bytes=4 * 1024 * 1024)  # under the default 8 MiB
         with FlightRun(home, spacecraft_time_s=_t_sc()) as run:
-            st = run.wait_status(lambda s: s["flags"] & S.FLAG_DOWNLINK_FAILED and s["flags"] & S.FLAG_BATCH_DONE,
-                                 timeout_s=30)
+            st = run.wait_status(
+                lambda s: s["flags"] & S.FLAG_DOWNLINK_FAILED and s["flags"] & S.FLAG_BATCH_DONE, timeout_s=30
+            )
             assert not st["flags"] & S.FLAG_WRITE_FAILED
             assert b" DF" in run.wait_info(b" DF")
             seq = st["seq"]

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from flight_harness import REPO
 
 DOCS = REPO / "docs"
@@ -40,8 +39,12 @@ SHELL_PROGRAMS = {"mkdir", "cat", "ls"}
 
 
 def test_interface_tables_in_sync():
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "interface_tables.py"), "--check"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "interface_tables.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
 
 
@@ -56,15 +59,22 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_test_one():
 
 
 def test_performance_page_is_generated_from_the_bench_results():
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "performance_page.py"), "--check"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "performance_page.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
 
 
 # --------------------------------------------------------------------------- links
 def _doc_files() -> list[Path]:
-    return sorted(DOCS.rglob("*.md")) + [REPO / "README.md"] + \
-        ([REPO / "CHANGELOG.md"] if (REPO / "CHANGELOG.md").exists() else [])
+    return (
+        sorted(DOCS.rglob("*.md"))
+        + [REPO / "README.md"]
+        + ([REPO / "CHANGELOG.md"] if (REPO / "CHANGELOG.md").exists() else [])
+    )
 
 
 def _without_code(text: str) -> str:
@@ -147,8 +157,9 @@ def all_blocks() -> list[Block]:
 
 def test_every_bash_block_says_whether_it_runs():
     unmarked = [b.where for b in all_blocks() if not b.mark]  # (the README's are parsed only)
-    assert not unmarked, ("```bash blocks without <!-- run --> or <!-- parse: REASON --> on the line "
-                          "before: " + ", ".join(unmarked))
+    assert not unmarked, (
+        "```bash blocks without <!-- run --> or <!-- parse: REASON --> on the line before: " + ", ".join(unmarked)
+    )
     assert all(b.mark == "run" or b.mark.startswith("parse:") for b in all_blocks())
 
 
@@ -287,10 +298,18 @@ class Scratch:
                 argv[0] = sys.executable
             else:
                 assert argv[0] in SHELL_PROGRAMS, f"{block.where}: a run block may not use {argv[0]}"
-            p = subprocess.run(argv, cwd=self.work, env={**self.env, **cmd.env}, capture_output=True, text=True,
-                               timeout=300, stdin=subprocess.DEVNULL)
-            assert p.returncode == 0, (f"{block.doc.relative_to(REPO)}:{line_no}: {line}\nexit {p.returncode}\n"
-                                       f"{p.stderr[-3000:]}")
+            p = subprocess.run(
+                argv,
+                cwd=self.work,
+                env={**self.env, **cmd.env},
+                capture_output=True,
+                text=True,
+                timeout=300,
+                stdin=subprocess.DEVNULL,
+            )
+            assert p.returncode == 0, (
+                f"{block.doc.relative_to(REPO)}:{line_no}: {line}\nexit {p.returncode}\n{p.stderr[-3000:]}"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -301,10 +320,10 @@ def parse_scratch(tmp_path_factory) -> Scratch:
 COMMANDS = [(b, n, line) for b in all_blocks() for n, line in b.lines]
 
 
-@pytest.mark.parametrize("block,line_no,line", COMMANDS,
-                         ids=[f"{b.doc.relative_to(REPO)}:{n}".removeprefix("docs/") for b, n, _ in COMMANDS])
-def test_documented_command_names_a_command_and_options_that_exist(block, line_no, line, parse_scratch,
-                                                                   monkeypatch):
+@pytest.mark.parametrize(
+    "block,line_no,line", COMMANDS, ids=[f"{b.doc.relative_to(REPO)}:{n}".removeprefix("docs/") for b, n, _ in COMMANDS]
+)
+def test_documented_command_names_a_command_and_options_that_exist(block, line_no, line, parse_scratch, monkeypatch):
     """Parsed where a reader would type it: from a directory like the repository's root (with
     an out/), HOME a Pi-like home."""
     monkeypatch.chdir(parse_scratch.work)
@@ -317,18 +336,21 @@ def test_documented_command_names_a_command_and_options_that_exist(block, line_n
         pytest.fail(f"{block.doc.relative_to(REPO)}:{line_no}: {line}\nrefused by its parser (exit {exc.code})")
 
 
-@pytest.mark.parametrize("line", [
-    "python -m ground no-such-command",
-    "python -m ground decode data/sample/sense.bin --no-such-option",
-    "python -m ground replay data/sample",  # --out is required
-    ".venv/bin/python bench/bench_ctrl_c.py --no-such-option",
-    ".venv/bin/python bench/no_such_bench.py",
-    ".venv/bin/python scripts/interface_tables.py --no-such-option",
-    "python flight/main.py ten 1700000000",
-    "python ~/pygnc/main.py --check-config",
-    "python -m pytest tests/test_no_such_file.py",
-    "python tools/no_such_tool.py",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "python -m ground no-such-command",
+        "python -m ground decode data/sample/sense.bin --no-such-option",
+        "python -m ground replay data/sample",  # --out is required
+        ".venv/bin/python bench/bench_ctrl_c.py --no-such-option",
+        ".venv/bin/python bench/no_such_bench.py",
+        ".venv/bin/python scripts/interface_tables.py --no-such-option",
+        "python flight/main.py ten 1700000000",
+        "python ~/pygnc/main.py --check-config",
+        "python -m pytest tests/test_no_such_file.py",
+        "python tools/no_such_tool.py",
+    ],
+)
 def test_the_check_refuses_a_command_or_option_that_does_not_exist(line, parse_scratch, monkeypatch):
     from pygnc.supervisor import UsageError
 
@@ -357,6 +379,6 @@ def test_documented_commands_run_as_written(block, doc_runs, tmp_path_factory):
     runs = [b for b in BLOCKS if b.doc == block.doc and b.mark == "run"]
     state = doc_runs.setdefault(block.doc, [Scratch(tmp_path_factory.mktemp("docs_run")), 0])
     scratch, done = state
-    for b in runs[done:runs.index(block) + 1]:
+    for b in runs[done : runs.index(block) + 1]:
         state[1] += 1
         scratch.run(b)

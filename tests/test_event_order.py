@@ -5,6 +5,7 @@ import math
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pygnc.processors.event_order import HOLD_MARGIN_S, EventOrder, Kind
 
 

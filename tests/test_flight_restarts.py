@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from flight_harness import REPO, FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done, make_home
 
-from flight_harness import (REPO, FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done,
-                            make_home)
 from pygnc.config import Config
 from pygnc.formats import status as S
 from pygnc.tasks.table import enabled_tasks
@@ -69,11 +68,15 @@ def _run(tmp: Path, scenario: Path, kills: list[tuple[str, float]] = ()) -> tupl
         for name, at in kills:
             k = NAMES.index(name)
             target = t_first + at * (t_last - t_first)
-            run.wait_status(lambda s: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
+            run.wait_status(lambda s, target=target: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
             before = run.status()[f"task{k}_restarts"]
             os.kill(run.task_pid(name), signal.SIGKILL)
-            run.wait_status(lambda s: s[f"task{k}_restarts"] > before
-                            and S.TASK_STATES[s[f"task{k}_state"]] == "running", timeout_s=RUN_TIMEOUT_S)
+            run.wait_status(
+                lambda s, k=k, before=before: (
+                    s[f"task{k}_restarts"] > before and S.TASK_STATES[s[f"task{k}_state"]] == "running"
+                ),
+                timeout_s=RUN_TIMEOUT_S,
+            )
         run.wait_status(lambda s: estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
         run.ctrl_c()
         assert run.wait_exit(30) == 0, run.text
@@ -89,8 +92,7 @@ def _check_killed_mid_batch(logs: Path, kills) -> None:
     published = [_log_time(x) for x in ingest.splitlines() if "batch published" in x]
     assert published, ingest
     for name, _ in kills:
-        died = [_log_time(x) for x in sup.splitlines()
-                if re.search(rf"\b{name} exited unexpectedly with status -9", x)]
+        died = [_log_time(x) for x in sup.splitlines() if re.search(rf"\b{name} exited unexpectedly with status -9", x)]
         assert died and died[0] < published[-1], (name, died, published)
         if name != "ingest":
             assert "replay of meas taken" in (logs / f"{name}.log").read_text(), name
@@ -120,8 +122,11 @@ def test_restarts_mid_batch_leave_the_downlink_of_a_clean_run(scenario, tmp_path
         (tmp_path / f"k{i}").mkdir()
         got, logs = _run(tmp_path / f"k{i}", scenario, kills)
         _check_killed_mid_batch(logs, kills)
-        bad = {kind: c for kind, c in compare_downlinks(reference, got).items()
-               if c["missing"] or c["extra"] or c["differ"]}
+        bad = {
+            kind: c
+            for kind, c in compare_downlinks(reference, got).items()
+            if c["missing"] or c["extra"] or c["differ"]
+        }
         assert not bad, (kills, bad)
 
 
@@ -133,8 +138,12 @@ def test_a_stopped_status_reporter_is_replaced_at_its_own_health_limit(tmp_path)
     config = Config()
     k = NAMES.index("status_reporter")
     with FlightRun(make_home(tmp_path, sample), spacecraft_time_s=t_last + 1.0) as run:
-        run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and all(
-            S.TASK_STATES[s[f"task{i}_state"]] == "running" for i in range(len(NAMES))))
+        run.wait_status(
+            lambda s: (
+                s["flags"] & S.FLAG_BATCH_DONE
+                and all(S.TASK_STATES[s[f"task{i}_state"]] == "running" for i in range(len(NAMES)))
+            )
+        )
         stopped = run.task_pid("status_reporter")
         os.kill(stopped, signal.SIGSTOP)
         seq = run.status()["seq"]

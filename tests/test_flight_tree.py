@@ -11,15 +11,15 @@ import sys
 import time
 
 import pytest
-
+from conftest import PY4_DATA
 from flight_harness import FLIGHT_MAIN, REPO, FlightRun, gone, make_home
+
+from pygnc.config import Config
 from pygnc.formats import status as S
 from pygnc.formats.buslog import decode_frames
 from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
-from pygnc.config import Config
 from pygnc.tasks.table import TASKS_BY_NAME, enabled_tasks, process_name
-from conftest import PY4_DATA
 
 SAMPLE = REPO / "data" / "sample"
 BENCH_CAPTURE = PY4_DATA / "pygnc_example" / "sense.bin"
@@ -74,18 +74,33 @@ def _check_unread_types(bus) -> None:
 
 def test_bad_arguments_exit_2_with_usage(tmp_path):
     env = dict(os.environ, PYGNC_HOME=str(tmp_path))
-    for args in ([], ["5"], ["x", "1"], ["5", "y"], ["-1", "100"], ["0", "100"], ["5", "-3"], ["5", "1", "2"],
-                 ["5", "1e300"], ["5", "4294967296"], ["1e9", "100"], ["nan", "100"], ["5", "inf"]):
-        p = subprocess.run([sys.executable, str(FLIGHT_MAIN), *args], capture_output=True, text=True,
-                           env=env, timeout=30)
+    for args in (
+        [],
+        ["5"],
+        ["x", "1"],
+        ["5", "y"],
+        ["-1", "100"],
+        ["0", "100"],
+        ["5", "-3"],
+        ["5", "1", "2"],
+        ["5", "1e300"],
+        ["5", "4294967296"],
+        ["1e9", "100"],
+        ["nan", "100"],
+        ["5", "inf"],
+    ):
+        p = subprocess.run(
+            [sys.executable, str(FLIGHT_MAIN), *args], capture_output=True, text=True, env=env, timeout=30
+        )
         assert p.returncode == 2, (args, p.stderr)
         assert "usage: main.py <timeout_minutes> <spacecraft_time_s>" in p.stderr
     assert not (tmp_path / "pygnc_logs").exists()  # nothing started
 
 
 def test_pygnc_main_name_works_too(tmp_path):
-    p = subprocess.run([sys.executable, str(REPO / "flight" / "pygnc_main.py")], capture_output=True,
-                       text=True, timeout=30)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "flight" / "pygnc_main.py")], capture_output=True, text=True, timeout=30
+    )
     assert p.returncode == 2 and "usage" in p.stderr
 
 
@@ -93,8 +108,11 @@ def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, timeout_min=5, spacecraft_time_s=_sample_end_sc()) as run:
         # The orbit task may publish its first estimates before it has used every fix: wait for all.
-        st = run.wait_status(lambda s: _batch_done(s) and s["flags"] & S.FLAG_ORBIT_VALID and _all_running(s)
-                             and s["orbit_fixes_used"] >= 12)
+        st = run.wait_status(
+            lambda s: (
+                _batch_done(s) and s["flags"] & S.FLAG_ORBIT_VALID and _all_running(s) and s["orbit_fixes_used"] >= 12
+            )
+        )
         assert st["sense_records"] == 12 and st["sense_bytes_skipped"] == 0
         assert st["fixes_valid"] == st["fixes_total"] == 12
         assert st["orbit_fixes_used"] == 12
@@ -151,7 +169,7 @@ def test_killed_task_is_restarted_and_reported(tmp_path):
             old = run.task_pid(name)
             os.kill(old, signal.SIGKILL)
             k = [spec.name for spec in TASKS].index(name)
-            st = run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
+            st = run.wait_status(lambda s, k=k: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
             assert run.task_pid(name) != old
         # Nothing lost: the restarted consumers got the batch again (ingest replays it), the
         # counters are not doubled, and the restarted reporter keeps writing.
@@ -179,13 +197,16 @@ def test_timeout_expiry_stops_by_itself(tmp_path):
 
 def test_corrupt_inputs_are_skipped_counted_and_survived(tmp_path):
     sense = bytearray((SAMPLE / "sense.bin").read_bytes())
-    sense[600:600] = b"garbage!" * 5        # inserted bytes
-    del sense[1500:1520]                    # deleted bytes
-    sense[2200] ^= 0xFF                     # bit flips
+    sense[600:600] = b"garbage!" * 5  # inserted bytes
+    del sense[1500:1520]  # deleted bytes
+    sense[2200] ^= 0xFF  # bit flips
     sense += b"\x01\x02\x03truncated-tail"  # torn last record
     rng = sorted((SAMPLE / "range").glob("rng*.bin"))[0].read_bytes()
-    files = {"rng00000.bin": b"\xAA\x44\x12" + rng[5:300] + b"\xff" * 30 + rng[300:],
-             "rng00001.bin": os.urandom(500), "notes.txt": b"not a range file"}
+    files = {
+        "rng00000.bin": b"\xaa\x44\x12" + rng[5:300] + b"\xff" * 30 + rng[300:],
+        "rng00001.bin": os.urandom(500),
+        "notes.txt": b"not a range file",
+    }
     home = make_home(tmp_path, sense=bytes(sense), range_files=files)
     with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
         st = run.wait_status(lambda s: _batch_done(s) and _all_running(s))
@@ -372,8 +393,9 @@ def test_timeout_during_startup_spawns_nothing_and_cleans_stale_socket_dirs(tmp_
     stale.mkdir(mode=0o700)
     (stale / "control.sock").write_text("")
     home = make_home(tmp_path, SAMPLE)
-    with FlightRun(home, timeout_min=1e-6, spacecraft_time_s=_sample_end_sc(),
-                   env={"XDG_RUNTIME_DIR": str(xdg)}) as run:
+    with FlightRun(
+        home, timeout_min=1e-6, spacecraft_time_s=_sample_end_sc(), env={"XDG_RUNTIME_DIR": str(xdg)}
+    ) as run:
         rc = run.wait_exit(10)
         st = _check_stopped_in_order(run, rc)
         sup = _sup_log(run)
@@ -439,8 +461,14 @@ def test_restarted_attitude_estimator_gets_orbit_estimates_again(tmp_path):
     with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
         # (attitude "usable now" is not asked for: its 1-sigma held on the last rate grows
         # by ~15 deg in the first second after the batch)
-        run.wait_status(lambda s: _batch_done(s) and _all_running(s) and s["att_t_sc_s"] > s["batch_t_sc_last_s"]
-                        and not s["flags"] & S.FLAG_ATT_NO_POSITION)  # the whole batch done
+        run.wait_status(
+            lambda s: (
+                _batch_done(s)
+                and _all_running(s)
+                and s["att_t_sc_s"] > s["batch_t_sc_last_s"]
+                and not s["flags"] & S.FLAG_ATT_NO_POSITION
+            )
+        )  # the whole batch done
         k = [spec.name for spec in TASKS].index("attitude_estimator")
         os.kill(run.task_pid("attitude_estimator"), signal.SIGKILL)
         run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
@@ -456,8 +484,10 @@ def test_restarted_attitude_estimator_gets_orbit_estimates_again(tmp_path):
         # (a batch publishes one estimate per minute and its last: Config.batch_decimate_estimates;
         # and, when batch_end overtakes samples still waiting for their orbit estimates - it
         # depends on the timing - the newest processed before them as well)
-        assert _downlinked(second) == _downlinked(first) and len(first) >= 6, ([b["t_sc_s"] for b in first],
-                                                                               [b["t_sc_s"] for b in second])
+        assert _downlinked(second) == _downlinked(first) and len(first) >= 6, (
+            [b["t_sc_s"] for b in first],
+            [b["t_sc_s"] for b in second],
+        )
         assert all(n >= len(inst) - 1 for n, inst in zip(with_pos, (first, second))), with_pos
         assert "replaying" in (run.log_dir() / "orbit_estimator.log").read_text()
 
@@ -504,8 +534,13 @@ def test_home_and_log_root_problems(tmp_path):
     without any status."""
     not_dir = tmp_path / "afile"
     not_dir.write_text("x")
-    p = subprocess.run([sys.executable, str(FLIGHT_MAIN), "1", "100"], capture_output=True, text=True,
-                       env=dict(os.environ, PYGNC_HOME=str(not_dir)), timeout=30)
+    p = subprocess.run(
+        [sys.executable, str(FLIGHT_MAIN), "1", "100"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYGNC_HOME=str(not_dir)),
+        timeout=30,
+    )
     assert p.returncode == 2 and "PYGNC_HOME" in p.stderr and "not a directory" in p.stderr
     assert "Traceback" not in p.stderr
     home = make_home(tmp_path, SAMPLE)
@@ -521,8 +556,11 @@ def test_spacecraft_time_at_the_end_of_the_clock_is_held_at_the_horizon(tmp_path
     """Item 8: with 2^32-1 the attitude was propagated 81 years ahead and stayed valid."""
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=2**32 - 1) as run:
-        st = run.wait_status(lambda s: _batch_done(s) and math.isfinite(s["att_t_sc_s"])
-                             and s["att_t_sc_s"] > s["batch_t_sc_last_s"] + 60)
+        st = run.wait_status(
+            lambda s: (
+                _batch_done(s) and math.isfinite(s["att_t_sc_s"]) and s["att_t_sc_s"] > s["batch_t_sc_last_s"] + 60
+            )
+        )
         horizon = st["batch_t_sc_last_s"] + Config().max_propagation_s
         assert st["att_t_sc_s"] <= horizon + 1e-3
         assert not st["flags"] & (S.FLAG_ATTITUDE_VALID | S.FLAG_ORBIT_VALID)

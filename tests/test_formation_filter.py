@@ -36,18 +36,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from covariance_checks import assert_symmetric_positive_definite
 import pytest
-from pygnc import timebase
-from pygnc.estimation import chi2
-from pygnc.estimation import formation_filter as ff
-from pygnc.estimation import orbit_dynamics as od
+from covariance_checks import assert_symmetric_positive_definite
 
 from ground.formation_batch import run_formation_processor
 from ground.sim import orbits as sim
 from ground.sim import scenario as scn
 from ground.sim.sensors import hermite_position
 from ground.simulate import deputy_elements
+from pygnc import timebase
+from pygnc.estimation import chi2
+from pygnc.estimation import formation_filter as ff
+from pygnc.estimation import orbit_dynamics as od
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_formation as bench  # the information bound (bench/ is not a package)
@@ -70,8 +70,17 @@ def _truth(seed, hours=3.0, dlambda_m=-3000.0, **truth_kw):
     truth = []
     for k, sc in enumerate(s.spacecraft):
         r0, v0 = sim.initial_state_from_elements(*deputy_elements(s.orbit, sc))
-        truth.append(sim.propagate_truth(r0, v0, t0, hours * 3600.0, ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2,
-                                         seed=seed * 10 + k, **truth_kw))
+        truth.append(
+            sim.propagate_truth(
+                r0,
+                v0,
+                t0,
+                hours * 3600.0,
+                ballistic_coeff_kg_m2=sc.ballistic_coeff_kg_m2,
+                seed=seed * 10 + k,
+                **truth_kw,
+            )
+        )
     return truth
 
 
@@ -79,16 +88,20 @@ def _measure(truth, seed, bias_m=1.0, range_outliers=0.0, peer_outliers=0.0, bia
     """GPS fixes of both receivers and ranges (tags LATE_S late) from *truth*."""
     rng = np.random.default_rng(seed + 3000)
     own = sim.simulate_gps_fixes(truth[0], rng=np.random.default_rng(seed + 1000))
-    peer, flags = sim.simulate_gps_fixes(truth[1], rng=np.random.default_rng(seed + 2000),
-                                         outlier_fraction=peer_outliers, with_flags=True)
+    peer, flags = sim.simulate_gps_fixes(
+        truth[1], rng=np.random.default_rng(seed + 2000), outlier_fraction=peer_outliers, with_flags=True
+    )
     t_fix = own["t_gps_s"]
     t0 = truth[0]["t_gps_s"][0]
     n_r = np.where(rng.random(t_fix.size) < 0.5, 2, 1)
     t_meas = np.concatenate([t + rng.uniform(0.5, 3.0) + np.arange(n) for t, n in zip(t_fix, n_r)])
     t_meas = t_meas[t_meas < truth[0]["t_gps_s"][-1]]
     tt = truth[0]["t_gps_s"]
-    true_range = np.linalg.norm(hermite_position(tt, truth[1]["r_gcrs_m"], truth[1]["v_gcrs_m_s"], t_meas)
-                                - hermite_position(tt, truth[0]["r_gcrs_m"], truth[0]["v_gcrs_m_s"], t_meas), axis=1)
+    true_range = np.linalg.norm(
+        hermite_position(tt, truth[1]["r_gcrs_m"], truth[1]["v_gcrs_m_s"], t_meas)
+        - hermite_position(tt, truth[0]["r_gcrs_m"], truth[0]["v_gcrs_m_s"], t_meas),
+        axis=1,
+    )
     bias = np.full(t_meas.size, bias_m)
     if bias_jump is not None:
         bias[t_meas - t0 >= bias_jump[0]] += bias_jump[1]
@@ -96,8 +109,15 @@ def _measure(truth, seed, bias_m=1.0, range_outliers=0.0, peer_outliers=0.0, bia
     outlier = rng.random(t_meas.size) < range_outliers
     meas[outlier] += rng.choice([-1.0, 1.0], outlier.sum()) * rng.uniform(50.0, 500.0, outlier.sum())
     ranges = {"t_gps_s": t_meas + LATE_S, "range_m": meas}
-    return {"truth": truth, "own": own, "peer": peer, "peer_outlier": flags["outlier"], "ranges": ranges,
-            "range_outlier": outlier, "t0": t0}
+    return {
+        "truth": truth,
+        "own": own,
+        "peer": peer,
+        "peer_outlier": flags["outlier"],
+        "ranges": ranges,
+        "range_outlier": outlier,
+        "t0": t0,
+    }
 
 
 def _scenario(seed, hours=3.0, dlambda_m=-3000.0, **kw):
@@ -122,17 +142,21 @@ def _errors(sc, res, settle_s=SETTLE_S):
     nees = np.einsum("ni,ni->n", er, np.linalg.solve(p3, er[..., None])[..., 0])
     los = np.einsum("ni,ni->n", er, u)
     sig_los = np.sqrt(np.einsum("ni,nij,nj->n", u, p3, u))
-    return {"rms_r": float(np.sqrt(np.mean(np.sum(er**2, 1)))), "rms_v": float(np.sqrt(np.mean(np.sum(ev**2, 1)))),
-            "rms_los": float(np.sqrt(np.mean(los**2))), "los_z_rms": float(np.sqrt(np.mean((los / sig_los) ** 2))),
-            "nees": nees, "err": np.linalg.norm(er, axis=1), "keep": keep}
+    return {
+        "rms_r": float(np.sqrt(np.mean(np.sum(er**2, 1)))),
+        "rms_v": float(np.sqrt(np.mean(np.sum(ev**2, 1)))),
+        "rms_los": float(np.sqrt(np.mean(los**2))),
+        "los_z_rms": float(np.sqrt(np.mean((los / sig_los) ** 2))),
+        "nees": nees,
+        "err": np.linalg.norm(er, axis=1),
+        "keep": keep,
+    }
 
 
 def _run(sc, config=None, step_s=5.0):
     """The flight processor's estimates every *step_s* (sensor samples)."""
     t_out = np.arange(sc["t0"] + 3.0, sc["truth"][0]["t_gps_s"][-1], step_s)
     return run_formation_processor(sc["own"], sc["peer"], sc["ranges"], t_out, config)
-
-
 
 
 @pytest.fixture(scope="module")
@@ -154,10 +178,15 @@ def near(seed_set):
 def test_accuracy_and_consistency_3km(near):
     sc, res = near
     e = _errors(sc, res)
-    differenced = np.linalg.norm(sc["peer"]["pos_ecef_m"] - sc["own"]["pos_ecef_m"]
-                                 - (sim.simulate_gps_fixes(sc["truth"][1], pos_sigma_m=0, vel_sigma_m_s=0)["pos_ecef_m"]
-                                    - sim.simulate_gps_fixes(sc["truth"][0], pos_sigma_m=0, vel_sigma_m_s=0)["pos_ecef_m"]),
-                                 axis=1)
+    differenced = np.linalg.norm(
+        sc["peer"]["pos_ecef_m"]
+        - sc["own"]["pos_ecef_m"]
+        - (
+            sim.simulate_gps_fixes(sc["truth"][1], pos_sigma_m=0, vel_sigma_m_s=0)["pos_ecef_m"]
+            - sim.simulate_gps_fixes(sc["truth"][0], pos_sigma_m=0, vel_sigma_m_s=0)["pos_ecef_m"]
+        ),
+        axis=1,
+    )
     assert 20.0 < np.sqrt(np.mean(differenced**2)) < 28.0  # what differencing the fixes gives (~24 m)
     assert e["rms_r"] < 2.0  # measured 0.74 m
     assert e["rms_los"] < 0.45  # measured 0.37 m; the information bound on these data 0.31 m
@@ -212,8 +241,17 @@ def test_line_of_sight_at_the_information_bound(seed_set):
     sc, res = seed_set[0]
     tr = sc["truth"]
     resid = bench.bound_residuals(tr[0], tr[1], sc["own"], sc["peer"], sc["ranges"], 1.0, LATE_S)
-    b = bench.information_bound(tr[0], tr[1], sc["own"]["t_gps_s"], sc["peer"]["t_gps_s"], sc["ranges"]["t_gps_s"],
-                                res["t_gps_s"], lateness_s=LATE_S, residuals=resid, lateness_error_s=0.5 - LATE_S)
+    b = bench.information_bound(
+        tr[0],
+        tr[1],
+        sc["own"]["t_gps_s"],
+        sc["peer"]["t_gps_s"],
+        sc["ranges"]["t_gps_s"],
+        res["t_gps_s"],
+        lateness_s=LATE_S,
+        residuals=resid,
+        lateness_error_s=0.5 - LATE_S,
+    )
     s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
     e = _errors(sc, res)
     assert e["rms_los"] - s["los"][0] < 0.08  # measured 0.374 vs 0.305 m
@@ -310,9 +348,15 @@ def test_initialisation_from_fixes_at_different_times():
     sc = _scenario(16, hours=0.2)
     own = sc["own"]
     f = ff.FormationFilter()
-    f.initialize_from_fixes(own["t_gps_s"][0], own["pos_ecef_m"][0], own["vel_ecef_m_s"][0], own["pos_sigma_m"][0],
-                            own["vel_sigma_m_s"][0], own["t_gps_s"][0] + 20.0,
-                            *_peer_fix_at(sc, own["t_gps_s"][0] + 20.0))
+    f.initialize_from_fixes(
+        own["t_gps_s"][0],
+        own["pos_ecef_m"][0],
+        own["vel_ecef_m_s"][0],
+        own["pos_sigma_m"][0],
+        own["vel_sigma_m_s"][0],
+        own["t_gps_s"][0] + 20.0,
+        *_peer_fix_at(sc, own["t_gps_s"][0] + 20.0),
+    )
     assert f.t_gps_s == own["t_gps_s"][0] + 20.0
     dr, dv, _, _ = _truth_rel(sc, np.array([f.t_gps_s]))
     e = np.concatenate([f.x[ff.I_DR] - dr[0], f.x[ff.I_DV] - dv[0]])
@@ -326,8 +370,12 @@ def _peer_fix_at(sc, t):
     tr = sc["truth"][1]
     i = round(t - tr["t_gps_s"][0])
     rng = np.random.default_rng(5)
-    return (tr["r_ecef_m"][i] + 10.0 * rng.standard_normal(3), tr["v_ecef_m_s"][i] + 0.01 * rng.standard_normal(3),
-            np.full(3, 10.0), np.full(3, 0.01))
+    return (
+        tr["r_ecef_m"][i] + 10.0 * rng.standard_normal(3),
+        tr["v_ecef_m_s"][i] + 0.01 * rng.standard_normal(3),
+        np.full(3, 10.0),
+        np.full(3, 0.01),
+    )
 
 
 def test_reinitialises_after_persistent_rejections():
@@ -367,8 +415,14 @@ def test_range_update_matches_filterpy_ukf():
         g.x = x
         return np.array([g.range_model()[0]])
 
-    ukf = UnscentedKalmanFilter(dim_x=n, dim_z=1, dt=1.0, hx=hx, fx=lambda x, dt: x,
-                                points=MerweScaledSigmaPoints(n, alpha=1.0, beta=2.0, kappa=0.0))
+    ukf = UnscentedKalmanFilter(
+        dim_x=n,
+        dim_z=1,
+        dt=1.0,
+        hx=hx,
+        fx=lambda x, dt: x,
+        points=MerweScaledSigmaPoints(n, alpha=1.0, beta=2.0, kappa=0.0),
+    )
     ukf.x, ukf.P, ukf.R, ukf.Q = f.x.copy(), f.p.copy(), np.array([[0.25]]), np.zeros((n, n))
     ukf.predict()  # identity process, no noise: only draws the sigma points of the prior
     ukf.update(np.array([z]))

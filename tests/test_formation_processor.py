@@ -12,16 +12,16 @@ import shutil
 
 import numpy as np
 import pytest
+from formation_support import relative_errors
+from processor_support import downlink_records
+
+from ground.sim import scenario as scn
+from ground.simulate import _extra_spacecraft, simulate, write_scenario
 from pygnc.bus.messages import DecodeCounters, Encoder, decode
 from pygnc.config import Config, Paths
 from pygnc.processors.formation import FormationProcessor
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import gps_from_utc_unix
-
-from ground.sim import scenario as scn
-from formation_support import relative_errors
-from processor_support import downlink_records
-from ground.simulate import _extra_spacecraft, simulate, write_scenario
 
 SETTLE_S = 1800.0
 
@@ -31,6 +31,8 @@ def PEER_CONFIG(**kw) -> Config:
     estimate at every sensor sample (as a ground replay: the tests judge every one)."""
     kw.setdefault("batch_decimate_estimates", False)
     return Config(range_gps_source="peer", **kw)
+
+
 PEERS = (0x4B, 0x4C)
 
 
@@ -75,8 +77,11 @@ def nominal(stream):
 
 
 def _estimates(out, peer_id=None, propagated=False):
-    return [b for t, b in out if t == "formation_estimate" and b["propagated"] == propagated
-            and (peer_id is None or b["peer_id"] == peer_id)]
+    return [
+        b
+        for t, b in out
+        if t == "formation_estimate" and b["propagated"] == propagated and (peer_id is None or b["peer_id"] == peer_id)
+    ]
 
 
 def _notes(out):
@@ -87,6 +92,7 @@ def _errors(truth, est):
     """Errors of the GCRS relative position against truth (peer index from its radio id)."""
     return relative_errors(truth, est, SETTLE_S)
 
+
 def test_every_peer_estimated_at_every_sensor_time(stream, nominal):
     p, out = nominal
     sensors = [b["t_sc_s"] for t, b in stream if t == "sensor"]
@@ -95,7 +101,7 @@ def test_every_peer_estimated_at_every_sensor_time(stream, nominal):
         est = _estimates(out, pid)
         t_sc = [b["t_sc_s"] for b in est]
         # From the first fix pair on (the first 4 samples precede it), in order, one per sample.
-        assert t_sc == sensors[len(sensors) - len(t_sc):] and len(t_sc) >= len(sensors) - 4
+        assert t_sc == sensors[len(sensors) - len(t_sc) :] and len(t_sc) >= len(sensors) - 4
         # The gate (chi-square 0.9999) may reject a tail range or two: the seeded stream has
         # ~650 ranges per partner, and whole-second range stamps add up to 0.5 s x rate.
         assert est[-1]["n_ranges_used"] > 200 and est[-1]["n_ranges_rejected"] <= 2
@@ -133,9 +139,20 @@ def test_two_processes_share_the_partners_and_give_each_the_same_estimates(strea
         for key, tol in (("dr_gcrs_m", 1e-3), ("dv_gcrs_m_s", 1e-6), ("sigma_dr_m", 1e-5)):
             np.testing.assert_allclose([b[key] for b in mine], [b[key] for b in ref], rtol=0, atol=tol)
     assert sorted(peers_seen) == sorted(PEERS)
-    stranger = ("range", {"t_sc_s": stream[-2][1].get("t_sc_s", 0.0), "peer_id": 0x99, "range_m": 3000.0,
-                          "range_raw": 0, "rssi_dbm": -80.0, "fei_hz": 0.0, "valid": True, "file_index": 0,
-                          "group": 0})
+    stranger = (
+        "range",
+        {
+            "t_sc_s": stream[-2][1].get("t_sc_s", 0.0),
+            "peer_id": 0x99,
+            "range_m": 3000.0,
+            "range_raw": 0,
+            "rssi_dbm": -80.0,
+            "fei_hz": 0.0,
+            "valid": True,
+            "file_index": 0,
+            "group": 0,
+        },
+    )
     for k, n_notes in ((0, 1), (1, 0)):
         proc = FormationProcessor(PEER_CONFIG(), part=(k, 2))
         assert len(proc.handle(*stranger)) == n_notes
@@ -211,8 +228,12 @@ def test_missing_range_files_reported_not_fatal(scenario_dir, tmp_path):
 def _first_minutes(stream, minutes):
     """The stream cut after *minutes* of sensor time (batch_end kept)."""
     t0 = next(b["t_sc_s"] for t, b in stream if t == "sensor")
-    head = [(t, b) for t, b in stream if t in ("ingest_stats", "clock_map") or
-            (t != "batch_end" and "t_sc_s" in b and b["t_sc_s"] - t0 < 60.0 * minutes)]
+    head = [
+        (t, b)
+        for t, b in stream
+        if t in ("ingest_stats", "clock_map")
+        or (t != "batch_end" and "t_sc_s" in b and b["t_sc_s"] - t0 < 60.0 * minutes)
+    ]
     return head + [m for m in stream if m[0] == "batch_end"]
 
 
@@ -247,8 +268,9 @@ def test_peer_without_valid_fix_reported(stream):
 
 def test_no_valid_own_fix_reported(stream):
     head = _first_minutes(stream, 10)
-    msgs = [(t, {**b, "valid": False} if t == "gps_fix" and b["peer_id"] == 0 else b)
-            for t, b in head if t != "clock_map"]
+    msgs = [
+        (t, {**b, "valid": False} if t == "gps_fix" and b["peer_id"] == 0 else b) for t, b in head if t != "clock_map"
+    ]
     _, out = _run(msgs, propagate_after_s=60.0)
     assert _estimates(out) == [] and _estimates(out, propagated=True) == []
     codes = [n["code"] for n in _notes(out)]
@@ -319,8 +341,16 @@ def test_the_second_formation_process_runs_only_with_a_second_core(monkeypatch):
 
     two = table.TASKS_BY_NAME["formation_estimator_2"]
     assert two.publishes == ("formation_2",) and formation_estimator_2.TASK_CLASS.channel == "formation_2"
-    for cpus, split, min_cpus, parts in ((2, True, 3, 1), (3, True, 3, 2), (4, True, 3, 2), (1, True, 3, 1),
-                                         (4, False, 3, 1), (2, True, 2, 2), (1, True, 2, 1), (1, True, 1, 2)):
+    for cpus, split, min_cpus, parts in (
+        (2, True, 3, 1),
+        (3, True, 3, 2),
+        (4, True, 3, 2),
+        (1, True, 3, 1),
+        (4, False, 3, 1),
+        (2, True, 2, 2),
+        (1, True, 2, 1),
+        (1, True, 1, 2),
+    ):
         monkeypatch.setattr(table, "usable_cpus", lambda cpus=cpus: cpus)
         config = Config(formation_split=split, formation_split_min_cpus=min_cpus)
         assert two.enabled(config) == (two in table.enabled_tasks(config)) == (parts == 2)
@@ -611,8 +641,9 @@ def test_a_batch_publishes_what_the_downlink_records(stream, nominal):
         assert d == sorted(d) and f[-1] == d[-1]
         tail = [t for t in f if t > t_end["t_sc_last_s"] - 75.0]  # still held at batch_end
         assert tail and set(tail) <= set(d)
-        assert [b for b in dec_est if b["peer_id"] == pid and b["propagated"]] == \
-            [b for b in full_est if b["peer_id"] == pid and b["propagated"]]
+        assert [b for b in dec_est if b["peer_id"] == pid and b["propagated"]] == [
+            b for b in full_est if b["peer_id"] == pid and b["propagated"]
+        ]
     assert downlink_records(dec, "formation") == downlink_records(full, "formation")
 
 

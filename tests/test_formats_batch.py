@@ -8,13 +8,20 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from _formats_corrupt import Corrupted, corruptions
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pygnc.formats import batch as B
 
-_INT = {"b": (-128, 127), "B": (0, 255), "h": (-32768, 32767), "H": (0, 65535), "i": (-2**31, 2**31 - 1),
-        "I": (0, 2**32 - 1)}
+_INT = {
+    "b": (-128, 127),
+    "B": (0, 255),
+    "h": (-32768, 32767),
+    "H": (0, 65535),
+    "i": (-(2**31), 2**31 - 1),
+    "I": (0, 2**32 - 1),
+}
 
 
 def _value(f: B.Field):
@@ -115,9 +122,14 @@ def test_stated_precision_of_the_main_fields():
 
 def test_saturation_and_missing_values():
     orbit = B.KINDS_BY_NAME["orbit"]
-    got = orbit.unpack(orbit.pack({"r_ecef_m": (1e12, -1e12, math.nan), "sigma_r_m": (1e6, -1e9, math.inf),
-                                   "n_used": 10**6, "n_rejected": -5}))
-    assert got["r_ecef_m"][0] == pytest.approx((2**31 - 1) * 0.01) and got["r_ecef_m"][1] == pytest.approx(-(2**31 - 1) * 0.01)
+    got = orbit.unpack(
+        orbit.pack(
+            {"r_ecef_m": (1e12, -1e12, math.nan), "sigma_r_m": (1e6, -1e9, math.inf), "n_used": 10**6, "n_rejected": -5}
+        )
+    )
+    assert got["r_ecef_m"][0] == pytest.approx((2**31 - 1) * 0.01) and got["r_ecef_m"][1] == pytest.approx(
+        -(2**31 - 1) * 0.01
+    )
     assert math.isnan(got["r_ecef_m"][2])
     assert got["sigma_r_m"] == (math.inf, -math.inf, math.inf)
     assert got["n_used"] == 65535 and got["n_rejected"] == 0
@@ -163,7 +175,9 @@ def test_crc16_is_ccitt_false():
 # ----------------------------------------------------------------------------- files
 _records = st.lists(
     st.tuples(st.sampled_from([k.name for k in B.KINDS]), st.floats(1e9, 2e9), st.integers(0, 2**31)),
-    min_size=1, max_size=25)
+    min_size=1,
+    max_size=25,
+)
 
 
 def _make(recs) -> list[bytes]:
@@ -171,8 +185,11 @@ def _make(recs) -> list[bytes]:
     for name, t, seed in recs:
         kind = B.KINDS_BY_NAME[name]
         rng = np.random.default_rng(seed)
-        values = {f.name: (list(rng.normal(size=f.count) * 100) if f.n_values > 1 else float(rng.normal() * 100))
-                  for f in kind.fields if f.code not in "sy"}
+        values = {
+            f.name: (list(rng.normal(size=f.count) * 100) if f.n_values > 1 else float(rng.normal() * 100))
+            for f in kind.fields
+            if f.code not in "sy"
+        }
         out.append(B.encode_record(kind, t, values))
     return out
 
@@ -229,8 +246,8 @@ def test_bit_flips_lose_only_the_flipped_record(recs, data):
     rec = bytearray(raws[k])
     for bit in data.draw(st.lists(st.integers(0, 8 * len(rec) - 1), min_size=1, max_size=3, unique=True)):
         rec[bit // 8] ^= 1 << (bit % 8)
-    out, stats = B.decode_records(b"".join(raws[:k]) + bytes(rec) + b"".join(raws[k + 1:]))
-    assert [r.raw for r in out] == raws[:k] + raws[k + 1:]
+    out, stats = B.decode_records(b"".join(raws[:k]) + bytes(rec) + b"".join(raws[k + 1 :]))
+    assert [r.raw for r in out] == raws[:k] + raws[k + 1 :]
     assert stats.bytes_skipped == len(rec)
 
 
@@ -273,14 +290,15 @@ def test_health_records_carry_the_task_tables_ids_and_the_status_files_states():
     from pygnc.tasks.table import TASKS
 
     kind = B.KINDS_BY_NAME["health"]
-    specs = TASKS[:B.HEALTH_SLOTS - 1]  # and a slot for a name the table does not know
-    tasks = [{"name": t.name, "state": S.TASK_STATES[k % len(S.TASK_STATES)], "restarts": k}
-             for k, t in enumerate(specs)]
+    specs = TASKS[: B.HEALTH_SLOTS - 1]  # and a slot for a name the table does not know
+    tasks = [
+        {"name": t.name, "state": S.TASK_STATES[k % len(S.TASK_STATES)], "restarts": k} for k, t in enumerate(specs)
+    ]
     body = {"t_sc_s": 1.7e9, "uptime_s": 5.0, "tasks": tasks + [{"name": "nobody", "state": "bogus"}]}
     v = kind.unpack(kind.pack(kind.encode("health", body)))
     n = len(tasks)
     assert v["n_tasks"] == n + 1
-    assert list(v["task_id"][:n + 1]) == [t.task_id for t in specs] + [0]
+    assert list(v["task_id"][: n + 1]) == [t.task_id for t in specs] + [0]
     assert [S.TASK_STATES[i] for i in v["task_state"][:n]] == [t["state"] for t in tasks] and v["task_state"][n] == 0
 
 

@@ -65,9 +65,16 @@ def test_worked_vector_exact():
 
 def test_encode_gps_segment_matches_vector():
     raw = encode_gps_segment(
-        t_sc_s=1699452212, time_status=160, week=2287, ms_of_week=309801825, solution_status=1,
-        pos_ecef_m=(1e6, 2e6, 3e6), vel_status=1, vel_ecef_m_s=(1700, 1800, 1900),
-        sats_tracked=10, sats_in_solution=8,
+        t_sc_s=1699452212,
+        time_status=160,
+        week=2287,
+        ms_of_week=309801825,
+        solution_status=1,
+        pos_ecef_m=(1e6, 2e6, 3e6),
+        vel_status=1,
+        vel_ecef_m_s=(1700, 1800, 1900),
+        sats_tracked=10,
+        sats_in_solution=8,
     )
     assert raw == bytes.fromhex(VECTOR_HEX)
 
@@ -78,16 +85,26 @@ u8 = st.integers(0, 255)
 
 
 @st.composite
-def raw_segments(draw, n=st.integers(0, 20)):
-    count = draw(n)
+def raw_segments(draw, n=None):
+    count = draw(st.integers(0, 20) if n is None else n)
     seg = np.zeros(count, dtype=GPS_SEGMENT_DTYPE)
     for i in range(count):
         seg[i] = (
-            draw(st.integers(0, 2**32 - 1)), draw(u8), draw(st.integers(0, 2**16 - 1)),
-            draw(st.integers(0, 2**32 - 1)), draw(u8),
-            draw(st.tuples(f64, f64, f64)), draw(st.tuples(f32, f32, f32)), draw(u8),
-            draw(st.tuples(f64, f64, f64)), draw(st.tuples(f32, f32, f32)),
-            draw(f32), draw(f32), draw(f32), draw(u8), draw(u8),
+            draw(st.integers(0, 2**32 - 1)),
+            draw(u8),
+            draw(st.integers(0, 2**16 - 1)),
+            draw(st.integers(0, 2**32 - 1)),
+            draw(u8),
+            draw(st.tuples(f64, f64, f64)),
+            draw(st.tuples(f32, f32, f32)),
+            draw(u8),
+            draw(st.tuples(f64, f64, f64)),
+            draw(st.tuples(f32, f32, f32)),
+            draw(f32),
+            draw(f32),
+            draw(f32),
+            draw(u8),
+            draw(u8),
         )
     return seg
 
@@ -107,9 +124,16 @@ def test_round_trip_raw_decode_encode(seg):
 
 def _good_fix(**kw):
     fields = dict(
-        t_sc_s=1_700_000_000, time_status=180, week=2300, ms_of_week=123_456_789, solution_status=0,
-        pos_ecef_m=(6_778_000.0, 0.0, 0.0), vel_status=0, vel_ecef_m_s=(0.0, 7_000.0, 1_000.0),
-        sats_tracked=12, sats_in_solution=9,
+        t_sc_s=1_700_000_000,
+        time_status=180,
+        week=2300,
+        ms_of_week=123_456_789,
+        solution_status=0,
+        pos_ecef_m=(6_778_000.0, 0.0, 0.0),
+        vel_status=0,
+        vel_ecef_m_s=(0.0, 7_000.0, 1_000.0),
+        sats_tracked=12,
+        sats_in_solution=9,
     )
     fields.update(kw)
     return decode_gps_segments(encode_gps_segment(**fields))[0]
@@ -171,6 +195,10 @@ def test_decode_stats_merge_and_dict():
     a = DecodeStats(10, 2, 3, 1, 1)
     b = DecodeStats(5, 0, 1, 0, 0)
     assert a.merge(b).as_dict() == {
-        "bytes_total": 15, "bytes_skipped": 2, "records": 4, "records_skipped": 1, "skip_events": 1,
+        "bytes_total": 15,
+        "bytes_skipped": 2,
+        "records": 4,
+        "records_skipped": 1,
+        "skip_events": 1,
     }
     assert a.as_dict()["bytes_total"] == 10  # merge does not mutate

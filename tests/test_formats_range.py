@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
+from _formats_corrupt import Corrupted, corruptions
+from conftest import PY4_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _formats_corrupt import Corrupted, corruptions
-from conftest import PY4_DATA
 from pygnc.config import Config
 from pygnc.formats.gps import GPS_FIX_DTYPE
 from pygnc.formats.range_file import (
@@ -32,8 +32,15 @@ from pygnc.formats.settings import DecodeSettings
 CAPTURE = PY4_DATA / "pygnc_range_example" / "rng00000.bin"
 
 
-def gps_fix(week=2300, ms_of_week=86_400_000, solution_status=0, vel_status=0,
-            pos=(6_800_000.0, 100.0, -200.0), vel=(0.0, 5_000.0, 5_000.0), sats=9):
+def gps_fix(
+    week=2300,
+    ms_of_week=86_400_000,
+    solution_status=0,
+    vel_status=0,
+    pos=(6_800_000.0, 100.0, -200.0),
+    vel=(0.0, 5_000.0, 5_000.0),
+    sats=9,
+):
     f = np.zeros(1, dtype=GPS_FIX_DTYPE)
     f["week"], f["ms_of_week"] = week, ms_of_week
     f["solution_status"], f["vel_status"] = solution_status, vel_status
@@ -50,8 +57,13 @@ def test_the_real_capture_decodes_as_the_flight_team_reads_it():
     skipped; the first four fixes are from a receiver without a week (not valid), the fifth
     INSUFFICIENT_OBS, the rest SOL_COMPUTED in week 2278; the clock was unset (2000)."""
     b = decode_range(CAPTURE.read_bytes(), file_index=0)
-    assert b.stats.as_dict() == {"bytes_total": 2586, "bytes_skipped": 0, "records": 20, "records_skipped": 0,
-                                 "skip_events": 0}
+    assert b.stats.as_dict() == {
+        "bytes_total": 2586,
+        "bytes_skipped": 0,
+        "records": 20,
+        "records_skipped": 0,
+        "skip_events": 0,
+    }
     assert len(b.gps_fixes) == 23 and len(b.ranges) == 20
     r = b.ranges
     assert set(r["peer_id"].tolist()) == {0x4A} and r["valid"].all()
@@ -127,17 +139,27 @@ def test_a_gps_packet_without_ranges_has_no_time_and_no_partner():
     assert b.ranges["group"].tolist() == [1]
 
 
-packet = st.tuples(st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(-(1 << 23), (1 << 23) - 1),
-                   st.integers(0, 255).map(lambda c: -c / 2.0), st.integers(-(1 << 19), (1 << 19) - 1))
+packet = st.tuples(
+    st.integers(0, 255),
+    st.integers(0, 2**32 - 1),
+    st.integers(-(1 << 23), (1 << 23) - 1),
+    st.integers(0, 255).map(lambda c: -c / 2.0),
+    st.integers(-(1 << 19), (1 << 19) - 1),
+)
 
 
 @st.composite
 def range_files(draw, max_groups=6):
     groups = []
     for _ in range(draw(st.integers(0, max_groups))):
-        f = gps_fix(week=draw(st.integers(0, 4000)), ms_of_week=draw(st.integers(0, 604_799_999)),
-                    solution_status=draw(st.integers(0, 22)), vel_status=draw(st.integers(0, 22)),
-                    pos=draw(st.tuples(*[st.floats(-1e7, 1e7)] * 3)), sats=draw(st.integers(0, 20)))
+        f = gps_fix(
+            week=draw(st.integers(0, 4000)),
+            ms_of_week=draw(st.integers(0, 604_799_999)),
+            solution_status=draw(st.integers(0, 22)),
+            vel_status=draw(st.integers(0, 22)),
+            pos=draw(st.tuples(*[st.floats(-1e7, 1e7)] * 3)),
+            sats=draw(st.integers(0, 20)),
+        )
         groups.append((f, draw(st.lists(packet, max_size=8))))
     return groups
 
@@ -168,7 +190,7 @@ def test_spurious_sync_inside_range_data_is_ignored():
     # after them does not end in CR LF where it must.
     pks = [(0x4B, 1_700_000_000, 0)] + [(0x4B, 1_700_000_000 + k, 1000) for k in range(12)]
     data = bytearray(encode_range_group(GPS, pks) + encode_range_group(GPS, pks[:2]))
-    data[GPS_PACKET_SIZE + 9: GPS_PACKET_SIZE + 12] = SYNC
+    data[GPS_PACKET_SIZE + 9 : GPS_PACKET_SIZE + 12] = SYNC
     b = decode_range(bytes(data))
     assert b.gps_fixes.size == 2 and b.ranges.size == 15 and b.stats.bytes_skipped == 0
 
@@ -221,8 +243,10 @@ def _groups(n_groups, seed):
     out = []
     for g in range(n_groups):
         f = gps_fix(ms_of_week=int(rng.integers(0, 604_800_000)))
-        pks = [(0x4A + g % 4, 1_700_000_000 + g, int(rng.integers(-(1 << 23), 1 << 23)))
-               for _ in range(int(rng.integers(0, 6)))]
+        pks = [
+            (0x4A + g % 4, 1_700_000_000 + g, int(rng.integers(-(1 << 23), 1 << 23)))
+            for _ in range(int(rng.integers(0, 6)))
+        ]
         out.append((f, pks))
     return out
 
@@ -287,7 +311,13 @@ def test_read_range_dir_numeric_order(tmp_path):
     assert b.ranges["group"].tolist() == [0, 1, 2, 3, 4]
     assert b.gps_fixes.size == 5
     assert sorted(b.ignored_files) == ["notes.txt", "rng00011.bin.tmp", "rng00012.bin", "rngabc.bin"]
-    assert [p.rsplit("/", 1)[-1] for p in b.files] == ["rng00002.bin", "rng7.bin", "rng00009.bin", "rng00010.bin", "rng00100.bin"]
+    assert [p.rsplit("/", 1)[-1] for p in b.files] == [
+        "rng00002.bin",
+        "rng7.bin",
+        "rng00009.bin",
+        "rng00010.bin",
+        "rng00100.bin",
+    ]
     assert b.stats.records == 5 and b.stats.bytes_skipped == 0
 
 
@@ -332,9 +362,9 @@ def test_a_bad_entry_never_costs_the_other_range_files(tmp_path):
     import os
 
     (tmp_path / "rng00001.bin").write_bytes(encode_range_group(GPS, [(0x4A, 1_700_000_001, 1000)]))
-    os.symlink("rng00002.bin", tmp_path / "rng00002.bin")            # a loop onto itself
+    os.symlink("rng00002.bin", tmp_path / "rng00002.bin")  # a loop onto itself
     os.symlink(tmp_path / "nowhere.bin", tmp_path / "rng00003.bin")  # dangling
-    os.mkfifo(tmp_path / "rng00004.bin")                              # never blocks
+    os.mkfifo(tmp_path / "rng00004.bin")  # never blocks
     (tmp_path / "rng00005.bin").write_bytes(encode_range_group(GPS, [(0x4B, 1_700_000_005, 5000)]))
     b = read_range_dir(tmp_path)
     assert b.ranges["file_index"].tolist() == [1, 5]
@@ -362,6 +392,9 @@ def test_ingest_counts_the_range_files_it_decoded(tmp_path):
     (rd / "rng00004.bin.tmp").write_bytes(b"x")
     (rd / "rngX.bin").write_bytes(b"x")
     (rd / "notes.txt").write_text("x")
-    stats = [b for t, b in build_message_stream(Paths(tmp_path), Config()).messages
-             if t == "ingest_stats" and b["source"] == "range"]
+    stats = [
+        b
+        for t, b in build_message_stream(Paths(tmp_path), Config()).messages
+        if t == "ingest_stats" and b["source"] == "range"
+    ]
     assert stats[0]["files"] == 2

@@ -1,16 +1,14 @@
 """sense.bin: worked vector, real captures, round trips, quantisers, corruption fuzzing."""
 
-
 import numpy as np
 import pytest
+from _formats_corrupt import Corrupted, corruptions
+from conftest import PY4_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _formats_corrupt import Corrupted, corruptions
 from pygnc.config import Config
-from pygnc.timebase import GPS_EPOCH_UNIX_S
 from pygnc.formats.gps import GPS_SEGMENT_DTYPE, decode_gps_segments
-from conftest import PY4_DATA
 from pygnc.formats.sense import (
     OPT3001_MAX_LUX,
     RECORD_SIZE,
@@ -26,6 +24,7 @@ from pygnc.formats.sense import (
     read_sense_file,
 )
 from pygnc.formats.settings import DecodeSettings
+from pygnc.timebase import GPS_EPOCH_UNIX_S
 
 DATA = PY4_DATA
 EXAMPLE = DATA / "pygnc_example" / "sense.bin"
@@ -63,7 +62,11 @@ def test_example_capture():
     for config in (Config(), Config(accepted_solution_status=(0, 1))):
         batch = read_sense_file(EXAMPLE, DecodeSettings.from_config(config))
         assert batch.stats.as_dict() == {
-            "bytes_total": 8283, "bytes_skipped": 0, "records": 33, "records_skipped": 0, "skip_events": 0,
+            "bytes_total": 8283,
+            "bytes_skipped": 0,
+            "records": 33,
+            "records_skipped": 0,
+            "skip_events": 0,
         }
         assert batch.sensors.shape == (165,) and batch.fixes.shape == (33,)
         assert not batch.fixes["valid"].any()
@@ -116,8 +119,9 @@ def raw_records(draw, min_n=0, max_n=12):
     return sensors, gps
 
 
-def expected_sensors(sensors: np.ndarray, config=Config()) -> np.ndarray:
+def expected_sensors(sensors: np.ndarray, config=None) -> np.ndarray:
     """Independent per-sample decode of raw segments, in Python scalars."""
+    config = Config() if config is None else config
     out = np.zeros(sensors.size, SENSOR_DTYPE)
     for k, seg in enumerate(sensors.reshape(-1)):
         out[k]["t_sc_s"] = int(seg["t_sc_s"])
@@ -193,7 +197,10 @@ def test_opt3001_saturation_and_edges():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.floats(-2047.9, 2047.9), min_size=3, max_size=3), st.lists(st.floats(-499.4, 499.4), min_size=3, max_size=3))
+@given(
+    st.lists(st.floats(-2047.9, 2047.9), min_size=3, max_size=3),
+    st.lists(st.floats(-499.4, 499.4), min_size=3, max_size=3),
+)
 def test_imu_quantisers(mag_ut, gyro_deg_s):
     c = Config()
     mag = mag_raw_from_ut(mag_ut)

@@ -6,7 +6,8 @@ import binascii
 import struct
 import zlib
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pygnc.formats import range_packet as rp
 from pygnc.formats import stream as fs
@@ -35,8 +36,8 @@ def test_frame_round_trip(tag, seq, data):
 def test_crc_is_zlib_crc32_of_the_text_between_dollar_and_star():
     line = fs.encode_frame(fs.PING, 7)
     assert line == b"$PNG,7,*%08X\n" % zlib.crc32(b"PNG,7,")
-    body = line[1:line.index(b"*")]
-    assert int(line[line.index(b"*") + 1:-1], 16) == binascii.crc32(body)
+    body = line[1 : line.index(b"*")]
+    assert int(line[line.index(b"*") + 1 : -1], 16) == binascii.crc32(body)
 
 
 def test_longest_payloads_fit_a_line():
@@ -59,13 +60,13 @@ def test_each_error_class():
     bad[10] ^= 0x01  # a payload character changes: the CRC catches it
     e = _one(bytes(bad))
     assert (e.code, e.seq, e.tag) == (fs.ERR_BAD_CRC, 12, fs.SENSOR)
-    assert _one(good[:20] + b"\n").code == fs.ERR_MALFORMED                      # truncated
-    assert _one(b"no frame here\n").code == fs.ERR_MALFORMED                    # noise
+    assert _one(good[:20] + b"\n").code == fs.ERR_MALFORMED  # truncated
+    assert _one(b"no frame here\n").code == fs.ERR_MALFORMED  # noise
     e = _one(fs.encode_frame(b"XYZ", 5, b"12"))
     assert (e.code, e.seq, e.tag) == (fs.ERR_UNKNOWN_TAG, 5, b"XYZ")
-    assert _one(fs.encode_frame(fs.HELLO_TAG, 1, b"")).code == fs.ERR_UNKNOWN_TAG   # our own tags are not taken
-    assert _one(fs.encode_frame(fs.SENSOR, 1, bytes(31))).code == fs.ERR_BAD_PAYLOAD   # not whole segments
-    assert _one(fs.encode_frame(fs.SENSOR, 1, b"")).code == fs.ERR_BAD_PAYLOAD         # no segment at all
+    assert _one(fs.encode_frame(fs.HELLO_TAG, 1, b"")).code == fs.ERR_UNKNOWN_TAG  # our own tags are not taken
+    assert _one(fs.encode_frame(fs.SENSOR, 1, bytes(31))).code == fs.ERR_BAD_PAYLOAD  # not whole segments
+    assert _one(fs.encode_frame(fs.SENSOR, 1, b"")).code == fs.ERR_BAD_PAYLOAD  # no segment at all
     assert _one(fs.encode_frame(fs.CADENCE, 1, bytes(3))).code == fs.ERR_BAD_PAYLOAD
     body = b"PNG,1,A*=="  # a base64 text that is no base64
     assert _one(b"$" + body + b"*%08X\n" % zlib.crc32(body)).code == fs.ERR_BAD_PAYLOAD
@@ -132,8 +133,13 @@ def test_payload_structs_have_the_documented_sizes():
 
 
 # -- the SX1280 range packet -------------------------------------------------------------------------
-@given(st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(-(1 << 23), (1 << 23) - 1),
-       st.integers(-(1 << 19), (1 << 19) - 1), st.integers(0, 255))
+@given(
+    st.integers(0, 255),
+    st.integers(0, 2**32 - 1),
+    st.integers(-(1 << 23), (1 << 23) - 1),
+    st.integers(-(1 << 19), (1 << 19) - 1),
+    st.integers(0, 255),
+)
 def test_range_packet_round_trip(peer, t, raw, fei, rssi_code):
     data = rp.encode_packet(peer, t, raw, rssi_dbm=-rssi_code / 2.0, fei_raw=fei)
     assert len(data) == rp.PACKET_SIZE
@@ -165,8 +171,11 @@ def test_range_conversion_follows_the_datasheet():
 def test_range_packet_refuses_fields_out_of_range():
     import pytest
 
-    for kw in ({"peer_id": 256, "t_sc_s": 0, "range_raw": 0}, {"peer_id": 1, "t_sc_s": 2**32, "range_raw": 0},
-               {"peer_id": 1, "t_sc_s": 0, "range_raw": 1 << 23}):
+    for kw in (
+        {"peer_id": 256, "t_sc_s": 0, "range_raw": 0},
+        {"peer_id": 1, "t_sc_s": 2**32, "range_raw": 0},
+        {"peer_id": 1, "t_sc_s": 0, "range_raw": 1 << 23},
+    ):
         with pytest.raises(ValueError):
             rp.encode_packet(**kw)
     with pytest.raises(ValueError):
@@ -185,8 +194,11 @@ def test_the_documented_circuitpython_host_code_speaks_the_protocol():
     code = re.search(r"\*\*On CircuitPython\*\*.*?```python\n(.*?)```", doc, re.S).group(1)
     ns: dict = {}
     exec(code.split("\nuart.write")[0], ns)  # noqa: S102 - our own documentation
-    for tag, seq, payload in ((fs.CADENCE, 1, struct.pack("<I", 1000)), (fs.SENSOR, 65535, bytes(range(30))),
-                              (fs.PING, 0, b"")):
+    for tag, seq, payload in (
+        (fs.CADENCE, 1, struct.pack("<I", 1000)),
+        (fs.SENSOR, 65535, bytes(range(30))),
+        (fs.PING, 0, b""),
+    ):
         assert ns["frame"](tag, seq, payload) == fs.encode_frame(tag, seq, payload)
     ack = fs.encode_frame(fs.ACK_TAG, 9, fs.ACK.pack(1, fs.CADENCE, 0))
     assert ns["parse"](b"noise" + ack.rstrip(b"\n")) == (fs.ACK_TAG, 9, fs.ACK.pack(1, fs.CADENCE, 0))

@@ -28,11 +28,11 @@ class _Link:
 def test_routes_frames_stamps_them_and_bounds_the_queues():
     link = _Link([bytes([0, 1, 2, 3]), b"", bytes([4, 6, 5, 7, 9])])
     framer = SimpleNamespace(feed=lambda data: list(data))  # every byte a frame; even ones are output
-    clock = iter([1.0, 2.0]).__next__                        # read once per chunk of bytes, never more
+    clock = iter([1.0, 2.0]).__next__  # read once per chunk of bytes, never more
     counters = {"requests": 0}
     p = FramePump(link, framer, lambda f: f % 2 == 0, clock=clock, max_queued=3, max_responses=2, counters=counters)
     assert p.pump(0.5) == 4 and link.waited == [0.5]
-    assert p.pump() == 0 and link.waited == [0.5]            # nothing read: no wait, no clock
+    assert p.pump() == 0 and link.waited == [0.5]  # nothing read: no wait, no clock
     assert p.pump() == 5
     assert [tuple(r) for r in p.take_packets()] == [(1.0, 2), (2.0, 4), (2.0, 6)]  # the oldest dropped
     assert counters == {"requests": 0, "packets_overflowed": 1}

@@ -5,13 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
-
-from pygnc import frames, timebase
-
 from astropy import units as u  # noqa: E402
 from astropy.coordinates import GCRS, ITRS, CartesianDifferential, CartesianRepresentation  # noqa: E402
 from astropy.time import Time  # noqa: E402
 from astropy.utils import iers  # noqa: E402
+
+from pygnc import frames, timebase
 
 iers.conf.auto_download = False  # no network: bundled IERS-B is used
 
@@ -100,8 +99,9 @@ def test_round_trip_and_orthonormal():
     assert m.shape == (50, 3, 3)
     np.testing.assert_allclose(m @ np.swapaxes(m, -1, -2), np.broadcast_to(np.eye(3), m.shape), atol=1e-12)
     # With polar motion too.
-    r3, v3 = frames.gcrs_to_itrs(*frames.itrs_to_gcrs(r[0], v[0], t[0], xp_rad=1e-6, yp_rad=2e-6), t[0],
-                                 xp_rad=1e-6, yp_rad=2e-6)
+    r3, v3 = frames.gcrs_to_itrs(
+        *frames.itrs_to_gcrs(r[0], v[0], t[0], xp_rad=1e-6, yp_rad=2e-6), t[0], xp_rad=1e-6, yp_rad=2e-6
+    )
     np.testing.assert_allclose(r3, r[0], atol=1e-6)
     np.testing.assert_allclose(v3, v[0], atol=1e-9)
 

@@ -12,11 +12,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from flight_harness import REPO
+
 from ground.__main__ import main as ground_main
 from ground.archive import Archive
-from ground.archive_sources import Record, SourceRecords, register_reader, READERS
+from ground.archive_sources import READERS, Record, SourceRecords, register_reader
 from ground.export import export
 from ground.sim.hk_devices import hk_reading_bodies, synthetic_hk_buslog
 from ground.upload import UploadQueue
@@ -56,17 +56,26 @@ def test_load_is_idempotent_and_queryable(tmp_path, buslog):
     assert _count(db) == (N_POLLS + 2) * PER_POLL
     want = [b["values"]["current_a"] for t, b in hk_reading_bodies(N_POLLS + 2) if b["record"] == "CV1"]
     with sqlite3.connect(db) as c:
-        got = [v for (v,) in c.execute(
-            "SELECT json_extract(fields_json, '$.current_a') FROM records WHERE kind = ? AND device = ?"
-            " AND record = ? ORDER BY t_sc_s", ("hk_reading", "bms", "CV1"))]
+        got = [
+            v
+            for (v,) in c.execute(
+                "SELECT json_extract(fields_json, '$.current_a') FROM records WHERE kind = ? AND device = ?"
+                " AND record = ? ORDER BY t_sc_s",
+                ("hk_reading", "bms", "CV1"),
+            )
+        ]
         assert got == pytest.approx(want)
         raw = c.execute("SELECT raw FROM records WHERE record = 'histogram' LIMIT 1").fetchone()[0]
         assert on.decode_histogram(raw)["sampling_period_s"] >= 0  # the device bytes, re-decodable
-        plan = " ".join(r[3] for r in c.execute(
-            "EXPLAIN QUERY PLAN SELECT * FROM records WHERE device = ? AND t_sc_s > ?", ("bms", 0)))
+        plan = " ".join(
+            r[3]
+            for r in c.execute("EXPLAIN QUERY PLAN SELECT * FROM records WHERE device = ? AND t_sc_s > ?", ("bms", 0))
+        )
         assert "records_by_device_time" in plan
         assert c.execute("SELECT records, duplicates FROM sources ORDER BY source_id").fetchall() == [
-            (N_POLLS * PER_POLL, 0), (2 * PER_POLL, N_POLLS * PER_POLL)]
+            (N_POLLS * PER_POLL, 0),
+            (2 * PER_POLL, N_POLLS * PER_POLL),
+        ]
 
 
 def test_corrupt_log_keeps_every_intact_frame(tmp_path, buslog):
@@ -87,8 +96,15 @@ def test_corrupt_log_keeps_every_intact_frame(tmp_path, buslog):
 def test_hostile_names_are_data_not_sql(tmp_path):
     evil = "x'); DROP TABLE records; --"
     enc = Encoder("housekeeping")
-    body = {"device": evil, "kind": "emus_bms", "record": "CV1", "t_sc_s": 1.0,
-            "values": {"current_a": 1.5, evil: None}, "raw": b"CV1,", "solicited": True}
+    body = {
+        "device": evil,
+        "kind": "emus_bms",
+        "record": "CV1",
+        "t_sc_s": 1.0,
+        "values": {"current_a": 1.5, evil: None},
+        "raw": b"CV1,",
+        "solicited": True,
+    }
     p = tmp_path / "evil.log"
     p.write_bytes(encode_header_frame(1, SCHEMA_VERSION) + encode_frame("hk", 0.0, enc.encode("hk_reading", body)))
     db = tmp_path / "e.sqlite"
@@ -109,15 +125,23 @@ def test_status_and_decode_csv_load_and_export(tmp_path):
     db = tmp_path / "c.sqlite"
     assert ground_main(["archive", str(db), str(out)]) == 0
     with sqlite3.connect(db) as c:
-        kinds = dict(c.execute("SELECT source || '/' || kind || '/' || device, COUNT(*) FROM records"
-                               " GROUP BY source, kind, device").fetchall())
+        kinds = dict(
+            c.execute(
+                "SELECT source || '/' || kind || '/' || device, COUNT(*) FROM records GROUP BY source, kind, device"
+            ).fetchall()
+        )
     # the range files' GPS packets are the own spacecraft's fixes: no peer device
-    assert kinds == {"host_sense/sensor/": 60, "host_sense/gps_fix/": 12, "host_range/gps_fix/": 12,
-                     "host_range/range/peer_75": 19, "onboard_status/status/status_reporter": 1}
+    assert kinds == {
+        "host_sense/sensor/": 60,
+        "host_sense/gps_fix/": 12,
+        "host_range/gps_fix/": 12,
+        "host_range/range/peer_75": 19,
+        "onboard_status/status/status_reporter": 1,
+    }
     assert ground_main(["archive", str(db), str(out)]) == 0  # again: nothing new
     assert _count(db) == sum(kinds.values())
     files = export(db, tmp_path / "x", kinds=["sensor"])
-    (path, n), = files.items()
+    ((path, n),) = files.items()
     rows = list(csv.DictReader(path.open()))
     assert path == tmp_path / "x" / "host_sense" / "sensor.csv"
     assert n == 60 and float(rows[0]["mag_ut_x"]) == 22.5
@@ -143,13 +167,17 @@ def test_export_flattens_device_records(tmp_path, buslog):
 
 def test_a_new_source_plugs_in_through_the_reader_hook(tmp_path):
     """How the batch-file reader joins: detect + read returning records."""
+
     def detect(path, head):
         return head[:4] == b"TEST"
 
     def read(path, data):
         n = int(data[4:].decode())
-        return SourceRecords([Record("hk_reading", float(i), {"v": i}, "dev", "X") for i in range(n)],
-                             {"bytes_total": len(data)}, {"run": 1})
+        return SourceRecords(
+            [Record("hk_reading", float(i), {"v": i}, "dev", "X") for i in range(n)],
+            {"bytes_total": len(data)},
+            {"run": 1},
+        )
 
     register_reader("test_batch", detect, read)
     try:
@@ -180,6 +208,7 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
 
 
 # -- upload queue -----------------------------------------------------------------------------------
+
 
 class _Server:
     """A loopback HTTP receiver whose answers follow a script: a list of actions, one per POST
@@ -241,19 +270,26 @@ def test_upload_retries_with_backoff_and_marks_sent_only_on_success(tmp_path, fi
     try:
         assert [q.add(f) for f in files] == ["queued"] * 3
         assert q.add(files[0]) == "already queued"
-        sent, left = q.send(srv.url, token="s3cret", attempts=5, backoff_s=0.2, max_backoff_s=0.4,
-                            timeout_s=5, log=lambda *_: None,
-                            sleep=lambda s: (sleeps.append(s), time.sleep(s)))
+        sent, left = q.send(
+            srv.url,
+            token="s3cret",
+            attempts=5,
+            backoff_s=0.2,
+            max_backoff_s=0.4,
+            timeout_s=5,
+            log=lambda *_: None,
+            sleep=lambda s: (sleeps.append(s), time.sleep(s)),
+        )
         assert (sent, left) == (3, 0)
         assert [a for a, _, _ in srv.received] == ["503", "drop", "wrongsum", "ok", "ok", "ok"]
-        for action, body, headers in srv.received:
+        for _action, body, headers in srv.received:
             d = hashlib.sha256(body).digest()
             assert headers["X-Pygnc-SHA256"] == d.hex()
             assert headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(d).decode()}:"
             assert headers["Authorization"] == "Bearer s3cret"
         ok_bodies = sorted(b for a, b, _ in srv.received if a == "ok")
         assert ok_bodies == sorted(f.read_bytes() for f in files)  # each once, intact
-        assert sleeps and all(0 <= s <= 0.4 for s in sleeps)       # backoff honoured, bounded
+        assert sleeps and all(0 <= s <= 0.4 for s in sleeps)  # backoff honoured, bounded
         rows = q.rows()
         assert [(r[1], r[2]) for r in rows] == [("sent", 2)] * 3  # each failed once, then went
         n = len(srv.received)
@@ -330,23 +366,37 @@ def test_batch_files_with_housekeeping_records_load_decoded(tmp_path):
     hk = B.KINDS_BY_NAME["hk"]
     line = eb.encode_sentence("BV1", ["0C", "A5", "A8", "AA", "0000", "07E5", "00"]).rstrip(b"\r\n")
     hist = on.encode_histogram(list(range(24)))
-    readings = [("bms", "emus_bms", "BV1", line), ("opc", "opc_n3", "histogram", hist),
-                ("bms", "emus_bms", "BV1", b"BV1,garbage*00")]
-    recs = [B.encode_record(hk, 1.7e9 + k, B._enc_hk("hk_reading", {
-        "t_sc_s": 1.7e9 + k, "device": d, "kind": kind, "record": r, "raw": raw, "solicited": True}))
-        for k, (d, kind, r, raw) in enumerate(readings)]
+    readings = [
+        ("bms", "emus_bms", "BV1", line),
+        ("opc", "opc_n3", "histogram", hist),
+        ("bms", "emus_bms", "BV1", b"BV1,garbage*00"),
+    ]
+    recs = [
+        B.encode_record(
+            hk,
+            1.7e9 + k,
+            B._enc_hk(
+                "hk_reading",
+                {"t_sc_s": 1.7e9 + k, "device": d, "kind": kind, "record": r, "raw": raw, "solicited": True},
+            ),
+        )
+        for k, (d, kind, r, raw) in enumerate(readings)
+    ]
     path = tmp_path / "b00001.bin"
     path.write_bytes(B.encode_header(1, 1, 0x4A, 0, 1.7e9, 1.7e9 + 2, len(recs)) + b"".join(recs))
     db = tmp_path / "a.sqlite"
     assert ground_main(["archive", str(db), str(path)]) == 0
     assert ground_main(["archive", str(db), str(path)]) == 0  # idempotent
     with sqlite3.connect(db) as c:
-        rows = c.execute("SELECT device, record, fields_json, raw FROM records WHERE kind = 'hk_reading' "
-                         "ORDER BY t_sc_s").fetchall()
+        rows = c.execute(
+            "SELECT device, record, fields_json, raw FROM records WHERE kind = 'hk_reading' ORDER BY t_sc_s"
+        ).fetchall()
     assert len(rows) == 3
     bv1 = json.loads(rows[0][2])
     assert rows[0][:2] == ("bms", "BV1") and bytes(rows[0][3]) == line
-    assert bv1 == json.loads(json.dumps(eb.decode_sentence(eb.parse_line(line)) | {"solicited": True, "raw_cut": False}))
+    assert bv1 == json.loads(
+        json.dumps(eb.decode_sentence(eb.parse_line(line)) | {"solicited": True, "raw_cut": False})
+    )
     opc = json.loads(rows[1][2])
     assert rows[1][:2] == ("opc", "histogram") and opc["bin_counts"] == list(range(24))
     assert "undecoded" in json.loads(rows[2][2])  # a bad sentence is kept, with why, never fatal
@@ -354,12 +404,14 @@ def test_batch_files_with_housekeeping_records_load_decoded(tmp_path):
 
 # -- sources, UTC, what is not recognised -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pass_files(tmp_path_factory):
     """A replay of the sample scenario and a pass's downlink of the same data (the batch
     files and what `decode --out` writes from them): (replay dir, batch dir, decoded dir)."""
-    from test_ground_batches import PERIODS
     from test_batch_writer import _recorder, published_with_health
+    from test_ground_batches import PERIODS
+
     from pygnc.config import Config
 
     d = tmp_path_factory.mktemp("pass")
@@ -385,8 +437,12 @@ def test_replay_and_downlink_rows_keep_their_source_apart_with_utc(tmp_path, pas
     db = tmp_path / "a.sqlite"
     assert ground_main(["archive", str(db), str(replay), str(decoded), str(batches)]) == 0
     with sqlite3.connect(db) as c:
-        counts = dict(((s, k, d), n) for s, k, d, n in c.execute(
-            "SELECT source, kind, device, COUNT(*) FROM records GROUP BY source, kind, device"))
+        counts = dict(
+            ((s, k, d), n)
+            for s, k, d, n in c.execute(
+                "SELECT source, kind, device, COUNT(*) FROM records GROUP BY source, kind, device"
+            )
+        )
     n_replay = len(_csv_rows(replay / "orbit.csv"))
     n_board = len(_csv_rows(decoded / "orbit.csv"))
     assert counts[("ground_replay", "orbit", "")] == n_replay and counts[("onboard_downlink", "orbit", "")] == n_board
@@ -419,10 +475,22 @@ def test_export_utc_from_a_bus_logs_clock_map_and_without_one(tmp_path):
     UTC through the map, run 8's on the spacecraft clock, each saying which."""
     from pygnc.timebase import ClockMap, utc_unix_from_gps
 
-    cm = {"gps_minus_sc_s": -16.0, "drift": 1e-6, "t_ref_sc_s": 1.7e9, "n_pairs": 9, "residual_rms_s": 0.3,
-          "utc_minus_sc_s": -34.0}
-    sensor = {"t_sc_s": 1.7e9 + 100.0, "mag_ut": [1.0, 2.0, 3.0], "gyro_deg_s": [0.0, 0.0, 0.0],
-              "sun_lux": [0.0] * 6, "sun_saturated": [False] * 6, "record": 1}
+    cm = {
+        "gps_minus_sc_s": -16.0,
+        "drift": 1e-6,
+        "t_ref_sc_s": 1.7e9,
+        "n_pairs": 9,
+        "residual_rms_s": 0.3,
+        "utc_minus_sc_s": -34.0,
+    }
+    sensor = {
+        "t_sc_s": 1.7e9 + 100.0,
+        "mag_ut": [1.0, 2.0, 3.0],
+        "gyro_deg_s": [0.0, 0.0, 0.0],
+        "sun_lux": [0.0] * 6,
+        "sun_saturated": [False] * 6,
+        "record": 1,
+    }
     enc = Encoder("ingest")
     for run, with_map in ((7, True), (8, False)):
         frames = [encode_header_frame(run, SCHEMA_VERSION)]
@@ -434,7 +502,7 @@ def test_export_utc_from_a_bus_logs_clock_map_and_without_one(tmp_path):
     db = tmp_path / "a.sqlite"
     assert ground_main(["archive", str(db), str(tmp_path / "run7"), str(tmp_path / "run8")]) == 0
     files = export(db, tmp_path / "csv", kinds=["sensor"])
-    (path, n), = files.items()
+    ((path, n),) = files.items()
     rows = _csv_rows(path)
     assert n == 2 and [r["utc_from"] for r in rows] == ["clock_map_run_7", "spacecraft_clock"]
     want = utc_unix_from_gps(ClockMap(-16.0, 1e-6, 1.7e9, 9, 0.3).gps_from_sc(1.7e9 + 100.0))
@@ -504,15 +572,19 @@ def test_an_archive_of_schema_1_is_brought_to_schema_2(tmp_path, pass_files):
     with sqlite3.connect(db) as c:
         c.executescript(v1)
         for sid, (name, kind) in enumerate([("gps_fix.csv", "peer_gps_fix"), ("orbit.csv", "table")], 1):
-            c.execute("INSERT INTO sources VALUES (?, 'csv', ?, ?, 0, '', 0, 0, '{}', ?)",
-                      (sid, str(decoded / name), f"sha{sid}", json.dumps({"csv": kind})))
+            c.execute(
+                "INSERT INTO sources VALUES (?, 'csv', ?, ?, 0, '', 0, 0, '{}', ?)",
+                (sid, str(decoded / name), f"sha{sid}", json.dumps({"csv": kind})),
+            )
             for row in _csv_rows(decoded / name):
                 fields = {k: _cell(v) for k, v in row.items()}
                 device = f"peer_{fields['peer_id']}" if kind == "peer_gps_fix" else "orbit"
                 fj = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-                c.execute("INSERT INTO records (source_id, kind, device, record, t_sc_s, key, fields_json)"
-                          " VALUES (?, ?, ?, '', ?, ?, ?)", (sid, kind, device, fields["t_sc_s"],
-                                                            old_key(kind, device, fields["t_sc_s"], fj), fj))
+                c.execute(
+                    "INSERT INTO records (source_id, kind, device, record, t_sc_s, key, fields_json)"
+                    " VALUES (?, ?, ?, '', ?, ?, ?)",
+                    (sid, kind, device, fields["t_sc_s"], old_key(kind, device, fields["t_sc_s"], fj), fj),
+                )
     n = _count(db)
     with Archive(db) as a:
         kinds = a.conn.execute("SELECT DISTINCT source, kind, device FROM records ORDER BY kind").fetchall()

@@ -11,20 +11,26 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from flight_harness import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_batch_writer import _recorder, published_with_health
+
 from ground import batches as G
 from ground.outputs import tables as tb
 from pygnc import batch_store as bs
-from pygnc.formats import batch as B
 from pygnc.config import Config
-from test_batch_writer import _recorder, published_with_health
+from pygnc.formats import batch as B
 
 
 def _ground(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ground", "decode", *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ground", "decode", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
 
 
 #: The writer's cadence here: 20 s for every periodic kind.
@@ -79,8 +85,13 @@ def test_decode_a_pass_in_one_command(downlink, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["problems"] == [] and summary["runs"] == [12] and summary["duplicate_records"] == 0
     plots = {p.name for p in (out / "plots").iterdir()}
-    assert {"orbit_sigma.png", "attitude_sigma.png", "gyro_bias.png", "body_rate.png",
-            "gps_fix_residuals.png"} <= plots and any(n.startswith("formation_peer") for n in plots)
+    assert {
+        "orbit_sigma.png",
+        "attitude_sigma.png",
+        "gyro_bias.png",
+        "body_rate.png",
+        "gps_fix_residuals.png",
+    } <= plots and any(n.startswith("formation_peer") for n in plots)
 
 
 def test_csv_option_and_single_file(downlink, tmp_path):
@@ -168,8 +179,10 @@ def test_a_smashed_header_is_named_and_counts_as_no_other_spacecraft(downlink, t
     bset = G.read_batches(d)
     text = "\n".join(bset.problems)
     assert "missing" not in text and "spacecraft -1" not in text and "interleave" not in text, text
-    assert (f"{files[1].name}: header unreadable (bad magic b'\\x00\\x00\\x00\\x00'): spacecraft 74, run 12 taken "
-            f"from its neighbours ({files[0].name}, {files[2].name})") in text
+    assert (
+        f"{files[1].name}: header unreadable (bad magic b'\\x00\\x00\\x00\\x00'): spacecraft 74, run 12 taken "
+        f"from its neighbours ({files[0].name}, {files[2].name})"
+    ) in text
     assert f"{files[-1].name}: header unreadable (bad magic" in text and f"({files[-2].name})" in text
     clean = G.read_batches(downlink)
     assert len(bset.rows) == len(clean.rows) and bset.gaps == clean.gaps
@@ -189,8 +202,10 @@ def test_a_damaged_header_between_two_runs_is_nobodys_file_but_not_missing(tmp_p
     (d / B.file_name(3)).write_bytes(b"\x00" * 10 + (d / B.file_name(3)).read_bytes()[10:])
     bset = G.read_batches(d)
     text = " ".join(bset.problems)
-    assert "batch_00000003.bin: header unreadable (bad magic b'\\x00\\x00\\x00\\x00'): its spacecraft and run " \
-           "unknown (sequence from its name); 2 intact records kept" in text
+    assert (
+        "batch_00000003.bin: header unreadable (bad magic b'\\x00\\x00\\x00\\x00'): its spacecraft and run "
+        "unknown (sequence from its name); 2 intact records kept" in text
+    )
     assert "missing" not in text and "spacecraft" not in text.replace("its spacecraft", "")
     assert len(bset.rows) == 8
 
@@ -198,15 +213,23 @@ def test_a_damaged_header_between_two_runs_is_nobodys_file_but_not_missing(tmp_p
 # ------------------------------------------------------------------------- property
 def _synthetic_file(seq: int, run: int, n: int) -> bytes:
     kind = B.KINDS_BY_NAME["range"]
-    recs = [B.encode_record(kind, 1.7e9 + 100 * seq + k, {"peer_id": 75, "range_m": 1000.0 + seq, "flags": 1})
-            for k in range(n)]
+    recs = [
+        B.encode_record(kind, 1.7e9 + 100 * seq + k, {"peer_id": 75, "range_m": 1000.0 + seq, "flags": 1})
+        for k in range(n)
+    ]
     return B.encode_header(run, seq, 0x4A, B.FILE_CLOSED_SIZE, 0, 0, n) + b"".join(recs)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 3), st.booleans()), min_size=1, max_size=15,
-                unique_by=lambda x: x[0]),
-       st.integers(1, 4))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 40), st.integers(1, 3), st.booleans()),
+        min_size=1,
+        max_size=15,
+        unique_by=lambda x: x[0],
+    ),
+    st.integers(1, 4),
+)
 def test_sequence_checks_on_any_set_of_files(tmp_path_factory, files, n_rec):
     """Missing sequence numbers are exactly those no file carries, whatever headers are
     smashed (a damaged file keeps its number from its name and its intact records)."""

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import numpy as np
-
-from flight_harness import REPO
 from conftest import PY4_DATA
+from flight_harness import REPO
+
 from ground.__main__ import main
 from pygnc.formats.range_file import decode_range, encode_range_group
 
@@ -104,8 +104,12 @@ def test_decode_csv_errors_name_the_csv(tmp_path):
 
 
 def test_decode_into_a_closed_pipe_is_not_an_error():
-    proc = subprocess.Popen([sys.executable, "-m", "ground", "decode", str(PY4_DATA / "pygnc_example" / "sense.bin")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ground", "decode", str(PY4_DATA / "pygnc_example" / "sense.bin")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
     proc.stdout.close()  # as `| head` does once it has what it wants
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 0 and err == ""
@@ -169,8 +173,9 @@ def test_attitude_error_plot_range_follows_the_converged_rows(monkeypatch, tmp_p
     sig = np.full((n, 3), 0.4)
     err[:10], sig[:10] = 170.0, 180.0  # before convergence
     conv = np.arange(n) >= 10
-    plots.errors_with_bounds(tmp_path / "a.png", np.arange(n) / 60.0, err, sig, "t", ["x", "y", "z"], "deg", "h",
-                             ylim_rows=conv)
+    plots.errors_with_bounds(
+        tmp_path / "a.png", np.arange(n) / 60.0, err, sig, "t", ["x", "y", "z"], "deg", "h", ylim_rows=conv
+    )
     lo, hi = saved["fig"].axes[0].get_ylim()
     assert 1.2 < hi < 2.0 and lo == -hi  # 3 sigma = 1.2 deg, plus a margin
 
@@ -192,10 +197,12 @@ def test_decode_says_when_the_clock_steps_back():
 
 def test_missing_ground_extra_names_what_to_install(tmp_path):
     """simulate/replay without the ground extra died with ModuleNotFoundError."""
-    code = ("import sys\n"
-            "for m in ('scipy', 'matplotlib', 'tqdm', 'tomli_w', 'ppigrf'): sys.modules[m] = None\n"
-            "from ground.__main__ import main\n"
-            "sys.exit(main(sys.argv[1:]))\n")
+    code = (
+        "import sys\n"
+        "for m in ('scipy', 'matplotlib', 'tqdm', 'tomli_w', 'ppigrf'): sys.modules[m] = None\n"
+        "from ground.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
     for cmd in (["simulate", str(tmp_path / "s")], ["replay", str(SAMPLE), "--out", str(tmp_path / "o")]):
         p = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, timeout=120, cwd=REPO)
         assert p.returncode == 2 and "pygnc[ground]" in p.stderr, (cmd, p.stderr)
@@ -206,9 +213,17 @@ def test_decode_status_shows_quality_and_age(tmp_path, capsys):
     from pygnc.formats.status import ESTIMATE_QUALITY, encode_status
 
     f = tmp_path / "pygnc_status.bin"
-    f.write_bytes(encode_status({"t_sc_s": 2e9, "batch_t_sc_last_s": 2e9 - 3 * 86400,
-                                 "orbit_t_sc_s": 2e9 - 86400, "orbit_quality": ESTIMATE_QUALITY.index("horizon"),
-                                 "clock_utc_minus_sc_s": 7.9e8 + 0.5}))
+    f.write_bytes(
+        encode_status(
+            {
+                "t_sc_s": 2e9,
+                "batch_t_sc_last_s": 2e9 - 3 * 86400,
+                "orbit_t_sc_s": 2e9 - 86400,
+                "orbit_quality": ESTIMATE_QUALITY.index("horizon"),
+                "clock_utc_minus_sc_s": 7.9e8 + 0.5,
+            }
+        )
+    )
     assert main(["decode", str(f)]) == 0
     out = capsys.readouterr().out
     assert "orbit: horizon, epoch 24.0h before this write, 2.0d beyond the batch" in out

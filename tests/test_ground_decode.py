@@ -4,13 +4,13 @@ import csv
 import subprocess
 import sys
 
-
+from conftest import PY4_DATA
 from flight_harness import REPO
+
 from ground.__main__ import main
+from pygnc.bus.messages import Encoder
 from pygnc.formats.buslog import encode_frame, encode_header_frame
 from pygnc.formats.status import encode_status
-from pygnc.bus.messages import Encoder
-from conftest import PY4_DATA
 
 SAMPLE = REPO / "data" / "sample"
 UNITTEST = PY4_DATA / "pygnc_unittest" / "sense.bin"
@@ -54,8 +54,9 @@ def test_range_dir_and_file(tmp_path, capsys):
     assert main(["decode", str(SAMPLE / "range"), "--csv", str(tmp_path / "r.csv")]) == 0
     assert "19 ranges" in capsys.readouterr().out
     rows = _rows(tmp_path / "r.csv")
-    assert len(rows) == 19 and {"t_sc_s", "peer_id", "range_m", "range_raw", "rssi_dbm", "fei_hz",
-                                "valid"} <= set(rows[0])
+    assert len(rows) == 19 and {"t_sc_s", "peer_id", "range_m", "range_raw", "rssi_dbm", "fei_hz", "valid"} <= set(
+        rows[0]
+    )
     assert len(_rows(tmp_path / "r_gps.csv")) == 12
     one = sorted((SAMPLE / "range").glob("rng*.bin"))[0]
     assert main(["decode", str(one)]) == 0
@@ -75,8 +76,7 @@ def test_status(tmp_path, capsys):
 
 def test_buslog_with_torn_tail(tmp_path, capsys):
     enc = Encoder("ingest")
-    frames = [encode_header_frame(1, 1)] + [encode_frame("meas", float(i), enc.encode("start", {}))
-                                           for i in range(5)]
+    frames = [encode_header_frame(1, 1)] + [encode_frame("meas", float(i), enc.encode("start", {})) for i in range(5)]
     log = tmp_path / "run_00001"
     log.mkdir()
     (log / "bus.log").write_bytes(b"".join(frames)[:-3])  # power cut mid-frame
@@ -87,11 +87,15 @@ def test_buslog_with_torn_tail(tmp_path, capsys):
 
 
 def test_missing_file_and_usage():
-    p = subprocess.run([sys.executable, "-m", "ground", "decode", "/nonexistent/x.bin"],
-                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "decode", "/nonexistent/x.bin"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert p.returncode == 1 and "no such file" in p.stderr
-    p = subprocess.run([sys.executable, "-m", "ground", "decode"], capture_output=True, text=True,
-                       cwd=REPO, timeout=60)
+    p = subprocess.run([sys.executable, "-m", "ground", "decode"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert p.returncode == 2
 
 
@@ -109,8 +113,9 @@ def test_a_directory_of_random_files_is_not_recognised(tmp_path):
     """Nothing decoded is an error that says what was there and what was not recognised."""
     d = _random_files(tmp_path / "junk", ["f1.dat", "f2.dat", "notes.txt", "pygnc_status.bin"])
     (d / "sub").mkdir()
-    p = subprocess.run([sys.executable, "-m", "ground", "decode", str(d)], capture_output=True, text=True,
-                       cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "decode", str(d)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert p.returncode == 1 and "nothing decoded" in p.stderr, p.stderr
     assert "not recognised: f1.dat, f2.dat, notes.txt, sub/" in p.stderr
     assert "decode these one by one: pygnc_status.bin (status, by its name)" in p.stderr
@@ -125,21 +130,28 @@ def test_a_random_file_named_as_a_status_file_is_an_invalid_status_file(tmp_path
     assert "a status file starts with b'PGNS'" in err and "sense" not in err
     assert main(["decode", str(d / "capture.dat")]) == 1
     err = capsys.readouterr().err
-    assert "capture.dat: nothing decoded: not recognised: no magic" in err and "no sense.bin record in 5000 bytes" in err
+    assert (
+        "capture.dat: nothing decoded: not recognised: no magic" in err and "no sense.bin record in 5000 bytes" in err
+    )
     # a real status file with one byte changed: recognised by its magic, CRC named
     data = bytearray(encode_status(__import__("pygnc.formats.status", fromlist=["x"]).empty_status()))
     data[20] ^= 1
     (d / "copy.bin").write_bytes(bytes(data))
     assert main(["decode", str(d / "copy.bin")]) == 1
-    assert "nothing decoded as status (recognised by its magic): not a valid status file: CRC mismatch" in \
-        capsys.readouterr().err
+    assert (
+        "nothing decoded as status (recognised by its magic): not a valid status file: CRC mismatch"
+        in capsys.readouterr().err
+    )
 
 
 def test_random_files_named_as_batch_files_decode_nothing(tmp_path):
     d = _random_files(tmp_path / "pass", ["batch_00000001.bin", "batch_00000002.bin"])
-    p = subprocess.run([sys.executable, "-m", "ground", "decode", str(d)], capture_output=True, text=True,
-                       cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "decode", str(d)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert p.returncode == 1, p.stdout
-    assert "nothing decoded as batch (recognised by the files in it): 2 batch files, none with an intact header " \
-           "or record" in p.stderr
+    assert (
+        "nothing decoded as batch (recognised by the files in it): 2 batch files, none with an intact header "
+        "or record" in p.stderr
+    )
     assert "batch_00000001.bin: header unreadable (bad magic" in p.stdout

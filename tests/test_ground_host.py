@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 import serial
-
 from flight_harness import REPO
+
 from ground.host import live
-from ground.host.cli import bad_frame_lines, default_args, host_run, Printer
+from ground.host.cli import Printer, bad_frame_lines, default_args, host_run
 from ground.host.session import HostError, ShellSession
 from ground.host.shellpty import LocalShell
 from pygnc.formats import stream as fs
@@ -72,9 +72,30 @@ def test_batch_run_ends_by_its_own_timeout_through_the_command_line(tmp_path, ca
 
     home, out = tmp_path / "pi", tmp_path / "summary.json"
     home.mkdir()
-    rc = ground_main(["host", "--shell", "--home", str(home), "--upload", str(SAMPLE), "--timeout-min", "0.1",
-                      "--no-ctrl-c", "--cadence-s", "0.5", "--python", sys.executable, "--main", FLIGHT_MAIN,
-                      "--json", str(out), "--tap", "--status-every-s", "0.2"])
+    rc = ground_main(
+        [
+            "host",
+            "--shell",
+            "--home",
+            str(home),
+            "--upload",
+            str(SAMPLE),
+            "--timeout-min",
+            "0.1",
+            "--no-ctrl-c",
+            "--cadence-s",
+            "0.5",
+            "--python",
+            sys.executable,
+            "--main",
+            FLIGHT_MAIN,
+            "--json",
+            str(out),
+            "--tap",
+            "--status-every-s",
+            "0.2",
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0, printed
     # --tap: a pty got a copy of what pygnc sent (no reader here: what did not fit was dropped)
@@ -247,7 +268,7 @@ def test_readme_host_examples_run_as_written(tmp_path):
         cwd = tmp_path / "checkout"
         (cwd / ".venv" / "bin").mkdir(parents=True)
         wrapper = cwd / ".venv" / "bin" / "python"
-        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+        wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
         wrapper.chmod(0o755)
         for name in ("data", "flight"):
             (cwd / name).symlink_to(REPO / name)
@@ -265,11 +286,20 @@ def test_live_stream_after_the_batch_matches_truth(shell):
     """First 120 s uploaded as the batch, the remaining 180 s streamed at 30x real time
     (6 s), one bad frame of each kind half-way, Ctrl-C with 20 % of the stream still to go."""
     _, session, home, _ = shell
-    args = _args(upload=SAMPLE, batch_until_s=120.0, stream=SAMPLE, stream_from_s=120.0, rate=30.0,
-                 cadence_s=0.1, bad_frames=True, ctrl_c_at_s=4.8, status_every_s=1.0)
+    args = _args(
+        upload=SAMPLE,
+        batch_until_s=120.0,
+        stream=SAMPLE,
+        stream_from_s=120.0,
+        rate=30.0,
+        cadence_s=0.1,
+        bad_frames=True,
+        ctrl_c_at_s=4.8,
+        status_every_s=1.0,
+    )
     s = host_run(session, args, Printer(False))
     assert s["ok"] and s["stream_interrupted"]
-    assert s["stream"]["received"]["STS"] >= 3          # --status-every-s 1 over the ~5-s stream
+    assert s["stream"]["received"]["STS"] >= 3  # --status-every-s 1 over the ~5-s stream
     stop = s["stop"]
     assert stop["how"] == "ctrl-c" and stop["exit_status"] == 0
     assert stop["seconds"] < 5.0  # the host cuts power 10 s after Ctrl-C; median stop ~0.2 s (bench_ctrl_c)

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-
 from flight_harness import REPO
+
 from ground.__main__ import main
 from ground.simdevice.imu380 import Imu380Sim
 from ground.simdevice.ports import PtyPort
@@ -50,9 +50,19 @@ def test_upgrade_prints_progress(sim, tmp_path, capsys):
 
 def test_simdevice_prints_the_port_and_exits_cleanly(tmp_path):
     link = tmp_path / "imu0"
-    p = subprocess.run([sys.executable, "-m", "ground", "simdevice", "gx2", "--link", str(link), "--duration", "0.3"],
-                       cwd=REPO, capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "simdevice", "gx2", "--link", str(link), "--duration", "0.3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 0 and f"gx2 simulator on {link}" in p.stdout and not link.exists()
-    p = subprocess.run([sys.executable, "-m", "ground", "simdevice", "imu380", "--corrupt", "1.5"],
-                       cwd=REPO, capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "simdevice", "imu380", "--corrupt", "1.5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 2 and "probability" in p.stderr and "Traceback" not in p.stderr

@@ -37,9 +37,9 @@ def test_c2_layout_checksum_and_units():
 
 
 def test_commands_and_continuous_reply():
-    assert gx.poll_command() == b"\xC2"
+    assert gx.poll_command() == b"\xc2"
     assert gx.continuous_command() == bytes.fromhex("C4C129C2")
-    assert gx.stop_continuous_command() == b"\xFA"
+    assert gx.stop_continuous_command() == b"\xfa"
     reply = bytes.fromhex("C4C2 00000064")
     reply += (sum(reply) & 0xFFFF).to_bytes(2, "big")
     assert gx.decode_continuous_reply(reply) == 0xC2
@@ -51,8 +51,11 @@ finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.lists(finite, min_size=6, max_size=6), st.integers(0, 2**32 - 1)), min_size=1, max_size=6),
-       st.lists(st.binary(max_size=40), min_size=7, max_size=7), st.data())
+@given(
+    st.lists(st.tuples(st.lists(finite, min_size=6, max_size=6), st.integers(0, 2**32 - 1)), min_size=1, max_size=6),
+    st.lists(st.binary(max_size=40), min_size=7, max_size=7),
+    st.data(),
+)
 def test_framer_finds_packets_through_garbage(packets, garbage, data):
     stream = bytearray(garbage[0])
     want = []
@@ -65,11 +68,11 @@ def test_framer_finds_packets_through_garbage(packets, garbage, data):
     got = []
     for a, b in zip([0, *cuts], [*cuts, len(stream)]):
         got += f.feed(bytes(stream[a:b]))
-    got += f.feed(bytes(64))        # the stream goes on
+    got += f.feed(bytes(64))  # the stream goes on
     got_c2 = [g for g in got if g[0] == 0xC2]
     it = iter(got_c2)
     assert all(any(g == w for g in it) for w in want)
-    for g in got:                   # anything else found is a checksum-valid reply in the stream
+    for g in got:  # anything else found is a checksum-valid reply in the stream
         assert bytes(g) in stream + bytes(64) and sum(g[:-2]) & 0xFFFF == int.from_bytes(g[-2:], "big")
     for g in got_c2:
         d = gx.decode_accel_rate(g)
@@ -86,6 +89,7 @@ def test_gx2_framer_never_raises(data):
 
 # -- monoDrive -----------------------------------------------------------------------------------
 
+
 def payload(accel_g=(0.0, 0.5, -1.0), rate=(0.1, 0.2, -0.3), timer=123456, tow=987654, good=True):
     body = struct.pack(">B6fi", 0xC2, *accel_g, *rate, timer)
     csum = sum(body) & 0xFFFF
@@ -101,7 +105,7 @@ def test_monodrive_v16_header_is_big_endian_and_counts_the_header():
     assert m.accel_m_s2 == pytest.approx((0.0, 0.5 * G, -G))
     assert m.rate_rad_s == pytest.approx((0.1, 0.2, -0.3))
     assert (m.timer, m.checksum_ok, m.time_of_week) == (123456, True, 987654)
-    assert len(frame) == 51   # monoDrive docs: 16-byte header + 35-byte payload
+    assert len(frame) == 51  # monoDrive docs: 16-byte header + 35-byte payload
 
 
 def test_monodrive_old_native_headers_and_short_payload():
@@ -121,7 +125,7 @@ def test_monodrive_checksum_is_optional():
     with pytest.raises(md.CodecError):
         md.decode_frame(frame, verify_checksum=True)
     with pytest.raises(md.CodecError):
-        md.decode_frame(frame[:-1])                  # header length disagrees
+        md.decode_frame(frame[:-1])  # header length disagrees
     with pytest.raises(md.CodecError):
         md.decode_frame(frame, "v99")
 
@@ -171,8 +175,12 @@ _f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["v16", "tcp12", "udp8"]), st.lists(_f32, min_size=6, max_size=6),
-       st.integers(-2**31, 2**31 - 1), st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)))
+@given(
+    st.sampled_from(["v16", "tcp12", "udp8"]),
+    st.lists(_f32, min_size=6, max_size=6),
+    st.integers(-(2**31), 2**31 - 1),
+    st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
+)
 def test_monodrive_gx2_payloads_round_trip_under_every_header(header, values, timer, tow):
     p = payload(accel_g=values[:3], rate=values[3:], timer=timer, tow=tow)
     m = md.decode_frame(_framed(header, p), header, verify_checksum=True)
@@ -208,9 +216,10 @@ def test_monodrive_1_15_imu_frame_is_refused_not_decoded_as_garbage(values, orde
 
 # -- timing ---------------------------------------------------------------------------------------
 
+
 def test_gx2_timer_wrap_is_counted():
     u = TimerUnwrapper(gx.TIMER_MODULUS, gx.TICKS_PER_S)
-    start = 2**32 - gx.TICKS_PER_S // 10         # 0.1 s before the wrap
+    start = 2**32 - gx.TICKS_PER_S // 10  # 0.1 s before the wrap
     times = [k * 0.01 for k in range(30)]
     out = [u.unwrap((start + round(t * gx.TICKS_PER_S)) % 2**32, 100.0 + t)[0] for t in times]
     assert u.wraps == 1 and u.discontinuities == 0
@@ -230,7 +239,7 @@ def test_unwrapper_counts_wraps_even_across_long_gaps(start, gaps):
     for gap in gaps:
         t_host += gap
         true += round(gap * rate)
-        t_dev, jump = u.unwrap(true % 65536, t_host + 0.003)   # read a little late
+        t_dev, jump = u.unwrap(true % 65536, t_host + 0.003)  # read a little late
         assert not jump
         assert t_dev - first == pytest.approx((true - start) / rate)
 
@@ -238,7 +247,7 @@ def test_unwrapper_counts_wraps_even_across_long_gaps(start, gaps):
 def test_unwrapper_reports_a_device_restart():
     u = TimerUnwrapper(2**32, gx.TICKS_PER_S)
     u.unwrap(1_000_000_000, 0.0)
-    t, jump = u.unwrap(5000, 0.01)                 # timer back to ~0: the unit rebooted
+    t, jump = u.unwrap(5000, 0.01)  # timer back to ~0: the unit rebooted
     assert jump and t == pytest.approx(5000 / gx.TICKS_PER_S)
     t2, jump2 = u.unwrap(5000 + gx.TICKS_PER_S // 100, 0.02)
     assert not jump2 and t2 - t == pytest.approx(0.01)
@@ -249,27 +258,27 @@ def test_unwrapper_reports_a_device_restart():
 def test_clock_sync_recovers_the_offset_from_the_smallest_delay(offset, delays):
     sync = ClockSync(window_s=10.0)
     delays = list(delays)
-    delays[len(delays) // 2] = 0.0                 # one sample arrives with no delay
+    delays[len(delays) // 2] = 0.0  # one sample arrives with no delay
     t_dev = [1000.0 + k * 0.01 for k in range(len(delays))]
     t_rx = [t + offset + d for t, d in zip(t_dev, delays)]
     prev = -math.inf
     for td, tr in zip(t_dev, t_rx):
         sync.observe(td, tr)
         t = sync.host_time(td)
-        assert t <= tr + 1e-9                      # never later than its own read
+        assert t <= tr + 1e-9  # never later than its own read
     # once the zero-delay sample is in the window, every time is exact
     assert [sync.host_time(td) - td - offset for td in t_dev] == pytest.approx([0.0] * len(t_dev), abs=1e-9)
     s2 = ClockSync(window_s=10.0)
     for td, tr in zip(t_dev, t_rx):
         t = s2.update(td, tr)
-        assert t > prev                            # update(): strictly increasing
+        assert t > prev  # update(): strictly increasing
         prev = t
 
 
 def test_clock_sync_window_follows_drift():
     """Device clock 100 ppm fast: the offset follows within the window."""
     sync = ClockSync(window_s=2.0)
-    for k in range(3000):                          # 30 s at 100 Hz
+    for k in range(3000):  # 30 s at 100 Hz
         t_host = k * 0.01
         t_dev = t_host * (1 + 100e-6)
         sync.observe(t_dev, t_host + 0.001 * (k % 7))

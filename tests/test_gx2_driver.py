@@ -48,11 +48,11 @@ def test_continuous_stream_counts_the_timer_wrap():
         t_end = time.monotonic() + 1.0
         while sim.continuous and time.monotonic() < t_end:
             time.sleep(0.01)
-        assert not sim.continuous                 # close() stopped the stream
+        assert not sim.continuous  # close() stopped the stream
     assert len(samples) >= 80
     t_dev = [s.t_device_s for s in samples]
     steps = [b - a for a, b in zip(t_dev, t_dev[1:])]
-    assert min(steps) > 0.0099 and max(steps) < 0.0101     # monotonic through the wrap
+    assert min(steps) > 0.0099 and max(steps) < 0.0101  # monotonic through the wrap
     assert st.stats()["timer_wraps"] == 1 and st.lost == 0
     start = sim.timer_start / TICKS_PER_S
     _check_truth(samples, lambda s: s.t_device_s - start)  # device time = simulator time + start
@@ -64,7 +64,7 @@ def test_polled_mode_one_request_per_sample():
         samples = _run(st, 0.5)
         st.close()
     assert 15 <= len(samples) <= 30 and st.polls >= len(samples)
-    assert st.lost <= 1                            # at most the poll in flight at the end
+    assert st.lost <= 1  # at most the poll in flight at the end
     assert sim.polls >= len(samples)
 
 
@@ -79,8 +79,8 @@ def test_corrupted_bytes_are_skipped_and_counted():
     assert stats["checksum_errors"] + stats["bytes_skipped"] > 0
     assert len(samples) >= 100
     start = sim.timer_start / TICKS_PER_S
-    _check_truth(samples, lambda s: s.t_device_s - start)   # every sample that came out is good
-    assert st.lost > 0                                       # and the damaged ones are counted
+    _check_truth(samples, lambda s: s.t_device_s - start)  # every sample that came out is good
+    assert st.lost > 0  # and the damaged ones are counted
 
 
 @pytest.mark.parametrize("header", ["v16", "udp8"])
@@ -93,9 +93,9 @@ def test_monodrive_udp_on_loopback(header):
     finally:
         st.close()
     assert len(samples) >= 30
-    _check_truth(samples, lambda s: s.t_device_s)            # game time = simulator time
-    assert st.checksum_bad == 0 and st.frames_bad > 0         # spoilt checksums refused
-    if header == "v16":                                       # sample count shows the drops
+    _check_truth(samples, lambda s: s.t_device_s)  # game time = simulator time
+    assert st.checksum_bad == 0 and st.frames_bad > 0  # spoilt checksums refused
+    if header == "v16":  # sample count shows the drops
         assert st.lost >= st.frames_bad > 0 and len(samples) + st.lost == pytest.approx(sim.count, abs=2)
 
 
@@ -140,7 +140,7 @@ def test_monodrive_refuses_and_counts_the_1_15_imu_frame(scheme, header):
 def test_monodrive_refuses_a_network_interface_unless_allowed():
     with pytest.raises(LinkError, match="loopback"):
         MonoDriveStream("udp://192.0.2.1:8083")
-    MonoDriveStream("udp://192.0.2.1:8083", allow_network=True)    # constructed, not bound
+    MonoDriveStream("udp://192.0.2.1:8083", allow_network=True)  # constructed, not bound
     with pytest.raises(LinkError, match="udp://HOST:PORT"):
         MonoDriveStream("http://127.0.0.1:1")
     with pytest.raises(LinkError, match="TCP needs"):

@@ -13,13 +13,13 @@ from crc import Calculator, Crc8, Crc16
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ground.sim.hk_devices import EmusBmsModel, OpcN3Model, UsbIssModel
 from pygnc.drivers import emus_bms as bms_drv
 from pygnc.drivers import emus_bms_codec as eb
 from pygnc.drivers import opc_n3 as opc_drv
 from pygnc.drivers import opc_n3_codec as on
 from pygnc.drivers import usb_iss as ui
 from pygnc.drivers.exchange import Pause, Transfer
-from ground.sim.hk_devices import EmusBmsModel, OpcN3Model, UsbIssModel
 
 CRC8_REF = Calculator(Crc8.MAXIM_DOW)
 CRC16_REF = Calculator(Crc16.MODBUS)
@@ -43,8 +43,18 @@ def test_crc16_matches_reference(data):
 
 
 # Request bytes derived in the protocol notes (docs/interface.md, "EMUS G1 BMS").
-REQUEST_VECTORS = {"BV1": "4F", "BV2": "C7", "BT1": "CC", "BC1": "E1", "CV1": "78", "VR1": "D7",
-                   "ST1": "A0", "BB1": "2C", "DT1": "7E", "OT1": "86"}
+REQUEST_VECTORS = {
+    "BV1": "4F",
+    "BV2": "C7",
+    "BT1": "CC",
+    "BC1": "E1",
+    "CV1": "78",
+    "VR1": "D7",
+    "ST1": "A0",
+    "BB1": "2C",
+    "DT1": "7E",
+    "OT1": "86",
+}
 
 
 @pytest.mark.parametrize("name,crc", sorted(REQUEST_VECTORS.items()))
@@ -60,11 +70,15 @@ def test_bad_names_are_refused():
 
 # -- EMUS sentences ---------------------------------------------------------------------------
 
-names = st.builds(lambda a, b, c: a + b + c, st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
-                  st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
-                  st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
-field_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters=","),
-                     max_size=20)
+names = st.builds(
+    lambda a, b, c: a + b + c,
+    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+)
+field_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters=","), max_size=20
+)
 
 
 @given(names, st.lists(field_text, max_size=12), st.lists(st.integers(1, 40), max_size=6))
@@ -74,7 +88,7 @@ def test_sentence_round_trip_in_any_chunking(name, fields, cuts):
     framer = eb.SentenceFramer()
     out, pos = [], 0
     for c in cuts:
-        out += framer.feed(data[pos:pos + c])
+        out += framer.feed(data[pos : pos + c])
         pos += c
     out += framer.feed(data[pos:])
     assert [(s.name, list(s.fields)) for s in out] == [(name, fields)] * 2
@@ -85,8 +99,10 @@ sentences = st.builds(lambda n, f: eb.encode_sentence(n, f), names, st.lists(fie
 
 
 @settings(max_examples=300)
-@given(st.lists(st.tuples(st.binary(max_size=40), sentences), min_size=1, max_size=8),
-       st.lists(st.integers(1, 64), max_size=10))
+@given(
+    st.lists(st.tuples(st.binary(max_size=40), sentences), min_size=1, max_size=8),
+    st.lists(st.integers(1, 64), max_size=10),
+)
 def test_corruption_never_desynchronises(parts, cuts):
     """Garbage (any bytes, line ends included) between sentences costs only itself: every
     sentence that follows a line end is recovered, in order, whatever the chunking."""
@@ -95,7 +111,7 @@ def test_corruption_never_desynchronises(parts, cuts):
     framer = eb.SentenceFramer()
     chunked, pos = [], 0
     for c in cuts:
-        chunked += framer.feed(stream[pos:pos + c])
+        chunked += framer.feed(stream[pos : pos + c])
         pos += c
     chunked += framer.feed(stream[pos:])
     assert [s.raw for s in chunked] == [s.raw for s in whole]
@@ -120,7 +136,11 @@ def test_bad_crc_is_counted_and_dropped():
     assert f.feed(bytes(a)) == [] and f.counters.bad_crc == 1
 
 
-@given(st.integers(1, 16).flatmap(lambda d: st.tuples(st.just(d), st.integers(-(1 << (4 * d - 1)), (1 << (4 * d - 1)) - 1))))
+@given(
+    st.integers(1, 16).flatmap(
+        lambda d: st.tuples(st.just(d), st.integers(-(1 << (4 * d - 1)), (1 << (4 * d - 1)) - 1))
+    )
+)
 def test_signed_fields_of_any_width(dv):
     digits, v = dv
     text = f"{v & ((1 << (4 * digits)) - 1):0{digits}X}"
@@ -147,9 +167,13 @@ def test_decode_never_fails_except_with_sentence_error(name, fields):
         assert isinstance(v, dict)
 
 
-
-@given(st.sampled_from(eb.KNOWN_SENTENCES), st.sampled_from(eb.KNOWN_SENTENCES), st.lists(field_text, max_size=8),
-       st.binary(max_size=80), st.booleans())
+@given(
+    st.sampled_from(eb.KNOWN_SENTENCES),
+    st.sampled_from(eb.KNOWN_SENTENCES),
+    st.lists(field_text, max_size=8),
+    st.binary(max_size=80),
+    st.booleans(),
+)
 def test_recorded_sentences_decode_or_refuse_with_sentence_error(record, name, fields, junk, use_junk):
     """What the ground reads back from a batch ``hk`` record: the sentence's values (as the
     flight decoded them) when the bytes are the recorded sentence, else a SentenceError."""
@@ -196,8 +220,13 @@ def test_every_sentence_in_physical_units():
     assert v == {"hardware_type": "G1CU", "serial_number": 0x123456, "firmware_version": "2.0.13"}
     v = _dec("ST1", ["03", "00", "00", "007D", "1F", "0841", "21", "00000A00"])
     assert v["charging_stage_name"] == "main_charging"
-    assert v["validity"] == ["cell_voltages", "module_temperatures", "balancing_rates", "live_cell_count",
-                             "cell_temperatures"]
+    assert v["validity"] == [
+        "cell_voltages",
+        "module_temperatures",
+        "balancing_rates",
+        "live_cell_count",
+        "cell_temperatures",
+    ]
     assert v["protection"] == ["under_voltage", "no_cell_communication", "cell_overheat"]
     assert v["power_reduction"] == ["low_voltage", "high_cell_temperature"]
     assert v["pins"] == ["charger_enable", "contactor"]
@@ -222,6 +251,7 @@ def test_simulated_pack_decodes_to_its_own_values():
 
 
 # -- response queue (pure) ---------------------------------------------------------------------
+
 
 def _sent(name, fields):
     return eb.parse_line(eb.encode_sentence(name, fields).rstrip(b"\r\n"))
@@ -260,8 +290,18 @@ def test_queue_times_out_each_request_and_keeps_partial_groups():
 
 u16, u8 = st.integers(0, 0xFFFF), st.integers(0, 0xFF)
 f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
-hist_fields = st.tuples(st.lists(u16, min_size=24, max_size=24), st.tuples(u8, u8, u8, u8), u16, u16, u16, u16,
-                        st.tuples(f32, f32, f32), st.tuples(u16, u16, u16, u16), u16, u16)
+hist_fields = st.tuples(
+    st.lists(u16, min_size=24, max_size=24),
+    st.tuples(u8, u8, u8, u8),
+    u16,
+    u16,
+    u16,
+    u16,
+    st.tuples(f32, f32, f32),
+    st.tuples(u16, u16, u16, u16),
+    u16,
+    u16,
+)
 
 
 @given(hist_fields)
@@ -276,7 +316,9 @@ def test_histogram_round_trip(h):
     assert v["mtof_us"] == [m / 3 for m in mtof]
     assert v["temperature_c"] == pytest.approx(-45 + 175 * t_raw / 65535)
     assert v["relative_humidity_pct"] == pytest.approx(100 * rh_raw / 65535)
-    assert [v["pm_a_ug_m3"], v["pm_b_ug_m3"], v["pm_c_ug_m3"]] == [struct.unpack("<f", struct.pack("<f", x))[0] for x in pm]
+    assert [v["pm_a_ug_m3"], v["pm_b_ug_m3"], v["pm_c_ug_m3"]] == [
+        struct.unpack("<f", struct.pack("<f", x))[0] for x in pm
+    ]
     assert (v["reject_glitch"], v["reject_long_tof"], v["reject_ratio"], v["reject_out_of_range"]) == rej
     assert (v["fan_rev_count"], v["laser_status"]) == (fan, laser)
     if period and flow:
@@ -322,9 +364,10 @@ def test_text_and_small_records():
         on.decode_config(b"\0" * 100)
 
 
-
-@given(st.sampled_from(("histogram", "info", "serial", "firmware", "config", "dac_status", "other")),
-       st.binary(max_size=200))
+@given(
+    st.sampled_from(("histogram", "info", "serial", "firmware", "config", "dac_status", "other")),
+    st.binary(max_size=200),
+)
 def test_recorded_opc_records_decode_or_refuse_with_their_own_error(record, raw):
     """What the ground reads back from a batch ``hk`` record: values, or an OpcError."""
     try:
@@ -336,9 +379,10 @@ def test_recorded_opc_records_decode_or_refuse_with_their_own_error(record, raw)
 
 # -- USB-ISS -------------------------------------------------------------------------------------
 
+
 def test_usb_iss_framing():
     assert ui.spi_mode_byte(1) == 0x92 and ui.spi_mode_byte(0) == 0x90 and ui.spi_mode_byte(3) == 0x93
-    assert ui.sck_divisor(500_000) == 11          # py-opc issue #41: divisor 11 at 500 kHz
+    assert ui.sck_divisor(500_000) == 11  # py-opc issue #41: divisor 11 at 500 kHz
     assert ui.encode_set_spi_mode(1, 500_000) == bytes([0x5A, 0x02, 0x92, 11])
     assert ui.encode_spi(b"\x30") == b"\x61\x30"
     assert ui.decode_spi_reply(b"\xff\xf3", 1) == b"\xf3"
@@ -359,6 +403,7 @@ def test_sck_divisor_never_exceeds_the_requested_clock(hz):
 
 
 # -- the handshake, driven in memory against the device model -----------------------------------
+
 
 def drive(gen, bridge, t=0.0):
     """Run an exchange generator against a bridge model; returns (value, elapsed pauses)."""
@@ -438,13 +483,23 @@ def test_codecs_do_no_io_and_read_no_clock():
 
     pure = {"__future__", "binascii", "dataclasses", "math", "re", "struct", "typing"}
     codecs = sorted(Path(pygnc.drivers.__file__).parent.glob("*_codec.py"))
-    assert {p.stem for p in codecs} >= {"emus_bms_codec", "opc_n3_codec", "gx2_codec", "imu380_codec", "monodrive_codec"}
+    assert {p.stem for p in codecs} >= {
+        "emus_bms_codec",
+        "opc_n3_codec",
+        "gx2_codec",
+        "imu380_codec",
+        "monodrive_codec",
+    }
     for path in codecs:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name.split(".")[0] for a in node.names]
             elif isinstance(node, ast.ImportFrom):
-                names = [node.module] if node.level == 0 else ([] if (node.module or "").endswith("_codec") else ["." + (node.module or "")])
+                names = (
+                    [node.module]
+                    if node.level == 0
+                    else ([] if (node.module or "").endswith("_codec") else ["." + (node.module or "")])
+                )
             else:
                 continue
             assert set(names) <= pure, (path.name, names)

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import pytest
 import serial.tools.list_ports
 
+from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
 from pygnc.drivers import emus_bms as eb
 from pygnc.drivers import emus_bms_codec as ebc
 from pygnc.drivers import opc_n3 as on
 from pygnc.drivers import opc_n3_codec as onc
 from pygnc.drivers.exchange import run_blocking
 from pygnc.drivers.link import LinkError, LinkLost, find_usb_port, open_link
-from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
 
 
 def service_until(driver, cond, timeout_s=5.0):
@@ -37,6 +37,7 @@ def service_until(driver, cond, timeout_s=5.0):
 
 
 # -- EMUS BMS ------------------------------------------------------------------------------------
+
 
 def test_request_mode_matches_out_of_order_replies():
     with EmusBmsSim(reorder_window_s=0.03, seed=7) as sim:
@@ -100,8 +101,7 @@ def test_broadcast_mode_reads_without_asking():
         link = open_link(sim.path)
         try:
             bms = eb.EmusBms(link, "broadcast")
-            out = service_until(bms, lambda rs: {"BV1", "BV2", "CV1", "ST1"} <= {r.name for r in rs}
-                                and len(rs) > 20)
+            out = service_until(bms, lambda rs: {"BV1", "BV2", "CV1", "ST1"} <= {r.name for r in rs} and len(rs) > 20)
         finally:
             link.close()
     assert link.counters.bytes_tx == 0 and sim.requests == []
@@ -135,9 +135,11 @@ def test_exclusive_lock_refuses_a_second_opener_and_dies_with_its_process(tmp_pa
             open_link(sim.path)
         first.close()
         # a process that holds the port and is killed -9 leaves no stale lock behind
-        code = ("import sys, time; sys.path.insert(0, 'flight');"
-                "from pygnc.drivers.link import open_link; l = open_link(sys.argv[1]);"
-                "print('locked', flush=True); time.sleep(60)")
+        code = (
+            "import sys, time; sys.path.insert(0, 'flight');"
+            "from pygnc.drivers.link import open_link; l = open_link(sys.argv[1]);"
+            "print('locked', flush=True); time.sleep(60)"
+        )
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         p = subprocess.Popen([sys.executable, "-c", code, sim.path], cwd=repo, stdout=subprocess.PIPE)
         try:
@@ -152,9 +154,11 @@ def test_exclusive_lock_refuses_a_second_opener_and_dies_with_its_process(tmp_pa
 
 
 def test_port_by_usb_id(monkeypatch):
-    ports = [SimpleNamespace(device="/dev/ttyACM1", vid=0x04D8, pid=0xFFEE, serial_number="B"),
-             SimpleNamespace(device="/dev/ttyACM0", vid=0x04D8, pid=0xFFEE, serial_number="A"),
-             SimpleNamespace(device="/dev/ttyUSB0", vid=0x0403, pid=0x6001, serial_number="X")]
+    ports = [
+        SimpleNamespace(device="/dev/ttyACM1", vid=0x04D8, pid=0xFFEE, serial_number="B"),
+        SimpleNamespace(device="/dev/ttyACM0", vid=0x04D8, pid=0xFFEE, serial_number="A"),
+        SimpleNamespace(device="/dev/ttyUSB0", vid=0x0403, pid=0x6001, serial_number="X"),
+    ]
     monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: ports)
     assert find_usb_port(0x04D8, 0xFFEE) == "/dev/ttyACM0"
     assert find_usb_port(0x04D8, 0xFFEE, "B") == "/dev/ttyACM1"
@@ -210,9 +214,9 @@ def test_opc_reply_timeout_and_bridge_nack_are_survived():
         link = open_link(sim.path)
         try:
             opc = on.OpcN3(link, period_s=0.1, timing=timing, reply_timeout_s=0.2, with_config=False)
-            hist = lambda k: (lambda rs: sum(r.name == "histogram" for r in rs) >= k)  # noqa: E731
+            hist = lambda k: lambda rs: sum(r.name == "histogram" for r in rs) >= k  # noqa: E731
             service_until(opc, hist(2), timeout_s=10)
-            sim.drop_after = 30   # lands inside the next histogram read
+            sim.drop_after = 30  # lands inside the next histogram read
             service_until(opc, hist(2), timeout_s=10)
             assert opc.counters.reply_timeouts == 1
             sim.bridge.nack_next = 1

@@ -6,15 +6,15 @@ from __future__ import annotations
 import dataclasses
 import time
 
-
 from flight_harness import REPO, FlightRun, make_home
+
+from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
 from pygnc.bus.messages import DecodeCounters, decode
 from pygnc.config import Config, load_config
 from pygnc.drivers import opc_n3_codec as on
 from pygnc.formats.buslog import decode_frames
 from pygnc.tasks.housekeeping import parse_devices
 from pygnc.tasks.table import TASKS_BY_NAME, active_subscriptions, enabled_tasks
-from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
 
 SAMPLE = REPO / "data" / "sample"
 
@@ -30,10 +30,12 @@ def test_off_in_the_default_run_and_recorded_when_on():
 
 def test_device_configuration_errors_name_the_device_and_the_problem(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('housekeeping_enabled = true\n'
-                   '[[housekeeping_devices]]\nname = "bms"\nkind = "emus_bms"\nport = "/dev/ttyUSB0"\n'
-                   'sentences = ["BV1", "CV1"]\ncells = 14\n'
-                   '[[housekeeping_devices]]\nname = "opc"\nkind = "opc_n3"\n')
+    cfg.write_text(
+        "housekeeping_enabled = true\n"
+        '[[housekeeping_devices]]\nname = "bms"\nkind = "emus_bms"\nport = "/dev/ttyUSB0"\n'
+        'sentences = ["BV1", "CV1"]\ncells = 14\n'
+        '[[housekeeping_devices]]\nname = "opc"\nkind = "opc_n3"\n'
+    )
     specs, errors = parse_devices(load_config(cfg).housekeeping_devices)
     assert errors == []
     assert specs[0].options["sentences"] == ("BV1", "CV1") and specs[0].options["cells"] == 14
@@ -44,12 +46,18 @@ def test_device_configuration_errors_name_the_device_and_the_problem(tmp_path):
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "speed": 1}, "unknown keys ['speed']"),
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "mode": "push"}, "mode must be"),
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "period_s": 0}, "period_s must be in (0, 86400], got 0"),
-        ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "period_s": float("nan")}, "period_s must be a number, not nan"),
+        (
+            {"name": "x", "kind": "emus_bms", "port": "/dev/x", "period_s": float("nan")},
+            "period_s must be a number, not nan",
+        ),
         ({"name": "x", "kind": "opc_n3", "fan_spinup_s": float("inf")}, "fan_spinup_s must be finite"),
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "cells": True}, "cells must be an integer"),
         ({"name": "x", "kind": "emus_bms", "port": "/dev/x", "sentences": ["bv1"]}, "3 characters"),
         ({"name": "x", "kind": "opc_n3", "usb": "04D8"}, "VID:PID"),
-        ({"name": "x", "kind": "opc_n3", "port": "/dev/x", "bytes_per_transfer": 99}, "bytes_per_transfer must be in [1, 62]"),
+        (
+            {"name": "x", "kind": "opc_n3", "port": "/dev/x", "bytes_per_transfer": 99},
+            "bytes_per_transfer must be in [1, 62]",
+        ),
         ({"kind": "opc_n3"}, "'name'"),
     ]
     for entry, msg in bad:
@@ -81,8 +89,11 @@ def _wait_for(run: FlightRun, cond, timeout_s: float = 20.0) -> list:
 
 
 def _readings(msgs, device, record=None):
-    return [m for m in msgs if m.type == "hk_reading" and m.body["device"] == device
-            and (record is None or m.body["record"] == record)]
+    return [
+        m
+        for m in msgs
+        if m.type == "hk_reading" and m.body["device"] == device and (record is None or m.body["record"] == record)
+    ]
 
 
 def _states(msgs, device):
@@ -99,12 +110,16 @@ def test_housekeeping_in_the_process_tree_survives_unplug_and_stops_cleanly(tmp_
         'period_s = 0.5\ntimeout_s = 0.3\nreopen_s = 0.3\nsentences = ["BV1", "BV2", "CV1", "ST1"]\n'
         f'[[housekeeping_devices]]\nname = "opc"\nkind = "opc_n3"\nport = "{opc_link}"\n'
         "period_s = 0.5\nfan_spinup_s = 0.3\nread_config = false\n"
-        '[[housekeeping_devices]]\nname = "spare"\nkind = "emus_bms"\nport = "/nonexistent/tty"\n')
-    with EmusBmsSim(bms_link, corrupt_prob=0.05, seed=9) as bms, \
-            UsbIssOpcSim(opc_link, busy_prob=0.2, bad_crc_prob=0.1, seed=9) as opc, \
-            FlightRun(home, timeout_min=5, env={"PYGNC_CONFIG": str(cfg)}) as run:
-        msgs = _wait_for(run, lambda m: len(_readings(m, "bms", "BV2")) >= 2
-                         and len(_readings(m, "opc", "histogram")) >= 2)
+        '[[housekeeping_devices]]\nname = "spare"\nkind = "emus_bms"\nport = "/nonexistent/tty"\n'
+    )
+    with (
+        EmusBmsSim(bms_link, corrupt_prob=0.05, seed=9) as bms,
+        UsbIssOpcSim(opc_link, busy_prob=0.2, bad_crc_prob=0.1, seed=9) as opc,
+        FlightRun(home, timeout_min=5, env={"PYGNC_CONFIG": str(cfg)}) as run,
+    ):
+        msgs = _wait_for(
+            run, lambda m: len(_readings(m, "bms", "BV2")) >= 2 and len(_readings(m, "opc", "histogram")) >= 2
+        )
         assert _states(msgs, "spare")[0] == "absent"  # a missing port is reported, not fatal
         b = _readings(msgs, "bms", "BV1")[0].body
         assert b["kind"] == "emus_bms" and b["values"]["n_cells"] == 12 and b["solicited"]
@@ -119,8 +134,12 @@ def test_housekeeping_in_the_process_tree_survives_unplug_and_stops_cleanly(tmp_
         n_before = len(_readings(msgs, "bms"))
         time.sleep(0.5)
         bms.replug()
-        msgs = _wait_for(run, lambda m: _states(m, "bms")[-1] == "open"
-                         and len(_readings(m, "bms", "CV1")) > len(_readings(msgs, "bms", "CV1")))
+        msgs = _wait_for(
+            run,
+            lambda m: (
+                _states(m, "bms")[-1] == "open" and len(_readings(m, "bms", "CV1")) > len(_readings(msgs, "bms", "CV1"))
+            ),
+        )
         assert len(_readings(msgs, "bms")) > n_before
 
         run.ctrl_c()
@@ -140,8 +159,11 @@ def test_housekeeping_in_the_process_tree_survives_unplug_and_stops_cleanly(tmp_
         # its hour: the default cadence) with their bytes, which decode again.
         from ground.batches import read_batches
 
-        hk_rows = [r.record.values() for r in read_batches(home / "pygnc_batches").rows
-                   if r.record.kind is not None and r.record.kind.name == "hk"]
+        hk_rows = [
+            r.record.values()
+            for r in read_batches(home / "pygnc_batches").rows
+            if r.record.kind is not None and r.record.kind.name == "hk"
+        ]
         got = {(v["device"], v["record"]) for v in hk_rows}
         assert {("bms", "BV1"), ("bms", "CV1"), ("opc", "histogram")} <= got
         h = next(v for v in hk_rows if v["record"] == "histogram")

@@ -5,12 +5,11 @@ import math
 import warnings
 
 import numpy as np
+import ppigrf
 import pytest
 
 from pygnc.environment import igrf
 from pygnc.timebase import gps_from_utc_unix
-
-import ppigrf
 
 
 def _ppigrf_gc(r_km, colat_deg, lon_deg, date):
@@ -80,18 +79,28 @@ def test_missing_table_raises_a_clear_error(monkeypatch, tmp_path):
         igrf.load_table()
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.floats(6.5e6, 7.5e6), st.floats(-1.0, 1.0), st.floats(-math.pi, math.pi),
-                          st.floats(1.2e9, 1.5e9)), min_size=1, max_size=40),
-       st.booleans())
+@given(
+    st.lists(
+        st.tuples(st.floats(6.5e6, 7.5e6), st.floats(-1.0, 1.0), st.floats(-math.pi, math.pi), st.floats(1.2e9, 1.5e9)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+)
 def test_many_points_at_once_equal_one_by_one_bit_for_bit(points, pole):
     """field_ecef_nt_many (the recursions over all points at once) gives exactly the numbers
     of field_ecef_nt, across UTC days and at the poles."""
-    r = np.array([[rr * math.sqrt(1 - z * z) * math.cos(lon), rr * math.sqrt(1 - z * z) * math.sin(lon), rr * z]
-                  for rr, z, lon, _ in points])
+    r = np.array(
+        [
+            [rr * math.sqrt(1 - z * z) * math.cos(lon), rr * math.sqrt(1 - z * z) * math.sin(lon), rr * z]
+            for rr, z, lon, _ in points
+        ]
+    )
     if pole:
         r[0] = [0.0, 0.0, 7.0e6]
     t = np.array([p[3] for p in points])

@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 from pygnc.drivers import imu380_codec as uu
 
 #: CRC-16/AUG-CCITT from the `crc` package (independent of binascii.crc_hqx).
-AUG_CCITT = Calculator(Configuration(width=16, polynomial=0x1021, init_value=0x1D0F, final_xor_value=0,
-                                     reverse_input=False, reverse_output=False))
+AUG_CCITT = Calculator(
+    Configuration(
+        width=16, polynomial=0x1021, init_value=0x1D0F, final_xor_value=0, reverse_input=False, reverse_output=False
+    )
+)
 
 
 def test_manual_ping_frame_is_the_crc_test_vector():
@@ -45,8 +48,12 @@ frames_st = st.lists(st.tuples(st.binary(min_size=2, max_size=2), st.binary(max_
 
 
 @settings(max_examples=200, deadline=None)
-@given(frames_st, st.lists(st.binary(max_size=20), min_size=9, max_size=9),
-       st.lists(st.booleans(), min_size=8, max_size=8), st.data())
+@given(
+    frames_st,
+    st.lists(st.binary(max_size=20), min_size=9, max_size=9),
+    st.lists(st.booleans(), min_size=8, max_size=8),
+    st.data(),
+)
 def test_framer_recovers_every_intact_frame_through_garbage_and_corruption(frames, garbage, corrupt, data):
     stream = bytearray(garbage[0])
     intact = []
@@ -76,8 +83,8 @@ def test_framer_recovers_every_intact_frame_through_garbage_and_corruption(frame
     assert all(any(g == f for g in it) for f in intact)
     st_ = framer.stats
     assert st_.bytes_total == len(stream)
-    used = garbage[:len(frames) + 1]
-    if not any(corrupt[:len(frames)]) and not any(b"U" in g for g in used):
+    used = garbage[: len(frames) + 1]
+    if not any(corrupt[: len(frames)]) and not any(b"U" in g for g in used):
         assert got == intact
         assert st_.bytes_skipped == sum(len(g) for g in used) + 262 and not framer.buf
 
@@ -93,26 +100,27 @@ def test_framer_never_raises_on_arbitrary_bytes(data):
 
 # -- output packets: offsets from the manual's tables, bytes laid out by hand -----------------
 
+
 def _put(buf: bytearray, offset: int, value: int, size: int) -> None:
-    buf[offset:offset + size] = (value % (1 << (8 * size))).to_bytes(size, "big")
+    buf[offset : offset + size] = (value % (1 << (8 * size))).to_bytes(size, "big")
 
 
 def test_s1_offsets_scaling_and_twos_complement():
     p = bytearray(24)
-    _put(p, 0, 3277, 2)          # x accel
-    _put(p, 2, -1, 2)            # y accel: 0xFFFF is -1 LSB (python-imu380 subtracted 65535: 0)
-    _put(p, 4, -32768, 2)        # z accel: the most negative value
-    _put(p, 6, 9362, 2)          # x rate
-    _put(p, 10, -9362, 2)        # z rate
-    _put(p, 12, 0x1000, 2)       # x rate-sensor temperature
-    _put(p, 18, -328, 2)         # board temperature
-    _put(p, 20, 0xFFFE, 2)       # counter (U2)
-    _put(p, 22, 0x8001, 2)       # BIT status (U2)
+    _put(p, 0, 3277, 2)  # x accel
+    _put(p, 2, -1, 2)  # y accel: 0xFFFF is -1 LSB (python-imu380 subtracted 65535: 0)
+    _put(p, 4, -32768, 2)  # z accel: the most negative value
+    _put(p, 6, 9362, 2)  # x rate
+    _put(p, 10, -9362, 2)  # z rate
+    _put(p, 12, 0x1000, 2)  # x rate-sensor temperature
+    _put(p, 18, -328, 2)  # board temperature
+    _put(p, 20, 0xFFFE, 2)  # counter (U2)
+    _put(p, 22, 0x8001, 2)  # BIT status (U2)
     s1 = uu.decode_s1(bytes(p))
     g = 9.80665
     assert s1.accel_m_s2 == pytest.approx((3277 * 20 / 65536 * g, -20 / 65536 * g, -10 * g), rel=1e-15)
     assert s1.rate_rad_s[0] == pytest.approx(9362 * 7 * math.pi / 65536) and s1.rate_rad_s[0] == -s1.rate_rad_s[2]
-    assert math.degrees(s1.rate_rad_s[0]) == pytest.approx(9362 * 1260 / 65536)   # the deg/s form of the LSB
+    assert math.degrees(s1.rate_rad_s[0]) == pytest.approx(9362 * 1260 / 65536)  # the deg/s form of the LSB
     assert s1.rate_temp_c[0] == pytest.approx(4096 * 200 / 65536)
     assert s1.board_temp_c == pytest.approx(-328 * 200 / 65536)
     assert (s1.counter, s1.bit_status) == (0xFFFE, 0x8001)
@@ -130,9 +138,9 @@ def test_s1_two_complement_for_every_value(raw, counter, bit):
 
 def test_s0_magnetometer_and_itow():
     p = bytearray(30)
-    _put(p, 12, -16384, 2)       # x mag
-    _put(p, 24, 1000, 2)         # board temp
-    _put(p, 26, 0xABCD, 2)       # GPS ITOW (U2)
+    _put(p, 12, -16384, 2)  # x mag
+    _put(p, 24, 1000, 2)  # board temp
+    _put(p, 26, 0xABCD, 2)  # GPS ITOW (U2)
     _put(p, 28, 7, 2)
     s0 = uu.decode_s0(bytes(p))
     assert s0.mag_gauss[0] == pytest.approx(-16384 * uu.MAG_LSB_GAUSS)
@@ -142,11 +150,11 @@ def test_s0_magnetometer_and_itow():
 
 def test_a1_temperature_is_at_offset_24_and_itow_is_u4():
     p = bytearray(32)
-    _put(p, 0, -16384, 2)        # roll: -90 deg
-    _put(p, 4, 16384, 2)         # yaw: +90 deg
-    _put(p, 22, -5, 2)           # z mag (signed: the openimu table typed it uint16)
-    _put(p, 24, 3277, 2)         # x rate temperature (python-imu380 read offset 28)
-    _put(p, 26, 0xF0000001, 4)   # ITOW, U4 (must not come out negative)
+    _put(p, 0, -16384, 2)  # roll: -90 deg
+    _put(p, 4, 16384, 2)  # yaw: +90 deg
+    _put(p, 22, -5, 2)  # z mag (signed: the openimu table typed it uint16)
+    _put(p, 24, 3277, 2)  # x rate temperature (python-imu380 read offset 28)
+    _put(p, 26, 0xF0000001, 4)  # ITOW, U4 (must not come out negative)
     _put(p, 30, 0x1234, 2)
     a1 = uu.decode_a1(bytes(p))
     assert math.degrees(a1.roll_rad) == pytest.approx(-90) and math.degrees(a1.yaw_mag_rad) == pytest.approx(90)
@@ -168,10 +176,10 @@ def test_a2_layout():
 
 def test_n0_latitude_longitude_are_i4_at_18_and_22():
     p = bytearray(32)
-    _put(p, 12, -512, 2)                     # north velocity
-    _put(p, 18, -(1 << 30), 4)               # longitude: -90 deg (python-imu380: wrong offsets and sign)
-    _put(p, 22, 0x15555555, 4)               # latitude: ~ +30 deg
-    _put(p, 26, 0, 2)                        # altitude raw 0
+    _put(p, 12, -512, 2)  # north velocity
+    _put(p, 18, -(1 << 30), 4)  # longitude: -90 deg (python-imu380: wrong offsets and sign)
+    _put(p, 22, 0x15555555, 4)  # latitude: ~ +30 deg
+    _put(p, 26, 0, 2)  # altitude raw 0
     _put(p, 28, 0x0102, 2)
     _put(p, 30, 0x0304, 2)
     n0 = uu.decode_n0(bytes(p))
@@ -184,15 +192,15 @@ def test_n0_latitude_longitude_are_i4_at_18_and_22():
 
 def test_n1_itow_is_u4_at_36_and_bit_at_40():
     p = bytearray(42)
-    _put(p, 24, 1 << 29, 4)                  # longitude +45 deg
-    _put(p, 28, -(1 << 29), 4)               # latitude -45 deg
-    _put(p, 32, -32768, 2)                   # altitude, the lowest raw value
-    _put(p, 34, 2000, 2)                     # x rate temp
-    _put(p, 36, 0x01020304, 4)               # ITOW (python-imu380 read offset 28 = latitude)
+    _put(p, 24, 1 << 29, 4)  # longitude +45 deg
+    _put(p, 28, -(1 << 29), 4)  # latitude -45 deg
+    _put(p, 32, -32768, 2)  # altitude, the lowest raw value
+    _put(p, 34, 2000, 2)  # x rate temp
+    _put(p, 36, 0x01020304, 4)  # ITOW (python-imu380 read offset 28 = latitude)
     _put(p, 40, 0xCAFE, 2)
     n1 = uu.decode_n1(bytes(p))
     assert math.degrees(n1.lon_rad) == pytest.approx(45) and math.degrees(n1.lat_rad) == pytest.approx(-45)
-    assert n1.alt_m == pytest.approx(-100.0)               # bottom of the manual's [-100, 16284) m
+    assert n1.alt_m == pytest.approx(-100.0)  # bottom of the manual's [-100, 16284) m
     assert uu.altitude_m(32767) == pytest.approx(16284 - 0.25)
     assert n1.rate_temp_x_c == pytest.approx(2000 * 200 / 65536)
     assert (n1.itow_ms, n1.bit_status) == (0x01020304, 0xCAFE)
@@ -211,6 +219,7 @@ def test_output_decoders_reject_wrong_lengths_cleanly(ptype, payload):
 
 # -- responses and fields ----------------------------------------------------------------------
 
+
 def test_responses():
     d = uu.decode_id(struct.pack(">I", 1808400123) + b"DMU380SA-200 5020-0935-01\x00")
     assert d == uu.DeviceId(1808400123, "DMU380SA-200 5020-0935-01", "DMU380SA-200", "5020-0935-01")
@@ -222,8 +231,13 @@ def test_responses():
     assert uu.decode_eeprom(bytes.fromhex("071C 02 0004 FFFF")) == (0x071C, [4, 0xFFFF])
     assert uu.decode_nak(b"SF") == b"SF"
     assert uu.decode_write_app(bytes.fromhex("000000F0 F0")) == (240, 240)
-    for bad, fn in ((b"\x02\x00\x01", uu.decode_field_values), (b"\x01", uu.decode_field_ids),
-                    (b"\x07\x1c\x02\x00", uu.decode_eeprom), (b"S", uu.decode_nak), (b"\x00\x00", uu.decode_id)):
+    for bad, fn in (
+        (b"\x02\x00\x01", uu.decode_field_values),
+        (b"\x01", uu.decode_field_ids),
+        (b"\x07\x1c\x02\x00", uu.decode_eeprom),
+        (b"S", uu.decode_nak),
+        (b"\x00\x00", uu.decode_id),
+    ):
         with pytest.raises(uu.CodecError):
             fn(bad)
 
@@ -232,7 +246,7 @@ def test_requests():
     assert uu.field_ids_payload([1, 3]) == bytes.fromhex("02 0001 0003")
     assert uu.field_values_payload({1: 0}) == bytes.fromhex("01 0001 0000")
     assert uu.read_eeprom_frame(0x071C, 1)[2:8] == b"RE\x03\x07\x1c\x01"
-    wa = uu.write_app_frame(0x1000, b"\xAA" * 3)
+    wa = uu.write_app_frame(0x1000, b"\xaa" * 3)
     assert wa[2:5] == b"WA\x08" and wa[5:10] == bytes.fromhex("00001000 03")
     with pytest.raises(uu.CodecError):
         uu.field_values_payload({1: 70000})

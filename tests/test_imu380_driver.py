@@ -32,7 +32,7 @@ from pygnc.drivers.link import LinkLost
 
 @pytest.fixture(scope="module")
 def sim():
-    with Imu380Sim(PtyPort(), response_delay_packets=2) as s:   # answers lag 2 packets behind
+    with Imu380Sim(PtyPort(), response_delay_packets=2) as s:  # answers lag 2 packets behind
         yield s
 
 
@@ -50,7 +50,7 @@ def test_identity_version_and_bit_while_streaming(dev, sim):
     assert dev.get_version() == uu.Version(19, 1, 2, "release_candidate", 7)
     assert dev.get_bit()["sensor_status"] == 13
     assert dev.echo(b"\x00\x55\x55hello") == b"\x00\x55\x55hello"
-    assert len(dev.packets) >= 2          # output packets kept while the answers were awaited
+    assert len(dev.packets) >= 2  # output packets kept while the answers were awaited
     assert dev.counters["resends"] == 0
 
 
@@ -62,7 +62,7 @@ def test_stream_decodes_to_the_simulated_truth(dev, sim):
     assert len(pk) >= 20
     for r in pk:
         s1 = uu.decode_s1(r.frame.payload)
-        t = s1.counter * 0.01             # packet k is taken at k periods after the simulator starts
+        t = s1.counter * 0.01  # packet k is taken at k periods after the simulator starts
         # quantised to the nearest LSB by the simulator: within half an LSB of the truth
         assert s1.rate_rad_s == pytest.approx(motion.rate_rad_s(t), abs=RATE_LSB_RAD_S / 2 + 1e-12)
         assert s1.accel_m_s2 == pytest.approx(motion.accel_m_s2(t), abs=ACCEL_LSB_M_S2 / 2 + 1e-12)
@@ -77,14 +77,14 @@ def test_fields_get_set_read_write_while_streaming(dev, sim):
     assert sim.fields[5] == 2678 and dev.get_fields([5]) == {5: 2678}
     dev.write_fields({uu.FIELD_RATE_LPF: uu.lpf_count(50)})
     assert sim.eeprom_fields[6] == 1070 and dev.read_fields([6]) == {6: 1070}
-    assert dev.get_fields([6]) == {6: 5356}      # WF takes effect at the next power-up only
+    assert dev.get_fields([6]) == {6: 5356}  # WF takes effect at the next power-up only
     dev.set_fields({5: 5356})
     dev.write_fields({6: 5356})
-    assert sim.fields[1] == 1                    # still streaming
+    assert sim.fields[1] == 1  # still streaming
 
 
 def test_refused_fields_and_naks_are_recognised_at_once(dev, sim):
-    with pytest.raises(FieldsRejected) as e:     # a partial answer plus a NAK
+    with pytest.raises(FieldsRejected) as e:  # a partial answer plus a NAK
         dev.set_fields({5: 5356, 0x0010: 1})
     assert e.value.rejected == [0x0010] and e.value.accepted == [5]
     with pytest.raises(FieldsRejected) as e:
@@ -95,7 +95,7 @@ def test_refused_fields_and_naks_are_recognised_at_once(dev, sim):
         t = time.monotonic()
         with pytest.raises(Imu380Nak):
             dev.get_id()
-        assert time.monotonic() - t < dev.timeout_s   # not a timeout: the NAK ended the wait
+        assert time.monotonic() - t < dev.timeout_s  # not a timeout: the NAK ended the wait
     finally:
         sim.nak_types = set()
     # the SF answer came before its NAK (answer returned at once); GF and GP NAKs were seen
@@ -108,7 +108,7 @@ def test_quiet_act_restore_restores_even_when_the_action_fails(dev, sim):
             assert q.divider == 1 and sim.fields[1] == 0
             dev.take_packets()
             dev.pump(0.1)
-            assert not dev.packets               # quiet means quiet
+            assert not dev.packets  # quiet means quiet
             raise RuntimeError("the action failed")
     assert sim.fields[1] == 1
     dev.pump(0.1)
@@ -130,7 +130,7 @@ def test_requests_survive_a_lossy_corrupting_link():
             d.pump(0.2)
             st = d.framer.stats
             assert st.crc_errors + st.bytes_skipped > 0 and st.frames > 20
-            assert d.counters["resends"] > 0      # lost requests were resent
+            assert d.counters["resends"] > 0  # lost requests were resent
     assert faults.corrupted + faults.dropped > 0 and faults.rx_dropped > 0
 
 
@@ -153,19 +153,19 @@ def test_discovery_skips_ports_in_use_and_caches_the_last_good_one(tmp_path):
     cache = tmp_path / "imu_port.json"
     with Imu380Sim(PtyPort()) as busy, Imu380Sim(PtyPort(), baud=57600) as good:
         empty = PtyPort()
-        holder = serial.Serial(busy.port.path, 115200, exclusive=True)   # another process's port
+        holder = serial.Serial(busy.port.path, 115200, exclusive=True)  # another process's port
         try:
             ports = [busy.port.path, empty.path, good.port.path]
             found = discover(ports, baud_rates=(115200, 57600), cache_path=cache, timeout_s=10)
             assert (found.port, found.baud) == (good.port.path, 57600) and found.streaming
-            assert busy.log == []                # never touched
+            assert busy.log == []  # never touched
             assert read_port_cache(cache) == (good.port.path, 57600)
             assert json.loads(cache.read_text())["serial_number"] == good.serial_number
             plan = discovery_plan(ports, (115200, 57600), read_port_cache(cache))
             assert plan[0] == (good.port.path, 57600) and len(plan) == 6
             n_cmds = len(good.log)
             assert discover(ports, baud_rates=(115200, 57600), cache_path=cache, timeout_s=5).port == good.port.path
-            assert len(good.log) - n_cmds == 1   # the cached pair answered first: one GP ID, no ping
+            assert len(good.log) - n_cmds == 1  # the cached pair answered first: one GP ID, no ping
         finally:
             holder.close()
             empty.close()
@@ -184,12 +184,13 @@ def _image(n: int, version=(20, 0, 1, 0, 3)) -> bytes:
 
 
 def test_firmware_upgrade_with_progress_resend_and_verification():
-    image = _image(1012)   # 5 blocks: 4 x 240 + 52
+    image = _image(1012)  # 5 blocks: 4 x 240 + 52
     with Imu380Sim(PtyPort(), erase_s=0.3, reboot_s=0.15) as s, Imu380.open(s.port.path, 115200) as d:
-        s.drop_wa_reply_once = {480}            # one acknowledgement lost: the block is resent
+        s.drop_wa_reply_once = {480}  # one acknowledgement lost: the block is resent
         progress = []
-        out = d.upgrade_firmware(image, progress=lambda a, b: progress.append((a, b)), erase_wait_s=2.0,
-                                 boot_wait_s=0.4, block_timeout_s=0.3)
+        out = d.upgrade_firmware(
+            image, progress=lambda a, b: progress.append((a, b)), erase_wait_s=2.0, boot_wait_s=0.4, block_timeout_s=0.3
+        )
         assert bytes(s.flash) == image
         assert progress[0] == (0, 1012) and progress[-1] == (1012, 1012)
         assert [p[0] for p in progress] == sorted(p[0] for p in progress)
@@ -198,7 +199,7 @@ def test_firmware_upgrade_with_progress_resend_and_verification():
         assert s.log.count(b"JI") == 1 and s.log.count(b"JA") == 1
         d.take_packets()
         d.pump(0.2)
-        assert d.packets                          # the new application streams again
+        assert d.packets  # the new application streams again
 
 
 def test_firmware_upgrade_stops_on_a_nak():
@@ -209,15 +210,18 @@ def test_firmware_upgrade_stops_on_a_nak():
         assert s.mode == "boot"
 
 
-@pytest.mark.parametrize("image, why", [
-    (b"", "empty"),
-    (b":10010000214601360121470136007EFE09D2190140\r\n" * 4, "Intel HEX"),
-    (b"S00F000068656C6C6F202020202000003C\r\n" * 4, "S-record"),
-    (b"\xff" * 4096, "blank"),
-    (struct.pack("<II", 0x1234_5678, 0x0800_0201) + bytes(100), "stack pointer"),
-    (struct.pack("<II", 0x2000_8000, 0x0800_0200) + bytes(100), "reset vector"),
-    (_image(2 << 20), "flash"),
-])
+@pytest.mark.parametrize(
+    "image, why",
+    [
+        (b"", "empty"),
+        (b":10010000214601360121470136007EFE09D2190140\r\n" * 4, "Intel HEX"),
+        (b"S00F000068656C6C6F202020202000003C\r\n" * 4, "S-record"),
+        (b"\xff" * 4096, "blank"),
+        (struct.pack("<II", 0x1234_5678, 0x0800_0201) + bytes(100), "stack pointer"),
+        (struct.pack("<II", 0x2000_8000, 0x0800_0200) + bytes(100), "reset vector"),
+        (_image(2 << 20), "flash"),
+    ],
+)
 def test_bad_images_are_refused_before_the_unit_is_touched(image, why):
     with pytest.raises(FirmwareImageError, match=why):
         check_firmware_image(image)

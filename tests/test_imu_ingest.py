@@ -6,11 +6,10 @@ import re
 import time
 
 import msgpack
-import psutil
 import pytest
 import zmq
-
 from flight_harness import FlightRun
+
 from ground.simdevice import motion
 from ground.simdevice.imu380 import RATE_LSB_RAD_S, Imu380Sim
 from ground.simdevice.ports import PtyPort
@@ -29,15 +28,21 @@ def test_off_by_default_and_enabled_by_imu_driver():
     assert "imu_ingest" in [t.name for t in on] and TASKS_BY_NAME["imu_ingest"].task_id == 8
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"imu_driver": "bmx"}, "imu_driver must be one of"),
-    ({"imu_driver": "imu380"}, "imu_port is empty"),
-    ({"imu_driver": "imu380", "imu_port": "auto", "imu_packet_type": "XX"}, "imu_packet_type must be one of"),
-    ({"imu_driver": "imu380", "imu_port": "/dev/ttyUSB0", "imu_packet_rate_hz": 7.0}, "imu_packet_rate_hz must be one of"),
-    ({"imu_driver": "gx2", "imu_port": "/dev/ttyUSB0", "imu_gx2_mode": "burst"}, "imu_gx2_mode must be one of"),
-    ({"imu_driver": "monodrive", "imu_port": "udp://10.0.0.2:8083"}, "loopback"),
-    ({"imu_driver": "monodrive", "imu_port": "tcp://127.0.0.1:1", "imu_monodrive_header": "v9"}, "header"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"imu_driver": "bmx"}, "imu_driver must be one of"),
+        ({"imu_driver": "imu380"}, "imu_port is empty"),
+        ({"imu_driver": "imu380", "imu_port": "auto", "imu_packet_type": "XX"}, "imu_packet_type must be one of"),
+        (
+            {"imu_driver": "imu380", "imu_port": "/dev/ttyUSB0", "imu_packet_rate_hz": 7.0},
+            "imu_packet_rate_hz must be one of",
+        ),
+        ({"imu_driver": "gx2", "imu_port": "/dev/ttyUSB0", "imu_gx2_mode": "burst"}, "imu_gx2_mode must be one of"),
+        ({"imu_driver": "monodrive", "imu_port": "udp://10.0.0.2:8083"}, "loopback"),
+        ({"imu_driver": "monodrive", "imu_port": "tcp://127.0.0.1:1", "imu_monodrive_header": "v9"}, "header"),
+    ],
+)
 def test_configuration_errors_name_the_problem(kw, message, tmp_path):
     with pytest.raises((ValueError, LinkError), match=message):
         make_stream(Config(**kw), Paths(tmp_path))
@@ -45,8 +50,9 @@ def test_configuration_errors_name_the_problem(kw, message, tmp_path):
 
 def _t0_mono(run: FlightRun) -> float:
     """CLOCK_MONOTONIC at the supervisor's start (the origin of the tasks' spacecraft time)."""
-    m = re.search(r"spacecraft time [0-9.]+ at CLOCK_MONOTONIC ([0-9.]+)",
-                  (run.log_dir() / "supervisor.log").read_text())
+    m = re.search(
+        r"spacecraft time [0-9.]+ at CLOCK_MONOTONIC ([0-9.]+)", (run.log_dir() / "supervisor.log").read_text()
+    )
     return float(m.group(1))
 
 
@@ -69,10 +75,16 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
     home = tmp_path / "home"
     cfg = tmp_path / "imu.toml"
     link = tmp_path / "ttyIMU"
-    cfg.write_text(f'imu_driver = "imu380"\nimu_port = "{link}"\nimu_reconnect_backoff_s = 0.1\n'
-                   'imu_reconnect_max_backoff_s = 0.4\n')
-    with Imu380Sim(PtyPort(link), response_delay_packets=1) as sim, \
-            FlightRun(home, spacecraft_time_s=SC_T0, env={"PYGNC_CONFIG": str(cfg), "XDG_RUNTIME_DIR": str(runtime)}) as run:
+    cfg.write_text(
+        f'imu_driver = "imu380"\nimu_port = "{link}"\nimu_reconnect_backoff_s = 0.1\n'
+        "imu_reconnect_max_backoff_s = 0.4\n"
+    )
+    with (
+        Imu380Sim(PtyPort(link), response_delay_packets=1) as sim,
+        FlightRun(
+            home, spacecraft_time_s=SC_T0, env={"PYGNC_CONFIG": str(cfg), "XDG_RUNTIME_DIR": str(runtime)}
+        ) as run,
+    ):
         run.wait_status(lambda s: any(s[f"task{k}_id"] == 8 and s[f"task{k}_state"] == 2 for k in range(8)))
         (run_dir,) = runtime.glob("pygnc-*")
         zctx = zmq.Context()
@@ -89,9 +101,9 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
                     blocks.append(msgpack.unpackb(sub.recv(), raw=False)["body"])
 
         collect(1.5)
-        sim.port.unplug()               # the USB cable comes out ...
+        sim.port.unplug()  # the USB cable comes out ...
         collect(0.6)
-        sim.port.replug()               # ... and goes back in (same path)
+        sim.port.replug()  # ... and goes back in (same path)
         collect(2.0)
         t_stop = run.ctrl_c()
         assert run.wait_exit(10) == 0
@@ -105,7 +117,7 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
     for c in conns:
         mine = [b for b in blocks if b["connection"] == c]
         t_sc = [t for b in mine for t in b["t_sc_s"]]
-        assert all(b > a for a, b in zip(t_sc, t_sc[1:]))             # strictly increasing
+        assert all(b > a for a, b in zip(t_sc, t_sc[1:]))  # strictly increasing
         # no block missing (our subscriber joined after the first blocks of connection 1)
         assert all(b["first_index"] == a["first_index"] + len(a["t_sc_s"]) for a, b in zip(mine, mine[1:]))
         assert c == 1 or mine[0]["first_index"] == 0
@@ -118,14 +130,14 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
             # taken at truth_sc; tagged later by the smallest delay seen in the window
             # (simulator thread wake-up + pty + read: measured 0.3 ms on every sample here;
             # 20 ms leaves room for a loaded 2-core CI machine), never after its own read
-            assert -1e-3 <= t_sc - truth_sc < 0.02, (t_sc - truth_sc)
+            assert -1e-3 <= t_sc - truth_sc < 0.02, t_sc - truth_sc
             assert t_sc <= t_rx + 1e-6
             n += 1
-    assert n >= 200                                                     # ~3.5 s at 100 Hz
+    assert n >= 200  # ~3.5 s at 100 Hz
     counters = _health_counters(log_dir)
     last = counters[-1]
     assert last["connects"] >= 2 and last["disconnects"] >= 1 and last["samples"] >= n
-    assert any(c["state"] in ("backoff", "connecting") for c in counters)    # the outage was reported
+    assert any(c["state"] in ("backoff", "connecting") for c in counters)  # the outage was reported
     log = (log_dir / "imu_ingest.log").read_text()
     assert "link lost" in log and "IMU port closed" in log
     # The attitude estimator listens to the IMU through the real bus (no sensor samples to
@@ -148,16 +160,22 @@ def test_a_monodrive_sending_the_1_15_imu_frame_is_refused_and_said_so(tmp_path)
     runtime = tmp_path / "xdg"
     runtime.mkdir()
     cfg = tmp_path / "imu.toml"
-    cfg.write_text(f'imu_driver = "monodrive"\nimu_port = "udp://127.0.0.1:{port}"\nimu_stale_s = 0.5\n'
-                   'imu_reconnect_backoff_s = 0.1\nimu_reconnect_max_backoff_s = 0.2\n')
-    with MonoDriveSim("udp", ("127.0.0.1", port), payload="state"), \
-            FlightRun(tmp_path / "home", spacecraft_time_s=SC_T0,
-                      env={"PYGNC_CONFIG": str(cfg), "XDG_RUNTIME_DIR": str(runtime)}) as run:
+    cfg.write_text(
+        f'imu_driver = "monodrive"\nimu_port = "udp://127.0.0.1:{port}"\nimu_stale_s = 0.5\n'
+        "imu_reconnect_backoff_s = 0.1\nimu_reconnect_max_backoff_s = 0.2\n"
+    )
+    with (
+        MonoDriveSim("udp", ("127.0.0.1", port), payload="state"),
+        FlightRun(
+            tmp_path / "home", spacecraft_time_s=SC_T0, env={"PYGNC_CONFIG": str(cfg), "XDG_RUNTIME_DIR": str(runtime)}
+        ) as run,
+    ):
         run.wait_status(lambda s: any(s[f"task{k}_id"] == 8 and s[f"task{k}_state"] == 2 for k in range(8)))
         t_end = time.monotonic() + 20.0
         log_file = run.log_dir() / "imu_ingest.log"
         while time.monotonic() < t_end and "last frame refused" not in (
-                log_file.read_text() if log_file.exists() else ""):
+            log_file.read_text() if log_file.exists() else ""
+        ):
             time.sleep(0.2)
         run.ctrl_c()
         assert run.wait_exit(10) == 0

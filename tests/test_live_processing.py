@@ -3,8 +3,8 @@ and the estimators keep producing sample estimates after batch_end even when an 
 propagated to "now" came first."""
 
 import numpy as np
-
 from flight_harness import REPO
+
 from ground.host import live
 from pygnc.config import Config, Paths
 from pygnc.formats import range_packet as rp
@@ -24,8 +24,11 @@ def _strip(body):
 
 def test_streamed_segments_decode_to_the_batch_messages():
     cfg = Config()
-    batch = [(t, _strip(b)) for t, b in build_message_stream(Paths(SAMPLE), cfg).messages
-             if t == "sensor" or (t == "gps_fix" and b["peer_id"] == 0)]
+    batch = [
+        (t, _strip(b))
+        for t, b in build_message_stream(Paths(SAMPLE), cfg).messages
+        if t == "sensor" or (t == "gps_fix" and b["peer_id"] == 0)
+    ]
     items = [i for i in live.live_items(SAMPLE, cfg) if i.tag != fs.RANGE]
     settings = DecodeSettings.from_config(cfg)
     streamed = [(t, _strip(b)) for i in items for t, b in live_messages(i.tag.decode(), i.data, settings)]
@@ -49,8 +52,11 @@ def _split(messages):
     fixes after it."""
     sensors = [b["t_sc_s"] for t, b in messages if t == "sensor"]
     t_cut = sensors[30]
-    head = [(t, b) for t, b in messages
-            if t != "batch_end" and (t not in ("sensor", "gps_fix", "range") or b["t_sc_s"] < t_cut)]
+    head = [
+        (t, b)
+        for t, b in messages
+        if t != "batch_end" and (t not in ("sensor", "gps_fix", "range") or b["t_sc_s"] < t_cut)
+    ]
     head.append(next((t, b) for t, b in messages if t == "batch_end"))
     tail = [(t, b) for t, b in messages if t in ("sensor", "gps_fix") and b["t_sc_s"] >= t_cut]
     return head, tail

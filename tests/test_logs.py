@@ -60,8 +60,9 @@ def test_bus_log_on_a_full_disk_holds_one_buffer_and_never_raises():
 
 
 def test_bus_log_keeps_the_free_space_reserve(tmp_path):
-    w = BusLogWriter(tmp_path / "bus.log", run=1, schema=2, max_bytes=1 << 40, fsync_period_s=0.0,
-                     min_free_bytes=1 << 62)  # more than any disk has: everything is held back
+    w = BusLogWriter(
+        tmp_path / "bus.log", run=1, schema=2, max_bytes=1 << 40, fsync_period_s=0.0, min_free_bytes=1 << 62
+    )  # more than any disk has: everything is held back
     for i in range(100):
         w.append("meas", float(i), b"x" * 50)
     w.close()
@@ -123,11 +124,11 @@ def test_stale_socket_dirs_of_dead_runs_are_removed(tmp_path):
     stale = tmp_path / f"pygnc-{dead.pid}-abcd1234"
     stale.mkdir()
     (stale / "control.sock").write_text("")
-    alive = tmp_path / f"pygnc-{os.getpid()}-efgh5678"   # a live run (this process)
+    alive = tmp_path / f"pygnc-{os.getpid()}-efgh5678"  # a live run (this process)
     alive.mkdir()
-    other = tmp_path / "pygnc-replay-xyz"                 # not a run's socket directory
+    other = tmp_path / "pygnc-replay-xyz"  # not a run's socket directory
     other.mkdir()
-    link = tmp_path / f"pygnc-{dead.pid}-linkto"           # a symlink is never followed
+    link = tmp_path / f"pygnc-{dead.pid}-linkto"  # a symlink is never followed
     link.symlink_to(other)
     assert remove_stale_run_dirs(tmp_path) == [stale]
     assert not stale.exists() and alive.is_dir() and other.is_dir() and link.is_symlink()

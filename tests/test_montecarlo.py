@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from flight_harness import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_ground_cli import ground, no_traceback
 
-from flight_harness import REPO
 from ground.montecarlo import results as rs
 from ground.montecarlo.campaign import CampaignError, load_campaign, parse_campaign, run_spec, run_specs
 from ground.montecarlo.report import distribution, monte_carlo_anees
 from ground.montecarlo.worker import nees_on_grid
-from test_ground_cli import ground, no_traceback
 
 BASE = REPO / "data" / "scenarios" / "formation_3h.toml"
 EXAMPLE = REPO / "data" / "campaigns" / "formation_3h_dispersed.toml"
@@ -69,8 +69,14 @@ def pick_seeds(n_ok: int, n_bad: int) -> list[int]:
 
 
 def cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ground", "montecarlo", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "ground", "montecarlo", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        **kw,
+    )
 
 
 def table_without_volatile(path: Path) -> list[dict]:
@@ -108,23 +114,29 @@ def test_draws_depend_on_the_seed_and_key_only(tmp_path):
     again = run_specs(load_campaign(write_campaign(tmp_path, [3, 1])))
     assert {s.seed: s.spec_hash for s in again} == {s.seed: s.spec_hash for s in run_specs(a) if s.seed in (1, 3)}
     c_path = tmp_path / "c.toml"
-    c_path.write_text(campaign_text([1]).replace("attitude_time_tag_from_clock_map = false",
-                                                 "attitude_time_tag_from_clock_map = true"))
+    c_path.write_text(
+        campaign_text([1]).replace(
+            "attitude_time_tag_from_clock_map = false", "attitude_time_tag_from_clock_map = true"
+        )
+    )
     assert run_specs(load_campaign(c_path))[0].spec_hash != run_specs(a)[0].spec_hash
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace('name = "untagged"', 'name = "flight"'), "names must differ"),
-    (lambda t: t.replace("attitude_time_tag_from_clock_map", "no_such_flight_key"), "no_such_flight_key"),
-    (lambda t: t.replace('"sensors.gyro_noise_deg_s"', '"sensors.no_such_setting"'), "no_such_setting"),
-    (lambda t: t.replace("loguniform = [0.02, 0.08]", "loguniform = [0.0, 0.08]"), "loguniform needs low > 0"),
-    (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "uniform = [-1000.0, -5000.0]"), "low <= high"),
-    (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "gaussian = [0.0, 1.0]"), "uniform"),
-    (lambda t: t.replace('duration = "3m"', 'duration = "three minutes"'), "duration"),
-    (lambda t: t.replace("seeds = [1, 2]", "seeds = [1, 1]"), "must not repeat"),
-    (lambda t: t + "\nbogus = 1\n", "unknown keys ['bogus']"),
-    (lambda t: t.replace(str(BASE), "/nonexistent/base.toml"), "cannot read"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('name = "untagged"', 'name = "flight"'), "names must differ"),
+        (lambda t: t.replace("attitude_time_tag_from_clock_map", "no_such_flight_key"), "no_such_flight_key"),
+        (lambda t: t.replace('"sensors.gyro_noise_deg_s"', '"sensors.no_such_setting"'), "no_such_setting"),
+        (lambda t: t.replace("loguniform = [0.02, 0.08]", "loguniform = [0.0, 0.08]"), "loguniform needs low > 0"),
+        (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "uniform = [-1000.0, -5000.0]"), "low <= high"),
+        (lambda t: t.replace("uniform = [-5000.0, -1000.0]", "gaussian = [0.0, 1.0]"), "uniform"),
+        (lambda t: t.replace('duration = "3m"', 'duration = "three minutes"'), "duration"),
+        (lambda t: t.replace("seeds = [1, 2]", "seeds = [1, 1]"), "must not repeat"),
+        (lambda t: t + "\nbogus = 1\n", "unknown keys ['bogus']"),
+        (lambda t: t.replace(str(BASE), "/nonexistent/base.toml"), "cannot read"),
+    ],
+)
 def test_bad_campaign_files_are_refused_with_a_message(tmp_path, edit, message):
     p = tmp_path / "bad.toml"
     p.write_text(edit(campaign_text([1, 2])))
@@ -141,8 +153,11 @@ def test_a_draw_the_settings_refuse_is_the_runs_failure_not_the_campaigns(tmp_pa
     from ground.montecarlo.worker import run_one
 
     p = tmp_path / "c.toml"
-    p.write_text(campaign_text([1, 2]).replace('"faults.gps_drop_fraction" = { choice = [0.0, 0.05, 1.5] }',
-                                               '"orbit" = { choice = [5] }'))
+    p.write_text(
+        campaign_text([1, 2]).replace(
+            '"faults.gps_drop_fraction" = { choice = [0.0, 0.05, 1.5] }', '"orbit" = { choice = [5] }'
+        )
+    )
     spec = run_spec(load_campaign(p), 7)
     assert "dispersions.orbit = 5" in spec.error and "must be a table" in spec.error
     record = run_one(spec.as_dict())
@@ -185,17 +200,34 @@ def test_nees_on_grid_takes_the_nearest_row_within_half_a_step_after_settling():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.fixed_dictionaries({
-    "seed": st.integers(0, 10**6),
-    "estimator": st.sampled_from(["a", "b"]),
-    "x_m": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64)),
-    "error": st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)),
-}), max_size=8))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "seed": st.integers(0, 10**6),
+                "estimator": st.sampled_from(["a", "b"]),
+                "x_m": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64)),
+                "error": st.one_of(
+                    st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+                ),
+            }
+        ),
+        max_size=8,
+    )
+)
 def test_results_table_round_trips(tmp_path_factory, rows):
     """The results table codec: every number back exactly (repr), text as written, empty
     cells as None."""
-    base = {"campaign": "c", "run_id": "s1", "status": "ok", "stage": None, "spec_hash": "h",
-            "simulate_s": 1.5, "replay_s": None, "worker": "w:1"}
+    base = {
+        "campaign": "c",
+        "run_id": "s1",
+        "status": "ok",
+        "stage": None,
+        "spec_hash": "h",
+        "simulate_s": 1.5,
+        "replay_s": None,
+        "worker": "w:1",
+    }
     rows = [dict(base, **r) for r in rows]
     path = tmp_path_factory.mktemp("t") / "r.csv"
     path.write_text(rs.table_text(rows), newline="")
@@ -254,18 +286,50 @@ def test_same_table_from_one_local_worker_and_a_two_worker_scheduler(tmp_path, o
     with two worker processes under it), with no change but --scheduler: the same table."""
     camp, out1, _ = one_worker_run
     sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         for _ in range(300):
             if sched_file.is_file() and sched_file.stat().st_size:
                 break
             time.sleep(0.1)
         address = json.loads(sched_file.read_text())["address"]
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
-                                       "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nworkers",
+                    "2",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=tmp_path,
+            )
+        )
         from dask.distributed import Client
 
         with Client(address, timeout="30s") as c:
@@ -303,7 +367,9 @@ def test_rerun_of_one_seed_keeps_its_scenario_and_plots(tmp_path, one_worker_run
     assert (where / "replay" / "flight" / "plots" / "attitude_error.png").is_file()
     record = json.loads((where / "record.json").read_text())
     mine = record["estimators"]["flight"]["metrics"]["attitude_angle_rms_deg"]
-    theirs = next(r for r in rs.read_table(out / "results.csv") if int(r["seed"]) == ok_seed and r["estimator"] == "flight")
+    theirs = next(
+        r for r in rs.read_table(out / "results.csv") if int(r["seed"]) == ok_seed and r["estimator"] == "flight"
+    )
     assert mine == theirs["attitude_angle_rms_deg"]
 
 
@@ -320,13 +386,27 @@ def test_an_interrupted_campaign_resumes_without_redoing_finished_runs(tmp_path)
     ok = pick_seeds(n_ok=3, n_bad=0)
     camp = write_campaign(tmp_path, ok, duration="3m")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "ground", "montecarlo", str(camp), "--out", str(out), "--workers", "1", "--quiet",
-           "--no-plots"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ground",
+        "montecarlo",
+        str(camp),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--quiet",
+        "--no-plots",
+    ]
     # its own process group, as a job in a terminal: Ctrl-C reaches the workers too
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True
+    )
     try:
-        assert _wait_for(lambda: len(list((out / "runs").glob("s*.json"))) >= 1 if (out / "runs").is_dir() else False, 240)
+        assert _wait_for(
+            lambda: len(list((out / "runs").glob("s*.json"))) >= 1 if (out / "runs").is_dir() else False, 240
+        )
         children = psutil.Process(proc.pid).children(recursive=True)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)
@@ -399,8 +479,11 @@ def test_filter_tunables_are_estimator_configuration_and_checked_before_any_run(
     cfg = with_overrides(Config(), {"attitude_filter": {"gyro_noise_rad_s": 0.002}}, "test")
     assert AttitudeProcessor(cfg).est.cfg.gyro_noise_rad_s == 0.002
     p = tmp_path / "c.toml"
-    p.write_text(campaign_text([1]).replace("attitude_time_tag_from_clock_map = false",
-                                            "attitude_filter = { gyro_noise_rad_z = 0.002 }"))
+    p.write_text(
+        campaign_text([1]).replace(
+            "attitude_time_tag_from_clock_map = false", "attitude_filter = { gyro_noise_rad_z = 0.002 }"
+        )
+    )
     with pytest.raises(CampaignError, match="attitude_filter.gyro_noise_rad_z is not a known key"):
         load_campaign(p)
 
@@ -496,9 +579,18 @@ def test_code_identity_names_version_commit_and_sources(other_code):
     mine = code_identity()
     assert mine["pygnc_version"] and len(mine["source_sha256"]) == 64
     assert mine["commit"] == "unknown" or len(mine["commit"]) == 40
-    p = subprocess.run([sys.executable, "-c", "import json; from ground.montecarlo.provenance import code_identity; "
-                        "print(json.dumps(code_identity()))"], capture_output=True, text=True, cwd=other_code,
-                       env=_other_env(other_code), timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from ground.montecarlo.provenance import code_identity; print(json.dumps(code_identity()))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=other_code,
+        env=_other_env(other_code),
+        timeout=60,
+    )
     theirs = json.loads(p.stdout)
     assert theirs["commit"] == "unknown" and theirs["dirty"] is True  # not a git checkout
     assert theirs["source_sha256"] != mine["source_sha256"] and not same_code(mine, theirs)
@@ -516,16 +608,33 @@ def test_a_campaign_resumed_with_other_code_is_refused_unless_allowed(tmp_path, 
     before = {p.name: p.read_bytes() for p in (out / "runs").glob("s*.json")}
     code = {json.loads(b)["code"]["source_sha256"] for b in before.values()}
     assert len(code) == 1
-    argv = [sys.executable, "-m", "ground", "montecarlo", str(camp), "--out", str(out), "--workers", "1",
-            "--retry-failed", "--no-plots"]
+    argv = [
+        sys.executable,
+        "-m",
+        "ground",
+        "montecarlo",
+        str(camp),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--retry-failed",
+        "--no-plots",
+    ]
     p = subprocess.run(argv, capture_output=True, text=True, cwd=other_code, env=_other_env(other_code), timeout=300)
     assert p.returncode == 2, p.stderr
     assert "holds 2 finished runs computed by other code" in p.stderr and "--allow-mixed-code" in p.stderr
     assert "commit unknown (dirty)" in p.stderr
     no_traceback(p)
     assert {p.name: p.read_bytes() for p in (out / "runs").glob("s*.json")} == before  # nothing touched
-    p = subprocess.run(argv + ["--allow-mixed-code"], capture_output=True, text=True, cwd=other_code,
-                       env=_other_env(other_code), timeout=300)
+    p = subprocess.run(
+        argv + ["--allow-mixed-code"],
+        capture_output=True,
+        text=True,
+        cwd=other_code,
+        env=_other_env(other_code),
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     rows = rs.read_table(out / "results.csv")
     assert len({r["code_sha256"] for r in rows}) == 2 and {r["commit"] for r in rows} >= {"unknown"}
@@ -536,17 +645,44 @@ def test_a_worker_running_other_code_is_refused_before_any_run(tmp_path, other_c
     """A scheduler with two workers, one of them another install: the campaign stops before
     sending a run, naming the worker and both codes."""
     sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         assert _wait_for(lambda: sched_file.is_file() and sched_file.stat().st_size > 0, 60)
         address = json.loads(sched_file.read_text())["address"]
-        worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
-                  "--host", "127.0.0.1"]
+        worker = [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+        ]
         procs.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
-        procs.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=other_code,
-                                      env=_other_env(other_code)))
+        procs.append(
+            subprocess.Popen(
+                worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=other_code, env=_other_env(other_code)
+            )
+        )
         from dask.distributed import Client
 
         with Client(address, timeout="30s") as c:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+
 from pygnc.environment.moon import moon_position_gcrs_m
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.timebase import gps_from_utc_unix
-
 
 
 def _astropy_moon_gcrs_m(unix_s):
@@ -38,6 +38,7 @@ def test_third_body_acceleration_against_direct_formula():
     import astropy.units as u
     from astropy.coordinates import get_body
     from astropy.time import Time
+
     from pygnc.environment.moon import GM_MOON_M3_S2
     from pygnc.environment.sun import sun_position_gcrs_m
 

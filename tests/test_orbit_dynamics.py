@@ -42,8 +42,12 @@ def test_gravity_is_gradient_of_potential(seed):
     r, _ = _leo_state(seed)
     h = 5.0
     a = od.gravity_acceleration(r, od.ZONAL_J_EGM96, POLE)
-    a_fd = np.array([(_potential(r + h * e, od.ZONAL_J_EGM96, POLE) - _potential(r - h * e, od.ZONAL_J_EGM96, POLE))
-                     / (2 * h) for e in np.eye(3)])
+    a_fd = np.array(
+        [
+            (_potential(r + h * e, od.ZONAL_J_EGM96, POLE) - _potential(r - h * e, od.ZONAL_J_EGM96, POLE)) / (2 * h)
+            for e in np.eye(3)
+        ]
+    )
     assert np.abs(a - a_fd).max() < 1e-8
 
 
@@ -52,9 +56,16 @@ def test_gravity_gradient_matches_finite_differences(seed):
     r, _ = _leo_state(seed)
     a, g = od.gravity_acceleration_gradient(r, od.ZONAL_J_EGM96, POLE)
     h = 1.0
-    g_fd = np.column_stack([(od.gravity_acceleration(r + h * e, od.ZONAL_J_EGM96, POLE)
-                             - od.gravity_acceleration(r - h * e, od.ZONAL_J_EGM96, POLE)) / (2 * h)
-                            for e in np.eye(3)])
+    g_fd = np.column_stack(
+        [
+            (
+                od.gravity_acceleration(r + h * e, od.ZONAL_J_EGM96, POLE)
+                - od.gravity_acceleration(r - h * e, od.ZONAL_J_EGM96, POLE)
+            )
+            / (2 * h)
+            for e in np.eye(3)
+        ]
+    )
     np.testing.assert_allclose(g, g.T, atol=0)
     assert np.abs(g - g_fd).max() < 1e-8 * np.abs(g).max()
     np.testing.assert_allclose(a, od.gravity_acceleration(r, od.ZONAL_J_EGM96, POLE), rtol=1e-15)
@@ -65,10 +76,18 @@ def test_drag_partials_match_finite_differences():
     r = r * (6_778_137.0 / np.linalg.norm(r))  # 400 km: drag matters
     a, dr, dv, ds = od.drag_partials(r, v, 40.0, 1.3)
     h, hv = 5.0, 0.05
-    dr_fd = np.column_stack([(od.drag_acceleration(r + h * e, v, 40.0, 1.3) - od.drag_acceleration(r - h * e, v, 40.0, 1.3))
-                             / (2 * h) for e in np.eye(3)])
-    dv_fd = np.column_stack([(od.drag_acceleration(r, v + hv * e, 40.0, 1.3) - od.drag_acceleration(r, v - hv * e, 40.0, 1.3))
-                             / (2 * hv) for e in np.eye(3)])
+    dr_fd = np.column_stack(
+        [
+            (od.drag_acceleration(r + h * e, v, 40.0, 1.3) - od.drag_acceleration(r - h * e, v, 40.0, 1.3)) / (2 * h)
+            for e in np.eye(3)
+        ]
+    )
+    dv_fd = np.column_stack(
+        [
+            (od.drag_acceleration(r, v + hv * e, 40.0, 1.3) - od.drag_acceleration(r, v - hv * e, 40.0, 1.3)) / (2 * hv)
+            for e in np.eye(3)
+        ]
+    )
     assert np.linalg.norm(a) > 1e-7
     assert np.abs(dr - dr_fd).max() < 1e-6 * np.abs(dr).max()
     assert np.abs(dv - dv_fd).max() < 1e-6 * np.abs(dv).max()
@@ -84,8 +103,11 @@ def test_jacobian_matches_finite_differences():
 
     def deriv(xx):
         k = xx[9]
-        a = (od.gravity_acceleration(xx[:3], model.zonal_j, POLE)
-             + od.drag_acceleration(xx[:3], xx[3:6], model.ballistic_coeff_kg_m2, k) + xx[6:9])
+        a = (
+            od.gravity_acceleration(xx[:3], model.zonal_j, POLE)
+            + od.drag_acceleration(xx[:3], xx[3:6], model.ballistic_coeff_kg_m2, k)
+            + xx[6:9]
+        )
         return np.concatenate([xx[3:6], a, -xx[6:9] / model.dmc_tau_s, [-(k - 1.0) / model.drag_scale_tau_s]])
 
     steps = np.array([1.0] * 3 + [1e-2] * 3 + [1e-6] * 3 + [1e-3])
@@ -95,8 +117,9 @@ def test_jacobian_matches_finite_differences():
 
 
 def test_state_transition_matrix_matches_finite_differences():
-    model = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=20.0, drag_scale_tau_s=86400.0,
-                             tesseral_degree=4)
+    model = od.DynamicsModel(
+        zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=20.0, drag_scale_tau_s=86400.0, tesseral_degree=4
+    )
     r, v = _leo_state(5)
     x = np.concatenate([r, v, [2e-6, -1e-6, 3e-6], [1.2]])
     x1, phi = od.propagate(x, 5.0, model, t_gps_s=T0_GPS_S)
@@ -115,8 +138,7 @@ def test_long_step_transition_matrix_against_a_fine_chain():
     """A 30-s step's Phi (the two-point Magnus form, steps over MAGNUS_MIN_STEP_S) against
     the product of sixty 0.5-s steps: its position and velocity blocks within 1e-7 (seen
     3e-9); the one-point form exp(F(mid) h) is off by ~1e-5 there."""
-    model = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=50.0, max_step_s=30.0,
-                             tesseral_degree=8)
+    model = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=50.0, max_step_s=30.0, tesseral_degree=8)
     r, v = _leo_state(7)
     x = np.concatenate([r, v, [0.0, 0.0, 0.0]])
     _, phi = od.propagate(x, 30.0, model, t_gps_s=T0_GPS_S)
@@ -136,8 +158,14 @@ def test_neighbour_transition_as_good_as_its_own_against_a_fine_chain(sep_m, h_s
     (Taylor / two-point Magnus) in any block - the (r, v) blocks within 10 % of its error
     (seen: equal to 1e-8), the drag-scale column better (seen 2e-5 against 2e-4 relative) -
     and at 10 km far closer than the reference's Phi unchanged."""
-    own_m = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=50.0, max_step_s=30.0,
-                             tesseral_degree=8, third_body=True, dmc_tau_s=150.0)
+    own_m = od.DynamicsModel(
+        zonal_j=od.ZONAL_J_EGM96,
+        ballistic_coeff_kg_m2=50.0,
+        max_step_s=30.0,
+        tesseral_degree=8,
+        third_body=True,
+        dmc_tau_s=150.0,
+    )
     peer_m = dataclasses.replace(own_m, ballistic_coeff_kg_m2=30.0, drag_scale_tau_s=86400.0)
     r, v = _leo_state(3)
     own = np.concatenate([r, v, [1e-6, -2e-6, 5e-7]])
@@ -166,8 +194,9 @@ def test_estimates_inside_a_long_step_against_a_fine_propagation():
     the same model in 0.5-s steps: within 1 cm and 1e-4 m/s (seen 3 mm, 5e-5 m/s - mostly
     the 30-s step's own error); at the step's end the interpolation is the step's end, and
     the step is propagate's."""
-    model = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=50.0, max_step_s=30.0,
-                             tesseral_degree=8, third_body=True)
+    model = od.DynamicsModel(
+        zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=50.0, max_step_s=30.0, tesseral_degree=8, third_body=True
+    )
     fine = dataclasses.replace(model, max_step_s=0.5)
     r, v = _leo_state(3)
     x0 = np.concatenate([r, v, [1e-6, -2e-6, 3e-6]])
@@ -196,8 +225,14 @@ def test_rk4_accuracy_at_5s_against_dop853():
     x = np.concatenate([r, v, np.zeros(3)])
     for _ in range(n):
         x, _ = od.propagate(x, 5.0, model, want_phi=False)
-    sol = solve_ivp(lambda t, y: np.concatenate([y[3:], od.gravity_acceleration(y[:3], od.ZONAL_J_EGM96)]),
-                    (0.0, 5.0 * n), np.concatenate([r, v]), method="DOP853", rtol=1e-13, atol=1e-9)
+    sol = solve_ivp(
+        lambda t, y: np.concatenate([y[3:], od.gravity_acceleration(y[:3], od.ZONAL_J_EGM96)]),
+        (0.0, 5.0 * n),
+        np.concatenate([r, v]),
+        method="DOP853",
+        rtol=1e-13,
+        atol=1e-9,
+    )
     assert np.linalg.norm(x[:3] - sol.y[:3, -1]) < 5e-3
     assert np.linalg.norm(x[3:6] - sol.y[3:, -1]) < 5e-6
 
@@ -208,8 +243,15 @@ def test_dmc_process_noise_matches_quadrature(dt_s, tau_s):
     sigma = 3e-5
     q = 2.0 * sigma**2 * b
     resp = [lambda t: (b * t + np.expm1(-b * t)) / b**2, lambda t: -np.expm1(-b * t) / b, lambda t: math.exp(-b * t)]
-    ref = np.array([[q * quad(lambda t: resp[i](t) * resp[j](t), 0.0, dt_s, epsabs=0, epsrel=1e-12)[0]
-                     for j in range(3)] for i in range(3)])
+    ref = np.array(
+        [
+            [
+                q * quad(lambda t, i=i, j=j: resp[i](t) * resp[j](t), 0.0, dt_s, epsabs=0, epsrel=1e-12)[0]
+                for j in range(3)
+            ]
+            for i in range(3)
+        ]
+    )
     got = od.dmc_process_noise(dt_s, tau_s, sigma)
     np.testing.assert_allclose(got, ref, rtol=1e-7)
     assert np.all(np.linalg.eigvalsh(got) > 0)
@@ -228,8 +270,17 @@ def test_tesseral_flight_matches_truth_spherical_harmonics():
 def test_truth_two_body_matches_kepler():
     a, e, i = 6_878_137.0, 0.01, math.radians(51.6)
     r0, v0 = truth.initial_state_from_elements(a, e, i, 0.3, 0.5, 0.1)
-    tr = truth.propagate_in_house(r0, v0, T0_GPS_S, 86_400.0, step_s=3600.0, gravity_degree=0, third_body=False,
-                               drag=False, srp_cr_area_to_mass_m2_kg=0.0)
+    tr = truth.propagate_in_house(
+        r0,
+        v0,
+        T0_GPS_S,
+        86_400.0,
+        step_s=3600.0,
+        gravity_degree=0,
+        third_body=False,
+        drag=False,
+        srp_cr_area_to_mass_m2_kg=0.0,
+    )
     n = math.sqrt(od.GM_EARTH_M3_S2 / a**3)
     e_anom0 = 2 * math.atan(math.sqrt((1 - e) / (1 + e)) * math.tan(0.05))
     mean = e_anom0 - e * math.sin(e_anom0) + n * 86_400.0
@@ -246,8 +297,18 @@ def test_truth_j2_nodal_regression_and_energy():
     """Zonal-only truth: energy conserved; mean RAAN rate about the CIP matches J2 theory."""
     a, e, i = 6_878_137.0, 0.001, math.radians(97.4)
     r0, v0 = truth.initial_state_from_elements(a, e, i, 1.0, 0.0, 0.0)
-    tr = truth.propagate_in_house(r0, v0, T0_GPS_S, 86_400.0, step_s=60.0, gravity_degree=2, gravity_zonal_only=True,
-                               third_body=False, drag=False, srp_cr_area_to_mass_m2_kg=0.0)
+    tr = truth.propagate_in_house(
+        r0,
+        v0,
+        T0_GPS_S,
+        86_400.0,
+        step_s=60.0,
+        gravity_degree=2,
+        gravity_zonal_only=True,
+        third_body=False,
+        drag=False,
+        srp_cr_area_to_mass_m2_kg=0.0,
+    )
     k = np.asarray(POLE)
     zj = (0.0, 0.0, od.ZONAL_J_EGM96[2])
     energy = 0.5 * np.sum(tr["v_gcrs_m_s"] ** 2, axis=1) - np.array([_potential(r, zj, k) for r in tr["r_gcrs_m"]])
@@ -297,7 +358,12 @@ def test_third_body_in_propagation_needs_time_and_changes_little():
     with pytest.raises(ValueError):
         od.propagate(x, 5.0, model)
     x1, _ = od.propagate(x, 600.0, model, want_phi=False, t_gps_s=T0_GPS_S)
-    x0, _ = od.propagate(x, 600.0, od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=None),
-                         want_phi=False, t_gps_s=T0_GPS_S)
+    x0, _ = od.propagate(
+        x,
+        600.0,
+        od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96, ballistic_coeff_kg_m2=None),
+        want_phi=False,
+        t_gps_s=T0_GPS_S,
+    )
     # ~1e-6 m/s^2 of tide over 10 min: 0.5 a t^2 ~ 0.2 m at most.
     assert 1e-3 < np.linalg.norm(x1[:3] - x0[:3]) < 0.4

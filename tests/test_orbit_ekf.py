@@ -21,15 +21,14 @@ Consistency over independent realisations: tests/test_orbit_processor.py.
 import math
 
 import numpy as np
-from covariance_checks import assert_symmetric_positive_definite
 import pytest
+from covariance_checks import assert_symmetric_positive_definite
 
+from ground import orbit_batch as ob
 from ground.sim import orbits as sim
 from pygnc import timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_ekf as oe
-
-from ground import orbit_batch as ob
 
 SETTLE_S = 1800.0
 
@@ -37,8 +36,14 @@ SETTLE_S = 1800.0
 def _truth_kw(seed, hours=3.0, **kw):
     rng = np.random.default_rng(seed)
     t0 = math.floor(timebase.gps_from_utc_unix(1.74e9 + rng.uniform(0, 3e6)))
-    r0, v0 = sim.initial_state_from_elements(6_878_137.0, 0.001, math.radians(97.4), rng.uniform(0, 2 * math.pi),
-                                             rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi))
+    r0, v0 = sim.initial_state_from_elements(
+        6_878_137.0,
+        0.001,
+        math.radians(97.4),
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(0, 2 * math.pi),
+    )
     return sim.propagate_truth(r0, v0, t0, hours * 3600.0, seed=seed, **kw)
 
 
@@ -137,8 +142,9 @@ def test_covariance_symmetric_positive_definite(nominal):
 
 
 def test_outliers_rejected_and_counted(truth1):
-    fixes, flags = sim.simulate_gps_fixes(truth1, rng=np.random.default_rng(7), outlier_fraction=0.05,
-                                          outlier_m=1000.0, with_flags=True)
+    fixes, flags = sim.simulate_gps_fixes(
+        truth1, rng=np.random.default_rng(7), outlier_fraction=0.05, outlier_m=1000.0, with_flags=True
+    )
     res = ob.run_orbit_processor(fixes, truth1["t_gps_s"][::5])
     st = res["fix_status"]
     assert flags["outlier"].sum() >= 15
@@ -152,8 +158,15 @@ def test_outliers_rejected_and_counted(truth1):
 def test_gap_invalid_fixes_and_clock_offset(truth1):
     """10-min gap, 3 % invalid records, spacecraft clock 37.6 s + 20 ppm off GPS time."""
     gap = (5400.0, 6000.0)
-    fixes, flags = sim.simulate_gps_fixes(truth1, rng=np.random.default_rng(8), gaps=[gap], invalid_fraction=0.03,
-                                          sc_minus_utc_s=37.6, clock_rate_error=2e-5, with_flags=True)
+    fixes, flags = sim.simulate_gps_fixes(
+        truth1,
+        rng=np.random.default_rng(8),
+        gaps=[gap],
+        invalid_fraction=0.03,
+        sc_minus_utc_s=37.6,
+        clock_rate_error=2e-5,
+        with_flags=True,
+    )
     # Sensor samples every 5 s on the spacecraft clock, mapped to GPS time with the ClockMap.
     t0 = truth1["t_gps_s"][0]
     t_sc = np.arange(fixes["t_sc_s"][0], fixes["t_sc_s"][-1], 5.0)
@@ -196,8 +209,13 @@ def test_sigma_zero_means_configured_noise(truth0):
     assert np.all(fixes["pos_sigma_m"] == 0)
     cfg = oe.OrbitFilterConfig(pos_sigma_m=10.0, vel_sigma_m_s=0.01)
     ekf = oe.OrbitEKF(cfg)
-    ekf.initialize_from_fix(fixes["t_gps_s"][0], fixes["pos_ecef_m"][0], fixes["vel_ecef_m_s"][0],
-                            fixes["pos_sigma_m"][0], fixes["vel_sigma_m_s"][0])
+    ekf.initialize_from_fix(
+        fixes["t_gps_s"][0],
+        fixes["pos_ecef_m"][0],
+        fixes["vel_ecef_m_s"][0],
+        fixes["pos_sigma_m"][0],
+        fixes["vel_sigma_m_s"][0],
+    )
     assert np.allclose(np.sqrt(np.diag(ekf.p)[:3]), 10.0, rtol=1e-6)
     assert np.allclose(np.sqrt(np.diag(ekf.p)[3:6]), 0.01, rtol=0.05)  # + omega x r coupling
 

@@ -4,15 +4,15 @@ import dataclasses
 import math
 
 import numpy as np
-
+from conftest import PY4_DATA
 from flight_harness import REPO
+from processor_support import EVERY, downlink_records
+
+from pygnc import frames
 from pygnc.config import Config, Paths
 from pygnc.frames import covariance_gcrs_to_ecef
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
-from pygnc import frames
-from conftest import PY4_DATA
-from processor_support import EVERY, downlink_records
 
 SAMPLE = REPO / "data" / "sample"
 BENCH = PY4_DATA / "pygnc_example"
@@ -68,8 +68,12 @@ def test_no_valid_fix_gives_a_note_and_no_state():
     stream = build_message_stream(Paths(BENCH), Config())
     proc = OrbitProcessor()
     out = _run(stream, proc)
-    assert out == [("estimator_note", {"estimator": "orbit", "code": "no_fix",
-                                       "text": "no valid GPS fix in the batch: no orbit estimate"})]
+    assert out == [
+        (
+            "estimator_note",
+            {"estimator": "orbit", "code": "no_fix", "text": "no valid GPS fix in the batch: no orbit estimate"},
+        )
+    ]
     assert proc.propagate_to_sc(1e9) == []
     assert proc.filter.n_invalid == 33
 
@@ -113,6 +117,7 @@ def test_peer_fix_without_ranges_is_never_taken_for_an_own_fix(tmp_path):
 
 def test_filter_tunables_come_from_the_configuration(tmp_path):
     import pytest
+
     from pygnc.config import load_config
 
     cfg_file = tmp_path / "pygnc.toml"
@@ -143,9 +148,9 @@ def test_corrupt_times_cannot_hijack_the_filter():
     stream = build_message_stream(Paths(SAMPLE), Config())
     msgs = [(t, dict(b)) for t, b in stream.messages]
     fixes = [b for t, b in msgs if t == "gps_fix" and b["peer_id"] == 0]
-    fixes[5]["t_gps_s"] += 262144.0          # a flipped bit in the ms of week
+    fixes[5]["t_gps_s"] += 262144.0  # a flipped bit in the ms of week
     sensors = [b for t, b in msgs if t == "sensor"]
-    sensors[30]["t_sc_s"] += 30 * 86400.0    # a flipped bit in a sample's stamp
+    sensors[30]["t_sc_s"] += 30 * 86400.0  # a flipped bit in a sample's stamp
     proc = OrbitProcessor()
     t0 = _time.perf_counter()
     out = []
@@ -273,6 +278,7 @@ def test_processor_nees_over_independent_receivers(single_sc_3h):
     chi-square with 96 dof for a consistent filter: two-sided 99 % bounds 4.00-8.46.
     Measured 4.70 (the tuning is slightly conservative)."""
     import processor_support as ps
+
     from pygnc.estimation import chi2
 
     truth, msgs = _orbit_run(single_sc_3h)
@@ -283,7 +289,7 @@ def test_processor_nees_over_independent_receivers(single_sc_3h):
         tg, e, cov = ps.orbit_errors(truth, [b for t, b in out if t == "orbit_estimate"])
         for t_rel in (5400.0, 10700.0):
             i = int(np.argmin(np.abs(tg - truth["t_gps_s"][0] - t_rel)))
-            values.append(float(ps.nees(e[i:i + 1], cov[i:i + 1])[0]))
+            values.append(float(ps.nees(e[i : i + 1], cov[i : i + 1])[0]))
     n = len(values)
     lo, hi = chi2.quantile(0.005, 6 * n) / n, chi2.quantile(0.995, 6 * n) / n
     assert lo < np.mean(values) < hi, (np.mean(values), lo, hi)

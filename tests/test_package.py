@@ -5,22 +5,31 @@ import subprocess
 import zipfile
 
 from flight_harness import REPO, FlightRun, gone, make_home
+
 from pygnc.formats import status as S
 from pygnc.formats.sense import decode_sense
 
 
 def test_package_unzip_and_run_elsewhere(tmp_path):
     out = tmp_path / "dist" / "pygnc_flight.zip"
-    p = subprocess.run(["bash", str(REPO / "package_flight_code.sh"), str(out)], capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        ["bash", str(REPO / "package_flight_code.sh"), str(out)], capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
         assert z.testzip() is None
         version = z.read("VERSION").decode()
     assert "main.py" in names and "pygnc_main.py" in names and "pygnc/supervisor.py" in names
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n
-                or n.split("/")[-1].upper().startswith("README") or n.split("/")[-1].startswith("test_")]
+    assert not [
+        n
+        for n in names
+        if "__pycache__" in n
+        or n.endswith(".pyc")
+        or "/tests/" in n
+        or n.split("/")[-1].upper().startswith("README")
+        or n.split("/")[-1].startswith("test_")
+    ]
     assert version.startswith("pygnc ") and "\ncommit " in version and "\npackaged " in version
 
     pi_dir = tmp_path / "somewhere" / "on" / "the" / "pi"
@@ -72,8 +81,11 @@ def test_installed_package_runs_the_flight_stack_and_the_pipeline_replay(tmp_pat
     static = REPO / "ground" / "station" / "static"
     assert {f"ground/station/static/{p.relative_to(static)}" for p in static.rglob("*") if p.is_file()} <= names
     assert "pygnc = pygnc.__main__:main" in entry
-    requires = {ln.split(":", 1)[1].strip().split(">")[0].split("=")[0].strip()
-                for ln in meta.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln}
+    requires = {
+        ln.split(":", 1)[1].strip().split(">")[0].split("=")[0].strip()
+        for ln in meta.splitlines()
+        if ln.startswith("Requires-Dist:") and "extra ==" not in ln
+    }
     assert requires == FLIGHT_DEPS  # what flight/ imports, nothing else (no filterpy/scipy on the Pi)
 
     site = tmp_path / "site"
@@ -81,16 +93,22 @@ def test_installed_package_runs_the_flight_stack_and_the_pipeline_replay(tmp_pat
     assert p.returncode == 0, p.stderr
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop("PYGNC_CONFIG", None)
-    p = _run([sys.executable, "-c", "import pygnc.environment.igrf as m; print(m.TABLE_PATH.is_file(), m.TABLE_PATH)"],
-             env=env, cwd=tmp_path)
+    p = _run(
+        [sys.executable, "-c", "import pygnc.environment.igrf as m; print(m.TABLE_PATH.is_file(), m.TABLE_PATH)"],
+        env=env,
+        cwd=tmp_path,
+    )
     assert p.stdout.split()[0] == "True" and p.stdout.split()[1].startswith(str(site)), p.stdout + p.stderr
     p = _run([site / "bin" / "pygnc"], env=env, cwd=tmp_path)  # the console script
     assert p.returncode == 2 and "usage: pygnc <timeout_minutes> <spacecraft_time_s>" in p.stderr
     scenario = tmp_path / "scenario"
     shutil.copytree(REPO / "data" / "sample", scenario)
     out = tmp_path / "out"
-    p = _run([sys.executable, "-m", "ground", "replay", scenario, "--out", out, "--pipeline", "--no-plots"],
-             env=env, cwd=tmp_path)
+    p = _run(
+        [sys.executable, "-m", "ground", "replay", scenario, "--out", out, "--pipeline", "--no-plots"],
+        env=env,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "orbit.csv 56 rows" in p.stdout
     assert f"flight code {site}" in (out / "pipeline_logs" / "supervisor.log").read_text()

@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 import pytest
+from flight_harness import REPO
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flight_harness import REPO
 from pygnc.config import Config, Paths
 from pygnc.processors import clock_map_from_body
 from pygnc.processors.attitude import AttitudeProcessor
@@ -69,8 +69,15 @@ def corruption(draw):
     t, _ = _STREAM[i]
     kind = draw(st.sampled_from(["time_bit", "time_bit", "bad_value", "replay", "drop"]))
     field = draw(st.sampled_from(_FIELDS[t]))
-    return (i, kind, field, draw(st.integers(0, 40)), draw(st.booleans()), draw(st.sampled_from(_BAD_VALUES)),
-            draw(st.integers(1, 60)))
+    return (
+        i,
+        kind,
+        field,
+        draw(st.integers(0, 40)),
+        draw(st.booleans()),
+        draw(st.sampled_from(_BAD_VALUES)),
+        draw(st.integers(1, 60)),
+    )
 
 
 _ORDER = {"sensor": 0, "gps_fix": 1, "range": 3}
@@ -110,7 +117,7 @@ def _corrupt(stream, edits):
     msgs = _ingest_order([m for k, m in enumerate(msgs) if k not in drop])
     for i, n_back in sorted(replays, reverse=True):
         i = min(i, len(msgs) - 1)
-        msgs[i + 1:i + 1] = [(t, dict(b)) for t, b in msgs[max(0, i - n_back):i + 1]]
+        msgs[i + 1 : i + 1] = [(t, dict(b)) for t, b in msgs[max(0, i - n_back) : i + 1]]
     return msgs
 
 
@@ -215,13 +222,21 @@ def test_flipped_week_bit_in_any_own_fix(bit):
     assert form.n_time_outliers == len(fixes[::3])
 
 
-_any_value = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20), st.none(),
-                       st.text(max_size=3), st.lists(st.floats(), max_size=2))
+_any_value = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**20), 10**20),
+    st.none(),
+    st.text(max_size=3),
+    st.lists(st.floats(), max_size=2),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.lists(_any_value, max_size=4), st.lists(st.floats(-1e8, 1e8), min_size=3, max_size=3),
-                 st.floats(), st.none()))
+@given(
+    st.one_of(
+        st.lists(_any_value, max_size=4), st.lists(st.floats(-1e8, 1e8), min_size=3, max_size=3), st.floats(), st.none()
+    )
+)
 def test_admission_checks_never_raise_and_agree_with_numpy(pos):
     """The plain-float radius and sensor checks (admission) refuse whatever is not three
     numbers inside the limits, and agree with the same checks in numpy where it is."""
@@ -232,8 +247,11 @@ def test_admission_checks_never_raise_and_agree_with_numpy(pos):
     got = admission.radius_plausible(c, pos)
     try:
         a = np.asarray(pos, dtype=float)
-        ok = a.shape == (3,) and bool((np.abs(a) <= c.max_fix_radius_m).all()) and \
-            c.min_fix_radius_m <= float(np.linalg.norm(a)) <= c.max_fix_radius_m
+        ok = (
+            a.shape == (3,)
+            and bool((np.abs(a) <= c.max_fix_radius_m).all())
+            and c.min_fix_radius_m <= float(np.linalg.norm(a)) <= c.max_fix_radius_m
+        )
     except (TypeError, ValueError):
         ok = False
     assert got is ok

@@ -11,19 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import PY4_DATA
 from formation_support import relative_errors, side_resolved_errors, sides_from
+
+from ground.replay_core import REPLAY_OVERRIDES
+from ground.sim import scenario as scn
+from ground.simulate import simulate, write_scenario
 from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer_prior
 from pygnc.estimation import range_only as RO
 from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_matrix, rtn_to_gcrs
 from pygnc.estimation.range_only_iod import partner_trajectory, solve_relative_orbit
 from pygnc.processors.formation import FormationProcessor, range_only_config_from
 from pygnc.tasks.ingest import build_message_stream
-
-from ground.replay_core import REPLAY_OVERRIDES
-from ground.sim import scenario as scn
-from ground.simulate import simulate, write_scenario
 
 
 def _run(messages, config, proc=None):
@@ -93,7 +92,7 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     e = relative_errors(truth, est, 5400.0)  # from 1.5 h: the fit ended at ~0.8 h
     assert np.mean(e["nees"]) < 12.0 and e["rms_r"] < 1500.0
     side3, side_los, _ = side_resolved_errors(truth, 1, sides, 0x4B, 5400.0)
-    assert np.sqrt(np.mean(side3 ** 2)) < 20.0 and np.sqrt(np.mean(side_los ** 2)) < 5.0
+    assert np.sqrt(np.mean(side3**2)) < 20.0 and np.sqrt(np.mean(side_los**2)) < 5.0
     # Before the fit the estimate is the prior propagated, and says so.
     early = [b for b in est if b["t_gps_s"] - truth["t_gps_s"][0] < 1800.0]
     assert early and min(np.linalg.norm(b["sigma_dr_m"]) for b in early) > 500.0
@@ -101,8 +100,9 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     # other side, the cursor's reflection (no second propagation); its cross-track sigma
     # spans both sides.
     p = proc.peers[0x4B]
-    prop = [b for t, b in proc.propagate_to_sc(proc.clock.sc_from_gps(p.filter.t_gps_s + 60.0))
-            if t == "formation_estimate"]
+    prop = [
+        b for t, b in proc.propagate_to_sc(proc.clock.sc_from_gps(p.filter.t_gps_s + 60.0)) if t == "formation_estimate"
+    ]
     assert len(prop) == 1 and prop[0]["propagated"] and p.cursor.alts == [None]
     c, (w0, (w1,)) = p.cursor.filter, p.hyp.weights()
     np.testing.assert_allclose(prop[0]["dr_gcrs_m"], w0 * c.x[9:12] + w1 * RO.reflected(c).x[9:12], atol=1e-6)
@@ -122,9 +122,11 @@ def test_bad_ranges_are_counted_never_fatal(range_only_3h):
         if t == "range" and rng.random() < 0.06:
             kind = rng.integers(0, 4)
             if kind == 0:
-                bad.append((t, {**b, "peer_id": 0x21})); n_id += 1
+                bad.append((t, {**b, "peer_id": 0x21}))
+                n_id += 1
             elif kind == 1:
-                bad.append((t, {**b, "range_raw": (1 << 23) - 1, "valid": False})); n_inv += 1
+                bad.append((t, {**b, "range_raw": (1 << 23) - 1, "valid": False}))
+                n_inv += 1
             elif kind == 2 and b["t_sc_s"] - msgs[0][1].get("t_sc_s", 0) > 0:
                 bad[-1] = (t, {**b, "range_m": b["range_m"] + rng.choice([-1, 1]) * rng.uniform(200, 900)})
                 n_out += 1
@@ -138,7 +140,7 @@ def test_bad_ranges_are_counted_never_fatal(range_only_3h):
     est = [b for t, b in res if t == "formation_estimate" and not b["propagated"]]
     assert np.mean(relative_errors(truth, est, 5400.0)["nees"]) < 12.0
     side3, _, _ = side_resolved_errors(truth, 1, sides, 0x4B, 5400.0)
-    assert np.sqrt(np.mean(side3 ** 2)) < 30.0
+    assert np.sqrt(np.mean(side3**2)) < 30.0
     assert "unknown_peer" in [b["code"] for t, b in res if t == "estimator_note"]
 
 
@@ -169,6 +171,7 @@ def test_the_fit_recovers_an_orbit_linearised_about_the_prior():
     assert res2.converged and res2.rms_m < 0.05
     assert np.linalg.norm(res2.x0[:3] - peer0[:3]) < np.linalg.norm(res.x0[:3] - peer0[:3]) + 1.0
 
+
 def test_the_trajectory_sensitivity_to_the_drag_scale_matches_a_difference():
     """The drag-scale column partner_trajectory gives on request (the bench's side check fits
     it) is the derivative of the positions: a central difference of two propagations."""
@@ -187,7 +190,6 @@ def test_the_trajectory_sensitivity_to_the_drag_scale_matches_a_difference():
     assert np.allclose(jac[:, :, 6], diff, rtol=5e-3, atol=1e-3)  # the linearised Phi: 0.15 % here
 
 
-
 def test_rtn_offsets_convert_with_the_frame_rotation():
     r = np.array([7.0e6, 0.0, 0.0])
     v = np.array([0.0, 7546.0, 0.0])
@@ -200,32 +202,46 @@ def test_rtn_offsets_convert_with_the_frame_rotation():
 
 def test_peer_prior_configuration_is_checked(tmp_path):
     assert parse_peer_prior({"dr_rtn_m": [0, -2000, 0], "dv_rtn_m_s": [0, 0, 0]})["frame"] == "rtn"
-    for bad in ({"dr_rtn_m": [0, 1], "dv_rtn_m_s": [0, 0, 0]}, {"t_gps_s": 1.0}, {"pos_ecef_m": [1, 2, 3]},
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "sigma_pos_m": -1}, "0x4B",
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "colour": "red"},
-                {"dr_rtn_m": [0, float("nan"), 0], "dv_rtn_m_s": [0, 0, 0]},
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "sigma_vel_m_s": float("inf")},
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": [1.0] * 36},  # singular
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": [1.0] * 35},
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "wrong_side_probability": 0.6},
-                {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "source": 7}):
+    for bad in (
+        {"dr_rtn_m": [0, 1], "dv_rtn_m_s": [0, 0, 0]},
+        {"t_gps_s": 1.0},
+        {"pos_ecef_m": [1, 2, 3]},
+        {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "sigma_pos_m": -1},
+        "0x4B",
+        {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "colour": "red"},
+        {"dr_rtn_m": [0, float("nan"), 0], "dv_rtn_m_s": [0, 0, 0]},
+        {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "sigma_vel_m_s": float("inf")},
+        {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": [1.0] * 36},  # singular
+        {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": [1.0] * 35},
+        {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "wrong_side_probability": 0.6},
+        {"dr_rtn_m": [0, 0, 0], "dv_rtn_m_s": [0, 0, 0], "source": 7},
+    ):
         with pytest.raises(ValueError):
             parse_peer_prior(bad)
     cov = [0.0] * 36
-    for i, v in enumerate((100.0 ** 2, 1000.0 ** 2, 100.0 ** 2, 0.1 ** 2, 0.1 ** 2, 0.1 ** 2)):
+    for i, v in enumerate((100.0**2, 1000.0**2, 100.0**2, 0.1**2, 0.1**2, 0.1**2)):
         cov[7 * i] = v
     cov[1] = cov[6] = 0.5 * 100.0 * 1000.0  # radial / along-track correlated
-    got = parse_peer_prior({"dr_rtn_m": [0, -2000, 0], "dv_rtn_m_s": [0, 0, 0], "cov_rtn": cov,
-                            "wrong_side_probability": 0.1, "source": "TLE 2026-11-24"})
+    got = parse_peer_prior(
+        {
+            "dr_rtn_m": [0, -2000, 0],
+            "dv_rtn_m_s": [0, 0, 0],
+            "cov_rtn": cov,
+            "wrong_side_probability": 0.1,
+            "source": "TLE 2026-11-24",
+        }
+    )
     assert got["cov_rtn"] == tuple(cov) and got["wrong_side_probability"] == 0.1 and got["source"] == "TLE 2026-11-24"
     assert parse_peer_prior(got) == got  # a parsed prior parses to itself (Config re-checks on replace)
     f = tmp_path / "c.toml"
-    f.write_text('[formation_peer_priors."0x4C"]\ndr_rtn_m = [0.0, 2500.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n'
-                 'sigma_pos_m = 300.0\n')
+    f.write_text(
+        '[formation_peer_priors."0x4C"]\ndr_rtn_m = [0.0, 2500.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n'
+        "sigma_pos_m = 300.0\n"
+    )
     c = load_config(f)
     assert c.formation_peer_priors[0x4C]["sigma_pos_m"] == 300.0
     assert c.formation_peer_priors[0x4C]["sigma_vel_m_s"] == 1.0
-    f.write_text('[formation_peer_priors.sc2]\ndr_rtn_m = [0.0, 2500.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n')
+    f.write_text("[formation_peer_priors.sc2]\ndr_rtn_m = [0.0, 2500.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n")
     with pytest.raises(ValueError, match="partner id"):
         load_config(f)
     with pytest.raises(ValueError, match="range_gps_source"):
@@ -272,8 +288,14 @@ def _hypothesis(dr_m) -> FormationFilter:
     """A range-only hypothesis holding the ranges: relative position *dr_m* (GCRS, m) from an
     own orbit whose normal is +z, at rest relative to it, 5 m sigma."""
     g = FormationFilter()
-    g.initialize_relative(1.4e9, np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0]), np.eye(6),
-                          np.array(dr_m, float), np.zeros(3), np.diag([25.0] * 3 + [1e-4] * 3))
+    g.initialize_relative(
+        1.4e9,
+        np.array([6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0]),
+        np.eye(6),
+        np.array(dr_m, float),
+        np.zeros(3),
+        np.diag([25.0] * 3 + [1e-4] * 3),
+    )
     g.range_acquired = True
     return g
 
@@ -286,8 +308,9 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     hyp = RO.PartnerHypotheses(FormationFilterConfig(), peer_id=0x4B)
     changes = []
     hyp.on_change = lambda: changes.append(1)
-    main, near, far, other = (_hypothesis(dr) for dr in
-                              ([0, -3000, 400], [0, -3000, 402], [0, -3000, -400], [0, 3000, 0]))
+    main, near, far, other = (
+        _hypothesis(dr) for dr in ([0, -3000, 400], [0, -3000, 402], [0, -3000, -400], [0, 3000, 0])
+    )
     hyp.filter = main
     hyp.alts = [RO.Hypothesis(near, 0.0), RO.Hypothesis(far, 1.0), RO.Hypothesis(other, RO.SIDE_DECIDED_LLR + 1.0)]
     hyp.prune()
@@ -330,8 +353,9 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     shift = np.array([80.0, -40.0, 20.0, 0.05, 0.0, -0.02])
 
     def window(n, about):  # a refit's window: the reference trajectory from *about* (linear here)
-        return SimpleNamespace(ref_pos=list(ref_pos[:n] + ref_jac[:n] @ (about - x_ref)), ref_jac=list(ref_jac[:n]),
-                               x0=about.copy())
+        return SimpleNamespace(
+            ref_pos=list(ref_pos[:n] + ref_jac[:n] @ (about - x_ref)), ref_jac=list(ref_jac[:n]), x0=about.copy()
+        )
 
     def fit(x0, n, used=None):
         return SimpleNamespace(x0=x0, bias_m=bias, used=np.ones(n, dtype=bool) if used is None else used)
@@ -355,7 +379,9 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     assert abs((c[2][0] - c[0][0]) - (dxm @ info @ dxm - dx @ info @ dx)) < 1e-6  # the prior alone
     # The dynamics' error counts in each range's variance, as in the running odds.
     cm = RO.common_costs(a, raw, fc, model_var_m2=1.0)
-    scaled = np.square(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias)) / (fc.range_sigma_m**2 + 1.0)
+    scaled = np.square(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias)) / (
+        fc.range_sigma_m**2 + 1.0
+    )
     assert abs(cm[0][0] - (float(np.minimum(scaled, RO.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
 
 
@@ -393,8 +419,9 @@ def test_the_side_odds_take_the_configured_model_error(monkeypatch):
     alternative alike)."""
     from pygnc.processors.formation import range_only_config_from
 
-    hyp = RO.PartnerHypotheses(FormationFilterConfig(),
-                               range_only_config_from(Config(range_only={"side_model_sigma_m": 0.7})), 0x4B)
+    hyp = RO.PartnerHypotheses(
+        FormationFilterConfig(), range_only_config_from(Config(range_only={"side_model_sigma_m": 0.7})), 0x4B
+    )
     hyp.filter, hyp.alts = _hypothesis([0, -3000, 400]), [RO.Hypothesis(_hypothesis([0, -3000, -400]), 0.5)]
     got = []
     ll = RO.range_log_likelihood
@@ -457,6 +484,7 @@ def test_a_restart_refits_from_the_prior_it_started_from(range_only_3h):
     assert p.hyp.carry.advance(lambda: False)  # (in flight: within the handler's budget, over calls)
     p.hyp.open_restart_window(t, 3000.0)
     from pygnc.estimation import orbit_dynamics as od
+
     xs, phi = od.propagate(np.append(x0, [0.0, 0.0, 0.0, 1.0]), t - t0, f.peer_model, t_gps_s=t0)
     w = p.hyp.window
     np.testing.assert_allclose(w.x0, xs[:6], rtol=0, atol=0.05)  # (carried in 10-min steps)
@@ -493,7 +521,7 @@ def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree
     assert np.all(np.linalg.eigvalsh(0.5 * (f.p + f.p.T)) > -1e-9 * np.abs(f.p).max())
     _, h = f.range_model()
     h = np.ravel(h)
-    assert float(h @ f.p @ h) + f.config.range_sigma_m ** 2 == pytest.approx(nu2, rel=0.05)  # 1 sigma now
+    assert float(h @ f.p @ h) + f.config.range_sigma_m**2 == pytest.approx(nu2, rel=0.05)  # 1 sigma now
     assert any(code == "range_only_restart" and f"{math.sqrt(scale):.1f} times" in text for code, text in notes)
 
 
@@ -583,8 +611,10 @@ def test_a_lengthened_window_is_fitted_with_what_it_holds_when_the_batch_ends(ca
     for _ in range(12):
         out += proc.propagate_to_sc(t_sc)
     assert p.hyp.window is None and p.filter.range_acquired
-    assert any(k == "estimator_note" and b["code"] in ("range_only_start", "range_only_poor_fit") and "0x4C" in b["text"]
-               for k, b in out)
+    assert any(
+        k == "estimator_note" and b["code"] in ("range_only_start", "range_only_poor_fit") and "0x4C" in b["text"]
+        for k, b in out
+    )
     assert any(k == "formation_estimate" and b["peer_id"] == 0x4C and b["propagated"] for k, b in out)
 
 
@@ -614,8 +644,9 @@ def test_a_fit_from_a_start_with_no_finite_cost_returns_not_converged():
     ref_jac = np.array([np.hstack((np.eye(3), ti * np.eye(3))) for ti in t])
     ref_pos[:] = np.nan  # every start's cost is NaN
     x0 = np.array([7.0e6, -3000.0, 0.0, 0.0, 7600.0, 0.0])
-    res = solve_relative_orbit(x0, ref_pos, ref_jac, x0, np.eye(6) * 1e6, 0.0, 3.0, own,
-                               np.full(n, 3000.0), 0.5, n_random_starts=2)
+    res = solve_relative_orbit(
+        x0, ref_pos, ref_jac, x0, np.eye(6) * 1e6, 0.0, 3.0, own, np.full(n, 3000.0), 0.5, n_random_starts=2
+    )
     assert not res.converged
 
 
@@ -630,8 +661,14 @@ def _prior_at_point_mirror(truth, k, sigma_pos_m=1000.0, sigma_vel_m_s=1.0, seed
     own_r, own_v = truth["r_ecef_m"][0][0], truth["v_ecef_m_s"][0][0]
     pos = 2.0 * own_r - truth["r_ecef_m"][k][0] + sigma_pos_m * rng.normal(size=3)
     vel = 2.0 * own_v - truth["v_ecef_m_s"][k][0] + sigma_vel_m_s * rng.normal(size=3)
-    return {"t_gps_s": float(truth["t_gps_s"][0]), "pos_ecef_m": pos.tolist(), "vel_ecef_m_s": vel.tolist(),
-            "sigma_pos_m": sigma_pos_m, "sigma_vel_m_s": sigma_vel_m_s, **extra}
+    return {
+        "t_gps_s": float(truth["t_gps_s"][0]),
+        "pos_ecef_m": pos.tolist(),
+        "vel_ecef_m_s": vel.tolist(),
+        "sigma_pos_m": sigma_pos_m,
+        "sigma_vel_m_s": sigma_vel_m_s,
+        **extra,
+    }
 
 
 def _after_acquisition(res, peer_id):
@@ -657,8 +694,10 @@ def test_without_a_trusted_prior_the_published_estimate_covers_the_truth(range_o
     assert np.mean(e["nees"] <= NEES_999_3DOF) >= 0.95
     assert all(b["ambiguous"] and b["ambiguity_m"] > 1000.0 for b in est[first:])
     last = est[-1]
-    along = [(rtn_matrix(truth["r_gcrs_m"][0][-1], truth["v_gcrs_m_s"][0][-1]) @ np.array(d))[1]
-             for d in last["hyp_dr_gcrs_m"]]
+    along = [
+        (rtn_matrix(truth["r_gcrs_m"][0][-1], truth["v_gcrs_m_s"][0][-1]) @ np.array(d))[1]
+        for d in last["hyp_dr_gcrs_m"]
+    ]
     assert min(along) < -2000.0 and max(along) > 2000.0  # both sides along-track are still kept
     w = dict(zip(np.sign(along), np.zeros(2)))
     for a, wk in zip(np.sign(along), last["hyp_weights"]):
@@ -669,7 +708,7 @@ def test_without_a_trusted_prior_the_published_estimate_covers_the_truth(range_o
     assert "range_only_mirror" in codes and "range_only_start" in codes
     sides = sides_from(res)
     side3, _, _ = side_resolved_errors(truth, 1, sides, 0x4B, 5400.0)
-    assert np.sqrt(np.mean(side3 ** 2)) < 30.0  # the kept orbit on the truth's side is right
+    assert np.sqrt(np.mean(side3**2)) < 30.0  # the kept orbit on the truth's side is right
 
 
 def _start_only(out, config, minutes=20.0):
@@ -745,18 +784,22 @@ def test_the_formation_and_range_only_tunables_are_tables_checked_at_load(tmp_pa
     from pygnc.processors.formation import filter_config_from
 
     f = tmp_path / "c.toml"
-    f.write_text('[orbit_filter]\ntesseral_degree = 0\n[formation_filter]\nrange_sigma_m = 0.8\n'
-                 '[range_only]\nplacement = "behind"\nwindow_s = 1800\n')
+    f.write_text(
+        "[orbit_filter]\ntesseral_degree = 0\n[formation_filter]\nrange_sigma_m = 0.8\n"
+        '[range_only]\nplacement = "behind"\nwindow_s = 1800\n'
+    )
     c = load_config(f)
     fc = filter_config_from(c)
     assert fc.range_sigma_m == 0.8 and fc.orbit.tesseral_degree == 0 and fc.own_model().tesseral_degree == 0
     ro = range_only_config_from(c)
     assert ro.placement == "behind" and ro.window_s == 1800.0 and ro.min_ranges == 8
-    for text, key in (('[formation_filter]\nrange_sigma_m = -1\n', "range_sigma_m"),
-                      ('[formation_filter]\norbit = 1\n', "orbit"),
-                      ('[range_only]\nplacement = "left"\n', "placement"),
-                      ('[range_only]\nwrong_side_probability = 0.7\n', "wrong_side_probability"),
-                      ('formation_range_sigma_m = 0.8\n', "formation_range_sigma_m")):
+    for text, key in (
+        ("[formation_filter]\nrange_sigma_m = -1\n", "range_sigma_m"),
+        ("[formation_filter]\norbit = 1\n", "orbit"),
+        ('[range_only]\nplacement = "left"\n', "placement"),
+        ("[range_only]\nwrong_side_probability = 0.7\n", "wrong_side_probability"),
+        ("formation_range_sigma_m = 0.8\n", "formation_range_sigma_m"),
+    ):
         f.write_text(text)
         with pytest.raises(ValueError, match=key):
             load_config(f)

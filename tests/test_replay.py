@@ -9,25 +9,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pygnc.config import Config, Paths
-from pygnc.tasks.ingest import build_message_stream
-from pygnc.timebase import GPS_EPOCH_UNIX_S, utc_unix_from_gps
 
-from ground import replay, replay_core
+from ground import replay_core
 from ground.__main__ import main as ground_main
 from ground.outputs import oem
 from ground.outputs import tables as tb
 from ground.outputs import truth as tr
 from ground.sim.scenario import load_truth
+from pygnc.config import Config, Paths
+from pygnc.tasks.ingest import build_message_stream
+from pygnc.timebase import GPS_EPOCH_UNIX_S, utc_unix_from_gps
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
 
 #: Columns the issue promises (the CSVs have more).
 PROMISED = {
-    "orbit": ["unix_time_s", "x_ecef_m", "y_ecef_m", "z_ecef_m", "vx_ecef_m_s", "vy_ecef_m_s", "vz_ecef_m_s",
-              "sigma_x_ecef_m", "sigma_y_ecef_m", "sigma_z_ecef_m", "sigma_vx_ecef_m_s", "sigma_vy_ecef_m_s",
-              "sigma_vz_ecef_m_s"],
+    "orbit": [
+        "unix_time_s",
+        "x_ecef_m",
+        "y_ecef_m",
+        "z_ecef_m",
+        "vx_ecef_m_s",
+        "vy_ecef_m_s",
+        "vz_ecef_m_s",
+        "sigma_x_ecef_m",
+        "sigma_y_ecef_m",
+        "sigma_z_ecef_m",
+        "sigma_vx_ecef_m_s",
+        "sigma_vy_ecef_m_s",
+        "sigma_vz_ecef_m_s",
+    ],
     "attitude": ["unix_time_s", "qw", "qx", "qy", "qz", "gyro_bias_x_rad_s", "gyro_bias_y_rad_s", "gyro_bias_z_rad_s"],
     "formation": ["unix_time_s", "peer_id", "dx_ecef_m", "dy_ecef_m", "dz_ecef_m"],
 }
@@ -130,8 +142,10 @@ def test_oem_covariance_matches_csv_sigmas(tmp_path):
 # --------------------------------------------------------------------------- other paths
 def test_no_valid_fix_still_replays(tmp_path, capsys):
     scen = tmp_path / "scen"
-    assert ground_main(["simulate", str(scen), "--duration", "300", "--seed", "3", "--gps-drop-fraction", "1",
-                        "--quiet"]) == 0
+    assert (
+        ground_main(["simulate", str(scen), "--duration", "300", "--seed", "3", "--gps-drop-fraction", "1", "--quiet"])
+        == 0
+    )
     out = tmp_path / "out"
     assert ground_main(["replay", str(scen), "--out", str(out), "--no-plots"]) == 0
     text = capsys.readouterr().out
@@ -241,8 +255,14 @@ def test_feed_routes_outputs_onward_only(capsys):
     run = replay_core.ReplayRun("in_process", ["src", "sink"], {})
     replay_core.feed([src2, sink2], ["src", "sink"], [("sensor", {"k": 0}), ("sensor", {"k": 1})], run)
     # The estimate made at a sample reaches the next processor before the sample itself.
-    assert sink2.seen == [("orbit_estimate", 0), ("orbit_estimate", None), ("sensor", 0),
-                          ("orbit_estimate", 1), ("orbit_estimate", None), ("sensor", 1)]
+    assert sink2.seen == [
+        ("orbit_estimate", 0),
+        ("orbit_estimate", None),
+        ("sensor", 0),
+        ("orbit_estimate", 1),
+        ("orbit_estimate", None),
+        ("sensor", 1),
+    ]
     assert [b["k"] for b in run.estimates["orbit_estimate"]] == [0, 1]  # propagated ones dropped
     assert run.handle_errors == {"src": 0, "sink": 2}
     assert len(run.notes) == 1
@@ -252,7 +272,6 @@ def test_feed_routes_outputs_onward_only(capsys):
 def test_every_processor_runs_in_process(sample_out):
     """No processor is optional: all three run, none is reported missing (an import error
     is a failure of this build, not a skipped estimator)."""
-
 
     _, s = sample_out
     assert list(replay_core.PROCESSORS) == ["orbit", "attitude", "formation"]
@@ -280,8 +299,9 @@ def test_truth_interpolation_and_perfect_estimates_have_zero_error():
     assert np.max(ea["angle_rad"]) < 1e-12 and np.max(np.abs(ea["dbias_rad_s"])) < 1e-12
     d = np.array([1e-3, -2e-3, 0.5e-3])
     dq = np.concatenate([[np.cos(np.linalg.norm(d) / 2)], np.sin(np.linalg.norm(d) / 2) * d / np.linalg.norm(d)])
-    ea = tr.attitude_errors(truth, unix, tr.quat_mul(q, dq), np.tile(bias_body, (t.size, 1)),
-                            sigma_att_rad=np.full((t.size, 3), 1e-3))
+    ea = tr.attitude_errors(
+        truth, unix, tr.quat_mul(q, dq), np.tile(bias_body, (t.size, 1)), sigma_att_rad=np.full((t.size, 3), 1e-3)
+    )
     np.testing.assert_allclose(ea["dtheta_rad"], np.tile(d, (t.size, 1)), atol=1e-12)
     np.testing.assert_allclose(ea["nees"], np.sum((d / 1e-3) ** 2), rtol=1e-9)
     # Formation: peer 1's true relative position has zero error; a 1-m along-LOS offset shows in LOS.

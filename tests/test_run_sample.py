@@ -11,8 +11,13 @@ from flight_harness import REPO
 
 
 def test_the_sample_run_prints_a_short_summary(tmp_path):
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "run_sample.py"), "--out", str(tmp_path)],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_sample.py"), "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout
     lines = out.strip().splitlines()

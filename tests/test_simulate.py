@@ -53,7 +53,14 @@ def _sensor_index(truth) -> np.ndarray:
 
 # --------------------------------------------------------------------------- files
 def test_cli_writes_all_files(scenario_dir):
-    for rel in ("sense.bin", "range/rng00000.bin", "sc1/sense.bin", "sc1/range/rng00000.bin", "scenario.toml", "truth.npz"):
+    for rel in (
+        "sense.bin",
+        "range/rng00000.bin",
+        "sc1/sense.bin",
+        "sc1/range/rng00000.bin",
+        "scenario.toml",
+        "truth.npz",
+    ):
         assert (scenario_dir / rel).is_file(), rel
     assert (scenario_dir / "sense.bin").stat().st_size % 251 == 0
 
@@ -75,7 +82,16 @@ def test_truth_has_the_documented_arrays(truth):
     n_sc, n_t = truth["r_gcrs_m"].shape[:2]
     assert n_sc == 2 and n_t == int(DURATION) + 1
     assert np.allclose(np.diff(truth["t_gps_s"]), 1.0)
-    for name in ("r_gcrs_m", "v_gcrs_m_s", "r_ecef_m", "v_ecef_m_s", "w_body_rad_s", "mag_gcrs_ut", "mag_body_ut", "gyro_bias_imu_deg_s"):
+    for name in (
+        "r_gcrs_m",
+        "v_gcrs_m_s",
+        "r_ecef_m",
+        "v_ecef_m_s",
+        "w_body_rad_s",
+        "mag_gcrs_ut",
+        "mag_body_ut",
+        "gyro_bias_imu_deg_s",
+    ):
         assert truth[name].shape == (n_sc, n_t, 3), name
     assert truth["q_body_to_gcrs"].shape == (n_sc, n_t, 4)
     assert np.allclose(np.linalg.norm(truth["q_body_to_gcrs"], axis=2), 1.0, atol=1e-12)
@@ -172,7 +188,7 @@ def test_clock_map_recovers_simulated_offset(scenario_dir, truth):
     f = read_sense_file(scenario_dir / "sense.bin").fixes
     cm = fit_clock_map(f["t_sc_s"], f["t_gps_s"])
     # t_gps - t_sc = leap seconds + GPS epoch offset - clock offset (floor costs <= 1 s)
-    expected = (truth["t_gps_s"][0] - truth["t_sc_s"][0][0])
+    expected = truth["t_gps_s"][0] - truth["t_sc_s"][0][0]
     assert abs(cm.gps_minus_sc_s - expected) < 1.0
 
 
@@ -233,9 +249,8 @@ def test_magnetometer_in_imu_frame_matches_ppigrf_geodetic(noise_free_dir):
     east/north/up (astropy) equals ppigrf.igrf evaluated at the geodetic position.  This
     exercises every frame step of the simulator against an independent path."""
     import astropy.coordinates as astropy_coords
-    import ppigrf
-
     import astropy.units as u
+    import ppigrf
     from astropy.time import Time
 
     truth = scn.load_truth(noise_free_dir / "truth.npz")
@@ -256,7 +271,9 @@ def test_magnetometer_in_imu_frame_matches_ppigrf_geodetic(noise_free_dir):
             return c.transform_to(astropy_coords.ITRS(obstime=obstime)).cartesian.xyz.to_value(u.m).T
 
         r_itrs = to_itrs(r_gcrs)
-        b_hat_itrs = (to_itrs(r_gcrs + step_m * mag_gcrs / np.linalg.norm(mag_gcrs, axis=1, keepdims=True)) - r_itrs) / step_m
+        b_hat_itrs = (
+            to_itrs(r_gcrs + step_m * mag_gcrs / np.linalg.norm(mag_gcrs, axis=1, keepdims=True)) - r_itrs
+        ) / step_m
         b_itrs = b_hat_itrs * np.linalg.norm(mag_gcrs, axis=1, keepdims=True)
         loc = astropy_coords.EarthLocation.from_geocentric(*(r_itrs.T * u.m))
         lon = loc.lon.to_value(u.rad)
@@ -291,7 +308,14 @@ def test_field_ecef_matches_ppigrf_geodetic_at_poles_and_equator():
     h_m = np.full(5, 500e3)
     lat, lon = np.radians(lat_deg), np.radians(lon_deg)
     n = a / np.sqrt(1 - e2 * np.sin(lat) ** 2)
-    r = np.stack([(n + h_m) * np.cos(lat) * np.cos(lon), (n + h_m) * np.cos(lat) * np.sin(lon), (n * (1 - e2) + h_m) * np.sin(lat)], 1)
+    r = np.stack(
+        [
+            (n + h_m) * np.cos(lat) * np.cos(lon),
+            (n + h_m) * np.cos(lat) * np.sin(lon),
+            (n * (1 - e2) + h_m) * np.sin(lat),
+        ],
+        1,
+    )
     t_gps = 1_426_000_000.0  # 2025-03
     ours = magnetic_field_ecef_nt(r, np.full(5, t_gps))
     east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], 1)
@@ -323,8 +347,19 @@ def test_albedo_at_subsolar_point_is_bounded_by_the_view_factor():
 def test_faults_are_written_and_flagged(tmp_path):
     out = tmp_path / "faults"
     _run(
-        out, "--seed", "3", "--gps-drop-fraction", "0.2", "--gps-invalid-fraction", "0.2",
-        "--gps-outlier-fraction", "0.3", "--gps-gap", "100:150", "--range-invalid-fraction", "0.3",
+        out,
+        "--seed",
+        "3",
+        "--gps-drop-fraction",
+        "0.2",
+        "--gps-invalid-fraction",
+        "0.2",
+        "--gps-outlier-fraction",
+        "0.3",
+        "--gps-gap",
+        "100:150",
+        "--range-invalid-fraction",
+        "0.3",
     )
     truth = scn.load_truth(out / "truth.npz")
     f = read_sense_file(out / "sense.bin").fixes

@@ -12,14 +12,14 @@ import sys
 import time
 
 import pytest
-
 from flight_harness import FLIGHT_MAIN, REPO, FlightRun, gone, make_home
+
+from pygnc.config import Config
 from pygnc.config_source import ACCEPTED_NAME
 from pygnc.formats import status as S
 from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import enabled_tasks
-from pygnc.config import Config
 
 SAMPLE = REPO / "data" / "sample"
 T_END_SC = float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
@@ -27,14 +27,24 @@ TASKS = enabled_tasks(Config())
 
 
 def _navigating(s) -> bool:
-    return bool(s["flags"] & S.FLAG_BATCH_DONE) and s["orbit_fixes_used"] >= 12 and \
-        S.ESTIMATE_QUALITY[s["orbit_quality"]] in ("ok", "uncertain")
+    return (
+        bool(s["flags"] & S.FLAG_BATCH_DONE)
+        and s["orbit_fixes_used"] >= 12
+        and S.ESTIMATE_QUALITY[s["orbit_quality"]] in ("ok", "uncertain")
+    )
 
 
 def _stale_status(home, run: int = 99) -> bytes:
     """A previous run's final status and info, that said the orbit was valid."""
-    data = S.encode_status({"run": run, "seq": 500, "flags": S.FLAG_STOPPING | S.FLAG_ORBIT_VALID,
-                            "t_sc_s": T_END_SC - 86400, "orbit_quality": 1})
+    data = S.encode_status(
+        {
+            "run": run,
+            "seq": 500,
+            "flags": S.FLAG_STOPPING | S.FLAG_ORBIT_VALID,
+            "t_sc_s": T_END_SC - 86400,
+            "orbit_quality": 1,
+        }
+    )
     (home / "pygnc_status.bin").write_bytes(data)
     (home / "pygnc_info.txt").write_bytes(b"pygnc r99 up3600s sc1 STOP\nstale\n")
     return data
@@ -93,15 +103,23 @@ def test_a_rejected_uplink_runs_on_the_last_accepted_configuration_and_says_so(t
     assert (home / ACCEPTED_NAME).read_text().startswith("# uplink 1")  # still the last accepted one
 
 
-@pytest.mark.parametrize("text, info, logged", [
-    # an unknown orbit-filter key used to pass the load and stop only the orbit task
-    ("status_period_s = 0.5\n[orbit_filter]\ntesseral_degre = 0\n",
-     b"cfg rejected pygnc_config.toml:3 orbit_filter.tesseral_degre, on defaults",
-     ":3: orbit_filter.tesseral_degre is not a known key (did you mean tesseral_degree?)"),
-    # a syntax error used to exit 2 before anything started, naming no file
-    ("status_period_s = 0.5\nmax_restarts = [3\n",
-     b"cfg rejected pygnc_config.toml:2 syntax error, on defaults", ":2: TOML syntax error: "),
-])
+@pytest.mark.parametrize(
+    "text, info, logged",
+    [
+        # an unknown orbit-filter key used to pass the load and stop only the orbit task
+        (
+            "status_period_s = 0.5\n[orbit_filter]\ntesseral_degre = 0\n",
+            b"cfg rejected pygnc_config.toml:3 orbit_filter.tesseral_degre, on defaults",
+            ":3: orbit_filter.tesseral_degre is not a known key (did you mean tesseral_degree?)",
+        ),
+        # a syntax error used to exit 2 before anything started, naming no file
+        (
+            "status_period_s = 0.5\nmax_restarts = [3\n",
+            b"cfg rejected pygnc_config.toml:2 syntax error, on defaults",
+            ":2: TOML syntax error: ",
+        ),
+    ],
+)
 def test_a_rejected_uplink_without_an_accepted_copy_runs_on_the_defaults(tmp_path, text, info, logged):
     home = make_home(tmp_path, SAMPLE)
     (home / "pygnc_config.toml").write_text(text)
@@ -131,8 +149,14 @@ def test_a_second_start_on_the_same_home_is_refused_and_the_first_run_is_untouch
         before = run.status()
         env = dict(os.environ, PYGNC_HOME=str(home), XDG_RUNTIME_DIR=str(xdg))
         env.pop("PYGNC_CONFIG", None)
-        second = subprocess.run([sys.executable, str(FLIGHT_MAIN), "5", str(T_END_SC + 60)], capture_output=True,
-                                text=True, env=env, timeout=30, cwd=str(home))
+        second = subprocess.run(
+            [sys.executable, str(FLIGHT_MAIN), "5", str(T_END_SC + 60)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            cwd=str(home),
+        )
         assert second.returncode == 3, second.stderr
         assert f"another pygnc is running on {home} (supervisor pid {run.proc.pid}" in second.stderr
         # The first run goes on, alone: same run, status still rewritten by it, same open batch file.

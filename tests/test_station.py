@@ -21,13 +21,25 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from station_support import (
+    ARTIFACTS,
+    CHROMIUM_FLAGS,
+    PEER,
+    T0_SC_S,
+    UTC_MINUS_SC_S,
+    FakePygnc,
+    Server,
+    batch_file,
+    chromium,
+    no_browser_reason,
+    stalled_client,
+    terminal_line,
+)
 
 from ground.outputs import tables as tb
 from ground.station import cli, model, server, sources
 from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status, encode_status
-from station_support import (ARTIFACTS, CHROMIUM_FLAGS, PEER, T0_SC_S, UTC_MINUS_SC_S, FakePygnc, Server,
-                             batch_file, chromium, no_browser_reason, stalled_client, terminal_line)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
@@ -36,12 +48,12 @@ SAMPLE = REPO / "data" / "sample"
 # --------------------------------------------------------------------------- model (pure)
 @st.composite
 def times_with_gaps(draw):
-    n = draw(st.integers(12, 400))   # gaps (at most 5) are then under half the spacings: the median is dt
+    n = draw(st.integers(12, 400))  # gaps (at most 5) are then under half the spacings: the median is dt
     dt = draw(st.sampled_from([1.0, 5.0, 60.0]))
     t = np.cumsum(np.full(n, dt)) + 1e9
     gaps = sorted(set(draw(st.lists(st.integers(1, n - 2), max_size=5))))
     for g in gaps:
-        t[g:] += draw(st.floats(3.0, 1000.0)) * dt     # spacing (1 + that) dt > GAP_FACTOR dt
+        t[g:] += draw(st.floats(3.0, 1000.0)) * dt  # spacing (1 + that) dt > GAP_FACTOR dt
     return t, gaps
 
 
@@ -53,7 +65,7 @@ def test_series_keep_every_gap_and_thin_evenly(tg, max_points, with_nan):
     if with_nan:
         vals[len(vals) // 2] = np.nan
     s = model.make_series({"t_unix_s": t, "v": vals}, max_points)
-    text = server.encode({"type": "snapshot", "series": s})   # valid JSON: no NaN
+    text = server.encode({"type": "snapshot", "series": s})  # valid JSON: no NaN
     s = json.loads(text)["series"]
     assert len(s["t_unix_s"]) == len(s["v"])
     out_t = np.array(s["t_unix_s"])
@@ -87,15 +99,23 @@ def test_geodetic_matches_astropy():
 
 
 def test_formation_line_of_sight_sigma_from_axes():
-    t = {"unix_time_s": np.array([2.0, 1.0]), "t_sc_s": np.array([2.0, 1.0]), "peer_id": np.array([74.0, 74.0]),
-         "dx_ecef_m": np.array([3.0, 0.0]), "dy_ecef_m": np.array([4.0, 0.0]), "dz_ecef_m": np.array([0.0, 0.0]),
-         "sigma_dx_m": np.array([1.0, 1.0]), "sigma_dy_m": np.array([2.0, 2.0]), "sigma_dz_m": np.array([9.0, 9.0]),
-         "range_bias_m": np.zeros(2)}
+    t = {
+        "unix_time_s": np.array([2.0, 1.0]),
+        "t_sc_s": np.array([2.0, 1.0]),
+        "peer_id": np.array([74.0, 74.0]),
+        "dx_ecef_m": np.array([3.0, 0.0]),
+        "dy_ecef_m": np.array([4.0, 0.0]),
+        "dz_ecef_m": np.array([0.0, 0.0]),
+        "sigma_dx_m": np.array([1.0, 1.0]),
+        "sigma_dy_m": np.array([2.0, 2.0]),
+        "sigma_dz_m": np.array([9.0, 9.0]),
+        "range_bias_m": np.zeros(2),
+    }
     c = model.formation_columns(t)[74]
-    assert c["t_sc_s"].tolist() == [1.0, 2.0]           # sorted
+    assert c["t_sc_s"].tolist() == [1.0, 2.0]  # sorted
     assert c["dist_m"][1] == 5.0
     assert c["sigma_los_m"][1] == pytest.approx(math.hypot(0.6 * 1.0, 0.8 * 2.0))
-    assert np.isnan(c["sigma_los_m"][0])                # no direction at zero separation: unknown, not 0
+    assert np.isnan(c["sigma_los_m"][0])  # no direction at zero separation: unknown, not 0
     assert c["sigma_dr_m"][1] == pytest.approx(math.sqrt(1 + 4 + 81))
 
 
@@ -106,8 +126,11 @@ def test_rtn_components_of_the_relative_position():
     t = np.arange(10.0)
     r = rng.normal(size=(10, 3)) * 7e6
     v = np.cross(r, rng.normal(size=(10, 3))) * 1e-3
-    orbit = {"t_sc_s": t, **{f"{a}_ecef_m": r[:, k] for k, a in enumerate("xyz")},
-             **{f"v{a}_ecef_m_s": v[:, k] for k, a in enumerate("xyz")}}
+    orbit = {
+        "t_sc_s": t,
+        **{f"{a}_ecef_m": r[:, k] for k, a in enumerate("xyz")},
+        **{f"v{a}_ecef_m_s": v[:, k] for k, a in enumerate("xyz")},
+    }
     dr = rng.normal(size=(10, 3)) * 1e3
     rtn = model.rtn_components(t, dr, orbit)
     vi = v + OMEGA_EARTH_RAD_S * np.column_stack([-r[:, 1], r[:, 0], np.zeros(10)])
@@ -115,17 +138,30 @@ def test_rtn_components_of_the_relative_position():
     assert np.allclose(rtn[:, 0], np.einsum("ij,ij->i", dr, r) / np.linalg.norm(r, axis=1))
     assert np.allclose(rtn[:, 2], np.einsum("ij,ij->i", dr, h) / np.linalg.norm(h, axis=1))
     assert np.allclose(np.linalg.norm(rtn, axis=1), np.linalg.norm(dr, axis=1))
-    from pygnc.estimation.formation_filter import rtn_matrix     # the flight's axes, one row at a time
+    from pygnc.estimation.formation_filter import rtn_matrix  # the flight's axes, one row at a time
 
     assert np.allclose(rtn, [rtn_matrix(r[i], vi[i]) @ dr[i] for i in range(10)])
-    assert np.isnan(model.rtn_components(np.array([20.0]), dr[:1], orbit)).all()   # outside the orbit's span
+    assert np.isnan(model.rtn_components(np.array([20.0]), dr[:1], orbit)).all()  # outside the orbit's span
     assert np.isnan(model.rtn_components(t, dr, None)).all()
 
 
 def test_status_view_names_tasks_and_quality():
-    st_ = decode_status(encode_status({"t_sc_s": 5.0, "flags": 1 | 1 << 7, "orbit_quality": 1, "att_quality": 2,
-                                       "peer0_id": 0x4A, "peer0_quality": 5, "task0_id": 3, "task0_state": 6,
-                                       "task0_restarts": 4, "clock_utc_minus_sc_s": math.nan}))
+    st_ = decode_status(
+        encode_status(
+            {
+                "t_sc_s": 5.0,
+                "flags": 1 | 1 << 7,
+                "orbit_quality": 1,
+                "att_quality": 2,
+                "peer0_id": 0x4A,
+                "peer0_quality": 5,
+                "task0_id": 3,
+                "task0_state": 6,
+                "task0_restarts": 4,
+                "clock_utc_minus_sc_s": math.nan,
+            }
+        )
+    )
     v = model.status_view(status=st_, counters={"bad_crc": 2})
     assert v["quality"] == {"orbit": "ok", "attitude": "behind", "peer 0x4a": "uncertain"}
     assert v["tasks"] == [{"name": "orbit_estimator", "state": "failed", "restarts": 4}]
@@ -145,10 +181,20 @@ def test_safe_file_refuses_everything_outside(tmp_path):
     assert server.safe_file(root, "orbit.csv") == (root / "orbit.csv").resolve()
     assert server.safe_file(root, "plots/a.png") is not None
     assert server.safe_file(root, "link_in") is not None
-    for bad in ("../secret.txt", "plots/../../secret.txt", "/etc/passwd", "link_out", "plots", "", ".",
-                "..\\secret.txt", "nul\0l", "missing.csv"):
+    for bad in (
+        "../secret.txt",
+        "plots/../../secret.txt",
+        "/etc/passwd",
+        "link_out",
+        "plots",
+        "",
+        ".",
+        "..\\secret.txt",
+        "nul\0l",
+        "missing.csv",
+    ):
         assert server.safe_file(root, bad) is None, bad
-    assert server.list_files(root) == ["orbit.csv", "plots/a.png"]   # link_out never listed
+    assert server.list_files(root) == ["orbit.csv", "plots/a.png"]  # link_out never listed
 
 
 def test_open_source_says_what_it_cannot_use(tmp_path):
@@ -167,19 +213,24 @@ def test_a_scenario_directory_is_refused_saying_to_replay_it(tmp_path):
     d = tmp_path / "scenario"
     (d / "range").mkdir(parents=True)
     (d / "sense.bin").write_bytes(bytes(64))
-    (d / "pygnc_status.bin").write_bytes(bytes(64))   # a .bin that is no batch file either
+    (d / "pygnc_status.bin").write_bytes(bytes(64))  # a .bin that is no batch file either
     for kind in ("auto", "batches"):
         with pytest.raises(ValueError, match=r"replay it first \(python -m ground replay"):
             sources.open_source(str(d), kind)
     assert main(["serve", str(d)]) == 2
     batch_file(d, 1, [("orbit", T0_SC_S, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})])
-    assert isinstance(sources.open_source(str(d)), sources.BatchSource)   # downlinked batches beside it: served
+    assert isinstance(sources.open_source(str(d)), sources.BatchSource)  # downlinked batches beside it: served
 
 
 def test_status_lists_problems_gaps_and_marks_cut_notes():
-    v = model.status_view(problems=[f"p{k}" for k in range(model.MAX_PROBLEMS_LISTED + 3)], gaps=["g"],
-                          notes=[model.note_received({"estimator": "formation", "code": "c", "text": "x" * 64}),
-                                 model.note_received({"estimator": "formation", "code": "c", "text": "short"})])
+    v = model.status_view(
+        problems=[f"p{k}" for k in range(model.MAX_PROBLEMS_LISTED + 3)],
+        gaps=["g"],
+        notes=[
+            model.note_received({"estimator": "formation", "code": "c", "text": "x" * 64}),
+            model.note_received({"estimator": "formation", "code": "c", "text": "short"}),
+        ],
+    )
     assert v["problems"][0] == "p0" and len(v["problems"]) == model.MAX_PROBLEMS_LISTED
     assert v["problems_more"] == 3 and v["gaps"] == ["g"] and v["gaps_more"] == 0
     assert [n["cut"] for n in v["notes"]] == [True, False]
@@ -217,7 +268,7 @@ def test_replay_source_serves_the_replay(replay_dir):
     assert counters["rows_orbit"] == orbit["t_sc_s"].size
     assert counters["handle_errors_formation"] == counters["handle_errors_orbit"] == 0
     src.check_s = 0.0
-    assert src.poll() == []                              # nothing changed: nothing sent
+    assert src.poll() == []  # nothing changed: nothing sent
 
 
 def test_batch_source_rereads_as_files_arrive(tmp_path):
@@ -229,24 +280,41 @@ def test_batch_source_rereads_as_files_arrive(tmp_path):
     src.check_s = 0.0
     assert _messages(src)["snapshot"]["rows"]["orbit"] == 0
     orbit = fmt.KINDS_BY_NAME["orbit"]
-    recs = b"".join(fmt.encode_record(orbit, T0_SC_S + 60.0 * k, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0],
-                                                                  "sigma_r_m": [1, 1, 1], "sigma_v_m_s": [0.1] * 3})
-                    for k in range(5))
-    hdr = fmt.encode_header(run=1, sequence=1, spacecraft_id=1, flags=fmt.FILE_CLOSED_STOP, t_first_sc_s=T0_SC_S,
-                            t_last_sc_s=T0_SC_S + 240.0, records=5)
+    recs = b"".join(
+        fmt.encode_record(
+            orbit,
+            T0_SC_S + 60.0 * k,
+            {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0], "sigma_r_m": [1, 1, 1], "sigma_v_m_s": [0.1] * 3},
+        )
+        for k in range(5)
+    )
+    hdr = fmt.encode_header(
+        run=1,
+        sequence=1,
+        spacecraft_id=1,
+        flags=fmt.FILE_CLOSED_STOP,
+        t_first_sc_s=T0_SC_S,
+        t_last_sc_s=T0_SC_S + 240.0,
+        records=5,
+    )
     (d / fmt.file_name(1)).write_bytes(hdr + recs + b"\xc7garbage")
     msgs = {m["type"]: m for m in src.poll()}
     assert msgs["snapshot"]["rows"]["orbit"] == 5
-    assert src.time_scale == "spacecraft"               # no clock map downlinked
+    assert src.time_scale == "spacecraft"  # no clock map downlinked
     assert msgs["status"]["status"]["counters"]["files"] == 1
     (d / "pygnc_status.bin").write_bytes(b"not a status")
     msgs = {m["type"]: m for m in src.poll()}
     assert "unreadable" in msgs["status"]["status"]["counters"]["status_file"]
-    batch_file(d, 3, [("orbit", T0_SC_S + 600.0 + 60.0 * k, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})
-                      for k in range(3)])
+    batch_file(
+        d,
+        3,
+        [("orbit", T0_SC_S + 600.0 + 60.0 * k, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]}) for k in range(3)],
+    )
     status = {m["type"]: m for m in src.poll()}["status"]["status"]
-    assert status["problems"] == ["batch_00000001.bin: 8 bytes skipped, 0 corrupt records, torn tail",
-                                  "missing batch files (sequence numbers): 2"]      # the text, not a count
+    assert status["problems"] == [
+        "batch_00000001.bin: 8 bytes skipped, 0 corrupt records, torn tail",
+        "missing batch files (sequence numbers): 2",
+    ]  # the text, not a count
     assert status["gaps"] and status["gaps"][0].startswith("gap: orbit run 1: 360 s without records")
 
 
@@ -271,10 +339,18 @@ def test_server_refuses_paths_outside_its_source(replay_dir, tmp_path):
         assert srv.url.startswith("http://127.0.0.1:")
         code, body = _get(srv.url, "/files/orbit.csv")
         assert code == 200 and body.startswith(b"unix_time_s,")
-        for path in ("/files/../../../../etc/passwd", "/files/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-                     "/files/..%2f..%2f..%2fetc%2fpasswd", "/files//etc/passwd", "/files/escape",
-                     "/files/%2fetc%2fpasswd", "/static/../server.py", "/static/%2e%2e/server.py",
-                     "/static/..%2fserver.py", "/files/summary.json%00.png"):
+        for path in (
+            "/files/../../../../etc/passwd",
+            "/files/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+            "/files/..%2f..%2f..%2fetc%2fpasswd",
+            "/files//etc/passwd",
+            "/files/escape",
+            "/files/%2fetc%2fpasswd",
+            "/static/../server.py",
+            "/static/%2e%2e/server.py",
+            "/static/..%2fserver.py",
+            "/files/summary.json%00.png",
+        ):
             code, body = _get(srv.url, path)
             assert code in (400, 403, 404), (path, code)
             assert b"root:" not in body and b"aiohttp" not in body, path
@@ -314,7 +390,7 @@ async def _ws_session(url: str, seconds: float = 1.0, until=None) -> list[dict]:
         while time.monotonic() < t_end:
             try:
                 msg = await asyncio.wait_for(ws.receive(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
@@ -334,8 +410,10 @@ def _ws_vanish(url: str) -> bytes:
     without a close frame (a browser tab killed mid-stream)."""
     host, port = url.split("//")[1].rstrip("/").split(":")
     s = socket.create_connection((host, int(port)), timeout=10)
-    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    s.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     data = s.recv(4096)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
     s.close()
@@ -369,7 +447,7 @@ def test_live_source_survives_bad_bytes_disconnects_and_unplugging():
         assert by["snapshot"]["rows"]["orbit"] == 10
         counters = by["status"]["status"]["counters"]
         assert counters["station_frame_errors"] >= 2 and counters["station_bad_records"] >= 2
-        dev.close()                                       # unplugged
+        dev.close()  # unplugged
         msgs = []
         for _ in range(20):
             msgs = asyncio.run(_ws_session(srv.url, 5.0, _has("snapshot", "status", "source")))
@@ -377,7 +455,7 @@ def test_live_source_survives_bad_bytes_disconnects_and_unplugging():
                 break
             time.sleep(0.1)
         assert [m for m in msgs if m["type"] == "source"][-1]["state"] == "waiting"
-        assert {m["type"]: m for m in msgs}["snapshot"]["rows"]["orbit"] == 10   # nothing lost
+        assert {m["type"]: m for m in msgs}["snapshot"]["rows"]["orbit"] == 10  # nothing lost
     finally:
         rc, out, err = srv.stop()
     assert rc == 0 and "Traceback" not in err, err
@@ -398,8 +476,8 @@ def test_stalled_pages_are_dropped_while_the_source_is_idle(replay_dir):
     try:
         stalled = [stalled_client(srv.url, rcvbuf=4096) for _ in range(4)]
         msgs = asyncio.run(_ws_session(srv.url, server.SEND_TIMEOUT_S + 3 * server.WATCHDOG_S + 1.0))
-        assert {"hello", "snapshot", "status", "source"} <= {m["type"] for m in msgs}   # the reading page
-        for s in stalled:        # reset, not closed politely: nothing left queued for them
+        assert {"hello", "snapshot", "status", "source"} <= {m["type"] for m in msgs}  # the reading page
+        for s in stalled:  # reset, not closed politely: nothing left queued for them
             with pytest.raises(ConnectionResetError):
                 while s.recv(1 << 20):
                     pass
@@ -434,13 +512,16 @@ def test_a_second_interrupt_during_the_stop_is_quiet(replay_dir):
     """Ctrl-C twice (as `timeout -s INT` after a Ctrl-C, or an impatient operator), the second
     while the server stops (here a source that takes a second to close, as a serial port's
     reader may): no traceback, the stop completes, the exit status says it was interrupted."""
-    script = ("import sys, time\n"
-              "from ground.station import sources\n"
-              "sources.ReplaySource.close = lambda self: time.sleep(1.0)\n"
-              "from ground.__main__ import main\n"
-              f"sys.exit(main(['serve', {str(replay_dir)!r}, '--port', '0']))\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO)
+    script = (
+        "import sys, time\n"
+        "from ground.station import sources\n"
+        "sources.ReplaySource.close = lambda self: time.sleep(1.0)\n"
+        "from ground.__main__ import main\n"
+        f"sys.exit(main(['serve', {str(replay_dir)!r}, '--port', '0']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     try:
         assert "open http://" in proc.stdout.readline() + proc.stdout.readline()
         proc.send_signal(signal.SIGINT)
@@ -474,7 +555,7 @@ def test_host_tap_copies_pygnc_frames_and_ranges():
         while len(session.received) < 4 and time.monotonic() < t_end:
             session.pump(0.1)
         session.send_frame(fs.RANGE, 1, b"\x4a" + bytes(11))
-        session.send_frame(fs.SENSOR, 2, bytes(30))        # sensor data is not copied
+        session.send_frame(fs.SENSOR, 2, bytes(30))  # sensor data is not copied
         got = fs.FrameReader(fs.PYGNC_TAGS | {fs.RANGE}).feed(reader.read(8192))
         assert [f.tag for f in got] == [fs.HELLO_TAG, fs.ESTIMATE, fs.ESTIMATE, fs.ESTIMATE, fs.RANGE]
     finally:
@@ -482,7 +563,7 @@ def test_host_tap_copies_pygnc_frames_and_ranges():
         link.close()
         tap.close()
         pi.close()
-    tap.write(b"after close")                              # never raises
+    tap.write(b"after close")  # never raises
 
 
 # --------------------------------------------------------------------------- the page in Chromium
@@ -500,25 +581,43 @@ def _pytest_without_chromium(tmp_path, **env_extra) -> subprocess.CompletedProce
         (bindir / "apt-get").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "PYGNC_NO_BROWSER_INSTALL"}
     env.update(PATH=str(bindir), PYGNC_TEST_ARTIFACTS=str(tmp_path / "artifacts"), **env_extra)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                           "tests/test_station.py", "-k", "test_page_shows_a_replay"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_station.py",
+            "-k",
+            "test_page_shows_a_replay",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def test_the_browser_install_is_said_logged_and_can_be_refused(tmp_path):
     import os
 
-    if os.geteuid() == 0:      # only root installs: the terminal says what, why and where the log is
+    if os.geteuid() == 0:  # only root installs: the terminal says what, why and where the log is
         p = _pytest_without_chromium(tmp_path)
         log = tmp_path / "artifacts" / "chromium-install.log"
         assert "installing Debian's chromium package in the background" in p.stdout, p.stdout
         assert f"log: {log}" in p.stdout and "PYGNC_NO_BROWSER_INSTALL=1" in p.stdout
         assert "fake apt-get install -y -q --no-install-recommends chromium" in log.read_text()
-        assert "1 skipped" in p.stdout and "chromium install failed" in p.stdout   # fake: nothing installed
+        assert "1 skipped" in p.stdout and "chromium install failed" in p.stdout  # fake: nothing installed
     p = _pytest_without_chromium(tmp_path, PYGNC_NO_BROWSER_INSTALL="1")
     assert "installing" not in p.stdout and "1 skipped" in p.stdout, p.stdout
-    assert "PYGNC_NO_BROWSER_INSTALL is set so none was installed; to run the browser tests: apt-get install" \
+    assert (
+        "PYGNC_NO_BROWSER_INSTALL is set so none was installed; to run the browser tests: apt-get install"
         in " ".join(p.stdout.split())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -554,8 +653,9 @@ def test_page_shows_a_replay(browser, replay_dir):
     srv = Server(str(replay_dir))
     try:
         page, errors = _open(browser, srv.url)
-        page.wait_for_function(f"document.getElementById('orbit-points').textContent === '{orbit['t_sc_s'].size}'",
-                               timeout=20_000)
+        page.wait_for_function(
+            f"document.getElementById('orbit-points').textContent === '{orbit['t_sc_s'].size}'", timeout=20_000
+        )
         page.wait_for_function("window.__station.redraws > 0 && window.__station.byType.status > 0")
         lon, lat, _ = model.geodetic_deg(np.array([[orbit[f"{a}_ecef_m"][-1] for a in "xyz"]]))[0]
         assert page.inner_text("#orbit-lat") == f"{lat:.2f}" and page.inner_text("#orbit-lon") == f"{lon:.2f}"
@@ -568,8 +668,12 @@ def test_page_shows_a_replay(browser, replay_dir):
         assert f"0x{peer:02X}" in li and f"{dist:.1f}" in li
         assert int(page.inner_text("#res-points")) == tb.read_csv(replay_dir / "range_residuals.csv")["t_sc_s"].size
         assert "orbit.csv" in page.inner_text("#files")
-        assert page.locator("#plot-orbit-sigma canvas").count() >= 1 and page.locator("#plot-att-bias canvas").count() >= 1
-        assert page.locator("#counters tr[data-counter='rows_orbit'] td").nth(1).inner_text() == str(orbit["t_sc_s"].size)
+        assert (
+            page.locator("#plot-orbit-sigma canvas").count() >= 1 and page.locator("#plot-att-bias canvas").count() >= 1
+        )
+        assert page.locator("#counters tr[data-counter='rows_orbit'] td").nth(1).inner_text() == str(
+            orbit["t_sc_s"].size
+        )
         _shot(page, "station_replay.png")
         assert errors == []
     finally:
@@ -588,11 +692,11 @@ def test_page_follows_a_live_source_with_gaps(browser):
             dev.estimates(t)
             t += 1.0
         page.wait_for_function("document.getElementById('orbit-points').textContent === '20'", timeout=10_000)
-        assert "SC " in page.inner_text("#last-utc")              # no clock map yet: spacecraft time, said so
+        assert "SC " in page.inner_text("#last-utc")  # no clock map yet: spacecraft time, said so
         assert "spacecraft clock" in page.inner_text("#time-scale")
-        dev.status(t)                                              # a clock map: times become UTC
-        dev.range(t - 5.0, 1000.0 + 0.5 + 0.3)                     # 0.3 m residual after the 0.5 m bias
-        t += 600.0                                                 # a 10-minute outage
+        dev.status(t)  # a clock map: times become UTC
+        dev.range(t - 5.0, 1000.0 + 0.5 + 0.3)  # 0.3 m residual after the 0.5 m bias
+        t += 600.0  # a 10-minute outage
         for _ in range(10):
             dev.estimates(t)
             t += 1.0
@@ -605,14 +709,16 @@ def test_page_follows_a_live_source_with_gaps(browser):
         rows = page.locator("#tasks tbody tr")
         assert rows.nth(1).inner_text().split() == ["orbit_estimator", "running", "1"]
         assert page.inner_text(f"#peer-{PEER}").startswith("partner 0x4A: |Δr| 1000.0 m")
-        rtn = page.evaluate(f"['radial_m', 'along_m', 'cross_m'].map(k => window.__stationState.formation['{PEER}'][k].at(-1))")
-        assert math.hypot(*rtn) == pytest.approx(1000.0, abs=0.01) and abs(rtn[2]) < 1e-6   # equatorial orbit
+        rtn = page.evaluate(
+            f"['radial_m', 'along_m', 'cross_m'].map(k => window.__stationState.formation['{PEER}'][k].at(-1))"
+        )
+        assert math.hypot(*rtn) == pytest.approx(1000.0, abs=0.01) and abs(rtn[2]) < 1e-6  # equatorial orbit
         page.wait_for_function("document.getElementById('res-points').textContent === '1'")
         # the outage is a gap in what the page draws: a row of nulls in the orbit series
         lat = page.evaluate("window.__stationState.orbit.lat_deg")
         assert lat.count(None) == 1 and len(lat) == 31
         res = page.evaluate("window.__stationState.residuals['74'].residual_m")
-        assert res[0] == pytest.approx(0.3, abs=0.2)               # raw range resolution ~0.1 m
+        assert res[0] == pytest.approx(0.3, abs=0.2)  # raw range resolution ~0.1 m
         _shot(page, "station_live.png")
         assert errors == []
     finally:
@@ -627,8 +733,20 @@ def two_partner_replay(tmp_path_factory):
     from ground.__main__ import main
 
     d = tmp_path_factory.mktemp("two_partners")
-    assert main(["simulate", str(d / "scenario"), "--settings", str(REPO / "data" / "scenarios" / "formation_24h.toml"),
-                 "--duration", "15m", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(d / "scenario"),
+                "--settings",
+                str(REPO / "data" / "scenarios" / "formation_24h.toml"),
+                "--duration",
+                "15m",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["replay", str(d / "scenario"), "--out", str(d / "replay"), "--no-plots", "--quiet"]) == 0
     return d / "replay"
 
@@ -643,13 +761,15 @@ _PLOT_JS = """(name) => {
 }"""
 
 _INK_JS = """([id, rgb]) => {   // pixels of the plot's canvas in a series' colour
-  const c = document.querySelector("#" + id + " canvas"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  const c = document.querySelector("#" + id + " canvas"), d = c.getContext("2d").getImageData(0, 0, c.width,
+  c.height).data;
   let n = 0;
   for (let i = 0; i < d.length; i += 4)
-    if (Math.abs(d[i] - rgb[0]) < 30 && Math.abs(d[i + 1] - rgb[1]) < 30 && Math.abs(d[i + 2] - rgb[2]) < 30 && d[i + 3] > 200) n++;
+    if (Math.abs(d[i] - rgb[0]) < 30 && Math.abs(d[i + 1] - rgb[1]) < 30 && Math.abs(d[i + 2] - rgb[2]) < 30 && d[i
+    + 3] > 200) n++;
   return n;
 }"""
-_BLUE, _RED = (0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)     # app.js COLORS[0], COLORS[1]
+_BLUE, _RED = (0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)  # app.js COLORS[0], COLORS[1]
 
 
 def test_page_with_two_partners_draws_every_plot_on_utc_axes(browser, two_partner_replay):
@@ -664,29 +784,32 @@ def test_page_with_two_partners_draws_every_plot_on_utc_axes(browser, two_partne
     srv = Server(str(two_partner_replay))
     try:
         page, errors = _open(browser, srv.url)
-        page.wait_for_function("window.__station.redraws > 0 && window.__stationPlots.peerLos.u !== null"
-                               " && window.__stationPlots.attSigma.u !== null", timeout=20_000)
+        page.wait_for_function(
+            "window.__station.redraws > 0 && window.__stationPlots.peerLos.u !== null"
+            " && window.__stationPlots.attSigma.u !== null",
+            timeout=20_000,
+        )
         page.wait_for_timeout(500)
         los = page.evaluate(_PLOT_JS, "peerLos")
         assert len(los["data"]) == 3 and "NaN" not in sum(los["data"], [])
-        assert "undefined" in sum(los["data"][1:], [])              # uPlot.join's "no row here" kept as it is
+        assert "undefined" in sum(los["data"][1:], [])  # uPlot.join's "no row here" kept as it is
         lo, hi, _ = los["scales"]["y"]
         assert lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo
         assert page.evaluate(_INK_JS, ["plot-peer-los", _BLUE]) > 50
         assert page.evaluate(_INK_JS, ["plot-peer-los", _RED]) > 50
         att = page.evaluate(_PLOT_JS, "attSigma")
         lo, hi, distr = att["scales"]["y"]
-        assert distr == 3 and 0 < lo < hi                            # log axis
+        assert distr == 3 and 0 < lo < hi  # log axis
         sig = [v for v in sum(att["data"][1:], []) if isinstance(v, (int, float))]
         assert lo <= min(sig) and max(sig) <= hi and max(sig) / min(sig) > 10
         for name in ("attSigma", "peerLos", "orbitSigma"):
             ticks = [x for x in page.evaluate(_PLOT_JS, name)["xticks"] if x]
             assert ticks and all(re.fullmatch(r"\d\d:\d\d:\d\d(\n\d{4}-\d\d-\d\d)?", x) for x in ticks), ticks
-            assert re.search(r"\n2025-06-21$", ticks[0]), ticks              # the date on the first tick
+            assert re.search(r"\n2025-06-21$", ticks[0]), ticks  # the date on the first tick
         summary = json.loads((two_partner_replay / "summary.json").read_text())
         notes = page.inner_text("#notes")
         for n in summary["notes"]:
-            assert n["text"] in notes                                # whole, wrapped, never cut
+            assert n["text"] in notes  # whole, wrapped, never cut
         assert "…" not in notes
         _shot(page, "station_two_partners.png")
         assert errors == []
@@ -695,8 +818,11 @@ def test_page_with_two_partners_draws_every_plot_on_utc_axes(browser, two_partne
 
 
 def _orbit(t: float) -> tuple[str, float, dict]:
-    return ("orbit", t, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0], "sigma_r_m": [1, 1, 1],
-                         "sigma_v_m_s": [0.1] * 3})
+    return (
+        "orbit",
+        t,
+        {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0], "sigma_r_m": [1, 1, 1], "sigma_v_m_s": [0.1] * 3},
+    )
 
 
 def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_path):
@@ -707,8 +833,12 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
     d.mkdir()
     long = "peer 0x4B: the window's ranges fit 4 orbits about as well (at least the two sides of the plane)"
     batch_file(d, 1, [_orbit(T0_SC_S + 60.0 * k) for k in range(4)])
-    batch_file(d, 2, [_orbit(T0_SC_S + 240.0 + 60.0 * k) for k in range(3)]
-               + [("note", T0_SC_S + 300.0, {"estimator": "formation", "code": "range_only_mirror", "text": long})])
+    batch_file(
+        d,
+        2,
+        [_orbit(T0_SC_S + 240.0 + 60.0 * k) for k in range(3)]
+        + [("note", T0_SC_S + 300.0, {"estimator": "formation", "code": "range_only_mirror", "text": long})],
+    )
     batch_file(d, 3, [_orbit(T0_SC_S + 2000.0 + 60.0 * k) for k in range(3)])
     srv = Server(str(d))
     try:
@@ -716,8 +846,9 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
         page.wait_for_function("document.getElementById('orbit-points').textContent === '10'", timeout=20_000)
         page.wait_for_function("document.querySelectorAll('#problems li').length > 0")
         assert page.is_visible("#problems")
-        assert page.inner_text("#problems") == ("gap: orbit run 1: 1640 s without records from t_sc 742000360 "
-                                                "(median spacing 60 s)")       # no clock map: no UTC
+        assert page.inner_text("#problems") == (
+            "gap: orbit run 1: 1640 s without records from t_sc 742000360 (median spacing 60 s)"
+        )  # no clock map: no UTC
         note = page.locator("#notes li.cut")
         assert note.count() == 1
         received = note.get_attribute("title").split(" (the first 64 bytes")[0]
@@ -725,11 +856,14 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
         shown = note.inner_text()
         assert shown == "formation: peer 0x4B: the window's ranges fit 4 orbits about as well (at … [range_only_mirror]"
         assert "batch_00000003.bin" in page.inner_text("#files")
-        batch_file(d, 5, [_orbit(T0_SC_S + 2180.0 + 60.0 * k) for k in range(3)])   # file 4 never arrives
-        page.wait_for_function("document.getElementById('files').textContent.includes('batch_00000005.bin')",
-                               timeout=10_000)
-        page.wait_for_function("document.getElementById('problems').textContent"
-                               ".includes('missing batch files (sequence numbers): 4')", timeout=10_000)
+        batch_file(d, 5, [_orbit(T0_SC_S + 2180.0 + 60.0 * k) for k in range(3)])  # file 4 never arrives
+        page.wait_for_function(
+            "document.getElementById('files').textContent.includes('batch_00000005.bin')", timeout=10_000
+        )
+        page.wait_for_function(
+            "document.getElementById('problems').textContent.includes('missing batch files (sequence numbers): 4')",
+            timeout=10_000,
+        )
         _shot(page, "station_batches.png")
         assert errors == []
     finally:

@@ -5,7 +5,8 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pygnc.atomic import write_atomic
 from pygnc.formats import status as S
@@ -33,11 +34,24 @@ vec3 = st.tuples(*[st.floats(-1e7, 1e7, width=32)] * 3)
 
 
 @settings(max_examples=100, deadline=None)
-@given(seq=st.integers(0, 2**32 - 1), flags=st.integers(0, 2**16 - 1), t=st.floats(0, 4e9),
-       r=st.tuples(*[st.floats(-1e8, 1e8)] * 3), v=vec3, restarts=st.integers(0, 1000))
+@given(
+    seq=st.integers(0, 2**32 - 1),
+    flags=st.integers(0, 2**16 - 1),
+    t=st.floats(0, 4e9),
+    r=st.tuples(*[st.floats(-1e8, 1e8)] * 3),
+    v=vec3,
+    restarts=st.integers(0, 1000),
+)
 def test_round_trip(seq, flags, t, r, v, restarts):
-    values = {"seq": seq, "flags": flags, "t_sc_s": t, "orbit_r_ecef_m": r, "orbit_v_ecef_m_s": v,
-              "task0_id": 1, "task0_restarts": restarts}
+    values = {
+        "seq": seq,
+        "flags": flags,
+        "t_sc_s": t,
+        "orbit_r_ecef_m": r,
+        "orbit_v_ecef_m_s": v,
+        "task0_id": 1,
+        "task0_restarts": restarts,
+    }
     out = S.decode_status(S.encode_status(values))
     assert out["seq"] == seq and out["flags"] == flags and out["t_sc_s"] == t
     assert out["orbit_r_ecef_m"] == r
@@ -72,9 +86,16 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 
 def test_any_value_packs_never_raises():
     """Saturate, never overflow: a wild estimate must not take the status file down."""
-    data = S.encode_status({"orbit_v_ecef_m_s": (1e39, -1e300, math.nan), "task0_restarts": math.nan,
-                            "task0_age_ds": math.inf, "seq": -5, "orbit_fixes_used": 1e12,
-                            "orbit_t_sc_s": "garbage"})
+    data = S.encode_status(
+        {
+            "orbit_v_ecef_m_s": (1e39, -1e300, math.nan),
+            "task0_restarts": math.nan,
+            "task0_age_ds": math.inf,
+            "seq": -5,
+            "orbit_fixes_used": 1e12,
+            "orbit_t_sc_s": "garbage",
+        }
+    )
     out = S.decode_status(data)
     assert out["orbit_v_ecef_m_s"][:2] == (math.inf, -math.inf) and math.isnan(out["orbit_v_ecef_m_s"][2])
     assert out["task0_restarts"] == 0 and out["task0_age_ds"] == 255 and out["seq"] == 0
@@ -89,16 +110,27 @@ def test_downlink_failed_flag_and_info_token():
     base = {"t_sc_s": 1.7e9, "task0_id": 1, "task0_state": 2}
     line = [x for x in render_info(S.decode_status(S.encode_status(base))).split(b"\n") if x.startswith(b"tsk")]
     assert b"DF" not in line[0]
-    worst = {**base, "flags": (1 << 14) - 1, "seq": 2**32 - 1, "run": 65535, "uptime_s": 1e9,
-             "sense_records": 2**32 - 1, "sense_records_skipped": 2**32 - 1, "fixes_valid": 2**32 - 1,
-             "fixes_total": 2**32 - 1, "orbit_quality": 2, "orbit_t_sc_s": 0.0, "att_quality": 6,
-             "att_rate_body_rad_s": (1e30, 1e30, 1e30),
-             **{f"task{k}_id": k + 1 for k in range(S.MAX_TASKS)},
-             **{f"task{k}_restarts": 255 for k in range(S.MAX_TASKS)},
-             **{f"peer{k}_id": 70 + k for k in range(S.MAX_PEERS)},
-             **{f"peer{k}_sigma_dr_m": (1e30, 1e30, 1e30) for k in range(S.MAX_PEERS)},
-             **{f"peer{k}_quality": 7 for k in range(S.MAX_PEERS)},
-             **{f"peer{k}_acq_window_s": 65535 for k in range(S.MAX_PEERS)}}
+    worst = {
+        **base,
+        "flags": (1 << 14) - 1,
+        "seq": 2**32 - 1,
+        "run": 65535,
+        "uptime_s": 1e9,
+        "sense_records": 2**32 - 1,
+        "sense_records_skipped": 2**32 - 1,
+        "fixes_valid": 2**32 - 1,
+        "fixes_total": 2**32 - 1,
+        "orbit_quality": 2,
+        "orbit_t_sc_s": 0.0,
+        "att_quality": 6,
+        "att_rate_body_rad_s": (1e30, 1e30, 1e30),
+        **{f"task{k}_id": k + 1 for k in range(S.MAX_TASKS)},
+        **{f"task{k}_restarts": 255 for k in range(S.MAX_TASKS)},
+        **{f"peer{k}_id": 70 + k for k in range(S.MAX_PEERS)},
+        **{f"peer{k}_sigma_dr_m": (1e30, 1e30, 1e30) for k in range(S.MAX_PEERS)},
+        **{f"peer{k}_quality": 7 for k in range(S.MAX_PEERS)},
+        **{f"peer{k}_acq_window_s": 65535 for k in range(S.MAX_PEERS)},
+    }
     info = render_info(S.decode_status(S.encode_status(worst)))
     assert len(info) <= MAX_BYTES and info.endswith(b"\n") and info.count(b"\n") == 6  # the six lines fit
     assert b" FAIL WF LL DF" in info

@@ -4,13 +4,25 @@ estimate, horizon and age visible, bounded info text, float64 clock offset."""
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pygnc.config import Config
 from pygnc.formats import status as S
 from pygnc.formats.info import MAX_BYTES, duration, render_info
-from pygnc.validity import (Q_ACQUIRING, Q_AHEAD, Q_AMBIGUOUS, Q_BEHIND, Q_HORIZON, Q_NONE, Q_OK, Q_RATES_ONLY,
-                            Q_UNCERTAIN, assess, quality)
+from pygnc.validity import (
+    Q_ACQUIRING,
+    Q_AHEAD,
+    Q_AMBIGUOUS,
+    Q_BEHIND,
+    Q_HORIZON,
+    Q_NONE,
+    Q_OK,
+    Q_RATES_ONLY,
+    Q_UNCERTAIN,
+    assess,
+    quality,
+)
 
 CFG = Config()
 NOW = 1.7e9
@@ -23,11 +35,11 @@ def _q(epoch, sigma=10.0, max_sigma=100.0, last=LAST, ref=True):
 
 def test_quality_of_one_estimate():
     assert _q(math.nan) == Q_NONE
-    assert _q(NOW - 1.0) == Q_OK                       # propagated to "now" (1 s period)
-    assert _q(NOW - 3600.0) == Q_BEHIND                # an estimate of the batch, an hour old
-    assert _q(NOW + 3600.0) == Q_AHEAD                 # "now" given before the batch
-    assert _q(NOW, sigma=254.0) == Q_UNCERTAIN         # the 254-deg attitude of the trial
-    assert _q(NOW, sigma=math.nan) == Q_UNCERTAIN      # NaN never passes
+    assert _q(NOW - 1.0) == Q_OK  # propagated to "now" (1 s period)
+    assert _q(NOW - 3600.0) == Q_BEHIND  # an estimate of the batch, an hour old
+    assert _q(NOW + 3600.0) == Q_AHEAD  # "now" given before the batch
+    assert _q(NOW, sigma=254.0) == Q_UNCERTAIN  # the 254-deg attitude of the trial
+    assert _q(NOW, sigma=math.nan) == Q_UNCERTAIN  # NaN never passes
     assert _q(NOW, ref=False) == Q_RATES_ONLY
     # 1.7 years after the batch, the orbit held 4 h after it (the trial's "orb ok 1639.4m")
     far_last = NOW - 1.7 * 365.25 * 86400
@@ -40,10 +52,16 @@ def _status(**kw):
 
 
 def test_assess_sets_flags_only_for_usable_estimates():
-    s = _status(orbit_t_sc_s=NOW - 1, orbit_sigma_r_m=(3.0, 3.0, 3.0),
-                att_t_sc_s=NOW - 1, att_sigma_rad=(math.radians(150),) * 3,
-                peer0_id=75, peer0_t_sc_s=NOW - 1, peer0_sigma_dr_m=(1.0, 1.0, 1.0),
-                flags=S.FLAG_ORBIT_VALID | S.FLAG_ATTITUDE_VALID | S.FLAG_BATCH_DONE)
+    s = _status(
+        orbit_t_sc_s=NOW - 1,
+        orbit_sigma_r_m=(3.0, 3.0, 3.0),
+        att_t_sc_s=NOW - 1,
+        att_sigma_rad=(math.radians(150),) * 3,
+        peer0_id=75,
+        peer0_t_sc_s=NOW - 1,
+        peer0_sigma_dr_m=(1.0, 1.0, 1.0),
+        flags=S.FLAG_ORBIT_VALID | S.FLAG_ATTITUDE_VALID | S.FLAG_BATCH_DONE,
+    )
     flags = assess(s, NOW, CFG, att_has_reference=True)
     assert flags & S.FLAG_ORBIT_VALID and flags & S.FLAG_FORMATION_VALID and flags & S.FLAG_BATCH_DONE
     assert not flags & S.FLAG_ATTITUDE_VALID  # sigma 260 deg: not usable
@@ -72,35 +90,74 @@ def test_layout_version_size_and_task_slots():
 
 
 def test_info_names_quality_and_age():
-    s = _status(orbit_t_sc_s=LAST + 4 * 3600 - 1e8, orbit_quality=S.ESTIMATE_QUALITY.index("horizon"),
-                orbit_sigma_r_m=(1000.0, 1000.0, 1000.0), fixes_valid=12, fixes_total=12)
+    s = _status(
+        orbit_t_sc_s=LAST + 4 * 3600 - 1e8,
+        orbit_quality=S.ESTIMATE_QUALITY.index("horizon"),
+        orbit_sigma_r_m=(1000.0, 1000.0, 1000.0),
+        fixes_valid=12,
+        fixes_total=12,
+    )
     text = render_info(s).decode()
     assert "orb horizon 3.2y fix 12/12" in text and "ok" not in text.splitlines()[1]
 
 
 def test_durations():
-    assert [duration(x) for x in (5, 600, 4 * 3600, 12.5 * 86400, 1.7 * 365.25 * 86400)] == \
-        ["5s", "10m", "4.0h", "12.5d", "1.7y"]
+    assert [duration(x) for x in (5, 600, 4 * 3600, 12.5 * 86400, 1.7 * 365.25 * 86400)] == [
+        "5s",
+        "10m",
+        "4.0h",
+        "12.5d",
+        "1.7y",
+    ]
 
 
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
 @settings(max_examples=300, deadline=None)
-@given(t=finite_or_not, up=st.floats(0, 1e9, width=32), epoch=finite_or_not, sig=finite_or_not,
-       q=st.integers(0, 255), counts=st.integers(0, 2**32 - 1), run=st.integers(0, 65535),
-       flags=st.integers(0, 2**16 - 1), restarts=st.integers(0, 255))
+@given(
+    t=finite_or_not,
+    up=st.floats(0, 1e9, width=32),
+    epoch=finite_or_not,
+    sig=finite_or_not,
+    q=st.integers(0, 255),
+    counts=st.integers(0, 2**32 - 1),
+    run=st.integers(0, 65535),
+    flags=st.integers(0, 2**16 - 1),
+    restarts=st.integers(0, 255),
+)
 def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, flags, restarts):
     """Any status (even absurd values, e.g. a spacecraft time of 1e300) renders six whole
     lines under 200 bytes: the trial's 1e300 gave one truncated line; the configuration's
     line, when its flags are set, takes what room is left."""
-    values = {"t_sc_s": t, "uptime_s": up, "run": run, "flags": flags, "orbit_t_sc_s": epoch,
-              "orbit_quality": q, "att_quality": q, "att_t_sc_s": epoch, "orbit_sigma_r_m": (sig,) * 3,
-              "att_sigma_rad": (sig,) * 3, "att_rate_body_rad_s": (sig,) * 3, "fixes_valid": counts,
-              "fixes_total": counts, "sense_records": counts, "sense_records_skipped": counts}
+    values = {
+        "t_sc_s": t,
+        "uptime_s": up,
+        "run": run,
+        "flags": flags,
+        "orbit_t_sc_s": epoch,
+        "orbit_quality": q,
+        "att_quality": q,
+        "att_t_sc_s": epoch,
+        "orbit_sigma_r_m": (sig,) * 3,
+        "att_sigma_rad": (sig,) * 3,
+        "att_rate_body_rad_s": (sig,) * 3,
+        "fixes_valid": counts,
+        "fixes_total": counts,
+        "sense_records": counts,
+        "sense_records_skipped": counts,
+    }
     for k in range(S.MAX_PEERS):
-        values.update({f"peer{k}_id": 74 + k, f"peer{k}_sigma_dr_m": (sig,) * 3, f"peer{k}_quality": q,
-                       f"peer{k}_ambiguity_m": sig, f"peer{k}_acq_s": counts, f"peer{k}_acq_window_s": counts})
+        values.update(
+            {
+                f"peer{k}_id": 74 + k,
+                f"peer{k}_sigma_dr_m": (sig,) * 3,
+                f"peer{k}_quality": q,
+                f"peer{k}_ambiguity_m": sig,
+                f"peer{k}_acq_s": counts,
+                f"peer{k}_acq_window_s": counts,
+            }
+        )
     for k in range(S.MAX_TASKS):
         values.update({f"task{k}_id": k + 1, f"task{k}_restarts": restarts})
     note = "pygnc_config.toml:1234 range_only.max_window_s, on last accepted"
@@ -122,9 +179,17 @@ def test_range_only_peers_say_why_they_are_not_valid():
     """A peer still acquiring, or whose kept orbits disagree by more than the bound, is not
     valid whatever its sigma; the info line says which and how far along (issue 37 item 7)."""
     config = Config()
-    base = {"t_sc_s": LAST, "batch_t_sc_last_s": LAST, "peer0_id": 0x4B, "peer0_t_sc_s": LAST,
-            "peer0_sigma_dr_m": (1.0, 1.0, 1.0), "peer1_id": 0x4C, "peer1_t_sc_s": LAST,
-            "peer1_sigma_dr_m": (1.0, 1.0, 1.0), "peer0_ambiguity_m": 0.0}
+    base = {
+        "t_sc_s": LAST,
+        "batch_t_sc_last_s": LAST,
+        "peer0_id": 0x4B,
+        "peer0_t_sc_s": LAST,
+        "peer0_sigma_dr_m": (1.0, 1.0, 1.0),
+        "peer1_id": 0x4C,
+        "peer1_t_sc_s": LAST,
+        "peer1_sigma_dr_m": (1.0, 1.0, 1.0),
+        "peer0_ambiguity_m": 0.0,
+    }
     s = _status(**base, peer0_acq_s=720, peer0_acq_window_s=2700, peer1_ambiguity_m=6200.0)
     flags = assess(s, LAST, config, True)
     assert s["peer0_quality"] == Q_ACQUIRING and s["peer1_quality"] == Q_AMBIGUOUS

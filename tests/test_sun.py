@@ -17,7 +17,6 @@ from pygnc.environment import (
 from pygnc.timebase import gps_from_utc_unix
 
 
-
 def _angle_deg(a, b):
     cos = np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))

@@ -6,17 +6,17 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from conftest import PY4_DATA
 from flight_harness import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_formats_range import gps_fix
+
 from pygnc.config import Config, Paths
 from pygnc.formats.range_file import encode_gps_packet, encode_range_packets
 from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE, read_sense_file
 from pygnc.tasks.ingest import build_message_stream, sense_time_outliers
 from pygnc.timeorder import JUMP_FACTOR, jump_threshold_s, time_outliers
-from test_formats_range import gps_fix
 
 SAMPLE = REPO / "data" / "sample"
 RUN = Config().sensors_per_record + 1  # one record's stamps: its samples and its fix
@@ -46,8 +46,12 @@ def test_the_real_captures_have_none():
 
 
 @settings(max_examples=600, deadline=None, derandomize=True)
-@given(st.integers(0, 239), st.integers(0, 31), st.integers(0, 10),
-       st.sampled_from((3600.0, -1760.0, 7.7e8, 61.0, -61.0, 130.0, -200.0)))
+@given(
+    st.integers(0, 239),
+    st.integers(0, 31),
+    st.integers(0, 10),
+    st.sampled_from((3600.0, -1760.0, 7.7e8, 61.0, -61.0, 130.0, -200.0)),
+)
 def test_a_flipped_bit_is_caught_and_nothing_else_is(pos, bit, gap_at, step):
     """One stamp with one of its uint32 bits flipped, in data with a gap or a clock step
     (forward, backward, just over the threshold): never is another stamp taken for an
@@ -136,8 +140,8 @@ def _stats(msgs, source):
 def test_ingest_drops_a_sample_outlier_before_ordering(tmp_path):
     data = bytearray((SAMPLE / "sense.bin").read_bytes())
     off = 7 * RECORD_SIZE + 2 * SENSOR_SEGMENT_SIZE
-    t = int.from_bytes(data[off:off + 4], "big")
-    data[off:off + 4] = (t + 8192).to_bytes(4, "big")
+    t = int.from_bytes(data[off : off + 4], "big")
+    data[off : off + 4] = (t + 8192).to_bytes(4, "big")
     clean = build_message_stream(Paths(_home_with(tmp_path / "a")), Config()).messages
     msgs = build_message_stream(Paths(_home_with(tmp_path / "b", bytes(data))), Config()).messages
     end, end0 = msgs[-1][1], clean[-1][1]
@@ -153,8 +157,10 @@ def test_ingest_drops_a_range_outlier_and_retimes_its_fix(tmp_path):
     its time from it takes the next range's."""
     pks = [[(0x4B, 1_742_450_500 + 10 * g + i, 20_000 + i) for i in range(3)] for g in range(8)]
     pks[4][0] = (0x4B, pks[4][0][1] + (1 << 20), pks[4][0][2])  # a flipped bit: +12 days
-    data = b"".join(encode_gps_packet(gps_fix(ms_of_week=86_400_000 + 1000 * g)) + encode_range_packets(p)
-                    for g, p in enumerate(pks))
+    data = b"".join(
+        encode_gps_packet(gps_fix(ms_of_week=86_400_000 + 1000 * g)) + encode_range_packets(p)
+        for g, p in enumerate(pks)
+    )
     cfg = Config(range_gps_source="peer")
     msgs = build_message_stream(Paths(_home_with(tmp_path, range_bytes=data)), cfg).messages
     assert _stats(msgs, "range")["time_outliers"] == 1
@@ -168,7 +174,7 @@ def test_a_record_without_gps_does_not_start_the_batch_at_zero(tmp_path):
     batch's span (batch_end, the status's batch_t_sc_first_s) is the data's."""
     data = bytearray((SAMPLE / "sense.bin").read_bytes())
     off = 3 * RECORD_SIZE + 5 * SENSOR_SEGMENT_SIZE
-    data[off:off + 99] = bytes(99)
+    data[off : off + 99] = bytes(99)
     clean = build_message_stream(Paths(_home_with(tmp_path / "a")), Config()).messages[-1][1]
     end = build_message_stream(Paths(_home_with(tmp_path / "b", bytes(data))), Config()).messages[-1][1]
     assert (end["t_sc_first_s"], end["t_sc_last_s"]) == (clean["t_sc_first_s"], clean["t_sc_last_s"])

@@ -20,7 +20,7 @@ def _wait_ready(pub, timeout_s=5.0):
 def test_every_endpoint_is_ipc_in_the_run_dir(tmp_path):
     for ch in CHANNELS.values():
         ep = ch.endpoint(tmp_path)
-        assert ep.startswith("ipc://") and ep[len("ipc://"):].startswith(str(tmp_path))
+        assert ep.startswith("ipc://") and ep[len("ipc://") :].startswith(str(tmp_path))
 
 
 def test_block_channel_loses_nothing_with_a_slow_consumer(tmp_path):
@@ -47,13 +47,24 @@ def test_block_channel_loses_nothing_with_a_slow_consumer(tmp_path):
     th.start()
     waits = []
     for i in range(n):
-        assert pub.publish("sensor", {"t_sc_s": i, "mag_ut": [0, 0, 0], "gyro_deg_s": [0, 0, 0],
-                                      "sun_lux": [0] * 6, "sun_saturated": [], "record": i},
-                           wait=lambda s: waits.append(s) or (pub.socket.poll(int(s * 1000), zmq.POLLOUT) or True))
+        assert pub.publish(
+            "sensor",
+            {
+                "t_sc_s": i,
+                "mag_ut": [0, 0, 0],
+                "gyro_deg_s": [0, 0, 0],
+                "sun_lux": [0] * 6,
+                "sun_saturated": [],
+                "record": i,
+            },
+            wait=lambda s: waits.append(s) or (pub.socket.poll(int(s * 1000), zmq.POLLOUT) or True),
+        )
     th.join(10)
-    assert received == list(range(n))          # all of them, in order
+    assert received == list(range(n))  # all of them, in order
     assert pub.counters.blocked_waits > 0 and pub.counters.dropped == 0
-    pub.close(); sub.close(); ctx.term()
+    pub.close()
+    sub.close()
+    ctx.term()
 
 
 def test_drop_channel_counts_what_it_drops(tmp_path):
@@ -70,7 +81,9 @@ def test_drop_channel_counts_what_it_drops(tmp_path):
             got += 1
     assert pub.counters.dropped > 0
     assert got + pub.counters.dropped == 1000
-    pub.close(); sub.close(); ctx.term()
+    pub.close()
+    sub.close()
+    ctx.term()
 
 
 def test_latest_channel_conflates(tmp_path):
@@ -85,7 +98,9 @@ def test_latest_channel_conflates(tmp_path):
     while (got := sub.recv()) is not None:
         msgs.append(got[0])
     assert msgs and msgs[-1].body["t_sc_s"] == 49.0 and len(msgs) < 50
-    pub.close(); sub.close(); ctx.term()
+    pub.close()
+    sub.close()
+    ctx.term()
 
 
 def test_handshake_sees_late_subscriber(tmp_path):
@@ -118,7 +133,7 @@ def test_control_round_trip_and_restart_handover(tmp_path):
     assert srv.send("ingest", "ping", {"key": 9})
     assert cl2.socket.poll(2000)
     assert [m.body for m in cl2.pending()] == [{"key": 9}]
-    assert not srv.send("nobody", "ping", {"key": 1})   # unknown peer: False, not an exception
+    assert not srv.send("nobody", "ping", {"key": 1})  # unknown peer: False, not an exception
     # A malformed message between two good ones is counted and skipped, not the end of them.
     cl2.send("ready", {"pid": 1})
     cl2.socket.send(b"\xc1 not msgpack")
@@ -169,8 +184,9 @@ def test_replay_goes_to_the_restarted_consumer_alone_then_the_live_stream(tmp_pa
     propagated to "now"), in order and nothing live before it, then every later message
     exactly once; the other consumers get nothing twice."""
     ctx = zmq.Context()
-    pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), expected_subscribers=2,
-                    history_max_bytes=1 << 20)
+    pub = Publisher(
+        ctx, "orbit", tmp_path, Encoder("orbit_estimator"), expected_subscribers=2, history_max_bytes=1 << 20
+    )
     other = Subscriber(ctx, "orbit", tmp_path, DecodeCounters(), consumer="status_reporter")
     first = Subscriber(ctx, "orbit", tmp_path, DecodeCounters(), consumer="attitude_estimator")
     assert _wait_ready(pub)
@@ -194,8 +210,9 @@ def test_replay_goes_to_the_restarted_consumer_alone_then_the_live_stream(tmp_pa
         got += _texts(again, until=text)
     assert got == [f"kept {k}" for k in range(5)] + ["while it restarts", "live 1", "live 2", "live 3"]
     # the others: the live stream alone
-    assert _texts(other, until="live 3") == ([f"kept {k}" for k in range(5)]
-                                             + ["not kept", "while it restarts", "live 1", "live 2", "live 3"])
+    assert _texts(other, until="live 3") == (
+        [f"kept {k}" for k in range(5)] + ["not kept", "while it restarts", "live 1", "live 2", "live 3"]
+    )
     # the consumer dropped its replay topic: the producer has forgotten the replay
     assert _pump_until(pub, lambda: not pub.replays)
     assert pub.counters.replays == 1 and pub.counters.replays_done == 1
@@ -261,7 +278,7 @@ def test_a_dead_consumer_is_withdrawn(tmp_path):
 def test_replay_history_is_bounded(tmp_path):
     ctx = zmq.Context()
     pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), history_max_bytes=2000)
-    for k in range(100):
+    for _ in range(100):
         pub.publish("estimator_note", {"estimator": "orbit", "code": "c", "text": "x" * 50})
     assert pub.history_bytes <= 2000 and pub.counters.history_evicted > 0
     assert len(pub.history) + pub.counters.history_evicted == 100

@@ -6,7 +6,6 @@ their differences, so a wrong flight coefficient or rotation shows here rather t
 shared by truth and estimator.
 """
 
-
 import brahe
 import numpy as np
 
@@ -21,9 +20,14 @@ def _leo_states(n, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        r, v = orbits.initial_state_from_elements(6_878_137.0 + rng.uniform(-1e5, 1e5), 0.001,
-                                                  rng.uniform(0.3, 1.8), rng.uniform(0, 6.28), rng.uniform(0, 6.28),
-                                                  rng.uniform(0, 6.28))
+        r, v = orbits.initial_state_from_elements(
+            6_878_137.0 + rng.uniform(-1e5, 1e5),
+            0.001,
+            rng.uniform(0.3, 1.8),
+            rng.uniform(0, 6.28),
+            rng.uniform(0, 6.28),
+            rng.uniform(0, 6.28),
+        )
         out.append((np.asarray(r), np.asarray(v)))
     return out
 
@@ -92,13 +96,19 @@ def test_truth_sampling_matches_a_direct_propagation():
     r0, v0 = _leo_states(1, seed=4)[0]
     tr = orbits.propagate_truth(r0, v0, T0_GPS_S, 3600.0, seed=5)
     params = np.array([1.0, tr["density_factor"] / 40.0, 1.0, 0.01, 1.3])
-    cfg = bh.NumericalPropagationConfig(bh.IntegrationMethod.DP54,
-                                        bh.IntegratorConfig(abs_tol=1e-9, rel_tol=1e-12, max_step=10.0),
-                                        bh.VariationalConfig())
+    cfg = bh.NumericalPropagationConfig(
+        bh.IntegrationMethod.DP54,
+        bh.IntegratorConfig(abs_tol=1e-9, rel_tol=1e-12, max_step=10.0),
+        bh.VariationalConfig(),
+    )
     ep0 = orbits.brahe_epoch(T0_GPS_S)
-    prop = bh.NumericalOrbitPropagator(ep0, np.concatenate([r0, v0]), cfg,
-                                       orbits._brahe_force_model(bh, orbits.TRUTH_GRAVITY_DEGREE, True, True, True),
-                                       params)
+    prop = bh.NumericalOrbitPropagator(
+        ep0,
+        np.concatenate([r0, v0]),
+        cfg,
+        orbits._brahe_force_model(bh, orbits.TRUTH_GRAVITY_DEGREE, True, True, True),
+        params,
+    )
     for k in (37, 1033, 2999, 3600):
         prop.propagate_to(ep0 + float(k))
         assert np.linalg.norm(np.asarray(prop.current_state())[:3] - tr["r_gcrs_m"][k]) < 1e-3

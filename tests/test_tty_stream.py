@@ -9,8 +9,8 @@ import termios
 import time
 
 import pytest
-
 from flight_harness import REPO, FlightRun, make_home
+
 from ground.host import live
 from ground.host.cli import bad_frame_lines
 from pygnc.formats import batch as fmt
@@ -51,12 +51,17 @@ def test_hello_then_every_command_acknowledged(sample_run):
     assert abs(t_sc - 1_700_000_000) < 120
     mark = len(run.output)
     run.send(fs.encode_frame(fs.PING, 1))
-    run.send(fs.encode_frame(fs.CADENCE, 2, struct.pack("<I", 50)))     # under the 0.1 s floor
+    run.send(fs.encode_frame(fs.CADENCE, 2, struct.pack("<I", 50)))  # under the 0.1 s floor
     run.send(fs.encode_frame(fs.CADENCE, 3, struct.pack("<I", 200)))
     run.send(fs.encode_frame(fs.FLUSH, 4))
     run.send(fs.encode_frame(fs.STATUS, 5))
-    for seq, tag, result in ((1, fs.PING, fs.ACK_OK), (2, fs.CADENCE, fs.ACK_REFUSED), (3, fs.CADENCE, fs.ACK_OK),
-                             (4, fs.FLUSH, fs.ACK_OK), (5, fs.STATUS, fs.ACK_OK)):
+    for seq, tag, result in (
+        (1, fs.PING, fs.ACK_OK),
+        (2, fs.CADENCE, fs.ACK_REFUSED),
+        (3, fs.CADENCE, fs.ACK_OK),
+        (4, fs.FLUSH, fs.ACK_OK),
+        (5, fs.STATUS, fs.ACK_OK),
+    ):
         assert _wait_ack(run, seq, mark) == (seq, tag, result)
     sts = run.wait_frame(lambda f: f.tag == fs.STATUS_FILE, 10, mark)
     status = decode_status(sts.payload)  # the status file's own layout and CRC
@@ -126,8 +131,7 @@ def test_a_stalled_reader_never_blocks_pygnc(sample_run):
     start = len(run.output)
     run.send(fs.encode_frame(fs.STATUS, 2000))
     # its answer comes, whatever was dropped before it: a full queue drops its oldest frames
-    f = run.wait_frame(lambda f: f.tag == fs.COUNTERS and fs.decode_counters(f.payload)["commands"] >= 301,
-                       60, start)
+    f = run.wait_frame(lambda f: f.tag == fs.COUNTERS and fs.decode_counters(f.payload)["commands"] >= 301, 60, start)
     assert _wait_ack(run, 2000, start) == (2000, fs.STATUS, fs.ACK_OK)
     assert fs.decode_counters(f.payload)["frames_dropped_out"] > 0
 
@@ -161,8 +165,10 @@ def test_stdout_carries_frames_only_and_live_data_alone_makes_estimates(tmp_path
     home = make_home(tmp_path)
     out_path = tmp_path / "stdout.txt"
     items = live.live_items(SAMPLE)
-    with open(out_path, "wb") as out, FlightRun(home, timeout_min=3, spacecraft_time_s=items[0].t_sc_s,
-                                                stdout=out) as run:
+    with (
+        open(out_path, "wb") as out,
+        FlightRun(home, timeout_min=3, spacecraft_time_s=items[0].t_sc_s, stdout=out) as run,
+    ):
         t_end = time.monotonic() + 60
         while b"$HEL" not in out_path.read_bytes():
             assert time.monotonic() < t_end and run.proc.poll() is None, run.text
@@ -179,8 +185,9 @@ def test_stdout_carries_frames_only_and_live_data_alone_makes_estimates(tmp_path
         assert run.wait_exit(10) == 0
     data = out_path.read_bytes()
     items_out = fs.FrameReader(fs.PYGNC_TAGS).feed(data)
-    assert items_out and all(isinstance(i, fs.Frame) for i in items_out), [i for i in items_out
-                                                                         if not isinstance(i, fs.Frame)][:3]
+    assert items_out and all(isinstance(i, fs.Frame) for i in items_out), [
+        i for i in items_out if not isinstance(i, fs.Frame)
+    ][:3]
     assert b"pygnc run 1 started" in run.output and b"pygnc run 1 started" not in data
     kinds = [fmt.decode_records(f.payload)[0][0].kind.name for f in items_out if f.tag == fs.ESTIMATE]
     assert kinds.count("orbit") >= 3 and kinds.count("attitude") >= 3

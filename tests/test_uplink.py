@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from flight_harness import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ground import tle as tl
 from ground import tle_covariance as tc
 from ground.__main__ import main as ground_main
@@ -50,8 +51,13 @@ def _astropy_itrs(r, v, t):
         it = TEME(rep, obstime=ob).transform_to(ITRS(obstime=ob))
         dut1 = float(ob.delta_ut1_utc)
         xp, yp = iers.earth_orientation_table.get().pm_xy(ob)
-    return (it.cartesian.xyz.to_value(u.m), it.velocity.d_xyz.to_value(u.m / u.s), dut1,
-            float(xp.to_value(u.arcsec)), float(yp.to_value(u.arcsec)))
+    return (
+        it.cartesian.xyz.to_value(u.m),
+        it.velocity.d_xyz.to_value(u.m / u.s),
+        dut1,
+        float(xp.to_value(u.arcsec)),
+        float(yp.to_value(u.arcsec)),
+    )
 
 
 def _random_states(n, seed):
@@ -139,9 +145,11 @@ def test_sgp4_through_gps_time_matches_the_verification_vectors():
     assert n > 100
 
 
-ISS = ("ISS (ZARYA)\n"
-       "1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n"
-       "2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.72125391563537\n")
+ISS = (
+    "ISS (ZARYA)\n"
+    "1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n"
+    "2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.72125391563537\n"
+)
 
 
 def test_tle_files_are_checked_line_by_line(tmp_path):
@@ -184,8 +192,11 @@ def test_select_tle_takes_the_epoch_nearest():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 137), st.sampled_from("0123456789 .-+AUXZ")), max_size=6),
-       st.booleans(), st.sampled_from(["", "NAME\n", "0 NAME\n", "\n\n"]))
+@given(
+    st.lists(st.tuples(st.integers(0, 137), st.sampled_from("0123456789 .-+AUXZ")), max_size=6),
+    st.booleans(),
+    st.sampled_from(["", "NAME\n", "0 NAME\n", "\n\n"]),
+)
 def test_tle_reader_takes_any_mutation_without_crashing(edits, fix_checksums, prefix):
     """Any characters of a valid set changed (checksums repaired or not): a TleSet or a
     TleError naming the line, nothing else."""
@@ -205,15 +216,29 @@ def test_tle_reader_takes_any_mutation_without_crashing(edits, fix_checksums, pr
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.floats(14.0, 16.2), st.floats(0.0, 0.01), st.floats(0.0, 360.0), st.floats(0.1, 179.9),
-       st.floats(0.0, 360.0), st.floats(0.0, 360.0), st.floats(-9e-3, 9e-3), st.integers(1, 99999))
+@given(
+    st.floats(14.0, 16.2),
+    st.floats(0.0, 0.01),
+    st.floats(0.0, 360.0),
+    st.floats(0.1, 179.9),
+    st.floats(0.0, 360.0),
+    st.floats(0.0, 360.0),
+    st.floats(-9e-3, 9e-3),
+    st.integers(1, 99999),
+)
 def test_format_tle_round_trips(rev_day, e, argp_deg, i_deg, raan_deg, u_deg, b_star, norad):
     """The lines written for any LEO elements (perigee above ~190 km: SGP4 calls a lower one
     decayed) read back as those elements, to the fields' rounding (1e-4 deg, 1e-7 in e,
     1e-8 rev/day, 5 digits of B*)."""
-    el = stle.MeanElements(rev_day * 2 * math.pi / 1440.0, e * math.cos(math.radians(argp_deg)),
-                           e * math.sin(math.radians(argp_deg)), math.radians(i_deg), math.radians(raan_deg),
-                           math.radians(u_deg), b_star)
+    el = stle.MeanElements(
+        rev_day * 2 * math.pi / 1440.0,
+        e * math.cos(math.radians(argp_deg)),
+        e * math.sin(math.radians(argp_deg)),
+        math.radians(i_deg),
+        math.radians(raan_deg),
+        math.radians(u_deg),
+        b_star,
+    )
     jd = 2_460_754.5 + 0.123456789
     l1, l2 = stle.format_tle(el, round(jd * 1e8) / 1e8, norad)
     (s,) = tl.parse_tle_text(f"{l1}\n{l2}\n", "f")
@@ -231,8 +256,9 @@ def test_format_tle_round_trips(rev_day, e, argp_deg, i_deg, raan_deg, u_deg, b_
 # --------------------------------------------------------------------------- covariance model
 def _mean_elements(s) -> stle.MeanElements:
     r = s.satrec
-    return stle.MeanElements(r.no_kozai, r.ecco * math.cos(r.argpo), r.ecco * math.sin(r.argpo), r.inclo, r.nodeo,
-                             r.argpo + r.mo, r.bstar)
+    return stle.MeanElements(
+        r.no_kozai, r.ecco * math.cos(r.argpo), r.ecco * math.sin(r.argpo), r.inclo, r.nodeo, r.argpo + r.mo, r.bstar
+    )
 
 
 def _tle_of(el, jd, norad=99001):
@@ -240,8 +266,10 @@ def _tle_of(el, jd, norad=99001):
     return tl.parse_tle_text(l1 + "\n" + l2 + "\n")[0]
 
 
-SSO = ("1 99001U 25001A   25079.20833333  .00000000  00000+0  49247-3 0  9994\n"
-       "2 99001  97.3061  40.3024 0018963 103.8739 128.6507 15.18015748    10\n")
+SSO = (
+    "1 99001U 25001A   25079.20833333  .00000000  00000+0  49247-3 0  9994\n"
+    "2 99001  97.3061  40.3024 0018963 103.8739 128.6507 15.18015748    10\n"
+)
 
 
 def _sso():
@@ -317,8 +345,14 @@ def doc_blocks() -> list[list[str]]:
 def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     argv = shlex.split(line)
     assert argv[0] == "python"
-    return subprocess.run([sys.executable, *argv[1:]], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, *argv[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 class _Clock:
@@ -427,8 +461,10 @@ def test_doc_tle_uplink_covers_the_truth(demo):
         assert nees < CHI2_6_999, (peer, nees, e, sig)
         assert prior["sigma_pos_m"] >= sig[:3].max() - 1e-6 and prior["sigma_vel_m_s"] >= sig[3:].max() - 1e-9
     # The printed range is the TLE pair's, within its sigma of the true one.
-    got = {int(m.group(1), 16): float(m.group(2)) for m in
-           re.finditer(r"0x(4[BC]) .*?predicted range from the own spacecraft ([\d.]+) km", p.stdout, re.S)}
+    got = {
+        int(m.group(1), 16): float(m.group(2))
+        for m in re.finditer(r"0x(4[BC]) .*?predicted range from the own spacecraft ([\d.]+) km", p.stdout, re.S)
+    }
     j = int(round(cfg.formation_peer_priors[0x4B]["t_gps_s"] - truth["t_gps_s"][0]))
     for peer, k in ((0x4B, 1), (0x4C, 2)):
         true_km = np.linalg.norm(truth["r_ecef_m"][k, j] - truth["r_ecef_m"][0, j]) / 1e3
@@ -480,8 +516,10 @@ TLE_ARGS = ("--tle", "demo/tle.txt", "--self", "90074", "--epoch-utc", "2025-03-
 
 def test_existing_file_merge_keeps_other_keys_force_replaces(demo, capsys):
     out = demo / "merge.toml"
-    out.write_text('orbit_filter = { tesseral_degree = 6 }\n[formation_peer_priors."0x4D"]\n'
-                   'dr_rtn_m = [0.0, -3000.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n')
+    out.write_text(
+        'orbit_filter = { tesseral_degree = 6 }\n[formation_peer_priors."0x4D"]\n'
+        "dr_rtn_m = [0.0, -3000.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n"
+    )
     assert _uplink(demo, *TLE_ARGS, "--partner", "0x4B=90075", "--out", out) == 2
     assert "exists: --merge" in capsys.readouterr().err
     assert _uplink(demo, *TLE_ARGS, "--partner", "0x4B=90075", "--out", out, "--merge") == 0
@@ -497,44 +535,78 @@ def test_existing_file_merge_keeps_other_keys_force_replaces(demo, capsys):
 
 
 # --------------------------------------------------------------------------- refusals
-@pytest.mark.parametrize("args, message", [
-    (("--partner", "0x4B=90075", "--max-tle-age-h", "1"), "older than --max-tle-age-h 1"),
-    (("--partner", "0x4B=12345"), "no TLE of NORAD 12345 (partner 0x4B); the file has [90074, 90075, 90076]"),
-    (("--partner", "0x4B=90074"), "NORAD 90074 is the own spacecraft's"),
-    (("--partner", "0x4B=90075", "--max-separation-km", "1"), "more than --max-separation-km 1"),
-    (("--partner", "0x4B=90075", "--partner", "0x4B=90076"), "partner 0x4B given twice"),
-    (("--partner", "0x4B"), "needs ID=VALUE"),
-    (("--partner", "0x100=90075"), "outside 1..255"),
-    (("--partner", "0x4B=sc1"), "not a NORAD catalogue number"),
-    (("--partner", "0x4B=90075", "--wrong-side-probability", "0.7"), "must be in [0, 0.5]"),
-    ((), "no partner"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--partner", "0x4B=90075", "--max-tle-age-h", "1"), "older than --max-tle-age-h 1"),
+        (("--partner", "0x4B=12345"), "no TLE of NORAD 12345 (partner 0x4B); the file has [90074, 90075, 90076]"),
+        (("--partner", "0x4B=90074"), "NORAD 90074 is the own spacecraft's"),
+        (("--partner", "0x4B=90075", "--max-separation-km", "1"), "more than --max-separation-km 1"),
+        (("--partner", "0x4B=90075", "--partner", "0x4B=90076"), "partner 0x4B given twice"),
+        (("--partner", "0x4B"), "needs ID=VALUE"),
+        (("--partner", "0x100=90075"), "outside 1..255"),
+        (("--partner", "0x4B=sc1"), "not a NORAD catalogue number"),
+        (("--partner", "0x4B=90075", "--wrong-side-probability", "0.7"), "must be in [0, 0.5]"),
+        ((), "no partner"),
+    ],
+)
 def test_tle_refusals(demo, capsys, args, message):
     assert _uplink(demo, *TLE_ARGS, *args, "--out", "refused.toml") == 2
     assert message in capsys.readouterr().err
     assert not (demo / "refused.toml").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--tle", "demo/tle.txt", "--partner", "0x4B=90075"), "--tle needs --self"),
-    (("--self", "90074", "--partner", "0x4B=90075"), "need --tle FILE"),
-    (("--tle", "nowhere.txt", "--self", "90074", "--partner", "0x4B=90075"), "nowhere.txt"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--tle", "demo/tle.txt", "--partner", "0x4B=90075"), "--tle needs --self"),
+        (("--self", "90074", "--partner", "0x4B=90075"), "need --tle FILE"),
+        (("--tle", "nowhere.txt", "--self", "90074", "--partner", "0x4B=90075"), "nowhere.txt"),
+    ],
+)
 def test_argument_refusals(demo, capsys, args, message):
     assert _uplink(demo, *args, "--epoch-utc", "2025-03-20T06:30:00Z", "--out", "refused.toml") == 2
     assert message in capsys.readouterr().err
 
 
 def test_bad_epoch_and_bad_tle_file_are_refused(demo, capsys, tmp_path):
-    assert _uplink(demo, "--tle", "demo/tle.txt", "--self", "90074", "--partner", "0x4B=90075",
-                   "--epoch-utc", "yesterday", "--out", "refused.toml") == 2
+    assert (
+        _uplink(
+            demo,
+            "--tle",
+            "demo/tle.txt",
+            "--self",
+            "90074",
+            "--partner",
+            "0x4B=90075",
+            "--epoch-utc",
+            "yesterday",
+            "--out",
+            "refused.toml",
+        )
+        == 2
+    )
     assert "not an ISO 8601 time: 'yesterday'" in capsys.readouterr().err
     text = (demo / "demo" / "tle.txt").read_text().splitlines()
     text[4] = text[4][:20] + ("1" if text[4][20] != "1" else "2") + text[4][21:]
     bad = tmp_path / "bad.txt"
     bad.write_text("\n".join(text) + "\n")
-    assert _uplink(demo, "--tle", bad, "--self", "90074", "--partner", "0x4B=90075",
-                   "--epoch-utc", "2025-03-20T06:30:00Z", "--out", "refused.toml") == 2
+    assert (
+        _uplink(
+            demo,
+            "--tle",
+            bad,
+            "--self",
+            "90074",
+            "--partner",
+            "0x4B=90075",
+            "--epoch-utc",
+            "2025-03-20T06:30:00Z",
+            "--out",
+            "refused.toml",
+        )
+        == 2
+    )
     assert f"{bad}:5: checksum of TLE line 1" in capsys.readouterr().err
 
 
@@ -547,8 +619,10 @@ def test_downlink_from_another_spacecraft_is_refused(demo, capsys):
 
 
 def test_downlink_far_from_the_epoch_is_refused(demo, capsys):
-    assert _uplink(demo, "--downlink", "0x4B=downlink/sc1", "--epoch-utc", "2025-03-23T07:50:00Z",
-                   "--out", "refused.toml") == 2
+    assert (
+        _uplink(demo, "--downlink", "0x4B=downlink/sc1", "--epoch-utc", "2025-03-23T07:50:00Z", "--out", "refused.toml")
+        == 2
+    )
     assert "further than --max-downlink-age-h 48" in capsys.readouterr().err
 
 
@@ -601,8 +675,23 @@ def test_downlink_and_a_tle_of_another_object_are_refused(demo, capsys, tmp_path
     other = ["other", _renumbered(lines[4], 90077), _renumbered(lines[5], 90077, 0.3)]
     f = tmp_path / "tle.txt"
     f.write_text("\n".join(lines + other) + "\n")
-    assert _uplink(demo, "--tle", f, "--self", "90074", "--partner", "0x4B=90077",
-                   "--downlink", "0x4B=downlink/sc1", *DL_ARGS, "--out", "refused.toml") == 2
+    assert (
+        _uplink(
+            demo,
+            "--tle",
+            f,
+            "--self",
+            "90074",
+            "--partner",
+            "0x4B=90077",
+            "--downlink",
+            "0x4B=downlink/sc1",
+            *DL_ARGS,
+            "--out",
+            "refused.toml",
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "its downlinked orbit and the TLE of NORAD 90077 (other) disagree" in err
 
@@ -617,12 +706,15 @@ def test_downlink_records_of_two_orbits_are_refused(demo, capsys, tmp_path):
         data = f.read_bytes()
         h = B.decode_batch(data).header
         seq = h["sequence"] + 100
-        header = B.encode_header(h["run"], seq, 0x4B, h["flags"], h["t_first_sc_s"], h["t_last_sc_s"], h["records"],
-                                 h["skipped_bytes"])
-        (d / f"batch_{seq:08d}.bin").write_bytes(header + data[B.HEADER_SIZE:])
+        header = B.encode_header(
+            h["run"], seq, 0x4B, h["flags"], h["t_first_sc_s"], h["t_last_sc_s"], h["records"], h["skipped_bytes"]
+        )
+        (d / f"batch_{seq:08d}.bin").write_bytes(header + data[B.HEADER_SIZE :])
     assert _uplink(demo, "--downlink", f"0x4B={d}", *DL_ARGS, "--out", "refused.toml") == 2
-    assert "km RMS (more than 1 km): a reset, a manoeuvre or records of more than one spacecraft" in \
-        capsys.readouterr().err
+    assert (
+        "km RMS (more than 1 km): a reset, a manoeuvre or records of more than one spacecraft"
+        in capsys.readouterr().err
+    )
 
 
 def test_an_arc_whose_last_estimate_is_just_past_the_epoch_reaches_back():

@@ -13,13 +13,13 @@ import time
 
 import psutil
 import pytest
-
 from flight_harness import FLIGHT_MAIN, FlightRun, gone, make_home
+from test_flight_tree import SAMPLE, _all_running, _batch_done, _check_clean_stop, _sample_end_sc
+
 from pygnc.config import Config
 from pygnc.formats import status as S
 from pygnc.tasks.table import enabled_tasks, process_name
 from pygnc.zygote import UNKNOWN_EXIT, Zygote, become_subreaper
-from test_flight_tree import SAMPLE, _all_running, _batch_done, _check_clean_stop, _sample_end_sc
 
 TASKS = enabled_tasks(Config())
 _NAMES = [process_name(t) for t in TASKS]
@@ -45,8 +45,19 @@ def _hanging_task_argv(tmp_path) -> list[str]:
     """Arguments of a real task that waits (its ready handshake, 20 s) for a supervisor
     that is not there."""
     (tmp_path / "logs").mkdir(exist_ok=True)
-    return ["orbit_estimator", "--run-dir", str(tmp_path), "--log-dir", str(tmp_path / "logs"),
-            "--run-number", "1", "--t0-sc", "0", "--t0-mono", repr(time.monotonic())]
+    return [
+        "orbit_estimator",
+        "--run-dir",
+        str(tmp_path),
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--run-number",
+        "1",
+        "--t0-sc",
+        "0",
+        "--t0-mono",
+        repr(time.monotonic()),
+    ]
 
 
 def test_zygote_forks_tasks_reports_their_exits_and_ends_with_its_stdin(tmp_path):

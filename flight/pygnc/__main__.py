@@ -8,7 +8,8 @@ from pygnc.signals import StopSignals
 
 _stop = StopSignals()
 
-from pygnc.supervisor import exit_process, main as supervisor_main  # noqa: E402
+from pygnc.supervisor import exit_process  # noqa: E402
+from pygnc.supervisor import main as supervisor_main  # noqa: E402
 
 
 def main() -> int:

@@ -45,9 +45,9 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .atomic import fsync_dir, move_aside, remove_stale_temps, write_atomic
 from .formats import batch as fmt
@@ -76,10 +76,10 @@ class StoreCounters:
     files_closed: int = 0
     records_written: int = 0
     bytes_written: int = 0
-    records_not_written: int = 0   # dropped: disk full / low, or a write error
+    records_not_written: int = 0  # dropped: disk full / low, or a write error
     write_errors: int = 0
-    files_pruned: int = 0          # deleted by the size / free-space bounds
-    files_lost: int = 0            # the .part vanished before it could be closed
+    files_pruned: int = 0  # deleted by the size / free-space bounds
+    files_lost: int = 0  # the .part vanished before it could be closed
     parts_recovered: int = 0
     parts_removed_empty: int = 0
     fsyncs: int = 0
@@ -93,7 +93,7 @@ class OpenReport:
     """What :meth:`BatchStore.open` found."""
 
     next_sequence: int
-    restarted: bool                  # the writer restarted within the same run
+    restarted: bool  # the writer restarted within the same run
     run_first_sequence: int
     recovered: list[tuple[int, int, int]] = field(default_factory=list)  # (seq, records, skipped bytes)
     removed_empty: list[int] = field(default_factory=list)
@@ -109,20 +109,30 @@ class _OpenFile:
     opened_mono: float
     size: int = 0
     records: int = 0
-    data_records: int = 0            # not counting the context records at its start
+    data_records: int = 0  # not counting the context records at its start
     t_first: float = math.inf
     t_last: float = -math.inf
     unsynced_since: float | None = None
 
 
 class BatchStore:
-    def __init__(self, directory: Path, run: int, run_key: str, spacecraft_id: int, *,
-                 max_file_bytes: int = 25_600, max_file_age_s: float = 600.0,
-                 total_max_bytes: int = 32 * 1024 * 1024, min_free_bytes: int = 8 * 1024 * 1024,
-                 reserve_bytes: int = 64 * 1024 * 1024,
-                 fsync_period_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 log: logging.Logger | None = None,
-                 context: Callable[[], list[tuple[bytes, float]]] = lambda: []):
+    def __init__(
+        self,
+        directory: Path,
+        run: int,
+        run_key: str,
+        spacecraft_id: int,
+        *,
+        max_file_bytes: int = 25_600,
+        max_file_age_s: float = 600.0,
+        total_max_bytes: int = 32 * 1024 * 1024,
+        min_free_bytes: int = 8 * 1024 * 1024,
+        reserve_bytes: int = 64 * 1024 * 1024,
+        fsync_period_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        log: logging.Logger | None = None,
+        context: Callable[[], list[tuple[bytes, float]]] = lambda: [],
+    ):
         self.dir = Path(directory)
         self.run, self.run_key, self.spacecraft_id = run, run_key, spacecraft_id
         self.max_file_bytes = max_file_bytes
@@ -177,17 +187,26 @@ class BatchStore:
             return {}, f"state file unreadable: {exc}"
         try:
             st = json.loads(raw)
-            if not (isinstance(st, dict) and st.get("format") == STATE_FORMAT
-                    and isinstance(st.get("next_sequence"), int)
-                    and fmt.MIN_SEQUENCE <= st["next_sequence"] <= fmt.MAX_SEQUENCE + 1):
+            if not (
+                isinstance(st, dict)
+                and st.get("format") == STATE_FORMAT
+                and isinstance(st.get("next_sequence"), int)
+                and fmt.MIN_SEQUENCE <= st["next_sequence"] <= fmt.MAX_SEQUENCE + 1
+            ):
                 raise ValueError("not a batch state")
             return st, ""
         except ValueError as exc:
             return {}, f"state file invalid ({exc})"
 
     def _write_state(self) -> None:
-        st = {"format": STATE_FORMAT, "version": STATE_VERSION, "next_sequence": self.next_seq,
-              "run": self.run, "run_key": self.run_key, "run_first_sequence": self.run_first_seq}
+        st = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "next_sequence": self.next_seq,
+            "run": self.run,
+            "run_key": self.run_key,
+            "run_first_sequence": self.run_first_seq,
+        }
         write_atomic(self.state_path, (json.dumps(st) + "\n").encode())
 
     def _reserve_sequence(self) -> int:
@@ -195,9 +214,11 @@ class BatchStore:
         :class:`SequenceExhausted` beyond MAX_SEQUENCE."""
         seq = self.next_seq
         if seq > fmt.MAX_SEQUENCE:
-            raise SequenceExhausted(f"batch sequence numbers are exhausted (the next would be {seq}, beyond the "
-                                    f"header's {fmt.MAX_SEQUENCE}): remove the batch files and {STATE_FILE} "
-                                    "to number from 1 again")
+            raise SequenceExhausted(
+                f"batch sequence numbers are exhausted (the next would be {seq}, beyond the "
+                f"header's {fmt.MAX_SEQUENCE}): remove the batch files and {STATE_FILE} "
+                "to number from 1 again"
+            )
         self.next_seq += 1
         try:
             self._write_state()
@@ -213,8 +234,9 @@ class BatchStore:
         OSError only if the directory cannot be made."""
         if os.path.lexists(self.dir) and not self.dir.is_dir():
             moved = move_aside(self.dir)
-            self.log.warning("%s was not a directory: renamed to %s, batch files go to a new directory",
-                             self.dir, moved.name)
+            self.log.warning(
+                "%s was not a directory: renamed to %s, batch files go to a new directory", self.dir, moved.name
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.state_path)
         for tmp in self.dir.glob(f".{fmt.FILE_PREFIX}*.tmp*"):  # write_atomic temps of .part rewrites
@@ -245,9 +267,13 @@ class BatchStore:
         report.next_sequence = self.next_seq
         if self.next_seq > fmt.MAX_SEQUENCE:
             self.failed = True
-            self.log.error("batch sequence numbers are exhausted (next %d, beyond %d): no batch file can be "
-                           "written; remove the batch files and %s to number from 1 again", self.next_seq,
-                           fmt.MAX_SEQUENCE, STATE_FILE)
+            self.log.error(
+                "batch sequence numbers are exhausted (next %d, beyond %d): no batch file can be "
+                "written; remove the batch files and %s to number from 1 again",
+                self.next_seq,
+                fmt.MAX_SEQUENCE,
+                STATE_FILE,
+            )
         return report
 
     def _recover(self, seq: int, part: Path, finals: dict[int, Path], report: OpenReport) -> None:
@@ -262,25 +288,39 @@ class BatchStore:
             return
         if seq in finals:  # cannot happen with atomic renames; keep both, never drop data
             new_seq = self._reserve_sequence()
-            self.log.warning("%s exists next to %s: recovering the .part as batch %d", finals[seq].name,
-                             part.name, new_seq)
+            self.log.warning(
+                "%s exists next to %s: recovering the .part as batch %d", finals[seq].name, part.name, new_seq
+            )
             seq = new_seq
         h = bf.header
         flags = ((h["flags"] if h else fmt.FILE_HEADER_REBUILT) & ~fmt.FILE_OPEN) | fmt.FILE_RECOVERED
         times = [r.t_sc_s for r in bf.records]
         body = b"".join(r.raw for r in bf.records)
         skipped = len(data) - (fmt.HEADER_SIZE if h else 0) - len(body)
-        header = fmt.encode_header(h["run"] if h else 0, seq, h["spacecraft_id"] if h else self.spacecraft_id,
-                                   flags, min(times), max(times), len(bf.records), skipped)
-        write_atomic(part, header + body)           # the .part now holds exactly the recovered file
+        header = fmt.encode_header(
+            h["run"] if h else 0,
+            seq,
+            h["spacecraft_id"] if h else self.spacecraft_id,
+            flags,
+            min(times),
+            max(times),
+            len(bf.records),
+            skipped,
+        )
+        write_atomic(part, header + body)  # the .part now holds exactly the recovered file
         final = self.dir / fmt.file_name(seq)
         os.replace(part, final)
         fsync_dir(self.dir)
         finals[seq] = final
         self.counters.parts_recovered += 1
         report.recovered.append((seq, len(bf.records), skipped))
-        self.log.warning("recovered %s from a crash or power cut: %d intact records kept, %d bytes of a "
-                         "torn or corrupt tail dropped", final.name, len(bf.records), skipped)
+        self.log.warning(
+            "recovered %s from a crash or power cut: %d intact records kept, %d bytes of a "
+            "torn or corrupt tail dropped",
+            final.name,
+            len(bf.records),
+            skipped,
+        )
 
     def run_records(self) -> list[fmt.Record]:
         """Records this run already wrote (for a writer restarted within the run)."""
@@ -301,8 +341,12 @@ class BatchStore:
         self.counters.write_errors += 1
         self._errors_logged += 1
         if self._errors_logged <= 5:
-            self.log.error("batch file %s failed: %s%s", what, exc,
-                           " (further errors only counted)" if self._errors_logged == 5 else "")
+            self.log.error(
+                "batch file %s failed: %s%s",
+                what,
+                exc,
+                " (further errors only counted)" if self._errors_logged == 5 else "",
+            )
 
     def _open_file(self) -> _OpenFile:
         seq = self._reserve_sequence()
@@ -330,7 +374,7 @@ class BatchStore:
     def _write(self, f: _OpenFile, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(f.fd, view):]
+            view = view[os.write(f.fd, view) :]
         f.size += len(data)
         self.counters.bytes_written += len(data)
         if f.unsynced_since is None:
@@ -416,8 +460,7 @@ class BatchStore:
             return
         self.file = None
         try:
-            header = fmt.encode_header(self.run, f.seq, self.spacecraft_id, reason, f.t_first, f.t_last,
-                                       f.records, 0)
+            header = fmt.encode_header(self.run, f.seq, self.spacecraft_id, reason, f.t_first, f.t_last, f.records, 0)
             os.pwrite(f.fd, header, 0)
             os.fsync(f.fd)
             self.counters.fsyncs += 1
@@ -482,14 +525,23 @@ class BatchStore:
         if deleted:
             self.counters.files_pruned += len(deleted)
             fsync_dir(self.dir)
-            self.log.warning("deleted %d oldest batch files (%s) to stay under %d bytes with %d bytes free",
-                             len(deleted), fmt.ranges_text(deleted), self.total_max_bytes, self.min_free_bytes)
+            self.log.warning(
+                "deleted %d oldest batch files (%s) to stay under %d bytes with %d bytes free",
+                len(deleted),
+                fmt.ranges_text(deleted),
+                self.total_max_bytes,
+                self.min_free_bytes,
+            )
         self._disk_low = free < self.min_free_bytes
         in_reserve = free < self.min_free_bytes + self.reserve_bytes
         if in_reserve and not self._in_reserve:
-            self.log.warning("%d bytes free, under the downlink's reserve of %d: the logs have stopped, batch files "
-                             "go on down to %d bytes free", free, self.min_free_bytes + self.reserve_bytes,
-                             self.min_free_bytes)
+            self.log.warning(
+                "%d bytes free, under the downlink's reserve of %d: the logs have stopped, batch files "
+                "go on down to %d bytes free",
+                free,
+                self.min_free_bytes + self.reserve_bytes,
+                self.min_free_bytes,
+            )
         self._in_reserve = in_reserve
         self._next_free_check = self.clock() + FREE_CHECK_PERIOD_S
 
@@ -497,7 +549,7 @@ class BatchStore:
         if self._disk_low and now >= self._next_free_check:
             self.prune()
             if self._disk_low:
-                self.log.error("less than %d bytes free for batch files: records are dropped and counted",
-                               self.min_free_bytes)
+                self.log.error(
+                    "less than %d bytes free for batch files: records are dropped and counted", self.min_free_bytes
+                )
         return self._disk_low
-

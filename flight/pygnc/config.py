@@ -404,11 +404,17 @@ class Config:
         if problems:
             raise ConfigError(problems)
         ro = filter_tunables(RangeOnlyConfig, self.range_only, "range_only")
-        object.__setattr__(self, "formation_peer_priors", {
-            peer_id_key(k): parse_peer_prior(v, ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s)
-            for k, v in dict(self.formation_peer_priors).items()})
-        object.__setattr__(self, "range_calibration_m", {
-            peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()})
+        object.__setattr__(
+            self,
+            "formation_peer_priors",
+            {
+                peer_id_key(k): parse_peer_prior(v, ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s)
+                for k, v in dict(self.formation_peer_priors).items()
+            },
+        )
+        object.__setattr__(
+            self, "range_calibration_m", {peer_id_key(k): float(v) for k, v in dict(self.range_calibration_m).items()}
+        )
 
     @property
     def log_reserve_bytes(self) -> int:
@@ -431,8 +437,11 @@ def peer_id_key(key) -> int:
 
 def _vector3(table: dict, key: str) -> tuple[float, float, float]:
     v = table[key]
-    if not (isinstance(v, (list, tuple)) and len(v) == 3
-            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)):
+    if not (
+        isinstance(v, (list, tuple))
+        and len(v) == 3
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)
+    ):
         raise ValueError(f"{key} must be a list of 3 finite numbers, got {v!r}")
     return tuple(float(c) for c in v)
 
@@ -446,8 +455,11 @@ MAX_PRIOR_SOURCE_CHARS = 120
 def _covariance6(v) -> tuple[float, ...]:
     """A 6x6 covariance given as 36 numbers (row-major), checked symmetric and positive
     definite (a plain Cholesky: no numpy here)."""
-    if not (isinstance(v, (list, tuple)) and len(v) == 36
-            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)):
+    if not (
+        isinstance(v, (list, tuple))
+        and len(v) == 36
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)
+    ):
         raise ValueError("cov_rtn must be a list of 36 finite numbers (6x6, row-major)")
     m = [[float(v[6 * i + j]) for j in range(6)] for i in range(6)]
     for i in range(6):
@@ -481,16 +493,19 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
     extra = keys - ecef - rtn - optional
     if extra:
         raise ValueError(f"unknown keys in a partner prior: {sorted(extra)}")
-    out = {"sigma_pos_m": table.get("sigma_pos_m", sigma_pos_m),
-           "sigma_vel_m_s": table.get("sigma_vel_m_s", sigma_vel_m_s)}
+    out = {
+        "sigma_pos_m": table.get("sigma_pos_m", sigma_pos_m),
+        "sigma_vel_m_s": table.get("sigma_vel_m_s", sigma_vel_m_s),
+    }
     for k, v in out.items():
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 < v < math.inf):
             raise ValueError(f"partner prior {k} must be a finite number > 0, got {v!r}")
         out[k] = float(v)
     out["cov_rtn"] = _covariance6(table["cov_rtn"]) if table.get("cov_rtn") is not None else None
     p = table.get("wrong_side_probability")
-    if p is not None and not (isinstance(p, (int, float)) and not isinstance(p, bool)
-                              and 0.0 <= p <= MAX_WRONG_SIDE_PROBABILITY):
+    if p is not None and not (
+        isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p <= MAX_WRONG_SIDE_PROBABILITY
+    ):
         raise ValueError(f"wrong_side_probability must be a number in [0, {MAX_WRONG_SIDE_PROBABILITY}], got {p!r}")
     out["wrong_side_probability"] = None if p is None else float(p)
     src = table.get("source", "")
@@ -501,11 +516,20 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
         t = table["t_gps_s"]
         if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 < t < math.inf):
             raise ValueError(f"t_gps_s must be GPS seconds > 0, got {t!r}")
-        return {"frame": "ecef", "t_gps_s": float(t), "pos_ecef_m": _vector3(table, "pos_ecef_m"),
-                "vel_ecef_m_s": _vector3(table, "vel_ecef_m_s"), **out}
+        return {
+            "frame": "ecef",
+            "t_gps_s": float(t),
+            "pos_ecef_m": _vector3(table, "pos_ecef_m"),
+            "vel_ecef_m_s": _vector3(table, "vel_ecef_m_s"),
+            **out,
+        }
     if rtn <= keys and not keys & ecef:
-        return {"frame": "rtn", "dr_rtn_m": _vector3(table, "dr_rtn_m"), "dv_rtn_m_s": _vector3(table, "dv_rtn_m_s"),
-                **out}
+        return {
+            "frame": "rtn",
+            "dr_rtn_m": _vector3(table, "dr_rtn_m"),
+            "dv_rtn_m_s": _vector3(table, "dv_rtn_m_s"),
+            **out,
+        }
     raise ValueError("a partner prior gives either t_gps_s + pos_ecef_m + vel_ecef_m_s, or dr_rtn_m + dv_rtn_m_s")
 
 
@@ -523,13 +547,14 @@ def filter_tunables(cls, overrides: dict, table: str):
 #: as 0.7071 for 45 deg pass).
 ORTHONORMAL_TOLERANCE = 1e-3
 #: The mounting matrices and the key that says a reflection in each is meant.
-MOUNTINGS = (("imu_to_body", "imu_to_body_reflection_intended"),
-             ("imu_device_to_body", "imu_device_to_body_reflection_intended"))
+MOUNTINGS = (
+    ("imu_to_body", "imu_to_body_reflection_intended"),
+    ("imu_device_to_body", "imu_device_to_body_reflection_intended"),
+)
 
 
 def _det3(m) -> float:
-    return (m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6])
-            + m[2] * (m[3] * m[7] - m[4] * m[6]))
+    return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6])
 
 
 def _orthonormal_error(m) -> float:
@@ -542,14 +567,13 @@ def _orthonormal_error(m) -> float:
     return err
 
 
-def undeclared_reflections(config: "Config") -> list[str]:
+def undeclared_reflections(config: Config) -> list[str]:
     """The mounting matrices of *config* that are reflections (determinant -1) without
     their ``*_reflection_intended`` key set (status flag ``imu_reflection``)."""
-    return [name for name, intended in MOUNTINGS
-            if _det3(getattr(config, name)) < 0 and not getattr(config, intended)]
+    return [name for name, intended in MOUNTINGS if _det3(getattr(config, name)) < 0 and not getattr(config, intended)]
 
 
-def config_problems(c: "Config") -> list[Problem]:
+def config_problems(c: Config) -> list[Problem]:
     """Every problem of the configuration *c* (empty: it may be used): each key's type and
     declared limits, the nested tables (``[orbit_filter]``, ``[attitude_filter]``,
     ``[batch_period_s]``, ``[range_calibration_m]``, ``[[housekeeping_devices]]``,
@@ -561,8 +585,12 @@ def config_problems(c: "Config") -> list[Problem]:
     def ok(*names) -> bool:
         return not bad.intersection(names)
 
-    for name, cls in (("orbit_filter", OrbitFilterConfig), ("attitude_filter", AttitudeFilterConfig),
-                      ("formation_filter", FormationFilterConfig), ("range_only", RangeOnlyConfig)):
+    for name, cls in (
+        ("orbit_filter", OrbitFilterConfig),
+        ("attitude_filter", AttitudeFilterConfig),
+        ("formation_filter", FormationFilterConfig),
+        ("range_only", RangeOnlyConfig),
+    ):
         if ok(name):
             table = c.__dict__[name]
             if name == "formation_filter" and "orbit" in table:
@@ -579,8 +607,7 @@ def config_problems(c: "Config") -> list[Problem]:
             if k not in KINDS_BY_NAME:
                 out.append(Problem(("batch_period_s", k), f"is not a record kind (known: {known})"))
             elif not is_number(v) or number_problem(v, interval):
-                out.append(Problem(("batch_period_s", k), "must be seconds >= 0 (inf: on change only), "
-                                                          f"got {v!r}"))
+                out.append(Problem(("batch_period_s", k), f"must be seconds >= 0 (inf: on change only), got {v!r}"))
     if ok("range_calibration_m"):
         interval = _FIELDS["range_calibration_m"].metadata["range"]
         for k, v in c.range_calibration_m.items():
@@ -593,8 +620,11 @@ def config_problems(c: "Config") -> list[Problem]:
             if msg:
                 out.append(Problem(("range_calibration_m", k), msg))
     if ok("formation_peer_priors", "range_only"):
-        ro = RangeOnlyConfig() if field_problems(RangeOnlyConfig, c.range_only, ("range_only",)) else \
-            dataclasses.replace(RangeOnlyConfig(), **c.range_only)
+        ro = (
+            RangeOnlyConfig()
+            if field_problems(RangeOnlyConfig, c.range_only, ("range_only",))
+            else dataclasses.replace(RangeOnlyConfig(), **c.range_only)
+        )
         for k, v in c.formation_peer_priors.items():
             try:
                 peer_id_key(k)
@@ -616,27 +646,46 @@ def config_problems(c: "Config") -> list[Problem]:
         except ValueError as exc:
             out.append(Problem(("sx1280_ranging_bandwidth_code",), f"is refused: {exc}"))
     if ok("imu_driver", "imu_port") and c.imu_driver and not c.imu_port.strip():
-        out.append(Problem(("imu_port",), f"is empty: name the serial device, 'auto', or udp:// / tcp:// "
-                                          f"(imu_driver = {c.imu_driver!r})", (("imu_driver",),)))
+        out.append(
+            Problem(
+                ("imu_port",),
+                f"is empty: name the serial device, 'auto', or udp:// / tcp:// (imu_driver = {c.imu_driver!r})",
+                (("imu_driver",),),
+            )
+        )
     for name, _ in MOUNTINGS:
         if ok(name):
             err = _orthonormal_error(getattr(c, name))
             if err > ORTHONORMAL_TOLERANCE:
-                out.append(Problem((name,), f"must be orthonormal (a rotation, or a reflection): R R^T differs "
-                                            f"from the identity by {err:.3g}"))
-    for lo, hi, why in (("min_fix_radius_m", "max_fix_radius_m", ""),
-                        ("health_warn_s", "health_fatal_s", ": a task is reported late before it is killed"),
-                        ("status_health_fatal_s", "health_fatal_s", ""),
-                        ("formation_hold_s", "formation_max_hold_s", ""),
-                        ("imu_reconnect_backoff_s", "imu_reconnect_max_backoff_s", "")):
+                out.append(
+                    Problem(
+                        (name,),
+                        f"must be orthonormal (a rotation, or a reflection): R R^T differs "
+                        f"from the identity by {err:.3g}",
+                    )
+                )
+    for lo, hi, why in (
+        ("min_fix_radius_m", "max_fix_radius_m", ""),
+        ("health_warn_s", "health_fatal_s", ": a task is reported late before it is killed"),
+        ("status_health_fatal_s", "health_fatal_s", ""),
+        ("formation_hold_s", "formation_max_hold_s", ""),
+        ("imu_reconnect_backoff_s", "imu_reconnect_max_backoff_s", ""),
+    ):
         if ok(lo, hi) and not getattr(c, lo) <= getattr(c, hi):
             out.append(Problem((lo,), f"({getattr(c, lo)!r}) must not exceed {hi} ({getattr(c, hi)!r}){why}", ((hi,),)))
-    if ok("sink_stop_drain_s", "stop_deadline_sinks_s") and \
-            not c.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= c.stop_deadline_sinks_s:
-        out.append(Problem(("sink_stop_drain_s",),
-                           f"({c.sink_stop_drain_s} s) must be at least {SINK_FINAL_WRITE_MARGIN_S} s shorter than "
-                           f"stop_deadline_sinks_s ({c.stop_deadline_sinks_s} s): the status reporter must write its "
-                           "final status before the supervisor's deadline", (("stop_deadline_sinks_s",),)))
+    if (
+        ok("sink_stop_drain_s", "stop_deadline_sinks_s")
+        and not c.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= c.stop_deadline_sinks_s
+    ):
+        out.append(
+            Problem(
+                ("sink_stop_drain_s",),
+                f"({c.sink_stop_drain_s} s) must be at least {SINK_FINAL_WRITE_MARGIN_S} s shorter than "
+                f"stop_deadline_sinks_s ({c.stop_deadline_sinks_s} s): the status reporter must write its "
+                "final status before the supervisor's deadline",
+                (("stop_deadline_sinks_s",),),
+            )
+        )
     return out
 
 
@@ -645,8 +694,12 @@ def _misplaced(p: Problem, cls) -> Problem:
     ``[table]`` header belongs to that table)."""
     k = p.key[-1]
     if k in _FIELDS and k not in {f.name for f in dataclasses.fields(cls)}:
-        return Problem(p.key, f"is not a key of [{p.key[0]}]: {k} is a top-level key - write it before the "
-                              "first [table] header (every key after a header belongs to that table)", p.others)
+        return Problem(
+            p.key,
+            f"is not a key of [{p.key[0]}]: {k} is a top-level key - write it before the "
+            "first [table] header (every key after a header belongs to that table)",
+            p.others,
+        )
     return p
 
 
@@ -717,7 +770,7 @@ def _unknown_key_problems(data: dict) -> list[Problem]:
     return out
 
 
-def with_overrides(base: "Config", data: dict, where: str, text: str | None = None) -> "Config":
+def with_overrides(base: Config, data: dict, where: str, text: str | None = None) -> Config:
     """*base* with the TOML-style table *data* (``{name: value}``, lists for tuples) laid over
     it, checked as a configuration file is; :class:`ConfigError` (a ``ValueError``) naming
     *where* - and, given the file's *text*, the line - of every problem."""
@@ -732,30 +785,31 @@ def with_overrides(base: "Config", data: dict, where: str, text: str | None = No
     return config
 
 
-def parse_config(data: bytes, where: str) -> "Config":
+def parse_config(data: bytes, where: str) -> Config:
     """The configuration the TOML file content *data* gives (defaults for what it leaves
     out); :class:`ConfigError` naming *where*, the line and the key of every problem."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise ConfigError([Problem((), f"is not UTF-8 text (byte {exc.start})")], where, "", line) from None
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([Problem((), f"TOML syntax error: {exc}")], where, text,
-                          syntax_error_line(str(exc), text)) from None
+        raise ConfigError(
+            [Problem((), f"TOML syntax error: {exc}")], where, text, syntax_error_line(str(exc), text)
+        ) from None
     return with_overrides(Config(), table, where, text)
 
 
-def config_for_home(home: str | os.PathLike) -> "Config":
+def config_for_home(home: str | os.PathLike) -> Config:
     """The configuration a run in *home* uses: its ``pygnc_config.toml`` if any, else the
     defaults (replays and tests of a scenario directory)."""
     f = Paths(Path(home)).config_file
     return load_config(f) if f.is_file() else Config()
 
 
-def load_config(path: str | os.PathLike | None = None) -> "Config":
+def load_config(path: str | os.PathLike | None = None) -> Config:
     """Defaults, overridden by the TOML file at *path*, else ``$PYGNC_CONFIG``, else the
     uplinked ``~/pygnc_config.toml`` (:attr:`Paths.config_file`) if it exists.
 
@@ -785,7 +839,7 @@ class Paths:
     home: Path
 
     @classmethod
-    def from_env(cls) -> "Paths":
+    def from_env(cls) -> Paths:
         return cls(Path(os.environ.get("PYGNC_HOME") or Path.home()).expanduser())
 
     @property

@@ -106,8 +106,13 @@ def select(paths: Paths, env: dict | None = None) -> Selection:
     uplinked = paths.config_file
     path = Path(explicit) if explicit else uplinked if uplinked.exists() else None
     if path is None:
-        return Selection(Config(), b"", "defaults", None,
-                         notes=[(logging.INFO, f"no configuration file ({uplinked}): running on the defaults")])
+        return Selection(
+            Config(),
+            b"",
+            "defaults",
+            None,
+            notes=[(logging.INFO, f"no configuration file ({uplinked}): running on the defaults")],
+        )
     cfg, data, err = _parse(path)
     source = "PYGNC_CONFIG" if explicit else "uplinked file"
     if err is None:
@@ -115,8 +120,12 @@ def select(paths: Paths, env: dict | None = None) -> Selection:
         if not explicit:
             _keep_copy(paths, data, sel)
         return sel
-    notes = [(logging.ERROR, f"configuration {path} REJECTED ({len(err.problems)} problem"
-                             f"{'' if len(err.problems) == 1 else 's'}):")]
+    notes = [
+        (
+            logging.ERROR,
+            f"configuration {path} REJECTED ({len(err.problems)} problem{'' if len(err.problems) == 1 else 's'}):",
+        )
+    ]
     notes += [(logging.ERROR, f"  {line}") for line in err.lines()]
     copy = accepted_copy(paths)
     if not explicit and copy.exists():
@@ -124,8 +133,13 @@ def select(paths: Paths, env: dict | None = None) -> Selection:
         if copy_err is None:
             notes.append((logging.WARNING, f"running on the last accepted configuration, {copy}"))
             return Selection(cfg, data, "last accepted copy", copy, path, err, notes)
-        notes.append((logging.ERROR, f"the last accepted configuration {copy} does not pass either "
-                                     f"(a copy from another version?): {copy_err.lines()[0]}"))
+        notes.append(
+            (
+                logging.ERROR,
+                f"the last accepted configuration {copy} does not pass either "
+                f"(a copy from another version?): {copy_err.lines()[0]}",
+            )
+        )
     notes.append((logging.WARNING, "running on the defaults"))
     return Selection(Config(), b"", "defaults", None, path, err, notes)
 
@@ -140,8 +154,13 @@ def _keep_copy(paths: Paths, data: bytes, sel: Selection) -> None:
     try:
         write_atomic(copy, data)
     except OSError as exc:
-        sel.notes.append((logging.WARNING, f"cannot keep a copy of the accepted configuration ({exc}): a later "
-                                           "rejected file would fall back to an older copy or the defaults"))
+        sel.notes.append(
+            (
+                logging.WARNING,
+                f"cannot keep a copy of the accepted configuration ({exc}): a later "
+                "rejected file would fall back to an older copy or the defaults",
+            )
+        )
 
 
 def config_flags(config: Config, env: dict | None = None) -> int:
@@ -162,9 +181,12 @@ def rejection_note(env: dict | None = None) -> str:
 
 def reflection_warnings(config: Config) -> list[str]:
     """Log lines for each mounting matrix that is an undeclared reflection."""
-    return [f"{name} is a reflection (determinant -1): a physical mounting is a rotation unless the sensor's own "
-            f"axes are left-handed - check it (docs/interface.md, 'Body and IMU axes'), or set "
-            f"{name}_reflection_intended = true (status flag imu_reflection)" for name in undeclared_reflections(config)]
+    return [
+        f"{name} is a reflection (determinant -1): a physical mounting is a rotation unless the sensor's own "
+        f"axes are left-handed - check it (docs/interface.md, 'Body and IMU axes'), or set "
+        f"{name}_reflection_intended = true (status flag imu_reflection)"
+        for name in undeclared_reflections(config)
+    ]
 
 
 def check_file(path: str | os.PathLike) -> tuple[bool, list[str]]:

@@ -378,9 +378,11 @@ def _rows_at(tf: float) -> tuple:
     q = [u + f * (w - u) for u, w in zip(a, b)]
     era = _era_scalar(tf, 0.0)
     c, s = math.cos(era), math.sin(era)
-    return ((q[0] * c + q[1] * s, q[1] * c - q[0] * s, q[2]),
-            (q[3] * c + q[4] * s, q[4] * c - q[3] * s, q[5]),
-            (q[6] * c + q[7] * s, q[7] * c - q[6] * s, q[8]))
+    return (
+        (q[0] * c + q[1] * s, q[1] * c - q[0] * s, q[2]),
+        (q[3] * c + q[4] * s, q[4] * c - q[3] * s, q[5]),
+        (q[6] * c + q[7] * s, q[7] * c - q[6] * s, q[8]),
+    )
 
 
 def _q_interp(t_gps_s):
@@ -415,8 +417,9 @@ def earth_rotation_angle_rad(t_gps_s, ut1_minus_utc_s=0.0):
 
 
 def _era_scalar(tf: float, ut1_minus_utc_s: float) -> float:
-    du = (tf + timebase.GPS_EPOCH_UNIX_S - timebase.leap_seconds_at_gps(tf) + ut1_minus_utc_s
-          - _UNIX_J2000_S) / 86_400.0
+    du = (
+        tf + timebase.GPS_EPOCH_UNIX_S - timebase.leap_seconds_at_gps(tf) + ut1_minus_utc_s - _UNIX_J2000_S
+    ) / 86_400.0
     frac = du - math.floor(du)
     return 2.0 * math.pi * ((frac + 0.7790572732640 + 0.00273781191135448 * du) % 1.0)
 

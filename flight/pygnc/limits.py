@@ -28,7 +28,7 @@ class Interval(NamedTuple):
     hi_open: bool
 
     @classmethod
-    def parse(cls, text: str) -> "Interval":
+    def parse(cls, text: str) -> Interval:
         """``"[0.01, 1]"``, ``"(0, inf]"``, ``"[-1, 1]"`` (ValueError if not of that form)."""
         t = text.strip()
         if len(t) < 5 or t[0] not in "[(" or t[-1] not in "])" or t.count(",") != 1:
@@ -48,11 +48,18 @@ class Interval(NamedTuple):
     def __str__(self) -> str:
         def fmt(x: float) -> str:
             return "inf" if x == math.inf else "-inf" if x == -math.inf else f"{x:g}"
+
         return f"{'(' if self.lo_open else '['}{fmt(self.lo)}, {fmt(self.hi)}{')' if self.hi_open else ']'}"
 
 
-def bounded(default, interval: str | None = None, *, length: int | None = None, choices: tuple | None = None,
-            default_factory=None) -> dataclasses.Field:
+def bounded(
+    default,
+    interval: str | None = None,
+    *,
+    length: int | None = None,
+    choices: tuple | None = None,
+    default_factory=None,
+) -> dataclasses.Field:
     """A dataclass field with its limits: *interval* for a number (or every number of a
     list), *length* for a list, *choices* for a value that must be one of a few."""
     meta = {}
@@ -111,7 +118,7 @@ def _element_type(type_text: str) -> tuple[str, bool]:
     ``float | None`` is ``float``."""
     t = type_text.replace(" ", "").replace("|None", "")
     if t.startswith("tuple"):
-        return (t[len("tuple["):].split(",")[0] if "[" in t else ""), True
+        return (t[len("tuple[") :].split(",")[0] if "[" in t else ""), True
     return t, False
 
 

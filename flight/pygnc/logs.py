@@ -113,8 +113,8 @@ class SyncingFileHandler(logging.FileHandler):
         super().__init__(path, mode="a", encoding="utf-8", delay=False)
         self._dirty = False
         self.min_free_bytes = int(min_free_bytes)
-        self.dropped = 0          # records not written (reserve, write errors)
-        self.errors = 0           # write errors
+        self.dropped = 0  # records not written (reserve, write errors)
+        self.errors = 0  # write errors
         self._paused_until = 0.0  # no writes before this (monotonic): reserve or error
         self._next_space_check = 0.0
 
@@ -161,8 +161,9 @@ def records_dropped() -> int:
     return sum(h.dropped for h in logging.getLogger().handlers if isinstance(h, SyncingFileHandler))
 
 
-def setup_task_logging(log_dir: Path, name: str, sc_now, echo_stderr: bool = False,
-                       min_free_bytes: int = 0) -> logging.Logger:
+def setup_task_logging(
+    log_dir: Path, name: str, sc_now, echo_stderr: bool = False, min_free_bytes: int = 0
+) -> logging.Logger:
     """Configure the root logger of this process to write ``<log_dir>/<name>.log``.
 
     If that file cannot be opened (a full disk), the process logs to stderr only (the
@@ -211,8 +212,9 @@ class BusLogWriter:
     #: Buffered bytes that trigger a write.
     FLUSH_BYTES = 64 * 1024
 
-    def __init__(self, path: Path, run: int, schema: int, max_bytes: int, fsync_period_s: float,
-                 min_free_bytes: int = 0):
+    def __init__(
+        self, path: Path, run: int, schema: int, max_bytes: int, fsync_period_s: float, min_free_bytes: int = 0
+    ):
         self.path = path
         self.max_bytes = max_bytes
         self.fsync_period_s = fsync_period_s
@@ -220,7 +222,7 @@ class BusLogWriter:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.bytes_written = os.fstat(self.fd).st_size
         self.frames_written = 0
-        self.frames_not_written = 0   # size bound, free-space reserve, write errors
+        self.frames_not_written = 0  # size bound, free-space reserve, write errors
         self.write_errors = 0
         self.limited: str | None = None  # why frames were first not written
         self._buf: list[bytes] = []
@@ -235,8 +237,13 @@ class BusLogWriter:
         self.frames_not_written += n
         if self.limited is None:
             self.limited = why
-            self._log.warning("bus log %s: frames are not written (%s); they are counted "
-                              "(frames_not_logged) and writing is retried every %.0f s", self.path, why, RETRY_S)
+            self._log.warning(
+                "bus log %s: frames are not written (%s); they are counted "
+                "(frames_not_logged) and writing is retried every %.0f s",
+                self.path,
+                why,
+                RETRY_S,
+            )
 
     def _write(self, frame: bytes) -> None:
         if self.bytes_written + self._buf_bytes + len(frame) > self.max_bytes:
@@ -268,14 +275,15 @@ class BusLogWriter:
         if self._buf:
             free = free_bytes(self.path.parent) if self.min_free_bytes > 0 else None
             if free is not None and free - self._buf_bytes < self.min_free_bytes:
-                self._drop_buffer(f"free space under the reserve of {self.min_free_bytes} bytes "
-                                  "(Config.log_reserve_bytes)")
+                self._drop_buffer(
+                    f"free space under the reserve of {self.min_free_bytes} bytes (Config.log_reserve_bytes)"
+                )
             else:
                 data = b"".join(self._buf)
                 view = memoryview(data)
                 try:
                     while view:
-                        view = view[os.write(self.fd, view):]
+                        view = view[os.write(self.fd, view) :]
                 except OSError as exc:
                     # A partial frame may be on disk (the reader skips it); nothing is retried.
                     self.bytes_written += len(data) - len(view)

@@ -45,15 +45,19 @@ def acquire(home: Path, t_sc_s: float = float("nan")) -> RunLock:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        return RunLock(path, None, f"cannot open the lock file {path} ({exc.strerror or exc}): no guard "
-                                   "against a second start on this home")
+        return RunLock(
+            path,
+            None,
+            f"cannot open the lock file {path} ({exc.strerror or exc}): no guard against a second start on this home",
+        )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             os.close(fd)
-            return RunLock(path, None, f"cannot lock {path} ({exc.strerror or exc}): no guard against a second "
-                                       "start on this home")
+            return RunLock(
+                path, None, f"cannot lock {path} ({exc.strerror or exc}): no guard against a second start on this home"
+            )
         holder = _read_holder(fd)
         os.close(fd)
         raise AlreadyRunning(f"another pygnc is running on {Path(home)}{holder} (lock {path})") from None

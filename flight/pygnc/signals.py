@@ -22,7 +22,6 @@ import select
 import signal
 import threading
 
-
 #: The signals that ask a pygnc process to stop.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

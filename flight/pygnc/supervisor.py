@@ -51,17 +51,16 @@ from pathlib import Path
 
 import zmq
 
+from . import config_source, run_lock, terminal
 from .atomic import write_atomic
+from .bus.channels import CHANNELS
 from .bus.messages import DecodeCounters, Encoder
 from .bus.transport import ControlServer, Publisher
-from . import config_source, run_lock
 from .config import Config, Paths
 from .formats import status as st
 from .formats.info import render_info
 from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
 from .signals import StopSignals, ignore_stop_signals
-from . import terminal
-from .bus.channels import CHANNELS
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
 from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper
@@ -71,7 +70,7 @@ log = logging.getLogger("supervisor")
 #: Longest accepted timeout, minutes (a week; the host runs us for minutes).
 MAX_TIMEOUT_MIN = 7 * 24 * 60.0
 #: The spacecraft clock is a 32-bit count of unix seconds (sense.bin, range files).
-MAX_SPACECRAFT_TIME_S = 2.0 ** 32
+MAX_SPACECRAFT_TIME_S = 2.0**32
 #: While stopping, ``stop`` (and SIGTERM to tasks not yet ready) is sent again this often, s.
 STOP_RESEND_S = 0.1
 #: Bound on reaping a group's killed stragglers, s.
@@ -112,8 +111,10 @@ def parse_args(argv: list[str]) -> tuple[float, float]:
     if not (math.isfinite(timeout_min) and 0 < timeout_min <= MAX_TIMEOUT_MIN):
         raise UsageError(f"timeout_minutes must be > 0 and <= {MAX_TIMEOUT_MIN:.0f}, got {argv[0]}")
     if not (math.isfinite(t_sc) and 0 <= t_sc < MAX_SPACECRAFT_TIME_S):
-        raise UsageError(f"spacecraft_time_s must be >= 0 and < 2^32 (the spacecraft clock is a "
-                         f"32-bit count of unix seconds), got {argv[1]}")
+        raise UsageError(
+            f"spacecraft_time_s must be >= 0 and < 2^32 (the spacecraft clock is a "
+            f"32-bit count of unix seconds), got {argv[1]}"
+        )
     return timeout_min, t_sc
 
 
@@ -209,9 +210,18 @@ def _stderr_fd() -> int | None:
 
 
 class Supervisor:
-    def __init__(self, timeout_min: float, t0_sc_s: float, t0_mono_s: float, config: Config,
-                 paths: Paths, run_number: int, log_dir: Path, run_dir: Path,
-                 signals: StopSignals | None = None):
+    def __init__(
+        self,
+        timeout_min: float,
+        t0_sc_s: float,
+        t0_mono_s: float,
+        config: Config,
+        paths: Paths,
+        run_number: int,
+        log_dir: Path,
+        run_dir: Path,
+        signals: StopSignals | None = None,
+    ):
         self.timeout_s = timeout_min * 60.0
         self.t0_sc_s, self.t0_mono_s = t0_sc_s, t0_mono_s
         self.config, self.paths = config, paths
@@ -228,8 +238,9 @@ class Supervisor:
 
         self.zctx = zmq.Context()
         self.control = ControlServer(self.zctx, run_dir, self.decode_counters)
-        self.health_pub = Publisher(self.zctx, "health", run_dir, Encoder("supervisor"),
-                                    expected_subscribers("health", config))
+        self.health_pub = Publisher(
+            self.zctx, "health", run_dir, Encoder("supervisor"), expected_subscribers("health", config)
+        )
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)
         self.poller.register(self.signals.read_fd, zmq.POLLIN)
@@ -259,8 +270,13 @@ class Supervisor:
         if not self.subreaper:
             log.info("cannot be the tasks' subreaper: the zygote is kept (its forked tasks stay its children)")
         try:
-            self.zygote = Zygote([t.spec.module for t in self.tasks], self._task_env(), str(self.flight_dir), log,
-                                 stdio=any(t.spec.stdio for t in self.tasks))
+            self.zygote = Zygote(
+                [t.spec.module for t in self.tasks],
+                self._task_env(),
+                str(self.flight_dir),
+                log,
+                stdio=any(t.spec.stdio for t in self.tasks),
+            )
         except OSError as exc:
             log.warning("cannot start the zygote (%s): every task is spawned", exc)
             return
@@ -268,9 +284,21 @@ class Supervisor:
         log.info("zygote started (pid %d)", self.zygote.pid)
 
     def spawn(self, t: TaskProc) -> None:
-        args = [t.spec.name, "--run-dir", str(self.run_dir), "--log-dir", str(self.log_dir),
-                "--run-number", str(self.run_number), "--t0-sc", repr(self.t0_sc_s),
-                "--t0-mono", repr(self.t0_mono_s), "--supervisor-pid", str(os.getpid())]
+        args = [
+            t.spec.name,
+            "--run-dir",
+            str(self.run_dir),
+            "--log-dir",
+            str(self.log_dir),
+            "--run-number",
+            str(self.run_number),
+            "--t0-sc",
+            repr(self.t0_sc_s),
+            "--t0-mono",
+            repr(self.t0_mono_s),
+            "--supervisor-pid",
+            str(os.getpid()),
+        ]
         if t.restarts and t.spec.replay:
             args.append("--replay")  # its replay first (what it read before), then the live streams
         t.proc = None
@@ -279,10 +307,16 @@ class Supervisor:
         if t.proc is None:
             # stdout belongs to the stream task (the host's frames, nothing else): every
             # other task writes whatever it prints to stderr.
-            stdio = dict(stdin=None, stdout=None) if t.spec.stdio else dict(stdin=subprocess.DEVNULL,
-                                                                             stdout=_stderr_fd())
-            t.proc = subprocess.Popen([sys.executable, "-m", "pygnc.tasks", *args], env=self._task_env(),
-                                      cwd=str(self.flight_dir), **stdio, preexec_fn=ignore_stop_signals)
+            stdio = (
+                dict(stdin=None, stdout=None) if t.spec.stdio else dict(stdin=subprocess.DEVNULL, stdout=_stderr_fd())
+            )
+            t.proc = subprocess.Popen(
+                [sys.executable, "-m", "pygnc.tasks", *args],
+                env=self._task_env(),
+                cwd=str(self.flight_dir),
+                **stdio,
+                preexec_fn=ignore_stop_signals,
+            )
             log.info("started %s (pid %d, spawned)", t.spec.name, t.proc.pid)
         else:
             log.info("forking %s", t.spec.name)  # the zygote logs its pid when it is forked
@@ -320,11 +354,12 @@ class Supervisor:
             self._request_replay(t, cancel=True)
             return
         self._request_replay(t)  # producers keep its replay (ingest holds its stream) until it is back
-        delay = self.config.restart_backoff_s * (2 ** t.restarts)
+        delay = self.config.restart_backoff_s * (2**t.restarts)
         t.state = "restarting"
         t.next_restart_at = now + delay
-        log.warning("%s %s; restart %d of %d in %.2f s", t.spec.name, why, t.restarts + 1,
-                    self.config.max_restarts, delay)
+        log.warning(
+            "%s %s; restart %d of %d in %.2f s", t.spec.name, why, t.restarts + 1, self.config.max_restarts, delay
+        )
 
     def _do_restarts(self, now: float) -> None:
         for t in self.tasks:
@@ -373,9 +408,15 @@ class Supervisor:
         for name, channels in by_producer.items():
             producer = self.by_name.get(name)
             if producer is not None and producer.alive() and producer.answered:
-                self.control.send(name, "replay", {"reason": f"{t.spec.name} {'failed' if cancel else 'restarts'}",
-                                                   "channels": [] if cancel else channels,
-                                                   "consumer": t.spec.name})
+                self.control.send(
+                    name,
+                    "replay",
+                    {
+                        "reason": f"{t.spec.name} {'failed' if cancel else 'restarts'}",
+                        "channels": [] if cancel else channels,
+                        "consumer": t.spec.name,
+                    },
+                )
 
     def _start(self, t: TaskProc) -> None:
         if self.control.send(t.spec.name, "start", {}):
@@ -389,8 +430,11 @@ class Supervisor:
                 continue
             self.control.send(t.spec.name, "ping", {"key": self.ping_key})
             age = now - t.last_pong  # since its start until it first answers
-            limit = min(getattr(self.config, t.spec.health_fatal), self.config.health_fatal_s) if t.answered \
+            limit = (
+                min(getattr(self.config, t.spec.health_fatal), self.config.health_fatal_s)
+                if t.answered
                 else self.config.ready_timeout_s
+            )
             if age > limit:
                 what = "silent" if t.answered else "not connected"
                 log.error("%s %s for %.1f s: killing it", t.spec.name, what, age)
@@ -398,8 +442,9 @@ class Supervisor:
                     # Never forked: the zygote, not the task, is stuck.
                     self.zygote.hung(f"did not fork {t.spec.name} within {age:.1f} s")
                 t.proc.kill()  # reaped by poll() later; the restart waits for that
-                self._schedule_restart(t, now, "stopped answering health pings" if t.answered
-                                       else "hung before it started")
+                self._schedule_restart(
+                    t, now, "stopped answering health pings" if t.answered else "hung before it started"
+                )
             elif t.started and age > self.config.health_warn_s and t.state == "running":
                 t.state = "late"
                 if not t.late_logged:
@@ -408,10 +453,20 @@ class Supervisor:
 
     def _publish_health(self, now: float, stopping: bool) -> None:
         self.health_pub.poll_subscriptions()
-        tasks = [{"name": t.spec.name, "state": t.state, "pid": t.pid, "restarts": t.restarts,
-                  "age_s": round(now - t.last_pong, 3), "counters": t.counters} for t in self.tasks]
-        self.health_pub.publish("health", {"tasks": tasks, "t_sc_s": self.sc_now(),
-                                           "uptime_s": now - self.t0_mono_s, "stopping": stopping})
+        tasks = [
+            {
+                "name": t.spec.name,
+                "state": t.state,
+                "pid": t.pid,
+                "restarts": t.restarts,
+                "age_s": round(now - t.last_pong, 3),
+                "counters": t.counters,
+            }
+            for t in self.tasks
+        ]
+        self.health_pub.publish(
+            "health", {"tasks": tasks, "t_sc_s": self.sc_now(), "uptime_s": now - self.t0_mono_s, "stopping": stopping}
+        )
 
     def _wait(self, timeout_s: float) -> None:
         events = dict(self.poller.poll(max(0, int(math.ceil(timeout_s * 1000)))))
@@ -471,8 +526,14 @@ class Supervisor:
             self._check_exits(now, stopping=False)
             self._do_restarts(now)
             z = self.zygote
-            if z is not None and self.subreaper and not self.config.keep_zygote and not z.finishing \
-                    and not z.gone and not z.pending:
+            if (
+                z is not None
+                and self.subreaper
+                and not self.config.keep_zygote
+                and not z.finishing
+                and not z.gone
+                and not z.pending
+            ):
                 z.finish()  # every task is forked: its memory goes, restarts are spawned
             if now >= next_ping:
                 self._ping_and_judge(now)
@@ -586,12 +647,14 @@ class Supervisor:
             s[f"task{k}_restarts"] = min(255, t.restarts)
             flags |= st.FLAG_TASK_FAILED if t.state == "failed" else 0
         s["flags"] = flags
-        s["flags"] = assess(s, now_sc, self.config,
-                            att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only"))
+        s["flags"] = assess(
+            s, now_sc, self.config, att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only")
+        )
         try:
             data = st.encode_status(s)
-            write_atomic(paths.info_file, render_info(st.decode_status(data),
-                                                      config_note=config_source.rejection_note()))
+            write_atomic(
+                paths.info_file, render_info(st.decode_status(data), config_note=config_source.rejection_note())
+            )
             write_atomic(paths.status_file, data)
         except OSError as exc:
             log.error("cannot write the final status: %s", exc)
@@ -646,8 +709,14 @@ def _log_dir(paths: Paths, config: Config, run_dir: Path) -> tuple[int, Path, st
         except OSError:
             runs = []
         number = runs[-1][0] + 1 if runs else 1
-        return number, fallback, (f"cannot create a log directory in {paths.log_root} ({exc.strerror or exc}): "
-                                  f"logging to {fallback}, which is removed at exit")
+        return (
+            number,
+            fallback,
+            (
+                f"cannot create a log directory in {paths.log_root} ({exc.strerror or exc}): "
+                f"logging to {fallback}, which is removed at exit"
+            ),
+        )
 
 
 def _say(text: str) -> None:
@@ -757,8 +826,13 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
 def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals, notes=()) -> int:
     try:
         run_number, log_dir, note = _log_dir(paths, config, run_dir)
-        setup_task_logging(log_dir, "supervisor", lambda: t_sc + time.monotonic() - t0_mono, echo_stderr=True,
-                           min_free_bytes=config.log_reserve_bytes)
+        setup_task_logging(
+            log_dir,
+            "supervisor",
+            lambda: t_sc + time.monotonic() - t0_mono,
+            echo_stderr=True,
+            min_free_bytes=config.log_reserve_bytes,
+        )
     except OSError as exc:
         _say(f"{prog}: cannot set up logging: {exc}")
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -771,11 +845,21 @@ def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signal
         log.warning("%s", text)
     if stale:
         log.info("removed %d stale socket directories of dead runs: %s", len(stale), ", ".join(p.name for p in stale))
-    log.info("run %d: timeout %.3f min, spacecraft time %.3f at CLOCK_MONOTONIC %.6f, home %s, sockets in %s",
-             run_number, timeout_min, t_sc, t0_mono, paths.home, run_dir)
+    log.info(
+        "run %d: timeout %.3f min, spacecraft time %.3f at CLOCK_MONOTONIC %.6f, home %s, sockets in %s",
+        run_number,
+        timeout_min,
+        t_sc,
+        t0_mono,
+        paths.home,
+        run_dir,
+    )
     flight_dir = Path(__file__).resolve().parent.parent
-    version = (flight_dir / "VERSION").read_text().replace("\n", "; ").strip("; ") \
-        if (flight_dir / "VERSION").exists() else "development tree (no VERSION file)"
+    version = (
+        (flight_dir / "VERSION").read_text().replace("\n", "; ").strip("; ")
+        if (flight_dir / "VERSION").exists()
+        else "development tree (no VERSION file)"
+    )
     log.info("flight code %s: %s", flight_dir, version)
     sup = None
     try:

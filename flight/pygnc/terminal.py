@@ -57,8 +57,23 @@ def stream_modes(modes: list) -> list:
     iflag, oflag, cflag, lflag, ispeed, ospeed, cc = modes
     cc = list(cc)
     disabled = _vdisable()
-    for name in ("VEOF", "VQUIT", "VSUSP", "VERASE", "VKILL", "VWERASE", "VLNEXT", "VREPRINT",
-                 "VDISCARD", "VEOL", "VEOL2", "VSTART", "VSTOP", "VDSUSP", "VSTATUS"):
+    for name in (
+        "VEOF",
+        "VQUIT",
+        "VSUSP",
+        "VERASE",
+        "VKILL",
+        "VWERASE",
+        "VLNEXT",
+        "VREPRINT",
+        "VDISCARD",
+        "VEOL",
+        "VEOL2",
+        "VSTART",
+        "VSTOP",
+        "VDSUSP",
+        "VSTATUS",
+    ):
         i = getattr(termios, name, None)
         if i is not None and i < len(cc):
             cc[i] = bytes([disabled]) if isinstance(cc[i], bytes) else disabled

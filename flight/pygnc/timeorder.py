@@ -9,7 +9,8 @@ The rule, for stamps ``t`` in recording order:
   step)``;
 * an **island** is a run of at most ``max_run`` stamps entered by a jump and left by a jump
   where the stamps just before and just after it agree (differ by at most ``J``), and each
-  of those agrees with its own other neighbour: its stamps are outliers.  Beside a gap the neighbours disagree; a single stamp is still an outlier
+  of those agrees with its own other neighbour: its stamps are outliers.  Beside a gap the neighbours disagree; a
+  single stamp is still an outlier
   there when it lies more than ``J`` outside the span of its two neighbours and each of
   them agrees with its own other neighbour (it left the data's order on both sides; one
   that falls inside the gap is kept).  At either end of the sequence there is only one neighbour to return to: a
@@ -64,10 +65,11 @@ def time_outliers(t, max_run: int, min_jump_s: float) -> np.ndarray:
     # Ends: one stamp alone before (after) a jump - further than J from each of the next
     # max_run + 1 stamps, whose steps are quiet.
     m = min(max_run + 1, n - 1)
-    if is_big[0] and not is_big[1:m].any() and (np.abs(t[1:m + 1] - t[0]) > jump).all():
+    if is_big[0] and not is_big[1:m].any() and (np.abs(t[1 : m + 1] - t[0]) > jump).all():
         mask[0] = True
-    if is_big[-1] and not is_big[n - 1 - m:n - 2].any() and (np.abs(t[n - 1 - m:n - 1] - t[-1]) > jump).all():
+    if is_big[-1] and not is_big[n - 1 - m : n - 2].any() and (np.abs(t[n - 1 - m : n - 1] - t[-1]) > jump).all():
         mask[-1] = True
+
     def anchored(k: int, side: int) -> bool:
         """Stamp k agrees with its neighbour on *side* (none there: no evidence against)."""
         return not 0 <= k + side < n or abs(t[k + side] - t[k]) <= jump
@@ -84,7 +86,7 @@ def time_outliers(t, max_run: int, min_jump_s: float) -> np.ndarray:
             if k_out - k_in > max_run:
                 break
             if abs(t[k_out + 1] - t[k_in]) <= jump and anchored(k_in, -1) and anchored(k_out + 1, 1):
-                mask[k_in + 1:k_out + 1] = True
+                mask[k_in + 1 : k_out + 1] = True
                 i = j  # k_out may not enter another island
                 break
         i += 1

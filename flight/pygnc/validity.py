@@ -42,9 +42,17 @@ def norm3(v) -> float:
     return math.sqrt(sum(float(x) * float(x) for x in v))
 
 
-def quality(epoch_sc_s: float, now_sc_s: float, sigma_3d: float, max_sigma: float,
-            batch_last_sc_s: float, config: Config, has_reference: bool = True, acquiring: bool = False,
-            ambiguity_m: float = 0.0) -> int:
+def quality(
+    epoch_sc_s: float,
+    now_sc_s: float,
+    sigma_3d: float,
+    max_sigma: float,
+    batch_last_sc_s: float,
+    config: Config,
+    has_reference: bool = True,
+    acquiring: bool = False,
+    ambiguity_m: float = 0.0,
+) -> int:
     """Index into ``ESTIMATE_QUALITY`` of one estimate (see the module docstring)."""
     if not math.isfinite(epoch_sc_s):
         return Q_NONE
@@ -71,19 +79,34 @@ def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool) ->
     with ``orbit_valid``, ``attitude_valid`` and ``formation_valid`` set from them (valid
     formation: at least one peer ``ok``)."""
     last = s["batch_t_sc_last_s"]
-    s["orbit_quality"] = quality(s["orbit_t_sc_s"], now_sc_s, norm3(s["orbit_sigma_r_m"]),
-                                 config.orbit_valid_max_sigma_m, last, config)
-    s["att_quality"] = quality(s["att_t_sc_s"], now_sc_s, math.degrees(norm3(s["att_sigma_rad"])),
-                               config.attitude_valid_max_sigma_deg, last, config, att_has_reference)
+    s["orbit_quality"] = quality(
+        s["orbit_t_sc_s"], now_sc_s, norm3(s["orbit_sigma_r_m"]), config.orbit_valid_max_sigma_m, last, config
+    )
+    s["att_quality"] = quality(
+        s["att_t_sc_s"],
+        now_sc_s,
+        math.degrees(norm3(s["att_sigma_rad"])),
+        config.attitude_valid_max_sigma_deg,
+        last,
+        config,
+        att_has_reference,
+    )
     any_peer_ok = False
     for k in range(st.MAX_PEERS):
         p = f"peer{k}_"
         if not s[p + "id"]:
             s[p + "quality"] = Q_NONE
             continue
-        q = quality(s[p + "t_sc_s"], now_sc_s, norm3(s[p + "sigma_dr_m"]),
-                    config.formation_valid_max_sigma_m, last, config,
-                    acquiring=s[p + "acq_window_s"] > 0, ambiguity_m=s[p + "ambiguity_m"])
+        q = quality(
+            s[p + "t_sc_s"],
+            now_sc_s,
+            norm3(s[p + "sigma_dr_m"]),
+            config.formation_valid_max_sigma_m,
+            last,
+            config,
+            acquiring=s[p + "acq_window_s"] > 0,
+            ambiguity_m=s[p + "ambiguity_m"],
+        )
         s[p + "quality"] = q
         any_peer_ok |= q == Q_OK
     flags = s["flags"] & ~(st.FLAG_ORBIT_VALID | st.FLAG_ATTITUDE_VALID | st.FLAG_FORMATION_VALID)

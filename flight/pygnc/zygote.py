@@ -43,7 +43,8 @@ killed as hung (:meth:`Zygote.hung`); either way later tasks are spawned and tho
 forked run on.  By default the supervisor ends the zygote once every task of the start is
 forked (:meth:`Zygote.finish`, ``Config.keep_zygote``): the pages only it still holds go,
 and the supervisor - the tasks' child subreaper (:func:`become_subreaper`) - reaps the
-tasks it forked (:meth:`Zygote.service`) with their real exit status.  (:mod:`multiprocessing`'s ``forkserver`` does the same job but
+tasks it forked (:meth:`Zygote.service`) with their real exit status.  (:mod:`multiprocessing`'s ``forkserver``
+does the same job but
 blocks the caller, with no timeout, until the server has imported everything and forked,
 starts a resource-tracker process as well, and restores a KeyboardInterrupt handler in the
 child; the supervisor must never block.)
@@ -69,8 +70,13 @@ from .tasks.table import TASKS_BY_NAME, process_name
 #: Fields of a request line (supervisor -> zygote).
 REQUEST_FIELDS = ("id", "name", "argv")
 #: Event lines (zygote -> supervisor): ``event`` and the fields each carries.
-EVENTS = {"ready": ("pid", "import_s"), "failed": ("error",), "forked": ("id", "pid"),
-          "fork_failed": ("id", "error"), "exit": ("pid", "status")}
+EVENTS = {
+    "ready": ("pid", "import_s"),
+    "failed": ("error",),
+    "forked": ("id", "pid"),
+    "fork_failed": ("id", "error"),
+    "exit": ("pid", "status"),
+}
 #: Imported by the tasks only when first needed; the zygote imports them too, so their
 #: pages are shared rather than loaded in each task:
 #: numpy.random (range-only initial orbits), zipfile and numpy.ma (``np.load`` of the IGRF
@@ -93,7 +99,7 @@ def _emit(fd: int, event: str, **fields) -> None:
     data = (json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n").encode()
     while data:
         try:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
         except InterruptedError:
             continue
 
@@ -120,6 +126,7 @@ def _become_task(name: str, argv: list[str], close_fds: list[int], stdio_fds: tu
         # a "failed" event, not a dead zygote), and the supervisor, which imports this
         # module, never needs it.  Here it is loaded already.
         from .tasks.base import run_task_process
+
         try:
             with open("/proc/self/comm", "w") as f:
                 f.write(process_name(TASKS_BY_NAME[name]))
@@ -200,8 +207,7 @@ def serve(modules: list[str], in_fd: int = 0, out_fd: int = 1, stdio_fds: tuple[
                 _emit(out_fd, "fork_failed", id=rid, error=str(exc))
                 continue
             if pid == 0:
-                _become_task(name, argv, child_closes,
-                             stdio_fds if spec is not None and spec.stdio else None)
+                _become_task(name, argv, child_closes, stdio_fds if spec is not None and spec.stdio else None)
             _emit(out_fd, "forked", id=rid, pid=pid)
         waiting = later
 
@@ -226,7 +232,7 @@ class ForkedProc:
     once; the child is killed when its pid arrives), so neither a restart nor a stop waits
     for a zygote that is slow or hung."""
 
-    def __init__(self, zygote: "Zygote", name: str):
+    def __init__(self, zygote: Zygote, name: str):
         self.zygote, self.name = zygote, name
         self.pid: int | None = None
         self.returncode: int | None = None
@@ -308,9 +314,15 @@ class Zygote:
                 fds = ()
         self.has_stdio = bool(fds)
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "pygnc.zygote", *args, *modules], env=env, cwd=cwd,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
-                                         preexec_fn=ignore_stop_signals)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pygnc.zygote", *args, *modules],
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=fds,
+                preexec_fn=ignore_stop_signals,
+            )
         finally:
             for fd in fds:
                 os.close(fd)

@@ -37,7 +37,6 @@ from . import live
 from .client import StreamClient, latency_summary, sigma3
 from .session import HostError, ShellSession
 
-
 #: The long bad frame's default length: over pygnc's line limit (1024 bytes) and a
 #: canonical terminal's (4095), and across a 115200-baud line in under a second.
 LONG_LINE_BYTES = 8192
@@ -59,54 +58,105 @@ def default_args(**over):
 
 
 def add_arguments(p) -> None:
-    p.add_argument("port", nargs="?", help="serial device or pyserial URL (/dev/ttyUSB0, socket://HOST:PORT); "
-                                           "omit with --shell")
+    p.add_argument(
+        "port", nargs="?", help="serial device or pyserial URL (/dev/ttyUSB0, socket://HOST:PORT); omit with --shell"
+    )
     p.add_argument("--baud", type=int, default=115200, help="serial line rate (default 115200)")
-    p.add_argument("--shell", action="store_true", help="a local shell on a pseudo-terminal instead of PORT "
-                                                         "(the Pi without a Pi)")
+    p.add_argument(
+        "--shell", action="store_true", help="a local shell on a pseudo-terminal instead of PORT (the Pi without a Pi)"
+    )
     p.add_argument("--home", type=Path, help="--shell: its HOME (default: a new temporary directory)")
-    p.add_argument("--line-baud", type=int, default=115200,
-                   help="--shell: carry at most N/10 bytes/s each way, as a UART at N baud (default 115200; "
-                        "0: unlimited)")
+    p.add_argument(
+        "--line-baud",
+        type=int,
+        default=115200,
+        help="--shell: carry at most N/10 bytes/s each way, as a UART at N baud (default 115200; 0: unlimited)",
+    )
     p.add_argument("--user", help="log in as USER if the console asks; check that whoami says USER")
     p.add_argument("--password-env", metavar="VAR", help="the login password, from environment variable VAR")
     p.add_argument("--upload", type=Path, metavar="DIR", help="upload DIR/sense.bin and DIR/range/rng*.bin")
-    p.add_argument("--batch-until-s", type=float, metavar="S",
-                   help="upload only the sense.bin records before S s after the scenario's start (and no "
-                        "range files): the rest can be streamed")
-    p.add_argument("--python", default="python3",
-                   help="the Pi's Python (default python3); with --shell a relative path is taken from the current "
-                        "directory, on a serial PORT from the Pi's home directory")
-    p.add_argument("--main", default="~/pygnc/main.py",
-                   help="main.py on the Pi (default ~/pygnc/main.py); relative paths as for --python")
+    p.add_argument(
+        "--batch-until-s",
+        type=float,
+        metavar="S",
+        help="upload only the sense.bin records before S s after the scenario's start (and no "
+        "range files): the rest can be streamed",
+    )
+    p.add_argument(
+        "--python",
+        default="python3",
+        help="the Pi's Python (default python3); with --shell a relative path is taken from the current "
+        "directory, on a serial PORT from the Pi's home directory",
+    )
+    p.add_argument(
+        "--main",
+        default="~/pygnc/main.py",
+        help="main.py on the Pi (default ~/pygnc/main.py); relative paths as for --python",
+    )
     p.add_argument("--timeout-min", type=float, default=10.0, help="main.py's timeout, minutes (default 10)")
-    p.add_argument("--spacecraft-time-s", type=float, metavar="T",
-                   help="main.py's spacecraft time (default: the first streamed sample's, else the uploaded "
-                        "batch's last + 1 s, else the host's clock)")
+    p.add_argument(
+        "--spacecraft-time-s",
+        type=float,
+        metavar="T",
+        help="main.py's spacecraft time (default: the first streamed sample's, else the uploaded "
+        "batch's last + 1 s, else the host's clock)",
+    )
     p.add_argument("--stream", type=Path, metavar="DIR", help="stream DIR's measurements live once pygnc is up")
-    p.add_argument("--stream-from-s", type=float, default=0.0, metavar="S",
-                   help="stream from S s after the scenario's start (default 0)")
+    p.add_argument(
+        "--stream-from-s",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="stream from S s after the scenario's start (default 0)",
+    )
     p.add_argument("--stream-for-s", type=float, default=math.inf, metavar="S", help="stream at most S s of data")
     p.add_argument("--rate", type=float, default=1.0, help="stream at RATE x real time (default 1)")
-    p.add_argument("--group-s", type=float, default=0.0,
-                   help="consecutive segments of one kind within this many seconds go in one frame (default 0)")
+    p.add_argument(
+        "--group-s",
+        type=float,
+        default=0.0,
+        help="consecutive segments of one kind within this many seconds go in one frame (default 0)",
+    )
     p.add_argument("--cadence-s", type=float, default=1.0, help="estimate frames every C s (default 1; 0: none)")
-    p.add_argument("--bad-frames", action="store_true",
-                   help="half-way through the stream, send one bad frame of each kind (CRC, truncated, unknown "
-                        "tag, bad payload, garbage, binary garbage, a long line)")
-    p.add_argument("--long-line-bytes", type=int, default=LONG_LINE_BYTES,
-                   help=f"length of that long line (default {LONG_LINE_BYTES}: over pygnc's line limit and the "
-                        "terminal's; at 115200 baud every 11.5 kB takes a second)")
-    p.add_argument("--run-s", type=float, default=3.0,
-                   help="Ctrl-C this long after the stream ends (or after the start without a stream; default 3)")
-    p.add_argument("--ctrl-c-at-s", type=float, metavar="S",
-                   help="Ctrl-C S s after the stream starts, while it is still going (default: after it ends)")
+    p.add_argument(
+        "--bad-frames",
+        action="store_true",
+        help="half-way through the stream, send one bad frame of each kind (CRC, truncated, unknown "
+        "tag, bad payload, garbage, binary garbage, a long line)",
+    )
+    p.add_argument(
+        "--long-line-bytes",
+        type=int,
+        default=LONG_LINE_BYTES,
+        help=f"length of that long line (default {LONG_LINE_BYTES}: over pygnc's line limit and the "
+        "terminal's; at 115200 baud every 11.5 kB takes a second)",
+    )
+    p.add_argument(
+        "--run-s",
+        type=float,
+        default=3.0,
+        help="Ctrl-C this long after the stream ends (or after the start without a stream; default 3)",
+    )
+    p.add_argument(
+        "--ctrl-c-at-s",
+        type=float,
+        metavar="S",
+        help="Ctrl-C S s after the stream starts, while it is still going (default: after it ends)",
+    )
     p.add_argument("--no-ctrl-c", action="store_true", help="do not stop pygnc: wait for its own timeout")
-    p.add_argument("--tap", action="store_true",
-                   help="copy pygnc's frames (and the ranges sent) to a new pseudo-terminal, whose path is "
-                        "printed, for `python -m ground serve PATH`")
-    p.add_argument("--status-every-s", type=float, default=0.0, metavar="S",
-                   help="ask for the status (STA) every S s while streaming (default 0: only at the end)")
+    p.add_argument(
+        "--tap",
+        action="store_true",
+        help="copy pygnc's frames (and the ranges sent) to a new pseudo-terminal, whose path is "
+        "printed, for `python -m ground serve PATH`",
+    )
+    p.add_argument(
+        "--status-every-s",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="ask for the status (STA) every S s while streaming (default 0: only at the end)",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show what the Pi prints besides frames")
 
@@ -162,7 +212,10 @@ class Printer:
 
 
 def progress_text(c: StreamClient, t0: float) -> str:
-    parts = [f"t+{time.monotonic() - t0:6.1f}s", "sent " + " ".join(f"{k}:{v}" for k, v in sorted(c.stats.sent.items()))]
+    parts = [
+        f"t+{time.monotonic() - t0:6.1f}s",
+        "sent " + " ".join(f"{k}:{v}" for k, v in sorted(c.stats.sent.items())),
+    ]
     o = c.latest.get(("orbit", None))
     if o is not None:
         parts.append(f"orbit @{o.t_sc_s:.0f} σ{sigma3(o.values['sigma_r_m']):.1f}m n{o.values['n_used']}")
@@ -193,8 +246,9 @@ def _upload(session: ShellSession, args, printer: Printer, config: Config):
         data = live.split_sense(src, scenario_t0 + args.batch_until_s, config)
     else:
         data = (src / "sense.bin").read_bytes()
-    items = live.live_items(src, config, t_to_s=(scenario_t0 + args.batch_until_s)
-                            if args.batch_until_s is not None else math.inf)
+    items = live.live_items(
+        src, config, t_to_s=(scenario_t0 + args.batch_until_s) if args.batch_until_s is not None else math.inf
+    )
     batch_last = max((i.t_sc_s for i in items), default=None)
     r = session.upload(data, "~/sense.bin")
     uploads.append(r.__dict__)
@@ -244,8 +298,10 @@ def _stream(client: StreamClient, frames, args, printer: Printer, settings: Deco
                     bad_sent.append((what, fs.ERROR_CODES[code][0]))
                 printer.step(f"sent {len(bad_sent)} bad frames: " + ", ".join(w for w, _ in bad_sent))
             if tag == fs.GPS:
-                client.send_fix(payload, bool(decode_gps_segments(payload[:99], settings)["valid"][0])
-                                if len(payload) == 99 else False)
+                client.send_fix(
+                    payload,
+                    bool(decode_gps_segments(payload[:99], settings)["valid"][0]) if len(payload) == 99 else False,
+                )
             else:
                 client.send(tag, payload)
             client.poll(0.0)
@@ -301,8 +357,10 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
         t_sc = float(int(time.time()))
 
     # -- launch ---------------------------------------------------------------------------------------
-    cmd = f"cd ~ && {shlex.quote(args.python) if not args.python.startswith('~/') else args.python} " \
-          f"{args.main if args.main.startswith('~/') else shlex.quote(args.main)} {args.timeout_min:g} {t_sc:.0f}"
+    cmd = (
+        f"cd ~ && {shlex.quote(args.python) if not args.python.startswith('~/') else args.python} "
+        f"{args.main if args.main.startswith('~/') else shlex.quote(args.main)} {args.timeout_min:g} {t_sc:.0f}"
+    )
     client = StreamClient(session)
     t_launch = session.start(cmd)
     printer.step(f"launched: {cmd}")
@@ -316,8 +374,16 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
     return summary
 
 
-def _drive(session: ShellSession, client: StreamClient, args, printer: Printer, config: Config, frames: list,
-           t_launch: float, summary: dict) -> None:
+def _drive(
+    session: ShellSession,
+    client: StreamClient,
+    args,
+    printer: Printer,
+    config: Config,
+    frames: list,
+    t_launch: float,
+    summary: dict,
+) -> None:
     """From the launch to main.py's exit: HEL, cadence, the stream, the stop; into *summary*."""
     try:
         hello = client.wait_hello(60.0)
@@ -325,8 +391,10 @@ def _drive(session: ShellSession, client: StreamClient, args, printer: Printer, 
         raise HostError(f"pygnc did not come up: {exc}") from None
     summary["hello"] = hello
     summary["start_to_hello_s"] = hello["t_rx_s"] - t_launch
-    printer.step(f"pygnc up: run {hello['run']}, protocol {hello['version']}, HEL {summary['start_to_hello_s']:.2f} s "
-                 "after launch")
+    printer.step(
+        f"pygnc up: run {hello['run']}, protocol {hello['version']}, HEL {summary['start_to_hello_s']:.2f} s "
+        "after launch"
+    )
     session.log = printer.pi
     result = client.set_cadence(args.cadence_s)
     if result != fs.ACK_OK:
@@ -365,12 +433,17 @@ def _drive(session: ShellSession, client: StreamClient, args, printer: Printer, 
     session.log = lambda line: None
     summary["bye"] = client.bye
     summary["stream"] = {
-        "sent": dict(client.stats.sent), "segments_sent": dict(client.stats.segments_sent),
-        "received": dict(client.stats.received), "errors": dict(client.stats.errors),
-        "host_side_errors": dict(client.stats.host_side_errors), "seq_gaps": client.stats.seq_gaps,
-        "echoes": client.stats.echoes, "fix_latency_s": client.stats.fix_latency_s,
-        "estimates": {k: sum(1 for e in client.estimates if e.kind == k) for k in ("orbit", "attitude", "formation",
-                                                                                  "note")},
+        "sent": dict(client.stats.sent),
+        "segments_sent": dict(client.stats.segments_sent),
+        "received": dict(client.stats.received),
+        "errors": dict(client.stats.errors),
+        "host_side_errors": dict(client.stats.host_side_errors),
+        "seq_gaps": client.stats.seq_gaps,
+        "echoes": client.stats.echoes,
+        "fix_latency_s": client.stats.fix_latency_s,
+        "estimates": {
+            k: sum(1 for e in client.estimates if e.kind == k) for k in ("orbit", "attitude", "formation", "note")
+        },
     }
     summary["status_during_run"] = _status_brief(status_now)
     summary["estimates"] = client.estimates
@@ -394,31 +467,45 @@ def _status_brief(s: dict | None) -> dict | None:
     if s is None:
         return None
     q = lambda k: ESTIMATE_QUALITY[s[k]] if 0 <= s[k] < len(ESTIMATE_QUALITY) else s[k]  # noqa: E731
-    return {"run": s["run"], "seq": s["seq"], "t_sc_s": s["t_sc_s"], "flags": s["flag_names"],
-            "orbit_quality": q("orbit_quality"), "orbit_t_sc_s": s["orbit_t_sc_s"],
-            "attitude_quality": q("att_quality"), "fixes_valid": s["fixes_valid"]}
+    return {
+        "run": s["run"],
+        "seq": s["seq"],
+        "t_sc_s": s["t_sc_s"],
+        "flags": s["flag_names"],
+        "orbit_quality": q("orbit_quality"),
+        "orbit_t_sc_s": s["orbit_t_sc_s"],
+        "attitude_quality": q("att_quality"),
+        "fixes_valid": s["fixes_valid"],
+    }
 
 
 def print_summary(summary: dict, printer: Printer) -> None:
     st = summary.get("stream", {})
     lines = ["", "summary"]
-    lines.append(f"  whoami {summary.get('whoami')}; uploads: "
-                 + (", ".join(f"{u['remote_path']} {u['size']} B" for u in summary.get("uploads", [])) or "none"))
+    lines.append(
+        f"  whoami {summary.get('whoami')}; uploads: "
+        + (", ".join(f"{u['remote_path']} {u['size']} B" for u in summary.get("uploads", [])) or "none")
+    )
     if "hello" in summary:
         lines.append(f"  pygnc run {summary['hello']['run']}: HEL {summary['start_to_hello_s']:.2f} s after launch")
     if st:
         lines.append(f"  sent {st['sent']} (segments {st['segments_sent']}); received {st['received']}")
-        lines.append(f"  ERR frames {st['errors'] or 'none'}; unreadable lines here {st['host_side_errors'] or 'none'}"
-                     f"; pygnc frames missed {st['seq_gaps']}")
-        lines.append(f"  estimate frames {st['estimates']}; GPS fix -> orbit frame: "
-                     f"{latency_summary(st['fix_latency_s'])}")
+        lines.append(
+            f"  ERR frames {st['errors'] or 'none'}; unreadable lines here {st['host_side_errors'] or 'none'}"
+            f"; pygnc frames missed {st['seq_gaps']}"
+        )
+        lines.append(
+            f"  estimate frames {st['estimates']}; GPS fix -> orbit frame: {latency_summary(st['fix_latency_s'])}"
+        )
     bye = summary.get("bye")
     if bye:
         lines.append("  pygnc's final counters: " + ", ".join(f"{k} {v}" for k, v in bye.items() if v))
     stop = summary.get("stop")
     if stop:
-        lines.append(f"  stop: {stop['how']}, exit status {stop['exit_status']}"
-                     + (f", {stop['seconds']:.3f} s after Ctrl-C" if "seconds" in stop else ""))
+        lines.append(
+            f"  stop: {stop['how']}, exit status {stop['exit_status']}"
+            + (f", {stop['seconds']:.3f} s after Ctrl-C" if "seconds" in stop else "")
+        )
     s = summary.get("status")
     lines.append(f"  final status: {s}")
     if summary.get("info"):
@@ -483,8 +570,10 @@ def run(args) -> int:
 
             home = args.home or Path(tempfile.mkdtemp(prefix="pygnc-host-"))
             shell = LocalShell(home=home, baud=args.line_baud or None)
-            printer.step(f"local shell on {shell.port} (HOME {home}, line "
-                         f"{'unlimited' if not args.line_baud else f'{args.line_baud} baud'})")
+            printer.step(
+                f"local shell on {shell.port} (HOME {home}, line "
+                f"{'unlimited' if not args.line_baud else f'{args.line_baud} baud'})"
+            )
             url = shell.port
         else:
             url = args.port
@@ -507,8 +596,11 @@ def run(args) -> int:
         finally:
             link.close()
             if session.tap is not None:
-                summary_tap = {"path": session.tap.path, "bytes_written": session.tap.bytes_written,
-                               "bytes_dropped": session.tap.bytes_dropped}
+                summary_tap = {
+                    "path": session.tap.path,
+                    "bytes_written": session.tap.bytes_written,
+                    "bytes_dropped": session.tap.bytes_dropped,
+                }
                 session.tap.close()
         if session.tap is not None:
             summary["tap"] = summary_tap

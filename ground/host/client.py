@@ -24,9 +24,9 @@ from .session import HostError, ShellSession
 
 @dataclass
 class Estimate:
-    t_rx_s: float      # host monotonic time the frame arrived
-    kind: str          # orbit, attitude, formation, note
-    t_sc_s: float      # the estimate's epoch, spacecraft clock
+    t_rx_s: float  # host monotonic time the frame arrived
+    kind: str  # orbit, attitude, formation, note
+    t_sc_s: float  # the estimate's epoch, spacecraft clock
     values: dict
 
 
@@ -39,15 +39,15 @@ class PendingFix:
 
 @dataclass
 class StreamStats:
-    sent: Counter = field(default_factory=Counter)          # frames sent per tag
+    sent: Counter = field(default_factory=Counter)  # frames sent per tag
     segments_sent: Counter = field(default_factory=Counter)
-    received: Counter = field(default_factory=Counter)      # frames received per tag
-    errors: Counter = field(default_factory=Counter)        # ERR frames per code name
+    received: Counter = field(default_factory=Counter)  # frames received per tag
+    errors: Counter = field(default_factory=Counter)  # ERR frames per code name
     host_side_errors: Counter = field(default_factory=Counter)  # lines we could not read (bad CRC...)
-    echoes: int = 0                                         # our own frames coming back (echo on)
+    echoes: int = 0  # our own frames coming back (echo on)
     noise_lines: int = 0
-    seq_gaps: int = 0                                       # pygnc SEQ numbers never seen
-    restarts: int = 0                                       # HEL frames after the first (stream task restarted)
+    seq_gaps: int = 0  # pygnc SEQ numbers never seen
+    restarts: int = 0  # HEL frames after the first (stream task restarted)
     fix_latency_s: list = field(default_factory=list)
 
 
@@ -56,9 +56,9 @@ class StreamClient:
         self.s = session
         self.seq = 0
         self.stats = StreamStats()
-        self.acks: dict[int, tuple[bytes, int, float]] = {}   # seq -> (tag, result, t_rx)
+        self.acks: dict[int, tuple[bytes, int, float]] = {}  # seq -> (tag, result, t_rx)
         self.estimates: list[Estimate] = []
-        self.latest: dict = {}                                # (kind, peer) -> Estimate
+        self.latest: dict = {}  # (kind, peer) -> Estimate
         self.hello: dict | None = None
         self.status: dict | None = None
         self.status_error: str | None = None
@@ -131,19 +131,25 @@ class StreamClient:
         while self.hello is None:
             rc = self.s.prompt_status()
             if rc is not None and self.hello is None:
-                raise HostError(f"the command exited with status {rc} before pygnc came up; the console "
-                                f"shows:\n{self.s.console_tail()}")
+                raise HostError(
+                    f"the command exited with status {rc} before pygnc came up; the console "
+                    f"shows:\n{self.s.console_tail()}"
+                )
             left = t_end - time.monotonic()
             if left <= 0:
-                raise HostError(f"no HEL frame from pygnc within {timeout_s:.0f} s; the console shows:\n"
-                                f"{self.s.console_tail()}")
+                raise HostError(
+                    f"no HEL frame from pygnc within {timeout_s:.0f} s; the console shows:\n{self.s.console_tail()}"
+                )
             self.poll(min(left, 0.05))
         return self.hello
 
     def poll(self, timeout_s: float = 0.0) -> int:
         """Pump the link for up to *timeout_s* and handle what came; frames handled."""
-        if self.status_every_s > 0 and self.hello is not None and \
-                time.monotonic() - self._t_status >= self.status_every_s:
+        if (
+            self.status_every_s > 0
+            and self.hello is not None
+            and time.monotonic() - self._t_status >= self.status_every_s
+        ):
             self._t_status = time.monotonic()
             self.send(fs.STATUS)  # not waited for: its ACK, STS and CNT arrive in later polls
         self.s.pump(timeout_s)
@@ -174,8 +180,14 @@ class StreamClient:
             if tag == fs.HELLO_TAG:
                 v, max_line, run, cad_ms, t_sc = fs.HELLO.unpack(p)
                 again = self.hello is not None
-                self.hello = {"version": v, "max_line": max_line, "run": run, "cadence_s": cad_ms / 1000.0,
-                              "t_sc_s": t_sc, "t_rx_s": t}
+                self.hello = {
+                    "version": v,
+                    "max_line": max_line,
+                    "run": run,
+                    "cadence_s": cad_ms / 1000.0,
+                    "t_sc_s": t_sc,
+                    "t_rx_s": t,
+                }
                 self._last_rx_seq = item.seq  # a restarted stream task counts from 0 again
                 if again:
                     self.stats.restarts += 1

@@ -4,7 +4,8 @@ A scenario directory (``python -m ground simulate``, or the PY4 team's files) ho
 ``sense.bin`` and ``range/rng*.bin``.  :func:`live_items` cuts them into what the PyCubed
 would send as it measures: every sensor segment and GPS segment with its own bytes (the
 sense.bin layout, unchanged), and every range as a 12-byte SX1280 packet
-(:mod:`pygnc.formats.range_packet`), exactly the packet the range file holds.  Items are ordered by spacecraft time; at equal times a GPS segment comes before
+(:mod:`pygnc.formats.range_packet`), exactly the packet the range file holds.  Items are ordered by spacecraft
+time; at equal times a GPS segment comes before
 the sensor segment (so the estimate at that sample includes the fix), then ranges.
 
 :func:`split_sense` gives the sense.bin bytes of the records before a time: the batch a
@@ -31,8 +32,8 @@ _ORDER = {fs.GPS: 0, fs.SENSOR: 1, fs.RANGE: 2}
 @dataclass(frozen=True)
 class LiveItem:
     t_sc_s: float
-    tag: bytes        # fs.SENSOR, fs.GPS or fs.RANGE
-    data: bytes       # one segment / packet
+    tag: bytes  # fs.SENSOR, fs.GPS or fs.RANGE
+    data: bytes  # one segment / packet
 
 
 def _records(data: bytes, config: Config) -> tuple[np.ndarray, int]:
@@ -40,8 +41,9 @@ def _records(data: bytes, config: Config) -> tuple[np.ndarray, int]:
     return find_records(a, config.sensors_per_record), record_dtype(config.sensors_per_record).itemsize
 
 
-def live_items(scenario: Path, config: Config | None = None, t_from_s: float = -np.inf,
-               t_to_s: float = np.inf) -> list[LiveItem]:
+def live_items(
+    scenario: Path, config: Config | None = None, t_from_s: float = -np.inf, t_to_s: float = np.inf
+) -> list[LiveItem]:
     """The scenario's segments with ``t_from_s <= t_sc_s < t_to_s``, in streaming order."""
     config = config or Config()
     scenario = Path(scenario)
@@ -53,10 +55,10 @@ def live_items(scenario: Path, config: Config | None = None, t_from_s: float = -
         n_sens = config.sensors_per_record
         for s in starts.tolist():
             for k in range(n_sens):
-                seg = data[s + k * SENSOR_SEGMENT_SIZE:s + (k + 1) * SENSOR_SEGMENT_SIZE]
+                seg = data[s + k * SENSOR_SEGMENT_SIZE : s + (k + 1) * SENSOR_SEGMENT_SIZE]
                 items.append(LiveItem(float(int.from_bytes(seg[:4], "big")), fs.SENSOR, seg))
             g0 = s + n_sens * SENSOR_SEGMENT_SIZE
-            seg = data[g0:g0 + GPS_SEGMENT_SIZE]
+            seg = data[g0 : g0 + GPS_SEGMENT_SIZE]
             t = int.from_bytes(seg[:4], "big")
             if any(seg):  # an all-zero segment is "no GPS"
                 items.append(LiveItem(float(t), fs.GPS, seg))
@@ -77,8 +79,8 @@ def split_sense(scenario: Path, t_before_s: float, config: Config | None = None)
     out = bytearray()
     for s in starts.tolist():
         last = s + (config.sensors_per_record - 1) * SENSOR_SEGMENT_SIZE
-        if int.from_bytes(data[last:last + 4], "big") < t_before_s:
-            out += data[s:s + size]
+        if int.from_bytes(data[last : last + 4], "big") < t_before_s:
+            out += data[s : s + size]
     return bytes(out)
 
 
@@ -98,8 +100,11 @@ def frames_of(items: list[LiveItem], group_s: float = 0.0) -> list[tuple[float, 
     for it in items:
         if out and group_s > 0:
             _, tag, payload = out[-1]
-            if (tag == it.tag and it.t_sc_s - first <= group_s
-                    and len(payload) + len(it.data) <= fs.max_payload_bytes(tag)):
+            if (
+                tag == it.tag
+                and it.t_sc_s - first <= group_s
+                and len(payload) + len(it.data) <= fs.max_payload_bytes(tag)
+            ):
                 out[-1] = (it.t_sc_s, tag, payload + it.data)
                 continue
         first = it.t_sc_s

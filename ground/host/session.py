@@ -52,7 +52,7 @@ class HostError(RuntimeError):
 @dataclass
 class Received:
     t_mono_s: float
-    item: object       # fs.Frame, fs.FrameError or fs.Noise
+    item: object  # fs.Frame, fs.FrameError or fs.Noise
 
 
 @dataclass
@@ -72,8 +72,8 @@ class ShellSession:
     def __init__(self, link, log=None, line_rate: int | None = None):
         self.link = link
         self.log = log or (lambda line: None)
-        self.text = bytearray()          # everything received, for prompts (bounded)
-        self.cursor = 0                  # prompt search starts here
+        self.text = bytearray()  # everything received, for prompts (bounded)
+        self.cursor = 0  # prompt search starts here
         self.frames = fs.FrameReader(fs.PYGNC_TAGS, max_line=64 * 1024, noise_ok=True)
         self.received: list[Received] = []
         self.bytes_in = self.bytes_out = 0
@@ -92,7 +92,7 @@ class ShellSession:
         (a stalled line) or the port fails; the bytes written so far are counted."""
         view = memoryview(bytes(data))
         for i in range(0, max(len(view), 1), WRITE_CHUNK):
-            chunk = view[i:i + WRITE_CHUNK]
+            chunk = view[i : i + WRITE_CHUNK]
             if self.line_rate:
                 now = time.monotonic()
                 if self._next_write > now:
@@ -101,9 +101,11 @@ class ShellSession:
             try:
                 self.link.write(chunk)
             except serial.SerialTimeoutException:
-                raise HostError(f"the serial line took no more bytes within its write timeout "
-                                f"({getattr(self.link, 'write_timeout', None)} s): {i} of {len(view)} bytes of "
-                                f"this write went out (is the line stalled, or flow-controlled?)") from None
+                raise HostError(
+                    f"the serial line took no more bytes within its write timeout "
+                    f"({getattr(self.link, 'write_timeout', None)} s): {i} of {len(view)} bytes of "
+                    f"this write went out (is the line stalled, or flow-controlled?)"
+                ) from None
             except (serial.SerialException, OSError) as exc:
                 raise HostError(f"the serial line failed after {i} of {len(view)} bytes: {exc}") from None
             self.bytes_out += len(chunk)
@@ -153,9 +155,10 @@ class ShellSession:
                 return m
             left = t_end - time.monotonic()
             if left <= 0:
-                tail = bytes(self.text[max(self.cursor, len(self.text) - 300):]).decode("utf-8", "replace")
-                raise HostError(f"timed out after {timeout_s:.1f} s waiting for {regex.pattern!r}; "
-                                f"last output: {tail!r}")
+                tail = bytes(self.text[max(self.cursor, len(self.text) - 300) :]).decode("utf-8", "replace")
+                raise HostError(
+                    f"timed out after {timeout_s:.1f} s waiting for {regex.pattern!r}; last output: {tail!r}"
+                )
             self.pump(min(left, 0.05))
 
     def mark(self) -> None:
@@ -172,8 +175,10 @@ class ShellSession:
         state = "start"
         while True:
             if time.monotonic() > t_end:
-                raise HostError(f"no shell prompt within {timeout_s:.0f} s (is a program running in the "
-                                f"foreground? last output: {bytes(self.text[-200:])!r})")
+                raise HostError(
+                    f"no shell prompt within {timeout_s:.0f} s (is a program running in the "
+                    f"foreground? last output: {bytes(self.text[-200:])!r})"
+                )
             self.pump(0.2)
             tail = bytes(self.text[-200:]).rstrip()
             if PROMPT_RE.search(self.text) or ANY_PROMPT_RE.search(tail):
@@ -193,8 +198,11 @@ class ShellSession:
                 self.write(password.encode() + b"\n")
                 state = "password"
         self.mark()
-        self.write(b"stty -echo; set +o emacs +o vi -o ignoreeof 2>/dev/null; unset PROMPT_COMMAND; PS2=''; PS1='"
-                   + PROMPT.encode() + b"'\n")
+        self.write(
+            b"stty -echo; set +o emacs +o vi -o ignoreeof 2>/dev/null; unset PROMPT_COMMAND; PS2=''; PS1='"
+            + PROMPT.encode()
+            + b"'\n"
+        )
         self.expect(PROMPT_RE, timeout_s)
         who = self.run("whoami", timeout_s).strip()
         if user and who != user:
@@ -214,7 +222,7 @@ class ShellSession:
         start = self.cursor
         self.write(command.encode() + b"\n")
         m = self.expect(PROMPT_RE, timeout_s)
-        out = bytes(self.text[start:m.start()]).replace(b"\r\n", b"\n").decode("utf-8", "replace")
+        out = bytes(self.text[start : m.start()]).replace(b"\r\n", b"\n").decode("utf-8", "replace")
         return int(m.group(1)), out
 
     def start(self, command: str) -> float:
@@ -238,9 +246,8 @@ class ShellSession:
     def console_tail(self, lines: int = 12) -> str:
         """The last *lines* lines the console showed after the cursor (frames and our
         prompts left out), as indented text for a message."""
-        text = PROMPT_RE.sub(b"\n", bytes(self.text[self.cursor:])).decode("utf-8", "replace")
-        keep = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n")
-                if ln.strip() and not ln.startswith("$")]
+        text = PROMPT_RE.sub(b"\n", bytes(self.text[self.cursor :])).decode("utf-8", "replace")
+        keep = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n") if ln.strip() and not ln.startswith("$")]
         return "\n".join("    " + ln for ln in keep[-lines:]) or "    (nothing)"
 
     def ctrl_c(self) -> float:
@@ -258,15 +265,17 @@ class ShellSession:
         self.mark()
         # The data is typed only once the file could be created: otherwise the shell itself
         # would read it as commands (and the EOT would end the shell).
-        self.write(f"{{ : > {tmp}; }} 2>/dev/null && {{ echo PGH_READY_$((40+2)); base64 -d > {tmp}; }} "
-                   f"|| echo PGH_FAILED_$((40+2))\n".encode())
+        self.write(
+            f"{{ : > {tmp}; }} 2>/dev/null && {{ echo PGH_READY_$((40+2)); base64 -d > {tmp}; }} "
+            f"|| echo PGH_FAILED_$((40+2))\n".encode()
+        )
         m = self.expect(re.compile(rb"PGH_(READY|FAILED)_42"), 10.0)
         if m.group(1) == b"FAILED":
             self.expect(PROMPT_RE, 10.0)
             raise HostError(f"cannot create {remote_path} on the Pi (no such directory, or not writable)")
         text = base64.b64encode(data)
         for i in range(0, len(text), B64_LINE):
-            self.write(text[i:i + B64_LINE] + b"\n")
+            self.write(text[i : i + B64_LINE] + b"\n")
             self.pump(0.0)
         self.write(EOT)
         m = self.expect(PROMPT_RE, timeout_s)
@@ -278,8 +287,10 @@ class ShellSession:
         want = hashlib.sha256(data).hexdigest()
         if size != len(data) or digest != want:
             self.run_rc(f"rm -f {tmp}")
-            raise HostError(f"upload of {remote_path} does not verify: {size} bytes, sha256 {digest[:16]}... "
-                            f"(sent {len(data)} bytes, {want[:16]}...)")
+            raise HostError(
+                f"upload of {remote_path} does not verify: {size} bytes, sha256 {digest[:16]}... "
+                f"(sent {len(data)} bytes, {want[:16]}...)"
+            )
         self.run(f"mv -f {tmp} {remote}")
         return UploadResult(remote_path, size, digest, time.monotonic() - t0, True)
 

@@ -69,8 +69,13 @@ class LocalShell:
     session and releases both terminals.
     """
 
-    def __init__(self, home: str | os.PathLike | None = None, argv: list[str] | None = None,
-                 env: dict | None = None, baud: int | None = None):
+    def __init__(
+        self,
+        home: str | os.PathLike | None = None,
+        argv: list[str] | None = None,
+        env: dict | None = None,
+        baud: int | None = None,
+    ):
         self.argv = argv or ["bash", "--noprofile", "--norc", "-i"]
         e = dict(os.environ if env is None else env)
         if home is not None:
@@ -85,12 +90,20 @@ class LocalShell:
         self.bytes_to_shell = self.bytes_from_shell = 0
         self._a_master, a_slave = pty.openpty()
         self._b_master, b_slave = pty.openpty()
-        tty.setraw(b_slave)                # the host side: a raw serial line until pyserial opens it
+        tty.setraw(b_slave)  # the host side: a raw serial line until pyserial opens it
         self.port = os.ttyname(b_slave)
-        self._b_slave = b_slave            # kept open: B's master never sees EIO between opens
-        self.proc = subprocess.Popen(self.argv, stdin=a_slave, stdout=a_slave, stderr=a_slave, env=e,
-                                     cwd=e.get("HOME") or None, start_new_session=True,
-                                     preexec_fn=_controlling_terminal, close_fds=True)
+        self._b_slave = b_slave  # kept open: B's master never sees EIO between opens
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=a_slave,
+            stdout=a_slave,
+            stderr=a_slave,
+            env=e,
+            cwd=e.get("HOME") or None,
+            start_new_session=True,
+            preexec_fn=_controlling_terminal,
+            close_fds=True,
+        )
         os.close(a_slave)
         for fd in (self._a_master, self._b_master):
             os.set_blocking(fd, False)
@@ -101,7 +114,7 @@ class LocalShell:
     def _run(self) -> None:
         rate = None if self.baud is None else self.baud / 10.0
         to_shell, from_shell = _Bucket(rate), _Bucket(rate)
-        pend_to_shell = bytearray()    # read from B, not yet written to A
+        pend_to_shell = bytearray()  # read from B, not yet written to A
         pend_from_shell = bytearray()  # read from A, not yet written to B
         a, b = self._a_master, self._b_master
         while not self._stop.is_set():
@@ -196,7 +209,7 @@ def session_pids(sid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 3 and fields[0] != b"Z" and int(fields[3]) == sid:
             out.append(int(entry.name))
     return out

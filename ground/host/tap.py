@@ -22,7 +22,7 @@ HOST_TAGS = frozenset({fs.RANGE})
 class Tap:
     def __init__(self):
         self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)            # bytes as they are: no echo, no line editing
+        tty.setraw(self._slave)  # bytes as they are: no echo, no line editing
         os.set_blocking(self._master, False)
         self.path = os.ttyname(self._slave)
         self.bytes_written = 0

@@ -35,7 +35,8 @@ DISTRIBUTIONS = {"uniform": 2, "loguniform": 2, "normal": 2, "choice": None}
 TOP_KEYS = {
     "format_version": "1 (optional)",
     "name": "campaign name (default: the file's stem); in every row and task key",
-    "base_scenario": "scenario TOML the runs start from, relative to the campaign file (default: the simulator's defaults)",
+    "base_scenario": "scenario TOML the runs start from, relative to the campaign file (default: the simulator's "
+    "defaults)",
     "duration": "overrides the base scenario's length: seconds or with a unit (`90m`, `3h`, `1d`)",
     "runs": "number of runs; their scenario seeds are `first_seed` … `first_seed + runs - 1`",
     "first_seed": "first scenario seed (default 1)",
@@ -43,12 +44,12 @@ TOP_KEYS = {
     "settle": "leave this first part of each run out of the statistics (default: replay's, 30 min from 3 h)",
     "nees_grid_s": "spacing of the epochs at which each run's NEES is kept for the Monte Carlo test (default 60)",
     "scenario": "table of fixed overrides for every run: dotted scenario keys as `simulate --set` "
-                "(`\"sensors.gyro_noise_deg_s\" = 0.05`), or nested tables",
+    '(`"sensors.gyro_noise_deg_s" = 0.05`), or nested tables',
     "dispersions": "table of dotted scenario keys -> `{ uniform = [low, high] }`, `{ loguniform = [low, high] }`, "
-                   "`{ normal = [mean, sigma] }` or `{ choice = [v1, v2, …] }`; lists of numbers for vector settings",
+    "`{ normal = [mean, sigma] }` or `{ choice = [v1, v2, …] }`; lists of numbers for vector settings",
     "estimators": "`[[estimators]]` tables: `name` (letters, digits, `-_.`), `config` (flight configuration "
-                  "keys laid over the scenario's `pygnc_config.toml`), `smooth` (true: the ground RTS smoothers, "
-                  "as `replay --smooth`); default one named `default` with no overrides",
+    "keys laid over the scenario's `pygnc_config.toml`), `smooth` (true: the ground RTS smoothers, "
+    "as `replay --smooth`); default one named `default` with no overrides",
 }
 ESTIMATOR_KEYS = {"name", "config", "smooth"}
 #: Seconds between the epochs at which each run's NEES is kept for the Monte Carlo test.
@@ -148,8 +149,9 @@ def _is_distribution(v) -> bool:
 def _parse_dispersion(key: str, spec) -> Dispersion:
     where = f"dispersions.{key}"
     if not _is_distribution(spec):
-        raise CampaignError(f"{where}: give one of {sorted(DISTRIBUTIONS)} as a table, e.g. "
-                            "{ uniform = [-8000.0, -1000.0] }")
+        raise CampaignError(
+            f"{where}: give one of {sorted(DISTRIBUTIONS)} as a table, e.g. {{ uniform = [-8000.0, -1000.0] }}"
+        )
     kind, params = next(iter(spec.items()))
     if not isinstance(params, list) or not params:
         raise CampaignError(f"{where}: {kind} takes a list")
@@ -266,8 +268,9 @@ def parse_campaign(data: dict, path: Path) -> Campaign:
         check_settings(base)
     except ValueError as exc:
         raise CampaignError(f"scenario: {exc}") from None
-    dispersions = [_parse_dispersion(k, v)
-                   for k, v in _flatten(data.get("dispersions", {}), "", _is_distribution).items()]
+    dispersions = [
+        _parse_dispersion(k, v) for k, v in _flatten(data.get("dispersions", {}), "", _is_distribution).items()
+    ]
     for d in dispersions:  # a setting that does not exist is refused before any run
         try:
             scn.set_dotted(base, d.key, d.draw(0))
@@ -280,9 +283,17 @@ def parse_campaign(data: dict, path: Path) -> Campaign:
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise CampaignError("name must be a non-empty string")
-    return Campaign(name=name, path=path, base=base, seeds=_seeds(data), fixed=fixed, dispersions=dispersions,
-                    estimators=_parse_estimators(data.get("estimators")),
-                    settle=None if data.get("settle") is None else str(data["settle"]), nees_grid_s=float(grid))
+    return Campaign(
+        name=name,
+        path=path,
+        base=base,
+        seeds=_seeds(data),
+        fixed=fixed,
+        dispersions=dispersions,
+        estimators=_parse_estimators(data.get("estimators")),
+        settle=None if data.get("settle") is None else str(data["settle"]),
+        nees_grid_s=float(grid),
+    )
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -303,8 +314,17 @@ def _plain(v):
 
 
 def spec_hash(scenario: dict, estimators: list[dict], settle: str | None, nees_grid_s: float) -> str:
-    text = json.dumps({"v": CAMPAIGN_FORMAT_VERSION, "scenario": scenario, "estimators": estimators,
-                       "settle": settle, "nees_grid_s": nees_grid_s}, sort_keys=True, default=_plain)
+    text = json.dumps(
+        {
+            "v": CAMPAIGN_FORMAT_VERSION,
+            "scenario": scenario,
+            "estimators": estimators,
+            "settle": settle,
+            "nees_grid_s": nees_grid_s,
+        },
+        sort_keys=True,
+        default=_plain,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -324,9 +344,18 @@ def run_spec(campaign: Campaign, seed: int) -> RunSpec:
     scenario = scn.settings_to_dict(settings)
     estimators = [dataclasses.asdict(e) for e in campaign.estimators]
     h = spec_hash({"settings": scenario, "dispersed": dispersed}, estimators, campaign.settle, campaign.nees_grid_s)
-    return RunSpec(campaign=campaign.name, run_id=run_id(seed), seed=int(seed), scenario=scenario,
-                   dispersed=dispersed, estimators=estimators, settle=campaign.settle,
-                   nees_grid_s=campaign.nees_grid_s, spec_hash=h, error=error)
+    return RunSpec(
+        campaign=campaign.name,
+        run_id=run_id(seed),
+        seed=int(seed),
+        scenario=scenario,
+        dispersed=dispersed,
+        estimators=estimators,
+        settle=campaign.settle,
+        nees_grid_s=campaign.nees_grid_s,
+        spec_hash=h,
+        error=error,
+    )
 
 
 def run_specs(campaign: Campaign) -> list[RunSpec]:

@@ -9,7 +9,8 @@ and results with pickle, so give it only a scheduler you trust).
 
 As each run finishes, this process writes its record to ``DIR/runs/<run_id>.json``
 (atomically) and releases the run's result on the cluster, so that a worker lost later
-does not make the scheduler compute a finished run again.  Started again, a campaign skips every run whose record is there with the
+does not make the scheduler compute a finished run again.  Started again, a campaign skips every run whose record
+is there with the
 same spec hash, so an interrupted campaign resumes where it stopped and a changed campaign
 re-runs only the runs it changed; ``--retry-failed`` runs the failed ones again.  At the
 end (and after an interrupt, for what finished) ``results.csv``, ``report.md``,
@@ -53,20 +54,41 @@ CLOSE_TIMEOUT_S = 20.0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("campaign", metavar="CAMPAIGN.toml", type=Path, help="campaign file (docs/interface.md)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="campaign directory: run records, "
-                   "results.csv, report (the same DIR resumes an interrupted campaign)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="campaign directory: run records, results.csv, report (the same DIR resumes an interrupted campaign)",
+    )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="ADDRESS", help="a running dask.distributed scheduler "
-                       "(e.g. tcp://10.0.0.5:8786) instead of a local cluster")
-    where.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster "
-                       "(default: one per core)")
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running dask.distributed scheduler (e.g. tcp://10.0.0.5:8786) instead of a local cluster",
+    )
+    where.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)"
+    )
     p.add_argument("--retry-failed", action="store_true", help="run again the runs whose record holds an error")
-    p.add_argument("--allow-mixed-code", action="store_true", help="keep the runs DIR holds from other code (another "
-                   "pygnc version or source tree) and accept workers that run other code; each row names its code")
-    p.add_argument("--keep-csv", action="store_true", help="also keep every run's CSVs, OEM and summary.json "
-                   "in DIR/runs/<run_id>/<estimator>/")
-    p.add_argument("--rerun", type=int, metavar="SEED", help="run the one run of this seed here, without Dask, "
-                   "keeping its scenario and replay outputs with plots in DIR/rerun/<run_id>/")
+    p.add_argument(
+        "--allow-mixed-code",
+        action="store_true",
+        help="keep the runs DIR holds from other code (another "
+        "pygnc version or source tree) and accept workers that run other code; each row names its code",
+    )
+    p.add_argument(
+        "--keep-csv",
+        action="store_true",
+        help="also keep every run's CSVs, OEM and summary.json in DIR/runs/<run_id>/<estimator>/",
+    )
+    p.add_argument(
+        "--rerun",
+        type=int,
+        metavar="SEED",
+        help="run the one run of this seed here, without Dask, "
+        "keeping its scenario and replay outputs with plots in DIR/rerun/<run_id>/",
+    )
     p.add_argument("--no-plots", action="store_true", help="no report plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
 
@@ -99,10 +121,19 @@ def save_record(out: Path, spec: RunSpec, record: dict) -> None:
 
 def _lost_record(spec: RunSpec, exc: BaseException) -> dict:
     """The record of a run whose worker died or whose task could not run at all."""
-    return {"format_version": rs.RUN_RECORD_VERSION, "campaign": spec.campaign, "run_id": spec.run_id,
-            "seed": spec.seed, "spec_hash": spec.spec_hash, "dispersed": spec.dispersed, "worker": None, "code": None,
-            "error": {"stage": "worker", "message": f"{type(exc).__name__}: {exc}"}, "simulate_s": None,
-            "estimators": rs.blank_estimators(spec.estimators)}
+    return {
+        "format_version": rs.RUN_RECORD_VERSION,
+        "campaign": spec.campaign,
+        "run_id": spec.run_id,
+        "seed": spec.seed,
+        "spec_hash": spec.spec_hash,
+        "dispersed": spec.dispersed,
+        "worker": None,
+        "code": None,
+        "error": {"stage": "worker", "message": f"{type(exc).__name__}: {exc}"},
+        "simulate_s": None,
+        "estimators": rs.blank_estimators(spec.estimators),
+    }
 
 
 def current_records(out: Path, specs: list[RunSpec]) -> list[dict]:
@@ -134,9 +165,14 @@ class DaskCluster:
             # client as its exception and is recorded with its run.
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
-                self.cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                            processes=True, host="127.0.0.1", dashboard_address=None,
-                                            silence_logs=logging.CRITICAL)
+                self.cluster = LocalCluster(
+                    n_workers=n_workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,
+                )
             finally:
                 signal.signal(signal.SIGINT, previous)
             self.client = Client(self.cluster)
@@ -173,12 +209,15 @@ def check_workers(cluster: DaskCluster, expected: dict) -> None:
         raise CodeMismatch(f"cannot ask the workers which code they run: {type(exc).__name__}: {exc}") from None
     odd = {addr: code for addr, code in found.items() if not same_code(code, expected)}
     if odd:
-        raise CodeMismatch("; ".join(f"worker {addr} runs {describe(code)}" for addr, code in sorted(odd.items()))
-                           + f", this client {describe(expected)}")
+        raise CodeMismatch(
+            "; ".join(f"worker {addr} runs {describe(code)}" for addr, code in sorted(odd.items()))
+            + f", this client {describe(expected)}"
+        )
 
 
-def execute(out: Path, todo: list[RunSpec], cluster: DaskCluster, keep_csv: bool, quiet: bool,
-            expected_code: dict | None = None) -> int:
+def execute(
+    out: Path, todo: list[RunSpec], cluster: DaskCluster, keep_csv: bool, quiet: bool, expected_code: dict | None = None
+) -> int:
     """Run *todo* on *cluster*, saving each record as it arrives; the number saved.
 
     Each run's future is released as soon as its record is on disk: the scheduler then
@@ -230,8 +269,9 @@ def rerun_command(campaign: Campaign, out: Path) -> str:
     return f"python -m ground montecarlo {shlex.quote(str(campaign.path))} --out {shlex.quote(str(out))} --rerun SEED"
 
 
-def write_results(out: Path, campaign: Campaign, specs: list[RunSpec], plots: bool,
-                  code: dict | None = None) -> tuple[list[dict], dict]:
+def write_results(
+    out: Path, campaign: Campaign, specs: list[RunSpec], plots: bool, code: dict | None = None
+) -> tuple[list[dict], dict]:
     from ground.montecarlo.report import campaign_statistics, code_summary, write_report
 
     records = current_records(out, specs)
@@ -247,13 +287,18 @@ def write_results(out: Path, campaign: Campaign, specs: list[RunSpec], plots: bo
 def _say_summary(stats: dict, say) -> None:
     for e, s in stats["estimators"].items():
         parts = []
-        for col, key in (("orbit_position_3d_rms_m", "orbit"), ("attitude_angle_rms_deg", "attitude"),
-                         ("formation_position_3d_rms_m", "formation")):
+        for col, key in (
+            ("orbit_position_3d_rms_m", "orbit"),
+            ("attitude_angle_rms_deg", "attitude"),
+            ("formation_position_3d_rms_m", "formation"),
+        ):
             d = s["metrics"].get(col)
             if d:
                 unit = "deg" if "deg" in col else "m"
-                parts.append(f"{key} median {d['median']:.3g} {unit} (p95 {d['p95']:.3g}, worst {d['worst']:.3g} "
-                             f"seed {d['worst_seed']})")
+                parts.append(
+                    f"{key} median {d['median']:.3g} {unit} (p95 {d['p95']:.3g}, worst {d['worst']:.3g} "
+                    f"seed {d['worst_seed']})"
+                )
         say(f"  {e}: {s['n_ok']} ok, {s['n_failed']} failed; " + "; ".join(parts))
 
 
@@ -278,9 +323,16 @@ def _rerun(campaign: Campaign, out: Path, seed: int, say) -> int:
     record = run_one(spec.as_dict(), keep_dir=str(where))
     write_atomic(where / "record.json", (json.dumps(record, indent=1) + "\n").encode())
     for row in rs.rows_from_record(record):
-        say(f"  {row['estimator']}: {row['status']}" + (f" ({row['stage']}: {row['error']})" if row["error"] else
-            f"; orbit {row.get('orbit_position_3d_rms_m')} m, attitude {row.get('attitude_angle_rms_deg')} deg, "
-            f"formation {row.get('formation_position_3d_rms_m')} m"))
+        say(
+            f"  {row['estimator']}: {row['status']}"
+            + (
+                f" ({row['stage']}: {row['error']})"
+                if row["error"]
+                else f"; orbit {row.get('orbit_position_3d_rms_m')} m, "
+                f"attitude {row.get('attitude_angle_rms_deg')} deg, "
+                f"formation {row.get('formation_position_3d_rms_m')} m"
+            )
+        )
     say(f"  scenario in {where / 'scenario'}, replays (CSV, plots, summary.json) in {where / 'replay'}/")
     return 1 if rs.record_failed(record) else 0
 
@@ -328,8 +380,11 @@ def other_code_records(out: Path, specs: list[RunSpec], todo: list[RunSpec], cod
     from ground.montecarlo.provenance import same_code
 
     redo = {s.run_id for s in todo}
-    return [r for r in current_records(out, specs)
-            if r["run_id"] not in redo and rs.record_has_results(r) and not same_code(r.get("code"), code)]
+    return [
+        r
+        for r in current_records(out, specs)
+        if r["run_id"] not in redo and rs.record_has_results(r) and not same_code(r.get("code"), code)
+    ]
 
 
 def _run_campaign(args, campaign: Campaign, say) -> int:
@@ -343,15 +398,20 @@ def _run_campaign(args, campaign: Campaign, say) -> int:
     other = other_code_records(out, specs, todo, mine) if todo else []
     if other and not args.allow_mixed_code:
         codes = Counter(describe(r.get("code")) for r in other)
-        print(f"montecarlo: {out} holds {len(other)} finished run{'s' if len(other) > 1 else ''} computed by other "
-              f"code ({'; '.join(f'{n} by {c}' for c, n in codes.most_common())}) than this one ({describe(mine)}): "
-              "new results would mix with theirs. Give another --out DIR, or --allow-mixed-code to keep them "
-              "(results.csv names the code of every row)", file=sys.stderr)
+        print(
+            f"montecarlo: {out} holds {len(other)} finished run{'s' if len(other) > 1 else ''} computed by other "
+            f"code ({'; '.join(f'{n} by {c}' for c, n in codes.most_common())}) than this one ({describe(mine)}): "
+            "new results would mix with theirs. Give another --out DIR, or --allow-mixed-code to keep them "
+            "(results.csv names the code of every row)",
+            file=sys.stderr,
+        )
         return 2
     write_atomic(out / "campaign.toml", Path(args.campaign).read_bytes())
     n_est = len(campaign.estimators)
-    say(f"montecarlo {campaign.name}: {len(specs)} runs x {n_est} estimator configuration{'s' if n_est > 1 else ''}; "
-        f"{len(specs) - len(todo)} already done, {len(todo)} to run; {describe(mine)}")
+    say(
+        f"montecarlo {campaign.name}: {len(specs)} runs x {n_est} estimator configuration{'s' if n_est > 1 else ''}; "
+        f"{len(specs) - len(todo)} already done, {len(todo)} to run; {describe(mine)}"
+    )
     if other:
         say(f"  --allow-mixed-code: keeping {len(other)} runs computed by other code")
     expected = None if args.allow_mixed_code else mine
@@ -372,8 +432,11 @@ def _run_campaign(args, campaign: Campaign, say) -> int:
         except KeyboardInterrupt:  # while starting the cluster or running: what finished is saved
             interrupted = True
         except CodeMismatch as exc:
-            print(f"montecarlo: {exc}: results of different code would mix. Install the same pygnc on every "
-                  "worker (or give --allow-mixed-code)", file=sys.stderr)
+            print(
+                f"montecarlo: {exc}: results of different code would mix. Install the same pygnc on every "
+                "worker (or give --allow-mixed-code)",
+                file=sys.stderr,
+            )
             mismatch = True
         finally:
             if cluster is not None:
@@ -382,8 +445,10 @@ def _run_campaign(args, campaign: Campaign, say) -> int:
     rows, stats = write_results(out, campaign, specs, plots=not args.no_plots, code=mine)
     n_done = len(current_records(out, specs))
     if interrupted:
-        print(f"montecarlo: interrupted: {n_done} of {len(specs)} runs done; run the same command to resume",
-              file=sys.stderr)
+        print(
+            f"montecarlo: interrupted: {n_done} of {len(specs)} runs done; run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     if mismatch:
         return 1

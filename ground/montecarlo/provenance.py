@@ -40,8 +40,9 @@ def source_sha256(dirs: list[Path]) -> str:
     parent, its length and its bytes, in sorted order (``__pycache__`` left out)."""
     h = hashlib.sha256()
     for d in dirs:
-        files = sorted(p for p in d.rglob("*") if p.suffix in HASHED_SUFFIXES and "__pycache__" not in p.parts
-                       and p.is_file())
+        files = sorted(
+            p for p in d.rglob("*") if p.suffix in HASHED_SUFFIXES and "__pycache__" not in p.parts and p.is_file()
+        )
         for p in files:
             data = p.read_bytes()
             h.update(f"{p.relative_to(d.parent).as_posix()}\0{len(data)}\0".encode())
@@ -51,8 +52,9 @@ def source_sha256(dirs: list[Path]) -> str:
 
 def _git(cwd: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True,
-                          timeout=GIT_TIMEOUT_S, env=env).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S, env=env
+    ).stdout.strip()
 
 
 def git_state(dirs: list[Path]) -> dict:
@@ -76,16 +78,21 @@ def code_identity() -> dict:
     import pygnc
 
     dirs = package_dirs()
-    return {"pygnc_version": str(getattr(pygnc, "__version__", "unknown")), **git_state(dirs),
-            "source_sha256": source_sha256(dirs)}
+    return {
+        "pygnc_version": str(getattr(pygnc, "__version__", "unknown")),
+        **git_state(dirs),
+        "source_sha256": source_sha256(dirs),
+    }
 
 
 def same_code(a: dict | None, b: dict | None) -> bool:
     """Whether identities *a* and *b* are the same code (version and source hash agree)."""
     if not isinstance(a, dict) or not isinstance(b, dict):
         return False
-    return (a.get("pygnc_version"), a.get("source_sha256")) == (b.get("pygnc_version"), b.get("source_sha256")) \
-        and a.get("source_sha256") is not None
+    return (a.get("pygnc_version"), a.get("source_sha256")) == (
+        b.get("pygnc_version"),
+        b.get("source_sha256"),
+    ) and a.get("source_sha256") is not None
 
 
 def describe(code: dict | None) -> str:

@@ -56,8 +56,13 @@ def distribution(rows: list[dict], column: str) -> dict | None:
         return None
     v = np.array([p[0] for p in pairs], dtype=float)
     k = int(np.argmax(v))
-    return {"n": int(v.size), "median": float(np.median(v)), "p95": float(np.percentile(v, 95)),
-            "worst": float(v[k]), "worst_seed": int(pairs[k][1])}
+    return {
+        "n": int(v.size),
+        "median": float(np.median(v)),
+        "p95": float(np.percentile(v, 95)),
+        "worst": float(v[k]),
+        "worst_seed": int(pairs[k][1]),
+    }
 
 
 def monte_carlo_anees(nees: list[list], dof: int) -> dict | None:
@@ -78,11 +83,18 @@ def monte_carlo_anees(nees: list[list], dof: int) -> dict | None:
     lo = np.where(use, chi2.ppf(0.025, np.maximum(n, 1) * dof) / np.maximum(n, 1), np.nan)
     hi = np.where(use, chi2.ppf(0.975, np.maximum(n, 1) * dof) / np.maximum(n, 1), np.nan)
     inside = (a >= lo) & (a <= hi)
-    return {"dof": int(dof), "n_epochs": int(use.sum()), "runs_median": float(np.median(n[use])),
-            "anees_mean": float(np.nanmean(a[use])), "frac_epochs_inside_95": float(np.mean(inside[use])),
-            "frac_epochs_above": float(np.mean(a[use] > hi[use])),
-            "epoch_index": np.flatnonzero(use).tolist(), "anees": a[use].tolist(),
-            "lower": lo[use].tolist(), "upper": hi[use].tolist()}
+    return {
+        "dof": int(dof),
+        "n_epochs": int(use.sum()),
+        "runs_median": float(np.median(n[use])),
+        "anees_mean": float(np.nanmean(a[use])),
+        "frac_epochs_inside_95": float(np.mean(inside[use])),
+        "frac_epochs_above": float(np.mean(a[use] > hi[use])),
+        "epoch_index": np.flatnonzero(use).tolist(),
+        "anees": a[use].tolist(),
+        "lower": lo[use].tolist(),
+        "upper": hi[use].tolist(),
+    }
 
 
 def _nees_runs(records: list[dict], estimator: str, kind: str) -> list[list]:
@@ -102,8 +114,15 @@ def campaign_statistics(rows: list[dict], records: list[dict], estimators: list[
     by_est = {e: [r for r in rows if r["estimator"] == e] for e in estimators}
     for e in estimators:
         ok = [r for r in by_est[e] if r["status"] == "ok"]
-        s: dict = {"n_rows": len(by_est[e]), "n_ok": len(ok), "n_failed": len(by_est[e]) - len(ok),
-                   "metrics": {}, "consistency": {}, "paired_ratio_median": {}, "worst": {}}
+        s: dict = {
+            "n_rows": len(by_est[e]),
+            "n_ok": len(ok),
+            "n_failed": len(by_est[e]) - len(ok),
+            "metrics": {},
+            "consistency": {},
+            "paired_ratio_median": {},
+            "worst": {},
+        }
         for col, _, _ in REPORT_METRICS:
             d = distribution(ok, col)
             if d is None:
@@ -113,8 +132,9 @@ def campaign_statistics(rows: list[dict], records: list[dict], estimators: list[
             s["worst"][col] = [{"seed": int(r["seed"]), "run_id": r["run_id"], "value": r[col]} for r in ranked]
             if first and e != first:
                 base = {r["seed"]: r.get(col) for r in by_est[first] if r["status"] == "ok"}
-                ratios = _finite([r[col] / base[r["seed"]] for r in ok
-                                  if r.get(col) is not None and base.get(r["seed"])])
+                ratios = _finite(
+                    [r[col] / base[r["seed"]] for r in ok if r.get(col) is not None and base.get(r["seed"])]
+                )
                 if ratios:
                     s["paired_ratio_median"][col] = {"n": len(ratios), "median": float(np.median(ratios))}
         for kind, dof in CONSISTENCY_KINDS.items():
@@ -130,8 +150,17 @@ def campaign_statistics(rows: list[dict], records: list[dict], estimators: list[
             if c:
                 s["consistency"][kind] = c
         stats["estimators"][e] = s
-    stats["failures"] = [{"run_id": r["run_id"], "seed": int(r["seed"]), "estimator": r["estimator"],
-                          "stage": r.get("stage"), "error": r.get("error")} for r in rows if r["status"] != "ok"]
+    stats["failures"] = [
+        {
+            "run_id": r["run_id"],
+            "seed": int(r["seed"]),
+            "estimator": r["estimator"],
+            "stage": r.get("stage"),
+            "error": r.get("error"),
+        }
+        for r in rows
+        if r["status"] != "ok"
+    ]
     return stats
 
 
@@ -145,7 +174,10 @@ def code_summary(records: list[dict], code: dict | None) -> dict:
         if r.get("code") is not None or r.get("worker") is not None:  # lost runs have no code
             d = describe(r.get("code"))
             counts[d] = counts.get(d, 0) + 1
-    return {"client": code, "runs": [{"code": d, "n_runs": n} for d, n in sorted(counts.items(), key=lambda kv: -kv[1])]}
+    return {
+        "client": code,
+        "runs": [{"code": d, "n_runs": n} for d, n in sorted(counts.items(), key=lambda kv: -kv[1])],
+    }
 
 
 def _fmt(v, spec=".3g") -> str:
@@ -153,32 +185,51 @@ def _fmt(v, spec=".3g") -> str:
 
 
 def report_markdown(stats: dict, campaign_name: str, rerun_command: str) -> str:
-    lines = [f"# Monte Carlo campaign {campaign_name}", "",
-             f"{stats['n_runs']} runs; per configuration, over the runs that finished.", ""]
+    lines = [
+        f"# Monte Carlo campaign {campaign_name}",
+        "",
+        f"{stats['n_runs']} runs; per configuration, over the runs that finished.",
+        "",
+    ]
     codes = (stats.get("code") or {}).get("runs") or []
     if len(codes) == 1:
         lines += [f"Computed by {codes[0]['code']}.", ""]
     elif codes:
-        lines += ["**Mixed code** (`--allow-mixed-code`): " + "; ".join(f"{c['n_runs']} runs by {c['code']}"
-                                                                       for c in codes) + ".", ""]
+        lines += [
+            "**Mixed code** (`--allow-mixed-code`): "
+            + "; ".join(f"{c['n_runs']} runs by {c['code']}" for c in codes)
+            + ".",
+            "",
+        ]
     for e, s in stats["estimators"].items():
-        lines += [f"## {e}: {s['n_ok']} ok, {s['n_failed']} failed", "",
-                  "| metric | n | median | 95th pct | worst | worst seed | vs first (median ratio) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {e}: {s['n_ok']} ok, {s['n_failed']} failed",
+            "",
+            "| metric | n | median | 95th pct | worst | worst seed | vs first (median ratio) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for col, label, unit in REPORT_METRICS:
             d = s["metrics"].get(col)
             if d is None:
                 continue
             ratio = s["paired_ratio_median"].get(col)
-            lines.append(f"| {label} ({unit}) | {d['n']} | {_fmt(d['median'])} | {_fmt(d['p95'])} | "
-                         f"{_fmt(d['worst'])} | {d['worst_seed']} | {_fmt(ratio['median']) if ratio else '–'} |")
-        lines += ["", "| consistency | per-run NEES mean (median) | per-run epochs inside 95 % (median) | "
-                  "ANEES mean | epochs with ANEES inside 95 % | runs per epoch |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {label} ({unit}) | {d['n']} | {_fmt(d['median'])} | {_fmt(d['p95'])} | "
+                f"{_fmt(d['worst'])} | {d['worst_seed']} | {_fmt(ratio['median']) if ratio else '–'} |"
+            )
+        lines += [
+            "",
+            "| consistency | per-run NEES mean (median) | per-run epochs inside 95 % (median) | "
+            "ANEES mean | epochs with ANEES inside 95 % | runs per epoch |",
+            "|---|---|---|---|---|---|",
+        ]
         for kind, c in s["consistency"].items():
             mc = c.get("monte_carlo") or {}
-            lines.append(f"| {kind} (dof {CONSISTENCY_KINDS[kind]}) | {_fmt(c.get('per_run_nees_mean_median'))} | "
-                         f"{_fmt(c.get('per_run_frac_inside_95_median'), '.0%')} | {_fmt(mc.get('anees_mean'))} | "
-                         f"{_fmt(mc.get('frac_epochs_inside_95'), '.0%')} | {_fmt(mc.get('runs_median'), '.0f')} |")
+            lines.append(
+                f"| {kind} (dof {CONSISTENCY_KINDS[kind]}) | {_fmt(c.get('per_run_nees_mean_median'))} | "
+                f"{_fmt(c.get('per_run_frac_inside_95_median'), '.0%')} | {_fmt(mc.get('anees_mean'))} | "
+                f"{_fmt(mc.get('frac_epochs_inside_95'), '.0%')} | {_fmt(mc.get('runs_median'), '.0f')} |"
+            )
         lines += ["", "Worst runs (replay one with the command below, SEED replaced):", ""]
         for col, label, unit in REPORT_METRICS:
             worst = s["worst"].get(col)
@@ -188,14 +239,17 @@ def report_markdown(stats: dict, campaign_name: str, rerun_command: str) -> str:
     lines += [f"    {rerun_command}", ""]
     if stats["failures"]:
         lines += ["## Failed runs", "", "| run | estimator | stage | error |", "|---|---|---|---|"]
-        lines += [f"| {f['run_id']} | {f['estimator']} | {f['stage']} | {(f['error'] or '').replace('|', '/')} |"
-                  for f in stats["failures"]]
+        lines += [
+            f"| {f['run_id']} | {f['estimator']} | {f['stage']} | {(f['error'] or '').replace('|', '/')} |"
+            for f in stats["failures"]
+        ]
         lines.append("")
     return "\n".join(lines)
 
 
-def write_report(out: Path, stats: dict, rows: list[dict], campaign_name: str, rerun_command: str,
-                 grid_s: float, plots: bool = True) -> list[Path]:
+def write_report(
+    out: Path, stats: dict, rows: list[dict], campaign_name: str, rerun_command: str, grid_s: float, plots: bool = True
+) -> list[Path]:
     """report.md, report.json and (with *plots*) plots/*.png in *out*; the paths written."""
     written = [out / "report.json", out / "report.md"]
     write_atomic(written[0], (json.dumps(stats, indent=1) + "\n").encode())
@@ -206,8 +260,9 @@ def write_report(out: Path, stats: dict, rows: list[dict], campaign_name: str, r
 
     estimators = list(stats["estimators"])
     for col, label, unit in REPORT_METRICS:
-        samples = {e: _finite([r.get(col) for r in rows if r["estimator"] == e and r["status"] == "ok"])
-                   for e in estimators}
+        samples = {
+            e: _finite([r.get(col) for r in rows if r["estimator"] == e and r["status"] == "ok"]) for e in estimators
+        }
         if any(samples.values()):
             written.append(pl.distributions(out / "plots" / f"cdf_{col}.png", samples, label, unit))
     for kind, dof in CONSISTENCY_KINDS.items():
@@ -218,6 +273,12 @@ def write_report(out: Path, stats: dict, rows: list[dict], campaign_name: str, r
                 t_h = np.asarray(mc["epoch_index"], dtype=float) * grid_s / 3600.0
                 curves[e] = (t_h, mc["anees"], mc["lower"], mc["upper"], dof)
         if curves:
-            written.append(pl.anees(out / "plots" / f"anees_{kind}.png", curves,
-                                    f"{kind}: Monte Carlo average NEES over runs", "hours since the scenario start"))
+            written.append(
+                pl.anees(
+                    out / "plots" / f"anees_{kind}.png",
+                    curves,
+                    f"{kind}: Monte Carlo average NEES over runs",
+                    "hours since the scenario start",
+                )
+            )
     return written

@@ -23,28 +23,48 @@ RUN_RECORD_VERSION = 1
 VOLATILE_COLUMNS = ("simulate_s", "replay_s", "worker")
 #: Columns naming the code that computed a row (:mod:`ground.montecarlo.provenance`).
 CODE_COLUMNS = ("pygnc_version", "commit", "commit_dirty", "code_sha256")
-ID_COLUMNS = ("campaign", "run_id", "seed", "estimator", "config", "status", "stage", "error",
-              "spec_hash") + CODE_COLUMNS + VOLATILE_COLUMNS
+ID_COLUMNS = (
+    ("campaign", "run_id", "seed", "estimator", "config", "status", "stage", "error", "spec_hash")
+    + CODE_COLUMNS
+    + VOLATILE_COLUMNS
+)
 #: Prefix of the columns holding a run's drawn dispersion values.
 SET_PREFIX = "set."
 
 #: (summary section, summary key, metric suffix) for orbit and attitude.
 _SECTION_METRICS = {
-    "orbit": [("position_3d_rms_m", "position_3d_rms_m"), ("position_3d_max_m", "position_3d_max_m"),
-              ("velocity_3d_rms_m_s", "velocity_3d_rms_m_s")],
-    "attitude": [("angle_rms_deg", "angle_rms_deg"), ("angle_max_deg", "angle_max_deg"),
-                 ("gyro_bias_3d_rms_deg_s", "gyro_bias_3d_rms_deg_s")],
+    "orbit": [
+        ("position_3d_rms_m", "position_3d_rms_m"),
+        ("position_3d_max_m", "position_3d_max_m"),
+        ("velocity_3d_rms_m_s", "velocity_3d_rms_m_s"),
+    ],
+    "attitude": [
+        ("angle_rms_deg", "angle_rms_deg"),
+        ("angle_max_deg", "angle_max_deg"),
+        ("gyro_bias_3d_rms_deg_s", "gyro_bias_3d_rms_deg_s"),
+    ],
 }
 _PEER_METRICS = [("relative_position_3d_rms_m", "position_3d_rms_m"), ("line_of_sight_rms_m", "line_of_sight_rms_m")]
 #: The fixed metric columns, in table order (per-peer columns follow them).
 METRIC_COLUMNS = (
-    "orbit_position_3d_rms_m", "orbit_position_3d_max_m", "orbit_velocity_3d_rms_m_s",
-    "orbit_nees_mean", "orbit_nees_frac_inside_95",
-    "attitude_angle_rms_deg", "attitude_angle_max_deg", "attitude_gyro_bias_3d_rms_deg_s",
-    "attitude_nees_mean", "attitude_nees_frac_inside_95",
-    "formation_position_3d_rms_m", "formation_line_of_sight_rms_m",
-    "formation_nees_mean", "formation_nees_frac_inside_95",
-    "n_valid_fixes", "orbit_rows", "attitude_rows", "formation_rows",
+    "orbit_position_3d_rms_m",
+    "orbit_position_3d_max_m",
+    "orbit_velocity_3d_rms_m_s",
+    "orbit_nees_mean",
+    "orbit_nees_frac_inside_95",
+    "attitude_angle_rms_deg",
+    "attitude_angle_max_deg",
+    "attitude_gyro_bias_3d_rms_deg_s",
+    "attitude_nees_mean",
+    "attitude_nees_frac_inside_95",
+    "formation_position_3d_rms_m",
+    "formation_line_of_sight_rms_m",
+    "formation_nees_mean",
+    "formation_nees_frac_inside_95",
+    "n_valid_fixes",
+    "orbit_rows",
+    "attitude_rows",
+    "formation_rows",
 )
 
 
@@ -102,7 +122,7 @@ def metrics_from_summary(summary: dict) -> dict:
         for key, suffix in keys:
             out[f"{section}_{suffix}"] = d.get(key)
         out.update(_nees(d, section))
-    peers = ((summary.get("formation") or {}).get("peers") or {})
+    peers = (summary.get("formation") or {}).get("peers") or {}
     for pid, d in sorted(peers.items(), key=lambda kv: int(kv[0])):
         for key, suffix in _PEER_METRICS:
             out[f"formation_peer{pid}_{suffix}"] = d.get(key)
@@ -127,26 +147,48 @@ def metrics_from_summary(summary: dict) -> dict:
 def blank_estimators(estimators: list[dict]) -> dict:
     """A record's ``estimators`` entry for a run that computed nothing (each configuration
     without metrics or error of its own)."""
-    return {e["name"]: {"config": e.get("config", {}), "smooth": bool(e.get("smooth")), "error": None,
-                        "replay_s": None, "metrics": None, "nees": None} for e in estimators}
+    return {
+        e["name"]: {
+            "config": e.get("config", {}),
+            "smooth": bool(e.get("smooth")),
+            "error": None,
+            "replay_s": None,
+            "metrics": None,
+            "nees": None,
+        }
+        for e in estimators
+    }
 
 
 def rows_from_record(record: dict) -> list[dict]:
     """One table row per estimator of a run record."""
     rows = []
     code = record.get("code") or {}
-    base = {"campaign": record["campaign"], "run_id": record["run_id"], "seed": record["seed"],
-            "spec_hash": record["spec_hash"], "simulate_s": record.get("simulate_s"), "worker": record.get("worker"),
-            "pygnc_version": code.get("pygnc_version"), "commit": code.get("commit"),
-            "commit_dirty": None if "dirty" not in code else int(bool(code["dirty"])),
-            "code_sha256": code.get("source_sha256")}
+    base = {
+        "campaign": record["campaign"],
+        "run_id": record["run_id"],
+        "seed": record["seed"],
+        "spec_hash": record["spec_hash"],
+        "simulate_s": record.get("simulate_s"),
+        "worker": record.get("worker"),
+        "pygnc_version": code.get("pygnc_version"),
+        "commit": code.get("commit"),
+        "commit_dirty": None if "dirty" not in code else int(bool(code["dirty"])),
+        "code_sha256": code.get("source_sha256"),
+    }
     base.update({SET_PREFIX + k: v for k, v in record.get("dispersed", {}).items()})
     run_error = record.get("error")
     for name, est in record.get("estimators", {}).items():
         err = run_error or est.get("error")
-        row = dict(base, estimator=name, config={"config": est.get("config", {}), "smooth": est.get("smooth", False)},
-                   status="failed" if err else "ok",
-                   stage=(err or {}).get("stage"), error=(err or {}).get("message"), replay_s=est.get("replay_s"))
+        row = dict(
+            base,
+            estimator=name,
+            config={"config": est.get("config", {}), "smooth": est.get("smooth", False)},
+            status="failed" if err else "ok",
+            stage=(err or {}).get("stage"),
+            error=(err or {}).get("message"),
+            replay_s=est.get("replay_s"),
+        )
         row.update(est.get("metrics") or {})
         rows.append(row)
     return rows
@@ -196,8 +238,19 @@ def read_table(path: str | Path) -> list[dict]:
                 r[k] = None
             elif k == "config":
                 r[k] = json.loads(v)
-            elif k not in ("campaign", "run_id", "estimator", "status", "stage", "error", "spec_hash", "worker",
-                           "pygnc_version", "commit", "code_sha256"):
+            elif k not in (
+                "campaign",
+                "run_id",
+                "estimator",
+                "status",
+                "stage",
+                "error",
+                "spec_hash",
+                "worker",
+                "pygnc_version",
+                "commit",
+                "code_sha256",
+            ):
                 try:
                     r[k] = float(v)
                 except ValueError:

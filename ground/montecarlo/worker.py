@@ -37,8 +37,11 @@ KEPT_FILES = ("orbit.csv", "attitude.csv", "formation.csv", "orbit.oem", "summar
 
 
 def _error(stage: str, exc: BaseException) -> dict:
-    return {"stage": stage, "message": f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(exc))[-4000:]}
+    return {
+        "stage": stage,
+        "message": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc))[-4000:],
+    }
 
 
 def simulate_into(spec: dict, scenario_dir: Path) -> None:
@@ -53,8 +56,9 @@ def simulate_into(spec: dict, scenario_dir: Path) -> None:
     write_scenario(simulate(settings), scenario_dir)
 
 
-def replay_estimator(scenario_dir: Path, out_dir: Path, estimator: dict, settle: str | None,
-                     plots: bool = False) -> tuple[dict, dict]:
+def replay_estimator(
+    scenario_dir: Path, out_dir: Path, estimator: dict, settle: str | None, plots: bool = False
+) -> tuple[dict, dict]:
     """(summary, NEES series) of one estimator configuration replayed on *scenario_dir*,
     outputs written to *out_dir* (as ``python -m ground replay``)."""
     from ground import replay
@@ -69,8 +73,9 @@ def replay_estimator(scenario_dir: Path, out_dir: Path, estimator: dict, settle:
     argv += ["--smooth"] if estimator.get("smooth") else []
     argv += ["--settle", settle] if settle else []
     args = parser.parse_args(argv)
-    config = with_overrides(config_for_home(scenario_dir), estimator.get("config", {}),
-                            f"estimator {estimator['name']!r}")
+    config = with_overrides(
+        config_for_home(scenario_dir), estimator.get("config", {}), f"estimator {estimator['name']!r}"
+    )
     truth = find_truth(scenario_dir)
     result = run_in_process(scenario_dir, config, quiet=True, record_history=bool(estimator.get("smooth")))
     series: dict = {}
@@ -109,16 +114,25 @@ def run_one(spec: dict, keep_csv: bool = False, keep_dir: str | None = None) -> 
     from ground.simulate import parse_utc
 
     record = {
-        "format_version": RUN_RECORD_VERSION, "campaign": spec["campaign"], "run_id": spec["run_id"],
-        "seed": spec["seed"], "spec_hash": spec["spec_hash"], "dispersed": spec["dispersed"],
-        "worker": f"{socket.gethostname()}:{os.getpid()}", "code": code_identity(),
+        "format_version": RUN_RECORD_VERSION,
+        "campaign": spec["campaign"],
+        "run_id": spec["run_id"],
+        "seed": spec["seed"],
+        "spec_hash": spec["spec_hash"],
+        "dispersed": spec["dispersed"],
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "code": code_identity(),
         "started_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "error": None, "simulate_s": None, "estimators": {},
+        "error": None,
+        "simulate_s": None,
+        "estimators": {},
     }
     expected = spec.get("code")
     if expected is not None and not same_code(expected, record["code"]):
-        record["error"] = {"stage": "code", "message": f"this worker runs {describe(record['code'])}, the campaign "
-                                                       f"{describe(expected)}"}
+        record["error"] = {
+            "stage": "code",
+            "message": f"this worker runs {describe(record['code'])}, the campaign {describe(expected)}",
+        }
         record["estimators"] = blank_estimators(spec["estimators"])
         return record
     with tempfile.TemporaryDirectory(prefix="pygnc-mc-") as tmp:
@@ -132,8 +146,14 @@ def run_one(spec: dict, keep_csv: bool = False, keep_dir: str | None = None) -> 
         record["simulate_s"] = round(time.perf_counter() - t_start, 3)
         files = {}
         for est in spec["estimators"]:
-            entry: dict = {"config": est.get("config", {}), "smooth": bool(est.get("smooth")),
-                           "error": None, "replay_s": None, "metrics": None, "nees": None}
+            entry: dict = {
+                "config": est.get("config", {}),
+                "smooth": bool(est.get("smooth")),
+                "error": None,
+                "replay_s": None,
+                "metrics": None,
+                "nees": None,
+            }
             record["estimators"][est["name"]] = entry
             if record["error"]:
                 continue
@@ -143,8 +163,13 @@ def run_one(spec: dict, keep_csv: bool = False, keep_dir: str | None = None) -> 
                 summary, series = replay_estimator(scenario_dir, out_dir, est, spec["settle"], plots=bool(keep_dir))
                 entry["metrics"] = metrics_from_summary(summary)
                 sc = spec["scenario"]
-                entry["nees"] = nees_on_grid(series, parse_utc(sc["start_utc"]), float(sc["duration_s"]),
-                                             float(spec["nees_grid_s"]), float(summary["settle_s"]))
+                entry["nees"] = nees_on_grid(
+                    series,
+                    parse_utc(sc["start_utc"]),
+                    float(sc["duration_s"]),
+                    float(spec["nees_grid_s"]),
+                    float(summary["settle_s"]),
+                )
                 if keep_csv:
                     files[est["name"]] = {n: (out_dir / n).read_bytes() for n in KEPT_FILES if (out_dir / n).is_file()}
             except Exception as exc:  # noqa: BLE001

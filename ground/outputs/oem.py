@@ -87,9 +87,19 @@ def _cov_num(x: float) -> str:
     return f"{x: .9e}"
 
 
-def write_oem(path, unix_time_s, state_m, *, ref_frame: str = "ITRF", object_name: str = "PYGNC",
-              object_id: str | None = None, originator: str = "PYGNC", covariances_m=None,
-              comments: list[str] | None = None, creation_unix_s: float | None = None) -> int:
+def write_oem(
+    path,
+    unix_time_s,
+    state_m,
+    *,
+    ref_frame: str = "ITRF",
+    object_name: str = "PYGNC",
+    object_id: str | None = None,
+    originator: str = "PYGNC",
+    covariances_m=None,
+    comments: list[str] | None = None,
+    creation_unix_s: float | None = None,
+) -> int:
     """Write an OEM of *state_m* (n, 6) [m, m/s] at *unix_time_s* (n,) UTC.
 
     *covariances_m*: optional (n, 6, 6) [m², m²/s, m²/s²] in *ref_frame*; one covariance
@@ -117,18 +127,23 @@ def write_oem(path, unix_time_s, state_m, *, ref_frame: str = "ITRF", object_nam
     created = _dt.datetime.now(_dt.UTC).timestamp() if creation_unix_s is None else creation_unix_s
     lines = [f"CCSDS_OEM_VERS = {VERSION}"]
     lines += [f"COMMENT {c}" for c in (comments or [])]
-    lines += [f"CREATION_DATE = {format_epoch(created, 3)}", f"ORIGINATOR = {originator}", "",
-              "META_START",
-              f"OBJECT_NAME = {object_name}",
-              f"OBJECT_ID = {object_id or object_name}",
-              "CENTER_NAME = EARTH",
-              f"REF_FRAME = {ref_frame}",
-              "TIME_SYSTEM = UTC",
-              f"START_TIME = {format_epoch(t[0])}",
-              f"STOP_TIME = {format_epoch(t[-1])}",
-              "INTERPOLATION = HERMITE",
-              "INTERPOLATION_DEGREE = 3",
-              "META_STOP", ""]
+    lines += [
+        f"CREATION_DATE = {format_epoch(created, 3)}",
+        f"ORIGINATOR = {originator}",
+        "",
+        "META_START",
+        f"OBJECT_NAME = {object_name}",
+        f"OBJECT_ID = {object_id or object_name}",
+        "CENTER_NAME = EARTH",
+        f"REF_FRAME = {ref_frame}",
+        "TIME_SYSTEM = UTC",
+        f"START_TIME = {format_epoch(t[0])}",
+        f"STOP_TIME = {format_epoch(t[-1])}",
+        "INTERPOLATION = HERMITE",
+        "INTERPOLATION_DEGREE = 3",
+        "META_STOP",
+        "",
+    ]
     lines.append("COMMENT position km, velocity km/s")
     xk = x * 1e-3
     for ti, row in zip(t, xk):

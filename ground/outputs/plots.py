@@ -59,8 +59,9 @@ def y_limit(err_col, s3_col, rows) -> float | None:
     return float(v.max()) * 1.1 if v.size and v.max() > 0 else None
 
 
-def errors_with_bounds(path: Path, hours, err, sigma, title: str, labels, unit: str, xlabel: str,
-                       what: str = "error", ylim_rows=None) -> Path:
+def errors_with_bounds(
+    path: Path, hours, err, sigma, title: str, labels, unit: str, xlabel: str, what: str = "error", ylim_rows=None
+) -> Path:
     """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded.  *ylim_rows*
     (boolean mask): the y-range shows those rows in full (earlier, larger values are
     clipped at the panel's edge) - e.g. the rows after convergence."""
@@ -102,8 +103,9 @@ def nees_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, int]
     return _save(fig, path)
 
 
-def time_series(path: Path, hours, values, title: str, labels, unit: str, xlabel: str, sigma=None,
-                logy: bool = False) -> Path:
+def time_series(
+    path: Path, hours, values, title: str, labels, unit: str, xlabel: str, sigma=None, logy: bool = False
+) -> Path:
     """One panel per column of *values* (n, k), each with ±3 *sigma* (n, k) shaded around it
     when given (an estimate and its own uncertainty); *logy* for magnitudes such as sigmas."""
     values = np.asarray(values, dtype=float)
@@ -137,7 +139,7 @@ def distributions(path: Path, samples: dict, title: str, unit: str) -> Path:
         if not v.size:
             continue
         p = np.arange(0, v.size + 1) / v.size
-        line, = ax.step(np.concatenate([v[:1], v]), p, where="post", label=f"{name} (n={v.size})")
+        (line,) = ax.step(np.concatenate([v[:1], v]), p, where="post", label=f"{name} (n={v.size})")
         for q, style in ((50, ":"), (95, "--")):
             ax.axvline(np.percentile(v, q), color=line.get_color(), linestyle=style, linewidth=0.8)
     ax.set_xlabel(f"{unit}  (dotted: median, dashed: 95th percentile)")

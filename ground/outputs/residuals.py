@@ -25,8 +25,14 @@ def gps_fix_residuals(orbit: dict, fixes: list[dict]) -> dict:
     """*fixes*: own ``gps_fix`` bodies.  Returns t_gps_s, unix_time_s, dr (n, 3), dv (n, 3),
     sigma_r, sigma_v (the fixes' own) for the valid fixes inside the estimate span."""
     fx = [f for f in fixes if f["valid"] and f["peer_id"] == 0]
-    empty = {"t_gps_s": np.zeros(0), "unix_time_s": np.zeros(0), "dr_m": np.zeros((0, 3)),
-             "dv_m_s": np.zeros((0, 3)), "sigma_r_m": np.zeros((0, 3)), "sigma_v_m_s": np.zeros((0, 3))}
+    empty = {
+        "t_gps_s": np.zeros(0),
+        "unix_time_s": np.zeros(0),
+        "dr_m": np.zeros((0, 3)),
+        "dv_m_s": np.zeros((0, 3)),
+        "sigma_r_m": np.zeros((0, 3)),
+        "sigma_v_m_s": np.zeros((0, 3)),
+    }
     if not fx or orbit["t_gps_s"].size < 2:
         return empty
     idx = _unique_sorted(orbit["t_gps_s"])
@@ -36,11 +42,14 @@ def gps_fix_residuals(orbit: dict, fixes: list[dict]) -> dict:
     t = np.array([f["t_gps_s"] for f in fx], dtype=float)
     r_est, v_est = hermite_rv(grid, r, v, t)
     ok = np.isfinite(r_est[:, 0])
-    return {"t_gps_s": t[ok], "unix_time_s": np.array([f["unix_time_s"] for f in fx], dtype=float)[ok],
-            "dr_m": (np.array([f["pos_ecef_m"] for f in fx]) - r_est)[ok],
-            "dv_m_s": (np.array([f["vel_ecef_m_s"] for f in fx]) - v_est)[ok],
-            "sigma_r_m": np.array([f["pos_sigma_m"] for f in fx], dtype=float)[ok],
-            "sigma_v_m_s": np.array([f["vel_sigma_m_s"] for f in fx], dtype=float)[ok]}
+    return {
+        "t_gps_s": t[ok],
+        "unix_time_s": np.array([f["unix_time_s"] for f in fx], dtype=float)[ok],
+        "dr_m": (np.array([f["pos_ecef_m"] for f in fx]) - r_est)[ok],
+        "dv_m_s": (np.array([f["vel_ecef_m_s"] for f in fx]) - v_est)[ok],
+        "sigma_r_m": np.array([f["pos_sigma_m"] for f in fx], dtype=float)[ok],
+        "sigma_v_m_s": np.array([f["vel_sigma_m_s"] for f in fx], dtype=float)[ok],
+    }
 
 
 def range_residuals(formation: dict, ranges: list[dict]) -> dict:
@@ -68,5 +77,8 @@ def range_residuals(formation: dict, ranges: list[dict]) -> dict:
         out_t.append(t[ok])
         out_p.append(np.full(int(ok.sum()), p))
         out_r.append(res[ok])
-    cat = (lambda xs, dt=float: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+
+    def cat(xs, dt=float):
+        return np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
+
     return {"t_sc_s": cat(out_t), "peer_id": cat(out_p, int), "residual_m": cat(out_r)}

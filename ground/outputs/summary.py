@@ -37,8 +37,10 @@ def norm_stats(values, mask=None, prefix: str = "", unit: str = "") -> dict:
     sel = np.isfinite(v) if mask is None else (np.isfinite(v) & mask)
     v = np.abs(v[sel])
     suffix = f"_{unit}" if unit else ""
-    return {f"{prefix}rms{suffix}": _f(np.sqrt(np.mean(v**2))) if v.size else None,
-            f"{prefix}max{suffix}": _f(v.max()) if v.size else None}
+    return {
+        f"{prefix}rms{suffix}": _f(np.sqrt(np.mean(v**2))) if v.size else None,
+        f"{prefix}max{suffix}": _f(v.max()) if v.size else None,
+    }
 
 
 def nees_stats(nees, dof: int, mask=None) -> dict:
@@ -80,10 +82,15 @@ def orbit_summary(table: dict, err: dict, settle_s: float) -> dict:
 
 def attitude_summary(table: dict, err: dict, settle_s: float) -> dict:
     """Rows whose quaternion is a placeholder (``valid_attitude`` 0) are left out and counted."""
-    valid = table["valid_attitude"].astype(bool) if "valid_attitude" in table else np.ones(table["unix_time_s"].size, bool)
+    valid = (
+        table["valid_attitude"].astype(bool) if "valid_attitude" in table else np.ones(table["unix_time_s"].size, bool)
+    )
     m = settled_mask(table["unix_time_s"], settle_s) & valid
-    out = {"n_rows": int(m.size), "n_placeholder": int(np.sum(~valid)),
-           "n_evaluated": int(np.sum(m & np.isfinite(err["angle_rad"])))}
+    out = {
+        "n_rows": int(m.size),
+        "n_placeholder": int(np.sum(~valid)),
+        "n_evaluated": int(np.sum(m & np.isfinite(err["angle_rad"]))),
+    }
     out.update(norm_stats(np.degrees(err["angle_rad"]), m, "angle_", "deg"))
     out.update(norm_stats(np.degrees(np.linalg.norm(err["dbias_rad_s"], axis=1)), m, "gyro_bias_3d_", "deg_s"))
     out["nees"] = nees_stats(err["nees"], err["dof"], m)

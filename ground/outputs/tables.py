@@ -26,12 +26,24 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("utc", "the same epoch, ISO 8601 UTC"),
         ("t_gps_s", "the same epoch, GPS seconds"),
         ("t_sc_s", "the same epoch, spacecraft clock seconds"),
-        ("x_ecef_m", "position, ITRS/ECEF, m"), ("y_ecef_m", ""), ("z_ecef_m", ""),
-        ("vx_ecef_m_s", "velocity relative to ECEF, ECEF axes, m/s"), ("vy_ecef_m_s", ""), ("vz_ecef_m_s", ""),
-        ("sigma_x_ecef_m", "1σ position per ECEF axis, m"), ("sigma_y_ecef_m", ""), ("sigma_z_ecef_m", ""),
-        ("sigma_vx_ecef_m_s", "1σ velocity per ECEF axis, m/s"), ("sigma_vy_ecef_m_s", ""), ("sigma_vz_ecef_m_s", ""),
-        ("x_gcrs_m", "position, GCRS, m (UT1 taken = UTC, see pygnc.frames)"), ("y_gcrs_m", ""), ("z_gcrs_m", ""),
-        ("vx_gcrs_m_s", "velocity, GCRS, m/s"), ("vy_gcrs_m_s", ""), ("vz_gcrs_m_s", ""),
+        ("x_ecef_m", "position, ITRS/ECEF, m"),
+        ("y_ecef_m", ""),
+        ("z_ecef_m", ""),
+        ("vx_ecef_m_s", "velocity relative to ECEF, ECEF axes, m/s"),
+        ("vy_ecef_m_s", ""),
+        ("vz_ecef_m_s", ""),
+        ("sigma_x_ecef_m", "1σ position per ECEF axis, m"),
+        ("sigma_y_ecef_m", ""),
+        ("sigma_z_ecef_m", ""),
+        ("sigma_vx_ecef_m_s", "1σ velocity per ECEF axis, m/s"),
+        ("sigma_vy_ecef_m_s", ""),
+        ("sigma_vz_ecef_m_s", ""),
+        ("x_gcrs_m", "position, GCRS, m (UT1 taken = UTC, see pygnc.frames)"),
+        ("y_gcrs_m", ""),
+        ("z_gcrs_m", ""),
+        ("vx_gcrs_m_s", "velocity, GCRS, m/s"),
+        ("vy_gcrs_m_s", ""),
+        ("vz_gcrs_m_s", ""),
         ("n_fixes_used", "own GPS fixes used so far (smoothed: in the whole batch)"),
         ("n_fixes_rejected", "fixes rejected by the innovation gate so far"),
         ("n_fixes_invalid", "fixes flagged invalid so far"),
@@ -42,15 +54,26 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("t_gps_s", "the same epoch, GPS seconds (NaN without a clock map: then unix_time_s is the spacecraft clock)"),
         ("t_sc_s", "the same epoch, spacecraft clock seconds"),
         ("qw", "quaternion body -> GCRS, scalar first (rotates body vectors into GCRS)"),
-        ("qx", ""), ("qy", ""), ("qz", ""),
-        ("rate_x_body_rad_s", "angular rate, body axes, rad/s"), ("rate_y_body_rad_s", ""), ("rate_z_body_rad_s", ""),
-        ("gyro_bias_x_rad_s", "gyro bias, body axes, rad/s"), ("gyro_bias_y_rad_s", ""), ("gyro_bias_z_rad_s", ""),
-        ("sigma_att_x_rad", "1σ attitude error about each body axis, rad"), ("sigma_att_y_rad", ""), ("sigma_att_z_rad", ""),
-        ("sigma_gyro_bias_x_rad_s", "1σ gyro bias per body axis, rad/s"), ("sigma_gyro_bias_y_rad_s", ""),
+        ("qx", ""),
+        ("qy", ""),
+        ("qz", ""),
+        ("rate_x_body_rad_s", "angular rate, body axes, rad/s"),
+        ("rate_y_body_rad_s", ""),
+        ("rate_z_body_rad_s", ""),
+        ("gyro_bias_x_rad_s", "gyro bias, body axes, rad/s"),
+        ("gyro_bias_y_rad_s", ""),
+        ("gyro_bias_z_rad_s", ""),
+        ("sigma_att_x_rad", "1σ attitude error about each body axis, rad"),
+        ("sigma_att_y_rad", ""),
+        ("sigma_att_z_rad", ""),
+        ("sigma_gyro_bias_x_rad_s", "1σ gyro bias per body axis, rad/s"),
+        ("sigma_gyro_bias_y_rad_s", ""),
         ("sigma_gyro_bias_z_rad_s", ""),
-        ("mag_bias_x_body_ut", "magnetometer hard-iron bias, body axes, µT"), ("mag_bias_y_body_ut", ""),
+        ("mag_bias_x_body_ut", "magnetometer hard-iron bias, body axes, µT"),
+        ("mag_bias_y_body_ut", ""),
         ("mag_bias_z_body_ut", ""),
-        ("sigma_mag_bias_x_ut", "1σ magnetometer bias per body axis, µT"), ("sigma_mag_bias_y_ut", ""),
+        ("sigma_mag_bias_x_ut", "1σ magnetometer bias per body axis, µT"),
+        ("sigma_mag_bias_y_ut", ""),
         ("sigma_mag_bias_z_ut", ""),
         ("has_position", "1 when an orbit estimate was available (field and sun models used)"),
         ("in_eclipse", "1 when the estimator judged the spacecraft in eclipse"),
@@ -61,10 +84,18 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("utc", "the same epoch, ISO 8601 UTC"),
         ("t_sc_s", "the same epoch, spacecraft clock seconds"),
         ("peer_id", "peer radio id"),
-        ("dx_ecef_m", "peer minus own position, ECEF, m"), ("dy_ecef_m", ""), ("dz_ecef_m", ""),
-        ("dvx_ecef_m_s", "peer minus own velocity, ECEF, m/s"), ("dvy_ecef_m_s", ""), ("dvz_ecef_m_s", ""),
-        ("sigma_dx_m", "1σ relative position per ECEF axis, m"), ("sigma_dy_m", ""), ("sigma_dz_m", ""),
-        ("sigma_dvx_m_s", "1σ relative velocity per ECEF axis, m/s"), ("sigma_dvy_m_s", ""), ("sigma_dvz_m_s", ""),
+        ("dx_ecef_m", "peer minus own position, ECEF, m"),
+        ("dy_ecef_m", ""),
+        ("dz_ecef_m", ""),
+        ("dvx_ecef_m_s", "peer minus own velocity, ECEF, m/s"),
+        ("dvy_ecef_m_s", ""),
+        ("dvz_ecef_m_s", ""),
+        ("sigma_dx_m", "1σ relative position per ECEF axis, m"),
+        ("sigma_dy_m", ""),
+        ("sigma_dz_m", ""),
+        ("sigma_dvx_m_s", "1σ relative velocity per ECEF axis, m/s"),
+        ("sigma_dvy_m_s", ""),
+        ("sigma_dvz_m_s", ""),
         ("range_bias_m", "estimated range bias, m"),
         ("n_ranges_used", "ranges used so far"),
         ("n_ranges_rejected", "ranges rejected so far"),
@@ -74,8 +105,11 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("utc", "the same instant, ISO 8601 UTC"),
         ("t_sc_s", "range time, spacecraft clock seconds"),
         ("peer_id", "peer radio id"),
-        ("residual_m", "measured range - |Δr| of the formation estimate at that time - estimated range bias, m "
-                       "(valid ranges inside the span of their peer's estimates)"),
+        (
+            "residual_m",
+            "measured range - |Δr| of the formation estimate at that time - estimated range bias, m "
+            "(valid ranges inside the span of their peer's estimates)",
+        ),
     ],
 }
 
@@ -122,8 +156,14 @@ def orbit_table(bodies: list[dict]) -> dict:
     sr, sv = _vec(bodies, "sigma_r_m"), _vec(bodies, "sigma_v_m_s")
     rg, vg = _vec(bodies, "r_gcrs_m"), _vec(bodies, "v_gcrs_m_s")
     out = {"unix_time_s": t, "utc": iso_utc(t), "t_gps_s": _col(bodies, "t_gps_s"), "t_sc_s": _col(bodies, "t_sc_s")}
-    for arr, fmt in ((r, "{}_ecef_m"), (v, "v{}_ecef_m_s"), (sr, "sigma_{}_ecef_m"), (sv, "sigma_v{}_ecef_m_s"),
-                     (rg, "{}_gcrs_m"), (vg, "v{}_gcrs_m_s")):
+    for arr, fmt in (
+        (r, "{}_ecef_m"),
+        (v, "v{}_ecef_m_s"),
+        (sr, "sigma_{}_ecef_m"),
+        (sv, "sigma_v{}_ecef_m_s"),
+        (rg, "{}_gcrs_m"),
+        (vg, "v{}_gcrs_m_s"),
+    ):
         for j, ax in enumerate(_XYZ):
             out[fmt.format(ax)] = arr[:, j]
     out["n_fixes_used"] = _col(bodies, "n_used", np.int64)
@@ -144,13 +184,22 @@ def attitude_table(bodies: list[dict]) -> dict:
         return empty_table("attitude")
     t = _col(bodies, "unix_time_s")
     q = _vec(bodies, "q_body_to_gcrs", 4)
-    out = {"unix_time_s": t, "utc": iso_utc(t), "t_gps_s": _opt_col(bodies, "t_gps_s", float("nan")),
-           "t_sc_s": _col(bodies, "t_sc_s")}
+    out = {
+        "unix_time_s": t,
+        "utc": iso_utc(t),
+        "t_gps_s": _opt_col(bodies, "t_gps_s", float("nan")),
+        "t_sc_s": _col(bodies, "t_sc_s"),
+    }
     for j, name in enumerate(("qw", "qx", "qy", "qz")):
         out[name] = q[:, j]
-    for key, fmt in (("rate_body_rad_s", "rate_{}_body_rad_s"), ("gyro_bias_rad_s", "gyro_bias_{}_rad_s"),
-                     ("sigma_att_rad", "sigma_att_{}_rad"), ("sigma_bias_rad_s", "sigma_gyro_bias_{}_rad_s"),
-                     ("mag_bias_body_ut", "mag_bias_{}_body_ut"), ("sigma_mag_bias_ut", "sigma_mag_bias_{}_ut")):
+    for key, fmt in (
+        ("rate_body_rad_s", "rate_{}_body_rad_s"),
+        ("gyro_bias_rad_s", "gyro_bias_{}_rad_s"),
+        ("sigma_att_rad", "sigma_att_{}_rad"),
+        ("sigma_bias_rad_s", "sigma_gyro_bias_{}_rad_s"),
+        ("mag_bias_body_ut", "mag_bias_{}_body_ut"),
+        ("sigma_mag_bias_ut", "sigma_mag_bias_{}_ut"),
+    ):
         arr = _opt_vec(bodies, key)
         for j, ax in enumerate(_XYZ):
             out[fmt.format(ax)] = arr[:, j]
@@ -178,10 +227,18 @@ def formation_table(bodies: list[dict]) -> dict:
     if not bodies:
         return empty_table("formation")
     t = _col(bodies, "unix_time_s")
-    out = {"unix_time_s": t, "utc": iso_utc(t), "t_sc_s": _col(bodies, "t_sc_s"),
-           "peer_id": _col(bodies, "peer_id", np.int64)}
-    for key, fmt in (("dr_ecef_m", "d{}_ecef_m"), ("dv_ecef_m_s", "dv{}_ecef_m_s"), ("sigma_dr_m", "sigma_d{}_m"),
-                     ("sigma_dv_m_s", "sigma_dv{}_m_s")):
+    out = {
+        "unix_time_s": t,
+        "utc": iso_utc(t),
+        "t_sc_s": _col(bodies, "t_sc_s"),
+        "peer_id": _col(bodies, "peer_id", np.int64),
+    }
+    for key, fmt in (
+        ("dr_ecef_m", "d{}_ecef_m"),
+        ("dv_ecef_m_s", "dv{}_ecef_m_s"),
+        ("sigma_dr_m", "sigma_d{}_m"),
+        ("sigma_dv_m_s", "sigma_dv{}_m_s"),
+    ):
         arr = _vec(bodies, key)
         for j, ax in enumerate(_XYZ):
             out[fmt.format(ax)] = arr[:, j]
@@ -215,9 +272,13 @@ def range_residual_table(residuals: dict, to_unix) -> dict:
     *to_unix* maps spacecraft time to ``unix_time_s`` (None: the spacecraft clock)."""
     t_sc = np.asarray(residuals["t_sc_s"], dtype=float)
     unix = np.asarray(to_unix(t_sc), dtype=float) if to_unix is not None else t_sc.copy()
-    return {"unix_time_s": unix, "utc": iso_utc(unix), "t_sc_s": t_sc,
-            "peer_id": np.asarray(residuals["peer_id"]).astype(np.int64),
-            "residual_m": np.asarray(residuals["residual_m"], dtype=float)}
+    return {
+        "unix_time_s": unix,
+        "utc": iso_utc(unix),
+        "t_sc_s": t_sc,
+        "peer_id": np.asarray(residuals["peer_id"]).astype(np.int64),
+        "residual_m": np.asarray(residuals["residual_m"], dtype=float),
+    }
 
 
 def write_csv(table: dict, path: Path) -> int:

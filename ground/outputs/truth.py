@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from pygnc import frames
 from pygnc.frames import covariance_gcrs_to_ecef
 from pygnc.timebase import gps_from_utc_unix
@@ -77,8 +78,9 @@ def find_truth(scenario_dir: Path, truth_path: Path | None = None, spacecraft: s
             names = [str(n) for n in arrays["spacecraft_name"]]
             arrays["t_gps_s"]
         except Exception as exc:  # noqa: BLE001 - any unreadable file: one clear message
-            raise TruthError(f"{path} is not a truth file of a simulated scenario "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise TruthError(
+                f"{path} is not a truth file of a simulated scenario ({type(exc).__name__}: {exc})"
+            ) from None
         if spacecraft is not None:
             if spacecraft not in names:
                 raise UnknownSpacecraft(f"spacecraft {spacecraft!r} is not in {path} (it has {', '.join(names)})")
@@ -153,10 +155,15 @@ def quat_conj(q):
 def quat_mul(a, b):
     aw, ax, ay, az = np.moveaxis(a, -1, 0)
     bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
 
 
 def rotation_vector(q):
@@ -193,8 +200,9 @@ def orbit_errors(truth: Truth, t_gps_s, r_ecef_m, v_ecef_m_s, cov_gcrs=None) -> 
     return {"dr_ecef_m": dr, "dv_ecef_m_s": dv, "nees": nees, "dof": 6}
 
 
-def attitude_errors(truth: Truth, unix_time_s, q_est, bias_est_rad_s, sigma_att_rad=None, sigma_bias_rad_s=None,
-                    t_gps_s=None, cov6=None) -> dict:
+def attitude_errors(
+    truth: Truth, unix_time_s, q_est, bias_est_rad_s, sigma_att_rad=None, sigma_bias_rad_s=None, t_gps_s=None, cov6=None
+) -> dict:
     """Attitude error rotation vector (n, 3, body axes, rad), its angle, gyro-bias error
     (n, 3, body axes, rad/s) and NEES (3 dof each) with *cov6* (n, 6, 6: attitude, bias)
     when given, else with the diagonal sigmas.  The epoch is *t_gps_s* where finite, else
@@ -212,10 +220,12 @@ def attitude_errors(truth: Truth, unix_time_s, q_est, bias_est_rad_s, sigma_att_
     db = np.asarray(bias_est_rad_s, dtype=float).reshape(-1, 3) - linear(a["t_gps_s"], bias_true_body, t)
     out = {"dtheta_rad": dtheta, "angle_rad": np.linalg.norm(dtheta, axis=1), "dbias_rad_s": db, "dof": 3}
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["nees"] = (np.sum((dtheta / sigma_att_rad) ** 2, axis=1) if sigma_att_rad is not None
-                       else np.full(t.size, np.nan))
-        out["nees_bias"] = (np.sum((db / sigma_bias_rad_s) ** 2, axis=1) if sigma_bias_rad_s is not None
-                            else np.full(t.size, np.nan))
+        out["nees"] = (
+            np.sum((dtheta / sigma_att_rad) ** 2, axis=1) if sigma_att_rad is not None else np.full(t.size, np.nan)
+        )
+        out["nees_bias"] = (
+            np.sum((db / sigma_bias_rad_s) ** 2, axis=1) if sigma_bias_rad_s is not None else np.full(t.size, np.nan)
+        )
     if cov6 is not None:
         out["nees"] = _quadratic(dtheta, cov6[:, :3, :3])
         out["nees_bias"] = _quadratic(db, cov6[:, 3:6, 3:6])
@@ -253,5 +263,5 @@ def formation_errors(truth: Truth, unix_time_s, peer_id, dr_est_m, sigma_dr_m=No
     err = np.asarray(dr_est_m, dtype=float).reshape(-1, 3) - dr_true
     with np.errstate(invalid="ignore", divide="ignore"):
         u = dr_true / np.linalg.norm(dr_true, axis=1, keepdims=True)
-        nees = (np.sum((err / sigma_dr_m) ** 2, axis=1) if sigma_dr_m is not None else np.full(t.size, np.nan))
+        nees = np.sum((err / sigma_dr_m) ** 2, axis=1) if sigma_dr_m is not None else np.full(t.size, np.nan)
     return {"dr_err_m": err, "los_err_m": np.sum(err * u, axis=1), "dr_true_m": dr_true, "nees": nees, "dof": 3}

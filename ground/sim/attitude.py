@@ -32,9 +32,15 @@ MU_EARTH_M3_S2 = 3.986004418e14
 #: Default inertia of a 1.5U CubeSat of ~1.5 kg (10 x 10 x 17 cm) with modest products of
 #: inertia, kg m^2, body axes (+Z the long axis).
 DEFAULT_INERTIA_KG_M2 = (
-    4.9e-3, 1.2e-5, -2.0e-5,
-    1.2e-5, 4.6e-3, 3.0e-5,
-    -2.0e-5, 3.0e-5, 2.5e-3,
+    4.9e-3,
+    1.2e-5,
+    -2.0e-5,
+    1.2e-5,
+    4.6e-3,
+    3.0e-5,
+    -2.0e-5,
+    3.0e-5,
+    2.5e-3,
 )
 
 

@@ -54,9 +54,13 @@ class EmusBmsModel:
     def _groups(self, name: str, raw: list[int]) -> list[bytes]:
         out = []
         for first in range(0, self.n_cells, self.group_size):
-            chunk = raw[first:first + self.group_size]
-            out.append(eb.encode_sentence(name, [eb.hex_field(0), eb.hex_field(first + 1),
-                                                 eb.hex_field(len(chunk)), eb.hex_array_field(chunk)]))
+            chunk = raw[first : first + self.group_size]
+            out.append(
+                eb.encode_sentence(
+                    name,
+                    [eb.hex_field(0), eb.hex_field(first + 1), eb.hex_field(len(chunk)), eb.hex_array_field(chunk)],
+                )
+            )
         return out
 
     def sentences(self, name: str) -> list[bytes]:
@@ -67,8 +71,12 @@ class EmusBmsModel:
         mt = [t + 100 for t in self.module_t]
         ct = [t + 100 for t in self.cell_t]
         if name == "BV1":
-            return [eb.encode_sentence("BV1", [h(n), h(min(cv)), h(max(cv)), h(round(sum(cv) / n)),
-                                               h(round(sum(self.cell_v) / 0.01), 2), ""])]
+            return [
+                eb.encode_sentence(
+                    "BV1",
+                    [h(n), h(min(cv)), h(max(cv)), h(round(sum(cv) / n)), h(round(sum(self.cell_v) / 0.01), 2), ""],
+                )
+            ]
         if name == "BV2":
             return self._groups("BV2", cv)
         if name in ("BT1", "BT3"):
@@ -78,21 +86,34 @@ class EmusBmsModel:
             return self._groups(name, mt if name == "BT2" else ct)
         if name == "BB1":
             b = self.balancing
-            return [eb.encode_sentence("BB1", [h(n), h(min(b)), h(max(b)), h(round(sum(b) / n)), "",
-                                               h(self._cell_raw(4.10))])]
+            return [
+                eb.encode_sentence(
+                    "BB1", [h(n), h(min(b)), h(max(b)), h(round(sum(b) / n)), "", h(self._cell_raw(4.10))]
+                )
+            ]
         if name == "BB2":
             return self._groups("BB2", self.balancing)
         if name == "BC1":
             cap = 100 * 3600
-            return [eb.encode_sentence("BC1", [h(round(cap * self.soc_pct / 100), 4), h(cap, 4),
-                                               h(round(self.soc_pct / 0.01), 2)])]
+            return [
+                eb.encode_sentence(
+                    "BC1", [h(round(cap * self.soc_pct / 100), 4), h(cap, 4), h(round(self.soc_pct / 0.01), 2)]
+                )
+            ]
         if name == "CV1":
-            return [eb.encode_sentence("CV1", [h(round(sum(self.cell_v) / 0.01), 2),
-                                               eb.signed_hex_field(round(self.current_a / 0.1), 2)]
-                                       + [""] * 8)]
+            return [
+                eb.encode_sentence(
+                    "CV1",
+                    [h(round(sum(self.cell_v) / 0.01), 2), eb.signed_hex_field(round(self.current_a / 0.1), 2)]
+                    + [""] * 8,
+                )
+            ]
         if name == "ST1":
-            return [eb.encode_sentence("ST1", [h(3), h(0), h(0), h(125, 2), h(0x1F), h(0x0000, 2), h(0),
-                                               h((1 << 9) | (1 << 11), 4)])]
+            return [
+                eb.encode_sentence(
+                    "ST1", [h(3), h(0), h(0), h(125, 2), h(0x1F), h(0x0000, 2), h(0), h((1 << 9) | (1 << 11), 4)]
+                )
+            ]
         if name == "OT1":
             return [eb.encode_sentence("OT1", [h(0x40), h(0), h(0x08), h(0)])]
         if name == "DT1":
@@ -114,7 +135,7 @@ def corrupt_sentence(line: bytes, rng: random.Random) -> bytes:
     kind = rng.randrange(3)
     if kind == 0 and len(line) > 6:
         i = rng.randrange(0, len(line) - 4)
-        return line[:i] + bytes([line[i] ^ 0x04]) + line[i + 1:]
+        return line[:i] + bytes([line[i] ^ 0x04]) + line[i + 1 :]
     if kind == 1:
         return line.rstrip(b"\r\n")
     return bytes(rng.randrange(0x20, 0x7F) for _ in range(rng.randrange(1, 8))) + line
@@ -124,8 +145,33 @@ def corrupt_sentence(line: bytes, rng: random.Random) -> bytes:
 # OPC-N3 and the USB-ISS bridge
 # ------------------------------------------------------------------------------------------
 
-DEFAULT_BOUNDARIES_UM = (0.35, 0.46, 0.66, 1.0, 1.3, 1.7, 2.3, 3.0, 4.0, 5.2, 6.5, 8.0, 10.0, 12.0,
-                         14.0, 16.0, 18.0, 20.0, 22.0, 25.0, 28.0, 31.0, 34.0, 37.0, 40.0)
+DEFAULT_BOUNDARIES_UM = (
+    0.35,
+    0.46,
+    0.66,
+    1.0,
+    1.3,
+    1.7,
+    2.3,
+    3.0,
+    4.0,
+    5.2,
+    6.5,
+    8.0,
+    10.0,
+    12.0,
+    14.0,
+    16.0,
+    18.0,
+    20.0,
+    22.0,
+    25.0,
+    28.0,
+    31.0,
+    34.0,
+    37.0,
+    40.0,
+)
 
 
 class OpcN3Model:
@@ -138,8 +184,13 @@ class OpcN3Model:
     the flow is 0 while the fan is off.
     """
 
-    def __init__(self, rng: random.Random | None = None, busy_prob: float = 0.0, bad_crc_prob: float = 0.0,
-                 idle_reset_s: float = 2.0):
+    def __init__(
+        self,
+        rng: random.Random | None = None,
+        busy_prob: float = 0.0,
+        bad_crc_prob: float = 0.0,
+        idle_reset_s: float = 2.0,
+    ):
         self.rng = rng or random.Random(2)
         self.idle_reset_s = idle_reset_s  # quiet time after which a half-done command is dropped
         self.busy_prob, self.bad_crc_prob = busy_prob, bad_crc_prob
@@ -154,8 +205,18 @@ class OpcN3Model:
         self.bad_crc_sent = 0
         self.power_log: list[tuple[float, int]] = []
 
-    COMMANDS = frozenset((on.CMD_HISTOGRAM, on.CMD_INFO, on.CMD_SERIAL, on.CMD_FIRMWARE,
-                          on.CMD_DAC_STATUS, on.CMD_CONFIG, on.CMD_POWER, on.CMD_CHECK))
+    COMMANDS = frozenset(
+        (
+            on.CMD_HISTOGRAM,
+            on.CMD_INFO,
+            on.CMD_SERIAL,
+            on.CMD_FIRMWARE,
+            on.CMD_DAC_STATUS,
+            on.CMD_CONFIG,
+            on.CMD_POWER,
+            on.CMD_CHECK,
+        )
+    )
 
     def _record(self, cmd: int, now: float) -> bytes | None:
         if cmd == on.CMD_HISTOGRAM:
@@ -169,12 +230,24 @@ class OpcN3Model:
         if cmd == on.CMD_DAC_STATUS:
             return bytes([int(self.fan_on), int(self.laser_on), 255, 180, int(self.laser_on), 0])
         if cmd == on.CMD_CONFIG:
-            c = {"bin_boundaries_adc": [i * 150 for i in range(25)],
-                 "bin_boundaries_um": list(DEFAULT_BOUNDARIES_UM), "bin_weighting_raw": [100] * 24,
-                 "pm_diameter_a_um": 1.0, "pm_diameter_b_um": 2.5, "pm_diameter_c_um": 10.0,
-                 "max_tof_raw": 1000, "am_sampling_interval_count": 1, "am_middle_interval_count": 0,
-                 "am_max_data_arrays": 0, "am_only_save_pm": 0, "am_fan_on_in_idle": 0,
-                 "am_laser_on_in_idle": 0, "tof_to_sfr_factor": 50, "pvp": 60, "bin_weighting_index": 0}
+            c = {
+                "bin_boundaries_adc": [i * 150 for i in range(25)],
+                "bin_boundaries_um": list(DEFAULT_BOUNDARIES_UM),
+                "bin_weighting_raw": [100] * 24,
+                "pm_diameter_a_um": 1.0,
+                "pm_diameter_b_um": 2.5,
+                "pm_diameter_c_um": 10.0,
+                "max_tof_raw": 1000,
+                "am_sampling_interval_count": 1,
+                "am_middle_interval_count": 0,
+                "am_max_data_arrays": 0,
+                "am_only_save_pm": 0,
+                "am_fan_on_in_idle": 0,
+                "am_laser_on_in_idle": 0,
+                "tof_to_sfr_factor": 50,
+                "pvp": 60,
+                "bin_weighting_index": 0,
+            }
             return on.encode_config(c)
         if cmd in (on.CMD_POWER, on.CMD_CHECK):
             return b""
@@ -191,10 +264,19 @@ class OpcN3Model:
         bad = r.random() < self.bad_crc_prob
         self.histograms += 1
         self.bad_crc_sent += bad
-        return on.encode_histogram(counts, (r.randrange(256), 0, 30, 60), round(period_s * 100),
-                                   round(flow * 100), 0x6A3C, 0x7B21, pm, (1, 0, 2, 0),
-                                   r.randrange(1000) if self.fan_on else 0, 600 if self.laser_on else 0,
-                                   corrupt_crc=bad)
+        return on.encode_histogram(
+            counts,
+            (r.randrange(256), 0, 30, 60),
+            round(period_s * 100),
+            round(flow * 100),
+            0x6A3C,
+            0x7B21,
+            pm,
+            (1, 0, 2, 0),
+            r.randrange(1000) if self.fan_on else 0,
+            600 if self.laser_on else 0,
+            corrupt_crc=bad,
+        )
 
     def exchange(self, b: int, now: float) -> int:
         if self.state != "idle" and now - self.t_last_byte > self.idle_reset_s:
@@ -250,7 +332,7 @@ class UsbIssModel:
         self.opc = opc
         self.mode = 0x00
         self.nack_prob = nack_prob
-        self.nack_next = 0   # refuse the next N SPI transactions (fault injection)
+        self.nack_next = 0  # refuse the next N SPI transactions (fault injection)
         self.rng = rng or random.Random(3)
 
     def packet(self, data: bytes, now: float) -> bytes:
@@ -278,7 +360,7 @@ class UsbIssModel:
                     out += bytes([ui.NACK, 0x05])
                     i = len(data)
             elif c == ui.CMD_SPI:
-                payload = data[i + 1:]
+                payload = data[i + 1 :]
                 spi_ok = ui.SPI_MODE_BASE <= self.mode <= ui.SPI_MODE_BASE + 3
                 if not spi_ok or self.nack_next > 0 or (self.nack_prob and self.rng.random() < self.nack_prob):
                     self.nack_next = max(0, self.nack_next - 1)
@@ -337,7 +419,7 @@ class PtyDevice:
             os.symlink(self.slave_name, tmp)
             os.replace(tmp, self.link)
 
-    def start(self) -> "PtyDevice":
+    def start(self) -> PtyDevice:
         self._open_pty()
         self._thread = threading.Thread(target=self._serve, name=type(self).__name__, daemon=True)
         self._thread.start()
@@ -448,10 +530,18 @@ class EmusBmsSim(PtyDevice):
     sentences (and their groups) are sent every period without being asked.
     """
 
-    def __init__(self, link=None, n_cells: int = 12, group_size: int = 8, seed: int = 1,
-                 reorder_window_s: float = 0.02, corrupt_prob: float = 0.0,
-                 broadcast_period_s: float = 0.0, broadcast=("BV1", "BV2", "BT1", "BC1", "CV1", "ST1"),
-                 ignore=()):
+    def __init__(
+        self,
+        link=None,
+        n_cells: int = 12,
+        group_size: int = 8,
+        seed: int = 1,
+        reorder_window_s: float = 0.02,
+        corrupt_prob: float = 0.0,
+        broadcast_period_s: float = 0.0,
+        broadcast=("BV1", "BV2", "BT1", "BC1", "CV1", "ST1"),
+        ignore=(),
+    ):
         super().__init__(link)
         self.rng = random.Random(seed)
         self.model = EmusBmsModel(n_cells, group_size, self.rng)
@@ -459,7 +549,7 @@ class EmusBmsSim(PtyDevice):
         self.corrupt_prob = corrupt_prob
         self.broadcast_period_s = broadcast_period_s
         self.broadcast = tuple(broadcast)
-        self.ignore = set(ignore)   # requests never answered (a timeout every time)
+        self.ignore = set(ignore)  # requests never answered (a timeout every time)
         self.framer = eb.SentenceFramer()
         self.requests: list[str] = []
         self.sentences_sent = 0
@@ -515,8 +605,16 @@ class EmusBmsSim(PtyDevice):
 class UsbIssOpcSim(PtyDevice):
     """A USB-ISS with an OPC-N3 on a pty (busy and bad-checksum rates configurable)."""
 
-    def __init__(self, link=None, seed: int = 2, busy_prob: float = 0.0, bad_crc_prob: float = 0.0,
-                 nack_prob: float = 0.0, reply_delay_s: float = 0.0, idle_reset_s: float = 2.0):
+    def __init__(
+        self,
+        link=None,
+        seed: int = 2,
+        busy_prob: float = 0.0,
+        bad_crc_prob: float = 0.0,
+        nack_prob: float = 0.0,
+        reply_delay_s: float = 0.0,
+        idle_reset_s: float = 2.0,
+    ):
         super().__init__(link)
         self.rng = random.Random(seed)
         self.opc = OpcN3Model(self.rng, busy_prob, bad_crc_prob, idle_reset_s)
@@ -549,10 +647,12 @@ class UsbIssOpcSim(PtyDevice):
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--dir", type=Path, default=Path("hk-sim"),
-                   help="directory for the stable device links (default ./hk-sim)")
-    p.add_argument("--bms", choices=("request", "broadcast", "none"), default="request",
-                   help="EMUS BMS mode (default request)")
+    p.add_argument(
+        "--dir", type=Path, default=Path("hk-sim"), help="directory for the stable device links (default ./hk-sim)"
+    )
+    p.add_argument(
+        "--bms", choices=("request", "broadcast", "none"), default="request", help="EMUS BMS mode (default request)"
+    )
     p.add_argument("--opc", choices=("yes", "no"), default="yes", help="simulate a USB-ISS + OPC-N3")
     p.add_argument("--cells", type=int, default=12, help="cells in the simulated pack")
     p.add_argument("--corrupt", type=float, default=0.0, help="probability a BMS sentence is corrupted")
@@ -572,16 +672,24 @@ def run(args) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     sims, toml = [], []
     if args.bms != "none":
-        bms = EmusBmsSim(args.dir / "emus_bms", n_cells=args.cells, corrupt_prob=args.corrupt,
-                         broadcast_period_s=1.0 if args.bms == "broadcast" else 0.0).start()
+        bms = EmusBmsSim(
+            args.dir / "emus_bms",
+            n_cells=args.cells,
+            corrupt_prob=args.corrupt,
+            broadcast_period_s=1.0 if args.bms == "broadcast" else 0.0,
+        ).start()
         sims.append(bms)
-        toml.append(f'[[housekeeping_devices]]\nname = "bms"\nkind = "emus_bms"\nport = "{bms.path}"\n'
-                    f'mode = "{args.bms}"\nperiod_s = 2.0\n')
+        toml.append(
+            f'[[housekeeping_devices]]\nname = "bms"\nkind = "emus_bms"\nport = "{bms.path}"\n'
+            f'mode = "{args.bms}"\nperiod_s = 2.0\n'
+        )
     if args.opc == "yes":
         opc = UsbIssOpcSim(args.dir / "usb_iss", busy_prob=args.busy, bad_crc_prob=args.bad_crc).start()
         sims.append(opc)
-        toml.append(f'[[housekeeping_devices]]\nname = "opc"\nkind = "opc_n3"\nport = "{opc.path}"\n'
-                    f'period_s = 5.0\nfan_spinup_s = 1.0\n')
+        toml.append(
+            f'[[housekeeping_devices]]\nname = "opc"\nkind = "opc_n3"\nport = "{opc.path}"\n'
+            f"period_s = 5.0\nfan_spinup_s = 1.0\n"
+        )
     print("simulated devices running; a configuration that uses them (PYGNC_CONFIG):\n")
     print("housekeeping_enabled = true\n")
     print("\n".join(toml))
@@ -605,8 +713,14 @@ def run(args) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def hk_reading_bodies(n_polls: int, seed: int = 1, t0_sc_s: float = 1.7e9, period_s: float = 10.0,
-                      sentences=DEFAULT_SENTENCES, opc: bool = True) -> list[tuple[str, dict]]:
+def hk_reading_bodies(
+    n_polls: int,
+    seed: int = 1,
+    t0_sc_s: float = 1.7e9,
+    period_s: float = 10.0,
+    sentences=DEFAULT_SENTENCES,
+    opc: bool = True,
+) -> list[tuple[str, dict]]:
     """(message type, body) of what the housekeeping task publishes for *n_polls* polls of a
     simulated BMS ("bms") and OPC-N3 ("opc"), decoded by the real codecs."""
     rng = random.Random(seed)
@@ -619,14 +733,37 @@ def hk_reading_bodies(n_polls: int, seed: int = 1, t0_sc_s: float = 1.7e9, perio
         t = t0_sc_s + k * period_s
         for name in sentences:
             for s in framer.feed(b"".join(model.sentences(name))):
-                out.append(("hk_reading", {"device": "bms", "kind": "emus_bms", "record": s.name, "t_sc_s": t,
-                                           "values": eb.decode_sentence(s), "raw": s.raw, "solicited": True}))
+                out.append(
+                    (
+                        "hk_reading",
+                        {
+                            "device": "bms",
+                            "kind": "emus_bms",
+                            "record": s.name,
+                            "t_sc_s": t,
+                            "values": eb.decode_sentence(s),
+                            "raw": s.raw,
+                            "solicited": True,
+                        },
+                    )
+                )
         model.drift()
         if opc:
             raw = opc_model._histogram(k * period_s)
-            out.append(("hk_reading", {"device": "opc", "kind": "opc_n3", "record": "histogram",
-                                       "t_sc_s": t + 0.5, "values": on.decode_histogram(raw), "raw": raw,
-                                       "solicited": True}))
+            out.append(
+                (
+                    "hk_reading",
+                    {
+                        "device": "opc",
+                        "kind": "opc_n3",
+                        "record": "histogram",
+                        "t_sc_s": t + 0.5,
+                        "values": on.decode_histogram(raw),
+                        "raw": raw,
+                        "solicited": True,
+                    },
+                )
+            )
     return out
 
 

@@ -50,7 +50,6 @@ from pygnc import frames, timebase
 from pygnc.environment import sun as sun_model
 from pygnc.estimation import orbit_dynamics as _od
 from pygnc.estimation import orbit_ekf as _oe
-from pygnc.estimation.orbit_dynamics import EGM96_NORMALIZED as _EGM96_FLIGHT
 from pygnc.estimation.orbit_dynamics import (
     A_WGS84_M,
     FLATTENING_EARTH,
@@ -58,6 +57,7 @@ from pygnc.estimation.orbit_dynamics import (
     R_EARTH_M,
     atmosphere_density,
 )
+from pygnc.estimation.orbit_dynamics import EGM96_NORMALIZED as _EGM96_FLIGHT
 
 __all__ = [
     "EGM96_NORMALIZED",
@@ -74,29 +74,51 @@ GM_MOON_M3_S2 = 4.9028e12
 P_SUN_N_M2 = 4.56e-6
 
 _EGM96_DEG9_12 = (
-    (9, 0, 2.76714300853e-8, 0.0), (9, 1, 1.43387502749e-7, 2.16834947618e-8),
-    (9, 2, 2.22288318564e-8, -3.22196647116e-8), (9, 3, -1.60811502143e-7, -7.42287409462e-8),
-    (9, 4, -9.00179225336e-9, 1.94666779475e-8), (9, 5, -1.66165092924e-8, -5.41113191483e-8),
-    (9, 6, 6.26941938248e-8, 2.22903525945e-7), (9, 7, -1.18366323475e-7, -9.65152667886e-8),
-    (9, 8, 1.88436022794e-7, -3.08566220421e-9), (9, 9, -4.77475386132e-8, 9.66412847714e-8),
-    (10, 0, 5.26222488569e-8, 0.0), (10, 1, 8.35115775652e-8, -1.31314331796e-7),
-    (10, 2, -9.42413882081e-8, -5.1579165739e-8), (10, 3, -6.89895048176e-9, -1.53768828694e-7),
-    (10, 4, -8.40764549716e-8, -7.92806255331e-8), (10, 5, -4.93395938185e-8, -5.05370221897e-8),
-    (10, 6, -3.75885236598e-8, -7.95667053872e-8), (10, 7, 8.11460540925e-9, -3.36629641314e-9),
-    (10, 8, 4.04927981694e-8, -9.18705975922e-8), (10, 9, 1.25491334939e-7, -3.76516222392e-8),
+    (9, 0, 2.76714300853e-8, 0.0),
+    (9, 1, 1.43387502749e-7, 2.16834947618e-8),
+    (9, 2, 2.22288318564e-8, -3.22196647116e-8),
+    (9, 3, -1.60811502143e-7, -7.42287409462e-8),
+    (9, 4, -9.00179225336e-9, 1.94666779475e-8),
+    (9, 5, -1.66165092924e-8, -5.41113191483e-8),
+    (9, 6, 6.26941938248e-8, 2.22903525945e-7),
+    (9, 7, -1.18366323475e-7, -9.65152667886e-8),
+    (9, 8, 1.88436022794e-7, -3.08566220421e-9),
+    (9, 9, -4.77475386132e-8, 9.66412847714e-8),
+    (10, 0, 5.26222488569e-8, 0.0),
+    (10, 1, 8.35115775652e-8, -1.31314331796e-7),
+    (10, 2, -9.42413882081e-8, -5.1579165739e-8),
+    (10, 3, -6.89895048176e-9, -1.53768828694e-7),
+    (10, 4, -8.40764549716e-8, -7.92806255331e-8),
+    (10, 5, -4.93395938185e-8, -5.05370221897e-8),
+    (10, 6, -3.75885236598e-8, -7.95667053872e-8),
+    (10, 7, 8.11460540925e-9, -3.36629641314e-9),
+    (10, 8, 4.04927981694e-8, -9.18705975922e-8),
+    (10, 9, 1.25491334939e-7, -3.76516222392e-8),
     (10, 10, 1.00538634409e-7, -2.4014844952e-8),
-    (11, 0, -5.09613707522e-8, 0.0), (11, 1, 1.51687209933e-8, -2.68604146166e-8),
-    (11, 2, 1.86309749878e-8, -9.90693862047e-8), (11, 3, -3.09871239854e-8, -1.4813180426e-7),
-    (11, 4, -3.89580205051e-8, -6.3666651198e-8), (11, 5, 3.77848029452e-8, 4.94736238169e-8),
-    (11, 6, -1.18676592395e-9, 3.44769584593e-8), (11, 7, 4.11565188074e-9, -8.98252808977e-8),
-    (11, 8, -5.984108413e-9, 2.43989612237e-8), (11, 9, -3.14231072723e-8, 4.17731829829e-8),
-    (11, 10, -5.21882681927e-8, -1.83364561788e-8), (11, 11, 4.60344448746e-8, -6.96662308185e-8),
-    (12, 0, 3.77252636558e-8, 0.0), (12, 1, -5.40654977836e-8, -4.35675748979e-8),
-    (12, 2, 1.42979642253e-8, 3.20975937619e-8), (12, 3, 3.93995876403e-8, 2.44264863505e-8),
-    (12, 4, -6.86908127934e-8, 4.15081109011e-9), (12, 5, 3.0941112873e-8, 7.82536279033e-9),
-    (12, 6, 3.41523275208e-9, 3.91765484449e-8), (12, 7, -1.86909958587e-8, 3.56131849382e-8),
-    (12, 8, -2.53769398865e-8, 1.69361024629e-8), (12, 9, 4.22880630662e-8, 2.52692598301e-8),
-    (12, 10, -6.17619654902e-9, 3.08375794212e-8), (12, 11, 1.12502994122e-8, -6.37946501558e-9),
+    (11, 0, -5.09613707522e-8, 0.0),
+    (11, 1, 1.51687209933e-8, -2.68604146166e-8),
+    (11, 2, 1.86309749878e-8, -9.90693862047e-8),
+    (11, 3, -3.09871239854e-8, -1.4813180426e-7),
+    (11, 4, -3.89580205051e-8, -6.3666651198e-8),
+    (11, 5, 3.77848029452e-8, 4.94736238169e-8),
+    (11, 6, -1.18676592395e-9, 3.44769584593e-8),
+    (11, 7, 4.11565188074e-9, -8.98252808977e-8),
+    (11, 8, -5.984108413e-9, 2.43989612237e-8),
+    (11, 9, -3.14231072723e-8, 4.17731829829e-8),
+    (11, 10, -5.21882681927e-8, -1.83364561788e-8),
+    (11, 11, 4.60344448746e-8, -6.96662308185e-8),
+    (12, 0, 3.77252636558e-8, 0.0),
+    (12, 1, -5.40654977836e-8, -4.35675748979e-8),
+    (12, 2, 1.42979642253e-8, 3.20975937619e-8),
+    (12, 3, 3.93995876403e-8, 2.44264863505e-8),
+    (12, 4, -6.86908127934e-8, 4.15081109011e-9),
+    (12, 5, 3.0941112873e-8, 7.82536279033e-9),
+    (12, 6, 3.41523275208e-9, 3.91765484449e-8),
+    (12, 7, -1.86909958587e-8, 3.56131849382e-8),
+    (12, 8, -2.53769398865e-8, 1.69361024629e-8),
+    (12, 9, 4.22880630662e-8, 2.52692598301e-8),
+    (12, 10, -6.17619654902e-9, 3.08375794212e-8),
+    (12, 11, 1.12502994122e-8, -6.37946501558e-9),
     (12, 12, -2.4953260739e-9, -1.117806019e-8),
 )
 
@@ -160,10 +182,14 @@ def spherical_harmonic_acceleration_itrs(r_itrs_m, degree=12, tables=None):
                 ay -= cnm * w[n + 1][1]
             else:
                 fac = (n - m + 2) * (n - m + 1)
-                ax += 0.5 * ((-cnm * v[n + 1][m + 1] - snm * w[n + 1][m + 1])
-                             + fac * (cnm * v[n + 1][m - 1] + snm * w[n + 1][m - 1]))
-                ay += 0.5 * ((-cnm * w[n + 1][m + 1] + snm * v[n + 1][m + 1])
-                             + fac * (-cnm * w[n + 1][m - 1] + snm * v[n + 1][m - 1]))
+                ax += 0.5 * (
+                    (-cnm * v[n + 1][m + 1] - snm * w[n + 1][m + 1])
+                    + fac * (cnm * v[n + 1][m - 1] + snm * w[n + 1][m - 1])
+                )
+                ay += 0.5 * (
+                    (-cnm * w[n + 1][m + 1] + snm * v[n + 1][m + 1])
+                    + fac * (-cnm * w[n + 1][m - 1] + snm * v[n + 1][m - 1])
+                )
             az += (n - m + 1) * (-cnm * v[n + 1][m] - snm * w[n + 1][m])
     k = GM_EARTH_M3_S2 / (R_EARTH_M * R_EARTH_M)
     return np.array([k * ax, k * ay, k * az])
@@ -183,21 +209,41 @@ def moon_position_gcrs_m(t_gps_s):
     f = (93.27283 + 483202.01873 * t) * d2r
     d = (297.85027 + 445267.11135 * t) * d2r
     lon = l0 + as2r * (
-        22640 * np.sin(el) + 769 * np.sin(2 * el) - 4586 * np.sin(el - 2 * d) + 2370 * np.sin(2 * d)
-        - 668 * np.sin(elp) - 412 * np.sin(2 * f) - 212 * np.sin(2 * el - 2 * d)
-        - 206 * np.sin(el + elp - 2 * d) + 192 * np.sin(el + 2 * d) - 165 * np.sin(elp - 2 * d)
-        + 148 * np.sin(el - elp) - 125 * np.sin(d) - 110 * np.sin(el + elp) - 55 * np.sin(2 * f - 2 * d)
+        22640 * np.sin(el)
+        + 769 * np.sin(2 * el)
+        - 4586 * np.sin(el - 2 * d)
+        + 2370 * np.sin(2 * d)
+        - 668 * np.sin(elp)
+        - 412 * np.sin(2 * f)
+        - 212 * np.sin(2 * el - 2 * d)
+        - 206 * np.sin(el + elp - 2 * d)
+        + 192 * np.sin(el + 2 * d)
+        - 165 * np.sin(elp - 2 * d)
+        + 148 * np.sin(el - elp)
+        - 125 * np.sin(d)
+        - 110 * np.sin(el + elp)
+        - 55 * np.sin(2 * f - 2 * d)
     )
     lat = as2r * (
         18520 * np.sin(f + lon - l0 + as2r * (412 * np.sin(2 * f) + 541 * np.sin(elp)))
-        - 526 * np.sin(f - 2 * d) + 44 * np.sin(el + f - 2 * d) - 31 * np.sin(-el + f - 2 * d)
-        - 25 * np.sin(-2 * el + f) - 23 * np.sin(elp + f - 2 * d) + 21 * np.sin(-el + f)
+        - 526 * np.sin(f - 2 * d)
+        + 44 * np.sin(el + f - 2 * d)
+        - 31 * np.sin(-el + f - 2 * d)
+        - 25 * np.sin(-2 * el + f)
+        - 23 * np.sin(elp + f - 2 * d)
+        + 21 * np.sin(-el + f)
         + 11 * np.sin(-elp + f - 2 * d)
     )
     dist_m = 1e3 * (
-        385000 - 20905 * np.cos(el) - 3699 * np.cos(2 * d - el) - 2956 * np.cos(2 * d)
-        - 570 * np.cos(2 * el) + 246 * np.cos(2 * el - 2 * d) - 205 * np.cos(elp - 2 * d)
-        - 171 * np.cos(el + 2 * d) - 152 * np.cos(el + elp - 2 * d)
+        385000
+        - 20905 * np.cos(el)
+        - 3699 * np.cos(2 * d - el)
+        - 2956 * np.cos(2 * d)
+        - 570 * np.cos(2 * el)
+        + 246 * np.cos(2 * el - 2 * d)
+        - 205 * np.cos(elp - 2 * d)
+        - 171 * np.cos(el + 2 * d)
+        - 152 * np.cos(el + elp - 2 * d)
     )
     eps = 23.43929111 * d2r
     xe = dist_m * np.cos(lon) * np.cos(lat)
@@ -216,19 +262,32 @@ def initial_state_from_elements(a_m, e, i_rad, raan_rad, argp_rad, nu_rad):
     co, so = math.cos(raan_rad), math.sin(raan_rad)
     ci, si = math.cos(i_rad), math.sin(i_rad)
     cw, sw = math.cos(argp_rad), math.sin(argp_rad)
-    rot = np.array([
-        [co * cw - so * sw * ci, -co * sw - so * cw * ci, so * si],
-        [so * cw + co * sw * ci, -so * sw + co * cw * ci, -co * si],
-        [sw * si, cw * si, ci],
-    ])
+    rot = np.array(
+        [
+            [co * cw - so * sw * ci, -co * sw - so * cw * ci, so * si],
+            [so * cw + co * sw * ci, -so * sw + co * cw * ci, -co * si],
+            [sw * si, cw * si, ci],
+        ]
+    )
     return rot @ r_pf, rot @ v_pf
 
 
 class _TruthForces:
     """Right-hand side of the truth dynamics (closure over the scenario's parameters)."""
 
-    def __init__(self, t0_gps_s, duration_s, ballistic_coeff_kg_m2, density_factor, density_phase_rad,
-                 gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag, zonal_only=False):
+    def __init__(
+        self,
+        t0_gps_s,
+        duration_s,
+        ballistic_coeff_kg_m2,
+        density_factor,
+        density_phase_rad,
+        gravity_degree,
+        third_body,
+        srp_cr_area_to_mass_m2_kg,
+        drag,
+        zonal_only=False,
+    ):
         self.tables = _unnormalized_tables(gravity_degree, zonal_only)
         self.degree = gravity_degree
         self.inv_b = 0.0 if not drag or not ballistic_coeff_kg_m2 else 1.0 / ballistic_coeff_kg_m2
@@ -283,9 +342,23 @@ class _TruthForces:
         return np.concatenate([v, a])
 
 
-def propagate_in_house(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ballistic_coeff_kg_m2=40.0,
-                       seed=None, *, gravity_degree=12, third_body=True, drag=True,
-                       srp_cr_area_to_mass_m2_kg=0.013, gravity_zonal_only=False, rtol=1e-12, atol_m=1e-6):
+def propagate_in_house(
+    r0_gcrs_m,
+    v0_gcrs_m_s,
+    t0_gps_s,
+    duration_s,
+    step_s=1.0,
+    ballistic_coeff_kg_m2=40.0,
+    seed=None,
+    *,
+    gravity_degree=12,
+    third_body=True,
+    drag=True,
+    srp_cr_area_to_mass_m2_kg=0.013,
+    gravity_zonal_only=False,
+    rtol=1e-12,
+    atol_m=1e-6,
+):
     """Propagate with the in-house model (see the module docstring); same dict as
     :func:`propagate_truth`.
 
@@ -297,8 +370,18 @@ def propagate_in_house(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0,
     rng = np.random.default_rng(seed) if seed is not None else None
     density_factor = float(np.exp(0.35 * rng.standard_normal())) if rng is not None else 1.0
     density_phase = float(rng.uniform(0.0, 2.0 * math.pi)) if rng is not None else 0.0
-    rhs = _TruthForces(float(t0_gps_s), float(duration_s), ballistic_coeff_kg_m2, density_factor, density_phase,
-                       gravity_degree, third_body, srp_cr_area_to_mass_m2_kg, drag, gravity_zonal_only)
+    rhs = _TruthForces(
+        float(t0_gps_s),
+        float(duration_s),
+        ballistic_coeff_kg_m2,
+        density_factor,
+        density_phase,
+        gravity_degree,
+        third_body,
+        srp_cr_area_to_mass_m2_kg,
+        drag,
+        gravity_zonal_only,
+    )
     n = int(math.floor(duration_s / step_s + 1e-9)) + 1
     t_eval = float(t0_gps_s) + step_s * np.arange(n)
     y0 = np.concatenate([np.asarray(r0_gcrs_m, dtype=float), np.asarray(v0_gcrs_m_s, dtype=float)])
@@ -319,9 +402,22 @@ def propagate_in_house(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0,
     }
 
 
-def simulate_gps_fixes(truth, period_s=25.0, pos_sigma_m=10.0, vel_sigma_m_s=0.01, outlier_fraction=0.0,
-                       outlier_m=1000.0, gaps=(), rng=None, *, sc_minus_utc_s=0.0, clock_rate_error=0.0,
-                       invalid_fraction=0.0, report_sigma=True, with_flags=False):
+def simulate_gps_fixes(
+    truth,
+    period_s=25.0,
+    pos_sigma_m=10.0,
+    vel_sigma_m_s=0.01,
+    outlier_fraction=0.0,
+    outlier_m=1000.0,
+    gaps=(),
+    rng=None,
+    *,
+    sc_minus_utc_s=0.0,
+    clock_rate_error=0.0,
+    invalid_fraction=0.0,
+    report_sigma=True,
+    with_flags=False,
+):
     """GPS fixes from a truth dict: every *period_s* on the truth's GPS-time grid.
 
     Noise: white Gaussian, *pos_sigma_m* [m] and *vel_sigma_m_s* [m/s] 1-sigma per ECEF axis.
@@ -329,7 +425,8 @@ def simulate_gps_fixes(truth, period_s=25.0, pos_sigma_m=10.0, vel_sigma_m_s=0.0
     direction; *gaps* = [(start_s, end_s), ...] relative to the truth start have no fixes;
     *invalid_fraction* of fixes are receiver "no solution" records (INSUFFICIENT_OBS, zero
     position, ``valid`` False).  The spacecraft clock reads UTC unix seconds + *sc_minus_utc_s*
-    + *clock_rate_error* (dimensionless, 2e-5 = 20 ppm) x elapsed, truncated to whole seconds (as the PyCubed clock).  Sigmas
+    + *clock_rate_error* (dimensionless, 2e-5 = 20 ppm) x elapsed, truncated to whole seconds (as the PyCubed
+    clock).  Sigmas
     are reported in the fix when *report_sigma* (else 0: "not given").
 
     Returns a dict of arrays keyed by the field names of ``pygnc.formats.gps.GPS_FIX_DTYPE``
@@ -409,8 +506,11 @@ def truth_anchored_ekf(truth):
             self.x = phi_all @ e
             self.x[:6] += xt[int(round(self.t_gps_s - t0))]
             if self.record:
-                self.history.append(_oe.FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(),
-                                                  self.x.copy(), self.p.copy(), False))
+                self.history.append(
+                    _oe.FilterStep(
+                        self.t_gps_s, phi_all, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), False
+                    )
+                )
 
     return Anchored
 
@@ -445,25 +545,46 @@ def brahe_epoch(t_gps_s: float):
 
 def _brahe_force_model(bh, gravity_degree, third_body, drag, srp):
     src = bh.ParameterSource
-    grav = (bh.GravityConfiguration(degree=gravity_degree, order=gravity_degree) if gravity_degree >= 2
-            else bh.GravityConfiguration())
+    grav = (
+        bh.GravityConfiguration(degree=gravity_degree, order=gravity_degree)
+        if gravity_degree >= 2
+        else bh.GravityConfiguration()
+    )
     return bh.ForceModelConfig(
         gravity=grav,
         # Parameter vector [mass, drag area, C_D, SRP area, C_R]; only ratios matter.
         drag=bh.DragConfiguration(bh.AtmosphericModel.NRLMSISE00, src.parameter_index(1), src.parameter_index(2))
-        if drag else None,
-        srp=bh.SolarRadiationPressureConfiguration(src.parameter_index(3), src.parameter_index(4),
-                                                   bh.EclipseModel.CONICAL) if srp else None,
-        third_body=[bh.ThirdBodyConfiguration(b, bh.EphemerisSource.LowPrecision)
-                    for b in (bh.ThirdBody.SUN, bh.ThirdBody.MOON)] if third_body else None,
+        if drag
+        else None,
+        srp=bh.SolarRadiationPressureConfiguration(
+            src.parameter_index(3), src.parameter_index(4), bh.EclipseModel.CONICAL
+        )
+        if srp
+        else None,
+        third_body=[
+            bh.ThirdBodyConfiguration(b, bh.EphemerisSource.LowPrecision) for b in (bh.ThirdBody.SUN, bh.ThirdBody.MOON)
+        ]
+        if third_body
+        else None,
         relativity=True,
         mass=src.parameter_index(0),
     )
 
 
-def propagate_truth(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ballistic_coeff_kg_m2=40.0,
-                    seed=None, *, gravity_degree=TRUTH_GRAVITY_DEGREE, third_body=True, drag=True,
-                    srp_cr_area_to_mass_m2_kg=0.013):
+def propagate_truth(
+    r0_gcrs_m,
+    v0_gcrs_m_s,
+    t0_gps_s,
+    duration_s,
+    step_s=1.0,
+    ballistic_coeff_kg_m2=40.0,
+    seed=None,
+    *,
+    gravity_degree=TRUTH_GRAVITY_DEGREE,
+    third_body=True,
+    drag=True,
+    srp_cr_area_to_mass_m2_kg=0.013,
+):
     """Propagate the truth orbit with brahe; return a dict of arrays sampled every *step_s*.
 
     Keys: ``t_gps_s`` (n,), ``r_gcrs_m``, ``v_gcrs_m_s``, ``r_ecef_m``, ``v_ecef_m_s`` (n, 3)
@@ -480,13 +601,15 @@ def propagate_truth(r0_gcrs_m, v0_gcrs_m_s, t0_gps_s, duration_s, step_s=1.0, ba
     cfg = bh.NumericalPropagationConfig(
         bh.IntegrationMethod.DP54,
         bh.IntegratorConfig(abs_tol=1e-9, rel_tol=1e-12, max_step=TRUTH_MAX_STEP_S),
-        bh.VariationalConfig())
+        bh.VariationalConfig(),
+    )
     n = int(math.floor(duration_s / step_s + 1e-9)) + 1
     t_eval = float(t0_gps_s) + step_s * np.arange(n)
     ep0 = brahe_epoch(t0_gps_s)
     x0 = np.concatenate([np.asarray(r0_gcrs_m, dtype=float), np.asarray(v0_gcrs_m_s, dtype=float)])
-    prop = bh.NumericalOrbitPropagator(ep0, x0, cfg, _brahe_force_model(bh, gravity_degree, third_body, use_drag,
-                                                                         use_srp), params)
+    prop = bh.NumericalOrbitPropagator(
+        ep0, x0, cfg, _brahe_force_model(bh, gravity_degree, third_body, use_drag, use_srp), params
+    )
     epochs = [ep0 + float(dt) for dt in (t_eval - t_eval[0])]
     prop.propagate_to(epochs[-1])
     x_g = np.asarray(prop.states_gcrf(epochs), dtype=float)

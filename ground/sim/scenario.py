@@ -276,7 +276,9 @@ class ScenarioSettings:
 # --------------------------------------------------------------------------- TOML
 def _to_plain(obj):
     if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
+        return {
+            f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None
+        }
     if isinstance(obj, (list, tuple)):
         return [_to_plain(v) for v in obj]
     if isinstance(obj, np.generic):
@@ -346,7 +348,6 @@ def settings_from_toml(text: str) -> ScenarioSettings:
 
 def load_settings(path: str | Path) -> ScenarioSettings:
     return settings_from_toml(Path(path).read_text())
-
 
 
 def set_dotted(settings: ScenarioSettings, key: str, value) -> ScenarioSettings:
@@ -452,7 +453,10 @@ TRUTH_ARRAYS = {
     "t_sc_s": ("(n_sc, n_t)", "spacecraft clock reading (unrounded), unix s"),
     "sensor_t_gps_s": ("(n_s,)", "GPS time of each sensor sample (n_s = n_rec * per_record)"),
     "sensor_t_sc_s": ("(n_sc, n_s)", "uint32 spacecraft time stamped on each sample"),
-    "sun_lux_true": ("(n_sc, n_s, 6)", "noise-free illuminance of faces +X +Y +Z -X -Y -Z, lux (direct + albedo, before saturation)"),
+    "sun_lux_true": (
+        "(n_sc, n_s, 6)",
+        "noise-free illuminance of faces +X +Y +Z -X -Y -Z, lux (direct + albedo, before saturation)",
+    ),
     "albedo_lux": ("(n_sc, n_s, 6)", "albedo part of sun_lux_true, lux"),
     "gps_t_gps_s": ("(n_rec,)", "GPS time of each record's fix"),
     "gps_fault": ("(n_sc, n_rec)", "int8: 0 good, 1 dropped, 2 invalid status, 3 outlier"),
@@ -462,7 +466,10 @@ TRUTH_ARRAYS = {
     "range_true_m": ("(n_range,)", "true separation, m"),
     "range_measured_m": ("(n_range,)", "value encoded (before mm rounding), m"),
     "range_valid": ("(n_range,)", "bool, the valid flag written"),
-    "sense_corrupt_offsets": ("(n_sc, k)", "byte offsets overwritten in each sense.bin (k = faults.sense_corrupt_bytes)"),
+    "sense_corrupt_offsets": (
+        "(n_sc, k)",
+        "byte offsets overwritten in each sense.bin (k = faults.sense_corrupt_bytes)",
+    ),
 }
 
 

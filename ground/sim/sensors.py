@@ -20,9 +20,7 @@ from pygnc.formats.sense import SENSOR_SEGMENT_DTYPE
 from pygnc.timebase import utc_unix_from_gps
 
 #: Outward normals of the sun-sensor faces in body axes, in sense.bin order.
-FACE_NORMALS_BODY = np.array(
-    [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [-1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]]
-)
+FACE_NORMALS_BODY = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [-1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])
 
 #: gps_fault codes in truth.npz.
 GPS_OK, GPS_DROPPED, GPS_INVALID_STATUS, GPS_OUTLIER = 0, 1, 2, 3

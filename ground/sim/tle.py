@@ -55,7 +55,7 @@ class MeanElements:
         return np.array([self.n_rad_min, self.ex, self.ey, self.i_rad, self.raan_rad, self.u_rad, self.b_star])
 
     @classmethod
-    def from_vector(cls, x) -> "MeanElements":
+    def from_vector(cls, x) -> MeanElements:
         return cls(*(float(c) for c in x))
 
 
@@ -77,8 +77,21 @@ def _satrec(el: MeanElements, epoch_jd: float, norad: int):
     e = math.hypot(el.ex, el.ey)
     argp = math.atan2(el.ey, el.ex) if e > 0.0 else 0.0
     s = Satrec()
-    s.sgp4init(WGS72, "i", norad, epoch_jd - _JD_1949, el.b_star, 0.0, 0.0, e, argp % (2 * math.pi),
-               el.i_rad, (el.u_rad - argp) % (2 * math.pi), el.n_rad_min, el.raan_rad % (2 * math.pi))
+    s.sgp4init(
+        WGS72,
+        "i",
+        norad,
+        epoch_jd - _JD_1949,
+        el.b_star,
+        0.0,
+        0.0,
+        e,
+        argp % (2 * math.pi),
+        el.i_rad,
+        (el.u_rad - argp) % (2 * math.pi),
+        el.n_rad_min,
+        el.raan_rad % (2 * math.pi),
+    )
     return s
 
 
@@ -110,7 +123,7 @@ def _osculating_guess(r_m, v_m_s) -> MeanElements:
     nu = math.atan2(np.cross(e_vec, r) @ hn, e_vec @ r)
     ecc_anom = 2.0 * math.atan2(math.sqrt(1 - e) * math.sin(nu / 2), math.sqrt(1 + e) * math.cos(nu / 2))
     m = ecc_anom - e * math.sin(ecc_anom)
-    n = math.sqrt(_MU_KM3_S2 / a ** 3) * 60.0
+    n = math.sqrt(_MU_KM3_S2 / a**3) * 60.0
     return MeanElements(n, e * math.cos(argp), e * math.sin(argp), i, raan, argp + m, 0.0)
 
 
@@ -118,8 +131,9 @@ def _osculating_guess(r_m, v_m_s) -> MeanElements:
 _STEPS = np.array([1e-9, 1e-7, 1e-7, 1e-7, 1e-7, 1e-7, 1e-6])
 
 
-def fit_tle(t_gps_s, r_teme_m, epoch_gps_s: float, guess_r_m, guess_v_m_s, norad: int,
-            iterations: int = 30) -> tuple[MeanElements, float, float]:
+def fit_tle(
+    t_gps_s, r_teme_m, epoch_gps_s: float, guess_r_m, guess_v_m_s, norad: int, iterations: int = 30
+) -> tuple[MeanElements, float, float]:
     """SGP4 mean elements at *epoch_gps_s* fitted to the positions *r_teme_m* (n, 3) at
     *t_gps_s* (n,): (elements, the epoch used - rounded to 1e-8 day -, RMS residual m).
     *guess_r_m*, *guess_v_m_s*: a TEME state at the epoch to start from."""
@@ -182,8 +196,8 @@ def _jd_year_start(jd: float) -> float:
     the origin of a TLE's day-of-year epoch (day 1.0 = 1 January 00:00)."""
     import datetime as dt
 
-    d = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=jd - 2_440_587.5)
-    jan1 = dt.datetime(d.year, 1, 1, tzinfo=dt.timezone.utc)
+    d = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=jd - 2_440_587.5)
+    jan1 = dt.datetime(d.year, 1, 1, tzinfo=dt.UTC)
     return 2_440_587.5 + (jan1.timestamp() / _DAY_S) - 1.0
 
 
@@ -193,8 +207,9 @@ def _gps_of_jd(jd: float) -> float:
     return float(timebase.gps_from_utc_unix((jd - 2_440_587.5) * _DAY_S))
 
 
-def perturb_elements(el: MeanElements, rng: np.random.Generator, model: TleErrorModel | None = None,
-                     scale: float = 1.0) -> MeanElements:
+def perturb_elements(
+    el: MeanElements, rng: np.random.Generator, model: TleErrorModel | None = None, scale: float = 1.0
+) -> MeanElements:
     """*el* with errors drawn from *model* (times *scale*): relative orbital elements (a δa,
     a δλ, a δe, a δi) mapped to the mean elements, and B* times (1 + drag error)."""
     model = model or TleErrorModel()
@@ -210,9 +225,15 @@ def apply_roe(el: MeanElements, roe_m, drag_error: float = 0.0) -> MeanElements:
     a_m = (_MU_KM3_S2 / (el.n_rad_min / 60.0) ** 2) ** (1.0 / 3.0) * 1e3
     da, dlam, dex, dey, dix, diy = np.asarray(roe_m, dtype=float) / a_m
     draan = diy / math.sin(el.i_rad) if abs(math.sin(el.i_rad)) > 1e-6 else 0.0
-    return MeanElements(el.n_rad_min * (1.0 - 1.5 * da), el.ex + dex, el.ey + dey, el.i_rad + dix,
-                        el.raan_rad + draan, el.u_rad + dlam - draan * math.cos(el.i_rad),
-                        el.b_star * (1.0 + eps))
+    return MeanElements(
+        el.n_rad_min * (1.0 - 1.5 * da),
+        el.ex + dex,
+        el.ey + dey,
+        el.i_rad + dix,
+        el.raan_rad + draan,
+        el.u_rad + dlam - draan * math.cos(el.i_rad),
+        el.b_star * (1.0 + eps),
+    )
 
 
 def _exp_field(value: float) -> str:
@@ -229,8 +250,14 @@ def _exp_field(value: float) -> str:
     return f"{'-' if value < 0 else ' '}{digits}{'-' if e < 0 else '+'}{abs(e)}"
 
 
-def format_tle(el: MeanElements, epoch_jd: float, norad: int, intl_designator: str = "25001A",
-               element_set: int = 999, rev_number: int = 1) -> tuple[str, str]:
+def format_tle(
+    el: MeanElements,
+    epoch_jd: float,
+    norad: int,
+    intl_designator: str = "25001A",
+    element_set: int = 999,
+    rev_number: int = 1,
+) -> tuple[str, str]:
     """The two lines of elements *el* at the UTC Julian date *epoch_jd* (already rounded to
     1e-8 day), with checksums."""
     if not 0 < norad < 100_000:
@@ -246,10 +273,14 @@ def format_tle(el: MeanElements, epoch_jd: float, norad: int, intl_designator: s
     argp = math.degrees(math.atan2(el.ey, el.ex)) % 360.0 if e > 0 else 0.0
     mean_anom = (math.degrees(el.u_rad) - argp) % 360.0
     rev_day = el.n_rad_min * 1440.0 / (2.0 * math.pi)
-    l1 = (f"1 {norad:05d}U {intl_designator:<8s} {year % 100:02d}{day:012.8f}  .00000000  00000+0 "
-          f"{_exp_field(el.b_star)} 0 {element_set % 10000:4d}")
-    l2 = (f"2 {norad:05d} {math.degrees(el.i_rad) % 180.0:8.4f} {math.degrees(el.raan_rad) % 360.0:8.4f} "
-          f"{round(e * 1e7):07d} {argp:8.4f} {mean_anom:8.4f} {rev_day:11.8f}{rev_number % 100000:5d}")
+    l1 = (
+        f"1 {norad:05d}U {intl_designator:<8s} {year % 100:02d}{day:012.8f}  .00000000  00000+0 "
+        f"{_exp_field(el.b_star)} 0 {element_set % 10000:4d}"
+    )
+    l2 = (
+        f"2 {norad:05d} {math.degrees(el.i_rad) % 180.0:8.4f} {math.degrees(el.raan_rad) % 360.0:8.4f} "
+        f"{round(e * 1e7):07d} {argp:8.4f} {mean_anom:8.4f} {rev_day:11.8f}{rev_number % 100000:5d}"
+    )
     l1 += str(tl.checksum(l1))
     l2 += str(tl.checksum(l2))
     return l1, l2
@@ -260,9 +291,17 @@ def tle_text(name: str, line1: str, line2: str) -> str:
     return f"{name}\n{line1}\n{line2}\n"
 
 
-def fitted_tle(t_gps_s, r_teme_m, v_teme_m_s, epoch_gps_s: float, norad: int, name: str,
-               rng: np.random.Generator | None = None, model: TleErrorModel | None = None,
-               error_scale: float = 1.0) -> FittedTle:
+def fitted_tle(
+    t_gps_s,
+    r_teme_m,
+    v_teme_m_s,
+    epoch_gps_s: float,
+    norad: int,
+    name: str,
+    rng: np.random.Generator | None = None,
+    model: TleErrorModel | None = None,
+    error_scale: float = 1.0,
+) -> FittedTle:
     """Fit a TLE to the truth positions (:func:`fit_tle`; the state nearest the epoch starts
     it), perturb it when *rng* is given (:func:`perturb_elements`), format and re-read it."""
     t = np.asarray(t_gps_s, dtype=float)

@@ -38,33 +38,50 @@ def _hostport(text: str) -> tuple[str, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="device", required=True, metavar="DEVICE")
-    for name, help_text in (("imu380", "Aceinna IMU380/DMU380 (UU protocol) on a pseudo-terminal"),
-                            ("gx2", "MicroStrain 3DM-GX2 (0xC2) on a pseudo-terminal")):
+    for name, help_text in (
+        ("imu380", "Aceinna IMU380/DMU380 (UU protocol) on a pseudo-terminal"),
+        ("gx2", "MicroStrain 3DM-GX2 (0xC2) on a pseudo-terminal"),
+    ):
         q = sub.add_parser(name, help=help_text, description=help_text)
         q.add_argument("--link", help="also make this symlink to the pseudo-terminal")
         q.add_argument("--baud", type=int, default=115200, help="the device's baud (default 115200)")
-        q.add_argument("--corrupt", type=_prob, default=0.0, metavar="P", help="flip a bit in each output byte with probability P")
+        q.add_argument(
+            "--corrupt", type=_prob, default=0.0, metavar="P", help="flip a bit in each output byte with probability P"
+        )
         q.add_argument("--drop", type=_prob, default=0.0, metavar="P", help="drop each output byte with probability P")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
         if name == "imu380":
             q.add_argument("--packet", choices=PACKETS, default="S1", help="output packet (default S1)")
-            q.add_argument("--rate-hz", type=float, default=100.0, help=f"output rate, one of {sorted(RATES)} (0: quiet)")
-            q.add_argument("--delay-packets", type=int, default=0, help="answer commands after this many output packets")
+            q.add_argument(
+                "--rate-hz", type=float, default=100.0, help=f"output rate, one of {sorted(RATES)} (0: quiet)"
+            )
+            q.add_argument(
+                "--delay-packets", type=int, default=0, help="answer commands after this many output packets"
+            )
         else:
             q.add_argument("--rate-hz", type=float, default=100.0, help="continuous-mode rate (default 100)")
-    q = sub.add_parser("monodrive", help="monoDrive IMU sensor frames over UDP or TCP",
-                       description="monoDrive IMU sensor frames over UDP (sent to HOST:PORT) or TCP (listening on HOST:PORT)")
+    q = sub.add_parser(
+        "monodrive",
+        help="monoDrive IMU sensor frames over UDP or TCP",
+        description="monoDrive IMU sensor frames over UDP (sent to HOST:PORT) or TCP (listening on HOST:PORT)",
+    )
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--udp", type=_hostport, metavar="HOST:PORT", help="send datagrams to HOST:PORT")
     g.add_argument("--tcp", type=_hostport, metavar="HOST:PORT", help="listen on HOST:PORT (port 0: any)")
     q.add_argument("--header", choices=("v16", "tcp12", "udp8"), default="v16")
-    q.add_argument("--payload", choices=PAYLOADS, default="gx2",
-                   help="gx2: the GX2 emulation pygnc reads (monoDrive up to 1.14, default); state: release "
-                        "1.15's 168-byte IMU frame, which pygnc refuses")
+    q.add_argument(
+        "--payload",
+        choices=PAYLOADS,
+        default="gx2",
+        help="gx2: the GX2 emulation pygnc reads (monoDrive up to 1.14, default); state: release "
+        "1.15's 168-byte IMU frame, which pygnc refuses",
+    )
     q.add_argument("--rate-hz", type=float, default=100.0)
     q.add_argument("--drop", type=_prob, default=0.0, metavar="P", help="drop each frame with probability P")
-    q.add_argument("--bad-checksum", type=_prob, default=0.0, metavar="P", help="spoil each payload checksum with probability P")
+    q.add_argument(
+        "--bad-checksum", type=_prob, default=0.0, metavar="P", help="spoil each payload checksum with probability P"
+    )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--duration", type=float, default=0.0)
 
@@ -82,16 +99,29 @@ def run(args: argparse.Namespace) -> int:
         if scheme == "tcp" and args.header == "udp8":
             return _fail("the udp8 header has no length: use v16 or tcp12 over TCP")
         try:
-            sim = MonoDriveSim(scheme, addr, header=args.header, rate_hz=args.rate_hz, drop_prob=args.drop,
-                               bad_checksum_prob=args.bad_checksum, seed=args.seed, payload=args.payload)
+            sim = MonoDriveSim(
+                scheme,
+                addr,
+                header=args.header,
+                rate_hz=args.rate_hz,
+                drop_prob=args.drop,
+                bad_checksum_prob=args.bad_checksum,
+                seed=args.seed,
+                payload=args.payload,
+            )
         except OSError as exc:
             return _fail(f"cannot open {scheme}://{addr[0]}:{addr[1]}: {exc}")
         host, port = sim.address
         where = f"{scheme}://{host}:{port}"
-        print(f"monodrive simulator: {'sending to' if scheme == 'udp' else 'listening on'} {where} "
-              f"({args.header} header, {args.payload} payload, {args.rate_hz:g} Hz); Ctrl-C stops it")
-        print(f'PYGNC_CONFIG: imu_driver = "monodrive"\n              imu_port = "{where}"\n'
-              f'              imu_monodrive_header = "{args.header}"', flush=True)
+        print(
+            f"monodrive simulator: {'sending to' if scheme == 'udp' else 'listening on'} {where} "
+            f"({args.header} header, {args.payload} payload, {args.rate_hz:g} Hz); Ctrl-C stops it"
+        )
+        print(
+            f'PYGNC_CONFIG: imu_driver = "monodrive"\n              imu_port = "{where}"\n'
+            f'              imu_monodrive_header = "{args.header}"',
+            flush=True,
+        )
     else:
         if args.baud not in BAUDS.values() and args.device == "imu380":
             return _fail(f"--baud {args.baud}: one of {sorted(BAUDS.values())}")
@@ -104,9 +134,14 @@ def run(args: argparse.Namespace) -> int:
             if args.rate_hz and args.rate_hz not in RATES:
                 port.close()
                 return _fail(f"--rate-hz {args.rate_hz}: one of {sorted(RATES)} or 0")
-            sim = Imu380Sim(port, baud=args.baud, packet_type=args.packet.encode(),
-                            rate_divider=RATES.get(args.rate_hz, 0), faults=faults,
-                            response_delay_packets=args.delay_packets)
+            sim = Imu380Sim(
+                port,
+                baud=args.baud,
+                packet_type=args.packet.encode(),
+                rate_divider=RATES.get(args.rate_hz, 0),
+                faults=faults,
+                response_delay_packets=args.delay_packets,
+            )
             what = f"{args.packet} at {args.rate_hz:g} Hz" if args.rate_hz else "quiet"
         else:
             sim = Gx2Sim(port, baud=args.baud, rate_hz=args.rate_hz, faults=faults)

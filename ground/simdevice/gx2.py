@@ -27,8 +27,15 @@ def c2_packet(t_s: float, timer: int) -> bytes:
 
 
 class Gx2Sim(SerialSim):
-    def __init__(self, port: PtyPort, *, baud: int = 115200, rate_hz: float = 100.0,
-                 timer_start: int | None = None, faults: Faults | None = None):
+    def __init__(
+        self,
+        port: PtyPort,
+        *,
+        baud: int = 115200,
+        rate_hz: float = 100.0,
+        timer_start: int | None = None,
+        faults: Faults | None = None,
+    ):
         super().__init__(port, baud=baud, faults=faults, name="gx2-sim")
         self.period_s = 1.0 / rate_hz
         self.timer_start = (1 << 32) - TICKS_PER_S // 2 if timer_start is None else timer_start
@@ -67,14 +74,14 @@ class Gx2Sim(SerialSim):
                     return
                 cmd = bytes(buf[:4])
                 del buf[:4]
-                if cmd[1:3] == b"\xC1\x29":
+                if cmd[1:3] == b"\xc1\x29":
                     reply = struct.pack(">BBI", 0xC4, cmd[3], self.timer(now))
                     self.send(reply + struct.pack(">H", sum(reply) & 0xFFFF))
                     if cmd[3] == 0xC2:
                         self.continuous = True
                         self._next = now + self.period_s
             else:
-                del buf[:1]               # not a command this unit knows
+                del buf[:1]  # not a command this unit knows
 
 
 #: The IMU payloads the simulator can send: the GX2 emulation of monoDrive up to release
@@ -92,8 +99,20 @@ def state_payload(t_s: float) -> bytes:
     acc_cm = [100.0 * v for v in motion.accel_m_s2(t_s)]
     rate = list(motion.rate_rad_s(t_s))
     zero3 = [0.0, 0.0, 0.0]
-    values = (acc_cm + rate + zero3 + zero3 + acc_cm + rate + zero3 + zero3
-              + zero3 + [0.0, 0.0, 0.0, 1.0] + zero3 + [0.0, 0.0, 0.0, 1.0])
+    values = (
+        acc_cm
+        + rate
+        + zero3
+        + zero3
+        + acc_cm
+        + rate
+        + zero3
+        + zero3
+        + zero3
+        + [0.0, 0.0, 0.0, 1.0]
+        + zero3
+        + [0.0, 0.0, 0.0, 1.0]
+    )
     return struct.pack(f">{len(values)}f", *values) + bytes(168 - 4 * len(values))
 
 
@@ -105,9 +124,19 @@ class MonoDriveSim(threading.Thread):
     *address* (port 0 = any free port; see :attr:`address`) and streams to one client at a
     time; :meth:`drop_client` closes the connection (the client must reconnect)."""
 
-    def __init__(self, scheme: str, address: tuple[str, int], *, header: str = "v16", rate_hz: float = 100.0,
-                 drop_prob: float = 0.0, bad_checksum_prob: float = 0.0, seed: int = 0, with_tow: bool = True,
-                 payload: str = "gx2"):
+    def __init__(
+        self,
+        scheme: str,
+        address: tuple[str, int],
+        *,
+        header: str = "v16",
+        rate_hz: float = 100.0,
+        drop_prob: float = 0.0,
+        bad_checksum_prob: float = 0.0,
+        seed: int = 0,
+        with_tow: bool = True,
+        payload: str = "gx2",
+    ):
         super().__init__(name="monodrive-sim", daemon=True)
         if payload not in PAYLOADS:
             raise ValueError(f"payload {payload!r}: one of {PAYLOADS}")
@@ -209,4 +238,3 @@ class MonoDriveSim(threading.Thread):
 
     def __exit__(self, *exc):
         self.stop()
-

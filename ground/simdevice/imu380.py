@@ -45,14 +45,31 @@ def i16(x: float, lsb: float) -> int:
 
 
 class Imu380Sim(SerialSim):
-    def __init__(self, port: PtyPort, *, baud: int = 115200, packet_type: bytes = b"S1", rate_divider: int = 1,
-                 serial_number: int = 1808400123, model: str = "DMU380SA-200 5020-0935-01",
-                 version: tuple = (19, 1, 2, 0, 7), faults: Faults | None = None,
-                 response_delay_packets: int = 0, reboot_s: float = 0.2, erase_s: float = 0.3):
+    def __init__(
+        self,
+        port: PtyPort,
+        *,
+        baud: int = 115200,
+        packet_type: bytes = b"S1",
+        rate_divider: int = 1,
+        serial_number: int = 1808400123,
+        model: str = "DMU380SA-200 5020-0935-01",
+        version: tuple = (19, 1, 2, 0, 7),
+        faults: Faults | None = None,
+        response_delay_packets: int = 0,
+        reboot_s: float = 0.2,
+        erase_s: float = 0.3,
+    ):
         super().__init__(port, baud=baud, faults=faults, name="imu380-sim")
         code = {b: c for c, b in BAUDS.items()}[baud]
-        self.eeprom_fields = {0x0001: rate_divider, 0x0002: code, 0x0003: int.from_bytes(packet_type, "big"),
-                              0x0005: 5356, 0x0006: 5356, 0x0007: 0}
+        self.eeprom_fields = {
+            0x0001: rate_divider,
+            0x0002: code,
+            0x0003: int.from_bytes(packet_type, "big"),
+            0x0005: 5356,
+            0x0006: 5356,
+            0x0007: 0,
+        }
         self.fields = dict(self.eeprom_fields)
         self.serial_number, self.model, self.version = serial_number, model, version
         self.eeprom = {a: (a * 7 + 3) & 0xFFFF for a in range(0x0800)}
@@ -67,11 +84,11 @@ class Imu380Sim(SerialSim):
         self._next_packet = self.t0
         self.counter = 0
         # fault switches a test can set
-        self.nak_types: set[bytes] = set()     # NAK every command of these types
+        self.nak_types: set[bytes] = set()  # NAK every command of these types
         self.drop_wa_reply_once: set[int] = set()  # block addresses whose first reply is lost
-        self.nak_wa: set[int] = set()          # block addresses the bootloader NAKs
-        self.silent = False                    # answer nothing (a dead unit)
-        self.log: list[bytes] = []             # command types received, in order
+        self.nak_wa: set[int] = set()  # block addresses the bootloader NAKs
+        self.silent = False  # answer nothing (a dead unit)
+        self.log: list[bytes] = []  # command types received, in order
         self.packets_sent = 0
 
     # -- output --------------------------------------------------------------------------
@@ -79,8 +96,11 @@ class Imu380Sim(SerialSim):
         self._pending.append((now + delay_s, self.packets_sent + self.response_delay_packets, data))
 
     def _flush_pending(self, now: float) -> None:
-        while self._pending and self._pending[0][0] <= now and (
-                self._pending[0][1] <= self.packets_sent or self.mode != "app" or self.fields[1] == 0):
+        while (
+            self._pending
+            and self._pending[0][0] <= now
+            and (self._pending[0][1] <= self.packets_sent or self.mode != "app" or self.fields[1] == 0)
+        ):
             self.send(self._pending.popleft()[2])
 
     def output_payload(self, ptype: bytes, t: float) -> bytes:
@@ -126,7 +146,7 @@ class Imu380Sim(SerialSim):
             self.counter += 1
             self.packets_sent += 1
             self._next_packet += period
-            if self._next_packet < now - 1.0:   # fell far behind (debugger, suspend): skip ahead
+            if self._next_packet < now - 1.0:  # fell far behind (debugger, suspend): skip ahead
                 self._next_packet = now + period
             self._flush_pending(now)
         return min(self._next_packet, now + 0.01)
@@ -138,11 +158,11 @@ class Imu380Sim(SerialSim):
         while True:
             j = buf.find(b"UU")
             if j < 0:
-                del buf[:max(0, len(buf) - 1)]
+                del buf[: max(0, len(buf) - 1)]
                 return
             del buf[:j]
             if len(buf) >= 4 and bytes(buf[2:4]) == b"PK" and (len(buf) < 5 or buf[4] != 0):
-                del buf[:4]                  # the short ping "UUPK" needs no CRC
+                del buf[:4]  # the short ping "UUPK" needs no CRC
                 self._command(b"PK", b"", now)
                 continue
             if len(buf) < 5:
@@ -150,12 +170,12 @@ class Imu380Sim(SerialSim):
             n = buf[4]
             if len(buf) < 7 + n:
                 return
-            body = bytes(buf[2:5 + n])
-            crc = int.from_bytes(buf[5 + n:7 + n], "big")
+            body = bytes(buf[2 : 5 + n])
+            crc = int.from_bytes(buf[5 + n : 7 + n], "big")
             if binascii.crc_hqx(body, 0x1D0F) != crc:
-                del buf[:1]                  # garbage: resync
+                del buf[:1]  # garbage: resync
                 continue
-            del buf[:7 + n]
+            del buf[: 7 + n]
             self._command(body[:2], body[3:], now)
 
     def _nak(self, ptype: bytes, now: float) -> None:
@@ -178,7 +198,9 @@ class Imu380Sim(SerialSim):
         if ptype == b"GP" and len(payload) == 2:
             what = payload
             if what == b"ID":
-                return self._respond(frame(b"ID", struct.pack(">I", self.serial_number) + self.model.encode() + b"\x00"), now)
+                return self._respond(
+                    frame(b"ID", struct.pack(">I", self.serial_number) + self.model.encode() + b"\x00"), now
+                )
             if what == b"VR":
                 return self._respond(frame(b"VR", bytes(self.version)), now)
             if what == b"T0":
@@ -192,7 +214,9 @@ class Imu380Sim(SerialSim):
             ids = struct.unpack(f">{payload[0]}H", payload[1:])
             good = [i for i in ids if i in src]
             if good:
-                self._respond(frame(ptype, bytes((len(good),)) + b"".join(struct.pack(">HH", i, src[i]) for i in good)), now)
+                self._respond(
+                    frame(ptype, bytes((len(good),)) + b"".join(struct.pack(">HH", i, src[i]) for i in good)), now
+                )
             if len(good) < len(ids):
                 self._nak(ptype, now)
             return
@@ -218,7 +242,7 @@ class Imu380Sim(SerialSim):
             if new_baud is None:
                 self._respond(out, now)
             else:
-                self.send(out)              # the answer goes out at the old speed, then it switches
+                self.send(out)  # the answer goes out at the old speed, then it switches
                 self.baud = new_baud
             return
         if ptype == b"RE" and len(payload) == 3:
@@ -227,7 +251,7 @@ class Imu380Sim(SerialSim):
             return self._respond(frame(b"RE", payload + struct.pack(f">{n}H", *words)), now)
         if ptype == b"JI":
             self.send(frame(b"JI"))
-            self.fields[0x0001] = 0                      # stops streaming at once
+            self.fields[0x0001] = 0  # stops streaming at once
             self._mode_switch = (now + self.reboot_s, "boot")
             self.mode = "rebooting"
             self.flash = bytearray()
@@ -241,7 +265,7 @@ class Imu380Sim(SerialSim):
                 return self._nak(ptype, now)
             end = addr + n
             if len(self.flash) < end:
-                self.flash.extend(b"\xFF" * (end - len(self.flash)))
+                self.flash.extend(b"\xff" * (end - len(self.flash)))
             self.flash[addr:end] = payload[5:]
             if addr in self.drop_wa_reply_once:
                 self.drop_wa_reply_once.discard(addr)

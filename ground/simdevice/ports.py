@@ -21,8 +21,11 @@ import time
 import tty
 from pathlib import Path
 
-_SPEEDS = {getattr(termios, f"B{b}"): b for b in (
-    4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600) if hasattr(termios, f"B{b}")}
+_SPEEDS = {
+    getattr(termios, f"B{b}"): b
+    for b in (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+    if hasattr(termios, f"B{b}")
+}
 
 
 class PtyPort:
@@ -37,10 +40,10 @@ class PtyPort:
         if self.plugged:
             self.unplug()
         m, s = pty.openpty()
-        tty.setraw(s)                     # no echo, no line discipline until the driver opens it
+        tty.setraw(s)  # no echo, no line discipline until the driver opens it
         os.set_blocking(m, False)
-        self.master, self._slave = m, s   # keeping the slave open: the master never sees EIO
-        self.tty_path = os.ttyname(s)     # while the driver closes and reopens the port
+        self.master, self._slave = m, s  # keeping the slave open: the master never sees EIO
+        self.tty_path = os.ttyname(s)  # while the driver closes and reopens the port
         if self.link_path is not None:
             tmp = self.link_path.with_name(self.link_path.name + ".new")
             try:
@@ -81,7 +84,7 @@ class PtyPort:
     def read(self) -> bytes:
         try:
             return os.read(self.master, 65536)
-        except OSError:   # nothing waiting, or unplugged meanwhile (EIO, EBADF)
+        except OSError:  # nothing waiting, or unplugged meanwhile (EIO, EBADF)
             return b""
 
     def write(self, data: bytes) -> int:
@@ -102,8 +105,7 @@ class PtyPort:
 class Faults:
     """Byte-level misbehaviour on the device's output (and input)."""
 
-    def __init__(self, *, corrupt_prob: float = 0.0, drop_prob: float = 0.0, rx_drop_prob: float = 0.0,
-                 seed: int = 0):
+    def __init__(self, *, corrupt_prob: float = 0.0, drop_prob: float = 0.0, rx_drop_prob: float = 0.0, seed: int = 0):
         self.corrupt_prob, self.drop_prob, self.rx_drop_prob = corrupt_prob, drop_prob, rx_drop_prob
         self.rng = random.Random(seed)
         self.corrupted = self.dropped = self.rx_dropped = 0

@@ -30,16 +30,31 @@ DEFAULT_PORT = 8765
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="a replay output directory, a directory of batch files (or one file), "
-                                  "or a serial port / pseudo-terminal / pyserial URL carrying pygnc's stream")
-    p.add_argument("--kind", choices=("auto", "replay", "batches", "stream"), default="auto",
-                   help="what SOURCE is (default: guessed; 'batches' to watch an empty downlink directory)")
-    p.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
-                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    p.add_argument(
+        "source",
+        help="a replay output directory, a directory of batch files (or one file), "
+        "or a serial port / pseudo-terminal / pyserial URL carrying pygnc's stream",
+    )
+    p.add_argument(
+        "--kind",
+        choices=("auto", "replay", "batches", "stream"),
+        default="auto",
+        help="what SOURCE is (default: guessed; 'batches' to watch an empty downlink directory)",
+    )
+    p.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)",
+    )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0: any free)")
     p.add_argument("--baud", type=int, default=115200, help="a serial SOURCE's line rate (default 115200)")
-    p.add_argument("--config", type=Path, help="pygnc_config.toml for a live source's range conversion "
-                                               "(bandwidth, calibration); default: the built-in values")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="pygnc_config.toml for a live source's range conversion "
+        "(bandwidth, calibration); default: the built-in values",
+    )
 
 
 def _loopback(address: str) -> bool:
@@ -82,9 +97,11 @@ def listen_lines(bind: str, port: int) -> list[str]:
         local = "::1" if ":" in bind else "127.0.0.1"
         name, addresses = host_addresses()
         others = ", ".join(_url(h, port) for h in [name, *addresses])
-        return [f"  open {_url(local, port)}   (Ctrl-C stops)",
-                f"  listening on every interface ({bind}): from other machines {others}",
-                "  anyone who can reach these addresses sees the page (no login)"]
+        return [
+            f"  open {_url(local, port)}   (Ctrl-C stops)",
+            f"  listening on every interface ({bind}): from other machines {others}",
+            "  anyone who can reach these addresses sees the page (no login)",
+        ]
     lines = [f"  open {_url(bind, port)}   (Ctrl-C stops)"]
     if not _loopback(bind):
         lines.append(f"  listening on {bind}: anyone who can reach this address sees the page (no login)")
@@ -99,8 +116,6 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def _note_late_signal(signum, frame) -> None:  # after the event loop's handlers: only noted
     _signals.append(signum)
-
-
 
 
 async def _serve(station, bind: str, port: int) -> int:
@@ -123,7 +138,7 @@ async def _serve(station, bind: str, port: int) -> int:
         stop.set()
 
     loop = asyncio.get_running_loop()
-    for sig in _STOP_SIGNALS:   # before the URL is printed: from then on a signal is a clean stop
+    for sig in _STOP_SIGNALS:  # before the URL is printed: from then on a signal is a clean stop
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         src = station.source
@@ -147,7 +162,7 @@ def run(args) -> int:
     except KeyboardInterrupt:  # before the server's own handlers were in place
         print("ground serve: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
-    if _signals:   # stopped by a signal: one more as the process ends changes nothing
+    if _signals:  # stopped by a signal: one more as the process ends changes nothing
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
     if rc == 0 and _signals:

@@ -49,29 +49,33 @@ SERIES: dict[str, list[tuple[str, str]]] = {
         ("n_fixes_used", "own GPS fixes used so far"),
     ],
     "attitude": [
-        ("t_unix_s", "epoch, UTC POSIX s"), ("t_sc_s", "epoch, spacecraft clock s"),
-        ("qw", "quaternion body -> GCRS, scalar first"), ("qx", ""), ("qy", ""), ("qz", ""),
+        ("t_unix_s", "epoch, UTC POSIX s"),
+        ("t_sc_s", "epoch, spacecraft clock s"),
+        ("qw", "quaternion body -> GCRS, scalar first"),
+        ("qx", ""),
+        ("qy", ""),
+        ("qz", ""),
         *[(f"rate_{a}_deg_s", "angular rate, body axes, deg/s" if a == "x" else "") for a in _XYZ],
         *[(f"bias_{a}_deg_s", "gyro bias, body axes, deg/s" if a == "x" else "") for a in _XYZ],
         *[(f"sigma_bias_{a}_deg_s", "1σ gyro bias, deg/s" if a == "x" else "") for a in _XYZ],
-        *[(f"sigma_att_{a}_deg", "1σ attitude error about the body axis, deg" if a == "x" else "")
-          for a in _XYZ],
+        *[(f"sigma_att_{a}_deg", "1σ attitude error about the body axis, deg" if a == "x" else "") for a in _XYZ],
         ("valid_attitude", "1 once the quaternion is estimated (0: rates only, no reference yet)"),
     ],
     "formation": [
-        ("t_unix_s", "epoch, UTC POSIX s"), ("t_sc_s", "epoch, spacecraft clock s"),
+        ("t_unix_s", "epoch, UTC POSIX s"),
+        ("t_sc_s", "epoch, spacecraft clock s"),
         *[(f"d{a}_m", "peer minus own position, ECEF, m" if a == "x" else "") for a in _XYZ],
         ("dist_m", "distance to the peer |Δr|, m"),
         ("radial_m", "Δr along the own radial direction, m (RTN of the own orbit estimate; null without one)"),
         ("along_m", "Δr along-track (the transverse direction of the inertial velocity), m"),
         ("cross_m", "Δr cross-track (along the orbit normal), m"),
-        ("sigma_los_m", "1σ along the line of sight, m (from the per-axis σ where the source has no "
-                        "line-of-sight σ)"),
+        ("sigma_los_m", "1σ along the line of sight, m (from the per-axis σ where the source has no line-of-sight σ)"),
         ("sigma_dr_m", "3-D 1σ relative position, m"),
         ("range_bias_m", "estimated range bias, m"),
     ],
     "residuals": [
-        ("t_unix_s", "range time, UTC POSIX s"), ("t_sc_s", "range time, spacecraft clock s"),
+        ("t_unix_s", "range time, UTC POSIX s"),
+        ("t_sc_s", "range time, spacecraft clock s"),
         ("residual_m", "measured range - |Δr| of the estimate at that time - estimated bias, m"),
     ],
 }
@@ -79,23 +83,47 @@ PER_PEER = ("formation", "residuals")
 
 #: (type, direction, fields, meaning): the single declaration of the page's WebSocket messages.
 MESSAGES: tuple[tuple[str, str, str, str], ...] = (
-    ("hello", "server -> page", "`version`, `source` {`kind`, `name`, `live`}, `time_scale` "
-                                "(`utc` or `spacecraft`), `files` (names under /files/)",
-     "first message on every connection"),
-    ("snapshot", "server -> page", "`series` {`orbit`, `attitude`, `formation` {peer: ...}, "
-                                   "`residuals` {peer: ...}}, `rows` (rows the source holds per group), "
-                                   "`time_scale`",
-     "everything the source holds, thinned to MAX_POINTS rows per series; replaces what the page shows"),
-    ("append", "server -> page", "`series` as in snapshot, only the new rows",
-     "new estimates of a live source since the last message (every 0.2 s at most)"),
-    ("status", "server -> page", "`status` (see :func:`status_view`): `flags`, `quality`, `tasks`, "
-                                 "`counters`, `notes` (`cut`: the text is the first 64 bytes as downlinked), "
-                                 "`problems` and `gaps` (text lines), `problems_more`, `gaps_more`",
-     "health, validity, counters, notes, a batch source's problems and gaps; sent when it changes"),
-    ("source", "server -> page", "`state` (`open`, `waiting`, `closed`), `detail`",
-     "the source's own state: a live port opened, lost (unplugged) and retried"),
-    ("files", "server -> page", "`files` (names under /files/)",
-     "the source directory's files, when they changed since `hello` (checked every 2 s)"),
+    (
+        "hello",
+        "server -> page",
+        "`version`, `source` {`kind`, `name`, `live`}, `time_scale` "
+        "(`utc` or `spacecraft`), `files` (names under /files/)",
+        "first message on every connection",
+    ),
+    (
+        "snapshot",
+        "server -> page",
+        "`series` {`orbit`, `attitude`, `formation` {peer: ...}, "
+        "`residuals` {peer: ...}}, `rows` (rows the source holds per group), "
+        "`time_scale`",
+        "everything the source holds, thinned to MAX_POINTS rows per series; replaces what the page shows",
+    ),
+    (
+        "append",
+        "server -> page",
+        "`series` as in snapshot, only the new rows",
+        "new estimates of a live source since the last message (every 0.2 s at most)",
+    ),
+    (
+        "status",
+        "server -> page",
+        "`status` (see :func:`status_view`): `flags`, `quality`, `tasks`, "
+        "`counters`, `notes` (`cut`: the text is the first 64 bytes as downlinked), "
+        "`problems` and `gaps` (text lines), `problems_more`, `gaps_more`",
+        "health, validity, counters, notes, a batch source's problems and gaps; sent when it changes",
+    ),
+    (
+        "source",
+        "server -> page",
+        "`state` (`open`, `waiting`, `closed`), `detail`",
+        "the source's own state: a live port opened, lost (unplugged) and retried",
+    ),
+    (
+        "files",
+        "server -> page",
+        "`files` (names under /files/)",
+        "the source directory's files, when they changed since `hello` (checked every 2 s)",
+    ),
 )
 
 
@@ -142,8 +170,11 @@ def make_series(columns: dict[str, np.ndarray], max_points: int | None = MAX_POI
     thinned to *max_points* (None: all rows)."""
     t = np.asarray(columns["t_unix_s"], dtype=float)
     gaps = gap_after(t)
-    idx = np.arange(t.size) if max_points is None else \
-        thin(t.size, max_points, np.concatenate([gaps, gaps + 1]) if gaps.size else None)
+    idx = (
+        np.arange(t.size)
+        if max_points is None
+        else thin(t.size, max_points, np.concatenate([gaps, gaps + 1]) if gaps.size else None)
+    )
     pos = {int(g): k for k, g in enumerate(np.searchsorted(idx, gaps))} if gaps.size else {}
     out: dict[str, list] = {}
     for name, col in columns.items():
@@ -180,8 +211,9 @@ def geodetic_deg(r_ecef_m: np.ndarray) -> np.ndarray:
     out = np.full(r.shape, np.nan)
     ok = np.isfinite(r).all(axis=1) & (np.linalg.norm(r, axis=1) > 1.0)
     if ok.any():
-        out[ok] = np.asarray(brahe.position_ecef_to_geodetic(r[ok], brahe.AngleFormat.DEGREES),
-                             dtype=float).reshape(-1, 3)
+        out[ok] = np.asarray(brahe.position_ecef_to_geodetic(r[ok], brahe.AngleFormat.DEGREES), dtype=float).reshape(
+            -1, 3
+        )
     return out
 
 
@@ -191,18 +223,25 @@ def orbit_columns(table: dict) -> dict[str, np.ndarray]:
     r = _stack(table, "{}_ecef_m")[o]
     geo = geodetic_deg(r)
     sr, sv = _stack(table, "sigma_{}_ecef_m")[o], _stack(table, "sigma_v{}_ecef_m_s")[o]
-    return {"t_unix_s": np.asarray(table["unix_time_s"], dtype=float)[o],
-            "t_sc_s": np.asarray(table["t_sc_s"], dtype=float)[o],
-            "lat_deg": geo[:, 1], "lon_deg": (geo[:, 0] + 180.0) % 360.0 - 180.0, "alt_km": geo[:, 2] / 1e3,
-            "sigma_r_m": np.sqrt((sr ** 2).sum(axis=1)), "sigma_v_m_s": np.sqrt((sv ** 2).sum(axis=1)),
-            "n_fixes_used": np.asarray(table["n_fixes_used"], dtype=float)[o]}
+    return {
+        "t_unix_s": np.asarray(table["unix_time_s"], dtype=float)[o],
+        "t_sc_s": np.asarray(table["t_sc_s"], dtype=float)[o],
+        "lat_deg": geo[:, 1],
+        "lon_deg": (geo[:, 0] + 180.0) % 360.0 - 180.0,
+        "alt_km": geo[:, 2] / 1e3,
+        "sigma_r_m": np.sqrt((sr**2).sum(axis=1)),
+        "sigma_v_m_s": np.sqrt((sv**2).sum(axis=1)),
+        "n_fixes_used": np.asarray(table["n_fixes_used"], dtype=float)[o],
+    }
 
 
 def attitude_columns(table: dict) -> dict[str, np.ndarray]:
     o = _order(table)
     deg = math.degrees(1.0)
-    out = {"t_unix_s": np.asarray(table["unix_time_s"], dtype=float)[o],
-           "t_sc_s": np.asarray(table["t_sc_s"], dtype=float)[o]}
+    out = {
+        "t_unix_s": np.asarray(table["unix_time_s"], dtype=float)[o],
+        "t_sc_s": np.asarray(table["t_sc_s"], dtype=float)[o],
+    }
     for c in ("qw", "qx", "qy", "qz"):
         out[c] = np.asarray(table[c], dtype=float)[o]
     for a in _XYZ:
@@ -245,8 +284,9 @@ def rtn_components(t_sc_s: np.ndarray, dr_ecef_m: np.ndarray, orbit: dict | None
         nrm = h / np.linalg.norm(h, axis=1)[:, None]
     along = np.cross(nrm, rad)
     d = np.asarray(dr_ecef_m, dtype=float)[inside]
-    out[inside] = np.column_stack([np.einsum("ij,ij->i", rad, d), np.einsum("ij,ij->i", along, d),
-                                   np.einsum("ij,ij->i", nrm, d)])
+    out[inside] = np.column_stack(
+        [np.einsum("ij,ij->i", rad, d), np.einsum("ij,ij->i", along, d), np.einsum("ij,ij->i", nrm, d)]
+    )
     return out
 
 
@@ -270,11 +310,20 @@ def formation_columns(table: dict, orbit: dict | None = None) -> dict[int, dict[
             los = np.sqrt(((u * sig) ** 2).sum(axis=1))
         t_sc = np.asarray(sub["t_sc_s"], dtype=float)[o]
         rtn = rtn_components(t_sc, dr, orbit)
-        out[p] = {"t_unix_s": np.asarray(sub["unix_time_s"], dtype=float)[o], "t_sc_s": t_sc,
-                  "dx_m": dr[:, 0], "dy_m": dr[:, 1], "dz_m": dr[:, 2], "dist_m": dist,
-                  "radial_m": rtn[:, 0], "along_m": rtn[:, 1], "cross_m": rtn[:, 2], "sigma_los_m": los,
-                  "sigma_dr_m": np.sqrt((sig ** 2).sum(axis=1)),
-                  "range_bias_m": np.asarray(sub["range_bias_m"], dtype=float)[o]}
+        out[p] = {
+            "t_unix_s": np.asarray(sub["unix_time_s"], dtype=float)[o],
+            "t_sc_s": t_sc,
+            "dx_m": dr[:, 0],
+            "dy_m": dr[:, 1],
+            "dz_m": dr[:, 2],
+            "dist_m": dist,
+            "radial_m": rtn[:, 0],
+            "along_m": rtn[:, 1],
+            "cross_m": rtn[:, 2],
+            "sigma_los_m": los,
+            "sigma_dr_m": np.sqrt((sig**2).sum(axis=1)),
+            "range_bias_m": np.asarray(sub["range_bias_m"], dtype=float)[o],
+        }
     return out
 
 
@@ -289,36 +338,42 @@ def residual_columns(res: dict, sc_to_unix) -> dict[int, dict[str, np.ndarray]]:
     for p in np.unique(pid).tolist():
         sel = np.flatnonzero(pid == p)
         o = sel[np.argsort(t_sc[sel], kind="stable")]
-        out[int(p)] = {"t_unix_s": unix[o] if unix is not None else np.asarray(sc_to_unix(t_sc[o]), dtype=float),
-                       "t_sc_s": t_sc[o],
-                       "residual_m": np.asarray(res["residual_m"], dtype=float)[o]}
+        out[int(p)] = {
+            "t_unix_s": unix[o] if unix is not None else np.asarray(sc_to_unix(t_sc[o]), dtype=float),
+            "t_sc_s": t_sc[o],
+            "residual_m": np.asarray(res["residual_m"], dtype=float)[o],
+        }
     return out
 
 
-def series_of(tables: dict, residuals: dict | None, sc_to_unix, max_points: int | None = MAX_POINTS,
-              own_orbit: dict | None = None) -> dict:
+def series_of(
+    tables: dict, residuals: dict | None, sc_to_unix, max_points: int | None = MAX_POINTS, own_orbit: dict | None = None
+) -> dict:
     """Estimate tables (``orbit``, ``attitude``, ``formation``; replay layout) and range
     residuals -> the ``series`` of a snapshot or append message.  *own_orbit*: the orbit
     table for the formation's RTN components when ``tables["orbit"]`` does not span them."""
-    out: dict = {"orbit": empty_series("orbit"), "attitude": empty_series("attitude"), "formation": {},
-                 "residuals": {}}
+    out: dict = {"orbit": empty_series("orbit"), "attitude": empty_series("attitude"), "formation": {}, "residuals": {}}
     if tables.get("orbit") is not None and np.asarray(tables["orbit"]["t_sc_s"]).size:
         out["orbit"] = make_series(orbit_columns(tables["orbit"]), max_points)
     if tables.get("attitude") is not None and np.asarray(tables["attitude"]["t_sc_s"]).size:
         out["attitude"] = make_series(attitude_columns(tables["attitude"]), max_points)
     if tables.get("formation") is not None and np.asarray(tables["formation"]["t_sc_s"]).size:
         own = own_orbit if own_orbit is not None else tables.get("orbit")
-        out["formation"] = {str(p): make_series(c, max_points)
-                            for p, c in formation_columns(tables["formation"], own).items()}
+        out["formation"] = {
+            str(p): make_series(c, max_points) for p, c in formation_columns(tables["formation"], own).items()
+        }
     if residuals is not None and np.asarray(residuals["t_sc_s"]).size:
-        out["residuals"] = {str(p): make_series(c, max_points)
-                            for p, c in residual_columns(residuals, sc_to_unix).items()}
+        out["residuals"] = {
+            str(p): make_series(c, max_points) for p, c in residual_columns(residuals, sc_to_unix).items()
+        }
     return out
 
 
 def row_counts(tables: dict, residuals: dict | None) -> dict[str, int]:
-    n = {k: int(np.asarray(tables[k]["t_sc_s"]).size) if tables.get(k) is not None else 0
-         for k in ("orbit", "attitude", "formation")}
+    n = {
+        k: int(np.asarray(tables[k]["t_sc_s"]).size) if tables.get(k) is not None else 0
+        for k in ("orbit", "attitude", "formation")
+    }
     n["residuals"] = int(np.asarray(residuals["t_sc_s"]).size) if residuals is not None else 0
     return n
 
@@ -356,13 +411,22 @@ def gap_text(gap: dict, sc_to_unix=None) -> str:
             from ground.outputs.tables import iso_utc
 
             when += f", {str(iso_utc(np.array([t]))[0])[:19]}Z"
-    return (f"gap: {gap['kind']}{key} run {gap['run']}: {gap['gap_s']:.0f} s without records from {when} "
-            f"(median spacing {gap['median_spacing_s']:.0f} s)")
+    return (
+        f"gap: {gap['kind']}{key} run {gap['run']}: {gap['gap_s']:.0f} s without records from {when} "
+        f"(median spacing {gap['median_spacing_s']:.0f} s)"
+    )
 
 
-def status_view(*, status: dict | None = None, counters: dict | None = None, health: dict | None = None,
-                notes: list | None = None, extra: dict | None = None, problems: list[str] | None = None,
-                gaps: list[str] | None = None) -> dict:
+def status_view(
+    *,
+    status: dict | None = None,
+    counters: dict | None = None,
+    health: dict | None = None,
+    notes: list | None = None,
+    extra: dict | None = None,
+    problems: list[str] | None = None,
+    gaps: list[str] | None = None,
+) -> dict:
     """One status for the page from whatever the source has.
 
     *status*: a decoded ``pygnc_status.bin`` (:func:`pygnc.formats.status.decode_status`);
@@ -384,11 +448,19 @@ def status_view(*, status: dict | None = None, counters: dict | None = None, hea
         return TASK_STATES[i] if isinstance(i, int) and 0 <= i < len(TASK_STATES) else f"code {i}"
 
     problems, gaps = [str(p) for p in problems or []], [str(g) for g in gaps or []]
-    out: dict = {"t_sc_s": None, "utc_minus_sc_s": None, "flags": [], "quality": {}, "tasks": [],
-                 "counters": {}, "notes": list(notes or [])[-20:],
-                 "problems": problems[:MAX_PROBLEMS_LISTED],
-                 "problems_more": max(0, len(problems) - MAX_PROBLEMS_LISTED),
-                 "gaps": gaps[:MAX_PROBLEMS_LISTED], "gaps_more": max(0, len(gaps) - MAX_PROBLEMS_LISTED)}
+    out: dict = {
+        "t_sc_s": None,
+        "utc_minus_sc_s": None,
+        "flags": [],
+        "quality": {},
+        "tasks": [],
+        "counters": {},
+        "notes": list(notes or [])[-20:],
+        "problems": problems[:MAX_PROBLEMS_LISTED],
+        "problems_more": max(0, len(problems) - MAX_PROBLEMS_LISTED),
+        "gaps": gaps[:MAX_PROBLEMS_LISTED],
+        "gaps_more": max(0, len(gaps) - MAX_PROBLEMS_LISTED),
+    }
     if status is not None:
         out["t_sc_s"] = _finite(status.get("t_sc_s"))
         out["utc_minus_sc_s"] = _finite(status.get("clock_utc_minus_sc_s"))
@@ -401,12 +473,28 @@ def status_view(*, status: dict | None = None, counters: dict | None = None, hea
         for k in range(MAX_TASKS):
             tid = status.get(f"task{k}_id", 0)
             if tid:
-                out["tasks"].append({"name": TASK_NAMES_BY_ID.get(tid, f"task {tid}"),
-                                     "state": state(status.get(f"task{k}_state")),
-                                     "restarts": int(status.get(f"task{k}_restarts", 0))})
-        for name in ("uptime_s", "sense_records", "sense_records_skipped", "fixes_total", "fixes_valid",
-                     "ranges", "range_records_skipped", "bus_dropped", "orbit_fixes_used",
-                     "orbit_fixes_rejected", "home_free_kib", "status_write_failures", "log_frames_not_written"):
+                out["tasks"].append(
+                    {
+                        "name": TASK_NAMES_BY_ID.get(tid, f"task {tid}"),
+                        "state": state(status.get(f"task{k}_state")),
+                        "restarts": int(status.get(f"task{k}_restarts", 0)),
+                    }
+                )
+        for name in (
+            "uptime_s",
+            "sense_records",
+            "sense_records_skipped",
+            "fixes_total",
+            "fixes_valid",
+            "ranges",
+            "range_records_skipped",
+            "bus_dropped",
+            "orbit_fixes_used",
+            "orbit_fixes_rejected",
+            "home_free_kib",
+            "status_write_failures",
+            "log_frames_not_written",
+        ):
             if name in status:
                 v = status[name]
                 out["counters"][name] = _finite(v) if isinstance(v, float) else v
@@ -415,11 +503,13 @@ def status_view(*, status: dict | None = None, counters: dict | None = None, hea
         if int(health.get("flags", 0)) & 1:
             out["flags"].append("stopping")
         n = int(health.get("n_tasks", 0))
-        for tid, st, rs in list(zip(health.get("task_id", ()), health.get("task_state", ()),
-                                    health.get("task_restarts", ())))[:n]:
+        for tid, st, rs in list(
+            zip(health.get("task_id", ()), health.get("task_state", ()), health.get("task_restarts", ()))
+        )[:n]:
             if tid:
-                out["tasks"].append({"name": TASK_NAMES_BY_ID.get(tid, f"task {tid}"), "state": state(st),
-                                     "restarts": int(rs)})
+                out["tasks"].append(
+                    {"name": TASK_NAMES_BY_ID.get(tid, f"task {tid}"), "state": state(st), "restarts": int(rs)}
+                )
     if counters:
         out["counters"].update({f"stream_{k}": v for k, v in counters.items()})
     if extra:

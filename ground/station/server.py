@@ -100,8 +100,12 @@ def list_files(root: Path | None) -> list[str]:
 
 
 #: A queued message of these types makes older queued messages of the listed types moot.
-_SUPERSEDES = {"snapshot": frozenset({"snapshot", "append"}), "status": frozenset({"status"}),
-               "source": frozenset({"source"}), "files": frozenset({"files"})}
+_SUPERSEDES = {
+    "snapshot": frozenset({"snapshot", "append"}),
+    "status": frozenset({"status"}),
+    "source": frozenset({"source"}),
+    "files": frozenset({"files"}),
+}
 
 
 def _frame_bytes(n: int) -> int:
@@ -116,7 +120,7 @@ def _kernel_queued(sock) -> int:
         import fcntl
         import termios
 
-        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")   # TIOCOUTQ is SIOCOUTQ
+        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # TIOCOUTQ is SIOCOUTQ
         return max(0, struct.unpack("i", buf)[0])
     except (ImportError, AttributeError, OSError, ValueError):
         return 0
@@ -155,8 +159,8 @@ class _Page:
         self.pending: deque[tuple[str, bytes]] = deque()
         self.pending_bytes = 0
         self.wake = asyncio.Event()
-        self.written = 0                 # frame bytes handed to the transport
-        self.taken = 0                   # of which the page had taken, at the watchdog's last look
+        self.written = 0  # frame bytes handed to the transport
+        self.taken = 0  # of which the page had taken, at the watchdog's last look
         self.t_moved = time.monotonic()  # when it last took any
         self.task: asyncio.Task | None = None
 
@@ -179,8 +183,8 @@ class Station:
         self.tick_s = tick_s
         self.pages: dict[web.WebSocketResponse, _Page] = {}
         self.generation = 0
-        self.sent = 0               # messages sent to pages
-        self.dropped_clients = 0    # pages dropped for not reading
+        self.sent = 0  # messages sent to pages
+        self.dropped_clients = 0  # pages dropped for not reading
         self._files: list[str] | None = None
         self._t_files = -float("inf")
         self._welcome: tuple[int, list[tuple[str, bytes]]] | None = None
@@ -300,9 +304,13 @@ class Station:
 
     # -- HTTP ---------------------------------------------------------------------------------------------
     def hello(self) -> dict:
-        return {"type": "hello", "version": model.PROTOCOL_VERSION,
-                "source": {"kind": self.source.kind, "name": self.source.name, "live": self.source.live},
-                "time_scale": self.source.time_scale, "files": list(self._files or [])}
+        return {
+            "type": "hello",
+            "version": model.PROTOCOL_VERSION,
+            "source": {"kind": self.source.kind, "name": self.source.name, "live": self.source.live},
+            "time_scale": self.source.time_scale,
+            "files": list(self._files or []),
+        }
 
     async def ws(self, request: web.Request) -> web.WebSocketResponse:
         # No per-message compression: each page would deflate every snapshot again, and the
@@ -360,7 +368,7 @@ class Station:
             await asyncio.wait_for(page.ws.close(code=1001, message=b"server stopping"), 1.0)
         except Exception:
             pass
-        if queued_bytes(page.transport) > 0:   # a page that does not read: do not wait for it
+        if queued_bytes(page.transport) > 0:  # a page that does not read: do not wait for it
             reset(page.transport)
 
     async def _stop(self, app: web.Application) -> None:

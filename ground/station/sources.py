@@ -72,8 +72,11 @@ def _starts_with(path: Path, magic: bytes) -> bool:
 
 
 def _snapshot(tables: dict, residuals: dict | None, to_unix) -> dict:
-    return {"type": "snapshot", "series": model.series_of(tables, residuals, to_unix),
-            "rows": model.row_counts(tables, residuals)}
+    return {
+        "type": "snapshot",
+        "series": model.series_of(tables, residuals, to_unix),
+        "rows": model.row_counts(tables, residuals),
+    }
 
 
 class _FileSource:
@@ -146,9 +149,14 @@ class ReplaySource(_FileSource):
             tables[kind] = tb.read_csv(p) if p.is_file() else tb.empty_table(kind)
         p = self.path / "range_residuals.csv"
         residuals = tb.read_csv(p) if p.is_file() else None
-        to_unix = tb.sc_to_unix(*tables.values())   # range_residuals.csv carries its own UTC
-        self.time_scale = "utc" if any(np.isfinite(np.asarray(tables[k].get("t_gps_s", []), dtype=float)).any()
-                                       for k in ("orbit", "attitude")) else "spacecraft"
+        to_unix = tb.sc_to_unix(*tables.values())  # range_residuals.csv carries its own UTC
+        self.time_scale = (
+            "utc"
+            if any(
+                np.isfinite(np.asarray(tables[k].get("t_gps_s", []), dtype=float)).any() for k in ("orbit", "attitude")
+            )
+            else "spacecraft"
+        )
         summary = {}
         p = self.path / "summary.json"
         if p.is_file():
@@ -162,10 +170,11 @@ class ReplaySource(_FileSource):
             extra.update({f"handle_errors_{k}": v for k, v in errors.items()})
         for kind, why in (summary.get("missing_processors") or {}).items():
             extra[f"missing_{kind}"] = why
-        status = model.status_view(notes=[n for n in summary.get("notes") or [] if isinstance(n, dict)],
-                                   extra=extra)
-        return [_snapshot(tables, residuals, to_unix or (lambda x: np.asarray(x, dtype=float))),
-                {"type": "status", "status": status}]
+        status = model.status_view(notes=[n for n in summary.get("notes") or [] if isinstance(n, dict)], extra=extra)
+        return [
+            _snapshot(tables, residuals, to_unix or (lambda x: np.asarray(x, dtype=float))),
+            {"type": "status", "status": status},
+        ]
 
 
 class BatchSource(_FileSource):
@@ -180,8 +189,13 @@ class BatchSource(_FileSource):
             names = sorted(self.path.iterdir())
         except OSError:
             return []
-        return [p for p in names if fmt.FILE_RE.match(p.name) or fmt.PART_RE.match(p.name)
-                or (p.suffix == ".bin" and _starts_with(p, fmt.MAGIC))]
+        return [
+            p
+            for p in names
+            if fmt.FILE_RE.match(p.name)
+            or fmt.PART_RE.match(p.name)
+            or (p.suffix == ".bin" and _starts_with(p, fmt.MAGIC))
+        ]
 
     def _load(self) -> list[dict]:
         from ground import batches as gb
@@ -198,22 +212,34 @@ class BatchSource(_FileSource):
         if rows.get("health"):
             last = max(rows["health"], key=lambda r: (r.file.run, r.record.t_sc_s))
             health = {**last.record.values(), "t_sc_s": last.record.t_sc_s}
-        notes = [model.note_received({**r.record.values(), "t_sc_s": r.record.t_sc_s})
-                 for r in rows.get("note", [])]
+        notes = [model.note_received({**r.record.values(), "t_sc_s": r.record.t_sc_s}) for r in rows.get("note", [])]
         status = None
         sp = self.files_root / "pygnc_status.bin"
-        extra = {"files": len(bs.files), "records": len(bs.rows), "duplicate_records": bs.duplicate_records,
-                 "bytes_skipped": sum(f.stats.bytes_skipped for f in bs.files),
-                 "problems": len(bs.problems), "gaps": len(bs.gaps)}
+        extra = {
+            "files": len(bs.files),
+            "records": len(bs.rows),
+            "duplicate_records": bs.duplicate_records,
+            "bytes_skipped": sum(f.stats.bytes_skipped for f in bs.files),
+            "problems": len(bs.problems),
+            "gaps": len(bs.gaps),
+        }
         if sp.is_file():
             try:
                 status = decode_status(sp.read_bytes())
             except StatusError as exc:
                 extra["status_file"] = f"unreadable: {exc}"
-        view = model.status_view(status=status, health=health, notes=notes, extra=extra, problems=bs.problems,
-                                 gaps=[model.gap_text(g, to_unix if clocks.maps else None) for g in bs.gaps])
-        return [_snapshot(tables, res, to_unix or (lambda x: np.asarray(x, dtype=float))),
-                {"type": "status", "status": view}]
+        view = model.status_view(
+            status=status,
+            health=health,
+            notes=notes,
+            extra=extra,
+            problems=bs.problems,
+            gaps=[model.gap_text(g, to_unix if clocks.maps else None) for g in bs.gaps],
+        )
+        return [
+            _snapshot(tables, res, to_unix or (lambda x: np.asarray(x, dtype=float))),
+            {"type": "status", "status": view},
+        ]
 
     def _watched(self) -> list[Path]:
         return [*self._paths(), self.files_root / "pygnc_status.bin"]
@@ -244,7 +270,7 @@ class StreamSource:
         self._bodies = {k: deque(maxlen=LIVE_MAX_ROWS) for k in ("orbit", "attitude", "formation")}
         self._new = {k: [] for k in ("orbit", "attitude", "formation")}
         self._ranges_pending: list[dict] = []
-        self._last_t: dict[int, float] = {}      # peer id -> newest formation estimate, spacecraft s
+        self._last_t: dict[int, float] = {}  # peer id -> newest formation estimate, spacecraft s
         self._residuals: deque = deque(maxlen=LIVE_MAX_ROWS)
         self._new_residuals: list[tuple[float, int, float]] = []
         self._status: dict | None = None
@@ -306,8 +332,13 @@ class StreamSource:
                 self._frame(item.tag, item.payload)
             except (ValueError, KeyError, IndexError, TypeError) as exc:  # a payload of the wrong shape
                 self._stats["bad_records"] += 1
-                self._notes.append({"estimator": "station", "code": "bad_payload",
-                                    "text": f"{item.tag.decode(errors='replace')}: {exc}"})
+                self._notes.append(
+                    {
+                        "estimator": "station",
+                        "code": "bad_payload",
+                        "text": f"{item.tag.decode(errors='replace')}: {exc}",
+                    }
+                )
 
     def _frame(self, tag: bytes, payload: bytes) -> None:
         if tag == fs.ESTIMATE:
@@ -341,20 +372,31 @@ class StreamSource:
         elif tag == fs.HELLO_TAG:
             v, _, run, cad_ms, t_sc = fs.HELLO.unpack(payload)
             with self._lock:
-                self._notes.append({"estimator": "stream", "code": "hello",
-                                    "text": f"pygnc up: run {run}, protocol {v}, cadence {cad_ms} ms"})
+                self._notes.append(
+                    {
+                        "estimator": "stream",
+                        "code": "hello",
+                        "text": f"pygnc up: run {run}, protocol {v}, cadence {cad_ms} ms",
+                    }
+                )
                 self._status_dirty = True
         elif tag == fs.RANGE:
             from pygnc.formats.range_file import RANGE_PACKET_DTYPE, decode_ranges
             from pygnc.formats.settings import DecodeSettings
 
             n = len(payload) // RANGE_PACKET_DTYPE.itemsize
-            pk = np.frombuffer(payload[:n * RANGE_PACKET_DTYPE.itemsize], dtype=RANGE_PACKET_DTYPE)
+            pk = np.frombuffer(payload[: n * RANGE_PACKET_DTYPE.itemsize], dtype=RANGE_PACKET_DTYPE)
             rows = decode_ranges(pk, DecodeSettings.from_config(self.config))
             with self._lock:
                 for r in rows:
-                    self._ranges_pending.append({"t_sc_s": float(r["t_sc_s"]), "peer_id": int(r["peer_id"]),
-                                                 "range_m": float(r["range_m"]), "valid": bool(r["valid"])})
+                    self._ranges_pending.append(
+                        {
+                            "t_sc_s": float(r["t_sc_s"]),
+                            "peer_id": int(r["peer_id"]),
+                            "range_m": float(r["range_m"]),
+                            "valid": bool(r["valid"]),
+                        }
+                    )
 
     # -- server side -----------------------------------------------------------------------------
     def _unix(self, t_sc):
@@ -399,8 +441,12 @@ class StreamSource:
         return {"t_sc_s": a[:, 0], "peer_id": a[:, 1].astype(int), "residual_m": a[:, 2]}
 
     def _status_message(self) -> dict:
-        view = model.status_view(status=self._status, counters=self._counters, notes=list(self._notes),
-                                 extra={f"station_{k}": v for k, v in self._stats.items()})
+        view = model.status_view(
+            status=self._status,
+            counters=self._counters,
+            notes=list(self._notes),
+            extra={f"station_{k}": v for k, v in self._stats.items()},
+        )
         return {"type": "status", "status": view}
 
     def poll(self) -> list[dict]:
@@ -415,7 +461,8 @@ class StreamSource:
             self._resolve_ranges()
             new_res, self._new_residuals = self._new_residuals, []
             offset_changed = self._offset is not None and (
-                self._offset_sent is None or abs(self._offset - self._offset_sent) > 1e-3)
+                self._offset_sent is None or abs(self._offset - self._offset_sent) > 1e-3
+            )
             if offset_changed:  # times of everything so far change: send it all again
                 self._offset_sent = self._offset
                 self.time_scale = "utc"
@@ -424,10 +471,10 @@ class StreamSource:
                 tables = self._tables(new)
                 latest = list(itertools.islice(reversed(self._bodies["orbit"]), RTN_ORBIT_ROWS))[::-1]
                 own = self._tables({"orbit": latest})["orbit"]
-                series = model.series_of(tables, self._residual_dict(new_res), self._unix, max_points=None,
-                                         own_orbit=own)
-                out.append({"type": "append", "series": series,
-                            "rows": self._row_counts_locked()})
+                series = model.series_of(
+                    tables, self._residual_dict(new_res), self._unix, max_points=None, own_orbit=own
+                )
+                out.append({"type": "append", "series": series, "rows": self._row_counts_locked()})
             if self._status_dirty:
                 self._status_dirty = False
                 out.append(self._status_message())
@@ -442,8 +489,11 @@ class StreamSource:
     def _snapshot_locked(self) -> dict:
         tables = self._tables({k: list(v) for k, v in self._bodies.items()})
         res = self._residual_dict(list(self._residuals))
-        return {"type": "snapshot", "series": model.series_of(tables, res, self._unix),
-                "rows": self._row_counts_locked()}
+        return {
+            "type": "snapshot",
+            "series": model.series_of(tables, res, self._unix),
+            "rows": self._row_counts_locked(),
+        }
 
     def current(self) -> list[dict]:
         with self._lock:
@@ -466,8 +516,10 @@ def open_source(spec: str, kind: str = "auto", baud: int = 115200, config=None):
     if kind == "stream" or (kind == "auto" and ("://" in spec or (p.exists() and p.is_char_device()))):
         return StreamSource(spec, baud=baud, config=config)
     if not p.exists():
-        raise ValueError(f"{spec}: no such file or directory (a serial port, a replay output directory or "
-                         "a directory of batch files)")
+        raise ValueError(
+            f"{spec}: no such file or directory (a serial port, a replay output directory or "
+            "a directory of batch files)"
+        )
     if kind == "replay" or (kind == "auto" and p.is_dir() and any((p / f).is_file() for f in ReplaySource.FILES)):
         if not p.is_dir():
             raise ValueError(f"{spec}: a replay source is a directory")
@@ -475,11 +527,15 @@ def open_source(spec: str, kind: str = "auto", baud: int = 115200, config=None):
     if kind == "batches" or kind == "auto":
         src = BatchSource(p)
         if not src._paths() and p.is_dir() and any((p / f).exists() for f in REPLAY_INPUT):
-            raise ValueError(f"{spec}: a scenario or sensor-data directory (sense.bin, range/), the input of "
-                             f"a replay, not its estimates: replay it first (python -m ground replay {spec} "
-                             "--out OUT_DIR) and serve OUT_DIR")
+            raise ValueError(
+                f"{spec}: a scenario or sensor-data directory (sense.bin, range/), the input of "
+                f"a replay, not its estimates: replay it first (python -m ground replay {spec} "
+                "--out OUT_DIR) and serve OUT_DIR"
+            )
         if kind == "auto" and not src._paths():
-            raise ValueError(f"{spec}: neither a replay output (orbit.csv, summary.json) nor batch files "
-                             "(batch_NNNNNNNN.bin); give --kind batches to watch an empty directory")
+            raise ValueError(
+                f"{spec}: neither a replay output (orbit.csv, summary.json) nor batch files "
+                "(batch_NNNNNNNN.bin); give --kind batches to watch an empty directory"
+            )
         return src
     raise ValueError(f"unknown source kind {kind!r}")

@@ -42,33 +42,88 @@ class Channel:
         return f"ipc://{Path(run_dir) / (self.name + '.sock')}"
 
 
-CHANNELS: dict[str, Channel] = {c.name: c for c in (
-    Channel("meas", "ingest", Policy.BLOCK, 2000,
+CHANNELS: dict[str, Channel] = {
+    c.name: c
+    for c in (
+        Channel(
+            "meas",
+            "ingest",
+            Policy.BLOCK,
+            2000,
             ("ingest_stats", "clock_map", "sensor", "gps_fix", "range", "batch_end"),
-            "measurements of the batch in spacecraft-time order, with decode statistics"),
-    Channel("orbit", "orbit_estimator", Policy.DROP, 10000,
+            "measurements of the batch in spacecraft-time order, with decode statistics",
+        ),
+        Channel(
+            "orbit",
+            "orbit_estimator",
+            Policy.DROP,
+            10000,
             ("orbit_estimate", "orbit_position", "estimator_note"),
-            "orbit estimates (during a batch, positions alone at the samples the downlink does not record)"),
-    Channel("attitude", "attitude_estimator", Policy.DROP, 10000,
-            ("attitude_estimate", "estimator_note"), "attitude estimates"),
-    Channel("formation", "formation_estimator", Policy.DROP, 10000,
-            ("formation_estimate", "estimator_note"), "relative-state estimates per peer"),
-    Channel("formation_2", "formation_estimator_2", Policy.DROP, 10000,
+            "orbit estimates (during a batch, positions alone at the samples the downlink does not record)",
+        ),
+        Channel(
+            "attitude",
+            "attitude_estimator",
+            Policy.DROP,
+            10000,
+            ("attitude_estimate", "estimator_note"),
+            "attitude estimates",
+        ),
+        Channel(
+            "formation",
+            "formation_estimator",
+            Policy.DROP,
+            10000,
             ("formation_estimate", "estimator_note"),
-            "relative-state estimates of the second, fourth ... partner heard (Config.formation_split)"),
-    # drop, not block: the housekeeping loop must never wait (its ports are in the same
-    # poller); 10000 messages is over an hour of both devices at their default periods.
-    Channel("hk", "housekeeping", Policy.DROP, 10000, ("hk_reading", "hk_device"),
-            "housekeeping device readings (EMUS BMS, OPC-N3) and device states"),
-    Channel("imu", "imu_ingest", Policy.DROP, 2000, ("imu_samples",),
-            "external IMU rate/acceleration samples in blocks, IMU axes, with spacecraft and device time tags"),
-    Channel("live", "tty_stream", Policy.DROP, 2000, ("live_segments",),
-            "live segments from the host's stream, as received (ingest decodes and publishes them on meas)"),
-    Channel("host_cmd", "tty_stream", Policy.DROP, 100, ("host_command",),
-            "commands from the host's stream for other tasks (flush batches)"),
-    Channel("health", "supervisor", Policy.LATEST, 1000, ("health",),
-            "per-task health from the supervisor's pings"),
-)}
+            "relative-state estimates per peer",
+        ),
+        Channel(
+            "formation_2",
+            "formation_estimator_2",
+            Policy.DROP,
+            10000,
+            ("formation_estimate", "estimator_note"),
+            "relative-state estimates of the second, fourth ... partner heard (Config.formation_split)",
+        ),
+        # drop, not block: the housekeeping loop must never wait (its ports are in the same
+        # poller); 10000 messages is over an hour of both devices at their default periods.
+        Channel(
+            "hk",
+            "housekeeping",
+            Policy.DROP,
+            10000,
+            ("hk_reading", "hk_device"),
+            "housekeeping device readings (EMUS BMS, OPC-N3) and device states",
+        ),
+        Channel(
+            "imu",
+            "imu_ingest",
+            Policy.DROP,
+            2000,
+            ("imu_samples",),
+            "external IMU rate/acceleration samples in blocks, IMU axes, with spacecraft and device time tags",
+        ),
+        Channel(
+            "live",
+            "tty_stream",
+            Policy.DROP,
+            2000,
+            ("live_segments",),
+            "live segments from the host's stream, as received (ingest decodes and publishes them on meas)",
+        ),
+        Channel(
+            "host_cmd",
+            "tty_stream",
+            Policy.DROP,
+            100,
+            ("host_command",),
+            "commands from the host's stream for other tasks (flush batches)",
+        ),
+        Channel(
+            "health", "supervisor", Policy.LATEST, 1000, ("health",), "per-task health from the supervisor's pings"
+        ),
+    )
+}
 
 #: The supervisor's ROUTER socket for ready/start/ping/pong/stop/bye.
 CONTROL_SOCKET = "control.sock"

@@ -42,36 +42,72 @@ _V3, _V6 = "vec3", "vec6"
 MESSAGE_TYPES: dict[str, dict[str, str]] = {
     # ---- measurements (channel "meas", from ingest, in spacecraft-time order) --------
     "sensor": {  # one BMX160 + OPT3001 sample, IMU frame, physical units
-        "t_sc_s": "num", "mag_ut": _V3, "gyro_deg_s": _V3, "sun_lux": _V6,
-        "sun_saturated": "list", "record": "int",
+        "t_sc_s": "num",
+        "mag_ut": _V3,
+        "gyro_deg_s": _V3,
+        "sun_lux": _V6,
+        "sun_saturated": "list",
+        "record": "int",
     },
     "gps_fix": {  # own GPS fix (sense.bin) or a peer's fix (range files, peer_id > 0)
-        "t_sc_s": "num", "t_gps_s": "num", "unix_time_s": "num", "time_status": "int",
-        "solution_status": "int", "pos_ecef_m": _V3, "pos_sigma_m": _V3,
-        "vel_ecef_m_s": _V3, "vel_sigma_m_s": _V3, "sats_in_solution": "int",
-        "valid": "bool", "peer_id": "int", "record": "int",
+        "t_sc_s": "num",
+        "t_gps_s": "num",
+        "unix_time_s": "num",
+        "time_status": "int",
+        "solution_status": "int",
+        "pos_ecef_m": _V3,
+        "pos_sigma_m": _V3,
+        "vel_ecef_m_s": _V3,
+        "vel_sigma_m_s": _V3,
+        "sats_in_solution": "int",
+        "valid": "bool",
+        "peer_id": "int",
+        "record": "int",
     },
     "range": {  # inter-satellite range from the radio
-        "t_sc_s": "num", "peer_id": "int", "range_m": "num", "range_raw": "int",
-        "rssi_dbm": "num", "fei_hz": "num", "valid": "bool", "file_index": "int", "group": "int",
+        "t_sc_s": "num",
+        "peer_id": "int",
+        "range_m": "num",
+        "range_raw": "int",
+        "rssi_dbm": "num",
+        "fei_hz": "num",
+        "valid": "bool",
+        "file_index": "int",
+        "group": "int",
     },
     "clock_map": {  # spacecraft clock -> GPS time, fitted from valid own fixes:
         # t_gps_s = t_sc_s + gps_minus_sc_s + drift * (t_sc_s - t_ref_sc_s);
         # utc_minus_sc_s: UTC (unix seconds) minus the spacecraft clock at t_ref_sc_s
-        "gps_minus_sc_s": "num", "drift": "num", "t_ref_sc_s": "num", "n_pairs": "int",
-        "residual_rms_s": "num", "utc_minus_sc_s": "num",
+        "gps_minus_sc_s": "num",
+        "drift": "num",
+        "t_ref_sc_s": "num",
+        "n_pairs": "int",
+        "residual_rms_s": "num",
+        "utc_minus_sc_s": "num",
     },
     "ingest_stats": {  # decode statistics of one input source
-        "source": "str", "path": "str", "present": "bool", "bytes_total": "int",
-        "bytes_skipped": "int", "records": "int", "records_skipped": "int",
-        "skip_events": "int", "files": "int", "note": "str",
+        "source": "str",
+        "path": "str",
+        "present": "bool",
+        "bytes_total": "int",
+        "bytes_skipped": "int",
+        "records": "int",
+        "records_skipped": "int",
+        "skip_events": "int",
+        "files": "int",
+        "note": "str",
         # stamps dropped as time outliers; bytes at files' heads not read (over the limit)
-        "time_outliers": "int", "bytes_over_limit": "int",
+        "time_outliers": "int",
+        "bytes_over_limit": "int",
     },
     "batch_end": {  # ingest has published every measurement of the batch
-        "n_sensor": "int", "n_gps_fix": "int", "n_gps_fix_valid": "int", "n_peer_fix": "int",
+        "n_sensor": "int",
+        "n_gps_fix": "int",
+        "n_gps_fix_valid": "int",
+        "n_peer_fix": "int",
         "n_range": "int",
-        "t_sc_first_s": "num", "t_sc_last_s": "num",
+        "t_sc_first_s": "num",
+        "t_sc_last_s": "num",
     },
     # ---- external IMU (channel "imu", from imu_ingest) -----------------------------------
     # A block of consecutive samples of one connection, oldest first, in the IMU's own axes
@@ -83,9 +119,17 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     # ``first_index`` numbers samples within the connection; ``lost`` = samples the device's
     # counter/timer says were lost inside or just before this block.
     "imu_samples": {
-        "device": "str", "connection": "int", "first_index": "int", "lost": "int",
-        "t_sc_s": "list", "t_device_s": "list", "t_rx_sc_s": "list",
-        "rate_imu_rad_s": "list", "accel_imu_m_s2": "list", "temp_c": "list", "status": "list",
+        "device": "str",
+        "connection": "int",
+        "first_index": "int",
+        "lost": "int",
+        "t_sc_s": "list",
+        "t_device_s": "list",
+        "t_rx_sc_s": "list",
+        "rate_imu_rad_s": "list",
+        "accel_imu_m_s2": "list",
+        "temp_c": "list",
+        "status": "list",
     },
     # ---- the host's stream (channels "live" and "host_cmd", from tty_stream) -------------
     # ``tag``: "SNS", "GPS" or "RNG" (docs/interface.md, Streaming); ``data``: whole segments
@@ -96,51 +140,95 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     "host_command": {"command": "str", "seq": "int"},
     # ---- estimates ----------------------------------------------------------------------
     "orbit_estimate": {
-        "t_sc_s": "num", "t_gps_s": "num", "unix_time_s": "num",
-        "r_ecef_m": _V3, "v_ecef_m_s": _V3, "r_gcrs_m": _V3, "v_gcrs_m_s": _V3,
-        "sigma_r_m": _V3, "sigma_v_m_s": _V3, "cov_gcrs": "list",
-        "n_used": "int", "n_rejected": "int", "n_invalid": "int", "propagated": "bool",
+        "t_sc_s": "num",
+        "t_gps_s": "num",
+        "unix_time_s": "num",
+        "r_ecef_m": _V3,
+        "v_ecef_m_s": _V3,
+        "r_gcrs_m": _V3,
+        "v_gcrs_m_s": _V3,
+        "sigma_r_m": _V3,
+        "sigma_v_m_s": _V3,
+        "cov_gcrs": "list",
+        "n_used": "int",
+        "n_rejected": "int",
+        "n_invalid": "int",
+        "propagated": "bool",
     },
     # The position alone at a sensor sample's time, for the attitude estimator: during a
     # batch (Config.batch_decimate_estimates), at the samples whose orbit_estimate the
     # downlink does not record (same epoch and state as that estimate would have had).
     "orbit_position": {"t_sc_s": "num", "t_gps_s": "num", "r_ecef_m": _V3, "r_gcrs_m": _V3},
     "attitude_estimate": {
-        "t_sc_s": "num", "unix_time_s": "num", "q_body_to_gcrs": "list",
-        "rate_body_rad_s": _V3, "gyro_bias_rad_s": _V3, "sigma_att_rad": _V3,
-        "sigma_bias_rad_s": _V3, "has_position": "bool", "in_eclipse": "bool",
+        "t_sc_s": "num",
+        "unix_time_s": "num",
+        "q_body_to_gcrs": "list",
+        "rate_body_rad_s": _V3,
+        "gyro_bias_rad_s": _V3,
+        "sigma_att_rad": _V3,
+        "sigma_bias_rad_s": _V3,
+        "has_position": "bool",
+        "in_eclipse": "bool",
         "propagated": "bool",
         # GPS time (NaN without a clock map); magnetometer hard-iron bias, body axes;
         # full 9x9 covariance (attitude rad, gyro bias rad/s, mag bias µT), row-major;
         # valid_attitude False: q is a placeholder (no reference yet), sigma_att_rad pi.
-        "t_gps_s": "num", "mag_bias_body_ut": _V3, "sigma_mag_bias_ut": _V3, "cov": "list",
-        "valid_attitude": "bool", "sun_faces_used": "int",
+        "t_gps_s": "num",
+        "mag_bias_body_ut": _V3,
+        "sigma_mag_bias_ut": _V3,
+        "cov": "list",
+        "valid_attitude": "bool",
+        "sun_faces_used": "int",
     },
     "formation_estimate": {
-        "t_sc_s": "num", "unix_time_s": "num", "peer_id": "int", "dr_ecef_m": _V3,
-        "dv_ecef_m_s": _V3, "sigma_dr_m": _V3, "sigma_dv_m_s": _V3,
-        "range_bias_m": "num", "n_ranges_used": "int", "n_ranges_rejected": "int",
+        "t_sc_s": "num",
+        "unix_time_s": "num",
+        "peer_id": "int",
+        "dr_ecef_m": _V3,
+        "dv_ecef_m_s": _V3,
+        "sigma_dr_m": _V3,
+        "sigma_dv_m_s": _V3,
+        "range_bias_m": "num",
+        "n_ranges_used": "int",
+        "n_ranges_rejected": "int",
         "propagated": "bool",
         # GPS time of the estimate; the relative state in GCRS with its 6x6 covariance
         # ([dr, dv], row-major, m and m/s); relative position in the own radial /
         # along-track / cross-track frame; estimated separation and the 1-sigma of the
         # line-of-sight component; filter states (range bias sigma, range time-tag
         # lateness, peer drag scale) and fix counters of this peer's filter.
-        "t_gps_s": "num", "dr_gcrs_m": _V3, "dv_gcrs_m_s": _V3, "cov_rel_gcrs": "list",
-        "dr_rtn_m": _V3, "sigma_dr_rtn_m": _V3, "range_m": "num", "sigma_los_m": "num",
-        "sigma_range_bias_m": "num", "range_time_offset_s": "num", "peer_drag_scale": "num",
-        "n_peer_fixes_used": "int", "n_peer_fixes_rejected": "int", "n_own_fixes_used": "int",
+        "t_gps_s": "num",
+        "dr_gcrs_m": _V3,
+        "dv_gcrs_m_s": _V3,
+        "cov_rel_gcrs": "list",
+        "dr_rtn_m": _V3,
+        "sigma_dr_rtn_m": _V3,
+        "range_m": "num",
+        "sigma_los_m": "num",
+        "sigma_range_bias_m": "num",
+        "range_time_offset_s": "num",
+        "peer_drag_scale": "num",
+        "n_peer_fixes_used": "int",
+        "n_peer_fixes_rejected": "int",
+        "n_own_fixes_used": "int",
         "n_own_fixes_rejected": "int",
         # Range-only: an acquisition window is open (the estimate is the prior's), the
         # seconds of ranges it holds and its length; the kept orbits (the filter's first)
         # with their weights and relative positions (GCRS, m), and the largest distance of
         # one weighing at least 1e-3 from the published position (m): the ambiguity the
         # ranges leave open, and whether it exceeds Config.formation_valid_max_sigma_m.
-        "acquiring": "bool", "acquired_s": "num", "window_s": "num", "hyp_weights": "list",
-        "hyp_dr_gcrs_m": "list", "ambiguity_m": "num", "ambiguous": "bool",
+        "acquiring": "bool",
+        "acquired_s": "num",
+        "window_s": "num",
+        "hyp_weights": "list",
+        "hyp_dr_gcrs_m": "list",
+        "ambiguity_m": "num",
+        "ambiguous": "bool",
     },
     "estimator_note": {  # an estimator's state in words, e.g. "no valid GPS fix"
-        "estimator": "str", "code": "str", "text": "str",
+        "estimator": "str",
+        "code": "str",
+        "text": "str",
     },
     # ---- housekeeping devices (channel "hk", from housekeeping) -----------------------
     "hk_reading": {  # one decoded device record (an EMUS sentence, an OPC-N3 histogram, ...)
@@ -148,18 +236,30 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         # OPC record ("histogram", "info", ...); values: fields in physical units (units in
         # the names, None where the device sent nothing); raw: the checksum-verified bytes
         # it was decoded from; solicited: False for a sentence nobody asked for.
-        "device": "str", "kind": "str", "record": "str", "t_sc_s": "num", "values": "map",
-        "raw": "bytes", "solicited": "bool",
+        "device": "str",
+        "kind": "str",
+        "record": "str",
+        "t_sc_s": "num",
+        "values": "map",
+        "raw": "bytes",
+        "solicited": "bool",
     },
     "hk_device": {  # a device's state: "open", "absent" (cannot open), "lost" (I/O error),
         # "stopped", "config_error"; sent on every change and every minute with counters
-        "device": "str", "kind": "str", "state": "str", "port": "str", "t_sc_s": "num",
-        "note": "str", "counters": "map",
+        "device": "str",
+        "kind": "str",
+        "state": "str",
+        "port": "str",
+        "t_sc_s": "num",
+        "note": "str",
+        "counters": "map",
     },
     # ---- supervision (channel "health", from the supervisor) ------------------------
     "health": {
         "tasks": "list",  # [{name, state, pid, restarts, age_s, counters}]
-        "t_sc_s": "num", "uptime_s": "num", "stopping": "bool",
+        "t_sc_s": "num",
+        "uptime_s": "num",
+        "stopping": "bool",
     },
     # ---- control (supervisor <-> task, ROUTER/DEALER) -------------------------------
     "ready": {"pid": "int"},
@@ -191,8 +291,14 @@ class DecodeCounters:
 
     @property
     def dropped(self) -> int:
-        return (self.oversized + self.not_msgpack + self.bad_envelope + self.wrong_version
-                + self.unknown_type + self.missing_field)
+        return (
+            self.oversized
+            + self.not_msgpack
+            + self.bad_envelope
+            + self.wrong_version
+            + self.unknown_type
+            + self.missing_field
+        )
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -222,10 +328,16 @@ class Encoder:
             raise KeyError(f"undeclared message type {msg_type!r}")
         self.seq += 1
         # In the order of ENVELOPE_KEYS (a dict packs in insertion order): type_prefix.
-        return self._packer.pack({
-            "v": SCHEMA_VERSION, "type": msg_type, "seq": self.seq, "src": self.src,
-            "t_mono_s": time.monotonic(), "body": body,
-        })
+        return self._packer.pack(
+            {
+                "v": SCHEMA_VERSION,
+                "type": msg_type,
+                "seq": self.seq,
+                "src": self.src,
+                "t_mono_s": time.monotonic(),
+                "body": body,
+            }
+        )
 
 
 #: The envelope's keys in the order :class:`Encoder` packs them.
@@ -238,8 +350,7 @@ def type_prefix(msg_type: str) -> bytes:
     if msg_type not in MESSAGE_TYPES:
         raise KeyError(f"undeclared message type {msg_type!r}")
     pack = msgpack.Packer(use_bin_type=True).pack
-    return (pack({k: None for k in ENVELOPE_KEYS})[:1] + pack("v") + pack(SCHEMA_VERSION)
-            + pack("type") + pack(msg_type))
+    return pack({k: None for k in ENVELOPE_KEYS})[:1] + pack("v") + pack(SCHEMA_VERSION) + pack("type") + pack(msg_type)
 
 
 def decode(data: bytes, counters: DecodeCounters, max_bytes: int = MAX_MESSAGE_BYTES) -> Message | None:
@@ -285,9 +396,15 @@ def _checker(kind: str):
     values have msgpack's exact types (int, float, bool, str, list, dict, bytes), so the
     tests compare types exactly: a bool is not a number, as declared."""
     num = _NUM_TYPES
-    simple = {"num": lambda v: type(v) in num, "int": lambda v: type(v) is int, "bool": lambda v: type(v) is bool,
-              "str": lambda v: type(v) is str, "map": lambda v: type(v) is dict,
-              "list": lambda v: type(v) is list, "bytes": lambda v: type(v) is bytes}
+    simple = {
+        "num": lambda v: type(v) in num,
+        "int": lambda v: type(v) is int,
+        "bool": lambda v: type(v) is bool,
+        "str": lambda v: type(v) is str,
+        "map": lambda v: type(v) is dict,
+        "list": lambda v: type(v) is list,
+        "bytes": lambda v: type(v) is bytes,
+    }
     if kind in simple:
         return simple[kind]
     if kind.startswith("vec"):
@@ -299,5 +416,6 @@ def _checker(kind: str):
 
 #: message type -> ((field, its test), ...): the declarations compiled once, so decoding a
 #: message runs one prepared test per field instead of parsing its kind again.
-_CHECKS: dict[str, tuple] = {t: tuple((name, _checker(kind)) for name, kind in spec.items())
-                             for t, spec in MESSAGE_TYPES.items()}
+_CHECKS: dict[str, tuple] = {
+    t: tuple((name, _checker(kind)) for name, kind in spec.items()) for t, spec in MESSAGE_TYPES.items()
+}

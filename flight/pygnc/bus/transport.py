@@ -31,10 +31,11 @@ would have without the restart.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 import time
-from typing import Callable, Iterator, Protocol
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 import zmq
 
@@ -69,15 +70,15 @@ def replay_topic(consumer: str) -> bytes:
 @dataclass
 class PublisherCounters:
     sent: int = 0
-    dropped: int = 0        # DROP/LATEST: did not fit
+    dropped: int = 0  # DROP/LATEST: did not fit
     blocked_waits: int = 0  # BLOCK: times a send had to wait for a slow consumer
-    lost_at_stop: int = 0   # BLOCK: abandoned because the task was told to stop
+    lost_at_stop: int = 0  # BLOCK: abandoned because the task was told to stop
     subscriptions: int = 0  # consumers subscribed (live, or to their replay)
-    replays: int = 0           # replays begun (a consumer's replay topic appeared, or a request)
-    replayed: int = 0          # messages sent again by replays (and copies in hand-overs)
-    replays_done: int = 0      # replays handed over to the live stream
-    replay_dropped: int = 0    # hand-over copies that did not fit (DROP channels)
-    history_evicted: int = 0   # kept messages forgotten (the history's size bound)
+    replays: int = 0  # replays begun (a consumer's replay topic appeared, or a request)
+    replayed: int = 0  # messages sent again by replays (and copies in hand-overs)
+    replays_done: int = 0  # replays handed over to the live stream
+    replay_dropped: int = 0  # hand-over copies that did not fit (DROP channels)
+    history_evicted: int = 0  # kept messages forgotten (the history's size bound)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -91,7 +92,7 @@ class ReplayCursor(Protocol):
 class _HistoryCursor:
     """Walks a publisher's kept messages by absolute index (evicted ones are skipped)."""
 
-    def __init__(self, pub: "Publisher"):
+    def __init__(self, pub: Publisher):
         self.pub = pub
         self.i = pub.history_base
 
@@ -130,9 +131,16 @@ class Publisher:
     :attr:`source` to a factory of its own :class:`ReplayCursor`.
     """
 
-    def __init__(self, ctx: zmq.Context, channel: Channel | str, run_dir, encoder: Encoder,
-                 expected_subscribers: int = 0, max_message_bytes: int = 64 * 1024,
-                 history_max_bytes: int = 0):
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        channel: Channel | str,
+        run_dir,
+        encoder: Encoder,
+        expected_subscribers: int = 0,
+        max_message_bytes: int = 64 * 1024,
+        history_max_bytes: int = 0,
+    ):
         self.channel = CHANNELS[channel] if isinstance(channel, str) else channel
         self.encoder = encoder
         self.expected_subscribers = expected_subscribers
@@ -143,14 +151,14 @@ class Publisher:
         self.history_base = 0  # absolute index of history[0]
         self.source: Callable[[], ReplayCursor] = lambda: _HistoryCursor(self)
         self.live_subscribers = 0
-        self.replay_subscribers: dict[str, int] = {}   # consumer -> its replay-topic subscriptions
+        self.replay_subscribers: dict[str, int] = {}  # consumer -> its replay-topic subscriptions
         self.replays: dict[str, _Replay] = {}
         self.log: Callable[[str], None] | None = None  # one line per replay begun / handed over
         self.counters = PublisherCounters()
         s = ctx.socket(zmq.XPUB)
         s.setsockopt(zmq.LINGER, LINGER_MS)
         s.setsockopt(zmq.SNDHWM, self.channel.hwm)
-        s.setsockopt(zmq.XPUB_VERBOSE, 1)   # every subscription, repeated topics included
+        s.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, repeated topics included
         s.setsockopt(zmq.XPUB_VERBOSER, 1)  # every unsubscription, a dead consumer's included
         if self.channel.policy is not Policy.LATEST:
             # Never drop silently: a full queue makes send() raise Again, which we handle.
@@ -170,11 +178,12 @@ class Publisher:
             up = frame[0] == 1
             topic = frame[1:]
             if topic[:1] == bytes((REPLAY_MARK,)) and len(topic) >= 2:
-                self._replay_subscription(topic[2:2 + topic[1]].decode(errors="replace"), up)
+                self._replay_subscription(topic[2 : 2 + topic[1]].decode(errors="replace"), up)
             else:
                 self.live_subscribers = max(0, self.live_subscribers + (1 if up else -1))
             self.counters.subscriptions = self.live_subscribers + sum(
-                1 for n in self.replay_subscribers.values() if n > 0)
+                1 for n in self.replay_subscribers.values() if n > 0
+            )
 
     def _replay_subscription(self, consumer: str, up: bool) -> None:
         n = max(0, self.replay_subscribers.get(consumer, 0) + (1 if up else -1))
@@ -189,8 +198,9 @@ class Publisher:
             if r.phase == _HANDOVER:  # it subscribed to the live stream (or died): done
                 del self.replays[consumer]
                 self.counters.replays_done += 1
-                self._say(f"replay to {consumer} handed over: {r.sent} messages in "
-                          f"{time.monotonic() - r.t_begun:.2f} s")
+                self._say(
+                    f"replay to {consumer} handed over: {r.sent} messages in {time.monotonic() - r.t_begun:.2f} s"
+                )
             elif r.phase == _ACTIVE:  # it went away mid-replay: wait for its next instance
                 r.phase, r.cursor, r.pending = _WAITING, None, None
 
@@ -199,8 +209,9 @@ class Publisher:
         return self.counters.subscriptions >= self.expected_subscribers
 
     # -- publishing ----------------------------------------------------------------------
-    def publish(self, msg_type: str, body: dict,
-                wait: Callable[[float], bool] | None = None, keep: bool = True) -> bool:
+    def publish(
+        self, msg_type: str, body: dict, wait: Callable[[float], bool] | None = None, keep: bool = True
+    ) -> bool:
         """Send one message under the channel's policy; True if it was sent.  *keep*:
         remember it for a replay.  A consumer in the hand-over after its replay gets a copy
         on its replay topic.
@@ -347,16 +358,23 @@ class Subscriber:
     message replaces everything).
     """
 
-    def __init__(self, ctx: zmq.Context, channel: Channel | str, run_dir,
-                 counters: DecodeCounters, max_message_bytes: int = 64 * 1024,
-                 consumer: str | None = None, replay: bool = False):
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        channel: Channel | str,
+        run_dir,
+        counters: DecodeCounters,
+        max_message_bytes: int = 64 * 1024,
+        consumer: str | None = None,
+        replay: bool = False,
+    ):
         self.channel = CHANNELS[channel] if isinstance(channel, str) else channel
         self.counters = counters
         self.max_message_bytes = max_message_bytes
         self.topic = replay_topic(consumer) if consumer else None
         #: taking the replay (not yet the live stream)
         self.replaying = bool(replay and self.topic is not None and self.channel.policy is not Policy.LATEST)
-        self.replayed = 0        # messages taken from the replay
+        self.replayed = 0  # messages taken from the replay
         self.handover_copies = 0  # copies taken after the replay's end, before the first live frame
         #: the frame recv_raw returned last came from the replay (not the live stream)
         self.from_replay = False
@@ -368,7 +386,7 @@ class Subscriber:
         self.max_seq = 0
         self.repeats = 0
         #: called once when the replay's end mark arrives
-        self.on_replay_end: Callable[["Subscriber"], None] | None = None
+        self.on_replay_end: Callable[[Subscriber], None] | None = None
         self._handover = False
         s = ctx.socket(zmq.SUB)
         s.setsockopt(zmq.LINGER, 0)
@@ -399,7 +417,7 @@ class Subscriber:
             if topic is None or not raw.startswith(topic):
                 self.counters.bad_envelope += 1  # (not ours: never sent to us)
                 continue
-            data = raw[len(topic):]
+            data = raw[len(topic) :]
             if not data:  # the end mark
                 if self.replaying:
                     self._end_replay()
@@ -481,8 +499,7 @@ class ControlServer:
     def send(self, task_name: str, msg_type: str, body: dict) -> bool:
         """Send to one task; False if it is not connected (or its queue is full)."""
         try:
-            self.socket.send_multipart([task_name.encode(), self.encoder.encode(msg_type, body)],
-                                       zmq.NOBLOCK)
+            self.socket.send_multipart([task_name.encode(), self.encoder.encode(msg_type, body)], zmq.NOBLOCK)
             return True
         except (zmq.Again, zmq.ZMQError):
             return False

@@ -25,8 +25,7 @@ BAUDRATE = 57600
 
 #: What a request-mode poll asks for by default (the groups follow their summary so the
 #: cell count is known when their reply is counted).
-DEFAULT_SENTENCES = ("BV1", "BV2", "BT1", "BT2", "BT3", "BT4", "BB1", "BB2", "BC1", "CV1",
-                     "ST1", "OT1", "DT1")
+DEFAULT_SENTENCES = ("BV1", "BV2", "BT1", "BT2", "BT3", "BT4", "BB1", "BB2", "BC1", "CV1", "ST1", "OT1", "DT1")
 
 
 # ------------------------------------------------------------------------------------------
@@ -60,8 +59,8 @@ class QueueCounters:
     requests: int = 0
     replies: int = 0
     timeouts: int = 0
-    partial: int = 0          # timed out after some of a multi-sentence reply
-    unsolicited: int = 0      # a sentence nobody asked for (request mode)
+    partial: int = 0  # timed out after some of a multi-sentence reply
+    unsolicited: int = 0  # a sentence nobody asked for (request mode)
     already_pending: int = 0  # a request not sent because the same one was still open
 
     def as_dict(self) -> dict:
@@ -182,8 +181,7 @@ class EmusBms:
     :class:`~pygnc.drivers.link.LinkLost` when the port fails.
     """
 
-    def __init__(self, link: SerialLink, mode: str = "request", cells: int | None = None,
-                 timeout_s: float = 1.0):
+    def __init__(self, link: SerialLink, mode: str = "request", cells: int | None = None, timeout_s: float = 1.0):
         if mode not in ("request", "broadcast"):
             raise ValueError(f"EMUS mode {mode!r} is not 'request' or 'broadcast'")
         self.link = link
@@ -234,11 +232,14 @@ class EmusBms:
         return self.queue.next_deadline()
 
     def all_counters(self) -> dict:
-        return {**self.counters.as_dict(), **self.framer.counters.as_dict(),
-                **self.queue.counters.as_dict(), **self.link.counters.as_dict()}
+        return {
+            **self.counters.as_dict(),
+            **self.framer.counters.as_dict(),
+            **self.queue.counters.as_dict(),
+            **self.link.counters.as_dict(),
+        }
 
-    def read_blocking(self, names, timeout_s: float | None = None
-                      ) -> tuple[list[Reading], list[Reply]]:
+    def read_blocking(self, names, timeout_s: float | None = None) -> tuple[list[Reading], list[Reply]]:
         """Request *names* (request mode) or listen (broadcast mode) until every request
         has ended or *timeout_s* passed; waits on the port, never spins.  For tools and
         tests; a task uses :meth:`poll` and :meth:`service` from its loop."""

@@ -146,7 +146,7 @@ class FramerCounters:
     bad_crc: int = 0
     malformed: int = 0
     overlong: int = 0
-    recovered: int = 0       # sentences found after garbage on the same line
+    recovered: int = 0  # sentences found after garbage on the same line
     bytes_dropped: int = 0
 
     def as_dict(self) -> dict:
@@ -174,8 +174,8 @@ class SentenceFramer:
         out: list[Sentence] = []
         last = max(buf.rfind(b"\n"), buf.rfind(b"\r"))
         if last >= 0:
-            chunk = bytes(buf[:last + 1])
-            del buf[:last + 1]
+            chunk = bytes(buf[: last + 1])
+            del buf[: last + 1]
             for line in chunk.replace(b"\r", b"\n").split(b"\n"):
                 if self._discarding:  # tail of an over-long line
                     self.counters.bytes_dropped += len(line)
@@ -206,7 +206,7 @@ class SentenceFramer:
         # Resynchronise inside the line: a later sentence start may begin a good sentence.
         for m in _START_RE.finditer(line, 1):
             try:
-                s = parse_line(line[m.start():])
+                s = parse_line(line[m.start() :])
             except SentenceError:
                 continue
             out.append(s)
@@ -224,6 +224,7 @@ class SentenceFramer:
 # ------------------------------------------------------------------------------------------
 # Sentence fields in physical units
 # ------------------------------------------------------------------------------------------
+
 
 def _uint(text: str) -> int | None:
     if text == "":
@@ -248,35 +249,72 @@ def _scaled(text: str, scale: float, offset: int = 0) -> float | None:
 def _array(text: str, scale: float, offset: int = 0) -> list[float]:
     if len(text) % 2:
         raise ValueError(f"odd-length hex array {text!r}")
-    return [(int(text[i:i + 2], 16) + offset) * scale for i in range(0, len(text), 2)]
+    return [(int(text[i : i + 2], 16) + offset) * scale for i in range(0, len(text), 2)]
 
 
-_CELL_V = (0.01, 200)       # cell voltage: (raw + 200) * 0.01 V
-_TEMP = (1.0, -100)         # temperature: raw - 100 deg C
-_BAL = (100.0 / 255.0, 0)   # balancing rate: raw * 100/255 %
+_CELL_V = (0.01, 200)  # cell voltage: (raw + 200) * 0.01 V
+_TEMP = (1.0, -100)  # temperature: raw - 100 deg C
+_BAL = (100.0 / 255.0, 0)  # balancing rate: raw * 100/255 %
 
 #: Bits of ST1 field 5 (which measurement groups are valid).
-ST1_VALIDITY_BITS = {0: "cell_voltages", 1: "module_temperatures", 2: "balancing_rates",
-                     3: "live_cell_count", 4: "cell_temperatures"}
+ST1_VALIDITY_BITS = {
+    0: "cell_voltages",
+    1: "module_temperatures",
+    2: "balancing_rates",
+    3: "live_cell_count",
+    4: "cell_temperatures",
+}
 #: Bits of ST1 field 6 (protection events).
-ST1_PROTECTION_BITS = {0: "under_voltage", 1: "over_voltage", 2: "discharge_over_current",
-                       3: "charge_over_current", 4: "cell_module_overheat", 5: "leakage",
-                       6: "no_cell_communication", 11: "cell_overheat"}
+ST1_PROTECTION_BITS = {
+    0: "under_voltage",
+    1: "over_voltage",
+    2: "discharge_over_current",
+    3: "charge_over_current",
+    4: "cell_module_overheat",
+    5: "leakage",
+    6: "no_cell_communication",
+    11: "cell_overheat",
+}
 #: Bits of ST1 field 7 (power reduction reasons).
-ST1_POWER_REDUCTION_BITS = {0: "low_voltage", 1: "high_current", 2: "high_module_temperature",
-                            5: "high_cell_temperature"}
+ST1_POWER_REDUCTION_BITS = {
+    0: "low_voltage",
+    1: "high_current",
+    2: "high_module_temperature",
+    5: "high_cell_temperature",
+}
 #: Bits of ST1 field 8 (pin functions active), in the order wrkerr9 lists them (uncertain).
 ST1_PIN_FUNCTIONS = (
-    "no_function", "speed_sensor", "fast_charge_switch", "ignition_key", "mains_ac_sense",
-    "heater", "buzzer", "battery_low", "charging_indication", "charger_enable",
-    "state_of_charge", "contactor", "fan", "current_sensor", "leakage_sensor",
-    "power_reduction", "charging_interlock", "analogue_charger_control", "zvu_boost",
-    "zvu_slow", "zvu_buffer", "bms_failure", "equalisation", "dc_dc_control",
-    "esm_rectifier_current_limit", "contactor_precharge", "reserved_26")
+    "no_function",
+    "speed_sensor",
+    "fast_charge_switch",
+    "ignition_key",
+    "mains_ac_sense",
+    "heater",
+    "buzzer",
+    "battery_low",
+    "charging_indication",
+    "charger_enable",
+    "state_of_charge",
+    "contactor",
+    "fan",
+    "current_sensor",
+    "leakage_sensor",
+    "power_reduction",
+    "charging_interlock",
+    "analogue_charger_control",
+    "zvu_boost",
+    "zvu_slow",
+    "zvu_buffer",
+    "bms_failure",
+    "equalisation",
+    "dc_dc_control",
+    "esm_rectifier_current_limit",
+    "contactor_precharge",
+    "reserved_26",
+)
 ST1_PIN_BITS = dict(enumerate(ST1_PIN_FUNCTIONS))
 #: ST1 field 1.
-CHARGING_STAGES = ("disconnected", "pre_heating", "pre_charging", "main_charging", "balancing",
-                   "finished", "error")
+CHARGING_STAGES = ("disconnected", "pre_heating", "pre_charging", "main_charging", "balancing", "finished", "error")
 #: OT1 output bits (uncertain, from wrkerr9): field 1 and field 3.
 OT1_CHARGER_BITS = {6: "charger"}
 OT1_OUTPUT_BITS = {3: "heater", 4: "battery_low", 5: "buzzer", 6: "charge_indication"}
@@ -297,24 +335,31 @@ def flag_names(value: int | None, bits: dict[int, str]) -> list[str]:
 #: gives the number of cells the groups cover.
 GROUP_SENTENCES = {"BV2": "BV1", "BT2": "BT1", "BT4": "BT3", "BB2": "BB1"}
 #: Every sentence this codec decodes.
-KNOWN_SENTENCES = ("BB1", "BB2", "BC1", "BT1", "BT2", "BT3", "BT4", "BV1", "BV2", "CV1",
-                   "DT1", "OT1", "ST1", "VR1")
+KNOWN_SENTENCES = ("BB1", "BB2", "BC1", "BT1", "BT2", "BT3", "BT4", "BV1", "BV2", "CV1", "DT1", "OT1", "ST1", "VR1")
+
+
 def _f(fields: tuple[str, ...], i: int) -> str:
     return fields[i] if i < len(fields) else ""
 
 
 def _summary(fields, kind: str, scale_offset) -> dict:
     s, o = scale_offset
-    return {"n_cells": _uint(_f(fields, 0)),
-            f"min_{kind}": _scaled(_f(fields, 1), s, o),
-            f"max_{kind}": _scaled(_f(fields, 2), s, o),
-            f"avg_{kind}": _scaled(_f(fields, 3), s, o)}
+    return {
+        "n_cells": _uint(_f(fields, 0)),
+        f"min_{kind}": _scaled(_f(fields, 1), s, o),
+        f"max_{kind}": _scaled(_f(fields, 2), s, o),
+        f"avg_{kind}": _scaled(_f(fields, 3), s, o),
+    }
 
 
 def _group(fields, kind: str, scale_offset) -> dict:
     s, o = scale_offset
-    return {"string": _uint(_f(fields, 0)), "first_cell": _uint(_f(fields, 1)),
-            "group_size": _uint(_f(fields, 2)), kind: _array(_f(fields, 3), s, o)}
+    return {
+        "string": _uint(_f(fields, 0)),
+        "first_cell": _uint(_f(fields, 1)),
+        "group_size": _uint(_f(fields, 2)),
+        kind: _array(_f(fields, 3), s, o),
+    }
 
 
 def _bv1(f):
@@ -331,22 +376,28 @@ def _bb1(f):
 
 def _cv1(f):
     cur = parse_signed(_f(f, 1))
-    return {"total_voltage_v": _scaled(_f(f, 0), 0.01),
-            "current_a": None if cur is None else cur * 0.1}
+    return {"total_voltage_v": _scaled(_f(f, 0), 0.01), "current_a": None if cur is None else cur * 0.1}
 
 
 def _bc1(f):
-    return {"charge_coulomb": _uint(_f(f, 0)), "capacity_coulomb": _uint(_f(f, 1)),
-            "soc_pct": _scaled(_f(f, 2), 0.01)}
+    return {"charge_coulomb": _uint(_f(f, 0)), "capacity_coulomb": _uint(_f(f, 1)), "soc_pct": _scaled(_f(f, 2), 0.01)}
 
 
 # DT1: rohsyl gives the multipliers only; units are the EMUS display units (uncertain).
-_DT1 = (("speed_km_h", 0.1), ("distance_since_charge_km", 0.01),
-        ("momentary_consumption_wh_km", 0.1), ("est_distance_left_km", 0.01),
-        ("last_charge_energy_wh", 1.0), ("last_discharge_energy_wh", 1.0),
-        ("last_trip_avg_consumption_wh_km", 0.1), ("est_distance_left_last_trip_km", 0.01),
-        ("avg_discharge_energy_wh", 1.0), ("max_discharge_energy_wh", 1.0),
-        ("trip_avg_consumption_wh_km", 0.1), ("est_distance_left_avg_km", 0.01))
+_DT1 = (
+    ("speed_km_h", 0.1),
+    ("distance_since_charge_km", 0.01),
+    ("momentary_consumption_wh_km", 0.1),
+    ("est_distance_left_km", 0.01),
+    ("last_charge_energy_wh", 1.0),
+    ("last_discharge_energy_wh", 1.0),
+    ("last_trip_avg_consumption_wh_km", 0.1),
+    ("est_distance_left_last_trip_km", 0.01),
+    ("avg_discharge_energy_wh", 1.0),
+    ("max_discharge_energy_wh", 1.0),
+    ("trip_avg_consumption_wh_km", 0.1),
+    ("est_distance_left_avg_km", 0.01),
+)
 
 
 def _dt1(f):
@@ -355,14 +406,16 @@ def _dt1(f):
 
 def _ot1(f):
     charger, outputs = _uint(_f(f, 0)), _uint(_f(f, 2))
-    return {"charger_flags": charger, "output_flags": outputs,
-            "charger_flag_names": flag_names(charger, OT1_CHARGER_BITS),
-            "output_flag_names": flag_names(outputs, OT1_OUTPUT_BITS)}
+    return {
+        "charger_flags": charger,
+        "output_flags": outputs,
+        "charger_flag_names": flag_names(charger, OT1_CHARGER_BITS),
+        "output_flag_names": flag_names(outputs, OT1_OUTPUT_BITS),
+    }
 
 
 def _vr1(f):
-    return {"hardware_type": _f(f, 0), "serial_number": _uint(_f(f, 1)),
-            "firmware_version": _f(f, 2)}
+    return {"hardware_type": _f(f, 0), "serial_number": _uint(_f(f, 1)), "firmware_version": _f(f, 2)}
 
 
 def _st1(f):
@@ -371,16 +424,18 @@ def _st1(f):
     reduction, pins = _uint(_f(f, 6)), _uint(_f(f, 7))
     return {
         "charging_stage": stage,
-        "charging_stage_name": (CHARGING_STAGES[stage] if stage is not None and stage < len(CHARGING_STAGES)
-                                else None),
+        "charging_stage_name": (CHARGING_STAGES[stage] if stage is not None and stage < len(CHARGING_STAGES) else None),
         "last_charging_error": _uint(_f(f, 1)),
         "last_charging_error_param": _uint(_f(f, 2)),
         "stage_duration_raw": _uint(_f(f, 3)),
-        "validity_flags": validity, "validity": flag_names(validity, ST1_VALIDITY_BITS),
-        "protection_flags": protection, "protection": flag_names(protection, ST1_PROTECTION_BITS),
+        "validity_flags": validity,
+        "validity": flag_names(validity, ST1_VALIDITY_BITS),
+        "protection_flags": protection,
+        "protection": flag_names(protection, ST1_PROTECTION_BITS),
         "power_reduction_flags": reduction,
         "power_reduction": flag_names(reduction, ST1_POWER_REDUCTION_BITS),
-        "pin_flags": pins, "pins": flag_names(pins, ST1_PIN_BITS),
+        "pin_flags": pins,
+        "pins": flag_names(pins, ST1_PIN_BITS),
     }
 
 

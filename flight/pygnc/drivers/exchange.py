@@ -11,8 +11,9 @@ logic stays pure: it never touches the port or the clock.
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Generator
+from typing import Any
 
 from .link import LinkError, LinkLost, SerialLink
 
@@ -125,8 +126,12 @@ class TransactionRunner:
                 self.counters.timeouts += 1
                 self._reply_deadline = None
                 got = len(self._buf)
-                return self._step(now, throw=LinkTimeout(
-                    f"{self.link.name}: {got} of {self._need} reply bytes after {self.reply_timeout_s} s"))
+                return self._step(
+                    now,
+                    throw=LinkTimeout(
+                        f"{self.link.name}: {got} of {self._need} reply bytes after {self.reply_timeout_s} s"
+                    ),
+                )
             self._reply_deadline = None
             self._send = bytes(self._buf)
         elif self._pause_end is not None:
@@ -181,8 +186,7 @@ class TransactionRunner:
             return self._finish(Outcome(error=TypeError(f"exchange yielded {action!r}")))
 
 
-def run_blocking(gen: Exchange, link: SerialLink, reply_timeout_s: float = 0.5,
-                 timeout_s: float = 60.0) -> Any:
+def run_blocking(gen: Exchange, link: SerialLink, reply_timeout_s: float = 0.5, timeout_s: float = 60.0) -> Any:
     """Drive *gen* to its end (tools, tests, benchmarks); returns its value or raises its error.
 
     Waits on the link's descriptor or sleeps until the next pause ends: never spins.

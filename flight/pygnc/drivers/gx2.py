@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from . import gx2_codec as gx
 from .link import SerialLink
@@ -38,17 +39,17 @@ class Gx2Packet(NamedTuple):
 class Gx2:
     """One 3DM-GX2 on an open link."""
 
-    def __init__(self, link: SerialLink, *, clock: Callable[[], float] = time.monotonic,
-                 max_queued: int = 20000):
+    def __init__(self, link: SerialLink, *, clock: Callable[[], float] = time.monotonic, max_queued: int = 20000):
         self.link = link
         self.clock = clock
         self.framer = gx.Framer()
-        self.reader = FramePump(link, self.framer, lambda f: f[0] == gx.CMD_ACCEL_RATE, clock=clock,
-                                max_queued=max_queued, max_responses=16)
+        self.reader = FramePump(
+            link, self.framer, lambda f: f[0] == gx.CMD_ACCEL_RATE, clock=clock, max_queued=max_queued, max_responses=16
+        )
         self.continuous = False
 
     @classmethod
-    def open(cls, url: str, baudrate: int = DEFAULT_BAUD, *, exclusive: bool = True, **kw) -> "Gx2":
+    def open(cls, url: str, baudrate: int = DEFAULT_BAUD, *, exclusive: bool = True, **kw) -> Gx2:
         return cls(SerialLink(url, baudrate, exclusive=exclusive), **kw)
 
     def pump(self, timeout_s: float = 0.0) -> int:
@@ -110,8 +111,15 @@ class Gx2Stream:
     *poll_rate_hz*.  Lost samples: unanswered polls (polled), timer gaps of more than 1.5
     sample periods (continuous; the period is the smallest timer step seen)."""
 
-    def __init__(self, port: str, *, baud: int = 0, mode: str = "continuous", poll_rate_hz: float = 100.0,
-                 reply_timeout_s: float = 0.3):
+    def __init__(
+        self,
+        port: str,
+        *,
+        baud: int = 0,
+        mode: str = "continuous",
+        poll_rate_hz: float = 100.0,
+        reply_timeout_s: float = 0.3,
+    ):
         if mode not in ("continuous", "polled"):
             raise ValueError(f"GX2 mode {mode!r}: continuous or polled")
         self.port, self.baud, self.mode = port, baud or DEFAULT_BAUD, mode
@@ -130,7 +138,7 @@ class Gx2Stream:
     def connect_steps(self) -> Iterator[float]:
         self.dev = Gx2.open(self.port, self.baud)
         try:
-            self.dev.stop_continuous()       # a unit left streaming by an earlier run
+            self.dev.stop_continuous()  # a unit left streaming by an earlier run
             yield 0.0
             if self.mode == "continuous":
                 self.dev.set_continuous(timeout_s=self.reply_timeout_s)
@@ -152,7 +160,7 @@ class Gx2Stream:
         if self.dev is None or self.mode != "polled":
             return math.inf
         if now_mono_s >= self._next_poll:
-            if self._outstanding > 0:     # the previous poll went unanswered
+            if self._outstanding > 0:  # the previous poll went unanswered
                 self.lost += self._outstanding
                 self._outstanding = 0
             self.dev.poll()
@@ -195,8 +203,13 @@ class Gx2Stream:
             self.dev = None
 
     def stats(self) -> dict:
-        d = {"samples": self.samples, "lost": self.lost, "polls": self.polls, "timer_wraps": self._unwrap.wraps,
-             "timer_jumps": self._unwrap.discontinuities}
+        d = {
+            "samples": self.samples,
+            "lost": self.lost,
+            "polls": self.polls,
+            "timer_wraps": self._unwrap.wraps,
+            "timer_jumps": self._unwrap.discontinuities,
+        }
         if self.dev is not None:
             d.update(self.dev.framer.stats.as_dict())
         return d

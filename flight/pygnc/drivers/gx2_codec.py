@@ -27,7 +27,7 @@ G_M_S2 = 9.80665
 CMD_ACCEL_RATE = 0xC2
 CMD_CONTINUOUS = 0xC4
 CMD_STOP_CONTINUOUS = 0xFA
-CONTINUOUS_CONFIRM = b"\xC1\x29"
+CONTINUOUS_CONFIRM = b"\xc1\x29"
 TICKS_PER_S = 19_660_800
 TIMER_MODULUS = 1 << 32
 PACKET_LEN = 31
@@ -125,7 +125,7 @@ class Framer:
             if n - i < length:
                 break
             end = i + length
-            if sum(buf[i:end - 2]) & 0xFFFF == (buf[end - 2] << 8 | buf[end - 1]):
+            if sum(buf[i : end - 2]) & 0xFFFF == (buf[end - 2] << 8 | buf[end - 1]):
                 out.append(bytes(buf[i:end]))
                 st.frames += 1
                 i = end

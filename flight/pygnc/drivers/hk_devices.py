@@ -21,12 +21,24 @@ _KIND_KEYS = {
     "opc_n3": {"spi_hz", "fan_spinup_s", "read_config", "bytes_per_transfer", "busy_timeout_s"},
 }
 _DEFAULTS = {
-    "emus_bms": {"period_s": 10.0, "timeout_s": 1.0, "mode": "request",
-                 "sentences": list(emus_bms.DEFAULT_SENTENCES), "cells": 0,
-                 "baudrate": emus_bms.BAUDRATE},
-    "opc_n3": {"period_s": 10.0, "timeout_s": 0.5, "spi_hz": 500_000, "fan_spinup_s": 5.0,
-               "read_config": True, "bytes_per_transfer": 1, "busy_timeout_s": 5.0,
-               "usb": usb_iss.USB_ID},
+    "emus_bms": {
+        "period_s": 10.0,
+        "timeout_s": 1.0,
+        "mode": "request",
+        "sentences": list(emus_bms.DEFAULT_SENTENCES),
+        "cells": 0,
+        "baudrate": emus_bms.BAUDRATE,
+    },
+    "opc_n3": {
+        "period_s": 10.0,
+        "timeout_s": 0.5,
+        "spi_hz": 500_000,
+        "fan_spinup_s": 5.0,
+        "read_config": True,
+        "bytes_per_transfer": 1,
+        "busy_timeout_s": 5.0,
+        "usb": usb_iss.USB_ID,
+    },
 }
 
 
@@ -56,9 +68,15 @@ class DeviceSpec:
 
 #: Limits of every number a device table may give (:class:`pygnc.limits.Interval` notation).
 LIMITS = {
-    "period_s": "(0, 86400]", "timeout_s": "(0, 600]", "reopen_s": "(0, 86400]",
-    "cells": "[0, 255]", "baudrate": "[1200, 4000000]",
-    "spi_hz": "(0, 1e8]", "busy_timeout_s": "(0, 600]", "bytes_per_transfer": "[1, 62]", "fan_spinup_s": "[0, 600]",
+    "period_s": "(0, 86400]",
+    "timeout_s": "(0, 600]",
+    "reopen_s": "(0, 86400]",
+    "cells": "[0, 255]",
+    "baudrate": "[1200, 4000000]",
+    "spi_hz": "(0, 1e8]",
+    "busy_timeout_s": "(0, 600]",
+    "bytes_per_transfer": "[1, 62]",
+    "fan_spinup_s": "[0, 600]",
 }
 #: Those that must be whole numbers.
 _INTEGERS = {"cells", "baudrate", "bytes_per_transfer"}
@@ -114,8 +132,9 @@ def parse_device(entry: dict) -> DeviceSpec:
             raise DeviceConfigError(f"housekeeping device {name!r}: mode must be 'request' or 'broadcast'", "mode")
         sentences = opts["sentences"]
         if not isinstance(sentences, (list, tuple)) or not all(isinstance(x, str) and len(x) == 3 for x in sentences):
-            raise DeviceConfigError(f"housekeeping device {name!r}: sentences must be a list of 3-character names",
-                                    "sentences")
+            raise DeviceConfigError(
+                f"housekeeping device {name!r}: sentences must be a list of 3-character names", "sentences"
+            )
         try:
             for x in sentences:
                 emus_bms_codec.encode_request(x)

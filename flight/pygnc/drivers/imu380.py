@@ -27,9 +27,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 from serial.tools import list_ports
 
@@ -71,9 +72,12 @@ class Imu380Nak(Imu380Error):
 class FieldsRejected(Imu380Nak):
     def __init__(self, ptype: bytes, rejected: list[int], accepted: list[int]):
         self.rejected, self.accepted = rejected, accepted
-        super().__init__(ptype, "fields " + ", ".join(f"0x{f:04x}" for f in rejected)
-                         + (" rejected; " + ", ".join(f"0x{f:04x}" for f in accepted) + " accepted"
-                            if accepted else " rejected"))
+        super().__init__(
+            ptype,
+            "fields "
+            + ", ".join(f"0x{f:04x}" for f in rejected)
+            + (" rejected; " + ", ".join(f"0x{f:04x}" for f in accepted) + " accepted" if accepted else " rejected"),
+        )
 
 
 class Imu380NotFound(Imu380Error):
@@ -91,23 +95,34 @@ class FirmwareUpgradeError(Imu380Error):
 class Imu380:
     """One IMU380/DMU380 on an open link."""
 
-    def __init__(self, link: SerialLink, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 retries: int = DEFAULT_RETRIES, clock: Callable[[], float] = time.monotonic,
-                 max_queued: int = 20000):
+    def __init__(
+        self,
+        link: SerialLink,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
+        clock: Callable[[], float] = time.monotonic,
+        max_queued: int = 20000,
+    ):
         self.link = link
         self.timeout_s = timeout_s
         self.retries = retries
         self.clock = clock
         self.framer = uu.Framer()
-        self.counters = {"requests": 0, "resends": 0, "timeouts": 0, "naks": 0, "unmatched": 0,
-                         "packets_overflowed": 0}
-        self.reader = FramePump(link, self.framer, lambda f: f.ptype in uu.DATA_TYPES, clock=clock,
-                                max_queued=max_queued, counters=self.counters)
+        self.counters = {"requests": 0, "resends": 0, "timeouts": 0, "naks": 0, "unmatched": 0, "packets_overflowed": 0}
+        self.reader = FramePump(
+            link,
+            self.framer,
+            lambda f: f.ptype in uu.DATA_TYPES,
+            clock=clock,
+            max_queued=max_queued,
+            counters=self.counters,
+        )
         #: Output packets read and not yet taken (:class:`~pygnc.drivers.pump.Received`), oldest first.
         self.packets = self.reader.packets
 
     @classmethod
-    def open(cls, url: str, baudrate: int = 115200, *, exclusive: bool = True, **kw) -> "Imu380":
+    def open(cls, url: str, baudrate: int = 115200, *, exclusive: bool = True, **kw) -> Imu380:
         return cls(SerialLink(url, baudrate, exclusive=exclusive), **kw)
 
     def close(self) -> None:
@@ -129,9 +144,16 @@ class Imu380:
         return self.reader.take_packets()
 
     # -- requests ---------------------------------------------------------------------------
-    def request(self, ptype: bytes, payload: bytes = b"", match: Callable[[uu.Frame], bool] | None = None,
-                *, timeout_s: float | None = None, retries: int | None = None,
-                partial_on_nak: bool = False) -> uu.Frame:
+    def request(
+        self,
+        ptype: bytes,
+        payload: bytes = b"",
+        match: Callable[[uu.Frame], bool] | None = None,
+        *,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        partial_on_nak: bool = False,
+    ) -> uu.Frame:
         """Send a request and return the response that *match* accepts (default: same type).
 
         Resends after each timeout (*retries* times).  A NAK naming *ptype* raises
@@ -174,8 +196,10 @@ class Imu380:
             if naked:
                 raise Imu380Nak(ptype)
             self.counters["timeouts"] += 1
-        raise Imu380Timeout(f"no answer to {ptype.decode('latin-1')} on {self.link.url} "
-                            f"after {retries + 1} attempts of {timeout_s:.2f} s")
+        raise Imu380Timeout(
+            f"no answer to {ptype.decode('latin-1')} on {self.link.url} "
+            f"after {retries + 1} attempts of {timeout_s:.2f} s"
+        )
 
     def ping(self, **kw) -> None:
         self.request(uu.PING, match=lambda f: f.ptype == uu.PING and not f.payload, **kw)
@@ -199,9 +223,13 @@ class Imu380:
     def _fields(self, ptype: bytes, field_ids, **kw) -> dict[int, int]:
         ids = [int(f) for f in field_ids]
         try:
-            f = self.request(ptype, uu.field_ids_payload(ids),
-                             match=lambda f: f.ptype == ptype and set(uu.decode_field_values(f.payload)) <= set(ids),
-                             partial_on_nak=True, **kw)
+            f = self.request(
+                ptype,
+                uu.field_ids_payload(ids),
+                match=lambda f: f.ptype == ptype and set(uu.decode_field_values(f.payload)) <= set(ids),
+                partial_on_nak=True,
+                **kw,
+            )
         except FieldsRejected:
             raise
         except Imu380Nak:
@@ -223,9 +251,13 @@ class Imu380:
     def _put_fields(self, ptype: bytes, values: dict[int, int], **kw) -> None:
         values = {int(k): int(v) for k, v in values.items()}
         try:
-            f = self.request(ptype, uu.field_values_payload(values),
-                             match=lambda f: f.ptype == ptype and set(uu.decode_field_ids(f.payload)) <= set(values),
-                             partial_on_nak=True, **kw)
+            f = self.request(
+                ptype,
+                uu.field_values_payload(values),
+                match=lambda f: f.ptype == ptype and set(uu.decode_field_ids(f.payload)) <= set(values),
+                partial_on_nak=True,
+                **kw,
+            )
         except FieldsRejected:
             raise
         except Imu380Nak:
@@ -251,9 +283,12 @@ class Imu380:
         while len(out) < n_words:
             a, n = address + len(out), min(chunk_words, n_words - len(out))
             payload = a.to_bytes(2, "big") + bytes((n,))
-            f = self.request(uu.READ_EEPROM, payload,
-                             match=lambda f, a=a, n=n: f.ptype == uu.READ_EEPROM and f.payload[:3] == bytes(
-                                 (a >> 8, a & 0xFF, n)), **kw)
+            f = self.request(
+                uu.READ_EEPROM,
+                payload,
+                match=lambda f, a=a, n=n: f.ptype == uu.READ_EEPROM and f.payload[:3] == bytes((a >> 8, a & 0xFF, n)),
+                **kw,
+            )
             got_a, words = uu.decode_eeprom(f.payload)
             out += words
         return out
@@ -264,7 +299,7 @@ class Imu380:
             self.divider = divider  # what is restored; a caller may change it
 
     @contextmanager
-    def quiet(self, settle_s: float = 0.05) -> Iterator["Imu380._Restore"]:
+    def quiet(self, settle_s: float = 0.05) -> Iterator[Imu380._Restore]:
         """Stop the output stream for the body of the ``with``, then restore the packet rate
         (also when the body fails).  Yields an object whose ``divider`` is what is restored."""
         divider = self.get_fields([uu.FIELD_PACKET_RATE])[uu.FIELD_PACKET_RATE]
@@ -272,7 +307,7 @@ class Imu380:
         if divider:
             self.set_fields({uu.FIELD_PACKET_RATE: 0})
             t_end = self.clock() + settle_s
-            while self.clock() < t_end:   # take the packets already on their way
+            while self.clock() < t_end:  # take the packets already on their way
                 self.pump(t_end - self.clock())
         try:
             yield restore
@@ -281,12 +316,21 @@ class Imu380:
                 try:
                     self.set_fields({uu.FIELD_PACKET_RATE: restore.divider})
                 except Imu380Error as exc:
-                    raise Imu380Error(f"could not restore the packet rate (divider {restore.divider}); "
-                                      f"the unit is left quiet: {exc}") from exc
+                    raise Imu380Error(
+                        f"could not restore the packet rate (divider {restore.divider}); the unit is left quiet: {exc}"
+                    ) from exc
 
-    def configure(self, *, packet_rate_hz: float | None = None, packet_type: str | None = None,
-                  accel_lpf_hz: float | None = None, rate_lpf_hz: float | None = None,
-                  orientation: str | None = None, baud: int | None = None, persist: bool = False) -> dict[int, int]:
+    def configure(
+        self,
+        *,
+        packet_rate_hz: float | None = None,
+        packet_type: str | None = None,
+        accel_lpf_hz: float | None = None,
+        rate_lpf_hz: float | None = None,
+        orientation: str | None = None,
+        baud: int | None = None,
+        persist: bool = False,
+    ) -> dict[int, int]:
         """Change configuration fields: now (SF) or, with *persist*, from the next power-up
         (WF).  Returns the field values written.  A baud change made now is followed by the
         link (and checked with a ping; on failure the link goes back to the old baud)."""
@@ -336,15 +380,22 @@ class Imu380:
         except Imu380Error:
             self.link.set_baudrate(old)
             self.framer.reset()
-            raise Imu380Error(f"the unit did not answer at {baud} baud after the change; "
-                              f"back at {old} baud") from None
+            raise Imu380Error(f"the unit did not answer at {baud} baud after the change; back at {old} baud") from None
 
     # -- firmware ---------------------------------------------------------------------------
-    def upgrade_firmware(self, image: bytes, *, progress: Callable[[int, int], None] | None = None,
-                         block_bytes: int = WA_BLOCK_BYTES, erase_wait_s: float = 10.0,
-                         block_timeout_s: float = 1.0, boot_wait_s: float = 2.0,
-                         app_start_timeout_s: float = 5.0, check_vector_table: bool = True,
-                         max_image_bytes: int = MAX_IMAGE_BYTES) -> dict:
+    def upgrade_firmware(
+        self,
+        image: bytes,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        block_bytes: int = WA_BLOCK_BYTES,
+        erase_wait_s: float = 10.0,
+        block_timeout_s: float = 1.0,
+        boot_wait_s: float = 2.0,
+        app_start_timeout_s: float = 5.0,
+        check_vector_table: bool = True,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
+    ) -> dict:
         """Write *image* through the bootloader: JI, WA blocks, JA; then wait for the
         application to answer.  Refuses a bad image before touching the unit (see
         :func:`check_firmware_image`).  Every block must be acknowledged with its own
@@ -358,7 +409,7 @@ class Imu380:
         except Imu380Error as exc:
             raise FirmwareUpgradeError(f"the unit did not enter its bootloader: {exc}") from exc
         t_end = self.clock() + boot_wait_s
-        while self.clock() < t_end:          # it reboots: drop whatever comes meanwhile
+        while self.clock() < t_end:  # it reboots: drop whatever comes meanwhile
             self.pump(min(0.05, max(0.0, t_end - self.clock())))
         self.packets.clear()
         self.framer.reset()
@@ -369,17 +420,23 @@ class Imu380:
         if progress:
             progress(0, total)
         while done < total:
-            block = image[done:done + block_bytes]
-            addr = done
+            block = image[done : done + block_bytes]
+            addr, n_block = done, len(block)
             try:
-                self.request(uu.WRITE_APP, addr.to_bytes(4, "big") + bytes((len(block),)) + block,
-                             match=lambda f, a=addr, n=len(block): f.ptype == uu.WRITE_APP
-                             and uu.decode_write_app(f.payload) == (a, n),
-                             timeout_s=erase_wait_s if addr == 0 else block_timeout_s)
+                self.request(
+                    uu.WRITE_APP,
+                    addr.to_bytes(4, "big") + bytes((len(block),)) + block,
+                    match=lambda f, a=addr, n=n_block: (
+                        f.ptype == uu.WRITE_APP and uu.decode_write_app(f.payload) == (a, n)
+                    ),
+                    timeout_s=erase_wait_s if addr == 0 else block_timeout_s,
+                )
             except Imu380Error as exc:
-                raise FirmwareUpgradeError(f"block at 0x{addr:06x} ({done} of {total} bytes written) "
-                                           f"failed: {exc}; the unit stays in its bootloader - run the "
-                                           f"upgrade again") from exc
+                raise FirmwareUpgradeError(
+                    f"block at 0x{addr:06x} ({done} of {total} bytes written) "
+                    f"failed: {exc}; the unit stays in its bootloader - run the "
+                    f"upgrade again"
+                ) from exc
             done += len(block)
             if progress:
                 progress(done, total)
@@ -403,8 +460,13 @@ class Imu380:
             version = str(self.get_version())
         except Imu380Error:
             version = ""
-        return {"bytes": total, "blocks": -(-total // block_bytes),
-                "resends": self.counters["resends"] - resends0, "id": dev_id, "version": version}
+        return {
+            "bytes": total,
+            "blocks": -(-total // block_bytes),
+            "resends": self.counters["resends"] - resends0,
+            "id": dev_id,
+            "version": version,
+        }
 
 
 def check_firmware_image(image: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, check_vector_table: bool = True) -> None:
@@ -438,6 +500,7 @@ def check_firmware_image(image: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, chec
 
 # -- discovery -------------------------------------------------------------------------------
 
+
 class Found(NamedTuple):
     port: str
     baud: int
@@ -469,8 +532,13 @@ def read_port_cache(path: str | os.PathLike | None) -> tuple[str, int] | None:
 def write_port_cache(path: str | os.PathLike | None, found: Found) -> None:
     if not path:
         return
-    data = {"port": found.port, "baud": found.baud, "serial_number": found.device_id.serial_number,
-            "model": found.device_id.model, "t_unix_s": time.time()}
+    data = {
+        "port": found.port,
+        "baud": found.baud,
+        "serial_number": found.device_id.serial_number,
+        "model": found.device_id.model,
+        "t_unix_s": time.time(),
+    }
     try:
         write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
     except OSError:
@@ -487,8 +555,16 @@ def discovery_plan(ports, baud_rates, cached: tuple[str, int] | None = None) -> 
     return plan
 
 
-def probe(port: str, baud: int, *, timeout_s: float = 0.25, listen_s: float = 0.12,
-          exclusive: bool = True, keep_open: bool = False, **kw):
+def probe(
+    port: str,
+    baud: int,
+    *,
+    timeout_s: float = 0.25,
+    listen_s: float = 0.12,
+    exclusive: bool = True,
+    keep_open: bool = False,
+    **kw,
+):
     """Is an IMU380/DMU380 on *port* at *baud*?  Returns :class:`Found` (and, with
     *keep_open*, the open :class:`Imu380` as a second element), or None.  A port that cannot
     be opened (absent, or held by another process) is None too."""
@@ -500,7 +576,7 @@ def probe(port: str, baud: int, *, timeout_s: float = 0.25, listen_s: float = 0.
     try:
         streaming = False
         t_end = dev.clock() + listen_s
-        while dev.clock() < t_end and not streaming:   # a streaming unit shows itself
+        while dev.clock() < t_end and not streaming:  # a streaming unit shows itself
             dev.pump(max(0.0, t_end - dev.clock()))
             streaming = bool(dev.packets)
         if not streaming:
@@ -518,8 +594,14 @@ def probe(port: str, baud: int, *, timeout_s: float = 0.25, listen_s: float = 0.
             dev.close()
 
 
-def discover(ports=None, baud_rates=DEFAULT_BAUD_RATES, *, timeout_s: float = 10.0,
-             cache_path: str | os.PathLike | None = None, probe_timeout_s: float = 0.25) -> Found:
+def discover(
+    ports=None,
+    baud_rates=DEFAULT_BAUD_RATES,
+    *,
+    timeout_s: float = 10.0,
+    cache_path: str | os.PathLike | None = None,
+    probe_timeout_s: float = 0.25,
+) -> Found:
     """Find a unit: the cached port first, then every port at every baud, until *timeout_s*.
     Raises :class:`Imu380NotFound` saying what was tried."""
     t_end = time.monotonic() + timeout_s
@@ -535,12 +617,15 @@ def discover(ports=None, baud_rates=DEFAULT_BAUD_RATES, *, timeout_s: float = 10
             if time.monotonic() > t_end:
                 break
         if time.monotonic() > t_end:
-            raise Imu380NotFound(f"no IMU380/DMU380 found in {timeout_s:.0f} s; tried "
-                                 + (", ".join(dict.fromkeys(tried)) or "no port (none reported)"))
+            raise Imu380NotFound(
+                f"no IMU380/DMU380 found in {timeout_s:.0f} s; tried "
+                + (", ".join(dict.fromkeys(tried)) or "no port (none reported)")
+            )
         time.sleep(0.2)
 
 
 # -- the stream for the ingest task --------------------------------------------------------
+
 
 class Imu380Stream:
     """Non-blocking IMU380 stream: connect (optionally discover, optionally configure),
@@ -550,9 +635,18 @@ class Imu380Stream:
     (16 bits); a counter step above 1 reports lost packets.  Other packet types carry no
     usable device clock (their ITOW is "not implemented" on the SA units): t_device_s NaN."""
 
-    def __init__(self, port: str, *, baud: int = 0, baud_rates=DEFAULT_BAUD_RATES,
-                 packet_type: str = "", packet_rate_hz: float = 0.0, cache_path=None,
-                 probe_timeout_s: float = 0.25, discovery_ports=()):
+    def __init__(
+        self,
+        port: str,
+        *,
+        baud: int = 0,
+        baud_rates=DEFAULT_BAUD_RATES,
+        packet_type: str = "",
+        packet_rate_hz: float = 0.0,
+        cache_path=None,
+        probe_timeout_s: float = 0.25,
+        discovery_ports=(),
+    ):
         self.port = port
         self.discovery_ports = tuple(discovery_ports)
         self.baud = baud
@@ -560,7 +654,10 @@ class Imu380Stream:
         self.packet_type = packet_type
         self.packet_rate_hz = packet_rate_hz
         if packet_type and uu.packet_type_from_value(uu.packet_type_value(packet_type)) not in uu.DATA_TYPES:
-            raise uu.CodecError(f"packet type {packet_type!r} is not an output packet ({', '.join(sorted(t.decode() for t in uu.DATA_TYPES))})")
+            raise uu.CodecError(
+                f"packet type {packet_type!r} is not an output packet "
+                f"({', '.join(sorted(t.decode() for t in uu.DATA_TYPES))})"
+            )
         if packet_rate_hz:
             uu.packet_rate_divider(packet_rate_hz)
         self.cache_path = cache_path
@@ -588,7 +685,9 @@ class Imu380Stream:
                 break
             yield 0.0
         if got is None:
-            raise Imu380NotFound("no IMU380/DMU380 answered on " + (", ".join(f"{p}@{b}" for p, b in plan) or "any port"))
+            raise Imu380NotFound(
+                "no IMU380/DMU380 answered on " + (", ".join(f"{p}@{b}" for p, b in plan) or "any port")
+            )
         self.found, self.dev = got
         self.description = f"imu380 {self.found.port}@{self.found.baud} sn {self.found.device_id.serial_number}"
         yield 0.0
@@ -608,10 +707,10 @@ class Imu380Stream:
         self.rate_hz = uu.PACKET_RATE_HZ.get(cur[uu.FIELD_PACKET_RATE], math.nan)
         if cur[uu.FIELD_PACKET_RATE] == 0:
             self.close()
-            raise Imu380Error(f"{self.description} is quiet (packet rate 0, polled mode): "
-                              "configure imu_packet_rate_hz")
-        self.description += f" {uu.packet_type_from_value(cur[uu.FIELD_PACKET_TYPE]).decode('latin-1')}" \
-                            f" at {self.rate_hz:g} Hz"
+            raise Imu380Error(f"{self.description} is quiet (packet rate 0, polled mode): configure imu_packet_rate_hz")
+        self.description += (
+            f" {uu.packet_type_from_value(cur[uu.FIELD_PACKET_TYPE]).decode('latin-1')} at {self.rate_hz:g} Hz"
+        )
         if self.cache_path and self.port == "auto":
             write_port_cache(self.cache_path, self.found)
         self._unwrap = TimerUnwrapper(65536, self.rate_hz) if self.rate_hz > 0 else None
@@ -648,7 +747,7 @@ class Imu380Stream:
             else:
                 temp = nan
             accel = getattr(p, "accel_m_s2", None)
-            if accel is None:   # N0 has no acceleration
+            if accel is None:  # N0 has no acceleration
                 accel = (nan, nan, nan)
             self.lost += lost
             out.append(ImuSample(t_rx, t_dev, p.rate_rad_s, accel, temp, p.bit_status, lost))

@@ -63,8 +63,14 @@ FIELD_PACKET_TYPE = 0x0003
 FIELD_ACCEL_LPF = 0x0005
 FIELD_RATE_LPF = 0x0006
 FIELD_ORIENTATION = 0x0007
-FIELD_NAMES = {FIELD_PACKET_RATE: "packet_rate", FIELD_BAUD: "baud", FIELD_PACKET_TYPE: "packet_type",
-               FIELD_ACCEL_LPF: "accel_lpf", FIELD_RATE_LPF: "rate_lpf", FIELD_ORIENTATION: "orientation"}
+FIELD_NAMES = {
+    FIELD_PACKET_RATE: "packet_rate",
+    FIELD_BAUD: "baud",
+    FIELD_PACKET_TYPE: "packet_type",
+    FIELD_ACCEL_LPF: "accel_lpf",
+    FIELD_RATE_LPF: "rate_lpf",
+    FIELD_ORIENTATION: "orientation",
+}
 
 #: Packet-rate divider -> output rate, Hz (0 = quiet: polled mode).
 PACKET_RATE_HZ = {0: 0.0, 1: 100.0, 2: 50.0, 4: 25.0, 5: 20.0, 10: 10.0, 20: 5.0, 25: 4.0, 50: 2.0}
@@ -77,10 +83,22 @@ _LPF_THRESHOLDS = ((18749, 2.0), (8034, 5.0), (4017, 10.0), (2410, 20.0), (1740,
 #: VR release stage codes.
 VERSION_STAGES = {0: "release_candidate", 1: "development", 2: "alpha", 3: "beta"}
 #: T0 words, in order.
-BIT_WORDS = ("bit_status", "hardware_bit", "hardware_power_bit", "hardware_environmental_bit",
-             "com_bit", "com_serial_a_bit", "com_serial_b_bit", "software_bit",
-             "software_algorithm_bit", "software_data_bit", "hardware_status", "com_status",
-             "software_status", "sensor_status")
+BIT_WORDS = (
+    "bit_status",
+    "hardware_bit",
+    "hardware_power_bit",
+    "hardware_environmental_bit",
+    "com_bit",
+    "com_serial_a_bit",
+    "com_serial_b_bit",
+    "software_bit",
+    "software_algorithm_bit",
+    "software_data_bit",
+    "hardware_status",
+    "com_status",
+    "software_status",
+    "sensor_status",
+)
 
 
 class CodecError(ValueError):
@@ -157,8 +175,8 @@ class Framer:
             end = j + 5 + buf[j + 4] + 2
             if end > n:
                 break
-            if crc16(buf[j + 2:end - 2]) == (buf[end - 2] << 8 | buf[end - 1]):
-                out.append(Frame(bytes(buf[j + 2:j + 4]), bytes(buf[j + 5:end - 2])))
+            if crc16(buf[j + 2 : end - 2]) == (buf[end - 2] << 8 | buf[end - 1]):
+                out.append(Frame(bytes(buf[j + 2 : j + 4]), bytes(buf[j + 5 : end - 2])))
                 st.frames += 1
                 i = end
             else:
@@ -177,6 +195,7 @@ class Framer:
 
 
 # -- requests -------------------------------------------------------------------------------
+
 
 def ping_frame() -> bytes:
     return build_frame(PING)
@@ -215,11 +234,12 @@ def write_app_frame(address: int, data: bytes) -> bytes:
 
 # -- responses ----------------------------------------------------------------------------------
 
+
 class DeviceId(NamedTuple):
     serial_number: int
-    model: str           # the whole model string
-    version: str         # its first word
-    part_number: str     # the rest (firmware part number)
+    model: str  # the whole model string
+    version: str  # its first word
+    part_number: str  # the rest (firmware part number)
 
 
 def decode_id(payload: bytes) -> DeviceId:
@@ -294,12 +314,13 @@ def decode_write_app(payload: bytes) -> tuple[int, int]:
 
 # -- output packets (manual §7.4; offsets in docs/interface.md) ------------------------------
 
+
 class S1Packet(NamedTuple):
     accel_m_s2: tuple[float, float, float]
     rate_rad_s: tuple[float, float, float]
     rate_temp_c: tuple[float, float, float]
     board_temp_c: float
-    counter: int            # output packet counter (wraps at 65536)
+    counter: int  # output packet counter (wraps at 65536)
     bit_status: int
 
 
@@ -309,19 +330,19 @@ class S0Packet(NamedTuple):
     mag_gauss: tuple[float, float, float]
     rate_temp_c: tuple[float, float, float]
     board_temp_c: float
-    gps_itow_ms: int        # lower 16 bits of GPS time of week ("not implemented" on SA units)
+    gps_itow_ms: int  # lower 16 bits of GPS time of week ("not implemented" on SA units)
     bit_status: int
 
 
 class A1Packet(NamedTuple):
     roll_rad: float
     pitch_rad: float
-    yaw_mag_rad: float      # relative to magnetic north
-    rate_rad_s: tuple[float, float, float]   # corrected
+    yaw_mag_rad: float  # relative to magnetic north
+    rate_rad_s: tuple[float, float, float]  # corrected
     accel_m_s2: tuple[float, float, float]
     mag_gauss: tuple[float, float, float]
     rate_temp_x_c: float
-    itow_ms: int            # U4
+    itow_ms: int  # U4
     bit_status: int
 
 
@@ -329,7 +350,7 @@ class A2Packet(NamedTuple):
     roll_rad: float
     pitch_rad: float
     yaw_rad: float
-    rate_rad_s: tuple[float, float, float]   # corrected
+    rate_rad_s: tuple[float, float, float]  # corrected
     accel_m_s2: tuple[float, float, float]
     rate_temp_c: tuple[float, float, float]
     itow_ms: int
@@ -345,7 +366,7 @@ class N0Packet(NamedTuple):
     lon_rad: float
     lat_rad: float
     alt_m: float
-    gps_itow_ms: int        # truncated to 16 bits
+    gps_itow_ms: int  # truncated to 16 bits
     bit_status: int
 
 
@@ -387,29 +408,56 @@ def _unpack(st: struct.Struct, payload: bytes, name: str):
 
 def decode_s1(payload: bytes) -> S1Packet:
     v = _unpack(_S1, payload, "S1")
-    return S1Packet(_v3(*v[0:3], ACCEL_LSB_M_S2), _v3(*v[3:6], RATE_LSB_RAD_S),
-                    _v3(*v[6:9], TEMP_LSB_C), v[9] * TEMP_LSB_C, v[10], v[11])
+    return S1Packet(
+        _v3(*v[0:3], ACCEL_LSB_M_S2),
+        _v3(*v[3:6], RATE_LSB_RAD_S),
+        _v3(*v[6:9], TEMP_LSB_C),
+        v[9] * TEMP_LSB_C,
+        v[10],
+        v[11],
+    )
 
 
 def decode_s0(payload: bytes) -> S0Packet:
     v = _unpack(_S0, payload, "S0")
-    return S0Packet(_v3(*v[0:3], ACCEL_LSB_M_S2), _v3(*v[3:6], RATE_LSB_RAD_S),
-                    _v3(*v[6:9], MAG_LSB_GAUSS), _v3(*v[9:12], TEMP_LSB_C), v[12] * TEMP_LSB_C,
-                    v[13], v[14])
+    return S0Packet(
+        _v3(*v[0:3], ACCEL_LSB_M_S2),
+        _v3(*v[3:6], RATE_LSB_RAD_S),
+        _v3(*v[6:9], MAG_LSB_GAUSS),
+        _v3(*v[9:12], TEMP_LSB_C),
+        v[12] * TEMP_LSB_C,
+        v[13],
+        v[14],
+    )
 
 
 def decode_a1(payload: bytes) -> A1Packet:
     v = _unpack(_A1, payload, "A1")
-    return A1Packet(v[0] * ANGLE_LSB_RAD, v[1] * ANGLE_LSB_RAD, v[2] * ANGLE_LSB_RAD,
-                    _v3(*v[3:6], RATE_LSB_RAD_S), _v3(*v[6:9], ACCEL_LSB_M_S2),
-                    _v3(*v[9:12], MAG_LSB_GAUSS), v[12] * TEMP_LSB_C, v[13], v[14])
+    return A1Packet(
+        v[0] * ANGLE_LSB_RAD,
+        v[1] * ANGLE_LSB_RAD,
+        v[2] * ANGLE_LSB_RAD,
+        _v3(*v[3:6], RATE_LSB_RAD_S),
+        _v3(*v[6:9], ACCEL_LSB_M_S2),
+        _v3(*v[9:12], MAG_LSB_GAUSS),
+        v[12] * TEMP_LSB_C,
+        v[13],
+        v[14],
+    )
 
 
 def decode_a2(payload: bytes) -> A2Packet:
     v = _unpack(_A2, payload, "A2")
-    return A2Packet(v[0] * ANGLE_LSB_RAD, v[1] * ANGLE_LSB_RAD, v[2] * ANGLE_LSB_RAD,
-                    _v3(*v[3:6], RATE_LSB_RAD_S), _v3(*v[6:9], ACCEL_LSB_M_S2),
-                    _v3(*v[9:12], TEMP_LSB_C), v[12], v[13])
+    return A2Packet(
+        v[0] * ANGLE_LSB_RAD,
+        v[1] * ANGLE_LSB_RAD,
+        v[2] * ANGLE_LSB_RAD,
+        _v3(*v[3:6], RATE_LSB_RAD_S),
+        _v3(*v[6:9], ACCEL_LSB_M_S2),
+        _v3(*v[9:12], TEMP_LSB_C),
+        v[12],
+        v[13],
+    )
 
 
 def altitude_m(raw_i2: int) -> float:
@@ -419,17 +467,36 @@ def altitude_m(raw_i2: int) -> float:
 
 def decode_n0(payload: bytes) -> N0Packet:
     v = _unpack(_N0, payload, "N0")
-    return N0Packet(v[0] * ANGLE_LSB_RAD, v[1] * ANGLE_LSB_RAD, v[2] * ANGLE_LSB_RAD,
-                    _v3(*v[3:6], RATE_LSB_RAD_S), _v3(*v[6:9], VEL_LSB_M_S),
-                    v[9] * LATLON_LSB_RAD, v[10] * LATLON_LSB_RAD, altitude_m(v[11]), v[12], v[13])
+    return N0Packet(
+        v[0] * ANGLE_LSB_RAD,
+        v[1] * ANGLE_LSB_RAD,
+        v[2] * ANGLE_LSB_RAD,
+        _v3(*v[3:6], RATE_LSB_RAD_S),
+        _v3(*v[6:9], VEL_LSB_M_S),
+        v[9] * LATLON_LSB_RAD,
+        v[10] * LATLON_LSB_RAD,
+        altitude_m(v[11]),
+        v[12],
+        v[13],
+    )
 
 
 def decode_n1(payload: bytes) -> N1Packet:
     v = _unpack(_N1, payload, "N1")
-    return N1Packet(v[0] * ANGLE_LSB_RAD, v[1] * ANGLE_LSB_RAD, v[2] * ANGLE_LSB_RAD,
-                    _v3(*v[3:6], RATE_LSB_RAD_S), _v3(*v[6:9], ACCEL_LSB_M_S2),
-                    _v3(*v[9:12], VEL_LSB_M_S), v[12] * LATLON_LSB_RAD, v[13] * LATLON_LSB_RAD,
-                    altitude_m(v[14]), v[15] * TEMP_LSB_C, v[16], v[17])
+    return N1Packet(
+        v[0] * ANGLE_LSB_RAD,
+        v[1] * ANGLE_LSB_RAD,
+        v[2] * ANGLE_LSB_RAD,
+        _v3(*v[3:6], RATE_LSB_RAD_S),
+        _v3(*v[6:9], ACCEL_LSB_M_S2),
+        _v3(*v[9:12], VEL_LSB_M_S),
+        v[12] * LATLON_LSB_RAD,
+        v[13] * LATLON_LSB_RAD,
+        altitude_m(v[14]),
+        v[15] * TEMP_LSB_C,
+        v[16],
+        v[17],
+    )
 
 
 DECODERS = {S1: decode_s1, S0: decode_s0, A1: decode_a1, A2: decode_a2, N0: decode_n0, N1: decode_n1}
@@ -442,6 +509,7 @@ def decode_output(frame: Frame):
 
 
 # -- field encodings ------------------------------------------------------------------------------
+
 
 def packet_type_value(ptype: bytes | str) -> int:
     """Field 0x0003 holds the two ASCII bytes of the packet type: S1 -> 0x5331."""

@@ -56,9 +56,11 @@ def parse_usb_id(text: str) -> tuple[int, int, str | None]:
 
 def find_usb_port(vid: int, pid: int, serial_number: str | None = None) -> str:
     """Device path of the first port (sorted by path) with this USB VID/PID (and serial)."""
-    matches = sorted(p.device for p in serial.tools.list_ports.comports()
-                     if p.vid == vid and p.pid == pid
-                     and (serial_number is None or p.serial_number == serial_number))
+    matches = sorted(
+        p.device
+        for p in serial.tools.list_ports.comports()
+        if p.vid == vid and p.pid == pid and (serial_number is None or p.serial_number == serial_number)
+    )
     if not matches:
         want = f"{vid:04X}:{pid:04X}" + (f" serial {serial_number}" if serial_number else "")
         raise LinkError(f"no serial port with USB id {want} is connected")
@@ -100,8 +102,9 @@ class SerialLink:
     """A serial port, pseudo-terminal or any pyserial URL, opened non-blocking and locked
     for this process alone (*exclusive*, where the port type supports it)."""
 
-    def __init__(self, url: str, baudrate: int = 115200, *, exclusive: bool = True,
-                 write_timeout_s: float = WRITE_TIMEOUT_S):
+    def __init__(
+        self, url: str, baudrate: int = 115200, *, exclusive: bool = True, write_timeout_s: float = WRITE_TIMEOUT_S
+    ):
         self.url = self.name = url
         self.counters = LinkCounters()
         try:
@@ -201,8 +204,9 @@ class SerialLink:
         self.close()
 
 
-def open_link(port: str | None = None, usb: str | None = None, baudrate: int = 57600,
-              exclusive: bool = True) -> SerialLink:
+def open_link(
+    port: str | None = None, usb: str | None = None, baudrate: int = 57600, exclusive: bool = True
+) -> SerialLink:
     """Open *port* (path or pyserial URL) or the port with USB id *usb*.
 
     Raises :class:`LinkError` with the reason (not found, in use, no permission).
@@ -211,6 +215,7 @@ def open_link(port: str | None = None, usb: str | None = None, baudrate: int = 5
 
 
 # -- sockets (monoDrive) -------------------------------------------------------------------
+
 
 def parse_socket_url(url: str) -> tuple[str, str, int]:
     """``udp://host:port`` or ``tcp://host:port`` -> (scheme, host, port)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import monodrive_codec as md
 from .link import LinkError, TcpLink, UdpLink, is_loopback, parse_socket_url
@@ -26,16 +26,19 @@ from .sample import ImuSample
 
 
 class MonoDriveStream:
-    def __init__(self, url: str, *, header: str = "v16", verify_checksum: bool = False,
-                 allow_network: bool = False, clock=None):
+    def __init__(
+        self, url: str, *, header: str = "v16", verify_checksum: bool = False, allow_network: bool = False, clock=None
+    ):
         self.scheme, self.host, self.port = parse_socket_url(url)
         if header not in md.HEADERS:
             raise LinkError(f"monoDrive header {header!r}: expected one of {sorted(md.HEADERS)}")
         if self.scheme == "tcp" and header == "udp8":
             raise LinkError("the udp8 header carries no length: TCP needs v16 or tcp12")
         if not allow_network and not is_loopback(self.host):
-            raise LinkError(f"{url}: {self.host} is not a loopback address; flight sockets stay on "
-                            "loopback unless imu_allow_network is set")
+            raise LinkError(
+                f"{url}: {self.host} is not a loopback address; flight sockets stay on "
+                "loopback unless imu_allow_network is set"
+            )
         self.url, self.header, self.verify_checksum = url, header, verify_checksum
         self.clock = clock or time.monotonic
         self.link: UdpLink | TcpLink | None = None
@@ -108,5 +111,10 @@ class MonoDriveStream:
             self.link = None
 
     def stats(self) -> dict:
-        return {"samples": self.samples, "lost": self.lost, "frames_bad": self.frames_bad,
-                "frames_wrong_format": self.frames_wrong_format, "checksum_bad": self.checksum_bad}
+        return {
+            "samples": self.samples,
+            "lost": self.lost,
+            "frames_bad": self.frames_bad,
+            "frames_wrong_format": self.frames_wrong_format,
+            "checksum_bad": self.checksum_bad,
+        }

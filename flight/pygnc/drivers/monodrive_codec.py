@@ -60,14 +60,14 @@ class FormatError(CodecError):
 
 
 class MonoImuFrame(NamedTuple):
-    wall_time_ms: int            # header time stamp (ms since Sunday); 0 if the header has none
-    game_time_s: float           # simulator time
-    sample_count: int            # -1 if the header has none
+    wall_time_ms: int  # header time stamp (ms since Sunday); 0 if the header has none
+    game_time_s: float  # simulator time
+    sample_count: int  # -1 if the header has none
     accel_m_s2: tuple[float, float, float]
     rate_rad_s: tuple[float, float, float]
     timer: int
-    checksum_ok: bool            # False also when the payload carries no valid checksum
-    time_of_week: int            # -1 if absent
+    checksum_ok: bool  # False also when the payload carries no valid checksum
+    time_of_week: int  # -1 if absent
 
 
 def encode_header(kind: str, payload_len: int, wall_time_ms: int, game_time_s: float, sample_count: int = 0) -> bytes:
@@ -79,8 +79,9 @@ def encode_header(kind: str, payload_len: int, wall_time_ms: int, game_time_s: f
     return h.pack(wall_time_ms, game_time_s)
 
 
-def decode_frame(frame: bytes, header: str = "v16", *, verify_checksum: bool = False,
-                 accel_unit_m_s2: float = G_M_S2) -> MonoImuFrame:
+def decode_frame(
+    frame: bytes, header: str = "v16", *, verify_checksum: bool = False, accel_unit_m_s2: float = G_M_S2
+) -> MonoImuFrame:
     """Decode one frame (header + IMU payload).  :class:`FormatError` if the header is
     consistent but the payload is not the GX2 emulation's (lead byte 0xC2, 31 or 35
     bytes), :class:`CodecError` for any other damage.  With *verify_checksum* a payload
@@ -99,7 +100,7 @@ def decode_frame(frame: bytes, header: str = "v16", *, verify_checksum: bool = F
         (wall, game), length, count = fields, len(frame), -1
     if length != len(frame):
         raise CodecError(f"header length {length} != frame length {len(frame)}")
-    p = memoryview(frame)[h.size:]
+    p = memoryview(frame)[h.size :]
     if len(p) not in PAYLOAD_SIZES or p[0] != LEAD_BYTE:
         raise FormatError(payload_problem(bytes(p[:1]), len(p)))
     _, ax, ay, az, wx, wy, wz, timer, csum = _PAYLOAD.unpack_from(p)
@@ -117,14 +118,17 @@ def payload_problem(lead: bytes, n: int) -> str:
     """What is wrong with a payload of *n* bytes starting with *lead*, in words."""
     what = f"payload of {n} bytes, lead byte " + (f"0x{lead[0]:02X}" if lead else "none")
     if n == STATE_PAYLOAD:
-        return what + (": the IMU frame of monoDrive 1.15 or later (float32 state, acceleration in cm/s^2), "
-                       "which pygnc does not read; "
-                       "it reads the GX2 emulation of releases up to 1.14")
+        return what + (
+            ": the IMU frame of monoDrive 1.15 or later (float32 state, acceleration in cm/s^2), "
+            "which pygnc does not read; "
+            "it reads the GX2 emulation of releases up to 1.14"
+        )
     return what + f": not the GX2 emulation (lead byte 0x{LEAD_BYTE:02X}, {PAYLOAD_MIN} or {PAYLOAD_FULL} bytes)"
 
 
-def encode_imu_payload(accel_g, rate_rad_s, timer: int, time_of_week: int | None = 0,
-                       good_checksum: bool = True) -> bytes:
+def encode_imu_payload(
+    accel_g, rate_rad_s, timer: int, time_of_week: int | None = 0, good_checksum: bool = True
+) -> bytes:
     """The IMU payload (for simulators and tests)."""
     body = struct.pack(">B6fi", 0xC2, *accel_g, *rate_rad_s, timer)
     c = checksum(body) if good_checksum else (checksum(body) ^ 0x5A5A)
@@ -155,12 +159,12 @@ class TcpFramer:
         i = 0
         order = "big" if self.header == "v16" else "little"
         while len(buf) - i >= 4:
-            length = int.from_bytes(buf[i:i + 4], order)
+            length = int.from_bytes(buf[i : i + 4], order)
             if length < self.h.size + PAYLOAD_MIN or length > MAX_FRAME:
                 raise CodecError(f"frame length {length} out of range: stream out of step")
             if len(buf) - i < length:
                 break
-            out.append(bytes(buf[i:i + length]))
+            out.append(bytes(buf[i : i + length]))
             i += length
         del buf[:i]
         self.frames += len(out)

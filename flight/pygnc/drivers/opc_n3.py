@@ -25,11 +25,35 @@ from dataclasses import dataclass, field
 from . import usb_iss
 from .exchange import LinkTimeout, Pause, TransactionRunner, run_blocking
 from .link import LinkLost, SerialLink
-from .opc_n3_codec import (BUSY, CMD_CONFIG, CMD_DAC_STATUS, CMD_FIRMWARE, CMD_HISTOGRAM, CMD_INFO, CMD_POWER,
-                           CMD_SERIAL, CONFIG_SIZE, DAC_STATUS_SIZE, FIRMWARE_SIZE, HISTOGRAM_SIZE, INFO_SIZE,
-                           POWER_FAN_OFF, POWER_FAN_ON, POWER_LASER_OFF, POWER_LASER_ON, READY, SERIAL_SIZE,
-                           OpcChecksumError, OpcError, OpcProtocolError, decode_config, decode_dac_status,
-                           decode_firmware, decode_histogram, decode_text)
+from .opc_n3_codec import (
+    BUSY,
+    CMD_CONFIG,
+    CMD_DAC_STATUS,
+    CMD_FIRMWARE,
+    CMD_HISTOGRAM,
+    CMD_INFO,
+    CMD_POWER,
+    CMD_SERIAL,
+    CONFIG_SIZE,
+    DAC_STATUS_SIZE,
+    FIRMWARE_SIZE,
+    HISTOGRAM_SIZE,
+    INFO_SIZE,
+    POWER_FAN_OFF,
+    POWER_FAN_ON,
+    POWER_LASER_OFF,
+    POWER_LASER_ON,
+    READY,
+    SERIAL_SIZE,
+    OpcChecksumError,
+    OpcError,
+    OpcProtocolError,
+    decode_config,
+    decode_dac_status,
+    decode_firmware,
+    decode_histogram,
+    decode_text,
+)
 from .readings import Reading
 
 
@@ -41,13 +65,13 @@ class OpcBusyTimeout(OpcError):
 class OpcTiming:
     """Handshake and power timing, s (sources in docs/interface.md)."""
 
-    retry_s: float = 0.02          # between repeats of a busy command byte (10-100 ms)
-    busy_timeout_s: float = 5.0    # longest wait for ready (scs_dfe_eng: 5 s)
-    byte_gap_s: float = 0.0        # pause between data bytes (each is a USB round trip already)
-    resync_s: float = 2.5          # quiet time after an unexpected answer (Alphasense: > 2 s)
-    fan_spinup_s: float = 5.0      # fan on -> laser on (scs_dfe_eng)
-    power_step_s: float = 0.5      # laser off -> fan off
-    bytes_per_transfer: int = 1    # data bytes per SPI transaction (1 as the proven drivers)
+    retry_s: float = 0.02  # between repeats of a busy command byte (10-100 ms)
+    busy_timeout_s: float = 5.0  # longest wait for ready (scs_dfe_eng: 5 s)
+    byte_gap_s: float = 0.0  # pause between data bytes (each is a USB round trip already)
+    resync_s: float = 2.5  # quiet time after an unexpected answer (Alphasense: > 2 s)
+    fan_spinup_s: float = 5.0  # fan on -> laser on (scs_dfe_eng)
+    power_step_s: float = 0.5  # laser off -> fan off
+    bytes_per_transfer: int = 1  # data bytes per SPI transaction (1 as the proven drivers)
 
     @property
     def max_busy_retries(self) -> int:
@@ -121,8 +145,18 @@ def power_off(timing: OpcTiming = OpcTiming()):
 def setup_and_identify(spi_hz: float, timing: OpcTiming = OpcTiming(), with_config: bool = True):
     """Bridge in SPI mode 1, then :func:`identify`; returns records."""
     info = yield from usb_iss.setup(1, spi_hz)
-    records = [("bridge", {"module_id": info.module_id, "firmware": info.firmware,
-                           "mode": info.mode, "serial_number": info.serial_number}, b"")]
+    records = [
+        (
+            "bridge",
+            {
+                "module_id": info.module_id,
+                "firmware": info.firmware,
+                "mode": info.mode,
+                "serial_number": info.serial_number,
+            },
+            b"",
+        )
+    ]
     records += yield from identify(timing, with_config)
     return records
 
@@ -130,6 +164,7 @@ def setup_and_identify(spi_hz: float, timing: OpcTiming = OpcTiming(), with_conf
 # ------------------------------------------------------------------------------------------
 # The driver
 # ------------------------------------------------------------------------------------------
+
 
 @dataclass
 class OpcCounters:
@@ -188,8 +223,12 @@ class OpcN3:
         return None if self.state == "off" else self._next_at
 
     def all_counters(self) -> dict:
-        return {**self.counters.as_dict(), "state": self.state, **self.runner.counters.as_dict(),
-                **self.link.counters.as_dict()}
+        return {
+            **self.counters.as_dict(),
+            "state": self.state,
+            **self.runner.counters.as_dict(),
+            **self.link.counters.as_dict(),
+        }
 
     def _start(self, now: float) -> Reading | list | None:
         if self.state == "setup":
@@ -269,10 +308,15 @@ class OpcN3:
             self.state = "off"
             return True
         self.state = "off"
-        quick = OpcTiming(retry_s=self.timing.retry_s, busy_timeout_s=min(self.timing.busy_timeout_s, timeout_s / 3),
-                          byte_gap_s=self.timing.byte_gap_s, resync_s=self.timing.resync_s,
-                          fan_spinup_s=0.0, power_step_s=min(self.timing.power_step_s, timeout_s / 4),
-                          bytes_per_transfer=self.timing.bytes_per_transfer)
+        quick = OpcTiming(
+            retry_s=self.timing.retry_s,
+            busy_timeout_s=min(self.timing.busy_timeout_s, timeout_s / 3),
+            byte_gap_s=self.timing.byte_gap_s,
+            resync_s=self.timing.resync_s,
+            fan_spinup_s=0.0,
+            power_step_s=min(self.timing.power_step_s, timeout_s / 4),
+            bytes_per_transfer=self.timing.bytes_per_transfer,
+        )
         try:
             run_blocking(power_off(quick), self.link, self.reply_timeout_s, timeout_s)
         except Exception:

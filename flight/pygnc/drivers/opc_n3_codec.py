@@ -94,7 +94,6 @@ class OpcProtocolError(OpcError):
     """The device answered a command byte with neither busy nor ready."""
 
 
-
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -122,7 +121,7 @@ def decode_histogram(data: bytes) -> dict:
         "bin_counts": counts,
         "bin_conc_per_ml": conc,
         "sample_volume_ml": volume_ml,
-        "mtof_us": [m / 3.0 for m in mtof],   # bins 1, 3, 5, 7
+        "mtof_us": [m / 3.0 for m in mtof],  # bins 1, 3, 5, 7
         "sampling_period_s": period_s,
         "sample_flow_ml_s": flow_ml_s,
         "temperature_c": -45.0 + 175.0 * v[30] / 65535.0,
@@ -139,13 +138,33 @@ def decode_histogram(data: bytes) -> dict:
     }
 
 
-def encode_histogram(bin_counts, mtof_raw=(0, 0, 0, 0), period_cs: int = 500, flow_cml_s: int = 550,
-                     temperature_raw: int = 0x6000, humidity_raw: int = 0x7000,
-                     pm_ug_m3=(0.0, 0.0, 0.0), rejects=(0, 0, 0, 0), fan_rev_count: int = 0,
-                     laser_status: int = 600, corrupt_crc: bool = False) -> bytes:
+def encode_histogram(
+    bin_counts,
+    mtof_raw=(0, 0, 0, 0),
+    period_cs: int = 500,
+    flow_cml_s: int = 550,
+    temperature_raw: int = 0x6000,
+    humidity_raw: int = 0x7000,
+    pm_ug_m3=(0.0, 0.0, 0.0),
+    rejects=(0, 0, 0, 0),
+    fan_rev_count: int = 0,
+    laser_status: int = 600,
+    corrupt_crc: bool = False,
+) -> bytes:
     """A histogram record from raw field values (simulators and tests)."""
-    body = HISTOGRAM.pack(*bin_counts, *mtof_raw, period_cs, flow_cml_s, temperature_raw,
-                          humidity_raw, *pm_ug_m3, *rejects, fan_rev_count, laser_status, 0)[:84]
+    body = HISTOGRAM.pack(
+        *bin_counts,
+        *mtof_raw,
+        period_cs,
+        flow_cml_s,
+        temperature_raw,
+        humidity_raw,
+        *pm_ug_m3,
+        *rejects,
+        fan_rev_count,
+        laser_status,
+        0,
+    )[:84]
     crc = crc16_modbus(body) ^ (0x5A5A if corrupt_crc else 0)
     return body + struct.pack("<H", crc)
 
@@ -153,6 +172,7 @@ def encode_histogram(bin_counts, mtof_raw=(0, 0, 0, 0), period_cs: int = 500, fl
 # ------------------------------------------------------------------------------------------
 # Other records
 # ------------------------------------------------------------------------------------------
+
 
 def decode_text(data: bytes) -> str:
     """A 60-byte info or serial string: printable ASCII, padding stripped."""
@@ -168,8 +188,14 @@ def decode_firmware(data: bytes) -> dict:
 def decode_dac_status(data: bytes) -> dict:
     if len(data) != DAC_STATUS_SIZE:
         raise OpcFrameError(f"DAC/power status of {len(data)} bytes")
-    return {"fan_on": bool(data[0]), "laser_dac_on": bool(data[1]), "fan_dac": data[2],
-            "laser_dac": data[3], "laser_switch": bool(data[4]), "gain_toggle": data[5]}
+    return {
+        "fan_on": bool(data[0]),
+        "laser_dac_on": bool(data[1]),
+        "fan_dac": data[2],
+        "laser_dac": data[3],
+        "laser_switch": bool(data[4]),
+        "gain_toggle": data[5],
+    }
 
 
 #: 25 bin boundaries (ADC), 25 boundary diameters (10 nm), 24 bin weightings, PM diameters
@@ -188,24 +214,42 @@ def decode_config(data: bytes) -> dict:
         "bin_boundaries_adc": list(v[0:25]),
         "bin_boundaries_um": [x / 100.0 for x in v[25:50]],
         "bin_weighting_raw": list(v[50:74]),
-        "pm_diameter_a_um": v[74] / 100.0, "pm_diameter_b_um": v[75] / 100.0,
+        "pm_diameter_a_um": v[74] / 100.0,
+        "pm_diameter_b_um": v[75] / 100.0,
         "pm_diameter_c_um": v[76] / 100.0,
-        "max_tof_raw": v[77], "am_sampling_interval_count": v[78],
-        "am_middle_interval_count": v[79], "am_max_data_arrays": v[80],
-        "am_only_save_pm": v[81], "am_fan_on_in_idle": v[82], "am_laser_on_in_idle": v[83],
-        "tof_to_sfr_factor": v[84], "pvp": v[85], "bin_weighting_index": v[86],
+        "max_tof_raw": v[77],
+        "am_sampling_interval_count": v[78],
+        "am_middle_interval_count": v[79],
+        "am_max_data_arrays": v[80],
+        "am_only_save_pm": v[81],
+        "am_fan_on_in_idle": v[82],
+        "am_laser_on_in_idle": v[83],
+        "tof_to_sfr_factor": v[84],
+        "pvp": v[85],
+        "bin_weighting_index": v[86],
     }
 
 
 def encode_config(c: dict) -> bytes:
     """The configuration block of a :func:`decode_config` dict (simulators and tests)."""
     return CONFIG.pack(
-        *c["bin_boundaries_adc"], *(round(x * 100) for x in c["bin_boundaries_um"]),
-        *c["bin_weighting_raw"], round(c["pm_diameter_a_um"] * 100), round(c["pm_diameter_b_um"] * 100),
-        round(c["pm_diameter_c_um"] * 100), c["max_tof_raw"], c["am_sampling_interval_count"],
-        c["am_middle_interval_count"], c["am_max_data_arrays"], c["am_only_save_pm"],
-        c["am_fan_on_in_idle"], c["am_laser_on_in_idle"], c["tof_to_sfr_factor"], c["pvp"],
-        c["bin_weighting_index"])
+        *c["bin_boundaries_adc"],
+        *(round(x * 100) for x in c["bin_boundaries_um"]),
+        *c["bin_weighting_raw"],
+        round(c["pm_diameter_a_um"] * 100),
+        round(c["pm_diameter_b_um"] * 100),
+        round(c["pm_diameter_c_um"] * 100),
+        c["max_tof_raw"],
+        c["am_sampling_interval_count"],
+        c["am_middle_interval_count"],
+        c["am_max_data_arrays"],
+        c["am_only_save_pm"],
+        c["am_fan_on_in_idle"],
+        c["am_laser_on_in_idle"],
+        c["tof_to_sfr_factor"],
+        c["pvp"],
+        c["bin_weighting_index"],
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -213,9 +257,12 @@ def encode_config(c: dict) -> bytes:
 # ------------------------------------------------------------------------------------------
 
 _RECORD_DECODERS = {
-    "histogram": decode_histogram, "info": lambda raw: {"info": decode_text(raw)},
-    "serial": lambda raw: {"serial": decode_text(raw)}, "firmware": decode_firmware,
-    "config": decode_config, "dac_status": decode_dac_status,
+    "histogram": decode_histogram,
+    "info": lambda raw: {"info": decode_text(raw)},
+    "serial": lambda raw: {"serial": decode_text(raw)},
+    "firmware": decode_firmware,
+    "config": decode_config,
+    "dac_status": decode_dac_status,
 }
 
 

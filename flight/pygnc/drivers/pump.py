@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 class Received(NamedTuple):
     t_rx_mono_s: float  # host CLOCK_MONOTONIC when the frame's bytes were read
-    frame: Any          # what the framer returned
+    frame: Any  # what the framer returned
 
 
 class FramePump:
@@ -26,9 +27,17 @@ class FramePump:
     *counters*: the dict whose ``packets_overflowed`` entry counts output packets dropped
     from a full queue (default: a dict of its own)."""
 
-    def __init__(self, link, framer, is_output: Callable[[Any], bool], *,
-                 clock: Callable[[], float] = time.monotonic, max_queued: int = 20000,
-                 max_responses: int = 256, counters: dict | None = None):
+    def __init__(
+        self,
+        link,
+        framer,
+        is_output: Callable[[Any], bool],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_queued: int = 20000,
+        max_responses: int = 256,
+        counters: dict | None = None,
+    ):
         self.link = link
         self.framer = framer
         self.is_output = is_output

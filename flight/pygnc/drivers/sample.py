@@ -10,19 +10,20 @@ polled device's next request) and ``close()`` releases the port.  A lost link ra
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple, Protocol
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol
 
 
 class ImuSample(NamedTuple):
     """One rate/acceleration sample in the IMU's own axes."""
 
-    t_rx_mono_s: float                       # host CLOCK_MONOTONIC when its bytes were read
-    t_device_s: float                        # device's own monotonic time, s (NaN: none)
-    rate_rad_s: tuple[float, float, float]   # angular rate, IMU axes
-    accel_m_s2: tuple[float, float, float]   # specific force, IMU axes
-    temp_c: float                            # sensor temperature (NaN: none)
-    status: int                              # device status word (0: none)
-    lost_before: int                         # samples the device's counter/timer says were lost
+    t_rx_mono_s: float  # host CLOCK_MONOTONIC when its bytes were read
+    t_device_s: float  # device's own monotonic time, s (NaN: none)
+    rate_rad_s: tuple[float, float, float]  # angular rate, IMU axes
+    accel_m_s2: tuple[float, float, float]  # specific force, IMU axes
+    temp_c: float  # sensor temperature (NaN: none)
+    status: int  # device status word (0: none)
+    lost_before: int  # samples the device's counter/timer says were lost
 
 
 class ImuStream(Protocol):

@@ -74,7 +74,7 @@ class ClockSync:
         """A sample taken at device time *t_device_s* was read at host time *t_rx_s*."""
         d = t_rx_s - t_device_s
         win = self._win
-        while win and win[-1][1] >= d:      # monotone deque: the front holds the minimum
+        while win and win[-1][1] >= d:  # monotone deque: the front holds the minimum
             win.pop()
         win.append((t_device_s, d))
         while win[0][0] < t_device_s - self.window_s:

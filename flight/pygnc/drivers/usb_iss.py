@@ -34,7 +34,7 @@ SUB_VERSION, SUB_MODE, SUB_SERIAL = 0x01, 0x02, 0x03
 CMD_SPI = 0x61
 ACK, NACK = 0xFF, 0x00
 SPI_MODE_BASE = 0x90
-_SPI_MODE_OFFSET = (0, 2, 1, 3)   # SPI mode (CPOL|CPHA) -> offset of the bridge's mode byte
+_SPI_MODE_OFFSET = (0, 2, 1, 3)  # SPI mode (CPOL|CPHA) -> offset of the bridge's mode byte
 SCK_BASE_HZ = 6_000_000
 MAX_SPI_BYTES = 63
 MODULE_ID = 7
@@ -96,6 +96,7 @@ def decode_mode_reply(reply: bytes) -> None:
 
 # -- exchanges ---------------------------------------------------------------------------------
 
+
 def spi(data: bytes):
     """One SPI transaction; returns the bytes clocked in."""
     reply = yield Transfer(encode_spi(data), len(data) + 1)
@@ -110,5 +111,4 @@ def setup(spi_mode: int = 1, sck_hz: float = 500_000):
     sn = yield Transfer(bytes([CMD_ISS, SUB_SERIAL]), 8)
     reply = yield Transfer(encode_set_spi_mode(spi_mode, sck_hz), 2)
     decode_mode_reply(reply)
-    return UsbIssInfo(v[0], v[1], spi_mode_byte(spi_mode),
-                      sn.decode("ascii", "replace").strip("\x00 "))
+    return UsbIssInfo(v[0], v[1], spi_mode_byte(spi_mode), sn.decode("ascii", "replace").strip("\x00 "))

@@ -83,15 +83,17 @@ def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTI
     yx, yy, yz = zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx
     q = ALBEDO_EARTH_RADIUS_M / rn  # (q * q, not q ** 2: pow() need not round as a product does)
     cos_max = math.sqrt(max(0.0, 1.0 - q * q))  # cos of the Earth disc's half-angle
-    cos_eta, sin_eta, cos_sun = _cell_angles(rn, cos_max, sx_ * zx + sy_ * zy + sz_ * zz,
-                                             sx_ * xx + sy_ * xy + sz_ * xz, sx_ * yx + sy_ * yy + sz_ * yz)
+    cos_eta, sin_eta, cos_sun = _cell_angles(
+        rn, cos_max, sx_ * zx + sy_ * zy + sz_ * zz, sx_ * xx + sy_ * xy + sz_ * xz, sx_ * yx + sy_ * yy + sz_ * yz
+    )
     lit = cos_sun > 0.0
     if not lit.any():
         return np.zeros(0), np.zeros((0, 3))
     _, ca, sa = _TEMPLATE
     cos_eta, sin_eta, ca, sa, cos_sun = cos_eta[lit], sin_eta[lit], ca[lit], sa[lit], cos_sun[lit]
-    w_dir = _directions(cos_eta, sin_eta, ca, sa, np.array((zx, zy, zz)), np.array((xx, xy, xz)),
-                        np.array((yx, yy, yz)))
+    w_dir = _directions(
+        cos_eta, sin_eta, ca, sa, np.array((zx, zy, zz)), np.array((xx, xy, xz)), np.array((yx, yy, yz))
+    )
     return _weights(cos_sun, cos_max, reflectivity), w_dir
 
 
@@ -143,14 +145,29 @@ def albedo_cells_many(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REF
     yx, yy, yz = zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx
     q = ALBEDO_EARTH_RADIUS_M / rn
     cos_max = np.sqrt(np.maximum(0.0, 1.0 - q * q))
-    col = (lambda v: v[:, None])
-    cos_eta, sin_eta, cos_sun = _cell_angles(col(rn), col(cos_max), col(sx_ * zx + sy_ * zy + sz_ * zz),
-                                             col(sx_ * xx + sy_ * xy + sz_ * xz), col(sx_ * yx + sy_ * yy + sz_ * yz))
+
+    def col(v):
+        return v[:, None]
+
+    cos_eta, sin_eta, cos_sun = _cell_angles(
+        col(rn),
+        col(cos_max),
+        col(sx_ * zx + sy_ * zy + sz_ * zz),
+        col(sx_ * xx + sy_ * xy + sz_ * xz),
+        col(sx_ * yx + sy_ * yy + sz_ * yz),
+    )
     _, ca, sa = _TEMPLATE
     # Every cell's direction and weight, then each point's lit ones: elementwise, so the same
     # numbers as albedo_cells computes for its lit cells alone.
-    w_dir = _directions(cos_eta, sin_eta, ca, sa, np.stack((zx, zy, zz), axis=1)[:, None],
-                        np.stack((xx, xy, xz), axis=1)[:, None], np.stack((yx, yy, yz), axis=1)[:, None])
+    w_dir = _directions(
+        cos_eta,
+        sin_eta,
+        ca,
+        sa,
+        np.stack((zx, zy, zz), axis=1)[:, None],
+        np.stack((xx, xy, xz), axis=1)[:, None],
+        np.stack((yx, yy, yz), axis=1)[:, None],
+    )
     w = _weights(cos_sun, col(cos_max), reflectivity)
     lit = cos_sun > 0.0
     out = []
@@ -171,8 +188,13 @@ def faces_from_cells(weights, dirs_gcrs, dcm_body_to_gcrs, face_normals_body=FAC
     return weights @ np.maximum(cosines, 0.0)
 
 
-def albedo_irradiance_faces(r_gcrs_m, sun_unit_gcrs, dcm_body_to_gcrs, reflectivity: float = DEFAULT_REFLECTIVITY,
-                            face_normals_body=FACE_NORMALS_BODY):
+def albedo_irradiance_faces(
+    r_gcrs_m,
+    sun_unit_gcrs,
+    dcm_body_to_gcrs,
+    reflectivity: float = DEFAULT_REFLECTIVITY,
+    face_normals_body=FACE_NORMALS_BODY,
+):
     """Albedo on the faces (fraction of the solar irradiance), shape (k,)."""
     w, u = albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity)
     return faces_from_cells(w, u, dcm_body_to_gcrs, face_normals_body)

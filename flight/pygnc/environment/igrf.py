@@ -103,22 +103,28 @@ def table_from_shc(path: str | os.PathLike) -> dict:
 
 
 def write_table(path: str | os.PathLike, table: dict) -> None:
-    np.savez_compressed(path, degree=np.int64(table["degree"]), epochs_year=table["epochs_year"],
-                        g_nt=table["g_nt"], h_nt=table["h_nt"])
+    np.savez_compressed(
+        path, degree=np.int64(table["degree"]), epochs_year=table["epochs_year"], g_nt=table["g_nt"], h_nt=table["h_nt"]
+    )
 
 
 def load_table() -> dict:
     """The coefficient table: igrf14.npz, else ppigrf's file parsed now, else an error."""
     if TABLE_PATH.is_file():
         with np.load(TABLE_PATH) as z:
-            return {"degree": int(z["degree"]), "epochs_year": z["epochs_year"].copy(),
-                    "g_nt": z["g_nt"].copy(), "h_nt": z["h_nt"].copy()}
+            return {
+                "degree": int(z["degree"]),
+                "epochs_year": z["epochs_year"].copy(),
+                "g_nt": z["g_nt"].copy(),
+                "h_nt": z["h_nt"].copy(),
+            }
     shc = ppigrf_shc_path()
     if shc is not None:
         return table_from_shc(shc)
     raise IgrfTableMissing(
         f"IGRF coefficients not found: {TABLE_PATH} is missing and ppigrf is not installed. "
-        "Generate the table with 'python scripts/make_igrf_table.py' on a machine with ppigrf.")
+        "Generate the table with 'python scripts/make_igrf_table.py' on a machine with ppigrf."
+    )
 
 
 _TABLE: dict | None = None
@@ -244,11 +250,13 @@ def field_ecef_nt(r_ecef_m, t_gps_s: float) -> np.ndarray:
     b_r, b_t, b_p = field_spherical_nt(r, colat, lon, t_gps_s)
     ct, st = math.cos(colat), math.sin(colat)
     cp, sp = math.cos(lon), math.sin(lon)
-    return np.array([
-        b_r * st * cp + b_t * ct * cp - b_p * sp,
-        b_r * st * sp + b_t * ct * sp + b_p * cp,
-        b_r * ct - b_t * st,
-    ])
+    return np.array(
+        [
+            b_r * st * cp + b_t * ct * cp - b_p * sp,
+            b_r * st * sp + b_t * ct * sp + b_p * cp,
+            b_r * ct - b_t * st,
+        ]
+    )
 
 
 def field_ecef_nt_many(r_ecef_m, t_gps_s) -> np.ndarray:
@@ -274,8 +282,9 @@ def field_ecef_nt_many(r_ecef_m, t_gps_s) -> np.ndarray:
     days = np.floor(t / 86_400.0)
     for day in np.unique(days):  # the coefficients change per UTC day
         sel = days == day
-        b_r, b_t, b_p = _field_spherical_many(rr[sel], ct[sel], st[sel], cp[sel], sp[sel],
-                                              _coefficients_for_day(float(t[sel][0])))
+        b_r, b_t, b_p = _field_spherical_many(
+            rr[sel], ct[sel], st[sel], cp[sel], sp[sel], _coefficients_for_day(float(t[sel][0]))
+        )
         c_t, s_t, c_p, s_p = ct[sel], st[sel], cp[sel], sp[sel]
         out[sel, 0] = b_r * s_t * c_p + b_t * c_t * c_p - b_p * s_p
         out[sel, 1] = b_r * s_t * s_p + b_t * c_t * s_p + b_p * c_p
@@ -324,7 +333,7 @@ def _field_spherical_many(r_m, ct, st_raw, c1, s1, coefficients):
         # Accumulated over m in order (add.accumulate is sequential): the scalar loop's sums.
         sr = np.add.accumulate(gc * p[: n + 1], axis=0)[-1]
         st_ = np.add.accumulate(gc * dp[: n + 1], axis=0)[-1]
-        sp = np.add.accumulate(orders[1: n + 1] * (gn[1:] * sm[1:] - hn[1:] * cm[1:]) * p[1: n + 1], axis=0)[-1]
+        sp = np.add.accumulate(orders[1 : n + 1] * (gn[1:] * sm[1:] - hn[1:] * cm[1:]) * p[1 : n + 1], axis=0)[-1]
         br = br + (n + 1) * rpow * sr
         bt = bt - rpow * st_
         bp = bp + rpow * sp

@@ -116,10 +116,13 @@ def sun_position_gcrs_m(t_gps_s):
     lon_rad = np.radians(l0_deg + c_deg - 20.4898 / 3600.0 / dist_au)
     eps_rad = (84381.448 - 46.8150 * t - 0.00059 * t**2 + 0.001813 * t**3) * _ARCSEC
     # Mean equator and equinox of date.
-    r_date = np.stack(
-        [np.cos(lon_rad), np.cos(eps_rad) * np.sin(lon_rad), np.sin(eps_rad) * np.sin(lon_rad)],
-        axis=-1,
-    ) * dist_m[..., None]
+    r_date = (
+        np.stack(
+            [np.cos(lon_rad), np.cos(eps_rad) * np.sin(lon_rad), np.sin(eps_rad) * np.sin(lon_rad)],
+            axis=-1,
+        )
+        * dist_m[..., None]
+    )
     p = precession_matrix_j2000_to_date(t)
     # r_j2000 = P^T r_date
     return np.einsum("...ji,...j->...i", p, r_date)

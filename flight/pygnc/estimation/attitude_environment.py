@@ -61,8 +61,14 @@ def _sun_fraction(r_gcrs_m: np.ndarray, r_sun_gcrs_m: np.ndarray) -> float:
     return float(eclipse_fraction(r_gcrs_m, r_sun_gcrs_m))
 
 
-def environment_at(t_gps_s: float, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux_at_1au: float,
-                   reflectivity: float = _albedo.DEFAULT_REFLECTIVITY) -> Environment:
+def environment_at(
+    t_gps_s: float,
+    r_ecef_m,
+    r_gcrs_m,
+    m_gcrs_from_itrs,
+    sun_lux_at_1au: float,
+    reflectivity: float = _albedo.DEFAULT_REFLECTIVITY,
+) -> Environment:
     """Field, sun, shadow and albedo at a position (ECEF and GCRS, m) and GPS time."""
     r_g = np.asarray(r_gcrs_m, dtype=float)
     b_gcrs_ut = (np.asarray(m_gcrs_from_itrs) @ _igrf.field_ecef_nt(r_ecef_m, t_gps_s)) * 1e-3
@@ -71,8 +77,14 @@ def environment_at(t_gps_s: float, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux
     return Environment(b_gcrs_ut, s_hat, e0, frac, w, u)
 
 
-def environments_at(t_gps_s, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux_at_1au: float,
-                    reflectivity: float = _albedo.DEFAULT_REFLECTIVITY) -> list[Environment]:
+def environments_at(
+    t_gps_s,
+    r_ecef_m,
+    r_gcrs_m,
+    m_gcrs_from_itrs,
+    sun_lux_at_1au: float,
+    reflectivity: float = _albedo.DEFAULT_REFLECTIVITY,
+) -> list[Environment]:
     """:func:`environment_at` for n points at once: times (n,), positions (n, 3), the n
     rotation matrices; bit for bit the same Environments (the field and the albedo cells
     are computed for all points together, :func:`pygnc.environment.igrf.field_ecef_nt_many`
@@ -85,8 +97,10 @@ def environments_at(t_gps_s, r_ecef_m, r_gcrs_m, m_gcrs_from_itrs, sun_lux_at_1a
     r_gs = [r_g_all[i].copy() for i in range(len(t))]
     suns = [_sun_geometry(float(ti), r_g, sun_lux_at_1au) for ti, r_g in zip(t.tolist(), r_gs)]
     cells = _albedo.albedo_cells_many(r_g_all, np.array([s_hat for s_hat, _, _ in suns]).reshape(-1, 3), reflectivity)
-    return [Environment((np.asarray(m) @ b_ecef_all[i].copy()) * 1e-3, s_hat, e0, frac, w, u)
-            for i, (m, (s_hat, e0, frac), (w, u)) in enumerate(zip(m_gcrs_from_itrs, suns, cells))]
+    return [
+        Environment((np.asarray(m) @ b_ecef_all[i].copy()) * 1e-3, s_hat, e0, frac, w, u)
+        for i, (m, (s_hat, e0, frac), (w, u)) in enumerate(zip(m_gcrs_from_itrs, suns, cells))
+    ]
 
 
 def _sun_geometry(t_gps_s: float, r_g: np.ndarray, sun_lux_at_1au: float) -> tuple[np.ndarray, float, float]:

@@ -78,14 +78,20 @@ from pygnc.environment.albedo import FACE_NORMALS_BODY
 from pygnc.estimation import chi2
 from pygnc.estimation.attitude_environment import Environment
 from pygnc.estimation.attitude_sensors import OPT3001_FULL_SCALE_LUX, sun_vector_from_faces, triad
-from pygnc.estimation.quaternion import (dcm_from_quat, integrate_rates, quat_from_dcm, quat_from_rotvec,
-                                         quat_multiply, rotation_matrix, skew, step_rotation_vector)
+from pygnc.estimation.quaternion import (
+    dcm_from_quat,
+    integrate_rates,
+    quat_from_dcm,
+    quat_from_rotvec,
+    quat_multiply,
+    rotation_matrix,
+    skew,
+    step_rotation_vector,
+)
 from pygnc.estimation.tunables import AttitudeFilterConfig
 
 #: Chi-square 0.9999 quantiles for 1..9 degrees of freedom.
 CHI2_9999 = tuple(chi2.quantile(0.9999, k) for k in range(1, 10))
-
-
 
 
 # --------------------------------------------------------------------------- calibrator
@@ -131,8 +137,11 @@ class GyroMagCalibrator:
                 r = m1 - bm - v
                 h = np.hstack([-dt * skew(v), np.eye(3) - c])
                 bn = math.sqrt(float(v @ v))
-                sig2 = (2.0 * cfg.mag_noise_ut**2 + (bn * cfg.calib_field_rate_rad_s * dt) ** 2
-                        + bn * bn * dt * dt * cfg.gyro_noise_rad_s**2 / 2.0)
+                sig2 = (
+                    2.0 * cfg.mag_noise_ut**2
+                    + (bn * cfg.calib_field_rate_rad_s * dt) ** 2
+                    + bn * bn * dt * dt * cfg.gyro_noise_rad_s**2 / 2.0
+                )
                 s = h @ self.p @ h.T + np.eye(3) * sig2
                 nis = float(r @ np.linalg.solve(s, r))
                 if not nis <= CHI2_9999[2]:  # a field disturbance (or a jump): skip the pair
@@ -169,8 +178,7 @@ class RestDetector:
     body's gyro readings nutate.  (A spin exactly about the sun line with a constant rate
     would pass; it is the one case this cannot tell apart.)"""
 
-    def __init__(self, n: int = 6, gyro_k_sigma: float = 4.0, lux_fraction: float = 0.03,
-                 lux_floor_lux: float = 3.0):
+    def __init__(self, n: int = 6, gyro_k_sigma: float = 4.0, lux_fraction: float = 0.03, lux_floor_lux: float = 3.0):
         self.n, self.k, self.frac, self.floor = n, gyro_k_sigma, lux_fraction, lux_floor_lux
         self.w: list[np.ndarray] = []
         self.lux: list[np.ndarray] = []
@@ -204,9 +212,13 @@ def _inverse(s: np.ndarray) -> np.ndarray | None:
         if det == 0.0:
             return None
         k = 1.0 / det
-        return np.array([[k * c00, k * (c * h - b * i), k * (b * f - c * e)],
-                         [k * c10, k * (a * i - c * g), k * (c * d - a * f)],
-                         [k * c20, k * (b * g - a * h), k * (a * e - b * d)]])
+        return np.array(
+            [
+                [k * c00, k * (c * h - b * i), k * (b * f - c * e)],
+                [k * c10, k * (a * i - c * g), k * (c * d - a * f)],
+                [k * c20, k * (b * g - a * h), k * (a * e - b * d)],
+            ]
+        )
     if m == 1:
         v = float(s[0, 0])
         return None if v == 0.0 else np.array([[1.0 / v]])
@@ -307,8 +319,9 @@ class AttitudeMEKF:
             return
         bg = self.x_bias[:3].copy()
         phi, w0, w1 = integrate_rates(t_imu_s, np.asarray(rate_imu_body_rad_s, dtype=float) - bg, self.t_s, float(t_s))
-        q_att = (cfg.imu_gyro_noise_density_rad_s_sqrt_hz**2 * dt
-                 + cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s**2 * dt**3 / 3.0)
+        q_att = (
+            cfg.imu_gyro_noise_density_rad_s_sqrt_hz**2 * dt + cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s**2 * dt**3 / 3.0
+        )
         self._advance(t_s, dt, phi, q_att, w1, cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s)
         if time_sigma_s > 0.0:
             v = w1 - rotation_matrix(-phi) @ w0
@@ -316,7 +329,9 @@ class AttitudeMEKF:
         self.w_dot_rad_s2 = math.sqrt(float((w1 - w0) @ (w1 - w0))) / dt  # the IMU's own rates at both ends
         self.w_prev = w1 + bg
 
-    def _advance(self, t_s: float, dt: float, phi: np.ndarray, q_att: float, w_step, bias_walk_rad_s_per_sqrt_s: float) -> None:
+    def _advance(
+        self, t_s: float, dt: float, phi: np.ndarray, q_att: float, w_step, bias_walk_rad_s_per_sqrt_s: float
+    ) -> None:
         """The common part of a step: rotate the reference by *phi*, propagate P with the
         error-state transition, add *q_att* (rad^2 per axis) and the bias walks, and, for a
         step integrated from samples (*w_step*, the bias-corrected rate at its end), the
@@ -377,7 +392,7 @@ class AttitudeMEKF:
                 hist.append(dt)
         else:
             hist.append(dt)
-        del hist[:-max(3, cfg.step_history)]
+        del hist[: -max(3, cfg.step_history)]
         self.last_step_sigma_s = sig
         return sig
 
@@ -444,9 +459,12 @@ class AttitudeMEKF:
         sat = np.asarray(saturated, dtype=bool)
         s_b, cosines, pred, alb = self.predicted_lux(env)
         e_dir = env.sun_lux * env.sun_fraction
-        var = ((cfg.lux_noise_fraction * np.maximum(lux, pred)) ** 2 + cfg.lux_noise_floor_lux**2
-               + (cfg.lux_cosine_error_fraction * e_dir) ** 2
-               + (cfg.albedo_relative_sigma * alb + cfg.albedo_floor_fraction * env.sun_lux) ** 2)
+        var = (
+            (cfg.lux_noise_fraction * np.maximum(lux, pred)) ** 2
+            + cfg.lux_noise_floor_lux**2
+            + (cfg.lux_cosine_error_fraction * e_dir) ** 2
+            + (cfg.albedo_relative_sigma * alb + cfg.albedo_floor_fraction * env.sun_lux) ** 2
+        )
         if env.sun_fraction < 1.0 - cfg.eclipse_fraction_threshold:  # penumbra: timing of the edge
             var += (0.1 * env.sun_lux) ** 2
         rows, res, rv = [], [], []
@@ -512,7 +530,8 @@ class AttitudeEstimator:
 
     def __init__(self, cfg: AttitudeFilterConfig | None = None, record_history: bool = False):
         self.cfg = cfg or AttitudeFilterConfig()
-        #: Keep what the ground smoother needs, one :class:`_StepRecord` per step (~3 kB each: three 9x9 matrices and the output):
+        #: Keep what the ground smoother needs, one :class:`_StepRecord` per step (~3 kB each: three 9x9 matrices
+        #: and the output):
         #: off in flight (memory), on for ground replay.
         self.record_history = bool(record_history)
         self.history: list[_StepRecord] = []
@@ -574,9 +593,17 @@ class AttitudeEstimator:
         self.n_init += 1
         return True
 
-    def step(self, t_s: float, w_meas_body_rad_s, m_meas_body_ut, lux, saturated,
-             env: Environment | None, time_tag_sigma_s: float | None = None,
-             imu: tuple | None = None) -> AttitudeOutput:
+    def step(
+        self,
+        t_s: float,
+        w_meas_body_rad_s,
+        m_meas_body_ut,
+        lux,
+        saturated,
+        env: Environment | None,
+        time_tag_sigma_s: float | None = None,
+        imu: tuple | None = None,
+    ) -> AttitudeOutput:
         """One sample stamped *t_s* (its stated epoch); *time_tag_sigma_s* is that epoch's
         1-sigma uncertainty (default: the config's; 0 for exact truth times).
 
@@ -632,8 +659,15 @@ class AttitudeEstimator:
         self._w_sensor_prev = w_b
         out = self.output()
         if rec:
-            self.history.append(_StepRecord(out, self.last_w, self.time_tag_sigma_s, prior if out.valid_attitude else None,
-                                            f.p.copy() if out.valid_attitude else None))
+            self.history.append(
+                _StepRecord(
+                    out,
+                    self.last_w,
+                    self.time_tag_sigma_s,
+                    prior if out.valid_attitude else None,
+                    f.p.copy() if out.valid_attitude else None,
+                )
+            )
         return out
 
     def epoch_covariance(self, rate_body_rad_s) -> np.ndarray:
@@ -649,15 +683,33 @@ class AttitudeEstimator:
             rate = self.last_w - f.x_bias[:3]
             cov = f.p.copy()
             cov[:3, :3] += self.epoch_covariance(rate)
-            return AttitudeOutput(f.t_s, f.q.copy(), rate, f.x_bias[:3].copy(),
-                                  f.x_bias[3:].copy(), cov, True, self.last_in_eclipse, f.last_sun_faces)
+            return AttitudeOutput(
+                f.t_s,
+                f.q.copy(),
+                rate,
+                f.x_bias[:3].copy(),
+                f.x_bias[3:].copy(),
+                cov,
+                True,
+                self.last_in_eclipse,
+                f.last_sun_faces,
+            )
         c = self.calib
         cov = np.zeros((9, 9))
         cov[:3, :3] = np.eye(3) * math.pi**2
         cov[3:, 3:] = c.p
         t = c.t_s if c.t_s is not None else float("nan")
-        return AttitudeOutput(t, np.array([1.0, 0.0, 0.0, 0.0]), self.last_w - c.x[:3], c.x[:3].copy(),
-                              c.x[3:].copy(), cov, False, self.last_in_eclipse, 0)
+        return AttitudeOutput(
+            t,
+            np.array([1.0, 0.0, 0.0, 0.0]),
+            self.last_w - c.x[:3],
+            c.x[:3].copy(),
+            c.x[3:].copy(),
+            cov,
+            False,
+            self.last_in_eclipse,
+            0,
+        )
 
     def propagated_output(self, t_s: float) -> AttitudeOutput:
         """The estimate moved to *t_s* with the last rate held (the filter is not changed)."""
@@ -669,5 +721,14 @@ class AttitudeEstimator:
         f.propagate(t_s, None)
         cov = f.p.copy()
         cov[:3, :3] += self.epoch_covariance(out.rate_body_rad_s)
-        return AttitudeOutput(f.t_s, f.q.copy(), out.rate_body_rad_s, f.x_bias[:3].copy(), f.x_bias[3:].copy(),
-                              cov, True, self.last_in_eclipse, 0)
+        return AttitudeOutput(
+            f.t_s,
+            f.q.copy(),
+            out.rate_body_rad_s,
+            f.x_bias[:3].copy(),
+            f.x_bias[3:].copy(),
+            cov,
+            True,
+            self.last_in_eclipse,
+            0,
+        )

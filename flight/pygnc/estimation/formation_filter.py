@@ -73,15 +73,13 @@ Everything here is pure computation: arrays in, arrays out, no I/O.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from pygnc import frames
-from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation import chi2
+from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.orbit_ekf import fix_sigmas, fix_to_gcrs
 from pygnc.estimation.tunables import FormationFilterConfig
 
@@ -145,6 +143,7 @@ def ecef_jacobian(t_gps_s: float) -> np.ndarray:
         _ECEF_J[t_gps_s] = j
     return j
 
+
 #: Grid step of the tabulated process noise [s] (see FormationFilter._q).
 Q_GRID_S = 0.05
 _Q_CACHE: dict[tuple, np.ndarray] = {}
@@ -169,8 +168,9 @@ SHARE_MAX_DV_M_S = 0.01
 OWN_STEP_COUNTS = {"shared": 0, "propagated": 0}
 
 
-def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float,
-             steps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def own_step(
+    own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float, steps: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(own state after *h* s, Phi) from GPS time *t_gps_s*: :func:`od.propagate`, or the
     step another filter sharing *steps* took from the same instant, carried to *own* (see
     _OWN_STEPS_MAX above; no *steps*: always propagated)."""
@@ -181,8 +181,10 @@ def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float,
     if e is not None:
         ref, ref_new, phi = e
         d = own - ref
-        if max(abs(d[0]), abs(d[1]), abs(d[2])) <= SHARE_MAX_DR_M and \
-                max(abs(d[3]), abs(d[4]), abs(d[5])) <= SHARE_MAX_DV_M_S:
+        if (
+            max(abs(d[0]), abs(d[1]), abs(d[2])) <= SHARE_MAX_DR_M
+            and max(abs(d[3]), abs(d[4]), abs(d[5])) <= SHARE_MAX_DV_M_S
+        ):
             OWN_STEP_COUNTS["shared"] += 1
             return ref_new + phi @ d, phi
     new, phi = od.propagate(own, h, model, t_gps_s=t_gps_s)
@@ -191,6 +193,7 @@ def own_step(own: np.ndarray, h: float, model: od.DynamicsModel, t_gps_s: float,
         steps.clear()
     steps[key] = (np.array(own, dtype=float), new, phi)
     return new, phi
+
 
 def _interpolate_state(x0, x1, ends0, ends1, tau, h):
     """The state at t0 + *tau* within a step of *h* s from *x0* to *x1*, with
@@ -260,9 +263,16 @@ class FormationFilter:
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
         self.range_rejected_nu_m: list[float] = []  # innovations of the ranges rejected since one was used
         self.last_nis = math.nan
-        self._q_key = (c.orbit.dmc_tau_s, c.orbit.dmc_sigma_m_s2, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2,
-                       c.estimate_peer_drag_scale, c.peer_drag_scale_sigma, c.peer_drag_scale_tau_s,
-                       c.range_bias_walk_m_sqrt_s)
+        self._q_key = (
+            c.orbit.dmc_tau_s,
+            c.orbit.dmc_sigma_m_s2,
+            c.diff_dmc_tau_s,
+            c.diff_dmc_sigma_m_s2,
+            c.estimate_peer_drag_scale,
+            c.peer_drag_scale_sigma,
+            c.peer_drag_scale_tau_s,
+            c.range_bias_walk_m_sqrt_s,
+        )
         self._eye = np.eye(N_STATES)
         #: own steps shared with the other filters of the same processor (see own_step)
         self.own_steps: dict | None = None
@@ -385,8 +395,9 @@ class FormationFilter:
             xs, phi = od.propagate(xs, dt, self.own_model, t_gps_s=float(t_own_gps_s))
             a = phi[:6, :6]
             own_z = xs[:6]
-            own_r = a @ own_r @ a.T + od.process_noise(abs(dt), self.own_model,
-                                                       self.config.orbit.dmc_sigma_m_s2)[:6, :6]
+            own_r = (
+                a @ own_r @ a.T + od.process_noise(abs(dt), self.own_model, self.config.orbit.dmc_sigma_m_s2)[:6, :6]
+            )
         return own_z, own_r
 
     def peer_state_at(self, t_prior_gps_s, pos_ecef_m, vel_ecef_m_s, sigma_pos_m, sigma_vel_m_s, t_gps_s):
@@ -403,15 +414,27 @@ class FormationFilter:
             z, r = xs[:6], a @ r @ a.T
         return z, r
 
-    def initialize_from_fixes(self, t_own_gps_s, own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m,
-                              own_vel_sigma_m_s, t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s,
-                              peer_pos_sigma_m, peer_vel_sigma_m_s):
+    def initialize_from_fixes(
+        self,
+        t_own_gps_s,
+        own_pos_ecef_m,
+        own_vel_ecef_m_s,
+        own_pos_sigma_m,
+        own_vel_sigma_m_s,
+        t_peer_gps_s,
+        peer_pos_ecef_m,
+        peer_vel_ecef_m_s,
+        peer_pos_sigma_m,
+        peer_vel_sigma_m_s,
+    ):
         """Initialise at the peer fix's time from an own fix (propagated there with the
         dynamics, the common process noise added) and a peer fix."""
-        own_z, own_r = self.own_at(t_own_gps_s, (own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m,
-                                                 own_vel_sigma_m_s), t_peer_gps_s)
-        peer_z, peer_r = self.fix_gcrs(t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s, peer_pos_sigma_m,
-                                       peer_vel_sigma_m_s)
+        own_z, own_r = self.own_at(
+            t_own_gps_s, (own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m, own_vel_sigma_m_s), t_peer_gps_s
+        )
+        peer_z, peer_r = self.fix_gcrs(
+            t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s, peer_pos_sigma_m, peer_vel_sigma_m_s
+        )
         self.initialize(t_peer_gps_s, own_z, own_r, peer_z, peer_r)
 
     # ------------------------------------------------------------------ prediction
@@ -463,7 +486,8 @@ class FormationFilter:
                             q[9 + 3 * ii + ax, 9 + 3 * jj + ax] = qd[ii, jj]
                 if c.estimate_peer_drag_scale:
                     q[I_DRAG_SCALE, I_DRAG_SCALE] = c.peer_drag_scale_sigma**2 * (
-                        1.0 - math.exp(-2.0 * h / c.peer_drag_scale_tau_s))
+                        1.0 - math.exp(-2.0 * h / c.peer_drag_scale_tau_s)
+                    )
                 q[I_RANGE_BIAS, I_RANGE_BIAS] = c.range_bias_walk_m_sqrt_s**2 * h
             _Q_CACHE[key] = q
         return q
@@ -489,7 +513,7 @@ class FormationFilter:
         tau_d = self.config.diff_dmc_tau_s
         decay_d = math.exp(-h / tau_d)
         c_v = tau_d * (1.0 - decay_d)  # integral of exp(-t / tau_d) over the step
-        c_r = tau_d * (h - c_v)        # ... integrated twice
+        c_r = tau_d * (h - c_v)  # ... integrated twice
         dw = x[15:18]
         xn = x.copy()
         xn[0:9] = own_new
@@ -667,14 +691,14 @@ class FormationFilter:
         if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
             raise ValueError(f"measurement at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
 
-    def update_own_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None,
-                       gcrs=None) -> str:
+    def update_own_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None, gcrs=None) -> str:
         """Update with an own GPS fix at the filter time; "used" or "rejected".  *gcrs*: the
         fix's :meth:`fix_gcrs` if the caller has it already (every partner's filters take
         the same own fix: converted once)."""
         self._check_time(t_gps_s)
-        z, r = gcrs if gcrs is not None else self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m,
-                                                           vel_sigma_m_s)
+        z, r = (
+            gcrs if gcrs is not None else self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+        )
         h = np.zeros((6, N_STATES))
         h[:, 0:6] = np.eye(6)
         ok, _ = self._update(h, z - self.x[0:6], r, self.fix_gate)
@@ -738,15 +762,16 @@ class FormationFilter:
         c5 = 5.0 * rv / rn2
         # G = k (3 r r^T - r^2 I);  G' = 3k (v r^T + r v^T) - 2k (r.v) I - 5 (r.v) / r^2 G
         g = [[k * (3.0 * r[i] * r[m] - (rn2 if i == m else 0.0)) for m in range(3)] for i in range(3)]
-        gd = [[3.0 * k * (v[i] * r[m] + r[i] * v[m]) - (2.0 * k * rv if i == m else 0.0) - c5 * g[i][m]
-               for m in range(3)] for i in range(3)]
+        gd = [
+            [3.0 * k * (v[i] * r[m] + r[i] * v[m]) - (2.0 * k * rv if i == m else 0.0) - c5 * g[i][m] for m in range(3)]
+            for i in range(3)
+        ]
         t2, t3 = 0.5 * tau * tau, tau * tau * tau / 6.0
         p, p_dot, j = [], [], []
         for i in range(3):
             gi, gdi = g[i], gd[i]
             acc = gi[0] * dr[0] + gi[1] * dr[1] + gi[2] * dr[2] + dw[i]
-            jerk = (gdi[0] * dr[0] + gdi[1] * dr[1] + gdi[2] * dr[2]
-                    + gi[0] * dv[0] + gi[1] * dv[1] + gi[2] * dv[2])
+            jerk = gdi[0] * dr[0] + gdi[1] * dr[1] + gdi[2] * dr[2] + gi[0] * dv[0] + gi[1] * dv[1] + gi[2] * dv[2]
             p.append(dr[i] + tau * dv[i] + t2 * acc + t3 * jerk)
             p_dot.append(dv[i] + tau * acc + t2 * jerk)
             row = [t2 * gi[m] + t3 * gdi[m] for m in range(3)] + [t3 * gi[m] for m in range(3)]
@@ -802,7 +827,7 @@ class FormationFilter:
         h = np.ravel(h)
         hr = h[9:15]
         rel = float(hr @ self.p[9:15, 9:15] @ hr)
-        now = float(h @ self.p @ h) + self.config.range_sigma_m ** 2
+        now = float(h @ self.p @ h) + self.config.range_sigma_m**2
         excess = float(np.median(np.square(nu))) - now
         if not (rel > 0.0 and excess > 0.0 and math.isfinite(excess)):
             return 1.0
@@ -852,8 +877,7 @@ class FormationFilter:
         q = p_rel - np.outer(u, u @ p_rel)  # rho M P_rel: tr(M P) = tr(q) / rho
         pred += 0.5 * float(q[0, 0] + q[1, 1] + q[2, 2]) / rho
         rate = float(u @ rel_dot)
-        var = sig * sig + 0.5 * float((q * q.T).sum()) / (rho * rho) \
-            + (rate * c.range_tag_resolution_s) ** 2 / 12.0
+        var = sig * sig + 0.5 * float((q * q.T).sum()) / (rho * rho) + (rate * c.range_tag_resolution_s) ** 2 / 12.0
         nu = float(range_m) - pred
         if not self.range_acquired:
             cand = self._range_candidate

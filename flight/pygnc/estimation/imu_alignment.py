@@ -39,9 +39,14 @@ class ImuTimeAlignment:
     """``e`` = how far the IMU's mapped time tags run ahead of the sensor samples' stated
     epochs, s (true instant of an IMU sample = its mapped tag - e)."""
 
-    def __init__(self, init_sigma_s: float = 0.5, walk_s_per_sqrt_s: float = 2e-3,
-                 init_bias_diff_sigma_rad_s: float = math.radians(2.0),
-                 bias_diff_walk_rad_s_per_sqrt_s: float = 2e-6, max_rejections: int = 6):
+    def __init__(
+        self,
+        init_sigma_s: float = 0.5,
+        walk_s_per_sqrt_s: float = 2e-3,
+        init_bias_diff_sigma_rad_s: float = math.radians(2.0),
+        bias_diff_walk_rad_s_per_sqrt_s: float = 2e-6,
+        max_rejections: int = 6,
+    ):
         self.x = np.zeros(4)  # e [s], bias difference IMU - BMX160 [rad/s] (3)
         self.p = np.diag([init_sigma_s**2] + [init_bias_diff_sigma_rad_s**2] * 3)
         self._p0 = self.p.copy()

@@ -57,6 +57,7 @@ __all__ = [
     "FilterStep",
 ]
 
+
 @dataclass
 class FilterStep:
     """One predict (from the previous record) and optional update, kept for smoothing."""
@@ -96,7 +97,11 @@ def fix_sigmas(config: OrbitFilterConfig, pos_sigma_m, vel_sigma_m_s):
     corrupt value: no fix is that poor).  Shared by the orbit and formation filters."""
     c = config
     ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
-    vs = np.full(3, c.vel_sigma_m_s) if vel_sigma_m_s is None else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
+    vs = (
+        np.full(3, c.vel_sigma_m_s)
+        if vel_sigma_m_s is None
+        else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
+    )
     ps = np.where((ps > 0) & (ps <= 1e6), ps, c.pos_sigma_m)  # NaN fails both
     vs = np.where((vs > 0) & (vs <= 1e3), vs, c.vel_sigma_m_s)
     return ps, vs
@@ -184,8 +189,9 @@ class OrbitEKF:
             self.p[9, 9] = self.config.drag_scale_sigma**2
         self.consecutive_rejections = 0
         if self.record:
-            self.history.append(FilterStep(self.t_gps_s, None, self.x.copy(), self.p.copy(), self.x.copy(),
-                                           self.p.copy(), True))
+            self.history.append(
+                FilterStep(self.t_gps_s, None, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), True)
+            )
 
     def _q(self, dt_s):
         key = round(dt_s, 6)
@@ -215,14 +221,15 @@ class OrbitEKF:
         if self.record:
             # One record per predict call: the smoother needs Phi over the whole interval
             # and the predicted covariance, which is exactly self.p here.
-            self.history.append(FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(), self.x.copy(),
-                                           self.p.copy(), False))
+            self.history.append(
+                FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), False)
+            )
 
     def predict_to(self, t_gps_s):
         """Predict to GPS time *t_gps_s* (no-op if not later than the current time)."""
         self.predict(float(t_gps_s) - self.t_gps_s)
 
-    def predict_step(self, h_s) -> "StepSpan":
+    def predict_step(self, h_s) -> StepSpan:
         """Predict by one step of *h_s* s (0 < h <= ``max_step_s``) and return the step
         (:class:`StepSpan`), from which any time inside it is interpolated without a
         propagation of its own.  Not recorded for smoothing."""
@@ -233,7 +240,7 @@ class OrbitEKF:
         self.t_gps_s = t0 + h_s
         return StepSpan(t0, float(h_s), x0, p0, x1, self.p, phi, ends)
 
-    def state_in(self, span: "StepSpan", t_gps_s: float) -> np.ndarray:
+    def state_in(self, span: StepSpan, t_gps_s: float) -> np.ndarray:
         """The state alone at *t_gps_s* inside *span*, as :meth:`estimate_in` gives it."""
         tau = float(t_gps_s) - span.t0_gps_s
         if tau <= 1e-9:
@@ -242,7 +249,7 @@ class OrbitEKF:
             return span.x1.copy()
         return np.array(od.interpolate_in_step(span.x0, span.x1, span.ends, tau, span.h_s))
 
-    def estimate_in(self, span: "StepSpan", t_gps_s: float):
+    def estimate_in(self, span: StepSpan, t_gps_s: float):
         """(x, P) at *t_gps_s* inside *span* (a step this filter took with
         :meth:`predict_step`): the state by :func:`~pygnc.estimation.orbit_dynamics.interpolate_in_step`;
         the covariance Phi_s P0 Phi_s^T + Q(tau) with Phi_s = I + (tau / h) (Phi - I) - exact

@@ -21,12 +21,14 @@ def _floats(v) -> list:
 def quat_multiply(p, q) -> np.ndarray:
     pw, px, py, pz = _floats(p)
     qw, qx, qy, qz = _floats(q)
-    return np.array([
-        pw * qw - px * qx - py * qy - pz * qz,
-        pw * qx + px * qw + py * qz - pz * qy,
-        pw * qy - px * qz + py * qw + pz * qx,
-        pw * qz + px * qy - py * qx + pz * qw,
-    ])
+    return np.array(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ]
+    )
 
 
 def quat_from_rotvec(v) -> np.ndarray:
@@ -41,11 +43,13 @@ def quat_from_rotvec(v) -> np.ndarray:
 def dcm_from_quat(q) -> np.ndarray:
     """A(q) with v_gcrs = A @ v_body (scalar-first q, assumed unit)."""
     w, x, y, z = _floats(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def quat_from_dcm(a) -> np.ndarray:
@@ -78,11 +82,13 @@ def rotation_matrix(v) -> np.ndarray:
     else:
         ang = math.sqrt(a2)
         s, c1 = math.sin(ang) / ang, (1.0 - math.cos(ang)) / a2
-    return np.array([
-        [1.0 - c1 * (y * y + z * z), -s * z + c1 * x * y, s * y + c1 * x * z],
-        [s * z + c1 * x * y, 1.0 - c1 * (x * x + z * z), -s * x + c1 * y * z],
-        [-s * y + c1 * x * z, s * x + c1 * y * z, 1.0 - c1 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1.0 - c1 * (y * y + z * z), -s * z + c1 * x * y, s * y + c1 * x * z],
+            [s * z + c1 * x * y, 1.0 - c1 * (x * x + z * z), -s * x + c1 * y * z],
+            [-s * y + c1 * x * z, s * x + c1 * y * z, 1.0 - c1 * (x * x + y * y)],
+        ]
+    )
 
 
 def rotvec_from_quat(q) -> np.ndarray:
@@ -100,9 +106,13 @@ def step_rotation_vector(w0_rad_s, w1_rad_s, dt_s: float) -> np.ndarray:
     a0, a1, a2 = _floats(w0_rad_s)
     b0, b1, b2 = _floats(w1_rad_s)
     h, c = 0.5 * dt_s, dt_s * dt_s / 12.0
-    return np.array([h * (a0 + b0) + c * (a1 * b2 - a2 * b1),
-                     h * (a1 + b1) + c * (a2 * b0 - a0 * b2),
-                     h * (a2 + b2) + c * (a0 * b1 - a1 * b0)])
+    return np.array(
+        [
+            h * (a0 + b0) + c * (a1 * b2 - a2 * b1),
+            h * (a1 + b1) + c * (a2 * b0 - a0 * b2),
+            h * (a2 + b2) + c * (a0 * b1 - a1 * b0),
+        ]
+    )
 
 
 def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,8 +143,12 @@ def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarr
     qs = np.column_stack((np.cos(half), sinc[:, None] * phi)).tolist()
     qw, qx, qy, qz = 1.0, 0.0, 0.0, 0.0
     for bw, bx, by, bz in qs:  # q <- q (x) dq, in floats (hundreds of small steps)
-        qw, qx, qy, qz = (qw * bw - qx * bx - qy * by - qz * bz, qw * bx + qx * bw + qy * bz - qz * by,
-                          qw * by - qx * bz + qy * bw + qz * bx, qw * bz + qx * by - qy * bx + qz * bw)
+        qw, qx, qy, qz = (
+            qw * bw - qx * bx - qy * by - qz * bz,
+            qw * bx + qx * bw + qy * bz - qz * by,
+            qw * by - qx * bz + qy * bw + qz * bx,
+            qw * bz + qx * by - qy * bx + qz * bw,
+        )
     q = np.array([qw, qx, qy, qz])
     q /= np.linalg.norm(q)
     return rotvec_from_quat(q if q[0] >= 0.0 else -q), wk[0].copy(), wk[-1].copy()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -33,7 +33,6 @@ from pygnc.estimation.formation_filter import (
     rtn_matrix,
 )
 from pygnc.estimation.orbit_ekf import fix_to_gcrs
-from pygnc.estimation.tunables import RangeOnlyConfig
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
     IodResult,
@@ -41,6 +40,7 @@ from pygnc.estimation.range_only_iod import (
     orbit_distance_m,
     solve_relative_orbit,
 )
+from pygnc.estimation.tunables import RangeOnlyConfig
 
 #: Hypotheses are kept while the log-likelihood ratio of the most likely one over them is
 #: under this (posterior odds of e^20).
@@ -102,7 +102,7 @@ class PartnerPrior:
     def p0(self) -> np.ndarray:
         return self.components[0].p0
 
-    def carried_to(self, t_gps_s: float, model: od.DynamicsModel) -> "PartnerPrior":
+    def carried_to(self, t_gps_s: float, model: od.DynamicsModel) -> PartnerPrior:
         """This prior propagated to *t_gps_s*, each component along its transition matrix."""
         carry = PriorCarry(self, t_gps_s, model)
         carry.advance(lambda: False, chunk_s=math.inf)
@@ -130,8 +130,9 @@ def _log_density(c: PriorComponent, x6: np.ndarray) -> float:
     return math.log(c.weight) - 0.5 * (float(d @ np.linalg.solve(c.p0, d)) + np.linalg.slogdet(c.p0)[1])
 
 
-def absolute_prior(t_gps_s: float, pos_ecef_m, vel_ecef_m_s, sigma_pos_m: float, sigma_vel_m_s: float,
-                   cov_rtn=None, how: str = "") -> PartnerPrior:
+def absolute_prior(
+    t_gps_s: float, pos_ecef_m, vel_ecef_m_s, sigma_pos_m: float, sigma_vel_m_s: float, cov_rtn=None, how: str = ""
+) -> PartnerPrior:
     """A one-component prior at *t_gps_s* (GCRS) from an uplinked ECEF state with per-axis
     sigmas, or with *cov_rtn* (36 numbers: the covariance of position and velocity in the
     radial / along-track / cross-track axes of that state)."""
@@ -212,15 +213,15 @@ class AcquisitionWindow:
     (the fit then prefers a mirror image kilometres off)."""
 
     t0_gps_s: float
-    x0: np.ndarray            # reference partner state [r, v] at t0 (the prior's mean)
-    p0: np.ndarray            # prior covariance of x0 (6, 6)
+    x0: np.ndarray  # reference partner state [r, v] at t0 (the prior's mean)
+    p0: np.ndarray  # prior covariance of x0 (6, 6)
     how: str
     window_s: float
-    ref: np.ndarray           # reference partner state (10,) at t_ref (orbit_dynamics layout)
+    ref: np.ndarray  # reference partner state (10,) at t_ref (orbit_dynamics layout)
     t_ref: float
-    phi: np.ndarray           # d ref(t_ref) / d ref(t0) (10, 10)
-    own: np.ndarray           # own state (9,) at t_own, propagated from the window start
-    own0: np.ndarray          # own [r, v] at t0
+    phi: np.ndarray  # d ref(t_ref) / d ref(t0) (10, 10)
+    own: np.ndarray  # own state (9,) at t_own, propagated from the window start
+    own0: np.ndarray  # own [r, v] at t0
     t_own: float
     t_gps_s: list = field(default_factory=list)
     own_r_m: list = field(default_factory=list)
@@ -240,16 +241,37 @@ class AcquisitionWindow:
         ref = np.zeros(10)
         ref[0:6] = f.x[0:6] + f.x[9:15]
         ref[9] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0
-        return cls(t0_gps_s=t_gps_s, x0=ref[0:6].copy(), p0=p0, how=how, window_s=window_s, ref=ref,
-                   t_ref=t_gps_s, phi=np.eye(10), own=f.x[0:9].copy(), own0=f.x[0:6].copy(), t_own=t_gps_s)
+        return cls(
+            t0_gps_s=t_gps_s,
+            x0=ref[0:6].copy(),
+            p0=p0,
+            how=how,
+            window_s=window_s,
+            ref=ref,
+            t_ref=t_gps_s,
+            phi=np.eye(10),
+            own=f.x[0:9].copy(),
+            own0=f.x[0:6].copy(),
+            t_own=t_gps_s,
+        )
 
-    def relinearised(self, x7: np.ndarray, drag_scale: float, model: od.DynamicsModel) -> "AcquisitionWindow":
+    def relinearised(self, x7: np.ndarray, drag_scale: float, model: od.DynamicsModel) -> AcquisitionWindow:
         """The same window with its reference trajectory from *x7* ([partner state at the
         window start, bias]) and *drag_scale* instead: one propagation of the window."""
-        b = AcquisitionWindow(t0_gps_s=self.t0_gps_s, x0=x7[:6], p0=self.p0, how=self.how, window_s=self.window_s,
-                              ref=np.append(x7[:6], [0.0, 0.0, 0.0, drag_scale if drag_scale > 0 else 1.0]),
-                              t_ref=self.t0_gps_s, phi=np.eye(10), own=self.own, own0=self.own0, t_own=self.t_own,
-                              prior=self.prior)
+        b = AcquisitionWindow(
+            t0_gps_s=self.t0_gps_s,
+            x0=x7[:6],
+            p0=self.p0,
+            how=self.how,
+            window_s=self.window_s,
+            ref=np.append(x7[:6], [0.0, 0.0, 0.0, drag_scale if drag_scale > 0 else 1.0]),
+            t_ref=self.t0_gps_s,
+            phi=np.eye(10),
+            own=self.own,
+            own0=self.own0,
+            t_own=self.t_own,
+            prior=self.prior,
+        )
         for t in self.t_gps_s:
             b.record_reference(t, model)
         b.t_gps_s, b.range_m = self.t_gps_s, self.range_m
@@ -301,8 +323,7 @@ class PartnerHypotheses:
     reordered (estimates waiting on the filters' taps must go out first) and so that copies
     of them (cursors) are taken again."""
 
-    def __init__(self, filter_config: FormationFilterConfig, config: RangeOnlyConfig | None = None,
-                 peer_id: int = 0):
+    def __init__(self, filter_config: FormationFilterConfig, config: RangeOnlyConfig | None = None, peer_id: int = 0):
         self.filter_config = filter_config
         self.config = config or RangeOnlyConfig()
         self.peer_id = peer_id
@@ -351,8 +372,9 @@ class PartnerHypotheses:
         sigma = math.sqrt(max(0.0, float(np.linalg.eigvalsh(0.5 * (p0[:3, :3] + p0[:3, :3].T))[-1])))
         return c.short_window_s if sigma <= c.short_window_max_sigma_m else c.window_s
 
-    def start(self, t_gps_s: float, how: str, main_weight: float = 1.0, main_label: str = "prior",
-              others: tuple = ()) -> None:
+    def start(
+        self, t_gps_s: float, how: str, main_weight: float = 1.0, main_label: str = "prior", others: tuple = ()
+    ) -> None:
         """Open the acquisition window at *t_gps_s* from the filter as just initialised from
         the prior's heaviest component (weight *main_weight*); *others*: (weight, partner
         GCRS state (6,), label) of its other components, each kept as an alternative filter
@@ -393,15 +415,28 @@ class PartnerHypotheses:
         self.alts = []
         self.n_restarts += 1
         c = self.config
-        prior = self.prior or PartnerPrior(t_gps_s, [PriorComponent(
-            1.0, f.x[0:6] + f.x[9:15], np.diag([c.prior_sigma_pos_m ** 2] * 3 + [c.prior_sigma_vel_m_s ** 2] * 3),
-            "the estimate it lost")], "the estimate it lost")
+        prior = self.prior or PartnerPrior(
+            t_gps_s,
+            [
+                PriorComponent(
+                    1.0,
+                    f.x[0:6] + f.x[9:15],
+                    np.diag([c.prior_sigma_pos_m**2] * 3 + [c.prior_sigma_vel_m_s**2] * 3),
+                    "the estimate it lost",
+                )
+            ],
+            "the estimate it lost",
+        )
         self.carry = PriorCarry(prior, t_gps_s, f.peer_model)
         if self.n_restarts == 1:
-            self.notes.append(("range_only_restart",
-                               f"{self.name}: ranges rejected {f.config.max_consecutive_range_rejections} times in a "
-                               f"row: its orbit is fitted again (until then its sigma is {math.sqrt(scale):.1f} times "
-                               "what the filter held)"))
+            self.notes.append(
+                (
+                    "range_only_restart",
+                    f"{self.name}: ranges rejected {f.config.max_consecutive_range_rejections} times in a "
+                    f"row: its orbit is fitted again (until then its sigma is {math.sqrt(scale):.1f} times "
+                    "what the filter held)",
+                )
+            )
 
     def open_restart_window(self, t_gps_s: float, range_m: float) -> None:
         """The window of a restart (:meth:`lose`), once its prior has been carried to
@@ -416,9 +451,14 @@ class PartnerHypotheses:
         w.x0 = carried.x0.copy()
         w.ref[0:6] = carried.x0
         main = carried.components[0]
-        w.prior = PartnerPrior(t_gps_s, [PriorComponent(0.5, main.x0, main.p0, main.label),
-                                         PriorComponent(0.5, 2.0 * f.x[0:6] - main.x0, main.p0, "its point mirror")],
-                               how)
+        w.prior = PartnerPrior(
+            t_gps_s,
+            [
+                PriorComponent(0.5, main.x0, main.p0, main.label),
+                PriorComponent(0.5, 2.0 * f.x[0:6] - main.x0, main.p0, "its point mirror"),
+            ],
+            how,
+        )
         self.add_window_range(t_gps_s, range_m)
 
     # ------------------------------------------------------------------ the window
@@ -461,8 +501,13 @@ class PartnerHypotheses:
         a, f, fc, c = self.window, self.filter, self.filter_config, self.config
         if len(a.range_m) < c.min_ranges:
             self.window = None
-            self.notes.append(("range_only_short", f"{self.name}: {len(a.range_m)} ranges in the window, fewer than "
-                                                   f"{c.min_ranges}: relative state from the prior only"))
+            self.notes.append(
+                (
+                    "range_only_short",
+                    f"{self.name}: {len(a.range_m)} ranges in the window, fewer than "
+                    f"{c.min_ranges}: relative state from the prior only",
+                )
+            )
             return
         self._prior_as_held_now(a)
         # Each of the prior's components is fitted from its own starts (the prior's mean, its
@@ -470,9 +515,18 @@ class PartnerHypotheses:
         # candidate's cost counts the whole mixture's density instead.
         candidates = []
         for comp in a.prior.components:
-            res = solve_relative_orbit(a.x0, np.array(a.ref_pos), np.array(a.ref_jac), comp.x0, comp.p0,
-                                       fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a.own_r_m),
-                                       np.array(a.range_m), fc.range_sigma_m)
+            res = solve_relative_orbit(
+                a.x0,
+                np.array(a.ref_pos),
+                np.array(a.ref_jac),
+                comp.x0,
+                comp.p0,
+                fc.range_bias_prior_m,
+                fc.range_bias_sigma_m,
+                np.array(a.own_r_m),
+                np.array(a.range_m),
+                fc.range_sigma_m,
+            )
             if len(a.prior.components) == 1:
                 candidates = res.candidates
                 break
@@ -511,10 +565,9 @@ class PartnerHypotheses:
             hyps.append(self._mirror_fit(a, b, r2))
         if self.window is not a or not f.initialized:
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
-        hyps = common_costs(a, hyps, self.filter_config, c.side_model_sigma_m ** 2)
+        hyps = common_costs(a, hyps, self.filter_config, c.side_model_sigma_m**2)
         hyps.sort(key=lambda h: h[0])
-        if not hyps[0][2].converged and not a.final and \
-                a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
+        if not hyps[0][2].converged and not a.final and a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
             # Not converged: the cost is a long curved valley the window's ranges hardly
             # constrain along, and each start stops somewhere on it with a needle-shaped
             # covariance whose length is the valley's local curvature, not the data's; the
@@ -524,9 +577,13 @@ class PartnerHypotheses:
             a.job = None
             self.n_extensions += 1
             if self.n_extensions == 1:
-                self.notes.append(("range_only_window_extended",
-                                   f"{self.name}: the fit of {len(a.range_m)} ranges over {a.span_s:.0f} s did not "
-                                   f"converge: fitted again with the ranges of {a.window_s:.0f} s"))
+                self.notes.append(
+                    (
+                        "range_only_window_extended",
+                        f"{self.name}: the fit of {len(a.range_m)} ranges over {a.span_s:.0f} s did not "
+                        f"converge: fitted again with the ranges of {a.window_s:.0f} s",
+                    )
+                )
             return
         # Starts that the refits brought to the same minimum are that minimum once (its
         # weight is its cost's, not times the starts that found it); told apart as orbits,
@@ -555,18 +612,26 @@ class PartnerHypotheses:
         w0 = self.weights()[0]
         if w0 < 0.99 and not self._mirror_noted:
             self._mirror_noted = True
-            self.notes.append(("range_only_mirror",
-                               f"{self.name}: the window's ranges fit {len(self.alts) + 1} orbits about as well "
-                               f"(mirror images the ranges cannot tell apart; {w0:.2f} for the best): all are kept, "
-                               "estimates are their mixture (its sigma covers them) until the ranges or an uplinked "
-                               "prior decide"))
+            self.notes.append(
+                (
+                    "range_only_mirror",
+                    f"{self.name}: the window's ranges fit {len(self.alts) + 1} orbits about as well "
+                    f"(mirror images the ranges cannot tell apart; {w0:.2f} for the best): all are kept, "
+                    "estimates are their mixture (its sigma covers them) until the ranges or an uplinked "
+                    "prior decide",
+                )
+            )
         if self.n_starts == 1 or not res.converged:
             sig = math.sqrt(max(0.0, float(np.trace(cov_peer[:3, :3]))))
-            self.notes.append(("range_only_start" if res.converged else "range_only_poor_fit",
-                               f"{self.name}: no partner fix (range GPS source 'own'); orbit fitted to "
-                               f"{int(res.used.sum())} of {len(a.range_m)} ranges over {a.span_s:.0f} s from "
-                               f"{a.how}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
-                               + ("" if res.converged else " (did not converge)")))
+            self.notes.append(
+                (
+                    "range_only_start" if res.converged else "range_only_poor_fit",
+                    f"{self.name}: no partner fix (range GPS source 'own'); orbit fitted to "
+                    f"{int(res.used.sum())} of {len(a.range_m)} ranges over {a.span_s:.0f} s from "
+                    f"{a.how}: residual rms {res.rms_m:.2f} m, sigma {sig:.1f} m 3D"
+                    + ("" if res.converged else " (did not converge)"),
+                )
+            )
 
     def _prior_as_held_now(self, a: AcquisitionWindow) -> None:
         """Regularise the fit with the prior as the filters hold it at the window's end: each
@@ -576,8 +641,12 @@ class PartnerHypotheses:
         components the ranges hardly see - cross-track at a long along-track separation).
         Mapped back to the window start along the reference's transition matrix."""
         fs = [self.filter] + [h.filter for h in self.alts]
-        if a.prior is None or len(fs) != len(a.prior.components) or abs(a.t_own - a.t_ref) > 1e-6 \
-                or any(abs(g.t_gps_s - a.t_ref) > 1e-6 for g in fs):
+        if (
+            a.prior is None
+            or len(fs) != len(a.prior.components)
+            or abs(a.t_own - a.t_ref) > 1e-6
+            or any(abs(g.t_gps_s - a.t_ref) > 1e-6 for g in fs)
+        ):
             return  # (a restart's window, or filters moved on: the prior as it opened)
         inv = np.linalg.inv(a.phi[:6, :6])
         comps = []
@@ -593,9 +662,19 @@ class PartnerHypotheses:
         f, fc = self.filter, self.filter_config
         b = a.relinearised(x7, float(f.x[I_DRAG_SCALE]), f.peer_model)
         comp = a.prior.nearest(x7[:6])
-        r2 = solve_relative_orbit(x7[:6], np.array(b.ref_pos), np.array(b.ref_jac), comp.x0, comp.p0,
-                                  fc.range_bias_prior_m, fc.range_bias_sigma_m, np.array(a.own_r_m),
-                                  np.array(a.range_m), fc.range_sigma_m, starts=[x7])
+        r2 = solve_relative_orbit(
+            x7[:6],
+            np.array(b.ref_pos),
+            np.array(b.ref_jac),
+            comp.x0,
+            comp.p0,
+            fc.range_bias_prior_m,
+            fc.range_bias_sigma_m,
+            np.array(a.own_r_m),
+            np.array(a.range_m),
+            fc.range_sigma_m,
+            starts=[x7],
+        )
         return b, r2
 
     def _mirror_fit(self, a: AcquisitionWindow, b: AcquisitionWindow, r2: IodResult) -> tuple:
@@ -609,8 +688,10 @@ class PartnerHypotheses:
         x = np.append(o + block_mirror(6, m3) @ (r2.x0 - o), r2.bias_m)
         bm, rm = self._refit(a, x)
         h = np.cross(o[0:3], o[3:6])
-        if float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > DISTINCT_M and \
-                float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0:
+        if (
+            float(np.linalg.norm(rm.x0[0:3] - r2.x0[0:3])) > DISTINCT_M
+            and float((rm.x0[0:3] - o[0:3]) @ h) * float((r2.x0[0:3] - o[0:3]) @ h) < 0.0
+        ):
             return rm.candidates[0][1], bm, rm, (bm, rm)
         rm = dataclasses.replace(r2, x0=x[0:6], cov=mirror_cov(r2.cov, m3))
         return r2.candidates[0][1], b, rm, (b, r2)  # (its cost with its own prior: _common_costs)
@@ -625,7 +706,7 @@ class PartnerHypotheses:
     def range_on_alternatives(self, t_gps_s: float, range_m: float) -> None:
         """A range the filter has just used (or rejected) on every alternative too; each
         one's likelihood against the filter's moves its odds, then :meth:`prune`."""
-        mv = self.config.side_model_sigma_m ** 2
+        mv = self.config.side_model_sigma_m**2
         ll0 = range_log_likelihood(self.filter, mv)
         for h in self.alts:
             h.filter.predict_to(h.filter.range_base_time(t_gps_s))
@@ -667,8 +748,13 @@ class PartnerHypotheses:
         self.filter = main
         self.alts = [Hypothesis(g, lw0 - lw) for g, lw in kept[1:]]
         if noted and not self.alts:
-            self.notes.append(("range_only_side", f"{self.name}: the ranges have decided between the orbits its "
-                                                  "window fitted (and on which side of the own orbit plane it flies)"))
+            self.notes.append(
+                (
+                    "range_only_side",
+                    f"{self.name}: the ranges have decided between the orbits its "
+                    "window fitted (and on which side of the own orbit plane it flies)",
+                )
+            )
 
 
 # ---------------------------------------------------------------------- hypothesis algebra
@@ -687,10 +773,14 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
     z = np.asarray(a.range_m[:n], dtype=float)
     own_r = np.asarray(a.own_r_m[:n], dtype=float)
     main = a.prior.components[0] if a.prior is not None else None
-    prior, _, info = fit_prior(a.x0 if main is None else main.x0, a.p0 if main is None else main.p0,
-                               fc.range_bias_prior_m, fc.range_bias_sigma_m)
+    prior, _, info = fit_prior(
+        a.x0 if main is None else main.x0,
+        a.p0 if main is None else main.p0,
+        fc.range_bias_prior_m,
+        fc.range_bias_sigma_m,
+    )
     mixed = a.prior is not None and len(a.prior.components) > 1
-    w = 1.0 / (fc.range_sigma_m ** 2 + model_var_m2)
+    w = 1.0 / (fc.range_sigma_m**2 + model_var_m2)
     out = []
     for _, b, r2, (bw, fit) in hyps:
         ref_pos = np.asarray(bw.ref_pos[:n], dtype=float)
@@ -699,7 +789,7 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
         res = z - (np.linalg.norm(d, axis=1) + fit.bias_m)
         chi2 = float(np.minimum(w * res * res, RANGE_LL_NIS_CAP).sum())
         if mixed:
-            prior_cost = a.prior.cost(r2.x0) + (r2.bias_m - fc.range_bias_prior_m) ** 2 / fc.range_bias_sigma_m ** 2
+            prior_cost = a.prior.cost(r2.x0) + (r2.bias_m - fc.range_bias_prior_m) ** 2 / fc.range_bias_sigma_m**2
         else:
             dx = np.append(r2.x0, r2.bias_m) - prior
             prior_cost = float(dx @ info @ dx)
@@ -791,7 +881,7 @@ def block_mirror(n: int, m3: np.ndarray, at=(0, 3)) -> np.ndarray:
     """n x n identity with the reflection *m3* on the 3x3 diagonal blocks starting at *at*."""
     t = np.eye(n)
     for i in at:
-        t[i:i + 3, i:i + 3] = m3
+        t[i : i + 3, i : i + 3] = m3
     return t
 
 

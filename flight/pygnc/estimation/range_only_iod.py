@@ -36,11 +36,11 @@ from pygnc.estimation import orbit_dynamics as od
 
 @dataclass
 class IodResult:
-    x0: np.ndarray        # partner [r, v] GCRS at t0 (6,)
-    bias_m: float         # range bias
-    cov: np.ndarray       # (7, 7) covariance of [x0, bias]
-    used: np.ndarray      # bool per range: kept after the outlier test
-    rms_m: float          # post-fit residual RMS of the kept ranges
+    x0: np.ndarray  # partner [r, v] GCRS at t0 (6,)
+    bias_m: float  # range bias
+    cov: np.ndarray  # (7, 7) covariance of [x0, bias]
+    used: np.ndarray  # bool per range: kept after the outlier test
+    rms_m: float  # post-fit residual RMS of the kept ranges
     iterations: int
     converged: bool
     #: The distinct minima found (orbit_distance_m > DISTINCT_M), (x0 + bias (7,), cost), best
@@ -106,8 +106,9 @@ def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used,
                 return x, cost, False, it
         else:
             lam, cost = max(lam / 3.0, 1e-7), new_cost
-            h = np.concatenate((np.einsum("ni,nij->nj", _directions(d, rho), ref_jac_k), np.ones((z.size, 1))),
-                               axis=1)[used]
+            h = np.concatenate((np.einsum("ni,nij->nj", _directions(d, rho), ref_jac_k), np.ones((z.size, 1))), axis=1)[
+                used
+            ]
             normal = w * h.T @ h + info_prior
             rhs = w * h.T @ res[used] + info_prior @ dx_prior
         x_prev = x
@@ -128,9 +129,23 @@ def fit_prior(x0_prior, p0_prior, bias_prior_m, bias_sigma_m):
     return prior, p_prior, np.linalg.inv(p_prior)
 
 
-def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_prior_m, bias_sigma_m, own_r_k,
-                         ranges_m, sigma_m, max_iter=30, outlier_sigma=5.0, tol_m=0.01, starts=None,
-                         n_random_starts=32) -> IodResult:
+def solve_relative_orbit(
+    x_ref0,
+    ref_pos_k,
+    ref_jac_k,
+    x0_prior,
+    p0_prior,
+    bias_prior_m,
+    bias_sigma_m,
+    own_r_k,
+    ranges_m,
+    sigma_m,
+    max_iter=30,
+    outlier_sigma=5.0,
+    tol_m=0.01,
+    starts=None,
+    n_random_starts=32,
+) -> IodResult:
     """Fit the partner's GCRS state at the window start and the range bias to *ranges_m*
     (n,) taken from own positions *own_r_k* (n, 3), with the prior (*x0_prior* (6,),
     *p0_prior* (6, 6); bias mean and sigma) as regularisation.
@@ -148,7 +163,8 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
     the linearisation holds there first); the first stage also starts from the prior's
     mirror images (relative position negated, reflected in the own orbit plane, both), from
     the prior's direction at the first range's distance and its point mirror, and from the
-    partner ahead and behind along-track at that distance, each taken through every stage, and so are *n_random_starts* draws from the prior; the
+    partner ahead and behind along-track at that distance, each taken through every stage, and so are
+    *n_random_starts* draws from the prior; the
     lowest final cost (ranges + prior) wins (*starts*: the 7-vectors [x0, bias] to start
     from instead).  Ranges off by more than *outlier_sigma* x a robust spread are dropped
     and the fit repeated."""
@@ -208,6 +224,7 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
         chol = np.linalg.cholesky(p_prior)
         draws = np.random.default_rng(12345).standard_normal((n_random_starts, 7))
         starts += [prior + chol @ d for d in draws]
+
     def residuals(x):
         d = ref_pos_k + ref_jac_k @ (x[:6] - x_ref0) - own_r_k
         rho = np.linalg.norm(d, axis=1)
@@ -217,7 +234,7 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
         nonlocal it_total
         finals = []
         for k, x in enumerate(starts):  # each candidate through its stages; the lowest final cost wins
-            for frac in ((1.0,) if explicit or k >= n_structured else (0.25, 0.5, 1.0)):
+            for frac in (1.0,) if explicit or k >= n_structured else (0.25, 0.5, 1.0):
                 used = inliers & (np.arange(n) < max(7, int(math.ceil(frac * n))))
                 x, cost, conv, it = _lm(x, *args, used, max_iter, tol_m)
                 it_total += it
@@ -249,5 +266,13 @@ def solve_relative_orbit(x_ref0, ref_pos_k, ref_jac_k, x0_prior, p0_prior, bias_
     dof = max(int(used.sum()) - 7, 1)
     chi2_red = float(np.sum(res[used] ** 2)) * w / dof
     cov *= max(1.0, chi2_red)
-    return IodResult(x0=x[:6], bias_m=float(x[6]), cov=cov, used=used, rms_m=rms,
-                     iterations=it_total, converged=converged, candidates=[(c[0], c[1]) for c in finals])
+    return IodResult(
+        x0=x[:6],
+        bias_m=float(x[6]),
+        cov=cov,
+        used=used,
+        rms_m=rms,
+        iterations=it_total,
+        converged=converged,
+        candidates=[(c[0], c[1]) for c in finals],
+    )

@@ -200,9 +200,13 @@ class FormationFilterConfig:
     def peer_model(self):
         """The partner's dynamics: the own model with the partner's ballistic coefficient and
         a drag scale state."""
-        return dataclasses.replace(self.orbit, ballistic_coeff_kg_m2=self.peer_ballistic_coeff_kg_m2,
-                                   estimate_drag_scale=True, drag_scale_tau_s=self.peer_drag_scale_tau_s,
-                                   max_step_s=self.max_step_s).dynamics()
+        return dataclasses.replace(
+            self.orbit,
+            ballistic_coeff_kg_m2=self.peer_ballistic_coeff_kg_m2,
+            estimate_drag_scale=True,
+            drag_scale_tau_s=self.peer_drag_scale_tau_s,
+            max_step_s=self.max_step_s,
+        ).dynamics()
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ import math
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..drivers import HK_DEVICE_KINDS
 from ..task_ids import TASK_IDS, TASK_STATES  # health records carry the status file's ids and states
@@ -90,25 +90,51 @@ HEADER_FORMAT = "<" + "".join(code for _, code, _ in HEADER_FIELDS)
 _HEADER = struct.Struct(HEADER_FORMAT)
 HEADER_SIZE = _HEADER.size  # 48
 
-FILE_OPEN = 1 << 0            # header written at creation; cleared when the file is closed
-FILE_RECOVERED = 1 << 1       # closed at the next start from a .part a crash or power cut left
-FILE_CLOSED_SIZE = 1 << 2     # closed because the next record would exceed the size bound
-FILE_CLOSED_AGE = 1 << 3      # closed by the time bound
-FILE_CLOSED_STOP = 1 << 4     # closed when the writer stopped
+FILE_OPEN = 1 << 0  # header written at creation; cleared when the file is closed
+FILE_RECOVERED = 1 << 1  # closed at the next start from a .part a crash or power cut left
+FILE_CLOSED_SIZE = 1 << 2  # closed because the next record would exceed the size bound
+FILE_CLOSED_AGE = 1 << 3  # closed by the time bound
+FILE_CLOSED_STOP = 1 << 4  # closed when the writer stopped
 FILE_HEADER_REBUILT = 1 << 5  # the .part's header was unreadable: run unknown (0)
-FILE_CLOSED_ERROR = 1 << 6    # closed after a write error (disk full, I/O error)
-FILE_CLOSED_HOST = 1 << 7     # closed on the host's request (stream command FLU)
-FILE_FLAG_NAMES = {FILE_OPEN: "open", FILE_RECOVERED: "recovered", FILE_CLOSED_SIZE: "closed_size",
-                   FILE_CLOSED_AGE: "closed_age", FILE_CLOSED_STOP: "closed_stop",
-                   FILE_HEADER_REBUILT: "header_rebuilt", FILE_CLOSED_ERROR: "closed_error",
-                   FILE_CLOSED_HOST: "closed_host"}
+FILE_CLOSED_ERROR = 1 << 6  # closed after a write error (disk full, I/O error)
+FILE_CLOSED_HOST = 1 << 7  # closed on the host's request (stream command FLU)
+FILE_FLAG_NAMES = {
+    FILE_OPEN: "open",
+    FILE_RECOVERED: "recovered",
+    FILE_CLOSED_SIZE: "closed_size",
+    FILE_CLOSED_AGE: "closed_age",
+    FILE_CLOSED_STOP: "closed_stop",
+    FILE_HEADER_REBUILT: "header_rebuilt",
+    FILE_CLOSED_ERROR: "closed_error",
+    FILE_CLOSED_HOST: "closed_host",
+}
 
 
-def encode_header(run: int, sequence: int, spacecraft_id: int, flags: int, t_first_sc_s: float = math.nan,
-                  t_last_sc_s: float = math.nan, records: int = 0, skipped_bytes: int = 0) -> bytes:
-    body = _HEADER.pack(MAGIC, VERSION, HEADER_SIZE, _u(run, 32), _u(sequence, 32), _u(spacecraft_id, 8),
-                        _u(flags, 8), 0, float(t_first_sc_s), float(t_last_sc_s), _u(records, 32),
-                        _u(skipped_bytes, 32), 0)[:-4]
+def encode_header(
+    run: int,
+    sequence: int,
+    spacecraft_id: int,
+    flags: int,
+    t_first_sc_s: float = math.nan,
+    t_last_sc_s: float = math.nan,
+    records: int = 0,
+    skipped_bytes: int = 0,
+) -> bytes:
+    body = _HEADER.pack(
+        MAGIC,
+        VERSION,
+        HEADER_SIZE,
+        _u(run, 32),
+        _u(sequence, 32),
+        _u(spacecraft_id, 8),
+        _u(flags, 8),
+        0,
+        float(t_first_sc_s),
+        float(t_last_sc_s),
+        _u(records, 32),
+        _u(skipped_bytes, 32),
+        0,
+    )[:-4]
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -117,7 +143,7 @@ def decode_header(data: bytes) -> dict | None:
     if len(data) < HEADER_SIZE or data[:4] != MAGIC:
         return None
     values = _HEADER.unpack_from(data)
-    if values[-1] != zlib.crc32(data[:HEADER_SIZE - 4]) or values[1] != VERSION or values[2] != HEADER_SIZE:
+    if values[-1] != zlib.crc32(data[: HEADER_SIZE - 4]) or values[1] != VERSION or values[2] != HEADER_SIZE:
         return None
     h = {name: v for (name, _, _), v in zip(HEADER_FIELDS, values)}
     h["flag_names"] = [n for bit, n in FILE_FLAG_NAMES.items() if h["flags"] & bit]
@@ -135,8 +161,14 @@ def sequence_of(name: str) -> int | None:
 
 
 # --------------------------------------------------------------------------- fields
-_INT_RANGE = {"b": (-(1 << 7), (1 << 7) - 1), "B": (0, (1 << 8) - 1), "h": (-(1 << 15), (1 << 15) - 1),
-              "H": (0, (1 << 16) - 1), "i": (-(1 << 31), (1 << 31) - 1), "I": (0, (1 << 32) - 1)}
+_INT_RANGE = {
+    "b": (-(1 << 7), (1 << 7) - 1),
+    "B": (0, (1 << 8) - 1),
+    "h": (-(1 << 15), (1 << 15) - 1),
+    "H": (0, (1 << 16) - 1),
+    "i": (-(1 << 31), (1 << 31) - 1),
+    "I": (0, (1 << 32) - 1),
+}
 _FLOAT_MAX = {"e": 65504.0, "f": 3.4028234663852886e38, "d": math.inf}
 _HALF_OVERFLOW = 65520.0  # binary16 rounds anything below this to 65504
 
@@ -175,10 +207,12 @@ class Field:
             lo, hi = _INT_RANGE[self.code]
             if self.scale is None:
                 return f"integer, saturates at {lo}..{hi}"
-            return (f"step {self.scale:.6g} (error ≤ {self.scale / 2:.3g}), saturates at ±{hi * self.scale:.4g}; "
-                    f"{lo} = NaN")
-        what = {"e": "binary16: 3 digits (relative error ≤ 4.9e-4)", "f": "binary32: 7 digits",
-                "d": "binary64"}[self.code]
+            return (
+                f"step {self.scale:.6g} (error ≤ {self.scale / 2:.3g}), saturates at ±{hi * self.scale:.4g}; {lo} = NaN"
+            )
+        what = {"e": "binary16: 3 digits (relative error ≤ 4.9e-4)", "f": "binary32: 7 digits", "d": "binary64"}[
+            self.code
+        ]
         if self.scale is not None:
             what += f" of value / {self.scale:g}"
         if self.code == "e":
@@ -331,7 +365,7 @@ class RecordKind:
                 out[f.name] = flat[i]
                 i += 1
             elif f.count > 1:
-                out[f.name] = tuple(f.unpack_one(x) for x in flat[i:i + f.count])
+                out[f.name] = tuple(f.unpack_one(x) for x in flat[i : i + f.count])
                 i += f.count
             else:
                 out[f.name] = f.unpack_one(flat[i])
@@ -364,8 +398,15 @@ def _enc_orbit(t: str, b: dict) -> dict:
 
 
 def _enc_attitude(t: str, b: dict) -> dict:
-    return {**b, "flags": _bits(b.get("propagated", False), b.get("valid_attitude", True),
-                                b.get("has_position", False), b.get("in_eclipse", False))}
+    return {
+        **b,
+        "flags": _bits(
+            b.get("propagated", False),
+            b.get("valid_attitude", True),
+            b.get("has_position", False),
+            b.get("in_eclipse", False),
+        ),
+    }
 
 
 def _enc_formation(t: str, b: dict) -> dict:
@@ -388,6 +429,7 @@ def _enc_sensor(t: str, b: dict) -> dict:
 #: Health slots in a health record (the status file's MAX_TASKS may be smaller).
 HEALTH_SLOTS = 10
 
+
 def _enc_health(t: str, b: dict) -> dict:
     ids, states, restarts = [0] * HEALTH_SLOTS, [0] * HEALTH_SLOTS, [0] * HEALTH_SLOTS
     tasks = [x for x in b.get("tasks", []) if isinstance(x, dict)]
@@ -396,8 +438,15 @@ def _enc_health(t: str, b: dict) -> dict:
         st = x.get("state")
         states[k] = TASK_STATES.index(st) if st in TASK_STATES else 0
         restarts[k] = x.get("restarts", 0)
-    return {"t_sc_s": b["t_sc_s"], "uptime_s": b["uptime_s"], "flags": _bits(b.get("stopping", False)),
-            "n_tasks": len(tasks), "task_id": ids, "task_state": states, "task_restarts": restarts}
+    return {
+        "t_sc_s": b["t_sc_s"],
+        "uptime_s": b["uptime_s"],
+        "flags": _bits(b.get("stopping", False)),
+        "n_tasks": len(tasks),
+        "task_id": ids,
+        "task_state": states,
+        "task_restarts": restarts,
+    }
 
 
 def _enc_note(t: str, b: dict) -> dict:
@@ -412,10 +461,15 @@ HK_RAW_MAX = 200
 def _enc_hk(t: str, b: dict) -> dict:
     raw = b.get("raw") if isinstance(b.get("raw"), (bytes, bytearray)) else b""
     kind = b.get("kind")
-    return {"t_sc_s": b["t_sc_s"], "device": b.get("device", ""), "record": b.get("record", ""),
-            "device_kind": HK_DEVICE_KINDS.index(kind) + 1 if kind in HK_DEVICE_KINDS else 0,
-            "flags": _bits(b.get("solicited", True), len(raw) > HK_RAW_MAX),
-            "n_raw": len(raw), "raw": bytes(raw[:HK_RAW_MAX])}
+    return {
+        "t_sc_s": b["t_sc_s"],
+        "device": b.get("device", ""),
+        "record": b.get("record", ""),
+        "device_kind": HK_DEVICE_KINDS.index(kind) + 1 if kind in HK_DEVICE_KINDS else 0,
+        "flags": _bits(b.get("solicited", True), len(raw) > HK_RAW_MAX),
+        "n_raw": len(raw),
+        "raw": bytes(raw[:HK_RAW_MAX]),
+    }
 
 
 _F = Field
@@ -432,45 +486,92 @@ _F = Field
 #: the new channel by itself (:func:`channels`), the ground decodes and tabulates it.
 KINDS: tuple[RecordKind, ...] = (
     RecordKind(
-        "clock_map", 1, ("meas",), ("clock_map",), (
+        "clock_map",
+        1,
+        ("meas",),
+        ("clock_map",),
+        (
             _F("gps_minus_sc_s", "d", meaning="GPS time - spacecraft time at t_ref, s"),
             _F("drift", "f", meaning="clock drift (dimensionless)"),
             _F("t_ref_sc_s", "d", meaning="reference epoch of the map, spacecraft s"),
             _F("n_pairs", "H", meaning="fix pairs fitted"),
             _F("residual_rms_s", "f", meaning="RMS residual of the fit, s"),
             _F("utc_minus_sc_s", "d", meaning="UTC - spacecraft clock, s"),
-        ), _enc_clock_map, "spacecraft clock -> GPS time map of the run (record time: when received)",
-        period_s=None, on_change=("gps_minus_sc_s", "drift", "t_ref_sc_s", "n_pairs"), context=True),
+        ),
+        _enc_clock_map,
+        "spacecraft clock -> GPS time map of the run (record time: when received)",
+        period_s=None,
+        on_change=("gps_minus_sc_s", "drift", "t_ref_sc_s", "n_pairs"),
+        context=True,
+    ),
     RecordKind(
-        "ingest", 2, ("meas",), ("ingest_stats",), (
+        "ingest",
+        2,
+        ("meas",),
+        ("ingest_stats",),
+        (
             _F("source", "B", meaning="1 sense.bin, 2 range files"),
             _F("present", "B", meaning="1 if the input existed"),
-            _F("bytes_total", "I", meaning="bytes read"), _F("bytes_skipped", "I", meaning="bytes skipped"),
-            _F("records", "I", meaning="records decoded"), _F("records_skipped", "I", meaning="records lost (estimate)"),
-            _F("skip_events", "I", meaning="skipped regions"), _F("files", "H", meaning="range files read"),
-        ), _enc_ingest, "decode statistics of one input source", period_s=None, key="source",
-        on_change=("source", "present", "bytes_total", "bytes_skipped", "records", "files"), context=True),
+            _F("bytes_total", "I", meaning="bytes read"),
+            _F("bytes_skipped", "I", meaning="bytes skipped"),
+            _F("records", "I", meaning="records decoded"),
+            _F("records_skipped", "I", meaning="records lost (estimate)"),
+            _F("skip_events", "I", meaning="skipped regions"),
+            _F("files", "H", meaning="range files read"),
+        ),
+        _enc_ingest,
+        "decode statistics of one input source",
+        period_s=None,
+        key="source",
+        on_change=("source", "present", "bytes_total", "bytes_skipped", "records", "files"),
+        context=True,
+    ),
     RecordKind(
-        "batch_summary", 3, ("meas",), ("batch_end",), (
-            _F("n_sensor", "I", meaning="sensor samples"), _F("n_gps_fix", "I", meaning="own fixes"),
-            _F("n_gps_fix_valid", "I", meaning="usable own fixes"), _F("n_peer_fix", "I", meaning="peer fixes"),
+        "batch_summary",
+        3,
+        ("meas",),
+        ("batch_end",),
+        (
+            _F("n_sensor", "I", meaning="sensor samples"),
+            _F("n_gps_fix", "I", meaning="own fixes"),
+            _F("n_gps_fix_valid", "I", meaning="usable own fixes"),
+            _F("n_peer_fix", "I", meaning="peer fixes"),
             _F("n_range", "I", meaning="ranges"),
             _F("t_sc_first_s", "d", meaning="first measurement, spacecraft s"),
             _F("t_sc_last_s", "d", meaning="last measurement, spacecraft s"),
-        ), _enc_batch_end, "totals of the input batch (ingest's batch_end)", period_s=None,
-        on_change=("n_sensor", "n_gps_fix", "n_peer_fix", "n_range", "t_sc_first_s", "t_sc_last_s"), context=True),
+        ),
+        _enc_batch_end,
+        "totals of the input batch (ingest's batch_end)",
+        period_s=None,
+        on_change=("n_sensor", "n_gps_fix", "n_peer_fix", "n_range", "t_sc_first_s", "t_sc_last_s"),
+        context=True,
+    ),
     RecordKind(
-        "orbit", 4, ("orbit",), ("orbit_estimate",), (
+        "orbit",
+        4,
+        ("orbit",),
+        ("orbit_estimate",),
+        (
             _F("r_ecef_m", "i", 3, 0.01, "position, ECEF, m"),
             _F("v_ecef_m_s", "i", 3, 1e-5, "velocity relative to ECEF, m/s"),
             _F("sigma_r_m", "e", 3, None, "1σ position per ECEF axis, m"),
             _F("sigma_v_m_s", "e", 3, None, "1σ velocity per ECEF axis, m/s"),
-            _F("n_used", "H", meaning="fixes used so far"), _F("n_rejected", "H", meaning="fixes rejected so far"),
+            _F("n_used", "H", meaning="fixes used so far"),
+            _F("n_rejected", "H", meaning="fixes rejected so far"),
             _F("n_invalid", "H", meaning="fixes flagged invalid so far"),
             _F("flags", "B", meaning="bit 0 propagated (not at a sensor sample time)"),
-        ), _enc_orbit, "orbit estimate at a sensor sample time (or propagated to now)", period_s=60.0, final=True),
+        ),
+        _enc_orbit,
+        "orbit estimate at a sensor sample time (or propagated to now)",
+        period_s=60.0,
+        final=True,
+    ),
     RecordKind(
-        "attitude", 5, ("attitude",), ("attitude_estimate",), (
+        "attitude",
+        5,
+        ("attitude",),
+        ("attitude_estimate",),
+        (
             _F("q_body_to_gcrs", "h", 4, 1 / 32767, "quaternion w, x, y, z, body -> GCRS (renormalise)"),
             _F("rate_body_rad_s", "e", 3, None, "angular rate, body axes, rad/s"),
             _F("gyro_bias_rad_s", "e", 3, None, "gyro bias, body axes, rad/s"),
@@ -480,9 +581,18 @@ KINDS: tuple[RecordKind, ...] = (
             _F("sigma_mag_bias_ut", "e", 3, None, "1σ magnetometer bias, µT"),
             _F("sun_faces_used", "B", meaning="sun faces used in the last update"),
             _F("flags", "B", meaning="bit 0 propagated, 1 valid_attitude, 2 has_position, 3 in_eclipse"),
-        ), _enc_attitude, "attitude estimate", period_s=60.0, final=True),
+        ),
+        _enc_attitude,
+        "attitude estimate",
+        period_s=60.0,
+        final=True,
+    ),
     RecordKind(
-        "formation", 6, ("formation", "formation_2"), ("formation_estimate",), (
+        "formation",
+        6,
+        ("formation", "formation_2"),
+        ("formation_estimate",),
+        (
             _F("peer_id", "B", meaning="peer radio id"),
             _F("dr_ecef_m", "i", 3, 1e-3, "peer minus own position, ECEF, m"),
             _F("dv_ecef_m_s", "i", 3, 1e-6, "peer minus own velocity, ECEF, m/s"),
@@ -493,11 +603,25 @@ KINDS: tuple[RecordKind, ...] = (
             _F("sigma_range_bias_m", "e", meaning="1σ range bias, m"),
             _F("n_ranges_used", "H", meaning="ranges used so far"),
             _F("n_ranges_rejected", "H", meaning="ranges rejected so far"),
-            _F("flags", "B", meaning="bit 0 propagated, 1 acquiring (range-only: the prior's estimate), "
-                                     "2 ambiguous (range-only: kept orbits further apart than the validity bound)"),
-        ), _enc_formation, "relative-state estimate of one peer", period_s=60.0, key="peer_id", final=True),
+            _F(
+                "flags",
+                "B",
+                meaning="bit 0 propagated, 1 acquiring (range-only: the prior's estimate), "
+                "2 ambiguous (range-only: kept orbits further apart than the validity bound)",
+            ),
+        ),
+        _enc_formation,
+        "relative-state estimate of one peer",
+        period_s=60.0,
+        key="peer_id",
+        final=True,
+    ),
     RecordKind(
-        "gps_fix", 7, ("meas",), ("gps_fix",), (
+        "gps_fix",
+        7,
+        ("meas",),
+        ("gps_fix",),
+        (
             _F("peer_id", "h", meaning="0 own fix, else the peer's radio id (-1 unknown peer)"),
             _F("t_gps_s", "d", meaning="GPS time of the fix, s"),
             _F("pos_ecef_m", "i", 3, 0.01, "position, ECEF, m"),
@@ -508,50 +632,97 @@ KINDS: tuple[RecordKind, ...] = (
             _F("time_status", "B", meaning="NovAtel time status"),
             _F("sats_in_solution", "B", meaning="satellites in solution"),
             _F("flags", "B", meaning="bit 0 valid (usable fix)"),
-        ), _enc_gps_fix, "a GPS fix as ingest read it (own, or a peer's from the range files)",
-        period_s=300.0, key="peer_id"),
+        ),
+        _enc_gps_fix,
+        "a GPS fix as ingest read it (own, or a peer's from the range files)",
+        period_s=300.0,
+        key="peer_id",
+    ),
     RecordKind(
-        "range", 8, ("meas",), ("range",), (
+        "range",
+        8,
+        ("meas",),
+        ("range",),
+        (
             _F("peer_id", "B", meaning="peer radio id"),
             _F("range_m", "i", 1, 1e-3, "measured range (calibrated), m"),
             _F("rssi_dbm", "e", meaning="radio RSSI, dBm"),
             _F("fei_hz", "e", meaning="radio frequency error, Hz"),
             _F("flags", "B", meaning="bit 0 valid (raw result a distance)"),
-        ), _enc_range, "an inter-satellite range", period_s=300.0, key="peer_id"),
+        ),
+        _enc_range,
+        "an inter-satellite range",
+        period_s=300.0,
+        key="peer_id",
+    ),
     RecordKind(
-        "sensor", 9, ("meas",), ("sensor",), (
+        "sensor",
+        9,
+        ("meas",),
+        ("sensor",),
+        (
             _F("mag_ut", "e", 3, None, "magnetometer, IMU axes, µT"),
             _F("gyro_deg_s", "e", 3, None, "gyro, IMU axes, deg/s"),
             _F("sun_lux", "e", 6, 10.0, "sun sensors +X +Y +Z -X -Y -Z, lux"),
             _F("sun_saturated", "B", meaning="bit k: face k saturated"),
-        ), _enc_sensor, "a sensor sample as ingest read it", period_s=600.0),
+        ),
+        _enc_sensor,
+        "a sensor sample as ingest read it",
+        period_s=600.0,
+    ),
     RecordKind(
-        "health", 10, ("health",), ("health",), (
+        "health",
+        10,
+        ("health",),
+        ("health",),
+        (
             _F("uptime_s", "f", meaning="seconds since main.py started"),
             _F("flags", "B", meaning="bit 0 stopping"),
             _F("n_tasks", "B", meaning="tasks in the supervisor's table"),
             _F("task_id", "B", HEALTH_SLOTS, None, "task ids (docs/interface.md task table; 0 = empty)"),
             _F("task_state", "B", HEALTH_SLOTS, None, "index into the status file's TASK_STATES"),
             _F("task_restarts", "B", HEALTH_SLOTS, None, "restarts so far (saturates at 255)"),
-        ), _enc_health, "the supervisor's health table", period_s=60.0,
-        on_change=("flags", "n_tasks", "task_id", "task_state", "task_restarts"), final=True),
+        ),
+        _enc_health,
+        "the supervisor's health table",
+        period_s=60.0,
+        on_change=("flags", "n_tasks", "task_id", "task_state", "task_restarts"),
+        final=True,
+    ),
     RecordKind(
-        "note", 11, ("orbit", "attitude", "formation", "formation_2"), ("estimator_note",), (
+        "note",
+        11,
+        ("orbit", "attitude", "formation", "formation_2"),
+        ("estimator_note",),
+        (
             _F("estimator", "s", 10, None, "estimator name"),
             _F("code", "s", 22, None, "note code (e.g. no_fix)"),
             _F("text", "s", 64, None, "the note's text, cut at 64 bytes"),
-        ), _enc_note, "an estimator's note (record time: when received)", period_s=600.0, key="code",
-        regular=False),
+        ),
+        _enc_note,
+        "an estimator's note (record time: when received)",
+        period_s=600.0,
+        key="code",
+        regular=False,
+    ),
     RecordKind(
-        "hk", 12, ("hk",), ("hk_reading",), (
+        "hk",
+        12,
+        ("hk",),
+        ("hk_reading",),
+        (
             _F("device", "s", 12, None, "configured device name"),
             _F("device_kind", "B", meaning="position in pygnc.drivers.HK_DEVICE_KINDS + 1 (1 emus_bms, 2 opc_n3)"),
             _F("record", "s", 10, None, "EMUS sentence name or OPC-N3 record"),
             _F("flags", "B", meaning="bit 0 solicited, bit 1 raw cut at 200 bytes"),
             _F("n_raw", "H", meaning="length of the reading's bytes"),
             _F("raw", "y", HK_RAW_MAX, None, "the checksum-verified bytes the reading was decoded from"),
-        ), _enc_hk, "a housekeeping reading, as the device sent it (decoded on the ground by the driver's codec)",
-        period_s=3600.0, key=("device", "record")),
+        ),
+        _enc_hk,
+        "a housekeeping reading, as the device sent it (decoded on the ground by the driver's codec)",
+        period_s=3600.0,
+        key=("device", "record"),
+    ),
 )
 
 KINDS_BY_NAME: dict[str, RecordKind] = {k.name: k for k in KINDS}
@@ -626,11 +797,11 @@ def encode_record(kind: RecordKind, t_sc_s: float, values: dict) -> bytes:
 
 @dataclass
 class Record:
-    offset: int      # in the buffer it was decoded from
+    offset: int  # in the buffer it was decoded from
     code: int
     t_sc_s: float
     payload: bytes
-    raw: bytes       # the whole framed record
+    raw: bytes  # the whole framed record
 
     @property
     def kind(self) -> RecordKind | None:
@@ -644,11 +815,11 @@ class Record:
 @dataclass
 class RecordStats:
     bytes_total: int = 0
-    bytes_skipped: int = 0   # bytes outside intact records
-    records: int = 0         # intact records (known and unknown kinds)
-    records_bad: int = 0     # sync found but length / time / CRC wrong
-    unknown_kind: int = 0    # intact records of a kind this build does not know
-    skip_events: int = 0     # contiguous skipped regions
+    bytes_skipped: int = 0  # bytes outside intact records
+    records: int = 0  # intact records (known and unknown kinds)
+    records_bad: int = 0  # sync found but length / time / CRC wrong
+    unknown_kind: int = 0  # intact records of a kind this build does not know
+    skip_events: int = 0  # contiguous skipped regions
     torn_tail: bool = False  # the data ends inside a record (power cut mid-write)
 
     def as_dict(self) -> dict:
@@ -668,8 +839,8 @@ def decode_records(data: bytes, start: int = 0) -> tuple[list[Record], RecordSta
     out: list[Record] = []
     pos = start
     skipping = False
-    bad_before = bad_after = 0   # corrupt candidates in the current skipped region
-    overrun_at = None            # first candidate of the region that runs past the end
+    bad_before = bad_after = 0  # corrupt candidates in the current skipped region
+    overrun_at = None  # first candidate of the region that runs past the end
 
     def skip(to: int) -> None:
         nonlocal skipping
@@ -706,14 +877,14 @@ def decode_records(data: bytes, start: int = 0) -> tuple[list[Record], RecordSta
                 overrun_at = pos
             else:
                 bad_after += 1
-        elif struct.unpack_from("<H", data, end - 2)[0] != crc16(data[pos:end - 2]):
+        elif struct.unpack_from("<H", data, end - 2)[0] != crc16(data[pos : end - 2]):
             bad()
         else:
             if skipping:
                 st.skip_events += 1
                 st.records_bad += bad_before + bad_after + (overrun_at is not None)
                 skipping, bad_before, bad_after, overrun_at = False, 0, 0, None
-            out.append(Record(pos, code, s + ms / 1000.0, data[pos + RECORD_HEAD_SIZE:end - 2], data[pos:end]))
+            out.append(Record(pos, code, s + ms / 1000.0, data[pos + RECORD_HEAD_SIZE : end - 2], data[pos:end]))
             st.records += 1
             if known is None:
                 st.unknown_kind += 1
@@ -730,7 +901,7 @@ def decode_records(data: bytes, start: int = 0) -> tuple[list[Record], RecordSta
 
 @dataclass
 class BatchFile:
-    header: dict | None            # None: no valid header (records are still decoded)
+    header: dict | None  # None: no valid header (records are still decoded)
     records: list[Record]
     stats: RecordStats
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-SYNC = b"\xA5\x5A"
+SYNC = b"\xa5\x5a"
 HEADER = struct.Struct("<2sII")
 HEADER_SIZE = HEADER.size  # 10
 MAX_FRAME_PAYLOAD = 1 << 20
@@ -39,8 +39,9 @@ def encode_frame(channel: str, t_rx_mono_s: float, message: bytes) -> bytes:
 
 
 def encode_header_frame(run: int, schema: int) -> bytes:
-    meta = msgpack.packb({"format": FORMAT_NAME, "version": FORMAT_VERSION, "run": run,
-                          "schema": schema}, use_bin_type=True)
+    meta = msgpack.packb(
+        {"format": FORMAT_NAME, "version": FORMAT_VERSION, "run": run, "schema": schema}, use_bin_type=True
+    )
     return encode_frame(HEADER_CHANNEL, 0.0, meta)
 
 
@@ -57,7 +58,7 @@ class FrameLogStats:
     bytes_total: int = 0
     bytes_skipped: int = 0
     frames: int = 0
-    frames_bad: int = 0      # sync found but length/CRC/payload wrong
+    frames_bad: int = 0  # sync found but length/CRC/payload wrong
     torn_tail: bool = False  # the file ends inside a frame (power cut mid-write)
 
     def as_dict(self) -> dict:
@@ -105,7 +106,7 @@ def decode_frames(data: bytes) -> FrameLog:
             st.bytes_skipped += nxt - i
             pos = nxt
             continue
-        payload = data[i + HEADER_SIZE:end]
+        payload = data[i + HEADER_SIZE : end]
         frame = _parse_payload(payload) if zlib.crc32(payload) == crc else None
         if frame is None:
             st.frames_bad += 1
@@ -124,7 +125,12 @@ def _parse_payload(payload: bytes):
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except Exception:
         return None
-    if (isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str)
-            and isinstance(obj[1], (int, float)) and isinstance(obj[2], bytes)):
+    if (
+        isinstance(obj, list)
+        and len(obj) == 3
+        and isinstance(obj[0], str)
+        and isinstance(obj[1], (int, float))
+        and isinstance(obj[2], bytes)
+    ):
         return obj[0], float(obj[1]), obj[2]
     return None

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 #: Bytes read from an input file per read (and decoded per pass by the chunked decoders).
 READ_CHUNK_BYTES = 1 << 20
 
@@ -26,9 +25,17 @@ def open_regular_file(path: str | os.PathLike) -> int:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                    else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                    else "not a regular file")
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file"
+            )
             raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
         os.set_blocking(fd, True)
     except BaseException:
@@ -114,7 +121,7 @@ class DecodeStats:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
-    def merge(self, other: "DecodeStats") -> "DecodeStats":
+    def merge(self, other: DecodeStats) -> DecodeStats:
         """Sum of two stats (e.g. of two files); returns a new object."""
         return DecodeStats(
             bytes_total=self.bytes_total + other.bytes_total,
@@ -184,8 +191,13 @@ class GapTally:
 
     def stats(self, n_bytes: int, records: int) -> DecodeStats:
         self._flush()
-        return DecodeStats(bytes_total=int(n_bytes), bytes_skipped=self.bytes, records=int(records),
-                           records_skipped=self.records, skip_events=self.events)
+        return DecodeStats(
+            bytes_total=int(n_bytes),
+            bytes_skipped=self.bytes,
+            records=int(records),
+            records_skipped=self.records,
+            skip_events=self.events,
+        )
 
 
 def drain(gen):

@@ -32,6 +32,7 @@ from pygnc.timebase import gps_seconds, utc_unix_from_gps
 
 GPS_SEGMENT_SIZE = 99
 
+
 def novatel_fix_fields(vel_status: str) -> list[tuple]:
     """The NovAtel fix fields that both sense.bin's GPS segment and a range file's GPS
     packet (pygnc.formats.range_file) carry, in their order; the velocity solution status

@@ -27,9 +27,21 @@ from __future__ import annotations
 
 import math
 
-from .status import (ESTIMATE_QUALITY, FLAG_ATT_NO_POSITION, FLAG_CONFIG_REJECTED, FLAG_DOWNLINK_FAILED,
-                     FLAG_IMU_REFLECTION, FLAG_LOGS_LIMITED, FLAG_NO_VALID_FIX, FLAG_STOPPING, FLAG_TASK_FAILED,
-                     FLAG_WRITE_FAILED, MAX_PEERS, MAX_TASKS, TASK_STATES)
+from .status import (
+    ESTIMATE_QUALITY,
+    FLAG_ATT_NO_POSITION,
+    FLAG_CONFIG_REJECTED,
+    FLAG_DOWNLINK_FAILED,
+    FLAG_IMU_REFLECTION,
+    FLAG_LOGS_LIMITED,
+    FLAG_NO_VALID_FIX,
+    FLAG_STOPPING,
+    FLAG_TASK_FAILED,
+    FLAG_WRITE_FAILED,
+    MAX_PEERS,
+    MAX_TASKS,
+    TASK_STATES,
+)
 
 MAX_BYTES = 199
 
@@ -112,8 +124,10 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     now = s["t_sc_s"]
     up = s["uptime_s"]
     sc = f"{now:.0f}" if math.isfinite(now) and 0 <= now < 1e10 else _num(now)
-    lines = [f"pygnc r{s['run']} up{_count(round(up)) if math.isfinite(up) else '-'}s sc{sc}"
-             + (" STOP" if flags & FLAG_STOPPING else "")]
+    lines = [
+        f"pygnc r{s['run']} up{_count(round(up)) if math.isfinite(up) else '-'}s sc{sc}"
+        + (" STOP" if flags & FLAG_STOPPING else "")
+    ]
     q = qname(s["orbit_quality"])
     orb = _estimate("orb", q, s["orbit_t_sc_s"], now, _num(norm(s["orbit_sigma_r_m"]), "m"))
     if q == "none" and flags & FLAG_NO_VALID_FIX:
@@ -132,8 +146,9 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     n_ok = sum(qname(s[f"peer{k}_quality"]) == "ok" for k in peers)
     worst = max(norm(s[f"peer{k}_sigma_dr_m"]) for k in peers) if peers else math.nan
     frm = f"frm {n_ok}/{len(peers)} {_num(worst, 'm')}"
-    acq = [(s[f"peer{k}_acq_s"], s[f"peer{k}_acq_window_s"]) for k in peers
-           if qname(s[f"peer{k}_quality"]) == "acquiring"]
+    acq = [
+        (s[f"peer{k}_acq_s"], s[f"peer{k}_acq_window_s"]) for k in peers if qname(s[f"peer{k}_quality"]) == "acquiring"
+    ]
     amb = [s[f"peer{k}_ambiguity_m"] for k in peers if qname(s[f"peer{k}_quality"]) == "ambiguous"]
     if acq:
         done, window = min(acq)
@@ -141,16 +156,23 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     elif amb:
         frm += f" amb{_distance(max(amb))}"
     lines.append(frm)
-    states = [TASK_STATES[s[f"task{k}_state"]] if s[f"task{k}_state"] < len(TASK_STATES) else "?"
-              for k in range(MAX_TASKS) if s[f"task{k}_id"]]
+    states = [
+        TASK_STATES[s[f"task{k}_state"]] if s[f"task{k}_state"] < len(TASK_STATES) else "?"
+        for k in range(MAX_TASKS)
+        if s[f"task{k}_id"]
+    ]
     restarts = sum(s[f"task{k}_restarts"] for k in range(MAX_TASKS) if s[f"task{k}_id"])
-    lines.append(f"tsk {states.count('running')}/{len(states)} rst{_count(restarts)}"
-                 + (" FAIL" if flags & FLAG_TASK_FAILED else "") + (" WF" if flags & FLAG_WRITE_FAILED else "")
-                 + (" LL" if flags & FLAG_LOGS_LIMITED else "") + (" DF" if flags & FLAG_DOWNLINK_FAILED else ""))
+    lines.append(
+        f"tsk {states.count('running')}/{len(states)} rst{_count(restarts)}"
+        + (" FAIL" if flags & FLAG_TASK_FAILED else "")
+        + (" WF" if flags & FLAG_WRITE_FAILED else "")
+        + (" LL" if flags & FLAG_LOGS_LIMITED else "")
+        + (" DF" if flags & FLAG_DOWNLINK_FAILED else "")
+    )
     lines.append(f"in {_count(s['sense_records'])} rec {_count(s['sense_records_skipped'])} bad")
     text = ("\n".join(lines) + "\n").encode("ascii", "replace")
     if len(text) > MAX_BYTES:  # cannot happen with the widths above (tested); a safety net
-        text = text[:MAX_BYTES - 1] + b"\n"
+        text = text[: MAX_BYTES - 1] + b"\n"
     cfg = []
     if flags & FLAG_CONFIG_REJECTED:
         cfg.append(" ".join(("rejected", *config_note.split())))

@@ -188,8 +188,11 @@ def _accepted_syncs(a: np.ndarray) -> np.ndarray:
         return s.astype(np.int64)
     windows = np.lib.stride_tricks.sliding_window_view(a, GPS_PACKET_SIZE)
     pk = np.ascontiguousarray(windows[s]).view(RANGE_GPS_DTYPE).reshape(-1)
-    ok = ((pk["ms_of_week"] < MS_PER_WEEK) & (pk["solution_status"] <= MAX_SOLUTION_STATUS)
-          & (pk["vel_status"] <= MAX_SOLUTION_STATUS))
+    ok = (
+        (pk["ms_of_week"] < MS_PER_WEEK)
+        & (pk["solution_status"] <= MAX_SOLUTION_STATUS)
+        & (pk["vel_status"] <= MAX_SOLUTION_STATUS)
+    )
     s = s[ok].astype(np.int64)
     keep = np.ones(s.size, dtype=bool)
     keep[:-1] = np.diff(s) >= GPS_PACKET_SIZE  # overlapping packets: the later one wins
@@ -297,7 +300,7 @@ class RangeStreamDecoder:
         self.file_index = file_index
         self.carry = b""
         self.pos = int(base_offset)
-        self.in_group = False          # carry[0] is on the grid of the last group
+        self.in_group = False  # carry[0] is on the grid of the last group
         self.fixes: list[np.ndarray] = []
         self.ranges: list[np.ndarray] = []
         self.n_fixes = 0
@@ -356,16 +359,23 @@ class RangeStreamDecoder:
         byte fed, plus the base offset)."""
         if not self.done:
             self.feed(b"", final=True)
-        fixes = np.concatenate(self.fixes) if len(self.fixes) > 1 else (
-            self.fixes[0] if self.fixes else np.zeros(0, dtype=RANGE_FIX_DTYPE))
-        ranges = np.concatenate(self.ranges) if len(self.ranges) > 1 else (
-            self.ranges[0] if self.ranges else np.zeros(0, dtype=RANGE_DTYPE))
+        fixes = (
+            np.concatenate(self.fixes)
+            if len(self.fixes) > 1
+            else (self.fixes[0] if self.fixes else np.zeros(0, dtype=RANGE_FIX_DTYPE))
+        )
+        ranges = (
+            np.concatenate(self.ranges)
+            if len(self.ranges) > 1
+            else (self.ranges[0] if self.ranges else np.zeros(0, dtype=RANGE_DTYPE))
+        )
         stats = self.gaps.stats(self.pos if n_bytes is None else n_bytes, self.n_ranges)
         return RangeBatch(gps_fixes=fixes, ranges=ranges, stats=stats)
 
 
-def iter_read_range_file(path: str | os.PathLike, settings: DecodeSettings | None = None, file_index: int = -1,
-                         max_bytes: int | None = None):
+def iter_read_range_file(
+    path: str | os.PathLike, settings: DecodeSettings | None = None, file_index: int = -1, max_bytes: int | None = None
+):
     """A generator reading and decoding one range file in pieces of READ_CHUNK_BYTES: it
     yields after each piece and returns the :class:`RangeBatch`.  *max_bytes*: read only
     the newest (last) this many bytes; the head not read is ``bytes_over_limit`` and counts
@@ -401,15 +411,19 @@ def _merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]) -> RangeBa
     return RangeBatch(
         gps_fixes=np.concatenate(fixes) if fixes else np.zeros(0, dtype=RANGE_FIX_DTYPE),
         ranges=np.concatenate(ranges) if ranges else np.zeros(0, dtype=RANGE_DTYPE),
-        stats=stats, files=files, ignored_files=ignored,
-        file_fixes=[f.size for f in fixes], file_ranges=[r.size for r in ranges],
+        stats=stats,
+        files=files,
+        ignored_files=ignored,
+        file_fixes=[f.size for f in fixes],
+        file_ranges=[r.size for r in ranges],
         bytes_over_limit=sum(b.bytes_over_limit for b, _ in batches),
         files_over_limit=[p for b, p in batches if b.bytes_over_limit],
     )
 
 
-def list_range_files(directory: str | os.PathLike, single_file: str | os.PathLike | None = None
-                     ) -> tuple[list[tuple[int, Path]], list[str]]:
+def list_range_files(
+    directory: str | os.PathLike, single_file: str | os.PathLike | None = None
+) -> tuple[list[tuple[int, Path]], list[str]]:
     """The range files to read - ``(number, path)`` of every ``rng<digits>.bin`` in
     *directory* in numeric order, then *single_file* (number -1) if it exists - and the
     names in *directory* that are not range files (or not files at all)."""
@@ -432,8 +446,12 @@ def list_range_files(directory: str | os.PathLike, single_file: str | os.PathLik
     return numbered, ignored
 
 
-def iter_read_range_dir(directory: str | os.PathLike, settings: DecodeSettings | None = None,
-                        single_file: str | os.PathLike | None = None, max_file_bytes: int | None = None):
+def iter_read_range_dir(
+    directory: str | os.PathLike,
+    settings: DecodeSettings | None = None,
+    single_file: str | os.PathLike | None = None,
+    max_file_bytes: int | None = None,
+):
     """:func:`read_range_dir` as a generator: it yields after every piece of every file
     (:func:`iter_read_range_file`) and returns the merged :class:`RangeBatch`.
     *max_file_bytes*: of each file only the newest (last) this many bytes are read."""
@@ -449,8 +467,12 @@ def iter_read_range_dir(directory: str | os.PathLike, settings: DecodeSettings |
     return _merge(batches, ignored)
 
 
-def read_range_dir(directory: str | os.PathLike, settings: DecodeSettings | None = None,
-                   single_file: str | os.PathLike | None = None, max_file_bytes: int | None = None) -> RangeBatch:
+def read_range_dir(
+    directory: str | os.PathLike,
+    settings: DecodeSettings | None = None,
+    single_file: str | os.PathLike | None = None,
+    max_file_bytes: int | None = None,
+) -> RangeBatch:
     """Decode every ``rng<digits>.bin`` in *directory* in numeric order, then *single_file*
     (``~/range.bin``, file_index -1) if it exists.
 
@@ -482,8 +504,16 @@ def encode_range_packets(ranges) -> bytes:
     ``fei_raw`` and ``rssi_dbm`` as given), or a sequence of tuples
     ``(peer_id, t_sc_s, range_raw[, rssi_dbm[, fei_raw]])``."""
     if isinstance(ranges, np.ndarray) and ranges.dtype == RANGE_DTYPE:
-        rows = [(int(r["peer_id"]), int(np.floor(r["t_sc_s"])), int(r["range_raw"]), float(r["rssi_dbm"]),
-                 int(r["fei_raw"])) for r in ranges.reshape(-1)]
+        rows = [
+            (
+                int(r["peer_id"]),
+                int(np.floor(r["t_sc_s"])),
+                int(r["range_raw"]),
+                float(r["rssi_dbm"]),
+                int(r["fei_raw"]),
+            )
+            for r in ranges.reshape(-1)
+        ]
     else:
         rows = list(ranges)
     return b"".join(rp.encode_packet(row[0], row[1], row[2], *row[3:]) for row in rows)

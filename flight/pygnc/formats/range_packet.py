@@ -49,8 +49,8 @@ class RangePacket:
     peer_id: int
     rssi_dbm: float
     t_sc_s: int
-    fei_raw: int      # signed 20-bit frequency-error indicator
-    range_raw: int    # signed 24-bit ranging result
+    fei_raw: int  # signed 20-bit frequency-error indicator
+    range_raw: int  # signed 24-bit ranging result
 
 
 def _signed(value: int, bits: int) -> int:
@@ -63,8 +63,8 @@ def decode_packet(data: bytes, offset: int = 0) -> RangePacket:
     if len(data) - offset < PACKET_SIZE:
         raise ValueError(f"a range packet is {PACKET_SIZE} bytes, {len(data) - offset} left")
     peer, rssi, t = _HEAD.unpack_from(data, offset)
-    fei = int.from_bytes(data[offset + 6:offset + 9], "big")
-    raw = int.from_bytes(data[offset + 9:offset + 12], "big")
+    fei = int.from_bytes(data[offset + 6 : offset + 9], "big")
+    raw = int.from_bytes(data[offset + 9 : offset + 12], "big")
     return RangePacket(peer, -rssi / 2.0, t, _signed(fei, FEI_BITS), _signed(raw, 24))
 
 
@@ -75,13 +75,21 @@ def decode_packets(data: bytes) -> list[RangePacket]:
 
 def encode_packet(peer_id: int, t_sc_s: int, range_raw: int, rssi_dbm: float = -60.0, fei_raw: int = 0) -> bytes:
     """12 bytes of one packet (ValueError for a field out of its range)."""
-    if not (0 <= peer_id <= 255 and 0 <= t_sc_s < 2**32 and -(1 << 23) <= range_raw < (1 << 23)
-            and -(1 << (FEI_BITS - 1)) <= fei_raw < (1 << (FEI_BITS - 1))):
-        raise ValueError(f"range packet field out of range: id {peer_id}, time {t_sc_s}, raw {range_raw}, "
-                         f"fei {fei_raw}")
+    if not (
+        0 <= peer_id <= 255
+        and 0 <= t_sc_s < 2**32
+        and -(1 << 23) <= range_raw < (1 << 23)
+        and -(1 << (FEI_BITS - 1)) <= fei_raw < (1 << (FEI_BITS - 1))
+    ):
+        raise ValueError(
+            f"range packet field out of range: id {peer_id}, time {t_sc_s}, raw {range_raw}, fei {fei_raw}"
+        )
     rssi = min(255, max(0, int(round(-2.0 * rssi_dbm))))
-    return (_HEAD.pack(peer_id, rssi, int(t_sc_s)) + (fei_raw & 0xFFFFF).to_bytes(3, "big")
-            + (range_raw & 0xFFFFFF).to_bytes(3, "big"))
+    return (
+        _HEAD.pack(peer_id, rssi, int(t_sc_s))
+        + (fei_raw & 0xFFFFF).to_bytes(3, "big")
+        + (range_raw & 0xFFFFFF).to_bytes(3, "big")
+    )
 
 
 def bandwidth_hz(code: int) -> float:
@@ -89,8 +97,9 @@ def bandwidth_hz(code: int) -> float:
     try:
         return BANDWIDTH_HZ_BY_CODE[int(code)]
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"unknown SX1280 bandwidth code {code!r}: expected one of "
-                         f"{', '.join(hex(c) for c in BANDWIDTH_HZ_BY_CODE)}") from None
+        raise ValueError(
+            f"unknown SX1280 bandwidth code {code!r}: expected one of {', '.join(hex(c) for c in BANDWIDTH_HZ_BY_CODE)}"
+        ) from None
 
 
 def fei_hz(fei_raw: float, bandwidth_hz_: float = DEFAULT_BANDWIDTH_HZ) -> float:

@@ -98,7 +98,6 @@ RECORD_SIZE = RECORD_DTYPE.itemsize
 assert RECORD_SIZE == 251
 
 
-
 @dataclass
 class SenseBatch:
     """Decoded sense.bin.
@@ -333,8 +332,8 @@ class SenseStreamDecoder:
         self.offsets = np.empty(cap, dtype=np.int64)
         self.n = 0
         self.carry = b""
-        self.pos = int(base_offset)        # file offset of carry[0]
-        self.chain = base_offset == 0      # carry[0] is a file start or a record end
+        self.pos = int(base_offset)  # file offset of carry[0]
+        self.chain = base_offset == 0  # carry[0] is a file start or a record end
         self.gaps = GapTally(self.size)
         self.gaps.add(0, self.pos)
         self.done = False
@@ -379,9 +378,9 @@ class SenseStreamDecoder:
             k, m = self.n, starts.size
             self._grow(k + m)
             sensors["record_index"] += k
-            self.sensors[k * self.per:(k + m) * self.per] = sensors
-            self.fixes[k:k + m] = fixes
-            self.offsets[k:k + m] = starts + self.pos
+            self.sensors[k * self.per : (k + m) * self.per] = sensors
+            self.fixes[k : k + m] = fixes
+            self.offsets[k : k + m] = starts + self.pos
             self.n = k + m
         self.gaps.add_between(self.pos, starts, starts + size, 0, end)
         last_end = int(starts[-1]) + size if starts.size else -1
@@ -402,8 +401,12 @@ class SenseStreamDecoder:
             return a[:m].copy() if m < a.size // 2 else a[:m]
 
         stats = self.gaps.stats(self.pos if n_bytes is None else n_bytes, k)
-        return SenseBatch(sensors=trim(self.sensors, k * per), fixes=trim(self.fixes, k), stats=stats,
-                          record_offsets=trim(self.offsets, k))
+        return SenseBatch(
+            sensors=trim(self.sensors, k * per),
+            fixes=trim(self.fixes, k),
+            stats=stats,
+            record_offsets=trim(self.offsets, k),
+        )
 
 
 def iter_read_sense_file(path: str | os.PathLike, settings: DecodeSettings | None = None, max_bytes: int | None = None):
@@ -425,7 +428,9 @@ def iter_read_sense_file(path: str | os.PathLike, settings: DecodeSettings | Non
         return batch
 
 
-def read_sense_file(path: str | os.PathLike, settings: DecodeSettings | None = None, max_bytes: int | None = None) -> SenseBatch:
+def read_sense_file(
+    path: str | os.PathLike, settings: DecodeSettings | None = None, max_bytes: int | None = None
+) -> SenseBatch:
     """Read and decode the sense.bin at *path* (:func:`iter_read_sense_file` to its end)."""
     return drain(iter_read_sense_file(path, settings, max_bytes))
 
@@ -474,7 +479,7 @@ def opt3001_raw_from_lux(lux) -> np.ndarray:
     counts = lux / 0.01
     # Smallest exponent such that the rounded mantissa fits in 12 bits.
     e = np.zeros(counts.shape, dtype=np.int64)
-    for k in range(11):
+    for _ in range(11):
         e = np.where(np.rint(counts / 2.0**e) > 0x0FFF, e + 1, e)
     m = np.minimum(np.rint(counts / 2.0**e), 0x0FFF).astype(np.int64)
     return ((e << 12) | m).astype(np.uint16)

@@ -54,8 +54,10 @@ def resolve(settings: DecodeSettings | None) -> DecodeSettings:
     if settings is None:
         return DEFAULT
     if not isinstance(settings, DecodeSettings):
-        raise TypeError(f"decoder settings must be a DecodeSettings (DecodeSettings.from_config(config)), "
-                        f"got {type(settings).__name__}")
+        raise TypeError(
+            f"decoder settings must be a DecodeSettings (DecodeSettings.from_config(config)), "
+            f"got {type(settings).__name__}"
+        )
     return settings
 
 

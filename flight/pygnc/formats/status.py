@@ -40,29 +40,39 @@ MAX_TASKS = 10
 FLAG_ORBIT_VALID = 1 << 0
 FLAG_ATTITUDE_VALID = 1 << 1
 FLAG_FORMATION_VALID = 1 << 2
-FLAG_BATCH_DONE = 1 << 3        # ingest has published the whole batch
-FLAG_NO_VALID_FIX = 1 << 4      # the batch holds no usable own GPS fix
-FLAG_SENSE_MISSING = 1 << 5     # ~/sense.bin absent or empty
-FLAG_RANGE_MISSING = 1 << 6     # no range files
-FLAG_CLOCK_MAPPED = 1 << 7      # spacecraft clock -> GPS time map available
-FLAG_TASK_FAILED = 1 << 8       # a task exhausted its restarts
-FLAG_STOPPING = 1 << 9          # final status of the run
+FLAG_BATCH_DONE = 1 << 3  # ingest has published the whole batch
+FLAG_NO_VALID_FIX = 1 << 4  # the batch holds no usable own GPS fix
+FLAG_SENSE_MISSING = 1 << 5  # ~/sense.bin absent or empty
+FLAG_RANGE_MISSING = 1 << 6  # no range files
+FLAG_CLOCK_MAPPED = 1 << 7  # spacecraft clock -> GPS time map available
+FLAG_TASK_FAILED = 1 << 8  # a task exhausted its restarts
+FLAG_STOPPING = 1 << 9  # final status of the run
 FLAG_ATT_NO_POSITION = 1 << 10  # attitude runs without a position (no field/sun model)
-FLAG_WRITE_FAILED = 1 << 11     # a status/info write failed in this run (status_write_failures)
-FLAG_LOGS_LIMITED = 1 << 12     # logs not fully kept: size bound, free-space reserve, write errors
+FLAG_WRITE_FAILED = 1 << 11  # a status/info write failed in this run (status_write_failures)
+FLAG_LOGS_LIMITED = 1 << 12  # logs not fully kept: size bound, free-space reserve, write errors
 FLAG_DOWNLINK_FAILED = 1 << 13  # the batch writer could not write every record of this run
-FLAG_CONFIG_REJECTED = 1 << 14  # the uplinked configuration was refused: the run uses the last accepted one or the defaults
-FLAG_IMU_REFLECTION = 1 << 15   # a configured IMU mounting matrix is a reflection not declared intended
+FLAG_CONFIG_REJECTED = (
+    1 << 14
+)  # the uplinked configuration was refused: the run uses the last accepted one or the defaults
+FLAG_IMU_REFLECTION = 1 << 15  # a configured IMU mounting matrix is a reflection not declared intended
 
 FLAG_NAMES = {
-    FLAG_ORBIT_VALID: "orbit_valid", FLAG_ATTITUDE_VALID: "attitude_valid",
-    FLAG_FORMATION_VALID: "formation_valid", FLAG_BATCH_DONE: "batch_done",
-    FLAG_NO_VALID_FIX: "no_valid_fix", FLAG_SENSE_MISSING: "sense_missing",
-    FLAG_RANGE_MISSING: "range_missing", FLAG_CLOCK_MAPPED: "clock_mapped",
-    FLAG_TASK_FAILED: "task_failed", FLAG_STOPPING: "stopping",
-    FLAG_ATT_NO_POSITION: "attitude_no_position", FLAG_WRITE_FAILED: "write_failed",
-    FLAG_LOGS_LIMITED: "logs_limited", FLAG_DOWNLINK_FAILED: "downlink_failed",
-    FLAG_CONFIG_REJECTED: "config_rejected", FLAG_IMU_REFLECTION: "imu_reflection",
+    FLAG_ORBIT_VALID: "orbit_valid",
+    FLAG_ATTITUDE_VALID: "attitude_valid",
+    FLAG_FORMATION_VALID: "formation_valid",
+    FLAG_BATCH_DONE: "batch_done",
+    FLAG_NO_VALID_FIX: "no_valid_fix",
+    FLAG_SENSE_MISSING: "sense_missing",
+    FLAG_RANGE_MISSING: "range_missing",
+    FLAG_CLOCK_MAPPED: "clock_mapped",
+    FLAG_TASK_FAILED: "task_failed",
+    FLAG_STOPPING: "stopping",
+    FLAG_ATT_NO_POSITION: "attitude_no_position",
+    FLAG_WRITE_FAILED: "write_failed",
+    FLAG_LOGS_LIMITED: "logs_limited",
+    FLAG_DOWNLINK_FAILED: "downlink_failed",
+    FLAG_CONFIG_REJECTED: "config_rejected",
+    FLAG_IMU_REFLECTION: "imu_reflection",
 }
 
 #: Estimate quality in the ``*_quality`` bytes (see :mod:`pygnc.validity`):
@@ -76,8 +86,7 @@ FLAG_NAMES = {
 #: collecting ranges (the estimate is the uplinked prior's, propagated); ambiguous -
 #: range-only peer: the orbits the ranges leave open (mirror images) are further apart than
 #: the bound (the estimate is their mixture; its sigma covers them).
-ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "rates_only", "acquiring",
-                    "ambiguous")
+ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "rates_only", "acquiring", "ambiguous")
 
 #: (name, struct code, unit / meaning).  The single declaration of the layout.
 FIELDS: list[tuple[str, str, str]] = [
@@ -240,7 +249,7 @@ def decode_status(data: bytes) -> dict:
     i = 0
     for name, code, _ in FIELDS:
         n = _count(code)
-        out[name] = flat[i] if n == 1 else tuple(flat[i:i + n])
+        out[name] = flat[i] if n == 1 else tuple(flat[i : i + n])
         i += n
     if out["version"] != VERSION:
         raise StatusError(f"layout version {out['version']}, this decoder reads {VERSION}")

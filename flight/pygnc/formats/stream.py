@@ -71,7 +71,14 @@ TAG_UNKNOWN = b"???"
 SENSOR, GPS, RANGE = b"SNS", b"GPS", b"RNG"
 PING, STATUS, CADENCE, FLUSH = b"PNG", b"STA", b"CAD", b"FLU"
 HELLO_TAG, ACK_TAG, ERROR_TAG, ESTIMATE, STATUS_FILE, COUNTERS, BYE = (
-    b"HEL", b"ACK", b"ERR", b"EST", b"STS", b"CNT", b"BYE")
+    b"HEL",
+    b"ACK",
+    b"ERR",
+    b"EST",
+    b"STS",
+    b"CNT",
+    b"BYE",
+)
 
 #: Data tags: payload = whole segments of this many bytes.
 SEGMENT_BYTES = {SENSOR: 30, GPS: 99, RANGE: 12}
@@ -88,14 +95,22 @@ TAG_TABLE = (
     (RANGE, "host -> pygnc", "n x 12-byte SX1280 range packets, n >= 1", "live inter-satellite ranges"),
     (PING, "host -> pygnc", "empty", "command: are you there (ACK)"),
     (STATUS, "host -> pygnc", "empty", "command: status now (ACK, then STS and CNT)"),
-    (CADENCE, "host -> pygnc", "`<I` ms", "command: interval between two estimate frames of one kind "
-                                         "(and peer); 0 = none"),
+    (
+        CADENCE,
+        "host -> pygnc",
+        "`<I` ms",
+        "command: interval between two estimate frames of one kind (and peer); 0 = none",
+    ),
     (FLUSH, "host -> pygnc", "empty", "command: close the open batch file now"),
     (HELLO_TAG, "pygnc -> host", "`HELLO` (19 bytes)", "the stream is up; sent once at start"),
     (ACK_TAG, "pygnc -> host", "`ACK` (6 bytes)", "answer to every command"),
     (ERROR_TAG, "pygnc -> host", "`ERROR` (10 bytes)", "a bad frame was received (never fatal)"),
-    (ESTIMATE, "pygnc -> host", "one framed batch-file record", "an estimate (orbit, attitude, formation) or "
-                                                                "an estimator note"),
+    (
+        ESTIMATE,
+        "pygnc -> host",
+        "one framed batch-file record",
+        "an estimate (orbit, attitude, formation) or an estimator note",
+    ),
     (STATUS_FILE, "pygnc -> host", "pygnc_status.bin as last written", "answer to STA"),
     (COUNTERS, "pygnc -> host", "`COUNTERS`", "the stream's counters; answer to STA"),
     (BYE, "pygnc -> host", "`COUNTERS`", "final counters, when pygnc stops"),
@@ -108,16 +123,21 @@ HELLO = struct.Struct("<BHIId")
 #: ACK: SEQ and TAG of the command, result (:data:`ACK_RESULTS`).
 ACK = struct.Struct("<H3sB")
 ACK_OK, ACK_UNAVAILABLE, ACK_REFUSED = 0, 1, 2
-ACK_RESULTS = {ACK_OK: "ok", ACK_UNAVAILABLE: "unavailable (the task it needs is not running)",
-               ACK_REFUSED: "refused (argument out of range)"}
+ACK_RESULTS = {
+    ACK_OK: "ok",
+    ACK_UNAVAILABLE: "unavailable (the task it needs is not running)",
+    ACK_REFUSED: "refused (argument out of range)",
+}
 #: ERR: error code, SEQ and TAG of the bad frame (SEQ_UNKNOWN / b"???" if unreadable), how many
 #: errors of this code so far.
 ERROR = struct.Struct("<BH3sI")
 ERR_BAD_CRC, ERR_MALFORMED, ERR_UNKNOWN_TAG, ERR_TOO_LONG, ERR_BAD_PAYLOAD, ERR_OVERFLOW = 1, 2, 3, 4, 5, 6
 ERROR_CODES = {
     ERR_BAD_CRC: ("bad_crc", "the CRC does not match (a flipped or lost character)"),
-    ERR_MALFORMED: ("malformed", "not a frame: no '$', no '*CRC' at the end, bad TAG or SEQ (a "
-                                 "truncated frame, binary garbage, noise)"),
+    ERR_MALFORMED: (
+        "malformed",
+        "not a frame: no '$', no '*CRC' at the end, bad TAG or SEQ (a truncated frame, binary garbage, noise)",
+    ),
     ERR_UNKNOWN_TAG: ("unknown_tag", "a well-formed frame whose TAG the receiver does not take"),
     ERR_TOO_LONG: ("too_long", f"a line longer than {MAX_LINE_BYTES} bytes (discarded up to its end)"),
     ERR_BAD_PAYLOAD: ("bad_payload", "invalid base64, or a payload length the TAG does not allow"),
@@ -165,8 +185,10 @@ def encode_frame(tag: bytes, seq: int, payload: bytes = b"") -> bytes:
     body = tag + b"," + str(seq % SEQ_MODULO).encode() + b"," + binascii.b2a_base64(payload, newline=False)
     line = b"$" + body + b"*" + b"%08X" % crc32(body) + b"\n"
     if len(line) > MAX_LINE_BYTES:
-        raise ValueError(f"a {tag.decode()} frame of {len(payload)} payload bytes makes a {len(line)}-byte "
-                         f"line (at most {MAX_LINE_BYTES})")
+        raise ValueError(
+            f"a {tag.decode()} frame of {len(payload)} payload bytes makes a {len(line)}-byte "
+            f"line (at most {MAX_LINE_BYTES})"
+        )
     return line
 
 
@@ -182,8 +204,7 @@ def max_segments(tag: bytes) -> int:
 
 
 def encode_counters(values: dict) -> bytes:
-    return COUNTERS_STRUCT.pack(*(min(max(int(values.get(name, 0)), 0), 0xFFFFFFFF)
-                                  for name, _ in COUNTER_FIELDS))
+    return COUNTERS_STRUCT.pack(*(min(max(int(values.get(name, 0)), 0), 0xFFFFFFFF) for name, _ in COUNTER_FIELDS))
 
 
 def decode_counters(payload: bytes) -> dict:
@@ -206,7 +227,7 @@ class FrameError:
     code: int
     seq: int = SEQ_UNKNOWN
     tag: bytes = TAG_UNKNOWN
-    line: bytes = b""     # the start of the offending line (at most 80 bytes), for logs
+    line: bytes = b""  # the start of the offending line (at most 80 bytes), for logs
 
     @property
     def name(self) -> str:
@@ -226,9 +247,9 @@ def parse_line(line: bytes, accepted_tags=HOST_TAGS) -> Frame | FrameError:
     start = line.rfind(b"$")
     if start < 0:
         return FrameError(ERR_MALFORMED, line=line[:80])
-    text = line[start + 1:]
+    text = line[start + 1 :]
     star = len(text) - 9
-    if star < 0 or text[star:star + 1] != b"*" or not _HEX.issuperset(text[star + 1:]):
+    if star < 0 or text[star : star + 1] != b"*" or not _HEX.issuperset(text[star + 1 :]):
         return FrameError(ERR_MALFORMED, line=line[:80])
     body = text[:star]
     head = body.split(b",", 2)
@@ -238,7 +259,7 @@ def parse_line(line: bytes, accepted_tags=HOST_TAGS) -> Frame | FrameError:
     seq_ok = 1 <= len(seq_text) <= 5 and seq_text.isdigit() and int(seq_text) < SEQ_MODULO
     seq = int(seq_text) if seq_ok else SEQ_UNKNOWN
     tag_ok = len(tag) == 3 and tag.isalpha() and tag.isupper()
-    if int(text[star + 1:], 16) != crc32(body):
+    if int(text[star + 1 :], 16) != crc32(body):
         return FrameError(ERR_BAD_CRC, seq, tag if tag_ok else TAG_UNKNOWN, line[:80])
     if not (seq_ok and tag_ok):
         return FrameError(ERR_MALFORMED, seq, tag if tag_ok else TAG_UNKNOWN, line[:80])
@@ -292,12 +313,12 @@ class FrameReader:
         n = len(data)
         while start < n:
             nl = _line_end(data, start)
-            chunk = data[start:n if nl < 0 else nl]
+            chunk = data[start : n if nl < 0 else nl]
             if self._discarding:
                 pass
             elif len(self._buf) + len(chunk) > self.max_line - 1:  # room for the line end
                 self._discarding = True
-                head = bytes(self._buf[:80]) + bytes(chunk[:max(0, 80 - len(self._buf))])
+                head = bytes(self._buf[:80]) + bytes(chunk[: max(0, 80 - len(self._buf))])
                 self._buf.clear()
                 self._too_long_head = head
             else:
@@ -312,8 +333,9 @@ class FrameReader:
         if self._discarding:
             self._discarding = False
             self.lines += 1
-            out.append(Noise(self._too_long_head) if self.noise_ok
-                       else FrameError(ERR_TOO_LONG, line=self._too_long_head))
+            out.append(
+                Noise(self._too_long_head) if self.noise_ok else FrameError(ERR_TOO_LONG, line=self._too_long_head)
+            )
             return
         line = bytes(self._buf)
         self._buf.clear()

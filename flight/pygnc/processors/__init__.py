@@ -18,8 +18,7 @@ Output = tuple[str, dict]  # (message type, body)
 
 def clock_map_from_body(body: dict) -> ClockMap:
     """The :class:`~pygnc.timebase.ClockMap` carried by a ``clock_map`` message body."""
-    return ClockMap(body["gps_minus_sc_s"], body["drift"], body["t_ref_sc_s"], body["n_pairs"],
-                    body["residual_rms_s"])
+    return ClockMap(body["gps_minus_sc_s"], body["drift"], body["t_ref_sc_s"], body["n_pairs"], body["residual_rms_s"])
 
 
 class Processor:

@@ -116,8 +116,11 @@ def _within(values, limit: float, low: float) -> bool:
 
 def sensor_plausible(gyro_deg_s, mag_ut, sun_lux) -> bool:
     """Every reading finite and within the sensors' ranges (NaN fails)."""
-    return (_within(gyro_deg_s, GYRO_LIMIT_DEG_S, -GYRO_LIMIT_DEG_S) and _within(mag_ut, MAG_LIMIT_UT, -MAG_LIMIT_UT)
-            and _within(sun_lux, LUX_LIMIT, 0.0))
+    return (
+        _within(gyro_deg_s, GYRO_LIMIT_DEG_S, -GYRO_LIMIT_DEG_S)
+        and _within(mag_ut, MAG_LIMIT_UT, -MAG_LIMIT_UT)
+        and _within(sun_lux, LUX_LIMIT, 0.0)
+    )
 
 
 def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:

@@ -16,7 +16,8 @@ counted (``bad_orbit_estimates``).
   faces' lux and saturation flags go in as they are.
 * ``orbit_estimate`` (not ``propagated``) or ``orbit_position`` (what the orbit
   estimator publishes instead during a batch at the samples the downlink does not record)
-  for the same ``t_sc_s`` gives the position for the field, sun, shadow and albedo models.  In flight the two arrive on different
+  for the same ``t_sc_s`` gives the position for the field, sun, shadow and albedo models.  In flight the two
+  arrive on different
   channels in either order, so samples wait (in time order, at most
   ``Config.attitude_max_pending_sensors``) until their orbit estimate arrives.  An orbit
   estimate for a later time releases the earlier samples (they never get one: processed
@@ -100,11 +101,16 @@ def attitude_filter_config(config: Config) -> AttitudeFilterConfig:
 
 
 class AttitudeProcessor(Processor):
-    consumes = frozenset({"clock_map", "sensor", "orbit_estimate", "orbit_position", "estimator_note", "batch_end",
-                          "imu_samples"})
+    consumes = frozenset(
+        {"clock_map", "sensor", "orbit_estimate", "orbit_position", "estimator_note", "batch_end", "imu_samples"}
+    )
 
-    def __init__(self, config: Config | None = None, filter_config: AttitudeFilterConfig | None = None,
-                 record_history: bool = False):
+    def __init__(
+        self,
+        config: Config | None = None,
+        filter_config: AttitudeFilterConfig | None = None,
+        record_history: bool = False,
+    ):
         self.config = config or Config()
         c = self.config
         rib = np.asarray(c.imu_to_body, dtype=float).reshape(3, 3)
@@ -233,7 +239,8 @@ class AttitudeProcessor(Processor):
             self.n_time_outliers += 1
             return False
         if self.last_t_sc_s is not None and not admission.within_horizon(
-                float(t), self.last_t_sc_s, self.config.max_propagation_s):
+            float(t), self.last_t_sc_s, self.config.max_propagation_s
+        ):
             self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp
             return False
         if not admission.sensor_plausible(b["gyro_deg_s"], b["mag_ut"], b["sun_lux"]):
@@ -347,10 +354,16 @@ class AttitudeProcessor(Processor):
             lo = max(int(np.searchsorted(tt, f.t_s, side="right")) - 1, 0)
             hi = min(int(np.searchsorted(tt, t_s, side="left")) + 1, tt.size)
             span = tt[lo:hi]
-            edges = np.concatenate(([f.t_s], span[(span > f.t_s) & (span < t_s)], [min(t_s, span[-1])])) \
-                if span.size else np.empty(0)
-            if (span.size >= 2 and span[-1] >= t_s - c.attitude_imu_max_hold_s
-                    and np.diff(edges).max(initial=0.0) <= c.attitude_imu_max_gap_s):
+            edges = (
+                np.concatenate(([f.t_s], span[(span > f.t_s) & (span < t_s)], [min(t_s, span[-1])]))
+                if span.size
+                else np.empty(0)
+            )
+            if (
+                span.size >= 2
+                and span[-1] >= t_s - c.attitude_imu_max_hold_s
+                and np.diff(edges).max(initial=0.0) <= c.attitude_imu_max_gap_s
+            ):
                 out = (span, ww[lo:hi], sigma_t)
             else:
                 self.n_imu_uncovered += 1
@@ -361,9 +374,12 @@ class AttitudeProcessor(Processor):
         return out
 
     def _on_orbit(self, o: dict) -> list[Output]:
-        if not (admission.is_time(o["t_sc_s"]) and admission.is_time(o["t_gps_s"])
-                and admission.radius_plausible(self.config, o["r_ecef_m"])
-                and admission.radius_plausible(self.config, o["r_gcrs_m"])):
+        if not (
+            admission.is_time(o["t_sc_s"])
+            and admission.is_time(o["t_gps_s"])
+            and admission.radius_plausible(self.config, o["r_ecef_m"])
+            and admission.radius_plausible(self.config, o["r_gcrs_m"])
+        ):
             self.n_bad_orbit += 1
             return []
         t = float(o["t_sc_s"])
@@ -416,9 +432,12 @@ class AttitudeProcessor(Processor):
         """1-sigma uncertainty of a sample's stated GPS epoch, s: the clock map's residual
         (the floored stamps' scatter about it) when it has enough pairs, else the config's."""
         c = self.config
-        if (c.attitude_time_tag_from_clock_map and self.clock is not None
-                and self.clock.n_pairs >= c.attitude_time_tag_min_pairs
-                and math.isfinite(self.clock.residual_rms_s)):
+        if (
+            c.attitude_time_tag_from_clock_map
+            and self.clock is not None
+            and self.clock.n_pairs >= c.attitude_time_tag_min_pairs
+            and math.isfinite(self.clock.residual_rms_s)
+        ):
             return float(self.clock.residual_rms_s)
         return float(c.attitude_time_tag_sigma_s)
 
@@ -478,10 +497,18 @@ class AttitudeProcessor(Processor):
         t_gps = [float(o["t_gps_s"]) for o in orbits]
         ms = [frames.gcrs_from_itrs_matrix(t) for t in t_gps]
         if len(orbits) < BATCH_MODELS_MIN:
-            return [environment_at(t, o["r_ecef_m"], o["r_gcrs_m"], m, c.sun_lux_at_1au, c.albedo_reflectivity)
-                    for t, o, m in zip(t_gps, orbits, ms)]
-        return environments_at(t_gps, [o["r_ecef_m"] for o in orbits], [o["r_gcrs_m"] for o in orbits], ms,
-                               c.sun_lux_at_1au, c.albedo_reflectivity)
+            return [
+                environment_at(t, o["r_ecef_m"], o["r_gcrs_m"], m, c.sun_lux_at_1au, c.albedo_reflectivity)
+                for t, o, m in zip(t_gps, orbits, ms)
+            ]
+        return environments_at(
+            t_gps,
+            [o["r_ecef_m"] for o in orbits],
+            [o["r_gcrs_m"] for o in orbits],
+            ms,
+            c.sun_lux_at_1au,
+            c.albedo_reflectivity,
+        )
 
     def _step(self, b: dict, orbit: dict | None, env) -> list[Output]:
         """One admitted sample, in order, with the models at its position (*env*) or none."""
@@ -501,9 +528,16 @@ class AttitudeProcessor(Processor):
         msgs: list[Output] = []
         if env is None and not self.note_sent:
             self.note_sent = True
-            msgs.append(("estimator_note", {
-                "estimator": "attitude", "code": "no_position",
-                "text": "no orbit estimate: no field or sun model; rates and gyro bias only"}))
+            msgs.append(
+                (
+                    "estimator_note",
+                    {
+                        "estimator": "attitude",
+                        "code": "no_position",
+                        "text": "no orbit estimate: no field or sun model; rates and gyro bias only",
+                    },
+                )
+            )
         in_batch = t_sc < self.batch_last_sc_s  # (the batch's last sample is always published)
         if in_batch and self.decimation.left_out(None, t_sc, False):
             self.held = (out, t_sc, t_gps, env is not None)
@@ -524,24 +558,36 @@ class AttitudeProcessor(Processor):
         self.n_outputs_decimated -= 1
         return [self._message(*held, propagated=False)]
 
-    def _message(self, o: AttitudeOutput, t_sc_s: float, t_gps_s: float, has_position: bool,
-                 propagated: bool) -> Output:
+    def _message(
+        self, o: AttitudeOutput, t_sc_s: float, t_gps_s: float, has_position: bool, propagated: bool
+    ) -> Output:
         sig = np.sqrt(np.clip(np.diag(o.cov), 0.0, None))
         if math.isnan(t_gps_s):
             unix = float(t_sc_s)  # spacecraft clock: unix seconds as the PyCubed keeps them
         else:
             unix = float(utc_unix_from_gps(t_gps_s))
         self.n_outputs += 1
-        return ("attitude_estimate", {
-            "t_sc_s": float(t_sc_s), "unix_time_s": unix, "t_gps_s": float(t_gps_s),
-            "q_body_to_gcrs": o.q_body_to_gcrs.tolist(), "rate_body_rad_s": o.rate_body_rad_s.tolist(),
-            "gyro_bias_rad_s": o.gyro_bias_rad_s.tolist(), "sigma_att_rad": sig[:3].tolist(),
-            "sigma_bias_rad_s": sig[3:6].tolist(), "mag_bias_body_ut": o.mag_bias_ut.tolist(),
-            "sigma_mag_bias_ut": sig[6:].tolist(), "cov": o.cov.ravel().tolist(),
-            "has_position": bool(has_position), "in_eclipse": bool(o.in_eclipse),
-            "valid_attitude": bool(o.valid_attitude), "sun_faces_used": int(o.sun_faces_used),
-            "propagated": propagated,
-        })
+        return (
+            "attitude_estimate",
+            {
+                "t_sc_s": float(t_sc_s),
+                "unix_time_s": unix,
+                "t_gps_s": float(t_gps_s),
+                "q_body_to_gcrs": o.q_body_to_gcrs.tolist(),
+                "rate_body_rad_s": o.rate_body_rad_s.tolist(),
+                "gyro_bias_rad_s": o.gyro_bias_rad_s.tolist(),
+                "sigma_att_rad": sig[:3].tolist(),
+                "sigma_bias_rad_s": sig[3:6].tolist(),
+                "mag_bias_body_ut": o.mag_bias_ut.tolist(),
+                "sigma_mag_bias_ut": sig[6:].tolist(),
+                "cov": o.cov.ravel().tolist(),
+                "has_position": bool(has_position),
+                "in_eclipse": bool(o.in_eclipse),
+                "valid_attitude": bool(o.valid_attitude),
+                "sun_faces_used": int(o.sun_faces_used),
+                "propagated": propagated,
+            },
+        )
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
         # One constant-rate step whatever the gap: cheap, so the budget is never an issue.
@@ -566,18 +612,33 @@ class AttitudeProcessor(Processor):
 
     def counters(self) -> dict:
         f = self.est.mekf
-        return {"steps": self.est.n_steps, "with_position": self.n_with_position,
-                "without_position": self.n_without_position, "pending": len(self.pending),
-                "deferred": len(self._deferred),
-                "overflow": self.n_overflow, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
-                "outputs_decimated": self.n_outputs_decimated,
-                "time_outliers": self.n_time_outliers, "bad_samples": self.n_bad_samples,
-                "bad_orbit_estimates": self.n_bad_orbit,
-                "inits": self.est.n_init, "calib_updates": self.est.calib.n_updates,
-                "calib_rejected": self.est.calib.n_rejected, "rest_updates": self.est.calib.n_zero_rate, "mag_rejected": f.n_mag_rejected, "sun_rejected": f.n_sun_rejected,
-                "last_nis_mag": None if math.isnan(f.last_nis_mag) else round(f.last_nis_mag, 3),
-                "imu_samples": self.n_imu_samples, "imu_rejected": self.n_imu_rejected,
-                "imu_steps": self.est.n_imu_steps, "imu_uncovered": self.n_imu_uncovered,
-                "gyro_switches": self.est.n_source_switches,
-                "imu_offset_s": round(self.imu_align.offset_s, 4), "imu_offset_sigma_s": round(self.imu_align.sigma_s, 4),
-                "imu_align_updates": self.imu_align.n_updates, "imu_align_rejected": self.imu_align.n_rejected}
+        return {
+            "steps": self.est.n_steps,
+            "with_position": self.n_with_position,
+            "without_position": self.n_without_position,
+            "pending": len(self.pending),
+            "deferred": len(self._deferred),
+            "overflow": self.n_overflow,
+            "out_of_order": self.n_out_of_order,
+            "outputs": self.n_outputs,
+            "outputs_decimated": self.n_outputs_decimated,
+            "time_outliers": self.n_time_outliers,
+            "bad_samples": self.n_bad_samples,
+            "bad_orbit_estimates": self.n_bad_orbit,
+            "inits": self.est.n_init,
+            "calib_updates": self.est.calib.n_updates,
+            "calib_rejected": self.est.calib.n_rejected,
+            "rest_updates": self.est.calib.n_zero_rate,
+            "mag_rejected": f.n_mag_rejected,
+            "sun_rejected": f.n_sun_rejected,
+            "last_nis_mag": None if math.isnan(f.last_nis_mag) else round(f.last_nis_mag, 3),
+            "imu_samples": self.n_imu_samples,
+            "imu_rejected": self.n_imu_rejected,
+            "imu_steps": self.est.n_imu_steps,
+            "imu_uncovered": self.n_imu_uncovered,
+            "gyro_switches": self.est.n_source_switches,
+            "imu_offset_s": round(self.imu_align.offset_s, 4),
+            "imu_offset_sigma_s": round(self.imu_align.sigma_s, 4),
+            "imu_align_updates": self.imu_align.n_updates,
+            "imu_align_rejected": self.imu_align.n_rejected,
+        }

@@ -107,8 +107,12 @@ def range_only_config_from(config: Config) -> RangeOnlyConfig:
 class FormationProcessor(Processor):
     consumes = frozenset({"clock_map", "gps_fix", "range", "sensor", "batch_end"})
 
-    def __init__(self, config: Config | None = None, filter_config: FormationFilterConfig | None = None,
-                 part: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        config: Config | None = None,
+        filter_config: FormationFilterConfig | None = None,
+        part: tuple[int, int] = (0, 1),
+    ):
         self.config = c = config or Config()
         #: (k, n): this processor estimates the partners whose order of first appearance
         #: in the stream is k modulo n (see "Partners in two processes" above); the
@@ -159,17 +163,26 @@ class FormationProcessor(Processor):
             if peer_id not in self.unknown_ids:
                 self.unknown_ids.add(peer_id)
                 if self.part == 0:
-                    out.append(_note("unknown_peer", f"peer id 0x{peer_id:02X} is not in formation_peer_ids: "
-                                                     "its fixes and ranges are ignored"))
+                    out.append(
+                        _note(
+                            "unknown_peer",
+                            f"peer id 0x{peer_id:02X} is not in formation_peer_ids: its fixes and ranges are ignored",
+                        )
+                    )
             return None
         self.appeared.append(peer_id)
         if (len(self.appeared) - 1) % self.n_parts != self.part:
             self.other_part_ids.add(peer_id)  # another formation process's partner
             self.n_other_part_msgs += 1
             return None
-        p = self.peers[peer_id] = PeerTrack(peer_id, self.filter_config, self.range_only_config,
-                                            self.config.formation_peer_priors.get(peer_id), self.own_steps,
-                                            self.decimation)
+        p = self.peers[peer_id] = PeerTrack(
+            peer_id,
+            self.filter_config,
+            self.range_only_config,
+            self.config.formation_peer_priors.get(peer_id),
+            self.own_steps,
+            self.decimation,
+        )
         return p
 
     # ------------------------------------------------------------------ inputs
@@ -229,12 +242,19 @@ class FormationProcessor(Processor):
         pid = int(b["peer_id"])
         t = float(b["t_gps_s"])
         order = self.order
-        if pid == 0 and bool(b["valid"]) and not admission.own_fix_time_ok(
-                self.clock, t, b["t_sc_s"], self.config.fix_time_tolerance_s):
+        if (
+            pid == 0
+            and bool(b["valid"])
+            and not admission.own_fix_time_ok(self.clock, t, b["t_sc_s"], self.config.fix_time_tolerance_s)
+        ):
             self.n_time_outliers += 1  # its week/ms disagrees with its stamp: a corrupt time
             return
-        fix = (np.asarray(b["pos_ecef_m"], float), np.asarray(b["vel_ecef_m_s"], float),
-               np.asarray(b["pos_sigma_m"], float), np.asarray(b["vel_sigma_m_s"], float))
+        fix = (
+            np.asarray(b["pos_ecef_m"], float),
+            np.asarray(b["vel_ecef_m_s"], float),
+            np.asarray(b["pos_sigma_m"], float),
+            np.asarray(b["vel_sigma_m_s"], float),
+        )
         valid = bool(b["valid"]) and math.isfinite(t) and admission.fix_plausible(self.config, fix[0], fix[1])
         if pid == 0:
             t_key = t
@@ -272,8 +292,13 @@ class FormationProcessor(Processor):
             p.n_fixes_late += 1
             if not p.late_noted:
                 p.late_noted = True
-                out.append(_note("peer_fix_late", f"peer 0x{pid:02X}: fix arrived {order.t_done_gps_s - t:.0f} s "
-                                                  "after the filter passed its time (peer clock ahead?): dropped"))
+                out.append(
+                    _note(
+                        "peer_fix_late",
+                        f"peer 0x{pid:02X}: fix arrived {order.t_done_gps_s - t:.0f} s "
+                        "after the filter passed its time (peer clock ahead?): dropped",
+                    )
+                )
             return
         if order.held((t, Kind.PEER_FIX, pid)):
             return
@@ -283,8 +308,11 @@ class FormationProcessor(Processor):
         pid = int(b["peer_id"])
         t = admission.gps_from_own_clock(self.clock, b["t_sc_s"])
         valid = bool(b["valid"]) and admission.range_plausible(self.config, b["range_m"])
-        if valid and t is not None and not admission.within_horizon(t, self.t_meas_rx_gps_s,
-                                                                      self.config.max_propagation_s):
+        if (
+            valid
+            and t is not None
+            and not admission.within_horizon(t, self.t_meas_rx_gps_s, self.config.max_propagation_s)
+        ):
             self.n_time_outliers += 1  # absurdly far ahead of the data: a corrupt stamp
             return
         if t is not None and self.order.stale(t, (t, Kind.RANGE, pid) if valid else None):
@@ -305,8 +333,7 @@ class FormationProcessor(Processor):
         self.order.push(t, Kind.RANGE, (pid, float(b["range_m"])), (t, Kind.RANGE, pid))
 
     # ------------------------------------------------------------------ event processing
-    def _release(self, t_until_gps_s: float, out: list[Output], budget: admission.Budget,
-                 final: bool = False) -> bool:
+    def _release(self, t_until_gps_s: float, out: list[Output], budget: admission.Budget, final: bool = False) -> bool:
         """Process held events up to *t_until_gps_s* while *budget* lasts; False if some
         are left for a later call (the event under way is put back and resumed).  *final*
         (the flush after batch_end): events beyond *t_until_gps_s* are corrupt times, dropped."""
@@ -325,8 +352,7 @@ class FormationProcessor(Processor):
                 done = self._process_peer(t, *payload, seq, budget)
             elif kind == Kind.RANGE:
                 done = self._process_range(t, *payload, seq, budget, out)
-            elif math.isfinite(self.t_meas_done_gps_s) and \
-                    t > self.t_meas_done_gps_s + self.config.max_propagation_s:
+            elif math.isfinite(self.t_meas_done_gps_s) and t > self.t_meas_done_gps_s + self.config.max_propagation_s:
                 self.n_time_outliers += 1  # held before any measurement, and far beyond them
                 done = True
             else:
@@ -387,11 +413,11 @@ class FormationProcessor(Processor):
             self._applied(p, t, seq)
         return reached is not False
 
-    def _process_range(self, t: float, pid: int, range_m: float, seq: int, budget: admission.Budget,
-                       out: list[Output]) -> bool:
+    def _process_range(
+        self, t: float, pid: int, range_m: float, seq: int, budget: admission.Budget, out: list[Output]
+    ) -> bool:
         p = self.peers[pid]
-        done = p.range(t, range_m, seq, budget, self.config.max_gap_propagation_s, self.range_only,
-                       self.last_own_fix)
+        done = p.range(t, range_m, seq, budget, self.config.max_gap_propagation_s, self.range_only, self.last_own_fix)
         if p.last_seq == seq:  # applied (PeerTrack.applied)
             self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
         self._take_notes(p, out)
@@ -438,11 +464,20 @@ class FormationProcessor(Processor):
 
     def _ready_estimate(self, p: PeerTrack, r: Ready) -> Output:
         f = r.main[0]
-        return ("formation_estimate", self._estimate_body(p, f, r.estimates(self.range_only), r.weights, r.t_sc_s,
-                                                          False, r.acquisition))
+        return (
+            "formation_estimate",
+            self._estimate_body(p, f, r.estimates(self.range_only), r.weights, r.t_sc_s, False, r.acquisition),
+        )
 
-    def _body(self, p: PeerTrack, f: FormationFilter, t_sc_s: float, propagated: bool,
-              alts: list | None = None, w: tuple | None = None) -> dict:
+    def _body(
+        self,
+        p: PeerTrack,
+        f: FormationFilter,
+        t_sc_s: float,
+        propagated: bool,
+        alts: list | None = None,
+        w: tuple | None = None,
+    ) -> dict:
         """The estimate of *p* from the filter *f* and, range-only, its alternatives' filters
         *alts* at the same time with the weights *w* of that time (None: *p*'s alternatives
         now, brought to *f*'s time)."""
@@ -454,8 +489,16 @@ class FormationProcessor(Processor):
             ests += [(g.x, reported_block(g.p)) for g in alts]
         return self._estimate_body(p, f, ests, w, t_sc_s, propagated, acquisition(p.hyp))
 
-    def _estimate_body(self, p: PeerTrack, f: FormationFilter, ests: list, w: tuple | None, t_sc_s: float,
-                       propagated: bool, acq: tuple | None) -> dict:
+    def _estimate_body(
+        self,
+        p: PeerTrack,
+        f: FormationFilter,
+        ests: list,
+        w: tuple | None,
+        t_sc_s: float,
+        propagated: bool,
+        acq: tuple | None,
+    ) -> dict:
         """The ``formation_estimate`` body of *p* at *f*'s time from *ests*: (state (n,), its
         covariance's I_REPORTED block (7, 7)) of *f* and, range-only, of its alternatives,
         published as their mixture with the weights *w* (weight of *f*, weights of the
@@ -469,8 +512,9 @@ class FormationProcessor(Processor):
             ws = (w[0],) + tuple(w[1])
             x, pr = mix(ests, ws, I_REPORTED)
         hyp_dr = [e[0][9:12] for e in ests]
-        ambiguity = max((float(np.linalg.norm(d - x[9:12])) for d, wk in zip(hyp_dr, ws)
-                         if wk >= AMBIGUITY_MIN_WEIGHT), default=0.0)
+        ambiguity = max(
+            (float(np.linalg.norm(d - x[9:12])) for d, wk in zip(hyp_dr, ws) if wk >= AMBIGUITY_MIN_WEIGHT), default=0.0
+        )
         j = ecef_jacobian(t)
         x_rel = x[9:15]
         p6 = pr[:6, :6]
@@ -485,23 +529,39 @@ class FormationProcessor(Processor):
         p.n_outputs += 1
         self.n_outputs += 1
         return {
-            "t_sc_s": float(t_sc_s), "unix_time_s": float(utc_unix_from_gps(t)), "peer_id": p.peer_id,
-            "dr_ecef_m": x_e[0:3].tolist(), "dv_ecef_m_s": x_e[3:6].tolist(),
-            "sigma_dr_m": sig_e[:3].tolist(), "sigma_dv_m_s": sig_e[3:].tolist(),
-            "range_bias_m": float(x[I_RANGE_BIAS]), "n_ranges_used": int(f.n_ranges_used),
-            "n_ranges_rejected": int(f.n_ranges_rejected), "propagated": bool(propagated),
+            "t_sc_s": float(t_sc_s),
+            "unix_time_s": float(utc_unix_from_gps(t)),
+            "peer_id": p.peer_id,
+            "dr_ecef_m": x_e[0:3].tolist(),
+            "dv_ecef_m_s": x_e[3:6].tolist(),
+            "sigma_dr_m": sig_e[:3].tolist(),
+            "sigma_dv_m_s": sig_e[3:].tolist(),
+            "range_bias_m": float(x[I_RANGE_BIAS]),
+            "n_ranges_used": int(f.n_ranges_used),
+            "n_ranges_rejected": int(f.n_ranges_rejected),
+            "propagated": bool(propagated),
             "t_gps_s": float(t),
-            "dr_gcrs_m": x[9:12].tolist(), "dv_gcrs_m_s": x[12:15].tolist(), "cov_rel_gcrs": p6.ravel().tolist(),
-            "dr_rtn_m": (a @ x[9:12]).tolist(), "sigma_dr_rtn_m": np.sqrt(np.clip(np.diag(p_rtn), 0.0, None)).tolist(),
-            "range_m": range_m, "sigma_los_m": line_of_sight_sigma(x[9:12], p_rr),
+            "dr_gcrs_m": x[9:12].tolist(),
+            "dv_gcrs_m_s": x[12:15].tolist(),
+            "cov_rel_gcrs": p6.ravel().tolist(),
+            "dr_rtn_m": (a @ x[9:12]).tolist(),
+            "sigma_dr_rtn_m": np.sqrt(np.clip(np.diag(p_rtn), 0.0, None)).tolist(),
+            "range_m": range_m,
+            "sigma_los_m": line_of_sight_sigma(x[9:12], p_rr),
             "sigma_range_bias_m": float(math.sqrt(max(0.0, pr[6, 6]))),
-            "range_time_offset_s": float(x[I_RANGE_DT]), "peer_drag_scale": float(x[I_DRAG_SCALE]),
-            "n_peer_fixes_used": int(f.n_peer_used), "n_peer_fixes_rejected": int(f.n_peer_rejected),
-            "n_own_fixes_used": int(f.n_own_used), "n_own_fixes_rejected": int(f.n_own_rejected),
-            "acquiring": acq is not None, "acquired_s": float(acq[0]) if acq else 0.0,
+            "range_time_offset_s": float(x[I_RANGE_DT]),
+            "peer_drag_scale": float(x[I_DRAG_SCALE]),
+            "n_peer_fixes_used": int(f.n_peer_used),
+            "n_peer_fixes_rejected": int(f.n_peer_rejected),
+            "n_own_fixes_used": int(f.n_own_used),
+            "n_own_fixes_rejected": int(f.n_own_rejected),
+            "acquiring": acq is not None,
+            "acquired_s": float(acq[0]) if acq else 0.0,
             "window_s": float(acq[1]) if acq else 0.0,
-            "hyp_weights": [float(v) for v in ws], "hyp_dr_gcrs_m": [d.tolist() for d in hyp_dr],
-            "ambiguity_m": ambiguity, "ambiguous": ambiguity > self.config.formation_valid_max_sigma_m,
+            "hyp_weights": [float(v) for v in ws],
+            "hyp_dr_gcrs_m": [d.tolist() for d in hyp_dr],
+            "ambiguity_m": ambiguity,
+            "ambiguous": ambiguity > self.config.formation_valid_max_sigma_m,
         }
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
@@ -541,9 +601,12 @@ class FormationProcessor(Processor):
                 target = horizon
                 if "propagation_horizon" not in self.notes_sent:
                     self.notes_sent.add("propagation_horizon")
-                    out.append(_note("propagation_horizon",
-                                     f"not propagated beyond {self.config.max_propagation_s:.0f} s after the "
-                                     "last measurement"))
+                    out.append(
+                        _note(
+                            "propagation_horizon",
+                            f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last measurement",
+                        )
+                    )
             p.cursor.aim(p.hyp, target)
             moving.append(p)
         now_cursor.advance([p.cursor for p in moving], budget)
@@ -551,8 +614,7 @@ class FormationProcessor(Processor):
             new = p.cursor.take_new()
             if new is not None:
                 c, alts = new
-                out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts,
-                                                             w=p.hyp.weights())))
+                out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts, w=p.hyp.weights())))
         return out
 
     # ------------------------------------------------------------------ notes
@@ -564,8 +626,10 @@ class FormationProcessor(Processor):
                 out.append(_note(code, text))
 
         if self.part == 0 and int(b["n_peer_fix"]) == 0 and int(b["n_range"]) == 0:
-            once("no_range_data", "no peer fix and no range in the batch (range files missing or empty): "
-                                  "no formation estimate")
+            once(
+                "no_range_data",
+                "no peer fix and no range in the batch (range files missing or empty): no formation estimate",
+            )
         if self.part == 0 and self.n_own_valid == 0 and self.appeared:
             once("no_own_fix", "no valid own GPS fix: no relative state for any peer")
         for pid, p in sorted(self.peers.items()):
@@ -573,30 +637,41 @@ class FormationProcessor(Processor):
                 continue
             if self.range_only:
                 if self.n_own_valid:
-                    once("peer_not_initialized",
-                         f"peer 0x{pid:02X}: ranges heard, but none within "
-                         f"{self.filter_config.max_init_pair_gap_s:.0f} s after a valid own fix: no estimate",
-                         key=f"peer_not_initialized:{pid}")
+                    once(
+                        "peer_not_initialized",
+                        f"peer 0x{pid:02X}: ranges heard, but none within "
+                        f"{self.filter_config.max_init_pair_gap_s:.0f} s after a valid own fix: no estimate",
+                        key=f"peer_not_initialized:{pid}",
+                    )
             elif p.n_fixes_valid == 0:
-                once("peer_no_valid_fix", f"peer 0x{pid:02X}: {p.n_fixes} fixes, none valid: no estimate",
-                     key=f"peer_no_valid_fix:{pid}")
+                once(
+                    "peer_no_valid_fix",
+                    f"peer 0x{pid:02X}: {p.n_fixes} fixes, none valid: no estimate",
+                    key=f"peer_no_valid_fix:{pid}",
+                )
             elif self.n_own_valid:
-                once("peer_not_initialized",
-                     f"peer 0x{pid:02X}: no valid own fix within {self.filter_config.max_init_pair_gap_s:.0f} s "
-                     "before any of its fixes: no estimate", key=f"peer_not_initialized:{pid}")
+                once(
+                    "peer_not_initialized",
+                    f"peer 0x{pid:02X}: no valid own fix within {self.filter_config.max_init_pair_gap_s:.0f} s "
+                    "before any of its fixes: no estimate",
+                    key=f"peer_not_initialized:{pid}",
+                )
 
     def counters(self) -> dict:
         ps = self.peers.values()
         fs = [p.filter for p in ps]
         return {
-            "peers": sum(f.initialized for f in fs), "outputs": self.n_outputs,
-            "own_fixes_valid": self.n_own_valid, "own_fixes_invalid": self.n_own_invalid,
+            "peers": sum(f.initialized for f in fs),
+            "outputs": self.n_outputs,
+            "own_fixes_valid": self.n_own_valid,
+            "own_fixes_invalid": self.n_own_invalid,
             "peer_fixes_anonymous": self.n_peer_fix_anonymous,
             "peer_fixes_used": sum(f.n_peer_used for f in fs),
             "peer_fixes_rejected": sum(f.n_peer_rejected for f in fs),
             "peer_fixes_invalid": sum(p.n_fixes - p.n_fixes_valid for p in ps),
             "peer_fixes_late": sum(p.n_fixes_late for p in ps),
-            "ranges_used": sum(f.n_ranges_used for f in fs), "ranges_rejected": sum(f.n_ranges_rejected for f in fs),
+            "ranges_used": sum(f.n_ranges_used for f in fs),
+            "ranges_rejected": sum(f.n_ranges_rejected for f in fs),
             "ranges_invalid": sum(p.n_ranges_invalid for p in ps),
             "ranges_before_init": sum(p.n_ranges_before_init for p in ps),
             "range_only_starts": sum(p.hyp.n_starts for p in ps),
@@ -605,12 +680,17 @@ class FormationProcessor(Processor):
             "range_only_extensions": sum(p.hyp.n_extensions for p in ps),
             "range_only_alternatives": sum(len(p.alts) for p in ps),
             "ranges_acquiring": sum(len(p.hyp.window.range_m) for p in ps if p.hyp.window is not None),
-            "reinit": sum(f.n_reinit for f in fs), "bias_resets": sum(f.n_bias_resets for f in fs),
-            "unknown_peer_msgs": self.n_unknown_msgs, "other_part_msgs": self.n_other_part_msgs,
+            "reinit": sum(f.n_reinit for f in fs),
+            "bias_resets": sum(f.n_bias_resets for f in fs),
+            "unknown_peer_msgs": self.n_unknown_msgs,
+            "other_part_msgs": self.n_other_part_msgs,
             "no_clock": self.n_no_clock,
-            "pending": len(self.order), "hold_s": round(self.order.hold_s, 1),
-            "stale": self.order.n_stale + sum(p.outputs.n_stale for p in ps), "time_outliers": self.n_time_outliers,
-            "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
+            "pending": len(self.order),
+            "hold_s": round(self.order.hold_s, 1),
+            "stale": self.order.n_stale + sum(p.outputs.n_stale for p in ps),
+            "time_outliers": self.n_time_outliers,
+            "budget_deferred": self.n_budget_deferred,
+            "gap_reinit": self.n_gap_reinit,
             "gap_skipped": self.n_gap_skipped + sum(p.n_gap_skipped + p.outputs.n_skipped for p in ps),
             "outputs_decimated": sum(p.outputs.n_decimated for p in ps),
         }

@@ -37,8 +37,15 @@ class PeerTrack:
     :attr:`cursor`, and what the processor counts and notes about it.  *prior*: its entry of
     ``Config.formation_peer_priors`` (None: none configured)."""
 
-    def __init__(self, peer_id: int, filter_config: FormationFilterConfig, range_only: RangeOnlyConfig,
-                 prior: dict | None, own_steps: dict, decimation: admission.BatchDecimation):
+    def __init__(
+        self,
+        peer_id: int,
+        filter_config: FormationFilterConfig,
+        range_only: RangeOnlyConfig,
+        prior: dict | None,
+        own_steps: dict,
+        decimation: admission.BatchDecimation,
+    ):
         self.peer_id = peer_id
         self.prior = prior
         self.hyp = PartnerHypotheses(filter_config, range_only, peer_id)
@@ -114,8 +121,9 @@ class PeerTrack:
             self.flush_outputs(limit)
 
     # ------------------------------------------------------------------ events
-    def reach(self, t: float, seq: int, budget: admission.Budget, max_gap_s: float,
-              t_to: float | None = None) -> bool | None:
+    def reach(
+        self, t: float, seq: int, budget: admission.Budget, max_gap_s: float, t_to: float | None = None
+    ) -> bool | None:
         """Predict the filter to *t* (or to *t_to* <= *t*: a range applied ahead of the
         filter time, FormationFilter.range_base_time) for the event *seq*, taking the
         estimates it passed: True when there, None when this event must skip the peer (not
@@ -146,8 +154,12 @@ class PeerTrack:
         """A fix at *t* beyond the gap limit: True, and the filter re-initialises from the
         next pair."""
         f = self.filter
-        if f.initialized and not self.gap_reset and t >= f.t_gps_s and \
-                admission.gap_needs_reinit(self.t_reached, t, max_gap_s):
+        if (
+            f.initialized
+            and not self.gap_reset
+            and t >= f.t_gps_s
+            and admission.gap_needs_reinit(self.t_reached, t, max_gap_s)
+        ):
             self.flush_outputs(math.inf)
             self.gap_reset = True
             return True
@@ -165,8 +177,16 @@ class PeerTrack:
         f.n_own_used += 1
         f.n_peer_used += 1
 
-    def range(self, t: float, range_m: float, seq: int, budget: admission.Budget, max_gap_s: float,
-              range_only: bool, own: tuple | None) -> bool:
+    def range(
+        self,
+        t: float,
+        range_m: float,
+        seq: int,
+        budget: admission.Budget,
+        max_gap_s: float,
+        range_only: bool,
+        own: tuple | None,
+    ) -> bool:
         """A range at *t* (*own*: the last own fix, for a range-only start): applied, or
         started from, or counted; False when the budget ran out (the event is resumed)."""
         f = self.filter
@@ -233,17 +253,29 @@ class PeerTrack:
         if prior is not None and prior["frame"] == "ecef":
             age_s = t - prior["t_gps_s"]
             if abs(age_s) > ro.prior_max_age_s:
-                self._note_once(f"range_only_prior_refused:{pid}", "range_only_prior_refused",
-                                f"peer 0x{pid:02X}: the configured prior's epoch is {abs(age_s) / 3600.0:.1f} h "
-                                f"from the data, more than [range_only] prior_max_age_s "
-                                f"({ro.prior_max_age_s / 3600.0:.0f} h): not used")
+                self._note_once(
+                    f"range_only_prior_refused:{pid}",
+                    "range_only_prior_refused",
+                    f"peer 0x{pid:02X}: the configured prior's epoch is {abs(age_s) / 3600.0:.1f} h "
+                    f"from the data, more than [range_only] prior_max_age_s "
+                    f"({ro.prior_max_age_s / 3600.0:.0f} h): not used",
+                )
                 prior = None
             else:
                 carry = self.start_carry
                 if carry is None or carry.t_target != t:
-                    carry = self.start_carry = PriorCarry(absolute_prior(
-                        prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"], prior["sigma_pos_m"],
-                        prior["sigma_vel_m_s"], prior["cov_rtn"]), t, f.peer_model)
+                    carry = self.start_carry = PriorCarry(
+                        absolute_prior(
+                            prior["t_gps_s"],
+                            prior["pos_ecef_m"],
+                            prior["vel_ecef_m_s"],
+                            prior["sigma_pos_m"],
+                            prior["sigma_vel_m_s"],
+                            prior["cov_rtn"],
+                        ),
+                        t,
+                        f.peer_model,
+                    )
                 if not carry.advance(budget.spent):
                     return False
                 carried = carry.result().components[0]
@@ -269,10 +301,13 @@ class PeerTrack:
                 rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
             start = (own_z + np.concatenate((dr, dv)), rel_cov, f"the configured RTN offset{source}")
         if start is not None and not prior_agrees(start[0] - own_z, start[1], range_m, fc):
-            self._note_once(f"range_only_prior_inconsistent:{pid}", "range_only_prior_inconsistent",
-                            f"peer 0x{pid:02X}: the configured prior puts it "
-                            f"{np.linalg.norm(start[0][:3] - own_z[:3]):.0f} m away, the first range says "
-                            f"{range_m:.0f} m: prior not used")
+            self._note_once(
+                f"range_only_prior_inconsistent:{pid}",
+                "range_only_prior_inconsistent",
+                f"peer 0x{pid:02X}: the configured prior puts it "
+                f"{np.linalg.norm(start[0][:3] - own_z[:3]):.0f} m away, the first range says "
+                f"{range_m:.0f} m: prior not used",
+            )
             start = None
         if start is not None:
             z, rel_cov, how = start
@@ -282,8 +317,10 @@ class PeerTrack:
             side = ro.placement
             sp, sv = ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s
             rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
-            ahead, behind = (own_z + np.concatenate(rtn_to_gcrs(own_z[:3], own_z[3:], (0.0, k * range_m, 0.0),
-                                                                (0.0, 0.0, 0.0))) for k in (1.0, -1.0))
+            ahead, behind = (
+                own_z + np.concatenate(rtn_to_gcrs(own_z[:3], own_z[3:], (0.0, k * range_m, 0.0), (0.0, 0.0, 0.0)))
+                for k in (1.0, -1.0)
+            )
             if side == "both":
                 z, main_w, label = ahead, 0.5, "ahead along-track"
                 others = ((0.5, behind, "behind along-track"),)
@@ -313,6 +350,6 @@ def prior_agrees(x_rel: np.ndarray, rel_cov: np.ndarray, range_m: float, fc: For
     if not rho > 0.0:
         return True
     u = x_rel[:3] / rho
-    s = float(u @ rel_cov[:3, :3] @ u) + fc.range_sigma_m ** 2 + fc.range_bias_sigma_m ** 2
+    s = float(u @ rel_cov[:3, :3] @ u) + fc.range_sigma_m**2 + fc.range_bias_sigma_m**2
     nu = range_m - rho - fc.range_bias_prior_m
     return nu * nu <= PRIOR_RANGE_GATE * s

@@ -39,8 +39,9 @@ class NowCursor:
         if c is None or self.filters_changed or t_target_gps_s < c.t_gps_s - 1e-6:
             f = hyp.filter
             self.filter = copy.deepcopy(f)
-            self.alts = [None if same_orbit(reflected(f), h.filter, MIRROR_D2) else copy.deepcopy(h.filter)
-                         for h in hyp.alts]
+            self.alts = [
+                None if same_orbit(reflected(f), h.filter, MIRROR_D2) else copy.deepcopy(h.filter) for h in hyp.alts
+            ]
             self.filters_changed = False
         self.t_target_gps_s = t_target_gps_s
 
@@ -66,8 +67,12 @@ def advance(cursors: list[NowCursor], budget: admission.Budget) -> None:
     until all are there or *budget* is spent (each moves at least one chunk)."""
     n_round = 0
     while True:
-        moving = [(c, cur.t_target_gps_s) for cur in cursors for c in [cur.filter] + cur.alts
-                  if c is not None and c.t_gps_s < cur.t_target_gps_s - 1e-6]
+        moving = [
+            (c, cur.t_target_gps_s)
+            for cur in cursors
+            for c in [cur.filter] + cur.alts
+            if c is not None and c.t_gps_s < cur.t_target_gps_s - 1e-6
+        ]
         if not moving:
             return
         for c, tt in moving:

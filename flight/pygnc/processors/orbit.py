@@ -76,7 +76,7 @@ class OrbitProcessor(Processor):
         self.filter = OrbitEKF(filter_config)
         self.cursor = OrbitEKF(filter_config)
         self.cursor_valid = False
-        self.span = None                # the cursor's last step (StepSpan): it ends at cursor.t_gps_s
+        self.span = None  # the cursor's last step (StepSpan): it ends at cursor.t_gps_s
         self.fix_interval_s = math.inf  # between the last two fixes used (the cursor's step length)
         self.t_prev_fix = -math.inf
         self.clock: ClockMap | None = None
@@ -84,7 +84,7 @@ class OrbitProcessor(Processor):
         self.n_outputs = 0
         self.n_no_clock = 0
         self.n_stale = 0
-        self.t_last_output = -math.inf      # epoch of the last sample (not propagated) estimate
+        self.t_last_output = -math.inf  # epoch of the last sample (not propagated) estimate
         self.t_last_propagated = -math.inf  # epoch of the last estimate propagated to "now"
         self.n_time_outliers = 0
         self.n_budget_deferred = 0
@@ -114,8 +114,16 @@ class OrbitProcessor(Processor):
             out = self._publish_held()
             if not self.filter.initialized and not self.note_sent:
                 self.note_sent = True
-                out.append(("estimator_note", {"estimator": "orbit", "code": "no_fix",
-                                               "text": "no valid GPS fix in the batch: no orbit estimate"}))
+                out.append(
+                    (
+                        "estimator_note",
+                        {
+                            "estimator": "orbit",
+                            "code": "no_fix",
+                            "text": "no valid GPS fix in the batch: no orbit estimate",
+                        },
+                    )
+                )
             return out
         return []
 
@@ -188,9 +196,16 @@ class OrbitProcessor(Processor):
                 return []
             if not self.horizon_noted:
                 self.horizon_noted = True
-                out.append(("estimator_note", {
-                    "estimator": "orbit", "code": "propagation_horizon",
-                    "text": f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last fix"}))
+                out.append(
+                    (
+                        "estimator_note",
+                        {
+                            "estimator": "orbit",
+                            "code": "propagation_horizon",
+                            "text": f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last fix",
+                        },
+                    )
+                )
             t_gps = horizon
         if propagated and t_gps <= max(self.t_last_output, self.t_last_propagated):
             return out  # nothing newer than what was published: no news
@@ -238,8 +253,9 @@ class OrbitProcessor(Processor):
             self.held = (t_sc_est, t_est, span if inside else None, c.x, c.p)
             self.n_positions_only += 1
             r_e, _ = frames.rv_gcrs_to_ecef_floats(t_est, x[0:3])  # (as the full estimate: the same numbers to the bit)
-            return out + [("orbit_position", {"t_sc_s": t_sc_est, "t_gps_s": t_est,
-                                              "r_ecef_m": r_e, "r_gcrs_m": x[:3].tolist()})]
+            return out + [
+                ("orbit_position", {"t_sc_s": t_sc_est, "t_gps_s": t_est, "r_ecef_m": r_e, "r_gcrs_m": x[:3].tolist()})
+            ]
         self.held = None
         if inside:
             x, p = c.estimate_in(span, t_gps)
@@ -255,15 +271,25 @@ class OrbitProcessor(Processor):
         p_e = j @ p6 @ j.T
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
         self.n_outputs += 1
-        return ("orbit_estimate", {
-            "t_sc_s": t_sc_s, "t_gps_s": t_gps_s, "unix_time_s": float(utc_unix_from_gps(t_gps_s)),
-            "r_ecef_m": r_e.tolist(), "v_ecef_m_s": v_e.tolist(),
-            "r_gcrs_m": r_i.tolist(), "v_gcrs_m_s": v_i.tolist(),
-            "sigma_r_m": sig_e[:3].tolist(), "sigma_v_m_s": sig_e[3:].tolist(),
-            "cov_gcrs": p6.ravel().tolist(),
-            "n_used": int(self.filter.n_used), "n_rejected": self.filter.n_rejected,
-            "n_invalid": self.filter.n_invalid, "propagated": propagated,
-        })
+        return (
+            "orbit_estimate",
+            {
+                "t_sc_s": t_sc_s,
+                "t_gps_s": t_gps_s,
+                "unix_time_s": float(utc_unix_from_gps(t_gps_s)),
+                "r_ecef_m": r_e.tolist(),
+                "v_ecef_m_s": v_e.tolist(),
+                "r_gcrs_m": r_i.tolist(),
+                "v_gcrs_m_s": v_i.tolist(),
+                "sigma_r_m": sig_e[:3].tolist(),
+                "sigma_v_m_s": sig_e[3:].tolist(),
+                "cov_gcrs": p6.ravel().tolist(),
+                "n_used": int(self.filter.n_used),
+                "n_rejected": self.filter.n_rejected,
+                "n_invalid": self.filter.n_invalid,
+                "propagated": propagated,
+            },
+        )
 
     def flush_held(self) -> list[Output]:
         return self._publish_held()
@@ -296,9 +322,18 @@ class OrbitProcessor(Processor):
 
     def counters(self) -> dict:
         f = self.filter
-        return {"fixes_used": f.n_used, "fixes_rejected": f.n_rejected, "fixes_invalid": f.n_invalid,
-                "reinit": f.n_reinit, "out_of_order": self.n_out_of_order, "outputs": self.n_outputs,
-                "no_clock": self.n_no_clock, "stale_requests": self.n_stale, "time_outliers": self.n_time_outliers,
-                "budget_deferred": self.n_budget_deferred, "gap_reinit": self.n_gap_reinit,
-                "positions_only": self.n_positions_only,
-                "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3)}
+        return {
+            "fixes_used": f.n_used,
+            "fixes_rejected": f.n_rejected,
+            "fixes_invalid": f.n_invalid,
+            "reinit": f.n_reinit,
+            "out_of_order": self.n_out_of_order,
+            "outputs": self.n_outputs,
+            "no_clock": self.n_no_clock,
+            "stale_requests": self.n_stale,
+            "time_outliers": self.n_time_outliers,
+            "budget_deferred": self.n_budget_deferred,
+            "gap_reinit": self.n_gap_reinit,
+            "positions_only": self.n_positions_only,
+            "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3),
+        }

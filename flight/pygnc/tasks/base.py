@@ -86,10 +86,10 @@ class TaskContext:
     run_number: int
     paths: Paths
     config: Config
-    t0_sc_s: float     # spacecraft time given to main.py
-    t0_mono_s: float   # CLOCK_MONOTONIC when main.py started
+    t0_sc_s: float  # spacecraft time given to main.py
+    t0_mono_s: float  # CLOCK_MONOTONIC when main.py started
     supervisor_pid: int = 0  # 0: the parent
-    replay: bool = False     # a restarted instance: take each channel's replay before its live stream
+    replay: bool = False  # a restarted instance: take each channel's replay before its live stream
 
     def sc_at(self, t_mono_s: float) -> float:
         """Spacecraft time, s, of a CLOCK_MONOTONIC instant (the host's clock at start plus
@@ -104,7 +104,7 @@ class TaskContext:
 class Task:
     """Base class of a task; subclasses override the hooks they need."""
 
-    def __init__(self, runner: "TaskRunner"):
+    def __init__(self, runner: TaskRunner):
         self.runner = runner
         self.ctx = runner.ctx
         self.config = runner.ctx.config
@@ -156,7 +156,7 @@ class TaskRunner:
         self.ctx = ctx
         self.name = ctx.spec.name
         self.log = logging.getLogger(self.name)
-        self.stop_requested = False      # set by the signal handler only
+        self.stop_requested = False  # set by the signal handler only
         self.stopping_reason: str | None = None
         self.sink_deadline: float | None = None
         self.decode_counters = DecodeCounters()
@@ -173,15 +173,24 @@ class TaskRunner:
         self.control = ControlClient(self.zctx, ctx.run_dir, self.name, self.decode_counters)
         max_bytes = ctx.config.max_message_bytes
         replay = ctx.replay and ctx.spec.replay
-        self.subscribers = {c: Subscriber(self.zctx, c, ctx.run_dir, self.decode_counters, max_bytes,
-                                          consumer=self.name, replay=replay)
-                            for c in active_subscriptions(ctx.spec, ctx.config)}
+        self.subscribers = {
+            c: Subscriber(self.zctx, c, ctx.run_dir, self.decode_counters, max_bytes, consumer=self.name, replay=replay)
+            for c in active_subscriptions(ctx.spec, ctx.config)
+        }
         for sub in self.subscribers.values():
             sub.on_replay_end = self._replay_end
-        self.publishers = {c: Publisher(self.zctx, c, ctx.run_dir, self.encoder,
-                                        expected_subscribers(c, ctx.config), max_bytes,
-                                        history_max_bytes=ctx.config.replay_history_max_bytes)
-                           for c in ctx.spec.publishes}
+        self.publishers = {
+            c: Publisher(
+                self.zctx,
+                c,
+                ctx.run_dir,
+                self.encoder,
+                expected_subscribers(c, ctx.config),
+                max_bytes,
+                history_max_bytes=ctx.config.replay_history_max_bytes,
+            )
+            for c in ctx.spec.publishes
+        }
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)
         self._sub_by_socket = {}
@@ -195,8 +204,10 @@ class TaskRunner:
         self._events: dict = {}
         self._held: set[str] = set()  # replayed subscriptions the task takes no more of now
         if any(s.replaying for s in self.subscribers.values()):
-            self.log.info("restarted: taking the replay of %s first",
-                          ", ".join(c for c, s in self.subscribers.items() if s.replaying))
+            self.log.info(
+                "restarted: taking the replay of %s first",
+                ", ".join(c for c, s in self.subscribers.items() if s.replaying),
+            )
         self.task = task_class(self)
         #: channel -> the type prefixes of its messages the task does not read
         self._unread_prefixes: dict[str, tuple[bytes, ...]] = {}
@@ -227,8 +238,9 @@ class TaskRunner:
         """The supervisor's ``replay``: a consumer of these channels died and will be back
         (no channels: it will not)."""
         consumer, channels = body["consumer"], set(body["channels"])
-        self.log.info("replay for %s: %s (channels %s)", consumer, body["reason"],
-                      sorted(channels) or "none: cancelled")
+        self.log.info(
+            "replay for %s: %s (channels %s)", consumer, body["reason"], sorted(channels) or "none: cancelled"
+        )
         for c, p in self.publishers.items():
             if c in channels:
                 p.request_replay(consumer)
@@ -333,8 +345,11 @@ class TaskRunner:
             if self.stopping_reason is not None:
                 return False
             if time.monotonic() > deadline:
-                missing = {c: (p.counters.subscriptions, p.expected_subscribers)
-                           for c, p in self.publishers.items() if not p.ready}
+                missing = {
+                    c: (p.counters.subscriptions, p.expected_subscribers)
+                    for c, p in self.publishers.items()
+                    if not p.ready
+                }
                 self.log.warning("ready handshake timed out; subscriptions (seen, expected): %s", missing)
                 break
         self.control.send("ready", {"pid": os.getpid()})
@@ -390,8 +405,12 @@ class TaskRunner:
             if sub.skip_repeats and not sub.from_replay:
                 if msg.seq <= sub.max_seq:  # a restarted producer's stream again: taken already
                     if not sub.repeats:
-                        self.log.info("%s: %s restarted: skipping what it publishes again (seq <= %d)",
-                                      channel, msg.src, sub.max_seq)
+                        self.log.info(
+                            "%s: %s restarted: skipping what it publishes again (seq <= %d)",
+                            channel,
+                            msg.src,
+                            sub.max_seq,
+                        )
                     sub.repeats += 1
                     continue
                 sub.max_seq = msg.seq
@@ -450,8 +469,10 @@ class TaskRunner:
             self.log.exception("on_stop failed")
         self.control.send("bye", {"counters": self.all_counters()})
         t2 = time.monotonic()
-        self.close(f"exiting: {self.stopping_reason} (took {drained} queued messages in {(t1 - t0) * 1000:.0f} ms, "
-                   f"finished in {(t2 - t1) * 1000:.0f} ms")
+        self.close(
+            f"exiting: {self.stopping_reason} (took {drained} queued messages in {(t1 - t0) * 1000:.0f} ms, "
+            f"finished in {(t2 - t1) * 1000:.0f} ms"
+        )
         return 0
 
     def close(self, note: str = "closed (") -> None:
@@ -463,8 +484,9 @@ class TaskRunner:
             s.close()
         self.control.close()
         self.zctx.term()
-        self.log.info("%s%ssockets closed in %.0f ms)", note, "" if note.endswith("(") else ", ",
-                      (time.monotonic() - t0) * 1000)
+        self.log.info(
+            "%s%ssockets closed in %.0f ms)", note, "" if note.endswith("(") else ", ", (time.monotonic() - t0) * 1000
+        )
         self.supervisor.close()
         sync_logs()
 
@@ -507,10 +529,17 @@ def parse_task_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--run-number", required=True, type=int)
     p.add_argument("--t0-sc", required=True, type=float)
     p.add_argument("--t0-mono", required=True, type=float)
-    p.add_argument("--supervisor-pid", type=int, default=None,
-                   help="the supervisor's pid (default: the parent's; a forked task's parent is the zygote)")
-    p.add_argument("--replay", action="store_true",
-                   help="a restarted instance: take what the producers kept before their live streams")
+    p.add_argument(
+        "--supervisor-pid",
+        type=int,
+        default=None,
+        help="the supervisor's pid (default: the parent's; a forked task's parent is the zygote)",
+    )
+    p.add_argument(
+        "--replay",
+        action="store_true",
+        help="a restarted instance: take what the producers kept before their live streams",
+    )
     return p.parse_args(argv)
 
 
@@ -524,8 +553,18 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
     except (OSError, ValueError) as exc:  # (the supervisor hands every task the bytes it accepted)
         print(f"pygnc task {spec.name}: bad configuration: {exc}", file=sys.stderr)
         return 2
-    ctx = TaskContext(spec, args.run_dir, args.log_dir, args.run_number, Paths.from_env(),
-                      config, args.t0_sc, args.t0_mono, args.supervisor_pid or 0, args.replay)
+    ctx = TaskContext(
+        spec,
+        args.run_dir,
+        args.log_dir,
+        args.run_number,
+        Paths.from_env(),
+        config,
+        args.t0_sc,
+        args.t0_mono,
+        args.supervisor_pid or 0,
+        args.replay,
+    )
     log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_reserve_bytes)
     # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
     stream = getattr(logging.getLogger().handlers[0], "stream", None)

@@ -30,8 +30,8 @@ ingest replays to it is not recorded twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 from ..batch_store import BatchStore, resolve_batch_dir
 from ..bus.messages import Message
@@ -49,20 +49,21 @@ def kind_selection(config) -> tuple[list[fmt.RecordKind], dict[str, float | None
     :func:`pygnc.config.config_problems`)."""
     names = config.batch_kinds or fmt.default_kinds()
     kinds = [fmt.KINDS_BY_NAME[n] for n in names]
-    periods = {k.name: (float(config.batch_period_s[k.name]) if k.name in config.batch_period_s else k.period_s)
-               for k in kinds}
+    periods = {
+        k.name: (float(config.batch_period_s[k.name]) if k.name in config.batch_period_s else k.period_s) for k in kinds
+    }
     return kinds, periods
 
 
 @dataclass
 class _KindState:
     kind: fmt.RecordKind
-    period_ms: int | None              # None: on change only
-    bins: dict = field(default_factory=dict)          # key -> {bin: None} (insertion-ordered set)
-    last_sig: dict = field(default_factory=dict)      # key -> bytes of the on_change fields
-    last_t: dict = field(default_factory=dict)        # key -> latest recorded time, ms
-    held: dict = field(default_factory=dict)          # key -> (t_ms, values): newest not recorded
-    context: dict = field(default_factory=dict)       # key -> (raw record, t_sc_s)
+    period_ms: int | None  # None: on change only
+    bins: dict = field(default_factory=dict)  # key -> {bin: None} (insertion-ordered set)
+    last_sig: dict = field(default_factory=dict)  # key -> bytes of the on_change fields
+    last_t: dict = field(default_factory=dict)  # key -> latest recorded time, ms
+    held: dict = field(default_factory=dict)  # key -> (t_ms, values): newest not recorded
+    context: dict = field(default_factory=dict)  # key -> (raw record, t_sc_s)
     records: int = 0
     skipped: int = 0
 
@@ -70,8 +71,14 @@ class _KindState:
 class BatchRecorder:
     """Bus messages in, framed records out to ``store.append(raw, t_sc_s)``."""
 
-    def __init__(self, kinds: Sequence[fmt.RecordKind], periods: dict[str, float | None], store,
-                 sc_now: Callable[[], float], log=None):
+    def __init__(
+        self,
+        kinds: Sequence[fmt.RecordKind],
+        periods: dict[str, float | None],
+        store,
+        sc_now: Callable[[], float],
+        log=None,
+    ):
         self.store = store
         self.sc_now = sc_now
         self.log = log
@@ -91,8 +98,11 @@ class BatchRecorder:
     def _failed(self, what: str) -> None:
         self.encode_errors += 1
         if self.log is not None and self.encode_errors <= MAX_LOGGED_FAILURES:
-            self.log.exception("%s failed%s", what, " (further failures only counted)"
-                               if self.encode_errors == MAX_LOGGED_FAILURES else "")
+            self.log.exception(
+                "%s failed%s",
+                what,
+                " (further failures only counted)" if self.encode_errors == MAX_LOGGED_FAILURES else "",
+            )
 
     @staticmethod
     def _key(kind: fmt.RecordKind, values: dict):
@@ -173,8 +183,7 @@ class BatchRecorder:
                 t_ms = fmt.record_time_ms(r.t_sc_s)
             except (ValueError, KeyError):
                 continue
-            self._remember(ks, key, t_ms, kind.field_bytes(r.payload, kind.on_change)
-                           if kind.on_change else None)
+            self._remember(ks, key, t_ms, kind.field_bytes(r.payload, kind.on_change) if kind.on_change else None)
             if kind.context:
                 ks.context[key] = (r.raw, r.t_sc_s)
             n += 1
@@ -201,10 +210,13 @@ class BatchRecorder:
         return [rt for ks in self.states.values() if ks.kind.context for rt in ks.context.values()]
 
     def counters(self) -> dict:
-        return {"records": {n: ks.records for n, ks in self.states.items()},
-                "decimated": sum(ks.skipped for ks in self.states.values()),
-                "encode_errors": self.encode_errors, "time_errors": self.time_errors,
-                "not_written": self.not_written}
+        return {
+            "records": {n: ks.records for n, ks in self.states.items()},
+            "decimated": sum(ks.skipped for ks in self.states.values()),
+            "encode_errors": self.encode_errors,
+            "time_errors": self.time_errors,
+            "not_written": self.not_written,
+        }
 
 
 class BatchWriter(Task):
@@ -218,26 +230,37 @@ class BatchWriter(Task):
         run_key = f"{ctx.run_number}:{ctx.t0_sc_s!r}:{ctx.t0_mono_s!r}"
         self.recorder: BatchRecorder | None = None
         self.store = BatchStore(
-            self.directory, ctx.run_number, run_key, cfg.spacecraft_id,
-            max_file_bytes=cfg.batch_file_max_bytes, max_file_age_s=cfg.batch_file_max_age_s,
-            total_max_bytes=cfg.batch_total_max_bytes, min_free_bytes=cfg.log_min_free_bytes,
+            self.directory,
+            ctx.run_number,
+            run_key,
+            cfg.spacecraft_id,
+            max_file_bytes=cfg.batch_file_max_bytes,
+            max_file_age_s=cfg.batch_file_max_age_s,
+            total_max_bytes=cfg.batch_total_max_bytes,
+            min_free_bytes=cfg.log_min_free_bytes,
             reserve_bytes=cfg.batch_min_free_bytes,
-            fsync_period_s=cfg.batch_fsync_period_s, log=self.log,
-            context=lambda: self.recorder.context_records() if self.recorder else [])
+            fsync_period_s=cfg.batch_fsync_period_s,
+            log=self.log,
+            context=lambda: self.recorder.context_records() if self.recorder else [],
+        )
         self.recorder = BatchRecorder(kinds, periods, self.store, ctx.sc_now, self.log)
         try:
             report = self.store.open()
         except OSError as exc:
             self.store.failed = True
-            self.log.error("cannot use the batch directory %s: %s (records are counted, not written)",
-                           self.directory, exc)
+            self.log.error(
+                "cannot use the batch directory %s: %s (records are counted, not written)", self.directory, exc
+            )
             return
         seeded = self.recorder.seed(self.store.run_records()) if report.restarted else 0
-        self.log.info("batch files in %s, next sequence %d; kinds %s%s%s", self.directory, report.next_sequence,
-                      ", ".join(f"{k.name}@{_period_text(periods[k.name])}" for k in kinds),
-                      f"; recovered {len(report.recovered)} .part files" if report.recovered else "",
-                      f"; restarted within run {ctx.run_number}: {seeded} records already written"
-                      if report.restarted else "")
+        self.log.info(
+            "batch files in %s, next sequence %d; kinds %s%s%s",
+            self.directory,
+            report.next_sequence,
+            ", ".join(f"{k.name}@{_period_text(periods[k.name])}" for k in kinds),
+            f"; recovered {len(report.recovered)} .part files" if report.recovered else "",
+            f"; restarted within run {ctx.run_number}: {seeded} records already written" if report.restarted else "",
+        )
 
     def _guard(self, what: str, fn, *args):
         try:
@@ -272,8 +295,13 @@ class BatchWriter(Task):
         self.log.info("closed: %s final records; %s", n, self.store.counters.as_dict())
 
     def counters(self) -> dict:
-        return {**self.recorder.counters(), **self.store.counters.as_dict(), "failures": self.failures,
-                "host_flushes": self.host_flushes, "downlink_failed": self.store.failed}
+        return {
+            **self.recorder.counters(),
+            **self.store.counters.as_dict(),
+            "failures": self.failures,
+            "host_flushes": self.host_flushes,
+            "downlink_failed": self.store.failed,
+        }
 
 
 def _period_text(p: float | None) -> str:

@@ -60,8 +60,11 @@ class EstimatorTask(Task):
         """Count a failure; a traceback for the first few, a count for the rest (log budget)."""
         self.handle_errors += 1
         if self.handle_errors <= MAX_LOGGED_TRACEBACKS:
-            self.log.exception("%s failed%s", what, " (further failures only counted)"
-                               if self.handle_errors == MAX_LOGGED_TRACEBACKS else "")
+            self.log.exception(
+                "%s failed%s",
+                what,
+                " (further failures only counted)" if self.handle_errors == MAX_LOGGED_TRACEBACKS else "",
+            )
 
     def reads(self, channel: str) -> frozenset[str]:
         """What the processor consumes (the rest - ranges for the orbit, ranges and fixes for
@@ -87,7 +90,7 @@ class EstimatorTask(Task):
             self._failed(f"processing {msg.type}")
 
     def propagation_target_sc_s(self) -> float:
-        """"Now", but not beyond ``max_propagation_s`` after the batch's last measurement."""
+        """ "Now", but not beyond ``max_propagation_s`` after the batch's last measurement."""
         now = self.ctx.sc_now()
         if self.batch_last_sc_s == self.batch_last_sc_s:  # not NaN
             return min(now, self.batch_last_sc_s + self.config.max_propagation_s)
@@ -127,11 +130,11 @@ class EstimatorTask(Task):
             self._propagate(STOP_PROPAGATION_BUDGET_S)
 
     def counters(self) -> dict:
-        return {"published": self.published, "handle_errors": self.handle_errors,
-                **self.processor.counters()}
+        return {"published": self.published, "handle_errors": self.handle_errors, **self.processor.counters()}
 
 
 def estimator_task(processor_class: type[Processor], channel: str) -> type[EstimatorTask]:
     """The task class for *processor_class* publishing on *channel*."""
-    return type(f"{processor_class.__name__}Task", (EstimatorTask,),
-                {"processor_class": processor_class, "channel": channel})
+    return type(
+        f"{processor_class.__name__}Task", (EstimatorTask,), {"processor_class": processor_class, "channel": channel}
+    )

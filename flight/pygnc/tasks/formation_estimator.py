@@ -13,8 +13,9 @@ def formation_task(k: int, channel: str) -> type[EstimatorTask]:
     base = estimator_task(FormationProcessor, channel)
 
     def make_processor(self) -> FormationProcessor:
-        return FormationProcessor(self.config, part=(k, 2 if TASKS_BY_NAME["formation_estimator_2"].enabled(self.config)
-                                                     else 1))
+        return FormationProcessor(
+            self.config, part=(k, 2 if TASKS_BY_NAME["formation_estimator_2"].enabled(self.config) else 1)
+        )
 
     return type(base.__name__, (base,), {"make_processor": make_processor})
 

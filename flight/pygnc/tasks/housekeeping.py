@@ -65,18 +65,31 @@ class Device:
 
     # -- helpers ---------------------------------------------------------------------------
     def counters(self) -> dict:
-        c = {"state": self.state, "opens": self.opens, "losses": self.losses,
-             "open_failures": self.open_failures, "readings": self.readings}
+        c = {
+            "state": self.state,
+            "opens": self.opens,
+            "losses": self.losses,
+            "open_failures": self.open_failures,
+            "readings": self.readings,
+        }
         if self.driver is not None:
             c.update(self.driver.all_counters())
         return c
 
     def report(self, state: str, note: str = "") -> None:
         self.state, self.last_note = state, note
-        self._publish("hk_device", {
-            "device": self.spec.name, "kind": self.spec.kind, "state": state,
-            "port": self.link.name if self.link is not None else self.spec.where,
-            "t_sc_s": self._sc_at(time.monotonic()), "note": note, "counters": self.counters()})
+        self._publish(
+            "hk_device",
+            {
+                "device": self.spec.name,
+                "kind": self.spec.kind,
+                "state": state,
+                "port": self.link.name if self.link is not None else self.spec.where,
+                "t_sc_s": self._sc_at(time.monotonic()),
+                "note": note,
+                "counters": self.counters(),
+            },
+        )
 
     def _open(self, now: float) -> None:
         spec = self.spec
@@ -97,12 +110,19 @@ class Device:
             self.driver = emus_bms.EmusBms(self.link, o["mode"], o["cells"] or None, spec.timeout_s)
         else:
             o = spec.options
-            timing = opc_n3.OpcTiming(fan_spinup_s=float(o["fan_spinup_s"]),
-                                      busy_timeout_s=float(o["busy_timeout_s"]),
-                                      bytes_per_transfer=int(o["bytes_per_transfer"]))
-            self.driver = opc_n3.OpcN3(self.link, period_s=spec.period_s, spi_hz=float(o["spi_hz"]),
-                                       timing=timing, with_config=bool(o["read_config"]),
-                                       reply_timeout_s=spec.timeout_s)
+            timing = opc_n3.OpcTiming(
+                fan_spinup_s=float(o["fan_spinup_s"]),
+                busy_timeout_s=float(o["busy_timeout_s"]),
+                bytes_per_transfer=int(o["bytes_per_transfer"]),
+            )
+            self.driver = opc_n3.OpcN3(
+                self.link,
+                period_s=spec.period_s,
+                spi_hz=float(o["spi_hz"]),
+                timing=timing,
+                with_config=bool(o["read_config"]),
+                reply_timeout_s=spec.timeout_s,
+            )
         self.opens += 1
         fd = self.link.fileno()
         if fd is not None:
@@ -132,10 +152,18 @@ class Device:
     def _emit(self, readings) -> None:
         for r in readings:
             self.readings += 1
-            self._publish("hk_reading", {
-                "device": self.spec.name, "kind": self.spec.kind, "record": r.name,
-                "t_sc_s": self._sc_at(r.t_mono_s), "values": r.values, "raw": bytes(r.raw),
-                "solicited": bool(r.solicited)})
+            self._publish(
+                "hk_reading",
+                {
+                    "device": self.spec.name,
+                    "kind": self.spec.kind,
+                    "record": r.name,
+                    "t_sc_s": self._sc_at(r.t_mono_s),
+                    "values": r.values,
+                    "raw": bytes(r.raw),
+                    "solicited": bool(r.solicited),
+                },
+            )
 
     # -- the loop's entry point ---------------------------------------------------------------
     def service(self, now: float) -> float:
@@ -153,8 +181,7 @@ class Device:
                 self._emit(readings)
                 for rep in replies:
                     if rep.timed_out and not rep.complete:
-                        self.log.debug("%s: %s timed out (%d sentences)", self.spec.name, rep.name,
-                                       len(rep.sentences))
+                        self.log.debug("%s: %s timed out (%d sentences)", self.spec.name, rep.name, len(rep.sentences))
                 if drv.mode == "request" and now >= self.next_poll:
                     names = self.spec.options["sentences"]
                     if self.first_poll:  # the unit's version, once per open
@@ -220,8 +247,18 @@ class Housekeeping(Task):
         self.config_errors = errors
         for e in errors:
             self.log.error("configuration: %s", e)
-            self._publish("hk_device", {"device": "", "kind": "", "state": "config_error", "port": "",
-                                        "t_sc_s": self.ctx.sc_now(), "note": e, "counters": {}})
+            self._publish(
+                "hk_device",
+                {
+                    "device": "",
+                    "kind": "",
+                    "state": "config_error",
+                    "port": "",
+                    "t_sc_s": self.ctx.sc_now(),
+                    "note": e,
+                    "counters": {},
+                },
+            )
         if not specs:
             self.log.warning("no housekeeping devices configured")
         for spec in specs:
@@ -249,8 +286,7 @@ class Housekeeping(Task):
                 self.log.exception("%s: stop failed", dev.spec.name)
 
     def counters(self) -> dict:
-        return {"devices": {d.spec.name: d.counters() for d in self.devices},
-                "config_errors": len(self.config_errors)}
+        return {"devices": {d.spec.name: d.counters() for d in self.devices}, "config_errors": len(self.config_errors)}
 
 
 TASK_CLASS = Housekeeping

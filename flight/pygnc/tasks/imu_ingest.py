@@ -62,14 +62,23 @@ def make_stream(config, paths):
     if not port:
         raise ValueError("imu_port is empty: name the serial device, 'auto', or udp:// / tcp://")
     if drv == "imu380":
-        return Imu380Stream(port, baud=config.imu_baud, baud_rates=config.imu_baud_rates,
-                            packet_type=config.imu_packet_type, packet_rate_hz=config.imu_packet_rate_hz,
-                            cache_path=paths.imu_port_cache, discovery_ports=config.imu_discovery_ports)
+        return Imu380Stream(
+            port,
+            baud=config.imu_baud,
+            baud_rates=config.imu_baud_rates,
+            packet_type=config.imu_packet_type,
+            packet_rate_hz=config.imu_packet_rate_hz,
+            cache_path=paths.imu_port_cache,
+            discovery_ports=config.imu_discovery_ports,
+        )
     if drv == "gx2":
         return Gx2Stream(port, baud=config.imu_baud, mode=config.imu_gx2_mode, poll_rate_hz=config.imu_poll_rate_hz)
-    return MonoDriveStream(port, header=config.imu_monodrive_header,
-                           verify_checksum=config.imu_monodrive_verify_checksum,
-                           allow_network=config.imu_allow_network)
+    return MonoDriveStream(
+        port,
+        header=config.imu_monodrive_header,
+        verify_checksum=config.imu_monodrive_verify_checksum,
+        allow_network=config.imu_allow_network,
+    )
 
 
 class ImuIngest(Task):
@@ -93,13 +102,23 @@ class ImuIngest(Task):
         self.pending_lost = 0
         self.pending_since = 0.0
         self.description = f"{c.imu_driver} {c.imu_port}"
-        self.c = {"attempts": 0, "connects": 0, "disconnects": 0, "stale_timeouts": 0, "failures": 0,
-                  "samples": 0, "lost": 0, "blocks": 0, "blocks_dropped": 0, "time_resets": 0}
+        self.c = {
+            "attempts": 0,
+            "connects": 0,
+            "disconnects": 0,
+            "stale_timeouts": 0,
+            "failures": 0,
+            "samples": 0,
+            "lost": 0,
+            "blocks": 0,
+            "blocks_dropped": 0,
+            "time_resets": 0,
+        }
         self.device_totals: dict[str, int] = {}
         self.last_error = ""
         self.config_error = ""
         try:
-            make_stream(c, self.ctx.paths)   # validate the configuration once, up front
+            make_stream(c, self.ctx.paths)  # validate the configuration once, up front
         except (ValueError, LinkError) as exc:
             self.config_error = str(exc)
             self.state = "config_error"
@@ -166,11 +185,15 @@ class ImuIngest(Task):
             self.c["stale_timeouts"] += 1
             self.c["disconnects"] += 1
             refusal = getattr(stream, "refusal", None)  # a driver that says why it refused frames
-            self._fail(f"no valid sample for {now - self.last_sample:.1f} s"
-                       + (f" (last frame refused: {refusal})" if refusal else ""), now)
+            self._fail(
+                f"no valid sample for {now - self.last_sample:.1f} s"
+                + (f" (last frame refused: {refusal})" if refusal else ""),
+                now,
+            )
             return min(self.backoff_s, MAX_POLL_S)
-        if self.pending and (now - self.pending_since >= self.config.imu_publish_period_s
-                             or len(self.pending) >= MAX_BLOCK):
+        if self.pending and (
+            now - self.pending_since >= self.config.imu_publish_period_s or len(self.pending) >= MAX_BLOCK
+        ):
             self._publish()
         until_publish = (self.pending_since + self.config.imu_publish_period_s - now) if self.pending else MAX_POLL_S
         until_stale = self.last_sample + self.config.imu_stale_s - now
@@ -183,7 +206,7 @@ class ImuIngest(Task):
             self.pending_since = time.monotonic()
         for s in samples:
             if math.isfinite(s.t_device_s):
-                if s.t_device_s <= self._last_t_dev:   # device clock restarted: realign
+                if s.t_device_s <= self._last_t_dev:  # device clock restarted: realign
                     self._publish()
                     self.sync.reset()
                     self.c["time_resets"] += 1
@@ -208,12 +231,19 @@ class ImuIngest(Task):
                 t = max(t, self._last_t_host + 1e-6)
                 self._last_t_host = t
                 t_sc.append(t0_sc + (t - t0_mono))
-            body = {"device": self.description, "connection": self.connection, "first_index": self.index,
-                    "lost": self.pending_lost, "t_sc_s": t_sc, "t_device_s": [s.t_device_s for s in block],
-                    "t_rx_sc_s": [t0_sc + (s.t_rx_mono_s - t0_mono) for s in block],
-                    "rate_imu_rad_s": [list(s.rate_rad_s) for s in block],
-                    "accel_imu_m_s2": [list(s.accel_m_s2) for s in block],
-                    "temp_c": [s.temp_c for s in block], "status": [s.status for s in block]}
+            body = {
+                "device": self.description,
+                "connection": self.connection,
+                "first_index": self.index,
+                "lost": self.pending_lost,
+                "t_sc_s": t_sc,
+                "t_device_s": [s.t_device_s for s in block],
+                "t_rx_sc_s": [t0_sc + (s.t_rx_mono_s - t0_mono) for s in block],
+                "rate_imu_rad_s": [list(s.rate_rad_s) for s in block],
+                "accel_imu_m_s2": [list(s.accel_m_s2) for s in block],
+                "temp_c": [s.temp_c for s in block],
+                "status": [s.status for s in block],
+            }
             self.index += len(block)
             self.pending_lost = 0
             if self.publish("imu", "imu_samples", body):
@@ -251,8 +281,7 @@ class ImuIngest(Task):
         self.next_attempt = now + self.backoff_s
         n = self.c["failures"]
         if n <= LOG_FIRST_FAILURES or n % 20 == 0:
-            self.log.warning("IMU %s: %s; retrying in %.2f s (failure %d)", self.description, why,
-                             self.backoff_s, n)
+            self.log.warning("IMU %s: %s; retrying in %.2f s (failure %d)", self.description, why, self.backoff_s, n)
         self.backoff_s = min(self.backoff_s * 2, self.config.imu_reconnect_max_backoff_s)
 
     def on_stop(self, reason: str) -> None:
@@ -261,13 +290,22 @@ class ImuIngest(Task):
         was_open = self.stream is not None
         self._close_stream()
         self.state = "stopped"
-        self.log.info("IMU port %s; %d samples in %d blocks, %d connections",
-                      "closed" if was_open else "was not open", self.c["samples"], self.c["blocks"],
-                      self.c["connects"])
+        self.log.info(
+            "IMU port %s; %d samples in %d blocks, %d connections",
+            "closed" if was_open else "was not open",
+            self.c["samples"],
+            self.c["blocks"],
+            self.c["connects"],
+        )
 
     def counters(self) -> dict:
-        d = {"state": self.state, "connected": self.state == "streaming", "connection": self.connection,
-             "device": self.description, "last_error": self.last_error or self.config_error}
+        d = {
+            "state": self.state,
+            "connected": self.state == "streaming",
+            "connection": self.connection,
+            "device": self.description,
+            "last_error": self.last_error or self.config_error,
+        }
         d.update(self.c)
         totals = dict(self.device_totals)
         if self.stream is not None and self._steps is None:

@@ -30,8 +30,6 @@ stream as they would have without the restart).
 
 from __future__ import annotations
 
-import numpy as np
-
 import logging
 import math
 import time
@@ -39,10 +37,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..bus.messages import Encoder, Message
 from ..config import Config, Paths
-from ..formats.gps import decode_gps_segments
 from ..formats.common import drain
+from ..formats.gps import decode_gps_segments
 from ..formats.range_file import RANGE_PACKET_DTYPE, RANGE_PACKET_SIZE, decode_ranges, iter_read_range_dir
 from ..formats.sense import decode_sensor_segments, iter_read_sense_file
 from ..formats.settings import DecodeSettings
@@ -64,8 +64,17 @@ MAX_CLOCK_PAIRS = 100_000
 _KIND_SENSOR, _KIND_FIX, _KIND_PEER, _KIND_RANGE = 0, 1, 2, 3
 
 #: Fields of a decoded range (RANGE_DTYPE) that a ``range`` message carries.
-RANGE_MESSAGE_FIELDS = ("t_sc_s", "peer_id", "range_m", "range_raw", "rssi_dbm", "fei_hz", "valid",
-                        "file_index", "group")
+RANGE_MESSAGE_FIELDS = (
+    "t_sc_s",
+    "peer_id",
+    "range_m",
+    "range_raw",
+    "rssi_dbm",
+    "fei_hz",
+    "valid",
+    "file_index",
+    "group",
+)
 
 #: ``peer_id`` of a peer fix whose range-file group had no range packets (peer unknown).
 UNKNOWN_PEER_ID = -1
@@ -77,29 +86,58 @@ def _fix_bodies(fixes: np.ndarray, peer_ids=None, record=None, first: int = 0) -
     for all (-1: a live fix)."""
     n = len(fixes)
     peer = [0] * n if peer_ids is None else [int(p) for p in peer_ids]
-    cols = {k: fixes[k].tolist() for k in (
-        "t_sc_s", "t_gps_s", "unix_time_s", "time_status", "solution_status", "pos_ecef_m",
-        "pos_sigma_m", "vel_ecef_m_s", "vel_sigma_m_s", "sats_in_solution", "valid")}
-    return [{**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i],
-             "record": first + i if record is None else record} for i in range(n)]
+    cols = {
+        k: fixes[k].tolist()
+        for k in (
+            "t_sc_s",
+            "t_gps_s",
+            "unix_time_s",
+            "time_status",
+            "solution_status",
+            "pos_ecef_m",
+            "pos_sigma_m",
+            "vel_ecef_m_s",
+            "vel_sigma_m_s",
+            "sats_in_solution",
+            "valid",
+        )
+    }
+    return [
+        {**{k: v[i] for k, v in cols.items()}, "peer_id": peer[i], "record": first + i if record is None else record}
+        for i in range(n)
+    ]
 
 
 def _sensor_bodies(sensors: np.ndarray) -> list[dict]:
     """Message bodies of sensor samples (SENSOR_DTYPE)."""
-    cols = {k: sensors[k].tolist() for k in ("t_sc_s", "mag_ut", "gyro_deg_s", "sun_lux",
-                                              "sun_saturated", "record_index")}
-    return [{"t_sc_s": cols["t_sc_s"][i], "mag_ut": cols["mag_ut"][i],
-             "gyro_deg_s": cols["gyro_deg_s"][i], "sun_lux": cols["sun_lux"][i],
-             "sun_saturated": cols["sun_saturated"][i], "record": cols["record_index"][i]}
-            for i in range(len(sensors))]
+    cols = {
+        k: sensors[k].tolist() for k in ("t_sc_s", "mag_ut", "gyro_deg_s", "sun_lux", "sun_saturated", "record_index")
+    }
+    return [
+        {
+            "t_sc_s": cols["t_sc_s"][i],
+            "mag_ut": cols["mag_ut"][i],
+            "gyro_deg_s": cols["gyro_deg_s"][i],
+            "sun_lux": cols["sun_lux"][i],
+            "sun_saturated": cols["sun_saturated"][i],
+            "record": cols["record_index"][i],
+        }
+        for i in range(len(sensors))
+    ]
 
 
 def clock_map_body(cm: ClockMap) -> dict:
     """The ``clock_map`` message of a fitted map."""
     t_gps_ref = cm.gps_from_sc(cm.t_ref_sc_s)
     utc_minus_sc = cm.gps_minus_sc_s + GPS_EPOCH_UNIX_S - float(leap_seconds_at_gps(float(t_gps_ref)))
-    return {"gps_minus_sc_s": cm.gps_minus_sc_s, "drift": cm.drift, "t_ref_sc_s": cm.t_ref_sc_s,
-            "n_pairs": cm.n_pairs, "residual_rms_s": cm.residual_rms_s, "utc_minus_sc_s": utc_minus_sc}
+    return {
+        "gps_minus_sc_s": cm.gps_minus_sc_s,
+        "drift": cm.drift,
+        "t_ref_sc_s": cm.t_ref_sc_s,
+        "n_pairs": cm.n_pairs,
+        "residual_rms_s": cm.residual_rms_s,
+        "utc_minus_sc_s": utc_minus_sc,
+    }
 
 
 def _range_bodies(ranges) -> list[dict]:
@@ -136,9 +174,9 @@ class LazyMessages(Sequence):
     def __init__(self):
         self._head: list = []
         self._tail: list = []
-        self._sources: list = []   # (message type, build(lo, hi) -> list of bodies)
-        self._src = np.zeros(0, dtype=np.int8)    # per merged position: its source
-        self._idx = np.zeros(0, dtype=np.int64)   # ... and its index there
+        self._sources: list = []  # (message type, build(lo, hi) -> list of bodies)
+        self._src = np.zeros(0, dtype=np.int8)  # per merged position: its source
+        self._idx = np.zeros(0, dtype=np.int64)  # ... and its index there
         self._merged = False
         self._cache: dict[int, tuple[int, list]] = {}
 
@@ -190,14 +228,28 @@ class MessageStream:
 
 
 def _stats_body(source, path, present, note="", stats=None, files=0, time_outliers=0, over_limit=0) -> dict:
-    d = {"source": source, "path": str(path), "present": bool(present), "bytes_total": 0,
-         "bytes_skipped": 0, "records": 0, "records_skipped": 0, "skip_events": 0,
-         "files": int(files), "note": note, "time_outliers": int(time_outliers),
-         "bytes_over_limit": int(over_limit)}
+    d = {
+        "source": source,
+        "path": str(path),
+        "present": bool(present),
+        "bytes_total": 0,
+        "bytes_skipped": 0,
+        "records": 0,
+        "records_skipped": 0,
+        "skip_events": 0,
+        "files": int(files),
+        "note": note,
+        "time_outliers": int(time_outliers),
+        "bytes_over_limit": int(over_limit),
+    }
     if stats is not None:
-        d.update(bytes_total=int(stats.bytes_total), bytes_skipped=int(stats.bytes_skipped),
-                 records=int(stats.records), records_skipped=int(stats.records_skipped),
-                 skip_events=int(stats.skip_events))
+        d.update(
+            bytes_total=int(stats.bytes_total),
+            bytes_skipped=int(stats.bytes_skipped),
+            records=int(stats.records),
+            records_skipped=int(stats.records_skipped),
+            skip_events=int(stats.skip_events),
+        )
     return d
 
 
@@ -207,7 +259,8 @@ def _skip_notes(skipped: int, over: int) -> list[str]:
         return ["corrupt bytes skipped"] if skipped else []
     more = skipped - over
     return [f"{over} bytes over the limit not read"] + (
-        [f"{more} more bytes skipped (where the read began, or corrupt)"] if more > 0 else [])
+        [f"{more} more bytes skipped (where the read began, or corrupt)"] if more > 0 else []
+    )
 
 
 def _outlier_text(t: np.ndarray, mask: np.ndarray, limit: int = 3) -> str:
@@ -243,8 +296,9 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note="missing"))
         return None, None
     try:
-        batch = yield from iter_read_sense_file(paths.sense_file, DecodeSettings.from_config(config),
-                                                config.sense_file_max_bytes)
+        batch = yield from iter_read_sense_file(
+            paths.sense_file, DecodeSettings.from_config(config), config.sense_file_max_bytes
+        )
     except OSError as exc:  # e.g. unreadable, or a directory: reported, not fatal
         log.error("cannot read %s: %s", paths.sense_file, exc)
         out.stats.append(_stats_body("sense", paths.sense_file, present=False, note=f"unreadable: {exc}"))
@@ -253,13 +307,23 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
     s = batch.stats
     over = batch.bytes_over_limit
     if over:
-        log.warning("sense.bin: %d bytes, over the limit of %d (sense_file_max_bytes): the oldest %d bytes "
-                    "not read (counted as skipped)", s.bytes_total, config.sense_file_max_bytes, over)
+        log.warning(
+            "sense.bin: %d bytes, over the limit of %d (sense_file_max_bytes): the oldest %d bytes "
+            "not read (counted as skipped)",
+            s.bytes_total,
+            config.sense_file_max_bytes,
+            over,
+        )
     bad_s, bad_f = sense_time_outliers(sensors, fixes, config)
     n_out = int(bad_s.sum() + bad_f.sum())
     if n_out:
-        log.warning("sense.bin: %d time outliers dropped (%d samples, %d fixes); samples %s",
-                    n_out, int(bad_s.sum()), int(bad_f.sum()), _outlier_text(sensors["t_sc_s"], bad_s) or "-")
+        log.warning(
+            "sense.bin: %d time outliers dropped (%d samples, %d fixes); samples %s",
+            n_out,
+            int(bad_s.sum()),
+            int(bad_f.sum()),
+            _outlier_text(sensors["t_sc_s"], bad_s) or "-",
+        )
         sensors, fixes = sensors[~bad_s], fixes[~bad_f]
     notes = ["empty"] if s.bytes_total == 0 else []
     notes += _skip_notes(s.bytes_skipped, over)
@@ -268,10 +332,16 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
     note = "; ".join(notes)
     (log.warning if note else log.info)(
         "sense.bin: %d bytes, %d records, %d bytes skipped in %d places, %d of %d fixes valid",
-        s.bytes_total, s.records, s.bytes_skipped, s.skip_events,
-        int(fixes["valid"].sum()), len(fixes))
-    out.stats.append(_stats_body("sense", paths.sense_file, present=True, note=note, stats=s,
-                                 time_outliers=n_out, over_limit=over))
+        s.bytes_total,
+        s.records,
+        s.bytes_skipped,
+        s.skip_events,
+        int(fixes["valid"].sum()),
+        len(fixes),
+    )
+    out.stats.append(
+        _stats_body("sense", paths.sense_file, present=True, note=note, stats=s, time_outliers=n_out, over_limit=over)
+    )
     return sensors, fixes
 
 
@@ -281,7 +351,7 @@ def range_time_outliers(rb, config: Config) -> np.ndarray:
     mask = np.zeros(rb.ranges.size, dtype=bool)
     i = 0
     for k in rb.file_ranges:
-        mask[i:i + k] = time_outliers(rb.ranges["t_sc_s"][i:i + k], 1, config.time_outlier_min_jump_s)
+        mask[i : i + k] = time_outliers(rb.ranges["t_sc_s"][i : i + k], 1, config.time_outlier_min_jump_s)
         i += k
     return mask
 
@@ -305,18 +375,25 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
         out.stats.append(_stats_body("range", where, present=paths.range_dir.is_dir(), note="no range files"))
         return None, None
     try:
-        rb = yield from iter_read_range_dir(paths.range_dir, DecodeSettings.from_config(config),
-                                            single_file=paths.range_file,
-                                            max_file_bytes=config.range_file_max_bytes)
+        rb = yield from iter_read_range_dir(
+            paths.range_dir,
+            DecodeSettings.from_config(config),
+            single_file=paths.range_file,
+            max_file_bytes=config.range_file_max_bytes,
+        )
     except OSError as exc:
         log.error("cannot read %s: %s", paths.range_dir, exc)
         out.stats.append(_stats_body("range", where, present=False, note=f"unreadable: {exc}"))
         return None, None
     over = rb.bytes_over_limit
     if over:
-        log.warning("range files over the limit of %d bytes each (range_file_max_bytes): %s; the oldest %d "
-                    "bytes not read (counted as skipped)", config.range_file_max_bytes,
-                    ", ".join(rb.files_over_limit), over)
+        log.warning(
+            "range files over the limit of %d bytes each (range_file_max_bytes): %s; the oldest %d "
+            "bytes not read (counted as skipped)",
+            config.range_file_max_bytes,
+            ", ".join(rb.files_over_limit),
+            over,
+        )
     bad = range_time_outliers(rb, config)
     n_out = int(bad.sum())
     ranges = rb.ranges
@@ -340,15 +417,25 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
         gps_note = f"{len(gps)} own GPS packets ({n_gps_valid} valid; own fixes come from sense.bin)"
     s = rb.stats
     ignored = list(getattr(rb, "ignored_files", []) or [])
-    note = "".join(n + "; " for n in _skip_notes(s.bytes_skipped, over)) + \
-           (f"{n_out} time outliers dropped; " if n_out else "") + \
-           (f"ignored {len(ignored)} files; " if ignored else "") + gps_note
+    note = (
+        "".join(n + "; " for n in _skip_notes(s.bytes_skipped, over))
+        + (f"{n_out} time outliers dropped; " if n_out else "")
+        + (f"ignored {len(ignored)} files; " if ignored else "")
+        + gps_note
+    )
     (log.warning if s.bytes_skipped or ignored or n_out else log.info)(
         "range files: %d files, %s, %d ranges, %d bytes skipped%s",
-        len(rb.files), gps_note, len(ranges), s.bytes_skipped,
-        f"; ignored {ignored}" if ignored else "")
-    out.stats.append(_stats_body("range", where, present=True, note=note, stats=s, files=len(rb.files),
-                                 time_outliers=n_out, over_limit=over))  # the files actually decoded
+        len(rb.files),
+        gps_note,
+        len(ranges),
+        s.bytes_skipped,
+        f"; ignored {ignored}" if ignored else "",
+    )
+    out.stats.append(
+        _stats_body(
+            "range", where, present=True, note=note, stats=s, files=len(rb.files), time_outliers=n_out, over_limit=over
+        )
+    )  # the files actually decoded
     return peers, ranges
 
 
@@ -366,8 +453,13 @@ def _add_clock_map(fixes, log: logging.Logger, out: MessageStream) -> None:
     if cm is not None:
         out.clock = cm
         body = clock_map_body(cm)
-        log.info("clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
-                 body["utc_minus_sc_s"], cm.drift, cm.n_pairs, cm.residual_rms_s)
+        log.info(
+            "clock map: UTC - spacecraft clock = %.3f s, drift %.3g, %d pairs, rms %.3f s",
+            body["utc_minus_sc_s"],
+            cm.drift,
+            cm.n_pairs,
+            cm.residual_rms_s,
+        )
         out.messages.append(("clock_map", body))
 
 
@@ -384,8 +476,9 @@ def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
         # (0 means an own fix).
         pid = peers["peer_id"].astype(int) if "peer_id" in (peers.dtype.names or ()) else np.zeros(len(peers), int)
         pid = np.where(pid == 0, UNKNOWN_PEER_ID, pid)
-        parts.append((peers["t_sc_s"], _KIND_PEER, "gps_fix",
-                      lambda lo, hi: _fix_bodies(peers[lo:hi], pid[lo:hi], first=lo)))
+        parts.append(
+            (peers["t_sc_s"], _KIND_PEER, "gps_fix", lambda lo, hi: _fix_bodies(peers[lo:hi], pid[lo:hi], first=lo))
+        )
     if ranges is not None and len(ranges):
         parts.append((ranges["t_sc_s"], _KIND_RANGE, "range", lambda lo, hi: _range_bodies(ranges[lo:hi])))
 
@@ -407,10 +500,20 @@ def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
         if timed.size:
             t_first, t_last = float(timed.min()), float(timed.max())
     n = lambda a: 0 if a is None else len(a)  # noqa: E731
-    out.messages.append(("batch_end", {
-        "n_sensor": n(sensors), "n_gps_fix": n(fixes), "n_gps_fix_valid": out.n_valid_fixes,
-        "n_peer_fix": n(peers), "n_range": n(ranges),
-        "t_sc_first_s": t_first, "t_sc_last_s": t_last}))
+    out.messages.append(
+        (
+            "batch_end",
+            {
+                "n_sensor": n(sensors),
+                "n_gps_fix": n(fixes),
+                "n_gps_fix_valid": out.n_valid_fixes,
+                "n_peer_fix": n(peers),
+                "n_range": n(ranges),
+                "t_sc_first_s": t_first,
+                "t_sc_last_s": t_last,
+            },
+        )
+    )
 
 
 def iter_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None, lazy: bool = False):
@@ -428,8 +531,9 @@ def iter_message_stream(paths: Paths, config: Config, log: logging.Logger | None
     return out
 
 
-def build_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None,
-                         lazy: bool = False) -> MessageStream:
+def build_message_stream(
+    paths: Paths, config: Config, log: logging.Logger | None = None, lazy: bool = False
+) -> MessageStream:
     """Read sense.bin and range/rng*.bin under *paths* and build the ordered message stream:
     the ``ingest_stats`` of each source, the ``clock_map``, every message in spacecraft-time
     order, ``batch_end``.  *lazy*: ``messages`` is a :class:`LazyMessages` (the same
@@ -449,11 +553,11 @@ class ReplayCursor:
     the live items kept, in publication order - each built and encoded when it is sent (its
     own encoder: ``seq`` from 1)."""
 
-    def __init__(self, ingest: "Ingest"):
+    def __init__(self, ingest: Ingest):
         self.ingest = ingest
         self.encoder = Encoder(ingest.runner.name)
-        self.i = 0        # next batch message
-        self.j = 0        # next live item, counted from the first ever published
+        self.i = 0  # next batch message
+        self.j = 0  # next live item, counted from the first ever published
         self.queued: deque[tuple[str, dict]] = deque()  # the rest of a live item's messages
 
     def next(self) -> bytes | None:
@@ -525,8 +629,12 @@ class Ingest(Task):
         self.clock_sc, self.clock_gps = list(built.clock_pairs[0]), list(built.clock_pairs[1])
         self.clock = built.clock
         self.clock_refit_at = max(1, 2 * len(self.clock_sc))
-        self.log.info("publishing %d messages (inputs read in %.2f s, %d pieces)", len(self.stream),
-                      time.monotonic() - self.read_started, self.read_pieces)
+        self.log.info(
+            "publishing %d messages (inputs read in %.2f s, %d pieces)",
+            len(self.stream),
+            time.monotonic() - self.read_started,
+            self.read_pieces,
+        )
         return True
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
@@ -536,8 +644,11 @@ class Ingest(Task):
             self.live_pending.popleft()  # the oldest goes: a live stream wants the newest
             self.n_live["dropped"] += 1
             if self.n_live["dropped"] in (1, 10, 100, 1000) or self.n_live["dropped"] % 10000 == 0:
-                self.log.warning("live queue full (%d frames): %d frames dropped so far",
-                                 len(self.live_pending), self.n_live["dropped"])
+                self.log.warning(
+                    "live queue full (%d frames): %d frames dropped so far",
+                    len(self.live_pending),
+                    self.n_live["dropped"],
+                )
         self.live_pending.append((msg.body["tag"], msg.body["data"]))
         self.n_live["frames"] += 1
 
@@ -572,8 +683,12 @@ class Ingest(Task):
         self.clock = cm
         self.clock_refit_at = 2 * len(self.clock_sc)
         self.n_live["clock_fits"] += 1
-        self.log.info("clock map refitted with a live fix: %d pairs, rms %.3f s%s", cm.n_pairs, cm.residual_rms_s,
-                      "" if off is None else f" (that fix was {off:.3f} s from the previous map)")
+        self.log.info(
+            "clock map refitted with a live fix: %d pairs, rms %.3f s%s",
+            cm.n_pairs,
+            cm.residual_rms_s,
+            "" if off is None else f" (that fix was {off:.3f} s from the previous map)",
+        )
         return [("clock_map", clock_map_body(cm))]
 
     def _keep(self, item: tuple) -> None:
@@ -633,17 +748,22 @@ class Ingest(Task):
             self.log.warning("stopped while reading the batch files (%d pieces read)", self.read_pieces)
             self.reading.close()
         if not self.done:
-            self.log.warning("stopped with %d of %d messages unpublished", len(self.stream) - self.pos,
-                             len(self.stream))
+            self.log.warning(
+                "stopped with %d of %d messages unpublished", len(self.stream) - self.pos, len(self.stream)
+            )
         if self.live_pending:
             self.log.warning("stopped with %d live frames unpublished", len(self.live_pending))
         self.log.info("live: %s", self.n_live)
 
     def counters(self) -> dict:
-        return {"published": self.published, "pending": 0 if self.done else len(self.stream) - self.pos,
-                "reading": self.reading is not None, "read_pieces": self.read_pieces,
-                "live_pending": len(self.live_pending),
-                **{f"live_{k}": v for k, v in self.n_live.items()}}
+        return {
+            "published": self.published,
+            "pending": 0 if self.done else len(self.stream) - self.pos,
+            "reading": self.reading is not None,
+            "read_pieces": self.read_pieces,
+            "live_pending": len(self.live_pending),
+            **{f"live_{k}": v for k, v in self.n_live.items()},
+        }
 
 
 TASK_CLASS = Ingest

@@ -59,16 +59,21 @@ class StatusReporter(Task):
         self.final_status_written = False
         self.att_has_reference = True
         self.other_logs_limited = False  # another task's text log dropped records
-        self.downlink_failed = False     # the batch writer could not write every record
+        self.downlink_failed = False  # the batch writer could not write every record
         # Logs outside PYGNC_HOME/pygnc_logs (it could not be made): they end with the run.
         self.logs_not_kept = ctx.log_dir.parent != ctx.paths.log_root
         for path in (ctx.paths.status_file, ctx.paths.info_file):
             if remove_stale_temps(path):
                 self.log.warning("removed temporary files a crash left next to %s", path.name)
         try:
-            self.buslog = BusLogWriter(ctx.log_dir / "bus.log", ctx.run_number, SCHEMA_VERSION,
-                                       ctx.config.bus_log_max_bytes, ctx.config.log_fsync_period_s,
-                                       ctx.config.log_reserve_bytes)
+            self.buslog = BusLogWriter(
+                ctx.log_dir / "bus.log",
+                ctx.run_number,
+                SCHEMA_VERSION,
+                ctx.config.bus_log_max_bytes,
+                ctx.config.log_fsync_period_s,
+                ctx.config.log_reserve_bytes,
+            )
         except OSError as exc:  # e.g. a full disk: run without a bus log, and say so
             self.log.error("cannot open the bus log: %s", exc)
             self.buslog = None
@@ -81,8 +86,14 @@ class StatusReporter(Task):
         self.write_status()  # first status at once, before the handshake completes
 
     #: Flags judged again at every write (validity, storage) or meaning the end of the run.
-    _RECOMPUTED_FLAGS = (st.FLAG_ORBIT_VALID | st.FLAG_ATTITUDE_VALID | st.FLAG_FORMATION_VALID | st.FLAG_STOPPING
-                         | st.FLAG_WRITE_FAILED | st.FLAG_LOGS_LIMITED)
+    _RECOMPUTED_FLAGS = (
+        st.FLAG_ORBIT_VALID
+        | st.FLAG_ATTITUDE_VALID
+        | st.FLAG_FORMATION_VALID
+        | st.FLAG_STOPPING
+        | st.FLAG_WRITE_FAILED
+        | st.FLAG_LOGS_LIMITED
+    )
 
     def resume(self) -> bool:
         """A restarted reporter: carry on from the last status file of this run - its
@@ -238,8 +249,9 @@ class StatusReporter(Task):
             self.status[f"task{k}_state"] = _STATE_INDEX.get(state, 0)
             self.status[f"task{k}_restarts"] = min(255, int(t.get("restarts", 0)))
             age = t.get("age_s", 0.0)
-            self.status[f"task{k}_age_ds"] = 255 if not isinstance(age, (int, float)) or math.isnan(age) \
-                else min(255, int(age * 10))
+            self.status[f"task{k}_age_ds"] = (
+                255 if not isinstance(age, (int, float)) or math.isnan(age) else min(255, int(age * 10))
+            )
         if failed:
             self.flags |= st.FLAG_TASK_FAILED
 
@@ -264,8 +276,7 @@ class StatusReporter(Task):
         if self.downlink_failed:
             flags |= st.FLAG_DOWNLINK_FAILED
         bl = self.buslog
-        if (bl is None or bl.frames_not_written or self.logs_not_kept or self.other_logs_limited
-                or records_dropped()):
+        if bl is None or bl.frames_not_written or self.logs_not_kept or self.other_logs_limited or records_dropped():
             flags |= st.FLAG_LOGS_LIMITED
         return flags
 
@@ -311,10 +322,15 @@ class StatusReporter(Task):
 
     def counters(self) -> dict:
         bl = self.buslog
-        return {"frames_logged": bl.frames_written if bl else 0, "frames_not_logged": bl.frames_not_written if bl else 0,
-                "status_writes": self.seq, "status_write_failures": self.write_failures,
-                "final_status_written": self.final_status_written,
-                "rx_dropped": self.dropped_rx, "failures": self.failures}
+        return {
+            "frames_logged": bl.frames_written if bl else 0,
+            "frames_not_logged": bl.frames_not_written if bl else 0,
+            "status_writes": self.seq,
+            "status_write_failures": self.write_failures,
+            "final_status_written": self.final_status_written,
+            "rx_dropped": self.dropped_rx,
+            "failures": self.failures,
+        }
 
 
 TASK_CLASS = StatusReporter

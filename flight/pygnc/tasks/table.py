@@ -23,7 +23,7 @@ from ..task_ids import TASK_IDS
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    module: str            # imported in the child; must define ``TASK_CLASS``
+    module: str  # imported in the child; must define ``TASK_CLASS``
     subscribes: tuple[str, ...]
     publishes: tuple[str, ...]
     #: Sinks keep draining after a stop signal until the producers are gone, so they
@@ -61,8 +61,9 @@ class TaskSpec:
 
     def enabled(self, config: Config) -> bool:
         need = getattr(config, self.min_cpus) if isinstance(self.min_cpus, str) else self.min_cpus
-        return (self.enabled_by is None or bool(getattr(config, self.enabled_by))) and \
-            (need <= 1 or usable_cpus() >= need)
+        return (self.enabled_by is None or bool(getattr(config, self.enabled_by))) and (
+            need <= 1 or usable_cpus() >= need
+        )
 
 
 def process_name(spec: TaskSpec) -> str:
@@ -81,31 +82,58 @@ def usable_cpus() -> int:
 
 
 TASKS: tuple[TaskSpec, ...] = (
-    TaskSpec("status_reporter", "pygnc.tasks.status_reporter",
-             subscribes=("meas", "orbit", "attitude", "formation", "formation_2", "health", "hk"), publishes=(),
-             sink=True, fork_early=True, health_fatal="status_health_fatal_s"),
+    TaskSpec(
+        "status_reporter",
+        "pygnc.tasks.status_reporter",
+        subscribes=("meas", "orbit", "attitude", "formation", "formation_2", "health", "hk"),
+        publishes=(),
+        sink=True,
+        fork_early=True,
+        health_fatal="status_health_fatal_s",
+    ),
     TaskSpec("ingest", "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
-    TaskSpec("orbit_estimator", "pygnc.tasks.orbit_estimator", subscribes=("meas",),
-             publishes=("orbit",)),
-    TaskSpec("attitude_estimator", "pygnc.tasks.attitude_estimator", subscribes=("meas", "orbit", "imu"),
-             publishes=("attitude",)),
-    TaskSpec("formation_estimator", "pygnc.tasks.formation_estimator", subscribes=("meas",),
-             publishes=("formation",)),
+    TaskSpec("orbit_estimator", "pygnc.tasks.orbit_estimator", subscribes=("meas",), publishes=("orbit",)),
+    TaskSpec(
+        "attitude_estimator",
+        "pygnc.tasks.attitude_estimator",
+        subscribes=("meas", "orbit", "imu"),
+        publishes=("attitude",),
+    ),
+    TaskSpec("formation_estimator", "pygnc.tasks.formation_estimator", subscribes=("meas",), publishes=("formation",)),
     # Every other partner, when Config.formation_split and there is a core to spare
     # (Config.formation_split_min_cpus; pygnc.processors.formation).
-    TaskSpec("formation_estimator_2", "pygnc.tasks.formation_estimator_2", subscribes=("meas",),
-             publishes=("formation_2",), enabled_by="formation_split", min_cpus="formation_split_min_cpus"),
-    TaskSpec("housekeeping", "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",),
-             enabled_by="housekeeping_enabled"),
+    TaskSpec(
+        "formation_estimator_2",
+        "pygnc.tasks.formation_estimator_2",
+        subscribes=("meas",),
+        publishes=("formation_2",),
+        enabled_by="formation_split",
+        min_cpus="formation_split_min_cpus",
+    ),
+    TaskSpec(
+        "housekeeping", "pygnc.tasks.housekeeping", subscribes=(), publishes=("hk",), enabled_by="housekeeping_enabled"
+    ),
     # Subscribes to the channels of every batch record kind (pygnc.formats.batch.KINDS).
-    TaskSpec("batch_writer", "pygnc.tasks.batch_writer", subscribes=_batch.channels() + ("host_cmd",),
-             publishes=(), sink=True, enabled_by="batch_writer_enabled"),
-    TaskSpec("imu_ingest", "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",),
-             enabled_by="imu_driver"),
+    TaskSpec(
+        "batch_writer",
+        "pygnc.tasks.batch_writer",
+        subscribes=_batch.channels() + ("host_cmd",),
+        publishes=(),
+        sink=True,
+        enabled_by="batch_writer_enabled",
+    ),
+    TaskSpec("imu_ingest", "pygnc.tasks.imu_ingest", subscribes=(), publishes=("imu",), enabled_by="imu_driver"),
     # The only task that reads stdin and writes stdout (the host's terminal); every other
     # process's stdout goes to stderr.
-    TaskSpec("tty_stream", "pygnc.tasks.tty_stream", subscribes=("orbit", "attitude", "formation", "formation_2"),
-             publishes=("live", "host_cmd"), enabled_by="stream_enabled", stdio=True, replay=False),
+    TaskSpec(
+        "tty_stream",
+        "pygnc.tasks.tty_stream",
+        subscribes=("orbit", "attitude", "formation", "formation_2"),
+        publishes=("live", "host_cmd"),
+        enabled_by="stream_enabled",
+        stdio=True,
+        replay=False,
+    ),
 )
 
 if {t.name for t in TASKS} != set(TASK_IDS):

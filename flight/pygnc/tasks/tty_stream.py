@@ -64,8 +64,12 @@ HANGUP_EMPTY_READS = 10
 #: or 0xde/0xdf): subscribed to while not streaming.
 NO_MESSAGES = b"\x00"
 
-_KIND_BY_TYPE = {t: k for k in fmt.KINDS for t in k.message_types
-                 if t in ("orbit_estimate", "attitude_estimate", "formation_estimate", "estimator_note")}
+_KIND_BY_TYPE = {
+    t: k
+    for k in fmt.KINDS
+    for t in k.message_types
+    if t in ("orbit_estimate", "attitude_estimate", "formation_estimate", "estimator_note")
+}
 
 
 def _reopen(fd: int, flags: int) -> tuple[int, bool]:
@@ -98,7 +102,7 @@ class TtyStream(Task):
         self.seq = 0
         self.out: deque[bytes] = deque()
         self.out_bytes = 0
-        self.out_offset = 0          # bytes of out[0] already written
+        self.out_offset = 0  # bytes of out[0] already written
         self.cadence_s = max(0.0, float(cfg.stream_cadence_s))
         self.flush_available = expected_subscribers("host_cmd", cfg) > 0
         # per estimate key: newest waiting (t_sc_s, kind, values), when the last frame went, its time
@@ -113,8 +117,13 @@ class TtyStream(Task):
         self.reading = False
         self.out_registered = False
         self._out_check = False
-        self.other = {"stdin_eof": 0, "not_foreground": 0, "write_errors": 0, "live_published": 0,
-                      "estimates_subscribed": 1}
+        self.other = {
+            "stdin_eof": 0,
+            "not_foreground": 0,
+            "write_errors": 0,
+            "live_published": 0,
+            "estimates_subscribed": 1,
+        }
 
     # -- lifecycle ----------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -134,13 +143,24 @@ class TtyStream(Task):
                 self.modes = terminal.setup_for_stream(0)
             self.runner.poller.register(self.in_fd, zmq.POLLIN)
             self.reading = True
-        self.log.info("stream up: stdin %s%s, stdout %s, cadence %.3g s, flush %s",
-                      "terminal" if self.in_tty else "not a terminal",
-                      " (modes set)" if self.modes is not None else "",
-                      "ours" if self._own_out else "shared", self.cadence_s,
-                      "available" if self.flush_available else "unavailable (no batch writer)")
-        self._send(fs.HELLO_TAG, fs.HELLO.pack(fs.PROTOCOL_VERSION, fs.MAX_LINE_BYTES, self.ctx.run_number,
-                                               int(round(self.cadence_s * 1000)), self.ctx.sc_now()))
+        self.log.info(
+            "stream up: stdin %s%s, stdout %s, cadence %.3g s, flush %s",
+            "terminal" if self.in_tty else "not a terminal",
+            " (modes set)" if self.modes is not None else "",
+            "ours" if self._own_out else "shared",
+            self.cadence_s,
+            "available" if self.flush_available else "unavailable (no batch writer)",
+        )
+        self._send(
+            fs.HELLO_TAG,
+            fs.HELLO.pack(
+                fs.PROTOCOL_VERSION,
+                fs.MAX_LINE_BYTES,
+                self.ctx.run_number,
+                int(round(self.cadence_s * 1000)),
+                self.ctx.sc_now(),
+            ),
+        )
         self._write()
         self._subscribe_estimates(self.cadence_s > 0)
 
@@ -214,7 +234,7 @@ class TtyStream(Task):
                 break
             try:
                 end = self.out_offset + 512 if self._out_check else len(head)
-                k = os.write(self.out_fd, head[self.out_offset:end])
+                k = os.write(self.out_fd, head[self.out_offset : end])
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # the terminal is gone (EIO), or worse: drop, count, go on
@@ -289,8 +309,11 @@ class TtyStream(Task):
         if unit is not None:
             key = {fs.SENSOR: "sensor_segments", fs.GPS: "gps_segments", fs.RANGE: "range_packets"}[tag]
             self.n[key] += len(item.payload) // unit
-            ok = self.publish("live", "live_segments", {"tag": tag.decode(), "seq": item.seq, "data": item.payload,
-                                                        "t_rx_sc_s": self.ctx.sc_now()})
+            ok = self.publish(
+                "live",
+                "live_segments",
+                {"tag": tag.decode(), "seq": item.seq, "data": item.payload, "t_rx_sc_s": self.ctx.sc_now()},
+            )
             if ok:
                 self.other["live_published"] += 1
             else:
@@ -318,8 +341,12 @@ class TtyStream(Task):
                 self._subscribe_estimates(self.cadence_s > 0)
                 self._ack(item, fs.ACK_OK)
         elif tag == fs.FLUSH:
-            sent = self.flush_available and self.publish("host_cmd", "host_command",  # (a command: never replayed)
-                                                         {"command": "flush_batches", "seq": item.seq}, keep=False)
+            sent = self.flush_available and self.publish(
+                "host_cmd",
+                "host_command",  # (a command: never replayed)
+                {"command": "flush_batches", "seq": item.seq},
+                keep=False,
+            )
             self._ack(item, fs.ACK_OK if sent else fs.ACK_UNAVAILABLE)
 
     def _ack(self, frame: fs.Frame, result: int) -> None:
