@@ -99,7 +99,9 @@ def test_batch_sequence_numbers_are_refused_beyond_the_header_range(tmp_path):
         json.dumps({"format": STATE_FORMAT, "version": 1, "next_sequence": B.MAX_SEQUENCE - 1})
     )
     cfg = tmp_path / "pygnc.toml"
-    cfg.write_text("batch_file_max_bytes = 1024\n")
+    # Every orbit and attitude estimate recorded: the batch alone fills the two files at once
+    # (at the default cadences the health records, 60 s apart, would take most of a minute).
+    cfg.write_text("batch_file_max_bytes = 1024\n[batch_period_s]\norbit = 0\nattitude = 0\n")
     first, last = _span_without_sample(-1)
     with FlightRun(home, spacecraft_time_s=last + 1.0, env={"PYGNC_CONFIG": str(cfg)}) as run:
         run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_DOWNLINK_FAILED, timeout_s=60)
