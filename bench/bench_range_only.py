@@ -448,11 +448,14 @@ def main():
     )
     wt = np.array([r[11] for r in rows])
     doubt = np.array([1.0 - r[12] for r in rows])
+    n_wrong, expect = int(np.sum(wt < 0.5)), float(doubt.sum())
+    calibrated = abs(n_wrong - expect) <= 3.0 * math.sqrt(max(expect, 1.0))
     print(
         f"  side weights at the end: the published mixture favours the wrong side in "
-        f"{int(np.sum(wt < 0.5))} of {len(rows)} runs, where its weights expect {doubt.sum():.1f} "
-        f"(sum of 1 - largest weight; calibrated: the two agree within their Poisson scatter); "
-        f"weight of the true side median {np.median(wt):.3f}, least {wt.min():.3f}"
+        f"{n_wrong} of {len(rows)} runs, where its weights expect {expect:.1f} "
+        f"(sum of 1 - largest weight): {'within' if calibrated else 'NOT within'} 3 sigma of their Poisson scatter"
+        + ("" if calibrated or args.condition != "wrong_side" else " (the prior is on the wrong side by construction)")
+        + f"; weight of the true side median {np.median(wt):.3f}, least {wt.min():.3f}"
     )
     if ok:
         r3 = np.array([r[3] / r[4] for r in ok])
