@@ -7,6 +7,7 @@ read here from its syntax tree (an f-string's fields match any text).
 """
 
 import ast
+import functools
 import json
 import re
 import subprocess
@@ -47,6 +48,7 @@ def _first_args(tree: ast.Module, func: str) -> list[ast.expr]:
     return out
 
 
+@functools.cache
 def recorders() -> dict[str, tuple[list[str], list[str]]]:
     """{bench file name: (patterns of the names it records under, patterns of its figure keys)}."""
     out = {}
