@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "bench")]
 
 import tomli_w  # noqa: E402
+from bench_range_only import bound as crb_bound  # noqa: E402
 from results import figure, record  # noqa: E402
 
 from ground.__main__ import main as ground_main  # noqa: E402
@@ -57,6 +58,7 @@ from ground.replay_pipeline import run_pipeline  # noqa: E402
 from ground.sim import scenario as scn  # noqa: E402
 from ground.sim.sensors import hermite_position  # noqa: E402
 from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
+from pygnc.config import config_for_home  # noqa: E402
 from pygnc.formats import range_file as rf  # noqa: E402
 from pygnc.formats.sense import RECORD_SIZE  # noqa: E402
 from pygnc.timebase import utc_unix_from_gps  # noqa: E402
@@ -276,6 +278,27 @@ def run_day(seed_dir: Path, truth, day: int, args) -> list[dict]:
     return rows
 
 
+def pair_bound(seed_dir: Path, truth, row: dict) -> dict:
+    """The day's information bound of the pair *row* (the posterior CRB of
+    ``bench_range_only.bound``: the ranges of that day, the uplinked prior with its RTN
+    covariance, the own trajectory and the flight dynamics taken as exact), RMS over the
+    day after acquisition on a 60-s grid, 3D and line of sight; cached beside the run."""
+    i = int(np.flatnonzero(truth["radio_id"] == row["observer"])[0])
+    k = int(np.flatnonzero(truth["radio_id"] == row["peer"])[0])
+    home = seed_dir / f"day{row['day']}" / str(truth["spacecraft_name"][i])
+    cache = home / f"bound_0x{row['peer']:02X}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    t_day = float(truth["t_gps_s"][0]) + (row["day"] - 1) * DAY_S
+    t_out = np.arange(t_day + 60.0 * max(row["t_acq_min"], 1.0), t_day + DAY_S, 60.0)
+    b3, bl = crb_bound(
+        truth, k, config_for_home(home), t_out, observer=i, t_span=(t_day, t_day + DAY_S), prior_rtn=True
+    )
+    out = {"crb3_m": float(np.sqrt(np.mean(b3**2))), "crblos_m": float(np.sqrt(np.mean(bl**2)))}
+    cache.write_text(json.dumps(out))
+    return out
+
+
 def _curve(curves: list[dict], m: int):
     vals = [c.get(str(m), c.get(m, math.nan)) for c in curves]
     return float(np.nanmedian(vals)), float(np.nanmax(vals))
@@ -316,6 +339,21 @@ def day_figures(rows: list[dict], day: int) -> list[dict]:
             "min",
         ),
     ]
+    crb = np.array([x.get("crb3_m", math.nan) for x in r])
+    if np.isfinite(crb).any():
+        figs += [
+            figure(
+                f"day{day}_crb_median_m",
+                f"{label}: information bound (posterior CRB, 3D), median pair",
+                float(np.nanmedian(crb)),
+                "m",
+            ),
+            figure(
+                f"day{day}_rms_over_crb_median",
+                f"{label}: 3D RMS / information bound, median pair",
+                float(np.nanmedian(rms / crb)),
+            ),
+        ]
     curves = [x["curve"] for x in r if x.get("curve")]
     for m in (15, 60, 180, 1380):
         med, worst = _curve(curves, m)
@@ -345,6 +383,15 @@ def summary(rows: list[dict], day: int) -> None:
         f"{100 * np.nanmin(nees):.1f} %); valid {100 * np.nanmean(valid):.1f} % of epochs; acquisition after "
         f"{np.nanmedian(acq):.0f} min median (max {np.nanmax(acq):.0f})"
     )
+    crb = np.array([x.get("crb3_m", math.nan) for x in r])
+    if np.isfinite(crb).any():
+        ratio = rms / crb
+        print(
+            f"    information bound (posterior CRB; own trajectory and dynamics exact): 3D median "
+            f"{np.nanmedian(crb):.2f} m, worst pair {np.nanmax(crb):.2f} m; 3D RMS / bound median "
+            f"{np.nanmedian(ratio):.2f}, worst {np.nanmax(ratio):.2f}; pairs whose bound is over 2 m: "
+            f"{int(np.sum(crb > 2.0))} of {len(r)}"
+        )
     curves = [x["curve"] for x in r if x.get("curve")]
     if curves:
         print(
@@ -378,6 +425,9 @@ def main():
             seed_rows = []
             for day in (1, 2):
                 seed_rows += run_day(d, truth, day, args)
+            for x in seed_rows:
+                if x["day"] == 2 and not x.get("missing"):
+                    x.update(pair_bound(d, truth, x))
             for x in seed_rows:
                 if x.get("missing"):
                     print(f"  seed {seed} day {x['day']} 0x{x['observer']:02X}->0x{x['peer']:02X}: no estimate")

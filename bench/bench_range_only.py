@@ -69,6 +69,7 @@ from ground.sim import scenario as scn  # noqa: E402
 from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
+from pygnc.estimation.range_only import rtn_covariance_to_gcrs  # noqa: E402
 from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
 from pygnc.processors.formation import FormationProcessor, filter_config_from  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
@@ -144,12 +145,19 @@ def run(out: Path, overrides: dict | None = None, condition: str = "uplinked", s
     return res, cpu_s, proc, config
 
 
-def bound(truth, k: int, config, t_out):
-    """(sigma 3D, sigma LOS) of the posterior CRB at times *t_out* for partner *k*."""
+def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rtn=False):
+    """(sigma 3D, sigma LOS) of the posterior CRB at times *t_out* for partner *k* ranged by
+    spacecraft *observer* (truth indices): the partner's state at its first range and the
+    range bias from the ranges in *t_span* ((from, to) GPS s; default all) with the uplinked
+    prior's sigmas (*prior_rtn*: its ``cov_rtn``, taken in the truth's RTN axes), the
+    observer's own trajectory known exactly and the flight dynamics model taken as exact:
+    a lower bound."""
     fc = filter_config_from(config)
     f = FormationFilter(fc)
     model = f.peer_model
-    obs = (truth["range_observer"] == 0) & (truth["range_peer"] == k) & truth["range_valid"]
+    obs = (truth["range_observer"] == observer) & (truth["range_peer"] == k) & truth["range_valid"]
+    if t_span is not None:
+        obs &= (truth["range_t_gps_s"] >= t_span[0]) & (truth["range_t_gps_s"] <= t_span[1])
     t_r = truth["range_t_gps_s"][obs]
     order = np.argsort(t_r)
     t_r = t_r[order]
@@ -158,22 +166,25 @@ def bound(truth, k: int, config, t_out):
     t0 = tt[i0]
     x0 = np.concatenate((truth["r_gcrs_m"][k][i0], truth["v_gcrs_m_s"][k][i0]))
     pos, jac = partner_trajectory(x0, t0, t_r, model)
-    own = np.stack([np.interp(t_r, tt, truth["r_gcrs_m"][0][:, a]) for a in range(3)], 1)
+    own = np.stack([np.interp(t_r, tt, truth["r_gcrs_m"][observer][:, a]) for a in range(3)], 1)
     d = pos - own
     u = d / np.linalg.norm(d, axis=1)[:, None]
     h = np.concatenate((np.einsum("ni,nij->nj", u, jac), np.ones((t_r.size, 1))), axis=1)
     prior = np.zeros((7, 7))
     pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
-    sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
-    prior[:3, :3] = np.eye(3) * sp**2
-    prior[3:6, 3:6] = np.eye(3) * sv**2
+    if prior_rtn and pri and pri.get("cov_rtn") is not None:
+        prior[:6, :6] = rtn_covariance_to_gcrs(pri["cov_rtn"], x0)
+    else:
+        sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
+        prior[:3, :3] = np.eye(3) * sp**2
+        prior[3:6, 3:6] = np.eye(3) * sv**2
     prior[6, 6] = fc.range_bias_sigma_m**2
     info = np.linalg.inv(prior)
     sig_r2 = fc.range_sigma_m**2
     cum = np.cumsum(np.einsum("ni,nj->nij", h, h), axis=0) / sig_r2
     out3, outl = [], []
     pos_o, jac_o = partner_trajectory(x0, t0, np.maximum(np.asarray(t_out), t0), model)
-    own_o = np.stack([np.interp(t_out, tt, truth["r_gcrs_m"][0][:, a]) for a in range(3)], 1)
+    own_o = np.stack([np.interp(t_out, tt, truth["r_gcrs_m"][observer][:, a]) for a in range(3)], 1)
     for j, t in enumerate(t_out):
         n = int(np.searchsorted(t_r, t, side="right"))
         cov = np.linalg.inv(info + (cum[n - 1] if n else 0.0))
