@@ -28,11 +28,24 @@ def single_sc_3h(tmp_path_factory):
 def pytest_collection_modifyitems(session, config, items):
     """When the browser tests will run and there is no Chromium, start installing it now, in
     the background, so the download overlaps the other tests, saying so on the terminal
-    (tests/station_support.py; PYGNC_NO_BROWSER_INSTALL=1 opts out: docs/testing.md)."""
+    (tests/station_support.py; PYGNC_NO_BROWSER_INSTALL=1 opts out: docs/testing.md).
+    Under pytest-xdist the controller starts it, when a worker has collected them."""
+    if hasattr(config, "workerinput"):
+        return
     if any("browser" in getattr(item, "fixturenames", ()) for item in items):
         from station_support import start_chromium_install, terminal_line
 
         start_chromium_install(terminal_line(config))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """pytest-xdist's controller: a worker has collected *ids*; the browser tests are the
+    station page's (tests/test_station.py)."""
+    if any(i.startswith("tests/test_station.py::") for i in ids):
+        from station_support import start_chromium_install, terminal_line
+
+        start_chromium_install(terminal_line(node.config))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -41,3 +54,16 @@ def pytest_terminal_summary(terminalreporter):
         outcome = sys.modules["station_support"].install_outcome()
         if outcome:
             terminalreporter.write_line(outcome)
+
+
+@pytest.fixture
+def runtime_dir():
+    """A private, empty ``XDG_RUNTIME_DIR`` with a short path: the run's socket paths
+    (``<dir>/pygnc-<pid>-<random>/<channel>.sock``) must fit a Unix socket address (107
+    bytes), which a test's own tmp_path - deeper under pytest-xdist - may not leave room for."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="pygnc-xdg-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

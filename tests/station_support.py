@@ -178,6 +178,17 @@ NO_INSTALL_ENV = "PYGNC_NO_BROWSER_INSTALL"
 #: The install's output (apt-get's), kept for reading after the run.
 INSTALL_LOG = ARTIFACTS / "chromium-install.log"
 _INSTALL = "apt-get install -y -q --no-install-recommends chromium"
+#: Held while an install runs (one at a time, whichever pytest process starts it).
+INSTALL_LOCK = ARTIFACTS / "chromium-install.lock"
+#: argv: lock file, shell command.  Takes the lock, then installs unless a Chromium is there.
+_LOCKED_INSTALL = f"""
+import fcntl, shutil, subprocess, sys
+with open(sys.argv[1], "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if any(shutil.which(n) for n in {_CHROMIUM_NAMES!r}):
+        sys.exit(0)
+    sys.exit(subprocess.call(["bash", "-c", sys.argv[2]]))
+"""
 #: The background install of Debian's chromium (started when the browser tests are collected).
 _install: subprocess.Popen | None = None
 
@@ -215,27 +226,29 @@ def terminal_line(config):
     return say
 
 
-def start_chromium_install(say=None) -> None:
+def start_chromium_install(say=None, append: bool = False) -> None:
     """When there is no Chromium, the browser tests will run, this user may install packages
     (root with apt-get) and :data:`NO_INSTALL_ENV` is not set: start installing Debian's
     ``chromium`` in the background (so the download overlaps the other tests), saying so
     through *say* (a function taking a line; default: stderr), with its output in
-    :data:`INSTALL_LOG`."""
+    :data:`INSTALL_LOG` (*append*: after what is there, as a pytest-xdist worker does)."""
     global _install
     if _install is not None or _find_chromium() or _opted_out():
         return
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         return
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(INSTALL_LOG, "wb")
+    log = open(INSTALL_LOG, "ab" if append else "wb")
     _say(
         say,
         f"pygnc tests: no Chromium for the browser tests (tests/test_station.py): installing Debian's "
         f"chromium package in the background ({_INSTALL}); log: {INSTALL_LOG}. "
         f"Set {NO_INSTALL_ENV}=1 to skip those tests instead.",
     )
+    # Under pytest-xdist the controller and every worker may get here: the install runs under
+    # a file lock and does nothing when a Chromium is there once it holds it.
     _install = subprocess.Popen(
-        ["bash", "-c", f"{_INSTALL} || (apt-get update -q && {_INSTALL})"],
+        [sys.executable, "-c", _LOCKED_INSTALL, str(INSTALL_LOCK), f"{_INSTALL} || (apt-get update -q && {_INSTALL})"],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -265,7 +278,7 @@ def chromium(say=None) -> str | None:
     found = _find_chromium()
     if found:
         return found
-    start_chromium_install(say)
+    start_chromium_install(say, append=True)
     if _install is not None:
         if _install.poll() is None:
             _say(say, f"pygnc tests: waiting for the chromium install to finish (log: {INSTALL_LOG})")

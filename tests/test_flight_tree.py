@@ -382,11 +382,10 @@ def test_stop_while_tasks_are_still_starting(tmp_path, how):
         _check_stopped_in_order(run, rc)
 
 
-def test_timeout_during_startup_spawns_nothing_and_cleans_stale_socket_dirs(tmp_path):
+def test_timeout_during_startup_spawns_nothing_and_cleans_stale_socket_dirs(tmp_path, runtime_dir):
     """`main.py 1e-6 ...` killed 4 tasks (item 10); socket directories of runs that died by
     SIGKILL piled up (item 16)."""
-    xdg = tmp_path / "xdg"
-    xdg.mkdir()
+    xdg = runtime_dir
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = xdg / f"pygnc-{dead.pid}-deadbeef"

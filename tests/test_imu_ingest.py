@@ -69,9 +69,8 @@ def _health_counters(log_dir, task: str = "imu_ingest") -> list[dict]:
     return out
 
 
-def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
-    runtime = tmp_path / "xdg"
-    runtime.mkdir()
+def test_streams_survives_unplug_and_stops_cleanly(tmp_path, runtime_dir):
+    runtime = runtime_dir
     home = tmp_path / "home"
     cfg = tmp_path / "imu.toml"
     link = tmp_path / "ttyIMU"
@@ -146,7 +145,7 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path):
     assert att and att[-1]["imu_samples"] >= n // 2 and att[-1]["imu_rejected"] == 0, att[-1:]
 
 
-def test_a_monodrive_sending_the_1_15_imu_frame_is_refused_and_said_so(tmp_path):
+def test_a_monodrive_sending_the_1_15_imu_frame_is_refused_and_said_so(tmp_path, runtime_dir):
     """The real tree on a monoDrive port whose simulator sends release 1.15's IMU frame:
     nothing published, every frame counted as the wrong format, and the task's log says why
     no valid sample comes."""
@@ -157,8 +156,7 @@ def test_a_monodrive_sending_the_1_15_imu_frame_is_refused_and_said_so(tmp_path)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    runtime = tmp_path / "xdg"
-    runtime.mkdir()
+    runtime = runtime_dir
     cfg = tmp_path / "imu.toml"
     cfg.write_text(
         f'imu_driver = "monodrive"\nimu_port = "udp://127.0.0.1:{port}"\nimu_stale_s = 0.5\n'

@@ -132,3 +132,24 @@ def test_stale_socket_dirs_of_dead_runs_are_removed(tmp_path):
     link.symlink_to(other)
     assert remove_stale_run_dirs(tmp_path) == [stale]
     assert not stale.exists() and alive.is_dir() and other.is_dir() and link.is_symlink()
+
+
+def test_a_runtime_dir_too_deep_for_a_socket_path_falls_back_to_the_temp_dir(tmp_path, monkeypatch):
+    """A socket's path must fit 107 bytes: a deep ``$XDG_RUNTIME_DIR`` (a test's tmp_path
+    under pytest-xdist was one) stopped the supervisor with a ZMQError."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from pygnc.bus.channels import CHANNELS
+    from pygnc.supervisor import IPC_PATH_MAX, make_run_dir
+
+    deep = tmp_path / ("d" * 90)
+    deep.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
+    run_dir, _ = make_run_dir()
+    try:
+        assert run_dir.parent == Path(tempfile.gettempdir())
+        assert max(len(c.endpoint(run_dir)) - len("ipc://") for c in CHANNELS.values()) <= IPC_PATH_MAX
+    finally:
+        shutil.rmtree(run_dir)

@@ -134,11 +134,10 @@ def test_a_rejected_uplink_without_an_accepted_copy_runs_on_the_defaults(tmp_pat
     assert not (home / ACCEPTED_NAME).exists()
 
 
-def test_a_second_start_on_the_same_home_is_refused_and_the_first_run_is_untouched(tmp_path):
+def test_a_second_start_on_the_same_home_is_refused_and_the_first_run_is_untouched(tmp_path, runtime_dir):
     """A host retry took over the first run's live .part batch file (37 records lost) and
     both wrote the same status file."""
-    xdg = tmp_path / "xdg"
-    xdg.mkdir()
+    xdg = runtime_dir
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=T_END_SC, env={"XDG_RUNTIME_DIR": str(xdg)}) as run:
         run.wait_status(lambda s: _navigating(s) and s["flags"] & S.FLAG_ORBIT_VALID)
@@ -191,20 +190,18 @@ def _hang_up_and_check(run: FlightRun, xdg, hang_up) -> None:
     assert list(xdg.iterdir()) == []  # the socket directory is removed
 
 
-def test_the_terminal_closing_stops_the_tree_in_order(tmp_path):
+def test_the_terminal_closing_stops_the_tree_in_order(tmp_path, runtime_dir):
     """Closing the host's terminal (SIGHUP to the session leader, then a dead terminal: writes
     to it fail) left no stopping flag, a .part batch and a socket directory."""
-    xdg = tmp_path / "xdg"
-    xdg.mkdir()
+    xdg = runtime_dir
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=T_END_SC, env={"XDG_RUNTIME_DIR": str(xdg)}) as run:
         _hang_up_and_check(run, xdg, run.hang_up)
 
 
-def test_a_hang_up_passed_on_to_the_whole_job_stops_the_tree_in_order(tmp_path):
+def test_a_hang_up_passed_on_to_the_whole_job_stops_the_tree_in_order(tmp_path, runtime_dir):
     """A login shell that hangs up passes SIGHUP on to every process of its jobs."""
-    xdg = tmp_path / "xdg"
-    xdg.mkdir()
+    xdg = runtime_dir
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=T_END_SC, env={"XDG_RUNTIME_DIR": str(xdg)}) as run:
         _hang_up_and_check(run, xdg, lambda: os.killpg(run.proc.pid, signal.SIGHUP))

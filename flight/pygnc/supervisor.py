@@ -53,7 +53,7 @@ import zmq
 
 from . import config_source, run_lock, terminal
 from .atomic import write_atomic
-from .bus.channels import CHANNELS
+from .bus.channels import CHANNELS, CONTROL_SOCKET
 from .bus.messages import DecodeCounters, Encoder
 from .bus.transport import ControlServer, Publisher
 from .config import Config, Paths
@@ -157,11 +157,26 @@ def remove_stale_run_dirs(parent: Path) -> list[Path]:
     return removed
 
 
+#: Longest Unix socket path (``sockaddr_un.sun_path`` less its NUL), bytes.
+IPC_PATH_MAX = 107
+
+
+def _room_for_sockets(parent: str) -> bool:
+    """Whether every socket of a run directory made in *parent* fits :data:`IPC_PATH_MAX`
+    (the directory's name: prefix, a pid of up to 7 digits, ``-`` and mkdtemp's 8)."""
+    longest = max(len(n) for n in [CONTROL_SOCKET, *(c.name + ".sock" for c in CHANNELS.values())])
+    return len(os.fsencode(parent)) + 1 + len(RUN_DIR_PREFIX) + 7 + 1 + 8 + 1 + longest <= IPC_PATH_MAX
+
+
 def make_run_dir() -> tuple[Path, list[Path]]:
-    """A fresh private (0700) socket directory in ``$XDG_RUNTIME_DIR`` or the temp dir, after
-    removing stale ones; returns (it, the stale ones removed)."""
+    """A fresh private (0700) socket directory in ``$XDG_RUNTIME_DIR`` or, when that is not a
+    directory or too deep for a socket's path, the temp dir, after removing stale ones;
+    returns (it, the stale ones removed)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
-    parent = Path(base if base and os.path.isdir(base) else tempfile.gettempdir())
+    usable = base and os.path.isdir(base) and _room_for_sockets(base)
+    parent = Path(base if usable else tempfile.gettempdir())
+    if not _room_for_sockets(str(parent)):
+        raise RuntimeError(f"socket directory {parent} is too deep for a Unix socket path ({IPC_PATH_MAX} bytes)")
     stale = remove_stale_run_dirs(parent)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=parent))
     os.chmod(run_dir, 0o700)
