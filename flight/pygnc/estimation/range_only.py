@@ -498,7 +498,7 @@ class PartnerHypotheses:
         so that no call blocks the task for long (on a Pi one propagation of a 45-min window
         is 1-3 s; the whole fit would be 5-10 s, past the health limit).  Ranges arriving
         meanwhile join the window (each refit uses all it holds)."""
-        a, f, fc, c = self.window, self.filter, self.filter_config, self.config
+        a, f, c = self.window, self.filter, self.config
         if len(a.range_m) < c.min_ranges:
             self.window = None
             self.notes.append(
@@ -515,18 +515,7 @@ class PartnerHypotheses:
         # candidate's cost counts the whole mixture's density instead.
         candidates = []
         for comp in a.prior.components:
-            res = solve_relative_orbit(
-                a.x0,
-                np.array(a.ref_pos),
-                np.array(a.ref_jac),
-                comp.x0,
-                comp.p0,
-                fc.range_bias_prior_m,
-                fc.range_bias_sigma_m,
-                np.array(a.own_r_m),
-                np.array(a.range_m),
-                fc.range_sigma_m,
-            )
+            res = self._solve(a, a, a.x0, comp)
             if len(a.prior.components) == 1:
                 candidates = res.candidates
                 break
@@ -659,13 +648,20 @@ class PartnerHypotheses:
     def _refit(self, a: AcquisitionWindow, x7: np.ndarray) -> tuple:
         """Window *a*'s ranges fitted from the start *x7* ([partner state at the window
         start, bias]) linearised about *x7*'s own trajectory: (that window, the fit)."""
-        f, fc = self.filter, self.filter_config
+        f = self.filter
         b = a.relinearised(x7, float(f.x[I_DRAG_SCALE]), f.peer_model)
         comp = a.prior.nearest(x7[:6])
-        r2 = solve_relative_orbit(
-            x7[:6],
-            np.array(b.ref_pos),
-            np.array(b.ref_jac),
+        return b, self._solve(a, b, x7[:6], comp, starts=[x7])
+
+    def _solve(self, a: AcquisitionWindow, ref: AcquisitionWindow, x_ref0, comp: PriorComponent, starts=None):
+        """The ranges of window *a* fitted about *ref*'s reference trajectory (which starts at
+        *x_ref0*), regularised by the prior component *comp*
+        (:func:`~pygnc.estimation.range_only_iod.solve_relative_orbit`)."""
+        fc = self.filter_config
+        return solve_relative_orbit(
+            x_ref0,
+            np.array(ref.ref_pos),
+            np.array(ref.ref_jac),
             comp.x0,
             comp.p0,
             fc.range_bias_prior_m,
@@ -673,9 +669,8 @@ class PartnerHypotheses:
             np.array(a.own_r_m),
             np.array(a.range_m),
             fc.range_sigma_m,
-            starts=[x7],
+            starts=starts,
         )
-        return b, r2
 
     def _mirror_fit(self, a: AcquisitionWindow, b: AcquisitionWindow, r2: IodResult) -> tuple:
         """(cost, window, fit, (window, fit) whose range residuals stand for it) of the
