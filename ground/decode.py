@@ -108,24 +108,12 @@ KNOWN_NAMES = "sense*.bin, rngNNNNN.bin, range.bin, pygnc_status*.bin, batch_NNN
 def _head(path: Path, n: int = 4) -> bytes:
     """The first *n* bytes of a regular file (never blocks; anything else raises OSError
     as :func:`pygnc.formats.common.read_regular_file` does)."""
-    import errno
     import os
-    import stat
 
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    from pygnc.formats.common import open_regular_file
+
+    fd = open_regular_file(path)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            what = (
-                "a directory"
-                if stat.S_ISDIR(mode)
-                else "a FIFO"
-                if stat.S_ISFIFO(mode)
-                else "a socket"
-                if stat.S_ISSOCK(mode)
-                else "a device"
-            )
-            raise OSError(errno.EINVAL, f"not a regular file ({what})", str(path))
         return os.read(fd, n)
     finally:
         os.close(fd)

@@ -200,6 +200,21 @@ class GapTally:
         )
 
 
+def iter_decode(reader: TailReader, decoder, piece_bytes: int):
+    """A generator feeding *decoder* (a ``*StreamDecoder``) the pieces of *reader*, yielding
+    after each (the caller's chance to do other work); returns the decoder's result with
+    the bytes not read (``bytes_over_limit``)."""
+    while True:
+        piece = reader.read(piece_bytes)
+        decoder.feed(piece, final=not piece)
+        yield
+        if not piece:
+            break
+    batch = decoder.result(reader.size)
+    batch.bytes_over_limit = reader.bytes_over_limit
+    return batch
+
+
 def drain(gen):
     """Run a generator (one of the ``iter_*`` readers) to its end; its return value."""
     while True:

@@ -61,7 +61,16 @@ from pathlib import Path
 import numpy as np
 
 from pygnc.formats import range_packet as rp
-from pygnc.formats.common import READ_CHUNK_BYTES, DecodeStats, GapTally, TailReader, as_uint8, drain, gap_stats
+from pygnc.formats.common import (
+    READ_CHUNK_BYTES,
+    DecodeStats,
+    GapTally,
+    TailReader,
+    as_uint8,
+    drain,
+    gap_stats,
+    iter_decode,
+)
 from pygnc.formats.gps import (
     GPS_FIX_DTYPE,
     MAX_SOLUTION_STATUS,
@@ -381,16 +390,7 @@ def iter_read_range_file(
     the newest (last) this many bytes; the head not read is ``bytes_over_limit`` and counts
     as one skipped region.  ``OSError`` if it is not a regular file (never blocks)."""
     with TailReader(path, max_bytes) as r:
-        dec = RangeStreamDecoder(settings, file_index, r.start)
-        while True:
-            piece = r.read(READ_CHUNK_BYTES)
-            dec.feed(piece, final=not piece)
-            yield
-            if not piece:
-                break
-        batch = dec.result(r.size)
-        batch.bytes_over_limit = r.bytes_over_limit
-        return batch
+        return (yield from iter_decode(r, RangeStreamDecoder(settings, file_index, r.start), READ_CHUNK_BYTES))
 
 
 def range_file_number(name: str) -> int | None:

@@ -35,6 +35,7 @@ from pygnc.formats.common import (
     as_uint8,
     drain,
     gap_stats,
+    iter_decode,
 )
 from pygnc.formats.gps import (
     GPS_FIX_DTYPE,
@@ -417,15 +418,7 @@ def iter_read_sense_file(path: str | os.PathLike, settings: DecodeSettings | Non
     region.  ``OSError`` if it is not a regular file (a FIFO, a directory: never blocks)."""
     with TailReader(path, max_bytes) as r:
         dec = SenseStreamDecoder(settings, r.size - r.start, r.start)
-        while True:
-            piece = r.read(dec.piece_bytes)
-            dec.feed(piece, final=not piece)
-            yield
-            if not piece:
-                break
-        batch = dec.result(r.size)
-        batch.bytes_over_limit = r.bytes_over_limit
-        return batch
+        return (yield from iter_decode(r, dec, dec.piece_bytes))
 
 
 def read_sense_file(
