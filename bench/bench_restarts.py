@@ -36,7 +36,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from bench_ctrl_c import make_scenario  # noqa: E402
 from flight_harness import FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done, make_home  # noqa: E402
 from results import figure, record  # noqa: E402
 
@@ -55,25 +55,6 @@ from pygnc.tasks.table import enabled_tasks  # noqa: E402
 
 #: Longest a run may take from start to the batch processed, s.
 RUN_TIMEOUT_S = 300.0
-
-
-def make_scenario(dest: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ground",
-            "simulate",
-            str(dest),
-            "--settings",
-            str(REPO / "data" / "scenarios" / "formation_3h.toml"),
-            "--quiet",
-        ],
-        check=True,
-        cwd=REPO,
-        timeout=600,
-    )
-    return dest
 
 
 def _home(tmp: Path, scenario: Path) -> Path:
