@@ -286,30 +286,9 @@ def test_same_table_from_one_local_worker_and_a_two_worker_scheduler(tmp_path, o
     with two worker processes under it), with no change but --scheduler: the same table."""
     camp, out1, _ = one_worker_run
     sched_file = tmp_path / "scheduler.json"
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(sched_file),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
+    procs = [_start_scheduler(sched_file)]
     try:
-        for _ in range(300):
-            if sched_file.is_file() and sched_file.stat().st_size:
-                break
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
+        address = _scheduler_address(sched_file)
         procs.append(
             subprocess.Popen(
                 [
@@ -371,6 +350,32 @@ def test_rerun_of_one_seed_keeps_its_scenario_and_plots(tmp_path, one_worker_run
         r for r in rs.read_table(out / "results.csv") if int(r["seed"]) == ok_seed and r["estimator"] == "flight"
     )
     assert mine == theirs["attitude_angle_rms_deg"]
+
+
+def _start_scheduler(sched_file: Path) -> subprocess.Popen:
+    """A local Dask scheduler (no dashboard, any free port) that writes *sched_file*."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(sched_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _scheduler_address(sched_file: Path) -> str:
+    """The address a scheduler of :func:`_start_scheduler` writes, once written (60 s at most)."""
+    assert _wait_for(lambda: sched_file.is_file() and sched_file.stat().st_size > 0, 60)
+    return json.loads(sched_file.read_text())["address"]
 
 
 def _wait_for(pred, timeout_s: float) -> bool:
@@ -645,27 +650,9 @@ def test_a_worker_running_other_code_is_refused_before_any_run(tmp_path, other_c
     """A scheduler with two workers, one of them another install: the campaign stops before
     sending a run, naming the worker and both codes."""
     sched_file = tmp_path / "scheduler.json"
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(sched_file),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
+    procs = [_start_scheduler(sched_file)]
     try:
-        assert _wait_for(lambda: sched_file.is_file() and sched_file.stat().st_size > 0, 60)
-        address = json.loads(sched_file.read_text())["address"]
+        address = _scheduler_address(sched_file)
         worker = [
             sys.executable,
             "-m",
