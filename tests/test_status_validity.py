@@ -86,7 +86,7 @@ def test_clock_offset_is_float64_to_the_millisecond():
 
 
 def test_layout_version_size_and_task_slots():
-    assert S.VERSION == 3 and S.SIZE < 1024 and S.MAX_TASKS >= 10
+    assert S.VERSION == 4 and S.SIZE < 1024 and S.MAX_TASKS >= 10
 
 
 def test_info_names_quality_and_age():
@@ -99,6 +99,24 @@ def test_info_names_quality_and_age():
     )
     text = render_info(s).decode()
     assert "orb horizon 3.2y fix 12/12" in text and "ok" not in text.splitlines()[1]
+
+
+def test_info_says_how_old_the_attitudes_data_is():
+    """Issue 37 item 7: the sample ended with ``att uncertain 218.7deg`` and nothing said it
+    was propagated 70 s past its last gyro sample."""
+    now = LAST + 75.0
+    s = _status(
+        t_sc_s=now,
+        att_t_sc_s=now,
+        att_meas_t_sc_s=LAST + 5.0,
+        att_quality=S.ESTIMATE_QUALITY.index("uncertain"),
+        att_sigma_rad=(2.2, 2.2, 2.2),
+    )
+    assert render_info(s).decode().splitlines()[2] == "att uncertain 218.3deg data 70s ago"
+    s["att_meas_t_sc_s"] = now - 5.0  # fresh data: nothing to say
+    assert render_info(s).decode().splitlines()[2] == "att uncertain 218.3deg"
+    s["att_meas_t_sc_s"] = math.nan  # none yet
+    assert "ago" not in render_info(s).decode()
 
 
 def test_durations():
@@ -139,6 +157,7 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
         "orbit_quality": q,
         "att_quality": q,
         "att_t_sc_s": epoch,
+        "att_meas_t_sc_s": epoch - sig if math.isfinite(epoch - sig) else epoch,
         "orbit_sigma_r_m": (sig,) * 3,
         "att_sigma_rad": (sig,) * 3,
         "att_rate_body_rad_s": (sig,) * 3,

@@ -5,7 +5,7 @@ the configuration needs attention::
 
     pygnc r<run> up<uptime>s sc<spacecraft time> [STOP]
     orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
-    att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [no pos]
+    att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [data <age> ago] [no pos]
     frm <peers ok>/<peers> <worst 3-D 1-sigma>m [acq<ranges>/<window>m | amb<distance>m]
     tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL] [DF]
     in <records> rec <skipped> bad
@@ -14,7 +14,9 @@ the configuration needs attention::
 ``quality`` is the status file's (:data:`pygnc.formats.status.ESTIMATE_QUALITY`): ``ok``
 (usable now) and ``uncertain`` show the 1-sigma; ``behind``, ``ahead`` and ``horizon`` show
 how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d``,
-``1.7y``).  ``acq12/45m``: a range-only peer is still acquiring (12 of its 45 minutes of
+``1.7y``).  ``data 70s ago``: the attitude's last sensor sample is that old (shown from
+:data:`ATT_DATA_AGE_SHOWN_S` on; the estimate is propagated since, its sigma growing).
+``acq12/45m``: a range-only peer is still acquiring (12 of its 45 minutes of
 ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
 for a peer lie up to that far from its estimate (the largest is shown).  ``WF``: a status
 write failed in this run; ``LL``: logs limited; ``DF``: downlink failed (the batch writer
@@ -85,6 +87,11 @@ def _count(n) -> str:
     return f"{n // 1_000_000}M"[:5]
 
 
+#: The attitude line says how old its last sensor sample is once it is this old, s (samples
+#: come every few seconds; more than this and the estimate is running on propagation).
+ATT_DATA_AGE_SHOWN_S = 20.0
+
+
 def duration(seconds: float) -> str:
     """``12s``, ``40m``, ``4.1h``, ``12.5d``, ``1.7y`` (at most 6 characters)."""
     if seconds is None or not math.isfinite(seconds):
@@ -139,6 +146,9 @@ def render_info(s: dict, config_note: str = "") -> bytes:
         att = f"att rates only {_num(rate)}deg/s"
     else:
         att = _estimate("att", q, s["att_t_sc_s"], now, _num(math.degrees(norm(s["att_sigma_rad"])), "deg"))
+    age = now - s["att_meas_t_sc_s"]
+    if q != "none" and math.isfinite(age) and age >= ATT_DATA_AGE_SHOWN_S:
+        att += f" data {duration(age)} ago"
     if q != "none" and flags & FLAG_ATT_NO_POSITION:
         att += " no pos"
     lines.append(att)

@@ -32,7 +32,7 @@ import zlib
 from ..task_ids import TASK_STATES  # noqa: F401 - the health slots' states (taskK_state indexes them)
 
 MAGIC = b"PGNS"
-VERSION = 3
+VERSION = 4
 MAX_PEERS = 4
 MAX_TASKS = 10
 
@@ -91,7 +91,7 @@ ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "ra
 #: (name, struct code, unit / meaning).  The single declaration of the layout.
 FIELDS: list[tuple[str, str, str]] = [
     ("magic", "4s", "b'PGNS'"),
-    ("version", "H", "layout version (3)"),
+    ("version", "H", "layout version (4)"),
     ("length", "H", "total bytes including the CRC"),
     ("seq", "I", "write counter of this run"),
     ("run", "H", "run number (~/pygnc_logs/run_NNNNN)"),
@@ -133,6 +133,7 @@ FIELDS: list[tuple[str, str, str]] = [
     ("att_rate_body_rad_s", "3f", "body rate, rad/s"),
     ("att_gyro_bias_rad_s", "3f", "gyro bias, body frame, rad/s"),
     ("att_sigma_rad", "3f", "1-sigma attitude error about body axes, rad"),
+    ("att_meas_t_sc_s", "d", "spacecraft time of the last sensor sample the attitude took, s (NaN: none yet)"),
 ]
 for _k in range(MAX_PEERS):
     FIELDS += [

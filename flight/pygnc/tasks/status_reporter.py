@@ -201,6 +201,8 @@ class StatusReporter(Task):
 
     def _on_attitude_estimate(self, b: dict) -> None:
         s = self.status
+        if not b["propagated"] and self._newer("att_meas_t_sc_s", b):
+            s["att_meas_t_sc_s"] = b["t_sc_s"]  # an estimate at a sensor sample's time
         if not self._newer("att_t_sc_s", b):
             return
         s["att_t_sc_s"] = b["t_sc_s"]
