@@ -424,36 +424,42 @@ def test_the_side_odds_take_the_configured_model_error(monkeypatch):
     )
     hyp.filter, hyp.alts = _hypothesis([0, -3000, 400]), [RO.Hypothesis(_hypothesis([0, -3000, -400]), 0.5)]
     got = []
-    ll = RO.range_log_likelihood
-    monkeypatch.setattr(RO, "range_log_likelihood", lambda f, mv=0.0: got.append(mv) or ll(f, mv))
+    ll = RO.range_log_likelihoods
+    monkeypatch.setattr(RO, "range_log_likelihoods", lambda fs, mv=0.0: got.append((len(fs), mv)) or ll(fs, mv))
     hyp.filter.update_range(1.4e9, 3027.0)
     hyp.range_on_alternatives(1.4e9, 3027.0)
-    assert got and all(abs(mv - 0.49) < 1e-12 for mv in got)
+    assert len(got) == 1 and got[0][0] == 2 and abs(got[0][1] - 0.49) < 1e-12
     with pytest.raises(ValueError, match="side_model_sigma_m"):
         Config(range_only={"side_model_sigma_m": math.nan})
 
 
-def test_the_side_likelihood_counts_the_dynamics_error():
-    """Each range's log-likelihood for the side odds takes the innovation variance plus
-    [range_only] side_model_sigma_m squared: the same innovations move the odds less; with 0
-    it is the innovation's own (NIS capped at 25)."""
+def test_the_side_likelihood_counts_the_dynamics_error_and_only_the_innovations():
+    """Each range's log-likelihoods for the side odds judge every hypothesis' innovation on
+    one variance: the largest of theirs plus [range_only] side_model_sigma_m squared.  The
+    same innovations move the odds less with the model error; hypotheses whose covariances
+    differ (mirror images linearised apart) but whose innovations agree keep their odds -
+    the narrower one no longer gains ~1/2 nat per range (a day-1 TLE start lost its true side
+    that way); a squared innovation counts up to RANGE_LL_NIS_CAP."""
     from types import SimpleNamespace
 
-    RANGE_LL_NIS_CAP, _range_ll = RO.RANGE_LL_NIS_CAP, RO.range_log_likelihood
+    cap, lls = RO.RANGE_LL_NIS_CAP, RO.range_log_likelihoods
 
     def filt(nu, s):
         return SimpleNamespace(last_nis=nu * nu / s, last_s=np.array([[s]]))
 
     a, b = filt(0.3, 0.3), filt(1.5, 0.3)
-    assert _range_ll(a) == -0.5 * (0.3 + math.log(0.3))
-    d0 = _range_ll(a) - _range_ll(b)
-    d1 = _range_ll(a, 1.0) - _range_ll(b, 1.0)
+    d0 = lls([a, b])[0] - lls([a, b])[1]
+    d1 = lls([a, b], 1.0)[0] - lls([a, b], 1.0)[1]
+    assert abs(d0 - 0.5 * (1.5**2 - 0.3**2) / 0.3) < 1e-12
     assert abs(d1 - 0.5 * (1.5**2 - 0.3**2) / 1.3) < 1e-12 and 0.0 < d1 < d0
-    assert _range_ll(filt(100.0, 0.3)) == -0.5 * (RANGE_LL_NIS_CAP + math.log(0.3))
-    assert _range_ll(filt(100.0, 0.3), 1.0) == -0.5 * (RANGE_LL_NIS_CAP + math.log(1.3))
-    assert _range_ll(filt(2.0, 0.3), 1.0) == -0.5 * (4.0 / 1.3 + math.log(1.3))
+    narrow, broad = filt(0.5, 0.8), filt(0.5, 4.0)  # the same innovation, variances 5x apart
+    assert lls([narrow, broad], 1.0)[0] == lls([narrow, broad], 1.0)[1]
+    assert lls([filt(100.0, 0.3), a])[0] == -0.5 * cap
+    assert lls([filt(2.0, 0.3)], 1.0)[0] == -0.5 * 4.0 / 1.3
     assert range_only_config_from(Config()).side_model_sigma_m == 1.0
-    assert math.isnan(_range_ll(SimpleNamespace(last_nis=math.nan, last_s=None), 1.0))
+    out = lls([SimpleNamespace(last_nis=math.nan, last_s=None), a], 1.0)
+    assert math.isnan(out[0]) and math.isfinite(out[1])
+    assert all(math.isnan(x) for x in lls([SimpleNamespace(last_nis=math.nan, last_s=None)]))
 
 
 def _tracking(out, config):

@@ -701,12 +701,12 @@ class PartnerHypotheses:
     def range_on_alternatives(self, t_gps_s: float, range_m: float) -> None:
         """A range the filter has just used (or rejected) on every alternative too; each
         one's likelihood against the filter's moves its odds, then :meth:`prune`."""
-        mv = self.config.side_model_sigma_m**2
-        ll0 = range_log_likelihood(self.filter, mv)
         for h in self.alts:
             h.filter.predict_to(h.filter.range_base_time(t_gps_s))
             h.filter.update_range(t_gps_s, range_m)
-            d = ll0 - range_log_likelihood(h.filter, mv)
+        lls = range_log_likelihoods([self.filter] + [h.filter for h in self.alts], self.config.side_model_sigma_m**2)
+        for h, ll in zip(self.alts, lls[1:]):
+            d = lls[0] - ll
             if math.isfinite(d):
                 h.llr += d
         self.prune()
@@ -762,7 +762,7 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
     explains costs them all the same, and none leaves out the ranges that speak against
     it); plus each one's prior term (the prior mixture's density with several components).
     *model_var_m2*: the dynamics' error in a range, added to its variance as the running
-    odds do (:func:`range_log_likelihood`): a few units of chi-square between mirror images
+    odds do (:func:`range_log_likelihoods`): a few units of chi-square between mirror images
     are the model's, not evidence."""
     n = min(len(h[3][0].ref_pos) for h in hyps)
     z = np.asarray(a.range_m[:n], dtype=float)
@@ -832,18 +832,20 @@ def mixture(fs: list, ws) -> FormationFilter:
     return out
 
 
-def range_log_likelihood(f: FormationFilter, model_var_m2: float = 0.0) -> float:
-    """Log-likelihood of *f*'s last range with its NIS capped at RANGE_LL_NIS_CAP: a range
-    the filter's gate rejected still counts against it, an outlier (rejected by every
-    hypothesis) no more than that.  *model_var_m2*: added to the innovation variance (the
-    dynamics' error the filter's own variance leaves out, ``[range_only] side_model_sigma_m``)."""
-    if not math.isfinite(f.last_nis):
-        return math.nan
-    s = float(f.last_s[0, 0])
-    if model_var_m2 > 0.0:
-        s2 = s + model_var_m2
-        return -0.5 * (min(f.last_nis * s / s2, RANGE_LL_NIS_CAP) + math.log(s2))
-    return -0.5 * (min(f.last_nis, RANGE_LL_NIS_CAP) + math.log(s))
+def range_log_likelihoods(fs: list, model_var_m2: float = 0.0) -> list:
+    """Log-likelihoods of the same range under each hypothesis' filter in *fs*, their
+    innovations judged on one variance: the largest of theirs, plus *model_var_m2*.  Mirror
+    images carry the same information to first order, so the sizes of their covariances
+    differ only by how each was linearised; with each its own variance, the log-determinant
+    term paid ~1/2 nat per range to the narrower one and carried the odds to whichever side
+    had the shorter needle - the true side lost a day-1 TLE start that way.  Only the
+    innovations speak between them; each squared one counts up to RANGE_LL_NIS_CAP."""
+    nu2 = [f.last_nis * float(f.last_s[0, 0]) if math.isfinite(f.last_nis) else math.nan for f in fs]
+    ss = [float(f.last_s[0, 0]) for f, n in zip(fs, nu2) if math.isfinite(n)]
+    if not ss:
+        return [math.nan] * len(fs)
+    s2 = max(ss) + model_var_m2
+    return [-0.5 * min(n / s2, RANGE_LL_NIS_CAP) if math.isfinite(n) else math.nan for n in nu2]
 
 
 def merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
