@@ -159,6 +159,24 @@ def test_ctrl_c_while_streaming_stops_in_order_and_restores_the_terminal(sample_
     assert stop_s < 5.0  # the host cuts power 10 s after Ctrl-C; median stop ~0.2 s (bench_ctrl_c)
 
 
+def test_frames_queued_ahead_of_the_ctrl_c_are_taken_and_counted(tmp_path):
+    """Issue 37 item 8: frames written just before Ctrl-C sat in the terminal's input queue
+    when its ^C raised SIGINT, and the stop flushed them (the Pi's BYE counted 28 sensor
+    segments of the 29 the host sent).  Here 12 frames and the ^C arrive in one write."""
+    items = live.live_items(SAMPLE, t_from_s=live.first_time(SAMPLE) + 100)[:12]
+    with FlightRun(make_home(tmp_path, SAMPLE), timeout_min=3) as run:
+        run.wait_frame(lambda f: f.tag == fs.HELLO_TAG, 60)
+        os.write(
+            run.master, b"".join(fs.encode_frame(it.tag, 100 + k, it.data) for k, it in enumerate(items)) + b"\x03"
+        )
+        assert run.wait_exit(10) == 0
+        bye = [f for f in _frames(run) if f.tag == fs.BYE]
+    counters = fs.decode_counters(bye[0].payload)
+    assert counters["frames_in"] == len(items)
+    sent_sns = sum(len(it.data) // 30 for it in items if it.tag == fs.SENSOR)
+    assert counters["sensor_segments"] == sent_sns
+
+
 def test_stdout_carries_frames_only_and_live_data_alone_makes_estimates(tmp_path):
     """No sense.bin, no range files: the stream alone gives a clock map and estimates; and
     stdout (here a file) holds nothing but frames - the banner and logs go to stderr."""

@@ -163,20 +163,19 @@ IPC_PATH_MAX = 107
 
 def _room_for_sockets(parent: str) -> bool:
     """Whether every socket of a run directory made in *parent* fits :data:`IPC_PATH_MAX`
-    (the directory's name: prefix, a pid of up to 7 digits, ``-`` and mkdtemp's 8)."""
+    (the directory's name: prefix, this pid, ``-`` and mkdtemp's 8 characters)."""
     longest = max(len(n) for n in [CONTROL_SOCKET, *(c.name + ".sock" for c in CHANNELS.values())])
-    return len(os.fsencode(parent)) + 1 + len(RUN_DIR_PREFIX) + 7 + 1 + 8 + 1 + longest <= IPC_PATH_MAX
+    name = len(RUN_DIR_PREFIX) + len(str(os.getpid())) + 1 + 8
+    return len(os.fsencode(parent)) + 1 + name + 1 + longest <= IPC_PATH_MAX
 
 
 def make_run_dir() -> tuple[Path, list[Path]]:
-    """A fresh private (0700) socket directory in ``$XDG_RUNTIME_DIR`` or, when that is not a
-    directory or too deep for a socket's path, the temp dir, after removing stale ones;
-    returns (it, the stale ones removed)."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    usable = base and os.path.isdir(base) and _room_for_sockets(base)
-    parent = Path(base if usable else tempfile.gettempdir())
-    if not _room_for_sockets(str(parent)):
-        raise RuntimeError(f"socket directory {parent} is too deep for a Unix socket path ({IPC_PATH_MAX} bytes)")
+    """A fresh private (0700) socket directory, after removing stale ones; returns (it, the
+    stale ones removed).  In ``$XDG_RUNTIME_DIR``, else the temp dir, else ``/tmp``: the first
+    that is a directory with room for a socket's path (else the first directory: a socket
+    that does not fit is then the bind's error, named in the log)."""
+    dirs = [d for d in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp") if d and os.path.isdir(d)]
+    parent = Path(next((d for d in dirs if _room_for_sockets(d)), dirs[0] if dirs else "."))
     stale = remove_stale_run_dirs(parent)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=parent))
     os.chmod(run_dir, 0o700)

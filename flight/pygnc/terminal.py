@@ -6,6 +6,8 @@ process of the tree as before.  For the stream (:mod:`pygnc.tasks.tty_stream`) i
 
 * turns echo off (the host's frames would otherwise come back on our output line);
 * turns IXON off (a stray 0x13 in garbage would stop our output until a 0x11);
+* sets NOFLSH: the ^C would otherwise discard the queued input (the frames the host sent
+  just before it, which the stream task still reads at its stop) and our unsent output;
 * disables every special character but INTR: EOF (0x04 would read as end of input), QUIT
   (0x1C: SIGQUIT, a core dump), SUSP (0x1A: SIGTSTP, the tree stopped), ERASE, KILL, and
   the IEXTEN ones (WERASE, LNEXT, REPRINT) - so a byte of garbage is just a byte.
@@ -79,7 +81,7 @@ def stream_modes(modes: list) -> list:
             cc[i] = bytes([disabled]) if isinstance(cc[i], bytes) else disabled
     iflag &= ~(termios.IXON | termios.IXOFF)
     lflag &= ~(termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ECHONL | termios.IEXTEN)
-    lflag |= termios.ICANON | termios.ISIG
+    lflag |= termios.ICANON | termios.ISIG | termios.NOFLSH
     return [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
 
 

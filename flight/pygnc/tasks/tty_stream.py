@@ -179,6 +179,11 @@ class TtyStream(Task):
         self.other["estimates_subscribed"] = int(on)
 
     def on_stop(self, reason: str) -> None:
+        if self.reading:
+            # What the host sent before its Ctrl-C is queued ahead of it (the terminal raised
+            # SIGINT on the ^C byte, before we read what preceded it): taken and counted in
+            # the BYE, not flushed with what comes after the stop.
+            self._read()
         self._send(fs.BYE, fs.encode_counters(self.n))
         t_end = time.monotonic() + STOP_WRITE_S
         while self.out and time.monotonic() < t_end and self.out_fd >= 0:
