@@ -835,11 +835,10 @@ def mixture(fs: list, ws) -> FormationFilter:
 def range_log_likelihoods(fs: list, model_var_m2: float = 0.0) -> list:
     """Log-likelihoods of the same range under each hypothesis' filter in *fs*, their
     innovations judged on one variance: the largest of theirs, plus *model_var_m2*.  Mirror
-    images carry the same information to first order, so the sizes of their covariances
-    differ only by how each was linearised; with each its own variance, the log-determinant
-    term paid ~1/2 nat per range to the narrower one and carried the odds to whichever side
-    had the shorter needle - the true side lost a day-1 TLE start that way.  Only the
-    innovations speak between them; each squared one counts up to RANGE_LL_NIS_CAP."""
+    images carry the same information to first order, so their covariances differ only by
+    how each was linearised; judged each on its own variance, the log-determinant term would
+    move the odds towards the narrower one by itself.  A squared innovation counts up to
+    RANGE_LL_NIS_CAP."""
     nu2 = [f.last_nis * float(f.last_s[0, 0]) if math.isfinite(f.last_nis) else math.nan for f in fs]
     ss = [float(f.last_s[0, 0]) for f, n in zip(fs, nu2) if math.isfinite(n)]
     if not ss:
