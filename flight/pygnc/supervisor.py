@@ -174,8 +174,9 @@ def make_run_dir() -> tuple[Path, list[Path]]:
     stale ones removed).  In ``$XDG_RUNTIME_DIR``, else the temp dir, else ``/tmp``: the first
     that is a directory with room for a socket's path (else the first directory: a socket
     that does not fit is then the bind's error, named in the log)."""
+    # (gettempdir() always names an existing directory, so the list is never empty)
     dirs = [d for d in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp") if d and os.path.isdir(d)]
-    parent = Path(next((d for d in dirs if _room_for_sockets(d)), dirs[0] if dirs else "."))
+    parent = Path(next((d for d in dirs if _room_for_sockets(d)), dirs[0]))
     stale = remove_stale_run_dirs(parent)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=parent))
     os.chmod(run_dir, 0o700)
