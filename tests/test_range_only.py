@@ -413,53 +413,85 @@ def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
     assert all(any(abs(h.llr - e) < 1e-9 for e in expected) for h in p.alts)
 
 
-def test_the_side_odds_take_the_configured_model_error(monkeypatch):
+def test_the_side_odds_take_the_configured_model_error():
     """range_on_alternatives weighs every range with the configured model error ([range_only]
-    side_model_sigma_m) squared added to the innovation variance (for the filter and each
-    alternative alike)."""
+    side_model_sigma_m and side_model_tau_s) for the filter and each alternative alike, each
+    one's estimate of it kept with it."""
     from pygnc.processors.formation import range_only_config_from
 
-    hyp = RO.PartnerHypotheses(
-        FormationFilterConfig(), range_only_config_from(Config(range_only={"side_model_sigma_m": 0.7})), 0x4B
-    )
+    cfg = Config(range_only={"side_model_sigma_m": 0.7, "side_model_tau_s": 900.0})
+    hyp = RO.PartnerHypotheses(FormationFilterConfig(), range_only_config_from(cfg), 0x4B)
+    assert (hyp.model_error.sigma_m, hyp.model_error.tau_s) == (0.7, 900.0)
     hyp.filter, hyp.alts = _hypothesis([0, -3000, 400]), [RO.Hypothesis(_hypothesis([0, -3000, -400]), 0.5)]
-    got = []
-    ll = RO.range_log_likelihoods
-    monkeypatch.setattr(RO, "range_log_likelihoods", lambda fs, mv=0.0: got.append((len(fs), mv)) or ll(fs, mv))
-    hyp.filter.update_range(1.4e9, 3027.0)
-    hyp.range_on_alternatives(1.4e9, 3027.0)
-    assert len(got) == 1 and got[0][0] == 2 and abs(got[0][1] - 0.49) < 1e-12
-    with pytest.raises(ValueError, match="side_model_sigma_m"):
-        Config(range_only={"side_model_sigma_m": math.nan})
+    hyp.filter.update_range(1.4e9, 3030.0)
+    hyp.range_on_alternatives(1.4e9, 3030.0)
+    # Both see an innovation of about +3 m: each estimate moves towards it, the odds hardly.
+    assert 0.0 < hyp.model_error_m < 3.0 and 0.0 < hyp.alts[0].model_error_m < 3.0
+    assert abs(hyp.alts[0].llr - 0.5) < 1e-3
+    assert hyp.model_error.t_gps_s == 1.4e9 and hyp.model_error.var_m2 < 0.49
+    assert range_only_config_from(Config()).side_model_sigma_m == 1.0
+    assert range_only_config_from(Config()).side_model_tau_s == 1800.0
+    for bad in ({"side_model_sigma_m": math.nan}, {"side_model_tau_s": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Config(range_only=bad)
 
 
-def test_the_side_likelihood_counts_the_dynamics_error_and_only_the_innovations():
-    """Each range's log-likelihoods for the side odds judge every hypothesis' innovation on
-    one variance: the largest of theirs plus [range_only] side_model_sigma_m squared.  The
-    same innovations move the odds less with the model error; hypotheses whose covariances
-    differ (mirror images linearised apart) but whose innovations agree keep their odds -
-    the narrower one no longer gains ~1/2 nat per range (a day-1 TLE start lost its true side
-    that way); a squared innovation counts up to RANGE_LL_NIS_CAP."""
+def _innovation(nu, s):
     from types import SimpleNamespace
 
-    cap, lls = RO.RANGE_LL_NIS_CAP, RO.range_log_likelihoods
+    return SimpleNamespace(last_nu_m=nu, last_s=np.array([[s]]))
 
-    def filt(nu, s):
-        return SimpleNamespace(last_nis=nu * nu / s, last_s=np.array([[s]]))
 
-    a, b = filt(0.3, 0.3), filt(1.5, 0.3)
-    d0 = lls([a, b])[0] - lls([a, b])[1]
-    d1 = lls([a, b], 1.0)[0] - lls([a, b], 1.0)[1]
+def test_the_side_likelihood_judges_innovations_on_one_variance():
+    """Each range's log-likelihoods for the side odds judge every hypothesis' innovation on
+    one variance: the largest of theirs plus the model error's.  White (tau 0) that is
+    sigma_m^2; hypotheses whose covariances differ (mirror images linearised apart) but whose
+    innovations agree keep their odds - the narrower one gains nothing (a day-1 TLE start
+    lost its true side that way); a squared residual counts up to RANGE_LL_NIS_CAP and then
+    does not move the model error's estimate."""
+    cap = RO.RANGE_LL_NIS_CAP
+
+    def lls(fs, sigma_m=1.0):
+        return RO.RangeModelError(sigma_m, 0.0).log_likelihoods(1.4e9, fs, [0.0] * len(fs))[0]
+
+    a, b = _innovation(0.3, 0.3), _innovation(1.5, 0.3)
+    d0 = lls([a, b], 0.0)[0] - lls([a, b], 0.0)[1]
+    d1 = lls([a, b])[0] - lls([a, b])[1]
     assert abs(d0 - 0.5 * (1.5**2 - 0.3**2) / 0.3) < 1e-12
     assert abs(d1 - 0.5 * (1.5**2 - 0.3**2) / 1.3) < 1e-12 and 0.0 < d1 < d0
-    narrow, broad = filt(0.5, 0.8), filt(0.5, 4.0)  # the same innovation, variances 5x apart
-    assert lls([narrow, broad], 1.0)[0] == lls([narrow, broad], 1.0)[1]
-    assert lls([filt(100.0, 0.3), a])[0] == -0.5 * cap
-    assert lls([filt(2.0, 0.3)], 1.0)[0] == -0.5 * 4.0 / 1.3
-    assert range_only_config_from(Config()).side_model_sigma_m == 1.0
-    out = lls([SimpleNamespace(last_nis=math.nan, last_s=None), a], 1.0)
+    narrow, broad = _innovation(0.5, 0.8), _innovation(0.5, 4.0)  # the same innovation, variances 5x apart
+    assert lls([narrow, broad])[0] == lls([narrow, broad])[1]
+    assert lls([_innovation(100.0, 0.3), a], 0.0)[0] == -0.5 * cap
+    assert lls([_innovation(2.0, 0.3)])[0] == -0.5 * 4.0 / 1.3
+    out = lls([_innovation(math.nan, 0.3), a])
     assert math.isnan(out[0]) and math.isfinite(out[1])
-    assert all(math.isnan(x) for x in lls([SimpleNamespace(last_nis=math.nan, last_s=None)]))
+    assert all(math.isnan(x) for x in lls([_innovation(math.nan, 0.3)]))
+    m = RO.RangeModelError(1.0, 1800.0)
+    _, est = m.log_likelihoods(1.4e9, [a, a], [0.0, 0.0])
+    phi = math.exp(-60.0 / 1800.0)
+    _, est2 = m.log_likelihoods(1.4e9 + 60.0, [_innovation(100.0, 0.3), a], est)
+    assert est2[0] == phi * est[0] and phi * est[1] < est2[1] < 0.3  # the outlier leaves its estimate alone
+
+
+def test_the_model_error_is_evidence_once_not_in_every_range():
+    """Two hypotheses whose innovations stay 0.4 m apart (a fraction of the dynamics' 1 m
+    error) for 10 hours of ranges a minute apart: counted white, the odds pass e^20 and the
+    true one would be dropped; with the error correlated along the orbit (30 min) they stay
+    within a nat or two.  Innovations 5 m apart still decide within the hour."""
+    rng = np.random.default_rng(3)
+
+    def odds(offset_m, tau_s, n):
+        m = RO.RangeModelError(1.0, tau_s)
+        est, llr = [0.0, 0.0], 0.0
+        for k in range(n):
+            nu = 0.5 * float(rng.standard_normal()) + 0.4 * math.sin(k * 60.0 / 900.0)
+            lls, est = m.log_likelihoods(1.4e9 + 60.0 * k, [_innovation(nu, 0.3), _innovation(nu + offset_m, 0.3)], est)
+            llr += lls[0] - lls[1]
+        return llr
+
+    assert odds(0.4, 0.0, 600) > RO.SIDE_DECIDED_LLR
+    assert abs(odds(0.4, 1800.0, 600)) < 2.0
+    assert odds(5.0, 1800.0, 60) > RO.SIDE_DECIDED_LLR
 
 
 def _tracking(out, config):

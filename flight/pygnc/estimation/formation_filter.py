@@ -263,6 +263,8 @@ class FormationFilter:
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
         self.range_rejected_nu_m: list[float] = []  # innovations of the ranges rejected since one was used
         self.last_nis = math.nan
+        #: The innovation of the last range that reached the update (signed), m.
+        self.last_nu_m = math.nan
         self._q_key = (
             c.orbit.dmc_tau_s,
             c.orbit.dmc_sigma_m_s2,
@@ -651,7 +653,8 @@ class FormationFilter:
         s_inv = np.linalg.inv(s)
         nis = float(y @ s_inv @ y)
         self.last_nis = nis
-        self.last_s = s  # with last_nis: the innovation's likelihood (see range_log_likelihood)
+        self.last_nu_m = math.nan  # (a range's innovation only)
+        self.last_s = s
         if not nis <= gate:  # NaN fails the gate too
             return False, nis
         k = pht @ s_inv
@@ -674,6 +677,7 @@ class FormationFilter:
         s = float(hv @ u) + var
         nis = nu * nu / s if s > 0.0 else math.nan
         self.last_nis = nis
+        self.last_nu_m = nu
         self.last_s = np.array([[s]])
         if not nis <= gate:  # NaN fails the gate too
             return False, nis
@@ -803,13 +807,6 @@ class FormationFilter:
         row[I_RANGE_DT] = -(u[0] * p_dot[0] + u[1] * p_dot[1] + u[2] * p_dot[2])
         return rho + float(self.x[I_RANGE_BIAS]), h, rho, u, p_dot, j
 
-    def range_log_likelihood(self) -> float:
-        """Log-likelihood (up to a constant) of the last range that reached the update,
-        from its innovation: -(NIS + ln S) / 2; NaN if the last range did not."""
-        if not math.isfinite(self.last_nis):
-            return math.nan
-        return -0.5 * (self.last_nis + math.log(float(self.last_s[0, 0])))
-
     def inflate_to_rejected_ranges(self) -> float:
         """Scale the relative state's covariance so that the ranges rejected since the last
         one used are one sigma under it (their median squared innovation = the range's
@@ -860,7 +857,7 @@ class FormationFilter:
         ahead = self.range_ahead_s(t)
         if ahead == 0.0:
             self._check_time(t)
-        self.last_nis = math.nan  # set again only if the range reaches the update
+        self.last_nis = self.last_nu_m = math.nan  # set again only if the range reaches the update
         c = self.config
         sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
         pred, h, rho, u, rel_dot, j = self._range_terms(ahead)

@@ -307,11 +307,13 @@ class AcquisitionWindow:
 
 @dataclass
 class Hypothesis:
-    """An alternative orbit of a partner: its filter and the log-likelihood ratio of the
-    partner's most likely filter over it (the window fit's cost and every range since)."""
+    """An alternative orbit of a partner: its filter, the log-likelihood ratio of the
+    partner's most likely filter over it (the window fit's cost and every range since), and
+    its estimate of the dynamics' error in the ranges (:class:`RangeModelError`), m."""
 
     filter: FormationFilter
     llr: float
+    model_error_m: float = 0.0
 
 
 class PartnerHypotheses:
@@ -329,6 +331,9 @@ class PartnerHypotheses:
         self.peer_id = peer_id
         self.filter = FormationFilter(filter_config)
         self.alts: list[Hypothesis] = []
+        #: The dynamics' error in the ranges as the odds count it, and the filter's estimate of it.
+        self.model_error = RangeModelError(self.config.side_model_sigma_m, self.config.side_model_tau_s)
+        self.model_error_m = 0.0
         self.window: AcquisitionWindow | None = None
         self.prior: PartnerPrior | None = None
         #: A restart's prior being carried to the data (:meth:`lose`).
@@ -364,6 +369,11 @@ class PartnerHypotheses:
             out.append(h.filter)
         return out
 
+    def _new_hypotheses(self) -> None:
+        """The hypotheses have just been made: nothing is known yet of their model error."""
+        self.model_error.reset()
+        self.model_error_m = 0.0
+
     # ------------------------------------------------------------------ start and restart
     def window_length_s(self, p0: np.ndarray) -> float:
         """The acquisition window for a prior of partner covariance *p0*: the short one when
@@ -381,6 +391,7 @@ class PartnerHypotheses:
         (the same covariance, shifted) with its prior odds until the window is fitted."""
         f = self.filter
         self.alts = []
+        self._new_hypotheses()
         self.carry = None
         self.n_starts += 1
         # The window fits the partner as the ranges see it from the own estimate at the window
@@ -413,6 +424,7 @@ class PartnerHypotheses:
         scale = f.inflate_to_rejected_ranges()
         f.take_ranges_as_acquired()
         self.alts = []
+        self._new_hypotheses()
         self.n_restarts += 1
         c = self.config
         prior = self.prior or PartnerPrior(
@@ -592,6 +604,7 @@ class PartnerHypotheses:
         # odds (its mirror image always, other minima a close pair's window fits about as
         # well); the later ranges decide.
         self.alts = []
+        self._new_hypotheses()
         for cost, b, r2, _ in hyps[1:]:
             if (cost - cost0) / 2.0 < SIDE_DECIDED_LLR:
                 alt = copy.deepcopy(f)
@@ -704,8 +717,14 @@ class PartnerHypotheses:
         for h in self.alts:
             h.filter.predict_to(h.filter.range_base_time(t_gps_s))
             h.filter.update_range(t_gps_s, range_m)
-        lls = range_log_likelihoods([self.filter] + [h.filter for h in self.alts], self.config.side_model_sigma_m**2)
-        for h, ll in zip(self.alts, lls[1:]):
+        lls, errors = self.model_error.log_likelihoods(
+            t_gps_s,
+            [self.filter] + [h.filter for h in self.alts],
+            [self.model_error_m] + [h.model_error_m for h in self.alts],
+        )
+        self.model_error_m = errors[0]
+        for h, ll, m in zip(self.alts, lls[1:], errors[1:]):
+            h.model_error_m = m
             d = lls[0] - ll
             if math.isfinite(d):
                 h.llr += d
@@ -720,28 +739,29 @@ class PartnerHypotheses:
         if not self.alts:
             return
         f = self.filter
-        hyps = [(f, 0.0)] + [(h.filter, -h.llr) for h in self.alts]  # (filter, log weight)
-        alive = [(g, lw) for g, lw in hyps if g.range_acquired]
+        # (filter, log weight, model error estimate)
+        hyps = [(f, 0.0, self.model_error_m)] + [(h.filter, -h.llr, h.model_error_m) for h in self.alts]
+        alive = [h for h in hyps if h[0].range_acquired]
         if not alive:
             self.alts = []
             return
-        top = max(lw for _, lw in alive)
+        top = max(h[1] for h in alive)
         kept: list[list] = []
-        for g, lw in sorted(alive, key=lambda h: -h[1]):
+        for g, lw, m in sorted(alive, key=lambda h: -h[1]):
             if top - lw >= SIDE_DECIDED_LLR:
                 break
             for k in kept:
-                if same_orbit(k[0], g):
+                if same_orbit(k[0], g):  # (the heavier one's model error stands)
                     merge_into(k[0], 1.0 / (1.0 + math.exp(lw - k[1])), g)
                     k[1] = float(np.logaddexp(k[1], lw))
                     break
             else:
-                kept.append([g, lw])
-        main, lw0 = kept[0]
+                kept.append([g, lw, m])
+        main, lw0, self.model_error_m = kept[0]
         if main is not f or len(kept) < len(hyps):
             self.on_change()
         self.filter = main
-        self.alts = [Hypothesis(g, lw0 - lw) for g, lw in kept[1:]]
+        self.alts = [Hypothesis(g, lw0 - lw, m) for g, lw, m in kept[1:]]
         if noted and not self.alts:
             self.notes.append(
                 (
@@ -762,7 +782,7 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
     explains costs them all the same, and none leaves out the ranges that speak against
     it); plus each one's prior term (the prior mixture's density with several components).
     *model_var_m2*: the dynamics' error in a range, added to its variance as the running
-    odds do (:func:`range_log_likelihoods`): a few units of chi-square between mirror images
+    odds do (:class:`RangeModelError`): a few units of chi-square between mirror images
     are the model's, not evidence."""
     n = min(len(h[3][0].ref_pos) for h in hyps)
     z = np.asarray(a.range_m[:n], dtype=float)
@@ -832,19 +852,56 @@ def mixture(fs: list, ws) -> FormationFilter:
     return out
 
 
-def range_log_likelihoods(fs: list, model_var_m2: float = 0.0) -> list:
-    """Log-likelihoods of the same range under each hypothesis' filter in *fs*, their
-    innovations judged on one variance: the largest of theirs, plus *model_var_m2*.  Mirror
-    images carry the same information to first order, so their covariances differ only by
-    how each was linearised; judged each on its own variance, the log-determinant term would
-    move the odds towards the narrower one by itself.  A squared innovation counts up to
-    RANGE_LL_NIS_CAP."""
-    nu2 = [f.last_nis * float(f.last_s[0, 0]) if math.isfinite(f.last_nis) else math.nan for f in fs]
-    ss = [float(f.last_s[0, 0]) for f, n in zip(fs, nu2) if math.isfinite(n)]
-    if not ss:
-        return [math.nan] * len(fs)
-    s2 = max(ss) + model_var_m2
-    return [-0.5 * min(n / s2, RANGE_LL_NIS_CAP) if math.isfinite(n) else math.nan for n in nu2]
+@dataclass
+class RangeModelError:
+    """The flight dynamics' error in a range, as the hypotheses' odds count it: a first-order
+    Gauss-Markov process (*sigma_m*, correlation time *tau_s*) that each hypothesis estimates
+    from its own innovations, with one variance :attr:`var_m2` for all.  The error is
+    correlated along the orbit: counted as white, an innovation difference between two
+    hypotheses that stays a fraction of it would be evidence anew in every range (a close
+    partner's wrong orbit, its innovations 0.1-0.2 m from the true one's, reached odds of
+    e^20 within an hour).  *tau_s* = 0: white."""
+
+    sigma_m: float
+    tau_s: float
+    var_m2: float = math.nan
+    t_gps_s: float = math.nan
+
+    def reset(self) -> None:
+        """New hypotheses: nothing known of their model error (its stationary variance)."""
+        self.var_m2, self.t_gps_s = self.sigma_m**2, math.nan
+
+    def log_likelihoods(self, t_gps_s: float, fs: list, errors_m: list) -> tuple[list, list]:
+        """(log-likelihoods, model-error estimates) of the range at *t_gps_s* under each
+        hypothesis' filter in *fs*, whose model-error estimates were *errors_m*.  Each one's
+        innovation less its predicted model error is judged on one variance: the largest
+        innovation variance of theirs plus the model error's (mirror images carry the same
+        information to first order; judged each on its own variance, the log-determinant
+        term would move the odds towards the one linearised narrower).  A squared residual
+        counts up to RANGE_LL_NIS_CAP, and one past it does not move the estimate."""
+        if not math.isfinite(self.var_m2):
+            self.reset()
+        dt = t_gps_s - self.t_gps_s if math.isfinite(self.t_gps_s) else math.inf
+        phi = math.exp(-max(0.0, dt) / self.tau_s) if self.tau_s > 0.0 else 0.0
+        var_pred = phi * phi * self.var_m2 + (1.0 - phi * phi) * self.sigma_m**2
+        ss = [float(f.last_s[0, 0]) for f in fs if math.isfinite(f.last_nu_m)]
+        if not ss:
+            return [math.nan] * len(fs), list(errors_m)
+        s2 = max(ss) + var_pred
+        gain = var_pred / s2
+        lls, out = [], []
+        for f, m in zip(fs, errors_m):
+            m_pred = phi * m
+            e = f.last_nu_m - m_pred
+            if not math.isfinite(e):
+                lls.append(math.nan)
+                out.append(m_pred)
+                continue
+            lls.append(-0.5 * min(e * e / s2, RANGE_LL_NIS_CAP))
+            out.append(m_pred + gain * e if e * e / s2 <= RANGE_LL_NIS_CAP else m_pred)
+        self.var_m2 = var_pred * (1.0 - gain)
+        self.t_gps_s = t_gps_s
+        return lls, out
 
 
 def merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:

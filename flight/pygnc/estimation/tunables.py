@@ -227,9 +227,11 @@ class RangeOnlyConfig:
     #: curved valley) is made again with another third of the window's ranges, up to this
     #: long (0 or less than the window: never extended), s.
     max_window_s: float = bounded(5400.0, "[0, 864000]")
-    #: The flight dynamics' error in a range (1 sigma), m, as the hypotheses' odds count it:
-    #: added in variance to each one's innovation variance.
+    #: The flight dynamics' error in a range as the hypotheses' odds count it: 1 sigma, m,
+    #: and its correlation time along the orbit, s (a Gauss-Markov process each hypothesis
+    #: estimates from its innovations; 0: white, each range's its own).
     side_model_sigma_m: float = bounded(1.0, "[0, 1e6]")
+    side_model_tau_s: float = bounded(1800.0, "[0, 1e7]")
     #: A partner with no prior starts from its first range placed along-track: "both" sides
     #: (equally likely: ranges cannot tell them apart), or "ahead" / "behind" (the other side
     #: kept at ``wrong_side_probability``); sigmas per axis of those placements and of a
