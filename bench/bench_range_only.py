@@ -355,7 +355,9 @@ def consistency(truth, est: list[dict], config) -> dict:
     """After the partner's acquisition (its first estimate not ``acquiring``): the NEES of
     every published estimate against the 99.9 % bound, the seconds from the window's opening
     to the acquisition, and the time from the opening after which the kept orbits agree
-    within the validity bound for good (``ambiguity_m``; NaN: never)."""
+    within the validity bound for good (``ambiguity_m``; NaN: never); and how many epochs
+    were reported valid, and of those how many with the NEES past its bound (confidently
+    wrong)."""
     tg = np.array([b["t_gps_s"] for b in est])
     acq = np.array([b["acquiring"] for b in est])
     after = np.flatnonzero(~acq)
@@ -365,6 +367,7 @@ def consistency(truth, est: list[dict], config) -> dict:
         "inside": 0,
         "t_decided_s": math.nan,
         "n_valid": 0,
+        "n_valid_wrong": 0,
     }
     if not after.size:
         return out
@@ -378,9 +381,9 @@ def consistency(truth, est: list[dict], config) -> dict:
     if last_open < tg.size - 1:
         out["t_decided_s"] = float(tg[last_open + 1] - tg[0])
     sig = np.array([np.linalg.norm(b["sigma_dr_m"]) for b in est])
-    out["n_valid"] = int(
-        np.sum(sel & ~acq & (amb <= config.formation_valid_max_sigma_m) & (sig <= config.formation_valid_max_sigma_m))
-    )
+    valid = sel & ~acq & (amb <= config.formation_valid_max_sigma_m) & (sig <= config.formation_valid_max_sigma_m)
+    out["n_valid"] = int(np.sum(valid))
+    out["n_valid_wrong"] = int(np.sum(valid & (e["nees"] > NEES_999_3DOF)))
     return out
 
 
@@ -505,7 +508,8 @@ def main():
             f"  the kept orbits agree within the validity bound ({config_bound(args)} m) for good in "
             f"{decided.size} of {dec.size} runs"
             + (f", after {np.median(decided):.1f} h median (max {decided.max():.1f} h)" if decided.size else "")
-            + f"; valid epochs {sum(c['n_valid'] for c in cons)} of {n}"
+            + f"; valid epochs {sum(c['n_valid'] for c in cons)} of {n}, with the NEES past its bound "
+            f"{sum(c['n_valid_wrong'] for c in cons)} (in {sum(c['n_valid_wrong'] > 0 for c in cons)} runs)"
         )
     if curves:
         med = np.median(np.array(curves), axis=0)
@@ -552,6 +556,11 @@ def _record(args, rows, cons, ok) -> None:
             "epochs reported valid after acquisition",
             100.0 * sum(c["n_valid"] for c in cons) / max(n, 1),
             "%",
+        ),
+        figure(
+            "valid_wrong_epochs",
+            "epochs reported valid with the NEES past its bound (confidently wrong)",
+            sum(c["n_valid_wrong"] for c in cons),
         ),
         figure(
             "published_median_m",
