@@ -329,6 +329,58 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     assert hyp.filter is far and not hyp.alts
 
 
+def test_a_side_whose_orbits_lost_the_ranges_is_kept_as_the_point_mirror():
+    """The point mirror of the most likely orbit keeps every range to first order: when the
+    hypotheses on its side lose the ranges (or the ranges they reject prune them) while that
+    orbit holds them, the side is kept as that point mirror, with the weight the lost ones
+    had while they held the ranges (PartnerHypotheses.prune); not when a kept orbit is there
+    already, when the lost one lies on the kept orbit's own side, or when its weight was
+    negligible anyway."""
+
+    def setup(lost_dr, llr, rejected_nats, acquired=False, extra=()):
+        hyp = RO.PartnerHypotheses(FormationFilterConfig(), peer_id=0x4B)
+        hyp.filter = _hypothesis([0, -3000, 400])
+        lost = _hypothesis(lost_dr)
+        lost.range_acquired = acquired
+        lost.range_rejections_in_row = 6
+        hyp.alts = [RO.Hypothesis(lost, llr, RO.Track(rejected_nats=rejected_nats))]
+        hyp.alts += [RO.Hypothesis(_hypothesis(dr), 1.0) for dr in extra]
+        hyp.prune()
+        return hyp
+
+    hyp = setup([0, 3300, -350], 3.0, 1.0)  # 300 m off the main orbit's point mirror, lost
+    (image,) = hyp.alts
+    np.testing.assert_allclose(image.filter.x[9:12], [0, 3000, -400], atol=1e-9)
+    np.testing.assert_allclose(image.filter.p[9:12, 9:12], hyp.filter.p[9:12, 9:12], atol=1e-12)
+    assert image.filter is not hyp.filter and image.filter.range_acquired
+    assert abs(image.llr - 2.0) < 1e-12 and image.track == RO.Track()
+    assert [code for code, _ in hyp.notes] == ["range_only_point_mirror"]
+    # Pruned by the ranges it rejected (still acquired), its weight before them given back.
+    (image,) = setup([0, 3300, -350], RO.SIDE_DECIDED_LLR + 4.0, 6.0, acquired=True).alts
+    assert abs(image.llr - (RO.SIDE_DECIDED_LLR - 2.0)) < 1e-9
+    assert len(setup([0, 3300, -350], 3.0, 1.0, extra=([0, 3000, -401],)).alts) == 1  # there already
+    assert not setup([0, -3100, 350], 3.0, 1.0).alts  # on the main orbit's side
+    assert not setup([0, 3300, -350], RO.SIDE_DECIDED_LLR + 5.0, 1.0).alts  # negligible
+
+
+def test_the_ambiguity_is_how_far_apart_the_kept_orbits_come():
+    """orbit_ambiguity_m: the largest amplitude over an orbit of a kept orbit's relative
+    motion less the published one's, sqrt(|dr|^2 + (|dv| / n)^2): mirror images in the own
+    orbit plane where the partner crosses it meet in position but not as orbits."""
+    x = np.zeros(18)
+    x[0:6] = [6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0]
+    n = 7612.0 / 6.878e6
+    up, down = x.copy(), x.copy()
+    up[9:15] = [0.0, -3000.0, 0.0, 0.0, 0.0, 0.4]  # crossing the own orbit plane, 0.4 m/s across
+    down[9:15] = [0.0, -3000.0, 0.0, 0.0, 0.0, -0.4]
+    mid = RO.mix([(up, np.eye(18)), (down, np.eye(18))], (0.5, 0.5))[0]
+    assert abs(RO.orbit_ambiguity_m([up, down], (0.5, 0.5), mid) - 0.4 / n) < 1e-6
+    assert RO.orbit_ambiguity_m([up], (1.0,), up) == 0.0
+    assert RO.orbit_ambiguity_m([up, down], (1.0 - 1e-4, 1e-4), up) == 0.0  # too light to count
+    down[9:15] = [0.0, -3000.0, 30.0, 0.0, 0.0, 0.0]
+    assert abs(RO.orbit_ambiguity_m([up, down], (1.0, 1.0), up) - math.hypot(30.0, 0.4 / n)) < 1e-6
+
+
 def test_window_hypotheses_are_weighed_on_the_same_ranges():
     """The refits of a window run one per arriving range, so each holds a different number
     of ranges: their odds are taken on the ranges all of them held, each squared normalised
@@ -426,7 +478,7 @@ def test_the_side_odds_take_the_configured_model_error():
     hyp.filter.update_range(1.4e9, 3030.0)
     hyp.range_on_alternatives(1.4e9, 3030.0)
     # Both see an innovation of about +3 m: each estimate moves towards it, the odds hardly.
-    assert 0.0 < hyp.model_error_m < 3.0 and 0.0 < hyp.alts[0].model_error_m < 3.0
+    assert 0.0 < hyp.track.model_error_m < 3.0 and 0.0 < hyp.alts[0].track.model_error_m < 3.0
     assert abs(hyp.alts[0].llr - 0.5) < 1e-3
     assert hyp.model_error.t_gps_s == 1.4e9 and hyp.model_error.var_m2 < 0.49
     assert range_only_config_from(Config()).side_model_sigma_m == 1.0

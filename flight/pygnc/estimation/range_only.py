@@ -306,14 +306,25 @@ class AcquisitionWindow:
 
 
 @dataclass
+class Track:
+    """What the odds keep of one hypothesis besides its filter: its estimate of the
+    dynamics' error in the ranges (:class:`RangeModelError`), m, and the log-likelihood it
+    has lost, against the best of those that used them, to the ranges its filter rejected in
+    a row (given back if its side is taken up again: :meth:`PartnerHypotheses.prune`)."""
+
+    model_error_m: float = 0.0
+    rejected_nats: float = 0.0
+
+
+@dataclass
 class Hypothesis:
     """An alternative orbit of a partner: its filter, the log-likelihood ratio of the
     partner's most likely filter over it (the window fit's cost and every range since), and
-    its estimate of the dynamics' error in the ranges (:class:`RangeModelError`), m."""
+    its :class:`Track`."""
 
     filter: FormationFilter
     llr: float
-    model_error_m: float = 0.0
+    track: Track = field(default_factory=Track)
 
 
 class PartnerHypotheses:
@@ -331,9 +342,9 @@ class PartnerHypotheses:
         self.peer_id = peer_id
         self.filter = FormationFilter(filter_config)
         self.alts: list[Hypothesis] = []
-        #: The dynamics' error in the ranges as the odds count it, and the filter's estimate of it.
+        #: The dynamics' error in the ranges as the odds count it, and the filter's :class:`Track`.
         self.model_error = RangeModelError(self.config.side_model_sigma_m, self.config.side_model_tau_s)
-        self.model_error_m = 0.0
+        self.track = Track()
         self.window: AcquisitionWindow | None = None
         self.prior: PartnerPrior | None = None
         #: A restart's prior being carried to the data (:meth:`lose`).
@@ -345,6 +356,7 @@ class PartnerHypotheses:
         self.n_ranges_fitted = 0
         self.n_restarts = 0
         self.n_extensions = 0  # acquisition windows lengthened (a fit that did not converge)
+        self.n_mirrors_taken_up = 0  # sides kept as a point mirror after their orbits lost the ranges
         self._mirror_noted = False
 
     @property
@@ -372,7 +384,7 @@ class PartnerHypotheses:
     def _new_hypotheses(self) -> None:
         """The hypotheses have just been made: nothing is known yet of their model error."""
         self.model_error.reset()
-        self.model_error_m = 0.0
+        self.track = Track()
 
     # ------------------------------------------------------------------ start and restart
     def window_length_s(self, p0: np.ndarray) -> float:
@@ -717,14 +729,17 @@ class PartnerHypotheses:
         for h in self.alts:
             h.filter.predict_to(h.filter.range_base_time(t_gps_s))
             h.filter.update_range(t_gps_s, range_m)
-        lls, errors = self.model_error.log_likelihoods(
-            t_gps_s,
-            [self.filter] + [h.filter for h in self.alts],
-            [self.model_error_m] + [h.model_error_m for h in self.alts],
-        )
-        self.model_error_m = errors[0]
-        for h, ll, m in zip(self.alts, lls[1:], errors[1:]):
-            h.model_error_m = m
+        fs = [self.filter] + [h.filter for h in self.alts]
+        tracks = [self.track] + [h.track for h in self.alts]
+        lls, errors = self.model_error.log_likelihoods(t_gps_s, fs, [tr.model_error_m for tr in tracks])
+        holding = [ll for f, ll in zip(fs, lls) if not f.range_rejections_in_row and math.isfinite(ll)]
+        for f, tr, ll, m in zip(fs, tracks, lls, errors):
+            tr.model_error_m = m
+            if not f.range_rejections_in_row:
+                tr.rejected_nats = 0.0
+            elif holding and math.isfinite(ll):
+                tr.rejected_nats += max(holding) - ll
+        for h, ll in zip(self.alts, lls[1:]):
             d = lls[0] - ll
             if math.isfinite(d):
                 h.llr += d
@@ -735,39 +750,74 @@ class PartnerHypotheses:
         tracks the ranges, merge those that have come together (their relative states within
         MERGE_D2 of each other: the heavier one takes the pair's mean, covariance and
         weight), and make the most likely the filter.  A filter that has lost the ranges is
-        dropped while an alternative still holds them (else the owner restarts)."""
+        dropped while an alternative still holds them (else the owner restarts); its side is
+        taken up again by a point mirror (:meth:`_take_up_point_mirrors`), as is the side of
+        one pruned by the ranges its filter rejected."""
         if not self.alts:
             return
         f = self.filter
-        # (filter, log weight, model error estimate)
-        hyps = [(f, 0.0, self.model_error_m)] + [(h.filter, -h.llr, h.model_error_m) for h in self.alts]
+        hyps = [(f, 0.0, self.track)] + [(h.filter, -h.llr, h.track) for h in self.alts]  # (filter, log weight, track)
         alive = [h for h in hyps if h[0].range_acquired]
         if not alive:
             self.alts = []
             return
         top = max(h[1] for h in alive)
         kept: list[list] = []
-        for g, lw, m in sorted(alive, key=lambda h: -h[1]):
+        lost = [h for h in hyps if not h[0].range_acquired]
+        for g, lw, tr in sorted(alive, key=lambda h: -h[1]):
             if top - lw >= SIDE_DECIDED_LLR:
-                break
+                if tr.rejected_nats > 0.0:  # its odds fell with the ranges its filter rejected
+                    lost.append((g, lw, tr))
+                continue
             for k in kept:
-                if same_orbit(k[0], g):  # (the heavier one's model error stands)
+                if same_orbit(k[0], g):  # (the heavier one's track stands)
                     merge_into(k[0], 1.0 / (1.0 + math.exp(lw - k[1])), g)
                     k[1] = float(np.logaddexp(k[1], lw))
                     break
             else:
-                kept.append([g, lw, m])
-        main, lw0, self.model_error_m = kept[0]
+                kept.append([g, lw, tr])
+        if lost:
+            self._take_up_point_mirrors(kept, lost)
+        main, lw0, self.track = kept[0]
         if main is not f or len(kept) < len(hyps):
             self.on_change()
         self.filter = main
-        self.alts = [Hypothesis(g, lw0 - lw, m) for g, lw, m in kept[1:]]
+        self.alts = [Hypothesis(g, lw0 - lw, tr) for g, lw, tr in kept[1:]]
         if noted and not self.alts:
             self.notes.append(
                 (
                     "range_only_side",
                     f"{self.name}: the ranges have decided between the orbits its "
                     "window fitted (and on which side of the own orbit plane it flies)",
+                )
+            )
+
+    def _take_up_point_mirrors(self, kept: list, lost: list) -> None:
+        """*lost* hypotheses (filter, log weight, track) whose filters lost the ranges, or
+        whose odds fell with the ranges they rejected, while the *kept* ones ([filter, log
+        weight, track], heaviest first) hold them.  The point mirror of the most likely orbit
+        keeps every range to first order, so the side of the lost ones nearer it than to that
+        orbit stays open (a filter started off the truth there can still diverge): it is kept
+        as that point mirror, with the weight the lost ones had while they held the ranges -
+        unless a kept orbit is there already or it weighs under e^-SIDE_DECIDED_LLR of the
+        best.  *kept* is left heaviest first."""
+        main = kept[0][0]
+        image = point_mirrored(main)
+        lw = -math.inf
+        for g, lw_g, tr in lost:
+            if np.linalg.norm(g.x[9:12] - image.x[9:12]) < np.linalg.norm(g.x[9:12] - main.x[9:12]):
+                lw = float(np.logaddexp(lw, lw_g + tr.rejected_nats))
+        if kept[0][1] - lw >= SIDE_DECIDED_LLR or any(same_orbit(k[0], image, MIRROR_D2) for k in kept):
+            return
+        kept.append([image, lw, Track()])
+        kept.sort(key=lambda k: -k[1])
+        self.n_mirrors_taken_up += 1
+        if self.n_mirrors_taken_up == 1:
+            self.notes.append(
+                (
+                    "range_only_point_mirror",
+                    f"{self.name}: the orbits on one side lost the ranges; that side is kept as the point "
+                    "mirror of the most likely orbit (the ranges cannot tell the two apart)",
                 )
             )
 
@@ -842,6 +892,21 @@ def mix(ests: list, ws, idx=None) -> tuple:
         d = x - xm if idx is None else x[idx] - xm[idx]
         pm += w * (pc + np.outer(d, d))
     return xm, pm
+
+
+def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:
+    """How far apart the kept orbits lie: of the *states* (filter states (n,)) weighing at
+    least AMBIGUITY_MIN_WEIGHT in *ws*, the largest amplitude over an orbit of one's
+    relative motion less the published state *x*'s, sqrt(|dr|^2 + (|dv| / n)^2) with n the
+    own orbit's mean motion (|v| / |r|) - the positions alone meet twice an orbit (mirror
+    images in the own orbit plane where the partner crosses it) while the orbits differ."""
+    n = float(np.linalg.norm(x[3:6]) / np.linalg.norm(x[0:3]))
+    out = 0.0
+    for s, w in zip(states, ws):
+        if w >= AMBIGUITY_MIN_WEIGHT:
+            dr, dv = s[9:12] - x[9:12], s[12:15] - x[12:15]
+            out = max(out, math.sqrt(float(dr @ dr) + float(dv @ dv) / (n * n)))
+    return out
 
 
 def mixture(fs: list, ws) -> FormationFilter:
@@ -926,6 +991,16 @@ def reflected(f: FormationFilter) -> FormationFilter:
     hypothesis to first order."""
     t = block_mirror(f.x.size, plane_mirror(f.x[0:6]), at=(9, 12, 15))
     g = copy.copy(f)
+    g.x, g.p = t @ f.x, t @ f.p @ t.T
+    return g
+
+
+def point_mirrored(f: FormationFilter) -> FormationFilter:
+    """A copy of *f* (its own, to be updated) with its relative position, velocity and
+    differential acceleration negated (mean and covariance): the point mirror, which keeps
+    every range to first order."""
+    t = block_mirror(f.x.size, -np.eye(3), at=(9, 12, 15))
+    g = copy.deepcopy(f)
     g.x, g.p = t @ f.x, t @ f.p @ t.T
     return g
 

@@ -145,7 +145,7 @@ for _k in range(MAX_PEERS):
         (f"peer{_k}_dv_ecef_m_s", "3f", "peer minus own velocity, ECEF, m/s"),
         (f"peer{_k}_sigma_dr_m", "3f", "1-sigma relative position, m"),
         (f"peer{_k}_range_bias_m", "f", "estimated range bias, m"),
-        (f"peer{_k}_ambiguity_m", "f", "range-only: farthest kept orbit from the estimate, m (0: one orbit)"),
+        (f"peer{_k}_ambiguity_m", "f", "range-only: how far apart the kept orbits come in an orbit, m (0: one)"),
         (f"peer{_k}_acq_s", "H", "range-only: seconds of ranges in the open acquisition window (0: none open)"),
         (f"peer{_k}_acq_window_s", "H", "range-only: length of the open acquisition window, s (0: none open)"),
     ]

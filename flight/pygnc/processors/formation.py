@@ -84,7 +84,7 @@ from ..estimation.formation_filter import (
     rtn_matrix,
 )
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only import AMBIGUITY_MIN_WEIGHT, RangeOnlyConfig, mix
+from ..estimation.range_only import RangeOnlyConfig, mix, orbit_ambiguity_m
 from ..timebase import ClockMap, utc_unix_from_gps
 from . import Output, Processor, admission, clock_map_from_body, now_cursor
 from .event_order import EventOrder, Kind
@@ -512,9 +512,7 @@ class FormationProcessor(Processor):
             ws = (w[0],) + tuple(w[1])
             x, pr = mix(ests, ws, I_REPORTED)
         hyp_dr = [e[0][9:12] for e in ests]
-        ambiguity = max(
-            (float(np.linalg.norm(d - x[9:12])) for d, wk in zip(hyp_dr, ws) if wk >= AMBIGUITY_MIN_WEIGHT), default=0.0
-        )
+        ambiguity = orbit_ambiguity_m([e[0] for e in ests], ws, x)
         j = ecef_jacobian(t)
         x_rel = x[9:15]
         p6 = pr[:6, :6]
@@ -678,6 +676,7 @@ class FormationProcessor(Processor):
             "ranges_fitted": sum(p.hyp.n_ranges_fitted for p in ps),
             "range_only_restarts": sum(p.hyp.n_restarts for p in ps),
             "range_only_extensions": sum(p.hyp.n_extensions for p in ps),
+            "range_only_point_mirrors": sum(p.hyp.n_mirrors_taken_up for p in ps),
             "range_only_alternatives": sum(len(p.alts) for p in ps),
             "ranges_acquiring": sum(len(p.hyp.window.range_m) for p in ps if p.hyp.window is not None),
             "reinit": sum(f.n_reinit for f in fs),
