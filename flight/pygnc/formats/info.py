@@ -18,7 +18,7 @@ how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d`
 :data:`ATT_DATA_AGE_SHOWN_S` on; the estimate is propagated since, its sigma growing).
 ``acq12/45m``: a range-only peer is still acquiring (12 of its 45 minutes of
 ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
-for a peer lie up to that far from its estimate (the largest is shown).  ``WF``: a status
+for a peer come up to that far from its estimate in an orbit (the largest is shown).  ``WF``: a status
 write failed in this run; ``LL``: logs limited; ``DF``: downlink failed (the batch writer
 could not write every record of this run).  Every number is printed in a bounded width, so
 the six lines always fit; the ``cfg`` line (status flags ``config_rejected``,
