@@ -342,7 +342,8 @@ def test_a_side_whose_orbits_lost_the_ranges_is_kept_as_the_point_mirror():
         hyp.filter = _hypothesis([0, -3000, 400])
         lost = _hypothesis(lost_dr)
         lost.range_acquired = acquired
-        lost.range_rejections_in_row = 6
+        lost.range_rejections_in_row = 6 if acquired else 0  # (reset when the ranges are lost)
+        lost.range_rejected_nu_m = [300.0] * 6
         hyp.alts = [RO.Hypothesis(lost, llr, RO.Track(rejected_nats=rejected_nats))]
         hyp.alts += [RO.Hypothesis(_hypothesis(dr), 1.0) for dr in extra]
         hyp.prune()
@@ -363,6 +364,28 @@ def test_a_side_whose_orbits_lost_the_ranges_is_kept_as_the_point_mirror():
     assert not setup([0, 3300, -350], RO.SIDE_DECIDED_LLR + 5.0, 1.0).alts  # negligible
 
 
+def test_a_side_that_loses_the_ranges_gets_back_the_weight_it_had():
+    """The same through the ranges: an alternative near the most likely orbit's point mirror
+    but 300 m off rejects the next range and loses the ranges at once (one rejection allowed
+    here); its side comes back as the point mirror with about the odds it had before."""
+    hyp = RO.PartnerHypotheses(FormationFilterConfig(), peer_id=0x4B)
+    hyp.filter = _hypothesis([0, -3000, 400])
+    lost = _hypothesis([0, 3300, -350])
+    lost.config = dataclasses.replace(lost.config, max_consecutive_range_rejections=1)
+    hyp.alts = [RO.Hypothesis(lost, 1.0)]
+    t = hyp.filter.t_gps_s + 20.0
+    hyp.filter.predict_to(t)
+    z, _ = hyp.filter.range_model()
+    assert hyp.filter.update_range(t, z) == "used"
+    hyp.range_on_alternatives(t, z)
+    assert not lost.range_acquired and lost.range_rejections_in_row == 0
+    (image,) = hyp.alts
+    assert image.filter is not lost and abs(image.llr - 1.0) < 0.5
+    np.testing.assert_allclose(image.filter.x[9:12], -hyp.filter.x[9:12], atol=1e-9)
+    assert image.track.model_error_m == hyp.track.model_error_m and not image.filter.tapped
+    assert [code for code, _ in hyp.notes] == ["range_only_point_mirror"]
+
+
 def test_the_ambiguity_is_how_far_apart_the_kept_orbits_come():
     """orbit_ambiguity_m: the largest amplitude over an orbit of a kept orbit's relative
     motion less the published one's, sqrt(|dr|^2 + (|dv| / n)^2): mirror images in the own
@@ -379,6 +402,13 @@ def test_the_ambiguity_is_how_far_apart_the_kept_orbits_come():
     assert RO.orbit_ambiguity_m([up, down], (1.0 - 1e-4, 1e-4), up) == 0.0  # too light to count
     down[9:15] = [0.0, -3000.0, 30.0, 0.0, 0.0, 0.0]
     assert abs(RO.orbit_ambiguity_m([up, down], (1.0, 1.0), up) - math.hypot(30.0, 0.4 / n)) < 1e-6
+    down[9] = math.nan
+    assert RO.orbit_ambiguity_m([up, down], (1.0, 1.0), up) == math.inf  # nothing agrees with NaN
+    still = up.copy()
+    still[3:6] = 0.0
+    assert RO.orbit_ambiguity_m([up], (1.0,), still) == 0.0 and math.isfinite(
+        RO.orbit_ambiguity_m([up, down[:9].tolist() + [0.0] * 9], (1.0, 1.0), still)
+    )
 
 
 def test_window_hypotheses_are_weighed_on_the_same_ranges():
@@ -523,6 +553,13 @@ def test_the_side_likelihood_judges_innovations_on_one_variance():
     phi = math.exp(-60.0 / 1800.0)
     _, est2 = m.log_likelihoods(1.4e9 + 60.0, [_innovation(100.0, 0.3), a], est)
     assert est2[0] == phi * est[0] and phi * est[1] < est2[1] < 0.3  # the outlier leaves its estimate alone
+    out = lls([_innovation(1.0, 0.0), a])  # no innovation variance: not usable
+    assert math.isnan(out[0]) and math.isfinite(out[1])
+    m = RO.RangeModelError(1.0, 1800.0)
+    m.log_likelihoods(1.4e9, [_innovation(100.0, 0.3)], [0.0])
+    assert m.var_m2 == 1.0  # nothing learnt from an outlier alone
+    m.log_likelihoods(1.4e9 - 60.0, [a], [0.0])  # (a range older than the last)
+    assert m.t_gps_s == 1.4e9
 
 
 def test_the_model_error_is_evidence_once_not_in_every_range():

@@ -590,6 +590,11 @@ class FormationFilter:
                     step = [t0, h, x0, p0, phi, self.x.copy(), None]
                 self.tapped[t] = step
 
+    def drop_taps(self) -> None:
+        """Forget the times asked for and the estimates not taken yet (a copy that starts a
+        filter of its own: its owner's outputs are the original's)."""
+        self._taps, self.tapped = [], {}
+
     def take_tapped(self, t_gps_s):
         """(x, P) at a tapped time the prediction has passed (removed from :attr:`tapped`),
         or None; see :meth:`tap`."""

@@ -732,13 +732,15 @@ class PartnerHypotheses:
         fs = [self.filter] + [h.filter for h in self.alts]
         tracks = [self.track] + [h.track for h in self.alts]
         lls, errors = self.model_error.log_likelihoods(t_gps_s, fs, [tr.model_error_m for tr in tracks])
-        holding = [ll for f, ll in zip(fs, lls) if not f.range_rejections_in_row and math.isfinite(ll)]
+        # (a filter rejecting the ranges keeps their innovations until it uses one again,
+        # also once it has lost them)
+        holding = [ll for f, ll in zip(fs, lls) if not f.range_rejected_nu_m and math.isfinite(ll)]
         for f, tr, ll, m in zip(fs, tracks, lls, errors):
             tr.model_error_m = m
-            if not f.range_rejections_in_row:
+            if not f.range_rejected_nu_m:
                 tr.rejected_nats = 0.0
             elif holding and math.isfinite(ll):
-                tr.rejected_nats += max(holding) - ll
+                tr.rejected_nats += max(0.0, max(holding) - ll)
         for h, ll in zip(self.alts, lls[1:]):
             d = lls[0] - ll
             if math.isfinite(d):
@@ -779,7 +781,7 @@ class PartnerHypotheses:
         if lost:
             self._take_up_point_mirrors(kept, lost)
         main, lw0, self.track = kept[0]
-        if main is not f or len(kept) < len(hyps):
+        if [k[0] for k in kept] != [h[0] for h in hyps]:
             self.on_change()
         self.filter = main
         self.alts = [Hypothesis(g, lw0 - lw, tr) for g, lw, tr in kept[1:]]
@@ -809,7 +811,7 @@ class PartnerHypotheses:
                 lw = float(np.logaddexp(lw, lw_g + tr.rejected_nats))
         if kept[0][1] - lw >= SIDE_DECIDED_LLR or any(same_orbit(k[0], image, MIRROR_D2) for k in kept):
             return
-        kept.append([image, lw, Track()])
+        kept.append([image, lw, Track(model_error_m=kept[0][2].model_error_m)])
         kept.sort(key=lambda k: -k[1])
         self.n_mirrors_taken_up += 1
         if self.n_mirrors_taken_up == 1:
@@ -900,12 +902,16 @@ def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:
     relative motion less the published state *x*'s, sqrt(|dr|^2 + (|dv| / n)^2) with n the
     own orbit's mean motion (|v| / |r|) - the positions alone meet twice an orbit (mirror
     images in the own orbit plane where the partner crosses it) while the orbits differ."""
-    n = float(np.linalg.norm(x[3:6]) / np.linalg.norm(x[0:3]))
+    r = float(np.linalg.norm(x[0:3]))
+    n = float(np.linalg.norm(x[3:6])) / r if r > 0.0 else math.nan
     out = 0.0
     for s, w in zip(states, ws):
         if w >= AMBIGUITY_MIN_WEIGHT:
             dr, dv = s[9:12] - x[9:12], s[12:15] - x[12:15]
-            out = max(out, math.sqrt(float(dr @ dr) + float(dv @ dv) / (n * n)))
+            d2 = float(dr @ dr) + (float(dv @ dv) / (n * n) if n > 0.0 else 0.0)
+            if not math.isfinite(d2):
+                return math.inf  # (a state that is not finite: nothing agrees)
+            out = max(out, math.sqrt(d2))
     return out
 
 
@@ -949,23 +955,31 @@ class RangeModelError:
         dt = t_gps_s - self.t_gps_s if math.isfinite(self.t_gps_s) else math.inf
         phi = math.exp(-max(0.0, dt) / self.tau_s) if self.tau_s > 0.0 else 0.0
         var_pred = phi * phi * self.var_m2 + (1.0 - phi * phi) * self.sigma_m**2
-        ss = [float(f.last_s[0, 0]) for f in fs if math.isfinite(f.last_nu_m)]
-        if not ss:
+        usable = [math.isfinite(f.last_nu_m) and float(f.last_s[0, 0]) > 0.0 for f in fs]
+        ss = [float(f.last_s[0, 0]) for f, ok in zip(fs, usable) if ok]
+        if not ss or not math.isfinite(max(ss)):
             return [math.nan] * len(fs), list(errors_m)
         s2 = max(ss) + var_pred
         gain = var_pred / s2
-        lls, out = [], []
-        for f, m in zip(fs, errors_m):
+        lls, out, moved = [], [], False
+        for f, m, ok in zip(fs, errors_m, usable):
             m_pred = phi * m
             e = f.last_nu_m - m_pred
-            if not math.isfinite(e):
+            if not (ok and math.isfinite(e)):
                 lls.append(math.nan)
                 out.append(m_pred)
                 continue
             lls.append(-0.5 * min(e * e / s2, RANGE_LL_NIS_CAP))
-            out.append(m_pred + gain * e if e * e / s2 <= RANGE_LL_NIS_CAP else m_pred)
-        self.var_m2 = var_pred * (1.0 - gain)
-        self.t_gps_s = t_gps_s
+            if e * e / s2 <= RANGE_LL_NIS_CAP:
+                out.append(m_pred + gain * e)
+                moved = True
+            else:
+                out.append(m_pred)
+        if moved:
+            self.var_m2 = var_pred * (1.0 - gain)
+        else:
+            self.var_m2 = var_pred
+        self.t_gps_s = max(t_gps_s, self.t_gps_s) if math.isfinite(self.t_gps_s) else t_gps_s
         return lls, out
 
 
@@ -1001,6 +1015,7 @@ def point_mirrored(f: FormationFilter) -> FormationFilter:
     every range to first order."""
     t = block_mirror(f.x.size, -np.eye(3), at=(9, 12, 15))
     g = copy.deepcopy(f)
+    g.drop_taps()
     g.x, g.p = t @ f.x, t @ f.p @ t.T
     return g
 
