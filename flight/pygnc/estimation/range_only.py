@@ -804,14 +804,14 @@ class PartnerHypotheses:
         unless a kept orbit is there already or it weighs under e^-SIDE_DECIDED_LLR of the
         best.  *kept* is left heaviest first."""
         main = kept[0][0]
-        image = point_mirrored(main)
+        image = mirrored(main, POINT_MIRROR)  # (looked at; copied whole only if kept)
         lw = -math.inf
         for g, lw_g, tr in lost:
             if np.linalg.norm(g.x[9:12] - image.x[9:12]) < np.linalg.norm(g.x[9:12] - main.x[9:12]):
                 lw = float(np.logaddexp(lw, lw_g + tr.rejected_nats))
         if kept[0][1] - lw >= SIDE_DECIDED_LLR or any(same_orbit(k[0], image, MIRROR_D2) for k in kept):
             return
-        kept.append([image, lw, Track(model_error_m=kept[0][2].model_error_m)])
+        kept.append([mirrored(main, POINT_MIRROR, own=True), lw, Track(model_error_m=kept[0][2].model_error_m)])
         kept.sort(key=lambda k: -k[1])
         self.n_mirrors_taken_up += 1
         if self.n_mirrors_taken_up == 1:
@@ -999,25 +999,26 @@ def same_orbit(f: FormationFilter, g: FormationFilter, d2_max: float = MERGE_D2)
         return False
 
 
+def mirrored(f: FormationFilter, m3: np.ndarray, own: bool = False) -> FormationFilter:
+    """A copy of *f* with its relative position, velocity and differential acceleration
+    transformed by the reflection *m3* (mean and covariance): shallow (to look at), or with
+    *own* a filter of its own to be updated (no taps of *f*'s)."""
+    t = block_mirror(f.x.size, m3, at=(9, 12, 15))
+    g = copy.deepcopy(f) if own else copy.copy(f)
+    if own:
+        g.drop_taps()
+    g.x, g.p = t @ f.x, t @ f.p @ t.T
+    return g
+
+
 def reflected(f: FormationFilter) -> FormationFilter:
-    """A shallow copy of *f* with its relative position, velocity and differential
-    acceleration reflected in the own orbit plane (mean and covariance): the other side's
-    hypothesis to first order."""
-    t = block_mirror(f.x.size, plane_mirror(f.x[0:6]), at=(9, 12, 15))
-    g = copy.copy(f)
-    g.x, g.p = t @ f.x, t @ f.p @ t.T
-    return g
+    """*f* reflected in the own orbit plane (a shallow :func:`mirrored` copy): the other
+    side's hypothesis to first order."""
+    return mirrored(f, plane_mirror(f.x[0:6]))
 
 
-def point_mirrored(f: FormationFilter) -> FormationFilter:
-    """A copy of *f* (its own, to be updated) with its relative position, velocity and
-    differential acceleration negated (mean and covariance): the point mirror, which keeps
-    every range to first order."""
-    t = block_mirror(f.x.size, -np.eye(3), at=(9, 12, 15))
-    g = copy.deepcopy(f)
-    g.drop_taps()
-    g.x, g.p = t @ f.x, t @ f.p @ t.T
-    return g
+#: The point mirror (-dr, -dv) keeps every range to first order.
+POINT_MIRROR = -np.eye(3)
 
 
 def block_mirror(n: int, m3: np.ndarray, at=(0, 3)) -> np.ndarray:
