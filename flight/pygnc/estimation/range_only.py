@@ -533,7 +533,7 @@ class PartnerHypotheses:
                 )
             )
             return
-        self._prior_as_held_now(a)
+        yield from self._prior_as_held_now(a)
         # Each of the prior's components is fitted from its own starts (the prior's mean, its
         # mirror images, draws from it), regularised by itself; with several, each
         # candidate's cost counts the whole mixture's density instead.
@@ -647,13 +647,16 @@ class PartnerHypotheses:
                 )
             )
 
-    def _prior_as_held_now(self, a: AcquisitionWindow) -> None:
+    def _prior_as_held_now(self, a: AcquisitionWindow):
         """Regularise the fit with the prior as the filters hold it at the window's end: each
         component's filter has taken the window's own fixes, and an absolute prior's relative
         state is correlated with the own one, so the own estimate's gains carry over to it
         (the window opened on one fix's own state; its error would otherwise stay in the
         components the ranges hardly see - cross-track at a long along-track separation).
-        Mapped back to the window start along the reference's transition matrix."""
+        Mapped back to the window start along each component's own transition matrix (the
+        window's reference is the heaviest one's; a point mirror tens of km from it, mapped
+        along that one, came back hundreds of metres off and lost its side to the prior's
+        cost).  A generator: it yields after each extra component's window propagation."""
         fs = [self.filter] + [h.filter for h in self.alts]
         if (
             a.prior is None
@@ -662,10 +665,17 @@ class PartnerHypotheses:
             or any(abs(g.t_gps_s - a.t_ref) > 1e-6 for g in fs)
         ):
             return  # (a restart's window, or filters moved on: the prior as it opened)
-        inv = np.linalg.inv(a.phi[:6, :6])
         comps = []
-        for c, g in zip(a.prior.components, fs):
-            x0 = a.x0 + inv @ (a.own[0:6] + g.x[9:15] - a.ref[0:6])
+        for k, (c, g) in enumerate(zip(a.prior.components, fs)):
+            if k == 0:
+                x_ref0, ref, phi = a.x0, a.ref, a.phi
+            else:
+                yield
+                x_ref0 = c.x0
+                xs = np.append(c.x0, [0.0, 0.0, 0.0, a.ref[9]])
+                ref, phi = od.propagate(xs, a.t_ref - a.t0_gps_s, self.filter.peer_model, t_gps_s=a.t0_gps_s)
+            inv = np.linalg.inv(phi[:6, :6])
+            x0 = x_ref0 + inv @ (a.own[0:6] + g.x[9:15] - ref[0:6])
             p0 = inv @ g.p[9:15, 9:15] @ inv.T
             comps.append(PriorComponent(c.weight, x0, 0.5 * (p0 + p0.T), c.label))
         a.prior = PartnerPrior(a.prior.t_gps_s, comps, a.prior.how)
@@ -865,23 +875,46 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
 
 
 def start_from_fit(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> np.ndarray:
-    """Restart *f* at its current time from the fit *res* of window *a* (carried along the
-    window's reference trajectory); returns the relative state's covariance.  The fit is of
-    the partner as seen from the window's own trajectory, so it gives the relative state
-    (the ranges' information is relative) with the fit's covariance, independent of the
-    own estimate's error (which its prior already counted: :meth:`PartnerHypotheses.start`)."""
-    a.advance_reference(f.t_gps_s, f.peer_model, f.own_model)
-    a6 = a.phi[:6, :6]
-    rel = a.ref[:6] + a6 @ (res.x0 - a.x0) - a.own[0:6]
-    cov_peer = a6 @ res.cov[:6, :6] @ a6.T
-    f.initialize_relative(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), rel[0:3], rel[3:6], cov_peer)
-    f.x[I_RANGE_BIAS] = res.bias_m
-    f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
-    cross = a6 @ res.cov[:6, 6]
-    f.p[9:15, I_RANGE_BIAS] = cross
-    f.p[I_RANGE_BIAS, 9:15] = cross
-    f.range_acquired = True
-    return cov_peer
+    """Restart *f* at its current time from the fit *res* of window *a*: the fit's orbit, its
+    bias and the covariance of a filter run along it through the window's ranges
+    (:func:`replay_window`); returns the relative state's covariance.
+
+    The fit's own covariance is not used: it takes the flight dynamics as exact over the
+    window and the partner's drag scale as known, so over a 45-min window it claims the
+    along-track drift to microns per second (a covariance of condition ~1e12), and a
+    filter started from it reads the drift's real wander as geometry - a partner 30 km
+    along-track was tracked 20-50 m off in cross-track under a 3-m sigma."""
+    g = replay_window(f, a, res)
+    f.initialize_relative(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), g.x[9:12], g.x[12:15], g.p[9:15, 9:15])
+    f.x[15:] = g.x[15:]
+    f.p[9:, 9:] = g.p[9:, 9:]
+    f.take_ranges_as_acquired()
+    return f.p[9:15, 9:15].copy()
+
+
+def replay_window(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> FormationFilter:
+    """A filter like *f* started at window *a*'s opening on the fit *res* (partner state and
+    bias) with the covariance of the prior component nearest it and the bias prior, its
+    covariance updated by each range the fit kept along the fit's own trajectory
+    (:meth:`FormationFilter.absorb_range_covariance`: the state is the fit's orbit
+    propagated, the own orbit propagated from the window's start as the fit saw it), and
+    predicted to *f*'s time: the covariance the filter would hold had it tracked the window
+    along that orbit, with its process noise, drag scale and model error."""
+    fc = f.config
+    comp = a.prior.nearest(res.x0) if a.prior is not None else None
+    p_rel0 = (comp.p0 if comp is not None else a.p0).copy()
+    g = FormationFilter(fc)
+    own_cov = np.diag([fc.orbit.pos_sigma_m**2] * 3 + [fc.orbit.vel_sigma_m_s**2] * 3)
+    g.initialize_relative(a.t0_gps_s, a.own0, own_cov, res.x0[0:3] - a.own0[0:3], res.x0[3:6] - a.own0[3:6], p_rel0)
+    g.x[I_DRAG_SCALE] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0  # (the scale the fit assumed)
+    g.x[I_RANGE_BIAS] = res.bias_m
+    used = res.used if res.used is not None and len(res.used) == len(a.range_m) else [True] * len(a.range_m)
+    for t, ok in zip(a.t_gps_s, used):
+        if ok:
+            g.predict_to(g.range_base_time(t))
+            g.absorb_range_covariance(t)
+    g.predict_to(f.t_gps_s)
+    return g
 
 
 def mix(ests: list, ws, idx=None) -> tuple:
