@@ -60,6 +60,9 @@ class PartnerPrior:
     v_gcrs_m_s: np.ndarray | None = None
     #: What the inputs' readers noticed (printed, not fatal).
     notes: list = field(default_factory=list)
+    #: The error's heavy tail: with this probability drawn from cov_rtn times tail_scale^2.
+    tail_probability: float = 0.0
+    tail_scale: float = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,8 +236,10 @@ def _pick_tle(sets, norad: int, t_gps_s: float, max_age_h: float, role: str, tle
 
 
 def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[dict, list[PartnerPrior]]:
-    """Self state (dict) and the TLE priors of *partners* [(peer id, NORAD)]."""
+    """Self state (dict) and the TLE priors of *partners* [(peer id, NORAD)], with the TLE
+    error model's tail (:class:`ground.tle_covariance.TleErrorModel`)."""
     from ground import tle as tl
+    from ground.tle_covariance import TleErrorModel
 
     try:
         sets = tl.load_tle_file(args.tle)
@@ -279,6 +284,8 @@ def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[d
                 age_h,
                 f"TLE of NORAD {norad}{name}, epoch {tl.utc_iso(tle.epoch_gps_s)}, age {age_h:+.1f} h",
                 *_gcrs(r_e, v_e, t_epoch),
+                tail_probability=TleErrorModel().tail_probability,
+                tail_scale=TleErrorModel().tail_scale,
             )
         )
     return self_state, out
@@ -354,7 +361,8 @@ def _check_against_tle(prior: PartnerPrior, tle_prior: PartnerPrior) -> str:
     rot[0:3, 0:3] = rot[3:6, 3:6] = axes
     d = rot @ np.concatenate([tle_prior.r_gcrs_m - prior.r_gcrs_m, tle_prior.v_gcrs_m_s - prior.v_gcrs_m_s])
     # The TLE covariance is in its own state's axes: the same to ~1e-4 rad at these distances.
-    c = prior.cov_rtn + tle_prior.cov_rtn
+    # A TLE error within its heavy tail is no disagreement: only one past the tail is refused.
+    c = prior.cov_rtn + tle_prior.cov_rtn * tle_prior.tail_scale**2
     nees = float(d @ np.linalg.solve(c, d))
     text = f"{tle_prior.detail.split(',')[0]} agrees: {np.linalg.norm(d[:3]) / 1000.0:.2f} km apart, NEES {nees:.1f}"
     if nees > CHI2_6DOF_999:
@@ -394,6 +402,11 @@ def _prior_table(p: PartnerPrior) -> dict:
         "sigma_vel_m_s": float(math.sqrt(np.linalg.eigvalsh(cov[3:, 3:]).max())),
         "cov_rtn": [float(c) for c in cov.ravel()],
         "wrong_side_probability": float(p.wrong_side_probability),
+        **(
+            {"tail_probability": float(p.tail_probability), "tail_scale": float(p.tail_scale)}
+            if p.tail_probability > 0
+            else {}
+        ),
         "source": p.source[:120],
     }
 
@@ -543,7 +556,8 @@ def run(args) -> int:
             else ""
         )
         say(f"        {_sigma_text(p.cov_rtn)}")
-        say(f"        wrong side {p.wrong_side_probability:g}{extra}")
+        tail = f", tail {p.tail_probability:g} at {p.tail_scale:g} sigma" if p.tail_probability > 0 else ""
+        say(f"        wrong side {p.wrong_side_probability:g}{tail}{extra}")
         if p.peer_id in checks:
             say(f"        {checks[p.peer_id]}")
         for note in p.notes:

@@ -239,7 +239,11 @@ class Config:
     #: cross-track axes of the state it gives - the partner's for an absolute state, the own
     #: spacecraft's for a relative one), ``wrong_side_probability`` (0-0.5: how likely the
     #: prior is grossly wrong, e.g. a TLE identity swap, so that the partner flies at its
-    #: point mirror; that hypothesis is kept with this weight until the ranges decide) and
+    #: point mirror; that hypothesis is kept with this weight until the ranges decide),
+    #: ``tail_probability`` and ``tail_scale`` (0-0.5 and 1-100: the prior's error is, with
+    #: that probability, drawn from its covariance times the scale squared - a TLE's errors
+    #: are heavier-tailed than a Gaussian; the tail is fitted as a component of its own, so a
+    #: mirror image kilometres off the covariance but within the tail stays open) and
     #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  Defaults and the
     #: start of a partner without a prior: the ``[range_only]`` table below.
     formation_peer_priors: dict = field(default_factory=dict)
@@ -448,6 +452,9 @@ def _vector3(table: dict, key: str) -> tuple[float, float, float]:
 
 #: Largest ``wrong_side_probability`` a partner prior may give: 0.5 says nothing of the side.
 MAX_WRONG_SIDE_PROBABILITY = 0.5
+#: Largest ``tail_probability`` and ``tail_scale`` a partner prior may give.
+MAX_TAIL_PROBABILITY = 0.5
+MAX_TAIL_SCALE = 100.0
 #: Longest ``source`` text of a partner prior (it goes into notes and logs), characters.
 MAX_PRIOR_SOURCE_CHARS = 120
 
@@ -483,13 +490,22 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
     """A partner prior table (see ``Config.formation_peer_priors``), checked and normalised:
     ``{"frame": "ecef", "t_gps_s", "pos_ecef_m", "vel_ecef_m_s", ...}`` or ``{"frame": "rtn",
     "dr_rtn_m", "dv_rtn_m_s", ...}``, each with ``sigma_pos_m``, ``sigma_vel_m_s``,
-    ``cov_rtn`` (None: the sigmas per axis), ``wrong_side_probability`` and ``source``;
-    ValueError naming what is wrong."""
+    ``cov_rtn`` (None: the sigmas per axis), ``wrong_side_probability``, ``tail_probability``,
+    ``tail_scale`` and ``source``; ValueError naming what is wrong."""
     if not isinstance(table, dict):
         raise ValueError(f"a partner prior is a table, got {table!r}")
     keys = set(table)
     ecef, rtn = {"t_gps_s", "pos_ecef_m", "vel_ecef_m_s"}, {"dr_rtn_m", "dv_rtn_m_s"}
-    optional = {"sigma_pos_m", "sigma_vel_m_s", "cov_rtn", "wrong_side_probability", "source", "frame"}
+    optional = {
+        "sigma_pos_m",
+        "sigma_vel_m_s",
+        "cov_rtn",
+        "wrong_side_probability",
+        "tail_probability",
+        "tail_scale",
+        "source",
+        "frame",
+    }
     extra = keys - ecef - rtn - optional
     if extra:
         raise ValueError(f"unknown keys in a partner prior: {sorted(extra)}")
@@ -508,6 +524,16 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
     ):
         raise ValueError(f"wrong_side_probability must be a number in [0, {MAX_WRONG_SIDE_PROBABILITY}], got {p!r}")
     out["wrong_side_probability"] = None if p is None else float(p)
+    for key, lo, hi, default in (
+        ("tail_probability", 0.0, MAX_TAIL_PROBABILITY, 0.0),
+        ("tail_scale", 1.0, MAX_TAIL_SCALE, 1.0),
+    ):
+        v = table.get(key, default)
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi):
+            raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+        out[key] = float(v)
+    if out["wrong_side_probability"] is not None and out["wrong_side_probability"] + out["tail_probability"] >= 1.0:
+        raise ValueError("wrong_side_probability + tail_probability must be under 1")
     src = table.get("source", "")
     if not isinstance(src, str) or len(src) > MAX_PRIOR_SOURCE_CHARS:
         raise ValueError(f"source must be a string of at most {MAX_PRIOR_SOURCE_CHARS} characters")

@@ -399,8 +399,9 @@ class PartnerHypotheses:
     ) -> None:
         """Open the acquisition window at *t_gps_s* from the filter as just initialised from
         the prior's heaviest component (weight *main_weight*); *others*: (weight, partner
-        GCRS state (6,), label) of its other components, each kept as an alternative filter
-        (the same covariance, shifted) with its prior odds until the window is fitted."""
+        GCRS state (6,), label[, relative covariance (6, 6)]) of its other components, each
+        kept as an alternative filter (the same covariance, shifted, unless it gives its own)
+        with its prior odds until the window is fitted."""
         f = self.filter
         self.alts = []
         self._new_hypotheses()
@@ -412,11 +413,13 @@ class PartnerHypotheses:
         p0 = f.p[9:15, 9:15].copy()
         w = AcquisitionWindow.open(f, t_gps_s, p0, how, self.window_length_s(p0))
         comps = [PriorComponent(main_weight, w.x0.copy(), w.p0.copy(), main_label)]
-        for weight, x6, label in others:
+        for weight, x6, label, *cov in others:
             x6 = np.asarray(x6, dtype=float)
-            comps.append(PriorComponent(weight, x6.copy(), w.p0.copy(), label))
             alt = copy.deepcopy(f)
             alt.x[9:15] = x6 - f.x[0:6]
+            if cov:
+                alt.p[9:15, 9:15] = np.asarray(cov[0], dtype=float)
+            comps.append(PriorComponent(weight, x6.copy(), alt.p[9:15, 9:15].copy(), label))
             self.alts.append(Hypothesis(alt, math.log(main_weight / weight)))
         w.prior = self.prior = PartnerPrior(t_gps_s, comps, how)
         self.window = w

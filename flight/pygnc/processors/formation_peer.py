@@ -289,9 +289,13 @@ class PeerTrack:
             eps = prior["wrong_side_probability"]
         source = f" ({prior['source']})" if prior is not None and prior["source"] else ""
         start = None  # (partner z (6,), relative covariance, how)
+        tail = prior.get("tail_probability", 0.0) if prior is not None else 0.0
+        scale = prior.get("tail_scale", 1.0) if prior is not None else 1.0
+        tail_cov = None
         if carried is not None:
             how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s){source}"
             start = (carried.x0, carried.p0 + own_r, how)
+            tail_cov = carried.p0 * scale**2 + own_r
         elif prior is not None:
             dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], prior["dr_rtn_m"], prior["dv_rtn_m_s"])
             if prior["cov_rtn"] is not None:
@@ -300,7 +304,12 @@ class PeerTrack:
                 sp, sv = prior["sigma_pos_m"], prior["sigma_vel_m_s"]
                 rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
             start = (own_z + np.concatenate((dr, dv)), rel_cov, f"the configured RTN offset{source}")
-        if start is not None and not prior_agrees(start[0] - own_z, start[1], range_m, fc):
+            tail_cov = rel_cov * scale**2
+        if tail > 0.0 and scale > 1.0 and tail_cov is not None:
+            check_cov = tail_cov  # (the widest component: a range its tail explains is no gross error)
+        else:
+            tail, check_cov = 0.0, start[1] if start is not None else None
+        if start is not None and not prior_agrees(start[0] - own_z, check_cov, range_m, fc):
             self._note_once(
                 f"range_only_prior_inconsistent:{pid}",
                 "range_only_prior_inconsistent",
@@ -312,7 +321,9 @@ class PeerTrack:
         if start is not None:
             z, rel_cov, how = start
             others = ((eps, 2.0 * own_z - z, "the prior's point mirror"),) if eps > 0.0 else ()
-            main_w, label = 1.0 - eps, "prior"
+            if tail > 0.0:
+                others += ((tail, z, "the prior's tail", tail_cov),)
+            main_w, label = 1.0 - eps - tail, "prior"
         else:
             side = ro.placement
             sp, sv = ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s
