@@ -77,6 +77,11 @@ def page(results: list[dict]) -> str:
         out += ["| figure | value |", "|---|---|"]
         out += [f"| {f['what']} | {_value(f['value'], f['unit'])} |" for f in r["figures"]]
         out.append("")
+        if r.get("table"):
+            t = r["table"]
+            out += ["| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
+            out += ["| " + " | ".join(row) + " |" for row in t["rows"]]
+            out.append("")
     return "\n".join(out)
 
 
