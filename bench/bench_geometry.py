@@ -67,7 +67,7 @@ from results import figure, record  # noqa: E402
 from ground.replay_core import REPLAY_OVERRIDES  # noqa: E402
 from ground.sim import scenario as scn  # noqa: E402
 from ground.simulate import simulate, write_scenario  # noqa: E402
-from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
+from pygnc.config import Config, Paths, config_for_home, with_overrides  # noqa: E402
 from pygnc.processors.formation import FormationProcessor  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 
@@ -311,7 +311,7 @@ def forces(group: str, hours: float) -> list[str]:
     bh = orbits.brahe_setup()
     field = bh.GravityModel.from_model_type(bh.GravityModelType.EGM2008_120)
     s = scn.ScenarioSettings(seed=1)
-    fc = filter_config_from(config_for_home(REPO / "data" / "sample"))
+    fc = filter_config_from(Config())
     pmodel = FormationFilter(fc).peer_model
     omodel = dataclasses.replace(pmodel, ballistic_coeff_kg_m2=fc.orbit.ballistic_coeff_kg_m2)
     t0 = 1426485600.0
