@@ -175,14 +175,15 @@ def downlink_priors(truth, seed: int) -> dict:
     rng = np.random.default_rng(9000 + seed)
     t = truth["t_gps_s"]
     sel = np.arange(0, min(t.size, 7201), 60)
+    sigma = np.array([3.0] * 3 + [0.005] * 3)
     priors = {}
     for k in range(1, truth["radio_id"].size):
         noise = np.zeros((sel.size, 6))
-        e = rng.normal(size=6) * [3.0] * 3 + [0.005] * 3
+        e = rng.normal(size=6) * sigma
         phi = math.exp(-60.0 / 1200.0)
         for j in range(sel.size):
             noise[j] = e
-            e = phi * e + math.sqrt(1.0 - phi * phi) * rng.normal(size=6) * ([3.0] * 3 + [0.005] * 3)
+            e = phi * e + math.sqrt(1.0 - phi * phi) * rng.normal(size=6) * sigma
         p = op.fit_and_predict(
             t[sel],
             truth["r_ecef_m"][k][sel] + noise[:, :3],
@@ -294,6 +295,8 @@ def evaluate_scenario(job) -> list[dict]:
             else:
                 row.update(evaluate_cell(truth, k, est, sides, config))
             rows.append(row)
+            if args.progress:
+                print(f"  {row['geometry']:11s} s{seed} {condition:14s} {_fmt(row)}  ({cpu_s:.0f} s)", flush=True)
     return rows
 
 
@@ -386,6 +389,7 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="flight configuration override (TOML value)"
     )
     ap.add_argument("--forces", action="store_true", help="what the flight dynamics miss in each geometry (see above)")
+    ap.add_argument("--progress", action="store_true", help="print each cell as it is done (then the table again)")
     args = ap.parse_args()
     args.priors = [p for p in args.priors.split(",") if p]
     groups = [g for g in args.groups.split(",") if g]
