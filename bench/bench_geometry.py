@@ -153,8 +153,11 @@ def tle_priors(out: Path, truth, wrong_side_probability: float | None) -> dict:
     """The partners' priors from the scenario's TLEs at its start, as ``ground uplink --tle``."""
     t0 = float(truth["t_gps_s"][0])
     ids = [int(r) for r in truth["radio_id"]]
-    path = out / "priors_tle.toml"
-    path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:  # (not in the scenario: runs may share it)
+        return _tle_priors(out, t0, ids, wrong_side_probability, Path(tmp) / "priors.toml")
+
+
+def _tle_priors(out: Path, t0: float, ids: list[int], wrong_side_probability: float | None, path: Path) -> dict:
     cmd = ["--tle", str(out / "tle.txt"), "--self", str(90000 + ids[0]), "--epoch-utc", _iso_utc(t0)]
     cmd += ["--out", str(path)]
     for p in ids[1:]:
@@ -211,9 +214,9 @@ def prior_overrides(condition: str, out: Path, truth, seed: int) -> dict:
     raise ValueError(condition)
 
 
-def run_condition(out: Path, overrides: dict, extra: dict):
+def run_condition(out: Path, overrides: dict, extra: dict, ids: list[int]):
     config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
-    config = with_overrides(config, overrides, "prior")
+    config = with_overrides(config, {**overrides, "formation_peer_ids": ids}, "prior")
     if extra:
         config = with_overrides(config, extra, "--set")
     msgs = build_message_stream(Paths(out), config).messages
@@ -284,7 +287,7 @@ def evaluate_scenario(job) -> list[dict]:
     rows = []
     for condition in args.priors:
         overrides = prior_overrides(condition, out, truth, seed)
-        res, cpu_s, proc, config = run_condition(out, overrides, extra)
+        res, cpu_s, proc, config = run_condition(out, overrides, extra, [int(r) for r in truth["radio_id"]])
         sides = sides_from(res)
         for k in range(1, truth["radio_id"].size):
             pid = int(truth["radio_id"][k])

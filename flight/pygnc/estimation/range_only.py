@@ -45,8 +45,16 @@ from pygnc.estimation.tunables import RangeOnlyConfig
 #: Hypotheses are kept while the log-likelihood ratio of the most likely one over them is
 #: under this (posterior odds of e^20).
 SIDE_DECIDED_LLR = 20.0
-#: Candidates of a window fit refitted about themselves (each with its mirror image).
+#: Candidates of a window fit refitted about themselves (each with its mirror image): the
+#: FIT_CANDIDATES best, then up to FIT_SPREAD_CANDIDATES more of those whose cost is within
+#: FIT_SPREAD_COST of the best, each the one farthest (as an orbit) from those taken - a
+#: geometry whose ranges leave a continuum of orbits open (a partner standing still along
+#: track, whose ranges the circular relative orbits of that radius keep too; a relative
+#: ellipse about the own spacecraft) has many minima within a unit or two of cost, and the
+#: best three of them had all been hundreds of metres from the truth.
 FIT_CANDIDATES = 3
+FIT_SPREAD_CANDIDATES = 3
+FIT_SPREAD_COST = 10.0
 #: A hypothesis' range log-likelihood counts its NIS up to this (5 sigma).
 RANGE_LL_NIS_CAP = 25.0
 #: Two hypotheses merge below this Mahalanobis distance squared of their relative states
@@ -560,7 +568,7 @@ class PartnerHypotheses:
         # error (metres per km of prior error over the window) falls to centimetres, and
         # only then do the candidates' costs say which the ranges and the prior prefer.
         hyps = []  # (cost, window, fit, (window, fit) whose range residuals stand for it)
-        for x7, _ in candidates[:FIT_CANDIDATES]:
+        for x7, _ in spread_candidates(candidates):
             yield
             b, r2 = self._refit(a, x7)
             hyps.append((r2.candidates[0][1], b, r2, (b, r2)))
@@ -838,6 +846,23 @@ class PartnerHypotheses:
 
 
 # ---------------------------------------------------------------------- hypothesis algebra
+def spread_candidates(candidates: list) -> list:
+    """Of a fit's *candidates* ((x7, cost), the best first), those refitted: the
+    FIT_CANDIDATES best, then while any is left within FIT_SPREAD_COST of the best, up to
+    FIT_SPREAD_CANDIDATES more, each the one whose nearest taken candidate is farthest
+    (:func:`~pygnc.estimation.range_only_iod.orbit_distance_m`) - the spread of what the
+    ranges leave open, not one corner of it."""
+    taken = list(candidates[:FIT_CANDIDATES])
+    rest = [c for c in candidates[FIT_CANDIDATES:] if c[1] - candidates[0][1] <= FIT_SPREAD_COST]
+    for _ in range(FIT_SPREAD_CANDIDATES):
+        gaps = [min(orbit_distance_m(c[0], t[0]) for t in taken) for c in rest]
+        if not gaps or max(gaps) <= DISTINCT_M:
+            break
+        taken.append(rest.pop(int(np.argmax(gaps))))
+    return taken
+
+
+
 def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, model_var_m2: float = 0.0) -> list:
     """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
     window *a* (filter tunables *fc*) with each cost taken again on the same ranges: the
@@ -902,7 +927,8 @@ def replay_window(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> F
     (:meth:`FormationFilter.absorb_range_covariance`: the state is the fit's orbit
     propagated, the own orbit propagated from the window's start as the fit saw it), and
     predicted to *f*'s time: the covariance the filter would hold had it tracked the window
-    along that orbit, with its process noise, drag scale and model error."""
+    along that orbit, with its process noise and drag scale; the ranges' noise scaled up by
+    the fit's reduced chi-square when that exceeds 1."""
     fc = f.config
     comp = a.prior.nearest(res.x0) if a.prior is not None else None
     p_rel0 = (comp.p0 if comp is not None else a.p0).copy()
@@ -912,10 +938,15 @@ def replay_window(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> F
     g.x[I_DRAG_SCALE] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0  # (the scale the fit assumed)
     g.x[I_RANGE_BIAS] = res.bias_m
     used = res.used if res.used is not None and len(res.used) == len(a.range_m) else [True] * len(a.range_m)
+    # A fit worse than the range noise says the model misses something: its ranges count for
+    # less, by the fit's reduced chi-square (as the fit's own covariance did).
+    n = int(np.sum(used))
+    chi2_red = (res.rms_m / fc.range_sigma_m) ** 2 * n / max(n - 7, 1) if math.isfinite(res.rms_m) else 1.0
+    sigma_m = fc.range_sigma_m * math.sqrt(max(1.0, chi2_red))
     for t, ok in zip(a.t_gps_s, used):
         if ok:
             g.predict_to(g.range_base_time(t))
-            g.absorb_range_covariance(t)
+            g.absorb_range_covariance(t, sigma_m)
     g.predict_to(f.t_gps_s)
     return g
 
