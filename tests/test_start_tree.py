@@ -205,3 +205,91 @@ def test_a_hang_up_passed_on_to_the_whole_job_stops_the_tree_in_order(tmp_path, 
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=T_END_SC, env={"XDG_RUNTIME_DIR": str(xdg)}) as run:
         _hang_up_and_check(run, xdg, lambda: os.killpg(run.proc.pid, signal.SIGHUP))
+
+
+def test_a_relative_pygnc_home_is_taken_from_where_main_py_started(tmp_path):
+    """PYGNC_HOME=home from tmp_path: the supervisor wrote its run-0 placeholder there while
+    the tasks (started in the flight code's directory) wrote the run's statuses, info and
+    batches under flight/home, and main.py exited 0.  Now every file is in tmp_path/home."""
+    name = f"rel-home-{os.getpid()}"
+    home = tmp_path / name
+    home.mkdir()
+    for f in ("sense.bin", "pygnc_config.toml"):
+        (home / f).write_bytes((SAMPLE / f).read_bytes())
+    _stale_status(home)
+    stray = REPO / "flight" / name
+    try:
+        with FlightRun(home, spacecraft_time_s=T_END_SC, env={"PYGNC_HOME": name}, cwd=tmp_path) as run:
+            st = run.wait_status(lambda s: s["run"] == 1 and _navigating(s))
+            assert run.wait_info(b"pygnc r1 ")
+            pids = [p.pid for p in run.tree()]
+            run.ctrl_c()
+            st = _clean_final(run, run.wait_exit(10), pids)
+        assert st["run"] == 1 and st["seq"] > 1
+        assert (home / "pygnc_info.txt").read_bytes().startswith(b"pygnc r1 ")
+        assert list((home / "pygnc_batches").glob("batch_*.bin"))
+        assert f"home {home}," in (home / "pygnc_logs" / "run_00001" / "supervisor.log").read_text()
+        assert not stray.exists()
+    finally:
+        if stray.exists():
+            import shutil
+
+            shutil.rmtree(stray)
+
+
+def _no_flight_packages(args, home, tmp_path) -> subprocess.CompletedProcess:
+    """``python -S flight/main.py ARGS``: this interpreter without its site-packages - the
+    standard library only, no numpy, pyzmq, msgpack or pyserial."""
+    probe = subprocess.run([sys.executable, "-S", "-c", "import zmq"], capture_output=True)
+    assert probe.returncode != 0, "python -S still imports zmq: the test would not hide it"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYGNC_CONFIG")}
+    env["PYGNC_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-S", str(FLIGHT_MAIN), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+def test_a_configuration_check_needs_no_flight_package(tmp_path):
+    """``main.py --check-config`` on a Python without the flight packages: the same answers
+    as with them (it was ``No module named 'zmq'``), a housekeeping device table included."""
+    good = tmp_path / "good.toml"
+    good.write_text(
+        "imu_to_body_reflection_intended = true\n[[housekeeping_devices]]\nname = 'bms'\nkind = 'emus_bms'\n"
+        "port = '/dev/ttyUSB0'\n[[housekeeping_devices]]\nname = 'opc'\nkind = 'opc_n3'\n"
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text("status_period_s = nan\n[[housekeeping_devices]]\nname = 'opc'\nkind = 'opc_n3'\nusb = '04D8:zz'\n")
+    p = _no_flight_packages(["--check-config", str(good)], tmp_path, tmp_path)
+    assert p.returncode == 0 and p.stderr == f"{good}: accepted\n", p.stderr
+    p = _no_flight_packages(["--check-config", str(bad)], tmp_path, tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert f"{bad}:1: status_period_s must be a number, not nan" in p.stderr
+    assert (
+        f"{bad}:5: housekeeping_devices[0].usb is refused" in p.stderr and "VID and PID must be hexadecimal" in p.stderr
+    )
+    assert p.stderr.endswith(f"{bad}: REJECTED\n")
+    data = (SAMPLE / "pygnc_config.toml").read_text()
+    (tmp_path / "sample.toml").write_text(data)
+    p = _no_flight_packages(["--check-config", str(tmp_path / "sample.toml")], tmp_path, tmp_path)
+    assert p.returncode == 0 and p.stderr.endswith("accepted\n"), p.stderr
+
+
+def test_a_run_without_the_flight_packages_says_so_in_one_line(tmp_path):
+    """``main.py 5 T`` on a Python without them: the previous run's status is replaced (run
+    0, nothing valid), one line names what is missing and how to install it, exit 1."""
+    home = make_home(tmp_path, SAMPLE)
+    stale = _stale_status(home)
+    p = _no_flight_packages(["5", str(T_END_SC)], home, tmp_path)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.startswith("main.py: cannot start: numpy, pyzmq, msgpack, pyserial not installed for ")
+    assert p.stderr.rstrip().endswith("(the flight code needs: pip install numpy pyzmq msgpack pyserial)")
+    assert len(p.stderr.strip().splitlines()) == 1
+    data = (home / "pygnc_status.bin").read_bytes()
+    st = S.decode_status(data)
+    assert data != stale and st["run"] == 0 and not st["flags"] & S.FLAG_ORBIT_VALID
+    assert not (home / "pygnc_logs").exists()
