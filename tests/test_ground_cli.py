@@ -228,3 +228,40 @@ def test_decode_status_shows_quality_and_age(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "orbit: horizon, epoch 24.0h before this write, 2.0d beyond the batch" in out
     assert "orbit_quality = 4 (horizon)" in out and "clock_utc_minus_sc_s = 790000000.5" in out
+
+
+# --------------------------------------------------------------------------- issue 45 item 7
+def _ground_cmd(*args, cwd=REPO) -> subprocess.CompletedProcess:
+    """``python -m ground ARGS`` as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ground", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_replay_of_a_directory_without_inputs_is_refused_saying_what_it_holds(tmp_path):
+    """A batch directory, an empty one, a parent of scenarios: they warned, wrote empty CSVs
+    and exited 0."""
+    from station_support import batch_file
+
+    batches = tmp_path / "downlink"
+    batches.mkdir()
+    batch_file(batches, 1, [("orbit", 742_000_000.0, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    parent = tmp_path / "scenarios"
+    shutil.copytree(SAMPLE, parent / "sc0")
+    cases = (
+        (
+            batches,
+            "its batch files (1) hold pygnc's downlinked estimates",
+            f"python -m ground decode {batches} --out OUT_DIR",
+        ),
+        (empty, "no input of a replay in it (sense.bin, range/, range.bin); it is empty", ""),
+        (parent, "replay each of its inputs: ", str(parent / "sc0")),
+    )
+    for d, says, names in cases:
+        p = _ground_cmd("replay", d, "--out", tmp_path / "out", "--no-plots")
+        assert p.returncode == 2 and p.stdout == "" and says in p.stderr and names in p.stderr, p.stderr
+        assert p.stderr.startswith(f"replay: {d}: ") and len(p.stderr.splitlines()) == 1
+        no_traceback(p)
+    assert not (tmp_path / "out").exists()
