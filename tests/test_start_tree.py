@@ -6,6 +6,7 @@ is untouched; a hang-up of the terminal stops the tree in order."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,7 +91,9 @@ def test_a_rejected_uplink_runs_on_the_last_accepted_configuration_and_says_so(t
         # It navigates, on uplink 1's values (not the defaults: the orbit is still "uncertain").
         assert S.ESTIMATE_QUALITY[st["orbit_quality"]] == "uncertain" and st["flags"] & S.FLAG_CONFIG_REJECTED
         info = run.wait_info(b"cfg rejected")
-        assert b"cfg rejected pygnc_config.toml:3 status_period_s, on last accepted" in info and len(info) <= MAX_BYTES
+        cfg = rb"cfg rejected (pygnc_config\.toml:|line )3 status_period_s, on last accepted; imu reflection\n"
+        assert re.search(cfg, info), info  # (the file's name when there is room for it)
+        assert len(info) <= MAX_BYTES
         sup = (run.log_dir() / "supervisor.log").read_text()
         where = f"{home / 'pygnc_config.toml'}:3: status_period_s must be a number, not nan"
         assert where in sup and f"running on the last accepted configuration, {home / ACCEPTED_NAME}" in sup
@@ -293,3 +296,30 @@ def test_a_run_without_the_flight_packages_says_so_in_one_line(tmp_path):
     st = S.decode_status(data)
     assert data != stale and st["run"] == 0 and not st["flags"] & S.FLAG_ORBIT_VALID
     assert not (home / "pygnc_logs").exists()
+
+
+def test_the_info_file_says_what_a_refused_run_uses_and_an_attitude_past_180_deg_is_unknown(tmp_path):
+    """A refused uplink with a long key and the IMU reflection flagged: the cfg line was cut
+    to "..., on defau" and "imu reflection" vanished; an attitude propagated far past its
+    data said "att uncertain 311.8deg".  Started 2 min after the sample's data ends."""
+    import math
+
+    home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_config.toml").write_text(
+        "status_period_s = 0.5\n[formation_peer_priors.0x4B]\nt_gps_s = 1e9\npos_ecef_m = [1.0, 2.0]\n"
+        "vel_ecef_m_s = [0.0, 0.0, 0.0]\n"
+    )
+
+    def lost(s) -> bool:
+        sigma_deg = math.degrees(math.sqrt(sum(x * x for x in s["att_sigma_rad"])))
+        return S.ESTIMATE_QUALITY[s["att_quality"]] == "uncertain" and sigma_deg > 180
+
+    with FlightRun(home, spacecraft_time_s=T_END_SC + 120.0) as run:
+        st = run.wait_status(lost, timeout_s=60)
+        assert st["flags"] & S.FLAG_CONFIG_REJECTED and st["flags"] & S.FLAG_IMU_REFLECTION
+        info = run.wait_info(b"att unknown >180deg").decode()
+        cfg = info.splitlines()[-1]
+        assert cfg.startswith("cfg rejected line 4 formation") and cfg.endswith(", on defaults; imu reflection"), info
+        assert len(info.encode()) <= MAX_BYTES
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0, run.text
