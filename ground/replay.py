@@ -537,8 +537,8 @@ def _residual_stats(tables, fixes, r, to_unix, plot_jobs) -> dict:
                 ax(g["unix_time_s"]),
                 np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
                 "GPS fix residuals (fix - orbit estimate), ECEF, with the fix's ±3σ",
-                ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-                "m, cm/s",
+                ["x", "y", "z", "vx", "vy", "vz"],
+                pl.POS_VEL_UNITS,
                 ax.label,
                 sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0]),
             )

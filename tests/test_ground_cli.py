@@ -345,3 +345,19 @@ def test_decode_status_says_an_estimate_before_the_batch_end_is_before_it(tmp_pa
     out = capsys.readouterr().out
     assert "orbit: behind, epoch 2.1h before this write, 2.1h before the end of the batch" in out
     assert "attitude: ok, epoch 0s before this write, 60s beyond the batch" in out
+
+
+def test_decode_plots_name_each_panels_unit(short_run, tmp_path, monkeypatch):
+    """orbit_sigma.png labelled every panel "x [m, cm/s]"; a log axis read "6×10⁰"."""
+    from ground.outputs import plots
+
+    figures = {}
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, fig) and save(fig, path))
+    assert main(["decode", str(short_run / "pygnc_batches"), "--out", str(tmp_path / "o")]) == 0
+    axes = figures["orbit_sigma.png"].axes
+    assert [ax.get_ylabel() for ax in axes] == ["x [m]", "y [m]", "z [m]", "vx [cm/s]", "vy [cm/s]", "vz [cm/s]"]
+    figures["orbit_sigma.png"].canvas.draw()
+    labels = [t.get_text() for ax in axes for t in ax.get_yticklabels(which="both") if t.get_text()]
+    assert labels and not [t for t in labels if "times" in t or "^" in t or "e-0" in t], labels
+    assert (tmp_path / "o" / "plots" / "orbit_sigma.png").stat().st_size > 1000
