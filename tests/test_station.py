@@ -27,6 +27,7 @@ from station_support import (
     ARTIFACTS,
     CHROMIUM_FLAGS,
     PEER,
+    R_ORBIT_M,
     T0_SC_S,
     UTC_MINUS_SC_S,
     FakePygnc,
@@ -997,3 +998,97 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
         assert errors == []
     finally:
         srv.stop()
+
+
+#: Every drawn plot's axes, as uPlot laid them out: what is wrong with their labels.
+_AXIS_PROBLEMS_JS = """() => {
+  const out = [], dpr = devicePixelRatio;
+  for (const [name, p] of Object.entries(window.__stationPlots)) {
+    const u = p.u;
+    if (!u) continue;
+    u.axes.forEach((a, i) => {
+      if (!a._show || !a._values) return;
+      u.ctx.font = a.font[0];
+      const width = (v) => Math.max(...String(v).split("\\n").map((s) => u.ctx.measureText(s).width)) / dpr;
+      const shown = a._values.map((v, k) => [v, a._splits[k]])
+        .filter(([v]) => v !== null && v !== undefined && v !== "");
+      if (i > 0) {   // a y axis: its labels clear of its unit, none repeated
+        const widest = Math.max(0, ...shown.map(([v]) => width(v)));
+        if (a._size < a.ticks.size + a.gap + widest)
+          out.push(`${name} y${i}: ${a._size} px for labels ${widest.toFixed(0)} px wide`);
+        const texts = shown.map(([v]) => String(v));
+        if (new Set(texts).size !== texts.length) out.push(`${name} y${i}: repeated labels ${texts.join(" | ")}`);
+        return;
+      }
+      let right = -Infinity;   // the time axis: every label inside the canvas, none on another
+      for (const [v, t] of shown) {
+        const x = u.valToPos(t, "x") + u.bbox.left / dpr, half = width(v) / 2;
+        if (x - half < 0 || x + half > u.width)
+          out.push(`${name}: time label ${v} cut at ${(x - half).toFixed(0)}..${(x + half).toFixed(0)} of ${u.width}`);
+        if (x - half < right + 2) out.push(`${name}: time label ${v} touches the one before`);
+        right = x + half;
+      }
+    });
+  }
+  return out;
+}"""
+
+
+def test_page_axis_labels_are_clear_of_units_distinct_and_inside(browser):
+    """Six-character tick labels ran into the axis's unit, the orbit plot's m/s axis read
+    "0.053 0.053" (3 decimals at most) and time labels touched or were cut at the edge:
+    checked on every plot, with values that need wide labels and many decimals."""
+    dev = FakePygnc()
+    srv = Server(dev.path)
+    try:
+        page, errors = _open(browser, srv.url)
+        page.wait_for_function("window.__station.connected && window.__station.byType.source > 0", timeout=20_000)
+        dev.hello()
+        dev.status(T0_SC_S)
+        n = 300
+        w = 2 * math.pi / 5677.0
+        for k in range(n):
+            t = T0_SC_S + k
+            a = w * k
+            r = [R_ORBIT_M * math.cos(a), R_ORBIT_M * math.sin(a), 0.0]
+            v = [-R_ORBIT_M * w * math.sin(a), R_ORBIT_M * w * math.cos(a), 0.0]
+            sig_v = 0.0101 + 1e-7 * k  # 3-sigma 0.05248 .. 0.05264 m/s
+            dev.record(
+                "orbit", t, {"r_ecef_m": r, "v_ecef_m_s": v, "sigma_r_m": [700.0 + k] * 3, "sigma_v_m_s": [sig_v] * 3}
+            )
+            dev.record(
+                "attitude",
+                t,
+                {
+                    "q_body_to_gcrs": [1.0, 0.0, 0.0, 0.0],
+                    "rate_body_rad_s": [0.01, 0.0, 0.0],
+                    "gyro_bias_rad_s": [1e-4 + 1e-8 * k] * 3,
+                    "sigma_att_rad": [0.01] * 3,
+                    "sigma_bias_rad_s": [1e-6] * 3,
+                    "valid_attitude": True,
+                },
+            )
+            dev.record(
+                "formation",
+                t,
+                {
+                    "peer_id": PEER,
+                    "dr_ecef_m": [-123456.0 + 10.0 * k, 0.0, 0.0],
+                    "sigma_dr_m": [3.0] * 3,
+                    "sigma_los_m": 2.0,
+                },
+            )
+        page.wait_for_function(f"document.getElementById('orbit-points').textContent === '{n}'", timeout=20_000)
+        page.wait_for_function(  # every row drawn
+            f"['orbitSigma', 'attBias', 'peerRtn', 'peerDist'].every(k => window.__stationPlots[k].u"
+            f" && window.__stationPlots[k].u.data[0].length === {n})"
+        )
+        problems = page.evaluate(_AXIS_PROBLEMS_JS)
+        _shot(page, "station_axes.png")
+        assert problems == []
+        right = page.evaluate("window.__stationPlots.orbitSigma.u.axes[2]._values.filter(v => v)")
+        assert len(right) >= 2 and all(v.startswith("0.052") for v in right), right
+        assert errors == []
+    finally:
+        srv.stop()
+        dev.close()
