@@ -112,13 +112,13 @@ def test_a_rejected_uplink_runs_on_the_last_accepted_configuration_and_says_so(t
         # an unknown orbit-filter key used to pass the load and stop only the orbit task
         (
             "status_period_s = 0.5\n[orbit_filter]\ntesseral_degre = 0\n",
-            b"cfg rejected pygnc_config.toml:3 orbit_filter.tesseral_degre, on defaults",
+            rb"cfg rejected (pygnc_config\.toml:|line )3 orbit_filter\.tesseral_degre, on defaults; imu reflection\n",
             ":3: orbit_filter.tesseral_degre is not a known key (did you mean tesseral_degree?)",
         ),
         # a syntax error used to exit 2 before anything started, naming no file
         (
             "status_period_s = 0.5\nmax_restarts = [3\n",
-            b"cfg rejected pygnc_config.toml:2 syntax error, on defaults",
+            rb"cfg rejected (pygnc_config\.toml:|line )2 syntax error, on defaults; imu reflection\n",
             ":2: TOML syntax error: ",
         ),
     ],
@@ -129,7 +129,8 @@ def test_a_rejected_uplink_without_an_accepted_copy_runs_on_the_defaults(tmp_pat
     with FlightRun(home, spacecraft_time_s=T_END_SC) as run:
         st = run.wait_status(lambda s: s["run"] == 1 and _navigating(s) and s["flags"] & S.FLAG_ORBIT_VALID)
         assert st["flags"] & S.FLAG_CONFIG_REJECTED
-        assert info in run.wait_info(b"cfg")
+        text = run.wait_info(b"cfg")  # (the file's name when there is room for it)
+        assert re.search(info, text), text
         sup = (run.log_dir() / "supervisor.log").read_text()
         assert f"{home / 'pygnc_config.toml'}{logged}" in sup and "running on the defaults" in sup
         run.ctrl_c()
