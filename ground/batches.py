@@ -624,8 +624,8 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                 axis(o["unix_time_s"]),
                 np.column_stack([_stack(o, "sigma_{}_ecef_m"), _stack(o, "sigma_v{}_ecef_m_s") * 100.0]),
                 "Orbit 1σ as estimated on board, ECEF axes",
-                ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-                "m, cm/s",
+                ["x", "y", "z", "vx", "vy", "vz"],
+                pl.POS_VEL_UNITS,
                 axis.label,
                 logy=True,
             )
@@ -640,8 +640,8 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                     np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
                     "Downlinked GPS fixes minus the on-board orbit estimate (Hermite between records), with the "
                     "fix's ±3σ",
-                    ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-                    "m, cm/s",
+                    ["x", "y", "z", "vx", "vy", "vz"],
+                    pl.POS_VEL_UNITS,
                     axis.label,
                     sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0]),
                 )

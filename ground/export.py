@@ -210,6 +210,9 @@ def export(db: Path, out: Path, kinds=(), devices=(), since=None, until=None, so
 
 
 def run(args) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        print(f"export: OUT_DIR {args.out} exists and is not a directory", file=sys.stderr)
+        return 2
     if not args.db.is_file():
         print(f"export: {args.db}: no such archive", file=sys.stderr)
         return 1
@@ -217,6 +220,9 @@ def run(args) -> int:
         written = export(args.db, args.out, args.kind, args.device, args.since, args.until, args.source)
     except (ArchiveError, sqlite3.DatabaseError) as exc:
         print(f"export: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # OUT_DIR not writable, under a file, a full disk
+        print(f"export: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for path, n in written.items():
         print(f"{path}: {n} rows")

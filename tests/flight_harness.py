@@ -51,10 +51,11 @@ class FlightRun:
         args: list[str] | None = None,
         prefix: list[str] | None = None,
         stdout=None,
+        cwd: Path | None = None,
     ):
         """*stdout*: a file object for main.py's stdout instead of the terminal (stdin and
         stderr stay on it); *prefix*: a command that runs main.py, e.g. ["taskset", "-c", "0"]
-        (benches)."""
+        (benches); *cwd*: where main.py starts (default: the home)."""
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         master, slave = pty.openpty()
@@ -71,7 +72,7 @@ class FlightRun:
             stdout=slave if stdout is None else stdout,
             stderr=slave,
             env=e,
-            cwd=str(self.home),
+            cwd=str(cwd or self.home),
             start_new_session=True,
             preexec_fn=_become_terminal_foreground,
             close_fds=True,

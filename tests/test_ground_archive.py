@@ -207,6 +207,28 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert "Traceback" not in err and "no such file" in err and "no reader" in err
 
 
+def test_export_into_an_existing_file_is_refused_before_any_work(tmp_path, buslog):
+    """``ground export DB FILE`` (it was a NotADirectoryError traceback after the query) and
+    an OUT_DIR under a file: a message each, as the user types them."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(buslog)]) == 0
+    f = tmp_path / "out.csv"
+    f.write_text("keep me")
+    for out, rc, says in (
+        (f, 2, f"export: OUT_DIR {f} exists and is not a directory"),
+        (f / "sub", 1, "Not a directory"),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "ground", "export", str(db), str(out)], capture_output=True, text=True, cwd=REPO
+        )
+        assert p.returncode == rc and says in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1
+    assert f.read_text() == "keep me"
+
+
 # -- upload queue -----------------------------------------------------------------------------------
 
 

@@ -6,7 +6,9 @@ against the truth, one bad frame of each kind, Ctrl-C while the stream is still 
 
 import getpass
 import math
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +152,41 @@ def test_relative_paths_with_shell_are_taken_from_here(tmp_path, monkeypatch, ca
     assert f"--python .venv/bin/python: no such file ({tmp_path}/.venv/bin/python)" in err
     assert f"--main flight/main.py: no such file ({tmp_path}/flight/main.py)" in err
     assert "not found on PATH" in err
+
+
+def test_a_home_that_is_no_directory_is_a_usage_error(tmp_path):
+    """``host --shell --home`` a missing directory or a file: one line and exit 2 before any
+    shell starts (they were FileNotFoundError / NotADirectoryError tracebacks); a relative
+    one is made absolute (the shell runs `cd ~` in it)."""
+    import subprocess
+
+    from ground.host.cli import resolve_local_paths
+
+    f = tmp_path / "a-file"
+    f.write_text("")
+    for home, why in ((tmp_path / "missing", "no such directory"), (f, "not a directory")):
+        p = subprocess.run(
+            [sys.executable, "-m", "ground", "host", "--shell", "--home", str(home), "--main", FLIGHT_MAIN],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+        assert p.returncode == 2 and p.stderr == f"ground host: --home {home}: {why}\n", p.stderr
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "host", "/dev/ttyUSB9", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2 and "--home is the --shell's HOME" in p.stderr and "Traceback" not in p.stderr
+    args = default_args(python="python3", main=FLIGHT_MAIN, home=Path(tmp_path.name))
+    cwd = os.getcwd()
+    os.chdir(tmp_path.parent)
+    try:
+        assert resolve_local_paths(args) is None and args.home == tmp_path
+    finally:
+        os.chdir(cwd)
 
 
 def test_a_command_that_ends_at_once_is_reported_at_once(shell):

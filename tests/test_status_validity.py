@@ -112,9 +112,9 @@ def test_info_says_how_old_the_attitudes_data_is():
         att_quality=S.ESTIMATE_QUALITY.index("uncertain"),
         att_sigma_rad=(2.2, 2.2, 2.2),
     )
-    assert render_info(s).decode().splitlines()[2] == "att uncertain 218.3deg data 70s ago"
+    assert render_info(s).decode().splitlines()[2] == "att unknown >180deg data 70s ago"  # (1 sigma 218 deg)
     s["att_meas_t_sc_s"] = now - 5.0  # fresh data: nothing to say
-    assert render_info(s).decode().splitlines()[2] == "att uncertain 218.3deg"
+    assert render_info(s).decode().splitlines()[2] == "att unknown >180deg"
     s["att_meas_t_sc_s"] = math.nan  # none yet
     assert "ago" not in render_info(s).decode()
 

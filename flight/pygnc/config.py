@@ -866,7 +866,10 @@ class Paths:
 
     @classmethod
     def from_env(cls) -> Paths:
-        return cls(Path(os.environ.get("PYGNC_HOME") or Path.home()).expanduser())
+        """``PYGNC_HOME`` (default: the home directory), absolute: a relative one is taken
+        from the current directory once, here - the tasks run in the flight code's directory
+        and are handed this absolute path."""
+        return cls(Path(os.path.abspath(Path(os.environ.get("PYGNC_HOME") or Path.home()).expanduser())))
 
     @property
     def sense_file(self) -> Path:

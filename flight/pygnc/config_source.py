@@ -78,7 +78,8 @@ class Selection:
         name = self.rejected_path.name if self.rejected_path else "?"
         where = f"{name}:{line}" if line else name
         what = "on last accepted" if self.source == "last accepted copy" else "on defaults"
-        return " ".join(f"{where} {key}, {what}".split())[:MAX_NOTE_CHARS]
+        problem = " ".join(f"{where} {key}".split())[: MAX_NOTE_CHARS - len(what) - 2]
+        return f"{problem}, {what}"  # (what the run uses is never cut off)
 
 
 def _read(path: Path) -> tuple[bytes | None, ConfigError | None]:

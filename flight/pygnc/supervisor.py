@@ -49,21 +49,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zmq
-
 from . import config_source, run_lock, terminal
 from .atomic import write_atomic
 from .bus.channels import CHANNELS, CONTROL_SOCKET
-from .bus.messages import DecodeCounters, Encoder
-from .bus.transport import ControlServer, Publisher
 from .config import Config, Paths
 from .formats import status as st
 from .formats.info import render_info
-from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
 from .signals import StopSignals, ignore_stop_signals
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
 from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper
+
+#: The packages the flight tree needs beyond the standard library (module -> pip name; as
+#: pyproject's dependencies).  Without them main() still replaces the previous status, then
+#: refuses to start in one line; ``--check-config`` needs none of them.
+FLIGHT_PACKAGES = {"numpy": "numpy", "zmq": "pyzmq", "msgpack": "msgpack", "serial": "pyserial"}
+try:
+    import zmq
+
+    from .bus.messages import DecodeCounters, Encoder
+    from .bus.transport import ControlServer, Publisher
+    from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
+except ImportError as exc:  # checked by main() before anything uses them
+    if (exc.name or "").split(".")[0] not in FLIGHT_PACKAGES:
+        raise
 
 log = logging.getLogger("supervisor")
 
@@ -176,7 +185,7 @@ def make_run_dir() -> tuple[Path, list[Path]]:
     that does not fit is then the bind's error, named in the log)."""
     # (gettempdir() always names an existing directory, so the list is never empty)
     dirs = [d for d in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp") if d and os.path.isdir(d)]
-    parent = Path(next((d for d in dirs if _room_for_sockets(d)), dirs[0]))
+    parent = Path(os.path.abspath(next((d for d in dirs if _room_for_sockets(d)), dirs[0])))
     stale = remove_stale_run_dirs(parent)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=parent))
     os.chmod(run_dir, 0o700)
@@ -742,6 +751,23 @@ def _say(text: str) -> None:
         pass
 
 
+def missing_flight_packages() -> list[str]:
+    """The pip names of the :data:`FLIGHT_PACKAGES` this Python cannot import (looked up,
+    not imported)."""
+    import importlib.util
+
+    missing = []
+    for module, name in FLIGHT_PACKAGES.items():
+        try:
+            if importlib.util.find_spec(module) is None:
+                missing.append(name)
+        except (ImportError, ValueError):
+            missing.append(name)
+    if "zmq" not in globals() and "pyzmq" not in missing:  # found, yet it did not import
+        missing.append("pyzmq")
+    return missing
+
+
 def check_config_command(argv: list[str], prog: str) -> int:
     """``--check-config FILE``: 0 if *FILE* would be accepted, 2 if not; the problems (or
     an accepted file's warnings) on stderr, one per line, ``FILE:LINE: key message``."""
@@ -780,7 +806,7 @@ def _hand_to_tasks(run_dir: Path, sel: config_source.Selection) -> None:
         snapshot.write_bytes(sel.data)
         os.environ["PYGNC_CONFIG"] = str(snapshot)
     except OSError:
-        os.environ["PYGNC_CONFIG"] = str(sel.path) if sel.path is not None else os.devnull
+        os.environ["PYGNC_CONFIG"] = os.path.abspath(sel.path) if sel.path is not None else os.devnull
     if sel.note:
         os.environ[config_source.REJECTED_ENV] = sel.note
     else:
@@ -812,6 +838,13 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
         sel = config_source.select(paths)
         # Before anything else can fail: the previous run's status and info are replaced.
         start_status_error = write_start_status(paths, t_sc, t0_mono, sel)
+        missing = missing_flight_packages()
+        if missing:
+            _say(
+                f"{prog}: cannot start: {', '.join(missing)} not installed for {sys.executable} "
+                f"(the flight code needs: pip install {' '.join(FLIGHT_PACKAGES.values())})"
+            )
+            return 1
         try:
             run_dir, stale = make_run_dir()
         except OSError as exc:

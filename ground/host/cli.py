@@ -65,7 +65,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--shell", action="store_true", help="a local shell on a pseudo-terminal instead of PORT (the Pi without a Pi)"
     )
-    p.add_argument("--home", type=Path, help="--shell: its HOME (default: a new temporary directory)")
+    p.add_argument(
+        "--home", type=Path, help="--shell: its HOME, an existing directory (default: a new temporary directory)"
+    )
     p.add_argument(
         "--line-baud",
         type=int,
@@ -520,9 +522,13 @@ def resolve_local_paths(args) -> str | None:
     relative --main, or --python with a slash, is made absolute against the current
     directory (where the user typed it), and both must exist; a bare --python such as
     ``python3`` is looked up on PATH, a path starting with ``~`` is the shell's HOME.
-    The problem, or None."""
+    --home must be an existing directory (made absolute likewise).  The problem, or None."""
     import shutil
 
+    if args.home is not None:  # the shell's HOME: an existing directory, absolute (`cd ~` is run in it)
+        if not args.home.is_dir():
+            return f"--home {args.home}: {'not a directory' if args.home.exists() else 'no such directory'}"
+        args.home = Path(os.path.abspath(args.home))
     for name in ("python", "main"):
         value = getattr(args, name)
         if value.startswith("~"):
@@ -554,6 +560,9 @@ def run(args) -> int:
         return 2
     if args.long_line_bytes < 1:
         print("ground host: --long-line-bytes must be >= 1", file=sys.stderr)
+        return 2
+    if args.home is not None and not args.shell:
+        print("ground host: --home is the --shell's HOME (on a serial PORT the Pi has its own)", file=sys.stderr)
         return 2
     if args.shell:
         problem = resolve_local_paths(args)

@@ -116,7 +116,8 @@ MESSAGES: tuple[tuple[str, str, str, str], ...] = (
         "source",
         "server -> page",
         "`state` (`open`, `waiting`, `closed`), `detail`",
-        "the source's own state: a live port opened, lost (unplugged) and retried",
+        "the source's own state: a live port opened, lost (unplugged) and retried, or closed for good (a "
+        "pseudo-terminal gone, another device at its path)",
     ),
     (
         "files",
