@@ -862,7 +862,6 @@ def spread_candidates(candidates: list) -> list:
     return taken
 
 
-
 def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, model_var_m2: float = 0.0) -> list:
     """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
     window *a* (filter tunables *fc*) with each cost taken again on the same ranges: the
