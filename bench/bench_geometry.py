@@ -310,6 +310,7 @@ def forces(group: str, hours: float) -> list[str]:
     from ground.sim import orbits
     from ground.simulate import deputy_elements
     from pygnc import frames
+    from pygnc.estimation import orbit_dynamics as od
     from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix
     from pygnc.estimation.range_only_iod import partner_trajectory
     from pygnc.processors.formation import filter_config_from
@@ -337,6 +338,28 @@ def forces(group: str, hours: float) -> list[str]:
                 - np.asarray(bh.accel_gravity_spherical_harmonics(r, m, field, 8, 8))
             )
         return np.array(out)
+
+    def drag_residual(tr0, tr1, bc0: float, bc1: float) -> np.ndarray:
+        """Along-track differential drag (NRLMSISE-00, each truth's density factor and
+        ballistic coefficient) less the flight model's partner drag times the best constant
+        scale, m/s^2 (what a drag scale leaves of it)."""
+        d, m1, m0 = [], [], []
+        for j in idx:
+            t = tr0["t_gps_s"][j]
+            m = frames.gcrs_from_itrs_matrix(t).T
+            a = rtn_matrix(tr0["r_gcrs_m"][j], tr0["v_gcrs_m_s"][j])[1]
+            acc = []
+            for tr, bc in ((tr0, bc0), (tr1, bc1)):
+                r, v = tr["r_gcrs_m"][j], tr["v_gcrs_m_s"][j]
+                rho = bh.density_nrlmsise00(orbits.brahe_epoch(t), m @ r) * tr["density_factor"]
+                vr = v - np.cross([0.0, 0.0, 7.292115e-5], r)
+                acc.append(-0.5 * rho / bc * np.linalg.norm(vr) * vr)
+            d.append(a @ (acc[1] - acc[0]))
+            m1.append(a @ np.asarray(od.drag_acceleration(tr1["r_gcrs_m"][j], tr1["v_gcrs_m_s"][j], 50.0)))
+            m0.append(a @ np.asarray(od.drag_acceleration(tr0["r_gcrs_m"][j], tr0["v_gcrs_m_s"][j], 50.0)))
+        x = np.stack([np.array(m1), np.ones(len(m1))], axis=1)
+        y = np.array(d) + np.array(m0)
+        return y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
 
     def range_error(tr0, tr1) -> float:
         idx = np.arange(0, tr0["t_gps_s"].size, 20)
@@ -366,6 +389,12 @@ def forces(group: str, hours: float) -> list[str]:
             f" model error in range: same drag {range_error(own, same):.2f} m,"
             f" ballistic 20 % apart {range_error(own, bc):.2f} m,"
             f" densities drawn apart {range_error(own, apart):.2f} m"
+        )
+        res = drag_residual(own, apart, OWN_BALLISTIC_KG_M2, PARTNER_BALLISTIC_KG_M2)
+        lines.append(
+            f"  {'':11s} differential drag along-track after a fitted scale (densities x{own['density_factor']:.2f} / "
+            f"x{apart['density_factor']:.2f}): {np.sqrt(np.mean(res**2)) * 1e9:.0f} nm/s2 RMS, "
+            f"{np.abs(res).max() * 1e9:.0f} at most"
         )
     return lines
 

@@ -73,6 +73,11 @@ MIRROR_D2 = 16.8
 #: weight w at distance d adds w d^2 to the published covariance, so below ~1e-3 it is
 #: covered by the sigma it adds while the others agree.
 AMBIGUITY_MIN_WEIGHT = 1e-3
+#: A window's fit is accepted only if it converged and its residual RMS is within this factor
+#: of what the ranges' noise and the dynamics' error in them allow (sqrt(range_sigma_m^2 +
+#: side_model_sigma_m^2)): an orbit fitting a partner's ranges to 2.6 m RMS, with a 74-m range
+#: bias against a 3-m prior, was 6 km off and published ok.
+POOR_FIT_RMS_FACTOR = 2.0
 #: A prior is carried to the first range in steps of this much time between budget checks, s.
 CARRY_CHUNK_S = 600.0
 #: A prior whose predicted range misses the first measured one by more than this many
@@ -366,6 +371,12 @@ class PartnerHypotheses:
         self.n_extensions = 0  # acquisition windows lengthened (a fit that did not converge)
         self.n_mirrors_taken_up = 0  # sides kept as a point mirror after their orbits lost the ranges
         self._mirror_noted = False
+        #: The odds of the best fitted orbit's mirror image in the own orbit plane against it,
+        #: from the last window's fit (its prior; the ranges cannot tell the two apart), or 0
+        #: when that fit's prior excluded it (e^-SIDE_DECIDED_LLR or less).  While above 0 the
+        #: published estimate keeps that mirror image whenever no kept orbit stands for it
+        #: (:meth:`plane_mirror_odds`).
+        self.plane_odds = 0.0
 
     @property
     def name(self) -> str:
@@ -413,6 +424,7 @@ class PartnerHypotheses:
         f = self.filter
         self.alts = []
         self._new_hypotheses()
+        self.plane_odds = 0.0
         self.carry = None
         self.n_starts += 1
         # The window fits the partner as the ranges see it from the own estimate at the window
@@ -432,7 +444,7 @@ class PartnerHypotheses:
         w.prior = self.prior = PartnerPrior(t_gps_s, comps, how)
         self.window = w
 
-    def lose(self, t_gps_s: float) -> None:
+    def lose(self, t_gps_s: float, note: tuple[str, str] | None = None) -> None:
         """The ranges keep failing the gate (the filter has lost the partner): the orbit is
         fitted again from the prior the partner started from, carried to now (:attr:`carry`,
         then :meth:`open_restart_window`) - not about the estimate it lost (wrong by then,
@@ -440,7 +452,8 @@ class PartnerHypotheses:
         orbit).  No bias re-opening: with no partner fix nothing would pull a wrong bias
         back.  Until the new window's fit the estimates are the lost filter's, propagated,
         its relative covariance scaled so that the ranges it rejected are one sigma
-        (:meth:`FormationFilter.inflate_to_rejected_ranges`)."""
+        (:meth:`FormationFilter.inflate_to_rejected_ranges`).  *note*: the operator's note
+        instead of the rejected ranges' (the first restart's only)."""
         f = self.filter
         self.on_change()
         f.predict_to(t_gps_s)  # (the range may have been applied ahead of the filter time)
@@ -448,6 +461,7 @@ class PartnerHypotheses:
         f.take_ranges_as_acquired()
         self.alts = []
         self._new_hypotheses()
+        self.plane_odds = 0.0
         self.n_restarts += 1
         c = self.config
         prior = self.prior or PartnerPrior(
@@ -463,7 +477,9 @@ class PartnerHypotheses:
             "the estimate it lost",
         )
         self.carry = PriorCarry(prior, t_gps_s, f.peer_model)
-        if self.n_restarts == 1:
+        if note is not None:
+            self.notes.append(note)
+        elif self.n_restarts == 1:
             self.notes.append(
                 (
                     "range_only_restart",
@@ -584,14 +600,17 @@ class PartnerHypotheses:
             b2, r3 = self._refit(a, x)
             hyps.append((r3.candidates[0][1], b2, r3, (b2, r3)))
         # Which side of the own orbit plane: each candidate's mirror image is fitted too.
+        n_fitted = len(hyps)
         for _, b, r2, _ in list(hyps):
             yield
             hyps.append(self._mirror_fit(a, b, r2))
         if self.window is not a or not f.initialized:
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
         hyps = common_costs(a, hyps, self.filter_config, c.side_model_sigma_m**2)
+        self._weigh_the_plane_mirror(hyps, n_fitted)
         hyps.sort(key=lambda h: h[0])
-        if not hyps[0][2].converged and not a.final and a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
+        fits = self._fits_its_ranges(hyps[0][2])
+        if not fits and not a.final and a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
             # Not converged: the cost is a long curved valley the window's ranges hardly
             # constrain along, and each start stops somewhere on it with a needle-shaped
             # covariance whose length is the valley's local curvature, not the data's; the
@@ -608,6 +627,20 @@ class PartnerHypotheses:
                         f"converge: fitted again with the ranges of {a.window_s:.0f} s",
                     )
                 )
+            return
+        if not fits and not a.final:
+            # The longest window's best orbit does not fit its ranges (a geometry its starts
+            # did not reach): not started on it - acquired again, from the prior, carried.
+            res = hyps[0][2]
+            self.window = None
+            self.lose(
+                f.t_gps_s,
+                (
+                    "range_only_poor_fit",
+                    f"{self.name}: no orbit fits the {len(a.range_m)} ranges of {a.span_s:.0f} s (best "
+                    f"residual rms {res.rms_m:.2f} m, bias {res.bias_m:.1f} m): not used, acquired again",
+                ),
+            )
             return
         # Starts that the refits brought to the same minimum are that minimum once (its
         # weight is its cost's, not times the starts that found it); told apart as orbits,
@@ -657,6 +690,20 @@ class PartnerHypotheses:
                     + ("" if res.converged else " (did not converge)"),
                 )
             )
+
+    def _weigh_the_plane_mirror(self, hyps: list, n_fitted: int) -> None:
+        """:attr:`plane_odds` from the common costs of a fit's *hyps*: the first *n_fitted*
+        are the candidates, the next as many their mirror images in the own orbit plane."""
+        costs = [h[0] for h in hyps]
+        best = int(np.argmin(costs[:n_fitted]))
+        d = (costs[n_fitted + best] - costs[best]) / 2.0 if n_fitted + best < len(costs) else math.inf
+        self.plane_odds = math.exp(-max(0.0, d)) if d < SIDE_DECIDED_LLR else 0.0
+
+    def _fits_its_ranges(self, res: IodResult) -> bool:
+        """A window fit that converged with a residual RMS the ranges' noise and the
+        dynamics' error in them explain (POOR_FIT_RMS_FACTOR)."""
+        allowed = math.hypot(self.filter_config.range_sigma_m, self.config.side_model_sigma_m)
+        return bool(res.converged and res.rms_m <= POOR_FIT_RMS_FACTOR * allowed)
 
     def _prior_as_held_now(self, a: AcquisitionWindow):
         """Regularise the fit with the prior as the filters hold it at the window's end: each
@@ -960,6 +1007,33 @@ def mix(ests: list, ws, idx=None) -> tuple:
         d = x - xm if idx is None else x[idx] - xm[idx]
         pm += w * (pc + np.outer(d, d))
     return xm, pm
+
+
+def with_plane_mirror(ests: list, ws: tuple, odds: float) -> tuple[list, tuple]:
+    """*ests* ((state (n,), covariance of its :data:`I_REPORTED` rows and columns), the most
+    likely orbit's first) and their weights *ws*, with the first one's mirror image in the own
+    orbit plane added at *odds* against it (its weight split between the two) when *odds* > 0
+    and no other stands within MIRROR_D2 of that image: the ranges cannot tell the two apart
+    and the prior did not (:attr:`PartnerHypotheses.plane_odds`), so it is kept, not dropped
+    with the filter a range's noise or the dynamics' error happened to disfavour - a coplanar
+    partner's cross-track offset of zero was otherwise published ok 100-200 m off on one
+    side under a sigma of 20-40 m."""
+    if not odds > 0.0:
+        return ests, ws
+    x, pr = ests[0]
+    m3 = plane_mirror(x[0:6])
+    xm = block_mirror(x.size, m3, at=(9, 12, 15)) @ x
+    t7 = block_mirror(pr.shape[0], m3, at=(0, 3))
+    pm = t7 @ pr @ t7.T
+    for y, py in ests[1:]:
+        d = y[9:15] - xm[9:15]
+        try:
+            if float(d @ np.linalg.solve(py[:6, :6] + pm[:6, :6], d)) < MIRROR_D2:
+                return ests, ws
+        except np.linalg.LinAlgError:
+            pass
+    w0 = ws[0]
+    return [*ests, (xm, pm)], (w0 / (1.0 + odds), *ws[1:], w0 * odds / (1.0 + odds))
 
 
 def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:
