@@ -186,8 +186,10 @@ def test_a_file_named_pygnc_batches_is_moved_aside(tmp_path):
 def test_an_unusable_batch_directory_says_so(tmp_path):
     """A batch directory that cannot be made (its parent is a file): `downlink_failed`."""
     cfg = tmp_path / "pygnc.toml"
-    cfg.write_text('batch_dir = "sense.bin/batches"\n')
+    cfg.write_text('batch_dir = "pygnc_batches/a_file/batches"\n')
     home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_batches").mkdir()
+    (home / "pygnc_batches" / "a_file").write_bytes(b"in the way")
     with FlightRun(home, spacecraft_time_s=_t_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
         run.wait_status(lambda s: s["flags"] & S.FLAG_DOWNLINK_FAILED, timeout_s=30)
         run.wait_info(b" DF")

@@ -51,6 +51,7 @@ from pathlib import Path
 
 from .atomic import fsync_dir, move_aside, remove_stale_temps, write_atomic
 from .formats import batch as fmt
+from .regular_files import read_small_file
 
 STATE_FILE = ".batch_state.json"
 STATE_FORMAT = "pygnc-batch-state"
@@ -59,6 +60,8 @@ STATE_VERSION = 1
 RETRY_AFTER_S = 5.0
 #: How often the free space is checked while it is low, s.
 FREE_CHECK_PERIOD_S = 10.0
+#: Largest state file read, bytes (it holds a few numbers).
+MAX_STATE_BYTES = 64 * 1024
 
 
 class SequenceExhausted(OSError):
@@ -159,6 +162,12 @@ class BatchStore:
 
     # ------------------------------------------------------------------ paths and state
     @property
+    def _max_read_bytes(self) -> int:
+        """Largest batch file read back (recovery, a restart): a file holds at most
+        ``max_file_bytes`` and a record; anything far larger is no file of this writer's."""
+        return 4 * self.max_file_bytes + (1 << 20)
+
+    @property
     def state_path(self) -> Path:
         return self.dir / STATE_FILE
 
@@ -180,7 +189,7 @@ class BatchStore:
 
     def _read_state(self) -> tuple[dict, str]:
         try:
-            raw = self.state_path.read_bytes()
+            raw = read_small_file(self.state_path, MAX_STATE_BYTES)
         except FileNotFoundError:
             return {}, "no state file"
         except OSError as exc:
@@ -277,7 +286,7 @@ class BatchStore:
         return report
 
     def _recover(self, seq: int, part: Path, finals: dict[int, Path], report: OpenReport) -> None:
-        data = part.read_bytes()
+        data = read_small_file(part, self._max_read_bytes)  # (a FIFO is refused, never waited on)
         bf = fmt.decode_batch(data)
         if not bf.records:
             part.unlink()
@@ -328,9 +337,9 @@ class BatchStore:
         finals, _ = self._scan()
         for seq in sorted(s for s in finals if s >= self.run_first_seq):
             try:
-                bf = fmt.decode_batch(finals[seq].read_bytes())
+                bf = fmt.decode_batch(read_small_file(finals[seq], self._max_read_bytes))
             except OSError:
-                continue  # the host took it meanwhile
+                continue  # the host took it meanwhile (or it is no file of ours)
             if bf.header is not None and bf.header["run"] == self.run:
                 out.extend(bf.records)
         return out

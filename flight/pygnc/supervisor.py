@@ -60,6 +60,7 @@ from .config import Config, Paths
 from .formats import status as st
 from .formats.info import render_info
 from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
+from .regular_files import read_small_file
 from .signals import StopSignals, ignore_stop_signals
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
@@ -627,7 +628,7 @@ class Supervisor:
 
     def _final_status_has(self, flag: int) -> bool:
         try:
-            s = st.decode_status(self.paths.status_file.read_bytes())
+            s = st.decode_status(read_small_file(self.paths.status_file, st.SIZE))
         except (OSError, st.StatusError):
             return False
         return s["run"] == self.run_number and bool(s["flags"] & flag)
@@ -640,7 +641,7 @@ class Supervisor:
         paths = self.paths
         s = None
         try:
-            old = st.decode_status(paths.status_file.read_bytes())
+            old = st.decode_status(read_small_file(paths.status_file, st.SIZE))
             if old["run"] == self.run_number:
                 s = old
         except (OSError, st.StatusError):
@@ -751,7 +752,7 @@ def check_config_command(argv: list[str], prog: str) -> int:
     ok, lines = config_source.check_file(argv[0])
     for line in lines:
         _say(line)
-    _say(f"{argv[0]}: {'accepted' if ok else 'REJECTED'}")
+    _say(f"{config_source.shown_path(argv[0])}: {'accepted' if ok else 'REJECTED'}")
     return 0 if ok else 2
 
 

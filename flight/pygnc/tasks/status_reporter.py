@@ -32,6 +32,7 @@ from ..config_source import config_flags, rejection_note
 from ..formats import status as st
 from ..formats.info import render_info
 from ..logs import BusLogWriter, records_dropped
+from ..regular_files import read_small_file
 from ..validity import assess
 from .base import Task
 from .table import TASK_NAMES_BY_ID, enabled_tasks
@@ -101,7 +102,7 @@ class StatusReporter(Task):
         without them while the producers replay; the replay replaces an estimate only by a
         newer one.  False if there is none of this run."""
         try:
-            old = st.decode_status(self.ctx.paths.status_file.read_bytes())
+            old = st.decode_status(read_small_file(self.ctx.paths.status_file, st.SIZE))
         except (OSError, st.StatusError):
             return False
         if old["run"] != self.ctx.run_number:
