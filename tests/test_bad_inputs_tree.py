@@ -197,3 +197,61 @@ def test_a_downlink_failure_at_the_writers_stop_is_in_the_final_status(tmp_path)
     assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_DOWNLINK_FAILED, st["flag_names"]
     assert b" DF" in (home / "pygnc_info.txt").read_bytes()
     assert sorted(p.name for p in (home / "pygnc_batches").glob("batch_*")) == [final.name]
+
+
+# --------------------------------------------------------------------------- issue 48
+def _sample_config_with_prior(prior: str) -> str:
+    """The sample's uplink with its partner prior (0x4B) replaced by *prior* (TOML lines)."""
+    text = (SAMPLE / "pygnc_config.toml").read_text()
+    head = text[: text.index("[formation_peer_priors.")]
+    return head + '[formation_peer_priors."0x4B"]\n' + prior
+
+
+def test_a_partner_prior_inside_the_earth_is_refused_at_load(tmp_path):
+    """Issue 48 item 5: a prior inside the Earth (or at the origin with no velocity) was
+    accepted and the partner disappeared (`frm 0/0 -`, a traceback per range).  It is
+    refused when the file is checked, saying why; the run goes on the defaults."""
+    home = make_home(tmp_path, SAMPLE)
+    up = home / "pygnc_config.toml"
+    up.write_text(
+        _sample_config_with_prior(
+            "t_gps_s = 1426485618.0\npos_ecef_m = [0.0, 0.0, 0.0]\nvel_ecef_m_s = [0.0, 0.0, 0.0]\n"
+        )
+    )
+    import subprocess
+    import sys
+
+    from flight_harness import FLIGHT_MAIN
+
+    p = subprocess.run([sys.executable, str(FLIGHT_MAIN), "--check-config", str(up)], capture_output=True, text=True)
+    assert p.returncode == 2 and "puts the partner inside the Earth" in p.stderr, p.stderr
+    _, last = _span_without_sample(-1)
+    with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
+        run.wait_status(lambda s: s["run"] >= 1 and s["flags"] & S.FLAG_CONFIG_REJECTED)
+        assert b"cfg rejected pygnc_config.toml:9 formation_peer_priors.0x4B.pos_ecef_m" in run.wait_info(b"cfg")
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+
+
+def test_a_partner_is_never_lost_to_a_prior_that_fails_at_the_data(tmp_path):
+    """Issue 48 item 5: a prior that passes the load but cannot start a filter at the data's
+    time (here an RTN offset that puts the partner inside the Earth) made every range raise.
+    Now it is refused with a note (`range_only_prior_refused`) and the partner starts from its
+    ranges as without a prior."""
+    home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_config.toml").write_text(
+        _sample_config_with_prior("dr_rtn_m = [-6500000.0, 0.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n")
+    )
+    _, last = _span_without_sample(-1)
+    with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
+        st = run.wait_status(
+            lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["peer0_id"] == 0x4B and s["peer0_t_sc_s"] > last,
+            timeout_s=60,
+        )
+        assert not st["flags"] & S.FLAG_CONFIG_REJECTED
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    notes = [b for b in _bus_messages(run, "estimator_note") if b["code"] == "range_only_prior_refused"]
+    assert notes and "inside the Earth" in notes[0]["text"], notes
+    log = "".join(p.read_text() for p in run.log_dir().glob("formation_estimator*.log"))
+    assert "Traceback" not in log and "failed" not in log

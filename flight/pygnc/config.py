@@ -461,6 +461,50 @@ def _vector3(table: dict, key: str) -> tuple[float, float, float]:
     return tuple(float(c) for c in v)
 
 
+#: A partner prior's orbit (an ECEF state; or, at its start, the state an RTN offset gives)
+#: must keep its perigee above this radius, m (inside the Earth's polar radius, 6 357 km, a
+#: propagation fails: no partner flies there) and its radius under the next, m.
+PRIOR_MIN_PERIGEE_RADIUS_M = 6_350_000.0
+PRIOR_MAX_RADIUS_M = 5.0e7
+#: An RTN prior's offset from the own spacecraft at most this far, m, and this fast, m/s
+#: (farther than two LEO orbits' diameters: no range can come from there).
+PRIOR_MAX_OFFSET_M = 2.0e7
+PRIOR_MAX_OFFSET_SPEED_M_S = 2.0e4
+_GM_EARTH_M3_S2 = 3.986004418e14
+_EARTH_RATE_RAD_S = 7.2921150e-5
+
+
+def orbit_state_problem(pos_ecef_m, vel_ecef_m_s, inertial: bool = False) -> str | None:
+    """Why an ECEF state (m, m/s; *inertial*: a GCRS one) is no partner's orbit (None: it
+    may be one): its radius outside (PRIOR_MIN_PERIGEE_RADIUS_M, PRIOR_MAX_RADIUS_M), not
+    bound to the Earth, or its perigee inside the Earth (a prior at the origin, inside the
+    Earth, or on the ground with no velocity).  Plain floats: no numpy here."""
+    x, y, z = (float(c) for c in pos_ecef_m)
+    r = math.sqrt(x * x + y * y + z * z)
+    if not math.isfinite(r) or r < PRIOR_MIN_PERIGEE_RADIUS_M:
+        return f"puts the partner inside the Earth ({r / 1000.0:.0f} km from its centre)"
+    if r > PRIOR_MAX_RADIUS_M:
+        return f"puts the partner {r / 1000.0:.0f} km from the Earth's centre, beyond any partner"
+    vx, vy, vz = (float(c) for c in vel_ecef_m_s)
+    if not inertial:  # inertial velocity at that instant: the ECEF one plus the Earth's rotation (w x r)
+        vx, vy = vx - _EARTH_RATE_RAD_S * y, vy + _EARTH_RATE_RAD_S * x
+    v2 = vx * vx + vy * vy + vz * vz
+    energy = 0.5 * v2 - _GM_EARTH_M3_S2 / r
+    if not energy < 0.0:
+        return "is not bound to the Earth (its speed is above the escape speed)"
+    hx, hy, hz = y * vz - z * vy, z * vx - x * vz, x * vy - y * vx
+    h2 = hx * hx + hy * hy + hz * hz
+    a = -_GM_EARTH_M3_S2 / (2.0 * energy)
+    e = math.sqrt(max(0.0, 1.0 + 2.0 * energy * h2 / _GM_EARTH_M3_S2**2))
+    perigee = a * (1.0 - e)
+    if perigee < PRIOR_MIN_PERIGEE_RADIUS_M:
+        return (
+            f"gives an orbit whose perigee is inside the Earth ({perigee / 1000.0:.0f} km from its centre): "
+            "check the velocity (ECEF, m/s) and the position (ECEF, m)"
+        )
+    return None
+
+
 #: Largest ``wrong_side_probability`` a partner prior may give: 0.5 says nothing of the side.
 MAX_WRONG_SIDE_PROBABILITY = 0.5
 #: Longest ``source`` text of a partner prior (it goes into notes and logs), characters.
@@ -533,20 +577,19 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
         t = table["t_gps_s"]
         if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 < t < math.inf):
             raise ValueError(f"t_gps_s must be GPS seconds > 0, got {shown(t)}")
-        return {
-            "frame": "ecef",
-            "t_gps_s": float(t),
-            "pos_ecef_m": _vector3(table, "pos_ecef_m"),
-            "vel_ecef_m_s": _vector3(table, "vel_ecef_m_s"),
-            **out,
-        }
+        pos, vel = _vector3(table, "pos_ecef_m"), _vector3(table, "vel_ecef_m_s")
+        why = orbit_state_problem(pos, vel)
+        if why:
+            raise ValueError(f"the state pos_ecef_m, vel_ecef_m_s {why}")
+        return {"frame": "ecef", "t_gps_s": float(t), "pos_ecef_m": pos, "vel_ecef_m_s": vel, **out}
     if rtn <= keys and not keys & ecef:
-        return {
-            "frame": "rtn",
-            "dr_rtn_m": _vector3(table, "dr_rtn_m"),
-            "dv_rtn_m_s": _vector3(table, "dv_rtn_m_s"),
-            **out,
-        }
+        dr, dv = _vector3(table, "dr_rtn_m"), _vector3(table, "dv_rtn_m_s")
+        if math.hypot(*dr) > PRIOR_MAX_OFFSET_M or math.hypot(*dv) > PRIOR_MAX_OFFSET_SPEED_M_S:
+            raise ValueError(
+                f"dr_rtn_m, dv_rtn_m_s put the partner further than {PRIOR_MAX_OFFSET_M / 1000.0:.0f} km or "
+                f"faster than {PRIOR_MAX_OFFSET_SPEED_M_S:.0f} m/s from the own spacecraft: no range comes from there"
+            )
+        return {"frame": "rtn", "dr_rtn_m": dr, "dv_rtn_m_s": dv, **out}
     raise ValueError("a partner prior gives either t_gps_s + pos_ecef_m + vel_ecef_m_s, or dr_rtn_m + dv_rtn_m_s")
 
 
