@@ -255,3 +255,77 @@ def test_a_partner_is_never_lost_to_a_prior_that_fails_at_the_data(tmp_path):
     assert notes and "inside the Earth" in notes[0]["text"], notes
     log = "".join(p.read_text() for p in run.log_dir().glob("formation_estimator*.log"))
     assert "Traceback" not in log and "failed" not in log
+
+
+def test_a_backlog_of_range_files_is_read_while_ingest_answers(tmp_path):
+    """Issue 48 item 6: 20 000 range files in ~/range/ - the merge was quadratic in the file
+    count (22.7 s at 20 000) and answered no health ping: ingest was killed three times and the
+    intact sense.bin never used.  With 10 000 files and a 2-s health limit (the old merge:
+    ~6 s silent), ingest is never restarted, every file is read and the orbit from sense.bin
+    becomes valid.  bench/bench_range_backlog.py measures the 20 000."""
+    import os
+
+    home = make_home(tmp_path, SAMPLE)
+    one = home / "range" / "rng00000.bin"
+    n_files = 10_000
+    for k in range(1, n_files):
+        os.link(one, home / "range" / f"rng{k:05d}.bin")
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text("health_fatal_s = 2.0\nhealth_warn_s = 1.0\n")
+    _, last = _span_without_sample(-1)
+
+    def ingest_restarts(s) -> int:
+        return next((s[f"task{k}_restarts"] for k in range(S.MAX_TASKS) if s[f"task{k}_id"] == INGEST_ID), 0)
+
+    def done(s) -> bool:
+        assert ingest_restarts(s) == 0, s
+        return bool(s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_ORBIT_VALID)
+
+    with FlightRun(home, spacecraft_time_s=last + 1.0, env={"PYGNC_CONFIG": str(cfg)}) as run:
+        st = run.wait_status(done, timeout_s=240)
+        assert st["range_files"] == n_files and st["sense_records"] == 12
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    (stats,) = {b["files"] for b in _bus_messages(run, "ingest_stats") if b["source"] == "range"}
+    assert stats == n_files
+
+
+def _shift_records(data: bytes, records, shift_s: int) -> bytes:
+    """sense.bin with every stamp (samples and fix) of *records* moved by *shift_s*."""
+    per = Config().sensors_per_record
+    out = bytearray(data)
+    for r in records:
+        for off in [r * RECORD_SIZE + k * SENSOR_SEGMENT_SIZE for k in range(per + 1)]:
+            t = int.from_bytes(out[off : off + 4], "big") + shift_s
+            out[off : off + 4] = t.to_bytes(4, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("records", [(5, 6), (10, 11)], ids=["middle", "last"])
+def test_two_records_a_day_off_spoil_nothing(tmp_path, records):
+    """Issue 48 item 7: two adjacent records stamped a day late left orbit and attitude
+    `ahead 24.0h` for the rest of the run (islands were one record at most, and at the end
+    there was no neighbour to return to).  Judged against their neighbours and the clock
+    map (their own fixes' GPS times), they are dropped: the span is the data's, the
+    estimates current."""
+    per = Config().sensors_per_record
+    stream = [
+        (t, b)
+        for t, b in build_message_stream(Paths(SAMPLE), Config()).messages
+        if t in ("sensor", "gps_fix", "range")
+        and not (t == "sensor" and b["record"] in records or t == "gps_fix" and b["record"] in records)
+    ]
+    first, last = min(b["t_sc_s"] for _, b in stream), max(b["t_sc_s"] for _, b in stream)
+    home = make_home(tmp_path, SAMPLE)
+    (home / "sense.bin").write_bytes(_shift_records((SAMPLE / "sense.bin").read_bytes(), records, 86_400))
+    with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
+        st = run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_ORBIT_VALID, timeout_s=60)
+        assert (st["batch_t_sc_first_s"], st["batch_t_sc_last_s"]) == (first, last)
+        st = run.wait_status(lambda s, seq=st["seq"]: s["seq"] > seq + 3)
+        assert S.ESTIMATE_QUALITY[st["orbit_quality"]] == "ok", st
+        assert S.ESTIMATE_QUALITY[st["att_quality"]] in ("ok", "uncertain"), st
+        assert b"ahead" not in run.wait_info(b"orb ok")
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    (sense,) = {json.dumps(b, sort_keys=True) for b in _bus_messages(run, "ingest_stats") if b["source"] == "sense"}
+    assert json.loads(sense)["time_outliers"] == len(records) * (per + 1)
