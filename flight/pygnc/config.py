@@ -195,8 +195,9 @@ class Config:
     batch_total_max_bytes: int = bounded(32 * 1024 * 1024, "[0, 1e13]")
     #: Room kept for the downlink, bytes: the logs stop growing before the free space falls
     #: under ``log_min_free_bytes`` plus this, so only the batch writer writes into it - down
-    #: to ``log_min_free_bytes`` (the status files' reserve); there its oldest files are
-    #: deleted, then records are dropped (counted, status flag ``downlink_failed``).
+    #: to ``log_min_free_bytes`` (the status files' reserve); there the logs give way (the
+    #: oldest runs', then this run's bus log), then records wait in memory for room
+    #: (pygnc.batch_store; never a complete batch file deleted).
     batch_min_free_bytes: int = bounded(64 * 1024 * 1024, "[0, 1e13]")
     #: fsync period of the open batch file, s (a power cut loses at most this much).
     batch_fsync_period_s: float = bounded(1.0, "(0, 60]")
@@ -1003,6 +1004,12 @@ class Paths:
     @property
     def info_file(self) -> Path:
         return self.home / "pygnc_info.txt"
+
+    @property
+    def status_spare(self) -> Path:
+        """The empty file kept for writing the status and info files when no inode is free
+        (:func:`pygnc.atomic.write_atomic`)."""
+        return self.home / ".pygnc_status.spare"
 
     @property
     def imu_port_cache(self) -> Path:

@@ -669,9 +669,11 @@ class Supervisor:
         try:
             data = st.encode_status(s)
             write_atomic(
-                paths.info_file, render_info(st.decode_status(data), config_note=config_source.rejection_note())
+                paths.info_file,
+                render_info(st.decode_status(data), config_note=config_source.rejection_note()),
+                paths.status_spare,
             )
-            write_atomic(paths.status_file, data)
+            write_atomic(paths.status_file, data, paths.status_spare)
         except OSError as exc:
             log.error("cannot write the final status: %s", exc)
             _say(f"pygnc: cannot write the final status ({exc})")
@@ -766,8 +768,8 @@ def write_start_status(paths: Paths, t_sc: float, t0_mono: float, sel: config_so
     s["flags"] = config_source.config_flags(sel.config, {config_source.REJECTED_ENV: sel.note})
     try:
         data = st.encode_status(s)
-        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note))
-        write_atomic(paths.status_file, data)
+        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note), paths.status_spare)
+        write_atomic(paths.status_file, data, paths.status_spare)
     except OSError as exc:
         return str(exc)
     return None
