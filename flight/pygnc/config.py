@@ -571,8 +571,9 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
         )
     out["wrong_side_probability"] = None if p is None else float(p)
     src = table.get("source", "")
-    if not isinstance(src, str) or len(src) > MAX_PRIOR_SOURCE_CHARS:
-        raise ValueError(f"source must be a string of at most {MAX_PRIOR_SOURCE_CHARS} characters")
+    if not isinstance(src, str) or len(src) > MAX_PRIOR_SOURCE_CHARS or not src.isprintable():
+        # (it reaches notes, logs and the terminal's stream: no control characters)
+        raise ValueError(f"source must be printable text of at most {MAX_PRIOR_SOURCE_CHARS} characters")
     out["source"] = src
     if ecef <= keys and not keys & rtn:
         t = table["t_gps_s"]

@@ -761,7 +761,8 @@ def check_config_command(argv: list[str], prog: str) -> int:
 def write_start_status(paths: Paths, t_sc: float, t0_mono: float, sel: config_source.Selection) -> str | None:
     """Replace the previous run's status and info files at once with a status of this
     start - run 0 (its number is not known yet), no estimate, the configuration's flags -
-    so that nothing stale looks current; None, or why it could not be written."""
+    so that nothing stale looks current; None, or why it could not be written (then the
+    previous ones are deleted, if they can be: no status is better than a stale one)."""
     s = st.empty_status()
     s["t_sc_s"] = t_sc
     s["uptime_s"] = time.monotonic() - t0_mono
@@ -771,7 +772,12 @@ def write_start_status(paths: Paths, t_sc: float, t0_mono: float, sel: config_so
         write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note), paths.status_spare)
         write_atomic(paths.status_file, data, paths.status_spare)
     except OSError as exc:
-        return str(exc)
+        for path in (paths.status_file, paths.info_file):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return f"{exc} (the previous ones deleted)"
     return None
 
 
