@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ground.archive_sources import READERS, SourceRecords, csv_record, detect_kind
+from pygnc.formats.common import read_regular_file
 
 SCHEMA_VERSION = 2
 
@@ -261,8 +262,8 @@ class Archive:
         return LoadResult(path, kind, "loaded", stored, n - stored)
 
     def load_file(self, path: Path, kind: str | None = None) -> LoadResult:
-        try:
-            data = path.read_bytes()
+        try:  # a FIFO or a device given by name is refused, never waited on
+            data = read_regular_file(path)
         except OSError as exc:
             return LoadResult(path, kind, "unreadable", note=str(exc))
         kind = kind or detect_kind(path, data[:64])

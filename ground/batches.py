@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import numpy as np
 from ground.outputs import tables as tb
 from pygnc.atomic import write_atomic
 from pygnc.formats import batch as fmt
+from pygnc.formats.common import open_regular_file, read_regular_file
 
 #: A gap is reported when the spacing of a kind's records exceeds this many times its median.
 GAP_FACTOR = 3.0
@@ -107,15 +109,30 @@ def _candidates(path: Path) -> tuple[list[Path], list[str]]:
         return [path], []
     files, ignored = [], []
     for p in sorted(path.iterdir()):
-        if not p.is_file():
+        if not p.is_file():  # (a FIFO or a device named like a batch file is not one)
             continue
         if fmt.FILE_RE.match(p.name) or fmt.PART_RE.match(p.name):
             files.append(p)
-        elif p.suffix == ".bin" and p.read_bytes()[:4] == fmt.MAGIC:
+        elif p.suffix == ".bin" and _head(p, len(fmt.MAGIC)) == fmt.MAGIC:
             files.append(p)  # renamed on the ground
         elif not p.name.startswith("."):
             ignored.append(p.name)
     return files, ignored
+
+
+def _head(path: Path, n: int) -> bytes:
+    """The first *n* bytes of the regular file at *path* (b"" if it cannot be read; never
+    blocks)."""
+    try:
+        fd = open_regular_file(path)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, n)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def header_problem(data: bytes) -> str:
@@ -155,7 +172,11 @@ def read_batches(path: Path) -> BatchSet:
     paths, out.ignored = _candidates(Path(path))
     seen: dict[bytes, Path] = {}
     for p in paths:
-        data = p.read_bytes()
+        try:  # a file swapped for a FIFO since it was listed: never waited on
+            data = read_regular_file(p)
+        except OSError:
+            out.ignored.append(p.name)
+            continue
         bf = fmt.decode_batch(data)
         info = BatchFileInfo(
             p,

@@ -660,7 +660,7 @@ def run(args) -> int:
         # Without --config: the configuration the spacecraft had (its pygnc_config.toml).
         config = load_config(args.config) if args.config else config_for_home(scenario)
     except (OSError, ValueError) as exc:
-        print(f"replay: bad configuration {args.config}: {exc}", file=sys.stderr)
+        print(f"replay: bad configuration {args.config or scenario / 'pygnc_config.toml'}: {exc}", file=sys.stderr)
         return 2
     if args.accept_status is not None:
         config = dataclasses.replace(config, accepted_solution_status=tuple(args.accept_status))

@@ -86,7 +86,7 @@ def test_clock_offset_is_float64_to_the_millisecond():
 
 
 def test_layout_version_size_and_task_slots():
-    assert S.VERSION == 4 and S.SIZE < 1024 and S.MAX_TASKS >= 10
+    assert S.VERSION == 5 and S.SIZE < 1024 and S.MAX_TASKS >= 10
 
 
 def test_info_names_quality_and_age():
@@ -165,6 +165,8 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
         "fixes_total": counts,
         "sense_records": counts,
         "sense_records_skipped": counts,
+        "batch_records_held": counts,  # (DH)
+        "home_free_inodes": 0,  # (NI)
     }
     for k in range(S.MAX_PEERS):
         values.update(

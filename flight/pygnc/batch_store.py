@@ -21,16 +21,20 @@ Only complete files ever carry their final name ``batch_NNNNNNNN.bin`` (layout:
 * sequence numbers end at :data:`~pygnc.formats.batch.MAX_SEQUENCE` (the header's uint32):
   the store refuses to number a file beyond it (:class:`SequenceExhausted`; records are then
   counted, not written) rather than wrap or give two files one number;
-* the total size of the directory stays under ``total_max_bytes``; the free space may fall
-  into the downlink's reserve (``reserve_bytes``: the logs have stopped before it, so only
-  batch files use it) but never under ``min_free_bytes`` (the status files' reserve): there
-  the oldest complete files are deleted first (logged); when that is not enough, records are
-  dropped and counted rather than fill the card;
+* the total size of the directory stays under ``total_max_bytes`` (oldest files deleted
+  first, logged); the free space may fall into the downlink's reserve (``reserve_bytes``:
+  the logs have stopped before it, so only batch files use it) but never under
+  ``min_free_bytes`` (the status files' reserve).  There the downlink comes first: the logs
+  give way (``make_room``: the oldest runs' logs, then this run's bus log), never a
+  complete batch file; when that is not enough - or no inode is free, or a write finds the
+  disk full - records are **held** in memory (up to ``hold_max_bytes``, the oldest dropped
+  and counted beyond) and written, in order, as soon as there is room, which the log says;
+  records still held when the writer stops are lost (counted);
 * something that is not a directory where the directory must be (a file named
   ``pygnc_batches``) is renamed to ``<name>.not-a-directory``, never deleted;
 * :attr:`BatchStore.failed` says the store could not write all it was given in this run
-  (records dropped, a write, sync or close error, an unusable directory, numbers exhausted,
-  a ``.part`` that vanished before it was closed):
+  (records lost, a write, sync or close error other than no room, an unusable directory,
+  numbers exhausted, a ``.part`` that vanished before it was closed):
   the writer reports it (status flag ``downlink_failed``).
 
 No bus, no numpy: :class:`BatchStore` takes framed records (bytes) and a clock; the writer
@@ -39,18 +43,21 @@ task (:mod:`pygnc.tasks.batch_writer`) decides what to record.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import fsync_dir, move_aside, remove_stale_temps, write_atomic
 from .formats import batch as fmt
+from .regular_files import read_small_file
 
 STATE_FILE = ".batch_state.json"
 STATE_FORMAT = "pygnc-batch-state"
@@ -59,6 +66,16 @@ STATE_VERSION = 1
 RETRY_AFTER_S = 5.0
 #: How often the free space is checked while it is low, s.
 FREE_CHECK_PERIOD_S = 10.0
+#: Largest state file read, bytes (it holds a few numbers).
+MAX_STATE_BYTES = 64 * 1024
+#: Records held in memory while there is no room to write them, bytes (a day's downlink at
+#: the default cadences is ~370 kB): the oldest held goes first beyond it.
+HOLD_MAX_BYTES = 4 * 1024 * 1024
+#: Room asked of the logs beyond the status files' reserve when the free space falls under
+#: it, bytes: enough for a few files, so the logs are not pruned record by record.
+ROOM_MARGIN_BYTES = 1024 * 1024
+#: Errors that mean "no room" (a full disk, exhausted inodes, a quota): the records wait.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 class SequenceExhausted(OSError):
@@ -76,9 +93,12 @@ class StoreCounters:
     files_closed: int = 0
     records_written: int = 0
     bytes_written: int = 0
-    records_not_written: int = 0  # dropped: disk full / low, or a write error
+    records_not_written: int = 0  # lost: the hold overflowed, numbers exhausted, or held at the stop
+    records_held: int = 0  # waiting in memory for room (now)
+    records_written_late: int = 0  # written after waiting for room
     write_errors: int = 0
-    files_pruned: int = 0  # deleted by the size / free-space bounds
+    files_pruned: int = 0  # deleted by the size bound (never for free space)
+    log_bytes_freed: int = 0  # logs deleted or trimmed to make room for the downlink
     files_lost: int = 0  # the .part vanished before it could be closed
     parts_recovered: int = 0
     parts_removed_empty: int = 0
@@ -132,6 +152,8 @@ class BatchStore:
         clock: Callable[[], float] = time.monotonic,
         log: logging.Logger | None = None,
         context: Callable[[], list[tuple[bytes, float]]] = lambda: [],
+        make_room: Callable[[int], tuple[int, list[str]]] | None = None,
+        hold_max_bytes: int = HOLD_MAX_BYTES,
     ):
         self.dir = Path(directory)
         self.run, self.run_key, self.spacecraft_id = run, run_key, spacecraft_id
@@ -144,6 +166,11 @@ class BatchStore:
         self.clock = clock
         self.log = log or logging.getLogger("batch_store")
         self.context = context
+        self.make_room = make_room
+        self.hold_max_bytes = hold_max_bytes
+        self.held: deque[tuple[bytes, float]] = deque()  # records waiting for room, in order
+        self.held_bytes = 0
+        self._held_since = 0  # records held in the current shortage (for the log)
         self.counters = StoreCounters()
         self.next_seq = 1
         self.run_first_seq = 1
@@ -158,6 +185,12 @@ class BatchStore:
         self.failed = False
 
     # ------------------------------------------------------------------ paths and state
+    @property
+    def _max_read_bytes(self) -> int:
+        """Largest batch file read back (recovery, a restart): a file holds at most
+        ``max_file_bytes`` and a record; anything far larger is no file of this writer's."""
+        return 4 * self.max_file_bytes + (1 << 20)
+
     @property
     def state_path(self) -> Path:
         return self.dir / STATE_FILE
@@ -180,7 +213,7 @@ class BatchStore:
 
     def _read_state(self) -> tuple[dict, str]:
         try:
-            raw = self.state_path.read_bytes()
+            raw = read_small_file(self.state_path, MAX_STATE_BYTES)
         except FileNotFoundError:
             return {}, "no state file"
         except OSError as exc:
@@ -277,7 +310,7 @@ class BatchStore:
         return report
 
     def _recover(self, seq: int, part: Path, finals: dict[int, Path], report: OpenReport) -> None:
-        data = part.read_bytes()
+        data = read_small_file(part, self._max_read_bytes)  # (a FIFO is refused, never waited on)
         bf = fmt.decode_batch(data)
         if not bf.records:
             part.unlink()
@@ -328,9 +361,9 @@ class BatchStore:
         finals, _ = self._scan()
         for seq in sorted(s for s in finals if s >= self.run_first_seq):
             try:
-                bf = fmt.decode_batch(finals[seq].read_bytes())
+                bf = fmt.decode_batch(read_small_file(finals[seq], self._max_read_bytes))
             except OSError:
-                continue  # the host took it meanwhile
+                continue  # the host took it meanwhile (or it is no file of ours)
             if bf.header is not None and bf.header["run"] == self.run:
                 out.extend(bf.records)
         return out
@@ -387,8 +420,64 @@ class BatchStore:
         self.counters.records_written += 1
 
     def append(self, record: bytes, t_sc_s: float) -> bool:
-        """Write one framed record; False (and counted) if it could not be written."""
+        """Write one framed record, or hold it in memory until there is room (written, in
+        order, as soon as there is: :meth:`tick`); False (counted) only if it is lost - the
+        numbers are exhausted - or, beyond HOLD_MAX_BYTES, the oldest held record is."""
+        if self.held or not self._write_now(record, t_sc_s, self.clock()):
+            if self.next_seq > fmt.MAX_SEQUENCE:
+                self.counters.records_not_written += 1
+                self.failed = True
+                return False
+            self._hold(record, t_sc_s)
+        self.write_held()
+        return True
+
+    def _hold(self, record: bytes, t_sc_s: float) -> None:
+        if not self.held:
+            self.log.warning(
+                "no room for batch records (%s): holding them in memory, written as soon as there is room",
+                "free space under the status files' reserve"
+                if self._disk_low
+                else "the batch directory cannot be used now",
+            )
+            self._held_since = 0
+        self.held.append((record, t_sc_s))
+        self.held_bytes += len(record)
+        self._held_since += 1
+        while self.held_bytes > self.hold_max_bytes and len(self.held) > 1:
+            old, _ = self.held.popleft()
+            self.held_bytes -= len(old)
+            self.counters.records_not_written += 1
+            if not self.failed:
+                self.log.error(
+                    "more than %d bytes of batch records held: the oldest are dropped (counted)", self.hold_max_bytes
+                )
+            self.failed = True
+        self.counters.records_held = len(self.held)
+
+    def write_held(self) -> int:
+        """Write the held records, oldest first, while there is room; returns how many."""
+        n = 0
         now = self.clock()
+        while self.held:
+            record, t = self.held[0]
+            if not self._write_now(record, t, now):
+                break
+            self.held.popleft()
+            self.held_bytes -= len(record)
+            n += 1
+        if n:
+            self.counters.records_written_late += n
+            self.counters.records_held = len(self.held)
+            if not self.held:
+                self.log.warning(
+                    "room again: wrote the %d batch records held while there was none (none lost)", self._held_since
+                )
+        return n
+
+    def _write_now(self, record: bytes, t_sc_s: float, now: float) -> bool:
+        """Write *record* now if there is room and the directory can be used; False if not
+        (nothing counted: the caller holds it)."""
         if not self.opened and now >= self._retry_at:
             try:  # the directory could not be made at start: try again now and then
                 self.open()
@@ -396,8 +485,6 @@ class BatchStore:
                 self._note_error("opening the directory", exc)
                 self._retry_at = now + RETRY_AFTER_S
         if not self.opened or now < self._retry_at or self._low_on_space(now):
-            self.counters.records_not_written += 1
-            self.failed = True
             return False
         try:
             f = self.file
@@ -409,9 +496,16 @@ class BatchStore:
             self._write(f, record)
             self._count_record(f, t_sc_s)
             return True
+        except SequenceExhausted as exc:
+            self._note_error("numbering", exc)
+            self._retry_at = now + RETRY_AFTER_S
+            return False
         except OSError as exc:
-            self._note_error("write", exc)
-            self.counters.records_not_written += 1
+            no_room = exc.errno in _NO_ROOM
+            self._note_error("write", exc, failed=not no_room)  # no room: the records wait, none lost
+            if no_room:
+                self._disk_low = True
+                self._next_free_check = now + RETRY_AFTER_S
             self._retry_at = now + RETRY_AFTER_S
             self._abandon()
             return False
@@ -432,8 +526,10 @@ class BatchStore:
             self.counters.fsyncs += 1
 
     def tick(self) -> float:
-        """fsync when due, close by age; returns how long the caller may wait before the next
-        tick, s."""
+        """Write held records when there is room again, fsync when due, close by age; returns
+        how long the caller may wait before the next tick, s."""
+        if self.held:
+            self.write_held()
         now = self.clock()
         f = self.file
         if f is None:
@@ -478,7 +574,21 @@ class BatchStore:
         self.prune()
 
     def close(self) -> None:
-        """Close the open file (if any) at stop."""
+        """Write what is held if there is room now, and close the open file (if any) at
+        stop; records still held are lost (counted, logged)."""
+        if self.held:
+            self._retry_at = 0.0
+            self._next_free_check = 0.0
+            self.write_held()
+        if self.held:
+            self.counters.records_not_written += len(self.held)
+            self.failed = True
+            self.log.error(
+                "stopping with %d batch records held and still no room for them: they are lost", len(self.held)
+            )
+            self.held.clear()
+            self.held_bytes = 0
+            self.counters.records_held = 0
         try:
             self.close_file(fmt.FILE_CLOSED_STOP)
         except OSError as exc:
@@ -496,21 +606,27 @@ class BatchStore:
         return out
 
     def _free_bytes(self) -> int:
+        """Bytes free to this user on the directory's file system; 0 when no inode is free
+        (no file can be made however many bytes there are)."""
         try:
+            v = os.statvfs(self.dir)
+            if v.f_files and not v.f_favail:
+                return 0
             return shutil.disk_usage(self.dir).free
         except OSError:
             return 0
 
     def prune(self) -> None:
-        """Delete the oldest complete files until the directory fits ``total_max_bytes`` and
-        the file system keeps ``min_free_bytes`` free (the downlink's reserve above that is
-        the batch files' to use); say once when the free space enters that reserve."""
+        """Delete the oldest complete files until the directory fits ``total_max_bytes`` (the
+        size bound; never for free space: the downlink comes first); when the free space
+        falls under ``min_free_bytes`` (the status files' reserve) - or no inode is free - ask
+        the logs to make room (:attr:`make_room`: the oldest runs' logs, then this run's bus
+        log); say once when the free space enters the downlink's reserve."""
         files = self._sizes()
         total = sum(s for _, _, s in files) + (self.file.size if self.file else 0)
-        free = self._free_bytes()
         deleted = []
         for seq, path, size in files:
-            if total <= self.total_max_bytes and free >= self.min_free_bytes:
+            if total <= self.total_max_bytes:
                 break
             try:
                 path.unlink()
@@ -520,18 +636,33 @@ class BatchStore:
                 self._note_error("prune", exc, failed=False)  # nothing of this run lost
                 break
             total -= size
-            free += size
             deleted.append(seq)
         if deleted:
             self.counters.files_pruned += len(deleted)
             fsync_dir(self.dir)
             self.log.warning(
-                "deleted %d oldest batch files (%s) to stay under %d bytes with %d bytes free",
+                "deleted %d oldest batch files (%s) to stay under %d bytes (batch_total_max_bytes)",
                 len(deleted),
                 fmt.ranges_text(deleted),
                 self.total_max_bytes,
-                self.min_free_bytes,
             )
+        free = self._free_bytes()
+        if free < self.min_free_bytes and self.make_room is not None:
+            try:
+                freed, what = self.make_room(self.min_free_bytes - free + ROOM_MARGIN_BYTES + self.held_bytes)
+            except OSError as exc:
+                freed, what = 0, [f"failed: {exc}"]
+            if freed:
+                self.counters.log_bytes_freed += freed
+                self.log.warning(
+                    "%d bytes free, under the status files' reserve of %d: the logs gave way to the downlink "
+                    "(%d bytes: %s)",
+                    free,
+                    self.min_free_bytes,
+                    freed,
+                    ", ".join(what),
+                )
+                free = self._free_bytes()
         self._disk_low = free < self.min_free_bytes
         in_reserve = free < self.min_free_bytes + self.reserve_bytes
         if in_reserve and not self._in_reserve:
@@ -548,8 +679,4 @@ class BatchStore:
     def _low_on_space(self, now: float) -> bool:
         if self._disk_low and now >= self._next_free_check:
             self.prune()
-            if self._disk_low:
-                self.log.error(
-                    "less than %d bytes free for batch files: records are dropped and counted", self.min_free_bytes
-                )
         return self._disk_low

@@ -55,6 +55,7 @@ from .bus.channels import CHANNELS, CONTROL_SOCKET
 from .config import Config, Paths
 from .formats import status as st
 from .formats.info import render_info
+from .regular_files import read_small_file
 from .signals import StopSignals, ignore_stop_signals
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
@@ -636,7 +637,7 @@ class Supervisor:
 
     def _final_status_has(self, flag: int) -> bool:
         try:
-            s = st.decode_status(self.paths.status_file.read_bytes())
+            s = st.decode_status(read_small_file(self.paths.status_file, st.SIZE))
         except (OSError, st.StatusError):
             return False
         return s["run"] == self.run_number and bool(s["flags"] & flag)
@@ -649,7 +650,7 @@ class Supervisor:
         paths = self.paths
         s = None
         try:
-            old = st.decode_status(paths.status_file.read_bytes())
+            old = st.decode_status(read_small_file(paths.status_file, st.SIZE))
             if old["run"] == self.run_number:
                 s = old
         except (OSError, st.StatusError):
@@ -677,9 +678,11 @@ class Supervisor:
         try:
             data = st.encode_status(s)
             write_atomic(
-                paths.info_file, render_info(st.decode_status(data), config_note=config_source.rejection_note())
+                paths.info_file,
+                render_info(st.decode_status(data), config_note=config_source.rejection_note()),
+                paths.status_spare,
             )
-            write_atomic(paths.status_file, data)
+            write_atomic(paths.status_file, data, paths.status_spare)
         except OSError as exc:
             log.error("cannot write the final status: %s", exc)
             _say(f"pygnc: cannot write the final status ({exc})")
@@ -777,24 +780,30 @@ def check_config_command(argv: list[str], prog: str) -> int:
     ok, lines = config_source.check_file(argv[0])
     for line in lines:
         _say(line)
-    _say(f"{argv[0]}: {'accepted' if ok else 'REJECTED'}")
+    _say(f"{config_source.shown_path(argv[0])}: {'accepted' if ok else 'REJECTED'}")
     return 0 if ok else 2
 
 
 def write_start_status(paths: Paths, t_sc: float, t0_mono: float, sel: config_source.Selection) -> str | None:
     """Replace the previous run's status and info files at once with a status of this
     start - run 0 (its number is not known yet), no estimate, the configuration's flags -
-    so that nothing stale looks current; None, or why it could not be written."""
+    so that nothing stale looks current; None, or why it could not be written (then the
+    previous ones are deleted, if they can be: no status is better than a stale one)."""
     s = st.empty_status()
     s["t_sc_s"] = t_sc
     s["uptime_s"] = time.monotonic() - t0_mono
     s["flags"] = config_source.config_flags(sel.config, {config_source.REJECTED_ENV: sel.note})
     try:
         data = st.encode_status(s)
-        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note))
-        write_atomic(paths.status_file, data)
+        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note), paths.status_spare)
+        write_atomic(paths.status_file, data, paths.status_spare)
     except OSError as exc:
-        return str(exc)
+        for path in (paths.status_file, paths.info_file):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return f"{exc} (the previous ones deleted)"
     return None
 
 

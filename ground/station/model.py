@@ -493,8 +493,10 @@ def status_view(
             "orbit_fixes_used",
             "orbit_fixes_rejected",
             "home_free_kib",
+            "home_free_inodes",
             "status_write_failures",
             "log_frames_not_written",
+            "batch_records_held",
         ):
             if name in status:
                 v = status[name]

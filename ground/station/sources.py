@@ -44,6 +44,7 @@ import numpy as np
 from ground.outputs import tables as tb
 from pygnc.formats import batch as fmt
 from pygnc.formats import stream as fs
+from pygnc.formats.common import open_regular_file, read_regular_file
 from pygnc.formats.status import StatusError, decode_status
 
 from . import model
@@ -70,11 +71,18 @@ def _signature(paths) -> tuple:
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
+    """A regular file starting with *magic* (a FIFO or a device is never opened for reading:
+    it could block the server)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(len(magic)) == magic
+        fd = open_regular_file(path)
     except OSError:
         return False
+    try:
+        return os.read(fd, len(magic)) == magic
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _snapshot(tables: dict, residuals: dict | None, to_unix) -> dict:
@@ -237,8 +245,8 @@ class BatchSource(_FileSource):
         }
         if sp.is_file():
             try:
-                status = decode_status(sp.read_bytes())
-            except StatusError as exc:
+                status = decode_status(read_regular_file(sp))
+            except (StatusError, OSError) as exc:
                 extra["status_file"] = f"unreadable: {exc}"
         view = model.status_view(
             status=status,

@@ -7,7 +7,7 @@ the configuration needs attention::
     orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
     att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [data <age> ago] [no pos]
     frm <peers ok>/<peers> <worst 3-D 1-sigma>m [acq<ranges>/<window>m | amb<distance>m]
-    tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL] [DF]
+    tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL] [DF] [DH] [NI]
     in <records> rec <skipped> bad
     cfg [rejected <file>:<line> <key>, on <last accepted | defaults>] [; imu reflection]
 
@@ -21,7 +21,8 @@ how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d`
 ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
 for a peer come up to that far from its estimate in an orbit (the largest is shown).  ``WF``: a status
 write failed in this run; ``LL``: logs limited; ``DF``: downlink failed (the batch writer
-could not write every record of this run).  Every number is printed in a bounded width, so
+could not write every record of this run); ``DH``: downlink records held in memory, waiting
+for room on the disk; ``NI``: no inode free on the home's file system.  Every number is printed in a bounded width, so
 the six lines always fit; the ``cfg`` line (status flags ``config_rejected``,
 ``imu_reflection``) takes the room left: what the run uses and the reflection are kept
 whole, the refused file's problem is cut to fit (:func:`cfg_line`).
@@ -186,6 +187,8 @@ def render_info(s: dict, config_note: str = "") -> bytes:
         + (" WF" if flags & FLAG_WRITE_FAILED else "")
         + (" LL" if flags & FLAG_LOGS_LIMITED else "")
         + (" DF" if flags & FLAG_DOWNLINK_FAILED else "")
+        + (" DH" if s.get("batch_records_held", 0) else "")
+        + (" NI" if s.get("home_free_inodes", 1) == 0 else "")
     )
     lines.append(f"in {_count(s['sense_records'])} rec {_count(s['sense_records_skipped'])} bad")
     text = ("\n".join(lines) + "\n").encode("ascii", "replace")

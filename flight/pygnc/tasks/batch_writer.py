@@ -16,7 +16,10 @@ was already taken, so the downlink ends with the estimates the run ended with.
 
 Storage (:mod:`pygnc.batch_store`): downlink products come before logs - the logs stop
 before the free space falls into the downlink's reserve (``Config.batch_min_free_bytes``),
-and the writer uses that reserve down to the status files' (``Config.log_min_free_bytes``).
+the writer uses that reserve down to the status files' (``Config.log_min_free_bytes``), and
+there the logs give way (:func:`pygnc.logs.give_way`); records with no room even then are
+held and written when there is (``records_held`` in its health counters: the status's
+``batch_records_held``).
 A writer that could not write all it was to in this run says so in its health counters
 (``downlink_failed``), which the status reporter turns into the status flag of that name.
 
@@ -29,6 +32,7 @@ ingest replays to it is not recorded twice.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from ..batch_store import BatchStore, resolve_batch_dir
 from ..bus.messages import Message
 from ..formats import batch as fmt
+from ..logs import SyncingFileHandler, give_way
 from .base import Task
 
 #: Bins remembered per kind and key (oldest forgotten first): 2 days at a 60-s cadence.
@@ -242,7 +247,13 @@ class BatchWriter(Task):
             fsync_period_s=cfg.batch_fsync_period_s,
             log=self.log,
             context=lambda: self.recorder.context_records() if self.recorder else [],
+            make_room=lambda need: give_way(ctx.paths.log_root, ctx.log_dir, need),
         )
+        # The writer's own log lines are the downlink's story: they keep only the status files'
+        # reserve, not the downlink's (the other logs stop before it; these are a few lines).
+        for h in logging.getLogger().handlers:
+            if isinstance(h, SyncingFileHandler):
+                h.min_free_bytes = min(h.min_free_bytes, cfg.log_min_free_bytes)
         self.recorder = BatchRecorder(kinds, periods, self.store, ctx.sc_now, self.log)
         try:
             report = self.store.open()

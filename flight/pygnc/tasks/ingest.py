@@ -43,11 +43,17 @@ from ..bus.messages import Encoder, Message
 from ..config import Config, Paths
 from ..formats.common import drain
 from ..formats.gps import decode_gps_segments
-from ..formats.range_file import RANGE_PACKET_DTYPE, RANGE_PACKET_SIZE, decode_ranges, iter_read_range_dir
+from ..formats.range_file import (
+    RANGE_PACKET_DTYPE,
+    RANGE_PACKET_SIZE,
+    decode_ranges,
+    has_range_files,
+    iter_read_range_dir,
+)
 from ..formats.sense import decode_sensor_segments, iter_read_sense_file
 from ..formats.settings import DecodeSettings
 from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
-from ..timeorder import time_outliers
+from ..timeorder import iter_time_outliers, jump_threshold_s, time_outliers
 from .base import Task
 
 #: Messages published per loop turn.
@@ -272,11 +278,29 @@ def _outlier_text(t: np.ndarray, mask: np.ndarray, limit: int = 3) -> str:
     return "; ".join(parts) + (" ..." if mask.sum() > limit else "")
 
 
+#: Islands of up to this many records' stamps that leave the data and come back are time
+#: outliers (the neighbourhood rule of pygnc.timeorder; longer ones: the clock map's).
+ISLAND_RECORDS = 4
+#: The same for range packets of one file, packets.
+RANGE_ISLAND_PACKETS = 8
+
+
 def sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of the time outliers (:func:`pygnc.timeorder.time_outliers`) among sense.bin's
-    sensor samples and own fixes.  A record's stamps are judged in the order they were
-    taken - its samples, then its fix (an all-zero GPS segment, stamp 0, has none) - so up
-    to one record's worth of stamps may form an island."""
+    """Masks of the time outliers among sense.bin's sensor samples and own fixes
+    (:func:`iter_sense_time_outliers`)."""
+    return drain(iter_sense_time_outliers(sensors, fixes, config))
+
+
+def iter_sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config):
+    """A generator (yields between slices of the work) returning the masks of the time
+    outliers among sense.bin's sensor samples and own fixes, judged two ways:
+
+    * against the neighbours (:func:`pygnc.timeorder.time_outliers`): a record's stamps in
+      the order they were taken - its samples, then its fix (an all-zero GPS segment, stamp
+      0, has none) - one record's worth alone, up to :data:`ISLAND_RECORDS` records' away
+      from the data and back;
+    * against the clock map (:func:`clock_map_outliers`): the stamps of a record whose own
+      fix's GPS time says where it belongs, and they are not there."""
     per = config.sensors_per_record
     n = fixes.size
     if n == 0 or sensors.size != n * per:
@@ -284,8 +308,56 @@ def sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config) 
     seq = np.empty((n, per + 1))
     seq[:, :per] = sensors["t_sc_s"].reshape(n, per)
     seq[:, per] = np.where(fixes["t_sc_s"] == 0, np.nan, fixes["t_sc_s"])
-    mask = time_outliers(seq.reshape(-1), per + 1, config.time_outlier_min_jump_s).reshape(n, per + 1)
+    mask = yield from iter_time_outliers(
+        seq.reshape(-1), per + 1, config.time_outlier_min_jump_s, ISLAND_RECORDS * (per + 1)
+    )
+    mask = mask.reshape(n, per + 1)
+    mask |= yield from clock_map_outliers(seq, fixes, mask, config)
     return mask[:, :per].reshape(-1), mask[:, per]
+
+
+def clock_map_outliers(seq: np.ndarray, fixes: np.ndarray, mask: np.ndarray, config: Config):
+    """A generator returning the (records, stamps) mask of the stamps in *seq* (each record's
+    samples and fix) that the clock map places elsewhere than their record's own fix says.
+
+    The map is fitted (robustly: the offset most pairs share) to the valid fixes whose
+    stamps the neighbours kept (not in *mask*), and used only if most of them share it
+    (fixes whose GPS times are garbage judge nothing).  A valid fix whose stamp and GPS time
+    disagree on the map by more than the jump threshold has one of the two wrong: each is
+    compared with what the records that agree on either side say it should be (carried
+    across at the records' pace), and the one further off is wrong.  Where it is the stamp,
+    every stamp of the record further than the threshold from where its GPS time maps is an
+    outlier - a run of records of any length, at the ends too (stamps the map cannot place
+    would give the estimators times a day or a year off).  A wrong GPS time says nothing of
+    the stamps; records without a valid fix are left to the neighbours."""
+    out = np.zeros(seq.shape, dtype=bool)
+    t_fix, t_gps = seq[:, -1], fixes["t_gps_s"].astype(float)
+    idx = np.flatnonzero(fixes["valid"] & np.isfinite(t_fix) & np.isfinite(t_gps))
+    kept = idx[~mask[idx, -1]]
+    cm = fit_clock_map(t_fix[kept], t_gps[kept]) if kept.size else None
+    if cm is None or cm.n_pairs < max(2, kept.size / 2):  # the stamps and GPS times do not broadly agree
+        return out
+        yield  # (a generator)
+    jump = jump_threshold_s(seq.reshape(-1), config.time_outlier_min_jump_s)
+    off = np.abs(cm.gps_from_sc(t_fix[idx]) - t_gps[idx]) > jump
+    agree, odd = idx[~off], idx[off]
+    if odd.size == 0 or agree.size == 0:
+        return out
+    pace = float(np.median(np.diff(t_fix[agree]) / np.diff(agree))) if agree.size > 1 else 0.0
+    pos = np.searchsorted(agree, odd)
+    p = agree[np.maximum(pos - 1, 0)]  # the agreeing record before (or, at the start, after)
+    q = agree[np.minimum(pos, agree.size - 1)]  # ... after (or, at the end, before)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(q != p, (odd - p) / (q - p), 0.0)
+        where = np.where(q != p, t_fix[p] + frac * (t_fix[q] - t_fix[p]), t_fix[p] + (odd - p) * pace)
+    stamp_off = np.abs(t_fix[odd] - where)
+    gps_off = np.abs(cm.sc_from_gps(t_gps[odd]) - where)
+    wrong = odd[(stamp_off > jump) & (gps_off < stamp_off / 2)]
+    yield
+    expected = cm.sc_from_gps(t_gps[wrong])
+    with np.errstate(invalid="ignore"):
+        out[wrong] = np.abs(seq[wrong] - expected[:, None]) > jump
+    return out
 
 
 def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
@@ -314,7 +386,7 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
             config.sense_file_max_bytes,
             over,
         )
-    bad_s, bad_f = sense_time_outliers(sensors, fixes, config)
+    bad_s, bad_f = yield from iter_sense_time_outliers(sensors, fixes, config)
     n_out = int(bad_s.sum() + bad_f.sum())
     if n_out:
         log.warning(
@@ -345,15 +417,29 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
     return sensors, fixes
 
 
+#: Range files judged for time outliers between two yields of :func:`iter_range_time_outliers`.
+OUTLIER_SLICE_FILES = 500
+
+
+def iter_range_time_outliers(rb, config: Config):
+    """:func:`range_time_outliers` as a generator: it yields every
+    :data:`OUTLIER_SLICE_FILES` files (a backlog of thousands of files is judged in slices,
+    the ingest task answering health pings between them) and returns the mask."""
+    mask = np.zeros(rb.ranges.size, dtype=bool)
+    t = rb.ranges["t_sc_s"]
+    i = 0
+    for n, k in enumerate(rb.file_ranges):
+        mask[i : i + k] = time_outliers(t[i : i + k], 1, config.time_outlier_min_jump_s, RANGE_ISLAND_PACKETS)
+        i += k
+        if n % OUTLIER_SLICE_FILES == OUTLIER_SLICE_FILES - 1:
+            yield
+    return mask
+
+
 def range_time_outliers(rb, config: Config) -> np.ndarray:
     """Mask of the time outliers among the ranges of a :class:`RangeBatch`, judged file by
     file in recording order (a range packet alone: islands of one)."""
-    mask = np.zeros(rb.ranges.size, dtype=bool)
-    i = 0
-    for k in rb.file_ranges:
-        mask[i : i + k] = time_outliers(rb.ranges["t_sc_s"][i : i + k], 1, config.time_outlier_min_jump_s)
-        i += k
-    return mask
+    return drain(iter_range_time_outliers(rb, config))
 
 
 def _retime_peer_fixes(gps: np.ndarray, ranges: np.ndarray) -> None:
@@ -368,9 +454,8 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
     """A generator (yields between pieces of the files): (peer fixes or None, ranges) of
     ~/range/rng*.bin and ~/range.bin, or (None, None); their stats appended to *out*.  Peer
     fixes only with ``range_gps_source = "peer"``.  Time outliers are dropped and counted."""
-    files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
     where = paths.range_dir if paths.range_dir.is_dir() or not paths.range_file.is_file() else paths.range_file
-    if not files and not paths.range_file.is_file():
+    if not has_range_files(paths.range_dir) and not paths.range_file.is_file():
         log.warning("no range files in %s and no %s", paths.range_dir, paths.range_file)
         out.stats.append(_stats_body("range", where, present=paths.range_dir.is_dir(), note="no range files"))
         return None, None
@@ -394,7 +479,7 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
             ", ".join(rb.files_over_limit),
             over,
         )
-    bad = range_time_outliers(rb, config)
+    bad = yield from iter_range_time_outliers(rb, config)
     n_out = int(bad.sum())
     ranges = rb.ranges
     gps = rb.gps_fixes
@@ -523,7 +608,12 @@ def iter_message_stream(paths: Paths, config: Config, log: logging.Logger | None
     log = log or logging.getLogger("ingest")
     out = MessageStream(messages=LazyMessages() if lazy else [])
     sensors, fixes = yield from _read_sense(paths, config, log, out)
-    peers, ranges = yield from _read_ranges(paths, config, log, out)
+    try:  # sense.bin first: nothing in the range files costs its samples and fixes
+        peers, ranges = yield from _read_ranges(paths, config, log, out)
+    except Exception as exc:  # noqa: BLE001 - (OSError is reported by _read_ranges itself)
+        log.exception("reading the range files failed: going on without them")
+        out.stats.append(_stats_body("range", paths.range_dir, present=False, note=f"unreadable: {exc}"[:200]))
+        peers = ranges = None
     yield
     out.messages.extend(("ingest_stats", b) for b in out.stats)
     _add_clock_map(fixes, log, out)
