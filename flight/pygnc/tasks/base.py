@@ -146,9 +146,10 @@ class Task:
         return {}
 
     # -- helpers -------------------------------------------------------------------------
-    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True) -> bool:
-        """Publish on *channel*; *keep*: remember it for a restarted consumer (replay)."""
-        return self.runner.publish(channel, msg_type, body, keep)
+    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True, seq: int | None = None) -> bool:
+        """Publish on *channel*; *keep*: remember it for a restarted consumer (replay);
+        *seq*: the message's number in a stream the task numbers itself (ingest)."""
+        return self.runner.publish(channel, msg_type, body, keep, seq)
 
 
 class TaskRunner:
@@ -319,8 +320,8 @@ class TaskRunner:
             if p.socket in events:
                 p.poll_subscriptions()
 
-    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True) -> bool:
-        return self.publishers[channel].publish(msg_type, body, wait=self.service, keep=keep)
+    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True, seq: int | None = None) -> bool:
+        return self.publishers[channel].publish(msg_type, body, wait=self.service, keep=keep, seq=seq)
 
     def _pump_replays(self) -> float | None:
         """Send replays for a slice of time; how long the loop may wait before the next
@@ -402,13 +403,16 @@ class TaskRunner:
             if msg is None:
                 self.task.on_dropped(channel, raw)
                 continue
-            if sub.skip_repeats and not sub.from_replay:
-                if msg.seq <= sub.max_seq:  # a restarted producer's stream again: taken already
+            if sub.skip_repeats:
+                # A restarted producer's stream (live, or replayed to this restarted task
+                # while it catches up) again: taken already.
+                if msg.seq <= sub.max_seq:
                     if not sub.repeats:
                         self.log.info(
-                            "%s: %s restarted: skipping what it publishes again (seq <= %d)",
+                            "%s: %s restarted: skipping what it %s again (seq <= %d)",
                             channel,
                             msg.src,
+                            "replays" if sub.from_replay else "publishes",
                             sub.max_seq,
                         )
                     sub.repeats += 1
