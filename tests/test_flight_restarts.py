@@ -13,7 +13,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from flight_harness import REPO, FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done, make_home
+from flight_harness import (
+    REPO,
+    FlightRun,
+    batch_end_sc,
+    compare_downlinks,
+    downlink,
+    estimators_done,
+    make_home,
+    timed_record_counts,
+)
 
 from pygnc.config import Config
 from pygnc.formats import status as S
@@ -216,6 +225,47 @@ def test_a_fault_during_a_catch_up_counts_nothing_twice(scenario, reference, tmp
     assert not _differences(reference, got)
     # it had taken part of the first replay, and skipped it when the new ingest sent it again
     assert re.search(r"meas: ingest restarted: skipping what it \w+ again \(seq <= [1-9]", orbit), orbit[-3000:]
+
+
+@pytest.mark.parametrize("cut_at", [0.04, 0.3, 0.7, "done"])
+def test_the_start_after_a_power_cut_downlinks_nothing_twice(scenario, reference, tmp_path, cut_at):
+    """Issue 48 item 12: after a power cut the next start wrote again every record the cut
+    run had written (719 to 6 768 per cut).  The whole tree killed at once (the slowest
+    estimate at a fraction of the batch, or the batch done), the host having taken the
+    complete files; the next start on the same files: across the two runs' batch files,
+    every record of a clean run once."""
+    t_first, t_last = batch_end_sc(scenario)
+    home = _home(tmp_path, scenario)
+    batches, taken = home / "pygnc_batches", tmp_path / "downlinked"
+    taken.mkdir()
+    with FlightRun(home, timeout_min=30, spacecraft_time_s=t_last + 1.0) as run:
+        if cut_at == "done":
+            run.wait_status(lambda s: estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
+        else:
+            target = t_first + cut_at * (t_last - t_first)
+            run.wait_status(lambda s: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
+        procs = run.tree()
+        for p in procs:  # the power cut
+            p.kill()
+        psutil.wait_procs(procs, timeout=10)
+    for f in batches.glob("batch_*.bin"):  # the host had taken the complete files
+        f.rename(taken / f.name)
+    (part,) = batches.glob("*.part")
+    (tmp_path / "part").mkdir()
+    shutil.copy(part, tmp_path / "part" / part.name[: -len(".part")])
+    written = timed_record_counts(home, taken, tmp_path / "part")  # what the cut run wrote
+    assert written
+    with FlightRun(home, timeout_min=30, spacecraft_time_s=t_last + 600.0) as run:
+        run.wait_status(lambda s: s["run"] == 2 and estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
+        run.ctrl_c()
+        assert run.wait_exit(30) == 0, run.text
+        log = (run.log_dir() / "batch_writer.log").read_text()
+    counts = timed_record_counts(home, taken)
+    twice = {k: n for k, n in counts.items() if n > 1}
+    assert not twice, (len(twice), sorted(twice)[:5])
+    assert "recovered 1 .part" in log and "not written again" in log, log
+    assert not _differences(reference, downlink(home, taken))
+    assert len(counts) - len(written) == sum(k not in written for k in reference if k[1] != "values")
 
 
 def test_a_stopped_status_reporter_is_replaced_at_its_own_health_limit(tmp_path):
