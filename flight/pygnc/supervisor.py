@@ -14,11 +14,16 @@ timeout expires or on SIGINT/SIGTERM - at any instant, start-up included:
    yet also gets SIGTERM (it holds nothing yet and exits at once); they finish their
    step, publish final messages and exit; after ``stop_deadline_producers_s`` stragglers
    get SIGKILL;
-2. sinks (status reporter) likewise, with ``stop_deadline_sinks_s``; they drain (within
-   ``sink_stop_drain_s``), write the final status (flag ``stopping``) and exit;
-3. if no status reporter wrote the final status (it was never started, was killed, or
-   could not write), the supervisor writes it from the last status file and what it knows;
-4. the private socket directory is removed and the supervisor exits 0 (1 if no final
+2. sinks (status reporter, batch writer) likewise, with ``stop_deadline_sinks_s``; they
+   drain (within ``sink_stop_drain_s``), write the final status (flag ``stopping``) and the
+   last batch file, and exit;
+3. a ``.part`` batch file left behind (the writer was killed, or stopped before it had
+   opened its directory: a power cut's) is recovered, as the next start would;
+4. the supervisor writes the final status again from the reporter's (or the last status of
+   the run, if the reporter wrote none) with what only it knows: each task's final state
+   (``stopped`` cleanly, ``exited`` otherwise, ``failed``) and ``downlink_failed`` if the
+   writer did not finish;
+5. the private socket directory is removed and the supervisor exits 0 (1 if no final
    status could be written, e.g. a full disk: the message says so on the terminal).
 
 SIGHUP (the host's terminal closed) is a stop like SIGINT.  At start, before anything else,
@@ -53,6 +58,7 @@ import zmq
 
 from . import config_source, run_lock, terminal
 from .atomic import write_atomic
+from .batch_store import store_for
 from .bus.channels import CHANNELS, CONTROL_SOCKET
 from .bus.messages import DecodeCounters, Encoder
 from .bus.transport import ControlServer, Publisher
@@ -606,8 +612,8 @@ class Supervisor:
         self._stopping = True
         now = time.monotonic()
         for t in self.tasks:
-            if t.state == "restarting":  # waiting out its backoff: stopped, not failed
-                t.state = "stopped"
+            if t.state == "restarting":  # died, waiting out its backoff: it did not stop cleanly
+                t.state = "exited"
                 t.next_restart_at = None
         producers = [t for t in self.tasks if not t.spec.sink]
         sinks = [t for t in self.tasks if t.spec.sink]
@@ -616,21 +622,34 @@ class Supervisor:
         self._stop_group(sinks, reason, self.config.stop_deadline_sinks_s)
         reporter = self.by_name.get("status_reporter")
         ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
-        # The batch writer may fail at its own stop (its final records), after the reporter's
-        # last status: then the final status is written again with downlink_failed.
         writer = self.by_name.get("batch_writer")
-        lost = writer is not None and bool(writer.counters.get("downlink_failed"))
-        if not ok or lost and not self._final_status_has(st.FLAG_DOWNLINK_FAILED):
-            ok = self.write_final_status(reason, st.FLAG_DOWNLINK_FAILED if lost else 0)
+        self._recover_batches(writer)
+        # The reporter's final status lists the sinks as the last health table did (running):
+        # written again with every task's final state, and downlink_failed if the writer did
+        # not finish (it failed at its own stop, after the reporter's last status, or did not
+        # stop cleanly: its final records are lost).
+        lost = writer is not None and (
+            bool(writer.counters.get("downlink_failed")) or writer.proc is not None and writer.state != "stopped"
+        )
+        ok = self.write_final_status(reason, st.FLAG_DOWNLINK_FAILED if lost else 0) or ok
         self.close()
         return ok
 
-    def _final_status_has(self, flag: int) -> bool:
+    def _recover_batches(self, writer: TaskProc | None) -> None:
+        """Recover the ``.part`` batch files the writer left (it was killed, or stopped before it
+        had opened its directory, where a power cut's ``.part`` waited), as the next start
+        would: the host then finds every record of the run in complete files at once."""
+        if writer is None:
+            return
+        store = store_for(self.config, self.paths.home, self.run_number, self.t0_sc_s, self.t0_mono_s, log)
+        if not store.leftover_parts():
+            return
         try:
-            s = st.decode_status(self.paths.status_file.read_bytes())
-        except (OSError, st.StatusError):
-            return False
-        return s["run"] == self.run_number and bool(s["flags"] & flag)
+            report = store.open()
+        except OSError as exc:
+            log.error("cannot recover the .part batch files the batch writer left: %s", exc)
+            return
+        log.warning("recovered %d .part batch files the batch writer left", len(report.recovered))
 
     def write_final_status(self, reason: str, extra_flags: int = 0) -> bool:
         """The final status when no status reporter wrote it: the last status file of this

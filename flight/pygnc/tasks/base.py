@@ -159,6 +159,9 @@ class TaskRunner:
         self.log = logging.getLogger(self.name)
         self.stop_requested = False  # set by the signal handler only
         self.stopping_reason: str | None = None
+        #: the stop is the supervisor's ordered stop (its ``stop``), not the task's own
+        #: (the supervisor gone or silent, a sink's signal fallback)
+        self.stop_ordered = False
         self.sink_deadline: float | None = None
         self.decode_counters = DecodeCounters()
         self.supervisor = SupervisorWatch(ctx.supervisor_pid or os.getppid())
@@ -231,7 +234,7 @@ class TaskRunner:
                 self.last_ping = time.monotonic()
                 self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
             elif msg.type == "stop":
-                self._begin_stop(msg.body.get("reason", "stop"))
+                self._begin_stop(msg.body.get("reason", "stop"), ordered=True)
             elif msg.type == "replay":
                 self._replay_request(msg.body)
 
@@ -264,9 +267,10 @@ class TaskRunner:
     def _replay_end(self, sub: Subscriber) -> None:
         self.log.info("replay of %s taken: %d messages; live from now", sub.channel.name, sub.replayed)
 
-    def _begin_stop(self, reason: str) -> None:
+    def _begin_stop(self, reason: str, ordered: bool = False) -> None:
         if self.stopping_reason is None:
             self.stopping_reason = reason
+            self.stop_ordered = ordered
             self.log.info("stopping: %s", reason)
 
     def _check_run_status(self) -> None:
@@ -367,7 +371,7 @@ class TaskRunner:
                         self.last_ping = time.monotonic()
                         self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
                     elif msg.type == "stop":
-                        self._begin_stop(msg.body.get("reason", "stop"))
+                        self._begin_stop(msg.body.get("reason", "stop"), ordered=True)
                     elif msg.type == "replay":
                         self._replay_request(msg.body)
             self._check_run_status()
