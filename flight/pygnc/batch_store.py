@@ -567,6 +567,10 @@ class BatchStore:
         if f is None:
             return
         self.file = None
+        # The spans first (the host may take the file as soon as it has its name; a cut
+        # before the rename only has the .part recovered with them again), and outside the
+        # instant between the final header and the rename.
+        self._save_spans()
         try:
             header = fmt.encode_header(self.run, f.seq, self.spacecraft_id, reason, f.t_first, f.t_last, f.records, 0)
             os.pwrite(f.fd, header, 0)
@@ -574,7 +578,6 @@ class BatchStore:
             self.counters.fsyncs += 1
         finally:
             os.close(f.fd)
-        self._save_spans()  # before the rename: the host may take the file at once
         try:
             os.replace(f.part, f.final)
         except FileNotFoundError:

@@ -473,11 +473,13 @@ class Supervisor:
                     t.late_logged = True
 
     def _publish_health(self, now: float, stopping: bool) -> None:
+        """The health table; *stopping*: the last one, told to the sinks as they stop, with
+        their own state as it ends in a clean stop (``stopped``)."""
         self.health_pub.poll_subscriptions()
         tasks = [
             {
                 "name": t.spec.name,
-                "state": t.state,
+                "state": "stopped" if stopping and t.spec.sink and t.alive() else t.state,
                 "pid": t.pid,
                 "restarts": t.restarts,
                 "age_s": round(now - t.last_pong, 3),
@@ -575,12 +577,16 @@ class Supervisor:
     def _stop_group(self, group: list[TaskProc], reason: str, deadline_s: float) -> None:
         t_end = time.monotonic() + deadline_s
         next_send = 0.0
+        told: dict[str, tuple] = {}  # task -> (connected, pid) when last told to stop
         while True:
             alive = [t for t in group if t.alive()]
             now = time.monotonic()
             if not alive or now >= t_end:
                 break
-            if now >= next_send:
+            # Again every STOP_RESEND_S, and at once to a task that has just connected or
+            # been forked (it missed the last one: a task still starting ignores SIGTERM
+            # until its handlers are in; its stop must not wait for the next round).
+            if now >= next_send or any(told.get(t.spec.name) != (t.answered, t.pid) for t in alive):
                 for t in alive:
                     self.control.send(t.spec.name, "stop", {"reason": reason})
                     if not t.answered:  # still starting, not connected: it holds nothing yet
@@ -588,6 +594,7 @@ class Supervisor:
                             t.proc.send_signal(signal.SIGTERM)
                         except ProcessLookupError:
                             pass
+                    told[t.spec.name] = (t.answered, t.pid)
                 next_send = now + STOP_RESEND_S
             self._wait(min(0.02, max(0.0, t_end - now)))
         for t in group:
@@ -624,16 +631,36 @@ class Supervisor:
         ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
         writer = self.by_name.get("batch_writer")
         self._recover_batches(writer)
-        # The reporter's final status lists the sinks as the last health table did (running):
-        # written again with every task's final state, and downlink_failed if the writer did
-        # not finish (it failed at its own stop, after the reporter's last status, or did not
-        # stop cleanly: its final records are lost).
+        # The final status must hold every task's final state, and downlink_failed if the
+        # writer did not finish (it failed at its own stop, after the reporter's last status,
+        # or did not stop cleanly: its final records are lost).  The reporter's holds the
+        # last health table's (the sinks as in a clean stop): written again unless it is so.
         lost = writer is not None and (
             bool(writer.counters.get("downlink_failed")) or writer.proc is not None and writer.state != "stopped"
         )
-        ok = self.write_final_status(reason, st.FLAG_DOWNLINK_FAILED if lost else 0) or ok
+        extra = st.FLAG_DOWNLINK_FAILED if lost else 0
+        if not (ok and self._final_status_says(extra)):
+            ok = self.write_final_status(reason, extra) or ok
         self.close()
         return ok
+
+    def _final_status_says(self, flags: int) -> bool:
+        """The status file is this run's final status, with *flags* and every task's final
+        state as the supervisor knows it."""
+        try:
+            s = st.decode_status(self.paths.status_file.read_bytes())
+        except (OSError, st.StatusError):
+            return False
+        want = flags | st.FLAG_STOPPING | (st.FLAG_TASK_FAILED if any(t.state == "failed" for t in self.tasks) else 0)
+        states = {n: i for i, n in enumerate(st.TASK_STATES)}
+        return (
+            s["run"] == self.run_number
+            and s["flags"] & want == want
+            and all(
+                s[f"task{k}_id"] == t.spec.task_id and s[f"task{k}_state"] == states.get(t.state, -1)
+                for k, t in enumerate(self.tasks[: st.MAX_TASKS])
+            )
+        )
 
     def _recover_batches(self, writer: TaskProc | None) -> None:
         """Recover the ``.part`` batch files the writer left (it was killed, or stopped before it

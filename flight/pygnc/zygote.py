@@ -516,22 +516,27 @@ class Zygote:
         it is exiting and :meth:`service` reaps it), reap it, and apply what it reported
         meanwhile (a child of an abandoned request that arrives now is killed)."""
         self.service()
-        if not self.ready and not self.gone:  # still importing: it would not see the end of stdin
-            timeout_s = min(timeout_s, 0.2)
+        importing = not self.ready and not self.gone  # it would not see the end of stdin
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
             except OSError:
                 pass
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            if not (self.finishing and self.gone):  # (one that finished exits by itself: reaped by service())
-                self.proc.kill()
-                try:
-                    self.proc.wait(timeout_s)
-                except subprocess.TimeoutExpired:
-                    pass
+        # Still importing: killed at once (a fork it made meanwhile is in the pipe, read below,
+        # and its child killed); else it has *timeout_s* to exit by itself.
+        exited = False
+        if not importing:
+            try:
+                self.proc.wait(timeout_s)
+                exited = True
+            except subprocess.TimeoutExpired:
+                pass
+        if not exited and not (self.finishing and self.gone):  # (one that finished exits by itself)
+            self.proc.kill()
+            try:
+                self.proc.wait(min(timeout_s, 0.2))
+            except subprocess.TimeoutExpired:
+                pass
         self.gone = self.gone or "closed"
         if self.read_fd >= 0 and self.proc.returncode is not None:
             os.set_blocking(self.read_fd, True)  # the zygote has exited: read to the end

@@ -238,6 +238,12 @@ class TaskRunner:
             elif msg.type == "replay":
                 self._replay_request(msg.body)
 
+    def service_control(self) -> None:
+        """Handle the control messages waiting, if any (never blocks): called by a task in
+        the middle of long work, so pings are answered and a stop is seen."""
+        if self.control.socket.poll(0, zmq.POLLIN):
+            self._handle_control()
+
     def _replay_request(self, body: dict) -> None:
         """The supervisor's ``replay``: a consumer of these channels died and will be back
         (no channels: it will not)."""
