@@ -16,10 +16,12 @@ terminal, and measures:
 The phase the Ctrl-C fell in is read from the status file just before it: ``start`` (no
 status yet), ``batch`` (status, batch not yet done), ``steady`` (batch done) - and
 ``interp`` when the evidence shows the Ctrl-C came while the Python interpreter itself was
-still starting, before the first line of main.py (killed by SIGINT, or Python's own
-KeyboardInterrupt traceback, and no log directory): no pygnc code has run then, so nothing
-in pygnc can handle it.  Those runs are listed and counted apart, with the interpreter's
-start-up time measured here (``python script.py`` to its first statement).
+still starting, before the first line of main.py (killed by SIGINT or SIGHUP with no log
+directory, or Python's own KeyboardInterrupt traceback - which Python's site module prints
+and swallows when it comes while a ``.pth`` file's line runs, and then starts main.py as if
+nothing had happened): no pygnc code has run then, so nothing in pygnc can handle it.
+Those runs are listed and counted apart, with the interpreter's start-up time measured
+here (``python script.py`` to its first statement).
 
 The default scenario is a 3-h two-spacecraft formation (simulated once into a temporary
 directory, ~20 s), so the 4-s window covers start-up, the batch and the steady state.
@@ -165,12 +167,11 @@ def one_run(
         time.sleep(max(0.0, run.t_start + delay_s - time.monotonic()))
         st = run.status()
         res["phase"] = "start" if st is None else ("steady" if st["flags"] & S.FLAG_BATCH_DONE else "batch")
-        t0_wall = time.time()
         if hangup:
-            t0 = time.monotonic()
-            run.hang_up()
+            t0 = run.hang_up()
         else:
             t0 = run.ctrl_c()
+        t0_wall = time.time() - (time.monotonic() - t0)
         res["load_average"] = os.getloadavg()[0]
         sid = run.proc.pid  # the session leader (start_new_session)
         t_end = t0 + 15.0
@@ -221,8 +222,11 @@ def one_run(
             (dest / "terminal.txt").write_text(run.text)
             res["kept"] = dest
         no_logs = not (home / "pygnc_logs").exists()
-        if no_logs and (res["rc"] == -signal.SIGINT or "KeyboardInterrupt" in run.text):
-            res["phase"] = "interp"  # before main.py's first line: Python's own start-up
+        # Before main.py's first line: Python's own start-up.  (A KeyboardInterrupt raised
+        # while Python's site module runs a .pth file's line is printed and swallowed: the
+        # interpreter goes on into main.py, which never knew of the Ctrl-C.)
+        if (no_logs and res["rc"] in (-signal.SIGINT, -signal.SIGHUP)) or "KeyboardInterrupt" in run.text:
+            res["phase"] = "interp"
     finally:
         run.close()
     return res
@@ -314,14 +318,18 @@ def _summary(results: list[dict], stops: list[float], loads: list[float], startu
         "final-status checks (runs passing): "
         + ", ".join(f"{n} {sum(r['checks'][n] for r in results)}/{len(results)}" for n in names)
     )
-    print(f"processes left after 15 s: {sum(r['left'] for r in results)}")
+    print(
+        f"processes left after 15 s: {sum(r['left'] for r in results if r['phase'] != 'interp')} "
+        f"(and {sum(r['left'] for r in results if r['phase'] == 'interp')} of runs whose {what} Python's start-up took)"
+    )
     interp = [r for r in results if r["phase"] == "interp"]
     at = ", ".join(f"{r['delay_s'] * 1000:.0f} ms" for r in interp) or "-"
     print(
         f"interpreter start-up (python script.py -> first statement): median "
         f"{statistics.median(startup) * 1000:.0f} ms, worst {max(startup) * 1000:.0f} ms of {len(startup)}; "
         f"{len(interp)} {what}s fell in it (at {at}: "
-        "exit by Python itself, before any pygnc code)"
+        "handled by Python itself - an exit, or a KeyboardInterrupt swallowed by its site module - "
+        "before any pygnc code)"
     )
     failed = [
         r
@@ -367,7 +375,11 @@ def _record(results, stops, loads, startup, interp, failed, codes, args, what) -
             "file, no traceback, no task killed",
             f"{sum(all(r['checks'].values()) for r in results)} of {n}",
         ),
-        figure("processes_left", "processes left 15 s after the stop, all runs", sum(r["left"] for r in results)),
+        figure(
+            "processes_left",
+            "processes left 15 s after the stop, runs after main.py's first line",
+            sum(r["left"] for r in results if r["phase"] != "interp"),
+        ),
         figure(
             "interpreter_ctrl_c",
             f"{what}s that fell in Python's own start-up (before main.py's first line)",

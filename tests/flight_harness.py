@@ -208,13 +208,16 @@ class FlightRun:
         os.write(self.master, b"\x03")
         return t
 
-    def hang_up(self) -> None:
+    def hang_up(self) -> float:
         """Close the host's side of the terminal, as a host whose terminal goes away: the
-        kernel hangs it up (SIGHUP to main.py, the session leader; reads and writes fail)."""
+        kernel hangs it up (SIGHUP to main.py, the session leader; reads and writes fail).
+        Returns the monotonic time it was closed (after the output reader has stopped)."""
         self._closing.set()
         self._reader.join(timeout=5)
+        t = time.monotonic()
         os.close(self.master)
         self.master = -1
+        return t
 
     def wait_exit(self, timeout_s: float = 10.0) -> int:
         return self.proc.wait(timeout=timeout_s)

@@ -244,7 +244,11 @@ class ForkedProc:
         if self.returncode is None:
             self.zygote.service()  # (reaps orphans too)
         if self.returncode is None and self.pid is not None and not self.orphan and not _running(self.pid):
-            self.zygote.unreported_exit(self)
+            # A zombie's status is in /proc: known at once, when the zygote only reaps it
+            # after the module it is importing (the stop must not wait for that).
+            self.returncode = _zombie_exit_status(self.pid)
+            if self.returncode is None:
+                self.zygote.unreported_exit(self)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -275,6 +279,19 @@ def become_subreaper() -> bool:
         return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return False
+
+
+def _zombie_exit_status(pid: int) -> int | None:
+    """The exit status (``Popen.returncode`` convention) of *pid* if it is a zombie - field
+    52 of ``/proc/<pid>/stat``, Linux >= 3.5 - else None (gone, running, or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] != b"Z" or len(fields) < 50:
+            return None
+        return os.waitstatus_to_exitcode(int(fields[49]))
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _running(pid: int) -> bool:
