@@ -244,9 +244,11 @@ class ForkedProc:
         if self.returncode is None:
             self.zygote.service()  # (reaps orphans too)
         if self.returncode is None and self.pid is not None and not self.orphan and not _running(self.pid):
-            # A zombie's status is in /proc: known at once, when the zygote only reaps it
-            # after the module it is importing (the stop must not wait for that).
-            self.returncode = _zombie_exit_status(self.pid)
+            # While the zygote imports it reaps only between modules: a zombie's status is
+            # in /proc, known at once (a stop must not wait for the import).  A ready one
+            # reaps at once, and one that does not is hung (unreported_exit).
+            if not self.zygote.ready:
+                self.returncode = _zombie_exit_status(self.pid)
             if self.returncode is None:
                 self.zygote.unreported_exit(self)
         return self.returncode
