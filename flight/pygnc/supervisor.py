@@ -19,10 +19,11 @@ timeout expires or on SIGINT/SIGTERM - at any instant, start-up included:
    last batch file, and exit;
 3. a ``.part`` batch file left behind (the writer was killed, or stopped before it had
    opened its directory: a power cut's) is recovered, as the next start would;
-4. the supervisor writes the final status again from the reporter's (or the last status of
-   the run, if the reporter wrote none) with what only it knows: each task's final state
+4. the final status must say what only the supervisor knows: each task's final state
    (``stopped`` cleanly, ``exited`` otherwise, ``failed``) and ``downlink_failed`` if the
-   writer did not finish;
+   writer did not finish.  The reporter's says so after a clean stop (the last health
+   table gives the sinks ``stopped``); otherwise the supervisor writes it again, from the
+   reporter's or the last status of the run (the reporter wrote none);
 5. the private socket directory is removed and the supervisor exits 0 (1 if no final
    status could be written, e.g. a full disk: the message says so on the terminal).
 
@@ -679,10 +680,10 @@ class Supervisor:
         log.warning("recovered %d .part batch files the batch writer left", len(report.recovered))
 
     def write_final_status(self, reason: str, extra_flags: int = 0) -> bool:
-        """The final status when no status reporter wrote it: the last status file of this
-        run (estimates, counters) if there is one, with flag ``stopping`` (and *extra_flags*),
-        the task states as the supervisor knows them and validity for "now"; the info file
-        with it."""
+        """The final status when the status reporter's is missing or untrue: the last status
+        file of this run (estimates, counters) if there is one, with flag ``stopping`` (and
+        *extra_flags*), the task states as the supervisor knows them and validity for "now";
+        the info file with it."""
         paths = self.paths
         s = None
         try:
