@@ -32,6 +32,13 @@ Only complete files ever carry their final name ``batch_NNNNNNNN.bin`` (layout:
   records still held when the writer stops are lost (counted);
 * something that is not a directory where the directory must be (a file named
   ``pygnc_batches``) is renamed to ``<name>.not-a-directory``, never deleted;
+* what a run wrote is never written again by the next runs on the same configuration (a
+  *series*, named by :func:`series_of`): the state file keeps, per record kind and key,
+  the span of record times written (:func:`span_key`: records whose time is when
+  something was measured - not the context kinds, the health table, notes, nor estimates
+  propagated to "now"), updated when a file is closed and from every ``.part`` recovered;
+  the writer skips a record inside its span.  So after a power cut the next start writes
+  only what the cut run had not written, even when the host has taken its files;
 * :attr:`BatchStore.failed` says the store could not write all it was given in this run
   (records lost, a write, sync or close error other than no room, an unusable directory,
   numbers exhausted, a ``.part`` that vanished before it was closed):
@@ -44,6 +51,7 @@ task (:mod:`pygnc.tasks.batch_writer`) decides what to record.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import math
@@ -61,7 +69,7 @@ from .regular_files import read_small_file
 
 STATE_FILE = ".batch_state.json"
 STATE_FORMAT = "pygnc-batch-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: After a failed create/write (disk full, read-only), wait this long before trying again, s.
 RETRY_AFTER_S = 5.0
 #: How often the free space is checked while it is low, s.
@@ -82,10 +90,57 @@ class SequenceExhausted(OSError):
     """The next batch file would need a sequence number beyond MAX_SEQUENCE."""
 
 
+#: Kinds whose record time is when something was measured: the same inputs give the same
+#: record in every run (:func:`span_key`).
+MEASURED_KINDS = frozenset({"orbit", "attitude", "formation", "gps_fix", "range", "sensor", "hk"})
+#: ... of which flag bit 0 says "propagated to now" (a record at a wall-clock instant).
+_PROPAGATED_BIT_KINDS = frozenset({"orbit", "attitude", "formation"})
+
+
+def span_key(kind: fmt.RecordKind, values: dict) -> tuple | None:
+    """(kind name, key) of a record a series writes once, or None: a record at a measured
+    time (:data:`MEASURED_KINDS`), not propagated to "now"."""
+    if kind.name not in MEASURED_KINDS or kind.name in _PROPAGATED_BIT_KINDS and int(values.get("flags", 0)) & 1:
+        return None
+    return kind.name, kind.key_of(values)
+
+
+def series_of(config) -> str:
+    """The series a run on *config* belongs to: a digest of the whole configuration."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+
+
+def _key_from_json(key):
+    return tuple(_key_from_json(k) for k in key) if isinstance(key, list) else key
+
+
 def resolve_batch_dir(home: Path, configured: str) -> Path:
     """``Config.batch_dir``: absolute, ``~``-relative, or relative to PYGNC_HOME."""
     p = Path(configured).expanduser()
     return p if p.is_absolute() else Path(home) / p
+
+
+def store_for(
+    config, home: Path, run: int, t0_sc_s: float, t0_mono_s: float, log=None, context=None, make_room=None
+) -> BatchStore:
+    """The store (not opened) a run writes its batch files to under *config*: the batch
+    writer's, and the supervisor's when it recovers what a writer left at the stop."""
+    return BatchStore(
+        resolve_batch_dir(home, config.batch_dir),
+        run,
+        f"{run}:{t0_sc_s!r}:{t0_mono_s!r}",  # the run, told apart from a later one with its number
+        config.spacecraft_id,
+        max_file_bytes=config.batch_file_max_bytes,
+        max_file_age_s=config.batch_file_max_age_s,
+        total_max_bytes=config.batch_total_max_bytes,
+        min_free_bytes=config.log_min_free_bytes,
+        reserve_bytes=config.batch_min_free_bytes,
+        fsync_period_s=config.batch_fsync_period_s,
+        log=log,
+        context=context or (lambda: []),
+        make_room=make_room,
+        series=series_of(config),
+    )
 
 
 @dataclass
@@ -118,6 +173,8 @@ class OpenReport:
     recovered: list[tuple[int, int, int]] = field(default_factory=list)  # (seq, records, skipped bytes)
     removed_empty: list[int] = field(default_factory=list)
     state_problem: str = ""
+    #: record spans carried from earlier runs of the series (0: a new series)
+    spans_carried: int = 0
 
 
 @dataclass
@@ -154,6 +211,7 @@ class BatchStore:
         context: Callable[[], list[tuple[bytes, float]]] = lambda: [],
         make_room: Callable[[int], tuple[int, list[str]]] | None = None,
         hold_max_bytes: int = HOLD_MAX_BYTES,
+        series: str | None = None,
     ):
         self.dir = Path(directory)
         self.run, self.run_key, self.spacecraft_id = run, run_key, spacecraft_id
@@ -183,6 +241,11 @@ class BatchStore:
         self._errors_logged = 0
         #: could not write everything it was given in this run (see the module docstring)
         self.failed = False
+        #: The series (:func:`series_of`; None: none, nothing is carried between runs) and,
+        #: per (kind name, key), [first, last] record time written, ms.
+        self.series = series
+        self.spans: dict[tuple, list[int]] = {}
+        self._same_series = False  # the state found at open is of this series
 
     # ------------------------------------------------------------------ paths and state
     @property
@@ -210,6 +273,10 @@ class BatchStore:
             if m and int(m.group(1)) <= fmt.MAX_SEQUENCE:
                 parts[int(m.group(1))] = Path(e.path)
         return finals, parts
+
+    def leftover_parts(self) -> list[Path]:
+        """The ``.part`` files in the directory (a crash's, a power cut's, or open now)."""
+        return sorted(self._scan()[1].values())
 
     def _read_state(self) -> tuple[dict, str]:
         try:
@@ -239,8 +306,45 @@ class BatchStore:
             "run": self.run,
             "run_key": self.run_key,
             "run_first_sequence": self.run_first_seq,
+            "series": self.series,
+            "spans": [[name, key, lo, hi] for (name, key), (lo, hi) in self.spans.items()],
         }
         write_atomic(self.state_path, (json.dumps(st) + "\n").encode())
+
+    def _load_spans(self, st: dict) -> int:
+        """The spans of the state's series if it is ours; how many."""
+        self.spans = {}
+        self._same_series = self.series is not None and st.get("series") == self.series
+        if not self._same_series:
+            return 0
+        for item in st.get("spans") or ():
+            try:
+                name, key, lo, hi = item
+                if name in MEASURED_KINDS and isinstance(lo, int) and isinstance(hi, int) and lo <= hi:
+                    self.spans[(name, _key_from_json(key))] = [lo, hi]
+            except (TypeError, ValueError):
+                continue  # (a hand-edited state: that span is written again, never lost)
+        return len(self.spans)
+
+    def _extend_span(self, mark: tuple, t_ms: int) -> None:
+        span = self.spans.get(mark)
+        if span is None:
+            self.spans[mark] = [t_ms, t_ms]
+        else:
+            span[0], span[1] = min(span[0], t_ms), max(span[1], t_ms)
+
+    def _mark_records(self, records) -> None:
+        for r in records:
+            kind = r.kind
+            if kind is None or kind.name not in MEASURED_KINDS:
+                continue
+            try:
+                mark = span_key(kind, kind.unpack(r.payload))
+                t_ms = fmt.record_time_ms(r.t_sc_s)
+            except (ValueError, KeyError):
+                continue
+            if mark is not None:
+                self._extend_span(mark, t_ms)
 
     def _reserve_sequence(self) -> int:
         """The next sequence number, made durable before any file carries it;
@@ -286,6 +390,7 @@ class BatchStore:
         restarted = st.get("run_key") == self.run_key
         self.run_first_seq = int(st.get("run_first_sequence", self.next_seq)) if restarted else self.next_seq
         report = OpenReport(self.next_seq, restarted, self.run_first_seq, state_problem=problem)
+        report.spans_carried = self._load_spans(st)
         try:
             self._write_state()
         except OSError as exc:
@@ -341,6 +446,9 @@ class BatchStore:
             skipped,
         )
         write_atomic(part, header + body)  # the .part now holds exactly the recovered file
+        if self._same_series:  # (a .part of another configuration's run is not this series')
+            self._mark_records(bf.records)
+            self._save_spans()  # before the rename: a crash between the two only repeats this
         final = self.dir / fmt.file_name(seq)
         os.replace(part, final)
         fsync_dir(self.dir)
@@ -419,20 +527,21 @@ class BatchStore:
         f.t_first, f.t_last = min(f.t_first, t), max(f.t_last, t)
         self.counters.records_written += 1
 
-    def append(self, record: bytes, t_sc_s: float) -> bool:
+    def append(self, record: bytes, t_sc_s: float, mark: tuple | None = None) -> bool:
         """Write one framed record, or hold it in memory until there is room (written, in
         order, as soon as there is: :meth:`tick`); False (counted) only if it is lost - the
-        numbers are exhausted - or, beyond HOLD_MAX_BYTES, the oldest held record is."""
-        if self.held or not self._write_now(record, t_sc_s, self.clock()):
+        numbers are exhausted - or, beyond HOLD_MAX_BYTES, the oldest held record is.
+        *mark*: its :func:`span_key` (None: no span)."""
+        if self.held or not self._write_now(record, t_sc_s, self.clock(), mark):
             if self.next_seq > fmt.MAX_SEQUENCE:
                 self.counters.records_not_written += 1
                 self.failed = True
                 return False
-            self._hold(record, t_sc_s)
+            self._hold(record, t_sc_s, mark)
         self.write_held()
         return True
 
-    def _hold(self, record: bytes, t_sc_s: float) -> None:
+    def _hold(self, record: bytes, t_sc_s: float, mark: tuple | None = None) -> None:
         if not self.held:
             self.log.warning(
                 "no room for batch records (%s): holding them in memory, written as soon as there is room",
@@ -441,11 +550,11 @@ class BatchStore:
                 else "the batch directory cannot be used now",
             )
             self._held_since = 0
-        self.held.append((record, t_sc_s))
+        self.held.append((record, t_sc_s, mark))
         self.held_bytes += len(record)
         self._held_since += 1
         while self.held_bytes > self.hold_max_bytes and len(self.held) > 1:
-            old, _ = self.held.popleft()
+            old = self.held.popleft()[0]
             self.held_bytes -= len(old)
             self.counters.records_not_written += 1
             if not self.failed:
@@ -460,8 +569,8 @@ class BatchStore:
         n = 0
         now = self.clock()
         while self.held:
-            record, t = self.held[0]
-            if not self._write_now(record, t, now):
+            record, t, mark = self.held[0]
+            if not self._write_now(record, t, now, mark):
                 break
             self.held.popleft()
             self.held_bytes -= len(record)
@@ -475,9 +584,9 @@ class BatchStore:
                 )
         return n
 
-    def _write_now(self, record: bytes, t_sc_s: float, now: float) -> bool:
-        """Write *record* now if there is room and the directory can be used; False if not
-        (nothing counted: the caller holds it)."""
+    def _write_now(self, record: bytes, t_sc_s: float, now: float, mark: tuple | None = None) -> bool:
+        """Write *record* now if there is room and the directory can be used (extending the
+        span of *mark*); False if not (nothing counted: the caller holds it)."""
         if not self.opened and now >= self._retry_at:
             try:  # the directory could not be made at start: try again now and then
                 self.open()
@@ -495,6 +604,8 @@ class BatchStore:
                 f = self._open_file()
             self._write(f, record)
             self._count_record(f, t_sc_s)
+            if mark is not None:
+                self._extend_span(mark, fmt.record_time_ms(t_sc_s))
             return True
         except SequenceExhausted as exc:
             self._note_error("numbering", exc)
@@ -555,6 +666,10 @@ class BatchStore:
         if f is None:
             return
         self.file = None
+        # The spans first (the host may take the file as soon as it has its name; a cut
+        # before the rename only has the .part recovered with them again), and outside the
+        # instant between the final header and the rename.
+        self._save_spans()
         try:
             header = fmt.encode_header(self.run, f.seq, self.spacecraft_id, reason, f.t_first, f.t_last, f.records, 0)
             os.pwrite(f.fd, header, 0)
@@ -572,6 +687,14 @@ class BatchStore:
         fsync_dir(self.dir)
         self.counters.files_closed += 1
         self.prune()
+
+    def _save_spans(self) -> None:
+        """The state file with the spans of every record in a closed file (a failure only
+        means that a cut may have them written again)."""
+        try:
+            self._write_state()
+        except OSError as exc:
+            self.log.warning("cannot save the spans written in %s: %s", self.state_path.name, exc)
 
     def close(self) -> None:
         """Write what is held if there is room now, and close the open file (if any) at

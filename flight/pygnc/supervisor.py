@@ -14,11 +14,17 @@ timeout expires or on SIGINT/SIGTERM - at any instant, start-up included:
    yet also gets SIGTERM (it holds nothing yet and exits at once); they finish their
    step, publish final messages and exit; after ``stop_deadline_producers_s`` stragglers
    get SIGKILL;
-2. sinks (status reporter) likewise, with ``stop_deadline_sinks_s``; they drain (within
-   ``sink_stop_drain_s``), write the final status (flag ``stopping``) and exit;
-3. if no status reporter wrote the final status (it was never started, was killed, or
-   could not write), the supervisor writes it from the last status file and what it knows;
-4. the private socket directory is removed and the supervisor exits 0 (1 if no final
+2. sinks (status reporter, batch writer) likewise, with ``stop_deadline_sinks_s``; they
+   drain (within ``sink_stop_drain_s``), write the final status (flag ``stopping``) and the
+   last batch file, and exit;
+3. a ``.part`` batch file left behind (the writer was killed, or stopped before it had
+   opened its directory: a power cut's) is recovered, as the next start would;
+4. the final status must say what only the supervisor knows: each task's final state
+   (``stopped`` cleanly, ``exited`` otherwise, ``failed``) and ``downlink_failed`` if the
+   writer did not finish.  The reporter's says so after a clean stop (the last health
+   table gives the sinks ``stopped``); otherwise the supervisor writes it again, from the
+   reporter's or the last status of the run (the reporter wrote none);
+5. the private socket directory is removed and the supervisor exits 0 (1 if no final
    status could be written, e.g. a full disk: the message says so on the terminal).
 
 SIGHUP (the host's terminal closed) is a stop like SIGINT.  At start, before anything else,
@@ -51,6 +57,7 @@ from pathlib import Path
 
 from . import config_source, run_lock, terminal
 from .atomic import write_atomic
+from .batch_store import store_for
 from .bus.channels import CHANNELS, CONTROL_SOCKET
 from .config import Config, Paths
 from .formats import status as st
@@ -477,11 +484,13 @@ class Supervisor:
                     t.late_logged = True
 
     def _publish_health(self, now: float, stopping: bool) -> None:
+        """The health table; *stopping*: the last one, told to the sinks as they stop, with
+        their own state as it ends in a clean stop (``stopped``)."""
         self.health_pub.poll_subscriptions()
         tasks = [
             {
                 "name": t.spec.name,
-                "state": t.state,
+                "state": "stopped" if stopping and t.spec.sink and t.alive() else t.state,
                 "pid": t.pid,
                 "restarts": t.restarts,
                 "age_s": round(now - t.last_pong, 3),
@@ -579,12 +588,16 @@ class Supervisor:
     def _stop_group(self, group: list[TaskProc], reason: str, deadline_s: float) -> None:
         t_end = time.monotonic() + deadline_s
         next_send = 0.0
+        told: dict[str, tuple] = {}  # task -> (connected, pid) when last told to stop
         while True:
             alive = [t for t in group if t.alive()]
             now = time.monotonic()
             if not alive or now >= t_end:
                 break
-            if now >= next_send:
+            # Again every STOP_RESEND_S, and at once to a task that has just connected or
+            # been forked (it missed the last one: a task still starting ignores SIGTERM
+            # until its handlers are in; its stop must not wait for the next round).
+            if now >= next_send or any(told.get(t.spec.name) != (t.answered, t.pid) for t in alive):
                 for t in alive:
                     self.control.send(t.spec.name, "stop", {"reason": reason})
                     if not t.answered:  # still starting, not connected: it holds nothing yet
@@ -592,6 +605,7 @@ class Supervisor:
                             t.proc.send_signal(signal.SIGTERM)
                         except ProcessLookupError:
                             pass
+                    told[t.spec.name] = (t.answered, t.pid)
                 next_send = now + STOP_RESEND_S
             self._wait(min(0.02, max(0.0, t_end - now)))
         for t in group:
@@ -616,8 +630,8 @@ class Supervisor:
         self._stopping = True
         now = time.monotonic()
         for t in self.tasks:
-            if t.state == "restarting":  # waiting out its backoff: stopped, not failed
-                t.state = "stopped"
+            if t.state == "restarting":  # died, waiting out its backoff: it did not stop cleanly
+                t.state = "exited"
                 t.next_restart_at = None
         producers = [t for t in self.tasks if not t.spec.sink]
         sinks = [t for t in self.tasks if t.spec.sink]
@@ -626,27 +640,60 @@ class Supervisor:
         self._stop_group(sinks, reason, self.config.stop_deadline_sinks_s)
         reporter = self.by_name.get("status_reporter")
         ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
-        # The batch writer may fail at its own stop (its final records), after the reporter's
-        # last status: then the final status is written again with downlink_failed.
         writer = self.by_name.get("batch_writer")
-        lost = writer is not None and bool(writer.counters.get("downlink_failed"))
-        if not ok or lost and not self._final_status_has(st.FLAG_DOWNLINK_FAILED):
-            ok = self.write_final_status(reason, st.FLAG_DOWNLINK_FAILED if lost else 0)
+        self._recover_batches(writer)
+        # The final status must hold every task's final state, and downlink_failed if the
+        # writer did not finish (it failed at its own stop, after the reporter's last status,
+        # or did not stop cleanly: its final records are lost).  The reporter's holds the
+        # last health table's (the sinks as in a clean stop): written again unless it is so.
+        lost = writer is not None and (
+            bool(writer.counters.get("downlink_failed")) or writer.proc is not None and writer.state != "stopped"
+        )
+        extra = st.FLAG_DOWNLINK_FAILED if lost else 0
+        if not (ok and self._final_status_says(extra)):
+            ok = self.write_final_status(reason, extra) or ok
         self.close()
         return ok
 
-    def _final_status_has(self, flag: int) -> bool:
+    def _final_status_says(self, flags: int) -> bool:
+        """The status file is this run's final status, with *flags* and every task's final
+        state as the supervisor knows it."""
         try:
             s = st.decode_status(read_small_file(self.paths.status_file, st.SIZE))
         except (OSError, st.StatusError):
             return False
-        return s["run"] == self.run_number and bool(s["flags"] & flag)
+        want = flags | st.FLAG_STOPPING | (st.FLAG_TASK_FAILED if any(t.state == "failed" for t in self.tasks) else 0)
+        states = {n: i for i, n in enumerate(st.TASK_STATES)}
+        return (
+            s["run"] == self.run_number
+            and s["flags"] & want == want
+            and all(
+                s[f"task{k}_id"] == t.spec.task_id and s[f"task{k}_state"] == states.get(t.state, -1)
+                for k, t in enumerate(self.tasks[: st.MAX_TASKS])
+            )
+        )
+
+    def _recover_batches(self, writer: TaskProc | None) -> None:
+        """Recover the ``.part`` batch files the writer left (it was killed, or stopped before it
+        had opened its directory, where a power cut's ``.part`` waited), as the next start
+        would: the host then finds every record of the run in complete files at once."""
+        if writer is None:
+            return
+        store = store_for(self.config, self.paths.home, self.run_number, self.t0_sc_s, self.t0_mono_s, log)
+        if not store.leftover_parts():
+            return
+        try:
+            report = store.open()
+        except OSError as exc:
+            log.error("cannot recover the .part batch files the batch writer left: %s", exc)
+            return
+        log.warning("recovered %d .part batch files the batch writer left", len(report.recovered))
 
     def write_final_status(self, reason: str, extra_flags: int = 0) -> bool:
-        """The final status when no status reporter wrote it: the last status file of this
-        run (estimates, counters) if there is one, with flag ``stopping`` (and *extra_flags*),
-        the task states as the supervisor knows them and validity for "now"; the info file
-        with it."""
+        """The final status when the status reporter's is missing or untrue: the last status
+        file of this run (estimates, counters) if there is one, with flag ``stopping`` (and
+        *extra_flags*), the task states as the supervisor knows them and validity for "now";
+        the info file with it."""
         paths = self.paths
         s = None
         try:

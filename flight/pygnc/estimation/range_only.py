@@ -35,6 +35,7 @@ from pygnc.estimation.formation_filter import (
 from pygnc.estimation.orbit_ekf import fix_to_gcrs
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
+    FitAbandoned,
     IodResult,
     fit_prior,
     orbit_distance_m,
@@ -365,6 +366,9 @@ class PartnerHypotheses:
         #: (code, text) notes for the operator, taken by the owner.
         self.notes: list[tuple[str, str]] = []
         self.on_change: Callable[[], None] = lambda: None
+        #: Says a fit's result is not wanted any more (the flight task stops): a fit under
+        #: way gives up, to be begun again if the window is fitted later.  None: never.
+        self.abandon: Callable[[], bool] | None = None
         self.n_starts = 0
         self.n_ranges_fitted = 0
         self.n_restarts = 0
@@ -535,6 +539,9 @@ class PartnerHypotheses:
             next(self.window.job)
         except StopIteration:
             pass
+        except FitAbandoned:
+            if self.window is not None:
+                self.window.job = None
 
     def finish_window(self) -> None:
         """No more ranges will come (the batch ended): fit what the window holds."""
@@ -763,6 +770,7 @@ class PartnerHypotheses:
             np.array(a.range_m),
             fc.range_sigma_m,
             starts=starts,
+            abandon=self.abandon,
         )
 
     def _mirror_fit(self, a: AcquisitionWindow, b: AcquisitionWindow, r2: IodResult) -> tuple:

@@ -7,7 +7,7 @@ the configuration needs attention::
     orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
     att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [data <age> ago] [no pos]
     frm <peers ok>/<peers> <worst 3-D 1-sigma>m [acq<ranges>/<window>m | amb<distance>m]
-    tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL] [DF] [DH] [NI]
+    tsk <running | stopped>/<total> rst<restarts> [FAIL] [WF] [LL] [DF] [DH] [NI]
     in <records> rec <skipped> bad
     cfg [rejected <file>:<line> <key>, on <last accepted | defaults>] [; imu reflection]
 
@@ -17,6 +17,7 @@ is ``unknown >180deg``: any orientation fits); ``behind``, ``ahead`` and ``horiz
 how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d``,
 ``1.7y``).  ``data 70s ago``: the attitude's last sensor sample is that old (shown from
 :data:`ATT_DATA_AGE_SHOWN_S` on; the estimate is propagated since, its sigma growing).
+``tsk``: the tasks running, or in the final status (``STOP``) those that stopped cleanly.
 ``acq12/45m``: a range-only peer is still acquiring (12 of its 45 minutes of
 ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
 for a peer come up to that far from its estimate in an orbit (the largest is shown).  ``WF``: a status
@@ -182,7 +183,7 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     ]
     restarts = sum(s[f"task{k}_restarts"] for k in range(MAX_TASKS) if s[f"task{k}_id"])
     lines.append(
-        f"tsk {states.count('running')}/{len(states)} rst{_count(restarts)}"
+        f"tsk {states.count('stopped' if flags & FLAG_STOPPING else 'running')}/{len(states)} rst{_count(restarts)}"
         + (" FAIL" if flags & FLAG_TASK_FAILED else "")
         + (" WF" if flags & FLAG_WRITE_FAILED else "")
         + (" LL" if flags & FLAG_LOGS_LIMITED else "")

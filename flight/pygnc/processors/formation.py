@@ -194,7 +194,12 @@ class FormationProcessor(Processor):
             self.own_steps,
             self.decimation,
         )
+        p.hyp.abandon = self._stopping
         return p
+
+    def _stopping(self) -> bool:
+        """The owner stops (:attr:`interrupt`): a window fit under way gives up."""
+        return self.interrupt is not None and self.interrupt()
 
     # ------------------------------------------------------------------ inputs
     def handle(self, msg_type: str, body: dict) -> list[Output]:
@@ -218,7 +223,7 @@ class FormationProcessor(Processor):
         return out
 
     def _budget(self) -> admission.Budget:
-        return admission.Budget(self.config.handler_budget_s)
+        return admission.Budget(self.config.handler_budget_s, self.interrupt)
 
     def _on_sensor(self, b: dict) -> None:
         if self.clock is None:

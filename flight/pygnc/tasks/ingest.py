@@ -25,7 +25,10 @@ by more than :data:`CLOCK_REFIT_TOLERANCE_S`.
 A restarted consumer gets, alone, the batch messages published so far and then the most
 recent ``Config.stream_live_keep_max`` live frames again (:class:`ReplayCursor`); meanwhile
 nothing is published live (the channel waits for its slowest consumer: the others see the
-stream as they would have without the restart).
+stream as they would have without the restart).  Every message carries its position in the
+stream as its ``seq`` (the batch's from 1, the live ones after them), live or replayed, and
+whichever instance of ingest sends it: a consumer skips what it has taken already
+(:class:`pygnc.bus.transport.Subscriber`).
 """
 
 from __future__ import annotations
@@ -640,21 +643,21 @@ def build_message_stream(
 
 class ReplayCursor:
     """Ingest's replay to one restarted consumer: the batch messages published so far, then
-    the live items kept, in publication order - each built and encoded when it is sent (its
-    own encoder: ``seq`` from 1)."""
+    the live items kept, in publication order - each built and encoded when it is sent, with
+    the ``seq`` it was published with."""
 
     def __init__(self, ingest: Ingest):
         self.ingest = ingest
         self.encoder = Encoder(ingest.runner.name)
         self.i = 0  # next batch message
         self.j = 0  # next live item, counted from the first ever published
-        self.queued: deque[tuple[str, dict]] = deque()  # the rest of a live item's messages
+        self.queued: deque[tuple[str, dict, int]] = deque()  # the rest of a live item's messages
 
     def next(self) -> bytes | None:
         ing = self.ingest
         if not self.queued:
             if self.i < ing.pos:
-                self.queued.append(ing.stream[self.i])
+                self.queued.append((*ing.stream[self.i], self.i + 1))
                 self.i += 1
             else:
                 first = ing.live_published - len(ing.live_kept)
@@ -662,11 +665,23 @@ class ReplayCursor:
                 while not self.queued and self.j < ing.live_published:
                     item = ing.live_kept[self.j - first]
                     self.j += 1
-                    self.queued.extend([(item[1], item[2])] if item[0] == "msg" else ing._decode_live(item[1], item[2]))
+                    self.queued.extend(ing.live_item_messages(item))
         if not self.queued:
             return None
-        msg_type, body = self.queued.popleft()
-        return self.encoder.encode(msg_type, body)
+        msg_type, body, seq = self.queued.popleft()
+        return self.encoder.encode(msg_type, body, seq)
+
+
+@dataclass
+class LiveItem:
+    """One live frame as published: its bytes (decoded again for a replay), the ``seq`` of
+    its first message and the clock maps fitted with its fixes, each with its place among the
+    frame's messages (published before that fix)."""
+
+    tag: str
+    data: bytes
+    seq: int
+    clock_maps: tuple[tuple[int, dict], ...] = ()
 
 
 class Ingest(Task):
@@ -685,10 +700,11 @@ class Ingest(Task):
         self.meas = runner.publishers["meas"]
         self.meas.source = lambda: ReplayCursor(self)
         # Live frames: waiting to be published (tag, data), and those published (kept for a
-        # replay: ("frame", tag, data) or ("msg", type, body) for the clock maps fitted).
+        # replay).
         self.live_pending: deque[tuple[str, bytes]] = deque()
-        self.live_kept: deque[tuple] = deque(maxlen=max(1, int(cfg.stream_live_keep_max)))
+        self.live_kept: deque[LiveItem] = deque(maxlen=max(1, int(cfg.stream_live_keep_max)))
         self.live_published = 0  # live items published (kept or no longer)
+        self.live_seq = 0  # seq of the last live message (0: none yet)
         self.clock_sc: list[float] = []
         self.clock_gps: list[float] = []
         self.clock: ClockMap | None = None
@@ -781,24 +797,31 @@ class Ingest(Task):
         )
         return [("clock_map", clock_map_body(cm))]
 
-    def _keep(self, item: tuple) -> None:
-        self.live_kept.append(item)
-        self.live_published += 1
+    def live_item_messages(self, item: LiveItem) -> list[tuple[str, dict, int]]:
+        """The messages of a live item as they were published: (type, body, seq)."""
+        msgs = self._decode_live(item.tag, item.data)
+        for k, body in item.clock_maps:
+            msgs.insert(k, ("clock_map", body))
+        return [(t, b, item.seq + k) for k, (t, b) in enumerate(msgs)]
 
-    def _next_live(self) -> list[tuple[str, dict]] | None:
-        """The messages of the next live item to publish, or None."""
+    def _next_live(self) -> list[tuple[str, dict, int]] | None:
+        """The messages of the next live item to publish, (type, body, seq), or None."""
         if not self.live_pending:
             return None
         tag, data = self.live_pending.popleft()
         msgs: list[tuple[str, dict]] = []
+        clock_maps = []
         for m in self._decode_live(tag, data):
             if m[0] == "gps_fix":
                 for cm in self._clock_update(m[1]):
+                    clock_maps.append((len(msgs), cm[1]))
                     msgs.append(cm)
-                    self._keep(("msg", cm[0], cm[1]))
             msgs.append(m)
-        self._keep(("frame", tag, data))
-        return msgs
+        seq = max(self.live_seq, len(self.stream)) + 1
+        self.live_kept.append(LiveItem(tag, data, seq, tuple(clock_maps)))
+        self.live_published += 1
+        self.live_seq = seq + len(msgs) - 1
+        return [(t, b, seq + k) for k, (t, b) in enumerate(msgs)]
 
     def step(self) -> float:
         if self.reading is not None and not self._read_slice():
@@ -813,7 +836,7 @@ class Ingest(Task):
                 if self.meas.replay_pending:  # (asked for while a send waited)
                     return 0.5
                 msg_type, body = self.stream[self.pos]
-                if not self.publish("meas", msg_type, body, keep=False):  # the stream is kept here
+                if not self.publish("meas", msg_type, body, keep=False, seq=self.pos + 1):  # kept here
                     return 0.0 if self.runner.stopping_reason is None else 0.5
                 self.pos += 1
                 self.published += 1
@@ -826,8 +849,8 @@ class Ingest(Task):
             msgs = self._next_live()
             if msgs is None:
                 return 0.5
-            for msg_type, body in msgs:
-                if not self.publish("meas", msg_type, body, keep=False):
+            for msg_type, body, seq in msgs:
+                if not self.publish("meas", msg_type, body, keep=False, seq=seq):
                     return 0.0 if self.runner.stopping_reason is None else 0.5
                 self.n_live["messages"] += 1
                 n += 1

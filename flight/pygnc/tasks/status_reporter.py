@@ -324,9 +324,14 @@ class StatusReporter(Task):
         return max(0.0, min(due - time.monotonic(), 0.5))
 
     def on_stop(self, reason: str) -> None:
-        self.flags |= st.FLAG_STOPPING
-        # The supervisor's last health table said who stopped cleanly.  The bus log first:
-        # its last frames then count in the final status.
+        # Flag stopping only in the supervisor's ordered stop (which then writes the final
+        # status again with each task's final state): stopping on its own (the supervisor
+        # gone or silent) the run ends without it, and its last status must not look like
+        # a clean stop's.  The bus log first: its last frames then count in the status.
+        if self.runner.stop_ordered:
+            self.flags |= st.FLAG_STOPPING
+        else:
+            self.log.warning("the run ends without the supervisor's ordered stop (%s): no flag stopping", reason)
         if self.buslog is not None:
             self._guard("closing the bus log", self.buslog.close)
         self.final_status_written = self.write_status()
