@@ -77,6 +77,24 @@ def test_ctrl_c_closes_the_batch_with_the_producers_final_messages(tmp_path):
     assert "closed:" in log
 
 
+def _frozen_with_a_part(procs: list, d, timeout_s: float = 30.0):
+    """Stop *procs* (SIGSTOP) at an instant the writer has a .part open in *d* - with small
+    files rotating there are instants with none (the next opens with the next record) - and
+    return that .part; the caller kills or continues them."""
+    t_end = time.monotonic() + timeout_s
+    while True:
+        for p in procs:
+            p.suspend()
+        parts = list(d.glob("*.part"))
+        if parts:
+            (part,) = parts
+            return part
+        for p in procs:
+            p.resume()
+        assert time.monotonic() < t_end, "the writer never had a .part open"
+        time.sleep(0.01)
+
+
 def test_kill_9_of_the_writer_then_of_the_tree_loses_and_duplicates_nothing(tmp_path):
     home = make_home(tmp_path, SAMPLE)
     cfg = tmp_path / "cfg.toml"
@@ -86,24 +104,27 @@ def test_kill_9_of_the_writer_then_of_the_tree_loses_and_duplicates_nothing(tmp_
     d = home / "pygnc_batches"
     writer_id = 6
     with FlightRun(home, spacecraft_time_s=T_END_SC, env=env) as run:
-        run.wait_status(_ready)
-        time.sleep(1.0)
-        # 1. The writer alone is killed with a file open; the supervisor restarts it.
-        psutil.Process(run.task_pid("batch_writer")).kill()
-        (part,) = d.glob("*.part")  # read before the restarted writer (0.25 s backoff) recovers it
+        run.wait_status(lambda s: _ready(s) and len(_finals(d)) >= 1)
+        # 1. The writer alone is killed with a file open (frozen first, so the file read is
+        # the one it leaves); the supervisor restarts it.
+        writer = psutil.Process(run.task_pid("batch_writer"))
+        part = _frozen_with_a_part([writer], d)
         held = [r.raw for r in B.decode_batch(part.read_bytes()).records]
+        writer.kill()
         run.wait_status(lambda s: _task_state(s, writer_id) == ("running", 1), timeout_s=20)
-        time.sleep(2.5)  # ingest replays the stream to the restarted writer
         recovered = d / part.name[: -len(B.PART_SUFFIX)]
+        run.wait_status(lambda s: recovered.exists() and s["batch_t_sc_last_s"] > 0)
         assert B.decode_header(recovered.read_bytes())["flag_names"] == ["recovered"]
         assert [r.raw for r in B.decode_batch(recovered.read_bytes()).records] == held
-        # 2. Power cut: every process killed at once, a file open again.
+        n_before = len(_finals(d))
+        run.wait_status(lambda s: len(_finals(d)) > n_before)  # the restarted writer goes on writing
+        # 2. Power cut: every process frozen at an instant with a file open, then killed.
         procs = run.tree()
+        part2 = _frozen_with_a_part(procs, d)
+        held2 = [r.raw for r in B.decode_batch(part2.read_bytes()).records]
         for p in procs:
             p.kill()
         psutil.wait_procs(procs, timeout=5)
-        (part2,) = d.glob("*.part")
-        held2 = [r.raw for r in B.decode_batch(part2.read_bytes()).records]
     assert held2
     # 3. The next start recovers the .part before writing anything else.
     with FlightRun(home, spacecraft_time_s=T_END_SC, env=env) as run:
