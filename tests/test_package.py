@@ -101,6 +101,8 @@ def test_installed_package_runs_the_flight_stack_and_the_pipeline_replay(tmp_pat
     assert p.stdout.split()[0] == "True" and p.stdout.split()[1].startswith(str(site)), p.stdout + p.stderr
     p = _run([site / "bin" / "pygnc"], env=env, cwd=tmp_path)  # the console script
     assert p.returncode == 2 and "usage: pygnc <timeout_minutes> <spacecraft_time_s>" in p.stderr
+    p = _run([site / "bin" / "pygnc", "--help"], env=env, cwd=tmp_path)  # issue 45 item 4
+    assert p.returncode == 0 and p.stdout.startswith("usage: pygnc <timeout_minutes> <spacecraft_time_s>")
     scenario = tmp_path / "scenario"
     shutil.copytree(REPO / "data" / "sample", scenario)
     out = tmp_path / "out"
