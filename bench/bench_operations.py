@@ -257,10 +257,11 @@ def run_day(seed_dir: Path, truth, day: int, args) -> list[dict]:
         priors = home / "priors.toml"
         if day == 1:
             cmd = ["--tle", str(tle), "--self", str(norad[rid]), "--epoch-utc", iso_utc(t0), "--out", str(priors)]
+            cmd += ["--spacecraft-id", f"0x{rid:02X}"]
             for p in partners:
                 cmd += ["--partner", f"0x{p:02X}={norad[p]}"]
         else:
-            cmd = ["--epoch-utc", iso_utc(t0), "--out", str(priors)]
+            cmd = ["--epoch-utc", iso_utc(t0), "--out", str(priors), "--spacecraft-id", f"0x{rid:02X}"]
             for p in partners:
                 j = int(np.flatnonzero(truth["radio_id"] == p)[0])
                 cmd += ["--downlink", f"0x{p:02X}={seed_dir / 'day1' / str(truth['spacecraft_name'][j]) / 'batches'}"]
