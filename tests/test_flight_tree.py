@@ -21,7 +21,7 @@ from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import TASKS_BY_NAME, enabled_tasks, process_name
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 BENCH_CAPTURE = PY4_DATA / "pygnc_example" / "sense.bin"
 TASKS = enabled_tasks(Config())  # the host's default run
 N_TASKS = len(TASKS)

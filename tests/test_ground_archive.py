@@ -25,7 +25,7 @@ from pygnc.drivers import opc_n3_codec as on
 from pygnc.formats import status as S
 from pygnc.formats.buslog import encode_frame, encode_header_frame
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 N_POLLS = 6
 PER_POLL = 17 + 1  # 13 sentences, 4 of them in 2 groups (12 cells / 8), + 1 histogram
 

@@ -15,7 +15,7 @@ from flight_harness import REPO
 from ground.__main__ import main
 from pygnc.formats.range_file import decode_range, encode_range_group
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 class Result:

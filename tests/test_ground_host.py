@@ -20,7 +20,7 @@ from ground.host.shellpty import LocalShell
 from pygnc.formats import stream as fs
 from pygnc.timebase import gps_from_utc_unix
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 FLIGHT_MAIN = str(REPO / "flight" / "main.py")
 
 
