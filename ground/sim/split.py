@@ -41,8 +41,27 @@ def _range_groups(range_dir: Path) -> list[tuple[bytes, list[bytes]]]:
     return groups
 
 
+def range_files(range_dir: Path, sc_from: float, sc_to: float) -> list[bytes]:
+    """The contents of range files holding *range_dir*'s range packets whose spacecraft times
+    lie in [sc_from, sc_to), each after its GPS packet (groups left without a range dropped),
+    in files of at most :data:`RANGE_FILE_MAX_BYTES`."""
+    files, buf = [], b""
+    for gps, ranges in _range_groups(Path(range_dir)):
+        ranges = [r for r in ranges if sc_from <= int.from_bytes(r[2:6], "big") < sc_to]
+        if not ranges:
+            continue
+        chunk = gps + b"".join(ranges)
+        if buf and len(buf) + len(chunk) > RANGE_FILE_MAX_BYTES:
+            files.append(buf)
+            buf = b""
+        buf += chunk
+    if buf:
+        files.append(buf)
+    return files
+
+
 def split_files(src: Path, dst: Path, sc_from: float, sc_to: float) -> None:
-    """*src*'s sense.bin records and range groups whose spacecraft times lie in [sc_from,
+    """*src*'s sense.bin records and range packets whose spacecraft times lie in [sc_from,
     sc_to), written to *dst* (``sense.bin``, ``range/rngNNNNN.bin``)."""
     from pygnc.formats.sense import RECORD_SIZE
 
@@ -52,18 +71,7 @@ def split_files(src: Path, dst: Path, sc_from: float, sc_to: float) -> None:
     recs = [data[i : i + RECORD_SIZE] for i in range(0, len(data) - RECORD_SIZE + 1, RECORD_SIZE)]
     (dst / "sense.bin").write_bytes(b"".join(r for r in recs if sc_from <= int.from_bytes(r[0:4], "big") < sc_to))
     (dst / "range").mkdir(exist_ok=True)
-    files, buf = [], b""
-    for gps, ranges in _range_groups(src / "range"):
-        if not ranges or not sc_from <= int.from_bytes(ranges[0][2:6], "big") < sc_to:
-            continue
-        chunk = gps + b"".join(ranges)
-        if len(buf) + len(chunk) > RANGE_FILE_MAX_BYTES:
-            files.append(buf)
-            buf = b""
-        buf += chunk
-    if buf:
-        files.append(buf)
-    for n, content in enumerate(files):
+    for n, content in enumerate(range_files(src / "range", sc_from, sc_to)):
         (dst / "range" / f"rng{n:05d}.bin").write_bytes(content)
 
 
