@@ -595,7 +595,7 @@ def run(args) -> int:
         if args.shell:
             from .shellpty import LocalShell
 
-            home = args.home or Path(tempfile.mkdtemp(prefix="pygnc-host-"))
+            home = args.home.absolute() if args.home else Path(tempfile.mkdtemp(prefix="pygnc-host-"))
             made_home = home if args.home is None else None
             shell = LocalShell(home=home, baud=args.line_baud or None)
             printer.step(
