@@ -65,8 +65,8 @@ class LocalShell:
     *argv*: the shell (default ``bash --noprofile --norc -i``: an interactive shell with
     job control, without the machine's start-up files); *env*: its environment (``HOME``
     set to *home* when given, and then no ``PYGNC_HOME`` or ``PYGNC_CONFIG``); *baud*: line
-    rate of the relay (None: as fast as the pseudo-terminals go).  Use as a context manager; :meth:`close` kills the shell's
-    session and releases both terminals.
+    rate of the relay (None: as fast as the pseudo-terminals go).  Use as a context manager;
+    :meth:`close` kills the shell's session and releases both terminals.
     """
 
     def __init__(
