@@ -436,8 +436,9 @@ def test_the_bundled_sample_is_what_its_command_makes(tmp_path):
         for f in (REPO / "data" / "sample").rglob("*")
         if f.is_file() and f.name != "README.md"
     }
-    assert sorted(made) == sorted(committed)
-    assert [k for k in made if made[k] != committed[k]] == []
+    stale = "data/sample is not what `python scripts/make_sample.py` makes now: run it and commit the result"
+    assert sorted(made) == sorted(committed), stale
+    assert [k for k in made if made[k] != committed[k]] == [], stale
     for home, peer in ((out, 0x4B), (out / "sc1", 0x4A)):
         prior = load_config(home / "pygnc_config.toml").formation_peer_priors[peer]
         assert prior["source"].startswith(f"downlink 0x{peer:02X} estimate") and prior["wrong_side_probability"] == 0
