@@ -14,8 +14,8 @@
    them), its configuration, the scenario's settings, and the truth of those 2 h on a 2-s
    grid (``truth.npz``; interpolation error < 0.03 deg in attitude, < 1 mm in position).
 
-The same code and settings give the same bytes (the simulator is seeded; the flight run is
-deterministic).  Takes about a minute.
+The same code and settings give the same bytes on any machine (the simulator is seeded, the
+flight run is deterministic, numpy's BLAS runs on one thread).  Takes about a minute.
 """
 
 from __future__ import annotations
@@ -23,10 +23,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+# One BLAS thread, before numpy loads: a sum split over threads rounds differently, and the
+# truth's last bits would depend on the machine's cores (and on whoever started us).
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "flight"), str(REPO)]
@@ -93,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} (0x{ids[k]:02X}): its previous run through the process tree ...", flush=True)
             run_pipeline(prev, batches_to=tmp / "downlink" / name, say=lambda _: None)
 
-        if args.out.exists():
-            shutil.rmtree(args.out)
+        if args.out.exists():  # everything but its README (what the sample is and how it is made)
+            for p in args.out.iterdir():
+                if p.name != "README.md":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
         epoch = _iso(t0 + SAMPLE_S[0])
         for k, name in enumerate(names):
             dst = home(args.out, k)
@@ -109,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(SETTINGS, args.out / "scenario.toml")
         sliced = slice_truth(truth, t0 + SAMPLE_S[0], t0 + SAMPLE_S[1], TRUTH_STEP)
         (args.out / "truth.npz").write_bytes(_deterministic_npz(sliced))
-    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file() and p.name != "README.md")
     print(f"wrote {args.out}: {size / 1e6:.2f} MB")
     return 0
 

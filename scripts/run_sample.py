@@ -203,8 +203,16 @@ def accuracy_lines(downlink: Path, truth_path: Path, settle_s: float = SETTLE_S)
     lines = []
 
     def table(kind: str) -> dict | None:
+        """The decoded estimates of *kind* made from measurements (not the ones propagated to
+        the spacecraft's "now" after the data, which can lie past the truth's end)."""
         p = downlink / f"{kind}.csv"
-        return tb.read_csv(p) if p.is_file() else None
+        if not p.is_file():
+            return None
+        t = tb.read_csv(p)
+        if "propagated" in t:
+            keep = np.asarray(t["propagated"], dtype=float) == 0
+            t = {k: np.asarray(v)[keep] for k, v in t.items()}
+        return t
 
     def stack(t, fmt):
         return np.stack([np.asarray(t[fmt.format(a)], dtype=float) for a in "xyz"], axis=1)
@@ -216,7 +224,7 @@ def accuracy_lines(downlink: Path, truth_path: Path, settle_s: float = SETTLE_S)
     o = table("orbit")
     if o is not None and len(o["t_gps_s"]):
         e = tr.orbit_errors(truth, o["t_gps_s"], stack(o, "{}_ecef_m"), stack(o, "v{}_ecef_m_s"))
-        m = settled(o["t_gps_s"])
+        m = settled(o["t_gps_s"]) & np.all(np.isfinite(e["dr_ecef_m"]), axis=1)
         d = np.linalg.norm(e["dr_ecef_m"][m], axis=1)
         dv = np.linalg.norm(e["dv_ecef_m_s"][m], axis=1)
         lines.append(
