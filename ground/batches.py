@@ -410,9 +410,13 @@ EXTRA_COLUMNS = {
 ESTIMATE_TABLES = {"orbit": orbit_table, "attitude": attitude_table, "formation": formation_table}
 
 
+#: Values of the extra columns a body may lack (the live station's estimates name no spacecraft).
+_EXTRA_DEFAULTS = {"spacecraft_id": -1}
+
+
 def _extra(table: dict, bodies: list[dict], names) -> dict:
     for n in names:
-        vals = [b[n] for b in bodies]
+        vals = [b[n] if n in b or n not in _EXTRA_DEFAULTS else _EXTRA_DEFAULTS[n] for b in bodies]
         table[n] = (
             np.asarray(vals, dtype=np.int64 if isinstance(vals[0], (bool, int)) else float) if vals else np.zeros(0)
         )
