@@ -332,25 +332,28 @@ def _find_gaps(bs: BatchSet) -> None:
 
 # --------------------------------------------------------------------------- time
 class RunClocks:
-    """Spacecraft time -> GPS / UTC per run, from the clock_map records of that run."""
+    """Spacecraft time -> GPS / UTC per spacecraft and run, from the clock_map records of
+    that spacecraft's run (never another spacecraft's: two runs of one number differ)."""
 
     def __init__(self, rows: list[Row]):
         from pygnc.processors import clock_map_from_body
 
-        latest: dict[int, tuple[float, dict]] = {}
+        latest: dict[tuple[int, int], tuple[float, dict]] = {}
         for row in rows:
             if row.record.code == fmt.KINDS_BY_NAME["clock_map"].code:
                 v = row.record.values()
-                if row.file.run not in latest or row.record.t_sc_s >= latest[row.file.run][0]:
-                    latest[row.file.run] = (row.record.t_sc_s, v)
-        self.maps = {run: clock_map_from_body(v) for run, (_, v) in latest.items()}
+                key = (row.file.spacecraft_id, row.file.run)
+                if key not in latest or row.record.t_sc_s >= latest[key][0]:
+                    latest[key] = (row.record.t_sc_s, v)
+        self.maps = {key: clock_map_from_body(v) for key, (_, v) in latest.items()}
 
-    def times(self, run: int, t_sc_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(t_gps_s, unix_time_s); without a map NaN and the spacecraft clock."""
+    def times(self, key: tuple[int, int], t_sc_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(t_gps_s, unix_time_s) of spacecraft times of *key* (spacecraft id, run); without
+        a map NaN and the spacecraft clock."""
         from pygnc.timebase import utc_unix_from_gps
 
         t_sc_s = np.asarray(t_sc_s, dtype=float)
-        cm = self.maps.get(run)
+        cm = self.maps.get(key)
         if cm is None:
             return np.full(t_sc_s.shape, np.nan), t_sc_s.copy()
         t_gps = np.asarray(cm.gps_from_sc(t_sc_s), dtype=float)
@@ -363,11 +366,12 @@ def _bodies(rows: list[Row], clocks: RunClocks) -> list[dict]:
     out = []
     for row in rows:
         v = row.record.values()
-        t_gps, unix = clocks.times(row.file.run, np.array([row.record.t_sc_s]))
+        t_gps, unix = clocks.times((row.file.spacecraft_id, row.file.run), np.array([row.record.t_sc_s]))
         v.update(
             t_sc_s=row.record.t_sc_s,
             t_gps_s=float(t_gps[0]),
             unix_time_s=float(unix[0]),
+            spacecraft_id=row.file.spacecraft_id,
             run=row.file.run,
             sequence=row.file.sequence if row.file.sequence is not None else -1,
         )
@@ -376,7 +380,7 @@ def _bodies(rows: list[Row], clocks: RunClocks) -> list[dict]:
 
 
 def _sorted_rows(rows: list[Row]) -> list[Row]:
-    return sorted(rows, key=lambda r: (r.file.run, r.record.t_sc_s, r.file.sequence or 0))
+    return sorted(rows, key=lambda r: (r.file.spacecraft_id, r.file.run, r.record.t_sc_s, r.file.sequence or 0))
 
 
 def orbit_table(bodies: list[dict]) -> dict:
@@ -391,7 +395,7 @@ def orbit_table(bodies: list[dict]) -> dict:
             r_g = v_g = np.full(3, np.nan)
         b["r_gcrs_m"], b["v_gcrs_m_s"] = list(r_g), list(v_g)
     t = tb.orbit_table(bodies)
-    return _extra(t, bodies, ("propagated", "run", "sequence"))
+    return _extra(t, bodies, EXTRA_COLUMNS["orbit"])
 
 
 def attitude_table(bodies: list[dict]) -> dict:
@@ -408,28 +412,32 @@ def attitude_table(bodies: list[dict]) -> dict:
             sigma_bias_rad_s=b["sigma_bias_rad_s"],
         )
     t = tb.attitude_table(bodies)
-    return _extra(t, bodies, ("sun_faces_used", "propagated", "run", "sequence"))
+    return _extra(t, bodies, EXTRA_COLUMNS["attitude"])
 
 
 def formation_table(bodies: list[dict]) -> dict:
     for b in bodies:
         b["propagated"] = bool(int(b["flags"]) & 1)
     t = tb.formation_table(bodies)
-    return _extra(t, bodies, ("sigma_los_m", "sigma_range_bias_m", "propagated", "run", "sequence"))
+    return _extra(t, bodies, EXTRA_COLUMNS["formation"])
 
 
 #: Columns a downlinked estimate table has after the replay's (see docs/interface.md).
 EXTRA_COLUMNS = {
-    "orbit": ("propagated", "run", "sequence"),
-    "attitude": ("sun_faces_used", "propagated", "run", "sequence"),
-    "formation": ("sigma_los_m", "sigma_range_bias_m", "propagated", "run", "sequence"),
+    "orbit": ("propagated", "spacecraft_id", "run", "sequence"),
+    "attitude": ("sun_faces_used", "propagated", "spacecraft_id", "run", "sequence"),
+    "formation": ("sigma_los_m", "sigma_range_bias_m", "propagated", "spacecraft_id", "run", "sequence"),
 }
 ESTIMATE_TABLES = {"orbit": orbit_table, "attitude": attitude_table, "formation": formation_table}
 
 
+#: Values of the extra columns a body may lack (the live station's estimates name no spacecraft).
+_EXTRA_DEFAULTS = {"spacecraft_id": -1}
+
+
 def _extra(table: dict, bodies: list[dict], names) -> dict:
     for n in names:
-        vals = [b[n] for b in bodies]
+        vals = [b[n] if n in b or n not in _EXTRA_DEFAULTS else _EXTRA_DEFAULTS[n] for b in bodies]
         table[n] = (
             np.asarray(vals, dtype=np.int64 if isinstance(vals[0], (bool, int)) else float) if vals else np.zeros(0)
         )
@@ -437,23 +445,25 @@ def _extra(table: dict, bodies: list[dict], names) -> dict:
 
 
 def generic_table(kind: fmt.RecordKind | None, rows: list[Row], clocks: RunClocks) -> dict:
-    """Columns run, sequence, t_sc_s, t_gps_s, unix_time_s, utc, then the kind's fields
-    (3-vectors as _x/_y/_z, others _0.._n-1); unknown kinds: the payload in hex."""
+    """Columns spacecraft_id, run, sequence, t_sc_s, t_gps_s, unix_time_s, utc, then the
+    kind's fields (3-vectors as _x/_y/_z, others _0.._n-1); unknown kinds: the payload in hex."""
     from pygnc.timebase import utc_unix_from_gps
 
     t_sc = np.array([r.record.t_sc_s for r in rows], dtype=float)
     runs = np.array([r.file.run for r in rows], dtype=np.int64)
+    ids = np.array([r.file.spacecraft_id for r in rows], dtype=np.int64)
     t_gps = np.full(t_sc.shape, np.nan)
     unix = t_sc.copy()
-    for run in np.unique(runs):
-        sel = runs == run
-        t_gps[sel], unix[sel] = clocks.times(int(run), t_sc[sel])
+    for sc, run in {(int(a), int(b)) for a, b in zip(ids, runs)}:
+        sel = (ids == sc) & (runs == run)
+        t_gps[sel], unix[sel] = clocks.times((sc, run), t_sc[sel])
     values = [r.record.values() for r in rows] if kind is not None else []
     if kind is not None and kind.name == "gps_fix" and values:
         # A fix knows its own GPS time (a peer's fix is stamped with the peer's clock).
         t_gps = np.array([v["t_gps_s"] for v in values], dtype=float)
         unix = np.asarray(utc_unix_from_gps(t_gps), dtype=float)
     out = {
+        "spacecraft_id": ids,
         "run": runs,
         "sequence": np.array([r.file.sequence or -1 for r in rows], dtype=np.int64),
         "t_sc_s": t_sc,

@@ -19,7 +19,7 @@ from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.tasks.table import TASKS_BY_NAME, process_name
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 def _bus_messages(run: FlightRun, msg_type: str) -> list[dict]:

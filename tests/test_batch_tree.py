@@ -19,7 +19,7 @@ from pygnc.formats.buslog import decode_frames
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import TASK_NAMES_BY_ID
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 T_END_SC = float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
 
 

@@ -18,7 +18,7 @@ from pygnc.config import Config, load_config
 from pygnc.formats import batch as B
 from pygnc.tasks.batch_writer import BatchRecorder, kind_selection
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from flight_harness import REPO, FlightRun, make_home
 from pygnc.formats import status as S
 from pygnc.formats.sense import decode_sense
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 def _mount_tmpfs(path: Path, size: str, inodes: int | None = None) -> bool:

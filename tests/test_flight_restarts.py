@@ -272,7 +272,7 @@ def test_the_start_after_a_power_cut_downlinks_nothing_twice(scenario, reference
 def test_a_stopped_status_reporter_is_replaced_at_its_own_health_limit(tmp_path):
     """Issue 39 item 3: the status file stayed frozen for the estimators' 8-s health limit
     while a stopped (SIGSTOP) status reporter waited for it."""
-    sample = REPO / "data" / "sample"
+    sample = REPO / "data" / "sample_5min"
     _, t_last = batch_end_sc(sample)
     config = Config()
     k = NAMES.index("status_reporter")

@@ -21,7 +21,7 @@ from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import TASKS_BY_NAME, enabled_tasks, process_name
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 BENCH_CAPTURE = PY4_DATA / "pygnc_example" / "sense.bin"
 TASKS = enabled_tasks(Config())  # the host's default run
 N_TASKS = len(TASKS)
@@ -98,6 +98,21 @@ def test_bad_arguments_exit_2_with_usage(tmp_path):
         assert p.returncode == 2, (args, p.stderr)
         assert "usage: main.py <timeout_minutes> <spacecraft_time_s>" in p.stderr
     assert not (tmp_path / "pygnc_logs").exists()  # nothing started
+
+
+def test_help_prints_the_usage_and_exits_0(tmp_path):
+    """Issue 45 item 4: `main.py --help` and `pygnc --help` answered "expected 2 arguments, got 1"."""
+    env = dict(os.environ, PYGNC_HOME=str(tmp_path))
+    for cmd, prog in (
+        ([sys.executable, str(FLIGHT_MAIN), "--help"], "main.py"),
+        ([sys.executable, str(FLIGHT_MAIN), "-h"], "main.py"),
+        ([sys.executable, "-m", "pygnc", "--help"], "python -m pygnc"),
+    ):
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30, cwd=REPO / "flight")
+        assert p.returncode == 0 and p.stderr == "", (cmd, p.stderr)
+        assert p.stdout.startswith(f"usage: {prog} <timeout_minutes> <spacecraft_time_s>\n"), p.stdout
+        assert "--check-config FILE" in p.stdout and "Exit status:" in p.stdout
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
 
 
 def test_pygnc_main_name_works_too(tmp_path):

@@ -7,6 +7,7 @@ against the truth, one bad frame of each kind, Ctrl-C while the stream is still 
 import getpass
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ground.host.shellpty import LocalShell
 from pygnc.formats import stream as fs
 from pygnc.timebase import gps_from_utc_unix
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 FLIGHT_MAIN = str(REPO / "flight" / "main.py")
 
 
@@ -106,7 +107,8 @@ def test_batch_run_ends_by_its_own_timeout_through_the_command_line(tmp_path, ca
     assert tap["bytes_written"] > 0 and tap["bytes_written"] + tap["bytes_dropped"] > 1000
     s = json.loads(out.read_text())
     assert s["ok"] and s["stop"] == {"how": "timeout", "exit_status": 0}
-    assert [u["remote_path"] for u in s["uploads"]] == ["~/sense.bin", "~/range/rng00000.bin"]
+    assert [u["remote_path"] for u in s["uploads"]] == ["~/sense.bin", "~/range/rng00000.bin", "~/pygnc_config.toml"]
+    assert (home / "pygnc_config.toml").read_bytes() == (SAMPLE / "pygnc_config.toml").read_bytes()
     assert (home / "sense.bin").read_bytes() == (SAMPLE / "sense.bin").read_bytes()
     st = s["status_full"]
     assert {"stopping", "batch_done", "clock_mapped"} <= set(st["flag_names"]) and st["fixes_valid"] == 12
@@ -294,7 +296,9 @@ def _readme_host_shell_commands() -> list[str]:
 def test_readme_host_examples_run_as_written(tmp_path):
     """Every `ground host --shell` command the README shows, run as written from the
     repository's root by bash (CI's checkout has the README's .venv; elsewhere a copy of
-    the layout whose .venv/bin/python is this interpreter)."""
+    the layout whose .venv/bin/python is this interpreter).  Issue 45 item 3: it uploaded
+    only sense.bin (the run then went on defaults, `cfg imu reflection`), left its
+    /tmp/pygnc-host-* HOME behind, and the README did not say what one sees."""
     import os
     import subprocess
 
@@ -317,6 +321,12 @@ def test_readme_host_examples_run_as_written(tmp_path):
         assert "result: ok" in p.stdout and "Traceback" not in out, f"{cmd}\n{out}"
         if "--bad-frames" in cmd:
             assert "sent 7 bad frames" in p.stdout and "too_long" in p.stdout, out
+        if "--upload data/sample " in cmd:  # what the scenario has, the uplinked configuration too
+            assert "uploaded ~/range/rng00000.bin" in p.stdout and "uploaded ~/pygnc_config.toml" in p.stdout
+            info = next(ln for ln in p.stdout.splitlines() if ln.startswith("  info: "))
+            assert "cfg" not in info and re.search(r"orb ahead 9m .* att ahead 9m", info), info  # as the README says
+        assert not list(tmp_path.glob("pygnc-host-*")), "the local shell's HOME was left behind"
+        assert "removed the local shell's HOME" in p.stdout
 
 
 def test_live_stream_after_the_batch_matches_truth(shell):

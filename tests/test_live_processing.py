@@ -14,7 +14,7 @@ from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream, live_messages
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 _NO_FILE = ("record",)
 
 

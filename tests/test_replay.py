@@ -21,7 +21,7 @@ from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import GPS_EPOCH_UNIX_S, utc_unix_from_gps
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 #: Columns the issue promises (the CSVs have more).
 PROMISED = {

@@ -22,7 +22,7 @@ from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import enabled_tasks
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 T_END_SC = float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
 TASKS = enabled_tasks(Config())
 

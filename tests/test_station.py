@@ -45,7 +45,7 @@ from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status, encode_status
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 # --------------------------------------------------------------------------- model (pure)

@@ -19,7 +19,7 @@ from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE, read_sense_fil
 from pygnc.tasks.ingest import build_message_stream, sense_time_outliers
 from pygnc.timeorder import JUMP_FACTOR, jump_threshold_s, time_outliers
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 RUN = Config().sensors_per_record + 1  # one record's stamps: its samples and its fix
 
 

@@ -546,6 +546,23 @@ def _covariance6(v) -> tuple[float, ...]:
     return tuple(float(c) for c in v)
 
 
+def _prior_key_problem(extra: list, known: list) -> str:
+    """Why a partner prior table's unknown keys are there: a top-level key written after the
+    table's header (it belongs to the table then), or a typo of a prior key."""
+    import difflib  # (only for a table with a bad key)
+
+    k = str(extra[0])
+    if k in _FIELDS:
+        return (
+            f"{k} is not a key of a partner prior: it is a top-level key - write it before the first "
+            "[table] header (every key after a header belongs to that table)"
+        )
+    close = difflib.get_close_matches(k, known, n=1)
+    if close:
+        return f"{k} is not a key of a partner prior (did you mean {close[0]}?)"
+    return f"unknown keys in a partner prior: {sorted(map(str, extra))} (its keys: {', '.join(known)})"
+
+
 def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 1.0) -> dict:
     """A partner prior table (see ``Config.formation_peer_priors``), checked and normalised:
     ``{"frame": "ecef", "t_gps_s", "pos_ecef_m", "vel_ecef_m_s", ...}`` or ``{"frame": "rtn",
@@ -568,7 +585,7 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
     }
     extra = keys - ecef - rtn - optional
     if extra:
-        raise ValueError(f"unknown keys in a partner prior: {sorted(extra)}")
+        raise ValueError(_prior_key_problem(sorted(extra, key=str), sorted(ecef | rtn | optional)))
     out = {
         "sigma_pos_m": table.get("sigma_pos_m", sigma_pos_m),
         "sigma_vel_m_s": table.get("sigma_vel_m_s", sigma_vel_m_s),
@@ -830,9 +847,9 @@ def _misplaced(p: Problem, cls) -> Problem:
 def _prior_key(message: str, table) -> tuple:
     """The key of a partner prior table that *message* (of :func:`parse_peer_prior`) names."""
     if isinstance(table, dict):
-        for k in table:
-            if str(k) in message:
-                return (k,)
+        named = [(message.find(str(k)), i, k) for i, k in enumerate(table) if str(k) in message]
+        if named:
+            return (min(named)[2],)  # the key the message names first
     return ()
 
 

@@ -221,8 +221,16 @@ def reflection_warnings(config: Config) -> list[str]:
 def check_file(path: str | os.PathLike) -> tuple[bool, list[str]]:
     """(accepted, messages) of the configuration file at *path*: what ``--check-config``
     prints - every problem as ``FILE:LINE: key message``, or the warnings of an accepted
-    file."""
+    file.  The home's own ``pygnc_config.toml`` (``$PYGNC_HOME``, default ~) when it is not
+    there is accepted: a run then uses the defaults, and their warnings are given."""
     try:
+        home_file = Paths.from_env().config_file
+        if not os.path.lexists(path) and os.path.realpath(path) == os.path.realpath(home_file):
+            # A fresh home: nothing uplinked yet, so a run there uses the defaults - check those.
+            return True, [
+                f"{path}: not there (nothing uplinked yet): a run in {home_file.parent} uses the defaults",
+                *(f"{path}: warning: {w}" for w in reflection_warnings(Config())),
+            ]
         cfg, _, err = _parse(Path(path))
     except Exception as exc:  # noqa: BLE001 - a check never ends in a traceback
         err = ConfigError([Problem((), f"cannot be checked: {type(exc).__name__}: {exc}"[:200])], str(path), "")

@@ -253,7 +253,14 @@ class BusLogWriter:
     FLUSH_BYTES = 64 * 1024
 
     def __init__(
-        self, path: Path, run: int, schema: int, max_bytes: int, fsync_period_s: float, min_free_bytes: int = 0
+        self,
+        path: Path,
+        run: int,
+        schema: int,
+        max_bytes: int,
+        fsync_period_s: float,
+        min_free_bytes: int = 0,
+        spacecraft_id: int = 0,
     ):
         self.path = path
         self.max_bytes = max_bytes
@@ -270,7 +277,7 @@ class BusLogWriter:
         self._paused_until = 0.0
         self._last_sync = time.monotonic()
         self._log = logging.getLogger("buslog")
-        self._write(encode_header_frame(run, schema))
+        self._write(encode_header_frame(run, schema, spacecraft_id))
         self.flush(fsync=True)
 
     def _not_written(self, n: int, why: str) -> None:

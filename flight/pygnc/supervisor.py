@@ -98,12 +98,14 @@ _RUN_DIR_RE = re.compile(r"^pygnc-(\d+)-[A-Za-z0-9_]+$")
 
 USAGE = """usage: {prog} <timeout_minutes> <spacecraft_time_s>
        {prog} --check-config FILE
+       {prog} --help
 
   timeout_minutes      stop by itself after this many minutes (0 < t <= 10080, a week;
                        decimals allowed)
   spacecraft_time_s    the spacecraft clock now, unix seconds (0 <= t < 2^32)
   --check-config FILE  check a configuration file as a run would load it, and exit:
                        0 accepted, 2 rejected (each problem on stderr, FILE:LINE: key ...)
+  -h, --help           print this and exit 0
 
 Exit status: 0 stopped in order; 1 no final status could be written, or a failure;
 2 bad arguments; 3 another pygnc is running on this PYGNC_HOME (it is left alone).
@@ -873,6 +875,12 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
     t0_mono = time.monotonic()
     signals = stop_signals or StopSignals()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        try:
+            print(USAGE.format(prog=prog), flush=True)
+        except (OSError, ValueError):
+            return 1
+        return 0
     if argv[:1] == ["--check-config"]:
         return check_config_command(argv[1:], prog)
     paths = Paths.from_env()

@@ -76,6 +76,7 @@ class StatusReporter(Task):
                 ctx.config.bus_log_max_bytes,
                 ctx.config.log_fsync_period_s,
                 ctx.config.log_reserve_bytes,
+                ctx.config.spacecraft_id,
             )
         except OSError as exc:  # e.g. a full disk: run without a bus log, and say so
             self.log.error("cannot open the bus log: %s", exc)
