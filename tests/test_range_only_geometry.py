@@ -54,7 +54,7 @@ def _tle_priors(out, truth, *extra) -> dict:
     path = out / "priors.toml"
     path.unlink(missing_ok=True)
     args = ["uplink", "--tle", str(out / "tle.txt"), "--self", "90074", "--partner", "0x4B=90075"]
-    args += ["--epoch-utc", epoch, "--out", str(path), *extra]
+    args += ["--epoch-utc", epoch, "--out", str(path), "--spacecraft-id", "0x4A", *extra]
     with contextlib.redirect_stdout(io.StringIO()):
         assert ground_main(args) == 0
     return tomllib.loads(path.read_text())
@@ -158,3 +158,92 @@ def test_with_no_prior_a_far_partner_keeps_both_sides(far_pair):
     assert min(d) < 100.0
     assert last["hyp_weights"][int(np.argmin(d))] > 0.05
     assert math.isfinite(last["ambiguity_m"]) and last["ambiguity_m"] > config.formation_valid_max_sigma_m
+
+
+def test_the_plane_mirror_joins_the_published_mixture_unless_a_kept_orbit_stands_for_it():
+    """with_plane_mirror: the best orbit's reflection in the own orbit plane is added at the
+    fit's odds (the best orbit's weight split between the two) when no kept orbit is within
+    MIRROR_D2 of it; a coplanar best orbit's reflection is itself, so the mixture's mean
+    crosses the plane and its cross-track sigma spans both sides."""
+    from pygnc.estimation import range_only as RO
+    from pygnc.estimation.formation_filter import I_REPORTED, N_STATES, rtn_to_gcrs
+
+    r = np.array([6878e3, 0.0, 0.0])
+    v = np.array([0.0, 7612.0 * math.cos(1.7), 7612.0 * math.sin(1.7)])
+    x = np.zeros(N_STATES)
+    x[0:3], x[3:6] = r, v
+    dr, dv = rtn_to_gcrs(r, v, (0.0, -3000.0, 120.0), (0.0, 0.0, 0.0))
+    x[9:12], x[12:15] = dr, dv
+    p = np.diag([4.0] * 3 + [1e-4] * 3 + [1.0])
+    ests, ws = RO.with_plane_mirror([(x, p)], (1.0,), 0.25)
+    assert len(ests) == 2 and ws == pytest.approx((0.8, 0.2))
+    cross = RO.plane_mirror(x[0:6])
+    np.testing.assert_allclose(ests[1][0][9:12], cross @ x[9:12])
+    np.testing.assert_allclose(ests[1][1], p, atol=1e-9)  # (a diagonal isotropic block: unchanged)
+    xm, pm = RO.mix(ests, ws, I_REPORTED)
+    n_hat = np.cross(r, v) / np.linalg.norm(np.cross(r, v))
+    assert abs(float(n_hat @ xm[9:12])) == pytest.approx(0.6 * 120.0, rel=1e-3)  # 0.8 * 120 - 0.2 * 120
+    assert math.sqrt(float(n_hat @ pm[:3, :3] @ n_hat)) > 90.0  # spans both sides
+    # A kept orbit standing for the reflection, no odds, or odds 0: nothing added.
+    assert len(RO.with_plane_mirror([(x, p), ests[1]], (0.7, 0.3), 0.25)[0]) == 2
+    assert RO.with_plane_mirror([(x, p)], (1.0,), 0.0) == ([(x, p)], (1.0,))
+
+
+def test_a_window_keeps_the_spread_of_the_minima_within_reach_of_the_best():
+    """spread_candidates: the three best, then up to three more within FIT_SPREAD_COST of the
+    best, each the farthest from those taken; none past that cost."""
+    from pygnc.estimation import range_only as RO
+
+    def cand(along_m, cost):
+        x = np.zeros(7)
+        x[0], x[1] = 6878e3, along_m
+        return (x, cost)
+
+    close = [cand(10.0 * k, 100.0 + 0.1 * k) for k in range(10)]  # a cluster within 100 m
+    far = [cand(900.0, 104.0), cand(-700.0, 108.0), cand(5000.0, 130.0)]
+    got = RO.spread_candidates(close + far)
+    along = [c[0][1] for c in got]
+    assert along[:3] == [0.0, 10.0, 20.0]
+    assert 900.0 in along and -700.0 in along and 5000.0 not in along
+    assert len(got) <= RO.FIT_CANDIDATES + RO.FIT_SPREAD_CANDIDATES
+
+
+def test_range_only_filters_allow_the_differential_drag_a_scale_leaves():
+    """[range_only] diff_dmc_sigma_m_s2 is a floor on the range-only filters' differential
+    acceleration; with partner fixes the [formation_filter] value stands."""
+    from pygnc.config import Config
+
+    own = FormationProcessor(Config(range_gps_source="own")).filter_config.diff_dmc_sigma_m_s2
+    fix = FormationProcessor(Config(range_gps_source="peer")).filter_config.diff_dmc_sigma_m_s2
+    assert own == pytest.approx(4.0e-7) and fix == pytest.approx(2.0e-7)
+    c = Config(range_gps_source="own", formation_filter={"diff_dmc_sigma_m_s2": 6e-7})
+    assert FormationProcessor(c).filter_config.diff_dmc_sigma_m_s2 == pytest.approx(6e-7)
+
+
+def test_a_window_no_orbit_fits_is_not_started_on_but_acquired_again(far_pair):
+    """Ranges the dynamics cannot explain (here 5 m of a 15-min wave on every range): the
+    window's best orbit fits them to metres, not to the noise - it is not started on (note
+    range_only_poor_fit), the partner is acquired again and again, and never published as
+    anything but acquiring."""
+    out, truth = far_pair
+    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)
+    config = with_overrides(config, _tle_priors(out, truth, "--wrong-side-probability", "0"), "test")
+    msgs = build_message_stream(Paths(out), config).messages
+    t0 = next(b["t_sc_s"] for t, b in msgs if t == "range")
+    wave = [
+        (t, {**b, "range_m": b["range_m"] + 5.0 * math.sin(2.0 * math.pi * (b["t_sc_s"] - t0) / 900.0)})
+        if t == "range" and b["valid"]
+        else (t, b)
+        for t, b in msgs
+    ]
+    proc = FormationProcessor(config)
+    res = []
+    for t, b in wave:
+        if t in proc.consumes:
+            res += proc.handle(t, b)
+    notes = [b for t, b in res if t == "estimator_note"]
+    poor = [n["text"] for n in notes if n["code"] == "range_only_poor_fit"]
+    assert poor and "acquired again" in poor[0]
+    assert not any(n["code"] == "range_only_start" for n in notes)
+    est = [b for t, b in res if t == "formation_estimate" and not b["propagated"]]
+    assert est and all(b["acquiring"] for b in est)
