@@ -107,8 +107,8 @@ class SmoothConfig:
     fix_gate_probability: float = 0.9999
     range_gate_probability: float = 0.9999
     #: Range acquisition (pass 1): two consecutive ranges of a link within this window [s]
-    #: whose innovations agree within the tolerance [m]; after this many rejections in a
-    #: row the link is acquired again.
+    #: (or 2.5 times the link's median range spacing) whose innovations agree within the
+    #: tolerance [m]; after this many rejections in a row the link is acquired again.
     acquire_window_s: float = 120.0
     acquire_tol_m: float = 5.0
     max_range_rejections: int = 12
@@ -487,6 +487,18 @@ def _run_pass(lay, cfg, inp, models, meas_by_step, n_meas, t_grid, x0, p0, lin_p
     range_gate = chi2.quantile(cfg.range_gate_probability, 1)
     gated = lin_points is None
     fixes_used = np.zeros(lay.n_sc, dtype=np.int64)
+    # Acquisition window per link: at least 2.5 range spacings (a downlink keeps one in 5 min).
+    t_link: dict = {}
+    for ms in meas_by_step.values():
+        for m in ms:
+            if m.kind == RANGE:
+                t_link.setdefault((m.i, m.j), []).append(m.t_gps_s)
+    acquire_window = {
+        lk: max(cfg.acquire_window_s, 2.5 * float(np.median(np.diff(np.sort(t)))))
+        if len(t) > 1
+        else cfg.acquire_window_s
+        for lk, t in t_link.items()
+    }
     acquired: dict = {}
     candidate: dict = {}
     rejections: dict = {}
@@ -534,7 +546,7 @@ def _run_pass(lay, cfg, inp, models, meas_by_step, n_meas, t_grid, x0, p0, lin_p
                         candidate[link] = (m.t_gps_s, float(nu[0]))
                         if not (
                             cand is not None
-                            and m.t_gps_s - cand[0] <= cfg.acquire_window_s
+                            and m.t_gps_s - cand[0] <= acquire_window.get(link, cfg.acquire_window_s)
                             and abs(float(nu[0]) - cand[1]) <= cfg.acquire_tol_m
                         ):
                             state[m.index] = HELD
@@ -585,15 +597,18 @@ def _solve_sym(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(an, b / d[:, None], rcond=None)[0] / d[:, None]
 
 
-def _rts(lay, ps: _Pass, keep_blocks):
+def _rts(lay, ps: _Pass, keep_blocks, on_epoch=None):
     """Rauch-Tung-Striebel over a pass: the smoothed states (K, n) and, per epoch, what
-    *keep_blocks* (x, P) -> dict extracts from the smoothed covariance."""
+    *keep_blocks* (P) extracts from the smoothed covariance; *on_epoch* (k, x, P) sees each
+    epoch's smoothed state and covariance as the backward pass makes them."""
     kk = ps.x_post.shape[0]
     xs = np.empty_like(ps.x_post)
     xs[-1] = ps.x_post[-1]
     pk = ps.p_post[-1]
     blocks = [None] * kk
     blocks[-1] = keep_blocks(pk)
+    if on_epoch is not None:
+        on_epoch(kk - 1, xs[-1], pk)
     for k in range(kk - 2, -1, -1):
         phi, key = ps.phis[k]
         pp = ps.p_post[k]
@@ -604,23 +619,48 @@ def _rts(lay, ps: _Pass, keep_blocks):
         pk = pp + c @ (pk - p_pred) @ c.T
         pk = 0.5 * (pk + pk.T)
         blocks[k] = keep_blocks(pk)
+        if on_epoch is not None:
+            on_epoch(k, xs[k], pk)
     return xs, blocks
 
 
-def _residuals(ps: _Pass, xs: np.ndarray, n_meas: int):
-    """Smoothed residual of every measurement the pass linearised: (value, sigma) - a range's
-    in metres with its sigma; a fix's normalised chi-square (6 dof) with sigma 1."""
-    res = np.full(n_meas, np.nan)
-    sig = np.full(n_meas, np.nan)
-    for idx, (k, y0, cols, hm, r) in ps.terms.items():
-        e = y0 - hm @ (xs[k][cols] - ps.lin[k][cols])
-        if e.size == 1:
-            res[idx] = float(e[0])
-            sig[idx] = math.sqrt(float(r[0, 0]))
-        else:
-            res[idx] = float(e @ np.linalg.solve(r, e))
-            sig[idx] = 1.0
-    return res, sig
+class _Residuals:
+    """Smoothed residuals of every measurement a pass linearised, made epoch by epoch in the
+    backward pass: ``res`` (a range's in metres; a fix's chi-square, 6 dof, against its own
+    noise), ``sig`` (a range's sigma; 1 for a fix), and ``edit`` - the residual's chi-square
+    against its own variance, what decides an outlier: R - H P H^T for a range the pass used
+    (at least R / 10; for a used fix R), R + H P H^T for a measurement it left out (gated, or
+    held in acquisition: judged by the smoothed prediction)."""
+
+    def __init__(self, ps: _Pass, n_meas: int):
+        self.ps = ps
+        self.res = np.full(n_meas, np.nan)
+        self.sig = np.full(n_meas, np.nan)
+        self.edit = np.full(n_meas, np.nan)
+        self.by_epoch: dict = {}
+        for idx, term in ps.terms.items():
+            self.by_epoch.setdefault(term[0], []).append(idx)
+
+    def __call__(self, k, x, p):
+        lin = self.ps.lin[k]
+        for idx in self.by_epoch.get(k, ()):
+            _, y0, cols, hm, r = self.ps.terms[idx]
+            e = y0 - hm @ (x[cols] - lin[cols])
+            hph = hm @ p[np.ix_(cols, cols)] @ hm.T
+            if self.ps.state[idx] != USED:
+                s = r + hph
+            elif e.size == 1:
+                s = np.maximum(r - hph, 0.1 * r)
+            else:
+                s = r  # (a fix's 10 m against an orbit known to a metre: R - HPH^T ~ R)
+            if e.size == 1:
+                self.res[idx] = float(e[0])
+                self.sig[idx] = math.sqrt(float(r[0, 0]))
+                self.edit[idx] = float(e[0]) ** 2 / float(s[0, 0])
+            else:
+                self.res[idx] = float(e @ np.linalg.solve(r, e))
+                self.sig[idx] = 1.0
+                self.edit[idx] = float(e @ np.linalg.solve(s, e))
 
 
 def _relative_change(lay: Layout, xs, xs_prev, i: int, j: int) -> float:
@@ -693,9 +733,10 @@ def smooth(inp: SmootherInput, cfg: SmoothConfig | None = None, progress=None) -
         c0 = time.process_time()
         ps = _run_pass(lay, cfg, inp, models, by_step, n_meas, t_grid, x0, p0, lin_points, edits)
         c1 = time.process_time()
-        xs, blocks = _rts(lay, ps, keep_blocks)
+        resid = _Residuals(ps, n_meas)
+        xs, blocks = _rts(lay, ps, keep_blocks, resid)
         c2 = time.process_time()
-        res, sig = _residuals(ps, xs, n_meas)
+        res, sig = resid.res, resid.sig
         cpu[f"pass{n_pass + 1}_filter_s"] = c1 - c0
         cpu[f"pass{n_pass + 1}_smoother_s"] = c2 - c1
         if xs_prev is not None:
@@ -705,11 +746,10 @@ def smooth(inp: SmootherInput, cfg: SmoothConfig | None = None, progress=None) -
             progress(f"pass {n_pass + 1}: {used} of {n_meas} measurements used, {c2 - c0:.1f} s CPU")
         if n_pass + 1 < passes:
             # Leave out what the smoothed trajectory says is an outlier; linearise about it.
-            z2 = np.where(kinds == FIX, res, (res / sig) ** 2)
             gate = np.where(
                 kinds == FIX, chi2.quantile(cfg.edit_probability, 6), chi2.quantile(cfg.edit_probability, 1)
             )
-            edits = np.isfinite(z2) & (z2 > gate)
+            edits = np.isfinite(resid.edit) & (resid.edit > gate)
             lin_points = xs
             xs_prev = xs
     ab, dg, rel, vb, vo = (np.stack([b[q] for b in blocks]) for q in range(5))

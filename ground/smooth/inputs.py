@@ -118,7 +118,11 @@ def _read_host(path: Path, sc_id: int, accept_status) -> SpacecraftData:
         raise InputError(f"{path}: its pygnc_config.toml is refused: {str(exc).splitlines()[0]}") from None
     if accept_status is not None:
         config = dataclasses.replace(config, accepted_solution_status=tuple(accept_status))
-    stream = build_message_stream(Paths(path), config, log=logging.getLogger("ground.smooth.ingest"))
+    log = logging.getLogger("ground.smooth.ingest")
+    log.propagate = False  # (what matters is in the stats' notes, reported)
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+    stream = build_message_stream(Paths(path), config, log=log)
     clock = stream.clock
     fixes, n_fix, n_range = [], 0, 0
     rt, rp, rr = [], [], []
@@ -148,6 +152,9 @@ def _read_host(path: Path, sc_id: int, accept_status) -> SpacecraftData:
     )
     if n_untimed:
         data.notes.append(f"{n_untimed} ranges without a clock map (no valid fix): not used")
+    for st in stream.stats:
+        if st.get("note"):
+            data.notes.append(f"{st['source']}: {st['note']}")
     return data
 
 

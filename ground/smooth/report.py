@@ -39,6 +39,15 @@ def _hx(i: int) -> str:
     return f"0x{int(i):02X}"
 
 
+def _judges(sigma_smoother: float, sigma_onboard: float) -> str:
+    """What a difference with the smoother says: the on-board error when the smoother knows
+    the state at least twice as well, else only whether the two agree within their sigmas
+    (e.g. from a downlink's decimated fixes the smoother may know less than the spacecraft)."""
+    if not (math.isfinite(sigma_smoother) and math.isfinite(sigma_onboard)):
+        return "-"
+    return "the on-board error" if sigma_smoother <= 0.5 * sigma_onboard else "a consistency check"
+
+
 def render(ctx: dict) -> str:
     """The report's Markdown.  *ctx*: ``command`` (as typed), ``result``, ``datas`` (the
     spacecraft's :class:`~ground.smooth.inputs.SpacecraftData`), ``summary``
@@ -238,6 +247,7 @@ def render(ctx: dict) -> str:
                     _f(c["smoother_sigma3d_m"], ".3f", " m"),
                     _pct(c["within_onboard_3sigma"]),
                     _pct(c["within_3sigma"]),
+                    _judges(c["smoother_sigma3d_m"], c["onboard_sigma3d_m"]),
                 ]
             )
         if rows:
@@ -252,6 +262,7 @@ def render(ctx: dict) -> str:
                     "smoother σ 3D (median)",
                     "within on-board 3σ (all axes)",
                     "within combined 3σ",
+                    "the difference is",
                 ],
                 rows,
             )
@@ -269,6 +280,7 @@ def render(ctx: dict) -> str:
                     _pct(c["within_onboard_3sigma"]),
                     _pct(c["within_3sigma"]),
                     _pct(c["far_off"]),
+                    _judges(c["smoother_sigma_los_m"], c["onboard_sigma_los_m"]),
                 ]
             )
         if rows:
@@ -293,6 +305,7 @@ def render(ctx: dict) -> str:
                     "LOS within on-board 3σ",
                     "LOS within combined 3σ",
                     "far off",
+                    "the difference is",
                 ],
                 rows,
             )
