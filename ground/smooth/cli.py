@@ -81,9 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth", type=Path, metavar="NPZ", help="a simulated scenario's truth.npz: errors in the report")
     p.add_argument(
         "--settle",
-        default="30m",
+        default=None,
         metavar="DURATION",
-        help="leave the first DURATION out of --truth's statistics (default 30m)",
+        help="leave the first DURATION out of --truth's statistics (default 30m, or 10%% of an arc shorter than 3h)",
     )
     p.add_argument(
         "--step-s", type=float, default=30.0, metavar="S", help="the estimate's grid [s] (default 30, at most 60)"
@@ -136,7 +136,7 @@ def _check(args):
     if not (0.0 < args.step_s <= 60.0):
         return _usage(f"--step-s {args.step_s:g}: must be in (0, 60] s")
     try:
-        settle_s = parse_duration_s(args.settle)
+        settle_s = None if args.settle is None else parse_duration_s(args.settle)
     except ValueError as exc:
         return _usage(f"--settle: {exc}")
     truth = None
@@ -293,6 +293,9 @@ def run(args) -> int:
                 if c is not None:
                     compare["formation"][(k, j)] = c
                     cmp_inputs["formation"][(k, j)] = rows
+    if settle_s is None:  # (as replay's)
+        span = float(result.meas_t_gps_s.max() - result.t_gps_s[0])
+        settle_s = 1800.0 if span >= 3 * 3600.0 else 0.1 * span
     truth_sec = _truth_section(result, truth, ids, settle_s, cmp_inputs) if truth is not None else None
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

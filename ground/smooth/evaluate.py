@@ -42,7 +42,10 @@ def truth_for(truth: dict, ids) -> dict:
 
 
 def _stats(e, p, u):
-    """e (n, 3) errors, p (n, 3, 3) covariances, u (n, 3) lines of sight."""
+    """e (n, 3) errors, p (n, 3, 3) covariances, u (n, 3) lines of sight (n = 0: NaN)."""
+    if e.shape[0] == 0:
+        keys = ("rms3d_m", "rms_los_m", "sigma3d_m", "sigma_los_m", "nees_mean", "inside_3sigma", "los_inside_3sigma")
+        return {"n": 0, **dict.fromkeys(keys, float("nan"))}
     el = np.einsum("ni,ni->n", u, e)
     sl2 = np.einsum("ni,nij,nj->n", u, p, u)
     nees = np.einsum("ni,ni->n", e, np.linalg.solve(p, e[..., None])[..., 0])

@@ -314,7 +314,7 @@ def render(ctx: dict) -> str:
         lines += [
             "## Against the truth",
             "",
-            f"After the first {tr['settle_s'] / 60:.0f} min of the grid.  NEES: 3 when the sigmas are right; "
+            f"After the first {tr['settle_s'] / 60:.0f} min of the arc.  NEES: 3 when the sigmas are right; "
             "'inside 3σ': epochs inside the 3-sigma ellipsoid (97.1 % when consistent).",
             "",
         ]
