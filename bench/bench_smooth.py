@@ -22,10 +22,13 @@ dynamics exactly the truth's, the smoother's measurement model and priors): its 
 the error of that exact-dynamics estimator on these very measurements.  Goals (issue 47):
 3-D RMS <= 0.5 m, line of sight <= 0.2 m, 3-sigma covering >= 95 % of epochs.
 
-Cost: CPU seconds of the smoother (two passes) per case; ``--cli`` also times ``python -m
-ground smooth`` end to end (reading the files, smoothing, writing the products) on the
-largest case.  ``--scenarios DIR`` keeps the simulated scenarios and reuses them.
-``--record`` writes bench/results/smooth.json (docs/performance.md).
+``--downlink`` smooths each case again from the spacecraft's downlinks alone (the flight's
+batch writer at its default periods: one own fix and one range per partner every 5 min;
+the bound then is that of those data).  Cost: CPU seconds of the smoother (two passes) per
+case; ``--cli`` also times ``python -m ground smooth`` end to end (reading the files,
+smoothing, writing the products) on the largest case.  ``--scenarios DIR`` keeps the
+simulated scenarios (and downlinks) and reuses them.  ``--record`` writes
+bench/results/smooth.json (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "bench")]
+sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "bench"), str(REPO / "tests")]
 
 from results import figure, record  # noqa: E402
 
@@ -82,10 +85,26 @@ def scenario_dir(base: Path, n_sc: int, hours: float, seed: int) -> Path:
     return d
 
 
-def run_case(d: Path, cfg: SmoothConfig) -> dict:
+def downlinks(d: Path, truth) -> list[Path]:
+    """Each spacecraft's downlink of scenario *d* (the flight's ingest, orbit processor and
+    batch recorder at the default periods: one own fix and one range per partner every 5 min),
+    made once in d/downlink/<name>."""
+    from smooth_support import write_downlink
+
+    out = []
+    for k, h in enumerate(homes(d, truth)):
+        dl = d / "downlink" / str(truth["spacecraft_name"][k])
+        if not dl.is_dir():
+            write_downlink(h, int(truth["radio_id"][k]), dl)
+        out.append(dl)
+    return out
+
+
+def run_case(d: Path, cfg: SmoothConfig, downlink: bool = False) -> dict:
     truth = dict(np.load(d / "truth.npz"))
     ids = [int(r) for r in truth["radio_id"]]
-    datas = [read_spacecraft(h, sid) for h, sid in zip(homes(d, truth), ids)]
+    dirs = downlinks(d, truth) if downlink else homes(d, truth)
+    datas = [read_spacecraft(h, sid) for h, sid in zip(dirs, ids)]
     inp, _ = assemble(datas)
     c0, w0 = time.process_time(), time.time()
     res = smooth(inp, cfg)
@@ -126,6 +145,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=1, help="seeds per case (1, 2, ...)")
     ap.add_argument("--scenarios", type=Path, help="keep the simulated scenarios here and reuse them")
     ap.add_argument("--cli", action="store_true", help="also time python -m ground smooth on the largest case")
+    ap.add_argument(
+        "--downlink", action="store_true", help="also smooth each case from the spacecraft's downlinks alone"
+    )
     ap.add_argument("--record", action="store_true", help="write bench/results/smooth.json")
     args = ap.parse_args(argv)
     cases = []
@@ -157,28 +179,30 @@ def main(argv=None) -> int:
             d = scenario_dir(base, n_sc, hours, seed)
             if largest is None or (n_sc, hours) >= largest[0]:
                 largest = ((n_sc, hours), d)
-            out = run_case(d, cfg)
-            for (i, j), s in out["stats"]["pairs"].items():
-                b = out["bound"][(i, j)]
-                pair = f"{out['ids'][i]:02X}-{out['ids'][j]:02X}"
+            for dl in (False, True) if args.downlink else (False,):
+                lab = label + ("_downlink" if dl else "")
+                out = run_case(d, cfg, downlink=dl)
+                for (i, j), s in out["stats"]["pairs"].items():
+                    b = out["bound"][(i, j)]
+                    pair = f"{out['ids'][i]:02X}-{out['ids'][j]:02X}"
+                    print(
+                        f"  {lab:>7} {seed:>4} {pair:>9} | {s['rms3d_m']:6.3f} {s['rms_los_m']:6.3f} "
+                        f"{s['sigma3d_m']:6.3f} {s['sigma_los_m']:6.3f} {s['inside_3sigma']:5.3f} "
+                        f"{s['los_inside_3sigma']:5.3f} | {b['sigma3d_m']:7.3f} {b['sigma_los_m']:8.3f} "
+                        f"{b['rms3d_m']:7.3f} {b['rms_los_m']:6.3f} | {out['cpu_s']:.1f}",
+                        flush=True,
+                    )
+                    rows.append((lab, seed, pair, s, b))
+                    per_case.setdefault(lab, []).append((s, b, out["cpu_s"]))
+                orb = out["stats"]["orbit"]
                 print(
-                    f"  {label:>7} {seed:>4} {pair:>9} | {s['rms3d_m']:6.3f} {s['rms_los_m']:6.3f} "
-                    f"{s['sigma3d_m']:6.3f} {s['sigma_los_m']:6.3f} {s['inside_3sigma']:5.3f} "
-                    f"{s['los_inside_3sigma']:5.3f} | {b['sigma3d_m']:7.3f} {b['sigma_los_m']:8.3f} "
-                    f"{b['rms3d_m']:7.3f} {b['rms_los_m']:6.3f} | {out['cpu_s']:.1f}",
-                    flush=True,
+                    "  "
+                    + " " * 14
+                    + "absolute orbits: "
+                    + ", ".join(
+                        f"{out['ids'][i]:02X} {o['rms3d_m']:.2f} m (sigma {o['sigma3d_m']:.2f})" for i, o in orb.items()
+                    )
                 )
-                rows.append((label, seed, pair, s, b))
-                per_case.setdefault(label, []).append((s, b, out["cpu_s"]))
-            orb = out["stats"]["orbit"]
-            print(
-                "  "
-                + " " * 14
-                + "absolute orbits: "
-                + ", ".join(
-                    f"{out['ids'][i]:02X} {o['rms3d_m']:.2f} m (sigma {o['sigma3d_m']:.2f})" for i, o in orb.items()
-                )
-            )
     print("== worst pair per case ==")
     for label, items in per_case.items():
         s_all = [s for s, _, _ in items]
