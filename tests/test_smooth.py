@@ -209,6 +209,7 @@ def test_a_two_spacecraft_run_as_typed(formation, tmp_path):
     assert h == [c for c, _ in COLUMNS["smoothed_measurements"]]
     assert {r[h.index("state")] for r in mrows} <= {"used", "rejected", "held", "edited", "unused"}
     report = (out / "report.md").read_text()
+    assert f"`python -m ground smooth --spacecraft 0x4A={scn} --spacecraft 0x4B={scn / 'sc1'} --out {out}" in report
     for section in ("## Inputs", "### Range links", "### Pairs", "## On-board estimates", "## Against the truth"):
         assert section in report
     summary = json.loads((out / "summary.json").read_text())

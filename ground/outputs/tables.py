@@ -124,7 +124,9 @@ COLUMNS["smoothed_orbit"] = COLUMNS["orbit"][:-3] + [
     ("quality", "ok, extrapolated (no fix used within 10 min or 3 fix spacings), suspect (docs/ground_tools.md)"),
 ]
 COLUMNS["smoothed_formation"] = [
-    (n, m) if n != "range_bias_m" else (n, "estimated bias of the ranges own_id measures to peer_id, m (nan: no ranges that way)")
+    (n, m)
+    if n != "range_bias_m"
+    else (n, "estimated bias of the ranges own_id measures to peer_id, m (nan: no ranges that way)")
     for n, m in COLUMNS["formation"][:-2]
 ] + [
     ("n_ranges_used", "ranges own_id measured to peer_id that the smoother used (the whole arc)"),

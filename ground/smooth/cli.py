@@ -210,6 +210,27 @@ def _measurement_table(result, ids) -> dict:
     }
 
 
+def _command(args) -> str:
+    """The command line that asks for what *args* ask for (the report's first line)."""
+    parts = ["python", "-m", "ground", "smooth"]
+    for sid, d in args.spacecraft:
+        parts += ["--spacecraft", f"0x{sid:02X}={d}"]
+    parts += ["--out", str(args.out)]
+    for sid, d in args.onboard:
+        parts += ["--onboard", f"0x{sid:02X}={d}"]
+    if args.truth is not None:
+        parts += ["--truth", str(args.truth)]
+    if args.settle is not None:
+        parts += ["--settle", args.settle]
+    if args.step_s != 30.0:
+        parts += ["--step-s", f"{args.step_s:g}"]
+    if args.passes != 2:
+        parts += ["--passes", str(args.passes)]
+    if args.accept_status is not None:
+        parts += ["--accept-status", ",".join(str(v) for v in args.accept_status)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def _ordered(table: dict, kind: str) -> dict:
     from ground.outputs.tables import COLUMNS
 
@@ -310,11 +331,7 @@ def run(args) -> int:
     write_csv(_ordered(_measurement_table(result, ids), "smoothed_measurements"), out / "measurements.csv")
     written.append("measurements.csv")
     cpu = time.process_time() - cpu0
-    command = (
-        "python -m ground smooth " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-        if sys.argv[1:2] == ["smooth"]
-        else "python -m ground smooth"
-    )
+    command = _command(args)
     text = render(
         {
             "command": command,
