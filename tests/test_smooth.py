@@ -93,6 +93,18 @@ def test_outliers_are_left_out(formation):
     assert float(np.max(np.abs(bad.relative(0, 1)[0] - ref.relative(0, 1)[0]))) < 1e-3
 
 
+def test_a_third_pass_changes_nothing(formation):
+    """The second pass (linearised about the first's smoothed arc, outliers edited) has
+    converged: a third moves no relative position by a millimetre, and keeps the edits (an
+    edited measurement's residual is judged again each pass, not forgotten)."""
+    _, _, inp, res = formation
+    three = smooth(inp, SmoothConfig(passes=3))
+    assert three.pass_change < 1e-3
+    assert np.array_equal(three.meas_state, res.meas_state)
+    edited = res.meas_state == EDITED
+    assert edited.any() and np.all(np.isfinite(res.meas_residual[edited]))
+
+
 # --------------------------------------------------------------------------- the command
 def ground(*args):
     """``python -m ground ARGS`` in this process: (exit status, stdout, stderr)."""
@@ -134,6 +146,7 @@ def test_a_bad_spacecraft_directory_is_refused_in_one_line_as_typed(tmp_path):
         (["--spacecraft", "0x4A={scn}", "--onboard", "0x4C={scn}"], "not one of the --spacecraft"),
         (["--spacecraft", "0x4A={scn}", "--truth", "{scn}/nothing.npz"], "no such file"),
         (["--spacecraft", "0x4A={scn}", "--step-s", "600"], "must be in (0, 60]"),
+        (["--spacecraft", "0x4A={scn}", "--range-bias-walk", "-1"], "must be in [0, 1]"),
         (["--spacecraft", "0x4A={scn}/sc1/range"], "neither host files"),
     ],
 )

@@ -92,6 +92,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--passes", type=int, default=2, choices=(1, 2), help="2 (default): iterate once about the smoothed arc"
     )
     p.add_argument(
+        "--range-bias-walk",
+        type=float,
+        default=0.0,
+        metavar="M_PER_SQRT_S",
+        help="random walk of every link's range bias [m/sqrt(s)] (default 0: a constant over the arc)",
+    )
+    p.add_argument(
         "--accept-status",
         type=accept_status_list,
         default=None,
@@ -135,6 +142,8 @@ def _check(args):
         return _usage(f"--out {args.out} exists and is not a directory")
     if not (0.0 < args.step_s <= 60.0):
         return _usage(f"--step-s {args.step_s:g}: must be in (0, 60] s")
+    if not (0.0 <= args.range_bias_walk <= 1.0):
+        return _usage(f"--range-bias-walk {args.range_bias_walk:g}: must be in [0, 1] m/sqrt(s)")
     try:
         settle_s = None if args.settle is None else parse_duration_s(args.settle)
     except ValueError as exc:
@@ -228,6 +237,8 @@ def _command(args) -> str:
         parts += ["--passes", str(args.passes)]
     if args.accept_status is not None:
         parts += ["--accept-status", ",".join(str(v) for v in args.accept_status)]
+    if args.range_bias_walk:
+        parts += ["--range-bias-walk", f"{args.range_bias_walk:g}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -287,7 +298,7 @@ def run(args) -> int:
             return 1
     inp, more = assemble(datas)
     notes += more
-    cfg = SmoothConfig(step_s=args.step_s, passes=args.passes)
+    cfg = SmoothConfig(step_s=args.step_s, passes=args.passes, range_bias_walk_m_sqrt_s=args.range_bias_walk)
     result = smooth(inp, cfg, progress=say)
     ids = [d.sc_id for d in datas]
     summ = pr.summaries(result)

@@ -511,9 +511,6 @@ def _run_pass(lay, cfg, inp, models, meas_by_step, n_meas, t_grid, x0, p0, lin_p
         last = k + 1 == kk
         step = None if last else _propagate(lay, cfg, models, lin, float(t_grid[k]), h)
         for m in meas_by_step.get(k, ()):
-            if edits is not None and edits[m.index]:
-                state[m.index] = EDITED
-                continue
             if m.kind == FIX:
                 y0, cols, hm, r = _fix_terms(lay, cfg, step, m)
             else:
@@ -523,7 +520,10 @@ def _run_pass(lay, cfg, inp, models, meas_by_step, n_meas, t_grid, x0, p0, lin_p
                 if t is None:
                     continue
                 y0, cols, hm, r = t
-            terms[m.index] = (k, y0, cols, hm, r)
+            terms[m.index] = (k, y0, cols, hm, r)  # (an edited one too: its residual is judged again)
+            if edits is not None and edits[m.index]:
+                state[m.index] = EDITED
+                continue
             nu = y0 - hm @ (x[cols] - lin[cols])
             pht = p[:, cols] @ hm.T
             s = hm @ pht[cols] + r
