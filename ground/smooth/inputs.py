@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,8 +154,11 @@ def _read_host(path: Path, sc_id: int, accept_status) -> SpacecraftData:
     if n_untimed:
         data.notes.append(f"{n_untimed} ranges without a clock map (no valid fix): not used")
     for st in stream.stats:
-        if st.get("note"):
-            data.notes.append(f"{st['source']}: {st['note']}")
+        # What went wrong in reading (skipped bytes, time outliers, missing files), not the
+        # count of GPS packets every range-file note ends with.
+        note = re.sub(r"(; )?\d+ (own GPS packets|peer GPS fixes) \(.*\)$", "", str(st.get("note") or ""))
+        if note:
+            data.notes.append(f"{st['source']}: {note}")
     return data
 
 
