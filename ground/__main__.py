@@ -27,6 +27,11 @@ COMMANDS = {
         "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)",
     ),
     "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
+    "smooth": (
+        "ground.smooth",
+        "the whole formation from every spacecraft's GPS fixes and ranges: smoothed orbits, relative states "
+        "both ways, range biases, and a report judging the on-board estimates",
+    ),
     "montecarlo": (
         "ground.montecarlo",
         "run a Monte Carlo campaign (dispersed scenarios x estimator configurations) "

@@ -418,6 +418,9 @@ TABLES = {
     "campaign_keys": campaign_keys_table,
     "montecarlo_columns": montecarlo_columns_table,
     "range_residuals_csv": replay_table("range_residuals"),
+    "smoothed_formation_csv": replay_table("smoothed_formation"),
+    "smoothed_orbit_csv": replay_table("smoothed_orbit"),
+    "smoothed_measurements_csv": replay_table("smoothed_measurements"),
     "station_messages": station_messages_table,
     "station_series": station_series_table,
 }

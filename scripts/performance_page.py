@@ -34,6 +34,12 @@ HEADLINE: list[tuple[str, str, str]] = [
     ),
     ("operations_loop", "day2_rms_worst_m", "range-only, day 2: 3D RMS, worst pair"),
     ("range_only_3p_none", "nees_inside", "range-only with no prior: epochs whose NEES is inside its 99.9 % bound"),
+    (
+        "smooth",
+        "4x24h_rms3d_worst_m",
+        "formation smoother, 4 spacecraft over a day: relative position 3D RMS, worst pair",
+    ),
+    ("smooth", "cli_wall_s", "... python -m ground smooth on that day: reading to writing"),
     ("batch_day_4sc", "all_done_s", "a day's batch of 4 spacecraft through the process tree: start to done"),
     ("batch_day_4sc", "all_peak_pss_mib", "... its peak memory (summed PSS of the tree)"),
     ("ctrl_c", "stop_worst_ms", "Ctrl-C at a random instant to every process gone: worst run, quiet machine"),

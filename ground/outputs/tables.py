@@ -113,6 +113,46 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+#: The formation smoother's products (``python -m ground smooth``): the replay's layouts plus
+#: what a smoothed estimate of several spacecraft adds.
+COLUMNS["smoothed_orbit"] = COLUMNS["orbit"][:-3] + [
+    ("n_fixes_used", "own GPS fixes used by the smoother (the whole arc)"),
+    ("n_fixes_rejected", "fixes left out as outliers (gated, or past the smoothed residuals' edit)"),
+    ("n_fixes_invalid", "fixes flagged invalid (or not finite) in the input"),
+    ("drag_scale", "estimated multiplier of the modelled drag [-]"),
+    ("sigma_drag_scale", "1σ drag scale [-]"),
+    ("quality", "ok, extrapolated (no fix used within 10 min or 3 fix spacings), suspect (docs/ground_tools.md)"),
+]
+COLUMNS["smoothed_formation"] = [
+    (n, m)
+    if n != "range_bias_m"
+    else (n, "estimated bias of the ranges own_id measures to peer_id, m (nan: no ranges that way)")
+    for n, m in COLUMNS["formation"][:-2]
+] + [
+    ("n_ranges_used", "ranges own_id measured to peer_id that the smoother used (the whole arc)"),
+    ("n_ranges_rejected", "... left out as outliers"),
+    ("own_id", "radio id of the spacecraft the row is relative to (peer minus own)"),
+    ("t_gps_s", "the epoch, GPS seconds"),
+    ("sigma_los_m", "1σ of the line-of-sight component of the relative position, m"),
+    ("sigma_range_bias_m", "1σ of range_bias_m, m"),
+    (
+        "quality",
+        "ok, gps_only (no range of the pair within 30 min or 3 range spacings), extrapolated (an end has no fix "
+        "used within 10 min or 3 fix spacings), suspect (docs/ground_tools.md)",
+    ),
+]
+
+COLUMNS["smoothed_measurements"] = [
+    ("t_gps_s", "measurement time, GPS seconds (a range: its tag through the observer's clock map)"),
+    ("utc", "the same instant, ISO 8601 UTC"),
+    ("kind", "fix (own GPS fix of sc_id) or range (measured by sc_id to peer_id)"),
+    ("sc_id", "radio id of the spacecraft that made the measurement"),
+    ("peer_id", "the ranged partner's radio id (-1 for a fix)"),
+    ("state", "used, rejected (gate), held (range acquisition), edited (outlier of the smoothed residuals), unused"),
+    ("residual", "smoothed residual: a range's measured minus modelled value, m; a fix's chi-square (6 dof)"),
+    ("sigma", "a range's 1σ, m (with its time tag's share); 1 for a fix"),
+]
+
 #: estimate message type -> table kind
 KIND_OF_TYPE = {"orbit_estimate": "orbit", "attitude_estimate": "attitude", "formation_estimate": "formation"}
 

@@ -1,0 +1,262 @@
+"""The formation smoother (``python -m ground smooth``, issue 47): its core against a simulated
+formation with known truth (consistency of its sigmas, the information bound of the same
+data, outliers left out), and the command as a user types it - refusals in one line with
+exit 2, a real two-spacecraft run from host files and from downlinks alone."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from flight_harness import REPO
+from smooth_support import homes, make_scenario, write_downlink
+
+from ground.__main__ import main
+from ground.outputs.tables import COLUMNS
+from ground.smooth.core import EDITED, FIX, RANGE, REJECTED, USED, SmoothConfig, smooth
+from ground.smooth.evaluate import bound_stats, truth_for, truth_stats
+from ground.smooth.inputs import assemble, read_spacecraft
+from ground.smooth.products import QUALITY
+
+#: Each spacecraft's range bias in make_scenario: 1.5 - 1.2 k.
+BIAS = (1.5, 0.3)
+
+
+@pytest.fixture(scope="module")
+def formation(tmp_path_factory):
+    """A 60-min two-spacecraft scenario with 1 % of fixes 1 km off and 1 % of ranges invalid,
+    and the smoother's result on its host files: (dir, truth, input, result)."""
+    d = tmp_path_factory.mktemp("smooth") / "scn"
+    truth = make_scenario(d, minutes=60.0, seed=11, gps_outlier_fraction=0.01, range_invalid_fraction=0.01)
+    ids = [int(r) for r in truth["radio_id"]]
+    datas = [read_spacecraft(h, sid) for h, sid in zip(homes(d, truth), ids)]
+    inp, notes = assemble(datas)
+    assert notes == []
+    return d, truth, inp, smooth(inp, SmoothConfig())
+
+
+def test_the_smoothed_formation_is_consistent_with_the_truth(formation):
+    """The relative position's line-of-sight error within 3 sigma at every epoch, each orbit's
+    NEES near 3; the residuals as noisy as the measurements."""
+    _, truth, _, res = formation
+    st = truth_stats(res, truth_for(truth, [int(r) for r in truth["radio_id"]]), settle_s=600.0)
+    pair = st["pairs"][(0, 1)]
+    assert pair["los_inside_3sigma"] >= 0.95, pair
+    assert pair["nees_mean"] < 12.0 and pair["rms3d_m"] < 3.0, pair
+    for o in st["orbit"].values():
+        assert o["nees_mean"] < 6.0 and o["inside_3sigma"] >= 0.8 and o["rms3d_m"] < 3.0, o
+    used_r = (res.meas_kind == RANGE) & (res.meas_state == USED)
+    norm = res.meas_residual[used_r] / res.meas_sigma[used_r]
+    assert 0.8 < float(np.sqrt(np.mean(norm**2))) < 1.25
+    used_f = (res.meas_kind == FIX) & (res.meas_state == USED)
+    assert 5.0 < float(np.mean(res.meas_residual[used_f])) < 7.0  # chi-square, 6 dof
+
+
+def test_the_smoother_is_at_the_information_bound_of_its_data(formation):
+    """Its line-of-sight sigma is the bound's (every orbit's dynamics exact) within 50 %, and
+    its error that of the exact-dynamics estimator on the same measurements within half a
+    sigma: what is left is the data's, not the smoother's."""
+    _, truth, inp, res = formation
+    ids = [int(r) for r in truth["radio_id"]]
+    tr = truth_for(truth, ids)
+    st = truth_stats(res, tr, settle_s=600.0)["pairs"][(0, 1)]
+    bd = bound_stats(res, tr, inp, SmoothConfig(), BIAS, settle_s=600.0)[(0, 1)]
+    assert 0.95 * bd["sigma_los_m"] <= st["sigma_los_m"] <= 1.5 * bd["sigma_los_m"], (st, bd)
+    assert abs(st["rms_los_m"] - bd["rms_los_m"]) <= 0.5 * st["sigma_los_m"], (st, bd)
+
+
+def test_outliers_are_left_out(formation):
+    """Every fix the simulator put 1 km off is left out, and so is a range 30 m off: the result
+    is that of the same data without it."""
+    _, truth, inp, res = formation
+    fault_t = truth["gps_t_gps_s"]
+    n_out = 0
+    for k in range(2):
+        bad_t = fault_t[truth["gps_fault"][k] == 3]
+        sel = (res.meas_kind == FIX) & (res.meas_sc == k) & np.isin(np.round(res.meas_t_gps_s), np.round(bad_t))
+        assert np.all(np.isin(res.meas_state[sel], (REJECTED, EDITED))), res.meas_state[sel]
+        n_out += int(sel.sum())
+    assert n_out > 0
+    rg = {k: np.asarray(v) for k, v in inp.ranges.items()}
+    q = int(np.argmin(np.abs(rg["t_gps_s"] - np.median(rg["t_gps_s"]))))
+    with_outlier = dict(rg, range_m=rg["range_m"].copy())
+    with_outlier["range_m"][q] += 30.0
+    without = {k: np.delete(v, q) for k, v in rg.items()}
+    bad = smooth(type(inp)(inp.ids, inp.fixes, with_outlier), SmoothConfig())
+    ref = smooth(type(inp)(inp.ids, inp.fixes, without), SmoothConfig())
+    n_fix = sum(len(f["t_gps_s"]) for f in inp.fixes)
+    assert bad.meas_state[n_fix + q] in (REJECTED, EDITED)
+    assert float(np.max(np.abs(bad.relative(0, 1)[0] - ref.relative(0, 1)[0]))) < 1e-3
+
+
+def test_a_third_pass_changes_nothing(formation):
+    """The second pass (linearised about the first's smoothed arc, outliers edited) has
+    converged: a third moves no relative position by a millimetre, and keeps the edits (an
+    edited measurement's residual is judged again each pass, not forgotten)."""
+    _, _, inp, res = formation
+    three = smooth(inp, SmoothConfig(passes=3))
+    assert three.pass_change < 1e-3
+    assert np.array_equal(three.meas_state, res.meas_state)
+    edited = res.meas_state == EDITED
+    assert edited.any() and np.all(np.isfinite(res.meas_residual[edited]))
+
+
+# --------------------------------------------------------------------------- the command
+def ground(*args):
+    """``python -m ground ARGS`` in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as exc:
+            rc = exc.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_a_bad_spacecraft_directory_is_refused_in_one_line_as_typed(tmp_path):
+    """As a user types it: a directory that holds neither host files nor batch files."""
+    (tmp_path / "notes.txt").write_text("x")
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "smooth", "--spacecraft", f"0x4A={tmp_path}", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smooth: --spacecraft 0x4A=") and "notes.txt" in lines[0]
+    assert "Traceback" not in p.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "args,says",
+    [
+        (["--spacecraft", "0x14A={scn}"], "not a radio id"),
+        (["--spacecraft", "{scn}"], "give ID=DIR"),
+        (["--spacecraft", "0x4A={scn}/nowhere"], "no such directory"),
+        (["--spacecraft", "0x4A={scn}", "--spacecraft", "74={scn}/sc1"], "given twice"),
+        (["--spacecraft", "0x4A={scn}", "--onboard", "0x4C={scn}"], "not one of the --spacecraft"),
+        (["--spacecraft", "0x4A={scn}", "--truth", "{scn}/nothing.npz"], "no such file"),
+        (["--spacecraft", "0x4A={scn}", "--step-s", "600"], "must be in (0, 60]"),
+        (["--spacecraft", "0x4A={scn}", "--range-bias-walk", "-1"], "must be in [0, 1]"),
+        (["--spacecraft", "0x4A={scn}/sc1/range"], "neither host files"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(formation, tmp_path, args, says):
+    scn = formation[0]
+    rc, out, err = ground("smooth", *[a.format(scn=scn) for a in args], "--out", tmp_path / "o")
+    assert rc == 2 and says in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_an_existing_file_is_refused(formation, tmp_path):
+    f = tmp_path / "out"
+    f.write_text("x")
+    rc, _, err = ground("smooth", "--spacecraft", f"0x4A={formation[0]}", "--out", f)
+    assert rc == 2 and "exists and is not a directory" in err
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def test_a_two_spacecraft_run_as_typed(formation, tmp_path):
+    """``python -m ground smooth`` on both spacecraft's host files with the truth: every
+    product, both directions of the pair (each other's negative), the quality column, a
+    bias per direction near the truth's, the report's sections."""
+    scn = formation[0]
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ground",
+            "smooth",
+            "--spacecraft",
+            f"0x4A={scn}",
+            "--spacecraft",
+            f"0x4B={scn / 'sc1'}",
+            "--out",
+            str(out),
+            "--truth",
+            str(scn / "truth.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "relative 3D RMS" in p.stdout
+    header, rows = _read(out / "formation.csv")
+    assert header == [c for c, _ in COLUMNS["smoothed_formation"]]
+    col = {c: i for i, c in enumerate(header)}
+    ab = [r for r in rows if r[col["own_id"]] == "74" and r[col["peer_id"]] == "75"]
+    ba = [r for r in rows if r[col["own_id"]] == "75" and r[col["peer_id"]] == "74"]
+    assert len(ab) == len(ba) > 100 and len(rows) == 2 * len(ab)
+    for a, b in zip(ab, ba):
+        assert a[col["t_gps_s"]] == b[col["t_gps_s"]]
+        for c in ("dx_ecef_m", "dy_ecef_m", "dz_ecef_m"):
+            assert abs(float(a[col[c]]) + float(b[col[c]])) < 1e-6
+    assert {r[col["quality"]] for r in rows} <= set(QUALITY)
+    assert sum(r[col["quality"]] == "ok" for r in rows) > 0.9 * len(rows)
+    # The bias of each direction is its observer radio's (1.5 m and 0.3 m), within 3 sigma.
+    for own, bias in (("74", BIAS[0]), ("75", BIAS[1])):
+        last = [r for r in rows if r[col["own_id"]] == own][-1]
+        b, s = float(last[col["range_bias_m"]]), float(last[col["sigma_range_bias_m"]])
+        assert abs(b - bias) < 3 * s + 0.05, (own, b, s)
+    for sid in ("0x4A", "0x4B"):
+        h, orows = _read(out / f"orbit_{sid}.csv")
+        assert h == [c for c, _ in COLUMNS["smoothed_orbit"]] and len(orows) == len(ab)
+    h, mrows = _read(out / "measurements.csv")
+    assert h == [c for c, _ in COLUMNS["smoothed_measurements"]]
+    assert {r[h.index("state")] for r in mrows} <= {"used", "rejected", "held", "edited", "unused"}
+    report = (out / "report.md").read_text()
+    assert f"`python -m ground smooth --spacecraft 0x4A={scn} --spacecraft 0x4B={scn / 'sc1'} --out {out}" in report
+    for section in ("## Inputs", "### Range links", "### Pairs", "## On-board estimates", "## Against the truth"):
+        assert section in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["truth"]["pairs"]["0x4A-0x4B"]["los_inside_3sigma"] >= 0.95
+
+
+def test_downlinks_alone(formation, tmp_path):
+    """From each spacecraft's downlinked batch files only (a fix and a range per partner
+    every 5 min): the smoother uses them, compares the downlinked orbit estimates, its sigmas
+    wider than from the host files and still covering the truth; a downlink given under
+    another spacecraft's id is refused."""
+    scn, truth, _, res_host = formation
+    for name, sid in (("sc0", 0x4A), ("sc1", 0x4B)):
+        write_downlink(scn if name == "sc0" else scn / name, sid, tmp_path / "downlink" / name)
+    out = tmp_path / "out"
+    rc, stdout, err = ground(
+        "smooth",
+        "--spacecraft",
+        f"0x4A={tmp_path / 'downlink' / 'sc0'}",
+        "--spacecraft",
+        f"0x4B={tmp_path / 'downlink' / 'sc1'}",
+        "--out",
+        out,
+        "--truth",
+        scn / "truth.npz",
+    )
+    assert rc == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["spacecraft"]["0x4A"]["source"] == "downlink"
+    assert set(summary["compare"]["orbit"]) == {"0x4A", "0x4B"}
+    pair = summary["truth"]["pairs"]["0x4A-0x4B"]
+    assert pair["los_inside_3sigma"] >= 0.95
+    host_sigma = float(np.sqrt(np.mean(res_host.p_rel[:, 0, 0, 0])))
+    assert pair["sigma3d_m"] > host_sigma
+    assert "downlink" in (out / "report.md").read_text()
+    rc, _, err = ground("smooth", "--spacecraft", f"0x4A={tmp_path / 'downlink' / 'sc1'}", "--out", tmp_path / "o2")
+    assert rc == 2 and "written by spacecraft 0x4B, not 0x4A" in err
