@@ -86,6 +86,7 @@ from ..estimation.formation_filter import (
 from ..estimation.orbit_ekf import OrbitFilterConfig
 from ..estimation.range_only import RangeOnlyConfig, mix, orbit_ambiguity_m
 from ..timebase import ClockMap, utc_unix_from_gps
+from ..validity import peer_word
 from . import Output, Processor, admission, clock_map_from_body, now_cursor
 from .event_order import EventOrder, Kind
 from .formation_outputs import READY_PER_CALL, Ready, acquisition
@@ -519,6 +520,8 @@ class FormationProcessor(Processor):
         x_e = j @ x_rel
         p_e = j @ p6 @ j.T
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
+        hyp_e = [j @ e[0][9:15] for e in ests]  # each kept orbit's relative state, ECEF
+        hyp_sig = [np.sqrt(np.clip(np.diag(j @ e[1][:6, :6] @ j.T), 0.0, None)) for e in ests]
         a = rtn_matrix(x[I_R_OWN], x[I_V_OWN])
         p_rr = pr[:3, :3]
         p_rtn = a @ p_rr @ a.T
@@ -560,6 +563,11 @@ class FormationProcessor(Processor):
             "hyp_dr_gcrs_m": [d.tolist() for d in hyp_dr],
             "ambiguity_m": ambiguity,
             "ambiguous": ambiguity > self.config.formation_valid_max_sigma_m,
+            "hyp_dr_ecef_m": [h[:3].tolist() for h in hyp_e],
+            "hyp_dv_ecef_m_s": [h[3:].tolist() for h in hyp_e],
+            "hyp_sigma_dr_m": [h[:3].tolist() for h in hyp_sig],
+            "hyp_sigma_dv_m_s": [h[3:].tolist() for h in hyp_sig],
+            "quality": peer_word(sig_e[:3], acq is not None, ambiguity, self.config),
         }
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:

@@ -48,6 +48,7 @@ from .. import frames
 from ..config import Config, filter_tunables
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
+from ..validity import orbit_word
 from . import Output, Processor, admission, clock_map_from_body
 
 
@@ -288,6 +289,7 @@ class OrbitProcessor(Processor):
                 "n_rejected": self.filter.n_rejected,
                 "n_invalid": self.filter.n_invalid,
                 "propagated": propagated,
+                "quality": orbit_word(sig_e[:3], self.config),
             },
         )
 
