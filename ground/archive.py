@@ -24,7 +24,9 @@ docs/interface.md, "Archive"); fields are JSON, queryable with SQLite's ``json_e
 
 An archive of schema 1 (records without a source) is brought to schema 2 when opened, in
 one transaction: each record's source (and the kind and device schema 2 gives a CSV row)
-from the file it came from and its fields, its key computed again.
+from the file it came from and its fields, its key computed again.  One of schema 2 is
+brought to schema 3, a partner's device written as everywhere else (``peer_75`` becomes
+``peer_0x4B``), keys computed again.
 
 Exit status: 0 every input loaded (or already there), 1 an input given by name unreadable
 or of no known kind, or nothing loadable found at all, 2 bad usage.
@@ -43,7 +45,7 @@ from pathlib import Path
 
 from ground.archive_sources import READERS, SourceRecords, csv_record, detect_kind
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -68,7 +70,7 @@ CREATE TABLE IF NOT EXISTS records (
     source      TEXT NOT NULL,            -- what produced it: ground_replay, onboard_downlink,
                                           -- onboard_buslog, onboard_status, host_sense, host_range, csv
     kind        TEXT NOT NULL,            -- hk_reading, hk_device, orbit_estimate, status, sensor, ...
-    device      TEXT NOT NULL,            -- housekeeping device, producing task, peer_<id>, or ''
+    device      TEXT NOT NULL,            -- housekeeping device, producing task, peer_0x4B, or ''
     record      TEXT NOT NULL,            -- EMUS sentence / OPC-N3 record / device state, or ''
     t_sc_s      REAL,                     -- spacecraft time, s (NULL if none)
     key         BLOB NOT NULL UNIQUE,     -- SHA-256/128 of source, kind, device, record, time, fields, raw
@@ -129,6 +131,8 @@ class Archive:
                 raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
             if row is not None and int(row[0]) == 1:
                 self._migrate_v1()
+            if row is not None and int(row[0]) <= 2:
+                self._migrate_v2()
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: not a usable SQLite archive ({exc})") from None
@@ -186,6 +190,33 @@ class Archive:
                     ),
                 )
             conn.execute("DROP TABLE records_v1")
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", ("2", "schema_version"))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.isolation_level = ""
+
+    def _migrate_v2(self) -> None:
+        """Schema 2 -> 3 in one transaction: a partner's device ``peer_<decimal id>`` becomes
+        ``peer_0x4B`` (:func:`ground.archive_sources.peer_device`), its key computed again."""
+        from ground.archive_sources import peer_device
+
+        conn = self.conn
+        conn.isolation_level = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            rows = conn.execute(
+                "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw FROM records"
+                " WHERE device GLOB 'peer_[0-9]*'"
+            ).fetchall()
+            for record_id, source, kind, device, record, t, fj, raw in rows:
+                new = peer_device(device[len("peer_") :])
+                conn.execute(
+                    "UPDATE OR IGNORE records SET device = ?, key = ? WHERE record_id = ?",
+                    (new, record_key(source, kind, new, record, t, fj, raw), record_id),
+                )
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
             conn.execute("COMMIT")
         except BaseException:

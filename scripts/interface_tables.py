@@ -119,13 +119,14 @@ def batch_kinds_table() -> str:
         cadence = _period(k.period_s) + (
             f", and on a change of {', '.join(k.on_change)}" if k.on_change and k.period_s is not None else ""
         )
-        per_day = f"{k.record_size * 86400 / k.period_s:,.0f}" if k.period_s else "-"
+        per_day = f"{k.record_size * 86400 / k.period_s:,.0f}" if k.period_s and not k.superseded_by else "-"
         notes = [
             n
             for n, on in (
                 ("last at stop", k.final),
                 ("repeated at every file start", k.context),
-                ("off by default", not k.enabled),
+                ("off by default", not k.enabled and not k.superseded_by),
+                (f"superseded by `{k.superseded_by}`: read as its records, never written", k.superseded_by),
             )
             if on
         ]

@@ -51,7 +51,7 @@ class _Now:
 
 
 def _recorder(d: Path, periods=None, kinds=None, run=1, key="k", **store_kw):
-    kinds = kinds or list(B.KINDS)
+    kinds = kinds or list(B.current_kinds())
     periods = {k.name: k.period_s for k in kinds} if periods is None else periods
     rec = None
     store = bs.BatchStore(d, run, key, 0x4A, context=lambda: rec.context_records(), **store_kw)
@@ -69,7 +69,7 @@ def _decoded(d: Path) -> list[B.Record]:
 def test_every_message_round_trips_through_the_files(tmp_path, stream):
     """Period 0 for every kind: each message becomes a record whose values match the body
     within the layout's precision (an independent check of every encoder)."""
-    rec, store = _recorder(tmp_path, periods={k.name: 0.0 for k in B.KINDS}, max_file_bytes=4000)
+    rec, store = _recorder(tmp_path, periods={k.name: 0.0 for k in B.current_kinds()}, max_file_bytes=4000)
     for t, b in stream:
         rec.handle(t, b)
     store.close()

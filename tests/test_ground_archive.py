@@ -135,7 +135,7 @@ def test_status_and_decode_csv_load_and_export(tmp_path):
         "host_sense/sensor/": 60,
         "host_sense/gps_fix/": 12,
         "host_range/gps_fix/": 12,
-        "host_range/range/peer_75": 19,
+        "host_range/range/peer_0x4B": 19,
         "onboard_status/status/status_reporter": 1,
     }
     assert ground_main(["archive", str(db), str(out)]) == 0  # again: nothing new
@@ -449,7 +449,7 @@ def test_replay_and_downlink_rows_keep_their_source_apart_with_utc(tmp_path, pas
     assert counts[("onboard_downlink", "batch_orbit", "")] == n_board  # the batch files' own records
     assert not [k for k in counts if k[1] in ("table", "peer_gps_fix") or k[2] == "peer_0"], counts
     fixes = _csv_rows(decoded / "gps_fix.csv")
-    assert counts[("onboard_downlink", "gps_fix", "")] == sum(r["peer_id"] == "0" for r in fixes) > 0
+    assert counts[("onboard_downlink", "gps_fix", "")] == sum(r["peer_id"] == "own" for r in fixes) > 0
 
     out = tmp_path / "csv"
     assert ground_main(["export", str(db), str(out)]) == 0
@@ -588,7 +588,7 @@ def test_an_archive_of_schema_1_is_brought_to_schema_2(tmp_path, pass_files):
     n = _count(db)
     with Archive(db) as a:
         kinds = a.conn.execute("SELECT DISTINCT source, kind, device FROM records ORDER BY kind").fetchall()
-        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         # the same rows from other files (other bytes): every one already there
         for name in ("gps_fix.csv", "orbit.csv"):
             copy = tmp_path / name
@@ -597,4 +597,41 @@ def test_an_archive_of_schema_1_is_brought_to_schema_2(tmp_path, pass_files):
             r = a.load_file(copy)
             assert r.records == 0 and r.duplicates > 0, r
     assert kinds == [("onboard_downlink", "gps_fix", ""), ("onboard_downlink", "orbit", "")]
+    assert _count(db) == n
+
+
+def test_an_archive_of_schema_2_spells_its_partners_as_everywhere_else(tmp_path, pass_files):
+    """Schema 2 named a partner's device by its decimal id (``peer_75``); opened, the archive
+    writes it ``peer_0x4B`` as every file does, with the keys that go with it: the same
+    records loaded again from other bytes add nothing (issue 43 item 5)."""
+    import shutil
+
+    from ground.archive import record_key
+
+    _, batches, _ = pass_files
+    db = tmp_path / "v2.sqlite"
+    assert ground_main(["archive", str(db), str(batches)]) == 0
+    n = _count(db)
+    with sqlite3.connect(db) as c:  # as schema 2 left it
+        rows = c.execute(
+            "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw FROM records WHERE device != ''"
+        ).fetchall()
+        assert {r[3] for r in rows} == {"peer_0x4B"}
+        for rid, source, kind, _, record, t, fj, raw in rows:
+            c.execute(
+                "UPDATE records SET device = 'peer_75', key = ? WHERE record_id = ?",
+                (record_key(source, kind, "peer_75", record, t, fj, raw), rid),
+            )
+        c.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with Archive(db) as a:
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        devices = {d for (d,) in a.conn.execute("SELECT DISTINCT device FROM records")}
+        assert devices == {"", "peer_0x4B"}
+        again = tmp_path / "again"
+        again.mkdir()
+        for p in sorted(batches.glob("batch_*.bin")):
+            shutil.copy(p, again / p.name)
+            (again / p.name).write_bytes(p.read_bytes() + b"\0")  # other bytes, same records
+        for p in sorted(again.iterdir()):
+            a.load_file(p)
     assert _count(db) == n

@@ -30,11 +30,11 @@ def test_the_sample_run_prints_a_short_summary(tmp_path):
     assert s["truth"]["path"].endswith("truth.npz")
     orbit = re.search(r"^    orbit      position ([\d.]+) m RMS", out, re.M)
     att = re.search(r"^    attitude   ([\d.]+) deg RMS", out, re.M)
-    frm = re.search(r"^    formation  partner 75: relative position (\d+) m RMS", out, re.M)
+    frm = re.search(r"^    formation  partner 0x4B: relative position (\d+) m RMS", out, re.M)
     assert orbit and att and frm, out
     assert float(orbit.group(1)) == round(s["orbit"]["position_3d_rms_m"], 1) < 20.0
     assert float(att.group(1)) == round(s["attitude"]["angle_rms_deg"], 2) < 2.0
-    assert int(frm.group(1)) == round(s["formation"]["peers"]["75"]["relative_position_3d_rms_m"])
+    assert int(frm.group(1)) == round(s["formation"]["peers"]["0x4B"]["relative_position_3d_rms_m"])
     assert "still the uplinked prior" in out  # 5 min of ranges: the window never filled
     for d in ("sample_replay", "sample_downlink"):
         shown = re.search(rf"({re.escape(str(tmp_path / d / 'plots'))})/ \((\d+):", out)

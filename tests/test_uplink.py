@@ -383,7 +383,7 @@ def write_downlink(home: Path, spacecraft_id: int, out: Path, until_gps_s: float
     rec = None
     store = bs.BatchStore(out, 1, "r1", spacecraft_id, context=lambda: rec.context_records())
     store.open()
-    kinds = list(B.KINDS)
+    kinds = list(B.current_kinds())
     rec = BatchRecorder(kinds, {k.name: k.period_s for k in kinds}, store, _Clock())
     for msg_type, body in stream.messages:
         if msg_type == "gps_fix" and body["t_gps_s"] > until_gps_s:

@@ -134,41 +134,49 @@ class BatchRecorder:
     # -- inputs ------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> None:
         for ks in self.by_type.get(msg_type, ()):
-            kind = ks.kind
             try:
-                values = kind.encode(msg_type, body)
-                if values is None:
-                    continue
-                t = values.get("t_sc_s")
-                t = self.sc_now() if t is None else t
-                key = self._key(kind, values)
-                payload = kind.pack(values) if kind.on_change else None
+                made = ks.kind.encode(msg_type, body)
             except Exception:  # a malformed body must not stop the recording
-                self._failed(f"encoding a {kind.name} record")
+                self._failed(f"encoding a {ks.kind.name} record")
                 continue
-            try:
-                t_ms = fmt.record_time_ms(t)
-            except (ValueError, TypeError):
-                self.time_errors += 1
-                continue
-            sig = kind.field_bytes(payload, kind.on_change) if payload is not None else None
-            changed = sig is not None and ks.last_sig.get(key) != sig
-            if ks.period_ms is None:
-                due = changed
-            else:
-                due = changed or self._bin(ks, t_ms) not in ks.bins.get(key, ())
-            if not due:  # decimated (packed only if it may be the run's last)
-                ks.skipped += 1
-                if kind.final and t_ms > ks.last_t.get(key, -1):
-                    ks.held[key] = (t_ms, values)
-                continue
-            try:
-                raw = fmt.frame_record(kind.code, t_ms / 1000.0, payload or kind.pack(values))
-            except Exception:
-                self._failed(f"encoding a {kind.name} record")
-                continue
-            self._remember(ks, key, t_ms, sig)
-            self._write(ks, key, t_ms / 1000.0, raw)
+            for values in made if isinstance(made, list) else () if made is None else (made,):
+                self._record(ks, values)
+
+    def _record(self, ks: _KindState, values: dict) -> None:
+        """One record of *values* (a kind's field values) if its key's bin is free or its
+        ``on_change`` fields changed; else kept as the newest if the kind is ``final``."""
+        kind = ks.kind
+        try:
+            t = values.get("t_sc_s")
+            t = self.sc_now() if t is None else t
+            key = self._key(kind, values)
+            payload = kind.pack(values) if kind.on_change else None
+        except Exception:  # a malformed body must not stop the recording
+            self._failed(f"encoding a {kind.name} record")
+            return
+        try:
+            t_ms = fmt.record_time_ms(t)
+        except (ValueError, TypeError):
+            self.time_errors += 1
+            return
+        sig = kind.field_bytes(payload, kind.on_change) if payload is not None else None
+        changed = sig is not None and ks.last_sig.get(key) != sig
+        if ks.period_ms is None:
+            due = changed
+        else:
+            due = changed or self._bin(ks, t_ms) not in ks.bins.get(key, ())
+        if not due:  # decimated (packed only if it may be the run's last)
+            ks.skipped += 1
+            if kind.final and t_ms > ks.last_t.get(key, -1):
+                ks.held[key] = (t_ms, values)
+            return
+        try:
+            raw = fmt.frame_record(kind.code, t_ms / 1000.0, payload or kind.pack(values))
+        except Exception:
+            self._failed(f"encoding a {kind.name} record")
+            return
+        self._remember(ks, key, t_ms, sig)
+        self._write(ks, key, t_ms / 1000.0, raw)
 
     def seed(self, records: Iterable[fmt.Record]) -> int:
         """Mark what earlier records (this run's, before a restart) already hold; returns how many."""
