@@ -1,10 +1,11 @@
 """Print the generated tables of docs/interface.md (status file fields, bus messages, channels, tasks,
-batch-file header, record kinds and fields, replay CSV columns).
+batch-file header, record kinds and fields, replay CSV columns), and of docs/operations.md and
+docs/range_only.md (the estimators' notes, :mod:`pygnc.notes`).
 
     .venv/bin/python scripts/interface_tables.py > /tmp/tables.md
 
-The doc embeds this output between ``<!-- generated:NAME -->`` markers; ``--check`` exits 1
-if docs/interface.md differs from what the code declares (tests run it).
+The docs embed this output between ``<!-- generated:NAME -->`` markers; ``--write`` puts it
+there, ``--check`` exits 1 if a doc differs from what the code declares (tests run it).
 """
 
 from __future__ import annotations
@@ -424,29 +425,56 @@ TABLES = {
 }
 
 
-def render(doc: str) -> str:
-    for name, fn in TABLES.items():
+def notes_table(prefix: str | None = None, estimator: bool = True) -> str:
+    """The estimators' notes (:data:`pygnc.notes.NOTES`) as a Markdown table: those whose
+    code starts with *prefix* (None: all), with the estimator column or without."""
+    from pygnc.notes import NOTES
+
+    head = ["estimator"] * estimator + ["code", "meaning", "what to do"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in NOTES:
+        if prefix is None or n.code.startswith(prefix):
+            cells = [n.estimator] * estimator + [f"`{n.code}`", n.meaning, n.action]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+#: doc -> {table name: what makes it}.
+DOCS = {
+    "interface.md": TABLES,
+    "operations.md": {"notes": notes_table},
+    "range_only.md": {"range_only_notes": lambda: notes_table("range_only_", estimator=False)},
+}
+
+
+def render(doc: str, tables: dict = TABLES, name_of_doc: str = "docs/interface.md") -> str:
+    for name, fn in tables.items():
         pat = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         doc, n = pat.subn(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2), doc)
         if n != 1:
-            raise SystemExit(f"docs/interface.md lacks the markers for table {name!r}")
+            raise SystemExit(f"{name_of_doc} lacks the markers for table {name!r}")
     return doc
 
 
 def main(argv: list[str]) -> int:
-    path = REPO / "docs" / "interface.md"
-    doc = path.read_text()
-    new = render(doc)
-    if "--check" in argv:
+    stale = []
+    for doc_name, tables in DOCS.items():
+        path = REPO / "docs" / doc_name
+        doc = path.read_text()
+        new = render(doc, tables, f"docs/{doc_name}")
         if new != doc:
-            print("docs/interface.md is out of date: run scripts/interface_tables.py --write", file=sys.stderr)
-            return 1
-        return 0
+            stale.append(path)
+            if "--write" in argv:
+                path.write_text(new)
+    if "--check" in argv:
+        for path in stale:
+            print(f"docs/{path.name} is out of date: run scripts/interface_tables.py --write", file=sys.stderr)
+        return 1 if stale else 0
     if "--write" in argv:
-        path.write_text(new)
         return 0
-    for name, fn in TABLES.items():
-        print(f"<!-- generated:{name} -->\n{fn()}\n<!-- /generated:{name} -->\n")
+    for tables in DOCS.values():
+        for name, fn in tables.items():
+            print(f"<!-- generated:{name} -->\n{fn()}\n<!-- /generated:{name} -->\n")
     return 0
 
 

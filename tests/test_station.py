@@ -38,6 +38,7 @@ from station_support import (
 
 from ground.outputs import tables as tb
 from ground.station import cli, model, server, sources
+from pygnc.formats import batch as fmt
 from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status, encode_status
 
@@ -227,8 +228,8 @@ def test_status_lists_problems_gaps_and_marks_cut_notes():
         problems=[f"p{k}" for k in range(model.MAX_PROBLEMS_LISTED + 3)],
         gaps=["g"],
         notes=[
-            model.note_received({"estimator": "formation", "code": "c", "text": "x" * 64}),
-            model.note_received({"estimator": "formation", "code": "c", "text": "short"}),
+            model.note_received({"estimator": "formation", "code": "c", "flags": 1, "text": "x" * 61 + "…"}),
+            model.note_received({"estimator": "formation", "code": "c", "flags": 0, "text": "short"}),
         ],
     )
     assert v["problems"][0] == "p0" and len(v["problems"]) == model.MAX_PROBLEMS_LISTED
@@ -832,12 +833,13 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
     d = tmp_path / "downlink"
     d.mkdir()
     long = "peer 0x4B: the window's ranges fit 4 orbits about as well (at least the two sides of the plane)"
+    note = {"estimator": "formation", "code": "range_only_mirror", "peer_id": 0x4B, "text": long}
     batch_file(d, 1, [_orbit(T0_SC_S + 60.0 * k) for k in range(4)])
     batch_file(
         d,
         2,
         [_orbit(T0_SC_S + 240.0 + 60.0 * k) for k in range(3)]
-        + [("note", T0_SC_S + 300.0, {"estimator": "formation", "code": "range_only_mirror", "text": long})],
+        + [("note", T0_SC_S + 300.0, fmt.KINDS_BY_NAME["note"].encode("estimator_note", note))],
     )
     batch_file(d, 3, [_orbit(T0_SC_S + 2000.0 + 60.0 * k) for k in range(3)])
     srv = Server(str(d))
@@ -851,10 +853,10 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
         )  # no clock map: no UTC
         note = page.locator("#notes li.cut")
         assert note.count() == 1
-        received = note.get_attribute("title").split(" (the first 64 bytes")[0]
-        assert len(received.encode()) == 64 and long.startswith(received)
+        received = note.get_attribute("title").split(" (the note as downlinked")[0]
+        assert len(received.encode()) <= 64 and received.endswith("…") and long.startswith(received[:-1])
         shown = note.inner_text()
-        assert shown == "formation: peer 0x4B: the window's ranges fit 4 orbits about as well (at … [range_only_mirror]"
+        assert shown == "formation: peer 0x4B: the window's ranges fit 4 orbits about as well … [range_only_mirror]"
         assert "batch_00000003.bin" in page.inner_text("#files")
         batch_file(d, 5, [_orbit(T0_SC_S + 2180.0 + 60.0 * k) for k in range(3)])  # file 4 never arrives
         page.wait_for_function(

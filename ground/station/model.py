@@ -108,7 +108,7 @@ MESSAGES: tuple[tuple[str, str, str, str], ...] = (
         "status",
         "server -> page",
         "`status` (see :func:`status_view`): `flags`, `quality`, `tasks`, "
-        "`counters`, `notes` (`cut`: the text is the first 64 bytes as downlinked), "
+        "`counters`, `notes` (`peer_id`; `cut`: the text was cut on board and ends with …), "
         "`problems` and `gaps` (text lines), `problems_more`, `gaps_more`",
         "health, validity, counters, notes, a batch source's problems and gaps; sent when it changes",
     ),
@@ -388,15 +388,10 @@ def _finite(x):
 
 
 def note_received(note: dict) -> dict:
-    """A note decoded from a batch record or the stream, marked ``cut`` when its text filled
-    the record's text field (the flight keeps its first bytes, never half a character), so
-    the page can end it at a whole word and say so."""
-    from pygnc.formats.batch import KINDS_BY_NAME
-
-    limit = next(f.count for f in KINDS_BY_NAME["note"].fields if f.name == "text")
-    n = len(str(note.get("text", "")).encode("utf-8"))
-    ascii_only = str(note.get("text", "")).isascii()
-    return {**note, "cut": n >= limit if ascii_only else n > limit - 4}
+    """A note decoded from a batch record or the stream, marked ``cut`` when the record says
+    its text was cut on board (flag bit 0: the text ends with the cut mark; a first-layout
+    record's is inferred: :mod:`pygnc.formats.batch`), so the page can say so."""
+    return {**note, "cut": bool(int(note.get("flags", 0) or 0) & 1)}
 
 
 def gap_text(gap: dict, sc_to_unix=None) -> str:

@@ -240,7 +240,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
     },
     "estimator_note": {  # an estimator's state in words, e.g. "no valid GPS fix"
         "estimator": "str",
-        "code": "str",
+        "code": "str",  # one of pygnc.notes.NOTES
+        "peer_id": "int",  # the partner it is about (0: none)
         "text": "str",
     },
     # ---- housekeeping devices (channel "hk", from housekeeping) -----------------------

@@ -534,6 +534,7 @@ class AttitudeProcessor(Processor):
                     "estimator_note",
                     {
                         "estimator": "attitude",
+                        "peer_id": 0,
                         "code": "no_position",
                         "text": "no orbit estimate: no field or sun model; rates and gyro bias only",
                     },

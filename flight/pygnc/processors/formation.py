@@ -168,6 +168,7 @@ class FormationProcessor(Processor):
                         _note(
                             "unknown_peer",
                             f"peer id 0x{peer_id:02X} is not in formation_peer_ids: its fixes and ranges are ignored",
+                            peer_id,
                         )
                     )
             return None
@@ -298,6 +299,7 @@ class FormationProcessor(Processor):
                         "peer_fix_late",
                         f"peer 0x{pid:02X}: fix arrived {order.t_done_gps_s - t:.0f} s "
                         "after the filter passed its time (peer clock ahead?): dropped",
+                        pid,
                     )
                 )
             return
@@ -426,7 +428,7 @@ class FormationProcessor(Processor):
 
     def _take_notes(self, p: PeerTrack, out: list[Output]) -> None:
         for code, text in p.notes:
-            out.append(_note(code, text))
+            out.append(_note(code, text, p.peer_id))
         p.notes.clear()
 
     # ------------------------------------------------------------------ outputs
@@ -625,11 +627,11 @@ class FormationProcessor(Processor):
 
     # ------------------------------------------------------------------ notes
     def _batch_notes(self, b: dict, out: list[Output]) -> None:
-        def once(code, text, key=None):
+        def once(code, text, key=None, peer_id=0):
             key = key or code
             if key not in self.notes_sent:
                 self.notes_sent.add(key)
-                out.append(_note(code, text))
+                out.append(_note(code, text, peer_id))
 
         if self.part == 0 and int(b["n_peer_fix"]) == 0 and int(b["n_range"]) == 0:
             once(
@@ -648,12 +650,14 @@ class FormationProcessor(Processor):
                         f"peer 0x{pid:02X}: ranges heard, but none within "
                         f"{self.filter_config.max_init_pair_gap_s:.0f} s after a valid own fix: no estimate",
                         key=f"peer_not_initialized:{pid}",
+                        peer_id=pid,
                     )
             elif p.n_fixes_valid == 0:
                 once(
                     "peer_no_valid_fix",
                     f"peer 0x{pid:02X}: {p.n_fixes} fixes, none valid: no estimate",
                     key=f"peer_no_valid_fix:{pid}",
+                    peer_id=pid,
                 )
             elif self.n_own_valid:
                 once(
@@ -661,6 +665,7 @@ class FormationProcessor(Processor):
                     f"peer 0x{pid:02X}: no valid own fix within {self.filter_config.max_init_pair_gap_s:.0f} s "
                     "before any of its fixes: no estimate",
                     key=f"peer_not_initialized:{pid}",
+                    peer_id=pid,
                 )
 
     def counters(self) -> dict:
@@ -703,5 +708,6 @@ class FormationProcessor(Processor):
         }
 
 
-def _note(code: str, text: str) -> Output:
-    return ("estimator_note", {"estimator": "formation", "code": code, "text": text})
+def _note(code: str, text: str, peer_id: int = 0) -> Output:
+    """A note (codes: :data:`pygnc.notes.NOTES`) about partner *peer_id* (0: none)."""
+    return ("estimator_note", {"estimator": "formation", "code": code, "peer_id": int(peer_id), "text": text})

@@ -120,6 +120,7 @@ class OrbitProcessor(Processor):
                         "estimator_note",
                         {
                             "estimator": "orbit",
+                            "peer_id": 0,
                             "code": "no_fix",
                             "text": "no valid GPS fix in the batch: no orbit estimate",
                         },
@@ -202,6 +203,7 @@ class OrbitProcessor(Processor):
                         "estimator_note",
                         {
                             "estimator": "orbit",
+                            "peer_id": 0,
                             "code": "propagation_horizon",
                             "text": f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last fix",
                         },

@@ -38,11 +38,13 @@ function utcAxisValues(u, splits) {
   });
 }
 
-// A received note's text: the flight record keeps the first 64 bytes of a note (model.py
-// marks such notes "cut"), so a cut text ends at its last whole word with an ellipsis.
+// A received note's text: the flight record keeps the first 64 bytes of a longer note and
+// ends it with "…" (model.py marks such notes "cut"), so a cut text is shown to its last
+// whole word, with the ellipsis.
 function noteText(n) {
-  const text = String(n.text === null || n.text === undefined ? "" : n.text);
+  let text = String(n.text === null || n.text === undefined ? "" : n.text);
   if (!n.cut) return text;
+  if (text.endsWith("…")) text = text.slice(0, -1);
   const space = text.search(/\s\S*$/);
   return (space > 0 ? text.slice(0, space) : text).replace(/[\s,;:.-]+$/, "") + " …";
 }
@@ -413,7 +415,7 @@ function drawStatus() {
   for (const n of (st.notes || []).slice(-20)) {
     const li = document.createElement("li");
     li.textContent = `${n.estimator}: ${noteText(n)} [${n.code}]`;
-    if (n.cut) { li.title = `${n.text} (the first 64 bytes of the note, as downlinked)`; li.className = "cut"; }
+    if (n.cut) { li.title = `${n.text} (the note as downlinked: cut on board to 64 bytes)`; li.className = "cut"; }
     nl.appendChild(li);
   }
 }
