@@ -134,13 +134,16 @@ def batch_kinds_table() -> str:
         rows.append(
             f"| {k.code} | `{k.name}` | {', '.join(f'`{t}`' for t in k.message_types)} "
             f"({', '.join(k.channels)}) | {k.record_size} | {cadence} | "
-            f"{' + '.join(k.key) if isinstance(k.key, tuple) else k.key or '-'} | {per_day} | "
+            f"{' + '.join(k.key) if isinstance(k.key, tuple) else k.key or '-'}"
+            f"{f', each {k.each}' if k.each else ''} | {per_day} | "
             f"{k.description}{'; ' + '; '.join(notes) if notes else ''} |"
         )
     rows.append("")
     rows.append(
         "Bytes per record include the 11-byte frame.  Bytes per day: per key (e.g. per peer) for a "
-        "day of data at the default cadence; `health` follows the wall clock (per day of session)."
+        "day of data at the default cadence; `health` follows the wall clock (per day of session); "
+        "`partner_orbit` per kept orbit (a partner keeping two orbits all day: twice that), and only "
+        "while a partner keeps more than one."
     )
     return "\n".join(rows)
 

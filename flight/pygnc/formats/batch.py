@@ -270,7 +270,8 @@ def _text_bytes(v, n: int) -> bytes:
 # --------------------------------------------------------------------------- record kinds
 #: An encoder: (message type, message body) -> field values (and optionally ``t_sc_s``, the
 #: record time; without it the writer's current spacecraft time), a list of them (one record
-#: each), or None to record nothing.
+#: each, recorded together under the first one's key and time: ``each`` says what each is),
+#: or None to record nothing.
 Encoder = Callable[[str, dict], "dict | list[dict] | None"]
 
 
@@ -285,6 +286,8 @@ class RecordKind:
     when the writer stops even if its bin is taken.  ``context``: the latest record is
     repeated at the start of every file, so each file can be read alone.  ``regular``:
     records are expected at the cadence, so the ground reports gaps in them.
+    ``each``: the kind's encoder makes a group of records of one message, one per *each*
+    (e.g. "kept orbit"), recorded or decimated together (the cadence is per key and group).
     ``superseded_by``: a retired layout, never written (nor selectable); its records are
     read as the named kind's, through ``upgrade`` (its values -> that kind's: the fields it
     lacks unknown).
@@ -306,6 +309,7 @@ class RecordKind:
     enabled: bool = True
     #: Records are expected at the cadence (the ground reports gaps); False for sporadic kinds.
     regular: bool = True
+    each: str | None = None
     superseded_by: str | None = None
     upgrade: Callable[[dict], dict] | None = None
     _struct: struct.Struct = field(init=False, repr=False, compare=False)
@@ -928,10 +932,11 @@ KINDS: tuple[RecordKind, ...] = (
             _F("flags", "B", meaning="bit 0 propagated (not at a sensor sample time)"),
         ),
         _enc_partner_orbits,
-        "one of the orbits a range-only partner keeps, while it keeps more than one",
+        "the orbits a range-only partner keeps, one record each, while it keeps more than one",
         period_s=600.0,
-        key=("peer_id", "index"),
+        key="peer_id",
         regular=False,
+        each="kept orbit",
     ),
 )
 

@@ -10,7 +10,9 @@ directly): every kind of :data:`~pygnc.formats.batch.KINDS` enabled by
 peer) per ``period``-long bin of record time (``Config.batch_period_s`` overrides the
 kinds' defaults; bins are aligned on multiples of the period, so the choice does not
 depend on arrival order and a replayed stream adds nothing), plus a record whenever a
-kind's ``on_change`` fields change (health states, a new clock map).  When the writer
+kind's ``on_change`` fields change (health states, a new clock map).  A kind whose encoder
+makes several records of one message (``partner_orbit``: one per kept orbit) records them
+together, under one key and time.  When the writer
 stops, the last message of each ``final`` kind (estimates, health) is recorded if its bin
 was already taken, so the downlink ends with the estimates the run ended with.
 
@@ -139,13 +141,17 @@ class BatchRecorder:
             except Exception:  # a malformed body must not stop the recording
                 self._failed(f"encoding a {ks.kind.name} record")
                 continue
-            for values in made if isinstance(made, list) else () if made is None else (made,):
-                self._record(ks, values)
+            group = made if isinstance(made, list) else [] if made is None else [made]
+            if group:
+                self._record(ks, group)
 
-    def _record(self, ks: _KindState, values: dict) -> None:
-        """One record of *values* (a kind's field values) if its key's bin is free or its
-        ``on_change`` fields changed; else kept as the newest if the kind is ``final``."""
+    def _record(self, ks: _KindState, group: list[dict]) -> None:
+        """The records of one message (*group*: each one's field values - one for most kinds,
+        one per kept orbit for ``partner_orbit``), recorded together if the first one's key
+        has its bin free or its ``on_change`` fields changed; else kept as the newest if the
+        kind is ``final``."""
         kind = ks.kind
+        values = group[0]
         try:
             t = values.get("t_sc_s")
             t = self.sc_now() if t is None else t
@@ -166,17 +172,28 @@ class BatchRecorder:
         else:
             due = changed or self._bin(ks, t_ms) not in ks.bins.get(key, ())
         if not due:  # decimated (packed only if it may be the run's last)
-            ks.skipped += 1
+            ks.skipped += len(group)
             if kind.final and t_ms > ks.last_t.get(key, -1):
-                ks.held[key] = (t_ms, values)
+                ks.held[key] = (t_ms, group)
             return
-        try:
-            raw = fmt.frame_record(kind.code, t_ms / 1000.0, payload or kind.pack(values))
-        except Exception:
-            self._failed(f"encoding a {kind.name} record")
+        raws = self._frames(kind, t_ms, group, payload)
+        if raws is None:
             return
         self._remember(ks, key, t_ms, sig)
-        self._write(ks, key, t_ms / 1000.0, raw)
+        for raw in raws:
+            self._write(ks, key, t_ms / 1000.0, raw)
+
+    def _frames(self, kind: fmt.RecordKind, t_ms: int, group: list[dict], payload: bytes | None = None):
+        """The framed records of *group* at *t_ms* (*payload*: the first one's, if packed
+        already), or None (counted, logged) if one cannot be encoded."""
+        try:
+            return [
+                fmt.frame_record(kind.code, t_ms / 1000.0, payload if k == 0 and payload else kind.pack(v))
+                for k, v in enumerate(group)
+            ]
+        except Exception:
+            self._failed(f"encoding a {kind.name} record")
+            return None
 
     def seed(self, records: Iterable[fmt.Record]) -> int:
         """Mark what earlier records (this run's, before a restart) already hold; returns how many."""
@@ -201,15 +218,14 @@ class BatchRecorder:
         """Record the newest message of every ``final`` kind whose bin was taken; returns how many."""
         n = 0
         for ks in self.states.values():
-            for key, (t_ms, values) in sorted(ks.held.items(), key=lambda kv: kv[1][0]):
-                try:
-                    raw = fmt.frame_record(ks.kind.code, t_ms / 1000.0, ks.kind.pack(values))
-                except Exception:
-                    self._failed(f"encoding a final {ks.kind.name} record")
+            for key, (t_ms, group) in sorted(ks.held.items(), key=lambda kv: kv[1][0]):
+                raws = self._frames(ks.kind, t_ms, group)
+                if raws is None:
                     continue
                 self._remember(ks, key, t_ms, None)
-                self._write(ks, key, t_ms / 1000.0, raw)
-                n += 1
+                for raw in raws:
+                    self._write(ks, key, t_ms / 1000.0, raw)
+                n += len(raws)
             ks.held.clear()
         return n
 
