@@ -185,7 +185,8 @@ def test_each_kept_orbit_comes_down_at_a_low_cadence(flown, decoded):
     for (name, t), rs in sets.items():
         b = sent[(int(name, 16), round(t, 3))]
         n = len(b["hyp_weights"])
-        assert n > 1 and len(rs) == n == int(rs[0]["n_orbits"])  # every kept orbit, only while several
+        # every kept orbit, only while several, once acquired
+        assert n > 1 and not b["acquiring"] and len(rs) == n == int(rs[0]["n_orbits"])
         assert sum(float(r["weight"]) for r in rs) == pytest.approx(1.0, abs=1e-6)
         for r in rs:
             k = int(r["index"])
@@ -227,6 +228,9 @@ def test_replay_writes_the_same_columns_by_the_same_rules(scenario, tmp_path):
         if r["quality"] != "acquiring":
             sig = [float(r[f"sigma_d{a}_m"]) for a in "xyz"]
             assert r["quality"] == peer_word(sig, False, float(r["ambiguity_m"]), config)
+        if r["quality"] == "acquiring":  # (the prior's components: no kept orbit comes down)
+            assert (r["peer_id"], r["t_sc_s"]) not in kept
+            continue
         ws = kept.get((r["peer_id"], r["t_sc_s"]), [1.0])
         assert int(r["n_orbits"]) == len(ws) and float(r["best_weight"]) == pytest.approx(max(ws))
     assert {r["quality"] for r in rows(out / "orbit.csv")} <= {"ok", "uncertain"}

@@ -454,9 +454,10 @@ def _enc_formation(t: str, b: dict) -> dict:
 
 def _enc_partner_orbits(t: str, b: dict) -> list[dict] | None:
     """One record per orbit a range-only partner keeps, while it keeps more than one (with
-    one, the formation record is that orbit)."""
+    one, the formation record is that orbit) and is acquired (while it acquires, they are
+    the uplinked prior's components, not estimates)."""
     ws = b.get("hyp_weights") or []
-    if len(ws) < 2:
+    if len(ws) < 2 or b.get("acquiring", False):
         return None
     flags = _bits(b.get("propagated", False))
     return [
@@ -932,7 +933,7 @@ KINDS: tuple[RecordKind, ...] = (
             _F("flags", "B", meaning="bit 0 propagated (not at a sensor sample time)"),
         ),
         _enc_partner_orbits,
-        "the orbits a range-only partner keeps, one record each, while it keeps more than one",
+        "the orbits a range-only partner keeps, one record each, while it keeps more than one (once acquired)",
         period_s=600.0,
         key="peer_id",
         regular=False,
