@@ -287,7 +287,10 @@ def _find_gaps(bs: BatchSet) -> None:
             continue
         if kind.read_as in ESTIMATE_TABLES and row.record.values()["flags"] & 1:
             continue  # propagated estimates follow the wall clock, not the data
-        groups[(kind.read_as, _key_of(row), row.file.run)].append(row.record.t_sc_s)
+        key = _key_of(row)
+        if kind.key == "peer_id":  # (a partner, as written everywhere: 0x4B)
+            key = partner_name(key)
+        groups[(kind.read_as, key, row.file.run)].append(row.record.t_sc_s)
     for (name, key, run), ts in sorted(groups.items(), key=lambda kv: str(kv[0])):
         t = np.unique(np.asarray(ts))
         if t.size < 3:

@@ -423,6 +423,7 @@ TABLES = {
     "campaign_keys": campaign_keys_table,
     "montecarlo_columns": montecarlo_columns_table,
     "range_residuals_csv": replay_table("range_residuals"),
+    "partner_orbit_csv": replay_table("partner_orbit"),
     "station_messages": station_messages_table,
     "station_series": station_series_table,
 }
