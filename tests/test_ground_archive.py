@@ -635,3 +635,8 @@ def test_an_archive_of_schema_2_spells_its_partners_as_everywhere_else(tmp_path,
         for p in sorted(again.iterdir()):
             a.load_file(p)
     assert _count(db) == n
+    cells = set()
+    for path in export(db, tmp_path / "x"):
+        for r in _csv_rows(path):
+            cells.add(r.get("peer_id"))
+    assert cells - {None} <= {"own", "0x4B"} and "0x4B" in cells  # exported as every file writes it

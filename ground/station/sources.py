@@ -356,12 +356,13 @@ class StreamSource:
             r = records[0]
             v = r.values()
             with self._lock:
-                if r.kind.name == "note":
+                name = r.kind.read_as  # (a superseded layout's record: as its current kind's)
+                if name == "note":
                     self._notes.append(model.note_received({**v, "t_sc_s": r.t_sc_s}))
                     self._status_dirty = True
-                elif r.kind.name in self._new:
+                elif name in self._new:
                     v["t_sc_s"] = r.t_sc_s
-                    self._new[r.kind.name].append(v)
+                    self._new[name].append(v)
         elif tag == fs.STATUS_FILE:
             st = decode_status(payload)
             with self._lock:
