@@ -94,7 +94,11 @@ def test_kill_9_of_the_writer_then_of_the_tree_loses_and_duplicates_nothing(tmp_
         recovered = d / part.name[: -len(B.PART_SUFFIX)]
         assert B.decode_header(recovered.read_bytes())["flag_names"] == ["recovered"]
         assert [r.raw for r in B.decode_batch(recovered.read_bytes()).records] == held
-        # 2. Power cut: every process killed at once, a file open again.
+        # 2. Power cut: every process killed at once, a file open again (once the restarted
+        # writer, its replay done, writes the live records: slower on a loaded machine).
+        t_end = time.monotonic() + 30.0
+        while not list(d.glob("*.part")) and time.monotonic() < t_end:
+            time.sleep(0.02)
         procs = run.tree()
         for p in procs:
             p.kill()
