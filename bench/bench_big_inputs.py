@@ -42,7 +42,7 @@ from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE, decode_sense  # noqa: E402
 from pygnc.tasks.table import TASKS_BY_NAME, process_name  # noqa: E402
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 INGEST_ID = TASKS_BY_NAME["ingest"].task_id
 INGEST_COMM = process_name(TASKS_BY_NAME["ingest"])
 MIB = 1 << 20

@@ -16,24 +16,32 @@ terminal, and measures:
 The phase the Ctrl-C fell in is read from the status file just before it: ``start`` (no
 status yet), ``batch`` (status, batch not yet done), ``steady`` (batch done) - and
 ``interp`` when the evidence shows the Ctrl-C came while the Python interpreter itself was
-still starting, before the first line of main.py (killed by SIGINT, or Python's own
-KeyboardInterrupt traceback, and no log directory): no pygnc code has run then, so nothing
-in pygnc can handle it.  Those runs are listed and counted apart, with the interpreter's
-start-up time measured here (``python script.py`` to its first statement).
+still starting, before the first line of main.py (killed by SIGINT or SIGHUP with no log
+directory, or Python's own KeyboardInterrupt traceback - which Python's site module prints
+and swallows when it comes while a ``.pth`` file's line runs, and then starts main.py as if
+nothing had happened): no pygnc code has run then, so nothing in pygnc can handle it.
+Those runs are listed and counted apart, with the interpreter's start-up time measured
+here (``python script.py`` to its first statement).
 
 The default scenario is a 3-h two-spacecraft formation (simulated once into a temporary
 directory, ~20 s), so the 4-s window covers start-up, the batch and the steady state.
 ``--second S`` types a second Ctrl-C S seconds after the first (an impatient host): the
-exit status must still report the stop.
+exit status must still report the stop.  ``--hangup`` closes the host's side of the
+terminal instead of typing Ctrl-C (the kernel hangs it up: SIGHUP).  ``--load N`` runs N
+busy processes (a pure-Python loop each, at the bench's own niceness) for the whole bench:
+a machine loaded with N runnable processes besides pygnc (the load average then reads
+about N + pygnc's); without it the machine is as quiet as it is.
 
     .venv/bin/python bench/bench_ctrl_c.py [--runs 100] [--window 4] [--seed 1] [--scenario DIR]
-                                           [--second 0.05] [--record]
+                                           [--second 0.05] [--hangup] [--load N] [--record]
 
 Prints one line per run - for a run over the target, when each process logged its last
 line after the Ctrl-C - and a summary: median, p95 and worst stop time (overall and by
-phase), exit codes, final-status checks.  Exit status 1 if any run failed a check or took
-0.3 s or more to stop (the target).  ``--record`` writes the summary figures to
-bench/results/ctrl_c.json (``ctrl_c_second.json`` with ``--second``; docs/performance.md).
+phase), exit codes, final-status checks, and the load average seen during the runs.  Exit
+status 1 if any run failed a check or took 0.3 s or more to stop (the target).
+``--record`` writes the summary figures to bench/results/ctrl_c.json (``ctrl_c_second``
+with ``--second``, ``hangup`` with ``--hangup``, and ``_loadN`` after either with
+``--load N``; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -96,6 +104,18 @@ def interpreter_startup_s(n: int = 10) -> list[float]:
     return out
 
 
+def start_load(n: int) -> list[subprocess.Popen]:
+    """*n* busy processes (each a pure-Python loop that never sleeps)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def stop_load(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait(timeout=10)
+
+
 def make_scenario(dest: Path) -> Path:
     subprocess.run(
         [
@@ -138,6 +158,7 @@ def one_run(
     delay_s: float,
     second_s: float | None = None,
     keep_failed: Path | None = None,
+    hangup: bool = False,
 ) -> dict:
     home = make_home(tmp, scenario)
     run = FlightRun(home, timeout_min=5.0, spacecraft_time_s=t_sc)
@@ -146,8 +167,12 @@ def one_run(
         time.sleep(max(0.0, run.t_start + delay_s - time.monotonic()))
         st = run.status()
         res["phase"] = "start" if st is None else ("steady" if st["flags"] & S.FLAG_BATCH_DONE else "batch")
-        t0_wall = time.time()
-        t0 = run.ctrl_c()
+        if hangup:
+            t0 = run.hang_up()
+        else:
+            t0 = run.ctrl_c()
+        t0_wall = time.time() - (time.monotonic() - t0)
+        res["load_average"] = os.getloadavg()[0]
         sid = run.proc.pid  # the session leader (start_new_session)
         t_end = t0 + 15.0
         second_at = None if second_s is None else t0 + second_s
@@ -189,14 +214,19 @@ def one_run(
         checks["none_killed"] = "killing it" not in sup and "did not die" not in sup
         res["checks"] = checks
         res["text"] = run.text[-2000:]
+        if hangup:  # the terminal is gone: no output to look at after the hang-up
+            checks["no_traceback"] = "Traceback" not in (logs[-1] / "supervisor.log").read_text() if logs else True
         if keep_failed is not None and (res["stop_s"] >= TARGET_S or res["rc"] != 0 or res["left"]) and logs:
             dest = keep_failed / f"delay_{delay_s:.3f}"
             shutil.copytree(logs[-1], dest, dirs_exist_ok=True)
             (dest / "terminal.txt").write_text(run.text)
             res["kept"] = dest
         no_logs = not (home / "pygnc_logs").exists()
-        if no_logs and (res["rc"] == -signal.SIGINT or "KeyboardInterrupt" in run.text):
-            res["phase"] = "interp"  # before main.py's first line: Python's own start-up
+        # Before main.py's first line: Python's own start-up.  (A KeyboardInterrupt raised
+        # while Python's site module runs a .pth file's line is printed and swallowed: the
+        # interpreter goes on into main.py, which never knew of the Ctrl-C.)
+        if (no_logs and res["rc"] in (-signal.SIGINT, -signal.SIGHUP)) or "KeyboardInterrupt" in run.text:
+            res["phase"] = "interp"
     finally:
         run.close()
     return res
@@ -214,47 +244,61 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--scenario", type=Path, help="scenario directory (default: simulate the 3-h formation)")
     ap.add_argument("--second", type=float, default=None, help="type a second Ctrl-C this many seconds after the first")
+    ap.add_argument("--hangup", action="store_true", help="hang the terminal up instead of typing Ctrl-C")
+    ap.add_argument("--load", type=int, default=0, help="run this many busy processes during the runs")
     ap.add_argument("--verbose", action="store_true", help="print the terminal output of failed runs")
     ap.add_argument("--keep-failed", type=Path, help="copy the logs of runs over the target or failing a check here")
     ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     startup = interpreter_startup_s()
+    what = "hang-up" if args.hangup else "Ctrl-C"
     with tempfile.TemporaryDirectory(prefix="bench_ctrl_c_") as tmp:
         scenario = args.scenario or make_scenario(Path(tmp) / "scenario")
         t_sc = float(decode_sense((scenario / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
         results = []
-        for i in range(args.runs):
-            delay = rng.uniform(0.0, args.window)
-            with tempfile.TemporaryDirectory(dir=tmp) as run_tmp:
-                r = one_run(Path(run_tmp), scenario, t_sc, delay, args.second, args.keep_failed)
-            results.append(r)
-            bad = [k for k, ok in r["checks"].items() if not ok]
-            print(
-                f"run {i + 1:3d}: Ctrl-C at {delay:5.3f} s ({r['phase']:6s}) stop {r['stop_s'] * 1000:7.1f} ms "
-                f"exit {r['rc']}" + (f"  FAILED {bad}" if bad else "") + (f"  {r['left']} left" if r["left"] else ""),
-                flush=True,
-            )
-            if r["stop_s"] >= TARGET_S and r["last_lines"]:
-                print(
-                    "    last log line after the Ctrl-C: "
-                    + ", ".join(
-                        f"{k} {v * 1000:.0f} ms" for k, v in sorted(r["last_lines"].items(), key=lambda kv: kv[1])
-                    )
-                )
-                print(
-                    "    processes gone after the Ctrl-C: " + ", ".join(f"{n} {t * 1000:.0f} ms" for t, n in r["gone"])
-                )
-            if (bad or r["rc"] != 0) and args.verbose:
-                print("    " + r["text"].replace("\n", "\n    "))
+        load = start_load(args.load)
+        try:
+            for i in range(args.runs):
+                delay = rng.uniform(0.0, args.window)
+                with tempfile.TemporaryDirectory(dir=tmp) as run_tmp:
+                    r = one_run(Path(run_tmp), scenario, t_sc, delay, args.second, args.keep_failed, args.hangup)
+                results.append(r)
+                _print_run(i, r, delay, args)
+        finally:
+            stop_load(load)
     stops = [r["stop_s"] for r in results]
+    loads = [r["load_average"] for r in results]
     print()
     print(
-        f"{len(results)} runs, Ctrl-C uniformly in [0, {args.window:g}) s after start, seed {args.seed}"
+        f"{len(results)} runs, {what} uniformly in [0, {args.window:g}) s after start, seed {args.seed}"
         + (f", a second Ctrl-C {args.second * 1000:.0f} ms after the first" if args.second is not None else "")
+        + f"; {args.load} busy processes, load average {min(loads):.1f}-{max(loads):.1f} at the {what}s"
     )
+    return _summary(results, stops, loads, startup, args, what)
+
+
+def _print_run(i: int, r: dict, delay: float, args) -> None:
+    what = "hang-up" if args.hangup else "Ctrl-C"
+    bad = [k for k, ok in r["checks"].items() if not ok]
     print(
-        f"stop time (Ctrl-C -> last process gone): median {statistics.median(stops) * 1000:.0f} ms, "
+        f"run {i + 1:3d}: {what} at {delay:5.3f} s ({r['phase']:6s}) stop {r['stop_s'] * 1000:7.1f} ms "
+        f"exit {r['rc']}" + (f"  FAILED {bad}" if bad else "") + (f"  {r['left']} left" if r["left"] else ""),
+        flush=True,
+    )
+    if r["stop_s"] >= TARGET_S and r["last_lines"]:
+        print(
+            f"    last log line after the {what}: "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sorted(r["last_lines"].items(), key=lambda kv: kv[1]))
+        )
+        print(f"    processes gone after the {what}: " + ", ".join(f"{n} {t * 1000:.0f} ms" for t, n in r["gone"]))
+    if (bad or r["rc"] != 0) and args.verbose:
+        print("    " + r["text"].replace("\n", "\n    "))
+
+
+def _summary(results: list[dict], stops: list[float], loads: list[float], startup: list[float], args, what) -> int:
+    print(
+        f"stop time ({what} -> last process gone): median {statistics.median(stops) * 1000:.0f} ms, "
         f"p95 {pct(stops, 0.95) * 1000:.0f} ms, worst {max(stops) * 1000:.0f} ms; "
         f"{sum(s >= TARGET_S for s in stops)} at or over {TARGET_S:g} s"
     )
@@ -274,14 +318,18 @@ def main() -> int:
         "final-status checks (runs passing): "
         + ", ".join(f"{n} {sum(r['checks'][n] for r in results)}/{len(results)}" for n in names)
     )
-    print(f"processes left after 15 s: {sum(r['left'] for r in results)}")
+    print(
+        f"processes left after 15 s: {sum(r['left'] for r in results if r['phase'] != 'interp')} "
+        f"(and {sum(r['left'] for r in results if r['phase'] == 'interp')} of runs whose {what} Python's start-up took)"
+    )
     interp = [r for r in results if r["phase"] == "interp"]
     at = ", ".join(f"{r['delay_s'] * 1000:.0f} ms" for r in interp) or "-"
     print(
         f"interpreter start-up (python script.py -> first statement): median "
         f"{statistics.median(startup) * 1000:.0f} ms, worst {max(startup) * 1000:.0f} ms of {len(startup)}; "
-        f"{len(interp)} Ctrl-Cs fell in it (at {at}: "
-        "exit by Python itself, before any pygnc code)"
+        f"{len(interp)} {what}s fell in it (at {at}: "
+        "handled by Python itself - an exit, or a KeyboardInterrupt swallowed by its site module - "
+        "before any pygnc code)"
     )
     failed = [
         r
@@ -290,73 +338,93 @@ def main() -> int:
     ]
     print(f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target: {len(failed)}")
     if args.record:
-        n = len(results)
-        figs = [
-            figure("runs", f"Ctrl-Cs at random instants in the first {args.window:g} s", n),
-            figure(
-                "stop_median_ms",
-                "Ctrl-C -> last process of the tree gone: median",
-                statistics.median(stops) * 1000,
-                "ms",
-            ),
-            figure("stop_p95_ms", "... 95th percentile", pct(stops, 0.95) * 1000, "ms"),
-            figure("stop_worst_ms", "... worst", max(stops) * 1000, "ms"),
-            figure(
-                "over_target",
-                f"runs at or over the {TARGET_S:g}-s target",
-                f"{sum(s >= TARGET_S for s in stops)} of {n}",
-            ),
-        ]
-        for phase in ("start", "batch", "steady"):
-            xs = [r["stop_s"] for r in results if r["phase"] == phase]
-            if xs:
-                figs.append(
-                    figure(
-                        f"stop_worst_{phase}_ms",
-                        f"worst stop with the Ctrl-C in phase '{phase}' ({len(xs)} runs)",
-                        max(xs) * 1000,
-                        "ms",
-                    )
-                )
-        figs += [
-            figure("exit_zero", "runs where main.py exited 0", f"{codes.get(0, 0)} of {n}"),
-            figure(
-                "checks_passed",
-                "runs whose final status says stopping, info file ends in STOP, no temporary "
-                "file, no traceback, no task killed",
-                f"{sum(all(r['checks'].values()) for r in results)} of {n}",
-            ),
-            figure("processes_left", "processes left 15 s after the Ctrl-C, all runs", sum(r["left"] for r in results)),
-            figure(
-                "interpreter_ctrl_c",
-                "Ctrl-Cs that fell in Python's own start-up (before main.py's first line)",
-                len(interp),
-            ),
-            figure(
-                "interpreter_startup_ms",
-                "Python's start-up (python script.py -> first statement), median",
-                statistics.median(startup) * 1000,
-                "ms",
-            ),
-            figure(
-                "failed",
-                f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target",
-                f"{len(failed)} of {n - len(interp)}",
-            ),
-        ]
-        second = "" if args.second is None else f", a second Ctrl-C {args.second * 1000:.0f} ms after the first"
-        on = "the 3-h two-spacecraft formation" if args.scenario is None else f"scenario {args.scenario.name}"
-        record(
-            "ctrl_c" if args.second is None else "ctrl_c_second",
-            f"Ctrl-C at a random instant: {n} runs on {on}{second}",
-            figs,
-            notes=(
-                "flight/main.py in a fresh pseudo-terminal as the host starts it; Ctrl-C (0x03) typed into the "
-                f"terminal at a uniformly random instant in the first {args.window:g} s (start-up, the batch, the "
-                "steady state); stop time until the last process of main.py's session is gone."
-            ),
-        )
+        _record(results, stops, loads, startup, interp, failed, codes, args, what)
     return 1 if failed else 0
+
+
+def _record(results, stops, loads, startup, interp, failed, codes, args, what) -> None:
+    n = len(results)
+    loaded = f" with {args.load} busy processes (load average {statistics.median(loads):.1f})" if args.load else ""
+    figs = [
+        figure("runs", f"{what}s at random instants in the first {args.window:g} s{loaded}", n),
+        figure(
+            "stop_median_ms", f"{what} -> last process of the tree gone: median", statistics.median(stops) * 1000, "ms"
+        ),
+        figure("stop_p95_ms", "... 95th percentile", pct(stops, 0.95) * 1000, "ms"),
+        figure("stop_worst_ms", "... worst", max(stops) * 1000, "ms"),
+        figure(
+            "over_target", f"runs at or over the {TARGET_S:g}-s target", f"{sum(s >= TARGET_S for s in stops)} of {n}"
+        ),
+    ]
+    for phase in ("start", "batch", "steady"):
+        xs = [r["stop_s"] for r in results if r["phase"] == phase]
+        if xs:
+            figs.append(
+                figure(
+                    f"stop_worst_{phase}_ms",
+                    f"worst stop with the {what} in phase '{phase}' ({len(xs)} runs)",
+                    max(xs) * 1000,
+                    "ms",
+                )
+            )
+    figs += [
+        figure("exit_zero", "runs where main.py exited 0", f"{codes.get(0, 0)} of {n}"),
+        figure(
+            "checks_passed",
+            "runs whose final status says stopping, info file ends in STOP, no temporary "
+            "file, no traceback, no task killed",
+            f"{sum(all(r['checks'].values()) for r in results)} of {n}",
+        ),
+        figure(
+            "processes_left",
+            "processes left 15 s after the stop, runs after main.py's first line",
+            sum(r["left"] for r in results if r["phase"] != "interp"),
+        ),
+        figure(
+            "interpreter_ctrl_c",
+            f"{what}s that fell in Python's own start-up (before main.py's first line)",
+            len(interp),
+        ),
+        figure(
+            "interpreter_startup_ms",
+            "Python's start-up (python script.py -> first statement), median",
+            statistics.median(startup) * 1000,
+            "ms",
+        ),
+        figure(
+            "failed",
+            f"runs after main.py's first line failing a check or the {TARGET_S:g}-s target",
+            f"{len(failed)} of {n - len(interp)}",
+        ),
+    ]
+    if args.load:
+        figs.append(figure("load_average", "load average at the stops: median", statistics.median(loads)))
+    second = "" if args.second is None else f", a second Ctrl-C {args.second * 1000:.0f} ms after the first"
+    on = "the 3-h two-spacecraft formation" if args.scenario is None else f"scenario {args.scenario.name}"
+    name = ("hangup" if args.hangup else "ctrl_c" if args.second is None else "ctrl_c_second") + (
+        f"_load{args.load}" if args.load else ""
+    )
+    record(
+        name,
+        f"{what} at a random instant: {n} runs on {on}{second}{loaded}",
+        figs,
+        notes=(
+            "flight/main.py in a fresh pseudo-terminal as the host starts it; "
+            + (
+                "the terminal hung up (its host side closed)"
+                if args.hangup
+                else "Ctrl-C (0x03) typed into the terminal"
+            )
+            + f" at a uniformly random instant in the first {args.window:g} s (start-up, the batch, the "
+            "steady state); stop time until the last process of main.py's session is gone"
+            + (
+                f"; {args.load} busy processes (pure-Python loops, the bench's niceness) ran meanwhile on "
+                f"{os.cpu_count()} CPUs."
+                if args.load
+                else "; nothing else running on purpose (a quiet machine)."
+            )
+        ),
+    )
 
 
 if __name__ == "__main__":

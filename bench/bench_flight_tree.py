@@ -33,7 +33,7 @@ from results import figure, record  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 def one_run(tmp: Path, env: dict | None = None) -> tuple[float, float, float, int]:
@@ -120,7 +120,7 @@ def main() -> int:
                 ),
                 figure("pss_worst_mib", "... worst", max(psss), "MiB"),
             ],
-            notes="flight/main.py in a pseudo-terminal on data/sample, as the integration tests start it.",
+            notes="flight/main.py in a pseudo-terminal on data/sample_5min, as the integration tests start it.",
         )
     return 0
 

@@ -58,10 +58,9 @@ from ground.replay_core import ReplayRun  # noqa: E402
 from ground.replay_pipeline import read_bus_log, run_pipeline  # noqa: E402
 from ground.sim import scenario as scn  # noqa: E402
 from ground.sim.sensors import hermite_position  # noqa: E402
+from ground.sim.split import split_files  # noqa: E402
 from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 from pygnc.config import config_for_home  # noqa: E402
-from pygnc.formats import range_file as rf  # noqa: E402
-from pygnc.formats.sense import RECORD_SIZE  # noqa: E402
 from pygnc.timebase import utc_unix_from_gps  # noqa: E402
 
 DAY_S = 86400.0
@@ -105,41 +104,9 @@ def homes(out: Path, truth) -> list[Path]:
 
 
 def split_day(src: Path, dst: Path, sc_from: float, sc_to: float) -> None:
-    """*src*'s sense.bin records and range groups (a GPS packet and the ranges after it)
-    whose spacecraft times lie in [sc_from, sc_to), written to *dst* as a host would have
-    collected them that day."""
-    dst.mkdir(parents=True, exist_ok=True)
-    data = (src / "sense.bin").read_bytes()
-    recs = [data[i : i + RECORD_SIZE] for i in range(0, len(data) - RECORD_SIZE + 1, RECORD_SIZE)]
-    keep = [r for r in recs if sc_from <= int.from_bytes(r[0:4], "big") < sc_to]
-    (dst / "sense.bin").write_bytes(b"".join(keep))
-    groups = []
-    for f in sorted((src / "range").glob("rng*.bin"), key=lambda p: rf.range_file_number(p.name)):
-        b = f.read_bytes()
-        i, cur = 0, None
-        while i < len(b):
-            if b[i : i + 3] == rf.SYNC:
-                cur = [b[i : i + rf.GPS_PACKET_SIZE], []]
-                groups.append(cur)
-                i += rf.GPS_PACKET_SIZE
-            else:
-                if cur is not None:
-                    cur[1].append(b[i : i + rf.RANGE_PACKET_SIZE])
-                i += rf.RANGE_PACKET_SIZE
-    (dst / "range").mkdir(exist_ok=True)
-    files, buf = [], b""
-    for gps, ranges in groups:
-        if not ranges or not sc_from <= int.from_bytes(ranges[0][2:6], "big") < sc_to:
-            continue
-        chunk = gps + b"".join(ranges)
-        if len(buf) + len(chunk) > 25_600:
-            files.append(buf)
-            buf = b""
-        buf += chunk
-    if buf:
-        files.append(buf)
-    for n, content in enumerate(files):
-        (dst / "range" / f"rng{n:05d}.bin").write_bytes(content)
+    """*src*'s files whose spacecraft times lie in [sc_from, sc_to), written to *dst* as a
+    host would have collected them that day (:func:`ground.sim.split.split_files`)."""
+    split_files(src, dst, sc_from, sc_to)
 
 
 def sc_time(truth, k: int, t_gps_s: float) -> float:
@@ -257,10 +224,11 @@ def run_day(seed_dir: Path, truth, day: int, args) -> list[dict]:
         priors = home / "priors.toml"
         if day == 1:
             cmd = ["--tle", str(tle), "--self", str(norad[rid]), "--epoch-utc", iso_utc(t0), "--out", str(priors)]
+            cmd += ["--spacecraft-id", f"0x{rid:02X}"]
             for p in partners:
                 cmd += ["--partner", f"0x{p:02X}={norad[p]}"]
         else:
-            cmd = ["--epoch-utc", iso_utc(t0), "--out", str(priors)]
+            cmd = ["--epoch-utc", iso_utc(t0), "--out", str(priors), "--spacecraft-id", f"0x{rid:02X}"]
             for p in partners:
                 j = int(np.flatnonzero(truth["radio_id"] == p)[0])
                 cmd += ["--downlink", f"0x{p:02X}={seed_dir / 'day1' / str(truth['spacecraft_name'][j]) / 'batches'}"]

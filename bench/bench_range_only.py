@@ -423,6 +423,10 @@ def main():
         help="flight configuration override (TOML value), e.g. --set 'range_only={side_model_sigma_m = 0}'",
     )
     args = ap.parse_args()
+    if not 0 <= args.settle_h < args.hours:
+        ap.error(
+            f"--settle-h ({args.settle_h:g}) must be shorter than --hours ({args.hours:g}): nothing would be judged"
+        )
     rows, curves, side_rows, cons = [], [], [], []
     print(
         f"== range-only: {args.seeds} seeds x {args.partners} partners, {args.hours:.0f} h, prior {args.condition} "

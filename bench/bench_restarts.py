@@ -20,7 +20,7 @@ is simulated into a temporary directory first (~20 s).  Prints one line per run 
 of records lost (missing + differing) per restart, per task.
 
 ``--stall N`` instead stops (SIGSTOP) the status reporter N times, once per run of the
-sample batch (data/sample) after the batch is done, and measures how long the status file
+sample batch (data/sample_5min) after the batch is done, and measures how long the status file
 stays frozen: from the SIGSTOP to the first file with another ``seq`` (polled every 5 ms).
 
     .venv/bin/python bench/bench_restarts.py --stall 5 [--record]
@@ -121,7 +121,7 @@ def attitude_counters(bus_log: Path) -> dict:
 
 def status_stall(tmp: Path) -> float:
     """Seconds the status file stays frozen after the status reporter is stopped (SIGSTOP)."""
-    sample = REPO / "data" / "sample"
+    sample = REPO / "data" / "sample_5min"
     _, t_last = batch_end_sc(sample)
     names = [s.name for s in enabled_tasks(Config())]
     with FlightRun(make_home(tmp, sample), timeout_min=5, spacecraft_time_s=t_last + 1.0) as run:

@@ -93,7 +93,7 @@ def simulate(out: Path) -> Path:
             "simulate",
             str(out),
             "--settings",
-            str(REPO / "data" / "sample" / "scenario.toml"),
+            str(REPO / "data" / "sample_5min" / "scenario.toml"),
             "--spacecraft",
             "1",
             "--duration",

@@ -38,10 +38,18 @@ def _commit() -> str:
         return "unknown"
 
 
-def record(name: str, title: str, figures: list[dict], notes: str = "", argv: list[str] | None = None) -> Path:
+def record(
+    name: str,
+    title: str,
+    figures: list[dict],
+    notes: str = "",
+    argv: list[str] | None = None,
+    table: dict | None = None,
+) -> Path:
     """Write ``bench/results/<name>.json``: *figures* is a list of ``{"key", "what",
     "value", "unit"}`` (``value`` a number or text); *title* says what was measured on what;
-    *notes*, a few sentences on how to read it."""
+    *notes*, a few sentences on how to read it; *table*, ``{"header": [...], "rows": [[...]]}``
+    of text cells the page shows below the figures."""
     argv = sys.argv if argv is None else argv
     cmd = ".venv/bin/python " + " ".join(
         shlex.quote(a) for a in [os.path.relpath(argv[0], RESULTS.parent.parent), *argv[1:]]
@@ -61,6 +69,11 @@ def record(name: str, title: str, figures: list[dict], notes: str = "", argv: li
         "figures": figures,
         "notes": notes,
     }
+    if table is not None:
+        data["table"] = {
+            "header": [str(h) for h in table["header"]],
+            "rows": [[str(c) for c in r] for r in table["rows"]],
+        }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")

@@ -50,7 +50,7 @@ COMMANDS = {
 DESCRIPTION = "pygnc ground tools: decode what pygnc reads and writes, simulate scenarios, replay the estimators."
 
 #: What to install when a module of the ground extra is missing.
-EXTRA_HINT = "pip install 'pygnc[ground]'  (or, in a clone: .venv/bin/pip install -e '.[ground]')"
+EXTRA_HINT = "in the clone: .venv/bin/pip install -e '.[ground]'  (pygnc is not on the package index)"
 
 
 def _missing_dependency(exc: ModuleNotFoundError) -> str | None:

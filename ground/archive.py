@@ -25,8 +25,9 @@ docs/interface.md, "Archive"); fields are JSON, queryable with SQLite's ``json_e
 An archive of schema 1 (records without a source) is brought to schema 2 when opened, in
 one transaction: each record's source (and the kind and device schema 2 gives a CSV row)
 from the file it came from and its fields, its key computed again.  One of schema 2 is
-brought to schema 3, a partner's device written as everywhere else (``peer_75`` becomes
-``peer_0x4B``), keys computed again.
+brought to schema 3: every record gets its spacecraft and run (its fields', else its
+file's).  One of schema 3 is brought to schema 4: a partner's device written as everywhere
+else (``peer_75`` becomes ``peer_0x4B``).  Keys are computed again at each step.
 
 Exit status: 0 every input loaded (or already there), 1 an input given by name unreadable
 or of no known kind, or nothing loadable found at all, 2 bad usage.
@@ -43,9 +44,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ground.archive_sources import READERS, SourceRecords, csv_record, detect_kind
+from ground.archive_sources import READERS, SourceRecords, csv_record, detect_kind, origin
+from pygnc.formats.common import read_regular_file
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -73,14 +75,18 @@ CREATE TABLE IF NOT EXISTS records (
     device      TEXT NOT NULL,            -- housekeeping device, producing task, peer_0x4B, or ''
     record      TEXT NOT NULL,            -- EMUS sentence / OPC-N3 record / device state, or ''
     t_sc_s      REAL,                     -- spacecraft time, s (NULL if none)
-    key         BLOB NOT NULL UNIQUE,     -- SHA-256/128 of source, kind, device, record, time, fields, raw
+    key         BLOB NOT NULL UNIQUE,     -- SHA-256/128 of source, kind, device, record, time, fields, raw,
+                                          -- spacecraft and run
     fields_json TEXT NOT NULL,            -- values in physical units, units in the names
-    raw         BLOB                      -- checksum-verified device bytes (hk readings)
+    raw         BLOB,                     -- checksum-verified device bytes (hk readings)
+    spacecraft_id INTEGER,                -- whose record: radio id, 0 not set on board, NULL unknown
+    run         INTEGER                   -- the run that produced it (NULL unknown)
 );
 CREATE INDEX IF NOT EXISTS records_by_time ON records(t_sc_s);
 CREATE INDEX IF NOT EXISTS records_by_device_time ON records(device, t_sc_s);
 CREATE INDEX IF NOT EXISTS records_by_kind_time ON records(kind, record, t_sc_s);
 CREATE INDEX IF NOT EXISTS records_by_source_kind_time ON records(source, kind, t_sc_s);
+CREATE INDEX IF NOT EXISTS records_by_spacecraft_run ON records(spacecraft_id, run, kind, t_sc_s);
 """
 #: The indexes of schema 1 (dropped and made again when an archive is brought to schema 2).
 _V1_INDEXES = ("records_by_time", "records_by_device_time", "records_by_kind_time")
@@ -100,11 +106,24 @@ class LoadResult:
     note: str = ""
 
 
-def record_key(source: str, kind: str, device: str, record: str, t_sc_s, fields_json: str, raw: bytes | None) -> bytes:
+def record_key(
+    source: str,
+    kind: str,
+    device: str,
+    record: str,
+    t_sc_s,
+    fields_json: str,
+    raw: bytes | None,
+    spacecraft_id: int | None = None,
+    run: int | None = None,
+) -> bytes:
+    """The record's identity: the same record of the same spacecraft and run is stored once
+    (two spacecraft's identical records are two records)."""
     h = hashlib.sha256()
     h.update(f"{source}\0{kind}\0{device}\0{record}\0{t_sc_s!r}\0".encode())
     h.update(fields_json.encode())
     h.update(b"\0" + (raw or b""))
+    h.update(f"\0{spacecraft_id!r}\0{run!r}".encode())
     return h.digest()[:16]
 
 
@@ -129,10 +148,13 @@ class Archive:
             )
             if row is not None and int(row[0]) > SCHEMA_VERSION:
                 raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
-            if row is not None and int(row[0]) == 1:
+            version = None if row is None else int(row[0])
+            if version == 1:
                 self._migrate_v1()
-            if row is not None and int(row[0]) <= 2:
-                self._migrate_v2()
+            if version is not None and (version <= 2 or version == 3 and not self._has_origin_columns()):
+                self._migrate_v2()  # (a schema 3 without them: a development build's, partners already 0x4B)
+            if version is not None and version <= 3:
+                self._migrate_v3()
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: not a usable SQLite archive ({exc})") from None
@@ -141,6 +163,10 @@ class Archive:
                 self.conn.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?)", ("schema_version", str(SCHEMA_VERSION))
                 )
+
+    def _has_origin_columns(self) -> bool:
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(records)")}
+        return {"spacecraft_id", "run"} <= columns
 
     def _migrate_v1(self) -> None:
         """Schema 1 -> 2 in one transaction: every record gets its source (a CSV row also
@@ -199,7 +225,36 @@ class Archive:
             conn.isolation_level = ""
 
     def _migrate_v2(self) -> None:
-        """Schema 2 -> 3 in one transaction: a partner's device ``peer_<decimal id>`` becomes
+        """Schema 2 -> 3 in one transaction: every record gets its spacecraft and run (from its
+        fields, else its file's header) and its key again."""
+        conn = self.conn
+        metas = {sid: json.loads(m) for sid, m in conn.execute("SELECT source_id, meta_json FROM sources")}
+        conn.isolation_level = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+            for name in ("spacecraft_id", "run"):
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE records ADD COLUMN {name} INTEGER")
+            rows = conn.execute(
+                "SELECT record_id, source_id, source, kind, device, record, t_sc_s, fields_json, raw FROM records"
+            ).fetchall()
+            for record_id, sid, source, kind, device, record, t, fj, raw in rows:
+                sc, run = origin(json.loads(fj), metas.get(sid, {}))
+                conn.execute(
+                    "UPDATE records SET spacecraft_id = ?, run = ?, key = ? WHERE record_id = ?",
+                    (sc, run, record_key(source, kind, device, record, t, fj, raw, sc, run), record_id),
+                )
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", ("3", "schema_version"))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.isolation_level = ""
+
+    def _migrate_v3(self) -> None:
+        """Schema 3 -> 4 in one transaction: a partner's device ``peer_<decimal id>`` becomes
         ``peer_0x4B`` (:func:`ground.archive_sources.peer_device`), its key computed again."""
         from ground.archive_sources import peer_device
 
@@ -208,14 +263,14 @@ class Archive:
         try:
             conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
-                "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw FROM records"
-                " WHERE device GLOB 'peer_[0-9]*'"
+                "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw, spacecraft_id, run"
+                " FROM records WHERE device GLOB 'peer_[0-9]*'"
             ).fetchall()
-            for record_id, source, kind, device, record, t, fj, raw in rows:
+            for record_id, source, kind, device, record, t, fj, raw, sc, run in rows:
                 new = peer_device(device[len("peer_") :])
                 conn.execute(
                     "UPDATE OR IGNORE records SET device = ?, key = ? WHERE record_id = ?",
-                    (new, record_key(source, kind, new, record, t, fj, raw), record_id),
+                    (new, record_key(source, kind, new, record, t, fj, raw, sc, run), record_id),
                 )
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
             conn.execute("COMMIT")
@@ -237,11 +292,25 @@ class Archive:
     def has_source(self, sha256: str) -> bool:
         return self.conn.execute("SELECT 1 FROM sources WHERE sha256 = ?", (sha256,)).fetchone() is not None
 
-    def load_records(self, kind: str, path: Path, data: bytes, src: SourceRecords) -> LoadResult:
-        """Store one decoded source (all or nothing); the entry point for any reader."""
+    def load_records(
+        self, kind: str, path: Path, data: bytes, src: SourceRecords, spacecraft_id: int | None = None
+    ) -> LoadResult:
+        """Store one decoded source (all or nothing); the entry point for any reader.
+        *spacecraft_id*: whose file it is, for records and files that do not say (a file
+        that says another is refused)."""
         sha = hashlib.sha256(data).hexdigest()
         if self.has_source(sha):
             return LoadResult(path, kind, "already loaded")
+        if spacecraft_id is not None:
+            said = origin({}, src.meta)[0]
+            if said not in (None, 0, spacecraft_id):
+                return LoadResult(
+                    path,
+                    kind,
+                    "refused",
+                    note=f"the file is spacecraft 0x{said:02X}'s, not --spacecraft 0x{spacecraft_id:02X}'s",
+                )
+            src.meta = {**src.meta, "spacecraft_id": spacecraft_id} if said in (None, 0) else src.meta
         dumps = _DUMPS
         default_source = READERS[kind].source if kind in READERS else kind
         with self.conn:
@@ -268,6 +337,9 @@ class Archive:
                     n += 1
                     fj = dumps(r.fields)
                     source = r.source or default_source
+                    sc, run = origin(r.fields, src.meta)
+                    if spacecraft_id is not None and sc in (None, 0):
+                        sc = spacecraft_id
                     yield (
                         source_id,
                         source,
@@ -275,14 +347,16 @@ class Archive:
                         r.device,
                         r.record,
                         r.t_sc_s,
-                        record_key(source, r.kind, r.device, r.record, r.t_sc_s, fj, r.raw),
+                        record_key(source, r.kind, r.device, r.record, r.t_sc_s, fj, r.raw, sc, run),
                         fj,
                         r.raw,
+                        sc,
+                        run,
                     )
 
             self.conn.executemany(
-                "INSERT OR IGNORE INTO records (source_id, source, kind, device, record, t_sc_s, key, fields_json, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO records (source_id, source, kind, device, record, t_sc_s, key, fields_json, raw,"
+                " spacecraft_id, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows(),
             )
             stored = self.conn.total_changes - before
@@ -291,9 +365,9 @@ class Archive:
             )
         return LoadResult(path, kind, "loaded", stored, n - stored)
 
-    def load_file(self, path: Path, kind: str | None = None) -> LoadResult:
-        try:
-            data = path.read_bytes()
+    def load_file(self, path: Path, kind: str | None = None, spacecraft_id: int | None = None) -> LoadResult:
+        try:  # a FIFO or a device given by name is refused, never waited on
+            data = read_regular_file(path)
         except OSError as exc:
             return LoadResult(path, kind, "unreadable", note=str(exc))
         kind = kind or detect_kind(path, data[:64])
@@ -305,13 +379,14 @@ class Archive:
             src = READERS[kind].read(path, data)
         except ValueError as exc:
             return LoadResult(path, kind, "unreadable", note=str(exc))
-        return self.load_records(kind, path, data, src)
+        return self.load_records(kind, path, data, src, spacecraft_id)
 
-    def summary(self) -> list[tuple[str, str, str, int, float | None, float | None]]:
-        """(source, kind, device, records, first t_sc_s, last t_sc_s) per source, kind and device."""
+    def summary(self) -> list[tuple[int | None, str, str, str, int, float | None, float | None]]:
+        """(spacecraft id, source, kind, device, records, first t_sc_s, last t_sc_s) per
+        spacecraft, source, kind and device."""
         return self.conn.execute(
-            "SELECT source, kind, device, COUNT(*), MIN(t_sc_s), MAX(t_sc_s) FROM records"
-            " GROUP BY source, kind, device ORDER BY source, kind, device"
+            "SELECT spacecraft_id, source, kind, device, COUNT(*), MIN(t_sc_s), MAX(t_sc_s) FROM records"
+            " GROUP BY spacecraft_id, source, kind, device ORDER BY spacecraft_id, source, kind, device"
         ).fetchall()
 
     def n_sources(self) -> int:
@@ -372,6 +447,14 @@ def add_arguments(p) -> None:
         help="bus.log, status file, decode CSV, batch file, or a directory of them",
     )
     p.add_argument("--kind", choices=sorted(READERS), default=None, help="force the reader (default: detect)")
+    p.add_argument(
+        "--spacecraft",
+        metavar="ID",
+        default=None,
+        help="the spacecraft (radio id, e.g. 0x4A) of inputs that do not say whose they are (status files, "
+        "ground replays, host files, bus logs of a run without spacecraft_id); a file that names another "
+        "is refused",
+    )
 
 
 def _names(paths: list[Path], base: Path, limit: int = 10) -> str:
@@ -379,7 +462,20 @@ def _names(paths: list[Path], base: Path, limit: int = 10) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _spacecraft_id(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from pygnc.config import peer_id_key
+
+    return peer_id_key(text)
+
+
 def run(args) -> int:
+    try:
+        spacecraft = _spacecraft_id(args.spacecraft)
+    except ValueError as exc:
+        print(f"archive: --spacecraft: {exc}", file=sys.stderr)
+        return 2
     failed = 0
     for p in args.inputs:
         if not p.exists():
@@ -410,7 +506,7 @@ def run(args) -> int:
     usable = 0
     with arch:
         for path, explicit in found.files:
-            r = arch.load_file(path, args.kind)
+            r = arch.load_file(path, args.kind, spacecraft)
             if r.status == "loaded":
                 usable += 1
                 print(f"{path}: {r.kind}: {r.records} records stored, {r.duplicates} already present")
@@ -420,9 +516,17 @@ def run(args) -> int:
             else:
                 print(f"archive: {path}: {r.status}: {r.note}", file=sys.stderr)
                 failed += explicit
-        for source, kind, device, n, t0, t1 in arch.summary():
+        unknown = 0
+        for sc, source, kind, device, n, t0, t1 in arch.summary():
             span = "" if t0 is None else f"  t_sc {t0:.1f} .. {t1:.1f} s"
-            print(f"  {source:<17} {kind:<20} {device or '-':<20} {n:>9}{span}")
+            who = "?" if sc is None else f"0x{sc:02X}"
+            unknown += n if sc is None else 0
+            print(f"  {who:<5} {source:<17} {kind:<20} {device or '-':<20} {n:>9}{span}")
+        if unknown:
+            print(
+                f"  ({unknown} records of no known spacecraft ('?'): their files do not say; "
+                "--spacecraft ID names it when they are loaded)"
+            )
         empty = arch.n_sources() == 0
     if not usable:
         if created and empty:

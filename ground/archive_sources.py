@@ -56,7 +56,8 @@ class Record:
     ``record``: the device record (EMUS sentence name, OPC-N3 record) or ``""``; ``t_sc_s``:
     spacecraft time or None; ``fields``: the values (JSON-able, physical units, units in the
     names); ``raw``: the checksum-verified device bytes, if any; ``source``: what produced
-    it (:data:`SOURCES`; empty: the reader's).
+    it (:data:`SOURCES`; empty: the reader's).  Whose it is - ``spacecraft_id`` and ``run`` -
+    the archive takes from the record's own fields, else from its file (:func:`origin`).
     """
 
     kind: str
@@ -72,7 +73,25 @@ class Record:
 class SourceRecords:
     records: Iterable[Record]
     stats: dict = field(default_factory=dict)  # decode statistics (skipped bytes, ...)
-    meta: dict = field(default_factory=dict)  # e.g. the run number
+    meta: dict = field(default_factory=dict)  # e.g. the run number, the spacecraft id
+
+
+def _whole(v, lowest: int) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= lowest else None
+
+
+def origin(fields: dict, meta: dict) -> tuple[int | None, int | None]:
+    """(spacecraft id, run) of a record: its own fields' ``spacecraft_id`` / ``run`` (a
+    decoded table's columns, a status's run), else its file's (*meta*: a batch or bus-log
+    header, or what the operator said); None where unknown.  A spacecraft id of 0 is the
+    flight's "not set" and is kept as such; a run is >= 1."""
+    sc = _whole(fields.get("spacecraft_id"), 0)
+    if sc is None:
+        sc = _whole(meta.get("spacecraft_id"), 0)
+    run = _whole(fields.get("run"), 1)
+    if run is None:
+        run = _whole(meta.get("run"), 1)
+    return sc, run
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import numpy as np
 from ground.outputs import tables as tb
 from pygnc.atomic import write_atomic
 from pygnc.formats import batch as fmt
+from pygnc.formats.common import open_regular_file, read_regular_file
 from pygnc.partners import partner_name
 
 #: A gap is reported when the spacing of a kind's records exceeds this many times its median.
@@ -108,15 +110,30 @@ def _candidates(path: Path) -> tuple[list[Path], list[str]]:
         return [path], []
     files, ignored = [], []
     for p in sorted(path.iterdir()):
-        if not p.is_file():
+        if not p.is_file():  # (a FIFO or a device named like a batch file is not one)
             continue
         if fmt.FILE_RE.match(p.name) or fmt.PART_RE.match(p.name):
             files.append(p)
-        elif p.suffix == ".bin" and p.read_bytes()[:4] == fmt.MAGIC:
+        elif p.suffix == ".bin" and _head(p, len(fmt.MAGIC)) == fmt.MAGIC:
             files.append(p)  # renamed on the ground
         elif not p.name.startswith("."):
             ignored.append(p.name)
     return files, ignored
+
+
+def _head(path: Path, n: int) -> bytes:
+    """The first *n* bytes of the regular file at *path* (b"" if it cannot be read; never
+    blocks)."""
+    try:
+        fd = open_regular_file(path)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, n)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def header_problem(data: bytes) -> str:
@@ -156,7 +173,11 @@ def read_batches(path: Path) -> BatchSet:
     paths, out.ignored = _candidates(Path(path))
     seen: dict[bytes, Path] = {}
     for p in paths:
-        data = p.read_bytes()
+        try:  # a file swapped for a FIFO since it was listed: never waited on
+            data = read_regular_file(p)
+        except OSError:
+            out.ignored.append(p.name)
+            continue
         bf = fmt.decode_batch(data)
         info = BatchFileInfo(
             p,
@@ -315,25 +336,28 @@ def _find_gaps(bs: BatchSet) -> None:
 
 # --------------------------------------------------------------------------- time
 class RunClocks:
-    """Spacecraft time -> GPS / UTC per run, from the clock_map records of that run."""
+    """Spacecraft time -> GPS / UTC per spacecraft and run, from the clock_map records of
+    that spacecraft's run (never another spacecraft's: two runs of one number differ)."""
 
     def __init__(self, rows: list[Row]):
         from pygnc.processors import clock_map_from_body
 
-        latest: dict[int, tuple[float, dict]] = {}
+        latest: dict[tuple[int, int], tuple[float, dict]] = {}
         for row in rows:
             if row.record.code == fmt.KINDS_BY_NAME["clock_map"].code:
                 v = row.record.values()
-                if row.file.run not in latest or row.record.t_sc_s >= latest[row.file.run][0]:
-                    latest[row.file.run] = (row.record.t_sc_s, v)
-        self.maps = {run: clock_map_from_body(v) for run, (_, v) in latest.items()}
+                key = (row.file.spacecraft_id, row.file.run)
+                if key not in latest or row.record.t_sc_s >= latest[key][0]:
+                    latest[key] = (row.record.t_sc_s, v)
+        self.maps = {key: clock_map_from_body(v) for key, (_, v) in latest.items()}
 
-    def times(self, run: int, t_sc_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(t_gps_s, unix_time_s); without a map NaN and the spacecraft clock."""
+    def times(self, key: tuple[int, int], t_sc_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(t_gps_s, unix_time_s) of spacecraft times of *key* (spacecraft id, run); without
+        a map NaN and the spacecraft clock."""
         from pygnc.timebase import utc_unix_from_gps
 
         t_sc_s = np.asarray(t_sc_s, dtype=float)
-        cm = self.maps.get(run)
+        cm = self.maps.get(key)
         if cm is None:
             return np.full(t_sc_s.shape, np.nan), t_sc_s.copy()
         t_gps = np.asarray(cm.gps_from_sc(t_sc_s), dtype=float)
@@ -346,11 +370,12 @@ def _bodies(rows: list[Row], clocks: RunClocks) -> list[dict]:
     out = []
     for row in rows:
         v = row.record.values()
-        t_gps, unix = clocks.times(row.file.run, np.array([row.record.t_sc_s]))
+        t_gps, unix = clocks.times((row.file.spacecraft_id, row.file.run), np.array([row.record.t_sc_s]))
         v.update(
             t_sc_s=row.record.t_sc_s,
             t_gps_s=float(t_gps[0]),
             unix_time_s=float(unix[0]),
+            spacecraft_id=row.file.spacecraft_id,
             run=row.file.run,
             sequence=row.file.sequence if row.file.sequence is not None else -1,
         )
@@ -359,7 +384,7 @@ def _bodies(rows: list[Row], clocks: RunClocks) -> list[dict]:
 
 
 def _sorted_rows(rows: list[Row]) -> list[Row]:
-    return sorted(rows, key=lambda r: (r.file.run, r.record.t_sc_s, r.file.sequence or 0))
+    return sorted(rows, key=lambda r: (r.file.spacecraft_id, r.file.run, r.record.t_sc_s, r.file.sequence or 0))
 
 
 def orbit_table(bodies: list[dict]) -> dict:
@@ -422,8 +447,8 @@ def partner_orbit_table(bodies: list[dict]) -> dict:
 #: flag bit by name and the record's ``flags`` as it came down (bits this build does not
 #: name included), then where the record came from.
 EXTRA_COLUMNS = {
-    "orbit": ("propagated", "flags", "run", "sequence"),
-    "attitude": ("sun_faces_used", "propagated", "flags", "run", "sequence"),
+    "orbit": ("propagated", "flags", "spacecraft_id", "run", "sequence"),
+    "attitude": ("sun_faces_used", "propagated", "flags", "spacecraft_id", "run", "sequence"),
     "formation": (
         "sigma_los_m",
         "sigma_range_bias_m",
@@ -431,10 +456,11 @@ EXTRA_COLUMNS = {
         "acquiring",
         "ambiguous",
         "flags",
+        "spacecraft_id",
         "run",
         "sequence",
     ),
-    "partner_orbit": ("propagated", "flags", "run", "sequence"),
+    "partner_orbit": ("propagated", "flags", "spacecraft_id", "run", "sequence"),
 }
 ESTIMATE_TABLES = {
     "orbit": orbit_table,
@@ -444,9 +470,13 @@ ESTIMATE_TABLES = {
 }
 
 
+#: Values of the extra columns a body may lack (the live station's estimates name no spacecraft).
+_EXTRA_DEFAULTS = {"spacecraft_id": -1}
+
+
 def _extra(table: dict, bodies: list[dict], names) -> dict:
     for n in names:
-        vals = [b[n] for b in bodies]
+        vals = [b[n] if n in b or n not in _EXTRA_DEFAULTS else _EXTRA_DEFAULTS[n] for b in bodies]
         table[n] = (
             np.asarray(vals, dtype=np.int64 if isinstance(vals[0], (bool, int)) else float) if vals else np.zeros(0)
         )
@@ -454,23 +484,25 @@ def _extra(table: dict, bodies: list[dict], names) -> dict:
 
 
 def generic_table(kind: fmt.RecordKind | None, rows: list[Row], clocks: RunClocks) -> dict:
-    """Columns run, sequence, t_sc_s, t_gps_s, unix_time_s, utc, then the kind's fields
-    (3-vectors as _x/_y/_z, others _0.._n-1); unknown kinds: the payload in hex."""
+    """Columns spacecraft_id, run, sequence, t_sc_s, t_gps_s, unix_time_s, utc, then the
+    kind's fields (3-vectors as _x/_y/_z, others _0.._n-1); unknown kinds: the payload in hex."""
     from pygnc.timebase import utc_unix_from_gps
 
     t_sc = np.array([r.record.t_sc_s for r in rows], dtype=float)
     runs = np.array([r.file.run for r in rows], dtype=np.int64)
+    ids = np.array([r.file.spacecraft_id for r in rows], dtype=np.int64)
     t_gps = np.full(t_sc.shape, np.nan)
     unix = t_sc.copy()
-    for run in np.unique(runs):
-        sel = runs == run
-        t_gps[sel], unix[sel] = clocks.times(int(run), t_sc[sel])
+    for sc, run in {(int(a), int(b)) for a, b in zip(ids, runs)}:
+        sel = (ids == sc) & (runs == run)
+        t_gps[sel], unix[sel] = clocks.times((sc, run), t_sc[sel])
     values = [r.record.values() for r in rows] if kind is not None else []
     if kind is not None and kind.name == "gps_fix" and values:
         # A fix knows its own GPS time (a peer's fix is stamped with the peer's clock).
         t_gps = np.array([v["t_gps_s"] for v in values], dtype=float)
         unix = np.asarray(utc_unix_from_gps(t_gps), dtype=float)
     out = {
+        "spacecraft_id": ids,
         "run": runs,
         "sequence": np.array([r.file.sequence or -1 for r in rows], dtype=np.int64),
         "t_sc_s": t_sc,
@@ -661,8 +693,8 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                 axis(o["unix_time_s"]),
                 np.column_stack([_stack(o, "sigma_{}_ecef_m"), _stack(o, "sigma_v{}_ecef_m_s") * 100.0]),
                 "Orbit 1σ as estimated on board, ECEF axes",
-                ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-                "m, cm/s",
+                ["x", "y", "z", "vx", "vy", "vz"],
+                pl.POS_VEL_UNITS,
                 axis.label,
                 logy=True,
             )
@@ -677,8 +709,8 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                     np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
                     "Downlinked GPS fixes minus the on-board orbit estimate (Hermite between records), with the "
                     "fix's ±3σ",
-                    ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-                    "m, cm/s",
+                    ["x", "y", "z", "vx", "vy", "vz"],
+                    pl.POS_VEL_UNITS,
                     axis.label,
                     sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0]),
                 )

@@ -9,7 +9,9 @@ Kinds (detected from the content, or forced with ``--kind``):
 * ``batch``  - downlinked batch files ``batch_NNNNNNNN.bin`` (one, or a directory of them):
   what the spacecraft recorded, with missing files, sequence breaks and gaps reported
   (:mod:`ground.batches`).  ``--out DIR`` writes the estimates in the replay's CSV layout,
-  a CSV per other record kind, ``files.csv``, ``summary.json`` and plots.
+  a CSV per other record kind, ``files.csv``, ``summary.json`` and plots;
+* ``info``, ``log`` - ~/pygnc_info.txt and a task's text log (``<task>.log``): shown as they
+  are, after a line saying what they are (a log: its warnings and errors counted).
 
 A summary (with the counts of skipped bytes) goes to stdout; ``--csv OUT`` also writes the
 decoded records (sense: OUT = sensor samples, OUT with ``_gps`` = fixes; range: OUT =
@@ -21,6 +23,7 @@ The kind is found from the file's magic, else from the name pygnc gives that kin
 file neither places is tried as sense.bin, the one layout without a magic, and reported as
 not recognised if nothing decodes.  A directory that is none of the kinds above is listed:
 what could be decoded one by one, and what is not recognised.
+Every argument is checked before anything is decoded (``--out`` an existing file).
 Exit status: 0 decoded (even with skipped bytes), 1 unreadable, invalid, not recognised
 or nothing decodable in it ("nothing decoded"; batch files: no file with an intact header
 or record), 2 bad usage.  Only regular files (or, for batch files,
@@ -76,7 +79,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--csv", type=csv_path, metavar="OUT", help="also write the records as CSV (the directory must exist)"
     )
-    p.add_argument("--kind", choices=("auto", "sense", "range", "status", "buslog", "batch"), default="auto")
+    p.add_argument(
+        "--kind", choices=("auto", "sense", "range", "status", "buslog", "batch", *TEXT_KINDS), default="auto"
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -103,10 +108,27 @@ def _read(path: Path) -> bytes:
 #: How a file's kind was found: by its magic, by a name pygnc gives its files, or a guess.
 BY_MAGIC, BY_NAME, GUESSED = "magic", "name", "guess"
 #: What the kinds without a magic are recognised by (for messages).
-KNOWN_NAMES = "sense*.bin, rngNNNNN.bin, range.bin, pygnc_status*.bin, batch_NNNNNNNN.bin, *.log"
+KNOWN_NAMES = (
+    "sense*.bin, rngNNNNN.bin, range.bin, pygnc_status*.bin, batch_NNNNNNNN.bin, *.log (a bus log, or a task's "
+    "text log), pygnc_info*.txt"
+)
+#: The text files pygnc writes, shown as they are: kind -> what it is.
+TEXT_KINDS = {"info": "info file", "log": "text log"}
 
 
-def _head(path: Path, n: int = 4) -> bytes:
+def _is_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text (UTF-8, printable, lines): a task's log, not a
+    bus log (binary frames) that lost its first bytes."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # (a character cut at the end of the head is fine)
+            return False
+        text = head[: exc.start].decode("utf-8")
+    return bool(text) and all(c.isprintable() or c in "\n\r\t" for c in text)
+
+
+def _head(path: Path, n: int = 64) -> bytes:
     """The first *n* bytes of a regular file (never blocks; anything else raises OSError
     as :func:`pygnc.formats.common.read_regular_file` does)."""
     import os
@@ -138,8 +160,10 @@ def recognise(path: Path, head: bytes) -> tuple[str | None, str]:
         return "status", BY_NAME
     if batch.sequence_of(name) is not None:
         return "batch", BY_NAME
+    if name.startswith("pygnc_info") and name.endswith(".txt"):
+        return "info", BY_NAME
     if name.endswith(".log"):
-        return "buslog", BY_NAME
+        return ("log", BY_NAME) if _is_text(head) else ("buslog", BY_NAME)
     if range_file.range_file_number(name) is not None or name == "range.bin":
         return "range", BY_NAME
     if name.startswith("sense") and name.endswith(".bin"):
@@ -294,10 +318,10 @@ def decode_sense(args) -> int:
 
     batch = dec(_read(args.file), DecodeSettings.from_config(_config(args)))
     s, f = batch.sensors, batch.fixes
+    if not len(s) and not len(f):  # (said on stderr, without a block of zeros before it)
+        raise NothingDecoded(f"no sense.bin record in {batch.stats.bytes_total} bytes")
     print(f"sense {args.file}: {len(s)} sensor samples, {len(f)} GPS fixes ({int(f['valid'].sum())} valid)")
     print(f"  {_stats_line(batch.stats)}")
-    if not len(s) and not len(f):
-        raise NothingDecoded(f"no sense.bin record in {batch.stats.bytes_total} bytes")
     if len(s):
         print(f"  {time_span_line(s['t_sc_s'])}")
     if args.csv:
@@ -372,8 +396,11 @@ def decode_status(args) -> int:
             if math.isnan(epoch)
             else f", epoch {duration(now - epoch)} {'before' if epoch <= now else 'after'} this write"
         )
-        beyond = st["batch_t_sc_last_s"]
-        extra = "" if math.isnan(epoch) or math.isnan(beyond) else f", {duration(epoch - beyond)} beyond the batch"
+        end = st["batch_t_sc_last_s"]
+        past = epoch - end
+        extra = (
+            "" if math.isnan(past) else f", {duration(past)} {'beyond' if past >= 0 else 'before the end of'} the batch"
+        )
         print(f"  {label}: {qn}{age}{extra}")
     empty_slots = {
         k.rsplit("_id", 1)[0] + "_"
@@ -454,6 +481,29 @@ def decode_buslog(args) -> int:
     return 0
 
 
+def decode_text(args, kind: str) -> int:
+    """A text file pygnc writes (the info file, a task's log): shown as it is, after a line
+    saying what it is (a log: its lines per level)."""
+    import re
+
+    data = _read(args.file)
+    text = data.decode("utf-8", "replace")
+    lines = text.splitlines()
+    what = f"{TEXT_KINDS[kind]} {args.file}: {len(data)} bytes, {len(lines)} line{'s' if len(lines) != 1 else ''}"
+    if kind == "log":
+        # pygnc.logs.LOG_FORMAT: time, spacecraft time, task, LEVEL, message
+        levels = re.compile(r"^(?:\S+ ){2,4}(DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+        counts: dict[str, int] = {}
+        for line in lines:
+            m = levels.match(line)
+            if m:
+                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+        what += "".join(f", {n} {level}" for level, n in counts.items() if level != "INFO")
+    print(what)
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    return 0
+
+
 def decode_batch(args) -> int:
     from ground import batches
 
@@ -486,6 +536,9 @@ def run(args) -> int:
     if not args.file.exists():
         print(f"decode: {args.file}: no such file or directory", file=sys.stderr)
         return 1
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(f"decode: --out {args.out} exists and is not a directory", file=sys.stderr)
+        return 2
     kind, how = "?", ""
     try:
         if args.kind == "auto":
@@ -498,6 +551,14 @@ def run(args) -> int:
         if args.out and kind != "batch":
             print(f"decode: --out is for batch files ({args.file} is {kind}); use --csv", file=sys.stderr)
             return 2
+        if kind in TEXT_KINDS:
+            if args.csv:
+                print(f"decode: {args.file} is text ({TEXT_KINDS[kind]}): --csv makes no table of it", file=sys.stderr)
+                return 2
+            if args.file.is_dir():
+                print(f"decode: --kind {kind} is for a file, not a directory", file=sys.stderr)
+                return 2
+            return decode_text(args, kind)
         return {
             "sense": decode_sense,
             "range": decode_range,

@@ -12,7 +12,7 @@ import numpy as np
 
 from ground.array_stream import stream_from_arrays
 from pygnc.config import Config
-from pygnc.estimation.formation_filter import FormationFilterConfig
+from pygnc.estimation.formation_filter import N_STATES, FormationFilterConfig
 from pygnc.processors.formation import FormationProcessor
 
 __all__ = ["run_formation_processor"]
@@ -41,7 +41,7 @@ def run_formation_processor(
     the filter starts): ``t_gps_s`` (m,), ``dr_gcrs_m``, ``dv_gcrs_m_s`` (m, 3), ``cov_rel``
     (m, 6, 6) the relative state's GCRS covariance, ``range_bias_m``, ``sigma_range_bias_m``
     (m,); the filter's covariance after each message that changed it (``p_filter``
-    (k, 21, 21)); the filter at the end (``t_end``, ``x_end`` (21,), ``p_end`` (21, 21)) and
+    (k, n, n)); the filter at the end (``t_end``, ``x_end`` (n,), ``p_end`` (n, n); n = ``N_STATES``) and
     its counters;
     ``counters``: the processor's.
     """
@@ -76,7 +76,7 @@ def run_formation_processor(
         "range_bias_m": bias,
         "sigma_range_bias_m": sig_bias,
         "counters": proc.counters(),
-        "p_filter": np.array(p_filter).reshape(-1, 21, 21),
+        "p_filter": np.array(p_filter).reshape(-1, N_STATES, N_STATES),
     }
     peer = proc.peers.get(peer_id)
     f = None if peer is None else peer.filter

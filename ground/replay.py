@@ -34,8 +34,12 @@ Every argument is checked before anything runs (an existing file as ``--out``, a
 that is not one, a ``--spacecraft`` the truth lacks): a message and exit status 2 (1 for an
 unreadable truth file), never a traceback after the work.
 
+A directory with none of the inputs (``sense.bin``, ``range/``, ``range.bin``) is refused,
+saying what it holds instead (batch files: decode or serve them).
+
 Exit status: 0 replayed (even without a valid fix: orbit.csv then has no rows and a
-message says so), 1 unreadable scenario or truth, or failed pipeline, 2 bad usage.
+message says so), 1 unreadable scenario or truth, or failed pipeline, 2 bad usage (a
+directory with no input of a replay).
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "scenario",
         metavar="SCENARIO_DIR",
         type=Path,
-        help="directory with sense.bin and range/ (a simulated scenario or a downlinked batch)",
+        help="directory with sense.bin and/or range/ (a simulated scenario, or the host's inputs "
+        "as the Pi read them; downlinked batch files are pygnc's estimates: 'ground decode' them)",
     )
     p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="directory for the outputs")
     p.add_argument(
@@ -550,8 +555,8 @@ def _residual_stats(tables, fixes, r, to_unix, plot_jobs) -> dict:
                 ax(g["unix_time_s"]),
                 np.column_stack([g["dr_m"], g["dv_m_s"] * 100.0]),
                 "GPS fix residuals (fix - orbit estimate), ECEF, with the fix's ±3σ",
-                ["x", "y", "z", "vx×100", "vy×100", "vz×100"],
-                "m, cm/s",
+                ["x", "y", "z", "vx", "vy", "vz"],
+                pl.POS_VEL_UNITS,
                 ax.label,
                 sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0]),
             )
@@ -627,6 +632,36 @@ def _check_arguments(args):
     return truth, None
 
 
+#: What the flight ingest reads in a home (a scenario directory has the same layout).
+INPUTS = ("sense.bin", "range/", "range.bin")
+
+
+def no_inputs_message(scenario: Path) -> str | None:
+    """Why *scenario* is no input of a replay (None: it holds one of :data:`INPUTS`): what
+    is there instead - downlinked batch files (pygnc's estimates, which ``decode`` and
+    ``serve`` read), spacecraft sub-directories to replay one by one - or that it is empty."""
+    from pygnc.formats import batch as fmt
+
+    if (scenario / "sense.bin").exists() or (scenario / "range.bin").exists() or (scenario / "range").is_dir():
+        return None
+    try:
+        entries = sorted(scenario.iterdir())
+    except OSError as exc:
+        return f"cannot list it: {exc.strerror or exc}"
+    text = f"no input of a replay in it ({', '.join(INPUTS)})"
+    batches = [p for p in entries if fmt.FILE_RE.match(p.name) or fmt.PART_RE.match(p.name)]
+    subdirs = [p for p in entries if p.is_dir() and no_inputs_message(p) is None]
+    if batches:
+        return (
+            f"{text}: its batch files ({len(batches)}) hold pygnc's downlinked estimates, not inputs - "
+            f"decode them (python -m ground decode {scenario} --out OUT_DIR) "
+            f"or watch them (python -m ground serve {scenario})"
+        )
+    if subdirs:
+        return f"{text}; replay each of its inputs: " + ", ".join(str(p) for p in subdirs[:8])
+    return text + ("; it is empty" if not entries else "")
+
+
 def run(args) -> int:
     from pygnc.config import config_for_home, load_config
 
@@ -635,11 +670,15 @@ def run(args) -> int:
     if not scenario.is_dir():
         print(f"replay: {scenario}: not a directory", file=sys.stderr)
         return 1
+    why = no_inputs_message(scenario)
+    if why is not None:
+        print(f"replay: {scenario}: {why}", file=sys.stderr)
+        return 2
     try:
         # Without --config: the configuration the spacecraft had (its pygnc_config.toml).
         config = load_config(args.config) if args.config else config_for_home(scenario)
     except (OSError, ValueError) as exc:
-        print(f"replay: bad configuration {args.config}: {exc}", file=sys.stderr)
+        print(f"replay: bad configuration {args.config or scenario / 'pygnc_config.toml'}: {exc}", file=sys.stderr)
         return 2
     if args.accept_status is not None:
         config = dataclasses.replace(config, accepted_solution_status=tuple(args.accept_status))

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,15 +125,34 @@ def _check_line(line: str, number: str, where: str) -> None:
         )
 
 
+#: Line 1's fields that SGP4's reader takes without a check (letters read as NaN or 0): the
+#: first derivative of the mean motion and the two fields in the assumed-decimal exponent
+#: form (columns, 1-based as the format's definition counts them; a pattern of the field).
+_LINE1_FIELDS = (
+    ("the mean motion's first derivative", 34, 43, re.compile(r"[ +-]\.\d{8}")),
+    ("the mean motion's second derivative", 45, 52, re.compile(r"[ +-]\d{5}[+-]\d")),
+    ("B*", 54, 61, re.compile(r"[ +-]\d{5}[+-]\d")),
+)
+#: Elements of a Satrec that must be finite numbers.
+_SATREC_ELEMENTS = ("bstar", "ndot", "nddot", "ecco", "inclo", "nodeo", "argpo", "mo", "no_kozai")
+
+
 def _satrec(line1: str, line2: str, where: str):
     from sgp4.api import WGS72, Satrec
 
+    for what, first, last, pattern in _LINE1_FIELDS:
+        field_text = line1[first - 1 : last]
+        if not pattern.fullmatch(field_text):
+            raise TleError(f"{where}: {what} (line 1, columns {first}-{last}) is not a number: {field_text!r}")
     try:
         sat = Satrec.twoline2rv(line1, line2, WGS72)
     except (ValueError, IndexError) as exc:
         raise TleError(f"{where}: SGP4 cannot read this TLE ({exc})") from None
     if sat.error:
         raise TleError(f"{where}: SGP4 rejects this TLE's elements (error code {sat.error})")
+    bad = [k for k in _SATREC_ELEMENTS if not math.isfinite(float(getattr(sat, k)))]
+    if bad:
+        raise TleError(f"{where}: SGP4 reads this TLE's {', '.join(bad)} as not a number")
     return sat
 
 

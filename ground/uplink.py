@@ -60,6 +60,9 @@ class PartnerPrior:
     v_gcrs_m_s: np.ndarray | None = None
     #: What the inputs' readers noticed (printed, not fatal).
     notes: list = field(default_factory=list)
+    #: The error's heavy tail: with this probability drawn from cov_rtn times tail_scale^2.
+    tail_probability: float = 0.0
+    tail_scale: float = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="epoch of the priors, UTC (e.g. 2025-03-20T06:00:00Z): near the first range",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="the pygnc_config.toml to write")
+    parser.add_argument(
+        "--spacecraft-id",
+        metavar="ID",
+        help="radio id of the spacecraft this file is for, e.g. 0x4A: its spacecraft_id (needed for a new file)",
+    )
     parser.add_argument("--tle", type=Path, metavar="FILE", help="TLE file (two- or three-line sets, any number)")
     parser.add_argument(
         "--self",
@@ -147,13 +155,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _peer_id(text: str) -> int:
+def _peer_id(text: str, what: str = "") -> int:
     from pygnc.config import peer_id_key
 
     try:
         return peer_id_key(text)
     except ValueError as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(f"{what}{exc}") from None
 
 
 def _pairs(items: list[str], what: str) -> list[tuple[int, str]]:
@@ -233,8 +241,10 @@ def _pick_tle(sets, norad: int, t_gps_s: float, max_age_h: float, role: str, tle
 
 
 def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[dict, list[PartnerPrior]]:
-    """Self state (dict) and the TLE priors of *partners* [(peer id, NORAD)]."""
+    """Self state (dict) and the TLE priors of *partners* [(peer id, NORAD)], with the TLE
+    error model's tail (:class:`ground.tle_covariance.TleErrorModel`)."""
     from ground import tle as tl
+    from ground.tle_covariance import TleErrorModel
 
     try:
         sets = tl.load_tle_file(args.tle)
@@ -279,6 +289,8 @@ def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[d
                 age_h,
                 f"TLE of NORAD {norad}{name}, epoch {tl.utc_iso(tle.epoch_gps_s)}, age {age_h:+.1f} h",
                 *_gcrs(r_e, v_e, t_epoch),
+                tail_probability=TleErrorModel().tail_probability,
+                tail_scale=TleErrorModel().tail_scale,
             )
         )
     return self_state, out
@@ -354,7 +366,8 @@ def _check_against_tle(prior: PartnerPrior, tle_prior: PartnerPrior) -> str:
     rot[0:3, 0:3] = rot[3:6, 3:6] = axes
     d = rot @ np.concatenate([tle_prior.r_gcrs_m - prior.r_gcrs_m, tle_prior.v_gcrs_m_s - prior.v_gcrs_m_s])
     # The TLE covariance is in its own state's axes: the same to ~1e-4 rad at these distances.
-    c = prior.cov_rtn + tle_prior.cov_rtn
+    # A TLE error within its heavy tail is no disagreement: only one past the tail is refused.
+    c = prior.cov_rtn + tle_prior.cov_rtn * tle_prior.tail_scale**2
     nees = float(d @ np.linalg.solve(c, d))
     text = f"{tle_prior.detail.split(',')[0]} agrees: {np.linalg.norm(d[:3]) / 1000.0:.2f} km apart, NEES {nees:.1f}"
     if nees > CHI2_6DOF_999:
@@ -394,22 +407,77 @@ def _prior_table(p: PartnerPrior) -> dict:
         "sigma_vel_m_s": float(math.sqrt(np.linalg.eigvalsh(cov[3:, 3:]).max())),
         "cov_rtn": [float(c) for c in cov.ravel()],
         "wrong_side_probability": float(p.wrong_side_probability),
+        **(
+            {"tail_probability": float(p.tail_probability), "tail_scale": float(p.tail_scale)}
+            if p.tail_probability > 0
+            else {}
+        ),
         "source": p.source[:120],
     }
 
 
-def build_document(priors: list[PartnerPrior], out: Path, merge: bool) -> tuple[dict, list[int]]:
+def _huge_integer(value, key: str = "") -> tuple[str, int] | None:
+    """(dotted key, digits) of the first integer in the TOML data *value* that no
+    configuration value can hold (beyond a float's range), or None."""
+    if isinstance(value, dict):
+        items = ((f"{key}.{k}" if key else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(value))
+    else:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e300:
+            return key, len(str(abs(value))) if abs(value).bit_length() < 10000 else abs(value).bit_length() // 3
+        return None
+    for k, v in items:
+        found = _huge_integer(v, k)
+        if found is not None:
+            return found
+    return None
+
+
+def build_document(
+    priors: list[PartnerPrior], out: Path, merge: bool, spacecraft_id: int | None = None
+) -> tuple[dict, list[int]]:
     """The TOML data to write (existing keys kept with *merge*) and the partner ids whose
-    earlier priors were kept."""
+    earlier priors were kept.  A new file is a whole configuration: the spacecraft's
+    ``spacecraft_id`` (which its batch files carry) and ``range_gps_source = "own"`` (the
+    priors are used only then) before the priors."""
     from pygnc.config import peer_id_key
 
     data: dict = {}
+    if not (merge and out.exists()):
+        if spacecraft_id is None:
+            raise Refused(
+                "a new file needs --spacecraft-id ID, the radio id of the spacecraft it is for (e.g. 0x4A): "
+                "without it the spacecraft's batch files carry id 0 and are refused later as a prior source"
+            )
+        data = {"spacecraft_id": spacecraft_id, "range_gps_source": "own"}
     if merge and out.exists():
         try:
             with open(out, "rb") as f:
                 data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, tomllib.TOMLDecodeError, RecursionError) as exc:
             raise Refused(f"--merge: {out} cannot be read as TOML ({exc}); fix or replace it (--force)") from None
+        except UnicodeDecodeError as exc:
+            raise Refused(
+                f"--merge: {out} is not a text file (byte {exc.start} is not UTF-8); fix or replace it (--force)"
+            ) from None
+    huge = _huge_integer(data)
+    if huge is not None:
+        raise Refused(
+            f"--merge: {out}: {huge[0]} is an integer of {huge[1]} digits, beyond any configuration value's "
+            "range; fix or replace the file (--force)"
+        )
+    if spacecraft_id is not None:
+        had = data.get("spacecraft_id", spacecraft_id)
+        if had != spacecraft_id:
+            raise Refused(
+                f"--merge: {out} is the configuration of spacecraft_id {had!r}, not of --spacecraft-id "
+                f"0x{spacecraft_id:02X} ({spacecraft_id}): another spacecraft's file (--force replaces it)"
+            )
+        data = {"spacecraft_id": spacecraft_id, **data}
+    for p in priors:
+        if p.peer_id == data.get("spacecraft_id"):
+            raise Refused(f"partner 0x{p.peer_id:02X} is the spacecraft this file is for (its spacecraft_id)")
     old = data.get("formation_peer_priors", {})
     if not isinstance(old, dict):
         raise Refused(f"--merge: formation_peer_priors in {out} is not a table")
@@ -433,7 +501,8 @@ def render(data: dict, epoch_text: str) -> str:
         "# pygnc configuration: partner priors written by 'python -m ground uplink' for epoch "
         f"{epoch_text}.\n# cov_rtn: 6x6 covariance (m, m/s) of position and inertial velocity in the "
         "radial / along-track / cross-track axes\n# of the partner's GCRS state at t_gps_s "
-        "(docs/uplink.md).\n"
+        "(docs/uplink.md).\n# Top-level keys go above the first [table] header: a key written below a header "
+        "belongs to that table.\n"
     )
     return head + tomli_w.dumps(data)
 
@@ -446,6 +515,8 @@ def validate(text: str, out: Path, priors: list[PartnerPrior]):
         cfg = with_overrides(Config(), tomllib.loads(text), str(out))
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise Refused(f"the flight configuration loader rejects the result: {exc}") from None
+    except (OverflowError, RecursionError) as exc:  # (a merged file's value beyond what the loader reads)
+        raise Refused(f"the flight configuration loader cannot read the result ({exc}): a value in {out}?") from None
     for p in priors:
         got = cfg.formation_peer_priors.get(p.peer_id)
         if got is None or got["frame"] != "ecef" or got["cov_rtn"] is None:
@@ -486,6 +557,7 @@ def run(args) -> int:
     say = print
     try:
         t_epoch, tle_partners, downlinks = _plan(args)
+        spacecraft_id = None if args.spacecraft_id is None else _peer_id(args.spacecraft_id, "--spacecraft-id: ")
         out: Path = args.out
         if out.exists() and not (args.merge or args.force):
             raise Refused(f"{out} exists: --merge keeps its other keys and replaces these priors, --force replaces it")
@@ -505,14 +577,15 @@ def run(args) -> int:
         if self_state is not None:
             for p in priors:
                 d, sd = _predicted_range(p, self_state)
-                if d > args.max_separation_km * 1000.0:
+                if not d <= args.max_separation_km * 1000.0:  # (NaN: refused too)
                     raise Refused(
                         f"partner 0x{p.peer_id:02X} is {d / 1000.0:.1f} km from the own spacecraft (NORAD "
                         f"{self_state['norad']}) at the epoch: more than --max-separation-km "
                         f"{args.max_separation_km:g} - not a formation partner, or a wrong NORAD id"
                     )
                 ranges[p.peer_id] = (d, sd)
-        data, kept = build_document(priors, out, args.merge)
+        new_file = not (args.merge and out.exists())
+        data, kept = build_document(priors, out, args.merge, spacecraft_id)
         text = render(data, tl.utc_iso(t_epoch))
         cfg = validate(text, out, priors)
         write_atomic(out, text.encode())
@@ -526,6 +599,11 @@ def run(args) -> int:
         f"wrote {out}: {len(priors)} partner prior{'s' if len(priors) != 1 else ''} at {tl.utc_iso(t_epoch)} "
         f"(GPS {t_epoch:.0f} s)"
     )
+    if new_file:
+        say(
+            f"  a new configuration: spacecraft_id = {cfg.spacecraft_id} (0x{cfg.spacecraft_id:02X}), "
+            "range_gps_source = 'own'"
+        )
     if self_state is not None:
         st = self_state["tle"]
         say(
@@ -543,13 +621,19 @@ def run(args) -> int:
             else ""
         )
         say(f"        {_sigma_text(p.cov_rtn)}")
-        say(f"        wrong side {p.wrong_side_probability:g}{extra}")
+        tail = f", tail {p.tail_probability:g} at {p.tail_scale:g} sigma" if p.tail_probability > 0 else ""
+        say(f"        wrong side {p.wrong_side_probability:g}{tail}{extra}")
         if p.peer_id in checks:
             say(f"        {checks[p.peer_id]}")
         for note in p.notes:
             say(f"        ! {note}")
     if kept:
         say(f"  kept from the earlier file: priors of {', '.join(f'0x{k:02X}' for k in kept)}")
+    if cfg.spacecraft_id == 0:
+        say(
+            f"  note: {out} has no spacecraft_id: the spacecraft's batch files will carry id 0, which the ground "
+            "refuses as a prior source (--spacecraft-id ID sets it)"
+        )
     if cfg.range_gps_source != "own":
         say(f"  note: range_gps_source is {cfg.range_gps_source!r} in this file: the priors are used only with 'own'")
     return 0

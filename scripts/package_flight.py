@@ -1,8 +1,7 @@
 """Build the flight zip: ``flight/`` without tests, caches or READMEs, plus a VERSION file.
 
-Called by ``package_flight_code.sh``; see there.  Generated data the flight code needs and
-the repository does not commit (e.g. the IGRF coefficient table, made from the installed
-``ppigrf`` package) is produced into the staging copy by the generators listed below.
+Called by ``package_flight_code.sh``; see there.  Everything the flight code needs is in
+``flight/`` (the IGRF coefficient table included), so nothing is generated here.
 """
 
 from __future__ import annotations
@@ -20,11 +19,6 @@ FLIGHT = REPO / "flight"
 
 EXCLUDED_DIRS = {"__pycache__", "tests", "test", ".pytest_cache", ".hypothesis"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej", ".tmp"}
-
-#: (script relative to the repo, arguments; "{stage}" is the staging copy of flight/).
-GENERATORS = [
-    ("scripts/make_igrf_table.py", ["--out", "{stage}/pygnc/environment/igrf14.npz"]),
-]
 
 
 def excluded(rel: Path) -> bool:
@@ -66,13 +60,6 @@ def build(out: Path) -> list[str]:
                 dst = stage / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 dst.write_bytes(src.read_bytes())
-        for script, args in GENERATORS:
-            if (REPO / script).exists():
-                subprocess.run(
-                    [sys.executable, str(REPO / script), *[a.format(stage=stage) for a in args]],
-                    check=True,
-                    timeout=300,
-                )
         (stage / "VERSION").write_text(version_text())
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp_zip = out.with_name(out.name + ".part")

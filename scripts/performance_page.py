@@ -36,7 +36,9 @@ HEADLINE: list[tuple[str, str, str]] = [
     ("range_only_3p_none", "nees_inside", "range-only with no prior: epochs whose NEES is inside its 99.9 % bound"),
     ("batch_day_4sc", "all_done_s", "a day's batch of 4 spacecraft through the process tree: start to done"),
     ("batch_day_4sc", "all_peak_pss_mib", "... its peak memory (summed PSS of the tree)"),
-    ("ctrl_c", "stop_worst_ms", "Ctrl-C at a random instant to every process gone: worst run"),
+    ("ctrl_c", "stop_worst_ms", "Ctrl-C at a random instant to every process gone: worst run, quiet machine"),
+    ("ctrl_c_load8", "stop_median_ms", "... median, with 8 busy processes beside it on 2 cores"),
+    ("ctrl_c_load8", "stop_p95_ms", "... 95th percentile, loaded so"),
     ("restarts", "lost_worst", "downlink records lost when a task is killed and restarted: worst"),
 ]
 
@@ -77,6 +79,11 @@ def page(results: list[dict]) -> str:
         out += ["| figure | value |", "|---|---|"]
         out += [f"| {f['what']} | {_value(f['value'], f['unit'])} |" for f in r["figures"]]
         out.append("")
+        if r.get("table"):
+            t = r["table"]
+            out += ["| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
+            out += ["| " + " | ".join(row) + " |" for row in t["rows"]]
+            out.append("")
     return "\n".join(out)
 
 

@@ -51,10 +51,11 @@ class FlightRun:
         args: list[str] | None = None,
         prefix: list[str] | None = None,
         stdout=None,
+        cwd: Path | None = None,
     ):
         """*stdout*: a file object for main.py's stdout instead of the terminal (stdin and
         stderr stay on it); *prefix*: a command that runs main.py, e.g. ["taskset", "-c", "0"]
-        (benches)."""
+        (benches); *cwd*: where main.py starts (default: the home)."""
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         master, slave = pty.openpty()
@@ -71,7 +72,7 @@ class FlightRun:
             stdout=slave if stdout is None else stdout,
             stderr=slave,
             env=e,
-            cwd=str(self.home),
+            cwd=str(cwd or self.home),
             start_new_session=True,
             preexec_fn=_become_terminal_foreground,
             close_fds=True,
@@ -208,13 +209,16 @@ class FlightRun:
         os.write(self.master, b"\x03")
         return t
 
-    def hang_up(self) -> None:
+    def hang_up(self) -> float:
         """Close the host's side of the terminal, as a host whose terminal goes away: the
-        kernel hangs it up (SIGHUP to main.py, the session leader; reads and writes fail)."""
+        kernel hangs it up (SIGHUP to main.py, the session leader; reads and writes fail).
+        Returns the monotonic time it was closed (after the output reader has stopped)."""
         self._closing.set()
         self._reader.join(timeout=5)
+        t = time.monotonic()
         os.close(self.master)
         self.master = -1
+        return t
 
     def wait_exit(self, timeout_s: float = 10.0) -> int:
         return self.proc.wait(timeout=timeout_s)
@@ -286,27 +290,44 @@ TIMED_KINDS = ("orbit", "attitude", "formation", "gps_fix", "range", "sensor")
 CHANGE_KINDS = ("clock_map", "ingest", "batch_summary")
 
 
-def downlink(home: Path) -> dict:
-    """The comparable records of every batch file under *home*/pygnc_batches:
-    ``{(kind, key, t_ms): payload}`` for :data:`TIMED_KINDS` (not propagated) and
-    ``{(kind, "values", payload): count}`` for :data:`CHANGE_KINDS` - repeated at the start
-    of every file (context records), so only whether a value occurs counts."""
+def downlink(home: Path, *more: Path) -> dict:
+    """The comparable records of every batch file under *home*/pygnc_batches (and in the
+    directories *more*: files the host took): ``{(kind, key, t_ms): payload}`` for
+    :data:`TIMED_KINDS` (not propagated) and ``{(kind, "values", payload): count}`` for
+    :data:`CHANGE_KINDS` - repeated at the start of every file (context records), so only
+    whether a value occurs counts."""
+    out: dict = {}
+    for k, payload in _comparable_records(home, *more):
+        out[k] = 1 if k[1] == "values" else payload
+    return out
+
+
+def timed_record_counts(home: Path, *more: Path) -> dict:
+    """How many times each :data:`TIMED_KINDS` record (kind, key, t_ms) is in the batch files
+    of :func:`downlink`."""
+    counts: dict = {}
+    for k, _ in _comparable_records(home, *more):
+        if k[1] != "values":
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def _comparable_records(home: Path, *more: Path):
     from pygnc.formats import batch as fb
 
-    out: dict = {}
-    for f in sorted((home / "pygnc_batches").glob("batch_*.bin")):
+    files = [*(home / "pygnc_batches").glob("batch_*.bin"), *(f for d in more for f in d.glob("batch_*.bin"))]
+    for f in sorted(files, key=lambda p: p.name):
         for r in fb.decode_batch(f.read_bytes()).records:
             kind = r.kind
             if kind is None:
                 continue
             if kind.name in CHANGE_KINDS:
-                out[(kind.name, "values", r.payload)] = 1
+                yield (kind.name, "values", r.payload), r.payload
             elif kind.name in TIMED_KINDS:
                 values = kind.unpack(r.payload)
                 if values.get("flags", 0) & 1 and kind.name in ("orbit", "attitude", "formation"):
                     continue  # propagated to "now"
-                out[(kind.name, kind.key_of(values), fb.record_time_ms(r.t_sc_s))] = r.payload
-    return out
+                yield (kind.name, kind.key_of(values), fb.record_time_ms(r.t_sc_s)), r.payload
 
 
 def compare_downlinks(reference: dict, other: dict) -> dict:

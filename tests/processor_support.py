@@ -101,7 +101,7 @@ class _Store:
     def __init__(self):
         self.records = []
 
-    def append(self, raw, t_sc_s):
+    def append(self, raw, t_sc_s, mark=None):
         self.records.append((raw, t_sc_s))
         return True
 

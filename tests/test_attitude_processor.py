@@ -376,6 +376,32 @@ def test_deferred_samples_come_out_at_the_end_of_the_turn(scenario_stream):
     assert out == ref
 
 
+def test_a_stop_leaves_the_deferred_samples_deferred(scenario_stream):
+    """Issue 48 item 14: a turn's deferred samples (hundreds, when the attitude waits for a
+    slow orbit estimator) were processed whole before a stopping task could exit.  When the
+    owner stops (``interrupt``), the samples not yet processed stay deferred; were it to
+    go on, they come out as they would have."""
+    from dataclasses import replace
+
+    _, messages, orbit_after = scenario_stream
+    _, ref = _run(messages, orbit_after, "after", replace(EVERY, attitude_batch_samples=0))
+    ap = AttitudeProcessor(replace(EVERY, attitude_batch_samples=1000))
+    out, stops = [], 0
+    for i, (t, b) in enumerate(messages):
+        for t2, b2 in ([(t, b)] if t in ap.consumes else []) + orbit_after.get(i, []):
+            out += ap.handle(t2, b2)
+        if len(ap._deferred) > 20:
+            n, asked = len(ap._deferred), []
+            ap.interrupt = lambda asked=asked: asked.append(1) or len(asked) > 5  # stops after 5 samples
+            out += ap.flush_deferred()
+            assert len(ap._deferred) == n - 5
+            stops += 1
+            ap.interrupt = None
+    out += ap.flush_deferred()
+    assert stops > 3 and not ap._deferred
+    assert out == ref
+
+
 def test_a_failing_sample_in_a_group_is_lost_alone(scenario_stream):
     """One sample whose processing raises (as a processor bug would) costs that sample only,
     grouped or not: the same estimates, the same failure count; a batch_end arriving while

@@ -20,7 +20,7 @@ from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
 from pygnc.processors.attitude import AttitudeProcessor
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample_5min"
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_replay_smooth_attitude_rows_come_from_the_smoother(tmp_path):
     # ... and not the filtered ones (except the last, where the two agree).
     assert np.max(np.abs(csv_s["qx"][:-1] - csv_f["qx"][:-1])) > 1e-4
     np.testing.assert_allclose(csv_s["qx"][-1], csv_f["qx"][-1], atol=1e-9)
-    # Measured on data/sample (54 evaluated rows): filtered 0.81 deg RMS, gyro bias 0.031 deg/s
+    # Measured on data/sample_5min (54 evaluated rows): filtered 0.81 deg RMS, gyro bias 0.031 deg/s
     # RMS; smoothed 0.40 deg, 0.0049 deg/s.
     assert s["attitude"]["angle_rms_deg"] < f["attitude"]["angle_rms_deg"]
     assert s["attitude"]["gyro_bias_3d_rms_deg_s"] < f["attitude"]["gyro_bias_3d_rms_deg_s"]

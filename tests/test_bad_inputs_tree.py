@@ -19,7 +19,7 @@ from pygnc.formats.sense import RECORD_SIZE, SENSOR_SEGMENT_SIZE
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.tasks.table import TASKS_BY_NAME, process_name
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 def _bus_messages(run: FlightRun, msg_type: str) -> list[dict]:
@@ -197,3 +197,135 @@ def test_a_downlink_failure_at_the_writers_stop_is_in_the_final_status(tmp_path)
     assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_DOWNLINK_FAILED, st["flag_names"]
     assert b" DF" in (home / "pygnc_info.txt").read_bytes()
     assert sorted(p.name for p in (home / "pygnc_batches").glob("batch_*")) == [final.name]
+
+
+# --------------------------------------------------------------------------- issue 48
+def _sample_config_with_prior(prior: str) -> str:
+    """The sample's uplink with its partner prior (0x4B) replaced by *prior* (TOML lines)."""
+    text = (SAMPLE / "pygnc_config.toml").read_text()
+    head = text[: text.index("[formation_peer_priors.")]
+    return head + '[formation_peer_priors."0x4B"]\n' + prior
+
+
+def test_a_partner_prior_inside_the_earth_is_refused_at_load(tmp_path):
+    """Issue 48 item 5: a prior inside the Earth (or at the origin with no velocity) was
+    accepted and the partner disappeared (`frm 0/0 -`, a traceback per range).  It is
+    refused when the file is checked, saying why; the run goes on the defaults."""
+    home = make_home(tmp_path, SAMPLE)
+    up = home / "pygnc_config.toml"
+    up.write_text(
+        _sample_config_with_prior(
+            "t_gps_s = 1426485618.0\npos_ecef_m = [0.0, 0.0, 0.0]\nvel_ecef_m_s = [0.0, 0.0, 0.0]\n"
+        )
+    )
+    import subprocess
+    import sys
+
+    from flight_harness import FLIGHT_MAIN
+
+    p = subprocess.run([sys.executable, str(FLIGHT_MAIN), "--check-config", str(up)], capture_output=True, text=True)
+    assert p.returncode == 2 and "puts the partner inside the Earth" in p.stderr, p.stderr
+    _, last = _span_without_sample(-1)
+    with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
+        run.wait_status(lambda s: s["run"] >= 1 and s["flags"] & S.FLAG_CONFIG_REJECTED)
+        assert b"cfg rejected pygnc_config.toml:9 formation_peer_priors.0x4B.pos_ecef_m" in run.wait_info(b"cfg")
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+
+
+def test_a_partner_is_never_lost_to_a_prior_that_fails_at_the_data(tmp_path):
+    """Issue 48 item 5: a prior that passes the load but cannot start a filter at the data's
+    time (here an RTN offset that puts the partner inside the Earth) made every range raise.
+    Now it is refused with a note (`range_only_prior_refused`) and the partner starts from its
+    ranges as without a prior."""
+    home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_config.toml").write_text(
+        _sample_config_with_prior("dr_rtn_m = [-6500000.0, 0.0, 0.0]\ndv_rtn_m_s = [0.0, 0.0, 0.0]\n")
+    )
+    _, last = _span_without_sample(-1)
+    with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
+        st = run.wait_status(
+            lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["peer0_id"] == 0x4B and s["peer0_t_sc_s"] > last,
+            timeout_s=60,
+        )
+        assert not st["flags"] & S.FLAG_CONFIG_REJECTED
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    notes = [b for b in _bus_messages(run, "estimator_note") if b["code"] == "range_only_prior_refused"]
+    assert notes and "inside the Earth" in notes[0]["text"], notes
+    log = "".join(p.read_text() for p in run.log_dir().glob("formation_estimator*.log"))
+    assert "Traceback" not in log and "failed" not in log
+
+
+def test_a_backlog_of_range_files_is_read_while_ingest_answers(tmp_path):
+    """Issue 48 item 6: 20 000 range files in ~/range/ - the merge was quadratic in the file
+    count (22.7 s at 20 000) and answered no health ping: ingest was killed three times and the
+    intact sense.bin never used.  With 10 000 files and a 2-s health limit (the old merge:
+    ~6 s silent), ingest is never restarted, every file is read and the orbit from sense.bin
+    becomes valid.  bench/bench_range_backlog.py measures the 20 000."""
+    import os
+
+    home = make_home(tmp_path, SAMPLE)
+    one = home / "range" / "rng00000.bin"
+    n_files = 10_000
+    for k in range(1, n_files):
+        os.link(one, home / "range" / f"rng{k:05d}.bin")
+    cfg = tmp_path / "pygnc.toml"
+    cfg.write_text("health_fatal_s = 2.0\nhealth_warn_s = 1.0\n")
+    _, last = _span_without_sample(-1)
+
+    def ingest_restarts(s) -> int:
+        return next((s[f"task{k}_restarts"] for k in range(S.MAX_TASKS) if s[f"task{k}_id"] == INGEST_ID), 0)
+
+    def done(s) -> bool:
+        assert ingest_restarts(s) == 0, s
+        return bool(s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_ORBIT_VALID)
+
+    with FlightRun(home, spacecraft_time_s=last + 1.0, env={"PYGNC_CONFIG": str(cfg)}) as run:
+        st = run.wait_status(done, timeout_s=240)
+        assert st["range_files"] == n_files and st["sense_records"] == 12
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    (stats,) = {b["files"] for b in _bus_messages(run, "ingest_stats") if b["source"] == "range"}
+    assert stats == n_files
+
+
+def _shift_records(data: bytes, records, shift_s: int) -> bytes:
+    """sense.bin with every stamp (samples and fix) of *records* moved by *shift_s*."""
+    per = Config().sensors_per_record
+    out = bytearray(data)
+    for r in records:
+        for off in [r * RECORD_SIZE + k * SENSOR_SEGMENT_SIZE for k in range(per + 1)]:
+            t = int.from_bytes(out[off : off + 4], "big") + shift_s
+            out[off : off + 4] = t.to_bytes(4, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("records", [(5, 6), (10, 11)], ids=["middle", "last"])
+def test_two_records_a_day_off_spoil_nothing(tmp_path, records):
+    """Issue 48 item 7: two adjacent records stamped a day late left orbit and attitude
+    `ahead 24.0h` for the rest of the run (islands were one record at most, and at the end
+    there was no neighbour to return to).  Judged against their neighbours and the clock
+    map (their own fixes' GPS times), they are dropped: the span is the data's, the
+    estimates current."""
+    per = Config().sensors_per_record
+    stream = [
+        (t, b)
+        for t, b in build_message_stream(Paths(SAMPLE), Config()).messages
+        if t in ("sensor", "gps_fix", "range")
+        and not (t == "sensor" and b["record"] in records or t == "gps_fix" and b["record"] in records)
+    ]
+    first, last = min(b["t_sc_s"] for _, b in stream), max(b["t_sc_s"] for _, b in stream)
+    home = make_home(tmp_path, SAMPLE)
+    (home / "sense.bin").write_bytes(_shift_records((SAMPLE / "sense.bin").read_bytes(), records, 86_400))
+    with FlightRun(home, spacecraft_time_s=last + 1.0) as run:
+        st = run.wait_status(lambda s: s["flags"] & S.FLAG_BATCH_DONE and s["flags"] & S.FLAG_ORBIT_VALID, timeout_s=60)
+        assert (st["batch_t_sc_first_s"], st["batch_t_sc_last_s"]) == (first, last)
+        st = run.wait_status(lambda s, seq=st["seq"]: s["seq"] > seq + 3)
+        assert S.ESTIMATE_QUALITY[st["orbit_quality"]] == "ok", st
+        assert S.ESTIMATE_QUALITY[st["att_quality"]] in ("ok", "uncertain"), st
+        assert b"ahead" not in run.wait_info(b"orb ok")
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0
+    (sense,) = {json.dumps(b, sort_keys=True) for b in _bus_messages(run, "ingest_stats") if b["source"] == "sense"}
+    assert json.loads(sense)["time_outliers"] == len(records) * (per + 1)

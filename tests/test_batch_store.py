@@ -249,39 +249,80 @@ def test_total_bound_deletes_oldest_first(tmp_path):
     assert seqs == list(range(seqs[0], seqs[-1] + 1)) and seqs[0] > 1 and s.counters.files_pruned == seqs[0] - 1
 
 
-def test_low_disk_drops_and_counts_records(tmp_path, monkeypatch):
+def test_low_disk_holds_records_and_writes_them_when_there_is_room(tmp_path, monkeypatch):
+    """Issue 48 item 1: under the status files' reserve the writer deleted every complete
+    batch file, then dropped new records for good.  Now the logs give way (make_room), no
+    complete file is deleted, and records wait in memory until there is room."""
     free = {"bytes": 10 * 2**20}
     real = shutil.disk_usage
     monkeypatch.setattr(bs.shutil, "disk_usage", lambda p: real(p)._replace(free=free["bytes"]))
+    asked = []
     clock = FakeClock()
-    s = _store(tmp_path, clock, max_file_bytes=400, min_free_bytes=2**20)
+    s = _store(
+        tmp_path, clock, max_file_bytes=400, min_free_bytes=2**20, make_room=lambda n: asked.append(n) or (0, [])
+    )
     for i in range(20):
         s.append(*_record(i))
     free["bytes"] = 1000  # the card fills up (someone else's files)
     s.close_file(B.FILE_CLOSED_SIZE)
-    assert not _finals(tmp_path)  # every batch file deleted to make room, oldest first
-    assert not s.append(*_record(50)) and s.counters.records_not_written == 1
+    kept = _finals(tmp_path)
+    assert kept and s.counters.files_pruned == 0  # the downlink is never deleted for room
+    assert asked and asked[-1] >= 2**20 - 1000  # the logs were asked first
+    assert s.append(*_record(50)) and s.append(*_record(51))  # held, not lost
+    assert s.counters.records_held == 2 and s.counters.records_not_written == 0 and not s.failed
     free["bytes"] = 10 * 2**20
     clock.t += bs.FREE_CHECK_PERIOD_S
-    assert s.append(*_record(51))
+    s.tick()
+    assert s.counters.records_held == 0 and s.counters.records_written_late == 2
     s.close()
+    assert _all_records(tmp_path) == [_record(i)[0] for i in [*range(20), 50, 51]]
+    assert not s.failed
+
+
+def test_the_logs_give_way_before_a_record_waits(tmp_path, monkeypatch):
+    free = {"bytes": 1000}
+    real = shutil.disk_usage
+    monkeypatch.setattr(bs.shutil, "disk_usage", lambda p: real(p)._replace(free=free["bytes"]))
+
+    def make_room(need):
+        free["bytes"] += 4 * 2**20  # an old run's logs
+        return 4 * 2**20, ["run_00001"]
+
+    s = _store(tmp_path, FakeClock(), min_free_bytes=2**20, make_room=make_room)
+    assert s.append(*_record(0)) and s.counters.records_held == 0 and s.counters.log_bytes_freed == 4 * 2**20
+    s.close()
+    assert _all_records(tmp_path) == [_record(0)[0]]
+
+
+def test_held_records_are_bounded_and_lost_at_the_stop_only_if_still_no_room(tmp_path, monkeypatch):
+    free = {"bytes": 1000}
+    real = shutil.disk_usage
+    monkeypatch.setattr(bs.shutil, "disk_usage", lambda p: real(p)._replace(free=free["bytes"]))
+    size = len(_record(0)[0])
+    s = _store(tmp_path, FakeClock(), min_free_bytes=2**20, hold_max_bytes=5 * size)
+    for i in range(8):
+        assert s.append(*_record(i))
+    assert s.counters.records_held == 5 and s.counters.records_not_written == 3 and s.failed  # the oldest went
+    s.close()
+    assert s.counters.records_not_written == 8 and s.counters.records_held == 0 and not _finals(tmp_path)
 
 
 def test_write_errors_are_counted_and_survived(tmp_path, monkeypatch):
+    """A disk found full by a write: the record waits and is written, in order, later."""
     clock = FakeClock()
     s = _store(tmp_path, clock)
     assert s.append(*_record(0))
     real_write = os.write
     monkeypatch.setattr(bs.os, "write", lambda fd, b: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
-    assert not s.append(*_record(1))
+    assert s.append(*_record(1))  # held
     monkeypatch.setattr(bs.os, "write", real_write)
-    assert not s.append(*_record(2))  # waits before trying again
-    clock.t += bs.RETRY_AFTER_S
+    assert s.append(*_record(2)) and s.counters.records_held == 2  # waits before trying again
+    clock.t += bs.FREE_CHECK_PERIOD_S
     assert s.append(*_record(3))
     s.close()
-    assert s.counters.write_errors == 1 and s.counters.records_not_written == 2
-    recs = _all_records(tmp_path)
-    assert recs == [_record(0)[0], _record(3)[0]]
+    assert s.counters.write_errors == 1 and s.counters.records_not_written == 0 and not s.failed
+    assert s.counters.records_written_late == 3
+    assert _all_records(tmp_path) == [_record(i)[0] for i in range(4)]
     assert not list(tmp_path.glob("*.part"))
 
 
@@ -306,13 +347,13 @@ def test_unusable_directory_is_retried(tmp_path):
         bs.BatchStore(f / "sub", 1, "k", 0).open()
     clock = FakeClock()
     s = bs.BatchStore(f / "sub", 1, "k", 0, clock=clock)
-    assert not s.append(*_record(0)) and not s.append(*_record(1))
-    assert s.counters.records_not_written == 2 and s.counters.write_errors == 1
+    assert s.append(*_record(0)) and s.append(*_record(1))  # held
+    assert s.counters.records_held == 2 and s.counters.write_errors == 1 and s.failed
     f.unlink()  # the problem goes away
     clock.t += bs.RETRY_AFTER_S
     assert s.append(*_record(2))
     s.close()
-    assert _all_records(f / "sub") == [_record(2)[0]]
+    assert _all_records(f / "sub") == [_record(i)[0] for i in range(3)] and s.counters.records_not_written == 0
 
 
 def test_resolve_batch_dir(tmp_path):
@@ -329,8 +370,8 @@ def _fake_free(monkeypatch, free: dict) -> None:
 
 def test_the_downlink_reserve_is_written_into_down_to_the_status_reserve(tmp_path, monkeypatch, caplog):
     """Item 7: with less free space than the downlink's reserve (the logs stopped above it)
-    the writer goes on writing; only at the status files' reserve does it delete its oldest
-    files, then drop records - and say it failed."""
+    the writer goes on writing; at the status files' reserve it holds records (issue 48: it
+    no longer deletes its files) and writes them when there is room."""
     free = {"bytes": 5 * 2**20}  # under 1 MiB + 8 MiB: inside the downlink's reserve
     _fake_free(monkeypatch, free)
     clock = FakeClock()
@@ -343,14 +384,14 @@ def test_the_downlink_reserve_is_written_into_down_to_the_status_reserve(tmp_pat
     free["bytes"] = 1000  # now under the status files' reserve
     s.close_file(B.FILE_CLOSED_SIZE)
     s.prune()
-    assert not _finals(tmp_path) and s.counters.files_pruned > 0
-    assert not s.failed  # deleting sent-or-not files is the bound at work, nothing dropped yet
-    assert not s.append(*_record(50)) and s.failed and s.counters.records_not_written == 1
+    assert _finals(tmp_path) and s.counters.files_pruned == 0
+    assert s.append(*_record(50)) and s.counters.records_held == 1 and not s.failed
     free["bytes"] = 10 * 2**20
     clock.t += bs.FREE_CHECK_PERIOD_S
-    assert s.append(*_record(51))
+    assert s.append(*_record(51)) and s.counters.records_held == 0
     s.close()
-    assert s.failed  # for the rest of the run
+    assert not s.failed and _all_records(tmp_path)[-2:] == [_record(50)[0], _record(51)[0]]
+    assert any("wrote the 2 batch records held" in r.message for r in caplog.records)
 
 
 def test_a_file_where_the_directory_must_be_is_moved_aside(tmp_path):
@@ -368,14 +409,14 @@ def test_an_unusable_directory_is_a_failure(tmp_path):
     f.write_text("x")
     s = bs.BatchStore(f / "sub", 1, "k", 0, clock=FakeClock())
     assert not s.failed
-    assert not s.append(*_record(0)) and s.failed
+    assert s.append(*_record(0)) and s.failed and s.counters.records_held == 1
 
 
 def test_write_error_is_a_failure(tmp_path, monkeypatch):
     s = _store(tmp_path)
     assert s.append(*_record(0)) and not s.failed
     monkeypatch.setattr(bs.os, "write", lambda fd, b: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
-    assert not s.append(*_record(1)) and s.failed
+    assert s.append(*_record(1)) and s.failed and s.counters.records_held == 1  # held: written if it recovers
 
 
 def _headers(d: Path) -> list[dict]:

@@ -4,6 +4,8 @@ the whole tree (a power cut), loses nothing the files held and duplicates nothin
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import psutil
@@ -15,8 +17,9 @@ from pygnc.formats import batch as B
 from pygnc.formats import status as S
 from pygnc.formats.buslog import decode_frames
 from pygnc.formats.sense import decode_sense
+from pygnc.tasks.table import TASK_NAMES_BY_ID
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 T_END_SC = float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
 
 
@@ -74,6 +77,24 @@ def test_ctrl_c_closes_the_batch_with_the_producers_final_messages(tmp_path):
     assert "closed:" in log
 
 
+def _frozen_with_a_part(procs: list, d, timeout_s: float = 30.0):
+    """Stop *procs* (SIGSTOP) at an instant the writer has a .part open in *d* - with small
+    files rotating there are instants with none (the next opens with the next record) - and
+    return that .part; the caller kills or continues them."""
+    t_end = time.monotonic() + timeout_s
+    while True:
+        for p in procs:
+            p.suspend()
+        parts = list(d.glob("*.part"))
+        if parts:
+            (part,) = parts
+            return part
+        for p in procs:
+            p.resume()
+        assert time.monotonic() < t_end, "the writer never had a .part open"
+        time.sleep(0.01)
+
+
 def test_kill_9_of_the_writer_then_of_the_tree_loses_and_duplicates_nothing(tmp_path):
     home = make_home(tmp_path, SAMPLE)
     cfg = tmp_path / "cfg.toml"
@@ -83,28 +104,27 @@ def test_kill_9_of_the_writer_then_of_the_tree_loses_and_duplicates_nothing(tmp_
     d = home / "pygnc_batches"
     writer_id = 6
     with FlightRun(home, spacecraft_time_s=T_END_SC, env=env) as run:
-        run.wait_status(_ready)
-        time.sleep(1.0)
-        # 1. The writer alone is killed with a file open; the supervisor restarts it.
-        psutil.Process(run.task_pid("batch_writer")).kill()
-        (part,) = d.glob("*.part")  # read before the restarted writer (0.25 s backoff) recovers it
+        run.wait_status(lambda s: _ready(s) and len(_finals(d)) >= 1)
+        # 1. The writer alone is killed with a file open (frozen first, so the file read is
+        # the one it leaves); the supervisor restarts it.
+        writer = psutil.Process(run.task_pid("batch_writer"))
+        part = _frozen_with_a_part([writer], d)
         held = [r.raw for r in B.decode_batch(part.read_bytes()).records]
+        writer.kill()
         run.wait_status(lambda s: _task_state(s, writer_id) == ("running", 1), timeout_s=20)
-        time.sleep(2.5)  # ingest replays the stream to the restarted writer
         recovered = d / part.name[: -len(B.PART_SUFFIX)]
+        run.wait_status(lambda s: recovered.exists() and s["batch_t_sc_last_s"] > 0)
         assert B.decode_header(recovered.read_bytes())["flag_names"] == ["recovered"]
         assert [r.raw for r in B.decode_batch(recovered.read_bytes()).records] == held
-        # 2. Power cut: every process killed at once, a file open again (once the restarted
-        # writer, its replay done, writes the live records: slower on a loaded machine).
-        t_end = time.monotonic() + 30.0
-        while not list(d.glob("*.part")) and time.monotonic() < t_end:
-            time.sleep(0.02)
+        n_before = len(_finals(d))
+        run.wait_status(lambda s: len(_finals(d)) > n_before)  # the restarted writer goes on writing
+        # 2. Power cut: every process frozen at an instant with a file open, then killed.
         procs = run.tree()
+        part2 = _frozen_with_a_part(procs, d)
+        held2 = [r.raw for r in B.decode_batch(part2.read_bytes()).records]
         for p in procs:
             p.kill()
         psutil.wait_procs(procs, timeout=5)
-        (part2,) = d.glob("*.part")
-        held2 = [r.raw for r in B.decode_batch(part2.read_bytes()).records]
     assert held2
     # 3. The next start recovers the .part before writing anything else.
     with FlightRun(home, spacecraft_time_s=T_END_SC, env=env) as run:
@@ -122,3 +142,74 @@ def test_kill_9_of_the_writer_then_of_the_tree_loses_and_duplicates_nothing(tmp_
     seqs = [B.decode_header(p.read_bytes())["sequence"] for p in _finals(d)]
     assert seqs == list(range(1, len(seqs) + 1))
     assert {f.run for f in bset.files} == {1, 2}
+
+
+def _wait_text(path, needle: str, timeout_s: float = 20.0) -> None:
+    t_end = time.monotonic() + timeout_s
+    while needle not in (path.read_text(errors="replace") if path.exists() else ""):
+        assert time.monotonic() < t_end, f"{needle!r} not in {path}"
+        time.sleep(0.01)
+
+
+def test_a_writer_killed_during_the_stop_is_said_and_its_part_recovered(tmp_path):
+    """Issue 48 item 13: the batch writer killed during the ordered stop left a .part beside
+    the complete files, and the run exited 0 with `stopping`, no `downlink_failed` and the
+    writer listed "running".  Now: `downlink_failed`, the writer `exited`, the .part
+    recovered before the exit."""
+    home = make_home(tmp_path, SAMPLE)
+    d = home / "pygnc_batches"
+    with FlightRun(home, spacecraft_time_s=T_END_SC) as run:
+        run.wait_status(_ready)
+        run.wait_status(lambda s: list(d.glob("*.part")))  # a file open (the estimates flow)
+        writer = run.task_pid("batch_writer")
+        os.kill(writer, signal.SIGSTOP)  # it takes no part in the stop ...
+        run.ctrl_c()
+        _wait_text(run.log_dir() / "supervisor.log", "ingest stopped (exit status 0)")
+        (part,) = d.glob("*.part")
+        held = [r.raw for r in B.decode_batch(part.read_bytes()).records]
+        os.kill(writer, signal.SIGKILL)  # ... and is killed in the middle of it
+        assert run.wait_exit(10) == 0, run.text
+        sup = (run.log_dir() / "supervisor.log").read_text()
+    st = S.decode_status(run.status_path.read_bytes())
+    assert st["flags"] & S.FLAG_STOPPING and st["flags"] & S.FLAG_DOWNLINK_FAILED, st["flag_names"]
+    states = {
+        TASK_NAMES_BY_ID[st[f"task{k}_id"]]: S.TASK_STATES[st[f"task{k}_state"]]
+        for k in range(S.MAX_TASKS)
+        if st[f"task{k}_id"]
+    }
+    assert states.pop("batch_writer") == "exited" and set(states.values()) == {"stopped"}, states
+    assert b" DF" in (home / "pygnc_info.txt").read_bytes()
+    assert not list(d.glob("*.part")) and "recovered 1 .part batch files the batch writer left" in sup
+    recovered = d / part.name[: -len(B.PART_SUFFIX)]
+    assert B.decode_header(recovered.read_bytes())["flag_names"] == ["recovered"]
+    assert [r.raw for r in B.decode_batch(recovered.read_bytes()).records] == held
+
+
+def test_ctrl_c_just_after_the_start_after_a_power_cut_recovers_the_cut_runs_part(tmp_path):
+    """Issue 48 item 13: a Ctrl-C within 0.5 s of the start after a power cut stopped the
+    writer before it had opened its directory, and the cut run's .part stayed (4 of 5)."""
+    home = make_home(tmp_path, SAMPLE)
+    d = home / "pygnc_batches"
+    with FlightRun(home, spacecraft_time_s=T_END_SC) as run:
+        run.wait_status(_ready)
+        run.wait_status(lambda s: list(d.glob("*.part")))
+        procs = run.tree()
+        for p in procs:  # the power cut
+            p.kill()
+        psutil.wait_procs(procs, timeout=5)
+    (part,) = d.glob("*.part")
+    held = [r.raw for r in B.decode_batch(part.read_bytes()).records]
+    with FlightRun(home, spacecraft_time_s=T_END_SC + 60) as run:
+        run.wait_status(lambda s: s["run"] == 0)  # this start's first status: the supervisor runs
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0, run.text
+        logs = run.log_dir()
+        sup, writer = (
+            (logs / f).read_text() if (logs / f).exists() else "" for f in ("supervisor.log", "batch_writer.log")
+        )
+    assert not list(d.glob("*.part"))
+    assert "recovered 1 .part" in sup + writer, sup
+    recovered = d / part.name[: -len(B.PART_SUFFIX)]
+    assert [r.raw for r in B.decode_batch(recovered.read_bytes()).records] == held
+    st = S.decode_status(run.status_path.read_bytes())
+    assert st["run"] == 2 and st["flags"] & S.FLAG_STOPPING and not st["flags"] & S.FLAG_DOWNLINK_FAILED

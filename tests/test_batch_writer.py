@@ -18,7 +18,7 @@ from pygnc.config import Config, load_config
 from pygnc.formats import batch as B
 from pygnc.tasks.batch_writer import BatchRecorder, kind_selection
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,7 @@ def _recorder(d: Path, periods=None, kinds=None, run=1, key="k", **store_kw):
     rec = BatchRecorder(kinds, periods, store, _Now(1.8e9))
     if report.restarted:
         rec.seed(store.run_records())
+    rec.seed_spans(store.spans)
     return rec, store
 
 
@@ -189,6 +190,65 @@ def test_a_restarted_writer_seeds_from_its_run_and_adds_nothing(tmp_path, stream
     assert raws[: len(before)] == before
     data = [r for r in raws if B.KINDS_BY_CODE[r[1]].name not in ("clock_map", "ingest", "batch_summary")]
     assert len(data) == len(set(data))  # not one record twice
+
+
+def _measured(records) -> list[tuple]:
+    """(kind, key, time) of the records a series writes once (batch_store.span_key)."""
+    out = []
+    for r in records:
+        mark = bs.span_key(r.kind, r.values())
+        if mark is not None:
+            out.append((*mark, B.record_time_ms(r.t_sc_s)))
+    return out
+
+
+@pytest.mark.parametrize("cut_at", [0.1, 0.5, 0.97])
+def test_the_run_after_a_power_cut_writes_only_what_the_cut_run_had_not(tmp_path, stream, cut_at):
+    """Issue 48 item 12: after a power cut the next start wrote again every record the cut
+    run had written.  The cut run's files (those the host took, its recovered .part) and the
+    next run's hold every record of a clean run once - and the next run's only the rest."""
+    periods = {k.name: 5.0 if k.period_s else k.period_s for k in B.KINDS}  # (the sample is 5 min)
+    clean, store = _recorder(tmp_path / "clean", periods, series="s")
+    for t, b in stream:
+        clean.handle(t, b)
+    clean.finish()
+    store.close()
+    want = _measured(_decoded(tmp_path / "clean"))
+    assert len(want) == len(set(want)) > 100
+
+    d, taken = tmp_path / "home", tmp_path / "downlinked"
+    taken.mkdir()
+    rec, store = _recorder(d, periods, run=1, key="cut", series="s", max_file_bytes=1500)
+    for t, b in stream[: int(cut_at * len(stream))]:
+        rec.handle(t, b)
+    for p in d.glob("batch_*.bin"):  # the host took the complete files
+        p.rename(taken / p.name)
+    if store.file is not None:
+        os.close(store.file.fd)  # the power cut: a .part stays behind
+
+    rec2, store2 = _recorder(d, periods, run=2, key="next", series="s")
+    for t, b in stream:
+        rec2.handle(t, b)
+    rec2.finish()
+    store2.close()
+    got = _measured(_decoded(taken)) + _measured(_decoded(d))
+    assert sorted(got) == sorted(want)  # each once, none missing
+    assert rec2.counters()["written_before"] > 0
+
+
+def test_another_configuration_is_a_new_series(tmp_path, stream):
+    """A run on another configuration (an uplink) writes its estimates whatever was
+    written before; on the same one, nothing of what was."""
+    for series, again in (("a", False), ("b", True)):
+        d = tmp_path / series
+        written = []
+        for run, s in ((1, "a"), (2, series)):
+            rec, store = _recorder(d, run=run, key=f"run{run}", series=s)
+            for t, b in stream:
+                rec.handle(t, b)
+            store.close()
+            written.append(store.counters.records_written)
+        assert (written[1] > written[0] / 2) is again, (series, written)
 
 
 def test_health_changes_are_recorded_at_once(tmp_path):

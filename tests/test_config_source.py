@@ -94,6 +94,26 @@ def test_check_config_exits_0_or_2_with_the_reasons_on_stderr(tmp_path):
     assert p.returncode == 2 and "usage" in p.stderr
 
 
+def test_the_deployment_check_passes_on_a_fresh_pi_without_an_uplink(tmp_path):
+    """Issue 45 item 9: operations.md's deployment check, `python ~/pygnc/main.py
+    --check-config ~/pygnc_config.toml`, failed ("cannot be read") on a Pi that has had no
+    uplink; a run there uses the defaults, and the check now says so and checks those.  Any
+    other missing file is still refused."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYGNC_HOME", "PYGNC_CONFIG")}
+    env["HOME"] = str(tmp_path)
+    line = "python ~/pygnc/main.py --check-config ~/pygnc_config.toml"
+    argv = [sys.executable, str(FLIGHT_MAIN)] + [a.replace("~", str(tmp_path)) for a in line.split()[2:]]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    f = tmp_path / "pygnc_config.toml"
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0] == f"{f}: not there (nothing uplinked yet): a run in {tmp_path} uses the defaults"
+    assert "warning: imu_to_body is a reflection" in lines[1] and lines[-1] == f"{f}: accepted"
+    p = subprocess.run(argv[:-1] + [str(tmp_path / "pygnc_confg.toml")], capture_output=True, text=True, env=env)
+    assert p.returncode == 2 and "pygnc_confg.toml: cannot be read" in p.stderr
+    assert not any(tmp_path.iterdir())  # a check writes nothing
+
+
 def test_the_configuration_sets_its_status_flags():
     assert config_source.config_flags(Config(), {}) == S.FLAG_IMU_REFLECTION  # the default mounting
     ok = Config(imu_to_body_reflection_intended=True)

@@ -298,6 +298,8 @@ class Scratch:
                 argv[0] = sys.executable
             else:
                 assert argv[0] in SHELL_PROGRAMS, f"{block.where}: a run block may not use {argv[0]}"
+            # the Pi's Python behind `ground host --shell`: this one too
+            argv = [sys.executable if a == "python3" and argv[i - 1] == "--python" else a for i, a in enumerate(argv)]
             p = subprocess.run(
                 argv,
                 cwd=self.work,
@@ -382,3 +384,63 @@ def test_documented_commands_run_as_written(block, doc_runs, tmp_path_factory):
     for b in runs[done : runs.index(block) + 1]:
         state[1] += 1
         scratch.run(b)
+
+
+@pytest.mark.parametrize(
+    "args, status",
+    [
+        (["decode", "missing.bin"], 1),
+        (["replay", "missing", "--out", "out/r"], 1),
+        (["archive", "out/a.sqlite", "missing.bin"], 1),
+        (["export", "missing.sqlite", "out/csv"], 1),
+        (["simulate", "out/s", "--settings", "missing.toml"], 2),
+        (
+            [
+                "uplink",
+                "--tle",
+                "missing.txt",
+                "--self",
+                "1",
+                "--partner",
+                "0x4B=2",
+                "--epoch-utc",
+                "2025-03-20T06:00:00Z",
+                "--out",
+                "out/u.toml",
+                "--spacecraft-id",
+                "0x4A",
+            ],
+            2,
+        ),  # fmt: skip
+        (["host", "--shell", "--upload", "missing"], 2),
+        (["serve", "missing"], 2),
+        (["montecarlo", "missing.toml"], 2),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else str(v),
+)
+def test_a_missing_input_exits_as_ground_tools_md_says(args, status, tmp_path):
+    """Issue 45 item 14: ground_tools.md said 2 for every usage error and 1 for failed work,
+    while a missing input is 1 for some commands and 2 for others; it now says which."""
+    text = " ".join((DOCS / "ground_tools.md").read_text().split())
+    assert "as the work failing (1) for `decode`, `replay`, `archive` and `export`, as a usage error (2)" in text
+    (tmp_path / "out").mkdir()
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert p.returncode == status and "Traceback" not in p.stderr, p.stderr
+
+
+def test_the_upload_queue_exit_statuses_are_as_documented(tmp_path):
+    """Issue 45 item 14: ground_tools.md said exit 1 while anything is pending, but `--list`
+    (and `--add`) exit 0; only `--send` does."""
+    q = tmp_path / "q.sqlite"
+    (tmp_path / "f.bin").write_bytes(b"x")
+    for args in (["--add", str(tmp_path / "f.bin")], ["--list"]):
+        p = subprocess.run(
+            [sys.executable, "-m", "ground", "upload", str(q), *args], capture_output=True, text=True, timeout=60,
+            cwd=REPO,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+    assert "pending" in p.stdout
+    assert "`--send` exits 1 while anything is still pending" in (DOCS / "ground_tools.md").read_text()

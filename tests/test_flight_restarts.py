@@ -11,8 +11,18 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
-from flight_harness import REPO, FlightRun, batch_end_sc, compare_downlinks, downlink, estimators_done, make_home
+from flight_harness import (
+    REPO,
+    FlightRun,
+    batch_end_sc,
+    compare_downlinks,
+    downlink,
+    estimators_done,
+    make_home,
+    timed_record_counts,
+)
 
 from pygnc.config import Config
 from pygnc.formats import status as S
@@ -58,30 +68,93 @@ def _slowest(st: dict) -> float:
     return min(peers) if len(peers) == 2 else float("nan")
 
 
-def _run(tmp: Path, scenario: Path, kills: list[tuple[str, float]] = ()) -> tuple[dict, Path]:
+def _wait_log(path: Path, needle: str, timeout_s: float, after: int = 0) -> int:
+    """Wait until *needle* is in the log *path* (from character *after*); where it is."""
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        try:
+            i = path.read_text(errors="replace").find(needle, after)
+        except FileNotFoundError:
+            i = -1
+        if i >= 0:
+            return i
+        time.sleep(0.002)
+    raise AssertionError(f"{needle!r} not in {path} within {timeout_s} s")
+
+
+#: CPU time a restarted task spends on its replay before ingest is killed, s (the orbit
+#: estimator takes its replay of ~6 500 messages in ~0.5 s; ingest has sent the last of
+#: them, and the end, when the first ~2 500 are taken: its queues hold the rest).
+CATCH_UP_CPU_S = 0.02
+
+
+def _wait_cpu(pid: int, cpu_s: float, timeout_s: float = 30.0) -> None:
+    """Wait until process *pid* has used *cpu_s* more CPU time than now."""
+    p = psutil.Process(pid)
+    t0 = sum(p.cpu_times()[:2])
+    t_end = time.monotonic() + timeout_s
+    while sum(p.cpu_times()[:2]) - t0 < cpu_s:
+        assert time.monotonic() < t_end, f"process {pid} did not run"
+        time.sleep(0.001)
+
+
+def _kill(run: FlightRun, name: str) -> None:
+    os.kill(run.task_pid(name), signal.SIGKILL)
+
+
+def _wait_back(run: FlightRun, name: str, before: int) -> None:
+    k = NAMES.index(name)
+    run.wait_status(
+        lambda s: s[f"task{k}_restarts"] > before and S.TASK_STATES[s[f"task{k}_state"]] == "running",
+        timeout_s=RUN_TIMEOUT_S,
+    )
+
+
+def _run(tmp: Path, scenario: Path, kills: list[tuple[str, float]] = (), catching_up=None) -> tuple[dict, Path, dict]:
     """Run the tree to the end of the batch, killing each task of *kills* once the slowest
-    estimate has reached its fraction of the batch and the task killed before is back;
-    (downlink, log directory)."""
+    estimate has reached its fraction of the batch and the task killed before is back; with
+    *catching_up* (a consumer of ``meas``), ingest is killed too, as soon as it has begun its
+    replay to that task once it is restarted; (downlink, log directory, final status)."""
     t_first, t_last = batch_end_sc(scenario)
     home = _home(tmp, scenario)
     with FlightRun(home, timeout_min=30, spacecraft_time_s=t_last + 1.0) as run:
+        run.wait_status(lambda s: s["run"] > 0)
+        logs = run.log_dir()
         for name, at in kills:
-            k = NAMES.index(name)
             target = t_first + at * (t_last - t_first)
             run.wait_status(lambda s, target=target: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
-            before = run.status()[f"task{k}_restarts"]
-            os.kill(run.task_pid(name), signal.SIGKILL)
-            run.wait_status(
-                lambda s, k=k, before=before: (
-                    s[f"task{k}_restarts"] > before and S.TASK_STATES[s[f"task{k}_state"]] == "running"
-                ),
-                timeout_s=RUN_TIMEOUT_S,
-            )
+            before = run.status()[f"task{NAMES.index(name)}_restarts"]
+            ingest_log = logs / "ingest.log"
+            mark = len(ingest_log.read_text(errors="replace"))
+            _kill(run, name)
+            if name == catching_up:
+                _wait_log(ingest_log, f"meas: replaying to {name}", RUN_TIMEOUT_S, after=mark)
+                _wait_cpu(run.task_pid(name), CATCH_UP_CPU_S)  # it is taking the replay
+                before_ingest = run.status()[f"task{NAMES.index('ingest')}_restarts"]
+                _kill(run, "ingest")
+                _wait_back(run, "ingest", before_ingest)
+            _wait_back(run, name, before)
         run.wait_status(lambda s: estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
         run.ctrl_c()
         assert run.wait_exit(30) == 0, run.text
-        logs = run.log_dir()
-    return downlink(home), logs
+        final = run.status()
+    return downlink(home), logs, final
+
+
+@pytest.fixture(scope="module")
+def reference(scenario, tmp_path_factory) -> dict:
+    """The downlink of a run without a fault."""
+    got, _, _ = _run(tmp_path_factory.mktemp("clean"), scenario)
+    assert sum(k[0] == "formation" for k in got) > 600 and sum(k[0] == "attitude" for k in got) > 300
+    return got
+
+
+def _differences(reference: dict, got: dict) -> dict:
+    return {k: c for k, c in compare_downlinks(reference, got).items() if c["missing"] or c["extra"] or c["differ"]}
+
+
+def _restarts(final: dict) -> dict:
+    return {n: final[f"task{k}_restarts"] for k, n in enumerate(NAMES) if final[f"task{k}_restarts"]}
 
 
 def _check_killed_mid_batch(logs: Path, kills) -> None:
@@ -109,29 +182,97 @@ KILLS = [
 ]
 
 
-def test_restarts_mid_batch_leave_the_downlink_of_a_clean_run(scenario, tmp_path):
+def test_restarts_mid_batch_leave_the_downlink_of_a_clean_run(scenario, reference, tmp_path):
     """Issue 39 items 1 and 2: a restarted estimator discarded its replay (it first got the
     tail of ingest's stream, then everything again as stale), and every replay went to every
     consumer; the downlink lost up to 43 % of a task's records."""
-    (tmp_path / "clean").mkdir()
-    reference, _ = _run(tmp_path / "clean", scenario)
-    assert sum(k[0] == "formation" for k in reference) > 600 and sum(k[0] == "attitude" for k in reference) > 300
     for i, kills in enumerate(KILLS):
         (tmp_path / f"k{i}").mkdir()
-        got, logs = _run(tmp_path / f"k{i}", scenario, kills)
+        got, logs, final = _run(tmp_path / f"k{i}", scenario, kills)
         _check_killed_mid_batch(logs, kills)
-        bad = {
-            kind: c
-            for kind, c in compare_downlinks(reference, got).items()
-            if c["missing"] or c["extra"] or c["differ"]
-        }
-        assert not bad, (kills, bad)
+        assert not _differences(reference, got), kills
+        assert _restarts(final) == {n: sum(n == k for k, _ in kills) for n, _ in kills}, final
+
+
+def test_the_rest_of_the_tree_does_not_see_an_estimator_restart(scenario, reference, tmp_path):
+    """Issue 48 item 10: ingest crashed ("dictionary changed size during iteration") when a
+    restarted estimator caught up - on every formation kill -, spent one of its restarts and
+    published everything again.  Every estimator killed mid-batch: ingest and the sinks
+    never restart, ingest hands each replay over, and the downlink is a clean run's."""
+    kills = [("formation_estimator", 0.04), ("attitude_estimator", 0.12), ("orbit_estimator", 0.2)]
+    got, logs, final = _run(tmp_path, scenario, kills)
+    _check_killed_mid_batch(logs, kills)
+    assert _restarts(final) == {n: 1 for n, _ in kills}, final
+    ingest = (logs / "ingest.log").read_text()
+    assert "Traceback" not in ingest and "crashed" not in ingest, ingest[-3000:]
+    for name, _ in kills:
+        assert f"meas: replay to {name} handed over" in ingest, name
+    assert not _differences(reference, got)
+
+
+def test_a_fault_during_a_catch_up_counts_nothing_twice(scenario, reference, tmp_path):
+    """Issue 48 item 11: the orbit estimator killed, then ingest killed while the orbit
+    estimator caught up: the new ingest replayed from the start and the estimator took again
+    what it had taken of the first replay (805 orbit records with ``n_invalid`` 13 too
+    high).  What it takes while catching up advances its duplicate filter too."""
+    got, logs, final = _run(tmp_path, scenario, [("orbit_estimator", 0.04)], catching_up="orbit_estimator")
+    assert _restarts(final) == {"orbit_estimator": 1, "ingest": 1}, final
+    sup = (logs / "supervisor.log").read_text()
+    orbit = (logs / "orbit_estimator.log").read_text()
+    ingest_died = [_log_time(x) for x in sup.splitlines() if "ingest exited unexpectedly with status -9" in x]
+    caught_up = [_log_time(x) for x in orbit.splitlines() if "replay of meas taken" in x]
+    assert ingest_died and caught_up and ingest_died[0] <= caught_up[-1], (ingest_died, caught_up)
+    assert not _differences(reference, got)
+    # it had taken part of the first replay, and skipped it when the new ingest sent it again
+    assert re.search(r"meas: ingest restarted: skipping what it \w+ again \(seq <= [1-9]", orbit), orbit[-3000:]
+
+
+@pytest.mark.parametrize("cut_at", [0.04, 0.3, 0.7, "done"])
+def test_the_start_after_a_power_cut_downlinks_nothing_twice(scenario, reference, tmp_path, cut_at):
+    """Issue 48 item 12: after a power cut the next start wrote again every record the cut
+    run had written (719 to 6 768 per cut).  The whole tree killed at once (the slowest
+    estimate at a fraction of the batch, or the batch done), the host having taken the
+    complete files; the next start on the same files: across the two runs' batch files,
+    every record of a clean run once."""
+    t_first, t_last = batch_end_sc(scenario)
+    home = _home(tmp_path, scenario)
+    batches, taken = home / "pygnc_batches", tmp_path / "downlinked"
+    taken.mkdir()
+    with FlightRun(home, timeout_min=30, spacecraft_time_s=t_last + 1.0) as run:
+        if cut_at == "done":
+            run.wait_status(lambda s: estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
+        else:
+            target = t_first + cut_at * (t_last - t_first)
+            run.wait_status(lambda s: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
+        procs = run.tree()
+        for p in procs:  # the power cut
+            p.kill()
+        psutil.wait_procs(procs, timeout=10)
+    for f in batches.glob("batch_*.bin"):  # the host had taken the complete files
+        f.rename(taken / f.name)
+    parts = list(batches.glob("*.part"))  # (none if the cut came between two files)
+    (tmp_path / "part").mkdir()
+    for part in parts:
+        shutil.copy(part, tmp_path / "part" / part.name[: -len(".part")])
+    written = timed_record_counts(home, taken, tmp_path / "part")  # what the cut run wrote
+    assert written and len(parts) <= 1
+    with FlightRun(home, timeout_min=30, spacecraft_time_s=t_last + 600.0) as run:
+        run.wait_status(lambda s: s["run"] == 2 and estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
+        run.ctrl_c()
+        assert run.wait_exit(30) == 0, run.text
+        log = (run.log_dir() / "batch_writer.log").read_text()
+    counts = timed_record_counts(home, taken)
+    twice = {k: n for k, n in counts.items() if n > 1}
+    assert not twice, (len(twice), sorted(twice)[:5])
+    assert ("recovered 1 .part" in log) == bool(parts) and "not written again" in log, log
+    assert not _differences(reference, downlink(home, taken))
+    assert len(counts) - len(written) == sum(k not in written for k in reference if k[1] != "values")
 
 
 def test_a_stopped_status_reporter_is_replaced_at_its_own_health_limit(tmp_path):
     """Issue 39 item 3: the status file stayed frozen for the estimators' 8-s health limit
     while a stopped (SIGSTOP) status reporter waited for it."""
-    sample = REPO / "data" / "sample"
+    sample = REPO / "data" / "sample_5min"
     _, t_last = batch_end_sc(sample)
     config = Config()
     k = NAMES.index("status_reporter")

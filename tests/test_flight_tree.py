@@ -21,7 +21,7 @@ from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import TASKS_BY_NAME, enabled_tasks, process_name
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 BENCH_CAPTURE = PY4_DATA / "pygnc_example" / "sense.bin"
 TASKS = enabled_tasks(Config())  # the host's default run
 N_TASKS = len(TASKS)
@@ -45,9 +45,12 @@ def _check_clean_stop(run: FlightRun, pids: list[int], rc: int) -> dict:
     assert rc == 0, run.text
     assert gone(pids), [p for p in pids]
     st = S.decode_status(run.status_path.read_bytes())
-    assert st["flags"] & S.FLAG_STOPPING
+    assert st["flags"] & S.FLAG_STOPPING and not st["flags"] & S.FLAG_DOWNLINK_FAILED
+    # every task's final state (issue 48 item 13: the sinks were listed "running")
+    assert [S.TASK_STATES[st[f"task{k}_state"]] for k in range(N_TASKS)] == ["stopped"] * N_TASKS
     info = (run.home / "pygnc_info.txt").read_bytes()
     assert 0 < len(info) <= MAX_BYTES and info.endswith(b"\n") and b"STOP" in info
+    assert f"\ntsk {N_TASKS}/{N_TASKS} ".encode() in info, info
     logs = run.log_dir()
     sup = (logs / "supervisor.log").read_text()
     for spec in TASKS:
@@ -95,6 +98,21 @@ def test_bad_arguments_exit_2_with_usage(tmp_path):
         assert p.returncode == 2, (args, p.stderr)
         assert "usage: main.py <timeout_minutes> <spacecraft_time_s>" in p.stderr
     assert not (tmp_path / "pygnc_logs").exists()  # nothing started
+
+
+def test_help_prints_the_usage_and_exits_0(tmp_path):
+    """Issue 45 item 4: `main.py --help` and `pygnc --help` answered "expected 2 arguments, got 1"."""
+    env = dict(os.environ, PYGNC_HOME=str(tmp_path))
+    for cmd, prog in (
+        ([sys.executable, str(FLIGHT_MAIN), "--help"], "main.py"),
+        ([sys.executable, str(FLIGHT_MAIN), "-h"], "main.py"),
+        ([sys.executable, "-m", "pygnc", "--help"], "python -m pygnc"),
+    ):
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30, cwd=REPO / "flight")
+        assert p.returncode == 0 and p.stderr == "", (cmd, p.stderr)
+        assert p.stdout.startswith(f"usage: {prog} <timeout_minutes> <spacecraft_time_s>\n"), p.stdout
+        assert "--check-config FILE" in p.stdout and "Exit status:" in p.stdout
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
 
 
 def test_pygnc_main_name_works_too(tmp_path):
@@ -258,6 +276,8 @@ def test_sigterm_to_the_supervisor_alone(tmp_path):
 
 
 def test_tasks_exit_when_the_supervisor_dies(tmp_path):
+    """... and the last status does not look like a clean stop's (issue 48 item 13: `stopping`,
+    `tsk 7/7 ... STOP`): no flag `stopping` - the run ended without its ordered stop."""
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=_sample_end_sc()) as run:
         run.wait_status(lambda s: _batch_done(s) and _all_running(s))
@@ -268,6 +288,11 @@ def test_tasks_exit_when_the_supervisor_dies(tmp_path):
         while not gone(children) and time.monotonic() < t_end:
             time.sleep(0.05)
         assert gone(children)
+        st = S.decode_status(run.status_path.read_bytes())
+        assert st["run"] == 1 and not st["flags"] & S.FLAG_STOPPING, st["flag_names"]
+        assert b"STOP" not in (run.home / "pygnc_info.txt").read_bytes()
+        assert "without the supervisor's ordered stop" in (run.log_dir() / "status_reporter.log").read_text()
+        assert not list((home / "pygnc_batches").glob("*.part"))  # the writer closed its file
 
 
 @pytest.mark.parametrize("sig_name", ["SIGINT"])

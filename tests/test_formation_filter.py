@@ -499,6 +499,25 @@ def test_scalar_range_update_is_filterpys_kalman_update():
         assert np.array_equal(f.x, x0) and np.array_equal(f.p, p0)
 
 
+def test_a_range_absorbed_into_the_covariance_is_filterpys_update_of_p_alone():
+    """absorb_range_covariance: filterpy's KalmanFilter covariance update with the range's
+    H (at the current state) and its noise (sigma and the time-tag spread); the state is
+    not moved."""
+    from filterpy.kalman import KalmanFilter
+
+    f = _prior_filter()
+    f.config = dataclasses.replace(f.config, range_tag_resolution_s=0.0)
+    hv = f.range_model()[1][0]
+    kf = KalmanFilter(dim_x=ff.N_STATES, dim_z=1)
+    kf.x, kf.P, kf.R, kf.H = f.x.copy(), f.p.copy(), np.array([[f.config.range_sigma_m**2]]), hv[None, :].copy()
+    kf.update(np.array([hv @ f.x]))
+    x0 = f.x.copy()
+    f.absorb_range_covariance(f.t_gps_s)
+    assert np.array_equal(f.x, x0)
+    np.testing.assert_allclose(f.p, kf.P, rtol=1e-6, atol=1e-12)
+    assert_symmetric_positive_definite(f.p, idx=np.arange(9, 15))
+
+
 def test_peer_fix_update_matches_filterpy_kalman():
     from filterpy.kalman import KalmanFilter
 
@@ -612,7 +631,7 @@ def test_tapped_estimates_between_steps_match_a_step_ending_there():
         e = x - d.x
         assert np.abs(e[9:12]).max() < 1e-4 and np.abs(e[12:15]).max() < 2e-6
         assert np.abs(e[0:3]).max() < 0.05 and np.abs(e[3:6]).max() < 1e-3
-        assert np.abs(e[np.r_[6:9, 15:21]]).max() < 1e-6
+        assert np.abs(e[np.r_[6:9, 15 : ff.N_STATES]]).max() < 1e-6
         assert np.allclose(np.sqrt(np.diag(p)[9:15]), np.sqrt(np.diag(d.p)[9:15]), rtol=1e-3, atol=0)
         u = d.x[9:12] / np.linalg.norm(d.x[9:12])
         assert math.sqrt(u @ p[9:12, 9:12] @ u) == pytest.approx(math.sqrt(u @ d.p[9:12, 9:12] @ u), rel=1e-3)

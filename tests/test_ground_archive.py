@@ -25,7 +25,7 @@ from pygnc.drivers import opc_n3_codec as on
 from pygnc.formats import status as S
 from pygnc.formats.buslog import encode_frame, encode_header_frame
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 N_POLLS = 6
 PER_POLL = 17 + 1  # 13 sentences, 4 of them in 2 groups (12 cells / 8), + 1 histogram
 
@@ -205,6 +205,28 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "no such file" in err and "no reader" in err
+
+
+def test_export_into_an_existing_file_is_refused_before_any_work(tmp_path, buslog):
+    """``ground export DB FILE`` (it was a NotADirectoryError traceback after the query) and
+    an OUT_DIR under a file: a message each, as the user types them."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(buslog)]) == 0
+    f = tmp_path / "out.csv"
+    f.write_text("keep me")
+    for out, rc, says in (
+        (f, 2, f"export: OUT_DIR {f} exists and is not a directory"),
+        (f / "sub", 1, "Not a directory"),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "ground", "export", str(db), str(out)], capture_output=True, text=True, cwd=REPO
+        )
+        assert p.returncode == rc and says in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1
+    assert f.read_text() == "keep me"
 
 
 # -- upload queue -----------------------------------------------------------------------------------
@@ -457,12 +479,13 @@ def test_replay_and_downlink_rows_keep_their_source_apart_with_utc(tmp_path, pas
     ground, board = _csv_rows(out / "ground_replay" / "orbit.csv"), _csv_rows(out / "onboard_downlink" / "orbit.csv")
     assert len(ground) == n_replay and len(board) == n_board
     assert {r["source"] for r in ground} == {"ground_replay"} and {r["source"] for r in board} == {"onboard_downlink"}
-    assert list(ground[0])[:6] == ["t_sc_s", "utc", "utc_from", "source", "device", "record"]
+    assert list(ground[0])[:8] == ["t_sc_s", "utc", "utc_from", "source", "spacecraft_id", "run", "device", "record"]
+    assert {(r["spacecraft_id"], r["run"]) for r in board} == {("74", "12")}  # the batch files' header
     # UTC: the decoded rows' own GPS time, the batch records' through run 12's clock map: the same instants
     by_t = {r["t_sc_s"]: r["utc"] for r in _csv_rows(decoded / "orbit.csv")}
     assert all(r["utc"] == by_t[str(float(r["t_sc_s"]))] and r["utc_from"] == "gps_time" for r in board)
     raw = _csv_rows(out / "onboard_downlink" / "batch_orbit.csv")
-    assert {r["utc_from"] for r in raw} == {"clock_map_run_12"}
+    assert {r["utc_from"] for r in raw} == {"clock_map_0x4A_run_12"}
     assert [r["utc"] for r in raw] == [r["utc"] for r in board]
     assert {r["utc_from"] for r in ground} == {"gps_time"}
     # one source only, and its filter
@@ -504,11 +527,113 @@ def test_export_utc_from_a_bus_logs_clock_map_and_without_one(tmp_path):
     files = export(db, tmp_path / "csv", kinds=["sensor"])
     ((path, n),) = files.items()
     rows = _csv_rows(path)
-    assert n == 2 and [r["utc_from"] for r in rows] == ["clock_map_run_7", "spacecraft_clock"]
+    # (these logs' headers say spacecraft_id 0: not set on board)
+    assert n == 2 and [r["utc_from"] for r in rows] == ["clock_map_0x00_run_7", "spacecraft_clock"]
     want = utc_unix_from_gps(ClockMap(-16.0, 1e-6, 1.7e9, 9, 0.3).gps_from_sc(1.7e9 + 100.0))
     from ground.outputs.tables import iso_utc
 
     assert rows[0]["utc"] == iso_utc([want])[0] and rows[1]["utc"] == iso_utc([1.7e9 + 200.0])[0]
+
+
+def _two_spacecraft_downlinks(d):
+    """The sample's published messages as the batch files of two spacecraft, both run 1:
+    0x4A's, and 0x4B's whose clock map says its clock is 29 s further from GPS time (every
+    other record the same bytes)."""
+    from test_batch_writer import _Now, published_with_health
+    from test_ground_batches import PERIODS
+
+    from pygnc import batch_store as bs
+    from pygnc.config import Config
+    from pygnc.formats import batch as B
+    from pygnc.tasks.batch_writer import BatchRecorder
+
+    messages = published_with_health(Config(batch_period_s=PERIODS))
+
+    def write(sc: int, shift_s: float) -> None:
+        rec = None
+        store = bs.BatchStore(d / f"sc{sc:02X}", 1, "r1", sc, context=lambda: rec.context_records())
+        store.open()
+        rec = BatchRecorder(list(B.current_kinds()), PERIODS, store, _Now(1.8e9))
+        for t, b in messages:
+            if t == "clock_map":
+                shifted = {k: b[k] + shift_s for k in ("gps_minus_sc_s", "utc_minus_sc_s")}
+                b = {**b, **shifted}
+            rec.handle(t, b)
+        rec.finish()
+        store.close()
+
+    write(0x4A, 0.0)
+    write(0x4B, 29.0)
+    return d / "sc4A", d / "sc4B"
+
+
+def test_two_spacecraft_are_told_apart_in_the_archive_and_the_decode(tmp_path, capsys):
+    """Issue 45 item 10: no archived or exported row named its spacecraft, clock maps were
+    chosen by run number alone (one spacecraft's rows timed with the other's map: 29 s wrong
+    in UTC) and the duplicate check credited one spacecraft's identical records to the
+    other's file.  Now every row carries its spacecraft and run, a row is timed with its own
+    spacecraft's map, and identical records of two spacecraft are two records."""
+    a, b = _two_spacecraft_downlinks(tmp_path)
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(a)]) == 0
+    n_a = _count(db)
+    assert ground_main(["archive", str(db), str(b)]) == 0
+    assert "0x4B  onboard_downlink" in capsys.readouterr().out
+    assert _count(db) == 2 * n_a  # nothing of 0x4B's counted as 0x4A's
+    assert _count(db, "SELECT COUNT(*) FROM records WHERE spacecraft_id = 75 AND run = 1") == n_a
+    assert ground_main(["export", str(db), str(tmp_path / "csv")]) == 0
+    rows = _csv_rows(tmp_path / "csv" / "onboard_downlink" / "batch_orbit.csv")
+    assert {r["spacecraft_id"] for r in rows} == {"74", "75"} and all(r["run"] == "1" for r in rows)
+    by = {(r["spacecraft_id"], r["t_sc_s"]): r for r in rows}
+    pairs = [(by[("74", t)], by[("75", t)]) for sc, t in by if sc == "74"]
+    assert pairs and all(
+        r4a["utc_from"] == "clock_map_0x4A_run_1" and r4b["utc_from"] == "clock_map_0x4B_run_1" for r4a, r4b in pairs
+    )
+    import datetime as dt
+
+    def t(text):
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    assert all(abs(t(r4b["utc"]) - t(r4a["utc"]) - 29.0) < 1e-3 for r4a, r4b in pairs)
+    # every exported row says whose it is
+    for f in (tmp_path / "csv").rglob("*.csv"):
+        assert all(r["spacecraft_id"] in ("74", "75") for r in _csv_rows(f)), f
+    # one spacecraft's rows only
+    assert ground_main(["export", str(db), str(tmp_path / "only"), "--spacecraft", "0x4B"]) == 0
+    rows = _csv_rows(tmp_path / "only" / "onboard_downlink" / "batch_orbit.csv")
+    assert rows and {r["spacecraft_id"] for r in rows} == {"75"}
+    # `ground decode` of both at once: each row with its spacecraft, timed with its own map
+    both = tmp_path / "both"
+    both.mkdir()
+    for d in (a, b):
+        for f in d.glob("batch_*.bin"):
+            (both / f"{d.name}_{f.name}").write_bytes(f.read_bytes())
+    assert ground_main(["decode", str(both), "--out", str(tmp_path / "dec"), "--no-plots"]) == 0
+    orbit = _csv_rows(tmp_path / "dec" / "orbit.csv")
+    by = {(r["spacecraft_id"], r["t_sc_s"]): float(r["unix_time_s"]) for r in orbit}
+    diffs = [by[("75", t)] - by[("74", t)] for sc, t in by if sc == "74" and ("75", t) in by]
+    assert diffs and all(abs(d - 29.0) < 1e-3 for d in diffs)
+
+
+def test_a_file_that_names_no_spacecraft_takes_the_operators(tmp_path, capsys):
+    """A status file does not say whose it is: `--spacecraft` names it; a file that says
+    another spacecraft is refused; without either, the summary says how many are unknown."""
+    st = S.empty_status()
+    st["t_sc_s"], st["run"] = 1.7e9, 3
+    f = tmp_path / "pygnc_status.bin"
+    f.write_bytes(S.encode_status(st))
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(f)]) == 0
+    assert "1 records of no known spacecraft" in capsys.readouterr().out
+    st["t_sc_s"] += 1.0
+    f.write_bytes(S.encode_status(st))
+    assert ground_main(["archive", str(db), str(f), "--spacecraft", "0x4C"]) == 0
+    assert _count(db, "SELECT COUNT(*) FROM records WHERE spacecraft_id = 76 AND run = 3") == 1
+    a, _ = _two_spacecraft_downlinks(tmp_path)
+    first = sorted(a.glob("batch_*.bin"))[0]
+    assert ground_main(["archive", str(db), str(first), "--spacecraft", "0x4C"]) == 1
+    assert "the file is spacecraft 0x4A's, not --spacecraft 0x4C's" in capsys.readouterr().err
+    assert ground_main(["archive", str(db), str(f), "--spacecraft", "x"]) == 2
 
 
 def test_a_directory_of_random_files_says_what_it_found_and_creates_nothing(tmp_path, capsys):
@@ -541,10 +666,11 @@ def test_a_directory_of_random_files_says_what_it_found_and_creates_nothing(tmp_
     assert "not a valid status file: CRC mismatch" in capsys.readouterr().err
 
 
-def test_an_archive_of_schema_1_is_brought_to_schema_2(tmp_path, pass_files):
+def test_an_archive_of_schema_1_is_brought_to_schema_4(tmp_path, pass_files):
     """Records of schema 1 (no source; a downlink's own fixes as peer_gps_fix / peer_0, its
-    orbit table as table / orbit) get their source, kind and device, and the keys of
-    schema 2: loading the same rows again adds nothing."""
+    orbit table as table / orbit) get their source, kind and device (schema 2), their
+    spacecraft and run (schema 3) and the keys of schema 4: loading the same rows again adds
+    nothing."""
     import shutil
 
     _, _, decoded = pass_files
@@ -588,7 +714,8 @@ def test_an_archive_of_schema_1_is_brought_to_schema_2(tmp_path, pass_files):
     n = _count(db)
     with Archive(db) as a:
         kinds = a.conn.execute("SELECT DISTINCT source, kind, device FROM records ORDER BY kind").fetchall()
-        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert a.conn.execute("SELECT DISTINCT spacecraft_id, run FROM records").fetchall() == [(0x4A, 12)]
         # the same rows from other files (other bytes): every one already there
         for name in ("gps_fix.csv", "orbit.csv"):
             copy = tmp_path / name
@@ -600,33 +727,49 @@ def test_an_archive_of_schema_1_is_brought_to_schema_2(tmp_path, pass_files):
     assert _count(db) == n
 
 
-def test_an_archive_of_schema_2_spells_its_partners_as_everywhere_else(tmp_path, pass_files):
-    """Schema 2 named a partner's device by its decimal id (``peer_75``); opened, the archive
-    writes it ``peer_0x4B`` as every file does, with the keys that go with it: the same
-    records loaded again from other bytes add nothing (issue 43 item 5)."""
+@pytest.mark.parametrize("version, origin", [(2, False), (3, True), (3, False)])
+def test_an_older_archive_spells_its_partners_as_everywhere_else(tmp_path, pass_files, version, origin):
+    """Schemas 2 and 3 named a partner's device by its decimal id (``peer_75``); opened, the
+    archive writes it ``peer_0x4B`` as every file does (schema 4), one without ``spacecraft_id``
+    and ``run`` (schema 2, or a development build's schema 3) also getting them, with the keys
+    that go with them: the same records loaded again from other bytes add nothing (issue 43
+    item 5)."""
     import shutil
 
     from ground.archive import record_key
 
     _, batches, _ = pass_files
-    db = tmp_path / "v2.sqlite"
+    db = tmp_path / f"v{version}.sqlite"
     assert ground_main(["archive", str(db), str(batches)]) == 0
     n = _count(db)
-    with sqlite3.connect(db) as c:  # as schema 2 left it
+    with sqlite3.connect(db) as c:  # as that schema left it
         rows = c.execute(
-            "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw FROM records WHERE device != ''"
+            "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw, spacecraft_id, run"
+            " FROM records WHERE device != ''"
         ).fetchall()
         assert {r[3] for r in rows} == {"peer_0x4B"}
-        for rid, source, kind, _, record, t, fj, raw in rows:
-            c.execute(
-                "UPDATE records SET device = 'peer_75', key = ? WHERE record_id = ?",
-                (record_key(source, kind, "peer_75", record, t, fj, raw), rid),
-            )
-        c.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        for rid, source, kind, _, record, t, fj, raw, sc, run in rows:
+            key = record_key(source, kind, "peer_75", record, t, fj, raw, *((sc, run) if origin else ()))
+            c.execute("UPDATE records SET device = 'peer_75', key = ? WHERE record_id = ?", (key, rid))
+        if not origin:
+            for rid, source, kind, device, record, t, fj, raw in c.execute(
+                "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw FROM records"
+            ).fetchall():
+                c.execute(
+                    "UPDATE records SET key = ? WHERE record_id = ?",
+                    (record_key(source, kind, device, record, t, fj, raw), rid),
+                )
+            c.execute("DROP INDEX records_by_spacecraft_run")
+            c.execute("ALTER TABLE records DROP COLUMN spacecraft_id")
+            c.execute("ALTER TABLE records DROP COLUMN run")
+        c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     with Archive(db) as a:
-        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
         devices = {d for (d,) in a.conn.execute("SELECT DISTINCT device FROM records")}
         assert devices == {"", "peer_0x4B"}
+        assert a.conn.execute("SELECT COUNT(*) FROM records WHERE spacecraft_id IS NULL OR run IS NULL").fetchone() == (
+            0,
+        )
         again = tmp_path / "again"
         again.mkdir()
         for p in sorted(batches.glob("batch_*.bin")):

@@ -10,13 +10,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import PY4_DATA
 from flight_harness import REPO
 
 from ground.__main__ import main
 from pygnc.formats.range_file import decode_range, encode_range_group
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 class Result:
@@ -206,7 +207,7 @@ def test_missing_ground_extra_names_what_to_install(tmp_path):
     )
     for cmd in (["simulate", str(tmp_path / "s")], ["replay", str(SAMPLE), "--out", str(tmp_path / "o")]):
         p = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, timeout=120, cwd=REPO)
-        assert p.returncode == 2 and "pygnc[ground]" in p.stderr, (cmd, p.stderr)
+        assert p.returncode == 2 and "pip install -e '.[ground]'" in p.stderr, (cmd, p.stderr)
         no_traceback(p)
 
 
@@ -229,3 +230,135 @@ def test_decode_status_shows_quality_and_age(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "orbit: horizon, epoch 24.0h before this write, 2.0d beyond the batch" in out
     assert "orbit_quality = 4 (horizon)" in out and "clock_utc_minus_sc_s = 790000000.5" in out
+
+
+# --------------------------------------------------------------------------- issue 45 item 7
+def _ground_cmd(*args, cwd=REPO) -> subprocess.CompletedProcess:
+    """``python -m ground ARGS`` as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ground", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_replay_of_a_directory_without_inputs_is_refused_saying_what_it_holds(tmp_path):
+    """A batch directory, an empty one, a parent of scenarios: they warned, wrote empty CSVs
+    and exited 0."""
+    from station_support import batch_file
+
+    batches = tmp_path / "downlink"
+    batches.mkdir()
+    batch_file(batches, 1, [("orbit", 742_000_000.0, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    parent = tmp_path / "scenarios"
+    shutil.copytree(SAMPLE, parent / "sc0")
+    cases = (
+        (
+            batches,
+            "its batch files (1) hold pygnc's downlinked estimates",
+            f"python -m ground decode {batches} --out OUT_DIR",
+        ),
+        (empty, "no input of a replay in it (sense.bin, range/, range.bin); it is empty", ""),
+        (parent, "replay each of its inputs: ", str(parent / "sc0")),
+    )
+    for d, says, names in cases:
+        p = _ground_cmd("replay", d, "--out", tmp_path / "out", "--no-plots")
+        assert p.returncode == 2 and p.stdout == "" and says in p.stderr and names in p.stderr, p.stderr
+        assert p.stderr.startswith(f"replay: {d}: ") and len(p.stderr.splitlines()) == 1
+        no_traceback(p)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """A home after a real run of the flight tree on the sample (it stops by its timeout):
+    the info file, the task logs and the batch files pygnc wrote."""
+    from flight_harness import FlightRun, make_home
+
+    from pygnc.formats.sense import decode_sense
+
+    home = make_home(tmp_path_factory.mktemp("run"), SAMPLE)
+    t_end = float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
+    with FlightRun(home, timeout_min=0.1, spacecraft_time_s=t_end) as run:
+        assert run.wait_exit(60) == 0, run.text
+    return home
+
+
+def test_decode_shows_the_text_files_pygnc_writes(short_run):
+    """pygnc_info.txt was refused (not recognised) and a task's log was taken for a bus log
+    by its name and refused; both are shown now, as they are."""
+    info = short_run / "pygnc_info.txt"
+    p = _ground_cmd("decode", info)
+    text = info.read_text()
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert p.stdout == f"info file {info}: {len(text)} bytes, {len(text.splitlines())} lines\n{text}"
+    logs = sorted((short_run / "pygnc_logs" / "run_00001").glob("*.log"))
+    assert {f.name for f in logs} >= {"supervisor.log", "ingest.log", "bus.log"}
+    for f in logs:
+        p = _ground_cmd("decode", f)
+        assert p.returncode == 0, p.stderr
+        if f.name == "bus.log":
+            assert p.stdout.startswith("buslog header: ")
+        else:
+            first, rest = p.stdout.split("\n", 1)
+            assert first.startswith(f"text log {f}: ") and rest == f.read_text()
+    p = _ground_cmd("decode", info, "--csv", short_run / "info.csv")
+    assert p.returncode == 2 and "--csv makes no table of it" in p.stderr and p.stdout == ""
+
+
+def test_decode_says_nothing_of_an_unrecognised_file_on_stdout(tmp_path):
+    """It printed a "sense ... 0 sensor samples" block before refusing the file."""
+    f = tmp_path / "photo.jpg"
+    f.write_bytes(bytes(range(256)) * 20)
+    p = _ground_cmd("decode", f)
+    assert p.returncode == 1 and p.stdout == "", p.stdout
+    assert p.stderr.startswith(f"decode: {f}: nothing decoded: not recognised") and len(p.stderr.splitlines()) == 1
+
+
+def test_decode_out_into_an_existing_file_is_refused_before_decoding(short_run, tmp_path):
+    """It decoded every batch file (and printed the report) before failing on --out."""
+    f = tmp_path / "out"
+    f.write_text("keep")
+    p = _ground_cmd("decode", short_run / "pygnc_batches", "--out", f)
+    assert p.returncode == 2 and p.stdout == "" and p.stderr == f"decode: --out {f} exists and is not a directory\n"
+    assert f.read_text() == "keep"
+
+
+def test_decode_status_says_an_estimate_before_the_batch_end_is_before_it(tmp_path, capsys):
+    """An estimate 2.1 h before the batch's last data was called "2.1h beyond the batch"."""
+    from pygnc.formats.status import ESTIMATE_QUALITY, encode_status
+
+    f = tmp_path / "pygnc_status.bin"
+    now = 2e9
+    f.write_bytes(
+        encode_status(
+            {
+                "t_sc_s": now,
+                "batch_t_sc_last_s": now - 60.0,
+                "orbit_t_sc_s": now - 60.0 - 2.1 * 3600,
+                "orbit_quality": ESTIMATE_QUALITY.index("behind"),
+                "att_t_sc_s": now,
+                "att_quality": ESTIMATE_QUALITY.index("ok"),
+            }
+        )
+    )
+    assert main(["decode", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "orbit: behind, epoch 2.1h before this write, 2.1h before the end of the batch" in out
+    assert "attitude: ok, epoch 0s before this write, 60s beyond the batch" in out
+
+
+def test_decode_plots_name_each_panels_unit(short_run, tmp_path, monkeypatch):
+    """orbit_sigma.png labelled every panel "x [m, cm/s]"; a log axis read "6×10⁰"."""
+    from ground.outputs import plots
+
+    figures = {}
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, fig) and save(fig, path))
+    assert main(["decode", str(short_run / "pygnc_batches"), "--out", str(tmp_path / "o")]) == 0
+    axes = figures["orbit_sigma.png"].axes
+    assert [ax.get_ylabel() for ax in axes] == ["x [m]", "y [m]", "z [m]", "vx [cm/s]", "vy [cm/s]", "vz [cm/s]"]
+    figures["orbit_sigma.png"].canvas.draw()
+    labels = [t.get_text() for ax in axes for t in ax.get_yticklabels(which="both") if t.get_text()]
+    assert labels and not [t for t in labels if "times" in t or "^" in t or "e-0" in t], labels
+    assert (tmp_path / "o" / "plots" / "orbit_sigma.png").stat().st_size > 1000

@@ -12,7 +12,7 @@ from pygnc.bus.messages import Encoder
 from pygnc.formats.buslog import encode_frame, encode_header_frame
 from pygnc.formats.status import encode_status
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 UNITTEST = PY4_DATA / "pygnc_unittest" / "sense.bin"
 
 

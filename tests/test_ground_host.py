@@ -6,7 +6,10 @@ against the truth, one bad frame of each kind, Ctrl-C while the stream is still 
 
 import getpass
 import math
+import os
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +23,7 @@ from ground.host.shellpty import LocalShell
 from pygnc.formats import stream as fs
 from pygnc.timebase import gps_from_utc_unix
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 FLIGHT_MAIN = str(REPO / "flight" / "main.py")
 
 
@@ -104,7 +107,8 @@ def test_batch_run_ends_by_its_own_timeout_through_the_command_line(tmp_path, ca
     assert tap["bytes_written"] > 0 and tap["bytes_written"] + tap["bytes_dropped"] > 1000
     s = json.loads(out.read_text())
     assert s["ok"] and s["stop"] == {"how": "timeout", "exit_status": 0}
-    assert [u["remote_path"] for u in s["uploads"]] == ["~/sense.bin", "~/range/rng00000.bin"]
+    assert [u["remote_path"] for u in s["uploads"]] == ["~/sense.bin", "~/range/rng00000.bin", "~/pygnc_config.toml"]
+    assert (home / "pygnc_config.toml").read_bytes() == (SAMPLE / "pygnc_config.toml").read_bytes()
     assert (home / "sense.bin").read_bytes() == (SAMPLE / "sense.bin").read_bytes()
     st = s["status_full"]
     assert {"stopping", "batch_done", "clock_mapped"} <= set(st["flag_names"]) and st["fixes_valid"] == 12
@@ -150,6 +154,41 @@ def test_relative_paths_with_shell_are_taken_from_here(tmp_path, monkeypatch, ca
     assert f"--python .venv/bin/python: no such file ({tmp_path}/.venv/bin/python)" in err
     assert f"--main flight/main.py: no such file ({tmp_path}/flight/main.py)" in err
     assert "not found on PATH" in err
+
+
+def test_a_home_that_is_no_directory_is_a_usage_error(tmp_path):
+    """``host --shell --home`` a missing directory or a file: one line and exit 2 before any
+    shell starts (they were FileNotFoundError / NotADirectoryError tracebacks); a relative
+    one is made absolute (the shell runs `cd ~` in it)."""
+    import subprocess
+
+    from ground.host.cli import resolve_local_paths
+
+    f = tmp_path / "a-file"
+    f.write_text("")
+    for home, why in ((tmp_path / "missing", "no such directory"), (f, "not a directory")):
+        p = subprocess.run(
+            [sys.executable, "-m", "ground", "host", "--shell", "--home", str(home), "--main", FLIGHT_MAIN],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+        assert p.returncode == 2 and p.stderr == f"ground host: --home {home}: {why}\n", p.stderr
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "host", "/dev/ttyUSB9", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2 and "--home is the --shell's HOME" in p.stderr and "Traceback" not in p.stderr
+    args = default_args(python="python3", main=FLIGHT_MAIN, home=Path(tmp_path.name))
+    cwd = os.getcwd()
+    os.chdir(tmp_path.parent)
+    try:
+        assert resolve_local_paths(args) is None and args.home == tmp_path
+    finally:
+        os.chdir(cwd)
 
 
 def test_a_command_that_ends_at_once_is_reported_at_once(shell):
@@ -257,7 +296,9 @@ def _readme_host_shell_commands() -> list[str]:
 def test_readme_host_examples_run_as_written(tmp_path):
     """Every `ground host --shell` command the README shows, run as written from the
     repository's root by bash (CI's checkout has the README's .venv; elsewhere a copy of
-    the layout whose .venv/bin/python is this interpreter)."""
+    the layout whose .venv/bin/python is this interpreter).  Issue 45 item 3: it uploaded
+    only sense.bin (the run then went on defaults, `cfg imu reflection`), left its
+    /tmp/pygnc-host-* HOME behind, and the README did not say what one sees."""
     import os
     import subprocess
 
@@ -280,6 +321,12 @@ def test_readme_host_examples_run_as_written(tmp_path):
         assert "result: ok" in p.stdout and "Traceback" not in out, f"{cmd}\n{out}"
         if "--bad-frames" in cmd:
             assert "sent 7 bad frames" in p.stdout and "too_long" in p.stdout, out
+        if "--upload data/sample " in cmd:  # what the scenario has, the uplinked configuration too
+            assert "uploaded ~/range/rng00000.bin" in p.stdout and "uploaded ~/pygnc_config.toml" in p.stdout
+            info = next(ln for ln in p.stdout.splitlines() if ln.startswith("  info: "))
+            assert "cfg" not in info and re.search(r"orb ahead 9m .* att ahead 9m", info), info  # as the README says
+        assert not list(tmp_path.glob("pygnc-host-*")), "the local shell's HOME was left behind"
+        assert "removed the local shell's HOME" in p.stdout
 
 
 def test_live_stream_after_the_batch_matches_truth(shell):

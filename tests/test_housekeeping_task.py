@@ -16,7 +16,7 @@ from pygnc.formats.buslog import decode_frames
 from pygnc.tasks.housekeeping import parse_devices
 from pygnc.tasks.table import TASKS_BY_NAME, active_subscriptions, enabled_tasks
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 def test_off_in_the_default_run_and_recorded_when_on():

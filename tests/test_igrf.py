@@ -72,6 +72,18 @@ def test_table_generation_matches_shipped_npz(tmp_path):
         np.testing.assert_array_equal(z["g_nt"], tab["g_nt"])
 
 
+def test_the_committed_table_is_what_ppigrfs_file_gives():
+    """igrf14.npz is committed (issue 45 item 1: generating it made every install build numpy,
+    pandas and ppigrf into an isolated build environment); it must stay what
+    scripts/make_igrf_table.py makes from ppigrf's IGRF-14 file."""
+    assert igrf.TABLE_PATH.is_file()
+    tab = igrf.table_from_shc(igrf.ppigrf_shc_path())
+    with np.load(igrf.TABLE_PATH) as z:
+        assert int(z["degree"]) == tab["degree"]
+        for key in ("epochs_year", "g_nt", "h_nt"):
+            np.testing.assert_array_equal(z[key], tab[key])
+
+
 def test_missing_table_raises_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(igrf, "TABLE_PATH", tmp_path / "absent.npz")
     monkeypatch.setattr(igrf, "ppigrf_shc_path", lambda: None)

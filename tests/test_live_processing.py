@@ -14,7 +14,7 @@ from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream, live_messages
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 _NO_FILE = ("record",)
 
 
@@ -148,3 +148,49 @@ def test_the_ingest_tasks_lazy_stream_is_the_list(monkeypatch):
         pass
     else:
         raise AssertionError("no IndexError past the end")
+
+
+class _StubRunner:
+    """What the ingest task needs of its runner, with every publish recorded."""
+
+    def __init__(self, config):
+        import types
+
+        self.name = "ingest"
+        spec = types.SimpleNamespace(name="ingest")
+        self.ctx = types.SimpleNamespace(spec=spec, config=config, paths=Paths(SAMPLE))
+        self.publishers = {"meas": types.SimpleNamespace(source=None, replay_pending=False)}
+        self.stopping_reason = None
+        self.sent = []
+
+    def publish(self, channel, msg_type, body, keep=True, seq=None):
+        self.sent.append((msg_type, body, seq))
+        return True
+
+
+def test_a_replay_carries_the_seq_each_message_was_published_with():
+    """Issue 48 item 11: a consumer skips what it has taken by ``seq``, replayed messages
+    included, so a replay must number every message as it was numbered live - the batch's
+    from 1, then the live frames' messages with the clock maps fitted among them."""
+    from pygnc.bus.messages import DecodeCounters, Encoder, decode
+    from pygnc.tasks import ingest
+
+    cfg = Config()
+    runner = _StubRunner(cfg)
+    ing = ingest.Ingest(runner)
+    ing.stream = build_message_stream(Paths(SAMPLE), cfg).messages[:50]
+    for i in live.live_items(SAMPLE, cfg):
+        ing.live_pending.append((i.tag.decode(), i.data))
+    while ing.step() == 0.0 or ing.live_pending:
+        pass
+    sent = runner.sent
+    assert [s for _, _, s in sent] == list(range(1, len(sent) + 1))
+    assert len(sent) > 50 and sum(t == "clock_map" for t, _, _ in sent[50:]) >= 2  # live clock maps
+    cursor = ingest.ReplayCursor(ing)
+    replayed = []
+    while (raw := cursor.next()) is not None:
+        m = decode(raw, DecodeCounters())
+        replayed.append((m.type, m.body, m.seq))
+    counters = DecodeCounters()
+    live_sent = [decode(Encoder("ingest").encode(t, b, s), counters) for t, b, s in sent]
+    assert replayed == [(m.type, m.body, m.seq) for m in live_sent]

@@ -5,9 +5,11 @@ resumed, with a run that fails recorded - giving the same table from one worker 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -249,8 +251,24 @@ def one_worker_run(tmp_path_factory, seeds):
     """The campaign on a local cluster of one worker process: (campaign, out, process)."""
     d = tmp_path_factory.mktemp("mc1")
     camp = write_campaign(d, seeds)
-    p = cli(camp, "--out", d / "out", "--workers", "1")
+    with _port_taken(8787):  # Dask's dashboard port: no dashboard, so no warning about it either
+        p = cli(camp, "--out", d / "out", "--workers", "1")
     return camp, d / "out", p
+
+
+@contextlib.contextmanager
+def _port_taken(port: int):
+    """A listening socket on 127.0.0.1:*port* for the block (if the port is free)."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+    except OSError:
+        pass  # taken already: as good
+    try:
+        yield
+    finally:
+        s.close()
 
 
 def test_campaign_on_a_local_cluster_records_runs_failures_and_a_report(one_worker_run, seeds):
@@ -279,6 +297,7 @@ def test_campaign_on_a_local_cluster_records_runs_failures_and_a_report(one_work
     assert (out / "plots" / "cdf_orbit_position_3d_rms_m.png").stat().st_size > 1000
     assert (out / "plots" / "anees_attitude.png").is_file()
     assert "failed" in p.stdout and "Traceback" not in p.stderr
+    assert "8787" not in p.stderr and "dashboard" not in p.stderr.lower(), p.stderr
 
 
 def test_same_table_from_one_local_worker_and_a_two_worker_scheduler(tmp_path, one_worker_run):
@@ -473,6 +492,118 @@ def test_an_unreachable_scheduler_is_an_error_not_a_traceback(tmp_path, monkeypa
     r = ground("montecarlo", camp, "--out", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:1")
     assert r.returncode == 1 and "cannot reach the scheduler tcp://127.0.0.1:1" in r.stderr
     no_traceback(r)
+
+
+def test_a_campaign_file_that_is_not_text_is_a_message(tmp_path):
+    binary = tmp_path / "campaign.toml"
+    binary.write_bytes(bytes(range(256)) * 8)
+    p = cli(binary, "--out", tmp_path / "out")
+    assert (
+        p.returncode == 2 and p.stderr.strip() == f"montecarlo: {binary}: not a text file (a campaign is a TOML file)"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+class _Peer:
+    """A TCP listener on 127.0.0.1 that is not a Dask scheduler: *banner* sent to every
+    connection (an HTTP server's reply), or nothing ever (None: accepts and stays silent)."""
+
+    def __init__(self, banner: bytes | None):
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.banner, self.conns = banner, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            if self.banner is not None:
+                c.sendall(self.banner)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_a_scheduler_address_where_something_else_answers_is_a_message(tmp_path):
+    camp = write_campaign(tmp_path, [1])
+    peer = _Peer(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/html\r\n\r\n<html>no</html>\n" * 4)
+    try:
+        p = cli(camp, "--out", tmp_path / "out", "--scheduler", peer.address, "--quiet", timeout=60)
+    finally:
+        peer.close()
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith(f"montecarlo: cannot reach the scheduler {peer.address}: something else answers there")
+    no_traceback(p)
+
+
+def test_a_scheduler_address_that_never_answers_times_out(tmp_path, monkeypatch):
+    from ground.montecarlo import cli as mc_cli
+
+    monkeypatch.setattr(mc_cli, "CONNECT_TIMEOUT_S", 2.0)
+    camp = write_campaign(tmp_path, [1])
+    peer = _Peer(None)
+    try:
+        t0 = time.monotonic()
+        r = ground("montecarlo", camp, "--out", tmp_path / "out", "--scheduler", peer.address, "--quiet")
+        waited = time.monotonic() - t0
+    finally:
+        peer.close()
+    assert r.returncode == 1 and f"cannot reach the scheduler {peer.address}" in r.stderr, r.stderr
+    assert waited < 30, waited
+    no_traceback(r)
+
+
+def test_a_scheduler_address_dask_cannot_use_is_a_usage_error(tmp_path):
+    camp = write_campaign(tmp_path, [1])
+    for address, why in (("http://10.0.0.5:8786", "unknown address scheme 'http'"), ("tcp://host:port", "HOST:PORT")):
+        r = ground("montecarlo", camp, "--out", tmp_path / "out", "--scheduler", address)
+        assert r.returncode == 2 and f"--scheduler {address}: " in r.stderr and why in r.stderr, r.stderr
+        no_traceback(r)
+
+
+def test_the_local_cluster_serves_no_dashboard():
+    """Dask's scheduler, nanny and worker HTTP servers of a local cluster listen on loopback
+    and answer no route (no dashboard, no port 8787 warning even with 8787 taken)."""
+    import http.client
+    import urllib.error
+    import urllib.request
+    import warnings
+
+    from ground.montecarlo.cli import DaskCluster
+
+    with _port_taken(8787), warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Port 8787 is already in use" is a UserWarning
+        cluster = DaskCluster(None, 1)
+    try:
+        me = psutil.Process()
+        ports = [
+            (c.laddr.ip, c.laddr.port)
+            for proc in [me, *me.children(recursive=True)]
+            for c in proc.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert ports and all(ip == "127.0.0.1" for ip, _ in ports), ports
+        answered = []
+        for _, port in ports:
+            for path in ("/status", "/info/main/workers.html", "/metrics", "/health"):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+                    answered.append((port, path))
+                except urllib.error.HTTPError as exc:
+                    assert exc.code == 404, (port, path, exc.code)
+                except (OSError, http.client.HTTPException):  # not HTTP: Dask's own protocol
+                    pass
+        assert answered == []
+    finally:
+        cluster.close()
 
 
 def test_filter_tunables_are_estimator_configuration_and_checked_before_any_run(tmp_path):

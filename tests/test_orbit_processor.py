@@ -14,7 +14,7 @@ from pygnc.frames import covariance_gcrs_to_ecef
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 BENCH = PY4_DATA / "pygnc_example"
 
 

@@ -35,7 +35,7 @@ from pygnc.processors.formation import FormationProcessor
 from pygnc.processors.orbit import OrbitProcessor
 from pygnc.tasks.ingest import build_message_stream
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 CONFIG = Config(formation_peer_ids=(0x4A, 0x4B))
 #: A handler slower than this has stalled (half the supervisor's kill limit: room for a
 #: loaded CI machine; a clean sample message takes ~1 ms).

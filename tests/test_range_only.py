@@ -930,3 +930,29 @@ def test_the_formation_and_range_only_tunables_are_tables_checked_at_load(tmp_pa
         f.write_text(text)
         with pytest.raises(ValueError, match=key):
             load_config(f)
+
+
+def test_a_stop_gives_up_a_window_fit_under_way(range_only_3h):
+    """Issue 48 item 14: a window fit's multistart (~0.1 s of CPU here, seconds on a Pi) held
+    a stopping formation estimator.  A fit whose result is not wanted any more (the
+    processor's ``interrupt``: the task stops) gives up before its next start and leaves
+    the window, with its ranges, to be fitted again."""
+    out, config, _ = range_only_3h
+    proc = FormationProcessor(config)
+    messages = [(t, b) for t, b in build_message_stream(Paths(out), config).messages if t in proc.consumes]
+    asked = []
+    for i in range(len(messages)):
+        proc.handle(*messages[i])
+        p = proc.peers.get(0x4B)
+        if p is not None and p.hyp.window is not None and p.hyp.window.job is not None:
+            break  # a fit is under way (it goes on with the next ranges)
+    assert p.hyp.abandon is not None and not p.hyp.abandon()
+    proc.interrupt = lambda: asked.append(1) or True  # the task stops
+    n_ranges = len(p.hyp.window.range_m)
+    p.hyp.step_fit()  # the fit's next step (a multistart about its first fit) gives up
+    assert asked and p.hyp.window.job is None and len(p.hyp.window.range_m) == n_ranges
+    proc.interrupt = None  # (had it not stopped) the window is fitted again, and converges
+    for t, b in messages[i + 1 :]:
+        proc.handle(t, b)
+    c = proc.counters()
+    assert c["range_only_starts"] == 1 and c["ranges_fitted"] > 100

@@ -21,7 +21,7 @@ from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import GPS_EPOCH_UNIX_S, utc_unix_from_gps
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 #: Columns the issue promises (the CSVs have more).
 PROMISED = {
@@ -180,8 +180,11 @@ def test_without_truth_residuals(tmp_path):
         assert res["residual_m"].size == s["residuals"]["range"]["n"] == s["rows"]["range_residuals"]
 
 
-def test_empty_directory_replays_with_headers(tmp_path):
+def test_empty_inputs_replay_with_headers(tmp_path):
+    """An empty sense.bin (and no range file) replays: every table its header, no rows.
+    (A directory with no input at all is refused: tests/test_ground_cli.py.)"""
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "sense.bin").write_bytes(b"")
     s = _replay(tmp_path / "out", "--no-plots", scenario=tmp_path / "empty")
     assert s["rows"] == {"orbit": 0, "attitude": 0, "formation": 0, "partner_orbit": 0, "range_residuals": 0}
 

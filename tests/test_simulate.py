@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from ground.sim import attitude as att
 from ground.sim import scenario as scn
 from ground.sim.environment import albedo_irradiance_faces, magnetic_field_ecef_nt
 from ground.simulate import _deterministic_npz, deputy_elements, simulate
-from pygnc.config import Config
+from pygnc.config import Config, load_config
 from pygnc.formats.range_file import read_range_dir
 from pygnc.formats.sense import OPT3001_MAX_LUX, read_sense_file
 from pygnc.formats.settings import DecodeSettings
@@ -403,13 +405,40 @@ def test_npz_is_deterministic():
 
 
 # --------------------------------------------------------------------------- committed sample
-def test_committed_sample_is_small_and_decodes_cleanly():
-    sample = REPO / "data" / "sample"
+@pytest.mark.parametrize("name, max_bytes", [("sample", 3_000_000), ("sample_5min", 200_000)])
+def test_committed_sample_is_small_and_decodes_cleanly(name, max_bytes):
+    sample = REPO / "data" / name
     total = sum(p.stat().st_size for p in sample.rglob("*") if p.is_file())
-    assert total < 200_000
+    assert total < max_bytes
     settings = scn.load_settings(sample / "scenario.toml")
-    assert read_sense_file(sample / "sense.bin").stats.bytes_skipped == 0
-    assert read_range_dir(sample / "range").stats.bytes_skipped == 0
+    for home in (sample, sample / "sc1"):
+        assert read_sense_file(home / "sense.bin").stats.bytes_skipped == 0
+        assert read_range_dir(home / "range").stats.bytes_skipped == 0
     truth = scn.load_truth(sample / "truth.npz")
     assert set(truth) == set(scn.TRUTH_ARRAYS)
     assert truth["r_gcrs_m"].shape[0] == len(settings.spacecraft)
+
+
+def test_the_bundled_sample_is_what_its_command_makes(tmp_path):
+    """data/sample is made by `python scripts/make_sample.py` (issue 45 item 1: provenance,
+    reproducible): the same bytes, every file; its priors are from the partners' downlinks."""
+    out = tmp_path / "sample"
+    p = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_sample.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    made = {f.relative_to(out): f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    committed = {
+        f.relative_to(REPO / "data" / "sample"): f.read_bytes()
+        for f in (REPO / "data" / "sample").rglob("*")
+        if f.is_file() and f.name != "README.md"
+    }
+    stale = "data/sample is not what `python scripts/make_sample.py` makes now: run it and commit the result"
+    assert sorted(made) == sorted(committed), stale
+    assert [k for k in made if made[k] != committed[k]] == [], stale
+    for home, peer in ((out, 0x4B), (out / "sc1", 0x4A)):
+        prior = load_config(home / "pygnc_config.toml").formation_peer_priors[peer]
+        assert prior["source"].startswith(f"downlink 0x{peer:02X} estimate") and prior["wrong_side_probability"] == 0

@@ -6,6 +6,7 @@ is untouched; a hang-up of the terminal stops the tree in order."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
 from pygnc.tasks.table import enabled_tasks
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 T_END_SC = float(decode_sense((SAMPLE / "sense.bin").read_bytes()).sensors["t_sc_s"][-1]) + 1.0
 TASKS = enabled_tasks(Config())
 
@@ -90,7 +91,9 @@ def test_a_rejected_uplink_runs_on_the_last_accepted_configuration_and_says_so(t
         # It navigates, on uplink 1's values (not the defaults: the orbit is still "uncertain").
         assert S.ESTIMATE_QUALITY[st["orbit_quality"]] == "uncertain" and st["flags"] & S.FLAG_CONFIG_REJECTED
         info = run.wait_info(b"cfg rejected")
-        assert b"cfg rejected pygnc_config.toml:3 status_period_s, on last accepted" in info and len(info) <= MAX_BYTES
+        cfg = rb"cfg rejected (pygnc_config\.toml:|line )3 status_period_s, on last accepted; imu reflection\n"
+        assert re.search(cfg, info), info  # (the file's name when there is room for it)
+        assert len(info) <= MAX_BYTES
         sup = (run.log_dir() / "supervisor.log").read_text()
         where = f"{home / 'pygnc_config.toml'}:3: status_period_s must be a number, not nan"
         assert where in sup and f"running on the last accepted configuration, {home / ACCEPTED_NAME}" in sup
@@ -109,13 +112,13 @@ def test_a_rejected_uplink_runs_on_the_last_accepted_configuration_and_says_so(t
         # an unknown orbit-filter key used to pass the load and stop only the orbit task
         (
             "status_period_s = 0.5\n[orbit_filter]\ntesseral_degre = 0\n",
-            b"cfg rejected pygnc_config.toml:3 orbit_filter.tesseral_degre, on defaults",
+            rb"cfg rejected (pygnc_config\.toml:|line )3 orbit_filter\.tesseral_degre, on defaults; imu reflection\n",
             ":3: orbit_filter.tesseral_degre is not a known key (did you mean tesseral_degree?)",
         ),
         # a syntax error used to exit 2 before anything started, naming no file
         (
             "status_period_s = 0.5\nmax_restarts = [3\n",
-            b"cfg rejected pygnc_config.toml:2 syntax error, on defaults",
+            rb"cfg rejected (pygnc_config\.toml:|line )2 syntax error, on defaults; imu reflection\n",
             ":2: TOML syntax error: ",
         ),
     ],
@@ -126,7 +129,8 @@ def test_a_rejected_uplink_without_an_accepted_copy_runs_on_the_defaults(tmp_pat
     with FlightRun(home, spacecraft_time_s=T_END_SC) as run:
         st = run.wait_status(lambda s: s["run"] == 1 and _navigating(s) and s["flags"] & S.FLAG_ORBIT_VALID)
         assert st["flags"] & S.FLAG_CONFIG_REJECTED
-        assert info in run.wait_info(b"cfg")
+        text = run.wait_info(b"cfg")  # (the file's name when there is room for it)
+        assert re.search(info, text), text
         sup = (run.log_dir() / "supervisor.log").read_text()
         assert f"{home / 'pygnc_config.toml'}{logged}" in sup and "running on the defaults" in sup
         run.ctrl_c()
@@ -205,3 +209,118 @@ def test_a_hang_up_passed_on_to_the_whole_job_stops_the_tree_in_order(tmp_path, 
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=T_END_SC, env={"XDG_RUNTIME_DIR": str(xdg)}) as run:
         _hang_up_and_check(run, xdg, lambda: os.killpg(run.proc.pid, signal.SIGHUP))
+
+
+def test_a_relative_pygnc_home_is_taken_from_where_main_py_started(tmp_path):
+    """PYGNC_HOME=home from tmp_path: the supervisor wrote its run-0 placeholder there while
+    the tasks (started in the flight code's directory) wrote the run's statuses, info and
+    batches under flight/home, and main.py exited 0.  Now every file is in tmp_path/home."""
+    name = f"rel-home-{os.getpid()}"
+    home = tmp_path / name
+    home.mkdir()
+    for f in ("sense.bin", "pygnc_config.toml"):
+        (home / f).write_bytes((SAMPLE / f).read_bytes())
+    _stale_status(home)
+    stray = REPO / "flight" / name
+    try:
+        with FlightRun(home, spacecraft_time_s=T_END_SC, env={"PYGNC_HOME": name}, cwd=tmp_path) as run:
+            st = run.wait_status(lambda s: s["run"] == 1 and _navigating(s))
+            assert run.wait_info(b"pygnc r1 ")
+            pids = [p.pid for p in run.tree()]
+            run.ctrl_c()
+            st = _clean_final(run, run.wait_exit(10), pids)
+        assert st["run"] == 1 and st["seq"] > 1
+        assert (home / "pygnc_info.txt").read_bytes().startswith(b"pygnc r1 ")
+        assert list((home / "pygnc_batches").glob("batch_*.bin"))
+        assert f"home {home}," in (home / "pygnc_logs" / "run_00001" / "supervisor.log").read_text()
+        assert not stray.exists()
+    finally:
+        if stray.exists():
+            import shutil
+
+            shutil.rmtree(stray)
+
+
+def _no_flight_packages(args, home, tmp_path) -> subprocess.CompletedProcess:
+    """``python -S flight/main.py ARGS``: this interpreter without its site-packages - the
+    standard library only, no numpy, pyzmq, msgpack or pyserial."""
+    probe = subprocess.run([sys.executable, "-S", "-c", "import zmq"], capture_output=True)
+    assert probe.returncode != 0, "python -S still imports zmq: the test would not hide it"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYGNC_CONFIG")}
+    env["PYGNC_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-S", str(FLIGHT_MAIN), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+def test_a_configuration_check_needs_no_flight_package(tmp_path):
+    """``main.py --check-config`` on a Python without the flight packages: the same answers
+    as with them (it was ``No module named 'zmq'``), a housekeeping device table included."""
+    good = tmp_path / "good.toml"
+    good.write_text(
+        "imu_to_body_reflection_intended = true\n[[housekeeping_devices]]\nname = 'bms'\nkind = 'emus_bms'\n"
+        "port = '/dev/ttyUSB0'\n[[housekeeping_devices]]\nname = 'opc'\nkind = 'opc_n3'\n"
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text("status_period_s = nan\n[[housekeeping_devices]]\nname = 'opc'\nkind = 'opc_n3'\nusb = '04D8:zz'\n")
+    p = _no_flight_packages(["--check-config", str(good)], tmp_path, tmp_path)
+    assert p.returncode == 0 and p.stderr == f"{good}: accepted\n", p.stderr
+    p = _no_flight_packages(["--check-config", str(bad)], tmp_path, tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert f"{bad}:1: status_period_s must be a number, not nan" in p.stderr
+    assert (
+        f"{bad}:5: housekeeping_devices[0].usb is refused" in p.stderr and "VID and PID must be hexadecimal" in p.stderr
+    )
+    assert p.stderr.endswith(f"{bad}: REJECTED\n")
+    data = (SAMPLE / "pygnc_config.toml").read_text()
+    (tmp_path / "sample.toml").write_text(data)
+    p = _no_flight_packages(["--check-config", str(tmp_path / "sample.toml")], tmp_path, tmp_path)
+    assert p.returncode == 0 and p.stderr.endswith("accepted\n"), p.stderr
+
+
+def test_a_run_without_the_flight_packages_says_so_in_one_line(tmp_path):
+    """``main.py 5 T`` on a Python without them: the previous run's status is replaced (run
+    0, nothing valid), one line names what is missing and how to install it, exit 1."""
+    home = make_home(tmp_path, SAMPLE)
+    stale = _stale_status(home)
+    p = _no_flight_packages(["5", str(T_END_SC)], home, tmp_path)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.startswith("main.py: cannot start: numpy, pyzmq, msgpack, pyserial not installed for ")
+    assert p.stderr.rstrip().endswith("(the flight code needs: pip install numpy pyzmq msgpack pyserial)")
+    assert len(p.stderr.strip().splitlines()) == 1
+    data = (home / "pygnc_status.bin").read_bytes()
+    st = S.decode_status(data)
+    assert data != stale and st["run"] == 0 and not st["flags"] & S.FLAG_ORBIT_VALID
+    assert not (home / "pygnc_logs").exists()
+
+
+def test_the_info_file_says_what_a_refused_run_uses_and_an_attitude_past_180_deg_is_unknown(tmp_path):
+    """A refused uplink with a long key and the IMU reflection flagged: the cfg line was cut
+    to "..., on defau" and "imu reflection" vanished; an attitude propagated far past its
+    data said "att uncertain 311.8deg".  Started 2 min after the sample's data ends."""
+    import math
+
+    home = make_home(tmp_path, SAMPLE)
+    (home / "pygnc_config.toml").write_text(
+        "status_period_s = 0.5\n[formation_peer_priors.0x4B]\nt_gps_s = 1e9\npos_ecef_m = [1.0, 2.0]\n"
+        "vel_ecef_m_s = [0.0, 0.0, 0.0]\n"
+    )
+
+    def lost(s) -> bool:
+        sigma_deg = math.degrees(math.sqrt(sum(x * x for x in s["att_sigma_rad"])))
+        return S.ESTIMATE_QUALITY[s["att_quality"]] == "uncertain" and sigma_deg > 180
+
+    with FlightRun(home, spacecraft_time_s=T_END_SC + 120.0) as run:
+        st = run.wait_status(lost, timeout_s=60)
+        assert st["flags"] & S.FLAG_CONFIG_REJECTED and st["flags"] & S.FLAG_IMU_REFLECTION
+        info = run.wait_info(b"att unknown >180deg").decode()
+        cfg = info.splitlines()[-1]
+        assert cfg.startswith("cfg rejected line 4 formation") and cfg.endswith(", on defaults; imu reflection"), info
+        assert len(info.encode()) <= MAX_BYTES
+        run.ctrl_c()
+        assert run.wait_exit(10) == 0, run.text

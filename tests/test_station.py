@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from station_support import (
     ARTIFACTS,
     CHROMIUM_FLAGS,
     PEER,
+    R_ORBIT_M,
     T0_SC_S,
     UTC_MINUS_SC_S,
     FakePygnc,
@@ -43,7 +46,7 @@ from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status, encode_status
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 # --------------------------------------------------------------------------- model (pure)
@@ -248,6 +251,61 @@ def test_a_scenario_directory_is_refused_saying_to_replay_it(tmp_path):
     assert main(["serve", str(d)]) == 2
     batch_file(d, 1, [("orbit", T0_SC_S, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})])
     assert isinstance(sources.open_source(str(d)), sources.BatchSource)  # downlinked batches beside it: served
+
+
+def _serve_refused(*args) -> str:
+    """``python -m ground serve ARGS`` as typed, refused: its one-line message."""
+    p = subprocess.run(
+        [sys.executable, "-m", "ground", "serve", *map(str, args), "--port", "0"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr, (p.returncode, p.stderr)
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    return p.stderr
+
+
+def test_a_file_that_is_no_batch_file_is_refused(tmp_path):
+    """``serve photo.jpg`` was taken for a batch source and offered its whole directory."""
+    f = tmp_path / "photo.jpg"
+    f.write_bytes(bytes(range(256)) * 4)
+    for kind in ("auto", "batches"):
+        assert "photo.jpg: not a batch file" in _serve_refused(f, "--kind", kind)
+
+
+def test_a_batch_file_offers_only_itself_for_download(tmp_path):
+    d = tmp_path / "home"
+    d.mkdir()
+    (d / "secrets.txt").write_text("not for the page")
+    f = batch_file(d, 1, [("orbit", T0_SC_S, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})])
+    srv = Server(str(f))
+    try:
+        msgs = asyncio.run(_ws_session(srv.url, 10.0, _has("hello", "snapshot")))
+        assert {m["type"]: m for m in msgs}["hello"]["files"] == [f.name]
+        with urllib.request.urlopen(srv.url + "files/" + f.name, timeout=10) as r:
+            assert r.read() == f.read_bytes()
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(srv.url + "files/secrets.txt", timeout=10)
+        assert e.value.code == 404
+    finally:
+        rc, out, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_a_downlink_directory_per_spacecraft_names_what_to_serve(tmp_path):
+    """``serve downlink/`` with ``sc1/`` and ``sc2/`` of batch files (docs/uplink.md's layout)
+    said "read 0 files" (--kind batches) or that it held no batch files."""
+    d = tmp_path / "downlink"
+    for sc in ("sc1", "sc2"):
+        (d / sc).mkdir(parents=True)
+        batch_file(d / sc, 1, [("orbit", T0_SC_S, {"r_ecef_m": [7e6, 0, 0], "v_ecef_m_s": [0, 7e3, 0]})])
+    for kind in ("auto", "batches"):
+        err = _serve_refused(d, "--kind", kind)
+        assert "one per spacecraft (sc1/, sc2/): serve one at a time" in err, err
+        assert f"python -m ground serve {d / 'sc1'}" in err
+    assert isinstance(sources.open_source(str(d / "sc2")), sources.BatchSource)
 
 
 def test_status_lists_problems_gaps_and_marks_cut_notes():
@@ -475,18 +533,90 @@ def test_live_source_survives_bad_bytes_disconnects_and_unplugging():
         assert by["snapshot"]["rows"]["orbit"] == 10
         counters = by["status"]["status"]["counters"]
         assert counters["station_frame_errors"] >= 2 and counters["station_bad_records"] >= 2
-        dev.close()  # unplugged
+        dev.close()  # unplugged: a pseudo-terminal that closed is not reopened (its number is reused)
         msgs = []
         for _ in range(20):
             msgs = asyncio.run(_ws_session(srv.url, 5.0, _has("snapshot", "status", "source")))
-            if [m for m in msgs if m["type"] == "source"][-1]["state"] == "waiting":
+            if [m for m in msgs if m["type"] == "source"][-1]["state"] == "closed":
                 break
             time.sleep(0.1)
-        assert [m for m in msgs if m["type"] == "source"][-1]["state"] == "waiting"
+        assert [m for m in msgs if m["type"] == "source"][-1]["state"] == "closed"
         assert {m["type"]: m for m in msgs}["snapshot"]["rows"]["orbit"] == 10  # nothing lost
     finally:
         rc, out, err = srv.stop()
     assert rc == 0 and "Traceback" not in err, err
+
+
+def test_a_pseudo_terminal_that_went_away_is_not_reopened_when_its_number_comes_back():
+    """``serve /dev/pts/N`` after the host's tap ended reopened the path every second, and
+    read the next terminal given that number - another user's.  Now the source closes, says
+    so, and never opens the path again, whoever owns what is there."""
+    import psutil
+
+    def current() -> dict:
+        with urllib.request.urlopen(srv.url + "api/current", timeout=10) as r:
+            return {m["type"]: m for m in json.loads(r.read())}
+
+    def until(pred, timeout_s=15.0) -> dict:
+        t_end = time.monotonic() + timeout_s
+        while not pred(c := current()) and time.monotonic() < t_end:
+            time.sleep(0.05)
+        return c
+
+    dev = FakePygnc()
+    path = dev.path
+    srv = Server(path)
+    others = []
+    try:
+        dev.hello()
+        dev.estimates(T0_SC_S)
+        assert until(lambda c: c["snapshot"]["rows"]["orbit"] == 1)["snapshot"]["rows"]["orbit"] == 1
+        dev.close()
+        state = until(lambda c: c["source"]["state"] == "closed")["source"]
+        assert state["state"] == "closed" and "pseudo-terminal" in state["detail"], state
+        for _ in range(64):  # the next terminals opened on this machine: one gets the number back
+            others.append(FakePygnc())
+            if others[-1].path == path:
+                break
+        for o in others:
+            o.hello()
+            o.estimates(T0_SC_S + 1.0)
+        t_end = time.monotonic() + 3 * sources.REOPEN_S  # the old code reopened within REOPEN_S
+        while time.monotonic() < t_end:
+            assert current()["snapshot"]["rows"]["orbit"] == 1
+            assert path not in [f.path for f in psutil.Process(srv.proc.pid).open_files()]
+            time.sleep(0.1)
+    finally:
+        for o in others:
+            o.close()
+        rc, out, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+    assert f"ground serve: {path}: lost (" in err and "not reopened" in err
+
+
+def test_a_local_port_is_reopened_only_as_the_same_device(tmp_path):
+    """The decision behind the reopen: the path names the same device (number and owner)
+    again - reopen; another device - never; nothing yet - wait."""
+    link = tmp_path / "ttyX"
+    link.symlink_to("/dev/null")
+    st = os.stat(link)
+    first = sources.DeviceIdentity(st.st_rdev, st.st_uid)
+    assert not first.pseudo_terminal
+    assert first.not_back(str(link)) is None
+    link.unlink()
+    assert first.not_back(str(link)) is None  # unplugged: wait for it
+    link.symlink_to("/dev/zero")
+    assert "now another device (device 1:5" in first.not_back(str(link))
+    link.unlink()
+    link.write_bytes(b"")
+    assert "not a character device" in first.not_back(str(link))
+    master, slave = os.openpty()
+    try:
+        st = os.fstat(slave)
+        assert sources.DeviceIdentity(st.st_rdev, st.st_uid).pseudo_terminal
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def _established(pid: int) -> int:
@@ -1031,3 +1161,97 @@ def test_page_draws_quality_partners_kept_orbits_and_real_counts(browser, tmp_pa
         assert errors == []
     finally:
         srv.stop()
+
+
+#: Every drawn plot's axes, as uPlot laid them out: what is wrong with their labels.
+_AXIS_PROBLEMS_JS = """() => {
+  const out = [], dpr = devicePixelRatio;
+  for (const [name, p] of Object.entries(window.__stationPlots)) {
+    const u = p.u;
+    if (!u) continue;
+    u.axes.forEach((a, i) => {
+      if (!a._show || !a._values) return;
+      u.ctx.font = a.font[0];
+      const width = (v) => Math.max(...String(v).split("\\n").map((s) => u.ctx.measureText(s).width)) / dpr;
+      const shown = a._values.map((v, k) => [v, a._splits[k]])
+        .filter(([v]) => v !== null && v !== undefined && v !== "");
+      if (i > 0) {   // a y axis: its labels clear of its unit, none repeated
+        const widest = Math.max(0, ...shown.map(([v]) => width(v)));
+        if (a._size < a.ticks.size + a.gap + widest)
+          out.push(`${name} y${i}: ${a._size} px for labels ${widest.toFixed(0)} px wide`);
+        const texts = shown.map(([v]) => String(v));
+        if (new Set(texts).size !== texts.length) out.push(`${name} y${i}: repeated labels ${texts.join(" | ")}`);
+        return;
+      }
+      let right = -Infinity;   // the time axis: every label inside the canvas, none on another
+      for (const [v, t] of shown) {
+        const x = u.valToPos(t, "x") + u.bbox.left / dpr, half = width(v) / 2;
+        if (x - half < 0 || x + half > u.width)
+          out.push(`${name}: time label ${v} cut at ${(x - half).toFixed(0)}..${(x + half).toFixed(0)} of ${u.width}`);
+        if (x - half < right + 2) out.push(`${name}: time label ${v} touches the one before`);
+        right = x + half;
+      }
+    });
+  }
+  return out;
+}"""
+
+
+def test_page_axis_labels_are_clear_of_units_distinct_and_inside(browser):
+    """Six-character tick labels ran into the axis's unit, the orbit plot's m/s axis read
+    "0.053 0.053" (3 decimals at most) and time labels touched or were cut at the edge:
+    checked on every plot, with values that need wide labels and many decimals."""
+    dev = FakePygnc()
+    srv = Server(dev.path)
+    try:
+        page, errors = _open(browser, srv.url)
+        page.wait_for_function("window.__station.connected && window.__station.byType.source > 0", timeout=20_000)
+        dev.hello()
+        dev.status(T0_SC_S)
+        n = 300
+        w = 2 * math.pi / 5677.0
+        for k in range(n):
+            t = T0_SC_S + k
+            a = w * k
+            r = [R_ORBIT_M * math.cos(a), R_ORBIT_M * math.sin(a), 0.0]
+            v = [-R_ORBIT_M * w * math.sin(a), R_ORBIT_M * w * math.cos(a), 0.0]
+            sig_v = 0.0101 + 1e-7 * k  # 3-sigma 0.05248 .. 0.05264 m/s
+            dev.record(
+                "orbit", t, {"r_ecef_m": r, "v_ecef_m_s": v, "sigma_r_m": [700.0 + k] * 3, "sigma_v_m_s": [sig_v] * 3}
+            )
+            dev.record(
+                "attitude",
+                t,
+                {
+                    "q_body_to_gcrs": [1.0, 0.0, 0.0, 0.0],
+                    "rate_body_rad_s": [0.01, 0.0, 0.0],
+                    "gyro_bias_rad_s": [1e-4 + 1e-8 * k] * 3,
+                    "sigma_att_rad": [0.01] * 3,
+                    "sigma_bias_rad_s": [1e-6] * 3,
+                    "valid_attitude": True,
+                },
+            )
+            dev.record(
+                "formation",
+                t,
+                {
+                    "peer_id": PEER,
+                    "dr_ecef_m": [-123456.0 + 10.0 * k, 0.0, 0.0],
+                    "sigma_dr_m": [3.0] * 3,
+                    "sigma_los_m": 2.0,
+                },
+            )
+        page.wait_for_function(f"document.getElementById('orbit-points').textContent === '{n}'", timeout=20_000)
+        page.wait_for_function(  # every row drawn
+            f"['orbitSigma', 'attBias', 'peerRadial', 'peerDist'].every(k => window.__stationPlots[k].u"
+            f" && window.__stationPlots[k].u.data[0].length === {n})"
+        )
+        problems = page.evaluate(_AXIS_PROBLEMS_JS)
+        _shot(page, "station_axes.png")
+        assert problems == []
+        right = page.evaluate("window.__stationPlots.orbitSigma.u.axes[2]._values.filter(v => v)")
+        assert len(right) >= 2 and all(v.startswith("0.052") for v in right), right
+        assert errors == []
+    finally:
+        srv.stop()
+        dev.close()

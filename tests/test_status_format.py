@@ -5,7 +5,7 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pygnc.atomic import write_atomic
@@ -136,3 +136,43 @@ def test_downlink_failed_flag_and_info_token():
     worst["flags"] = 0xFFFF  # and with the cfg line, in what room is left
     info = render_info(S.decode_status(S.encode_status(worst)), "pygnc_config.toml:12 formation_filter.x")
     assert len(info) <= MAX_BYTES and info.endswith(b"\n") and b" FAIL WF LL DF" in info
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    problem=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=0, max_size=150),
+    uses=st.sampled_from(["defaults", "last accepted"]),
+    rejected=st.booleans(),
+    reflection=st.booleans(),
+    room=st.integers(0, 199),
+)
+def test_the_cfg_line_keeps_what_the_run_uses_and_the_reflection(problem, uses, rejected, reflection, room):
+    """Issue 45 item 8: the line was cut at the end (", on defau", "imu reflection" gone)."""
+    from pygnc.formats.info import cfg_line
+
+    assume(rejected or reflection)  # (no cfg line otherwise)
+    note = f"pygnc_config.toml:12 {problem}, on {uses}"
+    line = cfg_line(rejected, reflection, note, room)
+    assert len(line) <= room and line.isascii()
+    short = {"defaults": "dflt", "last accepted": "last"}[uses]
+    if not rejected:
+        assert line == ("cfg imu reflection" if room >= 18 else "cfg refl"[:room] if room > 3 else "")
+    elif room >= len(f"cfg rejected, on {uses}") + len("; imu reflection") * reflection:  # the words, whole
+        assert line.startswith("cfg rejected") and line.endswith(f", on {uses}" + "; imu reflection" * reflection)
+        if room >= len(f"cfg rejected pygnc_config.toml:12 {problem}, on {uses}") + 16 * reflection:
+            assert problem in line
+    elif room >= len(f"cfg rej {short}") + len("; refl") * reflection:  # the short words
+        assert line == f"cfg rej {short}" + "; refl" * reflection
+
+
+def test_an_attitude_sigma_past_180_deg_is_unknown():
+    """Issue 45 item 8: ``att uncertain 311.8deg`` - a 1-sigma past 180 deg is no attitude."""
+    base = {"t_sc_s": 1e9, "att_t_sc_s": 1e9, "att_meas_t_sc_s": 1e9 - 70.0, "flags": 0}
+    u = S.ESTIMATE_QUALITY.index("uncertain")
+    for sigma, line in (
+        (3.14, "att uncertain 179.9deg data 70s ago"),
+        (5.44, "att unknown >180deg data 70s ago"),
+        (1e30, "att unknown >180deg data 70s ago"),
+    ):
+        s = S.decode_status(S.encode_status({**base, "att_quality": u, "att_sigma_rad": (sigma / 3**0.5,) * 3}))
+        assert render_info(s).decode().splitlines()[2] == line

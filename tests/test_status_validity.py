@@ -86,7 +86,7 @@ def test_clock_offset_is_float64_to_the_millisecond():
 
 
 def test_layout_version_size_and_task_slots():
-    assert S.VERSION == 4 and S.SIZE < 1024 and S.MAX_TASKS >= 10
+    assert S.VERSION == 5 and S.SIZE < 1024 and S.MAX_TASKS >= 10
 
 
 def test_info_names_quality_and_age():
@@ -112,9 +112,9 @@ def test_info_says_how_old_the_attitudes_data_is():
         att_quality=S.ESTIMATE_QUALITY.index("uncertain"),
         att_sigma_rad=(2.2, 2.2, 2.2),
     )
-    assert render_info(s).decode().splitlines()[2] == "att uncertain 218.3deg data 70s ago"
+    assert render_info(s).decode().splitlines()[2] == "att unknown >180deg data 70s ago"  # (1 sigma 218 deg)
     s["att_meas_t_sc_s"] = now - 5.0  # fresh data: nothing to say
-    assert render_info(s).decode().splitlines()[2] == "att uncertain 218.3deg"
+    assert render_info(s).decode().splitlines()[2] == "att unknown >180deg"
     s["att_meas_t_sc_s"] = math.nan  # none yet
     assert "ago" not in render_info(s).decode()
 
@@ -165,6 +165,8 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
         "fixes_total": counts,
         "sense_records": counts,
         "sense_records_skipped": counts,
+        "batch_records_held": counts,  # (DH)
+        "home_free_inodes": 0,  # (NI)
     }
     for k in range(S.MAX_PEERS):
         values.update(

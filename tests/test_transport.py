@@ -284,3 +284,42 @@ def test_replay_history_is_bounded(tmp_path):
     assert len(pub.history) + pub.counters.history_evicted == 100
     pub.close()
     ctx.term()
+
+
+def test_a_consumer_going_live_while_a_copy_waits_does_not_break_the_publish(tmp_path):
+    """Issue 48 item 10: a hand-over copy that waited on the consumer's full queue serviced
+    the subscriptions; the consumer had gone live meanwhile, its replay was forgotten, and
+    ``publish`` raised "dictionary changed size during iteration" (ingest crashed whenever a
+    restarted estimator caught up).  The consumer still takes every message once, in order."""
+    ctx = zmq.Context()
+    ch = Channel("t", "p", Policy.BLOCK, 5, ("estimator_note",), "test")
+    pub = Publisher(ctx, ch, tmp_path, Encoder("p"), history_max_bytes=1 << 20)
+    for k in range(20):
+        pub.publish("estimator_note", {**NOTE, "text": f"{k}"})
+    pub.request_replay("c")
+    sub = Subscriber(ctx, ch, tmp_path, DecodeCounters(), consumer="c", replay=True)
+    got = []
+
+    def take():
+        got.extend(_texts(sub, timeout_ms=0))
+
+    assert _pump_until(pub, lambda: take() or not pub.replay_pending)
+    asked = []
+
+    def wait(s):  # what the task's loop does while a send waits: the consumer reads meanwhile
+        take()
+        pub.poll_subscriptions()
+        if not asked:  # ... and another consumer restarts
+            asked.append(pub.request_replay("other"))
+        return True
+
+    k = 20
+    while (pub.replays.get("c") or not asked) and k < 5000:
+        pub.publish("estimator_note", {**NOTE, "text": f"{k}"}, wait=wait)
+        k += 1
+    assert "c" not in pub.replays and "other" in pub.replays
+    got += _texts(sub, until=f"{k - 1}")
+    assert got == [f"{i}" for i in range(k)]
+    for x in (pub, sub):
+        x.close()
+    ctx.term()

@@ -17,7 +17,7 @@ from pygnc.formats import batch as fmt
 from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status
 
-SAMPLE = REPO / "data" / "sample"
+SAMPLE = REPO / "data" / "sample_5min"
 
 
 def _frames(run, start=0):

@@ -301,3 +301,26 @@ def test_every_task_stops_by_itself_when_the_supervisor_is_killed(tmp_path):
         logs = run.log_dir()
         for spec in TASKS:
             assert "stopping: supervisor gone" in (logs / f"{spec.name}.log").read_text(), spec.name
+
+
+def test_a_zombies_exit_status_is_read_from_proc():
+    """What the supervisor reads while the zygote imports (it reaps only between modules):
+    a zombie's status, as Popen.returncode; None once it is reaped."""
+    from pygnc.zygote import _zombie_exit_status
+
+    for how, want in (("exit", 3), ("kill", -signal.SIGKILL)):
+        pid = os.fork()
+        if pid == 0:
+            if how == "exit":
+                os._exit(3)
+            time.sleep(60)
+            os._exit(0)
+        if how == "kill":
+            os.kill(pid, signal.SIGKILL)
+        t_end = time.monotonic() + 10
+        while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < t_end
+            time.sleep(0.005)
+        assert _zombie_exit_status(pid) == want
+        os.waitpid(pid, 0)
+        assert _zombie_exit_status(pid) is None

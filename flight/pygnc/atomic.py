@@ -8,6 +8,7 @@ fails (a full disk, an unwritable directory) the temporary file is removed and t
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -17,12 +18,18 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Replace *path* with *data* atomically and durably."""
+def write_atomic(path: str | os.PathLike, data: bytes, spare: str | os.PathLike | None = None) -> None:
+    """Replace *path* with *data* atomically and durably.
+
+    *spare*: an empty file kept in the same directory (:func:`keep_spare`) for when no inode
+    is free: the temporary file cannot be made then, so the spare takes its name (a rename
+    needs no inode) and is written instead; the replaced file's inode, freed, makes the next
+    spare.  A file rewritten this way (the status) goes on being written with the inodes
+    exhausted."""
     path = Path(path)
     tmp = temp_path(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = _open_temp(tmp, spare)
         try:
             view = memoryview(data)
             while view:
@@ -39,6 +46,30 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         _unlink_quietly(tmp)
         raise
     fsync_dir(path.parent)
+    if spare is not None:
+        keep_spare(spare)
+
+
+def _open_temp(tmp: Path, spare) -> int:
+    try:
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or spare is None or not os.path.isfile(spare):
+            raise
+    os.rename(spare, tmp)  # no inode free: the spare's becomes the temporary file
+    return os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+
+
+def keep_spare(spare: str | os.PathLike) -> bool:
+    """Make the empty spare file for :func:`write_atomic` if there is none (quietly: no
+    inode, no spare - the next write frees one); True if there is one."""
+    try:
+        os.close(os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    return True
 
 
 def _unlink_quietly(p: Path) -> None:
@@ -74,6 +105,14 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def free_inodes(path: str | os.PathLike) -> int | None:
+    """Inodes available to this user on the file system holding *path* (None if unknown)."""
+    try:
+        return os.statvfs(path).f_favail
+    except OSError:
+        return None
 
 
 def free_bytes(path: str | os.PathLike) -> int | None:

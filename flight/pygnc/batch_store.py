@@ -21,16 +21,27 @@ Only complete files ever carry their final name ``batch_NNNNNNNN.bin`` (layout:
 * sequence numbers end at :data:`~pygnc.formats.batch.MAX_SEQUENCE` (the header's uint32):
   the store refuses to number a file beyond it (:class:`SequenceExhausted`; records are then
   counted, not written) rather than wrap or give two files one number;
-* the total size of the directory stays under ``total_max_bytes``; the free space may fall
-  into the downlink's reserve (``reserve_bytes``: the logs have stopped before it, so only
-  batch files use it) but never under ``min_free_bytes`` (the status files' reserve): there
-  the oldest complete files are deleted first (logged); when that is not enough, records are
-  dropped and counted rather than fill the card;
+* the total size of the directory stays under ``total_max_bytes`` (oldest files deleted
+  first, logged); the free space may fall into the downlink's reserve (``reserve_bytes``:
+  the logs have stopped before it, so only batch files use it) but never under
+  ``min_free_bytes`` (the status files' reserve).  There the downlink comes first: the logs
+  give way (``make_room``: the oldest runs' logs, then this run's bus log), never a
+  complete batch file; when that is not enough - or no inode is free, or a write finds the
+  disk full - records are **held** in memory (up to ``hold_max_bytes``, the oldest dropped
+  and counted beyond) and written, in order, as soon as there is room, which the log says;
+  records still held when the writer stops are lost (counted);
 * something that is not a directory where the directory must be (a file named
   ``pygnc_batches``) is renamed to ``<name>.not-a-directory``, never deleted;
+* what a run wrote is never written again by the next runs on the same configuration (a
+  *series*, named by :func:`series_of`): the state file keeps, per record kind and key,
+  the span of record times written (:func:`span_key`: records whose time is when
+  something was measured - not the context kinds, the health table, notes, nor estimates
+  propagated to "now"), updated when a file is closed and from every ``.part`` recovered;
+  the writer skips a record inside its span.  So after a power cut the next start writes
+  only what the cut run had not written, even when the host has taken its files;
 * :attr:`BatchStore.failed` says the store could not write all it was given in this run
-  (records dropped, a write, sync or close error, an unusable directory, numbers exhausted,
-  a ``.part`` that vanished before it was closed):
+  (records lost, a write, sync or close error other than no room, an unusable directory,
+  numbers exhausted, a ``.part`` that vanished before it was closed):
   the writer reports it (status flag ``downlink_failed``).
 
 No bus, no numpy: :class:`BatchStore` takes framed records (bytes) and a clock; the writer
@@ -39,30 +50,70 @@ task (:mod:`pygnc.tasks.batch_writer`) decides what to record.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
 import math
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import fsync_dir, move_aside, remove_stale_temps, write_atomic
 from .formats import batch as fmt
+from .regular_files import read_small_file
 
 STATE_FILE = ".batch_state.json"
 STATE_FORMAT = "pygnc-batch-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: After a failed create/write (disk full, read-only), wait this long before trying again, s.
 RETRY_AFTER_S = 5.0
 #: How often the free space is checked while it is low, s.
 FREE_CHECK_PERIOD_S = 10.0
+#: Largest state file read, bytes (it holds a few numbers).
+MAX_STATE_BYTES = 64 * 1024
+#: Records held in memory while there is no room to write them, bytes (a day's downlink at
+#: the default cadences is ~370 kB): the oldest held goes first beyond it.
+HOLD_MAX_BYTES = 4 * 1024 * 1024
+#: Room asked of the logs beyond the status files' reserve when the free space falls under
+#: it, bytes: enough for a few files, so the logs are not pruned record by record.
+ROOM_MARGIN_BYTES = 1024 * 1024
+#: Errors that mean "no room" (a full disk, exhausted inodes, a quota): the records wait.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 class SequenceExhausted(OSError):
     """The next batch file would need a sequence number beyond MAX_SEQUENCE."""
+
+
+#: Kinds whose record time is when something was measured: the same inputs give the same
+#: record in every run (:func:`span_key`).
+MEASURED_KINDS = frozenset({"orbit", "attitude", "formation", "partner_orbit", "gps_fix", "range", "sensor", "hk"})
+#: ... of which flag bit 0 says "propagated to now" (a record at a wall-clock instant).
+_PROPAGATED_BIT_KINDS = frozenset({"orbit", "attitude", "formation", "partner_orbit"})
+
+
+def span_key(kind: fmt.RecordKind, values: dict) -> tuple | None:
+    """(kind name, key) of a record a series writes once, or None: a record at a measured
+    time (:data:`MEASURED_KINDS`), not propagated to "now".  A superseded layout's record
+    counts as its successor's (the same estimate, written before)."""
+    name = kind.read_as
+    if name not in MEASURED_KINDS or name in _PROPAGATED_BIT_KINDS and int(values.get("flags", 0)) & 1:
+        return None
+    return name, kind.key_of(values)
+
+
+def series_of(config) -> str:
+    """The series a run on *config* belongs to: a digest of the whole configuration."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+
+
+def _key_from_json(key):
+    return tuple(_key_from_json(k) for k in key) if isinstance(key, list) else key
 
 
 def resolve_batch_dir(home: Path, configured: str) -> Path:
@@ -71,14 +122,40 @@ def resolve_batch_dir(home: Path, configured: str) -> Path:
     return p if p.is_absolute() else Path(home) / p
 
 
+def store_for(
+    config, home: Path, run: int, t0_sc_s: float, t0_mono_s: float, log=None, context=None, make_room=None
+) -> BatchStore:
+    """The store (not opened) a run writes its batch files to under *config*: the batch
+    writer's, and the supervisor's when it recovers what a writer left at the stop."""
+    return BatchStore(
+        resolve_batch_dir(home, config.batch_dir),
+        run,
+        f"{run}:{t0_sc_s!r}:{t0_mono_s!r}",  # the run, told apart from a later one with its number
+        config.spacecraft_id,
+        max_file_bytes=config.batch_file_max_bytes,
+        max_file_age_s=config.batch_file_max_age_s,
+        total_max_bytes=config.batch_total_max_bytes,
+        min_free_bytes=config.log_min_free_bytes,
+        reserve_bytes=config.batch_min_free_bytes,
+        fsync_period_s=config.batch_fsync_period_s,
+        log=log,
+        context=context or (lambda: []),
+        make_room=make_room,
+        series=series_of(config),
+    )
+
+
 @dataclass
 class StoreCounters:
     files_closed: int = 0
     records_written: int = 0
     bytes_written: int = 0
-    records_not_written: int = 0  # dropped: disk full / low, or a write error
+    records_not_written: int = 0  # lost: the hold overflowed, numbers exhausted, or held at the stop
+    records_held: int = 0  # waiting in memory for room (now)
+    records_written_late: int = 0  # written after waiting for room
     write_errors: int = 0
-    files_pruned: int = 0  # deleted by the size / free-space bounds
+    files_pruned: int = 0  # deleted by the size bound (never for free space)
+    log_bytes_freed: int = 0  # logs deleted or trimmed to make room for the downlink
     files_lost: int = 0  # the .part vanished before it could be closed
     parts_recovered: int = 0
     parts_removed_empty: int = 0
@@ -98,6 +175,8 @@ class OpenReport:
     recovered: list[tuple[int, int, int]] = field(default_factory=list)  # (seq, records, skipped bytes)
     removed_empty: list[int] = field(default_factory=list)
     state_problem: str = ""
+    #: record spans carried from earlier runs of the series (0: a new series)
+    spans_carried: int = 0
 
 
 @dataclass
@@ -132,6 +211,9 @@ class BatchStore:
         clock: Callable[[], float] = time.monotonic,
         log: logging.Logger | None = None,
         context: Callable[[], list[tuple[bytes, float]]] = lambda: [],
+        make_room: Callable[[int], tuple[int, list[str]]] | None = None,
+        hold_max_bytes: int = HOLD_MAX_BYTES,
+        series: str | None = None,
     ):
         self.dir = Path(directory)
         self.run, self.run_key, self.spacecraft_id = run, run_key, spacecraft_id
@@ -144,6 +226,11 @@ class BatchStore:
         self.clock = clock
         self.log = log or logging.getLogger("batch_store")
         self.context = context
+        self.make_room = make_room
+        self.hold_max_bytes = hold_max_bytes
+        self.held: deque[tuple[bytes, float]] = deque()  # records waiting for room, in order
+        self.held_bytes = 0
+        self._held_since = 0  # records held in the current shortage (for the log)
         self.counters = StoreCounters()
         self.next_seq = 1
         self.run_first_seq = 1
@@ -156,8 +243,19 @@ class BatchStore:
         self._errors_logged = 0
         #: could not write everything it was given in this run (see the module docstring)
         self.failed = False
+        #: The series (:func:`series_of`; None: none, nothing is carried between runs) and,
+        #: per (kind name, key), [first, last] record time written, ms.
+        self.series = series
+        self.spans: dict[tuple, list[int]] = {}
+        self._same_series = False  # the state found at open is of this series
 
     # ------------------------------------------------------------------ paths and state
+    @property
+    def _max_read_bytes(self) -> int:
+        """Largest batch file read back (recovery, a restart): a file holds at most
+        ``max_file_bytes`` and a record; anything far larger is no file of this writer's."""
+        return 4 * self.max_file_bytes + (1 << 20)
+
     @property
     def state_path(self) -> Path:
         return self.dir / STATE_FILE
@@ -178,9 +276,13 @@ class BatchStore:
                 parts[int(m.group(1))] = Path(e.path)
         return finals, parts
 
+    def leftover_parts(self) -> list[Path]:
+        """The ``.part`` files in the directory (a crash's, a power cut's, or open now)."""
+        return sorted(self._scan()[1].values())
+
     def _read_state(self) -> tuple[dict, str]:
         try:
-            raw = self.state_path.read_bytes()
+            raw = read_small_file(self.state_path, MAX_STATE_BYTES)
         except FileNotFoundError:
             return {}, "no state file"
         except OSError as exc:
@@ -206,8 +308,45 @@ class BatchStore:
             "run": self.run,
             "run_key": self.run_key,
             "run_first_sequence": self.run_first_seq,
+            "series": self.series,
+            "spans": [[name, key, lo, hi] for (name, key), (lo, hi) in self.spans.items()],
         }
         write_atomic(self.state_path, (json.dumps(st) + "\n").encode())
+
+    def _load_spans(self, st: dict) -> int:
+        """The spans of the state's series if it is ours; how many."""
+        self.spans = {}
+        self._same_series = self.series is not None and st.get("series") == self.series
+        if not self._same_series:
+            return 0
+        for item in st.get("spans") or ():
+            try:
+                name, key, lo, hi = item
+                if name in MEASURED_KINDS and isinstance(lo, int) and isinstance(hi, int) and lo <= hi:
+                    self.spans[(name, _key_from_json(key))] = [lo, hi]
+            except (TypeError, ValueError):
+                continue  # (a hand-edited state: that span is written again, never lost)
+        return len(self.spans)
+
+    def _extend_span(self, mark: tuple, t_ms: int) -> None:
+        span = self.spans.get(mark)
+        if span is None:
+            self.spans[mark] = [t_ms, t_ms]
+        else:
+            span[0], span[1] = min(span[0], t_ms), max(span[1], t_ms)
+
+    def _mark_records(self, records) -> None:
+        for r in records:
+            kind = r.kind
+            if kind is None or kind.read_as not in MEASURED_KINDS:
+                continue
+            try:
+                mark = span_key(kind, kind.unpack(r.payload))
+                t_ms = fmt.record_time_ms(r.t_sc_s)
+            except (ValueError, KeyError):
+                continue
+            if mark is not None:
+                self._extend_span(mark, t_ms)
 
     def _reserve_sequence(self) -> int:
         """The next sequence number, made durable before any file carries it;
@@ -253,6 +392,7 @@ class BatchStore:
         restarted = st.get("run_key") == self.run_key
         self.run_first_seq = int(st.get("run_first_sequence", self.next_seq)) if restarted else self.next_seq
         report = OpenReport(self.next_seq, restarted, self.run_first_seq, state_problem=problem)
+        report.spans_carried = self._load_spans(st)
         try:
             self._write_state()
         except OSError as exc:
@@ -277,7 +417,7 @@ class BatchStore:
         return report
 
     def _recover(self, seq: int, part: Path, finals: dict[int, Path], report: OpenReport) -> None:
-        data = part.read_bytes()
+        data = read_small_file(part, self._max_read_bytes)  # (a FIFO is refused, never waited on)
         bf = fmt.decode_batch(data)
         if not bf.records:
             part.unlink()
@@ -308,6 +448,9 @@ class BatchStore:
             skipped,
         )
         write_atomic(part, header + body)  # the .part now holds exactly the recovered file
+        if self._same_series:  # (a .part of another configuration's run is not this series')
+            self._mark_records(bf.records)
+            self._save_spans()  # before the rename: a crash between the two only repeats this
         final = self.dir / fmt.file_name(seq)
         os.replace(part, final)
         fsync_dir(self.dir)
@@ -328,9 +471,9 @@ class BatchStore:
         finals, _ = self._scan()
         for seq in sorted(s for s in finals if s >= self.run_first_seq):
             try:
-                bf = fmt.decode_batch(finals[seq].read_bytes())
+                bf = fmt.decode_batch(read_small_file(finals[seq], self._max_read_bytes))
             except OSError:
-                continue  # the host took it meanwhile
+                continue  # the host took it meanwhile (or it is no file of ours)
             if bf.header is not None and bf.header["run"] == self.run:
                 out.extend(bf.records)
         return out
@@ -386,9 +529,66 @@ class BatchStore:
         f.t_first, f.t_last = min(f.t_first, t), max(f.t_last, t)
         self.counters.records_written += 1
 
-    def append(self, record: bytes, t_sc_s: float) -> bool:
-        """Write one framed record; False (and counted) if it could not be written."""
+    def append(self, record: bytes, t_sc_s: float, mark: tuple | None = None) -> bool:
+        """Write one framed record, or hold it in memory until there is room (written, in
+        order, as soon as there is: :meth:`tick`); False (counted) only if it is lost - the
+        numbers are exhausted - or, beyond HOLD_MAX_BYTES, the oldest held record is.
+        *mark*: its :func:`span_key` (None: no span)."""
+        if self.held or not self._write_now(record, t_sc_s, self.clock(), mark):
+            if self.next_seq > fmt.MAX_SEQUENCE:
+                self.counters.records_not_written += 1
+                self.failed = True
+                return False
+            self._hold(record, t_sc_s, mark)
+        self.write_held()
+        return True
+
+    def _hold(self, record: bytes, t_sc_s: float, mark: tuple | None = None) -> None:
+        if not self.held:
+            self.log.warning(
+                "no room for batch records (%s): holding them in memory, written as soon as there is room",
+                "free space under the status files' reserve"
+                if self._disk_low
+                else "the batch directory cannot be used now",
+            )
+            self._held_since = 0
+        self.held.append((record, t_sc_s, mark))
+        self.held_bytes += len(record)
+        self._held_since += 1
+        while self.held_bytes > self.hold_max_bytes and len(self.held) > 1:
+            old = self.held.popleft()[0]
+            self.held_bytes -= len(old)
+            self.counters.records_not_written += 1
+            if not self.failed:
+                self.log.error(
+                    "more than %d bytes of batch records held: the oldest are dropped (counted)", self.hold_max_bytes
+                )
+            self.failed = True
+        self.counters.records_held = len(self.held)
+
+    def write_held(self) -> int:
+        """Write the held records, oldest first, while there is room; returns how many."""
+        n = 0
         now = self.clock()
+        while self.held:
+            record, t, mark = self.held[0]
+            if not self._write_now(record, t, now, mark):
+                break
+            self.held.popleft()
+            self.held_bytes -= len(record)
+            n += 1
+        if n:
+            self.counters.records_written_late += n
+            self.counters.records_held = len(self.held)
+            if not self.held:
+                self.log.warning(
+                    "room again: wrote the %d batch records held while there was none (none lost)", self._held_since
+                )
+        return n
+
+    def _write_now(self, record: bytes, t_sc_s: float, now: float, mark: tuple | None = None) -> bool:
+        """Write *record* now if there is room and the directory can be used (extending the
+        span of *mark*); False if not (nothing counted: the caller holds it)."""
         if not self.opened and now >= self._retry_at:
             try:  # the directory could not be made at start: try again now and then
                 self.open()
@@ -396,8 +596,6 @@ class BatchStore:
                 self._note_error("opening the directory", exc)
                 self._retry_at = now + RETRY_AFTER_S
         if not self.opened or now < self._retry_at or self._low_on_space(now):
-            self.counters.records_not_written += 1
-            self.failed = True
             return False
         try:
             f = self.file
@@ -408,10 +606,19 @@ class BatchStore:
                 f = self._open_file()
             self._write(f, record)
             self._count_record(f, t_sc_s)
+            if mark is not None:
+                self._extend_span(mark, fmt.record_time_ms(t_sc_s))
             return True
+        except SequenceExhausted as exc:
+            self._note_error("numbering", exc)
+            self._retry_at = now + RETRY_AFTER_S
+            return False
         except OSError as exc:
-            self._note_error("write", exc)
-            self.counters.records_not_written += 1
+            no_room = exc.errno in _NO_ROOM
+            self._note_error("write", exc, failed=not no_room)  # no room: the records wait, none lost
+            if no_room:
+                self._disk_low = True
+                self._next_free_check = now + RETRY_AFTER_S
             self._retry_at = now + RETRY_AFTER_S
             self._abandon()
             return False
@@ -432,8 +639,10 @@ class BatchStore:
             self.counters.fsyncs += 1
 
     def tick(self) -> float:
-        """fsync when due, close by age; returns how long the caller may wait before the next
-        tick, s."""
+        """Write held records when there is room again, fsync when due, close by age; returns
+        how long the caller may wait before the next tick, s."""
+        if self.held:
+            self.write_held()
         now = self.clock()
         f = self.file
         if f is None:
@@ -459,6 +668,10 @@ class BatchStore:
         if f is None:
             return
         self.file = None
+        # The spans first (the host may take the file as soon as it has its name; a cut
+        # before the rename only has the .part recovered with them again), and outside the
+        # instant between the final header and the rename.
+        self._save_spans()
         try:
             header = fmt.encode_header(self.run, f.seq, self.spacecraft_id, reason, f.t_first, f.t_last, f.records, 0)
             os.pwrite(f.fd, header, 0)
@@ -477,8 +690,30 @@ class BatchStore:
         self.counters.files_closed += 1
         self.prune()
 
+    def _save_spans(self) -> None:
+        """The state file with the spans of every record in a closed file (a failure only
+        means that a cut may have them written again)."""
+        try:
+            self._write_state()
+        except OSError as exc:
+            self.log.warning("cannot save the spans written in %s: %s", self.state_path.name, exc)
+
     def close(self) -> None:
-        """Close the open file (if any) at stop."""
+        """Write what is held if there is room now, and close the open file (if any) at
+        stop; records still held are lost (counted, logged)."""
+        if self.held:
+            self._retry_at = 0.0
+            self._next_free_check = 0.0
+            self.write_held()
+        if self.held:
+            self.counters.records_not_written += len(self.held)
+            self.failed = True
+            self.log.error(
+                "stopping with %d batch records held and still no room for them: they are lost", len(self.held)
+            )
+            self.held.clear()
+            self.held_bytes = 0
+            self.counters.records_held = 0
         try:
             self.close_file(fmt.FILE_CLOSED_STOP)
         except OSError as exc:
@@ -496,21 +731,27 @@ class BatchStore:
         return out
 
     def _free_bytes(self) -> int:
+        """Bytes free to this user on the directory's file system; 0 when no inode is free
+        (no file can be made however many bytes there are)."""
         try:
+            v = os.statvfs(self.dir)
+            if v.f_files and not v.f_favail:
+                return 0
             return shutil.disk_usage(self.dir).free
         except OSError:
             return 0
 
     def prune(self) -> None:
-        """Delete the oldest complete files until the directory fits ``total_max_bytes`` and
-        the file system keeps ``min_free_bytes`` free (the downlink's reserve above that is
-        the batch files' to use); say once when the free space enters that reserve."""
+        """Delete the oldest complete files until the directory fits ``total_max_bytes`` (the
+        size bound; never for free space: the downlink comes first); when the free space
+        falls under ``min_free_bytes`` (the status files' reserve) - or no inode is free - ask
+        the logs to make room (:attr:`make_room`: the oldest runs' logs, then this run's bus
+        log); say once when the free space enters the downlink's reserve."""
         files = self._sizes()
         total = sum(s for _, _, s in files) + (self.file.size if self.file else 0)
-        free = self._free_bytes()
         deleted = []
         for seq, path, size in files:
-            if total <= self.total_max_bytes and free >= self.min_free_bytes:
+            if total <= self.total_max_bytes:
                 break
             try:
                 path.unlink()
@@ -520,18 +761,33 @@ class BatchStore:
                 self._note_error("prune", exc, failed=False)  # nothing of this run lost
                 break
             total -= size
-            free += size
             deleted.append(seq)
         if deleted:
             self.counters.files_pruned += len(deleted)
             fsync_dir(self.dir)
             self.log.warning(
-                "deleted %d oldest batch files (%s) to stay under %d bytes with %d bytes free",
+                "deleted %d oldest batch files (%s) to stay under %d bytes (batch_total_max_bytes)",
                 len(deleted),
                 fmt.ranges_text(deleted),
                 self.total_max_bytes,
-                self.min_free_bytes,
             )
+        free = self._free_bytes()
+        if free < self.min_free_bytes and self.make_room is not None:
+            try:
+                freed, what = self.make_room(self.min_free_bytes - free + ROOM_MARGIN_BYTES + self.held_bytes)
+            except OSError as exc:
+                freed, what = 0, [f"failed: {exc}"]
+            if freed:
+                self.counters.log_bytes_freed += freed
+                self.log.warning(
+                    "%d bytes free, under the status files' reserve of %d: the logs gave way to the downlink "
+                    "(%d bytes: %s)",
+                    free,
+                    self.min_free_bytes,
+                    freed,
+                    ", ".join(what),
+                )
+                free = self._free_bytes()
         self._disk_low = free < self.min_free_bytes
         in_reserve = free < self.min_free_bytes + self.reserve_bytes
         if in_reserve and not self._in_reserve:
@@ -548,8 +804,4 @@ class BatchStore:
     def _low_on_space(self, now: float) -> bool:
         if self._disk_low and now >= self._next_free_check:
             self.prune()
-            if self._disk_low:
-                self.log.error(
-                    "less than %d bytes free for batch files: records are dropped and counted", self.min_free_bytes
-                )
         return self._disk_low

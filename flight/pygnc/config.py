@@ -27,11 +27,21 @@ from .estimation.tunables import AttitudeFilterConfig, FormationFilterConfig, Or
 from .formats import range_packet
 from .formats.batch import KINDS_BY_NAME
 from .formats.settings import DecodeSettings
-from .limits import Problem, bounded, field_problems, is_number, number_problem
+from .limits import Problem, bounded, field_problems, is_number, number_problem, shown
+from .regular_files import TooLarge, read_small_file
 from .toml_lines import find_line, syntax_error_line
 
 #: Defaults of the fields the decoders read (declared in pygnc.formats.settings).
 _DECODE = DecodeSettings()
+#: Largest configuration file read, bytes: an uplink is a few kB (four partner priors with
+#: their covariances ~10 kB); anything far larger is refused unread.
+MAX_CONFIG_BYTES = 256 * 1024
+#: Health limits in ping periods: a reply is up to a period old when the next ping is due,
+#: so a task is reported late after at least two and killed after at least three.
+HEALTH_WARN_MIN_PINGS = 2
+HEALTH_FATAL_MIN_PINGS = 3
+#: The home's batch area: ``Config.batch_dir`` is this directory or one under it.
+BATCH_AREA = "pygnc_batches"
 #: Time the status reporter needs after its stop drain for the final status, info and bus
 #: log (fsyncs on a busy SD card), s.
 SINK_FINAL_WRITE_MARGIN_S = 0.5
@@ -81,21 +91,24 @@ class Config:
     # --- supervision ----------------------------------------------------------------
     #: Period of health pings from the supervisor, s.
     ping_period_s: float = bounded(0.5, "[0.01, 60]")
-    #: A task whose last pong is older than this is reported late, s.
-    health_warn_s: float = bounded(2.0, "(0, 3600]")
-    #: A task whose last pong is older than this is killed and restarted, s.
-    health_fatal_s: float = bounded(8.0, "(0, 3600]")
+    #: A task whose last pong is older than this is reported late, s (at least
+    #: ``HEALTH_WARN_MIN_PINGS`` ping periods: a reply is up to a period old when it is due).
+    health_warn_s: float = bounded(2.0, "[0.1, 3600]")
+    #: A task whose last pong is older than this is killed and restarted, s (at least
+    #: ``HEALTH_FATAL_MIN_PINGS`` ping periods).
+    health_fatal_s: float = bounded(8.0, "[1, 3600]")
     #: The same for the status reporter (at most ``health_fatal_s``), s: the host reads the
     #: status file, which the reporter rewrites at least once a second, and a reporter's
     #: loop does nothing that takes long (no estimation; files of a few kB), so a silent
     #: one is hung - the host must not read a frozen status for the estimators' limit.
-    status_health_fatal_s: float = bounded(3.0, "(0, 3600]")
+    status_health_fatal_s: float = bounded(3.0, "[1, 3600]")
     #: Restarts allowed per task before it is declared failed.
     max_restarts: int = bounded(3, "[0, 1000]")
     #: First restart backoff, s; doubles on every further restart of the same task.
     restart_backoff_s: float = bounded(0.25, "[0, 3600]")
-    #: How long the supervisor waits for every task to report ready, s.
-    ready_timeout_s: float = bounded(20.0, "(0, 3600]")
+    #: How long the supervisor waits for every task to report ready, s (a task that has not
+    #: connected by then is killed: at least the few seconds a start takes on a busy Pi).
+    ready_timeout_s: float = bounded(20.0, "[2, 3600]")
     #: Fork the tasks from one process that has imported their code (the zygote,
     #: pygnc.zygote) instead of starting an interpreter for each: they share the imported
     #: pages and import once (docs/design/zygote.md).  If the zygote
@@ -160,8 +173,10 @@ class Config:
     #: Run the batch writer (on in the host's default run; off only to compare or to spare a
     #: failing SD card).
     batch_writer_enabled: bool = True
-    #: Directory of the batch files: absolute, or relative to PYGNC_HOME.
-    batch_dir: str = "pygnc_batches"
+    #: Directory of the batch files, relative to PYGNC_HOME: ``pygnc_batches`` or a
+    #: directory under it (the writer renames what is in its way, so it writes only in the
+    #: home's batch area).
+    batch_dir: str = BATCH_AREA
     #: Radio id of this spacecraft, written into every batch-file header (PY4: 0x4A-0x4D;
     #: 0 = not set).
     spacecraft_id: int = bounded(0, "[0, 255]")
@@ -180,8 +195,9 @@ class Config:
     batch_total_max_bytes: int = bounded(32 * 1024 * 1024, "[0, 1e13]")
     #: Room kept for the downlink, bytes: the logs stop growing before the free space falls
     #: under ``log_min_free_bytes`` plus this, so only the batch writer writes into it - down
-    #: to ``log_min_free_bytes`` (the status files' reserve); there its oldest files are
-    #: deleted, then records are dropped (counted, status flag ``downlink_failed``).
+    #: to ``log_min_free_bytes`` (the status files' reserve); there the logs give way (the
+    #: oldest runs', then this run's bus log), then records wait in memory for room
+    #: (pygnc.batch_store; never a complete batch file deleted).
     batch_min_free_bytes: int = bounded(64 * 1024 * 1024, "[0, 1e13]")
     #: fsync period of the open batch file, s (a power cut loses at most this much).
     batch_fsync_period_s: float = bounded(1.0, "(0, 60]")
@@ -239,7 +255,11 @@ class Config:
     #: cross-track axes of the state it gives - the partner's for an absolute state, the own
     #: spacecraft's for a relative one), ``wrong_side_probability`` (0-0.5: how likely the
     #: prior is grossly wrong, e.g. a TLE identity swap, so that the partner flies at its
-    #: point mirror; that hypothesis is kept with this weight until the ranges decide) and
+    #: point mirror; that hypothesis is kept with this weight until the ranges decide),
+    #: ``tail_probability`` and ``tail_scale`` (0-0.5 and 1-100: the prior's error is, with
+    #: that probability, drawn from its covariance times the scale squared - a TLE's errors
+    #: are heavier-tailed than a Gaussian; the tail is fitted as a component of its own, so a
+    #: mirror image kilometres off the covariance but within the tail stays open) and
     #: ``source`` (text for notes; ``python -m ground uplink`` writes it).  Defaults and the
     #: start of a partner without a prior: the ``[range_only]`` table below.
     formation_peer_priors: dict = field(default_factory=dict)
@@ -429,9 +449,9 @@ def peer_id_key(key) -> int:
     try:
         value = key if isinstance(key, int) else int(str(key).strip(), 0)
     except ValueError:
-        raise ValueError(f"not a partner id: {key!r} (write 0x4A or 74)") from None
+        raise ValueError(f"not a partner id: {shown(key)} (write 0x4A or 74)") from None
     if not 1 <= value <= 255:
-        raise ValueError(f"partner id {key!r} outside 1..255")
+        raise ValueError(f"partner id {shown(key)} outside 1..255")
     return value
 
 
@@ -442,12 +462,59 @@ def _vector3(table: dict, key: str) -> tuple[float, float, float]:
         and len(v) == 3
         and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)
     ):
-        raise ValueError(f"{key} must be a list of 3 finite numbers, got {v!r}")
+        raise ValueError(f"{key} must be a list of 3 finite numbers, got {shown(v)}")
     return tuple(float(c) for c in v)
+
+
+#: A partner prior's orbit (an ECEF state; or, at its start, the state an RTN offset gives)
+#: must keep its perigee above this radius, m (inside the Earth's polar radius, 6 357 km, a
+#: propagation fails: no partner flies there) and its radius under the next, m.
+PRIOR_MIN_PERIGEE_RADIUS_M = 6_350_000.0
+PRIOR_MAX_RADIUS_M = 5.0e7
+#: An RTN prior's offset from the own spacecraft at most this far, m, and this fast, m/s
+#: (farther than two LEO orbits' diameters: no range can come from there).
+PRIOR_MAX_OFFSET_M = 2.0e7
+PRIOR_MAX_OFFSET_SPEED_M_S = 2.0e4
+_GM_EARTH_M3_S2 = 3.986004418e14
+_EARTH_RATE_RAD_S = 7.2921150e-5
+
+
+def orbit_state_problem(pos_ecef_m, vel_ecef_m_s, inertial: bool = False) -> str | None:
+    """Why an ECEF state (m, m/s; *inertial*: a GCRS one) is no partner's orbit (None: it
+    may be one): its radius outside (PRIOR_MIN_PERIGEE_RADIUS_M, PRIOR_MAX_RADIUS_M), not
+    bound to the Earth, or its perigee inside the Earth (a prior at the origin, inside the
+    Earth, or on the ground with no velocity).  Plain floats: no numpy here."""
+    x, y, z = (float(c) for c in pos_ecef_m)
+    r = math.sqrt(x * x + y * y + z * z)
+    if not math.isfinite(r) or r < PRIOR_MIN_PERIGEE_RADIUS_M:
+        return f"puts the partner inside the Earth ({r / 1000.0:.0f} km from its centre)"
+    if r > PRIOR_MAX_RADIUS_M:
+        return f"puts the partner {r / 1000.0:.0f} km from the Earth's centre, beyond any partner"
+    vx, vy, vz = (float(c) for c in vel_ecef_m_s)
+    if not inertial:  # inertial velocity at that instant: the ECEF one plus the Earth's rotation (w x r)
+        vx, vy = vx - _EARTH_RATE_RAD_S * y, vy + _EARTH_RATE_RAD_S * x
+    v2 = vx * vx + vy * vy + vz * vz
+    energy = 0.5 * v2 - _GM_EARTH_M3_S2 / r
+    if not energy < 0.0:
+        return "is not bound to the Earth (its speed is above the escape speed)"
+    hx, hy, hz = y * vz - z * vy, z * vx - x * vz, x * vy - y * vx
+    h2 = hx * hx + hy * hy + hz * hz
+    a = -_GM_EARTH_M3_S2 / (2.0 * energy)
+    e = math.sqrt(max(0.0, 1.0 + 2.0 * energy * h2 / _GM_EARTH_M3_S2**2))
+    perigee = a * (1.0 - e)
+    if perigee < PRIOR_MIN_PERIGEE_RADIUS_M:
+        return (
+            f"gives an orbit whose perigee is inside the Earth ({perigee / 1000.0:.0f} km from its centre): "
+            "check the velocity (ECEF, m/s) and the position (ECEF, m)"
+        )
+    return None
 
 
 #: Largest ``wrong_side_probability`` a partner prior may give: 0.5 says nothing of the side.
 MAX_WRONG_SIDE_PROBABILITY = 0.5
+#: Largest ``tail_probability`` and ``tail_scale`` a partner prior may give.
+MAX_TAIL_PROBABILITY = 0.5
+MAX_TAIL_SCALE = 100.0
 #: Longest ``source`` text of a partner prior (it goes into notes and logs), characters.
 MAX_PRIOR_SOURCE_CHARS = 120
 
@@ -479,57 +546,95 @@ def _covariance6(v) -> tuple[float, ...]:
     return tuple(float(c) for c in v)
 
 
+def _prior_key_problem(extra: list, known: list) -> str:
+    """Why a partner prior table's unknown keys are there: a top-level key written after the
+    table's header (it belongs to the table then), or a typo of a prior key."""
+    import difflib  # (only for a table with a bad key)
+
+    k = str(extra[0])
+    if k in _FIELDS:
+        return (
+            f"{k} is not a key of a partner prior: it is a top-level key - write it before the first "
+            "[table] header (every key after a header belongs to that table)"
+        )
+    close = difflib.get_close_matches(k, known, n=1)
+    if close:
+        return f"{k} is not a key of a partner prior (did you mean {close[0]}?)"
+    return f"unknown keys in a partner prior: {sorted(map(str, extra))} (its keys: {', '.join(known)})"
+
+
 def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 1.0) -> dict:
     """A partner prior table (see ``Config.formation_peer_priors``), checked and normalised:
     ``{"frame": "ecef", "t_gps_s", "pos_ecef_m", "vel_ecef_m_s", ...}`` or ``{"frame": "rtn",
     "dr_rtn_m", "dv_rtn_m_s", ...}``, each with ``sigma_pos_m``, ``sigma_vel_m_s``,
-    ``cov_rtn`` (None: the sigmas per axis), ``wrong_side_probability`` and ``source``;
-    ValueError naming what is wrong."""
+    ``cov_rtn`` (None: the sigmas per axis), ``wrong_side_probability``, ``tail_probability``,
+    ``tail_scale`` and ``source``; ValueError naming what is wrong."""
     if not isinstance(table, dict):
-        raise ValueError(f"a partner prior is a table, got {table!r}")
+        raise ValueError(f"a partner prior is a table, got {shown(table)}")
     keys = set(table)
     ecef, rtn = {"t_gps_s", "pos_ecef_m", "vel_ecef_m_s"}, {"dr_rtn_m", "dv_rtn_m_s"}
-    optional = {"sigma_pos_m", "sigma_vel_m_s", "cov_rtn", "wrong_side_probability", "source", "frame"}
+    optional = {
+        "sigma_pos_m",
+        "sigma_vel_m_s",
+        "cov_rtn",
+        "wrong_side_probability",
+        "tail_probability",
+        "tail_scale",
+        "source",
+        "frame",
+    }
     extra = keys - ecef - rtn - optional
     if extra:
-        raise ValueError(f"unknown keys in a partner prior: {sorted(extra)}")
+        raise ValueError(_prior_key_problem(sorted(extra, key=str), sorted(ecef | rtn | optional)))
     out = {
         "sigma_pos_m": table.get("sigma_pos_m", sigma_pos_m),
         "sigma_vel_m_s": table.get("sigma_vel_m_s", sigma_vel_m_s),
     }
     for k, v in out.items():
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 < v < math.inf):
-            raise ValueError(f"partner prior {k} must be a finite number > 0, got {v!r}")
+            raise ValueError(f"partner prior {k} must be a finite number > 0, got {shown(v)}")
         out[k] = float(v)
     out["cov_rtn"] = _covariance6(table["cov_rtn"]) if table.get("cov_rtn") is not None else None
     p = table.get("wrong_side_probability")
     if p is not None and not (
         isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p <= MAX_WRONG_SIDE_PROBABILITY
     ):
-        raise ValueError(f"wrong_side_probability must be a number in [0, {MAX_WRONG_SIDE_PROBABILITY}], got {p!r}")
+        raise ValueError(
+            f"wrong_side_probability must be a number in [0, {MAX_WRONG_SIDE_PROBABILITY}], got {shown(p)}"
+        )
     out["wrong_side_probability"] = None if p is None else float(p)
+    for key, lo, hi, default in (
+        ("tail_probability", 0.0, MAX_TAIL_PROBABILITY, 0.0),
+        ("tail_scale", 1.0, MAX_TAIL_SCALE, 1.0),
+    ):
+        v = table.get(key, default)
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi):
+            raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+        out[key] = float(v)
+    if out["wrong_side_probability"] is not None and out["wrong_side_probability"] + out["tail_probability"] >= 1.0:
+        raise ValueError("wrong_side_probability + tail_probability must be under 1")
     src = table.get("source", "")
-    if not isinstance(src, str) or len(src) > MAX_PRIOR_SOURCE_CHARS:
-        raise ValueError(f"source must be a string of at most {MAX_PRIOR_SOURCE_CHARS} characters")
+    if not isinstance(src, str) or len(src) > MAX_PRIOR_SOURCE_CHARS or not src.isprintable():
+        # (it reaches notes, logs and the terminal's stream: no control characters)
+        raise ValueError(f"source must be printable text of at most {MAX_PRIOR_SOURCE_CHARS} characters")
     out["source"] = src
     if ecef <= keys and not keys & rtn:
         t = table["t_gps_s"]
         if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 < t < math.inf):
-            raise ValueError(f"t_gps_s must be GPS seconds > 0, got {t!r}")
-        return {
-            "frame": "ecef",
-            "t_gps_s": float(t),
-            "pos_ecef_m": _vector3(table, "pos_ecef_m"),
-            "vel_ecef_m_s": _vector3(table, "vel_ecef_m_s"),
-            **out,
-        }
+            raise ValueError(f"t_gps_s must be GPS seconds > 0, got {shown(t)}")
+        pos, vel = _vector3(table, "pos_ecef_m"), _vector3(table, "vel_ecef_m_s")
+        why = orbit_state_problem(pos, vel)
+        if why:
+            raise ValueError(f"the state pos_ecef_m, vel_ecef_m_s {why}")
+        return {"frame": "ecef", "t_gps_s": float(t), "pos_ecef_m": pos, "vel_ecef_m_s": vel, **out}
     if rtn <= keys and not keys & ecef:
-        return {
-            "frame": "rtn",
-            "dr_rtn_m": _vector3(table, "dr_rtn_m"),
-            "dv_rtn_m_s": _vector3(table, "dv_rtn_m_s"),
-            **out,
-        }
+        dr, dv = _vector3(table, "dr_rtn_m"), _vector3(table, "dv_rtn_m_s")
+        if math.hypot(*dr) > PRIOR_MAX_OFFSET_M or math.hypot(*dv) > PRIOR_MAX_OFFSET_SPEED_M_S:
+            raise ValueError(
+                f"dr_rtn_m, dv_rtn_m_s put the partner further than {PRIOR_MAX_OFFSET_M / 1000.0:.0f} km or "
+                f"faster than {PRIOR_MAX_OFFSET_SPEED_M_S:.0f} m/s from the own spacecraft: no range comes from there"
+            )
+        return {"frame": "rtn", "dr_rtn_m": dr, "dv_rtn_m_s": dv, **out}
     raise ValueError("a partner prior gives either t_gps_s + pos_ecef_m + vel_ecef_m_s, or dr_rtn_m + dv_rtn_m_s")
 
 
@@ -609,13 +714,15 @@ def config_problems(c: Config) -> list[Problem]:
 
         for k in c.batch_kinds:
             if k not in current:
-                out.append(Problem(("batch_kinds",), f"names {k!r}, which {unknown(k)}"))
+                out.append(Problem(("batch_kinds",), f"names {shown(k)}, which {unknown(k)}"))
         interval = _FIELDS["batch_period_s"].metadata["range"]
         for k, v in c.batch_period_s.items():
             if k not in current:
                 out.append(Problem(("batch_period_s", k), unknown(k)))
             elif not is_number(v) or number_problem(v, interval):
-                out.append(Problem(("batch_period_s", k), f"must be seconds >= 0 (inf: on change only), got {v!r}"))
+                out.append(
+                    Problem(("batch_period_s", k), f"must be seconds >= 0 (inf: on change only), got {shown(v)}")
+                )
     if ok("range_calibration_m"):
         interval = _FIELDS["range_calibration_m"].metadata["range"]
         for k, v in c.range_calibration_m.items():
@@ -624,7 +731,7 @@ def config_problems(c: Config) -> list[Problem]:
             except ValueError as exc:
                 out.append(Problem(("range_calibration_m", k), f"is not a partner id: {exc}"))
                 continue
-            msg = number_problem(v, interval) if is_number(v) else f"must be a number, got {v!r}"
+            msg = number_problem(v, interval) if is_number(v) else f"must be a number, got {shown(v)}"
             if msg:
                 out.append(Problem(("range_calibration_m", k), msg))
     if ok("formation_peer_priors", "range_only"):
@@ -657,7 +764,7 @@ def config_problems(c: Config) -> list[Problem]:
         out.append(
             Problem(
                 ("imu_port",),
-                f"is empty: name the serial device, 'auto', or udp:// / tcp:// (imu_driver = {c.imu_driver!r})",
+                f"is empty: name the serial device, 'auto', or udp:// / tcp:// (imu_driver = {shown(c.imu_driver)})",
                 (("imu_driver",),),
             )
         )
@@ -680,7 +787,29 @@ def config_problems(c: Config) -> list[Problem]:
         ("imu_reconnect_backoff_s", "imu_reconnect_max_backoff_s", ""),
     ):
         if ok(lo, hi) and not getattr(c, lo) <= getattr(c, hi):
-            out.append(Problem((lo,), f"({getattr(c, lo)!r}) must not exceed {hi} ({getattr(c, hi)!r}){why}", ((hi,),)))
+            out.append(
+                Problem(
+                    (lo,), f"({shown(getattr(c, lo))}) must not exceed {hi} ({shown(getattr(c, hi))}){why}", ((hi,),)
+                )
+            )
+    for name, pings in (
+        ("health_warn_s", HEALTH_WARN_MIN_PINGS),
+        ("health_fatal_s", HEALTH_FATAL_MIN_PINGS),
+        ("status_health_fatal_s", HEALTH_FATAL_MIN_PINGS),
+    ):
+        if ok(name, "ping_period_s") and not getattr(c, name) >= pings * c.ping_period_s:
+            out.append(
+                Problem(
+                    (name,),
+                    f"({shown(getattr(c, name))} s) must be at least {pings} ping periods "
+                    f"(ping_period_s {shown(c.ping_period_s)} s): a reply is up to a period old when it is due",
+                    (("ping_period_s",),),
+                )
+            )
+    if ok("batch_dir"):
+        msg = batch_dir_problem(c.batch_dir)
+        if msg:
+            out.append(Problem(("batch_dir",), msg))
     if (
         ok("sink_stop_drain_s", "stop_deadline_sinks_s")
         and not c.sink_stop_drain_s + SINK_FINAL_WRITE_MARGIN_S <= c.stop_deadline_sinks_s
@@ -695,6 +824,18 @@ def config_problems(c: Config) -> list[Problem]:
             )
         )
     return out
+
+
+def batch_dir_problem(value: str) -> str | None:
+    """Why *value* is not a ``batch_dir`` (None: it is): a relative path that is
+    :data:`BATCH_AREA` or under it, without ``..``."""
+    parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+    if value.startswith(("/", "~")) or ".." in parts or not parts or parts[0] != BATCH_AREA:
+        return (
+            f"must be {BATCH_AREA} or a directory under it, relative to PYGNC_HOME, got {shown(value)}: "
+            "the batch writer renames what is in its way, so it writes only in the home's batch area"
+        )
+    return None
 
 
 def _misplaced(p: Problem, cls) -> Problem:
@@ -714,9 +855,9 @@ def _misplaced(p: Problem, cls) -> Problem:
 def _prior_key(message: str, table) -> tuple:
     """The key of a partner prior table that *message* (of :func:`parse_peer_prior`) names."""
     if isinstance(table, dict):
-        for k in table:
-            if str(k) in message:
-                return (k,)
+        named = [(message.find(str(k)), i, k) for i, k in enumerate(table) if str(k) in message]
+        if named:
+            return (min(named)[2],)  # the key the message names first
     return ()
 
 
@@ -728,7 +869,8 @@ class ConfigError(ValueError):
     def __init__(self, problems, where: str | None = None, text: str | None = None, line: int | None = None):
         problems = list(problems)
         self._args = (problems, where, text, line)
-        self.where = where
+        # (a file name is shown as it is unless it holds control characters)
+        self.where = where if where is None or where.isprintable() else shown(where)
         self.problems = []
         for p in problems:
             n = line
@@ -795,7 +937,14 @@ def with_overrides(base: Config, data: dict, where: str, text: str | None = None
 
 def parse_config(data: bytes, where: str) -> Config:
     """The configuration the TOML file content *data* gives (defaults for what it leaves
-    out); :class:`ConfigError` naming *where*, the line and the key of every problem."""
+    out); :class:`ConfigError` naming *where*, the line and the key of every problem.
+
+    Whatever the bytes are, a refusal is a :class:`ConfigError`: a file over
+    :data:`MAX_CONFIG_BYTES`, text that is not UTF-8, a syntax error, nesting too deep for
+    the parser, an integer too long for any number, or anything else a parser or a check
+    raises on it."""
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([Problem((), _too_large(len(data)))], where, "")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -807,14 +956,48 @@ def parse_config(data: bytes, where: str) -> Config:
         raise ConfigError(
             [Problem((), f"TOML syntax error: {exc}")], where, text, syntax_error_line(str(exc), text)
         ) from None
-    return with_overrides(Config(), table, where, text)
+    except RecursionError:
+        raise ConfigError([Problem((), "TOML cannot be parsed: nested too deep")], where, "") from None
+    except (ValueError, ArithmeticError, MemoryError) as exc:  # e.g. an integer of 5000 digits
+        raise ConfigError([Problem((), f"TOML cannot be parsed: {_first_line(exc)}")], where, "") from None
+    try:
+        return with_overrides(Config(), table, where, text)
+    except ConfigError:
+        raise
+    except (RecursionError, ValueError, ArithmeticError, TypeError, MemoryError) as exc:
+        # A value no check foresaw (it is refused whole, never half-used).
+        raise ConfigError([Problem((), f"cannot be checked: {_first_line(exc)}")], where, "") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__).strip("'\"")
+
+
+def _too_large(n_bytes: int) -> str:
+    return f"is {n_bytes} bytes, more than a configuration may be ({MAX_CONFIG_BYTES} bytes): not read"
+
+
+def read_config_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of the configuration file at *path*: a regular file (a FIFO or a device is
+    refused without blocking) of at most :data:`MAX_CONFIG_BYTES`; :class:`ConfigError`
+    otherwise, naming the file and why."""
+    try:
+        return read_small_file(path, MAX_CONFIG_BYTES)
+    except TooLarge:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = MAX_CONFIG_BYTES + 1
+        raise ConfigError([Problem((), _too_large(size))], str(path), "") from None
+    except OSError as exc:
+        raise ConfigError([Problem((), f"cannot be read: {exc.strerror or exc}")], str(path), "") from None
 
 
 def config_for_home(home: str | os.PathLike) -> Config:
     """The configuration a run in *home* uses: its ``pygnc_config.toml`` if any, else the
     defaults (replays and tests of a scenario directory)."""
     f = Paths(Path(home)).config_file
-    return load_config(f) if f.is_file() else Config()
+    return load_config(f) if os.path.lexists(f) else Config()
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
@@ -832,9 +1015,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         if not uplinked.is_file():
             return Config()
         path = uplinked
-    with open(path, "rb") as f:
-        data = f.read()
-    return parse_config(data, str(path))
+    return parse_config(read_config_bytes(path), str(path))
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -848,7 +1029,10 @@ class Paths:
 
     @classmethod
     def from_env(cls) -> Paths:
-        return cls(Path(os.environ.get("PYGNC_HOME") or Path.home()).expanduser())
+        """``PYGNC_HOME`` (default: the home directory), absolute: a relative one is taken
+        from the current directory once, here - the tasks run in the flight code's directory
+        and are handed this absolute path."""
+        return cls(Path(os.path.abspath(Path(os.environ.get("PYGNC_HOME") or Path.home()).expanduser())))
 
     @property
     def sense_file(self) -> Path:
@@ -875,6 +1059,12 @@ class Paths:
     @property
     def info_file(self) -> Path:
         return self.home / "pygnc_info.txt"
+
+    @property
+    def status_spare(self) -> Path:
+        """The empty file kept for writing the status and info files when no inode is free
+        (:func:`pygnc.atomic.write_atomic`)."""
+        return self.home / ".pygnc_status.spare"
 
     @property
     def imu_port_cache(self) -> Path:

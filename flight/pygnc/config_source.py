@@ -28,9 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import write_atomic
-from .config import Config, ConfigError, Paths, parse_config, undeclared_reflections
+from .config import (
+    MAX_CONFIG_BYTES,
+    Config,
+    ConfigError,
+    Paths,
+    parse_config,
+    read_config_bytes,
+    undeclared_reflections,
+)
 from .formats import status as st
 from .limits import Problem
+from .regular_files import read_small_file
 
 #: The copy of the last accepted uplinked configuration, in PYGNC_HOME.
 ACCEPTED_NAME = "pygnc_config.accepted.toml"
@@ -41,7 +50,14 @@ MAX_NOTE_CHARS = 160
 
 
 #: How the note names a problem of the file as a whole (its message's start -> a word).
-_KEYLESS = (("TOML syntax", "syntax error"), ("cannot be read", "unreadable"), ("is not UTF-8", "not UTF-8"))
+_KEYLESS = (
+    ("TOML syntax", "syntax error"),
+    ("TOML cannot be parsed", "unparsable"),
+    ("cannot be read", "unreadable"),
+    ("cannot be checked", "unchecked"),
+    ("is not UTF-8", "not UTF-8"),
+    ("more than a configuration may be", "too large"),
+)
 
 
 def accepted_copy(paths: Paths) -> Path:
@@ -74,25 +90,22 @@ class Selection:
         line, key = self.rejected.first()
         if not key:  # the file as a whole: say how
             message = self.rejected.problems[0][1].message
-            key = next((label for start, label in _KEYLESS if message.startswith(start)), "file")
-        name = self.rejected_path.name if self.rejected_path else "?"
+            key = next((label for start, label in _KEYLESS if start in message), "file")
+        name = shown_path(self.rejected_path.name) if self.rejected_path else "?"
         where = f"{name}:{line}" if line else name
         what = "on last accepted" if self.source == "last accepted copy" else "on defaults"
-        return " ".join(f"{where} {key}, {what}".split())[:MAX_NOTE_CHARS]
-
-
-def _read(path: Path) -> tuple[bytes | None, ConfigError | None]:
-    try:
-        with open(path, "rb") as f:
-            return f.read(), None
-    except OSError as exc:
-        return None, ConfigError([Problem((), f"cannot be read: {exc.strerror or exc}")], str(path), "")
+        problem = " ".join(f"{where} {key}".split())[: MAX_NOTE_CHARS - len(what) - 2]
+        return f"{problem}, {what}"  # (what the run uses is never cut off)
 
 
 def _parse(path: Path) -> tuple[Config | None, bytes, ConfigError | None]:
-    data, err = _read(path)
-    if err is not None:
-        return None, b"", err
+    """(config, bytes, None) of an accepted file, (None, bytes, why) of a refused one: a file
+    that cannot be read (missing, a dangling link, a symlink loop, a FIFO or a device -
+    never waited on - or over the size limit) is refused like a bad one."""
+    try:
+        data = read_config_bytes(path)
+    except ConfigError as exc:
+        return None, b"", exc
     try:
         return parse_config(data, str(path)), data, None
     except ConfigError as exc:
@@ -100,11 +113,27 @@ def _parse(path: Path) -> tuple[Config | None, bytes, ConfigError | None]:
 
 
 def select(paths: Paths, env: dict | None = None) -> Selection:
-    """Choose the run's configuration (see the module docstring); never raises."""
+    """Choose the run's configuration (see the module docstring); never raises: anything
+    unforeseen while choosing is a refusal, and the run goes on the defaults."""
+    try:
+        return _select(paths, env)
+    except Exception as exc:  # noqa: BLE001 - navigation never stops for an uplink
+        where = paths.config_file
+        err = ConfigError([Problem((), f"cannot be checked: {type(exc).__name__}: {exc}"[:200])], str(where), "")
+        notes = [
+            (logging.ERROR, f"configuration {where} REJECTED: {err.lines()[0]}"),
+            (logging.WARNING, "running on the defaults"),
+        ]
+        return Selection(Config(), b"", "defaults", None, where, err, notes)
+
+
+def _select(paths: Paths, env: dict | None) -> Selection:
     env = os.environ if env is None else env
     explicit = env.get("PYGNC_CONFIG")
     uplinked = paths.config_file
-    path = Path(explicit) if explicit else uplinked if uplinked.exists() else None
+    # lexists: a dangling link or a symlink loop is an uplink that cannot be read (refused,
+    # as --check-config says), not "no file".
+    path = Path(explicit) if explicit else uplinked if os.path.lexists(uplinked) else None
     if path is None:
         return Selection(
             Config(),
@@ -128,7 +157,7 @@ def select(paths: Paths, env: dict | None = None) -> Selection:
     ]
     notes += [(logging.ERROR, f"  {line}") for line in err.lines()]
     copy = accepted_copy(paths)
-    if not explicit and copy.exists():
+    if not explicit and os.path.lexists(copy):
         cfg, data, copy_err = _parse(copy)
         if copy_err is None:
             notes.append((logging.WARNING, f"running on the last accepted configuration, {copy}"))
@@ -147,7 +176,7 @@ def select(paths: Paths, env: dict | None = None) -> Selection:
 def _keep_copy(paths: Paths, data: bytes, sel: Selection) -> None:
     copy = accepted_copy(paths)
     try:
-        if copy.read_bytes() == data:
+        if read_small_file(copy, MAX_CONFIG_BYTES) == data:
             return
     except OSError:
         pass
@@ -192,8 +221,25 @@ def reflection_warnings(config: Config) -> list[str]:
 def check_file(path: str | os.PathLike) -> tuple[bool, list[str]]:
     """(accepted, messages) of the configuration file at *path*: what ``--check-config``
     prints - every problem as ``FILE:LINE: key message``, or the warnings of an accepted
-    file."""
-    cfg, _, err = _parse(Path(path))
+    file.  The home's own ``pygnc_config.toml`` (``$PYGNC_HOME``, default ~) when it is not
+    there is accepted: a run then uses the defaults, and their warnings are given."""
+    try:
+        home_file = Paths.from_env().config_file
+        if not os.path.lexists(path) and os.path.realpath(path) == os.path.realpath(home_file):
+            # A fresh home: nothing uplinked yet, so a run there uses the defaults - check those.
+            return True, [
+                f"{path}: not there (nothing uplinked yet): a run in {home_file.parent} uses the defaults",
+                *(f"{path}: warning: {w}" for w in reflection_warnings(Config())),
+            ]
+        cfg, _, err = _parse(Path(path))
+    except Exception as exc:  # noqa: BLE001 - a check never ends in a traceback
+        err = ConfigError([Problem((), f"cannot be checked: {type(exc).__name__}: {exc}"[:200])], str(path), "")
     if err is not None:
         return False, err.lines()
-    return True, [f"{path}: warning: {w}" for w in reflection_warnings(cfg)]
+    return True, [f"{shown_path(path)}: warning: {w}" for w in reflection_warnings(cfg)]
+
+
+def shown_path(path) -> str:
+    """*path* as a message shows it: as it is, or quoted and escaped if it holds control
+    characters (a file name reaches the log, the terminal and the info file)."""
+    return ConfigError([], str(path), "").where

@@ -92,9 +92,16 @@ class Problem(NamedTuple):
 
 
 def key_name(key: tuple) -> str:
-    """``orbit_filter.tesseral_degree``, ``housekeeping_devices[1].period_s``."""
+    """``orbit_filter.tesseral_degree``, ``housekeeping_devices[1].period_s``; a key that is
+    not plain printable text (control characters, an escape sequence, very long) is shown
+    quoted and escaped, so no key of a file reaches a log, a terminal or the info file as
+    it was written."""
     out = ""
     for k in key:
+        if not isinstance(k, int):
+            k = str(k)
+            if not k.isprintable() or not k.isascii() or len(k) > SHOWN_CHARS:
+                k = shown(k)
         out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
     return out
 
@@ -122,16 +129,41 @@ def _element_type(type_text: str) -> tuple[str, bool]:
     return t, False
 
 
+#: Most items a list value may hold (a mounting matrix holds 9, a partner prior's
+#: covariance 36): a longer list is refused before anything is made of it.
+MAX_LIST_ITEMS = 256
+#: Longest text value, characters.
+MAX_TEXT_CHARS = 1024
+#: Characters of a value shown in a message (the rest cut, ``...``).
+SHOWN_CHARS = 60
+
+
+def shown(v) -> str:
+    """*v* as a message shows it: its ``repr`` (control characters escaped), cut at
+    :data:`SHOWN_CHARS` - a huge integer or list is named by its size instead."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"an integer of {len(str(abs(v))) if v.bit_length() < 10_000 else 'thousands of'} digits"
+    if isinstance(v, (list, tuple, dict)) and len(v) > 16:
+        return f"a {'table' if isinstance(v, dict) else 'list'} of {len(v)} items"
+    try:
+        text = repr(v)
+    except ValueError:  # (an integer past the interpreter's digit limit inside a list)
+        return f"a value of type {type(v).__name__}"
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
 def number_problem(v, interval: Interval | None) -> str | None:
     """Why the number *v* is not acceptable under *interval* (None: it is)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 1000:
+        return f"must be a number in {interval or 'range'}, got {shown(v)}"  # (no float holds it)
     if isinstance(v, float) and math.isnan(v):
         return "must be a number, not nan"
     if interval is None:
-        return None if math.isfinite(v) else f"must be finite, got {v!r}"
+        return None if math.isfinite(v) else f"must be finite, got {shown(v)}"
     if math.isinf(v) and v not in interval:
-        return f"must be finite and in {interval}, got {v!r}"
+        return f"must be finite and in {interval}, got {shown(v)}"
     if v not in interval:
-        return f"must be in {interval}, got {v!r}"
+        return f"must be in {interval}, got {shown(v)}"
     return None
 
 
@@ -162,10 +194,13 @@ def field_problems(cls, values: dict, prefix: tuple = (), known_only: bool = Tru
         check = _TYPES.get(elem)
         if is_list:
             if not isinstance(v, (list, tuple)):
-                out.append(Problem(key, f"must be a list, got {v!r}"))
+                out.append(Problem(key, f"must be a list, got {shown(v)}"))
+                continue
+            if len(v) > (length or MAX_LIST_ITEMS):
+                out.append(Problem(key, f"must be a list of at most {length or MAX_LIST_ITEMS} values, got {len(v)}"))
                 continue
             if check is not None and not all(check[0](e) for e in v):
-                out.append(Problem(key, f"must be a list of {check[1].split(' ', 1)[-1]} values, got {v!r}"))
+                out.append(Problem(key, f"must be a list of {check[1].split(' ', 1)[-1]} values, got {shown(v)}"))
                 continue
             if length is not None and len(v) != length:
                 out.append(Problem(key, f"must be a list of {length} values, got {len(v)}"))
@@ -173,7 +208,13 @@ def field_problems(cls, values: dict, prefix: tuple = (), known_only: bool = Tru
             items = v
         else:
             if check is not None and not check[0](v):
-                out.append(Problem(key, f"must be {check[1]}, got {v!r}"))
+                out.append(Problem(key, f"must be {check[1]}, got {shown(v)}"))
+                continue
+            if isinstance(v, str) and len(v) > MAX_TEXT_CHARS:
+                out.append(Problem(key, f"must be at most {MAX_TEXT_CHARS} characters, got {len(v)}"))
+                continue
+            if isinstance(v, dict) and len(v) > MAX_LIST_ITEMS:
+                out.append(Problem(key, f"must be a table of at most {MAX_LIST_ITEMS} keys, got {len(v)}"))
                 continue
             items = (v,)
         for e in items:
@@ -181,7 +222,7 @@ def field_problems(cls, values: dict, prefix: tuple = (), known_only: bool = Tru
             if is_number(e):
                 msg = number_problem(e, rng)
             if msg is None and choices is not None and e not in choices:
-                msg = f"must be one of {', '.join(repr(c) for c in choices)}, got {e!r}"
+                msg = f"must be one of {', '.join(repr(c) for c in choices)}, got {shown(e)}"
             if msg is not None:
                 out.append(Problem(key, ("every value " + msg) if is_list else msg))
                 break

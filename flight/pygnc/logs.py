@@ -9,10 +9,11 @@
   flushed and fsynced periodically; the reader skips a torn last frame.
 * Logs never fill the disk: before the free space of their file system falls under a
   reserve (``Config.log_reserve_bytes``: the status files' reserve plus the downlink's, so
-  batch files come before logs) they stop growing, and a write error (a full disk)
-  drops what was buffered instead of holding it; both are counted, retried every
+  batch files come before logs) they stop growing, and a write error (a full disk) drops
+  what was buffered instead of holding it; both are counted, retried every
   :data:`RETRY_S`, and never raise into the task - the status and info files must go on
-  being written.
+  being written.  When the downlink itself runs out of room the logs give way
+  (:func:`give_way`: the oldest runs, then this run's bus log).
 """
 
 from __future__ import annotations
@@ -88,6 +89,45 @@ def create_run_dir(log_root: Path, total_bytes_bound: int, reserve_bytes: int) -
             number += 1
     fsync_dir(log_root)
     return number, path, note
+
+
+def give_way(log_root: Path, current: Path, need_bytes: int) -> tuple[int, list[str]]:
+    """Make room for the downlink (the batch writer asks when the free space falls under the
+    status files' reserve): delete the oldest runs' log directories under *log_root* - never
+    *current*, this run's - until about *need_bytes* are freed, then, if that is not enough,
+    empty this run's bus log (its writer appends on, the reader resynchronises).  Returns
+    (bytes freed, what was deleted, for the log)."""
+    freed, what = 0, []
+    try:
+        keep = current.resolve()
+    except OSError:
+        keep = current
+    for _n, path in list_runs(log_root):
+        if freed >= need_bytes:
+            break
+        try:
+            if path.resolve() == keep:
+                continue
+        except OSError:
+            continue
+        size = _dir_size(path)
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            freed += size
+            what.append(path.name)
+    if freed < need_bytes:
+        bus = current / "bus.log"
+        try:
+            size = os.stat(bus).st_size
+            if size:
+                os.truncate(bus, 0)
+                freed += size
+                what.append(f"{current.name}/bus.log emptied")
+        except OSError:
+            pass
+    if what:
+        fsync_dir(log_root)
+    return freed, what
 
 
 class _ScTimeFilter(logging.Filter):
@@ -213,7 +253,14 @@ class BusLogWriter:
     FLUSH_BYTES = 64 * 1024
 
     def __init__(
-        self, path: Path, run: int, schema: int, max_bytes: int, fsync_period_s: float, min_free_bytes: int = 0
+        self,
+        path: Path,
+        run: int,
+        schema: int,
+        max_bytes: int,
+        fsync_period_s: float,
+        min_free_bytes: int = 0,
+        spacecraft_id: int = 0,
     ):
         self.path = path
         self.max_bytes = max_bytes
@@ -230,7 +277,7 @@ class BusLogWriter:
         self._paused_until = 0.0
         self._last_sync = time.monotonic()
         self._log = logging.getLogger("buslog")
-        self._write(encode_header_frame(run, schema))
+        self._write(encode_header_frame(run, schema, spacecraft_id))
         self.flush(fsync=True)
 
     def _not_written(self, n: int, why: str) -> None:

@@ -94,13 +94,18 @@ NOTES: tuple[NoteCode, ...] = (
     NoteCode(
         "range_only_window_extended",
         "formation",
-        "the fit did not converge; the window grows by a third (up to `[range_only] max_window_s`)",
+        "the window's best orbit does not fit its ranges (its fit did not converge, or its residual is over twice "
+        "what the ranges' noise and the model's error explain); the window grows by a third (up to "
+        "`[range_only] max_window_s`)",
         "-",
     ),
     NoteCode(
         "range_only_poor_fit",
         "formation",
-        "the last window's fit did not converge; the filter started from it anyway",
+        "no orbit fits the window's ranges (the longest window's best fit did not converge, or its residual is "
+        "over twice what the ranges' noise and the model's error explain): not used, the partner is acquired again "
+        "from its prior, carried to now; or, the batch ended, the last window's fit did not converge: the filter "
+        "started from it anyway",
         "check the ranges (bias, outliers) and the prior",
     ),
     NoteCode("range_only_short", "formation", "the batch had too few ranges for a fit", "-"),
@@ -113,9 +118,10 @@ NOTES: tuple[NoteCode, ...] = (
     NoteCode(
         "range_only_prior_refused",
         "formation",
-        "the uplinked prior's epoch is more than `[range_only] prior_max_age_s` from the data: the partner starts "
-        "as if it had none",
-        "uplink a fresh prior ([uplink.md](uplink.md))",
+        "the uplinked prior's epoch is more than `[range_only] prior_max_age_s` from the data, or it cannot start "
+        "a filter there (carried to the data it is not finite, or its orbit dips into the Earth - an RTN offset can "
+        "put it there): the partner starts as if it had none",
+        "uplink a fresh prior ([uplink.md](uplink.md)); check its frame and units",
     ),
     NoteCode(
         "range_only_prior_inconsistent",

@@ -14,11 +14,17 @@ timeout expires or on SIGINT/SIGTERM - at any instant, start-up included:
    yet also gets SIGTERM (it holds nothing yet and exits at once); they finish their
    step, publish final messages and exit; after ``stop_deadline_producers_s`` stragglers
    get SIGKILL;
-2. sinks (status reporter) likewise, with ``stop_deadline_sinks_s``; they drain (within
-   ``sink_stop_drain_s``), write the final status (flag ``stopping``) and exit;
-3. if no status reporter wrote the final status (it was never started, was killed, or
-   could not write), the supervisor writes it from the last status file and what it knows;
-4. the private socket directory is removed and the supervisor exits 0 (1 if no final
+2. sinks (status reporter, batch writer) likewise, with ``stop_deadline_sinks_s``; they
+   drain (within ``sink_stop_drain_s``), write the final status (flag ``stopping``) and the
+   last batch file, and exit;
+3. a ``.part`` batch file left behind (the writer was killed, or stopped before it had
+   opened its directory: a power cut's) is recovered, as the next start would;
+4. the final status must say what only the supervisor knows: each task's final state
+   (``stopped`` cleanly, ``exited`` otherwise, ``failed``) and ``downlink_failed`` if the
+   writer did not finish.  The reporter's says so after a clean stop (the last health
+   table gives the sinks ``stopped``); otherwise the supervisor writes it again, from the
+   reporter's or the last status of the run (the reporter wrote none);
+5. the private socket directory is removed and the supervisor exits 0 (1 if no final
    status could be written, e.g. a full disk: the message says so on the terminal).
 
 SIGHUP (the host's terminal closed) is a stop like SIGINT.  At start, before anything else,
@@ -49,21 +55,32 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zmq
-
 from . import config_source, run_lock, terminal
 from .atomic import write_atomic
+from .batch_store import store_for
 from .bus.channels import CHANNELS, CONTROL_SOCKET
-from .bus.messages import DecodeCounters, Encoder
-from .bus.transport import ControlServer, Publisher
 from .config import Config, Paths
 from .formats import status as st
 from .formats.info import render_info
-from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
+from .regular_files import read_small_file
 from .signals import StopSignals, ignore_stop_signals
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
 from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper
+
+#: The packages the flight tree needs beyond the standard library (module -> pip name; as
+#: pyproject's dependencies).  Without them main() still replaces the previous status, then
+#: refuses to start in one line; ``--check-config`` needs none of them.
+FLIGHT_PACKAGES = {"numpy": "numpy", "zmq": "pyzmq", "msgpack": "msgpack", "serial": "pyserial"}
+try:
+    import zmq
+
+    from .bus.messages import DecodeCounters, Encoder
+    from .bus.transport import ControlServer, Publisher
+    from .logs import create_run_dir, list_runs, setup_task_logging, sync_logs
+except ImportError as exc:  # checked by main() before anything uses them
+    if (exc.name or "").split(".")[0] not in FLIGHT_PACKAGES:
+        raise
 
 log = logging.getLogger("supervisor")
 
@@ -81,12 +98,14 @@ _RUN_DIR_RE = re.compile(r"^pygnc-(\d+)-[A-Za-z0-9_]+$")
 
 USAGE = """usage: {prog} <timeout_minutes> <spacecraft_time_s>
        {prog} --check-config FILE
+       {prog} --help
 
   timeout_minutes      stop by itself after this many minutes (0 < t <= 10080, a week;
                        decimals allowed)
   spacecraft_time_s    the spacecraft clock now, unix seconds (0 <= t < 2^32)
   --check-config FILE  check a configuration file as a run would load it, and exit:
                        0 accepted, 2 rejected (each problem on stderr, FILE:LINE: key ...)
+  -h, --help           print this and exit 0
 
 Exit status: 0 stopped in order; 1 no final status could be written, or a failure;
 2 bad arguments; 3 another pygnc is running on this PYGNC_HOME (it is left alone).
@@ -176,7 +195,7 @@ def make_run_dir() -> tuple[Path, list[Path]]:
     that does not fit is then the bind's error, named in the log)."""
     # (gettempdir() always names an existing directory, so the list is never empty)
     dirs = [d for d in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp") if d and os.path.isdir(d)]
-    parent = Path(next((d for d in dirs if _room_for_sockets(d)), dirs[0]))
+    parent = Path(os.path.abspath(next((d for d in dirs if _room_for_sockets(d)), dirs[0])))
     stale = remove_stale_run_dirs(parent)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=parent))
     os.chmod(run_dir, 0o700)
@@ -467,11 +486,13 @@ class Supervisor:
                     t.late_logged = True
 
     def _publish_health(self, now: float, stopping: bool) -> None:
+        """The health table; *stopping*: the last one, told to the sinks as they stop, with
+        their own state as it ends in a clean stop (``stopped``)."""
         self.health_pub.poll_subscriptions()
         tasks = [
             {
                 "name": t.spec.name,
-                "state": t.state,
+                "state": "stopped" if stopping and t.spec.sink and t.alive() else t.state,
                 "pid": t.pid,
                 "restarts": t.restarts,
                 "age_s": round(now - t.last_pong, 3),
@@ -569,12 +590,16 @@ class Supervisor:
     def _stop_group(self, group: list[TaskProc], reason: str, deadline_s: float) -> None:
         t_end = time.monotonic() + deadline_s
         next_send = 0.0
+        told: dict[str, tuple] = {}  # task -> (connected, pid) when last told to stop
         while True:
             alive = [t for t in group if t.alive()]
             now = time.monotonic()
             if not alive or now >= t_end:
                 break
-            if now >= next_send:
+            # Again every STOP_RESEND_S, and at once to a task that has just connected or
+            # been forked (it missed the last one: a task still starting ignores SIGTERM
+            # until its handlers are in; its stop must not wait for the next round).
+            if now >= next_send or any(told.get(t.spec.name) != (t.answered, t.pid) for t in alive):
                 for t in alive:
                     self.control.send(t.spec.name, "stop", {"reason": reason})
                     if not t.answered:  # still starting, not connected: it holds nothing yet
@@ -582,6 +607,7 @@ class Supervisor:
                             t.proc.send_signal(signal.SIGTERM)
                         except ProcessLookupError:
                             pass
+                    told[t.spec.name] = (t.answered, t.pid)
                 next_send = now + STOP_RESEND_S
             self._wait(min(0.02, max(0.0, t_end - now)))
         for t in group:
@@ -606,8 +632,8 @@ class Supervisor:
         self._stopping = True
         now = time.monotonic()
         for t in self.tasks:
-            if t.state == "restarting":  # waiting out its backoff: stopped, not failed
-                t.state = "stopped"
+            if t.state == "restarting":  # died, waiting out its backoff: it did not stop cleanly
+                t.state = "exited"
                 t.next_restart_at = None
         producers = [t for t in self.tasks if not t.spec.sink]
         sinks = [t for t in self.tasks if t.spec.sink]
@@ -616,31 +642,64 @@ class Supervisor:
         self._stop_group(sinks, reason, self.config.stop_deadline_sinks_s)
         reporter = self.by_name.get("status_reporter")
         ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
-        # The batch writer may fail at its own stop (its final records), after the reporter's
-        # last status: then the final status is written again with downlink_failed.
         writer = self.by_name.get("batch_writer")
-        lost = writer is not None and bool(writer.counters.get("downlink_failed"))
-        if not ok or lost and not self._final_status_has(st.FLAG_DOWNLINK_FAILED):
-            ok = self.write_final_status(reason, st.FLAG_DOWNLINK_FAILED if lost else 0)
+        self._recover_batches(writer)
+        # The final status must hold every task's final state, and downlink_failed if the
+        # writer did not finish (it failed at its own stop, after the reporter's last status,
+        # or did not stop cleanly: its final records are lost).  The reporter's holds the
+        # last health table's (the sinks as in a clean stop): written again unless it is so.
+        lost = writer is not None and (
+            bool(writer.counters.get("downlink_failed")) or writer.proc is not None and writer.state != "stopped"
+        )
+        extra = st.FLAG_DOWNLINK_FAILED if lost else 0
+        if not (ok and self._final_status_says(extra)):
+            ok = self.write_final_status(reason, extra) or ok
         self.close()
         return ok
 
-    def _final_status_has(self, flag: int) -> bool:
+    def _final_status_says(self, flags: int) -> bool:
+        """The status file is this run's final status, with *flags* and every task's final
+        state as the supervisor knows it."""
         try:
-            s = st.decode_status(self.paths.status_file.read_bytes())
+            s = st.decode_status(read_small_file(self.paths.status_file, st.SIZE))
         except (OSError, st.StatusError):
             return False
-        return s["run"] == self.run_number and bool(s["flags"] & flag)
+        want = flags | st.FLAG_STOPPING | (st.FLAG_TASK_FAILED if any(t.state == "failed" for t in self.tasks) else 0)
+        states = {n: i for i, n in enumerate(st.TASK_STATES)}
+        return (
+            s["run"] == self.run_number
+            and s["flags"] & want == want
+            and all(
+                s[f"task{k}_id"] == t.spec.task_id and s[f"task{k}_state"] == states.get(t.state, -1)
+                for k, t in enumerate(self.tasks[: st.MAX_TASKS])
+            )
+        )
+
+    def _recover_batches(self, writer: TaskProc | None) -> None:
+        """Recover the ``.part`` batch files the writer left (it was killed, or stopped before it
+        had opened its directory, where a power cut's ``.part`` waited), as the next start
+        would: the host then finds every record of the run in complete files at once."""
+        if writer is None:
+            return
+        store = store_for(self.config, self.paths.home, self.run_number, self.t0_sc_s, self.t0_mono_s, log)
+        if not store.leftover_parts():
+            return
+        try:
+            report = store.open()
+        except OSError as exc:
+            log.error("cannot recover the .part batch files the batch writer left: %s", exc)
+            return
+        log.warning("recovered %d .part batch files the batch writer left", len(report.recovered))
 
     def write_final_status(self, reason: str, extra_flags: int = 0) -> bool:
-        """The final status when no status reporter wrote it: the last status file of this
-        run (estimates, counters) if there is one, with flag ``stopping`` (and *extra_flags*),
-        the task states as the supervisor knows them and validity for "now"; the info file
-        with it."""
+        """The final status when the status reporter's is missing or untrue: the last status
+        file of this run (estimates, counters) if there is one, with flag ``stopping`` (and
+        *extra_flags*), the task states as the supervisor knows them and validity for "now";
+        the info file with it."""
         paths = self.paths
         s = None
         try:
-            old = st.decode_status(paths.status_file.read_bytes())
+            old = st.decode_status(read_small_file(paths.status_file, st.SIZE))
             if old["run"] == self.run_number:
                 s = old
         except (OSError, st.StatusError):
@@ -668,9 +727,11 @@ class Supervisor:
         try:
             data = st.encode_status(s)
             write_atomic(
-                paths.info_file, render_info(st.decode_status(data), config_note=config_source.rejection_note())
+                paths.info_file,
+                render_info(st.decode_status(data), config_note=config_source.rejection_note()),
+                paths.status_spare,
             )
-            write_atomic(paths.status_file, data)
+            write_atomic(paths.status_file, data, paths.status_spare)
         except OSError as exc:
             log.error("cannot write the final status: %s", exc)
             _say(f"pygnc: cannot write the final status ({exc})")
@@ -742,6 +803,23 @@ def _say(text: str) -> None:
         pass
 
 
+def missing_flight_packages() -> list[str]:
+    """The pip names of the :data:`FLIGHT_PACKAGES` this Python cannot import (looked up,
+    not imported)."""
+    import importlib.util
+
+    missing = []
+    for module, name in FLIGHT_PACKAGES.items():
+        try:
+            if importlib.util.find_spec(module) is None:
+                missing.append(name)
+        except (ImportError, ValueError):
+            missing.append(name)
+    if "zmq" not in globals() and "pyzmq" not in missing:  # found, yet it did not import
+        missing.append("pyzmq")
+    return missing
+
+
 def check_config_command(argv: list[str], prog: str) -> int:
     """``--check-config FILE``: 0 if *FILE* would be accepted, 2 if not; the problems (or
     an accepted file's warnings) on stderr, one per line, ``FILE:LINE: key message``."""
@@ -751,24 +829,30 @@ def check_config_command(argv: list[str], prog: str) -> int:
     ok, lines = config_source.check_file(argv[0])
     for line in lines:
         _say(line)
-    _say(f"{argv[0]}: {'accepted' if ok else 'REJECTED'}")
+    _say(f"{config_source.shown_path(argv[0])}: {'accepted' if ok else 'REJECTED'}")
     return 0 if ok else 2
 
 
 def write_start_status(paths: Paths, t_sc: float, t0_mono: float, sel: config_source.Selection) -> str | None:
     """Replace the previous run's status and info files at once with a status of this
     start - run 0 (its number is not known yet), no estimate, the configuration's flags -
-    so that nothing stale looks current; None, or why it could not be written."""
+    so that nothing stale looks current; None, or why it could not be written (then the
+    previous ones are deleted, if they can be: no status is better than a stale one)."""
     s = st.empty_status()
     s["t_sc_s"] = t_sc
     s["uptime_s"] = time.monotonic() - t0_mono
     s["flags"] = config_source.config_flags(sel.config, {config_source.REJECTED_ENV: sel.note})
     try:
         data = st.encode_status(s)
-        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note))
-        write_atomic(paths.status_file, data)
+        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note), paths.status_spare)
+        write_atomic(paths.status_file, data, paths.status_spare)
     except OSError as exc:
-        return str(exc)
+        for path in (paths.status_file, paths.info_file):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return f"{exc} (the previous ones deleted)"
     return None
 
 
@@ -780,7 +864,7 @@ def _hand_to_tasks(run_dir: Path, sel: config_source.Selection) -> None:
         snapshot.write_bytes(sel.data)
         os.environ["PYGNC_CONFIG"] = str(snapshot)
     except OSError:
-        os.environ["PYGNC_CONFIG"] = str(sel.path) if sel.path is not None else os.devnull
+        os.environ["PYGNC_CONFIG"] = os.path.abspath(sel.path) if sel.path is not None else os.devnull
     if sel.note:
         os.environ[config_source.REJECTED_ENV] = sel.note
     else:
@@ -791,6 +875,12 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
     t0_mono = time.monotonic()
     signals = stop_signals or StopSignals()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        try:
+            print(USAGE.format(prog=prog), flush=True)
+        except (OSError, ValueError):
+            return 1
+        return 0
     if argv[:1] == ["--check-config"]:
         return check_config_command(argv[1:], prog)
     paths = Paths.from_env()
@@ -812,6 +902,13 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
         sel = config_source.select(paths)
         # Before anything else can fail: the previous run's status and info are replaced.
         start_status_error = write_start_status(paths, t_sc, t0_mono, sel)
+        missing = missing_flight_packages()
+        if missing:
+            _say(
+                f"{prog}: cannot start: {', '.join(missing)} not installed for {sys.executable} "
+                f"(the flight code needs: pip install {' '.join(FLIGHT_PACKAGES.values())})"
+            )
+            return 1
         try:
             run_dir, stale = make_run_dir()
         except OSError as exc:

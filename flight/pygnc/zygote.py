@@ -244,7 +244,13 @@ class ForkedProc:
         if self.returncode is None:
             self.zygote.service()  # (reaps orphans too)
         if self.returncode is None and self.pid is not None and not self.orphan and not _running(self.pid):
-            self.zygote.unreported_exit(self)
+            # While the zygote imports it reaps only between modules: a zombie's status is
+            # in /proc, known at once (a stop must not wait for the import).  A ready one
+            # reaps at once, and one that does not is hung (unreported_exit).
+            if not self.zygote.ready:
+                self.returncode = _zombie_exit_status(self.pid)
+            if self.returncode is None:
+                self.zygote.unreported_exit(self)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -275,6 +281,19 @@ def become_subreaper() -> bool:
         return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return False
+
+
+def _zombie_exit_status(pid: int) -> int | None:
+    """The exit status (``Popen.returncode`` convention) of *pid* if it is a zombie - field
+    52 of ``/proc/<pid>/stat``, Linux >= 3.5 - else None (gone, running, or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] != b"Z" or len(fields) < 50:
+            return None
+        return os.waitstatus_to_exitcode(int(fields[49]))
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _running(pid: int) -> bool:
@@ -516,22 +535,27 @@ class Zygote:
         it is exiting and :meth:`service` reaps it), reap it, and apply what it reported
         meanwhile (a child of an abandoned request that arrives now is killed)."""
         self.service()
-        if not self.ready and not self.gone:  # still importing: it would not see the end of stdin
-            timeout_s = min(timeout_s, 0.2)
+        importing = not self.ready and not self.gone  # it would not see the end of stdin
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
             except OSError:
                 pass
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            if not (self.finishing and self.gone):  # (one that finished exits by itself: reaped by service())
-                self.proc.kill()
-                try:
-                    self.proc.wait(timeout_s)
-                except subprocess.TimeoutExpired:
-                    pass
+        # Still importing: killed at once (a fork it made meanwhile is in the pipe, read below,
+        # and its child killed); else it has *timeout_s* to exit by itself.
+        exited = False
+        if not importing:
+            try:
+                self.proc.wait(timeout_s)
+                exited = True
+            except subprocess.TimeoutExpired:
+                pass
+        if not exited and not (self.finishing and self.gone):  # (one that finished exits by itself)
+            self.proc.kill()
+            try:
+                self.proc.wait(min(timeout_s, 0.2))
+            except subprocess.TimeoutExpired:
+                pass
         self.gone = self.gone or "closed"
         if self.read_fd >= 0 and self.proc.returncode is not None:
             os.set_blocking(self.read_fd, True)  # the zygote has exited: read to the end

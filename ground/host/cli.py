@@ -22,12 +22,13 @@ import math
 import os
 import random
 import shlex
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from pygnc.config import Config
+from pygnc.config import Config, Paths
 from pygnc.formats import stream as fs
 from pygnc.formats.gps import decode_gps_segments
 from pygnc.formats.settings import DecodeSettings
@@ -36,6 +37,9 @@ from pygnc.formats.status import ESTIMATE_QUALITY
 from . import live
 from .client import StreamClient, latency_summary, sigma3
 from .session import HostError, ShellSession
+
+#: The uplinked configuration's name in the Pi's home.
+CONFIG_NAME = Paths(Path(".")).config_file.name
 
 #: The long bad frame's default length: over pygnc's line limit (1024 bytes) and a
 #: canonical terminal's (4095), and across a 115200-baud line in under a second.
@@ -65,7 +69,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--shell", action="store_true", help="a local shell on a pseudo-terminal instead of PORT (the Pi without a Pi)"
     )
-    p.add_argument("--home", type=Path, help="--shell: its HOME (default: a new temporary directory)")
+    p.add_argument(
+        "--home", type=Path, help="--shell: its HOME, an existing directory (default: a new temporary directory)"
+    )
     p.add_argument(
         "--line-baud",
         type=int,
@@ -74,13 +80,18 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--user", help="log in as USER if the console asks; check that whoami says USER")
     p.add_argument("--password-env", metavar="VAR", help="the login password, from environment variable VAR")
-    p.add_argument("--upload", type=Path, metavar="DIR", help="upload DIR/sense.bin and DIR/range/rng*.bin")
+    p.add_argument(
+        "--upload",
+        type=Path,
+        metavar="DIR",
+        help="upload DIR/sense.bin, DIR/range/rng*.bin and DIR/pygnc_config.toml (if there)",
+    )
     p.add_argument(
         "--batch-until-s",
         type=float,
         metavar="S",
-        help="upload only the sense.bin records before S s after the scenario's start (and no "
-        "range files): the rest can be streamed",
+        help="upload only the sense.bin records and ranges before S s after the scenario's start: "
+        "the rest can be streamed",
     )
     p.add_argument(
         "--python",
@@ -231,8 +242,11 @@ def progress_text(c: StreamClient, t0: float) -> str:
 
 
 def _upload(session: ShellSession, args, printer: Printer, config: Config):
-    """Upload sense.bin (up to --batch-until-s) and the range files; (scenario start,
-    last batch time, upload records)."""
+    """Upload what the scenario directory has for the Pi: sense.bin and the range files (up
+    to --batch-until-s: the rest can be streamed) and the uplinked ``pygnc_config.toml``;
+    (scenario start, last batch time, upload records)."""
+    from ground.sim.split import range_files
+
     scenario_t0 = None
     uploads = []
     batch_last = None
@@ -255,10 +269,25 @@ def _upload(session: ShellSession, args, printer: Printer, config: Config):
     printer.step(f"uploaded ~/sense.bin: {r.size} bytes in {r.seconds:.1f} s, sha256 {r.sha256[:16]}... verified")
     session.run("mkdir -p ~/range && rm -f ~/range/rng*.bin")
     if args.batch_until_s is None:
-        for f in sorted((src / "range").glob("rng*.bin")) if (src / "range").is_dir() else []:
-            r = session.upload(f.read_bytes(), f"~/range/{f.name}")
-            uploads.append(r.__dict__)
-            printer.step(f"uploaded ~/range/{f.name}: {r.size} bytes, verified")
+        ranges = (
+            [(f.name, f.read_bytes()) for f in sorted((src / "range").glob("rng*.bin"))]
+            if (src / "range").is_dir()
+            else []
+        )
+    else:  # the range packets before the cut, in files as the host writes them
+        t_cut = scenario_t0 + args.batch_until_s
+        ranges = [(f"rng{n:05d}.bin", b) for n, b in enumerate(range_files(src / "range", -math.inf, t_cut))]
+    for name, content in ranges:
+        r = session.upload(content, f"~/range/{name}")
+        uploads.append(r.__dict__)
+        printer.step(f"uploaded ~/range/{name}: {r.size} bytes, verified")
+    cfg = src / CONFIG_NAME
+    if cfg.is_file():
+        r = session.upload(cfg.read_bytes(), f"~/{CONFIG_NAME}")
+        uploads.append(r.__dict__)
+        printer.step(f"uploaded ~/{CONFIG_NAME}: {r.size} bytes, verified (pygnc checks it at start)")
+    else:
+        printer.step(f"no {CONFIG_NAME} in {src}: the Pi's own, if any, is left in place")
     return scenario_t0, batch_last, uploads
 
 
@@ -520,9 +549,13 @@ def resolve_local_paths(args) -> str | None:
     relative --main, or --python with a slash, is made absolute against the current
     directory (where the user typed it), and both must exist; a bare --python such as
     ``python3`` is looked up on PATH, a path starting with ``~`` is the shell's HOME.
-    The problem, or None."""
+    --home must be an existing directory (made absolute likewise).  The problem, or None."""
     import shutil
 
+    if args.home is not None:  # the shell's HOME: an existing directory, absolute (`cd ~` is run in it)
+        if not args.home.is_dir():
+            return f"--home {args.home}: {'not a directory' if args.home.exists() else 'no such directory'}"
+        args.home = Path(os.path.abspath(args.home))
     for name in ("python", "main"):
         value = getattr(args, name)
         if value.startswith("~"):
@@ -555,6 +588,9 @@ def run(args) -> int:
     if args.long_line_bytes < 1:
         print("ground host: --long-line-bytes must be >= 1", file=sys.stderr)
         return 2
+    if args.home is not None and not args.shell:
+        print("ground host: --home is the --shell's HOME (on a serial PORT the Pi has its own)", file=sys.stderr)
+        return 2
     if args.shell:
         problem = resolve_local_paths(args)
         if problem:
@@ -563,12 +599,13 @@ def run(args) -> int:
     printer = Printer(args.verbose)
     import serial  # flight dependency, always there
 
-    shell = None
+    shell = made_home = None
     try:
         if args.shell:
             from .shellpty import LocalShell
 
-            home = args.home or Path(tempfile.mkdtemp(prefix="pygnc-host-"))
+            home = args.home.absolute() if args.home else Path(tempfile.mkdtemp(prefix="pygnc-host-"))
+            made_home = home if args.home is None else None
             shell = LocalShell(home=home, baud=args.line_baud or None)
             printer.step(
                 f"local shell on {shell.port} (HOME {home}, line "
@@ -614,3 +651,6 @@ def run(args) -> int:
     finally:
         if shell is not None:
             shell.close()
+        if made_home is not None:  # the temporary HOME of --shell (--home DIR keeps one)
+            shutil.rmtree(made_home, ignore_errors=True)
+            printer.step(f"removed the local shell's HOME {made_home} (--home DIR keeps one)")

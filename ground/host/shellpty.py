@@ -64,9 +64,9 @@ class LocalShell:
 
     *argv*: the shell (default ``bash --noprofile --norc -i``: an interactive shell with
     job control, without the machine's start-up files); *env*: its environment (``HOME``
-    set to *home* when given); *baud*: line rate of the relay (None: as fast as the
-    pseudo-terminals go).  Use as a context manager; :meth:`close` kills the shell's
-    session and releases both terminals.
+    set to *home* when given, and then no ``PYGNC_HOME`` or ``PYGNC_CONFIG``); *baud*: line
+    rate of the relay (None: as fast as the pseudo-terminals go).  Use as a context manager;
+    :meth:`close` kills the shell's session and releases both terminals.
     """
 
     def __init__(
@@ -80,6 +80,10 @@ class LocalShell:
         e = dict(os.environ if env is None else env)
         if home is not None:
             e["HOME"] = str(Path(home))
+            # the Pi's pygnc works in its HOME: not in a home or configuration this
+            # machine's environment names
+            for name in ("PYGNC_HOME", "PYGNC_CONFIG"):
+                e.pop(name, None)
         e.setdefault("TERM", "dumb")
         e.pop("PROMPT_COMMAND", None)
         if env is None or "PS1" not in env:

@@ -302,6 +302,8 @@ def load_campaign(path: str | Path) -> Campaign:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
         raise CampaignError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CampaignError("not a text file (a campaign is a TOML file)") from None
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"{path} is not valid TOML: {exc}") from None
     return parse_campaign(data, path)

@@ -4,7 +4,8 @@ Each run (one seed: a dispersed scenario, simulated once and replayed with every
 configuration) is one Dask task (:func:`ground.montecarlo.worker.run_one`).  By default a
 local cluster of worker processes, one per core (``--workers``), on 127.0.0.1 with no
 dashboard; ``--scheduler tcp://HOST:PORT`` sends the same tasks to a running
-``dask.distributed`` scheduler instead (its workers need pygnc installed; Dask ships tasks
+``dask.distributed`` scheduler instead, once it has answered as one within
+:data:`CONNECT_TIMEOUT_S` (its workers need pygnc installed; Dask ships tasks
 and results with pickle, so give it only a scheduler you trust).
 
 As each run finishes, this process writes its record to ``DIR/runs/<run_id>.json``
@@ -23,9 +24,9 @@ refused before anything runs, and so is a cluster with a worker that runs other 
 ``--allow-mixed-code`` accepts both, every row of the table then naming its code.
 
 Exit status: 0 the campaign finished (runs that failed are recorded, listed and counted),
-1 every run failed, the scheduler could not be reached or a worker runs other code, 2 bad
-usage, campaign file, or a DIR holding results of other code, 130 interrupted (run the
-same command again to resume).
+1 every run failed, no scheduler answers at the address or a worker runs other code, 2 bad
+usage (an address Dask cannot use), campaign file, or a DIR holding results of other code,
+130 interrupted (run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from pygnc.atomic import write_atomic
 CONNECT_TIMEOUT_S = 30.0
 #: Seconds to wait for a local cluster to shut down.
 CLOSE_TIMEOUT_S = 20.0
+#: Dask configuration of a local cluster: its HTTP servers serve nothing (no dashboard).
+NO_HTTP_ROUTES = {f"distributed.{node}.http.routes": [] for node in ("scheduler", "worker", "nanny")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -147,14 +150,67 @@ def current_records(out: Path, specs: list[RunSpec]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- Dask
+class SchedulerUnreachable(Exception):
+    """No Dask scheduler answers at the address (the message says what happened)."""
+
+
+def probe_scheduler(address: str, timeout_s: float) -> None:
+    """Ask *address* who it is, all within *timeout_s*; :class:`SchedulerUnreachable` unless
+    a Dask scheduler answers.  ``Client`` alone waits forever on a peer that accepts the
+    connection and never answers, and fails with whatever the bytes of another service
+    decode to (an HTTP server's reply read as a frame length: "Unable to allocate 3 EiB")."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def ask():
+        comm = await connect(address, timeout=timeout_s)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        answer = asyncio.run(asyncio.wait_for(ask(), timeout_s))
+    except TimeoutError:
+        raise SchedulerUnreachable(f"no answer within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise SchedulerUnreachable(str(exc)) from None
+    except (Exception, MemoryError) as exc:  # noqa: BLE001 - another service's bytes, decoded as Dask's
+        raise SchedulerUnreachable(
+            f"something else answers there, not a Dask scheduler ({type(exc).__name__}: {exc})"
+        ) from None
+    if not (isinstance(answer, dict) and answer.get("type") == "Scheduler"):
+        raise SchedulerUnreachable(f"it answered as {str(answer)[:80]!r}, not as a Dask scheduler")
+
+
+def check_address(address: str) -> None:
+    """ValueError unless *address* is one Dask can connect to (``tcp://HOST:PORT``, ...)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    scheme, location = parse_address(address)
+    get_backend(scheme)
+    if not location:
+        raise ValueError("no host in the address")
+    if scheme in ("tcp", "tls", "ws", "wss"):
+        try:
+            parse_host_port(location, default_port=8786)
+        except ValueError:
+            raise ValueError(f"{location!r} is not HOST:PORT") from None
+
+
 class DaskCluster:
     """A Dask client: on a local cluster of *n_workers* processes, or on *address*."""
 
     def __init__(self, address: str | None, n_workers: int | None):
+        import dask
         from dask.distributed import Client, LocalCluster
 
         self.cluster = None
         if address:
+            probe_scheduler(address, CONNECT_TIMEOUT_S)
             self.client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
         else:
             # Ctrl-C in a terminal reaches the whole process group: the worker processes are
@@ -163,6 +219,11 @@ class DaskCluster:
             # kept to CRITICAL: at close, a heartbeat in flight when the scheduler goes logs an
             # ERROR with a traceback (seen in CI) that is no failure; a failed task reaches the
             # client as its exception and is recorded with its run.
+            # No dashboard: Dask's scheduler, nannies and workers each start an HTTP server
+            # whatever the options (the scheduler's on port 8787 unless told otherwise, with
+            # a warning on every run when that port is taken); they listen on 127.0.0.1, on
+            # any free port, and serve no route at all.
+            dask.config.set(NO_HTTP_ROUTES)
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 self.cluster = LocalCluster(
@@ -170,7 +231,8 @@ class DaskCluster:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": False},
                     silence_logs=logging.CRITICAL,
                 )
             finally:
@@ -352,6 +414,13 @@ def run(args) -> int:
         return 2
     import dask.distributed  # noqa: F401 - the ground extra, checked before any work
 
+    if args.scheduler:
+        try:
+            check_address(args.scheduler)
+        except ValueError as exc:
+            print(f"montecarlo: --scheduler {args.scheduler}: {exc} (e.g. tcp://10.0.0.5:8786)", file=sys.stderr)
+            return 2
+
     # Ctrl-C (and a batch system's SIGTERM) interrupts the campaign, whatever disposition
     # this process inherited: a job started in the background by a script has SIGINT
     # ignored, and Python then installs no handler of its own.
@@ -422,7 +491,7 @@ def _run_campaign(args, campaign: Campaign, say) -> int:
         try:
             try:
                 cluster = DaskCluster(args.scheduler, args.workers)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, SchedulerUnreachable) as exc:
                 print(f"montecarlo: cannot reach the scheduler {args.scheduler}: {exc}", file=sys.stderr)
                 return 1
             say(f"  on {cluster.describe()}")

@@ -15,6 +15,9 @@ import numpy as np
 
 from pygnc.atomic import write_atomic
 
+#: The units of position and velocity panels (x, y, z, vx, vy, vz; velocities in cm/s).
+POS_VEL_UNITS = ["m", "m", "m", "cm/s", "cm/s", "cm/s"]
+
 
 def _figure(n_rows: int, title: str):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,6 +28,19 @@ def _figure(n_rows: int, title: str):
     axes = fig.subplots(n_rows, 1, sharex=True, squeeze=False)[:, 0]
     fig.suptitle(title)
     return fig, axes
+
+
+def _plain_log_labels(ax) -> None:
+    """A log axis labelled in plain numbers (``3``, ``0.6``, ``10``), not ``3×10⁰``; minor
+    ticks labelled only over a decade or two (as matplotlib's own log labels)."""
+    from matplotlib.ticker import LogFormatter
+
+    class Plain(LogFormatter):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    ax.yaxis.set_major_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def _save(fig, path: Path) -> Path:
@@ -59,14 +75,33 @@ def y_limit(err_col, s3_col, rows) -> float | None:
     return float(v.max()) * 1.1 if v.size and v.max() > 0 else None
 
 
+def _units(unit: str | list[str], n: int) -> list[str]:
+    """The unit of each of *n* panels: one for all, or one per panel."""
+    units = [unit] * n if isinstance(unit, str) else list(unit)
+    if len(units) != n:
+        raise ValueError(f"{len(units)} units for {n} panels")
+    return units
+
+
 def errors_with_bounds(
-    path: Path, hours, err, sigma, title: str, labels, unit: str, xlabel: str, what: str = "error", ylim_rows=None
+    path: Path,
+    hours,
+    err,
+    sigma,
+    title: str,
+    labels,
+    unit: str | list[str],
+    xlabel: str,
+    what: str = "error",
+    ylim_rows=None,
 ) -> Path:
-    """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded.  *ylim_rows*
-    (boolean mask): the y-range shows those rows in full (earlier, larger values are
-    clipped at the panel's edge) - e.g. the rows after convergence."""
+    """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded; *unit*: one for
+    every panel or one per panel.  *ylim_rows* (boolean mask): the y-range shows those rows
+    in full (earlier, larger values are clipped at the panel's edge) - e.g. the rows after
+    convergence."""
     err = np.asarray(err, dtype=float)
     fig, axes = _figure(err.shape[1], title)
+    units = _units(unit, err.shape[1])
     for j, ax in enumerate(axes):
         s3 = None
         if sigma is not None:
@@ -78,7 +113,7 @@ def errors_with_bounds(
                 ax.set_ylim(-lim, lim)
         ax.plot(hours, err[:, j], ".", ms=2, color="tab:red", label=what)
         ax.axhline(0.0, color="k", lw=0.5)
-        ax.set_ylabel(f"{labels[j]} [{unit}]")
+        ax.set_ylabel(f"{labels[j]} [{units[j]}]")
         ax.grid(True, alpha=0.3)
     axes[0].legend(loc="upper right", fontsize="small")
     axes[-1].set_xlabel(xlabel)
@@ -104,12 +139,14 @@ def nees_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, int]
 
 
 def time_series(
-    path: Path, hours, values, title: str, labels, unit: str, xlabel: str, sigma=None, logy: bool = False
+    path: Path, hours, values, title: str, labels, unit: str | list[str], xlabel: str, sigma=None, logy: bool = False
 ) -> Path:
     """One panel per column of *values* (n, k), each with ±3 *sigma* (n, k) shaded around it
-    when given (an estimate and its own uncertainty); *logy* for magnitudes such as sigmas."""
+    when given (an estimate and its own uncertainty); *unit*: one for every panel or one per
+    panel; *logy* for magnitudes such as sigmas."""
     values = np.asarray(values, dtype=float)
     fig, axes = _figure(values.shape[1], title)
+    units = _units(unit, values.shape[1])
     for j, ax in enumerate(axes):
         v = values[:, j]
         if sigma is not None:
@@ -118,7 +155,8 @@ def time_series(
         ax.plot(hours, v, ".-", ms=2, lw=0.5, color="tab:red", label="estimate")
         if logy and np.any(v > 0):
             ax.set_yscale("log")
-        ax.set_ylabel(f"{labels[j]} [{unit}]")
+            _plain_log_labels(ax)
+        ax.set_ylabel(f"{labels[j]} [{units[j]}]")
         ax.grid(True, alpha=0.3, which="both")
     if sigma is not None:
         axes[0].legend(loc="upper right", fontsize="small")
@@ -126,7 +164,7 @@ def time_series(
     return _save(fig, path)
 
 
-def residuals(path: Path, hours, res, title: str, labels, unit: str, xlabel: str, sigma=None) -> Path:
+def residuals(path: Path, hours, res, title: str, labels, unit: str | list[str], xlabel: str, sigma=None) -> Path:
     return errors_with_bounds(path, hours, res, sigma, title, labels, unit, xlabel, what="residual")
 
 

@@ -140,7 +140,11 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("utc", "the same epoch, ISO 8601 UTC"),
         ("t_sc_s", "the same epoch, spacecraft clock seconds"),
         ("peer_id", _PEER),
-        ("index", "which kept orbit: 0 the published filter's, then its alternatives"),
+        (
+            "index",
+            "which kept orbit: 0 the published filter's, then its alternatives (the last may be "
+            "the first's mirror image in the own orbit plane, kept while the prior cannot exclude it)",
+        ),
         ("n_orbits", "orbits kept at that epoch"),
         ("weight", "this orbit's weight (posterior probability; the weights of an epoch sum to 1)"),
         ("dx_ecef_m", "peer minus own position in this orbit, ECEF, m"),

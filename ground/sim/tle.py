@@ -211,9 +211,15 @@ def perturb_elements(
     el: MeanElements, rng: np.random.Generator, model: TleErrorModel | None = None, scale: float = 1.0
 ) -> MeanElements:
     """*el* with errors drawn from *model* (times *scale*): relative orbital elements (a δa,
-    a δλ, a δe, a δi) mapped to the mean elements, and B* times (1 + drag error)."""
+    a δλ, a δe, a δi) mapped to the mean elements, and B* times (1 + drag error); with the
+    model's ``tail_probability`` the element errors are drawn ``tail_scale`` times wider (the
+    decision from a generator spawned off *rng*, so the draws of *rng* itself are those of
+    a model without a tail)."""
     model = model or TleErrorModel()
+    tail = rng.spawn(1)[0].random() < model.tail_probability
     d = rng.standard_normal(6) * np.sqrt(np.diag(model.roe_covariance())) * scale
+    if tail:
+        d *= model.tail_scale
     eps = rng.standard_normal() * model.drag_sigma * scale
     return apply_roe(el, d, eps)
 

@@ -94,7 +94,11 @@ SERIES: dict[str, list[tuple[str, str]]] = {
     "orbits": [
         ("t_unix_s", "epoch, UTC POSIX s"),
         ("t_sc_s", "epoch, spacecraft clock s"),
-        ("index", "which kept orbit: 0 the published filter's, then its alternatives"),
+        (
+            "index",
+            "which kept orbit: 0 the published filter's, then its alternatives (the last may be "
+            "the first's mirror image in the own orbit plane, kept while the prior cannot exclude it)",
+        ),
         ("weight", "its weight (posterior probability)"),
         ("dist_m", "distance to the partner in this orbit, m"),
         ("radial_m", "Δr of this orbit along the own radial direction, m"),
@@ -140,7 +144,8 @@ MESSAGES: tuple[tuple[str, str, str, str], ...] = (
         "source",
         "server -> page",
         "`state` (`open`, `waiting`, `closed`), `detail`",
-        "the source's own state: a live port opened, lost (unplugged) and retried",
+        "the source's own state: a live port opened, lost (unplugged) and retried, or closed for good (a "
+        "pseudo-terminal gone, another device at its path)",
     ),
     (
         "files",
@@ -593,8 +598,10 @@ def status_view(
             "orbit_fixes_used",
             "orbit_fixes_rejected",
             "home_free_kib",
+            "home_free_inodes",
             "status_write_failures",
             "log_frames_not_written",
+            "batch_records_held",
         ):
             if name in status:
                 v = status[name]

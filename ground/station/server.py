@@ -84,9 +84,12 @@ def safe_file(root: Path, name: str) -> Path | None:
     return p
 
 
-def list_files(root: Path | None) -> list[str]:
+def list_files(root: Path | None, only: frozenset[str] | None = None) -> list[str]:
+    """The files of *root* offered for download (those named in *only*, when given)."""
     if root is None or not root.is_dir():
         return []
+    if only is not None:
+        return sorted(n for n in only if safe_file(root, n))
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -204,7 +207,7 @@ class Station:
         if not force and now - self._t_files < FILES_CHECK_S:
             return False
         self._t_files = now
-        files = list_files(self.source.files_root)
+        files = list_files(self.source.files_root, self.source.files_only)
         changed = files != self._files
         self._files = files
         return changed
@@ -341,8 +344,8 @@ class Station:
         return web.Response(text=text, content_type="application/json")
 
     async def files(self, request: web.Request) -> web.StreamResponse:
-        root = self.source.files_root
-        p = safe_file(root, request.match_info["name"]) if root is not None else None
+        root, only, name = self.source.files_root, self.source.files_only, request.match_info["name"]
+        p = safe_file(root, name) if root is not None and (only is None or name in only) else None
         if p is None:
             raise web.HTTPNotFound(text="not found\n")
         return web.FileResponse(p)

@@ -20,7 +20,9 @@ Sources:
   side of the streaming protocol (:mod:`pygnc.formats.stream`: EST, STS, CNT, HEL, BYE
   frames), and the host's RNG frames when the tap carries both directions (then the range
   residuals are computed as the estimates arrive).  A port that goes away (unplugged) is
-  reopened every second; nothing in it can stop the server (bad bytes are counted).
+  reopened every second if its path names the same device again (a pseudo-terminal never:
+  its number goes to someone else's next terminal); nothing in it can stop the server (bad
+  bytes are counted).
 """
 
 from __future__ import annotations
@@ -28,9 +30,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import stat
+import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +44,7 @@ import numpy as np
 from ground.outputs import tables as tb
 from pygnc.formats import batch as fmt
 from pygnc.formats import stream as fs
+from pygnc.formats.common import open_regular_file, read_regular_file
 from pygnc.formats.status import StatusError, decode_status
 from pygnc.partners import partner_name
 
@@ -65,11 +72,18 @@ def _signature(paths) -> tuple:
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
+    """A regular file starting with *magic* (a FIFO or a device is never opened for reading:
+    it could block the server)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(len(magic)) == magic
+        fd = open_regular_file(path)
     except OSError:
         return False
+    try:
+        return os.read(fd, len(magic)) == magic
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _snapshot(tables: dict, residuals: dict | None, to_unix) -> dict:
@@ -99,6 +113,12 @@ class _FileSource:
     @property
     def files_root(self) -> Path:
         return self.path if self.path.is_dir() else self.path.parent
+
+    @property
+    def files_only(self) -> frozenset[str] | None:
+        """The names under :attr:`files_root` offered for download (None: all of them): a
+        source given as one file offers that file, not its whole directory."""
+        return None if self.path.is_dir() else frozenset({self.path.name})
 
     def _paths(self) -> list[Path]:
         raise NotImplementedError
@@ -228,8 +248,8 @@ class BatchSource(_FileSource):
         }
         if sp.is_file():
             try:
-                status = decode_status(sp.read_bytes())
-            except StatusError as exc:
+                status = decode_status(read_regular_file(sp))
+            except (StatusError, OSError) as exc:
                 extra["status_file"] = f"unreadable: {exc}"
         view = model.status_view(
             status=status,
@@ -248,17 +268,64 @@ class BatchSource(_FileSource):
         return [*self._paths(), self.files_root / "pygnc_status.bin"]
 
 
+#: Linux's majors of Unix98 pseudo-terminal slaves (/dev/pts/N).
+PTY_SLAVE_MAJORS = range(136, 144)
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """What a local serial path opened: its device number and owner.  A path may name
+    another device after the first went away - pseudo-terminal numbers are reused
+    system-wide, a USB adapter's name goes to the next one plugged in - so a port is
+    reopened only when both are the same, and a pseudo-terminal never."""
+
+    rdev: int
+    uid: int
+
+    @property
+    def pseudo_terminal(self) -> bool:
+        return os.major(self.rdev) in PTY_SLAVE_MAJORS
+
+    def __str__(self) -> str:
+        return f"device {os.major(self.rdev)}:{os.minor(self.rdev)} owned by uid {self.uid}"
+
+    @classmethod
+    def of_port(cls, port) -> DeviceIdentity | None:
+        """The identity of an open pyserial port (None: not a character device, e.g. a URL)."""
+        try:
+            st = os.fstat(port.fileno())
+        except (AttributeError, OSError, ValueError, TypeError):
+            return None
+        return cls(st.st_rdev, st.st_uid) if stat.S_ISCHR(st.st_mode) else None
+
+    def not_back(self, path: str) -> str | None:
+        """Why *path* is not to be opened again (None: it is this device again, or nothing
+        is there yet: wait for it)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        now = DeviceIdentity(st.st_rdev, st.st_uid) if stat.S_ISCHR(st.st_mode) else None
+        if now == self:
+            return None
+        return f"now another device ({now or 'not a character device'}; it was {self})"
+
+
 class StreamSource:
     """pygnc's stream frames from a serial port, pseudo-terminal or pyserial URL.
 
     A reader thread owns the port: it opens it (again every :data:`REOPEN_S` while it is
     not there), reads with a timeout, and decodes frames into estimate bodies, ranges, the
-    status and the counters.  ``poll`` hands the new ones to the server as messages.
+    status and the counters.  ``poll`` hands the new ones to the server as messages.  A
+    local device that goes away is reopened only if its path names the same device again
+    (:class:`DeviceIdentity`); a pseudo-terminal, or a path now naming another device,
+    closes the source for good (state ``closed``, and a line on stderr).
     """
 
     live = True
     kind = "stream"
     files_root = None
+    files_only = None
 
     def __init__(self, url: str, baud: int = 115200, config=None):
         from pygnc.config import Config
@@ -298,17 +365,34 @@ class StreamSource:
             self._state = {"type": "source", "state": state, "detail": detail}
             self._state_dirty = True
 
+    def _closed_for_good(self, why: str) -> None:
+        """Stop reading: the port is gone and what its path names now is not it."""
+        self._set_state("closed", f"{why}: not reopened (serve it again to read what is there now)")
+        print(f"ground serve: {self.url}: {why}: not reopened", file=sys.stderr, flush=True)
+
     def _run(self) -> None:
         import serial
 
         reader = fs.FrameReader(accepted_tags=fs.PYGNC_TAGS | {fs.RANGE}, noise_ok=True)
+        identity: DeviceIdentity | None = None  # of the device first opened (a local path)
         while not self._stop.is_set():
+            if identity is not None:  # reopening: only the very device that went away
+                why = identity.not_back(self.url)
+                if why:
+                    self._closed_for_good(why)
+                    return
             try:
                 port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.2)
             except (serial.SerialException, OSError, ValueError) as exc:
                 self._set_state("waiting", f"cannot open {self.url}: {exc}")
                 self._stop.wait(REOPEN_S)
                 continue
+            opened = DeviceIdentity.of_port(port)
+            if identity is not None and opened is not None and opened != identity:  # swapped while opening
+                port.close()
+                self._closed_for_good(f"now another device ({opened}; it was {identity})")
+                return
+            identity = identity or opened
             self._set_state("open", f"reading {self.url}")
             try:
                 while not self._stop.is_set():
@@ -316,7 +400,13 @@ class StreamSource:
                     if data:
                         self._handle(reader.feed(data))
             except (serial.SerialException, OSError) as exc:
-                self._set_state("waiting", f"lost {self.url} ({exc}); reopening")
+                if identity is not None and identity.pseudo_terminal:
+                    self._closed_for_good(
+                        f"lost ({exc}); a pseudo-terminal that closed never comes back - its number goes to "
+                        "the next terminal opened on this machine, someone else's"
+                    )
+                    return
+                self._set_state("waiting", f"lost {self.url} ({exc}); reopening the same device")
                 with self._lock:
                     self._stats["reopens"] += 1
                 self._stop.wait(REOPEN_S)
@@ -530,6 +620,13 @@ class StreamSource:
 REPLAY_INPUT = ("sense.bin", "scenario.toml")
 
 
+def _subdirectories(p: Path) -> list[Path]:
+    try:
+        return sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError:
+        return []
+
+
 def open_source(spec: str, kind: str = "auto", baud: int = 115200, config=None):
     """The source for SOURCE as given on the command line (ValueError with a message when
     it is none of them; a replay's input directory is refused, saying to replay it)."""
@@ -546,7 +643,19 @@ def open_source(spec: str, kind: str = "auto", baud: int = 115200, config=None):
             raise ValueError(f"{spec}: a replay source is a directory")
         return ReplaySource(p)
     if kind == "batches" or kind == "auto":
+        if p.is_file() and not _starts_with(p, fmt.MAGIC) and not fmt.FILE_RE.match(p.name):
+            raise ValueError(
+                f"{spec}: not a batch file (it does not start with {fmt.MAGIC!r} and is not named "
+                "batch_NNNNNNNN.bin); a SOURCE is a replay output directory, batch files or a serial port"
+            )
         src = BatchSource(p)
+        per_spacecraft = [d for d in _subdirectories(p) if BatchSource(d)._paths()] if not src._paths() else []
+        if per_spacecraft:
+            raise ValueError(
+                f"{spec}: its batch files are in sub-directories, one per spacecraft "
+                f"({', '.join(d.name + '/' for d in per_spacecraft[:8])}): serve one at a time, e.g. "
+                f"python -m ground serve {per_spacecraft[0]}"
+            )
         if not src._paths() and p.is_dir() and any((p / f).exists() for f in REPLAY_INPUT):
             raise ValueError(
                 f"{spec}: a scenario or sensor-data directory (sense.bin, range/), the input of "

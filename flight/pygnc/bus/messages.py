@@ -337,16 +337,19 @@ class Encoder:
     seq: int = 0
     _packer: msgpack.Packer = field(default_factory=lambda: msgpack.Packer(use_bin_type=True))
 
-    def encode(self, msg_type: str, body: dict) -> bytes:
+    def encode(self, msg_type: str, body: dict, seq: int | None = None) -> bytes:
+        """The message on the wire; *seq*: its number when the sender numbers a stream of
+        its own (ingest: the position in its stream, the same whenever it is sent again),
+        else the next one."""
         if msg_type not in MESSAGE_TYPES:
             raise KeyError(f"undeclared message type {msg_type!r}")
-        self.seq += 1
+        self.seq = self.seq + 1 if seq is None else max(self.seq, seq)
         # In the order of ENVELOPE_KEYS (a dict packs in insertion order): type_prefix.
         return self._packer.pack(
             {
                 "v": SCHEMA_VERSION,
                 "type": msg_type,
-                "seq": self.seq,
+                "seq": self.seq if seq is None else seq,
                 "src": self.src,
                 "t_mono_s": time.monotonic(),
                 "body": body,

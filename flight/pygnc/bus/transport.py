@@ -210,36 +210,51 @@ class Publisher:
 
     # -- publishing ----------------------------------------------------------------------
     def publish(
-        self, msg_type: str, body: dict, wait: Callable[[float], bool] | None = None, keep: bool = True
+        self,
+        msg_type: str,
+        body: dict,
+        wait: Callable[[float], bool] | None = None,
+        keep: bool = True,
+        seq: int | None = None,
     ) -> bool:
         """Send one message under the channel's policy; True if it was sent.  *keep*:
-        remember it for a replay.  A consumer in the hand-over after its replay gets a copy
-        on its replay topic.
+        remember it for a replay; *seq*: its number (:meth:`Encoder.encode`).  A consumer
+        in the hand-over after its replay gets a copy on its replay topic.
 
         For BLOCK channels *wait(seconds)* is called while the consumers are full; it
         services the caller's control link and returns False to abandon the send (the task
         is stopping).  Without *wait* a BLOCK send waits in 50 ms slices, for at most 5 s.
         """
-        data = self.encoder.encode(msg_type, body)
+        data = self.encoder.encode(msg_type, body, seq)
         if len(data) > self.max_message_bytes:
             raise ValueError(f"{msg_type} message of {len(data)} bytes exceeds the bus limit")
         if keep and self.history_max_bytes > 0:
             self._remember(data)
         if not self._send(data, wait):
             return False
-        for r in self.replays.values():
-            if r.phase == _HANDOVER and self._send(r.topic + data, wait, replay=True):
+        # A send that waits services the task (*wait*) and the subscriptions: a consumer may
+        # go live (its replay ends), die or restart (its replay is replaced), or another one
+        # ask for a replay, while the copies go out - so over a snapshot, each replay still
+        # the current one when its turn comes.
+        for r in list(self.replays.values()):
+            if self._current(r) and r.phase == _HANDOVER and self._send(r.topic + data, wait, replay=r):
                 r.sent += 1
                 self.counters.replayed += 1
         return True
 
-    def _send(self, data: bytes, wait: Callable[[float], bool] | None, replay: bool = False) -> bool:
+    def _current(self, r: _Replay) -> bool:
+        return self.replays.get(r.consumer) is r
+
+    def _send(self, data: bytes, wait: Callable[[float], bool] | None, replay: _Replay | None = None) -> bool:
+        """Send *data* under the channel's policy; *replay*: a hand-over copy for that replay,
+        given up (False) once it is no longer the consumer's current replay (the copy is not
+        wanted any more: the consumer takes the live stream, or restarted)."""
         if self.channel.policy is Policy.BLOCK:
             waited = 0.0
             while True:
                 try:
                     self.socket.send(data, zmq.NOBLOCK)
-                    if not replay:
+                    if replay is None:
                         self.counters.sent += 1
                     return True
                 except zmq.Again:
@@ -255,13 +270,15 @@ class Publisher:
                         if waited >= 5.0:
                             self.counters.lost_at_stop += 1
                             return False
+                    if replay is not None and not (self._current(replay) and replay.phase == _HANDOVER):
+                        return False
         try:
             self.socket.send(data, zmq.NOBLOCK)
-            if not replay:
+            if replay is None:
                 self.counters.sent += 1
             return True
         except zmq.Again:
-            if replay:
+            if replay is not None:
                 self.counters.replay_dropped += 1
             else:
                 self.counters.dropped += 1
@@ -379,9 +396,10 @@ class Subscriber:
         #: the frame recv_raw returned last came from the replay (not the live stream)
         self.from_replay = False
         #: A ``block`` channel's producer publishes the same stream whenever it starts (ingest:
-        #: its batch, then the live frames it kept), so its ``seq`` numbers the stream: a
-        #: message not newer than the newest taken is one a restarted producer publishes
-        #: again, and is skipped (``repeats``; the task runner keeps ``max_seq``).
+        #: its batch, then the live frames it kept) and numbers it (``seq``: the position in
+        #: the stream, live, replayed or copied alike), so a message not newer than the
+        #: newest taken - live or from a replay - is one a restarted producer sends again,
+        #: and is skipped (``repeats``; the task runner keeps ``max_seq``).
         self.skip_repeats = self.channel.policy is Policy.BLOCK
         self.max_seq = 0
         self.repeats = 0

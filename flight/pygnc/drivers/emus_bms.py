@@ -17,16 +17,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .emus_bms_codec import GROUP_SENTENCES, Sentence, SentenceError, SentenceFramer, decode_sentence, encode_request
+from .emus_bms_codec import (  # BAUDRATE, DEFAULT_SENTENCES: the driver's defaults, here too
+    BAUDRATE,  # noqa: F401
+    DEFAULT_SENTENCES,  # noqa: F401
+    GROUP_SENTENCES,
+    Sentence,
+    SentenceError,
+    SentenceFramer,
+    decode_sentence,
+    encode_request,
+)
 from .link import LinkLost, SerialLink
 from .readings import Reading
-
-BAUDRATE = 57600
-
-#: What a request-mode poll asks for by default (the groups follow their summary so the
-#: cell count is known when their reply is counted).
-DEFAULT_SENTENCES = ("BV1", "BV2", "BT1", "BT2", "BT3", "BT4", "BB1", "BB2", "BC1", "CV1", "ST1", "OT1", "DT1")
-
 
 # ------------------------------------------------------------------------------------------
 # Request mode: the response queue

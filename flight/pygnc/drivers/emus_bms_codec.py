@@ -23,6 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+#: The BMS's serial line rate (8N1).
+BAUDRATE = 57600
+
+#: What a request-mode poll asks for by default (the groups follow their summary so the
+#: cell count is known when their reply is counted).
+DEFAULT_SENTENCES = ("BV1", "BV2", "BT1", "BT2", "BT3", "BT4", "BB1", "BB2", "BC1", "CV1", "ST1", "OT1", "DT1")
+
 # ------------------------------------------------------------------------------------------
 # CRC-8/MAXIM (Dallas 1-Wire): poly 0x31, reflected (0x8C), init 0, no final xor.
 # Check value for b"123456789": 0xA1.

@@ -3,7 +3,8 @@
 :func:`parse_devices` turns the configuration's tables into :class:`DeviceSpec` s, naming
 every problem; the configuration loader runs it (:mod:`pygnc.config`), so a bad device
 table is refused when the file is loaded, and the housekeeping task
-(:mod:`pygnc.tasks.housekeeping`) takes the specs it gives.  No I/O here.
+(:mod:`pygnc.tasks.housekeeping`) takes the specs it gives.  No I/O here, and nothing
+but the standard library: ``main.py --check-config`` runs it on a Python without pyserial.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..limits import Interval, is_number, number_problem
-from . import HK_DEVICE_KINDS, emus_bms, emus_bms_codec, usb_iss
-from .link import LinkError, parse_usb_id
+from . import HK_DEVICE_KINDS, emus_bms_codec
+from .usb_id import USB_ISS_ID, UsbIdError, parse_usb_id
 
 KINDS = HK_DEVICE_KINDS
 _COMMON_KEYS = {"name", "kind", "port", "usb", "period_s", "timeout_s", "reopen_s"}
@@ -25,9 +26,9 @@ _DEFAULTS = {
         "period_s": 10.0,
         "timeout_s": 1.0,
         "mode": "request",
-        "sentences": list(emus_bms.DEFAULT_SENTENCES),
+        "sentences": list(emus_bms_codec.DEFAULT_SENTENCES),
         "cells": 0,
-        "baudrate": emus_bms.BAUDRATE,
+        "baudrate": emus_bms_codec.BAUDRATE,
     },
     "opc_n3": {
         "period_s": 10.0,
@@ -37,7 +38,7 @@ _DEFAULTS = {
         "read_config": True,
         "bytes_per_transfer": 1,
         "busy_timeout_s": 5.0,
-        "usb": usb_iss.USB_ID,
+        "usb": USB_ISS_ID,
     },
 }
 
@@ -121,7 +122,7 @@ def parse_device(entry: dict) -> DeviceSpec:
     if usb is not None:
         try:
             parse_usb_id(usb)
-        except LinkError as exc:
+        except UsbIdError as exc:
             raise DeviceConfigError(f"housekeeping device {name!r}: {exc}", "usb") from None
     period = float(_number(name, "period_s", d["period_s"]))
     timeout = float(_number(name, "timeout_s", d["timeout_s"]))

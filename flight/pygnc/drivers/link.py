@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import serial
 import serial.tools.list_ports
 
+from .usb_id import UsbIdError, parse_usb_id
+
 #: Longest a write may wait for the device to take the bytes, s.
 WRITE_TIMEOUT_S = 0.2
 
@@ -38,20 +40,6 @@ class LinkError(Exception):
 
 class LinkLost(LinkError):
     """An open link went away (device unplugged, port closed, peer closed)."""
-
-
-def parse_usb_id(text: str) -> tuple[int, int, str | None]:
-    """``"04D8:FFEE"`` or ``"04d8:ffee:SERIAL"`` -> (vid, pid, serial or None)."""
-    parts = text.strip().split(":")
-    if len(parts) not in (2, 3):
-        raise LinkError(f"USB id {text!r} is not VID:PID or VID:PID:SERIAL (hex)")
-    try:
-        vid, pid = int(parts[0], 16), int(parts[1], 16)
-    except ValueError:
-        raise LinkError(f"USB id {text!r}: VID and PID must be hexadecimal") from None
-    if not (0 <= vid <= 0xFFFF and 0 <= pid <= 0xFFFF):
-        raise LinkError(f"USB id {text!r}: VID and PID are 16-bit")
-    return vid, pid, (parts[2] if len(parts) == 3 and parts[2] else None)
 
 
 def find_usb_port(vid: int, pid: int, serial_number: str | None = None) -> str:
@@ -72,7 +60,11 @@ def resolve_port(port: str | None = None, usb: str | None = None) -> str:
     if port:
         return port
     if usb:
-        return find_usb_port(*parse_usb_id(usb))
+        try:
+            ids = parse_usb_id(usb)
+        except UsbIdError as exc:
+            raise LinkError(str(exc)) from None
+        return find_usb_port(*ids)
     raise LinkError("no port given (set 'port' to a path or URL, or 'usb' to VID:PID)")
 
 

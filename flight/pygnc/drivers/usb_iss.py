@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .exchange import Transfer
+from .usb_id import USB_ISS_ID, USB_ISS_PID, USB_ISS_VID
 
-USB_VID, USB_PID = 0x04D8, 0xFFEE
-USB_ID = f"{USB_VID:04X}:{USB_PID:04X}"
+USB_VID, USB_PID, USB_ID = USB_ISS_VID, USB_ISS_PID, USB_ISS_ID
 
 CMD_ISS = 0x5A
 SUB_VERSION, SUB_MODE, SUB_SERIAL = 0x01, 0x02, 0x03

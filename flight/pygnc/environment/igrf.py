@@ -23,11 +23,11 @@ elapsed fraction of that year (UTC).
 
 Coefficients
 ------------
-They are not part of the repository.  ``scripts/make_igrf_table.py`` reads the IGRF-14
-``.shc`` file that the ``ppigrf`` package ships and writes ``igrf14.npz`` next to this
-module (gitignored; the flight zip builder runs the script).  On import of the table
-(first use) this module loads that npz if present; otherwise, if ``ppigrf`` is importable,
-it parses ppigrf's file on the fly (and does not write anything); otherwise it raises
+``igrf14.npz`` next to this module (10 kB, committed) holds them:
+``scripts/make_igrf_table.py`` generates it from the IGRF-14 ``.shc`` file that the
+``ppigrf`` package ships, and ``tests/test_igrf.py`` checks that the committed table is what
+that file gives.  On first use this module loads the npz; without it, if ``ppigrf`` is
+importable, it parses ppigrf's file on the fly (and writes nothing); otherwise it raises
 :class:`IgrfTableMissing` saying how to generate the table.
 
 Accuracy: max 0.21 nT from ``ppigrf.igrf_gc`` over 150 random LEO points and dates in

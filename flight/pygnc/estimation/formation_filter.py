@@ -210,6 +210,13 @@ def _interpolate_state(x0, x1, ends0, ends1, tau, h):
     return np.array(x)
 
 
+def _scalar_update_covariance(p: np.ndarray, u: np.ndarray, s: float, k: np.ndarray) -> np.ndarray:
+    """P after a scalar update with gain *k*: P - k u^T - u k^T + s k k^T (u = P h^T, s = h P
+    h^T + var), which is the Joseph form (I - k h) P (I - k h)^T + k var k^T for any k."""
+    ku = np.outer(k, u)
+    return p - ku - ku.T + s * np.outer(k, k)
+
+
 def rtn_matrix(r_m, v_m_s) -> np.ndarray:
     """Rows: radial, along-track (transverse), cross-track (orbit normal) unit vectors."""
     rx, ry, rz = (float(c) for c in r_m)
@@ -677,8 +684,7 @@ class FormationFilter:
         *nu*, noise variance *var*.  The same Joseph form written with outer products,
         P - k u^T - u k^T + s k k^T (u = P h^T, s = h P h^T + var, k = u / s), which is
         (I - k h) P (I - k h)^T + k var k^T for any k: no inverse and no n x n products."""
-        p = self.p
-        u = p @ hv
+        u = self.p @ hv
         s = float(hv @ u) + var
         nis = nu * nu / s if s > 0.0 else math.nan
         self.last_nis = nis
@@ -688,8 +694,7 @@ class FormationFilter:
             return False, nis
         k = u / s
         x_new = self.x + k * nu
-        ku = np.outer(k, u)
-        p_new = p - ku - ku.T + s * np.outer(k, k)
+        p_new = _scalar_update_covariance(self.p, u, s, k)
         if not (math.isfinite(float(x_new.sum())) and math.isfinite(float(p_new.sum()))):
             return False, nis  # never commit a non-finite state
         self.x = x_new
@@ -844,6 +849,33 @@ class FormationFilter:
         range-only restart: nothing but the ranges would pull a re-opened bias back)."""
         self.range_acquired = True
         self._range_reacquire = False
+
+    def absorb_range_covariance(self, t_gps_s, sigma_m=None) -> None:
+        """The covariance update of a range tagged *t_gps_s* (as :meth:`update_range` applies
+        it) linearised about the current state, the state itself unchanged: a filter run
+        along a reference trajectory the ranges are already known to fit (a range-only
+        window's fit, :func:`pygnc.estimation.range_only.replay_window`), so the covariance
+        counts their information with the process noise between them and no km-sized
+        prior's curvature."""
+        t = float(t_gps_s)
+        ahead = self.range_ahead_s(t)
+        if ahead == 0.0:
+            self._check_time(t)
+        c = self.config
+        sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
+        _, h, rho, u, rel_dot, _ = self._range_terms(ahead)
+        if u is None:
+            return
+        rate = u[0] * rel_dot[0] + u[1] * rel_dot[1] + u[2] * rel_dot[2]
+        var = sig * sig + (rate * c.range_tag_resolution_s) ** 2 / 12.0
+        hv = h[0]
+        u = self.p @ hv
+        s = float(hv @ u) + var
+        if not s > 0.0:
+            return
+        p_new = _scalar_update_covariance(self.p, u, s, u / s)
+        if math.isfinite(float(p_new.sum())):
+            self.p = 0.5 * (p_new + p_new.T)
 
     def update_range(self, t_gps_s, range_m, sigma_m=None) -> str:
         """Update with a range [m] tagged *t_gps_s*: the filter time, or up to

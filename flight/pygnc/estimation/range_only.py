@@ -35,6 +35,7 @@ from pygnc.estimation.formation_filter import (
 from pygnc.estimation.orbit_ekf import fix_to_gcrs
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
+    FitAbandoned,
     IodResult,
     fit_prior,
     orbit_distance_m,
@@ -45,8 +46,16 @@ from pygnc.estimation.tunables import RangeOnlyConfig
 #: Hypotheses are kept while the log-likelihood ratio of the most likely one over them is
 #: under this (posterior odds of e^20).
 SIDE_DECIDED_LLR = 20.0
-#: Candidates of a window fit refitted about themselves (each with its mirror image).
+#: Candidates of a window fit refitted about themselves (each with its mirror image): the
+#: FIT_CANDIDATES best, then up to FIT_SPREAD_CANDIDATES more of those whose cost is within
+#: FIT_SPREAD_COST of the best, each the one farthest (as an orbit) from those taken - a
+#: geometry whose ranges leave a continuum of orbits open (a partner standing still along
+#: track, whose ranges the circular relative orbits of that radius keep too; a relative
+#: ellipse about the own spacecraft) has many minima within a unit or two of cost, and the
+#: best three of them had all been hundreds of metres from the truth.
 FIT_CANDIDATES = 3
+FIT_SPREAD_CANDIDATES = 3
+FIT_SPREAD_COST = 10.0
 #: A hypothesis' range log-likelihood counts its NIS up to this (5 sigma).
 RANGE_LL_NIS_CAP = 25.0
 #: Two hypotheses merge below this Mahalanobis distance squared of their relative states
@@ -65,6 +74,11 @@ MIRROR_D2 = 16.8
 #: weight w at distance d adds w d^2 to the published covariance, so below ~1e-3 it is
 #: covered by the sigma it adds while the others agree.
 AMBIGUITY_MIN_WEIGHT = 1e-3
+#: A window's fit is accepted only if it converged and its residual RMS is within this factor
+#: of what the ranges' noise and the dynamics' error in them allow (sqrt(range_sigma_m^2 +
+#: side_model_sigma_m^2)): an orbit fitting a partner's ranges to 2.6 m RMS, with a 74-m range
+#: bias against a 3-m prior, was 6 km off and published ok.
+POOR_FIT_RMS_FACTOR = 2.0
 #: A prior is carried to the first range in steps of this much time between budget checks, s.
 CARRY_CHUNK_S = 600.0
 #: A prior whose predicted range misses the first measured one by more than this many
@@ -352,12 +366,21 @@ class PartnerHypotheses:
         #: (code, text) notes for the operator, taken by the owner.
         self.notes: list[tuple[str, str]] = []
         self.on_change: Callable[[], None] = lambda: None
+        #: Says a fit's result is not wanted any more (the flight task stops): a fit under
+        #: way gives up, to be begun again if the window is fitted later.  None: never.
+        self.abandon: Callable[[], bool] | None = None
         self.n_starts = 0
         self.n_ranges_fitted = 0
         self.n_restarts = 0
         self.n_extensions = 0  # acquisition windows lengthened (a fit that did not converge)
         self.n_mirrors_taken_up = 0  # sides kept as a point mirror after their orbits lost the ranges
         self._mirror_noted = False
+        #: The odds of the best fitted orbit's mirror image in the own orbit plane against it,
+        #: from the last window's fit (its prior; the ranges cannot tell the two apart), or 0
+        #: when that fit's prior excluded it (e^-SIDE_DECIDED_LLR or less).  While above 0 the
+        #: published estimate keeps that mirror image whenever no kept orbit stands for it
+        #: (:meth:`plane_mirror_odds`).
+        self.plane_odds = 0.0
 
     @property
     def name(self) -> str:
@@ -399,11 +422,13 @@ class PartnerHypotheses:
     ) -> None:
         """Open the acquisition window at *t_gps_s* from the filter as just initialised from
         the prior's heaviest component (weight *main_weight*); *others*: (weight, partner
-        GCRS state (6,), label) of its other components, each kept as an alternative filter
-        (the same covariance, shifted) with its prior odds until the window is fitted."""
+        GCRS state (6,), label[, relative covariance (6, 6)]) of its other components, each
+        kept as an alternative filter (the same covariance, shifted, unless it gives its own)
+        with its prior odds until the window is fitted."""
         f = self.filter
         self.alts = []
         self._new_hypotheses()
+        self.plane_odds = 0.0
         self.carry = None
         self.n_starts += 1
         # The window fits the partner as the ranges see it from the own estimate at the window
@@ -412,16 +437,18 @@ class PartnerHypotheses:
         p0 = f.p[9:15, 9:15].copy()
         w = AcquisitionWindow.open(f, t_gps_s, p0, how, self.window_length_s(p0))
         comps = [PriorComponent(main_weight, w.x0.copy(), w.p0.copy(), main_label)]
-        for weight, x6, label in others:
+        for weight, x6, label, *cov in others:
             x6 = np.asarray(x6, dtype=float)
-            comps.append(PriorComponent(weight, x6.copy(), w.p0.copy(), label))
             alt = copy.deepcopy(f)
             alt.x[9:15] = x6 - f.x[0:6]
+            if cov:
+                alt.p[9:15, 9:15] = np.asarray(cov[0], dtype=float)
+            comps.append(PriorComponent(weight, x6.copy(), alt.p[9:15, 9:15].copy(), label))
             self.alts.append(Hypothesis(alt, math.log(main_weight / weight)))
         w.prior = self.prior = PartnerPrior(t_gps_s, comps, how)
         self.window = w
 
-    def lose(self, t_gps_s: float) -> None:
+    def lose(self, t_gps_s: float, note: tuple[str, str] | None = None) -> None:
         """The ranges keep failing the gate (the filter has lost the partner): the orbit is
         fitted again from the prior the partner started from, carried to now (:attr:`carry`,
         then :meth:`open_restart_window`) - not about the estimate it lost (wrong by then,
@@ -429,7 +456,8 @@ class PartnerHypotheses:
         orbit).  No bias re-opening: with no partner fix nothing would pull a wrong bias
         back.  Until the new window's fit the estimates are the lost filter's, propagated,
         its relative covariance scaled so that the ranges it rejected are one sigma
-        (:meth:`FormationFilter.inflate_to_rejected_ranges`)."""
+        (:meth:`FormationFilter.inflate_to_rejected_ranges`).  *note*: the operator's note
+        instead of the rejected ranges' (the first restart's only)."""
         f = self.filter
         self.on_change()
         f.predict_to(t_gps_s)  # (the range may have been applied ahead of the filter time)
@@ -437,6 +465,7 @@ class PartnerHypotheses:
         f.take_ranges_as_acquired()
         self.alts = []
         self._new_hypotheses()
+        self.plane_odds = 0.0
         self.n_restarts += 1
         c = self.config
         prior = self.prior or PartnerPrior(
@@ -452,7 +481,9 @@ class PartnerHypotheses:
             "the estimate it lost",
         )
         self.carry = PriorCarry(prior, t_gps_s, f.peer_model)
-        if self.n_restarts == 1:
+        if note is not None:
+            self.notes.append(note)
+        elif self.n_restarts == 1:
             self.notes.append(
                 (
                     "range_only_restart",
@@ -508,6 +539,9 @@ class PartnerHypotheses:
             next(self.window.job)
         except StopIteration:
             pass
+        except FitAbandoned:
+            if self.window is not None:
+                self.window.job = None
 
     def finish_window(self) -> None:
         """No more ranges will come (the batch ended): fit what the window holds."""
@@ -533,7 +567,7 @@ class PartnerHypotheses:
                 )
             )
             return
-        self._prior_as_held_now(a)
+        yield from self._prior_as_held_now(a)
         # Each of the prior's components is fitted from its own starts (the prior's mean, its
         # mirror images, draws from it), regularised by itself; with several, each
         # candidate's cost counts the whole mixture's density instead.
@@ -557,7 +591,7 @@ class PartnerHypotheses:
         # error (metres per km of prior error over the window) falls to centimetres, and
         # only then do the candidates' costs say which the ranges and the prior prefer.
         hyps = []  # (cost, window, fit, (window, fit) whose range residuals stand for it)
-        for x7, _ in candidates[:FIT_CANDIDATES]:
+        for x7, _ in spread_candidates(candidates):
             yield
             b, r2 = self._refit(a, x7)
             hyps.append((r2.candidates[0][1], b, r2, (b, r2)))
@@ -573,14 +607,17 @@ class PartnerHypotheses:
             b2, r3 = self._refit(a, x)
             hyps.append((r3.candidates[0][1], b2, r3, (b2, r3)))
         # Which side of the own orbit plane: each candidate's mirror image is fitted too.
+        n_fitted = len(hyps)
         for _, b, r2, _ in list(hyps):
             yield
             hyps.append(self._mirror_fit(a, b, r2))
         if self.window is not a or not f.initialized:
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
         hyps = common_costs(a, hyps, self.filter_config, c.side_model_sigma_m**2)
+        self._weigh_the_plane_mirror(hyps, n_fitted)
         hyps.sort(key=lambda h: h[0])
-        if not hyps[0][2].converged and not a.final and a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
+        fits = self._fits_its_ranges(hyps[0][2])
+        if not fits and not a.final and a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
             # Not converged: the cost is a long curved valley the window's ranges hardly
             # constrain along, and each start stops somewhere on it with a needle-shaped
             # covariance whose length is the valley's local curvature, not the data's; the
@@ -597,6 +634,20 @@ class PartnerHypotheses:
                         f"converge: fitted again with the ranges of {a.window_s:.0f} s",
                     )
                 )
+            return
+        if not fits and not a.final:
+            # The longest window's best orbit does not fit its ranges (a geometry its starts
+            # did not reach): not started on it - acquired again, from the prior, carried.
+            res = hyps[0][2]
+            self.window = None
+            self.lose(
+                f.t_gps_s,
+                (
+                    "range_only_poor_fit",
+                    f"{self.name}: no orbit fits the {len(a.range_m)} ranges of {a.span_s:.0f} s (best "
+                    f"residual rms {res.rms_m:.2f} m, bias {res.bias_m:.1f} m): not used, acquired again",
+                ),
+            )
             return
         # Starts that the refits brought to the same minimum are that minimum once (its
         # weight is its cost's, not times the starts that found it); told apart as orbits,
@@ -647,13 +698,30 @@ class PartnerHypotheses:
                 )
             )
 
-    def _prior_as_held_now(self, a: AcquisitionWindow) -> None:
+    def _weigh_the_plane_mirror(self, hyps: list, n_fitted: int) -> None:
+        """:attr:`plane_odds` from the common costs of a fit's *hyps*: the first *n_fitted*
+        are the candidates, the next as many their mirror images in the own orbit plane."""
+        costs = [h[0] for h in hyps]
+        best = int(np.argmin(costs[:n_fitted]))
+        d = (costs[n_fitted + best] - costs[best]) / 2.0 if n_fitted + best < len(costs) else math.inf
+        self.plane_odds = math.exp(-max(0.0, d)) if d < SIDE_DECIDED_LLR else 0.0
+
+    def _fits_its_ranges(self, res: IodResult) -> bool:
+        """A window fit that converged with a residual RMS the ranges' noise and the
+        dynamics' error in them explain (POOR_FIT_RMS_FACTOR)."""
+        allowed = math.hypot(self.filter_config.range_sigma_m, self.config.side_model_sigma_m)
+        return bool(res.converged and res.rms_m <= POOR_FIT_RMS_FACTOR * allowed)
+
+    def _prior_as_held_now(self, a: AcquisitionWindow):
         """Regularise the fit with the prior as the filters hold it at the window's end: each
         component's filter has taken the window's own fixes, and an absolute prior's relative
         state is correlated with the own one, so the own estimate's gains carry over to it
         (the window opened on one fix's own state; its error would otherwise stay in the
         components the ranges hardly see - cross-track at a long along-track separation).
-        Mapped back to the window start along the reference's transition matrix."""
+        Mapped back to the window start along each component's own transition matrix (the
+        window's reference is the heaviest one's; a point mirror tens of km from it, mapped
+        along that one, came back hundreds of metres off and lost its side to the prior's
+        cost).  A generator: it yields after each extra component's window propagation."""
         fs = [self.filter] + [h.filter for h in self.alts]
         if (
             a.prior is None
@@ -662,10 +730,17 @@ class PartnerHypotheses:
             or any(abs(g.t_gps_s - a.t_ref) > 1e-6 for g in fs)
         ):
             return  # (a restart's window, or filters moved on: the prior as it opened)
-        inv = np.linalg.inv(a.phi[:6, :6])
         comps = []
-        for c, g in zip(a.prior.components, fs):
-            x0 = a.x0 + inv @ (a.own[0:6] + g.x[9:15] - a.ref[0:6])
+        for k, (c, g) in enumerate(zip(a.prior.components, fs)):
+            if k == 0:
+                x_ref0, ref, phi = a.x0, a.ref, a.phi
+            else:
+                yield
+                x_ref0 = c.x0
+                xs = np.append(c.x0, [0.0, 0.0, 0.0, a.ref[9]])
+                ref, phi = od.propagate(xs, a.t_ref - a.t0_gps_s, self.filter.peer_model, t_gps_s=a.t0_gps_s)
+            inv = np.linalg.inv(phi[:6, :6])
+            x0 = x_ref0 + inv @ (a.own[0:6] + g.x[9:15] - ref[0:6])
             p0 = inv @ g.p[9:15, 9:15] @ inv.T
             comps.append(PriorComponent(c.weight, x0, 0.5 * (p0 + p0.T), c.label))
         a.prior = PartnerPrior(a.prior.t_gps_s, comps, a.prior.how)
@@ -695,6 +770,7 @@ class PartnerHypotheses:
             np.array(a.range_m),
             fc.range_sigma_m,
             starts=starts,
+            abandon=self.abandon,
         )
 
     def _mirror_fit(self, a: AcquisitionWindow, b: AcquisitionWindow, r2: IodResult) -> tuple:
@@ -825,6 +901,22 @@ class PartnerHypotheses:
 
 
 # ---------------------------------------------------------------------- hypothesis algebra
+def spread_candidates(candidates: list) -> list:
+    """Of a fit's *candidates* ((x7, cost), the best first), those refitted: the
+    FIT_CANDIDATES best, then while any is left within FIT_SPREAD_COST of the best, up to
+    FIT_SPREAD_CANDIDATES more, each the one whose nearest taken candidate is farthest
+    (:func:`~pygnc.estimation.range_only_iod.orbit_distance_m`) - the spread of what the
+    ranges leave open, not one corner of it."""
+    taken = list(candidates[:FIT_CANDIDATES])
+    rest = [c for c in candidates[FIT_CANDIDATES:] if c[1] - candidates[0][1] <= FIT_SPREAD_COST]
+    for _ in range(FIT_SPREAD_CANDIDATES):
+        gaps = [min(orbit_distance_m(c[0], t[0]) for t in taken) for c in rest]
+        if not gaps or max(gaps) <= DISTINCT_M:
+            break
+        taken.append(rest.pop(int(np.argmax(gaps))))
+    return taken
+
+
 def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, model_var_m2: float = 0.0) -> list:
     """*hyps* (cost, window, fit, (window, fit) whose range residuals stand for it) of
     window *a* (filter tunables *fc*) with each cost taken again on the same ranges: the
@@ -865,23 +957,52 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
 
 
 def start_from_fit(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> np.ndarray:
-    """Restart *f* at its current time from the fit *res* of window *a* (carried along the
-    window's reference trajectory); returns the relative state's covariance.  The fit is of
-    the partner as seen from the window's own trajectory, so it gives the relative state
-    (the ranges' information is relative) with the fit's covariance, independent of the
-    own estimate's error (which its prior already counted: :meth:`PartnerHypotheses.start`)."""
-    a.advance_reference(f.t_gps_s, f.peer_model, f.own_model)
-    a6 = a.phi[:6, :6]
-    rel = a.ref[:6] + a6 @ (res.x0 - a.x0) - a.own[0:6]
-    cov_peer = a6 @ res.cov[:6, :6] @ a6.T
-    f.initialize_relative(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), rel[0:3], rel[3:6], cov_peer)
-    f.x[I_RANGE_BIAS] = res.bias_m
-    f.p[I_RANGE_BIAS, I_RANGE_BIAS] = res.cov[6, 6]
-    cross = a6 @ res.cov[:6, 6]
-    f.p[9:15, I_RANGE_BIAS] = cross
-    f.p[I_RANGE_BIAS, 9:15] = cross
-    f.range_acquired = True
-    return cov_peer
+    """Restart *f* at its current time from the fit *res* of window *a*: the fit's orbit, its
+    bias and the covariance of a filter run along it through the window's ranges
+    (:func:`replay_window`); returns the relative state's covariance.
+
+    The fit's own covariance is not used: it takes the flight dynamics as exact over the
+    window and the partner's drag scale as known, so over a 45-min window it claims the
+    along-track drift to microns per second (a covariance of condition ~1e12), and a
+    filter started from it reads the drift's real wander as geometry - a partner 30 km
+    along-track was tracked 20-50 m off in cross-track under a 3-m sigma."""
+    g = replay_window(f, a, res)
+    f.initialize_relative(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), g.x[9:12], g.x[12:15], g.p[9:15, 9:15])
+    f.x[15:] = g.x[15:]
+    f.p[9:, 9:] = g.p[9:, 9:]
+    f.take_ranges_as_acquired()
+    return f.p[9:15, 9:15].copy()
+
+
+def replay_window(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> FormationFilter:
+    """A filter like *f* started at window *a*'s opening on the fit *res* (partner state and
+    bias) with the covariance of the prior component nearest it and the bias prior, its
+    covariance updated by each range the fit kept along the fit's own trajectory
+    (:meth:`FormationFilter.absorb_range_covariance`: the state is the fit's orbit
+    propagated, the own orbit propagated from the window's start as the fit saw it), and
+    predicted to *f*'s time: the covariance the filter would hold had it tracked the window
+    along that orbit, with its process noise and drag scale; the ranges' noise scaled up by
+    the fit's reduced chi-square when that exceeds 1."""
+    fc = f.config
+    comp = a.prior.nearest(res.x0) if a.prior is not None else None
+    p_rel0 = (comp.p0 if comp is not None else a.p0).copy()
+    g = FormationFilter(fc)
+    own_cov = np.diag([fc.orbit.pos_sigma_m**2] * 3 + [fc.orbit.vel_sigma_m_s**2] * 3)
+    g.initialize_relative(a.t0_gps_s, a.own0, own_cov, res.x0[0:3] - a.own0[0:3], res.x0[3:6] - a.own0[3:6], p_rel0)
+    g.x[I_DRAG_SCALE] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0  # (the scale the fit assumed)
+    g.x[I_RANGE_BIAS] = res.bias_m
+    used = res.used if res.used is not None and len(res.used) == len(a.range_m) else [True] * len(a.range_m)
+    # A fit worse than the range noise says the model misses something: its ranges count for
+    # less, by the fit's reduced chi-square (as the fit's own covariance did).
+    n = int(np.sum(used))
+    chi2_red = (res.rms_m / fc.range_sigma_m) ** 2 * n / max(n - 7, 1) if math.isfinite(res.rms_m) else 1.0
+    sigma_m = fc.range_sigma_m * math.sqrt(max(1.0, chi2_red))
+    for t, ok in zip(a.t_gps_s, used):
+        if ok:
+            g.predict_to(g.range_base_time(t))
+            g.absorb_range_covariance(t, sigma_m)
+    g.predict_to(f.t_gps_s)
+    return g
 
 
 def mix(ests: list, ws, idx=None) -> tuple:
@@ -894,6 +1015,33 @@ def mix(ests: list, ws, idx=None) -> tuple:
         d = x - xm if idx is None else x[idx] - xm[idx]
         pm += w * (pc + np.outer(d, d))
     return xm, pm
+
+
+def with_plane_mirror(ests: list, ws: tuple, odds: float) -> tuple[list, tuple]:
+    """*ests* ((state (n,), covariance of its :data:`I_REPORTED` rows and columns), the most
+    likely orbit's first) and their weights *ws*, with the first one's mirror image in the own
+    orbit plane added at *odds* against it (its weight split between the two) when *odds* > 0
+    and no other stands within MIRROR_D2 of that image: the ranges cannot tell the two apart
+    and the prior did not (:attr:`PartnerHypotheses.plane_odds`), so it is kept, not dropped
+    with the filter a range's noise or the dynamics' error happened to disfavour - a coplanar
+    partner's cross-track offset of zero was otherwise published ok 100-200 m off on one
+    side under a sigma of 20-40 m."""
+    if not odds > 0.0:
+        return ests, ws
+    x, pr = ests[0]
+    m3 = plane_mirror(x[0:6])
+    xm = block_mirror(x.size, m3, at=(9, 12, 15)) @ x
+    t7 = block_mirror(pr.shape[0], m3, at=(0, 3))
+    pm = t7 @ pr @ t7.T
+    for y, py in ests[1:]:
+        d = y[9:15] - xm[9:15]
+        try:
+            if float(d @ np.linalg.solve(py[:6, :6] + pm[:6, :6], d)) < MIRROR_D2:
+                return ests, ws
+        except np.linalg.LinAlgError:
+            pass
+    w0 = ws[0]
+    return [*ests, (xm, pm)], (w0 / (1.0 + odds), *ws[1:], w0 * odds / (1.0 + odds))
 
 
 def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:

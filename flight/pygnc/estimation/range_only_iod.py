@@ -129,6 +129,10 @@ def fit_prior(x0_prior, p0_prior, bias_prior_m, bias_sigma_m):
     return prior, p_prior, np.linalg.inv(p_prior)
 
 
+class FitAbandoned(Exception):
+    """A fit given up part-way (:func:`solve_relative_orbit`'s *abandon*)."""
+
+
 def solve_relative_orbit(
     x_ref0,
     ref_pos_k,
@@ -145,6 +149,7 @@ def solve_relative_orbit(
     tol_m=0.01,
     starts=None,
     n_random_starts=32,
+    abandon=None,
 ) -> IodResult:
     """Fit the partner's GCRS state at the window start and the range bias to *ranges_m*
     (n,) taken from own positions *own_r_k* (n, 3), with the prior (*x0_prior* (6,),
@@ -167,7 +172,8 @@ def solve_relative_orbit(
     *n_random_starts* draws from the prior; the
     lowest final cost (ranges + prior) wins (*starts*: the 7-vectors [x0, bias] to start
     from instead).  Ranges off by more than *outlier_sigma* x a robust spread are dropped
-    and the fit repeated."""
+    and the fit repeated.  *abandon*: a callable looked at before each start; True raises
+    :class:`FitAbandoned` (the result is not wanted any more: the flight task stops)."""
     x_ref0 = np.asarray(x_ref0, dtype=float)
     ref_pos_k = np.asarray(ref_pos_k, dtype=float)
     ref_jac_k = np.asarray(ref_jac_k, dtype=float)
@@ -234,6 +240,8 @@ def solve_relative_orbit(
         nonlocal it_total
         finals = []
         for k, x in enumerate(starts):  # each candidate through its stages; the lowest final cost wins
+            if abandon is not None and abandon():
+                raise FitAbandoned
             for frac in (1.0,) if explicit or k >= n_structured else (0.25, 0.5, 1.0):
                 used = inliers & (np.arange(n) < max(7, int(math.ceil(frac * n))))
                 x, cost, conv, it = _lm(x, *args, used, max_iter, tol_m)

@@ -232,6 +232,14 @@ class RangeOnlyConfig:
     #: estimates from its innovations; 0: white, each range's its own).
     side_model_sigma_m: float = bounded(1.0, "[0, 1e6]")
     side_model_tau_s: float = bounded(1800.0, "[0, 1e7]")
+    #: The differential empirical acceleration of a range-only partner's filters, at least
+    #: (1 sigma per axis, m/s^2; the ``[formation_filter]`` value when that is larger).  With
+    #: no partner fix their dynamics alone carry the directions the ranges hardly see (the
+    #: radial offset, the cross-track swing), so it covers what the flight model leaves of the
+    #: differential drag once a drag scale is fitted: the density's structure along the orbit
+    #: acting on effective ballistic coefficients 40 % apart left 150 nm/s^2 RMS along-track,
+    #: 290 at most, on the simulator's pairs (``bench/bench_geometry.py --forces`` prints it).
+    diff_dmc_sigma_m_s2: float = bounded(4.0e-7, "[0, 1]")
     #: A partner with no prior starts from its first range placed along-track: "both" sides
     #: (equally likely: ranges cannot tell them apart), or "ahead" / "behind" (the other side
     #: kept at ``wrong_side_probability``); sigmas per axis of those placements and of a

@@ -923,7 +923,12 @@ KINDS: tuple[RecordKind, ...] = (
         ("formation_estimate",),
         (
             _F("peer_id", "B", meaning="peer radio id"),
-            _F("index", "B", meaning="which kept orbit: 0 the published filter's, then its alternatives"),
+            _F(
+                "index",
+                "B",
+                meaning="which kept orbit: 0 the published filter's, then its alternatives (the last may be "
+                "the first's mirror image in the own orbit plane, kept while the prior cannot exclude it)",
+            ),
             _F("n_orbits", "B", meaning="orbits kept"),
             _F("weight", "f", meaning="its weight (posterior probability)"),
             _F("dr_ecef_m", "i", 3, 1e-3, "peer minus own position in this orbit, ECEF, m"),

@@ -38,9 +38,18 @@ def encode_frame(channel: str, t_rx_mono_s: float, message: bytes) -> bytes:
     return HEADER.pack(SYNC, len(payload), zlib.crc32(payload)) + payload
 
 
-def encode_header_frame(run: int, schema: int) -> bytes:
+def encode_header_frame(run: int, schema: int, spacecraft_id: int = 0) -> bytes:
+    """The log's first frame: format, version, run, bus schema and the spacecraft's id
+    (``Config.spacecraft_id``; 0: not set), so the ground knows whose log it is."""
     meta = msgpack.packb(
-        {"format": FORMAT_NAME, "version": FORMAT_VERSION, "run": run, "schema": schema}, use_bin_type=True
+        {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "run": run,
+            "schema": schema,
+            "spacecraft_id": spacecraft_id,
+        },
+        use_bin_type=True,
     )
     return encode_frame(HEADER_CHANNEL, 0.0, meta)
 

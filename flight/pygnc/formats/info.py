@@ -7,22 +7,26 @@ the configuration needs attention::
     orb <quality> [<3-D 1-sigma>m | <age>] [: no fix] fix <valid>/<total>
     att <quality> [<1-sigma>deg | <age>] | att rates only <rate>deg/s [data <age> ago] [no pos]
     frm <peers ok>/<peers> <worst 3-D 1-sigma>m [acq<ranges>/<window>m | amb<distance>m]
-    tsk <running>/<total> rst<restarts> [FAIL] [WF] [LL] [DF]
+    tsk <running | stopped>/<total> rst<restarts> [FAIL] [WF] [LL] [DF] [DH] [NI]
     in <records> rec <skipped> bad
-    cfg [rejected <file>:<line> <key>, on <last accepted | defaults>] [imu reflection]
+    cfg [rejected <file>:<line> <key>, on <last accepted | defaults>] [; imu reflection]
 
 ``quality`` is the status file's (:data:`pygnc.formats.status.ESTIMATE_QUALITY`): ``ok``
-(usable now) and ``uncertain`` show the 1-sigma; ``behind``, ``ahead`` and ``horizon`` show
+(usable now) and ``uncertain`` show the 1-sigma (an attitude whose 1-sigma is past 180 deg
+is ``unknown >180deg``: any orientation fits); ``behind``, ``ahead`` and ``horizon`` show
 how far the estimate's epoch is from "now" (``12s``, ``40m``, ``4.1h``, ``12.5d``,
 ``1.7y``).  ``data 70s ago``: the attitude's last sensor sample is that old (shown from
 :data:`ATT_DATA_AGE_SHOWN_S` on; the estimate is propagated since, its sigma growing).
+``tsk``: the tasks running, or in the final status (``STOP``) those that stopped cleanly.
 ``acq12/45m``: a range-only peer is still acquiring (12 of its 45 minutes of
 ranges; the least advanced one is shown); else ``amb6.2km``: the orbits the ranges leave open
 for a peer come up to that far from its estimate in an orbit (the largest is shown).  ``WF``: a status
 write failed in this run; ``LL``: logs limited; ``DF``: downlink failed (the batch writer
-could not write every record of this run).  Every number is printed in a bounded width, so
+could not write every record of this run); ``DH``: downlink records held in memory, waiting
+for room on the disk; ``NI``: no inode free on the home's file system.  Every number is printed in a bounded width, so
 the six lines always fit; the ``cfg`` line (status flags ``config_rejected``,
-``imu_reflection``) takes the room left and is cut there.
+``imu_reflection``) takes the room left: what the run uses and the reflection are kept
+whole, the refused file's problem is cut to fit (:func:`cfg_line`).
 """
 
 from __future__ import annotations
@@ -87,6 +91,9 @@ def _count(n) -> str:
     return f"{n // 1_000_000}M"[:5]
 
 
+#: An attitude whose 1-sigma is past this is unknown (any orientation fits), deg.
+ATT_UNKNOWN_SIGMA_DEG = 180.0
+
 #: The attitude line says how old its last sensor sample is once it is this old, s (samples
 #: come every few seconds; more than this and the estimate is running on propagation).
 ATT_DATA_AGE_SHOWN_S = 20.0
@@ -141,11 +148,14 @@ def render_info(s: dict, config_note: str = "") -> bytes:
         orb += ": no fix"
     lines.append(f"{orb} fix {_count(s['fixes_valid'])}/{_count(s['fixes_total'])}")
     q = qname(s["att_quality"])
+    sigma_deg = math.degrees(norm(s["att_sigma_rad"]))
     if q == "rates_only":
         rate = math.degrees(norm(s["att_rate_body_rad_s"]))
         att = f"att rates only {_num(rate)}deg/s"
+    elif q == "uncertain" and sigma_deg > ATT_UNKNOWN_SIGMA_DEG:  # (NaN is not past it)
+        att = f"att unknown >{ATT_UNKNOWN_SIGMA_DEG:.0f}deg"
     else:
-        att = _estimate("att", q, s["att_t_sc_s"], now, _num(math.degrees(norm(s["att_sigma_rad"])), "deg"))
+        att = _estimate("att", q, s["att_t_sc_s"], now, _num(sigma_deg, "deg"))
     age = now - s["att_meas_t_sc_s"]
     if q != "none" and math.isfinite(age) and age >= ATT_DATA_AGE_SHOWN_S:
         att += f" data {duration(age)} ago"
@@ -173,24 +183,59 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     ]
     restarts = sum(s[f"task{k}_restarts"] for k in range(MAX_TASKS) if s[f"task{k}_id"])
     lines.append(
-        f"tsk {states.count('running')}/{len(states)} rst{_count(restarts)}"
+        f"tsk {states.count('stopped' if flags & FLAG_STOPPING else 'running')}/{len(states)} rst{_count(restarts)}"
         + (" FAIL" if flags & FLAG_TASK_FAILED else "")
         + (" WF" if flags & FLAG_WRITE_FAILED else "")
         + (" LL" if flags & FLAG_LOGS_LIMITED else "")
         + (" DF" if flags & FLAG_DOWNLINK_FAILED else "")
+        + (" DH" if s.get("batch_records_held", 0) else "")
+        + (" NI" if s.get("home_free_inodes", 1) == 0 else "")
     )
     lines.append(f"in {_count(s['sense_records'])} rec {_count(s['sense_records_skipped'])} bad")
     text = ("\n".join(lines) + "\n").encode("ascii", "replace")
     if len(text) > MAX_BYTES:  # cannot happen with the widths above (tested); a safety net
         text = text[: MAX_BYTES - 1] + b"\n"
-    cfg = []
-    if flags & FLAG_CONFIG_REJECTED:
-        cfg.append(" ".join(("rejected", *config_note.split())))
-    if flags & FLAG_IMU_REFLECTION:
-        cfg.append("imu reflection")
-    if cfg:
-        room = MAX_BYTES - len(text) - 1
-        line = ("cfg " + "; ".join(cfg)).encode("ascii", "replace")[:room]
-        if room > len("cfg"):
-            text += line + b"\n"
+    if flags & (FLAG_CONFIG_REJECTED | FLAG_IMU_REFLECTION):
+        line = cfg_line(
+            bool(flags & FLAG_CONFIG_REJECTED),
+            bool(flags & FLAG_IMU_REFLECTION),
+            config_note,
+            MAX_BYTES - len(text) - 1,
+        )
+        if line:
+            text += line.encode("ascii", "replace") + b"\n"
     return text
+
+
+#: The short words of the ``cfg`` line when even its words do not fit (the other lines at
+#: their widest).
+_CFG_SHORT = {"on defaults": "dflt", "on last accepted": "last", "rejected": "rej", "imu reflection": "refl"}
+
+
+def cfg_line(rejected: bool, reflection: bool, note: str, room: int) -> str:
+    """The ``cfg`` line in at most *room* characters: what the run uses and the reflection
+    flag are kept whole, the refused file's problem (*note*: ``<file>:<line> <key>, on
+    <what>``, :mod:`pygnc.config_source`) takes what room is left - without the file's name
+    (``line 12 <key>``), then cut with ``..``, then left out; with less room still, the short
+    words ``cfg rej dflt; refl``."""
+    note = " ".join(note.split())
+    problem, sep, uses = note.rpartition(", on ")
+    problem, uses = (problem, "on " + uses) if sep else (note, "")
+    if rejected:
+        head = "cfg rejected"
+        tail = (f", {uses}" if uses else "") + ("; imu reflection" if reflection else "")
+        # the key says more than the file's name (the uplinked file is pygnc_config.toml)
+        where, _, key = problem.partition(" ")
+        short = f"line {where.rpartition(':')[2]} {key}" if ":" in where and key else problem
+        keep = room - len(head) - 1 - len(tail) - len("..")
+        candidates = [
+            f"{head} {problem}{tail}" if problem else head + tail,
+            f"{head} {short}{tail}",
+            f"{head} {short[:keep]}..{tail}" if problem and keep >= 6 else head + tail,
+            head + tail,
+            " ".join(w for w in ("cfg rej", _CFG_SHORT.get(uses, "")) if w) + ("; refl" if reflection else ""),
+        ]
+    else:
+        candidates = ["cfg imu reflection", "cfg refl"]
+    fits = [c for c in candidates if len(c) <= room]
+    return fits[0] if fits else candidates[-1][:room] if room > len("cfg") else ""

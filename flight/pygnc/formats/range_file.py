@@ -399,20 +399,43 @@ def range_file_number(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]) -> RangeBatch:
-    fixes, ranges, files = [], [], []
+#: Files merged between two yields of :func:`iter_read_range_dir` (a backlog of thousands
+#: of files is merged in slices: the reader answers health pings between them).
+MERGE_SLICE_FILES = 1000
+
+
+def _iter_concatenate(arrays: list[np.ndarray], dtype: np.dtype):
+    """``np.concatenate(arrays)`` (empty: of *dtype*) in slices of MERGE_SLICE_FILES arrays,
+    yielding between them (structured arrays concatenate slowly: ~50 us each)."""
+    if not arrays:
+        return np.zeros(0, dtype=dtype)
+    parts = []
+    for lo in range(0, len(arrays), MERGE_SLICE_FILES):
+        parts.append(np.concatenate(arrays[lo : lo + MERGE_SLICE_FILES]))
+        yield
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _iter_merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]):
+    """A generator merging the files' batches (yields every :data:`MERGE_SLICE_FILES`
+    files; returns the :class:`RangeBatch`): linear in the number of files - each file's
+    groups are renumbered by the fixes of the files before it, a running sum."""
     stats = DecodeStats()
-    for batch, path in batches:
-        batch.ranges["group"] += sum(f.size for f in fixes)
-        fixes.append(batch.gps_fixes)
-        ranges.append(batch.ranges)
+    n_fixes = 0
+    for k, (batch, _) in enumerate(batches):
+        batch.ranges["group"] += n_fixes
+        n_fixes += batch.gps_fixes.size
         stats = stats.merge(batch.stats)
-        files.append(path)
+        if k % MERGE_SLICE_FILES == MERGE_SLICE_FILES - 1:
+            yield
+    fixes = [b.gps_fixes for b, _ in batches]
+    ranges = [b.ranges for b, _ in batches]
+    yield
     return RangeBatch(
-        gps_fixes=np.concatenate(fixes) if fixes else np.zeros(0, dtype=RANGE_FIX_DTYPE),
-        ranges=np.concatenate(ranges) if ranges else np.zeros(0, dtype=RANGE_DTYPE),
+        gps_fixes=(yield from _iter_concatenate(fixes, RANGE_FIX_DTYPE)),
+        ranges=(yield from _iter_concatenate(ranges, RANGE_DTYPE)),
         stats=stats,
-        files=files,
+        files=[p for _, p in batches],
         ignored_files=ignored,
         file_fixes=[f.size for f in fixes],
         file_ranges=[r.size for r in ranges],
@@ -421,29 +444,48 @@ def _merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]) -> RangeBa
     )
 
 
+def iter_list_range_files(directory: str | os.PathLike, single_file: str | os.PathLike | None = None):
+    """:func:`list_range_files` as a generator: it yields every MERGE_SLICE_FILES entries of
+    the directory (a backlog of thousands of files is listed in slices)."""
+    numbered, ignored = [], []
+    directory = Path(directory)
+    if directory.is_dir():
+        with os.scandir(directory) as entries:
+            for k, entry in enumerate(entries):
+                num = range_file_number(entry.name)
+                try:
+                    is_file = num is not None and entry.is_file()  # follows links: a loop raises ELOOP
+                except OSError:
+                    is_file = False
+                if num is None or not is_file:
+                    ignored.append(entry.name)
+                else:
+                    numbered.append((num, directory / entry.name))
+                if k % MERGE_SLICE_FILES == MERGE_SLICE_FILES - 1:
+                    yield
+    numbered.sort()
+    ignored.sort()
+    if single_file is not None and Path(single_file).is_file():
+        numbered.append((-1, Path(single_file)))
+    return numbered, ignored
+
+
 def list_range_files(
     directory: str | os.PathLike, single_file: str | os.PathLike | None = None
 ) -> tuple[list[tuple[int, Path]], list[str]]:
     """The range files to read - ``(number, path)`` of every ``rng<digits>.bin`` in
     *directory* in numeric order, then *single_file* (number -1) if it exists - and the
-    names in *directory* that are not range files (or not files at all)."""
-    numbered, ignored = [], []
-    directory = Path(directory)
-    if directory.is_dir():
-        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-            num = range_file_number(entry.name)
-            try:
-                is_file = entry.is_file()  # follows links: a symlink loop raises ELOOP here
-            except OSError:
-                is_file = False
-            if num is None or not is_file:
-                ignored.append(entry.name)
-            else:
-                numbered.append((num, directory / entry.name))
-    numbered.sort()
-    if single_file is not None and Path(single_file).is_file():
-        numbered.append((-1, Path(single_file)))
-    return numbered, ignored
+    names in *directory* that are not range files (or not files at all), sorted."""
+    return drain(iter_list_range_files(directory, single_file))
+
+
+def has_range_files(directory: str | os.PathLike) -> bool:
+    """Whether *directory* holds a name ``rng<digits>.bin`` (stops at the first one)."""
+    try:
+        with os.scandir(directory) as entries:
+            return any(range_file_number(e.name) is not None for e in entries)
+    except OSError:
+        return False
 
 
 def iter_read_range_dir(
@@ -455,7 +497,7 @@ def iter_read_range_dir(
     """:func:`read_range_dir` as a generator: it yields after every piece of every file
     (:func:`iter_read_range_file`) and returns the merged :class:`RangeBatch`.
     *max_file_bytes*: of each file only the newest (last) this many bytes are read."""
-    numbered, ignored = list_range_files(directory, single_file)
+    numbered, ignored = yield from iter_list_range_files(directory, single_file)
     batches = []
     for num, path in numbered:
         try:
@@ -464,7 +506,7 @@ def iter_read_range_dir(
             ignored.append(path.name)
             continue
         batches.append((batch, str(path)))
-    return _merge(batches, ignored)
+    return (yield from _iter_merge(batches, ignored))
 
 
 def read_range_dir(

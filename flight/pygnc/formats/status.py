@@ -32,7 +32,7 @@ import zlib
 from ..task_ids import TASK_STATES  # noqa: F401 - the health slots' states (taskK_state indexes them)
 
 MAGIC = b"PGNS"
-VERSION = 4
+VERSION = 5
 MAX_PEERS = 4
 MAX_TASKS = 10
 
@@ -91,7 +91,7 @@ ESTIMATE_QUALITY = ("none", "ok", "behind", "ahead", "horizon", "uncertain", "ra
 #: (name, struct code, unit / meaning).  The single declaration of the layout.
 FIELDS: list[tuple[str, str, str]] = [
     ("magic", "4s", "b'PGNS'"),
-    ("version", "H", "layout version (4)"),
+    ("version", "H", "layout version (5)"),
     ("length", "H", "total bytes including the CRC"),
     ("seq", "I", "write counter of this run"),
     ("run", "H", "run number (~/pygnc_logs/run_NNNNN)"),
@@ -100,8 +100,10 @@ FIELDS: list[tuple[str, str, str]] = [
     ("uptime_s", "f", "seconds since main.py started"),
     ("clock_utc_minus_sc_s", "d", "UTC (unix s) minus the spacecraft clock, s, from the clock map (NaN: no map)"),
     ("home_free_kib", "I", "free space on PYGNC_HOME's file system at this write, KiB"),
+    ("home_free_inodes", "I", "free inodes on PYGNC_HOME's file system at this write (0: no file can be made)"),
     ("status_write_failures", "H", "status/info writes that failed in this run (e.g. disk full)"),
     ("log_frames_not_written", "I", "bus-log frames not written (size bound, free-space reserve, write errors)"),
+    ("batch_records_held", "I", "downlink records waiting in memory for room on the disk (0: none)"),
     # ingest counters
     ("sense_bytes", "I", "bytes in sense.bin"),
     ("sense_records", "I", "records decoded"),

@@ -11,6 +11,8 @@ into message bodies.  It does no I/O and no messaging, so the same object runs
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..timebase import ClockMap
 
 Output = tuple[str, dict]  # (message type, body)
@@ -26,6 +28,10 @@ class Processor:
 
     #: Message types this processor wants (others are never passed to :meth:`handle`).
     consumes: frozenset[str] = frozenset()
+    #: Says the owner stops: a handler returns now, leaving the rest of its work queued as
+    #: when its budget runs out, and a long computation whose result is not wanted any more
+    #: gives up (the flight task); None: never.
+    interrupt: Callable[[], bool] | None = None
 
     def handle(self, msg_type: str, body: dict) -> list[Output]:
         """Consume one message; return the messages to publish (possibly none)."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -83,13 +84,15 @@ CHUNK_S = 60.0
 
 
 class Budget:
-    """A wall-clock allowance for one handler call (``time.perf_counter``)."""
+    """A wall-clock allowance for one handler call (``time.perf_counter``), spent early
+    when *interrupt()* says so (the flight task: it is told to stop)."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, interrupt: Callable[[], bool] | None = None):
         self.deadline = time.perf_counter() + seconds if math.isfinite(seconds) else math.inf
+        self.interrupt = interrupt
 
     def spent(self) -> bool:
-        return time.perf_counter() > self.deadline
+        return time.perf_counter() > self.deadline or self.interrupt is not None and self.interrupt()
 
 
 #: Largest plausible sensor readings (beyond the BMX160's ranges: +-2000 deg/s gyro,

@@ -467,7 +467,8 @@ class AttitudeProcessor(Processor):
         together; return their outputs (after any carried from a call that failed).  A
         sample whose processing raises is lost alone, as it would have been on its own: the
         others are processed, their outputs carried to the next call, and the first failure
-        raised (the task counts and logs it)."""
+        raised (the task counts and logs it).  When the owner stops (:attr:`interrupt`), the
+        samples not yet processed stay deferred."""
         out, self._carry = self._carry, []
         if not self._deferred:
             return out
@@ -478,7 +479,10 @@ class AttitudeProcessor(Processor):
             envs = None
         failed = None
         k = 0
-        for b, orbit in items:
+        for i, (b, orbit) in enumerate(items):
+            if self.interrupt is not None and self.interrupt():
+                self._deferred = items[i:] + self._deferred
+                break
             try:
                 env = None
                 if orbit is not None:

@@ -84,7 +84,7 @@ from ..estimation.formation_filter import (
     rtn_matrix,
 )
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only import RangeOnlyConfig, mix, orbit_ambiguity_m
+from ..estimation.range_only import RangeOnlyConfig, mix, orbit_ambiguity_m, with_plane_mirror
 from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import peer_word
 from . import Output, Processor, admission, clock_map_from_body, now_cursor
@@ -98,6 +98,15 @@ def filter_config_from(config: Config) -> FormationFilterConfig:
     own-orbit model from ``[orbit_filter]``)."""
     f = filter_tunables(FormationFilterConfig, config.formation_filter, "formation_filter")
     return dataclasses.replace(f, orbit=filter_tunables(OrbitFilterConfig, config.orbit_filter, "orbit_filter"))
+
+
+def range_only_filter_config(fc: FormationFilterConfig, ro: RangeOnlyConfig) -> FormationFilterConfig:
+    """The formation filter's tunables for range-only partners: the differential acceleration
+    at least ``[range_only] diff_dmc_sigma_m_s2`` (their dynamics carry the directions the
+    ranges hardly see)."""
+    if ro.diff_dmc_sigma_m_s2 <= fc.diff_dmc_sigma_m_s2:
+        return fc
+    return dataclasses.replace(fc, diff_dmc_sigma_m_s2=ro.diff_dmc_sigma_m_s2)
 
 
 def range_only_config_from(config: Config) -> RangeOnlyConfig:
@@ -129,6 +138,8 @@ class FormationProcessor(Processor):
         self.known_ids = frozenset(int(i) for i in c.formation_peer_ids)
         #: No partner fix reaches the Pi: partners are started from priors and ranges.
         self.range_only = c.range_gps_source == "own"
+        if self.range_only:
+            self.filter_config = range_only_filter_config(self.filter_config, self.range_only_config)
         self.peers: dict[int, PeerTrack] = {}
         self.own_steps: dict = {}  # the own orbit's steps its filters share (formation_filter.own_step)
         self.clock: ClockMap | None = None
@@ -185,7 +196,12 @@ class FormationProcessor(Processor):
             self.own_steps,
             self.decimation,
         )
+        p.hyp.abandon = self._stopping
         return p
+
+    def _stopping(self) -> bool:
+        """The owner stops (:attr:`interrupt`): a window fit under way gives up."""
+        return self.interrupt is not None and self.interrupt()
 
     # ------------------------------------------------------------------ inputs
     def handle(self, msg_type: str, body: dict) -> list[Output]:
@@ -209,7 +225,7 @@ class FormationProcessor(Processor):
         return out
 
     def _budget(self) -> admission.Budget:
-        return admission.Budget(self.config.handler_budget_s)
+        return admission.Budget(self.config.handler_budget_s, self.interrupt)
 
     def _on_sensor(self, b: dict) -> None:
         if self.clock is None:
@@ -513,6 +529,9 @@ class FormationProcessor(Processor):
         ws = (1.0,)
         if len(ests) > 1:
             ws = (w[0],) + tuple(w[1])
+        if self.range_only and acq is None:
+            ests, ws = with_plane_mirror(ests, ws, p.hyp.plane_odds)
+        if len(ests) > 1:
             x, pr = mix(ests, ws, I_REPORTED)
         hyp_dr = [e[0][9:12] for e in ests]
         ambiguity = orbit_ambiguity_m([e[0] for e in ests], ws, x)

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..config import orbit_state_problem
 from ..estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_to_gcrs
 from ..estimation.range_only import (
     PRIOR_RANGE_GATE,
@@ -239,6 +240,35 @@ class PeerTrack:
         self._hypotheses(self.hyp.step_fit)
 
     # ------------------------------------------------------------------ range-only start
+    def _refuse_prior(self, why: str) -> None:
+        """The configured prior is not used (once said): the partner starts as without one."""
+        pid = self.peer_id
+        self._note_once(
+            f"range_only_prior_refused:{pid}", "range_only_prior_refused", f"peer 0x{pid:02X}: {why}: not used"
+        )
+
+    def _carry_prior(self, prior: dict, t: float, budget: admission.Budget):
+        """The configured absolute prior carried to *t* (its first component), or False when
+        *budget* ran out on the way (the next call goes on)."""
+        carry = self.start_carry
+        if carry is None or carry.t_target != t:
+            carry = self.start_carry = PriorCarry(
+                absolute_prior(
+                    prior["t_gps_s"],
+                    prior["pos_ecef_m"],
+                    prior["vel_ecef_m_s"],
+                    prior["sigma_pos_m"],
+                    prior["sigma_vel_m_s"],
+                    prior["cov_rtn"],
+                ),
+                t,
+                self.filter.peer_model,
+            )
+        if not carry.advance(budget.spent):
+            return False
+        self.start_carry = None
+        return carry.result().components[0]
+
     def start_range_only(self, t: float, range_m: float, own: tuple | None, budget: admission.Budget) -> bool | None:
         """Range-only start of the filter at the range time *t* from the configured prior
         (carried to *t*) or from the range itself, opening its acquisition window: True;
@@ -253,33 +283,21 @@ class PeerTrack:
         if prior is not None and prior["frame"] == "ecef":
             age_s = t - prior["t_gps_s"]
             if abs(age_s) > ro.prior_max_age_s:
-                self._note_once(
-                    f"range_only_prior_refused:{pid}",
-                    "range_only_prior_refused",
-                    f"peer 0x{pid:02X}: the configured prior's epoch is {abs(age_s) / 3600.0:.1f} h "
-                    f"from the data, more than [range_only] prior_max_age_s "
-                    f"({ro.prior_max_age_s / 3600.0:.0f} h): not used",
+                self._refuse_prior(
+                    f"the configured prior's epoch is {abs(age_s) / 3600.0:.1f} h from the data, more than "
+                    f"[range_only] prior_max_age_s ({ro.prior_max_age_s / 3600.0:.0f} h)"
                 )
                 prior = None
             else:
-                carry = self.start_carry
-                if carry is None or carry.t_target != t:
-                    carry = self.start_carry = PriorCarry(
-                        absolute_prior(
-                            prior["t_gps_s"],
-                            prior["pos_ecef_m"],
-                            prior["vel_ecef_m_s"],
-                            prior["sigma_pos_m"],
-                            prior["sigma_vel_m_s"],
-                            prior["cov_rtn"],
-                        ),
-                        t,
-                        f.peer_model,
-                    )
-                if not carry.advance(budget.spent):
-                    return False
-                carried = carry.result().components[0]
-                self.start_carry = None
+                try:
+                    carried = self._carry_prior(prior, t, budget)
+                except Exception as exc:  # noqa: BLE001 - never lose a partner to one bad prior
+                    self.start_carry = None
+                    self._refuse_prior(f"the configured prior cannot be carried to the data ({_reason(exc)})")
+                    prior = None
+                else:
+                    if carried is False:
+                        return False
         if f.initialized:
             self.flush_outputs(math.inf)
             f.n_reinit += 1
@@ -289,18 +307,34 @@ class PeerTrack:
             eps = prior["wrong_side_probability"]
         source = f" ({prior['source']})" if prior is not None and prior["source"] else ""
         start = None  # (partner z (6,), relative covariance, how)
-        if carried is not None:
-            how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s){source}"
-            start = (carried.x0, carried.p0 + own_r, how)
-        elif prior is not None:
-            dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], prior["dr_rtn_m"], prior["dv_rtn_m_s"])
-            if prior["cov_rtn"] is not None:
-                rel_cov = rtn_covariance_to_gcrs(prior["cov_rtn"], own_z)
-            else:
-                sp, sv = prior["sigma_pos_m"], prior["sigma_vel_m_s"]
-                rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
-            start = (own_z + np.concatenate((dr, dv)), rel_cov, f"the configured RTN offset{source}")
-        if start is not None and not prior_agrees(start[0] - own_z, start[1], range_m, fc):
+        tail = prior.get("tail_probability", 0.0) if prior is not None else 0.0
+        scale = prior.get("tail_scale", 1.0) if prior is not None else 1.0
+        tail_cov = None
+        try:
+            if carried is not None:
+                how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s){source}"
+                start = (carried.x0, carried.p0 + own_r, how)
+                tail_cov = carried.p0 * scale**2 + own_r
+            elif prior is not None:
+                dr, dv = rtn_to_gcrs(own_z[:3], own_z[3:], prior["dr_rtn_m"], prior["dv_rtn_m_s"])
+                if prior["cov_rtn"] is not None:
+                    rel_cov = rtn_covariance_to_gcrs(prior["cov_rtn"], own_z)
+                else:
+                    sp, sv = prior["sigma_pos_m"], prior["sigma_vel_m_s"]
+                    rel_cov = np.diag([sp * sp] * 3 + [sv * sv] * 3)
+                start = (own_z + np.concatenate((dr, dv)), rel_cov, f"the configured RTN offset{source}")
+                tail_cov = rel_cov * scale**2
+            why = None if start is None else _start_problem(start[0], start[1])
+        except Exception as exc:  # noqa: BLE001 - never lose a partner to one bad prior
+            why = f"it cannot be used ({_reason(exc)})"
+        if why:
+            self._refuse_prior(f"the configured prior {why}")
+            start = carried = None
+        if tail > 0.0 and scale > 1.0 and tail_cov is not None:
+            check_cov = tail_cov  # (the widest component: a range its tail explains is no gross error)
+        else:
+            tail, check_cov = 0.0, start[1] if start is not None else None
+        if start is not None and not prior_agrees(start[0] - own_z, check_cov, range_m, fc):
             self._note_once(
                 f"range_only_prior_inconsistent:{pid}",
                 "range_only_prior_inconsistent",
@@ -312,7 +346,9 @@ class PeerTrack:
         if start is not None:
             z, rel_cov, how = start
             others = ((eps, 2.0 * own_z - z, "the prior's point mirror"),) if eps > 0.0 else ()
-            main_w, label = 1.0 - eps, "prior"
+            if tail > 0.0:
+                others += ((tail, z, "the prior's tail", tail_cov),)
+            main_w, label = 1.0 - eps - tail, "prior"
         else:
             side = ro.placement
             sp, sv = ro.prior_sigma_pos_m, ro.prior_sigma_vel_m_s
@@ -340,6 +376,19 @@ class PeerTrack:
         self.gap_reset = False
         self.hyp.start(t, how, main_w, label, others)
         return True
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:80]
+
+
+def _start_problem(z: np.ndarray, cov: np.ndarray) -> str | None:
+    """Why a prior's start state *z* (GCRS, 6) with covariance *cov* cannot start a filter
+    (None: it can)."""
+    if not (np.isfinite(z).all() and np.isfinite(cov).all()):
+        return "is not finite at the data's time"
+    why = orbit_state_problem(z[:3], z[3:], inertial=True)
+    return None if why is None else f"{why} at the data's time"
 
 
 def prior_agrees(x_rel: np.ndarray, rel_cov: np.ndarray, range_m: float, fc: FormationFilterConfig) -> bool:

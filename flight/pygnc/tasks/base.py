@@ -146,9 +146,10 @@ class Task:
         return {}
 
     # -- helpers -------------------------------------------------------------------------
-    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True) -> bool:
-        """Publish on *channel*; *keep*: remember it for a restarted consumer (replay)."""
-        return self.runner.publish(channel, msg_type, body, keep)
+    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True, seq: int | None = None) -> bool:
+        """Publish on *channel*; *keep*: remember it for a restarted consumer (replay);
+        *seq*: the message's number in a stream the task numbers itself (ingest)."""
+        return self.runner.publish(channel, msg_type, body, keep, seq)
 
 
 class TaskRunner:
@@ -158,6 +159,9 @@ class TaskRunner:
         self.log = logging.getLogger(self.name)
         self.stop_requested = False  # set by the signal handler only
         self.stopping_reason: str | None = None
+        #: the stop is the supervisor's ordered stop (its ``stop``), not the task's own
+        #: (the supervisor gone or silent, a sink's signal fallback)
+        self.stop_ordered = False
         self.sink_deadline: float | None = None
         self.decode_counters = DecodeCounters()
         self.supervisor = SupervisorWatch(ctx.supervisor_pid or os.getppid())
@@ -230,9 +234,15 @@ class TaskRunner:
                 self.last_ping = time.monotonic()
                 self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
             elif msg.type == "stop":
-                self._begin_stop(msg.body.get("reason", "stop"))
+                self._begin_stop(msg.body.get("reason", "stop"), ordered=True)
             elif msg.type == "replay":
                 self._replay_request(msg.body)
+
+    def service_control(self) -> None:
+        """Handle the control messages waiting, if any (never blocks): called by a task in
+        the middle of long work, so pings are answered and a stop is seen."""
+        if self.control.socket.poll(0, zmq.POLLIN):
+            self._handle_control()
 
     def _replay_request(self, body: dict) -> None:
         """The supervisor's ``replay``: a consumer of these channels died and will be back
@@ -263,9 +273,10 @@ class TaskRunner:
     def _replay_end(self, sub: Subscriber) -> None:
         self.log.info("replay of %s taken: %d messages; live from now", sub.channel.name, sub.replayed)
 
-    def _begin_stop(self, reason: str) -> None:
+    def _begin_stop(self, reason: str, ordered: bool = False) -> None:
         if self.stopping_reason is None:
             self.stopping_reason = reason
+            self.stop_ordered = ordered
             self.log.info("stopping: %s", reason)
 
     def _check_run_status(self) -> None:
@@ -319,8 +330,8 @@ class TaskRunner:
             if p.socket in events:
                 p.poll_subscriptions()
 
-    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True) -> bool:
-        return self.publishers[channel].publish(msg_type, body, wait=self.service, keep=keep)
+    def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True, seq: int | None = None) -> bool:
+        return self.publishers[channel].publish(msg_type, body, wait=self.service, keep=keep, seq=seq)
 
     def _pump_replays(self) -> float | None:
         """Send replays for a slice of time; how long the loop may wait before the next
@@ -366,7 +377,7 @@ class TaskRunner:
                         self.last_ping = time.monotonic()
                         self.control.send("pong", {"key": msg.body["key"], "counters": self.all_counters()})
                     elif msg.type == "stop":
-                        self._begin_stop(msg.body.get("reason", "stop"))
+                        self._begin_stop(msg.body.get("reason", "stop"), ordered=True)
                     elif msg.type == "replay":
                         self._replay_request(msg.body)
             self._check_run_status()
@@ -402,13 +413,16 @@ class TaskRunner:
             if msg is None:
                 self.task.on_dropped(channel, raw)
                 continue
-            if sub.skip_repeats and not sub.from_replay:
-                if msg.seq <= sub.max_seq:  # a restarted producer's stream again: taken already
+            if sub.skip_repeats:
+                # A restarted producer's stream (live, or replayed to this restarted task
+                # while it catches up) again: taken already.
+                if msg.seq <= sub.max_seq:
                     if not sub.repeats:
                         self.log.info(
-                            "%s: %s restarted: skipping what it publishes again (seq <= %d)",
+                            "%s: %s restarted: skipping what it %s again (seq <= %d)",
                             channel,
                             msg.src,
+                            "replays" if sub.from_replay else "publishes",
                             sub.max_seq,
                         )
                     sub.repeats += 1

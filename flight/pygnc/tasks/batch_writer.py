@@ -18,7 +18,10 @@ was already taken, so the downlink ends with the estimates the run ended with.
 
 Storage (:mod:`pygnc.batch_store`): downlink products come before logs - the logs stop
 before the free space falls into the downlink's reserve (``Config.batch_min_free_bytes``),
-and the writer uses that reserve down to the status files' (``Config.log_min_free_bytes``).
+the writer uses that reserve down to the status files' (``Config.log_min_free_bytes``), and
+there the logs give way (:func:`pygnc.logs.give_way`); records with no room even then are
+held and written when there is (``records_held`` in its health counters: the status's
+``batch_records_held``).
 A writer that could not write all it was to in this run says so in its health counters
 (``downlink_failed``), which the status reporter turns into the status flag of that name.
 
@@ -26,18 +29,23 @@ A sink (like the status reporter): after Ctrl-C it keeps draining until the supe
 reports the producers gone, then records their final messages, closes the open file and
 exits.  A writer restarted within a run first recovers the ``.part`` it left, then marks
 as taken the bins of the records this run already wrote, so the measurement stream
-ingest replays to it is not recorded twice.
+ingest replays to it is not recorded twice.  Every writer takes the spans of record times
+its series already wrote (:mod:`pygnc.batch_store`: earlier runs on the same
+configuration, a power-cut run's included) and records nothing inside them: the
+downlink is never sent twice.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..batch_store import BatchStore, resolve_batch_dir
+from ..batch_store import span_key, store_for
 from ..bus.messages import Message
 from ..formats import batch as fmt
+from ..logs import SyncingFileHandler, give_way
 from .base import Task
 
 #: Bins remembered per kind and key (oldest forgotten first): 2 days at a 60-s cadence.
@@ -64,10 +72,12 @@ class _KindState:
     bins: dict = field(default_factory=dict)  # key -> {bin: None} (insertion-ordered set)
     last_sig: dict = field(default_factory=dict)  # key -> bytes of the on_change fields
     last_t: dict = field(default_factory=dict)  # key -> latest recorded time, ms
-    held: dict = field(default_factory=dict)  # key -> (t_ms, values): newest not recorded
+    held: dict = field(default_factory=dict)  # key -> (t_ms, group of values): newest not recorded
     context: dict = field(default_factory=dict)  # key -> (raw record, t_sc_s)
+    written: dict = field(default_factory=dict)  # key -> (first, last) ms written by the series before
     records: int = 0
     skipped: int = 0
+    repeated: int = 0  # inside what the series had written
 
 
 class BatchRecorder:
@@ -125,8 +135,8 @@ class BatchRecorder:
             ks.last_t[key] = t_ms
             ks.held.pop(key, None)
 
-    def _write(self, ks: _KindState, key, t: float, raw: bytes) -> None:
-        if self.store.append(raw, t):
+    def _write(self, ks: _KindState, key, t: float, raw: bytes, mark: tuple | None) -> None:
+        if self.store.append(raw, t, mark):
             ks.records += 1
             if ks.kind.context:
                 ks.context[key] = (raw, t)
@@ -148,8 +158,8 @@ class BatchRecorder:
     def _record(self, ks: _KindState, group: list[dict]) -> None:
         """The records of one message (*group*: each one's field values - one for most kinds,
         one per kept orbit for ``partner_orbit``), recorded together if the first one's key
-        has its bin free or its ``on_change`` fields changed; else kept as the newest if the
-        kind is ``final``."""
+        has its bin free or its ``on_change`` fields changed, and its time is outside what the
+        series wrote before; else kept as the newest if the kind is ``final``."""
         kind = ks.kind
         values = group[0]
         try:
@@ -164,6 +174,11 @@ class BatchRecorder:
             t_ms = fmt.record_time_ms(t)
         except (ValueError, TypeError):
             self.time_errors += 1
+            return
+        mark = span_key(kind, values)
+        span = ks.written.get(key) if mark is not None else None
+        if span is not None and span[0] <= t_ms <= span[1]:  # the series wrote it before
+            ks.repeated += len(group)
             return
         sig = kind.field_bytes(payload, kind.on_change) if payload is not None else None
         changed = sig is not None and ks.last_sig.get(key) != sig
@@ -181,7 +196,7 @@ class BatchRecorder:
             return
         self._remember(ks, key, t_ms, sig)
         for raw in raws:
-            self._write(ks, key, t_ms / 1000.0, raw)
+            self._write(ks, key, t_ms / 1000.0, raw, mark)
 
     def _frames(self, kind: fmt.RecordKind, t_ms: int, group: list[dict], payload: bytes | None = None):
         """The framed records of *group* at *t_ms* (*payload*: the first one's, if packed
@@ -214,6 +229,20 @@ class BatchRecorder:
             n += 1
         return n
 
+    def seed_spans(self, spans: dict[tuple, list[int]]) -> int:
+        """Take the spans of record times the series wrote before (:mod:`pygnc.batch_store`):
+        nothing inside them is recorded again, and the bin of each span's end is taken (a
+        run after a cut goes on where the cut run stopped); returns how many."""
+        n = 0
+        for (name, key), (lo, hi) in spans.items():
+            ks = self.states.get(name)
+            if ks is None:
+                continue
+            ks.written[key] = (lo, hi)
+            self._remember(ks, key, hi, None)
+            n += 1
+        return n
+
     def finish(self) -> int:
         """Record the newest message of every ``final`` kind whose bin was taken; returns how many."""
         n = 0
@@ -223,8 +252,9 @@ class BatchRecorder:
                 if raws is None:
                     continue
                 self._remember(ks, key, t_ms, None)
+                mark = span_key(ks.kind, group[0])
                 for raw in raws:
-                    self._write(ks, key, t_ms / 1000.0, raw)
+                    self._write(ks, key, t_ms / 1000.0, raw, mark)
                 n += len(raws)
             ks.held.clear()
         return n
@@ -237,6 +267,7 @@ class BatchRecorder:
         return {
             "records": {n: ks.records for n, ks in self.states.items()},
             "decimated": sum(ks.skipped for ks in self.states.values()),
+            "written_before": sum(ks.repeated for ks in self.states.values()),
             "encode_errors": self.encode_errors,
             "time_errors": self.time_errors,
             "not_written": self.not_written,
@@ -250,23 +281,23 @@ class BatchWriter(Task):
         self.failures = 0
         self.host_flushes = 0
         kinds, periods = kind_selection(cfg)
-        self.directory = resolve_batch_dir(ctx.paths.home, cfg.batch_dir)
-        run_key = f"{ctx.run_number}:{ctx.t0_sc_s!r}:{ctx.t0_mono_s!r}"
         self.recorder: BatchRecorder | None = None
-        self.store = BatchStore(
-            self.directory,
+        self.store = store_for(
+            cfg,
+            ctx.paths.home,
             ctx.run_number,
-            run_key,
-            cfg.spacecraft_id,
-            max_file_bytes=cfg.batch_file_max_bytes,
-            max_file_age_s=cfg.batch_file_max_age_s,
-            total_max_bytes=cfg.batch_total_max_bytes,
-            min_free_bytes=cfg.log_min_free_bytes,
-            reserve_bytes=cfg.batch_min_free_bytes,
-            fsync_period_s=cfg.batch_fsync_period_s,
-            log=self.log,
+            ctx.t0_sc_s,
+            ctx.t0_mono_s,
+            self.log,
             context=lambda: self.recorder.context_records() if self.recorder else [],
+            make_room=lambda need: give_way(ctx.paths.log_root, ctx.log_dir, need),
         )
+        self.directory = self.store.dir
+        # The writer's own log lines are the downlink's story: they keep only the status files'
+        # reserve, not the downlink's (the other logs stop before it; these are a few lines).
+        for h in logging.getLogger().handlers:
+            if isinstance(h, SyncingFileHandler):
+                h.min_free_bytes = min(h.min_free_bytes, cfg.log_min_free_bytes)
         self.recorder = BatchRecorder(kinds, periods, self.store, ctx.sc_now, self.log)
         try:
             report = self.store.open()
@@ -277,13 +308,19 @@ class BatchWriter(Task):
             )
             return
         seeded = self.recorder.seed(self.store.run_records()) if report.restarted else 0
+        spans = self.recorder.seed_spans(self.store.spans)
         self.log.info(
-            "batch files in %s, next sequence %d; kinds %s%s%s",
+            "batch files in %s, next sequence %d; kinds %s%s%s%s",
             self.directory,
             report.next_sequence,
             ", ".join(f"{k.name}@{_period_text(periods[k.name])}" for k in kinds),
             f"; recovered {len(report.recovered)} .part files" if report.recovered else "",
             f"; restarted within run {ctx.run_number}: {seeded} records already written" if report.restarted else "",
+            f"; the series wrote {spans} kinds and keys before: their spans are not written again"
+            if spans
+            else "; a new series (configuration)"
+            if not report.spans_carried
+            else "",
         )
 
     def _guard(self, what: str, fn, *args):

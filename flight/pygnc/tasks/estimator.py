@@ -9,8 +9,11 @@ asks the processor for estimates propagated to the current spacecraft time every
 uncertainty), and once more when it stops - each time within a CPU budget, so a long gap
 between the batch and "now" is covered over several calls and never stalls the loop - but
 never beyond ``Config.max_propagation_s`` after the batch's last measurement (whatever the
-processor's own horizon: no estimate is ever propagated decades ahead).  A processor
-exception is counted (tracebacks for the first few) and never kills the task.
+processor's own horizon: no estimate is ever propagated decades ahead).  While a handler
+runs, the control link is serviced (pings answered) and a stop ends the handler's budget
+and gives up a range-only window fit under way (:meth:`EstimatorTask.interrupted`), so a
+stop never waits for them.  A processor exception is counted (tracebacks for the first
+few) and never kills the task.
 
 What it publishes, except the estimates propagated to "now", is kept for a restarted
 consumer (see the replay in :mod:`pygnc.tasks.base`).
@@ -31,6 +34,8 @@ PROPAGATE_PERIOD_S = 1.0
 STOP_PROPAGATION_BUDGET_S = 0.05
 #: Failures logged with a traceback before the rest are only counted.
 MAX_LOGGED_TRACEBACKS = 5
+#: While a handler runs, the control link is serviced at most this often, s.
+CONTROL_LOOK_PERIOD_S = 0.01
 
 
 class EstimatorTask(Task):
@@ -40,6 +45,8 @@ class EstimatorTask(Task):
     def __init__(self, runner):
         super().__init__(runner)
         self.processor = self.make_processor()
+        self.processor.interrupt = self.interrupted
+        self._next_control_look = 0.0
         self.batch_done = False
         self.batch_last_sc_s = float("nan")
         self.next_propagate = 0.0
@@ -48,6 +55,18 @@ class EstimatorTask(Task):
 
     def make_processor(self) -> Processor:
         return self.processor_class(self.config)
+
+    def interrupted(self) -> bool:
+        """Whether the task stops (a stop signal, or the supervisor's ``stop``): asked by the
+        processor while it works; the control link is serviced meanwhile (pings answered)."""
+        r = self.runner
+        if r.stop_requested or r.stopping_reason is not None:
+            return True
+        now = time.monotonic()
+        if now >= self._next_control_look:
+            self._next_control_look = now + CONTROL_LOOK_PERIOD_S
+            r.service_control()
+        return r.stop_requested or r.stopping_reason is not None
 
     def _publish_all(self, outputs) -> None:
         # Kept for a restarted consumer (replay): everything but the estimates propagated to

@@ -25,7 +25,10 @@ by more than :data:`CLOCK_REFIT_TOLERANCE_S`.
 A restarted consumer gets, alone, the batch messages published so far and then the most
 recent ``Config.stream_live_keep_max`` live frames again (:class:`ReplayCursor`); meanwhile
 nothing is published live (the channel waits for its slowest consumer: the others see the
-stream as they would have without the restart).
+stream as they would have without the restart).  Every message carries its position in the
+stream as its ``seq`` (the batch's from 1, the live ones after them), live or replayed, and
+whichever instance of ingest sends it: a consumer skips what it has taken already
+(:class:`pygnc.bus.transport.Subscriber`).
 """
 
 from __future__ import annotations
@@ -43,11 +46,17 @@ from ..bus.messages import Encoder, Message
 from ..config import Config, Paths
 from ..formats.common import drain
 from ..formats.gps import decode_gps_segments
-from ..formats.range_file import RANGE_PACKET_DTYPE, RANGE_PACKET_SIZE, decode_ranges, iter_read_range_dir
+from ..formats.range_file import (
+    RANGE_PACKET_DTYPE,
+    RANGE_PACKET_SIZE,
+    decode_ranges,
+    has_range_files,
+    iter_read_range_dir,
+)
 from ..formats.sense import decode_sensor_segments, iter_read_sense_file
 from ..formats.settings import DecodeSettings
 from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
-from ..timeorder import time_outliers
+from ..timeorder import iter_time_outliers, jump_threshold_s, time_outliers
 from .base import Task
 
 #: Messages published per loop turn.
@@ -272,11 +281,29 @@ def _outlier_text(t: np.ndarray, mask: np.ndarray, limit: int = 3) -> str:
     return "; ".join(parts) + (" ..." if mask.sum() > limit else "")
 
 
+#: Islands of up to this many records' stamps that leave the data and come back are time
+#: outliers (the neighbourhood rule of pygnc.timeorder; longer ones: the clock map's).
+ISLAND_RECORDS = 4
+#: The same for range packets of one file, packets.
+RANGE_ISLAND_PACKETS = 8
+
+
 def sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of the time outliers (:func:`pygnc.timeorder.time_outliers`) among sense.bin's
-    sensor samples and own fixes.  A record's stamps are judged in the order they were
-    taken - its samples, then its fix (an all-zero GPS segment, stamp 0, has none) - so up
-    to one record's worth of stamps may form an island."""
+    """Masks of the time outliers among sense.bin's sensor samples and own fixes
+    (:func:`iter_sense_time_outliers`)."""
+    return drain(iter_sense_time_outliers(sensors, fixes, config))
+
+
+def iter_sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config):
+    """A generator (yields between slices of the work) returning the masks of the time
+    outliers among sense.bin's sensor samples and own fixes, judged two ways:
+
+    * against the neighbours (:func:`pygnc.timeorder.time_outliers`): a record's stamps in
+      the order they were taken - its samples, then its fix (an all-zero GPS segment, stamp
+      0, has none) - one record's worth alone, up to :data:`ISLAND_RECORDS` records' away
+      from the data and back;
+    * against the clock map (:func:`clock_map_outliers`): the stamps of a record whose own
+      fix's GPS time says where it belongs, and they are not there."""
     per = config.sensors_per_record
     n = fixes.size
     if n == 0 or sensors.size != n * per:
@@ -284,8 +311,56 @@ def sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config) 
     seq = np.empty((n, per + 1))
     seq[:, :per] = sensors["t_sc_s"].reshape(n, per)
     seq[:, per] = np.where(fixes["t_sc_s"] == 0, np.nan, fixes["t_sc_s"])
-    mask = time_outliers(seq.reshape(-1), per + 1, config.time_outlier_min_jump_s).reshape(n, per + 1)
+    mask = yield from iter_time_outliers(
+        seq.reshape(-1), per + 1, config.time_outlier_min_jump_s, ISLAND_RECORDS * (per + 1)
+    )
+    mask = mask.reshape(n, per + 1)
+    mask |= yield from clock_map_outliers(seq, fixes, mask, config)
     return mask[:, :per].reshape(-1), mask[:, per]
+
+
+def clock_map_outliers(seq: np.ndarray, fixes: np.ndarray, mask: np.ndarray, config: Config):
+    """A generator returning the (records, stamps) mask of the stamps in *seq* (each record's
+    samples and fix) that the clock map places elsewhere than their record's own fix says.
+
+    The map is fitted (robustly: the offset most pairs share) to the valid fixes whose
+    stamps the neighbours kept (not in *mask*), and used only if most of them share it
+    (fixes whose GPS times are garbage judge nothing).  A valid fix whose stamp and GPS time
+    disagree on the map by more than the jump threshold has one of the two wrong: each is
+    compared with what the records that agree on either side say it should be (carried
+    across at the records' pace), and the one further off is wrong.  Where it is the stamp,
+    every stamp of the record further than the threshold from where its GPS time maps is an
+    outlier - a run of records of any length, at the ends too (stamps the map cannot place
+    would give the estimators times a day or a year off).  A wrong GPS time says nothing of
+    the stamps; records without a valid fix are left to the neighbours."""
+    out = np.zeros(seq.shape, dtype=bool)
+    t_fix, t_gps = seq[:, -1], fixes["t_gps_s"].astype(float)
+    idx = np.flatnonzero(fixes["valid"] & np.isfinite(t_fix) & np.isfinite(t_gps))
+    kept = idx[~mask[idx, -1]]
+    cm = fit_clock_map(t_fix[kept], t_gps[kept]) if kept.size else None
+    if cm is None or cm.n_pairs < max(2, kept.size / 2):  # the stamps and GPS times do not broadly agree
+        return out
+        yield  # (a generator)
+    jump = jump_threshold_s(seq.reshape(-1), config.time_outlier_min_jump_s)
+    off = np.abs(cm.gps_from_sc(t_fix[idx]) - t_gps[idx]) > jump
+    agree, odd = idx[~off], idx[off]
+    if odd.size == 0 or agree.size == 0:
+        return out
+    pace = float(np.median(np.diff(t_fix[agree]) / np.diff(agree))) if agree.size > 1 else 0.0
+    pos = np.searchsorted(agree, odd)
+    p = agree[np.maximum(pos - 1, 0)]  # the agreeing record before (or, at the start, after)
+    q = agree[np.minimum(pos, agree.size - 1)]  # ... after (or, at the end, before)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(q != p, (odd - p) / (q - p), 0.0)
+        where = np.where(q != p, t_fix[p] + frac * (t_fix[q] - t_fix[p]), t_fix[p] + (odd - p) * pace)
+    stamp_off = np.abs(t_fix[odd] - where)
+    gps_off = np.abs(cm.sc_from_gps(t_gps[odd]) - where)
+    wrong = odd[(stamp_off > jump) & (gps_off < stamp_off / 2)]
+    yield
+    expected = cm.sc_from_gps(t_gps[wrong])
+    with np.errstate(invalid="ignore"):
+        out[wrong] = np.abs(seq[wrong] - expected[:, None]) > jump
+    return out
 
 
 def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
@@ -314,7 +389,7 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
             config.sense_file_max_bytes,
             over,
         )
-    bad_s, bad_f = sense_time_outliers(sensors, fixes, config)
+    bad_s, bad_f = yield from iter_sense_time_outliers(sensors, fixes, config)
     n_out = int(bad_s.sum() + bad_f.sum())
     if n_out:
         log.warning(
@@ -345,15 +420,29 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
     return sensors, fixes
 
 
+#: Range files judged for time outliers between two yields of :func:`iter_range_time_outliers`.
+OUTLIER_SLICE_FILES = 500
+
+
+def iter_range_time_outliers(rb, config: Config):
+    """:func:`range_time_outliers` as a generator: it yields every
+    :data:`OUTLIER_SLICE_FILES` files (a backlog of thousands of files is judged in slices,
+    the ingest task answering health pings between them) and returns the mask."""
+    mask = np.zeros(rb.ranges.size, dtype=bool)
+    t = rb.ranges["t_sc_s"]
+    i = 0
+    for n, k in enumerate(rb.file_ranges):
+        mask[i : i + k] = time_outliers(t[i : i + k], 1, config.time_outlier_min_jump_s, RANGE_ISLAND_PACKETS)
+        i += k
+        if n % OUTLIER_SLICE_FILES == OUTLIER_SLICE_FILES - 1:
+            yield
+    return mask
+
+
 def range_time_outliers(rb, config: Config) -> np.ndarray:
     """Mask of the time outliers among the ranges of a :class:`RangeBatch`, judged file by
     file in recording order (a range packet alone: islands of one)."""
-    mask = np.zeros(rb.ranges.size, dtype=bool)
-    i = 0
-    for k in rb.file_ranges:
-        mask[i : i + k] = time_outliers(rb.ranges["t_sc_s"][i : i + k], 1, config.time_outlier_min_jump_s)
-        i += k
-    return mask
+    return drain(iter_range_time_outliers(rb, config))
 
 
 def _retime_peer_fixes(gps: np.ndarray, ranges: np.ndarray) -> None:
@@ -368,9 +457,8 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
     """A generator (yields between pieces of the files): (peer fixes or None, ranges) of
     ~/range/rng*.bin and ~/range.bin, or (None, None); their stats appended to *out*.  Peer
     fixes only with ``range_gps_source = "peer"``.  Time outliers are dropped and counted."""
-    files = sorted(paths.range_dir.glob("rng*.bin")) if paths.range_dir.is_dir() else []
     where = paths.range_dir if paths.range_dir.is_dir() or not paths.range_file.is_file() else paths.range_file
-    if not files and not paths.range_file.is_file():
+    if not has_range_files(paths.range_dir) and not paths.range_file.is_file():
         log.warning("no range files in %s and no %s", paths.range_dir, paths.range_file)
         out.stats.append(_stats_body("range", where, present=paths.range_dir.is_dir(), note="no range files"))
         return None, None
@@ -394,7 +482,7 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
             ", ".join(rb.files_over_limit),
             over,
         )
-    bad = range_time_outliers(rb, config)
+    bad = yield from iter_range_time_outliers(rb, config)
     n_out = int(bad.sum())
     ranges = rb.ranges
     gps = rb.gps_fixes
@@ -523,7 +611,12 @@ def iter_message_stream(paths: Paths, config: Config, log: logging.Logger | None
     log = log or logging.getLogger("ingest")
     out = MessageStream(messages=LazyMessages() if lazy else [])
     sensors, fixes = yield from _read_sense(paths, config, log, out)
-    peers, ranges = yield from _read_ranges(paths, config, log, out)
+    try:  # sense.bin first: nothing in the range files costs its samples and fixes
+        peers, ranges = yield from _read_ranges(paths, config, log, out)
+    except Exception as exc:  # noqa: BLE001 - (OSError is reported by _read_ranges itself)
+        log.exception("reading the range files failed: going on without them")
+        out.stats.append(_stats_body("range", paths.range_dir, present=False, note=f"unreadable: {exc}"[:200]))
+        peers = ranges = None
     yield
     out.messages.extend(("ingest_stats", b) for b in out.stats)
     _add_clock_map(fixes, log, out)
@@ -550,21 +643,21 @@ def build_message_stream(
 
 class ReplayCursor:
     """Ingest's replay to one restarted consumer: the batch messages published so far, then
-    the live items kept, in publication order - each built and encoded when it is sent (its
-    own encoder: ``seq`` from 1)."""
+    the live items kept, in publication order - each built and encoded when it is sent, with
+    the ``seq`` it was published with."""
 
     def __init__(self, ingest: Ingest):
         self.ingest = ingest
         self.encoder = Encoder(ingest.runner.name)
         self.i = 0  # next batch message
         self.j = 0  # next live item, counted from the first ever published
-        self.queued: deque[tuple[str, dict]] = deque()  # the rest of a live item's messages
+        self.queued: deque[tuple[str, dict, int]] = deque()  # the rest of a live item's messages
 
     def next(self) -> bytes | None:
         ing = self.ingest
         if not self.queued:
             if self.i < ing.pos:
-                self.queued.append(ing.stream[self.i])
+                self.queued.append((*ing.stream[self.i], self.i + 1))
                 self.i += 1
             else:
                 first = ing.live_published - len(ing.live_kept)
@@ -572,11 +665,23 @@ class ReplayCursor:
                 while not self.queued and self.j < ing.live_published:
                     item = ing.live_kept[self.j - first]
                     self.j += 1
-                    self.queued.extend([(item[1], item[2])] if item[0] == "msg" else ing._decode_live(item[1], item[2]))
+                    self.queued.extend(ing.live_item_messages(item))
         if not self.queued:
             return None
-        msg_type, body = self.queued.popleft()
-        return self.encoder.encode(msg_type, body)
+        msg_type, body, seq = self.queued.popleft()
+        return self.encoder.encode(msg_type, body, seq)
+
+
+@dataclass
+class LiveItem:
+    """One live frame as published: its bytes (decoded again for a replay), the ``seq`` of
+    its first message and the clock maps fitted with its fixes, each with its place among the
+    frame's messages (published before that fix)."""
+
+    tag: str
+    data: bytes
+    seq: int
+    clock_maps: tuple[tuple[int, dict], ...] = ()
 
 
 class Ingest(Task):
@@ -595,10 +700,11 @@ class Ingest(Task):
         self.meas = runner.publishers["meas"]
         self.meas.source = lambda: ReplayCursor(self)
         # Live frames: waiting to be published (tag, data), and those published (kept for a
-        # replay: ("frame", tag, data) or ("msg", type, body) for the clock maps fitted).
+        # replay).
         self.live_pending: deque[tuple[str, bytes]] = deque()
-        self.live_kept: deque[tuple] = deque(maxlen=max(1, int(cfg.stream_live_keep_max)))
+        self.live_kept: deque[LiveItem] = deque(maxlen=max(1, int(cfg.stream_live_keep_max)))
         self.live_published = 0  # live items published (kept or no longer)
+        self.live_seq = 0  # seq of the last live message (0: none yet)
         self.clock_sc: list[float] = []
         self.clock_gps: list[float] = []
         self.clock: ClockMap | None = None
@@ -691,24 +797,31 @@ class Ingest(Task):
         )
         return [("clock_map", clock_map_body(cm))]
 
-    def _keep(self, item: tuple) -> None:
-        self.live_kept.append(item)
-        self.live_published += 1
+    def live_item_messages(self, item: LiveItem) -> list[tuple[str, dict, int]]:
+        """The messages of a live item as they were published: (type, body, seq)."""
+        msgs = self._decode_live(item.tag, item.data)
+        for k, body in item.clock_maps:
+            msgs.insert(k, ("clock_map", body))
+        return [(t, b, item.seq + k) for k, (t, b) in enumerate(msgs)]
 
-    def _next_live(self) -> list[tuple[str, dict]] | None:
-        """The messages of the next live item to publish, or None."""
+    def _next_live(self) -> list[tuple[str, dict, int]] | None:
+        """The messages of the next live item to publish, (type, body, seq), or None."""
         if not self.live_pending:
             return None
         tag, data = self.live_pending.popleft()
         msgs: list[tuple[str, dict]] = []
+        clock_maps = []
         for m in self._decode_live(tag, data):
             if m[0] == "gps_fix":
                 for cm in self._clock_update(m[1]):
+                    clock_maps.append((len(msgs), cm[1]))
                     msgs.append(cm)
-                    self._keep(("msg", cm[0], cm[1]))
             msgs.append(m)
-        self._keep(("frame", tag, data))
-        return msgs
+        seq = max(self.live_seq, len(self.stream)) + 1
+        self.live_kept.append(LiveItem(tag, data, seq, tuple(clock_maps)))
+        self.live_published += 1
+        self.live_seq = seq + len(msgs) - 1
+        return [(t, b, seq + k) for k, (t, b) in enumerate(msgs)]
 
     def step(self) -> float:
         if self.reading is not None and not self._read_slice():
@@ -723,7 +836,7 @@ class Ingest(Task):
                 if self.meas.replay_pending:  # (asked for while a send waited)
                     return 0.5
                 msg_type, body = self.stream[self.pos]
-                if not self.publish("meas", msg_type, body, keep=False):  # the stream is kept here
+                if not self.publish("meas", msg_type, body, keep=False, seq=self.pos + 1):  # kept here
                     return 0.0 if self.runner.stopping_reason is None else 0.5
                 self.pos += 1
                 self.published += 1
@@ -736,8 +849,8 @@ class Ingest(Task):
             msgs = self._next_live()
             if msgs is None:
                 return 0.5
-            for msg_type, body in msgs:
-                if not self.publish("meas", msg_type, body, keep=False):
+            for msg_type, body, seq in msgs:
+                if not self.publish("meas", msg_type, body, keep=False, seq=seq):
                     return 0.0 if self.runner.stopping_reason is None else 0.5
                 self.n_live["messages"] += 1
                 n += 1

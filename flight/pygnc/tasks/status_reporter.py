@@ -25,13 +25,14 @@ from __future__ import annotations
 import math
 import time
 
-from ..atomic import free_bytes, remove_stale_temps, write_atomic
+from ..atomic import free_bytes, free_inodes, keep_spare, remove_stale_temps, write_atomic
 from ..bus.channels import CHANNELS
 from ..bus.messages import SCHEMA_VERSION, Message
 from ..config_source import config_flags, rejection_note
 from ..formats import status as st
 from ..formats.info import render_info
 from ..logs import BusLogWriter, records_dropped
+from ..regular_files import read_small_file
 from ..validity import assess
 from .base import Task
 from .table import TASK_NAMES_BY_ID, enabled_tasks
@@ -60,11 +61,13 @@ class StatusReporter(Task):
         self.att_has_reference = True
         self.other_logs_limited = False  # another task's text log dropped records
         self.downlink_failed = False  # the batch writer could not write every record
+        self.batch_records_held = 0  # ... and how many wait for room (its last health counters)
         # Logs outside PYGNC_HOME/pygnc_logs (it could not be made): they end with the run.
         self.logs_not_kept = ctx.log_dir.parent != ctx.paths.log_root
         for path in (ctx.paths.status_file, ctx.paths.info_file):
             if remove_stale_temps(path):
                 self.log.warning("removed temporary files a crash left next to %s", path.name)
+        keep_spare(ctx.paths.status_spare)
         try:
             self.buslog = BusLogWriter(
                 ctx.log_dir / "bus.log",
@@ -73,6 +76,7 @@ class StatusReporter(Task):
                 ctx.config.bus_log_max_bytes,
                 ctx.config.log_fsync_period_s,
                 ctx.config.log_reserve_bytes,
+                ctx.config.spacecraft_id,
             )
         except OSError as exc:  # e.g. a full disk: run without a bus log, and say so
             self.log.error("cannot open the bus log: %s", exc)
@@ -101,7 +105,7 @@ class StatusReporter(Task):
         without them while the producers replay; the replay replaces an estimate only by a
         newer one.  False if there is none of this run."""
         try:
-            old = st.decode_status(self.ctx.paths.status_file.read_bytes())
+            old = st.decode_status(read_small_file(self.ctx.paths.status_file, st.SIZE))
         except (OSError, st.StatusError):
             return False
         if old["run"] != self.ctx.run_number:
@@ -241,8 +245,10 @@ class StatusReporter(Task):
             counters = t.get("counters")
             if isinstance(counters, dict) and counters.get("log_dropped"):
                 self.other_logs_limited = True
-            if isinstance(counters, dict) and counters.get("downlink_failed") and t.get("name") == "batch_writer":
-                self.downlink_failed = True
+            if isinstance(counters, dict) and t.get("name") == "batch_writer":
+                self.downlink_failed = self.downlink_failed or bool(counters.get("downlink_failed"))
+                held = counters.get("records_held", 0)
+                self.batch_records_held = held if isinstance(held, int) and held >= 0 else 0
             k = slot.get(_TASK_IDS.get(t.get("name")))
             if k is None:
                 continue
@@ -293,14 +299,18 @@ class StatusReporter(Task):
         s["bus_dropped"] = self.runner.decode_counters.dropped
         free = free_bytes(ctx.paths.home)
         s["home_free_kib"] = math.nan if free is None else free // 1024
+        inodes = free_inodes(ctx.paths.home)
+        s["home_free_inodes"] = math.nan if inodes is None else inodes
+        s["batch_records_held"] = self.batch_records_held
         s["status_write_failures"] = self.write_failures
         s["log_frames_not_written"] = 0 if self.buslog is None else self.buslog.frames_not_written
         s["flags"] = self.flags | self._storage_flags()
         s["flags"] = assess(s, now_sc, self.config, self.att_has_reference)
         data = st.encode_status(s)
         # Info first: a reader who sees a new status finds an info file at least as new.
-        write_atomic(ctx.paths.info_file, render_info(st.decode_status(data), config_note=self.config_note))
-        write_atomic(ctx.paths.status_file, data)
+        spare = ctx.paths.status_spare  # (written on with the inodes exhausted)
+        write_atomic(ctx.paths.info_file, render_info(st.decode_status(data), config_note=self.config_note), spare)
+        write_atomic(ctx.paths.status_file, data, spare)
         self.last_write = time.monotonic()
         self.dirty = False
 
@@ -315,9 +325,14 @@ class StatusReporter(Task):
         return max(0.0, min(due - time.monotonic(), 0.5))
 
     def on_stop(self, reason: str) -> None:
-        self.flags |= st.FLAG_STOPPING
-        # The supervisor's last health table said who stopped cleanly.  The bus log first:
-        # its last frames then count in the final status.
+        # Flag stopping only in the supervisor's ordered stop (which then writes the final
+        # status again with each task's final state): stopping on its own (the supervisor
+        # gone or silent) the run ends without it, and its last status must not look like
+        # a clean stop's.  The bus log first: its last frames then count in the status.
+        if self.runner.stop_ordered:
+            self.flags |= st.FLAG_STOPPING
+        else:
+            self.log.warning("the run ends without the supervisor's ordered stop (%s): no flag stopping", reason)
         if self.buslog is not None:
             self._guard("closing the bus log", self.buslog.close)
         self.final_status_written = self.write_status()

@@ -48,7 +48,9 @@ from .. import terminal
 from ..bus.messages import Message
 from ..bus.transport import LIVE_PREFIX
 from ..formats import batch as fmt
+from ..formats import status as st
 from ..formats import stream as fs
+from ..regular_files import read_small_file
 from .base import Task
 from .table import expected_subscribers
 
@@ -331,7 +333,7 @@ class TtyStream(Task):
         elif tag == fs.STATUS:
             self._ack(item, fs.ACK_OK)
             try:
-                status = self.ctx.paths.status_file.read_bytes()
+                status = read_small_file(self.ctx.paths.status_file, st.SIZE)
             except OSError:
                 status = None
             if status is not None and len(status) <= fs.max_payload_bytes():

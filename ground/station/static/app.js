@@ -41,6 +41,43 @@ function utcAxisValues(u, splits) {
   });
 }
 
+// Numeric axis labels with as many decimals as the tick step needs: uPlot's own keep at
+// most 3, so ticks 0.0101 and 0.0102 both read "0.01" (a right axis of m/s repeated its
+// labels).  A log axis: each value to 3 significant digits.
+function decimalsFor(step) {
+  if (!(step > 0) || !isFinite(step)) return 0;
+  for (let d = 0; d <= 12; d++) {
+    const x = step * 10 ** d;
+    if (Math.abs(x - Math.round(x)) < 1e-6 * Math.max(1, x)) return d;
+  }
+  return 12;
+}
+const numberText = (v, opts) => v.toLocaleString("en-US", opts);
+function numAxisValues(u, splits, axisIdx, foundSpace, foundIncr) {
+  const d = decimalsFor(foundIncr);
+  return splits.map((v) => (v === null || v === undefined || !isFinite(v)) ? null
+    : numberText(v, { minimumFractionDigits: d, maximumFractionDigits: d }));
+}
+function logAxisValues(u, splits) {
+  return splits.map((v) => (v === null || v === undefined || !isFinite(v) || v <= 0) ? null
+    : numberText(v, { maximumSignificantDigits: 3 }));
+}
+
+// A y axis as wide as its widest tick label (at least uPlot's 50 px): its fixed 50 px let a
+// six-character label run into the axis's unit.  (Called again by uPlot after the labels change; from the third
+// call of one layout it keeps the size it has, so the layout settles.)
+function axisSize(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;
+  let widest = 0;
+  u.ctx.font = axis.font[0];
+  for (const v of values || []) if (v !== null && v !== undefined) widest = Math.max(widest, u.ctx.measureText(String(v)).width);
+  // (never under uPlot's 50 px: the first time label, centred on the plot's left edge,
+  // spills over this axis)
+  return Math.max(50, Math.ceil(axis.ticks.size + axis.gap + widest / devicePixelRatio + 4));
+}
+const yAxis = (opts, log) => Object.assign({ size: axisSize, values: log ? logAxisValues : numAxisValues }, opts || {});
+
 // A received note's text: the flight record keeps the first 64 bytes of a longer note and
 // ends it with "…" (model.py marks such notes "cut"), so a cut text is shown to its last
 // whole word, with the ellipsis.
@@ -191,17 +228,23 @@ function drawBands(u) {
 function makePlot(id, title, series, axes, scales) {
   const el = $(id);
   let u = null;
+  const log = Object.values(scales || {}).some((s) => s.distr === 3);
+  const yAxes = axes.map((a) => yAxis(a, log));
+  const rightAxis = axes.some((a) => a.side === 1);
   const build = (data) => {
     const w = Math.max(320, el.clientWidth || 540);
     const utc = S.timeScale === "utc";
     u = new uPlot({
       title, width: w, height: 190,
+      // room on the right for half the last time label (none is cut at the canvas' edge)
+      padding: [null, rightAxis ? null : 32, null, null],
       scales: Object.assign({ x: { time: utc,       // one point: a minute either side, not years
                                    range: (u, lo, hi) => lo === hi ? [lo - 60, hi + 60] : [lo, hi] } },
                             scales || {}),
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),   // axes in UTC, whatever the browser's zone
       series: [utc ? { label: "UTC", value: (u, v) => utcText(v) } : { label: "SC s" }].concat(series()),
-      axes: [utc ? { values: utcAxisValues, size: 54 } : {}].concat(axes), legend: { live: true },
+      // time labels ("00:53:30") at least 66 px apart: uPlot's 50 px let them touch
+      axes: [utc ? { values: utcAxisValues, size: 54, space: 66 } : { space: 66 }].concat(yAxes), legend: { live: true },
       hooks: { drawClear: [drawBands] },
     }, data, el);
   };
