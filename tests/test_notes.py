@@ -123,7 +123,7 @@ class _Store:
     def __init__(self):
         self.records = []
 
-    def append(self, raw, t):
+    def append(self, raw, t, mark=None):
         self.records.append(raw)
         return True
 
