@@ -159,7 +159,7 @@ def tle_priors(out: Path, truth, wrong_side_probability: float | None) -> dict:
 
 def _tle_priors(out: Path, t0: float, ids: list[int], wrong_side_probability: float | None, path: Path) -> dict:
     cmd = ["--tle", str(out / "tle.txt"), "--self", str(90000 + ids[0]), "--epoch-utc", _iso_utc(t0)]
-    cmd += ["--out", str(path)]
+    cmd += ["--out", str(path), "--spacecraft-id", f"0x{ids[0]:02X}"]  # (a new file names its spacecraft)
     for p in ids[1:]:
         cmd += ["--partner", f"0x{p:02X}={90000 + p}"]
     if wrong_side_probability is not None:

@@ -53,7 +53,17 @@ def _tle_priors(out, truth, *extra) -> dict:
     epoch = dt.datetime.fromtimestamp(utc_unix_from_gps(t0), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     path = out / "priors.toml"
     path.unlink(missing_ok=True)
-    args = ["uplink", "--tle", str(out / "tle.txt"), "--self", "90074", "--partner", "0x4B=90075"]
+    args = [
+        "uplink",
+        "--tle",
+        str(out / "tle.txt"),
+        "--self",
+        "90074",
+        "--partner",
+        "0x4B=90075",
+        "--spacecraft-id",
+        "0x4A",
+    ]
     args += ["--epoch-utc", epoch, "--out", str(path), *extra]
     with contextlib.redirect_stdout(io.StringIO()):
         assert ground_main(args) == 0
