@@ -84,7 +84,12 @@ from ..estimation.formation_filter import (
     rtn_matrix,
 )
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only import RangeOnlyConfig, mix, orbit_ambiguity_m, with_plane_mirror
+from ..estimation.range_only import (
+    RangeOnlyConfig,
+    mix,
+    orbit_ambiguity_m,
+    with_mirror_images,
+)
 from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import peer_word
 from . import Output, Processor, admission, clock_map_from_body, now_cursor
@@ -530,11 +535,13 @@ class FormationProcessor(Processor):
         if len(ests) > 1:
             ws = (w[0],) + tuple(w[1])
         if self.range_only and acq is None:
-            ests, ws = with_plane_mirror(ests, ws, p.hyp.plane_odds)
+            ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)
         if len(ests) > 1:
             x, pr = mix(ests, ws, I_REPORTED)
         hyp_dr = [e[0][9:12] for e in ests]
         ambiguity = orbit_ambiguity_m([e[0] for e in ests], ws, x)
+        if self.range_only and acq is None:
+            ambiguity = max(ambiguity, p.hyp.unresolved_m)  # (orbits the ranges cannot tell apart)
         j = ecef_jacobian(t)
         x_rel = x[9:15]
         p6 = pr[:6, :6]
