@@ -226,7 +226,7 @@ def batch_figures(args, session_s: float, figs: list) -> None:
 
         # ---- cost -------------------------------------------------------------------------
         per_msg_us = dt / len(stream) * 1e6
-        every = {k.name: 0.0 for k in B.KINDS}
+        every = {k.name: 0.0 for k in B.current_kinds()}
         rec0, store0, dt0 = record(stream, tmp / "every", periods=every, t_now=t_end)
         store0.close()
         n0 = store0.counters.records_written

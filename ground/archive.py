@@ -24,7 +24,10 @@ docs/interface.md, "Archive"); fields are JSON, queryable with SQLite's ``json_e
 
 An archive of schema 1 (records without a source) is brought to schema 2 when opened, in
 one transaction: each record's source (and the kind and device schema 2 gives a CSV row)
-from the file it came from and its fields, its key computed again.
+from the file it came from and its fields, its key computed again.  One of schema 2 is
+brought to schema 3: every record gets its spacecraft and run (its fields', else its
+file's).  One of schema 3 is brought to schema 4: a partner's device written as everywhere
+else (``peer_75`` becomes ``peer_0x4B``).  Keys are computed again at each step.
 
 Exit status: 0 every input loaded (or already there), 1 an input given by name unreadable
 or of no known kind, or nothing loadable found at all, 2 bad usage.
@@ -44,7 +47,7 @@ from pathlib import Path
 from ground.archive_sources import READERS, SourceRecords, csv_record, detect_kind, origin
 from pygnc.formats.common import read_regular_file
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,7 +72,7 @@ CREATE TABLE IF NOT EXISTS records (
     source      TEXT NOT NULL,            -- what produced it: ground_replay, onboard_downlink,
                                           -- onboard_buslog, onboard_status, host_sense, host_range, csv
     kind        TEXT NOT NULL,            -- hk_reading, hk_device, orbit_estimate, status, sensor, ...
-    device      TEXT NOT NULL,            -- housekeeping device, producing task, peer_<id>, or ''
+    device      TEXT NOT NULL,            -- housekeeping device, producing task, peer_0x4B, or ''
     record      TEXT NOT NULL,            -- EMUS sentence / OPC-N3 record / device state, or ''
     t_sc_s      REAL,                     -- spacecraft time, s (NULL if none)
     key         BLOB NOT NULL UNIQUE,     -- SHA-256/128 of source, kind, device, record, time, fields, raw,
@@ -145,10 +148,13 @@ class Archive:
             )
             if row is not None and int(row[0]) > SCHEMA_VERSION:
                 raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
-            if row is not None and int(row[0]) == 1:
+            version = None if row is None else int(row[0])
+            if version == 1:
                 self._migrate_v1()
-            if row is not None and int(row[0]) <= 2:
-                self._migrate_v2()
+            if version is not None and (version <= 2 or version == 3 and not self._has_origin_columns()):
+                self._migrate_v2()  # (a schema 3 without them: a development build's, partners already 0x4B)
+            if version is not None and version <= 3:
+                self._migrate_v3()
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ArchiveError(f"{self.path}: not a usable SQLite archive ({exc})") from None
@@ -157,6 +163,10 @@ class Archive:
                 self.conn.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?)", ("schema_version", str(SCHEMA_VERSION))
                 )
+
+    def _has_origin_columns(self) -> bool:
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(records)")}
+        return {"spacecraft_id", "run"} <= columns
 
     def _migrate_v1(self) -> None:
         """Schema 1 -> 2 in one transaction: every record gets its source (a CSV row also
@@ -234,6 +244,33 @@ class Archive:
                 conn.execute(
                     "UPDATE records SET spacecraft_id = ?, run = ?, key = ? WHERE record_id = ?",
                     (sc, run, record_key(source, kind, device, record, t, fj, raw, sc, run), record_id),
+                )
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", ("3", "schema_version"))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.isolation_level = ""
+
+    def _migrate_v3(self) -> None:
+        """Schema 3 -> 4 in one transaction: a partner's device ``peer_<decimal id>`` becomes
+        ``peer_0x4B`` (:func:`ground.archive_sources.peer_device`), its key computed again."""
+        from ground.archive_sources import peer_device
+
+        conn = self.conn
+        conn.isolation_level = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            rows = conn.execute(
+                "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw, spacecraft_id, run"
+                " FROM records WHERE device GLOB 'peer_[0-9]*'"
+            ).fetchall()
+            for record_id, source, kind, device, record, t, fj, raw, sc, run in rows:
+                new = peer_device(device[len("peer_") :])
+                conn.execute(
+                    "UPDATE OR IGNORE records SET device = ?, key = ? WHERE record_id = ?",
+                    (new, record_key(source, kind, new, record, t, fj, raw, sc, run), record_id),
                 )
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
             conn.execute("COMMIT")

@@ -162,7 +162,7 @@ def _message_record(msg) -> Record:
         and msg.type in ("formation_estimate", "range")
         or (msg.type == "gps_fix" and body.get("peer_id"))
     ):
-        device = f"peer_{body['peer_id']}"
+        device = peer_device(body["peer_id"])
     return Record(msg.type, t, jsonable(body), device)
 
 
@@ -256,12 +256,12 @@ def csv_layouts() -> dict[frozenset, tuple[str, str]]:
     from pygnc.formats.sense import SENSOR_DTYPE
 
     out: dict[frozenset, tuple[str, str]] = {}
-    for kind in ("orbit", "attitude", "formation", "range_residuals"):
+    for kind in ("orbit", "attitude", "formation", "partner_orbit", "range_residuals"):
         cols = [c for c, _ in tb.COLUMNS[kind]]
         out[frozenset(cols)] = ("ground_replay", kind)
         if kind in batches.EXTRA_COLUMNS:
             out[frozenset(cols + list(batches.EXTRA_COLUMNS[kind]))] = ("onboard_downlink", kind)
-    for k in fmt.KINDS:
+    for k in fmt.current_kinds():
         if k.name not in batches.ESTIMATE_TABLES:
             out[frozenset(batches.generic_table(k, [], batches.RunClocks([])))] = ("onboard_downlink", k.name)
     out[frozenset(batches.files_table(batches.BatchSet()))] = ("onboard_downlink", "batch_file")
@@ -272,21 +272,32 @@ def csv_layouts() -> dict[frozenset, tuple[str, str]]:
     return out
 
 
+def peer_device(peer_id) -> str:
+    """The device of a partner's records, ``peer_0x4B`` (:mod:`pygnc.partners`); ``""`` for
+    the own spacecraft (0), an unknown partner or no id."""
+    from pygnc.partners import partner_id, partner_name
+
+    try:
+        pid = partner_id(peer_id)
+    except (ValueError, TypeError, OverflowError):
+        return ""
+    return f"peer_{partner_name(pid)}" if pid > 0 else ""
+
+
 def _peer(fields: dict) -> str:
-    pid = fields.get("peer_id")
-    return f"peer_{pid}" if pid else ""
+    return peer_device(fields.get("peer_id"))
 
 
-#: Kinds whose rows belong to a peer (device ``peer_<id>``) outside the downlink, where every
-#: row with a non-zero ``peer_id`` does.
-_PEER_KINDS = ("formation", "range_residuals", "range")
+#: Kinds whose rows belong to a peer (device ``peer_0x4B``) outside the downlink, where every
+#: row with a partner's ``peer_id`` does.
+_PEER_KINDS = ("formation", "partner_orbit", "range_residuals", "range")
 
 
 def csv_record(columns, fields: dict, stem: str) -> Record:
     """The record of one CSV row (*fields*: column -> value) of a file with *columns*, named
     *stem*: its source and kind from the layout, its device from the row.  Own GPS fixes
     (a downlinked fix of peer id 0, a range file's GPS packets) have no device; a peer's
-    records have ``peer_<id>``."""
+    records have ``peer_0x4B``."""
     source, kind = csv_layouts().get(frozenset(columns), ("csv", "table"))
     t = _num(fields.get("t_sc_s"))
     if source == "csv":
@@ -406,8 +417,8 @@ def _read_batch(path: Path, data: bytes) -> SourceRecords:
             fields["raw_cut"] = bool(v["flags"] & 2)
             records.append(Record("hk_reading", _num(r.t_sc_s), fields, v["device"], v["record"], raw))
             continue
-        device = f"peer_{v['peer_id']}" if v.get("peer_id") else ""
-        records.append(Record(f"batch_{kind.name}", _num(r.t_sc_s), jsonable(v), device))
+        device = peer_device(v.get("peer_id"))
+        records.append(Record(f"batch_{kind.read_as}", _num(r.t_sc_s), jsonable(v), device))
     stats = {**bf.stats.as_dict(), "hk_undecoded": undecoded}
     return SourceRecords(records, stats, jsonable(bf.header or {}))
 

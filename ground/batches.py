@@ -39,6 +39,7 @@ from ground.outputs import tables as tb
 from pygnc.atomic import write_atomic
 from pygnc.formats import batch as fmt
 from pygnc.formats.common import open_regular_file, read_regular_file
+from pygnc.partners import partner_name
 
 #: A gap is reported when the spacing of a kind's records exceeds this many times its median.
 GAP_FACTOR = 3.0
@@ -100,7 +101,7 @@ class BatchSet:
         out: dict[str, list[Row]] = defaultdict(list)
         for r in self.rows:
             k = r.record.kind
-            out[k.name if k else f"unknown_{r.record.code}"].append(r)
+            out[k.read_as if k else f"unknown_{r.record.code}"].append(r)  # (older layouts: as the current)
         return out
 
 
@@ -305,9 +306,12 @@ def _find_gaps(bs: BatchSet) -> None:
         kind = row.record.kind
         if kind is None or kind.period_s is None or kind.context or not kind.regular:
             continue
-        if kind.name in ESTIMATE_TABLES and row.record.values()["flags"] & 1:
+        if kind.read_as in ESTIMATE_TABLES and row.record.values()["flags"] & 1:
             continue  # propagated estimates follow the wall clock, not the data
-        groups[(kind.name, _key_of(row), row.file.run)].append(row.record.t_sc_s)
+        key = _key_of(row)
+        if kind.key == "peer_id":  # (a partner, as written everywhere: 0x4B)
+            key = partner_name(key)
+        groups[(kind.read_as, key, row.file.run)].append(row.record.t_sc_s)
     for (name, key, run), ts in sorted(groups.items(), key=lambda kv: str(kv[0])):
         t = np.unique(np.asarray(ts))
         if t.size < 3:
@@ -386,6 +390,7 @@ def _sorted_rows(rows: list[Row]) -> list[Row]:
 def orbit_table(bodies: list[dict]) -> dict:
     from pygnc import frames
 
+    _words(bodies)
     for b in bodies:
         flags = int(b["flags"])
         b["propagated"] = bool(flags & 1)
@@ -398,7 +403,14 @@ def orbit_table(bodies: list[dict]) -> dict:
     return _extra(t, bodies, EXTRA_COLUMNS["orbit"])
 
 
+def _words(bodies: list[dict]) -> None:
+    """Each record's quality code as its word (empty: not recorded)."""
+    for b in bodies:
+        b["quality"] = fmt.quality_word(b.get("quality"))
+
+
 def attitude_table(bodies: list[dict]) -> dict:
+    _words(bodies)
     for b in bodies:
         flags = int(b["flags"])
         q = np.asarray(b["q_body_to_gcrs"], dtype=float)
@@ -416,19 +428,46 @@ def attitude_table(bodies: list[dict]) -> dict:
 
 
 def formation_table(bodies: list[dict]) -> dict:
+    _words(bodies)
     for b in bodies:
-        b["propagated"] = bool(int(b["flags"]) & 1)
+        flags = int(b["flags"])
+        b.update(propagated=bool(flags & 1), acquiring=bool(flags & 2), ambiguous=bool(flags & 4))
     t = tb.formation_table(bodies)
     return _extra(t, bodies, EXTRA_COLUMNS["formation"])
 
 
-#: Columns a downlinked estimate table has after the replay's (see docs/interface.md).
+def partner_orbit_table(bodies: list[dict]) -> dict:
+    for b in bodies:
+        b["propagated"] = bool(int(b["flags"]) & 1)
+    t = tb.partner_orbit_table(bodies)
+    return _extra(t, bodies, EXTRA_COLUMNS["partner_orbit"])
+
+
+#: Columns a downlinked estimate table has after the replay's (see docs/interface.md): every
+#: flag bit by name and the record's ``flags`` as it came down (bits this build does not
+#: name included), then where the record came from.
 EXTRA_COLUMNS = {
-    "orbit": ("propagated", "spacecraft_id", "run", "sequence"),
-    "attitude": ("sun_faces_used", "propagated", "spacecraft_id", "run", "sequence"),
-    "formation": ("sigma_los_m", "sigma_range_bias_m", "propagated", "spacecraft_id", "run", "sequence"),
+    "orbit": ("propagated", "flags", "spacecraft_id", "run", "sequence"),
+    "attitude": ("sun_faces_used", "propagated", "flags", "spacecraft_id", "run", "sequence"),
+    "formation": (
+        "sigma_los_m",
+        "sigma_range_bias_m",
+        "propagated",
+        "acquiring",
+        "ambiguous",
+        "flags",
+        "spacecraft_id",
+        "run",
+        "sequence",
+    ),
+    "partner_orbit": ("propagated", "flags", "spacecraft_id", "run", "sequence"),
 }
-ESTIMATE_TABLES = {"orbit": orbit_table, "attitude": attitude_table, "formation": formation_table}
+ESTIMATE_TABLES = {
+    "orbit": orbit_table,
+    "attitude": attitude_table,
+    "formation": formation_table,
+    "partner_orbit": partner_orbit_table,
+}
 
 
 #: Values of the extra columns a body may lack (the live station's estimates name no spacecraft).
@@ -542,8 +581,7 @@ def files_table(bs: BatchSet) -> dict:
 
 
 def write_table(table: dict, path: Path) -> int:
-    names = list(table)
-    cols = [table[n].tolist() for n in names]
+    names, cols = tb.csv_cells(table)
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(names)
@@ -722,10 +760,11 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
             sel = fd["peer_id"].astype(int) == p
             out.append(
                 pl.time_series(
-                    d / f"formation_peer{p}.png",
+                    d / f"formation_{partner_name(p)}.png",
                     axis(fd["unix_time_s"][sel]),
                     np.column_stack([_stack(fd, "d{}_ecef_m")[sel], fd["range_bias_m"][sel]]),
-                    f"Peer {p}: relative position (ECEF) and range bias as estimated on board, with ±3σ",
+                    f"Partner {partner_name(p)}: relative position (ECEF) and range bias as estimated on board, "
+                    "with ±3σ",
                     ["dx", "dy", "dz", "range bias"],
                     "m",
                     axis.label,

@@ -42,6 +42,7 @@ import sys
 from pathlib import Path
 
 from pygnc.config import Config
+from pygnc.partners import partner_name
 
 
 class NothingDecoded(ValueError):
@@ -258,7 +259,8 @@ def structured_columns(dtype) -> list[str]:
 
 
 def write_structured_csv(arr, path: Path) -> None:
-    """CSV of a numpy structured array, columns :func:`structured_columns`."""
+    """CSV of a numpy structured array, columns :func:`structured_columns` (``peer_id``
+    written ``0x4B``: :func:`pygnc.partners.partner_name`)."""
     import numpy as np
 
     names, columns = structured_columns(arr.dtype), []
@@ -272,7 +274,9 @@ def write_structured_csv(arr, path: Path) -> None:
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(names)
-    w.writerows(zip(*[c.tolist() if c.dtype != np.bool_ else c.astype(int).tolist() for c in columns]))
+    cells = [c.tolist() if c.dtype != np.bool_ else c.astype(int).tolist() for c in columns]
+    cells = [[partner_name(v) for v in c] if n == "peer_id" else c for n, c in zip(names, cells)]
+    w.writerows(zip(*cells))
     _write_text(path, buf.getvalue())
 
 
@@ -346,7 +350,7 @@ def decode_range(args) -> int:
         r = rg[(rg["peer_id"] == pid) & rg["valid"]]
         if len(r):
             print(
-                f"  partner 0x{pid:02X}: {len(r)} ranges {r['range_m'].min():.1f}..{r['range_m'].max():.1f} m, "
+                f"  partner {partner_name(pid)}: {len(r)} ranges {r['range_m'].min():.1f}..{r['range_m'].max():.1f} m, "
                 f"RSSI {r['rssi_dbm'].min():.1f}..{r['rssi_dbm'].max():.1f} dBm, "
                 f"FEI {r['fei_hz'].min():.0f}..{r['fei_hz'].max():.0f} Hz"
             )
@@ -382,7 +386,7 @@ def decode_status(args) -> int:
         ("orbit", st["orbit_quality"], st["orbit_t_sc_s"]),
         ("attitude", st["att_quality"], st["att_t_sc_s"]),
     ] + [
-        (f"peer {st[f'peer{k}_id']}", st[f"peer{k}_quality"], st[f"peer{k}_t_sc_s"])
+        (f"partner {partner_name(st[f'peer{k}_id'])}", st[f"peer{k}_quality"], st[f"peer{k}_t_sc_s"])
         for k in range(4)
         if st.get(f"peer{k}_id")
     ]:
@@ -415,6 +419,8 @@ def decode_status(args) -> int:
             continue
         if k.startswith("task") and k.endswith("_id"):
             v = f"{v} ({TASK_NAMES_BY_ID.get(v, '?')})"
+        elif k.startswith("peer") and k.endswith("_id"):
+            v = partner_name(v)
         elif k.startswith("task") and k.endswith("_state"):
             v = f"{v} ({TASK_STATES[v] if v < len(TASK_STATES) else '?'})"
         elif k.endswith("_quality"):
@@ -425,6 +431,8 @@ def decode_status(args) -> int:
         w = csv.writer(buf)
         w.writerow(["name", "value"])
         for k, v in st.items():
+            if k.startswith("peer") and k.endswith("_id") and v:
+                v = partner_name(v)
             w.writerow([k, json.dumps(v if not isinstance(v, bytes) else v.decode("ascii", "replace"))])
         _write_text(args.csv, buf.getvalue())
         print(f"  wrote {args.csv}")

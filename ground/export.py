@@ -5,9 +5,9 @@ One directory per source (what produced the records: ``ground_replay``,
 named ``<kind>[__<device>][__<record>].csv``, rows in (spacecraft, run, spacecraft time)
 order: ``t_sc_s, utc, utc_from, source, spacecraft_id, run, device, record`` then every
 field, flattened: a list of numbers becomes ``name_0, name_1, ...``, a list of text one cell
-joined with ``;``, anything nested its JSON.  Empty cells are values the device did not send
-(or NaN); an empty ``spacecraft_id`` or ``run``: the archive does not know it (the file did
-not say; ``ground archive --spacecraft`` names it).
+joined with ``;``, anything nested its JSON, a partner's id ``0x4B``.  Empty cells are
+values the device did not send (or NaN); an empty ``spacecraft_id`` or ``run``: the archive
+does not know it (the file did not say; ``ground archive --spacecraft`` names it).
 
 ``utc`` (ISO 8601) is the row's time in UTC and ``utc_from`` says where it comes from, in
 this order: ``gps_time`` - the row's own GPS time (``t_gps_s``: a GPS fix, an estimate its
@@ -61,10 +61,18 @@ def add_arguments(p) -> None:
     p.add_argument("--until", type=float, default=None, metavar="T_SC_S", help="up to this spacecraft time")
 
 
+_PARTNER_FIELD = re.compile(r"^peer(\d+)?_id$")  # peer_id, a status file's peerK_id
+
+
 def flatten(fields: dict) -> dict:
+    """A record's fields as CSV cells (a partner's id written ``0x4B``: :mod:`pygnc.partners`)."""
+    from pygnc.partners import partner_name
+
     out = {}
     for k, v in fields.items():
-        if isinstance(v, list):
+        if _PARTNER_FIELD.match(k) and isinstance(v, int) and not isinstance(v, bool):
+            out[k] = partner_name(v) if v or k == "peer_id" else v  # (an empty status slot stays 0)
+        elif isinstance(v, list):
             if all(x is None or isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
                 for i, x in enumerate(v):
                     out[f"{k}_{i}"] = x

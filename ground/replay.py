@@ -14,7 +14,10 @@ copy of the files instead and reads the estimates back from its bus log
 Outputs in OUT_DIR (columns: :data:`ground.outputs.tables.COLUMNS`, docs/interface.md):
 
 * ``orbit.csv``, ``attitude.csv``, ``formation.csv`` - one row per sensor sample time (per
-  peer for formation), from the estimates with ``propagated == False``;
+  peer for formation), from the estimates with ``propagated == False``, each with its
+  quality word;
+* ``partner_orbit.csv`` - each orbit a range-only partner keeps, while it keeps more than
+  one, at the same times;
 * ``orbit.oem`` - CCSDS OEM 2.0 (KVN) of the orbit estimate (not written without rows);
 * ``summary.json`` - row counts, estimator notes, timings; with truth (``truth.npz`` of a
   simulated scenario) RMS / max errors after ``--settle`` and NEES statistics; without
@@ -56,6 +59,7 @@ from ground.outputs import tables as tb
 from ground.outputs.residuals import range_residuals
 from ground.replay_core import ReplayRun, run_in_process
 from pygnc.atomic import write_atomic
+from pygnc.partners import partner_name
 from pygnc.processors import clock_map_from_body
 
 
@@ -137,14 +141,20 @@ def _stream_parts(stream):
     return fixes, np.asarray(sensors_t_sc, dtype=float), ranges, clock
 
 
-def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
+def smoothed_orbit(stream, config=None) -> tuple[dict, np.ndarray]:
     """Orbit table (and GCRS covariances) from the RTS-smoothed batch filter, at the sensor
     times of *stream* mapped to GPS time with its clock map.  Rows before the first valid
-    fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts."""
+    fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts; each
+    row's quality is judged as the flight judges its estimates, under *config* (default: the
+    defaults)."""
     from ground.orbit_batch import run_orbit_filter
     from pygnc import frames
+    from pygnc.config import Config
     from pygnc.frames import covariance_gcrs_to_ecef
     from pygnc.timebase import utc_unix_from_gps
+    from pygnc.validity import orbit_word
+
+    config = config or Config()
 
     fixes, t_sc, _, clock = _stream_parts(stream)
     if clock is None or not any(f["valid"] for f in fixes) or t_sc.size == 0:
@@ -176,6 +186,7 @@ def smoothed_orbit(stream) -> tuple[dict, np.ndarray]:
             "n_used": res["n_fixes_used"],
             "n_rejected": res["n_fixes_rejected"],
             "n_invalid": res["n_fixes_invalid"],
+            "quality": orbit_word(sig[i, :3], config),
         }
         for i in range(t_gps.size)
     ]
@@ -253,10 +264,13 @@ def _no_position_line(table: dict) -> str | None:
     )
 
 
-def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees_series: dict | None = None) -> dict:
+def write_outputs(
+    args, run: ReplayRun, stream, out: Path, say, truth=None, nees_series: dict | None = None, config=None
+) -> dict:
     """Tables, CSVs, OEM, truth comparison (*truth*: from :func:`ground.outputs.truth.find_truth`)
-    or residuals, plots and summary.json.  With truth, a *nees_series* dict receives each
-    estimator's NEES per row: ``{"orbit" | "attitude" | "formation/<peer id>": (unix_time_s,
+    or residuals, plots and summary.json (*config*: the flight configuration replayed, for
+    the smoothed orbit's quality words).  With truth, a *nees_series* dict receives each
+    estimator's NEES per row: ``{"orbit" | "attitude" | "formation/<partner, 0x4B>": (unix_time_s,
     nees, dof)}`` (the Monte Carlo campaign's consistency test pools them over runs)."""
     from ground.outputs import oem
 
@@ -266,7 +280,7 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
     att_cov = tb.attitude_covariances(run.estimates["attitude_estimate"])
     smoothing = {"orbit": False, "attitude": False}
     if args.smooth:
-        tables["orbit"], cov = smoothed_orbit(stream)
+        tables["orbit"], cov = smoothed_orbit(stream, config)
         smoothing["orbit"] = True
         smoother = _attitude_smoother(run)
         if smoother is not None:
@@ -278,6 +292,9 @@ def write_outputs(args, run: ReplayRun, stream, out: Path, say, truth=None, nees
             say("  --smooth: the attitude module offers no smoother; attitude.csv is the filtered estimate")
 
     rows = {kind: tb.write_csv(t, out / f"{kind}.csv") for kind, t in tables.items()}
+    # Each orbit a range-only partner keeps, while it keeps more than one (as downlinked).
+    kept = tb.partner_orbit_table(tb.partner_orbit_bodies(run.estimates["formation_estimate"]))
+    rows["partner_orbit"] = tb.write_csv(kept, out / "partner_orbit.csv")
     say("  " + ", ".join(f"{kind}.csv {n} rows" for kind, n in rows.items()))
     smoothed = [k for k, v in smoothing.items() if v]
     if args.smooth:
@@ -490,14 +507,15 @@ def _truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: di
         out["formation"] = sm.formation_summary(f, e, settle)
         for p in np.unique(f["peer_id"].astype(int)):
             sel = f["peer_id"].astype(int) == p
-            nees_series[f"formation/{p}"] = (f["unix_time_s"][sel], e["nees"][sel], 3)
+            name = partner_name(p)
+            nees_series[f"formation/{name}"] = (f["unix_time_s"][sel], e["nees"][sel], 3)
             plot_jobs.append(
-                lambda pl, ax, d, e=e, f=f, sd=sd, sel=sel, p=p: pl.errors_with_bounds(
-                    d / f"formation_error_peer{p}.png",
+                lambda pl, ax, d, e=e, f=f, sd=sd, sel=sel, p=name: pl.errors_with_bounds(
+                    d / f"formation_error_{p}.png",
                     ax(f["unix_time_s"][sel]),
                     np.column_stack([e["dr_err_m"][sel], e["los_err_m"][sel]]),
                     np.column_stack([sd[sel], np.full(int(sel.sum()), np.nan)]),
-                    f"Relative position error, peer {p} (estimate - truth), ECEF and line of sight",
+                    f"Relative position error, partner {p} (estimate - truth), ECEF and line of sight",
                     ["dx", "dy", "dz", "LOS"],
                     "m",
                     ax.label,
@@ -582,7 +600,7 @@ def _print_truth_lines(summary: dict, say) -> None:
         say("    no estimates to compare")
     for p, d in f.get("peers", {}).items():
         say(
-            f"    formation peer {p}: relative position 3D RMS {fmt(d['relative_position_3d_rms_m'])} m, "
+            f"    formation partner {p}: relative position 3D RMS {fmt(d['relative_position_3d_rms_m'])} m, "
             f"line of sight RMS {fmt(d['line_of_sight_rms_m'])} m, NEES mean {fmt(d['nees']['mean'])} (dof 3)"
         )
 
@@ -713,7 +731,7 @@ def run(args) -> int:
         f"replay {scenario} ({result.mode.replace('_', '-')}; estimators: {', '.join(result.processors) or 'none'}): "
         f"{result.n_messages} messages in {result.timings_s.get('total', math.nan):.2f} s"
     )
-    summary = write_outputs(args, result, stream, args.out, say, truth)
+    summary = write_outputs(args, result, stream, args.out, say, truth, config=config)
     if summary["truth"] is not None:
         _print_truth_lines(summary, say)
     elif not args.no_truth:

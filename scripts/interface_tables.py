@@ -1,10 +1,11 @@
 """Print the generated tables of docs/interface.md (status file fields, bus messages, channels, tasks,
-batch-file header, record kinds and fields, replay CSV columns).
+batch-file header, record kinds and fields, replay CSV columns), and of docs/operations.md and
+docs/range_only.md (the estimators' notes, :mod:`pygnc.notes`).
 
     .venv/bin/python scripts/interface_tables.py > /tmp/tables.md
 
-The doc embeds this output between ``<!-- generated:NAME -->`` markers; ``--check`` exits 1
-if docs/interface.md differs from what the code declares (tests run it).
+The docs embed this output between ``<!-- generated:NAME -->`` markers; ``--write`` puts it
+there, ``--check`` exits 1 if a doc differs from what the code declares (tests run it).
 """
 
 from __future__ import annotations
@@ -119,26 +120,30 @@ def batch_kinds_table() -> str:
         cadence = _period(k.period_s) + (
             f", and on a change of {', '.join(k.on_change)}" if k.on_change and k.period_s is not None else ""
         )
-        per_day = f"{k.record_size * 86400 / k.period_s:,.0f}" if k.period_s else "-"
+        per_day = f"{k.record_size * 86400 / k.period_s:,.0f}" if k.period_s and not k.superseded_by else "-"
         notes = [
             n
             for n, on in (
                 ("last at stop", k.final),
                 ("repeated at every file start", k.context),
-                ("off by default", not k.enabled),
+                ("off by default", not k.enabled and not k.superseded_by),
+                (f"superseded by `{k.superseded_by}`: read as its records, never written", k.superseded_by),
             )
             if on
         ]
         rows.append(
             f"| {k.code} | `{k.name}` | {', '.join(f'`{t}`' for t in k.message_types)} "
             f"({', '.join(k.channels)}) | {k.record_size} | {cadence} | "
-            f"{' + '.join(k.key) if isinstance(k.key, tuple) else k.key or '-'} | {per_day} | "
+            f"{' + '.join(k.key) if isinstance(k.key, tuple) else k.key or '-'}"
+            f"{f', each {k.each}' if k.each else ''} | {per_day} | "
             f"{k.description}{'; ' + '; '.join(notes) if notes else ''} |"
         )
     rows.append("")
     rows.append(
         "Bytes per record include the 11-byte frame.  Bytes per day: per key (e.g. per peer) for a "
-        "day of data at the default cadence; `health` follows the wall clock (per day of session)."
+        "day of data at the default cadence; `health` follows the wall clock (per day of session); "
+        "`partner_orbit` per kept orbit (a partner keeping two orbits all day: twice that), and only "
+        "while a partner keeps more than one."
     )
     return "\n".join(rows)
 
@@ -421,34 +426,62 @@ TABLES = {
     "smoothed_formation_csv": replay_table("smoothed_formation"),
     "smoothed_orbit_csv": replay_table("smoothed_orbit"),
     "smoothed_measurements_csv": replay_table("smoothed_measurements"),
+    "partner_orbit_csv": replay_table("partner_orbit"),
     "station_messages": station_messages_table,
     "station_series": station_series_table,
 }
 
 
-def render(doc: str) -> str:
-    for name, fn in TABLES.items():
+def notes_table(prefix: str | None = None, estimator: bool = True) -> str:
+    """The estimators' notes (:data:`pygnc.notes.NOTES`) as a Markdown table: those whose
+    code starts with *prefix* (None: all), with the estimator column or without."""
+    from pygnc.notes import NOTES
+
+    head = ["estimator"] * estimator + ["code", "meaning", "what to do"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in NOTES:
+        if prefix is None or n.code.startswith(prefix):
+            cells = [n.estimator] * estimator + [f"`{n.code}`", n.meaning, n.action]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+#: doc -> {table name: what makes it}.
+DOCS = {
+    "interface.md": TABLES,
+    "operations.md": {"notes": notes_table},
+    "range_only.md": {"range_only_notes": lambda: notes_table("range_only_", estimator=False)},
+}
+
+
+def render(doc: str, tables: dict = TABLES, name_of_doc: str = "docs/interface.md") -> str:
+    for name, fn in tables.items():
         pat = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         doc, n = pat.subn(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2), doc)
         if n != 1:
-            raise SystemExit(f"docs/interface.md lacks the markers for table {name!r}")
+            raise SystemExit(f"{name_of_doc} lacks the markers for table {name!r}")
     return doc
 
 
 def main(argv: list[str]) -> int:
-    path = REPO / "docs" / "interface.md"
-    doc = path.read_text()
-    new = render(doc)
-    if "--check" in argv:
+    stale = []
+    for doc_name, tables in DOCS.items():
+        path = REPO / "docs" / doc_name
+        doc = path.read_text()
+        new = render(doc, tables, f"docs/{doc_name}")
         if new != doc:
-            print("docs/interface.md is out of date: run scripts/interface_tables.py --write", file=sys.stderr)
-            return 1
-        return 0
+            stale.append(path)
+            if "--write" in argv:
+                path.write_text(new)
+    if "--check" in argv:
+        for path in stale:
+            print(f"docs/{path.name} is out of date: run scripts/interface_tables.py --write", file=sys.stderr)
+        return 1 if stale else 0
     if "--write" in argv:
-        path.write_text(new)
         return 0
-    for name, fn in TABLES.items():
-        print(f"<!-- generated:{name} -->\n{fn()}\n<!-- /generated:{name} -->\n")
+    for tables in DOCS.values():
+        for name, fn in tables.items():
+            print(f"<!-- generated:{name} -->\n{fn()}\n<!-- /generated:{name} -->\n")
     return 0
 
 

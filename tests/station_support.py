@@ -87,7 +87,14 @@ class FakePygnc:
         self.record(
             "orbit",
             t_sc_s,
-            {"r_ecef_m": r, "v_ecef_m_s": v, "sigma_r_m": [2.0, 2.0, 2.0], "sigma_v_m_s": [0.01] * 3, "n_used": 5},
+            {
+                "r_ecef_m": r,
+                "v_ecef_m_s": v,
+                "sigma_r_m": [2.0, 2.0, 2.0],
+                "sigma_v_m_s": [0.01] * 3,
+                "n_used": 5,
+                "quality": 1,
+            },
         )
         self.record(
             "attitude",
@@ -101,6 +108,7 @@ class FakePygnc:
                 "mag_bias_body_ut": [0.0] * 3,
                 "sigma_mag_bias_ut": [0.1] * 3,
                 "valid_attitude": True,
+                "quality": 1,
             },
         )
         self.record(
@@ -116,6 +124,9 @@ class FakePygnc:
                 "range_bias_m": 0.5,
                 "sigma_range_bias_m": 0.2,
                 "n_ranges_used": 3,
+                "quality": 1,  # ok
+                "n_orbits": 1,
+                "best_weight": 1.0,
             },
         )
 

@@ -78,9 +78,11 @@ def test_ctrl_c_closes_the_batch_with_the_producers_final_messages(tmp_path):
 
 
 def _frozen_with_a_part(procs: list, d, timeout_s: float = 30.0):
-    """Stop *procs* (SIGSTOP) at an instant the writer has a .part open in *d* - with small
-    files rotating there are instants with none (the next opens with the next record) - and
-    return that .part; the caller kills or continues them."""
+    """Stop *procs* (SIGSTOP) at an instant the writer has a .part open in *d* holding a
+    record - with small files rotating there are instants with none (the next opens with the
+    next record), and instants with a .part of its header alone (created, its first records
+    not yet written: recovery deletes it) - and return that .part; the caller kills or
+    continues them."""
     t_end = time.monotonic() + timeout_s
     while True:
         for p in procs:
@@ -88,7 +90,8 @@ def _frozen_with_a_part(procs: list, d, timeout_s: float = 30.0):
         parts = list(d.glob("*.part"))
         if parts:
             (part,) = parts
-            return part
+            if B.decode_batch(part.read_bytes()).records:
+                return part
         for p in procs:
             p.resume()
         assert time.monotonic() < t_end, "the writer never had a .part open"

@@ -51,7 +51,7 @@ class _Now:
 
 
 def _recorder(d: Path, periods=None, kinds=None, run=1, key="k", **store_kw):
-    kinds = kinds or list(B.KINDS)
+    kinds = kinds or list(B.current_kinds())
     periods = {k.name: k.period_s for k in kinds} if periods is None else periods
     rec = None
     store = bs.BatchStore(d, run, key, 0x4A, context=lambda: rec.context_records(), **store_kw)
@@ -70,7 +70,7 @@ def _decoded(d: Path) -> list[B.Record]:
 def test_every_message_round_trips_through_the_files(tmp_path, stream):
     """Period 0 for every kind: each message becomes a record whose values match the body
     within the layout's precision (an independent check of every encoder)."""
-    rec, store = _recorder(tmp_path, periods={k.name: 0.0 for k in B.KINDS}, max_file_bytes=4000)
+    rec, store = _recorder(tmp_path, periods={k.name: 0.0 for k in B.current_kinds()}, max_file_bytes=4000)
     for t, b in stream:
         rec.handle(t, b)
     store.close()
@@ -234,6 +234,67 @@ def test_the_run_after_a_power_cut_writes_only_what_the_cut_run_had_not(tmp_path
     got = _measured(_decoded(taken)) + _measured(_decoded(d))
     assert sorted(got) == sorted(want)  # each once, none missing
     assert rec2.counters()["written_before"] > 0
+
+
+def _kept_two(t_sc_s: float, propagated: bool = False) -> dict:
+    """A range-only partner's formation estimate keeping two orbits (a mirror pair)."""
+    return {
+        "t_sc_s": t_sc_s,
+        "peer_id": 0x4B,
+        "dr_ecef_m": [0.0, 4000.0, 0.0],
+        "dv_ecef_m_s": [0.0] * 3,
+        "sigma_dr_m": [200.0] * 3,
+        "sigma_dv_m_s": [0.1] * 3,
+        "propagated": propagated,
+        "ambiguous": True,
+        "ambiguity_m": 600.0,
+        "quality": "ambiguous",
+        "hyp_weights": [0.6, 0.4],
+        "hyp_dr_ecef_m": [[0.0, 4000.0, 300.0], [0.0, 4000.0, -300.0]],
+        "hyp_dv_ecef_m_s": [[0.0] * 3] * 2,
+        "hyp_sigma_dr_m": [[3.0] * 3] * 2,
+        "hyp_sigma_dv_m_s": [[0.01] * 3] * 2,
+    }
+
+
+def test_kept_orbits_are_written_once_per_series_like_the_formation_records(tmp_path):
+    """partner_orbit records (a group per formation estimate: each kept orbit) come from
+    estimates at measured times, so a later run of the series - the start after a power cut -
+    writes none of those written before; a group is kept or dropped whole, and one propagated
+    to "now" is the run's own."""
+    kinds = [B.KINDS_BY_NAME["formation"], B.KINDS_BY_NAME["partner_orbit"]]
+    periods = {"formation": 60.0, "partner_orbit": 600.0}
+    t0 = 1.8e9
+    first = [("formation_estimate", _kept_two(t0 + 600.0 * k)) for k in range(4)]
+
+    def names(d):
+        return [(r.kind.name, r.t_sc_s) for r in _decoded(d)]
+
+    rec, store = _recorder(tmp_path, periods, kinds, run=1, key="cut", series="s")
+    for t, b in first:
+        rec.handle(t, b)
+    store.close()
+    before = names(tmp_path)
+    assert [n for n, _ in before].count("partner_orbit") == 8  # two per estimate
+
+    rec2, store2 = _recorder(tmp_path, periods, kinds, run=2, key="next", series="s")
+    later = [
+        ("formation_estimate", _kept_two(t0 + 1210.0, propagated=True)),  # inside the span, at "now"
+        ("formation_estimate", _kept_two(t0 + 2400.0)),  # past it
+    ]
+    for t, b in [*first, *later]:
+        rec2.handle(t, b)
+    rec2.finish()
+    store2.close()
+    assert names(tmp_path)[len(before) :] == [
+        ("formation", t0 + 1210.0),
+        ("partner_orbit", t0 + 1210.0),
+        ("partner_orbit", t0 + 1210.0),
+        ("formation", t0 + 2400.0),
+        ("partner_orbit", t0 + 2400.0),
+        ("partner_orbit", t0 + 2400.0),
+    ]
+    assert rec2.counters()["written_before"] == 4 + 8  # every formation record and kept orbit of run 1
 
 
 def test_another_configuration_is_a_new_series(tmp_path, stream):

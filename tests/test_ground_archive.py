@@ -135,7 +135,7 @@ def test_status_and_decode_csv_load_and_export(tmp_path):
         "host_sense/sensor/": 60,
         "host_sense/gps_fix/": 12,
         "host_range/gps_fix/": 12,
-        "host_range/range/peer_75": 19,
+        "host_range/range/peer_0x4B": 19,
         "onboard_status/status/status_reporter": 1,
     }
     assert ground_main(["archive", str(db), str(out)]) == 0  # again: nothing new
@@ -471,7 +471,7 @@ def test_replay_and_downlink_rows_keep_their_source_apart_with_utc(tmp_path, pas
     assert counts[("onboard_downlink", "batch_orbit", "")] == n_board  # the batch files' own records
     assert not [k for k in counts if k[1] in ("table", "peer_gps_fix") or k[2] == "peer_0"], counts
     fixes = _csv_rows(decoded / "gps_fix.csv")
-    assert counts[("onboard_downlink", "gps_fix", "")] == sum(r["peer_id"] == "0" for r in fixes) > 0
+    assert counts[("onboard_downlink", "gps_fix", "")] == sum(r["peer_id"] == "own" for r in fixes) > 0
 
     out = tmp_path / "csv"
     assert ground_main(["export", str(db), str(out)]) == 0
@@ -553,7 +553,7 @@ def _two_spacecraft_downlinks(d):
         rec = None
         store = bs.BatchStore(d / f"sc{sc:02X}", 1, "r1", sc, context=lambda: rec.context_records())
         store.open()
-        rec = BatchRecorder(list(B.KINDS), PERIODS, store, _Now(1.8e9))
+        rec = BatchRecorder(list(B.current_kinds()), PERIODS, store, _Now(1.8e9))
         for t, b in messages:
             if t == "clock_map":
                 shifted = {k: b[k] + shift_s for k in ("gps_minus_sc_s", "utc_minus_sc_s")}
@@ -666,10 +666,10 @@ def test_a_directory_of_random_files_says_what_it_found_and_creates_nothing(tmp_
     assert "not a valid status file: CRC mismatch" in capsys.readouterr().err
 
 
-def test_an_archive_of_schema_1_is_brought_to_schema_3(tmp_path, pass_files):
+def test_an_archive_of_schema_1_is_brought_to_schema_4(tmp_path, pass_files):
     """Records of schema 1 (no source; a downlink's own fixes as peer_gps_fix / peer_0, its
     orbit table as table / orbit) get their source, kind and device (schema 2), their
-    spacecraft and run (schema 3) and the keys of schema 3: loading the same rows again adds
+    spacecraft and run (schema 3) and the keys of schema 4: loading the same rows again adds
     nothing."""
     import shutil
 
@@ -714,7 +714,7 @@ def test_an_archive_of_schema_1_is_brought_to_schema_3(tmp_path, pass_files):
     n = _count(db)
     with Archive(db) as a:
         kinds = a.conn.execute("SELECT DISTINCT source, kind, device FROM records ORDER BY kind").fetchall()
-        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
         assert a.conn.execute("SELECT DISTINCT spacecraft_id, run FROM records").fetchall() == [(0x4A, 12)]
         # the same rows from other files (other bytes): every one already there
         for name in ("gps_fix.csv", "orbit.csv"):
@@ -725,3 +725,61 @@ def test_an_archive_of_schema_1_is_brought_to_schema_3(tmp_path, pass_files):
             assert r.records == 0 and r.duplicates > 0, r
     assert kinds == [("onboard_downlink", "gps_fix", ""), ("onboard_downlink", "orbit", "")]
     assert _count(db) == n
+
+
+@pytest.mark.parametrize("version, origin", [(2, False), (3, True), (3, False)])
+def test_an_older_archive_spells_its_partners_as_everywhere_else(tmp_path, pass_files, version, origin):
+    """Schemas 2 and 3 named a partner's device by its decimal id (``peer_75``); opened, the
+    archive writes it ``peer_0x4B`` as every file does (schema 4), one without ``spacecraft_id``
+    and ``run`` (schema 2, or a development build's schema 3) also getting them, with the keys
+    that go with them: the same records loaded again from other bytes add nothing (issue 43
+    item 5)."""
+    import shutil
+
+    from ground.archive import record_key
+
+    _, batches, _ = pass_files
+    db = tmp_path / f"v{version}.sqlite"
+    assert ground_main(["archive", str(db), str(batches)]) == 0
+    n = _count(db)
+    with sqlite3.connect(db) as c:  # as that schema left it
+        rows = c.execute(
+            "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw, spacecraft_id, run"
+            " FROM records WHERE device != ''"
+        ).fetchall()
+        assert {r[3] for r in rows} == {"peer_0x4B"}
+        for rid, source, kind, _, record, t, fj, raw, sc, run in rows:
+            key = record_key(source, kind, "peer_75", record, t, fj, raw, *((sc, run) if origin else ()))
+            c.execute("UPDATE records SET device = 'peer_75', key = ? WHERE record_id = ?", (key, rid))
+        if not origin:
+            for rid, source, kind, device, record, t, fj, raw in c.execute(
+                "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw FROM records"
+            ).fetchall():
+                c.execute(
+                    "UPDATE records SET key = ? WHERE record_id = ?",
+                    (record_key(source, kind, device, record, t, fj, raw), rid),
+                )
+            c.execute("DROP INDEX records_by_spacecraft_run")
+            c.execute("ALTER TABLE records DROP COLUMN spacecraft_id")
+            c.execute("ALTER TABLE records DROP COLUMN run")
+        c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    with Archive(db) as a:
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        devices = {d for (d,) in a.conn.execute("SELECT DISTINCT device FROM records")}
+        assert devices == {"", "peer_0x4B"}
+        assert a.conn.execute("SELECT COUNT(*) FROM records WHERE spacecraft_id IS NULL OR run IS NULL").fetchone() == (
+            0,
+        )
+        again = tmp_path / "again"
+        again.mkdir()
+        for p in sorted(batches.glob("batch_*.bin")):
+            shutil.copy(p, again / p.name)
+            (again / p.name).write_bytes(p.read_bytes() + b"\0")  # other bytes, same records
+        for p in sorted(again.iterdir()):
+            a.load_file(p)
+    assert _count(db) == n
+    cells = set()
+    for path in export(db, tmp_path / "x"):
+        for r in _csv_rows(path):
+            cells.add(r.get("peer_id"))
+    assert cells - {None} <= {"own", "0x4B"} and "0x4B" in cells  # exported as every file writes it

@@ -76,7 +76,7 @@ def _hk_messages(run: FlightRun) -> list:
     return [m for f in decode_frames(data).frames if f.channel == "hk" for m in [decode(f.message, c)] if m]
 
 
-def _wait_for(run: FlightRun, cond, timeout_s: float = 20.0) -> list:
+def _wait_for(run: FlightRun, cond, timeout_s: float = 60.0) -> list:  # (a loaded 2-core machine is slow)
     t_end = time.monotonic() + timeout_s
     while time.monotonic() < t_end:
         msgs = _hk_messages(run)

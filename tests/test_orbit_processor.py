@@ -71,7 +71,12 @@ def test_no_valid_fix_gives_a_note_and_no_state():
     assert out == [
         (
             "estimator_note",
-            {"estimator": "orbit", "code": "no_fix", "text": "no valid GPS fix in the batch: no orbit estimate"},
+            {
+                "estimator": "orbit",
+                "code": "no_fix",
+                "peer_id": 0,
+                "text": "no valid GPS fix in the batch: no orbit estimate",
+            },
         )
     ]
     assert proc.propagate_to_sc(1e9) == []

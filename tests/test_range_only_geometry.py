@@ -160,11 +160,11 @@ def test_with_no_prior_a_far_partner_keeps_both_sides(far_pair):
     assert math.isfinite(last["ambiguity_m"]) and last["ambiguity_m"] > config.formation_valid_max_sigma_m
 
 
-def test_the_plane_mirror_joins_the_published_mixture_unless_a_kept_orbit_stands_for_it():
-    """with_plane_mirror: the best orbit's reflection in the own orbit plane is added at the
-    fit's odds (the best orbit's weight split between the two) when no kept orbit is within
-    MIRROR_D2 of it; a coplanar best orbit's reflection is itself, so the mixture's mean
-    crosses the plane and its cross-track sigma spans both sides."""
+def test_the_mirror_images_join_the_published_mixture_unless_a_kept_orbit_stands_for_them():
+    """with_mirror_images: the best orbit's images (in the own orbit plane, its point mirror,
+    both) are added at the fit's odds (the best orbit's weight shared among them) when no kept
+    orbit is within MIRROR_D2 of one; a coplanar best orbit's plane image is itself, so the
+    mixture's mean crosses the plane and its cross-track sigma spans both sides."""
     from pygnc.estimation import range_only as RO
     from pygnc.estimation.formation_filter import I_REPORTED, N_STATES, rtn_to_gcrs
 
@@ -175,7 +175,7 @@ def test_the_plane_mirror_joins_the_published_mixture_unless_a_kept_orbit_stands
     dr, dv = rtn_to_gcrs(r, v, (0.0, -3000.0, 120.0), (0.0, 0.0, 0.0))
     x[9:12], x[12:15] = dr, dv
     p = np.diag([4.0] * 3 + [1e-4] * 3 + [1.0])
-    ests, ws = RO.with_plane_mirror([(x, p)], (1.0,), 0.25)
+    ests, ws = RO.with_mirror_images([(x, p)], (1.0,), (0.25, 0.0, 0.0))
     assert len(ests) == 2 and ws == pytest.approx((0.8, 0.2))
     cross = RO.plane_mirror(x[0:6])
     np.testing.assert_allclose(ests[1][0][9:12], cross @ x[9:12])
@@ -184,9 +184,50 @@ def test_the_plane_mirror_joins_the_published_mixture_unless_a_kept_orbit_stands
     n_hat = np.cross(r, v) / np.linalg.norm(np.cross(r, v))
     assert abs(float(n_hat @ xm[9:12])) == pytest.approx(0.6 * 120.0, rel=1e-3)  # 0.8 * 120 - 0.2 * 120
     assert math.sqrt(float(n_hat @ pm[:3, :3] @ n_hat)) > 90.0  # spans both sides
-    # A kept orbit standing for the reflection, no odds, or odds 0: nothing added.
-    assert len(RO.with_plane_mirror([(x, p), ests[1]], (0.7, 0.3), 0.25)[0]) == 2
-    assert RO.with_plane_mirror([(x, p)], (1.0,), 0.0) == ([(x, p)], (1.0,))
+    # All three images: the point mirror 3 km ahead, the weights shared at the odds.
+    ests3, ws3 = RO.with_mirror_images([(x, p)], (1.0,), (0.25, 0.5, 0.25))
+    assert len(ests3) == 4 and ws3 == pytest.approx((0.5, 0.125, 0.25, 0.125))
+    np.testing.assert_allclose(ests3[2][0][9:15], -x[9:15])
+    np.testing.assert_allclose(ests3[3][0][9:12], -(cross @ x[9:12]))
+    # A kept orbit standing for an image, or odds 0: that image is not added.
+    assert len(RO.with_mirror_images([(x, p), ests[1]], (0.7, 0.3), (0.25, 0.0, 0.0))[0]) == 2
+    assert RO.with_mirror_images([(x, p)], (1.0,), (0.0, 0.0, 0.0)) == ([(x, p)], (1.0,))
+
+
+def test_a_mirror_image_keeps_the_odds_its_prior_gave_it():
+    """image_odds: the images' odds against the fitted orbit are the prior's alone (the
+    ranges cannot tell them apart) - even for a prior centred on the image - and 0 for one
+    the prior excludes; without a prior, none."""
+    from pygnc.estimation import range_only as RO
+    from pygnc.estimation.formation_filter import rtn_to_gcrs
+
+    r = np.array([6878e3, 0.0, 0.0])
+    v = np.array([0.0, 7612.0 * math.cos(1.7), 7612.0 * math.sin(1.7)])
+    own = np.concatenate([r, v])
+
+    class Prior:  # a Gaussian prior on the partner's position, centred on *centre*
+        def __init__(self, centre, sigma_m):
+            self.centre, self.sigma_m = centre, sigma_m
+
+        def cost(self, xp):
+            d = (xp[0:3] - self.centre) / self.sigma_m
+            return float(d @ d)
+
+    class Window:
+        own0 = own
+
+        def __init__(self, prior):
+            self.prior = prior
+
+    dr, _ = rtn_to_gcrs(r, v, (0.0, -3000.0, 60.0), (0.0, 0.0, 0.0))
+    x0 = own.copy()
+    x0[0:3] += dr
+    wide = RO.image_odds(Window(Prior(r + dr, 1e5)), x0)  # a prior far wider than the separation
+    assert all(0.9 < o <= 1.0 for o in wide)
+    narrow = RO.image_odds(Window(Prior(r + dr, 50.0)), x0)  # 120 m across the plane: e^-2.9
+    assert narrow[0] == pytest.approx(math.exp(-(120.0**2) / 50.0**2 / 2.0), rel=1e-6)
+    assert narrow[1] == 0.0 and narrow[2] == 0.0  # 6 km away: excluded
+    assert RO.image_odds(Window(None), x0) == (0.0, 0.0, 0.0)
 
 
 def test_a_window_keeps_the_spread_of_the_minima_within_reach_of_the_best():
@@ -247,3 +288,80 @@ def test_a_window_no_orbit_fits_is_not_started_on_but_acquired_again(far_pair):
     assert not any(n["code"] == "range_only_start" for n in notes)
     est = [b for t, b in res if t == "formation_estimate" and not b["propagated"]]
     assert est and all(b["acquiring"] for b in est)
+
+
+def _hill_state(r, v, hill6):
+    from pygnc.estimation.formation_filter import rtn_to_gcrs
+
+    dr, dv = rtn_to_gcrs(r, v, hill6[:3], hill6[3:])
+    return np.concatenate([r + dr, v + dv])
+
+
+def _cw_ranges(r, v, x6, t_s):
+    """Ranges of partner state *x6* over *t_s* under the Hill-Clohessy-Wiltshire motion."""
+    from pygnc.estimation.formation_filter import rtn_matrix
+
+    n = math.sqrt(3.986004418e14 / float(r @ r) ** 1.5)
+    a3 = rtn_matrix(r, v)
+    w = np.cross(r, v) / float(r @ r)
+    d = x6[0:3] - r
+    x, y, z = a3 @ d
+    xd, yd, zd = a3 @ (x6[3:6] - v - np.cross(w, d))
+    s, c = np.sin(n * t_s), np.cos(n * t_s)
+    px = (4 - 3 * c) * x + s / n * xd + 2 * (1 - c) / n * yd
+    py = 6 * (s - n * t_s) * x + y - 2 * (1 - c) / n * xd + (4 * s - 3 * n * t_s) / n * yd
+    pz = c * z + s / n * zd
+    return np.sqrt(px * px + py * py + pz * pz)
+
+
+def test_a_circling_partner_is_fitted_from_the_whole_continuum_its_ranges_allow():
+    """continuum_starts: a partner circling the own spacecraft (no along-track offset, no
+    drift) has a family of relative orbits with its ranges - each start keeps every range
+    (linear relative motion), lies away from the partner and its mirror images, and they
+    spread; a partner 8 km behind has none (its ranges' first harmonic decides)."""
+    from pygnc.estimation.range_only_iod import continuum_starts, orbit_distance_m
+
+    r = np.array([6878e3, 0.0, 0.0])
+    v = np.array([0.0, 7612.0 * math.cos(1.7), 7612.0 * math.sin(1.7)])
+    own = np.concatenate([r, v])
+    n = math.sqrt(3.986004418e14 / 6878e3**3)
+    a, b, th, ph = 2000.0, 500.0, 0.3, 0.7
+    hill = np.array(
+        [
+            a * math.cos(th),
+            -2 * a * math.sin(th),
+            b * math.cos(ph),
+            -n * a * math.sin(th),
+            -2 * n * a * math.cos(th),
+            -n * b * math.sin(ph),
+        ]
+    )
+    x0 = _hill_state(r, v, hill)
+    t = np.arange(0.0, 6 * 3600.0, 60.0)
+    starts = continuum_starts(own, x0)
+    assert len(starts) == 4
+    for xs in starts:
+        assert np.abs(_cw_ranges(r, v, xs, t) - _cw_ranges(r, v, x0, t)).max() < 0.01
+        assert orbit_distance_m(xs, x0) > 200.0
+        point = 2.0 * own - x0
+        assert orbit_distance_m(xs, point) > 200.0
+    assert min(orbit_distance_m(p, q) for i, p in enumerate(starts) for q in starts[i + 1 :]) > 200.0
+    behind = hill.copy()
+    behind[1] -= 8000.0
+    assert continuum_starts(own, _hill_state(r, v, behind)) == []
+
+
+def test_orbits_the_ranges_cannot_tell_apart_keep_the_estimate_ambiguous():
+    """unresolved_spread_m: fitted orbits that are not mirror images of the best count (how
+    far the farthest is), its mirror images do not."""
+    from pygnc.estimation import range_only as RO
+
+    r = np.array([6878e3, 0.0, 0.0])
+    v = np.array([0.0, 7612.0 * math.cos(1.7), 7612.0 * math.sin(1.7)])
+    own = np.concatenate([r, v])
+    best = _hill_state(r, v, np.array([0.0, -3000.0, 120.0, 0.0, 0.0, 0.0]))
+    images = [own + RO.block_mirror(6, m3) @ (best - own) for m3 in RO.image_transforms(own)]
+    assert RO.unresolved_spread_m(own, best, images) == 0.0
+    other = _hill_state(r, v, np.array([0.0, -3000.0, 120.0 + 900.0, 0.0, 0.0, 0.0]))
+    assert RO.unresolved_spread_m(own, best, [*images, other]) == pytest.approx(900.0, rel=1e-3)
+    assert RO.unresolved_spread_m(own, best, []) == 0.0

@@ -41,6 +41,7 @@ from station_support import (
 
 from ground.outputs import tables as tb
 from ground.station import cli, model, server, sources
+from pygnc.formats import batch as fmt
 from pygnc.formats import stream as fs
 from pygnc.formats.status import decode_status, encode_status
 
@@ -114,12 +115,39 @@ def test_formation_line_of_sight_sigma_from_axes():
         "sigma_dz_m": np.array([9.0, 9.0]),
         "range_bias_m": np.zeros(2),
     }
-    c = model.formation_columns(t)[74]
+    c = model.formation_columns(t)["0x4A"]
     assert c["t_sc_s"].tolist() == [1.0, 2.0]  # sorted
     assert c["dist_m"][1] == 5.0
     assert c["sigma_los_m"][1] == pytest.approx(math.hypot(0.6 * 1.0, 0.8 * 2.0))
     assert np.isnan(c["sigma_los_m"][0])  # no direction at zero separation: unknown, not 0
     assert c["sigma_dr_m"][1] == pytest.approx(math.sqrt(1 + 4 + 81))
+
+
+def test_placeholders_carry_no_position_and_counts_are_per_partner():
+    """An acquiring partner's row keeps its time and word, not its position; the counts per
+    partner are the table's, whatever the thinning; a text column keeps its gap rows null."""
+    t = {
+        "unix_time_s": np.arange(6.0),
+        "t_sc_s": np.arange(6.0),
+        "peer_id": np.array([75, 75, 75, 76, 76, 76]),
+        "dx_ecef_m": np.full(6, 3.0),
+        "dy_ecef_m": np.full(6, 4.0),
+        "dz_ecef_m": np.zeros(6),
+        "sigma_dx_m": np.ones(6),
+        "sigma_dy_m": np.ones(6),
+        "sigma_dz_m": np.ones(6),
+        "range_bias_m": np.zeros(6),
+        "quality": np.array(["acquiring", "ambiguous", "ok", "ok", "uncertain", ""], dtype=object),
+    }
+    c = model.formation_columns(t)
+    assert set(c) == {"0x4B", "0x4C"}
+    b = c["0x4B"]
+    assert b["quality"].tolist() == ["acquiring", "ambiguous", "ok"]
+    assert np.isnan(b["dist_m"][0]) and np.isnan(b["sigma_los_m"][0]) and b["dist_m"][1] == 5.0
+    assert model.row_counts({"formation": t}, None)["by_peer"]["formation"] == {"0x4B": 3, "0x4C": 3}
+    cols = {"t_unix_s": np.array([0.0, 1.0, 2.0, 30.0, 31.0]), "quality": np.array(["ok", "", "ok", "ok", "x"])}
+    s = model.make_series(cols)
+    assert s["quality"] == ["ok", None, "ok", None, "ok", "x"]  # (a gap row after t = 2)
 
 
 def test_rtn_components_of_the_relative_position():
@@ -166,7 +194,7 @@ def test_status_view_names_tasks_and_quality():
         )
     )
     v = model.status_view(status=st_, counters={"bad_crc": 2})
-    assert v["quality"] == {"orbit": "ok", "attitude": "behind", "peer 0x4a": "uncertain"}
+    assert v["quality"] == {"orbit": "ok", "attitude": "behind", "partner 0x4A": "uncertain"}
     assert v["tasks"] == [{"name": "orbit_estimator", "state": "failed", "restarts": 4}]
     assert "orbit_valid" in v["flags"] and "clock_mapped" in v["flags"]
     assert v["utc_minus_sc_s"] is None and v["counters"]["stream_bad_crc"] == 2
@@ -285,8 +313,8 @@ def test_status_lists_problems_gaps_and_marks_cut_notes():
         problems=[f"p{k}" for k in range(model.MAX_PROBLEMS_LISTED + 3)],
         gaps=["g"],
         notes=[
-            model.note_received({"estimator": "formation", "code": "c", "text": "x" * 64}),
-            model.note_received({"estimator": "formation", "code": "c", "text": "short"}),
+            model.note_received({"estimator": "formation", "code": "c", "flags": 1, "text": "x" * 61 + "…"}),
+            model.note_received({"estimator": "formation", "code": "c", "flags": 0, "text": "short"}),
         ],
     )
     assert v["problems"][0] == "p0" and len(v["problems"]) == model.MAX_PROBLEMS_LISTED
@@ -320,7 +348,7 @@ def test_replay_source_serves_the_replay(replay_dir):
     assert m["snapshot"]["rows"]["orbit"] == orbit["t_sc_s"].size == sum(x is not None for x in s["t_sc_s"])
     assert src.time_scale == "utc" and m["source"]["state"] == "open"
     peers = set(s for s in m["snapshot"]["series"]["formation"])
-    assert peers == {str(int(p)) for p in np.unique(tb.read_csv(replay_dir / "formation.csv")["peer_id"])}
+    assert peers == {f"0x{int(p):02X}" for p in np.unique(tb.read_csv(replay_dir / "formation.csv")["peer_id"])}
     assert m["snapshot"]["series"]["residuals"], "range_residuals.csv is served"
     counters = m["status"]["status"]["counters"]
     assert counters["rows_orbit"] == orbit["t_sc_s"].size
@@ -791,11 +819,16 @@ def test_page_shows_a_replay(browser, replay_dir):
         assert page.inner_text("#orbit-lat") == f"{lat:.2f}" and page.inner_text("#orbit-lon") == f"{lon:.2f}"
         assert page.inner_text("#last-utc").startswith(str(orbit["utc"][-1])[:10])
         assert page.inner_text("#source-kind") == "replay"
-        peer = int(form["peer_id"][-1])
+        peer = f"0x{int(form['peer_id'][-1]):02X}"
         li = page.inner_text(f"#peer-{peer}")
-        last = form["peer_id"] == peer
-        dist = np.linalg.norm([form[f"d{a}_ecef_m"][last][-1] for a in "xyz"])
-        assert f"0x{peer:02X}" in li and f"{dist:.1f}" in li
+        # the sample's 5 minutes of ranges never fill the acquisition window: the partner's rows
+        # are the prior's placeholder, said so and not drawn as an estimate
+        assert set(form["quality"]) == {"acquiring"}
+        assert (
+            li.startswith(f"partner {peer} (acquiring): no estimate yet") and f"· {form['t_sc_s'].size} estimates" in li
+        )
+        dist = page.evaluate(_PLOT_JS, "peerDist")["data"][1:]
+        assert dist and not [v for v in sum(dist, []) if isinstance(v, (int, float))]
         assert int(page.inner_text("#res-points")) == tb.read_csv(replay_dir / "range_residuals.csv")["t_sc_s"].size
         assert "orbit.csv" in page.inner_text("#files")
         assert (
@@ -838,16 +871,16 @@ def test_page_follows_a_live_source_with_gaps(browser):
         assert page.inner_text("#time-scale") == ""
         rows = page.locator("#tasks tbody tr")
         assert rows.nth(1).inner_text().split() == ["orbit_estimator", "running", "1"]
-        assert page.inner_text(f"#peer-{PEER}").startswith("partner 0x4A: |Δr| 1000.0 m")
+        assert page.inner_text(f"#peer-0x{PEER:02X}").startswith("partner 0x4A (ok): |Δr| 1000.0 m")
         rtn = page.evaluate(
-            f"['radial_m', 'along_m', 'cross_m'].map(k => window.__stationState.formation['{PEER}'][k].at(-1))"
+            f"['radial_m', 'along_m', 'cross_m'].map(k => window.__stationState.formation['0x{PEER:02X}'][k].at(-1))"
         )
         assert math.hypot(*rtn) == pytest.approx(1000.0, abs=0.01) and abs(rtn[2]) < 1e-6  # equatorial orbit
         page.wait_for_function("document.getElementById('res-points').textContent === '1'")
         # the outage is a gap in what the page draws: a row of nulls in the orbit series
         lat = page.evaluate("window.__stationState.orbit.lat_deg")
         assert lat.count(None) == 1 and len(lat) == 31
-        res = page.evaluate("window.__stationState.residuals['74'].residual_m")
+        res = page.evaluate("window.__stationState.residuals['0x4A'].residual_m")
         assert res[0] == pytest.approx(0.3, abs=0.2)  # raw range resolution ~0.1 m
         _shot(page, "station_live.png")
         assert errors == []
@@ -877,7 +910,16 @@ def two_partner_replay(tmp_path_factory):
         )
         == 0
     )
-    assert main(["replay", str(d / "scenario"), "--out", str(d / "replay"), "--no-plots", "--quiet"]) == 0
+    # (the partners' relayed fixes used: both are estimated from the first minutes, where
+    # range-only they would still be acquiring - placeholders the page does not draw)
+    (d / "peer.toml").write_text('range_gps_source = "peer"\n')
+    cmd = ["replay", str(d / "scenario"), "--out", str(d / "replay"), "--config", str(d / "peer.toml")]
+    assert main([*cmd, "--no-plots", "--quiet"]) == 0
+    # the second partner's estimates at every other sample only: not all at the first's times
+    f = tb.read_csv(d / "replay" / "formation.csv")
+    second = f["peer_id"] == max(f["peer_id"])
+    keep = ~second | (np.cumsum(second) % 2 == 0)
+    tb.write_csv({k: v[keep] for k, v in f.items()}, d / "replay" / "formation.csv")
     return d / "replay"
 
 
@@ -921,7 +963,7 @@ def test_page_with_two_partners_draws_every_plot_on_utc_axes(browser, two_partne
         )
         page.wait_for_timeout(500)
         los = page.evaluate(_PLOT_JS, "peerLos")
-        assert len(los["data"]) == 3 and "NaN" not in sum(los["data"], [])
+        assert len(los["data"]) == 5 and "NaN" not in sum(los["data"], [])  # x, then each partner ok and not ok
         assert "undefined" in sum(los["data"][1:], [])  # uPlot.join's "no row here" kept as it is
         lo, hi, _ = los["scales"]["y"]
         assert lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo
@@ -962,12 +1004,13 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
     d = tmp_path / "downlink"
     d.mkdir()
     long = "peer 0x4B: the window's ranges fit 4 orbits about as well (at least the two sides of the plane)"
+    note = {"estimator": "formation", "code": "range_only_mirror", "peer_id": 0x4B, "text": long}
     batch_file(d, 1, [_orbit(T0_SC_S + 60.0 * k) for k in range(4)])
     batch_file(
         d,
         2,
         [_orbit(T0_SC_S + 240.0 + 60.0 * k) for k in range(3)]
-        + [("note", T0_SC_S + 300.0, {"estimator": "formation", "code": "range_only_mirror", "text": long})],
+        + [("note", T0_SC_S + 300.0, fmt.KINDS_BY_NAME["note"].encode("estimator_note", note))],
     )
     batch_file(d, 3, [_orbit(T0_SC_S + 2000.0 + 60.0 * k) for k in range(3)])
     srv = Server(str(d))
@@ -981,10 +1024,10 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
         )  # no clock map: no UTC
         note = page.locator("#notes li.cut")
         assert note.count() == 1
-        received = note.get_attribute("title").split(" (the first 64 bytes")[0]
-        assert len(received.encode()) == 64 and long.startswith(received)
+        received = note.get_attribute("title").split(" (the note as downlinked")[0]
+        assert len(received.encode()) <= 64 and received.endswith("…") and long.startswith(received[:-1])
         shown = note.inner_text()
-        assert shown == "formation: peer 0x4B: the window's ranges fit 4 orbits about as well (at … [range_only_mirror]"
+        assert shown == "formation: peer 0x4B: the window's ranges fit 4 orbits about as well … [range_only_mirror]"
         assert "batch_00000003.bin" in page.inner_text("#files")
         batch_file(d, 5, [_orbit(T0_SC_S + 2180.0 + 60.0 * k) for k in range(3)])  # file 4 never arrives
         page.wait_for_function(
@@ -995,6 +1038,126 @@ def test_page_shows_problems_gaps_whole_words_and_arriving_files(browser, tmp_pa
             timeout=10_000,
         )
         _shot(page, "station_batches.png")
+        assert errors == []
+    finally:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------- what the spacecraft knows
+def _pass_with_two_partners(d: Path) -> dict:
+    """Downlinked batch files of two partners as the flight encodes them: 0x4B acquiring (the
+    prior's placeholder), then ok, then ambiguous with two kept orbits; 0x4C ok and then
+    uncertain, 4500 estimates (more than a snapshot keeps); the orbit uncertain for a while.
+    Returns the spans and counts to expect."""
+    kinds = fmt.KINDS_BY_NAME
+    recs = []
+    t0 = T0_SC_S
+    for k in range(4500):
+        t = t0 + k
+        if k % 10 == 0:
+            bad = 1000 <= k < 2000
+            o = {
+                "t_sc_s": t,
+                "r_ecef_m": [7e6, 0.0, 0.0],
+                "v_ecef_m_s": [0.0, 7.5e3, 0.0],
+                "sigma_r_m": [900.0 if bad else 3.0] * 3,
+                "sigma_v_m_s": [0.1] * 3,
+                "quality": "uncertain" if bad else "ok",
+            }
+            recs.append(("orbit", t, kinds["orbit"].encode("orbit_estimate", o)))
+        c = {
+            "t_sc_s": t,
+            "peer_id": 0x4C,
+            "dr_ecef_m": [0.0, -6000.0 - k * 0.01, 0.0],
+            "dv_ecef_m_s": [0.0, 0.0, 0.0],
+            "sigma_dr_m": [2.0] * 3,
+            "sigma_dv_m_s": [0.01] * 3,
+            "quality": "uncertain" if k >= 4000 else "ok",
+        }
+        recs.append(("formation", t, kinds["formation"].encode("formation_estimate", c)))
+        if k % 60 == 0:
+            phase = "acquiring" if k < 1500 else "ok" if k < 3000 else "ambiguous"
+            ws = [0.6, 0.4] if phase == "ambiguous" else [0.8, 0.2] if phase == "acquiring" else [1.0]
+            hyps = [[0.0, 4000.0, 300.0], [0.0, 4000.0, -300.0]][: len(ws)]
+            b = {
+                "t_sc_s": t,
+                "peer_id": 0x4B,
+                "dr_ecef_m": [0.0, 4000.0, 0.0],
+                "dv_ecef_m_s": [0.0, 0.0, 0.0],
+                "sigma_dr_m": [200.0 if phase == "ambiguous" else 3.0] * 3,
+                "sigma_dv_m_s": [0.1] * 3,
+                "acquiring": phase == "acquiring",
+                "ambiguous": phase == "ambiguous",
+                "ambiguity_m": 600.0 if phase == "ambiguous" else 0.0,
+                "quality": phase,
+                "hyp_weights": ws,
+                "hyp_dr_ecef_m": hyps,
+                "hyp_dv_ecef_m_s": [[0.0] * 3] * len(ws),
+                "hyp_sigma_dr_m": [[3.0] * 3] * len(ws),
+                "hyp_sigma_dv_m_s": [[0.01] * 3] * len(ws),
+            }
+            recs.append(("formation", t, kinds["formation"].encode("formation_estimate", b)))
+            for v in kinds["partner_orbit"].encode("formation_estimate", b) or ():
+                recs.append(("partner_orbit", t, v))
+    for j in range(0, len(recs), 2000):
+        batch_file(d, j // 2000 + 1, recs[j : j + 2000])
+    return {"orbit_bad": (t0 + 1000.0, t0 + 1990.0), "rows_4c": 4500, "rows_4b": 75}
+
+
+def test_page_draws_quality_partners_kept_orbits_and_real_counts(browser, tmp_path):
+    """Issue 43 item 5, on the page: an ok estimate is drawn bold, an ambiguous or uncertain
+    one faint; a partner still acquiring is not drawn (its placeholder is no estimate); each
+    partner has its own colour and dash; each kept orbit is drawn (dots) and listed; the
+    counts are the source's, not a snapshot's thinned rows; the orbit's uncertain span is
+    shaded; a partner reads 0x4B everywhere."""
+    d = tmp_path / "downlink"
+    d.mkdir()
+    want = _pass_with_two_partners(d)
+    srv = Server(str(d))
+    try:
+        page, errors = _open(browser, srv.url)
+        page.wait_for_function(
+            "document.querySelectorAll('#peer-list li').length === 2 && window.__stationPlots.peerDist.u !== null",
+            timeout=30_000,
+        )
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.__stationState.peers") == ["0x4B", "0x4C"]
+        li_b, li_c = page.inner_text("#peer-0x4B"), page.inner_text("#peer-0x4C")
+        # the real counts, though the snapshot thinned 0x4C's series
+        assert page.evaluate("window.__stationState.formation['0x4C'].t_sc_s.length") < want["rows_4c"]
+        assert f"· {want['rows_4c']} estimates" in li_c and f"· {want['rows_4b']} estimates" in li_b
+        assert li_c.startswith("partner 0x4C (uncertain): |Δr|")
+        assert li_b.startswith("partner 0x4B (ambiguous): |Δr|")
+        assert "kept orbits at" in li_b and "#0 w 0.600" in li_b and "#1 w 0.400" in li_b
+        style = page.evaluate(
+            """() => window.__stationPlots.peerDist.u.series.slice(1).map((s) =>
+                   [s.label, typeof s.stroke === "function" ? s.stroke() : s.stroke, s.dash || [], s.width])"""
+        )
+        labels = [s[0] for s in style]
+        assert labels[:4] == ["0x4B", "0x4B (not ok)", "0x4C", "0x4C (not ok)"]
+        assert labels[4:] == ["0x4B kept orbit 0", "0x4B kept orbit 1"]
+        (lb, sb, db, wb), (_, sb2, db2, wb2), (_, sc, dc, wc), (_, sc2, dc2, _) = style[:4]
+        assert sb == "#1f77b4" and sc == "#d62728"  # a colour each
+        assert db != dc and db == db2 and dc == dc2  # a dash each, ok or not
+        assert wb > wb2 and sb2.startswith("rgba(31, 119, 180, 0.35")  # not ok: the colour, faint and thin
+        data = page.evaluate(_PLOT_JS, "peerDist")["data"]
+        x, ok_b, bad_b = data[0], data[1], data[2]
+        t0 = page.evaluate("window.__stationState.formation['0x4B'].t_unix_s[0]")
+        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        acq = [i for i, t in enumerate(x) if t is not None and t0 <= t < t0 + 1500]
+        okr = [i for i, t in enumerate(x) if t is not None and t0 + 1500 <= t < t0 + 3000 and num(ok_b[i])]
+        amb = [i for i, t in enumerate(x) if t is not None and t >= t0 + 3000 and num(bad_b[i])]
+        assert acq and not [i for i in acq if num(ok_b[i]) or num(bad_b[i])]  # acquiring: not drawn
+        assert len(okr) == 25 and not [i for i in okr if num(bad_b[i])]  # ok: the bold series only
+        assert len(amb) == 25 and not [i for i in amb if num(ok_b[i])]  # ambiguous: the faint one only
+        kept0, kept1 = data[5], data[6]
+        assert [i for i, v in enumerate(kept0) if num(v)] == amb == [i for i, v in enumerate(kept1) if num(v)]
+        bands = page.evaluate("window.__stationPlots.orbitSigma.u.__bands")
+        t_unix0 = page.evaluate("window.__stationState.orbit.t_unix_s[0]")
+        (b0, b1), *rest = bands
+        assert not rest and (b0 - t_unix0, b1 - t_unix0) == pytest.approx((1000.0, 1990.0))
+        assert "partner 0x4B" in page.inner_text("#peer-list") and "0x4b" not in page.content()
+        _shot(page, "station_quality.png")
         assert errors == []
     finally:
         srv.stop()
@@ -1080,7 +1243,7 @@ def test_page_axis_labels_are_clear_of_units_distinct_and_inside(browser):
             )
         page.wait_for_function(f"document.getElementById('orbit-points').textContent === '{n}'", timeout=20_000)
         page.wait_for_function(  # every row drawn
-            f"['orbitSigma', 'attBias', 'peerRtn', 'peerDist'].every(k => window.__stationPlots[k].u"
+            f"['orbitSigma', 'attBias', 'peerRadial', 'peerDist'].every(k => window.__stationPlots[k].u"
             f" && window.__stationPlots[k].u.data[0].length === {n})"
         )
         problems = page.evaluate(_AXIS_PROBLEMS_JS)

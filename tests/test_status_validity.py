@@ -144,8 +144,9 @@ finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
     flags=st.integers(0, 2**16 - 1),
     restarts=st.integers(0, 255),
 )
-# CI's case: both configuration flags, every other line at its widest -> "cfg rej last; refl"
+# CI's cases: both configuration flags, every other line at its widest -> "cfg rej last; refl"
 @example(t=10.0, up=0.0, epoch=0.0, sig=1459703772.0, q=1, counts=1_063_197_452, run=10, flags=58112, restarts=0)
+@example(t=0.0, up=0.0, epoch=0.0, sig=5744635137.0, q=1, counts=10000, run=0, flags=51968, restarts=0)
 def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, flags, restarts):
     """Any status (even absurd values, e.g. a spacecraft time of 1e300) renders six whole
     lines under 200 bytes: the trial's 1e300 gave one truncated line; the configuration's
@@ -190,12 +191,12 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
     assert [ln.split()[0] for ln in lines[:6]] == ["pygnc", "orb", "att", "frm", "tsk", "in"]
     assert lines[5].endswith(" bad")  # never cut
     # the configuration's line when it needs attention, with at least the word that says why
-    # (the short words "cfg rej" and "cfg refl" when the other lines are at their widest)
+    # (the short words when the other lines leave no room: "cfg rej last; refl", "cfg refl")
     if flags & S.FLAG_CONFIG_REJECTED:
-        assert lines[6].startswith("cfg rej")
+        assert lines[6].startswith(("cfg rejected", "cfg rej ")) or lines[6] == "cfg rej", lines[6]
         assert not flags & S.FLAG_IMU_REFLECTION or lines[6].endswith("refl") or "reflection" in lines[6]
     elif flags & S.FLAG_IMU_REFLECTION:
-        assert lines[6].startswith(("cfg imu refl", "cfg refl"))
+        assert lines[6].startswith(("cfg imu refl", "cfg refl")), lines[6]
     else:
         assert len(lines) == 6
 
@@ -226,3 +227,41 @@ def test_range_only_peers_say_why_they_are_not_valid():
     assert render_info(s).decode().splitlines()[3].endswith(" amb6.2km")
     s = _status(**base, peer1_ambiguity_m=40.0)  # within the bound: one orbit as far as the host cares
     assert assess(s, LAST, config, True) & S.FLAG_FORMATION_VALID and s["peer1_quality"] == Q_OK
+
+
+_SIGMA = st.floats(0.0, 5000.0) | st.just(math.nan)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sig_o=st.tuples(_SIGMA, _SIGMA, _SIGMA),
+    sig_a=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    ref=st.booleans(),
+    sig_p=st.tuples(_SIGMA, _SIGMA, _SIGMA),
+    acquiring=st.booleans(),
+    ambiguity=st.floats(0.0, 1e6),
+)
+def test_an_estimates_word_is_the_status_files_at_its_epoch(sig_o, sig_a, ref, sig_p, acquiring, ambiguity):
+    """The quality word the estimators put in each estimate (and the downlink and the
+    ground's tables carry) is the one the status file gives that estimate when "now" is its
+    epoch: the same function, never a rule of its own (issue 43 item 5)."""
+    from pygnc.validity import attitude_word, orbit_word, peer_word
+
+    s = _status(
+        orbit_t_sc_s=NOW,
+        orbit_sigma_r_m=sig_o,
+        att_t_sc_s=NOW,
+        att_sigma_rad=sig_a,
+        peer0_id=0x4B,
+        peer0_t_sc_s=NOW,
+        peer0_sigma_dr_m=sig_p,
+        peer0_ambiguity_m=ambiguity,
+        peer0_acq_window_s=2700 if acquiring else 0,
+    )
+    assess(s, NOW, CFG, ref)
+    # (the status file holds float32: the words are taken of what it holds)
+    assert S.ESTIMATE_QUALITY[s["orbit_quality"]] == orbit_word(s["orbit_sigma_r_m"], CFG)
+    assert S.ESTIMATE_QUALITY[s["att_quality"]] == attitude_word(s["att_sigma_rad"], ref, CFG)
+    assert S.ESTIMATE_QUALITY[s["peer0_quality"]] == peer_word(
+        s["peer0_sigma_dr_m"], acquiring, s["peer0_ambiguity_m"], CFG
+    )

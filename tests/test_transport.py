@@ -176,7 +176,7 @@ def _pump_until(pub, done, timeout_s=5.0):
     return done()
 
 
-NOTE = {"estimator": "orbit", "code": "c", "text": "t"}
+NOTE = {"estimator": "orbit", "code": "c", "peer_id": 0, "text": "t"}
 
 
 def test_replay_goes_to_the_restarted_consumer_alone_then_the_live_stream(tmp_path):
@@ -279,7 +279,7 @@ def test_replay_history_is_bounded(tmp_path):
     ctx = zmq.Context()
     pub = Publisher(ctx, "orbit", tmp_path, Encoder("orbit_estimator"), history_max_bytes=2000)
     for _ in range(100):
-        pub.publish("estimator_note", {"estimator": "orbit", "code": "c", "text": "x" * 50})
+        pub.publish("estimator_note", {"estimator": "orbit", "code": "c", "peer_id": 0, "text": "x" * 50})
     assert pub.history_bytes <= 2000 and pub.counters.history_evicted > 0
     assert len(pub.history) + pub.counters.history_evicted == 100
     pub.close()

@@ -92,17 +92,19 @@ class SequenceExhausted(OSError):
 
 #: Kinds whose record time is when something was measured: the same inputs give the same
 #: record in every run (:func:`span_key`).
-MEASURED_KINDS = frozenset({"orbit", "attitude", "formation", "gps_fix", "range", "sensor", "hk"})
+MEASURED_KINDS = frozenset({"orbit", "attitude", "formation", "partner_orbit", "gps_fix", "range", "sensor", "hk"})
 #: ... of which flag bit 0 says "propagated to now" (a record at a wall-clock instant).
-_PROPAGATED_BIT_KINDS = frozenset({"orbit", "attitude", "formation"})
+_PROPAGATED_BIT_KINDS = frozenset({"orbit", "attitude", "formation", "partner_orbit"})
 
 
 def span_key(kind: fmt.RecordKind, values: dict) -> tuple | None:
     """(kind name, key) of a record a series writes once, or None: a record at a measured
-    time (:data:`MEASURED_KINDS`), not propagated to "now"."""
-    if kind.name not in MEASURED_KINDS or kind.name in _PROPAGATED_BIT_KINDS and int(values.get("flags", 0)) & 1:
+    time (:data:`MEASURED_KINDS`), not propagated to "now".  A superseded layout's record
+    counts as its successor's (the same estimate, written before)."""
+    name = kind.read_as
+    if name not in MEASURED_KINDS or name in _PROPAGATED_BIT_KINDS and int(values.get("flags", 0)) & 1:
         return None
-    return kind.name, kind.key_of(values)
+    return name, kind.key_of(values)
 
 
 def series_of(config) -> str:
@@ -336,7 +338,7 @@ class BatchStore:
     def _mark_records(self, records) -> None:
         for r in records:
             kind = r.kind
-            if kind is None or kind.name not in MEASURED_KINDS:
+            if kind is None or kind.read_as not in MEASURED_KINDS:
                 continue
             try:
                 mark = span_key(kind, kind.unpack(r.payload))

@@ -703,14 +703,22 @@ def config_problems(c: Config) -> list[Problem]:
                 table = {k: v for k, v in table.items() if k != "orbit"}
             out += [_misplaced(p, cls) for p in field_problems(cls, table, (name,))]
     if ok("batch_kinds", "batch_period_s") and (c.batch_kinds or c.batch_period_s):
-        known = ", ".join(sorted(KINDS_BY_NAME))
+        current = {k.name: k for k in KINDS_BY_NAME.values() if k.superseded_by is None}
+        known = ", ".join(sorted(current))
+
+        def unknown(k) -> str:
+            old = KINDS_BY_NAME.get(k)
+            if old is not None and old.superseded_by is not None:
+                return f"is a superseded layout, read but never written: record {old.superseded_by!r}"
+            return f"is not a record kind (known: {known})"
+
         for k in c.batch_kinds:
-            if k not in KINDS_BY_NAME:
-                out.append(Problem(("batch_kinds",), f"names an unknown record kind {shown(k)} (known: {known})"))
+            if k not in current:
+                out.append(Problem(("batch_kinds",), f"names {shown(k)}, which {unknown(k)}"))
         interval = _FIELDS["batch_period_s"].metadata["range"]
         for k, v in c.batch_period_s.items():
-            if k not in KINDS_BY_NAME:
-                out.append(Problem(("batch_period_s", k), f"is not a record kind (known: {known})"))
+            if k not in current:
+                out.append(Problem(("batch_period_s", k), unknown(k)))
             elif not is_number(v) or number_problem(v, interval):
                 out.append(
                     Problem(("batch_period_s", k), f"must be seconds >= 0 (inf: on change only), got {shown(v)}")

@@ -22,6 +22,12 @@ spacecraft time) into one of :data:`pygnc.formats.status.ESTIMATE_QUALITY`:
   ``formation_valid_max_sigma_m``);
 * ``ok``: none of the above - usable now.  Only ``ok`` sets the ``*_valid`` flags.
 
+The last four tests (:func:`judged`) are also every estimate's quality at its own epoch -
+``ok``, ``uncertain``, ``rates_only``, ``acquiring`` or ``ambiguous``, never late or early:
+the estimators put that word in each estimate (:func:`orbit_word`, :func:`attitude_word`,
+:func:`peer_word`), so the downlink's records and the ground's tables carry the status
+file's words by the status file's rules.
+
 Pure functions on the status dict (no numpy): the status reporter and the supervisor's
 fallback final status share them.
 """
@@ -63,6 +69,14 @@ def quality(
         return Q_BEHIND
     if epoch_sc_s > now_sc_s + lag:
         return Q_AHEAD
+    return judged(sigma_3d, max_sigma, has_reference, acquiring, ambiguity_m)
+
+
+def judged(
+    sigma_3d: float, max_sigma: float, has_reference: bool = True, acquiring: bool = False, ambiguity_m: float = 0.0
+) -> int:
+    """Index into ``ESTIMATE_QUALITY`` of an estimate judged at its own epoch: the tests of
+    :func:`quality` that do not depend on "now"."""
     if not has_reference:
         return Q_RATES_ONLY
     if acquiring:
@@ -72,6 +86,25 @@ def quality(
     if not sigma_3d <= max_sigma:  # NaN fails too
         return Q_UNCERTAIN
     return Q_OK
+
+
+def orbit_word(sigma_r_m, config: Config) -> str:
+    """The quality word of an orbit estimate at its epoch (*sigma_r_m*: 1-sigma per axis, m)."""
+    return st.ESTIMATE_QUALITY[judged(norm3(sigma_r_m), config.orbit_valid_max_sigma_m)]
+
+
+def attitude_word(sigma_att_rad, valid_attitude: bool, config: Config) -> str:
+    """The quality word of an attitude estimate at its epoch (*valid_attitude* False: rates
+    and gyro bias only, no attitude reference)."""
+    sigma_deg = math.degrees(norm3(sigma_att_rad))
+    return st.ESTIMATE_QUALITY[judged(sigma_deg, config.attitude_valid_max_sigma_deg, bool(valid_attitude))]
+
+
+def peer_word(sigma_dr_m, acquiring: bool, ambiguity_m: float, config: Config) -> str:
+    """The quality word of a partner's relative-state estimate at its epoch (*acquiring*: its
+    range-only acquisition window is open; *ambiguity_m*: how far apart its kept orbits come)."""
+    max_sigma = config.formation_valid_max_sigma_m
+    return st.ESTIMATE_QUALITY[judged(norm3(sigma_dr_m), max_sigma, True, bool(acquiring), float(ambiguity_m))]
 
 
 def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool) -> int:

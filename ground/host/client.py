@@ -220,7 +220,7 @@ class StreamClient:
             self.stats.host_side_errors["bad_record"] += 1
             return
         r = records[0]
-        e = Estimate(t, r.kind.name, r.t_sc_s, r.values())
+        e = Estimate(t, r.kind.read_as, r.t_sc_s, r.values())  # (an older layout: as its current kind)
         self.estimates.append(e)
         self.latest[(e.kind, e.values.get("peer_id"))] = e
         if e.kind == "orbit":

@@ -17,6 +17,8 @@ import json
 import math
 from pathlib import Path
 
+from pygnc.partners import partner_id
+
 #: Version of the run-record layout.
 RUN_RECORD_VERSION = 1
 #: Columns that say who ran a row and how long it took, not what it found.
@@ -103,7 +105,7 @@ COLUMN_MEANINGS = {
     "formation_nees_frac_inside_95": "smallest partner's fraction of epochs inside the 95 % bounds",
     "n_valid_fixes": "valid own GPS fixes in the run's files",
     "orbit_rows": "rows of the replay's orbit.csv (likewise `attitude_rows`, `formation_rows`)",
-    "formation_peer<id>_*": "the formation columns of each partner (radio id `<id>`)",
+    "formation_peer<id>_*": "the formation columns of each partner (`<id>` as written: `0x4B`)",
 }
 
 
@@ -123,7 +125,7 @@ def metrics_from_summary(summary: dict) -> dict:
             out[f"{section}_{suffix}"] = d.get(key)
         out.update(_nees(d, section))
     peers = (summary.get("formation") or {}).get("peers") or {}
-    for pid, d in sorted(peers.items(), key=lambda kv: int(kv[0])):
+    for pid, d in sorted(peers.items(), key=lambda kv: partner_id(kv[0])):
         for key, suffix in _PEER_METRICS:
             out[f"formation_peer{pid}_{suffix}"] = d.get(key)
         out.update(_nees(d, f"formation_peer{pid}"))

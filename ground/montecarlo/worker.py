@@ -79,7 +79,9 @@ def replay_estimator(
     truth = find_truth(scenario_dir)
     result = run_in_process(scenario_dir, config, quiet=True, record_history=bool(estimator.get("smooth")))
     series: dict = {}
-    summary = replay.write_outputs(args, result, result.extra["stream"], out_dir, lambda *a: None, truth, series)
+    summary = replay.write_outputs(
+        args, result, result.extra["stream"], out_dir, lambda *a: None, truth, series, config=config
+    )
     return summary, series
 
 

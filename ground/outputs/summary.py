@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from pygnc.partners import partner_name
+
 #: Runs at least this long settle for 30 minutes; shorter ones for 10 % of their length.
 LONG_RUN_S = 3 * 3600.0
 LONG_SETTLE_S = 1800.0
@@ -99,7 +101,7 @@ def attitude_summary(table: dict, err: dict, settle_s: float) -> dict:
 
 
 def formation_summary(table: dict, err: dict, settle_s: float) -> dict:
-    """Per peer (keys are the peer ids as strings)."""
+    """Per peer (keys are the partners as written: ``0x4B``)."""
     peers = {}
     pid = table["peer_id"].astype(int)
     for p in np.unique(pid):
@@ -111,5 +113,5 @@ def formation_summary(table: dict, err: dict, settle_s: float) -> dict:
         d.update(norm_stats(np.linalg.norm(e, axis=1), m, "relative_position_3d_", "m"))
         d.update(norm_stats(err["los_err_m"][sel], m, "line_of_sight_", "m"))
         d["nees"] = nees_stats(err["nees"][sel], err["dof"], m)
-        peers[str(int(p))] = d
+        peers[partner_name(p)] = d
     return {"n_rows": int(pid.size), "peers": peers}

@@ -6,7 +6,10 @@ docs/interface.md and :data:`COLUMNS`).  Only estimates with ``propagated == Fal
 ones made at a sensor sample time) become rows; the propagated ones the flight task sends
 after the batch are not data.
 
-``unix_time_s`` is UTC (POSIX seconds), ``utc`` the same instant in ISO 8601.
+``unix_time_s`` is UTC (POSIX seconds), ``utc`` the same instant in ISO 8601.  Each
+estimate row carries its ``quality`` word, the status file's (:mod:`pygnc.validity`: the
+estimators judge every estimate at its epoch).  A partner is written ``0x4B``
+(:mod:`pygnc.partners`) in the CSV; in a table ``peer_id`` is the radio id (int).
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from pygnc.atomic import write_atomic
+
+_QUALITY = (
+    "the estimate's quality at its epoch, in the status file's words and by its rules "
+    "([operations.md](operations.md#reading-the-status-file)); empty where the downlink did not record it"
+)
+_PEER = "the partner's radio id, written `0x4B`"
+#: Columns written as text (the others are numbers; ``peer_id`` is written ``0x4B``).
+TEXT_COLUMNS = ("utc", "quality")
 
 #: kind -> [(column, unit / meaning)].  The single declaration of the CSV layouts.
 COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -47,6 +58,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("n_fixes_used", "own GPS fixes used so far (smoothed: in the whole batch)"),
         ("n_fixes_rejected", "fixes rejected by the innovation gate so far"),
         ("n_fixes_invalid", "fixes flagged invalid so far"),
+        ("quality", _QUALITY + ": `ok` (its 3-D 1σ under `orbit_valid_max_sigma_m`) or `uncertain`"),
     ],
     "attitude": [
         ("unix_time_s", "epoch, UTC POSIX seconds"),
@@ -78,12 +90,17 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("has_position", "1 when an orbit estimate was available (field and sun models used)"),
         ("in_eclipse", "1 when the estimator judged the spacecraft in eclipse"),
         ("valid_attitude", "0 while the quaternion is a placeholder (no reference yet; sigma_att is then pi)"),
+        (
+            "quality",
+            _QUALITY + ": `ok`, `uncertain` (its 3-D 1σ over `attitude_valid_max_sigma_deg`) or `rates_only` "
+            "(no attitude reference yet: the quaternion is a placeholder)",
+        ),
     ],
     "formation": [
         ("unix_time_s", "epoch, UTC POSIX seconds"),
         ("utc", "the same epoch, ISO 8601 UTC"),
         ("t_sc_s", "the same epoch, spacecraft clock seconds"),
-        ("peer_id", "peer radio id"),
+        ("peer_id", _PEER),
         ("dx_ecef_m", "peer minus own position, ECEF, m"),
         ("dy_ecef_m", ""),
         ("dz_ecef_m", ""),
@@ -99,12 +116,55 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("range_bias_m", "estimated range bias, m"),
         ("n_ranges_used", "ranges used so far"),
         ("n_ranges_rejected", "ranges rejected so far"),
+        (
+            "quality",
+            _QUALITY + ": `ok`, `uncertain` (its 3-D 1σ over `formation_valid_max_sigma_m`), `acquiring` "
+            "(range-only: the acquisition window is still collecting ranges; the row is the prior's placeholder, "
+            "not an estimate) or `ambiguous` (the kept orbits lie further apart than the bound; the row is their "
+            "mixture)",
+        ),
+        (
+            "ambiguity_m",
+            "range-only: how far the kept orbits come from the published estimate over an orbit, m (0: one orbit; "
+            "empty where the downlink did not record it)",
+        ),
+        (
+            "n_orbits",
+            "orbits kept: range-only, those the ranges cannot tell apart yet (each in partner_orbit.csv); 1 for a "
+            "partner tracked with its fixes (0: not recorded)",
+        ),
+        ("best_weight", "the weight of the most likely kept orbit (1: one orbit)"),
+    ],
+    "partner_orbit": [
+        ("unix_time_s", "epoch, UTC POSIX seconds"),
+        ("utc", "the same epoch, ISO 8601 UTC"),
+        ("t_sc_s", "the same epoch, spacecraft clock seconds"),
+        ("peer_id", _PEER),
+        (
+            "index",
+            "which kept orbit: 0 the published filter's, then its alternatives (the last may be "
+            "the first's mirror image in the own orbit plane, kept while the prior cannot exclude it)",
+        ),
+        ("n_orbits", "orbits kept at that epoch"),
+        ("weight", "this orbit's weight (posterior probability; the weights of an epoch sum to 1)"),
+        ("dx_ecef_m", "peer minus own position in this orbit, ECEF, m"),
+        ("dy_ecef_m", ""),
+        ("dz_ecef_m", ""),
+        ("dvx_ecef_m_s", "peer minus own velocity in this orbit, ECEF, m/s"),
+        ("dvy_ecef_m_s", ""),
+        ("dvz_ecef_m_s", ""),
+        ("sigma_dx_m", "1σ relative position of this orbit per ECEF axis, m"),
+        ("sigma_dy_m", ""),
+        ("sigma_dz_m", ""),
+        ("sigma_dvx_m_s", "1σ relative velocity of this orbit per ECEF axis, m/s"),
+        ("sigma_dvy_m_s", ""),
+        ("sigma_dvz_m_s", ""),
     ],
     "range_residuals": [
         ("unix_time_s", "range time, UTC POSIX seconds (spacecraft clock without a clock map)"),
         ("utc", "the same instant, ISO 8601 UTC"),
         ("t_sc_s", "range time, spacecraft clock seconds"),
-        ("peer_id", "peer radio id"),
+        ("peer_id", _PEER),
         (
             "residual_m",
             "measured range - |Δr| of the formation estimate at that time - estimated range bias, m "
@@ -167,7 +227,7 @@ def iso_utc(unix_time_s) -> np.ndarray:
 
 
 def empty_table(kind: str) -> dict:
-    return {name: np.array([], dtype="U24" if name == "utc" else float) for name, _ in COLUMNS[kind]}
+    return {name: np.array([], dtype="U24" if name in TEXT_COLUMNS else float) for name, _ in COLUMNS[kind]}
 
 
 def _vec(bodies, key, n=3) -> np.ndarray:
@@ -209,7 +269,12 @@ def orbit_table(bodies: list[dict]) -> dict:
     out["n_fixes_used"] = _col(bodies, "n_used", np.int64)
     out["n_fixes_rejected"] = _col(bodies, "n_rejected", np.int64)
     out["n_fixes_invalid"] = _col(bodies, "n_invalid", np.int64)
+    out["quality"] = _quality(bodies)
     return out
+
+
+def _quality(bodies) -> np.ndarray:
+    return np.array([str(b.get("quality") or "") for b in bodies], dtype=object)
 
 
 def orbit_covariances_gcrs(bodies: list[dict]) -> np.ndarray:
@@ -246,6 +311,7 @@ def attitude_table(bodies: list[dict]) -> dict:
     out["has_position"] = _col(bodies, "has_position", bool).astype(np.int64)
     out["in_eclipse"] = _col(bodies, "in_eclipse", bool).astype(np.int64)
     out["valid_attitude"] = _opt_col(bodies, "valid_attitude", True, bool).astype(np.int64)
+    out["quality"] = _quality(bodies)
     return out
 
 
@@ -285,6 +351,54 @@ def formation_table(bodies: list[dict]) -> dict:
     out["range_bias_m"] = _col(bodies, "range_bias_m")
     out["n_ranges_used"] = _col(bodies, "n_ranges_used", np.int64)
     out["n_ranges_rejected"] = _col(bodies, "n_ranges_rejected", np.int64)
+    out["quality"] = _quality(bodies)
+    out["ambiguity_m"] = _opt_col(bodies, "ambiguity_m", float("nan"))
+    # (an estimate message lists the kept orbits' weights; a downlinked record counts them)
+    out["n_orbits"] = np.asarray([b.get("n_orbits", len(b.get("hyp_weights") or ())) for b in bodies], dtype=np.int64)
+    out["best_weight"] = np.asarray(
+        [b.get("best_weight", max(b.get("hyp_weights") or [float("nan")])) for b in bodies], dtype=float
+    )
+    return out
+
+
+def partner_orbit_bodies(formation_bodies: list[dict]) -> list[dict]:
+    """Each orbit a range-only partner keeps, one body per orbit and estimate, from
+    ``formation_estimate`` bodies: the ``partner_orbit`` record's values (the flight's own
+    encoder makes them), with the estimate's ``unix_time_s``; only while more than one is kept."""
+    from pygnc.formats.batch import KINDS_BY_NAME
+
+    enc = KINDS_BY_NAME["partner_orbit"].encode
+    out = []
+    for b in formation_bodies:
+        for v in enc("formation_estimate", b) or ():
+            v["unix_time_s"] = b["unix_time_s"]
+            out.append(v)
+    return out
+
+
+def partner_orbit_table(bodies: list[dict]) -> dict:
+    """Rows of :func:`partner_orbit_bodies` (or of decoded ``partner_orbit`` records)."""
+    if not bodies:
+        return empty_table("partner_orbit")
+    t = _col(bodies, "unix_time_s")
+    out = {
+        "unix_time_s": t,
+        "utc": iso_utc(t),
+        "t_sc_s": _col(bodies, "t_sc_s"),
+        "peer_id": _col(bodies, "peer_id", np.int64),
+        "index": _col(bodies, "index", np.int64),
+        "n_orbits": _col(bodies, "n_orbits", np.int64),
+        "weight": _col(bodies, "weight"),
+    }
+    for key, fmt in (
+        ("dr_ecef_m", "d{}_ecef_m"),
+        ("dv_ecef_m_s", "dv{}_ecef_m_s"),
+        ("sigma_dr_m", "sigma_d{}_m"),
+        ("sigma_dv_m_s", "sigma_dv{}_m_s"),
+    ):
+        arr = _vec(bodies, key)
+        for j, ax in enumerate(_XYZ):
+            out[fmt.format(ax)] = arr[:, j]
     return out
 
 
@@ -321,10 +435,22 @@ def range_residual_table(residuals: dict, to_unix) -> dict:
     }
 
 
+def csv_cells(table: dict) -> tuple[list[str], list[list]]:
+    """(column names, columns as lists) of *table* as a CSV writes them: ``peer_id`` as
+    ``0x4B`` (:func:`pygnc.partners.partner_name`), the rest as they are."""
+    from pygnc.partners import partner_name
+
+    names = list(table)
+    cols = [
+        [partner_name(v) for v in np.asarray(table[n]).tolist()] if n == "peer_id" else np.asarray(table[n]).tolist()
+        for n in names
+    ]
+    return names, cols
+
+
 def write_csv(table: dict, path: Path) -> int:
     """Write *table* as CSV (full float precision, header row); returns the row count."""
-    names = list(table)
-    cols = [table[n].tolist() for n in names]
+    names, cols = csv_cells(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
@@ -335,14 +461,22 @@ def write_csv(table: dict, path: Path) -> int:
 
 
 def read_csv(path: Path) -> dict:
-    """Read a CSV written by :func:`write_csv` back into a table (``utc`` stays text)."""
+    """Read a CSV written by :func:`write_csv` back into a table (``utc`` and ``quality``
+    stay text; ``peer_id`` becomes the radio id again)."""
+    from pygnc.partners import partner_id
+
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     names, data = rows[0], rows[1:]
     out = {}
     for j, n in enumerate(names):
         vals = [r[j] for r in data]
-        out[n] = np.array(vals, dtype="U32") if n == "utc" else np.array(vals, dtype=float)
+        if n in TEXT_COLUMNS:
+            out[n] = np.array(vals, dtype="U32")
+        elif n == "peer_id":
+            out[n] = np.array([partner_id(v) for v in vals], dtype=np.int64)
+        else:
+            out[n] = np.array(vals, dtype=float)
     return out
 
 

@@ -15,7 +15,11 @@ where the source has a clock map, else the spacecraft clock (the ``hello`` messa
 spacing of a series' rows exceeds :data:`GAP_FACTOR` times its median spacing, a row of
 ``null`` values (its time half-way) is put between them, so a plot breaks its line there.
 A snapshot keeps at most :data:`MAX_POINTS` rows per series (evenly thinned; the rows on
-both sides of every gap are always kept).
+both sides of every gap are always kept); the counts the page shows are the source's own
+(``rows``), never the thinned ones.  Each estimate row carries its ``quality`` word (the
+status file's, judged at its epoch); a partner's rows still ``acquiring`` carry no position
+(the prior's placeholder is not an estimate).  Partners are keyed as written everywhere,
+``0x4B``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ MAX_PROBLEMS_LISTED = 50
 
 _XYZ = ("x", "y", "z")
 
+_QUALITY = "the estimate's quality at its epoch, the status file's word (null: not recorded)"
 #: group -> [(column, unit / meaning)]: the single declaration of the page's series.
-#: ``formation`` and ``residuals`` are per peer: ``{"<peer id>": series}``.
+#: ``formation``, ``residuals`` and ``orbits`` (each orbit a range-only partner keeps, while it
+#: keeps several: ``partner_orbit.csv``) are per partner: ``{"0x4B": series}``.
 SERIES: dict[str, list[tuple[str, str]]] = {
     "orbit": [
         ("t_unix_s", "epoch, UTC POSIX s (spacecraft clock without a clock map)"),
@@ -47,6 +53,7 @@ SERIES: dict[str, list[tuple[str, str]]] = {
         ("sigma_r_m", "3-D 1σ position (root sum of the per-axis variances), m"),
         ("sigma_v_m_s", "3-D 1σ velocity, m/s"),
         ("n_fixes_used", "own GPS fixes used so far"),
+        ("quality", _QUALITY),
     ],
     "attitude": [
         ("t_unix_s", "epoch, UTC POSIX s"),
@@ -60,6 +67,7 @@ SERIES: dict[str, list[tuple[str, str]]] = {
         *[(f"sigma_bias_{a}_deg_s", "1σ gyro bias, deg/s" if a == "x" else "") for a in _XYZ],
         *[(f"sigma_att_{a}_deg", "1σ attitude error about the body axis, deg" if a == "x" else "") for a in _XYZ],
         ("valid_attitude", "1 once the quaternion is estimated (0: rates only, no reference yet)"),
+        ("quality", _QUALITY),
     ],
     "formation": [
         ("t_unix_s", "epoch, UTC POSIX s"),
@@ -72,14 +80,34 @@ SERIES: dict[str, list[tuple[str, str]]] = {
         ("sigma_los_m", "1σ along the line of sight, m (from the per-axis σ where the source has no line-of-sight σ)"),
         ("sigma_dr_m", "3-D 1σ relative position, m"),
         ("range_bias_m", "estimated range bias, m"),
+        (
+            "quality",
+            _QUALITY + "; `acquiring` rows carry no position (null): the prior's placeholder is not an estimate",
+        ),
+        ("n_orbits", "orbits kept (range-only: each in `orbits`)"),
     ],
     "residuals": [
         ("t_unix_s", "range time, UTC POSIX s"),
         ("t_sc_s", "range time, spacecraft clock s"),
         ("residual_m", "measured range - |Δr| of the estimate at that time - estimated bias, m"),
     ],
+    "orbits": [
+        ("t_unix_s", "epoch, UTC POSIX s"),
+        ("t_sc_s", "epoch, spacecraft clock s"),
+        (
+            "index",
+            "which kept orbit: 0 the published filter's, then its alternatives (the last may be "
+            "the first's mirror image in the own orbit plane, kept while the prior cannot exclude it)",
+        ),
+        ("weight", "its weight (posterior probability)"),
+        ("dist_m", "distance to the partner in this orbit, m"),
+        ("radial_m", "Δr of this orbit along the own radial direction, m"),
+        ("along_m", "… along-track, m"),
+        ("cross_m", "… cross-track, m"),
+        ("sigma_dr_m", "3-D 1σ relative position of this orbit, m"),
+    ],
 }
-PER_PEER = ("formation", "residuals")
+PER_PEER = ("formation", "residuals", "orbits")
 
 #: (type, direction, fields, meaning): the single declaration of the page's WebSocket messages.
 MESSAGES: tuple[tuple[str, str, str, str], ...] = (
@@ -93,22 +121,22 @@ MESSAGES: tuple[tuple[str, str, str, str], ...] = (
     (
         "snapshot",
         "server -> page",
-        "`series` {`orbit`, `attitude`, `formation` {peer: ...}, "
-        "`residuals` {peer: ...}}, `rows` (rows the source holds per group), "
-        "`time_scale`",
+        "`series` {`orbit`, `attitude`, `formation` {partner: ...}, "
+        "`residuals` {partner: ...}, `orbits` {partner: ...}}, `rows` (rows the source holds per group, "
+        "and per partner in `by_peer` {group: {partner: rows}}: the counts to show), `time_scale`",
         "everything the source holds, thinned to MAX_POINTS rows per series; replaces what the page shows",
     ),
     (
         "append",
         "server -> page",
-        "`series` as in snapshot, only the new rows",
+        "`series` as in snapshot, only the new rows; `rows` as in snapshot",
         "new estimates of a live source since the last message (every 0.2 s at most)",
     ),
     (
         "status",
         "server -> page",
         "`status` (see :func:`status_view`): `flags`, `quality`, `tasks`, "
-        "`counters`, `notes` (`cut`: the text is the first 64 bytes as downlinked), "
+        "`counters`, `notes` (`peer_id`; `cut`: the text was cut on board and ends with …), "
         "`problems` and `gaps` (text lines), `problems_more`, `gaps_more`",
         "health, validity, counters, notes, a batch source's problems and gaps; sent when it changes",
     ),
@@ -154,8 +182,11 @@ def thin(n: int, max_points: int, keep: np.ndarray | None = None) -> np.ndarray:
 
 
 def _json_list(a: np.ndarray) -> list:
-    """A column as a JSON list: NaN and inf -> None, integers stay integers."""
+    """A column as a JSON list: NaN and inf -> None, integers stay integers, text stays text
+    (empty -> None)."""
     a = np.asarray(a)
+    if a.dtype.kind in "UOS":
+        return [str(v) or None if v is not None else None for v in a.tolist()]
     if a.dtype.kind in "iub":
         return a.astype(np.int64).tolist()
     a = a.astype(float)
@@ -233,7 +264,15 @@ def orbit_columns(table: dict) -> dict[str, np.ndarray]:
         "sigma_r_m": np.sqrt((sr**2).sum(axis=1)),
         "sigma_v_m_s": np.sqrt((sv**2).sum(axis=1)),
         "n_fixes_used": np.asarray(table["n_fixes_used"], dtype=float)[o],
+        "quality": _words(table, o),
     }
+
+
+def _words(table: dict, o: np.ndarray) -> np.ndarray:
+    """The ``quality`` column in order *o* (empty where the table has none)."""
+    if "quality" not in table:
+        return np.full(o.size, "", dtype=object)
+    return np.asarray([str(v) for v in np.asarray(table["quality"]).tolist()], dtype=object)[o]
 
 
 def attitude_columns(table: dict) -> dict[str, np.ndarray]:
@@ -254,6 +293,7 @@ def attitude_columns(table: dict) -> dict[str, np.ndarray]:
     for a in _XYZ:
         out[f"sigma_att_{a}_deg"] = np.asarray(table[f"sigma_att_{a}_rad"], dtype=float)[o] * deg
     out["valid_attitude"] = np.asarray(table["valid_attitude"], dtype=float)[o].astype(np.int64)
+    out["quality"] = _words(table, o)
     return out
 
 
@@ -291,17 +331,24 @@ def rtn_components(t_sc_s: np.ndarray, dr_ecef_m: np.ndarray, orbit: dict | None
     return out
 
 
-def formation_columns(table: dict, orbit: dict | None = None) -> dict[int, dict[str, np.ndarray]]:
-    """A formation table -> {peer id: the formation series' columns}; *orbit* (the own orbit
-    table) gives the RTN components."""
+def formation_columns(table: dict, orbit: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """A formation table -> {partner (``0x4B``): the formation series' columns}; *orbit* (the
+    own orbit table) gives the RTN components.  Rows still ``acquiring`` keep their time and
+    quality, not their position: the prior's placeholder is not drawn as an estimate."""
+    from pygnc.partners import partner_name
+
     out = {}
     pid = np.asarray(table["peer_id"], dtype=float)
     for p in np.unique(pid[np.isfinite(pid)]).astype(int).tolist():
         sel = np.flatnonzero(pid == p)
         sub = {k: np.asarray(v)[sel] for k, v in table.items()}
         o = _order(sub)
+        words = _words(sub, o)
+        placeholder = words == "acquiring"
         dr = _stack(sub, "d{}_ecef_m")[o]
         sig = np.column_stack([np.asarray(sub[f"sigma_d{a}_m"], dtype=float) for a in _XYZ])[o]
+        dr[placeholder] = np.nan
+        sig[placeholder] = np.nan
         dist = np.linalg.norm(dr, axis=1)
         if "sigma_los_m" in sub:
             los = np.asarray(sub["sigma_los_m"], dtype=float)[o]
@@ -309,9 +356,11 @@ def formation_columns(table: dict, orbit: dict | None = None) -> dict[int, dict[
             with np.errstate(invalid="ignore", divide="ignore"):
                 u = dr / dist[:, None]
             los = np.sqrt(((u * sig) ** 2).sum(axis=1))
+        los = np.where(placeholder, np.nan, los)
         t_sc = np.asarray(sub["t_sc_s"], dtype=float)[o]
         rtn = rtn_components(t_sc, dr, orbit)
-        out[p] = {
+        n_orbits = np.asarray(sub["n_orbits"], dtype=float)[o] if "n_orbits" in sub else np.full(o.size, np.nan)
+        out[partner_name(p)] = {
             "t_unix_s": np.asarray(sub["unix_time_s"], dtype=float)[o],
             "t_sc_s": t_sc,
             "dx_m": dr[:, 0],
@@ -323,15 +372,49 @@ def formation_columns(table: dict, orbit: dict | None = None) -> dict[int, dict[
             "cross_m": rtn[:, 2],
             "sigma_los_m": los,
             "sigma_dr_m": np.sqrt((sig**2).sum(axis=1)),
-            "range_bias_m": np.asarray(sub["range_bias_m"], dtype=float)[o],
+            "range_bias_m": np.where(placeholder, np.nan, np.asarray(sub["range_bias_m"], dtype=float)[o]),
+            "quality": words,
+            "n_orbits": n_orbits,
         }
     return out
 
 
-def residual_columns(res: dict, sc_to_unix) -> dict[int, dict[str, np.ndarray]]:
+def orbits_columns(table: dict, orbit: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """A ``partner_orbit`` table (each kept orbit of a range-only partner) -> {partner: the
+    ``orbits`` series' columns}, one row per kept orbit and epoch; *orbit* gives the RTN
+    components."""
+    from pygnc.partners import partner_name
+
+    out = {}
+    pid = np.asarray(table["peer_id"], dtype=float)
+    for p in np.unique(pid[np.isfinite(pid)]).astype(int).tolist():
+        sel = np.flatnonzero(pid == p)
+        sub = {k: np.asarray(v)[sel] for k, v in table.items()}
+        o = np.lexsort((np.asarray(sub["index"], dtype=float), np.asarray(sub["unix_time_s"], dtype=float)))
+        dr = _stack(sub, "d{}_ecef_m")[o]
+        sig = np.column_stack([np.asarray(sub[f"sigma_d{a}_m"], dtype=float) for a in _XYZ])[o]
+        t_sc = np.asarray(sub["t_sc_s"], dtype=float)[o]
+        rtn = rtn_components(t_sc, dr, orbit)
+        out[partner_name(p)] = {
+            "t_unix_s": np.asarray(sub["unix_time_s"], dtype=float)[o],
+            "t_sc_s": t_sc,
+            "index": np.asarray(sub["index"], dtype=float)[o].astype(np.int64),
+            "weight": np.asarray(sub["weight"], dtype=float)[o],
+            "dist_m": np.linalg.norm(dr, axis=1),
+            "radial_m": rtn[:, 0],
+            "along_m": rtn[:, 1],
+            "cross_m": rtn[:, 2],
+            "sigma_dr_m": np.sqrt((sig**2).sum(axis=1)),
+        }
+    return out
+
+
+def residual_columns(res: dict, sc_to_unix) -> dict[str, dict[str, np.ndarray]]:
     """Range residuals (:func:`ground.outputs.residuals.range_residuals`: t_sc_s, peer_id,
     residual_m; or the ``range_residuals.csv`` table, whose ``unix_time_s`` is used as it is)
     -> {peer id: columns}; *sc_to_unix* maps spacecraft to UTC seconds otherwise."""
+    from pygnc.partners import partner_name
+
     out = {}
     t_sc = np.asarray(res["t_sc_s"], dtype=float)
     unix = np.asarray(res["unix_time_s"], dtype=float) if "unix_time_s" in res else None
@@ -339,7 +422,7 @@ def residual_columns(res: dict, sc_to_unix) -> dict[int, dict[str, np.ndarray]]:
     for p in np.unique(pid).tolist():
         sel = np.flatnonzero(pid == p)
         o = sel[np.argsort(t_sc[sel], kind="stable")]
-        out[int(p)] = {
+        out[partner_name(p)] = {
             "t_unix_s": unix[o] if unix is not None else np.asarray(sc_to_unix(t_sc[o]), dtype=float),
             "t_sc_s": t_sc[o],
             "residual_m": np.asarray(res["residual_m"], dtype=float)[o],
@@ -353,7 +436,13 @@ def series_of(
     """Estimate tables (``orbit``, ``attitude``, ``formation``; replay layout) and range
     residuals -> the ``series`` of a snapshot or append message.  *own_orbit*: the orbit
     table for the formation's RTN components when ``tables["orbit"]`` does not span them."""
-    out: dict = {"orbit": empty_series("orbit"), "attitude": empty_series("attitude"), "formation": {}, "residuals": {}}
+    out: dict = {
+        "orbit": empty_series("orbit"),
+        "attitude": empty_series("attitude"),
+        "formation": {},
+        "residuals": {},
+        "orbits": {},
+    }
     if tables.get("orbit") is not None and np.asarray(tables["orbit"]["t_sc_s"]).size:
         out["orbit"] = make_series(orbit_columns(tables["orbit"]), max_points)
     if tables.get("attitude") is not None and np.asarray(tables["attitude"]["t_sc_s"]).size:
@@ -361,21 +450,41 @@ def series_of(
     if tables.get("formation") is not None and np.asarray(tables["formation"]["t_sc_s"]).size:
         own = own_orbit if own_orbit is not None else tables.get("orbit")
         out["formation"] = {
-            str(p): make_series(c, max_points) for p, c in formation_columns(tables["formation"], own).items()
+            p: make_series(c, max_points) for p, c in formation_columns(tables["formation"], own).items()
         }
+    kept = tables.get("partner_orbit")
+    if kept is not None and np.asarray(kept["t_sc_s"]).size:
+        own = own_orbit if own_orbit is not None else tables.get("orbit")
+        out["orbits"] = {p: make_series(c, max_points) for p, c in orbits_columns(kept, own).items()}
     if residuals is not None and np.asarray(residuals["t_sc_s"]).size:
-        out["residuals"] = {
-            str(p): make_series(c, max_points) for p, c in residual_columns(residuals, sc_to_unix).items()
-        }
+        out["residuals"] = {p: make_series(c, max_points) for p, c in residual_columns(residuals, sc_to_unix).items()}
     return out
 
 
-def row_counts(tables: dict, residuals: dict | None) -> dict[str, int]:
-    n = {
+def _per_peer(table: dict | None) -> dict[str, int]:
+    from pygnc.partners import partner_name
+
+    if table is None or not np.asarray(table["t_sc_s"]).size:
+        return {}
+    ids, n = np.unique(np.asarray(table["peer_id"]).astype(int), return_counts=True)
+    return {partner_name(p): int(c) for p, c in zip(ids.tolist(), n.tolist())}
+
+
+def row_counts(tables: dict, residuals: dict | None) -> dict:
+    """Rows the source holds, per group and (``by_peer``) per partner: the counts the page
+    shows, whatever a snapshot's thinning left."""
+    n: dict = {
         k: int(np.asarray(tables[k]["t_sc_s"]).size) if tables.get(k) is not None else 0
         for k in ("orbit", "attitude", "formation")
     }
     n["residuals"] = int(np.asarray(residuals["t_sc_s"]).size) if residuals is not None else 0
+    kept = tables.get("partner_orbit")
+    n["orbits"] = int(np.asarray(kept["t_sc_s"]).size) if kept is not None else 0
+    n["by_peer"] = {
+        "formation": _per_peer(tables.get("formation")),
+        "residuals": _per_peer(residuals),
+        "orbits": _per_peer(kept),
+    }
     return n
 
 
@@ -389,15 +498,10 @@ def _finite(x):
 
 
 def note_received(note: dict) -> dict:
-    """A note decoded from a batch record or the stream, marked ``cut`` when its text filled
-    the record's text field (the flight keeps its first bytes, never half a character), so
-    the page can end it at a whole word and say so."""
-    from pygnc.formats.batch import KINDS_BY_NAME
-
-    limit = next(f.count for f in KINDS_BY_NAME["note"].fields if f.name == "text")
-    n = len(str(note.get("text", "")).encode("utf-8"))
-    ascii_only = str(note.get("text", "")).isascii()
-    return {**note, "cut": n >= limit if ascii_only else n > limit - 4}
+    """A note decoded from a batch record or the stream, marked ``cut`` when the record says
+    its text was cut on board (flag bit 0: the text ends with the cut mark; a first-layout
+    record's is inferred: :mod:`pygnc.formats.batch`), so the page can say so."""
+    return {**note, "cut": bool(int(note.get("flags", 0) or 0) & 1)}
 
 
 def gap_text(gap: dict, sc_to_unix=None) -> str:
@@ -440,6 +544,7 @@ def status_view(
     of each) with ``problems_more`` and ``gaps_more`` (how many were left out).
     """
     from pygnc.formats.status import ESTIMATE_QUALITY, MAX_PEERS, MAX_TASKS, TASK_STATES
+    from pygnc.partners import partner_name
     from pygnc.tasks.table import TASK_NAMES_BY_ID
 
     def q(i):
@@ -470,7 +575,7 @@ def status_view(
         for k in range(MAX_PEERS):
             pid = status.get(f"peer{k}_id", 0)
             if pid:
-                out["quality"][f"peer {pid:#04x}"] = q(status.get(f"peer{k}_quality"))
+                out["quality"][f"partner {partner_name(pid)}"] = q(status.get(f"peer{k}_quality"))
         for k in range(MAX_TASKS):
             tid = status.get(f"task{k}_id", 0)
             if tid:

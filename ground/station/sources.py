@@ -46,6 +46,7 @@ from pygnc.formats import batch as fmt
 from pygnc.formats import stream as fs
 from pygnc.formats.common import open_regular_file, read_regular_file
 from pygnc.formats.status import StatusError, decode_status
+from pygnc.partners import partner_name
 
 from . import model
 
@@ -158,18 +159,20 @@ class _FileSource:
 class ReplaySource(_FileSource):
     kind = "replay"
     FILES = ("orbit.csv", "attitude.csv", "formation.csv", "range_residuals.csv", "summary.json")
+    #: Read too when present (a replay before issue 43 has none).
+    MORE_FILES = ("partner_orbit.csv",)
 
     def _paths(self) -> list[Path]:
-        return [self.path / f for f in self.FILES]
+        return [self.path / f for f in self.FILES + self.MORE_FILES]
 
     def _load(self) -> list[dict]:
         tables = {}
-        for kind in ("orbit", "attitude", "formation"):
+        for kind in ("orbit", "attitude", "formation", "partner_orbit"):
             p = self.path / f"{kind}.csv"
             tables[kind] = tb.read_csv(p) if p.is_file() else tb.empty_table(kind)
         p = self.path / "range_residuals.csv"
         residuals = tb.read_csv(p) if p.is_file() else None
-        to_unix = tb.sc_to_unix(*tables.values())  # range_residuals.csv carries its own UTC
+        to_unix = tb.sc_to_unix(*(tables[k] for k in ("orbit", "attitude", "formation")))  # (residuals: own UTC)
         self.time_scale = (
             "utc"
             if any(
@@ -336,6 +339,10 @@ class StreamSource:
         self._stop = threading.Event()
         self._bodies = {k: deque(maxlen=LIVE_MAX_ROWS) for k in ("orbit", "attitude", "formation")}
         self._new = {k: [] for k in ("orbit", "attitude", "formation")}
+        # estimates and residuals received (the deques keep the last LIVE_MAX_ROWS of them)
+        self._received = {k: 0 for k in ("orbit", "attitude", "formation", "residuals")}
+        self._peer_rows: dict[str, int] = {}  # partner -> formation estimates received
+        self._peer_residuals: dict[str, int] = {}
         self._ranges_pending: list[dict] = []
         self._last_t: dict[int, float] = {}  # peer id -> newest formation estimate, spacecraft s
         self._residuals: deque = deque(maxlen=LIVE_MAX_ROWS)
@@ -439,12 +446,13 @@ class StreamSource:
             r = records[0]
             v = r.values()
             with self._lock:
-                if r.kind.name == "note":
+                name = r.kind.read_as  # (a superseded layout's record: as its current kind's)
+                if name == "note":
                     self._notes.append(model.note_received({**v, "t_sc_s": r.t_sc_s}))
                     self._status_dirty = True
-                elif r.kind.name in self._new:
+                elif name in self._new:
                     v["t_sc_s"] = r.t_sc_s
-                    self._new[r.kind.name].append(v)
+                    self._new[name].append(v)
         elif tag == fs.STATUS_FILE:
             st = decode_status(payload)
             with self._lock:
@@ -545,11 +553,18 @@ class StreamSource:
             new = {k: v for k, v in self._new.items() if v}
             for k, v in new.items():
                 self._bodies[k].extend(v)
+                self._received[k] += len(v)
                 self._new[k] = []
             for b in new.get("formation", ()):
                 self._last_t[b["peer_id"]] = max(self._last_t.get(b["peer_id"], -math.inf), b["t_sc_s"])
+                name = partner_name(b["peer_id"])
+                self._peer_rows[name] = self._peer_rows.get(name, 0) + 1
             self._resolve_ranges()
             new_res, self._new_residuals = self._new_residuals, []
+            self._received["residuals"] += len(new_res)
+            for _, p, _ in new_res:
+                name = partner_name(p)
+                self._peer_residuals[name] = self._peer_residuals.get(name, 0) + 1
             offset_changed = self._offset is not None and (
                 self._offset_sent is None or abs(self._offset - self._offset_sent) > 1e-3
             )
@@ -573,8 +588,14 @@ class StreamSource:
                 out.append(dict(self._state))
         return out
 
-    def _row_counts_locked(self) -> dict[str, int]:
-        return {**{k: len(v) for k, v in self._bodies.items()}, "residuals": len(self._residuals)}
+    def _row_counts_locked(self) -> dict:
+        """Rows received per group and per partner, as :func:`model.row_counts` (the page
+        shows these, not what it was sent of them)."""
+        return {
+            **self._received,
+            "orbits": 0,  # (the kept orbits are downlinked, not streamed)
+            "by_peer": {"formation": dict(self._peer_rows), "residuals": dict(self._peer_residuals), "orbits": {}},
+        }
 
     def _snapshot_locked(self) -> dict:
         tables = self._tables({k: list(v) for k, v in self._bodies.items()})

@@ -154,6 +154,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "n_rejected": "int",
         "n_invalid": "int",
         "propagated": "bool",
+        # its quality at its epoch (pygnc.validity.orbit_word): ok or uncertain
+        "quality": "str",
     },
     # The position alone at a sensor sample's time, for the attitude estimator: during a
     # batch (Config.batch_decimate_estimates), at the samples whose orbit_estimate the
@@ -179,6 +181,8 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "cov": "list",
         "valid_attitude": "bool",
         "sun_faces_used": "int",
+        # its quality at its epoch (pygnc.validity.attitude_word): ok, uncertain or rates_only
+        "quality": "str",
     },
     "formation_estimate": {
         "t_sc_s": "num",
@@ -225,10 +229,19 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "hyp_dr_gcrs_m": "list",
         "ambiguity_m": "num",
         "ambiguous": "bool",
+        # each kept orbit (in hyp_weights' order): relative position and velocity, ECEF, and
+        # their 1-sigma per ECEF axis (m, m/s); the estimate's quality at its epoch
+        # (pygnc.validity.peer_word): ok, uncertain, acquiring or ambiguous
+        "hyp_dr_ecef_m": "list",
+        "hyp_dv_ecef_m_s": "list",
+        "hyp_sigma_dr_m": "list",
+        "hyp_sigma_dv_m_s": "list",
+        "quality": "str",
     },
     "estimator_note": {  # an estimator's state in words, e.g. "no valid GPS fix"
         "estimator": "str",
-        "code": "str",
+        "code": "str",  # one of pygnc.notes.NOTES
+        "peer_id": "int",  # the partner it is about (0: none)
         "text": "str",
     },
     # ---- housekeeping devices (channel "hk", from housekeeping) -----------------------

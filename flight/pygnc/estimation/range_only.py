@@ -37,6 +37,7 @@ from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
     FitAbandoned,
     IodResult,
+    continuum_starts,
     fit_prior,
     orbit_distance_m,
     solve_relative_orbit,
@@ -375,12 +376,19 @@ class PartnerHypotheses:
         self.n_extensions = 0  # acquisition windows lengthened (a fit that did not converge)
         self.n_mirrors_taken_up = 0  # sides kept as a point mirror after their orbits lost the ranges
         self._mirror_noted = False
-        #: The odds of the best fitted orbit's mirror image in the own orbit plane against it,
-        #: from the last window's fit (its prior; the ranges cannot tell the two apart), or 0
-        #: when that fit's prior excluded it (e^-SIDE_DECIDED_LLR or less).  While above 0 the
-        #: published estimate keeps that mirror image whenever no kept orbit stands for it
-        #: (:meth:`plane_mirror_odds`).
-        self.plane_odds = 0.0
+        #: The odds of the best fitted orbit's mirror images (in the own orbit plane, its point
+        #: mirror, both) against it from the last window's fit: its prior's, as the ranges
+        #: cannot tell them apart; 0 for one the prior excluded (e^-SIDE_DECIDED_LLR or less).
+        #: The published estimate keeps each image with odds whenever no kept orbit stands for
+        #: it (:func:`with_mirror_images`).
+        self.image_odds = (0.0, 0.0, 0.0)
+        #: How far apart the last window's fit found orbits that fit its ranges about as
+        #: well (within FIT_SPREAD_COST of the best) and are not mirror images of it [m]: a
+        #: continuum of orbits with the same ranges (a partner circling the own spacecraft,
+        #: or standing still close behind).  Later ranges cannot tell them apart by more
+        #: than the dynamics' own error, so the published ambiguity is never below it until
+        #: the next fit (:func:`unresolved_spread_m`).
+        self.unresolved_m = 0.0
 
     @property
     def name(self) -> str:
@@ -428,7 +436,8 @@ class PartnerHypotheses:
         f = self.filter
         self.alts = []
         self._new_hypotheses()
-        self.plane_odds = 0.0
+        self.image_odds = (0.0, 0.0, 0.0)
+        self.unresolved_m = 0.0
         self.carry = None
         self.n_starts += 1
         # The window fits the partner as the ranges see it from the own estimate at the window
@@ -465,7 +474,8 @@ class PartnerHypotheses:
         f.take_ranges_as_acquired()
         self.alts = []
         self._new_hypotheses()
-        self.plane_odds = 0.0
+        self.image_odds = (0.0, 0.0, 0.0)
+        self.unresolved_m = 0.0
         self.n_restarts += 1
         c = self.config
         prior = self.prior or PartnerPrior(
@@ -606,16 +616,25 @@ class PartnerHypotheses:
             yield
             b2, r3 = self._refit(a, x)
             hyps.append((r3.candidates[0][1], b2, r3, (b2, r3)))
+        # A partner circling the own spacecraft has a continuum of orbits with the same
+        # ranges (continuum_starts): fitted from members spread along it too, so that what
+        # the ranges leave open is seen (unresolved_m), not one member taken for the truth
+        # (a partner 2 km from the own spacecraft in a 3e-4 eccentricity ellipse was
+        # published ok 2-5 km off under a 2-m sigma).
+        for xs in continuum_starts(a.own0, best.x0):
+            if all(orbit_distance_m(xs, h[2].x0) > DISTINCT_M for h in hyps):
+                yield
+                b3, r4 = self._refit(a, np.append(xs, best.bias_m))
+                hyps.append((r4.candidates[0][1], b3, r4, (b3, r4)))
         # Which side of the own orbit plane: each candidate's mirror image is fitted too.
-        n_fitted = len(hyps)
         for _, b, r2, _ in list(hyps):
             yield
             hyps.append(self._mirror_fit(a, b, r2))
         if self.window is not a or not f.initialized:
             return  # the window was replaced meanwhile (restart, gap): this fit is moot
         hyps = common_costs(a, hyps, self.filter_config, c.side_model_sigma_m**2)
-        self._weigh_the_plane_mirror(hyps, n_fitted)
         hyps.sort(key=lambda h: h[0])
+        self.image_odds = image_odds(a, hyps[0][2].x0)
         fits = self._fits_its_ranges(hyps[0][2])
         if not fits and not a.final and a.window_s + c.window_s / 3.0 <= c.max_window_s + 1e-6:
             # Not converged: the cost is a long curved valley the window's ranges hardly
@@ -661,6 +680,9 @@ class PartnerHypotheses:
         self.window = None
         self.on_change()
         cost0, a, res, _ = hyps[0]
+        self.unresolved_m = unresolved_spread_m(
+            a.own0, res.x0, [h[2].x0 for h in hyps[1:] if h[0] - cost0 <= FIT_SPREAD_COST]
+        )
         self.n_ranges_fitted += int(res.used.sum())
         cov_peer = start_from_fit(f, a, res)
         # Every candidate within e^SIDE_DECIDED_LLR of the best is kept as a filter with its
@@ -681,7 +703,7 @@ class PartnerHypotheses:
                 (
                     "range_only_mirror",
                     f"{self.name}: the window's ranges fit {len(self.alts) + 1} orbits about as well "
-                    f"(mirror images the ranges cannot tell apart; {w0:.2f} for the best): all are kept, "
+                    f"(mirror images, or orbits of a continuum with the same ranges; {w0:.2f} for the best): all are kept, "
                     "estimates are their mixture (its sigma covers them) until the ranges or an uplinked "
                     "prior decide",
                 )
@@ -697,14 +719,6 @@ class PartnerHypotheses:
                     + ("" if res.converged else " (did not converge)"),
                 )
             )
-
-    def _weigh_the_plane_mirror(self, hyps: list, n_fitted: int) -> None:
-        """:attr:`plane_odds` from the common costs of a fit's *hyps*: the first *n_fitted*
-        are the candidates, the next as many their mirror images in the own orbit plane."""
-        costs = [h[0] for h in hyps]
-        best = int(np.argmin(costs[:n_fitted]))
-        d = (costs[n_fitted + best] - costs[best]) / 2.0 if n_fitted + best < len(costs) else math.inf
-        self.plane_odds = math.exp(-max(0.0, d)) if d < SIDE_DECIDED_LLR else 0.0
 
     def _fits_its_ranges(self, res: IodResult) -> bool:
         """A window fit that converged with a residual RMS the ranges' noise and the
@@ -817,10 +831,11 @@ class PartnerHypotheses:
                 tr.rejected_nats = 0.0
             elif holding and math.isfinite(ll):
                 tr.rejected_nats += max(0.0, max(holding) - ll)
+        images = mirror_images(self.filter)
         for h, ll in zip(self.alts, lls[1:]):
             d = lls[0] - ll
-            if math.isfinite(d):
-                h.llr += d
+            if math.isfinite(d) and not any(same_orbit(g, h.filter, MIRROR_D2) for g in images):
+                h.llr += d  # (a mirror image of the filter keeps the odds it had: the ranges cannot tell them apart)
         self.prune()
 
     def prune(self, noted: bool = True) -> None:
@@ -1017,31 +1032,78 @@ def mix(ests: list, ws, idx=None) -> tuple:
     return xm, pm
 
 
-def with_plane_mirror(ests: list, ws: tuple, odds: float) -> tuple[list, tuple]:
-    """*ests* ((state (n,), covariance of its :data:`I_REPORTED` rows and columns), the most
-    likely orbit's first) and their weights *ws*, with the first one's mirror image in the own
-    orbit plane added at *odds* against it (its weight split between the two) when *odds* > 0
-    and no other stands within MIRROR_D2 of that image: the ranges cannot tell the two apart
-    and the prior did not (:attr:`PartnerHypotheses.plane_odds`), so it is kept, not dropped
-    with the filter a range's noise or the dynamics' error happened to disfavour - a coplanar
-    partner's cross-track offset of zero was otherwise published ok 100-200 m off on one
-    side under a sigma of 20-40 m."""
-    if not odds > 0.0:
-        return ests, ws
-    x, pr = ests[0]
+def unresolved_spread_m(own0: np.ndarray, best0: np.ndarray, others0: list) -> float:
+    """The largest :func:`orbit_distance_m` between the best fitted partner state *best0*
+    and those of *others0* (6,) that are not near one of its mirror images about the own
+    state *own0* (within a tenth of the separation, or DISTINCT_M): 0 when none."""
+    d = best0 - own0
+    images = [own0 + block_mirror(6, m3) @ d for m3 in image_transforms(own0)]
+    tol = max(DISTINCT_M, 0.1 * float(np.linalg.norm(d[0:3])))
+    out = 0.0
+    for x in others0:
+        if all(orbit_distance_m(x, xi) > tol for xi in images):
+            out = max(out, orbit_distance_m(x, best0))
+    return out
+
+
+def image_transforms(x: np.ndarray) -> list[np.ndarray]:
+    """The 3x3 transforms of a relative state's mirror images that keep every range to
+    first order, about the own state *x[0:6]* (GCRS r, v): in the own orbit plane, the point
+    mirror, both."""
     m3 = plane_mirror(x[0:6])
-    xm = block_mirror(x.size, m3, at=(9, 12, 15)) @ x
-    t7 = block_mirror(pr.shape[0], m3, at=(0, 3))
-    pm = t7 @ pr @ t7.T
-    for y, py in ests[1:]:
-        d = y[9:15] - xm[9:15]
-        try:
-            if float(d @ np.linalg.solve(py[:6, :6] + pm[:6, :6], d)) < MIRROR_D2:
-                return ests, ws
-        except np.linalg.LinAlgError:
-            pass
+    return [m3, POINT_MIRROR, -m3]
+
+
+def image_odds(a: AcquisitionWindow, x0: np.ndarray) -> tuple[float, float, float]:
+    """The odds of the mirror images of the partner state *x0* (at window *a*'s start) against
+    it under the window's prior alone - the ranges cannot tell them apart -, 0 for one the
+    prior excludes (e^-SIDE_DECIDED_LLR or less)."""
+    own = a.own0
+    if a.prior is None:
+        return (0.0, 0.0, 0.0)
+    c0 = a.prior.cost(x0)
+    out = []
+    for m3 in image_transforms(own):
+        xi = own + block_mirror(6, m3) @ (x0 - own)
+        d = (a.prior.cost(xi) - c0) / 2.0
+        out.append(math.exp(-max(d, -SIDE_DECIDED_LLR)) if d < SIDE_DECIDED_LLR else 0.0)
+    return tuple(out)
+
+
+def with_mirror_images(ests: list, ws: tuple, odds: tuple) -> tuple[list, tuple]:
+    """*ests* ((state (n,), covariance of its :data:`I_REPORTED` rows and columns), the most
+    likely orbit's first) and their weights *ws*, with the first one's mirror images
+    (:func:`image_transforms`) added at *odds* against it (its weight shared among them) -
+    each with odds > 0 and no other orbit standing within MIRROR_D2 of it: the ranges cannot
+    tell them apart and the prior did not (:attr:`PartnerHypotheses.image_odds`), so they
+    are kept, not dropped with the filter a range's noise or the dynamics' error happened to
+    disfavour (a coplanar partner's zero cross-track offset was published ok 100-200 m off on
+    one side; a partner standing still 500 m behind, ok 900 m ahead)."""
+    x, pr = ests[0]
+    added, shares = [], []
+    for m3, o in zip(image_transforms(x), odds):
+        if not o > 0.0:
+            continue
+        xm = block_mirror(x.size, m3, at=(9, 12, 15)) @ x
+        t7 = block_mirror(pr.shape[0], m3, at=(0, 3))
+        pm = t7 @ pr @ t7.T
+        if any(_within(y, py, xm, pm) for y, py in ests[1:]):
+            continue
+        added.append((xm, pm))
+        shares.append(o)
+    if not added:
+        return ests, ws
+    total = 1.0 + sum(shares)
     w0 = ws[0]
-    return [*ests, (xm, pm)], (w0 / (1.0 + odds), *ws[1:], w0 * odds / (1.0 + odds))
+    return [*ests, *added], (w0 / total, *ws[1:], *(w0 * o / total for o in shares))
+
+
+def _within(y, py, x, px) -> bool:
+    d = y[9:15] - x[9:15]
+    try:
+        return float(d @ np.linalg.solve(py[:6, :6] + px[:6, :6], d)) < MIRROR_D2
+    except np.linalg.LinAlgError:
+        return False
 
 
 def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:
@@ -1157,6 +1219,13 @@ def mirrored(f: FormationFilter, m3: np.ndarray, own: bool = False) -> Formation
         g.drop_taps()
     g.x, g.p = t @ f.x, t @ f.p @ t.T
     return g
+
+
+def mirror_images(f: FormationFilter) -> list[FormationFilter]:
+    """*f*'s mirror images that keep every range to first order (shallow :func:`mirrored`
+    copies): in the own orbit plane, the point mirror, and both."""
+    m3 = plane_mirror(f.x[0:6])
+    return [mirrored(f, m3), mirrored(f, POINT_MIRROR), mirrored(f, -m3)]
 
 
 def reflected(f: FormationFilter) -> FormationFilter:

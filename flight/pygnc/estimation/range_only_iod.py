@@ -284,3 +284,84 @@ def solve_relative_orbit(
         converged=converged,
         candidates=[(c[0], c[1]) for c in finals],
     )
+
+
+#: Starts taken along the continuum of a circling partner (:func:`continuum_starts`).
+CONTINUUM_STARTS = 4
+
+
+def continuum_starts(own0: np.ndarray, x0: np.ndarray, n_starts: int = CONTINUUM_STARTS) -> list[np.ndarray]:
+    """Partner states (6,) GCRS with the same ranges as *x0* to first order, other than its
+    mirror images, when *x0* circles the own state *own0*: a relative orbit with no
+    along-track offset and no drift (Hill-Clohessy-Wiltshire: in-plane ellipse of radial
+    amplitude A at phase theta, cross-track B at phi) has a range whose square holds three
+    numbers (2.5 A^2 + B^2 / 2 and the second harmonic -1.5 A^2 e^(2i theta) +
+    B^2 / 2 e^(2i phi)) of four, so a one-parameter family of orbits fits the same ranges.
+    *n_starts* members spread over the family (the centre's offset and drift kept), for the
+    window fit to start from; none when *x0*'s along-track offset or drift exceeds its
+    in-plane amplitude (the ranges' first harmonic then tells them apart)."""
+    r, v = own0[0:3], own0[3:6]
+    rn = float(np.linalg.norm(r))
+    hv = np.cross(r, v)
+    a3 = np.vstack([r / rn, np.cross(hv / np.linalg.norm(hv), r / rn), hv / np.linalg.norm(hv)])
+    w = hv / (rn * rn)
+    n = math.sqrt(od.GM_EARTH_M3_S2 / rn**3)
+    d = x0[0:3] - r
+    dv = a3 @ (x0[3:6] - v - np.cross(w, d))
+    x, y, z = a3 @ d
+    xd, yd, zd = dv
+    xc = 4.0 * x + 2.0 * yd / n
+    amp_c = complex(x - xc, -xd / n)  # A e^(i theta)
+    yc = y - 2.0 * xd / n
+    big_a = abs(amp_c)
+    if big_a < DISTINCT_M or abs(yc) > big_a or abs(xc) > big_a:
+        return []
+    amp_z = complex(z, -zd / n)  # B e^(i phi)
+    c0 = 2.5 * big_a**2 + 0.5 * abs(amp_z) ** 2
+    zeta = -1.5 * amp_c**2 + 0.5 * amp_z**2  # (A e^(i theta))^2 = A^2 e^(2i theta)
+    out: list[tuple[float, np.ndarray]] = []
+    for a_new in np.linspace(0.0, math.sqrt(c0 / 2.5), 25)[1:]:
+        b2 = 2.0 * (c0 - 2.5 * a_new**2)
+        c = 1.5 * a_new**2
+        if abs(zeta) < 1e-9 or c < 1e-9 or b2 < 0.0:
+            continue
+        cos_d = ((0.5 * b2) ** 2 - abs(zeta) ** 2 - c * c) / (2.0 * abs(zeta) * c)
+        if abs(cos_d) > 1.0:
+            continue
+        alpha = math.atan2(zeta.imag, zeta.real)
+        for sgn in (1.0, -1.0):
+            beta = alpha + sgn * math.acos(cos_d)  # 2 theta'
+            e2phi = (zeta + c * complex(math.cos(beta), math.sin(beta))) / (0.5 * b2) if b2 > 0 else 1.0 + 0j
+            th, ph = 0.5 * beta, 0.5 * math.atan2(e2phi.imag, e2phi.real)
+            bn = math.sqrt(b2)
+            s = np.array(
+                [
+                    xc + a_new * math.cos(th),
+                    yc - 2.0 * a_new * math.sin(th),
+                    bn * math.cos(ph),
+                    -n * a_new * math.sin(th),
+                    -1.5 * n * xc - 2.0 * n * a_new * math.cos(th),
+                    -n * bn * math.sin(ph),
+                ]
+            )
+            dr = a3.T @ s[0:3]
+            xs = np.concatenate([r + dr, v + a3.T @ s[3:6] + np.cross(w, dr)])
+            out.append((orbit_distance_m(xs, x0), xs))
+    # spread: the farthest from x0 and from those taken, in turn; not its mirror images
+    # (the fit takes those anyway)
+    o6 = np.concatenate([r, v])
+    images = [o6 + np.kron(np.eye(2), m3) @ (x0 - o6) for m3 in _image_maps(a3)]
+    tol = max(DISTINCT_M, 0.1 * float(np.linalg.norm(d)))
+    far = [p for p in out if p[0] > tol and all(orbit_distance_m(p[1], xi) > tol for xi in images)]
+    taken: list[np.ndarray] = []
+    while far and len(taken) < n_starts:
+        k = max(range(len(far)), key=lambda i: min([orbit_distance_m(far[i][1], t) for t in taken] + [far[i][0]]))
+        taken.append(far.pop(k)[1])
+    return taken
+
+
+def _image_maps(a3: np.ndarray) -> list[np.ndarray]:
+    """3x3 GCRS maps of the mirror images (own orbit plane, point, both) for the RTN axes
+    *a3* (rows)."""
+    plane = np.eye(3) - 2.0 * np.outer(a3[2], a3[2])
+    return [plane, -np.eye(3), -plane]

@@ -5,7 +5,10 @@ record kind is declared once in :data:`KINDS` (code, payload fields with their e
 precision, the bus messages it is made from and its default cadence); the encoder,
 the decoder, the writer's decimation and the tables of docs/interface.md all follow from
 that declaration.  Adding a kind is one :class:`RecordKind` entry plus its encoder (a
-function from a bus message body to the field values).
+function from a bus message body to the field values).  A layout that has to grow becomes
+a new kind of the same name; the old one stays declared, under another name and with
+``superseded_by``, so older files still decode - as records of the new kind whose added
+fields are unknown.
 
 Header (little-endian, :data:`HEADER_FIELDS`)::
 
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field
 
 from ..drivers import HK_DEVICE_KINDS
 from ..task_ids import TASK_IDS, TASK_STATES  # health records carry the status file's ids and states
+from .status import ESTIMATE_QUALITY  # estimate records carry the status file's quality words
 
 MAGIC = b"PGNB"
 VERSION = 1
@@ -265,8 +269,10 @@ def _text_bytes(v, n: int) -> bytes:
 
 # --------------------------------------------------------------------------- record kinds
 #: An encoder: (message type, message body) -> field values (and optionally ``t_sc_s``, the
-#: record time; without it the writer's current spacecraft time), or None to record nothing.
-Encoder = Callable[[str, dict], "dict | None"]
+#: record time; without it the writer's current spacecraft time), a list of them (one record
+#: each, recorded together under the first one's key and time: ``each`` says what each is),
+#: or None to record nothing.
+Encoder = Callable[[str, dict], "dict | list[dict] | None"]
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,11 @@ class RecordKind:
     when the writer stops even if its bin is taken.  ``context``: the latest record is
     repeated at the start of every file, so each file can be read alone.  ``regular``:
     records are expected at the cadence, so the ground reports gaps in them.
+    ``each``: the kind's encoder makes a group of records of one message, one per *each*
+    (e.g. "kept orbit"), recorded or decimated together (the cadence is per key and group).
+    ``superseded_by``: a retired layout, never written (nor selectable); its records are
+    read as the named kind's, through ``upgrade`` (its values -> that kind's: the fields it
+    lacks unknown).
     """
 
     name: str
@@ -298,6 +309,9 @@ class RecordKind:
     enabled: bool = True
     #: Records are expected at the cadence (the ground reports gaps); False for sporadic kinds.
     regular: bool = True
+    each: str | None = None
+    superseded_by: str | None = None
+    upgrade: Callable[[dict], dict] | None = None
     _struct: struct.Struct = field(init=False, repr=False, compare=False)
     _spans: dict = field(init=False, repr=False, compare=False)
 
@@ -322,6 +336,11 @@ class RecordKind:
             return tuple(values.get(k) for k in self.key)
         v = values.get(self.key)
         return tuple(v) if isinstance(v, list) else v
+
+    @property
+    def read_as(self) -> str:
+        """The name of the kind its records are read as: its own, or its successor's."""
+        return self.superseded_by or self.name
 
     @property
     def size(self) -> int:
@@ -393,8 +412,20 @@ def _enc_batch_end(t: str, b: dict) -> dict:
     return dict(b)
 
 
+def quality_code(word) -> int:
+    """The index into the status file's ESTIMATE_QUALITY of an estimate's quality word (0,
+    ``none``, when it has none: a record of a superseded layout, or a word this build does
+    not know)."""
+    return ESTIMATE_QUALITY.index(word) if word in ESTIMATE_QUALITY else 0
+
+
+def quality_word(code) -> str:
+    """The quality word of an estimate record's ``quality`` (empty: not recorded)."""
+    return ESTIMATE_QUALITY[code] if isinstance(code, int) and 0 < code < len(ESTIMATE_QUALITY) else ""
+
+
 def _enc_orbit(t: str, b: dict) -> dict:
-    return {**b, "flags": _bits(b.get("propagated", False))}
+    return {**b, "flags": _bits(b.get("propagated", False)), "quality": quality_code(b.get("quality"))}
 
 
 def _enc_attitude(t: str, b: dict) -> dict:
@@ -406,11 +437,60 @@ def _enc_attitude(t: str, b: dict) -> dict:
             b.get("has_position", False),
             b.get("in_eclipse", False),
         ),
+        "quality": quality_code(b.get("quality")),
     }
 
 
 def _enc_formation(t: str, b: dict) -> dict:
-    return {**b, "flags": _bits(b.get("propagated", False), b.get("acquiring", False), b.get("ambiguous", False))}
+    ws = b.get("hyp_weights") or [1.0]
+    return {
+        **b,
+        "flags": _bits(b.get("propagated", False), b.get("acquiring", False), b.get("ambiguous", False)),
+        "quality": quality_code(b.get("quality")),
+        "n_orbits": len(ws),
+        "best_weight": max(ws),
+    }
+
+
+def _enc_partner_orbits(t: str, b: dict) -> list[dict] | None:
+    """One record per orbit a range-only partner keeps, while it keeps more than one (with
+    one, the formation record is that orbit) and is acquired (while it acquires, they are
+    the uplinked prior's components, not estimates)."""
+    ws = b.get("hyp_weights") or []
+    if len(ws) < 2 or b.get("acquiring", False):
+        return None
+    flags = _bits(b.get("propagated", False))
+    return [
+        {
+            "t_sc_s": b["t_sc_s"],
+            "peer_id": b["peer_id"],
+            "index": k,
+            "n_orbits": len(ws),
+            "weight": w,
+            "dr_ecef_m": b["hyp_dr_ecef_m"][k],
+            "dv_ecef_m_s": b["hyp_dv_ecef_m_s"][k],
+            "sigma_dr_m": b["hyp_sigma_dr_m"][k],
+            "sigma_dv_m_s": b["hyp_sigma_dv_m_s"][k],
+            "flags": flags,
+        }
+        for k, w in enumerate(ws)
+    ]
+
+
+def _v1_orbit(v: dict) -> dict:
+    return {**v, "quality": 0}
+
+
+def _v1_attitude(v: dict) -> dict:
+    return {**v, "quality": 0}
+
+
+def _v1_formation(v: dict) -> dict:
+    """A formation record of the first layout: its quality known only where its flags say
+    acquiring or ambiguous (ok and uncertain need the bound the spacecraft used)."""
+    f = int(v.get("flags", 0))
+    q = quality_code("acquiring") if f & 2 else quality_code("ambiguous") if f & 4 else 0
+    return {**v, "quality": q, "ambiguity_m": math.nan, "n_orbits": 0, "best_weight": math.nan}
 
 
 def _enc_gps_fix(t: str, b: dict) -> dict:
@@ -449,8 +529,34 @@ def _enc_health(t: str, b: dict) -> dict:
     }
 
 
+#: Bytes of a note's text in a ``note`` record; a longer text is cut to fit with
+#: :data:`NOTE_CUT_MARK` at its end (and flag bit 0 set).
+NOTE_TEXT_BYTES = 64
+NOTE_CUT_MARK = "…"
+
+
 def _enc_note(t: str, b: dict) -> dict:
-    return dict(b)
+    text = str(b.get("text", ""))
+    cut = len(text.encode("utf-8")) > NOTE_TEXT_BYTES
+    if cut:
+        room = NOTE_TEXT_BYTES - len(NOTE_CUT_MARK.encode("utf-8"))
+        text = _text_bytes(text, room).decode("utf-8").rstrip() + NOTE_CUT_MARK
+    pid = b.get("peer_id") or 0
+    return {
+        "estimator": b.get("estimator", ""),
+        "code": b.get("code", ""),
+        "peer_id": pid,
+        "flags": _bits(cut),
+        "text": text,
+    }
+
+
+def _v1_note(v: dict) -> dict:
+    """A note of the first layout: no partner, and its text taken as cut when it filled the
+    64-byte field (the flight kept the first bytes, never half a character)."""
+    n = len(v.get("text", "").encode("utf-8"))
+    cut = n >= 64 if v.get("text", "").isascii() else n > 60
+    return {**v, "peer_id": 0, "flags": _bits(cut)}
 
 
 #: Bytes of a housekeeping reading kept in an ``hk`` record (an OPC-N3 histogram is 86, its
@@ -473,6 +579,55 @@ def _enc_hk(t: str, b: dict) -> dict:
 
 
 _F = Field
+#: Bytes of a note's code in a ``note`` record: every declared code fits whole (tested).
+NOTE_CODE_BYTES = 32
+
+_ORBIT_FIELDS = (
+    _F("r_ecef_m", "i", 3, 0.01, "position, ECEF, m"),
+    _F("v_ecef_m_s", "i", 3, 1e-5, "velocity relative to ECEF, m/s"),
+    _F("sigma_r_m", "e", 3, None, "1σ position per ECEF axis, m"),
+    _F("sigma_v_m_s", "e", 3, None, "1σ velocity per ECEF axis, m/s"),
+    _F("n_used", "H", meaning="fixes used so far"),
+    _F("n_rejected", "H", meaning="fixes rejected so far"),
+    _F("n_invalid", "H", meaning="fixes flagged invalid so far"),
+    _F("flags", "B", meaning="bit 0 propagated (not at a sensor sample time)"),
+)
+_ATTITUDE_FIELDS = (
+    _F("q_body_to_gcrs", "h", 4, 1 / 32767, "quaternion w, x, y, z, body -> GCRS (renormalise)"),
+    _F("rate_body_rad_s", "e", 3, None, "angular rate, body axes, rad/s"),
+    _F("gyro_bias_rad_s", "e", 3, None, "gyro bias, body axes, rad/s"),
+    _F("sigma_att_rad", "e", 3, None, "1σ attitude error about body axes, rad"),
+    _F("sigma_bias_rad_s", "e", 3, None, "1σ gyro bias, rad/s"),
+    _F("mag_bias_body_ut", "e", 3, None, "magnetometer hard-iron bias, body axes, µT"),
+    _F("sigma_mag_bias_ut", "e", 3, None, "1σ magnetometer bias, µT"),
+    _F("sun_faces_used", "B", meaning="sun faces used in the last update"),
+    _F("flags", "B", meaning="bit 0 propagated, 1 valid_attitude, 2 has_position, 3 in_eclipse"),
+)
+_FORMATION_FIELDS = (
+    _F("peer_id", "B", meaning="peer radio id"),
+    _F("dr_ecef_m", "i", 3, 1e-3, "peer minus own position, ECEF, m"),
+    _F("dv_ecef_m_s", "i", 3, 1e-6, "peer minus own velocity, ECEF, m/s"),
+    _F("sigma_dr_m", "e", 3, None, "1σ relative position per ECEF axis, m"),
+    _F("sigma_dv_m_s", "e", 3, None, "1σ relative velocity per ECEF axis, m/s"),
+    _F("sigma_los_m", "e", meaning="1σ of the line-of-sight component, m"),
+    _F("range_bias_m", "e", meaning="estimated range bias, m"),
+    _F("sigma_range_bias_m", "e", meaning="1σ range bias, m"),
+    _F("n_ranges_used", "H", meaning="ranges used so far"),
+    _F("n_ranges_rejected", "H", meaning="ranges rejected so far"),
+    _F(
+        "flags",
+        "B",
+        meaning="bit 0 propagated, 1 acquiring (range-only: the prior's estimate), "
+        "2 ambiguous (range-only: kept orbits further apart than the validity bound)",
+    ),
+)
+_QUALITY = _F(
+    "quality",
+    "B",
+    meaning="its quality at its epoch: index into the status file's ESTIMATE_QUALITY (1 ok, 5 uncertain, "
+    "6 rates_only, 7 acquiring, 8 ambiguous; 0 not recorded)",
+)
+
 #: Every record kind, declared once.  Codes are never reused and a code's layout never
 #: changes (a changed layout is a new kind).  A driver adds its kind here, e.g. for a
 #: channel ``imu`` carrying ``imu_sample`` messages::
@@ -547,74 +702,47 @@ KINDS: tuple[RecordKind, ...] = (
         context=True,
     ),
     RecordKind(
-        "orbit",
+        "orbit_v1",
         4,
         ("orbit",),
         ("orbit_estimate",),
-        (
-            _F("r_ecef_m", "i", 3, 0.01, "position, ECEF, m"),
-            _F("v_ecef_m_s", "i", 3, 1e-5, "velocity relative to ECEF, m/s"),
-            _F("sigma_r_m", "e", 3, None, "1σ position per ECEF axis, m"),
-            _F("sigma_v_m_s", "e", 3, None, "1σ velocity per ECEF axis, m/s"),
-            _F("n_used", "H", meaning="fixes used so far"),
-            _F("n_rejected", "H", meaning="fixes rejected so far"),
-            _F("n_invalid", "H", meaning="fixes flagged invalid so far"),
-            _F("flags", "B", meaning="bit 0 propagated (not at a sensor sample time)"),
-        ),
+        _ORBIT_FIELDS,
         _enc_orbit,
-        "orbit estimate at a sensor sample time (or propagated to now)",
+        "orbit estimate, first layout",
         period_s=60.0,
         final=True,
+        enabled=False,
+        superseded_by="orbit",
+        upgrade=_v1_orbit,
     ),
     RecordKind(
-        "attitude",
+        "attitude_v1",
         5,
         ("attitude",),
         ("attitude_estimate",),
-        (
-            _F("q_body_to_gcrs", "h", 4, 1 / 32767, "quaternion w, x, y, z, body -> GCRS (renormalise)"),
-            _F("rate_body_rad_s", "e", 3, None, "angular rate, body axes, rad/s"),
-            _F("gyro_bias_rad_s", "e", 3, None, "gyro bias, body axes, rad/s"),
-            _F("sigma_att_rad", "e", 3, None, "1σ attitude error about body axes, rad"),
-            _F("sigma_bias_rad_s", "e", 3, None, "1σ gyro bias, rad/s"),
-            _F("mag_bias_body_ut", "e", 3, None, "magnetometer hard-iron bias, body axes, µT"),
-            _F("sigma_mag_bias_ut", "e", 3, None, "1σ magnetometer bias, µT"),
-            _F("sun_faces_used", "B", meaning="sun faces used in the last update"),
-            _F("flags", "B", meaning="bit 0 propagated, 1 valid_attitude, 2 has_position, 3 in_eclipse"),
-        ),
+        _ATTITUDE_FIELDS,
         _enc_attitude,
-        "attitude estimate",
+        "attitude estimate, first layout",
         period_s=60.0,
         final=True,
+        enabled=False,
+        superseded_by="attitude",
+        upgrade=_v1_attitude,
     ),
     RecordKind(
-        "formation",
+        "formation_v1",
         6,
         ("formation", "formation_2"),
         ("formation_estimate",),
-        (
-            _F("peer_id", "B", meaning="peer radio id"),
-            _F("dr_ecef_m", "i", 3, 1e-3, "peer minus own position, ECEF, m"),
-            _F("dv_ecef_m_s", "i", 3, 1e-6, "peer minus own velocity, ECEF, m/s"),
-            _F("sigma_dr_m", "e", 3, None, "1σ relative position per ECEF axis, m"),
-            _F("sigma_dv_m_s", "e", 3, None, "1σ relative velocity per ECEF axis, m/s"),
-            _F("sigma_los_m", "e", meaning="1σ of the line-of-sight component, m"),
-            _F("range_bias_m", "e", meaning="estimated range bias, m"),
-            _F("sigma_range_bias_m", "e", meaning="1σ range bias, m"),
-            _F("n_ranges_used", "H", meaning="ranges used so far"),
-            _F("n_ranges_rejected", "H", meaning="ranges rejected so far"),
-            _F(
-                "flags",
-                "B",
-                meaning="bit 0 propagated, 1 acquiring (range-only: the prior's estimate), "
-                "2 ambiguous (range-only: kept orbits further apart than the validity bound)",
-            ),
-        ),
+        _FORMATION_FIELDS,
         _enc_formation,
-        "relative-state estimate of one peer",
+        "relative-state estimate of one peer, first layout",
         period_s=60.0,
         key="peer_id",
         final=True,
+        enabled=False,
+        superseded_by="formation",
+        upgrade=_v1_formation,
     ),
     RecordKind(
         "gps_fix",
@@ -690,20 +818,23 @@ KINDS: tuple[RecordKind, ...] = (
         final=True,
     ),
     RecordKind(
-        "note",
+        "note_v1",
         11,
         ("orbit", "attitude", "formation", "formation_2"),
         ("estimator_note",),
         (
             _F("estimator", "s", 10, None, "estimator name"),
-            _F("code", "s", 22, None, "note code (e.g. no_fix)"),
+            _F("code", "s", 22, None, "note code (e.g. no_fix), cut at 22 bytes"),
             _F("text", "s", 64, None, "the note's text, cut at 64 bytes"),
         ),
         _enc_note,
-        "an estimator's note (record time: when received)",
+        "an estimator's note, first layout",
         period_s=600.0,
         key="code",
         regular=False,
+        enabled=False,
+        superseded_by="note",
+        upgrade=_v1_note,
     ),
     RecordKind(
         "hk",
@@ -723,12 +854,110 @@ KINDS: tuple[RecordKind, ...] = (
         period_s=3600.0,
         key=("device", "record"),
     ),
+    RecordKind(
+        "orbit",
+        13,
+        ("orbit",),
+        ("orbit_estimate",),
+        _ORBIT_FIELDS + (_QUALITY,),
+        _enc_orbit,
+        "orbit estimate at a sensor sample time (or propagated to now)",
+        period_s=60.0,
+        final=True,
+    ),
+    RecordKind(
+        "attitude",
+        14,
+        ("attitude",),
+        ("attitude_estimate",),
+        _ATTITUDE_FIELDS + (_QUALITY,),
+        _enc_attitude,
+        "attitude estimate",
+        period_s=60.0,
+        final=True,
+    ),
+    RecordKind(
+        "formation",
+        15,
+        ("formation", "formation_2"),
+        ("formation_estimate",),
+        _FORMATION_FIELDS
+        + (
+            _QUALITY,
+            _F(
+                "ambiguity_m",
+                "f",
+                meaning="range-only: how far apart the kept orbits come over an orbit, m (0: one orbit)",
+            ),
+            _F("n_orbits", "B", meaning="orbits kept (range-only: the ranges cannot tell them apart yet; else 1)"),
+            _F("best_weight", "e", meaning="the weight of the most likely kept orbit (1: one orbit)"),
+        ),
+        _enc_formation,
+        "relative-state estimate of one peer",
+        period_s=60.0,
+        key="peer_id",
+        final=True,
+    ),
+    RecordKind(
+        "note",
+        16,
+        ("orbit", "attitude", "formation", "formation_2"),
+        ("estimator_note",),
+        (
+            _F("estimator", "s", 10, None, "estimator name"),
+            _F("code", "s", NOTE_CODE_BYTES, None, "note code (the table in docs/operations.md; each fits whole)"),
+            _F("peer_id", "B", meaning="the partner the note is about (0: none)"),
+            _F("flags", "B", meaning=f"bit 0 text cut (it ends with {NOTE_CUT_MARK})"),
+            _F("text", "s", NOTE_TEXT_BYTES, None, f"the note's text; a longer one cut, ending with {NOTE_CUT_MARK}"),
+        ),
+        _enc_note,
+        "an estimator's note (record time: when received)",
+        period_s=600.0,
+        key=("estimator", "code", "peer_id"),
+        regular=False,
+    ),
+    RecordKind(
+        "partner_orbit",
+        17,
+        ("formation", "formation_2"),
+        ("formation_estimate",),
+        (
+            _F("peer_id", "B", meaning="peer radio id"),
+            _F(
+                "index",
+                "B",
+                meaning="which kept orbit: 0 the published filter's, then its alternatives (the last may be "
+                "the first's mirror image in the own orbit plane, kept while the prior cannot exclude it)",
+            ),
+            _F("n_orbits", "B", meaning="orbits kept"),
+            _F("weight", "f", meaning="its weight (posterior probability)"),
+            _F("dr_ecef_m", "i", 3, 1e-3, "peer minus own position in this orbit, ECEF, m"),
+            _F("dv_ecef_m_s", "i", 3, 1e-6, "peer minus own velocity in this orbit, ECEF, m/s"),
+            _F("sigma_dr_m", "e", 3, None, "its 1σ relative position per ECEF axis, m"),
+            _F("sigma_dv_m_s", "e", 3, None, "its 1σ relative velocity per ECEF axis, m/s"),
+            _F("flags", "B", meaning="bit 0 propagated (not at a sensor sample time)"),
+        ),
+        _enc_partner_orbits,
+        "the orbits a range-only partner keeps, one record each, while it keeps more than one (once acquired)",
+        period_s=600.0,
+        key="peer_id",
+        regular=False,
+        each="kept orbit",
+    ),
 )
 
 KINDS_BY_NAME: dict[str, RecordKind] = {k.name: k for k in KINDS}
 KINDS_BY_CODE: dict[int, RecordKind] = {k.code: k for k in KINDS}
 if len(KINDS_BY_NAME) != len(KINDS) or len(KINDS_BY_CODE) != len(KINDS):
     raise ValueError("record kind names and codes must be unique")
+for _k in KINDS:
+    if _k.superseded_by is not None and (_k.enabled or KINDS_BY_NAME[_k.superseded_by].superseded_by is not None):
+        raise ValueError(f"record kind {_k.name}: a superseded kind is never written and names a current one")
+
+
+def current_kinds() -> tuple[RecordKind, ...]:
+    """The kinds a writer may record (every declared kind but the superseded layouts)."""
+    return tuple(k for k in KINDS if k.superseded_by is None)
 
 
 def default_kinds() -> tuple[str, ...]:
@@ -808,8 +1037,12 @@ class Record:
         return KINDS_BY_CODE.get(self.code)
 
     def values(self) -> dict:
-        """Field values in physical units (KeyError for a kind this build does not know)."""
-        return KINDS_BY_CODE[self.code].unpack(self.payload)
+        """Field values in physical units, in the layout of the kind it is read as (a
+        superseded layout's record upgraded: the fields it lacks unknown); KeyError for a
+        kind this build does not know."""
+        kind = KINDS_BY_CODE[self.code]
+        v = kind.unpack(self.payload)
+        return kind.upgrade(v) if kind.upgrade is not None else v
 
 
 @dataclass

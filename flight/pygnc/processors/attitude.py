@@ -77,6 +77,7 @@ from ..estimation.attitude_environment import environment_at, environments_at
 from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput
 from ..estimation.imu_alignment import ImuTimeAlignment
 from ..timebase import ClockMap, utc_unix_from_gps
+from ..validity import attitude_word
 from . import Output, Processor, admission, clock_map_from_body
 
 #: After batch_end, calls of propagate_to_sc (1 s apart in flight) without any orbit
@@ -537,6 +538,7 @@ class AttitudeProcessor(Processor):
                     "estimator_note",
                     {
                         "estimator": "attitude",
+                        "peer_id": 0,
                         "code": "no_position",
                         "text": "no orbit estimate: no field or sun model; rates and gyro bias only",
                     },
@@ -590,6 +592,7 @@ class AttitudeProcessor(Processor):
                 "valid_attitude": bool(o.valid_attitude),
                 "sun_faces_used": int(o.sun_faces_used),
                 "propagated": propagated,
+                "quality": attitude_word(sig[:3], o.valid_attitude, self.config),
             },
         )
 

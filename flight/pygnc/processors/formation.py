@@ -84,8 +84,14 @@ from ..estimation.formation_filter import (
     rtn_matrix,
 )
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only import RangeOnlyConfig, mix, orbit_ambiguity_m, with_plane_mirror
+from ..estimation.range_only import (
+    RangeOnlyConfig,
+    mix,
+    orbit_ambiguity_m,
+    with_mirror_images,
+)
 from ..timebase import ClockMap, utc_unix_from_gps
+from ..validity import peer_word
 from . import Output, Processor, admission, clock_map_from_body, now_cursor
 from .event_order import EventOrder, Kind
 from .formation_outputs import READY_PER_CALL, Ready, acquisition
@@ -178,6 +184,7 @@ class FormationProcessor(Processor):
                         _note(
                             "unknown_peer",
                             f"peer id 0x{peer_id:02X} is not in formation_peer_ids: its fixes and ranges are ignored",
+                            peer_id,
                         )
                     )
             return None
@@ -313,6 +320,7 @@ class FormationProcessor(Processor):
                         "peer_fix_late",
                         f"peer 0x{pid:02X}: fix arrived {order.t_done_gps_s - t:.0f} s "
                         "after the filter passed its time (peer clock ahead?): dropped",
+                        pid,
                     )
                 )
             return
@@ -441,7 +449,7 @@ class FormationProcessor(Processor):
 
     def _take_notes(self, p: PeerTrack, out: list[Output]) -> None:
         for code, text in p.notes:
-            out.append(_note(code, text))
+            out.append(_note(code, text, p.peer_id))
         p.notes.clear()
 
     # ------------------------------------------------------------------ outputs
@@ -527,17 +535,21 @@ class FormationProcessor(Processor):
         if len(ests) > 1:
             ws = (w[0],) + tuple(w[1])
         if self.range_only and acq is None:
-            ests, ws = with_plane_mirror(ests, ws, p.hyp.plane_odds)
+            ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)
         if len(ests) > 1:
             x, pr = mix(ests, ws, I_REPORTED)
         hyp_dr = [e[0][9:12] for e in ests]
         ambiguity = orbit_ambiguity_m([e[0] for e in ests], ws, x)
+        if self.range_only and acq is None:
+            ambiguity = max(ambiguity, p.hyp.unresolved_m)  # (orbits the ranges cannot tell apart)
         j = ecef_jacobian(t)
         x_rel = x[9:15]
         p6 = pr[:6, :6]
         x_e = j @ x_rel
         p_e = j @ p6 @ j.T
         sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
+        hyp_e = [j @ e[0][9:15] for e in ests]  # each kept orbit's relative state, ECEF
+        hyp_sig = [np.sqrt(np.clip(np.diag(j @ e[1][:6, :6] @ j.T), 0.0, None)) for e in ests]
         a = rtn_matrix(x[I_R_OWN], x[I_V_OWN])
         p_rr = pr[:3, :3]
         p_rtn = a @ p_rr @ a.T
@@ -579,6 +591,11 @@ class FormationProcessor(Processor):
             "hyp_dr_gcrs_m": [d.tolist() for d in hyp_dr],
             "ambiguity_m": ambiguity,
             "ambiguous": ambiguity > self.config.formation_valid_max_sigma_m,
+            "hyp_dr_ecef_m": [h[:3].tolist() for h in hyp_e],
+            "hyp_dv_ecef_m_s": [h[3:].tolist() for h in hyp_e],
+            "hyp_sigma_dr_m": [h[:3].tolist() for h in hyp_sig],
+            "hyp_sigma_dv_m_s": [h[3:].tolist() for h in hyp_sig],
+            "quality": peer_word(sig_e[:3], acq is not None, ambiguity, self.config),
         }
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
@@ -636,11 +653,11 @@ class FormationProcessor(Processor):
 
     # ------------------------------------------------------------------ notes
     def _batch_notes(self, b: dict, out: list[Output]) -> None:
-        def once(code, text, key=None):
+        def once(code, text, key=None, peer_id=0):
             key = key or code
             if key not in self.notes_sent:
                 self.notes_sent.add(key)
-                out.append(_note(code, text))
+                out.append(_note(code, text, peer_id))
 
         if self.part == 0 and int(b["n_peer_fix"]) == 0 and int(b["n_range"]) == 0:
             once(
@@ -659,12 +676,14 @@ class FormationProcessor(Processor):
                         f"peer 0x{pid:02X}: ranges heard, but none within "
                         f"{self.filter_config.max_init_pair_gap_s:.0f} s after a valid own fix: no estimate",
                         key=f"peer_not_initialized:{pid}",
+                        peer_id=pid,
                     )
             elif p.n_fixes_valid == 0:
                 once(
                     "peer_no_valid_fix",
                     f"peer 0x{pid:02X}: {p.n_fixes} fixes, none valid: no estimate",
                     key=f"peer_no_valid_fix:{pid}",
+                    peer_id=pid,
                 )
             elif self.n_own_valid:
                 once(
@@ -672,6 +691,7 @@ class FormationProcessor(Processor):
                     f"peer 0x{pid:02X}: no valid own fix within {self.filter_config.max_init_pair_gap_s:.0f} s "
                     "before any of its fixes: no estimate",
                     key=f"peer_not_initialized:{pid}",
+                    peer_id=pid,
                 )
 
     def counters(self) -> dict:
@@ -714,5 +734,6 @@ class FormationProcessor(Processor):
         }
 
 
-def _note(code: str, text: str) -> Output:
-    return ("estimator_note", {"estimator": "formation", "code": code, "text": text})
+def _note(code: str, text: str, peer_id: int = 0) -> Output:
+    """A note (codes: :data:`pygnc.notes.NOTES`) about partner *peer_id* (0: none)."""
+    return ("estimator_note", {"estimator": "formation", "code": code, "peer_id": int(peer_id), "text": text})

@@ -48,6 +48,7 @@ from .. import frames
 from ..config import Config, filter_tunables
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from ..timebase import ClockMap, utc_unix_from_gps
+from ..validity import orbit_word
 from . import Output, Processor, admission, clock_map_from_body
 
 
@@ -119,6 +120,7 @@ class OrbitProcessor(Processor):
                         "estimator_note",
                         {
                             "estimator": "orbit",
+                            "peer_id": 0,
                             "code": "no_fix",
                             "text": "no valid GPS fix in the batch: no orbit estimate",
                         },
@@ -201,6 +203,7 @@ class OrbitProcessor(Processor):
                         "estimator_note",
                         {
                             "estimator": "orbit",
+                            "peer_id": 0,
                             "code": "propagation_horizon",
                             "text": f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last fix",
                         },
@@ -288,6 +291,7 @@ class OrbitProcessor(Processor):
                 "n_rejected": self.filter.n_rejected,
                 "n_invalid": self.filter.n_invalid,
                 "propagated": propagated,
+                "quality": orbit_word(sig_e[:3], self.config),
             },
         )
 

@@ -10,7 +10,9 @@ directly): every kind of :data:`~pygnc.formats.batch.KINDS` enabled by
 peer) per ``period``-long bin of record time (``Config.batch_period_s`` overrides the
 kinds' defaults; bins are aligned on multiples of the period, so the choice does not
 depend on arrival order and a replayed stream adds nothing), plus a record whenever a
-kind's ``on_change`` fields change (health states, a new clock map).  When the writer
+kind's ``on_change`` fields change (health states, a new clock map).  A kind whose encoder
+makes several records of one message (``partner_orbit``: one per kept orbit) records them
+together, under one key and time.  When the writer
 stops, the last message of each ``final`` kind (estimates, health) is recorded if its bin
 was already taken, so the downlink ends with the estimates the run ended with.
 
@@ -70,7 +72,7 @@ class _KindState:
     bins: dict = field(default_factory=dict)  # key -> {bin: None} (insertion-ordered set)
     last_sig: dict = field(default_factory=dict)  # key -> bytes of the on_change fields
     last_t: dict = field(default_factory=dict)  # key -> latest recorded time, ms
-    held: dict = field(default_factory=dict)  # key -> (t_ms, values): newest not recorded
+    held: dict = field(default_factory=dict)  # key -> (t_ms, group of values): newest not recorded
     context: dict = field(default_factory=dict)  # key -> (raw record, t_sc_s)
     written: dict = field(default_factory=dict)  # key -> (first, last) ms written by the series before
     records: int = 0
@@ -144,46 +146,69 @@ class BatchRecorder:
     # -- inputs ------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> None:
         for ks in self.by_type.get(msg_type, ()):
-            kind = ks.kind
             try:
-                values = kind.encode(msg_type, body)
-                if values is None:
-                    continue
-                t = values.get("t_sc_s")
-                t = self.sc_now() if t is None else t
-                key = self._key(kind, values)
-                payload = kind.pack(values) if kind.on_change else None
+                made = ks.kind.encode(msg_type, body)
             except Exception:  # a malformed body must not stop the recording
-                self._failed(f"encoding a {kind.name} record")
+                self._failed(f"encoding a {ks.kind.name} record")
                 continue
-            try:
-                t_ms = fmt.record_time_ms(t)
-            except (ValueError, TypeError):
-                self.time_errors += 1
-                continue
-            mark = span_key(kind, values)
-            span = ks.written.get(key) if mark is not None else None
-            if span is not None and span[0] <= t_ms <= span[1]:  # the series wrote it before
-                ks.repeated += 1
-                continue
-            sig = kind.field_bytes(payload, kind.on_change) if payload is not None else None
-            changed = sig is not None and ks.last_sig.get(key) != sig
-            if ks.period_ms is None:
-                due = changed
-            else:
-                due = changed or self._bin(ks, t_ms) not in ks.bins.get(key, ())
-            if not due:  # decimated (packed only if it may be the run's last)
-                ks.skipped += 1
-                if kind.final and t_ms > ks.last_t.get(key, -1):
-                    ks.held[key] = (t_ms, values)
-                continue
-            try:
-                raw = fmt.frame_record(kind.code, t_ms / 1000.0, payload or kind.pack(values))
-            except Exception:
-                self._failed(f"encoding a {kind.name} record")
-                continue
-            self._remember(ks, key, t_ms, sig)
+            group = made if isinstance(made, list) else [] if made is None else [made]
+            if group:
+                self._record(ks, group)
+
+    def _record(self, ks: _KindState, group: list[dict]) -> None:
+        """The records of one message (*group*: each one's field values - one for most kinds,
+        one per kept orbit for ``partner_orbit``), recorded together if the first one's key
+        has its bin free or its ``on_change`` fields changed, and its time is outside what the
+        series wrote before; else kept as the newest if the kind is ``final``."""
+        kind = ks.kind
+        values = group[0]
+        try:
+            t = values.get("t_sc_s")
+            t = self.sc_now() if t is None else t
+            key = self._key(kind, values)
+            payload = kind.pack(values) if kind.on_change else None
+        except Exception:  # a malformed body must not stop the recording
+            self._failed(f"encoding a {kind.name} record")
+            return
+        try:
+            t_ms = fmt.record_time_ms(t)
+        except (ValueError, TypeError):
+            self.time_errors += 1
+            return
+        mark = span_key(kind, values)
+        span = ks.written.get(key) if mark is not None else None
+        if span is not None and span[0] <= t_ms <= span[1]:  # the series wrote it before
+            ks.repeated += len(group)
+            return
+        sig = kind.field_bytes(payload, kind.on_change) if payload is not None else None
+        changed = sig is not None and ks.last_sig.get(key) != sig
+        if ks.period_ms is None:
+            due = changed
+        else:
+            due = changed or self._bin(ks, t_ms) not in ks.bins.get(key, ())
+        if not due:  # decimated (packed only if it may be the run's last)
+            ks.skipped += len(group)
+            if kind.final and t_ms > ks.last_t.get(key, -1):
+                ks.held[key] = (t_ms, group)
+            return
+        raws = self._frames(kind, t_ms, group, payload)
+        if raws is None:
+            return
+        self._remember(ks, key, t_ms, sig)
+        for raw in raws:
             self._write(ks, key, t_ms / 1000.0, raw, mark)
+
+    def _frames(self, kind: fmt.RecordKind, t_ms: int, group: list[dict], payload: bytes | None = None):
+        """The framed records of *group* at *t_ms* (*payload*: the first one's, if packed
+        already), or None (counted, logged) if one cannot be encoded."""
+        try:
+            return [
+                fmt.frame_record(kind.code, t_ms / 1000.0, payload if k == 0 and payload else kind.pack(v))
+                for k, v in enumerate(group)
+            ]
+        except Exception:
+            self._failed(f"encoding a {kind.name} record")
+            return None
 
     def seed(self, records: Iterable[fmt.Record]) -> int:
         """Mark what earlier records (this run's, before a restart) already hold; returns how many."""
@@ -222,15 +247,15 @@ class BatchRecorder:
         """Record the newest message of every ``final`` kind whose bin was taken; returns how many."""
         n = 0
         for ks in self.states.values():
-            for key, (t_ms, values) in sorted(ks.held.items(), key=lambda kv: kv[1][0]):
-                try:
-                    raw = fmt.frame_record(ks.kind.code, t_ms / 1000.0, ks.kind.pack(values))
-                except Exception:
-                    self._failed(f"encoding a final {ks.kind.name} record")
+            for key, (t_ms, group) in sorted(ks.held.items(), key=lambda kv: kv[1][0]):
+                raws = self._frames(ks.kind, t_ms, group)
+                if raws is None:
                     continue
                 self._remember(ks, key, t_ms, None)
-                self._write(ks, key, t_ms / 1000.0, raw, span_key(ks.kind, values))
-                n += 1
+                mark = span_key(ks.kind, group[0])
+                for raw in raws:
+                    self._write(ks, key, t_ms / 1000.0, raw, mark)
+                n += len(raws)
             ks.held.clear()
         return n
 

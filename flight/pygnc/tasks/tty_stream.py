@@ -66,11 +66,12 @@ HANGUP_EMPTY_READS = 10
 #: or 0xde/0xdf): subscribed to while not streaming.
 NO_MESSAGES = b"\x00"
 
+#: The records it streams, by the message type they are made of (the kept range-only orbits,
+#: ``partner_orbit``, are downlinked only).
 _KIND_BY_TYPE = {
-    t: k
-    for k in fmt.KINDS
-    for t in k.message_types
-    if t in ("orbit_estimate", "attitude_estimate", "formation_estimate", "estimator_note")
+    t: fmt.KINDS_BY_NAME[name]
+    for name in ("orbit", "attitude", "formation", "note")
+    for t in fmt.KINDS_BY_NAME[name].message_types
 }
 
 
@@ -379,7 +380,7 @@ class TtyStream(Task):
             t = self.ctx.sc_now() if t is None else float(t)
         except (ValueError, TypeError, KeyError):
             return
-        key = (kind.name, values.get(kind.key)) if kind.key else (kind.name, None)
+        key = (kind.name, kind.key_of(values))
         if kind.name == "note":
             record = self._record(kind, t, values)
             if record is not None:

@@ -7,17 +7,20 @@ const GAP_FACTOR = 3.0;       // as model.GAP_FACTOR: a spacing this many times 
 const MAX_ROWS = 50000;       // rows kept per series in the page (oldest dropped)
 const REDRAW_MS = 250;
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"];
+// Each partner has its own colour and its own dash, on every plot (after the sixth, both repeat).
+const DASHES = [[], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4], [14, 4]];
+const NOT_OK_ALPHA = 0.35;    // a partner's estimates that are not ok: its colour, faint and thin
+const BAND = "rgba(214, 39, 40, 0.12)";   // orbit and attitude plots: spans not ok, shaded
 
 const S = {                   // what the page holds
-  timeScale: "utc", orbit: null, attitude: null, formation: {}, residuals: {},
-  status: null, files: [], dirty: true,
+  timeScale: "utc", orbit: null, attitude: null, formation: {}, residuals: {}, orbits: {},
+  rows: {}, peers: [], status: null, files: [], dirty: true,
 };
 window.__station = { messages: 0, byType: {}, rowsReceived: 0, connected: false, redraws: 0 };
 window.__stationState = S;    // for tests and the console
 
 const $ = (id) => document.getElementById(id);
 const fmt = (v, d) => (v === null || v === undefined || !isFinite(v)) ? "–" : Number(v).toFixed(d);
-const hex = (p) => "0x" + Number(p).toString(16).toUpperCase().padStart(2, "0");
 
 function utcText(t) {
   if (t === null || t === undefined || !isFinite(t)) return "–";
@@ -75,11 +78,13 @@ function axisSize(u, values, axisIdx, cycleNum) {
 }
 const yAxis = (opts, log) => Object.assign({ size: axisSize, values: log ? logAxisValues : numAxisValues }, opts || {});
 
-// A received note's text: the flight record keeps the first 64 bytes of a note (model.py
-// marks such notes "cut"), so a cut text ends at its last whole word with an ellipsis.
+// A received note's text: the flight record keeps the first 64 bytes of a longer note and
+// ends it with "…" (model.py marks such notes "cut"), so a cut text is shown to its last
+// whole word, with the ellipsis.
 function noteText(n) {
-  const text = String(n.text === null || n.text === undefined ? "" : n.text);
+  let text = String(n.text === null || n.text === undefined ? "" : n.text);
   if (!n.cut) return text;
+  if (text.endsWith("…")) text = text.slice(0, -1);
   const space = text.search(/\s\S*$/);
   return (space > 0 ? text.slice(0, space) : text).replace(/[\s,;:.-]+$/, "") + " …";
 }
@@ -126,14 +131,15 @@ function appendSeries(old, add) {
   return old;
 }
 
-function applySeries(series, append) {
+function applySeries(series, append, rows) {
+  if (rows) S.rows = rows;    // the source's own counts: what the page shows
   if (!series) return;
   for (const g of ["orbit", "attitude"]) {
     if (!series[g]) continue;
     window.__station.rowsReceived += rowCount(series[g]);
     S[g] = append ? appendSeries(S[g], series[g]) : series[g];
   }
-  for (const g of ["formation", "residuals"]) {
+  for (const g of ["formation", "residuals", "orbits"]) {
     if (!series[g]) continue;
     if (!append) S[g] = {};
     for (const [peer, s] of Object.entries(series[g])) {
@@ -141,7 +147,18 @@ function applySeries(series, append) {
       S[g][peer] = append ? appendSeries(S[g][peer], s) : s;
     }
   }
+  // Partners in the order of their names, each keeping its colour and dash once given.
+  const seen = new Set(S.peers);
+  const all = [...Object.keys(S.formation), ...Object.keys(S.residuals), ...Object.keys(S.orbits)];
+  if (!append) S.peers = [...new Set(all)].sort();
+  else for (const p of [...new Set(all)].sort()) if (!seen.has(p)) S.peers.push(p);
   S.dirty = true;
+}
+
+function peerIndex(p) { const i = S.peers.indexOf(p); return i < 0 ? 0 : i; }
+function rgba(hexColor, alpha) {
+  const n = parseInt(hexColor.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
 }
 
 // ------------------------------------------------------------------------- messages
@@ -162,9 +179,9 @@ const handlers = {
       $("time-scale").textContent = m.time_scale === "utc" ? "" : "times: spacecraft clock (no clock map yet)";
       for (const p of Object.values(plots)) p.reset();
     }
-    applySeries(m.series, false);
+    applySeries(m.series, false, m.rows);
   },
-  append(m) { applySeries(m.series, true); },
+  append(m) { applySeries(m.series, true, m.rows); },
   status(m) { S.status = m.status; drawStatus(); },
   source(m) {
     const el = $("source-state");
@@ -194,6 +211,20 @@ function connect() {
 function setConn(cls, text) { const el = $("conn-state"); el.className = "state " + cls; el.textContent = text; }
 
 // ------------------------------------------------------------------------- plots
+// Shade the spans [t0, t1] of u.__bands (the estimate not ok there) behind the series.
+function drawBands(u) {
+  const bands = u.__bands || [];
+  if (!bands.length) return;
+  const g = u.ctx, { left, top, width, height } = u.bbox;
+  g.save();
+  g.fillStyle = BAND;
+  for (const [t0, t1] of bands) {
+    const x0 = Math.max(left, u.valToPos(t0, "x", true)), x1 = Math.min(left + width, u.valToPos(t1, "x", true));
+    if (x1 >= x0) g.fillRect(x0, top, Math.max(2, x1 - x0), height);
+  }
+  g.restore();
+}
+
 function makePlot(id, title, series, axes, scales) {
   const el = $(id);
   let u = null;
@@ -214,12 +245,14 @@ function makePlot(id, title, series, axes, scales) {
       series: [utc ? { label: "UTC", value: (u, v) => utcText(v) } : { label: "SC s" }].concat(series()),
       // time labels ("00:53:30") at least 66 px apart: uPlot's 50 px let them touch
       axes: [utc ? { values: utcAxisValues, size: 54, space: 66 } : { space: 66 }].concat(yAxes), legend: { live: true },
+      hooks: { drawClear: [drawBands] },
     }, data, el);
   };
   return {
-    set(data, labels) {
+    set(data, labels, bands) {
       if (u && labels && labels !== u.__labels) { u.destroy(); u = null; }
-      if (!u) { build(data); u.__labels = labels; } else u.setData(data);
+      if (!u) { build(data); u.__labels = labels; u.__bands = bands || []; }
+      else { u.__bands = bands || []; u.setData(data); }
     },
     reset() { if (u) { u.destroy(); u = null; } },
     get u() { return u; },
@@ -228,6 +261,18 @@ function makePlot(id, title, series, axes, scales) {
 
 const line = (label, i, extra) => Object.assign({ label, stroke: COLORS[i % COLORS.length], width: 1.2 }, extra || {});
 const dashed = (label, i) => line(label, i, { dash: [4, 4], width: 1 });
+// A partner's series: its colour and dash; "ok" estimates bold, the others faint and thin.
+const peerLine = (p, ok, what) => {
+  const j = peerIndex(p), c = COLORS[j % COLORS.length];
+  return { label: p + (what ? " " + what : "") + (ok ? "" : " (not ok)"), stroke: ok ? c : rgba(c, NOT_OK_ALPHA),
+           dash: DASHES[j % DASHES.length], width: ok ? 2 : 1 };
+};
+// A partner's kept orbit k (range-only): points of its colour, their size growing with k's rank.
+const keptPoints = (p, k) => {
+  const c = COLORS[peerIndex(p) % COLORS.length];
+  return { label: `${p} kept orbit ${k}`, stroke: c, fill: rgba(c, 0.5), width: 0, paths: () => null,
+           points: { show: true, size: 6, width: 1 } };
+};
 const col = (s, k) => (s && s[k]) ? s[k] : [];
 const times = (s) => col(s, "t_unix_s");
 // uPlot.join leaves undefined where a series has no row at a time (drawn across) and null
@@ -250,17 +295,36 @@ const plots = {   // window.__stationPlots (below): each plot's uPlot as .u, for
   attBias: makePlot("plot-att-bias", "gyro bias with ±3σ (deg/s)",
     () => ["x", "y", "z"].flatMap((k, i) => [line(k, i), dashed(k + "+3σ", i), dashed(k + "−3σ", i)]),
     [{ label: "deg/s" }]),
-  peerDist: makePlot("plot-peer-dist", "distance to each partner |Δr| (m)",
-    () => Object.keys(S.formation).map((p, i) => line(hex(p), i)), [{ label: "m" }]),
-  peerRtn: makePlot("plot-peer-rtn", "each partner's position relative to us, RTN of our orbit (m)",
-    () => Object.keys(S.formation).flatMap((p, j) => ["radial", "along", "cross"].map((k, i) =>
-      line(hex(p) + " " + k, i, j ? { dash: [6, 3] } : {}))), [{ label: "m" }]),
+  peerDist: makePlot("plot-peer-dist", "distance to each partner |Δr| (m); dots: each kept orbit",
+    () => peerSeries(true), [{ label: "m" }]),
+  peerRadial: makePlot("plot-peer-radial", "radial, RTN of our orbit (m); dots: each kept orbit",
+    () => peerSeries(true), [{ label: "m" }]),
+  peerAlong: makePlot("plot-peer-along", "along-track (m); dots: each kept orbit",
+    () => peerSeries(true), [{ label: "m" }]),
+  peerCross: makePlot("plot-peer-cross", "cross-track (m); dots: each kept orbit",
+    () => peerSeries(true), [{ label: "m" }]),
   peerLos: makePlot("plot-peer-los", "3σ along the line of sight (m)",
-    () => Object.keys(S.formation).map((p, i) => line(hex(p), i)), [{ label: "m" }]),
+    () => peerSeries(false), [{ label: "m" }]),
   residuals: makePlot("plot-residuals", "range residuals: measured − |Δr| − bias (m)",
-    () => Object.keys(S.residuals).map((p, i) => line(hex(p), i, { paths: () => null, points: { show: true, size: 4 } })),
-    [{ label: "m" }]),
+    () => Object.keys(S.residuals).map((p) => {
+      const c = COLORS[peerIndex(p) % COLORS.length];
+      return { label: p, stroke: c, fill: c, width: 0, paths: () => null, points: { show: true, size: 4 } };
+    }), [{ label: "m" }]),
 };
+
+// The formation plots' series: per partner its estimates ok and not ok, then (with kept) its
+// kept orbits.
+function keptIndexes(p) {
+  const s = S.orbits[p];
+  if (!s || !s.index) return [];
+  return [...new Set(s.index.filter((k) => k !== null))].sort((a, b) => a - b);
+}
+function peerSeries(kept) {
+  const out = [];
+  for (const p of Object.keys(S.formation)) out.push(peerLine(p, true), peerLine(p, false));
+  if (kept) for (const p of Object.keys(S.formation)) for (const k of keptIndexes(p)) out.push(keptPoints(p, k));
+  return out;
+}
 
 window.__stationPlots = plots;
 
@@ -271,27 +335,63 @@ function joined(group, key) {   // per-peer series on one x axis (missing: undef
   return uPlot.join(tables, tables.map(() => [1]));
 }
 
+// The values whose estimate is "ok" (want true) or not - another word, or none recorded (want
+// false); rows without a value (gaps, acquiring partners' placeholders) stay as they are.
+const byQuality = (vals, words, want) => vals.map((v, i) => missing(v) ? v : ((words[i] === "ok") === want ? v : null));
+
+// The formation plot of column *key* (scaled by *f*): per partner ok / not ok, then (kept) each
+// kept orbit's *key* as dots, all on one x axis.
+function peerData(key, f, kept) {
+  const tables = [];
+  for (const p of Object.keys(S.formation)) {
+    const s = S.formation[p], v = scaled(col(s, key), f), q = col(s, "quality");
+    tables.push([times(s), byQuality(v, q, true)], [times(s), byQuality(v, q, false)]);
+  }
+  if (kept) for (const p of Object.keys(S.formation)) for (const k of keptIndexes(p)) {
+    const s = S.orbits[p], t = [], v = [];
+    col(s, "index").forEach((i, r) => { if (i === k) { t.push(s.t_unix_s[r]); v.push(s[key][r]); } });
+    tables.push([t, v]);
+  }
+  return tables.length ? uPlot.join(tables, tables.map(() => [1])) : [[]];
+}
+
+// Spans [t0, t1] of a series whose rows have a quality word other than "ok" (shaded; gap rows
+// and rows without a word are neither).
+function notOkSpans(s) {
+  const out = [], t = times(s), q = col(s, "quality");
+  let start = null, end = null;
+  for (let i = 0; i < t.length; i++) {
+    if (t[i] === null || q[i] === null || q[i] === undefined) continue;
+    if (q[i] !== "ok") {
+      if (start === null) start = t[i];
+      end = t[i];
+    } else if (start !== null) { out.push([start, end]); start = null; }
+  }
+  if (start !== null) out.push([start, end]);
+  return out;
+}
+
 function drawPlots() {
   const o = S.orbit, a = S.attitude;
-  if (o) plots.orbitSigma.set([times(o), scaled(col(o, "sigma_r_m"), 3), scaled(col(o, "sigma_v_m_s"), 3)]);
+  if (o) plots.orbitSigma.set([times(o), scaled(col(o, "sigma_r_m"), 3), scaled(col(o, "sigma_v_m_s"), 3)], undefined, notOkSpans(o));
   if (a) {
-    plots.attQ.set([times(a), col(a, "qw"), col(a, "qx"), col(a, "qy"), col(a, "qz")]);
-    plots.attSigma.set([times(a)].concat(["x", "y", "z"].map((k) => positive(scaled(col(a, "sigma_att_" + k + "_deg"), 3)))));
-    plots.attRate.set([times(a)].concat(["x", "y", "z"].map((k) => col(a, "rate_" + k + "_deg_s"))));
+    const bands = notOkSpans(a);
+    plots.attQ.set([times(a), col(a, "qw"), col(a, "qx"), col(a, "qy"), col(a, "qz")], undefined, bands);
+    plots.attSigma.set([times(a)].concat(["x", "y", "z"].map((k) => positive(scaled(col(a, "sigma_att_" + k + "_deg"), 3)))), undefined, bands);
+    plots.attRate.set([times(a)].concat(["x", "y", "z"].map((k) => col(a, "rate_" + k + "_deg_s"))), undefined, bands);
     plots.attBias.set([times(a)].concat(["x", "y", "z"].flatMap((k) => {
       const b = col(a, "bias_" + k + "_deg_s"), s = col(a, "sigma_bias_" + k + "_deg_s");
       return [b, plus(b, s, 3), plus(b, s, -3)];
-    })));
+    })), undefined, bands);
   }
-  const peers = Object.keys(S.formation).join(","), resPeers = Object.keys(S.residuals).join(",");
-  if (peers) {   // a new partner rebuilds the plot with one more series
-    plots.peerDist.set(joined("formation", "dist_m"), peers);
-    const rtn = ["radial_m", "along_m", "cross_m"].map((k) => joined("formation", k));
-    const perPeer = [];
-    for (let j = 0; j < Object.keys(S.formation).length; j++) for (const c of rtn) perPeer.push(c[j + 1]);
-    plots.peerRtn.set([rtn[0][0]].concat(perPeer), peers);
-    const los = joined("formation", "sigma_los_m");
-    plots.peerLos.set([los[0]].concat(los.slice(1).map((s) => scaled(s, 3))), peers);
+  const peers = Object.keys(S.formation), resPeers = Object.keys(S.residuals).join(",");
+  if (peers.length) {   // a new partner, or a new kept orbit, rebuilds the plots with more series
+    const labels = peers.map((p) => p + ":" + keptIndexes(p).join("+")).join(",");
+    plots.peerDist.set(peerData("dist_m", 1, true), labels);
+    plots.peerRadial.set(peerData("radial_m", 1, true), labels);
+    plots.peerAlong.set(peerData("along_m", 1, true), labels);
+    plots.peerCross.set(peerData("cross_m", 1, true), labels);
+    plots.peerLos.set(peerData("sigma_los_m", 3, false), peers.join(","));
   }
   if (resPeers) plots.residuals.set(joined("residuals", "residual_m"), resPeers);
 }
@@ -365,11 +465,37 @@ function drawMap() {
 }
 
 // ------------------------------------------------------------------------- text
+const rowsOf = (g, p) => {   // the source's count (a snapshot's series may be thinned)
+  const r = S.rows || {};
+  if (p === undefined) return r[g] !== undefined ? r[g] : null;
+  const by = (r.by_peer || {})[g] || {};
+  return by[p] !== undefined ? by[p] : null;
+};
+
+function qualityChip(q) {
+  const w = q || "quality not recorded";
+  return `<span class="q ${w === "ok" ? "ok" : "bad"}">${w}</span>`;
+}
+
+function keptText(p) {   // the kept orbits of a partner's latest set (range-only)
+  const s = S.orbits[p];
+  const i = lastIndex(s);
+  if (i < 0) return "";
+  const t = s.t_unix_s[i], parts = [];
+  for (let r = 0; r < s.t_unix_s.length; r++) {
+    if (s.t_unix_s[r] !== t || s.index[r] === null) continue;
+    parts.push(`<span class="kept" data-index="${s.index[r]}">#${s.index[r]} w ${fmt(s.weight[r], 3)}: ` +
+      `|Δr| ${fmt(s.dist_m[r], 0)} m, RTN ${fmt(s.radial_m[r], 0)} / ${fmt(s.along_m[r], 0)} / ` +
+      `${fmt(s.cross_m[r], 0)} m, 3σ ${fmt(3 * s.sigma_dr_m[r], 0)} m</span>`);
+  }
+  return parts.length ? `<br>kept orbits at ${utcText(t)}: ` + parts.join("; ") : "";
+}
+
 function drawNow() {
   const o = S.orbit, a = S.attitude;
   let tLast = null, scLast = null;
   const io = lastIndex(o);
-  $("orbit-points").textContent = rowCount(o);
+  $("orbit-points").textContent = rowsOf("orbit") ?? rowCount(o);
   if (io >= 0) {
     $("orbit-lat").textContent = fmt(o.lat_deg[io], 2);
     $("orbit-lon").textContent = fmt(o.lon_deg[io], 2);
@@ -379,7 +505,7 @@ function drawNow() {
     tLast = o.t_unix_s[io]; scLast = o.t_sc_s[io];
   }
   const ia = lastIndex(a);
-  $("att-points").textContent = rowCount(a);
+  $("att-points").textContent = rowsOf("attitude") ?? rowCount(a);
   if (ia >= 0) {
     $("att-q").textContent = ["qw", "qx", "qy", "qz"].map((k) => fmt(a[k][ia], 4)).join(", ");
     $("att-sigma").textContent = ["x", "y", "z"].map((k) => fmt(3 * a["sigma_att_" + k + "_deg"][ia], 2)).join(" / ");
@@ -390,19 +516,27 @@ function drawNow() {
   for (const [p, s] of Object.entries(S.formation)) {
     const i = lastIndex(s);
     if (i < 0) continue;
-    const li = document.createElement("li");
+    const li = document.createElement("li"), q = s.quality ? s.quality[i] : null, j = peerIndex(p);
     li.id = "peer-" + p;
     li.dataset.peer = p;
-    li.innerHTML = `partner <b>${hex(p)}</b>: |Δr| <b class="dist">${fmt(s.dist_m[i], 1)}</b> m, ` +
-      `RTN <b class="rtn">${fmt(s.radial_m[i], 1)} / ${fmt(s.along_m[i], 1)} / ${fmt(s.cross_m[i], 1)}</b> m, ` +
-      `3σ line of sight <b class="los">${fmt(3 * s.sigma_los_m[i], 1)}</b> m, ` +
-      `range bias <b>${fmt(s.range_bias_m[i], 2)}</b> m · ${rowCount(s)} estimates`;
+    li.dataset.quality = q === null || q === undefined ? "" : q;
+    const count = rowsOf("formation", p) ?? rowCount(s);
+    const swatch = `<span class="swatch" style="border-top: 3px ${j % DASHES.length ? "dashed" : "solid"} ` +
+      `${COLORS[j % COLORS.length]}"></span>`;
+    li.innerHTML = q === "acquiring"
+      ? `${swatch}partner <b>${p}</b> (${qualityChip(q)}): no estimate yet, its acquisition window is collecting ` +
+        `ranges (the prior's placeholder is not drawn) · ${count} estimates`
+      : `${swatch}partner <b>${p}</b> (${qualityChip(q)}): |Δr| <b class="dist">${fmt(s.dist_m[i], 1)}</b> m, ` +
+        `RTN <b class="rtn">${fmt(s.radial_m[i], 1)} / ${fmt(s.along_m[i], 1)} / ${fmt(s.cross_m[i], 1)}</b> m, ` +
+        `3σ line of sight <b class="los">${fmt(3 * s.sigma_los_m[i], 1)}</b> m, ` +
+        `range bias <b>${fmt(s.range_bias_m[i], 2)}</b> m · ${count} estimates` +
+        (s.n_orbits && s.n_orbits[i] > 1 ? keptText(p) : "");
     ul.appendChild(li);
     if (tLast === null || s.t_unix_s[i] > tLast) { tLast = s.t_unix_s[i]; scLast = s.t_sc_s[i]; }
   }
   let nres = 0;
   for (const s of Object.values(S.residuals)) nres += rowCount(s);
-  $("res-points").textContent = nres;
+  $("res-points").textContent = rowsOf("residuals") ?? nres;
   $("last-utc").textContent = utcText(tLast);
   $("last-sc").textContent = fmt(scLast, 1);
 }
@@ -456,7 +590,7 @@ function drawStatus() {
   for (const n of (st.notes || []).slice(-20)) {
     const li = document.createElement("li");
     li.textContent = `${n.estimator}: ${noteText(n)} [${n.code}]`;
-    if (n.cut) { li.title = `${n.text} (the first 64 bytes of the note, as downlinked)`; li.className = "cut"; }
+    if (n.cut) { li.title = `${n.text} (the note as downlinked: cut on board to 64 bytes)`; li.className = "cut"; }
     nl.appendChild(li);
   }
 }
