@@ -365,3 +365,37 @@ def test_orbits_the_ranges_cannot_tell_apart_keep_the_estimate_ambiguous():
     other = _hill_state(r, v, np.array([0.0, -3000.0, 120.0 + 900.0, 0.0, 0.0, 0.0]))
     assert RO.unresolved_spread_m(own, best, [*images, other]) == pytest.approx(900.0, rel=1e-3)
     assert RO.unresolved_spread_m(own, best, []) == 0.0
+
+
+def test_a_filter_its_own_data_contradict_publishes_only_the_range():
+    """implausible / losing_the_ranges / with_the_range_only: a range bias or a partner drag
+    scale past 5 sigma of its prior, or two ranges in a row failing the gate, and the
+    published covariance says only what the range does (a partner circling the own
+    spacecraft was published ok 2.7 km off under a 2-m sigma, its bias at -38 m)."""
+    from pygnc.estimation import range_only as RO
+    from pygnc.estimation.formation_filter import I_DRAG_SCALE, I_RANGE_BIAS, N_STATES, FormationFilter
+
+    fc = FormationFilter().config
+    x = np.zeros(N_STATES)
+    x[9:12] = (0.0, -3000.0, 400.0)
+    x[I_DRAG_SCALE] = 1.0
+    assert not RO.implausible(x, fc)
+    x[I_RANGE_BIAS] = fc.range_bias_prior_m + 5.1 * fc.range_bias_sigma_m
+    assert RO.implausible(x, fc)
+    x[I_RANGE_BIAS] = fc.range_bias_prior_m
+    x[I_DRAG_SCALE] = 1.0 - 5.1 * fc.peer_drag_scale_sigma
+    assert RO.implausible(x, fc)
+    pr = np.diag([4.0] * 3 + [1e-4] * 3 + [1.0])
+    wide = RO.with_the_range_only(x, pr)
+    rng = math.hypot(3000.0, 400.0)
+    assert math.sqrt(float(np.trace(wide[:3, :3]))) == pytest.approx(math.sqrt(rng**2 + 12.0), rel=1e-9)
+    assert wide[6, 6] == pr[6, 6]
+    f = FormationFilter()
+    f.range_acquired = True
+    f.range_rejected_nu_m = [40.0]
+    assert not RO.losing_the_ranges(f)
+    f.range_rejected_nu_m = [40.0, 41.0]
+    assert RO.losing_the_ranges(f)
+    f.range_rejected_nu_m = []
+    f.range_acquired = False
+    assert RO.losing_the_ranges(f)

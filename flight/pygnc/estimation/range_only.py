@@ -35,6 +35,7 @@ from pygnc.estimation.formation_filter import (
 from pygnc.estimation.orbit_ekf import fix_to_gcrs
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
+    MEAN_MOTION_RAD_S,
     FitAbandoned,
     IodResult,
     continuum_starts,
@@ -703,7 +704,8 @@ class PartnerHypotheses:
                 (
                     "range_only_mirror",
                     f"{self.name}: the window's ranges fit {len(self.alts) + 1} orbits about as well "
-                    f"(mirror images, or orbits of a continuum with the same ranges; {w0:.2f} for the best): all are kept, "
+                    "(mirror images, or orbits of a continuum with the same ranges; "
+                    f"{w0:.2f} for the best): all are kept, "
                     "estimates are their mixture (its sigma covers them) until the ranges or an uplinked "
                     "prior decide",
                 )
@@ -1030,6 +1032,43 @@ def mix(ests: list, ws, idx=None) -> tuple:
         d = x - xm if idx is None else x[idx] - xm[idx]
         pm += w * (pc + np.outer(d, d))
     return xm, pm
+
+
+#: A range-only filter whose range bias or partner drag scale stands this many of their
+#: prior sigmas from the prior explains its ranges with a radio or a spacecraft that
+#: cannot be: its covariance no longer says where the partner is (:func:`with_the_range_only`).
+IMPLAUSIBLE_SIGMAS = 5.0
+
+
+def implausible(x: np.ndarray, fc: FormationFilterConfig) -> bool:
+    """Whether the filter state *x* holds a range bias or a partner drag scale past
+    IMPLAUSIBLE_SIGMAS of their priors (the drag scale only where it is estimated)."""
+    if abs(float(x[I_RANGE_BIAS]) - fc.range_bias_prior_m) > IMPLAUSIBLE_SIGMAS * fc.range_bias_sigma_m:
+        return True
+    return bool(
+        fc.estimate_peer_drag_scale
+        and fc.peer_drag_scale_sigma > 0.0
+        and abs(float(x[I_DRAG_SCALE]) - 1.0) > IMPLAUSIBLE_SIGMAS * fc.peer_drag_scale_sigma
+    )
+
+
+def losing_the_ranges(f: FormationFilter) -> bool:
+    """Whether *f*'s last two ranges or more failed its gate since it last used one, or it
+    has stopped using them until two agree again: its covariance does not explain them."""
+    return len(f.range_rejected_nu_m) >= 2 or not f.range_acquired
+
+
+def with_the_range_only(x: np.ndarray, pr: np.ndarray) -> np.ndarray:
+    """The I_REPORTED covariance *pr* of state *x* raised to say only what the range itself
+    does: the relative position anywhere at that distance (variance range^2 / 3 per axis),
+    its velocity to the matching mean-motion speed - for a filter :func:`implausible` (a
+    partner circling the own spacecraft was published ok 2.7 km off under a 2-m sigma, its
+    range bias at -38 m against a 3-m prior)."""
+    rng = float(np.linalg.norm(x[9:12]))
+    out = pr.copy()
+    out[0:3, 0:3] += np.eye(3) * (rng * rng / 3.0)
+    out[3:6, 3:6] += np.eye(3) * (MEAN_MOTION_RAD_S * rng) ** 2 / 3.0
+    return out
 
 
 def unresolved_spread_m(own0: np.ndarray, best0: np.ndarray, others0: list) -> float:

@@ -86,9 +86,12 @@ from ..estimation.formation_filter import (
 from ..estimation.orbit_ekf import OrbitFilterConfig
 from ..estimation.range_only import (
     RangeOnlyConfig,
+    implausible,
+    losing_the_ranges,
     mix,
     orbit_ambiguity_m,
     with_mirror_images,
+    with_the_range_only,
 )
 from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import peer_word
@@ -538,6 +541,9 @@ class FormationProcessor(Processor):
             ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)
         if len(ests) > 1:
             x, pr = mix(ests, ws, I_REPORTED)
+        if self.range_only and acq is None and (implausible(x, self.filter_config) or losing_the_ranges(f)):
+            # its ranges or its nuisance states say the filter is off: what the range says
+            pr = with_the_range_only(x, pr)
         hyp_dr = [e[0][9:12] for e in ests]
         ambiguity = orbit_ambiguity_m([e[0] for e in ests], ws, x)
         if self.range_only and acq is None:
