@@ -15,6 +15,11 @@ Also printed, for honesty about what the data support:
   propagation), zero process noise - what the fixes alone support;
 * the flight filter (DMC 1e-6) on a truth with gravity cut at EGM2008 8x8: the cost of
   drag, Sun/Moon and SRP modelling errors and of the EGM96/EGM2008 coefficient differences;
+* the information bound of each nominal seed (:func:`ground.sim.bounds.orbit_bound`): the
+  Kalman filter of the linear-Gaussian problem about the truth, with the truth's dynamics
+  and a drag scale (prior sigma 1) and an SRP scale (0.3) as unknown constants - the
+  posterior Cramer-Rao bound of an estimator that knows the force models but not the day's
+  density or the spacecraft's coefficients; the filter/bound ratios are on the page;
 * a Bayesian bound (``--bound-seeds``): the linear MMSE filter/smoother that knows the form
   of unmodelled degrees 9-12 and their per-degree RMS, estimating the 88 coefficients.  It
   needs a truth whose unmodelled field is exactly those coefficients, so it runs on the
@@ -34,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ground import orbit_batch as ob
+from ground.sim import bounds as sim_bounds
 from ground.sim import orbits as sim
 from pygnc import frames, timebase
 from pygnc.estimation import chi2
@@ -170,6 +176,7 @@ def main():
     }
     print(f"\n== 3-h accuracy after 30 min, {args.seeds} seeds (3D RMS; NEES over 6 pos+vel states) ==")
     truths = [make_truth(s) for s in range(args.seeds)]
+    crb = []
     for name, kw in scenarios.items():
         rows, rows_s, rej = [], [], 0
         for s, tr in enumerate(truths):
@@ -180,6 +187,8 @@ def main():
             rows.append(stats(tr, res))
             rows_s.append(stats(tr, res_s))
             rej += res["n_fixes_rejected"]
+            if name == "nominal":
+                crb.append(sim_bounds.orbit_bound(tr, fixes, seed=s))
         a, b = np.array(rows), np.array(rows_s)
         pos, vel = np.sqrt(np.mean(a[:, 0] ** 2)), 1e3 * np.sqrt(np.mean(a[:, 1] ** 2))
         pos_s = np.sqrt(np.mean(b[:, 0] ** 2))
@@ -208,6 +217,7 @@ def main():
                 ),
                 figure("nominal_smoothed_pos_m", "... smoothed position 3D RMS", float(pos_s), "m"),
             ]
+            figs += _bound_figures(crb, a, float(pos), float(vel))
         else:
             figs.append(figure(f"{k}_pos_m", f"3 h, {name}: position 3D RMS after 30 min", float(pos), "m"))
 
@@ -280,6 +290,39 @@ def main():
                 "(the ground batch driver of the flight EKF)."
             ),
         )
+
+
+def _bound_figures(crb, a, pos, vel):
+    """Print the nominal seeds' information bounds beside the filter (rows *a* of
+    :func:`stats`; *pos* [m] and *vel* [mm/s] their RMS over seeds); their figures."""
+
+    def rms(key, scale=1.0):
+        return scale * float(np.sqrt(np.mean([b[key] ** 2 for b in crb])))
+
+    print("\n   information bound (ground.sim.bounds.orbit_bound: the truth's dynamics, drag scale +-1, SRP +-0.3):")
+    for s, b in enumerate(crb):
+        print(
+            f"   seed {s}: filter {a[s, 0]:.2f} m / {1e3 * a[s, 1]:.1f} mm/s; bound {b['expected_pos_m']:.2f} m / "
+            f"{1e3 * b['expected_vel_m_s']:.1f} mm/s expected, {b['realised_pos_m']:.2f} m / "
+            f"{1e3 * b['realised_vel_m_s']:.1f} mm/s on this data (NEES {np.mean(b['nees']):.2f})"
+        )
+    bp, bv = rms("expected_pos_m"), rms("expected_vel_m_s", 1e3)
+    print(
+        f"   over seeds: bound {bp:.2f} m / {bv:.1f} mm/s (realised {rms('realised_pos_m'):.2f} m / "
+        f"{rms('realised_vel_m_s', 1e3):.1f} mm/s); filter/bound {pos / bp:.2f} (position), {vel / bv:.2f} (velocity)"
+    )
+    return [
+        figure(
+            "crb_pos_m",
+            "information bound (the truth's dynamics, unknown drag and SRP scales): expected position 3D RMS",
+            bp,
+            "m",
+        ),
+        figure("crb_realised_pos_m", "... its error on the same fixes (RMS over seeds)", rms("realised_pos_m"), "m"),
+        figure("crb_vel_mm_s", "... expected velocity 3D RMS", bv, "mm/s"),
+        figure("crb_ratio_pos", "filter / bound: position", pos / bp),
+        figure("crb_ratio_vel", "filter / bound: velocity", vel / bv),
+    ]
 
 
 def _print_rows(name, rows, rows_s):
