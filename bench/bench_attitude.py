@@ -15,6 +15,12 @@ fitted to the batch's fixes, as in flight) and errors and NEES are taken there, 
 full 3x3 covariance.  Second set: the same with the spacecraft clock 400 ppm fast, so the
 stamps' phase wraps every ~42 min and the stated epochs are ~0.29 s RMS off (tag_err_s).
 
+Information bound (:func:`ground.sim.bounds.attitude_bound`, each issue seed): the Kalman
+filter of the linear-Gaussian problem about the truth - the gyro integrated exactly, constant
+gyro and magnetometer biases, the magnetometer and each lit sun face with their noise - at
+the samples' true instants: the posterior Cramer-Rao bound; filter/bound ratios printed and
+recorded (in eclipse only the magnetometer and gyro remain, and the bound rises there).
+
 Speed: median over ``--runs`` passes of (time in AttitudeEstimator.step + environment_at)
 / steps, for one 3-h scenario (2160 steps).  Run it alone: the machine has 2 cores.
 ``--record`` writes the summary figures to bench/results/attitude.json (docs/performance.md).
@@ -32,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ground import simulate as sim
+from ground.sim import bounds as sim_bounds
 from ground.sim import scenario as scn
 from pygnc.estimation import chi2
 
@@ -95,6 +102,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     scenarios = {}
     figs = []
+    crb = []
     for title, make, seeds in (
         ("issue scenario", settings, range(1, args.seeds + 1)),
         ("clock 400 ppm fast (stamp phase wraps)", wrap_settings, range(1, args.wrap_seeds + 1)),
@@ -109,6 +117,7 @@ def main(argv=None) -> int:
             sc = sim.simulate(make(seed))
             if make is settings:
                 scenarios[seed] = sc
+                crb.append(sim_bounds.attitude_bound(sc, seed=seed))
             _, outs, idx, _ = run(sc)
             a = accuracy(sc, outs, idx)
             rows.append(a)
@@ -127,6 +136,8 @@ def main(argv=None) -> int:
                 f"inside {min(r['in95'] for r in rows):.2f}-{max(r['in95'] for r in rows):.2f}"
             )
             figs += _figures("" if make is settings else "wrap_", title, rows)
+            if make is settings:
+                figs += _bound_figures(crb, rows)
     ms = [run(scenarios[1])[3] for _ in range(args.runs)]
     print(
         f"ms per MEKF step incl. IGRF/sun/shadow/albedo: median {statistics.median(ms):.3f} "
@@ -154,6 +165,40 @@ def main(argv=None) -> int:
             ),
         )
     return 0
+
+
+def _bound_figures(crb: list[dict], rows: list[dict]) -> list[dict]:
+    """Print each seed's information bound beside the MEKF's error (*rows*); their figures:
+    RMS over seeds of each, and the ratios."""
+
+    def rms(vals):
+        return math.sqrt(statistics.mean(v * v for v in vals))
+
+    print("information bound (ground.sim.bounds.attitude_bound): expected (realised on this data), deg")
+    print("seed  all            eclipse        sun            | MEKF/bound all  eclipse  sun")
+    for r, b in zip(rows, crb):
+        print(
+            f"      {b['expected_deg']:5.3f} ({b['realised_deg']:5.3f})  {b['expected_eclipse_deg']:5.3f} "
+            f"({b['realised_eclipse_deg']:5.3f})  {b['expected_sun_deg']:5.3f} ({b['realised_sun_deg']:5.3f})  | "
+            f"{r['rms_deg'] / b['expected_deg']:5.2f}  {r['rms_eclipse_deg'] / b['expected_eclipse_deg']:5.2f}  "
+            f"{r['rms_sun_deg'] / b['expected_sun_deg']:5.2f}"
+        )
+    out = []
+    for key, what in (("", "all epochs"), ("_eclipse", "in eclipse"), ("_sun", "in sunlight")):
+        f, bd = rms([r[f"rms{key}_deg"] for r in rows]), rms([b[f"expected{key}_deg"] for b in crb])
+        print(f"over seeds, {what}: MEKF {f:.3f} deg, bound {bd:.3f} deg, ratio {f / bd:.2f}")
+        out += [
+            figure(f"mekf_rms{key}_deg", f"MEKF error RMS over seeds (issue scenario), {what}", f, "deg"),
+            figure(
+                f"crb{key}_deg",
+                f"information bound (gyro, magnetometer, sun faces; issue scenario), {what}: expected error RMS "
+                "over seeds",
+                bd,
+                "deg",
+            ),
+            figure(f"crb_ratio{key}", f"MEKF / bound, {what} (RMS over seeds of each)", f / bd),
+        ]
+    return out
 
 
 def _figures(prefix: str, title: str, rows: list[dict]) -> list[dict]:

@@ -17,7 +17,7 @@ import pytest
 from flight_harness import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from performance_page import HEADLINE, RESULTS  # noqa: E402
+from performance_page import BOUNDS, HEADLINE, RESULTS  # noqa: E402
 
 BENCHES = sorted((REPO / "bench").glob("bench_*.py"))
 
@@ -106,3 +106,10 @@ def test_every_recorded_result_comes_from_a_bench(path):
     for f in r["figures"]:
         assert set(f) == {"key", "what", "value", "unit"} and f["what"], f
         assert benches_recording(r["bench"], f["key"]), f"no bench records {f['key']!r} as {r['bench']!r}"
+
+
+@pytest.mark.parametrize("label,bench,filt,bound,goal", BOUNDS, ids=[f"{b}:{f}" for _, b, f, _, _ in BOUNDS])
+def test_every_bound_row_is_of_figures_a_bench_records(label, bench, filt, bound, goal):
+    assert label
+    for key in (filt, bound):
+        assert benches_recording(bench, key), f"no bench records {key!r} under the name {bench!r}"

@@ -305,8 +305,8 @@ def test_relative_far_better_than_independent_information():
     absolute orbit filter, and the error grows."""
     sc = _scenario(13, hours=1.5)
     good = _errors(sc, _run(sc, step_s=25.0))
-    o = ff.FormationFilterConfig().orbit
-    loose = ff.FormationFilterConfig(diff_dmc_sigma_m_s2=o.dmc_sigma_m_s2, diff_dmc_tau_s=o.dmc_tau_s)
+    o = ff.FormationFilterConfig()
+    loose = ff.FormationFilterConfig(diff_dmc_sigma_m_s2=o.own_dmc_sigma_m_s2, diff_dmc_tau_s=o.own_dmc_tau_s)
     bad = _errors(sc, _run(sc, loose, step_s=25.0))
     assert good["rms_r"] < 2.0 and bad["rms_r"] > 1.5 * good["rms_r"]
 
@@ -660,7 +660,7 @@ def test_process_noise_interpolation_close_to_exact():
     c = f.config
     for h in (0.37, 1.234, 2.5, 4.99):
         q = f._q(h)
-        exact_c = od.dmc_process_noise(h, c.orbit.dmc_tau_s, c.orbit.dmc_sigma_m_s2)
+        exact_c = od.dmc_process_noise(h, c.own_dmc_tau_s, c.own_dmc_sigma_m_s2)
         exact_d = od.dmc_process_noise(h, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2)
         np.testing.assert_allclose(q[[0, 3, 6], :][:, [0, 3, 6]], exact_c, rtol=0.06)
         np.testing.assert_allclose(q[[9, 12, 15], :][:, [9, 12, 15]], exact_d, rtol=0.06)

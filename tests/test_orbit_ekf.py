@@ -13,8 +13,8 @@ which gives the processor's estimates to a few centimetres
 Thresholds are the figures measured on these seeded (deterministic) scenarios x1.3, a
 margin for tuning changes (bench/bench_orbit.py prints the figures over more seeds).  The
 information floor (a filter whose dynamics *are* the truth's, zero process noise) is tested
-too: it is below the issue's 2.0 m / 1.2 m, so the gap to the targets is the gravity field
-beyond the flight's 8x8 (see the bench: a 12x12 flight field does not close it either).
+too, and the flight filter (EGM2008 34x34 since issue 47) within 1.6x of it; with the EGM96
+8x8 field it pays for the gravity beyond (test_near_exact_dynamics_with_small_dmc).
 Consistency over independent realisations: tests/test_orbit_processor.py.
 """
 
@@ -88,17 +88,19 @@ def nominal(truth0):
 def test_accuracy_and_consistency_3h(truth0, nominal):
     fixes, res, smoothed = nominal
     e = _errors(truth0, res)
-    assert e["rms_r"] < 3.25  # measured 2.51 m
-    assert e["rms_v"] < 0.009  # measured 7.0 mm/s
-    # NEES (6 dof) at epochs 20 min apart (the DMC correlation time is 150 s, so ~independent):
+    assert e["rms_r"] < 2.0  # measured 1.55 m
+    assert e["rms_v"] < 0.0025  # measured 1.9 mm/s
+    # NEES (6 dof) at epochs 20 min apart (the DMC correlation time is 300 s, so ~independent):
     # mean x n is chi-square(6 n) for a consistent filter; two-sided 99 % bounds.
     _assert_nees_at_spaced_epochs(res, e)
     assert res["n_fixes_used"] == fixes["t_gps_s"].size
     assert res["n_fixes_rejected"] == 0 and res["n_fixes_invalid"] == 0
     es = _errors(truth0, smoothed)
-    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 2.0  # measured 1.52 m
-    assert es["rms_v"] < 0.0054  # measured 4.1 mm/s
-    _assert_nees_at_spaced_epochs(smoothed, es)
+    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 1.1  # measured 0.81 m
+    assert es["rms_v"] < 0.0012  # measured 0.85 mm/s
+    # The smoother's error is correlated over hours (the drag scale, the orbit's memory), not
+    # 20 min: its sigma must cover it (the upper bound), and not be loose by more than 2x.
+    _assert_nees_at_spaced_epochs(smoothed, es, lo=1.5)
 
 
 def test_the_batch_filter_gives_the_processors_estimates(truth0, nominal):
@@ -126,11 +128,11 @@ def test_the_batch_filter_gives_the_processors_estimates(truth0, nominal):
     assert abs(eb["rms_r"] / ep["rms_r"] - 1.0) < 0.01 and abs(eb["rms_v"] / ep["rms_v"] - 1.0) < 0.03
 
 
-def _assert_nees_at_spaced_epochs(res, e):
+def _assert_nees_at_spaced_epochs(res, e, lo=None):
     t_rel = res["t_gps_s"][e["keep"]] - res["t_gps_s"][0]
     idx = [int(np.argmin(np.abs(t_rel - t))) for t in np.arange(SETTLE_S, 10800.0, 1200.0)]
     n = len(idx)
-    lo, hi = chi2.quantile(0.005, 6 * n) / n, chi2.quantile(0.995, 6 * n) / n
+    lo, hi = chi2.quantile(0.005, 6 * n) / n if lo is None else lo, chi2.quantile(0.995, 6 * n) / n
     assert lo < e["nees"][idx].mean() < hi, (e["nees"][idx].mean(), lo, hi)
 
 
@@ -239,15 +241,16 @@ def test_joseph_update_matches_filterpy():
     r_e = np.array([4.0e6, 3.0e6, 4.0e6])
     v_e = np.array([-4000.0, 5000.0, 1500.0])
     ekf.initialize_from_fix(t, r_e, v_e, [10, 10, 10], [0.01, 0.01, 0.01])
-    a = rng.normal(size=(9, 9))
+    n = ekf.p.shape[0]  # r, v, w, drag scale
+    a = rng.normal(size=(n, n))
     ekf.p = ekf.p + 1e-3 * (a @ a.T) * np.outer(np.sqrt(np.diag(ekf.p)), np.sqrt(np.diag(ekf.p)))
     x0, p0 = ekf.x.copy(), ekf.p.copy()
     meas_r, meas_v = r_e + rng.normal(size=3) * 5, v_e + rng.normal(size=3) * 0.005
     z, r = oe.fix_to_gcrs(t, meas_r, meas_v, np.full(3, 10.0), np.full(3, 0.01))
     assert ekf.update_gps(t, meas_r, meas_v, [10, 10, 10], [0.01, 0.01, 0.01]) == "used"
-    kf = filterpy.KalmanFilter(dim_x=9, dim_z=6)
+    kf = filterpy.KalmanFilter(dim_x=n, dim_z=6)
     kf.x, kf.P, kf.R = x0.copy(), p0.copy(), r
-    kf.H = np.hstack([np.eye(6), np.zeros((6, 3))])
+    kf.H = np.hstack([np.eye(6), np.zeros((6, n - 6))])
     kf.update(z)
     np.testing.assert_allclose(ekf.x, kf.x, rtol=0, atol=1e-9 * np.abs(kf.x).max())
     np.testing.assert_allclose(ekf.p, kf.P, rtol=1e-8, atol=1e-12 * np.abs(kf.P).max())
@@ -284,25 +287,29 @@ def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     """Truth dynamics + zero process noise: what 10 m / 1 cm/s fixes every 25 s support."""
     fixes, res, _ = nominal
     monkeypatch.setattr(ob, "OrbitEKF", sim.truth_anchored_ekf(truth0))
-    cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6)
+    cfg = oe.OrbitFilterConfig(
+        dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6, estimate_drag_scale=False
+    )
     t_out = truth0["t_gps_s"][::5]
     floor = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg))
     floor_s = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))
     assert floor["rms_r"] < 1.75 and floor_s["rms_r"] < 0.56  # measured 1.33 m, 0.43 m
     assert floor["rms_v"] < 0.002  # measured 1.3 mm/s
     assert 2.0 < floor["nees"].mean() < 9.0  # measured 3.6
-    # The flight filter on the realistic truth pays for the unmodelled degrees 9-12.
-    assert _errors(truth0, res)["rms_r"] > 1.5 * floor["rms_r"]
+    # The flight filter (EGM2008 34x34, a drag scale, small DMC) comes within 1.6x of it.
+    assert _errors(truth0, res)["rms_r"] < 1.6 * floor["rms_r"]
 
 
 def test_near_exact_dynamics_with_small_dmc():
-    """Truth with gravity cut at EGM2008 8x8 (+ NRLMSISE-00 drag, Sun/Moon, SRP): the same
-    filter (Sun and Moon modelled, drag model wrong by the atmosphere, activity and B) with a
-    30x smaller DMC meets the issue's targets - the gap on the full truth is the gravity
-    field beyond 8x8."""
+    """Truth with gravity cut at EGM2008 8x8 (+ NRLMSISE-00 drag, Sun/Moon, SRP): the filter
+    with the EGM96 8x8 field (``gravity_degree`` 0; Sun and Moon modelled, drag model wrong
+    by the atmosphere, activity and B) and a 30x smaller DMC meets the issue's targets - its
+    gap on the full truth is the gravity field beyond 8x8."""
     tr = _truth_kw(0, gravity_degree=8)
     fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000))
-    cfg = oe.OrbitFilterConfig(dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0)
+    cfg = oe.OrbitFilterConfig(
+        dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0, gravity_degree=0, estimate_drag_scale=False
+    )
     t_out = tr["t_gps_s"][::5]
     e = _errors(tr, ob.run_orbit_processor(fixes, t_out, cfg))
     es = _errors(tr, ob.run_orbit_filter(fixes, t_out, cfg, smooth=True))

@@ -77,6 +77,7 @@ def test_installed_package_runs_the_flight_stack_and_the_pipeline_replay(tmp_pat
         meta = z.read(next(n for n in names if n.endswith("/METADATA"))).decode()
         entry = z.read(next(n for n in names if n.endswith("/entry_points.txt"))).decode()
     assert "pygnc/environment/igrf14.npz" in names and "pygnc/__main__.py" in names
+    assert "pygnc/environment/egm2008.npz" in names  # the orbit estimator's field (issue 47)
     # the ground station's page and every vendored asset (the page needs no internet)
     static = REPO / "ground" / "station" / "static"
     assert {f"ground/station/static/{p.relative_to(static)}" for p in static.rglob("*") if p.is_file()} <= names
@@ -125,3 +126,4 @@ def test_package_script_without_a_build_environment(tmp_path):
     assert "/nonexistent/python is not a Python >= 3.11; using python3" in p.stderr
     with zipfile.ZipFile(out) as z:
         assert "pygnc/environment/igrf14.npz" in z.namelist()
+        assert "pygnc/environment/egm2008.npz" in z.namelist()

@@ -399,6 +399,7 @@ def propagate_in_house(
         "r_ecef_m": r_e,
         "v_ecef_m_s": v_e,
         "density_factor": density_factor,
+        "truth_model": "in_house",
     }
 
 
@@ -621,4 +622,41 @@ def propagate_truth(
         "r_ecef_m": x_e[:, :3].copy(),
         "v_ecef_m_s": x_e[:, 3:].copy(),
         "density_factor": density_factor,
+        "ballistic_coeff_kg_m2": float(ballistic_coeff_kg_m2) if use_drag else 0.0,
+        "srp_cr_area_to_mass_m2_kg": float(srp_cr_area_to_mass_m2_kg) if use_srp else 0.0,
     }
+
+
+def truth_nongravitational(truth, index):
+    """The brahe truth's drag and solar-radiation-pressure accelerations [m/s^2] (GCRS, (n, 3)
+    each) at the samples *index* of *truth* (:func:`propagate_truth`): NRLMSISE-00 density
+    (brahe, the space weather it ships) on the co-rotating atmosphere with the truth's
+    ballistic coefficient and density factor, and the cannonball SRP with the conical shadow
+    (the flight's :func:`pygnc.environment.sun.eclipse_fraction`, which brahe's agrees with to
+    the penumbra's edge).  What :mod:`ground.sim.bounds` needs for the partials of an unknown
+    drag or SRP scale."""
+    if truth.get("truth_model") == "in_house":
+        raise ValueError("truth_nongravitational: the forces of brahe's truth (propagate_truth), not the in-house one")
+    bh = brahe_setup()
+    idx = np.asarray(index, dtype=int)
+    t = np.asarray(truth["t_gps_s"])[idx]
+    r = np.asarray(truth["r_gcrs_m"])[idx]
+    v = np.asarray(truth["v_gcrs_m_s"])[idx]
+    r_e = np.asarray(truth["r_ecef_m"])[idx]
+    drag = np.zeros_like(r)
+    srp = np.zeros_like(r)
+    b = float(truth.get("ballistic_coeff_kg_m2", 0.0))
+    if b:
+        k = float(truth["density_factor"]) / b
+        for i in range(t.size):
+            rho = bh.density_nrlmsise00(brahe_epoch(float(t[i])), r_e[i])
+            vr = v[i] - np.cross([0.0, 0.0, frames.OMEGA_EARTH_RAD_S], r[i])
+            drag[i] = -0.5 * k * rho * np.linalg.norm(vr) * vr
+    am = float(truth.get("srp_cr_area_to_mass_m2_kg", 0.0))
+    if am:
+        r_sun = sun_model.sun_position_gcrs_m(t)
+        d = r - r_sun
+        dn = np.linalg.norm(d, axis=1)
+        nu = np.asarray(sun_model.eclipse_fraction(r, r_sun), dtype=float)
+        srp = (nu * P_SUN_N_M2 * am * (sun_model.AU_M / dn) ** 2 / dn)[:, None] * d
+    return drag, srp

@@ -273,8 +273,8 @@ class FormationFilter:
         #: The innovation of the last range that reached the update (signed), m.
         self.last_nu_m = math.nan
         self._q_key = (
-            c.orbit.dmc_tau_s,
-            c.orbit.dmc_sigma_m_s2,
+            c.own_dmc_tau_s,
+            c.own_dmc_sigma_m_s2,
             c.diff_dmc_tau_s,
             c.diff_dmc_sigma_m_s2,
             c.estimate_peer_drag_scale,
@@ -348,7 +348,6 @@ class FormationFilter:
         covariances (6, 6).  The relative state is their difference; its covariance is
         R_own + R_peer and its correlation with the own state -R_own."""
         c = self.config
-        o = c.orbit
         r_own = np.array(own_r, dtype=float)
         self.t_gps_s = float(t_gps_s)
         x = np.zeros(N_STATES)
@@ -363,7 +362,7 @@ class FormationFilter:
         p[0:6, 9:15] = -r_own
         p[9:15, 0:6] = -r_own
         for i in range(3):
-            p[6 + i, 6 + i] = o.init_dmc_sigma_m_s2**2
+            p[6 + i, 6 + i] = c.own_init_dmc_sigma_m_s2**2
             p[15 + i, 15 + i] = c.diff_dmc_sigma_m_s2**2
         p[I_DRAG_SCALE, I_DRAG_SCALE] = c.peer_drag_scale_sigma**2 if c.estimate_peer_drag_scale else 0.0
         p[I_RANGE_BIAS, I_RANGE_BIAS] = c.range_bias_sigma_m**2
@@ -404,9 +403,7 @@ class FormationFilter:
             xs, phi = od.propagate(xs, dt, self.own_model, t_gps_s=float(t_own_gps_s))
             a = phi[:6, :6]
             own_z = xs[:6]
-            own_r = (
-                a @ own_r @ a.T + od.process_noise(abs(dt), self.own_model, self.config.orbit.dmc_sigma_m_s2)[:6, :6]
-            )
+            own_r = a @ own_r @ a.T + od.process_noise(abs(dt), self.own_model, self.config.own_dmc_sigma_m_s2)[:6, :6]
         return own_z, own_r
 
     def peer_state_at(self, t_prior_gps_s, pos_ecef_m, vel_ecef_m_s, sigma_pos_m, sigma_vel_m_s, t_gps_s):
@@ -486,7 +483,7 @@ class FormationFilter:
             h = i * Q_GRID_S
             q = np.zeros((N_STATES, N_STATES))
             if h > 0.0:
-                qc = od.dmc_process_noise(h, c.orbit.dmc_tau_s, c.orbit.dmc_sigma_m_s2)
+                qc = od.dmc_process_noise(h, c.own_dmc_tau_s, c.own_dmc_sigma_m_s2)
                 qd = od.dmc_process_noise(h, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2)
                 for ii in range(3):
                     for jj in range(3):

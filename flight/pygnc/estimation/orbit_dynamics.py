@@ -11,7 +11,10 @@ Models
   Written once for any degree from the potential U = GM/r [1 - sum J_n (R/r)^n
   P_n(r.k/r)]; the acceleration and its 3x3 gradient d a/d r are both closed-form
   (Legendre recursion for P_n, P_n', P_n'').  Optionally (``tesseral_degree``) the EGM96
-  tesseral terms up to degree and order 8, evaluated in ITRS once per step.
+  tesseral terms up to degree and order 8, evaluated in ITRS once per step; or
+  (``gravity_degree``) EGM2008 to degree and order 70 (:mod:`pygnc.environment.gravity`)
+  beyond the zonals, once per step likewise (EGM2008 degree 40: ~1.5e-6 m/s^2 left out, where
+  EGM96 8x8 leaves ~3e-5).
 * **Drag**: a = -1/2 (k / B) rho(h) |v_rel| v_rel with v_rel = v - omega_E x r (atmosphere
   co-rotating with the Earth), B = m / (C_D A) the ballistic coefficient [kg/m^2] and k
   a dimensionless drag scale (1 nominal; optionally estimated).  rho(h) is the
@@ -202,9 +205,21 @@ class DynamicsModel:
     tesseral_degree: int = 0
     #: Sun and Moon tidal accelerations (low-precision analytic ephemerides; needs time).
     third_body: bool = False
+    #: EGM2008 to this degree and order (:mod:`pygnc.environment.gravity`), once per step at
+    #: the step's middle, beyond the zonals of ``zonal_j`` (which every RK4 stage evaluates;
+    #: EGM2008's own with :func:`egm2008_zonal_j`); 0: none (the EGM96 ``tesseral_degree``
+    #: terms instead).  Needs time.
+    gravity_degree: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "_tesseral_tables", _tesseral_tables(self.tesseral_degree))
+        field = None
+        if self.gravity_degree:
+            if self.tesseral_degree:
+                raise ValueError("gravity_degree and tesseral_degree are two fields: give one")
+            field = _gravity_field(int(self.gravity_degree), len(self.zonal_j))
+        object.__setattr__(self, "_field", field)
+        object.__setattr__(self, "_needs_time", bool(field or self._tesseral_tables or self.third_body))
 
     @property
     def n_states(self) -> int:
@@ -213,6 +228,27 @@ class DynamicsModel:
 
 # ----------------------------------------------------------------------------- gravity
 _Z_POLE = (0.0, 0.0, 1.0)
+_FIELDS: dict[tuple[int, int], object] = {}
+
+
+def _gravity_field(degree: int, first_zonal: int):
+    """The :class:`pygnc.environment.gravity.GravityField` of *degree* beyond the zonals
+    below *first_zonal* (made once per process: its tables take a few ms)."""
+    key = (degree, first_zonal)
+    f = _FIELDS.get(key)
+    if f is None:
+        from pygnc.environment.gravity import GravityField
+
+        f = _FIELDS[key] = GravityField(degree, first_zonal=first_zonal)
+    return f
+
+
+def egm2008_zonal_j(degree: int) -> tuple[float, ...]:
+    """J_n of EGM2008 for n <= *degree* (entries 0, 1 zero): the zonals to pair with
+    ``DynamicsModel.gravity_degree``."""
+    from pygnc.environment.gravity import zonal_j
+
+    return zonal_j(degree)
 
 
 def _zonal_sums(x, y, z, zonal_j, gradient, pole=_Z_POLE):
@@ -822,9 +858,8 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
     (r + v h/2) and held constant over the step (its own rate of change, ~1e-7 m/s^3,
     makes that a < 0.1 mm error per step); its tiny gradient is left out of Phi.
     """
-    tables = model._tesseral_tables
-    if (tables is not None or model.third_body) and t_gps_s is None:
-        raise ValueError("propagate: t_gps_s is required with tesseral gravity or third bodies")
+    if model._needs_time and t_gps_s is None:
+        raise ValueError("propagate: t_gps_s is required with tesseral gravity, a field or third bodies")
     xs = [float(c) for c in x_state]
     n = len(xs)
     dt_s = float(dt_s)  # Python floats throughout: numpy scalars make every step's math slower
@@ -844,9 +879,9 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
 
 
 def _one_step(xs, h, model: DynamicsModel, t, want_phi):
-    """One RK4 step of the state list *xs* over *h* s from time *t* (None: no tesseral or
-    third-body terms, zonals about GCRS z): (new state list, Phi or None, the tesseral +
-    third-body acceleration held over the step, the pole used)."""
+    """One RK4 step of the state list *xs* over *h* s from time *t* (None: no tesseral,
+    field or third-body terms, zonals about GCRS z): (new state list, Phi or None, the
+    tesseral or field + third-body acceleration held over the step, the pole used)."""
     extra = (0.0, 0.0, 0.0)
     pole = _Z_POLE
     if t is not None:
@@ -855,6 +890,8 @@ def _one_step(xs, h, model: DynamicsModel, t, want_phi):
         xm, ym, zm = xs[0] + 0.5 * h * xs[3], xs[1] + 0.5 * h * xs[4], xs[2] + 0.5 * h * xs[5]
         if tables is not None:
             extra = _tesseral_gcrs_xyz(xm, ym, zm, m, tables)
+        elif model._field is not None:
+            extra = model._field.acceleration_gcrs(xm, ym, zm, m)
         if model.third_body:
             bx, by, bz = _third_body_xyz(xm, ym, zm, t + 0.5 * h)
             extra = (extra[0] + bx, extra[1] + by, extra[2] + bz)
