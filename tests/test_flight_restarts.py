@@ -172,13 +172,12 @@ def _check_killed_mid_batch(logs: Path, kills) -> None:
 
 
 KILLS = [
-    # every task that takes a replay, killed at two instants of the batch, three in a run:
-    # the first when the slowest estimate (formation) is 4 % into the batch, the others once
-    # the one before is back (ingest, which paused meanwhile, is then far ahead of it)
+    # every task that takes a replay, killed mid-batch, three in a run: the first when the
+    # slowest estimate (formation) is 4 % into the batch, the others once the one before is
+    # back (ingest, which paused meanwhile, is then far ahead of it); the estimators again
+    # at other instants in test_the_rest_of_the_tree_does_not_see_an_estimator_restart
     [("ingest", 0.04), ("formation_estimator", 0.12), ("status_reporter", 0.2)],
-    [("orbit_estimator", 0.04), ("batch_writer", 0.12), ("ingest", 0.2)],
-    [("attitude_estimator", 0.04), ("status_reporter", 0.12), ("formation_estimator", 0.2)],
-    [("batch_writer", 0.04), ("orbit_estimator", 0.12), ("attitude_estimator", 0.2)],
+    [("orbit_estimator", 0.04), ("batch_writer", 0.12), ("attitude_estimator", 0.2)],
 ]
 
 

@@ -40,6 +40,7 @@ def far_pair(tmp_path_factory):
     s.attitude.max_step_s = 30.0
     s.environment.albedo = 0.0
     s.tle.enabled = True
+    s.tle.fit_span_s = 6 * 3600.0  # (the docs' examples' span: a day's arc was 60 % of the fixture's time)
     s.tle.error_scale = 0.0  # (the exact fit: each test sets the error it is about)
     write_scenario(simulate(s), out)
     return out, dict(np.load(out / "truth.npz"))
