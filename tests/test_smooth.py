@@ -201,8 +201,8 @@ def test_a_two_spacecraft_run_as_typed(formation, tmp_path):
     header, rows = _read(out / "formation.csv")
     assert header == [c for c, _ in COLUMNS["smoothed_formation"]]
     col = {c: i for i, c in enumerate(header)}
-    ab = [r for r in rows if r[col["own_id"]] == "74" and r[col["peer_id"]] == "75"]
-    ba = [r for r in rows if r[col["own_id"]] == "75" and r[col["peer_id"]] == "74"]
+    ab = [r for r in rows if r[col["own_id"]] == "0x4A" and r[col["peer_id"]] == "0x4B"]
+    ba = [r for r in rows if r[col["own_id"]] == "0x4B" and r[col["peer_id"]] == "0x4A"]
     assert len(ab) == len(ba) > 100 and len(rows) == 2 * len(ab)
     for a, b in zip(ab, ba):
         assert a[col["t_gps_s"]] == b[col["t_gps_s"]]
@@ -211,7 +211,7 @@ def test_a_two_spacecraft_run_as_typed(formation, tmp_path):
     assert {r[col["quality"]] for r in rows} <= set(QUALITY)
     assert sum(r[col["quality"]] == "ok" for r in rows) > 0.9 * len(rows)
     # The bias of each direction is its observer radio's (1.5 m and 0.3 m), within 3 sigma.
-    for own, bias in (("74", BIAS[0]), ("75", BIAS[1])):
+    for own, bias in (("0x4A", BIAS[0]), ("0x4B", BIAS[1])):
         last = [r for r in rows if r[col["own_id"]] == own][-1]
         b, s = float(last[col["range_bias_m"]]), float(last[col["sigma_range_bias_m"]])
         assert abs(b - bias) < 3 * s + 0.05, (own, b, s)

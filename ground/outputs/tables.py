@@ -27,7 +27,7 @@ _QUALITY = (
     "([operations.md](operations.md#reading-the-status-file)); empty where the downlink did not record it"
 )
 _PEER = "the partner's radio id, written `0x4B`"
-#: Columns written as text (the others are numbers; ``peer_id`` is written ``0x4B``).
+#: Columns written as text (the others are numbers; the radio ids, ID_COLUMNS, are written ``0x4B``).
 TEXT_COLUMNS = ("utc", "quality")
 
 #: kind -> [(column, unit / meaning)].  The single declaration of the CSV layouts.
@@ -175,7 +175,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 
 #: The formation smoother's products (``python -m ground smooth``): the replay's layouts plus
 #: what a smoothed estimate of several spacecraft adds.
-COLUMNS["smoothed_orbit"] = COLUMNS["orbit"][:-3] + [
+COLUMNS["smoothed_orbit"] = [
+    # (the on-board estimate's counters and quality are the smoother's own below)
+    c
+    for c in COLUMNS["orbit"]
+    if c[0] not in ("n_fixes_used", "n_fixes_rejected", "n_fixes_invalid", "quality")
+] + [
     ("n_fixes_used", "own GPS fixes used by the smoother (the whole arc)"),
     ("n_fixes_rejected", "fixes left out as outliers (gated, or past the smoothed residuals' edit)"),
     ("n_fixes_invalid", "fixes flagged invalid (or not finite) in the input"),
@@ -187,7 +192,9 @@ COLUMNS["smoothed_formation"] = [
     (n, m)
     if n != "range_bias_m"
     else (n, "estimated bias of the ranges own_id measures to peer_id, m (nan: no ranges that way)")
-    for n, m in COLUMNS["formation"][:-2]
+    for n, m in COLUMNS["formation"]
+    # (the on-board estimate's counters, quality and kept orbits are the smoother's own below, or none)
+    if n not in ("n_ranges_used", "n_ranges_rejected", "quality", "ambiguity_m", "n_orbits", "best_weight")
 ] + [
     ("n_ranges_used", "ranges own_id measured to peer_id that the smoother used (the whole arc)"),
     ("n_ranges_rejected", "... left out as outliers"),
@@ -207,7 +214,7 @@ COLUMNS["smoothed_measurements"] = [
     ("utc", "the same instant, ISO 8601 UTC"),
     ("kind", "fix (own GPS fix of sc_id) or range (measured by sc_id to peer_id)"),
     ("sc_id", "radio id of the spacecraft that made the measurement"),
-    ("peer_id", "the ranged partner's radio id (-1 for a fix)"),
+    ("peer_id", "the ranged partner's radio id (`unknown` for a fix)"),
     ("state", "used, rejected (gate), held (range acquisition), edited (outlier of the smoothed residuals), unused"),
     ("residual", "smoothed residual: a range's measured minus modelled value, m; a fix's chi-square (6 dof)"),
     ("sigma", "a range's 1σ, m (with its time tag's share); 1 for a fix"),
@@ -435,14 +442,18 @@ def range_residual_table(residuals: dict, to_unix) -> dict:
     }
 
 
+#: Columns holding a spacecraft's radio id: written ``0x4B`` (:func:`pygnc.partners.partner_name`).
+ID_COLUMNS = ("peer_id", "own_id", "sc_id")
+
+
 def csv_cells(table: dict) -> tuple[list[str], list[list]]:
-    """(column names, columns as lists) of *table* as a CSV writes them: ``peer_id`` as
-    ``0x4B`` (:func:`pygnc.partners.partner_name`), the rest as they are."""
+    """(column names, columns as lists) of *table* as a CSV writes them: the radio ids
+    (:data:`ID_COLUMNS`) as ``0x4B`` (:func:`pygnc.partners.partner_name`), the rest as they are."""
     from pygnc.partners import partner_name
 
     names = list(table)
     cols = [
-        [partner_name(v) for v in np.asarray(table[n]).tolist()] if n == "peer_id" else np.asarray(table[n]).tolist()
+        [partner_name(v) for v in np.asarray(table[n]).tolist()] if n in ID_COLUMNS else np.asarray(table[n]).tolist()
         for n in names
     ]
     return names, cols
@@ -473,7 +484,7 @@ def read_csv(path: Path) -> dict:
         vals = [r[j] for r in data]
         if n in TEXT_COLUMNS:
             out[n] = np.array(vals, dtype="U32")
-        elif n == "peer_id":
+        elif n in ID_COLUMNS:
             out[n] = np.array([partner_id(v) for v in vals], dtype=np.int64)
         else:
             out[n] = np.array(vals, dtype=float)
