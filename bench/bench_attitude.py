@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ground import simulate as sim
-from ground.sim import scenario as scn
+from ground.simulate import scenario as scn
+from ground.simulate import simulator as sim
 from pygnc.estimation import chi2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

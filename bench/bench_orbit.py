@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_orbit.py [--seeds 5] [--skip-24h] [--bound-seeds 1] [--record]
 
-Scenarios: 500 km, i = 97.4 deg, random node/phase per seed, truth = ground.sim.orbits
+Scenarios: 500 km, i = 97.4 deg, random node/phase per seed, truth = ground.simulate.orbits
 (brahe: EGM2008 40x40, NRLMSISE-00 drag with a seeded solar-activity factor, Sun/Moon, SRP
 with conical shadow, relativity); GPS fixes 10 m /
 0.01 m/s 1-sigma per ECEF axis every 25 s; 3 h; statistics after the first 30 min on the 5-s
@@ -18,7 +18,7 @@ Also printed, for honesty about what the data support:
 * a Bayesian bound (``--bound-seeds``): the linear MMSE filter/smoother that knows the form
   of unmodelled degrees 9-12 and their per-degree RMS, estimating the 88 coefficients.  It
   needs a truth whose unmodelled field is exactly those coefficients, so it runs on the
-  in-house EGM96 12x12 truth (``ground.sim.orbits.propagate_in_house``), not on brahe's.
+  in-house EGM96 12x12 truth (``ground.simulate.orbits.propagate_in_house``), not on brahe's.
 
 ``--record`` writes the summary figures to bench/results/orbit.json (docs/performance.md).
 """
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ground import orbit_batch as ob
-from ground.sim import orbits as sim
+from ground.replay import orbit_filter as ob
+from ground.simulate import orbits as sim
 from pygnc import frames, timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od

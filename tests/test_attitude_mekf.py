@@ -13,7 +13,7 @@ import pytest
 from attitude_support import errors, issue_settings, run_core
 from scipy.spatial.transform import Rotation
 
-from ground import simulate as sim
+from ground.simulate import simulator as sim
 from pygnc.config import Config
 from pygnc.estimation import attitude_environment as aenv
 from pygnc.estimation import attitude_mekf as am

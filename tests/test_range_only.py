@@ -14,9 +14,9 @@ import pytest
 from conftest import PY4_DATA
 from formation_support import relative_errors, side_resolved_errors, sides_from
 
-from ground.replay_core import REPLAY_OVERRIDES
-from ground.sim import scenario as scn
-from ground.simulate import simulate, write_scenario
+from ground.replay.in_process import REPLAY_OVERRIDES
+from ground.simulate import scenario as scn
+from ground.simulate.simulator import simulate, write_scenario
 from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer_prior
 from pygnc.estimation import range_only as RO
 from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_matrix, rtn_to_gcrs

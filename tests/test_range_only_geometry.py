@@ -15,9 +15,9 @@ import pytest
 from formation_support import relative_errors
 
 from ground.__main__ import main as ground_main
-from ground.replay_core import REPLAY_OVERRIDES
-from ground.sim import scenario as scn
-from ground.simulate import simulate, write_scenario
+from ground.replay.in_process import REPLAY_OVERRIDES
+from ground.simulate import scenario as scn
+from ground.simulate.simulator import simulate, write_scenario
 from pygnc.config import Paths, config_for_home, with_overrides
 from pygnc.processors.formation import FormationProcessor
 from pygnc.tasks.ingest import build_message_stream

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ground import replay_core
 from ground.__main__ import main as ground_main
 from ground.outputs import oem
 from ground.outputs import tables as tb
 from ground.outputs import truth as tr
-from ground.sim.scenario import load_truth
+from ground.replay import in_process as replay_core
+from ground.simulate.scenario import load_truth
 from pygnc.config import Config, Paths
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import GPS_EPOCH_UNIX_S, utc_unix_from_gps

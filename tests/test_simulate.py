@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from ground.__main__ import main as ground_main
-from ground.sim import attitude as att
-from ground.sim import scenario as scn
-from ground.sim.environment import albedo_irradiance_faces, magnetic_field_ecef_nt
-from ground.simulate import _deterministic_npz, deputy_elements, simulate
+from ground.simulate import attitude as att
+from ground.simulate import scenario as scn
+from ground.simulate.environment import albedo_irradiance_faces, magnetic_field_ecef_nt
+from ground.simulate.simulator import _deterministic_npz, deputy_elements, simulate
 from pygnc.config import Config, load_config
 from pygnc.formats.range_file import read_range_dir
 from pygnc.formats.sense import OPT3001_MAX_LUX, read_sense_file
@@ -323,7 +323,7 @@ def test_field_ecef_matches_ppigrf_geodetic_at_poles_and_equator():
     east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], 1)
     north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], 1)
     up = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], 1)
-    from ground.sim.environment import _utc_datetime
+    from ground.simulate.environment import _utc_datetime
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -62,7 +62,7 @@ def find_truth(scenario_dir: Path, truth_path: Path | None = None, spacecraft: s
     """The truth of *scenario_dir*: ``truth.npz`` in it (spacecraft 0), or in its parent when
     *scenario_dir* is another spacecraft's sub-directory; *truth_path* / *spacecraft*
     override.  ``None`` when there is no truth."""
-    from ground.sim.scenario import load_truth
+    from ground.simulate.scenario import load_truth
 
     scenario_dir = Path(scenario_dir)
     candidates = [truth_path] if truth_path else [scenario_dir / "truth.npz", scenario_dir.parent / "truth.npz"]

@@ -60,7 +60,7 @@ and the offset is added where it belongs:
   the stamp difference is still what is integrated.
 
 Ground smoothing: with ``record_history`` on (off in flight: ~3 kB per step) the estimator
-keeps what ``ground.attitude_smoother`` needs for a fixed-interval RTS smoother on the error
+keeps what ``ground.replay.attitude_smoother`` needs for a fixed-interval RTS smoother on the error
 state (covariances, transitions, reference quaternion and biases per step).
 """
 

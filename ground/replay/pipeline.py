@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ground.replay_core import PROCESSORS, ReplayRun
+from ground.replay.in_process import PROCESSORS, ReplayRun
 
 #: Bus-log bound of the replay run, bytes (a day's batch, every estimate published, fits).
 REPLAY_BUS_LOG_MAX_BYTES = 1 << 30
@@ -227,7 +227,7 @@ def run_pipeline(
     """Run the flight supervisor on a copy of *scenario*'s batch; return its estimates.
     *overrides*: configuration values over *config_path*'s; *logs_to*, *batches_to*: where
     the run's log directory and its batch files (the downlink) are copied."""
-    from ground.replay_core import REPLAY_OVERRIDES, quiet_logger
+    from ground.replay.in_process import REPLAY_OVERRIDES, quiet_logger
     from pygnc.config import Config, Paths, load_config, with_overrides
     from pygnc.logs import list_runs
     from pygnc.tasks.ingest import build_message_stream

@@ -35,8 +35,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from ground.archive import Archive, ArchiveError
-from ground.archive_sources import SOURCES
+from ground.archive.sources import SOURCES
+from ground.archive.store import Archive, ArchiveError
 
 #: Kinds whose records are clock maps (spacecraft clock -> GPS time), by source.
 CLOCK_MAP_KINDS = ("clock_map", "batch_clock_map")

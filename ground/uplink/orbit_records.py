@@ -2,7 +2,7 @@
 --downlink`` reads.
 
 Input: a directory of that spacecraft's batch files (``batch_NNNNNNNN.bin``, read with
-:func:`ground.batches.read_batches`; times through each run's clock map), or the output
+:func:`ground.decode.batch_files.read_batches`; times through each run's clock map), or the output
 directory of ``python -m ground decode DIR --out OUT`` (``orbit.csv`` and ``files.csv``).
 Every file must carry the expected spacecraft id in its header (``files.csv``:
 ``spacecraft_id``); estimates propagated past the data (flag bit 0) are left out, and so
@@ -86,7 +86,7 @@ def _select(source: str, t_sc, t_gps, propagated, arrays: dict, n_files: int, pr
 
 
 def _from_batches(path: Path, spacecraft_id: int) -> OrbitRecords:
-    from ground import batches as gb
+    from ground.decode import batch_files as gb
 
     bs = gb.read_batches(path)
     files = [f for f in bs.files if f.duplicate_of is None]

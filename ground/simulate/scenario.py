@@ -219,7 +219,7 @@ class RangeSettings:
 @dataclass
 class TleSettings:
     """tle.txt (``python -m ground simulate --tle``): a TLE of every spacecraft, fitted to its
-    truth as a catalogue would (:mod:`ground.sim.tle`), with TLE-class errors added."""
+    truth as a catalogue would (:mod:`ground.simulate.published_tles`), with TLE-class errors added."""
 
     enabled: bool = False
     #: TLE epoch relative to the scenario start, s (negative: the TLE is older than the start).
@@ -381,7 +381,7 @@ def norad_id_of(sc: SpacecraftSettings) -> int:
 
 def resolve(settings: ScenarioSettings) -> ScenarioSettings:
     """Copy of *settings* with every ``None`` spacecraft value drawn from the seed."""
-    from ground.sim.attitude import random_quaternion
+    from ground.simulate.attitude import random_quaternion
 
     s = dataclasses.replace(settings, spacecraft=[dataclasses.replace(sc) for sc in settings.spacecraft])
     names = [sc.name for sc in s.spacecraft]

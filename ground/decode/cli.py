@@ -8,7 +8,7 @@ Kinds (detected from the content, or forced with ``--kind``):
 * ``buslog`` - ``bus.log`` of a run (or a run directory): every bus message;
 * ``batch``  - downlinked batch files ``batch_NNNNNNNN.bin`` (one, or a directory of them):
   what the spacecraft recorded, with missing files, sequence breaks and gaps reported
-  (:mod:`ground.batches`).  ``--out DIR`` writes the estimates in the replay's CSV layout,
+  (:mod:`ground.decode.batch_files`).  ``--out DIR`` writes the estimates in the replay's CSV layout,
   a CSV per other record kind, ``files.csv``, ``summary.json`` and plots;
 * ``info``, ``log`` - ~/pygnc_info.txt and a task's text log (``<task>.log``): shown as they
   are, after a line saying what they are (a log: its warnings and errors counted).
@@ -505,7 +505,7 @@ def decode_text(args, kind: str) -> int:
 
 
 def decode_batch(args) -> int:
-    from ground import batches
+    from ground.decode import batch_files as batches
 
     bs = batches.read_batches(args.file)
     for line in batches.report_lines(bs):

@@ -5,11 +5,11 @@ does not use the flight codec's decoders, so a test of the driver against it che
 decoding independently of the code under test.  It streams its output packet at the rate
 of field 0x0001 while answering commands; responses can be delayed behind a few output
 packets; it NAKs unknown commands and fields it refuses (and, on request, any command
-type); its bytes can be dropped or corrupted (:class:`~ground.simdevice.ports.Faults`);
+type); its bytes can be dropped or corrupted (:class:`~ground.devices.ports.Faults`);
 a wrong baud on the host side garbles everything; JI reboots it into a bootloader that
 takes WA blocks (optionally losing or NAKing some) and JA boots the new image.
 
-Truth: :mod:`ground.simdevice.motion`; raw values are rounded to the nearest LSB.
+Truth: :mod:`ground.devices.motion`; raw values are rounded to the nearest LSB.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ground import tle as tl
+from ground.uplink import tle as tl
 
 __all__ = ["TleErrorModel", "drag_displacement_rtn", "roe_to_rtn", "rtn_axes", "tle_covariance_rtn"]
 
@@ -193,7 +193,7 @@ def _with_b_star(tle: tl.TleSet, b_star: float):
 def drag_displacement_rtn(tle: tl.TleSet, t_gps_s: float, b_star: float | None = None) -> np.ndarray:
     """SGP4 with B* (default: the TLE's) minus SGP4 with no drag at *t_gps_s*, as RTN position
     (m) and inertial velocity (m/s) in the RTN axes of the no-drag state."""
-    from ground.tle import TleSet
+    from ground.uplink.tle import TleSet
 
     b = tle.b_star if b_star is None else float(b_star)
     with_drag = TleSet(tle.norad, tle.name, tle.line1, tle.line2, tle.where, tle.epoch_gps_s, _with_b_star(tle, b))

@@ -5,7 +5,7 @@ truth over a span of GPS time.
 the ranges after it, PY4 layout: docs/interface.md, "Range files") whose spacecraft times
 lie in a span, as a host would have collected them over that span (range files of at most
 25 600 bytes, numbered from 0).  :func:`slice_truth` keeps the truth arrays
-(:data:`ground.sim.scenario.TRUTH_ARRAYS`) inside a GPS-time span, each along its own time
+(:data:`ground.simulate.scenario.TRUTH_ARRAYS`) inside a GPS-time span, each along its own time
 axis, the truth grid optionally thinned to every *step*-th point.
 """
 
@@ -78,7 +78,7 @@ def split_files(src: Path, dst: Path, sc_from: float, sc_to: float) -> None:
 def slice_truth(arrays: dict, t_from_gps_s: float, t_to_gps_s: float, step: int = 1) -> dict:
     """The truth inside [t_from_gps_s, t_to_gps_s] (each array along its time axis; the
     grid thinned to every *step*-th point, its last point kept)."""
-    from ground.sim.scenario import TRUTH_ARRAYS
+    from ground.simulate.scenario import TRUTH_ARRAYS
 
     keep = {}
     for axis, key in _TIME_AXES.items():

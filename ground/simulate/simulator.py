@@ -1,4 +1,5 @@
-"""``python -m ground simulate OUT_DIR``: write a truth-known scenario the flight code consumes.
+"""The scenario simulator behind ``python -m ground simulate OUT_DIR`` (its command line:
+:mod:`ground.simulate.cli`): a truth-known scenario the flight code consumes.
 
 Output (spacecraft 0 at the top so ``PYGNC_HOME=OUT_DIR`` works unchanged; every other
 spacecraft in ``OUT_DIR/<name>/`` with the same layout)::
@@ -7,14 +8,14 @@ spacecraft in ``OUT_DIR/<name>/`` with the same layout)::
     OUT_DIR/range/rng00000.bin ... peer GPS packet + 1-2 range packets per peer every 25 s
     OUT_DIR/<name>/sense.bin, OUT_DIR/<name>/range/...   the other spacecraft
     OUT_DIR/scenario.toml          every setting, resolved (random draws written out), and the seed
-    OUT_DIR/truth.npz              1 Hz truth of every spacecraft (see ground.sim.scenario.TRUTH_ARRAYS)
-    OUT_DIR/tle.txt                with --tle: a three-line TLE set of every spacecraft (ground.sim.tle)
+    OUT_DIR/truth.npz              1 Hz truth of every spacecraft (see ground.simulate.scenario.TRUTH_ARRAYS)
+    OUT_DIR/tle.txt                with --tle: a three-line TLE set of every spacecraft (ground.simulate.published_tles)
 
 Pipeline: reference orbit + relative orbital elements -> numerically propagated truth
-orbits (:mod:`ground.sim.orbits`, a richer force model than the estimators use) -> IGRF
-field, sun, shadow (:mod:`ground.sim.environment`) -> rigid-body attitude with
-gravity-gradient and residual-dipole torques (:mod:`ground.sim.attitude`) -> sensor models
-(:mod:`ground.sim.sensors`) -> bytes through the flight encoders (:mod:`pygnc.formats`).
+orbits (:mod:`ground.simulate.orbits`, a richer force model than the estimators use) -> IGRF
+field, sun, shadow (:mod:`ground.simulate.environment`) -> rigid-body attitude with
+gravity-gradient and residual-dipole torques (:mod:`ground.simulate.attitude`) -> sensor models
+(:mod:`ground.simulate.sensors`) -> bytes through the flight encoders (:mod:`pygnc.formats`).
 
 Timing: the truth grid is whole GPS seconds from the start.  Sensor samples are every
 ``sensors.period_s`` on that grid; a record's GPS fix is taken ``gps.offset_from_last_sensor_s``
@@ -25,23 +26,20 @@ PyCubed clock (UTC + offset + drift), floored to whole seconds (ms for ranges).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as _dt
 import io
 import math
-import sys
 import time
-import tomllib
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ground.sim import attitude as att
-from ground.sim import environment as env
-from ground.sim import scenario as scn
-from ground.sim import sensors as sen
+from ground.simulate import attitude as att
+from ground.simulate import environment as env
+from ground.simulate import scenario as scn
+from ground.simulate import sensors as sen
 from pygnc.config import Config
 from pygnc.formats import range_packet
 from pygnc.formats.range_file import RANGE_DTYPE, RAW_MAX, encode_range_group
@@ -245,7 +243,7 @@ def simulate(settings: scn.ScenarioSettings, progress=None) -> Scenario:
 
 def _truth_start(s, k: int):
     """Spacecraft *k*'s GCRS state at the scenario start and the seed of its truth's drag."""
-    from ground.sim import orbits
+    from ground.simulate import orbits
 
     a_m, e, i_rad, raan_rad, argp_rad, nu_rad = deputy_elements(s.orbit, s.spacecraft[k])
     r0, v0 = orbits.initial_state_from_elements(a_m, e, i_rad, raan_rad, argp_rad, nu_rad)
@@ -254,8 +252,8 @@ def _truth_start(s, k: int):
 
 
 def _orbits(s, t, t0, log) -> dict:
-    """Truth orbits of every spacecraft on the 1-Hz grid (:func:`ground.sim.orbits.propagate_truth`)."""
-    from ground.sim import orbits
+    """Truth orbits of every spacecraft on the 1-Hz grid (:func:`ground.simulate.orbits.propagate_truth`)."""
+    from ground.simulate import orbits
 
     n_sc, n_t = len(s.spacecraft), t.size
     orb = {k: np.zeros((n_sc, n_t, 3)) for k in ("r_gcrs_m", "v_gcrs_m_s", "r_ecef_m", "v_ecef_m_s")}
@@ -281,7 +279,7 @@ def _orbits(s, t, t0, log) -> dict:
 def _tle_arc(s, k: int, t0: float, t_a: float, t_b: float, step_s: float) -> dict:
     """Spacecraft *k*'s truth (the scenario's force model and drag draw, from its state at
     the start, backwards where needed) sampled every *step_s* on [t_a, t_b], ECEF."""
-    from ground.sim import orbits
+    from ground.simulate import orbits
 
     r0, v0, seed = _truth_start(s, k)
     sc = s.spacecraft[k]
@@ -305,9 +303,9 @@ def _tle_arc(s, k: int, t0: float, t_a: float, t_b: float, step_s: float) -> dic
 
 def _tles(s, t0, log) -> str:
     """tle.txt: a TLE of every spacecraft fitted to its truth over ``tle.fit_span_s`` ending at
-    the TLE epoch, with TLE-class errors of ``tle.error_scale`` (:mod:`ground.sim.tle`)."""
-    from ground import tle as tl
-    from ground.sim import tle as stle
+    the TLE epoch, with TLE-class errors of ``tle.error_scale`` (:mod:`ground.simulate.published_tles`)."""
+    from ground.simulate import published_tles as stle
+    from ground.uplink import tle as tl
 
     cfg = s.tle
     t_epoch = t0 + cfg.epoch_s
@@ -459,11 +457,11 @@ def _sense_files(s, sensor_raw, gps_raw):
 def _gps(s, t, t0, fix_idx, orb, t_sc):
     """Raw GPS segments (n_sc arrays of (n_rec,)) and fault codes (n_sc, n_rec).
 
-    Noise, outliers, gaps and dropped fixes come from :func:`ground.sim.orbits.simulate_gps_fixes`
+    Noise, outliers, gaps and dropped fixes come from :func:`ground.simulate.orbits.simulate_gps_fixes`
     applied to the truth at the fix times; this function adds the scenario's statuses,
     satellite counts, the spacecraft-clock stamp and the "good data, bad status" fault.
     """
-    from ground.sim import orbits
+    from ground.simulate import orbits
     from pygnc.formats.gps import GPS_FIX_DTYPE, gps_raw_from_fixes
 
     n_sc = len(s.spacecraft)
@@ -674,21 +672,6 @@ def write_scenario(scenario: Scenario, out_dir: Path) -> list[Path]:
     return written
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-def _set_dotted(settings: scn.ScenarioSettings, assignment: str) -> scn.ScenarioSettings:
-    """Apply ``section.key=TOML_VALUE`` (e.g. ``sensors.gyro_noise_deg_s=0.05``)."""
-    if "=" not in assignment:
-        raise ValueError(f"--set needs KEY=VALUE, got {assignment!r}")
-    key, value = assignment.split("=", 1)
-    try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value
-    return scn.set_dotted(settings, key, parsed)
-
-
 def _extra_spacecraft(k: int) -> scn.SpacecraftSettings:
     """Default formation member k >= 2: further along-track, alternating cross-track."""
     return scn.SpacecraftSettings(
@@ -699,116 +682,6 @@ def _extra_spacecraft(k: int) -> scn.SpacecraftSettings:
         diy_m=600.0 * (-1) ** k,
         ballistic_coeff_kg_m2=50.0 - 3.0 * k,
     )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="scenario directory to write")
-    parser.add_argument(
-        "--settings", type=Path, help="scenario TOML to start from (e.g. data/scenarios/formation_3h.toml)"
-    )
-    parser.add_argument("--duration", help="length: seconds or with a unit, e.g. 300, 90m, 3h, 1d")
-    parser.add_argument("--start-utc", help="start time, ISO 8601 UTC, whole seconds (e.g. 2025-03-20T06:00:00Z)")
-    parser.add_argument("--seed", type=int, help="random seed (every draw derives from it)")
-    parser.add_argument("--spacecraft", type=int, metavar="N", help="number of spacecraft in the formation (>= 1)")
-    parser.add_argument(
-        "--good-status",
-        type=int,
-        choices=(0, 1),
-        help="solution status of good fixes (0 NovAtel SOL_COMPUTED; 1 as the flight team's simulator)",
-    )
-    parser.add_argument("--torque-free", action="store_true", help="no gravity-gradient or dipole torque")
-    parser.add_argument("--noise-free", action="store_true", help="zero all sensor, GPS and range noise (biases stay)")
-    parser.add_argument("--gps-drop-fraction", type=float, help="fraction of fixes dropped (INSUFFICIENT_OBS)")
-    parser.add_argument(
-        "--gps-invalid-fraction", type=float, help="fraction of good fixes written with an invalid status"
-    )
-    parser.add_argument("--gps-outlier-fraction", type=float, help="fraction of fixes with a position outlier")
-    parser.add_argument(
-        "--gps-gap",
-        action="append",
-        default=[],
-        metavar="START:END",
-        help="no fixes between START and END seconds after the start (repeatable)",
-    )
-    parser.add_argument("--range-invalid-fraction", type=float, help="fraction of range packets flagged invalid")
-    parser.add_argument(
-        "--corrupt-bytes", type=int, metavar="N", help="overwrite N random bytes of every sense.bin and range file"
-    )
-    parser.add_argument(
-        "--tle",
-        action="store_true",
-        help="also write tle.txt: a TLE of every spacecraft fitted to "
-        "its truth, with TLE-class errors (settings [tle]; NORAD ids 90000 + radio id unless set)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any setting by dotted name, TOML value "
-        "(e.g. sensors.gyro_noise_deg_s=0.05, spacecraft.1.dlambda_m=-8000)",
-    )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing scenario in OUT_DIR")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-
-
-def settings_from_args(args) -> scn.ScenarioSettings:
-    s = scn.load_settings(args.settings) if args.settings else scn.ScenarioSettings()
-    if args.duration is not None:
-        s.duration_s = parse_duration_s(args.duration)
-    if args.start_utc is not None:
-        s.start_utc = args.start_utc
-    if args.seed is not None:
-        s.seed = args.seed
-    if args.spacecraft is not None:
-        if args.spacecraft < 1:
-            raise ValueError("--spacecraft must be >= 1")
-        s.spacecraft = s.spacecraft[: args.spacecraft] + [
-            _extra_spacecraft(k) for k in range(len(s.spacecraft), args.spacecraft)
-        ]
-    if args.good_status is not None:
-        s.gps.good_solution_status = args.good_status
-    if args.torque_free:
-        s.attitude.gravity_gradient = False
-        s.attitude.dipole_a_m2 = 0.0
-        for sc in s.spacecraft:
-            sc.dipole_body_a_m2 = [0.0, 0.0, 0.0]
-    if args.noise_free:
-        s.sensors.gyro_noise_deg_s = 0.0
-        s.sensors.mag_noise_ut = 0.0
-        s.sensors.lux_noise_fraction = 0.0
-        s.sensors.lux_noise_floor_lux = 0.0
-        s.sensors.gyro_bias_walk_deg_s_per_sqrt_s = 0.0
-        s.gps.pos_sigma_m = 0.0
-        s.gps.vel_sigma_m_s = 0.0
-        s.ranging.sigma_m = 0.0
-    f = s.faults
-    if args.gps_drop_fraction is not None:
-        f.gps_drop_fraction = args.gps_drop_fraction
-    if args.gps_invalid_fraction is not None:
-        f.gps_invalid_status_fraction = args.gps_invalid_fraction
-    if args.gps_outlier_fraction is not None:
-        f.gps_outlier_fraction = args.gps_outlier_fraction
-    for gap in args.gps_gap:
-        parts = gap.split(":")
-        if len(parts) != 2:
-            raise ValueError(
-                f"--gps-gap needs START:END (seconds after the start, e.g. 600:1200 or 10m:20m), got {gap!r}"
-            )
-        start, end = (parse_duration_s(x) for x in parts)
-        if not 0 <= start < end:
-            raise ValueError(f"--gps-gap {gap!r}: need 0 <= START < END")
-        f.gps_gaps_s.append([start, end])
-    if args.range_invalid_fraction is not None:
-        f.range_invalid_fraction = args.range_invalid_fraction
-    if args.corrupt_bytes is not None:
-        f.sense_corrupt_bytes = args.corrupt_bytes
-        f.range_corrupt_bytes = args.corrupt_bytes
-    if getattr(args, "tle", False):
-        s.tle.enabled = True
-    for assignment in args.set:
-        s = _set_dotted(s, assignment)
-    return s
 
 
 def check_settings(s: scn.ScenarioSettings) -> None:
@@ -830,51 +703,3 @@ def check_settings(s: scn.ScenarioSettings) -> None:
     ids = [scn.norad_id_of(sc) for sc in s.spacecraft]
     if t.enabled and (len(set(ids)) != len(ids) or not all(0 < i < 100_000 for i in ids)):
         raise ValueError(f"NORAD ids must be unique and in 1..99999: {ids}")
-
-
-def _clear_old(out_dir: Path, names: list[str]) -> None:
-    """Remove the files an earlier scenario wrote (only those), so none are left stale."""
-    for k, name in enumerate(names):
-        home = out_dir if k == 0 else out_dir / name
-        for p in [home / "sense.bin", home / CONFIG_NAME, *sorted((home / "range").glob("rng*.bin"))]:
-            if p.is_file():
-                p.unlink()
-    for p in (out_dir / "scenario.toml", out_dir / "truth.npz", out_dir / TLE_NAME):
-        if p.is_file():
-            p.unlink()
-
-
-def run(args) -> int:
-    out_dir: Path = args.out_dir
-    if out_dir.exists() and not out_dir.is_dir():
-        print(f"simulate: {out_dir} exists and is not a directory", file=sys.stderr)
-        return 2
-    try:
-        settings = settings_from_args(args)
-        check_settings(settings)
-        _grid(scn.resolve(settings))  # validate before any work
-    except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
-        return 2
-    if (out_dir / "scenario.toml").exists() or (out_dir / "sense.bin").exists():
-        if not args.force:
-            print(f"simulate: {out_dir} already holds a scenario (use --force to replace it)", file=sys.stderr)
-            return 2
-        old_names = [sc.name for sc in settings.spacecraft]
-        try:
-            old_names = [sc.name for sc in scn.load_settings(out_dir / "scenario.toml").spacecraft]
-        except (OSError, ValueError, tomllib.TOMLDecodeError):
-            pass
-        _clear_old(out_dir, old_names)
-    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    scenario = simulate(settings, progress=say)
-    written = write_scenario(scenario, out_dir)
-    if not args.quiet:
-        total = sum(p.stat().st_size for p in written)
-        tm = ", ".join(f"{k} {v:.1f} s" for k, v in scenario.timings_s.items())
-        print(
-            f"wrote {len(written)} files ({total / 1024:.1f} KiB) to {out_dir}: "
-            f"{len(scenario.settings.spacecraft)} spacecraft, {scenario.settings.duration_s:.0f} s, "
-            f"seed {scenario.settings.seed} [{tm}]"
-        )
-    return 0

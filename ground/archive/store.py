@@ -1,16 +1,14 @@
-"""``python -m ground archive DB INPUT...``: load decoded downlink into an SQLite archive.
+"""The SQLite archive of decoded downlink (:class:`Archive`), which ``python -m ground archive
+DB INPUT...`` (:mod:`ground.archive.cli`) loads.
 
 Inputs are files or directories (searched recursively) of any kind a reader in
-:mod:`ground.archive_sources` recognises: a run's ``bus.log`` (every bus message, the
+:mod:`ground.archive.sources` recognises: a run's ``bus.log`` (every bus message, the
 housekeeping readings included), ``pygnc_status.bin``, CSV written by ``ground decode`` and
 ``ground replay``, and batch files.  Each input is loaded in one transaction, so an
 interrupted load leaves nothing half-done.  Every record keeps what produced it (its
 ``source``: the ground replay, the spacecraft's downlink, bus log or status file, the
 host's sense.bin or range files), so estimates of the ground and of the spacecraft never
 share a table.
-
-What is not recognised is said, by name (for a directory: its files no reader takes); a
-run that finds nothing to load exits 1 and creates no archive.
 
 Loading is idempotent: a file whose bytes (SHA-256) were loaded before is skipped, and a
 record already in the archive (same source, kind, device, record, time, fields and raw
@@ -28,9 +26,6 @@ from the file it came from and its fields, its key computed again.  One of schem
 brought to schema 3: every record gets its spacecraft and run (its fields', else its
 file's).  One of schema 3 is brought to schema 4: a partner's device written as everywhere
 else (``peer_75`` becomes ``peer_0x4B``).  Keys are computed again at each step.
-
-Exit status: 0 every input loaded (or already there), 1 an input given by name unreadable
-or of no known kind, or nothing loadable found at all, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -39,12 +34,11 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ground.archive_sources import READERS, SourceRecords, csv_record, detect_kind, origin
+from ground.archive.sources import READERS, SourceRecords, csv_record, detect_kind, origin
 from pygnc.formats.common import read_regular_file
 
 SCHEMA_VERSION = 4
@@ -255,8 +249,8 @@ class Archive:
 
     def _migrate_v3(self) -> None:
         """Schema 3 -> 4 in one transaction: a partner's device ``peer_<decimal id>`` becomes
-        ``peer_0x4B`` (:func:`ground.archive_sources.peer_device`), its key computed again."""
-        from ground.archive_sources import peer_device
+        ``peer_0x4B`` (:func:`ground.archive.sources.peer_device`), its key computed again."""
+        from ground.archive.sources import peer_device
 
         conn = self.conn
         conn.isolation_level = None
@@ -391,147 +385,3 @@ class Archive:
 
     def n_sources(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
-
-
-def _head(path: Path, n: int = 64) -> bytes | None:
-    """The first *n* bytes of a regular file, None if it cannot be read (never blocks)."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        return os.read(fd, n) if stat.S_ISREG(os.fstat(fd).st_mode) else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-@dataclass
-class Inputs:
-    """The files to load, and what the directories held that no reader takes."""
-
-    files: list[tuple[Path, bool]]  # (file, given by name)
-    unrecognised: dict[Path, list[Path]]  # directory -> its files no reader takes
-
-
-def expand_inputs(inputs: list[Path]) -> Inputs:
-    """Every input file (given by name), and the files of each directory (searched
-    recursively, dot files left out) a reader recognises; the others listed per directory."""
-    out = Inputs([], {})
-    for p in inputs:
-        if not p.is_dir():
-            out.files.append((p, True))
-            continue
-        skipped = out.unrecognised.setdefault(p, [])
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
-            if any(part.startswith(".") for part in f.relative_to(p).parts):
-                continue
-            head = _head(f)
-            if head is not None and detect_kind(f, head) is not None:
-                out.files.append((f, False))
-            else:
-                skipped.append(f)
-    return out
-
-
-def add_arguments(p) -> None:
-    p.add_argument("db", type=Path, help="SQLite archive (created if absent)")
-    p.add_argument(
-        "inputs",
-        type=Path,
-        nargs="+",
-        metavar="INPUT",
-        help="bus.log, status file, decode CSV, batch file, or a directory of them",
-    )
-    p.add_argument("--kind", choices=sorted(READERS), default=None, help="force the reader (default: detect)")
-    p.add_argument(
-        "--spacecraft",
-        metavar="ID",
-        default=None,
-        help="the spacecraft (radio id, e.g. 0x4A) of inputs that do not say whose they are (status files, "
-        "ground replays, host files, bus logs of a run without spacecraft_id); a file that names another "
-        "is refused",
-    )
-
-
-def _names(paths: list[Path], base: Path, limit: int = 10) -> str:
-    names = [str(p.relative_to(base)) for p in paths]
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _spacecraft_id(text: str | None) -> int | None:
-    if text is None:
-        return None
-    from pygnc.config import peer_id_key
-
-    return peer_id_key(text)
-
-
-def run(args) -> int:
-    try:
-        spacecraft = _spacecraft_id(args.spacecraft)
-    except ValueError as exc:
-        print(f"archive: --spacecraft: {exc}", file=sys.stderr)
-        return 2
-    failed = 0
-    for p in args.inputs:
-        if not p.exists():
-            print(f"archive: {p}: no such file or directory", file=sys.stderr)
-            failed += 1
-    found = expand_inputs([p for p in args.inputs if p.exists()])
-    readers = ", ".join(sorted(READERS))
-    for d, skipped in found.unrecognised.items():
-        n_files = len(skipped) + sum(1 for f, explicit in found.files if not explicit and d in f.parents)
-        if skipped:
-            print(
-                f"archive: {d}: {len(skipped)} of {n_files} files not recognised by any reader ({readers}), "
-                f"skipped: {_names(skipped, d)}",
-                file=sys.stderr,
-            )
-        elif not n_files:
-            print(f"archive: {d}: no files", file=sys.stderr)
-    if not found.files:
-        where = "" if args.db.exists() else f"; {args.db} not created"
-        print(f"archive: nothing to load{where}", file=sys.stderr)
-        return 1
-    created = not args.db.exists()
-    try:
-        arch = Archive(args.db)
-    except ArchiveError as exc:
-        print(f"archive: {exc}", file=sys.stderr)
-        return 1
-    usable = 0
-    with arch:
-        for path, explicit in found.files:
-            r = arch.load_file(path, args.kind, spacecraft)
-            if r.status == "loaded":
-                usable += 1
-                print(f"{path}: {r.kind}: {r.records} records stored, {r.duplicates} already present")
-            elif r.status == "already loaded":
-                usable += 1
-                print(f"{path}: already loaded")
-            else:
-                print(f"archive: {path}: {r.status}: {r.note}", file=sys.stderr)
-                failed += explicit
-        unknown = 0
-        for sc, source, kind, device, n, t0, t1 in arch.summary():
-            span = "" if t0 is None else f"  t_sc {t0:.1f} .. {t1:.1f} s"
-            who = "?" if sc is None else f"0x{sc:02X}"
-            unknown += n if sc is None else 0
-            print(f"  {who:<5} {source:<17} {kind:<20} {device or '-':<20} {n:>9}{span}")
-        if unknown:
-            print(
-                f"  ({unknown} records of no known spacecraft ('?'): their files do not say; "
-                "--spacecraft ID names it when they are loaded)"
-            )
-        empty = arch.n_sources() == 0
-    if not usable:
-        if created and empty:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                Path(str(args.db) + suffix).unlink(missing_ok=True)
-        print("archive: nothing loaded" + (f"; {args.db} not created" if created and empty else ""), file=sys.stderr)
-        return 1
-    return 1 if failed else 0

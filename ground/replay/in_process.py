@@ -1,6 +1,6 @@
 """Replay core: the processors, what a replay produced (:class:`ReplayRun`) and the
-in-process feeding of a message stream - shared by ``ground.replay`` (the command) and
-``ground.replay_pipeline`` (the process-tree mode), which both import this module and not
+in-process feeding of a message stream - shared by ``ground.replay.cli`` (the command) and
+``ground.replay.pipeline`` (the process-tree mode), which both import this module and not
 each other.
 """
 

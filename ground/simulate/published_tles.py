@@ -12,7 +12,7 @@ of the truth at the epoch.  The epoch is first rounded to what a TLE line can ho
 
 A TLE fitted to a perfect truth is better than a real one.  :func:`perturb_elements`
 adds errors drawn from the covariance model the uplink assumes
-(:class:`ground.tle_covariance.TleErrorModel`: relative orbital elements of D'Amico, and a
+(:class:`ground.uplink.tle_covariance.TleErrorModel`: relative orbital elements of D'Amico, and a
 relative B* error), so that the TLE errors of a simulated scenario are TLE-class and the
 uplink's covariance is tested against errors of the size it claims.
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ground import tle as tl
-from ground.tle_covariance import TleErrorModel
+from ground.uplink import tle as tl
+from ground.uplink.tle_covariance import TleErrorModel
 
 __all__ = ["FittedTle", "MeanElements", "fit_tle", "format_tle", "perturb_elements", "tle_text"]
 

@@ -2,7 +2,7 @@
 
 :class:`pygnc.processors.formation.FormationProcessor`, as it flies with the partner's fixes
 relayed, on one partner's data already on the GPS time axis
-(:func:`ground.array_stream.stream_from_arrays`): the estimates the accuracy tests judge
+(:func:`ground.replay.array_stream.stream_from_arrays`): the estimates the accuracy tests judge
 are the ones the spacecraft would publish.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ground.array_stream import stream_from_arrays
+from ground.replay.array_stream import stream_from_arrays
 from pygnc.config import Config
 from pygnc.estimation.formation_filter import N_STATES, FormationFilterConfig
 from pygnc.processors.formation import FormationProcessor

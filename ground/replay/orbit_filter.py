@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ground.array_stream import stream_from_arrays
+from ground.replay.array_stream import stream_from_arrays
 from pygnc import frames, timebase
 from pygnc.config import Config
 from pygnc.estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig

@@ -247,8 +247,8 @@ def csv_layouts() -> dict[frozenset, tuple[str, str]]:
     estimate tables, the decoded batch files' tables (kind: the record kind, ``batch_file``
     for files.csv; the batch files themselves give ``batch_<kind>`` records, other fields)
     and the decoded sense.bin and range-file records."""
-    from ground import batches
-    from ground.decode import structured_columns
+    from ground.decode import batch_files as batches
+    from ground.decode.cli import structured_columns
     from ground.outputs import tables as tb
     from pygnc.formats import batch as fmt
     from pygnc.formats.gps import GPS_FIX_DTYPE

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ground.tle_covariance import rtn_axes
+from ground.uplink.tle_covariance import rtn_axes
 from pygnc import frames
 from pygnc.estimation import orbit_dynamics as od
 

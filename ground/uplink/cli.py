@@ -7,12 +7,12 @@ operator's ``--epoch-utc``, near when the spacecraft will first range), as absol
 isotropic fallback (``sigma_pos_m``, ``sigma_vel_m_s``: the largest axis of each block),
 ``wrong_side_probability`` and ``source``:
 
-* ``--tle FILE --self NORAD --partner 0x4B=NORAD ...``: SGP4 (:mod:`ground.tle`) with the
+* ``--tle FILE --self NORAD --partner 0x4B=NORAD ...``: SGP4 (:mod:`ground.uplink.tle`) with the
   TLE of each partner nearest the epoch, TEME -> ECEF, and the covariance of
-  :mod:`ground.tle_covariance`; the own spacecraft's TLE checks epochs and separations and
+  :mod:`ground.uplink.tle_covariance`; the own spacecraft's TLE checks epochs and separations and
   gives the predicted range.
 * ``--downlink 0x4B=DIR ...``: the partner's own downlinked orbit estimates
-  (:mod:`ground.orbit_records`), carried to the epoch by :mod:`ground.orbit_prediction`.
+  (:mod:`ground.uplink.orbit_records`), carried to the epoch by :mod:`ground.uplink.orbit_prediction`.
 * Both for one partner: the downlink makes the prior, and the TLE must agree with it
   (within the 99.9 % bound of both covariances) - a disagreement is refused: one of the
   two is not that partner's.
@@ -209,8 +209,8 @@ def _sigma_text(cov: np.ndarray) -> str:
 
 # --------------------------------------------------------------------------- TLE mode
 def _tle_state(tle, t_gps_s: float, eop: tuple[float, float, float]):
-    from ground import tle as tl
-    from ground.tle_covariance import tle_covariance_rtn
+    from ground.uplink import tle as tl
+    from ground.uplink.tle_covariance import tle_covariance_rtn
 
     r_t, v_t = tl.sgp4_teme(tle, t_gps_s)
     r_e, v_e = tl.teme_to_itrs(r_t, v_t, t_gps_s, *eop)
@@ -225,7 +225,7 @@ def _gcrs(r_e, v_e, t_gps_s: float):
 
 
 def _pick_tle(sets, norad: int, t_gps_s: float, max_age_h: float, role: str, tle_path: Path):
-    from ground import tle as tl
+    from ground.uplink import tle as tl
 
     tle = tl.select_tle(sets, norad, t_gps_s)
     if tle is None:
@@ -242,9 +242,9 @@ def _pick_tle(sets, norad: int, t_gps_s: float, max_age_h: float, role: str, tle
 
 def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[dict, list[PartnerPrior]]:
     """Self state (dict) and the TLE priors of *partners* [(peer id, NORAD)], with the TLE
-    error model's tail (:class:`ground.tle_covariance.TleErrorModel`)."""
-    from ground import tle as tl
-    from ground.tle_covariance import TleErrorModel
+    error model's tail (:class:`ground.uplink.tle_covariance.TleErrorModel`)."""
+    from ground.uplink import tle as tl
+    from ground.uplink.tle_covariance import TleErrorModel
 
     try:
         sets = tl.load_tle_file(args.tle)
@@ -298,9 +298,9 @@ def tle_priors(args, t_epoch: float, partners: list[tuple[int, int]]) -> tuple[d
 
 # --------------------------------------------------------------------------- downlink mode
 def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
-    from ground import orbit_prediction as op
-    from ground import tle as tl
-    from ground.orbit_records import RecordError, read_orbit_records
+    from ground.uplink import orbit_prediction as op
+    from ground.uplink import tle as tl
+    from ground.uplink.orbit_records import RecordError, read_orbit_records
     from pygnc.estimation.tunables import FormationFilterConfig
 
     try:
@@ -359,7 +359,7 @@ def downlink_prior(args, t_epoch: float, peer: int, path: str) -> PartnerPrior:
 
 def _check_against_tle(prior: PartnerPrior, tle_prior: PartnerPrior) -> str:
     """The downlink prior against the partner's TLE: refused beyond the 99.9 % bound."""
-    from ground.tle_covariance import rtn_axes
+    from ground.uplink.tle_covariance import rtn_axes
 
     axes = rtn_axes(prior.r_gcrs_m, prior.v_gcrs_m_s)
     rot = np.zeros((6, 6))
@@ -383,7 +383,7 @@ def _check_against_tle(prior: PartnerPrior, tle_prior: PartnerPrior) -> str:
 def _predicted_range(p: PartnerPrior, self_state: dict) -> tuple[float, float]:
     """Range from the own spacecraft's TLE state to the prior, and its 1-sigma from both
     covariances along the line of sight, m."""
-    from ground.tle_covariance import rtn_axes
+    from ground.uplink.tle_covariance import rtn_axes
 
     r_s, v_s = _gcrs(self_state["r_ecef_m"], self_state["v_ecef_m_s"], p.t_gps_s)
     los = p.r_gcrs_m - r_s
@@ -551,7 +551,7 @@ def _plan(args) -> tuple[float, list[tuple[int, int]], list[tuple[int, str]]]:
 
 
 def run(args) -> int:
-    from ground import tle as tl
+    from ground.uplink import tle as tl
     from pygnc.atomic import write_atomic
 
     say = print
