@@ -11,9 +11,9 @@ import time
 import pytest
 import serial
 
+from ground.devices import motion
 from ground.devices.imu380 import ACCEL_LSB_M_S2, RATE_LSB_RAD_S, Imu380Sim
 from ground.devices.ports import Faults, PtyPort
-from ground.devices import motion
 from pygnc.drivers import imu380_codec as uu
 from pygnc.drivers.imu380 import (
     FieldsRejected,

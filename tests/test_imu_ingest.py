@@ -10,9 +10,9 @@ import pytest
 import zmq
 from flight_harness import FlightRun
 
+from ground.devices import motion
 from ground.devices.imu380 import RATE_LSB_RAD_S, Imu380Sim
 from ground.devices.ports import PtyPort
-from ground.devices import motion
 from pygnc.config import Config, Paths
 from pygnc.drivers.link import LinkError
 from pygnc.formats.buslog import decode_frames

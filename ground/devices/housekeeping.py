@@ -5,8 +5,9 @@ stable symlink that survives "replugging").
 * :class:`EmusBmsModel` / :class:`OpcN3Model` / :class:`UsbIssModel` - the device logic,
   pure (bytes in, bytes out; the caller passes the time and a seeded ``random.Random``).
 * :class:`EmusBmsSim`, :class:`UsbIssOpcSim` - a model behind a pseudo-terminal, served by
-  one thread, with the faults the drivers must survive: replies out of order, broadcasts,
-  corrupted or merged sentences, a busy OPC, histograms with a bad checksum, unplug/replug.
+  one thread (:class:`ground.devices.ports.SerialSim`, as the simulated IMUs), with the
+  faults the drivers must survive: replies out of order, broadcasts, corrupted or merged
+  sentences, a busy OPC, histograms with a bad checksum, unplug/replug.
 
 ``python -m ground hk-sim`` starts them for bench work without hardware and prints the
 configuration that points pygnc's housekeeping task at them.
@@ -14,17 +15,12 @@ configuration that points pygnc's housekeeping task at them.
 
 from __future__ import annotations
 
-import heapq
-import os
-import pty
 import random
-import select
 import sys
-import threading
 import time
-import tty
 from pathlib import Path
 
+from ground.devices.ports import PtyPort, SerialSim
 from pygnc.drivers import emus_bms_codec as eb
 from pygnc.drivers import opc_n3_codec as on
 from pygnc.drivers import usb_iss as ui
@@ -373,162 +369,17 @@ class UsbIssModel:
         return bytes(out)
 
 
-# ------------------------------------------------------------------------------------------
-# Pseudo-terminal plumbing
-# ------------------------------------------------------------------------------------------
-
-
-class PtyDevice:
-    """A simulated device on a pseudo-terminal, served by one thread.
-
-    ``path`` is what a driver opens: the pty's slave, or *link* (a symlink repointed at every
-    replug, like a udev ``/dev/serial/by-id`` name).  :meth:`unplug` closes the pty (the
-    driver's reads fail as on a pulled USB cable); :meth:`replug` makes a new one.
-    """
-
-    def __init__(self, link: str | os.PathLike | None = None):
-        self.link = Path(link) if link else None
-        self.master: int | None = None
-        self._slave_keep: int | None = None
-        self.slave_name = ""
-        self._timers: list = []
-        self._seq = 0
-        self._lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        self._stop = False
-        self._thread: threading.Thread | None = None
-        self.bytes_in = 0
-
-    @property
-    def path(self) -> str:
-        return str(self.link) if self.link else self.slave_name
-
-    def _open_pty(self) -> None:
-        master, slave = pty.openpty()
-        tty.setraw(slave)
-        # Keep a slave descriptor: a pty whose slave side is all closed makes the master
-        # report hang-up continuously.  Not locked, so the driver's exclusive lock works.
-        self.master, self._slave_keep = master, slave
-        self.slave_name = os.ttyname(slave)
-        if self.link:
-            tmp = self.link.with_name(self.link.name + ".tmp")
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
-            os.symlink(self.slave_name, tmp)
-            os.replace(tmp, self.link)
-
-    def start(self) -> PtyDevice:
-        self._open_pty()
-        self._thread = threading.Thread(target=self._serve, name=type(self).__name__, daemon=True)
-        self._thread.start()
-        return self
-
-    def _kick(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
-
-    def unplug(self) -> None:
-        with self._lock:
-            for fd in (self.master, self._slave_keep):
-                if fd is not None:
-                    os.close(fd)
-            self.master = self._slave_keep = None
-            self._timers.clear()
-        self._kick()
-
-    def replug(self) -> None:
-        with self._lock:
-            self._open_pty()
-            self.on_replug()
-        self._kick()
-
-    def on_replug(self) -> None:
-        """Reset device state at power-up (subclasses)."""
-
-    def stop(self) -> None:
-        self._stop = True
-        self._kick()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self.unplug()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self.link:
-            try:
-                self.link.unlink()
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def send_at(self, t: float, data: bytes) -> None:
-        """Queue *data* to be written at monotonic time *t* (called with the lock held)."""
-        self._seq += 1
-        heapq.heappush(self._timers, (t, self._seq, data))
-
-    def on_bytes(self, data: bytes, now: float) -> None:
-        """Bytes from the driver (subclasses; the lock is held)."""
-
-    def on_tick(self, now: float) -> float | None:
-        """Periodic work (subclasses; the lock is held); returns the next tick time."""
-        return None
-
-    def _serve(self) -> None:
-        next_tick = None
-        while not self._stop:
-            now = time.monotonic()
-            with self._lock:
-                master = self.master
-                if master is not None:
-                    if next_tick is None or now >= next_tick:
-                        next_tick = self.on_tick(now)
-                    while self._timers and self._timers[0][0] <= now:
-                        _, _, data = heapq.heappop(self._timers)
-                        try:
-                            os.write(master, data)
-                        except OSError:
-                            pass
-                due = [t for t in (self._timers[0][0] if self._timers else None, next_tick) if t is not None]
-            timeout = max(0.0, min(due) - now) if due else 0.5
-            fds = [self._wake_r] + ([master] if master is not None else [])
-            try:
-                ready, _, _ = select.select(fds, [], [], min(timeout, 0.5))
-            except (OSError, ValueError):
-                continue
-            if self._wake_r in ready:
-                os.read(self._wake_r, 4096)
-            if master is not None and master in ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    data = b""
-                if data:
-                    with self._lock:
-                        if self.master == master:
-                            self.bytes_in += len(data)
-                            self.on_bytes(data, time.monotonic())
-                    next_tick = None  # the bytes may have scheduled work
-
-
-class EmusBmsSim(PtyDevice):
-    """An EMUS G1 on a pty.
+class EmusBmsSim(SerialSim):
+    """An EMUS G1 on a pty (*link*: a stable name for it, left pointing at the gone pty while
+    unplugged).
 
     Request mode: requests that arrive within *reorder_window_s* of each other are answered
     together in shuffled order (so replies come out of order), each sentence corrupted with
     probability *corrupt_prob*.  Broadcast mode (*broadcast_period_s* > 0): the summary
     sentences (and their groups) are sent every period without being asked.
     """
+
+    tick_after_bytes = True  # requests are answered by on_tick
 
     def __init__(
         self,
@@ -542,7 +393,7 @@ class EmusBmsSim(PtyDevice):
         broadcast=("BV1", "BV2", "BT1", "BC1", "CV1", "ST1"),
         ignore=(),
     ):
-        super().__init__(link)
+        super().__init__(PtyPort(link, keep_link=True), baud=None, name="EmusBmsSim")
         self.rng = random.Random(seed)
         self.model = EmusBmsModel(n_cells, group_size, self.rng)
         self.reorder_window_s = reorder_window_s
@@ -602,7 +453,7 @@ class EmusBmsSim(PtyDevice):
         return min(nxt)
 
 
-class UsbIssOpcSim(PtyDevice):
+class UsbIssOpcSim(SerialSim):
     """A USB-ISS with an OPC-N3 on a pty (busy and bad-checksum rates configurable)."""
 
     def __init__(
@@ -615,7 +466,7 @@ class UsbIssOpcSim(PtyDevice):
         reply_delay_s: float = 0.0,
         idle_reset_s: float = 2.0,
     ):
-        super().__init__(link)
+        super().__init__(PtyPort(link, keep_link=True), baud=None, name="UsbIssOpcSim")
         self.rng = random.Random(seed)
         self.opc = OpcN3Model(self.rng, busy_prob, bad_crc_prob, idle_reset_s)
         self.bridge = UsbIssModel(self.opc, nack_prob, self.rng)

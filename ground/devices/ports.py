@@ -1,4 +1,6 @@
-"""The device end of a pseudo-terminal, and the thread a simulated device runs in.
+"""The device end of a pseudo-terminal, and the thread a simulated device runs in: the one
+framework of every simulated device (the IMUs of :mod:`ground.devices.imu380` and
+:mod:`ground.devices.gx2`, the housekeeping devices of :mod:`ground.devices.housekeeping`).
 
 A :class:`PtyPort` is what a USB-serial adapter is to a real IMU: the driver opens
 ``port.path`` (``/dev/pts/N``, or a stable symlink such as ``/tmp/imu0`` that is re-pointed
@@ -6,11 +8,14 @@ on replug, like udev's ``/dev/serial/by-id`` links) while the simulator reads an
 master side.  The baud rate the driver set is visible on the master (Linux ptys share one
 termios), so a simulator can garble its output when the driver is at the wrong speed, as a
 real UART would look.  ``unplug()`` closes the pty (the driver's next read fails with EIO,
-as on a USB unplug); ``replug()`` opens a new one behind the same symlink.
+as on a USB unplug); ``replug()`` opens a new one behind the same symlink.  The symlink is
+removed at the unplug, or with ``keep_link=True`` left pointing at the pty that is gone.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import os
 import pty
 import random
@@ -29,8 +34,9 @@ _SPEEDS = {
 
 
 class PtyPort:
-    def __init__(self, link_path: str | os.PathLike | None = None):
+    def __init__(self, link_path: str | os.PathLike | None = None, keep_link: bool = False):
         self.link_path = Path(link_path) if link_path else None
+        self.keep_link = keep_link
         self.master = self._slave = -1
         self.tx_dropped = 0
         self.plugged = False
@@ -58,11 +64,8 @@ class PtyPort:
         if not self.plugged:
             return
         self.plugged = False
-        if self.link_path is not None:
-            try:
-                self.link_path.unlink()
-            except FileNotFoundError:
-                pass
+        if self.link_path is not None and not self.keep_link:
+            self._remove_link()
         for fd in (self.master, self._slave):
             try:
                 os.close(fd)
@@ -98,8 +101,16 @@ class PtyPort:
         self.tx_dropped += len(data) - n
         return n
 
+    def _remove_link(self) -> None:
+        try:
+            self.link_path.unlink()
+        except FileNotFoundError:
+            pass
+
     def close(self) -> None:
         self.unplug()
+        if self.link_path is not None:
+            self._remove_link()
 
 
 class Faults:
@@ -141,11 +152,18 @@ class SerialSim(threading.Thread):
     """A simulated serial device on a :class:`PtyPort`, in its own thread.
 
     Subclasses implement ``on_bytes(data, now)`` (bytes the driver sent) and
-    ``on_tick(now) -> next_tick_time`` (streaming), and call ``send(data)``.  Output at a
-    baud other than ``self.baud`` comes out garbled and input at a wrong baud is ignored,
-    as with a real UART."""
+    ``on_tick(now) -> next_tick_time`` (streaming, or None: no periodic work), and call
+    ``send(data)`` now or ``send_at(t, data)`` at monotonic time *t*; both run with
+    ``self.lock`` held.  Output at a baud other than ``self.baud`` comes out garbled and input
+    at a wrong baud is ignored, as with a real UART (``baud=None``: any speed).  A device
+    whose bytes schedule work (``tick_after_bytes``) is ticked as soon as they arrive.
+    :meth:`unplug` and :meth:`replug` pull and plug its cable (:meth:`on_replug`: its state at
+    power-up)."""
 
-    def __init__(self, port: PtyPort, *, baud: int, faults: Faults | None = None, name: str = "sim"):
+    #: Tick right after bytes arrive (their answer is scheduled by on_tick).
+    tick_after_bytes = False
+
+    def __init__(self, port: PtyPort, *, baud: int | None, faults: Faults | None = None, name: str = "sim"):
         super().__init__(name=name, daemon=True)
         self.port = port
         self.baud = baud
@@ -156,8 +174,16 @@ class SerialSim(threading.Thread):
         self.rng = random.Random(1234)
         self.bytes_out = self.bytes_in = 0
         self.baud_mismatch = False
+        self._timers: list = []
+        self._seq = 0
+
+    @property
+    def path(self) -> str:
+        return self.port.path
 
     def wrong_baud(self) -> bool:
+        if self.baud is None:
+            return False
         b = self.port.baudrate()
         return b is not None and b != self.baud
 
@@ -170,20 +196,47 @@ class SerialSim(threading.Thread):
         data = self.faults.tx(data)
         self.bytes_out += self.port.write(data)
 
+    def send_at(self, t: float, data: bytes) -> None:
+        """Queue *data* to be sent at monotonic time *t* (with the lock held)."""
+        self._seq += 1
+        heapq.heappush(self._timers, (t, self._seq, data))
+
     def on_bytes(self, data: bytes, now: float) -> None:
         raise NotImplementedError
 
-    def on_tick(self, now: float) -> float:
+    def on_tick(self, now: float) -> float | None:
         return now + 0.1
 
+    def on_replug(self) -> None:
+        """The device's state at power-up (subclasses; the lock is held)."""
+
+    def unplug(self) -> None:
+        with self.lock:
+            self.port.unplug()
+            self._timers.clear()
+
+    def replug(self) -> None:
+        with self.lock:
+            self.port.replug()
+            self.on_replug()
+
+    def _send_due(self, now: float) -> float | None:
+        """Send the queued data that is due; the time of the next, if any."""
+        while self._timers and self._timers[0][0] <= now:
+            _, _, data = heapq.heappop(self._timers)
+            self.send(data)
+        return self._timers[0][0] if self._timers else None
+
     def run(self) -> None:
-        next_tick = time.monotonic()
+        next_tick: float | None = time.monotonic()
         while not self._stop_evt.is_set():
             now = time.monotonic()
-            if now >= next_tick:
-                with self.lock:
+            with self.lock:
+                if next_tick is not None and now >= next_tick:
                     next_tick = self.on_tick(now) if self.port.plugged else now + 0.02
-            wait = max(0.0, min(next_tick - time.monotonic(), 0.05))
+                next_send = self._send_due(now) if self.port.plugged else None
+            due = [t for t in (next_tick, next_send) if t is not None]
+            wait = max(0.0, min(min(due, default=math.inf) - time.monotonic(), 0.05))
             fd = self.port.master
             if fd < 0:
                 time.sleep(wait)
@@ -203,6 +256,8 @@ class SerialSim(threading.Thread):
                     data = self.faults.rx(data)
                     with self.lock:
                         self.on_bytes(data, time.monotonic())
+                    if self.tick_after_bytes:
+                        next_tick = time.monotonic()
 
     def stop(self) -> None:
         self._stop_evt.set()
@@ -210,9 +265,12 @@ class SerialSim(threading.Thread):
             self.join(timeout=2.0)
         self.port.close()
 
-    def __enter__(self):
-        self.start()
+    def start(self) -> SerialSim:
+        super().start()
         return self
+
+    def __enter__(self):
+        return self.start()
 
     def __exit__(self, *exc):
         self.stop()

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from pygnc.estimation.attitude_mekf import AttitudeEstimator, AttitudeOutput
-from pygnc.estimation.quaternion import quat_from_rotvec, quat_multiply, rotvec_from_quat
+from pygnc.estimation.quaternion import quat_conj, quat_from_rotvec, quat_multiply, rotvec_from_quat
 from pygnc.processors.attitude import AttitudeProcessor
 
 __all__ = ["smooth_estimator", "smoothed_messages"]
@@ -77,7 +77,7 @@ def _smooth_interval(recs: list) -> list[AttitudeOutput]:
     for j in range(len(recs) - 2, -1, -1):
         r, nxt = recs[j], recs[j + 1]
         _, f, p_pred, q_pred, b_pred = nxt.prior
-        d = quat_multiply(q_pred * np.array([1.0, -1.0, -1.0, -1.0]), q_s)
+        d = quat_multiply(quat_conj(q_pred), q_s)
         if d[0] < 0:
             d = -d
         e = np.concatenate([rotvec_from_quat(d), b_s - b_pred])

@@ -2,8 +2,9 @@
 
 Quaternion convention (everywhere in the simulator and truth.npz): **scalar-first**
 ``q = (w, x, y, z)``, unit norm, and it **rotates body vectors into GCRS**:
-``v_gcrs = R(q) @ v_body`` with :func:`dcm_from_quat`.  Body rates ``w_body_rad_s`` are
-the angular velocity of the body relative to GCRS, expressed in body axes.
+``v_gcrs = R(q) @ v_body`` with :func:`pygnc.estimation.quaternion.dcm_from_quat_array` (the
+flight's rotation algebra).  Body rates ``w_body_rad_s`` are the angular velocity of the
+body relative to GCRS, expressed in body axes.
 
 Dynamics: Euler's equations ``J dw/dt = tau - w x (J w)`` for a full (non-diagonal)
 inertia tensor, with optional gravity-gradient torque
@@ -26,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from pygnc.estimation.quaternion import dcm_from_quat_array, quat_normalize
+
 #: Earth's gravitational parameter, m^3/s^2 (EGM2008/WGS-84).
 MU_EARTH_M3_S2 = 3.986004418e14
 
@@ -44,50 +47,14 @@ DEFAULT_INERTIA_KG_M2 = (
 )
 
 
-def quat_normalize(q):
-    q = np.asarray(q, dtype=float)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def quat_multiply(p, q):
-    """Hamilton product p (x) q, scalar-first, broadcasting over leading axes."""
-    p = np.asarray(p, dtype=float)
-    q = np.asarray(q, dtype=float)
-    pw, px, py, pz = np.moveaxis(p, -1, 0)
-    qw, qx, qy, qz = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            pw * qw - px * qx - py * qy - pz * qz,
-            pw * qx + px * qw + py * qz - pz * qy,
-            pw * qy - px * qz + py * qw + pz * qx,
-            pw * qz + px * qy - py * qx + pz * qw,
-        ],
-        axis=-1,
-    )
-
-
-def dcm_from_quat(q):
-    """Rotation matrix R(q) with v_gcrs = R @ v_body (scalar-first q; shape (..., 3, 3))."""
-    q = quat_normalize(q)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        -2,
-    )
-
-
 def rotate_body_to_gcrs(q, v_body):
     """v_gcrs = R(q) v_body, broadcasting (..., 4) with (..., 3)."""
-    return np.einsum("...ij,...j->...i", dcm_from_quat(q), v_body)
+    return np.einsum("...ij,...j->...i", dcm_from_quat_array(q), v_body)
 
 
 def rotate_gcrs_to_body(q, v_gcrs):
     """v_body = R(q)^T v_gcrs, broadcasting (..., 4) with (..., 3)."""
-    return np.einsum("...ji,...j->...i", dcm_from_quat(q), v_gcrs)
+    return np.einsum("...ji,...j->...i", dcm_from_quat_array(q), v_gcrs)
 
 
 def random_quaternion(rng: np.random.Generator):

@@ -28,7 +28,6 @@ import warnings
 
 import numpy as np
 
-from pygnc.environment import eclipse_fraction, sun_position_gcrs_m
 from pygnc.environment.sun import AU_M
 from pygnc.frames import gcrs_from_itrs_matrix
 from pygnc.timebase import utc_unix_from_gps
@@ -85,12 +84,6 @@ def magnetic_field_gcrs_nt(r_ecef_m, t_gps_s):
     b_ecef = magnetic_field_ecef_nt(r_ecef_m, t_gps_s)
     m = gcrs_from_itrs_matrix(np.broadcast_to(np.asarray(t_gps_s, dtype=float), b_ecef.shape[:1]))
     return np.einsum("nij,nj->ni", m, b_ecef)
-
-
-def sun_and_shadow(r_gcrs_m, t_gps_s):
-    """(sun position GCRS m (n, 3), visible solar fraction (n,)) at the given positions/times."""
-    r_sun = sun_position_gcrs_m(np.asarray(t_gps_s, dtype=float))
-    return r_sun, eclipse_fraction(r_gcrs_m, r_sun)
 
 
 def _cap_grid(n_rings: int, n_azimuth: int):

@@ -473,19 +473,6 @@ TRUTH_ARRAYS = {
 }
 
 
-def write_truth(path: str | Path, arrays: dict) -> None:
-    """Write truth.npz (compressed) atomically; *arrays* must hold exactly TRUTH_ARRAYS."""
-    from pygnc.atomic import write_atomic
-
-    missing = sorted(set(TRUTH_ARRAYS) - set(arrays))
-    extra = sorted(set(arrays) - set(TRUTH_ARRAYS))
-    if missing or extra:
-        raise ValueError(f"truth arrays mismatch: missing {missing}, undocumented {extra}")
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    write_atomic(path, buf.getvalue())
-
-
 def load_truth(path: str | Path) -> dict:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -41,6 +41,8 @@ from ground.simulate import environment as env
 from ground.simulate import scenario as scn
 from ground.simulate import sensors as sen
 from pygnc.config import Config
+from pygnc.environment import eclipse_fraction, sun_position_gcrs_m
+from pygnc.estimation.quaternion import dcm_from_quat_array
 from pygnc.formats import range_packet
 from pygnc.formats.range_file import RANGE_DTYPE, RAW_MAX, encode_range_group
 from pygnc.formats.sense import encode_sense_records
@@ -331,11 +333,11 @@ def _tles(s, t0, log) -> str:
 def _environment(s, t, orb):
     """Sun position, each spacecraft's sunlit fraction and the field in GCRS (µT)."""
     n_sc = len(s.spacecraft)
-    r_sun = env.sun_position_gcrs_m(t)
+    r_sun = sun_position_gcrs_m(t)
     sun_fraction = np.zeros((n_sc, t.size))
     mag_gcrs_ut = np.zeros((n_sc, t.size, 3))
     for k in range(n_sc):
-        sun_fraction[k] = env.eclipse_fraction(orb["r_gcrs_m"][k], r_sun)
+        sun_fraction[k] = eclipse_fraction(orb["r_gcrs_m"][k], r_sun)
         mag_gcrs_ut[k] = env.magnetic_field_gcrs_nt(orb["r_ecef_m"][k], t) * 1e-3
     return r_sun, sun_fraction, mag_gcrs_ut
 
@@ -422,7 +424,7 @@ def _sensors(s, t, t0, sensor_rel, orb, q, w, mag_body_ut, r_sun, sun_fraction, 
 
 def _lux_true(s, q, r_gcrs_m, r_sun_m, sun_fraction):
     """True illuminance of the six faces (direct + albedo) and its albedo part, lux."""
-    normals_gcrs = np.einsum("nij,fj->nfi", att.dcm_from_quat(q), sen.FACE_NORMALS_BODY)
+    normals_gcrs = np.einsum("nij,fj->nfi", dcm_from_quat_array(q), sen.FACE_NORMALS_BODY)
     direct = env.direct_irradiance_faces(r_gcrs_m, r_sun_m, normals_gcrs, sun_fraction)
     if s.environment.albedo > 0:
         alb = env.albedo_irradiance_faces(
