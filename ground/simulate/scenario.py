@@ -1,4 +1,5 @@
-"""Scenario settings (dataclasses <-> scenario.toml) and the truth.npz writer.
+"""Scenario settings (dataclasses <-> scenario.toml) and the layout of truth.npz
+(:data:`TRUTH_ARRAYS`, which the simulator writes and :func:`load_truth` reads).
 
 A scenario is fully described by :class:`ScenarioSettings`.  Per-spacecraft values left
 unset (``None``: initial attitude and rates, sensor biases, clock offset and drift, residual

@@ -629,11 +629,11 @@ _QUALITY = _F(
 )
 
 #: Every record kind, declared once.  Codes are never reused and a code's layout never
-#: changes (a changed layout is a new kind).  A driver adds its kind here, e.g. for a
-#: channel ``imu`` carrying ``imu_sample`` messages::
+#: changes (a changed layout is a new kind).  A driver adds its kind here with the next free
+#: code, e.g. for the channel ``imu`` carrying ``imu_samples`` messages::
 #:
-#:     RecordKind("imu", 12, ("imu",), ("imu_sample",),
-#:                (Field("gyro_rad_s", "e", 3, None, "angular rate, IMU axes, rad/s"), ...),
+#:     RecordKind("imu", 18, ("imu",), ("imu_samples",),
+#:                (Field("rate_imu_rad_s", "e", 3, None, "angular rate, IMU axes, rad/s"), ...),
 #:                _enc_imu, "an IMU sample", period_s=60.0)
 #:
 #: with ``_enc_imu(msg_type, body) -> {field: value, ..., "t_sc_s": record time}`` (or None to
