@@ -13,8 +13,9 @@ import-time cycle, and with ``--strict`` on a deferred one too.  Imports under `
 TYPE_CHECKING:`` are not followed.  Sizes are physical lines.
 
 Layer rules (:data:`LAYER_RULES`, checked by ``--check`` too, deferred imports included):
-estimation and formats never import processors or tasks (a pure numeric core or codec
-knows nothing of who calls it), and flight never imports ground (the Pi has no ground/).
+estimation and formats never import processors or tasks, formats never drivers (a pure
+numeric core or codec knows nothing of who calls it), and flight never imports ground (the
+Pi has no ground/).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ TREES = {"flight": (REPO / "flight", "pygnc"), "ground": (REPO, "ground")}
 #: (importing package, packages it may never import), by module-name prefix.
 LAYER_RULES = (
     ("pygnc.estimation", ("pygnc.processors", "pygnc.tasks")),
-    ("pygnc.formats", ("pygnc.processors", "pygnc.tasks")),
+    ("pygnc.formats", ("pygnc.processors", "pygnc.tasks", "pygnc.drivers")),
     ("pygnc", ("ground",)),
 )
 

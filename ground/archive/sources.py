@@ -384,7 +384,8 @@ def _is_csv(path: Path, head: bytes) -> bool:
 
 def _hk_values(device_kind: int, record: str, raw: bytes) -> dict:
     """A recorded reading's values, decoded by its driver's codec (or why not)."""
-    from pygnc.drivers import HK_DEVICE_KINDS, emus_bms_codec, opc_n3_codec
+    from pygnc.device_kinds import HK_DEVICE_KINDS
+    from pygnc.drivers import emus_bms_codec, opc_n3_codec
 
     decoders = {"emus_bms": emus_bms_codec.decode_record, "opc_n3": opc_n3_codec.decode_record}
     kind = HK_DEVICE_KINDS[device_kind - 1] if 1 <= device_kind <= len(HK_DEVICE_KINDS) else None

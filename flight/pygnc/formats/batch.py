@@ -53,7 +53,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..drivers import HK_DEVICE_KINDS
+from ..device_kinds import HK_DEVICE_KINDS
 from ..task_ids import TASK_IDS, TASK_STATES  # health records carry the status file's ids and states
 from .status import ESTIMATE_QUALITY  # estimate records carry the status file's quality words
 
@@ -843,7 +843,7 @@ KINDS: tuple[RecordKind, ...] = (
         ("hk_reading",),
         (
             _F("device", "s", 12, None, "configured device name"),
-            _F("device_kind", "B", meaning="position in pygnc.drivers.HK_DEVICE_KINDS + 1 (1 emus_bms, 2 opc_n3)"),
+            _F("device_kind", "B", meaning="position in pygnc.device_kinds.HK_DEVICE_KINDS + 1 (1 emus_bms, 2 opc_n3)"),
             _F("record", "s", 10, None, "EMUS sentence name or OPC-N3 record"),
             _F("flags", "B", meaning="bit 0 solicited, bit 1 raw cut at 200 bytes"),
             _F("n_raw", "H", meaning="length of the reading's bytes"),
