@@ -14,8 +14,9 @@ TYPE_CHECKING:`` are not followed.  Sizes are physical lines.
 
 Layer rules (:data:`LAYER_RULES`, checked by ``--check`` too, deferred imports included):
 estimation and formats never import processors or tasks, formats never drivers (a pure
-numeric core or codec knows nothing of who calls it), and flight never imports ground (the
-Pi has no ground/).
+numeric core or codec knows nothing of who calls it), processors never tasks nor the batch
+writer's codec (an estimator is given the downlink's schedule: :mod:`pygnc.downlink_schedule`),
+and flight never imports ground (the Pi has no ground/).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ TREES = {"flight": (REPO / "flight", "pygnc"), "ground": (REPO, "ground")}
 LAYER_RULES = (
     ("pygnc.estimation", ("pygnc.processors", "pygnc.tasks")),
     ("pygnc.formats", ("pygnc.processors", "pygnc.tasks", "pygnc.drivers")),
+    ("pygnc.processors", ("pygnc.tasks", "pygnc.formats.batch")),
     ("pygnc", ("ground",)),
 )
 
