@@ -451,7 +451,11 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     used14[7] = False  # (its own outlier test dropped it: no matter here)
     f14 = fit(x_ref.copy(), n_all, used14)
     mirror = fit(x_ref + np.array([0, 0, -1000.0, 0, 0, 0]), 10, np.zeros(10, dtype=bool))
-    raw = [(123.0, short, f10, (short, f10)), (456.0, long_, f14, (long_, f14)), (789.0, short, mirror, (short, f10))]
+    raw = [
+        ROW.WindowFit(123.0, short, f10, (short, f10)),
+        ROW.WindowFit(456.0, long_, f14, (long_, f14)),
+        ROW.WindowFit(789.0, short, mirror, (short, f10)),
+    ]
     c = ROW.common_costs(a, raw, fc)
     assert [h[1] for h in c] == [short, long_, short] and c[2][3] == (short, f10)
     assert abs(c[0][0] - c[1][0]) < 1e-6  # the same orbit weighs the same, however its fit was made
