@@ -15,7 +15,7 @@ fitted to the batch's fixes, as in flight) and errors and NEES are taken there, 
 full 3x3 covariance.  Second set: the same with the spacecraft clock 400 ppm fast, so the
 stamps' phase wraps every ~42 min and the stated epochs are ~0.29 s RMS off (tag_err_s).
 
-Information bound (:func:`ground.sim.bounds.attitude_bound`, each issue seed): the Kalman
+Information bound (:func:`ground.simulate.bounds.attitude_bound`, each issue seed): the Kalman
 filter of the linear-Gaussian problem about the truth - the gyro integrated exactly, constant
 gyro and magnetometer biases, the magnetometer and each lit sun face with their noise - at
 the samples' true instants: the posterior Cramer-Rao bound; filter/bound ratios printed and
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ground import simulate as sim
-from ground.sim import bounds as sim_bounds
-from ground.sim import scenario as scn
+from ground.simulate import bounds as sim_bounds
+from ground.simulate import scenario as scn
+from ground.simulate import simulator as sim
 from pygnc.estimation import chi2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -174,7 +174,7 @@ def _bound_figures(crb: list[dict], rows: list[dict]) -> list[dict]:
     def rms(vals):
         return math.sqrt(statistics.mean(v * v for v in vals))
 
-    print("information bound (ground.sim.bounds.attitude_bound): expected (realised on this data), deg")
+    print("information bound (ground.simulate.bounds.attitude_bound): expected (realised on this data), deg")
     print("seed  all            eclipse        sun            | MEKF/bound all  eclipse  sun")
     for r, b in zip(rows, crb):
         print(

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ground import simulate as sim
+from ground.simulate import simulator as sim
 from pygnc.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

@@ -15,7 +15,7 @@
    last sample.  The figure is the time from starting ``main.py`` to the first status file
    that holds estimates of the batch's last sample from every estimator (the batch is done
    and each estimator has published past the batch's last spacecraft time - the criterion
-   of ``ground.replay_pipeline.estimators_done``).  The peak summed PSS of the tree is
+   of ``ground.replay.pipeline.estimators_done``).  The peak summed PSS of the tree is
    sampled every 0.5 s (and each process's own peak); each process's CPU seconds (user +
    system) are read just before the Ctrl-C that ends the run, and those of the processes
    the supervisor has reaped by then (the zygote, which exits once every task is forked).
@@ -54,7 +54,7 @@ from flight_harness import FlightRun, make_home  # noqa: E402
 from results import figure, record  # noqa: E402
 
 from ground.__main__ import main as ground_main  # noqa: E402
-from ground.replay_pipeline import TASK_OF, estimators_done  # noqa: E402
+from ground.replay.pipeline import TASK_OF, estimators_done  # noqa: E402
 from pygnc.config import Paths, config_for_home  # noqa: E402
 from pygnc.formats import status as S  # noqa: E402
 from pygnc.formats.sense import decode_sense  # noqa: E402
@@ -234,7 +234,7 @@ def profile_run(scenario: Path, t_last: float, uplink: bool, out_dir: Path, top:
 
 def handler_times(scenario: Path) -> None:
     """Print each estimator's handle() call times over the batch, in process."""
-    from ground.replay_core import PROCESSORS, feed, quiet_logger
+    from ground.replay.in_process import PROCESSORS, feed, quiet_logger
     from pygnc.tasks.ingest import build_message_stream
 
     # Live mode: every sample processed as it comes (no batch of samples processed together).

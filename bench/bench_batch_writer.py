@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import results  # noqa: E402  (bench/results.py: the performance page's figures)
 
 from ground.__main__ import main as ground_main  # noqa: E402
-from ground.replay_core import published_messages  # noqa: E402
-from ground.simulate import parse_duration_s  # noqa: E402
+from ground.replay.in_process import published_messages  # noqa: E402
+from ground.simulate.simulator import parse_duration_s  # noqa: E402
 from pygnc.batch_store import BatchStore  # noqa: E402
 from pygnc.config import Config  # noqa: E402
 from pygnc.formats import batch as B  # noqa: E402

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_formation.py [--seeds 8] [--repeat 5] [--draws 300]
         [--skip-speed] [--skip-accuracy] [--skip-geometry] [--record]
 
-Scenarios: ``ground.simulate`` defaults (500 km SSO; sc0 own, sc1 = 0x4B ~3 km behind with
+Scenarios: ``ground.simulate.simulator`` defaults (500 km SSO; sc0 own, sc1 = 0x4B ~3 km behind with
 400-m radial / 600-m cross-track oscillations, ballistic coefficients 50 and 42 kg/m^2 with
 independent seeded density factors; GPS 10 m / 0.01 m/s per axis every 25 s on each
 spacecraft; one or two ranges per fix pair, sigma 0.5 m, bias 1 m; spacecraft clocks up to
@@ -47,9 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ground.sim import orbits
-from ground.sim import scenario as scn
-from ground.sim.sensors import hermite_position
+from ground.simulate import orbits
+from ground.simulate import scenario as scn
+from ground.simulate.sensors import hermite_position
 from pygnc.config import Config, Paths
 from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
@@ -62,7 +62,7 @@ from pygnc.timebase import ClockMap, gps_from_utc_unix
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from formation_support import relative_errors  # noqa: E402
 
-from ground.simulate import _extra_spacecraft, deputy_elements, simulate, write_scenario  # noqa: E402
+from ground.simulate.simulator import _extra_spacecraft, deputy_elements, simulate, write_scenario  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import figure, record  # noqa: E402

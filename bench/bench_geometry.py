@@ -64,9 +64,9 @@ from bench_range_only import NEES_999_3DOF, bound, consistency  # noqa: E402
 from formation_support import relative_errors, side_resolved_errors, sides_from  # noqa: E402
 from results import figure, record  # noqa: E402
 
-from ground.replay_core import REPLAY_OVERRIDES  # noqa: E402
-from ground.sim import scenario as scn  # noqa: E402
-from ground.simulate import simulate, write_scenario  # noqa: E402
+from ground.replay.in_process import REPLAY_OVERRIDES  # noqa: E402
+from ground.simulate import scenario as scn  # noqa: E402
+from ground.simulate.simulator import simulate, write_scenario  # noqa: E402
 from pygnc.config import Config, Paths, config_for_home, with_overrides  # noqa: E402
 from pygnc.processors.formation import FormationProcessor  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
@@ -74,7 +74,7 @@ from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 A_M = scn.OrbitSettings().semi_major_axis_m
 
 #: The partners of each scenario: (name, relative orbital elements in metres, as
-#: ground.sim.scenario.SpacecraftSettings takes them).
+#: ground.simulate.scenario.SpacecraftSettings takes them).
 GROUPS: dict[str, list[tuple[str, dict]]] = {
     "along": [
         ("at0.5", {"dlambda_m": -500.0}),
@@ -171,9 +171,9 @@ def _tle_priors(out: Path, t0: float, ids: list[int], wrong_side_probability: fl
 def downlink_priors(truth, seed: int) -> dict:
     """Each partner's prior as ``ground uplink --downlink`` makes it: its own orbit estimates
     (the truth every 60 s for 2 h from the start, plus errors of the orbit filter's size,
-    correlated over 20 min) carried to the start by ``ground.orbit_prediction``."""
-    from ground import orbit_prediction as op
-    from ground.uplink import PartnerPrior, _prior_table
+    correlated over 20 min) carried to the start by ``ground.uplink.orbit_prediction``."""
+    from ground.uplink import orbit_prediction as op
+    from ground.uplink.cli import PartnerPrior, _prior_table
 
     rng = np.random.default_rng(9000 + seed)
     t = truth["t_gps_s"]
@@ -307,8 +307,8 @@ def forces(group: str, hours: float) -> list[str]:
     """The --forces lines of *group*'s partners (see the module docstring)."""
     from bench_range_only import _fit_run
 
-    from ground.sim import orbits
-    from ground.simulate import deputy_elements
+    from ground.simulate import orbits
+    from ground.simulate.simulator import deputy_elements
     from pygnc import frames
     from pygnc.estimation import orbit_dynamics as od
     from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix

@@ -32,8 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ground.archive import Archive
-from ground.sim.hk_devices import EmusBmsModel, EmusBmsSim, UsbIssOpcSim, synthetic_hk_buslog
+from ground.archive.store import Archive
+from ground.devices.housekeeping import EmusBmsModel, EmusBmsSim, UsbIssOpcSim, synthetic_hk_buslog
 from pygnc.drivers import emus_bms as eb
 from pygnc.drivers import emus_bms_codec as ebc
 from pygnc.drivers import opc_n3 as on

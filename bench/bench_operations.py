@@ -9,7 +9,7 @@ the ground team works:
 
 1. **Day 1**: each spacecraft's configuration from the TLEs (``python -m ground uplink
    --tle``: SGP4 to the day's start, with the TLE covariance and wrong-side probability);
-   each spacecraft's day-1 files through the real process tree (``ground.replay_pipeline``:
+   each spacecraft's day-1 files through the real process tree (``ground.replay.pipeline``:
    ``python -m pygnc`` on a copy of the files, stopped with SIGINT once the batch is done);
    its batch files are the downlink.
 2. **Day 2**: each spacecraft's configuration from its partners' day-1 downlinks
@@ -54,12 +54,12 @@ from bench_range_only import bound as crb_bound  # noqa: E402
 from results import figure, record  # noqa: E402
 
 from ground.__main__ import main as ground_main  # noqa: E402
-from ground.replay_core import ReplayRun  # noqa: E402
-from ground.replay_pipeline import read_bus_log, run_pipeline  # noqa: E402
-from ground.sim import scenario as scn  # noqa: E402
-from ground.sim.sensors import hermite_position  # noqa: E402
-from ground.sim.split import split_files  # noqa: E402
-from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
+from ground.replay.in_process import ReplayRun  # noqa: E402
+from ground.replay.pipeline import read_bus_log, run_pipeline  # noqa: E402
+from ground.simulate import scenario as scn  # noqa: E402
+from ground.simulate.sensors import hermite_position  # noqa: E402
+from ground.simulate.simulator import _extra_spacecraft, simulate, write_scenario  # noqa: E402
+from ground.simulate.split import split_files  # noqa: E402
 from pygnc.config import config_for_home  # noqa: E402
 from pygnc.timebase import utc_unix_from_gps  # noqa: E402
 
@@ -105,7 +105,7 @@ def homes(out: Path, truth) -> list[Path]:
 
 def split_day(src: Path, dst: Path, sc_from: float, sc_to: float) -> None:
     """*src*'s files whose spacecraft times lie in [sc_from, sc_to), written to *dst* as a
-    host would have collected them that day (:func:`ground.sim.split.split_files`)."""
+    host would have collected them that day (:func:`ground.simulate.split.split_files`)."""
     split_files(src, dst, sc_from, sc_to)
 
 
@@ -210,7 +210,7 @@ def run_day(seed_dir: Path, truth, day: int, args) -> list[dict]:
     t0 = float(truth["t_gps_s"][0]) + (day - 1) * DAY_S
     rows = []
     tle = seed_dir / "tle.txt"
-    norad = {int(r): 90000 + int(r) for r in truth["radio_id"]}  # (ground.sim.scenario.norad_id_of)
+    norad = {int(r): 90000 + int(r) for r in truth["radio_id"]}  # (ground.simulate.scenario.norad_id_of)
     for i, src in enumerate(homes(seed_dir, truth)):
         rid = int(truth["radio_id"][i])
         name = str(truth["spacecraft_name"][i])

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_orbit.py [--seeds 5] [--skip-24h] [--bound-seeds 1] [--record]
 
-Scenarios: 500 km, i = 97.4 deg, random node/phase per seed, truth = ground.sim.orbits
+Scenarios: 500 km, i = 97.4 deg, random node/phase per seed, truth = ground.simulate.orbits
 (brahe: EGM2008 40x40, NRLMSISE-00 drag with a seeded solar-activity factor, Sun/Moon, SRP
 with conical shadow, relativity); GPS fixes 10 m /
 0.01 m/s 1-sigma per ECEF axis every 25 s; 3 h; statistics after the first 30 min on the 5-s
@@ -18,7 +18,7 @@ Also printed, for honesty about what the data support:
   propagation), zero process noise - what the fixes alone support;
 * the EGM96 8x8 filter (DMC 1e-6) on a truth with gravity cut at EGM2008 8x8: the cost of
   drag, Sun/Moon and SRP modelling errors and of the EGM96/EGM2008 coefficient differences;
-* the information bound of each nominal seed (:func:`ground.sim.bounds.orbit_bound`): the
+* the information bound of each nominal seed (:func:`ground.simulate.bounds.orbit_bound`): the
   Kalman filter of the linear-Gaussian problem about the truth, with the truth's dynamics
   and a drag scale (prior sigma 1) and an SRP scale (0.3) as unknown constants - the
   posterior Cramer-Rao bound of an estimator that knows the force models but not the day's
@@ -26,7 +26,7 @@ Also printed, for honesty about what the data support:
 * a Bayesian bound (``--bound-seeds``): the linear MMSE filter/smoother that knows the form
   of unmodelled degrees 9-12 and their per-degree RMS, estimating the 88 coefficients.  It
   needs a truth whose unmodelled field is exactly those coefficients, so it runs on the
-  in-house EGM96 12x12 truth (``ground.sim.orbits.propagate_in_house``), not on brahe's.
+  in-house EGM96 12x12 truth (``ground.simulate.orbits.propagate_in_house``), not on brahe's.
 
 ``--record`` writes the summary figures to bench/results/orbit.json (docs/performance.md).
 """
@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ground import orbit_batch as ob
-from ground.sim import bounds as sim_bounds
-from ground.sim import orbits as sim
+from ground.replay import orbit_filter as ob
+from ground.simulate import bounds as sim_bounds
+from ground.simulate import orbits as sim
 from pygnc import frames, timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
@@ -344,7 +344,9 @@ def _bound_figures(crb, a, pos, vel):
     def rms(key, scale=1.0):
         return scale * float(np.sqrt(np.mean([b[key] ** 2 for b in crb])))
 
-    print("\n   information bound (ground.sim.bounds.orbit_bound: the truth's dynamics, drag scale +-1, SRP +-0.3):")
+    print(
+        "\n   information bound (ground.simulate.bounds.orbit_bound: the truth's dynamics, drag scale +-1, SRP +-0.3):"
+    )
     for s, b in enumerate(crb):
         print(
             f"   seed {s}: filter {a[s, 0]:.2f} m / {1e3 * a[s, 1]:.1f} mm/s; bound {b['expected_pos_m']:.2f} m / "

@@ -64,13 +64,13 @@ sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests"), str(REPO /
 from formation_support import relative_errors, side_resolved_errors, sides_from, true_side_weight  # noqa: E402
 from results import figure, record  # noqa: E402
 
-from ground.replay_core import REPLAY_OVERRIDES  # noqa: E402
-from ground.sim import scenario as scn  # noqa: E402
-from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
+from ground.replay.in_process import REPLAY_OVERRIDES  # noqa: E402
+from ground.simulate import scenario as scn  # noqa: E402
+from ground.simulate.simulator import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
-from pygnc.estimation.range_only import rtn_covariance_to_gcrs  # noqa: E402
 from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
+from pygnc.estimation.range_only_prior import rtn_covariance_to_gcrs  # noqa: E402
 from pygnc.processors.formation import FormationProcessor, filter_config_from  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 

@@ -5,7 +5,7 @@ replay spent in each estimator.
 
 1. ``python -m ground simulate`` (in-process, default settings: two spacecraft, GPS every
    25 s -> 3456 own fixes in 24 h) into a temporary directory (deleted afterwards).
-2. The in-process replay (:func:`ground.replay.run_in_process`) ``--runs`` times: wall
+2. The in-process replay (:func:`ground.replay.in_process.run_in_process`) ``--runs`` times: wall
    time of building the message stream (ingest), of each processor's ``handle`` calls
    (timed around every call, so a processor's time excludes the processors it feeds), and
    of the whole feed; medians are printed.
@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ground import replay
 from ground.__main__ import main as ground_main
+from ground.replay import cli as replay
 from pygnc.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -4,7 +4,7 @@ the same data, and what a 4-spacecraft day costs.
     .venv/bin/python bench/bench_smooth.py [--cases 2x3h,4x3h,2x24h,4x24h] [--seeds 1]
         [--scenarios DIR] [--cli] [--record]
 
-Scenarios (``ground.simulate``; truth by brahe: EGM2008 40x40, NRLMSISE-00 drag with each
+Scenarios (``ground.simulate.simulator``; truth by brahe: EGM2008 40x40, NRLMSISE-00 drag with each
 spacecraft's density drawn apart, SRP, Sun and Moon): the simulator's formation - sc1 3 km
 behind sc0 with 400 m radial / 600 m cross-track oscillation, sc2 and sc3 (4-spacecraft
 cases) 6 and 9 km behind with their own oscillations, ballistic coefficients 50, 42, 44,
@@ -48,8 +48,8 @@ sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "bench"), str(REPO /
 
 from results import figure, record  # noqa: E402
 
-from ground.sim import scenario as scn  # noqa: E402
-from ground.simulate import _extra_spacecraft, simulate, write_scenario  # noqa: E402
+from ground.simulate import scenario as scn  # noqa: E402
+from ground.simulate.simulator import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 from ground.smooth.core import SmoothConfig, smooth  # noqa: E402
 from ground.smooth.evaluate import bound_stats, truth_for, truth_stats  # noqa: E402
 from ground.smooth.inputs import assemble, read_spacecraft  # noqa: E402

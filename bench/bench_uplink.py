@@ -7,11 +7,11 @@ seeded density factor, SRP, Sun and Moon).  For each seed:
 * **TLE**: ``tle.txt`` as ``ground simulate --tle`` makes it (a 1-day fit to the truth
   ending at the TLE epoch, 6 h before the scenario start, plus TLE-class errors drawn from
   the uplink's model), and the uplink's TLE prior of each partner (SGP4, TEME -> ECEF,
-  :func:`ground.tle_covariance.tle_covariance_rtn`) at the start + 0, 6, 12 and 24 h
+  :func:`ground.uplink.tle_covariance.tle_covariance_rtn`) at the start + 0, 6, 12 and 24 h
   (TLE ages 6-30 h).
 * **downlink**: the flight's orbit EKF on GPS fixes every 30 s (10 m / 1 cm/s) over the
   scenario's first day, its estimates every 60 s as the batch files carry them (ECEF,
-  per-axis sigmas), and the uplink's prediction (:func:`ground.orbit_prediction.fit_and_predict`,
+  per-axis sigmas), and the uplink's prediction (:func:`ground.uplink.orbit_prediction.fit_and_predict`,
   drag fitted over the last 24 h) 0.5, 3, 6 and 12 h after the last one.
 
 Printed per mode and age: the number of priors, the NEES (6 dof: position and inertial
@@ -49,8 +49,8 @@ DOWNLINK_AHEAD_H = (0.5, 3.0, 6.0, 12.0)
 
 
 def _settings(seed: int, tle_error_scale: float = 1.0):
-    from ground import simulate as sim
-    from ground.sim import scenario as scn
+    from ground.simulate import scenario as scn
+    from ground.simulate import simulator as sim
 
     s = scn.ScenarioSettings(seed=seed)
     s.spacecraft = s.spacecraft + [sim._extra_spacecraft(2)]
@@ -60,7 +60,7 @@ def _settings(seed: int, tle_error_scale: float = 1.0):
 
 
 def _rtn_error(r, v, r_true, v_true):
-    from ground.tle_covariance import rtn_axes
+    from ground.uplink.tle_covariance import rtn_axes
 
     ax = rtn_axes(r, v)
     return np.concatenate([ax @ (r - r_true), ax @ (v - v_true)])
@@ -68,12 +68,12 @@ def _rtn_error(r, v, r_true, v_true):
 
 def run_seed(seed: int, tle_error_scale: float = 1.0, downlink: bool = True) -> list:
     """[(mode, age h, error RTN (6,), covariance RTN (6, 6))] of every prior of the seed."""
-    from ground import orbit_prediction as op
-    from ground import simulate as sim
-    from ground import tle as tl
-    from ground.orbit_batch import run_orbit_filter
-    from ground.sim import orbits
-    from ground.tle_covariance import tle_covariance_rtn
+    from ground.replay.orbit_filter import run_orbit_filter
+    from ground.simulate import orbits
+    from ground.simulate import simulator as sim
+    from ground.uplink import orbit_prediction as op
+    from ground.uplink import tle as tl
+    from ground.uplink.tle_covariance import tle_covariance_rtn
     from pygnc import frames
     from pygnc.timebase import gps_from_utc_unix
 

@@ -15,18 +15,24 @@ import sys
 
 #: command name -> (module, one-line help)
 COMMANDS = {
-    "decode": ("ground.decode", "decode sense.bin, range, status or log files (optionally to CSV)"),
-    "simulate": ("ground.simulate", "write a truth-known scenario directory the flight code can consume"),
-    "replay": ("ground.replay", "run the flight estimators on a scenario and write CSV/OEM/plots"),
-    "archive": ("ground.archive", "load bus logs, status files, decode CSV (and batch files) into SQLite"),
-    "export": ("ground.export", "write CSV files from an archive"),
-    "upload": ("ground.upload", "queue files and send them to a server with checksums and retries"),
-    "hk-sim": ("ground.sim.hk_devices", "run simulated EMUS BMS and USB-ISS + OPC-N3 devices on pseudo-terminals"),
+    "decode": ("ground.decode.cli", "decode sense.bin, range, status or log files (optionally to CSV)"),
+    "simulate": ("ground.simulate.cli", "write a truth-known scenario directory the flight code can consume"),
+    "replay": ("ground.replay.cli", "run the flight estimators on a scenario and write CSV/OEM/plots"),
+    "archive": ("ground.archive.cli", "load bus logs, status files, decode CSV (and batch files) into SQLite"),
+    "export": ("ground.archive.export", "write CSV files from an archive"),
+    "upload": ("ground.archive.upload", "queue files and send them to a server with checksums and retries"),
+    "hk-sim": (
+        "ground.devices.housekeeping",
+        "run simulated EMUS BMS and USB-ISS + OPC-N3 devices on pseudo-terminals",
+    ),
     "imu380": (
-        "ground.imu380_tool",
+        "ground.devices.imu380_tool",
         "look at, configure or re-flash an Aceinna IMU380/DMU380 (info, set, eeprom, stream, upgrade)",
     ),
-    "simdevice": ("ground.simdevice", "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket"),
+    "simdevice": (
+        "ground.devices.simdevice",
+        "run a simulated IMU (IMU380, GX2, monoDrive) on a pseudo-terminal or socket",
+    ),
     "smooth": (
         "ground.smooth",
         "the whole formation from every spacecraft's GPS fixes and ranges: smoothed orbits, relative states "
@@ -43,7 +49,7 @@ COMMANDS = {
         "live stream as maps and plots (local web server)",
     ),
     "uplink": (
-        "ground.uplink",
+        "ground.uplink.cli",
         "write a spacecraft's partner priors (pygnc_config.toml) from TLEs or the partners' downlinked orbit estimates",
     ),
     "host": (

@@ -1,5 +1,5 @@
-"""Map of the code: the import graph of flight/ and ground/, import cycles, module sizes and the
-largest functions and classes.
+"""Map of the code: the import graph of flight/ and ground/, import cycles, the layer rules,
+module sizes and the largest functions and classes.
 
     .venv/bin/python scripts/code_map.py                 # flight/ and ground/
     .venv/bin/python scripts/code_map.py flight --check  # exit 1 if flight/ has an import cycle
@@ -11,6 +11,12 @@ called).  An import-time cycle (module-level imports only) can break at start-up
 that needs a deferred import runs, but hides a dependency loop.  ``--check`` exits 1 on an
 import-time cycle, and with ``--strict`` on a deferred one too.  Imports under ``if
 TYPE_CHECKING:`` are not followed.  Sizes are physical lines.
+
+Layer rules (:data:`LAYER_RULES`, checked by ``--check`` too, deferred imports included):
+estimation and formats never import processors or tasks, formats never drivers (a pure
+numeric core or codec knows nothing of who calls it), processors never tasks nor the batch
+writer's codec (an estimator is given the downlink's schedule: :mod:`pygnc.downlink_schedule`),
+and flight never imports ground (the Pi has no ground/).
 """
 
 from __future__ import annotations
@@ -24,6 +30,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 #: Tree -> (directory holding the top-level package, package name).
 TREES = {"flight": (REPO / "flight", "pygnc"), "ground": (REPO, "ground")}
+#: (importing package, packages it may never import), by module-name prefix.
+LAYER_RULES = (
+    ("pygnc.estimation", ("pygnc.processors", "pygnc.tasks")),
+    ("pygnc.formats", ("pygnc.processors", "pygnc.tasks", "pygnc.drivers")),
+    ("pygnc.processors", ("pygnc.tasks", "pygnc.formats.batch")),
+    ("pygnc", ("ground",)),
+)
 
 
 @dataclass
@@ -33,6 +46,9 @@ class Module:
     lines: int
     is_package: bool
     imports: dict[str, bool] = field(default_factory=dict)  # project module -> deferred only
+    #: Every imported module of a tree's package (scanned or not: flight alone still shows
+    #: an import of ground), as written.
+    targets: set[str] = field(default_factory=set)
     blocks: list[tuple[str, int]] = field(default_factory=list)  # (qualified name, lines)
 
 
@@ -110,10 +126,13 @@ def scan(roots=None) -> dict[str, Module]:
             modules[name] = Module(name, path, len(text.splitlines()), is_package)
             parsed[name] = tree
     packages = {package for _, package in roots}
+    known = packages | {package for _, package in TREES.values()}
     for name, tree in parsed.items():
         mod = modules[name]
         mod.blocks = _blocks(tree, name)
         for target, names, deferred in _imported_names(tree, mod):
+            if target.split(".")[0] in known:
+                mod.targets.update([target] + [f"{target}.{n}" for n in names])
             if target.split(".")[0] not in packages:
                 continue
             hits = [f"{target}.{n}" for n in names if f"{target}.{n}" in modules]
@@ -187,6 +206,23 @@ def _cycle_path(graph: dict[str, list[str]], comp: list[str]) -> list[str]:
     return comp
 
 
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def layer_breaks(modules: dict[str, Module], rules=LAYER_RULES) -> list[tuple[str, str]]:
+    """(importer, imported) for every import that breaks a layer rule of *rules*."""
+    out = []
+    for name, m in sorted(modules.items()):
+        for importer, forbidden in rules:
+            if not _within(name, importer):
+                continue
+            for target in sorted(m.targets | set(m.imports)):
+                if any(_within(target, f) for f in forbidden) and (name, target) not in out:
+                    out.append((name, target))
+    return out
+
+
 def _fmt_cycle(c: list[str], modules: dict[str, Module]) -> str:
     parts = [c[0]]
     for a, b in zip(c, c[1:]):
@@ -194,7 +230,7 @@ def _fmt_cycle(c: list[str], modules: dict[str, Module]) -> str:
     return " -> ".join(parts)
 
 
-def report(modules: dict[str, Module], top: int, out=sys.stdout) -> tuple[list, list]:
+def report(modules: dict[str, Module], top: int, out=sys.stdout) -> tuple[list, list, list]:
     hard = cycles(modules, include_deferred=False)
     every = cycles(modules, include_deferred=True)
     soft = [c for c in every if not any(set(c) <= set(h) for h in hard)]
@@ -210,6 +246,11 @@ def report(modules: dict[str, Module], top: int, out=sys.stdout) -> tuple[list, 
     w("cycles through deferred imports: " + ("none\n" if not soft else "\n"))
     for c in soft:
         w(f"  cycle {_fmt_cycle(c, modules)}\n")
+    breaks = layer_breaks(modules)
+    w("layer rules (" + "; ".join(f"{a} never imports {', '.join(b)}" for a, b in LAYER_RULES) + "): ")
+    w("kept\n" if not breaks else "\n")
+    for a, b in breaks:
+        w(f"  LAYER BREAK {a} -> {b}\n")
     total = sum(m.lines for m in modules.values())
     w(f"\nmodules: {len(modules)}, {total} lines; the {min(top, len(modules))} largest:\n")
     for m in sorted(modules.values(), key=lambda m: (-m.lines, m.name))[:top]:
@@ -220,25 +261,28 @@ def report(modules: dict[str, Module], top: int, out=sys.stdout) -> tuple[list, 
     w(f"\nfunctions and classes: {len(blocks)} (median {median} lines); the {min(top, len(blocks))} largest:\n")
     for name, n in sorted(blocks, key=lambda b: (-b[1], b[0]))[:top]:
         w(f"  {n:6d}  {name}\n")
-    return hard, soft
+    return hard, soft, breaks
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("trees", nargs="*", metavar="TREE", help="flight and/or ground (default: both)")
     p.add_argument("--top", type=int, default=20, help="how many of the largest modules and functions to list")
-    p.add_argument("--check", action="store_true", help="exit 1 if there is an import-time cycle")
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 if there is an import-time cycle or a broken layer rule"
+    )
     p.add_argument("--strict", action="store_true", help="with --check: a cycle through deferred imports fails too")
     args = p.parse_args(argv)
     unknown = [t for t in args.trees if t not in TREES]
     if unknown:
         p.error(f"unknown tree {unknown[0]!r}: expected flight or ground")
     modules = scan(tuple(TREES[t] for t in (args.trees or TREES)))
-    hard, soft = report(modules, args.top)
-    if args.check and (hard or (args.strict and soft)):
+    hard, soft, breaks = report(modules, args.top)
+    if args.check and (hard or (args.strict and soft) or breaks):
         print(
             f"code_map: {len(hard)} import-time cycle(s)"
-            + (f", {len(soft)} through deferred imports" if args.strict else ""),
+            + (f", {len(soft)} through deferred imports" if args.strict else "")
+            + f", {len(breaks)} layer break(s)",
             file=sys.stderr,
         )
         return 1

@@ -167,7 +167,7 @@ def replay_table(kind: str):
 
 def hk_sentences_table() -> str:
     """The value names each EMUS sentence decodes to (from decoding the simulator's pack)."""
-    from ground.sim.hk_devices import EmusBmsModel
+    from ground.devices.housekeeping import EmusBmsModel
     from pygnc.drivers import emus_bms_codec as eb
 
     model, framer = EmusBmsModel(), eb.SentenceFramer()
@@ -184,7 +184,7 @@ def opc_records_table() -> str:
     """The value names of each OPC-N3 record (from decoding the simulator's records)."""
     import random
 
-    from ground.sim.hk_devices import OpcN3Model, UsbIssModel
+    from ground.devices.housekeeping import OpcN3Model, UsbIssModel
     from pygnc.drivers import opc_n3 as on
     from pygnc.drivers.opc_n3_codec import decode_histogram
 
@@ -216,7 +216,7 @@ def opc_records_table() -> str:
 
 
 def archive_schema() -> str:
-    from ground.archive import SCHEMA
+    from ground.archive.store import SCHEMA
 
     return "```sql" + SCHEMA.rstrip() + "\n```"
 

@@ -7,7 +7,7 @@
    the top, 0x4B in sc1/), 4 h, seed 7; each spacecraft's ``sense.bin``, range files in the
    PY4 layout and the simulator's ``pygnc_config.toml`` (spacecraft id, IMU mounting).
 2. Each spacecraft's first 1.5 h (its *previous run*) through the real process tree
-   (``ground.replay_pipeline``: ``python -m pygnc``); its batch files are its downlink.
+   (``ground.replay.pipeline``: ``python -m pygnc``); its batch files are its downlink.
 3. Each spacecraft's partner prior from the other's downlink: ``python -m ground uplink
    --downlink`` at the sample's start, merged into its configuration.
 4. The sample: each spacecraft's files of the last 2 h (clock times, as its host collected
@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import numpy as np
 
-    from ground.replay_pipeline import run_pipeline
-    from ground.sim import scenario as scn
-    from ground.sim.split import slice_truth, split_files
-    from ground.simulate import _deterministic_npz
+    from ground.replay.pipeline import run_pipeline
+    from ground.simulate import scenario as scn
+    from ground.simulate.simulator import _deterministic_npz
+    from ground.simulate.split import slice_truth, split_files
 
     with tempfile.TemporaryDirectory(prefix="pygnc-sample-") as tmp:
         tmp = Path(tmp)

@@ -106,7 +106,7 @@ def bounds_table(results: list[dict]) -> list[str]:
         "## The estimators against their information bounds",
         "",
         "Each bound is the Kalman filter of the linear-Gaussian problem about the simulator's truth, with",
-        "the truth's own dynamics and sensor statistics (`ground/sim/bounds.py`, the formation's in",
+        "the truth's own dynamics and sensor statistics (`ground/simulate/bounds.py`, the formation's in",
         "`bench/bench_formation.py`): the posterior Cramer-Rao bound, the error no estimator of the same",
         "data beats on average.  Figures from the sections below (the benches that record them).",
         "",

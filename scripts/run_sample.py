@@ -117,7 +117,7 @@ def _progress(st: dict | None, first: float, last: float) -> str:
 def run_flight(steps: Steps, home: Path, timeout_s: float) -> tuple[int, str]:
     """``flight/main.py`` on *home* until its batch is processed, then Ctrl-C; (exit status,
     why it failed or "")."""
-    from ground.replay_pipeline import estimators_done
+    from ground.replay.pipeline import estimators_done
     from pygnc.config import config_for_home
     from pygnc.formats import status as S
     from pygnc.tasks.table import enabled_tasks

@@ -13,7 +13,7 @@ import numpy as np
 from processor_support import EVERY
 from scipy.spatial.transform import Rotation, Slerp
 
-from ground.sim import scenario as scn
+from ground.simulate import scenario as scn
 from pygnc import frames
 from pygnc.estimation import attitude_mekf as am
 from pygnc.estimation.attitude_environment import environment_at

@@ -13,11 +13,11 @@ PY4_DATA = Path(__file__).resolve().parent / "data" / "py4"
 @pytest.fixture(scope="session")
 def single_sc_3h(tmp_path_factory):
     """The issue's one-spacecraft attitude scenario (seed 21, 3 h, two eclipses), simulated
-    once per session and written to disk: (ground.simulate.Scenario, directory).  The
+    once per session and written to disk: (ground.simulate.simulator.Scenario, directory).  The
     attitude core, orbit and attitude processor tests share it."""
     from attitude_support import issue_settings
 
-    from ground import simulate as sim
+    from ground.simulate import simulator as sim
 
     scenario = sim.simulate(issue_settings(seed=21, duration_s=3 * 3600.0))
     d = tmp_path_factory.mktemp("single_sc_3h")

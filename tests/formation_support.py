@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ground.sim.sensors import hermite_position
+from ground.simulate.sensors import hermite_position
 
 
 def relative_errors(truth, est: list[dict], settle_s: float) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ground.sim.sensors import hermite_position
+from ground.simulate.sensors import hermite_position
 from pygnc.config import Config, Paths, config_for_home
 from pygnc.processors.attitude import AttitudeProcessor
 from pygnc.processors.orbit import OrbitProcessor

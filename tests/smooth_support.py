@@ -10,8 +10,8 @@ import numpy as np
 def make_scenario(out: Path, n_sc: int = 2, minutes: float = 60.0, seed: int = 11, **faults) -> dict:
     """A short simulated formation (the simulator's defaults; 2 or more spacecraft, each radio
     with its own range bias) written to *out*; returns its truth."""
-    from ground.sim import scenario as scn
-    from ground.simulate import _extra_spacecraft, simulate, write_scenario
+    from ground.simulate import scenario as scn
+    from ground.simulate.simulator import _extra_spacecraft, simulate, write_scenario
 
     s = scn.ScenarioSettings(seed=seed, duration_s=minutes * 60.0)
     s.spacecraft = s.spacecraft[:n_sc] + [_extra_spacecraft(k) for k in range(2, n_sc)]
@@ -42,7 +42,7 @@ def write_downlink(home: Path, spacecraft_id: int, out: Path) -> None:
     """What spacecraft *spacecraft_id*'s batch writer records (the default kinds and periods:
     one own fix and one range per partner every 5 min) of its files in *home* and of its own
     orbit estimator: the flight's ingest, OrbitProcessor, BatchRecorder and BatchStore."""
-    from ground.replay_core import quiet_logger
+    from ground.replay.in_process import quiet_logger
     from pygnc import batch_store as bs
     from pygnc.config import Config, Paths
     from pygnc.formats import batch as B

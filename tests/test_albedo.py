@@ -1,11 +1,11 @@
 """Flight albedo model (pygnc.environment.albedo) against a fine quadrature of the same
-Lambertian-sphere physics (the simulator's, ground.sim.environment, written separately:
+Lambertian-sphere physics (the simulator's, ground.simulate.environment, written separately:
 equal-area surface cells instead of equal-solid-angle rays)."""
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ground.sim import environment as env
+from ground.simulate import environment as env
 from pygnc.environment import albedo as al
 from pygnc.environment.sun import AU_M
 

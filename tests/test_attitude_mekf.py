@@ -13,12 +13,12 @@ import pytest
 from attitude_support import errors, issue_settings, run_core
 from scipy.spatial.transform import Rotation
 
-from ground import simulate as sim
+from ground.simulate import simulator as sim
 from pygnc.config import Config
+from pygnc.estimation import attitude_calibration, chi2
 from pygnc.estimation import attitude_environment as aenv
 from pygnc.estimation import attitude_mekf as am
 from pygnc.estimation import attitude_sensors as sensors
-from pygnc.estimation import chi2
 from pygnc.estimation import quaternion as qn
 from pygnc.formats.sense import decode_sense
 from pygnc.formats.settings import DecodeSettings
@@ -221,7 +221,7 @@ def test_calibrator_recovers_gyro_and_mag_bias_while_tumbling(three_hours):
     config = Config()
     sens = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config)).sensors[:720]  # 1 h
     rib = np.asarray(config.imu_to_body, dtype=float).reshape(3, 3)
-    c = am.GyroMagCalibrator(am.AttitudeFilterConfig())
+    c = attitude_calibration.GyroMagCalibrator(am.AttitudeFilterConfig())
     for k in range(len(sens)):
         c.step(5.0 * k, rib @ np.radians(sens["gyro_deg_s"][k]), rib @ sens["mag_ut"][k])
     bias_true = z["gyro_bias_imu_deg_s"][0][0] @ rib.T

@@ -9,7 +9,7 @@ from attitude_support import issue_settings
 from conftest import PY4_DATA
 from processor_support import EVERY, downlink_records
 
-from ground import simulate as sim
+from ground.simulate import simulator as sim
 from pygnc.bus.messages import DecodeCounters, Encoder, decode
 from pygnc.config import Config, Paths
 from pygnc.processors.attitude import AttitudeProcessor

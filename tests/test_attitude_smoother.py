@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from attitude_support import errors, run_core
 
-from ground import replay
 from ground.__main__ import main as ground_main
-from ground.attitude_smoother import smooth_estimator, smoothed_messages
 from ground.outputs import tables as tb
+from ground.replay import cli as replay
+from ground.replay.attitude_smoother import smooth_estimator, smoothed_messages
 from pygnc.config import Config
 from pygnc.estimation import attitude_mekf as am
 from pygnc.processors.attitude import AttitudeProcessor

@@ -11,7 +11,7 @@ import time
 import psutil
 from flight_harness import REPO, FlightRun, gone, make_home
 
-from ground import batches as G
+from ground.decode import batch_files as G
 from pygnc.bus.messages import DecodeCounters, decode
 from pygnc.formats import batch as B
 from pygnc.formats import status as S

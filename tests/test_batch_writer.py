@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flight_harness import REPO
 
-from ground.replay_core import published_messages
+from ground.replay.in_process import published_messages
 from pygnc import batch_store as bs
 from pygnc.config import Config, load_config
 from pygnc.formats import batch as B

@@ -1,4 +1,4 @@
-"""The information bounds of ground.sim.bounds: the linear core against analytic answers, the
+"""The information bounds of ground.simulate.bounds: the linear core against analytic answers, the
 orbit bound against a filter whose dynamics are the truth's (it is that filter), and the
 attitude bound's consistency and its place below the flight MEKF.
 """
@@ -11,8 +11,8 @@ from attitude_support import errors, issue_settings, run_core
 
 from ground import orbit_batch as ob
 from ground import simulate
-from ground.sim import bounds
-from ground.sim import orbits as sim
+from ground.simulate import bounds
+from ground.simulate import orbits as sim
 from pygnc import timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_ekf as oe

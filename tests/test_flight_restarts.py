@@ -39,8 +39,8 @@ def scenario(tmp_path_factory) -> Path:
     gaps, ranges to two partners, their priors uplinked), the truth attitude coarse (it is
     not judged here): ~15 600 measurements, three times what the measurement channel's
     queues hold, so tasks can be killed twice in a run while ingest is still publishing."""
-    from ground.sim import scenario as scn
-    from ground.simulate import simulate, write_scenario
+    from ground.simulate import scenario as scn
+    from ground.simulate.simulator import simulate, write_scenario
 
     s = scn.load_settings(REPO / "data" / "scenarios" / "formation_24h.toml")
     s.duration_s = 12 * 3600.0

@@ -1,12 +1,12 @@
 """Formation filter on seeded two-spacecraft truth, and its algebra against filterpy.
 
 The accuracy figures are the flight processor's estimates: FormationProcessor run over the
-scenario's arrays (:func:`ground.formation_batch.run_formation_processor`), an estimate at
+scenario's arrays (:func:`formation_batch.run_formation_processor`), an estimate at
 every output time as at sensor samples.
 
-Scenarios: the simulator's formation geometry (ground.simulate.deputy_elements: 500 km SSO,
+Scenarios: the simulator's formation geometry (ground.simulate.simulator.deputy_elements: 500 km SSO,
 peer ~3 km behind with 400-m radial / 600-m cross-track oscillations, or 10 km behind),
-truth from ground.sim.orbits (EGM96 12x12, bulge drag with a per-spacecraft seeded density
+truth from ground.simulate.orbits (EGM96 12x12, bulge drag with a per-spacecraft seeded density
 factor, Sun/Moon, SRP; ballistic coefficients 50 and 42 kg/m^2 while the filter assumes 50
 for both), GPS 10 m / 0.01 m/s per axis every 25 s for each receiver (independent), one or
 two ranges 0.5-4 s after each fix pair with sigma 0.5 m and a 1-m bias, time-tagged 0.6 s
@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from covariance_checks import assert_symmetric_positive_definite
+from formation_batch import run_formation_processor
 
-from ground.formation_batch import run_formation_processor
-from ground.sim import orbits as sim
-from ground.sim import scenario as scn
-from ground.sim.sensors import hermite_position
-from ground.simulate import deputy_elements
+from ground.simulate import orbits as sim
+from ground.simulate import scenario as scn
+from ground.simulate.sensors import hermite_position
+from ground.simulate.simulator import deputy_elements
 from pygnc import timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff

@@ -15,8 +15,8 @@ import pytest
 from formation_support import relative_errors
 from processor_support import downlink_records
 
-from ground.sim import scenario as scn
-from ground.simulate import _extra_spacecraft, simulate, write_scenario
+from ground.simulate import scenario as scn
+from ground.simulate.simulator import _extra_spacecraft, simulate, write_scenario
 from pygnc.bus.messages import DecodeCounters, Encoder, decode
 from pygnc.config import Config, Paths
 from pygnc.processors.formation import FormationProcessor

@@ -15,11 +15,11 @@ import pytest
 from flight_harness import REPO
 
 from ground.__main__ import main as ground_main
-from ground.archive import Archive
-from ground.archive_sources import READERS, Record, SourceRecords, register_reader
-from ground.export import export
-from ground.sim.hk_devices import hk_reading_bodies, synthetic_hk_buslog
-from ground.upload import UploadQueue
+from ground.archive.export import export
+from ground.archive.sources import READERS, Record, SourceRecords, register_reader
+from ground.archive.store import Archive
+from ground.archive.upload import UploadQueue
+from ground.devices.housekeeping import hk_reading_bodies, synthetic_hk_buslog
 from pygnc.bus.messages import SCHEMA_VERSION, Encoder
 from pygnc.drivers import opc_n3_codec as on
 from pygnc.formats import status as S
@@ -687,7 +687,7 @@ def test_an_archive_of_schema_1_is_brought_to_schema_4(tmp_path, pass_files):
     CREATE INDEX records_by_kind_time ON records(kind, record, t_sc_s);
     INSERT INTO meta VALUES ('schema_version', '1');
     """
-    from ground.archive_sources import _cell
+    from ground.archive.sources import _cell
 
     def old_key(kind, device, t, fj):
         h = hashlib.sha256(f"{kind}\0{device}\0\0{t!r}\0".encode())
@@ -736,7 +736,7 @@ def test_an_older_archive_spells_its_partners_as_everywhere_else(tmp_path, pass_
     item 5)."""
     import shutil
 
-    from ground.archive import record_key
+    from ground.archive.store import record_key
 
     _, batches, _ = pass_files
     db = tmp_path / f"v{version}.sqlite"

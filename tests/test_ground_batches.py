@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_batch_writer import _recorder, published_with_health
 
-from ground import batches as G
+from ground.decode import batch_files as G
 from ground.outputs import tables as tb
 from pygnc import batch_store as bs
 from pygnc.config import Config

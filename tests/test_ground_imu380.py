@@ -8,8 +8,8 @@ import pytest
 from flight_harness import REPO
 
 from ground.__main__ import main
-from ground.simdevice.imu380 import Imu380Sim
-from ground.simdevice.ports import PtyPort
+from ground.devices.imu380 import Imu380Sim
+from ground.devices.ports import PtyPort
 
 
 @pytest.fixture(scope="module")

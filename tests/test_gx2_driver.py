@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from ground.simdevice import motion
-from ground.simdevice.gx2 import TICKS_PER_S, Gx2Sim, MonoDriveSim
-from ground.simdevice.ports import Faults, PtyPort
+from ground.devices import motion
+from ground.devices.gx2 import TICKS_PER_S, Gx2Sim, MonoDriveSim
+from ground.devices.ports import Faults, PtyPort
 from pygnc.drivers.gx2 import Gx2Stream
 from pygnc.drivers.link import LinkError
 from pygnc.drivers.monodrive import MonoDriveStream

@@ -13,7 +13,7 @@ from crc import Calculator, Crc8, Crc16
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ground.sim.hk_devices import EmusBmsModel, OpcN3Model, UsbIssModel
+from ground.devices.housekeeping import EmusBmsModel, OpcN3Model, UsbIssModel
 from pygnc.drivers import emus_bms as bms_drv
 from pygnc.drivers import emus_bms_codec as eb
 from pygnc.drivers import opc_n3 as opc_drv

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import serial.tools.list_ports
 
-from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
+from ground.devices.housekeeping import EmusBmsSim, UsbIssOpcSim
 from pygnc.drivers import emus_bms as eb
 from pygnc.drivers import emus_bms_codec as ebc
 from pygnc.drivers import opc_n3 as on

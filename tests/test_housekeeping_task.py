@@ -8,7 +8,7 @@ import time
 
 from flight_harness import REPO, FlightRun, make_home
 
-from ground.sim.hk_devices import EmusBmsSim, UsbIssOpcSim
+from ground.devices.housekeeping import EmusBmsSim, UsbIssOpcSim
 from pygnc.bus.messages import DecodeCounters, decode
 from pygnc.config import Config, load_config
 from pygnc.drivers import opc_n3_codec as on
@@ -161,7 +161,7 @@ def test_housekeeping_in_the_process_tree_survives_unplug_and_stops_cleanly(tmp_
         assert len(warnings) == 1 and "no such device" in warnings[0]  # not one line per retry
         # The batch writer recorded the readings (the first of each device and record in
         # its hour: the default cadence) with their bytes, which decode again.
-        from ground.batches import read_batches
+        from ground.decode.batch_files import read_batches
 
         hk_rows = [
             r.record.values()

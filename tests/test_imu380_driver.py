@@ -1,7 +1,7 @@
 """The IMU380 driver against the simulated unit, through real pseudo-terminals.
 
-The simulator (ground.simdevice.imu380) builds its packets with its own struct code from a
-known motion (ground.simdevice.motion), so decoded values are checked against truth, not
+The simulator (ground.devices.imu380) builds its packets with its own struct code from a
+known motion (ground.devices.motion), so decoded values are checked against truth, not
 against the codec under test."""
 
 import json
@@ -11,9 +11,9 @@ import time
 import pytest
 import serial
 
-from ground.simdevice import motion
-from ground.simdevice.imu380 import ACCEL_LSB_M_S2, RATE_LSB_RAD_S, Imu380Sim
-from ground.simdevice.ports import Faults, PtyPort
+from ground.devices import motion
+from ground.devices.imu380 import ACCEL_LSB_M_S2, RATE_LSB_RAD_S, Imu380Sim
+from ground.devices.ports import Faults, PtyPort
 from pygnc.drivers import imu380_codec as uu
 from pygnc.drivers.imu380 import (
     FieldsRejected,

@@ -10,9 +10,9 @@ import pytest
 import zmq
 from flight_harness import FlightRun
 
-from ground.simdevice import motion
-from ground.simdevice.imu380 import RATE_LSB_RAD_S, Imu380Sim
-from ground.simdevice.ports import PtyPort
+from ground.devices import motion
+from ground.devices.imu380 import RATE_LSB_RAD_S, Imu380Sim
+from ground.devices.ports import PtyPort
 from pygnc.config import Config, Paths
 from pygnc.drivers.link import LinkError
 from pygnc.formats.buslog import decode_frames
@@ -151,7 +151,7 @@ def test_a_monodrive_sending_the_1_15_imu_frame_is_refused_and_said_so(tmp_path,
     no valid sample comes."""
     import socket
 
-    from ground.simdevice.gx2 import MonoDriveSim
+    from ground.devices.gx2 import MonoDriveSim
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ def _literals(node) -> list[str]:
 
 def sent_codes() -> dict[str, list[str]]:
     """Every note code the flight code sends, with where: the first argument of a
-    ``_note(...)`` or ``once(...)`` call, the second of ``_note_once(...)``, the first item of
+    ``_note(...)``, ``note(...)`` or ``once(...)`` call, the second of ``_note_once(...)``, the first item of
     a tuple appended to ``notes``, and the value of a ``"code"`` key in a dict literal."""
     out: dict[str, list[str]] = {}
 
@@ -40,7 +40,7 @@ def sent_codes() -> dict[str, list[str]]:
             if isinstance(node, ast.Call):
                 f = node.func
                 name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-                if name in ("_note", "once") and node.args:
+                if name in ("_note", "note", "once") and node.args:
                     add(_literals(node.args[0]), path, node)
                 elif name == "_note_once" and len(node.args) > 1:
                     add(_literals(node.args[1]), path, node)

@@ -8,7 +8,7 @@ import pytest
 from numpy.polynomial import legendre
 from scipy.integrate import quad, solve_ivp
 
-from ground.sim import orbits as truth
+from ground.simulate import orbits as truth
 from pygnc import frames, timebase
 from pygnc.estimation import orbit_dynamics as od
 

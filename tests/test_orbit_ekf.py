@@ -1,12 +1,12 @@
-"""Orbit EKF on seeded truth scenarios (ground.sim.orbits), and its algebra against filterpy.
+"""Orbit EKF on seeded truth scenarios (ground.simulate.orbits), and its algebra against filterpy.
 
 Scenario: 500 km, i = 97.4 deg, truth = brahe (EGM2008 40x40, NRLMSISE-00 drag, Sun/Moon,
-SRP with shadow, relativity; ground.sim.orbits); GPS 10 m / 0.01 m/s 1-sigma per axis every
+SRP with shadow, relativity; ground.simulate.orbits); GPS 10 m / 0.01 m/s 1-sigma per axis every
 25 s; 3 h (each scenario ~2 s truth + ~0.3 s filter).
 
 The filtered estimates are the flight processor's (OrbitProcessor over the fixes, a sample
-every 5 s: :func:`ground.orbit_batch.run_orbit_processor`); the smoothed ones, and the
-information floor's, the ground batch filter's (:func:`ground.orbit_batch.run_orbit_filter`),
+every 5 s: :func:`ground.replay.orbit_filter.run_orbit_processor`); the smoothed ones, and the
+information floor's, the ground batch filter's (:func:`ground.replay.orbit_filter.run_orbit_filter`),
 which gives the processor's estimates to a few centimetres
 (test_the_batch_filter_gives_the_processors_estimates).
 
@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from covariance_checks import assert_symmetric_positive_definite
 
-from ground import orbit_batch as ob
-from ground.sim import orbits as sim
+from ground.replay import orbit_filter as ob
+from ground.simulate import orbits as sim
 from pygnc import timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_ekf as oe

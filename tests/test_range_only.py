@@ -14,13 +14,16 @@ import pytest
 from conftest import PY4_DATA
 from formation_support import relative_errors, side_resolved_errors, sides_from
 
-from ground.replay_core import REPLAY_OVERRIDES
-from ground.sim import scenario as scn
-from ground.simulate import simulate, write_scenario
+from ground.replay.in_process import REPLAY_OVERRIDES
+from ground.simulate import scenario as scn
+from ground.simulate.simulator import simulate, write_scenario
 from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer_prior
 from pygnc.estimation import range_only as RO
+from pygnc.estimation import range_only_mirrors as ROM
+from pygnc.estimation import range_only_prior as ROP
+from pygnc.estimation import range_only_window as ROW
 from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_matrix, rtn_to_gcrs
-from pygnc.estimation.range_only_iod import partner_trajectory, solve_relative_orbit
+from pygnc.estimation.range_only_iod import IodOptions, IodPrior, IodWindow, partner_trajectory, solve_relative_orbit
 from pygnc.processors.formation import FormationProcessor, range_only_config_from
 from pygnc.tasks.ingest import build_message_stream
 
@@ -105,7 +108,7 @@ def test_range_only_converges_from_the_uplinked_prior(range_only_3h):
     ]
     assert len(prop) == 1 and prop[0]["propagated"] and p.cursor.alts == [None]
     c, (w0, (w1,)) = p.cursor.filter, p.hyp.weights()
-    np.testing.assert_allclose(prop[0]["dr_gcrs_m"], w0 * c.x[9:12] + w1 * RO.reflected(c).x[9:12], atol=1e-6)
+    np.testing.assert_allclose(prop[0]["dr_gcrs_m"], w0 * c.x[9:12] + w1 * ROM.reflected(c).x[9:12], atol=1e-6)
     n_c = c.relative_rtn()[0][2]  # the cursor's cross-track offset: the sides are +-n_c
     assert prop[0]["sigma_dr_rtn_m"][2] >= 2.0 * math.sqrt(w0 * w1) * abs(n_c) > 10.0
 
@@ -162,12 +165,12 @@ def test_the_fit_recovers_an_orbit_linearised_about_the_prior():
     p0 = np.diag([1000.0**2] * 3 + [1.0] * 3)
     prior = peer0 + np.array([400.0, -300.0, 300.0, 0.3, -0.2, 0.2])
     ref_pos, ref_jac = partner_trajectory(prior, t0, t_k, model)
-    res = solve_relative_orbit(prior, ref_pos, ref_jac, prior, p0, 0.0, 3.0, own_traj, z, 0.5)
+    res = solve_relative_orbit(IodWindow(prior, ref_pos, ref_jac, own_traj, z, 0.5), IodPrior(prior, p0, 0.0, 3.0))
     assert res.converged and res.rms_m < 1.0 and res.used.all()
     # noise-free, 45 min: the bias trades against the separation within its prior
     assert np.linalg.norm(res.x0[:3] - peer0[:3]) < 30.0 and abs(res.bias_m - 2.0) < 3.0
     ref_pos, ref_jac = partner_trajectory(res.x0, t0, t_k, model)
-    res2 = solve_relative_orbit(res.x0, ref_pos, ref_jac, prior, p0, 0.0, 3.0, own_traj, z, 0.5)
+    res2 = solve_relative_orbit(IodWindow(res.x0, ref_pos, ref_jac, own_traj, z, 0.5), IodPrior(prior, p0, 0.0, 3.0))
     assert res2.converged and res2.rms_m < 0.05
     assert np.linalg.norm(res2.x0[:3] - peer0[:3]) < np.linalg.norm(res.x0[:3] - peer0[:3]) + 1.0
 
@@ -272,14 +275,14 @@ def test_the_two_sides_mixture_averages_the_cross_track_offset():
     f.initialize_relative(1.4e9, own, np.eye(6), dr, dv, np.diag([4.0] * 3 + [1e-4] * 3))
     alt = copy.deepcopy(f)
     alt.x[11], alt.x[14] = -400.0, 0.3
-    g = RO.mixture([f, alt], (0.5, 0.5))
+    g = ROM.mixture([f, alt], (0.5, 0.5))
     np.testing.assert_allclose(g.x[9:12], [100.0, -3000.0, 0.0], atol=1e-9)
     assert math.sqrt(g.p[11, 11]) >= 400.0 and abs(np.linalg.norm(f.x[9:12]) - 3028.2) < 1.0
     np.testing.assert_allclose(g.p[9:11, 9:11], f.p[9:11, 9:11], atol=1e-9)
-    np.testing.assert_array_equal(RO.mixture([f, alt], (1.0, 0.0)).x, f.x)
+    np.testing.assert_array_equal(ROM.mixture([f, alt], (1.0, 0.0)).x, f.x)
     third = copy.deepcopy(f)
     third.x[10] += 30.0
-    h = RO.mixture([f, alt, third], (0.5, 0.25, 0.25))
+    h = ROM.mixture([f, alt, third], (0.5, 0.25, 0.25))
     np.testing.assert_allclose(h.x[9:12], [100.0, -3000.0 + 7.5, 200.0], atol=1e-9)
     assert h.p[10, 10] > f.p[10, 10] + 0.25 * 0.75 * 30.0**2 - 1e-6
 
@@ -312,7 +315,7 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
         _hypothesis(dr) for dr in ([0, -3000, 400], [0, -3000, 402], [0, -3000, -400], [0, 3000, 0])
     )
     hyp.filter = main
-    hyp.alts = [RO.Hypothesis(near, 0.0), RO.Hypothesis(far, 1.0), RO.Hypothesis(other, RO.SIDE_DECIDED_LLR + 1.0)]
+    hyp.alts = [RO.Hypothesis(near, 0.0), RO.Hypothesis(far, 1.0), RO.Hypothesis(other, ROM.SIDE_DECIDED_LLR + 1.0)]
     hyp.prune()
     assert hyp.filter is main and [h.filter for h in hyp.alts] == [far] and changes
     np.testing.assert_allclose(main.x[9:12], [0, -3000, 401], atol=1e-9)  # merged: the pair's mean
@@ -320,7 +323,7 @@ def test_alternatives_are_merged_promoted_and_dropped_by_their_odds():
     w0, (w1,) = hyp.weights()
     assert abs(w0 - 2.0 / (2.0 + math.exp(-1.0))) < 1e-12 and abs(w0 + w1 - 1.0) < 1e-12
     assert not hyp.notes  # an alternative is still open
-    hyp.alts[0].llr = -RO.SIDE_DECIDED_LLR - 0.5  # the ranges prefer the other side decisively
+    hyp.alts[0].llr = -ROM.SIDE_DECIDED_LLR - 0.5  # the ranges prefer the other side decisively
     hyp.prune()
     assert hyp.filter is far and not hyp.alts and [code for code, _ in hyp.notes] == ["range_only_side"]
     hyp.filter, hyp.alts = main, [RO.Hypothesis(far, 5.0)]
@@ -357,11 +360,11 @@ def test_a_side_whose_orbits_lost_the_ranges_is_kept_as_the_point_mirror():
     assert abs(image.llr - 2.0) < 1e-12 and image.track == RO.Track()
     assert [code for code, _ in hyp.notes] == ["range_only_point_mirror"]
     # Pruned by the ranges it rejected (still acquired), its weight before them given back.
-    (image,) = setup([0, 3300, -350], RO.SIDE_DECIDED_LLR + 4.0, 6.0, acquired=True).alts
-    assert abs(image.llr - (RO.SIDE_DECIDED_LLR - 2.0)) < 1e-9
+    (image,) = setup([0, 3300, -350], ROM.SIDE_DECIDED_LLR + 4.0, 6.0, acquired=True).alts
+    assert abs(image.llr - (ROM.SIDE_DECIDED_LLR - 2.0)) < 1e-9
     assert len(setup([0, 3300, -350], 3.0, 1.0, extra=([0, 3000, -401],)).alts) == 1  # there already
     assert not setup([0, -3100, 350], 3.0, 1.0).alts  # on the main orbit's side
-    assert not setup([0, 3300, -350], RO.SIDE_DECIDED_LLR + 5.0, 1.0).alts  # negligible
+    assert not setup([0, 3300, -350], ROM.SIDE_DECIDED_LLR + 5.0, 1.0).alts  # negligible
 
 
 def test_a_side_that_loses_the_ranges_gets_back_the_weight_it_had():
@@ -396,18 +399,18 @@ def test_the_ambiguity_is_how_far_apart_the_kept_orbits_come():
     up, down = x.copy(), x.copy()
     up[9:15] = [0.0, -3000.0, 0.0, 0.0, 0.0, 0.4]  # crossing the own orbit plane, 0.4 m/s across
     down[9:15] = [0.0, -3000.0, 0.0, 0.0, 0.0, -0.4]
-    mid = RO.mix([(up, np.eye(18)), (down, np.eye(18))], (0.5, 0.5))[0]
-    assert abs(RO.orbit_ambiguity_m([up, down], (0.5, 0.5), mid) - 0.4 / n) < 1e-6
-    assert RO.orbit_ambiguity_m([up], (1.0,), up) == 0.0
-    assert RO.orbit_ambiguity_m([up, down], (1.0 - 1e-4, 1e-4), up) == 0.0  # too light to count
+    mid = ROM.mix([(up, np.eye(18)), (down, np.eye(18))], (0.5, 0.5))[0]
+    assert abs(ROM.orbit_ambiguity_m([up, down], (0.5, 0.5), mid) - 0.4 / n) < 1e-6
+    assert ROM.orbit_ambiguity_m([up], (1.0,), up) == 0.0
+    assert ROM.orbit_ambiguity_m([up, down], (1.0 - 1e-4, 1e-4), up) == 0.0  # too light to count
     down[9:15] = [0.0, -3000.0, 30.0, 0.0, 0.0, 0.0]
-    assert abs(RO.orbit_ambiguity_m([up, down], (1.0, 1.0), up) - math.hypot(30.0, 0.4 / n)) < 1e-6
+    assert abs(ROM.orbit_ambiguity_m([up, down], (1.0, 1.0), up) - math.hypot(30.0, 0.4 / n)) < 1e-6
     down[9] = math.nan
-    assert RO.orbit_ambiguity_m([up, down], (1.0, 1.0), up) == math.inf  # nothing agrees with NaN
+    assert ROM.orbit_ambiguity_m([up, down], (1.0, 1.0), up) == math.inf  # nothing agrees with NaN
     still = up.copy()
     still[3:6] = 0.0
-    assert RO.orbit_ambiguity_m([up], (1.0,), still) == 0.0 and math.isfinite(
-        RO.orbit_ambiguity_m([up, down[:9].tolist() + [0.0] * 9], (1.0, 1.0), still)
+    assert ROM.orbit_ambiguity_m([up], (1.0,), still) == 0.0 and math.isfinite(
+        ROM.orbit_ambiguity_m([up, down[:9].tolist() + [0.0] * 9], (1.0, 1.0), still)
     )
 
 
@@ -448,23 +451,27 @@ def test_window_hypotheses_are_weighed_on_the_same_ranges():
     used14[7] = False  # (its own outlier test dropped it: no matter here)
     f14 = fit(x_ref.copy(), n_all, used14)
     mirror = fit(x_ref + np.array([0, 0, -1000.0, 0, 0, 0]), 10, np.zeros(10, dtype=bool))
-    raw = [(123.0, short, f10, (short, f10)), (456.0, long_, f14, (long_, f14)), (789.0, short, mirror, (short, f10))]
-    c = RO.common_costs(a, raw, fc)
+    raw = [
+        ROW.WindowFit(123.0, short, f10, (short, f10)),
+        ROW.WindowFit(456.0, long_, f14, (long_, f14)),
+        ROW.WindowFit(789.0, short, mirror, (short, f10)),
+    ]
+    c = ROW.common_costs(a, raw, fc)
     assert [h[1] for h in c] == [short, long_, short] and c[2][3] == (short, f10)
     assert abs(c[0][0] - c[1][0]) < 1e-6  # the same orbit weighs the same, however its fit was made
     chi2 = np.square(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias)) / fc.range_sigma_m**2
-    assert chi2[7] > RO.RANGE_LL_NIS_CAP and np.delete(chi2, 7).max() < 36.0
+    assert chi2[7] > ROW.RANGE_LL_NIS_CAP and np.delete(chi2, 7).max() < 36.0
     info = np.diag([1e-6] * 6 + [1.0 / fc.range_bias_sigma_m**2])
     dx = np.append(x_ref - a.x0, bias - fc.range_bias_prior_m)
-    assert abs(c[0][0] - (float(np.minimum(chi2, RO.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
+    assert abs(c[0][0] - (float(np.minimum(chi2, ROW.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
     dxm = np.append(mirror.x0 - a.x0, bias - fc.range_bias_prior_m)
     assert abs((c[2][0] - c[0][0]) - (dxm @ info @ dxm - dx @ info @ dx)) < 1e-6  # the prior alone
     # The dynamics' error counts in each range's variance, as in the running odds.
-    cm = RO.common_costs(a, raw, fc, model_var_m2=1.0)
+    cm = ROW.common_costs(a, raw, fc, model_var_m2=1.0)
     scaled = np.square(z[:10] - (np.linalg.norm(ref_pos[:10] - own_r[:10], axis=1) + bias)) / (
         fc.range_sigma_m**2 + 1.0
     )
-    assert abs(cm[0][0] - (float(np.minimum(scaled, RO.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
+    assert abs(cm[0][0] - (float(np.minimum(scaled, ROW.RANGE_LL_NIS_CAP).sum()) + dx @ info @ dx)) < 1e-6
 
 
 def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
@@ -472,14 +479,14 @@ def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
     (range_only.common_costs, wired into the window fit)."""
     out, config, _ = range_only_3h
     seen = []
-    common = RO.common_costs
+    common = ROW.common_costs
 
     def spy(a, hyps, fc, model_var_m2=0.0):
         r = common(a, hyps, fc, model_var_m2)
         seen.append(sorted(h[0] for h in r))
         return r
 
-    monkeypatch.setattr(RO, "common_costs", spy)
+    monkeypatch.setattr(ROW, "common_costs", spy)
     proc = FormationProcessor(config)
     for t, b in build_message_stream(Paths(out), config).messages:
         if t in proc.consumes:
@@ -489,7 +496,7 @@ def test_the_window_odds_come_from_the_common_costs(range_only_3h, monkeypatch):
             break
     assert seen, "the window fit did not weigh its hypotheses"
     costs = seen[-1]
-    expected = [(c - costs[0]) / 2.0 for c in costs[1:] if (c - costs[0]) / 2.0 < RO.SIDE_DECIDED_LLR]
+    expected = [(c - costs[0]) / 2.0 for c in costs[1:] if (c - costs[0]) / 2.0 < ROM.SIDE_DECIDED_LLR]
     # (hypotheses within 50 m of each other as orbits count once: some expected odds go)
     assert 1 <= len(p.alts) <= len(expected)
     assert all(any(abs(h.llr - e) < 1e-9 for e in expected) for h in p.alts)
@@ -531,7 +538,7 @@ def test_the_side_likelihood_judges_innovations_on_one_variance():
     innovations agree keep their odds - the narrower one gains nothing (a day-1 TLE start
     lost its true side that way); a squared residual counts up to RANGE_LL_NIS_CAP and then
     does not move the model error's estimate."""
-    cap = RO.RANGE_LL_NIS_CAP
+    cap = ROW.RANGE_LL_NIS_CAP
 
     def lls(fs, sigma_m=1.0):
         return RO.RangeModelError(sigma_m, 0.0).log_likelihoods(1.4e9, fs, [0.0] * len(fs))[0]
@@ -578,9 +585,9 @@ def test_the_model_error_is_evidence_once_not_in_every_range():
             llr += lls[0] - lls[1]
         return llr
 
-    assert odds(0.4, 0.0, 600) > RO.SIDE_DECIDED_LLR
+    assert odds(0.4, 0.0, 600) > ROM.SIDE_DECIDED_LLR
     assert abs(odds(0.4, 1800.0, 600)) < 2.0
-    assert odds(5.0, 1800.0, 60) > RO.SIDE_DECIDED_LLR
+    assert odds(5.0, 1800.0, 60) > ROM.SIDE_DECIDED_LLR
 
 
 def _tracking(out, config):
@@ -660,17 +667,17 @@ def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_on
     out, config, _ = range_only_3h
     config = dataclasses.replace(config, range_only={"wrong_side_probability": 0.0})
     proc = FormationProcessor(config)
-    refit, per_call = RO.AcquisitionWindow.relinearised, []
+    refit, per_call = ROW.AcquisitionWindow.relinearised, []
 
     def counting_refit(*args):
         per_call[-1] += 1
         return refit(*args)
 
-    RO.AcquisitionWindow.relinearised = counting_refit
+    ROW.AcquisitionWindow.relinearised = counting_refit
     try:
         _feed_counting(proc, out, config, per_call)
     finally:
-        RO.AcquisitionWindow.relinearised = refit
+        ROW.AcquisitionWindow.relinearised = refit
     assert sum(per_call) >= 6 and max(per_call) == 1
     assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100
 
@@ -772,7 +779,9 @@ def test_a_fit_from_a_start_with_no_finite_cost_returns_not_converged():
     ref_pos[:] = np.nan  # every start's cost is NaN
     x0 = np.array([7.0e6, -3000.0, 0.0, 0.0, 7600.0, 0.0])
     res = solve_relative_orbit(
-        x0, ref_pos, ref_jac, x0, np.eye(6) * 1e6, 0.0, 3.0, own, np.full(n, 3000.0), 0.5, n_random_starts=2
+        IodWindow(x0, ref_pos, ref_jac, own, np.full(n, 3000.0), 0.5),
+        IodPrior(x0, np.eye(6) * 1e6, 0.0, 3.0),
+        options=IodOptions(n_random_starts=2),
     )
     assert not res.converged
 
@@ -883,7 +892,7 @@ def test_a_prior_a_day_from_the_data_is_carried_within_the_handler_budget(range_
     assert proc.counters()["budget_deferred"] > 3  # spread over calls (how many depends on the machine)
     hyp = proc.peers[0x4B].hyp
     t_start = hyp.prior.t_gps_s
-    whole = RO.absolute_prior(prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"], 1000.0, 1.0)
+    whole = ROP.absolute_prior(prior["t_gps_s"], prior["pos_ecef_m"], prior["vel_ecef_m_s"], 1000.0, 1.0)
     whole = whole.carried_to(t_start, hyp.filter.peer_model)
     np.testing.assert_allclose(hyp.window.x0, whole.x0, rtol=0, atol=0.05)
     assert np.linalg.norm(hyp.window.x0[:3] - truth["r_gcrs_m"][1][int(t_start - truth["t_gps_s"][0])]) < 5000.0

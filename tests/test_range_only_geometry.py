@@ -15,9 +15,9 @@ import pytest
 from formation_support import relative_errors
 
 from ground.__main__ import main as ground_main
-from ground.replay_core import REPLAY_OVERRIDES
-from ground.sim import scenario as scn
-from ground.simulate import simulate, write_scenario
+from ground.replay.in_process import REPLAY_OVERRIDES
+from ground.simulate import scenario as scn
+from ground.simulate.simulator import simulate, write_scenario
 from pygnc.config import Paths, config_for_home, with_overrides
 from pygnc.processors.formation import FormationProcessor
 from pygnc.tasks.ingest import build_message_stream
@@ -166,7 +166,7 @@ def test_the_mirror_images_join_the_published_mixture_unless_a_kept_orbit_stands
     both) are added at the fit's odds (the best orbit's weight shared among them) when no kept
     orbit is within MIRROR_D2 of one; a coplanar best orbit's plane image is itself, so the
     mixture's mean crosses the plane and its cross-track sigma spans both sides."""
-    from pygnc.estimation import range_only as RO
+    from pygnc.estimation import range_only_mirrors as ROM
     from pygnc.estimation.formation_filter import I_REPORTED, N_STATES, rtn_to_gcrs
 
     r = np.array([6878e3, 0.0, 0.0])
@@ -176,30 +176,30 @@ def test_the_mirror_images_join_the_published_mixture_unless_a_kept_orbit_stands
     dr, dv = rtn_to_gcrs(r, v, (0.0, -3000.0, 120.0), (0.0, 0.0, 0.0))
     x[9:12], x[12:15] = dr, dv
     p = np.diag([4.0] * 3 + [1e-4] * 3 + [1.0])
-    ests, ws = RO.with_mirror_images([(x, p)], (1.0,), (0.25, 0.0, 0.0))
+    ests, ws = ROM.with_mirror_images([(x, p)], (1.0,), (0.25, 0.0, 0.0))
     assert len(ests) == 2 and ws == pytest.approx((0.8, 0.2))
-    cross = RO.plane_mirror(x[0:6])
+    cross = ROM.plane_mirror(x[0:6])
     np.testing.assert_allclose(ests[1][0][9:12], cross @ x[9:12])
     np.testing.assert_allclose(ests[1][1], p, atol=1e-9)  # (a diagonal isotropic block: unchanged)
-    xm, pm = RO.mix(ests, ws, I_REPORTED)
+    xm, pm = ROM.mix(ests, ws, I_REPORTED)
     n_hat = np.cross(r, v) / np.linalg.norm(np.cross(r, v))
     assert abs(float(n_hat @ xm[9:12])) == pytest.approx(0.6 * 120.0, rel=1e-3)  # 0.8 * 120 - 0.2 * 120
     assert math.sqrt(float(n_hat @ pm[:3, :3] @ n_hat)) > 90.0  # spans both sides
     # All three images: the point mirror 3 km ahead, the weights shared at the odds.
-    ests3, ws3 = RO.with_mirror_images([(x, p)], (1.0,), (0.25, 0.5, 0.25))
+    ests3, ws3 = ROM.with_mirror_images([(x, p)], (1.0,), (0.25, 0.5, 0.25))
     assert len(ests3) == 4 and ws3 == pytest.approx((0.5, 0.125, 0.25, 0.125))
     np.testing.assert_allclose(ests3[2][0][9:15], -x[9:15])
     np.testing.assert_allclose(ests3[3][0][9:12], -(cross @ x[9:12]))
     # A kept orbit standing for an image, or odds 0: that image is not added.
-    assert len(RO.with_mirror_images([(x, p), ests[1]], (0.7, 0.3), (0.25, 0.0, 0.0))[0]) == 2
-    assert RO.with_mirror_images([(x, p)], (1.0,), (0.0, 0.0, 0.0)) == ([(x, p)], (1.0,))
+    assert len(ROM.with_mirror_images([(x, p), ests[1]], (0.7, 0.3), (0.25, 0.0, 0.0))[0]) == 2
+    assert ROM.with_mirror_images([(x, p)], (1.0,), (0.0, 0.0, 0.0)) == ([(x, p)], (1.0,))
 
 
 def test_a_mirror_image_keeps_the_odds_its_prior_gave_it():
     """image_odds: the images' odds against the fitted orbit are the prior's alone (the
     ranges cannot tell them apart) - even for a prior centred on the image - and 0 for one
     the prior excludes; without a prior, none."""
-    from pygnc.estimation import range_only as RO
+    from pygnc.estimation import range_only_mirrors as ROM
     from pygnc.estimation.formation_filter import rtn_to_gcrs
 
     r = np.array([6878e3, 0.0, 0.0])
@@ -223,18 +223,18 @@ def test_a_mirror_image_keeps_the_odds_its_prior_gave_it():
     dr, _ = rtn_to_gcrs(r, v, (0.0, -3000.0, 60.0), (0.0, 0.0, 0.0))
     x0 = own.copy()
     x0[0:3] += dr
-    wide = RO.image_odds(Window(Prior(r + dr, 1e5)), x0)  # a prior far wider than the separation
+    wide = ROM.image_odds(Window(Prior(r + dr, 1e5)), x0)  # a prior far wider than the separation
     assert all(0.9 < o <= 1.0 for o in wide)
-    narrow = RO.image_odds(Window(Prior(r + dr, 50.0)), x0)  # 120 m across the plane: e^-2.9
+    narrow = ROM.image_odds(Window(Prior(r + dr, 50.0)), x0)  # 120 m across the plane: e^-2.9
     assert narrow[0] == pytest.approx(math.exp(-(120.0**2) / 50.0**2 / 2.0), rel=1e-6)
     assert narrow[1] == 0.0 and narrow[2] == 0.0  # 6 km away: excluded
-    assert RO.image_odds(Window(None), x0) == (0.0, 0.0, 0.0)
+    assert ROM.image_odds(Window(None), x0) == (0.0, 0.0, 0.0)
 
 
 def test_a_window_keeps_the_spread_of_the_minima_within_reach_of_the_best():
     """spread_candidates: the three best, then up to three more within FIT_SPREAD_COST of the
     best, each the farthest from those taken; none past that cost."""
-    from pygnc.estimation import range_only as RO
+    from pygnc.estimation import range_only_window as ROW
 
     def cand(along_m, cost):
         x = np.zeros(7)
@@ -243,11 +243,11 @@ def test_a_window_keeps_the_spread_of_the_minima_within_reach_of_the_best():
 
     close = [cand(10.0 * k, 100.0 + 0.1 * k) for k in range(10)]  # a cluster within 100 m
     far = [cand(900.0, 104.0), cand(-700.0, 108.0), cand(5000.0, 130.0)]
-    got = RO.spread_candidates(close + far)
+    got = ROW.spread_candidates(close + far)
     along = [c[0][1] for c in got]
     assert along[:3] == [0.0, 10.0, 20.0]
     assert 900.0 in along and -700.0 in along and 5000.0 not in along
-    assert len(got) <= RO.FIT_CANDIDATES + RO.FIT_SPREAD_CANDIDATES
+    assert len(got) <= ROW.FIT_CANDIDATES + ROW.FIT_SPREAD_CANDIDATES
 
 
 def test_range_only_filters_allow_the_differential_drag_a_scale_leaves():
@@ -355,17 +355,17 @@ def test_a_circling_partner_is_fitted_from_the_whole_continuum_its_ranges_allow(
 def test_orbits_the_ranges_cannot_tell_apart_keep_the_estimate_ambiguous():
     """unresolved_spread_m: fitted orbits that are not mirror images of the best count (how
     far the farthest is), its mirror images do not."""
-    from pygnc.estimation import range_only as RO
+    from pygnc.estimation import range_only_mirrors as ROM
 
     r = np.array([6878e3, 0.0, 0.0])
     v = np.array([0.0, 7612.0 * math.cos(1.7), 7612.0 * math.sin(1.7)])
     own = np.concatenate([r, v])
     best = _hill_state(r, v, np.array([0.0, -3000.0, 120.0, 0.0, 0.0, 0.0]))
-    images = [own + RO.block_mirror(6, m3) @ (best - own) for m3 in RO.image_transforms(own)]
-    assert RO.unresolved_spread_m(own, best, images) == 0.0
+    images = [own + ROM.block_mirror(6, m3) @ (best - own) for m3 in ROM.image_transforms(own)]
+    assert ROM.unresolved_spread_m(own, best, images) == 0.0
     other = _hill_state(r, v, np.array([0.0, -3000.0, 120.0 + 900.0, 0.0, 0.0, 0.0]))
-    assert RO.unresolved_spread_m(own, best, [*images, other]) == pytest.approx(900.0, rel=1e-3)
-    assert RO.unresolved_spread_m(own, best, []) == 0.0
+    assert ROM.unresolved_spread_m(own, best, [*images, other]) == pytest.approx(900.0, rel=1e-3)
+    assert ROM.unresolved_spread_m(own, best, []) == 0.0
 
 
 def test_a_filter_its_own_data_contradict_publishes_only_the_range():
@@ -373,7 +373,7 @@ def test_a_filter_its_own_data_contradict_publishes_only_the_range():
     scale past 5 sigma of its prior, or two ranges in a row failing the gate, and the
     published covariance says only what the range does (a partner circling the own
     spacecraft was published ok 2.7 km off under a 2-m sigma, its bias at -38 m)."""
-    from pygnc.estimation import range_only as RO
+    from pygnc.estimation import range_only_mirrors as RO
     from pygnc.estimation.formation_filter import I_DRAG_SCALE, I_RANGE_BIAS, N_STATES, FormationFilter
 
     fc = FormationFilter().config

@@ -1,6 +1,6 @@
 """The simulator's truth (brahe) against the flight's frames and gravity, to stated tolerances.
 
-The truth orbit is propagated by brahe in its own frames (``ground/sim/orbits.py``); the
+The truth orbit is propagated by brahe in its own frames (``ground/simulate/orbits.py``); the
 flight software has its own IAU 2006/2000B frames and EGM96 8x8 field.  These tests bound
 their differences, so a wrong flight coefficient or rotation shows here rather than being
 shared by truth and estimator.
@@ -9,7 +9,7 @@ shared by truth and estimator.
 import brahe
 import numpy as np
 
-from ground.sim import orbits
+from ground.simulate import orbits
 from pygnc import frames
 from pygnc.estimation import orbit_dynamics as od
 

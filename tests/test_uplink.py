@@ -22,11 +22,11 @@ from flight_harness import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ground import tle as tl
-from ground import tle_covariance as tc
 from ground.__main__ import main as ground_main
-from ground.sim import scenario as scn
-from ground.sim import tle as stle
+from ground.simulate import published_tles as stle
+from ground.simulate import scenario as scn
+from ground.uplink import tle as tl
+from ground.uplink import tle_covariance as tc
 from pygnc import frames, timebase
 from pygnc.config import load_config
 
@@ -403,7 +403,7 @@ def test_simulated_tles_are_tle_class_and_reproducible(demo):
     settings = scn.resolve(scn.load_settings(demo / "demo" / "scenario.toml"))
     t0 = float(timebase.gps_from_utc_unix(1742450400.0))  # 2025-03-20T06:00:00Z
     assert all(s.epoch_gps_s == pytest.approx(t0 - 3600.0, abs=1e-3) for s in sets)
-    from ground import simulate as sim
+    from ground.simulate import simulator as sim
 
     assert sim._tles(settings, t0, lambda m: None) == text  # the seed decides every byte
     # The errors drawn: the exact fit differs from the written TLE by TLE-class amounts.
@@ -780,7 +780,7 @@ def test_an_arc_whose_last_estimate_is_just_past_the_epoch_reaches_back():
     """The anchor nearest the epoch may lie a few seconds after it (an estimate propagated to
     'now' at the end of a run): the drag fit still takes the day before it, not the anchor
     alone (that was a singular fit)."""
-    from ground import orbit_prediction as op
+    from ground.uplink import orbit_prediction as op
 
     sel, anchor = op.select_arc(np.arange(0.0, 3600.0, 60.0) + 10.0, 3550.0, 86400.0)
     assert anchor == 59 and len(sel) == 60

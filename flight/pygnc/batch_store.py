@@ -65,6 +65,7 @@ from pathlib import Path
 
 from .atomic import fsync_dir, move_aside, remove_stale_temps, write_atomic
 from .formats import batch as fmt
+from .log_budget import log_failure
 from .regular_files import read_small_file
 
 STATE_FILE = ".batch_state.json"
@@ -483,13 +484,9 @@ class BatchStore:
         self.failed = self.failed or failed
         self.counters.write_errors += 1
         self._errors_logged += 1
-        if self._errors_logged <= 5:
-            self.log.error(
-                "batch file %s failed: %s%s",
-                what,
-                exc,
-                " (further errors only counted)" if self._errors_logged == 5 else "",
-            )
+        log_failure(
+            self.log, self._errors_logged, "batch file %s failed: %s", what, exc, traceback=False, word="errors"
+        )
 
     def _open_file(self) -> _OpenFile:
         seq = self._reserve_sequence()

@@ -245,7 +245,7 @@ def _upload(session: ShellSession, args, printer: Printer, config: Config):
     """Upload what the scenario directory has for the Pi: sense.bin and the range files (up
     to --batch-until-s: the rest can be streamed) and the uplinked ``pygnc_config.toml``;
     (scenario start, last batch time, upload records)."""
-    from ground.sim.split import range_files
+    from ground.simulate.split import range_files
 
     scenario_t0 = None
     uploads = []

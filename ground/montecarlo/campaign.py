@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ground.sim import scenario as scn
+from ground.simulate import scenario as scn
 
 #: Version of the campaign file layout.
 CAMPAIGN_FORMAT_VERSION = 1
@@ -236,7 +236,7 @@ def _seeds(data: dict) -> list[int]:
 def parse_campaign(data: dict, path: Path) -> Campaign:
     """A :class:`Campaign` from the parsed TOML *data* of the file at *path* (relative
     paths in it are relative to that file).  Raises :class:`CampaignError`."""
-    from ground.simulate import check_settings, parse_duration_s
+    from ground.simulate.simulator import check_settings, parse_duration_s
 
     unknown = sorted(set(data) - set(TOP_KEYS))
     if unknown:

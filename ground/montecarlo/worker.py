@@ -18,7 +18,6 @@ of how many workers ran it.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import socket
@@ -46,8 +45,8 @@ def _error(stage: str, exc: BaseException) -> dict:
 
 def simulate_into(spec: dict, scenario_dir: Path) -> None:
     """Write the scenario of *spec* into *scenario_dir* (raises what the simulator raises)."""
-    from ground.sim import scenario as scn
-    from ground.simulate import check_settings, simulate, write_scenario
+    from ground.simulate import scenario as scn
+    from ground.simulate.simulator import check_settings, simulate, write_scenario
 
     if spec.get("error"):
         raise ValueError(spec["error"])
@@ -61,26 +60,22 @@ def replay_estimator(
 ) -> tuple[dict, dict]:
     """(summary, NEES series) of one estimator configuration replayed on *scenario_dir*,
     outputs written to *out_dir* (as ``python -m ground replay``)."""
-    from ground import replay
     from ground.outputs.truth import find_truth
-    from ground.replay_core import run_in_process
+    from ground.replay.in_process import run_in_process
+    from ground.replay.outputs import OutputOptions, write_outputs
     from pygnc.config import config_for_home, with_overrides
 
-    parser = argparse.ArgumentParser()
-    replay.add_arguments(parser)
-    argv = [str(scenario_dir), "--out", str(out_dir), "--quiet"]
-    argv += [] if plots else ["--no-plots"]
-    argv += ["--smooth"] if estimator.get("smooth") else []
-    argv += ["--settle", settle] if settle else []
-    args = parser.parse_args(argv)
+    options = OutputOptions(
+        scenario=scenario_dir, smooth=bool(estimator.get("smooth")), settle=settle, no_plots=not plots
+    )
     config = with_overrides(
         config_for_home(scenario_dir), estimator.get("config", {}), f"estimator {estimator['name']!r}"
     )
     truth = find_truth(scenario_dir)
     result = run_in_process(scenario_dir, config, quiet=True, record_history=bool(estimator.get("smooth")))
     series: dict = {}
-    summary = replay.write_outputs(
-        args, result, result.extra["stream"], out_dir, lambda *a: None, truth, series, config=config
+    summary = write_outputs(
+        options, result, result.extra["stream"], out_dir, lambda *a: None, truth, series, config=config
     )
     return summary, series
 
@@ -113,7 +108,7 @@ def run_one(spec: dict, keep_csv: bool = False, keep_dir: str | None = None) -> 
     record.  *keep_csv*: the record's ``files`` holds each estimator's CSVs, OEM and summary
     (bytes).  *keep_dir*: simulate and replay there, with plots, and keep everything
     (``montecarlo --rerun``); otherwise a temporary directory removed afterwards."""
-    from ground.simulate import parse_utc
+    from ground.simulate.simulator import parse_utc
 
     record = {
         "format_version": RUN_RECORD_VERSION,

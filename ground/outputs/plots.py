@@ -2,7 +2,7 @@
 
 With truth: estimate errors per axis with the estimator's own ±3σ, and NEES against its
 95 % bounds.  Without truth: GPS-fix and range residuals.  Downlinked batch files
-(:mod:`ground.batches`): estimates over time with their own ±3σ.  The time axis is hours since
+(:mod:`ground.decode.batch_files`): estimates over time with their own ±3σ.  The time axis is hours since
 the first estimate of the replay (its UTC is in the axis label).
 """
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pygnc import frames
+from pygnc.estimation.quaternion import quat_conj, quat_multiply_array, rotvec_from_quat_array
 from pygnc.frames import covariance_gcrs_to_ecef
 from pygnc.timebase import gps_from_utc_unix
 
@@ -62,7 +63,7 @@ def find_truth(scenario_dir: Path, truth_path: Path | None = None, spacecraft: s
     """The truth of *scenario_dir*: ``truth.npz`` in it (spacecraft 0), or in its parent when
     *scenario_dir* is another spacecraft's sub-directory; *truth_path* / *spacecraft*
     override.  ``None`` when there is no truth."""
-    from ground.sim.scenario import load_truth
+    from ground.simulate.scenario import load_truth
 
     scenario_dir = Path(scenario_dir)
     candidates = [truth_path] if truth_path else [scenario_dir / "truth.npz", scenario_dir.parent / "truth.npz"]
@@ -147,36 +148,6 @@ def linear(grid, y, t):
     return out
 
 
-# --------------------------------------------------------------------------- quaternions
-def quat_conj(q):
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
-def quat_mul(a, b):
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
-
-
-def rotation_vector(q):
-    """Rotation vector (rad) of unit quaternions (scalar first), angle in [0, pi]."""
-    q = np.where(q[..., :1] < 0, -q, q)
-    v = q[..., 1:]
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(n, q[..., :1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(n > 1e-12, angle / n, 2.0)
-    return v * scale
-
-
 # --------------------------------------------------------------------------- errors
 def orbit_errors(truth: Truth, t_gps_s, r_ecef_m, v_ecef_m_s, cov_gcrs=None) -> dict:
     """ECEF errors (n, 3) of position and velocity; NEES (6 dof) with the ECEF covariance."""
@@ -215,7 +186,7 @@ def attitude_errors(
     q_true = slerp(a["t_gps_s"], a["q_body_to_gcrs"][k], t)
     q_est = np.asarray(q_est, dtype=float).reshape(-1, 4)
     q_est = q_est / np.linalg.norm(q_est, axis=1, keepdims=True)
-    dtheta = rotation_vector(quat_mul(quat_conj(q_true), q_est))
+    dtheta = rotvec_from_quat_array(quat_multiply_array(quat_conj(q_true), q_est))
     bias_true_body = np.radians(a["gyro_bias_imu_deg_s"][k] @ np.asarray(a["imu_to_body"]).T)
     db = np.asarray(bias_est_rad_s, dtype=float).reshape(-1, 3) - linear(a["t_gps_s"], bias_true_body, t)
     out = {"dtheta_rad": dtheta, "angle_rad": np.linalg.norm(dtheta, axis=1), "dbias_rad_s": db, "dof": 3}

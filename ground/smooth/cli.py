@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ground.decode import accept_status_list
+from ground.decode.cli import accept_status_list
 
 __all__ = ["add_arguments", "run"]
 
@@ -116,7 +116,7 @@ def _usage(msg: str) -> int:
 def _check(args):
     """(datas-to-read, truth, settle_s) or an exit status: everything that can be wrong with
     the arguments, before any work."""
-    from ground.simulate import parse_duration_s
+    from ground.simulate.simulator import parse_duration_s
     from ground.smooth.inputs import BATCH_DIR, batch_files_in, has_host_files
 
     seen = {}

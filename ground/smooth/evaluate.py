@@ -1,5 +1,5 @@
 """The smoother's estimates against a simulator's truth (``truth.npz``,
-:data:`ground.sim.scenario.TRUTH_ARRAYS`): errors, their consistency with the published
+:data:`ground.simulate.scenario.TRUTH_ARRAYS`): errors, their consistency with the published
 sigmas, and the information bound of the same data (:mod:`ground.smooth.bound`).
 
 Statistics per spacecraft (absolute orbit) and per pair (relative position, j minus i) over

@@ -9,7 +9,7 @@ A spacecraft's directory is one of
   valid own fix, every valid range with its tag mapped to GPS time by the batch's clock
   map.  A ``pygnc_batches/`` beside them (a home read back after a run) gives the on-board
   estimates;
-* its **downlinked batch files** (:func:`ground.batches.read_batches`): the decimated own
+* its **downlinked batch files** (:func:`ground.decode.batch_files.read_batches`): the decimated own
   fixes and ranges the writer kept (``gps_fix`` and ``range`` records, by default one per
   5 minutes and partner: docs/interface.md) as measurements, range tags through the run's
   clock map, and the ``orbit`` and ``formation`` records as the on-board estimates;
@@ -165,7 +165,7 @@ def _read_host(path: Path, sc_id: int, accept_status) -> SpacecraftData:
 def _batch_set(path: Path, sc_id: int):
     """The batch files of spacecraft *sc_id* at *path* (a file or directory): (BatchSet of
     its rows, tables) - InputError when none is its."""
-    from ground.batches import BatchSet, build_tables, read_batches
+    from ground.decode.batch_files import BatchSet, build_tables, read_batches
 
     try:
         bs = read_batches(path)
@@ -208,7 +208,7 @@ def _onboard_from_tables(tables: dict) -> tuple[dict | None, dict | None]:
 
 
 def _read_downlink(path: Path, sc_id: int) -> SpacecraftData:
-    from ground.batches import RunClocks
+    from ground.decode.batch_files import RunClocks
 
     bs, tables = _batch_set(path, sc_id)
     fx = tables.get("gps_fix")

@@ -505,7 +505,7 @@ def note_received(note: dict) -> dict:
 
 
 def gap_text(gap: dict, sc_to_unix=None) -> str:
-    """A gap of :func:`ground.batches.read_batches` (``kind``, ``key``, ``run``,
+    """A gap of :func:`ground.decode.batch_files.read_batches` (``kind``, ``key``, ``run``,
     ``from_t_sc_s``, ``gap_s``, ``median_spacing_s``) in words, with its UTC start when
     *sc_to_unix* maps the spacecraft clock."""
     key = "" if gap.get("key") is None else f" (key {gap['key']})"

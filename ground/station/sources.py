@@ -14,7 +14,7 @@ Sources:
 * :class:`ReplaySource` - a ``python -m ground replay`` output directory (``orbit.csv``,
   ``attitude.csv``, ``formation.csv``, ``range_residuals.csv``, ``summary.json``);
 * :class:`BatchSource` - a directory of downlinked ``batch_NNNNNNNN.bin`` files (or one
-  file), read with :func:`ground.batches.read_batches`, re-read when files arrive; a
+  file), read with :func:`ground.decode.batch_files.read_batches`, re-read when files arrive; a
   ``pygnc_status.bin`` beside them gives the status;
 * :class:`StreamSource` - a serial port, pseudo-terminal or pyserial URL carrying pygnc's
   side of the streaming protocol (:mod:`pygnc.formats.stream`: EST, STS, CNT, HEL, BYE
@@ -204,7 +204,7 @@ class BatchSource(_FileSource):
     kind = "batches"
 
     def _paths(self) -> list[Path]:
-        """The batch files (as :func:`ground.batches.read_batches` takes them: named as the
+        """The batch files (as :func:`ground.decode.batch_files.read_batches` takes them: named as the
         flight names them, or any ``.bin`` that starts as a batch file does)."""
         if self.path.is_file():
             return [self.path]
@@ -221,7 +221,7 @@ class BatchSource(_FileSource):
         ]
 
     def _load(self) -> list[dict]:
-        from ground import batches as gb
+        from ground.decode import batch_files as gb
         from ground.outputs.residuals import range_residuals
 
         bs = gb.read_batches(self.path)
@@ -502,7 +502,7 @@ class StreamSource:
         return np.asarray(t_sc, dtype=float) + (off if off is not None else 0.0)
 
     def _tables(self, bodies: dict) -> dict:
-        from ground import batches as gb
+        from ground.decode import batch_files as gb
 
         out = {}
         for kind, rows in bodies.items():

@@ -220,7 +220,7 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         # seconds of ranges it holds and its length; the kept orbits (the filter's first)
         # with their weights and relative positions (GCRS, m), and the largest amplitude over
         # an orbit of the difference between one weighing at least 1e-3 and the published
-        # state (m, range_only.orbit_ambiguity_m): the ambiguity the ranges leave open, and
+        # state (m, range_only_mirrors.orbit_ambiguity_m): the ambiguity the ranges leave open, and
         # whether it exceeds Config.formation_valid_max_sigma_m.
         "acquiring": "bool",
         "acquired_s": "num",

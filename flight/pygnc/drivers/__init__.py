@@ -15,7 +15,3 @@
 
 Protocol facts and their sources: docs/interface.md, "External IMU".
 """
-
-#: Housekeeping device kinds (``Config.housekeeping_devices[].kind``); a batch ``hk`` record
-#: stores a kind as its position here + 1 (0: unknown).  Never reorder: append.
-HK_DEVICE_KINDS = ("emus_bms", "opc_n3")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..device_kinds import HK_DEVICE_KINDS
 from ..limits import Interval, is_number, number_problem
-from . import HK_DEVICE_KINDS, emus_bms_codec
+from . import emus_bms_codec
 from .usb_id import USB_ISS_ID, UsbIdError, parse_usb_id
 
 KINDS = HK_DEVICE_KINDS

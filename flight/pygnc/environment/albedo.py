@@ -24,7 +24,7 @@ its predicted attitude cheaply.  The face clipping ``max(0, n.w)`` is kept per r
 is what makes the albedo on a face differ from a single "Earth irradiance vector".
 
 Accuracy against a 96 x 192 equal-area surface quadrature of the same physics (the
-simulator's ``ground.sim.environment``, written independently): max 0.0008, rms 0.00014
+simulator's ``ground.simulate.environment``, written independently): max 0.0008, rms 0.00014
 of the solar irradiance over random geometries at 400-800 km (``tests/test_albedo.py``;
 albedo itself reaches ~0.25).  The simulator's default 12 x 24 surface grid is itself off
 by up to 0.06 (rms 0.007) from the converged integral, which the attitude filter sees as

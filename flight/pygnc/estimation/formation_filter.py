@@ -851,7 +851,7 @@ class FormationFilter:
         """The covariance update of a range tagged *t_gps_s* (as :meth:`update_range` applies
         it) linearised about the current state, the state itself unchanged: a filter run
         along a reference trajectory the ranges are already known to fit (a range-only
-        window's fit, :func:`pygnc.estimation.range_only.replay_window`), so the covariance
+        window's fit, :func:`pygnc.estimation.range_only_window.replay_window`), so the covariance
         counts their information with the process noise between them and no km-sized
         prior's curvature."""
         t = float(t_gps_s)

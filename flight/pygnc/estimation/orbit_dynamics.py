@@ -5,16 +5,17 @@ Frame and units: everything is in the GCRS (:mod:`pygnc.frames`), SI units — p
 
 Models
 ------
-* **Gravity**: point mass plus the zonal harmonics J2..Jn (default J2, J3, J4 from EGM96,
-  ``GM_EARTH_M3_S2``, ``R_EARTH_M``) about the Earth's rotation pole k (the CIP, which
-  precession has moved ~0.15 deg from GCRS z by 2025 — ignoring that costs 5e-5 m/s^2).
+* **Gravity**: point mass plus the zonal harmonics J2..Jn of EGM96 (``GM_EARTH_M3_S2``,
+  ``R_EARTH_M``; ``OrbitFilterConfig.zonal_degree``; the module's own default is J2..J4)
+  about the Earth's rotation pole k (the CIP, which precession has moved ~0.15 deg from
+  GCRS z by 2025 - ignoring that costs 5e-5 m/s^2).
   Written once for any degree from the potential U = GM/r [1 - sum J_n (R/r)^n
   P_n(r.k/r)]; the acceleration and its 3x3 gradient d a/d r are both closed-form
-  (Legendre recursion for P_n, P_n', P_n'').  Optionally (``tesseral_degree``) the EGM96
-  tesseral terms up to degree and order 8, evaluated in ITRS once per step; or
-  (``gravity_degree``) EGM2008 to degree and order 70 (:mod:`pygnc.environment.gravity`)
-  beyond the zonals, once per step likewise (EGM2008 degree 40: ~1.5e-6 m/s^2 left out, where
-  EGM96 8x8 leaves ~3e-5).
+  (Legendre recursion for P_n, P_n', P_n'').  With ``tesseral_degree`` the EGM96 tesseral
+  terms up to that degree and order (the formation filter's own orbit: an 8x8 field), or with
+  ``gravity_degree`` EGM2008 to degree and order 70 (:mod:`pygnc.environment.gravity`; the
+  orbit filter: 34) beyond the zonals, evaluated in ITRS once per step (EGM2008 degree 40
+  leaves ~1.5e-6 m/s^2 out, where EGM96 8x8 leaves ~3e-5).
 * **Drag**: a = -1/2 (k / B) rho(h) |v_rel| v_rel with v_rel = v - omega_E x r (atmosphere
   co-rotating with the Earth), B = m / (C_D A) the ballistic coefficient [kg/m^2] and k
   a dimensionless drag scale (1 nominal; optionally estimated).  rho(h) is the
@@ -34,14 +35,15 @@ Models
   give ~2e-5 m/s^2 RMS per axis, correlated over ~100 s), drag-model error (~1e-7), SRP
   (~6e-8), and
   the third bodies when they are not modelled (~5e-7).
-* **State transition** (:func:`propagate`): RK4 on (r, v) over one step (<= 5 s; longer
-  intervals are split), the empirical acceleration decaying exactly as w(t) = w0
-  exp(-t/tau) inside the step.  The state transition matrix Phi is the 4th-order Taylor
-  series of exp(F dt) with the Jacobian F evaluated at the mid-step state.  For
-  |F| dt ~ sqrt(|G|) dt < 6e-3 the truncation is < 1e-12 relative and the mid-point
-  rule's error < 1e-8 relative: Phi is exact for all practical purposes at 5 s, with no
-  numerical differentiation.  RK4 itself: ~1 mm position error per orbit at 5 s
-  against DOP853 (asserted < 5 mm in ``tests/test_orbit_dynamics.py``).
+* **State transition** (:func:`propagate`): RK4 on (r, v) over one step of at most
+  ``max_step_s`` (the flight filters: 30 s; longer intervals are split into equal steps),
+  the empirical acceleration decaying exactly as w(t) = w0 exp(-t/tau) inside the step.
+  The state transition matrix Phi of a step longer than ``MAGNUS_MIN_STEP_S`` is exp of
+  the 4th-order Magnus expansion on the Jacobians at the step's two Gauss points
+  (:func:`_phi_magnus`: 3e-9 in the position and velocity blocks at 30 s against a chain of
+  0.5-s steps); a shorter step's is the 4th-order Taylor series of exp(F dt) with F at the
+  mid-step state.  No numerical differentiation.  RK4 at 30 s: ~3 mm at the step's end
+  against a fine integration (``tests/test_orbit_dynamics.py``).
 * **Process noise** (:func:`dmc_process_noise`): the exact discrete covariance of the
   (r, v, w) chain driven by the Gauss-Markov noise, per axis, closed form.
 

@@ -1,5 +1,5 @@
 """GPS-fix orbit EKF: position, velocity and empirical accelerations in GCRS (its batch driver and
-RTS smoother, ground-only, are in ``ground/orbit_batch.py``).
+RTS smoother, ground-only, are in ``ground/replay/orbit_filter.py``).
 
 State (GCRS, SI units), index: meaning
     0-2  r_gcrs_m        position [m]

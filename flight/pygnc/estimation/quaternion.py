@@ -2,7 +2,10 @@
 the integration of body rates into a rotation (the attitude filter's propagation).
 
 A quaternion ``q`` rotates body vectors into the reference frame: ``v_ref = dcm_from_quat(q)
-@ v_body``.  Angles in radians, rates in rad/s, times in seconds.
+@ v_body``.  Angles in radians, rates in rad/s, times in seconds.  The functions of one
+quaternion are written out in floats (the filter calls them at every step); those ending
+``_array`` (and :func:`quat_normalize`, :func:`quat_conj`) take arrays of quaternions
+``(..., 4)`` and broadcast: the ground's simulator and truth comparisons use them.
 """
 
 from __future__ import annotations
@@ -152,3 +155,59 @@ def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarr
     q = np.array([qw, qx, qy, qz])
     q /= np.linalg.norm(q)
     return rotvec_from_quat(q if q[0] >= 0.0 else -q), wk[0].copy(), wk[-1].copy()
+
+
+# --------------------------------------------------------------------------- arrays of quaternions
+
+
+def quat_normalize(q) -> np.ndarray:
+    """Unit quaternions along the last axis."""
+    q = np.asarray(q, dtype=float)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def quat_conj(q) -> np.ndarray:
+    """Conjugates (inverses of unit quaternions) along the last axis."""
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_multiply_array(p, q) -> np.ndarray:
+    """Hamilton products p (x) q, scalar-first, broadcasting over leading axes."""
+    p = np.asarray(p, dtype=float)
+    q = np.asarray(q, dtype=float)
+    pw, px, py, pz = np.moveaxis(p, -1, 0)
+    qw, qx, qy, qz = np.moveaxis(q, -1, 0)
+    return np.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        axis=-1,
+    )
+
+
+def dcm_from_quat_array(q) -> np.ndarray:
+    """Rotation matrices A(q) with v_ref = A @ v_body, shape (..., 3, 3) (q normalised first)."""
+    q = quat_normalize(q)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
+
+
+def rotvec_from_quat_array(q) -> np.ndarray:
+    """Rotation vectors (rad) of unit quaternions, angle in [0, pi] (the sign of q free)."""
+    q = np.where(q[..., :1] < 0, -q, q)
+    v = q[..., 1:]
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(n, q[..., :1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(n > 1e-12, angle / n, 2.0)
+    return v * scale

@@ -133,66 +133,21 @@ class FitAbandoned(Exception):
     """A fit given up part-way (:func:`solve_relative_orbit`'s *abandon*)."""
 
 
-def solve_relative_orbit(
-    x_ref0,
-    ref_pos_k,
-    ref_jac_k,
-    x0_prior,
-    p0_prior,
-    bias_prior_m,
-    bias_sigma_m,
-    own_r_k,
-    ranges_m,
-    sigma_m,
-    max_iter=30,
-    outlier_sigma=5.0,
-    tol_m=0.01,
-    starts=None,
-    n_random_starts=32,
-    abandon=None,
-) -> IodResult:
-    """Fit the partner's GCRS state at the window start and the range bias to *ranges_m*
-    (n,) taken from own positions *own_r_k* (n, 3), with the prior (*x0_prior* (6,),
-    *p0_prior* (6, 6); bias mean and sigma) as regularisation.
-
-    The partner's dynamics enter linearised about a reference trajectory: the reference
-    state *x_ref0* (6,) at the window start, its positions *ref_pos_k* (n, 3) at the range
-    times and their sensitivities *ref_jac_k* (n, 3, 6) = d r(t_k) / d x0 (the flight
-    dynamics' transition matrix; :func:`partner_trajectory` computes both, the processor
-    accumulates them range by range).  Relative dynamics are linear to ~3 n^2 |dx|^2 t^2 /
-    (2 r) - about 2 m for a 1-km offset over 45 min - so the fit needs no propagation; the
-    ranges themselves are kept exactly nonlinear.
-
-    Continuation: the fit is made on the first quarter of the ranges, then half, then all,
-    each stage starting from the last (early ranges are the least far from the prior, so
-    the linearisation holds there first); the first stage also starts from the prior's
-    mirror images (relative position negated, reflected in the own orbit plane, both), from
-    the prior's direction at the first range's distance and its point mirror, and from the
-    partner ahead and behind along-track at that distance, each taken through every stage, and so are
-    *n_random_starts* draws from the prior; the
-    lowest final cost (ranges + prior) wins (*starts*: the 7-vectors [x0, bias] to start
-    from instead).  Ranges off by more than *outlier_sigma* x a robust spread are dropped
-    and the fit repeated.  *abandon*: a callable looked at before each start; True raises
-    :class:`FitAbandoned` (the result is not wanted any more: the flight task stops)."""
-    x_ref0 = np.asarray(x_ref0, dtype=float)
-    ref_pos_k = np.asarray(ref_pos_k, dtype=float)
-    ref_jac_k = np.asarray(ref_jac_k, dtype=float)
-    own_r_k = np.asarray(own_r_k, dtype=float)
-    z = np.asarray(ranges_m, dtype=float)
-    prior, p_prior, info_prior = fit_prior(x0_prior, p0_prior, bias_prior_m, bias_sigma_m)
-    w = 1.0 / float(sigma_m) ** 2
+def _structured_starts(prior: np.ndarray, own_r_k: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
+    """The starts of a window fit besides the random draws: the prior [x0, bias] (7,), its
+    mirror images about the own position at the first range (relative position negated,
+    reflected in the own orbit plane, both), and - the first range *z[0]* fixing the distance
+    - the prior's direction at that distance, the partner ahead and behind along-track at
+    it, and their point mirrors."""
     n = z.size
-    args = (x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w)
-    it_total, converged = 0, False
     # Mirror candidates about the own position at the first range: the point mirror of the
     # relative position and its reflection in the own orbit plane (normal from the own path).
     own0 = own_r_k[0]
     normal_dir = np.cross(own0, own_r_k[-1] - own0) if n > 1 else np.zeros(3)
     nn = float(np.linalg.norm(normal_dir))
-    explicit = starts is not None
-    starts = [np.asarray(c, dtype=float) for c in starts] if explicit else [prior.copy()]
+    starts = [prior.copy()]
     for point, plane in ((True, False), (False, True), (True, True)):
-        if explicit or (plane and not nn > 0):
+        if plane and not nn > 0:
             continue
         c = prior.copy()
         dr, dv = prior[:3] - own0, prior[3:6].copy()
@@ -209,7 +164,7 @@ def solve_relative_orbit(
     rho0 = float(z[0] - prior[6]) if n else 0.0
     along = own_r_k[1] - own0 if n > 1 else np.zeros(3)
     na = float(np.linalg.norm(along))
-    if not explicit and rho0 > 0.0:
+    if rho0 > 0.0:
         # The first range fixes the distance at the window start: the prior's direction at
         # that distance and its point mirror, and the partner ahead and behind along-track
         # at that distance (where formations fly), start closer to the answer than a prior
@@ -221,15 +176,95 @@ def solve_relative_orbit(
                 c = prior.copy()
                 c[:3] = own0 + sign * rho0 * u
                 starts.append(c)
+    return starts
+
+
+@dataclass(frozen=True)
+class IodWindow:
+    """The data of a window fit: the ranges *ranges_m* (n,) of noise *sigma_m*, taken from
+    the own positions *own_r_k* (n, 3), and the reference trajectory the partner's dynamics
+    are linearised about - its state *x_ref0* (6,) at the window start, its positions
+    *ref_pos_k* (n, 3) at the range times and their sensitivities *ref_jac_k* (n, 3, 6) =
+    d r(t_k) / d x0 (the flight dynamics' transition matrix; :func:`partner_trajectory`
+    computes both, the processor accumulates them range by range)."""
+
+    x_ref0: np.ndarray
+    ref_pos_k: np.ndarray
+    ref_jac_k: np.ndarray
+    own_r_k: np.ndarray
+    ranges_m: np.ndarray
+    sigma_m: float
+
+
+@dataclass(frozen=True)
+class IodPrior:
+    """The fit's regularisation: the partner's GCRS state *x0* (6,) with covariance *p0*
+    (6, 6), and the range bias' mean and sigma."""
+
+    x0: np.ndarray
+    p0: np.ndarray
+    bias_m: float
+    bias_sigma_m: float
+
+
+@dataclass(frozen=True)
+class IodOptions:
+    """The fit's tunables: Levenberg-Marquardt iterations per stage and step tolerance, the
+    outlier cut (x a robust spread) and the number of starts drawn from the prior."""
+
+    max_iter: int = 30
+    outlier_sigma: float = 5.0
+    tol_m: float = 0.01
+    n_random_starts: int = 32
+
+
+def solve_relative_orbit(
+    window: IodWindow, prior: IodPrior, starts=None, options: IodOptions = IodOptions(), abandon=None
+) -> IodResult:
+    """Fit the partner's GCRS state at the window start and the range bias to the ranges of
+    *window*, with *prior* as regularisation.
+
+    The partner's dynamics enter linearised about the window's reference trajectory.
+    Relative dynamics are linear to ~3 n^2 |dx|^2 t^2 / (2 r) - about 2 m for a 1-km offset
+    over 45 min - so the fit needs no propagation; the ranges themselves are kept exactly
+    nonlinear.
+
+    Continuation: the fit is made on the first quarter of the ranges, then half, then all,
+    each stage starting from the last (early ranges are the least far from the prior, so
+    the linearisation holds there first); the first stage also starts from the prior's
+    mirror images, its direction at the first range's distance and the partner ahead and
+    behind along-track (:func:`_structured_starts`), each taken through every stage, and so
+    are ``options.n_random_starts`` draws from the prior; the lowest final cost (ranges +
+    prior) wins (*starts*: the 7-vectors [x0, bias] to start from instead).  Ranges off by
+    more than ``options.outlier_sigma`` x a robust spread are dropped and the fit repeated.
+    *abandon*: a callable looked at before each start; True raises :class:`FitAbandoned`
+    (the result is not wanted any more: the flight task stops)."""
+    max_iter, outlier_sigma, tol_m = options.max_iter, options.outlier_sigma, options.tol_m
+    sigma_m = window.sigma_m
+    x_ref0 = np.asarray(window.x_ref0, dtype=float)
+    ref_pos_k = np.asarray(window.ref_pos_k, dtype=float)
+    ref_jac_k = np.asarray(window.ref_jac_k, dtype=float)
+    own_r_k = np.asarray(window.own_r_k, dtype=float)
+    z = np.asarray(window.ranges_m, dtype=float)
+    x_prior, p_prior, info_prior = fit_prior(prior.x0, prior.p0, prior.bias_m, prior.bias_sigma_m)
+    w = 1.0 / float(sigma_m) ** 2
+    n = z.size
+    args = (x_ref0, ref_pos_k, ref_jac_k, x_prior, info_prior, own_r_k, z, w)
+    it_total, converged = 0, False
+    explicit = starts is not None
+    if explicit:
+        starts = [np.asarray(c, dtype=float) for c in starts]
+    else:
+        starts = _structured_starts(x_prior, own_r_k, z)
     n_structured = len(starts)
-    if not explicit and n_random_starts > 0:
+    if not explicit and options.n_random_starts > 0:
         # The cost has several minima the ranges fit equally well (mirror images and their
         # relatives, km apart); which the prior prefers is decided only by comparing them,
         # so starts are also drawn from the prior (a fixed seed: the same data give the
         # same fit).  Each costs one linear least-squares run.
         chol = np.linalg.cholesky(p_prior)
-        draws = np.random.default_rng(12345).standard_normal((n_random_starts, 7))
-        starts += [prior + chol @ d for d in draws]
+        draws = np.random.default_rng(12345).standard_normal((options.n_random_starts, 7))
+        starts += [x_prior + chol @ d for d in draws]
 
     def residuals(x):
         d = ref_pos_k + ref_jac_k @ (x[:6] - x_ref0) - own_r_k

@@ -53,7 +53,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..drivers import HK_DEVICE_KINDS
+from ..device_kinds import HK_DEVICE_KINDS
+
+# The record times and cadences are the downlink schedule's (also the processors' decimation).
+from ..downlink_schedule import ESTIMATE_PERIOD_S, period_ms, record_time_ms, split_time  # noqa: F401
 from ..task_ids import TASK_IDS, TASK_STATES  # health records carry the status file's ids and states
 from .status import ESTIMATE_QUALITY  # estimate records carry the status file's quality words
 
@@ -629,11 +632,11 @@ _QUALITY = _F(
 )
 
 #: Every record kind, declared once.  Codes are never reused and a code's layout never
-#: changes (a changed layout is a new kind).  A driver adds its kind here, e.g. for a
-#: channel ``imu`` carrying ``imu_sample`` messages::
+#: changes (a changed layout is a new kind).  A driver adds its kind here with the next free
+#: code, e.g. for the channel ``imu`` carrying ``imu_samples`` messages::
 #:
-#:     RecordKind("imu", 12, ("imu",), ("imu_sample",),
-#:                (Field("gyro_rad_s", "e", 3, None, "angular rate, IMU axes, rad/s"), ...),
+#:     RecordKind("imu", 18, ("imu",), ("imu_samples",),
+#:                (Field("rate_imu_rad_s", "e", 3, None, "angular rate, IMU axes, rad/s"), ...),
 #:                _enc_imu, "an IMU sample", period_s=60.0)
 #:
 #: with ``_enc_imu(msg_type, body) -> {field: value, ..., "t_sc_s": record time}`` (or None to
@@ -709,7 +712,7 @@ KINDS: tuple[RecordKind, ...] = (
         _ORBIT_FIELDS,
         _enc_orbit,
         "orbit estimate, first layout",
-        period_s=60.0,
+        period_s=ESTIMATE_PERIOD_S["orbit"],
         final=True,
         enabled=False,
         superseded_by="orbit",
@@ -723,7 +726,7 @@ KINDS: tuple[RecordKind, ...] = (
         _ATTITUDE_FIELDS,
         _enc_attitude,
         "attitude estimate, first layout",
-        period_s=60.0,
+        period_s=ESTIMATE_PERIOD_S["attitude"],
         final=True,
         enabled=False,
         superseded_by="attitude",
@@ -737,7 +740,7 @@ KINDS: tuple[RecordKind, ...] = (
         _FORMATION_FIELDS,
         _enc_formation,
         "relative-state estimate of one peer, first layout",
-        period_s=60.0,
+        period_s=ESTIMATE_PERIOD_S["formation"],
         key="peer_id",
         final=True,
         enabled=False,
@@ -843,7 +846,7 @@ KINDS: tuple[RecordKind, ...] = (
         ("hk_reading",),
         (
             _F("device", "s", 12, None, "configured device name"),
-            _F("device_kind", "B", meaning="position in pygnc.drivers.HK_DEVICE_KINDS + 1 (1 emus_bms, 2 opc_n3)"),
+            _F("device_kind", "B", meaning="position in pygnc.device_kinds.HK_DEVICE_KINDS + 1 (1 emus_bms, 2 opc_n3)"),
             _F("record", "s", 10, None, "EMUS sentence name or OPC-N3 record"),
             _F("flags", "B", meaning="bit 0 solicited, bit 1 raw cut at 200 bytes"),
             _F("n_raw", "H", meaning="length of the reading's bytes"),
@@ -862,7 +865,7 @@ KINDS: tuple[RecordKind, ...] = (
         _ORBIT_FIELDS + (_QUALITY,),
         _enc_orbit,
         "orbit estimate at a sensor sample time (or propagated to now)",
-        period_s=60.0,
+        period_s=ESTIMATE_PERIOD_S["orbit"],
         final=True,
     ),
     RecordKind(
@@ -873,7 +876,7 @@ KINDS: tuple[RecordKind, ...] = (
         _ATTITUDE_FIELDS + (_QUALITY,),
         _enc_attitude,
         "attitude estimate",
-        period_s=60.0,
+        period_s=ESTIMATE_PERIOD_S["attitude"],
         final=True,
     ),
     RecordKind(
@@ -894,7 +897,7 @@ KINDS: tuple[RecordKind, ...] = (
         ),
         _enc_formation,
         "relative-state estimate of one peer",
-        period_s=60.0,
+        period_s=ESTIMATE_PERIOD_S["formation"],
         key="peer_id",
         final=True,
     ),
@@ -978,38 +981,11 @@ RECORD_SYNC = 0xC7
 _REC_HEAD = struct.Struct("<BBBIH")
 RECORD_HEAD_SIZE = _REC_HEAD.size  # 9
 RECORD_OVERHEAD = RECORD_HEAD_SIZE + 2
-_MAX_T_S = (1 << 32) - 1
 
 
 def crc16(data: bytes) -> int:
     """CRC-16/CCITT-FALSE (check value 0x29B1 for b"123456789")."""
     return binascii.crc_hqx(data, 0xFFFF)
-
-
-def split_time(t_sc_s: float) -> tuple[int, int]:
-    """(whole seconds, milliseconds) of a spacecraft time; ValueError if not representable."""
-    t = float(t_sc_s)
-    if not math.isfinite(t) or t < 0 or t >= _MAX_T_S + 1:
-        raise ValueError(f"record time {t_sc_s!r} is outside 0 .. 2**32 s")
-    s = int(t)
-    ms = int(round((t - s) * 1000.0))
-    if ms >= 1000:
-        s, ms = s + 1, 0
-        if s > _MAX_T_S:
-            raise ValueError(f"record time {t_sc_s!r} is outside 0 .. 2**32 s")
-    return s, ms
-
-
-def record_time_ms(t_sc_s: float) -> int:
-    """A record time in whole milliseconds, as the record stores it (ValueError: see
-    :func:`split_time`); the batch writer's bins are these // the period in ms."""
-    s, ms = split_time(t_sc_s)
-    return s * 1000 + ms
-
-
-def period_ms(period_s: float | None) -> int | None:
-    """A kind's cadence in whole milliseconds (None: on change only - None or inf)."""
-    return None if period_s is None or math.isinf(period_s) else int(round(period_s * 1000))
 
 
 def frame_record(code: int, t_sc_s: float, payload: bytes) -> bytes:

@@ -43,7 +43,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..formats.batch import KINDS_BY_NAME, period_ms, record_time_ms
+from ..downlink_schedule import ESTIMATE_PERIOD_S, period_ms, record_time_ms
 from ..timebase import ClockMap
 
 
@@ -51,13 +51,13 @@ class BatchDecimation:
     """Which estimates of one kind a processor publishes during a batch
     (``Config.batch_decimate_estimates``): per key (peer id, or None), the first whose
     spacecraft time falls in each bin of the batch writer's period for the kind - the
-    writer's own bins (:func:`pygnc.formats.batch.record_time_ms` // its period in ms), so it
+    writer's own bins (:func:`pygnc.downlink_schedule.record_time_ms` // its period in ms), so it
     records exactly what it would have recorded of every estimate - and none of the rest
     until ``batch_end``; the processor keeps the newest one left out and publishes it at
     ``batch_end`` (or at stop), and everything after."""
 
     def __init__(self, config, kind: str):
-        ms = period_ms(config.batch_period_s.get(kind, KINDS_BY_NAME[kind].period_s))
+        ms = period_ms(config.batch_period_s.get(kind, ESTIMATE_PERIOD_S[kind]))
         #: bin length [ms]; None: every estimate is published (switched off, or the writer
         #: keeps this kind on change only / every message)
         self.period_ms = ms if config.batch_decimate_estimates and ms and ms > 0 else None

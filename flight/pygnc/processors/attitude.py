@@ -60,7 +60,7 @@ processed (counter ``outputs_decimated``).
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
 
 Ground: with ``record_history`` on (replay ``--smooth``),
-``ground.attitude_smoother.smoothed_messages`` returns the fixed-interval RTS-smoothed
+``ground.replay.attitude_smoother.smoothed_messages`` returns the fixed-interval RTS-smoothed
 estimate of every processed sample.
 """
 

@@ -14,6 +14,9 @@ messages; the other jobs have rooms of their own:
 * :mod:`.formation_outputs` - estimates waiting for the filter's next step, interpolated,
   published in time order and decimated during a batch;
 * :mod:`.now_cursor` - the estimates propagated to "now" (:meth:`propagate_to_sc`).
+* :mod:`.formation_estimate` - an estimate's message body (the kept orbits' mixture, axes,
+  sigmas, ambiguity, quality);
+* :mod:`.formation_notes` - the notes, and those issued once per batch.
 
 Inputs
 * ``clock_map``: own spacecraft clock -> GPS time (sensor samples and range packets carry
@@ -63,63 +66,23 @@ goes on from there (``budget_deferred``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
-from ..config import Config, filter_tunables
+from ..config import Config
 from ..estimation.formation_filter import (
-    I_DRAG_SCALE,
-    I_R_OWN,
-    I_RANGE_BIAS,
-    I_RANGE_DT,
-    I_REPORTED,
-    I_V_OWN,
     FormationFilter,
     FormationFilterConfig,
-    ecef_jacobian,
-    line_of_sight_sigma,
     reported_block,
-    rtn_matrix,
 )
-from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only import (
-    RangeOnlyConfig,
-    implausible,
-    losing_the_ranges,
-    mix,
-    orbit_ambiguity_m,
-    with_mirror_images,
-    with_the_range_only,
-)
-from ..timebase import ClockMap, utc_unix_from_gps
-from ..validity import peer_word
+from ..timebase import ClockMap
 from . import Output, Processor, admission, clock_map_from_body, now_cursor
 from .event_order import EventOrder, Kind
+from .formation_estimate import estimate_body
+from .formation_notes import batch_notes, note
 from .formation_outputs import READY_PER_CALL, Ready, acquisition
-from .formation_peer import PeerTrack
-
-
-def filter_config_from(config: Config) -> FormationFilterConfig:
-    """The filter's tunables from the flight configuration (``[formation_filter]``, its
-    own-orbit model from ``[orbit_filter]``)."""
-    f = filter_tunables(FormationFilterConfig, config.formation_filter, "formation_filter")
-    return dataclasses.replace(f, orbit=filter_tunables(OrbitFilterConfig, config.orbit_filter, "orbit_filter"))
-
-
-def range_only_filter_config(fc: FormationFilterConfig, ro: RangeOnlyConfig) -> FormationFilterConfig:
-    """The formation filter's tunables for range-only partners: the differential acceleration
-    at least ``[range_only] diff_dmc_sigma_m_s2`` (their dynamics carry the directions the
-    ranges hardly see)."""
-    if ro.diff_dmc_sigma_m_s2 <= fc.diff_dmc_sigma_m_s2:
-        return fc
-    return dataclasses.replace(fc, diff_dmc_sigma_m_s2=ro.diff_dmc_sigma_m_s2)
-
-
-def range_only_config_from(config: Config) -> RangeOnlyConfig:
-    """The range-only tunables from the flight configuration (``[range_only]``)."""
-    return filter_tunables(RangeOnlyConfig, config.range_only, "range_only")
+from .formation_peer import PeerTrack, filter_config_from, range_only_config_from, range_only_filter_config
 
 
 class FormationProcessor(Processor):
@@ -184,7 +147,7 @@ class FormationProcessor(Processor):
                 self.unknown_ids.add(peer_id)
                 if self.part == 0:
                     out.append(
-                        _note(
+                        note(
                             "unknown_peer",
                             f"peer id 0x{peer_id:02X} is not in formation_peer_ids: its fixes and ranges are ignored",
                             peer_id,
@@ -262,7 +225,7 @@ class FormationProcessor(Processor):
                 # propagation after the batch
                 p.finish_window()
                 self._take_notes(p, out)
-        self._batch_notes(b, out)
+        batch_notes(self, b, out)
 
     def _on_fix(self, b: dict, out: list[Output]) -> None:
         pid = int(b["peer_id"])
@@ -319,7 +282,7 @@ class FormationProcessor(Processor):
             if not p.late_noted:
                 p.late_noted = True
                 out.append(
-                    _note(
+                    note(
                         "peer_fix_late",
                         f"peer 0x{pid:02X}: fix arrived {order.t_done_gps_s - t:.0f} s "
                         "after the filter passed its time (peer clock ahead?): dropped",
@@ -452,7 +415,7 @@ class FormationProcessor(Processor):
 
     def _take_notes(self, p: PeerTrack, out: list[Output]) -> None:
         for code, text in p.notes:
-            out.append(_note(code, text, p.peer_id))
+            out.append(note(code, text, p.peer_id))
         p.notes.clear()
 
     # ------------------------------------------------------------------ outputs
@@ -526,83 +489,23 @@ class FormationProcessor(Processor):
         propagated: bool,
         acq: tuple | None,
     ) -> dict:
-        """The ``formation_estimate`` body of *p* at *f*'s time from *ests*: (state (n,), its
-        covariance's I_REPORTED block (7, 7)) of *f* and, range-only, of its alternatives,
-        published as their mixture with the weights *w* (weight of *f*, weights of the
-        others); *f* gives the counters; *acq*: (seconds of ranges, window length) of an
-        acquisition under way (the estimate is then the prior's), else None."""
-        t = f.t_gps_s
-        x, pr = ests[0]
-        range_m = math.sqrt(float(x[9] * x[9] + x[10] * x[10] + x[11] * x[11]))  # the filter's own
-        ws = (1.0,)
-        if len(ests) > 1:
-            ws = (w[0],) + tuple(w[1])
-        if self.range_only and acq is None:
-            ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)
-        if len(ests) > 1:
-            x, pr = mix(ests, ws, I_REPORTED)
-        if self.range_only and acq is None and (implausible(x, self.filter_config) or losing_the_ranges(f)):
-            # its ranges or its nuisance states say the filter is off: what the range says
-            pr = with_the_range_only(x, pr)
-        hyp_dr = [e[0][9:12] for e in ests]
-        ambiguity = orbit_ambiguity_m([e[0] for e in ests], ws, x)
-        if self.range_only and acq is None:
-            ambiguity = max(ambiguity, p.hyp.unresolved_m)  # (orbits the ranges cannot tell apart)
-        j = ecef_jacobian(t)
-        x_rel = x[9:15]
-        p6 = pr[:6, :6]
-        x_e = j @ x_rel
-        p_e = j @ p6 @ j.T
-        sig_e = np.sqrt(np.clip(np.diag(p_e), 0.0, None))
-        hyp_e = [j @ e[0][9:15] for e in ests]  # each kept orbit's relative state, ECEF
-        hyp_sig = [np.sqrt(np.clip(np.diag(j @ e[1][:6, :6] @ j.T), 0.0, None)) for e in ests]
-        a = rtn_matrix(x[I_R_OWN], x[I_V_OWN])
-        p_rr = pr[:3, :3]
-        p_rtn = a @ p_rr @ a.T
-        if self.clock is not None and abs(float(self.clock.gps_from_sc(t_sc_s)) - t) > 1e-3:
-            t_sc_s = float(self.clock.sc_from_gps(t))  # the filter is later than asked: report its epoch
+        """The ``formation_estimate`` body of *p* (:func:`.formation_estimate.estimate_body`), counted."""
+        body = estimate_body(
+            p,
+            f,
+            ests,
+            w,
+            t_sc_s,
+            propagated,
+            acq,
+            range_only=self.range_only,
+            clock=self.clock,
+            config=self.config,
+            filter_config=self.filter_config,
+        )
         p.n_outputs += 1
         self.n_outputs += 1
-        return {
-            "t_sc_s": float(t_sc_s),
-            "unix_time_s": float(utc_unix_from_gps(t)),
-            "peer_id": p.peer_id,
-            "dr_ecef_m": x_e[0:3].tolist(),
-            "dv_ecef_m_s": x_e[3:6].tolist(),
-            "sigma_dr_m": sig_e[:3].tolist(),
-            "sigma_dv_m_s": sig_e[3:].tolist(),
-            "range_bias_m": float(x[I_RANGE_BIAS]),
-            "n_ranges_used": int(f.n_ranges_used),
-            "n_ranges_rejected": int(f.n_ranges_rejected),
-            "propagated": bool(propagated),
-            "t_gps_s": float(t),
-            "dr_gcrs_m": x[9:12].tolist(),
-            "dv_gcrs_m_s": x[12:15].tolist(),
-            "cov_rel_gcrs": p6.ravel().tolist(),
-            "dr_rtn_m": (a @ x[9:12]).tolist(),
-            "sigma_dr_rtn_m": np.sqrt(np.clip(np.diag(p_rtn), 0.0, None)).tolist(),
-            "range_m": range_m,
-            "sigma_los_m": line_of_sight_sigma(x[9:12], p_rr),
-            "sigma_range_bias_m": float(math.sqrt(max(0.0, pr[6, 6]))),
-            "range_time_offset_s": float(x[I_RANGE_DT]),
-            "peer_drag_scale": float(x[I_DRAG_SCALE]),
-            "n_peer_fixes_used": int(f.n_peer_used),
-            "n_peer_fixes_rejected": int(f.n_peer_rejected),
-            "n_own_fixes_used": int(f.n_own_used),
-            "n_own_fixes_rejected": int(f.n_own_rejected),
-            "acquiring": acq is not None,
-            "acquired_s": float(acq[0]) if acq else 0.0,
-            "window_s": float(acq[1]) if acq else 0.0,
-            "hyp_weights": [float(v) for v in ws],
-            "hyp_dr_gcrs_m": [d.tolist() for d in hyp_dr],
-            "ambiguity_m": ambiguity,
-            "ambiguous": ambiguity > self.config.formation_valid_max_sigma_m,
-            "hyp_dr_ecef_m": [h[:3].tolist() for h in hyp_e],
-            "hyp_dv_ecef_m_s": [h[3:].tolist() for h in hyp_e],
-            "hyp_sigma_dr_m": [h[:3].tolist() for h in hyp_sig],
-            "hyp_sigma_dv_m_s": [h[3:].tolist() for h in hyp_sig],
-            "quality": peer_word(sig_e[:3], acq is not None, ambiguity, self.config),
-        }
+        return body
 
     def propagate_to_sc(self, t_sc_s: float, budget_s: float = math.inf) -> list[Output]:
         """Estimates propagated toward spacecraft time *t_sc_s* (``propagated``).
@@ -642,7 +545,7 @@ class FormationProcessor(Processor):
                 if "propagation_horizon" not in self.notes_sent:
                     self.notes_sent.add("propagation_horizon")
                     out.append(
-                        _note(
+                        note(
                             "propagation_horizon",
                             f"not propagated beyond {self.config.max_propagation_s:.0f} s after the last measurement",
                         )
@@ -656,49 +559,6 @@ class FormationProcessor(Processor):
                 c, alts = new
                 out.append(("formation_estimate", self._body(p, c, float(t_sc_s), True, alts=alts, w=p.hyp.weights())))
         return out
-
-    # ------------------------------------------------------------------ notes
-    def _batch_notes(self, b: dict, out: list[Output]) -> None:
-        def once(code, text, key=None, peer_id=0):
-            key = key or code
-            if key not in self.notes_sent:
-                self.notes_sent.add(key)
-                out.append(_note(code, text, peer_id))
-
-        if self.part == 0 and int(b["n_peer_fix"]) == 0 and int(b["n_range"]) == 0:
-            once(
-                "no_range_data",
-                "no peer fix and no range in the batch (range files missing or empty): no formation estimate",
-            )
-        if self.part == 0 and self.n_own_valid == 0 and self.appeared:
-            once("no_own_fix", "no valid own GPS fix: no relative state for any peer")
-        for pid, p in sorted(self.peers.items()):
-            if p.filter.initialized or not p.heard:
-                continue
-            if self.range_only:
-                if self.n_own_valid:
-                    once(
-                        "peer_not_initialized",
-                        f"peer 0x{pid:02X}: ranges heard, but none within "
-                        f"{self.filter_config.max_init_pair_gap_s:.0f} s after a valid own fix: no estimate",
-                        key=f"peer_not_initialized:{pid}",
-                        peer_id=pid,
-                    )
-            elif p.n_fixes_valid == 0:
-                once(
-                    "peer_no_valid_fix",
-                    f"peer 0x{pid:02X}: {p.n_fixes} fixes, none valid: no estimate",
-                    key=f"peer_no_valid_fix:{pid}",
-                    peer_id=pid,
-                )
-            elif self.n_own_valid:
-                once(
-                    "peer_not_initialized",
-                    f"peer 0x{pid:02X}: no valid own fix within {self.filter_config.max_init_pair_gap_s:.0f} s "
-                    "before any of its fixes: no estimate",
-                    key=f"peer_not_initialized:{pid}",
-                    peer_id=pid,
-                )
 
     def counters(self) -> dict:
         ps = self.peers.values()
@@ -738,8 +598,3 @@ class FormationProcessor(Processor):
             "gap_skipped": self.n_gap_skipped + sum(p.n_gap_skipped + p.outputs.n_skipped for p in ps),
             "outputs_decimated": sum(p.outputs.n_decimated for p in ps),
         }
-
-
-def _note(code: str, text: str, peer_id: int = 0) -> Output:
-    """A note (codes: :data:`pygnc.notes.NOTES`) about partner *peer_id* (0: none)."""
-    return ("estimator_note", {"estimator": "formation", "code": code, "peer_id": int(peer_id), "text": text})

@@ -14,20 +14,16 @@ the cursor to "now" copied again (:class:`~.now_cursor.NowCursor`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from ..config import orbit_state_problem
+from ..config import Config, filter_tunables, orbit_state_problem
 from ..estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_to_gcrs
-from ..estimation.range_only import (
-    PRIOR_RANGE_GATE,
-    PartnerHypotheses,
-    PriorCarry,
-    RangeOnlyConfig,
-    absolute_prior,
-    rtn_covariance_to_gcrs,
-)
+from ..estimation.orbit_ekf import OrbitFilterConfig
+from ..estimation.range_only import PartnerHypotheses, RangeOnlyConfig
+from ..estimation.range_only_prior import PRIOR_RANGE_GATE, PriorCarry, absolute_prior, rtn_covariance_to_gcrs
 from . import admission
 from .formation_outputs import PeerOutputs
 from .now_cursor import NowCursor
@@ -402,3 +398,24 @@ def prior_agrees(x_rel: np.ndarray, rel_cov: np.ndarray, range_m: float, fc: For
     s = float(u @ rel_cov[:3, :3] @ u) + fc.range_sigma_m**2 + fc.range_bias_sigma_m**2
     nu = range_m - rho - fc.range_bias_prior_m
     return nu * nu <= PRIOR_RANGE_GATE * s
+
+
+def filter_config_from(config: Config) -> FormationFilterConfig:
+    """The filter's tunables from the flight configuration (``[formation_filter]``, its
+    own-orbit model from ``[orbit_filter]``)."""
+    f = filter_tunables(FormationFilterConfig, config.formation_filter, "formation_filter")
+    return dataclasses.replace(f, orbit=filter_tunables(OrbitFilterConfig, config.orbit_filter, "orbit_filter"))
+
+
+def range_only_filter_config(fc: FormationFilterConfig, ro: RangeOnlyConfig) -> FormationFilterConfig:
+    """The formation filter's tunables for range-only partners: the differential acceleration
+    at least ``[range_only] diff_dmc_sigma_m_s2`` (their dynamics carry the directions the
+    ranges hardly see)."""
+    if ro.diff_dmc_sigma_m_s2 <= fc.diff_dmc_sigma_m_s2:
+        return fc
+    return dataclasses.replace(fc, diff_dmc_sigma_m_s2=ro.diff_dmc_sigma_m_s2)
+
+
+def range_only_config_from(config: Config) -> RangeOnlyConfig:
+    """The range-only tunables from the flight configuration (``[range_only]``)."""
+    return filter_tunables(RangeOnlyConfig, config.range_only, "range_only")

@@ -14,7 +14,8 @@ import copy
 import math
 
 from ..estimation.formation_filter import FormationFilter
-from ..estimation.range_only import MIRROR_D2, PartnerHypotheses, reflected, same_orbit
+from ..estimation.range_only import PartnerHypotheses
+from ..estimation.range_only_mirrors import MIRROR_D2, reflected, same_orbit
 from . import admission
 
 #: Propagation step of a cursor between budget checks [s] (6 filter steps: milliseconds).

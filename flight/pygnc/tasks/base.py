@@ -52,6 +52,7 @@ from ..bus.channels import CHANNELS
 from ..bus.messages import DecodeCounters, Encoder, Message, decode, type_prefix
 from ..bus.transport import ControlClient, Publisher, Subscriber
 from ..config import Config, Paths, load_config
+from ..log_budget import log_failure
 from ..logs import records_dropped, setup_task_logging, sync_logs
 from ..signals import STOP_SIGNALS, StopSignals, import_unless_stopped
 from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers
@@ -104,6 +105,9 @@ class TaskContext:
 class Task:
     """Base class of a task; subclasses override the hooks they need."""
 
+    #: Failures :meth:`guard` caught (the task carried on).
+    failures = 0
+
     def __init__(self, runner: TaskRunner):
         self.runner = runner
         self.ctx = runner.ctx
@@ -146,6 +150,17 @@ class Task:
         return {}
 
     # -- helpers -------------------------------------------------------------------------
+    def guard(self, what: str, fn, *args) -> tuple[bool, object]:
+        """(True, *fn*(*args)), or (False, None) if it raised: counted in :attr:`failures` and
+        logged (the first few, :func:`pygnc.log_budget.log_failure`) instead of ending the
+        task - for work whose failure must not stop the others (a file, a handler)."""
+        try:
+            return True, fn(*args)
+        except Exception:
+            self.failures += 1
+            log_failure(self.log, self.failures, "%s failed", what)
+            return False, None
+
     def publish(self, channel: str, msg_type: str, body: dict, keep: bool = True, seq: int | None = None) -> bool:
         """Publish on *channel*; *keep*: remember it for a restarted consumer (replay);
         *seq*: the message's number in a stream the task numbers itself (ingest)."""

@@ -45,13 +45,12 @@ from dataclasses import dataclass, field
 from ..batch_store import span_key, store_for
 from ..bus.messages import Message
 from ..formats import batch as fmt
+from ..log_budget import log_failure
 from ..logs import SyncingFileHandler, give_way
 from .base import Task
 
 #: Bins remembered per kind and key (oldest forgotten first): 2 days at a 60-s cadence.
 MAX_BINS_PER_KEY = 2880
-#: Failures logged with a traceback before the rest are only counted.
-MAX_LOGGED_FAILURES = 5
 
 
 def kind_selection(config) -> tuple[list[fmt.RecordKind], dict[str, float | None]]:
@@ -109,12 +108,7 @@ class BatchRecorder:
     # -- helpers -----------------------------------------------------------------------
     def _failed(self, what: str) -> None:
         self.encode_errors += 1
-        if self.log is not None and self.encode_errors <= MAX_LOGGED_FAILURES:
-            self.log.exception(
-                "%s failed%s",
-                what,
-                " (further failures only counted)" if self.encode_errors == MAX_LOGGED_FAILURES else "",
-            )
+        log_failure(self.log, self.encode_errors, "%s failed", what)
 
     @staticmethod
     def _key(kind: fmt.RecordKind, values: dict):
@@ -323,15 +317,6 @@ class BatchWriter(Task):
             else "",
         )
 
-    def _guard(self, what: str, fn, *args):
-        try:
-            return fn(*args)
-        except Exception:
-            self.failures += 1
-            if self.failures <= MAX_LOGGED_FAILURES:
-                self.log.exception("%s failed", what)
-            return None
-
     def reads(self, channel: str) -> frozenset[str]:
         """The types its batch record kinds record, and the host's commands."""
         return frozenset(self.recorder.by_type) | {"host_command"}
@@ -342,17 +327,17 @@ class BatchWriter(Task):
                 self.host_flushes += 1
                 if self.store.file is not None:
                     self.log.info("closing the open batch file on the host's request (frame %d)", msg.body["seq"])
-                    self._guard("closing the batch file for the host", self.store.close_file, fmt.FILE_CLOSED_HOST)
+                    self.guard("closing the batch file for the host", self.store.close_file, fmt.FILE_CLOSED_HOST)
             return
-        self._guard(f"recording {msg.type}", self.recorder.handle, msg.type, msg.body)
+        self.guard(f"recording {msg.type}", self.recorder.handle, msg.type, msg.body)
 
     def step(self) -> float:
-        wait = self._guard("batch file upkeep", self.store.tick)
+        _, wait = self.guard("batch file upkeep", self.store.tick)
         return 0.5 if wait is None else min(wait, 0.5)
 
     def on_stop(self, reason: str) -> None:
-        n = self._guard("recording the final messages", self.recorder.finish)
-        self._guard("closing the batch file", self.store.close)
+        _, n = self.guard("recording the final messages", self.recorder.finish)
+        self.guard("closing the batch file", self.store.close)
         self.log.info("closed: %s final records; %s", n, self.store.counters.as_dict())
 
     def counters(self) -> dict:

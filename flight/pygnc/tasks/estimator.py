@@ -25,6 +25,7 @@ import time
 
 from ..bus.channels import CHANNELS
 from ..bus.messages import Message
+from ..log_budget import log_failure
 from ..processors import Processor
 from .base import Task
 
@@ -32,8 +33,6 @@ PROPAGATE_PERIOD_S = 1.0
 #: Time for the final propagation at stop, s (after the batch an estimate was propagated
 #: at most a second before: one step; the tree's stop waits for the slowest producer).
 STOP_PROPAGATION_BUDGET_S = 0.05
-#: Failures logged with a traceback before the rest are only counted.
-MAX_LOGGED_TRACEBACKS = 5
 #: While a handler runs, the control link is serviced at most this often, s.
 CONTROL_LOOK_PERIOD_S = 0.01
 
@@ -78,12 +77,7 @@ class EstimatorTask(Task):
     def _failed(self, what: str) -> None:
         """Count a failure; a traceback for the first few, a count for the rest (log budget)."""
         self.handle_errors += 1
-        if self.handle_errors <= MAX_LOGGED_TRACEBACKS:
-            self.log.exception(
-                "%s failed%s",
-                what,
-                " (further failures only counted)" if self.handle_errors == MAX_LOGGED_TRACEBACKS else "",
-            )
+        log_failure(self.log, self.handle_errors, "%s failed", what)
 
     def reads(self, channel: str) -> frozenset[str]:
         """What the processor consumes (the rest - ranges for the orbit, ranges and fixes for

@@ -55,6 +55,7 @@ from ..formats.range_file import (
 )
 from ..formats.sense import decode_sensor_segments, iter_read_sense_file
 from ..formats.settings import DecodeSettings
+from ..log_budget import log_failure
 from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
 from ..timeorder import iter_time_outliers, jump_threshold_s, time_outliers
 from .base import Task
@@ -764,8 +765,8 @@ class Ingest(Task):
             return live_messages(tag, data, self.decode_settings)
         except Exception:  # the stream task checked the lengths; count anything else
             self.n_live["decode_errors"] += 1
-            if self.n_live["decode_errors"] <= 5:
-                self.log.exception("decoding a live %s frame of %d bytes failed", tag, len(data))
+            n = self.n_live["decode_errors"]
+            log_failure(self.log, n, "decoding a live %s frame of %d bytes failed", tag, len(data))
             return []
 
     def _clock_update(self, body: dict) -> list[tuple[str, dict]]:

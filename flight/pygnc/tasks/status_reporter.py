@@ -121,7 +121,7 @@ class StatusReporter(Task):
     # -- inputs ----------------------------------------------------------------------------
     def _log_frame(self, channel: str, raw: bytes) -> None:
         if self.buslog is not None:
-            self._guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
+            self.guard("bus log", self.buslog.append, channel, time.monotonic(), raw)
 
     def reads(self, channel: str) -> frozenset[str]:
         """The types it has a handler for; every frame goes to the bus log either way."""
@@ -137,7 +137,7 @@ class StatusReporter(Task):
         handler = getattr(self, "_on_" + msg.type, None)
         if handler is not None:
             before = self._health_key() if msg.type == "health" else None
-            if self._guard(f"handling {msg.type}", handler, msg.body):
+            if self.guard(f"handling {msg.type}", handler, msg.body)[0]:
                 # Health arrives twice a second: rewrite the files early only when a task's
                 # state or restarts changed (ages follow with the once-a-second rewrite).
                 self.dirty = self.dirty or before is None or before != self._health_key()
@@ -145,18 +145,6 @@ class StatusReporter(Task):
     def _health_key(self) -> tuple:
         s = self.status
         return (self.flags, *(s[f"task{k}_{f}"] for k in range(st.MAX_TASKS) for f in ("state", "restarts")))
-
-    def _guard(self, what: str, fn, *args) -> bool:
-        """Run *fn*; count and log (first few) any failure instead of dying: the status
-        file is the host's only view of pygnc."""
-        try:
-            fn(*args)
-            return True
-        except Exception:
-            self.failures += 1
-            if self.failures <= 5:
-                self.log.exception("%s failed", what)
-            return False
 
     def on_dropped(self, channel: str, raw: bytes) -> None:
         self._log_frame(channel, raw)
@@ -321,7 +309,7 @@ class StatusReporter(Task):
             self.write_status()
             due = self.last_write + self.config.status_period_s
         if self.buslog is not None:
-            self._guard("bus log", self.buslog.tick)
+            self.guard("bus log", self.buslog.tick)
         return max(0.0, min(due - time.monotonic(), 0.5))
 
     def on_stop(self, reason: str) -> None:
@@ -334,7 +322,7 @@ class StatusReporter(Task):
         else:
             self.log.warning("the run ends without the supervisor's ordered stop (%s): no flag stopping", reason)
         if self.buslog is not None:
-            self._guard("closing the bus log", self.buslog.close)
+            self.guard("closing the bus log", self.buslog.close)
         self.final_status_written = self.write_status()
 
     def counters(self) -> dict:

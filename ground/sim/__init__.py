@@ -1,1 +1,0 @@
-"""Scenario simulator internals: truth orbit, attitude, environment, sensor models."""
