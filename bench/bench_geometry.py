@@ -51,7 +51,6 @@ import io
 import math
 import sys
 import tempfile
-import time
 import tomllib
 from pathlib import Path
 
@@ -60,16 +59,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
-from bench_range_only import NEES_999_3DOF, bound, consistency  # noqa: E402
+from bench_range_only import NEES_999_3DOF, bound, consistency, feed  # noqa: E402
 from formation_support import relative_errors, side_resolved_errors, sides_from  # noqa: E402
 from results import figure, record  # noqa: E402
 
 from ground.replay.in_process import REPLAY_OVERRIDES  # noqa: E402
 from ground.simulate import scenario as scn  # noqa: E402
 from ground.simulate.simulator import simulate, write_scenario  # noqa: E402
-from pygnc.config import Config, Paths, config_for_home, with_overrides  # noqa: E402
-from pygnc.processors.formation import FormationProcessor  # noqa: E402
-from pygnc.tasks.ingest import build_message_stream  # noqa: E402
+from pygnc.config import Config, config_for_home, with_overrides  # noqa: E402
 
 A_M = scn.OrbitSettings().semi_major_axis_m
 
@@ -219,14 +216,7 @@ def run_condition(out: Path, overrides: dict, extra: dict, ids: list[int]):
     config = with_overrides(config, {**overrides, "formation_peer_ids": ids}, "prior")
     if extra:
         config = with_overrides(config, extra, "--set")
-    msgs = build_message_stream(Paths(out), config).messages
-    proc = FormationProcessor(config)
-    res = []
-    t0 = time.perf_counter()
-    for t, b in msgs:
-        if t in proc.consumes:
-            res += proc.handle(t, b)
-    return res, time.perf_counter() - t0, proc, config
+    return (*feed(out, config), config)
 
 
 def evaluate_cell(truth, k: int, est: list[dict], sides: list, config) -> dict:

@@ -133,6 +133,14 @@ def run(out: Path, overrides: dict | None = None, condition: str = "uplinked", s
         )
     if overrides:
         config = with_overrides(config, overrides, "--set")
+    res, cpu_s, proc = feed(out, config)
+    proc.sides = sides_from(res)
+    return res, cpu_s, proc, config
+
+
+def feed(out: Path, config) -> tuple[list, float, FormationProcessor]:
+    """Scenario *out*'s messages through a formation processor of *config* in process:
+    (its outputs, the seconds it took, the processor)."""
     msgs = build_message_stream(Paths(out), config).messages
     proc = FormationProcessor(config)
     res = []
@@ -140,9 +148,7 @@ def run(out: Path, overrides: dict | None = None, condition: str = "uplinked", s
     for t, b in msgs:
         if t in proc.consumes:
             res += proc.handle(t, b)
-    cpu_s = time.perf_counter() - t0
-    proc.sides = sides_from(res)
-    return res, cpu_s, proc, config
+    return res, time.perf_counter() - t0, proc
 
 
 def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rtn=False):
