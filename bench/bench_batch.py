@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_batch.py [--settings data/scenarios/formation_24h.toml]
         [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core | --one-core-only] [--no-uplink]
-        [--handler-times | --profile DIR] [--record NAME]
+        [--base TREE] [--handler-times | --profile DIR] [--record NAME]
 
 1. ``python -m ground simulate`` of the scenario (default: the 24-h, own + two partners
    scenario ``data/scenarios/formation_24h.toml``) into a temporary directory, unless
@@ -26,6 +26,10 @@
    does), their p50 / p99 / max and the message type of the slowest.
 5. ``--profile DIR``: one run with every task under cProfile (``PYGNC_PROFILE_DIR``), the
    statistics kept in DIR, each estimator's top functions printed.
+6. ``--base TREE``: another checkout of pygnc (e.g. a worktree of an older commit) run side
+   by side - each run of this tree followed by one of TREE's ``flight/main.py``, on the same
+   scenario and the same machine load - and the ratio of the medians printed (its status
+   file is read with TREE's own decoder: the layout may differ).
 
 Prints each run's time to done and what it wrote (bus log, batch files), the median time,
 the median per-task CPU seconds and the peak PSS.  Needs the bench extra (psutil).
@@ -43,6 +47,7 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import psutil
 
@@ -50,7 +55,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from flight_harness import FlightRun, make_home  # noqa: E402
+from flight_harness import FLIGHT_MAIN, FlightRun, make_home  # noqa: E402
 from results import figure, record  # noqa: E402
 
 from ground.__main__ import main as ground_main  # noqa: E402
@@ -97,6 +102,46 @@ def _pss_of(procs: list[psutil.Process], root_pid: int | None = None, per_task: 
     return total
 
 
+class Tree(NamedTuple):
+    """A pygnc checkout whose ``flight/main.py`` a run starts, and its status decoder (a
+    NamedTuple: tests/test_docs.py loads this file as a module of no package)."""
+
+    label: str
+    main: Path
+    decode: object  # bytes -> status dict
+
+
+def tree_of(root: Path) -> Tree:
+    """*root*'s tree: its ``flight/main.py`` and its own status decoder (loaded from its
+    ``flight/pygnc`` as a package of another name, so that two layouts can be read in one
+    process), labelled by its commit."""
+    import hashlib
+    import importlib.util
+    import subprocess
+
+    root = root.resolve()
+    flight = root / "flight"
+    name = "_pygnc_" + hashlib.sha1(str(root).encode()).hexdigest()[:10]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, flight / "pygnc" / "__init__.py", submodule_search_locations=[str(flight / "pygnc")]
+        )
+        pkg = importlib.util.module_from_spec(spec)
+        sys.modules[name] = pkg
+        spec.loader.exec_module(pkg)
+    status = importlib.import_module(f"{name}.formats.status")
+    git = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = git.stdout.strip() or root.name
+    return Tree(f"{commit} ({root})", flight / "main.py", status.decode_status)
+
+
+def _status(run: FlightRun, decode) -> dict | None:
+    try:
+        return decode(run.status_path.read_bytes())
+    except Exception:  # noqa: BLE001 - being written, or not yet there
+        return None
+
+
 def one_run(
     scenario: Path,
     tmp: Path,
@@ -105,12 +150,15 @@ def one_run(
     timeout_s: float = 900.0,
     uplink: bool = True,
     env: dict | None = None,
+    tree: Tree | None = None,
 ) -> dict:
     home = make_home(tmp, scenario)
     if uplink and (scenario / UPLINK).is_file():  # what the ground team sent: partner priors
         shutil.copy(scenario / UPLINK, home / UPLINK)
     tasks = {spec.name for spec in enabled_tasks(config_for_home(home))} & set(TASK_OF.values())
-    run = FlightRun(home, timeout_min=60, spacecraft_time_s=t_last_sc_s + 1.0, prefix=prefix, env=env)
+    main = FLIGHT_MAIN if tree is None else tree.main
+    run = FlightRun(home, timeout_min=60, spacecraft_time_s=t_last_sc_s + 1.0, prefix=prefix, env=env, main=main)
+    decode = S.decode_status if tree is None else tree.decode
     peak = [0]
     peak_task: dict[str, int] = {}
     stop = threading.Event()
@@ -124,7 +172,7 @@ def one_run(
     try:
         t_end = time.monotonic() + timeout_s
         while True:
-            st = run.status()
+            st = _status(run, decode)
             if st is not None and st["flags"] & S.FLAG_BATCH_DONE and estimators_done(st, tasks, t_last_sc_s):
                 t_done = time.monotonic() - run.t_start
                 break
@@ -182,17 +230,45 @@ def reference_loop_ms(repeat: int = 5) -> float:
     return statistics.median(times)
 
 
-def series(scenario: Path, runs: int, t_last: float, prefix: list[str] | None, label: str, uplink: bool = True) -> dict:
-    results = []
+def series(
+    scenario: Path,
+    runs: int,
+    t_last: float,
+    prefix: list[str] | None,
+    label: str,
+    uplink: bool = True,
+    base: Tree | None = None,
+) -> dict:
+    """*runs* runs of this tree (and, with *base*, each followed by one of that tree: side by
+    side, under the same load); their medians, and *base*'s under ``"base"``."""
+    results, base_results = [], []
     for i in range(runs):
-        with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
-            r = one_run(scenario, Path(tmp), t_last, prefix, uplink=uplink)
-        results.append(r)
+        for tree, rs in ((None, results), (base, base_results)):
+            if tree is None and rs is base_results:
+                continue
+            with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
+                r = one_run(scenario, Path(tmp), t_last, prefix, uplink=uplink, tree=tree)
+            r["load"] = psutil.getloadavg()[0]
+            rs.append(r)
+            who = "" if tree is None else f" [{tree.label}]"
+            print(
+                f"  {label} run {i + 1}{who}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
+                f"exit {r['exit']}; bus log {r['bus_log_mb']:.1f} MB, batch files {r['batch_kb']:.0f} kB, "
+                f"load {r['load']:.1f}",
+                flush=True,
+            )
+    out = _summary(results, runs, label)
+    if base is not None:
+        out["base"] = _summary(base_results, runs, f"{label} [{base.label}]")
         print(
-            f"  {label} run {i + 1}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
-            f"exit {r['exit']}; bus log {r['bus_log_mb']:.1f} MB, batch files {r['batch_kb']:.0f} kB",
-            flush=True,
+            f"{label}: {base.label} / this tree, median times: {out['base']['median_s'] / out['median_s']:.2f}; "
+            f"load average during the runs: median {statistics.median(r['load'] for r in results + base_results):.1f}"
         )
+    return out
+
+
+def _summary(results: list, runs: int, label: str) -> dict:
+    """Print a series' medians; {"median_s", "results"}."""
     names = sorted(
         {n for r in results for n in r["cpu_s"]},
         key=lambda n: -statistics.median(r["cpu_s"].get(n, 0.0) for r in results),
@@ -287,6 +363,12 @@ def main(argv=None) -> int:
         "home: the defaults, no partner priors",
     )
     ap.add_argument(
+        "--base",
+        type=Path,
+        metavar="TREE",
+        help="another pygnc checkout (e.g. a worktree of an older commit) run side by side with this one",
+    )
+    ap.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -332,21 +414,33 @@ def main(argv=None) -> int:
         if args.profile is not None:
             profile_run(scenario, t_last, uplink, args.profile)
             return 0
-        two = None if args.one_core_only else series(scenario, args.runs, t_last, None, "all cores", uplink)
+        base = tree_of(args.base) if args.base is not None else None
+        two = None if args.one_core_only else series(scenario, args.runs, t_last, None, "all cores", uplink, base)
         one = None
         if not args.no_one_core and shutil.which("taskset"):
-            one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink)
+            one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink, base)
             if two is not None:
                 print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
         if args.record:
-            _record(args, scenario, two, one, sense, n_rng)
+            _record(args, scenario, two, one, sense, n_rng, base)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
-def _record(args, scenario: Path, two, one, sense, n_rng: int) -> None:
-    """The series' medians, for docs/performance.md."""
+def _key(name: str) -> str:
+    """A figure key's part from a process name ("reaped (zygote)" -> "reaped_zygote")."""
+    return "_".join("".join(c if c.isalnum() else " " for c in name).split())
+
+
+def _tasks_by_cpu(rs: list) -> list[str]:
+    """The processes of the runs *rs*, the most CPU first (the three estimators always)."""
+    names = {"formation_estimator", "attitude_estimator", "orbit_estimator"} | {n for r in rs for n in r["cpu_s"]}
+    return sorted(names, key=lambda n: -statistics.median(r["cpu_s"].get(n, 0.0) for r in rs))
+
+
+def _record(args, scenario: Path, two, one, sense, n_rng: int, base: Tree | None = None) -> None:
+    """The series' medians, for docs/performance.md (with *base*: its figures beside them)."""
     import tomllib
 
     settings = tomllib.loads((scenario / "scenario.toml").read_text())
@@ -371,10 +465,10 @@ def _record(args, scenario: Path, two, one, sense, n_rng: int) -> None:
                 "MiB",
             ),
         ]
-        for task in ("formation_estimator", "attitude_estimator", "orbit_estimator"):
+        for task in _tasks_by_cpu(rs):
             figs.append(
                 figure(
-                    f"{key}_cpu_{task}",
+                    f"{key}_cpu_{_key(task)}",
                     f"{label}: CPU of {task}, median",
                     statistics.median(r["cpu_s"].get(task, 0.0) for r in rs),
                     "s",
@@ -382,12 +476,46 @@ def _record(args, scenario: Path, two, one, sense, n_rng: int) -> None:
             )
         total = statistics.median(sum(r["cpu_s"].values()) for r in rs)
         figs.append(figure(f"{key}_cpu_total", f"{label}: CPU of the whole tree, median", total, "s"))
+        b = s.get("base")
+        if b is not None:
+            brs = b["results"]
+            commit = base.label.split()[0]
+            figs += [
+                figure(
+                    f"{key}_base_done_s",
+                    f"{label}: the same on {commit}, run side by side, median of {len(brs)}",
+                    b["median_s"],
+                    "s",
+                ),
+                *(
+                    figure(
+                        f"{key}_base_cpu_{_key(task)}",
+                        f"{label}: {commit}'s CPU of {task}, median",
+                        statistics.median(r["cpu_s"].get(task, 0.0) for r in brs),
+                        "s",
+                    )
+                    for task in _tasks_by_cpu(brs)
+                ),
+                figure(
+                    f"{key}_base_cpu_total",
+                    f"{label}: {commit}'s CPU of the whole tree, median",
+                    statistics.median(sum(r["cpu_s"].values()) for r in brs),
+                    "s",
+                ),
+                figure(f"{key}_speedup", f"{label}: {commit}'s time / this tree's", b["median_s"] / s["median_s"], "x"),
+                figure(
+                    f"{key}_load",
+                    f"{label}: load average during the runs, median",
+                    statistics.median(r["load"] for r in rs + brs),
+                    "",
+                ),
+            ]
         if key == "one":  # one core here vs one Pi Zero 2 W core: the rough 10-20x
             figs.append(
                 figure(
                     "pi_estimate_min",
                     "estimate on a Raspberry Pi Zero 2 W (one core here x 10-20)",
-                    f"{10 * s['median_s'] / 60:.0f}-{20 * s['median_s'] / 60:.0f}",
+                    f"{10 * s['median_s'] / 60:.1f}-{20 * s['median_s'] / 60:.1f}",
                     "min",
                 )
             )
@@ -398,7 +526,13 @@ def _record(args, scenario: Path, two, one, sense, n_rng: int) -> None:
         figs,
         notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
         "'done' is the first status file with estimates of the batch's last sample from every "
-        "estimator.  A Raspberry Pi Zero 2 W core is roughly 10-20x slower than one here.",
+        "estimator.  A Raspberry Pi Zero 2 W core is roughly 10-20x slower than one here."
+        + (
+            f"  Beside it, {base.label.split()[0]}'s tree on the same scenario, each of its runs right after "
+            "one of this tree's (the machine is shared: only figures of one session compare)."
+            if base is not None
+            else ""
+        ),
     )
 
 

@@ -400,3 +400,42 @@ def test_a_filter_its_own_data_contradict_publishes_only_the_range():
     f.range_rejected_nu_m = []
     f.range_acquired = False
     assert RO.losing_the_ranges(f)
+
+
+def test_the_mirror_image_check_gives_the_answers_of_whole_mirrored_filters():
+    """images_among (one batched solve over every alternative and image) and same_orbit
+    (with its trace bound) answer as same_orbit on the whole mirror_images filters, solved
+    pair by pair, for alternatives near an image, near none, and far off."""
+    from pygnc.estimation import range_only_mirrors as RO
+    from pygnc.estimation.formation_filter import FormationFilter
+
+    rng = np.random.default_rng(46)
+
+    def a_filter(x, scale):
+        f = FormationFilter()
+        f.x = x.copy()
+        a = rng.normal(size=(21, 21))
+        f.p = a @ a.T * scale
+        return f
+
+    def solved(f, g):  # same_orbit without its bound
+        d = g.x[9:15] - f.x[9:15]
+        return float(d @ np.linalg.solve(f.p[9:15, 9:15] + g.p[9:15, 9:15], d)) < RO.MIRROR_D2
+
+    answers = set()
+    for _ in range(200):
+        x = np.zeros(21)
+        x[0:6] = [6878e3, 1e3, 2e3, 1.0, 7600.0 * math.cos(1.7), 7600.0 * math.sin(1.7)]
+        x[9:15] = rng.normal(size=6) * [3e3, 3e3, 3e3, 3.0, 3.0, 3.0]
+        f = a_filter(x, rng.uniform(0.1, 100.0))
+        images = RO.mirror_images(f)
+        alts = []
+        for _ in range(int(rng.integers(1, 5))):
+            y = images[int(rng.integers(0, 3))].x.copy()
+            y[9:15] += rng.normal(size=6) * rng.uniform(0.1, 3e3)
+            alts.append(a_filter(y, rng.uniform(0.1, 100.0)))
+        want = [any(solved(g, h) for g in images) for h in alts]
+        assert RO.images_among(RO.mirror_image_blocks(f), alts, RO.MIRROR_D2) == want
+        assert [any(RO.same_orbit(g, h, RO.MIRROR_D2) for g in images) for h in alts] == want
+        answers.update(want)
+    assert answers == {True, False}

@@ -32,8 +32,9 @@ from pygnc.estimation.range_only_mirrors import (
     MIRROR_D2,
     POINT_MIRROR,
     SIDE_DECIDED_LLR,
+    images_among,
     merge_into,
-    mirror_images,
+    mirror_image_blocks,
     mirrored,
     same_orbit,
     unresolved_spread_m,
@@ -363,10 +364,10 @@ class PartnerHypotheses(WindowFitting):
                 tr.rejected_nats = 0.0
             elif holding and math.isfinite(ll):
                 tr.rejected_nats += max(0.0, max(holding) - ll)
-        images = mirror_images(self.filter)
-        for h, ll in zip(self.alts, lls[1:]):
+        imaged = images_among(mirror_image_blocks(self.filter), [h.filter for h in self.alts], MIRROR_D2)
+        for h, ll, is_image in zip(self.alts, lls[1:], imaged):
             d = lls[0] - ll
-            if math.isfinite(d) and not any(same_orbit(g, h.filter, MIRROR_D2) for g in images):
+            if math.isfinite(d) and not is_image:
                 h.llr += d  # (a mirror image of the filter keeps the odds it had: the ranges cannot tell them apart)
         self.prune()
 

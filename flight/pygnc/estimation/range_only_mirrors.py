@@ -162,11 +162,7 @@ def with_mirror_images(ests: list, ws: tuple, odds: tuple) -> tuple[list, tuple]
 
 
 def _within(y, py, x, px) -> bool:
-    d = y[9:15] - x[9:15]
-    try:
-        return float(d @ np.linalg.solve(py[:6, :6] + px[:6, :6], d)) < MIRROR_D2
-    except np.linalg.LinAlgError:
-        return False
+    return _below(y[9:15] - x[9:15], py[:6, :6] + px[:6, :6], MIRROR_D2)
 
 
 def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:
@@ -205,9 +201,39 @@ def merge_into(f: FormationFilter, w: float, g: FormationFilter) -> None:
 def same_orbit(f: FormationFilter, g: FormationFilter, d2_max: float = MERGE_D2) -> bool:
     """Two hypotheses that have come together: their relative states within *d2_max*
     (Mahalanobis, 6 dof) of each other under the sum of their covariances."""
-    d = g.x[9:15] - f.x[9:15]
+    return _near(f.x[9:15], f.p[9:15, 9:15], g, d2_max)
+
+
+def _near(x6: np.ndarray, p6: np.ndarray, g: FormationFilter, d2_max: float) -> bool:
+    """:func:`same_orbit` of a relative state *x6* [dr, dv] with covariance *p6* and the
+    filter *g*."""
+    return _below(g.x[9:15] - x6, p6 + g.p[9:15, 9:15], d2_max)
+
+
+def images_among(images: list, fs: list, d2_max: float) -> list[bool]:
+    """For each filter of *fs*: whether any of *images* ((x6, p6) of :func:`mirror_image_blocks`)
+    is within *d2_max* of it (:func:`_near`, the same answers), the systems solved in one
+    batched call."""
+    if not fs or not images:
+        return [False] * len(fs)
+    d = np.array([f.x[9:15] for f in fs])[:, None, :] - np.array([x6 for x6, _ in images])[None, :, :]
+    a = np.array([f.p[9:15, 9:15] for f in fs])[:, None] + np.array([p6 for _, p6 in images])[None]
     try:
-        return float(d @ np.linalg.solve(f.p[9:15, 9:15] + g.p[9:15, 9:15], d)) < d2_max
+        sol = np.linalg.solve(a, d[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # (one singular: each on its own)
+        return [any(_near(x6, p6, f, d2_max) for x6, p6 in images) for f in fs]
+    return [any(float(d[i, k] @ sol[i, k]) < d2_max for k in range(len(images))) for i in range(len(fs))]
+
+
+def _below(d: np.ndarray, a: np.ndarray, d2_max: float) -> bool:
+    """d^T a^-1 d < *d2_max* for a covariance *a* (False when singular).  That is at least
+    |d|^2 / trace(a) (the largest eigenvalue is at most the trace): a pair that far apart
+    is decided without solving (most pairs; the same answer)."""
+    tr = float(a.trace())
+    if tr > 0.0 and float(d @ d) > d2_max * tr * (1.0 + 1e-9):
+        return False
+    try:
+        return float(d @ np.linalg.solve(a, d)) < d2_max
     except np.linalg.LinAlgError:
         return False
 
@@ -229,6 +255,17 @@ def mirror_images(f: FormationFilter) -> list[FormationFilter]:
     copies): in the own orbit plane, the point mirror, and both."""
     m3 = plane_mirror(f.x[0:6])
     return [mirrored(f, m3), mirrored(f, POINT_MIRROR), mirrored(f, -m3)]
+
+
+def mirror_image_blocks(f: FormationFilter) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(relative state [dr, dv] (6,), its covariance (6, 6)) of each of *f*'s
+    :func:`mirror_images` - what :func:`same_orbit` compares - without the images' whole
+    state and covariance."""
+    t6 = block_mirror(6, plane_mirror(f.x[0:6]))
+    x6, p6 = f.x[9:15], f.p[9:15, 9:15]
+    xm = t6 @ x6
+    pm = t6 @ p6 @ t6.T
+    return [(xm, pm), (-x6, p6), (-xm, pm)]
 
 
 def reflected(f: FormationFilter) -> FormationFilter:
@@ -257,6 +294,8 @@ def mirror_cov(cov: np.ndarray, m3: np.ndarray) -> np.ndarray:
 
 def plane_mirror(own6: np.ndarray) -> np.ndarray:
     """3x3 reflection in the orbit plane of the own state *own6* (GCRS r, v)."""
-    h = np.cross(own6[0:3], own6[3:6])
+    rx, ry, rz, vx, vy, vz = own6[0:6].tolist()  # (floats: np.cross costs more in calls than in arithmetic)
+    hx, hy, hz = ry * vz - rz * vy, rz * vx - rx * vz, rx * vy - ry * vx
+    h = np.array([hx, hy, hz])
     h /= np.linalg.norm(h)
     return np.eye(3) - 2.0 * np.outer(h, h)
