@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from attitude_support import errors, issue_settings, run_core
 
-from ground import orbit_batch as ob
-from ground import simulate
+from ground.replay import orbit_filter as ob
 from ground.simulate import bounds
 from ground.simulate import orbits as sim
+from ground.simulate import simulator as simulate
 from pygnc import timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_ekf as oe
