@@ -346,15 +346,7 @@ def formation_table(bodies: list[dict]) -> dict:
         "t_sc_s": _col(bodies, "t_sc_s"),
         "peer_id": _col(bodies, "peer_id", np.int64),
     }
-    for key, fmt in (
-        ("dr_ecef_m", "d{}_ecef_m"),
-        ("dv_ecef_m_s", "dv{}_ecef_m_s"),
-        ("sigma_dr_m", "sigma_d{}_m"),
-        ("sigma_dv_m_s", "sigma_dv{}_m_s"),
-    ):
-        arr = _vec(bodies, key)
-        for j, ax in enumerate(_XYZ):
-            out[fmt.format(ax)] = arr[:, j]
+    out.update(_relative_state_columns(bodies))
     out["range_bias_m"] = _col(bodies, "range_bias_m")
     out["n_ranges_used"] = _col(bodies, "n_ranges_used", np.int64)
     out["n_ranges_rejected"] = _col(bodies, "n_ranges_rejected", np.int64)
@@ -383,6 +375,22 @@ def partner_orbit_bodies(formation_bodies: list[dict]) -> list[dict]:
     return out
 
 
+def _relative_state_columns(bodies: list[dict]) -> dict:
+    """The ECEF relative position, velocity and their 1-sigma columns of formation-like
+    *bodies* (``dx_ecef_m`` ... ``sigma_dvz_m_s``)."""
+    out = {}
+    for key, fmt in (
+        ("dr_ecef_m", "d{}_ecef_m"),
+        ("dv_ecef_m_s", "dv{}_ecef_m_s"),
+        ("sigma_dr_m", "sigma_d{}_m"),
+        ("sigma_dv_m_s", "sigma_dv{}_m_s"),
+    ):
+        arr = _vec(bodies, key)
+        for j, ax in enumerate(_XYZ):
+            out[fmt.format(ax)] = arr[:, j]
+    return out
+
+
 def partner_orbit_table(bodies: list[dict]) -> dict:
     """Rows of :func:`partner_orbit_bodies` (or of decoded ``partner_orbit`` records)."""
     if not bodies:
@@ -397,15 +405,7 @@ def partner_orbit_table(bodies: list[dict]) -> dict:
         "n_orbits": _col(bodies, "n_orbits", np.int64),
         "weight": _col(bodies, "weight"),
     }
-    for key, fmt in (
-        ("dr_ecef_m", "d{}_ecef_m"),
-        ("dv_ecef_m_s", "dv{}_ecef_m_s"),
-        ("sigma_dr_m", "sigma_d{}_m"),
-        ("sigma_dv_m_s", "sigma_dv{}_m_s"),
-    ):
-        arr = _vec(bodies, key)
-        for j, ax in enumerate(_XYZ):
-            out[fmt.format(ax)] = arr[:, j]
+    out.update(_relative_state_columns(bodies))
     return out
 
 
