@@ -74,6 +74,12 @@ def record(
             "header": [str(h) for h in table["header"]],
             "rows": [[str(c) for c in r] for r in table["rows"]],
         }
+    if data["commit"].endswith("+dirty"):
+        print(
+            f"{name}: recorded from a tree with uncommitted changes ({data['commit']}): the performance page "
+            "will say so - commit, then record again",
+            file=sys.stderr,
+        )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")

@@ -128,6 +128,12 @@ def page(results: list[dict]) -> str:
             f"({m['system']}, Python {m['python']}), load average {m['load_average']} at the end.",
             "",
         ]
+        if str(r["commit"]).endswith("+dirty") or r["commit"] == "unknown":
+            out += [
+                "**Recorded from a tree with uncommitted changes: no commit reproduces these figures; "
+                "to be recorded again from a committed tree.**",
+                "",
+            ]
         if r.get("notes"):
             out += [r["notes"], ""]
         out += ["| figure | value |", "|---|---|"]
