@@ -339,13 +339,7 @@ def attitude_covariances(bodies: list[dict]) -> np.ndarray | None:
 def formation_table(bodies: list[dict]) -> dict:
     if not bodies:
         return empty_table("formation")
-    t = _col(bodies, "unix_time_s")
-    out = {
-        "unix_time_s": t,
-        "utc": iso_utc(t),
-        "t_sc_s": _col(bodies, "t_sc_s"),
-        "peer_id": _col(bodies, "peer_id", np.int64),
-    }
+    out = _partner_head(bodies)
     out.update(_relative_state_columns(bodies))
     out["range_bias_m"] = _col(bodies, "range_bias_m")
     out["n_ranges_used"] = _col(bodies, "n_ranges_used", np.int64)
@@ -375,6 +369,18 @@ def partner_orbit_bodies(formation_bodies: list[dict]) -> list[dict]:
     return out
 
 
+def _partner_head(bodies: list[dict]) -> dict:
+    """The epoch (UTC POSIX seconds, ISO text, spacecraft clock) and partner id columns of
+    formation-like *bodies*."""
+    t = _col(bodies, "unix_time_s")
+    return {
+        "unix_time_s": t,
+        "utc": iso_utc(t),
+        "t_sc_s": _col(bodies, "t_sc_s"),
+        "peer_id": _col(bodies, "peer_id", np.int64),
+    }
+
+
 def _relative_state_columns(bodies: list[dict]) -> dict:
     """The ECEF relative position, velocity and their 1-sigma columns of formation-like
     *bodies* (``dx_ecef_m`` ... ``sigma_dvz_m_s``)."""
@@ -395,12 +401,8 @@ def partner_orbit_table(bodies: list[dict]) -> dict:
     """Rows of :func:`partner_orbit_bodies` (or of decoded ``partner_orbit`` records)."""
     if not bodies:
         return empty_table("partner_orbit")
-    t = _col(bodies, "unix_time_s")
     out = {
-        "unix_time_s": t,
-        "utc": iso_utc(t),
-        "t_sc_s": _col(bodies, "t_sc_s"),
-        "peer_id": _col(bodies, "peer_id", np.int64),
+        **_partner_head(bodies),
         "index": _col(bodies, "index", np.int64),
         "n_orbits": _col(bodies, "n_orbits", np.int64),
         "weight": _col(bodies, "weight"),
