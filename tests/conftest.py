@@ -25,11 +25,60 @@ def single_sc_3h(tmp_path_factory):
     return scenario, d
 
 
+#: Markers (registered in pyproject.toml; docs/testing.md): ``system`` - the test runs the
+#: real flight process tree (main.py and its tasks in a pseudo-terminal, as the host does) or a
+#: ground command that does; ``slow`` - a module whose fixtures simulate or replay hours, or a
+#: single test of many seconds; ``browser`` - the test drives headless Chromium (it takes the
+#: ``browser`` fixture).  ``-m "not slow and not system and not browser"`` is the fast suite.
+SYSTEM = {
+    "test_bad_inputs_tree.py",
+    "test_bad_uplinks.py",
+    "test_batch_tree.py",
+    "test_disk_full.py",
+    "test_flight_restarts.py",
+    "test_flight_tree.py",
+    "test_ground_host.py",
+    "test_housekeeping_task.py",
+    "test_imu_ingest.py",
+    "test_package.py",
+    "test_run_sample.py",
+    "test_start_tree.py",
+    "test_tty_stream.py",
+    "test_zygote.py",
+    "test_ground_cli.py::test_decode_shows_the_text_files_pygnc_writes",
+    "test_ground_quality.py::test_formation_csv_of_the_downlink_carries_the_spacecrafts_judgement",
+    "test_uplink.py",
+}
+SLOW = {
+    "test_formation_filter.py",
+    "test_montecarlo.py",
+    "test_range_only.py",
+    "test_range_only_geometry.py",
+    "test_uplink.py",
+    "test_docs.py::test_documented_commands_run_as_written",
+    "test_simulate.py::test_the_bundled_sample_is_what_its_command_makes",
+}
+
+
+def _marked(item, names: set[str]) -> bool:
+    module = item.path.name
+    return module in names or f"{module}::{item.originalname}" in names
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection
 def pytest_collection_modifyitems(session, config, items):
-    """When the browser tests will run and there is no Chromium, start installing it now, in
+    """Mark the tests (``SYSTEM``, ``SLOW``, and ``browser`` for those taking the fixture).
+    When the browser tests will run and there is no Chromium, start installing it now, in
     the background, so the download overlaps the other tests, saying so on the terminal
     (tests/station_support.py; PYGNC_NO_BROWSER_INSTALL=1 opts out: docs/testing.md).
     Under pytest-xdist the controller starts it, when a worker has collected them."""
+    for item in items:
+        if _marked(item, SYSTEM):
+            item.add_marker(pytest.mark.system)
+        if _marked(item, SLOW):
+            item.add_marker(pytest.mark.slow)
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
     if hasattr(config, "workerinput"):
         return
     if any("browser" in getattr(item, "fixturenames", ()) for item in items):

@@ -251,8 +251,14 @@ def check_command(cmd: Command) -> None:
 
             parse_args(rest)
     elif args[:2] == ["-m", "pytest"]:
-        for a in args[2:]:
-            if not a.startswith("-"):
+        rest = iter(args[2:])
+        for a in rest:
+            if a in ("-m", "-k", "-n"):  # a marker or keyword expression, a worker count
+                value = next(rest, "")
+                if a == "-m":
+                    words = set(re.findall(r"\w+", value)) - {"not", "and", "or"}
+                    assert words <= {"slow", "system", "browser"}, f"{value}: not the suite's markers"
+            elif not a.startswith("-"):
                 assert (REPO / a.split("::")[0]).exists(), f"{a}: no such test"
     elif args[:2] == ["-m", "venv"]:
         pass
