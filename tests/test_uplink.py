@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -368,10 +369,18 @@ def demo(tmp_path_factory):
     ``downlink/sc1`` and ``downlink/sc2`` for the other tests."""
     d = tmp_path_factory.mktemp("uplink")
     (d / "flight").symlink_to(REPO / "flight")
-    for line in doc_blocks()[0] + doc_blocks()[2][:-1]:
+    lines = doc_blocks()[0] + doc_blocks()[2][:-1]
+    hosts = [line for line in lines if "ground host" in line]
+    for line in lines:
+        if "ground host" in line:
+            continue
         p = run_line(line, d)
         assert p.returncode == 0, (line, p.stdout, p.stderr)
-        if "ground host" in line:
+    # The two partners' runs side by side, as two hosts would (each waits out pygnc's own
+    # 30-s timeout: together, not one after the other).
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        for line, p in zip(hosts, pool.map(lambda line: run_line(line, d), hosts)):
+            assert p.returncode == 0, (line, p.stdout, p.stderr)
             assert "result: ok" in p.stdout and "stop: timeout, exit status 0" in p.stdout, p.stdout
     (d / "downlink").mkdir()
     for name in ("sc1", "sc2"):
