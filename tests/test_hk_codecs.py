@@ -475,7 +475,8 @@ def test_usb_iss_spi_frames_round_trip(data, ack):
 
 def test_codecs_do_no_io_and_read_no_clock():
     """Every ``*_codec`` module of pygnc.drivers imports only pure standard modules (and other
-    codecs): no link, socket, serial port, file or clock."""
+    codecs, and the exception tree ``errors``, itself pure): no link, socket, serial port,
+    file or clock."""
     import ast
     from pathlib import Path
 
@@ -490,7 +491,7 @@ def test_codecs_do_no_io_and_read_no_clock():
         "imu380_codec",
         "monodrive_codec",
     }
-    for path in codecs:
+    for path in [*codecs, Path(pygnc.drivers.__file__).parent / "errors.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name.split(".")[0] for a in node.names]
@@ -498,7 +499,11 @@ def test_codecs_do_no_io_and_read_no_clock():
                 names = (
                     [node.module]
                     if node.level == 0
-                    else ([] if (node.module or "").endswith("_codec") else ["." + (node.module or "")])
+                    else (
+                        []
+                        if (node.module or "").endswith("_codec") or node.module == "errors"
+                        else ["." + (node.module or "")]
+                    )
                 )
             else:
                 continue

@@ -2,6 +2,8 @@
 simulated devices: replies out of order, broadcasts, corrupted sentences, a busy OPC-N3,
 bad checksums, unplug/replug, the exclusive lock."""
 
+import functools
+import logging
 import os
 import signal
 import subprocess
@@ -259,3 +261,90 @@ def test_opc_powered_down_at_stop_while_it_sets_up_again():
     assert [o for _, o in sim.opc.power_log][-2:] == [onc.POWER_LASER_OFF, onc.POWER_FAN_OFF]
     never = on.OpcN3(open_link("loop://"), timing=FAST)
     assert never.power_off_blocking(0.1) and never.state == "off"  # never powered: nothing sent
+
+
+# -- through the housekeeping task's device loop ---------------------------------------------------
+
+
+def _device(entry: dict):
+    """The task's :class:`~pygnc.tasks.housekeeping.Device` for *entry*, publishing to a list."""
+    from pygnc.drivers.hk_devices import parse_device
+    from pygnc.tasks.housekeeping import Device
+
+    published = []
+    dev = Device(
+        parse_device(entry),
+        lambda t, body: published.append((t, body)),
+        lambda fd: None,
+        lambda fd: None,
+        lambda t_mono_s: t_mono_s,
+        logging.getLogger("test_hk_drivers"),
+    )
+    return dev, published
+
+
+def _service_device_until(dev, cond, timeout_s=10.0):
+    """Run *dev* as the task's loop does (wait on its port until the time it asks for)."""
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        wake = dev.service(time.monotonic())
+        if cond():
+            return
+        wait = min(0.2, max(0.0, wake - time.monotonic()))
+        if dev.link is not None:
+            dev.link.wait_readable(wait)
+        else:
+            time.sleep(wait)
+    raise AssertionError(f"condition not met; counters {dev.counters()}")
+
+
+def test_housekeeping_device_counts_each_driver_error_kind_and_goes_on(tmp_path, monkeypatch):
+    """The task's device loop over the registry's drivers, on real pseudo-terminals: a device
+    that raises each kind of driver error - a reply that never comes and a device busy too long
+    (DriverTimeout), a refused transaction and an answer outside the protocol (ProtocolError),
+    a bad checksum and corrupted sentences (CodecError) - has each counted, stays open, and
+    its readings go on."""
+    from pygnc.drivers.errors import CodecError, DriverTimeout, ProtocolError
+
+    # the quiet time after an error, shortened as in test_opc_reply_timeout_and_bridge_nack_are_survived
+    monkeypatch.setattr(on, "OpcTiming", functools.partial(on.OpcTiming, retry_s=0.01, resync_s=0.6))
+    entry = {"name": "opc", "kind": "opc_n3", "period_s": 0.1, "timeout_s": 0.2, "fan_spinup_s": 0.1}
+    with UsbIssOpcSim(tmp_path / "opc", idle_reset_s=0.5, seed=4) as sim:
+        dev, published = _device({**entry, "port": str(tmp_path / "opc"), "busy_timeout_s": 0.3, "read_config": False})
+        histograms = lambda: sum(b["record"] == "histogram" for t, b in published if t == "hk_reading")  # noqa: E731
+        try:
+            _service_device_until(dev, lambda: histograms() >= 2)
+            opc = dev.driver.opc
+            faults = [
+                ("reply_timeouts", DriverTimeout, lambda: setattr(sim, "drop_after", 30)),
+                ("busy_timeouts", DriverTimeout, lambda: setattr(sim.opc, "busy_prob", 1.0)),
+                ("bridge_errors", ProtocolError, lambda: setattr(sim.bridge, "nack_next", 1)),
+                ("protocol_errors", ProtocolError, lambda: setattr(sim.opc, "junk_next", 1)),
+                ("bad_checksum", CodecError, lambda: setattr(sim.opc, "bad_crc_prob", 1.0)),
+            ]
+            for counter, kind, inject in faults:
+                before, n = dev.counters()[counter], histograms()
+                inject()
+                _service_device_until(dev, lambda c=counter, b=before: dev.counters()[c] > b)
+                sim.opc.busy_prob = sim.opc.bad_crc_prob = 0.0
+                assert isinstance(opc.last_error, kind), (counter, opc.last_error)
+                _service_device_until(dev, lambda n=n: histograms() >= n + 2)  # and it goes on
+                assert dev.state == "open" and dev.driver.opc is opc and opc.state == "running"
+        finally:
+            dev.stop(1.0)
+    assert [b["state"] for t, b in published if t == "hk_device"] == ["open", "stopped"]
+
+    with EmusBmsSim(tmp_path / "bms", corrupt_prob=0.3, ignore=("ST1",), seed=3) as sim:
+        dev, published = _device(
+            {"name": "bms", "kind": "emus_bms", "port": str(tmp_path / "bms"), "period_s": 0.2, "timeout_s": 0.2}
+        )
+        try:
+            _service_device_until(
+                dev, lambda: dev.counters()["timeouts"] >= 3 and sum(t == "hk_reading" for t, _ in published) >= 30
+            )
+            c = dev.counters()
+        finally:
+            dev.stop(1.0)
+    assert sim.corrupted > 0 and c["bad_crc"] + c["malformed"] + c["recovered"] > 0  # SentenceError: a CodecError
+    assert issubclass(ebc.SentenceError, CodecError)
+    assert [b["state"] for t, b in published if t == "hk_device"] == ["open", "stopped"]

@@ -2,8 +2,9 @@
 (docs/interface.md).
 
 A leaf module, like :mod:`pygnc.task_ids`: the batch codec (:mod:`pygnc.formats.batch`) and
-the drivers' configuration (:mod:`pygnc.drivers.hk_devices`) take them from here, so the
-codec needs nothing of the drivers.
+the drivers' configuration (:mod:`pygnc.drivers.hk_devices`) and registry
+(:mod:`pygnc.drivers.hk_registry`) take them from here, so the codec needs nothing of the
+drivers.
 """
 
 from __future__ import annotations

@@ -386,6 +386,7 @@ def _hk_values(device_kind: int, record: str, raw: bytes) -> dict:
     """A recorded reading's values, decoded by its driver's codec (or why not)."""
     from pygnc.device_kinds import HK_DEVICE_KINDS
     from pygnc.drivers import emus_bms_codec, opc_n3_codec
+    from pygnc.drivers.errors import DriverError
 
     decoders = {"emus_bms": emus_bms_codec.decode_record, "opc_n3": opc_n3_codec.decode_record}
     kind = HK_DEVICE_KINDS[device_kind - 1] if 1 <= device_kind <= len(HK_DEVICE_KINDS) else None
@@ -393,7 +394,7 @@ def _hk_values(device_kind: int, record: str, raw: bytes) -> dict:
         return {"undecoded": f"unknown device kind {device_kind}"}
     try:
         return jsonable(decoders[kind](record, raw))
-    except (ValueError, emus_bms_codec.SentenceError, opc_n3_codec.OpcError) as exc:
+    except (ValueError, DriverError) as exc:  # CodecError (a ValueError) and OpcError among them
         return {"undecoded": str(exc)}
 
 

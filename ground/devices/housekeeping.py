@@ -175,8 +175,9 @@ class OpcN3Model:
 
     Answers a command byte first with busy, then (when the same byte comes again) busy with
     probability *busy_prob*, else ready, then clocks out the record.  A command it does not
-    know is answered 0x00 (neither busy nor ready).  A histogram carries a bad checksum with
-    probability *bad_crc_prob*.  The sampling period is the time since the previous read;
+    know is answered 0x00 (neither busy nor ready), as are the next :attr:`junk_next` command
+    bytes (fault injection).  A histogram carries a bad checksum with probability
+    *bad_crc_prob*.  The sampling period is the time since the previous read;
     the flow is 0 while the fan is off.
     """
 
@@ -190,6 +191,7 @@ class OpcN3Model:
         self.rng = rng or random.Random(2)
         self.idle_reset_s = idle_reset_s  # quiet time after which a half-done command is dropped
         self.busy_prob, self.bad_crc_prob = busy_prob, bad_crc_prob
+        self.junk_next = 0  # answer the next N command bytes with 0x00 (fault injection)
         self.fan_on = self.laser_on = False
         self.t_last_read: float | None = None
         self.state = "idle"
@@ -303,7 +305,8 @@ class OpcN3Model:
                 self.state = "idle"
             return on.READY
         # a new command byte: the first answer is always busy
-        if b not in self.COMMANDS:
+        if b not in self.COMMANDS or self.junk_next > 0:
+            self.junk_next = max(0, self.junk_next - 1)
             self.state = "idle"
             return 0x00
         self.state, self.cmd = "handshake", b

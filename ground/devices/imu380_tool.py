@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from pygnc.drivers import imu380_codec as uu
+from pygnc.drivers.errors import DriverError
 from pygnc.drivers.imu380 import (
     DEFAULT_BAUD_RATES,
     FirmwareImageError,
@@ -25,7 +26,6 @@ from pygnc.drivers.imu380 import (
     discover,
     probe,
 )
-from pygnc.drivers.link import LinkError
 
 SET_KEYS = {
     "rate_hz": ("packet_rate_hz", float),
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "upgrade":
             image = args.image.read_bytes()
             check_firmware_image(image, check_vector_table=not args.no_vector_check)
-    except (ValueError, OSError, uu.CodecError) as exc:  # FirmwareImageError is not a ValueError
+    except (ValueError, OSError) as exc:  # (FirmwareImageError is not a ValueError)
         print(f"imu380: {exc}", file=sys.stderr)
         return 2
     except FirmwareImageError as exc:
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         d = _open(args)
-    except (Imu380Error, LinkError) as exc:
+    except DriverError as exc:
         print(f"imu380: {exc}", file=sys.stderr)
         return 1
     try:
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
                 f"upgraded: {out['bytes']} bytes in {out['blocks']} blocks ({out['resends']} resent); "
                 f"now {out['id'].model} version {out['version'] or '?'}"
             )
-    except (Imu380Error, LinkError, uu.CodecError) as exc:
+    except DriverError as exc:
         print(f"\nimu380: {exc}", file=sys.stderr)
         return 1
     finally:

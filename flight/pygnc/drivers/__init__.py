@@ -10,6 +10,10 @@
   IMUs read through one :class:`.pump.FramePump`.  Each IMU driver offers a *stream*
   (:class:`.sample.ImuStream`) that the ``imu_ingest`` task drives without blocking: its
   file descriptor sits in the task's ``zmq.Poller``.
+* :mod:`.errors`: one exception tree - every driver error is a ``DriverError``; timeouts
+  are ``DriverTimeout`` (also ``TimeoutError``), bad bytes ``CodecError`` (also
+  ``ValueError``), refusals ``ProtocolError``.  :mod:`.hk_registry`: the housekeeping
+  drivers behind one interface, by configured kind.
 * :mod:`.timing` turns device timers (wrapping counters) into monotonic device time and maps
   it onto the host clock.
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .errors import CodecError
+
 #: The BMS's serial line rate (8N1).
 BAUDRATE = 57600
 
@@ -121,7 +123,7 @@ class Sentence:
     raw: bytes  # the line as received, without CR/LF
 
 
-class SentenceError(ValueError):
+class SentenceError(CodecError):
     """A line that is not a valid sentence; ``reason`` is a counter name."""
 
     def __init__(self, reason: str, text: str):

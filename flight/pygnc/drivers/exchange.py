@@ -15,10 +15,11 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import DriverTimeout
 from .link import LinkError, LinkLost, SerialLink
 
 
-class LinkTimeout(LinkError):
+class LinkTimeout(LinkError, DriverTimeout):
     """A reply did not arrive in time."""
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from . import gx2_codec as gx
+from .errors import DriverError, DriverTimeout
 from .link import SerialLink
 from .pump import FramePump
 from .sample import ImuSample
@@ -23,12 +24,12 @@ from .timing import TimerUnwrapper
 DEFAULT_BAUD = 115200
 
 
-class Gx2Error(Exception):
-    pass
+class Gx2Error(DriverError):
+    """A 3DM-GX2 exchange failed."""
 
 
-class Gx2Timeout(Gx2Error):
-    pass
+class Gx2Timeout(Gx2Error, DriverTimeout):
+    """The unit did not answer in time."""
 
 
 class Gx2Packet(NamedTuple):

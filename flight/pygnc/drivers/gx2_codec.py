@@ -23,6 +23,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from .errors import CodecError
+
 G_M_S2 = 9.80665
 CMD_ACCEL_RATE = 0xC2
 CMD_CONTINUOUS = 0xC4
@@ -36,10 +38,6 @@ CONTINUOUS_REPLY_LEN = 8
 REPLY_LENGTHS = {CMD_ACCEL_RATE: PACKET_LEN, CMD_CONTINUOUS: CONTINUOUS_REPLY_LEN}
 
 _BODY = struct.Struct(">6fI")
-
-
-class CodecError(ValueError):
-    pass
 
 
 def checksum(data: bytes) -> int:

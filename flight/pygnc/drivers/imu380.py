@@ -36,6 +36,7 @@ from serial.tools import list_ports
 
 from ..atomic import write_atomic
 from . import imu380_codec as uu
+from .errors import DriverError, DriverTimeout, ProtocolError
 from .link import LinkError, SerialLink
 from .pump import FramePump, Received
 from .sample import ImuSample
@@ -55,15 +56,15 @@ MAX_IMAGE_BYTES = 1 << 20
 WA_BLOCK_BYTES = 240
 
 
-class Imu380Error(Exception):
-    pass
+class Imu380Error(DriverError):
+    """An IMU380/DMU380 exchange failed."""
 
 
-class Imu380Timeout(Imu380Error):
-    pass
+class Imu380Timeout(Imu380Error, DriverTimeout):
+    """The unit did not answer in time."""
 
 
-class Imu380Nak(Imu380Error):
+class Imu380Nak(Imu380Error, ProtocolError):
     def __init__(self, ptype: bytes, detail: str = ""):
         self.ptype = ptype
         super().__init__(f"unit refused {ptype.decode('latin-1')} (NAK){': ' + detail if detail else ''}")
@@ -587,7 +588,7 @@ def probe(
         ok = True
         found = Found(port, baud, dev_id, streaming)
         return (found, dev) if keep_open else found
-    except (Imu380Error, uu.CodecError, LinkError):
+    except DriverError:  # no answer, a refusal, bytes that are not a reply, a lost port
         return None
     finally:
         if not ok or not keep_open:

@@ -24,6 +24,8 @@ import math
 import struct
 from typing import NamedTuple
 
+from .errors import CodecError
+
 PREAMBLE = b"UU"
 CRC_INIT = 0x1D0F
 NAK = b"\x15\x15"
@@ -99,10 +101,6 @@ BIT_WORDS = (
     "software_status",
     "sensor_status",
 )
-
-
-class CodecError(ValueError):
-    """A payload that does not have the layout its type requires."""
 
 
 def crc16(data: bytes, init: int = CRC_INIT) -> int:

@@ -28,13 +28,14 @@ from urllib.parse import urlsplit
 import serial
 import serial.tools.list_ports
 
+from .errors import DriverError
 from .usb_id import UsbIdError, parse_usb_id
 
 #: Longest a write may wait for the device to take the bytes, s.
 WRITE_TIMEOUT_S = 0.2
 
 
-class LinkError(Exception):
+class LinkError(DriverError):
     """A link could not be found, opened or configured (the message names the port and why)."""
 
 

@@ -33,6 +33,7 @@ import math
 import struct
 from typing import NamedTuple
 
+from .errors import CodecError
 from .gx2_codec import G_M_S2, checksum
 
 HEADERS = {"v16": struct.Struct("!IIfI"), "tcp12": struct.Struct("<IIf"), "udp8": struct.Struct("<If")}
@@ -48,10 +49,6 @@ _TOW = struct.Struct(">i")
 #: Largest frame accepted on a TCP stream, bytes (the IMU frame is 51; monoDrive's
 #: packet_size is at most 1472 for UDP).
 MAX_FRAME = 65536
-
-
-class CodecError(ValueError):
-    pass
 
 
 class FormatError(CodecError):

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import usb_iss
+from .errors import DriverTimeout
 from .exchange import LinkTimeout, Pause, TransactionRunner, run_blocking
 from .link import LinkLost, SerialLink
 from .opc_n3_codec import (
@@ -57,7 +58,7 @@ from .opc_n3_codec import (
 from .readings import Reading
 
 
-class OpcBusyTimeout(OpcError):
+class OpcBusyTimeout(OpcError, DriverTimeout):
     """The device stayed busy longer than the busy timeout."""
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 import struct
 
+from .errors import CodecError, DriverError, ProtocolError
+
 # ------------------------------------------------------------------------------------------
 # Constants
 # ------------------------------------------------------------------------------------------
@@ -78,19 +80,19 @@ HISTOGRAM = struct.Struct("<24H4B4H3f6HH")
 assert HISTOGRAM.size == HISTOGRAM_SIZE
 
 
-class OpcError(Exception):
+class OpcError(DriverError):
     """An OPC-N3 exchange failed."""
 
 
-class OpcChecksumError(OpcError):
+class OpcChecksumError(OpcError, CodecError):
     """A record's CRC does not match its bytes: refused, never used."""
 
 
-class OpcFrameError(OpcError):
+class OpcFrameError(OpcError, CodecError):
     """A record of the wrong length."""
 
 
-class OpcProtocolError(OpcError):
+class OpcProtocolError(OpcError, ProtocolError):
     """The device answered a command byte with neither busy nor ready."""
 
 

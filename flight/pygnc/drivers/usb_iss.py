@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ProtocolError
 from .exchange import Transfer
 from .usb_id import USB_ISS_ID, USB_ISS_PID, USB_ISS_VID
 
@@ -42,7 +43,7 @@ MODULE_ID = 7
 MODE_ERRORS = {0x05: "unknown command", 0x06: "internal error 1", 0x07: "internal error 2"}
 
 
-class UsbIssError(Exception):
+class UsbIssError(ProtocolError):
     """The bridge refused a command or answered nonsense."""
 
 

@@ -2,8 +2,9 @@
 
 Runs only when ``Config.housekeeping_enabled`` is true (off in the host's default run).
 Devices come from ``Config.housekeeping_devices`` (checked at load by
-:func:`pygnc.drivers.hk_devices.parse_devices`); each is an EMUS G1
-BMS (request or broadcast mode) or an Alphasense OPC-N3 behind a USB-ISS bridge.
+:func:`pygnc.drivers.hk_devices.parse_devices`); each kind's driver (an EMUS G1 BMS, an
+Alphasense OPC-N3 behind a USB-ISS bridge) comes from :mod:`pygnc.drivers.hk_registry` and
+is driven through its one interface, :class:`~pygnc.drivers.hk_registry.HkDriver`.
 
 One thread, one loop: every open port's descriptor sits in the task's ``zmq.Poller`` next
 to the bus sockets, so the task wakes when bytes arrive or when the earliest device deadline
@@ -25,8 +26,8 @@ import time
 
 import zmq
 
-from ..drivers import emus_bms, opc_n3
 from ..drivers.hk_devices import DeviceSpec, parse_devices
+from ..drivers.hk_registry import HkDriver, driver_class
 from ..drivers.link import LinkError, LinkLost, SerialLink, open_link
 from .base import MAX_POLL_S, Task
 
@@ -50,12 +51,11 @@ class Device:
         # sc_at(t_mono_s) -> spacecraft time of that CLOCK_MONOTONIC instant
         self._publish, self._watch, self._unwatch, self._sc_at = publish, watch, unwatch, sc_at
         self.log = log
+        self.driver_class = driver_class(spec.kind)
         self.link: SerialLink | None = None
-        self.driver = None
+        self.driver: HkDriver | None = None
         self.state = "closed"
         self.next_open = 0.0
-        self.next_poll = 0.0
-        self.first_poll = True
         self.next_status = 0.0
         self.open_failures = 0
         self.opens = 0
@@ -94,8 +94,7 @@ class Device:
     def _open(self, now: float) -> None:
         spec = self.spec
         try:
-            baud = spec.options.get("baudrate", emus_bms.BAUDRATE) if spec.kind == "emus_bms" else 115200
-            self.link = open_link(spec.port, spec.usb, baudrate=baud)
+            self.link = open_link(spec.port, spec.usb, baudrate=self.driver_class.baudrate(spec))
         except LinkError as exc:
             self.open_failures += 1
             self.next_open = now + spec.reopen_s
@@ -105,30 +104,11 @@ class Device:
             if self.state != "absent":
                 self.report("absent", str(exc))
             return
-        if spec.kind == "emus_bms":
-            o = spec.options
-            self.driver = emus_bms.EmusBms(self.link, o["mode"], o["cells"] or None, spec.timeout_s)
-        else:
-            o = spec.options
-            timing = opc_n3.OpcTiming(
-                fan_spinup_s=float(o["fan_spinup_s"]),
-                busy_timeout_s=float(o["busy_timeout_s"]),
-                bytes_per_transfer=int(o["bytes_per_transfer"]),
-            )
-            self.driver = opc_n3.OpcN3(
-                self.link,
-                period_s=spec.period_s,
-                spi_hz=float(o["spi_hz"]),
-                timing=timing,
-                with_config=bool(o["read_config"]),
-                reply_timeout_s=spec.timeout_s,
-            )
+        self.driver = self.driver_class(self.link, spec, self.log)
         self.opens += 1
         fd = self.link.fileno()
         if fd is not None:
             self._watch(fd)
-        self.next_poll = now
-        self.first_poll = True
         self.next_status = now + STATUS_PERIOD_S
         self.log.info("%s: %s open on %s", spec.name, spec.kind, self.link.name)
         self.report("open")
@@ -175,24 +155,8 @@ class Device:
                 return self.next_open
         wake = now + MAX_POLL_S
         try:
-            if self.spec.kind == "emus_bms":
-                drv: emus_bms.EmusBms = self.driver
-                readings, replies = drv.service(now)
-                self._emit(readings)
-                for rep in replies:
-                    if rep.timed_out and not rep.complete:
-                        self.log.debug("%s: %s timed out (%d sentences)", self.spec.name, rep.name, len(rep.sentences))
-                if drv.mode == "request" and now >= self.next_poll:
-                    names = self.spec.options["sentences"]
-                    if self.first_poll:  # the unit's version, once per open
-                        names, self.first_poll = ("VR1",) + tuple(n for n in names if n != "VR1"), False
-                    drv.poll(names, now)
-                    self.next_poll = max(self.next_poll + self.spec.period_s, now)
-                if drv.mode == "request":
-                    wake = min(wake, self.next_poll)
-            else:
-                drv: opc_n3.OpcN3 = self.driver
-                self._emit(drv.service(now))
+            self._emit(self.driver.service(now))
+            self.driver.poll(now)
             nd = self.driver.next_deadline()
             if nd is not None:
                 wake = min(wake, nd)
@@ -211,10 +175,8 @@ class Device:
         if self.link is None:
             self.report("stopped", self.last_note)
             return
-        if isinstance(self.driver, opc_n3.OpcN3):
-            ok = self.driver.power_off_blocking(budget_s)
-            if not ok:
-                self.log.warning("%s: power-off not confirmed at stop", self.spec.name)
+        if not self.driver.stop(budget_s):
+            self.log.warning("%s: power-off not confirmed at stop", self.spec.name)
         self.close("stopped")
 
 

@@ -32,9 +32,9 @@ import time
 
 import zmq
 
-from ..drivers.gx2 import Gx2Error, Gx2Stream
-from ..drivers.imu380 import Imu380Error, Imu380Stream
-from ..drivers.link import LinkError
+from ..drivers.errors import DriverError
+from ..drivers.gx2 import Gx2Stream
+from ..drivers.imu380 import Imu380Stream
 from ..drivers.monodrive import MonoDriveStream
 from ..drivers.sample import ImuSample
 from ..drivers.timing import ClockSync
@@ -50,7 +50,9 @@ NO_FD_POLL_S = 0.005
 LOG_FIRST_FAILURES = 5
 DRIVERS = ("imu380", "gx2", "monodrive")
 
-_ERRORS = (LinkError, Imu380Error, Gx2Error, OSError, ValueError)
+#: What ends a connection: any driver failure (:class:`~pygnc.drivers.errors.DriverError`),
+#: and what the standard library beneath a driver may still raise.
+_ERRORS = (DriverError, OSError, ValueError)
 
 
 def make_stream(config, paths):
@@ -119,7 +121,7 @@ class ImuIngest(Task):
         self.config_error = ""
         try:
             make_stream(c, self.ctx.paths)  # validate the configuration once, up front
-        except (ValueError, LinkError) as exc:
+        except (ValueError, DriverError) as exc:
             self.config_error = str(exc)
             self.state = "config_error"
             self.log.error("IMU configuration error: %s; the task idles", exc)
