@@ -42,7 +42,7 @@ class CodecError(ValueError):
     pass
 
 
-def checksum(data: bytes) -> int:
+def checksum(data: bytes | bytearray | memoryview) -> int:
     """The GX2 checksum: unsigned sum of the bytes, modulo 2^16."""
     return sum(data) & 0xFFFF
 

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import usb_iss
-from .exchange import LinkTimeout, Pause, TransactionRunner, run_blocking
+from .exchange import LinkTimeout, Outcome, Pause, TransactionRunner, run_blocking
 from .link import LinkLost, SerialLink
 from .opc_n3_codec import (
     BUSY,
@@ -230,7 +230,7 @@ class OpcN3:
             **self.link.counters.as_dict(),
         }
 
-    def _start(self, now: float) -> Reading | list | None:
+    def _start(self, now: float) -> Outcome | None:
         if self.state == "setup":
             self._op = "setup"
             return self.runner.start(setup_and_identify(self.spi_hz, self.timing, self.with_config), now)
