@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import zmq
 
+from ..config import Config, Paths
 from ..drivers.gx2 import Gx2Error, Gx2Stream
 from ..drivers.imu380 import Imu380Error, Imu380Stream
 from ..drivers.link import LinkError
 from ..drivers.monodrive import MonoDriveStream
-from ..drivers.sample import ImuSample
+from ..drivers.sample import ImuSample, ImuStream
 from ..drivers.timing import ClockSync
 from .base import MAX_POLL_S, Task
 
@@ -53,7 +55,7 @@ DRIVERS = ("imu380", "gx2", "monodrive")
 _ERRORS = (LinkError, Imu380Error, Gx2Error, OSError, ValueError)
 
 
-def make_stream(config, paths):
+def make_stream(config: Config, paths: Paths) -> ImuStream:
     """The :class:`~pygnc.drivers.sample.ImuStream` *config* describes (ValueError naming
     the problem if it describes none)."""
     drv, port = config.imu_driver, config.imu_port
@@ -85,8 +87,8 @@ class ImuIngest(Task):
     def __init__(self, runner):
         super().__init__(runner)
         c = self.config
-        self.stream = None
-        self._steps = None
+        self.stream: ImuStream | None = None
+        self._steps: Iterator[float] | None = None
         self._fd: int | None = None
         self.state = "idle"
         self.backoff_s = c.imu_reconnect_backoff_s
@@ -158,6 +160,7 @@ class ImuIngest(Task):
         self.index = 0
         self.sync.reset()
         self._last_t_dev = self._last_t_host = -math.inf
+        assert self.stream is not None  # made above
         self.description = self.stream.description
         self.connected_since = self.last_sample = time.monotonic()
         self.state = "streaming"
@@ -169,6 +172,7 @@ class ImuIngest(Task):
 
     def _stream_step(self, now: float) -> float:
         stream = self.stream
+        assert stream is not None  # streaming
         try:
             samples = stream.read_samples()
             wait = stream.service(now)
