@@ -262,6 +262,8 @@ def check_command(cmd: Command) -> None:
                 assert (REPO / a.split("::")[0]).exists(), f"{a}: no such test"
     elif args[:2] == ["-m", "venv"]:
         pass
+    elif args[:2] == ["-m", "mypy"]:
+        assert not args[2:], "mypy takes its files and options from [tool.mypy] (tests/test_types.py runs it)"
     elif args and args[0].startswith(("scripts/", "bench/")):
         _check_script(REPO / args[0], args[1:])
     else:

@@ -76,9 +76,20 @@ def test_text_log_write_errors_are_counted_not_printed(capsys):
     for _ in range(50):
         h.emit(rec)
     h.sync()
-    assert h.errors >= 1 and h.dropped == 50
+    assert h.write_errors >= 1 and h.dropped == 50
     assert "Logging error" not in capsys.readouterr().err
     h.close()
+
+
+def test_text_log_record_after_close_reopens_the_file(tmp_path):
+    # The handler once kept its write-error count in FileHandler's own ``errors`` (the
+    # encoding-error mode it opens its file with): a record after close() (logging.shutdown
+    # at exit, then a late log call) reopened the file with errors=0 and raised TypeError.
+    h = SyncingFileHandler(tmp_path / "t.log")
+    h.close()
+    h.emit(logging.LogRecord("t", logging.INFO, __file__, 1, "after close", None, None))
+    h.close()
+    assert (tmp_path / "t.log").read_text() == "after close\n" and h.write_errors == 0
 
 
 def test_text_log_keeps_the_free_space_reserve(tmp_path):

@@ -229,7 +229,7 @@ class BatchStore:
         self.context = context
         self.make_room = make_room
         self.hold_max_bytes = hold_max_bytes
-        self.held: deque[tuple[bytes, float]] = deque()  # records waiting for room, in order
+        self.held: deque[tuple[bytes, float, tuple | None]] = deque()  # records waiting for room, in order
         self.held_bytes = 0
         self._held_since = 0  # records held in the current shortage (for the log)
         self.counters = StoreCounters()
@@ -262,7 +262,8 @@ class BatchStore:
         return self.dir / STATE_FILE
 
     def _scan(self) -> tuple[dict[int, Path], dict[int, Path]]:
-        finals, parts = {}, {}
+        finals: dict[int, Path] = {}
+        parts: dict[int, Path] = {}
         try:
             entries = list(os.scandir(self.dir))
         except OSError:

@@ -463,7 +463,7 @@ def _vector3(table: dict, key: str) -> tuple[float, float, float]:
         and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in v)
     ):
         raise ValueError(f"{key} must be a list of 3 finite numbers, got {shown(v)}")
-    return tuple(float(c) for c in v)
+    return float(v[0]), float(v[1]), float(v[2])
 
 
 #: A partner prior's orbit (an ECEF state; or, at its start, the state an RTN offset gives)

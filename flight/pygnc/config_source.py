@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def _parse(path: Path) -> tuple[Config | None, bytes, ConfigError | None]:
         return None, data, exc
 
 
-def select(paths: Paths, env: dict | None = None) -> Selection:
+def select(paths: Paths, env: Mapping[str, str] | None = None) -> Selection:
     """Choose the run's configuration (see the module docstring); never raises: anything
     unforeseen while choosing is a refusal, and the run goes on the defaults."""
     try:
@@ -127,7 +128,7 @@ def select(paths: Paths, env: dict | None = None) -> Selection:
         return Selection(Config(), b"", "defaults", None, where, err, notes)
 
 
-def _select(paths: Paths, env: dict | None) -> Selection:
+def _select(paths: Paths, env: Mapping[str, str] | None) -> Selection:
     env = os.environ if env is None else env
     explicit = env.get("PYGNC_CONFIG")
     uplinked = paths.config_file
@@ -145,6 +146,7 @@ def _select(paths: Paths, env: dict | None) -> Selection:
     cfg, data, err = _parse(path)
     source = "PYGNC_CONFIG" if explicit else "uplinked file"
     if err is None:
+        assert cfg is not None  # accepted
         sel = Selection(cfg, data, source, path, notes=[(logging.INFO, f"configuration {path} accepted")])
         if not explicit:
             _keep_copy(paths, data, sel)
@@ -160,6 +162,7 @@ def _select(paths: Paths, env: dict | None) -> Selection:
     if not explicit and os.path.lexists(copy):
         cfg, data, copy_err = _parse(copy)
         if copy_err is None:
+            assert cfg is not None  # accepted
             notes.append((logging.WARNING, f"running on the last accepted configuration, {copy}"))
             return Selection(cfg, data, "last accepted copy", copy, path, err, notes)
         notes.append(
@@ -192,7 +195,7 @@ def _keep_copy(paths: Paths, data: bytes, sel: Selection) -> None:
         )
 
 
-def config_flags(config: Config, env: dict | None = None) -> int:
+def config_flags(config: Config, env: Mapping[str, str] | None = None) -> int:
     """The status flags the configuration sets: ``config_rejected`` (the supervisor said
     so, :data:`REJECTED_ENV`) and ``imu_reflection`` (an undeclared reflection)."""
     env = os.environ if env is None else env
@@ -202,7 +205,7 @@ def config_flags(config: Config, env: dict | None = None) -> int:
     return flags
 
 
-def rejection_note(env: dict | None = None) -> str:
+def rejection_note(env: Mapping[str, str] | None = None) -> str:
     """The note of a rejected configuration the supervisor handed on ("" if none)."""
     env = os.environ if env is None else env
     return env.get(REJECTED_ENV, "")[:MAX_NOTE_CHARS]
@@ -236,10 +239,11 @@ def check_file(path: str | os.PathLike) -> tuple[bool, list[str]]:
         err = ConfigError([Problem((), f"cannot be checked: {type(exc).__name__}: {exc}"[:200])], str(path), "")
     if err is not None:
         return False, err.lines()
+    assert cfg is not None  # accepted
     return True, [f"{shown_path(path)}: warning: {w}" for w in reflection_warnings(cfg)]
 
 
-def shown_path(path) -> str:
+def shown_path(path: str | os.PathLike[str]) -> str:
     """*path* as a message shows it: as it is, or quoted and escaped if it holds control
     characters (a file name reaches the log, the terminal and the info file)."""
-    return ConfigError([], str(path), "").where
+    return ConfigError([], str(path), "").where or ""

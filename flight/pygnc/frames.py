@@ -389,13 +389,13 @@ def _q_interp(t_gps_s):
     t = np.asarray(t_gps_s, dtype=float)
     if t.ndim == 0:
         tf = float(t)
-        k = math.floor(tf / _Q_NODE_S)
-        q0 = _Q_CACHE.get(k)
-        q1 = _Q_CACHE.get(k + 1)
+        node = math.floor(tf / _Q_NODE_S)
+        q0 = _Q_CACHE.get(node)
+        q1 = _Q_CACHE.get(node + 1)
         if q0 is None or q1 is None:
-            q0, q1 = _q_nodes(np.array([k, k + 1]))
-        f = tf / _Q_NODE_S - k
-        return q0 + f * (q1 - q0)
+            q0, q1 = _q_nodes(np.array([node, node + 1]))
+        frac = tf / _Q_NODE_S - node
+        return q0 + frac * (q1 - q0)
     kf = np.floor(t / _Q_NODE_S)
     k = kf.astype(np.int64)
     uk = np.unique(k)

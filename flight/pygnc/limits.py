@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar, overload
+
+_T = TypeVar("_T")
 
 
 class Interval(NamedTuple):
@@ -52,17 +55,31 @@ class Interval(NamedTuple):
         return f"{'(' if self.lo_open else '['}{fmt(self.lo)}, {fmt(self.hi)}{')' if self.hi_open else ']'}"
 
 
+@overload
 def bounded(
-    default,
+    default: _T, interval: str | None = None, *, length: int | None = None, choices: tuple | None = None
+) -> _T: ...
+@overload
+def bounded(
+    default: None,
     interval: str | None = None,
     *,
     length: int | None = None,
     choices: tuple | None = None,
-    default_factory=None,
-) -> dataclasses.Field:
+    default_factory: Callable[[], _T],
+) -> _T: ...
+def bounded(
+    default: Any,
+    interval: str | None = None,
+    *,
+    length: int | None = None,
+    choices: tuple | None = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
     """A dataclass field with its limits: *interval* for a number (or every number of a
-    list), *length* for a list, *choices* for a value that must be one of a few."""
-    meta = {}
+    list), *length* for a list, *choices* for a value that must be one of a few.  Typed as
+    the value it holds (as ``dataclasses.field`` is), so a field reads as its own type."""
+    meta: dict[str, Any] = {}
     if interval is not None:
         meta["range"] = Interval.parse(interval)
     if length is not None:

@@ -154,7 +154,7 @@ class SyncingFileHandler(logging.FileHandler):
         self._dirty = False
         self.min_free_bytes = int(min_free_bytes)
         self.dropped = 0  # records not written (reserve, write errors)
-        self.errors = 0  # write errors
+        self.write_errors = 0  # (FileHandler's own errors attribute is the file's encoding-error mode)
         self._paused_until = 0.0  # no writes before this (monotonic): reserve or error
         self._next_space_check = 0.0
 
@@ -176,7 +176,7 @@ class SyncingFileHandler(logging.FileHandler):
         self._dirty = True
 
     def handleError(self, record):  # noqa: N802 - logging's name
-        self.errors += 1
+        self.write_errors += 1
         self.dropped += 1
         self._paused_until = time.monotonic() + RETRY_S
 
@@ -186,14 +186,14 @@ class SyncingFileHandler(logging.FileHandler):
                 self.stream.flush()
                 os.fsync(self.stream.fileno())
             except (OSError, ValueError):
-                self.errors += 1
+                self.write_errors += 1
             self._dirty = False
 
     def close(self):
         try:
             super().close()
         except (OSError, ValueError):  # the last flush on a full disk
-            self.errors += 1
+            self.write_errors += 1
 
 
 def records_dropped() -> int:

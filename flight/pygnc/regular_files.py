@@ -56,7 +56,8 @@ def read_small_file(path: str | os.PathLike, max_bytes: int) -> bytes:
     never more than *max_bytes* + 1 read."""
     fd = open_regular_file(path)
     try:
-        parts, got = [], 0
+        parts: list[bytes] = []
+        got = 0
         while got <= max_bytes:
             chunk = os.read(fd, min(1 << 16, max_bytes + 1 - got))
             if not chunk:

@@ -151,7 +151,7 @@ def remove_stale_run_dirs(parent: Path) -> list[Path]:
     """Remove the private socket directories (``pygnc-<pid>-*``) in *parent* that belong to
     this user and to a process that no longer exists (a supervisor killed by SIGKILL or a
     power cut never removed its own).  Returns those removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(parent))
     except OSError:
@@ -228,6 +228,7 @@ class TaskProc:
     def exit_status(self) -> int | None:
         """Its exit status, None while running; a forked task whose zygote has gone (status
         unknown) that said ``bye`` counts as 0."""
+        assert self.proc is not None  # started
         rc = self.proc.poll()
         if rc == UNKNOWN_EXIT and self.bye and isinstance(self.proc, ForkedProc) and self.proc.orphan:
             return 0
@@ -363,6 +364,7 @@ class Supervisor:
     def _service_zygote(self) -> None:
         """Apply the zygote's reports (it logs the forks); let a zygote that has gone go."""
         z = self.zygote
+        assert z is not None  # called while there is one
         z.service()
         if z.gone and z.read_fd >= 0:
             self.poller.unregister(z.read_fd)
@@ -399,6 +401,7 @@ class Supervisor:
         for t in self.tasks:
             if t.state == "restarting" and t.next_restart_at is not None and now >= t.next_restart_at:
                 if t.alive():  # never wait for it here: look again shortly (poll() reaps it)
+                    assert t.proc is not None  # alive
                     t.proc.kill()
                     t.next_restart_at = now + 0.02
                     continue
@@ -475,6 +478,7 @@ class Supervisor:
                 if isinstance(t.proc, ForkedProc) and t.proc.pid is None and self.zygote is not None:
                     # Never forked: the zygote, not the task, is stuck.
                     self.zygote.hung(f"did not fork {t.spec.name} within {age:.1f} s")
+                assert t.proc is not None  # alive
                 t.proc.kill()  # reaped by poll() later; the restart waits for that
                 self._schedule_restart(
                     t, now, "stopped answering health pings" if t.answered else "hung before it started"
@@ -579,7 +583,9 @@ class Supervisor:
                 sync_logs()
                 next_sync = now + self.config.log_fsync_period_s
             wait = min(next_ping, deadline) - time.monotonic()
-            restart_times = [t.next_restart_at for t in self.tasks if t.state == "restarting"]
+            restart_times = [
+                t.next_restart_at for t in self.tasks if t.state == "restarting" and t.next_restart_at is not None
+            ]
             if restart_times:
                 wait = min(wait, min(restart_times) - time.monotonic())
             self._wait(max(0.0, min(wait, 0.5)))
@@ -603,6 +609,7 @@ class Supervisor:
                 for t in alive:
                     self.control.send(t.spec.name, "stop", {"reason": reason})
                     if not t.answered:  # still starting, not connected: it holds nothing yet
+                        assert t.proc is not None  # alive
                         try:
                             t.proc.send_signal(signal.SIGTERM)
                         except ProcessLookupError:
@@ -613,6 +620,7 @@ class Supervisor:
         for t in group:
             if t.alive():
                 log.error("%s did not stop within %.1f s: killing it", t.spec.name, deadline_s)
+                assert t.proc is not None  # alive
                 t.proc.kill()
         t_reap = time.monotonic() + REAP_S  # one shared bound for reaping the whole group
         while any(t.alive() for t in group) and time.monotonic() < t_reap:
@@ -986,6 +994,7 @@ def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signal
         if sup is not None:
             for t in sup.tasks:
                 if t.alive():
+                    assert t.proc is not None  # alive
                     t.proc.kill()
             if sup.zygote is not None:
                 sup.zygote.kill()

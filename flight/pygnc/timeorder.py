@@ -40,7 +40,10 @@ kept (it is also harmless: nothing moves beyond the data).
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: The jump threshold is at least this many typical steps (it must exceed the span of an
 #: island's neighbours, ``max_run + 1`` steps).
@@ -56,7 +59,7 @@ def jump_threshold_s(t: np.ndarray, min_jump_s: float) -> float:
     return max(float(min_jump_s), JUMP_FACTOR * typical)
 
 
-def time_outliers(t, max_run: int, min_jump_s: float, island_stamps: int | None = None) -> np.ndarray:
+def time_outliers(t: ArrayLike, max_run: int, min_jump_s: float, island_stamps: int | None = None) -> np.ndarray:
     """Boolean mask of the outlier stamps of *t* (1-D, recording order; see the module).
     Non-finite stamps are left out of the judgement and never marked.  *island_stamps*
     (more than *max_run*): the neighbourhood rule finds islands of up to that many stamps
@@ -73,7 +76,9 @@ def time_outliers(t, max_run: int, min_jump_s: float, island_stamps: int | None 
 STEPS_PER_YIELD = 20_000
 
 
-def iter_time_outliers(t, max_run: int, min_jump_s: float, island_stamps: int | None = None):
+def iter_time_outliers(
+    t: ArrayLike, max_run: int, min_jump_s: float, island_stamps: int | None = None
+) -> Generator[None, None, np.ndarray]:
     """:func:`time_outliers` as a generator: it yields every few thousand stamps judged (a
     large, much-corrupted file is judged in slices; ingest answers health pings between
     them) and returns the mask."""
@@ -129,8 +134,8 @@ def iter_time_outliers(t, max_run: int, min_jump_s: float, island_stamps: int | 
     if k.size:
         lo = np.minimum(t[k - 1], t[k + 1])
         hi = np.maximum(t[k - 1], t[k + 1])
-        anchored = (np.abs(t[k - 1] - t[k - 2]) <= jump) & (np.abs(t[k + 1] - t[k + 2]) <= jump)
-        lone = is_big[k - 1] & is_big[k] & anchored & ((t[k] < lo - 2 * jump) | (t[k] > hi + 2 * jump))
+        agree = (np.abs(t[k - 1] - t[k - 2]) <= jump) & (np.abs(t[k + 1] - t[k + 2]) <= jump)
+        lone = is_big[k - 1] & is_big[k] & agree & ((t[k] < lo - 2 * jump) | (t[k] > hi + 2 * jump))
         mask[k[lone]] = True
     if island_stamps is not None and island_stamps > max_run:
         # Where the neighbourhood rule can judge, it alone does (the rules above take an
@@ -146,7 +151,9 @@ def iter_time_outliers(t, max_run: int, min_jump_s: float, island_stamps: int | 
 WINDOW_CHUNK = 4096
 
 
-def _window_outliers(t: np.ndarray, island_stamps: int, min_side: int, jump: float) -> tuple[np.ndarray, np.ndarray]:
+def _window_outliers(
+    t: np.ndarray, island_stamps: int, min_side: int, jump: float
+) -> Generator[None, None, tuple[np.ndarray, np.ndarray]]:
     """The neighbourhood rule (see the module): stamps far from what their neighbours say on
     both sides, where the two sides agree - or more than 2 J outside what they say.  What
     the neighbours say at position i is the median of their stamps carried to i at the

@@ -324,7 +324,8 @@ class Zygote:
         self.log = log
         env = dict(env)
         env["OPENBLAS_NUM_THREADS"] = "1"  # no BLAS threads in the process forked
-        args, fds = [], ()
+        args: list[str] = []
+        fds: tuple[int, ...] = ()
         if stdio:
             try:
                 fds = (os.dup(0), os.dup(1))
@@ -345,6 +346,7 @@ class Zygote:
         finally:
             for fd in fds:
                 os.close(fd)
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # pipes
         self._in = self.proc.stdin.fileno()
         self.read_fd = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
@@ -394,6 +396,7 @@ class Zygote:
         if self.gone or self.finishing:
             return
         self.finishing = True
+        assert self.proc.stdin is not None  # a pipe
         try:
             self.proc.stdin.close()
         except OSError:
@@ -498,9 +501,9 @@ class Zygote:
             p.kill_on_arrival = True  # ... and killed if its fork is reported after all
         self._abandoned.update(self._pending)
         self._pending.clear()
-        for p in self._by_pid.values():  # still running, or their exit was never reported
+        for pid, p in self._by_pid.items():  # still running, or their exit was never reported
             p.orphan = True
-            self._orphans[p.pid] = p
+            self._orphans[pid] = p
         self._by_pid.clear()
         self._reap_orphans()
 
@@ -576,7 +579,8 @@ class Zygote:
 def main(argv: list[str]) -> int:
     stdio_fds = None
     if argv[:1] == ["--stdio-fds"]:
-        stdio_fds = tuple(int(x) for x in argv[1].split(","))
+        fd_in, fd_out = (int(x) for x in argv[1].split(","))
+        stdio_fds = (fd_in, fd_out)
         argv = argv[2:]
     # The request and event pipes move off fds 0 and 1, which become /dev/null and stderr:
     # a child closes the pipes and keeps 0, 1 and 2 as they are (or as the stream's).

@@ -387,8 +387,7 @@ def decode(data: bytes, counters: DecodeCounters, max_bytes: int = MAX_MESSAGE_B
         counters.wrong_version += 1
         return None
     msg_type = obj.get("type")
-    spec = MESSAGE_TYPES.get(msg_type) if isinstance(msg_type, str) else None
-    if spec is None:
+    if not isinstance(msg_type, str) or msg_type not in MESSAGE_TYPES:
         counters.unknown_type += 1
         return None
     body = obj["body"]

@@ -339,6 +339,7 @@ class Publisher:
             while True:
                 frame = r.pending
                 if frame is None:
+                    assert r.cursor is not None  # active
                     data = r.cursor.next()
                     frame = r.topic if data is None else r.topic + data
                 try:

@@ -98,7 +98,7 @@ class ResponseQueue:
         if self.cells:
             return self.cells
         summary = GROUP_SENTENCES.get(name)
-        return self.learned_cells.get(summary) or self.learned_cells.get("BV1")
+        return (self.learned_cells.get(summary) if summary else None) or self.learned_cells.get("BV1")
 
     def learn(self, s: Sentence, values: dict) -> None:
         if s.name in ("BV1", "BT1", "BT3", "BB1") and values.get("n_cells"):
@@ -106,7 +106,7 @@ class ResponseQueue:
 
     def _covered(self, p: _Pending) -> bool:
         expected = self.expected_cells(p.name)
-        return bool(expected) and len(p.cells_seen) >= expected
+        return bool(expected and len(p.cells_seen) >= expected)
 
     def _close(self, name: str, now: float) -> Reply:
         p = self.pending.pop(name)

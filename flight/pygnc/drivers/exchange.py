@@ -151,6 +151,7 @@ class TransactionRunner:
 
     def _step(self, now: float, first: bool = False, throw: BaseException | None = None) -> Outcome | None:
         while True:
+            assert self._gen is not None  # runs only while an exchange is active
             try:
                 if throw is not None:
                     action = self._gen.throw(throw)

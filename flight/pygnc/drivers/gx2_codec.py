@@ -40,7 +40,7 @@ REPLY_LENGTHS = {CMD_ACCEL_RATE: PACKET_LEN, CMD_CONTINUOUS: CONTINUOUS_REPLY_LE
 _BODY = struct.Struct(">6fI")
 
 
-def checksum(data: bytes) -> int:
+def checksum(data: bytes | bytearray | memoryview) -> int:
     """The GX2 checksum: unsigned sum of the bytes, modulo 2^16."""
     return sum(data) & 0xFFFF
 

@@ -11,6 +11,7 @@ in :data:`pygnc.device_kinds.HK_DEVICE_KINDS`: a class registers under one of th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from ..device_kinds import HK_DEVICE_KINDS
@@ -27,6 +28,8 @@ class HkDriver(Protocol):
     but :meth:`stop` may raise :class:`~pygnc.drivers.link.LinkLost`: the task closes the
     port and reopens it later.
     """
+
+    def __init__(self, link: SerialLink, spec: DeviceSpec, log: logging.Logger) -> None: ...
 
     @staticmethod
     def baudrate(spec: DeviceSpec) -> int: ...
@@ -55,14 +58,14 @@ class HkDriver(Protocol):
 REGISTRY: dict[str, type[HkDriver]] = {}
 
 
-def register(kind: str):
+def register(kind: str) -> Callable[[type[HkDriver]], type[HkDriver]]:
     """Class decorator: *kind*'s driver (a kind of :data:`HK_DEVICE_KINDS`, once)."""
     if kind not in HK_DEVICE_KINDS:
         raise ValueError(f"housekeeping kind {kind!r} is not declared in pygnc.device_kinds.HK_DEVICE_KINDS")
     if kind in REGISTRY:
         raise ValueError(f"housekeeping kind {kind!r} has a driver already ({REGISTRY[kind].__name__})")
 
-    def add(cls):
+    def add(cls: type[HkDriver]) -> type[HkDriver]:
         REGISTRY[kind] = cls
         return cls
 

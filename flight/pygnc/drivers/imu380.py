@@ -287,7 +287,8 @@ class Imu380:
             f = self.request(
                 uu.READ_EEPROM,
                 payload,
-                match=lambda f, a=a, n=n: f.ptype == uu.READ_EEPROM and f.payload[:3] == bytes((a >> 8, a & 0xFF, n)),
+                # mypy cannot type a lambda with defaults (they bind the loop's a, n): ignored below
+                match=lambda f, a=a, n=n: f.ptype == uu.READ_EEPROM and f.payload[:3] == bytes((a >> 8, a & 0xFF, n)),  # type: ignore[misc]
                 **kw,
             )
             got_a, words = uu.decode_eeprom(f.payload)
@@ -359,6 +360,7 @@ class Imu380:
                 if persist:
                     put({uu.FIELD_BAUD: code})
                 else:
+                    assert baud is not None  # code is baud's
                     self._switch_baud(code, baud)
         written = dict(values)
         if rate_div is not None:
@@ -427,7 +429,8 @@ class Imu380:
                 self.request(
                     uu.WRITE_APP,
                     addr.to_bytes(4, "big") + bytes((len(block),)) + block,
-                    match=lambda f, a=addr, n=n_block: (
+                    # mypy cannot type a lambda with defaults (they bind the loop's addr, n_block)
+                    match=lambda f, a=addr, n=n_block: (  # type: ignore[misc]
                         f.ptype == uu.WRITE_APP and uu.decode_write_app(f.payload) == (a, n)
                     ),
                     timeout_s=erase_wait_s if addr == 0 else block_timeout_s,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import binascii
 import math
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import CodecError
 
@@ -103,7 +103,7 @@ BIT_WORDS = (
 )
 
 
-def crc16(data: bytes, init: int = CRC_INIT) -> int:
+def crc16(data: bytes | bytearray | memoryview, init: int = CRC_INIT) -> int:
     """CRC-16/AUG-CCITT of *data* (check value of b"123456789": 0xE5CC)."""
     return binascii.crc_hqx(data, init)
 
@@ -394,11 +394,12 @@ PAYLOAD_LENGTHS = {S1: _S1.size, S0: _S0.size, A1: _A1.size, A2: _A2.size, N0: _
 assert PAYLOAD_LENGTHS == {S1: 24, S0: 30, A1: 32, A2: 30, N0: 32, N1: 42}
 
 
-def _v3(a, b, c, lsb):
+def _v3(v: tuple, lsb: float) -> tuple[float, float, float]:
+    a, b, c = v
     return (a * lsb, b * lsb, c * lsb)
 
 
-def _unpack(st: struct.Struct, payload: bytes, name: str):
+def _unpack(st: struct.Struct, payload: bytes, name: str) -> tuple[Any, ...]:
     if len(payload) != st.size:
         raise CodecError(f"{name} payload of {len(payload)} bytes ({st.size} expected)")
     return st.unpack(payload)
@@ -407,9 +408,9 @@ def _unpack(st: struct.Struct, payload: bytes, name: str):
 def decode_s1(payload: bytes) -> S1Packet:
     v = _unpack(_S1, payload, "S1")
     return S1Packet(
-        _v3(*v[0:3], ACCEL_LSB_M_S2),
-        _v3(*v[3:6], RATE_LSB_RAD_S),
-        _v3(*v[6:9], TEMP_LSB_C),
+        _v3(v[0:3], ACCEL_LSB_M_S2),
+        _v3(v[3:6], RATE_LSB_RAD_S),
+        _v3(v[6:9], TEMP_LSB_C),
         v[9] * TEMP_LSB_C,
         v[10],
         v[11],
@@ -419,10 +420,10 @@ def decode_s1(payload: bytes) -> S1Packet:
 def decode_s0(payload: bytes) -> S0Packet:
     v = _unpack(_S0, payload, "S0")
     return S0Packet(
-        _v3(*v[0:3], ACCEL_LSB_M_S2),
-        _v3(*v[3:6], RATE_LSB_RAD_S),
-        _v3(*v[6:9], MAG_LSB_GAUSS),
-        _v3(*v[9:12], TEMP_LSB_C),
+        _v3(v[0:3], ACCEL_LSB_M_S2),
+        _v3(v[3:6], RATE_LSB_RAD_S),
+        _v3(v[6:9], MAG_LSB_GAUSS),
+        _v3(v[9:12], TEMP_LSB_C),
         v[12] * TEMP_LSB_C,
         v[13],
         v[14],
@@ -435,9 +436,9 @@ def decode_a1(payload: bytes) -> A1Packet:
         v[0] * ANGLE_LSB_RAD,
         v[1] * ANGLE_LSB_RAD,
         v[2] * ANGLE_LSB_RAD,
-        _v3(*v[3:6], RATE_LSB_RAD_S),
-        _v3(*v[6:9], ACCEL_LSB_M_S2),
-        _v3(*v[9:12], MAG_LSB_GAUSS),
+        _v3(v[3:6], RATE_LSB_RAD_S),
+        _v3(v[6:9], ACCEL_LSB_M_S2),
+        _v3(v[9:12], MAG_LSB_GAUSS),
         v[12] * TEMP_LSB_C,
         v[13],
         v[14],
@@ -450,9 +451,9 @@ def decode_a2(payload: bytes) -> A2Packet:
         v[0] * ANGLE_LSB_RAD,
         v[1] * ANGLE_LSB_RAD,
         v[2] * ANGLE_LSB_RAD,
-        _v3(*v[3:6], RATE_LSB_RAD_S),
-        _v3(*v[6:9], ACCEL_LSB_M_S2),
-        _v3(*v[9:12], TEMP_LSB_C),
+        _v3(v[3:6], RATE_LSB_RAD_S),
+        _v3(v[6:9], ACCEL_LSB_M_S2),
+        _v3(v[9:12], TEMP_LSB_C),
         v[12],
         v[13],
     )
@@ -469,8 +470,8 @@ def decode_n0(payload: bytes) -> N0Packet:
         v[0] * ANGLE_LSB_RAD,
         v[1] * ANGLE_LSB_RAD,
         v[2] * ANGLE_LSB_RAD,
-        _v3(*v[3:6], RATE_LSB_RAD_S),
-        _v3(*v[6:9], VEL_LSB_M_S),
+        _v3(v[3:6], RATE_LSB_RAD_S),
+        _v3(v[6:9], VEL_LSB_M_S),
         v[9] * LATLON_LSB_RAD,
         v[10] * LATLON_LSB_RAD,
         altitude_m(v[11]),
@@ -485,9 +486,9 @@ def decode_n1(payload: bytes) -> N1Packet:
         v[0] * ANGLE_LSB_RAD,
         v[1] * ANGLE_LSB_RAD,
         v[2] * ANGLE_LSB_RAD,
-        _v3(*v[3:6], RATE_LSB_RAD_S),
-        _v3(*v[6:9], ACCEL_LSB_M_S2),
-        _v3(*v[9:12], VEL_LSB_M_S),
+        _v3(v[3:6], RATE_LSB_RAD_S),
+        _v3(v[6:9], ACCEL_LSB_M_S2),
+        _v3(v[9:12], VEL_LSB_M_S),
         v[12] * LATLON_LSB_RAD,
         v[13] * LATLON_LSB_RAD,
         altitude_m(v[14]),

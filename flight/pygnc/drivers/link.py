@@ -257,7 +257,7 @@ class UdpLink:
         return self.sock.fileno()
 
     def read_datagrams(self, max_count: int = 1000) -> list[bytes]:
-        out = []
+        out: list[bytes] = []
         while len(out) < max_count:
             try:
                 d = self.sock.recv(65536)

@@ -65,6 +65,7 @@ class MonoDriveStream:
     def _frames(self) -> list[bytes]:
         if isinstance(self.link, UdpLink):
             return self.link.read_datagrams()
+        assert self.link is not None and self.framer is not None  # open
         data = self.link.read()
         try:
             return self.framer.feed(data) if data else []

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from .errors import CodecError
 from .gx2_codec import G_M_S2, checksum
@@ -154,7 +154,7 @@ class TcpFramer:
         buf += data
         out = []
         i = 0
-        order = "big" if self.header == "v16" else "little"
+        order: Literal["big", "little"] = "big" if self.header == "v16" else "little"
         while len(buf) - i >= 4:
             length = int.from_bytes(buf[i : i + 4], order)
             if length < self.h.size + PAYLOAD_MIN or length > MAX_FRAME:

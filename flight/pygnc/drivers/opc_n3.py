@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from . import usb_iss
 from .errors import DriverTimeout
-from .exchange import LinkTimeout, Pause, TransactionRunner, run_blocking
+from .exchange import LinkTimeout, Outcome, Pause, TransactionRunner, run_blocking
 from .link import LinkLost, SerialLink
 from .opc_n3_codec import (
     BUSY,
@@ -231,7 +231,7 @@ class OpcN3:
             **self.link.counters.as_dict(),
         }
 
-    def _start(self, now: float) -> Reading | list | None:
+    def _start(self, now: float) -> Outcome | None:
         if self.state == "setup":
             self._op = "setup"
             return self.runner.start(setup_and_identify(self.spi_hz, self.timing, self.with_config), now)

@@ -42,6 +42,7 @@ class TimerUnwrapper:
         if self._raw is None:
             self._raw, self._t_host, self._ticks = raw, t_host_s, raw
             return raw / self.ticks_per_s, False
+        assert self._t_host is not None  # set with _raw
         d_raw = (raw - self._raw) % self.modulus
         expected = max(0.0, t_host_s - self._t_host) * self.ticks_per_s
         k = round((expected - d_raw) / self.modulus)

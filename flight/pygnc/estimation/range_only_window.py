@@ -135,7 +135,9 @@ class AcquisitionWindow:
         b.t_gps_s, b.range_m = self.t_gps_s, self.range_m
         return b
 
-    def advance_reference(self, t_gps_s: float, model: od.DynamicsModel, own_model: od.DynamicsModel | None = None):
+    def advance_reference(
+        self, t_gps_s: float, model: od.DynamicsModel, own_model: od.DynamicsModel | None = None
+    ) -> None:
         """Propagate the reference (and, with *own_model*, the own state) to *t_gps_s*."""
         if own_model is not None and t_gps_s > self.t_own:
             self.own, _ = od.propagate(self.own, t_gps_s - self.t_own, own_model, t_gps_s=self.t_own)
@@ -145,7 +147,9 @@ class AcquisitionWindow:
             self.phi = step @ self.phi
             self.t_ref = t_gps_s
 
-    def record_reference(self, t_gps_s: float, model: od.DynamicsModel, own_model: od.DynamicsModel | None = None):
+    def record_reference(
+        self, t_gps_s: float, model: od.DynamicsModel, own_model: od.DynamicsModel | None = None
+    ) -> None:
         """Advance the reference to *t_gps_s* and keep its position and d position / d x0."""
         self.advance_reference(t_gps_s, model, own_model)
         self.ref_pos.append(self.ref[0:3].copy())

@@ -50,7 +50,7 @@ import math
 import re
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..device_kinds import HK_DEVICE_KINDS
@@ -517,7 +517,8 @@ def _enc_health(t: str, b: dict) -> dict:
     ids, states, restarts = [0] * HEALTH_SLOTS, [0] * HEALTH_SLOTS, [0] * HEALTH_SLOTS
     tasks = [x for x in b.get("tasks", []) if isinstance(x, dict)]
     for k, x in enumerate(tasks[:HEALTH_SLOTS]):
-        ids[k] = TASK_IDS.get(x.get("name"), 0)
+        name = x.get("name")
+        ids[k] = TASK_IDS.get(name, 0) if isinstance(name, str) else 0
         st = x.get("state")
         states[k] = TASK_STATES.index(st) if st in TASK_STATES else 0
         restarts[k] = x.get("restarts", 0)
@@ -568,7 +569,9 @@ HK_RAW_MAX = 200
 
 
 def _enc_hk(t: str, b: dict) -> dict:
-    raw = b.get("raw") if isinstance(b.get("raw"), (bytes, bytearray)) else b""
+    raw = b.get("raw")
+    if not isinstance(raw, (bytes, bytearray)):
+        raw = b""
     kind = b.get("kind")
     return {
         "t_sc_s": b["t_sc_s"],
@@ -1122,11 +1125,13 @@ def decode_batch(data: bytes) -> BatchFile:
     return BatchFile(header, records, stats)
 
 
-def ranges_text(numbers) -> str:
+def ranges_text(numbers: Iterable[int]) -> str:
     """``1-3, 7`` for [1, 2, 3, 7] (sorted input)."""
-    out, start, prev = [], None, None
+    out: list[str] = []
+    start: int | None = None
+    prev: int | None = None
     for s in numbers:
-        if start is not None and s == prev + 1:
+        if start is not None and prev is not None and s == prev + 1:
             prev = s
             continue
         if start is not None:

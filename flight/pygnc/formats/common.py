@@ -31,7 +31,7 @@ class TailReader:
 
     def __init__(self, path: str | os.PathLike, max_bytes: int | None):
         self.path = path
-        self.fd = open_regular_file(path)
+        self.fd: int | None = open_regular_file(path)
         self.size = os.fstat(self.fd).st_size
         self.start = 0 if max_bytes is None else max(0, self.size - max(0, int(max_bytes)))
         self.pos = self.start

@@ -96,7 +96,7 @@ _TIME_STATUS_OK = np.zeros(256, dtype=bool)
 _TIME_STATUS_OK[list(TIME_STATUS_VALUES)] = True
 
 # Fields copied verbatim from raw to decoded (same name, value-preserving cast).
-_COPIED = tuple(n for n in GPS_SEGMENT_DTYPE.names)
+_COPIED = tuple(GPS_SEGMENT_DTYPE.names or ())
 
 
 def as_gps_segments(raw) -> np.ndarray:

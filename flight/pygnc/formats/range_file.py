@@ -383,7 +383,10 @@ class RangeStreamDecoder:
 
 
 def iter_read_range_file(
-    path: str | os.PathLike, settings: DecodeSettings | None = None, file_index: int = -1, max_bytes: int | None = None
+    path: str | os.PathLike[str],
+    settings: DecodeSettings | None = None,
+    file_index: int = -1,
+    max_bytes: int | None = None,
 ):
     """A generator reading and decoding one range file in pieces of READ_CHUNK_BYTES: it
     yields after each piece and returns the :class:`RangeBatch`.  *max_bytes*: read only
@@ -444,7 +447,7 @@ def _iter_merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]):
     )
 
 
-def iter_list_range_files(directory: str | os.PathLike, single_file: str | os.PathLike | None = None):
+def iter_list_range_files(directory: str | os.PathLike[str], single_file: str | os.PathLike[str] | None = None):
     """:func:`list_range_files` as a generator: it yields every MERGE_SLICE_FILES entries of
     the directory (a backlog of thousands of files is listed in slices)."""
     numbered, ignored = [], []
@@ -471,7 +474,7 @@ def iter_list_range_files(directory: str | os.PathLike, single_file: str | os.Pa
 
 
 def list_range_files(
-    directory: str | os.PathLike, single_file: str | os.PathLike | None = None
+    directory: str | os.PathLike[str], single_file: str | os.PathLike[str] | None = None
 ) -> tuple[list[tuple[int, Path]], list[str]]:
     """The range files to read - ``(number, path)`` of every ``rng<digits>.bin`` in
     *directory* in numeric order, then *single_file* (number -1) if it exists - and the
@@ -479,7 +482,7 @@ def list_range_files(
     return drain(iter_list_range_files(directory, single_file))
 
 
-def has_range_files(directory: str | os.PathLike) -> bool:
+def has_range_files(directory: str | os.PathLike[str]) -> bool:
     """Whether *directory* holds a name ``rng<digits>.bin`` (stops at the first one)."""
     try:
         with os.scandir(directory) as entries:
@@ -489,9 +492,9 @@ def has_range_files(directory: str | os.PathLike) -> bool:
 
 
 def iter_read_range_dir(
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     settings: DecodeSettings | None = None,
-    single_file: str | os.PathLike | None = None,
+    single_file: str | os.PathLike[str] | None = None,
     max_file_bytes: int | None = None,
 ):
     """:func:`read_range_dir` as a generator: it yields after every piece of every file
@@ -510,9 +513,9 @@ def iter_read_range_dir(
 
 
 def read_range_dir(
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     settings: DecodeSettings | None = None,
-    single_file: str | os.PathLike | None = None,
+    single_file: str | os.PathLike[str] | None = None,
     max_file_bytes: int | None = None,
 ) -> RangeBatch:
     """Decode every ``rng<digits>.bin`` in *directory* in numeric order, then *single_file*

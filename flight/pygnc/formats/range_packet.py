@@ -30,6 +30,13 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: A number or an array of them (what the conversions that work on both take and give).
+_Num = TypeVar("_Num", float, "np.ndarray")
 
 PACKET_SIZE = 12
 #: SX1280 LoRa bandwidth codes (datasheet, SetModulationParams) -> bandwidth, Hz.  Ranging
@@ -102,7 +109,7 @@ def bandwidth_hz(code: int) -> float:
         ) from None
 
 
-def fei_hz(fei_raw: float, bandwidth_hz_: float = DEFAULT_BANDWIDTH_HZ) -> float:
+def fei_hz(fei_raw: _Num, bandwidth_hz_: float = DEFAULT_BANDWIDTH_HZ) -> _Num:
     """Frequency error of a frequency-error-indicator value, Hz.
 
     SX1280 datasheet (LoRa frequency error indicator) and Semtech's reference driver

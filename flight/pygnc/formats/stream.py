@@ -343,9 +343,7 @@ class FrameReader:
             return
         self.lines += 1
         got = parse_line(line, self.accepted_tags)
-        if self.noise_ok and isinstance(got, FrameError) and got.code == ERR_MALFORMED:
-            got = Noise(line)
-        out.append(got)
+        out.append(Noise(line) if self.noise_ok and isinstance(got, FrameError) and got.code == ERR_MALFORMED else got)
 
     @property
     def pending_bytes(self) -> int:

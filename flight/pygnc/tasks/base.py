@@ -43,8 +43,10 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import zmq
 
@@ -56,6 +58,8 @@ from ..log_budget import log_failure
 from ..logs import records_dropped, setup_task_logging, sync_logs
 from ..signals import STOP_SIGNALS, StopSignals, import_unless_stopped
 from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers
+
+_T = TypeVar("_T")
 
 #: Longest single wait in the loop, s (also bounds the reaction to a dead parent).
 MAX_POLL_S = 0.5
@@ -151,7 +155,7 @@ class Task:
         return {}
 
     # -- helpers -------------------------------------------------------------------------
-    def guard(self, what: str, fn, *args) -> tuple[bool, object]:
+    def guard(self, what: str, fn: Callable[..., _T], *args: Any) -> tuple[bool, _T | None]:
         """(True, *fn*(*args)), or (False, None) if it raised: counted in :attr:`failures` and
         logged (the first few, :func:`pygnc.log_budget.log_failure`) instead of ending the
         task - for work whose failure must not stop the others (a file, a handler)."""
@@ -638,7 +642,7 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
             signal.signal(sig, signal.SIG_IGN)
 
 
-def run_task_process(argv: list[str] | None = None, stop_signals: StopSignals | None = None):
+def run_task_process(argv: list[str] | None = None, stop_signals: StopSignals | None = None) -> None:
     """Run a task as this process's whole life and exit with its status (never returns):
     ``python -m pygnc.tasks`` and a task forked by the zygote (:mod:`pygnc.zygote`)."""
     code = task_main(argv, stop_signals)

@@ -22,9 +22,11 @@ consumer (see the replay in :mod:`pygnc.tasks.base`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..bus.channels import CHANNELS
 from ..bus.messages import Message
+from ..config import Config
 from ..log_budget import log_failure
 from ..processors import Processor
 from .base import Task
@@ -38,7 +40,7 @@ CONTROL_LOOK_PERIOD_S = 0.01
 
 
 class EstimatorTask(Task):
-    processor_class: type[Processor]
+    processor_class: Callable[[Config], Processor]
     channel: str
 
     def __init__(self, runner):
@@ -146,7 +148,7 @@ class EstimatorTask(Task):
         return {"published": self.published, "handle_errors": self.handle_errors, **self.processor.counters()}
 
 
-def estimator_task(processor_class: type[Processor], channel: str) -> type[EstimatorTask]:
+def estimator_task(processor_class: Callable[[Config], Processor], channel: str) -> type[EstimatorTask]:
     """The task class for *processor_class* publishing on *channel*."""
     return type(
         f"{processor_class.__name__}Task", (EstimatorTask,), {"processor_class": processor_class, "channel": channel}

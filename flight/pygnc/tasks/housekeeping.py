@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import zmq
 
 from ..drivers.hk_devices import DeviceSpec, parse_devices
 from ..drivers.hk_registry import HkDriver, driver_class
 from ..drivers.link import LinkError, LinkLost, SerialLink, open_link
+from ..drivers.readings import Reading
 from .base import MAX_POLL_S, Task
 
 #: Period of hk_device reports with counters, s.
@@ -46,7 +48,15 @@ POWER_OFF_BUDGET_S = 1.0
 class Device:
     """Opens, services, and reopens one device; publishes through *publish*."""
 
-    def __init__(self, spec: DeviceSpec, publish, watch, unwatch, sc_at, log: logging.Logger):
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        publish: Callable[[str, dict], object],
+        watch: Callable[[int], None],
+        unwatch: Callable[[int], None],
+        sc_at: Callable[[float], float],
+        log: logging.Logger,
+    ) -> None:
         self.spec = spec
         # sc_at(t_mono_s) -> spacecraft time of that CLOCK_MONOTONIC instant
         self._publish, self._watch, self._unwatch, self._sc_at = publish, watch, unwatch, sc_at
@@ -129,7 +139,7 @@ class Device:
         self.close("lost", str(exc))
         self.next_open = now + min(self.spec.reopen_s, 1.0)
 
-    def _emit(self, readings) -> None:
+    def _emit(self, readings: list[Reading]) -> None:
         for r in readings:
             self.readings += 1
             self._publish(
@@ -154,6 +164,7 @@ class Device:
             if self.link is None:
                 return self.next_open
         wake = now + MAX_POLL_S
+        assert self.driver is not None  # built with the link
         try:
             self._emit(self.driver.service(now))
             self.driver.poll(now)
@@ -175,6 +186,7 @@ class Device:
         if self.link is None:
             self.report("stopped", self.last_note)
             return
+        assert self.driver is not None  # built with the link
         if not self.driver.stop(budget_s):
             self.log.warning("%s: power-off not confirmed at stop", self.spec.name)
         self.close("stopped")

@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import zmq
 
+from ..config import Config, Paths
 from ..drivers.errors import DriverError
 from ..drivers.gx2 import Gx2Stream
 from ..drivers.imu380 import Imu380Stream
 from ..drivers.monodrive import MonoDriveStream
-from ..drivers.sample import ImuSample
+from ..drivers.sample import ImuSample, ImuStream
 from ..drivers.timing import ClockSync
 from .base import MAX_POLL_S, Task
 
@@ -55,7 +57,7 @@ DRIVERS = ("imu380", "gx2", "monodrive")
 _ERRORS = (DriverError, OSError, ValueError)
 
 
-def make_stream(config, paths):
+def make_stream(config: Config, paths: Paths) -> ImuStream:
     """The :class:`~pygnc.drivers.sample.ImuStream` *config* describes (ValueError naming
     the problem if it describes none)."""
     drv, port = config.imu_driver, config.imu_port
@@ -87,8 +89,8 @@ class ImuIngest(Task):
     def __init__(self, runner):
         super().__init__(runner)
         c = self.config
-        self.stream = None
-        self._steps = None
+        self.stream: ImuStream | None = None
+        self._steps: Iterator[float] | None = None
         self._fd: int | None = None
         self.state = "idle"
         self.backoff_s = c.imu_reconnect_backoff_s
@@ -160,6 +162,7 @@ class ImuIngest(Task):
         self.index = 0
         self.sync.reset()
         self._last_t_dev = self._last_t_host = -math.inf
+        assert self.stream is not None  # made above
         self.description = self.stream.description
         self.connected_since = self.last_sample = time.monotonic()
         self.state = "streaming"
@@ -171,6 +174,7 @@ class ImuIngest(Task):
 
     def _stream_step(self, now: float) -> float:
         stream = self.stream
+        assert stream is not None  # streaming
         try:
             samples = stream.read_samples()
             wait = stream.service(now)

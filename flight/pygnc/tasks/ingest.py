@@ -229,7 +229,7 @@ class MessageStream:
     """What ingest publishes, in order, and the decode statistics behind it.  ``messages``
     is a list, or a :class:`LazyMessages` (``build_message_stream(lazy=True)``)."""
 
-    messages: list[tuple[str, dict]] = field(default_factory=list)
+    messages: list[tuple[str, dict]] | LazyMessages = field(default_factory=list)
     stats: list[dict] = field(default_factory=list)  # the ingest_stats bodies
     n_valid_fixes: int = 0
     #: (t_sc_s, t_gps_s) of the valid own fixes, and the clock map fitted to them (or None).
@@ -723,6 +723,7 @@ class Ingest(Task):
         """Read and decode the batch files for about READ_SLICE_S (a piece at least); True
         once the stream is built.  The loop answers health pings between slices."""
         t_end = time.monotonic() + READ_SLICE_S
+        assert self.reading is not None  # until the stream is built
         try:
             while True:
                 next(self.reading)

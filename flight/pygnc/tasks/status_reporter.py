@@ -69,7 +69,7 @@ class StatusReporter(Task):
                 self.log.warning("removed temporary files a crash left next to %s", path.name)
         keep_spare(ctx.paths.status_spare)
         try:
-            self.buslog = BusLogWriter(
+            self.buslog: BusLogWriter | None = BusLogWriter(
                 ctx.log_dir / "bus.log",
                 ctx.run_number,
                 SCHEMA_VERSION,
@@ -237,7 +237,8 @@ class StatusReporter(Task):
                 self.downlink_failed = self.downlink_failed or bool(counters.get("downlink_failed"))
                 held = counters.get("records_held", 0)
                 self.batch_records_held = held if isinstance(held, int) and held >= 0 else 0
-            k = slot.get(_TASK_IDS.get(t.get("name")))
+            name = t.get("name")
+            k = slot.get(_TASK_IDS[name]) if isinstance(name, str) and name in _TASK_IDS else None
             if k is None:
                 continue
             state = t.get("state", "starting")
