@@ -69,6 +69,44 @@ def test_the_smoother_is_at_the_information_bound_of_its_data(formation):
     assert abs(st["rms_los_m"] - bd["rms_los_m"]) <= 0.5 * st["sigma_los_m"], (st, bd)
 
 
+def test_the_range_tag_lateness_prior_is_where_the_clock_chain_puts_it(formation):
+    """A range's whole-second stamp mapped to GPS time by a clock map fitted on the fixes'
+    whole-second stamps is late by the fixes' fraction of a second minus the range's: centred
+    on zero.  Over many clocks (the simulator's offsets and drifts, its fixes on whole GPS
+    seconds and its ranges a random delay after them) the mean lateness is the smoother's
+    prior mean within a tenth of a second and every one is within 2 of its sigmas; in the
+    scenario, as ingest maps its tags, the same (a prior of +0.5 s made every long arc's
+    line-of-sight error too large for its sigma)."""
+    from ground.simulate import scenario as scn
+    from ground.simulate import sensors as sen
+    from ground.smooth.evaluate import match_truth_ranges
+    from pygnc.timebase import fit_clock_map
+
+    cfg = SmoothConfig()
+    s = scn.ScenarioSettings()
+    rng = np.random.default_rng(47)
+    t0 = 1.4e9
+    t_fix = t0 + 25.0 * np.arange(3456)  # a day of fixes, whole GPS seconds
+    late = []
+    for _ in range(200):
+        off = rng.uniform(-s.clock.offset_max_s, s.clock.offset_max_s)
+        drift = rng.uniform(-s.clock.drift_max_ppm, s.clock.drift_max_ppm)
+        cm = fit_clock_map(sen.stamp_s(sen.spacecraft_clock_s(t_fix, t0, off, drift)), t_fix)
+        t_r = t_fix + rng.uniform(s.ranging.delay_min_s, s.ranging.delay_max_s, t_fix.size)
+        tag = cm.gps_from_sc(np.floor(sen.spacecraft_clock_s(t_r, t0, off, drift)))
+        late.append(float(np.mean(tag - t_r)))
+    late = np.array(late)
+    assert abs(float(np.mean(late)) - cfg.time_offset_prior_s) < 0.1, np.mean(late)
+    assert np.all(np.abs(late - cfg.time_offset_prior_s) < 2.0 * cfg.time_offset_sigma_s), late
+    _, truth, inp, _ = formation
+    tr = truth_for(truth, [int(r) for r in truth["radio_id"]])
+    rg = match_truth_ranges(tr, inp, tr["index"], BIAS)
+    for o in (0, 1):
+        sel = rg["observer"] == o
+        mean = float(np.mean(rg["t_gps_s"][sel] - rg["t_true_gps_s"][sel]))
+        assert abs(mean - cfg.time_offset_prior_s) < 2.0 * cfg.time_offset_sigma_s, (o, mean)
+
+
 def test_outliers_are_left_out(formation):
     """Every fix the simulator put 1 km off is left out, and so is a range 30 m off: the result
     is that of the same data without it."""

@@ -92,10 +92,12 @@ class SmoothConfig:
     range_sigma_m: float = 0.5
     range_bias_sigma_m: float = 10.0
     range_bias_walk_m_sqrt_s: float = 0.0
-    #: Range time-tag lateness per observer: prior mean and sigma [s], random walk [s/sqrt(s)]
-    #: (whole-second tags mapped by a clock map fitted on whole-second stamps: late by a
-    #: fraction of a second that moves as the clock drifts).
-    time_offset_prior_s: float = 0.5
+    #: Range time-tag lateness per observer: prior mean and sigma [s], random walk [s/sqrt(s)].
+    #: A range's whole-second stamp is early by its second's fraction, but the clock map,
+    #: fitted on the fixes' whole-second stamps, puts back the fixes' fraction: the lateness
+    #: is the difference of two fractions, centred on zero, within a second either way, and
+    #: moves as the clock drifts.
+    time_offset_prior_s: float = 0.0
     time_offset_sigma_s: float = 0.5
     time_offset_walk_s_sqrt_s: float = 2e-3
     #: Resolution of the range time tags [s] (PY4: whole seconds).
