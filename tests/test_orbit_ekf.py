@@ -247,7 +247,7 @@ def test_joseph_update_matches_filterpy():
     x0, p0 = ekf.x.copy(), ekf.p.copy()
     meas_r, meas_v = r_e + rng.normal(size=3) * 5, v_e + rng.normal(size=3) * 0.005
     z, r = oe.fix_to_gcrs(t, meas_r, meas_v, np.full(3, 10.0), np.full(3, 0.01))
-    assert ekf.update_gps(t, meas_r, meas_v, [10, 10, 10], [0.01, 0.01, 0.01]) == "used"
+    assert ekf.update_gps(t, meas_r, meas_v, [10, 10, 10], [0.01, 0.01, 0.01]).decision == "used"
     kf = filterpy.KalmanFilter(dim_x=n, dim_z=6)
     kf.x, kf.P, kf.R = x0.copy(), p0.copy(), r
     kf.H = np.hstack([np.eye(6), np.zeros((6, n - 6))])

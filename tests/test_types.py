@@ -74,7 +74,7 @@ UNCLEAN = {
     "flight/pygnc/processors/formation.py": 11,
     "flight/pygnc/processors/formation_estimate.py": 4,
     "flight/pygnc/processors/formation_outputs.py": 11,
-    "flight/pygnc/processors/formation_peer.py": 10,
+    "flight/pygnc/processors/formation_peer.py": 9,
     "flight/pygnc/processors/now_cursor.py": 11,
     "flight/pygnc/processors/orbit.py": 26,
     "flight/pygnc/signals.py": 4,

@@ -149,8 +149,7 @@ def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None
             continue
         tf = t_fix[i]
         if not ekf.initialized:
-            ekf.initialize_from_fix(tf, pos[i], vel[i], psig[i], vsig[i])
-            ekf.n_used += 1
+            ekf.start(tf, pos[i], vel[i], psig[i], vsig[i])
             status[i] = 3
             outs.skip_before(tf)
             continue
@@ -159,7 +158,7 @@ def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None
         ekf.predict_to(tf)
         res = ekf.update_gps(tf, pos[i], vel[i], psig[i], vsig[i])
         nis[i] = ekf.last_nis
-        status[i] = {"used": 0, "rejected": 1, "reinit": 3}[res]
+        status[i] = {"used": 0, "rejected": 1, "reinit": 3}[res.decision]
         outs.take_before(tf, inclusive=True)
     if ekf.initialized:
         outs.take_rest()

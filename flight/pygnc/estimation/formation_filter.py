@@ -74,8 +74,10 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pygnc import frames
 from pygnc.estimation import chi2
@@ -343,10 +345,19 @@ class FormationFilter:
         ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
         return fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
 
-    def initialize(self, t_gps_s, own_z, own_r, peer_z, peer_r):
+    def initialize(
+        self,
+        t_gps_s: float,
+        own_z: ArrayLike,
+        own_r: ArrayLike,
+        peer_z: ArrayLike,
+        peer_r: ArrayLike,
+        ranges_acquired: bool = False,
+    ) -> None:
         """Start at *t_gps_s* from an own and a peer measurement of [r, v] in GCRS (6,) with
         covariances (6, 6).  The relative state is their difference; its covariance is
-        R_own + R_peer and its correlation with the own state -R_own."""
+        R_own + R_peer and its correlation with the own state -R_own.  *ranges_acquired*:
+        the next range is taken without acquisition (the peer state is absolute already)."""
         c = self.config
         r_own = np.array(own_r, dtype=float)
         self.t_gps_s = float(t_gps_s)
@@ -371,7 +382,7 @@ class FormationFilter:
         self._taps, self.tapped = [], {}
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
         self.range_rejected_nu_m = []
-        self.range_acquired = False
+        self.range_acquired = ranges_acquired
         self._range_candidate = None
         self._range_reacquire = False
         self.own_fixes_since_init = self.peer_fixes_since_init = 0
@@ -442,6 +453,16 @@ class FormationFilter:
             t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s, peer_pos_sigma_m, peer_vel_sigma_m_s
         )
         self.initialize(t_peer_gps_s, own_z, own_r, peer_z, peer_r)
+
+    def start_from_fixes(self, *args: Any) -> None:
+        """:meth:`initialize_from_fixes` (same arguments), both fixes counted as used."""
+        self.initialize_from_fixes(*args)
+        self.n_own_used += 1
+        self.n_peer_used += 1
+
+    def count_reinit(self) -> None:
+        """Count a re-initialisation the caller is about to make (a new start replaces the state)."""
+        self.n_reinit += 1
 
     # ------------------------------------------------------------------ prediction
     def _q(self, h, reported: bool = False):

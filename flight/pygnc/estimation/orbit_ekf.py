@@ -45,6 +45,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pygnc import frames
 from pygnc.estimation import chi2
@@ -129,12 +130,31 @@ def fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s):
     return z, r
 
 
+@dataclass(frozen=True)
+class FixUpdate:
+    """What one GPS fix did to the filter (:meth:`OrbitEKF.update_gps`, :meth:`OrbitEKF.start`).
+
+    ``decision``: "used", "rejected" (the chi-square gate, or a non-finite result),
+    "reinit" (re-initialised at the fix after too many rejections) or "started" (the
+    filter's first state).  ``nis``: the normalised innovation squared (NaN when no
+    innovation was formed); ``innovation`` (6,) [m, m/s] GCRS and its covariance
+    ``innovation_cov`` (6, 6) when one was.
+    """
+
+    decision: str
+    nis: float = math.nan
+    innovation: np.ndarray | None = None
+    innovation_cov: np.ndarray | None = None
+
+
 class OrbitEKF:
     """Extended Kalman filter on [r, v, w(, drag_scale)] in GCRS; see the module docstring.
 
-    Usage: :meth:`initialize_from_fix`, then :meth:`predict` / :meth:`predict_to` and
-    :meth:`update_gps` in time order.  With ``record=True`` every predict/update is kept
-    in :attr:`history` for :func:`rts_smooth`.
+    Usage: :meth:`start` (or :meth:`initialize_from_fix`), then :meth:`predict` /
+    :meth:`predict_to` and :meth:`update_gps` in time order; :meth:`reset` forgets the state
+    (the next fix starts it again), :meth:`adopt` takes a state carried elsewhere (a copy
+    propagated for outputs).  With ``record=True`` every predict/update is kept in
+    :attr:`history` for :func:`rts_smooth`.
     """
 
     def __init__(self, config: OrbitFilterConfig | None = None, record: bool = False):
@@ -192,6 +212,40 @@ class OrbitEKF:
             self.history.append(
                 FilterStep(self.t_gps_s, None, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), True)
             )
+
+    def start(
+        self,
+        t_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        pos_sigma_m: ArrayLike | None = None,
+        vel_sigma_m_s: ArrayLike | None = None,
+    ) -> FixUpdate:
+        """The filter's first state from a fix, the fix counted as used."""
+        self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+        self.n_used += 1
+        return FixUpdate("started")
+
+    def restart_from_fix(
+        self,
+        t_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        pos_sigma_m: ArrayLike | None = None,
+        vel_sigma_m_s: ArrayLike | None = None,
+    ) -> None:
+        """Start again at a fix (the state was lost: counted as a re-initialisation)."""
+        self.n_reinit += 1
+        self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+
+    def reset(self) -> None:
+        """Forget the state (counted as a re-initialisation): the next fix starts the filter."""
+        self.n_reinit += 1
+        self.t_gps_s = None
+
+    def adopt(self, t_gps_s: float, x: np.ndarray, p: np.ndarray) -> None:
+        """Take a state propagated elsewhere from this filter's own (copies of *x*, *p*)."""
+        self.t_gps_s, self.x, self.p = float(t_gps_s), x.copy(), p.copy()
 
     def _q(self, dt_s):
         key = round(dt_s, 6)
@@ -269,9 +323,9 @@ class OrbitEKF:
         """Measurement update with a GPS fix taken at the filter's current time.
 
         The caller predicts to the fix time first (:meth:`predict_to`); a fix more than
-        1 ms away from the filter time raises ``ValueError``.  Returns "used",
-        "rejected" (chi-square gate) or "reinit" (re-initialised after too many
-        rejections).  The normalised innovation squared is left in :attr:`last_nis`.
+        1 ms away from the filter time raises ``ValueError``.  Returns a :class:`FixUpdate`
+        (decision "used", "rejected" or "reinit"); the normalised innovation squared is also
+        left in :attr:`last_nis`.
         """
         if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
             raise ValueError(f"fix at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
@@ -281,7 +335,7 @@ class OrbitEKF:
             self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
             self.n_used += 1
             self.last_nis = math.nan
-            return "reinit"
+            return FixUpdate("reinit")
         z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
         p = self.p
         y = z - self.x[:6]
@@ -296,7 +350,7 @@ class OrbitEKF:
         if not nis <= self.gate:  # NaN fails the gate too
             self.n_rejected += 1
             self.consecutive_rejections += 1
-            return "rejected"
+            return FixUpdate("rejected", nis, y, s)
         # K = P H^T S^-1 (H selects the first six states).
         k = np.linalg.solve(s, p[:6, :]).T
         x_new = self.x + k @ y
@@ -306,7 +360,7 @@ class OrbitEKF:
         if not (np.isfinite(x_new).all() and np.isfinite(p_new).all()):
             self.n_rejected += 1  # never commit a non-finite state
             self.consecutive_rejections += 1
-            return "rejected"
+            return FixUpdate("rejected", nis, y, s)
         self.x = x_new
         self.p = 0.5 * (p_new + p_new.T)
         self.n_used += 1
@@ -315,7 +369,7 @@ class OrbitEKF:
             h = self.history[-1]
             if abs(h.t_gps_s - self.t_gps_s) < 1e-9:
                 h.x_post, h.p_post, h.updated = self.x.copy(), self.p.copy(), True
-        return "used"
+        return FixUpdate("used", nis, y, s)
 
     def skip_invalid(self):
         """Count a fix that was not used because it was flagged invalid."""

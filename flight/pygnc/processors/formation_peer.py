@@ -168,11 +168,9 @@ class PeerTrack:
         f = self.filter
         if f.initialized:
             self.flush_outputs(math.inf)
-            f.n_reinit += 1
-        f.initialize_from_fixes(own[0], *own[1], t, *fix)
+            f.count_reinit()
+        f.start_from_fixes(own[0], *own[1], t, *fix)
         self.gap_reset = False
-        f.n_own_used += 1
-        f.n_peer_used += 1
 
     def range(
         self,
@@ -296,7 +294,7 @@ class PeerTrack:
                         return False
         if f.initialized:
             self.flush_outputs(math.inf)
-            f.n_reinit += 1
+            f.count_reinit()
         own_z, own_r = f.own_at(own[0], own[1], t)
         eps = ro.wrong_side_probability
         if prior is not None and prior["wrong_side_probability"] is not None:
@@ -365,8 +363,7 @@ class PeerTrack:
         if start is not None and carried is not None:
             # an absolute state: independent of the own one, so the relative state's
             # covariance is the sum and its correlation with the own state -own_r
-            f.initialize(t, own_z, own_r, z, carried.p0)
-            f.range_acquired = True
+            f.initialize(t, own_z, own_r, z, carried.p0, ranges_acquired=True)
         else:
             f.initialize_relative(t, own_z, own_r, z[:3] - own_z[:3], z[3:] - own_z[3:], rel_cov)
         self.gap_reset = False

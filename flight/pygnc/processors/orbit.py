@@ -151,11 +151,9 @@ class OrbitProcessor(Processor):
             return
         if f.initialized and admission.gap_needs_reinit(f.t_gps_s, t, c.max_gap_propagation_s):
             self.n_gap_reinit += 1  # re-initialise rather than propagate across the gap
-            f.n_reinit += 1
-            f.t_gps_s = None
+            f.reset()
         if not f.initialized:
-            f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
-            f.n_used += 1
+            f.start(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
         else:
             c, span = self.cursor, self.span
             if self.cursor_valid and f.t_gps_s <= c.t_gps_s <= t + 1e-6:
@@ -163,16 +161,13 @@ class OrbitProcessor(Processor):
                 # seeded) to the end of its last step, at or before the fix (usually exactly
                 # at it: the step's length is the fix interval): go on from there rather
                 # than propagate the same span a second time.
-                f.t_gps_s, f.x, f.p = c.t_gps_s, c.x.copy(), c.p.copy()
-                if abs(f.t_gps_s - t) <= 1e-6:
-                    f.t_gps_s = t
+                f.adopt(t if abs(c.t_gps_s - t) <= 1e-6 else c.t_gps_s, c.x, c.p)
             elif self.cursor_valid and span is not None and f.t_gps_s <= span.t0_gps_s <= t:
-                f.t_gps_s, f.x, f.p = span.t0_gps_s, span.x0.copy(), span.p0.copy()
+                f.adopt(span.t0_gps_s, span.x0, span.p0)
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
             f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
             if not admission.finite(f.x, f.p):  # never keep a non-finite state
-                f.n_reinit += 1
-                f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+                f.restart_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
         if t - self.t_prev_fix > 0.0:
             self.fix_interval_s = t - self.t_prev_fix
         self.t_prev_fix = t
