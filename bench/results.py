@@ -28,7 +28,7 @@ def _commit() -> str:
         )
         dirty = subprocess.run(
             # (other benches' records, written meanwhile, are not the code measured)
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)bench/results"],
             capture_output=True,
             text=True,
             timeout=10,
