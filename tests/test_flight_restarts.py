@@ -124,12 +124,15 @@ def _run(tmp: Path, scenario: Path, kills: list[tuple[str, float]] = (), catchin
             target = t_first + at * (t_last - t_first)
             run.wait_status(lambda s, target=target: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
             before = run.status()[f"task{NAMES.index(name)}_restarts"]
-            ingest_log = logs / "ingest.log"
+            ingest_log, task_log = logs / "ingest.log", logs / f"{name}.log"
             mark = len(ingest_log.read_text(errors="replace"))
+            task_mark = len(task_log.read_text(errors="replace"))
             _kill(run, name)
             if name == catching_up:
                 _wait_log(ingest_log, f"meas: replaying to {name}", RUN_TIMEOUT_S, after=mark)
-                _wait_cpu(run.task_pid(name), CATCH_UP_CPU_S)  # it is taking the replay
+                # Started (its CPU until then is its start-up, not the replay), then taking the replay.
+                _wait_log(task_log, "INFO started (pid", RUN_TIMEOUT_S, after=task_mark)
+                _wait_cpu(run.task_pid(name), CATCH_UP_CPU_S)
                 before_ingest = run.status()[f"task{NAMES.index('ingest')}_restarts"]
                 _kill(run, "ingest")
                 _wait_back(run, "ingest", before_ingest)
