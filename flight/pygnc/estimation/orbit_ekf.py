@@ -152,9 +152,9 @@ class OrbitEKF:
 
     Usage: :meth:`start` (or :meth:`initialize_from_fix`), then :meth:`predict` /
     :meth:`predict_to` and :meth:`update_gps` in time order; :meth:`reset` forgets the state
-    (the next fix starts it again), :meth:`adopt` takes a state carried elsewhere (a copy
-    propagated for outputs).  With ``record=True`` every predict/update is kept in
-    :attr:`history` for :func:`rts_smooth`.
+    (the next fix starts it again, or :meth:`initialize_from_fix` at once), :meth:`adopt`
+    takes a state carried elsewhere (a copy propagated for outputs).  With ``record=True``
+    every predict/update is kept in :attr:`history` for :func:`rts_smooth`.
     """
 
     def __init__(self, config: OrbitFilterConfig | None = None, record: bool = False):
@@ -225,18 +225,6 @@ class OrbitEKF:
         self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
         self.n_used += 1
         return FixUpdate("started")
-
-    def restart_from_fix(
-        self,
-        t_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        pos_sigma_m: ArrayLike | None = None,
-        vel_sigma_m_s: ArrayLike | None = None,
-    ) -> None:
-        """Start again at a fix (the state was lost: counted as a re-initialisation)."""
-        self.n_reinit += 1
-        self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
 
     def reset(self) -> None:
         """Forget the state (counted as a re-initialisation): the next fix starts the filter."""

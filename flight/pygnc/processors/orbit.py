@@ -167,7 +167,8 @@ class OrbitProcessor(Processor):
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
             f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
             if not admission.finite(f.x, f.p):  # never keep a non-finite state
-                f.restart_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+                f.reset()
+                f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
         if t - self.t_prev_fix > 0.0:
             self.fix_interval_s = t - self.t_prev_fix
         self.t_prev_fix = t
