@@ -82,9 +82,9 @@ def _wait_log(path: Path, needle: str, timeout_s: float, after: int = 0) -> int:
     raise AssertionError(f"{needle!r} not in {path} within {timeout_s} s")
 
 
-#: CPU time a restarted task spends on its replay before ingest is killed, s (the orbit
-#: estimator takes its replay of ~6 500 messages in ~0.5 s; ingest has sent the last of
-#: them, and the end, when the first ~2 500 are taken: its queues hold the rest).
+#: CPU time a restarted task spends on its replay before it is held and ingest killed, s
+#: (killed at 0.3 of the batch, the orbit estimator's replay is a few thousand messages,
+#: a few tenths of a second of CPU).
 CATCH_UP_CPU_S = 0.02
 
 
@@ -130,11 +130,21 @@ def _run(tmp: Path, scenario: Path, kills: list[tuple[str, float]] = (), catchin
             _kill(run, name)
             if name == catching_up:
                 _wait_log(ingest_log, f"meas: replaying to {name}", RUN_TIMEOUT_S, after=mark)
-                # Started (its CPU until then is its start-up, not the replay), then taking the replay.
+                # Started (its CPU until then is its start-up, not the replay), then taking the
+                # replay - and held there (SIGSTOP) until the supervisor has seen ingest die, so
+                # the fault falls in the catch-up however fast the machine takes the rest of it.
                 _wait_log(task_log, "INFO started (pid", RUN_TIMEOUT_S, after=task_mark)
-                _wait_cpu(run.task_pid(name), CATCH_UP_CPU_S)
-                before_ingest = run.status()[f"task{NAMES.index('ingest')}_restarts"]
-                _kill(run, "ingest")
+                task = psutil.Process(run.task_pid(name))
+                sup_log = logs / "supervisor.log"
+                sup_mark = len(sup_log.read_text(errors="replace"))
+                _wait_cpu(task.pid, CATCH_UP_CPU_S)
+                task.suspend()
+                try:
+                    before_ingest = run.status()[f"task{NAMES.index('ingest')}_restarts"]
+                    _kill(run, "ingest")
+                    _wait_log(sup_log, "ingest exited unexpectedly", RUN_TIMEOUT_S, after=sup_mark)
+                finally:
+                    task.resume()
                 _wait_back(run, "ingest", before_ingest)
             _wait_back(run, name, before)
         run.wait_status(lambda s: estimators_done(s, t_last, 2), timeout_s=RUN_TIMEOUT_S)
@@ -217,7 +227,7 @@ def test_a_fault_during_a_catch_up_counts_nothing_twice(scenario, reference, tmp
     estimator caught up: the new ingest replayed from the start and the estimator took again
     what it had taken of the first replay (805 orbit records with ``n_invalid`` 13 too
     high).  What it takes while catching up advances its duplicate filter too."""
-    got, logs, final = _run(tmp_path, scenario, [("orbit_estimator", 0.04)], catching_up="orbit_estimator")
+    got, logs, final = _run(tmp_path, scenario, [("orbit_estimator", 0.3)], catching_up="orbit_estimator")
     assert _restarts(final) == {"orbit_estimator": 1, "ingest": 1}, final
     sup = (logs / "supervisor.log").read_text()
     orbit = (logs / "orbit_estimator.log").read_text()
