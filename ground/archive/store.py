@@ -35,6 +35,8 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +164,22 @@ class Archive:
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(records)")}
         return {"spacecraft_id", "run"} <= columns
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit write transaction (``BEGIN IMMEDIATE``): committed if the block ends,
+        rolled back if anything (an interrupt too) leaves it."""
+        conn = self.conn
+        conn.isolation_level = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.isolation_level = ""
+
     def _migrate_v1(self) -> None:
         """Schema 1 -> 2 in one transaction: every record gets its source (a CSV row also
         the kind and device schema 2 gives it) and its key again."""
@@ -172,9 +190,7 @@ class Archive:
         }
         from_reader = {"buslog": "onboard_buslog", "status": "onboard_status", "batch": "onboard_downlink"}
         from_csv = {"buslog": "onboard_buslog", "status": "onboard_status"}
-        conn.isolation_level = None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             for name in _V1_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
             conn.execute("ALTER TABLE records RENAME TO records_v1")
@@ -211,21 +227,13 @@ class Archive:
                 )
             conn.execute("DROP TABLE records_v1")
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", ("2", "schema_version"))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.isolation_level = ""
 
     def _migrate_v2(self) -> None:
         """Schema 2 -> 3 in one transaction: every record gets its spacecraft and run (from its
         fields, else its file's header) and its key again."""
         conn = self.conn
         metas = {sid: json.loads(m) for sid, m in conn.execute("SELECT source_id, meta_json FROM sources")}
-        conn.isolation_level = None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             columns = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
             for name in ("spacecraft_id", "run"):
                 if name not in columns:
@@ -240,12 +248,6 @@ class Archive:
                     (sc, run, record_key(source, kind, device, record, t, fj, raw, sc, run), record_id),
                 )
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", ("3", "schema_version"))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.isolation_level = ""
 
     def _migrate_v3(self) -> None:
         """Schema 3 -> 4 in one transaction: a partner's device ``peer_<decimal id>`` becomes
@@ -253,9 +255,7 @@ class Archive:
         from ground.archive.sources import peer_device
 
         conn = self.conn
-        conn.isolation_level = None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             rows = conn.execute(
                 "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw, spacecraft_id, run"
                 " FROM records WHERE device GLOB 'peer_[0-9]*'"
@@ -267,12 +267,6 @@ class Archive:
                     (new, record_key(source, kind, new, record, t, fj, raw, sc, run), record_id),
                 )
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.isolation_level = ""
 
     def close(self) -> None:
         self.conn.close()
