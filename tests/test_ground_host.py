@@ -118,6 +118,35 @@ def test_batch_run_ends_by_its_own_timeout_through_the_command_line(tmp_path, ca
     assert "result: ok" in printed and "whoami" in printed
 
 
+def test_until_processed_stops_once_every_estimate_has_reached_the_batch_end(shell):
+    """--until-processed: Ctrl-C as soon as the status (STA) says the batch is done and the
+    orbit and the attitude are estimated at or after its last measurement - not by a
+    guessed --run-s, not by pygnc's own timeout."""
+    _, session, _, _ = shell
+    s = host_run(session, _args(upload=SAMPLE, until_processed=True, timeout_min=5.0), Printer(False))
+    assert s["ok"] and s["processed"] and s["stop"]["how"] == "ctrl-c" and s["stop"]["exit_status"] == 0
+    t_last = s["batch_last_t_sc_s"]
+    final = s["status_full"]
+    assert final["batch_t_sc_last_s"] == pytest.approx(t_last)
+    assert final["orbit_t_sc_s"] >= t_last and final["att_t_sc_s"] >= t_last
+    during = s["status_during_run"]
+    assert "batch_done" in during["flags"] and during["run"] == final["run"]
+
+
+def test_processed_reads_the_status_as_documented():
+    from ground.host.cli import processed
+    from pygnc.formats import status as S
+
+    st = {"flags": S.FLAG_BATCH_DONE, "orbit_t_sc_s": 100.0, "att_t_sc_s": 101.0}
+    st |= {f"peer{k}_id": 0 for k in range(S.MAX_PEERS)} | {f"peer{k}_t_sc_s": math.nan for k in range(S.MAX_PEERS)}
+    assert processed(st, 100.0) and not processed(st, 100.5)
+    assert not processed({**st, "flags": 0}, 100.0)  # ingest still publishing
+    assert not processed({**st, "att_t_sc_s": math.nan}, 0.0)  # no attitude yet
+    st |= {"peer0_id": 0x4B, "peer0_t_sc_s": 99.0, "peer1_id": 0x4C}
+    assert not processed(st, 100.0)  # a partner behind
+    assert processed({**st, "peer0_t_sc_s": 100.0}, 100.0)  # 0x4C never estimated: not waited for
+
+
 def test_command_line_usage_errors_exit_2(tmp_path, capsys):
     from ground.__main__ import main as ground_main
 
@@ -126,7 +155,9 @@ def test_command_line_usage_errors_exit_2(tmp_path, capsys):
     assert ground_main(["host", "--shell", "--upload", str(tmp_path / "none")]) == 2
     assert ground_main(["host", str(tmp_path / "no-such-port")]) == 2
     assert ground_main(["host", "--shell", "--status-every-s", "-1"]) == 2
+    assert ground_main(["host", "--shell", "--until-processed", "--no-ctrl-c"]) == 2
     err = capsys.readouterr().err
+    assert "--until-processed stops pygnc itself" in err
     assert "give a serial PORT" in err and "not a directory" in err and "cannot open" in err
 
 

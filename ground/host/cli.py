@@ -10,7 +10,8 @@ SHA-256 read back; launch ``main.py <timeout> <spacecraft time>``; wait for pygn
 frame and set the estimate cadence; optionally stream a scenario live (real or
 accelerated time), optionally with one bad frame of each kind; show the estimate frames as
 they arrive (a progress line); ask for the status (STA); stop with Ctrl-C and time the
-stop (or wait for pygnc's own timeout); read back and decode ``pygnc_status.bin`` and
+stop - a few seconds after the start or the stream, or once pygnc has processed
+everything (``--until-processed``) - or wait for pygnc's own timeout; read back and decode ``pygnc_status.bin`` and
 ``pygnc_info.txt``.  Exit status 0 when every step worked and main.py exited 0, 1
 otherwise, 2 for a usage error.
 """
@@ -153,6 +154,12 @@ def add_arguments(p) -> None:
         type=float,
         metavar="S",
         help="Ctrl-C S s after the stream starts, while it is still going (default: after it ends)",
+    )
+    p.add_argument(
+        "--until-processed",
+        action="store_true",
+        help="Ctrl-C once pygnc has processed what it was given (asked by STA every second: the batch "
+        "done and every estimate at or after the last measurement) instead of --run-s after the start",
     )
     p.add_argument("--no-ctrl-c", action="store_true", help="do not stop pygnc: wait for its own timeout")
     p.add_argument(
@@ -365,6 +372,7 @@ def host_run(session: ShellSession, args, printer: Printer, config: Config | Non
 
     scenario_t0, batch_last, uploads = _upload(session, args, printer, config)
     summary["uploads"] = uploads
+    summary["batch_last_t_sc_s"] = batch_last
 
     # -- what to stream -----------------------------------------------------------------------------
     frames: list[tuple[float, bytes, bytes]] = []
@@ -437,7 +445,12 @@ def _drive(
     summary["frames_streamed"] = len(frames)
     summary["stream_interrupted"] = interrupted
     status_now = None
-    if not interrupted:
+    if not interrupted and args.until_processed:
+        t_last = max([t for t, _, _ in frames[-1:]] + [summary["batch_last_t_sc_s"] or -math.inf])
+        status_now = _wait_processed(client, t_last, args.timeout_min * 60.0 - 5.0, printer, t0)
+        summary["processed"] = status_now is not None and processed(status_now, t_last)
+        printer.step("pygnc has processed everything" if summary["processed"] else "not processed before the timeout")
+    elif not interrupted:
         t_end = time.monotonic() + (args.run_s if not args.no_ctrl_c else 0.0)
         while time.monotonic() < t_end:
             client.poll(0.05)
@@ -476,6 +489,33 @@ def _drive(
     }
     summary["status_during_run"] = _status_brief(status_now)
     summary["estimates"] = client.estimates
+
+
+def processed(status: dict, t_last_s: float) -> bool:
+    """Whether a status says pygnc has processed everything up to spacecraft time
+    *t_last_s*: ``batch_done``, and the orbit, the attitude and every partner estimated so
+    far have an epoch at or after it (a partner never estimated is not waited for)."""
+    from pygnc.formats.status import FLAG_BATCH_DONE, MAX_PEERS
+
+    epochs = [status["orbit_t_sc_s"], status["att_t_sc_s"]]
+    epochs += [status[f"peer{k}_t_sc_s"] for k in range(MAX_PEERS) if status[f"peer{k}_id"]]
+    epochs = [t for i, t in enumerate(epochs) if i < 2 or t == t]  # (NaN: never estimated)
+    return bool(status["flags"] & FLAG_BATCH_DONE) and all(t == t and t >= t_last_s for t in epochs)
+
+
+def _wait_processed(client: StreamClient, t_last_s: float, limit_s: float, printer: Printer, t0: float) -> dict | None:
+    """STA every second until :func:`processed` (or *limit_s* from now); the last status."""
+    t_end = time.monotonic() + max(limit_s, 1.0)
+    status = None
+    while time.monotonic() < t_end:
+        status = client.status_now() or status
+        if status is not None and processed(status, t_last_s):
+            break
+        t_next = time.monotonic() + 1.0
+        while time.monotonic() < min(t_next, t_end):
+            client.poll(0.05)
+            printer.progress(progress_text(client, t0))
+    return status
 
 
 def _stop_after_failure(session: ShellSession, printer: Printer) -> None:
@@ -584,6 +624,11 @@ def run(args) -> int:
             return 2
     if args.rate <= 0 or args.cadence_s < 0 or args.status_every_s < 0:
         print("ground host: --rate must be > 0, --cadence-s and --status-every-s >= 0", file=sys.stderr)
+        return 2
+    if args.until_processed and (args.no_ctrl_c or args.ctrl_c_at_s is not None):
+        print(
+            "ground host: --until-processed stops pygnc itself: not with --no-ctrl-c or --ctrl-c-at-s", file=sys.stderr
+        )
         return 2
     if args.long_line_bytes < 1:
         print("ground host: --long-line-bytes must be >= 1", file=sys.stderr)
