@@ -195,14 +195,15 @@ def test_saturated_faces_are_bounds_and_never_differenced():
     f = am.AttitudeMEKF()
     f.initialize(0.0, [1.0, 0, 0, 0], np.zeros(3), np.zeros(6), np.eye(6) * 1e-6)
     p0 = f.p.copy()
-    assert f.update_sun(lux, sat, _env(s_b)) == 0
+    assert f.update_sun(lux, sat, _env(s_b)).decision == "skipped"
     np.testing.assert_array_equal(f.p, p0)
     # The same faces with the attitude off by 30 deg about Z (prediction: +X 0.97 E
     # saturated too, +Y 0.26 E below full scale) pull the attitude back.
     f.q = qn.quat_from_rotvec([0.0, 0.0, math.radians(30.0)])
     f.p[:3, :3] = np.eye(3) * math.radians(20.0) ** 2
-    used = f.update_sun(lux, sat, _env(s_b))
-    assert used == 1  # only the +Y bound
+    result = f.update_sun(lux, sat, _env(s_b))
+    assert result.used and result.n_used == 1 and result.innovation.shape == (1,)  # only the +Y bound
+    assert result.innovation_cov.shape == (1, 1) and result.nis >= 0.0
     angle_deg = 2.0 * math.degrees(math.asin(abs(f.q[3])))
     assert angle_deg < 25.0
 
@@ -211,7 +212,8 @@ def test_eclipse_skips_sun_faces():
     f = am.AttitudeMEKF()
     f.initialize(0.0, [1.0, 0, 0, 0], np.zeros(3), np.zeros(6), np.eye(6) * 1e-6)
     lux = np.array([90_000.0, 0, 0, 0, 0, 0])
-    assert f.update_sun(lux, np.zeros(6, bool), _env(np.array([1.0, 0, 0]), frac=0.0)) == 0
+    result = f.update_sun(lux, np.zeros(6, bool), _env(np.array([1.0, 0, 0]), frac=0.0))
+    assert result.decision == "skipped" and not result.used and result.n_used == 0
 
 
 # --------------------------------------------------------------------------- calibrator

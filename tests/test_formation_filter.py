@@ -426,7 +426,9 @@ def test_range_update_matches_filterpy_ukf():
     ukf.x, ukf.P, ukf.R, ukf.Q = f.x.copy(), f.p.copy(), np.array([[0.25]]), np.zeros((n, n))
     ukf.predict()  # identity process, no noise: only draws the sigma points of the prior
     ukf.update(np.array([z]))
-    assert f.update_range(f.t_gps_s, z) == "used"
+    result = f.update_range(f.t_gps_s, z)  # one result type, as the other filters' updates
+    assert result.used and result.n_used == 1 and result.innovation.shape == (1,)
+    assert result.innovation_cov.shape == (1, 1) and result.nis == pytest.approx(f.last_nis)
     # They differ by the range's curvature, sigma_perp^2 / (2 range) = 7 mm for this
     # deliberately loose 50 m^2 prior at 3.6 km (< 1 mm once converged): the EKF's
     # linearisation costs nothing measurable.
@@ -462,7 +464,7 @@ def test_range_applied_ahead_equals_predicting_to_it(ahead_s):
         d = (up.range_model(ahead_s)[0] - dn.range_model(ahead_s)[0]) / (2 * eps)
         assert h[0, i] == pytest.approx(d, rel=1e-5, abs=1e-6), i
     z = g.range_model()[0] + 2.0
-    assert f.update_range(t, z) == "used" and g.update_range(t, z) == "used"
+    assert f.update_range(t, z).decision == "used" and g.update_range(t, z).decision == "used"
     f.predict_to(t)
     np.testing.assert_allclose(f.x[9:12], g.x[9:12], atol=0.01)
     np.testing.assert_allclose(f.x[12:15], g.x[12:15], atol=1e-4)
@@ -530,7 +532,7 @@ def test_peer_fix_update_matches_filterpy_kalman():
     kf.H[:, 0:6] = np.eye(6)
     kf.H[:, 9:15] = np.eye(6)
     kf.update(z)
-    assert f.update_peer_fix(f.t_gps_s, *tr_fix) == "used"
+    assert f.update_peer_fix(f.t_gps_s, *tr_fix).decision == "used"
     np.testing.assert_allclose(f.x, kf.x, rtol=0, atol=1e-9 * (1 + np.abs(kf.x)).max())
     np.testing.assert_allclose(f.p, kf.P, rtol=1e-6, atol=1e-12)
 

@@ -379,7 +379,7 @@ def test_a_side_that_loses_the_ranges_gets_back_the_weight_it_had():
     t = hyp.filter.t_gps_s + 20.0
     hyp.filter.predict_to(t)
     z, _ = hyp.filter.range_model()
-    assert hyp.filter.update_range(t, z) == "used"
+    assert hyp.filter.update_range(t, z).decision == "used"
     hyp.range_on_alternatives(t, z)
     assert not lost.range_acquired and lost.range_rejections_in_row == 0
     (image,) = hyp.alts
@@ -641,7 +641,7 @@ def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree
         t += 20.0
         f.predict_to(t)
         pred, _ = f.range_model()
-        assert f.update_range(t, pred + 300.0 + 10.0 * k) == "rejected"  # a partner lost by 300 m
+        assert f.update_range(t, pred + 300.0 + 10.0 * k).decision == "rejected"  # a partner lost by 300 m
     assert not f.range_acquired and len(f.range_rejected_nu_m) == f.config.max_consecutive_range_rejections
     nu2 = float(np.median(np.square(f.range_rejected_nu_m)))
     p_lost = f.p.copy()

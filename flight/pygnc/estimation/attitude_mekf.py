@@ -90,6 +90,7 @@ from pygnc.estimation.quaternion import (
     step_rotation_vector,
 )
 from pygnc.estimation.tunables import AttitudeFilterConfig
+from pygnc.estimation.update_result import REJECTED, SKIPPED, USED, Update
 
 
 # --------------------------------------------------------------------------- MEKF
@@ -290,23 +291,24 @@ class AttitudeMEKF:
         return sig
 
     # -- updates ----------------------------------------------------------------------
-    def _update(self, r, h, rdiag) -> tuple[bool, float]:
+    def _update(self, r, h, rdiag) -> Update:
+        """Gated update with innovation *r* (m,), H (m, 9) and the noise variances *rdiag*."""
         pht = self.p @ h.T
         s = h @ pht
         s.flat[:: s.shape[0] + 1] += rdiag
         s_inv = _inverse(s)  # one inverse for the NIS and the gain (m <= 6)
         if s_inv is None:
-            return False, float("nan")
+            return Update(REJECTED, math.nan, r, s)
         nis = float(r @ s_inv @ r)
         if not nis <= CHI2_9999[min(len(r), 9) - 1] * (1.0 if len(r) <= 9 else len(r) / 9.0):
-            return False, nis
+            return Update(REJECTED, nis, r, s)
         k = pht @ s_inv  # P H^T S^-1 (P and S symmetric)
         dx = k @ r
         ikh = _EYE9 - k @ h
         p = ikh @ self.p @ ikh.T + (k * rdiag) @ k.T
         # A sum is finite only if every term is (an overflow to inf is refused as well).
         if not (math.isfinite(float(dx.sum())) and math.isfinite(float(p.sum()))):
-            return False, nis  # a non-finite update is not applied (the state stays usable)
+            return Update(REJECTED, nis, r, s)  # a non-finite update is not applied (the state stays usable)
         self.p = 0.5 * (p + p.T)
         d0, d1, d2 = dx[:3].tolist()
         self.q = quat_multiply(self.q, (1.0, 0.5 * d0, 0.5 * d1, 0.5 * d2))
@@ -314,9 +316,10 @@ class AttitudeMEKF:
         if self.q[0] < 0:
             self.q = -self.q
         self.x_bias = self.x_bias + dx[3:]
-        return True, nis
+        return Update(USED, nis, r, s, n_used=len(r))
 
-    def update_mag(self, m_meas_body_ut, mag_gcrs_ut) -> bool:
+    def update_mag(self, m_meas_body_ut, mag_gcrs_ut) -> Update:
+        """Update with a magnetometer sample [uT, body] against the model field [uT, GCRS]."""
         cfg = self.cfg
         a = dcm_from_quat(self.q)
         hb = a.T @ mag_gcrs_ut
@@ -324,14 +327,14 @@ class AttitudeMEKF:
         h = np.zeros((3, 9))
         h[:, :3] = skew(hb)
         h[:, 6:] = np.eye(3)
-        ok, nis = self._update(r, h, np.full(3, cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2))
-        self.last_nis_mag = nis
-        if ok:
+        result = self._update(r, h, np.full(3, cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2))
+        self.last_nis_mag = result.nis
+        if result.used:
             self.consecutive_rejections = 0
         else:
             self.n_mag_rejected += 1
             self.consecutive_rejections += 1
-        return ok
+        return result
 
     def predicted_lux(self, env: Environment, a=None):
         """(direct cosines (6,), predicted lux (6,), albedo lux (6,)) at the current attitude."""
@@ -342,12 +345,13 @@ class AttitudeMEKF:
         pred = env.sun_lux * env.sun_fraction * np.maximum(cosines, 0.0) + alb
         return s_b, cosines, pred, alb
 
-    def update_sun(self, lux, saturated, env: Environment) -> int:
-        """Sequentially-stacked update with the usable faces; returns how many were used."""
+    def update_sun(self, lux, saturated, env: Environment) -> Update:
+        """One update with every usable face stacked; its ``n_used`` is how many were used
+        (decision "skipped" in eclipse or with none usable)."""
         cfg = self.cfg
         self.last_sun_faces = 0
         if env.sun_fraction < cfg.eclipse_fraction_threshold:
-            return 0
+            return Update(SKIPPED)
         lux = np.asarray(lux, dtype=float)
         sat = np.asarray(saturated, dtype=bool)
         s_b, cosines, pred, alb = self.predicted_lux(env)
@@ -375,15 +379,15 @@ class AttitudeMEKF:
             res.append(z - pred[i])
             rv.append(var[i])
         if not rows:
-            return 0
+            return Update(SKIPPED)
         h = np.zeros((len(rows), 9))
         h[:, :3] = np.array(rows)
-        ok, _ = self._update(np.array(res), h, np.array(rv))
-        if not ok:
+        result = self._update(np.array(res), h, np.array(rv))
+        if not result.used:
             self.n_sun_rejected += 1
-            return 0
+            return result
         self.last_sun_faces = len(rows)
-        return len(rows)
+        return result
 
 
 # --------------------------------------------------------------------------- estimator

@@ -84,6 +84,7 @@ from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.orbit_ekf import fix_sigmas, fix_to_gcrs
 from pygnc.estimation.tunables import FormationFilterConfig
+from pygnc.estimation.update_result import HELD, REJECTED, USED, Update
 
 __all__ = [
     "I_DR",
@@ -697,6 +698,13 @@ class FormationFilter:
         self.p = 0.5 * (p_new + p_new.T)
         return True, nis
 
+    def _result(self, decision: str, innovation: np.ndarray) -> Update:
+        """The :class:`Update` of the update :meth:`_update` / :meth:`_update_scalar` just
+        made with *innovation* (its NIS and innovation covariance are the filter's last)."""
+        return Update(
+            decision, self.last_nis, innovation, self.last_s, n_used=innovation.size if decision == USED else 0
+        )
+
     def _update_scalar(self, hv, nu, var, gate):
         """:meth:`_update` of one measurement (a range): H the row *hv* (n,), innovation
         *nu*, noise variance *var*.  The same Joseph form written with outer products,
@@ -723,8 +731,10 @@ class FormationFilter:
         if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
             raise ValueError(f"measurement at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
 
-    def update_own_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None, gcrs=None) -> str:
-        """Update with an own GPS fix at the filter time; "used" or "rejected".  *gcrs*: the
+    def update_own_fix(
+        self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None, gcrs=None
+    ) -> Update:
+        """Update with an own GPS fix at the filter time (decision "used" or "rejected").  *gcrs*: the
         fix's :meth:`fix_gcrs` if the caller has it already (every partner's filters take
         the same own fix: converted once)."""
         self._check_time(t_gps_s)
@@ -733,32 +743,34 @@ class FormationFilter:
         )
         h = np.zeros((6, N_STATES))
         h[:, 0:6] = np.eye(6)
-        ok, _ = self._update(h, z - self.x[0:6], r, self.fix_gate)
+        y = z - self.x[0:6]
+        ok, _ = self._update(h, y, r, self.fix_gate)
         self.own_fixes_since_init += 1
         if ok:
             self.n_own_used += 1
             self.own_rejections_in_row = 0
-            return "used"
+            return self._result(USED, y)
         self.n_own_rejected += 1
         self.own_rejections_in_row += 1
-        return "rejected"
+        return self._result(REJECTED, y)
 
-    def update_peer_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None) -> str:
-        """Update with the peer's GPS fix at the filter time; "used" or "rejected"."""
+    def update_peer_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None) -> Update:
+        """Update with the peer's GPS fix at the filter time (decision "used" or "rejected")."""
         self._check_time(t_gps_s)
         z, r = self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
         h = np.zeros((6, N_STATES))
         h[:, 0:6] = np.eye(6)
         h[:, 9:15] = np.eye(6)
-        ok, _ = self._update(h, z - self.x[0:6] - self.x[9:15], r, self.fix_gate)
+        y = z - self.x[0:6] - self.x[9:15]
+        ok, _ = self._update(h, y, r, self.fix_gate)
         self.peer_fixes_since_init += 1
         if ok:
             self.n_peer_used += 1
             self.peer_rejections_in_row = 0
-            return "used"
+            return self._result(USED, y)
         self.n_peer_rejected += 1
         self.peer_rejections_in_row += 1
-        return "rejected"
+        return self._result(REJECTED, y)
 
     def range_ahead_s(self, t_gps_s) -> float:
         """How far ahead of the filter time a range tagged *t_gps_s* may be applied [s]: its
@@ -895,13 +907,14 @@ class FormationFilter:
         if math.isfinite(float(p_new.sum())):
             self.p = 0.5 * (p_new + p_new.T)
 
-    def update_range(self, t_gps_s, range_m, sigma_m=None) -> str:
+    def update_range(self, t_gps_s, range_m, sigma_m=None) -> Update:
         """Update with a range [m] tagged *t_gps_s*: the filter time, or up to
         ``range_extrapolate_max_s`` after it (:meth:`range_base_time`; the relative state is
         carried to the tag in closed form, :meth:`range_model`).
 
-        Returns "used", "rejected" (gate), or "held" (acquisition: waiting for a second
-        range that agrees with it, see ``range_acquire_tol_m``).  After
+        Returns an :class:`~pygnc.estimation.update_result.Update`: "used", "rejected"
+        (gate), or "held" (acquisition: waiting for a second range that agrees with it, see
+        ``range_acquire_tol_m``).  After
         ``max_consecutive_range_rejections`` rejections in a row the ranges are
         re-acquired: once two consecutive ranges agree again, the bias is re-opened (its
         prior sigma, decorrelated) at the value that fits them - the radio's calibration
@@ -918,7 +931,7 @@ class FormationFilter:
         pred, h, rho, u, rel_dot, j = self._range_terms(ahead)
         if not math.isfinite(pred):
             self.n_ranges_rejected += 1
-            return "rejected"
+            return Update(REJECTED)
         # Second-order terms of |p| (Hessian M = (I - u u^T) / rho, p the relative position
         # at the tag, its covariance J P J^T): the mean of the range over the prior and its
         # extra spread.  Negligible once the line of sight is known to metres; with a
@@ -940,7 +953,7 @@ class FormationFilter:
             tol = c.range_acquire_tol_m + 3.0 * rate_sigma * (t - cand[0] if cand else 0.0)
             if cand is None or t - cand[0] > c.range_acquire_window_s or abs(nu - cand[1]) > tol:
                 self.n_ranges_held += 1
-                return "held"
+                return Update(HELD, innovation=np.array([nu]))
             self.range_acquired = True
             self._range_candidate = None
             if self._range_reacquire:
@@ -957,7 +970,7 @@ class FormationFilter:
             self.n_ranges_used += 1
             self.range_rejections_in_row = 0
             self.range_rejected_nu_m = []
-            return "used"
+            return self._result(USED, np.array([nu]))
         self.n_ranges_rejected += 1
         self.range_rejections_in_row += 1
         if math.isfinite(nu):
@@ -967,4 +980,4 @@ class FormationFilter:
             self._range_reacquire = True
             self._range_candidate = None
             self.range_rejections_in_row = 0
-        return "rejected"
+        return self._result(REJECTED, np.array([nu]))

@@ -51,6 +51,7 @@ from pygnc import frames
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.tunables import OrbitFilterConfig
+from pygnc.estimation.update_result import Update
 
 __all__ = [
     "OrbitFilterConfig",
@@ -130,23 +131,6 @@ def fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s):
     return z, r
 
 
-@dataclass(frozen=True)
-class FixUpdate:
-    """What one GPS fix did to the filter (:meth:`OrbitEKF.update_gps`, :meth:`OrbitEKF.start`).
-
-    ``decision``: "used", "rejected" (the chi-square gate, or a non-finite result),
-    "reinit" (re-initialised at the fix after too many rejections) or "started" (the
-    filter's first state).  ``nis``: the normalised innovation squared (NaN when no
-    innovation was formed); ``innovation`` (6,) [m, m/s] GCRS and its covariance
-    ``innovation_cov`` (6, 6) when one was.
-    """
-
-    decision: str
-    nis: float = math.nan
-    innovation: np.ndarray | None = None
-    innovation_cov: np.ndarray | None = None
-
-
 class OrbitEKF:
     """Extended Kalman filter on [r, v, w(, drag_scale)] in GCRS; see the module docstring.
 
@@ -220,11 +204,11 @@ class OrbitEKF:
         vel_ecef_m_s: ArrayLike,
         pos_sigma_m: ArrayLike | None = None,
         vel_sigma_m_s: ArrayLike | None = None,
-    ) -> FixUpdate:
+    ) -> Update:
         """The filter's first state from a fix, the fix counted as used."""
         self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
         self.n_used += 1
-        return FixUpdate("started")
+        return Update("started")
 
     def reset(self) -> None:
         """Forget the state (counted as a re-initialisation): the next fix starts the filter."""
@@ -307,13 +291,20 @@ class OrbitEKF:
         p = phi_s @ span.p0 @ phi_s.T + self._q(tau)
         return x, 0.5 * (p + p.T)
 
-    def update_gps(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
+    def update_gps(
+        self,
+        t_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        pos_sigma_m: ArrayLike | None = None,
+        vel_sigma_m_s: ArrayLike | None = None,
+    ) -> Update:
         """Measurement update with a GPS fix taken at the filter's current time.
 
         The caller predicts to the fix time first (:meth:`predict_to`); a fix more than
-        1 ms away from the filter time raises ``ValueError``.  Returns a :class:`FixUpdate`
-        (decision "used", "rejected" or "reinit"); the normalised innovation squared is also
-        left in :attr:`last_nis`.
+        1 ms away from the filter time raises ``ValueError``.  Returns an
+        :class:`~pygnc.estimation.update_result.Update` (decision "used", "rejected" or
+        "reinit"); the normalised innovation squared is also left in :attr:`last_nis`.
         """
         if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
             raise ValueError(f"fix at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
@@ -323,7 +314,7 @@ class OrbitEKF:
             self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
             self.n_used += 1
             self.last_nis = math.nan
-            return FixUpdate("reinit")
+            return Update("reinit")
         z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
         p = self.p
         y = z - self.x[:6]
@@ -338,7 +329,7 @@ class OrbitEKF:
         if not nis <= self.gate:  # NaN fails the gate too
             self.n_rejected += 1
             self.consecutive_rejections += 1
-            return FixUpdate("rejected", nis, y, s)
+            return Update("rejected", nis, y, s)
         # K = P H^T S^-1 (H selects the first six states).
         k = np.linalg.solve(s, p[:6, :]).T
         x_new = self.x + k @ y
@@ -348,7 +339,7 @@ class OrbitEKF:
         if not (np.isfinite(x_new).all() and np.isfinite(p_new).all()):
             self.n_rejected += 1  # never commit a non-finite state
             self.consecutive_rejections += 1
-            return FixUpdate("rejected", nis, y, s)
+            return Update("rejected", nis, y, s)
         self.x = x_new
         self.p = 0.5 * (p_new + p_new.T)
         self.n_used += 1
@@ -357,7 +348,7 @@ class OrbitEKF:
             h = self.history[-1]
             if abs(h.t_gps_s - self.t_gps_s) < 1e-9:
                 h.x_post, h.p_post, h.updated = self.x.copy(), self.p.copy(), True
-        return FixUpdate("used", nis, y, s)
+        return Update("used", nis, y, s, n_used=6)
 
     def skip_invalid(self):
         """Count a fix that was not used because it was flagged invalid."""
