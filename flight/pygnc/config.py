@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .estimation.tunables import AttitudeFilterConfig, FormationFilterConfig, OrbitFilterConfig, RangeOnlyConfig
 from .formats import range_packet
@@ -33,10 +33,14 @@ from .limits import Problem, bounded, field_problems, is_number, number_problem,
 from .regular_files import TooLarge, read_small_file
 from .toml_lines import find_line, syntax_error_line
 
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
-_T = TypeVar("_T", bound="DataclassInstance")
+class _Dataclass(Protocol):
+    """Any dataclass (what ``dataclasses.replace`` takes)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+_T = TypeVar("_T", bound=_Dataclass)
 
 #: Defaults of the fields the decoders read (declared in pygnc.formats.settings).
 _DECODE = DecodeSettings()
