@@ -20,8 +20,10 @@ import dataclasses
 import math
 import os
 import tomllib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .estimation.tunables import AttitudeFilterConfig, FormationFilterConfig, OrbitFilterConfig, RangeOnlyConfig
 from .formats import range_packet
@@ -30,6 +32,15 @@ from .formats.settings import DecodeSettings
 from .limits import Problem, bounded, field_problems, is_number, number_problem, shown
 from .regular_files import TooLarge, read_small_file
 from .toml_lines import find_line, syntax_error_line
+
+
+class _Dataclass(Protocol):
+    """Any dataclass (what ``dataclasses.replace`` takes)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+_T = TypeVar("_T", bound=_Dataclass)
 
 #: Defaults of the fields the decoders read (declared in pygnc.formats.settings).
 _DECODE = DecodeSettings()
@@ -419,7 +430,7 @@ class Config:
     #: acquisition window, the placements and prior defaults, the wrong-side probability).
     range_only: dict = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         problems = config_problems(self)
         if problems:
             raise ConfigError(problems)
@@ -443,7 +454,7 @@ class Config:
         return self.log_min_free_bytes + (self.batch_min_free_bytes if self.batch_writer_enabled else 0)
 
 
-def peer_id_key(key) -> int:
+def peer_id_key(key: object) -> int:
     """A partner id from a configuration key: an int, or a string "0x4A" / "74"
     (ValueError otherwise, or outside 1..255)."""
     try:
@@ -479,7 +490,9 @@ _GM_EARTH_M3_S2 = 3.986004418e14
 _EARTH_RATE_RAD_S = 7.2921150e-5
 
 
-def orbit_state_problem(pos_ecef_m, vel_ecef_m_s, inertial: bool = False) -> str | None:
+def orbit_state_problem(
+    pos_ecef_m: Iterable[float], vel_ecef_m_s: Iterable[float], inertial: bool = False
+) -> str | None:
     """Why an ECEF state (m, m/s; *inertial*: a GCRS one) is no partner's orbit (None: it
     may be one): its radius outside (PRIOR_MIN_PERIGEE_RADIUS_M, PRIOR_MAX_RADIUS_M), not
     bound to the Earth, or its perigee inside the Earth (a prior at the origin, inside the
@@ -519,7 +532,7 @@ MAX_TAIL_SCALE = 100.0
 MAX_PRIOR_SOURCE_CHARS = 120
 
 
-def _covariance6(v) -> tuple[float, ...]:
+def _covariance6(v: object) -> tuple[float, ...]:
     """A 6x6 covariance given as 36 numbers (row-major), checked symmetric and positive
     definite (a plain Cholesky: no numpy here)."""
     if not (
@@ -563,7 +576,7 @@ def _prior_key_problem(extra: list, known: list) -> str:
     return f"unknown keys in a partner prior: {sorted(map(str, extra))} (its keys: {', '.join(known)})"
 
 
-def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 1.0) -> dict:
+def parse_peer_prior(table: object, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 1.0) -> dict:
     """A partner prior table (see ``Config.formation_peer_priors``), checked and normalised:
     ``{"frame": "ecef", "t_gps_s", "pos_ecef_m", "vel_ecef_m_s", ...}`` or ``{"frame": "rtn",
     "dr_rtn_m", "dv_rtn_m_s", ...}``, each with ``sigma_pos_m``, ``sigma_vel_m_s``,
@@ -638,7 +651,7 @@ def parse_peer_prior(table, sigma_pos_m: float = 1000.0, sigma_vel_m_s: float = 
     raise ValueError("a partner prior gives either t_gps_s + pos_ecef_m + vel_ecef_m_s, or dr_rtn_m + dv_rtn_m_s")
 
 
-def filter_tunables(cls, overrides: dict, table: str):
+def filter_tunables(cls: type[_T], overrides: dict, table: str) -> _T:
     """The dataclass *cls* of a filter's tunables with *overrides* (the configuration's
     ``[table]``, checked when the configuration was loaded) laid over its defaults."""
     problems = field_problems(cls, overrides, (table,))
@@ -658,11 +671,11 @@ MOUNTINGS = (
 )
 
 
-def _det3(m) -> float:
+def _det3(m: Sequence[float]) -> float:
     return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6])
 
 
-def _orthonormal_error(m) -> float:
+def _orthonormal_error(m: Sequence[float]) -> float:
     """Largest element of |R R^T - I| for the row-major 3x3 *m*."""
     err = 0.0
     for i in range(3):
@@ -687,7 +700,7 @@ def config_problems(c: Config) -> list[Problem]:
     out = field_problems(Config, values)
     bad = {p.key[0] for p in out}
 
-    def ok(*names) -> bool:
+    def ok(*names: str) -> bool:
         return not bad.intersection(names)
 
     for name, cls in (
@@ -706,7 +719,7 @@ def config_problems(c: Config) -> list[Problem]:
         current = {k.name: k for k in KINDS_BY_NAME.values() if k.superseded_by is None}
         known = ", ".join(sorted(current))
 
-        def unknown(k) -> str:
+        def unknown(k: str) -> str:
             old = KINDS_BY_NAME.get(k)
             if old is not None and old.superseded_by is not None:
                 return f"is a superseded layout, read but never written: record {old.superseded_by!r}"
@@ -838,7 +851,7 @@ def batch_dir_problem(value: str) -> str | None:
     return None
 
 
-def _misplaced(p: Problem, cls) -> Problem:
+def _misplaced(p: Problem, cls: type) -> Problem:
     """An unknown key of a table that is a top-level key: said so (in TOML every key after a
     ``[table]`` header belongs to that table)."""
     k = p.key[-1]
@@ -852,7 +865,7 @@ def _misplaced(p: Problem, cls) -> Problem:
     return p
 
 
-def _prior_key(message: str, table) -> tuple:
+def _prior_key(message: str, table: object) -> tuple:
     """The key of a partner prior table that *message* (of :func:`parse_peer_prior`) names."""
     if isinstance(table, dict):
         named = [(message.find(str(k)), i, k) for i, k in enumerate(table) if str(k) in message]
@@ -866,7 +879,9 @@ class ConfigError(ValueError):
     :class:`pygnc.limits.Problem`) pairs; :attr:`where`: the file or source (None: values
     given in code)."""
 
-    def __init__(self, problems, where: str | None = None, text: str | None = None, line: int | None = None):
+    def __init__(
+        self, problems: Iterable[Problem], where: str | None = None, text: str | None = None, line: int | None = None
+    ):
         problems = list(problems)
         self._args = (problems, where, text, line)
         # (a file name is shown as it is unless it holds control characters)
@@ -885,7 +900,9 @@ class ConfigError(ValueError):
             self.problems.sort(key=lambda np: math.inf if np[0] is None else np[0])
         super().__init__(self.describe())
 
-    def __reduce__(self):  # (pickled whole: a Monte Carlo worker's error reaches the client)
+    def __reduce__(
+        self,
+    ) -> tuple[type[ConfigError], tuple]:  # (pickled whole: a Monte Carlo worker's error reaches the client)
         return ConfigError, self._args
 
     def lines(self) -> list[str]:

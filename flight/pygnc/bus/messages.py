@@ -23,6 +23,7 @@ No numpy here: the status reporter and supervisor import this and must start fas
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgpack
@@ -407,7 +408,7 @@ def decode(data: bytes, counters: DecodeCounters, max_bytes: int = MAX_MESSAGE_B
 _NUM_TYPES = frozenset({int, float})
 
 
-def _checker(kind: str):
+def _checker(kind: str) -> Callable[[object], bool]:
     """The test a decoded field of *kind* must pass (see the field kinds above).  Decoded
     values have msgpack's exact types (int, float, bool, str, list, dict, bytes), so the
     tests compare types exactly: a bool is not a number, as declared."""

@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import zmq
@@ -135,7 +136,7 @@ class Publisher:
         self,
         ctx: zmq.Context,
         channel: Channel | str,
-        run_dir,
+        run_dir: str | Path,
         encoder: Encoder,
         expected_subscribers: int = 0,
         max_message_bytes: int = 64 * 1024,
@@ -380,7 +381,7 @@ class Subscriber:
         self,
         ctx: zmq.Context,
         channel: Channel | str,
-        run_dir,
+        run_dir: str | Path,
         counters: DecodeCounters,
         max_message_bytes: int = 64 * 1024,
         consumer: str | None = None,
@@ -469,7 +470,7 @@ class Subscriber:
 class ControlClient:
     """A task's DEALER link to the supervisor (identity = task name)."""
 
-    def __init__(self, ctx: zmq.Context, run_dir, task_name: str, counters: DecodeCounters):
+    def __init__(self, ctx: zmq.Context, run_dir: str | Path, task_name: str, counters: DecodeCounters):
         self.encoder = Encoder(task_name)
         self.counters = counters
         s = ctx.socket(zmq.DEALER)
@@ -505,7 +506,7 @@ class ControlClient:
 class ControlServer:
     """The supervisor's ROUTER: addresses tasks by name; a restarted task takes over."""
 
-    def __init__(self, ctx: zmq.Context, run_dir, counters: DecodeCounters):
+    def __init__(self, ctx: zmq.Context, run_dir: str | Path, counters: DecodeCounters):
         self.encoder = Encoder("supervisor")
         self.counters = counters
         s = ctx.socket(zmq.ROUTER)

@@ -15,6 +15,7 @@ The sentences themselves (CRC, framing, fields in physical units) are the pure c
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .emus_bms_codec import (  # BAUDRATE, DEFAULT_SENTENCES: the driver's defaults, here too
@@ -196,7 +197,7 @@ class EmusBms:
     def fileno(self) -> int | None:
         return self.link.fileno()
 
-    def poll(self, names, now: float) -> int:
+    def poll(self, names: Iterable[str], now: float) -> int:
         """Ask for each sentence of *names* not already open; returns how many were sent."""
         if self.mode != "request":
             return 0
@@ -241,7 +242,7 @@ class EmusBms:
             **self.link.counters.as_dict(),
         }
 
-    def read_blocking(self, names, timeout_s: float | None = None) -> tuple[list[Reading], list[Reply]]:
+    def read_blocking(self, names: Iterable[str], timeout_s: float | None = None) -> tuple[list[Reading], list[Reply]]:
         """Request *names* (request mode) or listen (broadcast mode) until every request
         has ended or *timeout_s* passed; waits on the port, never spins.  For tools and
         tests; a task uses :meth:`poll` and :meth:`service` from its loop."""

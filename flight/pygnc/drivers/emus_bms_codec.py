@@ -351,7 +351,7 @@ def _f(fields: tuple[str, ...], i: int) -> str:
     return fields[i] if i < len(fields) else ""
 
 
-def _summary(fields, kind: str, scale_offset) -> dict:
+def _summary(fields: tuple[str, ...], kind: str, scale_offset: tuple[float, int]) -> dict:
     s, o = scale_offset
     return {
         "n_cells": _uint(_f(fields, 0)),
@@ -361,7 +361,7 @@ def _summary(fields, kind: str, scale_offset) -> dict:
     }
 
 
-def _group(fields, kind: str, scale_offset) -> dict:
+def _group(fields: tuple[str, ...], kind: str, scale_offset: tuple[float, int]) -> dict:
     s, o = scale_offset
     return {
         "string": _uint(_f(fields, 0)),
@@ -371,24 +371,24 @@ def _group(fields, kind: str, scale_offset) -> dict:
     }
 
 
-def _bv1(f):
+def _bv1(f: tuple[str, ...]) -> dict:
     d = _summary(f, "cell_voltage_v", _CELL_V)
     d["total_voltage_v"] = _scaled(_f(f, 4), 0.01)
     return d
 
 
-def _bb1(f):
+def _bb1(f: tuple[str, ...]) -> dict:
     d = _summary(f, "balancing_pct", _BAL)
     d["balancing_threshold_v"] = _scaled(_f(f, 5), *_CELL_V)
     return d
 
 
-def _cv1(f):
+def _cv1(f: tuple[str, ...]) -> dict:
     cur = parse_signed(_f(f, 1))
     return {"total_voltage_v": _scaled(_f(f, 0), 0.01), "current_a": None if cur is None else cur * 0.1}
 
 
-def _bc1(f):
+def _bc1(f: tuple[str, ...]) -> dict:
     return {"charge_coulomb": _uint(_f(f, 0)), "capacity_coulomb": _uint(_f(f, 1)), "soc_pct": _scaled(_f(f, 2), 0.01)}
 
 
@@ -409,11 +409,11 @@ _DT1 = (
 )
 
 
-def _dt1(f):
+def _dt1(f: tuple[str, ...]) -> dict:
     return {name: _scaled(_f(f, i), scale) for i, (name, scale) in enumerate(_DT1)}
 
 
-def _ot1(f):
+def _ot1(f: tuple[str, ...]) -> dict:
     charger, outputs = _uint(_f(f, 0)), _uint(_f(f, 2))
     return {
         "charger_flags": charger,
@@ -423,11 +423,11 @@ def _ot1(f):
     }
 
 
-def _vr1(f):
+def _vr1(f: tuple[str, ...]) -> dict:
     return {"hardware_type": _f(f, 0), "serial_number": _uint(_f(f, 1)), "firmware_version": _f(f, 2)}
 
 
-def _st1(f):
+def _st1(f: tuple[str, ...]) -> dict:
     stage = _uint(_f(f, 0))
     validity, protection = _uint(_f(f, 4)), _uint(_f(f, 5))
     reduction, pins = _uint(_f(f, 6)), _uint(_f(f, 7))

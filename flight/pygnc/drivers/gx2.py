@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict, Unpack
 
 from . import gx2_codec as gx
 from .errors import DriverError, DriverTimeout
 from .link import SerialLink
-from .pump import FramePump
+from .pump import FramePump, Received
 from .sample import ImuSample
 from .timing import TimerUnwrapper
 
@@ -37,6 +37,13 @@ class Gx2Packet(NamedTuple):
     packet: gx.AccelRate
 
 
+class _Options(TypedDict, total=False):
+    """:class:`Gx2`'s keyword options (what :meth:`Gx2.open` passes on)."""
+
+    clock: Callable[[], float]
+    max_queued: int
+
+
 class Gx2:
     """One 3DM-GX2 on an open link."""
 
@@ -50,7 +57,7 @@ class Gx2:
         self.continuous = False
 
     @classmethod
-    def open(cls, url: str, baudrate: int = DEFAULT_BAUD, *, exclusive: bool = True, **kw) -> Gx2:
+    def open(cls, url: str, baudrate: int = DEFAULT_BAUD, *, exclusive: bool = True, **kw: Unpack[_Options]) -> Gx2:
         return cls(SerialLink(url, baudrate, exclusive=exclusive), **kw)
 
     def pump(self, timeout_s: float = 0.0) -> int:
@@ -59,7 +66,7 @@ class Gx2:
         return self.reader.pump(timeout_s)
 
     @staticmethod
-    def _decoded(r) -> Gx2Packet:
+    def _decoded(r: Received) -> Gx2Packet:
         return Gx2Packet(r.t_rx_mono_s, gx.decode_accel_rate(r.frame, verify=False))  # the framer checked it
 
     def take_packets(self) -> list[Gx2Packet]:

@@ -85,7 +85,7 @@ def decode_continuous_reply(reply: bytes) -> int:
 class FramerStats:
     __slots__ = ("bytes_total", "bytes_skipped", "skip_events", "frames", "checksum_errors")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.bytes_total = self.bytes_skipped = self.skip_events = self.frames = self.checksum_errors = 0
 
     def as_dict(self) -> dict:
@@ -98,7 +98,7 @@ class Framer:
     A candidate start byte whose reply fails the checksum is skipped (one byte) and counted:
     0xC2 may occur inside a float, so the checksum is what decides."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.buf = bytearray()
         self.stats = FramerStats()
 

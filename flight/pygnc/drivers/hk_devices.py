@@ -9,7 +9,9 @@ but the standard library: ``main.py --check-config`` runs it on a Python without
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from ..device_kinds import HK_DEVICE_KINDS
 from ..limits import Interval, is_number, number_problem
@@ -84,7 +86,7 @@ LIMITS = {
 _INTEGERS = {"cells", "baudrate", "bytes_per_transfer"}
 
 
-def _number(entry_name: str, key: str, value) -> float:
+def _number(entry_name: str, key: str, value: object) -> float:
     """*value* of *key* checked against :data:`LIMITS` (type, finite, interval)."""
     interval = Interval.parse(LIMITS[key])
     if key in _INTEGERS and not (isinstance(value, int) and not isinstance(value, bool)):
@@ -94,7 +96,7 @@ def _number(entry_name: str, key: str, value) -> float:
     msg = number_problem(value, interval)
     if msg is not None:
         raise DeviceConfigError(f"housekeeping device {entry_name!r}: {key} {msg}", key)
-    return value
+    return cast(float, value)  # (an int or a float: is_number checked it)
 
 
 def parse_device(entry: dict) -> DeviceSpec:
@@ -153,7 +155,7 @@ def parse_device(entry: dict) -> DeviceSpec:
     return DeviceSpec(name, kind, port, usb, period, timeout, reopen, opts)
 
 
-def parse_devices(entries) -> tuple[list[DeviceSpec], list[str]]:
+def parse_devices(entries: Iterable[dict] | None) -> tuple[list[DeviceSpec], list[str]]:
     """All valid device specs, and one message per invalid entry (duplicates included)."""
     specs, errors, seen = [], [], set()
     for entry in entries or ():
@@ -170,7 +172,7 @@ def parse_devices(entries) -> tuple[list[DeviceSpec], list[str]]:
     return specs, errors
 
 
-def device_problems(entries) -> list[tuple[int, str | None, str]]:
+def device_problems(entries: object) -> list[tuple[int, str | None, str]]:
     """(index of the table, key at fault or None, message) for every bad device table of
     *entries* (what :func:`parse_devices` would leave out)."""
     if not isinstance(entries, (list, tuple)):

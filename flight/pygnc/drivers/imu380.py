@@ -27,10 +27,10 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict, Unpack, overload
 
 from serial.tools import list_ports
 
@@ -93,6 +93,30 @@ class FirmwareUpgradeError(Imu380Error):
     pass
 
 
+class _Options(TypedDict, total=False):
+    """:class:`Imu380`'s keyword options (what :meth:`Imu380.open` passes on)."""
+
+    timeout_s: float
+    retries: int
+    clock: Callable[[], float]
+    max_queued: int
+
+
+class _ProbeOptions(TypedDict, total=False):
+    """:class:`Imu380`'s keyword options but the timeout (:func:`probe` sets it)."""
+
+    retries: int
+    clock: Callable[[], float]
+    max_queued: int
+
+
+class _RequestOptions(TypedDict, total=False):
+    """:meth:`Imu380.request`'s keyword options (what the commands pass on)."""
+
+    timeout_s: float | None
+    retries: int | None
+
+
 class Imu380:
     """One IMU380/DMU380 on an open link."""
 
@@ -123,16 +147,16 @@ class Imu380:
         self.packets = self.reader.packets
 
     @classmethod
-    def open(cls, url: str, baudrate: int = 115200, *, exclusive: bool = True, **kw) -> Imu380:
+    def open(cls, url: str, baudrate: int = 115200, *, exclusive: bool = True, **kw: Unpack[_Options]) -> Imu380:
         return cls(SerialLink(url, baudrate, exclusive=exclusive), **kw)
 
     def close(self) -> None:
         self.link.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Imu380:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- receiving ------------------------------------------------------------------------
@@ -202,26 +226,26 @@ class Imu380:
             f"after {retries + 1} attempts of {timeout_s:.2f} s"
         )
 
-    def ping(self, **kw) -> None:
+    def ping(self, **kw: Unpack[_RequestOptions]) -> None:
         self.request(uu.PING, match=lambda f: f.ptype == uu.PING and not f.payload, **kw)
 
-    def echo(self, data: bytes, **kw) -> bytes:
+    def echo(self, data: bytes, **kw: Unpack[_RequestOptions]) -> bytes:
         return self.request(uu.ECHO, data, match=lambda f: f.ptype == uu.ECHO and f.payload == data, **kw).payload
 
-    def get_packet(self, ptype: bytes, **kw) -> uu.Frame:
+    def get_packet(self, ptype: bytes, **kw: Unpack[_RequestOptions]) -> uu.Frame:
         return self.request(uu.GET_PACKET, ptype, match=lambda f: f.ptype == ptype, **kw)
 
-    def get_id(self, **kw) -> uu.DeviceId:
+    def get_id(self, **kw: Unpack[_RequestOptions]) -> uu.DeviceId:
         return uu.decode_id(self.get_packet(uu.ID, **kw).payload)
 
-    def get_version(self, **kw) -> uu.Version:
+    def get_version(self, **kw: Unpack[_RequestOptions]) -> uu.Version:
         return uu.decode_vr(self.get_packet(uu.VR, **kw).payload)
 
-    def get_bit(self, **kw) -> dict[str, int]:
+    def get_bit(self, **kw: Unpack[_RequestOptions]) -> dict[str, int]:
         """T0: the detailed built-in test words."""
         return uu.decode_t0(self.get_packet(uu.T0, **kw).payload)
 
-    def _fields(self, ptype: bytes, field_ids, **kw) -> dict[int, int]:
+    def _fields(self, ptype: bytes, field_ids: Iterable[int], **kw: Unpack[_RequestOptions]) -> dict[int, int]:
         ids = [int(f) for f in field_ids]
         try:
             f = self.request(
@@ -241,15 +265,15 @@ class Imu380:
             raise FieldsRejected(ptype, missing, sorted(values))
         return values
 
-    def get_fields(self, field_ids, **kw) -> dict[int, int]:
+    def get_fields(self, field_ids: Iterable[int], **kw: Unpack[_RequestOptions]) -> dict[int, int]:
         """GF: current (RAM) values."""
         return self._fields(uu.GET_FIELDS, field_ids, **kw)
 
-    def read_fields(self, field_ids, **kw) -> dict[int, int]:
+    def read_fields(self, field_ids: Iterable[int], **kw: Unpack[_RequestOptions]) -> dict[int, int]:
         """RF: saved (EEPROM) values, in force at the next power-up."""
         return self._fields(uu.READ_FIELDS, field_ids, **kw)
 
-    def _put_fields(self, ptype: bytes, values: dict[int, int], **kw) -> None:
+    def _put_fields(self, ptype: bytes, values: dict[int, int], **kw: Unpack[_RequestOptions]) -> None:
         values = {int(k): int(v) for k, v in values.items()}
         try:
             f = self.request(
@@ -268,17 +292,19 @@ class Imu380:
         if rejected:
             raise FieldsRejected(ptype, rejected, done)
 
-    def set_fields(self, values: dict[int, int], **kw) -> None:
+    def set_fields(self, values: dict[int, int], **kw: Unpack[_RequestOptions]) -> None:
         """SF: change current values now (lost at power-off)."""
         self._put_fields(uu.SET_FIELDS, values, **kw)
 
-    def write_fields(self, values: dict[int, int], **kw) -> None:
+    def write_fields(self, values: dict[int, int], **kw: Unpack[_RequestOptions]) -> None:
         """WF: change saved values (in force at the next power-up).  The unit takes a while
         to write its EEPROM: the default timeout is 1.5 s."""
         kw.setdefault("timeout_s", max(self.timeout_s, 1.5))
         self._put_fields(uu.WRITE_FIELDS, values, **kw)
 
-    def read_eeprom(self, address: int, n_words: int, *, chunk_words: int = 64, **kw) -> list[int]:
+    def read_eeprom(
+        self, address: int, n_words: int, *, chunk_words: int = 64, **kw: Unpack[_RequestOptions]
+    ) -> list[int]:
         """RE: *n_words* 16-bit words from EEPROM word address *address* (in chunks)."""
         out: list[int] = []
         while len(out) < n_words:
@@ -549,7 +575,9 @@ def write_port_cache(path: str | os.PathLike | None, found: Found) -> None:
         pass  # a cache that cannot be written costs a slower discovery next time, nothing more
 
 
-def discovery_plan(ports, baud_rates, cached: tuple[str, int] | None = None) -> list[tuple[str, int]]:
+def discovery_plan(
+    ports: Collection[str], baud_rates: Collection[int], cached: tuple[str, int] | None = None
+) -> list[tuple[str, int]]:
     """(port, baud) pairs in the order to try them: the cached pair first."""
     plan = [(p, b) for p in ports for b in baud_rates]
     if cached is not None and (cached[0] in ports or os.path.exists(cached[0])):
@@ -557,6 +585,32 @@ def discovery_plan(ports, baud_rates, cached: tuple[str, int] | None = None) -> 
             plan.remove(cached)
         plan.insert(0, cached)
     return plan
+
+
+@overload
+def probe(
+    port: str,
+    baud: int,
+    *,
+    timeout_s: float = ...,
+    listen_s: float = ...,
+    exclusive: bool = ...,
+    keep_open: Literal[False] = ...,
+    **kw: Unpack[_ProbeOptions],
+) -> Found | None: ...
+
+
+@overload
+def probe(
+    port: str,
+    baud: int,
+    *,
+    timeout_s: float = ...,
+    listen_s: float = ...,
+    exclusive: bool = ...,
+    keep_open: Literal[True],
+    **kw: Unpack[_ProbeOptions],
+) -> tuple[Found, Imu380] | None: ...
 
 
 def probe(
@@ -567,8 +621,8 @@ def probe(
     listen_s: float = 0.12,
     exclusive: bool = True,
     keep_open: bool = False,
-    **kw,
-):
+    **kw: Unpack[_ProbeOptions],
+) -> Found | tuple[Found, Imu380] | None:
     """Is an IMU380/DMU380 on *port* at *baud*?  Returns :class:`Found` (and, with
     *keep_open*, the open :class:`Imu380` as a second element), or None.  A port that cannot
     be opened (absent, or held by another process) is None too."""
@@ -599,8 +653,8 @@ def probe(
 
 
 def discover(
-    ports=None,
-    baud_rates=DEFAULT_BAUD_RATES,
+    ports: Iterable[str] | None = None,
+    baud_rates: Collection[int] = DEFAULT_BAUD_RATES,
     *,
     timeout_s: float = 10.0,
     cache_path: str | os.PathLike | None = None,
@@ -644,12 +698,12 @@ class Imu380Stream:
         port: str,
         *,
         baud: int = 0,
-        baud_rates=DEFAULT_BAUD_RATES,
+        baud_rates: Iterable[int] = DEFAULT_BAUD_RATES,
         packet_type: str = "",
         packet_rate_hz: float = 0.0,
-        cache_path=None,
+        cache_path: str | os.PathLike | None = None,
         probe_timeout_s: float = 0.25,
-        discovery_ports=(),
+        discovery_ports: Iterable[str] = (),
     ):
         self.port = port
         self.discovery_ports = tuple(discovery_ports)
@@ -731,7 +785,8 @@ class Imu380Stream:
         out = []
         nan = math.nan
         for t_rx, frame in dev.take_packets():
-            p = uu.decode_output(frame)
+            # (Any: which packet it is follows from frame.ptype and hasattr, which mypy cannot narrow by)
+            p: Any = uu.decode_output(frame)
             if p is None:
                 continue
             lost = 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import math
 import struct
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from .errors import CodecError
@@ -126,7 +127,7 @@ class Frame(NamedTuple):
 class FramerStats:
     __slots__ = ("bytes_total", "bytes_skipped", "skip_events", "frames", "crc_errors")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.bytes_total = self.bytes_skipped = self.skip_events = self.frames = self.crc_errors = 0
 
     def as_dict(self) -> dict:
@@ -199,7 +200,7 @@ def ping_frame() -> bytes:
     return build_frame(PING)
 
 
-def field_ids_payload(field_ids) -> bytes:
+def field_ids_payload(field_ids: Iterable[int]) -> bytes:
     ids = [int(f) for f in field_ids]
     if not 1 <= len(ids) <= 63:
         raise CodecError("between 1 and 63 fields per request")
@@ -498,10 +499,20 @@ def decode_n1(payload: bytes) -> N1Packet:
     )
 
 
-DECODERS = {S1: decode_s1, S0: decode_s0, A1: decode_a1, A2: decode_a2, N0: decode_n0, N1: decode_n1}
+#: A decoded output packet.
+OutputPacket = S1Packet | S0Packet | A1Packet | A2Packet | N0Packet | N1Packet
+
+DECODERS: dict[bytes, Callable[[bytes], OutputPacket]] = {
+    S1: decode_s1,
+    S0: decode_s0,
+    A1: decode_a1,
+    A2: decode_a2,
+    N0: decode_n0,
+    N1: decode_n1,
+}
 
 
-def decode_output(frame: Frame):
+def decode_output(frame: Frame) -> OutputPacket | None:
     """The decoded output packet of *frame*, or None if it is not an output packet."""
     dec = DECODERS.get(frame.ptype)
     return None if dec is None else dec(frame.payload)

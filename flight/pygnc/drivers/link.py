@@ -190,10 +190,10 @@ class SerialLink:
         except Exception:  # closing a vanished device may fail; it is closed either way
             pass
 
-    def __enter__(self):
+    def __enter__(self) -> SerialLink:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from . import monodrive_codec as md
 from .link import LinkError, TcpLink, UdpLink, is_loopback, parse_socket_url
@@ -27,7 +27,13 @@ from .sample import ImuSample
 
 class MonoDriveStream:
     def __init__(
-        self, url: str, *, header: str = "v16", verify_checksum: bool = False, allow_network: bool = False, clock=None
+        self,
+        url: str,
+        *,
+        header: str = "v16",
+        verify_checksum: bool = False,
+        allow_network: bool = False,
+        clock: Callable[[], float] | None = None,
     ):
         self.scheme, self.host, self.port = parse_socket_url(url)
         if header not in md.HEADERS:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
 from .errors import CodecError
@@ -124,7 +125,11 @@ def payload_problem(lead: bytes, n: int) -> str:
 
 
 def encode_imu_payload(
-    accel_g, rate_rad_s, timer: int, time_of_week: int | None = 0, good_checksum: bool = True
+    accel_g: Iterable[float],
+    rate_rad_s: Iterable[float],
+    timer: int,
+    time_of_week: int | None = 0,
+    good_checksum: bool = True,
 ) -> bytes:
     """The IMU payload (for simulators and tests)."""
     body = struct.pack(">B6fi", 0xC2, *accel_g, *rate_rad_s, timer)

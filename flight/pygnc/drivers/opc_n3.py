@@ -20,11 +20,12 @@ buffer.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from . import usb_iss
 from .errors import DriverTimeout
-from .exchange import LinkTimeout, Outcome, Pause, TransactionRunner, run_blocking
+from .exchange import LinkTimeout, Outcome, Pause, TransactionRunner, Transfer, run_blocking
 from .link import LinkLost, SerialLink
 from .opc_n3_codec import (
     BUSY,
@@ -79,7 +80,9 @@ class OpcTiming:
         return max(1, math.ceil(self.busy_timeout_s / max(self.retry_s, 1e-3)))
 
 
-def command(cmd: int, n_read: int = 0, write: bytes = b"", timing: OpcTiming = OpcTiming()):
+def command(
+    cmd: int, n_read: int = 0, write: bytes = b"", timing: OpcTiming = OpcTiming()
+) -> Generator[Transfer | Pause, bytes | None, bytes]:
     """One OPC command: busy/ready handshake, then read *n_read* bytes or write *write*."""
     r = (yield from usb_iss.spi(bytes([cmd])))[0]
     tries = 0
@@ -105,13 +108,15 @@ def command(cmd: int, n_read: int = 0, write: bytes = b"", timing: OpcTiming = O
     return bytes(out)
 
 
-def read_histogram(timing: OpcTiming = OpcTiming()):
+def read_histogram(timing: OpcTiming = OpcTiming()) -> Generator[Transfer | Pause, bytes | None, tuple[dict, bytes]]:
     """Read (and thereby reset) the histogram; returns (values, raw)."""
     raw = yield from command(CMD_HISTOGRAM, HISTOGRAM_SIZE, timing=timing)
     return decode_histogram(raw), raw
 
 
-def identify(timing: OpcTiming = OpcTiming(), with_config: bool = True):
+def identify(
+    timing: OpcTiming = OpcTiming(), with_config: bool = True
+) -> Generator[Transfer | Pause, bytes | None, list[tuple[str, dict, bytes]]]:
     """Info string, serial string, firmware version, DAC/power status and (optionally) the
     configuration block; returns a list of (record name, values, raw)."""
     out = []
@@ -129,21 +134,23 @@ def identify(timing: OpcTiming = OpcTiming(), with_config: bool = True):
     return out
 
 
-def power_on(timing: OpcTiming = OpcTiming()):
+def power_on(timing: OpcTiming = OpcTiming()) -> Generator[Transfer | Pause, bytes | None, None]:
     """Fan on, let it spin up, laser on (the laser never runs without airflow)."""
     yield from command(CMD_POWER, write=bytes([POWER_FAN_ON]), timing=timing)
     yield Pause(timing.fan_spinup_s)
     yield from command(CMD_POWER, write=bytes([POWER_LASER_ON]), timing=timing)
 
 
-def power_off(timing: OpcTiming = OpcTiming()):
+def power_off(timing: OpcTiming = OpcTiming()) -> Generator[Transfer | Pause, bytes | None, None]:
     """Laser off first, then the fan."""
     yield from command(CMD_POWER, write=bytes([POWER_LASER_OFF]), timing=timing)
     yield Pause(timing.power_step_s)
     yield from command(CMD_POWER, write=bytes([POWER_FAN_OFF]), timing=timing)
 
 
-def setup_and_identify(spi_hz: float, timing: OpcTiming = OpcTiming(), with_config: bool = True):
+def setup_and_identify(
+    spi_hz: float, timing: OpcTiming = OpcTiming(), with_config: bool = True
+) -> Generator[Transfer | Pause, bytes | None, list[tuple[str, dict, bytes]]]:
     """Bridge in SPI mode 1, then :func:`identify`; returns records."""
     info = yield from usb_iss.setup(1, spi_hz)
     records = [
@@ -204,12 +211,12 @@ class OpcN3:
     state: str = "setup"
     counters: OpcCounters = field(default_factory=OpcCounters)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.runner = TransactionRunner(self.link, self.reply_timeout_s)
         self._op: str | None = None
         self._next_at = 0.0
         self._failures = 0
-        self.last_error: Exception | None = None
+        self.last_error: BaseException | None = None
         #: a power-on exchange was started since the last confirmed power-off: the fan and
         #: laser may be on, whatever the state (a device that failed too often goes back to
         #: "setup" with its laser still on)
@@ -259,7 +266,7 @@ class OpcN3:
             self._finished(outcome, now, out)
         return out
 
-    def _finished(self, outcome, now: float, out: list[Reading]) -> None:
+    def _finished(self, outcome: Outcome, now: float, out: list[Reading]) -> None:
         op, self._op = self._op, None
         if outcome.ok:
             self._failures = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 
 from .errors import CodecError, DriverError, ProtocolError
 
@@ -141,14 +142,14 @@ def decode_histogram(data: bytes) -> dict:
 
 
 def encode_histogram(
-    bin_counts,
-    mtof_raw=(0, 0, 0, 0),
+    bin_counts: Iterable[int],
+    mtof_raw: Iterable[int] = (0, 0, 0, 0),
     period_cs: int = 500,
     flow_cml_s: int = 550,
     temperature_raw: int = 0x6000,
     humidity_raw: int = 0x7000,
-    pm_ug_m3=(0.0, 0.0, 0.0),
-    rejects=(0, 0, 0, 0),
+    pm_ug_m3: Iterable[float] = (0.0, 0.0, 0.0),
+    rejects: Iterable[int] = (0, 0, 0, 0),
     fan_rev_count: int = 0,
     laser_status: int = 600,
     corrupt_crc: bool = False,

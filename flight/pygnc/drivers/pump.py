@@ -13,7 +13,15 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
+
+from .link import SerialLink
+
+
+class Framer(Protocol):
+    """A device's incremental framer: bytes in, the complete frames they finish out."""
+
+    def feed(self, data: bytes) -> list[Any]: ...
 
 
 class Received(NamedTuple):
@@ -29,8 +37,8 @@ class FramePump:
 
     def __init__(
         self,
-        link,
-        framer,
+        link: SerialLink,
+        framer: Framer,
         is_output: Callable[[Any], bool],
         *,
         clock: Callable[[], float] = time.monotonic,

@@ -22,6 +22,7 @@ is pure: generators yielding :class:`~pygnc.drivers.exchange.Transfer`, driven b
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from .errors import ProtocolError
@@ -98,13 +99,13 @@ def decode_mode_reply(reply: bytes) -> None:
 # -- exchanges ---------------------------------------------------------------------------------
 
 
-def spi(data: bytes):
+def spi(data: bytes) -> Generator[Transfer, bytes, bytes]:
     """One SPI transaction; returns the bytes clocked in."""
     reply = yield Transfer(encode_spi(data), len(data) + 1)
     return decode_spi_reply(reply, len(data))
 
 
-def setup(spi_mode: int = 1, sck_hz: float = 500_000):
+def setup(spi_mode: int = 1, sck_hz: float = 500_000) -> Generator[Transfer, bytes, UsbIssInfo]:
     """Identify the bridge and put it in SPI mode; returns :class:`UsbIssInfo`."""
     v = yield Transfer(bytes([CMD_ISS, SUB_VERSION]), 3)
     if v[0] != MODULE_ID:

@@ -36,8 +36,10 @@ filter inflates R by a fraction of the modelled albedo).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 #: Mean Earth radius for the albedo sphere, m.
 ALBEDO_EARTH_RADIUS_M = 6_371_000.0
@@ -52,7 +54,7 @@ N_AZIMUTHS = 12
 FACE_NORMALS_BODY = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [-1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])
 
 
-def _template(n_rings: int, n_azimuths: int):
+def _template(n_rings: int, n_azimuths: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     u = (np.arange(n_rings) + 0.5) / n_rings  # fraction of the disc's (1 - cos eta): equal solid angles
     az = (np.arange(n_azimuths) + 0.5) * (2.0 * math.pi / n_azimuths)
     uu, aa = np.meshgrid(u, az, indexing="ij")
@@ -62,7 +64,9 @@ def _template(n_rings: int, n_azimuths: int):
 _TEMPLATE = _template(N_RINGS, N_AZIMUTHS)
 
 
-def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTIVITY):
+def albedo_cells(
+    r_gcrs_m: Iterable[float], sun_unit_gcrs: Iterable[float], reflectivity: float = DEFAULT_REFLECTIVITY
+) -> tuple[np.ndarray, np.ndarray]:
     """Lit cells of the visible Earth: (weights (c,), unit directions spacecraft->cell (c, 3)).
 
     A face with outward unit normal ``n`` (GCRS) receives
@@ -97,7 +101,13 @@ def albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTI
     return _weights(cos_sun, cos_max, reflectivity), w_dir
 
 
-def _cell_angles(rn, cos_max, sz, sx, sy):
+def _cell_angles(
+    rn: float | np.ndarray,
+    cos_max: float | np.ndarray,
+    sz: float | np.ndarray,
+    sx: float | np.ndarray,
+    sy: float | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cos, sin of each cell ray's nadir angle, cos of the sun's angle at the cell) for one
     point (scalars) or n points (arrays (n, 1)): over all cells, arrays (..., cells)."""
     re = ALBEDO_EARTH_RADIUS_M
@@ -112,19 +122,29 @@ def _cell_angles(rn, cos_max, sz, sx, sy):
     return cos_eta, sin_eta, pz * sz + ph * (ca * sx + sa * sy)
 
 
-def _directions(cos_eta, sin_eta, ca, sa, z, x, y):
+def _directions(
+    cos_eta: np.ndarray,
+    sin_eta: np.ndarray,
+    ca: np.ndarray,
+    sa: np.ndarray,
+    z: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
     """Unit ray directions (..., 3) from the cells' angles and the point's frame z, x, y."""
     return -cos_eta[..., None] * z + (sin_eta * ca)[..., None] * x + (sin_eta * sa)[..., None] * y
 
 
-def _weights(cos_sun, cos_max, reflectivity):
+def _weights(cos_sun: np.ndarray, cos_max: float | np.ndarray, reflectivity: float) -> np.ndarray:
     """Lambertian radiance rho E cos_sun / pi, the same from every viewing angle; each cell
     subtends the same solid angle."""
     d_omega = 2.0 * math.pi * (1.0 - cos_max) / _TEMPLATE[0].size
     return reflectivity * cos_sun * d_omega / math.pi
 
 
-def albedo_cells_many(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REFLECTIVITY):
+def albedo_cells_many(
+    r_gcrs_m: npt.ArrayLike, sun_unit_gcrs: npt.ArrayLike, reflectivity: float = DEFAULT_REFLECTIVITY
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`albedo_cells` for (n, 3) positions and sun directions: a list of n
     (weights, directions), bit for bit those of :func:`albedo_cells` (the same operations
     in the same order, on arrays over the points)."""
@@ -146,7 +166,7 @@ def albedo_cells_many(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REF
     q = ALBEDO_EARTH_RADIUS_M / rn
     cos_max = np.sqrt(np.maximum(0.0, 1.0 - q * q))
 
-    def col(v):
+    def col(v: np.ndarray) -> np.ndarray:
         return v[:, None]
 
     cos_eta, sin_eta, cos_sun = _cell_angles(
@@ -177,7 +197,12 @@ def albedo_cells_many(r_gcrs_m, sun_unit_gcrs, reflectivity: float = DEFAULT_REF
     return out
 
 
-def faces_from_cells(weights, dirs_gcrs, dcm_body_to_gcrs, face_normals_body=FACE_NORMALS_BODY):
+def faces_from_cells(
+    weights: np.ndarray,
+    dirs_gcrs: np.ndarray,
+    dcm_body_to_gcrs: np.ndarray,
+    face_normals_body: np.ndarray | Sequence[Sequence[float]] = FACE_NORMALS_BODY,
+) -> np.ndarray:
     """Albedo on each face (fraction of solar irradiance), shape (k,), for attitude *dcm*.
 
     ``dcm_body_to_gcrs`` (3, 3) with v_gcrs = dcm @ v_body."""
@@ -189,12 +214,12 @@ def faces_from_cells(weights, dirs_gcrs, dcm_body_to_gcrs, face_normals_body=FAC
 
 
 def albedo_irradiance_faces(
-    r_gcrs_m,
-    sun_unit_gcrs,
-    dcm_body_to_gcrs,
+    r_gcrs_m: Iterable[float],
+    sun_unit_gcrs: Iterable[float],
+    dcm_body_to_gcrs: np.ndarray,
     reflectivity: float = DEFAULT_REFLECTIVITY,
-    face_normals_body=FACE_NORMALS_BODY,
-):
+    face_normals_body: np.ndarray | Sequence[Sequence[float]] = FACE_NORMALS_BODY,
+) -> np.ndarray:
     """Albedo on the faces (fraction of the solar irradiance), shape (k,)."""
     w, u = albedo_cells(r_gcrs_m, sun_unit_gcrs, reflectivity)
     return faces_from_cells(w, u, dcm_body_to_gcrs, face_normals_body)

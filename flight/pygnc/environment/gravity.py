@@ -32,9 +32,11 @@ Everything is ITRS, SI units; pure computation (numpy).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["TABLE_DEGREE", "TABLE_PATH", "GravityField", "load_table", "zonal_j"]
 
@@ -60,7 +62,9 @@ def load_table() -> dict:
     return _TABLE
 
 
-def write_table(path, degree: int, gm_m3_s2: float, radius_m: float, c, s) -> None:
+def write_table(
+    path: str | Path, degree: int, gm_m3_s2: float, radius_m: float, c: npt.ArrayLike, s: npt.ArrayLike
+) -> None:
     """Write the npz :func:`load_table` reads (used by scripts/make_egm2008_table.py)."""
     np.savez_compressed(
         path,
@@ -123,7 +127,7 @@ class GravityField:
         wv: dict[tuple[int, int], list[float]] = {}
         ww: dict[tuple[int, int], list[float]] = {}
 
-        def add(a, j, axis, v=0.0, w=0.0):
+        def add(a: int, j: int, axis: int, v: float = 0.0, w: float = 0.0) -> None:
             wv.setdefault((a, j), [0.0, 0.0, 0.0])[axis] += v
             ww.setdefault((a, j), [0.0, 0.0, 0.0])[axis] += w
 
@@ -200,7 +204,9 @@ class GravityField:
         ax, ay, az = (self._w @ np.concatenate((p * np.cos(ml)[m], p * np.sin(ml)[m]))).tolist()
         return ax, ay, az
 
-    def acceleration_gcrs(self, x: float, y: float, z: float, m) -> tuple[float, float, float]:
+    def acceleration_gcrs(
+        self, x: float, y: float, z: float, m: np.ndarray | Sequence[Sequence[float]]
+    ) -> tuple[float, float, float]:
         """The acceleration in GCRS at GCRS (x, y, z); *m* the gcrs_from_itrs matrix (rows)."""
         xi = m[0][0] * x + m[1][0] * y + m[2][0] * z
         yi = m[0][1] * x + m[1][1] * y + m[2][1] * z

@@ -44,9 +44,11 @@ import datetime as _dt
 import importlib.util
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from pygnc.timebase import utc_unix_from_gps
 
@@ -128,7 +130,11 @@ def load_table() -> dict:
 
 
 _TABLE: dict | None = None
-_COEF_CACHE: dict[int, tuple] = {}
+#: (diagonal, a, b) of the Legendre recursion.
+_Recursion = tuple[list[float], list[list[float]], list[list[float]]]
+#: (degree, g, h as nested lists, the recursion constants, g, h, a, b as arrays).
+_Coefficients = tuple[int, list, list, _Recursion, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+_COEF_CACHE: dict[int, _Coefficients] = {}
 
 
 def _table() -> dict:
@@ -158,7 +164,7 @@ def coefficients_at(year: float) -> tuple[int, np.ndarray, np.ndarray]:
     return tab["degree"], g, h
 
 
-def _coefficients_for_day(t_gps_s: float):
+def _coefficients_for_day(t_gps_s: float) -> _Coefficients:
     """The coefficients for the UTC day of *t_gps_s* (cached): (degree, g, h as nested lists,
     the recursion constants, and g, h, a, b as arrays for :func:`_field_spherical_many`)."""
     day = int(math.floor(t_gps_s / 86_400.0))
@@ -173,10 +179,10 @@ def _coefficients_for_day(t_gps_s: float):
     return c
 
 
-_RC: dict[int, tuple] = {}
+_RC: dict[int, _Recursion] = {}
 
 
-def _recursion_constants(deg: int):
+def _recursion_constants(deg: int) -> _Recursion:
     rc = _RC.get(deg)
     if rc is None:
         diag = [0.0, 1.0] + [math.sqrt(1.0 - 1.0 / (2.0 * n)) for n in range(2, deg + 1)]
@@ -240,7 +246,7 @@ def field_spherical_nt(r_m: float, colat_rad: float, lon_rad: float, t_gps_s: fl
     return br, bt, bp / st
 
 
-def field_ecef_nt(r_ecef_m, t_gps_s: float) -> np.ndarray:
+def field_ecef_nt(r_ecef_m: Iterable[float], t_gps_s: float) -> np.ndarray:
     """IGRF field (nT) as an ECEF vector at ECEF position *r_ecef_m* (m), GPS time *t_gps_s*."""
     x, y, z = (float(v) for v in r_ecef_m)
     rho = math.hypot(x, y)
@@ -259,7 +265,7 @@ def field_ecef_nt(r_ecef_m, t_gps_s: float) -> np.ndarray:
     )
 
 
-def field_ecef_nt_many(r_ecef_m, t_gps_s) -> np.ndarray:
+def field_ecef_nt_many(r_ecef_m: npt.ArrayLike, t_gps_s: npt.ArrayLike) -> np.ndarray:
     """:func:`field_ecef_nt` over (n, 3) positions and (n,) or scalar times; (n, 3).
 
     Bit for bit the same as :func:`field_ecef_nt` row by row: the per-point trigonometry is
@@ -292,7 +298,9 @@ def field_ecef_nt_many(r_ecef_m, t_gps_s) -> np.ndarray:
     return out
 
 
-def _field_spherical_many(r_m, ct, st_raw, c1, s1, coefficients):
+def _field_spherical_many(
+    r_m: np.ndarray, ct: np.ndarray, st_raw: np.ndarray, c1: np.ndarray, s1: np.ndarray, coefficients: _Coefficients
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`field_spherical_nt` over arrays of points (radius, cos/sin colatitude, cos/sin
     longitude), one coefficient set; the same arithmetic in the same order.  Arrays over
     orders are (m, points)."""

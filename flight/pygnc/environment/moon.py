@@ -27,6 +27,7 @@ The orbit dynamics evaluate it once per 10-minute node.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from pygnc.environment.sun import precession_matrix_j2000_to_date
 from pygnc.timebase import julian_date_tt_from_gps
@@ -83,7 +84,7 @@ _LAT = (
 )
 
 
-def moon_position_gcrs_m(t_gps_s):
+def moon_position_gcrs_m(t_gps_s: npt.ArrayLike) -> np.ndarray:
     """Geocentric position of the Moon in GCRS [m] at GPS time(s) *t_gps_s*.
 
     Scalar -> shape (3,); array of shape (n,) -> (n, 3).  See the module docstring.

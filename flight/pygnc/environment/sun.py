@@ -40,6 +40,7 @@ Earth of radius :data:`EARTH_RADIUS_M`.  :func:`in_shadow` is ``eclipse_fraction
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from pygnc.timebase import julian_date_tt_from_gps
 
@@ -53,19 +54,19 @@ SUN_RADIUS_M = 695_700_000.0
 _ARCSEC = np.pi / (180.0 * 3600.0)
 
 
-def _rot2(angle_rad):
+def _rot2(angle_rad: np.ndarray) -> np.ndarray:
     c, s = np.cos(angle_rad), np.sin(angle_rad)
     o, z = np.ones_like(c), np.zeros_like(c)
     return np.stack([np.stack([c, z, -s], -1), np.stack([z, o, z], -1), np.stack([s, z, c], -1)], -2)
 
 
-def _rot3(angle_rad):
+def _rot3(angle_rad: np.ndarray) -> np.ndarray:
     c, s = np.cos(angle_rad), np.sin(angle_rad)
     o, z = np.ones_like(c), np.zeros_like(c)
     return np.stack([np.stack([c, s, z], -1), np.stack([-s, c, z], -1), np.stack([z, z, o], -1)], -2)
 
 
-def precession_matrix_j2000_to_date(t_tt_centuries):
+def precession_matrix_j2000_to_date(t_tt_centuries: npt.ArrayLike) -> np.ndarray:
     """IAU 1976 precession: ``r_mean_of_date = P @ r_j2000`` (shape (..., 3, 3)).
 
     *t_tt_centuries* is TT Julian centuries since J2000.0.
@@ -77,7 +78,7 @@ def precession_matrix_j2000_to_date(t_tt_centuries):
     return _rot3(-z) @ _rot2(theta) @ _rot3(-zeta)
 
 
-def sun_position_gcrs_m(t_gps_s):
+def sun_position_gcrs_m(t_gps_s: npt.ArrayLike) -> np.ndarray:
     """Geocentric position of the Sun in GCRS, metres.
 
     *t_gps_s*: GPS seconds (scalar or array of shape (n,)).  Returns shape (3,) or (n, 3).
@@ -128,13 +129,15 @@ def sun_position_gcrs_m(t_gps_s):
     return np.einsum("...ji,...j->...i", p, r_date)
 
 
-def sun_unit_gcrs(t_gps_s):
+def sun_unit_gcrs(t_gps_s: npt.ArrayLike) -> np.ndarray:
     """Unit vector from the geocentre to the Sun in GCRS (shape (3,) or (n, 3))."""
     r = sun_position_gcrs_m(t_gps_s)
     return r / np.linalg.norm(r, axis=-1, keepdims=True)
 
 
-def eclipse_fraction(r_gcrs_m, r_sun_gcrs_m, earth_radius_m: float = EARTH_RADIUS_M):
+def eclipse_fraction(
+    r_gcrs_m: npt.ArrayLike, r_sun_gcrs_m: npt.ArrayLike, earth_radius_m: float = EARTH_RADIUS_M
+) -> float | np.ndarray:
     """Visible fraction of the solar disc at position(s) *r_gcrs_m*: 1 in sun, 0 in umbra.
 
     Conical shadow of a spherical Earth with penumbra (Montenbruck & Gill §3.4.2).  Both
@@ -172,6 +175,8 @@ def eclipse_fraction(r_gcrs_m, r_sun_gcrs_m, earth_radius_m: float = EARTH_RADIU
     return float(frac) if frac.ndim == 0 else frac
 
 
-def in_shadow(r_gcrs_m, r_sun_gcrs_m, earth_radius_m: float = EARTH_RADIUS_M):
+def in_shadow(
+    r_gcrs_m: npt.ArrayLike, r_sun_gcrs_m: npt.ArrayLike, earth_radius_m: float = EARTH_RADIUS_M
+) -> np.ndarray:
     """True where less than half of the solar disc is visible (see :func:`eclipse_fraction`)."""
     return np.asarray(eclipse_fraction(r_gcrs_m, r_sun_gcrs_m, earth_radius_m)) < 0.5

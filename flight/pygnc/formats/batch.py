@@ -52,6 +52,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..device_kinds import HK_DEVICE_KINDS
 
@@ -227,7 +228,7 @@ class Field:
             what += f"; below {6.1e-5 * sc:.2g} the step is {6e-8 * sc:.1g}; above {65504 * sc:g}: inf"
         return what
 
-    def pack_one(self, v):
+    def pack_one(self, v: Any) -> int | float:  # (v: a message body's value, any type)
         c = self.code
         if c in _INT_RANGE:
             lo, hi = _INT_RANGE[c]
@@ -253,7 +254,7 @@ class Field:
             return math.copysign(math.inf, x)
         return x
 
-    def unpack_one(self, raw):
+    def unpack_one(self, raw: Any) -> Any:  # (struct.unpack's value: number, bytes)
         if self.code in _INT_RANGE:
             if self.scale is None:
                 return raw
@@ -265,7 +266,7 @@ class Field:
         return raw / round(inv) if abs(inv - round(inv)) < 1e-9 * inv else raw * self.scale
 
 
-def _text_bytes(v, n: int) -> bytes:
+def _text_bytes(v: object, n: int) -> bytes:
     b = str(v).encode("utf-8")[:n]
     return b.decode("utf-8", "ignore").encode("utf-8")  # never cut a character in half
 
@@ -318,7 +319,7 @@ class RecordKind:
     _struct: struct.Struct = field(init=False, repr=False, compare=False)
     _spans: dict = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "_struct", struct.Struct("<" + "".join(f.struct_code for f in self.fields)))
         spans, off = {}, 0
         for f in self.fields:
@@ -331,7 +332,7 @@ class RecordKind:
         if self.size > 255:
             raise ValueError(f"record kind {self.name}: payload {self.size} bytes > 255")
 
-    def key_of(self, values: dict):
+    def key_of(self, values: dict) -> object:
         """The cadence key of a record's *values* (None for a kind without a key)."""
         if self.key is None:
             return None
@@ -395,7 +396,7 @@ class RecordKind:
         return out
 
 
-def _bits(*flags) -> int:
+def _bits(*flags: object) -> int:
     return sum(1 << i for i, f in enumerate(flags) if f)
 
 
@@ -415,14 +416,14 @@ def _enc_batch_end(t: str, b: dict) -> dict:
     return dict(b)
 
 
-def quality_code(word) -> int:
+def quality_code(word: object) -> int:
     """The index into the status file's ESTIMATE_QUALITY of an estimate's quality word (0,
     ``none``, when it has none: a record of a superseded layout, or a word this build does
     not know)."""
     return ESTIMATE_QUALITY.index(word) if word in ESTIMATE_QUALITY else 0
 
 
-def quality_word(code) -> str:
+def quality_word(code: object) -> str:
     """The quality word of an estimate record's ``quality`` (empty: not recorded)."""
     return ESTIMATE_QUALITY[code] if isinstance(code, int) and 0 < code < len(ESTIMATE_QUALITY) else ""
 
@@ -1142,5 +1143,5 @@ def ranges_text(numbers: Iterable[int]) -> str:
     return ", ".join(out)
 
 
-def _u(v, bits: int) -> int:
+def _u(v: float, bits: int) -> int:
     return int(min(max(int(v), 0), (1 << bits) - 1))

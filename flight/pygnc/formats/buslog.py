@@ -129,7 +129,7 @@ def decode_frames(data: bytes) -> FrameLog:
     return out
 
 
-def _parse_payload(payload: bytes):
+def _parse_payload(payload: bytes) -> tuple[str, float, bytes] | None:
     try:
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except Exception:

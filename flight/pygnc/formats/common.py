@@ -4,11 +4,17 @@ skip accounting."""
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from dataclasses import asdict, dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ..regular_files import open_regular_file  # noqa: F401 - the decoders' and the ground's name for it
+
+#: What the decoders take: bytes, bytearray, memoryview or a uint8 array.
+BytesLike = bytes | bytearray | memoryview | np.ndarray
 
 #: Bytes read from an input file per read (and decoded per pass by the chunked decoders).
 READ_CHUNK_BYTES = 1 << 20
@@ -18,6 +24,24 @@ def read_regular_file(path: str | os.PathLike) -> bytes:
     """All bytes of the regular file at *path* (:func:`open_regular_file`'s checks)."""
     with TailReader(path, None) as r:
         return r.read(r.size - r.start) if r.size else b""
+
+
+class _OverLimit(Protocol):
+    bytes_over_limit: int
+
+
+_B = TypeVar("_B", bound=_OverLimit)
+_B_co = TypeVar("_B_co", bound=_OverLimit, covariant=True)
+_R = TypeVar("_R")
+
+
+class StreamDecoder(Protocol[_B_co]):
+    """What :func:`iter_decode` feeds: a ``*StreamDecoder`` whose result counts the bytes
+    not read."""
+
+    def feed(self, data: bytes, final: bool = False) -> None: ...
+
+    def result(self, n_bytes: int | None = None) -> _B_co: ...
 
 
 class TailReader:
@@ -61,10 +85,10 @@ class TailReader:
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self):
+    def __enter__(self) -> TailReader:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -102,7 +126,7 @@ class DecodeStats:
         )
 
 
-def gap_stats(starts, ends, n_bytes: int, record_size: int, records: int) -> DecodeStats:
+def gap_stats(starts: npt.ArrayLike, ends: npt.ArrayLike, n_bytes: int, record_size: int, records: int) -> DecodeStats:
     """Stats of a buffer of *n_bytes* in which ``[starts[i], ends[i])`` were decoded.
 
     The intervals must be sorted and non-overlapping.  Every maximal stretch of bytes
@@ -151,7 +175,7 @@ class GapTally:
         self._flush()
         self._lo, self._hi = lo, hi
 
-    def add_between(self, base: int, starts, ends, lo: int, hi: int) -> None:
+    def add_between(self, base: int, starts: npt.ArrayLike, ends: npt.ArrayLike, lo: int, hi: int) -> None:
         """The gaps of ``[lo, hi)`` outside the sorted, non-overlapping units ``[starts[i],
         ends[i])``, all offsets relative to *base*."""
         for s, e in zip(np.asarray(starts).tolist(), np.asarray(ends).tolist()):
@@ -170,7 +194,7 @@ class GapTally:
         )
 
 
-def iter_decode(reader: TailReader, decoder, piece_bytes: int):
+def iter_decode(reader: TailReader, decoder: StreamDecoder[_B], piece_bytes: int) -> Generator[None, None, _B]:
     """A generator feeding *decoder* (a ``*StreamDecoder``) the pieces of *reader*, yielding
     after each (the caller's chance to do other work); returns the decoder's result with
     the bytes not read (``bytes_over_limit``)."""
@@ -185,7 +209,7 @@ def iter_decode(reader: TailReader, decoder, piece_bytes: int):
     return batch
 
 
-def drain(gen):
+def drain(gen: Generator[object, None, _R]) -> _R:
     """Run a generator (one of the ``iter_*`` readers) to its end; its return value."""
     while True:
         try:
@@ -194,7 +218,7 @@ def drain(gen):
             return stop.value
 
 
-def as_uint8(data) -> np.ndarray:
+def as_uint8(data: BytesLike) -> np.ndarray:
     """A read-only uint8 view of bytes / bytearray / memoryview / uint8 array (no copy)."""
     if isinstance(data, np.ndarray):
         return data.reshape(-1).view(np.uint8)

@@ -26,6 +26,7 @@ bench fix with INSUFFICIENT_OBS and zero position is plausible but not valid.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from pygnc.formats.settings import DecodeSettings, resolve
 from pygnc.timebase import gps_seconds, utc_unix_from_gps
@@ -99,7 +100,7 @@ _TIME_STATUS_OK[list(TIME_STATUS_VALUES)] = True
 _COPIED = tuple(GPS_SEGMENT_DTYPE.names or ())
 
 
-def as_gps_segments(raw) -> np.ndarray:
+def as_gps_segments(raw: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
     """View *raw* as a 1-D array of GPS_SEGMENT_DTYPE (no copy when possible).
 
     Accepts a GPS_SEGMENT_DTYPE array (or a structured array with its fields, which is
@@ -120,7 +121,7 @@ def as_gps_segments(raw) -> np.ndarray:
     return u8.view(GPS_SEGMENT_DTYPE)
 
 
-def gps_segment_plausible(raw) -> np.ndarray:
+def gps_segment_plausible(raw: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
     """Structural plausibility of raw GPS segments (bool per segment), for resync.
 
     A segment is plausible when either it is entirely zero bytes (GPS absent), or all of:
@@ -187,7 +188,9 @@ def fix_is_valid(fixes: np.ndarray, settings: DecodeSettings | None = None) -> n
 DECODE_CHUNK = 4096
 
 
-def decode_gps_segments(raw, settings: DecodeSettings | None = None) -> np.ndarray:
+def decode_gps_segments(
+    raw: np.ndarray | bytes | bytearray | memoryview, settings: DecodeSettings | None = None
+) -> np.ndarray:
     """Decode raw GPS segments to GPS_FIX_DTYPE (vectorised), with ``valid`` set.
 
     *raw*: anything :func:`as_gps_segments` accepts (a strided structured view is fine).
@@ -237,11 +240,11 @@ def encode_gps_segment(
     week: int = 0,
     ms_of_week: int = 0,
     solution_status: int = 0,
-    pos_ecef_m=(0.0, 0.0, 0.0),
-    pos_sigma_m=(0.0, 0.0, 0.0),
+    pos_ecef_m: npt.ArrayLike = (0.0, 0.0, 0.0),
+    pos_sigma_m: npt.ArrayLike = (0.0, 0.0, 0.0),
     vel_status: int = 0,
-    vel_ecef_m_s=(0.0, 0.0, 0.0),
-    vel_sigma_m_s=(0.0, 0.0, 0.0),
+    vel_ecef_m_s: npt.ArrayLike = (0.0, 0.0, 0.0),
+    vel_sigma_m_s: npt.ArrayLike = (0.0, 0.0, 0.0),
     v_latency_s: float = 0.0,
     diff_age_s: float = 0.0,
     sol_age_s: float = 0.0,

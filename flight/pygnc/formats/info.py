@@ -32,6 +32,8 @@ whole, the refused file's problem is cut to fit (:func:`cfg_line`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
 from .status import (
     ESTIMATE_QUALITY,
@@ -78,7 +80,7 @@ def _distance(m: float) -> str:
     return f"{min(m / 1000, 99999):.0f}km"
 
 
-def _count(n) -> str:
+def _count(n: Any) -> str:  # (a decoded value: anything int() may take)
     """A counter in at most 5 characters."""
     try:
         n = int(n)
@@ -128,10 +130,10 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     gives); *config_note*: what the ``cfg`` line says of a rejected configuration (where
     and what; :mod:`pygnc.config_source`)."""
 
-    def qname(v) -> str:
+    def qname(v: object) -> str:
         return ESTIMATE_QUALITY[v] if isinstance(v, int) and 0 <= v < len(ESTIMATE_QUALITY) else "?"
 
-    def norm(v) -> float:
+    def norm(v: Iterable[float]) -> float:
         return math.sqrt(sum(x * x for x in v))
 
     flags = s["flags"]

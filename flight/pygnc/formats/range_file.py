@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,7 @@ import numpy as np
 from pygnc.formats import range_packet as rp
 from pygnc.formats.common import (
     READ_CHUNK_BYTES,
+    BytesLike,
     DecodeStats,
     GapTally,
     TailReader,
@@ -223,7 +225,9 @@ def decode_gps_packets(pk: np.ndarray, settings: DecodeSettings | None = None) -
     return out
 
 
-def _decode_piece(a: np.ndarray, settings: DecodeSettings, file_index: int, lead: bool):
+def _decode_piece(
+    a: np.ndarray, settings: DecodeSettings, file_index: int, lead: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decode buffer *a*: (GPS fixes, ranges, unit starts, unit ends).  *lead*: *a* starts on
     the 12-byte grid of a group begun before it (a piece of a file after the first): the
     range packets before its first sync get ``group`` -1 (the caller's last group)."""
@@ -272,7 +276,7 @@ def _time_fixes(fixes: np.ndarray, ranges: np.ndarray) -> None:
     fixes["peer_id"][groups] = ranges["peer_id"][idx]
 
 
-def decode_range(data, settings: DecodeSettings | None = None, file_index: int = -1) -> RangeBatch:
+def decode_range(data: BytesLike, settings: DecodeSettings | None = None, file_index: int = -1) -> RangeBatch:
     """Decode the bytes of one range file; never raises on corrupt input.
 
     ``stats.records`` counts range packets decoded; ``records_skipped`` estimates the range
@@ -332,7 +336,7 @@ class RangeStreamDecoder:
             return g0 + k * RANGE_PACKET_SIZE if k > 0 else 0
         return max(0, n - _SYNC_LOOKAHEAD)
 
-    def feed(self, data, final: bool = False) -> None:
+    def feed(self, data: BytesLike, final: bool = False) -> None:
         """Decode what *data* completes; *final*: the end of the file (the rest is decoded)."""
         if self.done:
             raise ValueError("feed after the final piece")
@@ -387,7 +391,7 @@ def iter_read_range_file(
     settings: DecodeSettings | None = None,
     file_index: int = -1,
     max_bytes: int | None = None,
-):
+) -> Generator[None, None, RangeBatch]:
     """A generator reading and decoding one range file in pieces of READ_CHUNK_BYTES: it
     yields after each piece and returns the :class:`RangeBatch`.  *max_bytes*: read only
     the newest (last) this many bytes; the head not read is ``bytes_over_limit`` and counts
@@ -407,7 +411,7 @@ def range_file_number(name: str) -> int | None:
 MERGE_SLICE_FILES = 1000
 
 
-def _iter_concatenate(arrays: list[np.ndarray], dtype: np.dtype):
+def _iter_concatenate(arrays: list[np.ndarray], dtype: np.dtype) -> Generator[None, None, np.ndarray]:
     """``np.concatenate(arrays)`` (empty: of *dtype*) in slices of MERGE_SLICE_FILES arrays,
     yielding between them (structured arrays concatenate slowly: ~50 us each)."""
     if not arrays:
@@ -419,7 +423,7 @@ def _iter_concatenate(arrays: list[np.ndarray], dtype: np.dtype):
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _iter_merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]):
+def _iter_merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]) -> Generator[None, None, RangeBatch]:
     """A generator merging the files' batches (yields every :data:`MERGE_SLICE_FILES`
     files; returns the :class:`RangeBatch`): linear in the number of files - each file's
     groups are renumbered by the fixes of the files before it, a running sum."""
@@ -447,7 +451,9 @@ def _iter_merge(batches: list[tuple[RangeBatch, str]], ignored: list[str]):
     )
 
 
-def iter_list_range_files(directory: str | os.PathLike[str], single_file: str | os.PathLike[str] | None = None):
+def iter_list_range_files(
+    directory: str | os.PathLike[str], single_file: str | os.PathLike[str] | None = None
+) -> Generator[None, None, tuple[list[tuple[int, Path]], list[str]]]:
     """:func:`list_range_files` as a generator: it yields every MERGE_SLICE_FILES entries of
     the directory (a backlog of thousands of files is listed in slices)."""
     numbered, ignored = [], []
@@ -496,7 +502,7 @@ def iter_read_range_dir(
     settings: DecodeSettings | None = None,
     single_file: str | os.PathLike[str] | None = None,
     max_file_bytes: int | None = None,
-):
+) -> Generator[None, None, RangeBatch]:
     """:func:`read_range_dir` as a generator: it yields after every piece of every file
     (:func:`iter_read_range_file`) and returns the merged :class:`RangeBatch`.
     *max_file_bytes*: of each file only the newest (last) this many bytes are read."""
@@ -532,7 +538,7 @@ def read_range_dir(
 
 
 # --------------------------------------------------------------------------- encoders
-def encode_gps_packet(fix) -> bytes:
+def encode_gps_packet(fix: np.ndarray | np.void) -> bytes:
     """102 bytes of the GPS packet of one decoded fix (GPS_FIX_DTYPE / RANGE_FIX_DTYPE, or
     any structured scalar with its raw field names)."""
     f = np.asarray(fix).reshape(-1)[0]
@@ -544,7 +550,7 @@ def encode_gps_packet(fix) -> bytes:
     return pk.tobytes()
 
 
-def encode_range_packets(ranges) -> bytes:
+def encode_range_packets(ranges: np.ndarray | Iterable[tuple]) -> bytes:
     """Bytes of range packets: a RANGE_DTYPE array (``t_sc_s`` floored, ``range_raw``,
     ``fei_raw`` and ``rssi_dbm`` as given), or a sequence of tuples
     ``(peer_id, t_sc_s, range_raw[, rssi_dbm[, fei_raw]])``."""
@@ -564,7 +570,9 @@ def encode_range_packets(ranges) -> bytes:
     return b"".join(rp.encode_packet(row[0], row[1], row[2], *row[3:]) for row in rows)
 
 
-def encode_range_group(gps_fix, ranges) -> bytes:
+def encode_range_group(
+    gps_fix: bytes | bytearray | memoryview | np.ndarray | np.void, ranges: np.ndarray | Iterable[tuple]
+) -> bytes:
     """Bytes of one group: a GPS packet (*gps_fix*: 102 bytes, or a decoded fix) followed by
     range packets (:func:`encode_range_packets`)."""
     if isinstance(gps_fix, (bytes, bytearray, memoryview)):

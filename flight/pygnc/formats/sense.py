@@ -23,12 +23,15 @@ resynchronises; see :func:`find_records` for the rules.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from pygnc.formats.common import (
     READ_CHUNK_BYTES,
+    BytesLike,
     DecodeStats,
     GapTally,
     TailReader,
@@ -117,7 +120,7 @@ class SenseBatch:
     bytes_over_limit: int = 0
 
 
-def opt3001_lux_from_raw(raw, out: np.ndarray | None = None) -> np.ndarray:
+def opt3001_lux_from_raw(raw: npt.ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """lux of OPT3001 result registers: ``0.01 * (raw & 0x0FFF) * 2**(raw >> 12)``.
 
     *raw*: integer array (any byte order); *out*: optional float64 destination (may be a
@@ -273,7 +276,7 @@ def _decode_sensor_chunk(s: np.ndarray, o: np.ndarray, first_index: int, setting
     o["record_index"] = np.arange(first_index, first_index + s.shape[0], dtype=np.int32)[:, None]
 
 
-def decode_sensor_segments(data, settings: DecodeSettings | None = None) -> np.ndarray:
+def decode_sensor_segments(data: BytesLike, settings: DecodeSettings | None = None) -> np.ndarray:
     """Sensor samples (SENSOR_DTYPE, ``record_index`` -1) of whole 30-byte segments, e.g. a
     live stream's ``SNS`` payload (a trailing partial segment is ignored)."""
     settings = resolve(settings)
@@ -286,7 +289,7 @@ def decode_sensor_segments(data, settings: DecodeSettings | None = None) -> np.n
     return out.reshape(n)
 
 
-def decode_sense(data, settings: DecodeSettings | None = None) -> SenseBatch:
+def decode_sense(data: BytesLike, settings: DecodeSettings | None = None) -> SenseBatch:
     """Decode a whole sense.bin held in *data* (bytes, bytearray, memoryview, uint8 array).
 
     Never raises on corrupt input: unframed bytes are skipped and counted in ``stats``.
@@ -356,7 +359,7 @@ class SenseStreamDecoder:
             new[: self.n * per] = old[: self.n * per]
             setattr(self, name, new)
 
-    def feed(self, data, final: bool = False) -> None:
+    def feed(self, data: BytesLike, final: bool = False) -> None:
         """Decode what *data* completes; *final*: the end of the input (the rest is decoded)."""
         if self.done:
             raise ValueError("feed after the final piece")
@@ -410,7 +413,9 @@ class SenseStreamDecoder:
         )
 
 
-def iter_read_sense_file(path: str | os.PathLike, settings: DecodeSettings | None = None, max_bytes: int | None = None):
+def iter_read_sense_file(
+    path: str | os.PathLike, settings: DecodeSettings | None = None, max_bytes: int | None = None
+) -> Generator[None, None, SenseBatch]:
     """A generator reading and decoding the sense.bin at *path* in pieces of about
     READ_CHUNK_BYTES: it yields after each piece (the caller's chance to do other work)
     and returns the :class:`SenseBatch`.  *max_bytes*: read only the newest (last) this
@@ -442,13 +447,13 @@ def encode_sense_records(sensor_raw: np.ndarray, gps_raw: np.ndarray) -> bytes:
     return recs.tobytes()
 
 
-def mag_raw_from_ut(mag_ut, settings: DecodeSettings | None = None) -> np.ndarray:
+def mag_raw_from_ut(mag_ut: npt.ArrayLike, settings: DecodeSettings | None = None) -> np.ndarray:
     """int16 magnetometer codes of fields in uT (rounded, clipped to int16)."""
     settings = resolve(settings)
     return _to_int16(np.asarray(mag_ut, dtype=np.float64) / settings.mag_lsb_ut)
 
 
-def gyro_raw_from_deg_s(gyro_deg_s, settings: DecodeSettings | None = None) -> np.ndarray:
+def gyro_raw_from_deg_s(gyro_deg_s: npt.ArrayLike, settings: DecodeSettings | None = None) -> np.ndarray:
     """int16 gyro codes of rates in deg/s (rounded, clipped to int16)."""
     settings = resolve(settings)
     return _to_int16(np.asarray(gyro_deg_s, dtype=np.float64) / settings.gyro_lsb_deg_s)
@@ -459,7 +464,7 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(x, -32768, 32767).astype(np.int16)
 
 
-def opt3001_raw_from_lux(lux) -> np.ndarray:
+def opt3001_raw_from_lux(lux: npt.ArrayLike) -> np.ndarray:
     """OPT3001 register (uint16) of illuminances in lux.
 
     Picks the smallest exponent e in 0..11 whose full scale 0.01*4095*2**e holds the
@@ -467,9 +472,9 @@ def opt3001_raw_from_lux(lux) -> np.ndarray:
     Negative and NaN become 0.  ``opt3001_lux_from_raw(opt3001_raw_from_lux(x))`` is
     within half an LSB (0.005 * 2**e lux) of x below saturation.
     """
-    lux = np.nan_to_num(np.asarray(lux, dtype=np.float64), nan=0.0, posinf=OPT3001_MAX_LUX)
-    lux = np.clip(lux, 0.0, OPT3001_MAX_LUX)
-    counts = lux / 0.01
+    x = np.nan_to_num(np.asarray(lux, dtype=np.float64), nan=0.0, posinf=OPT3001_MAX_LUX)
+    x = np.clip(x, 0.0, OPT3001_MAX_LUX)
+    counts = x / 0.01
     # Smallest exponent such that the rounded mantissa fits in 12 bits.
     e = np.zeros(counts.shape, dtype=np.int64)
     for _ in range(11):

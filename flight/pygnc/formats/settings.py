@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,13 @@ class DecodeSettings:
     #: Partner id (int 1..255) -> range calibration offset, m (subtracted).
     range_calibration_m: dict = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         bad = [k for k in self.range_calibration_m if not (isinstance(k, int) and 1 <= k <= 255)]
         if bad:
             raise ValueError(f"range_calibration_m: {bad[0]!r} is not a partner id (an int 1..255)")
 
     @classmethod
-    def from_config(cls, config) -> DecodeSettings:
+    def from_config(cls, config: Config) -> DecodeSettings:
         """The settings of a :class:`pygnc.config.Config` (its fields of the same names)."""
         return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from typing import Any
 
 from ..task_ids import TASK_STATES  # noqa: F401 - the health slots' states (taskK_state indexes them)
 
@@ -189,7 +190,7 @@ def empty_status() -> dict:
 _FLT_MAX = 3.4028234663852886e38
 
 
-def _fit(v, kind: str):
+def _fit(v: Any, kind: str) -> Any:  # (any decoded value; what struct.pack takes)
     """*v* made packable as *kind*: integers saturate (NaN -> 0), too-large floats -> ±inf."""
     if kind in "BHI":
         try:

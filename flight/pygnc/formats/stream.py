@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import binascii
 import struct
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 PROTOCOL_VERSION = 1
@@ -242,7 +243,7 @@ class Noise:
     line: bytes
 
 
-def parse_line(line: bytes, accepted_tags=HOST_TAGS) -> Frame | FrameError:
+def parse_line(line: bytes, accepted_tags: Container[bytes] = HOST_TAGS) -> Frame | FrameError:
     """One line (without its end) as a frame, or the error it is.  Never raises."""
     start = line.rfind(b"$")
     if start < 0:
@@ -296,7 +297,9 @@ class FrameReader:
     lines that look like frames but fail their CRC, TAG or payload are still errors.
     """
 
-    def __init__(self, accepted_tags=HOST_TAGS, max_line: int = MAX_LINE_BYTES, noise_ok: bool = False):
+    def __init__(
+        self, accepted_tags: Iterable[bytes] = HOST_TAGS, max_line: int = MAX_LINE_BYTES, noise_ok: bool = False
+    ):
         self.accepted_tags = frozenset(accepted_tags)
         self.max_line = int(max_line)
         self.noise_ok = noise_ok
