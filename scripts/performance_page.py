@@ -33,6 +33,12 @@ HEADLINE: list[tuple[str, str, str]] = [
         "range-only, day 2 (priors from the day-1 downlinks): 3D RMS, median pair",
     ),
     ("operations_loop", "day2_rms_worst_m", "range-only, day 2: 3D RMS, worst pair"),
+    ("operations_loop", "day2_nees_inside", "range-only, day 2: epochs whose NEES is inside its 99.9 % bound"),
+    (
+        "operations_loop",
+        "day2_valid_wrong",
+        "range-only, day 2: epochs reported valid with the NEES past that bound (confidently wrong)",
+    ),
     ("range_only_3p_none", "nees_inside", "range-only with no prior: epochs whose NEES is inside its 99.9 % bound"),
     (
         "smooth",
