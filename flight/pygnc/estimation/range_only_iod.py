@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -48,7 +48,7 @@ class IodResult:
     #: The distinct minima found (orbit_distance_m > DISTINCT_M), (x0 + bias (7,), cost), best
     #: first: candidates the ranges of the window cannot tell apart (mirror images) have
     #: costs within a few units.
-    candidates: list | None = None
+    candidates: list[tuple[np.ndarray, float]] = field(default_factory=list)
 
 
 #: Mean motion of a low Earth orbit (~95 min) [rad/s], to weigh velocity differences.
