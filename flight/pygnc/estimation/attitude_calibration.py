@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pygnc.estimation import chi2
 from pygnc.estimation.quaternion import rotation_matrix, skew, step_rotation_vector
@@ -32,22 +33,23 @@ class GyroMagCalibrator:
     the gyro bias directly.
     """
 
-    def __init__(self, cfg: AttitudeFilterConfig):
+    def __init__(self, cfg: AttitudeFilterConfig) -> None:
         self.cfg = cfg
         self.x = np.zeros(6)  # gyro bias rad/s (body), mag bias µT (body)
         self.p = np.diag([cfg.init_gyro_bias_sigma_rad_s**2] * 3 + [cfg.init_mag_bias_sigma_ut**2] * 3)
         self.t_s: float | None = None
-        self.w_prev = None
-        self.m_prev = None
+        # The previous sample's rate and field: set with t_s, always together.
+        self.w_prev: np.ndarray | None = None
+        self.m_prev: np.ndarray | None = None
         self.n_updates = 0
         self.n_rejected = 0
         self.n_zero_rate = 0
 
-    def step(self, t_s: float, w_meas_body_rad_s, m_meas_body_ut) -> None:
+    def step(self, t_s: float, w_meas_body_rad_s: ArrayLike, m_meas_body_ut: ArrayLike) -> None:
         cfg = self.cfg
         w1 = np.asarray(w_meas_body_rad_s, dtype=float)
         m1 = np.asarray(m_meas_body_ut, dtype=float)
-        if self.t_s is not None:
+        if self.t_s is not None and self.w_prev is not None and self.m_prev is not None:
             dt = t_s - self.t_s
             if 0.0 < dt <= cfg.max_gap_s:
                 q = np.zeros((6, 6))
@@ -83,7 +85,7 @@ class GyroMagCalibrator:
                     self.n_rejected += 1
         self.t_s, self.w_prev, self.m_prev = float(t_s), w1, m1
 
-    def zero_rate_update(self, w_meas_body_rad_s, residual_rate_rad_s: float) -> None:
+    def zero_rate_update(self, w_meas_body_rad_s: ArrayLike, residual_rate_rad_s: float) -> None:
         """The body is at rest (to within *residual_rate_rad_s*): the gyro reads its bias."""
         h = np.hstack([np.eye(3), np.zeros((3, 3))])
         rvar = self.cfg.gyro_noise_rad_s**2 + residual_rate_rad_s**2
@@ -102,12 +104,14 @@ class RestDetector:
     body's gyro readings nutate.  (A spin exactly about the sun line with a constant rate
     would pass; it is the one case this cannot tell apart.)"""
 
-    def __init__(self, n: int = 6, gyro_k_sigma: float = 4.0, lux_fraction: float = 0.03, lux_floor_lux: float = 3.0):
+    def __init__(
+        self, n: int = 6, gyro_k_sigma: float = 4.0, lux_fraction: float = 0.03, lux_floor_lux: float = 3.0
+    ) -> None:
         self.n, self.k, self.frac, self.floor = n, gyro_k_sigma, lux_fraction, lux_floor_lux
         self.w: list[np.ndarray] = []
         self.lux: list[np.ndarray] = []
 
-    def push(self, w_meas, lux, gyro_noise_rad_s: float) -> bool:
+    def push(self, w_meas: ArrayLike, lux: ArrayLike, gyro_noise_rad_s: float) -> bool:
         self.w.append(np.asarray(w_meas, dtype=float))
         self.lux.append(np.asarray(lux, dtype=float))
         if len(self.w) > self.n:

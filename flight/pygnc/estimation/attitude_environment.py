@@ -7,9 +7,11 @@ sun faces (:mod:`pygnc.environment.albedo`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pygnc.environment import albedo as _albedo
 from pygnc.environment import igrf as _igrf
@@ -63,9 +65,9 @@ def _sun_fraction(r_gcrs_m: np.ndarray, r_sun_gcrs_m: np.ndarray) -> float:
 
 def environment_at(
     t_gps_s: float,
-    r_ecef_m,
-    r_gcrs_m,
-    m_gcrs_from_itrs,
+    r_ecef_m: ArrayLike,
+    r_gcrs_m: ArrayLike,
+    m_gcrs_from_itrs: ArrayLike,
     sun_lux_at_1au: float,
     reflectivity: float = _albedo.DEFAULT_REFLECTIVITY,
 ) -> Environment:
@@ -78,10 +80,10 @@ def environment_at(
 
 
 def environments_at(
-    t_gps_s,
-    r_ecef_m,
-    r_gcrs_m,
-    m_gcrs_from_itrs,
+    t_gps_s: ArrayLike,
+    r_ecef_m: ArrayLike,
+    r_gcrs_m: ArrayLike,
+    m_gcrs_from_itrs: Iterable[ArrayLike],
     sun_lux_at_1au: float,
     reflectivity: float = _albedo.DEFAULT_REFLECTIVITY,
 ) -> list[Environment]:

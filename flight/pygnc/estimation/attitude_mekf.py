@@ -73,6 +73,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pygnc.environment import albedo as _albedo
 from pygnc.environment.albedo import FACE_NORMALS_BODY
@@ -129,7 +130,7 @@ _EYE9.setflags(write=False)
 class AttitudeMEKF:
     """The multiplicative EKF.  See the module docstring for the model."""
 
-    def __init__(self, cfg: AttitudeFilterConfig | None = None):
+    def __init__(self, cfg: AttitudeFilterConfig | None = None) -> None:
         self.cfg = cfg or AttitudeFilterConfig()
         self.q = np.array([1.0, 0.0, 0.0, 0.0])
         self.x_bias = np.zeros(6)  # gyro bias rad/s, mag bias µT (body)
@@ -157,7 +158,20 @@ class AttitudeMEKF:
     def mag_bias_ut(self) -> np.ndarray:
         return self.x_bias[3:]
 
-    def initialize(self, t_s: float, q_body_to_gcrs, w_meas_body_rad_s, bias0, p_bias0) -> None:
+    def _now(self) -> float:
+        """:attr:`t_s` of an initialised filter (:meth:`initialize` sets it; moving one never
+        initialised is the caller's error, which failed on None before)."""
+        assert self.t_s is not None, "AttitudeMEKF: initialize first"
+        return self.t_s
+
+    def initialize(
+        self,
+        t_s: float,
+        q_body_to_gcrs: ArrayLike,
+        w_meas_body_rad_s: ArrayLike,
+        bias0: ArrayLike,
+        p_bias0: ArrayLike,
+    ) -> None:
         """Start from attitude *q* (sigma ``init_attitude_sigma_rad``) and biases (6,) with
         covariance (6, 6)."""
         self.q = np.asarray(q_body_to_gcrs, dtype=float) / np.linalg.norm(q_body_to_gcrs)
@@ -171,17 +185,19 @@ class AttitudeMEKF:
         self.consecutive_rejections = 0
 
     # -- propagation -----------------------------------------------------------------
-    def propagate(self, t_s: float, w_meas_body_rad_s=None) -> None:
+    def propagate(self, t_s: float, w_meas_body_rad_s: ArrayLike | None = None) -> None:
         """Move to *t_s* with the new gyro sample (or, without one, the last rate held)."""
         cfg = self.cfg
-        dt = float(t_s) - self.t_s
+        dt = float(t_s) - self._now()
         self.last_f = None  # None: identity (no time step)
         if dt <= 0.0:
             if w_meas_body_rad_s is not None:
                 self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
             return
+        w_prev = self.w_prev
+        assert w_prev is not None  # initialize sets it with t_s; nothing clears it
         bg = self.x_bias[:3]
-        w0 = self.w_prev - bg
+        w0 = w_prev - bg
         gap = w_meas_body_rad_s is None or dt > cfg.max_gap_s
         w1 = w0 if gap else np.asarray(w_meas_body_rad_s, dtype=float) - bg
         phi = step_rotation_vector(w0, w1, dt)
@@ -196,10 +212,12 @@ class AttitudeMEKF:
         if w_meas_body_rad_s is not None:
             w_new = np.asarray(w_meas_body_rad_s, dtype=float).copy()
             if not gap:
-                self.w_dot_rad_s2 = math.sqrt(float((w_new - self.w_prev) @ (w_new - self.w_prev))) / dt
+                self.w_dot_rad_s2 = math.sqrt(float((w_new - w_prev) @ (w_new - w_prev))) / dt
             self.w_prev = w_new
 
-    def propagate_imu(self, t_s: float, t_imu_s, rate_imu_body_rad_s, time_sigma_s: float = 0.0) -> None:
+    def propagate_imu(
+        self, t_s: float, t_imu_s: ArrayLike, rate_imu_body_rad_s: ArrayLike, time_sigma_s: float = 0.0
+    ) -> None:
         """Move to *t_s* on a live IMU's samples (times on the filter's axis, body-axis rates
         as measured; the state's gyro bias is that IMU's).  The caller checks that they
         cover the interval (:func:`integrate_rates` holds the rate beyond the ends).
@@ -207,12 +225,13 @@ class AttitudeMEKF:
         instants (:mod:`pygnc.estimation.imu_alignment`): the window shifted by ``e`` turns
         the step by ``(w1 - C w0) e`` more, added to the attitude covariance."""
         cfg = self.cfg
-        dt = float(t_s) - self.t_s
+        t0 = self._now()
+        dt = float(t_s) - t0
         self.last_f = None
         if dt <= 0.0:
             return
         bg = self.x_bias[:3].copy()
-        phi, w0, w1 = integrate_rates(t_imu_s, np.asarray(rate_imu_body_rad_s, dtype=float) - bg, self.t_s, float(t_s))
+        phi, w0, w1 = integrate_rates(t_imu_s, np.asarray(rate_imu_body_rad_s, dtype=float) - bg, t0, float(t_s))
         q_att = (
             cfg.imu_gyro_noise_density_rad_s_sqrt_hz**2 * dt + cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s**2 * dt**3 / 3.0
         )
@@ -224,7 +243,13 @@ class AttitudeMEKF:
         self.w_prev = w1 + bg
 
     def _advance(
-        self, t_s: float, dt: float, phi: np.ndarray, q_att: float, w_step, bias_walk_rad_s_per_sqrt_s: float
+        self,
+        t_s: float,
+        dt: float,
+        phi: np.ndarray,
+        q_att: float,
+        w_step: np.ndarray | None,
+        bias_walk_rad_s_per_sqrt_s: float,
     ) -> None:
         """The common part of a step: rotate the reference by *phi*, propagate P with the
         error-state transition, add *q_att* (rad^2 per axis) and the bias walks, and, for a
@@ -256,7 +281,7 @@ class AttitudeMEKF:
         self.p = 0.5 * (p + p.T)
         self.t_s = float(t_s)
 
-    def set_gyro_bias(self, bias_rad_s, p_bias) -> None:
+    def set_gyro_bias(self, bias_rad_s: ArrayLike, p_bias: ArrayLike) -> None:
         """Replace the gyro-bias estimate (another gyro takes over): its covariance *p_bias*
         (3, 3), uncorrelated with attitude and magnetometer bias."""
         self.x_bias[:3] = np.asarray(bias_rad_s, dtype=float)
@@ -291,7 +316,7 @@ class AttitudeMEKF:
         return sig
 
     # -- updates ----------------------------------------------------------------------
-    def _update(self, r, h, rdiag) -> Update:
+    def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray) -> Update:
         """Gated update with innovation *r* (m,), H (m, 9) and the noise variances *rdiag*."""
         pht = self.p @ h.T
         s = h @ pht
@@ -318,7 +343,7 @@ class AttitudeMEKF:
         self.x_bias = self.x_bias + dx[3:]
         return Update(USED, nis, r, s, n_used=len(r))
 
-    def update_mag(self, m_meas_body_ut, mag_gcrs_ut) -> Update:
+    def update_mag(self, m_meas_body_ut: ArrayLike, mag_gcrs_ut: np.ndarray) -> Update:
         """Update with a magnetometer sample [uT, body] against the model field [uT, GCRS]."""
         cfg = self.cfg
         a = dcm_from_quat(self.q)
@@ -336,8 +361,11 @@ class AttitudeMEKF:
             self.consecutive_rejections += 1
         return result
 
-    def predicted_lux(self, env: Environment, a=None):
-        """(direct cosines (6,), predicted lux (6,), albedo lux (6,)) at the current attitude."""
+    def predicted_lux(
+        self, env: Environment, a: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(sun unit vector, body (3,), direct cosines (6,), predicted lux (6,), albedo lux
+        (6,)) at the current attitude (or at attitude matrix *a*)."""
         a = dcm_from_quat(self.q) if a is None else a
         s_b = a.T @ env.sun_unit_gcrs
         cosines = FACE_NORMALS_BODY @ s_b
@@ -345,7 +373,7 @@ class AttitudeMEKF:
         pred = env.sun_lux * env.sun_fraction * np.maximum(cosines, 0.0) + alb
         return s_b, cosines, pred, alb
 
-    def update_sun(self, lux, saturated, env: Environment) -> Update:
+    def update_sun(self, lux: ArrayLike, saturated: ArrayLike, env: Environment) -> Update:
         """One update with every usable face stacked; its ``n_used`` is how many were used
         (decision "skipped" in eclipse or with none usable)."""
         cfg = self.cfg
@@ -425,7 +453,7 @@ class AttitudeEstimator:
     ``env`` is ``None`` when there is no position (then only the calibrator's rates and
     biases are meaningful, and an initialised MEKF is propagated on the gyro alone)."""
 
-    def __init__(self, cfg: AttitudeFilterConfig | None = None, record_history: bool = False):
+    def __init__(self, cfg: AttitudeFilterConfig | None = None, record_history: bool = False) -> None:
         self.cfg = cfg or AttitudeFilterConfig()
         #: Keep what the ground smoother needs, one :class:`_StepRecord` per step (~3 kB each: three 9x9 matrices
         #: and the output):
@@ -466,7 +494,9 @@ class AttitudeEstimator:
         self.n_source_switches += 1
         return True
 
-    def _try_initialize(self, t_s, w_b, m_b, lux, sat, env: Environment) -> bool:
+    def _try_initialize(
+        self, t_s: float, w_b: np.ndarray, m_b: np.ndarray, lux: ArrayLike, sat: ArrayLike, env: Environment
+    ) -> bool:
         if env.sun_fraction < 1.0 - self.cfg.eclipse_fraction_threshold:
             return False
         c = self.calib
@@ -493,10 +523,10 @@ class AttitudeEstimator:
     def step(
         self,
         t_s: float,
-        w_meas_body_rad_s,
-        m_meas_body_ut,
-        lux,
-        saturated,
+        w_meas_body_rad_s: ArrayLike,
+        m_meas_body_ut: ArrayLike,
+        lux: ArrayLike,
+        saturated: ArrayLike,
         env: Environment | None,
         time_tag_sigma_s: float | None = None,
         imu: tuple | None = None,
@@ -529,6 +559,7 @@ class AttitudeEstimator:
             switched = self._use_gyro("imu" if imu is not None else "sensor")
             if imu is not None:
                 f.propagate_imu(t_s, *imu)
+                assert f.w_prev is not None  # initialize set it; propagate_imu keeps it set
                 w_src = f.w_prev
                 self.n_imu_steps += 1
             else:
@@ -567,7 +598,7 @@ class AttitudeEstimator:
             )
         return out
 
-    def epoch_covariance(self, rate_body_rad_s) -> np.ndarray:
+    def epoch_covariance(self, rate_body_rad_s: ArrayLike) -> np.ndarray:
         """Attitude covariance (3x3, rad^2) added by the stated epoch's uncertainty: the
         estimate belongs to the sample's true instant, which is sigma_t away from the stated
         one, so at the stated epoch it is off by ``w dt`` about the rate axis."""
@@ -581,7 +612,7 @@ class AttitudeEstimator:
             cov = f.p.copy()
             cov[:3, :3] += self.epoch_covariance(rate)
             return AttitudeOutput(
-                f.t_s,
+                f._now(),
                 f.q.copy(),
                 rate,
                 f.x_bias[:3].copy(),
@@ -611,7 +642,7 @@ class AttitudeEstimator:
     def propagated_output(self, t_s: float) -> AttitudeOutput:
         """The estimate moved to *t_s* with the last rate held (the filter is not changed)."""
         out = self.output()
-        if not self.mekf.initialized or t_s <= self.mekf.t_s:
+        if not self.mekf.initialized or t_s <= self.mekf._now():
             out.t_s = max(out.t_s, t_s) if not self.mekf.initialized and not math.isnan(out.t_s) else out.t_s
             return out
         f = copy.deepcopy(self.mekf)
@@ -619,7 +650,7 @@ class AttitudeEstimator:
         cov = f.p.copy()
         cov[:3, :3] += self.epoch_covariance(out.rate_body_rad_s)
         return AttitudeOutput(
-            f.t_s,
+            f._now(),
             f.q.copy(),
             out.rate_body_rad_s,
             f.x_bias[:3].copy(),

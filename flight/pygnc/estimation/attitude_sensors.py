@@ -7,12 +7,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: OPT3001 full scale, lux.
 OPT3001_FULL_SCALE_LUX = 83_865.6
 
 
-def sun_vector_from_faces(lux, saturated, e_lux: float, albedo_lux=None):
+def sun_vector_from_faces(
+    lux: ArrayLike, saturated: ArrayLike, e_lux: float, albedo_lux: ArrayLike | None = None
+) -> np.ndarray | None:
     """Unit sun vector in body axes from the six faces, or None if not determinable.
 
     Per axis the lit face gives the cosine (lux - albedo)/E; a saturated face's cosine is
@@ -46,14 +49,14 @@ def sun_vector_from_faces(lux, saturated, e_lux: float, albedo_lux=None):
 TRIAD_MIN_ANGLE_RAD = math.radians(5.0)
 
 
-def triad(v1_body, v1_ref, v2_body, v2_ref) -> np.ndarray | None:
+def triad(v1_body: ArrayLike, v1_ref: ArrayLike, v2_body: ArrayLike, v2_ref: ArrayLike) -> np.ndarray | None:
     """Attitude matrix A (body -> reference) from two vector pairs, the first exact.
 
     ``None`` when either pair is within :data:`TRIAD_MIN_ANGLE_RAD` of parallel, or a
     vector is zero or not finite: no attitude can be had from them."""
     sin_min = math.sin(TRIAD_MIN_ANGLE_RAD)
 
-    def frame(a, b):
+    def frame(a: ArrayLike, b: ArrayLike) -> np.ndarray | None:
         a = np.asarray(a, dtype=float)
         b = np.asarray(b, dtype=float)
         na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))

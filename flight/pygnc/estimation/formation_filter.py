@@ -74,7 +74,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -85,6 +86,12 @@ from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.orbit_ekf import fix_sigmas, fix_to_gcrs
 from pygnc.estimation.tunables import FormationFilterConfig
 from pygnc.estimation.update_result import HELD, REJECTED, USED, Update
+
+if TYPE_CHECKING:
+    from pygnc.estimation.quaternion import Vector
+
+#: An ECEF fix as the filters take it: (pos_m, vel_m_s, pos_sigma_m or None, vel_sigma_m_s or None).
+EcefFix = tuple[ArrayLike, ArrayLike, ArrayLike | None, ArrayLike | None]
 
 __all__ = [
     "I_DR",
@@ -119,7 +126,7 @@ def reported_block(p: np.ndarray) -> np.ndarray:
     return p[_IX_REPORTED]
 
 
-def line_of_sight_sigma(dr_m, p_rr) -> float:
+def line_of_sight_sigma(dr_m: ArrayLike, p_rr: np.ndarray) -> float:
     """1-sigma [m] of a relative position *dr_m* (3,) with covariance *p_rr* (3, 3) along its
     line of sight.  With no line of sight (a relative position of exactly zero, as corrupt
     inputs can leave) the largest sigma of any direction: never less than the true one."""
@@ -198,7 +205,14 @@ def own_step(
     return new, phi
 
 
-def _interpolate_state(x0, x1, ends0, ends1, tau, h):
+def _interpolate_state(
+    x0: np.ndarray,
+    x1: np.ndarray,
+    ends0: Sequence[Sequence[float]],
+    ends1: Sequence[Sequence[float]],
+    tau: float,
+    h: float,
+) -> np.ndarray:
     """The state at t0 + *tau* within a step of *h* s from *x0* to *x1*, with
     ``ends = (own acceleration, relative acceleration)`` at either end (see FormationFilter.tap)."""
     s = tau / h
@@ -220,7 +234,7 @@ def _scalar_update_covariance(p: np.ndarray, u: np.ndarray, s: float, k: np.ndar
     return p - ku - ku.T + s * np.outer(k, k)
 
 
-def rtn_matrix(r_m, v_m_s) -> np.ndarray:
+def rtn_matrix(r_m: Vector, v_m_s: Vector) -> np.ndarray:
     """Rows: radial, along-track (transverse), cross-track (orbit normal) unit vectors."""
     rx, ry, rz = (float(c) for c in r_m)
     vx, vy, vz = (float(c) for c in v_m_s)
@@ -232,7 +246,9 @@ def rtn_matrix(r_m, v_m_s) -> np.ndarray:
     return np.array([[rx, ry, rz], [hy * rz - hz * ry, hz * rx - hx * rz, hx * ry - hy * rx], [hx, hy, hz]])
 
 
-def rtn_to_gcrs(r_own_m, v_own_m_s, dr_rtn_m, dv_rtn_m_s):
+def rtn_to_gcrs(
+    r_own_m: Vector, v_own_m_s: Vector, dr_rtn_m: ArrayLike, dv_rtn_m_s: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """A relative state given in the own radial / along-track / cross-track frame (position,
     and velocity as seen in that rotating frame) -> GCRS (dr, dv): dv adds the frame's
     rotation, omega x dr with omega = (r x v) / |r|^2."""
@@ -251,7 +267,7 @@ class FormationFilter:
     :meth:`update_range`.  Fixes are ECEF (as decoded), everything else GCRS.
     """
 
-    def __init__(self, config: FormationFilterConfig | None = None):
+    def __init__(self, config: FormationFilterConfig | None = None) -> None:
         self.config = c = config or FormationFilterConfig()
         self.own_model = c.own_model()
         self.peer_model = c.peer_model()
@@ -293,14 +309,14 @@ class FormationFilter:
         #: (:meth:`take_tapped`)
         self.tapped: dict[float, tuple | list] = {}
 
-    def __copy__(self):
+    def __copy__(self) -> FormationFilter:
         """A shallow copy (what copy.copy makes of a plain object, without its generic
         reduce protocol: the processor takes one per published estimate)."""
         new = self.__class__.__new__(self.__class__)
         new.__dict__.update(self.__dict__)
         return new
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> FormationFilter:
         """A deep copy that still shares :attr:`own_steps` (a cursor or the mirror
         alternative steps through the same instants as the filter it came from)."""
         new = self.__class__.__new__(self.__class__)
@@ -314,6 +330,12 @@ class FormationFilter:
     def initialized(self) -> bool:
         return self.t_gps_s is not None
 
+    def _now(self) -> float:
+        """:attr:`t_gps_s` where the caller's order guarantees an initialised filter (moving or
+        updating one never initialised is the caller's error, which failed on None before)."""
+        assert self.t_gps_s is not None, "FormationFilter: initialize first"
+        return self.t_gps_s
+
     @property
     def needs_reinit(self) -> bool:
         """True after too many rejected fixes in a row: initialise again from the next pair.
@@ -325,7 +347,7 @@ class FormationFilter:
         m_peer = min(m, 2) if self.peer_fixes_since_init <= 3 else m
         return self.own_rejections_in_row >= m_own or self.peer_rejections_in_row >= m_peer
 
-    def relative_rtn(self):
+    def relative_rtn(self) -> tuple[np.ndarray, np.ndarray]:
         """(dr_rtn_m (3,), 3x3 covariance): relative position in the own radial /
         along-track / cross-track frame."""
         a = rtn_matrix(self.x[I_R_OWN], self.x[I_V_OWN])
@@ -338,10 +360,17 @@ class FormationFilter:
         return line_of_sight_sigma(self.x[I_DR], self.p[9:12, 9:12])
 
     # ------------------------------------------------------------------ initialisation
-    def _sigmas(self, pos_sigma_m, vel_sigma_m_s):
+    def _sigmas(self, pos_sigma_m: ArrayLike | None, vel_sigma_m_s: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
         return fix_sigmas(self.config.orbit, pos_sigma_m, vel_sigma_m_s)
 
-    def fix_gcrs(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
+    def fix_gcrs(
+        self,
+        t_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        pos_sigma_m: ArrayLike | None = None,
+        vel_sigma_m_s: ArrayLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(z (6,), R (6, 6)) of an ECEF fix in GCRS, with the configured sigma rules."""
         ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
         return fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
@@ -388,7 +417,15 @@ class FormationFilter:
         self._range_reacquire = False
         self.own_fixes_since_init = self.peer_fixes_since_init = 0
 
-    def initialize_relative(self, t_gps_s, own_z, own_r, dr_gcrs_m, dv_gcrs_m_s, rel_cov6):
+    def initialize_relative(
+        self,
+        t_gps_s: float,
+        own_z: ArrayLike,
+        own_r: ArrayLike,
+        dr_gcrs_m: ArrayLike,
+        dv_gcrs_m_s: ArrayLike,
+        rel_cov6: ArrayLike,
+    ) -> None:
         """Start at *t_gps_s* from an own measurement of [r, v] (GCRS (6,), covariance
         (6, 6)) and a relative state *prior* [dr, dv] (GCRS) with covariance *rel_cov6*
         independent of the own one: range-only navigation, where no peer fix exists.
@@ -403,7 +440,7 @@ class FormationFilter:
         self.p[9:15, 0:6] = 0.0
         self.range_acquired = True
 
-    def own_at(self, t_own_gps_s, own_fix, t_gps_s):
+    def own_at(self, t_own_gps_s: float, own_fix: EcefFix, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
         """(own_z, own_r) at *t_gps_s* (GCRS) from an own ECEF fix ``(pos, vel, pos_sigma,
         vel_sigma)`` at *t_own_gps_s*, propagated with the dynamics and the common process
         noise added."""
@@ -418,7 +455,15 @@ class FormationFilter:
             own_r = a @ own_r @ a.T + od.process_noise(abs(dt), self.own_model, self.config.own_dmc_sigma_m_s2)[:6, :6]
         return own_z, own_r
 
-    def peer_state_at(self, t_prior_gps_s, pos_ecef_m, vel_ecef_m_s, sigma_pos_m, sigma_vel_m_s, t_gps_s):
+    def peer_state_at(
+        self,
+        t_prior_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        sigma_pos_m: float,
+        sigma_vel_m_s: float,
+        t_gps_s: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(z (6,), covariance (6, 6)) in GCRS at *t_gps_s* of a partner state given in ECEF
         at *t_prior_gps_s* with per-axis sigmas, propagated with the peer's dynamics."""
         z, r = fix_to_gcrs(t_prior_gps_s, pos_ecef_m, vel_ecef_m_s, [sigma_pos_m] * 3, [sigma_vel_m_s] * 3)
@@ -434,17 +479,17 @@ class FormationFilter:
 
     def initialize_from_fixes(
         self,
-        t_own_gps_s,
-        own_pos_ecef_m,
-        own_vel_ecef_m_s,
-        own_pos_sigma_m,
-        own_vel_sigma_m_s,
-        t_peer_gps_s,
-        peer_pos_ecef_m,
-        peer_vel_ecef_m_s,
-        peer_pos_sigma_m,
-        peer_vel_sigma_m_s,
-    ):
+        t_own_gps_s: float,
+        own_pos_ecef_m: ArrayLike,
+        own_vel_ecef_m_s: ArrayLike,
+        own_pos_sigma_m: ArrayLike | None,
+        own_vel_sigma_m_s: ArrayLike | None,
+        t_peer_gps_s: float,
+        peer_pos_ecef_m: ArrayLike,
+        peer_vel_ecef_m_s: ArrayLike,
+        peer_pos_sigma_m: ArrayLike | None,
+        peer_vel_sigma_m_s: ArrayLike | None,
+    ) -> None:
         """Initialise at the peer fix's time from an own fix (propagated there with the
         dynamics, the common process noise added) and a peer fix."""
         own_z, own_r = self.own_at(
@@ -466,7 +511,7 @@ class FormationFilter:
         self.n_reinit += 1
 
     # ------------------------------------------------------------------ prediction
-    def _q(self, h, reported: bool = False):
+    def _q(self, h: float, reported: bool = False) -> np.ndarray:
         """Process noise over a step of *h* seconds (0 < h <= max step).
 
         The exact Gauss-Markov chains are evaluated on a grid of ``Q_GRID_S`` (shared by
@@ -486,7 +531,7 @@ class FormationFilter:
             q = (1.0 - a) * q + a * grid(i + 1)
         return q
 
-    def _q_grid_reported(self, i):
+    def _q_grid_reported(self, i: int) -> np.ndarray:
         """The :data:`I_REPORTED` block of :meth:`_q_grid` (cached likewise)."""
         key = (self._q_key, i, "reported")
         q = _Q_CACHE.get(key)
@@ -495,7 +540,7 @@ class FormationFilter:
             _Q_CACHE[key] = q
         return q
 
-    def _q_grid(self, i):
+    def _q_grid(self, i: int) -> np.ndarray:
         key = (self._q_key, i)
         q = _Q_CACHE.get(key)
         if q is None:
@@ -520,11 +565,11 @@ class FormationFilter:
             _Q_CACHE[key] = q
         return q
 
-    def transition(self, h):
+    def transition(self, h: float) -> tuple[np.ndarray, np.ndarray]:
         """(x after *h* seconds, Phi (n, n)) of one propagation step (|h| <= max step);
         the filter is not changed."""
         x = self.x
-        t = self.t_gps_s
+        t = self._now()
         own = x[0:9]
         peer = np.empty(10)
         peer[0:6] = x[0:6] + x[9:15]
@@ -562,12 +607,14 @@ class FormationFilter:
         for i in range(15, 18):
             phi[i, i] = decay_d
         if self.config.estimate_peer_drag_scale:
-            phi[I_DRAG_SCALE, I_DRAG_SCALE] = math.exp(-h / self.peer_model.drag_scale_tau_s)
+            tau_k = self.peer_model.drag_scale_tau_s
+            assert tau_k is not None  # peer_model() always has a drag-scale state
+            phi[I_DRAG_SCALE, I_DRAG_SCALE] = math.exp(-h / tau_k)
         return xn, phi
 
-    def _step(self, h):
+    def _step(self, h: float) -> None:
         """One propagation step of state and covariance over *h* seconds (|h| <= max step)."""
-        t0, x0, p0 = self.t_gps_s, self.x, self.p
+        t0, x0, p0 = self._now(), self.x, self.p
         self.x, phi = self.transition(h)
         self.p = phi @ p0 @ phi.T + self._q(abs(h))
         self.t_gps_s = t0 + h
@@ -575,7 +622,7 @@ class FormationFilter:
             self._resolve_taps(t0, x0, p0, phi, h)
 
     # ------------------------------------------------------------------ estimates between steps
-    def tap(self, t_gps_s):
+    def tap(self, t_gps_s: float) -> None:
         """Keep the estimate at *t_gps_s* (later than the filter time and than every earlier
         tap) when a later prediction passes it (:meth:`take_tapped` gives (x, P)), without
         a step ending there: an output between two measurements costs an interpolation,
@@ -596,14 +643,14 @@ class FormationFilter:
         rest."""
         self._taps.append(float(t_gps_s))
 
-    def _resolve_taps(self, t0, x0, p0, phi, h):
+    def _resolve_taps(self, t0: float, x0: np.ndarray, p0: np.ndarray, phi: np.ndarray, h: float) -> None:
         """Keep what the taps inside this step need; the interpolation itself is done when an
         estimate is taken (:meth:`take_tapped`), so a call that steps the filter does not
         also pay for every estimate it passed.  *x0* and *p0* are never changed in place
         after a step (updates make new arrays); the step's end is copied (a range update
         may change it in place)."""
         taps = self._taps
-        step = None
+        step: list | None = None
         while taps and taps[0] <= t0 + h + 1e-6:
             t = taps.pop(0)
             tau = t - t0
@@ -621,13 +668,13 @@ class FormationFilter:
         filter of its own: its owner's outputs are the original's)."""
         self._taps, self.tapped = [], {}
 
-    def take_tapped(self, t_gps_s):
+    def take_tapped(self, t_gps_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(x, P) at a tapped time the prediction has passed (removed from :attr:`tapped`),
         or None; see :meth:`tap`."""
         e = self.tapped.pop(t_gps_s, None)
         return None if e is None else self.tap_estimate(e, t_gps_s)
 
-    def tap_estimate(self, e, t_gps_s, reported: bool = False):
+    def tap_estimate(self, e: tuple | list, t_gps_s: float, reported: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(x, P) at *t_gps_s* from an entry of :attr:`tapped` (taken earlier: the filter may
         have moved on or restarted since; the entry holds what it needs).  *reported*: only
         the :data:`I_REPORTED` block of P (7, 7) - what a published estimate needs, at a
@@ -650,7 +697,7 @@ class FormationFilter:
         p = phi_s @ p0 @ phi_s.T + q
         return x, 0.5 * (p + p.T)
 
-    def _accelerations(self, x, pole):
+    def _accelerations(self, x: np.ndarray, pole: Vector) -> tuple[od.Vec3, od.Vec3]:
         """(own, peer - own) accelerations [m/s^2] at the filter state *x*."""
         xs = x.tolist()
         own = od.acceleration_list(xs[0:9], self.own_model, pole)
@@ -659,11 +706,11 @@ class FormationFilter:
         pa = od.acceleration_list(peer, self.peer_model, pole)
         return own, (pa[0] - own[0], pa[1] - own[1], pa[2] - own[2])
 
-    def predict(self, dt_s):
+    def predict(self, dt_s: float) -> None:
         """Propagate state and covariance by *dt_s* [s] (> 0; split into <= max_step_s steps)."""
         if dt_s <= 0.0:
             return
-        t_end = self.t_gps_s + dt_s
+        t_end = self._now() + dt_s
         nsub = max(1, math.ceil(dt_s / self.own_model.max_step_s - 1e-9))
         h = dt_s / nsub
         for _ in range(nsub):
@@ -671,12 +718,12 @@ class FormationFilter:
         self.t_gps_s = t_end
         self.p = 0.5 * (self.p + self.p.T)
 
-    def predict_to(self, t_gps_s):
+    def predict_to(self, t_gps_s: float) -> None:
         """Predict to GPS time *t_gps_s* (no-op if not later than the current time)."""
-        self.predict(float(t_gps_s) - self.t_gps_s)
+        self.predict(float(t_gps_s) - self._now())
 
     # ------------------------------------------------------------------ updates
-    def _update(self, h, y, r, gate):
+    def _update(self, h: np.ndarray, y: np.ndarray, r: np.ndarray, gate: float) -> tuple[bool, float]:
         """Gated Joseph update with dense H (m, n); returns (accepted, nis)."""
         p = self.p
         pht = p @ h.T
@@ -705,7 +752,7 @@ class FormationFilter:
             decision, self.last_nis, innovation, self.last_s, n_used=innovation.size if decision == USED else 0
         )
 
-    def _update_scalar(self, hv, nu, var, gate):
+    def _update_scalar(self, hv: np.ndarray, nu: float, var: float, gate: float) -> tuple[bool, float]:
         """:meth:`_update` of one measurement (a range): H the row *hv* (n,), innovation
         *nu*, noise variance *var*.  The same Joseph form written with outer products,
         P - k u^T - u k^T + s k k^T (u = P h^T, s = h P h^T + var, k = u / s), which is
@@ -727,12 +774,18 @@ class FormationFilter:
         self.p = 0.5 * (p_new + p_new.T)
         return True, nis
 
-    def _check_time(self, t_gps_s):
-        if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
+    def _check_time(self, t_gps_s: float) -> None:
+        if abs(float(t_gps_s) - self._now()) > 1e-3:
             raise ValueError(f"measurement at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
 
     def update_own_fix(
-        self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None, gcrs=None
+        self,
+        t_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        pos_sigma_m: ArrayLike | None = None,
+        vel_sigma_m_s: ArrayLike | None = None,
+        gcrs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Update:
         """Update with an own GPS fix at the filter time (decision "used" or "rejected").  *gcrs*: the
         fix's :meth:`fix_gcrs` if the caller has it already (every partner's filters take
@@ -754,7 +807,14 @@ class FormationFilter:
         self.own_rejections_in_row += 1
         return self._result(REJECTED, y)
 
-    def update_peer_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None) -> Update:
+    def update_peer_fix(
+        self,
+        t_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        pos_sigma_m: ArrayLike | None = None,
+        vel_sigma_m_s: ArrayLike | None = None,
+    ) -> Update:
         """Update with the peer's GPS fix at the filter time (decision "used" or "rejected")."""
         self._check_time(t_gps_s)
         z, r = self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
@@ -772,19 +832,19 @@ class FormationFilter:
         self.peer_rejections_in_row += 1
         return self._result(REJECTED, y)
 
-    def range_ahead_s(self, t_gps_s) -> float:
+    def range_ahead_s(self, t_gps_s: float) -> float:
         """How far ahead of the filter time a range tagged *t_gps_s* may be applied [s]: its
         lead when within ``range_extrapolate_max_s``, else 0 (predict to it first)."""
-        lead = float(t_gps_s) - self.t_gps_s
+        lead = float(t_gps_s) - self._now()
         return lead if 0.0 < lead <= self.config.range_extrapolate_max_s else 0.0
 
-    def range_base_time(self, t_gps_s) -> float:
+    def range_base_time(self, t_gps_s: float) -> float:
         """The time the filter must be predicted to before :meth:`update_range` of a range
         tagged *t_gps_s*: its own time while the range is within reach ahead, else the range's."""
         t = float(t_gps_s)
-        return self.t_gps_s if self.range_ahead_s(t) > 0.0 else t
+        return self._now() if self.range_ahead_s(t) > 0.0 else t
 
-    def _relative_ahead(self, ahead_s: float):
+    def _relative_ahead(self, ahead_s: float) -> tuple[list[float], list[float], list[list[float]], float]:
         """(p, p_dot, J, tau) of the relative position at the range's instant (lists: 3, 3,
         3 x 6; tau [s]), the filter time
         plus tau = *ahead_s* - range_time_offset: its Taylor series to third order in tau,
@@ -811,7 +871,9 @@ class FormationFilter:
             for i in range(3)
         ]
         t2, t3 = 0.5 * tau * tau, tau * tau * tau / 6.0
-        p, p_dot, j = [], [], []
+        p: list[float] = []
+        p_dot: list[float] = []
+        j: list[list[float]] = []
         for i in range(3):
             gi, gdi = g[i], gd[i]
             acc = gi[0] * dr[0] + gi[1] * dr[1] + gi[2] * dr[2] + dw[i]
@@ -824,13 +886,15 @@ class FormationFilter:
             j.append(row)
         return p, p_dot, j, tau
 
-    def range_model(self, ahead_s: float = 0.0):
+    def range_model(self, ahead_s: float = 0.0) -> tuple[float, np.ndarray]:
         """(predicted range [m], H (1, n)) of a range tagged *ahead_s* seconds after the filter
         time: |p| + bias with p the relative position at that tag less the range time offset
         (:meth:`_relative_ahead`)."""
         return self._range_terms(ahead_s)[0:2]
 
-    def _range_terms(self, ahead_s: float):
+    def _range_terms(
+        self, ahead_s: float
+    ) -> tuple[float, np.ndarray, float, list[float] | None, list[float], list[list[float]]]:
         """(predicted range, H, |p|, u = p / |p|, p_dot, J) of :meth:`range_model` (p, p_dot
         and J as :meth:`_relative_ahead` gives them)."""
         p, p_dot, j, tau = self._relative_ahead(ahead_s)
@@ -880,7 +944,7 @@ class FormationFilter:
         self.range_acquired = True
         self._range_reacquire = False
 
-    def absorb_range_covariance(self, t_gps_s, sigma_m=None) -> None:
+    def absorb_range_covariance(self, t_gps_s: float, sigma_m: float | None = None) -> None:
         """The covariance update of a range tagged *t_gps_s* (as :meth:`update_range` applies
         it) linearised about the current state, the state itself unchanged: a filter run
         along a reference trajectory the ranges are already known to fit (a range-only
@@ -899,15 +963,15 @@ class FormationFilter:
         rate = u[0] * rel_dot[0] + u[1] * rel_dot[1] + u[2] * rel_dot[2]
         var = sig * sig + (rate * c.range_tag_resolution_s) ** 2 / 12.0
         hv = h[0]
-        u = self.p @ hv
-        s = float(hv @ u) + var
+        ph = self.p @ hv
+        s = float(hv @ ph) + var
         if not s > 0.0:
             return
-        p_new = _scalar_update_covariance(self.p, u, s, u / s)
+        p_new = _scalar_update_covariance(self.p, ph, s, ph / s)
         if math.isfinite(float(p_new.sum())):
             self.p = 0.5 * (p_new + p_new.T)
 
-    def update_range(self, t_gps_s, range_m, sigma_m=None) -> Update:
+    def update_range(self, t_gps_s: float, range_m: float, sigma_m: float | None = None) -> Update:
         """Update with a range [m] tagged *t_gps_s*: the filter time, or up to
         ``range_extrapolate_max_s`` after it (:meth:`range_base_time`; the relative state is
         carried to the tag in closed form, :meth:`range_model`).
@@ -936,12 +1000,12 @@ class FormationFilter:
         # at the tag, its covariance J P J^T): the mean of the range over the prior and its
         # extra spread.  Negligible once the line of sight is known to metres; with a
         # km-sized range-only prior they keep the update consistent.
-        u = np.array(u)
+        ua = np.array(u)
         ja = np.array(j)
         p_rel = ja @ self.p[9:15, 9:15] @ ja.T
-        q = p_rel - np.outer(u, u @ p_rel)  # rho M P_rel: tr(M P) = tr(q) / rho
+        q = p_rel - np.outer(ua, ua @ p_rel)  # rho M P_rel: tr(M P) = tr(q) / rho
         pred += 0.5 * float(q[0, 0] + q[1, 1] + q[2, 2]) / rho
-        rate = float(u @ rel_dot)
+        rate = float(ua @ rel_dot)
         var = sig * sig + 0.5 * float((q * q.T).sum()) / (rho * rho) + (rate * c.range_tag_resolution_s) ** 2 / 12.0
         nu = float(range_m) - pred
         if not self.range_acquired:
@@ -949,7 +1013,7 @@ class FormationFilter:
             self._range_candidate = (t, nu)
             # Two ranges agree when their innovations differ by less than the tolerance plus
             # what the uncertain range rate can change between them (3 sigma).
-            rate_sigma = float(math.sqrt(max(0.0, u @ self.p[12:15, 12:15] @ u)))
+            rate_sigma = float(math.sqrt(max(0.0, ua @ self.p[12:15, 12:15] @ ua)))
             tol = c.range_acquire_tol_m + 3.0 * rate_sigma * (t - cand[0] if cand else 0.0)
             if cand is None or t - cand[0] > c.range_acquire_window_s or abs(nu - cand[1]) > tol:
                 self.n_ranges_held += 1

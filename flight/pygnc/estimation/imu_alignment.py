@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import chi2
 
@@ -67,7 +68,9 @@ class ImuTimeAlignment:
     def sigma_s(self) -> float:
         return math.sqrt(max(float(self.p[0, 0]), 0.0))
 
-    def update(self, t_s: float, rate_diff_rad_s, rate_dot_rad_s2, noise_var_rad2_s2: float) -> bool:
+    def update(
+        self, t_s: float, rate_diff_rad_s: ArrayLike, rate_dot_rad_s2: ArrayLike, noise_var_rad2_s2: float
+    ) -> bool:
         """One sensor sample at *t_s*: *rate_diff_rad_s* = IMU rate (at the sample's stated
         epoch, mapped tags, body axes) - BMX160 rate, *rate_dot_rad_s2* = the IMU's body-rate
         change per second there, *noise_var_rad2_s2* = the difference's noise variance per

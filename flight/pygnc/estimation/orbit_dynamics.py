@@ -53,8 +53,11 @@ times faster than numpy.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
@@ -62,6 +65,17 @@ from pygnc import frames
 from pygnc.environment.moon import GM_MOON_M3_S2, moon_position_gcrs_m
 from pygnc.environment.sun import sun_position_gcrs_m
 from pygnc.frames import OMEGA_EARTH_RAD_S
+
+if TYPE_CHECKING:
+    from pygnc.environment.gravity import GravityField
+    from pygnc.estimation.quaternion import Vector
+
+#: Three floats: a position, velocity or acceleration written out (the hot path's form).
+Vec3 = tuple[float, float, float]
+#: The weights (xv, xw, yv, yw, zv, zw) one V/W value carries (:func:`_tesseral_tables`).
+_Weights = tuple[float, float, float, float, float, float]
+#: Per column m of the V/W recursion: (diag, sub or None, rows (a1, b2, *weights)).
+TesseralTables = list[tuple[_Weights, _Weights | None, list[tuple[float, ...]]]]
 
 __all__ = [
     "GM_EARTH_M3_S2",
@@ -213,9 +227,15 @@ class DynamicsModel:
     #: terms instead).  Needs time.
     gravity_degree: int = 0
 
-    def __post_init__(self):
+    if TYPE_CHECKING:
+        # Set by __post_init__ (object.__setattr__: the class is frozen); not dataclass fields.
+        _tesseral_tables: TesseralTables | None = dataclasses.field(init=False)
+        _field: GravityField | None = dataclasses.field(init=False)
+        _needs_time: bool = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
         object.__setattr__(self, "_tesseral_tables", _tesseral_tables(self.tesseral_degree))
-        field = None
+        field: GravityField | None = None
         if self.gravity_degree:
             if self.tesseral_degree:
                 raise ValueError("gravity_degree and tesseral_degree are two fields: give one")
@@ -230,10 +250,10 @@ class DynamicsModel:
 
 # ----------------------------------------------------------------------------- gravity
 _Z_POLE = (0.0, 0.0, 1.0)
-_FIELDS: dict[tuple[int, int], object] = {}
+_FIELDS: dict[tuple[int, int], GravityField] = {}
 
 
-def _gravity_field(degree: int, first_zonal: int):
+def _gravity_field(degree: int, first_zonal: int) -> GravityField:
     """The :class:`pygnc.environment.gravity.GravityField` of *degree* beyond the zonals
     below *first_zonal* (made once per process: its tables take a few ms)."""
     key = (degree, first_zonal)
@@ -299,7 +319,9 @@ def _gravity_xyz(x, y, z, zonal_j, pole=_Z_POLE):
     return s * x - big_b * pole[0], s * y - big_b * pole[1], s * z - big_b * pole[2]
 
 
-def gravity_acceleration(r_m, zonal_j=ZONAL_J_EGM96[:5], pole=_Z_POLE):
+def gravity_acceleration(
+    r_m: Vector, zonal_j: Sequence[float] = ZONAL_J_EGM96[:5], pole: Vector = _Z_POLE
+) -> np.ndarray:
     """Gravitational acceleration [m/s^2] at GCRS position *r_m* [m]: point mass + zonals.
 
     *zonal_j* holds J_n indexed by degree n (entries 0, 1 ignored); default J2..J4.
@@ -327,20 +349,22 @@ def _gravity_and_gradient_xyz(x, y, z, zonal_j, pole=_Z_POLE):
     return a, g
 
 
-def gravity_acceleration_gradient(r_m, zonal_j=ZONAL_J_EGM96[:5], pole=_Z_POLE):
+def gravity_acceleration_gradient(
+    r_m: Vector, zonal_j: Sequence[float] = ZONAL_J_EGM96[:5], pole: Vector = _Z_POLE
+) -> tuple[np.ndarray, np.ndarray]:
     """(acceleration [m/s^2] (3,), gradient d a / d r [1/s^2] (3, 3), symmetric)."""
     x, y, z = (float(c) for c in r_m)
     a, g = _gravity_and_gradient_xyz(x, y, z, zonal_j, tuple(float(c) for c in pole))
     return np.array(a), np.array(g)
 
 
-def earth_pole_gcrs(t_gps_s):
+def earth_pole_gcrs(t_gps_s: float) -> np.ndarray:
     """Unit vector of the ITRS z axis (CIP, polar motion ignored) in GCRS at *t_gps_s*."""
     m = frames.gcrs_from_itrs_rows(t_gps_s)
     return np.array([m[0][2], m[1][2], m[2][2]])
 
 
-def _tesseral_tables(degree):
+def _tesseral_tables(degree: int) -> TesseralTables | None:
     """What :func:`_tesseral_itrs_xyz` needs for the m > 0 EGM96 terms up to *degree*, or None:
     per column m of the V/W recursion (Montenbruck & Gill, Satellite Orbits, §3.2.4),
     m = 0 .. degree + 1, ``(diag, sub, rec)`` - the weights of V[m][m], W[m][m] and of
@@ -469,7 +493,7 @@ def _tesseral_gcrs_xyz(x, y, z, m, tables):
     )
 
 
-def tesseral_acceleration(r_gcrs_m, t_gps_s, degree):
+def tesseral_acceleration(r_gcrs_m: Vector, t_gps_s: float, degree: int) -> np.ndarray:
     """GCRS acceleration [m/s^2] of the EGM96 tesseral terms (2 <= m <= n <= *degree*, m > 0)."""
     x, y, z = (float(c) for c in r_gcrs_m)
     tables = _tesseral_tables(degree)
@@ -530,14 +554,14 @@ def _third_body_xyz(x, y, z, t_gps_s):
     return ax, ay, az
 
 
-def third_body_acceleration(r_gcrs_m, t_gps_s):
+def third_body_acceleration(r_gcrs_m: Vector, t_gps_s: float) -> np.ndarray:
     """Sun + Moon tidal acceleration [m/s^2] at GCRS position *r_gcrs_m* [m], GPS time [s]."""
     x, y, z = (float(c) for c in r_gcrs_m)
     return np.array(_third_body_xyz(x, y, z, float(t_gps_s)))
 
 
 # ------------------------------------------------------------------------------ drag
-def ellipsoidal_height_m(r_m):
+def ellipsoidal_height_m(r_m: Vector) -> float:
     """Height above the WGS-84 ellipsoid [m], first order in the flattening (< 50 m error)."""
     x, y, z = (float(c) for c in r_m)
     return _height_xyz(x, y, z)
@@ -560,7 +584,7 @@ def _density(h_m):
     return _ATM_RHO0[i] * math.exp(-(h_m - _ATM_H0_M[i]) / hs), hs
 
 
-def atmosphere_density(h_m):
+def atmosphere_density(h_m: float) -> float:
     """Density [kg/m^3] at ellipsoidal height *h_m* [m] (Vallado piecewise exponential)."""
     return _density(float(h_m))[0]
 
@@ -575,7 +599,7 @@ def _drag_xyz(x, y, z, vx, vy, vz, inv_b):
     return (c * ux, c * uy, c * uz), (ux, uy, uz, speed, c, hs)
 
 
-def drag_acceleration(r_m, v_m_s, ballistic_coeff_kg_m2, drag_scale=1.0):
+def drag_acceleration(r_m: Vector, v_m_s: Vector, ballistic_coeff_kg_m2: float, drag_scale: float = 1.0) -> np.ndarray:
     """Drag acceleration [m/s^2] at GCRS *r_m* [m], *v_m_s* [m/s]; B = m/(C_D A) [kg/m^2]."""
     x, y, z = (float(c) for c in r_m)
     vx, vy, vz = (float(c) for c in v_m_s)
@@ -607,18 +631,20 @@ def _drag_partials_xyz(x, y, z, a_unit, aux, k):
     return dr, dv
 
 
-def drag_partials(r_m, v_m_s, ballistic_coeff_kg_m2, drag_scale=1.0):
+def drag_partials(
+    r_m: Vector, v_m_s: Vector, ballistic_coeff_kg_m2: float, drag_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(a, d a/d r (3,3), d a/d v (3,3), d a/d drag_scale (3,)) of the drag model."""
     x, y, z = (float(c) for c in r_m)
     vx, vy, vz = (float(c) for c in v_m_s)
     a_unit, aux = _drag_xyz(x, y, z, vx, vy, vz, 1.0 / ballistic_coeff_kg_m2)
     dr, dv = _drag_partials_xyz(x, y, z, a_unit, aux, drag_scale)
-    a_unit = np.array(a_unit)
-    return a_unit * drag_scale, np.array(dr), np.array(dv), a_unit
+    a_unit_array = np.array(a_unit)
+    return a_unit_array * drag_scale, np.array(dr), np.array(dv), a_unit_array
 
 
 # -------------------------------------------------------------------- Gauss-Markov / Q
-def gauss_markov_decay(dt_s, tau_s):
+def gauss_markov_decay(dt_s: float, tau_s: float) -> float:
     """exp(-dt/tau): the one-step transition of a first-order Gauss-Markov process."""
     return math.exp(-dt_s / tau_s)
 
@@ -632,7 +658,7 @@ _SERIES_FACT = np.array([math.factorial(k) for k in range(18)], dtype=float)[Non
 _SERIES_HILBERT = 1.0 / (_SERIES_K.T + _SERIES_K + 1.0)
 
 
-def dmc_process_noise(dt_s, tau_s, sigma_m_s2):
+def dmc_process_noise(dt_s: float, tau_s: float, sigma_m_s2: float) -> np.ndarray:
     """Exact discrete process noise of one axis of (r, v, w) over *dt_s*: (3, 3).
 
     Continuous model r' = v, v' = w, w' = -w/tau + u, E[u u] = q delta, q = 2 sigma^2/tau
@@ -665,7 +691,9 @@ def dmc_process_noise(dt_s, tau_s, sigma_m_s2):
     return np.array([[qrr, qrv, qrw], [qrv, qvv, qvw], [qrw, qvw, qww]])
 
 
-def process_noise(dt_s, model: DynamicsModel, dmc_sigma_m_s2, drag_scale_sigma=0.0):
+def process_noise(
+    dt_s: float, model: DynamicsModel, dmc_sigma_m_s2: float, drag_scale_sigma: float = 0.0
+) -> np.ndarray:
     """Process noise Q of the full state over *dt_s* (n_states x n_states).
 
     The three GCRS axes are independent and identical; the drag scale (if a state) is a
@@ -678,7 +706,7 @@ def process_noise(dt_s, model: DynamicsModel, dmc_sigma_m_s2, drag_scale_sigma=0
         for j in range(3):
             for ax in range(3):
                 q[3 * i + ax, 3 * j + ax] = q3[i, j]
-    if n == 10:
+    if model.drag_scale_tau_s is not None:  # n == 10
         q[9, 9] = drag_scale_sigma**2 * (1.0 - math.exp(-2.0 * dt_s / model.drag_scale_tau_s))
     return q
 
@@ -692,7 +720,7 @@ def _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, zj, inv_b, pole):
     return gx + wx, gy + wy, gz + wz
 
 
-def acceleration_list(xs, model: DynamicsModel, pole=_Z_POLE) -> tuple[float, float, float]:
+def acceleration_list(xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> tuple[float, float, float]:
     """d v / d t [m/s^2] at the state list *xs* (GCRS r, v, w[, drag scale]): zonal
     gravity about *pole*, drag and the empirical acceleration - what the RK4 step
     evaluates at its nodes, without the tesseral and third-body terms it holds constant
@@ -705,7 +733,7 @@ def acceleration_list(xs, model: DynamicsModel, pole=_Z_POLE) -> tuple[float, fl
     return _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, model.zonal_j, inv_b, pole)
 
 
-def _jacobian_list(xs, model: DynamicsModel, pole=_Z_POLE):
+def _jacobian_list(xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> list[list[float]]:
     """F = d f / d x at state list *xs*, as nested lists (n x n)."""
     n = model.n_states
     x, y, z, vx, vy, vz = xs[:6]
@@ -730,12 +758,12 @@ def _jacobian_list(xs, model: DynamicsModel, pole=_Z_POLE):
         for i in range(3):
             for j in range(3):
                 f[3 + i][j] = g[i][j]
-    if n == 10:
+    if model.drag_scale_tau_s is not None:  # n == 10
         f[9][9] = -1.0 / model.drag_scale_tau_s
     return f
 
 
-def state_derivative_jacobian(x_state, model: DynamicsModel, pole=_Z_POLE):
+def state_derivative_jacobian(x_state: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> np.ndarray:
     """Jacobian F = d(dx/dt)/dx of the estimator state (n_states x n_states), analytic.
 
     The tesseral terms' gradient (< 1e-9 s^-2) is left out.
@@ -743,7 +771,9 @@ def state_derivative_jacobian(x_state, model: DynamicsModel, pole=_Z_POLE):
     return np.array(_jacobian_list([float(c) for c in x_state], model, tuple(float(c) for c in pole)))
 
 
-def _rk4_step(xs, dt, model: DynamicsModel, extra=(0.0, 0.0, 0.0), pole=_Z_POLE):
+def _rk4_step(
+    xs: list[float], dt: float, model: DynamicsModel, extra: Vec3 = (0.0, 0.0, 0.0), pole: Vector = _Z_POLE
+) -> list[float]:
     """One RK4 step of (r, v) with w(t) = w0 exp(-t/tau) and a constant drag scale."""
     x, y, z, vx, vy, vz, wx, wy, wz = xs[:9]
     k = xs[9] if len(xs) == 10 else 1.0
@@ -778,6 +808,8 @@ def _rk4_step(xs, dt, model: DynamicsModel, extra=(0.0, 0.0, 0.0), pole=_Z_POLE)
         wz * e_full,
     ]
     if len(xs) == 10:
+        # A 10-element state is a drag-scale model's (a 9-state model's failed here before).
+        assert model.drag_scale_tau_s is not None
         out.append(k * math.exp(-dt / model.drag_scale_tau_s) + (1.0 - math.exp(-dt / model.drag_scale_tau_s)))
     return out
 
@@ -785,7 +817,7 @@ def _rk4_step(xs, dt, model: DynamicsModel, extra=(0.0, 0.0, 0.0), pole=_Z_POLE)
 _EYE = {n: np.eye(n) for n in (6, 9, 10)}
 
 
-def _rotation_at(t_gps_s: float):
+def _rotation_at(t_gps_s: float) -> tuple[tuple, Vec3]:
     """gcrs_from_itrs at a step's mid time as row tuples, and its pole (third column); the
     rows are memoised by time in :mod:`pygnc.frames` (every propagation stepping
     through the same instant - own and partner states, every partner's filter - shares it)."""
@@ -793,7 +825,7 @@ def _rotation_at(t_gps_s: float):
     return m, (m[0][2], m[1][2], m[2][2])
 
 
-def _phi_taylor(f, dt):
+def _phi_taylor(f: np.ndarray, dt: float) -> np.ndarray:
     """exp(F dt) to 4th order (Horner form); *f* is an (n, n) array."""
     n = f.shape[0]
     eye = _EYE.get(n)
@@ -820,7 +852,7 @@ def hermite_weights(s: float, h: float) -> tuple[float, float, float, float]:
     return 2.0 * s3 - 3.0 * s2 + 1.0, (s3 - 2.0 * s2 + s) * h, 3.0 * s2 - 2.0 * s3, (s3 - s2) * h
 
 
-def _within_step(xs, new, h, s):
+def _within_step(xs: list[float], new: list[float], h: float, s: float) -> list[float]:
     """The state list at fraction *s* of a step of *h* s from *xs* to *new*: position by
     cubic Hermite interpolation on positions and velocities, the rest linearly (the
     Jacobian depends on the velocity only through drag)."""
@@ -831,7 +863,7 @@ def _within_step(xs, new, h, s):
     return out
 
 
-def _phi_magnus(xs, new, h, model: DynamicsModel, pole):
+def _phi_magnus(xs: list[float], new: list[float], h: float, model: DynamicsModel, pole: Vector) -> np.ndarray:
     """Phi of a long step: exp(Omega) with Omega the 4th-order Magnus expansion on the
     Jacobians at the two Gauss points, (h/2)(A1 + A2) + (sqrt(3)/12) h^2 [A2, A1].  The
     one-point form exp(F(mid) h) leaves out how the gravity gradient turns during the step
@@ -845,7 +877,27 @@ def _phi_magnus(xs, new, h, model: DynamicsModel, pole):
     return _phi_taylor(omega, 1.0)
 
 
-def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
+@overload
+def propagate(
+    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: Literal[True] = ..., t_gps_s: float | None = ...
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def propagate(
+    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: Literal[False], t_gps_s: float | None = ...
+) -> tuple[np.ndarray, None]: ...
+
+
+@overload
+def propagate(
+    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: bool, t_gps_s: float | None = ...
+) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+def propagate(
+    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: bool = True, t_gps_s: float | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Propagate the estimator state by *dt_s* [s]; return (x_new, Phi).
 
     State (GCRS, SI): [r_m (3), v_m_s (3), w_m_s2 (3) empirical acceleration,
@@ -880,7 +932,9 @@ def propagate(x_state, dt_s, model: DynamicsModel, want_phi=True, t_gps_s=None):
     return np.array(xs), phi_total
 
 
-def _one_step(xs, h, model: DynamicsModel, t, want_phi):
+def _one_step(
+    xs: list[float], h: float, model: DynamicsModel, t: float | None, want_phi: bool
+) -> tuple[list[float], np.ndarray | None, Vec3, Vec3]:
     """One RK4 step of the state list *xs* over *h* s from time *t* (None: no tesseral,
     field or third-body terms, zonals about GCRS z): (new state list, Phi or None, the
     tesseral or field + third-body acceleration held over the step, the pole used)."""
@@ -908,7 +962,9 @@ def _one_step(xs, h, model: DynamicsModel, t, want_phi):
     return new, phi, extra, pole
 
 
-def neighbour_transition_terms(r_ref0_m, r_ref1_m, x0, x1, h_s, model: DynamicsModel, t_gps_s):
+def neighbour_transition_terms(
+    r_ref0_m: Vector, r_ref1_m: Vector, x0: Vector, x1: Vector, h_s: float, model: DynamicsModel, t_gps_s: float
+) -> tuple[np.ndarray, list[float] | None]:
     """What turns a reference trajectory's 9-state step transition Phi_ref into that of a
     trajectory passing within ~10 km of it over the same step (a formation partner and the
     own orbit), without a transition of its own: (C (6, 9), drag column (6,) or None) with
@@ -939,8 +995,8 @@ def neighbour_transition_terms(r_ref0_m, r_ref1_m, x0, x1, h_s, model: DynamicsM
     drag = None
     b = model.ballistic_coeff_kg_m2
     if model.n_states == 10 and b and math.isfinite(b):
-        a0 = _drag_xyz(*xa, 1.0 / b)[0]
-        a1 = _drag_xyz(*xb, 1.0 / b)[0]
+        a0 = _drag_xyz(xa[0], xa[1], xa[2], xa[3], xa[4], xa[5], 1.0 / b)[0]
+        a1 = _drag_xyz(xb[0], xb[1], xb[2], xb[3], xb[4], xb[5], 1.0 / b)[0]
         am = [0.5 * (p + q) for p, q in zip(a0, a1)]
         ga = [g[i][0] * am[0] + g[i][1] * am[1] + g[i][2] * am[2] for i in range(3)]
         c0, c1 = h * h / 3.0, h * h / 6.0
@@ -950,7 +1006,16 @@ def neighbour_transition_terms(r_ref0_m, r_ref1_m, x0, x1, h_s, model: DynamicsM
     return np.array(rows), drag
 
 
-def neighbour_transition(phi_ref, r_ref0_m, r_ref1_m, x0, x1, h_s, model: DynamicsModel, t_gps_s):
+def neighbour_transition(
+    phi_ref: np.ndarray,
+    r_ref0_m: Vector,
+    r_ref1_m: Vector,
+    x0: Vector,
+    x1: Vector,
+    h_s: float,
+    model: DynamicsModel,
+    t_gps_s: float,
+) -> np.ndarray:
     """Phi (n x n, ``model.n_states``) of one step of *h_s* s from *t_gps_s* along a
     trajectory passing within ~10 km of a reference one whose 9-state step transition
     *phi_ref* is known: the reference's Phi plus the first-order effect of the
@@ -974,14 +1039,16 @@ def neighbour_transition(phi_ref, r_ref0_m, r_ref1_m, x0, x1, h_s, model: Dynami
     phi = np.zeros((n, n))
     phi[0:9, 0:9] = phi_ref[0:9, 0:9]
     phi[0:6, 0:9] += c
-    if n == 10:
+    if model.drag_scale_tau_s is not None:  # n == 10
         if drag is not None:
             phi[0:6, 9] = drag
         phi[9, 9] = math.exp(-float(h_s) / model.drag_scale_tau_s)
     return phi
 
 
-def propagate_step(x_state, h_s, model: DynamicsModel, t_gps_s):
+def propagate_step(
+    x_state: Vector, h_s: float, model: DynamicsModel, t_gps_s: float
+) -> tuple[np.ndarray, np.ndarray, tuple[tuple[float, ...], tuple[float, ...]]]:
     """One step of :func:`propagate` (|*h_s*| <= ``model.max_step_s``) that also returns
     what :func:`interpolate_in_step` needs: (x_new (n,), Phi (n, n), (a0, a1)) with a0, a1
     the accelerations [m/s^2] at both ends as the step sees them (zonal gravity, drag and
@@ -992,13 +1059,16 @@ def propagate_step(x_state, h_s, model: DynamicsModel, t_gps_s):
     if abs(h) > model.max_step_s * (1.0 + 1e-9):
         raise ValueError(f"propagate_step: |h| = {abs(h)} s exceeds the model's max step {model.max_step_s} s")
     new, phi, extra, pole = _one_step(xs, h, model, float(t_gps_s), True)
+    assert phi is not None  # want_phi: _one_step always makes it
     a0 = acceleration_list(xs, model, pole)
     a1 = acceleration_list(new, model, pole)
     ends = (tuple(a + e for a, e in zip(a0, extra)), tuple(a + e for a, e in zip(a1, extra)))
     return np.array(new), phi, ends
 
 
-def interpolate_in_step(x0, x1, ends, tau_s, h_s) -> list:
+def interpolate_in_step(
+    x0: Vector, x1: Vector, ends: tuple[Sequence[float], Sequence[float]], tau_s: float, h_s: float
+) -> list[float]:
     """The state at *tau_s* into a step of *h_s* s from *x0* to *x1* (:func:`propagate_step`
     and its end accelerations *ends*), as a list: the position by quintic Hermite
     interpolation on the ends' positions, velocities and accelerations, the velocity by

@@ -92,7 +92,9 @@ class StepSpan:
 _W_SKEW = frames.EARTH_RATE_SKEW
 
 
-def fix_sigmas(config: OrbitFilterConfig, pos_sigma_m, vel_sigma_m_s):
+def fix_sigmas(
+    config: OrbitFilterConfig, pos_sigma_m: ArrayLike | None, vel_sigma_m_s: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-axis position and velocity sigmas of a fix, (3,) each: the reported ones x
     ``fix_sigma_scale``; a missing (None), zero, negative or non-finite sigma means "not
     given" and takes the configured default, and so does one above 1e6 m or 1e3 m/s (a
@@ -109,7 +111,9 @@ def fix_sigmas(config: OrbitFilterConfig, pos_sigma_m, vel_sigma_m_s):
     return ps, vs
 
 
-def fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s):
+def fix_to_gcrs(
+    t_gps_s: float, pos_ecef_m: ArrayLike, vel_ecef_m_s: ArrayLike, pos_sigma_m: ArrayLike, vel_sigma_m_s: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """ECEF fix -> (z (6,) = [r_gcrs_m, v_gcrs_m_s], R (6, 6) in GCRS).
 
     *pos_sigma_m*, *vel_sigma_m_s*: per-axis 1-sigma in ECEF (3,).
@@ -141,7 +145,7 @@ class OrbitEKF:
     every predict/update is kept in :attr:`history` for :func:`rts_smooth`.
     """
 
-    def __init__(self, config: OrbitFilterConfig | None = None, record: bool = False):
+    def __init__(self, config: OrbitFilterConfig | None = None, record: bool = False) -> None:
         self.config = config or OrbitFilterConfig()
         self.model = self.config.dynamics()
         self.n = self.model.n_states
@@ -165,19 +169,32 @@ class OrbitEKF:
     def initialized(self) -> bool:
         return self.t_gps_s is not None
 
-    def state_ecef(self):
+    def state_ecef(self) -> tuple[np.ndarray, np.ndarray]:
         """(r_ecef_m (3,), v_ecef_m_s (3,)) at :attr:`t_gps_s` (ITRS via pygnc.frames)."""
         return frames.gcrs_to_itrs(self.x[:3], self.x[3:6], self.t_gps_s)
 
-    def sigma(self):
+    def sigma(self) -> np.ndarray:
         """1-sigma of every state (n,)."""
         return np.sqrt(np.diag(self.p))
 
     # ----------------------------------------------------------------- core steps
-    def _sigmas(self, pos_sigma_m, vel_sigma_m_s):
+    def _now(self) -> float:
+        """:attr:`t_gps_s` where the caller's order guarantees a started filter (predicting or
+        updating one never started is the caller's error, which failed on None before)."""
+        assert self.t_gps_s is not None, "OrbitEKF: start the filter first"
+        return self.t_gps_s
+
+    def _sigmas(self, pos_sigma_m: ArrayLike | None, vel_sigma_m_s: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
         return fix_sigmas(self.config, pos_sigma_m, vel_sigma_m_s)
 
-    def initialize_from_fix(self, t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m=None, vel_sigma_m_s=None):
+    def initialize_from_fix(
+        self,
+        t_gps_s: float,
+        pos_ecef_m: ArrayLike,
+        vel_ecef_m_s: ArrayLike,
+        pos_sigma_m: ArrayLike | None = None,
+        vel_sigma_m_s: ArrayLike | None = None,
+    ) -> None:
         """Start the filter at a fix: r, v from the fix with its covariance, w = 0."""
         ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
         z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
@@ -219,7 +236,7 @@ class OrbitEKF:
         """Take a state propagated elsewhere from this filter's own (copies of *x*, *p*)."""
         self.t_gps_s, self.x, self.p = float(t_gps_s), x.copy(), p.copy()
 
-    def _q(self, dt_s):
+    def _q(self, dt_s: float) -> np.ndarray:
         key = round(dt_s, 6)
         q = self._q_cache.get(key)
         if q is None:
@@ -229,21 +246,22 @@ class OrbitEKF:
             self._q_cache[key] = q
         return q
 
-    def predict(self, dt_s):
+    def predict(self, dt_s: float) -> None:
         """Propagate state and covariance by *dt_s* [s] (> 0; split into <= max_step_s steps)."""
         if dt_s <= 0.0:
             return
+        t0 = self._now()
         nsub = max(1, int(math.ceil(dt_s / self.model.max_step_s - 1e-9)))
         h = dt_s / nsub
         q = self._q(h)
         phi_all = None
         for i in range(nsub):
-            self.x, phi = od.propagate(self.x, h, self.model, t_gps_s=self.t_gps_s + i * h)
+            self.x, phi = od.propagate(self.x, h, self.model, t_gps_s=t0 + i * h)
             self.p = phi @ self.p @ phi.T + q
             if self.record:
                 phi_all = phi if phi_all is None else phi @ phi_all
         self.p = 0.5 * (self.p + self.p.T)
-        self.t_gps_s += dt_s
+        self.t_gps_s = t0 + dt_s
         if self.record:
             # One record per predict call: the smoother needs Phi over the whole interval
             # and the predicted covariance, which is exactly self.p here.
@@ -251,15 +269,15 @@ class OrbitEKF:
                 FilterStep(self.t_gps_s, phi_all, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), False)
             )
 
-    def predict_to(self, t_gps_s):
+    def predict_to(self, t_gps_s: float) -> None:
         """Predict to GPS time *t_gps_s* (no-op if not later than the current time)."""
-        self.predict(float(t_gps_s) - self.t_gps_s)
+        self.predict(float(t_gps_s) - self._now())
 
-    def predict_step(self, h_s) -> StepSpan:
+    def predict_step(self, h_s: float) -> StepSpan:
         """Predict by one step of *h_s* s (0 < h <= ``max_step_s``) and return the step
         (:class:`StepSpan`), from which any time inside it is interpolated without a
         propagation of its own.  Not recorded for smoothing."""
-        t0, x0, p0 = self.t_gps_s, self.x, self.p
+        t0, x0, p0 = self._now(), self.x, self.p
         x1, phi, ends = od.propagate_step(x0, h_s, self.model, t0)
         p1 = phi @ p0 @ phi.T + self._q(h_s)
         self.x, self.p = x1, 0.5 * (p1 + p1.T)
@@ -275,7 +293,7 @@ class OrbitEKF:
             return span.x1.copy()
         return np.array(od.interpolate_in_step(span.x0, span.x1, span.ends, tau, span.h_s))
 
-    def estimate_in(self, span: StepSpan, t_gps_s: float):
+    def estimate_in(self, span: StepSpan, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
         """(x, P) at *t_gps_s* inside *span* (a step this filter took with
         :meth:`predict_step`): the state by :func:`~pygnc.estimation.orbit_dynamics.interpolate_in_step`;
         the covariance Phi_s P0 Phi_s^T + Q(tau) with Phi_s = I + (tau / h) (Phi - I) - exact
@@ -306,7 +324,7 @@ class OrbitEKF:
         :class:`~pygnc.estimation.update_result.Update` (decision "used", "rejected" or
         "reinit"); the normalised innovation squared is also left in :attr:`last_nis`.
         """
-        if abs(float(t_gps_s) - self.t_gps_s) > 1e-3:
+        if abs(float(t_gps_s) - self._now()) > 1e-3:
             raise ValueError(f"fix at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
         ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
         if self.consecutive_rejections >= self.config.max_consecutive_rejections:
@@ -346,10 +364,10 @@ class OrbitEKF:
         self.consecutive_rejections = 0
         if self.record and self.history:
             h = self.history[-1]
-            if abs(h.t_gps_s - self.t_gps_s) < 1e-9:
+            if abs(h.t_gps_s - self._now()) < 1e-9:
                 h.x_post, h.p_post, h.updated = self.x.copy(), self.p.copy(), True
         return Update("used", nis, y, s, n_used=6)
 
-    def skip_invalid(self):
+    def skip_invalid(self) -> None:
         """Count a fix that was not used because it was flagged invalid."""
         self.n_invalid += 1

@@ -11,17 +11,22 @@ quaternion are written out in floats (the filter calls them at every step); thos
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+#: A small vector or quaternion: an array, or a sequence of floats (a list, a tuple).
+Vector = np.ndarray | Sequence[float]
 
 
-def _floats(v) -> list:
+def _floats(v: Vector) -> list[float]:
     """The elements of a small vector as Python floats: numpy scalars cost several times as
     much per operation in the written-out formulas below (the same IEEE operations either way)."""
     return v.tolist() if type(v) is np.ndarray else [float(c) for c in v]
 
 
-def quat_multiply(p, q) -> np.ndarray:
+def quat_multiply(p: Vector, q: Vector) -> np.ndarray:
     pw, px, py, pz = _floats(p)
     qw, qx, qy, qz = _floats(q)
     return np.array(
@@ -34,7 +39,7 @@ def quat_multiply(p, q) -> np.ndarray:
     )
 
 
-def quat_from_rotvec(v) -> np.ndarray:
+def quat_from_rotvec(v: Vector) -> np.ndarray:
     x, y, z = _floats(v)
     ang = math.sqrt(x * x + y * y + z * z)
     if ang < 1e-12:
@@ -43,7 +48,7 @@ def quat_from_rotvec(v) -> np.ndarray:
     return np.array([math.cos(0.5 * ang), s * x, s * y, s * z])
 
 
-def dcm_from_quat(q) -> np.ndarray:
+def dcm_from_quat(q: Vector) -> np.ndarray:
     """A(q) with v_gcrs = A @ v_body (scalar-first q, assumed unit)."""
     w, x, y, z = _floats(q)
     return np.array(
@@ -55,7 +60,7 @@ def dcm_from_quat(q) -> np.ndarray:
     )
 
 
-def quat_from_dcm(a) -> np.ndarray:
+def quat_from_dcm(a: np.ndarray) -> np.ndarray:
     """Scalar-first unit quaternion of rotation matrix *a* (Shepperd's method)."""
     tr = a[0, 0] + a[1, 1] + a[2, 2]
     k = int(np.argmax([tr, a[0, 0], a[1, 1], a[2, 2]]))
@@ -71,12 +76,12 @@ def quat_from_dcm(a) -> np.ndarray:
     return q if q[0] >= 0 else -q
 
 
-def skew(v) -> np.ndarray:
+def skew(v: Vector) -> np.ndarray:
     x, y, z = _floats(v)
     return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
 
 
-def rotation_matrix(v) -> np.ndarray:
+def rotation_matrix(v: Vector) -> np.ndarray:
     """exp([v]x) (Rodrigues), written out in floats (called several times per step)."""
     x, y, z = _floats(v)
     a2 = x * x + y * y + z * z
@@ -94,7 +99,7 @@ def rotation_matrix(v) -> np.ndarray:
     )
 
 
-def rotvec_from_quat(q) -> np.ndarray:
+def rotvec_from_quat(q: Vector) -> np.ndarray:
     """Rotation vector of a unit quaternion with q[0] >= 0."""
     v = np.asarray(q[1:], dtype=float)
     sn = math.sqrt(float(v @ v))
@@ -103,7 +108,7 @@ def rotvec_from_quat(q) -> np.ndarray:
     return (2.0 * math.atan2(sn, float(q[0])) / sn) * v
 
 
-def step_rotation_vector(w0_rad_s, w1_rad_s, dt_s: float) -> np.ndarray:
+def step_rotation_vector(w0_rad_s: Vector, w1_rad_s: Vector, dt_s: float) -> np.ndarray:
     """Body rotation vector over [t0, t0+dt] for a rate linear in time from w0 to w1:
     trapezoid plus the two-sample coning term (third-order Magnus)."""
     a0, a1, a2 = _floats(w0_rad_s)
@@ -118,7 +123,9 @@ def step_rotation_vector(w0_rad_s, w1_rad_s, dt_s: float) -> np.ndarray:
     )
 
 
-def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def integrate_rates(
+    t_s: ArrayLike, rate_rad_s: ArrayLike, t0_s: float, t1_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Body rotation vector over [*t0_s*, *t1_s*] from gyro samples (a live IMU's, ~100 Hz).
 
     *t_s* (k,) increasing sample times, *rate_rad_s* (k, 3) body rates (bias already
@@ -160,18 +167,18 @@ def integrate_rates(t_s, rate_rad_s, t0_s: float, t1_s: float) -> tuple[np.ndarr
 # --------------------------------------------------------------------------- arrays of quaternions
 
 
-def quat_normalize(q) -> np.ndarray:
+def quat_normalize(q: ArrayLike) -> np.ndarray:
     """Unit quaternions along the last axis."""
     q = np.asarray(q, dtype=float)
     return q / np.linalg.norm(q, axis=-1, keepdims=True)
 
 
-def quat_conj(q) -> np.ndarray:
+def quat_conj(q: np.ndarray) -> np.ndarray:
     """Conjugates (inverses of unit quaternions) along the last axis."""
     return q * np.array([1.0, -1.0, -1.0, -1.0])
 
 
-def quat_multiply_array(p, q) -> np.ndarray:
+def quat_multiply_array(p: ArrayLike, q: ArrayLike) -> np.ndarray:
     """Hamilton products p (x) q, scalar-first, broadcasting over leading axes."""
     p = np.asarray(p, dtype=float)
     q = np.asarray(q, dtype=float)
@@ -188,7 +195,7 @@ def quat_multiply_array(p, q) -> np.ndarray:
     )
 
 
-def dcm_from_quat_array(q) -> np.ndarray:
+def dcm_from_quat_array(q: ArrayLike) -> np.ndarray:
     """Rotation matrices A(q) with v_ref = A @ v_body, shape (..., 3, 3) (q normalised first)."""
     q = quat_normalize(q)
     w, x, y, z = np.moveaxis(q, -1, 0)
@@ -202,7 +209,7 @@ def dcm_from_quat_array(q) -> np.ndarray:
     )
 
 
-def rotvec_from_quat_array(q) -> np.ndarray:
+def rotvec_from_quat_array(q: np.ndarray) -> np.ndarray:
     """Rotation vectors (rad) of unit quaternions, angle in [0, pi] (the sign of q free)."""
     q = np.where(q[..., :1] < 0, -q, q)
     v = q[..., 1:]

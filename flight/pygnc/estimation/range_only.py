@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig
+from pygnc.estimation.formation_filter import EcefFix, FormationFilter, FormationFilterConfig
 from pygnc.estimation.range_only_iod import FitAbandoned
 from pygnc.estimation.range_only_mirrors import (
     MIRROR_D2,
@@ -137,7 +137,9 @@ class PartnerHypotheses(WindowFitting):
         """The alternatives' filters, each predicted to *t_gps_s* if it is behind."""
         out = []
         for h in self.alts:
-            if h.filter.t_gps_s < t_gps_s - 1e-6:
+            t_h = h.filter.t_gps_s
+            assert t_h is not None  # alternatives are started filters (_start_hypotheses)
+            if t_h < t_gps_s - 1e-6:
                 h.filter.predict_to(t_gps_s)
             out.append(h.filter)
         return out
@@ -239,7 +241,9 @@ class PartnerHypotheses(WindowFitting):
         evidence against the side the prior chose: its main component and that one's point
         mirror weigh the same in the new fit."""
         f = self.filter
-        carried = self.carry.result()
+        carry = self.carry
+        assert carry is not None  # lose() set it; the processor calls this while it is set
+        carried = carry.result()
         self.carry = None
         how = f"{carried.how}, carried to the restart"
         self.window = w = AcquisitionWindow.open(f, t_gps_s, carried.p0, how, self.window_length_s(carried.p0))
@@ -257,10 +261,16 @@ class PartnerHypotheses(WindowFitting):
         self.add_window_range(t_gps_s, range_m)
 
     # ------------------------------------------------------------------ the window
+    def _open_window(self) -> AcquisitionWindow:
+        """:attr:`window` where the caller's order guarantees one is open (the processor calls
+        the methods below only while it is; without one they failed on None before)."""
+        assert self.window is not None, "no acquisition window open"
+        return self.window
+
     def add_window_range(self, t_gps_s: float, range_m: float) -> None:
         """Collect a range of the open window (the filter is at *t_gps_s*); begin the fit
         when the window is complete, or take the fit under way one step further."""
-        w, f = self.window, self.filter
+        w, f = self._open_window(), self.filter
         w.add_range(t_gps_s, range_m, f.peer_model, f.own_model)
         if w.job is not None:
             self.step_fit()
@@ -270,13 +280,15 @@ class PartnerHypotheses(WindowFitting):
     def begin_fit(self) -> None:
         """Begin fitting the window: the cheap part now, one window propagation per later
         call (:meth:`step_fit`: the next range, or the propagation after the batch)."""
-        self.window.job = self._fit_window()
+        self._open_window().job = self._fit_window()
         self.step_fit()
 
     def step_fit(self) -> None:
         """One step of the window fit (at most one window propagation)."""
+        job = self._open_window().job
+        assert job is not None  # begin_fit made it; the processor steps only a fit under way
         try:
-            next(self.window.job)
+            next(job)
         except StopIteration:
             pass
         except FitAbandoned:
@@ -285,7 +297,7 @@ class PartnerHypotheses(WindowFitting):
 
     def finish_window(self) -> None:
         """No more ranges will come (the batch ended): fit what the window holds."""
-        w = self.window
+        w = self._open_window()
         w.final = True
         if w.job is None:
             self.begin_fit()
@@ -340,7 +352,7 @@ class PartnerHypotheses(WindowFitting):
             )
 
     # ------------------------------------------------------------------ tracking
-    def own_fix(self, t_gps_s: float, fix: tuple, gcrs) -> None:
+    def own_fix(self, t_gps_s: float, fix: EcefFix, gcrs: tuple[np.ndarray, np.ndarray] | None) -> None:
         """An own fix (already converted, *gcrs*) on every alternative too."""
         for h in self.alts:
             h.filter.predict_to(t_gps_s)

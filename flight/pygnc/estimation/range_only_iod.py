@@ -27,9 +27,11 @@ Pure computation: arrays in (GCRS, SI, GPS seconds), a result out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pygnc.estimation import orbit_dynamics as od
 
@@ -46,7 +48,7 @@ class IodResult:
     #: The distinct minima found (orbit_distance_m > DISTINCT_M), (x0 + bias (7,), cost), best
     #: first: candidates the ranges of the window cannot tell apart (mirror images) have
     #: costs within a few units.
-    candidates: list = None
+    candidates: list[tuple[np.ndarray, float]] = field(default_factory=list)
 
 
 #: Mean motion of a low Earth orbit (~95 min) [rad/s], to weigh velocity differences.
@@ -56,7 +58,7 @@ MEAN_MOTION_RAD_S = 1.1e-3
 DISTINCT_M = 50.0
 
 
-def orbit_distance_m(x, y) -> float:
+def orbit_distance_m(x: np.ndarray, y: np.ndarray) -> float:
     """How far apart two partner states [r, v] (6,) are as orbits [m]: the larger of the
     position difference and the velocity difference over the mean motion (a relative orbit
     of amplitude A has speed ~n A).  Position alone is not enough: a partner crossing the
@@ -64,7 +66,14 @@ def orbit_distance_m(x, y) -> float:
     return max(float(np.linalg.norm(x[0:3] - y[0:3])), float(np.linalg.norm(x[3:6] - y[3:6])) / MEAN_MOTION_RAD_S)
 
 
-def partner_trajectory(x0, t0, t_k, model, drag_scale=1.0, with_scale=False):
+def partner_trajectory(
+    x0: ArrayLike,
+    t0: float,
+    t_k: np.ndarray,
+    model: od.DynamicsModel,
+    drag_scale: float = 1.0,
+    with_scale: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Partner positions at *t_k* (sorted) from x0 at t0, and d r / d x0 (n, 3, 6); with
     *with_scale*, d r / d (x0, drag scale) (n, 3, 7) (*model*'s drag scale is a state)."""
     xs = np.zeros(10)
@@ -102,7 +111,7 @@ def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used,
         new_cost = w * float(res[used] @ res[used]) + float(dx_prior @ info_prior @ dx_prior)
         if not new_cost <= cost:  # worse (or NaN): back to the last point, damp harder
             x, lam = x_prev, lam * 10.0
-            if lam > 1e8 or normal is None:  # (None: not even the start is a finite cost)
+            if lam > 1e8 or normal is None or rhs is None:  # (None: not even the start is a finite cost)
                 return x, cost, False, it
         else:
             lam, cost = max(lam / 3.0, 1e-7), new_cost
@@ -119,7 +128,9 @@ def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used,
     return x, cost, False, max_iter
 
 
-def fit_prior(x0_prior, p0_prior, bias_prior_m, bias_sigma_m):
+def fit_prior(
+    x0_prior: ArrayLike, p0_prior: ArrayLike, bias_prior_m: float, bias_sigma_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fit's prior on [partner state (6,), range bias]: (mean (7,), covariance (7, 7),
     information (7, 7)); the state's and the bias' priors independent."""
     prior = np.concatenate((np.asarray(x0_prior, dtype=float), [float(bias_prior_m)]))
@@ -219,7 +230,11 @@ class IodOptions:
 
 
 def solve_relative_orbit(
-    window: IodWindow, prior: IodPrior, starts=None, options: IodOptions = IodOptions(), abandon=None
+    window: IodWindow,
+    prior: IodPrior,
+    starts: Iterable[ArrayLike] | None = None,
+    options: IodOptions = IodOptions(),
+    abandon: Callable[[], bool] | None = None,
 ) -> IodResult:
     """Fit the partner's GCRS state at the window start and the range bias to the ranges of
     *window*, with *prior* as regularisation.
@@ -252,7 +267,7 @@ def solve_relative_orbit(
     args = (x_ref0, ref_pos_k, ref_jac_k, x_prior, info_prior, own_r_k, z, w)
     it_total, converged = 0, False
     explicit = starts is not None
-    if explicit:
+    if starts is not None:  # (explicit)
         starts = [np.asarray(c, dtype=float) for c in starts]
     else:
         starts = _structured_starts(x_prior, own_r_k, z)
@@ -283,7 +298,7 @@ def solve_relative_orbit(
                 it_total += it
             finals.append((x, cost, conv))
         finals.sort(key=lambda c: c[1] if math.isfinite(c[1]) else math.inf)
-        distinct = []  # distinct minima (orbit_distance_m), best first
+        distinct: list[tuple[np.ndarray, float, bool]] = []  # distinct minima (orbit_distance_m), best first
         for c in finals:
             if math.isfinite(c[1]) and all(orbit_distance_m(c[0], d[0]) > DISTINCT_M for d in distinct):
                 distinct.append(c)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,7 +47,7 @@ MIRROR_D2 = 16.8
 AMBIGUITY_MIN_WEIGHT = 1e-3
 
 
-def mix(ests: list, ws, idx=None) -> tuple:
+def mix(ests: list, ws: Sequence[float], idx: np.ndarray | None = None) -> tuple:
     """(mean (n,), covariance) of the mixture of *ests* ((state (n,), covariance) each, at
     the same time) with weights *ws* (summing to 1); with *idx*, the covariances given are
     the *idx* rows and columns of each (e.g. I_REPORTED) and so is the result's."""
@@ -130,7 +131,8 @@ def image_odds(a: AcquisitionWindow, x0: np.ndarray) -> tuple[float, float, floa
         xi = own + block_mirror(6, m3) @ (x0 - own)
         d = (a.prior.cost(xi) - c0) / 2.0
         out.append(math.exp(-max(d, -SIDE_DECIDED_LLR)) if d < SIDE_DECIDED_LLR else 0.0)
-    return tuple(out)
+    o_plane, o_point, o_both = out  # image_transforms' three
+    return o_plane, o_point, o_both
 
 
 def with_mirror_images(ests: list, ws: tuple, odds: tuple) -> tuple[list, tuple]:
@@ -161,11 +163,11 @@ def with_mirror_images(ests: list, ws: tuple, odds: tuple) -> tuple[list, tuple]
     return [*ests, *added], (w0 / total, *ws[1:], *(w0 * o / total for o in shares))
 
 
-def _within(y, py, x, px) -> bool:
+def _within(y: np.ndarray, py: np.ndarray, x: np.ndarray, px: np.ndarray) -> bool:
     return _below(y[9:15] - x[9:15], py[:6, :6] + px[:6, :6], MIRROR_D2)
 
 
-def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:
+def orbit_ambiguity_m(states: list, ws: Sequence[float], x: np.ndarray) -> float:
     """How far apart the kept orbits lie: of the *states* (filter states (n,)) weighing at
     least AMBIGUITY_MIN_WEIGHT in *ws*, the largest amplitude over an orbit of one's
     relative motion less the published state *x*'s, sqrt(|dr|^2 + (|dv| / n)^2) with n the
@@ -184,7 +186,7 @@ def orbit_ambiguity_m(states: list, ws, x: np.ndarray) -> float:
     return out
 
 
-def mixture(fs: list, ws) -> FormationFilter:
+def mixture(fs: list, ws: Sequence[float]) -> FormationFilter:
     """A shallow copy of the first of the filters *fs* (at the same time) holding the mean and
     covariance of their mixture with weights *ws* (summing to 1)."""
     out = copy.copy(fs[0])
@@ -278,7 +280,7 @@ def reflected(f: FormationFilter) -> FormationFilter:
 POINT_MIRROR = -np.eye(3)
 
 
-def block_mirror(n: int, m3: np.ndarray, at=(0, 3)) -> np.ndarray:
+def block_mirror(n: int, m3: np.ndarray, at: Sequence[int] = (0, 3)) -> np.ndarray:
     """n x n identity with the reflection *m3* on the 3x3 diagonal blocks starting at *at*."""
     t = np.eye(n)
     for i in at:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.formation_filter import rtn_matrix
@@ -85,7 +86,13 @@ def _log_density(c: PriorComponent, x6: np.ndarray) -> float:
 
 
 def absolute_prior(
-    t_gps_s: float, pos_ecef_m, vel_ecef_m_s, sigma_pos_m: float, sigma_vel_m_s: float, cov_rtn=None, how: str = ""
+    t_gps_s: float,
+    pos_ecef_m: ArrayLike,
+    vel_ecef_m_s: ArrayLike,
+    sigma_pos_m: float,
+    sigma_vel_m_s: float,
+    cov_rtn: ArrayLike | None = None,
+    how: str = "",
 ) -> PartnerPrior:
     """A one-component prior at *t_gps_s* (GCRS) from an uplinked ECEF state with per-axis
     sigmas, or with *cov_rtn* (36 numbers: the covariance of position and velocity in the
@@ -96,7 +103,7 @@ def absolute_prior(
     return PartnerPrior(float(t_gps_s), [PriorComponent(1.0, z, r, "prior")], how)
 
 
-def rtn_covariance_to_gcrs(cov_rtn, state6: np.ndarray) -> np.ndarray:
+def rtn_covariance_to_gcrs(cov_rtn: ArrayLike, state6: np.ndarray) -> np.ndarray:
     """The 6x6 covariance *cov_rtn* (36 numbers, row-major) of a position and velocity given
     in the radial / along-track / cross-track axes of *state6* (GCRS r, v), in GCRS axes."""
     a = rtn_matrix(state6[0:3], state6[3:6])
@@ -110,10 +117,10 @@ class PriorCarry:
     """A :class:`PartnerPrior` being propagated to *t_gps_s* with *model*, a chunk at a time
     (a prior a day from the data is a day's propagation: seconds on a Pi)."""
 
-    def __init__(self, prior: PartnerPrior, t_gps_s: float, model: od.DynamicsModel):
+    def __init__(self, prior: PartnerPrior, t_gps_s: float, model: od.DynamicsModel) -> None:
         self.prior, self.t_target, self.model = prior, float(t_gps_s), model
         self.t_gps_s = float(prior.t_gps_s)
-        self.states = []
+        self.states: list[tuple[np.ndarray, np.ndarray]] = []
         for c in prior.components:
             xs = np.zeros(10)
             xs[:6], xs[9] = c.x0, 1.0
@@ -142,7 +149,7 @@ class PriorCarry:
             self.t_gps_s = t_next
         return True
 
-    def _step(self, xs, phi, t_next):
+    def _step(self, xs: np.ndarray, phi: np.ndarray, t_next: float) -> tuple[np.ndarray, np.ndarray]:
         xs2, step = od.propagate(xs, t_next - self.t_gps_s, self.model, t_gps_s=self.t_gps_s)
         return xs2, step @ phi
 

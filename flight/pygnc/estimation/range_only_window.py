@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from pygnc.estimation.range_only_iod import (
 )
 from pygnc.estimation.range_only_mirrors import block_mirror, image_odds, mirror_cov, plane_mirror
 from pygnc.estimation.range_only_prior import PartnerPrior, PriorComponent
+
+if TYPE_CHECKING:
+    from pygnc.estimation.tunables import RangeOnlyConfig
 
 #: Candidates of a window fit refitted about themselves (each with its mirror image): the
 #: FIT_CANDIDATES best, then up to FIT_SPREAD_CANDIDATES more of those whose cost is within
@@ -94,7 +97,7 @@ class AcquisitionWindow:
     prior: PartnerPrior | None = None
 
     @classmethod
-    def open(cls, f: FormationFilter, t_gps_s: float, p0: np.ndarray, how: str, window_s: float):
+    def open(cls, f: FormationFilter, t_gps_s: float, p0: np.ndarray, how: str, window_s: float) -> AcquisitionWindow:
         """A window opened at *t_gps_s* from *f*'s partner estimate (covariance *p0*)."""
         ref = np.zeros(10)
         ref[0:6] = f.x[0:6] + f.x[9:15]
@@ -155,7 +158,9 @@ class AcquisitionWindow:
         self.ref_pos.append(self.ref[0:3].copy())
         self.ref_jac.append(self.phi[0:3, 0:6].copy())
 
-    def add_range(self, t_gps_s: float, range_m: float, model, own_model) -> None:
+    def add_range(
+        self, t_gps_s: float, range_m: float, model: od.DynamicsModel, own_model: od.DynamicsModel | None
+    ) -> None:
         """Collect a range of the window."""
         self.record_reference(t_gps_s, model, own_model)
         self.t_gps_s.append(t_gps_s)
@@ -212,7 +217,7 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
         d = ref_pos + ref_jac @ (fit.x0 - bw.x0) - own_r
         res = z - (np.linalg.norm(d, axis=1) + fit.bias_m)
         chi2 = float(np.minimum(w * res * res, RANGE_LL_NIS_CAP).sum())
-        if mixed:
+        if mixed and a.prior is not None:
             prior_cost = a.prior.cost(r2.x0) + (r2.bias_m - fc.range_bias_prior_m) ** 2 / fc.range_bias_sigma_m**2
         else:
             dx = np.append(r2.x0, r2.bias_m) - prior
@@ -232,7 +237,9 @@ def start_from_fit(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> 
     filter started from it reads the drift's real wander as geometry - a partner 30 km
     along-track was tracked 20-50 m off in cross-track under a 3-m sigma."""
     g = replay_window(f, a, res)
-    f.initialize_relative(f.t_gps_s, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), g.x[9:12], g.x[12:15], g.p[9:15, 9:15])
+    t = f.t_gps_s
+    assert t is not None  # an initialised filter (_fit_window checks it before the start)
+    f.initialize_relative(t, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), g.x[9:12], g.x[12:15], g.p[9:15, 9:15])
     f.x[15:] = g.x[15:]
     f.p[9:, 9:] = g.p[9:, 9:]
     f.take_ranges_as_acquired()
@@ -266,7 +273,9 @@ def replay_window(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> F
         if ok:
             g.predict_to(g.range_base_time(t))
             g.absorb_range_covariance(t, sigma_m)
-    g.predict_to(f.t_gps_s)
+    t_f = f.t_gps_s
+    assert t_f is not None  # an initialised filter (start_from_fit's)
+    g.predict_to(t_f)
     return g
 
 
@@ -287,13 +296,34 @@ class WindowFitting:
     :attr:`window`, :attr:`filter`, :attr:`config`, notes and counters): a generator stepped
     once per range, so that no call blocks the task for long."""
 
-    def _fit_window(self):
+    # Held by the class this is a part of (PartnerHypotheses):
+    window: AcquisitionWindow | None
+    filter: FormationFilter
+    alts: list
+    config: RangeOnlyConfig
+    filter_config: FormationFilterConfig
+    notes: list[tuple[str, str]]
+    n_extensions: int
+    image_odds: tuple[float, float, float]
+    abandon: Callable[[], bool] | None
+
+    if TYPE_CHECKING:
+
+        @property
+        def name(self) -> str: ...
+
+        def lose(self, t_gps_s: float, note: tuple[str, str] | None = None) -> None: ...
+
+        def _start_hypotheses(self, hyps: list) -> None: ...
+
+    def _fit_window(self) -> Iterator[None]:
         """Fit the partner's orbit to the window's ranges and start the filters from the fit
         at the filter's current time: a generator that yields after each window propagation,
         so that no call blocks the task for long (on a Pi one propagation of a 45-min window
         is 1-3 s; the whole fit would be 5-10 s, past the health limit).  Ranges arriving
         meanwhile join the window (each refit uses all it holds)."""
         a, f, c = self.window, self.filter, self.config
+        assert a is not None  # begin_fit makes this job of the open window and steps it at once
         if len(a.range_m) < c.min_ranges:
             self.window = None
             self.notes.append(
@@ -305,10 +335,11 @@ class WindowFitting:
             )
             return
         yield from self._prior_as_held_now(a)
+        assert a.prior is not None  # every window opened has one (start, open_restart_window)
         # Each of the prior's components is fitted from its own starts (the prior's mean, its
         # mirror images, draws from it), regularised by itself; with several, each
         # candidate's cost counts the whole mixture's density instead.
-        candidates = []
+        candidates: list[tuple[np.ndarray, float]] = []
         for comp in a.prior.components:
             res = self._solve(a, a, a.x0, comp)
             if len(a.prior.components) == 1:
@@ -319,7 +350,7 @@ class WindowFitting:
                 candidates.append((x7, cost - float(d @ np.linalg.solve(comp.p0, d)) + a.prior.cost(x7[:6])))
         if len(a.prior.components) > 1:
             candidates.sort(key=lambda cand: cand[1])
-            distinct = []
+            distinct: list[tuple[np.ndarray, float]] = []
             for cand in candidates:
                 if all(orbit_distance_m(cand[0], d[0]) > DISTINCT_M for d in distinct):
                     distinct.append(cand)
@@ -386,8 +417,10 @@ class WindowFitting:
             # did not reach): not started on it - acquired again, from the prior, carried.
             res = hyps[0].fit
             self.window = None
+            t_f = f.t_gps_s
+            assert t_f is not None  # initialised: checked above, with no yield since
             self.lose(
-                f.t_gps_s,
+                t_f,
                 (
                     "range_only_poor_fit",
                     f"{self.name}: no orbit fits the {len(a.range_m)} ranges of {a.span_s:.0f} s (best "
@@ -399,11 +432,11 @@ class WindowFitting:
         # weight is its cost's, not times the starts that found it); told apart as orbits,
         # not positions (a partner crossing the own orbit plane at the window start has its
         # mirror image there).
-        distinct = []
+        distinct_fits: list[WindowFit] = []
         for h in hyps:
-            if all(orbit_distance_m(h.fit.x0, d.fit.x0) > DISTINCT_M for d in distinct):
-                distinct.append(h)
-        hyps = distinct
+            if all(orbit_distance_m(h.fit.x0, d.fit.x0) > DISTINCT_M for d in distinct_fits):
+                distinct_fits.append(h)
+        hyps = distinct_fits
         self._start_hypotheses(hyps)
 
     def _fits_its_ranges(self, res: IodResult) -> bool:
@@ -412,7 +445,7 @@ class WindowFitting:
         allowed = math.hypot(self.filter_config.range_sigma_m, self.config.side_model_sigma_m)
         return bool(res.converged and res.rms_m <= POOR_FIT_RMS_FACTOR * allowed)
 
-    def _prior_as_held_now(self, a: AcquisitionWindow):
+    def _prior_as_held_now(self, a: AcquisitionWindow) -> Iterator[None]:
         """Regularise the fit with the prior as the filters hold it at the window's end: each
         component's filter has taken the window's own fixes, and an absolute prior's relative
         state is correlated with the own one, so the own estimate's gains carry over to it
@@ -450,10 +483,18 @@ class WindowFitting:
         start, bias]) linearised about *x7*'s own trajectory: (that window, the fit)."""
         f = self.filter
         b = a.relinearised(x7, float(f.x[I_DRAG_SCALE]), f.peer_model)
+        assert a.prior is not None  # every window opened has one (start, open_restart_window)
         comp = a.prior.nearest(x7[:6])
         return b, self._solve(a, b, x7[:6], comp, starts=[x7])
 
-    def _solve(self, a: AcquisitionWindow, ref: AcquisitionWindow, x_ref0, comp: PriorComponent, starts=None):
+    def _solve(
+        self,
+        a: AcquisitionWindow,
+        ref: AcquisitionWindow,
+        x_ref0: np.ndarray,
+        comp: PriorComponent,
+        starts: list[np.ndarray] | None = None,
+    ) -> IodResult:
         """The ranges of window *a* fitted about *ref*'s reference trajectory (which starts at
         *x_ref0*), regularised by the prior component *comp*
         (:func:`~pygnc.estimation.range_only_iod.solve_relative_orbit`)."""

@@ -13,8 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pygnc.limits import bounded
+
+if TYPE_CHECKING:
+    from pygnc.estimation.orbit_dynamics import DynamicsModel
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class OrbitFilterConfig:
     #: drag before its scale is known.
     init_dmc_sigma_m_s2: float = bounded(2.0e-6, "[0, 1]")
 
-    def dynamics(self):
+    def dynamics(self) -> DynamicsModel:
         """The :class:`pygnc.estimation.orbit_dynamics.DynamicsModel` of these tunables."""
         from pygnc.estimation import orbit_dynamics as od  # (numpy: only where a filter runs)
 
@@ -226,11 +230,11 @@ class FormationFilterConfig:
             self.orbit, gravity_degree=0, dmc_tau_s=self.own_dmc_tau_s, max_step_s=self.max_step_s
         )
 
-    def own_model(self):
+    def own_model(self) -> DynamicsModel:
         """The own spacecraft's :class:`pygnc.estimation.orbit_dynamics.DynamicsModel`."""
         return dataclasses.replace(self._own_orbit(), estimate_drag_scale=False).dynamics()
 
-    def peer_model(self):
+    def peer_model(self) -> DynamicsModel:
         """The partner's dynamics: the own model with the partner's ballistic coefficient and
         a drag scale state."""
         return dataclasses.replace(
