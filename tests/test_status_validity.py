@@ -191,9 +191,10 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
     assert [ln.split()[0] for ln in lines[:6]] == ["pygnc", "orb", "att", "frm", "tsk", "in"]
     assert lines[5].endswith(" bad")  # never cut
     # the configuration's line when it needs attention, with at least the word that says why
-    # (the short words when the other lines leave no room: "cfg rej last; refl", "cfg refl")
+    # (the short words when the other lines leave no room: "cfg rej last; refl", "cfg rej; refl",
+    # "cfg refl"; hypothesis found a status whose lines left 17 characters: "cfg rej last; ref")
     if flags & S.FLAG_CONFIG_REJECTED:
-        assert lines[6].startswith(("cfg rejected", "cfg rej ")) or lines[6] == "cfg rej", lines[6]
+        assert lines[6].startswith(("cfg rejected", "cfg rej ", "cfg rej;")) or lines[6] == "cfg rej", lines[6]
         assert not flags & S.FLAG_IMU_REFLECTION or lines[6].endswith("refl") or "reflection" in lines[6]
     elif flags & S.FLAG_IMU_REFLECTION:
         assert lines[6].startswith(("cfg imu refl", "cfg refl")), lines[6]
@@ -265,3 +266,15 @@ def test_an_estimates_word_is_the_status_files_at_its_epoch(sig_o, sig_a, ref, s
     assert S.ESTIMATE_QUALITY[s["peer0_quality"]] == peer_word(
         s["peer0_sigma_dr_m"], acquiring, s["peer0_ambiguity_m"], CFG
     )
+
+
+def test_the_cfg_line_keeps_both_words_in_little_room():
+    """Hypothesis found a status whose other lines left the cfg line 17 characters: it
+    showed "cfg rej last; ref" - the reflection's word cut.  Now the shortest forms."""
+    from pygnc.formats.info import cfg_line
+
+    note = "pygnc_config.toml:3 status_period_s, on last accepted"
+    assert cfg_line(True, True, note, 18) == "cfg rej last; refl"
+    assert cfg_line(True, True, note, 17) == "cfg rej; refl"
+    assert cfg_line(True, False, note, 10) == "cfg rej"
+    assert cfg_line(False, True, note, 9) == "cfg refl"

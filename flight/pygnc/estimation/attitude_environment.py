@@ -65,7 +65,7 @@ def _sun_fraction(r_gcrs_m: np.ndarray, r_sun_gcrs_m: np.ndarray) -> float:
 
 def environment_at(
     t_gps_s: float,
-    r_ecef_m: ArrayLike,
+    r_ecef_m: Iterable[float],
     r_gcrs_m: ArrayLike,
     m_gcrs_from_itrs: ArrayLike,
     sun_lux_at_1au: float,

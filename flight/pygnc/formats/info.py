@@ -219,7 +219,7 @@ def cfg_line(rejected: bool, reflection: bool, note: str, room: int) -> str:
     flag are kept whole, the refused file's problem (*note*: ``<file>:<line> <key>, on
     <what>``, :mod:`pygnc.config_source`) takes what room is left - without the file's name
     (``line 12 <key>``), then cut with ``..``, then left out; with less room still, the short
-    words ``cfg rej dflt; refl``."""
+    words ``cfg rej dflt; refl``, then ``cfg rej; refl``."""
     note = " ".join(note.split())
     problem, sep, uses = note.rpartition(", on ")
     problem, uses = (problem, "on " + uses) if sep else (note, "")
@@ -236,6 +236,7 @@ def cfg_line(rejected: bool, reflection: bool, note: str, room: int) -> str:
             f"{head} {short[:keep]}..{tail}" if problem and keep >= 6 else head + tail,
             head + tail,
             " ".join(w for w in ("cfg rej", _CFG_SHORT.get(uses, "")) if w) + ("; refl" if reflection else ""),
+            "cfg rej" + ("; refl" if reflection else ""),
         ]
     else:
         candidates = ["cfg imu reflection", "cfg refl"]
