@@ -63,8 +63,10 @@ array gives (n, 3)/(n, 3, 3).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from pygnc import timebase
 
@@ -519,7 +521,9 @@ def gcrs_to_itrs(r_gcrs_m, v_gcrs_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0,
 EARTH_RATE_SKEW = np.array([[0.0, -OMEGA_EARTH_RAD_S, 0.0], [OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
 
 
-def rv_gcrs_to_ecef_floats(t_gps_s: float, r_gcrs_m, v_gcrs_m_s=None) -> tuple[list, list | None]:
+def rv_gcrs_to_ecef_floats(
+    t_gps_s: float, r_gcrs_m: Iterable[float], v_gcrs_m_s: Iterable[float] | None = None
+) -> tuple[list[float], list[float] | None]:
     """:func:`gcrs_to_itrs` of one state in Python floats (the rotation from
     :func:`gcrs_from_itrs_rows`): (r_ecef_m [3 floats], v_ecef_m_s [3 floats] or None without
     *v_gcrs_m_s*) - r = M^T r_gcrs, v = M^T v_gcrs - omega x r.  For per-sample conversions,
@@ -535,7 +539,7 @@ def rv_gcrs_to_ecef_floats(t_gps_s: float, r_gcrs_m, v_gcrs_m_s=None) -> tuple[l
     return r, [v[0] + w * r[1], v[1] - w * r[0], v[2]]
 
 
-def rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs) -> np.ndarray:
+def rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs: npt.ArrayLike) -> np.ndarray:
     """6x6 J with [r_ecef; v_ecef] = J [r_gcrs; v_gcrs]: :func:`gcrs_to_itrs` (linear, polar
     motion ignored) as a matrix, for *m_gcrs_from_itrs* = :func:`gcrs_from_itrs_matrix` at
     the epoch; also the Jacobian that carries a covariance across."""
