@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -521,6 +522,14 @@ def gcrs_to_itrs(r_gcrs_m, v_gcrs_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0,
 EARTH_RATE_SKEW = np.array([[0.0, -OMEGA_EARTH_RAD_S, 0.0], [OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
 
 
+@overload
+def rv_gcrs_to_ecef_floats(
+    t_gps_s: float, r_gcrs_m: Iterable[float], v_gcrs_m_s: Iterable[float]
+) -> tuple[list[float], list[float]]: ...
+@overload
+def rv_gcrs_to_ecef_floats(
+    t_gps_s: float, r_gcrs_m: Iterable[float], v_gcrs_m_s: None = None
+) -> tuple[list[float], None]: ...
 def rv_gcrs_to_ecef_floats(
     t_gps_s: float, r_gcrs_m: Iterable[float], v_gcrs_m_s: Iterable[float] | None = None
 ) -> tuple[list[float], list[float] | None]:
