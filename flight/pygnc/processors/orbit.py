@@ -59,14 +59,6 @@ def _to_ecef(t_gps_s: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return j, np.array(r + v)
 
 
-def _epoch(f: OrbitEKF) -> float:
-    """The epoch of a filter known to be initialised (the filter after :meth:`OrbitEKF.start`,
-    the cursor while ``cursor_valid``)."""
-    t = f.t_gps_s
-    assert t is not None
-    return t
-
-
 def orbit_filter_config(config: Config) -> OrbitFilterConfig:
     """The orbit filter's tunables: defaults overridden by ``Config.orbit_filter``.
 
@@ -154,23 +146,23 @@ class OrbitProcessor(Processor):
         if not admission.fix_plausible(c, pos, vel):
             f.skip_invalid()
             return
-        if f.initialized and t <= _epoch(f) + 1e-3:  # older than, or a repeat of, a fix already used
+        if f.initialized and t <= admission.epoch(f) + 1e-3:  # older than, or a repeat of, a fix already used
             self.n_out_of_order += 1
             return
-        if f.initialized and admission.gap_needs_reinit(_epoch(f), t, c.max_gap_propagation_s):
+        if f.initialized and admission.gap_needs_reinit(admission.epoch(f), t, c.max_gap_propagation_s):
             self.n_gap_reinit += 1  # re-initialise rather than propagate across the gap
             f.reset()
         if not f.initialized:
             f.start(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
         else:
             cur, span = self.cursor, self.span
-            if self.cursor_valid and _epoch(f) <= _epoch(cur) <= t + 1e-6:
+            if self.cursor_valid and admission.epoch(f) <= admission.epoch(cur) <= t + 1e-6:
                 # The output cursor has carried this very filter state (no fix since it was
                 # seeded) to the end of its last step, at or before the fix (usually exactly
                 # at it: the step's length is the fix interval): go on from there rather
                 # than propagate the same span a second time.
-                f.adopt(t if abs(_epoch(cur) - t) <= 1e-6 else _epoch(cur), cur.x, cur.p)
-            elif self.cursor_valid and span is not None and _epoch(f) <= span.t0_gps_s <= t:
+                f.adopt(t if abs(admission.epoch(cur) - t) <= 1e-6 else admission.epoch(cur), cur.x, cur.p)
+            elif self.cursor_valid and span is not None and admission.epoch(f) <= span.t0_gps_s <= t:
                 f.adopt(span.t0_gps_s, span.x0, span.p0)
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
             f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
@@ -194,7 +186,7 @@ class OrbitProcessor(Processor):
             self.n_time_outliers += 1
             return []
         f, c = self.filter, self.cursor
-        horizon = _epoch(f) + self.config.max_propagation_s
+        horizon = admission.epoch(f) + self.config.max_propagation_s
         out: list[Output] = []
         if t_gps > horizon:
             if not propagated:  # a sample absurdly far ahead of the data: a corrupt stamp
@@ -216,7 +208,7 @@ class OrbitProcessor(Processor):
             t_gps = horizon
         if propagated and t_gps <= max(self.t_last_output, self.t_last_propagated):
             return out  # nothing newer than what was published: no news
-        if t_gps < _epoch(f) - 1e-3 or t_gps <= self.t_last_output:
+        if t_gps < admission.epoch(f) - 1e-3 or t_gps <= self.t_last_output:
             # Older than the filter or than the last output (e.g. a restarted ingest
             # replaying the batch): published already, or never can be.  Output times
             # strictly increase.
@@ -224,7 +216,7 @@ class OrbitProcessor(Processor):
             return []
         span = self.span
         moved = False  # the cursor's state changed in this call (checked finite below)
-        if not self.cursor_valid or t_gps < (_epoch(c) if span is None else span.t0_gps_s) - 1e-6:
+        if not self.cursor_valid or t_gps < (admission.epoch(c) if span is None else span.t0_gps_s) - 1e-6:
             c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
             self.cursor_valid = moved = True
             self.span = span = None
@@ -233,11 +225,11 @@ class OrbitProcessor(Processor):
         # every sample inside a step is interpolated in it instead of propagated to.  A
         # long gap is covered over several calls, each within its budget.
         budget = admission.Budget(budget_s)
-        while _epoch(c) < t_gps - 1e-6 and not budget.spent():
-            h = self._cursor_step_s(_epoch(c), t_gps)
+        while admission.epoch(c) < t_gps - 1e-6 and not budget.spent():
+            h = self._cursor_step_s(admission.epoch(c), t_gps)
             self.span = span = c.predict_step(h)
             moved = True
-        reached = _epoch(c) >= t_gps - 1e-6
+        reached = admission.epoch(c) >= t_gps - 1e-6
         if moved and not admission.finite(c.x, c.p):
             self.cursor_valid = False
             self.span = None
@@ -246,9 +238,9 @@ class OrbitProcessor(Processor):
             self.n_budget_deferred += 1  # the next sample goes on from the epoch reached
             return out
         # The step the sample falls inside (interpolated in it), or None: at the cursor's epoch.
-        in_span = span if reached and span is not None and t_gps < _epoch(c) - 1e-6 else None
+        in_span = span if reached and span is not None and t_gps < admission.epoch(c) - 1e-6 else None
         inside = in_span is not None
-        t_est = t_gps if inside else _epoch(c)
+        t_est = t_gps if inside else admission.epoch(c)
         if t_est <= (max(self.t_last_output, self.t_last_propagated) if propagated else self.t_last_output):
             return out
         t_sc_est = float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est))
