@@ -50,7 +50,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, spare: str | os.PathLike 
         keep_spare(spare)
 
 
-def _open_temp(tmp: Path, spare) -> int:
+def _open_temp(tmp: Path, spare: str | os.PathLike | None) -> int:
     try:
         return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:

@@ -59,14 +59,18 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .atomic import fsync_dir, move_aside, remove_stale_temps, write_atomic
 from .formats import batch as fmt
 from .log_budget import log_failure
 from .regular_files import read_small_file
+
+if TYPE_CHECKING:
+    from .config import Config
 
 STATE_FILE = ".batch_state.json"
 STATE_FORMAT = "pygnc-batch-state"
@@ -108,12 +112,12 @@ def span_key(kind: fmt.RecordKind, values: dict) -> tuple | None:
     return name, kind.key_of(values)
 
 
-def series_of(config) -> str:
+def series_of(config: object) -> str:
     """The series a run on *config* belongs to: a digest of the whole configuration."""
     return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
 
 
-def _key_from_json(key):
+def _key_from_json(key: Any) -> Any:
     return tuple(_key_from_json(k) for k in key) if isinstance(key, list) else key
 
 
@@ -124,7 +128,14 @@ def resolve_batch_dir(home: Path, configured: str) -> Path:
 
 
 def store_for(
-    config, home: Path, run: int, t0_sc_s: float, t0_mono_s: float, log=None, context=None, make_room=None
+    config: Config,
+    home: Path,
+    run: int,
+    t0_sc_s: float,
+    t0_mono_s: float,
+    log: logging.Logger | None = None,
+    context: Callable[[], list[tuple[bytes, float]]] | None = None,
+    make_room: Callable[[int], tuple[int, list[str]]] | None = None,
 ) -> BatchStore:
     """The store (not opened) a run writes its batch files to under *config*: the batch
     writer's, and the supervisor's when it recovers what a writer left at the stop."""
@@ -337,7 +348,7 @@ class BatchStore:
         else:
             span[0], span[1] = min(span[0], t_ms), max(span[1], t_ms)
 
-    def _mark_records(self, records) -> None:
+    def _mark_records(self, records: Iterable[fmt.Record]) -> None:
         for r in records:
             kind = r.kind
             if kind is None or kind.read_as not in MEASURED_KINDS:

@@ -63,8 +63,11 @@ array gives (n, 3)/(n, 3, 3).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from pygnc import timebase
 
@@ -220,18 +223,18 @@ _S_TERMS = (
 )
 
 
-def _poly(coeffs, t):
-    acc = coeffs[-1]
+def _poly(coeffs: Sequence[float], t: np.ndarray) -> np.ndarray | float:
+    acc: np.ndarray | float = coeffs[-1]
     for c in coeffs[-2::-1]:
         acc = acc * t + c
     return acc
 
 
-def _centuries_tt(t_gps_s):
+def _centuries_tt(t_gps_s: npt.ArrayLike) -> np.ndarray:
     return (np.asarray(t_gps_s, dtype=float) - _T_GPS_J2000_S) / _S_PER_CENTURY
 
 
-def _r1(a):
+def _r1(a: npt.ArrayLike) -> np.ndarray:
     """Frame rotation about x by angle(s) *a* (radians): (..., 3, 3)."""
     a = np.asarray(a, dtype=float)
     c, s = np.cos(a), np.sin(a)
@@ -239,21 +242,21 @@ def _r1(a):
     return np.stack([np.stack([o, z, z], -1), np.stack([z, c, s], -1), np.stack([z, -s, c], -1)], -2)
 
 
-def _r2(a):
+def _r2(a: npt.ArrayLike) -> np.ndarray:
     a = np.asarray(a, dtype=float)
     c, s = np.cos(a), np.sin(a)
     o, z = np.ones_like(a), np.zeros_like(a)
     return np.stack([np.stack([c, z, -s], -1), np.stack([z, o, z], -1), np.stack([s, z, c], -1)], -2)
 
 
-def _r3(a):
+def _r3(a: npt.ArrayLike) -> np.ndarray:
     a = np.asarray(a, dtype=float)
     c, s = np.cos(a), np.sin(a)
     o, z = np.ones_like(a), np.zeros_like(a)
     return np.stack([np.stack([c, s, z], -1), np.stack([-s, c, z], -1), np.stack([z, z, o], -1)], -2)
 
 
-def nutation_2000b_rad(t_gps_s):
+def nutation_2000b_rad(t_gps_s: npt.ArrayLike) -> tuple[float | np.ndarray, float | np.ndarray]:
     """IAU 2000B nutation (dpsi, deps), radians, at GPS time(s) *t_gps_s*."""
     t = _centuries_tt(t_gps_s)
     tt = np.atleast_1d(t)
@@ -269,7 +272,7 @@ def nutation_2000b_rad(t_gps_s):
     return dpsi, deps
 
 
-def precession_nutation_matrix(t_gps_s):
+def precession_nutation_matrix(t_gps_s: npt.ArrayLike) -> np.ndarray:
     """Bias-precession-nutation matrix N such that v_true_of_date = N @ v_gcrs.
 
     IAU 2006 precession (Fukushima-Williams) + IAU 2000B nutation; (3, 3) or (n, 3, 3).
@@ -283,7 +286,7 @@ def precession_nutation_matrix(t_gps_s):
     return _r1(-eps) @ _r3(-psi) @ _r1(phi) @ _r3(gam)
 
 
-def cip_xys_rad(t_gps_s):
+def cip_xys_rad(t_gps_s: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
     """CIP coordinates X, Y and CIO locator s in the GCRS, radians."""
     n = precession_nutation_matrix(t_gps_s)
     x, y = n[..., 2, 0], n[..., 2, 1]
@@ -299,7 +302,7 @@ def cip_xys_rad(t_gps_s):
     return x, y, s
 
 
-def _gcrs_from_cirs(t_gps_s):
+def _gcrs_from_cirs(t_gps_s: npt.ArrayLike) -> np.ndarray:
     """Q = (GCRS -> CIRS)^T from X, Y, s; (3, 3) or (n, 3, 3)."""
     x, y, s = cip_xys_rad(t_gps_s)
     r2 = x * x + y * y
@@ -313,7 +316,7 @@ _Q_CACHE: dict[int, np.ndarray] = {}
 _Q_CACHE_MAX = 512
 
 
-def _q_nodes(k):
+def _q_nodes(k: npt.ArrayLike) -> np.ndarray:
     """Q at node indices *k* (int array), cached.
 
     The answer is assembled from the nodes found here, whatever the cache keeps: a call
@@ -385,7 +388,7 @@ def _rows_at(tf: float) -> tuple:
     )
 
 
-def _q_interp(t_gps_s):
+def _q_interp(t_gps_s: npt.ArrayLike) -> np.ndarray:
     t = np.asarray(t_gps_s, dtype=float)
     if t.ndim == 0:
         tf = float(t)
@@ -406,7 +409,7 @@ def _q_interp(t_gps_s):
     return q0 + f * (q1 - q0)
 
 
-def earth_rotation_angle_rad(t_gps_s, ut1_minus_utc_s=0.0):
+def earth_rotation_angle_rad(t_gps_s: npt.ArrayLike, ut1_minus_utc_s: float = 0.0) -> float | np.ndarray:
     """IAU 2000 Earth rotation angle in [0, 2 pi), UT1 = UTC + *ut1_minus_utc_s*."""
     t = np.asarray(t_gps_s, dtype=float)
     if t.ndim == 0:
@@ -424,7 +427,7 @@ def _era_scalar(tf: float, ut1_minus_utc_s: float) -> float:
     return 2.0 * math.pi * ((frac + 0.7790572732640 + 0.00273781191135448 * du) % 1.0)
 
 
-def _polar_motion_t(xp_rad, yp_rad):
+def _polar_motion_t(xp_rad: npt.ArrayLike, yp_rad: npt.ArrayLike) -> np.ndarray | None:
     """W^T: rotation taking ITRS to the terrestrial intermediate frame (s' ignored)."""
     if not xp_rad and not yp_rad:
         return None
@@ -438,7 +441,9 @@ def _polar_motion_t(xp_rad, yp_rad):
 #: at its time).  Read-only arrays, so a caller cannot change what another gets.
 
 
-def gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0, yp_rad=0.0):
+def gcrs_from_itrs_matrix(
+    t_gps_s: npt.ArrayLike, ut1_minus_utc_s: float = 0.0, xp_rad: npt.ArrayLike = 0.0, yp_rad: npt.ArrayLike = 0.0
+) -> np.ndarray:
     """Rotation M with r_gcrs = M @ r_itrs at GPS time(s) *t_gps_s*: (3, 3) or (n, 3, 3).
 
     UT1 = UTC + *ut1_minus_utc_s* (default UT1 = UTC); polar motion *xp_rad*, *yp_rad*
@@ -458,7 +463,9 @@ def gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0, yp_rad=0.0):
     return _gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s, xp_rad, yp_rad)
 
 
-def _gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s, xp_rad, yp_rad):
+def _gcrs_from_itrs_matrix(
+    t_gps_s: npt.ArrayLike, ut1_minus_utc_s: float, xp_rad: npt.ArrayLike, yp_rad: npt.ArrayLike
+) -> np.ndarray:
     era = earth_rotation_angle_rad(t_gps_s, ut1_minus_utc_s)
     q = _q_interp(t_gps_s)
     if np.ndim(era) == 0:
@@ -471,7 +478,32 @@ def _gcrs_from_itrs_matrix(t_gps_s, ut1_minus_utc_s, xp_rad, yp_rad):
     return m if wt is None else m @ wt
 
 
-def itrs_to_gcrs(r_ecef_m, v_ecef_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0, yp_rad=0.0):
+@overload
+def itrs_to_gcrs(
+    r_ecef_m: npt.ArrayLike,
+    v_ecef_m_s: npt.ArrayLike,
+    t_gps_s: npt.ArrayLike,
+    ut1_minus_utc_s: float = 0.0,
+    xp_rad: npt.ArrayLike = 0.0,
+    yp_rad: npt.ArrayLike = 0.0,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def itrs_to_gcrs(
+    r_ecef_m: npt.ArrayLike,
+    v_ecef_m_s: None,
+    t_gps_s: npt.ArrayLike,
+    ut1_minus_utc_s: float = 0.0,
+    xp_rad: npt.ArrayLike = 0.0,
+    yp_rad: npt.ArrayLike = 0.0,
+) -> tuple[np.ndarray, None]: ...
+def itrs_to_gcrs(
+    r_ecef_m: npt.ArrayLike,
+    v_ecef_m_s: npt.ArrayLike | None,
+    t_gps_s: npt.ArrayLike,
+    ut1_minus_utc_s: float = 0.0,
+    xp_rad: npt.ArrayLike = 0.0,
+    yp_rad: npt.ArrayLike = 0.0,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """ECEF (ITRS) position [m] and velocity [m/s] -> GCRS position [m] and velocity [m/s].
 
     Shapes: (3,) with a scalar time or (n, 3) with (n,) times.  *v_ecef_m_s* may be
@@ -494,7 +526,32 @@ def itrs_to_gcrs(r_ecef_m, v_ecef_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0,
     return r_g, v_g
 
 
-def gcrs_to_itrs(r_gcrs_m, v_gcrs_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0, yp_rad=0.0):
+@overload
+def gcrs_to_itrs(
+    r_gcrs_m: npt.ArrayLike,
+    v_gcrs_m_s: npt.ArrayLike,
+    t_gps_s: Any,  # (npt.ArrayLike: when estimation/orbit_ekf.py passes its epoch narrowed)
+    ut1_minus_utc_s: float = 0.0,
+    xp_rad: npt.ArrayLike = 0.0,
+    yp_rad: npt.ArrayLike = 0.0,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def gcrs_to_itrs(
+    r_gcrs_m: npt.ArrayLike,
+    v_gcrs_m_s: None,
+    t_gps_s: Any,  # (npt.ArrayLike: when estimation/orbit_ekf.py passes its epoch narrowed)
+    ut1_minus_utc_s: float = 0.0,
+    xp_rad: npt.ArrayLike = 0.0,
+    yp_rad: npt.ArrayLike = 0.0,
+) -> tuple[np.ndarray, None]: ...
+def gcrs_to_itrs(
+    r_gcrs_m: npt.ArrayLike,
+    v_gcrs_m_s: npt.ArrayLike | None,
+    t_gps_s: Any,  # (npt.ArrayLike: when estimation/orbit_ekf.py passes its epoch narrowed)
+    ut1_minus_utc_s: float = 0.0,
+    xp_rad: npt.ArrayLike = 0.0,
+    yp_rad: npt.ArrayLike = 0.0,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """GCRS position [m] and velocity [m/s] -> ECEF (ITRS) position [m] and velocity [m/s].
 
     Exact inverse of :func:`itrs_to_gcrs`.  *v_gcrs_m_s* may be ``None``.
@@ -519,7 +576,17 @@ def gcrs_to_itrs(r_gcrs_m, v_gcrs_m_s, t_gps_s, ut1_minus_utc_s=0.0, xp_rad=0.0,
 EARTH_RATE_SKEW = np.array([[0.0, -OMEGA_EARTH_RAD_S, 0.0], [OMEGA_EARTH_RAD_S, 0.0, 0.0], [0.0, 0.0, 0.0]])
 
 
-def rv_gcrs_to_ecef_floats(t_gps_s: float, r_gcrs_m, v_gcrs_m_s=None) -> tuple[list, list | None]:
+@overload
+def rv_gcrs_to_ecef_floats(
+    t_gps_s: float, r_gcrs_m: Iterable[float], v_gcrs_m_s: Iterable[float]
+) -> tuple[list[float], list[float]]: ...
+@overload
+def rv_gcrs_to_ecef_floats(
+    t_gps_s: float, r_gcrs_m: Iterable[float], v_gcrs_m_s: None = None
+) -> tuple[list[float], None]: ...
+def rv_gcrs_to_ecef_floats(
+    t_gps_s: float, r_gcrs_m: Iterable[float], v_gcrs_m_s: Iterable[float] | None = None
+) -> tuple[list[float], list[float] | None]:
     """:func:`gcrs_to_itrs` of one state in Python floats (the rotation from
     :func:`gcrs_from_itrs_rows`): (r_ecef_m [3 floats], v_ecef_m_s [3 floats] or None without
     *v_gcrs_m_s*) - r = M^T r_gcrs, v = M^T v_gcrs - omega x r.  For per-sample conversions,
@@ -535,7 +602,7 @@ def rv_gcrs_to_ecef_floats(t_gps_s: float, r_gcrs_m, v_gcrs_m_s=None) -> tuple[l
     return r, [v[0] + w * r[1], v[1] - w * r[0], v[2]]
 
 
-def rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs) -> np.ndarray:
+def rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs: npt.ArrayLike) -> np.ndarray:
     """6x6 J with [r_ecef; v_ecef] = J [r_gcrs; v_gcrs]: :func:`gcrs_to_itrs` (linear, polar
     motion ignored) as a matrix, for *m_gcrs_from_itrs* = :func:`gcrs_from_itrs_matrix` at
     the epoch; also the Jacobian that carries a covariance across."""
@@ -547,7 +614,7 @@ def rv_gcrs_to_ecef_matrix(m_gcrs_from_itrs) -> np.ndarray:
     return j
 
 
-def covariance_gcrs_to_ecef(p_rv_gcrs, m_gcrs_from_itrs):
+def covariance_gcrs_to_ecef(p_rv_gcrs: npt.ArrayLike, m_gcrs_from_itrs: npt.ArrayLike) -> np.ndarray:
     """6x6 position/velocity covariance, GCRS -> ECEF, including the Earth-rate term.
 
     *m_gcrs_from_itrs* is :func:`gcrs_from_itrs_matrix` at the covariance's epoch; the

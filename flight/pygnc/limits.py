@@ -41,7 +41,7 @@ class Interval(NamedTuple):
             raise ValueError(f"empty interval: {text!r}")
         return cls(lo, hi, t[0] == "(", t[-1] == ")")
 
-    def __contains__(self, v) -> bool:
+    def __contains__(self, v: Any) -> bool:  # a number (a tuple's `in` takes any object)
         if math.isnan(v):
             return False
         above = v > self.lo if self.lo_open else v >= self.lo
@@ -123,7 +123,7 @@ def key_name(key: tuple) -> str:
     return out
 
 
-def is_number(v) -> bool:
+def is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -155,7 +155,7 @@ MAX_TEXT_CHARS = 1024
 SHOWN_CHARS = 60
 
 
-def shown(v) -> str:
+def shown(v: object) -> str:
     """*v* as a message shows it: its ``repr`` (control characters escaped), cut at
     :data:`SHOWN_CHARS` - a huge integer or list is named by its size instead."""
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
@@ -169,7 +169,7 @@ def shown(v) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
-def number_problem(v, interval: Interval | None) -> str | None:
+def number_problem(v: float, interval: Interval | None) -> str | None:
     """Why the number *v* is not acceptable under *interval* (None: it is)."""
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 1000:
         return f"must be a number in {interval or 'range'}, got {shown(v)}"  # (no float holds it)
@@ -184,7 +184,7 @@ def number_problem(v, interval: Interval | None) -> str | None:
     return None
 
 
-def field_problems(cls, values: dict, prefix: tuple = (), known_only: bool = True) -> list[Problem]:
+def field_problems(cls: type[Any], values: dict, prefix: tuple = (), known_only: bool = True) -> list[Problem]:
     """The problems of *values* (``{field name: value}``) as fields of the dataclass *cls*:
     unknown keys (if *known_only*), types, lengths, choices, NaN / infinities and declared
     intervals.  Lists may be lists or tuples.  Fields whose type is a table are checked for
@@ -246,7 +246,7 @@ def field_problems(cls, values: dict, prefix: tuple = (), known_only: bool = Tru
     return out
 
 
-def undeclared_numbers(cls) -> list[str]:
+def undeclared_numbers(cls: type[Any]) -> list[str]:
     """Fields of *cls* holding numbers without a declared interval (tests keep this empty)."""
     out = []
     for f in dataclasses.fields(cls):

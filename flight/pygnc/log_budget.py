@@ -18,7 +18,7 @@ def log_failure(
     log: logging.Logger | None,
     n: int,
     what: str,
-    *args,
+    *args: object,
     limit: int = MAX_LOGGED,
     traceback: bool = True,
     word: str = "failures",

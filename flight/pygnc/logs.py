@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .atomic import free_bytes, fsync_dir, move_aside
@@ -133,11 +134,11 @@ def give_way(log_root: Path, current: Path, need_bytes: int) -> tuple[int, list[
 class _ScTimeFilter(logging.Filter):
     """Adds the spacecraft time (``t_sc``) to every record."""
 
-    def __init__(self, sc_now):
+    def __init__(self, sc_now: Callable[[], float]) -> None:
         super().__init__()
         self.sc_now = sc_now
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         record.t_sc = f"sc={self.sc_now():.1f}"
         return True
 
@@ -149,7 +150,7 @@ class SyncingFileHandler(logging.FileHandler):
     the free space is under it, checked at most every :data:`RETRY_S`), and a write error
     (a full disk) is counted, never printed per record: the terminal is the host's."""
 
-    def __init__(self, path, min_free_bytes: int = 0):
+    def __init__(self, path: str | os.PathLike, min_free_bytes: int = 0) -> None:
         super().__init__(path, mode="a", encoding="utf-8", delay=False)
         self._dirty = False
         self.min_free_bytes = int(min_free_bytes)
@@ -168,19 +169,19 @@ class SyncingFileHandler(logging.FileHandler):
             return False
         return now >= self._paused_until
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         if not self._space_ok(time.monotonic()):
             self.dropped += 1
             return
         super().emit(record)  # FileHandler flushes after each record
         self._dirty = True
 
-    def handleError(self, record):  # noqa: N802 - logging's name
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
         self.write_errors += 1
         self.dropped += 1
         self._paused_until = time.monotonic() + RETRY_S
 
-    def sync(self):
+    def sync(self) -> None:
         if self._dirty and self.stream is not None:
             try:
                 self.stream.flush()
@@ -189,7 +190,7 @@ class SyncingFileHandler(logging.FileHandler):
                 self.write_errors += 1
             self._dirty = False
 
-    def close(self):
+    def close(self) -> None:
         try:
             super().close()
         except (OSError, ValueError):  # the last flush on a full disk
@@ -202,7 +203,7 @@ def records_dropped() -> int:
 
 
 def setup_task_logging(
-    log_dir: Path, name: str, sc_now, echo_stderr: bool = False, min_free_bytes: int = 0
+    log_dir: Path, name: str, sc_now: Callable[[], float], echo_stderr: bool = False, min_free_bytes: int = 0
 ) -> logging.Logger:
     """Configure the root logger of this process to write ``<log_dir>/<name>.log``.
 

@@ -10,11 +10,13 @@ A leaf module: the flight codecs and the ground tools import it.
 
 from __future__ import annotations
 
+from typing import Any
+
 OWN = "own"
 UNKNOWN = "unknown"
 
 
-def partner_name(peer_id) -> str:
+def partner_name(peer_id: Any) -> str:
     """``0x4B`` for radio id 75 (``own`` for 0, ``unknown`` for a negative or missing id)."""
     try:
         pid = int(peer_id)
@@ -25,7 +27,7 @@ def partner_name(peer_id) -> str:
     return f"0x{pid:02X}" if pid > 0 else UNKNOWN
 
 
-def partner_id(text) -> int:
+def partner_id(text: object) -> int:
     """The radio id :func:`partner_name` wrote (``0x4B``; also ``75``, ``own`` = 0,
     ``unknown`` = -1); ValueError for anything else."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):

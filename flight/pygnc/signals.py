@@ -21,6 +21,8 @@ import os
 import select
 import signal
 import threading
+from collections.abc import Callable
+from types import FrameType, ModuleType
 
 #: The signals that ask a pygnc process to stop.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -33,7 +35,7 @@ class StopSignals:
     must only set a flag.
     """
 
-    def __init__(self, handler=None):
+    def __init__(self, handler: Callable[[int], object] | None = None) -> None:
         self.received: int | None = None
         self._handler = handler
         self.read_fd, self._write_fd = os.pipe()
@@ -43,7 +45,7 @@ class StopSignals:
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
 
-    def _on_signal(self, signum, frame) -> None:  # only sets flags
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # only sets flags
         if self.received is None:
             self.received = signum
         if self._handler is not None:
@@ -55,7 +57,7 @@ class StopSignals:
         at its loop's next timeout)."""
         signal.signal(signal.SIGCHLD, _no_op)
 
-    def set_handler(self, handler) -> None:
+    def set_handler(self, handler: Callable[[int], object]) -> None:
         """Call *handler(signum)* on every further signal, and now if one already arrived."""
         self._handler = handler
         if self.received is not None:
@@ -75,7 +77,7 @@ class StopSignals:
             pass
 
 
-def _no_op(signum, frame) -> None:
+def _no_op(signum: int, frame: FrameType | None) -> None:
     pass
 
 
@@ -89,7 +91,7 @@ def ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def import_unless_stopped(module: str, signals: StopSignals, poll_s: float = 0.5):
+def import_unless_stopped(module: str, signals: StopSignals, poll_s: float = 0.5) -> ModuleType | None:
     """Import *module* in a helper thread while this (the main) thread waits for it or for
     a stop signal; the module, or None if a signal came first (the import may still be
     running: the caller exits with ``os._exit``).  Exceptions of the import are raised here.
@@ -100,7 +102,7 @@ def import_unless_stopped(module: str, signals: StopSignals, poll_s: float = 0.5
     result: dict = {}
     done_r, done_w = os.pipe()
 
-    def work():
+    def work() -> None:
         try:
             result["module"] = importlib.import_module(module)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread

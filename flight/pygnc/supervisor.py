@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,7 +284,7 @@ class Supervisor:
         self.subreaper = False  # this process reaps the tasks the zygote forked once it has gone
 
     # -- signals -----------------------------------------------------------------------
-    def _on_signal(self, signum):  # only sets a flag
+    def _on_signal(self, signum: int) -> None:  # only sets a flag
         self.stop_requested = signal.Signals(signum).name
 
     def sc_now(self) -> float:
@@ -943,7 +944,18 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
         lock.release()
 
 
-def _run(prog, paths, config, run_dir, stale, t0_mono, timeout_min, t_sc, signals, notes=()) -> int:
+def _run(
+    prog: str,
+    paths: Paths,
+    config: Config,
+    run_dir: Path,
+    stale: list[Path],
+    t0_mono: float,
+    timeout_min: float,
+    t_sc: float,
+    signals: StopSignals,
+    notes: Iterable[tuple[int, str]] = (),
+) -> int:
     try:
         run_number, log_dir, note = _log_dir(paths, config, run_dir)
         setup_task_logging(

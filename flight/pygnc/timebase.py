@@ -21,8 +21,10 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from typing import Any, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
 #: POSIX time of the GPS epoch, 1980-01-06T00:00:00 UTC.
 GPS_EPOCH_UNIX_S = 315_964_800
@@ -56,8 +58,11 @@ _LEAP_UTC = [u for u, _ in LEAP_SECONDS]
 _LEAP_GPS = [u - GPS_EPOCH_UNIX_S + n for u, n in LEAP_SECONDS]
 _LEAP_N = [n for _, n in LEAP_SECONDS]
 
+#: A time (or times): these functions take a scalar or an array and give the same back.
+_Time = TypeVar("_Time", float, np.ndarray)
 
-def gps_seconds(week, ms):
+
+def gps_seconds(week: _Time, ms: _Time) -> _Time:
     """t_gps_s from a GPS week and milliseconds of week (scalars or arrays)."""
     return week * float(SECONDS_PER_WEEK) + ms * 1e-3
 
@@ -69,7 +74,11 @@ def week_ms_from_gps(t_gps_s: float) -> tuple[int, int]:
     return week, ms
 
 
-def _step_lookup(edges: list, t):
+@overload
+def _step_lookup(edges: list[int], t: float) -> int: ...
+@overload
+def _step_lookup(edges: list[int], t: np.ndarray) -> np.ndarray: ...
+def _step_lookup(edges: list[int], t: float | np.ndarray) -> int | np.ndarray:
     """GPS - UTC at *t* on the axis of *edges* (scalar or array)."""
     if isinstance(t, (int, float)):
         i = bisect.bisect_right(edges, t)
@@ -78,28 +87,28 @@ def _step_lookup(edges: list, t):
     return np.concatenate(([0], _LEAP_N))[idx]
 
 
-def leap_seconds_at_gps(t_gps_s):
+def leap_seconds_at_gps(t_gps_s: _Time) -> _Time:
     """GPS - UTC in seconds at GPS time *t_gps_s* (scalar or array)."""
     return _step_lookup(_LEAP_GPS, t_gps_s)
 
 
-def leap_seconds_at_utc(unix_time_s):
+def leap_seconds_at_utc(unix_time_s: _Time) -> _Time:
     """GPS - UTC in seconds at UTC POSIX time *unix_time_s* (scalar or array)."""
     return _step_lookup(_LEAP_UTC, unix_time_s)
 
 
-def utc_unix_from_gps(t_gps_s):
+def utc_unix_from_gps(t_gps_s: _Time) -> _Time:
     """UTC POSIX seconds of GPS time *t_gps_s* (scalar or array)."""
     return t_gps_s + GPS_EPOCH_UNIX_S - leap_seconds_at_gps(t_gps_s)
 
 
-def gps_from_utc_unix(unix_time_s):
+def gps_from_utc_unix(unix_time_s: _Time) -> _Time:
     """GPS time of UTC POSIX seconds *unix_time_s* (scalar or array)."""
     return unix_time_s - GPS_EPOCH_UNIX_S + leap_seconds_at_utc(unix_time_s)
 
 
-def julian_date_tt_from_gps(t_gps_s):
-    """TT Julian date of GPS time *t_gps_s*."""
+def julian_date_tt_from_gps(t_gps_s: Any) -> Any:  # (as _Time: environment/moon.py reuses a name for it)
+    """TT Julian date of GPS time *t_gps_s* (scalar or array)."""
     # GPS epoch 1980-01-06T00:00:00 UTC = JD 2444244.5 (UTC); UTC = GPS - 0 then (no leaps yet)
     return 2_444_244.5 + (t_gps_s + TT_MINUS_GPS_S) / 86_400.0
 
@@ -120,14 +129,16 @@ class ClockMap:
     n_pairs: int
     residual_rms_s: float
 
-    def gps_from_sc(self, t_sc_s):
+    def gps_from_sc(self, t_sc_s: _Time) -> _Time:
         return t_sc_s + self.gps_minus_sc_s + self.drift * (t_sc_s - self.t_ref_sc_s)
 
-    def sc_from_gps(self, t_gps_s):
+    def sc_from_gps(self, t_gps_s: _Time) -> _Time:
         return (t_gps_s - self.gps_minus_sc_s + self.drift * self.t_ref_sc_s) / (1.0 + self.drift)
 
 
-def fit_clock_map(t_sc_s, t_gps_s, min_span_for_drift_s: float = 3600.0, reject_s: float = 5.0):
+def fit_clock_map(
+    t_sc_s: npt.ArrayLike, t_gps_s: npt.ArrayLike, min_span_for_drift_s: float = 3600.0, reject_s: float = 5.0
+) -> ClockMap | None:
     """Fit a :class:`ClockMap` to spacecraft/GPS time pairs; ``None`` with no pairs.
 
     Robust: pairs further than *reject_s* from the best-supported offset (the pair with the

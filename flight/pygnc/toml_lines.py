@@ -29,7 +29,7 @@ def _parts(dotted: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _same(a, b) -> bool:
+def _same(a: object, b: object) -> bool:
     return a == b or str(a) == str(b)
 
 

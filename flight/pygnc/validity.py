@@ -35,6 +35,7 @@ fallback final status share them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from .config import Config
 from .formats import status as st
@@ -43,7 +44,7 @@ Q_NONE, Q_OK, Q_BEHIND, Q_AHEAD, Q_HORIZON, Q_UNCERTAIN, Q_RATES_ONLY, Q_ACQUIRI
 assert st.ESTIMATE_QUALITY[Q_RATES_ONLY] == "rates_only" and st.ESTIMATE_QUALITY[Q_AMBIGUOUS] == "ambiguous"
 
 
-def norm3(v) -> float:
+def norm3(v: Iterable[float]) -> float:
     """Euclidean norm of a 3-vector (NaN if any component is NaN)."""
     return math.sqrt(sum(float(x) * float(x) for x in v))
 
@@ -88,19 +89,19 @@ def judged(
     return Q_OK
 
 
-def orbit_word(sigma_r_m, config: Config) -> str:
+def orbit_word(sigma_r_m: Iterable[float], config: Config) -> str:
     """The quality word of an orbit estimate at its epoch (*sigma_r_m*: 1-sigma per axis, m)."""
     return st.ESTIMATE_QUALITY[judged(norm3(sigma_r_m), config.orbit_valid_max_sigma_m)]
 
 
-def attitude_word(sigma_att_rad, valid_attitude: bool, config: Config) -> str:
+def attitude_word(sigma_att_rad: Iterable[float], valid_attitude: bool, config: Config) -> str:
     """The quality word of an attitude estimate at its epoch (*valid_attitude* False: rates
     and gyro bias only, no attitude reference)."""
     sigma_deg = math.degrees(norm3(sigma_att_rad))
     return st.ESTIMATE_QUALITY[judged(sigma_deg, config.attitude_valid_max_sigma_deg, bool(valid_attitude))]
 
 
-def peer_word(sigma_dr_m, acquiring: bool, ambiguity_m: float, config: Config) -> str:
+def peer_word(sigma_dr_m: Iterable[float], acquiring: bool, ambiguity_m: float, config: Config) -> str:
     """The quality word of a partner's relative-state estimate at its epoch (*acquiring*: its
     range-only acquisition window is open; *ambiguity_m*: how far apart its kept orbits come)."""
     max_sigma = config.formation_valid_max_sigma_m

@@ -63,9 +63,13 @@ import subprocess
 import sys
 import time
 import traceback
+from typing import TYPE_CHECKING
 
 from .signals import ignore_stop_signals
 from .tasks.table import TASKS_BY_NAME, process_name
+
+if TYPE_CHECKING:
+    import logging
 
 #: Fields of a request line (supervisor -> zygote).
 REQUEST_FIELDS = ("id", "name", "argv")
@@ -95,7 +99,7 @@ EXIT_REPORT_GRACE_S = 5.0
 UNKNOWN_EXIT = 255
 
 
-def _emit(fd: int, event: str, **fields) -> None:
+def _emit(fd: int, event: str, **fields: object) -> None:
     data = (json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n").encode()
     while data:
         try:
@@ -318,7 +322,9 @@ class Zygote:
     the request (it failed or is gone: the caller spawns the task itself).  :attr:`read_fd`
     is for the caller's poll; :meth:`service` reads what the zygote reported."""
 
-    def __init__(self, modules: list[str], env: dict, cwd: str, log=None, stdio: bool = False):
+    def __init__(
+        self, modules: list[str], env: dict, cwd: str, log: logging.Logger | None = None, stdio: bool = False
+    ) -> None:
         """*modules* in the order their tasks start; *stdio*: the zygote keeps copies of this
         process's stdin and stdout (the host's terminal) for the stream task."""
         self.log = log

@@ -40,11 +40,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..downlink_schedule import ESTIMATE_PERIOD_S, period_ms, record_time_ms
 from ..timebase import ClockMap
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+#: A value as a message brought it, not yet checked: what the checks here take (anything
+#: that is not a number fails them).
+Unchecked = Any
 
 
 class BatchDecimation:
@@ -56,14 +64,14 @@ class BatchDecimation:
     until ``batch_end``; the processor keeps the newest one left out and publishes it at
     ``batch_end`` (or at stop), and everything after."""
 
-    def __init__(self, config, kind: str):
+    def __init__(self, config: Config, kind: str) -> None:
         ms = period_ms(config.batch_period_s.get(kind, ESTIMATE_PERIOD_S[kind]))
         #: bin length [ms]; None: every estimate is published (switched off, or the writer
         #: keeps this kind on change only / every message)
         self.period_ms = ms if config.batch_decimate_estimates and ms and ms > 0 else None
-        self.bins: dict = {}  # key -> bin of the last estimate published
+        self.bins: dict[int | None, int] = {}  # key -> bin of the last estimate published
 
-    def left_out(self, key, t_sc_s: float, batch_ended: bool) -> bool:
+    def left_out(self, key: int | None, t_sc_s: float, batch_ended: bool) -> bool:
         """True if the estimate of *key* at *t_sc_s* is left out; otherwise its bin counts
         as published (after ``batch_end``, or a time that is no record time: published)."""
         if self.period_ms is None or batch_ended:
@@ -103,7 +111,7 @@ MAG_LIMIT_UT = 2500.0
 LUX_LIMIT = 2.0 * 83_865.6
 
 
-def _within(values, limit: float, low: float) -> bool:
+def _within(values: Unchecked, limit: float, low: float) -> bool:
     """Every one of *values* a number with low <= v <= limit (NaN, or anything not a
     number, fails).  Plain floats: a sample's 3 + 3 + 6 readings cost more in numpy's call
     overhead than in arithmetic."""
@@ -117,7 +125,7 @@ def _within(values, limit: float, low: float) -> bool:
     return True
 
 
-def sensor_plausible(gyro_deg_s, mag_ut, sun_lux) -> bool:
+def sensor_plausible(gyro_deg_s: Unchecked, mag_ut: Unchecked, sun_lux: Unchecked) -> bool:
     """Every reading finite and within the sensors' ranges (NaN fails)."""
     return (
         _within(gyro_deg_s, GYRO_LIMIT_DEG_S, -GYRO_LIMIT_DEG_S)
@@ -126,7 +134,7 @@ def sensor_plausible(gyro_deg_s, mag_ut, sun_lux) -> bool:
     )
 
 
-def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:
+def fix_plausible(config: Config, pos_ecef_m: Unchecked, vel_ecef_m_s: Unchecked) -> bool:
     """A fix's position radius within ``Config.min/max_fix_radius_m`` and its speed within
     ``Config.max_fix_speed_m_s`` (ingest checks the same on decoding; a processor checks
     again whatever reached it).  NaN fails."""
@@ -136,7 +144,7 @@ def fix_plausible(config, pos_ecef_m, vel_ecef_m_s) -> bool:
     return float(np.linalg.norm(vel)) <= config.max_fix_speed_m_s
 
 
-def radius_plausible(config, pos_m) -> bool:
+def radius_plausible(config: Config, pos_m: Unchecked) -> bool:
     """A position (3,) whose radius is within ``Config.min/max_fix_radius_m`` (an orbit
     estimate's too: the environment models need a point above the Earth).  NaN fails."""
     lim = config.max_fix_radius_m
@@ -147,13 +155,13 @@ def radius_plausible(config, pos_m) -> bool:
     return config.min_fix_radius_m <= math.sqrt(x * x + y * y + z * z) <= lim
 
 
-def range_plausible(config, range_m) -> bool:
+def range_plausible(config: Config, range_m: Unchecked) -> bool:
     """A range between 0 and the widest two LEO spacecraft can be apart (twice
     ``Config.max_fix_radius_m``).  NaN fails."""
     return 0.0 <= float(range_m) <= 2.0 * config.max_fix_radius_m
 
 
-def is_time(t) -> bool:
+def is_time(t: Unchecked) -> bool:
     """Rule 1: a usable time (a finite float)."""
     try:
         return math.isfinite(float(t))
@@ -161,7 +169,7 @@ def is_time(t) -> bool:
         return False
 
 
-def gps_from_own_clock(clock: ClockMap | None, t_sc_s) -> float | None:
+def gps_from_own_clock(clock: ClockMap | None, t_sc_s: Unchecked) -> float | None:
     """GPS time of an own-clock stamp, or None (no clock map, or not finite)."""
     if clock is None or not is_time(t_sc_s):
         return None
@@ -169,7 +177,7 @@ def gps_from_own_clock(clock: ClockMap | None, t_sc_s) -> float | None:
     return t if math.isfinite(t) else None
 
 
-def own_fix_time_ok(clock: ClockMap | None, t_gps_s, t_sc_s, tolerance_s: float) -> bool:
+def own_fix_time_ok(clock: ClockMap | None, t_gps_s: Unchecked, t_sc_s: Unchecked, tolerance_s: float) -> bool:
     """Rules 1-2 for an own fix: finite, and its GPS time agrees with its mapped stamp."""
     if not is_time(t_gps_s):
         return False
@@ -191,17 +199,35 @@ def gap_needs_reinit(t_filter_s: float, t_s: float, max_gap_s: float) -> bool:
     return not (t_s - t_filter_s <= max_gap_s)  # NaN: re-initialise
 
 
-def predict_within(filt, t_target_s: float, budget: Budget, chunk_s: float = CHUNK_S) -> bool:
-    """Rule 5: advance *filt* (``t_gps_s``, ``predict_to``) toward *t_target_s* in chunks
-    until it is reached (True) or *budget* is spent (False; the filter keeps the epoch it
-    reached, so a later call goes on from there)."""
-    while filt.t_gps_s < t_target_s - 1e-6:
+class Filter(Protocol):
+    """What the processors ask of a filter here: its epoch (None until initialised) and a
+    prediction to a later time."""
+
+    @property
+    def t_gps_s(self) -> float | None: ...
+
+    def predict_to(self, t_gps_s: float) -> None: ...
+
+
+def epoch(filt: Filter) -> float:
+    """The GPS epoch of an initialised filter (a processor asks only of a filter it has
+    started, or of an output cursor it has seeded)."""
+    t = filt.t_gps_s
+    assert t is not None
+    return t
+
+
+def predict_within(filt: Filter, t_target_s: float, budget: Budget, chunk_s: float = CHUNK_S) -> bool:
+    """Rule 5: advance the initialised *filt* toward *t_target_s* in chunks until it is
+    reached (True) or *budget* is spent (False; the filter keeps the epoch it reached, so a
+    later call goes on from there)."""
+    while epoch(filt) < t_target_s - 1e-6:
         if budget.spent():
             return False
-        filt.predict_to(min(t_target_s, filt.t_gps_s + chunk_s))
+        filt.predict_to(min(t_target_s, epoch(filt) + chunk_s))
     return True
 
 
-def finite(*arrays) -> bool:
+def finite(*arrays: np.ndarray) -> bool:
     """Rule 6: every element of every array is finite."""
     return all(np.isfinite(a).all() for a in arrays)

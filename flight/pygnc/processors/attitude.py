@@ -73,7 +73,7 @@ import numpy as np
 
 from .. import frames
 from ..config import Config, filter_tunables
-from ..estimation.attitude_environment import environment_at, environments_at
+from ..estimation.attitude_environment import Environment, environment_at, environments_at
 from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput
 from ..estimation.imu_alignment import ImuTimeAlignment
 from ..timebase import ClockMap, utc_unix_from_gps
@@ -138,7 +138,8 @@ class AttitudeProcessor(Processor):
         self.n_outputs = 0
         self.n_outputs_decimated = 0
         self.decimation = admission.BatchDecimation(self.config, "attitude")
-        self.held: tuple | None = None  # the newest estimate left out: (output, t_sc, t_gps, has_position)
+        #: the newest estimate left out: (output, t_sc, t_gps, has_position)
+        self.held: tuple[AttitudeOutput, float, float, bool] | None = None
         #: the newest sample admitted before batch_end: samples up to it are the batch's (not
         #: batch_end's t_sc_last_s: that is the newest record of any kind, a peer's clock or
         #: a corrupt stamp included)
@@ -515,7 +516,7 @@ class AttitudeProcessor(Processor):
             c.albedo_reflectivity,
         )
 
-    def _step(self, b: dict, orbit: dict | None, env) -> list[Output]:
+    def _step(self, b: dict, orbit: dict | None, env: Environment | None) -> list[Output]:
         """One admitted sample, in order, with the models at its position (*env*) or none."""
         t_sc = float(b["t_sc_s"])
         t_s, t_gps = self._filter_time(t_sc, orbit)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: Margin added to the largest peer-fix lateness seen [s].
 HOLD_MARGIN_S = 5.0
@@ -38,7 +38,9 @@ class Event(NamedTuple):
     t_gps_s: float
     kind: Kind
     seq: int  # arrival order (ties at equal time and kind)
-    payload: object
+    #: by kind: the own fix (pos, vel, pos_sigma, vel_sigma); (peer id, its fix); (peer id,
+    #: range_m); an output's t_sc_s
+    payload: Any
     key: tuple  # what makes a duplicate: (t_gps_s, kind) or (t_gps_s, kind, peer id)
 
 
@@ -115,7 +117,7 @@ class EventOrder:
         self.anonymous_seen.add((t_peer_sc_s, t_gps_s))
         return False
 
-    def push(self, t_gps_s: float, kind: Kind, payload, key: tuple) -> None:
+    def push(self, t_gps_s: float, kind: Kind, payload: Any, key: tuple) -> None:
         self.seq += 1
         self.pending.add(key)
         heapq.heappush(self.heap, Event(t_gps_s, kind, self.seq, payload, key))

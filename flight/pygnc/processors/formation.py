@@ -84,6 +84,9 @@ from .formation_notes import batch_notes, note
 from .formation_outputs import READY_PER_CALL, Ready, acquisition
 from .formation_peer import PeerTrack, filter_config_from, range_only_config_from, range_only_filter_config
 
+#: A GPS fix as the filters take it: (pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s), (3,) each.
+Fix = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 
 class FormationProcessor(Processor):
     consumes = frozenset({"clock_map", "gps_fix", "range", "sensor", "batch_end"})
@@ -339,9 +342,11 @@ class FormationProcessor(Processor):
             if kind == Kind.OWN_FIX:
                 done = self._process_own(t, payload, seq, budget)
             elif kind == Kind.PEER_FIX:
-                done = self._process_peer(t, *payload, seq, budget)
+                pid, fix = payload
+                done = self._process_peer(t, pid, fix, seq, budget)
             elif kind == Kind.RANGE:
-                done = self._process_range(t, *payload, seq, budget, out)
+                pid, range_m = payload
+                done = self._process_range(t, pid, range_m, seq, budget, out)
             elif math.isfinite(self.t_meas_done_gps_s) and t > self.t_meas_done_gps_s + self.config.max_propagation_s:
                 self.n_time_outliers += 1  # held before any measurement, and far beyond them
                 done = True
@@ -364,7 +369,7 @@ class FormationProcessor(Processor):
         if p.gap_exceeded(t, self.config.max_gap_propagation_s):
             self.n_gap_reinit += 1
 
-    def _process_own(self, t: float, fix, seq: int, budget: admission.Budget) -> bool:
+    def _process_own(self, t: float, fix: Fix, seq: int, budget: admission.Budget) -> bool:
         self.last_own_fix = (t, fix)
         self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
         gcrs = None  # the fix in GCRS, converted once for every filter (they share the sigma rules)
@@ -383,7 +388,7 @@ class FormationProcessor(Processor):
                 self._applied(p, t, seq)
         return True
 
-    def _process_peer(self, t: float, pid: int, fix, seq: int, budget: admission.Budget) -> bool:
+    def _process_peer(self, t: float, pid: int, fix: Fix, seq: int, budget: admission.Budget) -> bool:
         p = self.peers[pid]
         f = p.filter
         self._gap_check(p, t)
@@ -394,7 +399,7 @@ class FormationProcessor(Processor):
             p.start_from_fixes(own, t, fix)
             self._applied(p, t, seq)
             return True
-        if t < f.t_gps_s - 1e-6:
+        if t < admission.epoch(f) - 1e-6:
             p.n_fixes_late += 1
             return True
         reached = p.reach(t, seq, budget, self.config.max_gap_propagation_s)
@@ -428,7 +433,7 @@ class FormationProcessor(Processor):
                 self.n_gap_skipped += 1  # no estimate invented across the gap
                 continue
             p.last_seq = seq
-            if t_gps_s > f.t_gps_s:
+            if t_gps_s > admission.epoch(f):
                 p.outputs.defer(p.hyp, t_gps_s, t_sc_s)  # published when the filter's next step passes it
                 continue
             self._publish_ready(p, out)  # what is older goes first
@@ -471,9 +476,8 @@ class FormationProcessor(Processor):
         """The estimate of *p* from the filter *f* and, range-only, its alternatives' filters
         *alts* at the same time with the weights *w* of that time (None: *p*'s alternatives
         now, brought to *f*'s time)."""
-        t = f.t_gps_s
         if alts is None and p.alts:
-            alts, w = p.hyp.alternatives_at(t), p.hyp.weights()
+            alts, w = p.hyp.alternatives_at(admission.epoch(f)), p.hyp.weights()
         ests = [(f.x, reported_block(f.p))]
         if alts and self.range_only:
             ests += [(g.x, reported_block(g.p)) for g in alts]

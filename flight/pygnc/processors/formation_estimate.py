@@ -35,6 +35,7 @@ from ..estimation.range_only_mirrors import (
 )
 from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import peer_word
+from . import admission
 
 if TYPE_CHECKING:
     from .formation_peer import PeerTrack
@@ -62,11 +63,12 @@ def estimate_body(
     partners are range-only; *clock*: the own clock map; *config*: the flight configuration
     (the validity bound of the quality word); *filter_config*: the filter's tunables (the
     priors a range-only filter's nuisance states are judged against)."""
-    t = f.t_gps_s
+    t = admission.epoch(f)
     x, pr = ests[0]
     range_m = math.sqrt(float(x[9] * x[9] + x[10] * x[10] + x[11] * x[11]))  # the filter's own
     ws = (1.0,)
     if len(ests) > 1:
+        assert w is not None  # given with the alternatives
         ws = (w[0],) + tuple(w[1])
     if range_only and acq is None:
         ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)

@@ -20,7 +20,7 @@ def batch_notes(proc: FormationProcessor, b: dict, out: list[Output]) -> None:
     """The batch-wide notes of *proc* at ``batch_end`` *b*, each once: no range data, no own
     fix, and each heard partner that has no estimate, with the reason."""
 
-    def once(code, text, key=None, peer_id=0):
+    def once(code: str, text: str, key: str | None = None, peer_id: int = 0) -> None:
         key = key or code
         if key not in proc.notes_sent:
             proc.notes_sent.add(key)

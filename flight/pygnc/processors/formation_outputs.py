@@ -59,7 +59,7 @@ class Ready(NamedTuple):
 class PeerOutputs:
     """One peer's deferred (:attr:`waiting`), :attr:`ready` and :attr:`held` estimates."""
 
-    def __init__(self, peer_id: int, decimation: admission.BatchDecimation):
+    def __init__(self, peer_id: int, decimation: admission.BatchDecimation) -> None:
         self.peer_id = peer_id
         self.decimation = decimation  # shared by the processor's peers (keyed by peer id)
         #: due, waiting for the filter to pass their time: (t_gps_s, t_sc_s), ascending
@@ -88,7 +88,7 @@ class PeerOutputs:
         """An estimate due at *t_gps_s*, after the filter: tapped on every filter behind it."""
         hyp.filter.tap(t_gps_s)
         for h in hyp.alts:
-            if h.filter.t_gps_s < t_gps_s:
+            if admission.epoch(h.filter) < t_gps_s:
                 h.filter.tap(t_gps_s)
         self.waiting.append((t_gps_s, t_sc_s))
 
@@ -99,10 +99,10 @@ class PeerOutputs:
             return
         f = hyp.filter
         for h in hyp.alts:
-            if h.filter.t_gps_s < f.t_gps_s - 1e-9:
-                h.filter.predict_to(f.t_gps_s)
+            if admission.epoch(h.filter) < admission.epoch(f) - 1e-9:
+                h.filter.predict_to(admission.epoch(f))
         w = hyp.weights()
-        while self.waiting and self.waiting[0][0] <= f.t_gps_s + 1e-6:
+        while self.waiting and self.waiting[0][0] <= admission.epoch(f) + 1e-6:
             t_o, t_sc = self.waiting.pop(0)
             g = taken_at(f, t_o)
             if g is None:  # cannot happen: every waiting estimate is tapped
@@ -164,7 +164,7 @@ class PeerOutputs:
         """An estimate due at the filter's own time: True if it goes out now (built from the
         filter), False if it went out already (a replay) or is left out (then kept in
         :attr:`held`)."""
-        t = hyp.filter.t_gps_s
+        t = admission.epoch(hyp.filter)
         if t <= self.t_last_gps_s:
             self.n_stale += 1  # published already (a replay)
             return False
@@ -179,12 +179,14 @@ class PeerOutputs:
         alternatives brought to that time); False if an alternative is already past it
         (then it goes out after all)."""
         f = hyp.filter
-        t = f.t_gps_s
+        t = admission.epoch(f)
         w = hyp.weights()
         alts = [taken_at(g, t) for g in hyp.alternatives_at(t)]
         if any(a is None for a in alts):
             return False
-        self.held = Ready(t_sc_s, taken_at(f, t), alts, w, acquisition(hyp))
+        main = taken_at(f, t)
+        assert main is not None  # f is at t
+        self.held = Ready(t_sc_s, main, alts, w, acquisition(hyp))
         self.n_decimated += 1
         return True
 
@@ -204,7 +206,7 @@ def taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
     is at that time); None if it has neither."""
     e = f.tapped.pop(t_gps_s, None)
     if e is None:
-        if abs(f.t_gps_s - t_gps_s) > 1e-6:
+        if abs(admission.epoch(f) - t_gps_s) > 1e-6:
             return None
         e = (f.x.copy(), f.p.copy())
     g = copy.copy(f)

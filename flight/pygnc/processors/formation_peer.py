@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
 from ..config import Config, filter_tunables, orbit_state_problem
 from ..estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_to_gcrs
 from ..estimation.orbit_ekf import OrbitFilterConfig
-from ..estimation.range_only import PartnerHypotheses, RangeOnlyConfig
-from ..estimation.range_only_prior import PRIOR_RANGE_GATE, PriorCarry, absolute_prior, rtn_covariance_to_gcrs
+from ..estimation.range_only import Hypothesis, PartnerHypotheses, RangeOnlyConfig
+from ..estimation.range_only_prior import (
+    PRIOR_RANGE_GATE,
+    PriorCarry,
+    PriorComponent,
+    absolute_prior,
+    rtn_covariance_to_gcrs,
+)
 from . import admission
 from .formation_outputs import PeerOutputs
 from .now_cursor import NowCursor
@@ -74,13 +82,14 @@ class PeerTrack:
         return self.hyp.filter
 
     @property
-    def alts(self):
+    def alts(self) -> list[Hypothesis]:
         return self.hyp.alts
 
     @property
     def t_reached(self) -> float:
-        """The time the estimates have reached: the filter's, or its last waiting estimate's."""
-        return self.outputs.t_reached(self.filter.t_gps_s)
+        """The time the estimates have reached: the filter's, or its last waiting estimate's
+        (of an initialised filter)."""
+        return self.outputs.t_reached(admission.epoch(self.filter))
 
     def _changing(self) -> None:
         """The hypotheses are about to change: what waits on them goes first."""
@@ -92,7 +101,7 @@ class PeerTrack:
             self.noted.add(key)
             self.notes.append((code, text))
 
-    def _hypotheses(self, call, *args) -> None:
+    def _hypotheses(self, call: Callable[..., object], *args: object) -> None:
         """Call a method of :attr:`hyp`; its notes join :attr:`notes`."""
         try:
             call(*args)
@@ -127,7 +136,7 @@ class PeerTrack:
         initialised, already applied, older than the filter, or beyond the gap limit),
         False when the budget ran out on the way."""
         f = self.filter
-        if not f.initialized or self.gap_reset or self.last_seq == seq or t < f.t_gps_s - 1e-6:
+        if not f.initialized or self.gap_reset or self.last_seq == seq or t < admission.epoch(f) - 1e-6:
             return None
         if admission.gap_needs_reinit(self.t_reached, t, max_gap_s):
             return None
@@ -154,7 +163,7 @@ class PeerTrack:
         if (
             f.initialized
             and not self.gap_reset
-            and t >= f.t_gps_s
+            and t >= admission.epoch(f)
             and admission.gap_needs_reinit(self.t_reached, t, max_gap_s)
         ):
             self.flush_outputs(math.inf)
@@ -198,7 +207,7 @@ class PeerTrack:
         if not f.initialized or self.gap_reset:
             self.n_ranges_before_init += 1
             return True
-        if admission.gap_needs_reinit(f.t_gps_s, t, max_gap_s):
+        if admission.gap_needs_reinit(admission.epoch(f), t, max_gap_s):
             self.n_gap_skipped += 1
             return True
         # Outside an acquisition window a range close ahead of the filter is applied there,
@@ -220,7 +229,9 @@ class PeerTrack:
                     self._hypotheses(hyp.range_on_alternatives, t, range_m)
                 if range_only and not self.filter.range_acquired:
                     self._hypotheses(hyp.lose, t)
-                    if hyp.carry.advance(budget.spent):
+                    carry = hyp.carry
+                    assert carry is not None  # lose() starts one
+                    if carry.advance(budget.spent):
                         self._hypotheses(hyp.open_restart_window, t, range_m)
             self.applied(t, seq)
         return reached is not False
@@ -241,7 +252,7 @@ class PeerTrack:
             f"range_only_prior_refused:{pid}", "range_only_prior_refused", f"peer 0x{pid:02X}: {why}: not used"
         )
 
-    def _carry_prior(self, prior: dict, t: float, budget: admission.Budget):
+    def _carry_prior(self, prior: dict, t: float, budget: admission.Budget) -> PriorComponent | Literal[False]:
         """The configured absolute prior carried to *t* (its first component), or False when
         *budget* ran out on the way (the next call goes on)."""
         carry = self.start_carry
@@ -273,7 +284,7 @@ class PeerTrack:
             return None
         f, pid = self.filter, self.peer_id
         prior = self.prior
-        carried = None
+        carried: PriorComponent | None = None
         if prior is not None and prior["frame"] == "ecef":
             age_s = t - prior["t_gps_s"]
             if abs(age_s) > ro.prior_max_age_s:
@@ -284,14 +295,15 @@ class PeerTrack:
                 prior = None
             else:
                 try:
-                    carried = self._carry_prior(prior, t, budget)
+                    got = self._carry_prior(prior, t, budget)
                 except Exception as exc:  # noqa: BLE001 - never lose a partner to one bad prior
                     self.start_carry = None
                     self._refuse_prior(f"the configured prior cannot be carried to the data ({_reason(exc)})")
                     prior = None
                 else:
-                    if carried is False:
+                    if got is False:
                         return False
+                    carried = got
         if f.initialized:
             self.flush_outputs(math.inf)
             f.count_reinit()
@@ -306,6 +318,7 @@ class PeerTrack:
         tail_cov = None
         try:
             if carried is not None:
+                assert prior is not None  # carried from it
                 how = f"the configured state of epoch {prior['t_gps_s']:.0f} (GPS s){source}"
                 start = (carried.x0, carried.p0 + own_r, how)
                 tail_cov = carried.p0 * scale**2 + own_r
@@ -339,7 +352,7 @@ class PeerTrack:
             start = None
         if start is not None:
             z, rel_cov, how = start
-            others = ((eps, 2.0 * own_z - z, "the prior's point mirror"),) if eps > 0.0 else ()
+            others: tuple[tuple, ...] = ((eps, 2.0 * own_z - z, "the prior's point mirror"),) if eps > 0.0 else ()
             if tail > 0.0:
                 others += ((tail, z, "the prior's tail", tail_cov),)
             main_w, label = 1.0 - eps - tail, "prior"

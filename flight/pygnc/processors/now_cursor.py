@@ -25,7 +25,7 @@ PROPAGATION_CHUNK_S = 30.0
 class NowCursor:
     """One peer's cursor: :attr:`filter` and :attr:`alts` on their way to :attr:`t_target_gps_s`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.filter: FormationFilter | None = None
         #: the alternatives' copies; None: the mirror image of :attr:`filter` in the own orbit plane
         self.alts: list[FormationFilter | None] = []
@@ -35,9 +35,9 @@ class NowCursor:
 
     def aim(self, hyp: PartnerHypotheses, t_target_gps_s: float) -> None:
         """Head for *t_target_gps_s*, from fresh copies of *hyp*'s filters if they have
-        changed or the target is behind the cursor."""
+        changed or the target is behind the cursor (*hyp*'s filter initialised)."""
         c = self.filter
-        if c is None or self.filters_changed or t_target_gps_s < c.t_gps_s - 1e-6:
+        if c is None or self.filters_changed or t_target_gps_s < admission.epoch(c) - 1e-6:
             f = hyp.filter
             self.filter = copy.deepcopy(f)
             self.alts = [
@@ -48,17 +48,18 @@ class NowCursor:
 
     def take_new(self) -> tuple[FormationFilter, list[FormationFilter]] | None:
         """(the cursor's filter, its alternatives at the same time) if it has moved on since
-        the last call that returned them, else None."""
+        the last call that returned them, else None (called after :meth:`aim`)."""
         c = self.filter
-        if c.t_gps_s <= self.t_published_gps_s:
+        assert c is not None  # aimed
+        if admission.epoch(c) <= self.t_published_gps_s:
             return None  # no progress: nothing new to publish
-        self.t_published_gps_s = c.t_gps_s
+        self.t_published_gps_s = admission.epoch(c)
         alts = []
         for a in self.alts:
             if a is None:
                 a = reflected(c)
             elif a.t_gps_s != c.t_gps_s:
-                a.predict_to(c.t_gps_s)
+                a.predict_to(admission.epoch(c))
             alts.append(a)
         return c, alts
 
@@ -72,12 +73,12 @@ def advance(cursors: list[NowCursor], budget: admission.Budget) -> None:
             (c, cur.t_target_gps_s)
             for cur in cursors
             for c in [cur.filter] + cur.alts
-            if c is not None and c.t_gps_s < cur.t_target_gps_s - 1e-6
+            if c is not None and admission.epoch(c) < cur.t_target_gps_s - 1e-6
         ]
         if not moving:
             return
         for c, tt in moving:
             if n_round and budget.spent():
                 return
-            c.predict_to(min(tt, c.t_gps_s + PROPAGATION_CHUNK_S))
+            c.predict_to(min(tt, admission.epoch(c) + PROPAGATION_CHUNK_S))
         n_round += 1

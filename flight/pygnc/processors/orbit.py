@@ -46,13 +46,13 @@ import numpy as np
 
 from .. import frames
 from ..config import Config, filter_tunables
-from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
+from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig, StepSpan
 from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import orbit_word
 from . import Output, Processor, admission, clock_map_from_body
 
 
-def _to_ecef(t_gps_s: float, x):
+def _to_ecef(t_gps_s: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(d x_ecef / d x_gcrs (6, 6), [r_ecef, v_ecef] (6,)) of the GCRS state *x* at *t_gps_s*."""
     j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(t_gps_s))
     r, v = frames.rv_gcrs_to_ecef_floats(t_gps_s, x[0:3], x[3:6])  # the positions' arithmetic
@@ -77,7 +77,7 @@ class OrbitProcessor(Processor):
         self.filter = OrbitEKF(filter_config)
         self.cursor = OrbitEKF(filter_config)
         self.cursor_valid = False
-        self.span = None  # the cursor's last step (StepSpan): it ends at cursor.t_gps_s
+        self.span: StepSpan | None = None  # the cursor's last step (StepSpan): it ends at cursor.t_gps_s
         self.fix_interval_s = math.inf  # between the last two fixes used (the cursor's step length)
         self.t_prev_fix = -math.inf
         self.clock: ClockMap | None = None
@@ -97,7 +97,7 @@ class OrbitProcessor(Processor):
         self.n_positions_only = 0
         #: the newest sample estimate published as a position only: (t_sc_s, t_gps_s, span or
         #: None, x, P) - the span's arrays, or the cursor's (never changed in place)
-        self.held: tuple | None = None
+        self.held: tuple[float, float, StepSpan | None, np.ndarray, np.ndarray] | None = None
 
     # -- inputs -------------------------------------------------------------------------
     def handle(self, msg_type: str, body: dict) -> list[Output]:
@@ -146,23 +146,23 @@ class OrbitProcessor(Processor):
         if not admission.fix_plausible(c, pos, vel):
             f.skip_invalid()
             return
-        if f.initialized and t <= f.t_gps_s + 1e-3:  # older than, or a repeat of, a fix already used
+        if f.initialized and t <= admission.epoch(f) + 1e-3:  # older than, or a repeat of, a fix already used
             self.n_out_of_order += 1
             return
-        if f.initialized and admission.gap_needs_reinit(f.t_gps_s, t, c.max_gap_propagation_s):
+        if f.initialized and admission.gap_needs_reinit(admission.epoch(f), t, c.max_gap_propagation_s):
             self.n_gap_reinit += 1  # re-initialise rather than propagate across the gap
             f.reset()
         if not f.initialized:
             f.start(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
         else:
-            c, span = self.cursor, self.span
-            if self.cursor_valid and f.t_gps_s <= c.t_gps_s <= t + 1e-6:
+            cur, span = self.cursor, self.span
+            if self.cursor_valid and admission.epoch(f) <= admission.epoch(cur) <= t + 1e-6:
                 # The output cursor has carried this very filter state (no fix since it was
                 # seeded) to the end of its last step, at or before the fix (usually exactly
                 # at it: the step's length is the fix interval): go on from there rather
                 # than propagate the same span a second time.
-                f.adopt(t if abs(c.t_gps_s - t) <= 1e-6 else c.t_gps_s, c.x, c.p)
-            elif self.cursor_valid and span is not None and f.t_gps_s <= span.t0_gps_s <= t:
+                f.adopt(t if abs(admission.epoch(cur) - t) <= 1e-6 else admission.epoch(cur), cur.x, cur.p)
+            elif self.cursor_valid and span is not None and admission.epoch(f) <= span.t0_gps_s <= t:
                 f.adopt(span.t0_gps_s, span.x0, span.p0)
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
             f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
@@ -186,7 +186,7 @@ class OrbitProcessor(Processor):
             self.n_time_outliers += 1
             return []
         f, c = self.filter, self.cursor
-        horizon = f.t_gps_s + self.config.max_propagation_s
+        horizon = admission.epoch(f) + self.config.max_propagation_s
         out: list[Output] = []
         if t_gps > horizon:
             if not propagated:  # a sample absurdly far ahead of the data: a corrupt stamp
@@ -208,7 +208,7 @@ class OrbitProcessor(Processor):
             t_gps = horizon
         if propagated and t_gps <= max(self.t_last_output, self.t_last_propagated):
             return out  # nothing newer than what was published: no news
-        if t_gps < f.t_gps_s - 1e-3 or t_gps <= self.t_last_output:
+        if t_gps < admission.epoch(f) - 1e-3 or t_gps <= self.t_last_output:
             # Older than the filter or than the last output (e.g. a restarted ingest
             # replaying the batch): published already, or never can be.  Output times
             # strictly increase.
@@ -216,7 +216,7 @@ class OrbitProcessor(Processor):
             return []
         span = self.span
         moved = False  # the cursor's state changed in this call (checked finite below)
-        if not self.cursor_valid or t_gps < (c.t_gps_s if span is None else span.t0_gps_s) - 1e-6:
+        if not self.cursor_valid or t_gps < (admission.epoch(c) if span is None else span.t0_gps_s) - 1e-6:
             c.t_gps_s, c.x, c.p = f.t_gps_s, f.x.copy(), f.p.copy()
             self.cursor_valid = moved = True
             self.span = span = None
@@ -225,11 +225,11 @@ class OrbitProcessor(Processor):
         # every sample inside a step is interpolated in it instead of propagated to.  A
         # long gap is covered over several calls, each within its budget.
         budget = admission.Budget(budget_s)
-        while c.t_gps_s < t_gps - 1e-6 and not budget.spent():
-            h = self._cursor_step_s(c.t_gps_s, t_gps)
+        while admission.epoch(c) < t_gps - 1e-6 and not budget.spent():
+            h = self._cursor_step_s(admission.epoch(c), t_gps)
             self.span = span = c.predict_step(h)
             moved = True
-        reached = c.t_gps_s >= t_gps - 1e-6
+        reached = admission.epoch(c) >= t_gps - 1e-6
         if moved and not admission.finite(c.x, c.p):
             self.cursor_valid = False
             self.span = None
@@ -237,8 +237,10 @@ class OrbitProcessor(Processor):
         if not reached and not propagated:
             self.n_budget_deferred += 1  # the next sample goes on from the epoch reached
             return out
-        inside = reached and span is not None and t_gps < c.t_gps_s - 1e-6
-        t_est = t_gps if inside else c.t_gps_s
+        # The step the sample falls inside (interpolated in it), or None: at the cursor's epoch.
+        in_span = span if reached and span is not None and t_gps < admission.epoch(c) - 1e-6 else None
+        inside = in_span is not None
+        t_est = t_gps if inside else admission.epoch(c)
         if t_est <= (max(self.t_last_output, self.t_last_propagated) if propagated else self.t_last_output):
             return out
         t_sc_est = float(t_sc_s) if t_est == t_gps else float(self.clock.sc_from_gps(t_est))
@@ -248,21 +250,21 @@ class OrbitProcessor(Processor):
             self.t_last_output = t_est
         if not propagated and self.decimation.left_out(None, t_sc_est, self.batch_ended):
             # Left out of the batch's estimates: the position alone, for the attitude.
-            x = c.state_in(span, t_gps) if inside else c.x
-            self.held = (t_sc_est, t_est, span if inside else None, c.x, c.p)
+            x = c.state_in(in_span, t_gps) if in_span is not None else c.x
+            self.held = (t_sc_est, t_est, in_span, c.x, c.p)
             self.n_positions_only += 1
             r_e, _ = frames.rv_gcrs_to_ecef_floats(t_est, x[0:3])  # (as the full estimate: the same numbers to the bit)
             return out + [
                 ("orbit_position", {"t_sc_s": t_sc_est, "t_gps_s": t_est, "r_ecef_m": r_e, "r_gcrs_m": x[:3].tolist()})
             ]
         self.held = None
-        if inside:
-            x, p = c.estimate_in(span, t_gps)
+        if in_span is not None:
+            x, p = c.estimate_in(in_span, t_gps)
         else:
             x, p = c.x, c.p
         return out + [self._estimate(t_sc_est, t_est, x, p, propagated)]
 
-    def _estimate(self, t_sc_s: float, t_gps_s: float, x, p, propagated: bool) -> Output:
+    def _estimate(self, t_sc_s: float, t_gps_s: float, x: np.ndarray, p: np.ndarray, propagated: bool) -> Output:
         r_i, v_i = x[:3], x[3:6]
         j, x_e = _to_ecef(t_gps_s, x)
         r_e, v_e = x_e[:3], x_e[3:6]

@@ -241,7 +241,7 @@ class TaskRunner:
                 self._unread_prefixes[c] = tuple(type_prefix(t) for t in CHANNELS[c].types if t not in wanted)
 
     # -- signals -----------------------------------------------------------------------
-    def _on_signal(self, signum):  # only sets a flag; the wake pipe wakes the poll
+    def _on_signal(self, signum: int) -> None:  # only sets a flag; the wake pipe wakes the poll
         self.stop_requested = True
 
     def _drain_wake(self) -> None:
@@ -344,7 +344,7 @@ class TaskRunner:
         self._check_run_status()
         return self.stopping_reason is None
 
-    def _take_subscriptions(self, events) -> None:
+    def _take_subscriptions(self, events: dict[Any, int]) -> None:
         """Consume the (un)subscriptions the poll reported (else it reports them again)."""
         for p in self.publishers.values():
             if p.socket in events:

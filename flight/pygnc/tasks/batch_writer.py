@@ -41,19 +41,21 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..batch_store import span_key, store_for
+from ..batch_store import BatchStore, span_key, store_for
 from ..bus.messages import Message
+from ..config import Config
 from ..formats import batch as fmt
 from ..log_budget import log_failure
 from ..logs import SyncingFileHandler, give_way
-from .base import Task
+from .base import Task, TaskRunner
 
 #: Bins remembered per kind and key (oldest forgotten first): 2 days at a 60-s cadence.
 MAX_BINS_PER_KEY = 2880
 
 
-def kind_selection(config) -> tuple[list[fmt.RecordKind], dict[str, float | None]]:
+def kind_selection(config: Config) -> tuple[list[fmt.RecordKind], dict[str, float | None]]:
     """The enabled kinds and their periods under *config* (checked when it was made:
     :func:`pygnc.config.config_problems`)."""
     names = config.batch_kinds or fmt.default_kinds()
@@ -86,10 +88,10 @@ class BatchRecorder:
         self,
         kinds: Sequence[fmt.RecordKind],
         periods: dict[str, float | None],
-        store,
+        store: BatchStore,
         sc_now: Callable[[], float],
-        log=None,
-    ):
+        log: logging.Logger | None = None,
+    ) -> None:
         self.store = store
         self.sc_now = sc_now
         self.log = log
@@ -111,13 +113,13 @@ class BatchRecorder:
         log_failure(self.log, self.encode_errors, "%s failed", what)
 
     @staticmethod
-    def _key(kind: fmt.RecordKind, values: dict):
+    def _key(kind: fmt.RecordKind, values: dict) -> Any:
         return kind.key_of(values)
 
     def _bin(self, ks: _KindState, t_ms: int) -> int:
         return t_ms // ks.period_ms if ks.period_ms else t_ms
 
-    def _remember(self, ks: _KindState, key, t_ms: int, sig: bytes | None) -> None:
+    def _remember(self, ks: _KindState, key: Any, t_ms: int, sig: bytes | None) -> None:
         bins = ks.bins.setdefault(key, {})
         if ks.period_ms is not None:
             bins[self._bin(ks, t_ms)] = None
@@ -129,7 +131,7 @@ class BatchRecorder:
             ks.last_t[key] = t_ms
             ks.held.pop(key, None)
 
-    def _write(self, ks: _KindState, key, t: float, raw: bytes, mark: tuple | None) -> None:
+    def _write(self, ks: _KindState, key: Any, t: float, raw: bytes, mark: tuple | None) -> None:
         if self.store.append(raw, t, mark):
             ks.records += 1
             if ks.kind.context:
@@ -192,7 +194,9 @@ class BatchRecorder:
         for raw in raws:
             self._write(ks, key, t_ms / 1000.0, raw, mark)
 
-    def _frames(self, kind: fmt.RecordKind, t_ms: int, group: list[dict], payload: bytes | None = None):
+    def _frames(
+        self, kind: fmt.RecordKind, t_ms: int, group: list[dict], payload: bytes | None = None
+    ) -> list[bytes] | None:
         """The framed records of *group* at *t_ms* (*payload*: the first one's, if packed
         already), or None (counted, logged) if one cannot be encoded."""
         try:
@@ -209,7 +213,9 @@ class BatchRecorder:
         n = 0
         for r in records:
             kind = r.kind
-            ks = self.states.get(kind.name) if kind is not None else None
+            if kind is None:
+                continue
+            ks = self.states.get(kind.name)
             if ks is None:
                 continue
             try:
@@ -269,7 +275,7 @@ class BatchRecorder:
 
 
 class BatchWriter(Task):
-    def __init__(self, runner):
+    def __init__(self, runner: TaskRunner) -> None:
         super().__init__(runner)
         ctx, cfg = self.ctx, self.config
         self.failures = 0
@@ -317,9 +323,14 @@ class BatchWriter(Task):
             else "",
         )
 
+    def _made(self) -> BatchRecorder:
+        """The recorder (None only while ``__init__`` makes the store it writes to)."""
+        assert self.recorder is not None
+        return self.recorder
+
     def reads(self, channel: str) -> frozenset[str]:
         """The types its batch record kinds record, and the host's commands."""
-        return frozenset(self.recorder.by_type) | {"host_command"}
+        return frozenset(self._made().by_type) | {"host_command"}
 
     def on_message(self, channel: str, msg: Message, raw: bytes) -> None:
         if msg.type == "host_command":
@@ -329,20 +340,20 @@ class BatchWriter(Task):
                     self.log.info("closing the open batch file on the host's request (frame %d)", msg.body["seq"])
                     self.guard("closing the batch file for the host", self.store.close_file, fmt.FILE_CLOSED_HOST)
             return
-        self.guard(f"recording {msg.type}", self.recorder.handle, msg.type, msg.body)
+        self.guard(f"recording {msg.type}", self._made().handle, msg.type, msg.body)
 
     def step(self) -> float:
         _, wait = self.guard("batch file upkeep", self.store.tick)
         return 0.5 if wait is None else min(wait, 0.5)
 
     def on_stop(self, reason: str) -> None:
-        _, n = self.guard("recording the final messages", self.recorder.finish)
+        _, n = self.guard("recording the final messages", self._made().finish)
         self.guard("closing the batch file", self.store.close)
         self.log.info("closed: %s final records; %s", n, self.store.counters.as_dict())
 
     def counters(self) -> dict:
         return {
-            **self.recorder.counters(),
+            **self._made().counters(),
             **self.store.counters.as_dict(),
             "failures": self.failures,
             "host_flushes": self.host_flushes,

@@ -22,14 +22,14 @@ consumer (see the replay in :mod:`pygnc.tasks.base`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..bus.channels import CHANNELS
 from ..bus.messages import Message
 from ..config import Config
 from ..log_budget import log_failure
-from ..processors import Processor
-from .base import Task
+from ..processors import Output, Processor
+from .base import Task, TaskRunner
 
 PROPAGATE_PERIOD_S = 1.0
 #: Time for the final propagation at stop, s (after the batch an estimate was propagated
@@ -43,7 +43,7 @@ class EstimatorTask(Task):
     processor_class: Callable[[Config], Processor]
     channel: str
 
-    def __init__(self, runner):
+    def __init__(self, runner: TaskRunner) -> None:
         super().__init__(runner)
         self.processor = self.make_processor()
         self.processor.interrupt = self.interrupted
@@ -69,7 +69,7 @@ class EstimatorTask(Task):
             r.service_control()
         return r.stop_requested or r.stopping_reason is not None
 
-    def _publish_all(self, outputs) -> None:
+    def _publish_all(self, outputs: Iterable[Output]) -> None:
         # Kept for a restarted consumer (replay): everything but the estimates propagated to
         # "now" (a newer one follows every second).
         for msg_type, body in outputs:

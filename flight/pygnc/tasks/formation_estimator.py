@@ -12,7 +12,7 @@ def formation_task(k: int, channel: str) -> type[EstimatorTask]:
     ``Config.formation_split`` and a second core; else of one) publishing on *channel*."""
     base = estimator_task(FormationProcessor, channel)
 
-    def make_processor(self) -> FormationProcessor:
+    def make_processor(self: EstimatorTask) -> FormationProcessor:
         return FormationProcessor(
             self.config, part=(k, 2 if TASKS_BY_NAME["formation_estimator_2"].enabled(self.config) else 1)
         )

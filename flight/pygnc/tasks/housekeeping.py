@@ -31,7 +31,7 @@ from ..drivers.hk_devices import DeviceSpec, parse_devices
 from ..drivers.hk_registry import HkDriver, driver_class
 from ..drivers.link import LinkError, LinkLost, SerialLink, open_link
 from ..drivers.readings import Reading
-from .base import MAX_POLL_S, Task
+from .base import MAX_POLL_S, Task, TaskRunner
 
 #: Period of hk_device reports with counters, s.
 STATUS_PERIOD_S = 60.0
@@ -198,7 +198,7 @@ class Device:
 
 
 class Housekeeping(Task):
-    def __init__(self, runner):
+    def __init__(self, runner: TaskRunner) -> None:
         super().__init__(runner)
         self.devices: list[Device] = []
         self.config_errors: list[str] = []

@@ -40,7 +40,7 @@ from ..drivers.imu380 import Imu380Stream
 from ..drivers.monodrive import MonoDriveStream
 from ..drivers.sample import ImuSample, ImuStream
 from ..drivers.timing import ClockSync
-from .base import MAX_POLL_S, Task
+from .base import MAX_POLL_S, Task, TaskRunner
 
 #: Samples per published block at most (keeps a message far below the bus limit).
 MAX_BLOCK = 200
@@ -86,7 +86,7 @@ def make_stream(config: Config, paths: Paths) -> ImuStream:
 
 
 class ImuIngest(Task):
-    def __init__(self, runner):
+    def __init__(self, runner: TaskRunner) -> None:
         super().__init__(runner)
         c = self.config
         self.stream: ImuStream | None = None

@@ -35,20 +35,23 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 
 from ..bus.messages import Encoder, Message
 from ..config import Config, Paths
-from ..formats.common import drain
+from ..formats.common import DecodeStats, drain
 from ..formats.gps import decode_gps_segments
 from ..formats.range_file import (
     RANGE_PACKET_DTYPE,
     RANGE_PACKET_SIZE,
+    RangeBatch,
     decode_ranges,
     has_range_files,
     iter_read_range_dir,
@@ -58,7 +61,7 @@ from ..formats.settings import DecodeSettings
 from ..log_budget import log_failure
 from ..timebase import GPS_EPOCH_UNIX_S, ClockMap, fit_clock_map, leap_seconds_at_gps
 from ..timeorder import iter_time_outliers, jump_threshold_s, time_outliers
-from .base import Task
+from .base import Task, TaskRunner
 
 #: Messages published per loop turn.
 SLICE = 500
@@ -90,7 +93,9 @@ RANGE_MESSAGE_FIELDS = (
 UNKNOWN_PEER_ID = -1
 
 
-def _fix_bodies(fixes: np.ndarray, peer_ids=None, record=None, first: int = 0) -> list[dict]:
+def _fix_bodies(
+    fixes: np.ndarray, peer_ids: np.ndarray | None = None, record: int | None = None, first: int = 0
+) -> list[dict]:
     """Message bodies of GPS fixes (vectorised conversion, then plain dicts); ``record`` is
     *first* + the index in *fixes* (a slice of the batch's fixes from *first*), or *record*
     for all (-1: a live fix)."""
@@ -150,7 +155,7 @@ def clock_map_body(cm: ClockMap) -> dict:
     }
 
 
-def _range_bodies(ranges) -> list[dict]:
+def _range_bodies(ranges: np.ndarray) -> list[dict]:
     """``range`` message bodies of decoded ranges (RANGE_DTYPE)."""
     cols = {k: ranges[k].tolist() for k in RANGE_MESSAGE_FIELDS}
     return [{k: v[i] for k, v in cols.items()} for i in range(len(ranges))]
@@ -171,7 +176,7 @@ def live_messages(tag: str, data: bytes, settings: DecodeSettings) -> list[tuple
     return []
 
 
-class LazyMessages(Sequence):
+class LazyMessages(Sequence[tuple[str, dict]]):
     """A stream's messages (a read-only sequence of ``(type, body)``) with the batch's
     samples, fixes and ranges kept as their decoded arrays: a body is built when it is read,
     :data:`CHUNK` of one source at a time (the chunk being read is kept).  What the ingest
@@ -181,7 +186,7 @@ class LazyMessages(Sequence):
 
     CHUNK = 512
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._head: list = []
         self._tail: list = []
         self._sources: list = []  # (message type, build(lo, hi) -> list of bodies)
@@ -190,10 +195,10 @@ class LazyMessages(Sequence):
         self._merged = False
         self._cache: dict[int, tuple[int, list]] = {}
 
-    def append(self, item) -> None:
+    def append(self, item: tuple[str, dict]) -> None:
         (self._tail if self._merged else self._head).append(item)
 
-    def extend(self, items) -> None:
+    def extend(self, items: Iterable[tuple[str, dict]]) -> None:
         (self._tail if self._merged else self._head).extend(items)
 
     def set_merged(self, sources: list, src: np.ndarray, idx: np.ndarray) -> None:
@@ -202,7 +207,11 @@ class LazyMessages(Sequence):
     def __len__(self) -> int:
         return len(self._head) + len(self._src) + len(self._tail)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, dict]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[str, dict]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[str, dict] | list[tuple[str, dict]]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         n = len(self)
@@ -237,7 +246,16 @@ class MessageStream:
     clock: ClockMap | None = None
 
 
-def _stats_body(source, path, present, note="", stats=None, files=0, time_outliers=0, over_limit=0) -> dict:
+def _stats_body(
+    source: str,
+    path: str | os.PathLike,
+    present: bool,
+    note: str = "",
+    stats: DecodeStats | None = None,
+    files: int = 0,
+    time_outliers: int = 0,
+    over_limit: int = 0,
+) -> dict:
     d = {
         "source": source,
         "path": str(path),
@@ -295,7 +313,9 @@ def sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config) 
     return drain(iter_sense_time_outliers(sensors, fixes, config))
 
 
-def iter_sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Config):
+def iter_sense_time_outliers(
+    sensors: np.ndarray, fixes: np.ndarray, config: Config
+) -> Generator[None, None, tuple[np.ndarray, np.ndarray]]:
     """A generator (yields between slices of the work) returning the masks of the time
     outliers among sense.bin's sensor samples and own fixes, judged two ways:
 
@@ -320,7 +340,9 @@ def iter_sense_time_outliers(sensors: np.ndarray, fixes: np.ndarray, config: Con
     return mask[:, :per].reshape(-1), mask[:, per]
 
 
-def clock_map_outliers(seq: np.ndarray, fixes: np.ndarray, mask: np.ndarray, config: Config):
+def clock_map_outliers(
+    seq: np.ndarray, fixes: np.ndarray, mask: np.ndarray, config: Config
+) -> Generator[None, None, np.ndarray]:
     """A generator returning the (records, stamps) mask of the stamps in *seq* (each record's
     samples and fix) that the clock map places elsewhere than their record's own fix says.
 
@@ -364,7 +386,9 @@ def clock_map_outliers(seq: np.ndarray, fixes: np.ndarray, mask: np.ndarray, con
     return out
 
 
-def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
+def _read_sense(
+    paths: Paths, config: Config, log: logging.Logger, out: MessageStream
+) -> Generator[None, None, tuple[np.ndarray, np.ndarray] | tuple[None, None]]:
     """A generator (yields between pieces of the file): (sensors, fixes) of sense.bin, or
     (None, None); its stats appended to *out*.  Time outliers are dropped and counted."""
     if not paths.sense_file.exists():
@@ -425,7 +449,7 @@ def _read_sense(paths: Paths, config: Config, log: logging.Logger, out: MessageS
 OUTLIER_SLICE_FILES = 500
 
 
-def iter_range_time_outliers(rb, config: Config):
+def iter_range_time_outliers(rb: RangeBatch, config: Config) -> Generator[None, None, np.ndarray]:
     """:func:`range_time_outliers` as a generator: it yields every
     :data:`OUTLIER_SLICE_FILES` files (a backlog of thousands of files is judged in slices,
     the ingest task answering health pings between them) and returns the mask."""
@@ -440,7 +464,7 @@ def iter_range_time_outliers(rb, config: Config):
     return mask
 
 
-def range_time_outliers(rb, config: Config) -> np.ndarray:
+def range_time_outliers(rb: RangeBatch, config: Config) -> np.ndarray:
     """Mask of the time outliers among the ranges of a :class:`RangeBatch`, judged file by
     file in recording order (a range packet alone: islands of one)."""
     return drain(iter_range_time_outliers(rb, config))
@@ -454,7 +478,9 @@ def _retime_peer_fixes(gps: np.ndarray, ranges: np.ndarray) -> None:
     gps["t_sc_s"][groups[ok]] = ranges["t_sc_s"][first[ok]]
 
 
-def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: MessageStream):
+def _read_ranges(
+    paths: Paths, config: Config, log: logging.Logger, out: MessageStream
+) -> Generator[None, None, tuple[np.ndarray | None, np.ndarray | None]]:
     """A generator (yields between pieces of the files): (peer fixes or None, ranges) of
     ~/range/rng*.bin and ~/range.bin, or (None, None); their stats appended to *out*.  Peer
     fixes only with ``range_gps_source = "peer"``.  Time outliers are dropped and counted."""
@@ -528,7 +554,7 @@ def _read_ranges(paths: Paths, config: Config, log: logging.Logger, out: Message
     return peers, ranges
 
 
-def _add_clock_map(fixes, log: logging.Logger, out: MessageStream) -> None:
+def _add_clock_map(fixes: np.ndarray | None, log: logging.Logger, out: MessageStream) -> None:
     """The spacecraft clock -> GPS map from the valid own fixes, as a ``clock_map`` message."""
     if fixes is None:
         return
@@ -552,7 +578,13 @@ def _add_clock_map(fixes, log: logging.Logger, out: MessageStream) -> None:
         out.messages.append(("clock_map", body))
 
 
-def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
+def _add_merged(
+    sensors: np.ndarray | None,
+    fixes: np.ndarray | None,
+    peers: np.ndarray | None,
+    ranges: np.ndarray | None,
+    out: MessageStream,
+) -> None:
     """Every sample, fix and range in spacecraft-time order (ties: sensor, fix, peer fix,
     range), then ``batch_end`` with the counts."""
     parts = []  # (times, kind, message type, build(lo, hi): the bodies of records lo..hi-1)
@@ -605,7 +637,9 @@ def _add_merged(sensors, fixes, peers, ranges, out: MessageStream) -> None:
     )
 
 
-def iter_message_stream(paths: Paths, config: Config, log: logging.Logger | None = None, lazy: bool = False):
+def iter_message_stream(
+    paths: Paths, config: Config, log: logging.Logger | None = None, lazy: bool = False
+) -> Generator[None, None, MessageStream]:
     """:func:`build_message_stream` as a generator: it yields after every piece of input
     read (~READ_CHUNK_BYTES; the ingest task answers health pings between them) and
     returns the :class:`MessageStream`."""
@@ -690,7 +724,7 @@ class Ingest(Task):
     gets what was published before from ingest alone (:class:`ReplayCursor`), and the live
     stream waits for it meanwhile."""
 
-    def __init__(self, runner):
+    def __init__(self, runner: TaskRunner) -> None:
         super().__init__(runner)
         cfg = self.config
         self.decode_settings = DecodeSettings.from_config(cfg)
@@ -711,7 +745,8 @@ class Ingest(Task):
         self.clock: ClockMap | None = None
         self.clock_refit_at = 1
         self.n_live = {"frames": 0, "messages": 0, "dropped": 0, "decode_errors": 0, "clock_fits": 0}
-        self.reading = None  # the batch files being read (a generator), until the stream is built
+        #: the batch files being read, until the stream is built
+        self.reading: Generator[None, None, MessageStream] | None = None
         self.read_started = 0.0
         self.read_pieces = 0
 

@@ -34,7 +34,7 @@ from ..formats.info import render_info
 from ..logs import BusLogWriter, records_dropped
 from ..regular_files import read_small_file
 from ..validity import assess
-from .base import Task
+from .base import Task, TaskRunner
 from .table import TASK_NAMES_BY_ID, enabled_tasks
 
 _TASK_IDS = {name: tid for tid, name in TASK_NAMES_BY_ID.items()}
@@ -42,7 +42,7 @@ _STATE_INDEX = {name: i for i, name in enumerate(st.TASK_STATES)}
 
 
 class StatusReporter(Task):
-    def __init__(self, runner):
+    def __init__(self, runner: TaskRunner) -> None:
         super().__init__(runner)
         ctx = self.ctx
         self.status = st.empty_status()

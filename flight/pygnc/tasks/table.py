@@ -54,7 +54,7 @@ class TaskSpec:
     health_fatal: str = "health_fatal_s"
     task_id: int = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.name not in TASK_IDS:
             raise ValueError(f"task {self.name!r} has no id in pygnc.task_ids.TASK_IDS")
         object.__setattr__(self, "task_id", TASK_IDS[self.name])

@@ -51,7 +51,7 @@ from ..formats import batch as fmt
 from ..formats import status as st
 from ..formats import stream as fs
 from ..regular_files import read_small_file
-from .base import Task
+from .base import Task, TaskRunner
 from .table import expected_subscribers
 
 #: Bytes read from stdin per loop turn at most (the loop answers pings in between).
@@ -97,7 +97,7 @@ def _reopen(fd: int, flags: int) -> tuple[int, bool]:
 
 
 class TtyStream(Task):
-    def __init__(self, runner):
+    def __init__(self, runner: TaskRunner) -> None:
         super().__init__(runner)
         cfg = self.config
         self.reader = fs.FrameReader(fs.HOST_TAGS)
@@ -307,7 +307,7 @@ class TtyStream(Task):
             except KeyError:
                 pass
 
-    def _handle(self, item) -> None:
+    def _handle(self, item: fs.Frame | fs.FrameError) -> None:
         if isinstance(item, fs.FrameError):
             self._error(item.code, item.seq, item.tag)
             return
@@ -376,6 +376,7 @@ class TtyStream(Task):
             return
         try:
             values = kind.encode(msg.type, msg.body)
+            assert isinstance(values, dict)  # (a streamed kind's encoder makes one record)
             t = values.get("t_sc_s")
             t = self.ctx.sc_now() if t is None else float(t)
         except (ValueError, TypeError, KeyError):
@@ -397,13 +398,13 @@ class TtyStream(Task):
         self.waiting[key] = (t, kind, values)
 
     @staticmethod
-    def _record(kind, t: float, values: dict) -> bytes | None:
+    def _record(kind: fmt.RecordKind, t: float, values: dict) -> bytes | None:
         try:
             return fmt.encode_record(kind, t, values)
         except (ValueError, TypeError, KeyError, struct.error):
             return None  # a body the record layout cannot hold: no frame
 
-    def _send_estimate(self, key, t: float, record: bytes) -> None:
+    def _send_estimate(self, key: tuple, t: float, record: bytes) -> None:
         if self._send(fs.ESTIMATE, record):
             self.n["estimates_out"] += 1
         self.last_sent_mono[key] = time.monotonic()
