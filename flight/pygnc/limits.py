@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, NamedTuple, TypeGuard, TypeVar, overload
 
 _T = TypeVar("_T")
 
@@ -123,12 +123,13 @@ def key_name(key: tuple) -> str:
     return out
 
 
-def is_number(v: object) -> bool:
+def is_number(v: object) -> TypeGuard[float]:
+    """An int or a float, not a bool (to the type checker: a float)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 #: What a value of each declared field type must be: (test, the words of a message).
-_TYPES = {
+_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "float": (is_number, "a number"),
     "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
 
 from ..device_kinds import HK_DEVICE_KINDS
 from ..limits import Interval, is_number, number_problem
@@ -96,7 +95,7 @@ def _number(entry_name: str, key: str, value: object) -> float:
     msg = number_problem(value, interval)
     if msg is not None:
         raise DeviceConfigError(f"housekeeping device {entry_name!r}: {key} {msg}", key)
-    return cast(float, value)  # (an int or a float: is_number checked it)
+    return value
 
 
 def parse_device(entry: dict) -> DeviceSpec:
