@@ -1,5 +1,5 @@
 """The flight code's types: mypy over flight/pygnc and flight/main.py, configured once in
-pyproject.toml ([tool.mypy]: check_untyped_defs, disallow_incomplete_defs).
+pyproject.toml ([tool.mypy]: check_untyped_defs, disallow_untyped_defs: every function annotated).
 
 The flight code is clean and must stay so.  :data:`UNCLEAN` may list, by module, errors
 still to fix (a module brought in from elsewhere); a listed module may not get worse, and

@@ -75,6 +75,8 @@ Vec3 = tuple[float, float, float]
 #: The weights (xv, xw, yv, yw, zv, zw) one V/W value carries (:func:`_tesseral_tables`).
 _Weights = tuple[float, float, float, float, float, float]
 #: Per column m of the V/W recursion: (diag, sub or None, rows (a1, b2, *weights)).
+#: A 3-vector as the scalar code takes it: a tuple, a list or an array.
+_Vector = Sequence[float] | np.ndarray
 TesseralTables = list[tuple[_Weights, _Weights | None, list[tuple[float, ...]]]]
 
 __all__ = [
@@ -273,7 +275,9 @@ def egm2008_zonal_j(degree: int) -> tuple[float, ...]:
     return zonal_j(degree)
 
 
-def _zonal_sums(x, y, z, zonal_j, gradient, pole=_Z_POLE):
+def _zonal_sums(
+    x: float, y: float, z: float, zonal_j: Sequence[float], gradient: bool, pole: _Vector = _Z_POLE
+) -> tuple[float, float, float, float, float, float]:
     """Scalars from which the zonal acceleration (and gradient) are assembled.
 
     With e = r/|r| and k the unit vector of the Earth's rotation pole (CIP) in GCRS:
@@ -313,7 +317,7 @@ def _zonal_sums(x, y, z, zonal_j, gradient, pole=_Z_POLE):
     return r, big_a, big_b, c1, ap, bp
 
 
-def _gravity_xyz(x, y, z, zonal_j, pole=_Z_POLE):
+def _gravity_xyz(x: float, y: float, z: float, zonal_j: Sequence[float], pole: _Vector = _Z_POLE) -> Vec3:
     r, big_a, big_b, _, _, _ = _zonal_sums(x, y, z, zonal_j, False, pole)
     s = big_a / r
     return s * x - big_b * pole[0], s * y - big_b * pole[1], s * z - big_b * pole[2]
@@ -333,7 +337,9 @@ def gravity_acceleration(
     return np.array(_gravity_xyz(x, y, z, zonal_j, tuple(float(c) for c in pole)))
 
 
-def _gravity_and_gradient_xyz(x, y, z, zonal_j, pole=_Z_POLE):
+def _gravity_and_gradient_xyz(
+    x: float, y: float, z: float, zonal_j: Sequence[float], pole: _Vector = _Z_POLE
+) -> tuple[Vec3, list[list[float]]]:
     r, big_a, big_b, c1, ap, bp = _zonal_sums(x, y, z, zonal_j, True, pole)
     e = (x / r, y / r, z / r)
     k = pole
@@ -389,7 +395,7 @@ def _tesseral_tables(degree: int) -> TesseralTables | None:
             s[n][m] = sn * norm
     k = GM_EARTH_M3_S2 / (R_EARTH_M * R_EARTH_M)
 
-    def weights(a, j):
+    def weights(a: int, j: int) -> _Weights:
         n = a - 1  # the degree of the terms that take row a
         xv = xw = yv = yw = zv = zw = 0.0
         if 2 <= n <= degree:
@@ -423,7 +429,7 @@ def _tesseral_tables(degree: int) -> TesseralTables | None:
     ]
 
 
-def _tesseral_itrs_xyz(x, y, z, tables):
+def _tesseral_itrs_xyz(x: float, y: float, z: float, tables: TesseralTables) -> Vec3:
     """Acceleration [m/s^2] of the tesseral terms in *tables* (:func:`_tesseral_tables`) at
     ITRS (x, y, z) [m].
 
@@ -436,7 +442,9 @@ def _tesseral_itrs_xyz(x, y, z, tables):
     rr = R_EARTH_M / (x * x + y * y + z * z)
     x0, y0, z0, rho = x * rr, y * rr, z * rr, R_EARTH_M * rr
     vmm = math.sqrt(rho)  # V[0][0] = R / r
-    _, (xv, _, yv, _, zv, _), rec = tables[0]
+    _, w0, rec = tables[0]
+    assert w0 is not None  # (column 0 always has its second row: _tesseral_tables)
+    xv, _, yv, _, zv, _ = w0
     v1 = z0 * vmm
     ax, ay, az = xv * v1, yv * v1, zv * v1
     v2 = vmm
@@ -480,7 +488,7 @@ def _tesseral_itrs_xyz(x, y, z, tables):
     return ax, ay, az
 
 
-def _tesseral_gcrs_xyz(x, y, z, m, tables):
+def _tesseral_gcrs_xyz(x: float, y: float, z: float, m: Sequence[Sequence[float]], tables: TesseralTables) -> Vec3:
     """Tesseral acceleration in GCRS; *m* = gcrs_from_itrs matrix as nested lists."""
     xi = m[0][0] * x + m[1][0] * y + m[2][0] * z
     yi = m[0][1] * x + m[1][1] * y + m[2][1] * z
@@ -512,7 +520,7 @@ _EPHEM_NODE_S = 600.0
 _ephem_cache: dict[int, tuple] = {}
 
 
-def _ephem_node(k):
+def _ephem_node(k: int) -> tuple:
     e = _ephem_cache.get(k)
     if e is None:
         if len(_ephem_cache) > 256:
@@ -527,7 +535,7 @@ def _ephem_node(k):
     return e
 
 
-def _third_body_xyz(x, y, z, t_gps_s):
+def _third_body_xyz(x: float, y: float, z: float, t_gps_s: float) -> Vec3:
     """Sun + Moon tidal acceleration [m/s^2] at GCRS (x, y, z) [m] and GPS time [s].
 
     a = GM [(s - r)/|s - r|^3 - s/|s|^3] per body, with the body positions interpolated
@@ -567,13 +575,13 @@ def ellipsoidal_height_m(r_m: Vector) -> float:
     return _height_xyz(x, y, z)
 
 
-def _height_xyz(x, y, z):
+def _height_xyz(x: float, y: float, z: float) -> float:
     r = math.sqrt(x * x + y * y + z * z)
     s2 = z * z / (r * r)
     return r - A_WGS84_M * (1.0 - FLATTENING_EARTH * s2)
 
 
-def _density(h_m):
+def _density(h_m: float) -> tuple[float, float]:
     """(rho [kg/m^3], scale height [m]) of the piecewise-exponential atmosphere."""
     i = len(_ATM_H0_M) - 1
     if h_m < _ATM_H0_M[i]:
@@ -589,7 +597,9 @@ def atmosphere_density(h_m: float) -> float:
     return _density(float(h_m))[0]
 
 
-def _drag_xyz(x, y, z, vx, vy, vz, inv_b):
+def _drag_xyz(
+    x: float, y: float, z: float, vx: float, vy: float, vz: float, inv_b: float
+) -> tuple[Vec3, tuple[float, float, float, float, float, float]]:
     """Drag acceleration per unit drag scale, and the pieces needed for its partials."""
     w = OMEGA_EARTH_RAD_S
     ux, uy, uz = vx + w * y, vy - w * x, vz  # v_rel = v - omega x r
@@ -607,7 +617,9 @@ def drag_acceleration(r_m: Vector, v_m_s: Vector, ballistic_coeff_kg_m2: float, 
     return np.array(a)
 
 
-def _drag_partials_xyz(x, y, z, a_unit, aux, k):
+def _drag_partials_xyz(
+    x: float, y: float, z: float, a_unit: Vec3, aux: tuple[float, float, float, float, float, float], k: float
+) -> tuple[list[list[float]], list[list[float]]]:
     """d a/d r, d a/d v (3x3 lists) for drag scale *k*; *a_unit* is per unit scale."""
     ux, uy, uz, speed, c, hs = aux
     w = OMEGA_EARTH_RAD_S
@@ -712,7 +724,21 @@ def process_noise(
 
 
 # ----------------------------------------------------------------- Jacobian and Phi
-def _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, zj, inv_b, pole):
+def _accel_xyz(
+    x: float,
+    y: float,
+    z: float,
+    vx: float,
+    vy: float,
+    vz: float,
+    wx: float,
+    wy: float,
+    wz: float,
+    k: float,
+    zj: Sequence[float],
+    inv_b: float,
+    pole: _Vector,
+) -> Vec3:
     gx, gy, gz = _gravity_xyz(x, y, z, zj, pole)
     if inv_b:
         (dx, dy, dz), _ = _drag_xyz(x, y, z, vx, vy, vz, inv_b * k)

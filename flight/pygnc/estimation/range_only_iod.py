@@ -94,13 +94,26 @@ def partner_trajectory(
     return pos, jac
 
 
-def _directions(d, rho):
+def _directions(d: np.ndarray, rho: np.ndarray) -> np.ndarray:
     """Unit line-of-sight rows d / |d|; a zero row (a candidate on top of the own
     spacecraft, as corrupt inputs can make) has no direction and gives zeros."""
     return d / np.where(rho > 0.0, rho, 1.0)[:, None]
 
 
-def _lm(x, x_ref0, ref_pos_k, ref_jac_k, prior, info_prior, own_r_k, z, w, used, max_iter, tol_m):
+def _lm(
+    x: np.ndarray,
+    x_ref0: np.ndarray,
+    ref_pos_k: np.ndarray,
+    ref_jac_k: np.ndarray,
+    prior: np.ndarray,
+    info_prior: np.ndarray,
+    own_r_k: np.ndarray,
+    z: np.ndarray,
+    w: float,
+    used: np.ndarray,
+    max_iter: int,
+    tol_m: float,
+) -> tuple[np.ndarray, float, bool, int]:
     """Levenberg-Marquardt from *x* on the ranges flagged *used*; (x, cost, converged, iterations)."""
     lam, cost, x_prev, normal, rhs = 1e-3, math.inf, x, None, None
     for it in range(1, max_iter + 1):
@@ -281,12 +294,12 @@ def solve_relative_orbit(
         draws = np.random.default_rng(12345).standard_normal((options.n_random_starts, 7))
         starts += [x_prior + chol @ d for d in draws]
 
-    def residuals(x):
+    def residuals(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d = ref_pos_k + ref_jac_k @ (x[:6] - x_ref0) - own_r_k
         rho = np.linalg.norm(d, axis=1)
         return z - (rho + x[6]), _directions(d, rho)
 
-    def multistart(inliers):
+    def multistart(inliers: np.ndarray) -> list[tuple[np.ndarray, float, bool]]:
         nonlocal it_total
         finals = []
         for k, x in enumerate(starts):  # each candidate through its stages; the lowest final cost wins
