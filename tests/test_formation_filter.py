@@ -671,6 +671,26 @@ def test_process_noise_interpolation_close_to_exact():
         assert np.all(np.linalg.eigvalsh(q) > -1e-30)
 
 
+def test_differential_process_noise_grows_with_the_separation():
+    """diff_dmc_sigma_per_km_m_s2: the differential chain's Q is that of the steady-state sigma
+    sqrt(s0^2 + (k * separation_km)^2), the common chain untouched; reported Q likewise."""
+    c = ff.FormationFilterConfig(diff_dmc_sigma_per_km_m_s2=3e-8)
+    f = ff.FormationFilter(c)
+    f.x = np.zeros_like(f.x)
+    f.x[0:3] = [6878e3, 0.0, 0.0]
+    f.x[9:12] = [0.0, 30e3, 40e3]  # 50 km
+    s2 = c.diff_dmc_sigma_m_s2**2 + (3e-8 * 50.0) ** 2
+    h = 2.5
+    q = f._q(h)
+    exact_d = od.dmc_process_noise(h, c.diff_dmc_tau_s, math.sqrt(s2))
+    exact_c = od.dmc_process_noise(h, c.own_dmc_tau_s, c.own_dmc_sigma_m_s2)
+    np.testing.assert_allclose(q[[10, 13, 16], :][:, [10, 13, 16]], exact_d, rtol=0.06)
+    np.testing.assert_allclose(q[[1, 4, 7], :][:, [1, 4, 7]], exact_c, rtol=0.06)
+    np.testing.assert_allclose(f._q(h, reported=True), ff.reported_block(q), rtol=1e-12)
+    f.x[9:12] = 0.0  # no separation: the constant sigma alone
+    np.testing.assert_allclose(f._q(h), ff.FormationFilter(ff.FormationFilterConfig())._q(h), rtol=1e-12)
+
+
 def test_line_of_sight_sigma_without_a_line_of_sight_is_the_largest_sigma():
     """Found by the processor fuzz test (a corrupt time bit, then a zero range): a relative
     position of exactly zero gave NaN; now the largest sigma of any direction."""

@@ -529,6 +529,32 @@ class FormationFilter:
         q = grid(i)
         if a > 1e-9:
             q = (1.0 - a) * q + a * grid(i + 1)
+        k = self.config.diff_dmc_sigma_per_km_m_s2
+        if k > 0.0:  # the differential chain's growth with the separation (at the step's start)
+            s2 = (k * 1e-3 * math.sqrt(self.x[9] ** 2 + self.x[10] ** 2 + self.x[11] ** 2)) ** 2
+            unit = self._q_diff_unit(i, reported)
+            if a > 1e-9:
+                unit = (1.0 - a) * unit + a * self._q_diff_unit(i + 1, reported)
+            q = q + s2 * unit
+        return q
+
+    def _q_diff_unit(self, i: int, reported: bool) -> np.ndarray:
+        """The differential chain's share of :meth:`_q_grid` (*i*) for a unit sigma (1 m/s^2):
+        the separation's variance times it is added (cached like the grid)."""
+        key = ("diff_unit", self.config.diff_dmc_tau_s, i, reported)
+        q = _Q_CACHE.get(key)
+        if q is None:
+            q = np.zeros((N_STATES, N_STATES))
+            h = i * Q_GRID_S
+            if h > 0.0:
+                qd = od.dmc_process_noise(h, self.config.diff_dmc_tau_s, 1.0)
+                for ii in range(3):
+                    for jj in range(3):
+                        for ax in range(3):
+                            q[9 + 3 * ii + ax, 9 + 3 * jj + ax] = qd[ii, jj]
+            if reported:
+                q = reported_block(q)
+            _Q_CACHE[key] = q
         return q
 
     def _q_grid_reported(self, i: int) -> np.ndarray:

@@ -175,6 +175,10 @@ class FormationFilterConfig:
     #: Differential empirical acceleration: steady-state sigma per axis and correlation time.
     diff_dmc_sigma_m_s2: float = bounded(2.0e-7, "[0, 1]")
     diff_dmc_tau_s: float = bounded(900.0, "(0, 1e8]")
+    #: ... and its growth with the separation: the steady-state sigma is
+    #: sqrt(diff_dmc_sigma_m_s2^2 + (diff_dmc_sigma_per_km_m_s2 * separation_km)^2), m/s^2 per km
+    #: (0: none; range-only partners take ``[range_only]``'s value).
+    diff_dmc_sigma_per_km_m_s2: float = bounded(0.0, "[0, 1e-3]")
     #: Peer drag scale (Gauss-Markov about 1): steady-state sigma and correlation time;
     #: ``estimate_peer_drag_scale=False`` holds it at 1.
     estimate_peer_drag_scale: bool = True
@@ -276,6 +280,10 @@ class RangeOnlyConfig:
     #: acting on effective ballistic coefficients 40 % apart left 150 nm/s^2 RMS along-track,
     #: 290 at most, on the simulator's pairs (``bench/bench_geometry.py --forces`` prints it).
     diff_dmc_sigma_m_s2: float = bounded(4.0e-7, "[0, 1]")
+    #: ... growing with the separation (``[formation_filter] diff_dmc_sigma_per_km_m_s2``, at
+    #: least): on the operations loop's day 2 the radial error of partners 29-36 km apart was
+    #: 1.1-1.3 times its sigma (0.6-0.7 at 0.5-7 km) with the constant sigma alone, m/s^2 per km.
+    diff_dmc_sigma_per_km_m_s2: float = bounded(3.0e-8, "[0, 1e-3]")
     #: A partner with no prior starts from its first range placed along-track: "both" sides
     #: (equally likely: ranges cannot tell them apart), or "ahead" / "behind" (the other side
     #: kept at ``wrong_side_probability``); sigmas per axis of those placements and of a
