@@ -671,15 +671,21 @@ def test_process_noise_interpolation_close_to_exact():
         assert np.all(np.linalg.eigvalsh(q) > -1e-30)
 
 
-def test_differential_process_noise_grows_with_the_separation():
-    """diff_dmc_sigma_per_km_m_s2: the differential chain's Q is that of the steady-state sigma
-    sqrt(s0^2 + (k * separation_km)^2), the common chain untouched; reported Q likewise."""
-    c = ff.FormationFilterConfig(diff_dmc_sigma_per_km_m_s2=3e-8)
+def test_differential_process_noise_grows_with_the_drift():
+    """diff_dmc_sigma_per_km_da_m_s2: the differential chain's Q is that of the steady-state sigma
+    sqrt(s0^2 + (k * da_km)^2), da the semi-major axis difference; the common chain untouched,
+    the reported Q likewise; no drift, no growth."""
+    c = ff.FormationFilterConfig(diff_dmc_sigma_per_km_da_m_s2=5e-6)
     f = ff.FormationFilter(c)
     f.x = np.zeros_like(f.x)
-    f.x[0:3] = [6878e3, 0.0, 0.0]
-    f.x[9:12] = [0.0, 30e3, 40e3]  # 50 km
-    s2 = c.diff_dmc_sigma_m_s2**2 + (3e-8 * 50.0) ** 2
+    r = 6878e3
+    v = math.sqrt(od.GM_EARTH_M3_S2 / r)
+    f.x[0:6] = [r, 0.0, 0.0, 0.0, v, 0.0]
+    f.x[9:12] = [200.0, -30e3, 0.0]  # 200 m higher, 30 km behind
+    da_m = od.semi_major_axis_difference_m(f.x[0:3], f.x[3:6], f.x[9:12], f.x[12:15])
+    # the same speed 265 m further from the centre (200 m up, 65 m of the 30 km chord): da = 2 dr
+    assert abs(da_m) == pytest.approx(530.0, abs=5.0)
+    s2 = c.diff_dmc_sigma_m_s2**2 + (5e-6 * da_m / 1e3) ** 2
     h = 2.5
     q = f._q(h)
     exact_d = od.dmc_process_noise(h, c.diff_dmc_tau_s, math.sqrt(s2))
@@ -687,8 +693,20 @@ def test_differential_process_noise_grows_with_the_separation():
     np.testing.assert_allclose(q[[10, 13, 16], :][:, [10, 13, 16]], exact_d, rtol=0.06)
     np.testing.assert_allclose(q[[1, 4, 7], :][:, [1, 4, 7]], exact_c, rtol=0.06)
     np.testing.assert_allclose(f._q(h, reported=True), ff.reported_block(q), rtol=1e-12)
-    f.x[9:12] = 0.0  # no separation: the constant sigma alone
+    f.x[9:15] = 0.0  # no drift: the constant sigma alone
     np.testing.assert_allclose(f._q(h), ff.FormationFilter(ff.FormationFilterConfig())._q(h), rtol=1e-12)
+
+
+def test_semi_major_axis_difference_is_the_drift_not_the_wobble():
+    """Two circular orbits 100 m apart in radius at the same phase: da 100 m; the same orbit
+    30 km further along (J2 included in the energy): da ~0, where the osculating elements
+    differ by metres."""
+    r = np.array([6878e3, 0.0, 0.0])
+    v = np.array([0.0, math.sqrt(od.GM_EARTH_M3_S2 / 6878e3), 0.0])
+    r2 = np.array([6878.1e3, 0.0, 0.0])
+    v2 = np.array([0.0, math.sqrt(od.GM_EARTH_M3_S2 / 6878.1e3), 0.0])
+    assert od.semi_major_axis_difference_m(r, v, r2 - r, v2 - v) == pytest.approx(100.0, abs=1.0)
+    assert od.semi_major_axis_difference_m(r, v, np.zeros(3), np.zeros(3)) == 0.0
 
 
 def test_line_of_sight_sigma_without_a_line_of_sight_is_the_largest_sigma():

@@ -529,9 +529,10 @@ class FormationFilter:
         q = grid(i)
         if a > 1e-9:
             q = (1.0 - a) * q + a * grid(i + 1)
-        k = self.config.diff_dmc_sigma_per_km_m_s2
-        if k > 0.0:  # the differential chain's growth with the separation (at the step's start)
-            s2 = (k * 1e-3 * math.sqrt(self.x[9] ** 2 + self.x[10] ** 2 + self.x[11] ** 2)) ** 2
+        k = self.config.diff_dmc_sigma_per_km_da_m_s2
+        if k > 0.0:  # the differential chain's growth with the orbits' drift (at the step's start)
+            x = self.x
+            s2 = (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
             unit = self._q_diff_unit(i, reported)
             if a > 1e-9:
                 unit = (1.0 - a) * unit + a * self._q_diff_unit(i + 1, reported)

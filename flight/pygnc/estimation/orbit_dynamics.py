@@ -67,6 +67,8 @@ from pygnc.environment.sun import sun_position_gcrs_m
 from pygnc.frames import OMEGA_EARTH_RAD_S
 
 if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
     from pygnc.environment.gravity import GravityField
     from pygnc.estimation.quaternion import Vector
 
@@ -93,6 +95,7 @@ __all__ = [
     "drag_partials",
     "gauss_markov_decay",
     "dmc_process_noise",
+    "semi_major_axis_difference_m",
     "process_noise",
     "state_derivative_jacobian",
     "neighbour_transition",
@@ -986,6 +989,29 @@ def _one_step(
             mid = [0.5 * (a + b) for a, b in zip(xs, new)]
             phi = _phi_taylor(np.array(_jacobian_list(mid, model, pole)), h)
     return new, phi, extra, pole
+
+
+def semi_major_axis_difference_m(r_own_m: ArrayLike, v_own_m_s: ArrayLike, dr_m: ArrayLike, dv_m_s: ArrayLike) -> float:
+    """Semi-major axis of (r + dr, v + dv) less that of (r, v), m, from the orbital energy in
+    the point-mass and J2 field (GCRS, the pole taken as z): J2's field is axisymmetric, so
+    this energy stays constant along each orbit and the difference is the drift-driving
+    one, not the twice-per-orbit wobble of the osculating elements (tens of metres)."""
+    r0 = np.asarray(r_own_m, dtype=float)
+    v0 = np.asarray(v_own_m_s, dtype=float)
+    r1 = r0 + np.asarray(dr_m, dtype=float)
+    v1 = v0 + np.asarray(dv_m_s, dtype=float)
+    j2 = ZONAL_J_EGM96[2]
+
+    def energy(r: np.ndarray, v: np.ndarray) -> float:
+        rn = math.sqrt(float(r @ r))
+        s2 = (r[2] / rn) ** 2
+        u = -GM_EARTH_M3_S2 / rn * (1.0 - j2 * (R_EARTH_M / rn) ** 2 * 0.5 * (3.0 * s2 - 1.0))
+        return 0.5 * float(v @ v) + u
+
+    e0 = energy(r0, v0)
+    de = energy(r1, v1) - e0
+    a = -GM_EARTH_M3_S2 / (2.0 * e0)
+    return 2.0 * a * a * de / GM_EARTH_M3_S2
 
 
 def neighbour_transition_terms(

@@ -175,10 +175,10 @@ class FormationFilterConfig:
     #: Differential empirical acceleration: steady-state sigma per axis and correlation time.
     diff_dmc_sigma_m_s2: float = bounded(2.0e-7, "[0, 1]")
     diff_dmc_tau_s: float = bounded(900.0, "(0, 1e8]")
-    #: ... and its growth with the separation: the steady-state sigma is
-    #: sqrt(diff_dmc_sigma_m_s2^2 + (diff_dmc_sigma_per_km_m_s2 * separation_km)^2), m/s^2 per km
-    #: (0: none; range-only partners take ``[range_only]``'s value).
-    diff_dmc_sigma_per_km_m_s2: float = bounded(0.0, "[0, 1e-3]")
+    #: ... and its growth with the two orbits' semi-major axis difference (a drifting pair):
+    #: the steady-state sigma is sqrt(diff_dmc_sigma_m_s2^2 + (diff_dmc_sigma_per_km_da_m_s2 *
+    #: |da| in km)^2), m/s^2 per km (0: none; range-only partners take ``[range_only]``'s value).
+    diff_dmc_sigma_per_km_da_m_s2: float = bounded(0.0, "[0, 1]")
     #: Peer drag scale (Gauss-Markov about 1): steady-state sigma and correlation time;
     #: ``estimate_peer_drag_scale=False`` holds it at 1.
     estimate_peer_drag_scale: bool = True
@@ -280,10 +280,11 @@ class RangeOnlyConfig:
     #: acting on effective ballistic coefficients 40 % apart left 150 nm/s^2 RMS along-track,
     #: 290 at most, on the simulator's pairs (``bench/bench_geometry.py --forces`` prints it).
     diff_dmc_sigma_m_s2: float = bounded(4.0e-7, "[0, 1]")
-    #: ... growing with the separation (``[formation_filter] diff_dmc_sigma_per_km_m_s2``, at
-    #: least): on the operations loop's day 2 the radial error of partners 29-36 km apart was
-    #: 1.1-1.3 times its sigma (0.6-0.7 at 0.5-7 km) with the constant sigma alone, m/s^2 per km.
-    diff_dmc_sigma_per_km_m_s2: float = bounded(3.0e-8, "[0, 1e-3]")
+    #: ... growing with the semi-major axis difference (``[formation_filter]
+    #: diff_dmc_sigma_per_km_da_m_s2``, at least), m/s^2 per km: on the operations loop's day 2
+    #: the radial error of pairs drifting apart by 1.4-1.6 km/h (da ~200 m) was 1.1-1.3 times
+    #: its sigma with the constant sigma alone, 0.6-0.7 for pairs drifting < 0.4 km/h.
+    diff_dmc_sigma_per_km_da_m_s2: float = bounded(5.0e-6, "[0, 1]")
     #: A partner with no prior starts from its first range placed along-track: "both" sides
     #: (equally likely: ranges cannot tell them apart), or "ahead" / "behind" (the other side
     #: kept at ``wrong_side_probability``); sigmas per axis of those placements and of a
