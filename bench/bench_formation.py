@@ -54,7 +54,7 @@ from pygnc.config import Config, Paths
 from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
 from pygnc.estimation import orbit_dynamics as od
-from pygnc.estimation.orbit_ekf import fix_to_gcrs
+from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
 from pygnc.processors.formation import FormationProcessor
 from pygnc.tasks.ingest import build_message_stream
 from pygnc.timebase import ClockMap, gps_from_utc_unix
@@ -227,7 +227,7 @@ def information_bound(
                 t += h
             t = te
         if kind in (0, 1):
-            rot = fix_to_gcrs(te, np.ones(3), zero3, *fix_sig)[1]  # GCRS R of an ECEF fix
+            rot = fix_to_gcrs(GpsFix(te, np.ones(3), zero3), *fix_sig)[1]  # GCRS R of an ECEF fix
             y = rng.multivariate_normal(np.zeros(6), rot, size=ncol).T
             if residuals is not None:
                 y[:, 0] = residuals["own" if kind == 0 else "peer"][j]
@@ -276,7 +276,7 @@ def bound_residuals(truth_own, truth_peer, own_fixes, peer_fixes, ranges, bias_m
         res = []
         for k in range(len(fx["t_gps_s"])):
             t = float(fx["t_gps_s"][k])
-            z, _ = fix_to_gcrs(t, fx["pos_ecef_m"][k], fx["vel_ecef_m_s"][k], np.ones(3), np.ones(3))
+            z, _ = fix_to_gcrs(GpsFix(t, fx["pos_ecef_m"][k], fx["vel_ecef_m_s"][k]), np.ones(3), np.ones(3))
             r, v = truth_state(tr, t)
             res.append(z - np.concatenate([r[0], v[0]]))
         out[key] = np.array(res)

@@ -48,6 +48,7 @@ from pygnc import timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
 from pygnc.estimation import orbit_dynamics as od
+from pygnc.estimation.gps_fix import GpsFix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_formation as bench  # the information bound (bench/ is not a package)
@@ -348,15 +349,7 @@ def test_initialisation_from_fixes_at_different_times():
     sc = _scenario(16, hours=0.2)
     own = sc["own"]
     f = ff.FormationFilter()
-    f.initialize_from_fixes(
-        own["t_gps_s"][0],
-        own["pos_ecef_m"][0],
-        own["vel_ecef_m_s"][0],
-        own["pos_sigma_m"][0],
-        own["vel_sigma_m_s"][0],
-        own["t_gps_s"][0] + 20.0,
-        *_peer_fix_at(sc, own["t_gps_s"][0] + 20.0),
-    )
+    f.initialize_from_fixes(GpsFix.from_table(own, 0), _peer_fix_at(sc, own["t_gps_s"][0] + 20.0))
     assert f.t_gps_s == own["t_gps_s"][0] + 20.0
     dr, dv, _, _ = _truth_rel(sc, np.array([f.t_gps_s]))
     e = np.concatenate([f.x[ff.I_DR] - dr[0], f.x[ff.I_DV] - dv[0]])
@@ -370,7 +363,8 @@ def _peer_fix_at(sc, t):
     tr = sc["truth"][1]
     i = round(t - tr["t_gps_s"][0])
     rng = np.random.default_rng(5)
-    return (
+    return GpsFix(
+        t,
         tr["r_ecef_m"][i] + 10.0 * rng.standard_normal(3),
         tr["v_ecef_m_s"][i] + 0.01 * rng.standard_normal(3),
         np.full(3, 10.0),
@@ -525,14 +519,14 @@ def test_peer_fix_update_matches_filterpy_kalman():
 
     f = _prior_filter()
     tr_fix = _peer_fix_at_filter(f)
-    z, r = f.fix_gcrs(f.t_gps_s, *tr_fix)
+    z, r = f.fix_gcrs(tr_fix)
     kf = KalmanFilter(dim_x=ff.N_STATES, dim_z=6)
     kf.x, kf.P, kf.R = f.x.copy(), f.p.copy(), r
     kf.H = np.zeros((6, ff.N_STATES))
     kf.H[:, 0:6] = np.eye(6)
     kf.H[:, 9:15] = np.eye(6)
     kf.update(z)
-    assert f.update_peer_fix(f.t_gps_s, *tr_fix).decision == "used"
+    assert f.update_peer_fix(tr_fix).decision == "used"
     np.testing.assert_allclose(f.x, kf.x, rtol=0, atol=1e-9 * (1 + np.abs(kf.x)).max())
     np.testing.assert_allclose(f.p, kf.P, rtol=1e-6, atol=1e-12)
 
@@ -541,7 +535,7 @@ def _peer_fix_at_filter(f):
     from pygnc import frames
 
     r_e, v_e = frames.gcrs_to_itrs(f.x[0:3] + f.x[9:12] + 5.0, f.x[3:6] + f.x[12:15] + 0.01, f.t_gps_s)
-    return r_e, v_e, np.full(3, 10.0), np.full(3, 0.01)
+    return GpsFix(f.t_gps_s, r_e, v_e, np.full(3, 10.0), np.full(3, 0.01))
 
 
 def test_transition_matrix_against_finite_differences(monkeypatch):

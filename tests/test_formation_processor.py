@@ -369,12 +369,12 @@ def test_replayed_stream_adds_nothing(stream, nominal):
     """A restarted ingest replays the whole stream: no output, note or counter changes
     (only ``stale`` counts the dropped events), and the own-fix memory does not regress."""
     p, _ = _run(stream)
-    before, last_own = _counters_but_stale(p), p.last_own_fix[0]
+    before, last_own = _counters_but_stale(p), p.last_own_fix.t_gps_s
     again = []
     for t, b in stream:
         if t in p.consumes:
             again += p.handle(t, b)
-    assert again == [] and _counters_but_stale(p) == before and p.last_own_fix[0] == last_own
+    assert again == [] and _counters_but_stale(p) == before and p.last_own_fix.t_gps_s == last_own
     assert p.counters()["stale"] > 2000
     # A restart in the middle of the batch: the replay joins up with the rest of it.
     head = _first_minutes(stream, 30)

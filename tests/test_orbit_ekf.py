@@ -29,6 +29,7 @@ from ground.simulate import orbits as sim
 from pygnc import timebase
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_ekf as oe
+from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
 
 SETTLE_S = 1800.0
 
@@ -211,13 +212,7 @@ def test_sigma_zero_means_configured_noise(truth0):
     assert np.all(fixes["pos_sigma_m"] == 0)
     cfg = oe.OrbitFilterConfig(pos_sigma_m=10.0, vel_sigma_m_s=0.01)
     ekf = oe.OrbitEKF(cfg)
-    ekf.initialize_from_fix(
-        fixes["t_gps_s"][0],
-        fixes["pos_ecef_m"][0],
-        fixes["vel_ecef_m_s"][0],
-        fixes["pos_sigma_m"][0],
-        fixes["vel_sigma_m_s"][0],
-    )
+    ekf.initialize_from_fix(GpsFix.from_table(fixes, 0))
     assert np.allclose(np.sqrt(np.diag(ekf.p)[:3]), 10.0, rtol=1e-6)
     assert np.allclose(np.sqrt(np.diag(ekf.p)[3:6]), 0.01, rtol=0.05)  # + omega x r coupling
 
@@ -225,7 +220,7 @@ def test_sigma_zero_means_configured_noise(truth0):
 def test_state_ecef_round_trip(truth0):
     fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(11), pos_sigma_m=0.0, vel_sigma_m_s=0.0)
     ekf = oe.OrbitEKF()
-    ekf.initialize_from_fix(fixes["t_gps_s"][3], fixes["pos_ecef_m"][3], fixes["vel_ecef_m_s"][3])
+    ekf.initialize_from_fix(GpsFix(fixes["t_gps_s"][3], fixes["pos_ecef_m"][3], fixes["vel_ecef_m_s"][3]))
     r_e, v_e = ekf.state_ecef()
     np.testing.assert_allclose(r_e, fixes["pos_ecef_m"][3], atol=1e-6)
     np.testing.assert_allclose(v_e, fixes["vel_ecef_m_s"][3], atol=1e-9)
@@ -240,14 +235,14 @@ def test_joseph_update_matches_filterpy():
     t = 1.4e9
     r_e = np.array([4.0e6, 3.0e6, 4.0e6])
     v_e = np.array([-4000.0, 5000.0, 1500.0])
-    ekf.initialize_from_fix(t, r_e, v_e, [10, 10, 10], [0.01, 0.01, 0.01])
+    ekf.initialize_from_fix(GpsFix(t, r_e, v_e, [10, 10, 10], [0.01, 0.01, 0.01]))
     n = ekf.p.shape[0]  # r, v, w, drag scale
     a = rng.normal(size=(n, n))
     ekf.p = ekf.p + 1e-3 * (a @ a.T) * np.outer(np.sqrt(np.diag(ekf.p)), np.sqrt(np.diag(ekf.p)))
     x0, p0 = ekf.x.copy(), ekf.p.copy()
     meas_r, meas_v = r_e + rng.normal(size=3) * 5, v_e + rng.normal(size=3) * 0.005
-    z, r = oe.fix_to_gcrs(t, meas_r, meas_v, np.full(3, 10.0), np.full(3, 0.01))
-    assert ekf.update_gps(t, meas_r, meas_v, [10, 10, 10], [0.01, 0.01, 0.01]).decision == "used"
+    z, r = fix_to_gcrs(GpsFix(t, meas_r, meas_v), np.full(3, 10.0), np.full(3, 0.01))
+    assert ekf.update_gps(GpsFix(t, meas_r, meas_v, [10, 10, 10], [0.01, 0.01, 0.01])).decision == "used"
     kf = filterpy.KalmanFilter(dim_x=n, dim_z=6)
     kf.x, kf.P, kf.R = x0.copy(), p0.copy(), r
     kf.H = np.hstack([np.eye(6), np.zeros((6, n - 6))])

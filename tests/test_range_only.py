@@ -903,10 +903,10 @@ def _state_a_day_before(truth, k, t_gps_s):
     propagated back with the flight dynamics (what a day-old uplink would have said)."""
     from pygnc import frames
     from pygnc.estimation import orbit_dynamics as od
-    from pygnc.estimation.orbit_ekf import fix_to_gcrs
+    from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
 
     t0 = float(truth["t_gps_s"][0])
-    z, _ = fix_to_gcrs(t0, truth["r_ecef_m"][k][0], truth["v_ecef_m_s"][k][0], [1.0] * 3, [1.0] * 3)
+    z, _ = fix_to_gcrs(GpsFix(t0, truth["r_ecef_m"][k][0], truth["v_ecef_m_s"][k][0]), [1.0] * 3, [1.0] * 3)
     xs = np.append(z, [0.0, 0.0, 0.0, 1.0])
     xs, _ = od.propagate(xs, t_gps_s - t0, FormationFilter().peer_model, want_phi=False, t_gps_s=t0)
     r, v = frames.rv_gcrs_to_ecef_floats(t_gps_s, xs[:3], xs[3:6])

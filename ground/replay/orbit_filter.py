@@ -19,6 +19,7 @@ import numpy as np
 from ground.replay.array_stream import stream_from_arrays
 from pygnc import frames, timebase
 from pygnc.config import Config
+from pygnc.estimation.gps_fix import GpsFix
 from pygnc.estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig
 from pygnc.processors.orbit import OrbitProcessor
 
@@ -148,15 +149,16 @@ def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None
             ekf.skip_invalid()
             continue
         tf = t_fix[i]
+        fix = GpsFix(tf, pos[i], vel[i], psig[i], vsig[i])
         if not ekf.initialized:
-            ekf.start(tf, pos[i], vel[i], psig[i], vsig[i])
+            ekf.start(fix)
             status[i] = 3
             outs.skip_before(tf)
             continue
         # Outputs before the fix, then the fix, then outputs at its instant (posterior).
         outs.take_before(tf)
         ekf.predict_to(tf)
-        res = ekf.update_gps(tf, pos[i], vel[i], psig[i], vsig[i])
+        res = ekf.update_gps(fix)
         nis[i] = ekf.last_nis
         status[i] = {"used": 0, "rejected": 1, "reinit": 3}[res.decision]
         outs.take_before(tf, inclusive=True)

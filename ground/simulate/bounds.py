@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from pygnc.estimation import orbit_dynamics as od
-from pygnc.estimation import orbit_ekf as oe
+from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
 
 __all__ = ["attitude_bound", "kalman_predict", "kalman_update", "orbit_bound"]
 
@@ -96,14 +96,8 @@ def orbit_bound(
     valid = np.asarray(fixes["valid"], dtype=bool)
     fix_at = {int(round(float(t) - t0)): i for i, t in enumerate(np.asarray(fixes["t_gps_s"])) if valid[i]}
 
-    def meas(i):
-        return oe.fix_to_gcrs(
-            fixes["t_gps_s"][i],
-            fixes["pos_ecef_m"][i],
-            fixes["vel_ecef_m_s"][i],
-            fixes["pos_sigma_m"][i],
-            fixes["vel_sigma_m_s"][i],
-        )
+    def meas(i):  # the fix with its reported sigmas, squared as the table holds them (float32)
+        return fix_to_gcrs(GpsFix.from_table(fixes, i), fixes["pos_sigma_m"][i], fixes["vel_sigma_m_s"][i])
 
     first = min(fix_at)
     z, r_cov = meas(fix_at[first])

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from pygnc.estimation import orbit_dynamics as od
-from pygnc.estimation.orbit_ekf import fix_sigmas, fix_to_gcrs
+from pygnc.estimation.gps_fix import GpsFix, fix_sigmas, fix_to_gcrs
 
 __all__ = ["information_bound", "truth_states"]
 
@@ -98,8 +98,8 @@ def information_bound(truth, fixes, ranges, t_grid, cfg, models, pairs):
         t = np.asarray(fx["t_gps_s"], dtype=float)
         r, v = truth_states(tt, truth["r_gcrs_m"][i], truth["v_gcrs_m_s"][i], t)
         for q in range(t.size):
-            ps, vs = fix_sigmas(cfg.orbit, fx["pos_sigma_m"][q], fx["vel_sigma_m_s"][q])
-            z, rr = fix_to_gcrs(t[q], fx["pos_ecef_m"][q], fx["vel_ecef_m_s"][q], ps, vs)
+            fix = GpsFix.from_table(fx, q)
+            z, rr = fix_to_gcrs(fix, *fix_sigmas(cfg.orbit, fix))
             e = z - np.concatenate((r[q], v[q]))
             a = phi_t(i, float(t[q]))
             w = np.linalg.inv(rr)

@@ -3,7 +3,7 @@ range time-tag offsets in one joint state, a forward Kalman filter and a Rauch-T
 smoother over it, iterated about the smoothed trajectory.  Pure functions on arrays; no I/O.
 
 Units: GCRS, SI (m, m/s, m/s^2, s), times ``t_gps_s``.  Fixes come in ECEF as decoded and are
-carried to GCRS with :func:`pygnc.estimation.orbit_ekf.fix_to_gcrs`.
+carried to GCRS with :func:`pygnc.estimation.gps_fix.fix_to_gcrs`.
 
 Joint state (:class:`Layout`; N spacecraft, L directed links with ranges, M observers)::
 
@@ -54,7 +54,7 @@ import numpy as np
 
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
-from pygnc.estimation.orbit_ekf import fix_sigmas, fix_to_gcrs
+from pygnc.estimation.gps_fix import GpsFix, fix_sigmas, fix_to_gcrs
 from pygnc.estimation.tunables import OrbitFilterConfig
 
 __all__ = [
@@ -248,8 +248,8 @@ def _measurements(inp: SmootherInput, cfg: SmoothConfig, t0: float, h: float) ->
     for i, fx in enumerate(inp.fixes):
         t = np.asarray(fx["t_gps_s"], dtype=float)
         for n in range(t.size):
-            ps, vs = fix_sigmas(cfg.orbit, fx["pos_sigma_m"][n], fx["vel_sigma_m_s"][n])
-            z, r = fix_to_gcrs(t[n], fx["pos_ecef_m"][n], fx["vel_ecef_m_s"][n], ps, vs)
+            fix = GpsFix.from_table(fx, n)
+            z, r = fix_to_gcrs(fix, *fix_sigmas(cfg.orbit, fix))
             k = int((t[n] - t0) // h)
             out.append(_Meas(idx, k, float(t[n] - t0 - k * h), FIX, i, -1, z, r, float(t[n])))
             kinds.append(FIX), scs.append(i), peers.append(-1), times.append(float(t[n]))
@@ -420,8 +420,9 @@ def _initial(lay: Layout, cfg: SmoothConfig, inp: SmootherInput, models: list, t
     p[0:3, 0:3] = np.eye(3) * sc_
     for i, fx in enumerate(inp.fixes):
         b = lay.sc(i)
-        t = float(fx["t_gps_s"][0])
-        z, _ = fix_to_gcrs(t, fx["pos_ecef_m"][0], fx["vel_ecef_m_s"][0], np.ones(3), np.ones(3))
+        fix = GpsFix.from_table(fx, 0)
+        t = fix.t_gps_s
+        z, _ = fix_to_gcrs(fix, np.ones(3), np.ones(3))
         s = np.concatenate((z, np.zeros(3), [1.0]))
         if abs(t - t0) > 0:
             s, _ = od.propagate(s, t0 - t, models[i], want_phi=False, t_gps_s=t)

@@ -41,7 +41,8 @@ Gauss-Markov covariance (:func:`~pygnc.estimation.orbit_dynamics.dmc_process_noi
 chain.  Estimates between steps: :meth:`FormationFilter.tap`.
 
 Measurements
-    * own fix  (ECEF, converted by :func:`pygnc.estimation.orbit_ekf.fix_to_gcrs`):
+    * own fix  (a :class:`~pygnc.estimation.gps_fix.GpsFix` in ECEF, converted by
+      :func:`~pygnc.estimation.gps_fix.fix_to_gcrs`):
       z = [r_own, v_own] + e_own
     * peer fix: z = [r_own + dr, v_own + dv] + e_peer (independent receiver noise)
     * range:    z = |dr(t - dt)| + b.  A range tagged up to ``range_extrapolate_max_s``
@@ -83,15 +84,12 @@ from numpy.typing import ArrayLike
 from pygnc import frames
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
-from pygnc.estimation.orbit_ekf import fix_sigmas, fix_to_gcrs
+from pygnc.estimation.gps_fix import GpsFix, fix_sigmas, fix_to_gcrs
 from pygnc.estimation.tunables import FormationFilterConfig
 from pygnc.estimation.update_result import HELD, REJECTED, USED, Update
 
 if TYPE_CHECKING:
     from pygnc.estimation.quaternion import Vector
-
-#: An ECEF fix as the filters take it: (pos_m, vel_m_s, pos_sigma_m or None, vel_sigma_m_s or None).
-EcefFix = tuple[ArrayLike, ArrayLike, ArrayLike | None, ArrayLike | None]
 
 __all__ = [
     "I_DR",
@@ -360,20 +358,9 @@ class FormationFilter:
         return line_of_sight_sigma(self.x[I_DR], self.p[9:12, 9:12])
 
     # ------------------------------------------------------------------ initialisation
-    def _sigmas(self, pos_sigma_m: ArrayLike | None, vel_sigma_m_s: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
-        return fix_sigmas(self.config.orbit, pos_sigma_m, vel_sigma_m_s)
-
-    def fix_gcrs(
-        self,
-        t_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        pos_sigma_m: ArrayLike | None = None,
-        vel_sigma_m_s: ArrayLike | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(z (6,), R (6, 6)) of an ECEF fix in GCRS, with the configured sigma rules."""
-        ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
-        return fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
+    def fix_gcrs(self, fix: GpsFix) -> tuple[np.ndarray, np.ndarray]:
+        """(z (6,), R (6, 6)) of *fix* in GCRS, with the configured sigma rules."""
+        return fix_to_gcrs(fix, *fix_sigmas(self.config.orbit, fix))
 
     def initialize(
         self,
@@ -440,69 +427,30 @@ class FormationFilter:
         self.p[9:15, 0:6] = 0.0
         self.range_acquired = True
 
-    def own_at(self, t_own_gps_s: float, own_fix: EcefFix, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(own_z, own_r) at *t_gps_s* (GCRS) from an own ECEF fix ``(pos, vel, pos_sigma,
-        vel_sigma)`` at *t_own_gps_s*, propagated with the dynamics and the common process
-        noise added."""
-        own_z, own_r = self.fix_gcrs(t_own_gps_s, *own_fix)
-        dt = float(t_gps_s) - float(t_own_gps_s)
+    def own_at(self, own_fix: GpsFix, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(own_z, own_r) at *t_gps_s* (GCRS) from the own fix *own_fix*, propagated from its
+        time with the dynamics and the common process noise added."""
+        own_z, own_r = self.fix_gcrs(own_fix)
+        dt = float(t_gps_s) - own_fix.t_gps_s
         if dt != 0.0:
             xs = np.zeros(9)
             xs[:6] = own_z
-            xs, phi = od.propagate(xs, dt, self.own_model, t_gps_s=float(t_own_gps_s))
+            xs, phi = od.propagate(xs, dt, self.own_model, t_gps_s=own_fix.t_gps_s)
             a = phi[:6, :6]
             own_z = xs[:6]
             own_r = a @ own_r @ a.T + od.process_noise(abs(dt), self.own_model, self.config.own_dmc_sigma_m_s2)[:6, :6]
         return own_z, own_r
 
-    def peer_state_at(
-        self,
-        t_prior_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        sigma_pos_m: float,
-        sigma_vel_m_s: float,
-        t_gps_s: float,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(z (6,), covariance (6, 6)) in GCRS at *t_gps_s* of a partner state given in ECEF
-        at *t_prior_gps_s* with per-axis sigmas, propagated with the peer's dynamics."""
-        z, r = fix_to_gcrs(t_prior_gps_s, pos_ecef_m, vel_ecef_m_s, [sigma_pos_m] * 3, [sigma_vel_m_s] * 3)
-        dt = float(t_gps_s) - float(t_prior_gps_s)
-        if dt != 0.0:
-            xs = np.zeros(10)
-            xs[:6] = z
-            xs[9] = 1.0
-            xs, phi = od.propagate(xs, dt, self.peer_model, t_gps_s=float(t_prior_gps_s))
-            a = phi[:6, :6]
-            z, r = xs[:6], a @ r @ a.T
-        return z, r
-
-    def initialize_from_fixes(
-        self,
-        t_own_gps_s: float,
-        own_pos_ecef_m: ArrayLike,
-        own_vel_ecef_m_s: ArrayLike,
-        own_pos_sigma_m: ArrayLike | None,
-        own_vel_sigma_m_s: ArrayLike | None,
-        t_peer_gps_s: float,
-        peer_pos_ecef_m: ArrayLike,
-        peer_vel_ecef_m_s: ArrayLike,
-        peer_pos_sigma_m: ArrayLike | None,
-        peer_vel_sigma_m_s: ArrayLike | None,
-    ) -> None:
+    def initialize_from_fixes(self, own_fix: GpsFix, peer_fix: GpsFix) -> None:
         """Initialise at the peer fix's time from an own fix (propagated there with the
         dynamics, the common process noise added) and a peer fix."""
-        own_z, own_r = self.own_at(
-            t_own_gps_s, (own_pos_ecef_m, own_vel_ecef_m_s, own_pos_sigma_m, own_vel_sigma_m_s), t_peer_gps_s
-        )
-        peer_z, peer_r = self.fix_gcrs(
-            t_peer_gps_s, peer_pos_ecef_m, peer_vel_ecef_m_s, peer_pos_sigma_m, peer_vel_sigma_m_s
-        )
-        self.initialize(t_peer_gps_s, own_z, own_r, peer_z, peer_r)
+        own_z, own_r = self.own_at(own_fix, peer_fix.t_gps_s)
+        peer_z, peer_r = self.fix_gcrs(peer_fix)
+        self.initialize(peer_fix.t_gps_s, own_z, own_r, peer_z, peer_r)
 
-    def start_from_fixes(self, *args: Any) -> None:
-        """:meth:`initialize_from_fixes` (same arguments), both fixes counted as used."""
-        self.initialize_from_fixes(*args)
+    def start_from_fixes(self, own_fix: GpsFix, peer_fix: GpsFix) -> None:
+        """:meth:`initialize_from_fixes`, both fixes counted as used."""
+        self.initialize_from_fixes(own_fix, peer_fix)
         self.n_own_used += 1
         self.n_peer_used += 1
 
@@ -805,22 +753,12 @@ class FormationFilter:
         if abs(float(t_gps_s) - self._now()) > 1e-3:
             raise ValueError(f"measurement at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
 
-    def update_own_fix(
-        self,
-        t_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        pos_sigma_m: ArrayLike | None = None,
-        vel_sigma_m_s: ArrayLike | None = None,
-        gcrs: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> Update:
+    def update_own_fix(self, fix: GpsFix, gcrs: tuple[np.ndarray, np.ndarray] | None = None) -> Update:
         """Update with an own GPS fix at the filter time (decision "used" or "rejected").  *gcrs*: the
         fix's :meth:`fix_gcrs` if the caller has it already (every partner's filters take
         the same own fix: converted once)."""
-        self._check_time(t_gps_s)
-        z, r = (
-            gcrs if gcrs is not None else self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
-        )
+        self._check_time(fix.t_gps_s)
+        z, r = gcrs if gcrs is not None else self.fix_gcrs(fix)
         h = np.zeros((6, N_STATES))
         h[:, 0:6] = np.eye(6)
         y = z - self.x[0:6]
@@ -834,17 +772,10 @@ class FormationFilter:
         self.own_rejections_in_row += 1
         return self._result(REJECTED, y)
 
-    def update_peer_fix(
-        self,
-        t_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        pos_sigma_m: ArrayLike | None = None,
-        vel_sigma_m_s: ArrayLike | None = None,
-    ) -> Update:
+    def update_peer_fix(self, fix: GpsFix) -> Update:
         """Update with the peer's GPS fix at the filter time (decision "used" or "rejected")."""
-        self._check_time(t_gps_s)
-        z, r = self.fix_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+        self._check_time(fix.t_gps_s)
+        z, r = self.fix_gcrs(fix)
         h = np.zeros((6, N_STATES))
         h[:, 0:6] = np.eye(6)
         h[:, 9:15] = np.eye(6)

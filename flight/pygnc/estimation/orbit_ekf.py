@@ -13,11 +13,11 @@ Dynamics: :mod:`pygnc.estimation.orbit_dynamics` (EGM96 zonals J2..J8 about the 
 8x8 tesserals, exponential drag, Sun/Moon tides, Gauss-Markov empirical accelerations, RK4
 with an analytic state transition matrix; steps of at most 30 s: one per fix interval).
 
-Measurement: a GPS fix = ECEF position [m] and velocity [m/s] at ``t_gps_s``, converted to
-GCRS with :mod:`pygnc.frames` (its covariance too: R_gcrs = J R_ecef J^T with the
-Jacobian of the ECEF->GCRS map, including the omega x r coupling).  Per-axis 1-sigma from
-the fix when given (> 0), else the configured noise.  The update is the standard EKF with
-H = [I6 0]; covariance in Joseph form, symmetrised.  Innovations are gated with the
+Measurement: a GPS fix (:class:`~pygnc.estimation.gps_fix.GpsFix`: ECEF position [m] and
+velocity [m/s] at ``t_gps_s``) converted to GCRS with its covariance
+(:func:`~pygnc.estimation.gps_fix.fix_to_gcrs`).  Per-axis 1-sigma from the fix when given
+(> 0), else the configured noise (:func:`~pygnc.estimation.gps_fix.fix_sigmas`).  The
+update is the standard EKF with H = [I6 0]; covariance in Joseph form, symmetrised.  Innovations are gated with the
 chi-square test on the normalised innovation squared (6 degrees of freedom, probability
 ``gate_probability``): a rejected fix changes nothing but the counters.  After
 ``max_consecutive_rejections`` rejections in a row the filter assumes *it* is lost and
@@ -45,11 +45,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from pygnc import frames
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
+from pygnc.estimation.gps_fix import GpsFix, fix_sigmas, fix_to_gcrs
 from pygnc.estimation.tunables import OrbitFilterConfig
 from pygnc.estimation.update_result import Update
 
@@ -87,52 +87,6 @@ class StepSpan:
     p1: np.ndarray
     phi: np.ndarray
     ends: tuple
-
-
-_W_SKEW = frames.EARTH_RATE_SKEW
-
-
-def fix_sigmas(
-    config: OrbitFilterConfig, pos_sigma_m: ArrayLike | None, vel_sigma_m_s: ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis position and velocity sigmas of a fix, (3,) each: the reported ones x
-    ``fix_sigma_scale``; a missing (None), zero, negative or non-finite sigma means "not
-    given" and takes the configured default, and so does one above 1e6 m or 1e3 m/s (a
-    corrupt value: no fix is that poor).  Shared by the orbit and formation filters."""
-    c = config
-    ps = np.full(3, c.pos_sigma_m) if pos_sigma_m is None else np.asarray(pos_sigma_m, dtype=float) * c.fix_sigma_scale
-    vs = (
-        np.full(3, c.vel_sigma_m_s)
-        if vel_sigma_m_s is None
-        else np.asarray(vel_sigma_m_s, dtype=float) * c.fix_sigma_scale
-    )
-    ps = np.where((ps > 0) & (ps <= 1e6), ps, c.pos_sigma_m)  # NaN fails both
-    vs = np.where((vs > 0) & (vs <= 1e3), vs, c.vel_sigma_m_s)
-    return ps, vs
-
-
-def fix_to_gcrs(
-    t_gps_s: float, pos_ecef_m: ArrayLike, vel_ecef_m_s: ArrayLike, pos_sigma_m: ArrayLike, vel_sigma_m_s: ArrayLike
-) -> tuple[np.ndarray, np.ndarray]:
-    """ECEF fix -> (z (6,) = [r_gcrs_m, v_gcrs_m_s], R (6, 6) in GCRS).
-
-    *pos_sigma_m*, *vel_sigma_m_s*: per-axis 1-sigma in ECEF (3,).
-    """
-    m = frames.gcrs_from_itrs_matrix(float(t_gps_s))
-    r_e = np.asarray(pos_ecef_m, dtype=float)
-    v_e = np.asarray(vel_ecef_m_s, dtype=float)
-    z = np.empty(6)
-    z[:3] = m @ r_e
-    z[3:] = m @ (v_e + _W_SKEW @ r_e)
-    j = np.zeros((6, 6))
-    j[:3, :3] = m
-    j[3:, 3:] = m
-    j[3:, :3] = m @ _W_SKEW
-    r_e_cov = np.zeros(6)
-    r_e_cov[:3] = np.square(pos_sigma_m)
-    r_e_cov[3:] = np.square(vel_sigma_m_s)
-    r = (j * r_e_cov) @ j.T
-    return z, r
 
 
 class OrbitEKF:
@@ -184,21 +138,14 @@ class OrbitEKF:
         assert self.t_gps_s is not None, "OrbitEKF: start the filter first"
         return self.t_gps_s
 
-    def _sigmas(self, pos_sigma_m: ArrayLike | None, vel_sigma_m_s: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
-        return fix_sigmas(self.config, pos_sigma_m, vel_sigma_m_s)
+    def _fix_gcrs(self, fix: GpsFix) -> tuple[np.ndarray, np.ndarray]:
+        """(z (6,), R (6, 6)) of *fix* in GCRS with the configured sigma rules."""
+        return fix_to_gcrs(fix, *fix_sigmas(self.config, fix))
 
-    def initialize_from_fix(
-        self,
-        t_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        pos_sigma_m: ArrayLike | None = None,
-        vel_sigma_m_s: ArrayLike | None = None,
-    ) -> None:
+    def initialize_from_fix(self, fix: GpsFix) -> None:
         """Start the filter at a fix: r, v from the fix with its covariance, w = 0."""
-        ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
-        z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
-        self.t_gps_s = float(t_gps_s)
+        z, r = self._fix_gcrs(fix)
+        self.t_gps_s = fix.t_gps_s
         self.x = np.zeros(self.n)
         self.x[:6] = z
         self.p = np.zeros((self.n, self.n))
@@ -214,16 +161,9 @@ class OrbitEKF:
                 FilterStep(self.t_gps_s, None, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), True)
             )
 
-    def start(
-        self,
-        t_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        pos_sigma_m: ArrayLike | None = None,
-        vel_sigma_m_s: ArrayLike | None = None,
-    ) -> Update:
+    def start(self, fix: GpsFix) -> Update:
         """The filter's first state from a fix, the fix counted as used."""
-        self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+        self.initialize_from_fix(fix)
         self.n_used += 1
         return Update("started")
 
@@ -309,14 +249,7 @@ class OrbitEKF:
         p = phi_s @ span.p0 @ phi_s.T + self._q(tau)
         return x, 0.5 * (p + p.T)
 
-    def update_gps(
-        self,
-        t_gps_s: float,
-        pos_ecef_m: ArrayLike,
-        vel_ecef_m_s: ArrayLike,
-        pos_sigma_m: ArrayLike | None = None,
-        vel_sigma_m_s: ArrayLike | None = None,
-    ) -> Update:
+    def update_gps(self, fix: GpsFix) -> Update:
         """Measurement update with a GPS fix taken at the filter's current time.
 
         The caller predicts to the fix time first (:meth:`predict_to`); a fix more than
@@ -324,16 +257,15 @@ class OrbitEKF:
         :class:`~pygnc.estimation.update_result.Update` (decision "used", "rejected" or
         "reinit"); the normalised innovation squared is also left in :attr:`last_nis`.
         """
-        if abs(float(t_gps_s) - self._now()) > 1e-3:
-            raise ValueError(f"fix at t_gps_s={t_gps_s} but filter at {self.t_gps_s}; predict_to first")
-        ps, vs = self._sigmas(pos_sigma_m, vel_sigma_m_s)
+        if abs(fix.t_gps_s - self._now()) > 1e-3:
+            raise ValueError(f"fix at t_gps_s={fix.t_gps_s} but filter at {self.t_gps_s}; predict_to first")
         if self.consecutive_rejections >= self.config.max_consecutive_rejections:
             self.n_reinit += 1
-            self.initialize_from_fix(t_gps_s, pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s)
+            self.initialize_from_fix(fix)
             self.n_used += 1
             self.last_nis = math.nan
             return Update("reinit")
-        z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, ps, vs)
+        z, r = self._fix_gcrs(fix)
         p = self.p
         y = z - self.x[:6]
         s = p[:6, :6] + r

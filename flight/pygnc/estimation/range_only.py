@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pygnc.estimation.formation_filter import EcefFix, FormationFilter, FormationFilterConfig
+from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig
+from pygnc.estimation.gps_fix import GpsFix
 from pygnc.estimation.range_only_iod import FitAbandoned
 from pygnc.estimation.range_only_mirrors import (
     MIRROR_D2,
@@ -352,11 +353,11 @@ class PartnerHypotheses(WindowFitting):
             )
 
     # ------------------------------------------------------------------ tracking
-    def own_fix(self, t_gps_s: float, fix: EcefFix, gcrs: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def own_fix(self, fix: GpsFix, gcrs: tuple[np.ndarray, np.ndarray] | None) -> None:
         """An own fix (already converted, *gcrs*) on every alternative too."""
         for h in self.alts:
-            h.filter.predict_to(t_gps_s)
-            h.filter.update_own_fix(t_gps_s, *fix, gcrs=gcrs)
+            h.filter.predict_to(fix.t_gps_s)
+            h.filter.update_own_fix(fix, gcrs=gcrs)
 
     def range_on_alternatives(self, t_gps_s: float, range_m: float) -> None:
         """A range the filter has just used (or rejected) on every alternative too; each

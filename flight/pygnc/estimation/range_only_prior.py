@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.formation_filter import rtn_matrix
-from pygnc.estimation.orbit_ekf import fix_to_gcrs
+from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
 
 #: A prior is carried to the first range in steps of this much time between budget checks, s.
 CARRY_CHUNK_S = 600.0
@@ -97,7 +97,7 @@ def absolute_prior(
     """A one-component prior at *t_gps_s* (GCRS) from an uplinked ECEF state with per-axis
     sigmas, or with *cov_rtn* (36 numbers: the covariance of position and velocity in the
     radial / along-track / cross-track axes of that state)."""
-    z, r = fix_to_gcrs(t_gps_s, pos_ecef_m, vel_ecef_m_s, [sigma_pos_m] * 3, [sigma_vel_m_s] * 3)
+    z, r = fix_to_gcrs(GpsFix(t_gps_s, pos_ecef_m, vel_ecef_m_s), [sigma_pos_m] * 3, [sigma_vel_m_s] * 3)
     if cov_rtn is not None:
         r = rtn_covariance_to_gcrs(cov_rtn, z)
     return PartnerPrior(float(t_gps_s), [PriorComponent(1.0, z, r, "prior")], how)

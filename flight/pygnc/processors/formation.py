@@ -68,14 +68,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..config import Config
 from ..estimation.formation_filter import (
     FormationFilter,
     FormationFilterConfig,
     reported_block,
 )
+from ..estimation.gps_fix import GpsFix
 from ..timebase import ClockMap
 from . import Output, Processor, admission, clock_map_from_body, now_cursor
 from .event_order import EventOrder, Kind
@@ -83,9 +82,6 @@ from .formation_estimate import estimate_body
 from .formation_notes import batch_notes, note
 from .formation_outputs import READY_PER_CALL, Ready, acquisition
 from .formation_peer import PeerTrack, filter_config_from, range_only_config_from, range_only_filter_config
-
-#: A GPS fix as the filters take it: (pos_ecef_m, vel_ecef_m_s, pos_sigma_m, vel_sigma_m_s), (3,) each.
-Fix = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class FormationProcessor(Processor):
@@ -124,7 +120,7 @@ class FormationProcessor(Processor):
         self.n_budget_deferred = 0
         self.n_gap_reinit = 0
         self.n_gap_skipped = 0
-        self.last_own_fix: tuple | None = None  # (t_gps_s, (pos, vel, pos_sigma, vel_sigma))
+        self.last_own_fix: GpsFix | None = None
         self.unknown_ids: set[int] = set()
         self.n_unknown_msgs = 0
         self.n_own_valid = 0
@@ -241,13 +237,12 @@ class FormationProcessor(Processor):
         ):
             self.n_time_outliers += 1  # its week/ms disagrees with its stamp: a corrupt time
             return
-        fix = (
-            np.asarray(b["pos_ecef_m"], float),
-            np.asarray(b["vel_ecef_m_s"], float),
-            np.asarray(b["pos_sigma_m"], float),
-            np.asarray(b["vel_sigma_m_s"], float),
+        fix = GpsFix(t, b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
+        valid = (
+            bool(b["valid"])
+            and math.isfinite(t)
+            and admission.fix_plausible(self.config, fix.pos_ecef_m, fix.vel_ecef_m_s)
         )
-        valid = bool(b["valid"]) and math.isfinite(t) and admission.fix_plausible(self.config, fix[0], fix[1])
         if pid == 0:
             t_key = t
             if not valid and self.clock is not None:
@@ -340,10 +335,10 @@ class FormationProcessor(Processor):
             for p in self.peers.values():
                 p.flush_overdue(t)
             if kind == Kind.OWN_FIX:
-                done = self._process_own(t, payload, seq, budget)
+                done = self._process_own(payload, seq, budget)
             elif kind == Kind.PEER_FIX:
                 pid, fix = payload
-                done = self._process_peer(t, pid, fix, seq, budget)
+                done = self._process_peer(pid, fix, seq, budget)
             elif kind == Kind.RANGE:
                 pid, range_m = payload
                 done = self._process_range(t, pid, range_m, seq, budget, out)
@@ -369,8 +364,9 @@ class FormationProcessor(Processor):
         if p.gap_exceeded(t, self.config.max_gap_propagation_s):
             self.n_gap_reinit += 1
 
-    def _process_own(self, t: float, fix: Fix, seq: int, budget: admission.Budget) -> bool:
-        self.last_own_fix = (t, fix)
+    def _process_own(self, fix: GpsFix, seq: int, budget: admission.Budget) -> bool:
+        t = fix.t_gps_s
+        self.last_own_fix = fix
         self.t_meas_done_gps_s = max(self.t_meas_done_gps_s, t)
         gcrs = None  # the fix in GCRS, converted once for every filter (they share the sigma rules)
         for p in self.peers.values():
@@ -382,21 +378,22 @@ class FormationProcessor(Processor):
                 return False
             if reached:
                 if gcrs is None:
-                    gcrs = p.filter.fix_gcrs(t, *fix)
-                p.filter.update_own_fix(t, *fix, gcrs=gcrs)
-                p.hyp.own_fix(t, fix, gcrs)
+                    gcrs = p.filter.fix_gcrs(fix)
+                p.filter.update_own_fix(fix, gcrs=gcrs)
+                p.hyp.own_fix(fix, gcrs)
                 self._applied(p, t, seq)
         return True
 
-    def _process_peer(self, t: float, pid: int, fix: Fix, seq: int, budget: admission.Budget) -> bool:
+    def _process_peer(self, pid: int, fix: GpsFix, seq: int, budget: admission.Budget) -> bool:
+        t = fix.t_gps_s
         p = self.peers[pid]
         f = p.filter
         self._gap_check(p, t)
         if not f.initialized or f.needs_reinit or p.gap_reset:
             own = self.last_own_fix
-            if own is None or t - own[0] > self.filter_config.max_init_pair_gap_s or t < own[0]:
+            if own is None or t - own.t_gps_s > self.filter_config.max_init_pair_gap_s or t < own.t_gps_s:
                 return True
-            p.start_from_fixes(own, t, fix)
+            p.start_from_fixes(own, fix)
             self._applied(p, t, seq)
             return True
         if t < admission.epoch(f) - 1e-6:
@@ -404,7 +401,7 @@ class FormationProcessor(Processor):
             return True
         reached = p.reach(t, seq, budget, self.config.max_gap_propagation_s)
         if reached:
-            f.update_peer_fix(t, *fix)
+            f.update_peer_fix(fix)
             self._applied(p, t, seq)
         return reached is not False
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import Config, filter_tunables, orbit_state_problem
 from ..estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_to_gcrs
+from ..estimation.gps_fix import GpsFix
 from ..estimation.orbit_ekf import OrbitFilterConfig
 from ..estimation.range_only import Hypothesis, PartnerHypotheses, RangeOnlyConfig
 from ..estimation.range_only_prior import (
@@ -171,14 +172,13 @@ class PeerTrack:
             return True
         return False
 
-    def start_from_fixes(self, own: tuple, t: float, fix: tuple) -> None:
-        """(Re-)initialise the filter from the own fix *own* (t_gps_s, fix) and this
-        partner's fix at *t*."""
+    def start_from_fixes(self, own: GpsFix, fix: GpsFix) -> None:
+        """(Re-)initialise the filter from the own fix *own* and this partner's fix *fix*."""
         f = self.filter
         if f.initialized:
             self.flush_outputs(math.inf)
             f.count_reinit()
-        f.start_from_fixes(own[0], *own[1], t, *fix)
+        f.start_from_fixes(own, fix)
         self.gap_reset = False
 
     def range(
@@ -189,7 +189,7 @@ class PeerTrack:
         budget: admission.Budget,
         max_gap_s: float,
         range_only: bool,
-        own: tuple | None,
+        own: GpsFix | None,
     ) -> bool:
         """A range at *t* (*own*: the last own fix, for a range-only start): applied, or
         started from, or counted; False when the budget ran out (the event is resumed)."""
@@ -274,13 +274,13 @@ class PeerTrack:
         self.start_carry = None
         return carry.result().components[0]
 
-    def start_range_only(self, t: float, range_m: float, own: tuple | None, budget: admission.Budget) -> bool | None:
+    def start_range_only(self, t: float, range_m: float, own: GpsFix | None, budget: admission.Budget) -> bool | None:
         """Range-only start of the filter at the range time *t* from the configured prior
         (carried to *t*) or from the range itself, opening its acquisition window: True;
         None when no valid own fix (*own*) lies within ``max_init_pair_gap_s`` before; False
         when *budget* ran out carrying the prior (the next call goes on)."""
         fc, ro = self.hyp.filter_config, self.hyp.config
-        if own is None or t < own[0] or t - own[0] > fc.max_init_pair_gap_s:
+        if own is None or t < own.t_gps_s or t - own.t_gps_s > fc.max_init_pair_gap_s:
             return None
         f, pid = self.filter, self.peer_id
         prior = self.prior
@@ -307,7 +307,7 @@ class PeerTrack:
         if f.initialized:
             self.flush_outputs(math.inf)
             f.count_reinit()
-        own_z, own_r = f.own_at(own[0], own[1], t)
+        own_z, own_r = f.own_at(own, t)
         eps = ro.wrong_side_probability
         if prior is not None and prior["wrong_side_probability"] is not None:
             eps = prior["wrong_side_probability"]

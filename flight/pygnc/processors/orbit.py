@@ -46,6 +46,7 @@ import numpy as np
 
 from .. import frames
 from ..config import Config, filter_tunables
+from ..estimation.gps_fix import GpsFix
 from ..estimation.orbit_ekf import OrbitEKF, OrbitFilterConfig, StepSpan
 from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import orbit_word
@@ -141,9 +142,9 @@ class OrbitProcessor(Processor):
             f.skip_invalid()
             self.n_time_outliers += 1
             return
-        t = float(b["t_gps_s"])
-        pos, vel = np.asarray(b["pos_ecef_m"], float), np.asarray(b["vel_ecef_m_s"], float)
-        if not admission.fix_plausible(c, pos, vel):
+        fix = GpsFix(b["t_gps_s"], b["pos_ecef_m"], b["vel_ecef_m_s"], b["pos_sigma_m"], b["vel_sigma_m_s"])
+        t = fix.t_gps_s
+        if not admission.fix_plausible(c, fix.pos_ecef_m, fix.vel_ecef_m_s):
             f.skip_invalid()
             return
         if f.initialized and t <= admission.epoch(f) + 1e-3:  # older than, or a repeat of, a fix already used
@@ -153,7 +154,7 @@ class OrbitProcessor(Processor):
             self.n_gap_reinit += 1  # re-initialise rather than propagate across the gap
             f.reset()
         if not f.initialized:
-            f.start(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+            f.start(fix)
         else:
             cur, span = self.cursor, self.span
             if self.cursor_valid and admission.epoch(f) <= admission.epoch(cur) <= t + 1e-6:
@@ -165,10 +166,10 @@ class OrbitProcessor(Processor):
             elif self.cursor_valid and span is not None and admission.epoch(f) <= span.t0_gps_s <= t:
                 f.adopt(span.t0_gps_s, span.x0, span.p0)
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
-            f.update_gps(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+            f.update_gps(fix)
             if not admission.finite(f.x, f.p):  # never keep a non-finite state
                 f.reset()
-                f.initialize_from_fix(t, pos, vel, b["pos_sigma_m"], b["vel_sigma_m_s"])
+                f.initialize_from_fix(fix)
         if t - self.t_prev_fix > 0.0:
             self.fix_interval_s = t - self.t_prev_fix
         self.t_prev_fix = t
