@@ -10,6 +10,8 @@ apart, mostly along-track.  This bench sweeps the geometry wider, on the simulat
 * **radial / eccentric** separations: relative eccentricity a|de| of 690 m, 2.1 km and 3.4 km
   (de 1e-4 to 5e-4) with no along-track offset;
 * **cross-track** by inclination and by RAAN, 1 and 3 km, 3 km along-track;
+* **drifting** apart: semi-major axes 100 m, 300 m and 1 km apart (2.6-9 km more along-track
+  every orbit: 3 km to 6-40 km over the run), with some radial and cross-track motion;
 
 each under four priors uplinked in the own spacecraft's ``pygnc_config.toml``: none; the TLEs
 through ``python -m ground uplink --tle`` with its defaults (``tle``) and with the identities
@@ -26,7 +28,7 @@ Cramer-Rao bound of the same ranges with the uplinked prior (``bench_range_only.
 flight dynamics taken as exact, so a lower bound the model error keeps any filter above).
 
     .venv/bin/python bench/bench_geometry.py [--seeds 1] [--hours 6] [--scenarios DIR] [--jobs 2]
-                                             [--groups along,along_xt,radial,cross] [--priors ...] [--record]
+                                             [--groups along,along_xt,radial,cross,drift] [--priors ...] [--record]
 
 ``--scenarios DIR`` keeps the simulated scenarios (and reuses them); ``--jobs`` runs
 scenarios in parallel processes.  About 4 min of simulation per group and seed, then about a
@@ -97,6 +99,11 @@ GROUPS: dict[str, list[tuple[str, dict]]] = {
         ("inc3", {"dlambda_m": 3000.0, "dix_m": 3000.0}),
         ("raan1", {"dlambda_m": 3000.0, "diy_m": 1000.0}),
         ("raan3", {"dlambda_m": -3000.0, "diy_m": -3000.0}),
+    ],
+    "drift": [
+        ("da100", {"dlambda_m": -3000.0, "da_m": 100.0, "dey_m": 200.0, "diy_m": 300.0}),
+        ("da300", {"dlambda_m": 3000.0, "da_m": -300.0, "dex_m": 200.0, "diy_m": -300.0}),
+        ("da1000", {"dlambda_m": -3000.0, "da_m": 1000.0, "dey_m": -200.0, "dix_m": 300.0}),
     ],
 }
 PRIORS = ("none", "tle", "tle_confirmed", "downlink")
@@ -527,7 +534,8 @@ def _record(rows: list[dict], args) -> None:
         figs,
         notes=(
             "Partners along-track 0.5-60 km (coplanar and with 1 km of cross-track), radial / eccentric "
-            "(a de 0.7-3.4 km), cross-track by inclination and RAAN (1-3 km); priors none, TLE "
+            "(a de 0.7-3.4 km), cross-track by inclination and RAAN (1-3 km), drifting apart (semi-major "
+            "axes 0.1-1 km apart); priors none, TLE "
             "(ground uplink --tle defaults), TLE with identities confirmed (wrong-side probability 0), "
             "downlinked.  'ok' is the status file's word: not acquiring, not ambiguous, 3D sigma within "
             "the validity bound.  The table has one row per cell."
