@@ -91,7 +91,13 @@ def record(
 
 
 def figure(key: str, what: str, value, unit: str = "") -> dict:
-    """One figure of :func:`record` (floats rounded to 4 significant digits)."""
+    """One figure of :func:`record` (floats rounded to 4 significant digits; a percentage short
+    of 100 keeps the digits that show it is short, e.g. 99.998, never 100)."""
     if isinstance(value, float):
-        value = float(f"{value:.4g}")
+        rounded = float(f"{value:.4g}")
+        digits = 4
+        while unit == "%" and value < 100.0 <= rounded and digits < 12:
+            digits += 1
+            rounded = float(f"{value:.{digits}g}")
+        value = rounded
     return {"key": key, "what": what, "value": value, "unit": unit}

@@ -86,7 +86,8 @@ W core is roughly 10-20x slower than one of a development machine's).
 
 def _value(v, unit: str) -> str:
     if isinstance(v, float):
-        v = f"{v:.0f}" if abs(v) >= 1e4 else f"{v:.4g}"  # 348000, not 3.48e+05
+        short = unit == "%" and v < 100.0 <= float(f"{v:.4g}")  # 99.998 %, not 100 %
+        v = f"{v:.12g}" if short else f"{v:.0f}" if abs(v) >= 1e4 else f"{v:.4g}"  # 348000, not 3.48e+05
     return f"{v} {unit}".strip()
 
 

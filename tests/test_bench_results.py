@@ -113,3 +113,19 @@ def test_every_bound_row_is_of_figures_a_bench_records(label, bench, filt, bound
     assert label
     for key in (filt, bound):
         assert benches_recording(bench, key), f"no bench records {key!r} under the name {bench!r}"
+
+
+def test_a_share_short_of_100_percent_is_never_recorded_or_shown_as_100():
+    """99.998 % of epochs inside a bound, rounded to 4 digits, read "100 %" beside a count of
+    epochs outside it: a percentage short of 100 keeps the digits that show it."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import results
+    from performance_page import _value
+
+    assert results.figure("k", "w", 99.99823, "%")["value"] == 99.998
+    assert results.figure("k", "w", 100.0, "%")["value"] == 100.0
+    assert results.figure("k", "w", 99.1234, "%")["value"] == 99.12
+    assert results.figure("k", "w", 1234.567, "m")["value"] == 1235.0
+    assert _value(99.998, "%") == "99.998 %"
+    assert _value(100.0, "%") == "100 %"
+    assert _value(99.98, "%") == "99.98 %"
