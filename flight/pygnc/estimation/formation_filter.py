@@ -119,6 +119,15 @@ _IX_REPORTED = np.ix_(I_REPORTED, I_REPORTED)
 _EYE_REPORTED = np.eye(N_STATES)[I_REPORTED]
 
 
+def _put_chain(q: np.ndarray, first: int, q3: np.ndarray) -> None:
+    """Write a Gauss-Markov chain's (3, 3) position / velocity / acceleration covariance *q3*
+    (:func:`od.dmc_process_noise`) into *q* for each axis: its states at ``first + 3 k + axis``."""
+    for ii in range(3):
+        for jj in range(3):
+            for ax in range(3):
+                q[first + 3 * ii + ax, first + 3 * jj + ax] = q3[ii, jj]
+
+
 def reported_block(p: np.ndarray) -> np.ndarray:
     """P (n, n) -> its :data:`I_REPORTED` rows and columns (7, 7)."""
     return p[_IX_REPORTED]
@@ -496,11 +505,7 @@ class FormationFilter:
             q = np.zeros((N_STATES, N_STATES))
             h = i * Q_GRID_S
             if h > 0.0:
-                qd = od.dmc_process_noise(h, self.config.diff_dmc_tau_s, 1.0)
-                for ii in range(3):
-                    for jj in range(3):
-                        for ax in range(3):
-                            q[9 + 3 * ii + ax, 9 + 3 * jj + ax] = qd[ii, jj]
+                _put_chain(q, 9, od.dmc_process_noise(h, self.config.diff_dmc_tau_s, 1.0))
             if reported:
                 q = reported_block(q)
             _Q_CACHE[key] = q
@@ -525,13 +530,8 @@ class FormationFilter:
             h = i * Q_GRID_S
             q = np.zeros((N_STATES, N_STATES))
             if h > 0.0:
-                qc = od.dmc_process_noise(h, c.own_dmc_tau_s, c.own_dmc_sigma_m_s2)
-                qd = od.dmc_process_noise(h, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2)
-                for ii in range(3):
-                    for jj in range(3):
-                        for ax in range(3):
-                            q[3 * ii + ax, 3 * jj + ax] = qc[ii, jj]
-                            q[9 + 3 * ii + ax, 9 + 3 * jj + ax] = qd[ii, jj]
+                _put_chain(q, 0, od.dmc_process_noise(h, c.own_dmc_tau_s, c.own_dmc_sigma_m_s2))
+                _put_chain(q, 9, od.dmc_process_noise(h, c.diff_dmc_tau_s, c.diff_dmc_sigma_m_s2))
                 if c.estimate_peer_drag_scale:
                     q[I_DRAG_SCALE, I_DRAG_SCALE] = c.peer_drag_scale_sigma**2 * (
                         1.0 - math.exp(-2.0 * h / c.peer_drag_scale_tau_s)
