@@ -139,18 +139,33 @@ finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
     epoch=finite_or_not,
     sig=finite_or_not,
     q=st.integers(0, 255),
+    qa=st.integers(0, 255),
+    qp=st.integers(0, 255),
     counts=st.integers(0, 2**32 - 1),
     run=st.integers(0, 65535),
     flags=st.integers(0, 2**16 - 1),
     restarts=st.integers(0, 255),
 )
 # CI's cases: both configuration flags, every other line at its widest -> "cfg rej last; refl"
-@example(t=10.0, up=0.0, epoch=0.0, sig=1459703772.0, q=1, counts=1_063_197_452, run=10, flags=58112, restarts=0)
-@example(t=0.0, up=0.0, epoch=0.0, sig=5744635137.0, q=1, counts=10000, run=0, flags=51968, restarts=0)
-def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, flags, restarts):
+@example(
+    t=10.0, up=0.0, epoch=0.0, sig=1459703772.0, q=1, qa=1, qp=1, counts=1_063_197_452, run=10, flags=58112, restarts=0
+)
+@example(t=0.0, up=0.0, epoch=0.0, sig=5744635137.0, q=1, qa=1, qp=1, counts=10000, run=0, flags=51968, restarts=0)
+# hypothesis, 2026-11: every line at its widest left no room for the cfg line and cut "bad"
+@example(
+    t=1e9, up=6371200.0, epoch=0.0, sig=5744635137.0, q=5, qa=5, qp=5, counts=10**7, run=10000, flags=32512, restarts=31
+)
+@example(
+    t=1e8, up=0.0, epoch=0.0, sig=5654570092.0, q=6, qa=6, qp=6, counts=10**8 - 1, run=65535, flags=32767, restarts=255
+)
+# each line at its own widest: orbit uncertain, attitude rates only with data age and no pos,
+# formation acquiring, every task flag, both cfg flags
+@example(t=4e9, up=1e9, epoch=0.0, sig=9e9, q=5, qa=6, qp=7, counts=2**32 - 1, run=65535, flags=2**16 - 1, restarts=255)
+def test_info_always_fits_with_every_line(t, up, epoch, sig, q, qa, qp, counts, run, flags, restarts):
     """Any status (even absurd values, e.g. a spacecraft time of 1e300) renders six whole
     lines under 200 bytes: the trial's 1e300 gave one truncated line; the configuration's
-    line, when its flags are set, takes what room is left."""
+    line, when its flags are set, takes what room is left (the lines' optional parts give
+    way first when they would leave it less than its shortest words)."""
     values = {
         "t_sc_s": t,
         "uptime_s": up,
@@ -158,7 +173,7 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
         "flags": flags,
         "orbit_t_sc_s": epoch,
         "orbit_quality": q,
-        "att_quality": q,
+        "att_quality": qa,
         "att_t_sc_s": epoch,
         "att_meas_t_sc_s": epoch - sig if math.isfinite(epoch - sig) else epoch,
         "orbit_sigma_r_m": (sig,) * 3,
@@ -176,7 +191,7 @@ def test_info_always_fits_with_every_line(t, up, epoch, sig, q, counts, run, fla
             {
                 f"peer{k}_id": 74 + k,
                 f"peer{k}_sigma_dr_m": (sig,) * 3,
-                f"peer{k}_quality": q,
+                f"peer{k}_quality": qp,
                 f"peer{k}_ambiguity_m": sig,
                 f"peer{k}_acq_s": counts,
                 f"peer{k}_acq_window_s": counts,

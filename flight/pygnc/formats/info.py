@@ -26,7 +26,9 @@ could not write every record of this run); ``DH``: downlink records held in memo
 for room on the disk; ``NI``: no inode free on the home's file system.  Every number is printed in a bounded width, so
 the six lines always fit; the ``cfg`` line (status flags ``config_rejected``,
 ``imu_reflection``) takes the room left: what the run uses and the reflection are kept
-whole, the refused file's problem is cut to fit (:func:`cfg_line`).
+whole, the refused file's problem is cut to fit (:func:`cfg_line`).  Should the six lines
+leave it less than its shortest words (every line at its widest at once), their optional
+parts give way first, in :data:`GIVE_WAY`'s order.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ from .status import (
 )
 
 MAX_BYTES = 199
+#: The optional parts of the lines, (line, part), in the order they give way when the lines
+#: would leave the ``cfg`` line less than its shortest words: the attitude's data age, the
+#: formation's acq/amb, the attitude's ``no pos``, the orbit's ``: no fix``, the task flags
+#: from the last (``NI``) to the first (``FAIL``).  With every one gone the lines fit with room.
+GIVE_WAY = ((2, 1), (3, 1), (2, 2), (1, 1), (4, 6), (4, 5), (4, 4), (4, 3), (4, 2), (4, 1))
 
 
 def _num(x: float, unit: str = "") -> str:
@@ -140,70 +147,77 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     now = s["t_sc_s"]
     up = s["uptime_s"]
     sc = f"{now:.0f}" if math.isfinite(now) and 0 <= now < 1e10 else _num(now)
-    lines = [
+    head = [
         f"pygnc r{s['run']} up{_count(round(up)) if math.isfinite(up) else '-'}s sc{sc}"
         + (" STOP" if flags & FLAG_STOPPING else "")
     ]
+    # Each line: its head and its optional parts; the parts give way, in GIVE_WAY's order, only
+    # when the lines would not leave the cfg line its shortest words (extreme statuses).
     q = qname(s["orbit_quality"])
-    orb = _estimate("orb", q, s["orbit_t_sc_s"], now, _num(norm(s["orbit_sigma_r_m"]), "m"))
-    if q == "none" and flags & FLAG_NO_VALID_FIX:
-        orb += ": no fix"
-    lines.append(f"{orb} fix {_count(s['fixes_valid'])}/{_count(s['fixes_total'])}")
+    orb = [_estimate("orb", q, s["orbit_t_sc_s"], now, _num(norm(s["orbit_sigma_r_m"]), "m"))]
+    orb.append(": no fix" if q == "none" and flags & FLAG_NO_VALID_FIX else "")
+    orb.append(f" fix {_count(s['fixes_valid'])}/{_count(s['fixes_total'])}")
     q = qname(s["att_quality"])
     sigma_deg = math.degrees(norm(s["att_sigma_rad"]))
     if q == "rates_only":
         rate = math.degrees(norm(s["att_rate_body_rad_s"]))
-        att = f"att rates only {_num(rate)}deg/s"
+        att = [f"att rates only {_num(rate)}deg/s"]
     elif q == "uncertain" and sigma_deg > ATT_UNKNOWN_SIGMA_DEG:  # (NaN is not past it)
-        att = f"att unknown >{ATT_UNKNOWN_SIGMA_DEG:.0f}deg"
+        att = [f"att unknown >{ATT_UNKNOWN_SIGMA_DEG:.0f}deg"]
     else:
-        att = _estimate("att", q, s["att_t_sc_s"], now, _num(sigma_deg, "deg"))
+        att = [_estimate("att", q, s["att_t_sc_s"], now, _num(sigma_deg, "deg"))]
     age = now - s["att_meas_t_sc_s"]
-    if q != "none" and math.isfinite(age) and age >= ATT_DATA_AGE_SHOWN_S:
-        att += f" data {duration(age)} ago"
-    if q != "none" and flags & FLAG_ATT_NO_POSITION:
-        att += " no pos"
-    lines.append(att)
+    att.append(
+        f" data {duration(age)} ago" if q != "none" and math.isfinite(age) and age >= ATT_DATA_AGE_SHOWN_S else ""
+    )
+    att.append(" no pos" if q != "none" and flags & FLAG_ATT_NO_POSITION else "")
     peers = [k for k in range(MAX_PEERS) if s[f"peer{k}_id"]]
     n_ok = sum(qname(s[f"peer{k}_quality"]) == "ok" for k in peers)
     worst = max(norm(s[f"peer{k}_sigma_dr_m"]) for k in peers) if peers else math.nan
-    frm = f"frm {n_ok}/{len(peers)} {_num(worst, 'm')}"
+    frm = [f"frm {n_ok}/{len(peers)} {_num(worst, 'm')}", ""]
     acq = [
         (s[f"peer{k}_acq_s"], s[f"peer{k}_acq_window_s"]) for k in peers if qname(s[f"peer{k}_quality"]) == "acquiring"
     ]
     amb = [s[f"peer{k}_ambiguity_m"] for k in peers if qname(s[f"peer{k}_quality"]) == "ambiguous"]
     if acq:
         done, window = min(acq)
-        frm += f" acq{min(int(done) // 60, 999)}/{min(int(window) // 60, 999)}m"
+        frm[1] = f" acq{min(int(done) // 60, 999)}/{min(int(window) // 60, 999)}m"
     elif amb:
-        frm += f" amb{_distance(max(amb))}"
-    lines.append(frm)
+        frm[1] = f" amb{_distance(max(amb))}"
     states = [
         TASK_STATES[s[f"task{k}_state"]] if s[f"task{k}_state"] < len(TASK_STATES) else "?"
         for k in range(MAX_TASKS)
         if s[f"task{k}_id"]
     ]
     restarts = sum(s[f"task{k}_restarts"] for k in range(MAX_TASKS) if s[f"task{k}_id"])
-    lines.append(
-        f"tsk {states.count('stopped' if flags & FLAG_STOPPING else 'running')}/{len(states)} rst{_count(restarts)}"
-        + (" FAIL" if flags & FLAG_TASK_FAILED else "")
-        + (" WF" if flags & FLAG_WRITE_FAILED else "")
-        + (" LL" if flags & FLAG_LOGS_LIMITED else "")
-        + (" DF" if flags & FLAG_DOWNLINK_FAILED else "")
-        + (" DH" if s.get("batch_records_held", 0) else "")
-        + (" NI" if s.get("home_free_inodes", 1) == 0 else "")
-    )
-    lines.append(f"in {_count(s['sense_records'])} rec {_count(s['sense_records_skipped'])} bad")
-    text = ("\n".join(lines) + "\n").encode("ascii", "replace")
+    tsk = [f"tsk {states.count('stopped' if flags & FLAG_STOPPING else 'running')}/{len(states)} rst{_count(restarts)}"]
+    tsk += [
+        " FAIL" if flags & FLAG_TASK_FAILED else "",
+        " WF" if flags & FLAG_WRITE_FAILED else "",
+        " LL" if flags & FLAG_LOGS_LIMITED else "",
+        " DF" if flags & FLAG_DOWNLINK_FAILED else "",
+        " DH" if s.get("batch_records_held", 0) else "",
+        " NI" if s.get("home_free_inodes", 1) == 0 else "",
+    ]
+    lines = [
+        head,
+        orb,
+        att,
+        frm,
+        tsk,
+        [f"in {_count(s['sense_records'])} rec {_count(s['sense_records_skipped'])} bad"],
+    ]
+    rejected, reflection = bool(flags & FLAG_CONFIG_REJECTED), bool(flags & FLAG_IMU_REFLECTION)
+    cfg_room = len(cfg_line(rejected, reflection, "", 0, shortest=True)) + 1 if rejected or reflection else 0
+    for i, j in GIVE_WAY:
+        if sum(len("".join(parts)) + 1 for parts in lines) <= MAX_BYTES - cfg_room:
+            break
+        lines[i][j] = ""
+    text = ("\n".join("".join(parts) for parts in lines) + "\n").encode("ascii", "replace")
     if len(text) > MAX_BYTES:  # cannot happen with the widths above (tested); a safety net
         text = text[: MAX_BYTES - 1] + b"\n"
-    if flags & (FLAG_CONFIG_REJECTED | FLAG_IMU_REFLECTION):
-        line = cfg_line(
-            bool(flags & FLAG_CONFIG_REJECTED),
-            bool(flags & FLAG_IMU_REFLECTION),
-            config_note,
-            MAX_BYTES - len(text) - 1,
-        )
+    if rejected or reflection:
+        line = cfg_line(rejected, reflection, config_note, MAX_BYTES - len(text) - 1)
         if line:
             text += line.encode("ascii", "replace") + b"\n"
     return text
@@ -214,7 +228,7 @@ def render_info(s: dict, config_note: str = "") -> bytes:
 _CFG_SHORT = {"on defaults": "dflt", "on last accepted": "last", "rejected": "rej", "imu reflection": "refl"}
 
 
-def cfg_line(rejected: bool, reflection: bool, note: str, room: int) -> str:
+def cfg_line(rejected: bool, reflection: bool, note: str, room: int, shortest: bool = False) -> str:
     """The ``cfg`` line in at most *room* characters: what the run uses and the reflection
     flag are kept whole, the refused file's problem (*note*: ``<file>:<line> <key>, on
     <what>``, :mod:`pygnc.config_source`) takes what room is left - without the file's name
@@ -240,5 +254,7 @@ def cfg_line(rejected: bool, reflection: bool, note: str, room: int) -> str:
         ]
     else:
         candidates = ["cfg imu reflection", "cfg refl"]
+    if shortest:
+        return candidates[-1]
     fits = [c for c in candidates if len(c) <= room]
     return fits[0] if fits else candidates[-1][:room] if room > len("cfg") else ""
