@@ -10,14 +10,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-# First thing: from here on SIGINT/SIGTERM only set a flag, so a Ctrl-C that arrives while
-# the interpreter is still importing stops the tree in order instead of raising
-# KeyboardInterrupt.  (pygnc.signals imports nothing but os and signal.)
+# First thing: from here on SIGINT/SIGTERM/SIGHUP only set a flag, so a stop that arrives
+# while the interpreter is still importing is never a KeyboardInterrupt or a silent death.
+# (pygnc.signals imports nothing slow.)
 from pygnc.signals import StopSignals  # noqa: E402
 
 _stop = StopSignals()
 
-from pygnc.supervisor import exit_process, main  # noqa: E402
+# The supervisor's imports, given up at once for a stop that comes while they run
+# (pygnc.early_stop imports nothing slow either).
+from pygnc.early_stop import launch  # noqa: E402
 
 if __name__ == "__main__":
-    exit_process(main(stop_signals=_stop))
+    launch(_stop, "main.py")

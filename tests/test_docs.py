@@ -247,7 +247,7 @@ def check_command(cmd: Command) -> None:
         if rest[:1] == ["--check-config"]:
             assert len(rest) == 2, "--check-config takes one file"
         else:
-            from pygnc.supervisor import parse_args
+            from pygnc.command_line import parse_args
 
             parse_args(rest)
     elif args[:2] == ["-m", "pytest"]:
@@ -362,7 +362,7 @@ def test_documented_command_names_a_command_and_options_that_exist(block, line_n
     ],
 )
 def test_the_check_refuses_a_command_or_option_that_does_not_exist(line, parse_scratch, monkeypatch):
-    from pygnc.supervisor import UsageError
+    from pygnc.command_line import UsageError
 
     monkeypatch.chdir(parse_scratch.work)
     cmd = parse_command(line)

@@ -1,7 +1,8 @@
 """Start and stop of the real process tree in a pseudo-terminal, as the host runs it (issue 37
 items 2, 5, 6): a rejected uplink never stops navigation and says so; a previous run's
 status never looks current; a second start on the same home is refused and the first run
-is untouched; a hang-up of the terminal stops the tree in order."""
+is untouched; a hang-up of the terminal stops the tree in order; a stop while the supervisor
+is still importing ends the run without waiting for the imports (issue 48 item 14)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from flight_harness import FLIGHT_MAIN, REPO, FlightRun, gone, make_home
 
+from pygnc import run_lock
+from pygnc.batch_store import BatchStore
 from pygnc.config import Config
 from pygnc.config_source import ACCEPTED_NAME
+from pygnc.formats import batch as B
 from pygnc.formats import status as S
 from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
@@ -324,3 +329,95 @@ def test_the_info_file_says_what_a_refused_run_uses_and_an_attitude_past_180_deg
         assert len(info.encode()) <= MAX_BYTES
         run.ctrl_c()
         assert run.wait_exit(10) == 0, run.text
+
+
+HOLD_IMPORT = REPO / "tests" / "hold_import.py"
+
+
+def _held_start(home, tmp_path, module: str = "zmq", **kw) -> tuple[FlightRun, Path]:
+    """main.py started with the import of *module* (one of the supervisor's) held until the
+    returned gate is opened (tests/hold_import.py), once the hold is reached."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    run = FlightRun(home, main=HOLD_IMPORT, args=[module, str(gate), str(FLIGHT_MAIN), "5", str(T_END_SC)], **kw)
+    t_end = time.monotonic() + 60
+    while f"holding import of {module}" not in run.text:
+        assert run.proc.poll() is None and time.monotonic() < t_end, run.text
+        time.sleep(0.01)
+    return run, gate
+
+
+def _open(gate) -> None:
+    fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+    os.write(fd, b"go")
+    os.close(fd)
+
+
+@pytest.mark.parametrize("how", ["ctrl_c", "hang_up"])
+def test_a_stop_during_the_supervisors_imports_ends_the_run_without_waiting_for_them(tmp_path, how):
+    """Issue 48 item 14: a Ctrl-C or hang-up while the supervisor was still importing (most of
+    its start: 0.4 s at a load of 10 on 2 cores) waited for every import, then went through
+    a whole start and stop.  Now the imports are given up at the next module and the run ends
+    with a final status of its start: run 0, stopping, nothing started, the stale one gone."""
+    home = make_home(tmp_path, SAMPLE)
+    _stale_status(home)
+    run, gate = _held_start(home, tmp_path)
+    with run:
+        getattr(run, how)()
+        _open(gate)
+        assert run.wait_exit(10) == 0, run.text
+        assert run.tree() == []
+    st = S.decode_status(run.status_path.read_bytes())
+    assert st["run"] == 0 and st["seq"] == 1 and st["flags"] == S.FLAG_STOPPING, st
+    assert T_END_SC <= st["t_sc_s"] < T_END_SC + 60 and st["home_free_kib"] > 0 and st["home_free_inodes"] > 0
+    info = (home / "pygnc_info.txt").read_bytes()
+    assert info.startswith(b"pygnc r0 ") and b" STOP\n" in info and b" NI" not in info, info
+    assert not (home / "pygnc_logs").exists() and not (home / "pygnc_batches").exists()
+    assert not list(home.glob(".*.tmp*"))
+    if how == "ctrl_c":
+        assert "main.py: stopped by SIGINT while starting: nothing was started" in run.text, run.text
+        assert "Traceback" not in run.text
+
+
+def test_a_stop_during_the_imports_with_a_part_left_recovers_it_first(tmp_path):
+    """With a power cut's .part in the batch area, the stop waits for the imports and recovers
+    it (issue 48 item 13's promise: the host finds every record in complete files)."""
+    home = make_home(tmp_path, SAMPLE)
+    store = BatchStore(home / "pygnc_batches", 7, "cut", 0x4A)
+    store.open()
+    held = []
+    for i in range(3):
+        raw = B.encode_record(B.KINDS_BY_NAME["orbit"], T_END_SC - 60 + 5 * i, {"r_ecef_m": (7e6 + i, 0, 0)})
+        assert store.append(raw, T_END_SC - 60 + 5 * i)
+        held.append(raw)
+    (part,) = (home / "pygnc_batches").glob("*.part")  # not closed: a power cut's
+    run, gate = _held_start(home, tmp_path)
+    with run:
+        run.ctrl_c()
+        _open(gate)
+        assert run.wait_exit(10) == 0, run.text
+        sup = (run.log_dir() / "supervisor.log").read_text()
+    assert "recovered 1 .part" in sup, sup
+    assert not list((home / "pygnc_batches").glob("*.part"))
+    recovered = part.with_name(part.name[: -len(".part")])
+    assert [r.raw for r in B.decode_batch(recovered.read_bytes()).records] == held
+    st = S.decode_status(run.status_path.read_bytes())
+    assert st["run"] == 1 and st["flags"] & S.FLAG_STOPPING
+
+
+def test_a_second_start_stopped_while_importing_touches_nothing(tmp_path):
+    """The early stop takes the home's lock too: a second start stopped during its imports
+    exits 3 and leaves the first run's status alone."""
+    home = make_home(tmp_path, SAMPLE)
+    before = _stale_status(home)
+    lock = run_lock.acquire(home, T_END_SC)  # the first run
+    try:
+        run, gate = _held_start(home, tmp_path)
+        with run:
+            run.ctrl_c()
+            _open(gate)
+            assert run.wait_exit(10) == 3, run.text
+            assert "another pygnc is running" in run.text
+    finally:
+        lock.release()
+    assert run.status_path.read_bytes() == before

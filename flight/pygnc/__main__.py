@@ -8,14 +8,13 @@ from pygnc.signals import StopSignals
 
 _stop = StopSignals()
 
-from pygnc.supervisor import exit_process  # noqa: E402
-from pygnc.supervisor import main as supervisor_main  # noqa: E402
+from pygnc.early_stop import launch  # noqa: E402
 
 
 def main() -> int:
-    prog = "pygnc" if not sys.argv[0].endswith("__main__.py") else "python -m pygnc"
-    return supervisor_main(stop_signals=_stop, prog=prog)
+    """Run the supervisor (never returns: the process exits with its status)."""
+    launch(_stop, "pygnc" if not sys.argv[0].endswith("__main__.py") else "python -m pygnc")
 
 
 if __name__ == "__main__":
-    exit_process(main())
+    main()

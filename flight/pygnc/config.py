@@ -30,6 +30,7 @@ from .formats import range_packet
 from .formats.batch import KINDS_BY_NAME
 from .formats.settings import DecodeSettings
 from .limits import Problem, bounded, field_problems, is_number, number_problem, shown
+from .paths import BATCH_AREA, Paths
 from .regular_files import TooLarge, read_small_file
 from .toml_lines import find_line, syntax_error_line
 
@@ -51,8 +52,6 @@ MAX_CONFIG_BYTES = 256 * 1024
 #: so a task is reported late after at least two and killed after at least three.
 HEALTH_WARN_MIN_PINGS = 2
 HEALTH_FATAL_MIN_PINGS = 3
-#: The home's batch area: ``Config.batch_dir`` is this directory or one under it.
-BATCH_AREA = "pygnc_batches"
 #: Time the status reporter needs after its stop drain for the final status, info and bus
 #: log (fsyncs on a busy SD card), s.
 SINK_FINAL_WRITE_MARGIN_S = 0.5
@@ -1036,58 +1035,3 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Where the host puts our inputs and reads our outputs."""
-
-    home: Path
-
-    @classmethod
-    def from_env(cls) -> Paths:
-        """``PYGNC_HOME`` (default: the home directory), absolute: a relative one is taken
-        from the current directory once, here - the tasks run in the flight code's directory
-        and are handed this absolute path."""
-        return cls(Path(os.path.abspath(Path(os.environ.get("PYGNC_HOME") or Path.home()).expanduser())))
-
-    @property
-    def sense_file(self) -> Path:
-        return self.home / "sense.bin"
-
-    @property
-    def range_dir(self) -> Path:
-        return self.home / "range"
-
-    @property
-    def config_file(self) -> Path:
-        """The configuration the ground uploads (read when ``PYGNC_CONFIG`` is not set)."""
-        return self.home / "pygnc_config.toml"
-
-    @property
-    def range_file(self) -> Path:
-        """The single range file the interface document also names (read after range/)."""
-        return self.home / "range.bin"
-
-    @property
-    def status_file(self) -> Path:
-        return self.home / "pygnc_status.bin"
-
-    @property
-    def info_file(self) -> Path:
-        return self.home / "pygnc_info.txt"
-
-    @property
-    def status_spare(self) -> Path:
-        """The empty file kept for writing the status and info files when no inode is free
-        (:func:`pygnc.atomic.write_atomic`)."""
-        return self.home / ".pygnc_status.spare"
-
-    @property
-    def imu_port_cache(self) -> Path:
-        """Last port and baud where IMU discovery found a unit (tried first next time)."""
-        return self.home / ".pygnc_imu_port.json"
-
-    @property
-    def log_root(self) -> Path:
-        return self.home / "pygnc_logs"

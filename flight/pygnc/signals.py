@@ -11,7 +11,9 @@ final status, an open batch file and the socket directory left behind.
 Every pygnc process installs this first thing (``main.py``, ``python -m pygnc``,
 ``python -m pygnc.tasks``), before any slow import, and hands the same object on: a signal
 that arrives while the process is still starting is never lost, and never becomes a
-``KeyboardInterrupt``.
+``KeyboardInterrupt``.  A stop during the start-up imports ends them early: a task's
+(:func:`import_unless_stopped`) at once, the supervisor's at the next module
+(:class:`AbandonImportsOnStop`, :mod:`pygnc.early_stop`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import importlib
 import os
 import select
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType, ModuleType
@@ -89,6 +92,42 @@ def ignore_stop_signals() -> None:
     until the task is gone."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+class ImportsAbandoned(BaseException):
+    """A stop signal came while :class:`AbandonImportsOnStop` was in force: the import
+    under way was given up at its next module (not an ``Exception``: no library's
+    ``except Exception`` around an optional import swallows it)."""
+
+
+class AbandonImportsOnStop:
+    """``with AbandonImportsOnStop(signals): import ...`` - once a stop signal has come, the
+    next module any import looks up raises :class:`ImportsAbandoned` instead (a finder
+    first on ``sys.meta_path``, removed on leaving the block).
+
+    For the supervisor, which must still write its final status after such a stop: the
+    imports stop at the next module, in the main thread, and leave it the whole CPU (an
+    import thread, :func:`import_unless_stopped`, would go on competing for it).  Modules
+    already imported stay usable; a module given up half-way is not (Python drops it from
+    ``sys.modules``): use only what was imported before the block."""
+
+    def __init__(self, signals: StopSignals) -> None:
+        self._signals = signals
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if self._signals.received is not None:
+            raise ImportsAbandoned(name)
+        return None  # the next finder finds it
+
+    def __enter__(self) -> AbandonImportsOnStop:
+        sys.meta_path.insert(0, self)  # a finder: it has find_spec
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
 
 
 def import_unless_stopped(module: str, signals: StopSignals, poll_s: float = 0.5) -> ModuleType | None:

@@ -55,16 +55,17 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from . import config_source, run_lock, terminal
-from .atomic import write_atomic
 from .batch_store import store_for
 from .bus.channels import CHANNELS, CONTROL_SOCKET
+from .command_line import USAGE, UsageError, check_home, parse_args, say, say_already_running
 from .config import Config, Paths
 from .formats import status as st
-from .formats.info import render_info
 from .regular_files import read_small_file
 from .signals import StopSignals, ignore_stop_signals
+from .status_files import measure_storage, write_status_pair
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
 from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper
@@ -85,10 +86,6 @@ except ImportError as exc:  # checked by main() before anything uses them
 
 log = logging.getLogger("supervisor")
 
-#: Longest accepted timeout, minutes (a week; the host runs us for minutes).
-MAX_TIMEOUT_MIN = 7 * 24 * 60.0
-#: The spacecraft clock is a 32-bit count of unix seconds (sense.bin, range files).
-MAX_SPACECRAFT_TIME_S = 2.0**32
 #: While stopping, ``stop`` (and SIGTERM to tasks not yet ready) is sent again this often, s.
 STOP_RESEND_S = 0.1
 #: Bound on reaping a group's killed stragglers, s.
@@ -96,46 +93,6 @@ REAP_S = 1.0
 #: Name of the private socket directory: ``pygnc-<supervisor pid>-<random>``.
 RUN_DIR_PREFIX = "pygnc-"
 _RUN_DIR_RE = re.compile(r"^pygnc-(\d+)-[A-Za-z0-9_]+$")
-
-USAGE = """usage: {prog} <timeout_minutes> <spacecraft_time_s>
-       {prog} --check-config FILE
-       {prog} --help
-
-  timeout_minutes      stop by itself after this many minutes (0 < t <= 10080, a week;
-                       decimals allowed)
-  spacecraft_time_s    the spacecraft clock now, unix seconds (0 <= t < 2^32)
-  --check-config FILE  check a configuration file as a run would load it, and exit:
-                       0 accepted, 2 rejected (each problem on stderr, FILE:LINE: key ...)
-  -h, --help           print this and exit 0
-
-Exit status: 0 stopped in order; 1 no final status could be written, or a failure;
-2 bad arguments; 3 another pygnc is running on this PYGNC_HOME (it is left alone).
-
-Environment: PYGNC_HOME (default ~) holds sense.bin, range/, the uplinked
-pygnc_config.toml, and receives pygnc_status.bin, pygnc_info.txt and pygnc_logs/;
-PYGNC_CONFIG names a TOML file to use instead of the uplinked one."""
-
-
-class UsageError(ValueError):
-    pass
-
-
-def parse_args(argv: list[str]) -> tuple[float, float]:
-    if len(argv) != 2:
-        raise UsageError(f"expected 2 arguments, got {len(argv)}")
-    try:
-        timeout_min = float(argv[0])
-        t_sc = float(argv[1])
-    except ValueError as exc:
-        raise UsageError(f"not a number: {exc}") from None
-    if not (math.isfinite(timeout_min) and 0 < timeout_min <= MAX_TIMEOUT_MIN):
-        raise UsageError(f"timeout_minutes must be > 0 and <= {MAX_TIMEOUT_MIN:.0f}, got {argv[0]}")
-    if not (math.isfinite(t_sc) and 0 <= t_sc < MAX_SPACECRAFT_TIME_S):
-        raise UsageError(
-            f"spacecraft_time_s must be >= 0 and < 2^32 (the spacecraft clock is a "
-            f"32-bit count of unix seconds), got {argv[1]}"
-        )
-    return timeout_min, t_sc
 
 
 def _pid_alive(pid: int) -> bool:
@@ -730,20 +687,15 @@ class Supervisor:
             s[f"task{k}_restarts"] = min(255, t.restarts)
             flags |= st.FLAG_TASK_FAILED if t.state == "failed" else 0
         s["flags"] = flags
+        measure_storage(paths, s)
         s["flags"] = assess(
             s, now_sc, self.config, att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only")
         )
         try:
-            data = st.encode_status(s)
-            write_atomic(
-                paths.info_file,
-                render_info(st.decode_status(data), config_note=config_source.rejection_note()),
-                paths.status_spare,
-            )
-            write_atomic(paths.status_file, data, paths.status_spare)
+            write_status_pair(paths, s, config_source.rejection_note())
         except OSError as exc:
             log.error("cannot write the final status: %s", exc)
-            _say(f"pygnc: cannot write the final status ({exc})")
+            say(f"pygnc: cannot write the final status ({exc})")
             return False
         log.info("final status written by the supervisor (%s)", reason)
         return True
@@ -757,7 +709,7 @@ class Supervisor:
         sync_logs()
 
 
-def exit_process(rc: int) -> None:
+def exit_process(rc: int) -> NoReturn:
     """End the supervisor's process with status *rc* once stdout and stderr are flushed
     (never returns): every file is synced and every socket closed by then, and the
     interpreter's teardown would only lengthen the stop the host waits for."""
@@ -767,16 +719,6 @@ def exit_process(rc: int) -> None:
         except (OSError, ValueError):
             pass
     os._exit(rc)
-
-
-def _check_home(home: Path) -> None:
-    """PYGNC_HOME must be a directory (made if missing); UsageError naming the problem."""
-    if home.exists() and not home.is_dir():
-        raise UsageError(f"PYGNC_HOME={home} is not a directory")
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"PYGNC_HOME={home} cannot be created: {exc.strerror or exc}") from None
 
 
 def _log_dir(paths: Paths, config: Config, run_dir: Path) -> tuple[int, Path, str]:
@@ -804,14 +746,6 @@ def _log_dir(paths: Paths, config: Config, run_dir: Path) -> tuple[int, Path, st
         )
 
 
-def _say(text: str) -> None:
-    """A line on the terminal (stderr); nothing if the terminal is gone (a hang-up)."""
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-
-
 def missing_flight_packages() -> list[str]:
     """The pip names of the :data:`FLIGHT_PACKAGES` this Python cannot import (looked up,
     not imported)."""
@@ -833,12 +767,12 @@ def check_config_command(argv: list[str], prog: str) -> int:
     """``--check-config FILE``: 0 if *FILE* would be accepted, 2 if not; the problems (or
     an accepted file's warnings) on stderr, one per line, ``FILE:LINE: key message``."""
     if len(argv) != 1:
-        _say(f"{prog}: --check-config takes one file\n{USAGE.format(prog=prog)}")
+        say(f"{prog}: --check-config takes one file\n{USAGE.format(prog=prog)}")
         return 2
     ok, lines = config_source.check_file(argv[0])
     for line in lines:
-        _say(line)
-    _say(f"{config_source.shown_path(argv[0])}: {'accepted' if ok else 'REJECTED'}")
+        say(line)
+    say(f"{config_source.shown_path(argv[0])}: {'accepted' if ok else 'REJECTED'}")
     return 0 if ok else 2
 
 
@@ -851,10 +785,9 @@ def write_start_status(paths: Paths, t_sc: float, t0_mono: float, sel: config_so
     s["t_sc_s"] = t_sc
     s["uptime_s"] = time.monotonic() - t0_mono
     s["flags"] = config_source.config_flags(sel.config, {config_source.REJECTED_ENV: sel.note})
+    measure_storage(paths, s)
     try:
-        data = st.encode_status(s)
-        write_atomic(paths.info_file, render_info(st.decode_status(data), config_note=sel.note), paths.status_spare)
-        write_atomic(paths.status_file, data, paths.status_spare)
+        write_status_pair(paths, s, sel.note)
     except OSError as exc:
         for path in (paths.status_file, paths.info_file):
             try:
@@ -880,8 +813,15 @@ def _hand_to_tasks(run_dir: Path, sel: config_source.Selection) -> None:
         os.environ.pop(config_source.REJECTED_ENV, None)
 
 
-def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None, prog: str = "main.py") -> int:
-    t0_mono = time.monotonic()
+def main(
+    argv: list[str] | None = None,
+    stop_signals: StopSignals | None = None,
+    prog: str = "main.py",
+    t0_mono_s: float | None = None,
+) -> int:
+    """The supervisor's program; its exit status.  *t0_mono_s*: when the process started
+    (``CLOCK_MONOTONIC``, s; default now), the origin of the status's uptime."""
+    t0_mono = time.monotonic() if t0_mono_s is None else t0_mono_s
     signals = stop_signals or StopSignals()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
@@ -895,15 +835,15 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
     paths = Paths.from_env()
     try:
         timeout_min, t_sc = parse_args(argv)
-        _check_home(paths.home)
+        check_home(paths.home)
     except UsageError as exc:
-        _say(f"{prog}: {exc}\n{USAGE.format(prog=prog)}")
+        say(f"{prog}: {exc}\n{USAGE.format(prog=prog)}")
         return 2
     # One run per home: a second start touches nothing of the first (docs/interface.md).
     try:
         lock = run_lock.acquire(paths.home, t_sc)
     except run_lock.AlreadyRunning as exc:
-        _say(f"{prog}: {exc}: not started (the running one is left alone; stop it first to start again)")
+        say_already_running(prog, exc)
         return 3
     try:
         # The configuration: the uplinked file if it passes, else the last accepted one or
@@ -913,7 +853,7 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
         start_status_error = write_start_status(paths, t_sc, t0_mono, sel)
         missing = missing_flight_packages()
         if missing:
-            _say(
+            say(
                 f"{prog}: cannot start: {', '.join(missing)} not installed for {sys.executable} "
                 f"(the flight code needs: pip install {' '.join(FLIGHT_PACKAGES.values())})"
             )
@@ -921,7 +861,7 @@ def main(argv: list[str] | None = None, stop_signals: StopSignals | None = None,
         try:
             run_dir, stale = make_run_dir()
         except OSError as exc:
-            _say(f"{prog}: cannot create the private socket directory: {exc}")
+            say(f"{prog}: cannot create the private socket directory: {exc}")
             return 1
         _hand_to_tasks(run_dir, sel)
         if start_status_error:
@@ -966,7 +906,7 @@ def _run(
             min_free_bytes=config.log_reserve_bytes,
         )
     except OSError as exc:
-        _say(f"{prog}: cannot set up logging: {exc}")
+        say(f"{prog}: cannot set up logging: {exc}")
         shutil.rmtree(run_dir, ignore_errors=True)
         return 1
     if note:
@@ -997,9 +937,9 @@ def _run(
     try:
         sup = Supervisor(timeout_min, t_sc, t0_mono, config, paths, run_number, log_dir, run_dir, signals)
         # On stderr: stdout carries only the stream's frames (docs/interface.md, Streaming).
-        _say(f"pygnc run {run_number} started; logs in {log_dir}")
+        say(f"pygnc run {run_number} started; logs in {log_dir}")
         rc = sup.run()
-        _say(f"pygnc run {run_number} stopped")
+        say(f"pygnc run {run_number} stopped")
         return rc
     except Exception:
         log.exception("supervisor failed")

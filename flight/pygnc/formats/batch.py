@@ -58,6 +58,7 @@ from ..device_kinds import HK_DEVICE_KINDS
 
 # The record times and cadences are the downlink schedule's (also the processors' decimation).
 from ..downlink_schedule import ESTIMATE_PERIOD_S, period_ms, record_time_ms, split_time  # noqa: F401
+from ..paths import PART_SUFFIX  # noqa: F401 - declared with the home's other names
 from ..task_ids import TASK_IDS, TASK_STATES  # health records carry the status file's ids and states
 from .status import ESTIMATE_QUALITY  # estimate records carry the status file's quality words
 
@@ -68,7 +69,6 @@ VERSION = 1
 #: file being written carries ``.part`` after that and is never under the final name.
 FILE_PREFIX = "batch_"
 FILE_SUFFIX = ".bin"
-PART_SUFFIX = ".part"
 FILE_RE = re.compile(r"^batch_(\d{8,})\.bin$")
 PART_RE = re.compile(r"^batch_(\d{8,})\.bin\.part$")
 #: Sequence numbers run from 1 to the header's uint32 maximum (4 294 967 295, ten digits in a

@@ -25,14 +25,14 @@ from __future__ import annotations
 import math
 import time
 
-from ..atomic import free_bytes, free_inodes, keep_spare, remove_stale_temps, write_atomic
+from ..atomic import keep_spare, remove_stale_temps
 from ..bus.channels import CHANNELS
 from ..bus.messages import SCHEMA_VERSION, Message
 from ..config_source import config_flags, rejection_note
 from ..formats import status as st
-from ..formats.info import render_info
 from ..logs import BusLogWriter, records_dropped
 from ..regular_files import read_small_file
+from ..status_files import measure_storage, write_status_pair
 from ..validity import assess
 from .base import Task, TaskRunner
 from .table import TASK_NAMES_BY_ID, enabled_tasks
@@ -286,20 +286,13 @@ class StatusReporter(Task):
         s["t_sc_s"] = now_sc
         s["uptime_s"] = time.monotonic() - ctx.t0_mono_s
         s["bus_dropped"] = self.runner.decode_counters.dropped
-        free = free_bytes(ctx.paths.home)
-        s["home_free_kib"] = math.nan if free is None else free // 1024
-        inodes = free_inodes(ctx.paths.home)
-        s["home_free_inodes"] = math.nan if inodes is None else inodes
+        measure_storage(ctx.paths, s)
         s["batch_records_held"] = self.batch_records_held
         s["status_write_failures"] = self.write_failures
         s["log_frames_not_written"] = 0 if self.buslog is None else self.buslog.frames_not_written
         s["flags"] = self.flags | self._storage_flags()
         s["flags"] = assess(s, now_sc, self.config, self.att_has_reference)
-        data = st.encode_status(s)
-        # Info first: a reader who sees a new status finds an info file at least as new.
-        spare = ctx.paths.status_spare  # (written on with the inodes exhausted)
-        write_atomic(ctx.paths.info_file, render_info(st.decode_status(data), config_note=self.config_note), spare)
-        write_atomic(ctx.paths.status_file, data, spare)
+        write_status_pair(ctx.paths, s, self.config_note)
         self.last_write = time.monotonic()
         self.dirty = False
 

@@ -1,0 +1,124 @@
+"""A stop that comes while the supervisor is still importing.
+
+The supervisor's imports (ZeroMQ, the configuration's schema, the batch format, logging:
+~0.14 s of a quiet core on the development machine, several times that on a loaded or
+small one) are most of its start.  :func:`launch` runs them under
+:class:`pygnc.signals.AbandonImportsOnStop`: a Ctrl-C, SIGTERM or hang-up gives them up at
+the next module, and :func:`stop_before_start` ends the run with what was imported before
+them - the home's lock taken, the previous run's status and info replaced by a final status
+of this start (run 0, flag ``stopping``, nothing started; no log directory is made).
+
+Only when nothing needs the full stop (:func:`plan`): valid arguments, an existing home,
+and no ``.part`` batch file in the home's batch area - a power cut's, which the full stop
+recovers (its imports are then waited for, as before).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import NoReturn
+
+from . import run_lock
+from .command_line import UsageError, parse_args, say, say_already_running
+from .formats import status as st
+from .paths import PART_SUFFIX, Paths
+from .signals import AbandonImportsOnStop, ImportsAbandoned, StopSignals
+from .status_files import measure_storage, write_status_pair
+
+#: Entries of the batch area looked at for a ``.part`` at most; past it the full stop is
+#: kept (the look must cost nothing next to the imports it may save).
+MAX_BATCH_ENTRIES = 4096
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """A run the early stop may end: its arguments and home."""
+
+    timeout_min: float
+    t_sc_s: float
+    paths: Paths
+
+
+def plan(argv: list[str]) -> StartPlan | None:
+    """The run *argv* asks for, if a stop during the imports may end it early; else None
+    (bad arguments, ``--help``, ``--check-config``, a home that is not a directory yet, a
+    ``.part`` batch file, or a batch area too large to look through)."""
+    try:
+        timeout_min, t_sc = parse_args(argv)
+    except UsageError:
+        return None
+    paths = Paths.from_env()
+    if not paths.home.is_dir() or _maybe_part_files(paths):
+        return None
+    return StartPlan(timeout_min, t_sc, paths)
+
+
+def _maybe_part_files(paths: Paths) -> bool:
+    """True if the batch area holds a ``.part`` file, or could not be looked through."""
+    seen = 0
+    try:
+        for _dir, _subdirs, files in os.walk(paths.batch_area, onerror=_raise):
+            seen += len(files) + len(_subdirs)
+            if seen > MAX_BATCH_ENTRIES or any(f.endswith(PART_SUFFIX) for f in files):
+                return True
+    except OSError:
+        return True
+    return False
+
+
+def _raise(exc: OSError) -> None:
+    if not isinstance(exc, FileNotFoundError):  # no batch area yet: nothing to recover
+        raise exc
+
+
+def stop_before_start(start: StartPlan, signals: StopSignals, t0_mono_s: float, prog: str) -> int:
+    """End a run stopped before its tree was started: 0 with the final status written, 1 if
+    it could not be, 3 if another run holds the home (then nothing is touched)."""
+    try:
+        lock = run_lock.acquire(start.paths.home, start.t_sc_s)
+    except run_lock.AlreadyRunning as exc:
+        say_already_running(prog, exc)
+        return 3
+    try:
+        s = st.empty_status()
+        uptime_s = time.monotonic() - t0_mono_s
+        s["seq"] = 1
+        s["t_sc_s"] = start.t_sc_s + uptime_s
+        s["uptime_s"] = uptime_s
+        s["flags"] = st.FLAG_STOPPING
+        measure_storage(start.paths, s)
+        try:
+            write_status_pair(start.paths, s)
+        except OSError as exc:
+            say(f"{prog}: stopped by {signals.name} while starting; cannot write the final status ({exc})")
+            return 1
+        say(f"{prog}: stopped by {signals.name} while starting: nothing was started")
+        return 0
+    finally:
+        lock.release()
+
+
+def launch(signals: StopSignals, prog: str, argv: list[str] | None = None) -> NoReturn:
+    """Import the supervisor and run it - or, if a stop comes while it is imported and
+    :func:`plan` allows, end the run at once - and exit with its status."""
+    t0_mono_s = time.monotonic()
+    argv = sys.argv[1:] if argv is None else argv
+    start = plan(argv)
+    if start is None:
+        from .supervisor import exit_process, main
+    else:
+        try:
+            with AbandonImportsOnStop(signals):
+                from .supervisor import exit_process, main
+        except ImportsAbandoned:
+            rc = stop_before_start(start, signals, t0_mono_s, prog)
+            for f in (sys.stdout, sys.stderr):
+                try:
+                    f.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(rc)  # the abandoned modules' state is not worth a teardown
+    exit_process(main(argv, stop_signals=signals, prog=prog, t0_mono_s=t0_mono_s))

@@ -1,0 +1,83 @@
+"""The early stop's pieces (pygnc.early_stop, pygnc.signals.AbandonImportsOnStop): which
+starts it may end, and imports given up at the next module once a stop has come.  Through
+the real process tree: tests/test_start_tree.py."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from pygnc import early_stop
+from pygnc.signals import AbandonImportsOnStop, ImportsAbandoned
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("PYGNC_HOME", str(h))
+    return h
+
+
+def test_a_plain_start_may_be_ended_early(home):
+    start = early_stop.plan(["5", "1700000000"])
+    assert start is not None and start.paths.home == home and start.timeout_min == 5.0
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["--help"], ["--check-config", "x.toml"], ["0", "1"], ["5", "nan"], ["5", "1", "2"]]
+)
+def test_anything_but_a_valid_start_goes_the_whole_way(home, argv):
+    assert early_stop.plan(argv) is None  # (main() then says what is wrong, or does it)
+
+
+def test_a_part_file_anywhere_in_the_batch_area_keeps_the_full_stop(home):
+    d = home / "pygnc_batches" / "spare" / "deeper"
+    d.mkdir(parents=True)
+    (d / "batch_00000001.bin").write_bytes(b"x")
+    assert early_stop.plan(["5", "1"]) is not None
+    (d / "batch_00000002.bin.part").write_bytes(b"x")
+    assert early_stop.plan(["5", "1"]) is None  # the full stop recovers it
+
+
+def test_a_batch_area_too_large_to_look_through_keeps_the_full_stop(home, monkeypatch):
+    d = home / "pygnc_batches"
+    d.mkdir()
+    for i in range(6):
+        (d / f"batch_{i:08d}.bin").write_bytes(b"")
+    monkeypatch.setattr(early_stop, "MAX_BATCH_ENTRIES", 5)
+    assert early_stop.plan(["5", "1"]) is None
+
+
+def test_a_home_not_made_yet_or_not_a_directory_goes_the_whole_way(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYGNC_HOME", str(tmp_path / "missing"))
+    assert early_stop.plan(["5", "1"]) is None
+    (tmp_path / "file").write_bytes(b"")
+    monkeypatch.setenv("PYGNC_HOME", str(tmp_path / "file"))
+    assert early_stop.plan(["5", "1"]) is None
+
+
+def _module(tmp_path, name: str, body: str = "") -> None:
+    (tmp_path / f"{name}.py").write_text(body)
+
+
+def test_imports_are_given_up_at_the_next_module_once_a_stop_has_come(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _module(tmp_path, "es_first", "X = 1\n")
+    _module(tmp_path, "es_outer", "import es_first\nimport es_inner\nY = 2\n")
+    _module(tmp_path, "es_inner", "")
+    signals = SimpleNamespace(received=None)
+    finders = list(sys.meta_path)
+    with AbandonImportsOnStop(signals):  # type: ignore[arg-type]  # (only .received is read)
+        import es_first  # noqa: F401 - no stop yet: imported as usual
+
+        signals.received = 2
+        with pytest.raises(ImportsAbandoned):
+            import es_outer  # noqa: F401
+    assert sys.meta_path == finders  # the finder is gone with the block
+    assert "es_first" in sys.modules and "es_outer" not in sys.modules and "es_inner" not in sys.modules
+    import es_outer  # noqa: F811 - and later imports are ordinary again
+
+    assert es_outer.Y == 2
