@@ -216,10 +216,14 @@ def one_run(
         res["text"] = run.text[-2000:]
         if hangup:  # the terminal is gone: no output to look at after the hang-up
             checks["no_traceback"] = "Traceback" not in (logs[-1] / "supervisor.log").read_text() if logs else True
-        if keep_failed is not None and (res["stop_s"] >= TARGET_S or res["rc"] != 0 or res["left"]) and logs:
+        failing = res["stop_s"] >= TARGET_S or res["rc"] != 0 or res["left"] or not all(checks.values())
+        if keep_failed is not None and failing and logs:
             dest = keep_failed / f"delay_{delay_s:.3f}"
             shutil.copytree(logs[-1], dest, dirs_exist_ok=True)
             (dest / "terminal.txt").write_text(run.text)
+            for name in ("pygnc_status.bin", "pygnc_info.txt"):  # the final ones, as the host found them
+                if (home / name).is_file():
+                    shutil.copy(home / name, dest / name)
             res["kept"] = dest
         no_logs = not (home / "pygnc_logs").exists()
         # Before main.py's first line: Python's own start-up.  (A KeyboardInterrupt raised
@@ -247,7 +251,11 @@ def main() -> int:
     ap.add_argument("--hangup", action="store_true", help="hang the terminal up instead of typing Ctrl-C")
     ap.add_argument("--load", type=int, default=0, help="run this many busy processes during the runs")
     ap.add_argument("--verbose", action="store_true", help="print the terminal output of failed runs")
-    ap.add_argument("--keep-failed", type=Path, help="copy the logs of runs over the target or failing a check here")
+    ap.add_argument(
+        "--keep-failed",
+        type=Path,
+        help="copy the logs and final status files of runs over the target or failing a check here",
+    )
     ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
     args = ap.parse_args()
     rng = random.Random(args.seed)

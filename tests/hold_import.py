@@ -19,8 +19,8 @@ MODULE, GATE = sys.argv[1], sys.argv[2]
 class Hold:
     def find_spec(self, name, path=None, target=None):
         if name == MODULE:
-            print(f"holding import of {name}", file=sys.stderr, flush=True)
             fd = os.open(GATE, os.O_RDWR | os.O_NONBLOCK)  # (a writer itself: never at EOF)
+            print(f"holding import of {name}", file=sys.stderr, flush=True)  # (the gate is open)
             try:
                 t_end = time.monotonic() + 60.0
                 while time.monotonic() < t_end:  # (select is resumed after a signal's handler)

@@ -4,12 +4,14 @@ the real process tree: tests/test_start_tree.py."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from types import SimpleNamespace
 
 import pytest
 
-from pygnc import early_stop
+from pygnc import early_stop, run_lock
+from pygnc.formats import status as S
 from pygnc.signals import AbandonImportsOnStop, ImportsAbandoned
 
 
@@ -81,3 +83,48 @@ def test_imports_are_given_up_at_the_next_module_once_a_stop_has_come(tmp_path, 
     import es_outer  # noqa: F811 - and later imports are ordinary again
 
     assert es_outer.Y == 2
+
+
+def _stopped(signum: int = signal.SIGINT) -> SimpleNamespace:
+    return SimpleNamespace(received=signum, name=signal.Signals(signum).name)
+
+
+def test_the_early_stop_replaces_the_status_with_a_final_one_of_its_start(home, capsys):
+    (home / "pygnc_status.bin").write_bytes(S.encode_status({"run": 9, "flags": S.FLAG_ORBIT_VALID}))
+    start = early_stop.plan(["5", "1700000000"])
+    assert start is not None
+    rc = early_stop.stop_before_start(start, _stopped(signal.SIGHUP), 0.0, "main.py")  # type: ignore[arg-type]
+    assert rc == 0
+    assert capsys.readouterr().err == "main.py: stopped by SIGHUP while starting: nothing was started\n"
+    st = S.decode_status((home / "pygnc_status.bin").read_bytes())
+    assert st["run"] == 0 and st["flags"] == S.FLAG_STOPPING and st["t_sc_s"] >= 1700000000
+    assert (home / "pygnc_info.txt").read_bytes().startswith(b"pygnc r0 ")
+    again = run_lock.acquire(home)  # (the early stop's lock is released)
+    assert again.fd is not None
+    again.release()
+
+
+def test_the_early_stop_of_a_second_start_touches_nothing(home, capsys):
+    before = S.encode_status({"run": 9, "flags": S.FLAG_ORBIT_VALID})
+    (home / "pygnc_status.bin").write_bytes(before)
+    start = early_stop.plan(["5", "1700000000"])
+    assert start is not None
+    held = run_lock.acquire(home)
+    try:
+        assert early_stop.stop_before_start(start, _stopped(), 0.0, "main.py") == 3  # type: ignore[arg-type]
+    finally:
+        held.release()
+    assert "another pygnc is running" in capsys.readouterr().err
+    assert (home / "pygnc_status.bin").read_bytes() == before and not (home / "pygnc_info.txt").exists()
+
+
+def test_an_early_stop_that_cannot_write_says_so_and_exits_1(home, capsys, monkeypatch):
+    start = early_stop.plan(["5", "1700000000"])
+    assert start is not None
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(early_stop, "write_status_pair", full)
+    assert early_stop.stop_before_start(start, _stopped(), 0.0, "main.py") == 1  # type: ignore[arg-type]
+    assert "cannot write the final status" in capsys.readouterr().err

@@ -68,7 +68,7 @@ from .signals import StopSignals, ignore_stop_signals
 from .status_files import measure_storage, write_status_pair
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
 from .validity import assess
-from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper
+from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper, process_running
 
 #: The packages the flight tree needs beyond the standard library (module -> pip name; as
 #: pyproject's dependencies).  Without them main() still replaces the previous status, then
@@ -609,6 +609,7 @@ class Supervisor:
         reporter = self.by_name.get("status_reporter")
         ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
         writer = self.by_name.get("batch_writer")
+        self._end_zygote()
         self._recover_batches(writer)
         # The final status must hold every task's final state, and downlink_failed if the
         # writer did not finish (it failed at its own stop, after the reporter's last status,
@@ -640,6 +641,27 @@ class Supervisor:
                 for k, t in enumerate(self.tasks[: st.MAX_TASKS])
             )
         )
+
+    def _end_zygote(self) -> None:
+        """End the zygote, and see dead every task it forked after that task was stopped
+        (killed on arrival), before the batch recovery and the final status: a status
+        reporter forked late writes its first status at once, a batch writer opens a
+        ``.part`` - after the final status, the host would read a run that never stopped."""
+        z = self.zygote
+        if z is None:
+            return
+        z.close()
+        late = [
+            t.proc
+            for t in self.tasks
+            if isinstance(t.proc, ForkedProc) and t.proc.kill_on_arrival and t.proc.pid is not None
+        ]
+        t_end = time.monotonic() + REAP_S
+        while any(p.pid is not None and process_running(p.pid) for p in late) and time.monotonic() < t_end:
+            self._wait(0.01)
+        for p in late:
+            if p.pid is not None and process_running(p.pid):
+                log.error("task forked during the stop (pid %d) still running after its SIGKILL", p.pid)
 
     def _recover_batches(self, writer: TaskProc | None) -> None:
         """Recover the ``.part`` batch files the writer left (it was killed, or stopped before it

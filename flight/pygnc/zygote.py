@@ -247,7 +247,7 @@ class ForkedProc:
     def poll(self) -> int | None:
         if self.returncode is None:
             self.zygote.service()  # (reaps orphans too)
-        if self.returncode is None and self.pid is not None and not self.orphan and not _running(self.pid):
+        if self.returncode is None and self.pid is not None and not self.orphan and not process_running(self.pid):
             # While the zygote imports it reaps only between modules: a zombie's status is
             # in /proc, known at once (a stop must not wait for the import).  A ready one
             # reaps at once, and one that does not is hung (unreported_exit).
@@ -300,7 +300,7 @@ def _zombie_exit_status(pid: int) -> int | None:
         return None
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """*pid* exists and is not a zombie (an orphan waits as one until init reaps it)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -526,7 +526,7 @@ class Zygote:
                 if p.returncode is None:
                     p.returncode = os.waitstatus_to_exitcode(status)
                 del self._orphans[pid]
-            elif got is None and self.proc.returncode is not None and not _running(pid):
+            elif got is None and self.proc.returncode is not None and not process_running(pid):
                 # The zygote is reaped, so its children were re-parented: not ours (no
                 # subreaper), and gone - its status is lost.  (Before that, a dead child
                 # may still be re-parented to us with its real status.)
