@@ -4,6 +4,7 @@ the real process tree: tests/test_start_tree.py."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ def home(tmp_path, monkeypatch):
     h = tmp_path / "home"
     h.mkdir()
     monkeypatch.setenv("PYGNC_HOME", str(h))
+    monkeypatch.delenv("PYGNC_CONFIG", raising=False)
     return h
 
 
@@ -42,6 +44,24 @@ def test_a_part_file_anywhere_in_the_batch_area_keeps_the_full_stop(home):
     assert early_stop.plan(["5", "1"]) is not None
     (d / "batch_00000002.bin.part").write_bytes(b"x")
     assert early_stop.plan(["5", "1"]) is None  # the full stop recovers it
+
+
+def test_a_configuration_that_may_be_refused_keeps_the_full_start(home, monkeypatch):
+    """Review of issue 48 item 14: with a bad uplink an early stop replaced a status that said
+    `config_rejected` with one that did not; only the full start judges a configuration."""
+    assert early_stop.plan(["5", "1"]) is not None  # the defaults
+    (home / "pygnc_config.toml").write_text("spacecraft_id = 74\n")
+    assert early_stop.plan(["5", "1"]) is None  # never accepted yet
+    (home / "pygnc_config.accepted.toml").write_text("spacecraft_id = 74\n")
+    assert early_stop.plan(["5", "1"]) is not None  # the uplink a run accepted, byte for byte
+    (home / "pygnc_config.toml").write_text("no_such_key = 1\n")
+    assert early_stop.plan(["5", "1"]) is None  # a new uplink
+    (home / "pygnc_config.toml").unlink()
+    os.mkfifo(home / "pygnc_config.toml")
+    assert early_stop.plan(["5", "1"]) is None  # (never opened: not a regular file)
+    (home / "pygnc_config.toml").unlink()
+    monkeypatch.setenv("PYGNC_CONFIG", str(home / "pygnc_config.accepted.toml"))
+    assert early_stop.plan(["5", "1"]) is None
 
 
 def test_a_batch_area_too_large_to_look_through_keeps_the_full_stop(home, monkeypatch):

@@ -40,10 +40,11 @@ from .config import (
 )
 from .formats import status as st
 from .limits import Problem
+from .paths import ACCEPTED_CONFIG_NAME
 from .regular_files import read_small_file
 
 #: The copy of the last accepted uplinked configuration, in PYGNC_HOME.
-ACCEPTED_NAME = "pygnc_config.accepted.toml"
+ACCEPTED_NAME = ACCEPTED_CONFIG_NAME  # (declared with the home's other names)
 #: Environment variable that hands the tasks the note of a rejected configuration.
 REJECTED_ENV = "PYGNC_CONFIG_REJECTED"
 #: Longest note handed on, characters.
@@ -62,7 +63,7 @@ _KEYLESS = (
 
 
 def accepted_copy(paths: Paths) -> Path:
-    return paths.home / ACCEPTED_NAME
+    return paths.accepted_config_file
 
 
 @dataclass

@@ -9,8 +9,10 @@ them - the home's lock taken, the previous run's status and info replaced by a f
 of this start (run 0, flag ``stopping``, nothing started; no log directory is made).
 
 Only when nothing needs the full stop (:func:`plan`): valid arguments, an existing home,
-and no ``.part`` batch file in the home's batch area - a power cut's, which the full stop
-recovers (its imports are then waited for, as before).
+no ``.part`` batch file in the home's batch area (a power cut's, which the full stop
+recovers), and a configuration that cannot have been refused (the defaults, or the uplink a
+run accepted before) - else the imports are waited for, as before.  The configuration is
+not read: the early status carries no configuration flag (``imu_reflection`` included).
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ from . import run_lock
 from .command_line import UsageError, parse_args, say, say_already_running
 from .formats import status as st
 from .paths import PART_SUFFIX, Paths
+from .regular_files import read_small_file
 from .signals import AbandonImportsOnStop, ImportsAbandoned, StopSignals
 from .status_files import measure_storage, write_status_pair
 
 #: Entries of the batch area looked at for a ``.part`` at most; past it the full stop is
 #: kept (the look must cost nothing next to the imports it may save).
 MAX_BATCH_ENTRIES = 4096
+
+
+#: Largest uplinked configuration compared with the accepted copy; a larger one takes the
+#: full start (an uplink is a few kB).
+MAX_COMPARED_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,9 +59,25 @@ def plan(argv: list[str]) -> StartPlan | None:
     except UsageError:
         return None
     paths = Paths.from_env()
-    if not paths.home.is_dir() or _maybe_part_files(paths):
+    if not paths.home.is_dir() or _maybe_part_files(paths) or _configuration_may_be_refused(paths):
         return None
     return StartPlan(timeout_min, t_sc, paths)
+
+
+def _configuration_may_be_refused(paths: Paths) -> bool:
+    """True unless the run's configuration is the defaults or the uplink a run accepted
+    before (byte for byte): only the full start reads and judges a configuration, and an
+    early stop must not replace a status that said an uplink was refused with one that
+    does not."""
+    if os.environ.get("PYGNC_CONFIG"):
+        return True
+    if not os.path.lexists(paths.config_file):
+        return False
+    try:
+        uplinked = read_small_file(paths.config_file, MAX_COMPARED_BYTES)
+        return uplinked != read_small_file(paths.accepted_config_file, len(uplinked))
+    except OSError:  # unreadable, too large, not a regular file, no accepted copy
+        return True
 
 
 def _maybe_part_files(paths: Paths) -> bool:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 #: The home's batch area: ``Config.batch_dir`` is this directory or one under it.
 BATCH_AREA = "pygnc_batches"
+#: The last uplinked configuration a run accepted (:mod:`pygnc.config_source`).
+ACCEPTED_CONFIG_NAME = "pygnc_config.accepted.toml"
 #: A batch file being written: its final name (:mod:`pygnc.formats.batch`) + this; never
 #: under the final name until it is complete.
 PART_SUFFIX = ".part"
@@ -42,6 +44,11 @@ class Paths:
     def config_file(self) -> Path:
         """The configuration the ground uploads (read when ``PYGNC_CONFIG`` is not set)."""
         return self.home / "pygnc_config.toml"
+
+    @property
+    def accepted_config_file(self) -> Path:
+        """The copy of the last uplinked configuration a run accepted (its fallback)."""
+        return self.home / ACCEPTED_CONFIG_NAME
 
     @property
     def range_file(self) -> Path:

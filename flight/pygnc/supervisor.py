@@ -650,6 +650,8 @@ class Supervisor:
         z = self.zygote
         if z is None:
             return
+        if z.read_fd >= 0:  # (a closed pipe left in the poller would wake every poll at once)
+            self.poller.unregister(z.read_fd)
         z.close()
         late = [
             t.proc

@@ -360,6 +360,7 @@ class Zygote:
         self._buf = b""
         self._next_id = 0
         self._pending: dict[int, ForkedProc] = {}
+        self._closed = False
         self._by_pid: dict[int, ForkedProc] = {}
         self._orphans: dict[int, ForkedProc] = {}  # forked, the zygote gone, not reaped yet
         self._abandoned: dict[int, ForkedProc] = {}  # requests pending when it was lost
@@ -542,7 +543,11 @@ class Zygote:
         """End the zygote (end of its stdin; SIGKILL at once if it is still importing, else
         after *timeout_s* - unless it has finished (:meth:`finish`) and said all it will:
         it is exiting and :meth:`service` reaps it), reap it, and apply what it reported
-        meanwhile (a child of an abandoned request that arrives now is killed)."""
+        meanwhile (a child of an abandoned request that arrives now is killed).  Once only: a
+        second call returns at once."""
+        if self._closed:
+            return
+        self._closed = True
         self.service()
         importing = not self.ready and not self.gone  # it would not see the end of stdin
         if self.proc.stdin is not None and not self.proc.stdin.closed:
