@@ -8,8 +8,10 @@ Imports nothing slow: main.py parses its arguments before the supervisor's impor
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 #: Longest accepted timeout, minutes (a week; the host runs us for minutes).
 MAX_TIMEOUT_MIN = 7 * 24 * 60.0
@@ -78,3 +80,16 @@ def say(text: str) -> None:
 def say_already_running(prog: str, exc: Exception) -> None:
     """The refusal of a second start on a home another run holds (exit status 3)."""
     say(f"{prog}: {exc}: not started (the running one is left alone; stop it first to start again)")
+
+
+def exit_process(rc: int) -> NoReturn:
+    """End the supervisor's process with status *rc* once stdout and stderr are flushed
+    (never returns): every file is synced and every socket closed by then, and the
+    interpreter's teardown would only lengthen the stop the host waits for (and, after an
+    early stop, run on modules given up half-imported)."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)

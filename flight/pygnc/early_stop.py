@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from . import run_lock
-from .command_line import UsageError, parse_args, say, say_already_running
+from .command_line import UsageError, exit_process, parse_args, say, say_already_running
 from .formats import status as st
 from .paths import PART_SUFFIX, Paths
 from .regular_files import read_small_file
@@ -53,7 +53,8 @@ class StartPlan:
 def plan(argv: list[str]) -> StartPlan | None:
     """The run *argv* asks for, if a stop during the imports may end it early; else None
     (bad arguments, ``--help``, ``--check-config``, a home that is not a directory yet, a
-    ``.part`` batch file, or a batch area too large to look through)."""
+    ``.part`` batch file or a batch area too large to look through, a configuration that
+    may be refused)."""
     try:
         timeout_min, t_sc = parse_args(argv)
     except UsageError:
@@ -84,8 +85,8 @@ def _maybe_part_files(paths: Paths) -> bool:
     """True if the batch area holds a ``.part`` file, or could not be looked through."""
     seen = 0
     try:
-        for _dir, _subdirs, files in os.walk(paths.batch_area, onerror=_raise):
-            seen += len(files) + len(_subdirs)
+        for _dir, subdirs, files in os.walk(paths.batch_area, onerror=_raise):
+            seen += len(files) + len(subdirs)
             if seen > MAX_BATCH_ENTRIES or any(f.endswith(PART_SUFFIX) for f in files):
                 return True
     except OSError:
@@ -132,17 +133,11 @@ def launch(signals: StopSignals, prog: str, argv: list[str] | None = None) -> No
     argv = sys.argv[1:] if argv is None else argv
     start = plan(argv)
     if start is None:
-        from .supervisor import exit_process, main
+        from .supervisor import main
     else:
         try:
             with AbandonImportsOnStop(signals):
-                from .supervisor import exit_process, main
+                from .supervisor import main
         except ImportsAbandoned:
-            rc = stop_before_start(start, signals, t0_mono_s, prog)
-            for f in (sys.stdout, sys.stderr):
-                try:
-                    f.flush()
-                except (OSError, ValueError):
-                    pass
-            os._exit(rc)  # the abandoned modules' state is not worth a teardown
+            exit_process(stop_before_start(start, signals, t0_mono_s, prog))
     exit_process(main(argv, stop_signals=signals, prog=prog, t0_mono_s=t0_mono_s))

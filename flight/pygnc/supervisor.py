@@ -55,7 +55,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 from . import config_source, run_lock, terminal
 from .batch_store import store_for
@@ -731,18 +730,6 @@ class Supervisor:
         self.control.close()
         self.zctx.term()
         sync_logs()
-
-
-def exit_process(rc: int) -> NoReturn:
-    """End the supervisor's process with status *rc* once stdout and stderr are flushed
-    (never returns): every file is synced and every socket closed by then, and the
-    interpreter's teardown would only lengthen the stop the host waits for."""
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(rc)
 
 
 def _log_dir(paths: Paths, config: Config, run_dir: Path) -> tuple[int, Path, str]:
