@@ -147,6 +147,33 @@ class FlightRun:
         except psutil.NoSuchProcess:
             return []
 
+    def power_cut(self, timeout_s: float = 10.0) -> list[psutil.Process]:
+        """Every process of the tree stopped at one instant, as a power cut stops them: all
+        frozen first (SIGSTOP, the tree listed again until no new fork appears), then killed.
+        Killed one by one, the tasks would see the supervisor go and begin their stop -
+        the batch writer would record its final estimates - which no power cut allows."""
+        frozen: dict[int, psutil.Process] = {}
+        t_end = time.monotonic() + timeout_s
+        while True:
+            new = [p for p in self.tree() if p.pid not in frozen]
+            if not new:
+                break
+            for p in new:
+                try:
+                    p.suspend()
+                except psutil.NoSuchProcess:
+                    continue
+                frozen[p.pid] = p
+            assert time.monotonic() < t_end, "the tree kept forking"
+        procs = list(frozen.values())
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=timeout_s)
+        return procs
+
     def task_pid(self, name: str, timeout_s: float = 2.0) -> int:
         """The pid of task *name*: by its command line if spawned, by its process name if
         forked from the zygote.  Looked for again for up to *timeout_s* (while the zygote

@@ -127,9 +127,7 @@ def test_kill_9_of_the_writer_then_of_the_tree_loses_and_duplicates_nothing(tmp_
         procs = run.tree()
         part2 = _frozen_with_a_part(procs, d)
         held2 = [r.raw for r in B.decode_batch(part2.read_bytes()).records]
-        for p in procs:
-            p.kill()
-        psutil.wait_procs(procs, timeout=5)
+        run.power_cut()  # (frozen already: killed now)
     assert held2
     # 3. The next start recovers the .part before writing anything else.
     with FlightRun(home, spacecraft_time_s=T_END_SC, env=env) as run:
@@ -198,10 +196,7 @@ def test_ctrl_c_just_after_the_start_after_a_power_cut_recovers_the_cut_runs_par
     with FlightRun(home, spacecraft_time_s=T_END_SC) as run:
         run.wait_status(_ready)
         run.wait_status(lambda s: list(d.glob("*.part")))
-        procs = run.tree()
-        for p in procs:  # the power cut
-            p.kill()
-        psutil.wait_procs(procs, timeout=5)
+        run.power_cut()
     (part,) = d.glob("*.part")
     held = [r.raw for r in B.decode_batch(part.read_bytes()).records]
     with FlightRun(home, spacecraft_time_s=T_END_SC + 60) as run:

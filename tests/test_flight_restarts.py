@@ -256,10 +256,7 @@ def test_the_start_after_a_power_cut_downlinks_nothing_twice(scenario, reference
         else:
             target = t_first + cut_at * (t_last - t_first)
             run.wait_status(lambda s: _slowest(s) >= target, timeout_s=RUN_TIMEOUT_S, period_s=0.005)
-        procs = run.tree()
-        for p in procs:  # the power cut
-            p.kill()
-        psutil.wait_procs(procs, timeout=10)
+        run.power_cut()
     for f in batches.glob("batch_*.bin"):  # the host had taken the complete files
         f.rename(taken / f.name)
     parts = list(batches.glob("*.part"))  # (none if the cut came between two files)
