@@ -18,7 +18,7 @@ with the range-bias prior 1.0 +- 0.3 m (a bias carried over from earlier batches
 Information bound (:func:`information_bound`): the optimal filter when both spacecraft's
 dynamics are exactly the truth's (no process noise; an inverse crime on purpose, so a
 lower bound), with the flight filter's measurement model and priors (bias 0 +- 3 m, tag
-lateness 0.5 +- 0.4 s estimated).  It is a linear Kalman filter on the error state along
+lateness 0 +- 0.4 s estimated).  It is a linear Kalman filter on the error state along
 the truth, so its error is linear in the measurement errors: column 0 carries the
 scenario's own fix/range errors and lateness (the bound *on the same data*), further
 columns Gaussian draws (the distribution of a run's figures).  Its smoother (all 3 h of

@@ -9,8 +9,10 @@ peer ~3 km behind with 400-m radial / 600-m cross-track oscillations, or 10 km b
 truth from ground.simulate.orbits (EGM96 12x12, bulge drag with a per-spacecraft seeded density
 factor, Sun/Moon, SRP; ballistic coefficients 50 and 42 kg/m^2 while the filter assumes 50
 for both), GPS 10 m / 0.01 m/s per axis every 25 s for each receiver (independent), one or
-two ranges 0.5-4 s after each fix pair with sigma 0.5 m and a 1-m bias, time-tagged 0.6 s
-late (the whole-second clock map's typical error); 3 h (each ~0.5 s truth + ~0.6 s filter).
+two ranges 0.5-4 s after each fix pair with sigma 0.5 m and a 1-m bias, time-tagged 0.1 s
+late (what the simulator's clock chain leaves once the whole-second clock map is applied:
+-0.13..+0.42 s on the formation bench's scenarios, mean 0.10; the filter's prior is 0 +- 0.4
+s); 3 h (each ~0.5 s truth + ~0.6 s filter).  A lateness far from the prior: its own test.
 
 The issue's targets after 30 min: 2.0 m 3D (met on every seed: asserted on the declared
 set ``SEEDS``) and 0.5 m along the line of sight, which **no estimator meets on every run**
@@ -57,7 +59,7 @@ SETTLE_S = 1800.0
 #: The declared seed set of the 3-km accuracy statistics (all of them, none dropped).
 SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
 CHI2_3_95 = chi2.quantile(0.95, 3)
-LATE_S = 0.6
+LATE_S = 0.1
 
 
 def _truth(seed, hours=3.0, dlambda_m=-3000.0, **truth_kw):
@@ -202,7 +204,7 @@ def test_accuracy_and_consistency_3km(near):
     # line of sight between the first two, so the second waited too); all others are used.
     assert 1 <= res["n_ranges_held"] <= 2  # measured 2
     assert res["n_ranges_used"] == sc["ranges"]["t_gps_s"].size - res["n_ranges_held"]
-    # The range bias (true 1 m) and the time-tag lateness (true 0.6 s) within 3 sigma.
+    # The range bias (true 1 m) and the time-tag lateness (true 0.1 s) within 3 sigma.
     x, p = res["x_end"], res["p_end"]
     assert abs(x[ff.I_RANGE_BIAS] - 1.0) < 3.0 * math.sqrt(p[ff.I_RANGE_BIAS, ff.I_RANGE_BIAS]) < 1.5
     assert abs(x[ff.I_RANGE_DT] - LATE_S) < 3.0 * math.sqrt(p[ff.I_RANGE_DT, ff.I_RANGE_DT])
@@ -251,7 +253,7 @@ def test_line_of_sight_at_the_information_bound(seed_set):
         res["t_gps_s"],
         lateness_s=LATE_S,
         residuals=resid,
-        lateness_error_s=0.5 - LATE_S,
+        lateness_error_s=ff.FormationFilterConfig().range_time_offset_s - LATE_S,
     )
     s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
     e = _errors(sc, res)
@@ -263,6 +265,35 @@ def test_line_of_sight_at_the_information_bound(seed_set):
     assert 0.6 < s["sig_los"] < 0.8  # 0.68 m: the expected LOS RMS of any filter
     n_fix = np.sum(sc["peer"]["t_gps_s"] <= sc["t0"] + SETTLE_S)
     assert s["sig_bias_30"] == pytest.approx(10.0 / math.sqrt(n_fix), rel=0.15)
+
+
+def test_a_lateness_far_from_its_prior_stays_consistent(monkeypatch):
+    """Range tags 0.6 s late, 1.5 sigma from the filter's prior (0 +- 0.4 s): the lateness is
+    weakly observable (the estimate moves a third of the way), so the line of sight pays a
+    little - and the published sigma still covers the error."""
+    monkeypatch.setattr(sys.modules[__name__], "LATE_S", 0.6)
+    sc = _scenario(1)
+    res = _run(sc, step_s=25.0)
+    e = _errors(sc, res)
+    tr = sc["truth"]
+    resid = bench.bound_residuals(tr[0], tr[1], sc["own"], sc["peer"], sc["ranges"], 1.0, 0.6)
+    b = bench.information_bound(
+        tr[0],
+        tr[1],
+        sc["own"]["t_gps_s"],
+        sc["peer"]["t_gps_s"],
+        sc["ranges"]["t_gps_s"],
+        res["t_gps_s"],
+        lateness_s=0.6,
+        residuals=resid,
+        lateness_error_s=ff.FormationFilterConfig().range_time_offset_s - 0.6,
+    )
+    s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
+    assert e["rms_los"] - s["los"][0] < 0.15  # measured 0.50 vs 0.42 m (0.37 vs 0.31 at 0.1 s)
+    assert e["rms_r"] < 1.0  # measured 0.79 m
+    assert e["nees"].mean() < 3.0 and np.mean(e["nees"] < CHI2_3_95) > 0.95  # measured 1.91, 0.994
+    x, p = res["x_end"], res["p_end"]
+    assert abs(x[ff.I_RANGE_DT] - 0.6) < 3.0 * math.sqrt(p[ff.I_RANGE_DT, ff.I_RANGE_DT])  # 0.33 +- 0.35
 
 
 def test_nees_monte_carlo():

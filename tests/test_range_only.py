@@ -24,7 +24,7 @@ from pygnc.estimation import range_only_prior as ROP
 from pygnc.estimation import range_only_window as ROW
 from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig, rtn_matrix, rtn_to_gcrs
 from pygnc.estimation.range_only_iod import IodOptions, IodPrior, IodWindow, partner_trajectory, solve_relative_orbit
-from pygnc.processors.formation import FormationProcessor, range_only_config_from
+from pygnc.processors.formation import FormationProcessor, filter_config_from, range_only_config_from
 from pygnc.tasks.ingest import build_message_stream
 
 
@@ -917,8 +917,6 @@ def test_the_formation_and_range_only_tunables_are_tables_checked_at_load(tmp_pa
     """[formation_filter] and [range_only] override FormationFilterConfig and RangeOnlyConfig
     (declared once, in pygnc.estimation.tunables), checked when the file is loaded; the
     formation filter's own-orbit model takes [orbit_filter]."""
-    from pygnc.processors.formation import filter_config_from
-
     f = tmp_path / "c.toml"
     f.write_text(
         "[orbit_filter]\ntesseral_degree = 0\n[formation_filter]\nrange_sigma_m = 0.8\n"
@@ -939,6 +937,26 @@ def test_the_formation_and_range_only_tunables_are_tables_checked_at_load(tmp_pa
         f.write_text(text)
         with pytest.raises(ValueError, match=key):
             load_config(f)
+
+
+def test_range_only_partners_take_their_own_lateness_prior(tmp_path):
+    """The range tags' lateness prior: 0 +- 0.4 s with relayed partner fixes (the mapped tags
+    are centred near 0; the fixes pin the along-track offset it trades against),
+    ``[range_only]``'s 0.5 +- 0.4 s for range-only partners (the geometry sweep's radial cells
+    stay honest with it) - each settable in its own table."""
+    relayed = FormationProcessor(Config(range_gps_source="peer")).filter_config
+    ranged = FormationProcessor(Config(range_gps_source="own")).filter_config
+    assert (relayed.range_time_offset_s, relayed.range_time_offset_sigma_s) == (0.0, 0.4)
+    assert (ranged.range_time_offset_s, ranged.range_time_offset_sigma_s) == (0.5, 0.4)
+    f = tmp_path / "c.toml"
+    f.write_text(
+        'range_gps_source = "own"\n[formation_filter]\nrange_time_offset_s = 0.2\n'
+        "[range_only]\nrange_time_offset_s = 0.3\nrange_time_offset_sigma_s = 0.1\n"
+    )
+    c = load_config(f)
+    assert filter_config_from(c).range_time_offset_s == 0.2
+    ranged = FormationProcessor(c).filter_config
+    assert (ranged.range_time_offset_s, ranged.range_time_offset_sigma_s) == (0.3, 0.1)
 
 
 def test_a_stop_gives_up_a_window_fit_under_way(range_only_3h):
