@@ -14,8 +14,10 @@
    them), its configuration, the scenario's settings, and the truth of those 2 h on a 2-s
    grid (``truth.npz``; interpolation error < 0.03 deg in attitude, < 1 mm in position).
 
-The same code and settings give the same bytes on any machine (the simulator is seeded, the
-flight run is deterministic, numpy's BLAS runs on one thread).  Takes about a minute.
+The same code and settings give the same bytes on one machine (the simulator is seeded, the
+flight run is deterministic, numpy's BLAS runs on one thread); on another CPU numpy's SIMD
+paths can round the truth's and the priors' floats differently in their last bits (9e-9
+relative measured), while the flight's inputs stay the same bytes.  Takes about a minute.
 """
 
 from __future__ import annotations
