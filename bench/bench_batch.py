@@ -398,13 +398,14 @@ def main(argv=None) -> int:
             if ground_main(cmd) != 0:
                 return 1
             print(f"simulate {args.settings.name} {args.duration}: {time.perf_counter() - t0:.1f} s")
+        ref_ms = reference_loop_ms()
         sense = decode_sense((scenario / "sense.bin").read_bytes())
         t_last = float(sense.sensors["t_sc_s"].max())
         n_rng = len(list((scenario / "range").glob("rng*.bin"))) if (scenario / "range").is_dir() else 0
         print(
             f"batch: {len(sense.sensors)} sensor samples, {len(sense.fixes)} GPS records, {n_rng} range files; "
             f"machine: {psutil.cpu_count()} cores, load {psutil.getloadavg()[0]:.2f}, "
-            f"reference loop {reference_loop_ms():.0f} ms"
+            f"reference loop {ref_ms:.0f} ms"
         )
         if args.handler_times:
             handler_times(scenario)
@@ -422,7 +423,7 @@ def main(argv=None) -> int:
             if two is not None:
                 print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
         if args.record:
-            _record(args, scenario, two, one, sense, n_rng, base)
+            _record(args, scenario, two, one, sense, n_rng, base, ref_ms)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
@@ -439,13 +440,25 @@ def _tasks_by_cpu(rs: list) -> list[str]:
     return sorted(names, key=lambda n: -statistics.median(r["cpu_s"].get(n, 0.0) for r in rs))
 
 
-def _record(args, scenario: Path, two, one, sense, n_rng: int, base: Tree | None = None) -> None:
-    """The series' medians, for docs/performance.md (with *base*: its figures beside them)."""
+def _record(
+    args, scenario: Path, two, one, sense, n_rng: int, base: Tree | None = None, ref_ms: float | None = None
+) -> None:
+    """The series' medians, for docs/performance.md (with *base*: its figures beside them;
+    *ref_ms*: :func:`reference_loop_ms` at the start, how fast the machine was)."""
     import tomllib
 
     settings = tomllib.loads((scenario / "scenario.toml").read_text())
     n_sc = len(settings.get("spacecraft", []))
     figs = []
+    if ref_ms is not None:
+        figs.append(
+            figure(
+                "reference_loop_ms",
+                "this machine's speed at the start: a fixed pure-Python loop (10^6 additions), median of 5",
+                ref_ms,
+                "ms",
+            )
+        )
     for label, s in (("all cores", two), ("one core", one)):
         if s is None:
             continue
@@ -486,6 +499,12 @@ def _record(args, scenario: Path, two, one, sense, n_rng: int, base: Tree | None
                     f"{label}: the same on {commit}, run side by side, median of {len(brs)}",
                     b["median_s"],
                     "s",
+                ),
+                figure(
+                    f"{key}_base_peak_pss_mib",
+                    f"{label}: {commit}'s peak summed PSS",
+                    max(r["peak_pss_mib"] for r in brs),
+                    "MiB",
                 ),
                 *(
                     figure(
