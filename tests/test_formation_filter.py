@@ -234,6 +234,26 @@ def test_accuracy_over_declared_seeds(seed_set):
     assert 1.0 < nees.mean() < 3.5  # measured 1.8 (3 dof; the conservative differential acceleration)
 
 
+def _bound_on_the_same_data(sc, res, late_s: float) -> dict:
+    """The information bound's statistics (bench_formation.bound_stats) on scenario *sc*'s own
+    measurement errors (range tags *late_s* late, bias 1 m), with the flight filter's priors,
+    at *res*'s output times."""
+    tr = sc["truth"]
+    resid = bench.bound_residuals(tr[0], tr[1], sc["own"], sc["peer"], sc["ranges"], 1.0, late_s)
+    b = bench.information_bound(
+        tr[0],
+        tr[1],
+        sc["own"]["t_gps_s"],
+        sc["peer"]["t_gps_s"],
+        sc["ranges"]["t_gps_s"],
+        res["t_gps_s"],
+        lateness_s=late_s,
+        residuals=resid,
+        lateness_error_s=ff.FormationFilterConfig().range_time_offset_s - late_s,
+    )
+    return bench.bound_stats(res["t_gps_s"], sc["t0"], b)
+
+
 def test_line_of_sight_at_the_information_bound(seed_set):
     """The filter against the optimal filter with the truth's dynamics on the same data
     (seed 1): the line of sight within a few centimetres of the bound, 3D within 80 %
@@ -242,20 +262,7 @@ def test_line_of_sight_at_the_information_bound(seed_set):
     and the bound's own physics: the bias sigma is the GPS average of the along-track
     position, 10 m / sqrt(n) (~1.1 m at 30 min, ~0.45 m at 3 h)."""
     sc, res = seed_set[0]
-    tr = sc["truth"]
-    resid = bench.bound_residuals(tr[0], tr[1], sc["own"], sc["peer"], sc["ranges"], 1.0, LATE_S)
-    b = bench.information_bound(
-        tr[0],
-        tr[1],
-        sc["own"]["t_gps_s"],
-        sc["peer"]["t_gps_s"],
-        sc["ranges"]["t_gps_s"],
-        res["t_gps_s"],
-        lateness_s=LATE_S,
-        residuals=resid,
-        lateness_error_s=ff.FormationFilterConfig().range_time_offset_s - LATE_S,
-    )
-    s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
+    s = _bound_on_the_same_data(sc, res, LATE_S)
     e = _errors(sc, res)
     assert e["rms_los"] - s["los"][0] < 0.08  # measured 0.374 vs 0.305 m
     # Measured 0.73 vs 0.48 m (1.55x; in-house truth: 0.67 m, 1.4x); 1.8x leaves ~15 %
@@ -275,20 +282,7 @@ def test_a_lateness_far_from_its_prior_stays_consistent(monkeypatch):
     sc = _scenario(1)
     res = _run(sc, step_s=25.0)
     e = _errors(sc, res)
-    tr = sc["truth"]
-    resid = bench.bound_residuals(tr[0], tr[1], sc["own"], sc["peer"], sc["ranges"], 1.0, 0.6)
-    b = bench.information_bound(
-        tr[0],
-        tr[1],
-        sc["own"]["t_gps_s"],
-        sc["peer"]["t_gps_s"],
-        sc["ranges"]["t_gps_s"],
-        res["t_gps_s"],
-        lateness_s=0.6,
-        residuals=resid,
-        lateness_error_s=ff.FormationFilterConfig().range_time_offset_s - 0.6,
-    )
-    s = bench.bound_stats(res["t_gps_s"], sc["t0"], b)
+    s = _bound_on_the_same_data(sc, res, 0.6)
     assert e["rms_los"] - s["los"][0] < 0.15  # measured 0.50 vs 0.42 m (0.37 vs 0.31 at 0.1 s)
     assert e["rms_r"] < 1.0  # measured 0.79 m
     assert e["nees"].mean() < 3.0 and np.mean(e["nees"] < CHI2_3_95) > 0.95  # measured 1.91, 0.994
