@@ -533,7 +533,8 @@ def _record(
             figs.append(
                 figure(
                     "pi_estimate_min",
-                    "estimate on a Raspberry Pi Zero 2 W (one core here x 10-20)",
+                    "estimate on a Raspberry Pi Zero 2 W (one core here x 10-20: a ratio for this machine at "
+                    "full speed - the reference loop says how fast it was)",
                     f"{10 * s['median_s'] / 60:.1f}-{20 * s['median_s'] / 60:.1f}",
                     "min",
                 )

@@ -48,7 +48,11 @@ HEADLINE: list[tuple[str, str, str]] = [
     ("smooth", "cli_wall_s", "... python -m ground smooth on that day: reading to writing"),
     ("batch_day_4sc", "all_done_s", "a day's batch of 4 spacecraft through the process tree: start to done"),
     ("batch_day_4sc", "all_peak_pss_mib", "... its peak memory (summed PSS of the tree)"),
-    ("batch_day_4sc", "all_speedup", "... 4e9632e's time over this tree's, the two run side by side"),
+    (
+        "batch_day_4sc",
+        "all_speedup",
+        "... an older tree's time over this one's, run side by side (its section names it)",
+    ),
     ("batch_day_4sc", "reference_loop_ms", "... the machine's speed then: a fixed Python loop (smaller is faster)"),
     ("ctrl_c", "stop_worst_ms", "Ctrl-C at a random instant to every process gone: worst run, no busy processes added"),
     ("ctrl_c_load8", "stop_median_ms", "... median, with 8 busy processes beside it on 2 cores"),

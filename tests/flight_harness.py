@@ -148,30 +148,24 @@ class FlightRun:
             return []
 
     def power_cut(self, timeout_s: float = 10.0) -> list[psutil.Process]:
-        """Every process of the tree stopped at one instant, as a power cut stops them: all
-        frozen first (SIGSTOP, the tree listed again until no new fork appears), then killed.
-        Killed one by one, the tasks would see the supervisor go and begin their stop -
-        the batch writer would record its final estimates - which no power cut allows."""
-        frozen: dict[int, psutil.Process] = {}
-        t_end = time.monotonic() + timeout_s
-        while True:
-            new = [p for p in self.tree() if p.pid not in frozen]
-            if not new:
-                break
-            for p in new:
-                try:
-                    p.suspend()
-                except psutil.NoSuchProcess:
-                    continue
-                frozen[p.pid] = p
-            assert time.monotonic() < t_end, "the tree kept forking"
-        procs = list(frozen.values())
-        for p in procs:
+        """Every process of the tree stopped at one instant, as a power cut stops them: the
+        whole process group (main.py leads it; nothing in the tree leaves it) frozen by one
+        SIGSTOP, then killed by one SIGKILL.  Killed one by one, the tasks would see the
+        supervisor go and begin their stop - the batch writer would record its final
+        estimates - which no power cut allows."""
+        procs = self.tree()
+        assert procs, "no process tree to cut"
+        pgid = os.getpgid(self.proc.pid)
+        os.killpg(pgid, signal.SIGSTOP)
+        procs = self.tree()  # (with anything forked before the stop)
+        os.killpg(pgid, signal.SIGKILL)
+        for p in procs:  # (anything that had left the group, too)
             try:
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(procs, timeout=timeout_s)
+        _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+        assert not alive, f"still running after the cut: {alive}"
         return procs
 
     def task_pid(self, name: str, timeout_s: float = 2.0) -> int:
