@@ -20,7 +20,7 @@ BAD = b"status_period_s = 0.5\nmax_restarts = -3\n"
 
 def test_an_accepted_uplink_is_kept_and_a_rejected_one_leaves_it_active(tmp_path):
     paths = Paths(tmp_path)
-    copy = config_source.accepted_copy(paths)
+    copy = paths.accepted_config_file
     sel = config_source.select(paths, env={})
     assert sel.source == "defaults" and sel.config == Config() and not copy.exists() and sel.note == ""
     paths.config_file.write_bytes(GOOD)
@@ -50,7 +50,7 @@ def test_an_accepted_uplink_is_kept_and_a_rejected_one_leaves_it_active(tmp_path
 def test_pygnc_config_is_checked_the_same_and_falls_back_to_the_defaults(tmp_path):
     paths = Paths(tmp_path / "home")
     paths.home.mkdir()
-    config_source.accepted_copy(paths).write_bytes(GOOD)
+    paths.accepted_config_file.write_bytes(GOOD)
     f = tmp_path / "dev.toml"
     f.write_bytes(BAD)
     sel = config_source.select(paths, env={"PYGNC_CONFIG": str(f)})

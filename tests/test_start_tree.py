@@ -20,11 +20,11 @@ from flight_harness import FLIGHT_MAIN, REPO, FlightRun, gone, make_home
 from pygnc import run_lock
 from pygnc.batch_store import BatchStore
 from pygnc.config import Config
-from pygnc.config_source import ACCEPTED_NAME
 from pygnc.formats import batch as B
 from pygnc.formats import status as S
 from pygnc.formats.info import MAX_BYTES
 from pygnc.formats.sense import decode_sense
+from pygnc.paths import ACCEPTED_CONFIG_NAME as ACCEPTED_NAME
 from pygnc.tasks.table import enabled_tasks
 
 SAMPLE = REPO / "data" / "sample_5min"

@@ -40,11 +40,8 @@ from .config import (
 )
 from .formats import status as st
 from .limits import Problem
-from .paths import ACCEPTED_CONFIG_NAME
 from .regular_files import read_small_file
 
-#: The copy of the last accepted uplinked configuration, in PYGNC_HOME.
-ACCEPTED_NAME = ACCEPTED_CONFIG_NAME  # (declared with the home's other names)
 #: Environment variable that hands the tasks the note of a rejected configuration.
 REJECTED_ENV = "PYGNC_CONFIG_REJECTED"
 #: Longest note handed on, characters.
@@ -60,10 +57,6 @@ _KEYLESS = (
     ("is not UTF-8", "not UTF-8"),
     ("more than a configuration may be", "too large"),
 )
-
-
-def accepted_copy(paths: Paths) -> Path:
-    return paths.accepted_config_file
 
 
 @dataclass
@@ -159,7 +152,7 @@ def _select(paths: Paths, env: Mapping[str, str] | None) -> Selection:
         )
     ]
     notes += [(logging.ERROR, f"  {line}") for line in err.lines()]
-    copy = accepted_copy(paths)
+    copy = paths.accepted_config_file
     if not explicit and os.path.lexists(copy):
         cfg, data, copy_err = _parse(copy)
         if copy_err is None:
@@ -178,7 +171,7 @@ def _select(paths: Paths, env: Mapping[str, str] | None) -> Selection:
 
 
 def _keep_copy(paths: Paths, data: bytes, sel: Selection) -> None:
-    copy = accepted_copy(paths)
+    copy = paths.accepted_config_file
     try:
         if read_small_file(copy, MAX_CONFIG_BYTES) == data:
             return
