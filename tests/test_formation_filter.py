@@ -51,6 +51,8 @@ from pygnc.estimation import chi2
 from pygnc.estimation import formation_filter as ff
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.gps_fix import GpsFix
+from pygnc.estimation.tunables import RangeOnlyConfig
+from pygnc.processors.formation_peer import range_only_filter_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_formation as bench  # the information bound (bench/ is not a package)
@@ -699,12 +701,18 @@ def test_differential_process_noise_grows_with_the_drift():
     f.x = np.zeros_like(f.x)
     r = 6878e3
     v = math.sqrt(od.GM_EARTH_M3_S2 / r)
+    f.t_gps_s = 1.4e9
     f.x[0:6] = [r, 0.0, 0.0, 0.0, v, 0.0]
+    f.x[ff.I_DRAG_SCALE] = 1.0
     f.x[9:12] = [200.0, -30e3, 0.0]  # 200 m higher, 30 km behind
     da_m = od.semi_major_axis_difference_m(f.x[0:3], f.x[3:6], f.x[9:12], f.x[12:15])
     # the same speed 265 m further from the centre (200 m up, 65 m of the 30 km chord): da = 2 dr
     assert abs(da_m) == pytest.approx(530.0, abs=5.0)
-    s2 = c.diff_dmc_sigma_m_s2**2 + (5e-6 * da_m / 1e3) ** 2
+    s2 = (
+        c.diff_dmc_sigma_m_s2**2
+        + (5e-6 * da_m / 1e3) ** 2
+        + (c.diff_dmc_relative_drag_fraction * f.relative_drag_m_s2()) ** 2
+    )
     h = 2.5
     q = f._q(h)
     exact_d = od.dmc_process_noise(h, c.diff_dmc_tau_s, math.sqrt(s2))
@@ -714,6 +722,39 @@ def test_differential_process_noise_grows_with_the_drift():
     np.testing.assert_allclose(f._q(h, reported=True), ff.reported_block(q), rtol=1e-12)
     f.x[9:15] = 0.0  # no drift: the constant sigma alone
     np.testing.assert_allclose(f._q(h), ff.FormationFilter(ff.FormationFilterConfig())._q(h), rtol=1e-12)
+
+
+def test_differential_process_noise_grows_with_the_relative_drag():
+    """diff_dmc_relative_drag_fraction: the differential chain's steady-state sigma is
+    sqrt(s0^2 + (f |a_peer - a_own|)^2) with both drags from the models (Harris-Priester,
+    the partner's at its drag scale), checked against the drag computed apart; none when the
+    two drags are equal, and range-only partners keep none and the exponential atmosphere."""
+    c = ff.FormationFilterConfig(peer_ballistic_coeff_kg_m2=25.0)
+    f = ff.FormationFilter(c)
+    f.t_gps_s = 1.4e9
+    f.x = np.zeros_like(f.x)
+    r = 6778e3
+    v = math.sqrt(od.GM_EARTH_M3_S2 / r)
+    f.x[0:6] = [r, 0.0, 0.0, 0.0, v, 0.0]
+    f.x[9:12] = [0.0, -3e3, 0.0]
+    f.x[ff.I_DRAG_SCALE] = 1.2
+    bulge = od.density_bulge_apex(f.t_gps_s)
+    a_own = od.drag_acceleration(f.x[0:3], f.x[3:6], 50.0, 1.0, bulge)
+    a_peer = od.drag_acceleration(f.x[0:3] + f.x[9:12], f.x[3:6], 25.0, 1.2, bulge)
+    rel = float(np.linalg.norm(a_peer - a_own))
+    assert f.relative_drag_m_s2() == pytest.approx(rel, rel=1e-12)
+    assert rel > 1e-7  # a real relative drag at 400 km: the term matters
+    h = 2.5
+    s2 = c.diff_dmc_sigma_m_s2**2 + (0.25 * rel) ** 2
+    exact_d = od.dmc_process_noise(h, c.diff_dmc_tau_s, math.sqrt(s2))
+    np.testing.assert_allclose(f._q(h)[[10, 13, 16], :][:, [10, 13, 16]], exact_d, rtol=0.06)
+    equal = ff.FormationFilter(ff.FormationFilterConfig())
+    equal.t_gps_s, equal.x = f.t_gps_s, f.x.copy()
+    equal.x[9:15], equal.x[ff.I_DRAG_SCALE] = 0.0, 1.0
+    assert equal.relative_drag_m_s2() == 0.0
+    ro = range_only_filter_config(c, RangeOnlyConfig())
+    assert ro.diff_dmc_relative_drag_fraction == 0.0 and ro.atmosphere == "exponential"
+    assert c.atmosphere == "harris_priester" and ff.FormationFilter(c).own_model.diurnal
 
 
 def test_semi_major_axis_difference_is_the_drift_not_the_wobble():

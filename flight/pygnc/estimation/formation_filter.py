@@ -486,15 +486,32 @@ class FormationFilter:
         q = grid(i)
         if a > 1e-9:
             q = (1.0 - a) * q + a * grid(i + 1)
-        k = self.config.diff_dmc_sigma_per_km_da_m_s2
-        if k > 0.0:  # the differential chain's growth with the orbits' drift (at the step's start)
+        c = self.config
+        k, f = c.diff_dmc_sigma_per_km_da_m_s2, c.diff_dmc_relative_drag_fraction
+        if k > 0.0 or f > 0.0:  # the differential chain's growth with the drift, the relative drag
             x = self.x
-            s2 = (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
+            s2 = 0.0
+            if k > 0.0:
+                s2 += (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
+            if f > 0.0:
+                s2 += (f * self.relative_drag_m_s2()) ** 2
             unit = self._q_diff_unit(i, reported)
             if a > 1e-9:
                 unit = (1.0 - a) * unit + a * self._q_diff_unit(i + 1, reported)
             q = q + s2 * unit
         return q
+
+    def relative_drag_m_s2(self) -> float:
+        """|partner's drag - own drag| [m/s^2] of the models at the filter state (the partner's
+        at its estimated drag scale): what the filter takes the relative drag to be."""
+        x = self.x
+        own_b, peer_b = self.own_model.ballistic_coeff_kg_m2, self.peer_model.ballistic_coeff_kg_m2
+        if not (own_b and peer_b and math.isfinite(own_b) and math.isfinite(peer_b)) or not x[0:3].any():
+            return 0.0  # no drag, or no state yet
+        bulge = od.density_bulge_apex(self._now()) if self.own_model.diurnal else None
+        a_own = od.drag_acceleration(x[0:3], x[3:6], own_b, 1.0, bulge)
+        a_peer = od.drag_acceleration(x[0:3] + x[9:12], x[3:6] + x[12:15], peer_b, float(x[I_DRAG_SCALE]), bulge)
+        return float(np.linalg.norm(a_peer - a_own))
 
     def _q_diff_unit(self, i: int, reported: bool) -> np.ndarray:
         """The differential chain's share of :meth:`_q_grid` (*i*) for a unit sigma (1 m/s^2):
@@ -660,7 +677,8 @@ class FormationFilter:
         if ends is None:  # the step's end derivatives, once for all its taps
             m = frames.gcrs_from_itrs_rows(t0 + 0.5 * h)
             pole = (m[0][2], m[1][2], m[2][2])
-            ends = e[6] = (self._accelerations(x0, pole), self._accelerations(x1, pole))
+            bulge = od.density_bulge_apex(t0 + 0.5 * h) if self.own_model.diurnal else None
+            ends = e[6] = (self._accelerations(x0, pole, bulge), self._accelerations(x1, pole, bulge))
         tau = t_gps_s - t0
         x = _interpolate_state(x0, x1, ends[0], ends[1], tau, h)
         if reported:
@@ -672,13 +690,13 @@ class FormationFilter:
         p = phi_s @ p0 @ phi_s.T + q
         return x, 0.5 * (p + p.T)
 
-    def _accelerations(self, x: np.ndarray, pole: Vector) -> tuple[od.Vec3, od.Vec3]:
+    def _accelerations(self, x: np.ndarray, pole: Vector, bulge: od.Vec3 | None) -> tuple[od.Vec3, od.Vec3]:
         """(own, peer - own) accelerations [m/s^2] at the filter state *x*."""
         xs = x.tolist()
-        own = od.acceleration_list(xs[0:9], self.own_model, pole)
+        own = od.acceleration_list(xs[0:9], self.own_model, pole, bulge)
         peer = [xs[i] + xs[9 + i] for i in range(9)]
         peer.append(xs[I_DRAG_SCALE])
-        pa = od.acceleration_list(peer, self.peer_model, pole)
+        pa = od.acceleration_list(peer, self.peer_model, pole, bulge)
         return own, (pa[0] - own[0], pa[1] - own[1], pa[2] - own[2])
 
     def predict(self, dt_s: float) -> None:

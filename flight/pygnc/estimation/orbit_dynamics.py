@@ -21,7 +21,10 @@ Models
   a dimensionless drag scale (1 nominal; optionally estimated).  rho(h) is the
   piecewise-exponential static atmosphere of Vallado (Fundamentals of Astrodynamics,
   table 8-4); h is the height above the WGS-84 ellipsoid to first order in the
-  flattening (h ~ r - a (1 - f sin^2 phi), error < 50 m).  Partials d a/d r (density
+  flattening (h ~ r - a (1 - f sin^2 phi), error < 50 m).  Or (``atmosphere``
+  "harris_priester") the Harris-Priester model of Montenbruck & Gill (Satellite Orbits,
+  3.5.3): the density between its antapex and apex values by height, with the diurnal
+  bulge's apex 30 deg east of the Sun, once per step.  Partials d a/d r (density
   gradient along the radius and the omega x r term), d a/d v and d a/d k are analytic.
 * **Third bodies** (``third_body``): Sun (:mod:`pygnc.environment.sun`) and Moon
   (:mod:`pygnc.environment.moon`) tidal accelerations, GM [(s - r)/|s - r|^3 - s/|s|^3],
@@ -90,6 +93,8 @@ __all__ = [
     "gravity_acceleration",
     "gravity_acceleration_gradient",
     "atmosphere_density",
+    "density_bulge_apex",
+    "harris_priester_density",
     "ellipsoidal_height_m",
     "drag_acceleration",
     "drag_partials",
@@ -206,6 +211,50 @@ _ATM_H0_M = tuple(1e3 * row[0] for row in _ATMOSPHERE_TABLE)
 _ATM_RHO0 = tuple(row[1] for row in _ATMOSPHERE_TABLE)
 _ATM_H_SCALE_M = tuple(1e3 * row[2] for row in _ATMOSPHERE_TABLE)
 
+# Harris-Priester, mean solar activity (Montenbruck & Gill, Satellite Orbits, 2000, table
+# 3.8): height [km], density at the antapex and at the apex of the diurnal bulge [g/km^3 =
+# 1e-12 kg/m^3].
+_HP_TABLE = (
+    (100.0, 4.974e05, 4.974e05), (120.0, 2.490e04, 2.490e04), (130.0, 8.377e03, 8.710e03),
+    (140.0, 3.899e03, 4.059e03), (150.0, 2.122e03, 2.215e03), (160.0, 1.263e03, 1.344e03),
+    (170.0, 8.008e02, 8.758e02), (180.0, 5.283e02, 6.010e02), (190.0, 3.617e02, 4.297e02),
+    (200.0, 2.557e02, 3.162e02), (210.0, 1.839e02, 2.396e02), (220.0, 1.341e02, 1.853e02),
+    (230.0, 9.949e01, 1.455e02), (240.0, 7.488e01, 1.157e02), (250.0, 5.709e01, 9.308e01),
+    (260.0, 4.403e01, 7.555e01), (270.0, 3.430e01, 6.182e01), (280.0, 2.697e01, 5.095e01),
+    (290.0, 2.139e01, 4.226e01), (300.0, 1.708e01, 3.526e01), (320.0, 1.099e01, 2.511e01),
+    (340.0, 7.214e00, 1.819e01), (360.0, 4.824e00, 1.337e01), (380.0, 3.274e00, 9.955e00),
+    (400.0, 2.249e00, 7.492e00), (420.0, 1.558e00, 5.684e00), (440.0, 1.091e00, 4.355e00),
+    (460.0, 7.701e-01, 3.362e00), (480.0, 5.474e-01, 2.612e00), (500.0, 3.916e-01, 2.042e00),
+    (520.0, 2.819e-01, 1.605e00), (540.0, 2.042e-01, 1.267e00), (560.0, 1.488e-01, 1.005e00),
+    (580.0, 1.092e-01, 7.997e-01), (600.0, 8.070e-02, 6.390e-01), (620.0, 6.012e-02, 5.123e-01),
+    (640.0, 4.519e-02, 4.121e-01), (660.0, 3.430e-02, 3.325e-01), (680.0, 2.632e-02, 2.691e-01),
+    (700.0, 2.043e-02, 2.185e-01), (720.0, 1.607e-02, 1.779e-01), (740.0, 1.281e-02, 1.452e-01),
+    (760.0, 1.036e-02, 1.190e-01), (780.0, 8.496e-03, 9.776e-02), (800.0, 7.069e-03, 8.059e-02),
+    (840.0, 4.680e-03, 5.741e-02), (880.0, 3.200e-03, 4.210e-02), (920.0, 2.210e-03, 3.130e-02),
+    (960.0, 1.560e-03, 2.360e-02), (1000.0, 1.150e-03, 1.810e-02),
+)  # fmt: skip
+#: Per band from each tabulated height: (h0 [m], rho_min, rho_max [kg/m^3], their scale
+#: heights to the next height [m]); the last band's extends the one below it upward.
+_HP_BANDS = tuple(
+    (
+        1e3 * h0,
+        1e-12 * lo0,
+        1e-12 * hi0,
+        1e3 * (h1 - h0) / math.log(lo0 / lo1),
+        1e3 * (h1 - h0) / math.log(hi0 / hi1),
+    )
+    for (h0, lo0, hi0), (h1, lo1, hi1) in zip(_HP_TABLE, _HP_TABLE[1:])
+)
+#: The bulge's apex lags the subsolar point by 30 deg in right ascension (2 pm local time);
+#: the density rises from the antapex value as cos^(2 n)(psi / 2), psi the angle from the
+#: apex, with n = 3 for the near-polar orbits pygnc flies (n = 1 suits low inclinations).
+_HP_LAG_RAD = math.radians(30.0)
+_HP_HALF_EXPONENT = 3
+
+
+#: The density models of :class:`DynamicsModel` ``atmosphere``.
+ATMOSPHERES = ("exponential", "harris_priester")
+
 
 @dataclass(frozen=True)
 class DynamicsModel:
@@ -231,6 +280,9 @@ class DynamicsModel:
     #: EGM2008's own with :func:`egm2008_zonal_j`); 0: none (the EGM96 ``tesseral_degree``
     #: terms instead).  Needs time.
     gravity_degree: int = 0
+    #: The drag's density: "exponential" (static, height only) or "harris_priester" (with
+    #: the diurnal bulge; needs time).
+    atmosphere: str = "exponential"
 
     if TYPE_CHECKING:
         # Set by __post_init__ (object.__setattr__: the class is frozen); not dataclass fields.
@@ -246,7 +298,14 @@ class DynamicsModel:
                 raise ValueError("gravity_degree and tesseral_degree are two fields: give one")
             field = _gravity_field(int(self.gravity_degree), len(self.zonal_j))
         object.__setattr__(self, "_field", field)
-        object.__setattr__(self, "_needs_time", bool(field or self._tesseral_tables or self.third_body))
+        if self.atmosphere not in ATMOSPHERES:
+            raise ValueError(f"atmosphere {self.atmosphere!r} is not one of {ATMOSPHERES}")
+        object.__setattr__(self, "_needs_time", bool(field or self._tesseral_tables or self.third_body or self.diurnal))
+
+    @property
+    def diurnal(self) -> bool:
+        """The density has the diurnal bulge (Harris-Priester): drag needs the time."""
+        return self.atmosphere == "harris_priester"
 
     @property
     def n_states(self) -> int:
@@ -600,23 +659,62 @@ def atmosphere_density(h_m: float) -> float:
     return _density(float(h_m))[0]
 
 
+def _density_hp(h_m: float, x: float, y: float, z: float, bulge: Vec3) -> tuple[float, float]:
+    """(rho [kg/m^3], scale height [m]) of Harris-Priester at height *h_m* and GCRS position
+    (x, y, z) with the diurnal bulge's apex *bulge* (unit vector); the scale height is the
+    local one, -rho / (d rho / d h).  Below 100 km: the 100-km band continued downward."""
+    bands = _HP_BANDS
+    i = len(bands) - 1
+    while i > 0 and h_m < bands[i][0]:
+        i -= 1
+    h0, lo0, hi0, hs_lo, hs_hi = bands[i]
+    lo = lo0 * math.exp(-(h_m - h0) / hs_lo)
+    hi = hi0 * math.exp(-(h_m - h0) / hs_hi)
+    cos_psi = (x * bulge[0] + y * bulge[1] + z * bulge[2]) / math.sqrt(x * x + y * y + z * z)
+    w = (0.5 + 0.5 * cos_psi) ** _HP_HALF_EXPONENT
+    rho = lo + (hi - lo) * w
+    return rho, rho / (lo / hs_lo + (hi / hs_hi - lo / hs_lo) * w)
+
+
+def density_bulge_apex(t_gps_s: float) -> Vec3:
+    """Unit vector (GCRS) of the apex of the atmosphere's diurnal bulge at GPS time *t_gps_s*:
+    the Sun's declination, its right ascension + 30 deg (the Sun from the 10-minute nodes
+    of the third-body ephemeris, the nearest one: the apex moves ~0.007 deg in 10 min)."""
+    sx, sy, sz = _ephem_node(round(float(t_gps_s) / _EPHEM_NODE_S))[0]
+    ra = math.atan2(sy, sx) + _HP_LAG_RAD
+    cd = math.hypot(sx, sy) / math.sqrt(sx * sx + sy * sy + sz * sz)
+    sd = sz / math.sqrt(sx * sx + sy * sy + sz * sz)
+    return cd * math.cos(ra), cd * math.sin(ra), sd
+
+
+def harris_priester_density(r_gcrs_m: Vector, t_gps_s: float) -> float:
+    """Harris-Priester density [kg/m^3] at GCRS *r_gcrs_m* [m] and GPS time *t_gps_s*."""
+    x, y, z = (float(c) for c in r_gcrs_m)
+    return _density_hp(_height_xyz(x, y, z), x, y, z, density_bulge_apex(t_gps_s))[0]
+
+
 def _drag_xyz(
-    x: float, y: float, z: float, vx: float, vy: float, vz: float, inv_b: float
+    x: float, y: float, z: float, vx: float, vy: float, vz: float, inv_b: float, bulge: Vec3 | None = None
 ) -> tuple[Vec3, tuple[float, float, float, float, float, float]]:
-    """Drag acceleration per unit drag scale, and the pieces needed for its partials."""
+    """Drag acceleration per unit drag scale, and the pieces needed for its partials; the
+    exponential atmosphere, or Harris-Priester with the bulge's apex *bulge*."""
     w = OMEGA_EARTH_RAD_S
     ux, uy, uz = vx + w * y, vy - w * x, vz  # v_rel = v - omega x r
     speed = math.sqrt(ux * ux + uy * uy + uz * uz)
-    rho, hs = _density(_height_xyz(x, y, z))
+    h = _height_xyz(x, y, z)
+    rho, hs = _density(h) if bulge is None else _density_hp(h, x, y, z, bulge)
     c = -0.5 * inv_b * rho * speed
     return (c * ux, c * uy, c * uz), (ux, uy, uz, speed, c, hs)
 
 
-def drag_acceleration(r_m: Vector, v_m_s: Vector, ballistic_coeff_kg_m2: float, drag_scale: float = 1.0) -> np.ndarray:
-    """Drag acceleration [m/s^2] at GCRS *r_m* [m], *v_m_s* [m/s]; B = m/(C_D A) [kg/m^2]."""
+def drag_acceleration(
+    r_m: Vector, v_m_s: Vector, ballistic_coeff_kg_m2: float, drag_scale: float = 1.0, bulge: Vec3 | None = None
+) -> np.ndarray:
+    """Drag acceleration [m/s^2] at GCRS *r_m* [m], *v_m_s* [m/s]; B = m/(C_D A) [kg/m^2];
+    *bulge*: Harris-Priester with that apex (:func:`density_bulge_apex`), else exponential."""
     x, y, z = (float(c) for c in r_m)
     vx, vy, vz = (float(c) for c in v_m_s)
-    a, _ = _drag_xyz(x, y, z, vx, vy, vz, drag_scale / ballistic_coeff_kg_m2)
+    a, _ = _drag_xyz(x, y, z, vx, vy, vz, drag_scale / ballistic_coeff_kg_m2, bulge)
     return np.array(a)
 
 
@@ -647,12 +745,14 @@ def _drag_partials_xyz(
 
 
 def drag_partials(
-    r_m: Vector, v_m_s: Vector, ballistic_coeff_kg_m2: float, drag_scale: float = 1.0
+    r_m: Vector, v_m_s: Vector, ballistic_coeff_kg_m2: float, drag_scale: float = 1.0, bulge: Vec3 | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(a, d a/d r (3,3), d a/d v (3,3), d a/d drag_scale (3,)) of the drag model."""
+    """(a, d a/d r (3,3), d a/d v (3,3), d a/d drag_scale (3,)) of the drag model (*bulge*:
+    see :func:`drag_acceleration`; the density's change across the bulge, ~1 % of its
+    change with height per metre, is left out of d a/d r)."""
     x, y, z = (float(c) for c in r_m)
     vx, vy, vz = (float(c) for c in v_m_s)
-    a_unit, aux = _drag_xyz(x, y, z, vx, vy, vz, 1.0 / ballistic_coeff_kg_m2)
+    a_unit, aux = _drag_xyz(x, y, z, vx, vy, vz, 1.0 / ballistic_coeff_kg_m2, bulge)
     dr, dv = _drag_partials_xyz(x, y, z, a_unit, aux, drag_scale)
     a_unit_array = np.array(a_unit)
     return a_unit_array * drag_scale, np.array(dr), np.array(dv), a_unit_array
@@ -741,15 +841,18 @@ def _accel_xyz(
     zj: Sequence[float],
     inv_b: float,
     pole: _Vector,
+    bulge: Vec3 | None = None,
 ) -> Vec3:
     gx, gy, gz = _gravity_xyz(x, y, z, zj, pole)
     if inv_b:
-        (dx, dy, dz), _ = _drag_xyz(x, y, z, vx, vy, vz, inv_b * k)
+        (dx, dy, dz), _ = _drag_xyz(x, y, z, vx, vy, vz, inv_b * k, bulge)
         return gx + dx + wx, gy + dy + wy, gz + dz + wz
     return gx + wx, gy + wy, gz + wz
 
 
-def acceleration_list(xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> tuple[float, float, float]:
+def acceleration_list(
+    xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE, bulge: Vec3 | None = None
+) -> tuple[float, float, float]:
     """d v / d t [m/s^2] at the state list *xs* (GCRS r, v, w[, drag scale]): zonal
     gravity about *pole*, drag and the empirical acceleration - what the RK4 step
     evaluates at its nodes, without the tesseral and third-body terms it holds constant
@@ -759,10 +862,12 @@ def acceleration_list(xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) 
     k = xs[9] if len(xs) == 10 else 1.0
     b = model.ballistic_coeff_kg_m2
     inv_b = 1.0 / b if b and math.isfinite(b) else 0.0
-    return _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, model.zonal_j, inv_b, pole)
+    return _accel_xyz(x, y, z, vx, vy, vz, wx, wy, wz, k, model.zonal_j, inv_b, pole, bulge)
 
 
-def _jacobian_list(xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> list[list[float]]:
+def _jacobian_list(
+    xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE, bulge: Vec3 | None = None
+) -> list[list[float]]:
     """F = d f / d x at state list *xs*, as nested lists (n x n)."""
     n = model.n_states
     x, y, z, vx, vy, vz = xs[:6]
@@ -775,7 +880,7 @@ def _jacobian_list(xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> 
         f[6 + i][6 + i] = -1.0 / model.dmc_tau_s
     b = model.ballistic_coeff_kg_m2
     if b and math.isfinite(b):
-        a_unit, aux = _drag_xyz(x, y, z, vx, vy, vz, 1.0 / b)
+        a_unit, aux = _drag_xyz(x, y, z, vx, vy, vz, 1.0 / b, bulge)
         dr, dv = _drag_partials_xyz(x, y, z, a_unit, aux, k)
         for i in range(3):
             for j in range(3):
@@ -792,16 +897,23 @@ def _jacobian_list(xs: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> 
     return f
 
 
-def state_derivative_jacobian(x_state: Vector, model: DynamicsModel, pole: Vector = _Z_POLE) -> np.ndarray:
+def state_derivative_jacobian(
+    x_state: Vector, model: DynamicsModel, pole: Vector = _Z_POLE, bulge: Vec3 | None = None
+) -> np.ndarray:
     """Jacobian F = d(dx/dt)/dx of the estimator state (n_states x n_states), analytic.
 
     The tesseral terms' gradient (< 1e-9 s^-2) is left out.
     """
-    return np.array(_jacobian_list([float(c) for c in x_state], model, tuple(float(c) for c in pole)))
+    return np.array(_jacobian_list([float(c) for c in x_state], model, tuple(float(c) for c in pole), bulge))
 
 
 def _rk4_step(
-    xs: list[float], dt: float, model: DynamicsModel, extra: Vec3 = (0.0, 0.0, 0.0), pole: Vector = _Z_POLE
+    xs: list[float],
+    dt: float,
+    model: DynamicsModel,
+    extra: Vec3 = (0.0, 0.0, 0.0),
+    pole: Vector = _Z_POLE,
+    bulge: Vec3 | None = None,
 ) -> list[float]:
     """One RK4 step of (r, v) with w(t) = w0 exp(-t/tau) and a constant drag scale."""
     x, y, z, vx, vy, vz, wx, wy, wz = xs[:9]
@@ -814,16 +926,22 @@ def _rk4_step(
     e_half = math.exp(-0.5 * dt / tau)
     e_full = e_half * e_half
     h2 = 0.5 * dt
-    a1 = _accel_xyz(x, y, z, vx, vy, vz, wx + ex, wy + ey, wz + ez, k, zj, inv_b, pole)
+    a1 = _accel_xyz(x, y, z, vx, vy, vz, wx + ex, wy + ey, wz + ez, k, zj, inv_b, pole, bulge)
     x2, y2, z2 = x + h2 * vx, y + h2 * vy, z + h2 * vz
     vx2, vy2, vz2 = vx + h2 * a1[0], vy + h2 * a1[1], vz + h2 * a1[2]
-    a2 = _accel_xyz(x2, y2, z2, vx2, vy2, vz2, wx * e_half + ex, wy * e_half + ey, wz * e_half + ez, k, zj, inv_b, pole)
+    a2 = _accel_xyz(
+        x2, y2, z2, vx2, vy2, vz2, wx * e_half + ex, wy * e_half + ey, wz * e_half + ez, k, zj, inv_b, pole, bulge
+    )
     x3, y3, z3 = x + h2 * vx2, y + h2 * vy2, z + h2 * vz2
     vx3, vy3, vz3 = vx + h2 * a2[0], vy + h2 * a2[1], vz + h2 * a2[2]
-    a3 = _accel_xyz(x3, y3, z3, vx3, vy3, vz3, wx * e_half + ex, wy * e_half + ey, wz * e_half + ez, k, zj, inv_b, pole)
+    a3 = _accel_xyz(
+        x3, y3, z3, vx3, vy3, vz3, wx * e_half + ex, wy * e_half + ey, wz * e_half + ez, k, zj, inv_b, pole, bulge
+    )
     x4, y4, z4 = x + dt * vx3, y + dt * vy3, z + dt * vz3
     vx4, vy4, vz4 = vx + dt * a3[0], vy + dt * a3[1], vz + dt * a3[2]
-    a4 = _accel_xyz(x4, y4, z4, vx4, vy4, vz4, wx * e_full + ex, wy * e_full + ey, wz * e_full + ez, k, zj, inv_b, pole)
+    a4 = _accel_xyz(
+        x4, y4, z4, vx4, vy4, vz4, wx * e_full + ex, wy * e_full + ey, wz * e_full + ez, k, zj, inv_b, pole, bulge
+    )
     s = dt / 6.0
     out = [
         x + s * (vx + 2 * vx2 + 2 * vx3 + vx4),
@@ -892,7 +1010,9 @@ def _within_step(xs: list[float], new: list[float], h: float, s: float) -> list[
     return out
 
 
-def _phi_magnus(xs: list[float], new: list[float], h: float, model: DynamicsModel, pole: Vector) -> np.ndarray:
+def _phi_magnus(
+    xs: list[float], new: list[float], h: float, model: DynamicsModel, pole: Vector, bulge: Vec3 | None = None
+) -> np.ndarray:
     """Phi of a long step: exp(Omega) with Omega the 4th-order Magnus expansion on the
     Jacobians at the two Gauss points, (h/2)(A1 + A2) + (sqrt(3)/12) h^2 [A2, A1].  The
     one-point form exp(F(mid) h) leaves out how the gravity gradient turns during the step
@@ -900,8 +1020,8 @@ def _phi_magnus(xs: list[float], new: list[float], h: float, model: DynamicsMode
     accumulates in a filter's covariance (a 2 % smaller relative sigma after 3 h of 25-s
     steps, against a chain of 5-s steps); this form: 3e-9 in those blocks at 30 s, against a
     chain of 0.5-s steps (tests/test_orbit_dynamics.py)."""
-    a1 = np.array(_jacobian_list(_within_step(xs, new, h, _GAUSS_1), model, pole))
-    a2 = np.array(_jacobian_list(_within_step(xs, new, h, _GAUSS_2), model, pole))
+    a1 = np.array(_jacobian_list(_within_step(xs, new, h, _GAUSS_1), model, pole, bulge))
+    a2 = np.array(_jacobian_list(_within_step(xs, new, h, _GAUSS_2), model, pole, bulge))
     omega = (0.5 * h) * (a1 + a2) + (math.sqrt(3.0) / 12.0 * h * h) * (a2 @ a1 - a1 @ a2)
     return _phi_taylor(omega, 1.0)
 
@@ -953,7 +1073,7 @@ def propagate(
     phi_total = None
     t = None if t_gps_s is None else float(t_gps_s)
     for _ in range(nsub):
-        xs, phi, _, _ = _one_step(xs, h, model, t, want_phi)
+        xs, phi, _, _, _ = _one_step(xs, h, model, t, want_phi)
         if t is not None:
             t += h
         if want_phi:
@@ -963,13 +1083,17 @@ def propagate(
 
 def _one_step(
     xs: list[float], h: float, model: DynamicsModel, t: float | None, want_phi: bool
-) -> tuple[list[float], np.ndarray | None, Vec3, Vec3]:
+) -> tuple[list[float], np.ndarray | None, Vec3, Vec3, Vec3 | None]:
     """One RK4 step of the state list *xs* over *h* s from time *t* (None: no tesseral,
-    field or third-body terms, zonals about GCRS z): (new state list, Phi or None, the
-    tesseral or field + third-body acceleration held over the step, the pole used)."""
+    field, third-body or bulge terms, zonals about GCRS z): (new state list, Phi or None, the
+    tesseral or field + third-body acceleration held over the step, the pole used, the
+    density bulge's apex used or None)."""
     extra = (0.0, 0.0, 0.0)
     pole = _Z_POLE
+    bulge = None
     if t is not None:
+        if model.diurnal:
+            bulge = density_bulge_apex(t + 0.5 * h)
         tables = model._tesseral_tables
         m, pole = _rotation_at(t + 0.5 * h)
         xm, ym, zm = xs[0] + 0.5 * h * xs[3], xs[1] + 0.5 * h * xs[4], xs[2] + 0.5 * h * xs[5]
@@ -980,15 +1104,15 @@ def _one_step(
         if model.third_body:
             bx, by, bz = _third_body_xyz(xm, ym, zm, t + 0.5 * h)
             extra = (extra[0] + bx, extra[1] + by, extra[2] + bz)
-    new = _rk4_step(xs, h, model, extra, pole)
+    new = _rk4_step(xs, h, model, extra, pole, bulge)
     phi = None
     if want_phi:
         if abs(h) > MAGNUS_MIN_STEP_S:
-            phi = _phi_magnus(xs, new, h, model, pole)
+            phi = _phi_magnus(xs, new, h, model, pole, bulge)
         else:
             mid = [0.5 * (a + b) for a, b in zip(xs, new)]
-            phi = _phi_taylor(np.array(_jacobian_list(mid, model, pole)), h)
-    return new, phi, extra, pole
+            phi = _phi_taylor(np.array(_jacobian_list(mid, model, pole, bulge)), h)
+    return new, phi, extra, pole, bulge
 
 
 def semi_major_axis_difference_m(r_own_m: ArrayLike, v_own_m_s: ArrayLike, dr_m: ArrayLike, dv_m_s: ArrayLike) -> float:
@@ -1047,8 +1171,9 @@ def neighbour_transition_terms(
     drag = None
     b = model.ballistic_coeff_kg_m2
     if model.n_states == 10 and b and math.isfinite(b):
-        a0 = _drag_xyz(xa[0], xa[1], xa[2], xa[3], xa[4], xa[5], 1.0 / b)[0]
-        a1 = _drag_xyz(xb[0], xb[1], xb[2], xb[3], xb[4], xb[5], 1.0 / b)[0]
+        bulge = density_bulge_apex(float(t_gps_s) + 0.5 * h) if model.diurnal else None
+        a0 = _drag_xyz(xa[0], xa[1], xa[2], xa[3], xa[4], xa[5], 1.0 / b, bulge)[0]
+        a1 = _drag_xyz(xb[0], xb[1], xb[2], xb[3], xb[4], xb[5], 1.0 / b, bulge)[0]
         am = [0.5 * (p + q) for p, q in zip(a0, a1)]
         ga = [g[i][0] * am[0] + g[i][1] * am[1] + g[i][2] * am[2] for i in range(3)]
         c0, c1 = h * h / 3.0, h * h / 6.0
@@ -1110,10 +1235,10 @@ def propagate_step(
     h = float(h_s)
     if abs(h) > model.max_step_s * (1.0 + 1e-9):
         raise ValueError(f"propagate_step: |h| = {abs(h)} s exceeds the model's max step {model.max_step_s} s")
-    new, phi, extra, pole = _one_step(xs, h, model, float(t_gps_s), True)
+    new, phi, extra, pole, bulge = _one_step(xs, h, model, float(t_gps_s), True)
     assert phi is not None  # want_phi: _one_step always makes it
-    a0 = acceleration_list(xs, model, pole)
-    a1 = acceleration_list(new, model, pole)
+    a0 = acceleration_list(xs, model, pole, bulge)
+    a1 = acceleration_list(new, model, pole, bulge)
     ends = (tuple(a + e for a, e in zip(a0, extra)), tuple(a + e for a, e in zip(a1, extra)))
     return np.array(new), phi, ends
 

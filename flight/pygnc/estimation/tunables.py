@@ -71,6 +71,9 @@ class OrbitFilterConfig:
     #: Initial sigma of the empirical acceleration [m/s^2] (r, v start from the fix's R): the
     #: drag before its scale is known.
     init_dmc_sigma_m_s2: float = bounded(2.0e-6, "[0, 1]")
+    #: The drag's atmosphere: "exponential" (static, by height) or "harris_priester" (with
+    #: the diurnal bulge: :mod:`pygnc.estimation.orbit_dynamics`).
+    atmosphere: str = bounded("exponential", choices=("exponential", "harris_priester"))
 
     def dynamics(self) -> DynamicsModel:
         """The :class:`pygnc.estimation.orbit_dynamics.DynamicsModel` of these tunables."""
@@ -87,6 +90,7 @@ class OrbitFilterConfig:
             tesseral_degree=0 if n else self.tesseral_degree,
             third_body=self.third_body,
             gravity_degree=n,
+            atmosphere=self.atmosphere,
         )
 
 
@@ -173,12 +177,23 @@ class FormationFilterConfig:
     #: drag scale absorbs the difference to the truth).
     peer_ballistic_coeff_kg_m2: float = bounded(50.0, "(0, 1e6]")
     #: Differential empirical acceleration: steady-state sigma per axis and correlation time.
-    diff_dmc_sigma_m_s2: float = bounded(2.0e-7, "[0, 1]")
+    #: What it covers is mostly the relative drag's structure along the orbit that the
+    #: atmosphere model leaves: against NRLMSISE-00 on the formation bench's orbits, ~46 % of
+    #: the relative drag once per orbit with the exponential atmosphere (2e-7 m/s^2 covered
+    #: it), ~17 % with Harris-Priester, hence 2e-7 x 17/46.
+    diff_dmc_sigma_m_s2: float = bounded(7.5e-8, "[0, 1]")
     diff_dmc_tau_s: float = bounded(900.0, "(0, 1e8]")
     #: ... and its growth with the two orbits' semi-major axis difference (a drifting pair):
     #: the steady-state sigma is sqrt(diff_dmc_sigma_m_s2^2 + (diff_dmc_sigma_per_km_da_m_s2 *
     #: |da| in km)^2), m/s^2 per km (0: none; range-only partners take ``[range_only]``'s value).
     diff_dmc_sigma_per_km_da_m_s2: float = bounded(0.0, "[0, 1]")
+    #: ... and with the relative drag the filter estimates (the partner's drag at its drag
+    #: scale less the own): that fraction of its magnitude added in quadrature [-].  The
+    #: structure Harris-Priester leaves is 13-22 % of the density once per orbit against
+    #: NRLMSISE-00 (four epochs of 2025, 500 km); a pair of very different ballistic
+    #: coefficients low down is then covered too (0: none; range-only partners take
+    #: ``[range_only]``'s).
+    diff_dmc_relative_drag_fraction: float = bounded(0.25, "[0, 10]")
     #: Peer drag scale (Gauss-Markov about 1): steady-state sigma and correlation time;
     #: ``estimate_peer_drag_scale=False`` holds it at 1.
     estimate_peer_drag_scale: bool = True
@@ -198,6 +213,10 @@ class FormationFilterConfig:
     estimate_range_time_offset: bool = True
     range_time_offset_s: float = bounded(0.0, "[-60, 60]")
     range_time_offset_sigma_s: float = bounded(0.4, "[0, 60]")
+    #: Both orbits' atmosphere (``[orbit_filter]`` ``atmosphere``'s choices): the diurnal
+    #: bulge is most of what the relative drag varies by along an orbit.  Range-only
+    #: partners take ``[range_only]``'s.
+    atmosphere: str = bounded("harris_priester", choices=("exponential", "harris_priester"))
     #: Resolution of the range time tags [s]: the PY4 range packet carries whole seconds,
     #: so each range is taken somewhere in its second; that adds (range rate)^2 * res^2 / 12
     #: to its variance.
@@ -234,7 +253,11 @@ class FormationFilterConfig:
         """``orbit`` with the EGM96 field, the own empirical acceleration's correlation time
         and this filter's step."""
         return dataclasses.replace(
-            self.orbit, gravity_degree=0, dmc_tau_s=self.own_dmc_tau_s, max_step_s=self.max_step_s
+            self.orbit,
+            gravity_degree=0,
+            dmc_tau_s=self.own_dmc_tau_s,
+            max_step_s=self.max_step_s,
+            atmosphere=self.atmosphere,
         )
 
     def own_model(self) -> DynamicsModel:
@@ -295,6 +318,12 @@ class RangeOnlyConfig:
     #: past the NEES bound in one cell, 0 at 0.5; docs/range_only.md).
     range_time_offset_s: float = bounded(0.5, "[-60, 60]")
     range_time_offset_sigma_s: float = bounded(0.4, "[0, 60]")
+    #: The atmosphere of a range-only partner's filters, and their differential acceleration's
+    #: growth with the relative drag (``[formation_filter]``'s keys): the exponential one and
+    #: none, as the geometry sweep and its process noise (``diff_dmc_sigma_m_s2``) were
+    #: measured with.
+    atmosphere: str = bounded("exponential", choices=("exponential", "harris_priester"))
+    diff_dmc_relative_drag_fraction: float = bounded(0.0, "[0, 10]")
     #: A partner with no prior starts from its first range placed along-track: "both" sides
     #: (equally likely: ranges cannot tell them apart), or "ahead" / "behind" (the other side
     #: kept at ``wrong_side_probability``); sigmas per axis of those placements and of a

@@ -420,9 +420,12 @@ def filter_config_from(config: Config) -> FormationFilterConfig:
 def range_only_filter_config(fc: FormationFilterConfig, ro: RangeOnlyConfig) -> FormationFilterConfig:
     """The formation filter's tunables for range-only partners: the differential acceleration
     and its growth with the semi-major axis difference at least ``[range_only]``'s (their dynamics carry the
-    directions the ranges hardly see), and ``[range_only]``'s range time-tag lateness prior."""
+    directions the ranges hardly see), and ``[range_only]``'s range time-tag lateness prior,
+    atmosphere and relative-drag noise."""
     return dataclasses.replace(
         fc,
+        atmosphere=ro.atmosphere,
+        diff_dmc_relative_drag_fraction=ro.diff_dmc_relative_drag_fraction,
         diff_dmc_sigma_m_s2=max(fc.diff_dmc_sigma_m_s2, ro.diff_dmc_sigma_m_s2),
         diff_dmc_sigma_per_km_da_m_s2=max(fc.diff_dmc_sigma_per_km_da_m_s2, ro.diff_dmc_sigma_per_km_da_m_s2),
         range_time_offset_s=ro.range_time_offset_s,
