@@ -708,6 +708,7 @@ def test_differential_process_noise_grows_with_the_drift():
     da_m = od.semi_major_axis_difference_m(f.x[0:3], f.x[3:6], f.x[9:12], f.x[12:15])
     # the same speed 265 m further from the centre (200 m up, 65 m of the 30 km chord): da = 2 dr
     assert abs(da_m) == pytest.approx(530.0, abs=5.0)
+    f.refresh_relative_drag()  # (a step does at its start)
     s2 = (
         c.diff_dmc_sigma_m_s2**2
         + (5e-6 * da_m / 1e3) ** 2
@@ -720,7 +721,8 @@ def test_differential_process_noise_grows_with_the_drift():
     np.testing.assert_allclose(q[[10, 13, 16], :][:, [10, 13, 16]], exact_d, rtol=0.06)
     np.testing.assert_allclose(q[[1, 4, 7], :][:, [1, 4, 7]], exact_c, rtol=0.06)
     np.testing.assert_allclose(f._q(h, reported=True), ff.reported_block(q), rtol=1e-12)
-    f.x[9:15] = 0.0  # no drift: the constant sigma alone
+    f.x[9:15] = 0.0  # no drift (and the same drag): the constant sigma alone
+    f.refresh_relative_drag()
     np.testing.assert_allclose(f._q(h), ff.FormationFilter(ff.FormationFilterConfig())._q(h), rtol=1e-12)
 
 
@@ -745,6 +747,7 @@ def test_differential_process_noise_grows_with_the_relative_drag():
     assert f.relative_drag_m_s2() == pytest.approx(rel, rel=1e-12)
     assert rel > 1e-7  # a real relative drag at 400 km: the term matters
     h = 2.5
+    f.refresh_relative_drag()  # (a step does at its start)
     s2 = c.diff_dmc_sigma_m_s2**2 + (0.25 * rel) ** 2
     exact_d = od.dmc_process_noise(h, c.diff_dmc_tau_s, math.sqrt(s2))
     np.testing.assert_allclose(f._q(h)[[10, 13, 16], :][:, [10, 13, 16]], exact_d, rtol=0.06)

@@ -311,6 +311,7 @@ class FormationFilter:
         self._eye = np.eye(N_STATES)
         #: own steps shared with the other filters of the same processor (see own_step)
         self.own_steps: dict | None = None
+        self._relative_drag_at_step = 0.0  # m/s^2 (refresh_relative_drag)
         self._taps: list[float] = []  # times asked for by tap(), ascending, not reached yet
         #: t_gps_s -> what gives the estimate at a tapped time the prediction has passed
         #: (:meth:`take_tapped`)
@@ -494,12 +495,19 @@ class FormationFilter:
             if k > 0.0:
                 s2 += (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
             if f > 0.0:
-                s2 += (f * self.relative_drag_m_s2()) ** 2
+                s2 += (f * self._relative_drag_at_step) ** 2
             unit = self._q_diff_unit(i, reported)
             if a > 1e-9:
                 unit = (1.0 - a) * unit + a * self._q_diff_unit(i + 1, reported)
             q = q + s2 * unit
         return q
+
+    def refresh_relative_drag(self) -> None:
+        """Take the relative drag the differential process noise grows with
+        (``diff_dmc_relative_drag_fraction``) from the state now: each step does at its start,
+        for its Q and its taps'."""
+        if self.config.diff_dmc_relative_drag_fraction > 0.0:
+            self._relative_drag_at_step = self.relative_drag_m_s2()
 
     def relative_drag_m_s2(self) -> float:
         """|partner's drag - own drag| [m/s^2] of the models at the filter state (the partner's
@@ -509,9 +517,8 @@ class FormationFilter:
         if not (own_b and peer_b and math.isfinite(own_b) and math.isfinite(peer_b)) or not x[0:3].any():
             return 0.0  # no drag, or no state yet
         bulge = od.density_bulge_apex(self._now()) if self.own_model.diurnal else None
-        a_own = od.drag_acceleration(x[0:3], x[3:6], own_b, 1.0, bulge)
-        a_peer = od.drag_acceleration(x[0:3] + x[9:12], x[3:6] + x[12:15], peer_b, float(x[I_DRAG_SCALE]), bulge)
-        return float(np.linalg.norm(a_peer - a_own))
+        xs = x[0:15].tolist()
+        return od.relative_drag_m_s2(xs[0:6], xs[9:15], own_b, peer_b, float(x[I_DRAG_SCALE]), bulge)
 
     def _q_diff_unit(self, i: int, reported: bool) -> np.ndarray:
         """The differential chain's share of :meth:`_q_grid` (*i*) for a unit sigma (1 m/s^2):
@@ -607,6 +614,7 @@ class FormationFilter:
     def _step(self, h: float) -> None:
         """One propagation step of state and covariance over *h* seconds (|h| <= max step)."""
         t0, x0, p0 = self._now(), self.x, self.p
+        self.refresh_relative_drag()
         self.x, phi = self.transition(h)
         self.p = phi @ p0 @ phi.T + self._q(abs(h))
         self.t_gps_s = t0 + h

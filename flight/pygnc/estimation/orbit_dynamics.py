@@ -56,6 +56,7 @@ times faster than numpy.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -95,6 +96,7 @@ __all__ = [
     "atmosphere_density",
     "density_bulge_apex",
     "harris_priester_density",
+    "relative_drag_m_s2",
     "ellipsoidal_height_m",
     "drag_acceleration",
     "drag_partials",
@@ -250,6 +252,7 @@ _HP_BANDS = tuple(
 #: apex, with n = 3 for the near-polar orbits pygnc flies (n = 1 suits low inclinations).
 _HP_LAG_RAD = math.radians(30.0)
 _HP_HALF_EXPONENT = 3
+_HP_H0_M = tuple(b[0] for b in _HP_BANDS)
 
 
 #: The density models of :class:`DynamicsModel` ``atmosphere``.
@@ -663,11 +666,7 @@ def _density_hp(h_m: float, x: float, y: float, z: float, bulge: Vec3) -> tuple[
     """(rho [kg/m^3], scale height [m]) of Harris-Priester at height *h_m* and GCRS position
     (x, y, z) with the diurnal bulge's apex *bulge* (unit vector); the scale height is the
     local one, -rho / (d rho / d h).  Below 100 km: the 100-km band continued downward."""
-    bands = _HP_BANDS
-    i = len(bands) - 1
-    while i > 0 and h_m < bands[i][0]:
-        i -= 1
-    h0, lo0, hi0, hs_lo, hs_hi = bands[i]
+    h0, lo0, hi0, hs_lo, hs_hi = _HP_BANDS[max(0, bisect.bisect_right(_HP_H0_M, h_m) - 1)]
     lo = lo0 * math.exp(-(h_m - h0) / hs_lo)
     hi = hi0 * math.exp(-(h_m - h0) / hs_hi)
     cos_psi = (x * bulge[0] + y * bulge[1] + z * bulge[2]) / math.sqrt(x * x + y * y + z * z)
@@ -680,11 +679,33 @@ def density_bulge_apex(t_gps_s: float) -> Vec3:
     """Unit vector (GCRS) of the apex of the atmosphere's diurnal bulge at GPS time *t_gps_s*:
     the Sun's declination, its right ascension + 30 deg (the Sun from the 10-minute nodes
     of the third-body ephemeris, the nearest one: the apex moves ~0.007 deg in 10 min)."""
-    sx, sy, sz = _ephem_node(round(float(t_gps_s) / _EPHEM_NODE_S))[0]
-    ra = math.atan2(sy, sx) + _HP_LAG_RAD
-    cd = math.hypot(sx, sy) / math.sqrt(sx * sx + sy * sy + sz * sz)
-    sd = sz / math.sqrt(sx * sx + sy * sy + sz * sz)
-    return cd * math.cos(ra), cd * math.sin(ra), sd
+    k = round(float(t_gps_s) / _EPHEM_NODE_S)
+    apex = _apex_cache.get(k)
+    if apex is None:
+        if len(_apex_cache) > 256:
+            _apex_cache.clear()
+        sx, sy, sz = _ephem_node(k)[0]
+        ra = math.atan2(sy, sx) + _HP_LAG_RAD
+        s = math.sqrt(sx * sx + sy * sy + sz * sz)
+        cd = math.hypot(sx, sy) / s
+        apex = _apex_cache[k] = (cd * math.cos(ra), cd * math.sin(ra), sz / s)
+    return apex
+
+
+_apex_cache: dict[int, Vec3] = {}
+
+
+def relative_drag_m_s2(
+    own_rv: Sequence[float], rel_rv: Sequence[float], own_b: float, peer_b: float, peer_scale: float, bulge: Vec3 | None
+) -> float:
+    """|a_drag(partner) - a_drag(own)| [m/s^2]: own state *own_rv* (GCRS r, v), the partner at
+    *own_rv* + *rel_rv* with ballistic coefficient *peer_b* at drag scale *peer_scale*, the
+    own with *own_b* [kg/m^2]; *bulge*: see :func:`drag_acceleration`."""
+    x, y, z, vx, vy, vz = (float(c) for c in own_rv[:6])
+    dx, dy, dz, dvx, dvy, dvz = (float(c) for c in rel_rv[:6])
+    a, _ = _drag_xyz(x, y, z, vx, vy, vz, 1.0 / own_b, bulge)
+    b, _ = _drag_xyz(x + dx, y + dy, z + dz, vx + dvx, vy + dvy, vz + dvz, peer_scale / peer_b, bulge)
+    return math.sqrt((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2 + (b[2] - a[2]) ** 2)
 
 
 def harris_priester_density(r_gcrs_m: Vector, t_gps_s: float) -> float:
