@@ -179,6 +179,9 @@ _Q_CACHE: dict[tuple, np.ndarray] = {}
 #: 4e-3 m and 3e-4 m/s over 30 s (tests/test_formation_filter.py).  A larger difference
 #: propagates in full.
 _OWN_STEPS_MAX = 32
+#: The relative drag the differential process noise grows with is taken again after this
+#: much filter time [s] (:meth:`FormationFilter.refresh_relative_drag`).
+RELATIVE_DRAG_REFRESH_S = 60.0
 SHARE_MAX_DR_M = 10.0
 SHARE_MAX_DV_M_S = 0.01
 #: own steps carried from a shared propagation / propagated in full (for benchmarks)
@@ -312,6 +315,7 @@ class FormationFilter:
         #: own steps shared with the other filters of the same processor (see own_step)
         self.own_steps: dict | None = None
         self._relative_drag_at_step = 0.0  # m/s^2 (refresh_relative_drag)
+        self._t_relative_drag = -math.inf
         self._taps: list[float] = []  # times asked for by tap(), ascending, not reached yet
         #: t_gps_s -> what gives the estimate at a tapped time the prediction has passed
         #: (:meth:`take_tapped`)
@@ -504,10 +508,12 @@ class FormationFilter:
 
     def refresh_relative_drag(self) -> None:
         """Take the relative drag the differential process noise grows with
-        (``diff_dmc_relative_drag_fraction``) from the state now: each step does at its start,
-        for its Q and its taps'."""
+        (``diff_dmc_relative_drag_fraction``) from the state now: a step does at its start
+        once :data:`RELATIVE_DRAG_REFRESH_S` have passed, for its Q and its taps' (the relative
+        drag changes over minutes, with the density along the orbit)."""
         if self.config.diff_dmc_relative_drag_fraction > 0.0:
             self._relative_drag_at_step = self.relative_drag_m_s2()
+            self._t_relative_drag = self._now()
 
     def relative_drag_m_s2(self) -> float:
         """|partner's drag - own drag| [m/s^2] of the models at the filter state (the partner's
@@ -614,7 +620,8 @@ class FormationFilter:
     def _step(self, h: float) -> None:
         """One propagation step of state and covariance over *h* seconds (|h| <= max step)."""
         t0, x0, p0 = self._now(), self.x, self.p
-        self.refresh_relative_drag()
+        if t0 - self._t_relative_drag >= RELATIVE_DRAG_REFRESH_S:
+            self.refresh_relative_drag()
         self.x, phi = self.transition(h)
         self.p = phi @ p0 @ phi.T + self._q(abs(h))
         self.t_gps_s = t0 + h

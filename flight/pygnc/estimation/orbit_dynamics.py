@@ -698,11 +698,11 @@ _apex_cache: dict[int, Vec3] = {}
 def relative_drag_m_s2(
     own_rv: Sequence[float], rel_rv: Sequence[float], own_b: float, peer_b: float, peer_scale: float, bulge: Vec3 | None
 ) -> float:
-    """|a_drag(partner) - a_drag(own)| [m/s^2]: own state *own_rv* (GCRS r, v), the partner at
+    """|a_drag(partner) - a_drag(own)| [m/s^2]: own state *own_rv* (GCRS r, v, floats), the partner at
     *own_rv* + *rel_rv* with ballistic coefficient *peer_b* at drag scale *peer_scale*, the
     own with *own_b* [kg/m^2]; *bulge*: see :func:`drag_acceleration`."""
-    x, y, z, vx, vy, vz = (float(c) for c in own_rv[:6])
-    dx, dy, dz, dvx, dvy, dvz = (float(c) for c in rel_rv[:6])
+    x, y, z, vx, vy, vz = own_rv[:6]
+    dx, dy, dz, dvx, dvy, dvz = rel_rv[:6]
     a, _ = _drag_xyz(x, y, z, vx, vy, vz, 1.0 / own_b, bulge)
     b, _ = _drag_xyz(x + dx, y + dy, z + dz, vx + dvx, vy + dvy, vz + dvz, peer_scale / peer_b, bulge)
     return math.sqrt((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2 + (b[2] - a[2]) ** 2)
