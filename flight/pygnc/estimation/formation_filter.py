@@ -36,9 +36,11 @@ the relative state is the difference of the two propagated states, so every mode
 is differenced exactly.  The peer's transition matrix is the own one plus the gravity
 gradient's change over the separation
 (:func:`~pygnc.estimation.orbit_dynamics.neighbour_transition_terms`), which is also the
-coupling of the relative state to the own state.  Process noise: the exact discrete
-Gauss-Markov covariance (:func:`~pygnc.estimation.orbit_dynamics.dmc_process_noise`) of each
-chain.  Estimates between steps: :meth:`FormationFilter.tap`.
+coupling of the relative state to the own state.  The drag's density is Harris-Priester's
+(its diurnal bulge; range-only partners: the exponential atmosphere).  Process noise: the
+exact discrete Gauss-Markov covariance
+(:func:`~pygnc.estimation.orbit_dynamics.dmc_process_noise`) of each chain, the differential
+one's sigma growing with the semi-major axis difference and with the relative drag.  Estimates between steps: :meth:`FormationFilter.tap`.
 
 Measurements
     * own fix  (a :class:`~pygnc.estimation.gps_fix.GpsFix` in ECEF, converted by
