@@ -333,7 +333,7 @@ def test_task_and_table_wiring():
 
 def test_the_second_formation_process_runs_only_with_a_second_core(monkeypatch):
     """formation_estimator_2 runs with Config.formation_split and at least
-    formation_split_min_cpus usable CPUs (3 by default); the first process then takes part
+    formation_split_min_cpus usable CPUs (2 by default); the first process then takes part
     (0, 2), else every partner (0, 1)."""
     from types import SimpleNamespace
 

@@ -245,11 +245,12 @@ class Config:
     #: first heard to ``formation_estimator``, the second to ``formation_estimator_2``, ...)
     #: when the tree may run on at least ``formation_split_min_cpus`` CPUs; off: one process
     #: for all partners (less memory).  The second process duplicates part of the
-    #: formation's work (every process decodes the whole stream), so it pays only where a
-    #: core would otherwise idle: on two cores the orbit, attitude and formation estimators
-    #: and the sinks keep both busy; a Pi Zero 2 W has four.
+    #: formation's work (every process decodes the whole stream) and costs ~15 MiB, so it
+    #: pays where a core would otherwise idle: on two cores the formation estimator is ~70 %
+    #: of a four-spacecraft day's CPU and the other core idles while it works (the 24-h day
+    #: 64-75 s -> 49-53 s on this project's 2-core machine); a Pi Zero 2 W has four.
     formation_split: bool = True
-    formation_split_min_cpus: int = bounded(3, "[1, 1024]")
+    formation_split_min_cpus: int = bounded(2, "[1, 1024]")
     #: Minimum and maximum time the formation estimator holds measurements to put peer
     #: fixes (stamped with the peer's clock) back in GPS-time order, s.
     formation_hold_s: float = bounded(75.0, "[0, 86400]")

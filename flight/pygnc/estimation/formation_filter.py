@@ -40,7 +40,8 @@ coupling of the relative state to the own state.  The drag's density is Harris-P
 (its diurnal bulge; range-only partners: the exponential atmosphere).  Process noise: the
 exact discrete Gauss-Markov covariance
 (:func:`~pygnc.estimation.orbit_dynamics.dmc_process_noise`) of each chain, the differential
-one's sigma growing with the semi-major axis difference and with the relative drag.  Estimates between steps: :meth:`FormationFilter.tap`.
+one's sigma growing with the semi-major axis difference and with the relative drag.
+Estimates between steps: :meth:`FormationFilter.tap`.
 
 Measurements
     * own fix  (a :class:`~pygnc.estimation.gps_fix.GpsFix` in ECEF, converted by
