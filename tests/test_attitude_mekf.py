@@ -163,6 +163,22 @@ def test_two_sample_coning_propagation_against_rigid_body_truth(three_hours):
     assert worst_trap > 2 * worst
 
 
+def test_quadratic_step_is_the_two_sample_step_for_a_linear_rate_and_exact_about_a_fixed_axis():
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        w0, w1 = rng.normal(size=(2, 3)) * 0.1
+        h, dt = rng.uniform(3.0, 7.0, size=2)
+        w_before = w0 - (w1 - w0) * h / dt  # on the same line
+        np.testing.assert_allclose(
+            qn.step_rotation_vector_quadratic(w_before, w0, w1, h, dt), qn.step_rotation_vector(w0, w1, dt), atol=1e-14
+        )
+    # About a fixed axis the rotation is the rate's integral: exact for a quadratic rate.
+    axis = np.array([1.0, -2.0, 0.5]) / math.sqrt(5.25)
+    rate = lambda t: (0.05 + 0.01 * t - 0.002 * t * t) * axis  # noqa: E731
+    phi = qn.step_rotation_vector_quadratic(rate(-4.0), rate(0.0), rate(6.0), 4.0, 6.0)
+    np.testing.assert_allclose(phi, (0.05 * 6.0 + 0.01 * 18.0 - 0.002 * 72.0) * axis, atol=1e-15)
+
+
 def test_quaternion_helpers_match_scipy():
     rng = np.random.default_rng(2)
     for _ in range(20):
