@@ -212,8 +212,9 @@ class AttitudeMEKF:
         assert w_prev is not None  # initialize sets it with t_s; nothing clears it
         bg = self.x_bias[:3]
         w0 = w_prev - bg
-        gap = w_meas_body_rad_s is None or dt > cfg.max_gap_s
-        w1 = w0 if gap else np.asarray(w_meas_body_rad_s, dtype=float) - bg
+        w_new = None if w_meas_body_rad_s is None else np.array(w_meas_body_rad_s, dtype=float)  # a copy
+        gap = w_new is None or dt > cfg.max_gap_s
+        w1 = w0 if w_new is None or gap else w_new - bg
         w_before = self.w_before
         if not gap and w_before is not None and 0.5 * dt <= self.h_before_s <= 2.0 * dt:
             # The rate's curvature from the sample before: the two-sample step's error
@@ -235,10 +236,10 @@ class AttitudeMEKF:
         self._advance(t_s, dt, phi, q_att, None if gap else w1, cfg.gyro_bias_walk_rad_s_per_sqrt_s)
         self.w_before = None if gap else w_prev
         self.h_before_s = dt
-        if w_meas_body_rad_s is not None:
-            w_new = np.asarray(w_meas_body_rad_s, dtype=float).copy()
+        if w_new is not None:
             if not gap:
-                self.w_dot_rad_s2 = math.sqrt(float((w_new - w_prev) @ (w_new - w_prev))) / dt
+                d = w_new - w_prev
+                self.w_dot_rad_s2 = math.sqrt(float(d @ d)) / dt
             self.w_prev = w_new
 
     def propagate_imu(
