@@ -257,7 +257,7 @@ def test_range_only_filters_allow_the_differential_drag_a_scale_leaves():
 
     own = FormationProcessor(Config(range_gps_source="own")).filter_config.diff_dmc_sigma_m_s2
     fix = FormationProcessor(Config(range_gps_source="peer")).filter_config.diff_dmc_sigma_m_s2
-    assert own == pytest.approx(4.0e-7) and fix == pytest.approx(2.0e-7)
+    assert own == pytest.approx(4.0e-7) and fix == pytest.approx(7.5e-8)
     c = Config(range_gps_source="own", formation_filter={"diff_dmc_sigma_m_s2": 6e-7})
     assert FormationProcessor(c).filter_config.diff_dmc_sigma_m_s2 == pytest.approx(6e-7)
     # ... and so is its growth with the orbits' drift (none with partner fixes)
@@ -265,6 +265,11 @@ def test_range_only_filters_allow_the_differential_drag_a_scale_leaves():
     assert FormationProcessor(Config(range_gps_source="peer")).filter_config.diff_dmc_sigma_per_km_da_m_s2 == 0.0
     c = Config(range_gps_source="own", range_only={"diff_dmc_sigma_per_km_da_m_s2": 8e-6})
     assert FormationProcessor(c).filter_config.diff_dmc_sigma_per_km_da_m_s2 == 8e-6
+    # ... while the atmosphere and the growth with the relative drag are [range_only]'s own
+    own = FormationProcessor(Config(range_gps_source="own")).filter_config
+    fix = FormationProcessor(Config(range_gps_source="peer")).filter_config
+    assert (own.atmosphere, own.diff_dmc_relative_drag_fraction) == ("exponential", 0.0)
+    assert (fix.atmosphere, fix.diff_dmc_relative_drag_fraction) == ("harris_priester", 0.25)
 
 
 def test_a_window_no_orbit_fits_is_not_started_on_but_acquired_again(far_pair):
