@@ -783,6 +783,39 @@ def test_differential_process_noise_grows_with_the_relative_drag():
     assert c.atmosphere == "harris_priester" and ff.FormationFilter(c).own_model.diurnal
 
 
+def test_relative_drag_noise_is_taken_by_the_steps_and_forgotten_by_a_restart():
+    """The relative drag of the noise is taken at a step once a minute of filter time has
+    passed (or when time went back), a re-initialisation forgets the old state's value, and a
+    non-finite state's value is taken as 0 (a lost filter re-initialises; its NaN must not
+    poison the next start's Q)."""
+    own, peer = _scenario(3, hours=0.2)["truth"]
+    c = ff.FormationFilterConfig(peer_ballistic_coeff_kg_m2=25.0)
+    f = ff.FormationFilter(c)
+    rv = [np.concatenate((t["r_gcrs_m"][0], t["v_gcrs_m_s"][0])) for t in (own, peer)]
+    eye = np.eye(6)
+    t0 = float(own["t_gps_s"][0])
+    f.initialize(t0, rv[0], eye, rv[1], eye)
+    f.predict(5.0)
+    first = f._relative_drag_at_step
+    assert first == pytest.approx(f.relative_drag_m_s2(), rel=0.05) and first > 0.0
+    f.x[ff.I_DRAG_SCALE] = 20.0  # a wild drag scale: not seen until a minute has passed
+    f.predict(30.0)
+    f.predict(30.0)  # steps from 5 and 35 s after the first: within its minute
+    assert f._relative_drag_at_step == first
+    f.predict(5.0)  # a step from 65 s
+    assert f._relative_drag_at_step > 10.0 * first
+    f.initialize(t0 + 80.0, rv[0], eye, rv[1], eye)  # a restart forgets it
+    assert f._relative_drag_at_step == 0.0
+    f.predict(5.0)
+    assert f._relative_drag_at_step < 2.0 * first
+    f.x[12] = math.nan
+    f.refresh_relative_drag()
+    assert f._relative_drag_at_step == 0.0
+    f.initialize(t0, rv[0], eye, rv[1], eye)  # earlier than the last refresh: taken again
+    f.predict(5.0)
+    assert np.isfinite(f.p).all() and f._relative_drag_at_step > 0.0
+
+
 def test_semi_major_axis_difference_is_the_drift_not_the_wobble():
     """Two circular orbits 100 m apart in radius at the same phase: da 100 m; the same orbit
     30 km further along (J2 included in the energy): da ~0, where the osculating elements

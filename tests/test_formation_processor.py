@@ -359,6 +359,9 @@ def test_the_second_formation_process_runs_only_with_a_second_core(monkeypatch):
         if parts == 2:
             second = formation_estimator_2.TASK_CLASS.make_processor(SimpleNamespace(config=config))
             assert (second.part, second.n_parts) == (1, 2)
+    for cpus, parts in ((1, 1), (2, 2)):  # the defaults: two processes from two CPUs
+        monkeypatch.setattr(table, "usable_cpus", lambda cpus=cpus: cpus)
+        assert two.enabled(Config()) == (parts == 2)
 
 
 def _counters_but_stale(p):

@@ -248,7 +248,8 @@ class Config:
     #: formation's work (every process decodes the whole stream) and costs ~15 MiB, so it
     #: pays where a core would otherwise idle: on two cores the formation estimator is ~70 %
     #: of a four-spacecraft day's CPU and the other core idles while it works (the 24-h day
-    #: 64-75 s -> 49-53 s on this project's 2-core machine); a Pi Zero 2 W has four.
+    #: 64-75 s -> 49-53 s in two interleaved pairs of runs on a 2-core machine); a Pi Zero 2 W
+    #: has four.
     formation_split: bool = True
     formation_split_min_cpus: int = bounded(2, "[1, 1024]")
     #: Minimum and maximum time the formation estimator holds measurements to put peer

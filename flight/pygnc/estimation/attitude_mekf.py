@@ -20,8 +20,8 @@ the sample before, the two ends
 (:func:`.quaternion.step_rotation_vector_quadratic`); without a regular sample before (the
 first step, after a gap or a change of gyro) the rate is taken linear between the two
 (:func:`.quaternion.step_rotation_vector`).  A tumbling body's rate vector turns in body
-axes: the linear step misses ~1e-4 rad per 5-s step, the same way every step (up to 12 deg
-in 40 min of the simulator's truth, a drift the gyro-bias estimate took up in sunlight and
+axes: the linear step misses 1e-5 to 4e-4 rad per 5-s step, the same way every step (0.8-12
+deg in 40 min of the simulator's truth, a drift the gyro-bias estimate took up in sunlight and
 carried into eclipse); the quadratic leaves ~1e-5 rad (0.01 deg in 40 min), so no inertia or
 Euler equations are needed.  Process noise per step: gyro white noise ``dt^2 sigma_g^2`` per
 axis (each sample's noise enters the steps either side of it with weights adding up to dt:

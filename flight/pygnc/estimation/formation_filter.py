@@ -414,6 +414,7 @@ class FormationFilter:
         p[I_RANGE_DT, I_RANGE_DT] = c.range_time_offset_sigma_s**2 if c.estimate_range_time_offset else 0.0
         self.x, self.p = x, p
         self._taps, self.tapped = [], {}
+        self._relative_drag_at_step, self._t_relative_drag = 0.0, -math.inf  # taken at the first step
         self.own_rejections_in_row = self.peer_rejections_in_row = self.range_rejections_in_row = 0
         self.range_rejected_nu_m = []
         self.range_acquired = ranges_acquired
@@ -515,7 +516,8 @@ class FormationFilter:
         once :data:`RELATIVE_DRAG_REFRESH_S` have passed, for its Q and its taps' (the relative
         drag changes over minutes, with the density along the orbit)."""
         if self.config.diff_dmc_relative_drag_fraction > 0.0:
-            self._relative_drag_at_step = self.relative_drag_m_s2()
+            a = self.relative_drag_m_s2()
+            self._relative_drag_at_step = a if math.isfinite(a) else 0.0  # (a lost state re-initialises)
             self._t_relative_drag = self._now()
 
     def relative_drag_m_s2(self) -> float:
@@ -623,7 +625,7 @@ class FormationFilter:
     def _step(self, h: float) -> None:
         """One propagation step of state and covariance over *h* seconds (|h| <= max step)."""
         t0, x0, p0 = self._now(), self.x, self.p
-        if t0 - self._t_relative_drag >= RELATIVE_DRAG_REFRESH_S:
+        if not 0.0 <= t0 - self._t_relative_drag < RELATIVE_DRAG_REFRESH_S:  # (or time went back)
             self.refresh_relative_drag()
         self.x, phi = self.transition(h)
         self.p = phi @ p0 @ phi.T + self._q(abs(h))

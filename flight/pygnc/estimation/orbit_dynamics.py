@@ -1083,7 +1083,9 @@ def propagate(
     makes that a < 0.1 mm error per step); its tiny gradient is left out of Phi.
     """
     if model._needs_time and t_gps_s is None:
-        raise ValueError("propagate: t_gps_s is required with tesseral gravity, a field or third bodies")
+        raise ValueError(
+            "propagate: t_gps_s is required with tesseral gravity, a field, third bodies or the diurnal bulge"
+        )
     xs = [float(c) for c in x_state]
     n = len(xs)
     dt_s = float(dt_s)  # Python floats throughout: numpy scalars make every step's math slower
