@@ -180,6 +180,44 @@ def test_quadratic_step_is_the_two_sample_step_for_a_linear_rate_and_exact_about
     np.testing.assert_allclose(phi, (0.05 * 6.0 + 0.01 * 18.0 - 0.002 * 72.0) * axis, atol=1e-15)
 
 
+def test_the_quadratic_step_needs_a_regular_sample_before_on_the_same_gyro(monkeypatch):
+    """The MEKF takes the three-sample step only with a sample before it on this gyro's
+    regular steps: not on the first step, after a gap, after another gyro's bias took over,
+    or when the step before was under half or over twice this one."""
+    calls = []
+    real = am.step_rotation_vector_quadratic
+
+    def spy(*args):
+        calls.append(args[3:])
+        return real(*args)
+
+    monkeypatch.setattr(am, "step_rotation_vector_quadratic", spy)
+
+    def rate(t):
+        return np.radians([4.0 * math.cos(0.05 * t), 4.0 * math.sin(0.05 * t), 1.0])
+
+    f = am.AttitudeMEKF()
+    f.initialize(0.0, [1.0, 0, 0, 0], rate(0.0), np.zeros(6), np.eye(6) * 1e-6)
+
+    def step(t):
+        n = len(calls)
+        f.propagate(t, rate(t))
+        return len(calls) > n
+
+    assert not step(5.0)  # the first step: two samples only
+    assert step(10.0) and calls[-1] == (5.0, 5.0)
+    assert not step(10.0 + f.cfg.max_gap_s + 1.0)  # a gap: the rate held, then ...
+    t = 10.0 + f.cfg.max_gap_s + 1.0
+    assert not step(t + 5.0)  # ... no sample before it on the regular steps
+    assert step(t + 10.0)
+    f.set_gyro_bias(np.zeros(3), np.eye(3) * 1e-6)  # another gyro's bias took over
+    assert not step(t + 15.0)
+    assert step(t + 20.0)
+    assert not step(t + 31.0)  # 11 s after a 5-s step: over twice it
+    assert not step(t + 33.0)  # 2 s after an 11-s step: under half of it
+    assert step(t + 35.0)
+
+
 def test_quadratic_step_does_not_drift_on_rigid_body_truth(three_hours):
     """The truth's rates at the 5-s samples integrated step by step over 40 min: the rate
     linear between two samples drifts by degrees (its error is the same every step), the

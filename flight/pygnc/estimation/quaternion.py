@@ -132,9 +132,9 @@ def step_rotation_vector_quadratic(
     Third-order Magnus (the integral plus the commutator term) of ``w = a + b t + c t^2``:
     ``a T + b T^2/2 + c T^3/3 + (a x b) T^3/12 + (a x c) T^4/12 + (b x c) T^5/60``.  With
     ``c = 0`` it is :func:`step_rotation_vector`.  A tumbling body's rate vector turns in
-    body axes, which a rate linear between two samples misses: at 5-s samples and 4-5 deg/s
-    that error is ~1e-4 rad per step and the same every step (degrees per hour of drift);
-    the quadratic leaves ~1e-5 rad that averages out."""
+    body axes, which a rate linear between two samples misses: at 5-s samples and 2-5 deg/s
+    that error is 1e-5 to 4e-4 rad per step and the same every step (degrees per hour of
+    drift); the quadratic leaves ~1e-5 rad that averages out."""
     m0, m1, m2 = _floats(w_before_rad_s)
     a0, a1, a2 = _floats(w0_rad_s)
     e0, e1, e2 = _floats(w1_rad_s)
