@@ -467,6 +467,12 @@ def _attitude_instances(bus) -> list[list[dict]]:
     return runs
 
 
+def _second_instance_caught_up(run) -> bool:
+    """The restarted attitude task has published the batch's last estimate the first one did."""
+    runs = _attitude_instances(decode_frames((run.log_dir() / "bus.log").read_bytes()))
+    return len(runs) >= 2 and bool(runs[0]) and bool(runs[1]) and runs[1][-1]["t_sc_s"] >= runs[0][-1]["t_sc_s"]
+
+
 def _downlinked(estimates: list[dict]) -> tuple:
     """What the batch writer records of *estimates* (default 60-s period): the first of each
     bin, and the last."""
@@ -497,9 +503,12 @@ def test_restarted_attitude_estimator_gets_orbit_estimates_again(tmp_path):
         os.kill(run.task_pid("attitude_estimator"), signal.SIGKILL)
         run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
         # the restarted one has the batch again (ingest) and the orbit estimates (orbit task)
-        time.sleep(2.0)
-        st = run.status()
-        assert not st["flags"] & S.FLAG_ATT_NO_POSITION and st[f"task{k}_restarts"] == 1
+        st = run.wait_status(lambda s: not s["flags"] & S.FLAG_ATT_NO_POSITION, timeout_s=30)
+        assert st[f"task{k}_restarts"] == 1
+        t_end = time.monotonic() + 60
+        while not _second_instance_caught_up(run):  # the bus log is written as it goes
+            assert time.monotonic() < t_end and run.proc.poll() is None, run.text
+            time.sleep(0.1)
         pids = [p.pid for p in run.tree()]
         run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))
