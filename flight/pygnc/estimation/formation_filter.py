@@ -319,6 +319,8 @@ class FormationFilter:
         self.own_steps: dict | None = None
         self._relative_drag_at_step = 0.0  # m/s^2 (refresh_relative_drag)
         self._t_relative_drag = -math.inf
+        self._q_sums_by_step: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}  # (_q_sums)
+        self._q_sums_drag = math.nan
         self._taps: list[float] = []  # times asked for by tap(), ascending, not reached yet
         #: t_gps_s -> what gives the estimate at a tapped time the prediction has passed
         #: (:meth:`take_tapped`)
@@ -491,24 +493,42 @@ class FormationFilter:
         k = h / Q_GRID_S
         i = int(k)
         a = k - i
+        c = self.config
+        if c.diff_dmc_relative_drag_fraction > 0.0 and c.diff_dmc_sigma_per_km_da_m_s2 == 0.0:
+            q0, q1 = self._q_sums(i, reported)  # (the relative drag's share changes once a refresh)
+            return (1.0 - a) * q0 + a * q1 if a > 1e-9 else q0
         grid = self._q_grid_reported if reported else self._q_grid
         q = grid(i)
         if a > 1e-9:
             q = (1.0 - a) * q + a * grid(i + 1)
-        c = self.config
-        k, f = c.diff_dmc_sigma_per_km_da_m_s2, c.diff_dmc_relative_drag_fraction
-        if k > 0.0 or f > 0.0:  # the differential chain's growth with the drift, the relative drag
+        k = c.diff_dmc_sigma_per_km_da_m_s2
+        if k > 0.0:  # the differential chain's growth with the drift (and the relative drag)
             x = self.x
-            s2 = 0.0
-            if k > 0.0:
-                s2 += (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
-            if f > 0.0:
-                s2 += (f * self._relative_drag_at_step) ** 2
+            s2 = (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
+            s2 += (c.diff_dmc_relative_drag_fraction * self._relative_drag_at_step) ** 2
             unit = self._q_diff_unit(i, reported)
             if a > 1e-9:
                 unit = (1.0 - a) * unit + a * self._q_diff_unit(i + 1, reported)
             q = q + s2 * unit
         return q
+
+    def _q_sums(self, i: int, reported: bool) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_q_grid` at *i* and *i* + 1 plus the relative drag's share of the
+        differential chain (``diff_dmc_relative_drag_fraction``), kept until the relative
+        drag is refreshed: a step then costs what a grid lookup does.  The dict is replaced,
+        never cleared, when the drag changes (a shallow copy may still hold the old one)."""
+        if self._q_sums_drag != self._relative_drag_at_step:
+            self._q_sums_by_step, self._q_sums_drag = {}, self._relative_drag_at_step
+        key = (i, reported)
+        pair = self._q_sums_by_step.get(key)
+        if pair is None:
+            s2 = (self.config.diff_dmc_relative_drag_fraction * self._relative_drag_at_step) ** 2
+            grid = self._q_grid_reported if reported else self._q_grid
+            pair = self._q_sums_by_step[key] = (
+                grid(i) + s2 * self._q_diff_unit(i, reported),
+                grid(i + 1) + s2 * self._q_diff_unit(i + 1, reported),
+            )
+        return pair
 
     def refresh_relative_drag(self) -> None:
         """Take the relative drag the differential process noise grows with

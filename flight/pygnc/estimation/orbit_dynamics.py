@@ -251,7 +251,7 @@ _HP_BANDS = tuple(
 #: the density rises from the antapex value as cos^(2 n)(psi / 2), psi the angle from the
 #: apex, with n = 3 for the near-polar orbits pygnc flies (n = 1 suits low inclinations).
 _HP_LAG_RAD = math.radians(30.0)
-_HP_HALF_EXPONENT = 3
+_HP_HALF_EXPONENT = 3  # (written out as a cube in _density_hp)
 _HP_H0_M = tuple(b[0] for b in _HP_BANDS)
 
 
@@ -662,15 +662,15 @@ def atmosphere_density(h_m: float) -> float:
     return _density(float(h_m))[0]
 
 
-def _density_hp(h_m: float, x: float, y: float, z: float, bulge: Vec3) -> tuple[float, float]:
-    """(rho [kg/m^3], scale height [m]) of Harris-Priester at height *h_m* and GCRS position
-    (x, y, z) with the diurnal bulge's apex *bulge* (unit vector); the scale height is the
-    local one, -rho / (d rho / d h).  Below 100 km: the 100-km band continued downward."""
+def _density_hp(h_m: float, cos_psi: float) -> tuple[float, float]:
+    """(rho [kg/m^3], scale height [m]) of Harris-Priester at height *h_m* and at the cosine
+    *cos_psi* of the angle from the diurnal bulge's apex; the scale height is the local
+    one, -rho / (d rho / d h).  Below 100 km: the 100-km band continued downward."""
     h0, lo0, hi0, hs_lo, hs_hi = _HP_BANDS[max(0, bisect.bisect_right(_HP_H0_M, h_m) - 1)]
-    lo = lo0 * math.exp(-(h_m - h0) / hs_lo)
-    hi = hi0 * math.exp(-(h_m - h0) / hs_hi)
-    cos_psi = (x * bulge[0] + y * bulge[1] + z * bulge[2]) / math.sqrt(x * x + y * y + z * z)
-    w = (0.5 + 0.5 * cos_psi) ** _HP_HALF_EXPONENT
+    lo = lo0 * math.exp((h0 - h_m) / hs_lo)
+    hi = hi0 * math.exp((h0 - h_m) / hs_hi)
+    c = 0.5 + 0.5 * cos_psi
+    w = c * c * c  # cos^(2 n)(psi / 2), n = _HP_HALF_EXPONENT
     rho = lo + (hi - lo) * w
     return rho, rho / (lo / hs_lo + (hi / hs_hi - lo / hs_lo) * w)
 
@@ -711,7 +711,8 @@ def relative_drag_m_s2(
 def harris_priester_density(r_gcrs_m: Vector, t_gps_s: float) -> float:
     """Harris-Priester density [kg/m^3] at GCRS *r_gcrs_m* [m] and GPS time *t_gps_s*."""
     x, y, z = (float(c) for c in r_gcrs_m)
-    return _density_hp(_height_xyz(x, y, z), x, y, z, density_bulge_apex(t_gps_s))[0]
+    b = density_bulge_apex(t_gps_s)
+    return _density_hp(_height_xyz(x, y, z), (x * b[0] + y * b[1] + z * b[2]) / math.sqrt(x * x + y * y + z * z))[0]
 
 
 def _drag_xyz(
@@ -722,8 +723,13 @@ def _drag_xyz(
     w = OMEGA_EARTH_RAD_S
     ux, uy, uz = vx + w * y, vy - w * x, vz  # v_rel = v - omega x r
     speed = math.sqrt(ux * ux + uy * uy + uz * uz)
-    h = _height_xyz(x, y, z)
-    rho, hs = _density(h) if bulge is None else _density_hp(h, x, y, z, bulge)
+    r = math.sqrt(x * x + y * y + z * z)
+    s2 = z * z / (r * r)
+    h = r - A_WGS84_M * (1.0 - FLATTENING_EARTH * s2)  # (_height_xyz, r kept for the bulge)
+    if bulge is None:
+        rho, hs = _density(h)
+    else:
+        rho, hs = _density_hp(h, (x * bulge[0] + y * bulge[1] + z * bulge[2]) / r)
     c = -0.5 * inv_b * rho * speed
     return (c * ux, c * uy, c * uz), (ux, uy, uz, speed, c, hs)
 
