@@ -783,6 +783,34 @@ def test_differential_process_noise_grows_with_the_relative_drag():
     assert c.atmosphere == "harris_priester" and ff.FormationFilter(c).own_model.diurnal
 
 
+def test_kept_relative_drag_noise_sums_follow_each_refresh_and_each_copy():
+    """_q's kept sums (grid + the relative drag's share, interpolated in h) equal the terms
+    added apart, for the full and the reported block, after the relative drag changes, and
+    for a shallow copy that kept the old drag while the original moved on."""
+    c = ff.FormationFilterConfig()
+    f = ff.FormationFilter(c)
+
+    def apart(flt, h, reported):
+        k = h / ff.Q_GRID_S
+        i, a = int(k), k - int(k)
+        grid = flt._q_grid_reported if reported else flt._q_grid
+        s2 = (c.diff_dmc_relative_drag_fraction * flt._relative_drag_at_step) ** 2
+        return sum(
+            w * (grid(j) + s2 * flt._q_diff_unit(j, reported)) for j, w in ((i, 1.0 - a), (i + 1, a)) if w > 1e-12
+        )
+
+    for drag in (0.0, 3e-7, 1e-6):
+        f._relative_drag_at_step = drag
+        for h in (0.7, 2.5, 4.37, 5.0):
+            for reported in (False, True):
+                np.testing.assert_allclose(f._q(h, reported), apart(f, h, reported), rtol=1e-12, atol=1e-30)
+    old = copy.copy(f)  # holds 1e-6 and its sums
+    f._relative_drag_at_step = 2e-7
+    np.testing.assert_allclose(f._q(4.37), apart(f, 4.37, False), rtol=1e-12, atol=1e-30)
+    np.testing.assert_allclose(old._q(4.37), apart(old, 4.37, False), rtol=1e-12, atol=1e-30)
+    assert not np.allclose(old._q(4.37), f._q(4.37), rtol=1e-6, atol=0.0)
+
+
 def test_relative_drag_noise_is_taken_by_the_steps_and_forgotten_by_a_restart():
     """The relative drag of the noise is taken at a step once a minute of filter time has
     passed (or when time went back), a re-initialisation forgets the old state's value, and a
