@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_batch.py [--settings data/scenarios/formation_24h.toml]
         [--duration 24h] [--runs 3] [--scenario DIR] [--no-one-core | --one-core-only] [--no-uplink]
-        [--base TREE] [--handler-times | --profile DIR] [--record NAME]
+        [--base TREE] [--versus DIR] [--handler-times | --profile DIR] [--record NAME]
 
 1. ``python -m ground simulate`` of the scenario (default: the 24-h, own + two partners
    scenario ``data/scenarios/formation_24h.toml``) into a temporary directory, unless
@@ -30,6 +30,9 @@
    by side - each run of this tree followed by one of TREE's ``flight/main.py``, on the same
    scenario and the same machine load - and the ratio of the medians printed (its status
    file is read with TREE's own decoder: the layout may differ).
+7. ``--versus DIR``: another simulated scenario run through this tree side by side with
+   ``--scenario``'s (each run followed by one on DIR), e.g. the same day with partner fixes
+   relayed against range-only (``data/scenarios/two_sc_24h_*.toml``), and the ratio.
 
 Prints each run's time to done and what it wrote (bus log, batch files), the median time,
 the median per-task CPU seconds and the peak PSS.  Needs the bench extra (psutil).
@@ -238,19 +241,24 @@ def series(
     label: str,
     uplink: bool = True,
     base: Tree | None = None,
+    versus: tuple[Path, float, bool] | None = None,
 ) -> dict:
-    """*runs* runs of this tree (and, with *base*, each followed by one of that tree: side by
-    side, under the same load); their medians, and *base*'s under ``"base"``."""
-    results, base_results = [], []
+    """*runs* runs of this tree (and, with *base*, each followed by one of that tree; with
+    *versus* = (scenario, its last sample's t_sc_s, its uplink), by one of this tree on that
+    scenario: side by side, under the same load); their medians, and *base*'s under
+    ``"base"``, *versus*'s under ``"versus"``."""
+    results, base_results, versus_results = [], [], []
+    legs = [(scenario, t_last, uplink, None, results, "")]
+    if base is not None:
+        legs.append((scenario, t_last, uplink, base, base_results, f" [{base.label}]"))
+    if versus is not None:
+        legs.append((versus[0], versus[1], versus[2], None, versus_results, f" [{versus[0].name}]"))
     for i in range(runs):
-        for tree, rs in ((None, results), (base, base_results)):
-            if tree is None and rs is base_results:
-                continue
+        for scen, t_end, up, tree, rs, who in legs:
             with tempfile.TemporaryDirectory(prefix="bench-batch-run-") as tmp:
-                r = one_run(scenario, Path(tmp), t_last, prefix, uplink=uplink, tree=tree)
+                r = one_run(scen, Path(tmp), t_end, prefix, uplink=up, tree=tree)
             r["load"] = psutil.getloadavg()[0]
             rs.append(r)
-            who = "" if tree is None else f" [{tree.label}]"
             print(
                 f"  {label} run {i + 1}{who}: done in {r['t_done_s']:.2f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, "
                 f"exit {r['exit']}; bus log {r['bus_log_mb']:.1f} MB, batch files {r['batch_kb']:.0f} kB, "
@@ -264,6 +272,10 @@ def series(
             f"{label}: {base.label} / this tree, median times: {out['base']['median_s'] / out['median_s']:.2f}; "
             f"load average during the runs: median {statistics.median(r['load'] for r in results + base_results):.1f}"
         )
+    if versus is not None:
+        out["versus"] = _summary(versus_results, runs, f"{label} [{versus[0].name}]")
+        ratio = out["median_s"] / out["versus"]["median_s"]
+        print(f"{label}: {scenario.name} / {versus[0].name}, median times: {ratio:.2f}")
     return out
 
 
@@ -369,6 +381,13 @@ def main(argv=None) -> int:
         help="another pygnc checkout (e.g. a worktree of an older commit) run side by side with this one",
     )
     ap.add_argument(
+        "--versus",
+        type=Path,
+        metavar="DIR",
+        help="another simulated scenario (e.g. the same day with partner fixes) run through this tree "
+        "side by side with --scenario's",
+    )
+    ap.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -416,10 +435,19 @@ def main(argv=None) -> int:
             profile_run(scenario, t_last, uplink, args.profile)
             return 0
         base = tree_of(args.base) if args.base is not None else None
-        two = None if args.one_core_only else series(scenario, args.runs, t_last, None, "all cores", uplink, base)
+        versus = None
+        if args.versus is not None:
+            v_sense = decode_sense((args.versus / "sense.bin").read_bytes())
+            v_uplink = not args.no_uplink and (args.versus / UPLINK).is_file()
+            versus = (args.versus, float(v_sense.sensors["t_sc_s"].max()), v_uplink)
+        two = (
+            None if args.one_core_only else series(scenario, args.runs, t_last, None, "all cores", uplink, base, versus)
+        )
         one = None
         if not args.no_one_core and shutil.which("taskset"):
-            one = series(scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink, base)
+            one = series(
+                scenario, args.runs, t_last, ["taskset", "-c", "0"], "one core (taskset -c 0)", uplink, base, versus
+            )
             if two is not None:
                 print(f"one core / all cores: {one['median_s'] / two['median_s']:.2f}")
         if args.record:
@@ -432,6 +460,15 @@ def main(argv=None) -> int:
 def _key(name: str) -> str:
     """A figure key's part from a process name ("reaped (zygote)" -> "reaped_zygote")."""
     return "_".join("".join(c if c.isalnum() else " " for c in name).split())
+
+
+def _mode(scenario: Path) -> str:
+    """How the scenario's spacecraft navigate to their partners: its uplinked range_gps_source."""
+    import tomllib
+
+    up = scenario / UPLINK
+    source = tomllib.loads(up.read_text()).get("range_gps_source", "own") if up.is_file() else "own"
+    return "partner fixes relayed" if source == "peer" else "range-only"
 
 
 def _tasks_by_cpu(rs: list) -> list[str]:
@@ -529,6 +566,32 @@ def _record(
                     "",
                 ),
             ]
+        v = s.get("versus")
+        if v is not None:
+            vrs, name = v["results"], args.versus.name
+            figs += [
+                figure(
+                    f"{key}_versus_done_s",
+                    f"{label}: the same tree on {_mode(args.versus)} ({name}), run side by side, median of {len(vrs)}",
+                    v["median_s"],
+                    "s",
+                ),
+                *(
+                    figure(
+                        f"{key}_versus_cpu_{_key(task)}",
+                        f"{label}: ... its CPU of {task}, median",
+                        statistics.median(r["cpu_s"].get(task, 0.0) for r in vrs),
+                        "s",
+                    )
+                    for task in _tasks_by_cpu(vrs)[:3]
+                ),
+                figure(
+                    f"{key}_versus_ratio",
+                    f"{label}: this scenario's time / {name}'s",
+                    s["median_s"] / v["median_s"],
+                    "x",
+                ),
+            ]
         if key == "one":  # one core here vs one Pi Zero 2 W core: the rough 10-20x
             figs.append(
                 figure(
@@ -542,7 +605,7 @@ def _record(
     record(
         args.record,
         f"A day's batch through the process tree: {n_sc} spacecraft "
-        f"({n_sc - 1} partners), {len(sense.sensors)} sensor samples, {n_rng} range files",
+        f"({n_sc - 1} partners, {_mode(scenario)}), {len(sense.sensors)} sensor samples, {n_rng} range files",
         figs,
         notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
         "'done' is the first status file with estimates of the batch's last sample from every "

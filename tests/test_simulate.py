@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import subprocess
@@ -525,3 +526,14 @@ def test_the_bundled_sample_is_what_its_command_makes(tmp_path):
     for home, peer in ((out, 0x4B), (out / "sc1", 0x4A)):
         prior = load_config(home / "pygnc_config.toml").formation_peer_priors[peer]
         assert prior["source"].startswith(f"downlink 0x{peer:02X} estimate") and prior["wrong_side_probability"] == 0
+
+
+def test_every_bundled_scenario_loads_and_the_two_day_pair_differs_only_in_whose_fix():
+    """data/scenarios/*.toml load; the two-spacecraft day's range-only and partner-fix
+    settings (bench_batch.py --versus) are the same day apart from the range files' GPS."""
+    d = Path(__file__).resolve().parent.parent / "data" / "scenarios"
+    loaded = {p.stem: scn.load_settings(p) for p in sorted(d.glob("*.toml"))}
+    assert len(loaded) >= 7
+    ro, pf = loaded["two_sc_24h_range_only"], loaded["two_sc_24h_partner_fix"]
+    assert (ro.ranging.gps_source, pf.ranging.gps_source) == ("own", "peer")
+    assert dataclasses.replace(pf, ranging=ro.ranging) == ro and len(ro.spacecraft) == 2
