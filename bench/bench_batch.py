@@ -605,7 +605,8 @@ def _record(
     record(
         args.record,
         f"A day's batch through the process tree: {n_sc} spacecraft "
-        f"({n_sc - 1} partners, {_mode(scenario)}), {len(sense.sensors)} sensor samples, {n_rng} range files",
+        f"({n_sc - 1} partner{'s' if n_sc != 2 else ''}, {_mode(scenario)}), {len(sense.sensors)} sensor samples, "
+        f"{n_rng} range files",
         figs,
         notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
         "'done' is the first status file with estimates of the batch's last sample from every "
