@@ -93,10 +93,14 @@ def test_latest_channel_conflates(tmp_path):
     assert _wait_ready(pub)
     for i in range(50):
         pub.publish("health", {"tasks": [], "t_sc_s": float(i), "uptime_s": 0.0, "stopping": False})
-    time.sleep(0.2)
     msgs = []
-    while (got := sub.recv()) is not None:
-        msgs.append(got[0])
+    t_end = time.monotonic() + 30
+    while not (msgs and msgs[-1].body["t_sc_s"] == 49.0) and time.monotonic() < t_end:
+        got = sub.recv()
+        if got is None:
+            time.sleep(0.01)
+        else:
+            msgs.append(got[0])
     assert msgs and msgs[-1].body["t_sc_s"] == 49.0 and len(msgs) < 50
     pub.close()
     sub.close()
