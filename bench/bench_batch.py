@@ -462,12 +462,13 @@ def _key(name: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in name).split())
 
 
-def _mode(scenario: Path) -> str:
-    """How the scenario's spacecraft navigate to their partners: its uplinked range_gps_source."""
+def _mode(scenario: Path, uplink: bool = True) -> str:
+    """How the scenario's spacecraft navigate to their partners: its uplinked range_gps_source
+    (*uplink* False: the runs left the uplink out - the default, range-only)."""
     import tomllib
 
     up = scenario / UPLINK
-    source = tomllib.loads(up.read_text()).get("range_gps_source", "own") if up.is_file() else "own"
+    source = tomllib.loads(up.read_text()).get("range_gps_source", "own") if uplink and up.is_file() else "own"
     return "partner fixes relayed" if source == "peer" else "range-only"
 
 
@@ -572,7 +573,8 @@ def _record(
             figs += [
                 figure(
                     f"{key}_versus_done_s",
-                    f"{label}: the same tree on {_mode(args.versus)} ({name}), run side by side, median of {len(vrs)}",
+                    f"{label}: the same tree on {_mode(args.versus, not args.no_uplink)} ({name}), run side by side, "
+                    f"median of {len(vrs)}",
                     v["median_s"],
                     "s",
                 ),
@@ -605,8 +607,8 @@ def _record(
     record(
         args.record,
         f"A day's batch through the process tree: {n_sc} spacecraft "
-        f"({n_sc - 1} partner{'s' if n_sc != 2 else ''}, {_mode(scenario)}), {len(sense.sensors)} sensor samples, "
-        f"{n_rng} range files",
+        f"({n_sc - 1} partner{'s' if n_sc != 2 else ''}, {_mode(scenario, not args.no_uplink)}), "
+        f"{len(sense.sensors)} sensor samples, {n_rng} range files",
         figs,
         notes="The host's way: main.py in a pseudo-terminal, the partners' uplinked priors in the home; "
         "'done' is the first status file with estimates of the batch's last sample from every "
@@ -615,6 +617,12 @@ def _record(
             f"  Beside it, {base.label.split()[0]}'s tree on the same scenario, each of its runs right after "
             "one of this tree's (the machine is shared: only figures of one session compare)."
             if base is not None
+            else ""
+        )
+        + (
+            f"  Beside it, the same tree on {args.versus.name} ({_mode(args.versus, not args.no_uplink)}), each of "
+            "its runs right after one on this scenario."
+            if args.versus is not None
             else ""
         ),
     )

@@ -786,7 +786,8 @@ def test_differential_process_noise_grows_with_the_relative_drag():
 def test_kept_relative_drag_noise_sums_follow_each_refresh_and_each_copy():
     """_q's kept sums (grid + the relative drag's share, interpolated in h) equal the terms
     added apart, for the full and the reported block, after the relative drag changes, and
-    for a shallow copy that kept the old drag while the original moved on."""
+    for a shallow copy that kept the old drag while the original moved on, and a deep copy
+    (which shares the read-only sums until its own drag changes)."""
     c = ff.FormationFilterConfig()
     f = ff.FormationFilter(c)
 
@@ -809,6 +810,11 @@ def test_kept_relative_drag_noise_sums_follow_each_refresh_and_each_copy():
     np.testing.assert_allclose(f._q(4.37), apart(f, 4.37, False), rtol=1e-12, atol=1e-30)
     np.testing.assert_allclose(old._q(4.37), apart(old, 4.37, False), rtol=1e-12, atol=1e-30)
     assert not np.allclose(old._q(4.37), f._q(4.37), rtol=1e-6, atol=0.0)
+    deep = copy.deepcopy(f)  # shares the sums (read-only), and replaces them when its drag changes
+    assert deep._q_sums_by_step is f._q_sums_by_step and not f._q(5.0).flags.writeable
+    deep._relative_drag_at_step = 5e-7
+    np.testing.assert_allclose(deep._q(4.37), apart(deep, 4.37, False), rtol=1e-12, atol=1e-30)
+    np.testing.assert_allclose(f._q(4.37), apart(f, 4.37, False), rtol=1e-12, atol=1e-30)
 
 
 def test_relative_drag_noise_is_taken_by_the_steps_and_forgotten_by_a_restart():

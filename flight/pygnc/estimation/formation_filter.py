@@ -272,6 +272,10 @@ def rtn_to_gcrs(
     return dr, a.T @ np.asarray(dv_rtn_m_s, dtype=float) + np.cross(omega, dr)
 
 
+#: Attributes a deep copy shares with its original (FormationFilter.__deepcopy__).
+_SHARED_BY_DEEP_COPIES = frozenset(("own_steps", "_q_sums_by_step"))
+
+
 class FormationFilter:
     """EKF on the 21-state own + relative vector of one peer; see the module docstring.
 
@@ -320,7 +324,7 @@ class FormationFilter:
         self._relative_drag_at_step = 0.0  # m/s^2 (refresh_relative_drag)
         self._t_relative_drag = -math.inf
         self._q_sums_by_step: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}  # (_q_sums)
-        self._q_sums_drag = math.nan
+        self._q_sums_drag: tuple[float, float] = (math.nan, math.nan)  # (fraction, drag) of the sums
         self._taps: list[float] = []  # times asked for by tap(), ascending, not reached yet
         #: t_gps_s -> what gives the estimate at a tapped time the prediction has passed
         #: (:meth:`take_tapped`)
@@ -335,11 +339,12 @@ class FormationFilter:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FormationFilter:
         """A deep copy that still shares :attr:`own_steps` (a cursor or the mirror
-        alternative steps through the same instants as the filter it came from)."""
+        alternative steps through the same instants as the filter it came from) and the
+        kept noise sums (:meth:`_q_sums`: read-only, replaced rather than changed)."""
         new = self.__class__.__new__(self.__class__)
         memo[id(self)] = new
         for k, v in self.__dict__.items():
-            setattr(new, k, v if k == "own_steps" else copy.deepcopy(v, memo))
+            setattr(new, k, v if k in _SHARED_BY_DEEP_COPIES else copy.deepcopy(v, memo))
         return new
 
     # ------------------------------------------------------------------ state access
@@ -494,14 +499,14 @@ class FormationFilter:
         i = int(k)
         a = k - i
         c = self.config
-        if c.diff_dmc_relative_drag_fraction > 0.0 and c.diff_dmc_sigma_per_km_da_m_s2 == 0.0:
+        k = c.diff_dmc_sigma_per_km_da_m_s2
+        if not k > 0.0 and c.diff_dmc_relative_drag_fraction > 0.0:
             q0, q1 = self._q_sums(i, reported)  # (the relative drag's share changes once a refresh)
             return (1.0 - a) * q0 + a * q1 if a > 1e-9 else q0
         grid = self._q_grid_reported if reported else self._q_grid
         q = grid(i)
         if a > 1e-9:
             q = (1.0 - a) * q + a * grid(i + 1)
-        k = c.diff_dmc_sigma_per_km_da_m_s2
         if k > 0.0:  # the differential chain's growth with the drift (and the relative drag)
             x = self.x
             s2 = (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
@@ -517,17 +522,21 @@ class FormationFilter:
         differential chain (``diff_dmc_relative_drag_fraction``), kept until the relative
         drag is refreshed: a step then costs what a grid lookup does.  The dict is replaced,
         never cleared, when the drag changes (a shallow copy may still hold the old one)."""
-        if self._q_sums_drag != self._relative_drag_at_step:
-            self._q_sums_by_step, self._q_sums_drag = {}, self._relative_drag_at_step
+        fraction = self.config.diff_dmc_relative_drag_fraction
+        if self._q_sums_drag != (fraction, self._relative_drag_at_step):
+            self._q_sums_by_step, self._q_sums_drag = {}, (fraction, self._relative_drag_at_step)
         key = (i, reported)
         pair = self._q_sums_by_step.get(key)
         if pair is None:
-            s2 = (self.config.diff_dmc_relative_drag_fraction * self._relative_drag_at_step) ** 2
+            s2 = (fraction * self._relative_drag_at_step) ** 2
             grid = self._q_grid_reported if reported else self._q_grid
-            pair = self._q_sums_by_step[key] = (
+            pair = (
                 grid(i) + s2 * self._q_diff_unit(i, reported),
                 grid(i + 1) + s2 * self._q_diff_unit(i + 1, reported),
             )
+            for q in pair:
+                q.setflags(write=False)  # (shared by every copy of the filter)
+            self._q_sums_by_step[key] = pair
         return pair
 
     def refresh_relative_drag(self) -> None:

@@ -251,7 +251,6 @@ _HP_BANDS = tuple(
 #: the density rises from the antapex value as cos^(2 n)(psi / 2), psi the angle from the
 #: apex, with n = 3 for the near-polar orbits pygnc flies (n = 1 suits low inclinations).
 _HP_LAG_RAD = math.radians(30.0)
-_HP_HALF_EXPONENT = 3  # (written out as a cube in _density_hp)
 _HP_H0_M = tuple(b[0] for b in _HP_BANDS)
 
 
@@ -670,7 +669,7 @@ def _density_hp(h_m: float, cos_psi: float) -> tuple[float, float]:
     lo = lo0 * math.exp((h0 - h_m) / hs_lo)
     hi = hi0 * math.exp((h0 - h_m) / hs_hi)
     c = 0.5 + 0.5 * cos_psi
-    w = c * c * c  # cos^(2 n)(psi / 2), n = _HP_HALF_EXPONENT
+    w = c * c * c  # cos^(2 n)(psi / 2) with n = 3
     rho = lo + (hi - lo) * w
     return rho, rho / (lo / hs_lo + (hi / hs_hi - lo / hs_lo) * w)
 
