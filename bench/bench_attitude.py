@@ -1,7 +1,7 @@
 """Attitude MEKF bench: ms per step (field, sun, shadow, albedo models included) and 3-h
 accuracy on seeded simulator scenarios.
 
-    .venv/bin/python bench/bench_attitude.py [--seeds 5] [--wrap-seeds 3] [--runs 5] [--record]
+    .venv/bin/python bench/bench_attitude.py [--seeds 12] [--wrap-seeds 3] [--runs 5] [--record]
 
 Scenarios (the issue's): one spacecraft, 500 km SSO, 3 h from 2025-03-20T06:00Z (two
 eclipses), tumbling at 2-5 deg/s (random axis), gyro noise 0.025 deg/s and bias up to
@@ -20,6 +20,8 @@ filter of the linear-Gaussian problem about the truth - the gyro integrated exac
 gyro and magnetometer biases, the magnetometer and each lit sun face with their noise - at
 the samples' true instants: the posterior Cramer-Rao bound; filter/bound ratios printed and
 recorded (in eclipse only the magnetometer and gyro remain, and the bound rises there).
+Twelve seeds by default: one seed's filter/bound ratio in eclipse spans 0.7-1.4 (the
+eclipses' geometry differs), so five seeds' ratio moved by ~0.1 with the draw.
 
 Speed: median over ``--runs`` passes of (time in AttitudeEstimator.step + environment_at)
 / steps, for one 3-h scenario (2160 steps).  Run it alone: the machine has 2 cores.
@@ -95,7 +97,7 @@ def accuracy(scenario, outs, idx):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--wrap-seeds", type=int, default=3, help="seeds of the 400-ppm stamp-wrap scenario")
     ap.add_argument("--record", action="store_true", help="record the figures in bench/results (the performance page)")
