@@ -46,11 +46,9 @@ def test_smoother_beats_filter_on_3h_issue_scenario(smoothed_3h):
     assert es["valid"][settled].all()
     ecl = settled & ef["eclipse"]
     # Measured (seed 21, after 30 min): filtered 0.715 deg RMS (eclipse 1.060, sun 0.534),
-    # smoothed 0.472 deg (eclipse 0.637, sun 0.395); before the MEKF's quadratic step
-    # filtered 0.770 (1.140, 0.578), smoothed 0.507 (0.659, 0.437).  Seeds 1, 2, 3, 10: filtered
-    # 0.79/0.88/0.83/0.83, smoothed 0.72/0.66/0.58/0.61 (in eclipse the smoother is not always
-    # better: seed 1 1.16 -> 1.23; the eclipse error is dominated by correlated field-model
-    # and time-tag errors, which no smoother removes).
+    # smoothed 0.472 deg (eclipse 0.637, sun 0.395).  In eclipse the smoother is not always
+    # better on other seeds: the eclipse error is dominated by correlated field-model and
+    # time-tag errors, which no smoother removes.
     rms_f, rms_s = _rms(ef["angle_deg"][settled]), _rms(es["angle_deg"][settled])
     assert rms_s < 0.8 * rms_f
     assert _rms(es["angle_deg"][ecl]) < _rms(ef["angle_deg"][ecl])
@@ -58,9 +56,7 @@ def test_smoother_beats_filter_on_3h_issue_scenario(smoothed_3h):
     assert np.abs(es["dbias_deg_s"][settled]).max() < np.abs(ef["dbias_deg_s"][settled]).max()
     assert _rms(es["dbias_deg_s"][settled]) < _rms(ef["dbias_deg_s"][settled])
     # Consistency: smoothed attitude NEES mean 2.11 (filtered 2.10), 98.9 % of epochs inside the
-    # 95 % bound (filtered 99.2 %); bias NEES mean 1.31 (filtered 1.82).  Before the quadratic
-    # step and the gyro noise's random walk: smoothed 3.42, 92.9 %, bias 1.61; seeds 1-3, 10:
-    # smoothed NEES mean 3.3-3.9, 88-94 % inside; bias NEES 2.0-7.2.
+    # 95 % bound (filtered 99.2 %); bias NEES mean 1.31 (filtered 1.82).
     nees = es["nees"][settled]
     assert 1.5 <= nees.mean() <= 4.5
     assert np.mean(nees < 7.815) >= 0.88

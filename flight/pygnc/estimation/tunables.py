@@ -100,9 +100,9 @@ class AttitudeFilterConfig:
 
     #: Gyro white noise per sample, rad/s (BMX160: 0.025 deg/s, plus LSB rounding).
     gyro_noise_rad_s: float = bounded(math.radians(0.026), "(0, 1]")
-    #: Gyro bias random walk, rad/s per sqrt(s): 0.0017 deg/s in an hour.  (1.5e-6 took up
-    #: the linear two-sample step's drift while tumbling; without that drift it left the bias
-    #: covariance ~1.7x too wide in sigma on constant-bias truth, bias NEES ~1 of 3.)
+    #: Gyro bias random walk, rad/s per sqrt(s): 0.0017 deg/s in an hour.  A larger walk lets
+    #: the bias estimate absorb propagation error and, on a constant bias, leaves its
+    #: covariance too wide (bias NEES ~1 of 3 at 1.5e-6).
     gyro_bias_walk_rad_s_per_sqrt_s: float = bounded(5e-7, "[0, 1]")
     #: Initial gyro-bias sigma (turn-on offsets up to +-3 deg/s), rad/s.
     init_gyro_bias_sigma_rad_s: float = bounded(math.radians(2.0), "(0, 10]")
