@@ -22,8 +22,9 @@ beyond the flight field (the largest unmodelled force), so the relative orbits f
 at the rate of the small own parts, as in the flight's formation filter
 (:mod:`pygnc.estimation.formation_filter`); two independent orbit filters could not carry a
 range's information from one spacecraft to the other.  Each spacecraft is propagated with
-the flight dynamics (:func:`pygnc.estimation.orbit_dynamics.propagate_step`: zonals to J8,
-EGM96 8x8, drag, Sun and Moon), its own acceleration added in closed form.
+the flight dynamics (:func:`pygnc.estimation.orbit_dynamics.propagate_step`: the orbit
+filter's EGM2008 field, drag through Harris-Priester's atmosphere, Sun and Moon), its own
+acceleration added in closed form.
 
 Measurements, each at its own time t inside the step [t_k, t_k + h) of a regular grid:
 
@@ -79,8 +80,11 @@ class SmoothConfig:
     #: The grid the state is estimated on [s]: one propagation step of every orbit.
     step_s: float = 30.0
     #: Gravity field, common empirical acceleration (``dmc_sigma_m_s2``, ``dmc_tau_s``),
-    #: default fix noise, nominal ballistic coefficient: the flight orbit filter's.
-    orbit: OrbitFilterConfig = field(default_factory=OrbitFilterConfig)
+    #: default fix noise, nominal ballistic coefficient: the flight orbit filter's; the drag
+    #: through Harris-Priester's diurnal bulge, not the filter's static atmosphere: over a
+    #: day the relative radial sigma falls to centimetres, below what the bulge's
+    #: differential drag (ballistic coefficients and densities apart) moves it by.
+    orbit: OrbitFilterConfig = field(default_factory=lambda: OrbitFilterConfig(atmosphere="harris_priester"))
     #: Each spacecraft's own empirical acceleration: steady-state sigma per axis and
     #: correlation time (a pair's difference has sqrt(2) times the sigma).
     diff_dmc_sigma_m_s2: float = 1.4e-7
