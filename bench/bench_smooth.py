@@ -2,7 +2,7 @@
 the same data, and what a 4-spacecraft day costs.
 
     .venv/bin/python bench/bench_smooth.py [--cases 2x3h,4x3h,2x24h,4x24h] [--seeds 1]
-        [--scenarios DIR] [--cli] [--record]
+        [--scenarios DIR] [--cli] [--downlink] [--atmosphere exponential] [--record]
 
 Scenarios (``ground.simulate.simulator``; truth by brahe: EGM2008 40x40, NRLMSISE-00 drag with each
 spacecraft's density drawn apart, SRP, Sun and Moon): the simulator's formation - sc1 3 km
@@ -29,14 +29,16 @@ draws).  Goals (issue 47):
 batch writer at its default periods: one own fix and one range per partner every 5 min;
 the bound then is that of those data).  Cost: CPU seconds of the smoother (two passes) per
 case; ``--cli`` also times ``python -m ground smooth`` end to end (reading the files,
-smoothing, writing the products) on the largest case.  ``--scenarios DIR`` keeps the
-simulated scenarios (and downlinks) and reuses them.  ``--record`` writes
-bench/results/smooth.json (docs/performance.md).
+smoothing, writing the products) on the largest case.  ``--atmosphere exponential`` runs the
+smoother with the orbit filter's static atmosphere instead of Harris-Priester's, to compare.
+``--scenarios DIR`` keeps the simulated scenarios (and downlinks) and reuses them.
+``--record`` writes bench/results/smooth.json (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import subprocess
 import sys
@@ -182,6 +184,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--downlink", action="store_true", help="also smooth each case from the spacecraft's downlinks alone"
     )
+    ap.add_argument(
+        "--atmosphere",
+        choices=("harris_priester", "exponential"),
+        help="the smoother's atmosphere (default: SmoothConfig's, Harris-Priester); exponential: the orbit "
+        "filter's static one, to compare",
+    )
     ap.add_argument("--record", action="store_true", help="write bench/results/smooth.json")
     args = ap.parse_args(argv)
     cases = []
@@ -196,6 +204,8 @@ def main(argv=None) -> int:
         base = args.scenarios
         base.mkdir(parents=True, exist_ok=True)
     cfg = SmoothConfig()
+    if args.atmosphere:
+        cfg = dataclasses.replace(cfg, orbit=dataclasses.replace(cfg.orbit, atmosphere=args.atmosphere))
     figs, rows = [], []
     print(
         "== formation smoother vs truth, after 30 min (smoother | information bound of the same data: "
