@@ -495,21 +495,21 @@ class FormationFilter:
         (ranges carry milliseconds), so caching by exact h would miss almost always,
         and the exact series is too costly to evaluate at every step.
         """
-        k = h / Q_GRID_S
-        i = int(k)
-        a = k - i
+        steps = h / Q_GRID_S
+        i = int(steps)
+        a = steps - i
         c = self.config
-        k = c.diff_dmc_sigma_per_km_da_m_s2
-        if not k > 0.0 and c.diff_dmc_relative_drag_fraction > 0.0:
+        k_da = c.diff_dmc_sigma_per_km_da_m_s2
+        if not k_da > 0.0 and c.diff_dmc_relative_drag_fraction > 0.0:
             q0, q1 = self._q_sums(i, reported)  # (the relative drag's share changes once a refresh)
             return (1.0 - a) * q0 + a * q1 if a > 1e-9 else q0
         grid = self._q_grid_reported if reported else self._q_grid
         q = grid(i)
         if a > 1e-9:
             q = (1.0 - a) * q + a * grid(i + 1)
-        if k > 0.0:  # the differential chain's growth with the drift (and the relative drag)
+        if k_da > 0.0:  # the differential chain's growth with the drift (and the relative drag)
             x = self.x
-            s2 = (k * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
+            s2 = (k_da * 1e-3 * od.semi_major_axis_difference_m(x[0:3], x[3:6], x[9:12], x[12:15])) ** 2
             s2 += (c.diff_dmc_relative_drag_fraction * self._relative_drag_at_step) ** 2
             unit = self._q_diff_unit(i, reported)
             if a > 1e-9:
