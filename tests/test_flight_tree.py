@@ -543,19 +543,22 @@ def test_task_hung_before_it_started_is_killed_and_restarted(tmp_path):
     """Issue 18 item 5: a task that hangs before `start` (here: stopped before it connects)
     was never judged, so never killed."""
     cfg = tmp_path / "pygnc.toml"
-    cfg.write_text("ready_timeout_s = 2.0\n")
+    # Not the 2 s minimum: on a loaded 2-core machine every task can take longer than that to
+    # connect (the zygote still importing, or restarts spawned afresh), and all are killed.
+    cfg.write_text("ready_timeout_s = 8.0\n")
     home = make_home(tmp_path, SAMPLE)
     with FlightRun(home, spacecraft_time_s=_sample_end_sc(), env={"PYGNC_CONFIG": str(cfg)}) as run:
-        t_end = time.monotonic() + 5
+        t_end = time.monotonic() + 30
         hung = None
         while hung is None and time.monotonic() < t_end:
             try:
                 hung = run.task_pid("formation_estimator")
             except LookupError:
                 time.sleep(0.002)
+        assert hung is not None, "formation_estimator never appeared"
         os.kill(hung, signal.SIGSTOP)  # long before its imports are done (~0.3 s and more)
         k = [spec.name for spec in TASKS].index("formation_estimator")
-        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=30)
+        run.wait_status(lambda s: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=90)
         assert gone([hung]) and "formation_estimator not connected for" in _sup_log(run)
         pids = [p.pid for p in run.tree()]
         run.ctrl_c()
