@@ -69,6 +69,39 @@ def test_the_smoother_is_at_the_information_bound_of_its_data(formation):
     assert abs(st["rms_los_m"] - bd["rms_los_m"]) <= 0.5 * st["sigma_los_m"], (st, bd)
 
 
+def test_a_consistent_estimator_leaves_a_pair_short_as_often_as_chi_square_says():
+    """With the error the same at every epoch (identity transitions), a pair is inside 3 sigma
+    at every epoch or at none: short with probability P(chi^2_3 > 9) = 2.93 %.  With two
+    epochs whose errors are independent (one from the position, one from the velocity
+    parameters), short when either is outside: 1 - (1 - 2.93 %)^2."""
+    from scipy import stats
+
+    from ground.smooth.bound import consistent_coverage
+
+    k = 50
+    same = {
+        "param_cov": np.eye(12),
+        "phi_at": np.broadcast_to(np.eye(6), (2, k, 6, 6)),
+        "cov": np.broadcast_to(2.0 * np.eye(3), (k, 1, 3, 3)),
+    }
+    out = stats.chi2.sf(9.0, 3)
+    p = consistent_coverage(same, [(0, 1)], np.arange(k), draws=40_000, seed=1)[0]
+    assert abs(p - out) < 0.004, p
+    phi = np.zeros((2, 2, 6, 6))
+    phi[1, 0, 0:3, 0:3] = np.eye(3)  # spacecraft 1 at epoch 0: its position parameters
+    phi[1, 1, 0:3, 3:6] = np.eye(3)  # at epoch 1: its velocity parameters
+    two = {"param_cov": np.eye(12), "phi_at": phi, "cov": np.broadcast_to(np.eye(3), (2, 1, 3, 3))}
+    p = consistent_coverage(two, [(0, 1)], np.arange(2), draws=40_000, seed=2)[0]
+    assert abs(p - (1.0 - (1.0 - out) ** 2)) < 0.005, p
+
+
+def test_the_bound_says_how_often_a_consistent_estimator_leaves_each_pair_short(formation):
+    _, truth, inp, res = formation
+    ids = [int(r) for r in truth["radio_id"]]
+    bd = bound_stats(res, truth_for(truth, ids), inp, SmoothConfig(), BIAS, settle_s=600.0, coverage_draws=200)
+    assert 0.0 <= bd[(0, 1)]["p_short"] <= 1.0
+
+
 def test_the_range_tag_lateness_prior_is_where_the_clock_chain_puts_it(formation):
     """A range's whole-second stamp mapped to GPS time by a clock map fitted on the fixes'
     whole-second stamps is late by the fixes' fraction of a second minus the range's: centred

@@ -26,7 +26,7 @@ import numpy as np
 from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.gps_fix import GpsFix, fix_sigmas, fix_to_gcrs
 
-__all__ = ["information_bound", "truth_states"]
+__all__ = ["consistent_coverage", "information_bound", "truth_states"]
 
 
 def truth_states(t_truth, r_m, v_m_s, t):
@@ -56,8 +56,10 @@ def information_bound(truth, fixes, ranges, t_grid, cfg, models, pairs):
     configuration, *models* per spacecraft its dynamics; *pairs* [(i, j), ...].
 
     Returns ``err`` (K, P, 3): the estimator's relative-position error of each pair
-    (j minus i), ``cov`` (K, P, 3, 3) its covariance (the bound), and ``los`` (K, P, 3) the
-    true line of sight.  The time-tag lateness is a straight line in time per observer (its
+    (j minus i), ``cov`` (K, P, 3, 3) its covariance (the bound), ``los`` (K, P, 3) the
+    true line of sight, and for :func:`consistent_coverage` ``param_cov`` (n, n) the
+    covariance of the parameters and ``phi_at`` (N, K, 6, 6) each orbit's transition from
+    the first epoch.  The time-tag lateness is a straight line in time per observer (its
     fit on these data: the clock map's misfit moves it over a day); each range's departure
     from it is part of its error, as for the smoother.
     """
@@ -170,4 +172,33 @@ def information_bound(truth, fixes, ranges, t_grid, cfg, models, pairs):
             out_c[k, q] = a @ cov @ a.T
             p = rs[j][k] - rs[i][k]
             out_u[k, q] = p / math.sqrt(float(p @ p))
-    return {"err": out_e, "cov": out_c, "los": out_u}
+    return {"err": out_e, "cov": out_c, "los": out_u, "param_cov": cov, "phi_at": phi_at}
+
+
+def consistent_coverage(bound, pairs, epochs, share=0.95, nees_max=9.0, draws=1000, seed=0):
+    """How often an estimator whose covariance is exactly right leaves a pair short: per pair
+    the probability that fewer than *share* of *epochs* (indices of the grid) have the
+    relative-position NEES within *nees_max*.  The errors of the exact-dynamics estimator
+    are one draw of its parameters' error, carried to every epoch, so they are correlated
+    over the whole arc and a pair is covered or short as a whole; this draws that error
+    *draws* times from ``bound["param_cov"]`` (``bound``: :func:`information_bound`'s result).
+    Returns an array (P,) in the order of *pairs*."""
+    epochs = np.asarray(epochs, dtype=np.int64)
+    pc = np.asarray(bound["param_cov"], dtype=float)
+    n = pc.shape[0]
+    w, v = np.linalg.eigh(0.5 * (pc + pc.T))
+    root = v * np.sqrt(np.clip(w, 0.0, None))  # (a Cholesky factor may fail on a tiny eigenvalue)
+    z = root @ np.random.default_rng(seed).standard_normal((n, int(draws)))
+    phi = bound["phi_at"]
+    out = np.empty(len(pairs))
+    for q, (i, j) in enumerate(pairs):
+        a = np.zeros((epochs.size, 3, n))
+        a[:, :, 6 * j : 6 * j + 6] = phi[j, epochs][:, 0:3]
+        a[:, :, 6 * i : 6 * i + 6] = -phi[i, epochs][:, 0:3]
+        white = np.linalg.solve(np.linalg.cholesky(bound["cov"][epochs, q]), a)  # (E, 3, n)
+        inside = np.zeros(z.shape[1])
+        for c in range(0, epochs.size, 256):  # (E, 3, draws) in slices: memory
+            e = np.einsum("kan,nd->kad", white[c : c + 256], z)
+            inside += np.sum(np.einsum("kad,kad->kd", e, e) <= nees_max, axis=0)
+        out[q] = float(np.mean(inside / epochs.size < share))
+    return out

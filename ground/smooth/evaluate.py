@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ground.smooth.bound import information_bound, truth_states
+from ground.smooth.bound import consistent_coverage, information_bound, truth_states
 
 __all__ = ["bound_stats", "match_truth_ranges", "truth_for", "truth_stats"]
 
@@ -118,11 +118,13 @@ def match_truth_ranges(truth: dict, inp, index, bias_m) -> dict:
     }
 
 
-def bound_stats(result, truth: dict, inp, cfg, bias_m, settle_s: float = 1800.0) -> dict:
+def bound_stats(result, truth: dict, inp, cfg, bias_m, settle_s: float = 1800.0, coverage_draws: int = 0) -> dict:
     """The information bound of the data the smoother used (:func:`information_bound`: its
     measurements in *inp* whose state in *result* is USED) per pair after *settle_s*, in
     :func:`truth_stats`' terms: ``rms*`` the exact-dynamics estimator's error on these data,
-    ``sigma*`` the bound."""
+    ``sigma*`` the bound; with *coverage_draws*, also ``p_short``: how often an estimator
+    with exactly this covariance has fewer than 95 % of the epochs inside 3 sigma
+    (:func:`~ground.smooth.bound.consistent_coverage`)."""
     from ground.smooth.core import FIX, RANGE, USED, SmootherInput
 
     idx = truth["index"]
@@ -145,4 +147,8 @@ def bound_stats(result, truth: dict, inp, cfg, bias_m, settle_s: float = 1800.0)
     out = {}
     for q, pair in enumerate(result.pairs):
         out[pair] = _stats(b["err"][sel, q], b["cov"][sel, q], b["los"][sel, q])
+    if coverage_draws:
+        p_short = consistent_coverage(b, result.pairs, np.flatnonzero(sel), draws=coverage_draws)
+        for q, pair in enumerate(result.pairs):
+            out[pair]["p_short"] = float(p_short[q])
     return out
