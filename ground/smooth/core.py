@@ -12,7 +12,8 @@ Joint state (:class:`Layout`; N spacecraft, L directed links with ranges, M obse
     3+10i .. +2    r_i  [m]        spacecraft i's position
           +3 .. +5 v_i  [m/s]      its velocity
           +6 .. +8 dw_i [m/s^2]    its own empirical acceleration (Gauss-Markov,
-                                   ``diff_dmc_*``: what differs from the common one)
+                                   ``diff_dmc_*``: what differs from the common one;
+                                   smaller along the orbit normal)
           +9       k_i  [-]        its drag scale (Gauss-Markov about 1)
     3+10N + l      b_l  [m]        range bias of directed link l (observer -> peer)
     3+10N+L + m    dt_m [s]        range time-tag lateness of observer m (tag minus true time)
@@ -85,10 +86,15 @@ class SmoothConfig:
     #: day the relative radial sigma falls to centimetres, below what the bulge's
     #: differential drag (ballistic coefficients and densities apart) moves it by.
     orbit: OrbitFilterConfig = field(default_factory=lambda: OrbitFilterConfig(atmosphere="harris_priester"))
-    #: Each spacecraft's own empirical acceleration: steady-state sigma per axis and
-    #: correlation time (a pair's difference has sqrt(2) times the sigma).
+    #: Each spacecraft's own empirical acceleration: steady-state sigma per axis in the
+    #: orbit plane and correlation time (a pair's difference has sqrt(2) times the sigma).
     diff_dmc_sigma_m_s2: float = 1.4e-7
     diff_dmc_tau_s: float = 900.0
+    #: ... its sigma along the orbit normal (None: the in-plane one).  What differs between
+    #: spacecraft is mostly drag, along the velocity through the air; its cross-track part
+    #: (the air turning with the Earth) is <= 7 % of it, so a day of fixes can pin the
+    #: planes' difference far better than an isotropic sigma lets it.
+    diff_dmc_cross_sigma_m_s2: float | None = 3e-8
     #: Drag scale per spacecraft, Gauss-Markov about 1.
     drag_scale_sigma: float = 1.0
     drag_scale_tau_s: float = 86_400.0
@@ -281,12 +287,23 @@ def _measurements(inp: SmootherInput, cfg: SmoothConfig, t0: float, h: float) ->
 
 
 # --------------------------------------------------------------------------- dynamics
-def _q_matrix(lay: Layout, cfg: SmoothConfig, h: float) -> np.ndarray:
-    """Process noise of the joint state over a step of *h* s (see the module docstring)."""
+def _own_shape(cfg: SmoothConfig, normal) -> np.ndarray:
+    """The own acceleration's covariance per unit of its Gauss-Markov response (3, 3, GCRS):
+    ``diff_dmc_sigma_m_s2`` squared in the orbit plane, ``diff_dmc_cross_sigma_m_s2`` squared
+    along *normal* (the spacecraft's orbit normal, a unit vector)."""
+    s_in = cfg.diff_dmc_sigma_m_s2
+    s_n = s_in if cfg.diff_dmc_cross_sigma_m_s2 is None else cfg.diff_dmc_cross_sigma_m_s2
+    nn = np.outer(normal, normal)
+    return s_in**2 * (np.eye(3) - nn) + s_n**2 * nn
+
+
+def _q_matrix(lay: Layout, cfg: SmoothConfig, h: float, normals) -> np.ndarray:
+    """Process noise of the joint state over a step of *h* s (see the module docstring);
+    *normals*: each spacecraft's orbit normal (N, 3) for its own acceleration's shape."""
     n = lay.n
     q = np.zeros((n, n))
     qc = od.dmc_process_noise(h, cfg.orbit.dmc_tau_s, cfg.orbit.dmc_sigma_m_s2)
-    qd = od.dmc_process_noise(h, cfg.diff_dmc_tau_s, cfg.diff_dmc_sigma_m_s2)
+    qd = od.dmc_process_noise(h, cfg.diff_dmc_tau_s, 1.0)
     ns = lay.n_sc
     for ax in range(3):
         # (r, v) of every spacecraft driven by the same common noise: fully correlated.
@@ -297,11 +314,11 @@ def _q_matrix(lay: Layout, cfg: SmoothConfig, h: float) -> np.ndarray:
             b = lay.sc(i)
             q[b + ax, ax] = q[ax, b + ax] = qc[0, 2]
             q[b + 3 + ax, ax] = q[ax, b + 3 + ax] = qc[1, 2]
-            ri, vi, wi = b + ax, b + 3 + ax, b + 6 + ax
-            for a_, ia in ((0, ri), (1, vi), (2, wi)):
-                for b_, ib in ((0, ri), (1, vi), (2, wi)):
-                    q[ia, ib] += qd[a_, b_]
         q[ax, ax] = qc[2, 2]
+    for i in range(ns):
+        # own acceleration: each of r, v, w's 3 axes; the response's shape times the axes'
+        b = lay.sc(i)
+        q[b : b + 9, b : b + 9] += np.kron(qd, _own_shape(cfg, normals[i]))
     for i in range(ns):
         k = lay.sc(i) + 9
         q[k, k] = cfg.drag_scale_sigma**2 * (1.0 - math.exp(-2.0 * h / cfg.drag_scale_tau_s))
@@ -434,7 +451,7 @@ def _initial(lay: Layout, cfg: SmoothConfig, inp: SmootherInput, models: list, t
         x[b + 9] = 1.0
         p[b : b + 3, b : b + 3] = np.eye(3) * cfg.init_pos_sigma_m**2
         p[b + 3 : b + 6, b + 3 : b + 6] = np.eye(3) * cfg.init_vel_sigma_m_s**2
-        p[b + 6 : b + 9, b + 6 : b + 9] = np.eye(3) * cfg.diff_dmc_sigma_m_s2**2
+        p[b + 6 : b + 9, b + 6 : b + 9] = _own_shape(cfg, orbit_normal(x[b : b + 6]))
         p[b + 9, b + 9] = cfg.drag_scale_sigma**2
     for idx in lay.link_index.values():
         p[idx, idx] = cfg.range_bias_sigma_m**2
@@ -442,6 +459,12 @@ def _initial(lay: Layout, cfg: SmoothConfig, inp: SmootherInput, models: list, t
         x[idx] = cfg.time_offset_prior_s
         p[idx, idx] = cfg.time_offset_sigma_s**2
     return x, p
+
+
+def orbit_normal(rv) -> np.ndarray:
+    """The unit normal r x v of an orbit's plane (GCRS)."""
+    w = np.cross(np.asarray(rv[0:3], dtype=float), np.asarray(rv[3:6], dtype=float))
+    return w / np.linalg.norm(w)
 
 
 def _fix_terms(lay, cfg, step: _Step, m: _Meas):
@@ -509,6 +532,9 @@ def _run_pass(lay, cfg, inp, models, meas_by_step, n_meas, t_grid, x0, p0, lin_p
     acquired: dict = {}
     candidate: dict = {}
     rejections: dict = {}
+    # Each orbit's plane from the first epoch: the node moves 1-5 deg a day, which moves a
+    # few per cent of the in-plane sigma onto the normal - more noise there, not less.
+    normals = [orbit_normal(x0[lay.sc(i) : lay.sc(i) + 6]) for i in range(lay.n_sc)]
     x, p = x0.copy(), p0.copy()
     x_pred[0] = x0
     for k in range(kk):
@@ -582,7 +608,7 @@ def _run_pass(lay, cfg, inp, models, meas_by_step, n_meas, t_grid, x0, p0, lin_p
             key = round(h, 6)
             q = q_cache.get(key)
             if q is None:
-                q = q_cache[key] = _q_matrix(lay, cfg, h)
+                q = q_cache[key] = _q_matrix(lay, cfg, h, normals)
             x = step.x1 + phi @ (x - lin)
             p = phi @ p @ phi.T + q
             p = 0.5 * (p + p.T)
