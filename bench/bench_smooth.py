@@ -356,8 +356,9 @@ def main(argv=None) -> int:
                 "spacecraft along-track), the goals of 0.2 m along the line of sight and 95 % inside 3 sigma are "
                 "beyond what those data allow.  'Pairs covered' counts, over every seed, "
                 "the pairs with >= 95 % of their epochs inside 3 sigma, for the smoother and for the exact-dynamics "
-                "estimator, whose sigma is right by construction: a pair's error is mostly one slowly varying draw, "
-                "so even that estimator leaves some pairs short; the mean NEES (3 when consistent) says whether the "
+                "estimator; a pair's error is mostly one slowly varying draw, so even an estimator whose covariance "
+                "is exactly right leaves some pairs short - how many is expected of it comes from its error drawn "
+                "from that covariance (1000 draws per scenario); the mean NEES (3 when consistent) says whether the "
                 "smoother's sigma is right on average."
             ),
             table={
