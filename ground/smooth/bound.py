@@ -182,8 +182,10 @@ def consistent_coverage(bound, pairs, epochs, share=0.95, nees_max=9.0, draws=10
     are one draw of its parameters' error, carried to every epoch, so they are correlated
     over the whole arc and a pair is covered or short as a whole; this draws that error
     *draws* times from ``bound["param_cov"]`` (``bound``: :func:`information_bound`'s result).
-    Returns an array (P,) in the order of *pairs*."""
+    Returns an array (P,) in the order of *pairs* (NaN with no epoch)."""
     epochs = np.asarray(epochs, dtype=np.int64)
+    if epochs.size == 0:
+        return np.full(len(pairs), np.nan)
     pc = np.asarray(bound["param_cov"], dtype=float)
     n = pc.shape[0]
     w, v = np.linalg.eigh(0.5 * (pc + pc.T))
