@@ -56,6 +56,7 @@ import numpy as np
 
 from pygnc.estimation import chi2
 from pygnc.estimation import orbit_dynamics as od
+from pygnc.estimation.formation_filter import rtn_matrix
 from pygnc.estimation.gps_fix import GpsFix, fix_sigmas, fix_to_gcrs
 from pygnc.estimation.tunables import OrbitFilterConfig
 
@@ -451,7 +452,7 @@ def _initial(lay: Layout, cfg: SmoothConfig, inp: SmootherInput, models: list, t
         x[b + 9] = 1.0
         p[b : b + 3, b : b + 3] = np.eye(3) * cfg.init_pos_sigma_m**2
         p[b + 3 : b + 6, b + 3 : b + 6] = np.eye(3) * cfg.init_vel_sigma_m_s**2
-        p[b + 6 : b + 9, b + 6 : b + 9] = _own_shape(cfg, orbit_normal(x[b : b + 6]))
+        p[b + 6 : b + 9, b + 6 : b + 9] = _own_shape(cfg, rtn_matrix(x[b : b + 3], x[b + 3 : b + 6])[2])
         p[b + 9, b + 9] = cfg.drag_scale_sigma**2
     for idx in lay.link_index.values():
         p[idx, idx] = cfg.range_bias_sigma_m**2
@@ -459,12 +460,6 @@ def _initial(lay: Layout, cfg: SmoothConfig, inp: SmootherInput, models: list, t
         x[idx] = cfg.time_offset_prior_s
         p[idx, idx] = cfg.time_offset_sigma_s**2
     return x, p
-
-
-def orbit_normal(rv) -> np.ndarray:
-    """The unit normal r x v of an orbit's plane (GCRS)."""
-    w = np.cross(np.asarray(rv[0:3], dtype=float), np.asarray(rv[3:6], dtype=float))
-    return w / np.linalg.norm(w)
 
 
 def _fix_terms(lay, cfg, step: _Step, m: _Meas):
@@ -534,7 +529,7 @@ def _run_pass(lay, cfg, inp, models, meas_by_step, n_meas, t_grid, x0, p0, lin_p
     rejections: dict = {}
     # Each orbit's plane from the first epoch: the node moves 1-5 deg a day, which moves a
     # few per cent of the in-plane sigma onto the normal - more noise there, not less.
-    normals = [orbit_normal(x0[lay.sc(i) : lay.sc(i) + 6]) for i in range(lay.n_sc)]
+    normals = [rtn_matrix(x0[b : b + 3], x0[b + 3 : b + 6])[2] for b in map(lay.sc, range(lay.n_sc))]
     x, p = x0.copy(), p0.copy()
     x_pred[0] = x0
     for k in range(kk):
