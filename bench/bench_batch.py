@@ -320,6 +320,29 @@ def profile_run(scenario: Path, t_last: float, uplink: bool, out_dir: Path, top:
         pstats.Stats(str(f)).sort_stats("tottime").print_stats(top)
 
 
+def _looking(proc, name: str, unlooked: dict):
+    """An ``interrupt`` for *proc* that never stops it and keeps in *unlooked[name]* the
+    longest time [s] its handle() calls went without asking (handle() wrapped to mark each
+    call's start and end)."""
+    mark = [0.0]
+    handle = proc.handle
+
+    def look() -> None:
+        now = time.perf_counter()
+        unlooked[name] = max(unlooked[name], now - mark[0])
+        mark[0] = now
+
+    def timed_handle(msg_type, body):
+        mark[0] = time.perf_counter()
+        try:
+            return handle(msg_type, body)
+        finally:
+            look()
+
+    proc.handle = timed_handle
+    return lambda: look() or False
+
+
 def handler_times(scenario: Path) -> None:
     """Print each estimator's handle() call times over the batch, in process."""
     from ground.replay.in_process import PROCESSORS, feed, quiet_logger
@@ -333,13 +356,13 @@ def handler_times(scenario: Path) -> None:
     # Outputs are passed on, not kept (a day's estimates kept would put the collector's
     # pauses into the calls' times).
     discard = SimpleNamespace(collect=lambda msg_type, body: None, timings_s={}, handle_errors={})
-    feed(
-        [cls(config) for cls in PROCESSORS.values()],
-        names,
-        stream,
-        discard,
-        on_call=lambda name, msg_type, dt: times[name].append((dt, msg_type)),
-    )
+    processors = [cls(config) for cls in PROCESSORS.values()]
+    # The longest stretch of a handle() call without a look at ``interrupt`` (where the flight
+    # task answers pings and sees a stop): from the call's start, between looks, to its end.
+    unlooked = {n: 0.0 for n in names}
+    for n, proc in zip(names, processors):
+        proc.interrupt = _looking(proc, n, unlooked)
+    feed(processors, names, stream, discard, on_call=lambda name, msg_type, dt: times[name].append((dt, msg_type)))
     print("handle() per message, in process (live mode: one call per message):")
     for n in names:
         ms = sorted(dt * 1e3 for dt, _ in times[n])
@@ -348,7 +371,8 @@ def handler_times(scenario: Path) -> None:
         slowest = max(times[n])[1]
         print(
             f"  {n:10s} {len(ms):6d} calls: p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(0.99 * (len(ms) - 1))]:.3f} ms, "
-            f"max {ms[-1]:.1f} ms ({slowest}), total {sum(ms) / 1e3:.1f} s"
+            f"max {ms[-1]:.1f} ms ({slowest}), total {sum(ms) / 1e3:.1f} s; "
+            f"longest stretch without a look at the stop {unlooked[n] * 1e3:.1f} ms"
         )
         for t in sorted({m for _, m in times[n]}):
             mt = sorted(dt * 1e3 for dt, m in times[n] if m == t)

@@ -662,8 +662,9 @@ def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree
 def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_only_3h):
     """The fit of a 45-min window needs six propagations of it (three candidates and their
     mirror images; 2-4 s each on a Pi): they are spread over the calls that follow, one
-    per call, so no handler nears the health limit; the result is the same fit (the filter
-    starts, ranges join the window)."""
+    per call; the result is the same fit (the filter starts, ranges join the window).  (The
+    last call also replays the window along each kept orbit: the stop and the pings are
+    looked at between its ranges, next test but one.)"""
     out, config, _ = range_only_3h
     config = dataclasses.replace(config, range_only={"wrong_side_probability": 0.0})
     proc = FormationProcessor(config)
@@ -983,3 +984,79 @@ def test_a_stop_gives_up_a_window_fit_under_way(range_only_3h):
         proc.handle(t, b)
     c = proc.counters()
     assert c["range_only_starts"] == 1 and c["ranges_fitted"] > 100
+
+
+def test_a_window_fit_looks_at_the_stop_between_every_two_ranges_it_propagates(range_only_3h, monkeypatch):
+    """A window fit's steps propagate the window (a refit's reference, each kept orbit's
+    replay when the filters start: seconds each on a Pi, several in the step that starts
+    them).  Between any two ranges it propagates, the processor's ``interrupt`` is asked
+    (the task answers pings there and sees a stop), so neither a ping nor a stop waits for
+    a whole window."""
+    out, config, _ = range_only_3h
+    proc = FormationProcessor(config)
+    since_look, worst = [0], [0]
+
+    def interrupt():
+        since_look[0] = 0
+        return False
+
+    def counted(method):
+        def wrapper(self, *args, **kwargs):
+            since_look[0] += 1
+            worst[0] = max(worst[0], since_look[0])
+            return method(self, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(ROW.AcquisitionWindow, "record_reference", counted(ROW.AcquisitionWindow.record_reference))
+    monkeypatch.setattr(FormationFilter, "absorb_range_covariance", counted(FormationFilter.absorb_range_covariance))
+    proc.interrupt = interrupt
+    _run(build_message_stream(Paths(out), config).messages, config, proc)
+    assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100
+    assert worst[0] <= 2  # (a range joining the window, then the next event's look; or one replayed range)
+
+
+def test_a_stop_while_the_filters_start_from_the_fit_changes_nothing(range_only_3h, monkeypatch):
+    """The last step of a window fit replays the window along each kept orbit before the
+    filters start from them; a stop during those replays gives the fit up with nothing
+    started (the window, its ranges and the filter as they were), and without the stop the
+    window is fitted again and the filters start."""
+    out, config, _ = range_only_3h
+    proc = FormationProcessor(config)
+    messages = [(t, b) for t, b in build_message_stream(Paths(out), config).messages if t in proc.consumes]
+    replaying, asked = [False], []
+    replay = RO.replay_window
+
+    def flagged_replay(*args, **kwargs):
+        replaying[0] = True
+        try:
+            return replay(*args, **kwargs)
+        finally:
+            replaying[0] = False
+
+    def interrupt():
+        if replaying[0]:
+            asked.append(1)
+            return True  # the task stops while the filters are being started
+        return False
+
+    monkeypatch.setattr(RO, "replay_window", flagged_replay)
+    proc.interrupt = interrupt
+    for i in range(len(messages)):
+        p = proc.peers.get(0x4B)
+        before = None
+        if p is not None and p.hyp.window is not None and p.hyp.window.job is not None:
+            before = (p.hyp.window, p.hyp.filter, p.hyp.filter.range_acquired, list(p.hyp.alts))
+        proc.handle(*messages[i])
+        if asked:
+            break
+    assert asked and before is not None
+    window, f, acquired, alts = before
+    h = proc.peers[0x4B].hyp
+    assert h.window is window and window.job is None  # given up, to be fitted again
+    assert h.filter is f and f.range_acquired == acquired and h.alts == alts
+    assert proc.counters()["ranges_fitted"] == 0  # (no filter started from a fit yet)
+    proc.interrupt = None
+    for t, b in messages[i + 1 :]:
+        proc.handle(t, b)
+    assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100

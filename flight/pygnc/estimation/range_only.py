@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pygnc.estimation.formation_filter import FormationFilter, FormationFilterConfig
+from pygnc.estimation.formation_filter import I_DRAG_SCALE, FormationFilter, FormationFilterConfig
 from pygnc.estimation.gps_fix import GpsFix
 from pygnc.estimation.range_only_iod import FitAbandoned
 from pygnc.estimation.range_only_mirrors import (
@@ -46,6 +46,7 @@ from pygnc.estimation.range_only_window import (
     RANGE_LL_NIS_CAP,
     AcquisitionWindow,
     WindowFitting,
+    replay_window,
     start_from_fit,
 )
 from pygnc.estimation.tunables import RangeOnlyConfig
@@ -308,24 +309,33 @@ class PartnerHypotheses(WindowFitting):
         (:class:`~pygnc.estimation.range_only_window.WindowFit`, the best first), each kept
         with its odds while within e^SIDE_DECIDED_LLR of the best."""
         f = self.filter
+        window = self.window
         self.window = None
         self.on_change()
         cost0, a, res, _ = hyps[0]
+        # Every candidate within e^SIDE_DECIDED_LLR of the best is kept as a filter with its
+        # odds (its mirror image always, other minima a close pair's window fits about as
+        # well); the later ranges decide.  Each one's window is replayed first (a stop or a
+        # ping is looked at between the ranges; nothing is changed until all are done); the
+        # alternatives' with the drag scale the started filter holds.
+        kept = [(cost, b, r2) for cost, b, r2, _ in hyps[1:] if (cost - cost0) / 2.0 < SIDE_DECIDED_LLR]
+        try:
+            g0 = replay_window(f, a, res, self.abandon)
+            gs = [replay_window(f, b, r2, self.abandon, float(g0.x[I_DRAG_SCALE])) for _, b, r2 in kept]
+        except FitAbandoned:
+            self.window = window  # (begun again later, if ever)
+            raise
         self.unresolved_m = unresolved_spread_m(
             a.own0, res.x0, [h.fit.x0 for h in hyps[1:] if h.cost - cost0 <= FIT_SPREAD_COST]
         )
         self.n_ranges_fitted += int(res.used.sum())
-        cov_peer = start_from_fit(f, a, res)
-        # Every candidate within e^SIDE_DECIDED_LLR of the best is kept as a filter with its
-        # odds (its mirror image always, other minima a close pair's window fits about as
-        # well); the later ranges decide.
+        cov_peer = start_from_fit(f, g0)
         self.alts = []
         self._new_hypotheses()
-        for cost, b, r2, _ in hyps[1:]:
-            if (cost - cost0) / 2.0 < SIDE_DECIDED_LLR:
-                alt = copy.deepcopy(f)
-                start_from_fit(alt, b, r2)
-                self.alts.append(Hypothesis(alt, (cost - cost0) / 2.0))
+        for (cost, _, _), g in zip(kept, gs):
+            alt = copy.deepcopy(f)
+            start_from_fit(alt, g)
+            self.alts.append(Hypothesis(alt, (cost - cost0) / 2.0))
         self.prune(noted=False)
         w0 = self.weights()[0]
         if w0 < 0.99 and not self._mirror_noted:

@@ -2,7 +2,7 @@
 (:class:`AcquisitionWindow`), the fit from many starts, each refitted about itself with its
 mirror image (:class:`WindowFitting`, a part of
 :class:`~pygnc.estimation.range_only.PartnerHypotheses`), the candidates' common costs and
-a filter started from a fit (:func:`start_from_fit`).
+a filter started from a fit (:func:`replay_window`, :func:`start_from_fit`).
 
 Pure computation on plain arrays (GCRS, SI, GPS seconds).
 """
@@ -21,6 +21,7 @@ from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.formation_filter import I_DRAG_SCALE, I_RANGE_BIAS, FormationFilter, FormationFilterConfig
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
+    FitAbandoned,
     IodPrior,
     IodResult,
     IodWindow,
@@ -116,9 +117,16 @@ class AcquisitionWindow:
             t_own=t_gps_s,
         )
 
-    def relinearised(self, x7: np.ndarray, drag_scale: float, model: od.DynamicsModel) -> AcquisitionWindow:
+    def relinearised(
+        self,
+        x7: np.ndarray,
+        drag_scale: float,
+        model: od.DynamicsModel,
+        abandon: Callable[[], bool] | None = None,
+    ) -> AcquisitionWindow:
         """The same window with its reference trajectory from *x7* ([partner state at the
-        window start, bias]) and *drag_scale* instead: one propagation of the window."""
+        window start, bias]) and *drag_scale* instead: one propagation of the window.
+        *abandon*: looked at before each range's step (:func:`look`)."""
         b = AcquisitionWindow(
             t0_gps_s=self.t0_gps_s,
             x0=x7[:6],
@@ -134,6 +142,7 @@ class AcquisitionWindow:
             prior=self.prior,
         )
         for t in self.t_gps_s:
+            look(abandon)
             b.record_reference(t, model)
         b.t_gps_s, b.range_m = self.t_gps_s, self.range_m
         return b
@@ -226,17 +235,25 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
     return out
 
 
-def start_from_fit(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> np.ndarray:
-    """Restart *f* at its current time from the fit *res* of window *a*: the fit's orbit, its
-    bias and the covariance of a filter run along it through the window's ranges
-    (:func:`replay_window`); returns the relative state's covariance.
+def look(abandon: Callable[[], bool] | None) -> None:
+    """Raise :class:`FitAbandoned` if *abandon* (the owner's "do I stop?", which also
+    services its control link: pings answered) says so: called between the window's
+    propagation steps, so neither a stop nor a health ping waits for a whole window (on a
+    Pi one window propagation is seconds)."""
+    if abandon is not None and abandon():
+        raise FitAbandoned
+
+
+def start_from_fit(f: FormationFilter, g: FormationFilter) -> np.ndarray:
+    """Restart *f* at its current time from *g*, the filter :func:`replay_window` ran along
+    a window fit's orbit through the window's ranges (the fit's orbit, its bias and that
+    filter's covariance); returns the relative state's covariance.
 
     The fit's own covariance is not used: it takes the flight dynamics as exact over the
     window and the partner's drag scale as known, so over a 45-min window it claims the
     along-track drift to microns per second (a covariance of condition ~1e12), and a
     filter started from it reads the drift's real wander as geometry - a partner 30 km
     along-track was tracked 20-50 m off in cross-track under a 3-m sigma."""
-    g = replay_window(f, a, res)
     t = f.t_gps_s
     assert t is not None  # an initialised filter (_fit_window checks it before the start)
     f.initialize_relative(t, f.x[0:6].copy(), f.p[0:6, 0:6].copy(), g.x[9:12], g.x[12:15], g.p[9:15, 9:15])
@@ -246,22 +263,30 @@ def start_from_fit(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> 
     return f.p[9:15, 9:15].copy()
 
 
-def replay_window(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> FormationFilter:
+def replay_window(
+    f: FormationFilter,
+    a: AcquisitionWindow,
+    res: IodResult,
+    abandon: Callable[[], bool] | None = None,
+    drag_scale: float | None = None,
+) -> FormationFilter:
     """A filter like *f* started at window *a*'s opening on the fit *res* (partner state and
     bias) with the covariance of the prior component nearest it and the bias prior, its
     covariance updated by each range the fit kept along the fit's own trajectory
     (:meth:`FormationFilter.absorb_range_covariance`: the state is the fit's orbit
     propagated, the own orbit propagated from the window's start as the fit saw it), and
     predicted to *f*'s time: the covariance the filter would hold had it tracked the window
-    along that orbit, with its process noise and drag scale; the ranges' noise scaled up by
-    the fit's reduced chi-square when that exceeds 1."""
+    along that orbit, with its process noise and drag scale (*drag_scale*, else *f*'s: the
+    scale the fit assumed); the ranges' noise scaled up by the fit's reduced chi-square when
+    that exceeds 1.  *abandon*: looked at before each range (:func:`look`)."""
     fc = f.config
     comp = a.prior.nearest(res.x0) if a.prior is not None else None
     p_rel0 = (comp.p0 if comp is not None else a.p0).copy()
     g = FormationFilter(fc)
     own_cov = np.diag([fc.orbit.pos_sigma_m**2] * 3 + [fc.orbit.vel_sigma_m_s**2] * 3)
     g.initialize_relative(a.t0_gps_s, a.own0, own_cov, res.x0[0:3] - a.own0[0:3], res.x0[3:6] - a.own0[3:6], p_rel0)
-    g.x[I_DRAG_SCALE] = f.x[I_DRAG_SCALE] if f.x[I_DRAG_SCALE] > 0 else 1.0  # (the scale the fit assumed)
+    k = f.x[I_DRAG_SCALE] if drag_scale is None else drag_scale
+    g.x[I_DRAG_SCALE] = k if k > 0 else 1.0
     g.x[I_RANGE_BIAS] = res.bias_m
     used = res.used if res.used is not None and len(res.used) == len(a.range_m) else [True] * len(a.range_m)
     # A fit worse than the range noise says the model misses something: its ranges count for
@@ -271,10 +296,11 @@ def replay_window(f: FormationFilter, a: AcquisitionWindow, res: IodResult) -> F
     sigma_m = fc.range_sigma_m * math.sqrt(max(1.0, chi2_red))
     for t, ok in zip(a.t_gps_s, used):
         if ok:
+            look(abandon)
             g.predict_to(g.range_base_time(t))
             g.absorb_range_covariance(t, sigma_m)
     t_f = f.t_gps_s
-    assert t_f is not None  # an initialised filter (start_from_fit's)
+    assert t_f is not None  # an initialised filter (the window's owner's)
     g.predict_to(t_f)
     return g
 
@@ -318,10 +344,12 @@ class WindowFitting:
 
     def _fit_window(self) -> Iterator[None]:
         """Fit the partner's orbit to the window's ranges and start the filters from the fit
-        at the filter's current time: a generator that yields after each window propagation,
-        so that no call blocks the task for long (on a Pi one propagation of a 45-min window
-        is 1-3 s; the whole fit would be 5-10 s, past the health limit).  Ranges arriving
-        meanwhile join the window (each refit uses all it holds)."""
+        at the filter's current time: a generator that yields after each refit's window
+        propagation, so that no call blocks the task for long (on a Pi one propagation of a
+        45-min window is 1-3 s; the whole fit would be 5-10 s).  The last step replays the
+        window along each kept orbit (:func:`replay_window`); every window propagation looks
+        at :attr:`abandon` between ranges (:func:`look`: pings answered, a stop seen).
+        Ranges arriving meanwhile join the window (each refit uses all it holds)."""
         a, f, c = self.window, self.filter, self.config
         assert a is not None  # begin_fit makes this job of the open window and steps it at once
         if len(a.range_m) < c.min_ranges:
@@ -482,7 +510,7 @@ class WindowFitting:
         """Window *a*'s ranges fitted from the start *x7* ([partner state at the window
         start, bias]) linearised about *x7*'s own trajectory: (that window, the fit)."""
         f = self.filter
-        b = a.relinearised(x7, float(f.x[I_DRAG_SCALE]), f.peer_model)
+        b = a.relinearised(x7, float(f.x[I_DRAG_SCALE]), f.peer_model, self.abandon)
         assert a.prior is not None  # every window opened has one (start, open_restart_window)
         comp = a.prior.nearest(x7[:6])
         return b, self._solve(a, b, x7[:6], comp, starts=[x7])
