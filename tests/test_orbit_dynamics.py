@@ -180,6 +180,27 @@ def test_state_transition_matrix_matches_finite_differences():
     assert rel.max() < 1e-5, rel
 
 
+def test_a_long_propagation_looks_before_each_step_and_can_be_given_up():
+    """*before_step* is called before each sub-step (a window fit's look at a stop) and
+    changes nothing; an exception from it ends the propagation there."""
+    model = od.DynamicsModel(zonal_j=od.ZONAL_J_EGM96[:5], max_step_s=30.0)
+    r, v = _leo_state(2)
+    x = np.concatenate([r, v, [0.0, 0.0, 0.0]])
+    calls = []
+    x1, phi1 = od.propagate(x, 600.0, model, t_gps_s=T0_GPS_S, before_step=lambda: calls.append(1))
+    x0, phi0 = od.propagate(x, 600.0, model, t_gps_s=T0_GPS_S)
+    assert len(calls) == 20 and np.array_equal(x1, x0) and np.array_equal(phi1, phi0)
+
+    def stop():
+        calls.append(1)
+        if len(calls) > 23:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        od.propagate(x, 600.0, model, t_gps_s=T0_GPS_S, before_step=stop)
+    assert len(calls) == 24
+
+
 def test_long_step_transition_matrix_against_a_fine_chain():
     """A 30-s step's Phi (the two-point Magnus form, steps over MAGNUS_MIN_STEP_S) against
     the product of sixty 0.5-s steps: its position and velocity blocks within 1e-7 (seen

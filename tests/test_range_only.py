@@ -18,6 +18,7 @@ from ground.replay.in_process import REPLAY_OVERRIDES
 from ground.simulate import scenario as scn
 from ground.simulate.simulator import simulate, write_scenario
 from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer_prior
+from pygnc.estimation import orbit_dynamics as OD
 from pygnc.estimation import range_only as RO
 from pygnc.estimation import range_only_mirrors as ROM
 from pygnc.estimation import range_only_prior as ROP
@@ -664,7 +665,8 @@ def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_on
     mirror images; 2-4 s each on a Pi): they are spread over the calls that follow, one
     per call; the result is the same fit (the filter starts, ranges join the window).  (The
     last call also replays the window along each kept orbit: the stop and the pings are
-    looked at between its ranges, next test but one.)"""
+    looked at between its ranges:
+    test_a_window_fit_looks_at_the_stop_between_every_two_ranges_it_propagates.)"""
     out, config, _ = range_only_3h
     config = dataclasses.replace(config, range_only={"wrong_side_probability": 0.0})
     proc = FormationProcessor(config)
@@ -1008,36 +1010,53 @@ def test_a_window_fit_looks_at_the_stop_between_every_two_ranges_it_propagates(r
 
         return wrapper
 
+    steps_since, worst_steps = [0], [0]
+    one_step = OD._one_step
+
+    def counted_step(*args):
+        steps_since[0] += 1
+        worst_steps[0] = max(worst_steps[0], steps_since[0])
+        return one_step(*args)
+
+    def interrupt_steps():
+        steps_since[0] = 0
+        return interrupt()
+
     monkeypatch.setattr(ROW.AcquisitionWindow, "record_reference", counted(ROW.AcquisitionWindow.record_reference))
     monkeypatch.setattr(FormationFilter, "absorb_range_covariance", counted(FormationFilter.absorb_range_covariance))
-    proc.interrupt = interrupt
+    monkeypatch.setattr(OD, "_one_step", counted_step)
+    proc.interrupt = interrupt_steps
     _run(build_message_stream(Paths(out), config).messages, config, proc)
     assert proc.counters()["range_only_starts"] == 1 and proc.counters()["ranges_fitted"] > 100
     assert worst[0] <= 2  # (a range joining the window, then the next event's look; or one replayed range)
+    # Nor a whole window propagated in one go (90 steps of 30 s): only a range's few filter steps.
+    assert worst_steps[0] <= 30
 
 
 def test_a_stop_while_the_filters_start_from_the_fit_changes_nothing(range_only_3h, monkeypatch):
     """The last step of a window fit replays the window along each kept orbit before the
-    filters start from them; a stop during those replays gives the fit up with nothing
-    started (the window, its ranges and the filter as they were), and without the stop the
-    window is fitted again and the filters start."""
+    filters start from them; a stop during the last of those replays (the main orbit's done,
+    an alternative's under way) gives the fit up with nothing started (the window, its
+    ranges, the filter, the alternatives and what the odds keep as they were), and without
+    the stop the window is fitted again and the filters start."""
     out, config, _ = range_only_3h
     proc = FormationProcessor(config)
     messages = [(t, b) for t, b in build_message_stream(Paths(out), config).messages if t in proc.consumes]
-    replaying, asked = [False], []
+    replays, asked = [0, False], []
     replay = RO.replay_window
 
     def flagged_replay(*args, **kwargs):
-        replaying[0] = True
+        replays[0] += 1
+        replays[1] = True
         try:
             return replay(*args, **kwargs)
         finally:
-            replaying[0] = False
+            replays[1] = False
 
     def interrupt():
-        if replaying[0]:
+        if replays[1] and replays[0] >= 2:
             asked.append(1)
-            return True  # the task stops while the filters are being started
+            return True  # the task stops while an alternative's window is replayed
         return False
 
     monkeypatch.setattr(RO, "replay_window", flagged_replay)
@@ -1046,15 +1065,17 @@ def test_a_stop_while_the_filters_start_from_the_fit_changes_nothing(range_only_
         p = proc.peers.get(0x4B)
         before = None
         if p is not None and p.hyp.window is not None and p.hyp.window.job is not None:
-            before = (p.hyp.window, p.hyp.filter, p.hyp.filter.range_acquired, list(p.hyp.alts))
+            h = p.hyp
+            before = (h.window, h.filter, list(h.alts), h.track, h.unresolved_m, h.n_starts, h.image_odds)
+        replays[0] = 0
         proc.handle(*messages[i])
         if asked:
             break
-    assert asked and before is not None
-    window, f, acquired, alts = before
+    assert asked and before is not None and replays[0] >= 2  # (the main orbit's replay was done)
     h = proc.peers[0x4B].hyp
+    window = before[0]
     assert h.window is window and window.job is None  # given up, to be fitted again
-    assert h.filter is f and f.range_acquired == acquired and h.alts == alts
+    assert (h.window, h.filter, h.alts, h.track, h.unresolved_m, h.n_starts) == before[:6]
     assert proc.counters()["ranges_fitted"] == 0  # (no filter started from a fit yet)
     proc.interrupt = None
     for t, b in messages[i + 1 :]:

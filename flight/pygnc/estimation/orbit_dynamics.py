@@ -59,7 +59,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, overload
 
@@ -1054,24 +1054,44 @@ def _phi_magnus(
 
 @overload
 def propagate(
-    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: Literal[True] = ..., t_gps_s: float | None = ...
+    x_state: Vector,
+    dt_s: float,
+    model: DynamicsModel,
+    want_phi: Literal[True] = ...,
+    t_gps_s: float | None = ...,
+    before_step: Callable[[], object] | None = ...,
 ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @overload
 def propagate(
-    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: Literal[False], t_gps_s: float | None = ...
+    x_state: Vector,
+    dt_s: float,
+    model: DynamicsModel,
+    want_phi: Literal[False],
+    t_gps_s: float | None = ...,
+    before_step: Callable[[], object] | None = ...,
 ) -> tuple[np.ndarray, None]: ...
 
 
 @overload
 def propagate(
-    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: bool, t_gps_s: float | None = ...
+    x_state: Vector,
+    dt_s: float,
+    model: DynamicsModel,
+    want_phi: bool,
+    t_gps_s: float | None = ...,
+    before_step: Callable[[], object] | None = ...,
 ) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 def propagate(
-    x_state: Vector, dt_s: float, model: DynamicsModel, want_phi: bool = True, t_gps_s: float | None = None
+    x_state: Vector,
+    dt_s: float,
+    model: DynamicsModel,
+    want_phi: bool = True,
+    t_gps_s: float | None = None,
+    before_step: Callable[[], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Propagate the estimator state by *dt_s* [s]; return (x_new, Phi).
 
@@ -1086,6 +1106,8 @@ def propagate(
     acceleration is evaluated once per step at the mid-step time and predicted position
     (r + v h/2) and held constant over the step (its own rate of change, ~1e-7 m/s^3,
     makes that a < 0.1 mm error per step); its tiny gradient is left out of Phi.
+    *before_step*: called before each sub-step (a long propagation's look at a stop: it may
+    raise).
     """
     if model._needs_time and t_gps_s is None:
         raise ValueError(
@@ -1101,6 +1123,8 @@ def propagate(
     phi_total = None
     t = None if t_gps_s is None else float(t_gps_s)
     for _ in range(nsub):
+        if before_step is not None:
+            before_step()
         xs, phi, _, _, _ = _one_step(xs, h, model, t, want_phi)
         if t is not None:
             t += h

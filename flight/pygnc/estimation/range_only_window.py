@@ -499,7 +499,13 @@ class WindowFitting:
                 yield
                 x_ref0 = c.x0
                 xs = np.append(c.x0, [0.0, 0.0, 0.0, a.ref[9]])
-                ref, phi = od.propagate(xs, a.t_ref - a.t0_gps_s, self.filter.peer_model, t_gps_s=a.t0_gps_s)
+                ref, phi = od.propagate(
+                    xs,
+                    a.t_ref - a.t0_gps_s,
+                    self.filter.peer_model,
+                    t_gps_s=a.t0_gps_s,
+                    before_step=lambda: look(self.abandon),
+                )
             inv = np.linalg.inv(phi[:6, :6])
             x0 = x_ref0 + inv @ (a.own[0:6] + g.x[9:15] - ref[0:6])
             p0 = inv @ g.p[9:15, 9:15] @ inv.T
