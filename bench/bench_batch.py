@@ -23,7 +23,9 @@
    roughly 10-20x slower than one of this machine's).
 4. ``--handler-times``: the live-mode view instead - every estimator's ``handle()`` calls
    on the batch in this process (one call per message, outputs passed on as the tree
-   does), their p50 / p99 / max and the message type of the slowest.
+   does), their p50 / p99 / max and the message type of the slowest, and the longest stretch
+   of a call without a look at the processor's ``interrupt`` (where the flight task answers
+   pings and sees a stop).
 5. ``--profile DIR``: one run with every task under cProfile (``PYGNC_PROFILE_DIR``), the
    statistics kept in DIR, each estimator's top functions printed.
 6. ``--base TREE``: another checkout of pygnc (e.g. a worktree of an older commit) run side
