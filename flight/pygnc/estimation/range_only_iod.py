@@ -157,6 +157,15 @@ class FitAbandoned(Exception):
     """A fit given up part-way (:func:`solve_relative_orbit`'s *abandon*)."""
 
 
+def look(abandon: Callable[[], bool] | None) -> None:
+    """Raise :class:`FitAbandoned` if *abandon* (the owner's "do I stop?", which also
+    services its control link: pings answered) says so: called between a fit's starts and
+    between the steps of its window propagations, so neither a stop nor a health ping waits
+    for a whole window (on a Pi one window propagation is seconds)."""
+    if abandon is not None and abandon():
+        raise FitAbandoned
+
+
 def _structured_starts(prior: np.ndarray, own_r_k: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
     """The starts of a window fit besides the random draws: the prior [x0, bias] (7,), its
     mirror images about the own position at the first range (relative position negated,
@@ -303,8 +312,7 @@ def solve_relative_orbit(
         nonlocal it_total
         finals = []
         for k, x in enumerate(starts):  # each candidate through its stages; the lowest final cost wins
-            if abandon is not None and abandon():
-                raise FitAbandoned
+            look(abandon)
             for frac in (1.0,) if explicit or k >= n_structured else (0.25, 0.5, 1.0):
                 used = inliers & (np.arange(n) < max(7, int(math.ceil(frac * n))))
                 x, cost, conv, it = _lm(x, *args, used, max_iter, tol_m)

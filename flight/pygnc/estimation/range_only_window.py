@@ -21,12 +21,12 @@ from pygnc.estimation import orbit_dynamics as od
 from pygnc.estimation.formation_filter import I_DRAG_SCALE, I_RANGE_BIAS, FormationFilter, FormationFilterConfig
 from pygnc.estimation.range_only_iod import (
     DISTINCT_M,
-    FitAbandoned,
     IodPrior,
     IodResult,
     IodWindow,
     continuum_starts,
     fit_prior,
+    look,
     orbit_distance_m,
     solve_relative_orbit,
 )
@@ -233,15 +233,6 @@ def common_costs(a: AcquisitionWindow, hyps: list, fc: FormationFilterConfig, mo
             prior_cost = float(dx @ info @ dx)
         out.append(WindowFit(chi2 + prior_cost, b, r2, (bw, fit)))
     return out
-
-
-def look(abandon: Callable[[], bool] | None) -> None:
-    """Raise :class:`FitAbandoned` if *abandon* (the owner's "do I stop?", which also
-    services its control link: pings answered) says so: called between the window's
-    propagation steps, so neither a stop nor a health ping waits for a whole window (on a
-    Pi one window propagation is seconds)."""
-    if abandon is not None and abandon():
-        raise FitAbandoned
 
 
 def start_from_fit(f: FormationFilter, g: FormationFilter) -> np.ndarray:
@@ -486,10 +477,8 @@ class WindowFitting:
 
         Only when every component's filter is at the window's end; else the prior as it
         opened.  The alternatives take only the own fixes during the window, so with ranges
-        between fixes a prior of several components is left as it opened (a one-component
-        prior is mapped).  Brought to the window's end to apply to all (tried), the
-        geometry sweep's first seed got worse: e1e-4/tle_confirmed NEES inside 99.3 -> 49.8 %,
-        at8/tle_confirmed `ok` 41 -> 10 % of epochs."""
+        between fixes a prior of several components stays as it opened (kept so: mapping
+        it too made the geometry sweep's confirmed-TLE cells less consistent, CHANGELOG)."""
         fs = [self.filter] + [h.filter for h in self.alts]
         if (
             a.prior is None
