@@ -13,7 +13,9 @@ Overflow policies:
   streams (a device or a UART cannot be paused: waiting would only move the loss into the
   serial buffer; the host is told with an ERR overflow frame).
 * ``LATEST`` - only the newest message matters: consumers conflate (``ZMQ_CONFLATE``), so a
-  slow consumer sees the latest value.  Only for single-type, single-frame channels.
+  slow consumer sees the latest value.  Only for single-type, single-frame channels whose
+  producer publishes periodically: libzmq's conflating pipe can miss the wake-up for a
+  message written just as its reader found it empty, and the message then waits for the next.
 """
 
 from __future__ import annotations
