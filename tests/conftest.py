@@ -10,18 +10,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 PY4_DATA = Path(__file__).resolve().parent / "data" / "py4"
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """A directory *name* made once per test run and shared by every pytest-xdist worker:
+    the first to ask makes it (``make(directory)``) under a file lock; the others wait for
+    the lock and find it made.  For fixtures that several modules - run by different
+    workers - need, which each worker would otherwise compute again."""
+    import fcntl
+    import os
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    d = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # (bounded by the test's timeout)
+        if not (d / ".made").exists():
+            shutil.rmtree(d, ignore_errors=True)  # (a worker that failed half-way)
+            d.mkdir()
+            make(d)
+            (d / ".made").touch()
+    return d
+
+
 @pytest.fixture(scope="session")
 def single_sc_3h(tmp_path_factory):
     """The issue's one-spacecraft attitude scenario (seed 21, 3 h, two eclipses), simulated
-    once per session and written to disk: (ground.simulate.simulator.Scenario, directory).  The
-    attitude core, orbit and attitude processor tests share it."""
+    once per test run (:func:`made_once`) and written to disk: (ground.simulate.simulator.Scenario,
+    directory).  The attitude core, orbit and attitude processor tests share it; the Scenario
+    is read back from the files (settings, truth and the spacecraft's files; no timings)."""
     from attitude_support import issue_settings
 
+    from ground.simulate import scenario as scn
     from ground.simulate import simulator as sim
 
-    scenario = sim.simulate(issue_settings(seed=21, duration_s=3 * 3600.0))
-    d = tmp_path_factory.mktemp("single_sc_3h")
-    sim.write_scenario(scenario, d)
+    settings = issue_settings(seed=21, duration_s=3 * 3600.0)
+    d = made_once(tmp_path_factory, "single_sc_3h", lambda d: sim.write_scenario(sim.simulate(settings), d))
+    own = {"scenario.toml", "truth.npz", ".made", sim.TLE_NAME}
+    files = {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+    files = {rel: data for rel, data in files.items() if rel not in own}
+    scenario = sim.Scenario(settings, scn.load_truth(d / "truth.npz"), {settings.spacecraft[0].name: files}, {})
     return scenario, d
 
 
