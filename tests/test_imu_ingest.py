@@ -86,29 +86,30 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path, runtime_dir):
     ):
         run.wait_status(lambda s: any(s[f"task{k}_id"] == 8 and s[f"task{k}_state"] == 2 for k in range(8)))
         (run_dir,) = runtime.glob("pygnc-*")
-        zctx = zmq.Context()
-        sub = zctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(f"ipc://{run_dir}/imu.sock")
-        t0_mono = _t0_mono(run)
-        blocks = []
+        zctx = zmq.Context()  # destroyed however the test ends (collected, its term() could wait for ever)
+        try:
+            sub = zctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(f"ipc://{run_dir}/imu.sock")
+            t0_mono = _t0_mono(run)
+            blocks = []
 
-        def collect(seconds):
-            t_end = time.monotonic() + seconds
-            while time.monotonic() < t_end:
-                if sub.poll(50):
-                    blocks.append(msgpack.unpackb(sub.recv(), raw=False)["body"])
+            def collect(seconds):
+                t_end = time.monotonic() + seconds
+                while time.monotonic() < t_end:
+                    if sub.poll(50):
+                        blocks.append(msgpack.unpackb(sub.recv(), raw=False)["body"])
 
-        collect(1.5)
-        sim.port.unplug()  # the USB cable comes out ...
-        collect(0.6)
-        sim.port.replug()  # ... and goes back in (same path)
-        collect(2.0)
-        t_stop = run.ctrl_c()
-        assert run.wait_exit(10) == 0
-        assert time.monotonic() - t_stop < 5.0
-        sub.close(0)
-        zctx.term()
+            collect(1.5)
+            sim.port.unplug()  # the USB cable comes out ...
+            collect(0.6)
+            sim.port.replug()  # ... and goes back in (same path)
+            collect(2.0)
+            t_stop = run.ctrl_c()
+            assert run.wait_exit(10) == 0
+            assert time.monotonic() - t_stop < 5.0
+        finally:
+            zctx.destroy(linger=0)
         log_dir = run.log_dir()
 
     conns = sorted({b["connection"] for b in blocks})
