@@ -649,7 +649,7 @@ def test_a_lost_worker_does_not_make_finished_runs_run_again(tmp_path):
 
     from ground.montecarlo.cli import DaskCluster, execute, task_key
 
-    specs = run_specs(load_campaign(write_campaign(tmp_path, pick_seeds(n_ok=12, n_bad=0), duration="5m")))
+    specs = run_specs(load_campaign(write_campaign(tmp_path, pick_seeds(n_ok=6, n_bad=0), duration="5m")))
     out = tmp_path / "out"
     (out / "runs").mkdir(parents=True)
     keys = [task_key(s) for s in specs]
