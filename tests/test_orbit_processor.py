@@ -157,12 +157,12 @@ def test_corrupt_times_cannot_hijack_the_filter():
     sensors = [b for t, b in msgs if t == "sensor"]
     sensors[30]["t_sc_s"] += 30 * 86400.0  # a flipped bit in a sample's stamp
     proc = OrbitProcessor()
-    t0 = _time.perf_counter()
+    t0 = _time.thread_time()  # (CPU: a busy machine's wait for a core is not the calls')
     out = []
     for t, b in msgs:
         if t in proc.consumes:
             out += proc.handle(t, b)
-    assert _time.perf_counter() - t0 < 5.0
+    assert _time.thread_time() - t0 < 5.0
     assert proc.n_time_outliers == 2 and proc.filter.n_used == 11
     assert all(e["t_sc_s"] < sensors[-1]["t_sc_s"] + 1 for t, e in out if t == "orbit_estimate")
 
@@ -175,9 +175,9 @@ def test_propagation_to_a_far_now_is_budgeted_and_capped():
     _run(stream, proc)
     t_last = max(b["t_sc_s"] for t, b in stream.messages if t == "sensor")
     now = t_last + 30 * 86400.0  # "now" a month after the batch
-    t0 = _time.perf_counter()
+    t0 = _time.thread_time()  # (CPU: a busy machine's wait for a core is not the call's)
     out = proc.propagate_to_sc(now, budget_s=0.02)
-    assert _time.perf_counter() - t0 < 0.5
+    assert _time.thread_time() - t0 < 0.5
     est = [b for t, b in out if t == "orbit_estimate"][0]
     assert est["propagated"] and est["t_sc_s"] < now  # partway, with its own epoch
     for _ in range(2000):  # successive calls advance, up to the 2-day horizon

@@ -37,8 +37,9 @@ from pygnc.tasks.ingest import build_message_stream
 
 SAMPLE = REPO / "data" / "sample_5min"
 CONFIG = Config(formation_peer_ids=(0x4A, 0x4B))
-#: A handler slower than this has stalled (half the supervisor's kill limit: room for a
-#: loaded CI machine; a clean sample message takes ~1 ms).
+#: A handler that takes more of its thread's CPU than this has stalled (half the
+#: supervisor's kill limit; a clean sample message takes ~1 ms, the slowest ~0.3 s).  CPU
+#: time, not the clock's: on a busy machine one call took 4.8 s of wall time (CI-like load).
 HANDLER_LIMIT_S = CONFIG.health_fatal_s / 2
 
 _STREAM = build_message_stream(Paths(SAMPLE), CONFIG).messages
@@ -122,9 +123,10 @@ def _corrupt(stream, edits):
 
 
 def _timed(proc, msg_type, body, worst):
-    t0 = time.perf_counter()
+    """proc.handle(...), the largest CPU time of a call so far in *worst* (this thread's)."""
+    t0 = time.thread_time()
     out = proc.handle(msg_type, body)
-    worst[0] = max(worst[0], time.perf_counter() - t0)
+    worst[0] = max(worst[0], time.thread_time() - t0)
     return out
 
 
@@ -144,9 +146,9 @@ def _run_all(msgs):
         if t in form.consumes:
             published += _timed(form, t, b, worst)
     for p in (orbit, att, form):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         published += p.propagate_to_sc(_T_NOW_SC, budget_s=CONFIG.propagation_budget_s)
-        worst[0] = max(worst[0], time.perf_counter() - t0)
+        worst[0] = max(worst[0], time.thread_time() - t0)
     return published, worst[0], (orbit, att, form)
 
 
@@ -172,8 +174,8 @@ def _data_span_gps(msgs):
     return min(ts), max(ts)
 
 
-def _check(msgs, published, worst_s):
-    assert worst_s < HANDLER_LIMIT_S
+def _check(msgs, published, worst_cpu_s):
+    assert worst_cpu_s < HANDLER_LIMIT_S
     lo, hi_data = _data_span_gps(msgs)
     lo -= 60.0
     hi_in = hi_data + CONFIG.formation_hold_s + 60.0
@@ -191,8 +193,8 @@ def _check(msgs, published, worst_s):
 
 def test_clean_sample_passes_the_checks():
     """The checks themselves on the uncorrupted stream (so a failure below is the fuzz's)."""
-    published, worst_s, (orbit, att, form) = _run_all(_STREAM)
-    _check(_STREAM, published, worst_s)
+    published, worst_cpu_s, (orbit, att, form) = _run_all(_STREAM)
+    _check(_STREAM, published, worst_cpu_s)
     kinds = {t for t, _ in published}
     assert {"orbit_estimate", "attitude_estimate", "formation_estimate"} <= kinds
     assert orbit.n_time_outliers == 0 and form.n_time_outliers == 0 and att.n_time_outliers == 0
@@ -204,8 +206,8 @@ def test_clean_sample_passes_the_checks():
 @example(edits=[(3, "time_bit", "t_sc_s", 0, False, math.nan, 1), (9, "bad_value", "range_m", 0, False, 0.0, 1)])
 def test_processors_survive_corrupted_but_decodable_streams(edits):
     msgs = _corrupt(_STREAM, edits)
-    published, worst_s, _ = _run_all(msgs)
-    _check(msgs, published, worst_s)
+    published, worst_cpu_s, _ = _run_all(msgs)
+    _check(msgs, published, worst_cpu_s)
 
 
 @pytest.mark.parametrize("bit", [13, 10, 4, 0])
@@ -216,8 +218,8 @@ def test_flipped_week_bit_in_any_own_fix(bit):
     msgs = [(t, dict(b)) for t, b in _STREAM]
     for i in fixes[::3]:
         msgs[i][1]["t_gps_s"] = _STREAM[i][1]["t_gps_s"] + (2**bit) * 604800.0
-    published, worst_s, (orbit, _, form) = _run_all(msgs)
-    _check(msgs, published, worst_s)
+    published, worst_cpu_s, (orbit, _, form) = _run_all(msgs)
+    _check(msgs, published, worst_cpu_s)
     assert orbit.n_time_outliers == len(fixes[::3])
     assert form.n_time_outliers == len(fixes[::3])
 
