@@ -250,6 +250,7 @@ def _cut(run: FlightRun, n: int, cut_at, t_first: float, t_last: float) -> None:
     run.power_cut()
 
 
+@pytest.mark.timeout(900)  # (four starts in one test; each stage fails on its own, sooner, if it must)
 def test_power_cuts_one_after_another_downlink_nothing_twice(scenario, reference, tmp_path):
     """Issue 48 item 12: after a power cut the next start wrote again every record the cut
     run had written (719 to 6 768 per cut).  Three cuts in a row on the same files - the

@@ -668,6 +668,7 @@ def test_a_lost_worker_does_not_make_finished_runs_run_again(tmp_path):
 
         # the releases reach the scheduler within moments (unreleased results stay there)
         _wait_for(lambda: not cluster.client.run_on_scheduler(held), 3)
+        assert len(list((out / "runs").glob("s*.json"))) < len(specs)  # (else nothing was under way)
         os.kill(int(record["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
         thread.join(timeout=300)
         assert done == [len(specs)]

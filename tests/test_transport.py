@@ -41,35 +41,39 @@ def test_block_channel_loses_nothing_with_a_slow_consumer(ctx, tmp_path):
     assert _wait_ready(pub)
     n = 3000
     received = []
+    quit_ = threading.Event()  # (the socket must be idle before the fixture closes it)
 
     def consume():
-        while len(received) < n:
-            if sub.socket.poll(2000):
+        t_end = time.monotonic() + 60
+        while len(received) < n and not quit_.is_set() and time.monotonic() < t_end:
+            if sub.socket.poll(200):
                 got = sub.recv()
                 if got:
                     received.append(got[0].body["record"])
                     if len(received) % 100 == 0:
                         time.sleep(0.01)  # slow consumer
-            else:
-                break
 
     th = threading.Thread(target=consume)
     th.start()
     waits = []
-    for i in range(n):
-        assert pub.publish(
-            "sensor",
-            {
-                "t_sc_s": i,
-                "mag_ut": [0, 0, 0],
-                "gyro_deg_s": [0, 0, 0],
-                "sun_lux": [0] * 6,
-                "sun_saturated": [],
-                "record": i,
-            },
-            wait=lambda s: waits.append(s) or (pub.socket.poll(int(s * 1000), zmq.POLLOUT) or True),
-        )
-    th.join(10)
+    try:
+        for i in range(n):
+            assert pub.publish(
+                "sensor",
+                {
+                    "t_sc_s": i,
+                    "mag_ut": [0, 0, 0],
+                    "gyro_deg_s": [0, 0, 0],
+                    "sun_lux": [0] * 6,
+                    "sun_saturated": [],
+                    "record": i,
+                },
+                wait=lambda s: waits.append(s) or (pub.socket.poll(int(s * 1000), zmq.POLLOUT) or True),
+            )
+        th.join(60)  # (it ends once it has all n, or after 60 s)
+    finally:
+        quit_.set()
+        th.join()
     assert received == list(range(n))  # all of them, in order
     assert pub.counters.blocked_waits > 0 and pub.counters.dropped == 0
     pub.close()

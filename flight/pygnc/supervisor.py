@@ -52,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -550,7 +550,11 @@ class Supervisor:
         log.info("stopping: %s", reason)
         return 0 if self.stop_tree(reason) else 1
 
-    def _stop_group(self, group: list[TaskProc], reason: str, deadline_s: float) -> None:
+    def _stop_group(
+        self, group: list[TaskProc], reason: str, deadline_s: float, each_round: Callable[[], None] | None = None
+    ) -> None:
+        """Tell *group* to stop (again every STOP_RESEND_S) until it has, or kill it at
+        *deadline_s*; *each_round* is called before each round's stops are sent."""
         t_end = time.monotonic() + deadline_s
         next_send = 0.0
         told: dict[str, tuple] = {}  # task -> (connected, pid) when last told to stop
@@ -563,6 +567,8 @@ class Supervisor:
             # been forked (it missed the last one: a task still starting ignores SIGTERM
             # until its handlers are in; its stop must not wait for the next round).
             if now >= next_send or any(told.get(t.spec.name) != (t.answered, t.pid) for t in alive):
+                if each_round is not None:
+                    each_round()
                 for t in alive:
                     self.control.send(t.spec.name, "stop", {"reason": reason})
                     if not t.answered:  # still starting, not connected: it holds nothing yet
@@ -603,8 +609,16 @@ class Supervisor:
         producers = [t for t in self.tasks if not t.spec.sink]
         sinks = [t for t in self.tasks if t.spec.sink]
         self._stop_group(producers, reason, self.config.stop_deadline_producers_s)
-        self._publish_health(now, stopping=True)  # the sinks record who stopped how
-        self._stop_group(sinks, reason, self.config.stop_deadline_sinks_s)
+        # The sinks record who stopped how: the last table, published again with each round
+        # of stops (a consumer's conflating pipe can hold a message until the next one comes:
+        # bus/channels.py), so it is there when they take what is queued.
+        self._publish_health(now, stopping=True)
+        self._stop_group(
+            sinks,
+            reason,
+            self.config.stop_deadline_sinks_s,
+            each_round=lambda: self._publish_health(time.monotonic(), stopping=True),
+        )
         reporter = self.by_name.get("status_reporter")
         ok = reporter is not None and reporter.bye and bool(reporter.counters.get("final_status_written"))
         writer = self.by_name.get("batch_writer")

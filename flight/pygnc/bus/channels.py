@@ -15,7 +15,8 @@ Overflow policies:
 * ``LATEST`` - only the newest message matters: consumers conflate (``ZMQ_CONFLATE``), so a
   slow consumer sees the latest value.  Only for single-type, single-frame channels whose
   producer publishes periodically: libzmq's conflating pipe can miss the wake-up for a
-  message written just as its reader found it empty, and the message then waits for the next.
+  message written just as its reader found it empty, and the message then waits for the next
+  (a message that must arrive is published again: the supervisor's last health table).
 """
 
 from __future__ import annotations
