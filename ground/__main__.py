@@ -70,11 +70,23 @@ def _missing_dependency(exc: ModuleNotFoundError) -> str | None:
     return None if name in ("", "pygnc", "ground") else name
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_named(argv: list[str]) -> str:
+    """The command *argv* names (its first word that is not an option; ``python -m ground``
+    has no options of its own but ``-h``), or "" when it names none."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; only the module of the command *argv* names is imported
+    and adds its arguments (a command's module may import large libraries - the simulator's
+    SciPy takes seconds - which the others do not need).  *argv* None: every command's."""
+    wanted = None if argv is None else command_named(argv)
     parser = argparse.ArgumentParser(prog="python -m ground", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if wanted is not None and name != wanted:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -96,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     if getattr(args, "_unavailable", None):
         print(f"ground {args.command}: {args._unavailable}", file=sys.stderr)
         return 2

@@ -362,3 +362,23 @@ def test_decode_plots_name_each_panels_unit(short_run, tmp_path, monkeypatch):
     labels = [t.get_text() for ax in axes for t in ax.get_yticklabels(which="both") if t.get_text()]
     assert labels and not [t for t in labels if "times" in t or "^" in t or "e-0" in t], labels
     assert (tmp_path / "o" / "plots" / "orbit_sigma.png").stat().st_size > 1000
+
+
+def test_a_command_imports_only_its_own_module():
+    """``python -m ground decode`` (or ``--help``) does not import the other commands' modules:
+    the simulator's SciPy alone costs seconds of every start that does not simulate."""
+    code = (
+        "import sys\n"
+        "from ground.__main__ import main\n"
+        "for argv in (['--help'], ['decode', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('scipy', 'ground.simulate.simulator', 'ground.station', 'ground.host') "
+        "if m in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]"
+    assert "decode" in p.stdout and "simulate" in p.stdout  # the top-level help still lists every command
