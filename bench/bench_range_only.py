@@ -68,10 +68,12 @@ from ground.replay.in_process import REPLAY_OVERRIDES  # noqa: E402
 from ground.simulate import scenario as scn  # noqa: E402
 from ground.simulate.simulator import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
+from pygnc.estimation import orbit_dynamics as od  # noqa: E402
 from pygnc.estimation.formation_filter import FormationFilter, rtn_matrix, rtn_to_gcrs  # noqa: E402
 from pygnc.estimation.range_only_iod import orbit_distance_m, partner_trajectory  # noqa: E402
 from pygnc.estimation.range_only_prior import rtn_covariance_to_gcrs  # noqa: E402
 from pygnc.processors.formation import FormationProcessor, filter_config_from  # noqa: E402
+from pygnc.processors.formation_peer import range_only_config_from, range_only_filter_config  # noqa: E402
 from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 
 DIVERGED_M = 100.0
@@ -200,6 +202,90 @@ def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rt
         uu /= np.linalg.norm(uu)
         out3.append(np.sqrt(np.trace(p3)))
         outl.append(np.sqrt(uu @ p3 @ uu))
+    return np.array(out3), np.array(outl)
+
+
+def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, prior_rtn: bool = False):
+    """(sigma 3D, sigma LOS) at *t_out* of the posterior CRB of partner *k* ranged by
+    *observer* under the range-only filter's own model of what it does not know: the
+    differential Gauss-Markov acceleration (sigma sqrt(s0^2 + (k da_km)^2), da the pair's
+    semi-major-axis difference at the first range, correlation time tau), the partner's drag
+    scale (its prior sigma and correlation time), the range bias, the range time tags'
+    lateness (its prior sigma; the ranges' rate times it) and their whole-second resolution.
+    A Riccati recursion along the flight model's trajectory from the truth's state at the
+    first range, the own orbit known, the prior and range sigma as in :func:`bound`.
+    :func:`bound` takes the dynamics as exact and knows the rest; this is what an estimator
+    that needs the filter's model to stay consistent can reach."""
+    fc = range_only_filter_config(filter_config_from(config), range_only_config_from(config))
+    model = FormationFilter(fc).peer_model
+    obs = (truth["range_observer"] == observer) & (truth["range_peer"] == k) & truth["range_valid"]
+    t_r = np.sort(truth["range_t_gps_s"][obs])
+    tt = truth["t_gps_s"]
+    i0 = int(np.searchsorted(tt, t_r[0]))
+    t0 = float(tt[i0])
+    x_own = np.concatenate((truth["r_gcrs_m"][observer][i0], truth["v_gcrs_m_s"][observer][i0]))
+    x_peer = np.concatenate((truth["r_gcrs_m"][k][i0], truth["v_gcrs_m_s"][k][i0]))
+    da_km = 1e-3 * od.semi_major_axis_difference_m(x_own[:3], x_own[3:], x_peer[:3] - x_own[:3], x_peer[3:] - x_own[3:])
+    sigma_w = math.hypot(fc.diff_dmc_sigma_m_s2, fc.diff_dmc_sigma_per_km_da_m_s2 * da_km)
+    tau, tau_k = fc.diff_dmc_tau_s, fc.peer_drag_scale_tau_s
+    # states: r (0-2), v (3-5), differential acceleration (6-8), drag scale (9), bias (10), lateness (11)
+    p = np.zeros((12, 12))
+    pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
+    if prior_rtn and pri and pri.get("cov_rtn") is not None:
+        p[:6, :6] = rtn_covariance_to_gcrs(pri["cov_rtn"], x_peer)
+    else:
+        sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
+        p[:3, :3] = np.eye(3) * sp**2
+        p[3:6, 3:6] = np.eye(3) * sv**2
+    p[6:9, 6:9] = np.eye(3) * sigma_w**2
+    p[9, 9] = fc.peer_drag_scale_sigma**2 if fc.estimate_peer_drag_scale else 0.0
+    p[10, 10] = fc.range_bias_sigma_m**2
+    p[11, 11] = fc.range_time_offset_sigma_s**2 if fc.estimate_range_time_offset else 0.0
+    xs = np.zeros(10)
+    xs[:6], xs[9] = x_peer, 1.0
+    t = t0
+    events = sorted([(float(x), 0) for x in t_r] + [(max(float(x), t0), 1) for x in np.asarray(t_out)])
+    te_all = [e for e, _ in events]
+    own_r = np.stack([np.interp(te_all, tt, truth["r_gcrs_m"][observer][:, a]) for a in range(3)], 1)
+    own_v = np.stack([np.interp(te_all, tt, truth["v_gcrs_m_s"][observer][:, a]) for a in range(3)], 1)
+    out3, outl = [], []
+    for j, (te, kind) in enumerate(events):
+        h = te - t
+        if h != 0.0:  # (the first range is up to a truth sample before t0: a step back)
+            xs, step = od.propagate(xs, h, model, t_gps_s=t)
+            f = np.eye(12)
+            f[:6, :6] = step[:6, :6]
+            if fc.estimate_peer_drag_scale:
+                f[:6, 9], f[9, 9] = step[:6, 9], math.exp(-h / tau_k)
+            decay = math.exp(-h / tau)
+            c_v = tau * (1.0 - decay)
+            c_r = tau * (h - c_v)
+            for a in range(3):
+                f[a, 6 + a], f[3 + a, 6 + a], f[6 + a, 6 + a] = c_r, c_v, decay
+            q = np.zeros((12, 12))
+            q3 = od.dmc_process_noise(abs(h), tau, sigma_w)
+            for ii in range(3):
+                for jj in range(3):
+                    for a in range(3):
+                        q[3 * ii + a, 3 * jj + a] = q3[ii, jj]
+            if fc.estimate_peer_drag_scale:
+                q[9, 9] = fc.peer_drag_scale_sigma**2 * (1.0 - math.exp(-2.0 * abs(h) / tau_k))
+            q[10, 10] = fc.range_bias_walk_m_sqrt_s**2 * abs(h)
+            p = f @ p @ f.T + q
+            t = te
+        d = xs[:3] - own_r[j]
+        u = d / np.linalg.norm(d)
+        if kind == 0:
+            rate = float(u @ (xs[3:6] - own_v[j]))
+            hv = np.zeros(12)
+            hv[:3], hv[10], hv[11] = u, 1.0, -rate
+            ph = p @ hv
+            r = fc.range_sigma_m**2 + rate * rate * fc.range_tag_resolution_s**2 / 12.0
+            p = p - np.outer(ph, ph) / (hv @ ph + r)
+            p = 0.5 * (p + p.T)
+        else:
+            out3.append(math.sqrt(max(0.0, float(np.trace(p[:3, :3])))))
+            outl.append(math.sqrt(max(0.0, float(u @ p[:3, :3] @ u))))
     return np.array(out3), np.array(outl)
 
 
