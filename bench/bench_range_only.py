@@ -153,6 +153,16 @@ def feed(out: Path, config) -> tuple[list, float, FormationProcessor]:
     return res, time.perf_counter() - t0, proc
 
 
+def _prior_covariance(truth, k: int, config, x0: np.ndarray, prior_rtn: bool) -> np.ndarray:
+    """The (r, v) covariance (6, 6) the bounds start partner *k* from at its state *x0*: the
+    uplinked prior's ``cov_rtn`` (*prior_rtn*), else its sigmas (1 km, 1 m/s without one)."""
+    pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
+    if prior_rtn and pri and pri.get("cov_rtn") is not None:
+        return rtn_covariance_to_gcrs(pri["cov_rtn"], x0)
+    sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
+    return np.diag([sp**2] * 3 + [sv**2] * 3)
+
+
 def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rtn=False):
     """(sigma 3D, sigma LOS) of the posterior CRB at times *t_out* for partner *k* ranged by
     spacecraft *observer* (truth indices): the partner's state at its first range and the
@@ -179,13 +189,7 @@ def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rt
     u = d / np.linalg.norm(d, axis=1)[:, None]
     h = np.concatenate((np.einsum("ni,nij->nj", u, jac), np.ones((t_r.size, 1))), axis=1)
     prior = np.zeros((7, 7))
-    pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
-    if prior_rtn and pri and pri.get("cov_rtn") is not None:
-        prior[:6, :6] = rtn_covariance_to_gcrs(pri["cov_rtn"], x0)
-    else:
-        sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
-        prior[:3, :3] = np.eye(3) * sp**2
-        prior[3:6, 3:6] = np.eye(3) * sv**2
+    prior[:6, :6] = _prior_covariance(truth, k, config, x0, prior_rtn)
     prior[6, 6] = fc.range_bias_sigma_m**2
     info = np.linalg.inv(prior)
     sig_r2 = fc.range_sigma_m**2
@@ -230,13 +234,7 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
     tau, tau_k = fc.diff_dmc_tau_s, fc.peer_drag_scale_tau_s
     # states: r (0-2), v (3-5), differential acceleration (6-8), drag scale (9), bias (10), lateness (11)
     p = np.zeros((12, 12))
-    pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
-    if prior_rtn and pri and pri.get("cov_rtn") is not None:
-        p[:6, :6] = rtn_covariance_to_gcrs(pri["cov_rtn"], x_peer)
-    else:
-        sp, sv = (pri["sigma_pos_m"], pri["sigma_vel_m_s"]) if pri else (1000.0, 1.0)
-        p[:3, :3] = np.eye(3) * sp**2
-        p[3:6, 3:6] = np.eye(3) * sv**2
+    p[:6, :6] = _prior_covariance(truth, k, config, x_peer, prior_rtn)
     p[6:9, 6:9] = np.eye(3) * sigma_w**2
     p[9, 9] = fc.peer_drag_scale_sigma**2 if fc.estimate_peer_drag_scale else 0.0
     p[10, 10] = fc.range_bias_sigma_m**2
