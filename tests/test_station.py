@@ -491,21 +491,26 @@ def _has(*types):
     return lambda msgs: set(types) <= {m["type"] for m in msgs}
 
 
-def _wait_open(url: str, timeout_s: float = 120.0) -> None:
+def _current(url: str) -> dict:
+    """The server's latest message of each type (``api/current``), by type."""
+    with urllib.request.urlopen(url + "api/current", timeout=10) as r:
+        return {m["type"]: m for m in json.loads(r.read())}
+
+
+def _until(url: str, pred, timeout_s: float = 15.0) -> dict:
+    """:func:`_current` once *pred* holds of it, or at *timeout_s*."""
+    t_end = time.monotonic() + timeout_s
+    while not pred(c := _current(url)) and time.monotonic() < t_end:
+        time.sleep(0.05)
+    return c
+
+
+def _wait_open(url: str) -> None:
     """Wait until the server's stream source has opened its port: pyserial's open discards
     what is waiting there (as a serial port drops what arrives while nobody has it open), so
     a test writes its frames only after that."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    t_end = time.monotonic() + timeout_s
-    while True:
-        with ThreadPoolExecutor(1) as pool:  # (its own thread: a browser test's thread runs an event loop)
-            msgs = pool.submit(asyncio.run, _ws_session(url, 5.0, _has("source"))).result()
-        states = [m["state"] for m in msgs if m["type"] == "source"]
-        if (states and states[-1] == "open") or time.monotonic() > t_end:
-            break
-        time.sleep(0.1)
-    assert states and states[-1] == "open", states
+    state = _until(url, lambda c: c.get("source", {}).get("state") == "open", 120.0).get("source")
+    assert state and state["state"] == "open", state
 
 
 def _ws_vanish(url: str) -> bytes:
@@ -572,15 +577,8 @@ def test_a_pseudo_terminal_that_went_away_is_not_reopened_when_its_number_comes_
     so, and never opens the path again, whoever owns what is there."""
     import psutil
 
-    def current() -> dict:
-        with urllib.request.urlopen(srv.url + "api/current", timeout=10) as r:
-            return {m["type"]: m for m in json.loads(r.read())}
-
     def until(pred, timeout_s=15.0) -> dict:
-        t_end = time.monotonic() + timeout_s
-        while not pred(c := current()) and time.monotonic() < t_end:
-            time.sleep(0.05)
-        return c
+        return _until(srv.url, pred, timeout_s)
 
     dev = FakePygnc()
     path = dev.path
@@ -603,7 +601,7 @@ def test_a_pseudo_terminal_that_went_away_is_not_reopened_when_its_number_comes_
             o.estimates(T0_SC_S + 1.0)
         t_end = time.monotonic() + 3 * sources.REOPEN_S  # the old code reopened within REOPEN_S
         while time.monotonic() < t_end:
-            assert current()["snapshot"]["rows"]["orbit"] == 1
+            assert _current(srv.url)["snapshot"]["rows"]["orbit"] == 1
             assert path not in [f.path for f in psutil.Process(srv.proc.pid).open_files()]
             time.sleep(0.1)
     finally:
