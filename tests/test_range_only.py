@@ -660,6 +660,85 @@ def test_a_lost_partner_is_published_with_a_covariance_its_rejected_ranges_agree
     assert any(code == "range_only_restart" and f"{math.sqrt(scale):.1f} times" in text for code, text in notes)
 
 
+def test_a_lost_partner_is_published_as_only_what_the_range_says_until_it_is_fitted_again(range_only_3h):
+    """A lost track's estimate - the lost filter's, propagated until the restart's window is
+    fitted - says only what the latest range does: the relative position anywhere within it,
+    as for a filter losing its ranges (the scaled covariance alone was published with 3D
+    sigmas of 7-50 m while the estimate, drifting, was 2.5-8 km off: the geometry sweep's
+    radial cells without a prior).  The quality word says acquiring throughout."""
+    from pygnc.processors.formation_outputs import acquisition
+
+    out, config, _ = range_only_3h
+    proc, p = _tracking(out, config)
+    f = p.filter
+    t = f.t_gps_s
+    rho = float(np.linalg.norm(f.x[9:12]))
+    f.x[9:12] *= 0.2  # drifted in: the ranges still say where it is
+    for _ in range(f.config.max_consecutive_range_rejections):
+        t += 20.0
+        f.predict_to(t)
+        assert f.update_range(t, rho).decision == "rejected"
+    p.hyp.lose(t)
+    assert acquisition(p.hyp)[2] == rho
+
+    def sigma_3d() -> float:
+        body = proc._body(p, f, t, True)
+        assert body["acquiring"] and body["quality"] == "acquiring"
+        return float(np.linalg.norm(body["sigma_dr_m"]))
+
+    assert sigma_3d() >= rho  # (the scaled covariance: metres)
+    assert p.hyp.carry.advance(lambda: False)
+    p.hyp.open_restart_window(t, 2.0 * rho)  # the window's ranges keep it current
+    assert acquisition(p.hyp)[2] == 2.0 * rho and sigma_3d() >= 2.0 * rho
+    p.hyp.window = None  # as a fit that starts the filters leaves it, with the flag down
+    p.hyp.lost = False
+    assert acquisition(p.hyp) is None
+
+
+def test_an_ambiguous_estimate_spans_its_kept_orbits_spread():
+    """An estimate whose kept orbits come farther apart than the validity bound (ambiguous)
+    publishes a covariance that spans that spread (their mixture alone missed the truth by
+    NEES 1e5 where none of them was its orbit: a partner circling the own spacecraft), and
+    one that holds a continuum of orbits with the same ranges spans the continuum's spread;
+    one orbit alone publishes its own covariance."""
+    from types import SimpleNamespace
+
+    from pygnc.estimation.formation_filter import I_DRAG_SCALE, I_RANGE_BIAS, N_STATES
+    from pygnc.processors.formation_estimate import estimate_body
+
+    config = Config()
+    fc = FormationFilterConfig()
+    x = np.zeros(N_STATES)
+    x[0:6] = [6.878e6, 0.0, 0.0, 0.0, 7612.0, 0.0]
+    x[9:15] = [0.0, -3000.0, 0.0, 0.0, 0.0, 0.0]
+    x[I_DRAG_SCALE], x[I_RANGE_BIAS] = 1.0, fc.range_bias_prior_m
+    up, down = x.copy(), x.copy()
+    up[11], down[11] = 400.0, -400.0
+    pr = np.diag([4.0] * 3 + [1e-6] * 3 + [1.0])
+    hyp = SimpleNamespace(image_odds=(0.0, 0.0, 0.0), unresolved_m=0.0)
+    peer = SimpleNamespace(peer_id=0x4B, hyp=hyp)
+    f = FormationFilter(fc)
+    f.x, f.p, f.t_gps_s = x.copy(), np.eye(N_STATES), 1.4e9
+    f.range_acquired = True
+
+    def body(ests, w):
+        return estimate_body(
+            peer, f, ests, w, 0.0, False, None, range_only=True, clock=None, config=config, filter_config=fc
+        )
+
+    one = body([(up, pr)], None)
+    assert one["quality"] == "ok" and np.linalg.norm(one["sigma_dr_m"]) == pytest.approx(math.sqrt(12.0), rel=1e-6)
+    two = body([(up, pr), (down, pr)], (0.5, (0.5,)))
+    assert two["quality"] == "ambiguous" and two["ambiguity_m"] == pytest.approx(400.0, rel=1e-6)
+    cov = np.reshape(two["cov_rel_gcrs"], (6, 6))[:3, :3]
+    assert np.all(np.linalg.eigvalsh(cov) >= 400.0**2 / 3.0)  # each direction, not only across the two
+    hyp.unresolved_m = 30.0  # within the bound: not ambiguous, the continuum's spread in its sigma
+    cont = body([(up, pr)], None)
+    assert cont["quality"] == "ok" and np.linalg.norm(cont["sigma_dr_m"]) == pytest.approx(
+        math.sqrt(12.0 + 30.0**2), rel=1e-6
+    )
+
+
 def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_only_3h):
     """The fit of a 45-min window needs six propagations of it (three candidates and their
     mirror images; 2-4 s each on a Pi): they are spread over the calls that follow, one

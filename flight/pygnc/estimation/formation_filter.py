@@ -308,6 +308,8 @@ class FormationFilter:
         self.last_nis = math.nan
         #: The innovation of the last range that reached the update (signed), m.
         self.last_nu_m = math.nan
+        #: The last range given to :meth:`update_range`, used or not, m.
+        self.last_range_m = math.nan
         self._q_key = (
             c.own_dmc_tau_s,
             c.own_dmc_sigma_m_s2,
@@ -1014,6 +1016,7 @@ class FormationFilter:
         ahead = self.range_ahead_s(t)
         if ahead == 0.0:
             self._check_time(t)
+        self.last_range_m = float(range_m)
         self.last_nis = self.last_nu_m = math.nan  # set again only if the range reaches the update
         c = self.config
         sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)

@@ -83,16 +83,25 @@ def losing_the_ranges(f: FormationFilter) -> bool:
     return len(f.range_rejected_nu_m) >= 2 or not f.range_acquired
 
 
-def with_the_range_only(x: np.ndarray, pr: np.ndarray) -> np.ndarray:
+def with_the_range_only(x: np.ndarray, pr: np.ndarray, range_m: float = 0.0) -> np.ndarray:
     """The I_REPORTED covariance *pr* of state *x* raised to say only what the range itself
-    does: the relative position anywhere at that distance (variance range^2 / 3 per axis),
-    its velocity to the matching mean-motion speed - for a filter :func:`implausible` or
+    does: the relative position anywhere at that distance (the estimate's, or the measured
+    *range_m* if larger: a lost track's estimate drifts), its velocity to the matching
+    mean-motion speed (:func:`with_spread`) - for a filter :func:`implausible` or
     :func:`losing_the_ranges` (a partner circling the own spacecraft was published ok 2.7 km
-    off under a 2-m sigma, its range bias at -38 m against a 3-m prior)."""
-    rng = float(np.linalg.norm(x[9:12]))
+    off under a 2-m sigma, its range bias at -38 m against a 3-m prior), or lost."""
+    r = float(np.linalg.norm(x[9:12]))
+    return with_spread(pr, max(r, range_m) if math.isfinite(range_m) else r)
+
+
+def with_spread(pr: np.ndarray, radius_m: float) -> np.ndarray:
+    """The I_REPORTED covariance *pr* widened by a relative position anywhere within
+    *radius_m* (variance radius^2 / 3 per axis) and a velocity to the matching mean-motion
+    speed: what is left open by orbits the estimate does not hold (the range itself, or
+    a continuum of orbits with the same ranges of which the kept ones are samples)."""
     out = pr.copy()
-    out[0:3, 0:3] += np.eye(3) * (rng * rng / 3.0)
-    out[3:6, 3:6] += np.eye(3) * (MEAN_MOTION_RAD_S * rng) ** 2 / 3.0
+    out[0:3, 0:3] += np.eye(3) * (radius_m * radius_m / 3.0)
+    out[3:6, 3:6] += np.eye(3) * (MEAN_MOTION_RAD_S * radius_m) ** 2 / 3.0
     return out
 
 

@@ -31,6 +31,7 @@ from ..estimation.range_only_mirrors import (
     mix,
     orbit_ambiguity_m,
     with_mirror_images,
+    with_spread,
     with_the_range_only,
 )
 from ..timebase import ClockMap, utc_unix_from_gps
@@ -58,8 +59,9 @@ def estimate_body(
     """The ``formation_estimate`` body of *p* at *f*'s time from *ests*: (state (n,), its
     covariance's I_REPORTED block (7, 7)) of *f* and, range-only, of its alternatives,
     published as their mixture with the weights *w* (weight of *f*, weights of the
-    others); *f* gives the counters; *acq*: (seconds of ranges, window length) of an
-    acquisition under way (the estimate is then the prior's), else None; *range_only*: the
+    others); *f* gives the counters; *acq*: (seconds of ranges, window length, the latest
+    range of a lost track's restart or None) of an acquisition under way (the estimate is
+    then the prior's, or the lost track's propagated), else None; *range_only*: the
     partners are range-only; *clock*: the own clock map; *config*: the flight configuration
     (the validity bound of the quality word); *filter_config*: the filter's tunables (the
     priors a range-only filter's nuisance states are judged against)."""
@@ -74,13 +76,23 @@ def estimate_body(
         ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)
     if len(ests) > 1:
         x, pr = mix(ests, ws, I_REPORTED)
-    if range_only and acq is None and (implausible(x, filter_config) or losing_the_ranges(f)):
+    lost_range_m = acq[2] if acq is not None else None
+    if range_only and lost_range_m is not None:
+        # a lost track's estimate, propagated until it is fitted again: what the range says
+        pr = with_the_range_only(x, pr, lost_range_m)
+    elif range_only and acq is None and (implausible(x, filter_config) or losing_the_ranges(f)):
         # its ranges or its nuisance states say the filter is off: what the range says
         pr = with_the_range_only(x, pr)
     hyp_dr = [e[0][9:12] for e in ests]
     ambiguity = orbit_ambiguity_m([e[0] for e in ests], ws, x)
     if range_only and acq is None:
         ambiguity = max(ambiguity, p.hyp.unresolved_m)  # (orbits the ranges cannot tell apart)
+    # The kept orbits are samples of what the ranges leave open (a continuum's members, or
+    # sides of which none may be the truth's): an ambiguous estimate's covariance spans their
+    # spread, as does an unambiguous one's the continuum's it holds.
+    spread = ambiguity if ambiguity > config.formation_valid_max_sigma_m else p.hyp.unresolved_m if range_only else 0.0
+    if spread > 0.0:
+        pr = with_spread(pr, spread)
     j = ecef_jacobian(t)
     x_rel = x[9:15]
     p6 = pr[:6, :6]

@@ -192,12 +192,15 @@ class PeerOutputs:
 
 
 def acquisition(hyp: PartnerHypotheses) -> tuple | None:
-    """(seconds of ranges in the open acquisition window, its length), or (0, 0) while a
-    restart's prior is being carried to the data; None when neither."""
+    """(seconds of ranges in the open acquisition window, its length, the latest range [m]
+    if it is a lost track's restart - :attr:`PartnerHypotheses.lost` - else None), or (0,
+    window length, that range) while a restart's prior is being carried to the data; None
+    when neither."""
     w = hyp.window
+    lost_range_m = hyp.lost_range_m if hyp.lost else None
     if w is not None:
-        return w.span_s, w.window_s
-    return (0.0, hyp.config.window_s) if hyp.carry is not None else None
+        return w.span_s, w.window_s, lost_range_m
+    return (0.0, hyp.config.window_s, lost_range_m) if hyp.carry is not None else None
 
 
 def taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:
