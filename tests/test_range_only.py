@@ -700,7 +700,8 @@ def test_an_ambiguous_estimate_spans_its_kept_orbits_spread():
     publishes a covariance that spans that spread (their mixture alone missed the truth by
     NEES 1e5 where none of them was its orbit: a partner circling the own spacecraft), and
     one that holds a continuum of orbits with the same ranges spans the continuum's spread;
-    one orbit alone publishes its own covariance."""
+    one orbit alone publishes its own covariance - unless it is a lost track's (a restart's
+    window closed unfitted when the batch ended): then what the range says."""
     from types import SimpleNamespace
 
     from pygnc.estimation.formation_filter import I_DRAG_SCALE, I_RANGE_BIAS, N_STATES
@@ -715,7 +716,7 @@ def test_an_ambiguous_estimate_spans_its_kept_orbits_spread():
     up, down = x.copy(), x.copy()
     up[11], down[11] = 400.0, -400.0
     pr = np.diag([4.0] * 3 + [1e-6] * 3 + [1.0])
-    hyp = SimpleNamespace(image_odds=(0.0, 0.0, 0.0), unresolved_m=0.0)
+    hyp = SimpleNamespace(image_odds=(0.0, 0.0, 0.0), unresolved_m=0.0, lost=False, lost_range_m=math.nan)
     peer = SimpleNamespace(peer_id=0x4B, hyp=hyp)
     f = FormationFilter(fc)
     f.x, f.p, f.t_gps_s = x.copy(), np.eye(N_STATES), 1.4e9
@@ -737,6 +738,9 @@ def test_an_ambiguous_estimate_spans_its_kept_orbits_spread():
     assert cont["quality"] == "ok" and np.linalg.norm(cont["sigma_dr_m"]) == pytest.approx(
         math.sqrt(12.0 + 30.0**2), rel=1e-6
     )
+    hyp.unresolved_m, hyp.lost, hyp.lost_range_m = 0.0, True, 5000.0  # a restart's window closed unfitted
+    lost = body([(up, pr)], None)
+    assert lost["quality"] == "uncertain" and np.linalg.norm(lost["sigma_dr_m"]) >= 5000.0
 
 
 def test_a_window_fit_never_blocks_a_call_for_more_than_one_propagation(range_only_3h):

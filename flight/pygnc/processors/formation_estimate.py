@@ -76,7 +76,8 @@ def estimate_body(
         ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)
     if len(ests) > 1:
         x, pr = mix(ests, ws, I_REPORTED)
-    lost_range_m = acq[2] if acq is not None else None
+    lost_range_m = acq[2] if acq is not None else p.hyp.lost_range_m if p.hyp.lost else None
+    # (no acquisition and lost: a restart's window closed unfitted at the batch's end)
     if range_only and lost_range_m is not None:
         # a lost track's estimate, propagated until it is fitted again: what the range says
         pr = with_the_range_only(x, pr, lost_range_m)
