@@ -666,7 +666,8 @@ def test_a_lost_partner_is_published_as_only_what_the_range_says_until_it_is_fit
     as for a filter losing its ranges (the scaled covariance alone was published with 3D
     sigmas of 7-50 m while the estimate, drifting, was 2.5-8 km off: the geometry sweep's
     radial cells without a prior).  The quality word says acquiring throughout."""
-    from pygnc.processors.formation_outputs import acquisition
+    from pygnc.processors import admission
+    from pygnc.processors.formation_outputs import lost_range
 
     out, config, _ = range_only_3h
     proc, p = _tracking(out, config)
@@ -679,7 +680,7 @@ def test_a_lost_partner_is_published_as_only_what_the_range_says_until_it_is_fit
         f.predict_to(t)
         assert f.update_range(t, rho).decision == "rejected"
     p.hyp.lose(t)
-    assert acquisition(p.hyp)[2] == rho
+    assert lost_range(p.hyp) == rho
 
     def sigma_3d() -> float:
         body = proc._body(p, f, t, True)
@@ -689,10 +690,20 @@ def test_a_lost_partner_is_published_as_only_what_the_range_says_until_it_is_fit
     assert sigma_3d() >= rho  # (the scaled covariance: metres)
     assert p.hyp.carry.advance(lambda: False)
     p.hyp.open_restart_window(t, 2.0 * rho)  # the window's ranges keep it current
-    assert acquisition(p.hyp)[2] == 2.0 * rho and sigma_3d() >= 2.0 * rho
-    p.hyp.window = None  # as a fit that starts the filters leaves it, with the flag down
-    p.hyp.lost = False
-    assert acquisition(p.hyp) is None
+    assert lost_range(p.hyp) == 2.0 * rho and sigma_3d() >= 2.0 * rho
+    # an estimate taken now and published after the window's fit keeps what it was
+    p.outputs.defer(p.hyp, t + 10.0, t + 10.0)
+    f.predict_to(t + 20.0)
+    p.outputs.take_passed(p.hyp)
+    ready = p.outputs.ready[-1]  # (the newest: this one)
+    p.hyp.lost = False  # (the fit that starts the filters lowers it)
+    body = proc._ready_estimate(p, ready)[1]
+    assert ready.lost_range_m == 2.0 * rho and np.linalg.norm(body["sigma_dr_m"]) >= 2.0 * rho
+    # a restart window that closes unfitted (the batch ended): the next range restarts it
+    p.hyp.lost, p.hyp.window = True, None
+    n = p.hyp.n_restarts
+    assert p.range(t + 30.0, rho, 10**9, admission.Budget(math.inf), 1e9, True, None)
+    assert p.hyp.n_restarts == n + 1 and (p.hyp.window is not None or p.hyp.carry is not None)
 
 
 def test_an_ambiguous_estimate_spans_its_kept_orbits_spread():
@@ -716,15 +727,26 @@ def test_an_ambiguous_estimate_spans_its_kept_orbits_spread():
     up, down = x.copy(), x.copy()
     up[11], down[11] = 400.0, -400.0
     pr = np.diag([4.0] * 3 + [1e-6] * 3 + [1.0])
-    hyp = SimpleNamespace(image_odds=(0.0, 0.0, 0.0), unresolved_m=0.0, lost=False, lost_range_m=math.nan)
+    hyp = SimpleNamespace(image_odds=(0.0, 0.0, 0.0), unresolved_m=0.0)
     peer = SimpleNamespace(peer_id=0x4B, hyp=hyp)
     f = FormationFilter(fc)
     f.x, f.p, f.t_gps_s = x.copy(), np.eye(N_STATES), 1.4e9
     f.range_acquired = True
 
-    def body(ests, w):
+    def body(ests, w, lost_range_m=None):
         return estimate_body(
-            peer, f, ests, w, 0.0, False, None, range_only=True, clock=None, config=config, filter_config=fc
+            peer,
+            f,
+            ests,
+            w,
+            0.0,
+            False,
+            None,
+            lost_range_m=lost_range_m,
+            range_only=True,
+            clock=None,
+            config=config,
+            filter_config=fc,
         )
 
     one = body([(up, pr)], None)
@@ -738,8 +760,8 @@ def test_an_ambiguous_estimate_spans_its_kept_orbits_spread():
     assert cont["quality"] == "ok" and np.linalg.norm(cont["sigma_dr_m"]) == pytest.approx(
         math.sqrt(12.0 + 30.0**2), rel=1e-6
     )
-    hyp.unresolved_m, hyp.lost, hyp.lost_range_m = 0.0, True, 5000.0  # a restart's window closed unfitted
-    lost = body([(up, pr)], None)
+    hyp.unresolved_m = 0.0
+    lost = body([(up, pr)], None, lost_range_m=5000.0)  # a restart's window closed unfitted
     assert lost["quality"] == "uncertain" and np.linalg.norm(lost["sigma_dr_m"]) >= 5000.0
 
 

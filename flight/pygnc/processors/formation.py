@@ -80,7 +80,7 @@ from . import Output, Processor, admission, clock_map_from_body, now_cursor
 from .event_order import EventOrder, Kind
 from .formation_estimate import estimate_body
 from .formation_notes import batch_notes, note
-from .formation_outputs import READY_PER_CALL, Ready, acquisition
+from .formation_outputs import READY_PER_CALL, Ready, acquisition, lost_range
 from .formation_peer import PeerTrack, filter_config_from, range_only_config_from, range_only_filter_config
 
 
@@ -458,7 +458,9 @@ class FormationProcessor(Processor):
         f = r.main[0]
         return (
             "formation_estimate",
-            self._estimate_body(p, f, r.estimates(self.range_only), r.weights, r.t_sc_s, False, r.acquisition),
+            self._estimate_body(
+                p, f, r.estimates(self.range_only), r.weights, r.t_sc_s, False, r.acquisition, r.lost_range_m
+            ),
         )
 
     def _body(
@@ -478,7 +480,7 @@ class FormationProcessor(Processor):
         ests = [(f.x, reported_block(f.p))]
         if alts and self.range_only:
             ests += [(g.x, reported_block(g.p)) for g in alts]
-        return self._estimate_body(p, f, ests, w, t_sc_s, propagated, acquisition(p.hyp))
+        return self._estimate_body(p, f, ests, w, t_sc_s, propagated, acquisition(p.hyp), lost_range(p.hyp))
 
     def _estimate_body(
         self,
@@ -489,6 +491,7 @@ class FormationProcessor(Processor):
         t_sc_s: float,
         propagated: bool,
         acq: tuple | None,
+        lost_range_m: float | None,
     ) -> dict:
         """The ``formation_estimate`` body of *p* (:func:`.formation_estimate.estimate_body`), counted."""
         body = estimate_body(
@@ -499,6 +502,7 @@ class FormationProcessor(Processor):
             t_sc_s,
             propagated,
             acq,
+            lost_range_m=lost_range_m,
             range_only=self.range_only,
             clock=self.clock,
             config=self.config,

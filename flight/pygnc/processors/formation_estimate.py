@@ -51,6 +51,7 @@ def estimate_body(
     propagated: bool,
     acq: tuple | None,
     *,
+    lost_range_m: float | None = None,
     range_only: bool,
     clock: ClockMap | None,
     config: Config,
@@ -59,9 +60,10 @@ def estimate_body(
     """The ``formation_estimate`` body of *p* at *f*'s time from *ests*: (state (n,), its
     covariance's I_REPORTED block (7, 7)) of *f* and, range-only, of its alternatives,
     published as their mixture with the weights *w* (weight of *f*, weights of the
-    others); *f* gives the counters; *acq*: (seconds of ranges, window length, the latest
-    range of a lost track's restart or None) of an acquisition under way (the estimate is
-    then the prior's, or the lost track's propagated), else None; *range_only*: the
+    others); *f* gives the counters; *acq*: (seconds of ranges, window length) of an
+    acquisition under way (the estimate is then the prior's), else None; *lost_range_m*: the
+    latest range of a lost track not fitted again (the estimate is the lost filter's,
+    propagated), else None; *range_only*: the
     partners are range-only; *clock*: the own clock map; *config*: the flight configuration
     (the validity bound of the quality word); *filter_config*: the filter's tunables (the
     priors a range-only filter's nuisance states are judged against)."""
@@ -76,8 +78,6 @@ def estimate_body(
         ests, ws = with_mirror_images(ests, ws, p.hyp.image_odds)
     if len(ests) > 1:
         x, pr = mix(ests, ws, I_REPORTED)
-    lost_range_m = acq[2] if acq is not None else p.hyp.lost_range_m if p.hyp.lost else None
-    # (no acquisition and lost: a restart's window closed unfitted at the batch's end)
     if range_only and lost_range_m is not None:
         # a lost track's estimate, propagated until it is fitted again: what the range says
         pr = with_the_range_only(x, pr, lost_range_m)

@@ -45,6 +45,7 @@ class Ready(NamedTuple):
     alts: list
     weights: tuple  # (weight of the filter, weights of the alternatives)
     acquisition: tuple | None  # acquisition(hyp) at the estimate's time
+    lost_range_m: float | None  # lost_range(hyp) at the estimate's time
 
     def estimates(self, with_alternatives: bool) -> list:
         """(state, covariance's reported block) of the filter and, if asked, of each
@@ -112,7 +113,9 @@ class PeerOutputs:
                 self.n_stale += 1  # published already (a replay)
                 continue
             self.t_last_gps_s = t_o
-            self.ready.append(Ready(t_sc, g, [taken_at(h.filter, t_o) for h in hyp.alts], w, acquisition(hyp)))
+            self.ready.append(
+                Ready(t_sc, g, [taken_at(h.filter, t_o) for h in hyp.alts], w, acquisition(hyp), lost_range(hyp))
+            )
 
     def flush(self, hyp: PartnerHypotheses, t_until_gps_s: float) -> bool | None:
         """Predict the filter to each waiting estimate up to *t_until_gps_s* and take it:
@@ -186,21 +189,24 @@ class PeerOutputs:
             return False
         main = taken_at(f, t)
         assert main is not None  # f is at t
-        self.held = Ready(t_sc_s, main, alts, w, acquisition(hyp))
+        self.held = Ready(t_sc_s, main, alts, w, acquisition(hyp), lost_range(hyp))
         self.n_decimated += 1
         return True
 
 
 def acquisition(hyp: PartnerHypotheses) -> tuple | None:
-    """(seconds of ranges in the open acquisition window, its length, the latest range [m]
-    if it is a lost track's restart - :attr:`PartnerHypotheses.lost` - else None), or (0,
-    window length, that range) while a restart's prior is being carried to the data; None
-    when neither."""
+    """(seconds of ranges in the open acquisition window, its length), or (0, 0) while a
+    restart's prior is being carried to the data; None when neither."""
     w = hyp.window
-    lost_range_m = hyp.lost_range_m if hyp.lost else None
     if w is not None:
-        return w.span_s, w.window_s, lost_range_m
-    return (0.0, hyp.config.window_s, lost_range_m) if hyp.carry is not None else None
+        return w.span_s, w.window_s
+    return (0.0, hyp.config.window_s) if hyp.carry is not None else None
+
+
+def lost_range(hyp: PartnerHypotheses) -> float | None:
+    """The latest range [m] of a lost track not fitted again since
+    (:attr:`PartnerHypotheses.lost`), else None."""
+    return hyp.lost_range_m if hyp.lost else None
 
 
 def taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:

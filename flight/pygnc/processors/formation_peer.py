@@ -224,10 +224,14 @@ class PeerTrack:
                     return False
                 self._hypotheses(hyp.open_restart_window, t, range_m)
             else:
-                f.update_range(t, range_m)
-                if hyp.alts:
-                    self._hypotheses(hyp.range_on_alternatives, t, range_m)
-                if range_only and not self.filter.range_acquired:
+                # (a lost track whose restart window closed unfitted - a batch ended - is
+                # restarted on its next range, not tracked on: nothing has fitted it again)
+                relost = range_only and hyp.lost
+                if not relost:
+                    f.update_range(t, range_m)
+                    if hyp.alts:
+                        self._hypotheses(hyp.range_on_alternatives, t, range_m)
+                if relost or range_only and not self.filter.range_acquired:
                     self._hypotheses(hyp.lose, t)
                     carry = hyp.carry
                     assert carry is not None  # lose() starts one
