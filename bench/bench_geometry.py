@@ -70,7 +70,7 @@ from bench_range_only import NEES_999_3DOF, bound, bound_with_process_noise, con
 from formation_support import relative_errors, side_resolved_errors, sides_from  # noqa: E402
 from results import figure, record  # noqa: E402
 
-from ground.replay.in_process import REPLAY_OVERRIDES  # noqa: E402
+from ground.replay.in_process import IN_PROCESS_OVERRIDES  # noqa: E402
 from ground.simulate import scenario as scn  # noqa: E402
 from ground.simulate.simulator import simulate, write_scenario  # noqa: E402
 from pygnc.config import Config, config_for_home, with_overrides  # noqa: E402
@@ -224,7 +224,7 @@ def prior_overrides(condition: str, out: Path, truth, seed: int) -> dict:
 
 
 def run_condition(out: Path, overrides: dict, extra: dict, ids: list[int]):
-    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
+    config = dataclasses.replace(config_for_home(out), **IN_PROCESS_OVERRIDES)  # every estimate: judged
     config = with_overrides(config, {**overrides, "formation_peer_ids": ids}, "prior")
     if extra:
         config = with_overrides(config, extra, "--set")

@@ -64,7 +64,7 @@ sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests"), str(REPO /
 from formation_support import relative_errors, side_resolved_errors, sides_from, true_side_weight  # noqa: E402
 from results import figure, record  # noqa: E402
 
-from ground.replay.in_process import REPLAY_OVERRIDES  # noqa: E402
+from ground.replay.in_process import IN_PROCESS_OVERRIDES  # noqa: E402
 from ground.simulate import scenario as scn  # noqa: E402
 from ground.simulate.simulator import _extra_spacecraft, simulate, write_scenario  # noqa: E402
 from pygnc.config import Paths, config_for_home, with_overrides  # noqa: E402
@@ -127,7 +127,7 @@ def condition_overrides(condition: str, truth, config, rng) -> dict:
 
 
 def run(out: Path, overrides: dict | None = None, condition: str = "uplinked", seed: int = 0):
-    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
+    config = dataclasses.replace(config_for_home(out), **IN_PROCESS_OVERRIDES)  # every estimate: judged
     if condition != "uplinked":
         truth = dict(np.load(out / "truth.npz"))
         config = with_overrides(

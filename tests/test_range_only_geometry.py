@@ -15,7 +15,7 @@ import pytest
 from formation_support import relative_errors
 
 from ground.__main__ import main as ground_main
-from ground.replay.in_process import REPLAY_OVERRIDES
+from ground.replay.in_process import IN_PROCESS_OVERRIDES
 from ground.simulate import scenario as scn
 from ground.simulate.simulator import simulate, write_scenario
 from pygnc.config import Paths, config_for_home, with_overrides
@@ -62,7 +62,7 @@ def _tle_priors(out, truth, *extra) -> dict:
 
 
 def _run(out, overrides):
-    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)
+    config = dataclasses.replace(config_for_home(out), **IN_PROCESS_OVERRIDES)
     config = with_overrides(config, overrides, "test")
     proc = FormationProcessor(config)
     res = []
@@ -278,7 +278,7 @@ def test_a_window_no_orbit_fits_is_not_started_on_but_acquired_again(far_pair):
     range_only_poor_fit), the partner is acquired again and again, and never published as
     anything but acquiring."""
     out, truth = far_pair
-    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)
+    config = dataclasses.replace(config_for_home(out), **IN_PROCESS_OVERRIDES)
     config = with_overrides(config, _tle_priors(out, truth, "--wrong-side-probability", "0"), "test")
     msgs = build_message_stream(Paths(out), config).messages
     t0 = next(b["t_sc_s"] for t, b in msgs if t == "range")

@@ -324,3 +324,39 @@ def test_truth_lookup_for_a_sub_spacecraft(tmp_path):
     assert tr.find_truth(tmp_path) is None
     with pytest.raises(ValueError):
         tr.find_truth(SAMPLE, spacecraft="nope")
+
+
+def test_an_in_process_replay_publishes_the_same_whatever_the_machine_stalls(monkeypatch):
+    """A handler call that runs out of its wall-clock budget leaves work for the next call
+    and publishes other epochs; with the flight's 0.5 s a stall of the machine changed what
+    a replay published (a Monte Carlo campaign's one-worker and two-worker tables differed).
+    In process the budget is the configuration's largest: stalls of 2 s all through the
+    replay change nothing."""
+    import time as real_time
+
+    import msgpack
+
+    from pygnc.config import config_for_home
+    from pygnc.processors import admission
+
+    scen = SAMPLE
+    calm = replay_core.run_in_process(scen, config_for_home(scen)).estimates
+    calls = {"n": 0}
+
+    class StallingClock:
+        """time for admission.Budget: 2 s lost at every 20th reading."""
+
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+        @staticmethod
+        def perf_counter():
+            calls["n"] += 1
+            return real_time.perf_counter() + 2.0 * (calls["n"] // 20)
+
+    monkeypatch.setattr(admission, "time", StallingClock())
+    stalled = replay_core.run_in_process(scen, config_for_home(scen)).estimates
+    assert calls["n"] > 100
+    assert {k: len(v) for k, v in stalled.items()} == {k: len(v) for k, v in calm.items()}
+    for kind in calm:  # (bytes: NaN fields compare unequal as floats)
+        assert msgpack.packb(stalled[kind]) == msgpack.packb(calm[kind]), kind

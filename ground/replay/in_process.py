@@ -159,16 +159,22 @@ def published_messages(scenario: Path, config) -> list[tuple[str, dict]]:
 #: (the tree publishes, during a batch, only the attitude and formation estimates the
 #: downlink records: ``Config.batch_decimate_estimates``) - a replay wants every row.
 REPLAY_OVERRIDES = {"batch_decimate_estimates": False}
+#: And in this process, where nothing waits on a handler call (no ping, no stop): the
+#: largest handler budget the configuration allows.  A call that runs out of its wall-clock
+#: budget leaves work for the next one and publishes other epochs, so with the flight's
+#: 0.5 s a stall of the machine (load, a page-in) changed what a replay published: two
+#: workers of one Monte Carlo campaign disagreed.
+IN_PROCESS_OVERRIDES = {**REPLAY_OVERRIDES, "handler_budget_s": 5.0}
 
 
 def run_in_process(scenario: Path, config, quiet: bool = True, stream=None, record_history: bool = False) -> ReplayRun:
     """Replay *scenario* through the processors in this process (with
-    :data:`REPLAY_OVERRIDES`).  *record_history*: switch on the recording the ground
+    :data:`IN_PROCESS_OVERRIDES`).  *record_history*: switch on the recording the ground
     attitude smoother needs (``--smooth``)."""
     from pygnc.config import Paths
     from pygnc.tasks.ingest import build_message_stream
 
-    config = dataclasses.replace(config, **REPLAY_OVERRIDES)
+    config = dataclasses.replace(config, **IN_PROCESS_OVERRIDES)
     t_start = time.perf_counter()
     run = ReplayRun("in_process", list(PROCESSORS), {})
     if stream is None:
