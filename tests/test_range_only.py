@@ -14,7 +14,7 @@ import pytest
 from conftest import PY4_DATA
 from formation_support import relative_errors, side_resolved_errors, sides_from
 
-from ground.replay.in_process import REPLAY_OVERRIDES
+from ground.replay.in_process import IN_PROCESS_OVERRIDES
 from ground.simulate import scenario as scn
 from ground.simulate.simulator import simulate, write_scenario
 from pygnc.config import Config, Paths, config_for_home, load_config, parse_peer_prior
@@ -48,7 +48,7 @@ def range_only_3h(tmp_path_factory):
     s.attitude.max_step_s = 30.0
     s.environment.albedo = 0.0
     write_scenario(simulate(s), out)
-    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
+    config = dataclasses.replace(config_for_home(out), **IN_PROCESS_OVERRIDES)  # every estimate: judged
     return out, config, dict(np.load(out / "truth.npz"))
 
 
@@ -667,7 +667,6 @@ def test_a_lost_partner_is_published_as_only_what_the_range_says_until_it_is_fit
     sigmas of 7-50 m while the estimate, drifting, was 2.5-8 km off: the geometry sweep's
     radial cells without a prior).  The quality word says acquiring throughout."""
     from pygnc.processors import admission
-    from pygnc.processors.formation_outputs import lost_range
 
     out, config, _ = range_only_3h
     proc, p = _tracking(out, config)
@@ -680,7 +679,7 @@ def test_a_lost_partner_is_published_as_only_what_the_range_says_until_it_is_fit
         f.predict_to(t)
         assert f.update_range(t, rho).decision == "rejected"
     p.hyp.lose(t)
-    assert lost_range(p.hyp) == rho
+    assert p.hyp.lost_range_m == rho
 
     def sigma_3d() -> float:
         body = proc._body(p, f, t, True)
@@ -690,17 +689,17 @@ def test_a_lost_partner_is_published_as_only_what_the_range_says_until_it_is_fit
     assert sigma_3d() >= rho  # (the scaled covariance: metres)
     assert p.hyp.carry.advance(lambda: False)
     p.hyp.open_restart_window(t, 2.0 * rho)  # the window's ranges keep it current
-    assert lost_range(p.hyp) == 2.0 * rho and sigma_3d() >= 2.0 * rho
+    assert p.hyp.lost_range_m == 2.0 * rho and sigma_3d() >= 2.0 * rho
     # an estimate taken now and published after the window's fit keeps what it was
     p.outputs.defer(p.hyp, t + 10.0, t + 10.0)
     f.predict_to(t + 20.0)
     p.outputs.take_passed(p.hyp)
     ready = p.outputs.ready[-1]  # (the newest: this one)
-    p.hyp.lost = False  # (the fit that starts the filters lowers it)
+    p.hyp.lost_range_m = None  # (as the fit that starts the filters leaves it)
     body = proc._ready_estimate(p, ready)[1]
     assert ready.lost_range_m == 2.0 * rho and np.linalg.norm(body["sigma_dr_m"]) >= 2.0 * rho
     # a restart window that closes unfitted (the batch ended): the next range restarts it
-    p.hyp.lost, p.hyp.window = True, None
+    p.hyp.lost_range_m, p.hyp.window = rho, None
     n = p.hyp.n_restarts
     assert p.range(t + 30.0, rho, 10**9, admission.Budget(math.inf), 1e9, True, None)
     assert p.hyp.n_restarts == n + 1 and (p.hyp.window is not None or p.hyp.carry is not None)
@@ -810,7 +809,7 @@ def campaign_seed16(tmp_path_factory):
     spec["duration_s"] = 9000.0
     spec["environment"]["albedo"] = 0.0
     write_scenario(simulate(scn.settings_from_dict(spec)), out)
-    config = dataclasses.replace(config_for_home(out), **REPLAY_OVERRIDES)  # every estimate: judged
+    config = dataclasses.replace(config_for_home(out), **IN_PROCESS_OVERRIDES)  # every estimate: judged
     return config, dict(np.load(out / "truth.npz")), build_message_stream(Paths(out), config).messages
 
 

@@ -121,12 +121,12 @@ class PartnerHypotheses(WindowFitting):
         #: than the dynamics' own error, so the published ambiguity is never below it until
         #: the next fit (:func:`unresolved_spread_m`).
         self.unresolved_m = 0.0
-        #: The filter lost its partner (:meth:`lose`) and no window has been fitted since: its
-        #: estimate, the lost one's propagated, says only what the range does
-        #: (:func:`~pygnc.estimation.range_only_mirrors.with_the_range_only`); the latest
-        #: range it has heard since, m (the lost filter's last before the window's first).
-        self.lost = False
-        self.lost_range_m = math.nan
+        #: Once the filter has lost its partner (:meth:`lose`) and until a window is fitted
+        #: again, the latest range heard, m (the lost filter's last - NaN if none - then the
+        #: restart window's): its estimate, the lost one's propagated, says only what the
+        #: range does (:func:`~pygnc.estimation.range_only_mirrors.with_the_range_only`).
+        #: None while the track is not lost.
+        self.lost_range_m: float | None = None
 
     @property
     def name(self) -> str:
@@ -179,7 +179,7 @@ class PartnerHypotheses(WindowFitting):
         self.image_odds = (0.0, 0.0, 0.0)
         self.unresolved_m = 0.0
         self.carry = None
-        self.lost = False
+        self.lost_range_m = None
         self.n_starts += 1
         # The window fits the partner as the ranges see it from the own estimate at the window
         # start (own estimate + relative state): its prior covariance is the relative state's
@@ -217,7 +217,6 @@ class PartnerHypotheses(WindowFitting):
         self._new_hypotheses()
         self.image_odds = (0.0, 0.0, 0.0)
         self.unresolved_m = 0.0
-        self.lost = True
         self.lost_range_m = f.last_range_m
         self.n_restarts += 1
         c = self.config
@@ -283,7 +282,7 @@ class PartnerHypotheses(WindowFitting):
         when the window is complete, or take the fit under way one step further."""
         w, f = self._open_window(), self.filter
         w.add_range(t_gps_s, range_m, f.peer_model, f.own_model)
-        if self.lost:
+        if self.lost_range_m is not None:
             self.lost_range_m = range_m
         if w.job is not None:
             self.step_fit()
@@ -340,7 +339,7 @@ class PartnerHypotheses(WindowFitting):
             a.own0, res.x0, [h.fit.x0 for h in hyps[1:] if h.cost - cost0 <= FIT_SPREAD_COST]
         )
         self.n_ranges_fitted += int(res.used.sum())
-        self.lost = False
+        self.lost_range_m = None
         cov_peer = start_from_fit(f, g0)
         self.alts = []
         self._new_hypotheses()

@@ -80,7 +80,7 @@ from . import Output, Processor, admission, clock_map_from_body, now_cursor
 from .event_order import EventOrder, Kind
 from .formation_estimate import estimate_body
 from .formation_notes import batch_notes, note
-from .formation_outputs import READY_PER_CALL, Ready, acquisition, lost_range
+from .formation_outputs import READY_PER_CALL, Ready, acquisition
 from .formation_peer import PeerTrack, filter_config_from, range_only_config_from, range_only_filter_config
 
 
@@ -480,7 +480,7 @@ class FormationProcessor(Processor):
         ests = [(f.x, reported_block(f.p))]
         if alts and self.range_only:
             ests += [(g.x, reported_block(g.p)) for g in alts]
-        return self._estimate_body(p, f, ests, w, t_sc_s, propagated, acquisition(p.hyp), lost_range(p.hyp))
+        return self._estimate_body(p, f, ests, w, t_sc_s, propagated, acquisition(p.hyp), p.hyp.lost_range_m)
 
     def _estimate_body(
         self,

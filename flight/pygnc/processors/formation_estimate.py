@@ -91,7 +91,10 @@ def estimate_body(
     # The kept orbits are samples of what the ranges leave open (a continuum's members, or
     # sides of which none may be the truth's): an ambiguous estimate's covariance spans their
     # spread, as does an unambiguous one's the continuum's it holds.
-    spread = ambiguity if ambiguity > config.formation_valid_max_sigma_m else p.hyp.unresolved_m if range_only else 0.0
+    if ambiguity > config.formation_valid_max_sigma_m:
+        spread = ambiguity
+    else:
+        spread = p.hyp.unresolved_m if range_only and acq is None else 0.0
     if spread > 0.0:
         pr = with_spread(pr, spread)
     j = ecef_jacobian(t)

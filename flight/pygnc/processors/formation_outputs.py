@@ -45,7 +45,7 @@ class Ready(NamedTuple):
     alts: list
     weights: tuple  # (weight of the filter, weights of the alternatives)
     acquisition: tuple | None  # acquisition(hyp) at the estimate's time
-    lost_range_m: float | None  # lost_range(hyp) at the estimate's time
+    lost_range_m: float | None  # hyp.lost_range_m at the estimate's time
 
     def estimates(self, with_alternatives: bool) -> list:
         """(state, covariance's reported block) of the filter and, if asked, of each
@@ -114,7 +114,7 @@ class PeerOutputs:
                 continue
             self.t_last_gps_s = t_o
             self.ready.append(
-                Ready(t_sc, g, [taken_at(h.filter, t_o) for h in hyp.alts], w, acquisition(hyp), lost_range(hyp))
+                Ready(t_sc, g, [taken_at(h.filter, t_o) for h in hyp.alts], w, acquisition(hyp), hyp.lost_range_m)
             )
 
     def flush(self, hyp: PartnerHypotheses, t_until_gps_s: float) -> bool | None:
@@ -189,7 +189,7 @@ class PeerOutputs:
             return False
         main = taken_at(f, t)
         assert main is not None  # f is at t
-        self.held = Ready(t_sc_s, main, alts, w, acquisition(hyp), lost_range(hyp))
+        self.held = Ready(t_sc_s, main, alts, w, acquisition(hyp), hyp.lost_range_m)
         self.n_decimated += 1
         return True
 
@@ -201,12 +201,6 @@ def acquisition(hyp: PartnerHypotheses) -> tuple | None:
     if w is not None:
         return w.span_s, w.window_s
     return (0.0, hyp.config.window_s) if hyp.carry is not None else None
-
-
-def lost_range(hyp: PartnerHypotheses) -> float | None:
-    """The latest range [m] of a lost track not fitted again since
-    (:attr:`PartnerHypotheses.lost`), else None."""
-    return hyp.lost_range_m if hyp.lost else None
 
 
 def taken_at(f: FormationFilter, t_gps_s: float) -> tuple | None:

@@ -226,7 +226,7 @@ class PeerTrack:
             else:
                 # (a lost track whose restart window closed unfitted - a batch ended - is
                 # restarted on its next range, not tracked on: nothing has fitted it again)
-                relost = range_only and hyp.lost
+                relost = range_only and hyp.lost_range_m is not None
                 if not relost:
                     f.update_range(t, range_m)
                     if hyp.alts:
