@@ -29,8 +29,12 @@ flight dynamics taken as exact, so a lower bound the model error keeps any filte
 the same bound under the range-only filter's own model of what it does not know
 (``bench_range_only.bound_with_process_noise``, "with Q": its differential process noise,
 the partner's drag scale, the range lateness and tag resolution - what an estimator that
-needs that model to stay consistent can reach); the published 3D sigma; and the mean NEES
-(3 where the sigma is exact: the 99.9 % coverage alone would not see a sigma a third small).
+needs that model to stay consistent can reach); that bound again with **the own orbit
+estimated** from its GPS fixes as the flight does (``bench_range_only.bound_with_own_orbit``,
+"with own": the two bounds before take the own orbit as known, so a partner's cross-track,
+which no range sees, seems known to the prior's sigma, where the own estimate's error at the
+prior's epoch is in it too); the published 3D sigma; and the mean NEES (3 where the sigma is
+exact: the 99.9 % coverage alone would not see a sigma a third small).
 
     .venv/bin/python bench/bench_geometry.py [--seeds 1] [--hours 6] [--scenarios DIR] [--jobs 2]
                                              [--groups along,along_xt,radial,cross,drift] [--priors ...] [--record]
@@ -66,7 +70,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "flight"), str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
-from bench_range_only import NEES_999_3DOF, bound, bound_with_process_noise, consistency, feed  # noqa: E402
+from bench_range_only import (  # noqa: E402
+    NEES_999_3DOF,
+    bound,
+    bound_with_own_orbit,
+    bound_with_process_noise,
+    consistency,
+    feed,
+)
 from formation_support import relative_errors, side_resolved_errors, sides_from  # noqa: E402
 from results import figure, record  # noqa: E402
 
@@ -249,6 +260,7 @@ def evaluate_cell(truth, k: int, est: list[dict], sides: list, config) -> dict:
         "side_rms_m": math.nan,
         "crb_m": math.nan,
         "pcrb_m": math.nan,
+        "obound_m": math.nan,
         "sigma_m": math.nan,
         "nees_mean": math.nan,
         "ok_wrong_worst_m": 0.0,
@@ -277,6 +289,8 @@ def evaluate_cell(truth, k: int, est: list[dict], sides: list, config) -> dict:
     row["crb_m"] = float(np.sqrt(np.mean(b3**2)))
     b3q, _ = bound_with_process_noise(truth, k, config, t_b, prior_rtn=True)
     row["pcrb_m"] = float(np.sqrt(np.mean(b3q**2)))
+    b3o, _ = bound_with_own_orbit(truth, k, config, t_b, prior_rtn=True)
+    row["obound_m"] = float(np.sqrt(np.mean(b3o**2)))
     row["final_ambiguous"] = bool(est[-1]["ambiguity_m"] > lim)
     return row
 
@@ -426,7 +440,7 @@ def _fmt(r: dict) -> str:
         return "no estimate"
     return (
         f"{100.0 * r['nees_in']:5.1f}% {100.0 * r['ok']:5.1f}% {r['ok_wrong']:4d} "
-        f"{r['rms_m']:9.1f} {r['side_rms_m']:7.1f} {r['crb_m']:6.1f} {r['pcrb_m']:6.1f} "
+        f"{r['rms_m']:9.1f} {r['side_rms_m']:7.1f} {r['crb_m']:6.1f} {r['pcrb_m']:6.1f} {r['obound_m']:6.1f} "
         f"{r['sigma_m']:7.1f} {r['nees_mean']:6.2f}"
     )
 
@@ -473,7 +487,8 @@ def main() -> None:
     )
     print(
         "   per cell: NEES inside its 99.9 % bound, epochs ok, ok-while-wrong, published 3D RMS m, nearest kept "
-        "orbit 3D RMS m, CRB m, the bound under the filter's model m, published 3D sigma RMS m, mean NEES "
+        "orbit 3D RMS m, CRB m, the bound under the filter's model m, the same with the own orbit estimated m, "
+        "published 3D sigma RMS m, mean NEES "
         "(after acquisition)"
     )
     rows = []
@@ -494,8 +509,7 @@ def main() -> None:
 
 def summarise(rows: list[dict], args) -> None:
     draws = [r for r in rows if r.get("draw", 0) == 0 or r["prior"] != "downlink"]
-    if len(draws) < len(rows):
-        _summarise_draws(rows)
+    over_draws = _summarise_draws(rows) if len(draws) < len(rows) else None
     rows = draws
     good = [r for r in rows if not r.get("missing") and r["n"]]
     wrong_cells = [r for r in good if r["ok_wrong"] > 0]
@@ -528,45 +542,74 @@ def summarise(rows: list[dict], args) -> None:
                 f"  the same against the bound with the filter's process noise: median {np.median(ratio_q):.2f}, "
                 f"worst {ratio_q.max():.2f}; cells <= 1.2: {int(np.sum(ratio_q <= 1.2))} of {ratio_q.size}"
             )
+            ratio_o = np.array([r["rms_m"] / r["obound_m"] for r in ident])
+            print(
+                f"  the same against that bound with the own orbit estimated: median {np.median(ratio_o):.2f}, "
+                f"worst {ratio_o.max():.2f}; cells <= 1.2: {int(np.sum(ratio_o <= 1.2))} of {ratio_o.size}"
+            )
             anees = np.array([r["nees_mean"] for r in ident])
             print(
                 f"  their mean NEES (3 if the sigma were exact): median {np.median(anees):.2f}, worst {anees.max():.2f}"
             )
     if args.record and good:
-        _record(rows, args)
+        _record(rows, args, over_draws)
 
 
-def _summarise_draws(rows: list[dict]) -> None:
+def _summarise_draws(rows: list[dict]) -> dict:
     """Per geometry and seed, the downlinked prior's draws together: a run keeps its prior's
     error where the ranges do not see (the cross-track of a partner along-track), so one
     draw's RMS against the bound is that draw's luck as much as the filter's; the RMS over
-    the draws is what the bound speaks of."""
+    the draws is what the bound speaks of.  Returns the draws' figures for the record."""
     dl = [
         r for r in rows if r["prior"] == "downlink" and not r.get("missing") and r["n"] and not r.get("final_ambiguous")
     ]
     keys = sorted({(r["geometry"], r["seed"]) for r in dl}, key=lambda k: (k[1], k[0]))
-    print("  downlinked priors, every draw: RMS over the draws / CRB, / the bound under the filter's model; mean NEES")
+    print(
+        "  downlinked priors, every draw: RMS over the draws / CRB, / the bound under the filter's model, / with the "
+        "own orbit estimated; mean NEES"
+    )
     ratios = []
     for geo, seed in keys:
         rr = [r for r in dl if (r["geometry"], r["seed"]) == (geo, seed)]
         rms = math.sqrt(np.mean([r["rms_m"] ** 2 for r in rr]))
         crb = math.sqrt(np.mean([r["crb_m"] ** 2 for r in rr]))
         pcrb = math.sqrt(np.mean([r["pcrb_m"] ** 2 for r in rr]))
-        ratios.append((rms / crb, rms / pcrb))
+        obound = math.sqrt(np.mean([r["obound_m"] ** 2 for r in rr]))
+        ratios.append((rms / crb, rms / pcrb, rms / obound))
         print(
-            f"  {geo:11s} s{seed} {len(rr)} draws: {rms:6.2f} m: {rms / crb:5.2f} / {rms / pcrb:5.2f}; "
+            f"  {geo:11s} s{seed} {len(rr)} draws: {rms:6.2f} m: {rms / crb:5.2f} / {rms / pcrb:5.2f} / "
+            f"{rms / obound:5.2f}; "
             f"{np.mean([r['nees_mean'] for r in rr]):5.2f}"
         )
-    if ratios:
-        a = np.array(ratios)
-        print(
-            f"  over the draws, cells <= 1.2 x CRB: {int(np.sum(a[:, 0] <= 1.2))} of {len(a)} (median "
-            f"{np.median(a[:, 0]):.2f}); <= 1.2 x the bound under the filter's model: {int(np.sum(a[:, 1] <= 1.2))} "
-            f"(median {np.median(a[:, 1]):.2f})"
+    if not ratios:
+        return {}
+    a = np.array(ratios)
+    print(
+        f"  over the draws, cells <= 1.2 x CRB: {int(np.sum(a[:, 0] <= 1.2))} of {len(a)} (median "
+        f"{np.median(a[:, 0]):.2f}); <= 1.2 x the bound under the filter's model: {int(np.sum(a[:, 1] <= 1.2))} "
+        f"(median {np.median(a[:, 1]):.2f}); <= 1.2 x that bound with the own orbit estimated: "
+        f"{int(np.sum(a[:, 2] <= 1.2))} (median {np.median(a[:, 2]):.2f})"
+    )
+    wrong = [r for r in dl if r["ok_wrong"] > 0]
+    print(
+        f"  every draw: cells with an epoch ok while wrong: {len(wrong)} of {len(dl)}"
+        + (
+            " (" + ", ".join(f"{r['geometry']} s{r['seed']} d{r['draw']} {r['ok_wrong']}" for r in wrong) + ")"
+            if wrong
+            else ""
         )
+    )
+    return {
+        "n": len(a),
+        "draws": max(r["draw"] for r in dl) + 1,
+        "ratios": a,
+        "wrong_cells": len(wrong),
+        "wrong_epochs": sum(r["ok_wrong"] for r in wrong),
+        "draw_cells": len(dl),
+    }
 
 
-def _record(rows: list[dict], args) -> None:
+def _record(rows: list[dict], args, over_draws: dict | None = None) -> None:
     good = [r for r in rows if not r.get("missing") and r["n"]]
     nees = np.array([r["nees_in"] for r in good])
     figs = [
@@ -626,11 +669,54 @@ def _record(rows: list[dict], args) -> None:
             ),
             figure("anees_worst", "... worst cell", float(anees.max())),
         ]
+        ratio_o = np.array([r["rms_m"] / r["obound_m"] for r in ident])
+        figs += [
+            figure(
+                "rms_over_obound_median",
+                "identifiable cells: published RMS / the bound under the filter's model with the own orbit "
+                "estimated, median",
+                float(np.median(ratio_o)),
+                "x",
+            ),
+            figure(
+                "cells_rms_obound_12",
+                "identifiable cells with published RMS <= 1.2 x that bound",
+                f"{int(np.sum(ratio_o <= 1.2))} of {ratio_o.size}",
+            ),
+        ]
+    if over_draws:
+        a = over_draws["ratios"]
+        d = over_draws["draws"]
+        figs += [
+            figure("draw_cells", f"downlinked prior drawn {d} times per scenario: cells (partner x seed)", len(a)),
+            figure(
+                "draws_rms_over_crb_median",
+                "... RMS over the draws / CRB, median",
+                float(np.median(a[:, 0])),
+                "x",
+            ),
+            figure(
+                "draws_rms_over_obound_median",
+                "... RMS over the draws / the bound with the own orbit estimated, median",
+                float(np.median(a[:, 2])),
+                "x",
+            ),
+            figure(
+                "draws_cells_obound_12",
+                "... cells with RMS over the draws <= 1.2 x that bound",
+                f"{int(np.sum(a[:, 2] <= 1.2))} of {len(a)}",
+            ),
+            figure(
+                "draws_ok_wrong",
+                "... draws (of every cell) with an epoch ok while its NEES is past the bound",
+                f"{over_draws['wrong_cells']} of {over_draws['draw_cells']} ({over_draws['wrong_epochs']} epochs)",
+            ),
+        ]
     cells = {(r["geometry"], r["seed"], r["prior"]): r for r in rows}
     keys = sorted({(r["group"], r["geometry"], r["seed"]) for r in rows}, key=lambda k: (list(GROUPS).index(k[0]), k))
     table = {
         "header": ["geometry", "seed", "separation km"]
-        + [f"{p}: NEES in / ok / ok-wrong / RMS (CRB; with Q) m / mean NEES" for p in args.priors],
+        + [f"{p}: NEES in / ok / ok-wrong / RMS (CRB; with Q; with own) m / mean NEES" for p in args.priors],
         "rows": [],
     }
     for _group, geo, seed in keys:
@@ -643,7 +729,8 @@ def _record(rows: list[dict], args) -> None:
             else:
                 line.append(
                     f"{100.0 * c['nees_in']:.1f} % / {100.0 * c['ok']:.0f} % / {c['ok_wrong']} / "
-                    f"{c['rms_m']:.3g} ({c['crb_m']:.2g}; {c['pcrb_m']:.2g}) / {c['nees_mean']:.2g}"
+                    f"{c['rms_m']:.3g} ({c['crb_m']:.2g}; {c['pcrb_m']:.2g}; {c['obound_m']:.2g}) / "
+                    f"{c['nees_mean']:.2g}"
                 )
         table["rows"].append(line)
     record(
@@ -658,7 +745,8 @@ def _record(rows: list[dict], args) -> None:
             "downlinked.  'ok' is the status file's word: not acquiring, not ambiguous, 3D sigma within "
             "the validity bound.  CRB: the Cramer-Rao bound of the same ranges with the dynamics exact; "
             "with Q: under the range-only filter's model of what it does not know (its process noise, the "
-            "partner's drag scale, the range lateness and tag resolution).  Mean NEES: 3 if the published "
+            "partner's drag scale, the range lateness and tag resolution); with own: that bound with the own "
+            "orbit estimated from its GPS fixes, as the flight does.  Mean NEES: 3 if the published "
             "sigma were exact.  The table has one row per cell."
         ),
         table=table,

@@ -287,6 +287,62 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
     return np.array(out3), np.array(outl)
 
 
+def bound_with_own_orbit(truth, k: int, config, t_out, observer: int = 0, prior_rtn: bool = False, axes=False):
+    """(sigma 3D, sigma LOS) at *t_out* of the posterior CRB of partner *k* ranged by
+    *observer* under the range-only filter's own model, **the own orbit estimated from its
+    GPS fixes** as the flight does: the formation filter's covariance recursion itself
+    (:class:`FormationFilter`, every state and process noise of it) run along the flight
+    model's trajectory from the truth at the first range - the own state starting from a
+    fix's covariance, the partner's absolute prior (the uplinked one's sigmas, *prior_rtn*:
+    its ``cov_rtn``) made relative as the flight makes it (its covariance plus the own
+    one's, correlated), then every own fix (the scenario's, but faulted ones) and range
+    taken with a zero innovation.  :func:`bound_with_process_noise` takes the own orbit as
+    known: a relative state the ranges do not see (a partner's cross-track) then seems to
+    be known to the prior's sigma, where the own estimate's error at the prior's epoch is
+    in it too - and the common empirical acceleration (``own_dmc_*``) lets later fixes
+    tell little of that epoch's own state.  *axes*: the sigmas along the own orbit's radial,
+    along-track and cross-track axes (n, 3) too."""
+    from pygnc.estimation.gps_fix import GpsFix
+
+    fc = range_only_filter_config(filter_config_from(config), range_only_config_from(config))
+    f = FormationFilter(fc)
+    obs = (truth["range_observer"] == observer) & (truth["range_peer"] == k) & truth["range_valid"]
+    t_r = np.sort(truth["range_t_gps_s"][obs])
+    tt = truth["t_gps_s"]
+    i0 = max(0, int(np.searchsorted(tt, t_r[0], side="right")) - 1)  # (the truth's sample at or before it)
+    t0 = float(tt[i0])
+    own0 = np.concatenate((truth["r_gcrs_m"][observer][i0], truth["v_gcrs_m_s"][observer][i0]))
+    peer0 = np.concatenate((truth["r_gcrs_m"][k][i0], truth["v_gcrs_m_s"][k][i0]))
+    r_fix = np.diag([fc.orbit.pos_sigma_m**2] * 3 + [fc.orbit.vel_sigma_m_s**2] * 3)
+    f.initialize(t0, own0, r_fix, peer0, _prior_covariance(truth, k, config, peer0, prior_rtn), ranges_acquired=True)
+    t_fix = truth["gps_t_gps_s"][~truth["gps_fault"][observer].astype(bool)]
+    events = sorted(
+        [(float(x), 0) for x in t_r if x >= t0]
+        + [(float(x), 1) for x in t_fix if x > t0]
+        + [(max(float(x), t0), 2) for x in np.asarray(t_out)]
+    )
+    zero = np.zeros(3)
+    out3, outl, out_rtn = [], [], []
+    for te, kind in events:
+        if kind == 0:
+            f.predict_to(f.range_base_time(te))
+            f.absorb_range_covariance(te)
+            continue
+        f.predict_to(te)
+        if kind == 1:
+            f.update_own_fix(GpsFix(te, zero, zero, None, None), gcrs=(f.x[0:6].copy(), r_fix))
+            continue
+        u = f.x[9:12] / np.linalg.norm(f.x[9:12])
+        p3 = f.p[9:12, 9:12]
+        out3.append(math.sqrt(max(0.0, float(np.trace(p3)))))
+        outl.append(math.sqrt(max(0.0, float(u @ p3 @ u))))
+        a = rtn_matrix(f.x[0:3], f.x[3:6])
+        out_rtn.append(np.sqrt(np.maximum(0.0, np.diag(a @ p3 @ a.T))))
+    if axes:
+        return np.array(out3), np.array(outl), np.array(out_rtn)
+    return np.array(out3), np.array(outl)
+
+
 def _fit_run(x, t0, t_r, own, rho, model, bias_sigma_m):
     """Levenberg-Marquardt fit of (partner state at *t0*, drag scale, bias) to the ranges
     *rho* from *x*; the residual RMS [m] and the fitted state."""

@@ -1,7 +1,10 @@
 """The range-only benches' information bounds (bench/bench_range_only.py) against each other:
 the Riccati recursion under the filter's model of what it does not know
 (``bound_with_process_noise``) is the batch Cramer-Rao bound with the dynamics exact
-(``bound``) once that model knows everything, and never below it otherwise."""
+(``bound``) once that model knows everything, and never below it otherwise; the formation
+filter's own recursion with the own orbit estimated from its fixes
+(``bound_with_own_orbit``) is that bound when the fixes are exact, and above it in the
+direction no range sees when they are not."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import pytest
 from flight_harness import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
-from bench_range_only import bound, bound_with_process_noise  # noqa: E402
+from bench_range_only import bound, bound_with_own_orbit, bound_with_process_noise  # noqa: E402
 
 from pygnc.config import Config, with_overrides  # noqa: E402
 from pygnc.estimation import orbit_dynamics as od  # noqa: E402
@@ -22,8 +25,9 @@ from pygnc.processors.formation import filter_config_from  # noqa: E402
 T0_GPS_S = 1.4e9
 
 
-def _truth(config: Config) -> dict:
-    """An hour of two spacecraft 3-4 km apart (along-track, radial and cross-track) on the
+def _truth(config: Config, dr_m=(300.0, -2000.0, 2200.0), dv_m_s=(0.1, 0.05, -0.2)) -> dict:
+    """An hour of two spacecraft 3-4 km apart (along-track, radial and cross-track; or *dr_m*,
+    *dv_m_s* apart in GCRS, the own orbit's plane the one of x and (0, 0.6, 0.8)) on the
     flight model itself, ranged every 10 s between its samples: the keys the bounds read from
     a simulated truth."""
     model = FormationFilter(filter_config_from(config)).peer_model
@@ -31,8 +35,8 @@ def _truth(config: Config) -> dict:
     v = (3.986004418e14 / r) ** 0.5
     own = np.array([r, 0.0, 0.0, 0.0, v * 0.6, v * 0.8, 0.0, 0.0, 0.0, 1.0])
     peer = own.copy()
-    peer[0:3] += [300.0, -2000.0, 2200.0]
-    peer[3:6] += [0.1, 0.05, -0.2]
+    peer[0:3] += dr_m
+    peer[3:6] += dv_m_s
     t = T0_GPS_S + np.arange(0.0, 3600.0, 10.0)
     states = [[own[:6]], [peer[:6]]]
     for _ in t[1:]:
@@ -50,6 +54,8 @@ def _truth(config: Config) -> dict:
         "range_observer": np.zeros(t.size - 1, dtype=int),
         "range_peer": np.ones(t.size - 1, dtype=int),
         "range_valid": np.ones(t.size - 1, dtype=bool),
+        "gps_t_gps_s": t[1:] - 3.0,  # own fixes (between the samples too)
+        "gps_fault": np.zeros((2, t.size - 1), dtype=int),
     }
 
 
@@ -90,3 +96,58 @@ def test_what_the_filters_model_does_not_know_only_raises_the_bound(exact):
     q3, _ = bound_with_process_noise(truth, 1, config, t_out)
     assert np.all(q3 >= b3 * (1.0 - 1e-6))
     assert q3[-1] > 1.01 * b3[-1]  # the process noise is felt an hour on
+
+
+def _ranges_on_samples(truth: dict) -> dict:
+    """*truth* with each range at a sample: ``bound_with_own_orbit`` starts at the sample at
+    or before the first range (a filter does not step back), the others at the one after
+    it, so only then do they start from the same prior at the same epoch."""
+    return {**truth, "range_t_gps_s": truth["t_gps_s"][1:].copy()}
+
+
+def test_with_exact_own_fixes_the_own_orbit_bound_is_the_known_own_one(exact):
+    config, truth = exact
+    truth = _ranges_on_samples(truth)
+    config = with_overrides(
+        config,
+        {
+            "orbit_filter": {"pos_sigma_m": 1e-3, "vel_sigma_m_s": 1e-6},
+            "formation_filter": {
+                **KNOWS_EVERYTHING["formation_filter"],
+                "own_dmc_sigma_m_s2": 0.0,
+                "own_init_dmc_sigma_m_s2": 0.0,
+            },
+        },
+        "test",
+    )
+    t_out = truth["t_gps_s"][[30, 120, 300]]
+    q3, ql = bound_with_process_noise(truth, 1, config, t_out)
+    o3, ol = bound_with_own_orbit(truth, 1, config, t_out)
+    np.testing.assert_allclose(o3, q3, rtol=2e-3)
+    np.testing.assert_allclose(ol, ql, rtol=2e-3)
+
+
+def test_an_own_orbit_from_its_fixes_raises_the_bound_where_no_range_sees():
+    # a partner in the own orbit's plane (radial and along-track): no range sees its cross-track
+    truth = _ranges_on_samples(_truth(Config(), (300.0, -1200.0, -1600.0), (0.1, 0.03, 0.04)))
+    prior = {  # a downlinked orbit's few metres (its state is not read: the bounds start on the truth)
+        "t_gps_s": T0_GPS_S,
+        "pos_ecef_m": [float(x) for x in truth["r_gcrs_m"][1][0]],
+        "vel_ecef_m_s": [float(x) for x in truth["v_gcrs_m_s"][1][0]],
+        "sigma_pos_m": 3.0,
+        "sigma_vel_m_s": 0.005,
+    }
+    config = with_overrides(
+        Config(),
+        {"formation_filter": {"atmosphere": "exponential"}, "formation_peer_priors": {"0x4B": prior}},
+        "test",
+    )
+    exact_fixes = with_overrides(config, {"orbit_filter": {"pos_sigma_m": 1e-3, "vel_sigma_m_s": 1e-6}}, "test")
+    t_out = truth["t_gps_s"][[30, 120, 300]]
+    k3, kl, k_rtn = bound_with_own_orbit(truth, 1, exact_fixes, t_out, axes=True)
+    o3, ol, o_rtn = bound_with_own_orbit(truth, 1, config, t_out, axes=True)
+    assert np.all(o3 >= k3 * (1.0 - 1e-3))
+    # the own estimate's error at the prior's epoch is in the relative cross-track (as an
+    # oscillation over the orbit: at 5 and 20 minutes, not the half orbit after) ...
+    assert np.all(o_rtn[:, 2] >= k_rtn[:, 2]) and np.all(o_rtn[:2, 2] > 1.1 * k_rtn[:2, 2])
+    assert ol[-1] < 1.02 * kl[-1]  # ... and the ranges decide the line of sight either way
