@@ -163,13 +163,35 @@ def _prior_covariance(truth, k: int, config, x0: np.ndarray, prior_rtn: bool) ->
     return np.diag([sp**2] * 3 + [sv**2] * 3)
 
 
+def own_on_model(truth, observer: int, i0: int, t_k, model: od.DynamicsModel) -> tuple[np.ndarray, np.ndarray]:
+    """The observer's (positions, velocities) at the times *t_k* propagated with the flight
+    model *model* from its truth at sample *i0*: the own trajectory the bounds pair with the
+    partner's, which they propagate with the flight model too.  The truth's own positions
+    would not do: over hours the flight model's orbit drifts from the truth's by hundreds of
+    metres (a few metres apart for the two spacecraft), so a partner propagated with it less
+    the truth's own position is a relative geometry off by that much - for a partner 0.7 km
+    away, a line of sight tens of degrees wrong."""
+    t_k = np.asarray(t_k, dtype=float)
+    xs = np.zeros(9)
+    xs[:3], xs[3:6] = truth["r_gcrs_m"][observer][i0], truth["v_gcrs_m_s"][observer][i0]
+    t = float(truth["t_gps_s"][i0])
+    r, v = np.empty((t_k.size, 3)), np.empty((t_k.size, 3))
+    for j in np.argsort(t_k, kind="stable"):
+        if t_k[j] != t:
+            xs, _ = od.propagate(xs, float(t_k[j] - t), model, want_phi=False, t_gps_s=t)
+            t = float(t_k[j])
+        r[j], v[j] = xs[:3], xs[3:6]
+    return r, v
+
+
 def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rtn=False):
     """(sigma 3D, sigma LOS) of the posterior CRB at times *t_out* for partner *k* ranged by
     spacecraft *observer* (truth indices): the partner's state at its first range and the
     range bias from the ranges in *t_span* ((from, to) GPS s; default all) with the uplinked
     prior's sigmas (*prior_rtn*: its ``cov_rtn``, taken in the truth's RTN axes), the
-    observer's own trajectory known exactly and the flight dynamics model taken as exact:
-    a lower bound."""
+    observer's own trajectory known exactly and the flight dynamics model taken as exact
+    (both spacecraft propagated with it from the truth: :func:`own_on_model`): a lower
+    bound."""
     fc = filter_config_from(config)
     f = FormationFilter(fc)
     model = f.peer_model
@@ -184,7 +206,7 @@ def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rt
     t0 = tt[i0]
     x0 = np.concatenate((truth["r_gcrs_m"][k][i0], truth["v_gcrs_m_s"][k][i0]))
     pos, jac = partner_trajectory(x0, t0, t_r, model)
-    own = np.stack([np.interp(t_r, tt, truth["r_gcrs_m"][observer][:, a]) for a in range(3)], 1)
+    own, _ = own_on_model(truth, observer, i0, t_r, f.own_model)
     d = pos - own
     u = d / np.linalg.norm(d, axis=1)[:, None]
     h = np.concatenate((np.einsum("ni,nij->nj", u, jac), np.ones((t_r.size, 1))), axis=1)
@@ -196,7 +218,7 @@ def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rt
     cum = np.cumsum(np.einsum("ni,nj->nij", h, h), axis=0) / sig_r2
     out3, outl = [], []
     pos_o, jac_o = partner_trajectory(x0, t0, np.maximum(np.asarray(t_out), t0), model)
-    own_o = np.stack([np.interp(t_out, tt, truth["r_gcrs_m"][observer][:, a]) for a in range(3)], 1)
+    own_o, _ = own_on_model(truth, observer, i0, np.maximum(np.asarray(t_out), t0), f.own_model)
     for j, t in enumerate(t_out):
         n = int(np.searchsorted(t_r, t, side="right"))
         cov = np.linalg.inv(info + (cum[n - 1] if n else 0.0))
@@ -244,8 +266,7 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
     t = t0
     events = sorted([(float(x), 0) for x in t_r] + [(max(float(x), t0), 1) for x in np.asarray(t_out)])
     te_all = [e for e, _ in events]
-    own_r = np.stack([np.interp(te_all, tt, truth["r_gcrs_m"][observer][:, a]) for a in range(3)], 1)
-    own_v = np.stack([np.interp(te_all, tt, truth["v_gcrs_m_s"][observer][:, a]) for a in range(3)], 1)
+    own_r, own_v = own_on_model(truth, observer, i0, te_all, FormationFilter(fc).own_model)
     out3, outl = [], []
     for j, (te, kind) in enumerate(events):
         h = te - t
