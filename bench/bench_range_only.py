@@ -5,9 +5,10 @@ radial and cross-track offsets), ranges every ~25 s with sigma 0.5 m and a bias 
 metres, whole-second time tags, partner priors of 1 km / 1 m/s per axis uplinked in the
 spacecraft's pygnc_config.toml.  The flight FormationProcessor runs on each; its relative
 position error is compared with the **posterior Cramer-Rao bound** on the same data: the
-information of the prior plus every range up to each time, with the range Jacobians
-evaluated on the truth and the partner's transition matrix from the flight dynamics model
-(own positions exact, no process noise: a lower bound for any estimator).
+information of the prior plus every range up to each time, with both spacecraft propagated
+from the truth's start with the flight dynamics model, the range Jacobians and the partner's
+transition matrix evaluated along it (own positions exact, no process noise: a lower bound
+for any estimator).
 
 Ranges cannot tell on which side of the own orbit plane the partner flies (the mirror
 image of the relative path keeps every range), and a window's ranges can fit other
