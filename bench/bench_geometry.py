@@ -529,7 +529,7 @@ def summarise(rows: list[dict], args) -> None:
             f"({min(good, key=lambda r: r['nees_in'])['geometry']}/{min(good, key=lambda r: r['nees_in'])['prior']}); "
             f"cells at >= 99 %: {int(np.sum(nees >= 0.99))} of {nees.size}"
         )
-        ident = [r for r in good if r["prior"] in ("downlink", "tle_confirmed") and not r.get("final_ambiguous")]
+        ident = identifiable(good)
         if ident:
             ratio = np.array([r["rms_m"] / r["crb_m"] for r in ident])
             print(
@@ -555,14 +555,24 @@ def summarise(rows: list[dict], args) -> None:
         _record(rows, args, over_draws)
 
 
+def identifiable(rows: list[dict]) -> list[dict]:
+    """The cells whose prior confirms the side and that end unambiguous, with an estimate
+    after acquisition (the bounds' comparisons; a cell without one has no RMS)."""
+    return [
+        r
+        for r in rows
+        if r["prior"] in ("downlink", "tle_confirmed") and not r.get("final_ambiguous") and math.isfinite(r["rms_m"])
+    ]
+
+
 def _summarise_draws(rows: list[dict]) -> dict:
     """Per geometry and seed, the downlinked prior's draws together: a run keeps its prior's
     error where the ranges do not see (the cross-track of a partner along-track), so one
     draw's RMS against the bound is that draw's luck as much as the filter's; the RMS over
     the draws is what the bound speaks of.  Returns the draws' figures for the record."""
-    dl = [
-        r for r in rows if r["prior"] == "downlink" and not r.get("missing") and r["n"] and not r.get("final_ambiguous")
-    ]
+    every = [r for r in rows if r["prior"] == "downlink" and not r.get("missing") and r["n"]]
+    # (against the bounds only the draws that end unambiguous, with an estimate after acquisition)
+    dl = [r for r in every if not r.get("final_ambiguous") and math.isfinite(r["rms_m"])]
     keys = sorted({(r["geometry"], r["seed"]) for r in dl}, key=lambda k: (k[1], k[0]))
     print(
         "  downlinked priors, every draw: RMS over the draws / CRB, / the bound under the filter's model, / with the "
@@ -590,9 +600,9 @@ def _summarise_draws(rows: list[dict]) -> dict:
         f"(median {np.median(a[:, 1]):.2f}); <= 1.2 x that bound with the own orbit estimated: "
         f"{int(np.sum(a[:, 2] <= 1.2))} (median {np.median(a[:, 2]):.2f})"
     )
-    wrong = [r for r in dl if r["ok_wrong"] > 0]
+    wrong = [r for r in every if r["ok_wrong"] > 0]
     print(
-        f"  every draw: cells with an epoch ok while wrong: {len(wrong)} of {len(dl)}"
+        f"  every draw: cells with an epoch ok while wrong: {len(wrong)} of {len(every)}"
         + (
             " (" + ", ".join(f"{r['geometry']} s{r['seed']} d{r['draw']} {r['ok_wrong']}" for r in wrong) + ")"
             if wrong
@@ -601,11 +611,11 @@ def _summarise_draws(rows: list[dict]) -> dict:
     )
     return {
         "n": len(a),
-        "draws": max(r["draw"] for r in dl) + 1,
+        "draws": max(r["draw"] for r in every) + 1,
         "ratios": a,
         "wrong_cells": len(wrong),
         "wrong_epochs": sum(r["ok_wrong"] for r in wrong),
-        "draw_cells": len(dl),
+        "draw_cells": len(every),
     }
 
 
@@ -628,7 +638,7 @@ def _record(rows: list[dict], args, over_draws: dict | None = None) -> None:
             f"{int(np.sum(nees >= 0.99))} of {nees.size}",
         ),
     ]
-    ident = [r for r in good if r["prior"] in ("downlink", "tle_confirmed") and not r.get("final_ambiguous")]
+    ident = identifiable(good)
     if ident:
         ratio = np.array([r["rms_m"] / r["crb_m"] for r in ident])
         ratio_q = np.array([r["rms_m"] / r["pcrb_m"] for r in ident])
@@ -696,6 +706,22 @@ def _record(rows: list[dict], args, over_draws: dict | None = None) -> None:
                 "x",
             ),
             figure(
+                "draws_cells_crb_12",
+                "... cells with RMS over the draws <= 1.2 x CRB",
+                f"{int(np.sum(a[:, 0] <= 1.2))} of {len(a)}",
+            ),
+            figure(
+                "draws_rms_over_pcrb_median",
+                "... RMS over the draws / the bound under the filter's model, median",
+                float(np.median(a[:, 1])),
+                "x",
+            ),
+            figure(
+                "draws_cells_pcrb_12",
+                "... cells with RMS over the draws <= 1.2 x that bound",
+                f"{int(np.sum(a[:, 1] <= 1.2))} of {len(a)}",
+            ),
+            figure(
                 "draws_rms_over_obound_median",
                 "... RMS over the draws / the bound with the own orbit estimated, median",
                 float(np.median(a[:, 2])),
@@ -706,6 +732,7 @@ def _record(rows: list[dict], args, over_draws: dict | None = None) -> None:
                 "... cells with RMS over the draws <= 1.2 x that bound",
                 f"{int(np.sum(a[:, 2] <= 1.2))} of {len(a)}",
             ),
+            figure("draws_worst_obound", "... worst cell against that bound", float(np.max(a[:, 2])), "x"),
             figure(
                 "draws_ok_wrong",
                 "... draws (of every cell) with an epoch ok while its NEES is past the bound",

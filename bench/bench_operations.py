@@ -276,7 +276,7 @@ def pair_bound(seed_dir: Path, truth, row: dict) -> dict:
     i = int(np.flatnonzero(truth["radio_id"] == row["observer"])[0])
     k = int(np.flatnonzero(truth["radio_id"] == row["peer"])[0])
     home = seed_dir / f"day{row['day']}" / str(truth["spacecraft_name"][i])
-    cache = home / f"bound_0x{row['peer']:02X}.json"
+    cache = home / f"bound2_0x{row['peer']:02X}.json"  # (2: both spacecraft on the flight model)
     if cache.is_file():
         return json.loads(cache.read_text())
     t_day = float(truth["t_gps_s"][0]) + (row["day"] - 1) * DAY_S

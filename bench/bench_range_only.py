@@ -169,9 +169,11 @@ def own_on_model(truth, observer: int, i0: int, t_k, model: od.DynamicsModel) ->
     model *model* from its truth at sample *i0*: the own trajectory the bounds pair with the
     partner's, which they propagate with the flight model too.  The truth's own positions
     would not do: over hours the flight model's orbit drifts from the truth's by hundreds of
-    metres (a few metres apart for the two spacecraft), so a partner propagated with it less
-    the truth's own position is a relative geometry off by that much - for a partner 0.7 km
-    away, a line of sight tens of degrees wrong."""
+    metres, so a partner propagated with it less the truth's own position is a relative
+    geometry off by that much (a partner 0.7 km away: a line of sight tens of degrees wrong).
+    The model's own relative trajectory departs from the truth's less (the differential
+    forces: up to ~560 m in 6 h for the radial pair 0.7 km apart, most of it late), so a
+    bound along it is that of a nearby, consistent geometry."""
     t_k = np.asarray(t_k, dtype=float)
     xs = np.zeros(9)
     xs[:3], xs[3:6] = truth["r_gcrs_m"][observer][i0], truth["v_gcrs_m_s"][observer][i0]
@@ -218,8 +220,11 @@ def bound(truth, k: int, config, t_out, observer: int = 0, t_span=None, prior_rt
     sig_r2 = fc.range_sigma_m**2
     cum = np.cumsum(np.einsum("ni,nj->nij", h, h), axis=0) / sig_r2
     out3, outl = [], []
-    pos_o, jac_o = partner_trajectory(x0, t0, np.maximum(np.asarray(t_out), t0), model)
-    own_o, _ = own_on_model(truth, observer, i0, np.maximum(np.asarray(t_out), t0), f.own_model)
+    t_out = np.asarray(t_out, dtype=float)
+    by_time = np.argsort(t_out, kind="stable")  # (the partner propagated forward only)
+    pos_o, jac_o = np.empty((t_out.size, 3)), np.empty((t_out.size, 3, 6))
+    pos_o[by_time], jac_o[by_time] = partner_trajectory(x0, t0, np.maximum(t_out[by_time], t0), model)
+    own_o, _ = own_on_model(truth, observer, i0, np.maximum(t_out, t0), f.own_model)
     for j, t in enumerate(t_out):
         n = int(np.searchsorted(t_r, t, side="right"))
         cov = np.linalg.inv(info + (cum[n - 1] if n else 0.0))
@@ -242,7 +247,7 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
     A Riccati recursion along the flight model's trajectory from the truth's state at the
     first range, the own orbit known, the prior and range sigma as in :func:`bound`.
     :func:`bound` takes the dynamics as exact and knows the rest; this is what an estimator
-    that needs the filter's model to stay consistent can reach."""
+    that needs the filter's model to stay consistent can reach.  Results in *t_out*'s order."""
     fc = range_only_filter_config(filter_config_from(config), range_only_config_from(config))
     model = FormationFilter(fc).peer_model
     obs = (truth["range_observer"] == observer) & (truth["range_peer"] == k) & truth["range_valid"]
@@ -265,11 +270,12 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
     xs = np.zeros(10)
     xs[:6], xs[9] = x_peer, 1.0
     t = t0
-    events = sorted([(float(x), 0) for x in t_r] + [(max(float(x), t0), 1) for x in np.asarray(t_out)])
-    te_all = [e for e, _ in events]
+    t_out = np.asarray(t_out, dtype=float)
+    events = sorted([(float(x), 0, 0) for x in t_r] + [(max(float(x), t0), 1, j) for j, x in enumerate(t_out)])
+    te_all = [e[0] for e in events]
     own_r, own_v = own_on_model(truth, observer, i0, te_all, FormationFilter(fc).own_model)
-    out3, outl = [], []
-    for j, (te, kind) in enumerate(events):
+    out3, outl = np.zeros(t_out.size), np.zeros(t_out.size)
+    for j, (te, kind, jo) in enumerate(events):
         h = te - t
         if h != 0.0:  # (the first range is up to a truth sample before t0: a step back)
             xs, step = od.propagate(xs, h, model, t_gps_s=t)
@@ -304,25 +310,28 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
             p = p - np.outer(ph, ph) / (hv @ ph + r)
             p = 0.5 * (p + p.T)
         else:
-            out3.append(math.sqrt(max(0.0, float(np.trace(p[:3, :3])))))
-            outl.append(math.sqrt(max(0.0, float(u @ p[:3, :3] @ u))))
-    return np.array(out3), np.array(outl)
+            out3[jo] = math.sqrt(max(0.0, float(np.trace(p[:3, :3]))))
+            outl[jo] = math.sqrt(max(0.0, float(u @ p[:3, :3] @ u)))
+    return out3, outl
 
 
 def bound_with_own_orbit(truth, k: int, config, t_out, observer: int = 0, prior_rtn: bool = False, axes=False):
     """(sigma 3D, sigma LOS) at *t_out* of the posterior CRB of partner *k* ranged by
     *observer* under the range-only filter's own model, **the own orbit estimated from its
-    GPS fixes** as the flight does: the formation filter's covariance recursion itself
-    (:class:`FormationFilter`, every state and process noise of it) run along the flight
-    model's trajectory from the truth at the first range - the own state starting from a
-    fix's covariance, the partner's absolute prior (the uplinked one's sigmas, *prior_rtn*:
-    its ``cov_rtn``) made relative as the flight makes it (its covariance plus the own
-    one's, correlated), then every own fix (the scenario's, but faulted ones) and range
-    taken with a zero innovation.  :func:`bound_with_process_noise` takes the own orbit as
-    known: a relative state the ranges do not see (a partner's cross-track) then seems to
-    be known to the prior's sigma, where the own estimate's error at the prior's epoch is
-    in it too - and the common empirical acceleration (``own_dmc_*``) lets later fixes
-    tell little of that epoch's own state.  *axes*: the sigmas along the own orbit's radial,
+    GPS fixes**: the formation filter's covariance recursion itself (:class:`FormationFilter`,
+    every state and process noise of it) run along the flight model's trajectory from the
+    truth at the first range - the own state starting from a fix's covariance (the
+    configured sigma), the partner's absolute prior (the uplinked one's sigmas,
+    *prior_rtn*: its ``cov_rtn``) made relative as the flight makes it (its covariance plus
+    the own one's, correlated), then every own fix (the scenario's, but faulted ones) and
+    range taken with a zero innovation, the own-relative correlation kept throughout (the
+    flight drops it when a window fit restarts the filter).  So it is what this filter's
+    model and the flight's data allow, not a bound for every estimator.
+    :func:`bound_with_process_noise` takes the own orbit as known: a relative state the
+    ranges do not see (a partner's cross-track) then seems known to the prior's sigma,
+    where the own estimate's error at the prior's epoch is in it too - and the common
+    empirical acceleration (``own_dmc_*``) lets later fixes tell little of that epoch's own
+    state.  Results in *t_out*'s order; *axes*: the sigmas along the own orbit's radial,
     along-track and cross-track axes (n, 3) too."""
     from pygnc.estimation.gps_fix import GpsFix
 
@@ -338,14 +347,15 @@ def bound_with_own_orbit(truth, k: int, config, t_out, observer: int = 0, prior_
     r_fix = np.diag([fc.orbit.pos_sigma_m**2] * 3 + [fc.orbit.vel_sigma_m_s**2] * 3)
     f.initialize(t0, own0, r_fix, peer0, _prior_covariance(truth, k, config, peer0, prior_rtn), ranges_acquired=True)
     t_fix = truth["gps_t_gps_s"][~truth["gps_fault"][observer].astype(bool)]
+    t_out = np.asarray(t_out, dtype=float)
     events = sorted(
-        [(float(x), 0) for x in t_r if x >= t0]
-        + [(float(x), 1) for x in t_fix if x > t0]
-        + [(max(float(x), t0), 2) for x in np.asarray(t_out)]
+        [(float(x), 0, 0) for x in t_r if x >= t0]
+        + [(float(x), 1, 0) for x in t_fix if x > t0]
+        + [(max(float(x), t0), 2, j) for j, x in enumerate(t_out)]
     )
     zero = np.zeros(3)
-    out3, outl, out_rtn = [], [], []
-    for te, kind in events:
+    out3, outl, out_rtn = np.zeros(t_out.size), np.zeros(t_out.size), np.zeros((t_out.size, 3))
+    for te, kind, j in events:
         if kind == 0:
             f.predict_to(f.range_base_time(te))
             f.absorb_range_covariance(te)
@@ -356,13 +366,11 @@ def bound_with_own_orbit(truth, k: int, config, t_out, observer: int = 0, prior_
             continue
         u = f.x[9:12] / np.linalg.norm(f.x[9:12])
         p3 = f.p[9:12, 9:12]
-        out3.append(math.sqrt(max(0.0, float(np.trace(p3)))))
-        outl.append(math.sqrt(max(0.0, float(u @ p3 @ u))))
+        out3[j] = math.sqrt(max(0.0, float(np.trace(p3))))
+        outl[j] = math.sqrt(max(0.0, float(u @ p3 @ u)))
         a = rtn_matrix(f.x[0:3], f.x[3:6])
-        out_rtn.append(np.sqrt(np.maximum(0.0, np.diag(a @ p3 @ a.T))))
-    if axes:
-        return np.array(out3), np.array(outl), np.array(out_rtn)
-    return np.array(out3), np.array(outl)
+        out_rtn[j] = np.sqrt(np.maximum(0.0, np.diag(a @ p3 @ a.T)))
+    return (out3, outl, out_rtn) if axes else (out3, outl)
 
 
 def _fit_run(x, t0, t_r, own, rho, model, bias_sigma_m):

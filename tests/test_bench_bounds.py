@@ -168,3 +168,17 @@ def test_an_own_orbit_from_its_fixes_raises_the_bound_where_no_range_sees():
     # oscillation over the orbit: at 5 and 20 minutes, not the half orbit after) ...
     assert np.all(o_rtn[:, 2] >= k_rtn[:, 2]) and np.all(o_rtn[:2, 2] > 1.1 * k_rtn[:2, 2])
     assert ol[-1] < 1.02 * kl[-1]  # ... and the ranges decide the line of sight either way
+    # the fixes are what keeps it there: without them (every one faulted) the own error grows into it
+    no_fixes = {**truth, "gps_fault": np.ones_like(truth["gps_fault"])}
+    _, _, n_rtn = bound_with_own_orbit(no_fixes, 1, config, t_out, axes=True)
+    assert np.all(n_rtn[1:, 2] > 1.5 * o_rtn[1:, 2])
+
+
+def test_the_bounds_answer_in_the_order_asked(exact):
+    config, truth = exact
+    t_out = truth["t_gps_s"][[300, 30, 120]]
+    order = np.argsort(t_out)
+    for fn in (bound, bound_with_process_noise, bound_with_own_orbit):
+        got, in_order = fn(truth, 1, config, t_out), fn(truth, 1, config, t_out[order])
+        for a, b in zip(got, in_order):
+            np.testing.assert_allclose(a[order], b, rtol=1e-6)  # (a propagation back and forth: 5e-8)
