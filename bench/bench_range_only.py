@@ -249,7 +249,8 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
     :func:`bound` takes the dynamics as exact and knows the rest; this is what an estimator
     that needs the filter's model to stay consistent can reach.  Results in *t_out*'s order."""
     fc = range_only_filter_config(filter_config_from(config), range_only_config_from(config))
-    model = FormationFilter(fc).peer_model
+    filt = FormationFilter(fc)
+    model = filt.peer_model
     obs = (truth["range_observer"] == observer) & (truth["range_peer"] == k) & truth["range_valid"]
     t_r = np.sort(truth["range_t_gps_s"][obs])
     tt = truth["t_gps_s"]
@@ -273,7 +274,7 @@ def bound_with_process_noise(truth, k: int, config, t_out, observer: int = 0, pr
     t_out = np.asarray(t_out, dtype=float)
     events = sorted([(float(x), 0, 0) for x in t_r] + [(max(float(x), t0), 1, j) for j, x in enumerate(t_out)])
     te_all = [e[0] for e in events]
-    own_r, own_v = own_on_model(truth, observer, i0, te_all, FormationFilter(fc).own_model)
+    own_r, own_v = own_on_model(truth, observer, i0, te_all, filt.own_model)
     out3, outl = np.zeros(t_out.size), np.zeros(t_out.size)
     for j, (te, kind, jo) in enumerate(events):
         h = te - t
