@@ -36,6 +36,16 @@ which no range sees, seems known to the prior's sigma, where the own estimate's 
 prior's epoch is in it too); the published 3D sigma; and the mean NEES (3 where the sigma is
 exact: the 99.9 % coverage alone would not see a sigma a third small).
 
+Each cell is also run by a **consistent twin** (``bench_range_only.consistent_twin``,
+``--twin-draws`` runs): the same recursion as the own-orbit bound carrying errors drawn as
+its covariance says (prior, process noise, fix and range noise), so an estimator whose sigma
+is right, with errors as correlated in time as its model makes them.  On the flight's own
+`ok` epochs it shows how many cells such an estimator would leave `ok` while wrong (a right
+sigma puts 0.1 % of epochs past the 99.9 % bound, and a run's errors come in long
+correlated stretches, so some cells rather than a few epochs everywhere), the sigma
+inflation it would take for none in half of all sweeps, how many identifiable cells it would
+bring within 1.2x the own-orbit bound, and where the flight's RMS falls among its runs.
+
     .venv/bin/python bench/bench_geometry.py [--seeds 1] [--hours 6] [--scenarios DIR] [--jobs 2]
                                              [--groups along,along_xt,radial,cross,drift] [--priors ...] [--record]
 
@@ -76,6 +86,7 @@ from bench_range_only import (  # noqa: E402
     bound_with_own_orbit,
     bound_with_process_noise,
     consistency,
+    consistent_twin,
     feed,
 )
 from formation_support import relative_errors, side_resolved_errors, sides_from  # noqa: E402
@@ -242,8 +253,9 @@ def run_condition(out: Path, overrides: dict, extra: dict, ids: list[int]):
     return (*feed(out, config), config)
 
 
-def evaluate_cell(truth, k: int, est: list[dict], sides: list, config) -> dict:
-    """The figures of one partner under one prior (see the module docstring)."""
+def evaluate_cell(truth, k: int, est: list[dict], sides: list, config, twin_draws: int = 0, twin_seed: int = 0) -> dict:
+    """The figures of one partner under one prior (see the module docstring); with
+    *twin_draws*, those of the consistent twin too (:func:`twin_figures`)."""
     pid = int(truth["radio_id"][k])
     c = consistency(truth, est, config)
     tg = np.array([b["t_gps_s"] for b in est])
@@ -292,7 +304,34 @@ def evaluate_cell(truth, k: int, est: list[dict], sides: list, config) -> dict:
     b3o, _ = bound_with_own_orbit(truth, k, config, t_b, prior_rtn=True)
     row["obound_m"] = float(np.sqrt(np.mean(b3o**2)))
     row["final_ambiguous"] = bool(est[-1]["ambiguity_m"] > lim)
+    if twin_draws:
+        ok = (~acq) & (amb <= lim) & (sig <= lim)
+        row.update(twin_figures(truth, k, config, tg[sel], ok[sel], row, twin_draws, twin_seed))
     return row
+
+
+def twin_figures(truth, k: int, config, t_after, ok, row: dict, draws: int, seed: int) -> dict:
+    """What an estimator exactly consistent with the flight filter's model would show on the
+    same cell (``bench_range_only.consistent_twin``, *draws* runs, its error drawn with the
+    statistics its sigma claims): at the epochs after acquisition *t_after* of which *ok*
+    were reported ok, the chance of a run with an ok epoch past the NEES bound
+    (``twin_wrong_p``) and the epochs it then has; each run's largest NEES over the ok
+    epochs (``twin_max_nees``: what a sigma inflation would need to clear them); each run's
+    3D RMS against the own-orbit bound (the chance of <= 1.2: ``twin_rms12_p``) and the share of
+    its runs with an RMS below the flight's (``rms_percentile``: uniform over cells if the flight
+    were as good as the twin)."""
+    nees, err2 = consistent_twin(truth, k, config, t_after, draws=draws, seed=seed, prior_rtn=True)
+    rms = np.sqrt(np.mean(err2, axis=1))
+    max_nees = nees[:, ok].max(axis=1) if ok.any() else np.zeros(draws)
+    past = (nees[:, ok] > NEES_999_3DOF).sum(axis=1)
+    return {
+        "twin_wrong_p": float(np.mean(past > 0)),
+        "twin_wrong_epochs": float(past[past > 0].mean()) if (past > 0).any() else 0.0,
+        "twin_max_nees": max_nees,
+        "twin_rms_m": float(np.sqrt(np.mean(rms**2))),
+        "twin_rms12_p": float(np.mean(rms <= 1.2 * row["obound_m"])),
+        "rms_percentile": float(np.mean(rms <= row["rms_m"])),
+    }
 
 
 def evaluate_scenario(job) -> list[dict]:
@@ -324,7 +363,7 @@ def evaluate_scenario(job) -> list[dict]:
             if not est:
                 row.update(n=0, missing=True)
             else:
-                row.update(evaluate_cell(truth, k, est, sides, config))
+                row.update(evaluate_cell(truth, k, est, sides, config, args.twin_draws, 1000 * seed + 10 * draw + k))
             rows.append(row)
             if args.progress:
                 print(f"  {row['geometry']:11s} s{seed} {_label(row):14s} {_fmt(row)}  ({cpu_s:.0f} s)", flush=True)
@@ -460,6 +499,12 @@ def main() -> None:
         help="the downlinked prior drawn this many times per scenario: the RMS over the draws against the "
         "bounds (the first draw is the table's)",
     )
+    ap.add_argument(
+        "--twin-draws",
+        type=int,
+        default=300,
+        help="runs of the consistent twin per cell (0: none): what a sigma that is right would show there",
+    )
     ap.add_argument("--record", action="store_true", help="record the table in bench/results (the performance page)")
     ap.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="flight configuration override (TOML value)"
@@ -551,8 +596,57 @@ def summarise(rows: list[dict], args) -> None:
             print(
                 f"  their mean NEES (3 if the sigma were exact): median {np.median(anees):.2f}, worst {anees.max():.2f}"
             )
+    twin = twin_summary(good, "cells") if good and "twin_wrong_p" in good[0] else None
     if args.record and good:
-        _record(rows, args, over_draws)
+        _record(rows, args, over_draws, twin)
+
+
+def twin_summary(rows: list[dict], what: str) -> dict:
+    """The consistent twin's figures over *rows* beside the flight's (see :func:`twin_figures`),
+    printed; returned for the record."""
+    rows = [r for r in rows if "twin_wrong_p" in r]
+    p = np.array([r["twin_wrong_p"] for r in rows])
+    flight = sum(r["ok_wrong"] > 0 for r in rows)
+    max_nees = [r["twin_max_nees"] for r in rows]
+    # The sigma inflation f at which a consistent estimator would keep every cell clear in
+    # half of all sweeps: prod over cells of P(no run-maximum NEES > bound f^2) >= 1/2.
+    inflation = math.nan
+    for f in np.arange(1.0, 4.0, 0.01):
+        p_f = np.array([np.mean(m > NEES_999_3DOF * f * f) for m in max_nees])
+        if float(np.prod(1.0 - p_f)) >= 0.5:
+            inflation = float(f)
+            break
+    out = {
+        "n": len(rows),
+        "flight_wrong": int(flight),
+        "twin_wrong": float(p.sum()),
+        "twin_wrong_sd": float(np.sqrt(np.sum(p * (1.0 - p)))),
+        "twin_none_p": float(np.prod(1.0 - p)),
+        "inflation": inflation,
+    }
+    print(
+        f"  {what}: with an epoch ok while wrong {flight} of {len(rows)}; an estimator whose sigma is right "
+        f"(the consistent twin) would have {out['twin_wrong']:.1f} +- {out['twin_wrong_sd']:.1f} on the same epochs "
+        f"(none at all in {100.0 * out['twin_none_p']:.1f} % of sweeps); none in half of all sweeps would take its "
+        f"sigma x {inflation:.2f}"
+    )
+    ident = [r for r in identifiable(rows) if math.isfinite(r.get("rms_percentile", math.nan))]
+    if ident:
+        q = np.array([r["twin_rms12_p"] for r in ident])
+        ratio_o = np.array([r["rms_m"] / r["obound_m"] for r in ident])
+        pct = np.array([r["rms_percentile"] for r in ident])
+        out.update(
+            ident=len(ident),
+            flight_rms12=int(np.sum(ratio_o <= 1.2)),
+            twin_rms12=float(q.sum()),
+            percentile_median=float(np.median(pct)),
+        )
+        print(
+            f"  {what}, identifiable: RMS <= 1.2 x the bound with the own orbit estimated in {out['flight_rms12']} "
+            f"of {len(ident)}; the twin would be in {out['twin_rms12']:.1f}; the flight's RMS among the twin's "
+            f"runs: median percentile {100.0 * out['percentile_median']:.0f} (50 if as good as the twin)"
+        )
+    return out
 
 
 def identifiable(rows: list[dict]) -> list[dict]:
@@ -609,7 +703,9 @@ def _summarise_draws(rows: list[dict]) -> dict:
             else ""
         )
     )
+    twin = twin_summary(every, "every draw") if every and "twin_wrong_p" in every[0] else None
     return {
+        "twin": twin,
         "n": len(a),
         "draws": max(r["draw"] for r in every) + 1,
         "ratios": a,
@@ -619,7 +715,40 @@ def _summarise_draws(rows: list[dict]) -> dict:
     }
 
 
-def _record(rows: list[dict], args, over_draws: dict | None = None) -> None:
+def _twin_figures(tw: dict, key: str, what: str) -> list:
+    """The record's figures of a :func:`twin_summary`."""
+    figs = [
+        figure(
+            f"{key}twin_ok_wrong",
+            f"{what}: with an epoch ok while wrong, flight / an estimator whose sigma is right (expected, +- 1 sd)",
+            f"{tw['flight_wrong']} / {tw['twin_wrong']:.1f} +- {tw['twin_wrong_sd']:.1f} of {tw['n']}",
+        ),
+        figure(
+            f"{key}twin_none_p",
+            f"{what}: chance that the right sigma leaves no cell ok while wrong",
+            100.0 * tw["twin_none_p"],
+            "%",
+        ),
+        figure(f"{key}twin_inflation", f"{what}: sigma inflation for none in half of all sweeps", tw["inflation"], "x"),
+    ]
+    if "ident" in tw:
+        figs += [
+            figure(
+                f"{key}twin_rms12",
+                f"{what}, identifiable: RMS <= 1.2 x the own-orbit bound, flight / right-sigma estimator (expected)",
+                f"{tw['flight_rms12']} / {tw['twin_rms12']:.1f} of {tw['ident']}",
+            ),
+            figure(
+                f"{key}twin_percentile",
+                f"{what}, identifiable: the flight's RMS among that estimator's runs, median percentile (50: as good)",
+                100.0 * tw["percentile_median"],
+                "%",
+            ),
+        ]
+    return figs
+
+
+def _record(rows: list[dict], args, over_draws: dict | None = None, twin: dict | None = None) -> None:
     good = [r for r in rows if not r.get("missing") and r["n"]]
     nees = np.array([r["nees_in"] for r in good])
     figs = [
@@ -739,6 +868,10 @@ def _record(rows: list[dict], args, over_draws: dict | None = None) -> None:
                 f"{over_draws['wrong_cells']} of {over_draws['draw_cells']} ({over_draws['wrong_epochs']} epochs)",
             ),
         ]
+    if twin:
+        figs += _twin_figures(twin, "", "cells")
+    if over_draws and over_draws.get("twin"):
+        figs += _twin_figures(over_draws["twin"], "draws_", "every draw of the downlinked prior")
     cells = {(r["geometry"], r["seed"], r["prior"]): r for r in rows}
     keys = sorted({(r["group"], r["geometry"], r["seed"]) for r in rows}, key=lambda k: (list(GROUPS).index(k[0]), k))
     table = {

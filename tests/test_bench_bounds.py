@@ -4,7 +4,8 @@ the Riccati recursion under the filter's model of what it does not know
 (``bound``) once that model knows everything, and never below it otherwise; the formation
 filter's own recursion with the own orbit estimated from its fixes
 (``bound_with_own_orbit``) is that bound when the fixes are exact, and above it in the
-direction no range sees when they are not."""
+direction no range sees when they are not; and the errors of the consistent twin
+(``consistent_twin``) are distributed as that recursion's covariance says."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from flight_harness import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
-from bench_range_only import bound, bound_with_own_orbit, bound_with_process_noise  # noqa: E402
+from bench_range_only import bound, bound_with_own_orbit, bound_with_process_noise, consistent_twin  # noqa: E402
 
 from pygnc.config import Config, with_overrides  # noqa: E402
 from pygnc.estimation import orbit_dynamics as od  # noqa: E402
@@ -182,3 +183,35 @@ def test_the_bounds_answer_in_the_order_asked(exact):
         got, in_order = fn(truth, 1, config, t_out), fn(truth, 1, config, t_out[order])
         for a, b in zip(got, in_order):
             np.testing.assert_allclose(a[order], b, rtol=1e-6)  # (a propagation back and forth: 5e-8)
+
+
+def test_the_consistent_twin_errs_as_its_sigma_says():
+    # the partner in the own plane with a downlinked prior (the geometry whose cross-track no
+    # range sees), the own orbit from its fixes: the twin's errors at each output are drawn
+    # from the recursion's covariance - NEES mean 3 and the 99.9 % bound's tail, error RMS
+    # the bound's sigma - however correlated in time they are
+    truth = _ranges_on_samples(_truth(Config(), (300.0, -1200.0, -1600.0), (0.1, 0.03, 0.04)))
+    prior = {
+        "t_gps_s": T0_GPS_S,
+        "pos_ecef_m": [float(x) for x in truth["r_gcrs_m"][1][0]],
+        "vel_ecef_m_s": [float(x) for x in truth["v_gcrs_m_s"][1][0]],
+        "sigma_pos_m": 3.0,
+        "sigma_vel_m_s": 0.005,
+    }
+    config = with_overrides(
+        Config(),
+        {"formation_filter": {"atmosphere": "exponential"}, "formation_peer_priors": {"0x4B": prior}},
+        "test",
+    )
+    t_out = truth["t_gps_s"][[30, 120, 300]]
+    draws = 4000
+    nees, err2 = consistent_twin(truth, 1, config, t_out, draws=draws, seed=3)
+    assert nees.shape == err2.shape == (draws, 3)
+    # the mean of chi-square(3) over 4000 draws: 3 +- 0.04 (1 sd)
+    np.testing.assert_allclose(nees.mean(axis=0), 3.0, atol=0.2)
+    assert np.all(np.mean(nees > 16.266, axis=0) < 0.005)  # (0.001 expected: 4 of 4000)
+    o3, _ = bound_with_own_orbit(truth, 1, config, t_out)
+    np.testing.assert_allclose(np.sqrt(err2.mean(axis=0)), o3, rtol=0.05)
+    # the same seed, the same draws (the bench's figures are reproducible)
+    again, _ = consistent_twin(truth, 1, config, t_out, draws=draws, seed=3)
+    np.testing.assert_array_equal(again, nees)
