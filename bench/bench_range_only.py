@@ -350,13 +350,20 @@ def bound_with_own_orbit(truth, k: int, config, t_out, observer: int = 0, prior_
     return (out3, outl, out_rtn) if axes else (out3, outl)
 
 
-def _own_orbit_recursion(f, truth, k: int, config, t_out, observer: int, prior_rtn: bool, at_output) -> None:
+def _own_orbit_recursion(
+    f, truth, k: int, config, t_out, observer: int, prior_rtn: bool, at_output, t_span=None
+) -> None:
     """Run formation filter *f*'s covariance recursion as :func:`bound_with_own_orbit`
-    describes, calling ``at_output(f, j)`` at each ``t_out[j]``."""
+    describes, calling ``at_output(f, j)`` at each ``t_out[j]``; only the ranges and fixes in
+    *t_span* ((from, to) GPS s; default all)."""
     from pygnc.estimation.gps_fix import GpsFix
 
     fc = f.config
     obs = (truth["range_observer"] == observer) & (truth["range_peer"] == k) & truth["range_valid"]
+    t_fix = truth["gps_t_gps_s"][~truth["gps_fault"][observer].astype(bool)]
+    if t_span is not None:
+        obs &= (truth["range_t_gps_s"] >= t_span[0]) & (truth["range_t_gps_s"] <= t_span[1])
+        t_fix = t_fix[(t_fix >= t_span[0]) & (t_fix <= t_span[1])]
     t_r = np.sort(truth["range_t_gps_s"][obs])
     tt = truth["t_gps_s"]
     i0 = max(0, int(np.searchsorted(tt, t_r[0], side="right")) - 1)  # (the truth's sample at or before it)
@@ -365,7 +372,6 @@ def _own_orbit_recursion(f, truth, k: int, config, t_out, observer: int, prior_r
     peer0 = np.concatenate((truth["r_gcrs_m"][k][i0], truth["v_gcrs_m_s"][k][i0]))
     r_fix = np.diag([fc.orbit.pos_sigma_m**2] * 3 + [fc.orbit.vel_sigma_m_s**2] * 3)
     f.initialize(t0, own0, r_fix, peer0, _prior_covariance(truth, k, config, peer0, prior_rtn), ranges_acquired=True)
-    t_fix = truth["gps_t_gps_s"][~truth["gps_fault"][observer].astype(bool)]
     events = sorted(
         [(float(x), 0, 0) for x in t_r if x >= t0]
         + [(float(x), 1, 0) for x in t_fix if x > t0]
@@ -446,14 +452,23 @@ class _ErrorTwin(FormationFilter):
 
 
 def consistent_twin(
-    truth, k: int, config, t_out, draws: int = 200, seed: int = 0, observer: int = 0, prior_rtn: bool = False
+    truth,
+    k: int,
+    config,
+    t_out,
+    draws: int = 200,
+    seed: int = 0,
+    observer: int = 0,
+    prior_rtn: bool = False,
+    t_span=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(NEES, squared 3D error [m^2]), each (draws, len(t_out)), of the relative position at
     *t_out* in *draws* runs of an estimator exactly consistent with the range-only filter's
     model on this scenario's own fixes and ranges (:class:`_ErrorTwin` on
     :func:`bound_with_own_orbit`'s recursion, whose sigmas it has): how often a sigma that is
     right leaves an epoch past its 99.9 % bound, and how a run's RMS spreads about the
-    bound, with the errors as correlated in time as the model makes them."""
+    bound, with the errors as correlated in time as the model makes them.  *t_span*: only the
+    ranges and fixes in it ((from, to) GPS s), as :func:`bound` takes it."""
     fc = range_only_filter_config(filter_config_from(config), range_only_config_from(config))
     t_out = np.asarray(t_out, dtype=float)
     nees, err2 = np.zeros((draws, t_out.size)), np.zeros((draws, t_out.size))
@@ -464,7 +479,7 @@ def consistent_twin(
         err2[:, j] = np.sum(e * e, axis=0)
 
     twin = _ErrorTwin(fc, draws, np.random.default_rng(seed))
-    _own_orbit_recursion(twin, truth, k, config, t_out, observer, prior_rtn, at_output)
+    _own_orbit_recursion(twin, truth, k, config, t_out, observer, prior_rtn, at_output, t_span)
     return nees, err2
 
 
