@@ -403,14 +403,26 @@ class _ErrorTwin(FormationFilter):
     update's gain with a draw of the measurement's noise (the update of an own fix or a range
     that :func:`_own_orbit_recursion` takes with zero innovation)."""
 
-    def __init__(self, config, draws: int, rng: np.random.Generator) -> None:
+    def __init__(self, config, draws: int, rng: np.random.Generator, prior_state=None) -> None:
         super().__init__(config)
-        self.draws, self.rng, self.err = draws, rng, None
+        self.draws, self.rng, self.err, self.prior_state = draws, rng, None, prior_state
         self._phi = self._q_step = None
 
-    def initialize(self, *args, **kwargs) -> None:
-        super().initialize(*args, **kwargs)
+    def initialize(self, t_gps_s, own_z, own_r, peer_z, peer_r, ranges_acquired=False) -> None:
+        super().initialize(t_gps_s, own_z, own_r, peer_z, peer_r, ranges_acquired)
         self.err = _draws(self.p, self.draws, self.rng)
+        if self.prior_state is not None:
+            # the partner's error the prior actually has, carried to the start with the model;
+            # the own one as drawn (the relative state is the partner's less the own)
+            from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
+
+            t_p, pos_ecef_m, vel_ecef_m_s = self.prior_state
+            z, _ = fix_to_gcrs(GpsFix(t_p, pos_ecef_m, vel_ecef_m_s), np.ones(3), np.ones(3))
+            xs = np.concatenate((z, np.zeros(3), [1.0]))
+            if float(t_gps_s) != float(t_p):
+                xs, _ = od.propagate(xs, float(t_gps_s) - float(t_p), self.peer_model, want_phi=False, t_gps_s=t_p)
+            e_peer = xs[:6] - np.asarray(peer_z, dtype=float)
+            self.err[9:15] = e_peer[:, None] - self.err[0:6]
 
     def transition(self, h: float):
         xn, phi = super().transition(h)
@@ -461,6 +473,7 @@ def consistent_twin(
     observer: int = 0,
     prior_rtn: bool = False,
     t_span=None,
+    prior_state=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(NEES, squared 3D error [m^2]), each (draws, len(t_out)), of the relative position at
     *t_out* in *draws* runs of an estimator exactly consistent with the range-only filter's
@@ -468,7 +481,9 @@ def consistent_twin(
     :func:`bound_with_own_orbit`'s recursion, whose sigmas it has): how often a sigma that is
     right leaves an epoch past its 99.9 % bound, and how a run's RMS spreads about the
     bound, with the errors as correlated in time as the model makes them.  *t_span*: only the
-    ranges and fixes in it ((from, to) GPS s), as :func:`bound` takes it."""
+    ranges and fixes in it ((from, to) GPS s), as :func:`bound` takes it.  *prior_state*: the
+    partner's prior (t_gps_s, pos_ecef_m, vel_ecef_m_s), whose error against the truth every
+    run then starts from instead of a draw (what a right sigma makes of this very prior)."""
     fc = range_only_filter_config(filter_config_from(config), range_only_config_from(config))
     t_out = np.asarray(t_out, dtype=float)
     nees, err2 = np.zeros((draws, t_out.size)), np.zeros((draws, t_out.size))
@@ -478,7 +493,7 @@ def consistent_twin(
         nees[:, j] = np.sum(e * np.linalg.solve(f.p[9:12, 9:12], e), axis=0)
         err2[:, j] = np.sum(e * e, axis=0)
 
-    twin = _ErrorTwin(fc, draws, np.random.default_rng(seed))
+    twin = _ErrorTwin(fc, draws, np.random.default_rng(seed), prior_state)
     _own_orbit_recursion(twin, truth, k, config, t_out, observer, prior_rtn, at_output, t_span)
     return nees, err2
 

@@ -215,3 +215,35 @@ def test_the_consistent_twin_errs_as_its_sigma_says():
     # the same seed, the same draws (the bench's figures are reproducible)
     again, _ = consistent_twin(truth, 1, config, t_out, draws=draws, seed=3)
     np.testing.assert_array_equal(again, nees)
+
+
+def test_the_twin_given_a_prior_starts_from_that_priors_error():
+    # a prior exactly on the truth, exact own fixes and a range bias known to a centimetre:
+    # every run starts with no relative error, so the twin errs far less than from a drawn
+    # prior (3 m, 5 mm/s)
+    from pygnc import frames
+
+    truth = _ranges_on_samples(_truth(Config(), (300.0, -1200.0, -1600.0), (0.1, 0.03, 0.04)))
+    j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(T0_GPS_S))
+    x_ecef = j @ np.concatenate((truth["r_gcrs_m"][1][0], truth["v_gcrs_m_s"][1][0]))
+    prior = {
+        "t_gps_s": T0_GPS_S,
+        "pos_ecef_m": [float(x) for x in x_ecef[:3]],
+        "vel_ecef_m_s": [float(x) for x in x_ecef[3:]],
+        "sigma_pos_m": 3.0,
+        "sigma_vel_m_s": 0.005,
+    }
+    config = with_overrides(
+        Config(),
+        {
+            "formation_filter": {"atmosphere": "exponential", "range_bias_sigma_m": 0.01},
+            "formation_peer_priors": {"0x4B": prior},
+            "orbit_filter": {"pos_sigma_m": 1e-3, "vel_sigma_m_s": 1e-6},
+        },
+        "test",
+    )
+    t_out = truth["t_gps_s"][[2, 30]]
+    state = (T0_GPS_S, prior["pos_ecef_m"], prior["vel_ecef_m_s"])
+    _, drawn = consistent_twin(truth, 1, config, t_out, draws=500, seed=4)
+    _, given = consistent_twin(truth, 1, config, t_out, draws=500, seed=4, prior_state=state)
+    assert np.all(np.sqrt(given.mean(axis=0)) < 0.2 * np.sqrt(drawn.mean(axis=0)))
