@@ -767,6 +767,21 @@ def _twin_figures(tw: dict, key: str, what: str) -> list:
                 "%",
             ),
         ]
+    if "given" in tw:
+        figs += [
+            figure(
+                f"{key}given_rms12",
+                f"{what}, identifiable: ... the same, that estimator starting from the prior's own error "
+                "(the flight's draw)",
+                f"{tw['given_flight_rms12']} / {tw['given_rms12']:.1f} of {tw['given']}",
+            ),
+            figure(
+                f"{key}given_percentile",
+                f"{what}, identifiable: the flight's RMS among those runs, median percentile",
+                100.0 * tw["given_percentile_median"],
+                "%",
+            ),
+        ]
     return figs
 
 
