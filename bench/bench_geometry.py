@@ -88,6 +88,7 @@ from bench_range_only import (  # noqa: E402
     consistency,
     consistent_twin,
     feed,
+    own_fix_errors,
 )
 from formation_support import relative_errors, side_resolved_errors, sides_from  # noqa: E402
 from results import figure, record  # noqa: E402
@@ -95,7 +96,8 @@ from results import figure, record  # noqa: E402
 from ground.replay.in_process import IN_PROCESS_OVERRIDES  # noqa: E402
 from ground.simulate import scenario as scn  # noqa: E402
 from ground.simulate.simulator import simulate, write_scenario  # noqa: E402
-from pygnc.config import Config, config_for_home, with_overrides  # noqa: E402
+from pygnc.config import Config, Paths, config_for_home, with_overrides  # noqa: E402
+from pygnc.tasks.ingest import build_message_stream  # noqa: E402
 
 A_M = scn.OrbitSettings().semi_major_axis_m
 
@@ -253,9 +255,12 @@ def run_condition(out: Path, overrides: dict, extra: dict, ids: list[int]):
     return (*feed(out, config), config)
 
 
-def evaluate_cell(truth, k: int, est: list[dict], sides: list, config, twin_draws: int = 0, twin_seed: int = 0) -> dict:
+def evaluate_cell(
+    truth, k: int, est: list[dict], sides: list, config, twin_draws: int = 0, twin_seed: int = 0, fix_errors=None
+) -> dict:
     """The figures of one partner under one prior (see the module docstring); with
-    *twin_draws*, those of the consistent twin too (:func:`twin_figures`)."""
+    *twin_draws*, those of the consistent twin too (:func:`twin_figures`; *fix_errors*: the
+    own fixes' errors, ``bench_range_only.own_fix_errors``)."""
     pid = int(truth["radio_id"][k])
     c = consistency(truth, est, config)
     tg = np.array([b["t_gps_s"] for b in est])
@@ -306,11 +311,11 @@ def evaluate_cell(truth, k: int, est: list[dict], sides: list, config, twin_draw
     row["final_ambiguous"] = bool(est[-1]["ambiguity_m"] > lim)
     if twin_draws:
         ok = (~acq) & (amb <= lim) & (sig <= lim)
-        row.update(twin_figures(truth, k, config, tg[sel], ok[sel], row, twin_draws, twin_seed))
+        row.update(twin_figures(truth, k, config, tg[sel], ok[sel], row, twin_draws, twin_seed, fix_errors))
     return row
 
 
-def twin_figures(truth, k: int, config, t_after, ok, row: dict, draws: int, seed: int) -> dict:
+def twin_figures(truth, k: int, config, t_after, ok, row: dict, draws: int, seed: int, fix_errors=None) -> dict:
     """What an estimator exactly consistent with the flight filter's model would show on the
     same cell (``bench_range_only.consistent_twin``, *draws* runs, its error drawn with the
     statistics its sigma claims): at the epochs after acquisition *t_after* of which *ok*
@@ -319,7 +324,9 @@ def twin_figures(truth, k: int, config, t_after, ok, row: dict, draws: int, seed
     epochs (``twin_max_nees``: what a sigma inflation would need to clear them); each run's
     3D RMS against the own-orbit bound (the chance of <= 1.2: ``twin_rms12_p``) and the share of
     its runs with an RMS below the flight's (``rms_percentile``: uniform over cells if the flight
-    were as good as the twin)."""
+    were as good as the twin); and the last two again with the twin given the flight's draws
+    - every run starting from the prior's own error and its own fixes carrying the scenario's
+    noise (*fix_errors*), so only the ranges' noise and the dynamics drawn (``given_*``)."""
     nees, err2 = consistent_twin(truth, k, config, t_after, draws=draws, seed=seed, prior_rtn=True)
     rms = np.sqrt(np.mean(err2, axis=1))
     max_nees = nees[:, ok].max(axis=1) if ok.any() else np.zeros(draws)
@@ -334,9 +341,19 @@ def twin_figures(truth, k: int, config, t_after, ok, row: dict, draws: int, seed
     }
     pri = config.formation_peer_priors.get(int(truth["radio_id"][k]))
     if pri and pri.get("pos_ecef_m") is not None:
-        # the same, every run starting from this prior's own error (the draw the flight had)
+        # the same given the flight's draws: this prior's own error, the own fixes' noise
         state = (pri["t_gps_s"], pri["pos_ecef_m"], pri["vel_ecef_m_s"])
-        _, err2 = consistent_twin(truth, k, config, t_after, draws=draws, seed=seed, prior_rtn=True, prior_state=state)
+        _, err2 = consistent_twin(
+            truth,
+            k,
+            config,
+            t_after,
+            draws=draws,
+            seed=seed,
+            prior_rtn=True,
+            prior_state=state,
+            own_fix_errors=fix_errors,
+        )
         rms = np.sqrt(np.mean(err2, axis=1))
         out["given_rms12_p"] = float(np.mean(rms <= 1.2 * row["obound_m"]))
         out["given_percentile"] = float(np.mean(rms <= row["rms_m"]))
@@ -360,9 +377,12 @@ def evaluate_scenario(job) -> list[dict]:
     runs = [(c, 0) for c in args.priors]
     if "downlink" in args.priors:
         runs += [("downlink", d) for d in range(1, args.prior_draws)]
+    fix_errors = None
     for condition, draw in runs:
         overrides = prior_overrides(condition, out, truth, seed + DRAW_SEED_STEP * draw)
         res, cpu_s, proc, config = run_condition(out, overrides, extra, [int(r) for r in truth["radio_id"]])
+        if fix_errors is None and args.twin_draws:
+            fix_errors = own_fix_errors(truth, build_message_stream(Paths(out), config).messages)
         sides = sides_from(res)
         for k in range(1, truth["radio_id"].size):
             pid = int(truth["radio_id"][k])
@@ -372,7 +392,11 @@ def evaluate_scenario(job) -> list[dict]:
             if not est:
                 row.update(n=0, missing=True)
             else:
-                row.update(evaluate_cell(truth, k, est, sides, config, args.twin_draws, 1000 * seed + 10 * draw + k))
+                row.update(
+                    evaluate_cell(
+                        truth, k, est, sides, config, args.twin_draws, 1000 * seed + 10 * draw + k, fix_errors
+                    )
+                )
             rows.append(row)
             if args.progress:
                 print(f"  {row['geometry']:11s} s{seed} {_label(row):14s} {_fmt(row)}  ({cpu_s:.0f} s)", flush=True)
@@ -664,7 +688,7 @@ def twin_summary(rows: list[dict], what: str) -> dict:
                 given_percentile_median=float(np.median([r["given_percentile"] for r in given])),
             )
             print(
-                f"  {what}, identifiable, the twin starting from the prior's own error (the flight's draw): within 1.2x"
+                f"  {what}, identifiable, the twin given the flight's draws (prior error, own fix noise): within 1.2x"
                 f" in {out['given_rms12']:.1f} of {len(given)} (the flight {out['given_flight_rms12']}); the flight's "
                 f"median percentile among its runs {100.0 * out['given_percentile_median']:.0f}"
             )
@@ -771,8 +795,8 @@ def _twin_figures(tw: dict, key: str, what: str) -> list:
         figs += [
             figure(
                 f"{key}given_rms12",
-                f"{what}, identifiable: ... the same, that estimator starting from the prior's own error "
-                "(the flight's draw)",
+                f"{what}, identifiable: ... the same, that estimator given the flight's draws (the prior's "
+                "error, the own fixes' noise)",
                 f"{tw['given_flight_rms12']} / {tw['given_rms12']:.1f} of {tw['given']}",
             ),
             figure(

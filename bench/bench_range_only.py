@@ -403,14 +403,22 @@ class _ErrorTwin(FormationFilter):
     update's gain with a draw of the measurement's noise (the update of an own fix or a range
     that :func:`_own_orbit_recursion` takes with zero innovation)."""
 
-    def __init__(self, config, draws: int, rng: np.random.Generator, prior_state=None) -> None:
+    def __init__(
+        self, config, draws: int, rng: np.random.Generator, prior_state=None, own_fix_errors: dict | None = None
+    ) -> None:
         super().__init__(config)
         self.draws, self.rng, self.err, self.prior_state = draws, rng, None, prior_state
+        self.own_fix_errors = own_fix_errors
         self._phi = self._q_step = None
 
     def initialize(self, t_gps_s, own_z, own_r, peer_z, peer_r, ranges_acquired=False) -> None:
         super().initialize(t_gps_s, own_z, own_r, peer_z, peer_r, ranges_acquired)
         self.err = _draws(self.p, self.draws, self.rng)
+        if self.own_fix_errors:
+            # the own state starts as a fix would: the error of the last one at or before the start
+            before = [t for t in self.own_fix_errors if t <= float(t_gps_s)]
+            if before:
+                self.err[0:6] = np.asarray(self.own_fix_errors[max(before)])[:, None]
         if self.prior_state is not None:
             # the partner's error the prior actually has, carried to the start with the model;
             # the own one as drawn (the relative state is the partner's less the own)
@@ -439,17 +447,19 @@ class _ErrorTwin(FormationFilter):
         super()._step(h)
         self.err = self._phi @ self.err + _draws(self._q_step, self.draws, self.rng)
 
-    def _gain_update(self, h: np.ndarray, r: np.ndarray) -> None:
-        """The errors through the update of a measurement z = H x + v, v ~ N(0, *r*): the
-        gain from the covariance before it (called before the filter's own update)."""
+    def _gain_update(self, h: np.ndarray, r: np.ndarray, noise: np.ndarray | None = None) -> None:
+        """The errors through the update of a measurement z = H x + v, v ~ N(0, *r*) (or the
+        given *noise*, every run's): the gain from the covariance before it (called before
+        the filter's own update)."""
         ph = self.p @ h.T
         k = ph @ np.linalg.inv(h @ ph + r)
-        self.err = self.err - k @ (h @ self.err) + k @ _draws(r, self.draws, self.rng)
+        v = _draws(r, self.draws, self.rng) if noise is None else np.asarray(noise, dtype=float)[:, None]
+        self.err = self.err - k @ (h @ self.err) + k @ v
 
     def update_own_fix(self, fix, gcrs=None):
         h = np.zeros((6, self.x.size))
         h[:, 0:6] = np.eye(6)
-        self._gain_update(h, gcrs[1])
+        self._gain_update(h, gcrs[1], (self.own_fix_errors or {}).get(round(fix.t_gps_s, 3)))
         return super().update_own_fix(fix, gcrs)
 
     def absorb_range_covariance(self, t_gps_s: float, sigma_m: float | None = None) -> None:
@@ -474,6 +484,7 @@ def consistent_twin(
     prior_rtn: bool = False,
     t_span=None,
     prior_state=None,
+    own_fix_errors: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(NEES, squared 3D error [m^2]), each (draws, len(t_out)), of the relative position at
     *t_out* in *draws* runs of an estimator exactly consistent with the range-only filter's
@@ -483,7 +494,9 @@ def consistent_twin(
     bound, with the errors as correlated in time as the model makes them.  *t_span*: only the
     ranges and fixes in it ((from, to) GPS s), as :func:`bound` takes it.  *prior_state*: the
     partner's prior (t_gps_s, pos_ecef_m, vel_ecef_m_s), whose error against the truth every
-    run then starts from instead of a draw (what a right sigma makes of this very prior)."""
+    run then starts from instead of a draw (what a right sigma makes of this very prior);
+    *own_fix_errors*: {t_gps_s to the ms: the own fix's GCRS [r, v] error (6,)}, the noise every run's
+    own fixes then have (:func:`own_fix_errors`)."""
     fc = range_only_filter_config(filter_config_from(config), range_only_config_from(config))
     t_out = np.asarray(t_out, dtype=float)
     nees, err2 = np.zeros((draws, t_out.size)), np.zeros((draws, t_out.size))
@@ -493,9 +506,28 @@ def consistent_twin(
         nees[:, j] = np.sum(e * np.linalg.solve(f.p[9:12, 9:12], e), axis=0)
         err2[:, j] = np.sum(e * e, axis=0)
 
-    twin = _ErrorTwin(fc, draws, np.random.default_rng(seed), prior_state)
+    twin = _ErrorTwin(fc, draws, np.random.default_rng(seed), prior_state, own_fix_errors)
     _own_orbit_recursion(twin, truth, k, config, t_out, observer, prior_rtn, at_output, t_span)
     return nees, err2
+
+
+def own_fix_errors(truth, messages, observer: int = 0) -> dict:
+    """{t_gps_s (to the ms): GCRS [r, v] error (6,)} of the observer's valid own GPS fixes in a
+    message stream (``build_message_stream``; the fixes fall on the truth's samples)."""
+    from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
+
+    tt = truth["t_gps_s"]
+    out = {}
+    for kind, b in messages:
+        if kind != "gps_fix" or b.get("peer_id", 0) != 0 or not b.get("valid", True):
+            continue
+        t = float(b["t_gps_s"])
+        i = int(np.searchsorted(tt, t))
+        if i >= tt.size or abs(tt[i] - t) > 1e-6:
+            continue
+        z, _ = fix_to_gcrs(GpsFix(t, b["pos_ecef_m"], b["vel_ecef_m_s"]), np.ones(3), np.ones(3))
+        out[round(t, 3)] = z - np.concatenate((truth["r_gcrs_m"][observer][i], truth["v_gcrs_m_s"][observer][i]))
+    return out
 
 
 def _fit_run(x, t0, t_r, own, rho, model, bias_sigma_m):
