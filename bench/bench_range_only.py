@@ -415,10 +415,13 @@ class _ErrorTwin(FormationFilter):
         super().initialize(t_gps_s, own_z, own_r, peer_z, peer_r, ranges_acquired)
         self.err = _draws(self.p, self.draws, self.rng)
         if self.own_fix_errors:
-            # the own state starts as a fix would: the error of the last one at or before the start
-            before = [t for t in self.own_fix_errors if t <= float(t_gps_s)]
+            # the own state starts as a fix would: the error of the last one in the minute up
+            # to the start (the relative error, the partner's less the own, moves with it)
+            before = [t for t in self.own_fix_errors if float(t_gps_s) - 60.0 <= t <= float(t_gps_s)]
             if before:
-                self.err[0:6] = np.asarray(self.own_fix_errors[max(before)])[:, None]
+                own = np.asarray(self.own_fix_errors[max(before)], dtype=float)[:, None]
+                self.err[9:15] += self.err[0:6] - own
+                self.err[0:6] = own
         if self.prior_state is not None:
             # the partner's error the prior actually has, carried to the start with the model;
             # the own one as drawn (the relative state is the partner's less the own)
@@ -457,6 +460,7 @@ class _ErrorTwin(FormationFilter):
         self.err = self.err - k @ (h @ self.err) + k @ v
 
     def update_own_fix(self, fix, gcrs=None):
+        gcrs = gcrs if gcrs is not None else self.fix_gcrs(fix)
         h = np.zeros((6, self.x.size))
         h[:, 0:6] = np.eye(6)
         self._gain_update(h, gcrs[1], (self.own_fix_errors or {}).get(round(fix.t_gps_s, 3)))
@@ -465,10 +469,11 @@ class _ErrorTwin(FormationFilter):
     def absorb_range_covariance(self, t_gps_s: float, sigma_m: float | None = None) -> None:
         # (the variance as the flight's absorb_range_covariance takes it)
         c = self.config
+        sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
         _, h, _, u, rel_dot, _ = self._range_terms(self.range_ahead_s(float(t_gps_s)))
         if u is not None:
             rate = float(np.dot(u, rel_dot))
-            var = c.range_sigma_m**2 + (rate * c.range_tag_resolution_s) ** 2 / 12.0
+            var = sig * sig + (rate * c.range_tag_resolution_s) ** 2 / 12.0
             self._gain_update(h, np.array([[var]]))
         super().absorb_range_covariance(t_gps_s, sigma_m)
 
@@ -513,15 +518,19 @@ def consistent_twin(
 
 def own_fix_errors(truth, messages, observer: int = 0) -> dict:
     """{t_gps_s (to the ms): GCRS [r, v] error (6,)} of the observer's valid own GPS fixes in a
-    message stream (``build_message_stream``; the fixes fall on the truth's samples)."""
+    message stream (``build_message_stream``; the fixes fall on the truth's samples), but
+    those the truth marks faulted."""
     from pygnc.estimation.gps_fix import GpsFix, fix_to_gcrs
 
     tt = truth["t_gps_s"]
+    faulted = {round(float(t), 3) for t in truth["gps_t_gps_s"][truth["gps_fault"][observer].astype(bool)]}
     out = {}
     for kind, b in messages:
         if kind != "gps_fix" or b.get("peer_id", 0) != 0 or not b.get("valid", True):
             continue
         t = float(b["t_gps_s"])
+        if round(t, 3) in faulted:  # (an outlier the scenario made: the recursion takes no faulted fix)
+            continue
         i = int(np.searchsorted(tt, t))
         if i >= tt.size or abs(tt[i] - t) > 1e-6:
             continue

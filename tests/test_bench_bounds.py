@@ -303,3 +303,21 @@ def test_the_twin_given_the_own_fixes_noise_carries_it():
     # (later the runs' drawn process noise takes over: less, not far less)
     g, d = np.sqrt(given.mean(axis=0)), np.sqrt(drawn.mean(axis=0))
     assert g[0] < 0.5 * d[0] and g[1] < d[1]
+
+
+def test_a_twin_given_its_own_start_keeps_the_partner_drawn_from_its_prior():
+    # the own error replaced by a given fix's: the partner's (relative + own) stays as drawn
+    import bench_range_only as bro
+
+    config = Config()
+    fc = bro.range_only_filter_config(filter_config_from(config), bro.range_only_config_from(config))
+    e_own = np.array([30.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    twin = bro._ErrorTwin(fc, 4000, np.random.default_rng(6), own_fix_errors={round(T0_GPS_S - 10.0, 3): e_own})
+    own = np.array([6.9e6, 0.0, 0.0, 0.0, 4.5e3, 6.0e3])
+    peer = own + np.array([0.0, 2e3, 0.0, 0.0, 0.0, 0.0])
+    r = np.diag([100.0] * 3 + [1e-4] * 3)
+    twin.initialize(T0_GPS_S, own, r, peer, 9.0 * r)
+    np.testing.assert_array_equal(twin.err[0:6], np.repeat(e_own[:, None], 4000, axis=1))
+    partner = twin.err[9:15] + twin.err[0:6]
+    assert np.all(np.abs(partner.mean(axis=1)[:3]) < 1.0)  # (sigma 30 m: 0.5 m for one sd of the mean)
+    np.testing.assert_allclose(partner.std(axis=1)[:3], 30.0, rtol=0.05)
