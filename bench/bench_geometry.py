@@ -40,11 +40,13 @@ Each cell is also run by a **consistent twin** (``bench_range_only.consistent_tw
 ``--twin-draws`` runs): the same recursion as the own-orbit bound carrying errors drawn as
 its covariance says (prior, process noise, fix and range noise), so an estimator whose sigma
 is right, with errors as correlated in time as its model makes them.  On the flight's own
-`ok` epochs it shows how many cells such an estimator would leave `ok` while wrong (a right
-sigma puts 0.1 % of epochs past the 99.9 % bound, and a run's errors come in long
-correlated stretches, so some cells rather than a few epochs everywhere), the sigma
-inflation it would take for none in half of all sweeps, how many identifiable cells it would
-bring within 1.2x the own-orbit bound, and where the flight's RMS falls among its runs.
+`ok` epochs it shows how many cells such an estimator would be expected to leave `ok` while
+wrong (a right sigma puts 0.1 % of epochs past the 99.9 % bound, and a run's errors come in
+long correlated stretches, so some cells rather than a few epochs everywhere), the sigma
+inflation at which it would expect half a cell, how many identifiable cells it would bring
+within 1.2x the own-orbit bound, and where the flight's RMS falls among its runs - the last
+two again with the twin given the flight's draws (the prior's actual error, the own fixes'
+actual noise).
 
     .venv/bin/python bench/bench_geometry.py [--seeds 1] [--hours 6] [--scenarios DIR] [--jobs 2]
                                              [--groups along,along_xt,radial,cross,drift] [--priors ...] [--record]
