@@ -129,6 +129,30 @@ def _ranges_on_samples(truth: dict) -> dict:
     return {**truth, "range_t_gps_s": truth["t_gps_s"][1:].copy()}
 
 
+def _prior_on_truth(truth: dict, more: dict | None = None, bias_known: bool = True) -> tuple[Config, tuple]:
+    """(a configuration whose partner prior is exactly the truth's partner at the start - a
+    downlinked orbit's 3 m, 5 mm/s - with the range bias known to a centimetre (*bias_known*)
+    and *more*; the prior's state as ``consistent_twin`` takes it).  The bounds read only the
+    prior's sigmas: they start on the truth."""
+    from pygnc import frames
+
+    j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(T0_GPS_S))
+    x_ecef = j @ np.concatenate((truth["r_gcrs_m"][1][0], truth["v_gcrs_m_s"][1][0]))
+    prior = {
+        "t_gps_s": T0_GPS_S,
+        "pos_ecef_m": [float(x) for x in x_ecef[:3]],
+        "vel_ecef_m_s": [float(x) for x in x_ecef[3:]],
+        "sigma_pos_m": 3.0,
+        "sigma_vel_m_s": 0.005,
+    }
+    overrides = {
+        "formation_filter": {"atmosphere": "exponential", **({"range_bias_sigma_m": 0.01} if bias_known else {})},
+        "formation_peer_priors": {"0x4B": prior},
+        **(more or {}),
+    }
+    return with_overrides(Config(), overrides, "test"), (T0_GPS_S, prior["pos_ecef_m"], prior["vel_ecef_m_s"])
+
+
 def test_with_exact_own_fixes_the_own_orbit_bound_is_the_known_own_one(exact):
     config, truth = exact
     truth = _ranges_on_samples(truth)
@@ -154,18 +178,7 @@ def test_with_exact_own_fixes_the_own_orbit_bound_is_the_known_own_one(exact):
 def test_an_own_orbit_from_its_fixes_raises_the_bound_where_no_range_sees():
     # a partner in the own orbit's plane (radial and along-track): no range sees its cross-track
     truth = _ranges_on_samples(_truth(Config(), (300.0, -1200.0, -1600.0), (0.1, 0.03, 0.04)))
-    prior = {  # a downlinked orbit's few metres (its state is not read: the bounds start on the truth)
-        "t_gps_s": T0_GPS_S,
-        "pos_ecef_m": [float(x) for x in truth["r_gcrs_m"][1][0]],
-        "vel_ecef_m_s": [float(x) for x in truth["v_gcrs_m_s"][1][0]],
-        "sigma_pos_m": 3.0,
-        "sigma_vel_m_s": 0.005,
-    }
-    config = with_overrides(
-        Config(),
-        {"formation_filter": {"atmosphere": "exponential"}, "formation_peer_priors": {"0x4B": prior}},
-        "test",
-    )
+    config, _ = _prior_on_truth(truth, bias_known=False)  # (a downlinked orbit's few metres)
     exact_fixes = with_overrides(config, {"orbit_filter": {"pos_sigma_m": 1e-3, "vel_sigma_m_s": 1e-6}}, "test")
     t_out = truth["t_gps_s"][[30, 120, 300]]
     k3, kl, k_rtn = bound_with_own_orbit(truth, 1, exact_fixes, t_out, axes=True)
@@ -197,18 +210,7 @@ def test_the_consistent_twin_errs_as_its_sigma_says():
     # from the recursion's covariance - NEES mean 3 and the 99.9 % bound's tail, error RMS
     # the bound's sigma - however correlated in time they are
     truth = _ranges_on_samples(_truth(Config(), (300.0, -1200.0, -1600.0), (0.1, 0.03, 0.04)))
-    prior = {
-        "t_gps_s": T0_GPS_S,
-        "pos_ecef_m": [float(x) for x in truth["r_gcrs_m"][1][0]],
-        "vel_ecef_m_s": [float(x) for x in truth["v_gcrs_m_s"][1][0]],
-        "sigma_pos_m": 3.0,
-        "sigma_vel_m_s": 0.005,
-    }
-    config = with_overrides(
-        Config(),
-        {"formation_filter": {"atmosphere": "exponential"}, "formation_peer_priors": {"0x4B": prior}},
-        "test",
-    )
+    config, _ = _prior_on_truth(truth, bias_known=False)
     t_out = truth["t_gps_s"][[30, 120, 300]]
     draws = 4000
     nees, err2 = consistent_twin(truth, 1, config, t_out, draws=draws, seed=3)
@@ -227,29 +229,9 @@ def test_the_twin_given_a_prior_starts_from_that_priors_error():
     # a prior exactly on the truth, exact own fixes and a range bias known to a centimetre:
     # every run starts with no relative error, so the twin errs far less than from a drawn
     # prior (3 m, 5 mm/s)
-    from pygnc import frames
-
     truth = _ranges_on_samples(_truth(Config(), (300.0, -1200.0, -1600.0), (0.1, 0.03, 0.04)))
-    j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(T0_GPS_S))
-    x_ecef = j @ np.concatenate((truth["r_gcrs_m"][1][0], truth["v_gcrs_m_s"][1][0]))
-    prior = {
-        "t_gps_s": T0_GPS_S,
-        "pos_ecef_m": [float(x) for x in x_ecef[:3]],
-        "vel_ecef_m_s": [float(x) for x in x_ecef[3:]],
-        "sigma_pos_m": 3.0,
-        "sigma_vel_m_s": 0.005,
-    }
-    config = with_overrides(
-        Config(),
-        {
-            "formation_filter": {"atmosphere": "exponential", "range_bias_sigma_m": 0.01},
-            "formation_peer_priors": {"0x4B": prior},
-            "orbit_filter": {"pos_sigma_m": 1e-3, "vel_sigma_m_s": 1e-6},
-        },
-        "test",
-    )
+    config, state = _prior_on_truth(truth, {"orbit_filter": {"pos_sigma_m": 1e-3, "vel_sigma_m_s": 1e-6}})
     t_out = truth["t_gps_s"][[2, 30]]
-    state = (T0_GPS_S, prior["pos_ecef_m"], prior["vel_ecef_m_s"])
     _, drawn = consistent_twin(truth, 1, config, t_out, draws=500, seed=4)
     _, given = consistent_twin(truth, 1, config, t_out, draws=500, seed=4, prior_state=state)
     assert np.all(np.sqrt(given.mean(axis=0)) < 0.2 * np.sqrt(drawn.mean(axis=0)))
@@ -278,24 +260,7 @@ def test_the_twin_given_the_own_fixes_noise_carries_it():
     assert all(abs(np.linalg.norm(e[:3]) - 3.0) < 1e-6 for e in errors.values())
     assert all(abs(np.linalg.norm(e[3:]) - w_3m) < 1e-7 for e in errors.values())
 
-    j = frames.rv_gcrs_to_ecef_matrix(frames.gcrs_from_itrs_matrix(T0_GPS_S))
-    x_ecef = j @ np.concatenate((truth["r_gcrs_m"][1][0], truth["v_gcrs_m_s"][1][0]))
-    prior = {
-        "t_gps_s": T0_GPS_S,
-        "pos_ecef_m": [float(x) for x in x_ecef[:3]],
-        "vel_ecef_m_s": [float(x) for x in x_ecef[3:]],
-        "sigma_pos_m": 3.0,
-        "sigma_vel_m_s": 0.005,
-    }
-    config = with_overrides(
-        Config(),
-        {
-            "formation_filter": {"atmosphere": "exponential", "range_bias_sigma_m": 0.01},
-            "formation_peer_priors": {"0x4B": prior},
-        },
-        "test",
-    )
-    state = (T0_GPS_S, prior["pos_ecef_m"], prior["vel_ecef_m_s"])
+    config, state = _prior_on_truth(truth)
     t_out = truth["t_gps_s"][[30, 120]]
     exact = {t: np.zeros(6) for t in errors}
     _, drawn = consistent_twin(truth, 1, config, t_out, draws=300, seed=5, prior_state=state)
