@@ -36,6 +36,7 @@ reuses what is there.  Needs the ground extra.  Takes ~20 min per seed on a 2-co
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import math
@@ -189,14 +190,21 @@ def evaluate(truth, i: int, est: list[dict]) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def logged_formation_estimates(home: Path) -> list[dict]:
+    """Every formation estimate a run in *home* published (its bus log), read once for the
+    run's three pairs."""
+    run = ReplayRun(mode="pipeline", processors=[], missing={})
+    read_bus_log(home / "logs" / "bus.log", run)
+    return run.estimates["formation_estimate"]
+
+
 def reevaluated(day_rows: list[dict], home: Path, truth, i: int) -> list[dict]:
     """A kept day's rows, evaluated again from its bus log when they lack a figure this
     bench has learnt to compute since (the log holds every published estimate)."""
     if all("valid_wrong" in r or r.get("missing") for r in day_rows) or not (home / "logs" / "bus.log").is_file():
         return day_rows
-    run = ReplayRun(mode="pipeline", processors=[], missing={})
-    read_bus_log(home / "logs" / "bus.log", run)
-    ests = run.estimates["formation_estimate"]
+    ests = logged_formation_estimates(home)
     out = []
     for r in day_rows:
         est = [b for b in ests if b["peer_id"] == r["peer"]]
@@ -318,9 +326,7 @@ def pair_twin(seed_dir: Path, truth, row: dict) -> dict:
         return json.loads(cache.read_text())
     out = {"twin_wrong_p": 0.0, "twin_wrong_epochs": 0.0}
     if row.get("valid_frac", 0.0) > 0.0:
-        run = ReplayRun(mode="pipeline", processors=[], missing={})
-        read_bus_log(home / "logs" / "bus.log", run)
-        est = [b for b in run.estimates["formation_estimate"] if b["peer_id"] == row["peer"]]
+        est = [b for b in logged_formation_estimates(home) if b["peer_id"] == row["peer"]]
         after = np.flatnonzero(~np.array([b["acquiring"] for b in est]))
         est = est[after[0] :]
         t_day = float(truth["t_gps_s"][0]) + (row["day"] - 1) * DAY_S

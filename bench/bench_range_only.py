@@ -450,32 +450,35 @@ class _ErrorTwin(FormationFilter):
         super()._step(h)
         self.err = self._phi @ self.err + _draws(self._q_step, self.draws, self.rng)
 
-    def _gain_update(self, h: np.ndarray, r: np.ndarray, noise: np.ndarray | None = None) -> None:
+    def _gain_update(self, p0: np.ndarray, h: np.ndarray, r: np.ndarray, noise: np.ndarray | None = None) -> None:
         """The errors through the update of a measurement z = H x + v, v ~ N(0, *r*) (or the
-        given *noise*, every run's): the gain from the covariance before it (called before
-        the filter's own update)."""
-        ph = self.p @ h.T
+        given *noise*, every run's), the gain from *p0*, the covariance before it."""
+        ph = p0 @ h.T
         k = ph @ np.linalg.inv(h @ ph + r)
         v = _draws(r, self.draws, self.rng) if noise is None else np.asarray(noise, dtype=float)[:, None]
         self.err = self.err - k @ (h @ self.err) + k @ v
 
     def update_own_fix(self, fix, gcrs=None):
         gcrs = gcrs if gcrs is not None else self.fix_gcrs(fix)
-        h = np.zeros((6, self.x.size))
-        h[:, 0:6] = np.eye(6)
-        self._gain_update(h, gcrs[1], (self.own_fix_errors or {}).get(round(fix.t_gps_s, 3)))
-        return super().update_own_fix(fix, gcrs)
+        p0 = self.p
+        result = super().update_own_fix(fix, gcrs)
+        if self.p is not p0:  # (a rejected fix leaves the covariance, and the errors, as they were)
+            h = np.zeros((6, self.x.size))
+            h[:, 0:6] = np.eye(6)
+            self._gain_update(p0, h, gcrs[1], (self.own_fix_errors or {}).get(round(fix.t_gps_s, 3)))
+        return result
 
     def absorb_range_covariance(self, t_gps_s: float, sigma_m: float | None = None) -> None:
-        # (the variance as the flight's absorb_range_covariance takes it)
-        c = self.config
-        sig = c.range_sigma_m if sigma_m is None or not sigma_m > 0 else float(sigma_m)
-        _, h, _, u, rel_dot, _ = self._range_terms(self.range_ahead_s(float(t_gps_s)))
-        if u is not None:
-            rate = float(np.dot(u, rel_dot))
-            var = sig * sig + (rate * c.range_tag_resolution_s) ** 2 / 12.0
-            self._gain_update(h, np.array([[var]]))
+        # The range's variance is the one the filter took: its update is P - P h h^T P / s,
+        # so with u = P h, u^T (P - P') u = |u|^4 / s (the state, and so h, does not change).
+        p0 = self.p
+        h = self._range_terms(self.range_ahead_s(float(t_gps_s)))[1]
         super().absorb_range_covariance(t_gps_s, sigma_m)
+        u = p0 @ h[0]
+        d = float(u @ (p0 - self.p) @ u)
+        if d > 0.0:
+            s = float(u @ u) ** 2 / d
+            self._gain_update(p0, h, np.array([[s - float(h[0] @ u)]]))
 
 
 def consistent_twin(
