@@ -66,3 +66,23 @@ def test_simdevice_prints_the_port_and_exits_cleanly(tmp_path):
         timeout=30,
     )
     assert p.returncode == 2 and "probability" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_simulated_unit_that_falls_behind_counts_the_packets_it_lost():
+    # (a stall of the simulator's thread on a loaded host: the packets it skips are lost, and
+    # the counter - the device's clock - goes on counting them, as a real unit's would)
+    port = PtyPort()
+    try:
+        s = Imu380Sim(port)
+        sent = []
+        s.send = sent.append  # (not started: ticked by hand)
+        period = s.fields[1] / 100.0
+        now = s.t0
+        for _ in range(3):
+            now = s.on_tick(now)
+        assert s.counter == len(sent) == 3
+        s.on_tick(now + 5.0)  # five seconds late
+        assert len(sent) == 4 and s.counter > 4
+        assert s._next_packet - s.t0 == pytest.approx(s.counter * period)  # counter k: the packet of k periods
+    finally:
+        port.close()

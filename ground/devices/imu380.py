@@ -146,8 +146,12 @@ class Imu380Sim(SerialSim):
             self.counter += 1
             self.packets_sent += 1
             self._next_packet += period
-            if self._next_packet < now - 1.0:  # fell far behind (debugger, suspend): skip ahead
-                self._next_packet = now + period
+            if self._next_packet < now - 1.0:  # fell far behind (debugger, suspend, a loaded host): skip ahead
+                # the packets not sent are lost, as a real unit's would be: its counter, the
+                # device's clock, counts them (counter k stays the packet of k periods)
+                skipped = math.floor((now - self._next_packet) / period) + 1
+                self._next_packet += skipped * period
+                self.counter += skipped
             self._flush_pending(now)
         return min(self._next_packet, now + 0.01)
 
