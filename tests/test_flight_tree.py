@@ -155,6 +155,12 @@ def test_ctrl_c_stops_the_whole_tree_cleanly(tmp_path):
         pids = [p.pid for p in run.tree()]
         assert len(pids) == 1 + N_TASKS
         assert "zygote done: every task forked" in (run.log_dir() / "supervisor.log").read_text()
+        # The orbit and attitude estimators yield the CPU to the rest (Config.yielding_tasks_nice).
+        yielding = {process_name(t) for t in TASKS if t.yields_cpu}
+        assert yielding == {"orbit", "attitude"}
+        for p in tasks:
+            want = min(19, sup.nice() + (Config().yielding_tasks_nice if p.name() in yielding else 0))
+            assert p.nice() == want, p.name()
         # stdin: /dev/null, except the stream task's: the host's terminal (as main.py's)
         terminal = os.readlink(f"/proc/{sup.pid}/fd/0")
         for p in tasks:
@@ -620,3 +626,13 @@ def test_ctrl_c_typed_again_during_the_stop_still_exits_0(tmp_path):
             run.ctrl_c()
         _check_clean_stop(run, pids, run.wait_exit(10))
         assert "Traceback" not in run.text
+
+
+def test_only_the_tasks_marked_to_yield_run_nicer_and_zero_runs_every_task_alike():
+    from pygnc.tasks.table import niceness
+
+    config = Config()
+    assert {t.name for t in TASKS if niceness(t, config)} == {"orbit_estimator", "attitude_estimator"}
+    assert all(niceness(t, config) == config.yielding_tasks_nice for t in TASKS if t.yields_cpu)
+    alike = Config(yielding_tasks_nice=0)
+    assert not any(niceness(t, alike) for t in TASKS)

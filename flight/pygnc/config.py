@@ -252,6 +252,15 @@ class Config:
     #: has four.
     formation_split: bool = True
     formation_split_min_cpus: int = bounded(2, "[1, 1024]")
+    #: How much nicer (lower CPU priority, ``os.nice``) than the rest of the tree the tasks
+    #: marked ``yields_cpu`` run: the orbit and attitude estimators.  During a batch every
+    #: consumer of the measurement stream waits for the slowest one (the channel blocks
+    #: rather than drop), and on a day with partners that is a formation estimator: while
+    #: the others took their fair share of a core beside it, the other core idled whenever
+    #: it was the only one with work.  Yielding to it shortens such a batch on two cores
+    #: (docs/performance.md); with a core free, or after the batch, it changes nothing.
+    #: 0: every task alike.
+    yielding_tasks_nice: int = bounded(10, "[0, 19]")
     #: Minimum and maximum time the formation estimator holds measurements to put peer
     #: fixes (stamped with the peer's clock) back in GPS-time order, s.
     formation_hold_s: float = bounded(75.0, "[0, 86400]")

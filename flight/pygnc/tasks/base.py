@@ -57,7 +57,7 @@ from ..config import Config, Paths, load_config
 from ..log_budget import log_failure
 from ..logs import records_dropped, setup_task_logging, sync_logs
 from ..signals import STOP_SIGNALS, StopSignals, import_unless_stopped
-from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers
+from .table import TASKS_BY_NAME, TaskSpec, active_subscriptions, expected_subscribers, niceness
 
 _T = TypeVar("_T")
 
@@ -603,6 +603,13 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         args.replay,
     )
     log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_reserve_bytes)
+    nice = niceness(spec, config)
+    if nice:
+        try:  # (raising one's own niceness needs no privilege)
+            os.nice(nice)
+            log.info("runs %d nicer than the rest of the tree (Config.yielding_tasks_nice)", nice)
+        except OSError as exc:
+            log.warning("cannot lower its CPU priority: %s", exc)
     # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
     stream = getattr(logging.getLogger().handlers[0], "stream", None)
     if stream is not None:

@@ -52,6 +52,10 @@ class TaskSpec:
     #: health ping unanswered before it is killed and restarted, s (at most
     #: ``health_fatal_s``).
     health_fatal: str = "health_fatal_s"
+    #: Runs ``Config.yielding_tasks_nice`` nicer than the rest of the tree: its work can wait
+    #: while a busier consumer of the same stream cannot (the orbit and attitude estimators
+    #: beside the formation estimators, which on a day with partners set its pace).
+    yields_cpu: bool = False
     task_id: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +68,11 @@ class TaskSpec:
         return (self.enabled_by is None or bool(getattr(config, self.enabled_by))) and (
             need <= 1 or usable_cpus() >= need
         )
+
+
+def niceness(spec: TaskSpec, config: Config) -> int:
+    """How much nicer than the supervisor *spec*'s process runs (``os.nice`` increment)."""
+    return config.yielding_tasks_nice if spec.yields_cpu else 0
 
 
 def process_name(spec: TaskSpec) -> str:
@@ -92,12 +101,15 @@ TASKS: tuple[TaskSpec, ...] = (
         health_fatal="status_health_fatal_s",
     ),
     TaskSpec("ingest", "pygnc.tasks.ingest", subscribes=("live",), publishes=("meas",)),
-    TaskSpec("orbit_estimator", "pygnc.tasks.orbit_estimator", subscribes=("meas",), publishes=("orbit",)),
+    TaskSpec(
+        "orbit_estimator", "pygnc.tasks.orbit_estimator", subscribes=("meas",), publishes=("orbit",), yields_cpu=True
+    ),
     TaskSpec(
         "attitude_estimator",
         "pygnc.tasks.attitude_estimator",
         subscribes=("meas", "orbit", "imu"),
         publishes=("attitude",),
+        yields_cpu=True,
     ),
     TaskSpec("formation_estimator", "pygnc.tasks.formation_estimator", subscribes=("meas",), publishes=("formation",)),
     # Every other partner, when Config.formation_split and there is a core to spare
