@@ -81,13 +81,18 @@ def _cpus(min_cpus) -> str:
 
 
 def tasks_table() -> str:
-    rows = ["| id | task | subscribes | publishes | sink | runs when |", "|---:|---|---|---|---|---|"]
+    rows = [
+        "| id | task | subscribes | publishes | sink | runs when | CPU priority |",
+        "|---:|---|---|---|---|---|---|",
+    ]
+    nice = Config().yielding_tasks_nice
     for t in TASKS:
         rows.append(
             f"| {t.task_id} | `{t.name}` | {', '.join(t.subscribes) or '-'} | "
             f"{', '.join(t.publishes) or '-'} | {'yes' if t.sink else 'no'} | "
             f"{'`' + t.enabled_by + '`' if t.enabled_by else 'always'}"
-            f"{_cpus(t.min_cpus)} |"
+            f"{_cpus(t.min_cpus)} | "
+            f"{f'nicer by `yielding_tasks_nice` ({nice})' if t.yields_cpu else 'the tree'} |"
         )
     return "\n".join(rows)
 
