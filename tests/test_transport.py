@@ -80,6 +80,38 @@ def test_block_channel_loses_nothing_with_a_slow_consumer(ctx, tmp_path):
     sub.close()
 
 
+def test_a_block_send_without_a_wait_waits_for_a_paused_consumer_by_the_clock(ctx, tmp_path):
+    # An XPUB polls writable while a consumer's queue is full, so counting polls as time
+    # gave up within milliseconds; the send must wait (up to 5 s) for the consumer.
+    ch = Channel("t", "p", Policy.BLOCK, 10, ("sensor",), "test")
+    pub = Publisher(ctx, ch, tmp_path, Encoder("p"), expected_subscribers=1)
+    sub = Subscriber(ctx, ch, tmp_path, DecodeCounters())
+    assert _wait_ready(pub)
+    n = 200
+    received = []
+
+    def consume():
+        time.sleep(0.3)  # a consumer busy elsewhere for a while
+        t_end = time.monotonic() + 30
+        while len(received) < n and time.monotonic() < t_end:
+            if sub.socket.poll(200):
+                got = sub.recv()
+                if got:
+                    received.append(got[0].body["record"])
+
+    th = threading.Thread(target=consume)
+    th.start()
+    body = {"mag_ut": [0, 0, 0], "gyro_deg_s": [0, 0, 0], "sun_lux": [0] * 6, "sun_saturated": []}
+    try:
+        sent = [pub.publish("sensor", {"t_sc_s": i, "record": i, **body}) for i in range(n)]
+    finally:
+        th.join()
+    assert all(sent) and received == list(range(n))
+    assert pub.counters.lost_at_stop == 0 and pub.counters.blocked_waits > 0
+    pub.close()
+    sub.close()
+
+
 def test_drop_channel_counts_what_it_drops(ctx, tmp_path):
     ch = Channel("d", "p", Policy.DROP, 5, ("start",), "test")
     pub = Publisher(ctx, ch, tmp_path, Encoder("p"), expected_subscribers=1)

@@ -54,6 +54,10 @@ LIVE_PREFIX = b"\x86"
 #: First byte of a replay frame (unused in msgpack: no message begins with it).
 REPLAY_MARK = 0xC1
 _REPLAY_MARK_BYTE = bytes((REPLAY_MARK,))
+#: A BLOCK send without a *wait* (:meth:`Publisher.publish`) tries again after this long, s,
+#: and gives up after :data:`BLOCK_GIVE_UP_S` of full queues.
+BLOCK_RETRY_S = 0.005
+BLOCK_GIVE_UP_S = 5.0
 #: A replay waiting on a full consumer queue tries again after this long, s (the queue
 #: holds thousands of messages: the consumer is busy for far longer).
 REPLAY_RETRY_S = 0.02
@@ -224,7 +228,8 @@ class Publisher:
 
         For BLOCK channels *wait(seconds)* is called while the consumers are full; it
         services the caller's control link and returns False to abandon the send (the task
-        is stopping).  Without *wait* a BLOCK send waits in 50 ms slices, for at most 5 s.
+        is stopping).  Without *wait* a BLOCK send tries again every
+        :data:`BLOCK_RETRY_S` for at most :data:`BLOCK_GIVE_UP_S`.
         """
         data = self.encoder.encode(msg_type, body, seq)
         if len(data) > self.max_message_bytes:
@@ -251,7 +256,7 @@ class Publisher:
         given up (False) once it is no longer the consumer's current replay (the copy is not
         wanted any more: the consumer takes the live stream, or restarted)."""
         if self.channel.policy is Policy.BLOCK:
-            waited = 0.0
+            t_give_up = None
             while True:
                 try:
                     self.socket.send(data, zmq.NOBLOCK)
@@ -266,11 +271,15 @@ class Publisher:
                             self.counters.lost_at_stop += 1
                             return False
                     else:
-                        self.socket.poll(50, zmq.POLLOUT)
-                        waited += 0.05
-                        if waited >= 5.0:
+                        # (no event to wait on: an XPUB polls writable while a consumer's
+                        # queue is full, so the time is the clock's, not a count of polls)
+                        now = time.monotonic()
+                        if t_give_up is None:
+                            t_give_up = now + BLOCK_GIVE_UP_S
+                        elif now >= t_give_up:
                             self.counters.lost_at_stop += 1
                             return False
+                        time.sleep(BLOCK_RETRY_S)
                     if replay is not None and not (self._current(replay) and replay.phase == _HANDOVER):
                         return False
         try:
