@@ -34,11 +34,29 @@ def test_every_endpoint_is_ipc_in_the_run_dir(tmp_path):
         assert ep.startswith("ipc://") and ep[len("ipc://") :].startswith(str(tmp_path))
 
 
-def test_block_channel_loses_nothing_with_a_slow_consumer(ctx, tmp_path):
+def _block_pair(ctx, tmp_path):
+    """A BLOCK channel's publisher and its one subscriber, ready (a queue of 10 each way)."""
     ch = Channel("t", "p", Policy.BLOCK, 10, ("sensor",), "test")
     pub = Publisher(ctx, ch, tmp_path, Encoder("p"), expected_subscribers=1)
     sub = Subscriber(ctx, ch, tmp_path, DecodeCounters())
     assert _wait_ready(pub)
+    return pub, sub
+
+
+def _sensor(i: int) -> dict:
+    """A sensor message body numbered *i* (its ``record``)."""
+    return {
+        "t_sc_s": i,
+        "mag_ut": [0, 0, 0],
+        "gyro_deg_s": [0, 0, 0],
+        "sun_lux": [0] * 6,
+        "sun_saturated": [],
+        "record": i,
+    }
+
+
+def test_block_channel_loses_nothing_with_a_slow_consumer(ctx, tmp_path):
+    pub, sub = _block_pair(ctx, tmp_path)
     n = 3000
     received = []
     quit_ = threading.Event()  # (the socket must be idle before the fixture closes it)
@@ -60,14 +78,7 @@ def test_block_channel_loses_nothing_with_a_slow_consumer(ctx, tmp_path):
         for i in range(n):
             assert pub.publish(
                 "sensor",
-                {
-                    "t_sc_s": i,
-                    "mag_ut": [0, 0, 0],
-                    "gyro_deg_s": [0, 0, 0],
-                    "sun_lux": [0] * 6,
-                    "sun_saturated": [],
-                    "record": i,
-                },
+                _sensor(i),
                 wait=lambda s: waits.append(s) or (pub.socket.poll(int(s * 1000), zmq.POLLOUT) or True),
             )
         th.join(60)  # (it ends once it has all n, or after 60 s)
@@ -83,10 +94,7 @@ def test_block_channel_loses_nothing_with_a_slow_consumer(ctx, tmp_path):
 def test_a_block_send_without_a_wait_waits_for_a_paused_consumer_by_the_clock(ctx, tmp_path):
     # An XPUB polls writable while a consumer's queue is full, so counting polls as time
     # gave up within milliseconds; the send must wait (up to 5 s) for the consumer.
-    ch = Channel("t", "p", Policy.BLOCK, 10, ("sensor",), "test")
-    pub = Publisher(ctx, ch, tmp_path, Encoder("p"), expected_subscribers=1)
-    sub = Subscriber(ctx, ch, tmp_path, DecodeCounters())
-    assert _wait_ready(pub)
+    pub, sub = _block_pair(ctx, tmp_path)
     n = 200
     received = []
 
@@ -101,9 +109,8 @@ def test_a_block_send_without_a_wait_waits_for_a_paused_consumer_by_the_clock(ct
 
     th = threading.Thread(target=consume)
     th.start()
-    body = {"mag_ut": [0, 0, 0], "gyro_deg_s": [0, 0, 0], "sun_lux": [0] * 6, "sun_saturated": []}
     try:
-        sent = [pub.publish("sensor", {"t_sc_s": i, "record": i, **body}) for i in range(n)]
+        sent = [pub.publish("sensor", _sensor(i)) for i in range(n)]
     finally:
         th.join()
     assert all(sent) and received == list(range(n))
