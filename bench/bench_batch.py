@@ -198,6 +198,10 @@ def one_run(
             except psutil.Error:
                 pass
         peak[0] = max(peak[0], _pss_of(run.tree(), run.proc.pid, peak_task))
+        try:  # (taskset narrows the tree's affinity; main.py's is the tree's)
+            cpus = len(psutil.Process(run.proc.pid).cpu_affinity() or [])
+        except (psutil.Error, AttributeError):
+            cpus = psutil.cpu_count() or 1
         run.ctrl_c()
         rc = run.wait_exit(15)
         try:  # what the run wrote to the Pi's card: the bus log and the downlink files
@@ -217,6 +221,7 @@ def one_run(
         "bus_log_mb": bus_log_b / 1e6,
         "batch_kb": batch_b / 1e3,
         "peak_pss_task_mib": {k: v / 2**20 for k, v in peak_task.items()},
+        "cpus": cpus,
     }
 
 
@@ -295,11 +300,26 @@ def _summary(results: list, runs: int, label: str) -> dict:
         f"{max(r['peak_pss_mib'] for r in results):.0f} MiB"
     )
     total = statistics.median(sum(r["cpu_s"].values()) for r in results)
+    print(
+        f"  cores kept busy on average (the tree's CPU / its time to done), median: {busy_cores(results):.2f} "
+        f"of {usable_cpus_of(results)}"
+    )
     print(f"  CPU seconds (median) and peak PSS (largest) per process, total {total:.1f} s:")
     for n in names:
         pss = max(r["peak_pss_task_mib"].get(n, 0.0) for r in results)
         print(f"    {n:22s} {statistics.median(r['cpu_s'].get(n, 0.0) for r in results):7.2f} s  {pss:6.1f} MiB")
     return {"median_s": med, "results": results}
+
+
+def busy_cores(results: list) -> float:
+    """The median over *results* of the tree's CPU seconds over its seconds to done: how many
+    cores the tree kept busy on average (the rest of the run's cores idled)."""
+    return statistics.median(sum(r["cpu_s"].values()) / r["t_done_s"] for r in results)
+
+
+def usable_cpus_of(results: list) -> int:
+    """The CPUs the runs of *results* could use (recorded per run)."""
+    return max(r.get("cpus", 1) for r in results)
 
 
 def profile_run(scenario: Path, t_last: float, uplink: bool, out_dir: Path, top: int = 12) -> None:
@@ -553,6 +573,15 @@ def _record(
             )
         total = statistics.median(sum(r["cpu_s"].values()) for r in rs)
         figs.append(figure(f"{key}_cpu_total", f"{label}: CPU of the whole tree, median", total, "s"))
+        figs.append(
+            figure(
+                f"{key}_busy_cores",
+                f"{label}: cores kept busy on average (the tree's CPU / its time to done), median; "
+                f"of {usable_cpus_of(rs)}",
+                busy_cores(rs),
+                "",
+            )
+        )
         b = s.get("base")
         if b is not None:
             brs = b["results"]
@@ -584,6 +613,9 @@ def _record(
                     f"{label}: {commit}'s CPU of the whole tree, median",
                     statistics.median(sum(r["cpu_s"].values()) for r in brs),
                     "s",
+                ),
+                figure(
+                    f"{key}_base_busy_cores", f"{label}: {commit}'s cores kept busy on average", busy_cores(brs), ""
                 ),
                 figure(f"{key}_speedup", f"{label}: {commit}'s time / this tree's", b["median_s"] / s["median_s"], "x"),
                 figure(

@@ -129,3 +129,16 @@ def test_a_share_short_of_100_percent_is_never_recorded_or_shown_as_100():
     assert _value(99.998, "%") == "99.998 %"
     assert _value(100.0, "%") == "100 %"
     assert _value(99.98, "%") == "99.98 %"
+
+
+def test_the_batch_bench_counts_the_cores_a_run_kept_busy():
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_batch import busy_cores, usable_cpus_of
+
+    runs = [
+        {"t_done_s": 10.0, "cpu_s": {"a": 12.0, "b": 4.0}, "cpus": 2},  # 1.6 cores busy
+        {"t_done_s": 20.0, "cpu_s": {"a": 20.0}, "cpus": 2},  # 1.0
+        {"t_done_s": 8.0, "cpu_s": {"a": 8.0, "b": 8.0}, "cpus": 2},  # 2.0
+    ]
+    assert busy_cores(runs) == pytest.approx(1.6)
+    assert usable_cpus_of(runs) == 2
