@@ -95,7 +95,7 @@ def test_a_block_send_without_a_wait_waits_for_a_paused_consumer_by_the_clock(ct
     # An XPUB polls writable while a consumer's queue is full, so counting polls as time
     # gave up within milliseconds; the send must wait (up to 5 s) for the consumer.
     pub, sub = _block_pair(ctx, tmp_path)
-    n = 200
+    n = 3000  # (far more than the queues and the socket buffers hold)
     received = []
 
     def consume():
@@ -109,11 +109,16 @@ def test_a_block_send_without_a_wait_waits_for_a_paused_consumer_by_the_clock(ct
 
     th = threading.Thread(target=consume)
     th.start()
+    sent, longest_s = [], 0.0
     try:
-        sent = [pub.publish("sensor", _sensor(i)) for i in range(n)]
+        for i in range(n):
+            t0 = time.monotonic()
+            sent.append(pub.publish("sensor", _sensor(i)))
+            longest_s = max(longest_s, time.monotonic() - t0)
     finally:
         th.join()
     assert all(sent) and received == list(range(n))
+    assert longest_s > 0.1  # (one send waited for the paused consumer)
     assert pub.counters.lost_at_stop == 0 and pub.counters.blocked_waits > 0
     pub.close()
     sub.close()

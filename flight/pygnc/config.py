@@ -129,6 +129,11 @@ class Config:
     #: longer share go with it) and restarts are spawned; the supervisor, the tasks'
     #: subreaper, reaps them.
     keep_zygote: bool = False
+    #: How much nicer (``os.nice``) than the rest of the tree the tasks marked ``yields_cpu``
+    #: - the orbit and attitude estimators - run, so that during a batch the slowest
+    #: consumer of the measurement stream, a formation estimator on a day with partners,
+    #: gets a core first (docs/design/processes.md).  0: every task alike.
+    yielding_tasks_nice: int = bounded(10, "[0, 19]")
     #: Graceful-stop deadline for producers, then for sinks, s, after which stragglers are
     #: killed.  Both well inside the host's 10 s between Ctrl-C and power-off.
     stop_deadline_producers_s: float = bounded(2.5, "(0, 10]")
@@ -252,15 +257,6 @@ class Config:
     #: has four.
     formation_split: bool = True
     formation_split_min_cpus: int = bounded(2, "[1, 1024]")
-    #: How much nicer (lower CPU priority, ``os.nice``) than the rest of the tree the tasks
-    #: marked ``yields_cpu`` run: the orbit and attitude estimators.  During a batch every
-    #: consumer of the measurement stream waits for the slowest one (the channel blocks
-    #: rather than drop), and on a day with partners that is a formation estimator: while
-    #: the others took their fair share of a core beside it, the other core idled whenever
-    #: it was the only one with work.  Yielding to it shortens such a batch on two cores
-    #: (docs/performance.md); with a core free, or after the batch, it changes nothing.
-    #: 0: every task alike.
-    yielding_tasks_nice: int = bounded(10, "[0, 19]")
     #: Minimum and maximum time the formation estimator holds measurements to put peer
     #: fixes (stamped with the peer's clock) back in GPS-time order, s.
     formation_hold_s: float = bounded(75.0, "[0, 86400]")

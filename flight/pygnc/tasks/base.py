@@ -580,6 +580,23 @@ def parse_task_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _yield_cpu(spec: TaskSpec, config: Config, log: logging.Logger) -> None:
+    """Lower this process's CPU priority by :func:`~.table.niceness` (no privilege needed),
+    and log the niceness it got (the kernel stops at 19).  After the task's imports - a
+    restarted task must be ready within ``ready_timeout_s`` however busy the others are -
+    and before its sockets' I/O thread starts: Linux keeps a niceness per thread, and a
+    thread takes its creator's."""
+    nice = niceness(spec, config)
+    if not nice:
+        return
+    try:
+        got = os.nice(nice)
+    except OSError as exc:
+        log.warning("cannot lower its CPU priority: %s", exc)
+        return
+    log.info("runs at niceness %d (Config.yielding_tasks_nice %d: docs/design/processes.md)", got, nice)
+
+
 def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = None) -> int:
     """Entry point of every task process (``python -m pygnc.tasks <name> ...``)."""
     signals = stop_signals or StopSignals()
@@ -603,13 +620,6 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
         args.replay,
     )
     log = setup_task_logging(args.log_dir, spec.name, ctx.sc_now, min_free_bytes=config.log_reserve_bytes)
-    nice = niceness(spec, config)
-    if nice:
-        try:  # (raising one's own niceness needs no privilege)
-            os.nice(nice)
-            log.info("runs %d nicer than the rest of the tree (Config.yielding_tasks_nice)", nice)
-        except OSError as exc:
-            log.warning("cannot lower its CPU priority: %s", exc)
     # `kill -USR1 <pid>` writes every thread's stack to the task's log (field debugging).
     stream = getattr(logging.getLogger().handlers[0], "stream", None)
     if stream is not None:
@@ -620,6 +630,7 @@ def task_main(argv: list[str] | None = None, stop_signals: StopSignals | None = 
             log.info("stopped before it started (%s)", signals.name)
             sync_logs()
             os._exit(0)  # the import thread may still be running; nothing to save
+        _yield_cpu(spec, config, log)
         runner = TaskRunner(ctx, module.TASK_CLASS, signals)
     except Exception:
         log.critical("task failed to initialise:\n%s", traceback.format_exc())

@@ -52,9 +52,8 @@ class TaskSpec:
     #: health ping unanswered before it is killed and restarted, s (at most
     #: ``health_fatal_s``).
     health_fatal: str = "health_fatal_s"
-    #: Runs ``Config.yielding_tasks_nice`` nicer than the rest of the tree: its work can wait
-    #: while a busier consumer of the same stream cannot (the orbit and attitude estimators
-    #: beside the formation estimators, which on a day with partners set its pace).
+    #: Runs ``Config.yielding_tasks_nice`` nicer than the rest of the tree
+    #: (docs/design/processes.md, "The busiest consumer goes first").
     yields_cpu: bool = False
     task_id: int = field(init=False)
 
@@ -71,7 +70,7 @@ class TaskSpec:
 
 
 def niceness(spec: TaskSpec, config: Config) -> int:
-    """How much nicer than the supervisor *spec*'s process runs (``os.nice`` increment)."""
+    """The ``os.nice`` increment *spec*'s process asks for at start (0: none)."""
     return config.yielding_tasks_nice if spec.yields_cpu else 0
 
 
