@@ -120,7 +120,10 @@ def test_unplug_raises_link_lost_and_replug_reopens_by_the_same_name(tmp_path):
             bms.read_blocking(("BC1",), timeout_s=1.0)
         link.close()
         with pytest.raises(LinkError):
-            open_link(sim.path)  # the name points at a pty that is gone
+            open_link(sim.path)  # the name points at nothing: the pty is gone
+        # ... and not at its old /dev/pts/N, which the next terminal opened on the machine
+        # (another test's device) may get: the task reopening this name would take that one
+        assert not os.readlink(sim.path).startswith("/dev/")
         sim.replug()
         link = open_link(sim.path)
         try:

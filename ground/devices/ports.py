@@ -9,7 +9,9 @@ master side.  The baud rate the driver set is visible on the master (Linux ptys 
 termios), so a simulator can garble its output when the driver is at the wrong speed, as a
 real UART would look.  ``unplug()`` closes the pty (the driver's next read fails with EIO,
 as on a USB unplug); ``replug()`` opens a new one behind the same symlink.  The symlink is
-removed at the unplug, or with ``keep_link=True`` left pointing at the pty that is gone.
+removed at the unplug, or with ``keep_link=True`` left dangling - pointing at a path that
+never exists, not at the pty that is gone, whose number the next pseudo-terminal opened on
+the machine may get (another test's device, opened through this link meanwhile).
 """
 
 from __future__ import annotations
@@ -51,21 +53,27 @@ class PtyPort:
         self.master, self._slave = m, s  # keeping the slave open: the master never sees EIO
         self.tty_path = os.ttyname(s)  # while the driver closes and reopens the port
         if self.link_path is not None:
-            tmp = self.link_path.with_name(self.link_path.name + ".new")
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
-            os.symlink(self.tty_path, tmp)
-            os.replace(tmp, self.link_path)
+            self._point_link(self.tty_path)
         self.plugged = True
+
+    def _point_link(self, target: str) -> None:
+        tmp = self.link_path.with_name(self.link_path.name + ".new")
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        os.symlink(target, tmp)
+        os.replace(tmp, self.link_path)
 
     def unplug(self) -> None:
         if not self.plugged:
             return
         self.plugged = False
-        if self.link_path is not None and not self.keep_link:
-            self._remove_link()
+        if self.link_path is not None:
+            if self.keep_link:
+                self._point_link(str(self.link_path.with_name(self.link_path.name + ".unplugged")))
+            else:
+                self._remove_link()
         for fd in (self.master, self._slave):
             try:
                 os.close(fd)
