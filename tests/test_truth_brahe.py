@@ -125,3 +125,33 @@ def test_truth_is_richer_than_the_flight_model():
     x1, _ = od.propagate(x, 3600.0, model, want_phi=False, t_gps_s=T0_GPS_S)
     d = float(np.linalg.norm(x1[:3] - tr["r_gcrs_m"][-1]))
     assert 1.0 < d < 2000.0
+
+
+def test_truth_itrf_states_are_brahes():
+    """The truth's ITRS states (the rotation's factors shared by a scenario's spacecraft,
+    the bias-precession-nutation interpolated from a 60-s grid) are brahe's own
+    ``states_itrf`` at every 1-s sample of two hours (over a day: 4e-8 m, 4e-11 m/s)."""
+    bh = orbits.brahe_setup()
+    r0, v0 = _leo_states(1, seed=8)[0]
+    tr = orbits.propagate_truth(r0, v0, T0_GPS_S + 0.5, 7200.0, seed=9, drag=False, third_body=False)
+    cfg = bh.NumericalPropagationConfig(
+        bh.IntegrationMethod.DP54, bh.IntegratorConfig(abs_tol=1e-9, rel_tol=1e-12), bh.VariationalConfig()
+    )
+    ep0 = orbits.brahe_epoch(T0_GPS_S + 0.5)
+    x0 = np.concatenate([r0, v0])
+    prop = bh.NumericalOrbitPropagator(
+        ep0, x0, cfg, orbits._brahe_force_model(bh, 2, False, False, False), np.array([1.0, 0.0, 1.0, 0.0, 1.3])
+    )
+    epochs = [ep0 + float(k) for k in range(tr["t_gps_s"].size)]
+    prop.propagate_to(epochs[-1])
+    x_g = np.asarray(prop.states_gcrf(epochs))
+    mine = orbits.states_itrf_from_gcrf(x_g, T0_GPS_S + 0.5, 1.0)
+    theirs = np.asarray(prop.states_itrf(epochs))
+    assert np.abs(mine[:, :3] - theirs[:, :3]).max() < 1e-6
+    assert np.abs(mine[:, 3:] - theirs[:, 3:]).max() < 1e-9
+    # and the truth's own: its ITRS states are its GCRS ones turned so
+    back = np.array(
+        [bh.state_itrf_to_gcrf(e, x) for e, x in zip(epochs[::600], np.c_[tr["r_ecef_m"], tr["v_ecef_m_s"]][::600])]
+    )
+    assert np.abs(back[:, :3] - tr["r_gcrs_m"][::600]).max() < 1e-6
+    assert np.abs(back[:, 3:] - tr["v_gcrs_m_s"][::600]).max() < 1e-9
