@@ -102,8 +102,10 @@ SLOW = {
 
 #: The longest modules, longest first (worker seconds in a 3-worker run on 2 cores, 2026-11:
 #: 158, 120, 67, 66, 59, 59, 58, 51, 42, 37, 35): collected first, so that pytest-xdist
-#: (--dist loadfile hands out modules in collection order) starts them first and the short
-#: ones fill in at the end, instead of a 2.5-minute module starting last.
+#: starts them first and the short ones fill in at the end, instead of a 2.5-minute module
+#: starting last.  (--dist loadfile hands out modules in collection order only with
+#: --no-loadscope-reorder, in pyproject.toml's addopts; by default it orders them by their
+#: number of tests, which put these last.)
 LONGEST_FIRST = [
     "test_flight_restarts.py",
     "test_montecarlo.py",
