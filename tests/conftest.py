@@ -105,7 +105,7 @@ SLOW = {
 #: starts them first and the short ones fill in at the end, instead of a 2.5-minute module
 #: starting last.  (--dist loadfile hands out modules in collection order only with
 #: --no-loadscope-reorder, in pyproject.toml's addopts; by default it orders them by their
-#: number of tests, which put these last.)
+#: number of tests, which put most of these late.)
 LONGEST_FIRST = [
     "test_flight_restarts.py",
     "test_montecarlo.py",

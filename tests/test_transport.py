@@ -99,11 +99,12 @@ def test_a_block_send_without_a_wait_waits_for_a_paused_consumer_by_the_clock(ct
     n = 3000  # (far more than the queues and the socket buffers hold: ~400 here)
     received = []
     sending_since = [math.inf]  # when the send under way began
+    done = threading.Event()  # every send returned
 
     def consume():
         # Busy elsewhere: not reading until a send has waited 0.3 s for it.
         t_end = time.monotonic() + 30
-        while time.monotonic() - sending_since[0] < 0.3 and time.monotonic() < t_end:
+        while time.monotonic() - sending_since[0] < 0.3 and not done.is_set() and time.monotonic() < t_end:
             time.sleep(0.005)
         while len(received) < n and time.monotonic() < t_end:
             if sub.socket.poll(200):
@@ -113,15 +114,17 @@ def test_a_block_send_without_a_wait_waits_for_a_paused_consumer_by_the_clock(ct
 
     th = threading.Thread(target=consume)
     th.start()
-    sent = []
+    sent, longest_s = [], 0.0
     try:
         for i in range(n):
-            sending_since[0] = time.monotonic()
+            t0 = sending_since[0] = time.monotonic()
             sent.append(pub.publish("sensor", _sensor(i)))
-        sending_since[0] = math.inf
+            longest_s = max(longest_s, time.monotonic() - t0)
     finally:
+        done.set()
         th.join()
-    assert all(sent) and received == list(range(n))  # (a send waited for the paused consumer)
+    assert all(sent) and received == list(range(n))
+    assert longest_s >= 0.3  # (a send waited for the paused consumer)
     assert pub.counters.lost_at_stop == 0 and pub.counters.blocked_waits > 0
     pub.close()
     sub.close()

@@ -9,9 +9,10 @@ master side.  The baud rate the driver set is visible on the master (Linux ptys 
 termios), so a simulator can garble its output when the driver is at the wrong speed, as a
 real UART would look.  ``unplug()`` closes the pty (the driver's next read fails with EIO,
 as on a USB unplug); ``replug()`` opens a new one behind the same symlink.  The symlink is
-removed at the unplug, or with ``keep_link=True`` left dangling - pointing at a path that
-never exists, not at the pty that is gone, whose number the next pseudo-terminal opened on
-the machine may get (another test's device, opened through this link meanwhile).
+removed at the unplug, or with ``keep_link=True`` left dangling - pointing at a path nothing
+creates (``<link>.unplugged``), not at the pty that is gone, whose number the next
+pseudo-terminal opened on the machine may get (another test's device, opened through this
+link meanwhile).
 """
 
 from __future__ import annotations

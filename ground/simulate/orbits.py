@@ -578,43 +578,58 @@ def _brahe_force_model(bh, gravity_degree, third_body, drag, srp):
 BPN_GRID_S = 60.0
 
 
-@functools.lru_cache(maxsize=4)
+def _mat_vec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) times (n, 3) in elementwise products and sums only (no BLAS or einsum
+    reduction, whose order may differ between CPUs): the same bits on every machine, as the
+    simulator's files must be (tests/test_simulate.py)."""
+    return m[:, :, 0] * v[:, None, 0] + m[:, :, 1] * v[:, None, 1] + m[:, :, 2] * v[:, None, 2]
+
+
+@functools.lru_cache(maxsize=2)
 def _gcrf_to_itrf_factors(t0_gps_s: float, step_s: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(W, R, B), each (n, 3, 3), at the *n* epochs t0 + k *step_s*: brahe's GCRF -> ITRF
-    rotation as its three factors - polar motion W, Earth rotation R, bias-precession-
-    nutation B - whose product W R B is its ``rotation_gcrf_to_itrf``.  W and R at every
-    epoch; B, the costly series changing by < 1e-9 rad a minute, interpolated linearly
-    from a BPN_GRID_S grid.  Cached: a scenario's spacecraft share their epochs."""
+    """(W, R, B), each (n, 3, 3) and read-only, at the *n* epochs of :func:`propagate_truth`
+    from *t0_gps_s* every *step_s* (either sign): brahe's GCRF -> ITRF rotation as its
+    three factors - polar motion W, Earth rotation R, bias-precession-nutation B - whose
+    product W R B is its ``rotation_gcrf_to_itrf``.  W and R at every epoch; B, the costly
+    series changing by < 1e-9 rad a minute, interpolated linearly from a grid of about
+    BPN_GRID_S.  Cached (a scenario's spacecraft share their epochs; ~19 MB a day of 1-s
+    epochs), on brahe's Earth-orientation set-up, which :func:`brahe_setup` makes once."""
     bh = brahe_setup()
     ep0 = brahe_epoch(t0_gps_s)
-    epochs = [ep0 + float(d) for d in step_s * np.arange(n)]
+    t = t0_gps_s + step_s * np.arange(n)
+    epochs = [ep0 + float(d) for d in t - t[0]]  # (the offsets propagate_truth's epochs have)
     w = np.array([np.asarray(bh.polar_motion(e)) for e in epochs])
     r = np.array([np.asarray(bh.earth_rotation(e)) for e in epochs])
-    every = max(1, int(round(BPN_GRID_S / step_s))) if step_s > 0 else n
+    every = max(1, int(round(BPN_GRID_S / abs(step_s)))) if step_s else n
     grid = np.unique(np.append(np.arange(0, n, every), n - 1))
     b_grid = np.array([np.asarray(bh.bias_precession_nutation(epochs[k])) for k in grid])
     if grid.size == 1:
-        return w, r, np.repeat(b_grid, n, axis=0)
-    k = np.arange(n)
-    i = np.minimum(np.searchsorted(grid, k, side="right") - 1, grid.size - 2)
-    f = ((k - grid[i]) / (grid[i + 1] - grid[i]))[:, None, None]
-    return w, r, b_grid[i] * (1.0 - f) + b_grid[i + 1] * f
+        b = np.repeat(b_grid, n, axis=0)
+    else:
+        k = np.arange(n)
+        i = np.minimum(np.searchsorted(grid, k, side="right") - 1, grid.size - 2)
+        f = ((k - grid[i]) / (grid[i + 1] - grid[i]))[:, None, None]
+        b = b_grid[i] * (1.0 - f) + b_grid[i + 1] * f
+    for a in (w, r, b):
+        a.flags.writeable = False
+    return w, r, b
 
 
 def states_itrf_from_gcrf(x_gcrf: np.ndarray, t0_gps_s: float, step_s: float) -> np.ndarray:
-    """ITRF states (n, 6) of the GCRF states *x_gcrf* (n, 6) at t0 + k *step_s* as brahe's
-    ``state_gcrf_to_itrf`` makes them - r_itrf = W R B r, v_itrf = W (R B v - omega x R B r)
-    with omega the Earth's nominal rate about the intermediate pole - from the factors of
-    :func:`_gcrf_to_itrf_factors`: against brahe's ``states_itrf`` over a day of 1-s samples,
-    4e-8 m and 4e-11 m/s (tests/test_truth_brahe.py), at a tenth of its cost (a hundredth
-    for the next spacecraft of the same epochs)."""
+    """ITRF states (n, 6) of the GCRF states *x_gcrf* (n, 6) at :func:`propagate_truth`'s
+    epochs from *t0_gps_s* every *step_s*, as brahe's ``state_gcrf_to_itrf`` makes them -
+    r_itrf = W R B r, v_itrf = W (R B v - omega x R B r), omega the Earth's nominal rate
+    about the intermediate pole - from :func:`_gcrf_to_itrf_factors`, at a tenth of the
+    cost of brahe's ``states_itrf`` (a hundredth for the next spacecraft of the same epochs);
+    how close: tests/test_truth_brahe.py."""
     bh = brahe_setup()
     x = np.asarray(x_gcrf, dtype=float)
     w, r, b = _gcrf_to_itrf_factors(float(t0_gps_s), float(step_s), x.shape[0])
-    rb = np.einsum("nij,njk->nik", r, b)
-    r_t = np.einsum("nij,nj->ni", rb, x[:, :3])
-    v_t = np.einsum("nij,nj->ni", rb, x[:, 3:6]) - np.cross([0.0, 0.0, float(bh.OMEGA_EARTH)], r_t)
-    return np.concatenate([np.einsum("nij,nj->ni", w, r_t), np.einsum("nij,nj->ni", w, v_t)], axis=1)
+    r_t = _mat_vec(r, _mat_vec(b, x[:, :3]))
+    v_t = _mat_vec(r, _mat_vec(b, x[:, 3:6]))
+    om = float(bh.OMEGA_EARTH)
+    v_t = np.stack([v_t[:, 0] + om * r_t[:, 1], v_t[:, 1] - om * r_t[:, 0], v_t[:, 2]], axis=1)
+    return np.concatenate([_mat_vec(w, r_t), _mat_vec(w, v_t)], axis=1)
 
 
 def propagate_truth(
