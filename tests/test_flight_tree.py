@@ -195,6 +195,11 @@ def test_killed_task_is_restarted_and_reported(tmp_path):
             k = [spec.name for spec in TASKS].index(name)
             st = run.wait_status(lambda s, k=k: s[f"task{k}_restarts"] == 1 and _all_running(s), timeout_s=20)
             assert run.task_pid(name) != old
+            # A restarted task takes its CPU priority again (spawned: the zygote has ended).
+            sup, *tasks = run.tree()
+            step = Config().yielding_tasks_nice if TASKS_BY_NAME[name].yields_cpu else 0
+            (new,) = [p for p in tasks if p.pid == run.task_pid(name)]
+            assert new.nice() == min(19, sup.nice() + step), name
         # Nothing lost: the restarted consumers got the batch again (ingest replays it), the
         # counters are not doubled, and the restarted reporter keeps writing.
         seq = st["seq"]
