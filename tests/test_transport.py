@@ -379,3 +379,60 @@ def test_a_consumer_going_live_while_a_copy_waits_does_not_break_the_publish(ctx
     assert got == [f"{i}" for i in range(k)]
     for x in (pub, sub):
         x.close()
+
+
+_BLOCKED_PRODUCER = r"""
+import json, os, tempfile, time, zmq
+from pathlib import Path
+from pygnc.bus.messages import DecodeCounters, Encoder
+from pygnc.bus.transport import Publisher, Subscriber
+from pygnc.config import Config, Paths
+from pygnc.tasks.base import Task, TaskContext, TaskRunner
+from pygnc.tasks.table import TASKS_BY_NAME
+
+run_dir = Path(tempfile.mkdtemp())
+ctx = TaskContext(TASKS_BY_NAME["ingest"], run_dir, run_dir, 1, Paths(run_dir), Config(), 0.0, time.monotonic())
+zc = zmq.Context()
+live = Publisher(zc, "live", run_dir, Encoder("tty_stream"))  # the stream task's end
+runner = TaskRunner(ctx, Task)
+slow = Subscriber(zc, "meas", run_dir, DecodeCounters())  # an estimator that never reads
+meas = runner.publishers["meas"]
+t_end = time.monotonic() + 20
+while not (meas.counters.subscriptions and live.counters.subscriptions) and time.monotonic() < t_end:
+    meas.poll_subscriptions(20)
+    live.poll_subscriptions(20)
+live.publish("live_segments", {"tag": "SNS", "seq": 1, "data": bytes(30), "t_rx_sc_s": 0.0})
+# the live frame waits, unread, in the runner's subscriber socket
+body = {"t_sc_s": 1.0, "mag_ut": [0.0] * 3, "gyro_deg_s": [0.0] * 3, "sun_lux": [0.0] * 6,
+        "sun_saturated": [], "record": 0}
+while meas.publish("sensor", body, wait=lambda _: False, keep=False) and time.monotonic() < t_end:
+    pass  # until the consumer's queue is full
+calls = 0
+t0 = time.monotonic()
+def wait(timeout_s):
+    global calls
+    calls += 1
+    runner.last_ping = time.monotonic()
+    runner.service(timeout_s)
+    return time.monotonic() - t0 < 1.0  # give the send up after a second
+cpu0 = time.process_time()
+meas.publish("sensor", body, wait=wait, keep=False)
+print(json.dumps({"calls": calls, "cpu_s": time.process_time() - cpu0, "wall_s": time.monotonic() - t0}))
+os._exit(0)
+"""
+
+
+def test_a_blocked_send_waits_without_spinning_on_a_frame_it_does_not_read():
+    """A producer's BLOCK send waits in :meth:`TaskRunner.service`, which must sleep its
+    0.05 s per call even when a frame waits unread in one of the task's subscriptions (ingest
+    holding a live frame while the estimators are full): ~20 calls in the second it waits,
+    not a core's worth (it polled the task's whole poller, and the unread frame woke it at
+    once, 90 000 times a second)."""
+    import json
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", _BLOCKED_PRODUCER], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout.splitlines()[-1])
+    assert got["wall_s"] >= 1.0 and got["calls"] <= 2 * got["wall_s"] / 0.05, got

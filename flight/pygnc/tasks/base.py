@@ -225,6 +225,13 @@ class TaskRunner:
         for p in self.publishers.values():  # (un)subscriptions: a restarted consumer's replay can begin
             p.log = self.log.info
             self.poller.register(p.socket, zmq.POLLIN)
+        # What a wait that reads nothing else listens to (:meth:`service`, the handshake): the
+        # control link, the signals' wake pipe, the subscriptions.  Not the subscribers' or the
+        # task's own descriptors - they stay readable until read, and a poll on them would
+        # return at once for as long as the wait lasts.
+        self._control_poller = zmq.Poller()
+        for sock in (self.control.socket, self._wake_r, *(p.socket for p in self.publishers.values())):
+            self._control_poller.register(sock, zmq.POLLIN)
         self._events: dict = {}
         self._held: set[str] = set()  # replayed subscriptions the task takes no more of now
         if any(s.replaying for s in self.subscribers.values()):
@@ -335,7 +342,7 @@ class TaskRunner:
         Used while a BLOCK publish waits for a slow consumer; returns False once the task
         should give up waiting (stopping past a short grace period).
         """
-        events = dict(self.poller.poll(int(timeout_s * 1000)))
+        events = dict(self._control_poller.poll(int(timeout_s * 1000)))
         if self._wake_r in events:
             self._drain_wake()
         if self.control.socket in events:
@@ -385,7 +392,7 @@ class TaskRunner:
                 break
         self.control.send("ready", {"pid": os.getpid()})
         while True:
-            events = dict(self.poller.poll(int(MAX_POLL_S * 1000)))
+            events = dict(self._control_poller.poll(int(MAX_POLL_S * 1000)))
             if self._wake_r in events:
                 self._drain_wake()
             self._take_subscriptions(events)
