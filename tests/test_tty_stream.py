@@ -252,3 +252,76 @@ def test_the_idle_subscription_matches_no_bus_message():
     enc = Encoder("orbit_estimator")
     for body in ({}, {"estimator": "orbit", "code": "x", "text": "y"}):
         assert not enc.encode("estimator_note", body).startswith(NO_MESSAGES)
+
+
+def test_a_stdout_that_went_away_leaves_the_poller():
+    """Stdout's reader gone (EPIPE; a hung-up terminal gives EIO): the frames are dropped and
+    counted, and the descriptor leaves the task's poller and is closed - left registered, a
+    dead descriptor polls as an error at once, and the task's loop spun for the rest of the
+    run."""
+    import logging
+    import types
+    from collections import deque
+
+    import zmq
+
+    from pygnc.config import Config
+    from pygnc.tasks.tty_stream import TtyStream
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    ctx = types.SimpleNamespace(run_number=1, sc_now=lambda: 0.0)
+    runner = types.SimpleNamespace(poller=zmq.Poller(), subscribers={}, ctx=ctx)
+    t = object.__new__(TtyStream)  # (its stdout alone: no bus)
+    t.runner, t.ctx, t.config, t.log = runner, ctx, Config(), logging.getLogger("tty_stream")
+    t.out, t.out_bytes, t.out_offset, t.seq = deque(), 0, 0, 0
+    t.n = dict.fromkeys(("frames_dropped_out", "bytes_out", "frames_out"), 0)
+    t.other = {"write_errors": 0}
+    t.out_fd, t._own_out, t._out_check, t.out_registered = w, True, False, False
+    while True:  # a full pipe: the next frame waits, and stdout is polled for room
+        try:
+            os.write(w, b"x" * 65536)
+        except BlockingIOError:
+            break
+    t._send(fs.HELLO_TAG, b"hello")
+    t._write()
+    assert t.out_registered and runner.poller.poll(0) == []
+    os.close(r)
+    t._send(fs.HELLO_TAG, b"again")
+    t._write()
+    assert t.other["write_errors"] == 1 and t.n["frames_dropped_out"] == 2 and t.out_fd == -1
+    assert not t.out_registered and runner.poller.sockets == [] and runner.poller.poll(0) == []
+    with pytest.raises(OSError):
+        os.fstat(w)  # closed: it was the task's own
+
+
+_SOCKET_STDIN = r"""
+import os, signal, socket, sys, types, zmq
+from pygnc.config import Config
+from pygnc.tasks.tty_stream import TtyStream
+a, b = socket.socketpair()
+os.dup2(a.fileno(), 0)  # stdin: a socket, which /proc cannot open again: shared and blocking
+r, w = os.pipe()
+os.dup2(w, 1)
+spec = types.SimpleNamespace(name="tty_stream")
+ctx = types.SimpleNamespace(run_number=1, sc_now=lambda: 0.0, config=Config(), spec=spec)
+t = TtyStream(types.SimpleNamespace(poller=zmq.Poller(), subscribers={}, ctx=ctx))
+signal.alarm(20)  # a read that blocks ends the process here
+t.on_start()
+b.sendall(b"not a frame\n")
+for _ in range(3):  # the loop's steps: one reads the line, the others find nothing and go on
+    t.step()
+print(t.reader.lines, t._own_in, file=sys.stderr)
+"""
+
+
+def test_a_stdin_it_cannot_open_again_is_read_only_when_there_is_something():
+    """Stdin that /proc cannot open again (a socket) is the shared, blocking description:
+    the task reads it only when poll says there is input (it read on until EAGAIN, and the
+    second read blocked the task's loop for good)."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", _SOCKET_STDIN], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.split()[-2:] == ["1", "False"], p.stderr

@@ -119,7 +119,7 @@ class TtyStream(Task):
         self.empty_reads = 0
         self.reading = False
         self.out_registered = False
-        self._out_check = False
+        self._out_check = self._in_check = False
         self.other = {
             "stdin_eof": 0,
             "not_foreground": 0,
@@ -136,6 +136,12 @@ class TtyStream(Task):
             self._out_check = not self._own_out and not stat.S_ISREG(os.fstat(self.out_fd).st_mode)
         except OSError:
             self._out_check = False
+        try:  # ... and read only what poll says is there (a file or /dev/null never blocks)
+            mode = os.fstat(self.in_fd).st_mode
+            never_blocks = stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(self.in_fd))
+            self._in_check = not self._own_in and not never_blocks
+        except OSError:
+            self._in_check = False
         self.in_tty = self.in_fd >= 0 and os.isatty(self.in_fd)
         if self.in_tty and not terminal.is_foreground_tty(0):
             # Started in the background (main.py &): reading would stop the tree (SIGTTIN).
@@ -253,7 +259,7 @@ class TtyStream(Task):
                 self.out.clear()
                 self.out_bytes = self.out_offset = 0
                 if exc.errno in (errno.EIO, errno.EBADF, errno.EPIPE):
-                    self.out_fd = -1
+                    self._drop_out()
                 break
             self.n["bytes_out"] += k
             self.out_offset += k
@@ -267,16 +273,35 @@ class TtyStream(Task):
             if want:
                 self.runner.poller.register(self.out_fd, zmq.POLLOUT)
             else:
-                try:
-                    self.runner.poller.unregister(self.out_fd)
-                except KeyError:
-                    pass
+                self._unregister_out()
             self.out_registered = want
+
+    def _unregister_out(self) -> None:
+        try:
+            self.runner.poller.unregister(self.out_fd)
+        except KeyError:
+            pass
+
+    def _drop_out(self) -> None:
+        """Stdout is gone for good (EIO, EBADF, EPIPE): out of the poller first - a dead
+        descriptor polls as an error at once, for ever - then closed if ours."""
+        if self.out_registered:
+            self._unregister_out()
+            self.out_registered = False
+        if self._own_out:
+            try:
+                os.close(self.out_fd)
+            except OSError:
+                pass
+            self._own_out = False
+        self.out_fd = -1
 
     # -- input ----------------------------------------------------------------------------------
     def _read(self) -> None:
         got = 0
         while self.reading and got < READ_BUDGET_BYTES:
+            if self._in_check and not zmq.select([self.in_fd], [], [], 0)[0]:
+                return
             try:
                 data = os.read(self.in_fd, 4096)
             except (BlockingIOError, InterruptedError):
