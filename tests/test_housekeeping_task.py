@@ -172,3 +172,46 @@ def test_housekeeping_in_the_process_tree_survives_unplug_and_stops_cleanly(tmp_
         assert {("bms", "BV1"), ("bms", "CV1"), ("opc", "histogram")} <= got
         h = next(v for v in hk_rows if v["record"] == "histogram")
         assert len(on.decode_histogram(h["raw"][: h["n_raw"]])["bin_counts"]) == 24
+
+
+def test_an_opc_byte_between_exchanges_is_read_and_counted_not_left_to_wake_the_loop():
+    """A byte the OPC-N3's bridge sends between exchanges (a reply after its timeout,
+    noise) is read and counted: left unread, the port stayed readable and the task's loop
+    woke at once, over and over, until the next histogram (up to ``period_s``)."""
+    import logging
+    import os
+    import pty
+    import tty
+
+    import zmq
+
+    from pygnc.drivers.hk_devices import parse_device
+    from pygnc.tasks.housekeeping import Device
+
+    master, slave = pty.openpty()
+    try:
+        tty.setraw(slave)
+        spec = parse_device({"name": "opc", "kind": "opc_n3", "port": os.ttyname(slave), "period_s": 10.0})
+        poller = zmq.Poller()
+        dev = Device(
+            spec,
+            lambda *_: None,
+            lambda fd: poller.register(fd, zmq.POLLIN),
+            lambda fd: poller.unregister(fd),
+            lambda t: t,
+            logging.getLogger("hk"),
+        )
+        dev.service(time.monotonic())  # opens the port (in the poller) and starts the set-up
+        opc = dev.driver.opc
+        opc.runner.cancel()  # idle between two histograms
+        opc.state, opc._next_at = "running", time.monotonic() + 3600.0
+        os.write(master, bytes([on.BUSY]))
+        t_end = time.monotonic() + 10.0
+        while not poller.poll(100):  # the byte has arrived
+            assert time.monotonic() < t_end
+        dev.service(time.monotonic())
+        assert poller.poll(0) == []  # nothing left to wake the loop
+        assert opc.counters.stray_bytes == 1 and dev.link is not None
+    finally:
+        os.close(master)
+        os.close(slave)

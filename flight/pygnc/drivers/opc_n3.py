@@ -184,6 +184,7 @@ class OpcCounters:
     reply_timeouts: int = 0
     resyncs: int = 0
     setups: int = 0
+    stray_bytes: int = 0  # arrived between exchanges (a reply after its timeout, noise): dropped
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -260,11 +261,22 @@ class OpcN3:
             elif self.state != "off" and now >= self._next_at:
                 outcome = self._start(now)
             else:
+                self._drop_stray_input()
                 break
             if outcome is None:
                 break
             self._finished(outcome, now, out)
         return out
+
+    def _drop_stray_input(self) -> None:
+        """Read and count what arrived between exchanges: it answers nothing asked, and left
+        unread it keeps the port readable, waking the task's loop at once until the next
+        exchange.  A port that hung up raises :class:`LinkLost` here, as in an exchange."""
+        for _ in range(16):  # (bounded: a port that streams garbage is read a MiB per call)
+            data = self.link.read()
+            if not data:
+                return
+            self.counters.stray_bytes += len(data)
 
     def _finished(self, outcome: Outcome, now: float, out: list[Reading]) -> None:
         op, self._op = self._op, None
