@@ -53,3 +53,26 @@ def test_numbers_and_lists_take_what_toml_writes(tmp_path):
         p.write_text(text + "\n")
         with pytest.raises(ValueError, match=key):
             load_config(p)
+
+
+def test_the_two_stop_deadlines_leave_the_rest_of_the_stop_time_before_the_power_cut():
+    """Each deadline alone may be up to 10 s, but the supervisor waits for one group after
+    the other and then reaps, recovers the batch files and writes the final status: their sum
+    must leave that time before the host cuts the power."""
+    from pygnc.config import HOST_POWER_CUT_S, STOP_OVERHEAD_S
+    from pygnc.supervisor import REAP_S
+
+    assert STOP_OVERHEAD_S >= 3 * REAP_S + 0.5  # three reaping bounds, then recovery and status
+    c = Config()
+    assert c.stop_deadline_producers_s + c.stop_deadline_sinks_s <= HOST_POWER_CUT_S - STOP_OVERHEAD_S
+    with pytest.raises(ValueError, match="stop_deadline_sinks_s .* plus stop_deadline_producers_s"):
+        Config(stop_deadline_producers_s=9.0, stop_deadline_sinks_s=9.0)
+    Config(stop_deadline_producers_s=3.5, stop_deadline_sinks_s=2.5)  # 6 s: accepted
+
+
+def test_a_bus_message_limit_below_the_trees_own_messages_is_refused():
+    """``max_message_bytes`` below the default would make the estimators' own messages too
+    large to publish (an attitude estimate is ~1.3 kB, the health message ~6 kB)."""
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        Config(max_message_bytes=1024)
+    assert Config(max_message_bytes=2**20).max_message_bytes == 2**20

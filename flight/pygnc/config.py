@@ -55,6 +55,12 @@ HEALTH_FATAL_MIN_PINGS = 3
 #: Time the status reporter needs after its stop drain for the final status, info and bus
 #: log (fsyncs on a busy SD card), s.
 SINK_FINAL_WRITE_MARGIN_S = 0.5
+#: The host cuts the power this long after its Ctrl-C, s.
+HOST_POWER_CUT_S = 10.0
+#: What the supervisor's stop takes besides the two groups' deadlines, at most, s: three
+#: reaping bounds (each group's stragglers killed, the zygote's late forks:
+#: ``supervisor.REAP_S`` each), then the batch recovery and the final status.
+STOP_OVERHEAD_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,8 @@ class Config:
     #: gets a core first (docs/design/processes.md).  0: every task alike.
     yielding_tasks_nice: int = bounded(10, "[0, 19]")
     #: Graceful-stop deadline for producers, then for sinks, s, after which stragglers are
-    #: killed.  Both well inside the host's 10 s between Ctrl-C and power-off.
+    #: killed.  Together well inside the host's 10 s between Ctrl-C and power-off (checked:
+    #: their sum at most ``HOST_POWER_CUT_S - STOP_OVERHEAD_S``).
     stop_deadline_producers_s: float = bounded(2.5, "(0, 10]")
     stop_deadline_sinks_s: float = bounded(2.0, "(0, 10]")
     #: Longest time a sink (status reporter) spends at stop on messages still queued, s.
@@ -218,8 +225,9 @@ class Config:
     batch_fsync_period_s: float = bounded(1.0, "(0, 60]")
 
     # --- bus --------------------------------------------------------------------------
-    #: Largest message accepted on the bus, bytes.
-    max_message_bytes: int = bounded(64 * 1024, "[1024, 1e8]")
+    #: Largest message accepted on the bus, bytes; never below the default, which the tree's
+    #: own messages need (a formation estimate of several partners, the health message).
+    max_message_bytes: int = bounded(64 * 1024, "[65536, 1e8]")
 
     # --- attitude estimator ------------------------------------------------------------
     #: Gyro scale factors per IMU axis (omega = scale * reading), applied before imu_to_body.
@@ -840,6 +848,19 @@ def config_problems(c: Config) -> list[Problem]:
                 f"stop_deadline_sinks_s ({c.stop_deadline_sinks_s} s): the status reporter must write its "
                 "final status before the supervisor's deadline",
                 (("stop_deadline_sinks_s",),),
+            )
+        )
+    if (
+        ok("stop_deadline_producers_s", "stop_deadline_sinks_s")
+        and c.stop_deadline_producers_s + c.stop_deadline_sinks_s > HOST_POWER_CUT_S - STOP_OVERHEAD_S
+    ):
+        out.append(
+            Problem(
+                ("stop_deadline_sinks_s",),
+                f"({c.stop_deadline_sinks_s} s) plus stop_deadline_producers_s ({c.stop_deadline_producers_s} s) "
+                f"must be at most {HOST_POWER_CUT_S - STOP_OVERHEAD_S:g} s: the stop takes up to "
+                f"{STOP_OVERHEAD_S:g} s more, and the host cuts the power {HOST_POWER_CUT_S:g} s after its Ctrl-C",
+                (("stop_deadline_producers_s",),),
             )
         )
     return out

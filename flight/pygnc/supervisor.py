@@ -231,7 +231,12 @@ class Supervisor:
         self.zctx = zmq.Context()
         self.control = ControlServer(self.zctx, run_dir, self.decode_counters)
         self.health_pub = Publisher(
-            self.zctx, "health", run_dir, Encoder("supervisor"), expected_subscribers("health", config)
+            self.zctx,
+            "health",
+            run_dir,
+            Encoder("supervisor"),
+            expected_subscribers("health", config),
+            config.max_message_bytes,
         )
         self.poller = zmq.Poller()
         self.poller.register(self.control.socket, zmq.POLLIN)
