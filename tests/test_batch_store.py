@@ -222,6 +222,13 @@ def test_sequence_numbers_survive_the_host_deleting_files(tmp_path):
     assert s.next_seq == 5
     state = json.loads((tmp_path / bs.STATE_FILE).read_text())
     assert state["next_sequence"] == 5 and state["run"] == 4
+    # JSON of the wrong shape (a hand edit): the same - it stopped the writer at open.
+    for bad in ({"spans": 7, "series": "s"}, {"run_first_sequence": "x", "run_key": "r5"}):
+        (tmp_path / bs.STATE_FILE).write_text(json.dumps({**state, **bad}))
+        s = bs.BatchStore(tmp_path, 5, "r5", 0, series="s", clock=FakeClock())
+        s.open()
+        assert s.next_seq == 5
+        s.close()
 
 
 def test_host_removing_files_while_writing(tmp_path):

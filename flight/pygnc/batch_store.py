@@ -307,6 +307,8 @@ class BatchStore:
                 and st.get("format") == STATE_FORMAT
                 and isinstance(st.get("next_sequence"), int)
                 and fmt.MIN_SEQUENCE <= st["next_sequence"] <= fmt.MAX_SEQUENCE + 1
+                and isinstance(st.get("spans", []), list)
+                and type(st.get("run_first_sequence", 0)) is int
             ):
                 raise ValueError("not a batch state")
             return st, ""
