@@ -8,9 +8,10 @@ hypothesis for round trips and for never failing on bad bytes.
 import math
 import struct
 
+import msgpack
 import pytest
 from crc import Calculator, Crc8, Crc16
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ground.devices.housekeeping import EmusBmsModel, OpcN3Model, UsbIssModel
@@ -167,6 +168,72 @@ def test_decode_never_fails_except_with_sentence_error(name, fields):
         assert isinstance(v, dict)
 
 
+def _ints(v):
+    """Every int in a decoded value (nested lists and dicts)."""
+    if isinstance(v, dict):
+        for x in v.values():
+            yield from _ints(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from _ints(x)
+    elif isinstance(v, int):
+        yield v
+
+
+hex_text = st.text(alphabet="0123456789ABCDEFabcdef", max_size=300)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(eb.KNOWN_SENTENCES), st.lists(st.one_of(hex_text, field_text), max_size=14))
+@example("VR1", ["G1CU", "F" * 20, "2.0.13"])
+@example("BC1", ["1" + "0" * 260, "01", "01"])
+def test_any_hex_field_decodes_to_packable_values_or_is_a_bad_field(name, fields):
+    """Checksum-valid sentences whose fields hold hex of any width: the values pack (msgpack,
+    as the housekeeping task publishes them) with every int within int64, or the sentence is
+    a bad field - never an OverflowError, never an int msgpack cannot encode."""
+    s = eb.parse_line(eb.encode_sentence(name, fields).rstrip(b"\r\n"))
+    try:
+        v = eb.decode_sentence(s)
+    except eb.SentenceError as exc:
+        assert exc.reason == "bad_field"
+        return
+    msgpack.packb(v, use_bin_type=True)
+    assert all(-(1 << 63) <= x < 1 << 63 for x in _ints(v))
+
+
+@pytest.mark.parametrize(
+    "name, fields",
+    [
+        ("BV2", ["00", "01", "FFFFFFFF", "B4"]),  # a group of 4e9 cells
+        ("BV2", ["00", "100", "01", "B4"]),  # first cell 256
+        ("BT2", ["00", "F0", "20", "6464"]),  # cells 240..271
+        ("BB2", ["00", "FFFFFFFFFFFFFFFF", "01", "00"]),
+        ("BV1", ["100", "B4", "B4", "B4", "0DDE", ""]),  # a pack of 256 cells
+        ("VR1", ["G1CU", "F" * 20, "2.0.13"]),  # a serial number above 2**64
+        ("BC1", ["8000000000000000", "01", "01"]),  # 2**63
+        ("CV1", ["0DDE", "00000000000000000"]),  # a signed field of 17 digits
+        ("CV1", ["0DDE", "-7B"]),  # int() takes a sign ...
+        ("BV2", ["00", "0x1", "01", "B4"]),  # ... a 0x prefix ...
+        ("ST1", [" 3", "00", "00", "007D", "1F", "0000", "00", "00"]),  # ... blanks ...
+        ("BB2", ["00", "01", "02", "-1FF"]),  # ... and, in an array, a signed pair
+    ],
+)
+def test_values_out_of_their_range_are_bad_fields(name, fields):
+    with pytest.raises(eb.SentenceError) as e:
+        _dec(name, fields)
+    assert e.value.reason == "bad_field"
+
+
+def test_the_largest_values_in_range_decode():
+    v = _dec("BV2", ["00", "01", "FF", "B4"])  # cells 1..255
+    assert (v["first_cell"], v["group_size"]) == (1, 255)
+    assert _dec("BT2", ["00", "FF", "01", "64"])["first_cell"] == 255
+    assert _dec("BV1", ["FF", "B4", "B4", "B4", "0DDE", ""])["n_cells"] == 255
+    assert _dec("BC1", ["7FFFFFFFFFFFFFFF", "0", "0"])["charge_coulomb"] == (1 << 63) - 1
+    assert _dec("CV1", ["0DDE", "8000000000000000"])["current_a"] == pytest.approx(-(1 << 63) * 0.1)
+    assert _dec("VR1", ["G1CU", "000000000000ABCD", ""])["serial_number"] == 0xABCD
+
+
 @given(
     st.sampled_from(eb.KNOWN_SENTENCES),
     st.sampled_from(eb.KNOWN_SENTENCES),
@@ -284,6 +351,18 @@ def test_queue_times_out_each_request_and_keeps_partial_groups():
     assert [(x.name, x.complete, len(x.sentences)) for x in r] == [("BV2", False, 1)]
     assert q.counters.partial == 1 and q.next_deadline() == 1.5
     assert [x.name for x in q.expire(1.6)] == ["BT1"] and q.counters.timeouts == 2
+
+
+def test_queue_counts_only_cells_a_pack_can_have():
+    """A group's cells beyond MAX_CELLS are not counted (the codec refuses such a group; the
+    queue holds at most MAX_CELLS + 1 cells per reply whatever values it is given)."""
+    q = bms_drv.ResponseQueue(cells=12)
+    q.request("BV2", 0.0, 1.0)
+    s = _sent("BV2", ["00", "F0", "08", "B4" * 8])
+    assert q.on_sentence(s, {"first_cell": 250, "group_size": 1 << 20}, 0.1) == []
+    assert q.pending["BV2"].cells_seen == set(range(250, eb.MAX_CELLS + 1))
+    assert q.on_sentence(s, {"first_cell": -(1 << 20), "group_size": (1 << 20) + 3}, 0.2) == []
+    assert len(q.pending["BV2"].cells_seen) == eb.MAX_CELLS + 1 - 250 + 3
 
 
 # -- OPC-N3 records ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import serial.tools.list_ports
 
-from ground.devices.housekeeping import EmusBmsSim, UsbIssOpcSim
+from ground.devices.housekeeping import EmusBmsModel, EmusBmsSim, UsbIssOpcSim
 from pygnc.drivers import emus_bms as eb
 from pygnc.drivers import emus_bms_codec as ebc
 from pygnc.drivers import opc_n3 as on
@@ -269,15 +269,24 @@ def test_opc_powered_down_at_stop_while_it_sets_up_again():
 # -- through the housekeeping task's device loop ---------------------------------------------------
 
 
-def _device(entry: dict):
-    """The task's :class:`~pygnc.tasks.housekeeping.Device` for *entry*, publishing to a list."""
+def _device(entry: dict, pack: bool = False):
+    """The task's :class:`~pygnc.tasks.housekeeping.Device` for *entry*, publishing to a list
+    (with *pack*, each message is first encoded for the bus as the task's publish does)."""
+    from pygnc.bus.messages import Encoder
     from pygnc.drivers.hk_devices import parse_device
     from pygnc.tasks.housekeeping import Device
 
     published = []
+    encoder = Encoder("housekeeping")
+
+    def publish(t, body):
+        if pack:
+            encoder.encode(t, body)
+        published.append((t, body))
+
     dev = Device(
         parse_device(entry),
-        lambda t, body: published.append((t, body)),
+        publish,
         lambda fd: None,
         lambda fd: None,
         lambda t_mono_s: t_mono_s,
@@ -350,4 +359,43 @@ def test_housekeeping_device_counts_each_driver_error_kind_and_goes_on(tmp_path,
             dev.stop(1.0)
     assert sim.corrupted > 0 and c["bad_crc"] + c["malformed"] + c["recovered"] > 0  # SentenceError: a CodecError
     assert issubclass(ebc.SentenceError, CodecError)
+    assert [b["state"] for t, b in published if t == "hk_device"] == ["open", "stopped"]
+
+
+class _ImpossibleValuesModel(EmusBmsModel):
+    """A pack whose checksum-valid sentences also carry values no pack has: its version
+    sentence a serial number of 20 hex digits (above 2**64, which msgpack cannot encode),
+    each BV2 reply one more group of 2**20 cells."""
+
+    def sentences(self, name: str) -> list[bytes]:
+        if name == "VR1":
+            return [ebc.encode_sentence("VR1", ["G1CU", "F" * 20, "2.0.13"])]
+        out = super().sentences(name)
+        if name == "BV2":
+            out.append(ebc.encode_sentence("BV2", ["00", "01", "100000", "B4"]))
+        return out
+
+
+def test_housekeeping_device_drops_sentences_with_impossible_values_and_goes_on(tmp_path):
+    """Sentences that pass their checksum but hold values out of range are each counted as a
+    bad field and dropped: the device stays open, its other readings go on, and everything it
+    publishes packs for the bus."""
+    with EmusBmsSim(tmp_path / "bms", seed=3) as sim:
+        with sim.lock:
+            sim.model = _ImpossibleValuesModel(sim.model.n_cells, sim.model.group_size, sim.rng)
+        dev, published = _device(
+            {"name": "bms", "kind": "emus_bms", "port": str(tmp_path / "bms"), "period_s": 0.2, "timeout_s": 0.2},
+            pack=True,
+        )
+        groups = lambda: sum(t == "hk_reading" and b["record"] == "BV2" for t, b in published)  # noqa: E731
+        try:
+            _service_device_until(dev, lambda: groups() >= 4 and dev.counters()["bad_field"] >= 3)
+            c = dev.counters()
+        finally:
+            dev.stop(1.0)
+    assert "VR1" in sim.requests and c["bad_crc"] == c["malformed"] == 0
+    readings = [b for t, b in published if t == "hk_reading"]
+    assert not any(b["record"] == "VR1" for b in readings)
+    assert all(b["values"]["group_size"] <= ebc.MAX_CELLS for b in readings if b["record"] == "BV2")
+    assert {"BV1", "CV1", "BC1"} <= {b["record"] for b in readings}
     assert [b["state"] for t, b in published if t == "hk_device"] == ["open", "stopped"]

@@ -5,7 +5,9 @@ known motion (ground.devices.motion), so decoded values are checked against trut
 against the codec under test."""
 
 import json
+import os
 import struct
+import threading
 import time
 
 import pytest
@@ -22,6 +24,7 @@ from pygnc.drivers.imu380 import (
     Imu380,
     Imu380Nak,
     Imu380NotFound,
+    Imu380Stream,
     check_firmware_image,
     discover,
     discovery_plan,
@@ -238,3 +241,97 @@ def test_unplug_is_a_lost_link():
         with pytest.raises(LinkLost):
             for _ in range(20):
                 d.pump(0.05)
+
+
+class _ShortPacketSim(Imu380Sim):
+    """A unit whose every 4th S1 packet has a valid CRC but 10 payload bytes, not 24."""
+
+    def output_payload(self, ptype: bytes, t: float) -> bytes:
+        payload = super().output_payload(ptype, t)
+        return payload[:10] if self.counter % 4 == 2 else payload
+
+
+def test_stream_skips_and_counts_output_packets_of_the_wrong_length():
+    """A CRC-valid output packet the codec refuses costs only itself: counted as
+    ``frames_bad``, the good packets read with it decoded, the port kept open."""
+    with _ShortPacketSim(PtyPort()) as s:
+        stream = Imu380Stream(s.port.path, baud=115200)
+        for _ in stream.connect_steps():
+            pass
+        samples = []
+        try:
+            t_end = time.monotonic() + 0.5
+            while time.monotonic() < t_end:
+                stream.dev.link.wait_readable(0.05)
+                samples += stream.read_samples()
+            stats = stream.stats()
+            assert stream.dev is not None and stream.dev.link.fileno() is not None
+        finally:
+            stream.close()
+    assert stats["frames_bad"] >= 5 and stats["crc_errors"] == 0
+    assert len(samples) >= 3 * stats["frames_bad"] - 3 and stats["samples"] == len(samples)
+    for x in samples:  # only good packets became samples
+        assert x.rate_rad_s == pytest.approx(motion.rate_rad_s(x.t_device_s), abs=RATE_LSB_RAD_S / 2 + 1e-12)
+    assert stats["lost"] >= stats["frames_bad"] - 2  # a refused S1 leaves a gap in the counter
+
+
+def _returns_within(fn, timeout_s: float, unblock):
+    """*fn*() run in a thread: its result, or AssertionError if it has not returned after
+    *timeout_s* (then *unblock*() is called so the thread can end)."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        unblock()
+        t.join(5.0)
+        raise AssertionError(f"{fn} blocked for more than {timeout_s} s")
+    return out[0]
+
+
+def _unblock_fifo(path):
+    """Open the FIFO at *path* for writing and close it: a reader blocked in open() gets EOF."""
+
+    def unblock():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    return unblock
+
+
+def test_port_cache_that_is_not_a_small_regular_file_is_no_cache(tmp_path):
+    """A FIFO at the cache path is refused at once (a plain read waited for a writer forever),
+    as are a directory, an over-long file and values that are no port and baud."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    assert _returns_within(lambda: read_port_cache(fifo), 2.0, _unblock_fifo(fifo)) is None
+    assert read_port_cache(tmp_path) is None
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"port": "/dev/ttyUSB0", "baud": 115200, "pad": "x" * 10000}))
+    assert read_port_cache(big) is None
+    odd = tmp_path / "odd.json"
+    for text in ('{"port": "/dev/ttyUSB0", "baud": Infinity}', "[1, 2]", "\xff", '{"port": 1}'):
+        odd.write_text(text, encoding="latin-1")
+        assert read_port_cache(odd) is None, text
+    odd.write_text('{"port": "/dev/ttyUSB0", "baud": 57600}')
+    assert read_port_cache(odd) == ("/dev/ttyUSB0", 57600)
+
+
+def test_auto_connect_with_a_fifo_as_port_cache_finds_the_unit(tmp_path):
+    fifo = tmp_path / "imu_port.json"
+    os.mkfifo(fifo)
+    with Imu380Sim(PtyPort()) as s:
+        stream = Imu380Stream("auto", baud_rates=(115200,), cache_path=fifo, discovery_ports=(s.port.path,))
+
+        def connect():
+            for _ in stream.connect_steps():
+                pass
+            return stream.found
+
+        try:
+            found = _returns_within(connect, 5.0, _unblock_fifo(fifo))
+        finally:
+            stream.close()
+    assert found.port == s.port.path and read_port_cache(fifo) == (s.port.path, 115200)

@@ -128,7 +128,13 @@ def _stream(d: Imu380, seconds: float) -> None:
     while time.monotonic() - t0 < seconds:
         d.pump(0.05)
         for r in d.take_packets():
-            p = uu.decode_output(r.frame)
+            try:
+                p = uu.decode_output(r.frame)
+            except uu.CodecError as exc:  # (a packet of the wrong length costs only itself)
+                print(f"# skipped a {r.frame.ptype!r} packet: {exc}", file=sys.stderr)
+                continue
+            if p is None or not hasattr(p, "rate_rad_s"):
+                continue
             acc = getattr(p, "accel_m_s2", (float("nan"),) * 3)
             print(
                 f"{r.t_rx_mono_s - t0:.4f},{r.frame.ptype.decode()},"

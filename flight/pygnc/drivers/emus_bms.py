@@ -22,6 +22,7 @@ from .emus_bms_codec import (  # BAUDRATE, DEFAULT_SENTENCES: the driver's defau
     BAUDRATE,  # noqa: F401
     DEFAULT_SENTENCES,  # noqa: F401
     GROUP_SENTENCES,
+    MAX_CELLS,
     Sentence,
     SentenceError,
     SentenceFramer,
@@ -77,7 +78,9 @@ class ResponseQueue:
     request is complete once the groups cover the pack's cells: *cells* if configured,
     else the count the matching summary sentence (BV1, BT1, BT3, BB1) last reported.
     With neither known, the reply ends at its timeout and counts as complete if any group
-    arrived.  Pure bookkeeping: the caller passes the time.
+    arrived.  Only cells 0..MAX_CELLS count (the codec refuses groups reaching beyond: a
+    reply's cell set stays small whatever its values say).  Pure bookkeeping: the caller
+    passes the time.
     """
 
     def __init__(self, cells: int | None = None):
@@ -126,7 +129,7 @@ class ResponseQueue:
             if s.name in GROUP_SENTENCES:
                 first, size = values.get("first_cell"), values.get("group_size")
                 if first is not None and size:
-                    p.cells_seen.update(range(first, first + size))
+                    p.cells_seen.update(range(max(first, 0), min(first + size, MAX_CELLS + 1)))
                 if self._covered(p):
                     done.append(self._close(s.name, now))
             else:

@@ -7,9 +7,11 @@ uncertain there.
 
 Wire format: ASCII sentences ``NAME,f1,...,fN,CC`` + CR LF.  ``NAME`` is three characters,
 ``CC`` two hex digits of CRC-8/MAXIM (poly 0x31 reflected, init 0) over the text from the
-first letter of the name through the comma before ``CC``.  Numeric fields are hex text of
-any width; array fields are runs of hex pairs; fields may be empty (no cell
-communication).  A request is CR LF ``NAME,?,CC`` CR LF.
+first letter of the name through the comma before ``CC``.  Numeric fields are hex text
+(up to :data:`MAX_NUMBER_DIGITS` digits, unsigned ones below 2**63, so every value fits an
+int64 downstream); array fields are runs of hex pairs; fields may be empty (no cell
+communication); cell counts and indices are at most :data:`MAX_CELLS`.  A request is
+CR LF ``NAME,?,CC`` CR LF.
 
 :func:`encode_request` and :func:`encode_sentence` (simulators and tests) write them;
 :class:`SentenceFramer` reads them incrementally (a corrupt sentence costs only itself:
@@ -235,17 +237,41 @@ class SentenceFramer:
 # ------------------------------------------------------------------------------------------
 
 
-def _uint(text: str) -> int | None:
-    if text == "":
-        return None
+#: Widest numeric field accepted, hex digits: 8 bytes, twice the widest field known (BC1's
+#: charge; the sources give no widths).  A wider one is a bad field: its value would not fit
+#: an int64 (msgpack, the archive) nor, past 256 digits, a float.
+MAX_NUMBER_DIGITS = 16
+#: Largest unsigned field value accepted (int64's largest).
+MAX_UINT = (1 << 63) - 1
+#: Most cells a pack reports: the limit of cell counts, cell indices and group sizes (1-byte
+#: fields as the simulated pack writes them; the ``cells`` setting's limit too).
+MAX_CELLS = 255
+
+_NUMBER_RE = re.compile(rf"[0-9A-Fa-f]{{1,{MAX_NUMBER_DIGITS}}}")
+_ARRAY_RE = re.compile(r"(?:[0-9A-Fa-f]{2})*")
+
+
+def _hex(text: str) -> int:
+    """Hex digits only (``int`` alone also takes a sign, ``0x``, ``_`` and blanks)."""
+    if not _NUMBER_RE.fullmatch(text):
+        raise ValueError(f"{text[:24]!r} is not a number of 1-{MAX_NUMBER_DIGITS} hex digits")
     return int(text, 16)
 
 
-def parse_signed(text: str) -> int | None:
-    """Two's-complement hex of any width (4 bits per digit); '' -> None."""
+def _uint(text: str, max_value: int = MAX_UINT) -> int | None:
     if text == "":
         return None
-    v = int(text, 16)
+    v = _hex(text)
+    if v > max_value:
+        raise ValueError(f"{text[:24]!r} is above {max_value}")
+    return v
+
+
+def parse_signed(text: str) -> int | None:
+    """Two's-complement hex of 1-16 digits (4 bits per digit); '' -> None; ValueError else."""
+    if text == "":
+        return None
+    v = _hex(text)
     bits = 4 * len(text)
     return v - (1 << bits) if v >= 1 << (bits - 1) else v
 
@@ -256,8 +282,8 @@ def _scaled(text: str, scale: float, offset: int = 0) -> float | None:
 
 
 def _array(text: str, scale: float, offset: int = 0) -> list[float]:
-    if len(text) % 2:
-        raise ValueError(f"odd-length hex array {text!r}")
+    if not _ARRAY_RE.fullmatch(text):
+        raise ValueError(f"{text[:24]!r} is not a run of hex pairs")
     return [(int(text[i : i + 2], 16) + offset) * scale for i in range(0, len(text), 2)]
 
 
@@ -354,7 +380,7 @@ def _f(fields: tuple[str, ...], i: int) -> str:
 def _summary(fields: tuple[str, ...], kind: str, scale_offset: tuple[float, int]) -> dict:
     s, o = scale_offset
     return {
-        "n_cells": _uint(_f(fields, 0)),
+        "n_cells": _uint(_f(fields, 0), MAX_CELLS),
         f"min_{kind}": _scaled(_f(fields, 1), s, o),
         f"max_{kind}": _scaled(_f(fields, 2), s, o),
         f"avg_{kind}": _scaled(_f(fields, 3), s, o),
@@ -362,11 +388,16 @@ def _summary(fields: tuple[str, ...], kind: str, scale_offset: tuple[float, int]
 
 
 def _group(fields: tuple[str, ...], kind: str, scale_offset: tuple[float, int]) -> dict:
+    """One cell group; its cells (first_cell .. first_cell + group_size - 1) must lie within
+    0..MAX_CELLS, so a reply's groups never claim more cells than a pack can have."""
     s, o = scale_offset
+    first, size = _uint(_f(fields, 1), MAX_CELLS), _uint(_f(fields, 2), MAX_CELLS)
+    if first is not None and size is not None and first + size > MAX_CELLS + 1:
+        raise ValueError(f"cells {first}..{first + size - 1} are not all within 0..{MAX_CELLS}")
     return {
         "string": _uint(_f(fields, 0)),
-        "first_cell": _uint(_f(fields, 1)),
-        "group_size": _uint(_f(fields, 2)),
+        "first_cell": first,
+        "group_size": size,
         kind: _array(_f(fields, 3), s, o),
     }
 
@@ -468,8 +499,10 @@ _DECODERS = {
 
 def decode_sentence(s: Sentence) -> dict:
     """Fields of *s* in physical units (units in the names); raises :class:`SentenceError`
-    (reason ``bad_field``) when a numeric field is not hex.  Missing or empty fields are
-    None; a sentence this codec does not know keeps its raw ``fields``."""
+    (reason ``bad_field``) when a numeric field is not hex, is wider than
+    :data:`MAX_NUMBER_DIGITS` or out of its range (above :data:`MAX_UINT`; cell counts,
+    indices and group sizes above :data:`MAX_CELLS`).  Missing or empty fields are None; a
+    sentence this codec does not know keeps its raw ``fields``."""
     fn = _DECODERS.get(s.name)
     if fn is None:
         return {"fields": list(s.fields)}

@@ -29,12 +29,12 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypedDict, Unpack, overload
 
 from serial.tools import list_ports
 
 from ..atomic import write_atomic
+from ..regular_files import read_small_file
 from . import imu380_codec as uu
 from .errors import DriverError, DriverTimeout, ProtocolError
 from .link import LinkError, SerialLink
@@ -54,6 +54,8 @@ REFUSED_MODELS = ("OpenIMU", "OpenRTK")
 #: Largest firmware image accepted, bytes (the STM32 on the DMU380 has <= 1 MiB of flash).
 MAX_IMAGE_BYTES = 1 << 20
 WA_BLOCK_BYTES = 240
+#: Largest port cache read, bytes (what :func:`write_port_cache` writes is ~200).
+MAX_PORT_CACHE_BYTES = 4096
 
 
 class Imu380Error(DriverError):
@@ -550,12 +552,15 @@ def candidate_ports() -> list[str]:
 
 
 def read_port_cache(path: str | os.PathLike | None) -> tuple[str, int] | None:
+    """The cached (port, baud), or None when there is none usable: a missing, unreadable,
+    malformed or over-long file, or anything but a regular file (a FIFO there is refused,
+    never waited on)."""
     if not path:
         return None
     try:
-        d = json.loads(Path(path).read_text())
+        d = json.loads(read_small_file(path, MAX_PORT_CACHE_BYTES))
         return str(d["port"]), int(d["baud"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
         return None
 
 
@@ -691,7 +696,9 @@ class Imu380Stream:
 
     Device time: S1's packet counter at the unit's packet rate (read at connect), unwrapped
     (16 bits); a counter step above 1 reports lost packets.  Other packet types carry no
-    usable device clock (their ITOW is "not implemented" on the SA units): t_device_s NaN."""
+    usable device clock (their ITOW is "not implemented" on the SA units): t_device_s NaN.
+    An output packet with a valid CRC but a payload its type does not allow is skipped and
+    counted (``frames_bad``); the packets around it are decoded as usual."""
 
     def __init__(
         self,
@@ -729,6 +736,7 @@ class Imu380Stream:
         self.samples = 0
         self.lost = 0
         self.ignored = 0
+        self.frames_bad = 0  # CRC-valid output packets the codec refuses (wrong length)
 
     def connect_steps(self) -> Iterator[float]:
         if self.port == "auto":
@@ -785,8 +793,13 @@ class Imu380Stream:
         out = []
         nan = math.nan
         for t_rx, frame in dev.take_packets():
-            # (Any: which packet it is follows from frame.ptype and hasattr, which mypy cannot narrow by)
-            p: Any = uu.decode_output(frame)
+            # A packet the codec refuses costs only itself: counted, the others decoded.
+            try:
+                # (Any: which packet it is follows from frame.ptype and hasattr, which mypy cannot narrow by)
+                p: Any = uu.decode_output(frame)
+            except uu.CodecError:
+                self.frames_bad += 1
+                continue
             if p is None:
                 continue
             lost = 0
@@ -822,7 +835,7 @@ class Imu380Stream:
             self.dev = None
 
     def stats(self) -> dict:
-        d = {"samples": self.samples, "lost": self.lost}
+        d = {"samples": self.samples, "lost": self.lost, "frames_bad": self.frames_bad}
         if self.dev is not None:
             d.update(self.dev.framer.stats.as_dict())
             d.update(self.dev.counters)
