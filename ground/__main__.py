@@ -3,13 +3,15 @@
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args)
 -> int``; this table is the only place they are registered.  A command whose module needs
 a package of the ``ground`` extra that is not installed says which, instead of failing
-with a traceback; output cut short by the reader (``decode ... | head``) is not an error.
+with a traceback, and so does a Python without the flight package (pygnc) itself; output cut
+short by the reader (``decode ... | head``) is not an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -64,6 +66,24 @@ DESCRIPTION = "pygnc ground tools: decode what pygnc reads and writes, simulate 
 EXTRA_HINT = "in the clone: .venv/bin/pip install -e '.[ground]'  (pygnc is not on the package index)"
 
 
+#: How a clone gets an interpreter with pygnc and the ground extra (the README's first command).
+INSTALL_HINT = "python3 -m venv .venv && .venv/bin/pip install -e '.[ground]'"
+
+
+def flight_package_missing() -> str | None:
+    """One line saying that this interpreter has no pygnc (every command needs it) and how
+    to install it; None when pygnc can be imported."""
+    try:
+        if importlib.util.find_spec("pygnc") is not None:
+            return None
+    except (ImportError, ValueError):  # a broken or blocked pygnc: not importable either
+        pass
+    return (
+        f"python -m ground: the flight package pygnc is not installed for this Python ({sys.executable}); "
+        f"from the clone's root: {INSTALL_HINT}, then run .venv/bin/python -m ground ..."
+    )
+
+
 def _missing_dependency(exc: ModuleNotFoundError) -> str | None:
     """The top-level name of a missing third-party module, None for one of ours."""
     name = (exc.name or "").split(".")[0]
@@ -109,6 +129,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    missing = flight_package_missing()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     args = build_parser(argv).parse_args(argv)
     if getattr(args, "_unavailable", None):
         print(f"ground {args.command}: {args._unavailable}", file=sys.stderr)

@@ -306,8 +306,6 @@ class Scratch:
                 argv[0] = sys.executable
             else:
                 assert argv[0] in SHELL_PROGRAMS, f"{block.where}: a run block may not use {argv[0]}"
-            # the Pi's Python behind `ground host --shell`: this one too
-            argv = [sys.executable if a == "python3" and argv[i - 1] == "--python" else a for i, a in enumerate(argv)]
             p = subprocess.run(
                 argv,
                 cwd=self.work,

@@ -211,6 +211,26 @@ def test_missing_ground_extra_names_what_to_install(tmp_path):
         no_traceback(p)
 
 
+@pytest.mark.parametrize("args", [["--help"], ["decode", str(SAMPLE / "sense.bin")]], ids=["help", "decode"])
+def test_a_python_without_pygnc_is_told_how_to_install_it(tmp_path, args):
+    """A new user's `python -m ground decode ...` from the clone's root with a Python that
+    lacks the install (the system's) ended in a ModuleNotFoundError traceback for pygnc; now
+    one line names the interpreter and the README's install command, exit 2.  ``-S`` (no
+    site-packages, so no editable install) from a directory holding only ``ground/`` hides
+    pygnc as such a Python would."""
+    (tmp_path / "ground").symlink_to(REPO / "ground")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH")}
+    p = subprocess.run(
+        [sys.executable, "-S", "-m", "ground", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    no_traceback(p)
+    assert p.returncode == 2 and p.stdout == "", p.stderr
+    (line,) = p.stderr.splitlines()
+    assert "the flight package pygnc is not installed for this Python" in line and sys.executable in line
+    assert "python3 -m venv .venv && .venv/bin/pip install -e '.[ground]'" in line
+
+
 def test_decode_status_shows_quality_and_age(tmp_path, capsys):
     from pygnc.formats.status import ESTIMATE_QUALITY, encode_status
 

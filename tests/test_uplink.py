@@ -345,12 +345,13 @@ def doc_blocks() -> list[list[str]]:
 
 def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     """A documented command line in *cwd* (a directory laid out like the repository's root:
-    ``flight/`` in it): ``python`` (and the Pi's ``--python python3``) is this interpreter."""
+    ``flight/`` and ``.venv/`` in it, :func:`clone_layout`): ``python``, the documents' name
+    for the environment's interpreter, is this one; the rest runs as written (the Pi's
+    ``--python .venv/bin/python`` is the layout's)."""
     argv = shlex.split(line)
     assert argv[0] in ("python", "mkdir"), line
     if argv[0] == "python":
         argv[0] = sys.executable
-    argv = [sys.executable if a == "python3" and argv[i - 1] == "--python" else a for i, a in enumerate(argv)]
     return subprocess.run(
         argv,
         cwd=cwd,
@@ -361,6 +362,21 @@ def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def clone_layout(d: Path) -> None:
+    """*d* laid out like a clone's root as the README sets it up: ``flight/`` and
+    ``.venv/bin/python`` - the repository's .venv when it has one (CI's checkout), else a
+    wrapper of this interpreter - so that the documents' ``--python .venv/bin/python`` runs
+    as written (the system's ``python3`` may lack pyzmq, msgpack and pyserial)."""
+    (d / "flight").symlink_to(REPO / "flight")
+    if (REPO / ".venv" / "bin" / "python").exists():
+        (d / ".venv").symlink_to(REPO / ".venv")
+    else:
+        (d / ".venv" / "bin").mkdir(parents=True)
+        wrapper = d / ".venv" / "bin" / "python"
+        wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        wrapper.chmod(0o755)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The doc's simulated formation (its first command, as written) and the downlinks of
@@ -368,7 +384,7 @@ def demo(tmp_path_factory):
     software behind a local shell: issue 45 item 14, the doc did not say how), also as
     ``downlink/sc1`` and ``downlink/sc2`` for the other tests."""
     d = tmp_path_factory.mktemp("uplink")
-    (d / "flight").symlink_to(REPO / "flight")
+    clone_layout(d)
     lines = doc_blocks()[0] + doc_blocks()[2][:-1]
     hosts = [line for line in lines if "ground host" in line]
     for line in lines:
@@ -384,7 +400,7 @@ def demo(tmp_path_factory):
             assert "pygnc has processed everything" in p.stdout, p.stdout
     (d / "downlink").mkdir()
     for name in ("sc1", "sc2"):
-        (d / "downlink" / name).symlink_to(d / f"pi_{name}" / "pygnc_batches")
+        (d / "downlink" / name).symlink_to(d / "out" / f"pi_{name}" / "pygnc_batches")
     return d
 
 
@@ -406,10 +422,10 @@ def _prior_nees(cfg_path: Path, truth: dict) -> dict[int, tuple[float, np.ndarra
 
 
 def test_simulated_tles_are_tle_class_and_reproducible(demo):
-    text = (demo / "demo" / "tle.txt").read_text()
+    text = (demo / "out" / "demo" / "tle.txt").read_text()
     sets = tl.parse_tle_text(text)
     assert [(s.name, s.norad) for s in sets] == [("sc0", 90074), ("sc1", 90075), ("sc2", 90076)]
-    settings = scn.resolve(scn.load_settings(demo / "demo" / "scenario.toml"))
+    settings = scn.resolve(scn.load_settings(demo / "out" / "demo" / "scenario.toml"))
     t0 = float(timebase.gps_from_utc_unix(1742450400.0))  # 2025-03-20T06:00:00Z
     assert all(s.epoch_gps_s == pytest.approx(t0 - 3600.0, abs=1e-3) for s in sets)
     from ground.simulate import simulator as sim
@@ -423,15 +439,15 @@ def test_simulated_tles_are_tle_class_and_reproducible(demo):
 
 
 def test_doc_tle_uplink_covers_the_truth(demo):
-    before = (demo / "demo" / "pygnc_config.toml").read_text()
+    before = (demo / "out" / "demo" / "pygnc_config.toml").read_text()
     (line,) = doc_blocks()[1]
     p = run_line(line, demo)
     assert p.returncode == 0, p.stderr
     assert "0x4B  TLE of NORAD 90075 (sc1)" in p.stdout and "predicted range from the own spacecraft" in p.stdout
-    cfg = load_config(demo / "demo" / "pygnc_config.toml")
+    cfg = load_config(demo / "out" / "demo" / "pygnc_config.toml")
     assert cfg.range_gps_source == "own" and cfg.spacecraft_id == 0x4A and "spacecraft_id = 74" in before
-    truth = scn.load_truth(demo / "demo" / "truth.npz")
-    res = _prior_nees(demo / "demo" / "pygnc_config.toml", truth)
+    truth = scn.load_truth(demo / "out" / "demo" / "truth.npz")
+    res = _prior_nees(demo / "out" / "demo" / "pygnc_config.toml", truth)
     assert set(res) == {0x4B, 0x4C}
     for peer, (nees, e, sig) in res.items():
         prior = cfg.formation_peer_priors[peer]
@@ -456,11 +472,11 @@ def test_doc_downlink_uplink_covers_the_truth(demo):
     line = doc_blocks()[2][-1]
     p = run_line(line, demo)
     assert p.returncode == 0, p.stderr
-    assert re.search(r"0x4B  downlink pi_sc1/pygnc_batches: 81 orbit estimates in \d+ files?;", p.stdout), p.stdout
+    assert re.search(r"0x4B  downlink out/pi_sc1/pygnc_batches: 81 orbit estimates in \d+ files?;", p.stdout), p.stdout
     assert "kept from the earlier file" not in p.stdout
-    cfg = load_config(demo / "demo" / "pygnc_config.toml")
+    cfg = load_config(demo / "out" / "demo" / "pygnc_config.toml")
     assert cfg.range_gps_source == "own"
-    res = _prior_nees(demo / "demo" / "pygnc_config.toml", scn.load_truth(demo / "demo" / "truth.npz"))
+    res = _prior_nees(demo / "out" / "demo" / "pygnc_config.toml", scn.load_truth(demo / "out" / "demo" / "truth.npz"))
     for peer, (nees, e, sig) in res.items():
         assert cfg.formation_peer_priors[peer]["source"].startswith(f"downlink 0x{peer:02X}")
         assert cfg.formation_peer_priors[peer]["wrong_side_probability"] == 0.0
@@ -475,12 +491,12 @@ def test_doc_decoded_downlink_checked_against_the_tle(demo):
         assert p.returncode == 0, (line, p.stderr)
     assert "TLE of NORAD 90075 (sc1) agrees" in p.stdout
     # The decoded files give the same prior as the batch files themselves.
-    new = load_config(demo / "sc0_config.toml")  # issue 45 item 9: a new file is a whole configuration
+    new = load_config(demo / "out" / "sc0_config.toml")  # issue 45 item 9: a new file is a whole configuration
     assert new.spacecraft_id == 0x4A and new.range_gps_source == "own"
     assert "a new configuration: spacecraft_id = 74 (0x4A), range_gps_source = 'own'" in p.stdout
-    q = run_line(lines[1].replace("decoded/sc1", "downlink/sc1").replace("sc0_config.toml", "raw.toml"), demo)
+    q = run_line(lines[1].replace("out/decoded/sc1", "downlink/sc1").replace("out/sc0_config.toml", "raw.toml"), demo)
     assert q.returncode == 0, q.stderr
-    a = load_config(demo / "sc0_config.toml").formation_peer_priors[0x4B]
+    a = load_config(demo / "out" / "sc0_config.toml").formation_peer_priors[0x4B]
     b = load_config(demo / "raw.toml").formation_peer_priors[0x4B]
     assert np.allclose(a["pos_ecef_m"], b["pos_ecef_m"], rtol=0, atol=1e-6)
     assert np.allclose(a["cov_rtn"], b["cov_rtn"], rtol=1e-9, atol=0)
@@ -496,7 +512,7 @@ def _uplink(demo: Path, *args) -> int:
         os.chdir(cwd)
 
 
-TLE_ARGS = ("--tle", "demo/tle.txt", "--self", "90074", "--epoch-utc", "2025-03-20T06:30:00Z")
+TLE_ARGS = ("--tle", "out/demo/tle.txt", "--self", "90074", "--epoch-utc", "2025-03-20T06:30:00Z")
 
 
 def test_existing_file_merge_keeps_other_keys_force_replaces(demo, capsys):
@@ -588,7 +604,7 @@ def test_merge_into_a_file_that_is_not_a_configuration_is_refused(demo, tmp_path
 def test_a_tle_whose_b_star_is_letters_is_refused(demo, tmp_path, line):
     """Issue 48 item 9: B* of letters with the checksum recomputed gave 'nan km' and no
     separation check (own TLE) or a LinAlgError traceback (a partner's)."""
-    lines = (demo / "demo" / "tle.txt").read_text().splitlines()
+    lines = (demo / "out" / "demo" / "tle.txt").read_text().splitlines()
     bad = lines[line][:53] + "ABCDEFGH" + lines[line][61:68]
     lines[line] = bad + str(tl.checksum(bad))
     f = tmp_path / "tle.txt"
@@ -625,7 +641,7 @@ def test_tle_refusals(demo, capsys, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--tle", "demo/tle.txt", "--partner", "0x4B=90075"), "--tle needs --self"),
+        (("--tle", "out/demo/tle.txt", "--partner", "0x4B=90075"), "--tle needs --self"),
         (("--self", "90074", "--partner", "0x4B=90075"), "need --tle FILE"),
         (("--tle", "nowhere.txt", "--self", "90074", "--partner", "0x4B=90075"), "nowhere.txt"),
     ],
@@ -640,7 +656,7 @@ def test_bad_epoch_and_bad_tle_file_are_refused(demo, capsys, tmp_path):
         _uplink(
             demo,
             "--tle",
-            "demo/tle.txt",
+            "out/demo/tle.txt",
             "--self",
             "90074",
             "--partner",
@@ -653,7 +669,7 @@ def test_bad_epoch_and_bad_tle_file_are_refused(demo, capsys, tmp_path):
         == 2
     )
     assert "not an ISO 8601 time: 'yesterday'" in capsys.readouterr().err
-    text = (demo / "demo" / "tle.txt").read_text().splitlines()
+    text = (demo / "out" / "demo" / "tle.txt").read_text().splitlines()
     text[4] = text[4][:20] + ("1" if text[4][20] != "1" else "2") + text[4][21:]
     bad = tmp_path / "bad.txt"
     bad.write_text("\n".join(text) + "\n")
@@ -739,7 +755,7 @@ def _renumbered(line: str, norad: int, mean_anomaly_shift_deg: float = 0.0) -> s
 
 def test_downlink_and_a_tle_of_another_object_are_refused(demo, capsys, tmp_path):
     """The TLE given for 0x4B is of an object 0.3 deg (~36 km) ahead of it."""
-    lines = (demo / "demo" / "tle.txt").read_text().splitlines()
+    lines = (demo / "out" / "demo" / "tle.txt").read_text().splitlines()
     other = ["other", _renumbered(lines[4], 90077), _renumbered(lines[5], 90077, 0.3)]
     f = tmp_path / "tle.txt"
     f.write_text("\n".join(lines + other) + "\n")
