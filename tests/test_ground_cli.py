@@ -402,3 +402,18 @@ def test_a_command_imports_only_its_own_module():
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "[]"
     assert "decode" in p.stdout and "simulate" in p.stdout  # the top-level help still lists every command
+
+
+def test_a_campaign_without_matplotlib_is_refused_before_any_run(tmp_path):
+    """``montecarlo`` makes its report's plots after the whole campaign: without matplotlib
+    (and without ``--no-plots``) it says so at once, exit 2, having run nothing."""
+    code = (
+        "import sys\nsys.modules['matplotlib'] = None\nfrom ground.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    campaign = REPO / "data" / "campaigns" / "formation_3h_dispersed.toml"
+    out = tmp_path / "mc"
+    cmd = ["montecarlo", str(campaign), "--out", str(out), "--workers", "1"]
+    p = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert p.returncode == 2 and "'matplotlib'" in p.stderr, p.stderr
+    no_traceback(p)
+    assert not out.exists()  # nothing run, nothing written

@@ -414,6 +414,9 @@ def run(args) -> int:
         return 2
     import dask.distributed  # noqa: F401 - the ground extra, checked before any work
 
+    if not args.no_plots:  # (the report's plots come after the whole campaign)
+        import matplotlib  # noqa: F401
+
     if args.scheduler:
         try:
             check_address(args.scheduler)
