@@ -360,3 +360,26 @@ def test_an_in_process_replay_publishes_the_same_whatever_the_machine_stalls(mon
     assert {k: len(v) for k, v in stalled.items()} == {k: len(v) for k, v in calm.items()}
     for kind in calm:  # (bytes: NaN fields compare unequal as floats)
         assert msgpack.packb(stalled[kind]) == msgpack.packb(calm[kind]), kind
+
+
+def test_formation_statistics_leave_the_acquiring_placeholders_out():
+    """A range-only partner's rows of quality ``acquiring`` are its prior standing in, not an
+    estimate: the truth statistics leave them out and count them (a 10-minute scenario's
+    partner, never out of acquisition, read 2.3 km of "relative position 3D RMS")."""
+    from ground.outputs.summary import formation_summary
+
+    n = 6
+    table = {
+        "unix_time_s": np.arange(n, dtype=float) * 60.0,
+        "peer_id": np.full(n, 0x4B),
+        "quality": np.array(["acquiring"] * 3 + ["ok"] * 3),
+    }
+    err = {
+        "dr_err_m": np.array([[2000.0, 0, 0]] * 3 + [[3.0, 4.0, 0]] * 3),
+        "los_err_m": np.array([2000.0] * 3 + [3.0] * 3),
+        "nees": np.array([1e6] * 3 + [3.0] * 3),
+        "dof": 3,
+    }
+    d = formation_summary(table, err, 0.0)["peers"]["0x4B"]
+    assert d["n_rows"] == 6 and d["n_acquiring"] == 3 and d["n_evaluated"] == 3
+    assert d["relative_position_3d_rms_m"] == pytest.approx(5.0) and d["nees"]["mean"] == pytest.approx(3.0)

@@ -101,15 +101,27 @@ def attitude_summary(table: dict, err: dict, settle_s: float) -> dict:
 
 
 def formation_summary(table: dict, err: dict, settle_s: float) -> dict:
-    """Per peer (keys are the partners as written: ``0x4B``)."""
+    """Per peer (keys are the partners as written: ``0x4B``).  Rows of quality ``acquiring``
+    (a range-only partner's prior standing in while its window fills: not an estimate) are
+    left out and counted, as the attitude's placeholders are."""
     peers = {}
     pid = table["peer_id"].astype(int)
+    quality = table.get("quality")
+    placeholder = (
+        np.asarray(quality) == "acquiring"
+        if quality is not None and len(quality) == pid.size
+        else np.zeros(pid.size, bool)
+    )
     for p in np.unique(pid):
         sel = pid == p
         t = table["unix_time_s"][sel]
-        m = settled_mask(t, settle_s)
+        m = settled_mask(t, settle_s) & ~placeholder[sel]
         e = err["dr_err_m"][sel]
-        d = {"n_rows": int(sel.sum()), "n_evaluated": int(np.sum(m & np.isfinite(e[:, 0])))}
+        d = {
+            "n_rows": int(sel.sum()),
+            "n_acquiring": int(placeholder[sel].sum()),
+            "n_evaluated": int(np.sum(m & np.isfinite(e[:, 0]))),
+        }
         d.update(norm_stats(np.linalg.norm(e, axis=1), m, "relative_position_3d_", "m"))
         d.update(norm_stats(err["los_err_m"][sel], m, "line_of_sight_", "m"))
         d["nees"] = nees_stats(err["nees"][sel], err["dof"], m)

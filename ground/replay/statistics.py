@@ -200,7 +200,12 @@ def print_truth_lines(summary: dict, say) -> None:
     if not (o.get("n_rows") or a.get("n_rows") or f.get("n_rows")):
         say("    no estimates to compare")
     for p, d in f.get("peers", {}).items():
+        left_out = f" ({d['n_acquiring']} rows acquiring, left out)" if d.get("n_acquiring") else ""
+        if not d.get("n_evaluated"):
+            say(f"    formation partner {p}: no estimates to compare{left_out}")
+            continue
         say(
             f"    formation partner {p}: relative position 3D RMS {fmt(d['relative_position_3d_rms_m'])} m, "
             f"line of sight RMS {fmt(d['line_of_sight_rms_m'])} m, NEES mean {fmt(d['nees']['mean'])} (dof 3)"
+            + left_out
         )

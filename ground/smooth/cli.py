@@ -304,7 +304,7 @@ def run(args) -> int:
     summ = pr.summaries(result)
     orbits = {k: pr.orbit_table(result, k, d.clock, d.counts, summ) for k, d in enumerate(datas)}
     form = pr.formation_table(result, ids, [d.clock for d in datas], summ) if len(datas) > 1 else {}
-    compare = {"orbit": {}, "formation": {}, "source": {}}
+    compare = {"orbit": {}, "formation": {}, "source": {}, "acquiring": {}}
     cmp_inputs = {"orbit": {}, "formation": {}}
     index = {sid: k for k, sid in enumerate(ids)}
     for k, d in enumerate(datas):
@@ -321,6 +321,11 @@ def run(args) -> int:
                 if j is None or j == k:
                     continue
                 rows = {c: np.asarray(v)[np.asarray(fo["peer_id"]) == pid] for c, v in fo.items()}
+                # (rows `acquiring` hold a range-only partner's prior, not an estimate: left out, counted)
+                placeholder = np.asarray(rows["quality"]) == "acquiring" if "quality" in rows else None
+                if placeholder is not None and placeholder.any():
+                    rows = {c: v[~placeholder] for c, v in rows.items()}
+                    compare["acquiring"][(k, j)] = int(placeholder.sum())
                 c = pr.compare_formation(result, k, j, rows, Config().formation_valid_max_sigma_m)
                 if c is not None:
                     compare["formation"][(k, j)] = c

@@ -309,6 +309,15 @@ def render(ctx: dict) -> str:
                 ],
                 rows,
             )
+        acq = cmp_.get("acquiring") or {}
+        if acq:
+            lines += [
+                "On-board formation rows of quality `acquiring` are not compared (a range-only partner's prior "
+                "standing in while its acquisition window fills: not an estimate): "
+                + ", ".join(f"{_hx(ids[i])} → {_hx(ids[j])} {n}" for (i, j), n in sorted(acq.items()))
+                + ".",
+                "",
+            ]
     tr = ctx.get("truth")
     if tr is not None:
         lines += [
