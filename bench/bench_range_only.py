@@ -688,7 +688,10 @@ def evaluate_seed(seed: int, out: Path, args) -> dict:
         got["lines"][line_index] += f"  {100.0 * cons['inside'] / max(cons['n'], 1):9.1f}"
         err = np.linalg.norm(relative_errors(truth, est, 0)["er"], axis=1)
         t_rel = tg - truth["t_gps_s"][0]
-        got["curves"].append([float(np.interp(h * 3600.0, t_rel, err)) for h in (1, 2, 3, 4, 6)])
+        # (NaN past the run's end: np.interp would hold the last value there)
+        got["curves"].append(
+            [float(np.interp(h * 3600.0, t_rel, err)) if h * 3600.0 <= t_rel[-1] else math.nan for h in (1, 2, 3, 4, 6)]
+        )
     return got
 
 
@@ -861,11 +864,10 @@ def main():
             f"{sum(c['n_valid_wrong'] for c in cons)} (in {sum(c['n_valid_wrong'] > 0 for c in cons)} runs)"
         )
     if curves:
-        med = np.median(np.array(curves), axis=0)
-        print(
-            "  3D error vs time (median over runs): "
-            + ", ".join(f"{h} h {m:.1f} m" for h, m in zip((1, 2, 3, 4, 6), med))
-        )
+        c = np.array(curves)
+        shown = [(h, float(np.median(c[:, k]))) for k, h in enumerate((1, 2, 3, 4, 6)) if np.isfinite(c[:, k]).all()]
+        if shown:
+            print("  3D error vs time (median over runs): " + ", ".join(f"{h} h {m:.1f} m" for h, m in shown))
     if args.record and rows:
         _record(args, rows, cons, ok)
 
