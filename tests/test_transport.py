@@ -416,7 +416,8 @@ def wait(timeout_s):
     runner.service(timeout_s)
     return time.monotonic() - t0 < 1.0  # give the send up after a second
 cpu0 = time.process_time()
-meas.publish("sensor", body, wait=wait, keep=False)
+while time.monotonic() - t0 < 1.0:  # (a send may still find room the I/O thread made: the next will not)
+    meas.publish("sensor", body, wait=wait, keep=False)
 print(json.dumps({"calls": calls, "cpu_s": time.process_time() - cpu0, "wall_s": time.monotonic() - t0}))
 os._exit(0)
 """
@@ -435,4 +436,4 @@ def test_a_blocked_send_waits_without_spinning_on_a_frame_it_does_not_read():
     p = subprocess.run([sys.executable, "-c", _BLOCKED_PRODUCER], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout.splitlines()[-1])
-    assert got["wall_s"] >= 1.0 and got["calls"] <= 2 * got["wall_s"] / 0.05, got
+    assert got["wall_s"] >= 1.0 and 1 <= got["calls"] <= 2 * got["wall_s"] / 0.05, got
