@@ -284,7 +284,9 @@ def test_campaign_on_a_local_cluster_records_runs_failures_and_a_report(one_work
         else:
             assert r["status"] == "ok" and r["error"] is None
             assert 0 < r["orbit_position_3d_rms_m"] < 30 and 0 < r["attitude_angle_rms_deg"] < 10
-            assert r["formation_position_3d_rms_m"] > 0 and r["orbit_nees_frac_inside_95"] is not None
+            assert r["formation_rows"] > 0 and r["orbit_nees_frac_inside_95"] is not None
+            # (three minutes: the range-only partner's rows are all `acquiring` - its prior, no estimate)
+            assert r["formation_position_3d_rms_m"] is None
     # only summaries are kept, not the bulk CSVs
     assert sorted(x.name for x in (out / "runs").iterdir()) == [f"s{s:05d}.json" for s in seeds]
     report = (out / "report.md").read_text()

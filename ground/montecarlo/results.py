@@ -99,7 +99,10 @@ COLUMN_MEANINGS = {
     "attitude_gyro_bias_3d_rms_deg_s": "gyro bias error, 3D RMS, deg/s",
     "attitude_nees_mean": "mean NEES of the attitude (3 dof)",
     "attitude_nees_frac_inside_95": "as the orbit's, attitude",
-    "formation_position_3d_rms_m": "relative position error, 3D RMS, of the worst partner, m",
+    "formation_position_3d_rms_m": (
+        "relative position error, 3D RMS, of the worst partner, m (rows `acquiring` - a range-only "
+        "partner's prior, not an estimate - left out; empty when no row is left)"
+    ),
     "formation_line_of_sight_rms_m": "relative position error along the line of sight, RMS, worst partner, m",
     "formation_nees_mean": "largest partner's mean NEES (3 dof)",
     "formation_nees_frac_inside_95": "smallest partner's fraction of epochs inside the 95 % bounds",
