@@ -75,16 +75,26 @@ _KIND_BY_TYPE = {
 }
 
 
+def _never_blocks(fd: int) -> bool:
+    """A regular file or a character device that is not a terminal (/dev/null): reads and
+    writes on it never wait.  False for a descriptor that cannot be looked at."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd))
+
+
 def _reopen(fd: int, flags: int) -> tuple[int, bool]:
     """A descriptor of *fd*'s file with *flags*, non-blocking where that matters, and
     whether it is our own (to close).  A terminal, pipe or socket is opened again through
     /proc (a description of its own, so O_NONBLOCK stays ours); a regular file or
     /dev/null - which never block - is used as it is."""
     try:
-        mode = os.fstat(fd).st_mode
+        os.fstat(fd)
     except OSError:
         return -1, False
-    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
+    if _never_blocks(fd):
         return fd, False
     for path in (f"/proc/self/fd/{fd}", os.ttyname(fd) if os.isatty(fd) else None):
         if path is None:
@@ -136,12 +146,8 @@ class TtyStream(Task):
             self._out_check = not self._own_out and not stat.S_ISREG(os.fstat(self.out_fd).st_mode)
         except OSError:
             self._out_check = False
-        try:  # ... and read only what poll says is there (a file or /dev/null never blocks)
-            mode = os.fstat(self.in_fd).st_mode
-            never_blocks = stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(self.in_fd))
-            self._in_check = not self._own_in and not never_blocks
-        except OSError:
-            self._in_check = False
+        # ... and read only what poll says is there
+        self._in_check = self.in_fd >= 0 and not self._own_in and not _never_blocks(self.in_fd)
         self.in_tty = self.in_fd >= 0 and os.isatty(self.in_fd)
         if self.in_tty and not terminal.is_foreground_tty(0):
             # Started in the background (main.py &): reading would stop the tree (SIGTTIN).
