@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ground.outputs.tables import placeholder_rows
 from pygnc.partners import partner_name
 
 #: Runs at least this long settle for 30 minutes; shorter ones for 10 % of their length.
@@ -106,12 +107,7 @@ def formation_summary(table: dict, err: dict, settle_s: float) -> dict:
     left out and counted, as the attitude's placeholders are."""
     peers = {}
     pid = table["peer_id"].astype(int)
-    quality = table.get("quality")
-    placeholder = (
-        np.asarray(quality) == "acquiring"
-        if quality is not None and len(quality) == pid.size
-        else np.zeros(pid.size, bool)
-    )
+    placeholder = placeholder_rows(table)
     for p in np.unique(pid):
         sel = pid == p
         t = table["unix_time_s"][sel]

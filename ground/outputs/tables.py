@@ -29,6 +29,20 @@ _QUALITY = (
 _PEER = "the partner's radio id, written `0x4B`"
 #: Columns written as text (the others are numbers; the radio ids, ID_COLUMNS, are written ``0x4B``).
 TEXT_COLUMNS = ("utc", "quality")
+#: The quality of a formation row that holds a range-only partner's prior while its
+#: acquisition window fills: a placeholder, not an estimate (never drawn or counted as one).
+PLACEHOLDER_QUALITY = "acquiring"
+
+
+def placeholder_rows(table: dict) -> np.ndarray:
+    """Which rows of an estimate *table* are placeholders (:data:`PLACEHOLDER_QUALITY`); none
+    without a quality column."""
+    n = len(next(iter(table.values()), ()))
+    quality = table.get("quality")
+    if quality is None or len(quality) != n:
+        return np.zeros(n, bool)
+    return np.asarray(quality) == PLACEHOLDER_QUALITY
+
 
 #: kind -> [(column, unit / meaning)].  The single declaration of the CSV layouts.
 COLUMNS: dict[str, list[tuple[str, str]]] = {

@@ -249,7 +249,7 @@ def _ordered(table: dict, kind: str) -> dict:
 
 
 def run(args) -> int:
-    from ground.outputs.tables import COLUMNS, write_csv
+    from ground.outputs.tables import COLUMNS, placeholder_rows, write_csv
     from ground.smooth import products as pr
     from ground.smooth.core import SmoothConfig, smooth
     from ground.smooth.inputs import InputError, assemble, read_onboard, read_spacecraft
@@ -322,8 +322,8 @@ def run(args) -> int:
                     continue
                 rows = {c: np.asarray(v)[np.asarray(fo["peer_id"]) == pid] for c, v in fo.items()}
                 # (rows `acquiring` hold a range-only partner's prior, not an estimate: left out, counted)
-                placeholder = np.asarray(rows["quality"]) == "acquiring" if "quality" in rows else None
-                if placeholder is not None and placeholder.any():
+                placeholder = placeholder_rows(rows)
+                if placeholder.any():
                     rows = {c: v[~placeholder] for c, v in rows.items()}
                     compare["acquiring"][(k, j)] = int(placeholder.sum())
                 c = pr.compare_formation(result, k, j, rows, Config().formation_valid_max_sigma_m)

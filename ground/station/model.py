@@ -335,6 +335,7 @@ def formation_columns(table: dict, orbit: dict | None = None) -> dict[str, dict[
     """A formation table -> {partner (``0x4B``): the formation series' columns}; *orbit* (the
     own orbit table) gives the RTN components.  Rows still ``acquiring`` keep their time and
     quality, not their position: the prior's placeholder is not drawn as an estimate."""
+    from ground.outputs.tables import PLACEHOLDER_QUALITY
     from pygnc.partners import partner_name
 
     out = {}
@@ -344,7 +345,7 @@ def formation_columns(table: dict, orbit: dict | None = None) -> dict[str, dict[
         sub = {k: np.asarray(v)[sel] for k, v in table.items()}
         o = _order(sub)
         words = _words(sub, o)
-        placeholder = words == "acquiring"
+        placeholder = words == PLACEHOLDER_QUALITY
         dr = _stack(sub, "d{}_ecef_m")[o]
         sig = np.column_stack([np.asarray(sub[f"sigma_d{a}_m"], dtype=float) for a in _XYZ])[o]
         dr[placeholder] = np.nan
