@@ -259,3 +259,24 @@ def test_sequence_checks_on_any_set_of_files(tmp_path_factory, files, n_rec):
 
 def test_store_and_ground_agree_on_names():
     assert B.sequence_of(B.file_name(123)) == 123 and bs.STATE_FILE.startswith(".")
+
+
+def test_a_name_far_beyond_the_others_costs_its_text_not_a_list_of_its_gap(tmp_path):
+    """A damaged file's number comes from its name: ``batch_99999999.bin`` beside file 1 puts
+    about 1e8 numbers in the gap, which the text gives by its ends (it listed every one of
+    them, and a larger name exhausted the memory)."""
+    import subprocess
+    import sys
+
+    (tmp_path / B.file_name(1)).write_bytes(_synthetic_file(1, 1, 2))
+    data = _synthetic_file(2, 1, 2)
+    (tmp_path / B.file_name(99_999_999)).write_bytes(bytes(12) + data[12:])  # its header smashed
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))\n"  # (a list of the gap: ~3 GB)
+        "from ground.decode import batch_files as G\n"
+        "print('\\n'.join(G.read_batches(sys.argv[1]).problems))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "missing batch files (sequence numbers): 2-99999998" in p.stdout, p.stdout

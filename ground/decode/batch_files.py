@@ -22,6 +22,7 @@ it to GPS time and UTC (without one, ``unix_time_s`` is the spacecraft clock and
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import io
@@ -30,6 +31,7 @@ import math
 import os
 import struct
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,6 +204,23 @@ def read_batches(path: Path) -> BatchSet:
     return out
 
 
+def _gaps_text(order: list[int], present: Iterable[int] = ()) -> str:
+    """The numbers missing between consecutive ones of *order* (sorted), less those in
+    *present*, as ``5-9, 12``: built from the gaps' ends, never number by number - a damaged
+    file's name may put billions of numbers between two files."""
+    spans = []
+    others = sorted(present)
+    for a, b in zip(order, order[1:]):
+        lo = a + 1
+        for n in others[bisect.bisect_right(others, a) : bisect.bisect_left(others, b)]:
+            if lo <= n - 1:
+                spans.append((lo, n - 1))
+            lo = n + 1
+        if lo <= b - 1:
+            spans.append((lo, b - 1))
+    return ", ".join(f"{x}" if x == y else f"{x}-{y}" for x, y in spans)
+
+
 def _check_files(bs: BatchSet) -> None:
     for f in bs.files:
         name = f.path.name
@@ -248,10 +267,9 @@ def _check_files(bs: BatchSet) -> None:
             else:
                 unowned.add(f.sequence)
     if not by_sc and unowned:
-        order = sorted(unowned)
-        missing = [n for a, b in zip(order, order[1:]) for n in range(a + 1, b)]
+        missing = _gaps_text(sorted(unowned))
         if missing:
-            bs.problems.append(f"missing batch files (sequence numbers, from the names): {fmt.ranges_text(missing)}")
+            bs.problems.append(f"missing batch files (sequence numbers, from the names): {missing}")
     for sc, files in by_sc.items():
         who = f"spacecraft {sc}: " if len(by_sc) > 1 else ""
         seqs: dict[int, list[BatchFileInfo]] = defaultdict(list)
@@ -264,10 +282,9 @@ def _check_files(bs: BatchSet) -> None:
                     f"({', '.join(x.path.name for x in fs)}; runs {sorted({x.run for x in fs})}): "
                     "the writer's sequence state was reset"
                 )
-        order = sorted(seqs)
-        missing = [n for a, b in zip(order, order[1:]) for n in range(a + 1, b) if n not in unowned]
+        missing = _gaps_text(sorted(seqs), unowned)
         if missing:
-            bs.problems.append(f"{who}missing batch files (sequence numbers): {fmt.ranges_text(missing)}")
+            bs.problems.append(f"{who}missing batch files (sequence numbers): {missing}")
         runs: dict[int, list[int]] = defaultdict(list)
         for f in files:
             runs[f.run].append(f.sequence)
