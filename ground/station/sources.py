@@ -32,6 +32,7 @@ import json
 import math
 import os
 import stat
+import struct
 import sys
 import threading
 import time
@@ -427,7 +428,7 @@ class StreamSource:
             self._stats["frames"] += 1
             try:
                 self._frame(item.tag, item.payload)
-            except (ValueError, KeyError, IndexError, TypeError) as exc:  # a payload of the wrong shape
+            except (ValueError, KeyError, IndexError, TypeError, struct.error) as exc:  # a payload of the wrong shape
                 self._stats["bad_records"] += 1
                 self._notes.append(
                     {
