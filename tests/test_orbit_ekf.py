@@ -194,17 +194,63 @@ def test_gap_invalid_fixes_and_clock_offset(truth1):
     assert err.max() < 25.0
 
 
-def test_reinitialises_after_a_bad_first_fix(truth0):
-    """A 5-km-wrong first fix: the good fixes after it are rejected, then the filter re-inits."""
+def test_a_bad_first_fix_is_replaced_by_the_next(truth0):
+    """A 5-km-wrong first fix: the second contradicts it, so the filter starts again from the
+    second (one of the two is wrong; the third confirms); until then its estimates say
+    ``acquiring``, and none is ``ok``."""
     fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(9))
     fixes["pos_ecef_m"][0] += np.array([5000.0, 0.0, 0.0])
+    t_out = truth0["t_gps_s"][::5]
+    res = ob.run_orbit_processor(fixes, t_out)
+    assert res["n_start_refused"] == 1 and res["n_reinit"] == 0 and res["n_fixes_rejected"] == 0
+    assert list(res["fix_status"][:3]) == [3, 3, 0]
+    t_fix = fixes["t_gps_s"]
+    published = res["quality"] != ""
+    assert set(res["quality"][published & (t_out < t_fix[2])]) == {"acquiring"}
+    assert set(res["quality"][t_out > t_fix[2]]) == {"ok"}
+    assert _errors(truth0, res)["rms_r"] < 3.0
+    for smooth in (False, True):  # the ground's batch filter judges its rows alike
+        batch = ob.run_orbit_filter(fixes, t_out, smooth=smooth)
+        assert batch["n_start_refused"] == 1
+        started = np.isfinite(batch["x"][:, 0])
+        assert not batch["confirmed"][started & (t_out < t_fix[1])].any()
+        assert batch["confirmed"][t_out > t_fix[2]].all()
+
+
+def test_reinitialises_after_too_many_rejections(truth0):
+    """Every fix from the 40th on from an orbit turned 0.001 rad about the Earth's axis (7 km
+    off, and a true orbit): the confirmed filter refuses them, then gives itself up as lost,
+    starts from one and is confirmed by the next."""
+    fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(9))
+    c, s = math.cos(1e-3), math.sin(1e-3)
+    turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    for k in ("pos_ecef_m", "vel_ecef_m_s"):
+        fixes[k][40:] = fixes[k][40:] @ turn.T
     res = ob.run_orbit_processor(fixes, truth0["t_gps_s"][::25])
     n_max = oe.OrbitFilterConfig().max_consecutive_rejections
-    assert res["n_reinit"] == 1
+    assert res["n_reinit"] == 1 and res["n_start_refused"] == 0
     assert res["n_fixes_rejected"] == n_max
-    assert np.all(res["fix_status"][1 : n_max + 1] == 1) and res["fix_status"][n_max + 1] == 3
-    e = _errors(truth0, res)
-    assert e["rms_r"] < 3.0
+    assert np.all(res["fix_status"][40 : 40 + n_max] == 1) and res["fix_status"][40 + n_max] == 3
+    assert np.all(res["fix_status"][41 + n_max :] == 0)
+
+
+def test_an_outlier_after_a_long_gap_is_never_ok(truth0):
+    """A GPS gap longer than ``max_gap_propagation_s`` (the filter starts again) ended by a fix
+    1 km off: the estimates stand on it only as ``acquiring``; every ``ok`` one is within
+    4.5 sigma of the truth on every axis."""
+    gap = (3600.0, 3600.0 + 1900.0)
+    fixes = sim.simulate_gps_fixes(truth0, rng=np.random.default_rng(12), gaps=[gap])
+    after = int(np.searchsorted(fixes["t_gps_s"] - truth0["t_gps_s"][0], gap[1]))
+    fixes["pos_ecef_m"][after] += np.array([0.0, 600.0, 800.0])
+    t_out = truth0["t_gps_s"][::5]
+    res = ob.run_orbit_processor(fixes, t_out)
+    assert res["n_start_refused"] == 1
+    e = _errors(truth0, res, settle_s=0.0)
+    ok = res["quality"] == "ok"
+    sig = res["sigma"][:, :3]
+    assert np.all(np.abs(e["er"][ok]) < 4.5 * sig[ok])
+    wrong = np.linalg.norm(e["er"], axis=1) > 500.0
+    assert wrong.any() and set(res["quality"][wrong]) == {"acquiring"}
 
 
 def test_sigma_zero_means_configured_noise(truth0):

@@ -70,6 +70,15 @@ def test_assess_sets_flags_only_for_usable_estimates():
     assert s["peer1_quality"] == Q_NONE
 
 
+def test_an_orbit_one_fix_stands_on_is_not_valid():
+    """An orbit started from one GPS fix no second has confirmed (its estimate's word
+    ``acquiring``) is current and precise-looking, but not usable: no ``orbit_valid``."""
+    s = _status(orbit_t_sc_s=NOW - 1, orbit_sigma_r_m=(3.0, 3.0, 3.0), flags=S.FLAG_ORBIT_VALID)
+    assert not assess(s, NOW, CFG, True, orbit_confirmed=False) & S.FLAG_ORBIT_VALID
+    assert S.ESTIMATE_QUALITY[s["orbit_quality"]] == "acquiring"
+    assert assess(s, NOW, CFG, True) & S.FLAG_ORBIT_VALID
+
+
 def test_attitude_validity_bound_is_configuration():
     s = _status(att_t_sc_s=NOW, att_sigma_rad=(math.radians(5),) * 3)  # 8.7 deg 3-D
     assert assess(s, NOW, CFG, True) & S.FLAG_ATTITUDE_VALID

@@ -731,7 +731,11 @@ class Supervisor:
         s["flags"] = flags
         measure_storage(paths, s)
         s["flags"] = assess(
-            s, now_sc, self.config, att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only")
+            s,
+            now_sc,
+            self.config,
+            att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only"),
+            orbit_confirmed=s["orbit_quality"] != st.ESTIMATE_QUALITY.index("acquiring"),
         )
         try:
             write_status_pair(paths, s, config_source.rejection_note())

@@ -13,8 +13,9 @@ spacecraft time) into one of :data:`pygnc.formats.status.ESTIMATE_QUALITY`:
 * ``ahead``: its epoch is later than "now" by more than that lag (the spacecraft time given
   to main.py is before the batch);
 * ``rates_only`` (attitude): rates and gyro bias, but no attitude reference yet;
-* ``acquiring`` (range-only peer): current, but its acquisition window is still collecting
-  ranges - the estimate is the prior's;
+* ``acquiring``: current, but not yet standing on enough measurements - a range-only peer
+  whose acquisition window is still collecting ranges (the estimate is the prior's), or an
+  orbit started from one GPS fix that no second fix has confirmed yet (it may be an outlier);
 * ``ambiguous`` (range-only peer): current, but the orbits the ranges leave open (mirror
   images) lie further apart than ``formation_valid_max_sigma_m``;
 * ``uncertain``: current, but its 3-D 1-sigma exceeds the configured bound
@@ -89,9 +90,10 @@ def judged(
     return Q_OK
 
 
-def orbit_word(sigma_r_m: Iterable[float], config: Config) -> str:
-    """The quality word of an orbit estimate at its epoch (*sigma_r_m*: 1-sigma per axis, m)."""
-    return st.ESTIMATE_QUALITY[judged(norm3(sigma_r_m), config.orbit_valid_max_sigma_m)]
+def orbit_word(sigma_r_m: Iterable[float], config: Config, confirmed: bool = True) -> str:
+    """The quality word of an orbit estimate at its epoch (*sigma_r_m*: 1-sigma per axis, m;
+    *confirmed*: a second fix has agreed with the one the filter started from)."""
+    return st.ESTIMATE_QUALITY[judged(norm3(sigma_r_m), config.orbit_valid_max_sigma_m, True, not confirmed)]
 
 
 def attitude_word(sigma_att_rad: Iterable[float], valid_attitude: bool, config: Config) -> str:
@@ -108,13 +110,20 @@ def peer_word(sigma_dr_m: Iterable[float], acquiring: bool, ambiguity_m: float, 
     return st.ESTIMATE_QUALITY[judged(norm3(sigma_dr_m), max_sigma, True, bool(acquiring), float(ambiguity_m))]
 
 
-def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool) -> int:
+def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool, orbit_confirmed: bool = True) -> int:
     """Set every ``*_quality`` of status dict *s* for "now" = *now_sc_s*; return *s*'s flags
     with ``orbit_valid``, ``attitude_valid`` and ``formation_valid`` set from them (valid
-    formation: at least one peer ``ok``)."""
+    formation: at least one peer ``ok``).  *att_has_reference*, *orbit_confirmed*: what the
+    latest attitude and orbit estimates said of themselves (their words)."""
     last = s["batch_t_sc_last_s"]
     s["orbit_quality"] = quality(
-        s["orbit_t_sc_s"], now_sc_s, norm3(s["orbit_sigma_r_m"]), config.orbit_valid_max_sigma_m, last, config
+        s["orbit_t_sc_s"],
+        now_sc_s,
+        norm3(s["orbit_sigma_r_m"]),
+        config.orbit_valid_max_sigma_m,
+        last,
+        config,
+        acquiring=not orbit_confirmed,
     )
     s["att_quality"] = quality(
         s["att_t_sc_s"],

@@ -92,6 +92,9 @@ class _Outputs:
         self.x = np.full((m, n), np.nan)
         self.p = np.full((m, n, n), np.nan)
         self.record = np.full(m, -1, dtype=np.int64)  # history index per output (smoothing)
+        self.start = np.full(m, -1, dtype=np.int64)  # the filter start each output stands on
+        self.confirmed = np.zeros(m, dtype=bool)  # ... and whether a second fix confirmed it then
+        self.n_starts = 0
 
     def _next(self):
         return self.t[self.order[self.i]] if self.i < self.t.size else math.inf
@@ -109,6 +112,7 @@ class _Outputs:
                 self.ekf.predict_to(self.t[j])
             self.x[j], self.p[j] = self.ekf.x, self.ekf.p
             self.record[j] = len(self.ekf.history) - 1
+            self.start[j], self.confirmed[j] = self.n_starts, self.ekf.confirmed
             self.i += 1
 
     def take_rest(self) -> None:
@@ -134,7 +138,9 @@ def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None
     (m, n, n), ``x`` (m, n) the full state, ``n_fixes_used``, ``n_fixes_rejected``,
     ``n_fixes_invalid``, ``n_reinit``, ``nis`` (per fix, NaN when not evaluated),
     ``fix_status`` (per fix: 0 used, 1 rejected, 2 invalid, 3 reinit/initialise, 4 before
-    start), ``smoothed`` (bool).
+    start), ``smoothed`` (bool), ``confirmed`` (m,): the output stands on a start a second
+    fix confirmed (when filtered, by then; when smoothed, ever - the smoother carries the
+    confirming fix back to the start).
     """
     config = config or OrbitFilterConfig()
     t_fix, pos, vel, psig, vsig, usable = _fix_arrays(fixes)
@@ -152,6 +158,7 @@ def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None
         fix = GpsFix(tf, pos[i], vel[i], psig[i], vsig[i])
         if not ekf.initialized:
             ekf.start(fix)
+            outs.n_starts += 1
             status[i] = 3
             outs.skip_before(tf)
             continue
@@ -161,16 +168,21 @@ def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None
         res = ekf.update_gps(fix)
         nis[i] = ekf.last_nis
         status[i] = {"used": 0, "rejected": 1, "reinit": 3}[res.decision]
+        outs.n_starts += res.decision == "reinit"
         outs.take_before(tf, inclusive=True)
     if ekf.initialized:
         outs.take_rest()
     smoothed = bool(smooth and ekf.history)
+    confirmed = outs.confirmed
     if smoothed:
         _, xs, ps = rts_smooth(ekf.history)
         ok = outs.record >= 0
         outs.x[ok] = xs[outs.record[ok]]
         outs.p[ok] = ps[outs.record[ok]]
-    return _result(t_out, outs.x, outs.p, ekf, nis, status, smoothed)
+        confirmed = np.isin(outs.start, outs.start[outs.confirmed])
+    res_out = _result(t_out, outs.x, outs.p, ekf, nis, status, smoothed)
+    res_out["confirmed"] = confirmed
+    return res_out
 
 
 def _result(t_out, x_out, p_out, ekf, nis, status, smoothed) -> dict:
@@ -194,6 +206,7 @@ def _result(t_out, x_out, p_out, ekf, nis, status, smoothed) -> dict:
         "n_fixes_rejected": ekf.n_rejected,
         "n_fixes_invalid": ekf.n_invalid,
         "n_reinit": ekf.n_reinit,
+        "n_start_refused": ekf.n_start_refused,
         "nis": nis,
         "fix_status": status,
         "smoothed": smoothed,
@@ -209,7 +222,8 @@ def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | N
     covariance those the processor publishes: ``x`` (m, 6) GCRS position and velocity,
     ``cov`` (m, 6, 6); NaN where nothing was published.  ``fix_status`` (0 used, 1 rejected,
     2 invalid, 3 initialise/re-initialise, 4 not used: before the start or out of order) and
-    ``nis`` per fix from the filter's counters after each fix.
+    ``nis`` per fix from the filter's counters after each fix; ``quality`` (m,) the words
+    published ("" where nothing was).
     """
     t_fix = np.asarray(fixes["t_gps_s"], dtype=float)
     t_out = np.asarray(output_times_gps_s, dtype=float).ravel()
@@ -220,6 +234,7 @@ def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | N
     m = t_out.size
     x_out, p_out = np.full((m, 6), np.nan), np.full((m, 6, 6), np.nan)
     r_e, v_e = np.full((m, 3), np.nan), np.full((m, 3), np.nan)
+    quality = np.full(m, "", dtype=object)
     nis = np.full(t_fix.size, np.nan)
     status = np.full(t_fix.size, 4, dtype=np.int8)
     f = proc.filter
@@ -227,7 +242,7 @@ def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | N
     for k, (msg_type, body) in enumerate(messages):
         if msg_type not in proc.consumes:
             continue
-        before = (f.initialized, f.n_used, f.n_rejected, f.n_invalid, f.n_reinit)
+        before = (f.initialized, f.n_used, f.n_rejected, f.n_invalid, f.n_reinit, f.n_start_refused)
         out = proc.handle(msg_type, body)
         if msg_type == "sensor":
             for kind, b in out:
@@ -236,12 +251,13 @@ def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | N
                     x_out[i] = b["r_gcrs_m"] + b["v_gcrs_m_s"]
                     p_out[i] = np.reshape(b["cov_gcrs"], (6, 6))
                     r_e[i], v_e[i] = b["r_ecef_m"], b["v_ecef_m_s"]
+                    quality[i] = b["quality"]
             j += 1
         elif k in fix_of:
             i = fix_of[k]
             if f.n_invalid > before[3]:
                 status[i] = 2
-            elif f.n_reinit > before[4] or (f.n_used > before[1] and not before[0]):
+            elif f.n_reinit > before[4] or f.n_start_refused > before[5] or (f.n_used > before[1] and not before[0]):
                 status[i] = 3
             elif f.n_rejected > before[2]:
                 status[i], nis[i] = 1, f.last_nis
@@ -249,4 +265,5 @@ def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | N
                 status[i], nis[i] = 0, f.last_nis
     res = _result(t_out, x_out, p_out, f, nis, status, False)
     res["r_ecef_m"], res["v_ecef_m_s"] = r_e, v_e  # as published
+    res["quality"] = quality
     return res

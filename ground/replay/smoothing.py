@@ -70,7 +70,7 @@ def smoothed_orbit(stream, config=None) -> tuple[dict, np.ndarray]:
             "n_used": res["n_fixes_used"],
             "n_rejected": res["n_fixes_rejected"],
             "n_invalid": res["n_fixes_invalid"],
-            "quality": orbit_word(sig[i, :3], config),
+            "quality": orbit_word(sig[i, :3], config, bool(res["confirmed"][ok][i])),
         }
         for i in range(t_gps.size)
     ]

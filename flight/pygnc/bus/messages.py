@@ -155,7 +155,7 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "n_rejected": "int",
         "n_invalid": "int",
         "propagated": "bool",
-        # its quality at its epoch (pygnc.validity.orbit_word): ok or uncertain
+        # its quality at its epoch (pygnc.validity.orbit_word): ok, uncertain or acquiring
         "quality": "str",
     },
     # The position alone at a sensor sample's time, for the attitude estimator: during a

@@ -21,7 +21,12 @@ update is the standard EKF with H = [I6 0]; covariance in Joseph form, symmetris
 chi-square test on the normalised innovation squared (6 degrees of freedom, probability
 ``gate_probability``): a rejected fix changes nothing but the counters.  After
 ``max_consecutive_rejections`` rejections in a row the filter assumes *it* is lost and
-re-initialises from the next fix (counted in ``n_reinit``).
+re-initialises from the next fix (counted in ``n_reinit``).  A state started from one fix is
+not :attr:`~OrbitEKF.confirmed` until a second passes the gate: that fix may be an outlier
+(GPS fixes 1 km off happen), and a filter holding it with the fix's few-metre sigma would
+refuse the good fixes after it until it gave itself up as lost.  So a fix the gate refuses
+while the state stands on one fix alone starts the filter again from that fix (one of the two
+is wrong and two cannot say which; the next decides), counted in ``n_start_refused``.
 
 Why not filterpy's ``KalmanFilter.update`` / ``rts_smoother`` in the loop: the gate needs
 the innovation covariance before deciding to commit, and filterpy's RTS smoother predicts
@@ -111,6 +116,8 @@ class OrbitEKF:
         self.n_rejected = 0
         self.n_invalid = 0
         self.n_reinit = 0
+        self.n_start_refused = 0
+        self.fixes_since_start = 0
         self.consecutive_rejections = 0
         self.last_nis = math.nan
         self.record = record
@@ -122,6 +129,11 @@ class OrbitEKF:
     @property
     def initialized(self) -> bool:
         return self.t_gps_s is not None
+
+    @property
+    def confirmed(self) -> bool:
+        """True once a second fix has passed the gate since the state was (re)started from one."""
+        return self.fixes_since_start >= 2
 
     def state_ecef(self) -> tuple[np.ndarray, np.ndarray]:
         """(r_ecef_m (3,), v_ecef_m_s (3,)) at :attr:`t_gps_s` (ITRS via pygnc.frames)."""
@@ -156,6 +168,7 @@ class OrbitEKF:
             self.x[9] = 1.0
             self.p[9, 9] = self.config.drag_scale_sigma**2
         self.consecutive_rejections = 0
+        self.fixes_since_start = 1
         if self.record:
             self.history.append(
                 FilterStep(self.t_gps_s, None, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), True)
@@ -276,6 +289,10 @@ class OrbitEKF:
         except np.linalg.LinAlgError:  # S not positive definite (or not finite): fails the gate
             nis = math.nan
         self.last_nis = nis
+        if not nis <= self.gate and self.fixes_since_start == 1 and np.isfinite(z).all():
+            self.n_start_refused += 1  # the one fix the state stands on, or this one, is wrong
+            self.initialize_from_fix(fix)  # in its place: n_used unchanged
+            return Update("reinit", nis, y, s)
         if not nis <= self.gate:  # NaN fails the gate too
             self.n_rejected += 1
             self.consecutive_rejections += 1
@@ -293,6 +310,7 @@ class OrbitEKF:
         self.x = x_new
         self.p = 0.5 * (p_new + p_new.T)
         self.n_used += 1
+        self.fixes_since_start += 1
         self.consecutive_rejections = 0
         if self.record and self.history:
             h = self.history[-1]

@@ -7,7 +7,9 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
   stamp initialises or updates the EKF (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`) at
   the fix's own GPS time; an invalid one is skipped and counted; a fix not newer than the
   filter's last fix is counted as out of order (never applied twice); a fix more than
-  ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``);
+  ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``); until a
+  second fix confirms a start the estimates say ``acquiring`` (a fix the gate refuses then
+  starts the filter again in its place: ``start_refused``, see the EKF);
 * ``sensor``: an ``orbit_estimate`` at the sample's time, from the latest filter state
   carried forward by a separate *output cursor* - the filter itself only moves from fix to
   fix, so an output never pushes it past a later fix.  The cursor steps ahead a whole
@@ -290,7 +292,7 @@ class OrbitProcessor(Processor):
                 "n_rejected": self.filter.n_rejected,
                 "n_invalid": self.filter.n_invalid,
                 "propagated": propagated,
-                "quality": orbit_word(sig_e[:3], self.config),
+                "quality": orbit_word(sig_e[:3], self.config, self.filter.confirmed),
             },
         )
 
@@ -337,6 +339,7 @@ class OrbitProcessor(Processor):
             "time_outliers": self.n_time_outliers,
             "budget_deferred": self.n_budget_deferred,
             "gap_reinit": self.n_gap_reinit,
+            "start_refused": f.n_start_refused,
             "positions_only": self.n_positions_only,
             "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3),
         }

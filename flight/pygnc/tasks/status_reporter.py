@@ -59,6 +59,7 @@ class StatusReporter(Task):
         self.write_failures = 0
         self.final_status_written = False
         self.att_has_reference = True
+        self.orbit_confirmed = True
         self.other_logs_limited = False  # another task's text log dropped records
         self.downlink_failed = False  # the batch writer could not write every record
         self.batch_records_held = 0  # ... and how many wait for room (its last health counters)
@@ -115,6 +116,7 @@ class StatusReporter(Task):
         self.flags = int(old["flags"]) & ~self._RECOMPUTED_FLAGS
         self.peers = {int(old[f"peer{k}_id"]): k for k in range(st.MAX_PEERS) if old[f"peer{k}_id"]}
         self.att_has_reference = st.ESTIMATE_QUALITY[old["att_quality"]] != "rates_only"
+        self.orbit_confirmed = st.ESTIMATE_QUALITY[old["orbit_quality"]] != "acquiring"
         self.log.info("restarted: carrying on from status %d of run %d", self.seq, self.ctx.run_number)
         return True
 
@@ -190,6 +192,7 @@ class StatusReporter(Task):
         s["orbit_r_ecef_m"], s["orbit_v_ecef_m_s"] = b["r_ecef_m"], b["v_ecef_m_s"]
         s["orbit_sigma_r_m"], s["orbit_sigma_v_m_s"] = b["sigma_r_m"], b["sigma_v_m_s"]
         s["orbit_fixes_used"], s["orbit_fixes_rejected"] = b["n_used"], b["n_rejected"]
+        self.orbit_confirmed = b["quality"] != "acquiring"  # started from one fix, unconfirmed
 
     def _on_attitude_estimate(self, b: dict) -> None:
         s = self.status
@@ -291,7 +294,7 @@ class StatusReporter(Task):
         s["status_write_failures"] = self.write_failures
         s["log_frames_not_written"] = 0 if self.buslog is None else self.buslog.frames_not_written
         s["flags"] = self.flags | self._storage_flags()
-        s["flags"] = assess(s, now_sc, self.config, self.att_has_reference)
+        s["flags"] = assess(s, now_sc, self.config, self.att_has_reference, self.orbit_confirmed)
         write_status_pair(ctx.paths, s, self.config_note)
         self.last_write = time.monotonic()
         self.dirty = False
