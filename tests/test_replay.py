@@ -172,13 +172,15 @@ def test_without_truth_residuals(tmp_path):
     assert "plots/gps_fix_residuals.png" in s["plots"]
     assert all(p.endswith("_residuals.png") for p in s["plots"])
     if s["rows"]["formation"]:
-        assert s["residuals"]["range"]["n"] > 0 and "plots/range_residuals.png" in s["plots"]
         # Range-only (the sample's own-GPS range files) over 5 min: the window is too short to
-        # fit, so the estimate is the uplinked prior (1 km per axis) and so are the residuals.
-        assert s["residuals"]["range"]["rms_m"] < 5000.0
+        # fit, so every formation row is the uplinked prior (`acquiring`): the residuals against
+        # it are written with that word, and left out of the statistics and the plot.
+        r = s["residuals"]["range"]
         res = tb.read_csv(tmp_path / "out" / "range_residuals.csv")
         assert list(res) == [n for n, _ in tb.COLUMNS["range_residuals"]]
-        assert res["residual_m"].size == s["residuals"]["range"]["n"] == s["rows"]["range_residuals"]
+        assert res["residual_m"].size == r["n"] + r["n_acquiring"] == s["rows"]["range_residuals"] > 0
+        assert set(res["quality"]) == {"acquiring"} and r["n"] == 0 and r["rms_m"] is None
+        assert "plots/range_residuals.png" not in s["plots"]
 
 
 def test_empty_inputs_replay_with_headers(tmp_path):
@@ -383,3 +385,30 @@ def test_formation_statistics_leave_the_acquiring_placeholders_out():
     d = formation_summary(table, err, 0.0)["peers"]["0x4B"]
     assert d["n_rows"] == 6 and d["n_acquiring"] == 3 and d["n_evaluated"] == 3
     assert d["relative_position_3d_rms_m"] == pytest.approx(5.0) and d["nees"]["mean"] == pytest.approx(3.0)
+
+
+def test_range_residuals_carry_the_word_of_the_estimate_they_are_taken_against():
+    """A range between a prior's row (``acquiring``) and an estimate's is taken against the
+    prior in part: it says ``acquiring``, and the statistics leave it out (a replay's range
+    residuals read 8.58 m RMS with them, 0.60 m without)."""
+    from ground.outputs import residuals as rs
+    from ground.replay.statistics import residual_stats
+
+    t = np.arange(6, dtype=float) * 10.0
+    formation = {
+        "t_sc_s": t,
+        "peer_id": np.full(6, 0x4B),
+        "quality": np.array(["acquiring"] * 3 + ["ok", "ambiguous", "ok"], dtype=object),
+        "range_bias_m": np.zeros(6),
+        **{f"d{a}_ecef_m": np.full(6, 1000.0 if a == "x" else 0.0) for a in "xyz"},
+        **{f"dv{a}_ecef_m_s": np.zeros(6) for a in "xyz"},
+    }
+    ranges = [{"t_sc_s": s, "peer_id": 0x4B, "valid": True, "range_m": 1001.0} for s in (5.0, 25.0, 31.0, 39.0)]
+    r = rs.range_residuals(formation, ranges)
+    assert list(r["quality"]) == ["acquiring", "acquiring", "ok", "ambiguous"]
+    assert list(rs.estimated(r)) == [False, False, True, True]
+    np.testing.assert_allclose(r["residual_m"], 1.0)
+    table = tb.range_residual_table(r, None)
+    assert list(table) == [n for n, _ in tb.COLUMNS["range_residuals"]]
+    stats = residual_stats({"orbit": {"t_gps_s": np.zeros(0)}}, [], r, None, None)["range"]
+    assert stats["n"] == 2 and stats["n_acquiring"] == 2

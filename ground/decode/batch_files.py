@@ -789,14 +789,15 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                 )
             )
         r = rs.range_residuals(fd, range_bodies(tables.get("range")))
-        if r["residual_m"].size:
+        est = rs.estimated(r)  # not against a range-only partner's prior
+        if est.any():
             conv = tb.sc_to_unix(fd)
             out.append(
                 pl.residuals(
                     d / "range_residuals.png",
-                    axis(conv(r["t_sc_s"])),
-                    r["residual_m"][:, None],
-                    "Downlinked ranges minus |Δr| - bias of the on-board estimate",
+                    axis(conv(r["t_sc_s"][est])),
+                    r["residual_m"][est][:, None],
+                    "Downlinked ranges minus |Δr| - bias of the on-board estimate (not its prior)",
                     ["range"],
                     "m",
                     axis.label,

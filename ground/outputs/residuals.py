@@ -5,13 +5,17 @@
   carries them to the fix time, ~1e-5 m at 5-s spacing).  Post-fit in the sense that the
   nearby estimates have used the fix; shown with the fix's own ±3σ.
 * Range residual: measured range minus |peer - own| of the formation estimate at the
-  range's spacecraft time, minus the estimated range bias.
+  range's spacecraft time, minus the estimated range bias; with the quality of the estimate
+  it is taken against - ``acquiring`` where either estimate it lies between is a range-only
+  partner's prior (:data:`ground.outputs.tables.PLACEHOLDER_QUALITY`), which the ranges are
+  not yet fitted to: such residuals are not the estimator's and are left out of statistics.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .tables import PLACEHOLDER_QUALITY
 from .truth import hermite_rv
 
 
@@ -53,9 +57,14 @@ def gps_fix_residuals(orbit: dict, fixes: list[dict]) -> dict:
 
 
 def range_residuals(formation: dict, ranges: list[dict]) -> dict:
-    """*ranges*: ``range`` bodies.  Returns t_sc_s, peer_id, residual_m of the valid ranges
-    inside the span of their peer's estimates."""
-    out_t, out_p, out_r = [], [], []
+    """*ranges*: ``range`` bodies.  Returns t_sc_s, peer_id, residual_m and quality (the word
+    of the estimate it is taken against; "" where *formation* has no quality column) of the
+    valid ranges inside the span of their peer's estimates."""
+    out_t, out_p, out_r, out_q = [], [], [], []
+    n = formation["peer_id"].size
+    words = np.asarray(formation.get("quality", np.full(n, "")), dtype=object)
+    if words.size != n:
+        words = np.full(n, "", dtype=object)
     pid = formation["peer_id"].astype(int) if formation["peer_id"].size else np.zeros(0, int)
     for p in np.unique(pid):
         sel = np.flatnonzero(pid == p)
@@ -77,8 +86,26 @@ def range_residuals(formation: dict, ranges: list[dict]) -> dict:
         out_t.append(t[ok])
         out_p.append(np.full(int(ok.sum()), p))
         out_r.append(res[ok])
+        out_q.append(_words_at(grid, words[idx], t[ok]))
 
     def cat(xs, dt=float):
         return np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
 
-    return {"t_sc_s": cat(out_t), "peer_id": cat(out_p, int), "residual_m": cat(out_r)}
+    return {"t_sc_s": cat(out_t), "peer_id": cat(out_p, int), "residual_m": cat(out_r), "quality": cat(out_q, object)}
+
+
+def _words_at(grid: np.ndarray, words: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The quality word at each of *t* of estimates at *grid* (sorted): the nearer one's,
+    the placeholder's where either neighbour is a placeholder."""
+    j = np.clip(np.searchsorted(grid, t, side="right") - 1, 0, grid.size - 2)
+    left, right = words[j], words[j + 1]
+    out = np.where(t - grid[j] <= grid[j + 1] - t, left, right)
+    out[(left == PLACEHOLDER_QUALITY) | (right == PLACEHOLDER_QUALITY)] = PLACEHOLDER_QUALITY
+    return out.astype(object)
+
+
+def estimated(residuals: dict) -> np.ndarray:
+    """Which range residuals are taken against an estimate, not a placeholder."""
+    return np.asarray(residuals.get("quality", np.full(residuals["residual_m"].size, "")), dtype=object) != (
+        PLACEHOLDER_QUALITY
+    )

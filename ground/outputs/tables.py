@@ -184,6 +184,11 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
             "measured range - |Δr| of the formation estimate at that time - estimated range bias, m "
             "(valid ranges inside the span of their peer's estimates)",
         ),
+        (
+            "quality",
+            "the quality word of the estimate the residual is taken against; `acquiring`: a range-only "
+            "partner's prior, which the ranges are not yet fitted to (left out of the statistics)",
+        ),
     ],
 }
 
@@ -455,6 +460,7 @@ def range_residual_table(residuals: dict, to_unix) -> dict:
         "t_sc_s": t_sc,
         "peer_id": np.asarray(residuals["peer_id"]).astype(np.int64),
         "residual_m": np.asarray(residuals["residual_m"], dtype=float),
+        "quality": np.asarray(residuals.get("quality", np.full(t_sc.size, "")), dtype=object),
     }
 
 

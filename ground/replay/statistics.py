@@ -148,7 +148,12 @@ def residual_stats(tables, fixes, r, to_unix, plot_jobs) -> dict:
         **norm_stats(np.linalg.norm(g["dr_m"], axis=1), None, "position_3d_", "m"),
         **norm_stats(np.linalg.norm(g["dv_m_s"], axis=1), None, "velocity_3d_", "m_s"),
     }
-    out["range"] = {"n": int(r["residual_m"].size), **norm_stats(r["residual_m"], None, "", "m")}
+    est = rs.estimated(r)  # residuals against a range-only partner's prior: not the estimator's
+    out["range"] = {
+        "n": int(est.sum()),
+        "n_acquiring": int((~est).sum()),
+        **norm_stats(r["residual_m"][est], None, "", "m"),
+    }
     if plot_jobs is not None and g["t_gps_s"].size:
         plot_jobs.append(
             lambda pl, ax, d, g=g: pl.residuals(
@@ -162,14 +167,14 @@ def residual_stats(tables, fixes, r, to_unix, plot_jobs) -> dict:
                 sigma=np.column_stack([g["sigma_r_m"], g["sigma_v_m_s"] * 100.0]),
             )
         )
-    if plot_jobs is not None and r["residual_m"].size:
+    if plot_jobs is not None and est.any():
         if to_unix is not None:
             plot_jobs.append(
                 lambda pl, ax, d, r=r, conv=to_unix: pl.residuals(
                     d / "range_residuals.png",
-                    ax(conv(r["t_sc_s"])),
-                    r["residual_m"][:, None],
-                    "Range residuals (measured - |Δr| - bias), all peers",
+                    ax(conv(r["t_sc_s"][est])),
+                    r["residual_m"][est][:, None],
+                    "Range residuals (measured - |Δr| - bias), all peers, against estimates (not priors)",
                     ["range"],
                     "m",
                     ax.label,

@@ -413,10 +413,13 @@ def orbits_columns(table: dict, orbit: dict | None = None) -> dict[str, dict[str
 def residual_columns(res: dict, sc_to_unix) -> dict[str, dict[str, np.ndarray]]:
     """Range residuals (:func:`ground.outputs.residuals.range_residuals`: t_sc_s, peer_id,
     residual_m; or the ``range_residuals.csv`` table, whose ``unix_time_s`` is used as it is)
-    -> {peer id: columns}; *sc_to_unix* maps spacecraft to UTC seconds otherwise."""
+    -> {peer id: columns}; *sc_to_unix* maps spacecraft to UTC seconds otherwise.  Residuals
+    against a range-only partner's prior keep their time, not their value (not drawn)."""
+    from ground.outputs.residuals import estimated
     from pygnc.partners import partner_name
 
     out = {}
+    value = np.where(estimated(res), np.asarray(res["residual_m"], dtype=float), np.nan)
     t_sc = np.asarray(res["t_sc_s"], dtype=float)
     unix = np.asarray(res["unix_time_s"], dtype=float) if "unix_time_s" in res else None
     pid = np.asarray(res["peer_id"]).astype(int)
@@ -426,7 +429,7 @@ def residual_columns(res: dict, sc_to_unix) -> dict[str, dict[str, np.ndarray]]:
         out[partner_name(p)] = {
             "t_unix_s": unix[o] if unix is not None else np.asarray(sc_to_unix(t_sc[o]), dtype=float),
             "t_sc_s": t_sc[o],
-            "residual_m": np.asarray(res["residual_m"], dtype=float)[o],
+            "residual_m": value[o],
         }
     return out
 
