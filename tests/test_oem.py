@@ -143,3 +143,23 @@ def test_reader_rejects_malformed(tmp_path, mutate, match):
     oem.write_oem(tmp_path / "o.oem", t, x)
     with pytest.raises(oem.OemError, match=match):
         oem.read_oem(mutate((tmp_path / "o.oem").read_text()))
+
+
+def test_rows_of_another_quality_are_segments_of_their_own(tmp_path):
+    """The quality words split the ephemeris: a span that is not ``ok`` is its own segment,
+    marked, so no consumer interpolates from it into the usable ones unawares."""
+    t, x = _states(12)
+    n = t.size
+    words = np.array(["acquiring"] * 2 + ["ok"] * (n - 5) + ["uncertain"] * 3, dtype=object)
+    cov = np.broadcast_to(np.eye(6), (n, 6, 6))
+    assert oem.write_oem(tmp_path / "o.oem", t, x, quality=words, covariances_m=cov) == n
+    parsed = oem.read_oem((tmp_path / "o.oem").read_text())
+    assert [s.unix_time_s.size for s in parsed.segments] == [2, n - 5, 3]
+    assert [s.comments[0].split(":")[0] for s in parsed.segments] == [
+        "quality acquiring",
+        "quality ok",
+        "quality uncertain",
+    ]
+    assert "not usable" in parsed.segments[2].comments[0] and "not usable" not in parsed.segments[1].comments[0]
+    assert [len(s.covariances) for s in parsed.segments] == [2, n - 5, 3]
+    np.testing.assert_allclose(np.concatenate([s.unix_time_s for s in parsed.segments]), t, atol=1e-6)

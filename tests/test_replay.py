@@ -122,20 +122,27 @@ def test_oem_parses_back_to_the_csv(sample_out):
     out, _ = sample_out
     t = tb.read_csv(out / "orbit.csv")
     parsed = oem.read_oem((out / "orbit.oem").read_text())
-    (seg,) = parsed.segments
-    assert seg.metadata["REF_FRAME"] == "ITRF" and seg.metadata["TIME_SYSTEM"] == "UTC"
-    assert seg.metadata["OBJECT_NAME"] == "sc0" and seg.metadata["CENTER_NAME"] == "EARTH"
-    np.testing.assert_allclose(seg.unix_time_s, t["unix_time_s"], atol=1e-6, rtol=0)
+    for seg in parsed.segments:
+        assert seg.metadata["REF_FRAME"] == "ITRF" and seg.metadata["TIME_SYSTEM"] == "UTC"
+        assert seg.metadata["OBJECT_NAME"] == "sc0" and seg.metadata["CENTER_NAME"] == "EARTH"
+    # One segment per run of one quality word: the orbit acquiring until its second fix, then ok.
+    words = [seg.comments[0].removeprefix("quality ").split(":")[0] for seg in parsed.segments]
+    assert words[:2] == ["acquiring", "ok"]
+    runs = [str(w) for k, w in enumerate(t["quality"]) if k == 0 or w != t["quality"][k - 1]]
+    assert words == runs
+    times = np.concatenate([seg.unix_time_s for seg in parsed.segments])
+    np.testing.assert_allclose(times, t["unix_time_s"], atol=1e-6, rtol=0)
+    state = np.concatenate([seg.state_km for seg in parsed.segments]) * 1e3
     csv_state = np.column_stack([t[c] for c in PROMISED["orbit"][1:7]])
-    np.testing.assert_allclose(seg.state_km * 1e3, csv_state, atol=2e-6, rtol=0)
+    np.testing.assert_allclose(state, csv_state, atol=2e-6, rtol=0)
 
 
 def test_oem_covariance_matches_csv_sigmas(tmp_path):
     _replay(tmp_path, "--oem-covariance", "--no-plots", "--no-truth")
     t = tb.read_csv(tmp_path / "orbit.csv")
-    seg = oem.read_oem((tmp_path / "orbit.oem").read_text()).segments[0]
-    assert len(seg.covariances) == len(t["unix_time_s"])
-    sig = np.sqrt(np.array([np.diag(c) for _, _, c in seg.covariances])) * 1e3
+    covs = [c for seg in oem.read_oem((tmp_path / "orbit.oem").read_text()).segments for c in seg.covariances]
+    assert len(covs) == len(t["unix_time_s"])
+    sig = np.sqrt(np.array([np.diag(c) for _, _, c in covs])) * 1e3
     csv_sig = np.column_stack([t[c] for c in PROMISED["orbit"][7:13]])
     np.testing.assert_allclose(sig, csv_sig, rtol=1e-6)
 

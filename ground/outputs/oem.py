@@ -29,6 +29,11 @@ Layout written (one segment)::
     <lower triangle of the 6x6 position/velocity covariance, rows of 1..6 values>
     COVARIANCE_STOP
 
+With each row's quality word (:func:`write_oem`'s *quality*), a run of rows of one word is
+a segment of its own, its data section opening with ``COMMENT quality <word>`` (and what the
+word means when it is not ``ok``): an ephemeris consumer that reads no comments still meets
+the spans that are not usable at segment boundaries, and never interpolates across them.
+
 Epochs are UTC, ``YYYY-MM-DDThh:mm:ss.ffffff``; positions km, velocities km/s, covariance
 km², km²/s, km²/s².  :func:`read_oem` parses this (and the day-of-year epoch form) back,
 for the tests and for anyone who wants to load an ephemeris.
@@ -99,11 +104,13 @@ def write_oem(
     covariances_m=None,
     comments: list[str] | None = None,
     creation_unix_s: float | None = None,
+    quality=None,
 ) -> int:
     """Write an OEM of *state_m* (n, 6) [m, m/s] at *unix_time_s* (n,) UTC.
 
     *covariances_m*: optional (n, 6, 6) [m², m²/s, m²/s²] in *ref_frame*; one covariance
-    block per epoch.  Rows with a non-finite value are left out.  Returns the number of
+    block per epoch.  *quality*: optional (n,) words (the status file's): one segment per run
+    of one word.  Rows with a non-finite value are left out.  Returns the number of
     ephemeris lines; raises ``ValueError`` when none is left (an OEM needs data).
     """
     if ref_frame not in FRAMES:
@@ -115,49 +122,63 @@ def write_oem(
     if covariances_m is not None:
         cov = np.asarray(covariances_m, dtype=float).reshape(-1, 6, 6)
         ok &= np.all(np.isfinite(cov), axis=(1, 2))
+    words = None if quality is None else np.asarray(quality, dtype=object).ravel()
+    if words is not None and words.size != ok.size:
+        raise ValueError(f"quality has {words.size} words for {ok.size} states")
     order = np.argsort(t[ok], kind="stable")
     t, x = t[ok][order], x[ok][order]
     cov = cov[ok][order] if cov is not None else None
+    words = words[ok][order] if words is not None else None
     if t.size == 0:
         raise ValueError("no finite state to write")
     # OEM epochs must increase: keep the first of any repeated epoch.
     keep = np.concatenate(([True], np.diff(t) > 0))
     t, x = t[keep], x[keep]
     cov = cov[keep] if cov is not None else None
+    words = words[keep] if words is not None else None
     created = _dt.datetime.now(_dt.UTC).timestamp() if creation_unix_s is None else creation_unix_s
     lines = [f"CCSDS_OEM_VERS = {VERSION}"]
     lines += [f"COMMENT {c}" for c in (comments or [])]
-    lines += [
-        f"CREATION_DATE = {format_epoch(created, 3)}",
-        f"ORIGINATOR = {originator}",
-        "",
-        "META_START",
-        f"OBJECT_NAME = {object_name}",
-        f"OBJECT_ID = {object_id or object_name}",
-        "CENTER_NAME = EARTH",
-        f"REF_FRAME = {ref_frame}",
-        "TIME_SYSTEM = UTC",
-        f"START_TIME = {format_epoch(t[0])}",
-        f"STOP_TIME = {format_epoch(t[-1])}",
-        "INTERPOLATION = HERMITE",
-        "INTERPOLATION_DEGREE = 3",
-        "META_STOP",
-        "",
-    ]
-    lines.append("COMMENT position km, velocity km/s")
-    xk = x * 1e-3
-    for ti, row in zip(t, xk):
-        lines.append(" ".join([format_epoch(ti)] + [_num(v) for v in row]))
-    if cov is not None:
-        lines += ["", "COVARIANCE_START"]
-        for ti, c in zip(t, cov * 1e-6):
-            lines += [f"EPOCH = {format_epoch(ti)}", f"COV_REF_FRAME = {ref_frame}"]
-            for i in range(6):
-                lines.append(" ".join(_cov_num(c[i, j]) for j in range(i + 1)))
-        lines.append("COVARIANCE_STOP")
+    lines += [f"CREATION_DATE = {format_epoch(created, 3)}", f"ORIGINATOR = {originator}"]
+    cuts = [0, t.size] if words is None else [0, *np.flatnonzero(words[1:] != words[:-1]) + 1, t.size]
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        lines += [
+            "",
+            "META_START",
+            f"OBJECT_NAME = {object_name}",
+            f"OBJECT_ID = {object_id or object_name}",
+            "CENTER_NAME = EARTH",
+            f"REF_FRAME = {ref_frame}",
+            "TIME_SYSTEM = UTC",
+            f"START_TIME = {format_epoch(t[a])}",
+            f"STOP_TIME = {format_epoch(t[b - 1])}",
+            "INTERPOLATION = HERMITE",
+            "INTERPOLATION_DEGREE = 3",
+            "META_STOP",
+            "",
+        ]
+        if words is not None:
+            lines.append(f"COMMENT quality {_quality_comment(str(words[a]))}")
+        lines.append("COMMENT position km, velocity km/s")
+        for ti, row in zip(t[a:b], x[a:b] * 1e-3):
+            lines.append(" ".join([format_epoch(ti)] + [_num(v) for v in row]))
+        if cov is not None:
+            lines += ["", "COVARIANCE_START"]
+            for ti, c in zip(t[a:b], cov[a:b] * 1e-6):
+                lines += [f"EPOCH = {format_epoch(ti)}", f"COV_REF_FRAME = {ref_frame}"]
+                for i in range(6):
+                    lines.append(" ".join(_cov_num(c[i, j]) for j in range(i + 1)))
+            lines.append("COVARIANCE_STOP")
     text = "\n".join(lines) + "\n"
     write_atomic(Path(path), text.encode())
     return int(t.size)
+
+
+def _quality_comment(word: str) -> str:
+    """``<word>`` and, unless ``ok``, that the segment is not usable as an ephemeris."""
+    if word == "ok":
+        return "ok"
+    return f"{word or 'not recorded'}: not usable as an ephemeris (the status file's word; see operations.md)"
 
 
 @dataclass

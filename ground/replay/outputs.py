@@ -193,6 +193,7 @@ def write_outputs(
             object_name=name,
             covariances_m=covs,
             comments=comments,
+            quality=tables["orbit"].get("quality"),
         )
 
     # ---- truth or residuals ------------------------------------------------------------
