@@ -182,6 +182,26 @@ def test_attitude_error_plot_range_follows_the_converged_rows(monkeypatch, tmp_p
     assert 1.2 < hi < 2.0 and lo == -hi  # 3 sigma = 1.2 deg, plus a margin
 
 
+def test_spans_whose_quality_is_not_ok_are_greyed(monkeypatch, tmp_path):
+    """Rows the estimator itself said were not usable were drawn like the usable ones."""
+    from ground.outputs import plots
+
+    saved = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault(path.name, fig) and path)
+    h = np.arange(8) / 60.0
+    words = np.array(["acquiring", "acquiring", "ok", "ok", "uncertain", "ok", "", "ok"], dtype=object)
+    assert plots.not_ok_spans(h, words) == [(h[0], h[2]), (h[4], h[5])]
+    assert plots.not_ok_spans(h, np.array(["ok"] * 7 + ["ambiguous"], dtype=object)) == [(h[7], h[7])]
+    v = np.zeros((8, 1))
+    plots.errors_with_bounds(tmp_path / "e.png", h, v, v + 1, "t", ["x"], "m", "h", quality=words)
+    plots.time_series(tmp_path / "s.png", h, v, "t", ["x"], "m", "h", quality=words)
+    for name in ("e.png", "s.png"):
+        ax = saved[name].axes[0]
+        grey = [p for p in ax.patches if p.get_label() == "quality not ok"]
+        assert len(grey) == 1 and len(ax.patches) >= 2  # one legend entry, two bands
+        assert "quality not ok" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def test_help_texts(tmp_path):
     p = ground("--help")
     assert p.returncode == 0 and "``" not in p.stdout and "`" not in p.stdout
@@ -382,6 +402,8 @@ def test_decode_plots_name_each_panels_unit(short_run, tmp_path, monkeypatch):
     labels = [t.get_text() for ax in axes for t in ax.get_yticklabels(which="both") if t.get_text()]
     assert labels and not [t for t in labels if "times" in t or "^" in t or "e-0" in t], labels
     assert (tmp_path / "o" / "plots" / "orbit_sigma.png").stat().st_size > 1000
+    # The orbit stands on its first fix alone until the second: acquiring, greyed.
+    assert "quality not ok" in [t.get_text() for t in axes[0].get_legend().get_texts()]
 
 
 def test_a_command_imports_only_its_own_module():

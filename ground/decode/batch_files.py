@@ -714,6 +714,7 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                 pl.POS_VEL_UNITS,
                 axis.label,
                 logy=True,
+                quality=o.get("quality"),
             )
         )
         fixes = _fix_bodies(tables.get("gps_fix"))
@@ -745,6 +746,7 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                 "deg",
                 axis.label,
                 logy=True,
+                quality=a.get("quality"),
             )
         )
         out.append(
@@ -757,6 +759,7 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                 "deg/s",
                 axis.label,
                 sigma=np.degrees(_stack(a, "sigma_gyro_bias_{}_rad_s")),
+                quality=a.get("quality"),
             )
         )
         out.append(
@@ -786,6 +789,7 @@ def draw_plots(tables: dict[str, dict], bs: BatchSet, d: Path) -> list[Path]:
                     "m",
                     axis.label,
                     sigma=np.column_stack([_stack(fd, "sigma_d{}_m")[sel], fd["sigma_range_bias_m"][sel]]),
+                    quality=None if fd.get("quality") is None else fd["quality"][sel],
                 )
             )
         r = rs.range_residuals(fd, range_bodies(tables.get("range")))

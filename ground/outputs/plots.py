@@ -75,6 +75,32 @@ def y_limit(err_col, s3_col, rows) -> float | None:
     return float(v.max()) * 1.1 if v.size and v.max() > 0 else None
 
 
+def not_ok_spans(hours, quality) -> list[tuple[float, float]]:
+    """(start, end) hours of each run of rows whose quality word is recorded and not ``ok``
+    (a run's span reaches the next row's time: a lone row is a visible band)."""
+    if quality is None:
+        return []
+    h = np.asarray(hours, dtype=float)
+    w = np.asarray(quality, dtype=object)
+    bad = np.array([str(x) not in ("ok", "") for x in w], dtype=bool)
+    if not bad.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], bad.astype(np.int8), [0]))))
+    spans = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        end = h[b] if b < h.size else h[b - 1]
+        spans.append((float(h[a]), float(end)))
+    return spans
+
+
+def _mark_not_ok(axes, hours, quality) -> None:
+    """Grey bands where the estimate's quality says it is not usable."""
+    spans = not_ok_spans(hours, quality)
+    for ax in axes:
+        for k, (a, b) in enumerate(spans):
+            ax.axvspan(a, b, color="0.5", alpha=0.18, linewidth=0, label="quality not ok" if k == 0 else None)
+
+
 def _units(unit: str | list[str], n: int) -> list[str]:
     """The unit of each of *n* panels: one for all, or one per panel."""
     units = [unit] * n if isinstance(unit, str) else list(unit)
@@ -94,14 +120,16 @@ def errors_with_bounds(
     xlabel: str,
     what: str = "error",
     ylim_rows=None,
+    quality=None,
 ) -> Path:
     """One panel per column of *err* (n, k) with ±3 *sigma* (n, k) shaded; *unit*: one for
     every panel or one per panel.  *ylim_rows* (boolean mask): the y-range shows those rows
     in full (earlier, larger values are clipped at the panel's edge) - e.g. the rows after
-    convergence."""
+    convergence.  *quality* (n,): the rows' words; spans not ``ok`` are greyed."""
     err = np.asarray(err, dtype=float)
     fig, axes = _figure(err.shape[1], title)
     units = _units(unit, err.shape[1])
+    _mark_not_ok(axes, hours, quality)
     for j, ax in enumerate(axes):
         s3 = None
         if sigma is not None:
@@ -139,14 +167,24 @@ def nees_panels(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray, int]
 
 
 def time_series(
-    path: Path, hours, values, title: str, labels, unit: str | list[str], xlabel: str, sigma=None, logy: bool = False
+    path: Path,
+    hours,
+    values,
+    title: str,
+    labels,
+    unit: str | list[str],
+    xlabel: str,
+    sigma=None,
+    logy: bool = False,
+    quality=None,
 ) -> Path:
     """One panel per column of *values* (n, k), each with ±3 *sigma* (n, k) shaded around it
     when given (an estimate and its own uncertainty); *unit*: one for every panel or one per
-    panel; *logy* for magnitudes such as sigmas."""
+    panel; *logy* for magnitudes such as sigmas; *quality* (n,): spans not ``ok`` greyed."""
     values = np.asarray(values, dtype=float)
     fig, axes = _figure(values.shape[1], title)
     units = _units(unit, values.shape[1])
+    _mark_not_ok(axes, hours, quality)
     for j, ax in enumerate(axes):
         v = values[:, j]
         if sigma is not None:
@@ -158,7 +196,7 @@ def time_series(
             _plain_log_labels(ax)
         ax.set_ylabel(f"{labels[j]} [{units[j]}]")
         ax.grid(True, alpha=0.3, which="both")
-    if sigma is not None:
+    if sigma is not None or not_ok_spans(hours, quality):
         axes[0].legend(loc="upper right", fontsize="small")
     axes[-1].set_xlabel(xlabel)
     return _save(fig, path)

@@ -33,6 +33,7 @@ def truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: dic
                 ["x", "y", "z"],
                 "m",
                 ax.label,
+                quality=o.get("quality"),
             )
         )
         plot_jobs.append(
@@ -45,6 +46,7 @@ def truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: dic
                 ["vx", "vy", "vz"],
                 "m/s",
                 ax.label,
+                quality=o.get("quality"),
             )
         )
         nees_o = ("orbit (6 dof)", o["unix_time_s"], e["nees"], 6)
@@ -81,6 +83,7 @@ def truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: dic
                 "deg",
                 ax.label,
                 ylim_rows=conv,
+                quality=a.get("quality"),
             )
         )
         plot_jobs.append(
@@ -94,6 +97,7 @@ def truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: dic
                 "deg/s",
                 ax.label,
                 ylim_rows=conv,
+                quality=a.get("quality"),
             )
         )
         nees_a = ("attitude (3 dof)", a["unix_time_s"], e["nees"], 3)
@@ -120,6 +124,7 @@ def truth_stats(truth, tables, cov, settle, plot_jobs, att_cov, nees_series: dic
                     ["dx", "dy", "dz", "LOS"],
                     "m",
                     ax.label,
+                    quality=None if f.get("quality") is None else f["quality"][sel],
                 )
             )
         nees_f = ("formation (3 dof)", f["unix_time_s"], e["nees"], 3)
