@@ -40,7 +40,7 @@ def run_formation_processor(
     Returns a dict of arrays over the output times, NaN where nothing was published (before
     the filter starts): ``t_gps_s`` (m,), ``dr_gcrs_m``, ``dv_gcrs_m_s`` (m, 3), ``cov_rel``
     (m, 6, 6) the relative state's GCRS covariance, ``range_bias_m``, ``sigma_range_bias_m``
-    (m,); the filter's covariance after each message that changed it (``p_filter``
+    (m,), ``quality`` (m,) the words published; the filter's covariance after each message that changed it (``p_filter``
     (k, n, n)); the filter at the end (``t_end``, ``x_end`` (n,), ``p_end`` (n, n); n = ``N_STATES``) and
     its counters;
     ``counters``: the processor's.
@@ -62,9 +62,11 @@ def run_formation_processor(
     dr, dv = np.full((m, 3), np.nan), np.full((m, 3), np.nan)
     cov = np.full((m, 6, 6), np.nan)
     bias, sig_bias = np.full(m, np.nan), np.full(m, np.nan)
+    quality = np.full(m, "", dtype=object)
     for j, t in enumerate(t_out.tolist()):
         b = published.get(t)
         if b is not None:
+            quality[j] = b["quality"]
             dr[j], dv[j] = b["dr_gcrs_m"], b["dv_gcrs_m_s"]
             cov[j] = np.reshape(b["cov_rel_gcrs"], (6, 6))
             bias[j], sig_bias[j] = b["range_bias_m"], b["sigma_range_bias_m"]
@@ -75,6 +77,7 @@ def run_formation_processor(
         "cov_rel": cov,
         "range_bias_m": bias,
         "sigma_range_bias_m": sig_bias,
+        "quality": quality,
         "counters": proc.counters(),
         "p_filter": np.array(p_filter).reshape(-1, N_STATES, N_STATES),
     }

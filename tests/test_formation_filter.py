@@ -433,6 +433,25 @@ def test_reinitialises_after_persistent_rejections():
     assert np.linalg.norm(res["dr_gcrs_m"][-1] - _truth_rel(sc, res["t_gps_s"][-1:])[0][0]) < 15.0
 
 
+@pytest.mark.parametrize("receiver", ["own", "peer"])
+def test_a_start_on_an_outlier_is_never_ok(receiver):
+    """A start on a pair of fixes one of which is 1 km off: the fix-level sigma the filter
+    starts with does not cover it, so until a later fix of each receiver passes the gate the
+    estimates say ``acquiring``; no ``ok`` one is off by more than 4 sigma on any axis (each
+    was ``ok`` 1 km wrong for 50-75 s)."""
+    sc = _scenario(17, hours=0.5)
+    sc[receiver]["pos_ecef_m"][0] += np.array([0.0, 600.0, 800.0])
+    res = _run(sc, step_s=5.0)
+    dr = _truth_rel(sc, res["t_gps_s"])[0]
+    sig = np.sqrt(np.einsum("nii->ni", res["cov_rel"][:, :3, :3]))
+    z = np.max(np.abs(res["dr_gcrs_m"] - dr) / sig, axis=1)
+    ok = res["quality"] == "ok"
+    assert res["n_reinit"] == 1 and ok.sum() > 300
+    assert not np.any(z[ok] > 4.0)
+    wrong = np.linalg.norm(res["dr_gcrs_m"] - dr, axis=1) > 500.0
+    assert wrong.any() and set(res["quality"][wrong]) == {"acquiring"}
+
+
 def _prior_filter():
     sc = _scenario(18, hours=0.25)
     res = _run(sc, step_s=25.0)

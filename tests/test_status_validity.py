@@ -22,6 +22,7 @@ from pygnc.validity import (
     Q_UNCERTAIN,
     assess,
     quality,
+    said_acquiring_in,
 )
 
 CFG = Config()
@@ -74,7 +75,7 @@ def test_an_orbit_one_fix_stands_on_is_not_valid():
     """An orbit started from one GPS fix no second has confirmed (its estimate's word
     ``acquiring``) is current and precise-looking, but not usable: no ``orbit_valid``."""
     s = _status(orbit_t_sc_s=NOW - 1, orbit_sigma_r_m=(3.0, 3.0, 3.0), flags=S.FLAG_ORBIT_VALID)
-    assert not assess(s, NOW, CFG, True, orbit_confirmed=False) & S.FLAG_ORBIT_VALID
+    assert not assess(s, NOW, CFG, True, said_acquiring={"orbit"}) & S.FLAG_ORBIT_VALID
     assert S.ESTIMATE_QUALITY[s["orbit_quality"]] == "acquiring"
     assert assess(s, NOW, CFG, True) & S.FLAG_ORBIT_VALID
 
@@ -252,6 +253,12 @@ def test_range_only_peers_say_why_they_are_not_valid():
     assert render_info(s).decode().splitlines()[3].endswith(" amb6.2km")
     s = _status(**base, peer1_ambiguity_m=40.0)  # within the bound: one orbit as far as the host cares
     assert assess(s, LAST, config, True) & S.FLAG_FORMATION_VALID and s["peer1_quality"] == Q_OK
+    # A partner started from one pair of fixes, not yet confirmed: its estimate said so.
+    s = _status(**base, peer1_ambiguity_m=40.0)
+    assert not assess(s, LAST, config, True, said_acquiring={"peer0", "peer1"}) & S.FLAG_FORMATION_VALID
+    assert s["peer0_quality"] == s["peer1_quality"] == Q_ACQUIRING
+    assert render_info(s).decode().splitlines()[3].endswith(" acq")
+    assert said_acquiring_in(s) == {"peer0", "peer1"}
 
 
 _SIGMA = st.floats(0.0, 5000.0) | st.just(math.nan)

@@ -66,7 +66,7 @@ from .regular_files import read_small_file
 from .signals import StopSignals, ignore_stop_signals
 from .status_files import measure_storage, write_status_pair
 from .tasks.table import TaskSpec, active_subscriptions, enabled_tasks, expected_subscribers
-from .validity import assess
+from .validity import assess, said_acquiring_in
 from .zygote import UNKNOWN_EXIT, ForkedProc, Zygote, become_subreaper, process_running
 
 #: The packages the flight tree needs beyond the standard library (module -> pip name; as
@@ -735,7 +735,7 @@ class Supervisor:
             now_sc,
             self.config,
             att_has_reference=s["att_quality"] != st.ESTIMATE_QUALITY.index("rates_only"),
-            orbit_confirmed=s["orbit_quality"] != st.ESTIMATE_QUALITY.index("acquiring"),
+            said_acquiring=said_acquiring_in(s),
         )
         try:
             write_status_pair(paths, s, config_source.rejection_note())

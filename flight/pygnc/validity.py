@@ -36,7 +36,7 @@ fallback final status share them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from .config import Config
 from .formats import status as st
@@ -110,11 +110,21 @@ def peer_word(sigma_dr_m: Iterable[float], acquiring: bool, ambiguity_m: float, 
     return st.ESTIMATE_QUALITY[judged(norm3(sigma_dr_m), max_sigma, True, bool(acquiring), float(ambiguity_m))]
 
 
-def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool, orbit_confirmed: bool = True) -> int:
+def said_acquiring_in(s: dict) -> set[str]:
+    """The estimates of status dict *s* (``orbit``, ``peer0`` ...) whose quality is ``acquiring``:
+    what a status carried on from (a restarted reporter, the final status) knew of them."""
+    keys = ["orbit"] + [f"peer{k}" for k in range(st.MAX_PEERS)]
+    return {k for k in keys if s[k + "_quality"] == Q_ACQUIRING}
+
+
+def assess(
+    s: dict, now_sc_s: float, config: Config, att_has_reference: bool, said_acquiring: Collection[str] = ()
+) -> int:
     """Set every ``*_quality`` of status dict *s* for "now" = *now_sc_s*; return *s*'s flags
     with ``orbit_valid``, ``attitude_valid`` and ``formation_valid`` set from them (valid
-    formation: at least one peer ``ok``).  *att_has_reference*, *orbit_confirmed*: what the
-    latest attitude and orbit estimates said of themselves (their words)."""
+    formation: at least one peer ``ok``).  *att_has_reference*, *said_acquiring* (``orbit``,
+    ``peer0`` ...: whose latest estimate's word was ``acquiring`` - started from one fix, or
+    one pair of fixes, not yet confirmed): what the latest estimates said of themselves."""
     last = s["batch_t_sc_last_s"]
     s["orbit_quality"] = quality(
         s["orbit_t_sc_s"],
@@ -123,7 +133,7 @@ def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool, or
         config.orbit_valid_max_sigma_m,
         last,
         config,
-        acquiring=not orbit_confirmed,
+        acquiring="orbit" in said_acquiring,
     )
     s["att_quality"] = quality(
         s["att_t_sc_s"],
@@ -147,7 +157,7 @@ def assess(s: dict, now_sc_s: float, config: Config, att_has_reference: bool, or
             config.formation_valid_max_sigma_m,
             last,
             config,
-            acquiring=s[p + "acq_window_s"] > 0,
+            acquiring=s[p + "acq_window_s"] > 0 or f"peer{k}" in said_acquiring,
             ambiguity_m=s[p + "ambiguity_m"],
         )
         s[p + "quality"] = q

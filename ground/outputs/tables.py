@@ -30,7 +30,8 @@ _PEER = "the partner's radio id, written `0x4B`"
 #: Columns written as text (the others are numbers; the radio ids, ID_COLUMNS, are written ``0x4B``).
 TEXT_COLUMNS = ("utc", "quality")
 #: The quality of a formation row that holds a range-only partner's prior while its
-#: acquisition window fills: a placeholder, not an estimate (never drawn or counted as one).
+#: acquisition window fills, or a start on one pair of fixes not yet confirmed: a
+#: placeholder, not an estimate (never drawn or counted as one).
 PLACEHOLDER_QUALITY = "acquiring"
 
 

@@ -56,7 +56,10 @@ Measurements
 Each is gated on its normalised innovation squared (chi-square with 6 or 1 degree of
 freedom at ``*_gate_probability``); the update is the Joseph form.  After
 ``max_consecutive_rejections`` rejected fixes of one receiver the filter re-initialises
-from the next pair of fixes (a lost filter rejects everything).  Ranges are *acquired*: the
+from the next pair of fixes (a lost filter rejects everything).  A state started from one
+pair of fixes is not :attr:`~FormationFilter.confirmed` until a later fix of each receiver
+has passed the gate: either fix of the pair may be an outlier (1 km off), which the fix-level
+sigma it starts with would not cover.  Ranges are *acquired*: the
 first is used only when the next agrees with it (a lone outlier would otherwise capture the
 still-loose line of sight, after which every good range is rejected); after
 ``max_consecutive_range_rejections`` rejections in a row they are re-acquired and the bias
@@ -300,6 +303,8 @@ class FormationFilter:
         self.n_bias_resets = 0
         self.n_ranges_held = 0
         self.own_fixes_since_init = self.peer_fixes_since_init = 0
+        self.own_used_since_init = self.peer_used_since_init = 0
+        self.started_from_fixes = False
         self.range_acquired = False
         self._range_candidate: tuple[float, float] | None = None  # (t_gps_s, innovation)
         self._range_reacquire = False
@@ -430,6 +435,8 @@ class FormationFilter:
         self._range_candidate = None
         self._range_reacquire = False
         self.own_fixes_since_init = self.peer_fixes_since_init = 0
+        self.own_used_since_init = self.peer_used_since_init = 0
+        self.started_from_fixes = False
 
     def initialize_relative(
         self,
@@ -478,8 +485,15 @@ class FormationFilter:
     def start_from_fixes(self, own_fix: GpsFix, peer_fix: GpsFix) -> None:
         """:meth:`initialize_from_fixes`, both fixes counted as used."""
         self.initialize_from_fixes(own_fix, peer_fix)
+        self.started_from_fixes = True
         self.n_own_used += 1
         self.n_peer_used += 1
+
+    @property
+    def confirmed(self) -> bool:
+        """False while the state stands on the one pair of fixes it started from (no later fix
+        of one receiver or the other has passed the gate yet)."""
+        return not self.started_from_fixes or (self.own_used_since_init > 0 and self.peer_used_since_init > 0)
 
     def count_reinit(self) -> None:
         """Count a re-initialisation the caller is about to make (a new start replaces the state)."""
@@ -835,6 +849,7 @@ class FormationFilter:
         self.own_fixes_since_init += 1
         if ok:
             self.n_own_used += 1
+            self.own_used_since_init += 1
             self.own_rejections_in_row = 0
             return self._result(USED, y)
         self.n_own_rejected += 1
@@ -853,6 +868,7 @@ class FormationFilter:
         self.peer_fixes_since_init += 1
         if ok:
             self.n_peer_used += 1
+            self.peer_used_since_init += 1
             self.peer_rejections_in_row = 0
             return self._result(USED, y)
         self.n_peer_rejected += 1

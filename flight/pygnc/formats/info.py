@@ -180,8 +180,8 @@ def render_info(s: dict, config_note: str = "") -> bytes:
     ]
     amb = [s[f"peer{k}_ambiguity_m"] for k in peers if qname(s[f"peer{k}_quality"]) == "ambiguous"]
     if acq:
-        done, window = min(acq)
-        frm[1] = f" acq{min(int(done) // 60, 999)}/{min(int(window) // 60, 999)}m"
+        done, window = min(acq)  # (no window: a start on one pair of fixes, not yet confirmed)
+        frm[1] = f" acq{min(int(done) // 60, 999)}/{min(int(window) // 60, 999)}m" if window > 0 else " acq"
     elif amb:
         frm[1] = f" amb{_distance(max(amb))}"
     states = [

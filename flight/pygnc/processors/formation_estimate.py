@@ -148,5 +148,6 @@ def estimate_body(
         "hyp_dv_ecef_m_s": [h[3:].tolist() for h in hyp_e],
         "hyp_sigma_dr_m": [h[:3].tolist() for h in hyp_sig],
         "hyp_sigma_dv_m_s": [h[3:].tolist() for h in hyp_sig],
-        "quality": peer_word(sig_e[:3], acq is not None, ambiguity, config),
+        # acquiring too while the state stands on the one pair of fixes it started from
+        "quality": peer_word(sig_e[:3], acq is not None or not f.confirmed, ambiguity, config),
     }

@@ -33,7 +33,7 @@ from ..formats import status as st
 from ..logs import BusLogWriter, records_dropped
 from ..regular_files import read_small_file
 from ..status_files import measure_storage, write_status_pair
-from ..validity import assess
+from ..validity import assess, said_acquiring_in
 from .base import Task, TaskRunner
 from .table import TASK_NAMES_BY_ID, enabled_tasks
 
@@ -59,7 +59,7 @@ class StatusReporter(Task):
         self.write_failures = 0
         self.final_status_written = False
         self.att_has_reference = True
-        self.orbit_confirmed = True
+        self.said_acquiring: set[str] = set()  # "orbit", "peer0" ...: latest word acquiring
         self.other_logs_limited = False  # another task's text log dropped records
         self.downlink_failed = False  # the batch writer could not write every record
         self.batch_records_held = 0  # ... and how many wait for room (its last health counters)
@@ -116,7 +116,7 @@ class StatusReporter(Task):
         self.flags = int(old["flags"]) & ~self._RECOMPUTED_FLAGS
         self.peers = {int(old[f"peer{k}_id"]): k for k in range(st.MAX_PEERS) if old[f"peer{k}_id"]}
         self.att_has_reference = st.ESTIMATE_QUALITY[old["att_quality"]] != "rates_only"
-        self.orbit_confirmed = st.ESTIMATE_QUALITY[old["orbit_quality"]] != "acquiring"
+        self.said_acquiring = said_acquiring_in(old)
         self.log.info("restarted: carrying on from status %d of run %d", self.seq, self.ctx.run_number)
         return True
 
@@ -192,7 +192,7 @@ class StatusReporter(Task):
         s["orbit_r_ecef_m"], s["orbit_v_ecef_m_s"] = b["r_ecef_m"], b["v_ecef_m_s"]
         s["orbit_sigma_r_m"], s["orbit_sigma_v_m_s"] = b["sigma_r_m"], b["sigma_v_m_s"]
         s["orbit_fixes_used"], s["orbit_fixes_rejected"] = b["n_used"], b["n_rejected"]
-        self.orbit_confirmed = b["quality"] != "acquiring"  # started from one fix, unconfirmed
+        self._said("orbit", b)
 
     def _on_attitude_estimate(self, b: dict) -> None:
         s = self.status
@@ -226,6 +226,14 @@ class StatusReporter(Task):
         s[p + "sigma_dr_m"], s[p + "range_bias_m"] = b["sigma_dr_m"], b["range_bias_m"]
         s[p + "ambiguity_m"] = b["ambiguity_m"]
         s[p + "acq_s"], s[p + "acq_window_s"] = (b["acquired_s"], b["window_s"]) if b["acquiring"] else (0, 0)
+        self._said(f"peer{slot}", b)
+
+    def _said(self, key: str, b: dict) -> None:
+        """Keep whether estimate *b* called itself ``acquiring`` (a start not yet confirmed)."""
+        if b["quality"] == "acquiring":
+            self.said_acquiring.add(key)
+        else:
+            self.said_acquiring.discard(key)
 
     def _on_health(self, b: dict) -> None:
         failed = False
@@ -294,7 +302,7 @@ class StatusReporter(Task):
         s["status_write_failures"] = self.write_failures
         s["log_frames_not_written"] = 0 if self.buslog is None else self.buslog.frames_not_written
         s["flags"] = self.flags | self._storage_flags()
-        s["flags"] = assess(s, now_sc, self.config, self.att_has_reference, self.orbit_confirmed)
+        s["flags"] = assess(s, now_sc, self.config, self.att_has_reference, self.said_acquiring)
         write_status_pair(ctx.paths, s, self.config_note)
         self.last_write = time.monotonic()
         self.dirty = False
