@@ -17,6 +17,7 @@ from flight_harness import REPO
 from smooth_support import homes, make_scenario, write_downlink
 
 from ground.__main__ import main
+from ground.outputs import tables as tb
 from ground.outputs.tables import COLUMNS
 from ground.smooth.core import EDITED, FIX, RANGE, REJECTED, USED, SmoothConfig, smooth
 from ground.smooth.evaluate import bound_stats, truth_for, truth_stats
@@ -361,3 +362,27 @@ def test_downlinks_alone(formation, tmp_path):
     assert "downlink" in (out / "report.md").read_text()
     rc, _, err = ground("smooth", "--spacecraft", f"0x4A={tmp_path / 'downlink' / 'sc1'}", "--out", tmp_path / "o2")
     assert rc == 2 and "written by spacecraft 0x4B, not 0x4A" in err
+
+
+def test_measurements_at_corrupt_times_are_left_out_and_the_grid_is_bounded(formation, monkeypatch):
+    """One CRC-valid fix stamped ten years on stretched the grid over ten years (memory
+    exhausted): fixes more than 2 days from the bulk of all fixes, and ranges that far
+    outside their span, are left out and said; a span whose grid would not fit is refused
+    with the longest that would."""
+    import ground.smooth.core as core
+
+    scn, truth, inp0, _ = formation
+    ids = [int(r) for r in truth["radio_id"]]
+    datas = [read_spacecraft(h, sid) for h, sid in zip(homes(scn, truth), ids)]
+    n_fix, n_rng = datas[0].fixes["t_gps_s"].size, datas[1].ranges["t_gps_s"].size
+    datas[0].fixes["t_gps_s"][5] += 10 * 365.25 * 86400.0
+    datas[1].ranges["t_gps_s"][3] -= 5 * 86400.0
+    inp, notes = assemble(datas)
+    assert len(notes) == 2 and "1 fixes more than 2 days" in notes[0] and "1 ranges more than 2 days" in notes[1]
+    assert inp.fixes[0]["t_gps_s"].size == n_fix - 1 and np.sum(inp.ranges["observer"] == 1) == n_rng - 1
+    t_all = np.concatenate([f["t_gps_s"] for f in inp.fixes] + [inp.ranges["t_gps_s"]])
+    assert t_all.max() - t_all.min() < 2 * 3600.0
+    monkeypatch.setattr(core, "MAX_GRID_BYTES", 2**20)
+    with pytest.raises(ValueError, match="smooth at most"):
+        smooth(inp0, SmoothConfig())
+    assert list(tb.iso_utc([1e308, np.nan, 0.0])) == ["", "", "1970-01-01T00:00:00.000Z"]

@@ -246,11 +246,20 @@ KIND_OF_TYPE = {"orbit_estimate": "orbit", "attitude_estimate": "attitude", "for
 _XYZ = ("x", "y", "z")
 
 
+#: POSIX seconds :func:`iso_utc` writes as a date (years 1 to 9999); others are written empty.
+ISO_UTC_RANGE_S = (-62_135_596_800.0, 253_402_300_799.0)
+
+
 def iso_utc(unix_time_s) -> np.ndarray:
-    """ISO 8601 UTC strings (ms, trailing Z) of POSIX seconds."""
+    """ISO 8601 UTC strings (ms, trailing Z) of POSIX seconds; empty where not finite or
+    beyond years 1-9999 (a corrupt stamp)."""
     t = np.asarray(unix_time_s, dtype=float)
-    ms = np.rint(t * 1e3).astype("int64").astype("datetime64[ms]")
-    return np.char.add(np.datetime_as_string(ms, unit="ms"), "Z") if t.size else np.array([], dtype="U24")
+    if not t.size:
+        return np.array([], dtype="U24")
+    ok = np.isfinite(t) & (t >= ISO_UTC_RANGE_S[0]) & (t <= ISO_UTC_RANGE_S[1])
+    ms = np.rint(np.where(ok, t, 0.0) * 1e3).astype("int64").astype("datetime64[ms]")
+    text = np.char.add(np.datetime_as_string(ms, unit="ms"), "Z")
+    return np.where(ok, text, "").astype(text.dtype)
 
 
 def empty_table(kind: str) -> dict:

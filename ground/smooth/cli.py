@@ -299,7 +299,13 @@ def run(args) -> int:
     inp, more = assemble(datas)
     notes += more
     cfg = SmoothConfig(step_s=args.step_s, passes=args.passes, range_bias_walk_m_sqrt_s=args.range_bias_walk)
-    result = smooth(inp, cfg, progress=say)
+    for msg in more:
+        say(f"smooth: {msg}")
+    try:
+        result = smooth(inp, cfg, progress=say)
+    except ValueError as exc:  # the inputs cannot be smoothed as they are (said why)
+        print(f"smooth: {exc}", file=sys.stderr)
+        return 1
     ids = [d.sc_id for d in datas]
     summ = pr.summaries(result)
     orbits = {k: pr.orbit_table(result, k, d.clock, d.counts, summ) for k, d in enumerate(datas)}

@@ -73,6 +73,9 @@ FIX, RANGE = 0, 1
 #: Measurement states (:attr:`SmootherResult.meas_state`).
 USED, REJECTED, HELD, EDITED, UNUSED = 0, 1, 2, 3, 4
 STATE_NAMES = ("used", "rejected", "held", "edited", "unused")
+#: The most the grid's per-step covariances and transition matrices may hold [bytes]; a longer
+#: span is refused with the longest that fits (a laptop's memory, not the smoother's limit).
+MAX_GRID_BYTES = 4 * 2**30
 
 
 @dataclass(frozen=True)
@@ -719,6 +722,13 @@ def smooth(inp: SmootherInput, cfg: SmoothConfig | None = None, progress=None) -
     h = float(cfg.step_s)
     t0 = math.floor(float(t_all.min()))  # the grid starts at the first measurement's whole second
     kk = int(math.floor((float(t_all.max()) - t0) / h)) + 2  # the last measurement strictly inside a step
+    need = 2 * 8 * kk * lay.n**2  # each step's covariance and transition matrix, float64
+    if need > MAX_GRID_BYTES:
+        most_days = MAX_GRID_BYTES / (2 * 8 * lay.n**2) * h / 86400.0
+        raise ValueError(
+            f"the measurements span {(t_all.max() - t0) / 86400.0:.3g} days: {kk} steps of {h:g} s would hold "
+            f"about {need / 2**30:.1f} GiB; smooth at most {most_days:.1f} days at once (or take a longer --step-s)"
+        )
     t_grid = t0 + h * np.arange(kk)
     meas, (kinds, scs, peers, times) = _measurements(inp, cfg, t0, h)
     n_meas = len(meas)

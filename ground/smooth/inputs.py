@@ -209,11 +209,14 @@ def _onboard_from_tables(tables: dict) -> tuple[dict | None, dict | None]:
 
 def _read_downlink(path: Path, sc_id: int) -> SpacecraftData:
     from ground.decode.batch_files import RunClocks
+    from pygnc.config import Config
+    from pygnc.processors.admission import fix_plausible, range_plausible
 
+    config = Config()
     bs, tables = _batch_set(path, sc_id)
     fx = tables.get("gps_fix")
     fixes = []
-    n_fix = 0
+    n_fix = n_implausible = 0
     if fx is not None and fx["t_sc_s"].size:
         for i in range(fx["t_sc_s"].size):
             if int(fx["peer_id"][i]) != 0:
@@ -227,6 +230,11 @@ def _read_downlink(path: Path, sc_id: int) -> SpacecraftData:
                 "vel_sigma_m_s": [fx[f"vel_sigma_m_s_{a}"][i] for a in "xyz"],
             }
             if int(fx["flags"][i]) & 1 and _finite_fix(b):
+                if not fix_plausible(config, b["pos_ecef_m"], b["vel_ecef_m_s"]):
+                    n_implausible += 1  # CRC-valid, but no orbit: as the flight's admission
+                    continue
+                for k in ("pos_sigma_m", "vel_sigma_m_s"):  # a sigma that is no sigma: not given
+                    b[k] = [float(v) if math.isfinite(float(v)) and float(v) > 0.0 else 0.0 for v in b[k]]
                 fixes.append(b)
     rg = tables.get("range")
     rt, rp, rr = [], [], []
@@ -240,6 +248,9 @@ def _read_downlink(path: Path, sc_id: int) -> SpacecraftData:
             t = float(rg["t_gps_s"][i])
             if not math.isfinite(t):
                 n_untimed += 1
+                continue
+            if not range_plausible(config, float(rg["range_m"][i])):
+                n_implausible += 1
                 continue
             rt.append(t), rp.append(int(rg["peer_id"][i])), rr.append(float(rg["range_m"][i]))
     clocks = RunClocks(bs.rows)
@@ -259,6 +270,11 @@ def _read_downlink(path: Path, sc_id: int) -> SpacecraftData:
     )
     if n_untimed:
         data.notes.append(f"{n_untimed} downlinked ranges of a run without a clock map: not used")
+    if n_implausible:
+        data.notes.append(
+            f"{n_implausible} downlinked fixes or ranges valid but implausible (the flight's radius, speed "
+            "and range bounds): not used"
+        )
     data.notes.extend(bs.problems[:5])
     return data
 
@@ -319,15 +335,72 @@ def read_onboard(path: str | Path, sc_id: int) -> tuple[dict | None, dict | None
     return orbit, form, f"downlink {path}"
 
 
+def bulk_in_time(t_s: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Which of the times *t_s* belong to the largest cluster of them (split where sorted times
+    are more than *max_gap_s* apart; the earliest of equal clusters)."""
+    t = np.asarray(t_s, dtype=float)
+    keep = np.zeros(t.size, dtype=bool)
+    if not t.size:
+        return keep
+    order = np.argsort(t, kind="stable")
+    cuts = np.flatnonzero(np.diff(t[order]) > max_gap_s) + 1
+    bounds = np.concatenate(([0], cuts, [t.size]))
+    k = int(np.argmax(np.diff(bounds)))
+    keep[order[bounds[k] : bounds[k + 1]]] = True
+    return keep
+
+
+def _leave_out_isolated(datas: list[SpacecraftData], notes: list[str]) -> None:
+    """Leave out the fixes more than ``Config.max_propagation_s`` (the flight's bound on a
+    corrupt stamp, 2 days) from the bulk of all spacecraft's fixes, and the ranges that far
+    outside their span: one CRC-valid fix with a time years off would otherwise stretch the
+    smoother's grid over those years."""
+    from pygnc.config import Config
+    from pygnc.timebase import utc_unix_from_gps
+
+    max_gap_s = Config().max_propagation_s
+    t_fix = np.concatenate([d.fixes["t_gps_s"] for d in datas])
+    bulk = bulk_in_time(t_fix, max_gap_s)
+    lo, hi = (t_fix[bulk].min() - max_gap_s, t_fix[bulk].max() + max_gap_s) if bulk.any() else (0.0, -1.0)
+    at = 0
+    for d in datas:
+        for what, table in (("fixes", d.fixes), ("ranges", d.ranges)):
+            n = table["t_gps_s"].size
+            if what == "fixes":
+                keep = bulk[at : at + n]
+                at += n
+            else:
+                keep = (table["t_gps_s"] >= lo) & (table["t_gps_s"] <= hi)
+            if keep.all():
+                continue
+            t_out = table["t_gps_s"][~keep]
+            times = ", ".join(_utc_text(float(utc_unix_from_gps(t))) for t in t_out[:3])
+            more = f" and {t_out.size - 3} more" if t_out.size > 3 else ""
+            notes.append(
+                f"0x{d.sc_id:02X}: {t_out.size} {what} more than {max_gap_s / 86400.0:g} days from the bulk of the "
+                f"data (at {times}{more}): corrupt times, left out"
+            )
+            for k, v in table.items():
+                table[k] = v[keep]
+
+
+def _utc_text(unix_s: float) -> str:
+    """UTC of *unix_s*, or the seconds themselves beyond the calendar."""
+    from ground.outputs.tables import iso_utc
+
+    return str(iso_utc([unix_s])[0]) or f"unix {unix_s:.6g} s"
+
+
 def assemble(datas: list[SpacecraftData]):
     """The smoother's input from the spacecraft's data (in their order): (SmootherInput,
     notes).  A range to a partner that is not among them is left out (counted per observer
-    and partner in the notes)."""
+    and partner in the notes); so are measurements isolated in time (:func:`_leave_out_isolated`)."""
     from ground.smooth.core import SmootherInput
 
     index = {d.sc_id: k for k, d in enumerate(datas)}
     rt, ro, rp, rr = [], [], [], []
-    notes = []
+    notes: list[str] = []
+    _leave_out_isolated(datas, notes)
     for k, d in enumerate(datas):
         peers = d.ranges["peer_id"]
         known = np.array([int(p) in index and int(p) != d.sc_id for p in peers], dtype=bool)
