@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
+import io
 import json
 import sqlite3
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from flight_harness import REPO
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from ground.__main__ import main as ground_main
 from ground.archive.export import export
@@ -205,6 +211,148 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "no such file" in err and "no reader" in err
+
+
+# -- malformed CSV: refused whole ---------------------------------------------------------------------
+
+_BUSLOG_HEADER = "offset,channel,t_rx_mono_s,type,src,seq,body_json"
+
+
+def _layout_header(source, kind):
+    from ground.archive.sources import csv_layouts
+
+    return ",".join(sorted(next(cols for cols, sk in csv_layouts().items() if sk == (source, kind))))
+
+
+def _archive_quietly(*argv):
+    """(exit status, stdout, stderr) of ``ground archive ARGV``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = ground_main(["archive", *map(str, argv)])
+    return rc, out.getvalue(), err.getvalue()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["values", "device", "record", "state", "t_sc_s", "spacecraft_id", "run", "peer_id"])
+            | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=8,
+)
+_cells = st.one_of(
+    st.text(max_size=12),
+    _json_values.map(json.dumps),
+    st.integers(0, 3000).map(lambda n: "[" * n + "]" * n),  # nesting past any parser's depth
+    st.sampled_from(["", "0x4B", str(2**70), "9" * 400, "NaN", "-inf", '"', '"unterminated']),
+)
+
+
+@st.composite
+def _csv_bodies(draw, width):
+    """Arbitrary bytes, arbitrary text, or rows of JSON, text and numbers (mostly of the
+    header's width, as the writer would quote them) - then perhaps cut short."""
+    kind = draw(st.sampled_from(["bytes", "text", "rows"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=400))
+    if kind == "text":
+        return draw(st.text(max_size=400)).encode("utf-8", "surrogatepass")
+    row = st.one_of(st.lists(_cells, min_size=width, max_size=width), st.lists(_cells, max_size=width + 2))
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(draw(st.lists(row, max_size=4)))
+    body = buf.getvalue().encode("utf-8", "surrogatepass")
+    return body[: draw(st.integers(0, len(body)))] if draw(st.booleans()) else body
+
+
+_HEADERS = [
+    _BUSLOG_HEADER,
+    "name,value",
+    "orbit",  # the decoded downlink's orbit table
+    "hk",  # the decoded downlink's housekeeping table
+    "a,b,c",  # no layout the archive knows
+]
+
+
+@st.composite
+def _csv_files(draw):
+    header = draw(st.sampled_from(_HEADERS))
+    if header in ("orbit", "hk"):
+        header = _layout_header("onboard_downlink", header)
+    return header.encode() + b"\r\n" + draw(_csv_bodies(header.count(",") + 1))
+
+
+_GOOD_CSV = b"name,value\r\nrun,3\r\nt_sc_s,1700000000.0\r\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(_csv_files())
+@example((_BUSLOG_HEADER + '\r\n1,2,3,hk_reading,x,1,"[1,2]"\r\n').encode())  # the review's: AttributeError
+@example((_BUSLOG_HEADER + '\r\n1,2,3,orbit_estimate,x,1,"[1]"\r\n').encode())  # AttributeError
+@example((_BUSLOG_HEADER + '\r\n1,2,3,hk_reading,x,1,"{""values"": 5}"\r\n').encode())  # TypeError
+@example((_BUSLOG_HEADER + "\r\n1,2,3,orbit_estimate,x,1," + "[" * 50_000 + "\r\n").encode())  # RecursionError
+@example(b"name,value\r\nx," + b"[" * 100_000 + b"\r\n")  # csv.Error: a field past the CSV limit
+@example(b'name,value\r\n"unterminated\r\n')  # a torn quote: a status of no fields was stored
+@example((_layout_header("onboard_downlink", "orbit") + "\r\n" + ",".join([str(2**70)] * 31) + "\r\n").encode())
+def test_any_csv_body_is_loaded_or_refused_whole(data):
+    """Whatever a CSV's body holds, ``ground archive`` loads it or refuses it in one line
+    naming the file (exit 2) - never a traceback - and a refused run leaves no new archive
+    and an existing one byte for byte as it was (a good file in the same run is not kept)."""
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        f, good, again = d / "x.csv", d / "good.csv", d / "again.csv"
+        f.write_bytes(data)
+        good.write_bytes(_GOOD_CSV)
+        again.write_bytes(_GOOD_CSV.replace(b"run,3", b"run,4"))
+        new_dir = d / "new"
+        new_dir.mkdir()
+        rc, _, err = _archive_quietly(new_dir / "a.sqlite", "--kind", "csv", f)
+        if rc == 2:
+            assert len(err.splitlines()) == 1 and f"archive: {f}: refused, a malformed csv file: " in err, err
+            assert list(new_dir.iterdir()) == []  # nothing left behind, no journal either
+        else:
+            assert rc == 0 and "Traceback" not in err and (new_dir / "a.sqlite").exists(), err
+        old = d / "old.sqlite"
+        assert _archive_quietly(old, good)[0] == 0
+        before = old.read_bytes()
+        rc2, _, err = _archive_quietly(old, "--kind", "csv", again, f)
+        assert rc2 == rc, err
+        if rc == 2:
+            assert old.read_bytes() == before
+            assert sorted(p.name for p in d.iterdir()) == ["again.csv", "good.csv", "new", "old.sqlite", "x.csv"]
+
+
+def test_an_interrupted_run_leaves_no_new_archive_and_an_old_one_as_it_was(tmp_path):
+    """Ctrl-C in the second file of a run: the first file's records are not kept either."""
+
+    def read(path, data):
+        if data.startswith(b"TESTSTOP"):
+            raise KeyboardInterrupt
+        return SourceRecords([Record("x", 1.0, {"v": data.decode()})])
+
+    register_reader("test_stop", lambda path, head: head.startswith(b"TEST"), read)
+    try:
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "1.bin").write_bytes(b"TEST1")
+        (tmp_path / "in" / "2.bin").write_bytes(b"TESTSTOP")
+        new = tmp_path / "new"
+        new.mkdir()
+        with pytest.raises(KeyboardInterrupt):
+            ground_main(["archive", str(new / "a.sqlite"), str(tmp_path / "in")])
+        assert list(new.iterdir()) == []
+        old = tmp_path / "old.sqlite"
+        (tmp_path / "0.bin").write_bytes(b"TEST0")
+        assert ground_main(["archive", str(old), str(tmp_path / "0.bin")]) == 0
+        before = old.read_bytes()
+        with pytest.raises(KeyboardInterrupt):
+            ground_main(["archive", str(old), str(tmp_path / "in")])
+        assert old.read_bytes() == before
+    finally:
+        READERS.pop("test_stop")
 
 
 def test_export_into_an_existing_file_is_refused_before_any_work(tmp_path, buslog):

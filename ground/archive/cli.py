@@ -3,15 +3,18 @@
 :mod:`ground.archive.store`).
 
 What is not recognised is said, by name (for a directory: its files no reader takes); a
-run that finds nothing to load exits 1 and creates no archive.
+run that finds nothing to load exits 1 and creates no archive.  A run is one transaction: a
+malformed input (:class:`ground.archive.sources.MalformedInput`) refuses it in one line,
+leaving no new archive and an existing one as it was.
 
 Exit status: 0 every input loaded (or already there), 1 an input given by name unreadable
-or of no known kind, or nothing loadable found at all, 2 bad usage.
+or of no known kind, or nothing loadable found at all, 2 bad usage or a malformed input.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import sys
 from dataclasses import dataclass
@@ -125,40 +128,63 @@ def run(args) -> int:
         print(f"archive: nothing to load{where}", file=sys.stderr)
         return 1
     created = not args.db.exists()
+    out: list[str] = []  # said once the run is kept: nothing of a refused run is
+    err: list[str] = []
+    kept = False
     try:
-        arch = Archive(args.db)
-    except ArchiveError as exc:
-        print(f"archive: {exc}", file=sys.stderr)
+        try:
+            arch = Archive(args.db, single_transaction=True)
+        except ArchiveError as exc:
+            print(f"archive: {exc}", file=sys.stderr)
+            return 1
+        with arch:
+            usable = 0
+            for path, explicit in found.files:
+                r = arch.load_file(path, args.kind, spacecraft)
+                if r.status == "malformed":
+                    left = "not created" if created else "left as it was"
+                    print(
+                        f"archive: {path}: refused, a malformed {r.kind} file: {r.note}; nothing loaded, "
+                        f"{args.db} {left}",
+                        file=sys.stderr,
+                    )
+                    return 2
+                if r.status == "loaded":
+                    usable += 1
+                    out.append(f"{path}: {r.kind}: {r.records} records stored, {r.duplicates} already present")
+                elif r.status == "already loaded":
+                    usable += 1
+                    out.append(f"{path}: already loaded")
+                else:
+                    err.append(f"archive: {path}: {r.status}: {r.note}")
+                    failed += explicit
+            summary = arch.summary()
+            if usable:
+                arch.commit()
+                kept = True
+    except sqlite3.DatabaseError as exc:  # a full disk, the archive locked by another writer
+        print(f"archive: {args.db}: {exc}; nothing loaded", file=sys.stderr)
         return 1
-    usable = 0
-    with arch:
-        for path, explicit in found.files:
-            r = arch.load_file(path, args.kind, spacecraft)
-            if r.status == "loaded":
-                usable += 1
-                print(f"{path}: {r.kind}: {r.records} records stored, {r.duplicates} already present")
-            elif r.status == "already loaded":
-                usable += 1
-                print(f"{path}: already loaded")
-            else:
-                print(f"archive: {path}: {r.status}: {r.note}", file=sys.stderr)
-                failed += explicit
-        unknown = 0
-        for sc, source, kind, device, n, t0, t1 in arch.summary():
-            span = "" if t0 is None else f"  t_sc {t0:.1f} .. {t1:.1f} s"
-            who = "?" if sc is None else f"0x{sc:02X}"
-            unknown += n if sc is None else 0
-            print(f"  {who:<5} {source:<17} {kind:<20} {device or '-':<20} {n:>9}{span}")
-        if unknown:
-            print(
-                f"  ({unknown} records of no known spacecraft ('?'): their files do not say; "
-                "--spacecraft ID names it when they are loaded)"
-            )
-        empty = arch.n_sources() == 0
-    if not usable:
-        if created and empty:
+    finally:
+        if created and not kept:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(str(args.db) + suffix).unlink(missing_ok=True)
-        print("archive: nothing loaded" + (f"; {args.db} not created" if created and empty else ""), file=sys.stderr)
+    for line in out:
+        print(line)
+    for line in err:
+        print(line, file=sys.stderr)
+    unknown = 0
+    for sc, source, kind, device, n, t0, t1 in summary:
+        span = "" if t0 is None else f"  t_sc {t0:.1f} .. {t1:.1f} s"
+        who = "?" if sc is None else f"0x{sc:02X}"
+        unknown += n if sc is None else 0
+        print(f"  {who:<5} {source:<17} {kind:<20} {device or '-':<20} {n:>9}{span}")
+    if unknown:
+        print(
+            f"  ({unknown} records of no known spacecraft ('?'): their files do not say; "
+            "--spacecraft ID names it when they are loaded)"
+        )
+    if not kept:
+        print("archive: nothing loaded" + (f"; {args.db} not created" if created else ""), file=sys.stderr)
         return 1
     return 1 if failed else 0

@@ -5,7 +5,8 @@ A **reader** is a pair of functions registered under a source kind:
 * ``detect(path, head) -> bool`` - is the file at *path* (first bytes *head*) of this kind?
 * ``read(path, data) -> SourceRecords`` - decode the file's bytes; never raises on bad
   bytes (decoders resynchronise and count); raises ``ValueError`` only when the file is not
-  of this kind at all.
+  of this kind at all, and :class:`MalformedInput` when it is but cannot be read as its
+  kind says (a CSV, which has no framing to resynchronise on: the archive refuses the run).
 
 Readers today: ``buslog`` (a run's ``bus.log``: every bus message, housekeeping readings
 included), ``status`` (``pygnc_status.bin``), ``csv`` (what ``ground decode`` and
@@ -27,7 +28,7 @@ import functools
 import io
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,11 @@ class Record:
     source: str = ""
 
 
+class MalformedInput(Exception):
+    """A file of the reader's kind that cannot be read as that kind says (a CSV row of
+    another width, a bus message body that is not a JSON object): refused, never guessed at."""
+
+
 @dataclass
 class SourceRecords:
     records: Iterable[Record]
@@ -76,8 +82,12 @@ class SourceRecords:
     meta: dict = field(default_factory=dict)  # e.g. the run number, the spacecraft id
 
 
+#: The largest integer an SQLite INTEGER column holds.
+_SQLITE_INT_MAX = 2**63 - 1
+
+
 def _whole(v, lowest: int) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v >= lowest else None
+    return v if isinstance(v, int) and not isinstance(v, bool) and lowest <= v <= _SQLITE_INT_MAX else None
 
 
 def origin(fields: dict, meta: dict) -> tuple[int | None, int | None]:
@@ -140,7 +150,14 @@ def jsonable(value):
 
 
 def _num(x):
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+    """*x* as a finite float, else None (an integer past the float range too)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except OverflowError:
+        return None
+    return v if math.isfinite(v) else None
 
 
 # -- bus log ---------------------------------------------------------------------------------------
@@ -308,47 +325,108 @@ def csv_record(columns, fields: dict, stem: str) -> Record:
     return Record(kind, t, fields, device, source=source)
 
 
+#: The deepest nesting of a JSON value a CSV cell may hold (decode writes 3 at most).
+_MAX_JSON_DEPTH = 32
+
+
+def _json_depth(value) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [v for x in level if isinstance(x, (dict, list)) for v in (x.values() if isinstance(x, dict) else x)]
+    return depth
+
+
+def _json_cell(text: str, what: str, line: int):
+    """The JSON value of a cell; MalformedInput when it is not JSON or nests too deeply."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value, depth = None, _MAX_JSON_DEPTH + 1
+    except ValueError as exc:
+        msg = f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise MalformedInput(f"line {line}: {what} is not JSON ({msg})") from None
+    else:
+        depth = _json_depth(value)
+    if depth > _MAX_JSON_DEPTH:
+        raise MalformedInput(f"line {line}: {what} nests deeper than {_MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "a number")
+
+
+def _text(value, what: str, line: int) -> str:
+    """A text field of a bus message body: MalformedInput unless it is UTF-8-encodable text."""
+    if not isinstance(value, str):
+        raise MalformedInput(f"line {line}: {what} is {_json_kind(value)}, not text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedInput(f"line {line}: {what} is not valid text (a lone surrogate)") from None
+    return value
+
+
+def _buslog_csv_record(row: list[str], line: int) -> Record:
+    """The record of one row of decode's bus-log CSV (header :data:`_BUSLOG_CSV`)."""
+    mtype, src, body_text = row[3], row[4], row[6]
+    if not mtype:
+        raise MalformedInput(f"line {line}: no message type")
+    body = _json_cell(body_text, "body_json", line)
+    if not isinstance(body, dict):
+        raise MalformedInput(f"line {line}: body_json is {_json_kind(body)}, not an object")
+    t = _num(body.get("t_sc_s"))
+    source = "onboard_buslog"
+    if not mtype.startswith("hk_"):
+        return Record(mtype, t, jsonable(body), src, source=source)
+    device = _text(body.get("device", src), "the device", line)
+    rec = _text(body.get("record", body.get("state", "")), "the record", line)
+    if mtype != "hk_reading":
+        return Record(mtype, t, jsonable(body), device, rec, source=source)
+    values = body.get("values")
+    if not isinstance(values, (dict, type(None))):
+        raise MalformedInput(f"line {line}: the hk_reading's values are {_json_kind(values)}, not an object")
+    fields = dict(values or {})
+    fields["solicited"] = body.get("solicited", True)
+    # decode's CSV writes the raw bytes as Python literal text: not taken (never evaluated);
+    # the bus log itself carries them.
+    return Record(mtype, t, jsonable(fields), device, rec, None, source)
+
+
 def _read_csv(path: Path, data: bytes) -> SourceRecords:
+    """A CSV ``ground decode`` or ``ground replay`` wrote: every row as its header's layout
+    says (blank lines skipped), or MalformedInput naming the first line that is not."""
     text = data.decode("utf-8-sig", errors="replace")
-    rows = csv.reader(io.StringIO(text, newline=""))
-    header = next(rows, None)
+    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+
+    def body(width: int) -> Iterator[tuple[list[str], int]]:
+        """(row, its last line) of every non-blank row after the header, each *width* cells."""
+        try:
+            for row in rows:
+                if not row:
+                    continue
+                if len(row) != width:
+                    raise MalformedInput(
+                        f"line {rows.line_num}: {len(row)} field{'s' * (len(row) != 1)}, the header has {width}"
+                    )
+                yield row, rows.line_num
+        except csv.Error as exc:
+            raise MalformedInput(f"line {rows.line_num}: {exc}") from None
+
+    try:
+        header = next(rows, None)
+    except csv.Error as exc:
+        raise MalformedInput(f"line {rows.line_num}: {exc}") from None
     if not header:
         raise ValueError("empty CSV")
-    records: list[Record] = []
-    bad = 0
     if header == _BUSLOG_CSV:
-        source = "onboard_buslog"
-        for row in rows:
-            if len(row) != len(header) or not row[3]:
-                bad += 1
-                continue
-            try:
-                body = json.loads(row[6])
-            except ValueError:
-                bad += 1
-                continue
-            t = _num(body.get("t_sc_s")) if isinstance(body, dict) else None
-            device = body.get("device", row[4]) if row[3].startswith("hk_") else row[4]
-            rec = body.get("record", body.get("state", "")) if row[3].startswith("hk_") else ""
-            if row[3] == "hk_reading" and isinstance(body, dict):
-                fields = dict(body.get("values") or {})
-                fields["solicited"] = body.get("solicited", True)
-                # decode's CSV writes the raw bytes as Python literal text: not taken (never
-                # evaluated); the bus log itself carries them.
-                records.append(Record(row[3], t, jsonable(fields), str(device), str(rec), None, source))
-            else:
-                records.append(Record(row[3], t, jsonable(body), str(device), str(rec), source=source))
-        return SourceRecords(records, {"rows_bad": bad}, {"csv": "buslog"})
+        records = [_buslog_csv_record(row, line) for row, line in body(len(header))]
+        return SourceRecords(records, {}, {"csv": "buslog"})
     if header == ["name", "value"]:
-        fields = {}
-        for row in rows:
-            if len(row) != 2:
-                bad += 1
-                continue
-            try:
-                fields[row[0]] = json.loads(row[1])
-            except ValueError:
-                fields[row[0]] = row[1]
+        fields = {name: _json_cell(value, "the value", line) for (name, value), line in body(2)}
         fields.pop("magic", None)
         return SourceRecords(
             [
@@ -356,16 +434,14 @@ def _read_csv(path: Path, data: bytes) -> SourceRecords:
                     "status", _num(fields.get("t_sc_s")), jsonable(fields), "status_reporter", source="onboard_status"
                 )
             ],
-            {"rows_bad": bad},
+            {},
             {"csv": "status"},
         )
     source, kind = csv_layouts().get(frozenset(header), ("csv", "table"))
-    for row in rows:
-        if len(row) != len(header):
-            bad += 1
-            continue
-        records.append(csv_record(header, {h: _cell(v) for h, v in zip(header, row)}, path.stem))
-    return SourceRecords(records, {"rows_bad": bad}, {"csv": kind, "source": source})
+    records = [
+        csv_record(header, {h: _cell(v) for h, v in zip(header, row)}, path.stem) for row, _ in body(len(header))
+    ]
+    return SourceRecords(records, {}, {"csv": kind, "source": source})
 
 
 def _is_csv(path: Path, head: bytes) -> bool:

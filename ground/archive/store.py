@@ -5,10 +5,11 @@ Inputs are files or directories (searched recursively) of any kind a reader in
 :mod:`ground.archive.sources` recognises: a run's ``bus.log`` (every bus message, the
 housekeeping readings included), ``pygnc_status.bin``, CSV written by ``ground decode`` and
 ``ground replay``, and batch files.  Each input is loaded in one transaction, so an
-interrupted load leaves nothing half-done.  Every record keeps what produced it (its
-``source``: the ground replay, the spacecraft's downlink, bus log or status file, the
-host's sense.bin or range files), so estimates of the ground and of the spacecraft never
-share a table.
+interrupted load leaves nothing half-done; ``ground archive`` makes its whole run one
+(``single_transaction``), so a malformed input refuses the run and leaves nothing of it.
+Every record keeps what produced it (its ``source``: the ground replay, the spacecraft's
+downlink, bus log or status file, the host's sense.bin or range files), so estimates of the
+ground and of the spacecraft never share a table.
 
 Loading is idempotent: a file whose bytes (SHA-256) were loaded before is skipped, and a
 record already in the archive (same source, kind, device, record, time, fields and raw
@@ -40,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ground.archive.sources import READERS, SourceRecords, csv_record, detect_kind, origin
+from ground.archive.sources import READERS, MalformedInput, SourceRecords, csv_record, detect_kind, origin
 from pygnc.formats.common import read_regular_file
 
 SCHEMA_VERSION = 4
@@ -96,7 +97,7 @@ class ArchiveError(Exception):
 class LoadResult:
     path: Path
     kind: str | None
-    status: str  # loaded | already loaded | unrecognised | unreadable
+    status: str  # loaded | already loaded | unrecognised | unreadable | refused | malformed
     records: int = 0
     duplicates: int = 0
     note: str = ""
@@ -126,59 +127,88 @@ def record_key(
 _DUMPS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
 
-class Archive:
-    """An SQLite archive file (created if absent)."""
+def _statements(script: str) -> list[str]:
+    """The statements of *script* (no ``;`` inside one), each to run in a transaction of
+    ours (``executescript`` would commit it)."""
+    return [t for t in script.split(";") if t.strip()]
 
-    def __init__(self, path: str | os.PathLike):
+
+class Archive:
+    """An SQLite archive file (created if absent).
+
+    *single_transaction*: everything this object writes - bringing an older schema up to
+    date, every load - is one transaction, kept by :meth:`commit` (:meth:`close` without it
+    rolls it all back).  Otherwise opening is one transaction and each load another.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, single_transaction: bool = False):
         self.path = Path(path)
+        self._savepoints = 0
+        self._closed = True
         try:
-            self.conn = sqlite3.connect(str(self.path))
+            self.conn = sqlite3.connect(str(self.path), isolation_level=None)
+            self._closed = False
             self.conn.execute("PRAGMA foreign_keys = ON")
-            has_meta = self.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-            ).fetchone()
-            row = (
-                self.conn.execute("SELECT value FROM meta WHERE key = ?", ("schema_version",)).fetchone()
-                if has_meta
-                else None
-            )
-            if row is not None and int(row[0]) > SCHEMA_VERSION:
-                raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
-            version = None if row is None else int(row[0])
-            if version == 1:
-                self._migrate_v1()
-            if version is not None and (version <= 2 or version == 3 and not self._has_origin_columns()):
-                self._migrate_v2()  # (a schema 3 without them: a development build's, partners already 0x4B)
-            if version is not None and version <= 3:
-                self._migrate_v3()
-            self.conn.executescript(SCHEMA)
+            if single_transaction:
+                self.conn.execute("BEGIN IMMEDIATE")
+            with self._transaction(immediate=False):
+                self._bring_up_to_date()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise ArchiveError(f"{self.path}: not a usable SQLite archive ({exc})") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _bring_up_to_date(self) -> None:
+        """Convert an older schema one step at a time, create what is missing."""
+        conn = self.conn
+        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", ("schema_version",)).fetchone() if has_meta else None
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            raise ArchiveError(f"{self.path}: archive schema {row[0]} is newer than this tool ({SCHEMA_VERSION})")
+        version = None if row is None else int(row[0])
+        if version == 1:
+            self._migrate_v1()
+        if version is not None and (version <= 2 or version == 3 and not self._has_origin_columns()):
+            self._migrate_v2()  # (a schema 3 without them: a development build's, partners already 0x4B)
+        if version is not None and version <= 3:
+            self._migrate_v3()
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
         if row is None:
-            with self.conn:
-                self.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)", ("schema_version", str(SCHEMA_VERSION))
-                )
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("schema_version", str(SCHEMA_VERSION)))
 
     def _has_origin_columns(self) -> bool:
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(records)")}
         return {"spacecraft_id", "run"} <= columns
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One explicit write transaction (``BEGIN IMMEDIATE``): committed if the block ends,
-        rolled back if anything (an interrupt too) leaves it."""
+    def _transaction(self, immediate: bool = True) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``, or deferred), or a savepoint inside the
+        one open: kept if the block ends, rolled back if anything (an interrupt too) leaves it."""
         conn = self.conn
-        conn.isolation_level = None
+        if conn.in_transaction:
+            self._savepoints += 1
+            name = f"sp{self._savepoints}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:  # (an error may have ended it already)
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                raise
+            conn.execute(f"RELEASE {name}")
+            return
+        conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
-            conn.execute("BEGIN IMMEDIATE")
             yield
-            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        finally:
-            conn.isolation_level = ""
+        conn.execute("COMMIT")
 
     def _migrate_v1(self) -> None:
         """Schema 1 -> 2 in one transaction: every record gets its source (a CSV row also
@@ -194,9 +224,8 @@ class Archive:
             for name in _V1_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
             conn.execute("ALTER TABLE records RENAME TO records_v1")
-            for statement in SCHEMA.split(";"):  # every statement is IF NOT EXISTS: the new records table
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(SCHEMA):  # every statement is IF NOT EXISTS: the new records table
+                conn.execute(statement)
             rows = conn.execute(
                 "SELECT record_id, source_id, kind, device, record, t_sc_s, fields_json, raw"
                 " FROM records_v1 ORDER BY record_id"
@@ -268,8 +297,21 @@ class Archive:
                 )
             conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
 
+    def commit(self) -> None:
+        """Keep what the open transaction wrote (a *single_transaction* archive's run)."""
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
     def close(self) -> None:
-        self.conn.close()
+        """Close; what an open transaction wrote and :meth:`commit` did not keep is rolled back."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self.conn.close()
 
     def __enter__(self):
         return self
@@ -301,7 +343,7 @@ class Archive:
             src.meta = {**src.meta, "spacecraft_id": spacecraft_id} if said in (None, 0) else src.meta
         dumps = _DUMPS
         default_source = READERS[kind].source if kind in READERS else kind
-        with self.conn:
+        with self._transaction():
             cur = self.conn.execute(
                 "INSERT INTO sources (kind, path, sha256, size_bytes, loaded_utc, records, duplicates,"
                 " stats_json, meta_json) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?)",
@@ -365,9 +407,14 @@ class Archive:
             return LoadResult(path, kind, "already loaded")
         try:
             src = READERS[kind].read(path, data)
+        except MalformedInput as exc:
+            return LoadResult(path, kind, "malformed", note=str(exc))
         except ValueError as exc:
             return LoadResult(path, kind, "unreadable", note=str(exc))
-        return self.load_records(kind, path, data, src, spacecraft_id)
+        try:
+            return self.load_records(kind, path, data, src, spacecraft_id)
+        except MalformedInput as exc:  # a reader that yields its records as it reads them
+            return LoadResult(path, kind, "malformed", note=str(exc))
 
     def summary(self) -> list[tuple[int | None, str, str, str, int, float | None, float | None]]:
         """(spacecraft id, source, kind, device, records, first t_sc_s, last t_sc_s) per
