@@ -814,10 +814,10 @@ def test_a_directory_of_random_files_says_what_it_found_and_creates_nothing(tmp_
     assert "not a valid status file: CRC mismatch" in capsys.readouterr().err
 
 
-def test_an_archive_of_schema_1_is_brought_to_schema_4(tmp_path, pass_files):
+def test_an_archive_of_schema_1_is_brought_to_schema_5(tmp_path, pass_files):
     """Records of schema 1 (no source; a downlink's own fixes as peer_gps_fix / peer_0, its
     orbit table as table / orbit) get their source, kind and device (schema 2), their
-    spacecraft and run (schema 3) and the keys of schema 4: loading the same rows again adds
+    spacecraft and run (schema 3) and the keys of schema 5: loading the same rows again adds
     nothing."""
     import shutil
 
@@ -862,7 +862,7 @@ def test_an_archive_of_schema_1_is_brought_to_schema_4(tmp_path, pass_files):
     n = _count(db)
     with Archive(db) as a:
         kinds = a.conn.execute("SELECT DISTINCT source, kind, device FROM records ORDER BY kind").fetchall()
-        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
         assert a.conn.execute("SELECT DISTINCT spacecraft_id, run FROM records").fetchall() == [(0x4A, 12)]
         # the same rows from other files (other bytes): every one already there
         for name in ("gps_fix.csv", "orbit.csv"):
@@ -912,7 +912,7 @@ def test_an_older_archive_spells_its_partners_as_everywhere_else(tmp_path, pass_
             c.execute("ALTER TABLE records DROP COLUMN run")
         c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     with Archive(db) as a:
-        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
         devices = {d for (d,) in a.conn.execute("SELECT DISTINCT device FROM records")}
         assert devices == {"", "peer_0x4B"}
         assert a.conn.execute("SELECT COUNT(*) FROM records WHERE spacecraft_id IS NULL OR run IS NULL").fetchone() == (
@@ -931,3 +931,103 @@ def test_an_older_archive_spells_its_partners_as_everywhere_else(tmp_path, pass_
         for r in _csv_rows(path):
             cells.add(r.get("peer_id"))
     assert cells - {None} <= {"own", "0x4B"} and "0x4B" in cells  # exported as every file writes it
+
+
+def test_an_estimates_quality_is_its_word_from_batch_files_and_from_their_csv(tmp_path, pass_files):
+    """The same downlinked estimates loaded from the batch files (``batch_orbit``, ...) and
+    from the CSV decode writes of them (``orbit``, ...) carry the same quality, the status
+    file's word - stored and exported (the batch records had the code: 1 for ``ok``)."""
+    _, batches, decoded = pass_files
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(decoded), str(batches)]) == 0
+    words = set()
+    with sqlite3.connect(db) as c:
+        for kind in ("orbit", "attitude", "formation"):
+            got = {}
+            for k in (kind, f"batch_{kind}"):
+                got[k] = {
+                    (t, device): json.loads(fj)["quality"]
+                    for t, device, fj in c.execute(
+                        "SELECT t_sc_s, device, fields_json FROM records"
+                        " WHERE source = 'onboard_downlink' AND kind = ?",
+                        (k,),
+                    )
+                }
+            assert got[kind] and got[kind] == got[f"batch_{kind}"], kind
+            words |= set(got[kind].values())
+    assert "ok" in words and words <= set(S.ESTIMATE_QUALITY) | {None}
+    assert ground_main(["export", str(db), str(tmp_path / "csv"), "--source", "onboard_downlink"]) == 0
+    out = tmp_path / "csv" / "onboard_downlink"
+    for kind in ("orbit", "attitude", "formation"):
+        quality = {
+            k: {
+                (r["t_sc_s"], r["device"]): r["quality"]
+                for f in [*out.glob(f"{k}.csv"), *out.glob(f"{k}__*.csv")]
+                for r in _csv_rows(f)
+            }
+            for k in (kind, f"batch_{kind}")
+        }
+        assert quality[kind] and quality[kind] == quality[f"batch_{kind}"], kind
+        assert set(quality[kind].values()) <= set(S.ESTIMATE_QUALITY) | {""}
+
+
+def test_an_archive_of_schema_4_gets_its_batch_qualities_as_words(tmp_path, pass_files):
+    """Schema 4 stored a batch record's quality as its code: opened, the archive writes the
+    word (schema 5) with the key that goes with it, so the same records loaded again from
+    other bytes add nothing; a refused run leaves a schema-4 archive byte for byte as it was
+    (the conversion is part of the run's transaction).  Two records that differ only in codes
+    of no word (0: not recorded, 250: unknown) become one."""
+    import shutil
+
+    from ground.archive.store import record_key
+    from pygnc.formats.batch import quality_code
+
+    _, batches, _ = pass_files
+    db = tmp_path / "v4.sqlite"
+    assert ground_main(["archive", str(db), str(batches)]) == 0
+    n = _count(db)
+    with sqlite3.connect(db) as c:  # as schema 4 left it
+        rows = c.execute(
+            "SELECT record_id, source, kind, device, record, t_sc_s, fields_json, raw, spacecraft_id, run"
+            " FROM records WHERE json_type(fields_json, '$.quality') IS NOT NULL"
+        ).fetchall()
+        assert {r[2] for r in rows} == {"batch_orbit", "batch_attitude", "batch_formation"}
+        for rid, source, kind, device, record, t, fj, raw, sc, run in rows:
+            fields = json.loads(fj)
+            fields["quality"] = quality_code(fields["quality"])
+            fj = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+            key = record_key(source, kind, device, record, t, fj, raw, sc, run)
+            c.execute("UPDATE records SET fields_json = ?, key = ? WHERE record_id = ?", (fj, key, rid))
+        rid, source, kind, device, record, t, fj, raw, sc, run = rows[0]
+        sid = c.execute("SELECT source_id FROM records WHERE record_id = ?", (rid,)).fetchone()[0]
+        for code in (0, 250):
+            fj = json.dumps({**json.loads(fj), "quality": code}, sort_keys=True, separators=(",", ":"))
+            c.execute(
+                "INSERT INTO records (source_id, source, kind, device, record, t_sc_s, key, fields_json, raw,"
+                " spacecraft_id, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sid, source, kind, device, record, t, record_key(source, kind, device, record, t, fj, raw, sc, run))
+                + (fj, raw, sc, run),
+            )
+        c.execute("UPDATE sources SET records = records + 2 WHERE source_id = ?", (sid,))
+        stored, dups = c.execute("SELECT SUM(records), SUM(duplicates) FROM sources").fetchone()
+        c.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    schema_4 = db.read_bytes()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(_BUSLOG_HEADER + '\r\n1,2,3,orbit_estimate,x,1,"[1]"\r\n')
+    assert _archive_quietly(db, batches, bad)[0] == 2
+    assert db.read_bytes() == schema_4
+    with Archive(db) as a:
+        assert a.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        qualities = a.conn.execute(
+            "SELECT DISTINCT json_extract(fields_json, '$.quality') FROM records"
+            " WHERE json_type(fields_json, '$.quality') IS NOT NULL"
+        ).fetchall()
+        assert ("ok",) in qualities and {q for (q,) in qualities} <= set(S.ESTIMATE_QUALITY) | {None}
+        assert a.conn.execute("SELECT SUM(records), SUM(duplicates) FROM sources").fetchone() == (stored - 1, dups + 1)
+        again = tmp_path / "again"
+        again.mkdir()
+        for p in sorted(batches.glob("batch_*.bin")):
+            shutil.copy(p, again / p.name)
+            (again / p.name).write_bytes(p.read_bytes() + b"\0")  # other bytes, same records
+            assert a.load_file(again / p.name).records == 0
+    assert _count(db) == n + 1

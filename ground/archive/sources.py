@@ -496,6 +496,8 @@ def _read_batch(path: Path, data: bytes) -> SourceRecords:
             records.append(Record("hk_reading", _num(r.t_sc_s), fields, v["device"], v["record"], raw))
             continue
         device = peer_device(v.get("peer_id"))
+        if "quality" in v:  # the word, as decode's CSV and the bus log spell it (null: not recorded)
+            v["quality"] = fmt.quality_word(v["quality"]) or None
         records.append(Record(f"batch_{kind.read_as}", _num(r.t_sc_s), jsonable(v), device))
     stats = {**bf.stats.as_dict(), "hk_undecoded": undecoded}
     return SourceRecords(records, stats, jsonable(bf.header or {}))

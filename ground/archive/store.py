@@ -26,7 +26,9 @@ one transaction: each record's source (and the kind and device schema 2 gives a 
 from the file it came from and its fields, its key computed again.  One of schema 2 is
 brought to schema 3: every record gets its spacecraft and run (its fields', else its
 file's).  One of schema 3 is brought to schema 4: a partner's device written as everywhere
-else (``peer_75`` becomes ``peer_0x4B``).  Keys are computed again at each step.
+else (``peer_75`` becomes ``peer_0x4B``).  One of schema 4 is brought to schema 5: a batch
+record's estimate quality stored as its word (``ok``), as the CSV rows and bus messages of
+the same estimates have it, not its code (``1``).  Keys are computed again at each step.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pathlib import Path
 from ground.archive.sources import READERS, MalformedInput, SourceRecords, csv_record, detect_kind, origin
 from pygnc.formats.common import read_regular_file
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -174,6 +176,8 @@ class Archive:
             self._migrate_v2()  # (a schema 3 without them: a development build's, partners already 0x4B)
         if version is not None and version <= 3:
             self._migrate_v3()
+        if version is not None and version <= 4:
+            self._migrate_v4()
         for statement in _statements(SCHEMA):
             conn.execute(statement)
         if row is None:
@@ -295,7 +299,36 @@ class Archive:
                     "UPDATE OR IGNORE records SET device = ?, key = ? WHERE record_id = ?",
                     (new, record_key(source, kind, new, record, t, fj, raw, sc, run), record_id),
                 )
-            conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(SCHEMA_VERSION), "schema_version"))
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", ("4", "schema_version"))
+
+    def _migrate_v4(self) -> None:
+        """Schema 4 -> 5 in one transaction: a batch record's ``quality`` code becomes its
+        word (:func:`pygnc.formats.batch.quality_word`; null: not recorded), its key computed
+        again; a record that then equals one stored is dropped, counted a duplicate."""
+        from pygnc.formats.batch import quality_word
+
+        conn = self.conn
+        with self._transaction():
+            rows = conn.execute(
+                "SELECT record_id, source_id, source, kind, device, record, t_sc_s, fields_json, raw, spacecraft_id,"
+                " run FROM records WHERE source_id IN (SELECT source_id FROM sources WHERE kind = 'batch')"
+                " AND json_type(fields_json, '$.quality') = 'integer'"
+            ).fetchall()
+            for record_id, sid, source, kind, device, record, t, fj, raw, sc, run in rows:
+                fields = json.loads(fj)
+                fields["quality"] = quality_word(fields["quality"]) or None
+                fj = _DUMPS(fields)
+                key = record_key(source, kind, device, record, t, fj, raw, sc, run)
+                cur = conn.execute(
+                    "UPDATE OR IGNORE records SET fields_json = ?, key = ? WHERE record_id = ?", (fj, key, record_id)
+                )
+                if cur.rowcount == 0:
+                    conn.execute("DELETE FROM records WHERE record_id = ?", (record_id,))
+                    conn.execute(
+                        "UPDATE sources SET records = records - 1, duplicates = duplicates + 1 WHERE source_id = ?",
+                        (sid,),
+                    )
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", ("5", "schema_version"))
 
     def commit(self) -> None:
         """Keep what the open transaction wrote (a *single_transaction* archive's run)."""
