@@ -386,3 +386,41 @@ def test_measurements_at_corrupt_times_are_left_out_and_the_grid_is_bounded(form
     with pytest.raises(ValueError, match="smooth at most"):
         smooth(inp0, SmoothConfig())
     assert list(tb.iso_utc([1e308, np.nan, 0.0])) == ["", "", "1970-01-01T00:00:00.000Z"]
+
+
+def _spanning(inp, span_s: float):
+    """*inp* with spacecraft 0's last fix repeated *span_s* after its first: a grid that long."""
+    f = {k: np.concatenate([v, v[-1:]]) for k, v in inp.fixes[0].items()}
+    f["t_gps_s"][-1] = f["t_gps_s"][0] + span_s
+    return dataclasses.replace(inp, fixes=[f, *inp.fixes[1:]])
+
+
+def test_the_grid_bound_bounds_what_a_run_holds(formation, monkeypatch):
+    """MAX_GRID_BYTES bounds what a run holds for its grid: over the longest span a 4-MiB
+    bound accepts, what each step adds to the traced peak, times the steps, is within it.
+    It counted only each step's covariance and transition, and two passes were held at
+    once: about 3x that."""
+    import re
+    import tracemalloc
+
+    import ground.smooth.core as core
+
+    _, _, inp, _ = formation
+    bound = 4 * 2**20
+    monkeypatch.setattr(core, "MAX_GRID_BYTES", bound)
+    with pytest.raises(ValueError, match="smooth at most") as refused:
+        smooth(_spanning(inp, 30 * 86400.0), SmoothConfig())
+    most_days = float(re.search(r"smooth at most ([0-9.e+-]+) days", str(refused.value)).group(1))
+
+    def peak(inp_) -> tuple[int, int]:
+        tracemalloc.start()
+        try:
+            res = smooth(inp_, SmoothConfig())
+            return res.t_gps_s.size, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    k_short, short = peak(inp)
+    k_long, long = peak(_spanning(inp, 0.98 * most_days * 86400.0))
+    per_step = (long - short) / (k_long - k_short)
+    assert k_long > 2 * k_short and per_step * k_long <= bound, (per_step, k_long)

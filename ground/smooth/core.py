@@ -65,6 +65,7 @@ __all__ = [
     "SmoothConfig",
     "SmootherInput",
     "SmootherResult",
+    "grid_bytes",
     "smooth",
 ]
 
@@ -73,8 +74,8 @@ FIX, RANGE = 0, 1
 #: Measurement states (:attr:`SmootherResult.meas_state`).
 USED, REJECTED, HELD, EDITED, UNUSED = 0, 1, 2, 3, 4
 STATE_NAMES = ("used", "rejected", "held", "edited", "unused")
-#: The most the grid's per-step covariances and transition matrices may hold [bytes]; a longer
-#: span is refused with the longest that fits (a laptop's memory, not the smoother's limit).
+#: The most a run may hold for its grid [bytes] (:func:`grid_bytes`); a longer span is refused
+#: with the longest that fits (a laptop's memory, not the smoother's limit).
 MAX_GRID_BYTES = 4 * 2**30
 
 
@@ -701,6 +702,16 @@ def _relative_change(lay: Layout, xs, xs_prev, i: int, j: int) -> float:
     return float(np.max(np.abs(d)))
 
 
+def grid_bytes(lay: Layout, kk: int) -> int:
+    """What a run holds for a grid of *kk* steps at its peak [bytes]: one pass's covariance and
+    transition per step (the previous pass is let go first), its states (filtered, predicted,
+    linearisation point, smoothed, the previous pass's), the smoothed blocks kept for the result
+    (twice while they are stacked), and about 2 KiB of numpy's and Python's headers per step."""
+    n_sc = lay.n_sc
+    kept = 37 * n_sc + 36 * (n_sc * (n_sc - 1) // 2) + len(lay.links) + len(lay.observers)
+    return kk * (8 * (2 * lay.n**2 + 6 * lay.n + 2 * kept) + 2048)
+
+
 def smooth(inp: SmootherInput, cfg: SmoothConfig | None = None, progress=None) -> SmootherResult:
     """Smooth every spacecraft's fixes and every range between them over their whole span (see
     the module docstring).  Each spacecraft needs at least one usable fix (``ValueError``
@@ -722,12 +733,12 @@ def smooth(inp: SmootherInput, cfg: SmoothConfig | None = None, progress=None) -
     h = float(cfg.step_s)
     t0 = math.floor(float(t_all.min()))  # the grid starts at the first measurement's whole second
     kk = int(math.floor((float(t_all.max()) - t0) / h)) + 2  # the last measurement strictly inside a step
-    need = 2 * 8 * kk * lay.n**2  # each step's covariance and transition matrix, float64
+    need = grid_bytes(lay, kk)
     if need > MAX_GRID_BYTES:
-        most_days = MAX_GRID_BYTES / (2 * 8 * lay.n**2) * h / 86400.0
+        most_days = MAX_GRID_BYTES / grid_bytes(lay, 1) * h / 86400.0
         raise ValueError(
             f"the measurements span {(t_all.max() - t0) / 86400.0:.3g} days: {kk} steps of {h:g} s would hold "
-            f"about {need / 2**30:.1f} GiB; smooth at most {most_days:.1f} days at once (or take a longer --step-s)"
+            f"about {need / 2**30:.1f} GiB; smooth at most {most_days:.3g} days at once (or take a longer --step-s)"
         )
     t_grid = t0 + h * np.arange(kk)
     meas, (kinds, scs, peers, times) = _measurements(inp, cfg, t0, h)
@@ -790,6 +801,7 @@ def smooth(inp: SmootherInput, cfg: SmoothConfig | None = None, progress=None) -
             edits = np.isfinite(resid.edit) & (resid.edit > gate)
             lin_points = xs
             xs_prev = xs
+            del ps, resid, blocks  # (let this pass go before the next: one pass's grid at a time)
     ab, dg, rel, vb, vo = (np.stack([b[q] for b in blocks]) for q in range(5))
     return SmootherResult(
         t_gps_s=t_grid,
