@@ -424,3 +424,74 @@ def test_the_grid_bound_bounds_what_a_run_holds(formation, monkeypatch):
     k_long, long = peak(_spanning(inp, 0.98 * most_days * 86400.0))
     per_step = (long - short) / (k_long - k_short)
     assert k_long > 2 * k_short and per_step * k_long <= bound, (per_step, k_long)
+
+
+# --------------------------------------------------------------------------- corrupt times
+@pytest.fixture(scope="module")
+def downlinks(formation, tmp_path_factory):
+    """Each spacecraft's downlinked batch files of the formation scenario: {name: dir}."""
+    scn = formation[0]
+    out = tmp_path_factory.mktemp("downlinks")
+    for name, sid in (("sc0", 0x4A), ("sc1", 0x4B)):
+        write_downlink(scn if name == "sc0" else scn / name, sid, out / name)
+    return {"sc0": out / "sc0", "sc1": out / "sc1"}
+
+
+def _restamp_fixes(src, dst, shift_s: float, n: int | None = None) -> list[float]:
+    """*src*'s batch files copied to *dst* with the GPS time of its first *n* own fixes (None:
+    all) moved by *shift_s*, framed again with valid CRCs (as a corrupt downlink can be): the
+    times they now carry."""
+    import shutil
+
+    from pygnc.formats import batch as B
+
+    shutil.copytree(src, dst)
+    moved: list[float] = []
+    for path in sorted(dst.glob("batch_*.bin")):
+        data = bytearray(path.read_bytes())
+        for rec in B.decode_batch(bytes(data)).records:
+            kind = rec.kind
+            if kind is None or kind.name != "gps_fix" or (n is not None and len(moved) >= n):
+                continue
+            v = rec.values()
+            if int(v["peer_id"]) != 0:
+                continue
+            v["t_gps_s"] += shift_s
+            data[rec.offset : rec.offset + len(rec.raw)] = B.encode_record(kind, rec.t_sc_s, v)
+            moved.append(v["t_gps_s"])
+        path.write_bytes(bytes(data))
+    return moved
+
+
+def _smooth_in_2_gib(*args) -> subprocess.CompletedProcess:
+    """``python -m ground smooth ARGS`` in a child whose address space is 2 GiB (a grid over
+    years fails there instead of taking the machine's memory)."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))\n"
+        "from ground.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    cmd = [sys.executable, "-c", code, "smooth", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_a_downlinked_fix_stamped_years_off_is_left_out_and_said(downlinks, tmp_path):
+    """The review's case as typed: one CRC-valid downlinked fix stamped ten years on made the
+    grid span ten years and exhausted memory.  It is left out and said - how many, when - on
+    the terminal and in the report; the grid spans the rest."""
+    from pygnc.timebase import utc_unix_from_gps
+
+    (t_bad,) = _restamp_fixes(downlinks["sc0"], tmp_path / "sc0", 10 * 365.25 * 86400.0, n=1)
+    out = tmp_path / "out"
+    p = _smooth_in_2_gib(
+        "--spacecraft", f"0x4A={tmp_path / 'sc0'}", "--spacecraft", f"0x4B={downlinks['sc1']}", "--out", out
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    said = f"0x4A: 1 fixes more than 2 days from the bulk of the data (at {tb.iso_utc([utc_unix_from_gps(t_bad)])[0]})"
+    assert said.startswith("0x4A: 1 fixes more than 2 days from the bulk of the data (at 2035-")
+    assert said in p.stdout and said in (out / "report.md").read_text()
+    _, rows = _read(out / "measurements.csv")
+    t_meas = np.array([float(r[0]) for r in rows])
+    t_grid = np.array([float(r[2]) for r in _read(out / "orbit_0x4A.csv")[1]])
+    assert t_meas.max() - t_meas.min() < 2 * 3600.0 and t_grid[-1] - t_grid[0] < 2 * 3600.0
