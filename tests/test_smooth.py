@@ -495,3 +495,24 @@ def test_a_downlinked_fix_stamped_years_off_is_left_out_and_said(downlinks, tmp_
     t_meas = np.array([float(r[0]) for r in rows])
     t_grid = np.array([float(r[2]) for r in _read(out / "orbit_0x4A.csv")[1]])
     assert t_meas.max() - t_meas.min() < 2 * 3600.0 and t_grid[-1] - t_grid[0] < 2 * 3600.0
+
+
+def test_a_spacecraft_whose_fixes_are_all_years_off_is_left_out(downlinks, tmp_path):
+    """A spacecraft whose every downlinked fix is years from the other's (a GPS week gone
+    wrong) took the whole run with it (exit 1, 'has no usable GPS fix'): it is left out and
+    said, as one without a usable fix, with its ranges and those to it; the other is smoothed."""
+    _restamp_fixes(downlinks["sc0"], tmp_path / "sc0", 5 * 365.25 * 86400.0)
+    n_moved = read_spacecraft(tmp_path / "sc0", 0x4A).fixes["t_gps_s"].size
+    assert 0 < n_moved <= read_spacecraft(downlinks["sc1"], 0x4B).fixes["t_gps_s"].size  # (0x4B's the bulk)
+    out = tmp_path / "out"
+    p = _smooth_in_2_gib(
+        "--spacecraft", f"0x4A={tmp_path / 'sc0'}", "--spacecraft", f"0x4B={downlinks['sc1']}", "--out", out
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "0x4A" in p.stderr and "left out" in p.stderr and "Traceback" not in p.stderr
+    report = (out / "report.md").read_text()
+    assert f"0x4A: {n_moved} fixes more than 2 days from the bulk of the data (at 2030-" in report
+    assert "0x4A: no fix left: left out" in report and "ranges to 0x4A, which is left out: not used" in report
+    assert sorted(p.name for p in out.glob("orbit_*.csv")) == ["orbit_0x4B.csv"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["spacecraft"]) == ["0x4B"] and summary["spacecraft"]["0x4B"]["used"] > 0

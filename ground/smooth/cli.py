@@ -298,6 +298,10 @@ def run(args) -> int:
             return 1
     inp, more = assemble(datas)
     notes += more
+    for d in datas:
+        if d.sc_id not in inp.ids:  # (every fix of it left out: as one without a usable fix)
+            print(f"smooth: warning: 0x{d.sc_id:02X} ({d.path}): no fix left: left out", file=sys.stderr)
+    datas = [d for d in datas if d.sc_id in inp.ids]
     cfg = SmoothConfig(step_s=args.step_s, passes=args.passes, range_bias_walk_m_sqrt_s=args.range_bias_walk)
     for msg in more:
         say(f"smooth: {msg}")

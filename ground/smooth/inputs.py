@@ -393,20 +393,27 @@ def _utc_text(unix_s: float) -> str:
 
 def assemble(datas: list[SpacecraftData]):
     """The smoother's input from the spacecraft's data (in their order): (SmootherInput,
-    notes).  A range to a partner that is not among them is left out (counted per observer
-    and partner in the notes); so are measurements isolated in time (:func:`_leave_out_isolated`)."""
+    notes).  Measurements isolated in time are left out (:func:`_leave_out_isolated`), and a
+    spacecraft with no fix left is left out of the input (not of *datas*), as one without a
+    usable fix; a range to a partner that is not in the input is left out (counted per
+    observer and partner in the notes)."""
     from ground.smooth.core import SmootherInput
 
-    index = {d.sc_id: k for k, d in enumerate(datas)}
-    rt, ro, rp, rr = [], [], [], []
     notes: list[str] = []
     _leave_out_isolated(datas, notes)
+    gone = {d.sc_id for d in datas if not d.fixes["t_gps_s"].size}
+    for sid in sorted(gone):
+        notes.append(f"0x{sid:02X}: no fix left: left out (its ranges and those to it with it)")
+    datas = [d for d in datas if d.sc_id not in gone]
+    index = {d.sc_id: k for k, d in enumerate(datas)}
+    rt, ro, rp, rr = [], [], [], []
     for k, d in enumerate(datas):
         peers = d.ranges["peer_id"]
         known = np.array([int(p) in index and int(p) != d.sc_id for p in peers], dtype=bool)
         for p in sorted({int(p) for p in peers[~known]}):
             n = int(np.sum(peers == p))
-            notes.append(f"0x{d.sc_id:02X}: {n} ranges to 0x{p:02X}, which is not an input spacecraft: not used")
+            why = "which is left out" if p in gone else "which is not an input spacecraft"
+            notes.append(f"0x{d.sc_id:02X}: {n} ranges to 0x{p:02X}, {why}: not used")
         rt.append(d.ranges["t_gps_s"][known])
         ro.append(np.full(int(known.sum()), k))
         rp.append(np.array([index[int(p)] for p in peers[known]], dtype=np.int64))
