@@ -1276,3 +1276,18 @@ def test_page_axis_labels_are_clear_of_units_distinct_and_inside(browser):
     finally:
         srv.stop()
         dev.close()
+
+
+def test_a_range_with_no_estimate_near_it_is_counted_not_raised():
+    """The live source looks for a range's estimates among the newest (from the right): when
+    the newest formation estimate is another partner's, older than the range by more than
+    its window (estimates out of order), there is none - it raised TypeError and broke the
+    feed; now the range is counted as unresolved."""
+    from ground.station.sources import StreamSource
+
+    src = StreamSource("loop://")
+    src._bodies["formation"].extend([{"peer_id": 0x4B, "t_sc_s": 1000.0}, {"peer_id": 0x4C, "t_sc_s": 10.0}])
+    src._last_t = {0x4B: 1000.0, 0x4C: 10.0}
+    src._ranges_pending = [{"t_sc_s": 995.0, "peer_id": 0x4B, "range_m": 3000.0, "valid": True}]
+    src._resolve_ranges()
+    assert src._ranges_pending == [] and list(src._residuals) == [] and src._stats["ranges_unresolved"] == 1

@@ -351,7 +351,14 @@ class StreamSource:
         self._status: dict | None = None
         self._counters: dict | None = None
         self._notes: deque = deque(maxlen=50)
-        self._stats = {"frames": 0, "frame_errors": 0, "noise_lines": 0, "bad_records": 0, "reopens": 0}
+        self._stats = {
+            "frames": 0,
+            "frame_errors": 0,
+            "noise_lines": 0,
+            "bad_records": 0,
+            "reopens": 0,
+            "ranges_unresolved": 0,
+        }
         self._status_dirty = False
         self._offset: float | None = None
         self._offset_sent: float | None = None
@@ -517,8 +524,10 @@ class StreamSource:
 
     def _resolve_ranges(self) -> None:
         """Residuals of the ranges whose peer's estimates now span them (lock held): only the
-        newest estimates are looked at (from the right), never the whole history."""
-        from ground.outputs.residuals import range_residuals
+        newest estimates are looked at (from the right), never the whole history.  A range
+        with no estimate near it there (estimates that came out of order) is counted as
+        unresolved; one against a range-only partner's prior keeps its time, not its value."""
+        from ground.outputs.residuals import estimated, range_residuals
 
         if not self._ranges_pending:
             return
@@ -527,11 +536,16 @@ class StreamSource:
             return
         t_lo = min(r["t_sc_s"] for r in ready) - 120.0
         near = list(itertools.takewhile(lambda b: b["t_sc_s"] >= t_lo, reversed(self._bodies["formation"])))[::-1]
+        self._ranges_pending = [r for r in self._ranges_pending if r not in ready]
+        if not near:
+            self._stats["ranges_unresolved"] += len(ready)
+            return
         res = range_residuals(self._tables({"formation": near})["formation"], ready)
-        for t, p, x in zip(res["t_sc_s"].tolist(), res["peer_id"].tolist(), res["residual_m"].tolist()):
+        self._stats["ranges_unresolved"] += len(ready) - res["t_sc_s"].size
+        value = np.where(estimated(res), res["residual_m"], np.nan)
+        for t, p, x in zip(res["t_sc_s"].tolist(), res["peer_id"].tolist(), value.tolist()):
             self._residuals.append((t, p, x))
             self._new_residuals.append((t, p, x))
-        self._ranges_pending = [r for r in self._ranges_pending if r not in ready]
 
     def _residual_dict(self, rows) -> dict | None:
         if not rows:
