@@ -228,6 +228,24 @@ def test_safe_file_refuses_everything_outside(tmp_path):
     assert server.list_files(root) == ["orbit.csv", "plots/a.png"]  # link_out never listed
 
 
+def test_only_what_the_listing_shows_is_served(tmp_path):
+    """`/files/` served any regular file of the directory, hidden ones too (`.env`,
+    `.git/config`), that the listing never showed: now exactly what it shows."""
+    root = tmp_path / "src"
+    (root / ".git").mkdir(parents=True)
+    (root / "orbit.csv").write_text("x\n")
+    (root / ".env").write_text("TOKEN=1\n")
+    (root / ".hidden.csv").write_text("x\n")
+    (root / ".git" / "config.txt").write_text("[core]\n")
+    (root / "pygnc_config.toml").write_text("a = 1\n")
+    (root / "alias.csv").symlink_to(root / ".hidden.csv")
+    assert server.list_files(root) == ["orbit.csv"]
+    assert server.offered(root, "orbit.csv") == (root / "orbit.csv").resolve()
+    for hidden in (".env", ".hidden.csv", ".git/config.txt", "pygnc_config.toml", "alias.csv"):
+        assert server.offered(root, hidden) is None, hidden
+    assert server.offered(root, ".env", frozenset({"orbit.csv"})) is None
+
+
 def test_open_source_says_what_it_cannot_use(tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         sources.open_source(str(tmp_path / "nothing"))

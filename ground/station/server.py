@@ -84,19 +84,33 @@ def safe_file(root: Path, name: str) -> Path | None:
     return p
 
 
+def offered(root: Path, name: str, only: frozenset[str] | None = None) -> Path | None:
+    """*name* as a file of *root* offered for download, or None: one of *only* when given,
+    else a :func:`safe_file` of a listed kind (suffix) whose path, as named and as it
+    resolves, has no hidden (dot) part - what the listing shows is all that is served."""
+    if only is not None:
+        return safe_file(root, name) if name in only else None
+    if Path(name).suffix not in _LISTED_SUFFIXES or any(part.startswith(".") for part in Path(name).parts):
+        return None
+    p = safe_file(root, name)
+    if p is None or any(part.startswith(".") for part in p.relative_to(root.resolve()).parts):
+        return None
+    return p
+
+
 def list_files(root: Path | None, only: frozenset[str] | None = None) -> list[str]:
     """The files of *root* offered for download (those named in *only*, when given)."""
     if root is None or not root.is_dir():
         return []
     if only is not None:
-        return sorted(n for n in only if safe_file(root, n))
+        return sorted(n for n in only if offered(root, n, only))
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
-            p = Path(dirpath, f)
-            if p.suffix in _LISTED_SUFFIXES and not f.startswith(".") and safe_file(root, str(p.relative_to(root))):
-                out.append(str(p.relative_to(root)))
+            name = str(Path(dirpath, f).relative_to(root))
+            if offered(root, name):
+                out.append(name)
                 if len(out) >= MAX_FILES_LISTED:
                     return out
     return out
@@ -345,7 +359,7 @@ class Station:
 
     async def files(self, request: web.Request) -> web.StreamResponse:
         root, only, name = self.source.files_root, self.source.files_only, request.match_info["name"]
-        p = safe_file(root, name) if root is not None and (only is None or name in only) else None
+        p = offered(root, name, only) if root is not None else None
         if p is None:
             raise web.HTTPNotFound(text="not found\n")
         return web.FileResponse(p)
