@@ -535,6 +535,31 @@ def test_existing_file_merge_keeps_other_keys_force_replaces(demo, capsys):
     assert "cannot be read as TOML" in capsys.readouterr().err
 
 
+def test_a_merge_the_flight_would_refuse_is_not_written(demo, capsys):
+    """A configuration just under the flight's 256-KiB bound, merged with one more prior,
+    was written over it - a file the flight refuses whole; the result is now put through the
+    flight's own loader (``parse_config``: its size bound too) and refused, the file kept."""
+    from pygnc.config import MAX_CONFIG_BYTES
+
+    one = demo / "one.toml"
+    assert _uplink(demo, *TLE_ARGS, "--partner", "0x4B=90075", "--spacecraft-id", "0x4A", "--out", one) == 0
+    body = re.split(r"\[formation_peer_priors\.\W?0x4B\W?\]", one.read_text(), maxsplit=1)[1]
+    text = "spacecraft_id = 74\n"
+    for pid in (k for k in range(1, 256) if k not in (0x4A, 0x4C)):
+        block = f'[formation_peer_priors."0x{pid:02X}"]' + body
+        if len((text + block).encode()) > MAX_CONFIG_BYTES - 200:
+            break
+        text += block
+    out = demo / "full.toml"
+    out.write_text(text)
+    load_config(out)  # the flight takes it as it is
+    capsys.readouterr()
+    assert _uplink(demo, *TLE_ARGS, "--partner", "0x4C=90076", "--out", out, "--merge") == 2
+    err = capsys.readouterr().err
+    assert "rejects the result" in err and "bytes" in err, err
+    assert out.read_text() == text
+
+
 def _uplink_command(demo: Path, *args) -> subprocess.CompletedProcess:
     """``python -m ground uplink ARGS`` as a user types it, in *demo*."""
     return run_line(shlex.join(["python", "-m", "ground", "uplink", *map(str, args)]), demo)

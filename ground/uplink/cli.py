@@ -508,15 +508,14 @@ def render(data: dict, epoch_text: str) -> str:
 
 
 def validate(text: str, out: Path, priors: list[PartnerPrior]):
-    """The flight's own loader on the text to be written: the Config, or Refused."""
-    from pygnc.config import Config, with_overrides
+    """The flight's own loader on the bytes to be written (its size bound, parser and checks:
+    :func:`pygnc.config.parse_config`): the Config, or Refused."""
+    from pygnc.config import ConfigError, parse_config
 
     try:
-        cfg = with_overrides(Config(), tomllib.loads(text), str(out))
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        cfg = parse_config(text.encode(), str(out))
+    except ConfigError as exc:
         raise Refused(f"the flight configuration loader rejects the result: {exc}") from None
-    except (OverflowError, RecursionError) as exc:  # (a merged file's value beyond what the loader reads)
-        raise Refused(f"the flight configuration loader cannot read the result ({exc}): a value in {out}?") from None
     for p in priors:
         got = cfg.formation_peer_priors.get(p.peer_id)
         if got is None or got["frame"] != "ecef" or got["cov_rtn"] is None:
