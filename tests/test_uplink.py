@@ -556,7 +556,8 @@ def test_a_merge_the_flight_would_refuse_is_not_written(demo, capsys):
     capsys.readouterr()
     assert _uplink(demo, *TLE_ARGS, "--partner", "0x4C=90076", "--out", out, "--merge") == 2
     err = capsys.readouterr().err
-    assert "rejects the result" in err and "bytes" in err, err
+    assert "rejects the result" in err and "bytes" in err and "nothing written" in err and "--force" in err, err
+    assert len(err.strip().splitlines()) == 1, err
     assert out.read_text() == text
 
 

@@ -17,10 +17,12 @@ isotropic fallback (``sigma_pos_m``, ``sigma_vel_m_s``: the largest axis of each
   (within the 99.9 % bound of both covariances) - a disagreement is refused: one of the
   two is not that partner's.
 
-The file is checked by the flight's own loader (:func:`pygnc.config.with_overrides`) before
-it is written, atomically.  An existing ``--out`` is refused unless ``--merge`` (keep its
-other keys, replace these partners' priors, keep other partners') or ``--force`` (replace
-the file).  Stale or inconsistent inputs are refused with a message and exit status 2.
+The file's bytes are checked by the flight's own check of an uplinked configuration
+(:func:`pygnc.config.parse_config`: size, encoding, syntax, every key) before they are
+written, atomically: a result the flight would reject is not written.  An existing
+``--out`` is refused unless ``--merge`` (keep its other keys, replace these partners'
+priors, keep other partners') or ``--force`` (replace the file).  Stale or inconsistent
+inputs are refused with a message and exit status 2.
 """
 
 from __future__ import annotations
@@ -507,15 +509,18 @@ def render(data: dict, epoch_text: str) -> str:
     return head + tomli_w.dumps(data)
 
 
-def validate(text: str, out: Path, priors: list[PartnerPrior]):
+def validate(text: str, out: Path, priors: list[PartnerPrior], merged: bool = False):
     """The flight's own loader on the bytes to be written (its size bound, parser and checks:
     :func:`pygnc.config.parse_config`): the Config, or Refused."""
     from pygnc.config import ConfigError, parse_config
 
     try:
-        cfg = parse_config(text.encode(), str(out))
+        cfg = parse_config(text.encode(), f"{out} with these priors merged" if merged else str(out))
     except ConfigError as exc:
-        raise Refused(f"the flight configuration loader rejects the result: {exc}") from None
+        hint = f" (--merge keeps {out}'s other keys and priors: remove those not needed, or --force)" if merged else ""
+        raise Refused(
+            f"the flight configuration loader rejects the result: {'; '.join(exc.lines())} - nothing written{hint}"
+        ) from None
     for p in priors:
         got = cfg.formation_peer_priors.get(p.peer_id)
         if got is None or got["frame"] != "ecef" or got["cov_rtn"] is None:
@@ -586,7 +591,7 @@ def run(args) -> int:
         new_file = not (args.merge and out.exists())
         data, kept = build_document(priors, out, args.merge, spacecraft_id)
         text = render(data, tl.utc_iso(t_epoch))
-        cfg = validate(text, out, priors)
+        cfg = validate(text, out, priors, merged=not new_file)
         write_atomic(out, text.encode())
     except Refused as exc:
         print(f"uplink: {exc}", file=sys.stderr)
