@@ -1309,3 +1309,52 @@ def test_a_range_with_no_estimate_near_it_is_counted_not_raised():
     src._ranges_pending = [{"t_sc_s": 995.0, "peer_id": 0x4B, "range_m": 3000.0, "valid": True}]
     src._resolve_ranges()
     assert src._ranges_pending == [] and list(src._residuals) == [] and src._stats["ranges_unresolved"] == 1
+
+
+def test_the_live_feed_goes_on_past_a_range_with_no_estimate_near_it():
+    """Through the frames and polls the server makes: a range whose partner's estimates are
+    older than the window of the newest (an older estimate of another partner came last)
+    raised TypeError at every poll from then on; now it is counted in the status
+    (``station_ranges_unresolved``), the estimates are sent, and a later range is resolved."""
+    from pygnc.formats.range_packet import encode_packet, raw_from_range_m
+
+    src = sources.StreamSource("loop://")
+    try:
+
+        def estimate(peer: int, t: float) -> None:
+            v = {"peer_id": peer, "dr_ecef_m": [0.0, 3000.0, 0.0], "dv_ecef_m_s": [0.0] * 3, "quality": 1}
+            src._handle([fs.Frame(fs.ESTIMATE, 0, fmt.encode_record(fmt.KINDS_BY_NAME["formation"], t, v))])
+
+        def range_at(t: int) -> None:
+            src._handle([fs.Frame(fs.RANGE, 0, encode_packet(0x4B, t, raw_from_range_m(3000.0)))])
+
+        for t in (1000.0, 1002.0):
+            estimate(0x4B, t)
+        estimate(0x4C, 10.0)  # out of order: the newest estimate is far older than the range
+        range_at(1001)
+        first = {m["type"]: m for m in src.poll()}  # (and the port's state, as it opens)
+        assert first["append"]["rows"]["formation"] == 3
+        for t in (1004.0, 1006.0):
+            estimate(0x4B, t)
+        range_at(1005)
+        second = {m["type"]: m for m in src.poll()}
+        assert second["append"]["rows"]["residuals"] == 1
+        assert src.current()[1]["status"]["counters"]["station_ranges_unresolved"] == 1
+    finally:
+        src.close()
+
+
+def test_ranges_waiting_for_estimates_that_never_come_are_bounded(monkeypatch):
+    """A partner that never gets a formation estimate: its ranges waited for ever (a list
+    growing through a long session); the oldest beyond LIVE_MAX_ROWS are dropped and counted."""
+    from pygnc.formats.range_packet import encode_packet, raw_from_range_m
+
+    monkeypatch.setattr(sources, "LIVE_MAX_ROWS", 5)
+    src = sources.StreamSource("loop://")
+    try:
+        for t in range(1000, 1008):
+            src._handle([fs.Frame(fs.RANGE, 0, encode_packet(0x4B, t, raw_from_range_m(3000.0)))])
+        assert [r["t_sc_s"] for r in src._ranges_pending] == [1003.0, 1004.0, 1005.0, 1006.0, 1007.0]
+        assert src._stats["ranges_unresolved"] == 3
+    finally:
+        src.close()

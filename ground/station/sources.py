@@ -494,6 +494,10 @@ class StreamSource:
             pk = np.frombuffer(payload[: n * RANGE_PACKET_DTYPE.itemsize], dtype=RANGE_PACKET_DTYPE)
             rows = decode_ranges(pk, DecodeSettings.from_config(self.config))
             with self._lock:
+                over = len(self._ranges_pending) + len(rows) - LIVE_MAX_ROWS
+                if over > 0:  # (a partner that never gets an estimate: its ranges wait no longer)
+                    self._stats["ranges_unresolved"] += over
+                    del self._ranges_pending[:over]
                 for r in rows:
                     self._ranges_pending.append(
                         {
