@@ -124,9 +124,10 @@ class FlightRun:
             f"status condition not met in {timeout_s} s; last status {self.status()}\noutput:\n{self.text}"
         )
 
-    def wait_info(self, needle: bytes, timeout_s: float = 10.0, period_s: float = 0.02) -> bytes:
-        """The info file once it contains *needle* (it is rewritten just after the status
-        file, so a status seen already may not be in the info file read at once)."""
+    def wait_info(self, needle: bytes, timeout_s: float = 10.0, period_s: float = 0.02, until=None) -> bytes:
+        """The info file once it contains *needle* (and *until* of its bytes holds, when given;
+        it is rewritten just after the status file, so a status seen already may not be in
+        the info file read at once)."""
         t_end = time.monotonic() + timeout_s
         info = b""
         while time.monotonic() < t_end:
@@ -134,7 +135,7 @@ class FlightRun:
                 info = (self.home / "pygnc_info.txt").read_bytes()
             except FileNotFoundError:
                 info = b""
-            if needle in info:
+            if needle in info and (until is None or until(info)):
                 return info
             time.sleep(period_s)
         raise AssertionError(f"{needle!r} not in the info file within {timeout_s} s; last:\n{info!r}")

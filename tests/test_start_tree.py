@@ -132,10 +132,19 @@ def test_a_rejected_uplink_without_an_accepted_copy_runs_on_the_defaults(tmp_pat
     home = make_home(tmp_path, SAMPLE)
     (home / "pygnc_config.toml").write_text(text)
     with FlightRun(home, spacecraft_time_s=T_END_SC) as run:
-        st = run.wait_status(lambda s: s["run"] == 1 and _navigating(s) and s["flags"] & S.FLAG_ORBIT_VALID)
+        # (the attitude caught up too: its line's length decides how much of the cfg line fits)
+        st = run.wait_status(
+            lambda s: (
+                s["run"] == 1
+                and _navigating(s)
+                and s["flags"] & S.FLAG_ORBIT_VALID
+                and S.ESTIMATE_QUALITY[s["att_quality"]] in ("ok", "uncertain")
+            )
+        )
         assert st["flags"] & S.FLAG_CONFIG_REJECTED
-        text = run.wait_info(b"cfg")  # (the file's name when there is room for it)
-        assert re.search(info, text), text
+        # (the info file is written just after the status: the one of that status, or a later one)
+        text = run.wait_info(b"cfg", until=lambda t: re.search(rb"^att (ok|uncertain) ", t, re.M) is not None)
+        assert re.search(info, text), text  # (the file's name when there is room for it)
         sup = (run.log_dir() / "supervisor.log").read_text()
         assert f"{home / 'pygnc_config.toml'}{logged}" in sup and "running on the defaults" in sup
         run.ctrl_c()
