@@ -397,7 +397,7 @@ def test_formation_statistics_leave_the_acquiring_placeholders_out():
 def test_range_residuals_carry_the_word_of_the_estimate_they_are_taken_against():
     """A range between a prior's row (``acquiring``) and an estimate's is taken against the
     prior in part: it says ``acquiring``, and the statistics leave it out (a replay's range
-    residuals read 8.58 m RMS with them, 0.60 m without)."""
+    residuals read 8.58 m RMS with them, 0.58 m without)."""
     from ground.outputs import residuals as rs
     from ground.replay.statistics import residual_stats
 
