@@ -396,3 +396,30 @@ def test_environments_at_equals_environment_at_bit_for_bit(single_sc_3h):
         one = aenv.environment_at(float(ti), re_, rg, m, 1.2e5, 0.3)
         for f in dataclasses.fields(one):
             assert np.array_equal(getattr(e, f.name), getattr(one, f.name)), f.name
+
+
+def test_a_triad_start_carries_the_magnetometer_bias_uncertainty():
+    """The first attitude is a TRIAD on a field corrected by the calibrator's bias estimate,
+    still tens of uT off early on: the start covariance holds what that bias error turns the
+    attitude by, and the correlation - it was a fixed 10 deg per axis, and starts 20-33 deg off
+    were `ok` with a sigma that did not cover them."""
+    rot = Rotation.from_rotvec([0.4, -0.3, 0.8]).as_matrix()  # body -> GCRS
+    s_ref = np.array([0.3, 0.9, -0.3]) / np.linalg.norm([0.3, 0.9, -0.3])
+    b_ref = np.array([20.0, -15.0, 25.0])
+    env = aenv.Environment(b_ref, s_ref, 1.0, 1.0, np.zeros(0), np.zeros((0, 3)))
+    s_b, m_b = rot.T @ s_ref, rot.T @ b_ref
+    bias_err = np.array([0.4, -0.6, 0.3])  # the estimate's bias minus the truth's, uT (first order)
+    a = sensors.triad(s_b, s_ref, m_b - bias_err, b_ref)  # what the start computes
+    g = am._triad_from_mag_bias(a, s_b, m_b - bias_err, env)
+    assert g is not None and np.all(g[:, :3] == 0.0)
+    # the truth's attitude seen from the start's: the rotation the bias error made, to first order
+    true_err = Rotation.from_matrix(a.T @ rot).as_rotvec()
+    np.testing.assert_allclose(
+        g @ np.concatenate([np.zeros(3), -bias_err]), true_err, atol=0.05 * np.linalg.norm(true_err)
+    )
+    f = am.AttitudeMEKF()
+    p_bias = np.diag([1e-6] * 3 + [36.0] * 3)
+    f.initialize(0.0, qn.quat_from_dcm(a), np.zeros(3), np.zeros(6), p_bias, g)
+    np.testing.assert_allclose(f.p[:3, :3], np.eye(3) * f.cfg.init_attitude_sigma_rad**2 + g @ p_bias @ g.T)
+    np.testing.assert_allclose(f.p[:3, 3:], g @ p_bias)
+    assert np.all(np.linalg.eigvalsh(f.p) > 0)

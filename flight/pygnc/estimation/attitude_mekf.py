@@ -183,14 +183,24 @@ class AttitudeMEKF:
         w_meas_body_rad_s: ArrayLike,
         bias0: ArrayLike,
         p_bias0: ArrayLike,
+        att_from_bias: ArrayLike | None = None,
     ) -> None:
         """Start from attitude *q* (sigma ``init_attitude_sigma_rad``) and biases (6,) with
-        covariance (6, 6)."""
+        covariance (6, 6).  *att_from_bias* (3, 6): how the attitude *q* was computed moves
+        with the biases' errors (d dtheta / d bias) - their uncertainty is then the
+        attitude's too, with the correlation (a TRIAD on a magnetometer whose bias is still
+        tens of uT off is as far off as that bias turns the field)."""
         self.q = np.asarray(q_body_to_gcrs, dtype=float) / np.linalg.norm(q_body_to_gcrs)
         self.x_bias = np.asarray(bias0, dtype=float).copy()
         self.p = np.zeros((9, 9))
+        p_bb = np.asarray(p_bias0, dtype=float)
         self.p[:3, :3] = np.eye(3) * self.cfg.init_attitude_sigma_rad**2
-        self.p[3:, 3:] = np.asarray(p_bias0, dtype=float)
+        self.p[3:, 3:] = p_bb
+        if att_from_bias is not None:
+            g = np.asarray(att_from_bias, dtype=float)
+            self.p[:3, :3] += g @ p_bb @ g.T
+            self.p[:3, 3:] = g @ p_bb
+            self.p[3:, :3] = self.p[:3, 3:].T
         self.t_s = float(t_s)
         self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
         self.w_before = None
@@ -476,6 +486,23 @@ class _StepRecord:
     p_post: np.ndarray | None
 
 
+def _triad_from_mag_bias(a: np.ndarray, s_b: np.ndarray, m_corr: np.ndarray, env: Environment) -> np.ndarray | None:
+    """d dtheta / d bias (3, 6; gyro bias columns zero) of the TRIAD attitude *a* from sun
+    vector *s_b* and bias-corrected field *m_corr* [uT] (body-axis error rotation, as the
+    MEKF's error state), by differences of 0.01 uT; None where a perturbed TRIAD fails."""
+    h = 0.01
+    g = np.zeros((3, 6))
+    for k in range(3):
+        dm = np.zeros(3)
+        dm[k] = h  # a larger bias estimate: a smaller corrected field on that axis
+        ak = triad(s_b, env.sun_unit_gcrs, m_corr - dm, env.mag_gcrs_ut)
+        if ak is None:
+            return None
+        r = a.T @ ak
+        g[:, 3 + k] = 0.5 * np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / h
+    return g
+
+
 class AttitudeEstimator:
     """Calibrator + MEKF + initialisation logic; one :meth:`step` per sensor sample.
 
@@ -541,9 +568,11 @@ class AttitudeEstimator:
         s_b2 = sun_vector_from_faces(lux, sat, env.sun_lux, alb)
         if s_b2 is not None:
             a2 = triad(s_b2, env.sun_unit_gcrs, m_corr, env.mag_gcrs_ut)
-            a = a if a2 is None else a2
+            if a2 is not None:
+                a, s_b = a2, s_b2
         p_bias = c.p * 4.0  # the calibrator's covariance ignores correlated residuals
-        self.mekf.initialize(t_s, quat_from_dcm(a), w_b, c.x, p_bias)
+        g = _triad_from_mag_bias(a, s_b, m_corr, env)
+        self.mekf.initialize(t_s, quat_from_dcm(a), w_b, c.x, p_bias, g)
         self.gyro_source = "sensor"  # the calibrator's bias is the BMX160's
         self._bias_aside.pop("sensor", None)
         self.n_init += 1
