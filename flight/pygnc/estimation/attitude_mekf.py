@@ -94,6 +94,7 @@ from pygnc.estimation.quaternion import (
     quat_from_rotvec,
     quat_multiply,
     rotation_matrix,
+    rotvec_from_quat,
     skew,
     step_rotation_vector,
     step_rotation_vector_quadratic,
@@ -498,8 +499,7 @@ def _triad_from_mag_bias(a: np.ndarray, s_b: np.ndarray, m_corr: np.ndarray, env
         ak = triad(s_b, env.sun_unit_gcrs, m_corr - dm, env.mag_gcrs_ut)
         if ak is None:
             return None
-        r = a.T @ ak
-        g[:, 3 + k] = 0.5 * np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / h
+        g[:, 3 + k] = rotvec_from_quat(quat_from_dcm(a.T @ ak)) / h
     return g
 
 
