@@ -43,13 +43,14 @@ def stated_times(batch):
     return np.asarray(cm.gps_from_sc(batch.sensors["t_sc_s"].astype(float)), dtype=float), cm.residual_rms_s
 
 
-def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigma_s: float | None = None):
-    """Drive AttitudeEstimator with the decoded sensors at their stated epochs (stamps through
-    the clock map) and truth positions at the true sample times."""
+def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigma_s: float | None = None, sensors=None):
+    """Drive AttitudeEstimator with the decoded sensors (or *sensors*, the same records
+    altered) at their stated epochs (stamps through the clock map) and truth positions at
+    the true sample times."""
     z = scenario.truth
     config = EVERY
     batch = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config))
-    sens = batch.sensors
+    sens = batch.sensors if sensors is None else sensors
     rib = np.asarray(config.imu_to_body, dtype=float).reshape(3, 3)
     idx = np.rint(z["sensor_t_gps_s"] - z["t_gps_s"][0]).astype(int)
     assert len(sens) == idx.size

@@ -52,8 +52,15 @@ sample: consecutive magnetometer vectors, transported by the gyro rotation, meas
 and magnetometer biases without any reference (the field is nearly fixed in inertial space
 over 5 s), so rates and biases are known before there is an attitude.
 The MEKF starts from TRIAD (:mod:`.attitude_sensors`: sun vector from the faces, albedo
-subtracted after a first pass; magnetometer second) the first time the sun is visible with
-a position, and again after ``max_rejections`` consecutive rejected magnetometer updates.
+subtracted after a first pass; magnetometer second) at a sample with the sun visible and a
+position, once the calibrator knows the biases well enough
+(``start_max_gyro_bias_sigma_rad_s``, ``start_max_attitude_sigma_rad``: what the magnetometer
+bias's uncertainty turns the TRIAD by).  Started earlier - on the first sun, the biases tens
+of µT and degrees per second off - the TRIAD was 20-60 deg wrong and the filter, linearised
+there, shrank its covariance far faster than the error (NEES in the hundreds for minutes).
+It stops (lost) after ``max_rejections`` consecutive rejected magnetometer updates, or as
+many sun-face updates in sunlight, and starts again the same way, the calibrator searching
+from the lost filter's biases with the turn-on sigmas.
 
 Time tags: samples are stamped in whole seconds by a drifting clock, so a sample's *stated*
 epoch (its stamp through the clock map) is off its true instant by up to ~0.5 s, an offset
@@ -154,7 +161,8 @@ class AttitudeMEKF:
         self.initialized = False
         self.n_mag_rejected = 0
         self.n_sun_rejected = 0
-        self.consecutive_rejections = 0
+        self.consecutive_rejections = 0  # magnetometer updates rejected in a row
+        self.consecutive_sun_rejections = 0  # sun-face updates rejected in a row (skips do not count)
         self.last_nis_mag = float("nan")
         self.last_sun_faces = 0
         self.recent_steps_s: list[float] = []  # lengths of the last regular-size steps
@@ -207,6 +215,7 @@ class AttitudeMEKF:
         self.w_before = None
         self.initialized = True
         self.consecutive_rejections = 0
+        self.consecutive_sun_rejections = 0
 
     # -- propagation -----------------------------------------------------------------
     def propagate(self, t_s: float, w_meas_body_rad_s: ArrayLike | None = None) -> None:
@@ -453,7 +462,9 @@ class AttitudeMEKF:
         result = self._update(np.array(res), h, np.array(rv))
         if not result.used:
             self.n_sun_rejected += 1
+            self.consecutive_sun_rejections += 1
             return result
+        self.consecutive_sun_rejections = 0
         self.last_sun_faces = len(rows)
         return result
 
@@ -520,6 +531,8 @@ class AttitudeEstimator:
         self.mekf = AttitudeMEKF(self.cfg)
         self.rest = RestDetector()
         self.n_init = 0
+        self.n_lost = 0  # times the MEKF was found lost and stopped (it starts again from TRIAD)
+        self.n_start_waits = 0  # samples that could have started it but for the biases not yet known
         self.n_steps = 0
         self.last_in_eclipse = False
         self.last_w = np.zeros(3)
@@ -572,6 +585,15 @@ class AttitudeEstimator:
                 a, s_b = a2, s_b2
         p_bias = c.p * 4.0  # the calibrator's covariance ignores correlated residuals
         g = _triad_from_mag_bias(a, s_b, m_corr, env)
+        if g is None:
+            return False
+        cfg = self.cfg
+        if (
+            math.sqrt(float(np.trace(p_bias[:3, :3]))) > cfg.start_max_gyro_bias_sigma_rad_s
+            or math.sqrt(float(np.trace(g @ p_bias @ g.T))) > cfg.start_max_attitude_sigma_rad
+        ):
+            self.n_start_waits += 1
+            return False
         self.mekf.initialize(t_s, quat_from_dcm(a), w_b, c.x, p_bias, g)
         self.gyro_source = "sensor"  # the calibrator's bias is the BMX160's
         self._bias_aside.pop("sensor", None)
@@ -602,12 +624,10 @@ class AttitudeEstimator:
         self.n_steps += 1
         f = self.mekf
         if f.initialized:  # keep the calibrator's last sample current, without its update
-            c = self.calib
-            c.t_s, c.w_prev, c.m_prev = float(t_s), w_b, m_b
+            self.calib.follow(t_s, w_b, m_b)
         elif self.rest.push(w_b, lux, self.cfg.gyro_noise_rad_s):
-            c = self.calib
-            c.zero_rate_update(w_b, self.cfg.rest_residual_rate_rad_s)
-            c.t_s, c.w_prev, c.m_prev = float(t_s), w_b, m_b
+            self.calib.zero_rate_update(w_b, self.cfg.rest_residual_rate_rad_s)
+            self.calib.follow(t_s, w_b, m_b)
         else:
             self.calib.step(t_s, w_b, m_b)
         rec = self.record_history
@@ -627,13 +647,16 @@ class AttitudeEstimator:
             if env is not None:
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
-                if f.consecutive_rejections >= self.cfg.max_rejections:
-                    # Lost: start again from TRIAD, biases from the MEKF (the calibrator's
-                    # gyro is the BMX160: its bias into the state, the IMU's kept aside).
+                if max(f.consecutive_rejections, f.consecutive_sun_rejections) >= self.cfg.max_rejections:
+                    # Lost (the field or the sun refused that many times in a row): start
+                    # again from TRIAD once the calibrator knows the biases again, from the
+                    # MEKF's values with the turn-on sigmas - a lost filter's covariance is not
+                    # to be trusted.  (The calibrator's gyro is the BMX160: its bias into the
+                    # state, the IMU's kept aside.)
                     self._use_gyro("sensor")
                     f.initialized = False
-                    self.calib.x = f.x_bias.copy()
-                    self.calib.p = f.p[3:, 3:].copy()
+                    self.calib.reset(f.x_bias)
+                    self.n_lost += 1
         elif env is not None:
             if self._try_initialize(t_s, w_b, m_b, lux, saturated, env):
                 if rec:

@@ -253,3 +253,25 @@ def rotvec_from_quat_array(q: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(n > 1e-12, angle / n, 2.0)
     return v * scale
+
+
+def rotation_matrix_array(v: ArrayLike) -> np.ndarray:
+    """exp([v]x) (Rodrigues) of rotation vectors (..., 3): matrices (..., 3, 3)."""
+    v = np.asarray(v, dtype=float)
+    a2 = np.sum(v * v, axis=-1)
+    small = a2 < 1e-18
+    ang = np.sqrt(np.where(small, 1.0, a2))
+    s = np.where(small, 1.0, np.sin(ang) / ang)[..., None, None]
+    c1 = np.where(small, 0.5, (1.0 - np.cos(ang)) / np.where(small, 1.0, a2))[..., None, None]
+    x, y, z = np.moveaxis(v, -1, 0)
+    zero = np.zeros_like(x)
+    k = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
+    return np.eye(3) + s * k + c1 * (k @ k)
+
+
+def step_rotation_vector_array(w0_rad_s: ArrayLike, w1_rad_s: ArrayLike, dt_s: ArrayLike) -> np.ndarray:
+    """:func:`step_rotation_vector` of many steps at once: rates (n, 3), lengths (n,)."""
+    w0 = np.asarray(w0_rad_s, dtype=float)
+    w1 = np.asarray(w1_rad_s, dtype=float)
+    dt = np.asarray(dt_s, dtype=float)[..., None]
+    return 0.5 * dt * (w0 + w1) + (dt * dt / 12.0) * np.cross(w0, w1)

@@ -128,10 +128,18 @@ class AttitudeFilterConfig:
     eclipse_fraction_threshold: float = bounded(0.05, "[0, 1]")
     #: Attitude sigma given to a TRIAD initialisation, rad.
     init_attitude_sigma_rad: float = bounded(math.radians(10.0), "(0, 10]")
+    #: The attitude filter starts only once the calibrator's biases are this well known (3-D
+    #: sigmas, the calibrator's doubled): the gyro bias [rad/s], and the TRIAD's attitude
+    #: error from the magnetometer bias [rad].
+    start_max_gyro_bias_sigma_rad_s: float = bounded(math.radians(0.5), "(0, 10]")
+    start_max_attitude_sigma_rad: float = bounded(math.radians(10.0), "(0, 10]")
     #: Consecutive rejected magnetometer updates after which the filter re-initialises.
     max_rejections: int = bounded(12, "[1, 1e6]")
     #: Calibrator: sigma of the field's inertial rotation over a step (fraction of |B| per s).
     calib_field_rate_rad_s: float = bounded(2.5e-3, "[0, 1]")
+    #: Calibrator: the pairs of consecutive samples its least squares keeps (120: 10 min at 5 s;
+    #: each pair costs a few microseconds per iteration until the attitude filter starts).
+    calib_window_pairs: int = bounded(120, "[2, 100000]")
     #: Residual rate allowed when the body is detected at rest (Earth rate on a bench,
     #: slow drift), rad/s.
     rest_residual_rate_rad_s: float = bounded(math.radians(0.005), "[0, 1]")

@@ -634,6 +634,8 @@ class AttitudeProcessor(Processor):
             "bad_samples": self.n_bad_samples,
             "bad_orbit_estimates": self.n_bad_orbit,
             "inits": self.est.n_init,
+            "start_waits": self.est.n_start_waits,
+            "lost": self.est.n_lost,
             "calib_updates": self.est.calib.n_updates,
             "calib_rejected": self.est.calib.n_rejected,
             "rest_updates": self.est.calib.n_zero_rate,
