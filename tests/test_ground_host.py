@@ -243,14 +243,16 @@ def test_a_long_write_crosses_a_slow_line_in_chunks(tmp_path):
     """A write far longer than a 115200-baud line carries within the link's write timeout
     goes out in chunks, reading between them: no timeout, and the shell still answers."""
     with LocalShell(home=tmp_path, baud=115200) as sh:
-        link = serial.serial_for_url(sh.port, baudrate=115200, timeout=0.1, write_timeout=2)
+        # A write timeout with room for a busy machine's stalls (the relay thread once took
+        # over 2 s to drain one 1-KiB chunk while the suite ran beside two other jobs).
+        link = serial.serial_for_url(sh.port, baudrate=115200, timeout=0.1, write_timeout=10)
         try:
             session = ShellSession(link)
             session.attach(timeout_s=20)
             session.start("wc -c")
-            session.write(b"A" * 48 * 1024 + b"\n")  # ~4 s at 11.5 kB/s: one write would time out
+            session.write(b"A" * 160 * 1024 + b"\n")  # ~14 s at 11.5 kB/s: one write would time out
             session.write(b"\x04")
-            rc, _ = session.wait_prompt(10.0)
+            rc, _ = session.wait_prompt(30.0)
             assert rc == 0 and session.text.endswith(b"4096\r\n<PGH:0> ")  # the terminal's line limit
             assert session.run("echo ok").strip() == "ok"
         finally:
