@@ -129,8 +129,8 @@ class AttitudeFilterConfig:
     #: Attitude sigma given to a TRIAD initialisation, rad.
     init_attitude_sigma_rad: float = bounded(math.radians(10.0), "(0, 10]")
     #: The attitude filter starts only once the calibrator's biases are this well known (3-D
-    #: sigmas, the calibrator's doubled): the gyro bias [rad/s], and the TRIAD's attitude
-    #: error from the magnetometer bias [rad].
+    #: sigmas of the calibrator's covariance doubled): the gyro bias [rad/s], and the TRIAD's
+    #: attitude error from the magnetometer bias [rad].
     start_max_gyro_bias_sigma_rad_s: float = bounded(math.radians(0.5), "(0, 10]")
     start_max_attitude_sigma_rad: float = bounded(math.radians(10.0), "(0, 10]")
     #: Consecutive rejected magnetometer updates after which the filter re-initialises.
