@@ -190,6 +190,13 @@ class GyroMagCalibrator:
                 break  # no step lowers the cost: at the minimum to rounding
             x, cost, a, g = x + dx, cost_new, a_new, g_new
         p = np.linalg.inv(a)
+        if pairs and not rest:
+            # The field's own inertial rotation (up to ~0.14 deg/s, twice the orbital rate) is
+            # the same from pair to pair, not the white noise the weights take it for: what of
+            # it the gyro bias takes up does not average away as the window grows.  Its share,
+            # calib_field_rate_rad_s in 3-D, stays in the covariance.  (At rest the gyro reads
+            # its bias directly and the field does not turn.)
+            p[:3, :3] += np.eye(3) * (self.cfg.calib_field_rate_rad_s**2 / 3.0)
         if np.isfinite(x).all() and np.isfinite(p).all():
             self.x, self.p = x, 0.5 * (p + p.T)
 
