@@ -43,10 +43,12 @@ def stated_times(batch):
     return np.asarray(cm.gps_from_sc(batch.sensors["t_sc_s"].astype(float)), dtype=float), cm.residual_rms_s
 
 
-def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigma_s: float | None = None, sensors=None):
+def run_core(
+    scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigma_s: float | None = None, sensors=None, keep=None
+):
     """Drive AttitudeEstimator with the decoded sensors (or *sensors*, the same records
-    altered) at their stated epochs (stamps through the clock map) and truth positions at
-    the true sample times."""
+    altered; *keep*: a mask of the samples given to it, the rest lost) at their stated
+    epochs (stamps through the clock map) and truth positions at the true sample times."""
     z = scenario.truth
     config = EVERY
     batch = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config))
@@ -59,6 +61,8 @@ def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigm
     est = am.AttitudeEstimator(cfg)
     outs = []
     for k in range(len(sens)):
+        if keep is not None and not keep[k]:
+            continue
         i = idx[k]
         t = float(t_stated[k])
         env = environment_at(
@@ -72,7 +76,7 @@ def run_core(scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigm
         w = rib @ np.radians(sens["gyro_deg_s"][k])
         m = rib @ sens["mag_ut"][k]
         outs.append(est.step(t, w, m, sens["sun_lux"][k], sens["sun_saturated"][k], env, sigma_t))
-    return est, outs, idx
+    return est, outs, idx if keep is None else idx[keep]
 
 
 def truth_attitude_at(z, t_gps_s):
@@ -81,8 +85,9 @@ def truth_attitude_at(z, t_gps_s):
     return s(np.clip(t_gps_s, z["t_gps_s"][0], z["t_gps_s"][-1]))
 
 
-def errors(scenario, outs, idx):
-    """Errors at each estimate's stated epoch (what a user of the estimate compares with)."""
+def errors(scenario, outs, idx, keep=None):
+    """Errors at each estimate's stated epoch (what a user of the estimate compares with);
+    *keep*: run_core's mask, when it was given one."""
     z = scenario.truth
     rib = np.asarray(z["imu_to_body"])
     rt = truth_attitude_at(z, np.array([o.t_s for o in outs]))
@@ -93,6 +98,7 @@ def errors(scenario, outs, idx):
     db = np.array([o.gyro_bias_rad_s for o in outs]) - bias_true
     sig_b = np.array([np.sqrt(np.diag(o.cov)[3:6]) for o in outs])
     t = z["sensor_t_gps_s"] - z["sensor_t_gps_s"][0]
+    t = t if keep is None else t[keep]
     return {
         "angle_deg": np.degrees(np.linalg.norm(err, axis=1)),
         "nees": np.einsum("ni,ni->n", err, np.linalg.solve(cov, err[:, :, None])[:, :, 0]),

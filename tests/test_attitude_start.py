@@ -130,3 +130,55 @@ def test_sun_refused_sample_after_sample_means_lost(scenarios):
     assert np.percentile(e2["nees"][restarted], 99) < chi2.quantile(0.999, 3)
     assert est.n_lost == 0  # the same data unswapped: never lost
     assert math.isfinite(e2["angle_deg"][restarted].max())
+
+
+def _settled_sunlit(scenario, outs, idx, after_s=600.0):
+    """Index of a sample after *after_s* of valid attitude, sunlit, with 40 sunlit samples after it."""
+    e = errors(scenario, outs, idx)
+    first = next(k for k, o in enumerate(outs) if o.valid_attitude)
+    lit = ~e["eclipse"]
+    for k in range(first + int(after_s / 5.0), len(outs) - 40):
+        if lit[k : k + 40].all():
+            return k
+    raise AssertionError("no sunlit stretch")
+
+
+def test_a_corrupt_gyro_sample_is_not_integrated(scenarios):
+    """A flipped bit in one BMX160 rate (2.5 deg/s on one axis, as a corrupt sense.bin gave):
+    integrated, it turned the attitude 12 deg while the filter said 1; it is off the line
+    through the samples before it by far more than a tumble's rate changes, so the rate
+    before it is held over its step (``n_gyro_spikes``) and the estimates stay covered."""
+    scenario = scenarios[CASES[1]]
+    config = Config()
+    sens = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config)).sensors
+    est, outs, idx = run_core(scenario)
+    assert est.mekf.n_gyro_spikes == 0  # none on clean data
+    k = _settled_sunlit(scenario, outs, idx)
+    bad = sens.copy()
+    bad["gyro_deg_s"][k, 2] += 2.5
+    est2, outs2, _ = run_core(scenario, sensors=bad)
+    assert est2.mekf.n_gyro_spikes == 1
+    e2 = errors(scenario, outs2, idx)
+    around = slice(k, k + 24)
+    assert e2["valid"][around].all()
+    assert e2["nees"][around].max() < chi2.quantile(0.999, 3)
+    assert e2["angle_deg"][around].max() < 3.0
+
+
+def test_too_uncertain_to_update_starts_again_from_triad(scenarios):
+    """Two minutes of samples lost while tumbling (more than ``max_gap_s``): the rate held
+    over the gap leaves the attitude's sigma past ``restart_attitude_sigma_rad``; at the next
+    sunlit sample the filter starts again from TRIAD on its own biases (``n_restarts``),
+    without waiting for the calibrator, and its estimates are covered from there on."""
+    scenario = scenarios[CASES[1]]
+    est, outs, idx = run_core(scenario)
+    k = _settled_sunlit(scenario, outs, idx)
+    keep = np.ones(len(outs), bool)
+    keep[k : k + 24] = False
+    est2, outs2, idx2 = run_core(scenario, keep=keep)
+    assert est2.n_restarts >= 1 and est2.n_lost == 0 and est2.n_init == 1
+    e2 = errors(scenario, outs2, idx2, keep=keep)
+    after = np.arange(len(outs2)) >= k
+    usable = after & e2["valid"] & (np.degrees(np.sqrt([np.trace(o.cov[:3, :3]) for o in outs2])) < 10.0)
+    assert usable[k : k + 10].any()  # started again at once, not minutes later
+    assert not (usable & (e2["nees"] > chi2.quantile(0.999, 3))).any()

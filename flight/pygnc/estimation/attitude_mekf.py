@@ -169,6 +169,9 @@ class AttitudeMEKF:
         self.n_irregular_steps = 0
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
+        self._second_diffs: list[float] = []  # the last regular samples' |second differences| of the rate, rad/s
+        self._spikes_in_a_row = 0
+        self.n_gyro_spikes = 0
 
     # -- state ---------------------------------------------------------------------
     @property
@@ -233,6 +236,8 @@ class AttitudeMEKF:
         bg = self.x_bias[:3]
         w0 = w_prev - bg
         w_new = None if w_meas_body_rad_s is None else np.array(w_meas_body_rad_s, dtype=float)  # a copy
+        if w_new is not None and dt <= cfg.max_gap_s and self._gyro_spike(w_new, w_prev, dt):
+            w_new = None  # this sample's rate is not used: the last one is held over the step
         gap = w_new is None or dt > cfg.max_gap_s
         w1 = w0 if w_new is None or gap else w_new - bg
         w_before = self.w_before
@@ -261,6 +266,29 @@ class AttitudeMEKF:
                 d = w_new - w_prev
                 self.w_dot_rad_s2 = math.sqrt(float(d @ d)) / dt
             self.w_prev = w_new
+
+    def _gyro_spike(self, w_new: np.ndarray, w_prev: np.ndarray, dt: float) -> bool:
+        """True if *w_new* is off the line through the two samples before it by more than
+        ``gyro_spike_sigmas`` times the larger of the noise of that second difference and
+        the recent second differences' median (a tumbling body's rate changes smoothly; a
+        corrupt sample - a flipped bit, 2.5 deg/s on one axis - does not).  Two in a row
+        are taken as a real change.  Counted in ``n_gyro_spikes``."""
+        cfg = self.cfg
+        w_before = self.w_before
+        if w_before is None or not 0.5 * dt <= self.h_before_s <= 2.0 * dt:
+            self._second_diffs.clear()
+            return False
+        d = float(np.linalg.norm(w_new - w_prev - (w_prev - w_before) * (dt / self.h_before_s)))
+        hist = self._second_diffs
+        scale = max(math.sqrt(6.0) * cfg.gyro_noise_rad_s, statistics.median(hist) if len(hist) >= 3 else 0.0)
+        if d > cfg.gyro_spike_sigmas * scale and len(hist) >= 3 and self._spikes_in_a_row < 2:
+            self.n_gyro_spikes += 1
+            self._spikes_in_a_row += 1
+            return True
+        self._spikes_in_a_row = 0
+        hist.append(d)
+        del hist[:-12]
+        return False
 
     def propagate_imu(
         self, t_s: float, t_imu_s: ArrayLike, rate_imu_body_rad_s: ArrayLike, time_sigma_s: float = 0.0
@@ -532,6 +560,7 @@ class AttitudeEstimator:
         self.rest = RestDetector()
         self.n_init = 0
         self.n_lost = 0  # times the MEKF was found lost and stopped (it starts again from TRIAD)
+        self.n_restarts = 0  # times it started again from TRIAD on its own biases, too uncertain to update
         self.n_start_waits = 0  # samples that could have started it but for the biases not yet known
         self.n_steps = 0
         self.last_in_eclipse = False
@@ -563,13 +592,23 @@ class AttitudeEstimator:
         self.n_source_switches += 1
         return True
 
-    def _try_initialize(
-        self, t_s: float, w_b: np.ndarray, m_b: np.ndarray, lux: ArrayLike, sat: ArrayLike, env: Environment
+    def _triad_start(
+        self,
+        t_s: float,
+        w_b: np.ndarray,
+        m_b: np.ndarray,
+        lux: ArrayLike,
+        sat: ArrayLike,
+        env: Environment,
+        x_bias: np.ndarray,
+        p_bias: np.ndarray,
     ) -> bool:
+        """Start the MEKF from TRIAD on this sample with biases *x_bias* (6,) of covariance
+        *p_bias* (6, 6), if the sun is visible, TRIAD has two directions, and the biases are
+        known well enough (``start_max_*``); False (nothing changed) otherwise."""
         if env.sun_fraction < 1.0 - self.cfg.eclipse_fraction_threshold:
             return False
-        c = self.calib
-        m_corr = m_b - c.x[3:]
+        m_corr = m_b - x_bias[3:]
         s_b = sun_vector_from_faces(lux, sat, env.sun_lux)
         if s_b is None:
             return False
@@ -583,9 +622,6 @@ class AttitudeEstimator:
             a2 = triad(s_b2, env.sun_unit_gcrs, m_corr, env.mag_gcrs_ut)
             if a2 is not None:
                 a, s_b = a2, s_b2
-        # The calibrator ignores its pairs' shared samples: its covariance doubled (on 40 simulated
-        # starts its NEES after the first minute: mean 5.1 of 6, 1.1 % past the 99.9 % bound; none doubled).
-        p_bias = c.p * 2.0
         g = _triad_from_mag_bias(a, s_b, m_corr, env)
         if g is None:
             return False
@@ -596,7 +632,17 @@ class AttitudeEstimator:
         ):
             self.n_start_waits += 1
             return False
-        self.mekf.initialize(t_s, quat_from_dcm(a), w_b, c.x, p_bias, g)
+        self.mekf.initialize(t_s, quat_from_dcm(a), w_b, x_bias, p_bias, g)
+        return True
+
+    def _try_initialize(
+        self, t_s: float, w_b: np.ndarray, m_b: np.ndarray, lux: ArrayLike, sat: ArrayLike, env: Environment
+    ) -> bool:
+        c = self.calib
+        # The calibrator ignores its pairs' shared samples: its covariance doubled (on 40 simulated
+        # starts its NEES after the first minute: mean 5.1 of 6, 1.1 % past the 99.9 % bound; none doubled).
+        if not self._triad_start(t_s, w_b, m_b, lux, sat, env, c.x.copy(), c.p * 2.0):
+            return False
         self.gyro_source = "sensor"  # the calibrator's bias is the BMX160's
         self._bias_aside.pop("sensor", None)
         self.n_init += 1
@@ -646,7 +692,18 @@ class AttitudeEstimator:
                 f.propagate(t_s, w_b)
             if rec:  # a change of gyro breaks the chain the smoother follows
                 prior = (not switched, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy())
-            if env is not None:
+            beyond = math.sqrt(float(f.p[0, 0] + f.p[1, 1] + f.p[2, 2])) > self.cfg.restart_attitude_sigma_rad
+            if env is not None and beyond:
+                # Too uncertain for the update's linearisation (a gap, a corrupt gyro sample, a
+                # long eclipse): start again from TRIAD with the filter's own biases, or, when
+                # that cannot be, propagate on without updates until it can - updated there, it
+                # settled on an attitude 60 deg wrong with a 3-deg sigma.
+                if self._triad_start(t_s, w_b, m_b, lux, saturated, env, f.x_bias.copy(), f.p[3:, 3:].copy()):
+                    self.n_restarts += 1
+                    if rec:
+                        prior = (False, None, f.p.copy(), f.q.copy(), f.x_bias.copy())
+                    beyond = False
+            if env is not None and not beyond:
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
                 if max(f.consecutive_rejections, f.consecutive_sun_rejections) >= self.cfg.max_rejections:

@@ -133,6 +133,14 @@ class AttitudeFilterConfig:
     #: attitude error from the magnetometer bias [rad].
     start_max_gyro_bias_sigma_rad_s: float = bounded(math.radians(0.5), "(0, 10]")
     start_max_attitude_sigma_rad: float = bounded(math.radians(10.0), "(0, 10]")
+    #: An attitude 3-D sigma past which the filter is not updated but started again from TRIAD
+    #: (with its own biases) at the next sample that allows one [rad]: above any start's own
+    #: (10 deg per axis and the bias's share), below where the update's linearisation fails.
+    restart_attitude_sigma_rad: float = bounded(math.radians(30.0), "(0, 10]")
+    #: A BMX160 rate sample this many times off the line through the two before it (in the
+    #: larger of that second difference's noise and the recent ones' median) is corrupt: the
+    #: rate before it is held over its step.
+    gyro_spike_sigmas: float = bounded(8.0, "(0, 1e6]")
     #: Consecutive rejected magnetometer updates after which the filter re-initialises.
     max_rejections: int = bounded(12, "[1, 1e6]")
     #: Calibrator: sigma of the field's inertial rotation over a step (fraction of |B| per s).

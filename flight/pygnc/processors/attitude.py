@@ -636,6 +636,8 @@ class AttitudeProcessor(Processor):
             "inits": self.est.n_init,
             "start_waits": self.est.n_start_waits,
             "lost": self.est.n_lost,
+            "restarts": self.est.n_restarts,
+            "gyro_spikes": f.n_gyro_spikes,
             "calib_updates": self.est.calib.n_updates,
             "calib_rejected": self.est.calib.n_rejected,
             "rest_updates": self.est.calib.n_zero_rate,
