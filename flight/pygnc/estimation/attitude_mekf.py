@@ -170,6 +170,7 @@ class AttitudeMEKF:
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
         self._second_diffs: list[float] = []  # the last regular samples' |second differences| of the rate, rad/s
+        self._rates_taken: list[tuple[float, np.ndarray]] = []  # the last two (t_s, rate) taken, rad/s
         self._spikes_in_a_row = 0
         self.n_gyro_spikes = 0
 
@@ -216,6 +217,8 @@ class AttitudeMEKF:
         self.t_s = float(t_s)
         self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
         self.w_before = None
+        if not self._rates_taken or self._rates_taken[-1][0] != self.t_s:
+            self._rates_taken = [(self.t_s, self.w_prev.copy())]
         self.initialized = True
         self.consecutive_rejections = 0
         self.consecutive_sun_rejections = 0
@@ -236,7 +239,7 @@ class AttitudeMEKF:
         bg = self.x_bias[:3]
         w0 = w_prev - bg
         w_new = None if w_meas_body_rad_s is None else np.array(w_meas_body_rad_s, dtype=float)  # a copy
-        if w_new is not None and dt <= cfg.max_gap_s and self._gyro_spike(w_new, w_prev, dt):
+        if w_new is not None and self._gyro_spike(float(t_s), w_new):
             w_new = None  # this sample's rate is not used: the last one is held over the step
         gap = w_new is None or dt > cfg.max_gap_s
         w1 = w0 if w_new is None or gap else w_new - bg
@@ -267,27 +270,37 @@ class AttitudeMEKF:
                 self.w_dot_rad_s2 = math.sqrt(float(d @ d)) / dt
             self.w_prev = w_new
 
-    def _gyro_spike(self, w_new: np.ndarray, w_prev: np.ndarray, dt: float) -> bool:
-        """True if *w_new* is off the line through the two samples before it by more than
+    def _gyro_spike(self, t_s: float, w_new: np.ndarray) -> bool:
+        """True if *w_new* is off the line through the last two rates taken by more than
         ``gyro_spike_sigmas`` times the larger of the noise of that second difference and
-        the recent second differences' median (a tumbling body's rate changes smoothly; a
-        corrupt sample - a flipped bit, 2.5 deg/s on one axis - does not).  Two in a row
-        are taken as a real change.  Counted in ``n_gyro_spikes``."""
+        the recent second differences' median (scaled by the square of the extrapolation
+        over the samples' spacing): a tumbling body's rate changes smoothly; a corrupt
+        sample - a flipped bit, 2.5 deg/s on one axis - does not.  Two in a row are taken as
+        a real change.  Counted in ``n_gyro_spikes``."""
         cfg = self.cfg
-        w_before = self.w_before
-        if w_before is None or not 0.5 * dt <= self.h_before_s <= 2.0 * dt:
+        taken = self._rates_taken
+        if len(taken) < 2:
+            taken.append((t_s, w_new))
+            return False
+        (ta, wa), (tb, wb) = taken[-2], taken[-1]
+        h, ext = tb - ta, t_s - tb
+        if not (0.0 < h <= cfg.max_gap_s and 0.0 < ext <= cfg.max_gap_s):
+            taken[:] = [(t_s, w_new)]  # a gap: nothing to extrapolate from
             self._second_diffs.clear()
             return False
-        d = float(np.linalg.norm(w_new - w_prev - (w_prev - w_before) * (dt / self.h_before_s)))
+        d = float(np.linalg.norm(w_new - wb - (wb - wa) * (ext / h)))
         hist = self._second_diffs
-        scale = max(math.sqrt(6.0) * cfg.gyro_noise_rad_s, statistics.median(hist) if len(hist) >= 3 else 0.0)
-        if d > cfg.gyro_spike_sigmas * scale and len(hist) >= 3 and self._spikes_in_a_row < 2:
+        k = max(1.0, ext / h) ** 2
+        scale = k * max(math.sqrt(6.0) * cfg.gyro_noise_rad_s, statistics.median(hist) if len(hist) >= 3 else 0.0)
+        if len(hist) >= 3 and d > cfg.gyro_spike_sigmas * scale and self._spikes_in_a_row < 2:
             self.n_gyro_spikes += 1
             self._spikes_in_a_row += 1
             return True
         self._spikes_in_a_row = 0
-        hist.append(d)
-        del hist[:-12]
+        if ext <= 1.5 * h:
+            hist.append(d)
+            del hist[:-12]
+        taken[:] = [(tb, wb), (t_s, w_new)]
         return False
 
     def propagate_imu(
@@ -562,6 +575,7 @@ class AttitudeEstimator:
         self.n_lost = 0  # times the MEKF was found lost and stopped (it starts again from TRIAD)
         self.n_restarts = 0  # times it started again from TRIAD on its own biases, too uncertain to update
         self.n_start_waits = 0  # samples that could have started it but for the biases not yet known
+        self.n_start_implausible = 0  # samples refused as a start: the field's magnitude not the model's
         self.n_steps = 0
         self.last_in_eclipse = False
         self.last_w = np.zeros(3)
@@ -606,9 +620,17 @@ class AttitudeEstimator:
         """Start the MEKF from TRIAD on this sample with biases *x_bias* (6,) of covariance
         *p_bias* (6, 6), if the sun is visible, TRIAD has two directions, and the biases are
         known well enough (``start_max_*``); False (nothing changed) otherwise."""
-        if env.sun_fraction < 1.0 - self.cfg.eclipse_fraction_threshold:
+        cfg = self.cfg
+        if env.sun_fraction < 1.0 - cfg.eclipse_fraction_threshold:
             return False
         m_corr = m_b - x_bias[3:]
+        # The corrected field's magnitude against the model's (attitude-free): a corrupt
+        # sample (968 uT on one axis) is no start - one made a TRIAD 120 deg wrong.
+        b_norm = math.sqrt(float(env.mag_gcrs_ut @ env.mag_gcrs_ut))
+        tol = 4.0 * math.sqrt(cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2 + float(np.trace(p_bias[3:, 3:])))
+        if abs(math.sqrt(float(m_corr @ m_corr)) - b_norm) > tol + 0.05 * b_norm:
+            self.n_start_implausible += 1
+            return False
         s_b = sun_vector_from_faces(lux, sat, env.sun_lux)
         if s_b is None:
             return False
@@ -625,7 +647,6 @@ class AttitudeEstimator:
         g = _triad_from_mag_bias(a, s_b, m_corr, env)
         if g is None:
             return False
-        cfg = self.cfg
         if (
             math.sqrt(float(np.trace(p_bias[:3, :3]))) > cfg.start_max_gyro_bias_sigma_rad_s
             or math.sqrt(float(np.trace(g @ p_bias @ g.T))) > cfg.start_max_attitude_sigma_rad

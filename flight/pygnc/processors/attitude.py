@@ -637,6 +637,7 @@ class AttitudeProcessor(Processor):
             "start_waits": self.est.n_start_waits,
             "lost": self.est.n_lost,
             "restarts": self.est.n_restarts,
+            "start_implausible": self.est.n_start_implausible,
             "gyro_spikes": f.n_gyro_spikes,
             "calib_updates": self.est.calib.n_updates,
             "calib_rejected": self.est.calib.n_rejected,
