@@ -60,7 +60,11 @@ of µT and degrees per second off - the TRIAD was 20-60 deg wrong and the filter
 there, shrank its covariance far faster than the error (NEES in the hundreds for minutes).
 It stops (lost) after ``max_rejections`` consecutive rejected magnetometer updates, or as
 many sun-face updates in sunlight, and starts again the same way, the calibrator searching
-from the lost filter's biases with the turn-on sigmas.
+from the lost filter's biases with the turn-on sigmas.  An attitude sigma past
+``restart_attitude_sigma_rad`` is beyond the updates' linearisation: no update, a TRIAD
+restart on the filter's own biases at the next sunlit sample.  A start refuses a sample
+whose field magnitude is not the model's; a gyro sample far off the line through the two
+before it (a corrupt record) is not integrated.
 
 Time tags: samples are stamped in whole seconds by a drifting clock, so a sample's *stated*
 epoch (its stamp through the clock map) is off its true instant by up to ~0.5 s, an offset
