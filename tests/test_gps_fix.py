@@ -54,7 +54,7 @@ def test_from_table_reads_a_decoded_table_and_a_dict_alike():
 
 _SIGMA = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.sampled_from([0.0, -1.0, 1e6, 1e6 + 1.0, 1e3, 1e3 + 1.0, math.nan]),
+    st.sampled_from([0.0, -1.0, 1e6, 1e6 + 1.0, 1e3, 1e3 + 1.0, math.nan, 3.47e-17, 0.005, 0.01, 1e-4, 5e-5]),
 )
 
 
@@ -66,11 +66,14 @@ _SIGMA = st.one_of(
 def test_fix_sigmas_take_the_reported_scaled_else_the_default(pos_sigma, vel_sigma, scale):
     c = OrbitFilterConfig(pos_sigma_m=7.0, vel_sigma_m_s=0.02, fix_sigma_scale=scale)
     ps, vs = fix_sigmas(c, GpsFix(T, POS, VEL, pos_sigma, vel_sigma))
-    for got, reported, default, top in ((ps, pos_sigma, 7.0, 1e6), (vs, vel_sigma, 0.02, 1e3)):
-        assert got.shape == (3,) and np.all(got > 0) and np.all(got <= top)
+    for got, reported, default, (bottom, top) in (
+        (ps, pos_sigma, 7.0, (0.01, 1e6)),
+        (vs, vel_sigma, 0.02, (1e-4, 1e3)),
+    ):
+        assert got.shape == (3,) and np.all(got >= min(bottom, default)) and np.all(got <= top)
         for k in range(3):
             s = None if reported is None else float(reported[k]) * scale
-            want = s if s is not None and 0 < s <= top else default
+            want = s if s is not None and bottom <= s <= top else default
             assert got[k] == want
 
 

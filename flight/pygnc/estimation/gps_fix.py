@@ -78,17 +78,27 @@ class GpsFix:
         )
 
 
+#: The per-axis 1-sigma a receiver's fix can plausibly report (after ``fix_sigma_scale``):
+#: no GPS fix in orbit is better than a centimetre and a tenth of a mm/s, or worse than
+#: 1000 km and 1 km/s.
+POS_SIGMA_RANGE_M = (0.01, 1e6)
+VEL_SIGMA_RANGE_M_S = (1e-4, 1e3)
+
+
 def fix_sigmas(config: OrbitFilterConfig, fix: GpsFix) -> tuple[np.ndarray, np.ndarray]:
     """Per-axis position and velocity sigmas the filters use for *fix*, (3,) each: the
-    reported ones x ``fix_sigma_scale``; a missing (None), zero, negative or non-finite sigma
-    means "not given" and takes the configured default, and so does one above 1e6 m or
-    1e3 m/s (a corrupt value: no fix is that poor).  Shared by the orbit and formation
-    filters and the ground's smoothers."""
+    reported ones x ``fix_sigma_scale``; a missing (None), non-finite sigma, or one outside
+    the plausible range (:data:`POS_SIGMA_RANGE_M`, :data:`VEL_SIGMA_RANGE_M_S`) means "not
+    given" and takes the configured default: a corrupt value (the GPS segment has no
+    checksum) - 3e-17 m from one flipped exponent collapsed the orbit covariance to 3 mm
+    on a fix 8 m off.  Shared by the orbit and formation filters and the ground's smoothers."""
     c = config
     ps = np.full(3, c.pos_sigma_m) if fix.pos_sigma_m is None else fix.pos_sigma_m * c.fix_sigma_scale
     vs = np.full(3, c.vel_sigma_m_s) if fix.vel_sigma_m_s is None else fix.vel_sigma_m_s * c.fix_sigma_scale
-    ps = np.where((ps > 0) & (ps <= 1e6), ps, c.pos_sigma_m)  # NaN fails both
-    vs = np.where((vs > 0) & (vs <= 1e3), vs, c.vel_sigma_m_s)
+    lo, hi = POS_SIGMA_RANGE_M
+    ps = np.where((ps >= lo) & (ps <= hi), ps, c.pos_sigma_m)  # NaN fails both
+    lo, hi = VEL_SIGMA_RANGE_M_S
+    vs = np.where((vs >= lo) & (vs <= hi), vs, c.vel_sigma_m_s)
     return ps, vs
 
 
