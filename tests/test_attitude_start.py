@@ -1,4 +1,4 @@
-"""The attitude's start and restart against an independent truth (the simulator's), on
+"""The attitude's start, restarts and corrupt samples against an independent truth (the simulator's), on
 geometries wider than the issue's scenario: slow and fast tumbles, gyro biases up to 3 deg/s
 and magnetometer biases up to 30 µT per axis.
 
@@ -8,6 +8,8 @@ and magnetometer biases up to 30 µT per axis.
   start and its linearisation to hold, and its estimates are then covered by their sigma.
 * A filter whose sun faces are refused sample after sample is lost: it stops and starts
   again, as one whose field is refused does.
+* A corrupt gyro sample is not integrated, and a filter too uncertain to linearise its
+  updates starts again from TRIAD on its own biases.
 """
 
 import math
