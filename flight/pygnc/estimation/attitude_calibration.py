@@ -8,7 +8,7 @@ fields in µT, times in seconds.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,6 +19,12 @@ from pygnc.estimation.tunables import AttitudeFilterConfig
 
 #: Chi-square 0.9999 quantiles for 1..9 degrees of freedom.
 CHI2_9999 = tuple(chi2.quantile(0.9999, k) for k in range(1, 10))
+
+
+def _stacked(pairs: Iterable[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """Pairs ``(dt, w0, w1, m0, m1)`` as arrays: dt (n,), rates and fields (n, 3) each."""
+    dt, w0, w1, m0, m1 = zip(*pairs)
+    return np.array(dt), np.array(w0), np.array(w1), np.array(m0), np.array(m1)
 
 
 class GyroMagCalibrator:
@@ -33,19 +39,18 @@ class GyroMagCalibrator:
     weighted residuals plus the prior's (Gauss-Newton, warm-started, a few iterations),
     and its covariance is the inverse of that cost's curvature there.
 
-    Why not a Kalman filter (this was one): each pair linearised once, about the estimate
-    of its moment, leaves the first pairs' Jacobians - taken with the gyro bias still
-    degrees per second off - in the covariance for good.  On the four-spacecraft day's
-    tumble (2.6 deg/s of gyro bias) that filter was 1 deg/s and 12 uT off with a 0.2 deg/s,
-    3 uT sigma for twenty minutes (NEES ~150 of 6), and the attitude started from it
-    20-30 deg wrong with a few degrees of sigma.  The window re-solved is as accurate as
-    the data allow and says so.
+    Why a re-solved window rather than a Kalman filter: one linearisation per pair, taken
+    while the gyro bias is still degrees per second off, stays in a filter's covariance for
+    good and leaves it many times too small; re-linearising every pair about each new
+    estimate does not.  The field's own inertial rotation (up to ~0.14 deg/s) is the same
+    from pair to pair, so its share of the gyro bias is kept in the covariance rather than
+    averaged away as noise.
 
     A new pair is first gated on its innovation at the current estimate (a field
     disturbance or a jump is skipped and counted).  Consecutive pairs share a sample; the
-    correlation is ignored, so the covariance is optimistic by up to ~sqrt(2) (the attitude
-    filter's start widens it).  Needs neither position nor time; on a bench at rest
-    (:meth:`zero_rate_update`) it measures the gyro bias directly.
+    correlation is not modelled (the attitude filter's start doubles the covariance).
+    Needs neither position nor time; on a bench at rest (:meth:`zero_rate_update`) it
+    measures the gyro bias directly.
     """
 
     def __init__(self, cfg: AttitudeFilterConfig) -> None:
@@ -95,7 +100,7 @@ class GyroMagCalibrator:
             dt = t_s - self.t_s
             if 0.0 < dt <= cfg.max_gap_s:
                 pair = (float(dt), self.w_prev, w1, self.m_prev, m1)
-                r, j, var = self._pair_terms(self.x, [pair])
+                r, j, var = self._pair_terms(self.x, _stacked([pair]))
                 s = j[0] @ self.p @ j[0].T + np.eye(3) * var[0]
                 nis = float(r[0] @ np.linalg.solve(s, r[0]))
                 if nis <= CHI2_9999[2]:
@@ -113,15 +118,10 @@ class GyroMagCalibrator:
         self.n_zero_rate += 1
         self._solve()
 
-    def _pair_terms(
-        self, x: np.ndarray, pairs: Sequence[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Residuals (n, 3), their Jacobians d r / d x (n, 3, 6) and variances (n,) at *x*."""
-        dt = np.array([p[0] for p in pairs])
-        w0 = np.array([p[1] for p in pairs])
-        w1 = np.array([p[2] for p in pairs])
-        m0 = np.array([p[3] for p in pairs])
-        m1 = np.array([p[4] for p in pairs])
+    def _pair_terms(self, x: np.ndarray, pairs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Residuals (n, 3), their Jacobians d r / d x (n, 3, 6) and variances (n,) at *x*
+        of the pairs :func:`_stacked`."""
+        dt, w0, w1, m0, m1 = pairs
         bg, bm = x[:3], x[3:]
         h = 1e-7  # rad/s: the gyro-bias columns by forward differences (C is not linear in it)
         bgs = np.vstack([bg, bg + h * np.eye(3)])  # (4, 3)
@@ -129,7 +129,7 @@ class GyroMagCalibrator:
         c = rotation_matrix_array(-phi)  # (4, n, 3, 3): body components of an inertially fixed vector
         v = np.einsum("knij,nj->kni", c, m0 - bm)
         r = m1 - bm - v[0]
-        j = np.empty((len(pairs), 3, 6))
+        j = np.empty((dt.size, 3, 6))
         j[:, :, :3] = np.moveaxis(v[0][None] - v[1:], 0, -1) / h
         j[:, :, 3:] = c[0] - np.eye(3)
         cfg = self.cfg
@@ -145,7 +145,8 @@ class GyroMagCalibrator:
         """Gauss-Newton on the window and the prior from the current estimate, until the
         Newton decrement is below 1e-3; a step that raises the cost is halved (up to 5
         times); a non-finite result is not taken."""
-        pairs, rest = list(self._pairs), list(self._rest)
+        pairs = _stacked(self._pairs) if self._pairs else None
+        rest = list(self._rest)
         w_rest = np.array([w for w, _ in rest]) if rest else np.zeros((0, 3))
         iv_rest = np.array([1.0 / v for _, v in rest])
 
@@ -160,7 +161,7 @@ class GyroMagCalibrator:
             a = self._p0_inv.copy()
             g = self._p0_inv @ d0
             cost = float(d0 @ g)
-            if pairs:
+            if pairs is not None:
                 r, j, var = self._pair_terms(x, pairs)
                 if not len(iv):
                     iv = 1.0 / var
@@ -190,7 +191,7 @@ class GyroMagCalibrator:
                 break  # no step lowers the cost: at the minimum to rounding
             x, cost, a, g = x + dx, cost_new, a_new, g_new
         p = np.linalg.inv(a)
-        if pairs and not rest:
+        if pairs is not None and not rest:
             # The field's own inertial rotation (up to ~0.14 deg/s, twice the orbital rate) is
             # the same from pair to pair, not the white noise the weights take it for: what of
             # it the gyro bias takes up does not average away as the window grows.  Its share,

@@ -55,9 +55,9 @@ The MEKF starts from TRIAD (:mod:`.attitude_sensors`: sun vector from the faces,
 subtracted after a first pass; magnetometer second) at a sample with the sun visible and a
 position, once the calibrator knows the biases well enough
 (``start_max_gyro_bias_sigma_rad_s``, ``start_max_attitude_sigma_rad``: what the magnetometer
-bias's uncertainty turns the TRIAD by).  Started earlier - on the first sun, the biases tens
-of µT and degrees per second off - the TRIAD was 20-60 deg wrong and the filter, linearised
-there, shrank its covariance far faster than the error (NEES in the hundreds for minutes).
+bias's uncertainty turns the TRIAD by): a TRIAD on biases still tens of µT and degrees per
+second off is tens of degrees wrong, where the updates' linearisation does not hold and
+the covariance would shrink faster than the error.
 It stops (lost) after ``max_rejections`` consecutive rejected magnetometer updates, or as
 many sun-face updates in sunlight, and starts again the same way, the calibrator searching
 from the lost filter's biases with the turn-on sigmas.  An attitude sigma past
@@ -629,7 +629,7 @@ class AttitudeEstimator:
             return False
         m_corr = m_b - x_bias[3:]
         # The corrected field's magnitude against the model's (attitude-free): a corrupt
-        # sample (968 uT on one axis) is no start - one made a TRIAD 120 deg wrong.
+        # magnetometer sample is no start.
         b_norm = math.sqrt(float(env.mag_gcrs_ut @ env.mag_gcrs_ut))
         tol = 4.0 * math.sqrt(cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2 + float(np.trace(p_bias[3:, 3:])))
         if abs(math.sqrt(float(m_corr @ m_corr)) - b_norm) > tol + 0.05 * b_norm:
@@ -664,8 +664,8 @@ class AttitudeEstimator:
         self, t_s: float, w_b: np.ndarray, m_b: np.ndarray, lux: ArrayLike, sat: ArrayLike, env: Environment
     ) -> bool:
         c = self.calib
-        # The calibrator ignores its pairs' shared samples: its covariance doubled (on 40 simulated
-        # starts its NEES after the first minute: mean 5.1 of 6, 1.1 % past the 99.9 % bound; none doubled).
+        # The calibrator does not model its pairs' shared samples: its covariance doubled (undoubled,
+        # the magnetometer block let a start 20 deg wrong pass as a few degrees on the start sweep).
         if not self._triad_start(t_s, w_b, m_b, lux, sat, env, c.x.copy(), c.p * 2.0):
             return False
         self.gyro_source = "sensor"  # the calibrator's bias is the BMX160's
@@ -721,8 +721,8 @@ class AttitudeEstimator:
             if env is not None and beyond:
                 # Too uncertain for the update's linearisation (a gap, a corrupt gyro sample, a
                 # long eclipse): start again from TRIAD with the filter's own biases, or, when
-                # that cannot be, propagate on without updates until it can - updated there, it
-                # settled on an attitude 60 deg wrong with a 3-deg sigma.
+                # that cannot be, propagate on without updates until it can (updates
+                # linearised that far from the truth converge on a wrong attitude).
                 if self._triad_start(t_s, w_b, m_b, lux, saturated, env, f.x_bias.copy(), f.p[3:, 3:].copy()):
                     self.n_restarts += 1
                     if rec:

@@ -90,8 +90,8 @@ def fix_sigmas(config: OrbitFilterConfig, fix: GpsFix) -> tuple[np.ndarray, np.n
     reported ones x ``fix_sigma_scale``; a missing (None), non-finite sigma, or one outside
     the plausible range (:data:`POS_SIGMA_RANGE_M`, :data:`VEL_SIGMA_RANGE_M_S`) means "not
     given" and takes the configured default: a corrupt value (the GPS segment has no
-    checksum) - 3e-17 m from one flipped exponent collapsed the orbit covariance to 3 mm
-    on a fix 8 m off.  Shared by the orbit and formation filters and the ground's smoothers."""
+    checksum; a flipped exponent reads 3e-17 m) would collapse a filter's covariance onto
+    that fix.  Shared by the orbit and formation filters and the ground's smoothers."""
     c = config
     ps = np.full(3, c.pos_sigma_m) if fix.pos_sigma_m is None else fix.pos_sigma_m * c.fix_sigma_scale
     vs = np.full(3, c.vel_sigma_m_s) if fix.vel_sigma_m_s is None else fix.vel_sigma_m_s * c.fix_sigma_scale
