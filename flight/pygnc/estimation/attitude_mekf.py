@@ -110,6 +110,7 @@ from pygnc.estimation.quaternion import (
     step_rotation_vector,
     step_rotation_vector_quadratic,
 )
+from pygnc.estimation.step_regularity import StepRegularity
 from pygnc.estimation.tunables import AttitudeFilterConfig
 from pygnc.estimation.update_result import REJECTED, SKIPPED, USED, Update
 
@@ -169,8 +170,7 @@ class AttitudeMEKF:
         self.consecutive_sun_rejections = 0  # sun-face updates rejected in a row (skips do not count)
         self.last_nis_mag = float("nan")
         self.last_sun_faces = 0
-        self.recent_steps_s: list[float] = []  # lengths of the last regular-size steps
-        self.n_irregular_steps = 0
+        self.steps = StepRegularity(self.cfg.irregular_step_threshold_s, self.cfg.step_history)
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
         self._second_diffs: list[float] = []  # the last regular samples' |second differences| of the rate, rad/s
@@ -384,30 +384,18 @@ class AttitudeMEKF:
         self.p[3:6, 3:6] = np.asarray(p_bias, dtype=float)
 
     def _step_length_sigma(self, dt: float) -> float:
-        """1-sigma error of a step's length from its time tags.
-
-        Samples come at a regular interval, stamped in whole seconds (floor) by a clock
-        whose fractional phase drifts: a stamp difference equal to the recent ones is
-        exact to ``regular_step_sigma_s``; one that differs by ``d`` from a whole number
-        of the usual interval (the phase wrapped: 4 or 6 s instead of 5; a late sample:
-        7 then 3) has its true length anywhere between the two, and is given ``|d|``.
+        """1-sigma error of a step's length from its time tags: ``regular_step_sigma_s`` for
+        a regular step, ``|d|`` more for an irregular one (:mod:`.step_regularity`: its true
+        length is anywhere between the stamp difference and the usual interval's multiple).
         The stamp difference itself is kept: nothing says which of the two is right."""
-        cfg = self.cfg
-        hist = self.recent_steps_s
-        sig = cfg.regular_step_sigma_s
-        if len(hist) >= 3:
-            nominal = float(statistics.median(hist))
-            d = dt - max(1, round(dt / nominal)) * nominal
-            if abs(d) > cfg.irregular_step_threshold_s:
-                self.n_irregular_steps += 1
-                sig = math.hypot(sig, d)
-            if abs(dt - nominal) <= cfg.irregular_step_threshold_s or abs(d) > cfg.irregular_step_threshold_s:
-                hist.append(dt)
-        else:
-            hist.append(dt)
-        del hist[: -max(3, cfg.step_history)]
+        d = self.steps.observe(dt)
+        sig = math.hypot(self.cfg.regular_step_sigma_s, d)
         self.last_step_sigma_s = sig
         return sig
+
+    @property
+    def n_irregular_steps(self) -> int:
+        return self.steps.n_irregular
 
     # -- updates ----------------------------------------------------------------------
     def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray) -> Update:

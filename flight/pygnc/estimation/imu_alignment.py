@@ -57,6 +57,7 @@ class ImuTimeAlignment:
         self.n_updates = 0
         self.n_rejected = 0
         self.n_resets = 0
+        self.n_widened = 0
         self._rejections_in_row = 0
         self.last_nis = math.nan
 
@@ -67,6 +68,13 @@ class ImuTimeAlignment:
     @property
     def sigma_s(self) -> float:
         return math.sqrt(max(float(self.p[0, 0]), 0.0))
+
+    def widen(self, jump_sigma_s: float) -> None:
+        """The offset may have jumped by about *jump_sigma_s* (the sensor stamps' phase
+        wrapped, or a sample came late: :mod:`.step_regularity`): its variance grows by
+        that squared, the estimate kept (which of the two happened the updates tell)."""
+        self.p[0, 0] += float(jump_sigma_s) ** 2
+        self.n_widened += 1
 
     def update(
         self, t_s: float, rate_diff_rad_s: ArrayLike, rate_dot_rad_s2: ArrayLike, noise_var_rad2_s2: float

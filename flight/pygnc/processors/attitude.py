@@ -76,6 +76,7 @@ from ..config import Config, filter_tunables
 from ..estimation.attitude_environment import Environment, environment_at, environments_at
 from ..estimation.attitude_mekf import AttitudeEstimator, AttitudeFilterConfig, AttitudeOutput
 from ..estimation.imu_alignment import ImuTimeAlignment
+from ..estimation.step_regularity import StepRegularity
 from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import attitude_word
 from . import Output, Processor, admission, clock_map_from_body
@@ -155,6 +156,9 @@ class AttitudeProcessor(Processor):
         self.n_imu_rejected = 0
         self.n_imu_uncovered = 0  # steps with IMU samples around that did not cover them
         self.imu_align = ImuTimeAlignment()
+        # The sensor samples' steps, for the IMU alignment (a wrap moves the offset).
+        self._sample_steps = StepRegularity(self.est.cfg.irregular_step_threshold_s, self.est.cfg.step_history)
+        self._last_sample_t_s: float | None = None
         self._align_chain: list[tuple] = []  # (t_s, IMU rate at t_s, BMX160 rate, its variance)
         self.record_history = record_history
         #: Samples admitted and in order, not yet processed: (sensor body, orbit body or None).
@@ -338,6 +342,10 @@ class AttitudeProcessor(Processor):
         then return the IMU samples (aligned filter times, body rates, the offset's sigma)
         covering the step from the filter's last epoch to *t_s*, or None; blocks older than
         this step's are dropped."""
+        jump_s = 0.0
+        if self._last_sample_t_s is not None and t_s > self._last_sample_t_s:
+            jump_s = self._sample_steps.observe(t_s - self._last_sample_t_s)
+        self._last_sample_t_s = t_s
         if not self._imu_blocks:
             return None
         f = self.est.mekf
@@ -349,7 +357,9 @@ class AttitudeProcessor(Processor):
         ww = np.concatenate([b[1] for b in self._imu_blocks])
         sigma_t = 0.0
         if c.attitude_imu_align:
-            self._align_imu(tt, ww, t_s, w_b)
+            self._align_imu(tt, ww, t_s, w_b)  # (the update for the sample before this one)
+            if jump_s:
+                self.imu_align.widen(abs(jump_s))
             tt = tt - self.imu_align.offset_s
             sigma_t = self.imu_align.sigma_s
         if f.initialized and f.t_s is not None and t_s > f.t_s:
@@ -654,4 +664,5 @@ class AttitudeProcessor(Processor):
             "imu_offset_sigma_s": round(self.imu_align.sigma_s, 4),
             "imu_align_updates": self.imu_align.n_updates,
             "imu_align_rejected": self.imu_align.n_rejected,
+            "imu_align_widened": self.imu_align.n_widened,
         }
