@@ -118,6 +118,30 @@ def test_summary_truth_statistics(sample_out):
     assert "plots/orbit_position_error.png" in s["plots"]
 
 
+def test_summary_splits_the_statistics_by_quality(sample_out):
+    """The headline figures take every settled row; ``by_quality`` says what the ``ok`` rows
+    alone give and what the others would have (an attitude 2 deg off where it says ``ok`` and
+    60 deg where it says ``uncertain`` reads 18 deg in the headline)."""
+    from ground.outputs import summary as sm
+
+    _, s = sample_out
+    for est, key in (("orbit", "position_3d_rms_m"), ("attitude", "angle_rms_deg")):
+        groups = s[est]["by_quality"]
+        assert next(iter(groups)) == "ok" and groups["ok"][key] is not None
+        assert sum(g["n_evaluated"] for g in groups.values()) == s[est]["n_evaluated"]
+        assert groups["ok"]["n_past_999"] <= s[est]["nees"]["n_past_999"]
+    n = 6
+    table = {"quality": np.array(["uncertain", "ok", "ok", "uncertain", "ok", "acquiring"])}
+    err = np.array([60.0, 1.0, 2.0, 80.0, 2.0, 5.0])
+    nees = np.array([0.5, 1.0, 30.0, 0.2, 2.0, 1.0])
+    g = sm.by_quality(table, np.ones(n, bool), err, nees, 3, "angle_", "deg")
+    assert list(g) == ["ok", "acquiring", "uncertain"]
+    assert g["ok"]["n_evaluated"] == 3 and g["ok"]["angle_max_deg"] == 2.0 and g["ok"]["n_past_999"] == 1
+    assert g["ok"]["angle_rms_deg"] == pytest.approx(np.sqrt(3.0))
+    assert g["uncertain"]["angle_rms_deg"] == pytest.approx(np.sqrt(5000.0)) and g["uncertain"]["n_past_999"] == 0
+    assert sm.by_quality({}, np.ones(n, bool), err, nees, 3, "angle_", "deg") == {}
+
+
 def test_oem_parses_back_to_the_csv(sample_out):
     out, _ = sample_out
     t = tb.read_csv(out / "orbit.csv")

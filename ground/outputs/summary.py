@@ -5,7 +5,9 @@ chi-square distribution with ``dof`` degrees of freedom at every epoch: mean ``d
 95 % of epochs inside the two-sided 95 % interval [χ²(0.025), χ²(0.975)].  Successive
 5-s epochs are strongly correlated, so these are diagnostics, not a test with a p-value.
 Where an estimator reports only per-axis sigmas (attitude, formation) the NEES uses the
-diagonal covariance.
+diagonal covariance.  ``n_past_999`` counts the epochs past the 99.9 % point (one in a
+thousand for a consistent filter).  Each estimator's figures are also split by the rows'
+quality word (``by_quality``): the ``ok`` rows are the ones an operator would use.
 """
 
 from __future__ import annotations
@@ -61,7 +63,31 @@ def nees_stats(nees, dof: int, mask=None) -> dict:
         "bounds_95": [lo, hi],
         "frac_inside_95": _f(np.mean((v >= lo) & (v <= hi))) if v.size else None,
         "frac_below_q95": _f(np.mean(v <= q95)) if v.size else None,
+        "n_past_999": int(np.sum(v > float(chi2.ppf(0.999, dof)))),
     }
+
+
+def by_quality(table: dict, mask, magnitude, nees, dof: int, prefix: str, unit: str) -> dict:
+    """The statistics of the rows under *mask*, per quality word (``ok`` first): what an
+    operator using only the ``ok`` rows gets, and what the others would have given.  Empty
+    for a table without a quality column."""
+    quality = table.get("quality")
+    mask = np.asarray(mask, dtype=bool)
+    if quality is None or len(quality) != mask.size:
+        return {}
+    quality = np.asarray(quality).astype(str)
+    words = sorted(set(quality[mask]), key=lambda w: (w != "ok", w))
+    out = {}
+    for w in words:
+        m = mask & (quality == w)
+        n = nees_stats(nees, dof, m)
+        out[w] = {
+            "n_evaluated": int(m.sum()),
+            **norm_stats(magnitude, m, prefix, unit),
+            "nees_mean": n["mean"],
+            "n_past_999": n["n_past_999"],
+        }
+    return out
 
 
 def settled_mask(t_s, settle_s: float) -> np.ndarray:
@@ -80,11 +106,15 @@ def orbit_summary(table: dict, err: dict, settle_s: float) -> dict:
     for j, ax in enumerate("xyz"):
         out.update(norm_stats(err["dr_ecef_m"][:, j], m, f"position_{ax}_ecef_", "m"))
     out["nees"] = nees_stats(err["nees"], err["dof"], m)
+    out["by_quality"] = by_quality(
+        table, m, np.linalg.norm(err["dr_ecef_m"], axis=1), err["nees"], err["dof"], "position_3d_", "m"
+    )
     return out
 
 
 def attitude_summary(table: dict, err: dict, settle_s: float) -> dict:
-    """Rows whose quaternion is a placeholder (``valid_attitude`` 0) are left out and counted."""
+    """Rows whose quaternion is a placeholder (``valid_attitude`` 0) are left out and counted;
+    ``by_quality`` splits the rest by their quality word."""
     valid = (
         table["valid_attitude"].astype(bool) if "valid_attitude" in table else np.ones(table["unix_time_s"].size, bool)
     )
@@ -98,6 +128,7 @@ def attitude_summary(table: dict, err: dict, settle_s: float) -> dict:
     out.update(norm_stats(np.degrees(np.linalg.norm(err["dbias_rad_s"], axis=1)), m, "gyro_bias_3d_", "deg_s"))
     out["nees"] = nees_stats(err["nees"], err["dof"], m)
     out["nees_gyro_bias"] = nees_stats(err["nees_bias"], err["dof"], m)
+    out["by_quality"] = by_quality(table, m, np.degrees(err["angle_rad"]), err["nees"], err["dof"], "angle_", "deg")
     return out
 
 
@@ -121,5 +152,15 @@ def formation_summary(table: dict, err: dict, settle_s: float) -> dict:
         d.update(norm_stats(np.linalg.norm(e, axis=1), m, "relative_position_3d_", "m"))
         d.update(norm_stats(err["los_err_m"][sel], m, "line_of_sight_", "m"))
         d["nees"] = nees_stats(err["nees"][sel], err["dof"], m)
+        q = table.get("quality")
+        d["by_quality"] = by_quality(
+            {"quality": None if q is None else np.asarray(q)[sel]},
+            m,
+            np.linalg.norm(e, axis=1),
+            err["nees"][sel],
+            err["dof"],
+            "relative_position_3d_",
+            "m",
+        )
         peers[partner_name(p)] = d
     return {"n_rows": int(pid.size), "peers": peers}

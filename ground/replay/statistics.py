@@ -188,6 +188,22 @@ def residual_stats(tables, fixes, r, to_unix, plot_jobs) -> dict:
     return out
 
 
+def _say_by_quality(say, groups: dict | None, prefix: str, unit: str, what: str) -> None:
+    """One line per estimator: its settled rows by quality word (``ok`` first) - the RMS and
+    maximum error, the NEES mean and the rows past the 99.9 % bound of each."""
+    if not groups:
+        return
+    parts = []
+    for word, g in groups.items():
+        rms, mx, nees = g.get(f"{prefix}rms_{unit}"), g.get(f"{prefix}max_{unit}"), g.get("nees_mean")
+        fig = "-" if rms is None else f"RMS {rms:.3g} {unit} (max {mx:.3g})"
+        parts.append(
+            f"{word} {g['n_evaluated']} rows: {fig}, NEES mean {'-' if nees is None else f'{nees:.2f}'}, "
+            f"{g['n_past_999']} past 99.9 %"
+        )
+    say(f"      {what} by quality: " + "; ".join(parts))
+
+
 def print_truth_lines(summary: dict, say) -> None:
     o, a, f = summary.get("orbit", {}), summary.get("attitude", {}), summary.get("formation", {})
 
@@ -202,11 +218,13 @@ def print_truth_lines(summary: dict, say) -> None:
             f"velocity 3D RMS {fmt(o['velocity_3d_rms_m_s'], '.4f')} m/s, NEES mean {fmt(o['nees']['mean'])} "
             f"(dof 6), {fmt(o['nees']['frac_inside_95'], '.0%')} inside 95 % bounds"
         )
+        _say_by_quality(say, o.get("by_quality"), "position_3d_", "m", "orbit")
     if a.get("n_rows"):
         say(
             f"    attitude: angle RMS {fmt(a['angle_rms_deg'], '.3f')} deg (max {fmt(a['angle_max_deg'], '.3f')}), "
             f"gyro bias RMS {fmt(a['gyro_bias_3d_rms_deg_s'], '.4f')} deg/s, NEES mean {fmt(a['nees']['mean'])} (dof 3)"
         )
+        _say_by_quality(say, a.get("by_quality"), "angle_", "deg", "attitude")
     if not (o.get("n_rows") or a.get("n_rows") or f.get("n_rows")):
         say("    no estimates to compare")
     for p, d in f.get("peers", {}).items():
@@ -219,3 +237,4 @@ def print_truth_lines(summary: dict, say) -> None:
             f"line of sight RMS {fmt(d['line_of_sight_rms_m'])} m, NEES mean {fmt(d['nees']['mean'])} (dof 3)"
             + left_out
         )
+        _say_by_quality(say, d.get("by_quality"), "relative_position_3d_", "m", f"partner {p}")
