@@ -308,26 +308,39 @@ class AttitudeMEKF:
         return False
 
     def propagate_imu(
-        self, t_s: float, t_imu_s: ArrayLike, rate_imu_body_rad_s: ArrayLike, time_sigma_s: float = 0.0
+        self,
+        t_s: float,
+        t_imu_s: ArrayLike,
+        rate_imu_body_rad_s: ArrayLike,
+        time_sigma_s: float = 0.0,
+        t_start_s: float | None = None,
     ) -> None:
         """Move to *t_s* on a live IMU's samples (times on the filter's axis, body-axis rates
         as measured; the state's gyro bias is that IMU's).  The caller checks that they
         cover the interval (:func:`integrate_rates` holds the rate beyond the ends).
+        *t_start_s*: where the step's first instant falls on the IMU's axis (default: the
+        filter's time): the two ends' offsets differ when the sensor stamps wrapped
+        (:mod:`pygnc.estimation.imu_alignment`), so the IMU is integrated over the samples'
+        true interval, not their stamp difference.
         *time_sigma_s*: 1-sigma error of the IMU's times relative to the sensor samples'
-        instants (:mod:`pygnc.estimation.imu_alignment`): the window shifted by ``e`` turns
-        the step by ``(w1 - C w0) e`` more, added to the attitude covariance."""
+        instants: the window shifted by ``e`` turns the step by ``(w1 - C w0) e`` more,
+        added to the attitude covariance."""
         cfg = self.cfg
         t0 = self._now()
-        dt = float(t_s) - t0
+        stamp_dt = float(t_s) - t0
         self.last_f = None
+        if stamp_dt <= 0.0:
+            return
+        a = t0 if t_start_s is None else float(t_start_s)
+        dt = float(t_s) - a
         if dt <= 0.0:
             return
         bg = self.x_bias[:3].copy()
-        phi, w0, w1 = integrate_rates(t_imu_s, np.asarray(rate_imu_body_rad_s, dtype=float) - bg, t0, float(t_s))
+        phi, w0, w1 = integrate_rates(t_imu_s, np.asarray(rate_imu_body_rad_s, dtype=float) - bg, a, float(t_s))
         q_att = (
             cfg.imu_gyro_noise_density_rad_s_sqrt_hz**2 * dt + cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s**2 * dt**3 / 3.0
         )
-        self._advance(t_s, dt, phi, q_att, w1, cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s)
+        self._advance(t_s, dt, phi, q_att, w1, cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s, stamp_dt)
         if time_sigma_s > 0.0:
             v = w1 - rotation_matrix(-phi) @ w0
             self.p[:3, :3] += (time_sigma_s * time_sigma_s) * np.outer(v, v)
@@ -343,11 +356,13 @@ class AttitudeMEKF:
         q_att: float,
         w_step: np.ndarray | None,
         bias_walk_rad_s_per_sqrt_s: float,
+        stamp_dt_s: float | None = None,
     ) -> None:
-        """The common part of a step: rotate the reference by *phi*, propagate P with the
-        error-state transition, add *q_att* (rad^2 per axis) and the bias walks, and, for a
-        step integrated from samples (*w_step*, the bias-corrected rate at its end), the
-        step-length uncertainty about the rate axis."""
+        """The common part of a step of *dt* seconds: rotate the reference by *phi*, propagate
+        P with the error-state transition, add *q_att* (rad^2 per axis) and the bias walks,
+        and, for a step integrated from samples (*w_step*, the bias-corrected rate at its
+        end), the step-length uncertainty about the rate axis (from the stamp difference
+        *stamp_dt_s*, default *dt*)."""
         cfg = self.cfg
         self.q = quat_multiply(self.q, quat_from_rotvec(phi))
         self.q /= math.sqrt(float(self.q @ self.q))
@@ -359,7 +374,7 @@ class AttitudeMEKF:
         if w_step is not None:
             # The step's true length is uncertain: the body turned w1 * (dt_true - dt) more
             # than integrated, about the rate axis (rank one).
-            sig_dt = self._step_length_sigma(dt)
+            sig_dt = self._step_length_sigma(dt if stamp_dt_s is None else stamp_dt_s)
             if sig_dt > 0.0:
                 p[:3, :3] += (sig_dt * sig_dt) * np.outer(w_step, w_step)
         qb = bias_walk_rad_s_per_sqrt_s**2 * dt
@@ -675,7 +690,7 @@ class AttitudeEstimator:
         """One sample stamped *t_s* (its stated epoch); *time_tag_sigma_s* is that epoch's
         1-sigma uncertainty (default: the config's; 0 for exact truth times).
 
-        *imu*: ``(t_s (k,), rate_body_rad_s (k, 3)[, time_sigma_s])`` samples of a live IMU covering the
+        *imu*: ``(t_s (k,), rate_body_rad_s (k, 3)[, time_sigma_s[, t_start_s]])`` samples of a live IMU covering the
         interval since the last step (checked by the caller): the attitude is propagated on
         them instead of on the two BMX160 samples, with that IMU's own bias estimate."""
         if time_tag_sigma_s is not None:

@@ -53,9 +53,9 @@ processed (counter ``outputs_decimated``).
   accuracy.  Samples with a non-finite or implausible rate (beyond 2000 deg/s), or not after
   the previous one, are dropped and counted (``imu_rejected``).  The IMU's time tags are on
   the spacecraft clock (the Pi's clock, set from the host's start argument) and go through
-  the clock map like the sensor stamps; the constant offset between the two clocks is
-  estimated (:class:`~pygnc.estimation.imu_alignment.ImuTimeAlignment`) and the IMU's
-  times shifted by it (docs/design/imu_time_alignment.md).
+  the clock map like the sensor stamps; the offset between the two clocks, its rate and
+  its jumps at stamp wraps are estimated (:class:`~pygnc.estimation.imu_alignment.ImuTimeAlignment`)
+  and the IMU's times shifted by it (docs/design/imu_time_alignment.md).
 
 :meth:`propagate_to_sc` moves the latest estimate to "now" with the last rate held.
 
@@ -339,9 +339,9 @@ class AttitudeProcessor(Processor):
 
     def _imu_for_step(self, t_sc: float, t_s: float, w_b: np.ndarray) -> tuple | None:
         """Update the IMU's time-offset estimate with the sample at *t_s* (BMX160 rate *w_b*),
-        then return the IMU samples (aligned filter times, body rates, the offset's sigma)
-        covering the step from the filter's last epoch to *t_s*, or None; blocks older than
-        this step's are dropped."""
+        then return the IMU samples (aligned filter times, body rates, the offset's sigma,
+        the step's start on their axis) covering the step from the filter's last epoch to
+        *t_s*, or None; blocks older than this step's are dropped."""
         jump_s = 0.0
         if self._last_sample_t_s is not None and t_s > self._last_sample_t_s:
             jump_s = self._sample_steps.observe(t_s - self._last_sample_t_s)
@@ -359,15 +359,23 @@ class AttitudeProcessor(Processor):
         if c.attitude_imu_align:
             self._align_imu(tt, ww, t_s, w_b)  # (the update for the sample before this one)
             if jump_s:
-                self.imu_align.widen(abs(jump_s))
-            tt = tt - self.imu_align.offset_s
-            sigma_t = self.imu_align.sigma_s
+                self.imu_align.stamps_stepped(jump_s)
+            offset_s, sigma_t = self.imu_align.offset_at(t_s)
+            tt = tt - offset_s
         if f.initialized and f.t_s is not None and t_s > f.t_s:
-            lo = max(int(np.searchsorted(tt, f.t_s, side="right")) - 1, 0)
+            # The offset moved over the step by its rate and any stamp wrap: the step's
+            # start on the IMU's axis moves with it, so the IMU covers the samples' true
+            # interval rather than their stamp difference.
+            t0 = f.t_s
+            if c.attitude_imu_align:
+                moved = self.imu_align.rate * (t_s - f.t_s) - jump_s
+                if abs(moved) < 0.5 * (t_s - f.t_s):
+                    t0 = f.t_s - moved
+            lo = max(int(np.searchsorted(tt, t0, side="right")) - 1, 0)
             hi = min(int(np.searchsorted(tt, t_s, side="left")) + 1, tt.size)
             span = tt[lo:hi]
             edges = (
-                np.concatenate(([f.t_s], span[(span > f.t_s) & (span < t_s)], [min(t_s, span[-1])]))
+                np.concatenate(([t0], span[(span > t0) & (span < t_s)], [min(t_s, span[-1])]))
                 if span.size
                 else np.empty(0)
             )
@@ -376,7 +384,7 @@ class AttitudeProcessor(Processor):
                 and span[-1] >= t_s - c.attitude_imu_max_hold_s
                 and np.diff(edges).max(initial=0.0) <= c.attitude_imu_max_gap_s
             ):
-                out = (span, ww[lo:hi], sigma_t)
+                out = (span, ww[lo:hi], sigma_t, t0)
             else:
                 self.n_imu_uncovered += 1
         # Blocks that ended 2 s before this sample's stamp are not needed again (the next
@@ -664,5 +672,5 @@ class AttitudeProcessor(Processor):
             "imu_offset_sigma_s": round(self.imu_align.sigma_s, 4),
             "imu_align_updates": self.imu_align.n_updates,
             "imu_align_rejected": self.imu_align.n_rejected,
-            "imu_align_widened": self.imu_align.n_widened,
+            "imu_align_stamp_steps": self.imu_align.n_stamp_steps,
         }
