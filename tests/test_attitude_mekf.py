@@ -423,3 +423,34 @@ def test_a_triad_start_carries_the_magnetometer_bias_uncertainty():
     np.testing.assert_allclose(f.p[:3, :3], np.eye(3) * f.cfg.init_attitude_sigma_rad**2 + g @ p_bias @ g.T)
     np.testing.assert_allclose(f.p[:3, 3:], g @ p_bias)
     assert np.all(np.linalg.eigvalsh(f.p) > 0)
+
+
+def test_the_consider_update_is_the_schmidt_kalman_update():
+    """A magnetometer update with the scale factors as consider parameters equals the full
+    12-state Joseph-form update with their gains held at zero (computed here directly)."""
+    from pygnc.estimation.quaternion import dcm_from_quat, skew
+
+    rng = np.random.default_rng(7)
+    cfg = am.AttitudeFilterConfig(mag_scale_sigma=0.05)
+    f = am.AttitudeMEKF(cfg)
+    q = np.array([0.9, 0.1, -0.3, 0.2])
+    f.initialize(0.0, q / np.linalg.norm(q), np.zeros(3), np.zeros(6), np.eye(6) * 1e-4)
+    a = rng.standard_normal((12, 12)) * 0.05
+    full = a @ a.T + np.diag([1e-4] * 3 + [1e-8] * 3 + [1.0] * 3 + [0.05**2] * 3)
+    f.p, f.p_xc, f._p_cc = full[:9, :9].copy(), full[:9, 9:].copy(), full[9:, 9:].copy()
+    b_gcrs = np.array([20.0, -15.0, 30.0])
+    hb = dcm_from_quat(f.q).T @ b_gcrs
+    m = hb * 1.04 + np.array([0.5, -0.2, 0.1])
+    h = np.zeros((3, 12))
+    h[:, :3], h[:, 6:9], h[:, 9:] = skew(hb), np.eye(3), np.diag(hb)
+    r_var = cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2
+    s = h @ full @ h.T + np.eye(3) * r_var
+    k = full @ h.T @ np.linalg.inv(s)
+    k[9:] = 0.0
+    ikh = np.eye(12) - k @ h
+    expected = ikh @ full @ ikh.T + r_var * k @ k.T
+    assert f.update_mag(m, b_gcrs).used
+    np.testing.assert_allclose(f.p, expected[:9, :9], rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(f.p_xc, expected[:9, 9:], rtol=1e-9, atol=1e-13)
+    # Without consider parameters the filter is the 9-state one (nothing carried).
+    assert am.AttitudeMEKF(am.AttitudeFilterConfig(mag_scale_sigma=0.0)).p_xc is None

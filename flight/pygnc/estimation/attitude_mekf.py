@@ -171,6 +171,11 @@ class AttitudeMEKF:
         self.last_nis_mag = float("nan")
         self.last_sun_faces = 0
         self.steps = StepRegularity(self.cfg.irregular_step_threshold_s, self.cfg.step_history)
+        # Consider parameters (the magnetometer's scale-factor errors, not estimated): their
+        # covariance and the state's cross-covariance with them (None: none configured).
+        sc = self.cfg.mag_scale_sigma
+        self._p_cc = np.eye(3) * (sc * sc) if sc > 0.0 else None
+        self.p_xc: np.ndarray | None = None
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
         self._second_diffs: list[float] = []  # the last regular samples' |second differences| of the rate, rad/s
@@ -218,6 +223,7 @@ class AttitudeMEKF:
             self.p[:3, :3] += g @ p_bb @ g.T
             self.p[:3, 3:] = g @ p_bb
             self.p[3:, :3] = self.p[:3, 3:].T
+        self.p_xc = np.zeros((9, 3)) if self._p_cc is not None else None
         self.t_s = float(t_s)
         self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
         self.w_before = None
@@ -371,6 +377,8 @@ class AttitudeMEKF:
         f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
         self.last_f = f
         p = f @ self.p @ f.T
+        if self.p_xc is not None:
+            self.p_xc = f @ self.p_xc
         if w_step is not None:
             # The step's true length is uncertain: the body turned w1 * (dt_true - dt) more
             # than integrated, about the rate axis (rank one).
@@ -397,6 +405,8 @@ class AttitudeMEKF:
         self.p[3:6, :] = 0.0
         self.p[:, 3:6] = 0.0
         self.p[3:6, 3:6] = np.asarray(p_bias, dtype=float)
+        if self.p_xc is not None:
+            self.p_xc[3:6, :] = 0.0
 
     def _step_length_sigma(self, dt: float) -> float:
         """1-sigma error of a step's length from its time tags: ``regular_step_sigma_s`` for
@@ -413,10 +423,18 @@ class AttitudeMEKF:
         return self.steps.n_irregular
 
     # -- updates ----------------------------------------------------------------------
-    def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray) -> Update:
-        """Gated update with innovation *r* (m,), H (m, 9) and the noise variances *rdiag*."""
+    def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray, h_c: np.ndarray | None = None) -> Update:
+        """Gated update with innovation *r* (m,), H (m, 9) and the noise variances *rdiag*;
+        *h_c* (m, 3): the measurement's sensitivity to the consider parameters (a
+        Schmidt-Kalman update: their covariance enters the gain and the state's covariance,
+        their estimate stays zero)."""
+        pxc = self.p_xc
         pht = self.p @ h.T
-        s = h @ pht
+        if h_c is not None and pxc is not None:
+            pht += pxc @ h_c.T
+            s = h @ pht + h_c @ (pxc.T @ h.T + self._p_cc @ h_c.T)
+        else:
+            s = h @ pht
         s.flat[:: s.shape[0] + 1] += rdiag
         s_inv = _inverse(s)  # one inverse for the NIS and the gain (m <= 6)
         if s_inv is None:
@@ -428,10 +446,19 @@ class AttitudeMEKF:
         dx = k @ r
         ikh = _EYE9 - k @ h
         p = ikh @ self.p @ ikh.T + (k * rdiag) @ k.T
+        if pxc is not None:
+            pxc_new = ikh @ pxc
+            if h_c is not None:  # the Joseph form with the consider parameters' gain held at zero
+                kc = k @ h_c
+                cross = ikh @ pxc @ kc.T
+                p += kc @ self._p_cc @ kc.T - cross - cross.T
+                pxc_new -= kc @ self._p_cc
         # A sum is finite only if every term is (an overflow to inf is refused as well).
         if not (math.isfinite(float(dx.sum())) and math.isfinite(float(p.sum()))):
             return Update(REJECTED, nis, r, s)  # a non-finite update is not applied (the state stays usable)
         self.p = 0.5 * (p + p.T)
+        if pxc is not None:
+            self.p_xc = pxc_new
         d0, d1, d2 = dx[:3].tolist()
         self.q = quat_multiply(self.q, (1.0, 0.5 * d0, 0.5 * d1, 0.5 * d2))
         self.q /= math.sqrt(float(self.q @ self.q))
@@ -449,7 +476,10 @@ class AttitudeMEKF:
         h = np.zeros((3, 9))
         h[:, :3] = skew(hb)
         h[:, 6:] = np.eye(3)
-        result = self._update(r, h, np.full(3, cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2))
+        h_c = None
+        if self.p_xc is not None:  # the scale factors' errors: consider parameters
+            h_c = np.diag(hb)
+        result = self._update(r, h, np.full(3, cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2), h_c)
         self.last_nis_mag = result.nis
         if result.used:
             self.consecutive_rejections = 0

@@ -113,6 +113,11 @@ class AttitudeFilterConfig:
     #: Magnetometer noise and field-model error, µT.
     mag_noise_ut: float = bounded(0.6, "(0, 1e4]")
     mag_model_sigma_ut: float = bounded(0.3, "[0, 1e4]")
+    #: The magnetometer's scale-factor error left after ``Config.mag_scale`` (a ground
+    #: calibration, soft iron, temperature), 1-sigma per body axis, a fraction.  A constant
+    #: error, not noise: the filter carries the three as consider parameters (its covariance
+    #: holds their effect; they are not estimated).  0: none.
+    mag_scale_sigma: float = bounded(0.02, "[0, 1]")
     #: Hard-iron bias: initial sigma (tens of µT possible) and random walk per sqrt(s), µT.
     init_mag_bias_sigma_ut: float = bounded(20.0, "(0, 1e5]")
     mag_bias_walk_ut_per_sqrt_s: float = bounded(1.0e-4, "[0, 100]")
