@@ -43,12 +43,20 @@ def stated_times(batch):
     return np.asarray(cm.gps_from_sc(batch.sensors["t_sc_s"].astype(float)), dtype=float), cm.residual_rms_s
 
 
+#: The filter without scale-factor consider parameters: for the tests that hold it to the
+#: simulator's truth, whose sensors have no scale errors (the consider parameters would
+#: only make it conservative there); tests/test_attitude_processor.py covers them.
+NO_SCALE_ERRORS = {"mag_scale_sigma": 0.0, "gyro_scale_sigma": 0.0}
+CLEAN = am.AttitudeFilterConfig(**NO_SCALE_ERRORS)
+
+
 def run_core(
     scenario, cfg: am.AttitudeFilterConfig | None = None, time_tag_sigma_s: float | None = None, sensors=None, keep=None
 ):
     """Drive AttitudeEstimator with the decoded sensors (or *sensors*, the same records
     altered; *keep*: a mask of the samples given to it, the rest lost) at their stated
-    epochs (stamps through the clock map) and truth positions at the true sample times."""
+    epochs (stamps through the clock map) and truth positions at the true sample times.
+    *cfg* default: :data:`CLEAN` (the simulator's sensors have no scale-factor errors)."""
     z = scenario.truth
     config = EVERY
     batch = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config))
@@ -58,7 +66,7 @@ def run_core(
     assert len(sens) == idx.size
     t_stated, sigma_t = stated_times(batch)
     sigma_t = sigma_t if time_tag_sigma_s is None else time_tag_sigma_s
-    est = am.AttitudeEstimator(cfg)
+    est = am.AttitudeEstimator(cfg or CLEAN)
     outs = []
     for k in range(len(sens)):
         if keep is not None and not keep[k]:

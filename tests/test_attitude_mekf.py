@@ -6,11 +6,12 @@ simulator's default draw is 2 deg/s), magnetometer noise 0.6 µT and bias up to 
 with eclipses.  The core is driven with truth positions (the processor tests run it
 behind the orbit estimator)."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
-from attitude_support import errors, issue_settings, run_core
+from attitude_support import CLEAN, errors, issue_settings, run_core
 from scipy.spatial.transform import Rotation
 
 from ground.simulate import simulator as sim
@@ -106,7 +107,7 @@ def test_stamp_phase_wraps_keep_the_filter_consistent(stamp_wraps):
     _assert_nees_at_spaced_epochs(e, 7200.0, keys=("nees",))
     nees = e["nees"][settled]
     # Without the time-tag model (epoch exact, every step exact) the same run is overconfident.
-    _, outs0, _ = run_core(scenario, am.AttitudeFilterConfig(irregular_step_threshold_s=math.inf), 0.0)
+    _, outs0, _ = run_core(scenario, dataclasses.replace(CLEAN, irregular_step_threshold_s=math.inf), 0.0)
     assert errors(scenario, outs0, idx)["nees"][settled].mean() > 2.0 * nees.mean()
 
 
@@ -247,7 +248,7 @@ def test_gyro_noise_covariance_is_the_attitude_random_walk():
     against the scatter of the error over 300 noise draws.  Each sample's noise enters two
     steps (dt in all): the walk grows by dt^2 sigma^2 per step, twice what one step's two
     samples alone give."""
-    cfg = am.AttitudeFilterConfig(gyro_bias_walk_rad_s_per_sqrt_s=0.0, propagation_error_coeff=0.0)
+    cfg = dataclasses.replace(CLEAN, gyro_bias_walk_rad_s_per_sqrt_s=0.0, propagation_error_coeff=0.0)
     sg = cfg.gyro_noise_rad_s
     w_true = np.radians([3.0, -2.0, 2.0])
     q_end = qn.quat_from_rotvec(w_true * 300.0)
@@ -425,32 +426,48 @@ def test_a_triad_start_carries_the_magnetometer_bias_uncertainty():
     assert np.all(np.linalg.eigvalsh(f.p) > 0)
 
 
-def test_the_consider_update_is_the_schmidt_kalman_update():
-    """A magnetometer update with the scale factors as consider parameters equals the full
-    12-state Joseph-form update with their gains held at zero (computed here directly)."""
-    from pygnc.estimation.quaternion import dcm_from_quat, skew
+def test_the_consider_parameters_follow_the_schmidt_kalman_filter():
+    """The scale factors as consider parameters: a BMX160 step and a magnetometer update equal
+    the full 15-state propagation and Joseph-form update with the consider parameters'
+    gains held at zero (computed here directly)."""
+    from pygnc.estimation.quaternion import dcm_from_quat, rotation_matrix, skew
 
     rng = np.random.default_rng(7)
-    cfg = am.AttitudeFilterConfig(mag_scale_sigma=0.05)
+    cfg = am.AttitudeFilterConfig(mag_scale_sigma=0.05, gyro_scale_sigma=0.02)
     f = am.AttitudeMEKF(cfg)
     q = np.array([0.9, 0.1, -0.3, 0.2])
-    f.initialize(0.0, q / np.linalg.norm(q), np.zeros(3), np.zeros(6), np.eye(6) * 1e-4)
-    a = rng.standard_normal((12, 12)) * 0.05
-    full = a @ a.T + np.diag([1e-4] * 3 + [1e-8] * 3 + [1.0] * 3 + [0.05**2] * 3)
+    w = np.radians([3.0, -4.0, 2.0])
+    f.initialize(0.0, q / np.linalg.norm(q), w, np.zeros(6), np.eye(6) * 1e-4)
+    a = rng.standard_normal((15, 15)) * 0.05
+    full = a @ a.T + np.diag([1e-4] * 3 + [1e-8] * 3 + [1.0] * 3 + [0.05**2] * 3 + [0.02**2] * 3)
     f.p, f.p_xc, f._p_cc = full[:9, :9].copy(), full[:9, 9:].copy(), full[9:, 9:].copy()
+    # A step on the BMX160 (rate held: the two-sample step of a constant rate).
+    f.propagate(5.0, w)
+    phi = 5.0 * w
+    t = np.eye(15)
+    t[:9, :9] = f.last_f
+    t[:3, 12:] = rotation_matrix(-0.5 * phi) @ np.diag(phi)
+    expected = t @ full @ t.T
+    added = f.p - expected[:9, :9]  # the process noise: on the diagonal only
+    np.testing.assert_allclose(added - np.diag(np.diag(added)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(f.p_xc, expected[:9, 9:], rtol=1e-9, atol=1e-13)
+    full = expected
+    full[:9, :9] = f.p
+    # A magnetometer update.
     b_gcrs = np.array([20.0, -15.0, 30.0])
     hb = dcm_from_quat(f.q).T @ b_gcrs
     m = hb * 1.04 + np.array([0.5, -0.2, 0.1])
-    h = np.zeros((3, 12))
-    h[:, :3], h[:, 6:9], h[:, 9:] = skew(hb), np.eye(3), np.diag(hb)
+    h = np.zeros((3, 15))
+    h[:, :3], h[:, 6:9], h[:, 9:12] = skew(hb), np.eye(3), np.diag(hb)
     r_var = cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2
     s = h @ full @ h.T + np.eye(3) * r_var
     k = full @ h.T @ np.linalg.inv(s)
     k[9:] = 0.0
-    ikh = np.eye(12) - k @ h
+    ikh = np.eye(15) - k @ h
     expected = ikh @ full @ ikh.T + r_var * k @ k.T
     assert f.update_mag(m, b_gcrs).used
     np.testing.assert_allclose(f.p, expected[:9, :9], rtol=1e-9, atol=1e-13)
     np.testing.assert_allclose(f.p_xc, expected[:9, 9:], rtol=1e-9, atol=1e-13)
     # Without consider parameters the filter is the 9-state one (nothing carried).
-    assert am.AttitudeMEKF(am.AttitudeFilterConfig(mag_scale_sigma=0.0)).p_xc is None
+    none = am.AttitudeFilterConfig(mag_scale_sigma=0.0, gyro_scale_sigma=0.0)
+    assert am.AttitudeMEKF(none).p_xc is None

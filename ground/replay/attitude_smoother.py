@@ -41,7 +41,8 @@ def smooth_estimator(est: AttitudeEstimator) -> list[AttitudeOutput]:
 
     Multiplicative error-state form.  Per step the record holds the prior (after
     propagation: reference ``q-``, biases ``b-``, ``P-`` and the error-state transition
-    ``F`` from the previous posterior) and the posterior (``q+``, ``b+``, ``P+``).  Going
+    ``F`` from the previous posterior, and what the consider parameters add to the
+    cross-covariance ``P+ F^T``) and the posterior (``q+``, ``b+``, ``P+``).  Going
     backwards from the last posterior, the smoothed state at k+1 is expressed as an
     error state about the *prior* reference at k+1 (the reference the filter's
     prediction was linearised about): ``e = [rotvec(q-^-1 q_s), b_s - b-]``; then
@@ -76,12 +77,14 @@ def _smooth_interval(recs: list) -> list[AttitudeOutput]:
     res = [_smoothed_output(last, q_s, b_s, p_s)]
     for j in range(len(recs) - 2, -1, -1):
         r, nxt = recs[j], recs[j + 1]
-        _, f, p_pred, q_pred, b_pred = nxt.prior
+        _, f, p_pred, q_pred, b_pred, cross_extra = nxt.prior
         d = quat_multiply(quat_conj(q_pred), q_s)
         if d[0] < 0:
             d = -d
         e = np.concatenate([rotvec_from_quat(d), b_s - b_pred])
         pf = r.p_post if f is None else r.p_post @ f.T
+        if cross_extra is not None:  # the consider parameters' share of cov(x_k, x_k+1)
+            pf = pf + cross_extra
         try:
             c = np.linalg.solve(p_pred, pf.T).T  # P+ F^T (P-)^-1, P- symmetric
         except np.linalg.LinAlgError:

@@ -171,13 +171,17 @@ class AttitudeMEKF:
         self.last_nis_mag = float("nan")
         self.last_sun_faces = 0
         self.steps = StepRegularity(self.cfg.irregular_step_threshold_s, self.cfg.step_history)
-        # Consider parameters (the magnetometer's scale-factor errors, not estimated): their
-        # covariance and the state's cross-covariance with them (None: none configured).
-        sc = self.cfg.mag_scale_sigma
-        self._p_cc = np.eye(3) * (sc * sc) if sc > 0.0 else None
+        # Consider parameters (the magnetometer's and the gyro's scale-factor errors, per body
+        # axis; not estimated): their covariance and the state's cross-covariance with them
+        # (None: none configured).
+        sm, sg = self.cfg.mag_scale_sigma, self.cfg.gyro_scale_sigma
+        self._p_cc = np.diag([sm * sm] * 3 + [sg * sg] * 3) if sm > 0.0 or sg > 0.0 else None
         self.p_xc: np.ndarray | None = None
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
+        #: what the consider parameters add to cov(x before, x after) of the last propagate
+        #: (``P_xc G^T``; None: nothing) - the smoother's cross-covariance is ``P F^T`` plus it
+        self.last_cross_extra: np.ndarray | None = None
         self._second_diffs: list[float] = []  # the last regular samples' |second differences| of the rate, rad/s
         self._rates_taken: list[tuple[float, np.ndarray]] = []  # the last two (t_s, rate) taken, rad/s
         self._spikes_in_a_row = 0
@@ -223,7 +227,7 @@ class AttitudeMEKF:
             self.p[:3, :3] += g @ p_bb @ g.T
             self.p[:3, 3:] = g @ p_bb
             self.p[3:, :3] = self.p[:3, 3:].T
-        self.p_xc = np.zeros((9, 3)) if self._p_cc is not None else None
+        self.p_xc = np.zeros((9, 6)) if self._p_cc is not None else None
         self.t_s = float(t_s)
         self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
         self.w_before = None
@@ -239,6 +243,7 @@ class AttitudeMEKF:
         cfg = self.cfg
         dt = float(t_s) - self._now()
         self.last_f = None  # None: identity (no time step)
+        self.last_cross_extra = None
         if dt <= 0.0:
             if w_meas_body_rad_s is not None:
                 self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
@@ -271,7 +276,7 @@ class AttitudeMEKF:
             # Rate held over the interval: the error grows with the rate's own change,
             # |dw/dt| t^2 / 2, estimated from the last two samples.
             q_att += (0.5 * self.w_dot_rad_s2 * dt * dt + cfg.gyro_noise_rad_s * dt) ** 2
-        self._advance(t_s, dt, phi, q_att, None if gap else w1, cfg.gyro_bias_walk_rad_s_per_sqrt_s)
+        self._advance(t_s, dt, phi, q_att, None if gap else w1, cfg.gyro_bias_walk_rad_s_per_sqrt_s, gyro_scale=True)
         self.w_before = None if gap else w_prev
         self.h_before_s = dt
         if w_new is not None:
@@ -335,6 +340,7 @@ class AttitudeMEKF:
         t0 = self._now()
         stamp_dt = float(t_s) - t0
         self.last_f = None
+        self.last_cross_extra = None
         if stamp_dt <= 0.0:
             return
         a = t0 if t_start_s is None else float(t_start_s)
@@ -363,12 +369,14 @@ class AttitudeMEKF:
         w_step: np.ndarray | None,
         bias_walk_rad_s_per_sqrt_s: float,
         stamp_dt_s: float | None = None,
+        gyro_scale: bool = False,
     ) -> None:
         """The common part of a step of *dt* seconds: rotate the reference by *phi*, propagate
         P with the error-state transition, add *q_att* (rad^2 per axis) and the bias walks,
         and, for a step integrated from samples (*w_step*, the bias-corrected rate at its
         end), the step-length uncertainty about the rate axis (from the stamp difference
-        *stamp_dt_s*, default *dt*)."""
+        *stamp_dt_s*, default *dt*).  *gyro_scale*: the step was integrated from the BMX160,
+        whose scale-factor errors (consider parameters) turn it by ``diag(phi) s`` more."""
         cfg = self.cfg
         self.q = quat_multiply(self.q, quat_from_rotvec(phi))
         self.q /= math.sqrt(float(self.q @ self.q))
@@ -376,9 +384,19 @@ class AttitudeMEKF:
         f[:3, :3] = rotation_matrix(-phi)
         f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
         self.last_f = f
+        self.last_cross_extra = None
         p = f @ self.p @ f.T
         if self.p_xc is not None:
-            self.p_xc = f @ self.p_xc
+            fx = f @ self.p_xc
+            if gyro_scale and self._p_cc is not None and self._p_cc[3, 3] > 0.0:
+                g = np.zeros((9, 6))
+                g[:3, 3:] = rotation_matrix(-0.5 * phi) * phi[None, :]
+                self.last_cross_extra = self.p_xc @ g.T
+                gpc = g @ self._p_cc
+                cross = fx @ g.T
+                p += cross + cross.T + gpc @ g.T
+                fx += gpc
+            self.p_xc = fx
         if w_step is not None:
             # The step's true length is uncertain: the body turned w1 * (dt_true - dt) more
             # than integrated, about the rate axis (rank one).
@@ -425,7 +443,7 @@ class AttitudeMEKF:
     # -- updates ----------------------------------------------------------------------
     def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray, h_c: np.ndarray | None = None) -> Update:
         """Gated update with innovation *r* (m,), H (m, 9) and the noise variances *rdiag*;
-        *h_c* (m, 3): the measurement's sensitivity to the consider parameters (a
+        *h_c* (m, 6): the measurement's sensitivity to the consider parameters (a
         Schmidt-Kalman update: their covariance enters the gain and the state's covariance,
         their estimate stays zero)."""
         pxc = self.p_xc
@@ -478,7 +496,7 @@ class AttitudeMEKF:
         h[:, 6:] = np.eye(3)
         h_c = None
         if self.p_xc is not None:  # the scale factors' errors: consider parameters
-            h_c = np.diag(hb)
+            h_c = np.hstack([np.diag(hb), np.zeros((3, 3))])
         result = self._update(r, h, np.full(3, cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2), h_c)
         self.last_nis_mag = result.nis
         if result.used:
@@ -566,7 +584,8 @@ class AttitudeOutput:
 @dataclass
 class _StepRecord:
     """What the smoother needs of one step: the filtered output, the measured rate, the
-    epoch sigma, and (valid attitude only) the prior ``(continues, F, P-, q-, b-)`` and
+    epoch sigma, and (valid attitude only) the prior ``(continues, F, P-, q-, b-, X)`` (``X``:
+    what the consider parameters add to ``P+ F^T``, or None) and
     the posterior covariance ``P+`` (the posterior state is in ``out``)."""
 
     out: AttitudeOutput
@@ -749,7 +768,7 @@ class AttitudeEstimator:
             else:
                 f.propagate(t_s, w_b)
             if rec:  # a change of gyro breaks the chain the smoother follows
-                prior = (not switched, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy())
+                prior = (not switched, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy(), f.last_cross_extra)
             beyond = math.sqrt(float(f.p[0, 0] + f.p[1, 1] + f.p[2, 2])) > self.cfg.restart_attitude_sigma_rad
             if env is not None and beyond:
                 # Too uncertain for the update's linearisation (a gap, a corrupt gyro sample, a
@@ -759,7 +778,7 @@ class AttitudeEstimator:
                 if self._triad_start(t_s, w_b, m_b, lux, saturated, env, f.x_bias.copy(), f.p[3:, 3:].copy()):
                     self.n_restarts += 1
                     if rec:
-                        prior = (False, None, f.p.copy(), f.q.copy(), f.x_bias.copy())
+                        prior = (False, None, f.p.copy(), f.q.copy(), f.x_bias.copy(), None)
                     beyond = False
             if env is not None and not beyond:
                 f.update_mag(m_b, env.mag_gcrs_ut)
@@ -777,7 +796,7 @@ class AttitudeEstimator:
         elif env is not None:
             if self._try_initialize(t_s, w_b, m_b, lux, saturated, env):
                 if rec:
-                    prior = (False, None, f.p.copy(), f.q.copy(), f.x_bias.copy())
+                    prior = (False, None, f.p.copy(), f.q.copy(), f.x_bias.copy(), None)
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
         self.last_in_eclipse = env is not None and env.sun_fraction < 0.5
