@@ -70,10 +70,10 @@ def test_smoother_beats_filter_on_3h_issue_scenario(smoothed_3h):
 def test_smoother_with_the_consider_parameters(single_sc_3h):
     """With the default scale-factor consider parameters the smoother takes their share of
     each step's cross-covariance: still better than the filter, and its covariance covers
-    its error.  Measured (seed 21, after 30 min): smoothed 0.50 deg RMS against filtered
-    0.84, NEES mean 2.2, gyro bias within 0.0083 deg/s (the filter's 0.0084).  Without that
-    share (the plain ``P+ F^T``) the smoothed gyro bias was 0.083 deg/s off, ten times the
-    filter's."""
+    its error.  Measured (seed 21, after 30 min): smoothed 0.48 deg RMS against filtered
+    0.79, NEES mean 2.1, gyro bias within 0.0058 deg/s (the filter's 0.0066).  Without that
+    share (the plain ``P+ F^T``; with a 1-% gyro sigma) the smoothed gyro bias was 0.083
+    deg/s off, ten times the filter's."""
     scenario, _ = single_sc_3h
     orig = am.AttitudeEstimator.__init__
     with pytest.MonkeyPatch.context() as mp:
