@@ -119,10 +119,10 @@ class AttitudeFilterConfig:
     #: holds their effect; they are not estimated).  0: none.
     mag_scale_sigma: float = bounded(0.02, "[0, 1]")
     #: The BMX160 gyro's scale-factor error left after ``Config.gyro_scale``, 1-sigma per body
-    #: axis, a fraction.  The data sheet's typical sensitivity tolerance is 1 %: half of it
-    #: as the sigma still covers a 1-% error (measured), at a small cost on exact sensors
-    #: where 1 % costs 13-37 %.  Carried as consider parameters like the magnetometer's; a
-    #: live IMU's steps take none (its own factory calibration).  0: none.
+    #: axis, a fraction.  The data sheet's typical sensitivity tolerance is 1 %; half of it
+    #: as the sigma covers a 1-% error and costs exact sensors less accuracy than 1 % would
+    #: (docs/operations.md, open question 4).  Carried as consider parameters like the
+    #: magnetometer's; a live IMU's steps take none (its own factory calibration).  0: none.
     gyro_scale_sigma: float = bounded(0.005, "[0, 1]")
     #: Hard-iron bias: initial sigma (tens of µT possible) and random walk per sqrt(s), µT.
     init_mag_bias_sigma_ut: float = bounded(20.0, "(0, 1e5]")
