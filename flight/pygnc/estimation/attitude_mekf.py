@@ -179,9 +179,9 @@ class AttitudeMEKF:
         self.p_xc: np.ndarray | None = None
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
-        #: what the consider parameters add to cov(x before, x after) of the last propagate
-        #: (``P_xc G^T``; None: nothing) - the smoother's cross-covariance is ``P F^T`` plus it
-        self.last_cross_extra: np.ndarray | None = None
+        #: the last propagate's gyro-scale term: (``P_xc`` before it, the 3x3 block of ``G``),
+        #: or None - kept so that :meth:`last_cross_extra` costs nothing unless asked for
+        self._last_g: tuple[np.ndarray, np.ndarray] | None = None
         self._second_diffs: list[float] = []  # the last regular samples' |second differences| of the rate, rad/s
         self._rates_taken: list[tuple[float, np.ndarray]] = []  # the last two (t_s, rate) taken, rad/s
         self._spikes_in_a_row = 0
@@ -243,7 +243,7 @@ class AttitudeMEKF:
         cfg = self.cfg
         dt = float(t_s) - self._now()
         self.last_f = None  # None: identity (no time step)
-        self.last_cross_extra = None
+        self._last_g = None
         if dt <= 0.0:
             if w_meas_body_rad_s is not None:
                 self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
@@ -340,7 +340,7 @@ class AttitudeMEKF:
         t0 = self._now()
         stamp_dt = float(t_s) - t0
         self.last_f = None
-        self.last_cross_extra = None
+        self._last_g = None
         if stamp_dt <= 0.0:
             return
         a = t0 if t_start_s is None else float(t_start_s)
@@ -384,18 +384,20 @@ class AttitudeMEKF:
         f[:3, :3] = rotation_matrix(-phi)
         f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
         self.last_f = f
-        self.last_cross_extra = None
+        self._last_g = None
         p = f @ self.p @ f.T
         if self.p_xc is not None:
             fx = f @ self.p_xc
             if gyro_scale and self._p_cc is not None and self._p_cc[3, 3] > 0.0:
-                g = np.zeros((9, 6))
-                g[:3, 3:] = rotation_matrix(-0.5 * phi) * phi[None, :]
-                self.last_cross_extra = self.p_xc @ g.T
-                gpc = g @ self._p_cc
-                cross = fx @ g.T
-                p += cross + cross.T + gpc @ g.T
-                fx += gpc
+                # G (9 x 6) is zero but for its attitude-row, gyro-scale-column block g.
+                g = rotation_matrix(-0.5 * phi) * phi[None, :]
+                self._last_g = (self.p_xc, g)
+                gpc = g @ self._p_cc[3:, :]  # G P_cc: its attitude rows
+                cross = fx[:, 3:] @ g.T  # F P_xc G^T: its attitude columns
+                p[:, :3] += cross
+                p[:3, :] += cross.T
+                p[:3, :3] += gpc[:, 3:] @ g.T
+                fx[:3, :] += gpc
             self.p_xc = fx
         if w_step is not None:
             # The step's true length is uncertain: the body turned w1 * (dt_true - dt) more
@@ -435,6 +437,17 @@ class AttitudeMEKF:
         sig = math.hypot(self.cfg.regular_step_sigma_s, d)
         self.last_step_sigma_s = sig
         return sig
+
+    def last_cross_extra(self) -> np.ndarray | None:
+        """What the consider parameters added to cov(x before, x after) over the last
+        propagate (``P_xc G^T``, 9 x 9; None: nothing): the smoother's cross-covariance is
+        ``P F^T`` plus it."""
+        if self._last_g is None:
+            return None
+        pxc, g = self._last_g
+        out = np.zeros((9, 9))
+        out[:, :3] = pxc[:, 3:] @ g.T
+        return out
 
     @property
     def n_irregular_steps(self) -> int:
@@ -768,7 +781,7 @@ class AttitudeEstimator:
             else:
                 f.propagate(t_s, w_b)
             if rec:  # a change of gyro breaks the chain the smoother follows
-                prior = (not switched, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy(), f.last_cross_extra)
+                prior = (not switched, f.last_f, f.p.copy(), f.q.copy(), f.x_bias.copy(), f.last_cross_extra())
             beyond = math.sqrt(float(f.p[0, 0] + f.p[1, 1] + f.p[2, 2])) > self.cfg.restart_attitude_sigma_rad
             if env is not None and beyond:
                 # Too uncertain for the update's linearisation (a gap, a corrupt gyro sample, a
