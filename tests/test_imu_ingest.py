@@ -94,17 +94,22 @@ def test_streams_survives_unplug_and_stops_cleanly(tmp_path, runtime_dir):
             t0_mono = _t0_mono(run)
             blocks = []
 
-            def collect(seconds):
-                t_end = time.monotonic() + seconds
+            def collect(seconds, until=None):
+                """Blocks for *seconds*, or until one satisfies *until* (at most 30 s: the
+                reconnection waits on its backoff and a busy machine)."""
+                t_end = time.monotonic() + (30.0 if until else seconds)
                 while time.monotonic() < t_end:
                     if sub.poll(50):
                         blocks.append(msgpack.unpackb(sub.recv(), raw=False)["body"])
+                        if until and until(blocks[-1]):
+                            return
 
             collect(1.5)
             sim.port.unplug()  # the USB cable comes out ...
             collect(0.6)
             sim.port.replug()  # ... and goes back in (same path)
-            collect(2.0)
+            collect(2.0, until=lambda b: b["connection"] >= 2)
+            collect(0.5)
             t_stop = run.ctrl_c()
             assert run.wait_exit(10) == 0
             assert time.monotonic() - t_stop < 5.0
