@@ -48,6 +48,9 @@ def stated_times(batch):
 #: only make it conservative there); tests/test_attitude_processor.py covers them.
 NO_SCALE_ERRORS = {"mag_scale_sigma": 0.0, "gyro_scale_sigma": 0.0}
 CLEAN = am.AttitudeFilterConfig(**NO_SCALE_ERRORS)
+#: The 9-state filter (no misalignments estimated): for the tests of the propagation's own
+#: covariance terms, which a misalignment's uncertainty would add to.
+NINE_STATES = {"mag_misalignment_sigma_rad": 0.0, "gyro_misalignment_sigma_rad": 0.0}
 
 
 def run_core(

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from attitude_support import CLEAN, errors, issue_settings, run_core
+from attitude_support import CLEAN, NINE_STATES, errors, issue_settings, run_core
 from scipy.spatial.transform import Rotation
 
 from ground.simulate import simulator as sim
@@ -113,7 +113,7 @@ def test_stamp_phase_wraps_keep_the_filter_consistent(stamp_wraps):
 
 def test_irregular_step_inflates_attitude_covariance_about_the_rate_axis():
     w = np.radians([4.0, 0.0, 0.0])
-    f = am.AttitudeMEKF()
+    f = am.AttitudeMEKF(am.AttitudeFilterConfig(**NINE_STATES))
     f.initialize(0.0, [1.0, 0, 0, 0], w, np.zeros(6), np.eye(6) * 1e-12)
     t = 0.0
     for _ in range(5):
@@ -248,7 +248,7 @@ def test_gyro_noise_covariance_is_the_attitude_random_walk():
     against the scatter of the error over 300 noise draws.  Each sample's noise enters two
     steps (dt in all): the walk grows by dt^2 sigma^2 per step, twice what one step's two
     samples alone give."""
-    cfg = dataclasses.replace(CLEAN, gyro_bias_walk_rad_s_per_sqrt_s=0.0, propagation_error_coeff=0.0)
+    cfg = dataclasses.replace(CLEAN, gyro_bias_walk_rad_s_per_sqrt_s=0.0, propagation_error_coeff=0.0, **NINE_STATES)
     sg = cfg.gyro_noise_rad_s
     w_true = np.radians([3.0, -2.0, 2.0])
     q_end = qn.quat_from_rotvec(w_true * 300.0)
@@ -418,7 +418,7 @@ def test_a_triad_start_carries_the_magnetometer_bias_uncertainty():
     np.testing.assert_allclose(
         g @ np.concatenate([np.zeros(3), -bias_err]), true_err, atol=0.05 * np.linalg.norm(true_err)
     )
-    f = am.AttitudeMEKF()
+    f = am.AttitudeMEKF(am.AttitudeFilterConfig(**NINE_STATES))
     p_bias = np.diag([1e-6] * 3 + [36.0] * 3)
     f.initialize(0.0, qn.quat_from_dcm(a), np.zeros(3), np.zeros(6), p_bias, g)
     np.testing.assert_allclose(f.p[:3, :3], np.eye(3) * f.cfg.init_attitude_sigma_rad**2 + g @ p_bias @ g.T)
@@ -433,7 +433,7 @@ def test_the_consider_parameters_follow_the_schmidt_kalman_filter():
     from pygnc.estimation.quaternion import dcm_from_quat, rotation_matrix, skew
 
     rng = np.random.default_rng(7)
-    cfg = am.AttitudeFilterConfig(mag_scale_sigma=0.05, gyro_scale_sigma=0.02)
+    cfg = am.AttitudeFilterConfig(mag_scale_sigma=0.05, gyro_scale_sigma=0.02, **NINE_STATES)
     f = am.AttitudeMEKF(cfg)
     q = np.array([0.9, 0.1, -0.3, 0.2])
     w = np.radians([3.0, -4.0, 2.0])
@@ -471,3 +471,73 @@ def test_the_consider_parameters_follow_the_schmidt_kalman_filter():
     # Without consider parameters the filter is the 9-state one (nothing carried).
     none = am.AttitudeFilterConfig(mag_scale_sigma=0.0, gyro_scale_sigma=0.0)
     assert am.AttitudeMEKF(none).p_xc is None
+
+
+def test_a_turned_magnetometer_enters_the_start_and_the_update_as_modelled():
+    """The misalignment's columns: TRIAD's (d dtheta / d misalignment) move the start as a
+    turned magnetometer does, to first order; the magnetometer update's H is the measurement
+    model's derivative (finite differences in the attitude and the misalignment)."""
+    rot = Rotation.from_rotvec([0.4, -0.3, 0.8]).as_matrix()  # body -> GCRS
+    s_ref = np.array([0.3, 0.9, -0.3]) / np.linalg.norm([0.3, 0.9, -0.3])
+    b_ref = np.array([20.0, -15.0, 25.0])
+    env = aenv.Environment(b_ref, s_ref, 1.0, 1.0, np.zeros(0), np.zeros((0, 3)))
+    turn = np.radians([0.5, -0.4, 0.3])
+    s_b, m_b = rot.T @ s_ref, qn.rotation_matrix(turn) @ rot.T @ b_ref  # the magnetometer turned
+    a = sensors.triad(s_b, s_ref, m_b, b_ref)  # a start that does not know the turn
+    g = am._triad_from_mag_bias(a, s_b, m_b, env, np.zeros(3))
+    assert g is not None and g.shape == (3, 9)
+    true_err = Rotation.from_matrix(a.T @ rot).as_rotvec()
+    np.testing.assert_allclose(g[:, 6:] @ turn, true_err, atol=0.05 * np.linalg.norm(true_err))
+
+    f = am.AttitudeMEKF(
+        am.AttitudeFilterConfig(mag_scale_sigma=0.0, gyro_scale_sigma=0.0, gyro_misalignment_sigma_rad=0.0)
+    )
+    assert f.n == 12
+    q0 = qn.quat_from_dcm(rot)
+    f.initialize(0.0, q0, np.zeros(3), np.concatenate([np.zeros(3), [1.0, -2.0, 0.5], turn]), np.eye(9) * 1e-6)
+
+    def predicted(dx):
+        q = qn.quat_multiply(q0, qn.quat_from_rotvec(dx[:3]))
+        return qn.rotation_matrix(turn + dx[9:]) @ qn.dcm_from_quat(q).T @ b_ref + np.array([1.0, -2.0, 0.5]) + dx[6:9]
+
+    h_num = np.zeros((3, 12))
+    for k in [0, 1, 2, 6, 7, 8, 9, 10, 11]:
+        dx = np.zeros(12)
+        dx[k] = 1e-6
+        h_num[:, k] = (predicted(dx) - predicted(-dx)) / 2e-6
+    seen = {}
+    update0 = f._update
+    f._update = lambda r, h, rdiag, h_c=None: seen.setdefault("h", h) is None or update0(r, h, rdiag, h_c)
+    f.update_mag(predicted(np.zeros(12)), b_ref)
+    np.testing.assert_allclose(seen["h"], h_num, atol=2e-3 * np.abs(h_num).max())
+
+
+def test_a_turned_gyro_enters_the_propagation_as_modelled():
+    """The gyro's misalignment and bias columns of a BMX160 step's transition F are the
+    step's derivatives: two filters whose states differ by a small misalignment or bias
+    end the step turned against each other by F times the difference."""
+    cfg = am.AttitudeFilterConfig(mag_scale_sigma=0.0, gyro_scale_sigma=0.0)
+    rng = np.random.default_rng(3)
+    # A slow rate (F's R(-phi/2) is the step's Jacobian to O(phi^2)) and a large turn (its C^T
+    # matters by 5 %).
+    w = np.radians([1.2, -0.8, 0.6])
+    d0 = np.radians([2.0, -1.5, 1.8])
+    q0 = qn.quat_from_rotvec([0.3, -0.2, 0.5])
+
+    def stepped(dx):
+        f = am.AttitudeMEKF(cfg)
+        assert f.turns == {"mag": 9, "gyro": 12}
+        x = np.concatenate([np.radians([0.1, -0.2, 0.05]), np.zeros(6), d0]) + dx
+        f.initialize(0.0, q0, w, x, np.eye(12) * 1e-8)
+        f.propagate(5.0, w + np.radians([0.2, 0.1, -0.3]))
+        return f
+
+    base = stepped(np.zeros(12))
+    for k in [0, 1, 2, 9, 10, 11]:
+        dx = np.zeros(12)
+        dx[k] = 1e-6 * (1.0 + rng.random())
+        other = stepped(dx)
+        d = qn.quat_multiply(qn.quat_conj(base.q), other.q)
+        got = qn.rotvec_from_quat(d if d[0] >= 0 else -d)
+        expected = base.last_f[:3, 3 + k] * dx[k]
+        np.testing.assert_allclose(got, expected, atol=5e-3 * np.abs(expected).max())

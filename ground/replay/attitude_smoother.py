@@ -62,19 +62,24 @@ def smooth_estimator(est: AttitudeEstimator) -> list[AttitudeOutput]:
         start = k
         while start > 0 and hist[start].prior[0] and hist[start - 1].prior is not None:
             start -= 1
-        outs[start : end + 1] = _smooth_interval(hist[start : end + 1])
+        outs[start : end + 1] = _smooth_interval(hist[start : end + 1], est.mekf.turns)
         k = start - 1
     return outs
 
 
-def _smooth_interval(recs: list) -> list[AttitudeOutput]:
+def _state_of(out: AttitudeOutput, turns: dict[str, int]) -> np.ndarray:
+    """The error state's non-attitude part of an output: biases, and the misalignments the
+    filter estimated (*turns*: the MEKF's layout)."""
+    parts = [out.gyro_bias_rad_s, out.mag_bias_ut]
+    for name in sorted(turns, key=turns.__getitem__):
+        parts.append(out.mag_misalignment_rad if name == "mag" else out.gyro_misalignment_rad)
+    return np.concatenate(parts)
+
+
+def _smooth_interval(recs: list, turns: dict[str, int]) -> list[AttitudeOutput]:
     last = recs[-1]
-    q_s, b_s, p_s = (
-        last.out.q_body_to_gcrs.copy(),
-        np.concatenate([last.out.gyro_bias_rad_s, last.out.mag_bias_ut]),
-        last.p_post,
-    )
-    res = [_smoothed_output(last, q_s, b_s, p_s)]
+    q_s, b_s, p_s = last.out.q_body_to_gcrs.copy(), _state_of(last.out, turns), last.p_post
+    res = [_smoothed_output(last, q_s, b_s, p_s, turns)]
     for j in range(len(recs) - 2, -1, -1):
         r, nxt = recs[j], recs[j + 1]
         _, f, p_pred, q_pred, b_pred, cross_extra = nxt.prior
@@ -94,17 +99,24 @@ def _smooth_interval(recs: list) -> list[AttitudeOutput]:
         q_s /= math.sqrt(float(q_s @ q_s))
         if q_s[0] < 0:
             q_s = -q_s
-        b_s = np.concatenate([r.out.gyro_bias_rad_s, r.out.mag_bias_ut]) + dx[3:]
+        b_s = _state_of(r.out, turns) + dx[3:]
         p_s = r.p_post + c @ (p_s - p_pred) @ c.T
         p_s = 0.5 * (p_s + p_s.T)
-        res.append(_smoothed_output(r, q_s, b_s, p_s))
+        res.append(_smoothed_output(r, q_s, b_s, p_s, turns))
     res.reverse()
     return res
 
 
-def _smoothed_output(r, q, b, p) -> AttitudeOutput:
-    rate = r.w_meas - b[:3]
-    cov = p.copy()
-    cov[:3, :3] += (r.time_tag_sigma_s**2) * np.outer(rate, rate)
+def _smoothed_output(r, q, b, p, turns: dict[str, int]) -> AttitudeOutput:
     o = r.out
-    return AttitudeOutput(o.t_s, q.copy(), rate, b[:3].copy(), b[3:].copy(), cov, True, o.in_eclipse, o.sun_faces_used)
+    rate = o.rate_body_rad_s - (b[:3] - o.gyro_bias_rad_s)  # the filter's, with the smoothed bias
+    cov = p[:9, :9].copy()
+    cov[:3, :3] += (r.time_tag_sigma_s**2) * np.outer(rate, rate)
+    sig = np.sqrt(np.clip(np.diag(p), 0.0, None))
+    mis = []
+    for name in ("mag", "gyro"):
+        i = turns.get(name)
+        mis += [b[i - 3 : i].copy(), sig[i : i + 3]] if i is not None else [np.zeros(3), np.zeros(3)]
+    return AttitudeOutput(
+        o.t_s, q.copy(), rate, b[:3].copy(), b[3:6].copy(), cov, True, o.in_eclipse, o.sun_faces_used, *mis
+    )

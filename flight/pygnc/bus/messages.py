@@ -184,6 +184,13 @@ MESSAGE_TYPES: dict[str, dict[str, str]] = {
         "sun_faces_used": "int",
         # its quality at its epoch (pygnc.validity.attitude_word): ok, uncertain or rates_only
         "quality": "str",
+        # the magnetometer's and the BMX160 gyro's estimated mounting errors against the body
+        # axes (rotation vectors, rad) and their 1-sigmas; zeros when not estimated
+        # (attitude_filter mag_misalignment_sigma_rad, gyro_misalignment_sigma_rad 0)
+        "mag_misalignment_rad": _V3,
+        "sigma_mag_misalignment_rad": _V3,
+        "gyro_misalignment_rad": _V3,
+        "sigma_gyro_misalignment_rad": _V3,
     },
     "formation_estimate": {
         "t_sc_s": "num",

@@ -8,15 +8,27 @@ vectors into GCRS: ``v_gcrs = A(q) v_body`` (:mod:`.quaternion`).
 
 State
 -----
-``q`` (reference quaternion) and a 9-element error state with covariance ``P``:
+``q`` (reference quaternion) and a 15-element error state with covariance ``P`` (3 fewer
+per misalignment whose sigma is 0, :attr:`AttitudeMEKF.turns`):
 
-    0-2  dtheta        attitude error, body axes, rad  (q_true = q (x) [1, dtheta/2])
-    3-5  gyro_bias     rad/s, body axes  (omega_true = omega_measured - gyro_bias)
-    6-8  mag_bias      µT, body axes     (hard iron: m_measured = A^T B_gcrs + mag_bias)
+    0-2   dtheta       attitude error, body axes, rad  (q_true = q (x) [1, dtheta/2])
+    3-5   gyro_bias    rad/s, the gyro's axes (omega_true = C(d_g)^T (omega_measured - gyro_bias))
+    6-8   mag_bias     µT, the magnetometer's axes (m_measured = C(d_m) A^T B_gcrs + mag_bias)
+    9-11  d_m          rad, the magnetometer's mounting error against the body axes (the sun
+                       faces'; a rotation vector, ``C(d) = exp([d]x)``), a constant
+    12-14 d_g          rad, the BMX160 gyro's, likewise
+
+The sensors' axes are the nominal body axes ``imu_to_body`` gives them; the turns are what
+a mounting leaves.  The magnetometer's turn and the attitude turn the field alike, the
+gyro's turns each step by ``[phi]x`` of it; the sun faces, on the body's axes, tell them
+apart, so both are learned in sunlight (to ~0.05-0.1 deg in an hour of tumbling) and used
+in eclipse.  Unestimated, a 1.45-deg turn of the sensor made the estimate confidently wrong
+(the filter averaged a constant error as noise; a rate error ``d x w`` that eclipses
+integrate).  A live IMU's steps take neither the BMX160's turn nor its bias.
 
 Propagation between two gyro samples (typically 5 s apart while tumbling at up to 5 deg/s):
 the body rotation is the third-order Magnus expansion for a rate quadratic in time through
-the sample before, the two ends
+the sample before, the two ends (in the gyro's axes, then turned by ``C(d_g)^T``)
 (:func:`.quaternion.step_rotation_vector_quadratic`); without a regular sample before (the
 first step, after a gap or a change of gyro) the rate is taken linear between the two
 (:func:`.quaternion.step_rotation_vector`).  A tumbling body's rate vector turns in body
@@ -35,8 +47,9 @@ inflated.  A live IMU's samples, when given, are integrated instead
 
 Measurements (each group gated by its normalised innovation squared):
 
-* magnetometer: the full vector (µT), ``h = A^T B_igrf + mag_bias``; ``H = [[h_b]x, 0, I]``.
-  R = (noise^2 + field-model error^2) I.
+* magnetometer: the full vector (µT), ``h = C A^T B_igrf + mag_bias``;
+  ``H = [C [A^T B]x, 0, I, -[C A^T B]x J(d)]`` (``J`` the left Jacobian of SO(3) at ``d``,
+  to first order).  R = (noise^2 + field-model error^2) I.
 * six sun faces, each its own scalar: ``lux_i = E f max(0, n_i.s_b) + E0 albedo_i`` with
   ``E0`` the direct-sun lux at the spacecraft's distance, ``f`` the visible fraction of the
   solar disc, ``albedo_i`` at the predicted attitude.  A saturated face (OPT3001 full scale)
@@ -52,15 +65,17 @@ sample: consecutive magnetometer vectors, transported by the gyro rotation, meas
 and magnetometer biases without any reference (the field is nearly fixed in inertial space
 over 5 s), so rates and biases are known before there is an attitude.
 The MEKF starts from TRIAD (:mod:`.attitude_sensors`: sun vector from the faces, albedo
-subtracted after a first pass; magnetometer second) at a sample with the sun visible and a
-position, once the calibrator knows the biases well enough
+subtracted after a first pass; magnetometer second, turned by the misalignment estimate) at
+a sample with the sun visible and a position, once the calibrator knows the biases well enough
 (``start_max_gyro_bias_sigma_rad_s``, ``start_max_attitude_sigma_rad``: what the magnetometer
 bias's uncertainty turns the TRIAD by): a TRIAD on biases still tens of µT and degrees per
 second off is tens of degrees wrong, where the updates' linearisation does not hold and
 the covariance would shrink faster than the error.
 It stops (lost) after ``max_rejections`` consecutive rejected magnetometer updates, or as
 many sun-face updates in sunlight, and starts again the same way, the calibrator searching
-from the lost filter's biases with the turn-on sigmas.  An attitude sigma past
+from the lost filter's biases with the turn-on sigmas (its misalignment estimate kept, with
+the prior's sigma).  The calibrator's gyro bias is off by ``[w]x d`` on a turned
+magnetometer (its axes turn at ``C w``): a start carries that correlation.  An attitude sigma past
 ``restart_attitude_sigma_rad`` is beyond the updates' linearisation: no update, a TRIAD
 restart on the filter's own biases at the next sunlit sample.  A start refuses a sample
 whose field magnitude is not the model's; a gyro sample far off the line through the two
@@ -86,6 +101,7 @@ state (covariances, transitions, reference quaternion and biases per step).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
@@ -144,8 +160,19 @@ def _inverse(s: np.ndarray) -> np.ndarray | None:
         return None
 
 
-_EYE9 = np.eye(9)
-_EYE9.setflags(write=False)
+_EYES = {n: np.eye(n) for n in (9, 12, 15)}
+
+
+def _block_diag(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The block-diagonal matrix of *a* and *b*."""
+    out = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
+    out[: a.shape[0], : a.shape[1]] = a
+    out[a.shape[0] :, a.shape[1] :] = b
+    return out
+
+
+for _e in _EYES.values():
+    _e.setflags(write=False)
 
 
 class AttitudeMEKF:
@@ -154,8 +181,21 @@ class AttitudeMEKF:
     def __init__(self, cfg: AttitudeFilterConfig | None = None) -> None:
         self.cfg = cfg or AttitudeFilterConfig()
         self.q = np.array([1.0, 0.0, 0.0, 0.0])
-        self.x_bias = np.zeros(6)  # gyro bias rad/s, mag bias µT (body)
-        self.p = np.eye(9)
+        #: Where the estimated misalignments sit in the error state ("mag", "gyro": the first
+        #: of their three indices; absent: not estimated, its sigma 0).
+        self.turns: dict[str, int] = {}
+        for name, sigma in (
+            ("mag", self.cfg.mag_misalignment_sigma_rad),
+            ("gyro", self.cfg.gyro_misalignment_sigma_rad),
+        ):
+            if sigma > 0.0:
+                self.turns[name] = 9 + 3 * len(self.turns)
+        #: The error state's size: 9, and 3 more per estimated misalignment.
+        self.n = 9 + 3 * len(self.turns)
+        self._eye = _EYES[self.n]
+        #: gyro bias rad/s, mag bias µT (body), then the misalignments (rad, rotation vectors)
+        self.x_bias = np.zeros(self.n - 3)
+        self.p = np.eye(self.n)
         self.t_s: float | None = None
         self.w_prev: np.ndarray | None = None  # last measured body rate, rad/s
         # The measured rate one sample before w_prev and how long before it (None: no such
@@ -194,7 +234,32 @@ class AttitudeMEKF:
 
     @property
     def mag_bias_ut(self) -> np.ndarray:
-        return self.x_bias[3:]
+        return self.x_bias[3:6]
+
+    def misalignment(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rotation vector, 1-sigma), rad, of the "mag" or "gyro" misalignment against the
+        body axes (zeros if not estimated)."""
+        i = self.turns.get(name)
+        if i is None:
+            return np.zeros(3), np.zeros(3)
+        return self.x_bias[i - 3 : i].copy(), np.sqrt(np.clip(np.diag(self.p)[i : i + 3], 0.0, None))
+
+    def prior_turn_covariance(self) -> np.ndarray:
+        """The misalignments' prior covariance (n - 9 square, rad^2): diagonal, their sigmas."""
+        sig = {"mag": self.cfg.mag_misalignment_sigma_rad, "gyro": self.cfg.gyro_misalignment_sigma_rad}
+        return np.diag([sig[name] ** 2 for name in self.turns for _ in range(3)])
+
+    def _turn(self, name: str) -> np.ndarray | None:
+        """The estimated misalignment's rotation vector (a view), None if not estimated."""
+        i = self.turns.get(name)
+        return None if i is None else self.x_bias[i - 3 : i]
+
+    def body_rate(self, w_meas_rad_s: np.ndarray) -> np.ndarray:
+        """The body's rate from a BMX160 rate (in the nominal body axes): bias removed, the
+        gyro's misalignment turned back."""
+        w = w_meas_rad_s - self.x_bias[:3]
+        d = self._turn("gyro")
+        return w if d is None else rotation_matrix(-d) @ w
 
     def _now(self) -> float:
         """:attr:`t_s` of an initialised filter (:meth:`initialize` sets it; moving one never
@@ -211,15 +276,23 @@ class AttitudeMEKF:
         p_bias0: ArrayLike,
         att_from_bias: ArrayLike | None = None,
     ) -> None:
-        """Start from attitude *q* (sigma ``init_attitude_sigma_rad``) and biases (6,) with
-        covariance (6, 6).  *att_from_bias* (3, 6): how the attitude *q* was computed moves
-        with the biases' errors (d dtheta / d bias) - their uncertainty is then the
-        attitude's too, with the correlation (a TRIAD on a magnetometer whose bias is still
-        tens of uT off is as far off as that bias turns the field)."""
+        """Start from attitude *q* (sigma ``init_attitude_sigma_rad``) and the rest of the
+        state *bias0* (``n - 3``: biases, misalignments) with covariance *p_bias0* (the
+        biases alone, 6: the misalignments zero with their prior sigmas, uncorrelated).
+        *att_from_bias* (3, n - 3): how the attitude *q* was computed moves with their errors
+        (d dtheta / d bias) - their uncertainty is then the attitude's too, with the
+        correlation (a TRIAD on a magnetometer whose bias is still tens of uT off is as far
+        off as that bias turns the field)."""
         self.q = np.asarray(q_body_to_gcrs, dtype=float) / np.linalg.norm(q_body_to_gcrs)
         self.x_bias = np.asarray(bias0, dtype=float).copy()
-        self.p = np.zeros((9, 9))
         p_bb = np.asarray(p_bias0, dtype=float)
+        if self.n > 9 and self.x_bias.shape == (6,):
+            self.x_bias = np.concatenate([self.x_bias, np.zeros(self.n - 9)])
+            p_bb = _block_diag(p_bb, self.prior_turn_covariance())
+            if att_from_bias is not None:
+                att_from_bias = np.hstack([np.asarray(att_from_bias, dtype=float), np.zeros((3, self.n - 9))])
+        assert self.x_bias.shape == (self.n - 3,), "AttitudeMEKF.initialize: state size"
+        self.p = np.zeros((self.n, self.n))
         self.p[:3, :3] = np.eye(3) * self.cfg.init_attitude_sigma_rad**2
         self.p[3:, 3:] = p_bb
         if att_from_bias is not None:
@@ -227,7 +300,7 @@ class AttitudeMEKF:
             self.p[:3, :3] += g @ p_bb @ g.T
             self.p[:3, 3:] = g @ p_bb
             self.p[3:, :3] = self.p[:3, 3:].T
-        self.p_xc = np.zeros((9, 6)) if self._p_cc is not None else None
+        self.p_xc = np.zeros((self.n, 6)) if self._p_cc is not None else None
         self.t_s = float(t_s)
         self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
         self.w_before = None
@@ -265,6 +338,11 @@ class AttitudeMEKF:
             phi = step_rotation_vector_quadratic(w_before - bg, w0, w1, self.h_before_s, dt)
         else:
             phi = step_rotation_vector(w0, w1, dt)
+        phi_gyro = phi  # in the gyro's axes (the nominal body axes)
+        d = self._turn("gyro")
+        if d is not None:  # the gyro's axes turned back into the body's: C^T phi
+            ct = rotation_matrix(-d)
+            phi, w1 = ct @ phi, ct @ w1
         ang = math.sqrt(float(phi @ phi))
         # Gyro white noise: each sample's enters the step before and the step after it, with
         # weights that add up to dt, so the attitude's random walk grows by dt^2 sigma^2 per
@@ -276,7 +354,7 @@ class AttitudeMEKF:
             # Rate held over the interval: the error grows with the rate's own change,
             # |dw/dt| t^2 / 2, estimated from the last two samples.
             q_att += (0.5 * self.w_dot_rad_s2 * dt * dt + cfg.gyro_noise_rad_s * dt) ** 2
-        self._advance(t_s, dt, phi, q_att, None if gap else w1, cfg.gyro_bias_walk_rad_s_per_sqrt_s, gyro_scale=True)
+        self._advance(t_s, dt, phi, q_att, None if gap else w1, cfg.gyro_bias_walk_rad_s_per_sqrt_s, gyro_phi=phi_gyro)
         self.w_before = None if gap else w_prev
         self.h_before_s = dt
         if w_new is not None:
@@ -369,28 +447,38 @@ class AttitudeMEKF:
         w_step: np.ndarray | None,
         bias_walk_rad_s_per_sqrt_s: float,
         stamp_dt_s: float | None = None,
-        gyro_scale: bool = False,
+        gyro_phi: np.ndarray | None = None,
     ) -> None:
-        """The common part of a step of *dt* seconds: rotate the reference by *phi*, propagate
-        P with the error-state transition, add *q_att* (rad^2 per axis) and the bias walks,
-        and, for a step integrated from samples (*w_step*, the bias-corrected rate at its
-        end), the step-length uncertainty about the rate axis (from the stamp difference
-        *stamp_dt_s*, default *dt*).  *gyro_scale*: the step was integrated from the BMX160,
-        whose scale-factor errors (consider parameters) turn it by ``diag(phi) s`` more."""
+        """The common part of a step of *dt* seconds: rotate the reference by *phi* (body
+        axes), propagate P with the error-state transition, add *q_att* (rad^2 per axis) and
+        the bias walks, and, for a step integrated from samples (*w_step*, the bias-corrected
+        body rate at its end), the step-length uncertainty about the rate axis (from the
+        stamp difference *stamp_dt_s*, default *dt*).  *gyro_phi*: the step was integrated
+        from the BMX160, this its rotation in the gyro's axes - its scale-factor errors
+        (consider parameters) turn it by ``C^T diag(gyro_phi) s`` more, and its estimated
+        misalignment ``C`` by ``[phi]x C^T e``."""
         cfg = self.cfg
         self.q = quat_multiply(self.q, quat_from_rotvec(phi))
         self.q /= math.sqrt(float(self.q @ self.q))
-        f = _EYE9.copy()
+        f = self._eye.copy()
         f[:3, :3] = rotation_matrix(-phi)
-        f[:3, 3:6] = -dt * rotation_matrix(-0.5 * phi)
+        half = rotation_matrix(-0.5 * phi)
+        if gyro_phi is not None and "gyro" in self.turns:
+            d = self.x_bias[self.turns["gyro"] - 3 : self.turns["gyro"]]
+            ct = rotation_matrix(-d)
+            half = half @ ct  # the bias and the scale factors act in the gyro's axes
+            i = self.turns["gyro"]
+            # C(d + e) = exp([J e]x) C(d): the step turns by [phi]x C^T J e more
+            f[:3, i : i + 3] = rotation_matrix(-0.5 * phi) @ skew(phi) @ ct @ (np.eye(3) + 0.5 * skew(d))
+        f[:3, 3:6] = -dt * half
         self.last_f = f
         self._last_g = None
         p = f @ self.p @ f.T
         if self.p_xc is not None:
             fx = f @ self.p_xc
-            if gyro_scale and self._p_cc is not None and self._p_cc[3, 3] > 0.0:
-                # G (9 x 6) is zero but for its attitude-row, gyro-scale-column block g.
-                g = rotation_matrix(-0.5 * phi) * phi[None, :]
+            if gyro_phi is not None and self._p_cc is not None and self._p_cc[3, 3] > 0.0:
+                # G (n x 6) is zero but for its attitude-row, gyro-scale-column block g.
+                g = half * gyro_phi[None, :]
                 self._last_g = (self.p_xc, g)
                 gpc = g @ self._p_cc[3:, :]  # G P_cc: its attitude rows
                 cross = fx[:, 3:] @ g.T  # F P_xc G^T: its attitude columns
@@ -407,7 +495,8 @@ class AttitudeMEKF:
                 p[:3, :3] += (sig_dt * sig_dt) * np.outer(w_step, w_step)
         qb = bias_walk_rad_s_per_sqrt_s**2 * dt
         qm = cfg.mag_bias_walk_ut_per_sqrt_s**2 * dt
-        p.flat[::10] += (q_att, q_att, q_att, qb, qb, qb, qm, qm, qm)  # the diagonal of the 9 x 9
+        # the diagonal (the misalignments are constants: no walk)
+        p.flat[:: self.n + 1] += (q_att, q_att, q_att, qb, qb, qb, qm, qm, qm) + (0.0,) * (self.n - 9)
         if max(p[0, 0], p[1, 1], p[2, 2]) > math.pi**2:
             for i in range(3):  # an attitude sigma beyond pi means nothing: scale it down
                 if p[i, i] > math.pi**2:
@@ -445,7 +534,7 @@ class AttitudeMEKF:
         if self._last_g is None:
             return None
         pxc, g = self._last_g
-        out = np.zeros((9, 9))
+        out = np.zeros((self.n, self.n))
         out[:, :3] = pxc[:, 3:] @ g.T
         return out
 
@@ -455,7 +544,7 @@ class AttitudeMEKF:
 
     # -- updates ----------------------------------------------------------------------
     def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray, h_c: np.ndarray | None = None) -> Update:
-        """Gated update with innovation *r* (m,), H (m, 9) and the noise variances *rdiag*;
+        """Gated update with innovation *r* (m,), H (m, n) and the noise variances *rdiag*;
         *h_c* (m, 6): the measurement's sensitivity to the consider parameters (a
         Schmidt-Kalman update: their covariance enters the gain and the state's covariance,
         their estimate stays zero)."""
@@ -475,7 +564,7 @@ class AttitudeMEKF:
             return Update(REJECTED, nis, r, s)
         k = pht @ s_inv  # P H^T S^-1 (P and S symmetric)
         dx = k @ r
-        ikh = _EYE9 - k @ h
+        ikh = self._eye - k @ h
         p = ikh @ self.p @ ikh.T + (k * rdiag) @ k.T
         if pxc is not None:
             pxc_new = ikh @ pxc
@@ -503,10 +592,19 @@ class AttitudeMEKF:
         cfg = self.cfg
         a = dcm_from_quat(self.q)
         hb = a.T @ mag_gcrs_ut
-        r = np.asarray(m_meas_body_ut, dtype=float) - hb - self.x_bias[3:]
-        h = np.zeros((3, 9))
-        h[:, :3] = skew(hb)
-        h[:, 6:] = np.eye(3)
+        h = np.zeros((3, self.n))
+        h[:, 6:9] = np.eye(3)
+        d = self._turn("mag")
+        if d is not None:  # the field in the magnetometer's (misaligned) axes: m = C A^T B + b
+            i = self.turns["mag"]
+            c = rotation_matrix(d)
+            h[:, :3] = c @ skew(hb)
+            hb = c @ hb
+            # C(d + e) = exp([J e]x) C(d), J the left Jacobian of SO(3) at d (first order in d)
+            h[:, i : i + 3] = -skew(hb) @ (np.eye(3) + 0.5 * skew(d))
+        else:
+            h[:, :3] = skew(hb)
+        r = np.asarray(m_meas_body_ut, dtype=float) - hb - self.x_bias[3:6]
         h_c = None
         if self.p_xc is not None:  # the scale factors' errors: consider parameters
             h_c = np.hstack([np.diag(hb), np.zeros((3, 3))])
@@ -566,7 +664,7 @@ class AttitudeMEKF:
             rv.append(var[i])
         if not rows:
             return Update(SKIPPED)
-        h = np.zeros((len(rows), 9))
+        h = np.zeros((len(rows), self.n))
         h[:, :3] = np.array(rows)
         result = self._update(np.array(res), h, np.array(rv))
         if not result.used:
@@ -592,6 +690,12 @@ class AttitudeOutput:
     valid_attitude: bool
     in_eclipse: bool
     sun_faces_used: int
+    #: the magnetometer's and the gyro's misalignments (body rotation vectors, rad) and their
+    #: 1-sigmas (zeros: not estimated)
+    mag_misalignment_rad: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
+    sigma_mag_misalignment_rad: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
+    gyro_misalignment_rad: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
+    sigma_gyro_misalignment_rad: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
 
 
 @dataclass
@@ -608,19 +712,29 @@ class _StepRecord:
     p_post: np.ndarray | None
 
 
-def _triad_from_mag_bias(a: np.ndarray, s_b: np.ndarray, m_corr: np.ndarray, env: Environment) -> np.ndarray | None:
-    """d dtheta / d bias (3, 6; gyro bias columns zero) of the TRIAD attitude *a* from sun
-    vector *s_b* and bias-corrected field *m_corr* [uT] (body-axis error rotation, as the
-    MEKF's error state), by differences of 0.01 uT; None where a perturbed TRIAD fails."""
-    h = 0.01
-    g = np.zeros((3, 6))
-    for k in range(3):
+def _triad_from_mag_bias(
+    a: np.ndarray, s_b: np.ndarray, m_corr: np.ndarray, env: Environment, turn: np.ndarray | None = None
+) -> np.ndarray | None:
+    """d dtheta / d state (3, 6, or 9 with *turn*; gyro bias columns zero) of the TRIAD
+    attitude *a* from sun vector *s_b* and the bias-corrected field *m_corr* [uT,
+    magnetometer axes] turned into body axes by ``C(turn)^T`` (*turn*: the misalignment, a
+    rotation vector, or None) - body-axis error rotations, as the MEKF's error state - by
+    differences of 0.01 uT and 1e-4 rad; None where a perturbed TRIAD fails."""
+    h, hr = 0.01, 1e-4
+    ct = np.eye(3) if turn is None else rotation_matrix(turn).T
+    g = np.zeros((3, 6 if turn is None else 9))
+    for k in range(3 if turn is None else 6):
         dm = np.zeros(3)
-        dm[k] = h  # a larger bias estimate: a smaller corrected field on that axis
-        ak = triad(s_b, env.sun_unit_gcrs, m_corr - dm, env.mag_gcrs_ut)
+        if k < 3:
+            dm[k] = h  # a larger bias estimate: a smaller corrected field on that axis
+            ak = triad(s_b, env.sun_unit_gcrs, ct @ (m_corr - dm), env.mag_gcrs_ut)
+        else:
+            assert turn is not None
+            dm[k - 3] = hr  # the misalignment a little larger on that axis
+            ak = triad(s_b, env.sun_unit_gcrs, rotation_matrix(turn + dm).T @ m_corr, env.mag_gcrs_ut)
         if ak is None:
             return None
-        g[:, 3 + k] = rotvec_from_quat(quat_from_dcm(a.T @ ak)) / h
+        g[:, 3 + k] = rotvec_from_quat(quat_from_dcm(a.T @ ak)) / (h if k < 3 else hr)
     return g
 
 
@@ -656,6 +770,9 @@ class AttitudeEstimator:
         self.n_imu_steps = 0
         self.n_source_switches = 0
         self._w_sensor_prev: np.ndarray | None = None  # the BMX160's rate at the last step
+        #: The misalignments a start takes (the last filter's estimates: a mounting does not
+        #: change when the filter is lost; their sigmas back to the priors').
+        self._turns_kept = np.zeros(self.mekf.n - 9)
 
     def _use_gyro(self, source: str) -> bool:
         """Make *source*'s bias the state's (keeping the other's aside); True if it changed."""
@@ -686,36 +803,42 @@ class AttitudeEstimator:
         x_bias: np.ndarray,
         p_bias: np.ndarray,
     ) -> bool:
-        """Start the MEKF from TRIAD on this sample with biases *x_bias* (6,) of covariance
-        *p_bias* (6, 6), if the sun is visible, TRIAD has two directions, and the biases are
-        known well enough (``start_max_*``); False (nothing changed) otherwise."""
+        """Start the MEKF from TRIAD on this sample with the state but the attitude *x_bias*
+        (biases, [misalignment]: the MEKF's ``n - 3``) of covariance *p_bias*, if the sun is
+        visible, TRIAD has two directions, and the biases are known well enough
+        (``start_max_*``); False (nothing changed) otherwise."""
         cfg = self.cfg
         if env.sun_fraction < 1.0 - cfg.eclipse_fraction_threshold:
             return False
-        m_corr = m_b - x_bias[3:]
+        m_corr = m_b - x_bias[3:6]
         # The corrected field's magnitude against the model's (attitude-free): a corrupt
         # magnetometer sample is no start.
         b_norm = math.sqrt(float(env.mag_gcrs_ut @ env.mag_gcrs_ut))
-        tol = 4.0 * math.sqrt(cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2 + float(np.trace(p_bias[3:, 3:])))
+        tol = 4.0 * math.sqrt(cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2 + float(np.trace(p_bias[3:6, 3:6])))
         if abs(math.sqrt(float(m_corr @ m_corr)) - b_norm) > tol + 0.05 * b_norm:
             self.n_start_implausible += 1
             return False
         s_b = sun_vector_from_faces(lux, sat, env.sun_lux)
         if s_b is None:
             return False
-        a = triad(s_b, env.sun_unit_gcrs, m_corr, env.mag_gcrs_ut)
+        turn = x_bias[6:9] if "mag" in self.mekf.turns else None  # the magnetometer's turn comes first
+        # the magnetometer's axes turned into the body's
+        m_corr_body = m_corr if turn is None else rotation_matrix(turn).T @ m_corr
+        a = triad(s_b, env.sun_unit_gcrs, m_corr_body, env.mag_gcrs_ut)
         if a is None:  # sun and field (nearly) parallel: no attitude from this sample
             return False
         # Second pass with the albedo at this attitude subtracted.
         alb = env.sun_lux * _albedo.faces_from_cells(env.albedo_weights, env.albedo_dirs_gcrs, a)
         s_b2 = sun_vector_from_faces(lux, sat, env.sun_lux, alb)
         if s_b2 is not None:
-            a2 = triad(s_b2, env.sun_unit_gcrs, m_corr, env.mag_gcrs_ut)
+            a2 = triad(s_b2, env.sun_unit_gcrs, m_corr_body, env.mag_gcrs_ut)
             if a2 is not None:
                 a, s_b = a2, s_b2
-        g = _triad_from_mag_bias(a, s_b, m_corr, env)
-        if g is None:
+        g9 = _triad_from_mag_bias(a, s_b, m_corr, env, turn)
+        if g9 is None:
             return False
+        g = np.zeros((3, len(x_bias)))  # the gyro's turn does not enter a TRIAD
+        g[:, : g9.shape[1]] = g9
         if (
             math.sqrt(float(np.trace(p_bias[:3, :3]))) > cfg.start_max_gyro_bias_sigma_rad_s
             or math.sqrt(float(np.trace(g @ p_bias @ g.T))) > cfg.start_max_attitude_sigma_rad
@@ -731,7 +854,26 @@ class AttitudeEstimator:
         c = self.calib
         # The calibrator does not model its pairs' shared samples: its covariance doubled (undoubled,
         # the magnetometer block let a start 20 deg wrong pass as a few degrees on the start sweep).
-        if not self._triad_start(t_s, w_b, m_b, lux, sat, env, c.x.copy(), c.p * 2.0):
+        x, p = c.x.copy(), c.p * 2.0
+        turns = self.mekf.turns
+        if turns:
+            # The magnetometer's axes turn at C_m w, the gyro's rate is C_g w: the calibrator's
+            # gyro bias is off by [w]x (d_m - d_g) - the start's gyro bias correlated with the
+            # turns (each at its prior sigma about the last filter's estimate).
+            d = self._turns_kept
+            p_dd = self.mekf.prior_turn_covariance()
+            j = np.zeros((3, len(d)))  # d (calibrator's gyro bias) / d (turns)
+            w = skew(w_b - x[:3])
+            for name, sign in (("mag", 1.0), ("gyro", -1.0)):
+                if name in turns:
+                    j[:, turns[name] - 9 : turns[name] - 6] = sign * w
+            x[:3] -= j @ d
+            p = _block_diag(p, p_dd)
+            p[:3, :3] += j @ p_dd @ j.T
+            p[:3, 6:] = j @ p_dd
+            p[6:, :3] = p[:3, 6:].T
+            x = np.concatenate([x, d])
+        if not self._triad_start(t_s, w_b, m_b, lux, sat, env, x, p):
             return False
         self.gyro_source = "sensor"  # the calibrator's bias is the BMX160's
         self._bias_aside.pop("sensor", None)
@@ -804,7 +946,8 @@ class AttitudeEstimator:
                     # state, the IMU's kept aside.)
                     self._use_gyro("sensor")
                     f.initialized = False
-                    self.calib.reset(f.x_bias)
+                    self.calib.reset(f.x_bias[:6])
+                    self._turns_kept = f.x_bias[6:].copy()
                     self.n_lost += 1
         elif env is not None:
             if self._try_initialize(t_s, w_b, m_b, lux, saturated, env):
@@ -838,19 +981,22 @@ class AttitudeEstimator:
     def output(self) -> AttitudeOutput:
         f = self.mekf
         if f.initialized:
-            rate = self.last_w - f.x_bias[:3]
-            cov = f.p.copy()
+            # the BMX160's rate turned into the body's axes (a live IMU's is already)
+            rate = f.body_rate(self.last_w) if self.gyro_source == "sensor" else self.last_w - f.x_bias[:3]
+            cov = f.p[:9, :9].copy()
             cov[:3, :3] += self.epoch_covariance(rate)
             return AttitudeOutput(
                 f._now(),
                 f.q.copy(),
                 rate,
                 f.x_bias[:3].copy(),
-                f.x_bias[3:].copy(),
+                f.x_bias[3:6].copy(),
                 cov,
                 True,
                 self.last_in_eclipse,
                 f.last_sun_faces,
+                *f.misalignment("mag"),
+                *f.misalignment("gyro"),
             )
         c = self.calib
         cov = np.zeros((9, 9))
@@ -877,16 +1023,18 @@ class AttitudeEstimator:
             return out
         f = copy.deepcopy(self.mekf)
         f.propagate(t_s, None)
-        cov = f.p.copy()
+        cov = f.p[:9, :9].copy()
         cov[:3, :3] += self.epoch_covariance(out.rate_body_rad_s)
         return AttitudeOutput(
             f._now(),
             f.q.copy(),
             out.rate_body_rad_s,
             f.x_bias[:3].copy(),
-            f.x_bias[3:].copy(),
+            f.x_bias[3:6].copy(),
             cov,
             True,
             self.last_in_eclipse,
             0,
+            *f.misalignment("mag"),
+            *f.misalignment("gyro"),
         )

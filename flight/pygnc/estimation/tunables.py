@@ -124,6 +124,14 @@ class AttitudeFilterConfig:
     #: (docs/operations.md, open question 4).  Carried as consider parameters like the
     #: magnetometer's; a live IMU's steps take none (its own factory calibration).  0: none.
     gyro_scale_sigma: float = bounded(0.005, "[0, 1]")
+    #: The magnetometer's mounting error against the body axes (the sun faces' and the gyro's)
+    #: left after ``Config.imu_to_body``, 1-sigma per axis, rad.  Estimated (three constant
+    #: states): the sun and the field together see it in sunlight.  0: not estimated.
+    mag_misalignment_sigma_rad: float = bounded(math.radians(1.0), "[0, 0.2]")
+    #: The BMX160 gyro's mounting error against the body axes, 1-sigma per axis, rad: its
+    #: rates turned by it; estimated like the magnetometer's (the two share a chip and
+    #: ``imu_to_body``: a board turned against the sun faces turns both).  0: not estimated.
+    gyro_misalignment_sigma_rad: float = bounded(math.radians(1.0), "[0, 0.2]")
     #: Hard-iron bias: initial sigma (tens of µT possible) and random walk per sqrt(s), µT.
     init_mag_bias_sigma_ut: float = bounded(20.0, "(0, 1e5]")
     mag_bias_walk_ut_per_sqrt_s: float = bounded(1.0e-4, "[0, 100]")

@@ -612,6 +612,10 @@ class AttitudeProcessor(Processor):
                 "sun_faces_used": int(o.sun_faces_used),
                 "propagated": propagated,
                 "quality": attitude_word(sig[:3], o.valid_attitude, self.config),
+                "mag_misalignment_rad": o.mag_misalignment_rad.tolist(),
+                "sigma_mag_misalignment_rad": o.sigma_mag_misalignment_rad.tolist(),
+                "gyro_misalignment_rad": o.gyro_misalignment_rad.tolist(),
+                "sigma_gyro_misalignment_rad": o.sigma_gyro_misalignment_rad.tolist(),
             },
         )
 
@@ -673,4 +677,10 @@ class AttitudeProcessor(Processor):
             "imu_align_updates": self.imu_align.n_updates,
             "imu_align_rejected": self.imu_align.n_rejected,
             "imu_align_stamp_steps": self.imu_align.n_stamp_steps,
+            # the mounting errors as last estimated (deg, body rotation vectors; zeros: not estimated)
+            **{
+                f"{name}_misalignment{part}_deg": [round(math.degrees(float(v)), 3) for v in vec]
+                for name in ("mag", "gyro")
+                for part, vec in zip(("", "_sigma"), f.misalignment(name))
+            },
         }
