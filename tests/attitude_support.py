@@ -43,11 +43,12 @@ def stated_times(batch):
     return np.asarray(cm.gps_from_sc(batch.sensors["t_sc_s"].astype(float)), dtype=float), cm.residual_rms_s
 
 
-#: The filter without scale-factor consider parameters: for the tests that hold it to the
-#: simulator's truth, whose sensors have no scale errors (the consider parameters would
-#: only make it conservative there); tests/test_attitude_processor.py covers them.
-NO_SCALE_ERRORS = {"mag_scale_sigma": 0.0, "gyro_scale_sigma": 0.0}
-CLEAN = am.AttitudeFilterConfig(**NO_SCALE_ERRORS)
+#: The filter without consider parameters (scale factors, sun-face normals): for the tests
+#: that hold it to the simulator's truth, whose sensors have no such errors (the consider
+#: parameters would only make it conservative there); tests/test_attitude_processor.py
+#: covers them.  The misalignments stay estimated (states, not consider parameters).
+NO_SENSOR_ERRORS = {"mag_scale_sigma": 0.0, "gyro_scale_sigma": 0.0, "sun_face_normal_sigma_rad": 0.0}
+CLEAN = am.AttitudeFilterConfig(**NO_SENSOR_ERRORS)
 #: The 9-state filter (no misalignments estimated): for the tests of the propagation's own
 #: covariance terms, which a misalignment's uncertainty would add to.
 NINE_STATES = {"mag_misalignment_sigma_rad": 0.0, "gyro_misalignment_sigma_rad": 0.0}

@@ -433,7 +433,9 @@ def test_the_consider_parameters_follow_the_schmidt_kalman_filter():
     from pygnc.estimation.quaternion import dcm_from_quat, rotation_matrix, skew
 
     rng = np.random.default_rng(7)
-    cfg = am.AttitudeFilterConfig(mag_scale_sigma=0.05, gyro_scale_sigma=0.02, **NINE_STATES)
+    cfg = am.AttitudeFilterConfig(
+        mag_scale_sigma=0.05, gyro_scale_sigma=0.02, sun_face_normal_sigma_rad=0.0, **NINE_STATES
+    )
     f = am.AttitudeMEKF(cfg)
     q = np.array([0.9, 0.1, -0.3, 0.2])
     w = np.radians([3.0, -4.0, 2.0])
@@ -541,3 +543,35 @@ def test_a_turned_gyro_enters_the_propagation_as_modelled():
         got = qn.rotvec_from_quat(d if d[0] >= 0 else -d)
         expected = base.last_f[:3, 3 + k] * dx[k]
         np.testing.assert_allclose(got, expected, atol=5e-3 * np.abs(expected).max())
+
+
+def test_a_sun_face_normal_turned_enters_the_update_as_modelled():
+    """The sun-face consider parameters' sensitivities: a face's normal turned by a small
+    angle along one of its tangents changes its predicted lux by ``E f (t . s)`` (finite
+    differences of the model through ``predicted_lux``)."""
+    from pygnc.environment import albedo
+
+    f = am.AttitudeMEKF()
+    f.initialize(0.0, qn.quat_from_rotvec([0.3, -0.2, 0.5]), np.zeros(3), np.zeros(6), np.eye(6) * 1e-8)
+    s_ref = np.array([0.5, 0.7, -0.5]) / np.linalg.norm([0.5, 0.7, -0.5])
+    env = aenv.Environment(np.array([20.0, -15.0, 25.0]), s_ref, 1000.0, 0.9, np.zeros(0), np.zeros((0, 3)))
+    s_b, cosines, pred, _ = f.predicted_lux(env)
+    seen = {}
+    f._update = lambda r, h, rdiag, h_c=None: seen.setdefault("h_c", h_c) is None or am.Update(am.SKIPPED)
+    lit = cosines > 0.0
+    f.update_sun(np.where(lit, pred + 1.0, 0.0), np.zeros(6, bool), env)
+    rows = np.flatnonzero(lit)  # the dark faces predicted dark are skipped
+    assert seen["h_c"].shape == (len(rows), 18)
+    normals = albedo.FACE_NORMALS_BODY
+    nominal = normals.copy()
+    try:
+        for r, i in enumerate(rows):
+            for k in range(2):
+                normals[i] = nominal[i] + 1e-6 * am._FACE_TANGENTS[i, k]
+                up = f.predicted_lux(env)[2][i]
+                normals[i] = nominal[i] - 1e-6 * am._FACE_TANGENTS[i, k]
+                down = f.predicted_lux(env)[2][i]
+                normals[i] = nominal[i]
+                assert seen["h_c"][r, 6 + 2 * i + k] == pytest.approx((up - down) / 2e-6, rel=1e-4)
+    finally:
+        normals[:] = nominal

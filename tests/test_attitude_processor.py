@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from attitude_support import NO_SCALE_ERRORS, issue_settings
+from attitude_support import NO_SENSOR_ERRORS, issue_settings
 from conftest import PY4_DATA
 from processor_support import EVERY, downlink_records
 
@@ -88,7 +88,7 @@ def test_order_of_sensor_and_orbit_does_not_matter(scenario_stream):
 
 def test_accuracy_behind_the_orbit_estimator(scenario_stream):
     scenario, messages, orbit_after = scenario_stream
-    _, out = _run(messages, orbit_after, "after", dataclasses.replace(EVERY, attitude_filter=NO_SCALE_ERRORS))
+    _, out = _run(messages, orbit_after, "after", dataclasses.replace(EVERY, attitude_filter=NO_SENSOR_ERRORS))
     est = [b for b in _estimates(out) if b["valid_attitude"]]
     z = scenario.truth
     from scipy.spatial.transform import Rotation
@@ -232,7 +232,7 @@ def test_accuracy_and_consistency_on_three_hours(single_sc_3h):
 
     _, d = single_sc_3h
     truth = dict(np.load(d / "truth.npz"))
-    _, att = ps.run_orbit_and_attitude(ps.stream_of(d), dataclasses.replace(EVERY, attitude_filter=NO_SCALE_ERRORS))
+    _, att = ps.run_orbit_and_attitude(ps.stream_of(d), dataclasses.replace(EVERY, attitude_filter=NO_SENSOR_ERRORS))
     est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"]]
     tg, err, cov, db = ps.attitude_errors(truth, est)
     rel = tg - truth["t_gps_s"][0]
@@ -526,7 +526,7 @@ def test_scale_factor_errors_are_covered(single_sc_3h, error, modelled, past_mea
     _, d = single_sc_3h
     truth = dict(np.load(d / "truth.npz"))
     assert (AttitudeFilterConfig().mag_scale_sigma, AttitudeFilterConfig().gyro_scale_sigma) == (0.02, 0.005)
-    config = dataclasses.replace(ps.EVERY, **error, attitude_filter={} if modelled else NO_SCALE_ERRORS)
+    config = dataclasses.replace(ps.EVERY, **error, attitude_filter={} if modelled else NO_SENSOR_ERRORS)
     _, att = ps.run_orbit_and_attitude(ps.stream_of(d), config)
     est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"] and b["quality"] == "ok"]
     tg, err, cov, _ = ps.attitude_errors(truth, est)
@@ -563,18 +563,19 @@ def _turned(messages: list, config, turn_deg, gyro_too: bool) -> list:
 
 @pytest.mark.parametrize(
     "gyro_too, estimated, past_measured",
-    [(False, True, 0), (False, False, 16), (True, True, 0), (True, False, 313)],
+    [(False, True, 0), (False, False, 43), (True, True, 0), (True, False, 168)],
 )
 def test_a_turned_sensor_is_estimated(single_sc_3h, gyro_too, estimated, past_measured):
     """The 3-h scenario with the magnetometer, or the whole BMX160 (field and rates), turned
     1.45 deg against the sun faces (a mounting the ground did not calibrate).  Estimated (the
     defaults ``mag_misalignment_sigma_rad``, ``gyro_misalignment_sigma_rad`` 1 deg: three
     states each), the attitude stays consistent after 30 min and the estimates find the
-    turns within 3 sigma.  Taken as absent, *past_measured* of the estimates were past the
-    99.9 % NEES bound - asserted too, so that the test fails if the turn stops reaching the
-    estimate.  Measured (of 1 800: past, NEES mean, RMS deg): the magnetometer turned 0,
-    1.61, 0.80 against 16, 4.5, 1.15; the whole sensor 0, 1.61, 0.80 against 313, 11.0, 1.74
-    (the turns found to 0.03-0.08 deg, sigmas 0.04-0.08)."""
+    turns within 3 sigma - a sigma of ~0.45 deg: the sun faces that tell a turn from the
+    attitude are themselves taken to be mounted within 1 deg (``sun_face_normal_sigma_rad``).
+    Taken as absent, *past_measured* of the estimates were past the 99.9 % NEES bound -
+    asserted too, so that the test fails if the turn stops reaching the estimate.  Measured
+    (of 1 800: past, NEES mean, RMS deg): the magnetometer turned 0, 1.13, 0.92 against 43,
+    5.4, 1.30; the whole sensor 0, 1.37, 1.00 against 168, 9.0, 1.64."""
     import processor_support as ps
 
     from pygnc.estimation import chi2
@@ -595,7 +596,46 @@ def test_a_turned_sensor_is_estimated(single_sc_3h, gyro_too, estimated, past_me
         for name, truth_deg in (("mag", _TURN_DEG), ("gyro", _TURN_DEG if gyro_too else (0.0, 0.0, 0.0))):
             d_est = np.degrees(est[-1][f"{name}_misalignment_rad"])
             d_sig = np.degrees(est[-1][f"sigma_{name}_misalignment_rad"])
-            assert np.all(np.abs(d_est - truth_deg) < 3.0 * d_sig) and np.all(d_sig < 0.3), (name, d_est, d_sig)
+            assert np.all(np.abs(d_est - truth_deg) < 3.0 * d_sig) and np.all(d_sig < 0.6), (name, d_est, d_sig)
     else:
         assert est[-1]["mag_misalignment_rad"] == est[-1]["gyro_misalignment_rad"] == [0.0] * 3
+        assert past > 0.5 * past_measured and nees.mean() > 3.0, (past, nees.mean())
+
+
+@pytest.mark.parametrize("considered, past_measured", [(True, 0), (False, 156)])
+def test_sun_faces_off_their_axes_are_covered(single_sc_3h, considered, past_measured):
+    """The 3-h scenario read by a filter whose six sun-face normals are each turned off the
+    faces the data came from (2 deg per axis, a fixed draw) - panels mounted that far off.
+    Carried as consider parameters (``sun_face_normal_sigma_rad`` 1 deg per tangent) the
+    attitude stays consistent after 30 min (measured: 0 past the 99.9 % NEES bound, NEES
+    mean 2.30, 1.19 deg RMS); taken as absent, *past_measured* of 1 800 estimates were past
+    it (NEES mean 7.1, 1.30 deg) - asserted too.  (The same draw at 1 deg: 0 past either
+    way here, NEES 1.18 and 2.99; over 36 one-hour starts 0 and 110 of 23 600 rows.)"""
+    import processor_support as ps
+    from scipy.spatial.transform import Rotation
+
+    from pygnc.environment import albedo
+    from pygnc.estimation import chi2
+
+    _, d = single_sc_3h
+    truth = dict(np.load(d / "truth.npz"))
+    config = dataclasses.replace(ps.EVERY, attitude_filter={} if considered else {"sun_face_normal_sigma_rad": 0.0})
+    normals = albedo.FACE_NORMALS_BODY  # one array, shared by the filter (changed in place, restored)
+    nominal = normals.copy()
+    rng = np.random.default_rng(1)
+    try:
+        for i in range(6):
+            normals[i] = Rotation.from_rotvec(np.radians(2.0) * rng.normal(size=3)).as_matrix() @ nominal[i]
+        _, att = ps.run_orbit_and_attitude(ps.stream_of(d), config)
+    finally:
+        normals[:] = nominal
+    est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"] and b["quality"] == "ok"]
+    tg, err, cov, _ = ps.attitude_errors(truth, est)
+    s = tg - truth["t_gps_s"][0] >= 1800.0
+    nees = ps.nees(err[s], cov[s])
+    past = int(np.sum(nees > chi2.quantile(0.999, 3)))
+    assert nees.size > 1500
+    if considered:
+        assert past <= 0.002 * nees.size and nees.mean() < 4.0, (past, nees.mean())
+    else:
         assert past > 0.5 * past_measured and nees.mean() > 3.0, (past, nees.mean())

@@ -80,7 +80,9 @@ def test_smoother_with_the_consider_parameters(single_sc_3h):
     orig = am.AttitudeEstimator.__init__
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(am.AttitudeEstimator, "__init__", lambda self, cfg=None, record_history=False: orig(self, cfg, True))
-        est, outs, idx = run_core(scenario, am.AttitudeFilterConfig())
+        # the scale factors' (in the propagation); the sun faces' normals (updates alone) off:
+        # on the simulator's exact faces they make any NEES small
+        est, outs, idx = run_core(scenario, am.AttitudeFilterConfig(sun_face_normal_sigma_rad=0.0))
     assert est.mekf.p_xc is not None
     sm = smooth_estimator(est)
     ef, es = errors(scenario, outs, idx), errors(scenario, sm, idx)

@@ -59,6 +59,13 @@ Measurements (each group gated by its normalised innovation squared):
   cosine-response error, and a fraction of the modelled albedo plus a floor (real
   reflectivity varies 0.1-0.8).  In eclipse (f < 0.05) the sun faces are not used.
 
+Consider parameters (a Schmidt-Kalman filter: their covariance in the propagation, the gain
+and the state's covariance; never estimated): the magnetometer's and the gyro's scale
+factors, and each sun face's normal turned along its two tangents
+(``sun_face_normal_sigma_rad``): constant errors that white noise in R would not cover
+(the faces are the body's reference, so their mounting also bounds how well the sensors'
+turns can be known: ~0.45 deg at 1 deg per face).
+
 Initialisation: an *attitude-independent* calibrator
 (:class:`~pygnc.estimation.attitude_calibration.GyroMagCalibrator`) runs from the first
 sample: consecutive magnetometer vectors, transported by the gyro rotation, measure the gyro
@@ -163,6 +170,19 @@ def _inverse(s: np.ndarray) -> np.ndarray | None:
 _EYES = {n: np.eye(n) for n in (9, 12, 15)}
 
 
+def _tangents(n: np.ndarray) -> np.ndarray:
+    """Two unit vectors (2, 3) orthogonal to the unit vector *n* and to each other."""
+    e = np.eye(3)[int(np.argmin(np.abs(n)))]
+    t1 = np.cross(n, e)
+    t1 /= np.linalg.norm(t1)
+    return np.array([t1, np.cross(n, t1)])
+
+
+#: Each sun face's two tangent directions (6, 2, 3): the axes its normal's mounting error
+#: turns it along (the consider parameters ``sun_face_normal_sigma_rad``).
+_FACE_TANGENTS = np.array([_tangents(n) for n in FACE_NORMALS_BODY])
+
+
 def _block_diag(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The block-diagonal matrix of *a* and *b*."""
     out = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
@@ -211,11 +231,13 @@ class AttitudeMEKF:
         self.last_nis_mag = float("nan")
         self.last_sun_faces = 0
         self.steps = StepRegularity(self.cfg.irregular_step_threshold_s, self.cfg.step_history)
-        # Consider parameters (the magnetometer's and the gyro's scale-factor errors, per body
-        # axis; not estimated): their covariance and the state's cross-covariance with them
-        # (None: none configured).
-        sm, sg = self.cfg.mag_scale_sigma, self.cfg.gyro_scale_sigma
-        self._p_cc = np.diag([sm * sm] * 3 + [sg * sg] * 3) if sm > 0.0 or sg > 0.0 else None
+        # Consider parameters (not estimated): the magnetometer's and the gyro's scale-factor
+        # errors per body axis, and (when configured) each sun face's normal turned along its
+        # two tangents (_FACE_TANGENTS): their covariance and the state's cross-covariance with
+        # them (None: none configured).
+        sm, sg, sf = self.cfg.mag_scale_sigma, self.cfg.gyro_scale_sigma, self.cfg.sun_face_normal_sigma_rad
+        sig2 = [sm * sm] * 3 + [sg * sg] * 3 + ([sf * sf] * 12 if sf > 0.0 else [])
+        self._p_cc = np.diag(sig2) if max(sig2) > 0.0 else None
         self.p_xc: np.ndarray | None = None
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
@@ -300,7 +322,7 @@ class AttitudeMEKF:
             self.p[:3, :3] += g @ p_bb @ g.T
             self.p[:3, 3:] = g @ p_bb
             self.p[3:, :3] = self.p[:3, 3:].T
-        self.p_xc = np.zeros((self.n, 6)) if self._p_cc is not None else None
+        self.p_xc = np.zeros((self.n, self._p_cc.shape[0])) if self._p_cc is not None else None
         self.t_s = float(t_s)
         self.w_prev = np.asarray(w_meas_body_rad_s, dtype=float).copy()
         self.w_before = None
@@ -480,11 +502,11 @@ class AttitudeMEKF:
                 # G (n x 6) is zero but for its attitude-row, gyro-scale-column block g.
                 g = half * gyro_phi[None, :]
                 self._last_g = (self.p_xc, g)
-                gpc = g @ self._p_cc[3:, :]  # G P_cc: its attitude rows
-                cross = fx[:, 3:] @ g.T  # F P_xc G^T: its attitude columns
+                gpc = g @ self._p_cc[3:6, :]  # G P_cc: its attitude rows
+                cross = fx[:, 3:6] @ g.T  # F P_xc G^T: its attitude columns
                 p[:, :3] += cross
                 p[:3, :] += cross.T
-                p[:3, :3] += gpc[:, 3:] @ g.T
+                p[:3, :3] += gpc[:, 3:6] @ g.T
                 fx[:3, :] += gpc
             self.p_xc = fx
         if w_step is not None:
@@ -529,13 +551,13 @@ class AttitudeMEKF:
 
     def last_cross_extra(self) -> np.ndarray | None:
         """What the consider parameters added to cov(x before, x after) over the last
-        propagate (``P_xc G^T``, 9 x 9; None: nothing): the smoother's cross-covariance is
+        propagate (``P_xc G^T``, n x n; None: nothing): the smoother's cross-covariance is
         ``P F^T`` plus it."""
         if self._last_g is None:
             return None
         pxc, g = self._last_g
         out = np.zeros((self.n, self.n))
-        out[:, :3] = pxc[:, 3:] @ g.T
+        out[:, :3] = pxc[:, 3:6] @ g.T
         return out
 
     @property
@@ -607,7 +629,8 @@ class AttitudeMEKF:
         r = np.asarray(m_meas_body_ut, dtype=float) - hb - self.x_bias[3:6]
         h_c = None
         if self.p_xc is not None:  # the scale factors' errors: consider parameters
-            h_c = np.hstack([np.diag(hb), np.zeros((3, 3))])
+            h_c = np.zeros((3, self.p_xc.shape[1]))
+            h_c[:, :3] = np.diag(hb)
         result = self._update(r, h, np.full(3, cfg.mag_noise_ut**2 + cfg.mag_model_sigma_ut**2), h_c)
         self.last_nis_mag = result.nis
         if result.used:
@@ -648,8 +671,9 @@ class AttitudeMEKF:
         )
         if env.sun_fraction < 1.0 - cfg.eclipse_fraction_threshold:  # penumbra: timing of the edge
             var += (0.1 * env.sun_lux) ** 2
-        rows, res, rv = [], [], []
+        rows, res, rv, rows_c = [], [], [], []
         sb_x = skew(s_b)
+        faces_c = self.p_xc is not None and self.p_xc.shape[1] == 18  # the faces' normals considered
         for i in range(6):
             if sat[i]:
                 if pred[i] >= OPT3001_FULL_SCALE_LUX:
@@ -662,11 +686,16 @@ class AttitudeMEKF:
             rows.append(e_dir * (FACE_NORMALS_BODY[i] @ sb_x))
             res.append(z - pred[i])
             rv.append(var[i])
+            if faces_c:  # the face's normal turned along its tangents: lux E f (t . s) more, lit
+                rc = np.zeros(18)
+                if cosines[i] > 0.0:
+                    rc[6 + 2 * i : 8 + 2 * i] = e_dir * (_FACE_TANGENTS[i] @ s_b)
+                rows_c.append(rc)
         if not rows:
             return Update(SKIPPED)
         h = np.zeros((len(rows), self.n))
         h[:, :3] = np.array(rows)
-        result = self._update(np.array(res), h, np.array(rv))
+        result = self._update(np.array(res), h, np.array(rv), np.array(rows_c) if faces_c else None)
         if not result.used:
             self.n_sun_rejected += 1
             self.consecutive_sun_rejections += 1

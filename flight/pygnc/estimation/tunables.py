@@ -140,6 +140,10 @@ class AttitudeFilterConfig:
     lux_noise_floor_lux: float = bounded(2.0, "(0, 1e6]")
     #: Sun-face cosine-response error, fraction of the direct-sun lux.
     lux_cosine_error_fraction: float = bounded(0.01, "[0, 1]")
+    #: Each sun face's normal off its nominal axis (the panel's mounting, the sensor's angular
+    #: response), 1-sigma per tangent direction, rad: a constant error per face, carried as
+    #: consider parameters (two per face).  0: none.
+    sun_face_normal_sigma_rad: float = bounded(math.radians(1.0), "[0, 0.2]")
     #: Albedo model error: fraction of the modelled albedo, plus a floor (fraction of E0).
     albedo_relative_sigma: float = bounded(0.3, "[0, 10]")
     albedo_floor_fraction: float = bounded(0.012, "[0, 1]")
