@@ -485,8 +485,8 @@ class AttitudeMEKF:
         f = self._eye.copy()
         f[:3, :3] = rotation_matrix(-phi)
         half = rotation_matrix(-0.5 * phi)
-        if gyro_phi is not None and "gyro" in self.turns:
-            d = self.x_bias[self.turns["gyro"] - 3 : self.turns["gyro"]]
+        d = None if gyro_phi is None else self._turn("gyro")
+        if d is not None:
             ct = rotation_matrix(-d)
             half = half @ ct  # the bias and the scale factors act in the gyro's axes
             i = self.turns["gyro"]
@@ -567,7 +567,7 @@ class AttitudeMEKF:
     # -- updates ----------------------------------------------------------------------
     def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray, h_c: np.ndarray | None = None) -> Update:
         """Gated update with innovation *r* (m,), H (m, n) and the noise variances *rdiag*;
-        *h_c* (m, 6): the measurement's sensitivity to the consider parameters (a
+        *h_c* (m, 6 or 18): the measurement's sensitivity to the consider parameters (a
         Schmidt-Kalman update: their covariance enters the gain and the state's covariance,
         their estimate stays zero)."""
         pxc = self.p_xc
