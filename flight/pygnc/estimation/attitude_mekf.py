@@ -167,7 +167,8 @@ def _inverse(s: np.ndarray) -> np.ndarray | None:
         return None
 
 
-_EYES = {n: np.eye(n) for n in (9, 12, 15)}
+_EYES = {n: np.eye(n) for n in (3, 9, 12, 15)}
+_EYE3 = _EYES[3]
 
 
 def _tangents(n: np.ndarray) -> np.ndarray:
@@ -238,6 +239,7 @@ class AttitudeMEKF:
         sm, sg, sf = self.cfg.mag_scale_sigma, self.cfg.gyro_scale_sigma, self.cfg.sun_face_normal_sigma_rad
         sig2 = [sm * sm] * 3 + [sg * sg] * 3 + ([sf * sf] * 12 if sf > 0.0 else [])
         self._p_cc = np.diag(sig2) if max(sig2) > 0.0 else None
+        self._p_cc_diag = np.array(sig2)
         self.p_xc: np.ndarray | None = None
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
@@ -488,16 +490,21 @@ class AttitudeMEKF:
         d = None if gyro_phi is None else self._turn("gyro")
         if d is not None:
             ct = rotation_matrix(-d)
-            half = half @ ct  # the bias and the scale factors act in the gyro's axes
             i = self.turns["gyro"]
             # C(d + e) = exp([J e]x) C(d): the step turns by [phi]x C^T J e more
-            f[:3, i : i + 3] = rotation_matrix(-0.5 * phi) @ skew(phi) @ ct @ (np.eye(3) + 0.5 * skew(d))
+            f[:3, i : i + 3] = half @ skew(phi) @ ct @ (_EYE3 + 0.5 * skew(d))
+            half = half @ ct  # the bias and the scale factors act in the gyro's axes
         f[:3, 3:6] = -dt * half
         self.last_f = f
         self._last_g = None
-        p = f @ self.p @ f.T
+        # F is the identity but for its attitude rows f3: F P F^T changes those rows and columns alone
+        f3 = f[:3, :]
+        p = self.p.copy()
+        p[:3, :] = f3 @ self.p
+        p[:, :3] = p @ f3.T
         if self.p_xc is not None:
-            fx = f @ self.p_xc
+            fx = self.p_xc.copy()
+            fx[:3, :] = f3 @ self.p_xc
             if gyro_phi is not None and self._p_cc is not None and self._p_cc[3, 3] > 0.0:
                 # G (n x 6) is zero but for its attitude-row, gyro-scale-column block g.
                 g = half * gyro_phi[None, :]
@@ -592,9 +599,10 @@ class AttitudeMEKF:
             pxc_new = ikh @ pxc
             if h_c is not None:  # the Joseph form with the consider parameters' gain held at zero
                 kc = k @ h_c
-                cross = ikh @ pxc @ kc.T
-                p += kc @ self._p_cc @ kc.T - cross - cross.T
-                pxc_new -= kc @ self._p_cc
+                kc_pcc = kc * self._p_cc_diag  # K H_c P_cc (P_cc diagonal)
+                cross = pxc_new @ kc.T
+                p += kc_pcc @ kc.T - cross - cross.T
+                pxc_new -= kc_pcc
         # A sum is finite only if every term is (an overflow to inf is refused as well).
         if not (math.isfinite(float(dx.sum())) and math.isfinite(float(p.sum()))):
             return Update(REJECTED, nis, r, s)  # a non-finite update is not applied (the state stays usable)
