@@ -239,7 +239,6 @@ class AttitudeMEKF:
         sm, sg, sf = self.cfg.mag_scale_sigma, self.cfg.gyro_scale_sigma, self.cfg.sun_face_normal_sigma_rad
         sig2 = [sm * sm] * 3 + [sg * sg] * 3 + ([sf * sf] * 12 if sf > 0.0 else [])
         self._p_cc = np.diag(sig2) if max(sig2) > 0.0 else None
-        self._p_cc_diag = np.array(sig2)
         self.p_xc: np.ndarray | None = None
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
@@ -599,7 +598,7 @@ class AttitudeMEKF:
             pxc_new = ikh @ pxc
             if h_c is not None:  # the Joseph form with the consider parameters' gain held at zero
                 kc = k @ h_c
-                kc_pcc = kc * self._p_cc_diag  # K H_c P_cc (P_cc diagonal)
+                kc_pcc = kc @ self._p_cc
                 cross = pxc_new @ kc.T
                 p += kc_pcc @ kc.T - cross - cross.T
                 pxc_new -= kc_pcc
