@@ -575,3 +575,32 @@ def test_a_sun_face_normal_turned_enters_the_update_as_modelled():
                 assert seen["h_c"][r, 6 + 2 * i + k] == pytest.approx((up - down) / 2e-6, rel=1e-4)
     finally:
         normals[:] = nominal
+
+
+def test_a_fast_tumble_starts_once_the_calibrator_knows_the_biases():
+    """The start waits for the calibrator's own gyro-bias sigma: the share the sensors'
+    turns add to the start's covariance ([w]x (d_m - d_g): 0.55 deg/s at 16 deg/s with the
+    1-deg priors, past the 0.5-deg/s gate) is carried, not waited for - it never shrinks
+    before the start (a 10-15 deg/s tumble never started when it was gated too)."""
+    rot = Rotation.from_rotvec([0.4, -0.3, 0.8]).as_matrix()  # body -> GCRS
+    s_ref = np.array([0.3, 0.9, -0.3]) / np.linalg.norm([0.3, 0.9, -0.3])
+    b_ref = np.array([20.0, -15.0, 25.0])
+    env = aenv.Environment(b_ref, s_ref, 1.0e5, 1.0, np.zeros(0), np.zeros((0, 3)))
+    s_b, m_b = rot.T @ s_ref, rot.T @ b_ref
+    lux = 1.0e5 * np.maximum(albedo_normals() @ s_b, 0.0)
+    w = np.radians([15.0, -4.0, 3.0])
+    est = am.AttitudeEstimator()
+    est.calib.x = np.zeros(6)
+    est.calib.p = np.diag([math.radians(0.05) ** 2] * 3 + [0.1] * 3)  # biases known
+    assert est._try_initialize(0.0, w, m_b, lux, np.zeros(6, bool), env)
+    p = est.mekf.p
+    assert math.sqrt(np.trace(p[3:6, 3:6])) > est.cfg.start_max_gyro_bias_sigma_rad_s  # the turns' share, carried
+    j = qn.skew(w)  # d (gyro bias) / d (d_m); the gyro's turn the opposite
+    np.testing.assert_allclose(p[3:6, 9:12], j * est.cfg.mag_misalignment_sigma_rad**2, rtol=1e-9)
+    np.testing.assert_allclose(p[3:6, 12:15], -j * est.cfg.gyro_misalignment_sigma_rad**2, rtol=1e-9)
+
+
+def albedo_normals():
+    from pygnc.environment.albedo import FACE_NORMALS_BODY
+
+    return FACE_NORMALS_BODY

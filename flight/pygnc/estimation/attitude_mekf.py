@@ -838,9 +838,11 @@ class AttitudeEstimator:
         env: Environment,
         x_bias: np.ndarray,
         p_bias: np.ndarray,
+        p_gyro_bias_gate: np.ndarray | None = None,
     ) -> bool:
         """Start the MEKF from TRIAD on this sample with the state but the attitude *x_bias*
-        (biases, [misalignment]: the MEKF's ``n - 3``) of covariance *p_bias*, if the sun is
+        (biases, [misalignment]: the MEKF's ``n - 3``) of covariance *p_bias* (the gyro bias's
+        gated on *p_gyro_bias_gate*, default its block of *p_bias*), if the sun is
         visible, TRIAD has two directions, and the biases are known well enough
         (``start_max_*``); False (nothing changed) otherwise."""
         cfg = self.cfg
@@ -876,7 +878,8 @@ class AttitudeEstimator:
         g = np.zeros((3, len(x_bias)))  # the gyro's turn does not enter a TRIAD
         g[:, : g9.shape[1]] = g9
         if (
-            math.sqrt(float(np.trace(p_bias[:3, :3]))) > cfg.start_max_gyro_bias_sigma_rad_s
+            math.sqrt(float(np.trace(p_bias[:3, :3] if p_gyro_bias_gate is None else p_gyro_bias_gate)))
+            > cfg.start_max_gyro_bias_sigma_rad_s
             or math.sqrt(float(np.trace(g @ p_bias @ g.T))) > cfg.start_max_attitude_sigma_rad
         ):
             self.n_start_waits += 1
@@ -891,6 +894,7 @@ class AttitudeEstimator:
         # The calibrator does not model its pairs' shared samples: its covariance doubled (undoubled,
         # the magnetometer block let a start 20 deg wrong pass as a few degrees on the start sweep).
         x, p = c.x.copy(), c.p * 2.0
+        gate = p[:3, :3].copy()  # the start waits for the calibrator's own gyro bias, not the turns' share
         turns = self.mekf.turns
         if turns:
             # The magnetometer's axes turn at C_m w, the gyro's rate is C_g w: the calibrator's
@@ -909,7 +913,7 @@ class AttitudeEstimator:
             p[:3, 6:] = j @ p_dd
             p[6:, :3] = p[:3, 6:].T
             x = np.concatenate([x, d])
-        if not self._triad_start(t_s, w_b, m_b, lux, sat, env, x, p):
+        if not self._triad_start(t_s, w_b, m_b, lux, sat, env, x, p, gate):
             return False
         self.gyro_source = "sensor"  # the calibrator's bias is the BMX160's
         self._bias_aside.pop("sensor", None)
