@@ -11,7 +11,13 @@ import math
 import numpy as np
 
 from pygnc.estimation.attitude_mekf import AttitudeEstimator, AttitudeOutput
-from pygnc.estimation.quaternion import quat_conj, quat_from_rotvec, quat_multiply, rotvec_from_quat
+from pygnc.estimation.quaternion import (
+    quat_conj,
+    quat_from_rotvec,
+    quat_multiply,
+    rotation_matrix,
+    rotvec_from_quat,
+)
 from pygnc.processors.attitude import AttitudeProcessor
 
 __all__ = ["smooth_estimator", "smoothed_messages"]
@@ -109,7 +115,10 @@ def _smooth_interval(recs: list, turns: dict[str, int]) -> list[AttitudeOutput]:
 
 def _smoothed_output(r, q, b, p, turns: dict[str, int]) -> AttitudeOutput:
     o = r.out
-    rate = o.rate_body_rad_s - (b[:3] - o.gyro_bias_rad_s)  # the filter's, with the smoothed bias
+    rate = r.w_meas - b[:3]
+    i = turns.get("gyro")
+    if r.bmx160 and i is not None:  # the BMX160's rate turned into the body's axes by the smoothed turn
+        rate = rotation_matrix(-b[i - 3 : i]) @ rate
     cov = p[:9, :9].copy()
     cov[:3, :3] += (r.time_tag_sigma_s**2) * np.outer(rate, rate)
     sig = np.sqrt(np.clip(np.diag(p), 0.0, None))

@@ -111,6 +111,16 @@ class GyroMagCalibrator:
                     self.n_rejected += 1
         self.follow(t_s, w1, m1)
 
+    @property
+    def n_rest_held(self) -> int:
+        """Zero-rate updates in the window."""
+        return len(self._rest)
+
+    def forget_rest(self) -> None:
+        """Drop the window's zero-rate updates (their rest was a bench's, not an orbit's)."""
+        self._rest.clear()
+        self._solve()
+
     def zero_rate_update(self, w_meas_body_rad_s: ArrayLike, residual_rate_rad_s: float) -> None:
         """The body is at rest (to within *residual_rate_rad_s*): the gyro reads its bias."""
         rvar = self.cfg.gyro_noise_rad_s**2 + residual_rate_rad_s**2

@@ -100,7 +100,7 @@ and the offset is added where it belongs:
   (the stamp phase wrapped, a late sample) adds ``d^2 w w^T`` to the attitude covariance;
   the stamp difference is still what is integrated.
 
-Ground smoothing: with ``record_history`` on (off in flight: ~3 kB per step) the estimator
+Ground smoothing: with ``record_history`` on (off in flight: ~6 kB per step) the estimator
 keeps what ``ground.replay.attitude_smoother`` needs for a fixed-interval RTS smoother on the error
 state (covariances, transitions, reference quaternion and biases per step).
 """
@@ -301,7 +301,8 @@ class AttitudeMEKF:
     ) -> None:
         """Start from attitude *q* (sigma ``init_attitude_sigma_rad``) and the rest of the
         state *bias0* (``n - 3``: biases, misalignments) with covariance *p_bias0* (the
-        biases alone, 6: the misalignments zero with their prior sigmas, uncorrelated).
+        biases alone, 6 and 6 x 6: the misalignments zero with their prior sigmas,
+        uncorrelated).
         *att_from_bias* (3, n - 3): how the attitude *q* was computed moves with their errors
         (d dtheta / d bias) - their uncertainty is then the attitude's too, with the
         correlation (a TRIAD on a magnetometer whose bias is still tens of uT off is as far
@@ -334,8 +335,10 @@ class AttitudeMEKF:
         self.consecutive_sun_rejections = 0
 
     # -- propagation -----------------------------------------------------------------
-    def propagate(self, t_s: float, w_meas_body_rad_s: ArrayLike | None = None) -> None:
-        """Move to *t_s* with the new gyro sample (or, without one, the last rate held)."""
+    def propagate(self, t_s: float, w_meas_body_rad_s: ArrayLike | None = None, bmx160: bool = True) -> None:
+        """Move to *t_s* with the new gyro sample (or, without one, the last rate held).
+        *bmx160* False: the rate held is a live IMU's (body axes already; none of the
+        BMX160's turn or scale factors)."""
         cfg = self.cfg
         dt = float(t_s) - self._now()
         self.last_f = None  # None: identity (no time step)
@@ -361,8 +364,8 @@ class AttitudeMEKF:
             phi = step_rotation_vector_quadratic(w_before - bg, w0, w1, self.h_before_s, dt)
         else:
             phi = step_rotation_vector(w0, w1, dt)
-        phi_gyro = phi  # in the gyro's axes (the nominal body axes)
-        d = self._turn("gyro")
+        phi_gyro = phi if bmx160 else None  # in the gyro's axes (the nominal body axes)
+        d = self._turn("gyro") if bmx160 else None
         if d is not None:  # the gyro's axes turned back into the body's: C^T phi
             ct = rotation_matrix(-d)
             phi, w1 = ct @ phi, ct @ w1
@@ -736,16 +739,18 @@ class AttitudeOutput:
 
 @dataclass
 class _StepRecord:
-    """What the smoother needs of one step: the filtered output, the measured rate, the
-    epoch sigma, and (valid attitude only) the prior ``(continues, F, P-, q-, b-, X)`` (``X``:
-    what the consider parameters add to ``P+ F^T``, or None) and
-    the posterior covariance ``P+`` (the posterior state is in ``out``)."""
+    """What the smoother needs of one step: the filtered output, the measured rate (and
+    whether it was the BMX160's, which the gyro's turn applies to), the epoch sigma, and
+    (valid attitude only) the prior ``(continues, F, P-, q-, b-, X)`` (``X``: what the
+    consider parameters add to ``P+ F^T``, or None) and the posterior covariance ``P+``
+    (the posterior state is in ``out``)."""
 
     out: AttitudeOutput
     w_meas: np.ndarray
     time_tag_sigma_s: float
     prior: tuple | None
     p_post: np.ndarray | None
+    bmx160: bool = True
 
 
 def _triad_from_mag_bias(
@@ -782,7 +787,7 @@ class AttitudeEstimator:
 
     def __init__(self, cfg: AttitudeFilterConfig | None = None, record_history: bool = False) -> None:
         self.cfg = cfg or AttitudeFilterConfig()
-        #: Keep what the ground smoother needs, one :class:`_StepRecord` per step (~3 kB each: three 9x9 matrices
+        #: Keep what the ground smoother needs, one :class:`_StepRecord` per step (~6 kB each: three n x n matrices
         #: and the output):
         #: off in flight (memory), on for ground replay.
         self.record_history = bool(record_history)
@@ -910,7 +915,7 @@ class AttitudeEstimator:
             x[:3] -= j @ d
             p = _block_diag(p, p_dd)
             p[:3, :3] += j @ p_dd @ j.T
-            p[:3, 6:] = j @ p_dd
+            p[:3, 6:] = -j @ p_dd  # the start's bias error is -e_cal - J e_d
             p[6:, :3] = p[:3, 6:].T
             x = np.concatenate([x, d])
         if not self._triad_start(t_s, w_b, m_b, lux, sat, env, x, p, gate):
@@ -945,10 +950,16 @@ class AttitudeEstimator:
         f = self.mekf
         if f.initialized:  # keep the calibrator's last sample current, without its update
             self.calib.follow(t_s, w_b, m_b)
-        elif self.rest.push(w_b, lux, self.cfg.gyro_noise_rad_s):
+        elif env is None and self.rest.push(w_b, lux, self.cfg.gyro_noise_rad_s):
+            # At rest on a bench (no position): the gyro reads its bias.  With a position the
+            # body is taken to be in orbit, where "still" cannot be told from these sensors (a
+            # 0.05-0.3 deg/s turn about the sun line or slower passes the test; a detumbled
+            # spacecraft turns so): no zero-rate updates, and those of before are dropped.
             self.calib.zero_rate_update(w_b, self.cfg.rest_residual_rate_rad_s)
             self.calib.follow(t_s, w_b, m_b)
         else:
+            if env is not None and self.calib.n_rest_held:
+                self.calib.forget_rest()
             self.calib.step(t_s, w_b, m_b)
         rec = self.record_history
         prior = None  # (continues the previous step, F, P, q, biases) before the updates
@@ -1007,6 +1018,7 @@ class AttitudeEstimator:
                     self.time_tag_sigma_s,
                     prior if out.valid_attitude else None,
                     f.p.copy() if out.valid_attitude else None,
+                    self.gyro_source == "sensor",
                 )
             )
         return out
@@ -1062,7 +1074,7 @@ class AttitudeEstimator:
             out.t_s = max(out.t_s, t_s) if not self.mekf.initialized and not math.isnan(out.t_s) else out.t_s
             return out
         f = copy.deepcopy(self.mekf)
-        f.propagate(t_s, None)
+        f.propagate(t_s, None, bmx160=self.gyro_source == "sensor")
         cov = f.p[:9, :9].copy()
         cov[:3, :3] += self.epoch_covariance(out.rate_body_rad_s)
         return AttitudeOutput(
