@@ -501,6 +501,21 @@ def test_an_estimate_propagated_ahead_of_the_live_stream_says_how_uncertain_it_i
     assert max(err_deg(b) for b in live) < 3.0
 
 
+def _ok_after_30_min(att: list, truth: dict) -> tuple[list, np.ndarray, int]:
+    """The `ok` attitude estimates of a 3-h run (*att*: the processor's outputs), the NEES of
+    those 30 min or more after the start (asserted: most of them) and how many are past the
+    99.9 % bound."""
+    import processor_support as ps
+
+    from pygnc.estimation import chi2
+
+    est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"] and b["quality"] == "ok"]
+    tg, err, cov, _ = ps.attitude_errors(truth, est)
+    nees = ps.nees(err, cov)[tg - truth["t_gps_s"][0] >= 1800.0]
+    assert nees.size > 1500
+    return est, nees, int(np.sum(nees > chi2.quantile(0.999, 3)))
+
+
 @pytest.mark.parametrize(
     "error, modelled, past_measured",
     [
@@ -521,7 +536,6 @@ def test_scale_factor_errors_are_covered(single_sc_3h, error, modelled, past_mea
     asserted too, so that the test fails if the error stops reaching the estimate."""
     import processor_support as ps
 
-    from pygnc.estimation import chi2
     from pygnc.estimation.tunables import AttitudeFilterConfig
 
     _, d = single_sc_3h
@@ -529,12 +543,7 @@ def test_scale_factor_errors_are_covered(single_sc_3h, error, modelled, past_mea
     assert (AttitudeFilterConfig().mag_scale_sigma, AttitudeFilterConfig().gyro_scale_sigma) == (0.02, 0.005)
     config = dataclasses.replace(ps.EVERY, **error, attitude_filter={} if modelled else NO_SENSOR_ERRORS)
     _, att = ps.run_orbit_and_attitude(ps.stream_of(d), config)
-    est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"] and b["quality"] == "ok"]
-    tg, err, cov, _ = ps.attitude_errors(truth, est)
-    s = tg - truth["t_gps_s"][0] >= 1800.0
-    nees = ps.nees(err[s], cov[s])
-    assert nees.size > 1500
-    past = int(np.sum(nees > chi2.quantile(0.999, 3)))
+    _, nees, past = _ok_after_30_min(att, truth)
     if modelled:
         assert past <= 0.002 * nees.size and nees.mean() < 4.0, (past, nees.mean())
     else:
@@ -579,19 +588,12 @@ def test_a_turned_sensor_is_estimated(single_sc_3h, gyro_too, estimated, past_me
     5.4, 1.30; the whole sensor 0, 1.37, 1.00 against 168, 9.0, 1.64."""
     import processor_support as ps
 
-    from pygnc.estimation import chi2
-
     _, d = single_sc_3h
     truth = dict(np.load(d / "truth.npz"))
     off = {"mag_misalignment_sigma_rad": 0.0, "gyro_misalignment_sigma_rad": 0.0}
     config = dataclasses.replace(ps.EVERY, attitude_filter={} if estimated else off)
     _, att = ps.run_orbit_and_attitude(_turned(ps.stream_of(d), config, _TURN_DEG, gyro_too), config)
-    est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"] and b["quality"] == "ok"]
-    tg, err, cov, _ = ps.attitude_errors(truth, est)
-    s = tg - truth["t_gps_s"][0] >= 1800.0
-    nees = ps.nees(err[s], cov[s])
-    past = int(np.sum(nees > chi2.quantile(0.999, 3)))
-    assert nees.size > 1500
+    est, nees, past = _ok_after_30_min(att, truth)
     if estimated:
         assert past <= 0.002 * nees.size and nees.mean() < 4.0, (past, nees.mean())
         for name, truth_deg in (("mag", _TURN_DEG), ("gyro", _TURN_DEG if gyro_too else (0.0, 0.0, 0.0))):
@@ -616,7 +618,6 @@ def test_sun_faces_off_their_axes_are_covered(single_sc_3h, considered, past_mea
     from scipy.spatial.transform import Rotation
 
     from pygnc.environment import albedo
-    from pygnc.estimation import chi2
 
     _, d = single_sc_3h
     truth = dict(np.load(d / "truth.npz"))
@@ -630,12 +631,7 @@ def test_sun_faces_off_their_axes_are_covered(single_sc_3h, considered, past_mea
         _, att = ps.run_orbit_and_attitude(ps.stream_of(d), config)
     finally:
         normals[:] = nominal
-    est = [b for t, b in att if t == "attitude_estimate" and b["valid_attitude"] and b["quality"] == "ok"]
-    tg, err, cov, _ = ps.attitude_errors(truth, est)
-    s = tg - truth["t_gps_s"][0] >= 1800.0
-    nees = ps.nees(err[s], cov[s])
-    past = int(np.sum(nees > chi2.quantile(0.999, 3)))
-    assert nees.size > 1500
+    est, nees, past = _ok_after_30_min(att, truth)
     if considered:
         assert past <= 0.002 * nees.size and nees.mean() < 4.0, (past, nees.mean())
     else:
