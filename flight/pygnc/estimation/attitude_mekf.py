@@ -21,10 +21,11 @@ per misalignment whose sigma is 0, :attr:`AttitudeMEKF.turns`):
 The sensors' axes are the nominal body axes ``imu_to_body`` gives them; the turns are what
 a mounting leaves.  The magnetometer's turn and the attitude turn the field alike, the
 gyro's turns each step by ``[phi]x`` of it; the sun faces, on the body's axes, tell them
-apart, so both are learned in sunlight (to ~0.05-0.1 deg in an hour of tumbling) and used
-in eclipse.  Unestimated, a 1.45-deg turn of the sensor made the estimate confidently wrong
-(the filter averaged a constant error as noise; a rate error ``d x w`` that eclipses
-integrate).  A live IMU's steps take neither the BMX160's turn nor its bias.
+apart, so both are learned in sunlight and used in eclipse (to ~0.1 deg in an hour of
+tumbling with exact faces; ~0.45 deg while the faces are taken to be within 1 deg).  A
+constant turn is not noise: left out, it averages into a confident wrong attitude and a
+rate error ``d x w`` that eclipses integrate.  A live IMU's steps take neither the BMX160's
+turn nor its bias.
 
 Propagation between two gyro samples (typically 5 s apart while tumbling at up to 5 deg/s):
 the body rotation is the third-order Magnus expansion for a rate quadratic in time through
