@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from pygnc.estimation.attitude_mekf import AttitudeEstimator, AttitudeOutput
+from pygnc.estimation.attitude_mekf import AttitudeEstimator, AttitudeOutput, misalignment_of
 from pygnc.estimation.quaternion import (
     quat_conj,
     quat_from_rotvec,
@@ -73,18 +73,9 @@ def smooth_estimator(est: AttitudeEstimator) -> list[AttitudeOutput]:
     return outs
 
 
-def _state_of(out: AttitudeOutput, turns: dict[str, int]) -> np.ndarray:
-    """The error state's non-attitude part of an output: biases, and the misalignments the
-    filter estimated (*turns*: the MEKF's layout)."""
-    parts = [out.gyro_bias_rad_s, out.mag_bias_ut]
-    for name in sorted(turns, key=turns.__getitem__):
-        parts.append(out.mag_misalignment_rad if name == "mag" else out.gyro_misalignment_rad)
-    return np.concatenate(parts)
-
-
 def _smooth_interval(recs: list, turns: dict[str, int]) -> list[AttitudeOutput]:
     last = recs[-1]
-    q_s, b_s, p_s = last.out.q_body_to_gcrs.copy(), _state_of(last.out, turns), last.p_post
+    q_s, b_s, p_s = last.out.q_body_to_gcrs.copy(), last.x_post, last.p_post
     res = [_smoothed_output(last, q_s, b_s, p_s, turns)]
     for j in range(len(recs) - 2, -1, -1):
         r, nxt = recs[j], recs[j + 1]
@@ -105,7 +96,7 @@ def _smooth_interval(recs: list, turns: dict[str, int]) -> list[AttitudeOutput]:
         q_s /= math.sqrt(float(q_s @ q_s))
         if q_s[0] < 0:
             q_s = -q_s
-        b_s = _state_of(r.out, turns) + dx[3:]
+        b_s = r.x_post + dx[3:]
         p_s = r.p_post + c @ (p_s - p_pred) @ c.T
         p_s = 0.5 * (p_s + p_s.T)
         res.append(_smoothed_output(r, q_s, b_s, p_s, turns))
@@ -121,11 +112,16 @@ def _smoothed_output(r, q, b, p, turns: dict[str, int]) -> AttitudeOutput:
         rate = rotation_matrix(-b[i - 3 : i]) @ rate
     cov = p[:9, :9].copy()
     cov[:3, :3] += (r.time_tag_sigma_s**2) * np.outer(rate, rate)
-    sig = np.sqrt(np.clip(np.diag(p), 0.0, None))
-    mis = []
-    for name in ("mag", "gyro"):
-        i = turns.get(name)
-        mis += [b[i - 3 : i].copy(), sig[i : i + 3]] if i is not None else [np.zeros(3), np.zeros(3)]
     return AttitudeOutput(
-        o.t_s, q.copy(), rate, b[:3].copy(), b[3:6].copy(), cov, True, o.in_eclipse, o.sun_faces_used, *mis
+        o.t_s,
+        q.copy(),
+        rate,
+        b[:3].copy(),
+        b[3:6].copy(),
+        cov,
+        True,
+        o.in_eclipse,
+        o.sun_faces_used,
+        *misalignment_of(turns, "mag", b, p),
+        *misalignment_of(turns, "gyro", b, p),
     )

@@ -185,6 +185,17 @@ def _tangents(n: np.ndarray) -> np.ndarray:
 _FACE_TANGENTS = np.array([_tangents(n) for n in FACE_NORMALS_BODY])
 
 
+def misalignment_of(
+    turns: dict[str, int], name: str, x_bias: np.ndarray, p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rotation vector, 1-sigma), rad, of misalignment *name* in a state *x_bias* (the error
+    state but the attitude) with covariance *p*, laid out as *turns* says (zeros if absent)."""
+    i = turns.get(name)
+    if i is None:
+        return np.zeros(3), np.zeros(3)
+    return x_bias[i - 3 : i].copy(), np.sqrt(np.clip(np.diag(p)[i : i + 3], 0.0, None))
+
+
 def _block_diag(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The block-diagonal matrix of *a* and *b*."""
     out = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
@@ -263,10 +274,7 @@ class AttitudeMEKF:
     def misalignment(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(rotation vector, 1-sigma), rad, of the "mag" or "gyro" misalignment against the
         body axes (zeros if not estimated)."""
-        i = self.turns.get(name)
-        if i is None:
-            return np.zeros(3), np.zeros(3)
-        return self.x_bias[i - 3 : i].copy(), np.sqrt(np.clip(np.diag(self.p)[i : i + 3], 0.0, None))
+        return misalignment_of(self.turns, name, self.x_bias, self.p)
 
     def prior_turn_covariance(self) -> np.ndarray:
         """The misalignments' prior covariance (n - 9 square, rad^2): diagonal, their sigmas."""
@@ -744,13 +752,14 @@ class _StepRecord:
     whether it was the BMX160's, which the gyro's turn applies to), the epoch sigma, and
     (valid attitude only) the prior ``(continues, F, P-, q-, b-, X)`` (``X``: what the
     consider parameters add to ``P+ F^T``, or None) and the posterior covariance ``P+``
-    (the posterior state is in ``out``)."""
+    and state ``x+`` (the error state but the attitude; its reference is ``out``'s)."""
 
     out: AttitudeOutput
     w_meas: np.ndarray
     time_tag_sigma_s: float
     prior: tuple | None
     p_post: np.ndarray | None
+    x_post: np.ndarray
     bmx160: bool = True
 
 
@@ -1019,6 +1028,7 @@ class AttitudeEstimator:
                     self.time_tag_sigma_s,
                     prior if out.valid_attitude else None,
                     f.p.copy() if out.valid_attitude else None,
+                    f.x_bias.copy(),
                     self.gyro_source == "sensor",
                 )
             )
