@@ -970,7 +970,7 @@ class AttitudeEstimator:
         else:
             if env is not None and self.calib.n_rest_held:
                 self.calib.forget_rest()
-            self.calib.step(t_s, w_b, m_b)
+            self.calib.step(t_s, w_b, m_b, None if env is None else math.sqrt(float(env.mag_gcrs_ut @ env.mag_gcrs_ut)))
         rec = self.record_history
         prior = None  # (continues the previous step, F, P, q, biases) before the updates
         w_src = w_b

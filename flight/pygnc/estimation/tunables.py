@@ -171,6 +171,18 @@ class AttitudeFilterConfig:
     #: Calibrator: the pairs of consecutive samples its least squares keeps (120: 10 min at 5 s;
     #: each pair costs a few microseconds per iteration until the attitude filter starts).
     calib_window_pairs: int = bounded(120, "[2, 100000]")
+    #: Calibrator: the field magnitudes (one per sample with a position) its least squares
+    #: keeps (720: an hour at 5 s, over which the field's direction in a barely turning body
+    #: changes enough to show the magnetometer bias).  0: none.
+    calib_window_magnitudes: int = bounded(720, "[0, 100000]")
+    #: Calibrator: the magnitudes are used once the centred linear solution of the window's
+    #: (TWOSTEP's) pins the magnetometer bias down to this sigma on its weakest axis [µT]:
+    #: below it a few-µT error's curvature term (error^2 / 2|B|) is below the noise.
+    calib_magnitude_max_sigma_ut: float = bounded(0.5, "(0, 1e4]")
+    #: Calibrator: over how long the field model's error along the orbit stays the same [s]
+    #: (crustal anomalies: minutes; external fields: longer): an hour's magnitudes hold
+    #: ~6 independent draws of it at 600 s, and their information on the bias is that of 6.
+    calib_field_model_correlation_s: float = bounded(600.0, "(0, 1e6]")
     #: Residual rate allowed when the body is detected at rest (Earth rate on a bench,
     #: slow drift), rad/s.
     rest_residual_rate_rad_s: float = bounded(math.radians(0.005), "[0, 1]")

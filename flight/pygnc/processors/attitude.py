@@ -663,6 +663,8 @@ class AttitudeProcessor(Processor):
             "gyro_spikes": f.n_gyro_spikes,
             "calib_updates": self.est.calib.n_updates,
             "calib_rejected": self.est.calib.n_rejected,
+            "calib_magnitudes": self.est.calib.n_magnitudes,
+            "calib_magnitudes_rejected": self.est.calib.n_magnitudes_rejected,
             "rest_updates": self.est.calib.n_zero_rate,
             "mag_rejected": f.n_mag_rejected,
             "sun_rejected": f.n_sun_rejected,
