@@ -101,6 +101,7 @@ class GyroMagCalibrator:
         self.n_zero_rate = 0
         self.n_magnitudes = 0
         self.n_magnitudes_rejected = 0
+        self.n_hard_iron_reopened = 0
 
     def _turn_on_covariance(self) -> np.ndarray:
         cfg = self.cfg
@@ -160,9 +161,25 @@ class GyroMagCalibrator:
                     solve = True
                 else:  # a field disturbance (or a jump): skip the pair
                     self.n_rejected += 1
+                    # A hard iron that jumped (a subsystem switched on) shows as one pair refused
+                    # (a field disturbance too: re-opening costs time, not honesty).
+                    self._reopen_hard_iron()
+                    solve = True
         if solve:
             self._solve()
         self.follow(t_s, w1, m1)
+
+    def _reopen_hard_iron(self) -> None:
+        """The hard iron changed: start again from the estimate with the magnetometer bias's
+        turn-on sigma, uncorrelated (the gyro bias's knowledge kept as the prior), the window
+        emptied - the pairs before the change pin the old bias down (through ``I - C``) as
+        the magnitudes do."""
+        p = self.p.copy()
+        p[3:6, :] = 0.0
+        p[:, 3:6] = 0.0
+        p[3:6, 3:6] = np.eye(3) * self.cfg.init_mag_bias_sigma_ut**2
+        self.reset(self.x, p)
+        self.n_hard_iron_reopened += 1
 
     @property
     def n_rest_held(self) -> int:
@@ -340,6 +357,12 @@ class GyroMagCalibrator:
             # calib_field_rate_rad_s in 3-D, stays in the covariance.  (At rest the gyro reads
             # its bias directly and the field does not turn.)
             p[:3, :3] += np.eye(3) * (self.cfg.calib_field_rate_rad_s**2 / 3.0)
+        if mags is not None:
+            # The magnitudes span up to an hour, over which the hard iron may change by a few
+            # µT without a pair or a magnitude test seeing it (a step shows in the magnitudes
+            # only along the field): they serve the start, and the bias they give is not
+            # taken to be known better than that (the attitude filter refines it after).
+            p[3:6, 3:6] += np.eye(3) * self.cfg.calib_hard_iron_stability_ut**2
         if np.isfinite(x).all() and np.isfinite(p).all() and np.isfinite(nuisance).all():
             self.x, self.p = x, 0.5 * (p + p.T)
             self._nuisance = nuisance

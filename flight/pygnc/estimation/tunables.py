@@ -166,6 +166,17 @@ class AttitudeFilterConfig:
     gyro_spike_sigmas: float = bounded(8.0, "(0, 1e6]")
     #: Consecutive rejected magnetometer updates after which the filter re-initialises.
     max_rejections: int = bounded(12, "[1, 1e6]")
+    #: A change of the magnetometer's hard iron (a subsystem switched on, a current loop): the
+    #: last ``mag_jump_window`` magnetometer innovations, used or refused, share an offset
+    #: (their generalised likelihood ratio against none, chi-square with 3 degrees of freedom)
+    #: beyond the ``mag_jump_probability`` quantile: the bias is re-opened - its covariance
+    #: grown by the offset found (at least ``mag_jump_floor_ut``) per axis, the attitude's by
+    #: what that offset turns the field by.  0 window: never.  (Before the start the
+    #: calibrator re-opens it on a pair it refuses, and holds it no better than
+    #: ``calib_hard_iron_stability_ut``.)
+    mag_jump_window: int = bounded(12, "[0, 1000]")
+    mag_jump_probability: float = bounded(0.999999, "(0.5, 1)")
+    mag_jump_floor_ut: float = bounded(1.0, "[0, 1e4]")
     #: Calibrator: sigma of the field's inertial rotation over a step (fraction of |B| per s).
     calib_field_rate_rad_s: float = bounded(2.5e-3, "[0, 1]")
     #: Calibrator: the pairs of consecutive samples its least squares keeps (120: 10 min at 5 s;
@@ -183,6 +194,10 @@ class AttitudeFilterConfig:
     #: (crustal anomalies: minutes; external fields: longer): an hour's magnitudes hold
     #: ~6 independent draws of it at 600 s, and their information on the bias is that of 6.
     calib_field_model_correlation_s: float = bounded(600.0, "(0, 1e6]")
+    #: Calibrator: how well the hard iron is taken to hold still over its magnitudes' window,
+    #: 1-sigma per axis [µT]: the floor of the bias they give (a step of a few µT is seen by
+    #: neither a pair nor the magnitudes' own test; 2 µT still turns a TRIAD by < ~5 deg).
+    calib_hard_iron_stability_ut: float = bounded(2.0, "[0, 1e4]")
     #: Residual rate allowed when the body is detected at rest (Earth rate on a bench,
     #: slow drift), rad/s.
     rest_residual_rate_rad_s: float = bounded(math.radians(0.005), "[0, 1]")
