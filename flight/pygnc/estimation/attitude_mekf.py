@@ -244,6 +244,7 @@ class AttitudeMEKF:
         self.consecutive_sun_rejections = 0  # sun-face updates rejected in a row (skips do not count)
         #: the last magnetometer innovations (S^-1 r, S^-1) for the hard-iron change test
         self._mag_innovations: list[tuple[np.ndarray, np.ndarray]] = []
+        self._mag_sums: list[np.ndarray] = []  # sum S^-1 r, sum S^-1 over the window
         self._mag_jump_threshold = chi2.quantile(self.cfg.mag_jump_probability, 3)
         self.n_mag_bias_reopened = 0
         self.last_nis_mag = float("nan")
@@ -679,13 +680,22 @@ class AttitudeMEKF:
         if s_inv is None or not math.isfinite(float(r.sum())):
             return
         window = self._mag_innovations
-        window.append((s_inv @ r, s_inv))
+        entry = (s_inv @ r, s_inv)
+        window.append(entry)
+        # Running sums (the window's, recomputed whenever it starts again from one entry).
+        if len(window) == 1:
+            self._mag_sums = [entry[0].copy(), entry[1].copy()]
+        else:
+            self._mag_sums[0] += entry[0]
+            self._mag_sums[1] += entry[1]
         if len(window) > self.cfg.mag_jump_window:
-            del window[0]
+            old = window.pop(0)
+            self._mag_sums[0] -= old[0]
+            self._mag_sums[1] -= old[1]
         if len(window) < self.cfg.mag_jump_window:
             return
-        g = np.sum([w[0] for w in window], axis=0)
-        f_inv = _inverse(np.sum([w[1] for w in window], axis=0))
+        g = self._mag_sums[0]
+        f_inv = _inverse(self._mag_sums[1])
         if f_inv is None:
             return
         offset = f_inv @ g
