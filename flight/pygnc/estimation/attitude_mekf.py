@@ -245,6 +245,7 @@ class AttitudeMEKF:
         #: the last magnetometer innovations (S^-1 r, S^-1) for the hard-iron change test
         self._mag_innovations: list[tuple[np.ndarray, np.ndarray]] = []
         self._mag_sums: list[np.ndarray] = []  # sum S^-1 r, sum S^-1 over the window
+        self._last_s_inv: np.ndarray | None = None  # the last update's S^-1 (None: singular)
         self._mag_jump_threshold = chi2.quantile(self.cfg.mag_jump_probability, 3)
         self.n_mag_bias_reopened = 0
         self.last_nis_mag = float("nan")
@@ -604,6 +605,7 @@ class AttitudeMEKF:
             s = h @ pht
         s.flat[:: s.shape[0] + 1] += rdiag
         s_inv = _inverse(s)  # one inverse for the NIS and the gain (m <= 6)
+        self._last_s_inv = s_inv
         if s_inv is None:
             return Update(REJECTED, math.nan, r, s)
         nis = float(r @ s_inv @ r)
@@ -664,20 +666,19 @@ class AttitudeMEKF:
         else:
             self.n_mag_rejected += 1
             self.consecutive_rejections += 1
-        if cfg.mag_jump_window > 0 and result.innovation_cov is not None:
-            self._test_hard_iron_change(r, result.innovation_cov, float(np.linalg.norm(hb)))
+        if cfg.mag_jump_window > 0 and self._last_s_inv is not None:
+            self._test_hard_iron_change(r, self._last_s_inv, math.sqrt(float(hb @ hb)))
         return result
 
-    def _test_hard_iron_change(self, r: np.ndarray, s: np.ndarray, field_ut: float) -> None:
-        """Keep the innovation *r* [µT, magnetometer axes] and its covariance *s*; when the
+    def _test_hard_iron_change(self, r: np.ndarray, s_inv: np.ndarray, field_ut: float) -> None:
+        """Keep the innovation *r* [µT, magnetometer axes] and its inverse covariance *s_inv*; when the
         window's innovations share an offset the filter does not expect (their GLR statistic
         ``g^T F^-1 g``, g = sum S^-1 r, F = sum S^-1, past ``mag_jump_probability``), re-open
         the magnetometer bias: a hard iron that changed (a subsystem switched on) is otherwise
         taken as an attitude error, confidently - a 3-uT step left 7 % of 36 starts' estimates
         past the 99.9 % bound.  The attitude's covariance grows by what the offset turns the
         field by (the filter has taken some of it as attitude already)."""
-        s_inv = _inverse(s)
-        if s_inv is None or not math.isfinite(float(r.sum())):
+        if not math.isfinite(float(r.sum())):
             return
         window = self._mag_innovations
         entry = (s_inv @ r, s_inv)
