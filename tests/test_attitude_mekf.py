@@ -428,6 +428,27 @@ def test_calibrator_is_not_confidently_wrong_when_the_hard_iron_steps(step_ut, f
         assert (reopened >= 6) == (step_ut > 4.0), reopened
 
 
+def test_one_corrupt_magnetometer_sample_is_no_hard_iron_change(three_hours):
+    """A single 300-uT spike in the field (one sample; a glitch the admission limits let
+    through) is refused by the update's gate.  The hard-iron test once took it for a
+    shared offset (its window's mean alone: a spike over ~15 uT passes), re-opened the bias
+    by ~25 uT and left the attitude beyond the restart sigma with a bias too uncertain for a
+    TRIAD: no attitude for the rest of the run (at samples 400 and 1500: 1 320 and 565
+    sunlit samples waited).  The test now also asks that the offset explain the window."""
+    scenario, _, _ = three_hours
+    config = Config()
+    clean = decode_sense(scenario.files["sc0"]["sense.bin"], DecodeSettings.from_config(config)).sensors
+    for k in (400, 1500):
+        sens = clean.copy()
+        sens["mag_ut"][k] = sens["mag_ut"][k] + np.array([300.0, 0.0, 0.0])
+        est, outs, idx = run_core(scenario, sensors=sens)
+        e = errors(scenario, outs, idx)
+        after = np.arange(len(outs)) > k
+        sigma_deg = np.degrees([math.sqrt(float(np.trace(o.cov[:3, :3]))) for o in outs])
+        assert est.mekf.n_mag_bias_reopened == 0 and est.n_lost == 0, k
+        assert e["valid"][after].all() and np.mean(sigma_deg[after] > 10.0) < 0.01, k
+
+
 def test_rest_detector_and_zero_rate_update():
     rng = np.random.default_rng(4)
     est = am.AttitudeEstimator()

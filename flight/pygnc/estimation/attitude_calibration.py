@@ -102,6 +102,7 @@ class GyroMagCalibrator:
         self.n_magnitudes = 0
         self.n_magnitudes_rejected = 0
         self.n_hard_iron_reopened = 0
+        self._refused_at: float | None = None  # the sample after a refused pair, until the next pair decides
 
     def _turn_on_covariance(self) -> np.ndarray:
         cfg = self.cfg
@@ -119,6 +120,7 @@ class GyroMagCalibrator:
         self._rest.clear()
         self._magnitudes.clear()
         self._nuisance = np.zeros(self.N_NUISANCE)
+        self._refused_at = None
 
     def follow(self, t_s: float, w_meas_body_rad_s: ArrayLike, m_meas_body_ut: ArrayLike) -> None:
         """Take the sample as the previous one without using it (the next pair starts here)."""
@@ -156,15 +158,28 @@ class GyroMagCalibrator:
                 s = j[0] @ self.p @ j[0].T + np.eye(3) * var[0]
                 nis = float(r[0] @ np.linalg.solve(s, r[0]))
                 if nis <= CHI2_9999[2]:
+                    if self._refused_at is not None:
+                        # One pair refused and the next one taken: the field jumped at the
+                        # sample between them and stayed - a hard iron that changed (a
+                        # subsystem switched on), which the window before it does not fit.
+                        self._reopen_hard_iron()
                     self._pairs.append(pair)
                     self.n_updates += 1
                     solve = True
                 else:  # a field disturbance (or a jump): skip the pair
                     self.n_rejected += 1
-                    # A hard iron that jumped (a subsystem switched on) shows as one pair refused
-                    # (a field disturbance too: re-opening costs time, not honesty).
-                    self._reopen_hard_iron()
-                    solve = True
+                    if self._refused_at is None:
+                        self._refused_at = float(t_s)  # the next pair decides: a jump here or a glitch
+                    else:
+                        # Two pairs refused in a row: the sample they share was a glitch (its
+                        # magnitude, if taken, goes too); the hard iron did not change.
+                        glitch = self._refused_at
+                        self._refused_at = None
+                        if any(row[0] == glitch for row in self._magnitudes):
+                            kept = [row for row in self._magnitudes if row[0] != glitch]
+                            self._magnitudes.clear()
+                            self._magnitudes.extend(kept)
+                            solve = True
         if solve:
             self._solve()
         self.follow(t_s, w1, m1)

@@ -243,10 +243,14 @@ class AttitudeMEKF:
         self.consecutive_rejections = 0  # magnetometer updates rejected in a row
         self.consecutive_sun_rejections = 0  # sun-face updates rejected in a row (skips do not count)
         #: the last magnetometer innovations (S^-1 r, S^-1) for the hard-iron change test
-        self._mag_innovations: list[tuple[np.ndarray, np.ndarray]] = []
+        self._mag_innovations: list[tuple[np.ndarray, np.ndarray, float]] = []
         self._mag_sums: list[np.ndarray] = []  # sum S^-1 r, sum S^-1 over the window
+        self._mag_nis_sum = 0.0  # sum r^T S^-1 r over the window
         self._last_s_inv: np.ndarray | None = None  # the last update's S^-1 (None: singular)
         self._mag_jump_threshold = chi2.quantile(self.cfg.mag_jump_probability, 3)
+        n = self.cfg.mag_jump_window
+        self._mag_jump_rest_threshold = chi2.quantile(self.cfg.mag_jump_probability, 3 * (n - 1)) if n >= 2 else 0.0
+        self.hard_iron_reopened = False  # set by a re-opening; the caller clears it
         self.n_mag_bias_reopened = 0
         self.last_nis_mag = float("nan")
         self.last_sun_faces = 0
@@ -671,42 +675,56 @@ class AttitudeMEKF:
         return result
 
     def _test_hard_iron_change(self, r: np.ndarray, s_inv: np.ndarray, field_ut: float) -> None:
-        """Keep the innovation *r* [µT, magnetometer axes] and its inverse covariance *s_inv*; when the
-        window's innovations share an offset the filter does not expect (their GLR statistic
-        ``g^T F^-1 g``, g = sum S^-1 r, F = sum S^-1, past ``mag_jump_probability``), re-open
-        the magnetometer bias: a hard iron that changed (a subsystem switched on) is otherwise
-        taken as an attitude error, confidently - a 3-uT step left 7 % of 36 starts' estimates
-        past the 99.9 % bound.  The attitude's covariance grows by what the offset turns the
-        field by (the filter has taken some of it as attitude already)."""
-        if not math.isfinite(float(r.sum())):
+        """Keep the innovation *r* [µT, magnetometer axes] and its inverse covariance *s_inv*;
+        when the window's innovations share an offset the filter does not expect (their GLR
+        statistic ``g^T F^-1 g``, g = sum S^-1 r, F = sum S^-1, past ``mag_jump_probability``)
+        and that offset explains them (what is left, ``sum r^T S^-1 r - g^T F^-1 g``, within the
+        same quantile of chi-square with 3 (n - 1) degrees of freedom: one corrupt sample is
+        not a shared offset), re-open the magnetometer bias: a hard iron that changed (a
+        subsystem switched on) is otherwise taken as an attitude error, confidently - a 3-uT
+        step left 7 % of 36 starts' estimates past the 99.9 % bound.  The bias's covariance
+        grows by the offset's squared norm plus ``mag_jump_floor_ut`` squared on every axis,
+        the attitude's by that over |B|^2 (the filter has taken some of it as attitude
+        already); :attr:`hard_iron_reopened` tells the caller (a re-opening that leaves the
+        attitude beyond ``restart_attitude_sigma_rad`` is a lost filter)."""
+        if not (math.isfinite(float(r.sum())) and math.isfinite(float(s_inv.sum()))):
             return
         window = self._mag_innovations
-        entry = (s_inv @ r, s_inv)
+        u = s_inv @ r
+        entry = (u, s_inv, float(r @ u))
         window.append(entry)
         # Running sums (the window's, recomputed whenever it starts again from one entry).
         if len(window) == 1:
             self._mag_sums = [entry[0].copy(), entry[1].copy()]
+            self._mag_nis_sum = entry[2]
         else:
             self._mag_sums[0] += entry[0]
             self._mag_sums[1] += entry[1]
-        if len(window) > self.cfg.mag_jump_window:
+            self._mag_nis_sum += entry[2]
+        n = self.cfg.mag_jump_window
+        if len(window) > n:
             old = window.pop(0)
             self._mag_sums[0] -= old[0]
             self._mag_sums[1] -= old[1]
-        if len(window) < self.cfg.mag_jump_window:
+            self._mag_nis_sum -= old[2]
+        if len(window) < n or n < 2:
             return
         g = self._mag_sums[0]
         f_inv = _inverse(self._mag_sums[1])
         if f_inv is None:
             return
         offset = f_inv @ g
-        if not float(g @ offset) > self._mag_jump_threshold:
+        shared = float(g @ offset)
+        if not shared > self._mag_jump_threshold:
             return
+        if not self._mag_nis_sum - shared <= self._mag_jump_rest_threshold:
+            return  # one outlier (or several unlike ones), not a shared offset
         grow = float(offset @ offset) + self.cfg.mag_jump_floor_ut**2
         self.p[6:9, 6:9] += np.eye(3) * grow
         self.p[:3, :3] += np.eye(3) * (grow / max(field_ut, 1.0) ** 2)
         self._mag_innovations = []
         self.n_mag_bias_reopened += 1
+        self.hard_iron_reopened = True
 
     def predicted_lux(
         self, env: Environment, a: np.ndarray | None = None
@@ -1046,11 +1064,24 @@ class AttitudeEstimator:
                         prior = (False, None, f.p.copy(), f.q.copy(), f.x_bias.copy(), None)
                     beyond = False
             if env is not None and not beyond:
+                f.hard_iron_reopened = False
                 f.update_mag(m_b, env.mag_gcrs_ut)
                 f.update_sun(lux, saturated, env)
-                if max(f.consecutive_rejections, f.consecutive_sun_rejections) >= self.cfg.max_rejections:
-                    # Lost (the field or the sun refused that many times in a row): start
-                    # again from TRIAD once the calibrator knows the biases again, from the
+                # A re-opened hard iron: the smoother must not carry the data after it back
+                # across (the step's record starts a new chain); one that leaves the attitude
+                # too uncertain to update is a lost filter - the calibrator finds the bias
+                # again (a TRIAD restart on a bias that uncertain could not start).
+                reopened_beyond = f.hard_iron_reopened and (
+                    math.sqrt(float(f.p[0, 0] + f.p[1, 1] + f.p[2, 2])) > self.cfg.restart_attitude_sigma_rad
+                )
+                if f.hard_iron_reopened and prior is not None:
+                    prior = (False, *prior[1:])
+                if reopened_beyond or (
+                    max(f.consecutive_rejections, f.consecutive_sun_rejections) >= self.cfg.max_rejections
+                ):
+                    # Lost (the field or the sun refused that many times in a row, or a hard
+                    # iron changed that much): start again from TRIAD once the calibrator knows
+                    # the biases again, from the
                     # MEKF's values with the turn-on sigmas - a lost filter's covariance is not
                     # to be trusted.  (The calibrator's gyro is the BMX160: its bias into the
                     # state, the IMU's kept aside.)

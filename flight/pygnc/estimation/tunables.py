@@ -169,9 +169,10 @@ class AttitudeFilterConfig:
     #: A change of the magnetometer's hard iron (a subsystem switched on, a current loop): the
     #: last ``mag_jump_window`` magnetometer innovations, used or refused, share an offset
     #: (their generalised likelihood ratio against none, chi-square with 3 degrees of freedom)
-    #: beyond the ``mag_jump_probability`` quantile: the bias is re-opened - its covariance
-    #: grown by the offset found (at least ``mag_jump_floor_ut``) per axis, the attitude's by
-    #: what that offset turns the field by.  0 window: never.  (Before the start the
+    #: beyond the ``mag_jump_probability`` quantile, and explaining them (one corrupt sample
+    #: does not): the bias is re-opened - its covariance grown on every axis by the offset's
+    #: squared norm plus ``mag_jump_floor_ut`` squared, the attitude's by that over |B|^2.
+    #: 0 or 1 window: never.  (Before the start the
     #: calibrator re-opens it on a pair it refuses, and holds it no better than
     #: ``calib_hard_iron_stability_ut``.)
     mag_jump_window: int = bounded(12, "[0, 1000]")
@@ -189,7 +190,7 @@ class AttitudeFilterConfig:
     #: Calibrator: the magnitudes are used once the centred linear solution of the window's
     #: (TWOSTEP's) pins the magnetometer bias down to this sigma on its weakest axis [µT]:
     #: below it a few-µT error's curvature term (error^2 / 2|B|) is below the noise.
-    calib_magnitude_max_sigma_ut: float = bounded(0.5, "(0, 1e4]")
+    calib_magnitude_max_sigma_ut: float = bounded(0.5, "(0, 2]")
     #: Calibrator: over how long the field model's error along the orbit stays the same [s]
     #: (crustal anomalies: minutes; external fields: longer): an hour's magnitudes hold
     #: ~6 independent draws of it at 600 s, and their information on the bias is that of 6.
