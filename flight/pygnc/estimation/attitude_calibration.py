@@ -88,10 +88,9 @@ class GyroMagCalibrator:
         #: (t [s], field [µT, magnetometer axes], the model's |B| [µT]) of the accepted magnitudes in the window
         self._magnitudes: deque[tuple[float, np.ndarray, float]] = deque(maxlen=cfg.calib_window_magnitudes)
         self._nuisance = np.zeros(self.N_NUISANCE)  # the magnitude rows' (scale factors, model error): warm start
-        s2 = cfg.mag_scale_sigma**2
-        self._nuisance_p0_inv = np.diag(
-            [1.0 / s2 if s2 > 0.0 else 1e12] * 3 + [1.0 / max(cfg.mag_model_sigma_ut**2, 1e-12)]
-        )
+        nuisance_var = [max(cfg.mag_scale_sigma**2, 1e-12)] * 3 + [max(cfg.mag_model_sigma_ut**2, 1e-12)]
+        self._nuisance_p0 = np.diag(nuisance_var)  # their prior (a zero sigma: held at zero)
+        self._nuisance_p0_inv = np.diag([1.0 / v for v in nuisance_var])
         self.t_s: float | None = None
         # The previous sample's rate and field: set with t_s, always together.
         self.w_prev: np.ndarray | None = None
@@ -140,10 +139,8 @@ class GyroMagCalibrator:
         if field_norm_ut is not None and cfg.calib_window_magnitudes > 0 and math.isfinite(field_norm_ut):
             row = (float(t_s), m1, float(field_norm_ut))
             r, j, var = self._magnitude_terms(self.x, self._nuisance, _stacked_magnitudes([row]))
-            p_full = np.zeros((6 + self.N_NUISANCE, 6 + self.N_NUISANCE))
-            p_full[:6, :6] = self.p
-            p_full[6:, 6:] = np.linalg.inv(self._nuisance_p0_inv)
-            s = float(j[0] @ p_full @ j[0]) + var[0]
+            jb, jn = j[0, :6], j[0, 6:]  # (gated at the nuisance's prior: conservative)
+            s = float(jb @ self.p @ jb + jn @ self._nuisance_p0 @ jn) + var[0]
             if math.isfinite(r[0]) and r[0] * r[0] <= CHI2_9999[0] * s:
                 self._magnitudes.append(row)
                 self.n_magnitudes += 1
@@ -245,8 +242,7 @@ class GyroMagCalibrator:
         taken off (TWOSTEP's centring, Alonso & Shuster 2002): a solution without a start,
         without local minima, whose covariance says how well the field's directions in the
         window pin the bias down.  Until they do, the nonlinear fit from the prior is a
-        banana its linearised covariance does not describe (measured on a body turning at
-        0.05 deg/s: 11 uT off with a sigma of 0.8 uT), so the rows wait."""
+        banana its linearised covariance does not describe, so the rows wait."""
         if len(self._magnitudes) < 4:
             return None
         rows = _stacked_magnitudes(self._magnitudes)

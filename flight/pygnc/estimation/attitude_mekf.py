@@ -681,8 +681,7 @@ class AttitudeMEKF:
         and that offset explains them (what is left, ``sum r^T S^-1 r - g^T F^-1 g``, within the
         same quantile of chi-square with 3 (n - 1) degrees of freedom: one corrupt sample is
         not a shared offset), re-open the magnetometer bias: a hard iron that changed (a
-        subsystem switched on) is otherwise taken as an attitude error, confidently - a 3-uT
-        step left 7 % of 36 starts' estimates past the 99.9 % bound.  The bias's covariance
+        subsystem switched on) is otherwise taken as an attitude error, confidently.  The bias's covariance
         grows by the offset's squared norm plus ``mag_jump_floor_ut`` squared on every axis,
         the attitude's by that over |B|^2 (the filter has taken some of it as attitude
         already); :attr:`hard_iron_reopened` tells the caller (a re-opening that leaves the

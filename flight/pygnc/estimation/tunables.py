@@ -172,8 +172,8 @@ class AttitudeFilterConfig:
     #: beyond the ``mag_jump_probability`` quantile, and explaining them (one corrupt sample
     #: does not): the bias is re-opened - its covariance grown on every axis by the offset's
     #: squared norm plus ``mag_jump_floor_ut`` squared, the attitude's by that over |B|^2.
-    #: 0 or 1 window: never.  (Before the start the
-    #: calibrator re-opens it on a pair it refuses, and holds it no better than
+    #: 0 or 1 window: never.  (Before the start the calibrator re-opens it when a pair it
+    #: refuses is followed by one it takes, and holds it no better than
     #: ``calib_hard_iron_stability_ut``.)
     mag_jump_window: int = bounded(12, "[0, 1000]")
     mag_jump_probability: float = bounded(0.999999, "(0.5, 1)")
