@@ -225,6 +225,25 @@ class FlightRun:
         (self._paused.set if paused else self._paused.clear)()
 
     # -- actions ------------------------------------------------------------------------------
+    def wait_catching(self, signum: int, timeout_s: float = 10.0) -> None:
+        """Wait until main.py has a handler for *signum* (its ``SigCgt`` mask in /proc): from
+        then on a stop is pygnc's to handle.  Before it, a Ctrl-C meets Python's own start-up
+        (a ``KeyboardInterrupt``), which nothing in pygnc can change.  (Python catches SIGINT
+        itself from its start; pygnc's handlers are in once SIGHUP, the last it installs, is
+        caught.)"""
+        bit = 1 << (signum - 1)
+        t_end = time.monotonic() + timeout_s
+        while time.monotonic() < t_end:
+            try:
+                text = Path(f"/proc/{self.proc.pid}/status").read_text()
+            except OSError:
+                break
+            caught = next((line.split()[1] for line in text.splitlines() if line.startswith("SigCgt:")), "0")
+            if int(caught, 16) & bit:
+                return
+            time.sleep(0.005)
+        raise AssertionError(f"main.py did not catch signal {signum} within {timeout_s} s")
+
     def ctrl_c(self) -> float:
         """Type Ctrl-C into the terminal; returns the monotonic time it was typed."""
         t = time.monotonic()
