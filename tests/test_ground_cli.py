@@ -439,3 +439,27 @@ def test_a_campaign_without_matplotlib_is_refused_before_any_run(tmp_path):
     assert p.returncode == 2 and "'matplotlib'" in p.stderr, p.stderr
     no_traceback(p)
     assert not out.exists()  # nothing run, nothing written
+
+
+def test_replay_and_smooth_of_a_home_whose_uplink_was_refused_run_on_what_the_flight_did(tmp_path):
+    """The flight refused the uplinked file and ran on its last accepted copy: the ground's
+    replay and smoother read the home the same way (they refused the home outright) and
+    say so."""
+    home = tmp_path / "home"
+    shutil.copytree(SAMPLE, home)
+    (home / "pygnc_config.toml").rename(home / "pygnc_config.accepted.toml")
+    (home / "pygnc_config.toml").write_text("status_period_s = nan\n")
+    p = ground("replay", home, "--out", tmp_path / "refused", "--no-plots", "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert "refused configuration (pygnc_config.toml:1 status_period_s, on last accepted)" in p.stderr
+    no_traceback(p)
+    copy = SAMPLE / "pygnc_config.toml"
+    p = ground("replay", home, "--out", tmp_path / "copy", "--no-plots", "--quiet", "--config", copy)
+    assert p.returncode == 0 and p.stderr == ""
+    for name in ("orbit.csv", "attitude.csv", "formation.csv"):
+        assert (tmp_path / "refused" / name).read_bytes() == (tmp_path / "copy" / name).read_bytes(), name
+    (home / "pygnc_config.accepted.toml").unlink()  # no copy: the defaults, as the flight
+    p = ground("smooth", "--spacecraft", f"0x4A={home}", "--out", tmp_path / "smooth")
+    assert p.returncode == 0, p.stderr
+    report = (tmp_path / "smooth" / "report.md").read_text()
+    assert "0x4A: refused configuration (pygnc_config.toml:1 status_period_s, on defaults)" in report

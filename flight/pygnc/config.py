@@ -1038,8 +1038,9 @@ def read_config_bytes(path: str | os.PathLike) -> bytes:
 
 
 def config_for_home(home: str | os.PathLike) -> Config:
-    """The configuration a run in *home* uses: its ``pygnc_config.toml`` if any, else the
-    defaults (replays and tests of a scenario directory)."""
+    """The configuration in *home*'s ``pygnc_config.toml`` if any, else the defaults; a
+    refused file raises (tests and benches of a scenario directory; the ground's tools
+    choose as the flight does, :func:`pygnc.config_source.home_selection`)."""
     f = Paths(Path(home)).config_file
     return load_config(f) if os.path.lexists(f) else Config()
 

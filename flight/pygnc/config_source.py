@@ -107,11 +107,12 @@ def _parse(path: Path) -> tuple[Config | None, bytes, ConfigError | None]:
         return None, data, exc
 
 
-def select(paths: Paths, env: Mapping[str, str] | None = None) -> Selection:
+def select(paths: Paths, env: Mapping[str, str] | None = None, keep_copy: bool = True) -> Selection:
     """Choose the run's configuration (see the module docstring); never raises: anything
-    unforeseen while choosing is a refusal, and the run goes on the defaults."""
+    unforeseen while choosing is a refusal, and the run goes on the defaults.  With
+    *keep_copy* False nothing is written (an accepted uplink leaves the copy as it is)."""
     try:
-        return _select(paths, env)
+        return _select(paths, env, keep_copy)
     except Exception as exc:  # noqa: BLE001 - navigation never stops for an uplink
         where = paths.config_file
         err = ConfigError([Problem((), f"cannot be checked: {type(exc).__name__}: {exc}"[:200])], str(where), "")
@@ -122,7 +123,7 @@ def select(paths: Paths, env: Mapping[str, str] | None = None) -> Selection:
         return Selection(Config(), b"", "defaults", None, where, err, notes)
 
 
-def _select(paths: Paths, env: Mapping[str, str] | None) -> Selection:
+def _select(paths: Paths, env: Mapping[str, str] | None, keep_copy: bool) -> Selection:
     env = os.environ if env is None else env
     explicit = env.get("PYGNC_CONFIG")
     uplinked = paths.config_file
@@ -142,7 +143,7 @@ def _select(paths: Paths, env: Mapping[str, str] | None) -> Selection:
     if err is None:
         assert cfg is not None  # accepted
         sel = Selection(cfg, data, source, path, notes=[(logging.INFO, f"configuration {path} accepted")])
-        if not explicit:
+        if keep_copy and not explicit:
             _keep_copy(paths, data, sel)
         return sel
     notes = [
@@ -168,6 +169,13 @@ def _select(paths: Paths, env: Mapping[str, str] | None) -> Selection:
         )
     notes.append((logging.WARNING, "running on the defaults"))
     return Selection(Config(), b"", "defaults", None, path, err, notes)
+
+
+def home_selection(home: str | os.PathLike[str]) -> Selection:
+    """The configuration a run in *home* used, chosen as the flight chooses it (its uplinked
+    ``pygnc_config.toml``; refused, its last accepted copy, else the defaults), writing
+    nothing and ignoring ``PYGNC_CONFIG``: for replays of a downlinked or simulated home."""
+    return select(Paths(Path(home)), env={}, keep_copy=False)
 
 
 def _keep_copy(paths: Paths, data: bytes, sel: Selection) -> None:

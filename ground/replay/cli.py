@@ -176,7 +176,8 @@ def no_inputs_message(scenario: Path) -> str | None:
 
 
 def run(args) -> int:
-    from pygnc.config import config_for_home, load_config
+    from pygnc.config import load_config
+    from pygnc.config_source import home_selection
 
     say = (lambda *a: None) if args.quiet else print
     scenario = args.scenario
@@ -187,12 +188,21 @@ def run(args) -> int:
     if why is not None:
         print(f"replay: {scenario}: {why}", file=sys.stderr)
         return 2
-    try:
-        # Without --config: the configuration the spacecraft had (its pygnc_config.toml).
-        config = load_config(args.config) if args.config else config_for_home(scenario)
-    except (OSError, ValueError) as exc:
-        print(f"replay: bad configuration {args.config or scenario / 'pygnc_config.toml'}: {exc}", file=sys.stderr)
-        return 2
+    if args.config:
+        try:
+            config = load_config(args.config)
+        except (OSError, ValueError) as exc:
+            print(f"replay: bad configuration {args.config}: {exc}", file=sys.stderr)
+            return 2
+    else:  # the configuration the spacecraft ran on, chosen as it chose it
+        chosen = home_selection(scenario)
+        config = chosen.config
+        if chosen.rejected is not None:
+            print(
+                f"replay: {scenario}: refused configuration ({chosen.note}): replaying on what the flight "
+                "ran on (--config FILE chooses another)",
+                file=sys.stderr,
+            )
     if args.accept_status is not None:
         config = dataclasses.replace(config, accepted_solution_status=tuple(args.accept_status))
     truth, status = _check_arguments(args)

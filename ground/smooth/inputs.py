@@ -110,13 +110,12 @@ def has_host_files(path: Path) -> bool:
 def _read_host(path: Path, sc_id: int, accept_status) -> SpacecraftData:
     import dataclasses
 
-    from pygnc.config import ConfigError, Paths, config_for_home
+    from pygnc.config import Paths
+    from pygnc.config_source import home_selection
     from pygnc.tasks.ingest import build_message_stream
 
-    try:
-        config = config_for_home(path)
-    except (ConfigError, OSError) as exc:
-        raise InputError(f"{path}: its pygnc_config.toml is refused: {str(exc).splitlines()[0]}") from None
+    chosen = home_selection(path)  # what the flight ran on
+    config = chosen.config
     if accept_status is not None:
         config = dataclasses.replace(config, accepted_solution_status=tuple(accept_status))
     log = logging.getLogger("ground.smooth.ingest")
@@ -151,6 +150,8 @@ def _read_host(path: Path, sc_id: int, accept_status) -> SpacecraftData:
         clock=clock,
         counts={"fixes": n_fix, "fixes_valid": len(fixes), "ranges": n_range, "ranges_valid": n_range_valid},
     )
+    if chosen.rejected is not None:
+        data.notes.append(f"refused configuration ({chosen.note}): read with what the flight ran on")
     if n_untimed:
         data.notes.append(f"{n_untimed} ranges without a clock map (no valid fix): not used")
     for st in stream.stats:
