@@ -1031,3 +1031,41 @@ def test_an_archive_of_schema_4_gets_its_batch_qualities_as_words(tmp_path, pass
             (again / p.name).write_bytes(p.read_bytes() + b"\0")  # other bytes, same records
             assert a.load_file(again / p.name).records == 0
     assert _count(db) == n + 1
+
+
+def test_a_bus_log_and_its_decoded_csv_are_one_set_of_records(tmp_path):
+    """operations.md decodes a run's bus log to CSV beside it; archiving the run directory
+    then stored every message twice (the CSV named no spacecraft or run, a partner's
+    estimate was filed under its task, a reading lost its bytes): the same records now."""
+    from test_batch_writer import published_with_health
+    from test_ground_batches import PERIODS
+
+    from pygnc.config import Config
+
+    run = tmp_path / "run_00003"
+    run.mkdir()
+    frames = [encode_header_frame(3, SCHEMA_VERSION, spacecraft_id=0x4A)]
+    frames += _frames_of(synthetic_hk_buslog(2))[1:]  # (its own header left out)
+    for i, (mtype, body) in enumerate(published_with_health(Config(batch_period_s=PERIODS))):
+        frames.append(encode_frame("est", 1.0 + i * 0.01, Encoder(f"{mtype}_task").encode(mtype, body)))
+    frames.append(encode_frame("est", 9.0, b"\x93not a message"))  # undecodable: a blank row in the CSV
+    (run / "bus.log").write_bytes(b"".join(frames))
+    assert ground_main(["decode", str(run), "--csv", str(run / "run3.csv")]) == 0
+    db = tmp_path / "a.sqlite"
+    assert ground_main(["archive", str(db), str(run / "bus.log")]) == 0
+    n = _count(db)
+    assert n > 2 * PER_POLL and _count(db, "SELECT COUNT(*) FROM records WHERE device LIKE 'peer_0x%'") > 0
+    assert ground_main(["archive", str(db), str(run)]) == 0  # the CSV beside it
+    assert _count(db) == n
+    assert _count(db, "SELECT COUNT(*) FROM records WHERE spacecraft_id IS NOT 74 OR run IS NOT 3") == 0
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT records, duplicates FROM sources ORDER BY source_id").fetchall() == [(n, 0), (0, n)]
+
+
+def _frames_of(log: bytes) -> list[bytes]:
+    """A bus log's frames, each as its bytes."""
+    from pygnc.formats.buslog import decode_frames
+
+    d = decode_frames(log)
+    ends = [f.offset for f in d.frames[1:]] + [len(log)]
+    return [log[f.offset : e] for f, e in zip(d.frames, ends)]

@@ -173,14 +173,15 @@ def _message_record(msg) -> Record:
         return Record("hk_reading", t, fields, str(body.get("device", "")), str(body.get("record", "")), raw)
     if msg.type == "hk_device":
         return Record("hk_device", t, jsonable(body), str(body.get("device", "")), str(body.get("state", "")))
-    device = msg.src
-    if (
-        "peer_id" in body
-        and msg.type in ("formation_estimate", "range")
-        or (msg.type == "gps_fix" and body.get("peer_id"))
-    ):
-        device = peer_device(body["peer_id"])
-    return Record(msg.type, t, jsonable(body), device)
+    return Record(msg.type, t, jsonable(body), _bus_device(msg.type, msg.src, body))
+
+
+def _bus_device(mtype: str, src: str, body: dict) -> str:
+    """The device of a bus message that is not a housekeeping one: its partner for a
+    partner's estimate, range or relayed fix, else the task that sent it."""
+    if "peer_id" in body and mtype in ("formation_estimate", "range") or (mtype == "gps_fix" and body.get("peer_id")):
+        return peer_device(body["peer_id"])
+    return src
 
 
 def _read_buslog(path: Path, data: bytes) -> SourceRecords:
@@ -242,6 +243,9 @@ def _is_status(path: Path, head: bytes) -> bool:
 # -- CSV from ground decode ------------------------------------------------------------------------
 
 _BUSLOG_CSV = ["offset", "channel", "t_rx_mono_s", "type", "src", "seq", "body_json"]
+#: ... and since the decoded rows carry their log's spacecraft and run
+#: (ground.decode.cli.BUSLOG_CSV_COLUMNS): the records the log itself gives.
+_BUSLOG_CSV_WHOSE = [*_BUSLOG_CSV, "spacecraft_id", "run"]
 
 
 def _cell(text: str):
@@ -381,7 +385,7 @@ def _buslog_csv_record(row: list[str], line: int) -> Record:
     t = _num(body.get("t_sc_s"))
     source = "onboard_buslog"
     if not mtype.startswith("hk_"):
-        return Record(mtype, t, jsonable(body), src, source=source)
+        return Record(mtype, t, jsonable(body), _bus_device(mtype, src, body), source=source)
     device = _text(body.get("device", src), "the device", line)
     rec = _text(body.get("record", body.get("state", "")), "the record", line)
     if mtype != "hk_reading":
@@ -391,9 +395,16 @@ def _buslog_csv_record(row: list[str], line: int) -> Record:
         raise MalformedInput(f"line {line}: the hk_reading's values are {_json_kind(values)}, not an object")
     fields = dict(values or {})
     fields["solicited"] = body.get("solicited", True)
-    # decode's CSV writes the raw bytes as Python literal text: not taken (never evaluated);
-    # the bus log itself carries them.
-    return Record(mtype, t, jsonable(fields), device, rec, None, source)
+    return Record(mtype, t, jsonable(fields), device, rec, _hex_bytes(body.get("raw")), source)
+
+
+def _hex_bytes(text) -> bytes | None:
+    """Raw bytes decode's CSV wrote as hex; None for anything else (older CSVs wrote a
+    Python literal: never evaluated, the bus log itself carries the bytes)."""
+    try:
+        return bytes.fromhex(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _read_csv(path: Path, data: bytes) -> SourceRecords:
@@ -422,9 +433,14 @@ def _read_csv(path: Path, data: bytes) -> SourceRecords:
         raise MalformedInput(f"line {rows.line_num}: {exc}") from None
     if not header:
         raise ValueError("empty CSV")
-    if header == _BUSLOG_CSV:
-        records = [_buslog_csv_record(row, line) for row, line in body(len(header))]
-        return SourceRecords(records, {}, {"csv": "buslog"})
+    if header in (_BUSLOG_CSV, _BUSLOG_CSV_WHOSE):
+        records, meta = [], {"csv": "buslog"}
+        for row, line in body(len(header)):
+            if len(row) > len(_BUSLOG_CSV):  # the log's spacecraft and run (every row the same)
+                meta.update(spacecraft_id=_cell(row[7]), run=_cell(row[8]))
+            if row[3]:  # (an undecodable frame: a blank row)
+                records.append(_buslog_csv_record(row, line))
+        return SourceRecords(records, {}, meta)
     if header == ["name", "value"]:
         fields = {name: _json_cell(value, "the value", line) for (name, value), line in body(2)}
         fields.pop("magic", None)

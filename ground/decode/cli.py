@@ -439,6 +439,16 @@ def decode_status(args) -> int:
     return 0
 
 
+#: Columns of the bus log's CSV: a row per frame (a message's body as JSON, bytes as hex;
+#: blank type: undecodable), with the log header's spacecraft and run on every row.
+BUSLOG_CSV_COLUMNS = ["offset", "channel", "t_rx_mono_s", "type", "src", "seq", "body_json", "spacecraft_id", "run"]
+
+
+def _json_bytes(value) -> str:
+    """A body value JSON has no type for: bytes as hex (as the archive stores them)."""
+    return bytes(value).hex() if isinstance(value, (bytes, bytearray)) else str(value)
+
+
 def decode_buslog(args) -> int:
     import msgpack
 
@@ -449,22 +459,28 @@ def decode_buslog(args) -> int:
     log = decode_frames(_read(path))
     counters = DecodeCounters()
     rows, by_type = [], {}
+    whose: list = ["", ""]  # the header's spacecraft and run, on every row
     for fr in log.frames:
         if fr.channel == HEADER_CHANNEL:
             try:
-                print(f"buslog header: {msgpack.unpackb(fr.message, raw=False)}")
+                header = msgpack.unpackb(fr.message, raw=False)
+                print(f"buslog header: {header}")
+                whose = [header.get("spacecraft_id", ""), header.get("run", "")]
             except Exception:
                 print("buslog header: unreadable")
             continue
         msg = decode(fr.message, counters)
         if msg is None:
-            rows.append([fr.offset, fr.channel, fr.t_rx_mono_s, "", "", "", ""])
+            rows.append([fr.offset, fr.channel, fr.t_rx_mono_s, "", "", "", "", *whose])
             continue
         by_type[msg.type] = by_type.get(msg.type, 0) + 1
-        rows.append(
-            [fr.offset, fr.channel, fr.t_rx_mono_s, msg.type, msg.src, msg.seq, json.dumps(msg.body, default=str)]
-        )
-    print(f"buslog {path}: {log.stats.frames} frames; {_stats_line(log.stats)}")
+        body = json.dumps(msg.body, default=_json_bytes)
+        rows.append([fr.offset, fr.channel, fr.t_rx_mono_s, msg.type, msg.src, msg.seq, body, *whose])
+    n_header = log.stats.frames - len(rows)
+    print(
+        f"buslog {path}: {log.stats.frames} frames ({len(rows)} messages"
+        f"{f', {n_header} header' if n_header else ''}); {_stats_line(log.stats)}"
+    )
     print(
         f"  messages: {', '.join(f'{k} {v}' for k, v in sorted(by_type.items())) or 'none'}; "
         f"undecodable {counters.dropped}"
@@ -474,7 +490,7 @@ def decode_buslog(args) -> int:
     if args.csv:
         buf = io.StringIO(newline="")
         w = csv.writer(buf)
-        w.writerow(["offset", "channel", "t_rx_mono_s", "type", "src", "seq", "body_json"])
+        w.writerow(BUSLOG_CSV_COLUMNS)
         w.writerows(rows)
         _write_text(args.csv, buf.getvalue())
         print(f"  wrote {args.csv}")
