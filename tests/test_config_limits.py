@@ -106,6 +106,17 @@ def test_a_top_level_key_after_a_table_header_is_explained():
         parse_config(b"[orbit_filter]\ntesseral_degree = 0\nmax_restarts = 5\n", "u.toml")
 
 
+def test_a_quoted_radio_id_is_shown_as_written_with_how_to_write_it():
+    """Ids are spelt "0x4B" everywhere else; in a list of integers the quotes are the mistake."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(b'formation_peer_ids = ["0x4B"]\n', "u.toml")
+    assert str(info.value) == (
+        "u.toml:1: formation_peer_ids must be a list of integer values, got ['0x4B'] "
+        "(numbers are written without quotes, e.g. [74, 0x4B])"
+    )
+    assert parse_config(b"formation_peer_ids = [0x4A, 0x4B]\n", "u.toml").formation_peer_ids == (0x4A, 0x4B)
+
+
 def test_not_utf8_names_the_line():
     with pytest.raises(ConfigError, match=r"^u.toml:2: is not UTF-8"):
         parse_config(b"max_restarts = 3\n# caf\xe9\n", "u.toml")

@@ -164,7 +164,7 @@ def shown(v: object) -> str:
     if isinstance(v, (list, tuple, dict)) and len(v) > 16:
         return f"a {'table' if isinstance(v, dict) else 'list'} of {len(v)} items"
     try:
-        text = repr(v)
+        text = repr(list(v) if isinstance(v, tuple) else v)  # (a TOML array, as it was written)
     except ValueError:  # (an integer past the interpreter's digit limit inside a list)
         return f"a value of type {type(v).__name__}"
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
@@ -218,7 +218,10 @@ def field_problems(cls: type[Any], values: dict, prefix: tuple = (), known_only:
                 out.append(Problem(key, f"must be a list of at most {length or MAX_LIST_ITEMS} values, got {len(v)}"))
                 continue
             if check is not None and not all(check[0](e) for e in v):
-                out.append(Problem(key, f"must be a list of {check[1].split(' ', 1)[-1]} values, got {shown(v)}"))
+                quoted = elem in ("int", "float") and any(isinstance(e, str) for e in v)
+                example = "[74, 0x4B]" if elem == "int" else "[2.5]"
+                hint = f" (numbers are written without quotes, e.g. {example})" if quoted else ""
+                out.append(Problem(key, f"must be a list of {check[1].split(' ', 1)[-1]} values, got {shown(v)}{hint}"))
                 continue
             if length is not None and len(v) != length:
                 out.append(Problem(key, f"must be a list of {length} values, got {len(v)}"))
