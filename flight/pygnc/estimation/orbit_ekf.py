@@ -20,13 +20,17 @@ velocity [m/s] at ``t_gps_s``) converted to GCRS with its covariance
 update is the standard EKF with H = [I6 0]; covariance in Joseph form, symmetrised.  Innovations are gated with the
 chi-square test on the normalised innovation squared (6 degrees of freedom, probability
 ``gate_probability``): a rejected fix changes nothing but the counters.  After
-``max_consecutive_rejections`` rejections in a row the filter assumes *it* is lost and
-re-initialises from the next fix (counted in ``n_reinit``).  A state started from one fix is
-not :attr:`~OrbitEKF.confirmed` until a second passes the gate: that fix may be an outlier
-(GPS fixes 1 km off happen), and a filter holding it with the fix's few-metre sigma would
-refuse the good fixes after it until it gave itself up as lost.  So a fix the gate refuses
-while the state stands on one fix alone starts the filter again from that fix (one of the two
-is wrong and two cannot say which; the next decides), counted in ``n_start_refused``.
+``max_consecutive_rejections`` rejections in a row spanning ``lost_min_span_s`` the filter
+assumes *it* is lost and re-initialises from the next fix (counted in ``n_reinit``).  A state
+started from one fix is not :attr:`~OrbitEKF.confirmed` until a second passes the gate: that
+fix may be an outlier (GPS fixes 1 km off happen), and a filter holding it with the fix's
+few-metre sigma would refuse the good fixes after it until it gave itself up as lost.  So a
+fix the gate refuses while the state is not confirmed starts the filter again from that fix
+(one of the two is wrong and two cannot say which; the next decides), counted in
+``n_start_refused``.  A state restarted because the fixes left the old one is confirmed only
+once it has outlived the run that condemned it (as many fixes plus two, over as long a
+span): a receiver's glitch of agreeing fixes would otherwise be taken at once, with the
+fixes' sigma, for the rest of itself and six good fixes after it.
 
 Why not filterpy's ``KalmanFilter.update`` / ``rts_smoother`` in the loop: the gate needs
 the innovation covariance before deciding to commit, and filterpy's RTS smoother predicts
@@ -119,6 +123,11 @@ class OrbitEKF:
         self.n_start_refused = 0
         self.fixes_since_start = 0
         self.consecutive_rejections = 0
+        #: Time of the first rejection of the present run [GPS s] (None: no run).
+        self.t_first_rejection_s: float | None = None
+        #: What confirms the present state: fixes since its start, and the span they cover [s].
+        self.confirm_fixes, self.confirm_span_s = 2, 0.0
+        self.t_start_s = math.nan
         self.last_nis = math.nan
         self.record = record
         self.history: list[FilterStep] = []
@@ -132,8 +141,11 @@ class OrbitEKF:
 
     @property
     def confirmed(self) -> bool:
-        """True once a second fix has passed the gate since the state was (re)started from one."""
-        return self.fixes_since_start >= 2
+        """True once a second fix has passed the gate since the state was (re)started from one
+        (after a restart of a lost filter: as many as condemned it plus two, over as long)."""
+        if self.t_gps_s is None or self.fixes_since_start < self.confirm_fixes:
+            return False
+        return self.t_gps_s - self.t_start_s >= self.confirm_span_s
 
     def state_ecef(self) -> tuple[np.ndarray, np.ndarray]:
         """(r_ecef_m (3,), v_ecef_m_s (3,)) at :attr:`t_gps_s` (ITRS via pygnc.frames)."""
@@ -154,9 +166,13 @@ class OrbitEKF:
         """(z (6,), R (6, 6)) of *fix* in GCRS with the configured sigma rules."""
         return fix_to_gcrs(fix, *fix_sigmas(self.config, fix))
 
-    def initialize_from_fix(self, fix: GpsFix) -> None:
-        """Start the filter at a fix: r, v from the fix with its covariance, w = 0."""
+    def initialize_from_fix(self, fix: GpsFix, confirm_fixes: int = 2, confirm_span_s: float = 0.0) -> None:
+        """Start the filter at a fix: r, v from the fix with its covariance, w = 0; confirmed
+        after *confirm_fixes* fixes (this one included) spanning *confirm_span_s*."""
         z, r = self._fix_gcrs(fix)
+        self.confirm_fixes, self.confirm_span_s = confirm_fixes, confirm_span_s
+        self.t_start_s = fix.t_gps_s
+        self.t_first_rejection_s = None
         self.t_gps_s = fix.t_gps_s
         self.x = np.zeros(self.n)
         self.x[:6] = z
@@ -272,9 +288,11 @@ class OrbitEKF:
         """
         if abs(fix.t_gps_s - self._now()) > 1e-3:
             raise ValueError(f"fix at t_gps_s={fix.t_gps_s} but filter at {self.t_gps_s}; predict_to first")
-        if self.consecutive_rejections >= self.config.max_consecutive_rejections:
+        c = self.config
+        run_s = fix.t_gps_s - (fix.t_gps_s if self.t_first_rejection_s is None else self.t_first_rejection_s)
+        if self.consecutive_rejections >= c.max_consecutive_rejections and run_s >= c.lost_min_span_s:
             self.n_reinit += 1
-            self.initialize_from_fix(fix)
+            self.initialize_from_fix(fix, self.consecutive_rejections + 2, run_s)
             self.n_used += 1
             self.last_nis = math.nan
             return Update("reinit")
@@ -289,13 +307,12 @@ class OrbitEKF:
         except np.linalg.LinAlgError:  # S not positive definite (or not finite): fails the gate
             nis = math.nan
         self.last_nis = nis
-        if not nis <= self.gate and self.fixes_since_start == 1 and np.isfinite(z).all():
-            self.n_start_refused += 1  # the one fix the state stands on, or this one, is wrong
-            self.initialize_from_fix(fix)  # in its place: n_used unchanged
+        if not nis <= self.gate and not self.confirmed and np.isfinite(z).all():
+            self.n_start_refused += 1  # the fixes the state stands on, or this one, are wrong
+            self.initialize_from_fix(fix, self.confirm_fixes, self.confirm_span_s)  # (n_used unchanged)
             return Update("reinit", nis, y, s)
         if not nis <= self.gate:  # NaN fails the gate too
-            self.n_rejected += 1
-            self.consecutive_rejections += 1
+            self._rejected()
             return Update("rejected", nis, y, s)
         # K = P H^T S^-1 (H selects the first six states).
         k = np.linalg.solve(s, p[:6, :]).T
@@ -304,19 +321,25 @@ class OrbitEKF:
         ikh[:, :6] -= k
         p_new = ikh @ p @ ikh.T + k @ r @ k.T
         if not (np.isfinite(x_new).all() and np.isfinite(p_new).all()):
-            self.n_rejected += 1  # never commit a non-finite state
-            self.consecutive_rejections += 1
+            self._rejected()  # never commit a non-finite state
             return Update("rejected", nis, y, s)
         self.x = x_new
         self.p = 0.5 * (p_new + p_new.T)
         self.n_used += 1
         self.fixes_since_start += 1
         self.consecutive_rejections = 0
+        self.t_first_rejection_s = None
         if self.record and self.history:
             h = self.history[-1]
             if abs(h.t_gps_s - self._now()) < 1e-9:
                 h.x_post, h.p_post, h.updated = self.x.copy(), self.p.copy(), True
         return Update("used", nis, y, s, n_used=6)
+
+    def _rejected(self) -> None:
+        self.n_rejected += 1
+        self.consecutive_rejections += 1
+        if self.t_first_rejection_s is None:
+            self.t_first_rejection_s = self._now()
 
     def skip_invalid(self) -> None:
         """Count a fix that was not used because it was flagged invalid."""

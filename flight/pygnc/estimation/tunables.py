@@ -68,6 +68,10 @@ class OrbitFilterConfig:
     gate_probability: float = bounded(0.9999, "(0, 1)")
     #: Consecutive rejections after which the filter re-initialises from the next fix.
     max_consecutive_rejections: int = bounded(6, "[1, 1e6]")
+    #: ... once they also span this long [s] (six 25-s fix intervals); a state restarted so
+    #: is confirmed only after as many fixes plus two, and as long or longer: a receiver's
+    #: glitch of several agreeing fixes is not taken over the track it interrupted.
+    lost_min_span_s: float = bounded(150.0, "[0, 86400]")
     #: Initial sigma of the empirical acceleration [m/s^2] (r, v start from the fix's R): the
     #: drag before its scale is known.
     init_dmc_sigma_m_s2: float = bounded(2.0e-6, "[0, 1]")
