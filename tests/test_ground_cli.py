@@ -458,6 +458,9 @@ def test_replay_and_smooth_of_a_home_whose_uplink_was_refused_run_on_what_the_fl
     assert p.returncode == 0 and p.stderr == ""
     for name in ("orbit.csv", "attitude.csv", "formation.csv"):
         assert (tmp_path / "refused" / name).read_bytes() == (tmp_path / "copy" / name).read_bytes(), name
+    p = ground("replay", home, "--out", tmp_path / "tree", "--no-plots", "--quiet", "--pipeline")
+    assert p.returncode == 0 and "refused configuration" in p.stderr, p.stderr  # (a traceback)
+    no_traceback(p)
     (home / "pygnc_config.accepted.toml").unlink()  # no copy: the defaults, as the flight
     p = ground("smooth", "--spacecraft", f"0x4A={home}", "--out", tmp_path / "smooth")
     assert p.returncode == 0, p.stderr

@@ -449,6 +449,22 @@ def _json_bytes(value) -> str:
     return bytes(value).hex() if isinstance(value, (bytes, bytearray)) else str(value)
 
 
+def _body_json(body: dict) -> str:
+    """A message body as JSON (bytes as hex; a key JSON cannot take, e.g. bytes, as its text)."""
+    try:
+        return json.dumps(body, default=_json_bytes)
+    except (TypeError, ValueError):
+        return json.dumps(_text_keys(body), default=_json_bytes)
+
+
+def _text_keys(value):
+    if isinstance(value, dict):
+        return {str(k): _text_keys(v) for k, v in value.items()}  # (as the archive's keys)
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(v) for v in value]
+    return value
+
+
 def decode_buslog(args) -> int:
     import msgpack
 
@@ -474,11 +490,11 @@ def decode_buslog(args) -> int:
             rows.append([fr.offset, fr.channel, fr.t_rx_mono_s, "", "", "", "", *whose])
             continue
         by_type[msg.type] = by_type.get(msg.type, 0) + 1
-        body = json.dumps(msg.body, default=_json_bytes)
+        body = _body_json(msg.body)
         rows.append([fr.offset, fr.channel, fr.t_rx_mono_s, msg.type, msg.src, msg.seq, body, *whose])
     n_header = log.stats.frames - len(rows)
     print(
-        f"buslog {path}: {log.stats.frames} frames ({len(rows)} messages"
+        f"buslog {path}: {log.stats.frames} frames ({sum(by_type.values())} messages"
         f"{f', {n_header} header' if n_header else ''}); {_stats_line(log.stats)}"
     )
     print(

@@ -93,7 +93,7 @@ class _Outputs:
         self.p = np.full((m, n, n), np.nan)
         self.record = np.full(m, -1, dtype=np.int64)  # history index per output (smoothing)
         self.start = np.full(m, -1, dtype=np.int64)  # the filter start each output stands on
-        self.confirmed = np.zeros(m, dtype=bool)  # ... and whether a second fix confirmed it then
+        self.confirmed = np.zeros(m, dtype=bool)  # ... and whether later fixes confirmed it then
         self.n_starts = 0
 
     def _next(self):
@@ -138,9 +138,9 @@ def run_orbit_filter(fixes, output_times_gps_s, config: OrbitFilterConfig | None
     (m, n, n), ``x`` (m, n) the full state, ``n_fixes_used``, ``n_fixes_rejected``,
     ``n_fixes_invalid``, ``n_reinit``, ``nis`` (per fix, NaN when not evaluated),
     ``fix_status`` (per fix: 0 used, 1 rejected, 2 invalid, 3 reinit/initialise, 4 before
-    start), ``smoothed`` (bool), ``confirmed`` (m,): the output stands on a start a second
-    fix confirmed (when filtered, by then; when smoothed, ever - the smoother carries the
-    confirming fix back to the start).
+    start), ``smoothed`` (bool), ``confirmed`` (m,): the output stands on a start later fixes
+    confirmed (:attr:`OrbitEKF.confirmed`; when filtered, by then; when smoothed, ever - the
+    smoother carries the confirming fixes back to the start).
     """
     config = config or OrbitFilterConfig()
     t_fix, pos, vel, psig, vsig, usable = _fix_arrays(fixes)

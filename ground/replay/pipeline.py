@@ -228,16 +228,19 @@ def run_pipeline(
     *overrides*: configuration values over *config_path*'s; *logs_to*, *batches_to*: where
     the run's log directory and its batch files (the downlink) are copied."""
     from ground.replay.in_process import REPLAY_OVERRIDES, quiet_logger
-    from pygnc.config import Config, Paths, load_config, with_overrides
+    from pygnc.config import Paths, load_config, with_overrides
+    from pygnc.config_source import home_selection
     from pygnc.logs import list_runs
     from pygnc.tasks.ingest import build_message_stream
     from pygnc.tasks.table import enabled_tasks
 
     t_start = time.perf_counter()
     scenario = Path(scenario)
-    if config_path is None and Paths(scenario).config_file.is_file():
-        config_path = Paths(scenario).config_file  # what the spacecraft had uplinked
-    config = load_config(config_path) if config_path else Config()
+    if config_path is None:  # what the spacecraft ran on: its uplink, refused its accepted copy
+        chosen = home_selection(scenario)
+        config_path, config = chosen.path, chosen.config
+    else:
+        config = load_config(config_path)
     overrides = {**REPLAY_OVERRIDES, **(overrides or {})}
     config = with_overrides(config, overrides, "the replay's overrides")
     stream = build_message_stream(Paths(scenario), config, quiet_logger())

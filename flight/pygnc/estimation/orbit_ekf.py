@@ -28,9 +28,11 @@ few-metre sigma would refuse the good fixes after it until it gave itself up as 
 fix the gate refuses while the state is not confirmed starts the filter again from that fix
 (one of the two is wrong and two cannot say which; the next decides), counted in
 ``n_start_refused``.  A state restarted because the fixes left the old one is confirmed only
-once it has outlived the run that condemned it (as many fixes plus two, over as long a
-span): a receiver's glitch of agreeing fixes would otherwise be taken at once, with the
-fixes' sigma, for the rest of itself and six good fixes after it.
+once it has outlived the run that condemned it (``max_consecutive_rejections`` + 2 fixes,
+over as long a span as the run): a receiver's glitch of agreeing fixes would otherwise be
+taken at once, with the fixes' sigma, for the rest of itself and six good fixes after it.
+Once such a state stands on two fixes, a single refused fix is an ordinary rejection (an
+outlier) and two in a row restart it (the good fixes after a glitch).
 
 Why not filterpy's ``KalmanFilter.update`` / ``rts_smoother`` in the loop: the gate needs
 the innovation covariance before deciding to commit, and filterpy's RTS smoother predicts
@@ -127,7 +129,8 @@ class OrbitEKF:
         self.t_first_rejection_s: float | None = None
         #: What confirms the present state: fixes since its start, and the span they cover [s].
         self.confirm_fixes, self.confirm_span_s = 2, 0.0
-        self.t_start_s = math.nan
+        #: Times [GPS s] of the fix the state started from and of the latest fix it used.
+        self.t_start_s = self.t_last_used_s = math.nan
         self.last_nis = math.nan
         self.record = record
         self.history: list[FilterStep] = []
@@ -145,7 +148,7 @@ class OrbitEKF:
         (after a restart of a lost filter: as many as condemned it plus two, over as long)."""
         if self.t_gps_s is None or self.fixes_since_start < self.confirm_fixes:
             return False
-        return self.t_gps_s - self.t_start_s >= self.confirm_span_s
+        return self.t_last_used_s - self.t_start_s >= self.confirm_span_s
 
     def state_ecef(self) -> tuple[np.ndarray, np.ndarray]:
         """(r_ecef_m (3,), v_ecef_m_s (3,)) at :attr:`t_gps_s` (ITRS via pygnc.frames)."""
@@ -171,7 +174,7 @@ class OrbitEKF:
         after *confirm_fixes* fixes (this one included) spanning *confirm_span_s*."""
         z, r = self._fix_gcrs(fix)
         self.confirm_fixes, self.confirm_span_s = confirm_fixes, confirm_span_s
-        self.t_start_s = fix.t_gps_s
+        self.t_start_s = self.t_last_used_s = fix.t_gps_s
         self.t_first_rejection_s = None
         self.t_gps_s = fix.t_gps_s
         self.x = np.zeros(self.n)
@@ -292,7 +295,7 @@ class OrbitEKF:
         run_s = fix.t_gps_s - (fix.t_gps_s if self.t_first_rejection_s is None else self.t_first_rejection_s)
         if self.consecutive_rejections >= c.max_consecutive_rejections and run_s >= c.lost_min_span_s:
             self.n_reinit += 1
-            self.initialize_from_fix(fix, self.consecutive_rejections + 2, run_s)
+            self.initialize_from_fix(fix, c.max_consecutive_rejections + 2, run_s)
             self.n_used += 1
             self.last_nis = math.nan
             return Update("reinit")
@@ -307,8 +310,15 @@ class OrbitEKF:
         except np.linalg.LinAlgError:  # S not positive definite (or not finite): fails the gate
             nis = math.nan
         self.last_nis = nis
-        if not nis <= self.gate and not self.confirmed and np.isfinite(z).all():
-            self.n_start_refused += 1  # the fixes the state stands on, or this one, are wrong
+        if (
+            not nis <= self.gate
+            and not self.confirmed
+            and np.isfinite(z).all()
+            and (self.fixes_since_start == 1 or self.consecutive_rejections > 0)
+        ):
+            # The fix the state stands on, or this one, is wrong; or, on a state of several
+            # agreeing fixes, a second refused in a row: the good fixes after a glitch.
+            self.n_start_refused += 1
             self.initialize_from_fix(fix, self.confirm_fixes, self.confirm_span_s)  # (n_used unchanged)
             return Update("reinit", nis, y, s)
         if not nis <= self.gate:  # NaN fails the gate too
@@ -327,6 +337,7 @@ class OrbitEKF:
         self.p = 0.5 * (p_new + p_new.T)
         self.n_used += 1
         self.fixes_since_start += 1
+        self.t_last_used_s = fix.t_gps_s
         self.consecutive_rejections = 0
         self.t_first_rejection_s = None
         if self.record and self.history:

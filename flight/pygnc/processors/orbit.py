@@ -8,8 +8,9 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
   the fix's own GPS time; an invalid one is skipped and counted; a fix not newer than the
   filter's last fix is counted as out of order (never applied twice); a fix more than
   ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``); until a
-  second fix confirms a start the estimates say ``acquiring`` (a fix the gate refuses then
-  starts the filter again in its place: ``start_refused``, see the EKF);
+  second fix confirms a start (after the fixes left a state: until the new one has outlived
+  that run) the estimates say ``acquiring`` (a fix the gate refuses then starts the filter
+  again in its place: ``start_refused``, see the EKF);
 * ``sensor``: an ``orbit_estimate`` at the sample's time, from the latest filter state
   carried forward by a separate *output cursor* - the filter itself only moves from fix to
   fix, so an output never pushes it past a later fix.  The cursor steps ahead a whole
@@ -170,8 +171,9 @@ class OrbitProcessor(Processor):
             f.predict_to(t)  # at most max_gap_propagation_s: bounded
             f.update_gps(fix)
             if not admission.finite(f.x, f.p):  # never keep a non-finite state
+                need = (f.confirm_fixes, f.confirm_span_s)  # (a restart's own requirement kept)
                 f.reset()
-                f.initialize_from_fix(fix)
+                f.initialize_from_fix(fix, *need)
         if t - self.t_prev_fix > 0.0:
             self.fix_interval_s = t - self.t_prev_fix
         self.t_prev_fix = t
