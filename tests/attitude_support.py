@@ -141,13 +141,16 @@ def imu_samples(
     noise_density_deg_s_sqrt_hz: float = IMU_NOISE_DENSITY_DEG_S_SQRT_HZ,
     device_to_body=IMU_DEVICE_TO_BODY,
     gaps_s=(),
+    calibration_error=None,
 ):
     """A live IMU's samples from spacecraft *k*'s truth: ``(t_sc_s (n,), rate_imu_rad_s (n, 3),
     bias_imu_rad_s (3,))``.  Rates: the truth body rate (cubic spline of the 1-Hz grid) in the
     device's axes, plus a constant bias drawn in +-*bias_max_deg_s*, white noise of the
     given density, quantised to the IMU380's LSB.  Times: the spacecraft clock (truth's
     unrounded reading) less a fixed 0.4 s (the Pi's clock is set from a whole-second stamp).
-    *gaps_s*: (start, end) pairs, seconds from the start, without samples (an unplugged IMU)."""
+    *gaps_s*: (start, end) pairs, seconds from the start, without samples (an unplugged IMU).
+    *calibration_error*: ``M`` (3 x 3, device axes): the IMU reads ``(I + M)`` times the true
+    rate (scale factors' errors on the diagonal, misalignments off it)."""
     from scipy.interpolate import CubicSpline
 
     rng = np.random.default_rng(seed)
@@ -161,17 +164,23 @@ def imu_samples(
     r_db = np.asarray(device_to_body, dtype=float).reshape(3, 3)
     bias = np.radians(rng.uniform(-bias_max_deg_s, bias_max_deg_s, 3))
     sigma = math.radians(noise_density_deg_s_sqrt_hz) * math.sqrt(rate_hz)
-    w_dev = w_body @ r_db + bias + sigma * rng.standard_normal(w_body.shape)  # (R^T w)^T = w^T R
+    w_dev = w_body @ r_db  # (R^T w)^T = w^T R
+    if calibration_error is not None:
+        w_dev = w_dev @ (np.eye(3) + np.asarray(calibration_error, dtype=float)).T
+    w_dev = w_dev + bias + sigma * rng.standard_normal(w_body.shape)
     lsb = math.radians(IMU_LSB_DEG_S)
     w_dev = np.round(w_dev / lsb) * lsb
     t_sc = np.interp(t, tt, truth["t_sc_s"][k]) - 0.4
     return t_sc, w_dev, bias
 
 
-def with_imu(messages, t_sc_s, rate_imu_rad_s, block_s: float = 0.1, lead_s: float = 1.0) -> list:
+def with_imu(
+    messages, t_sc_s, rate_imu_rad_s, block_s: float = 0.1, lead_s: float = 1.0, replugged_at_s: float | None = None
+) -> list:
     """*messages* with ``imu_samples`` blocks of *block_s* inserted in spacecraft-time order, as
     they reach the attitude task live: every block whose last sample is at most *lead_s* after
-    a sensor sample's (whole-second) stamp comes before that sample."""
+    a sensor sample's (whole-second) stamp comes before that sample.  *replugged_at_s*: from
+    this spacecraft time on the blocks are of a second connection."""
     edges = np.flatnonzero(np.diff(np.floor((t_sc_s - t_sc_s[0]) / block_s))) + 1
     starts = np.concatenate(([0], edges))
     ends = np.concatenate((edges, [t_sc_s.size]))
@@ -180,7 +189,7 @@ def with_imu(messages, t_sc_s, rate_imu_rad_s, block_s: float = 0.1, lead_s: flo
             float(t_sc_s[e - 1]),
             {
                 "device": "sim",
-                "connection": 1,
+                "connection": 1 if replugged_at_s is None or t_sc_s[s] < replugged_at_s else 2,
                 "first_index": int(s),
                 "lost": 0,
                 "t_sc_s": t_sc_s[s:e].tolist(),
@@ -244,6 +253,7 @@ def processor_accuracy(truth, messages, config, imu_bias_body_rad_s=None, settle
         "rel_s": rel,
         "angle_deg": ang,
         "nees": nees,
+        "quality": np.array([b.get("quality", "") for b in est]),
         "counters": ap.counters(),
         "cpu_s": cpu,
         "rms_deg": float(np.sqrt(np.mean(ang[s] ** 2))),

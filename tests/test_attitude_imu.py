@@ -135,10 +135,10 @@ def test_live_gyro_accuracy_offset_and_unplug(single_sc_3h):
     gyro (tests/attitude_support.imu_samples) unplugged for 1000 s at 4000 s.
 
     Measured (seed 21): without the IMU 0.77 deg RMS after 30 min (eclipse 1.14); with it,
-    outside the unplugged stretch and 600 s after it, 0.199 deg; bench_attitude_imu seeds 1-5:
-    0.19-0.22 deg against 0.79-1.13 (4.3x median).  Thresholds: the measured figure x 1.3
-    (seeded and deterministic: the margin absorbs tuning, not chance), and at least twice as
-    good as the BMX160 alone.  The time offset of the IMU's tags (0.4 s less the map's
+    outside the unplugged stretch and 600 s after it, 0.477 deg (0.199 while its calibration
+    errors were taken as zero: test_an_imu_calibration_error_is_covered).  Thresholds: the
+    measured figure x 1.3 (seeded and deterministic: the margin absorbs tuning, not chance),
+    and at least 1.4 times as good as the BMX160 alone.  The time offset of the IMU's tags (0.4 s less the map's
     half-second, per seed) is found within 3 sigma.  NEES (3 dof) at the epochs 20 min apart
     outside the gap: mean x n ~ chi-square(3n); its upper 99.5 % bound is asserted (an
     over-confident filter is the dangerous failure).  The filter is conservative with a good
@@ -163,7 +163,7 @@ def test_live_gyro_accuracy_offset_and_unplug(single_sc_3h):
     rel, ang = res["rel_s"], res["angle_deg"]
     use = (rel >= 1800.0) & ~((rel >= 4000.0) & (rel < 5600.0))
     rms = math.sqrt(np.mean(ang[use] ** 2))
-    assert rms < 0.77 / 2.0 and rms < 0.199 * 1.3, rms
+    assert rms < 0.77 / 1.4 and rms < 0.477 * 1.3, rms
     gap = (rel >= 4000.0) & (rel < 5000.0)
     assert math.sqrt(np.mean(ang[gap] ** 2)) < 1.0 * 1.3  # the BMX160 alone, as before
     cm = clock_map_from_body([b for t, b in msgs if t == "clock_map"][0])
@@ -178,6 +178,61 @@ def test_live_gyro_accuracy_offset_and_unplug(single_sc_3h):
     values = res["nees"][idx]
     hi = chi2.quantile(0.995, 3 * n) / n
     assert 0.5 < values.mean() < hi, (values.mean(), hi)
+
+
+@pytest.mark.parametrize(
+    "case, error",
+    [
+        ("scale factors 0.5 %", np.diag([0.005, -0.005, 0.005])),
+        ("mounting 1 deg off", np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]) * math.radians(1.0)),
+        (
+            "axes 1 deg from orthogonal",
+            np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]) * math.radians(1.0),
+        ),
+    ],
+)
+def test_an_imu_calibration_error_is_covered(single_sc_3h, case, error):
+    """A live IMU whose rates are off by a datasheet-class calibration error, or whose
+    ``imu_device_to_body`` is a degree off: the errors are consider parameters of the IMU's
+    steps (``imu_gyro_scale_sigma``, ``imu_gyro_misalignment_sigma_rad``), so the attitude's
+    sigma covers them.  Taken as exact, as before, 0.5 % left 1 724 of 1 800 `ok` rows past
+    the 99.9 % NEES bound (an independent sweep, worst NEES 181) and a 1-deg mounting 1 702."""
+    scenario, d = single_sc_3h
+    truth = dict(np.load(d / "truth.npz"))
+    import processor_support as ps
+
+    msgs = ps.stream_of(d)
+    config = dataclasses.replace(EVERY, imu_device_to_body=asup.IMU_DEVICE_TO_BODY)
+    t_sc, w, bias = asup.imu_samples(truth, seed=21, calibration_error=error)
+    r_db = np.asarray(asup.IMU_DEVICE_TO_BODY).reshape(3, 3)
+    res = asup.processor_accuracy(truth, asup.with_imu(msgs, t_sc, w), config, imu_bias_body_rad_s=r_db @ bias)
+    ok = (res["rel_s"] >= 1800.0) & (res["quality"] == "ok")
+    assert ok.sum() > 1000, case
+    past = int((res["nees"][ok] > chi2.quantile(0.999, 3)).sum())
+    assert past <= 0.002 * ok.sum(), (case, past, ok.sum())
+
+
+def test_a_replugged_imus_new_bias_is_learnt_again(single_sc_3h):
+    """The IMU unplugged for 60 s and plugged in again (its next connection) with a bias
+    0.2 deg/s different (a turn-on bias): its bias is unknown again, not the one kept aside
+    with its old small covariance (that left 61 and 726 of 1 800 `ok` rows past the 99.9 %
+    NEES bound on two seeds of an independent sweep; 0.05 deg/s, 338-460 before the IMU's
+    calibration errors were considered)."""
+    scenario, d = single_sc_3h
+    truth = dict(np.load(d / "truth.npz"))
+    import processor_support as ps
+
+    msgs = ps.stream_of(d)
+    config = dataclasses.replace(EVERY, imu_device_to_body=asup.IMU_DEVICE_TO_BODY)
+    t_sc, w, bias = asup.imu_samples(truth, seed=21, gaps_s=[(4000.0, 4060.0)])
+    after = t_sc - t_sc[0] >= 4000.0
+    w[after] += np.radians([0.2, 0.0, 0.0])
+    t_plug = float(t_sc[after][0])
+    res = asup.processor_accuracy(truth, asup.with_imu(msgs, t_sc, w, replugged_at_s=t_plug), config)
+    assert res["counters"]["imu_reconnections"] == 1
+    ok = (res["rel_s"] >= 1800.0) & (res["quality"] == "ok")
+    past = int((res["nees"][ok] > chi2.quantile(0.999, 3)).sum())
+    assert ok.sum() > 1000 and past <= 0.002 * ok.sum(), (past, ok.sum())
 
 
 def test_live_gyro_stays_consistent_when_the_stamp_phase_wraps(tmp_path):

@@ -263,11 +263,15 @@ class AttitudeMEKF:
         sig2 = [sm * sm] * 3 + [sg * sg] * 3 + ([sf * sf] * 12 if sf > 0.0 else [])
         self._p_cc = np.diag(sig2) if max(sig2) > 0.0 else None
         self.p_xc: np.ndarray | None = None
+        self._faces_c = self._p_cc is not None and sf > 0.0  # the faces' normals at columns 6:18
+        #: Where a live IMU's calibration errors sit among the consider parameters (nine:
+        #: ``M`` row-major, :meth:`propagate_imu`), once an IMU has propagated the state.
+        self._imu_c: slice | None = None
         self.last_step_sigma_s = 0.0
         self.last_f: np.ndarray | None = None  # error-state transition of the last propagate (None: identity)
         #: the last propagate's gyro-scale term: (``P_xc`` before it, the 3x3 block of ``G``),
         #: or None - kept so that :meth:`last_cross_extra` costs nothing unless asked for
-        self._last_g: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_g: tuple[np.ndarray, np.ndarray, slice] | None = None
         self._second_diffs: list[float] = []  # the last regular samples' |second differences| of the rate, rad/s
         self._rates_taken: list[tuple[float, np.ndarray]] = []  # the last two (t_s, rate) taken, rad/s
         self._spikes_in_a_row = 0
@@ -450,6 +454,7 @@ class AttitudeMEKF:
         rate_imu_body_rad_s: ArrayLike,
         time_sigma_s: float = 0.0,
         t_start_s: float | None = None,
+        imu_to_body: np.ndarray | None = None,
     ) -> None:
         """Move to *t_s* on a live IMU's samples (times on the filter's axis, body-axis rates
         as measured; the state's gyro bias is that IMU's).  The caller checks that they
@@ -460,7 +465,10 @@ class AttitudeMEKF:
         true interval, not their stamp difference.
         *time_sigma_s*: 1-sigma error of the IMU's times relative to the sensor samples'
         instants: the window shifted by ``e`` turns the step by ``(w1 - C w0) e`` more,
-        added to the attitude covariance."""
+        added to the attitude covariance.  *imu_to_body*: the IMU's axes in the body's (the
+        calibration errors ``M`` act in its axes; default: the body's): the step turns by
+        ``R M R^T phi`` more, ``M`` the consider parameters ``imu_gyro_scale_sigma`` and
+        ``imu_gyro_misalignment_sigma_rad``."""
         cfg = self.cfg
         t0 = self._now()
         stamp_dt = float(t_s) - t0
@@ -477,7 +485,16 @@ class AttitudeMEKF:
         q_att = (
             cfg.imu_gyro_noise_density_rad_s_sqrt_hz**2 * dt + cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s**2 * dt**3 / 3.0
         )
-        self._advance(t_s, dt, phi, q_att, w1, cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s, stamp_dt)
+        consider = None
+        cols = self._imu_consider()
+        if cols is not None:
+            r_db = np.eye(3) if imu_to_body is None else np.asarray(imu_to_body, dtype=float)
+            phi_dev = r_db.T @ phi
+            j = np.zeros((3, 9))
+            for i in range(3):
+                j[i, 3 * i : 3 * i + 3] = phi_dev
+            consider = (cols, r_db @ j)
+        self._advance(t_s, dt, phi, q_att, w1, cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s, stamp_dt, consider=consider)
         if time_sigma_s > 0.0:
             v = w1 - rotation_matrix(-phi) @ w0
             self.p[:3, :3] += (time_sigma_s * time_sigma_s) * np.outer(v, v)
@@ -495,6 +512,7 @@ class AttitudeMEKF:
         bias_walk_rad_s_per_sqrt_s: float,
         stamp_dt_s: float | None = None,
         gyro_phi: np.ndarray | None = None,
+        consider: tuple[slice, np.ndarray] | None = None,
     ) -> None:
         """The common part of a step of *dt* seconds: rotate the reference by *phi* (body
         axes), propagate P with the error-state transition, add *q_att* (rad^2 per axis) and
@@ -503,7 +521,8 @@ class AttitudeMEKF:
         stamp difference *stamp_dt_s*, default *dt*).  *gyro_phi*: the step was integrated
         from the BMX160, this its rotation in the gyro's axes - its scale-factor errors
         (consider parameters) turn it by ``C^T diag(gyro_phi) s`` more, and its estimated
-        misalignment ``C`` by ``[phi]x C^T e``."""
+        misalignment ``C`` by ``[phi]x C^T e``.  *consider*: (the columns of other consider
+        parameters, their sensitivity ``G`` (3 x k) of the step's rotation)."""
         cfg = self.cfg
         self.q = quat_multiply(self.q, quat_from_rotvec(phi))
         self.q /= math.sqrt(float(self.q @ self.q))
@@ -528,15 +547,20 @@ class AttitudeMEKF:
         if self.p_xc is not None:
             fx = self.p_xc.copy()
             fx[:3, :] = f3 @ self.p_xc
+            cg = None
             if gyro_phi is not None and self._p_cc is not None and self._p_cc[3, 3] > 0.0:
-                # G (n x 6) is zero but for its attitude-row, gyro-scale-column block g.
-                g = half * gyro_phi[None, :]
-                self._last_g = (self.p_xc, g)
-                gpc = g @ self._p_cc[3:6, :]  # G P_cc: its attitude rows
-                cross = fx[:, 3:6] @ g.T  # F P_xc G^T: its attitude columns
+                cg = (slice(3, 6), half * gyro_phi[None, :])  # the BMX160's scale factors
+            elif consider is not None:
+                cg = (consider[0], half @ consider[1])
+            if cg is not None and self._p_cc is not None:
+                # G (n x n_c) is zero but for its attitude-row block g at columns cs.
+                cs, g = cg
+                self._last_g = (self.p_xc, g, cs)
+                gpc = g @ self._p_cc[cs, :]  # G P_cc: its attitude rows
+                cross = fx[:, cs] @ g.T  # F P_xc G^T: its attitude columns
                 p[:, :3] += cross
                 p[:3, :] += cross.T
-                p[:3, :3] += gpc[:, 3:6] @ g.T
+                p[:3, :3] += gpc[:, cs] @ g.T
                 fx[:3, :] += gpc
             self.p_xc = fx
         if w_step is not None:
@@ -585,10 +609,25 @@ class AttitudeMEKF:
         ``P F^T`` plus it."""
         if self._last_g is None:
             return None
-        pxc, g = self._last_g
+        pxc, g, cs = self._last_g
         out = np.zeros((self.n, self.n))
-        out[:, :3] = pxc[:, 3:6] @ g.T
+        out[:, :3] = pxc[:, cs] @ g.T
         return out
+
+    def _imu_consider(self) -> slice | None:
+        """The IMU calibration errors' columns among the consider parameters (added, exactly
+        uncorrelated with everything, at the first IMU step); None when not configured."""
+        if self._imu_c is None:
+            ss, sm = self.cfg.imu_gyro_scale_sigma, self.cfg.imu_gyro_misalignment_sigma_rad
+            if max(ss, sm) <= 0.0:
+                return None
+            var = np.diag([(ss if i == j else sm) ** 2 for i in range(3) for j in range(3)])
+            k = 0 if self._p_cc is None else self._p_cc.shape[0]
+            self._p_cc = var if self._p_cc is None else _block_diag(self._p_cc, var)
+            pxc = np.zeros((self.n, k)) if self.p_xc is None else self.p_xc
+            self.p_xc = np.hstack([pxc, np.zeros((self.n, 9))])
+            self._imu_c = slice(k, k + 9)
+        return self._imu_c
 
     @property
     def n_irregular_steps(self) -> int:
@@ -597,7 +636,7 @@ class AttitudeMEKF:
     # -- updates ----------------------------------------------------------------------
     def _update(self, r: np.ndarray, h: np.ndarray, rdiag: np.ndarray, h_c: np.ndarray | None = None) -> Update:
         """Gated update with innovation *r* (m,), H (m, n) and the noise variances *rdiag*;
-        *h_c* (m, 6 or 18): the measurement's sensitivity to the consider parameters (a
+        *h_c* (m, n_c): the measurement's sensitivity to the consider parameters (a
         Schmidt-Kalman update: their covariance enters the gain and the state's covariance,
         their estimate stays zero)."""
         pxc = self.p_xc
@@ -758,7 +797,8 @@ class AttitudeMEKF:
             var += (0.1 * env.sun_lux) ** 2
         rows, res, rv, rows_c = [], [], [], []
         sb_x = skew(s_b)
-        faces_c = self.p_xc is not None and self.p_xc.shape[1] == 18  # the faces' normals considered
+        n_c = 0 if self.p_xc is None else self.p_xc.shape[1]
+        faces_c = self._faces_c and n_c > 0  # the faces' normals considered
         for i in range(6):
             if sat[i]:
                 if pred[i] >= OPT3001_FULL_SCALE_LUX:
@@ -772,7 +812,7 @@ class AttitudeMEKF:
             res.append(z - pred[i])
             rv.append(var[i])
             if faces_c:  # the face's normal turned along its tangents: lux E f (t . s) more, lit
-                rc = np.zeros(18)
+                rc = np.zeros(n_c)
                 if cosines[i] > 0.0:
                     rc[6 + 2 * i : 8 + 2 * i] = e_dir * (_FACE_TANGENTS[i] @ s_b)
                 rows_c.append(rc)
@@ -890,6 +930,14 @@ class AttitudeEstimator:
         #: The misalignments a start takes (the last filter's estimates: a mounting does not
         #: change when the filter is lost; their sigmas back to the priors').
         self._turns_kept = np.zeros(self.mekf.n - 9)
+
+    def imu_reconnected(self) -> None:
+        """The live IMU was plugged in again (another connection): its turn-on bias is
+        unknown again - the one kept aside is dropped, the state's reset if it is the IMU's."""
+        self._bias_aside.pop("imu", None)
+        if self.gyro_source == "imu" and self.mekf.initialized:
+            sigma = self.cfg.imu_init_gyro_bias_sigma_rad_s
+            self.mekf.set_gyro_bias(np.zeros(3), np.eye(3) * sigma**2)
 
     def _use_gyro(self, source: str) -> bool:
         """Make *source*'s bias the state's (keeping the other's aside); True if it changed."""
@@ -1015,9 +1063,10 @@ class AttitudeEstimator:
         """One sample stamped *t_s* (its stated epoch); *time_tag_sigma_s* is that epoch's
         1-sigma uncertainty (default: the config's; 0 for exact truth times).
 
-        *imu*: ``(t_s (k,), rate_body_rad_s (k, 3)[, time_sigma_s[, t_start_s]])`` samples of a live IMU covering the
-        interval since the last step (checked by the caller): the attitude is propagated on
-        them instead of on the two BMX160 samples, with that IMU's own bias estimate."""
+        *imu*: ``(t_s (k,), rate_body_rad_s (k, 3)[, time_sigma_s[, t_start_s[,
+        imu_to_body]]])`` samples of a live IMU covering the interval since the last step
+        (checked by the caller): the attitude is propagated on them instead of on the two
+        BMX160 samples, with that IMU's own bias estimate (:meth:`AttitudeMEKF.propagate_imu`)."""
         if time_tag_sigma_s is not None:
             self.time_tag_sigma_s = float(time_tag_sigma_s)
         w_b = np.asarray(w_meas_body_rad_s, dtype=float)
@@ -1085,6 +1134,7 @@ class AttitudeEstimator:
                     # to be trusted.  (The calibrator's gyro is the BMX160: its bias into the
                     # state, the IMU's kept aside.)
                     self._use_gyro("sensor")
+                    self._bias_aside.pop("imu", None)  # (a lost filter's, not to be taken back)
                     f.initialized = False
                     self.calib.reset(f.x_bias[:6])
                     self._turns_kept = f.x_bias[6:].copy()

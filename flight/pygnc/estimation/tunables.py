@@ -126,7 +126,7 @@ class AttitudeFilterConfig:
     #: axis, a fraction.  The data sheet's typical sensitivity tolerance is 1 %; half of it
     #: as the sigma covers a 1-% error and costs exact sensors less accuracy than 1 % would
     #: (docs/operations.md, open question 4).  Carried as consider parameters like the
-    #: magnetometer's; a live IMU's steps take none (its own factory calibration).  0: none.
+    #: magnetometer's; a live IMU's steps take its own (``imu_gyro_scale_sigma``).  0: none.
     gyro_scale_sigma: float = bounded(0.005, "[0, 1]")
     #: The magnetometer's mounting error against the body axes (the sun faces' and the gyro's)
     #: left after ``Config.imu_to_body``, 1-sigma per axis, rad.  Estimated (three constant
@@ -225,6 +225,15 @@ class AttitudeFilterConfig:
     imu_gyro_noise_density_rad_s_sqrt_hz: float = bounded(math.radians(0.005), "(0, 1]")
     imu_gyro_bias_walk_rad_s_per_sqrt_s: float = bounded(5e-7, "[0, 1]")
     imu_init_gyro_bias_sigma_rad_s: float = bounded(math.radians(0.5), "(0, 10]")
+    #: The IMU's rates are taken as ``(I + M)`` times the true ones in its own axes, ``M``
+    #: unknown and constant (consider parameters, not estimated): its diagonal the scale
+    #: factors' errors (1-sigma, -), the rest the axes' misalignments and
+    #: ``imu_device_to_body``'s error (1-sigma, rad).  A factory calibration leaves ~0.5 %
+    #: and ~0.2 deg (MEMS IMU datasheets); 0.3 deg covers a mounting off by 1 deg (3 sigma of
+    #: the rotation's share).  0: taken as exact - a 0.5-% error then left 1 724 of 1 800
+    #: `ok` rows past the 99.9 % NEES bound.
+    imu_gyro_scale_sigma: float = bounded(0.005, "[0, 1]")
+    imu_gyro_misalignment_sigma_rad: float = bounded(math.radians(0.3), "[0, 0.2]")
 
 
 @dataclass(frozen=True)

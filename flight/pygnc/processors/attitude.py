@@ -49,9 +49,11 @@ processed (counter ``outputs_decimated``).
   sensor samples they span are processed.  A step they cover (no gap over
   ``attitude_imu_max_gap_s``, the last at most ``attitude_imu_max_hold_s`` before its end) is
   propagated on them (:meth:`AttitudeMEKF.propagate_imu`, with the IMU's own gyro-bias
-  estimate); any other step on the BMX160, so an unplugged IMU costs only its
-  accuracy.  Samples with a non-finite or implausible rate (beyond 2000 deg/s), or not after
-  the previous one, are dropped and counted (``imu_rejected``).  The IMU's time tags are on
+  estimate and its calibration errors as consider parameters); any other step on the
+  BMX160, so an unplugged IMU costs only its accuracy.  Blocks of another ``connection``
+  (the IMU plugged in again) make its bias unknown again (``imu_reconnections``).  Samples
+  with a non-finite or implausible rate (beyond 2000 deg/s), or not after the previous one,
+  are dropped and counted (``imu_rejected``).  The IMU's time tags are on
   the spacecraft clock (the Pi's clock, set from the host's start argument) and go through
   the clock map like the sensor stamps; the offset between the two clocks, its rate and
   its jumps at stamp wraps are estimated (:class:`~pygnc.estimation.imu_alignment.ImuTimeAlignment`)
@@ -153,6 +155,8 @@ class AttitudeProcessor(Processor):
         self._imu_count = 0  # samples in _imu_blocks
         self._imu_last_t_sc = -math.inf
         self.n_imu_samples = 0
+        self.n_imu_reconnections = 0  # IMU connections after the first (each: its bias unknown again)
+        self._imu_connection: int | None = None
         self.n_imu_rejected = 0
         self.n_imu_uncovered = 0  # steps with IMU samples around that did not cover them
         self.imu_align = ImuTimeAlignment()
@@ -289,6 +293,12 @@ class AttitudeProcessor(Processor):
         if t.size != len(w):
             self.n_imu_rejected += max(t.size, len(w))
             return
+        conn = b.get("connection")
+        if isinstance(conn, int) and not isinstance(conn, bool):
+            if self._imu_connection is not None and conn != self._imu_connection:
+                self.est.imu_reconnected()  # a new turn-on bias
+                self.n_imu_reconnections += 1
+            self._imu_connection = conn
         ok = np.isfinite(t) & np.isfinite(w).all(axis=1) & (np.abs(w) <= IMU_MAX_RATE_RAD_S).all(axis=1)
         # Kept: plausible and after every sample kept before it (times strictly increase).
         before = np.maximum.accumulate(np.concatenate(([self._imu_last_t_sc], np.where(ok, t, -math.inf))))[:-1]
@@ -384,7 +394,7 @@ class AttitudeProcessor(Processor):
                 and span[-1] >= t_s - c.attitude_imu_max_hold_s
                 and np.diff(edges).max(initial=0.0) <= c.attitude_imu_max_gap_s
             ):
-                out = (span, ww[lo:hi], sigma_t, t0)
+                out = (span, ww[lo:hi], sigma_t, t0, self._imu_to_body)
             else:
                 self.n_imu_uncovered += 1
         # Blocks that ended 2 s before this sample's stamp are not needed again (the next
@@ -672,6 +682,7 @@ class AttitudeProcessor(Processor):
             "sun_rejected": f.n_sun_rejected,
             "last_nis_mag": None if math.isnan(f.last_nis_mag) else round(f.last_nis_mag, 3),
             "imu_samples": self.n_imu_samples,
+            "imu_reconnections": self.n_imu_reconnections,
             "imu_rejected": self.n_imu_rejected,
             "imu_steps": self.est.n_imu_steps,
             "imu_uncovered": self.n_imu_uncovered,
