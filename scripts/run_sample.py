@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = Steps(args.verbose, out / "sample_steps.log")
     home = out / "sample_run"
     if home.exists():
+        print(f"replacing {home} (the previous run's home: whatever was written there goes)", flush=True)
         shutil.rmtree(home)
     home.mkdir(parents=True)
     shutil.copy(SAMPLE / "sense.bin", home / "sense.bin")

@@ -44,11 +44,13 @@ class UsageError(ValueError):
 def parse_args(argv: list[str]) -> tuple[float, float]:
     if len(argv) != 2:
         raise UsageError(f"expected 2 arguments, got {len(argv)}")
-    try:
-        timeout_min = float(argv[0])
-        t_sc = float(argv[1])
-    except ValueError as exc:
-        raise UsageError(f"not a number: {exc}") from None
+    values = []
+    for name, text in (("timeout_minutes", argv[0]), ("spacecraft_time_s", argv[1])):
+        try:
+            values.append(float(text))
+        except ValueError:
+            raise UsageError(f"{name} must be a number, got {text!r}") from None
+    timeout_min, t_sc = values
     if not (math.isfinite(timeout_min) and 0 < timeout_min <= MAX_TIMEOUT_MIN):
         raise UsageError(f"timeout_minutes must be > 0 and <= {MAX_TIMEOUT_MIN:.0f}, got {argv[0]}")
     if not (math.isfinite(t_sc) and 0 <= t_sc < MAX_SPACECRAFT_TIME_S):

@@ -241,5 +241,18 @@ def run(args) -> int:
     for path, n in written.items():
         print(f"{path}: {n} rows")
     if not written:
-        print("export: no records match", file=sys.stderr)
+        print("export: no records match" + _what_there_is(args.db, args.kind), file=sys.stderr)
     return 0
+
+
+def _what_there_is(db: Path, kinds) -> str:
+    """What a filter that matched nothing could have named: the archive's kinds (when kinds
+    were asked for), e.g. after a typo."""
+    if not kinds:
+        return ""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            have = [k for (k,) in conn.execute("SELECT DISTINCT kind FROM records ORDER BY kind")]
+    except sqlite3.DatabaseError:
+        return ""
+    return f" (the archive's kinds: {', '.join(have) or 'none'})"

@@ -271,7 +271,7 @@ def run(args) -> int:
         try:
             token = args.token_file.read_text().strip()
         except OSError as exc:
-            print(f"upload: token file: {exc}", file=sys.stderr)
+            print(f"upload: token file {args.token_file}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     try:
         q = UploadQueue(args.queue)

@@ -165,7 +165,10 @@ def run(args) -> int:
         settings = settings_from_args(args)
         check_settings(settings)
         _grid(scn.resolve(settings))  # validate before any work
-    except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        print(f"simulate: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
     if (out_dir / "scenario.toml").exists() or (out_dir / "sense.bin").exists():

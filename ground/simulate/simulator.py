@@ -53,12 +53,16 @@ from pygnc.timebase import gps_from_utc_unix, utc_unix_from_gps
 
 
 def parse_duration_s(text: str) -> float:
-    """'300', '300s', '90m', '3h', '1d' -> seconds."""
-    text = str(text).strip().lower()
+    """'300', '300s', '90m', '3h', '1d' -> seconds (ValueError naming the forms otherwise)."""
+    raw = str(text)
+    text = raw.strip().lower()
     units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    if text and text[-1] in units:
-        return float(text[:-1]) * units[text[-1]]
-    return float(text)
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a duration (seconds, or a number with s, m, h or d: 90m, 3h)") from None
 
 
 def parse_utc(text: str) -> float:
