@@ -795,3 +795,18 @@ def test_a_live_imus_held_rate_takes_no_bmx160_turn():
     expected = qn.quat_multiply(q0, qn.quat_from_rotvec((w - x[:3]) * 20.0))
     d = qn.quat_multiply(qn.quat_conj(expected), out.q_body_to_gcrs)
     assert np.linalg.norm(qn.rotvec_from_quat(d if d[0] >= 0 else -d)) < 1e-9
+
+
+def test_an_imus_calibration_takes_its_own_columns_when_nothing_else_is_considered():
+    """With the BMX160's and the magnetometer's scale factors and the faces' normals all
+    exact, the IMU's nine consider parameters still sit after the six fixed columns: the
+    magnetometer update and the BMX160 step read columns 0-5 by place (the IMU's first rows
+    were read as the magnetometer's scale factors - an independent review)."""
+    from pygnc.estimation.attitude_mekf import AttitudeMEKF
+    from pygnc.estimation.tunables import AttitudeFilterConfig
+
+    f = AttitudeMEKF(AttitudeFilterConfig(mag_scale_sigma=0.0, gyro_scale_sigma=0.0, sun_face_normal_sigma_rad=0.0))
+    assert f._p_cc is None
+    cols = f._imu_consider()
+    assert cols == slice(6, 15) and f._p_cc.shape == (15, 15) and not f._p_cc[:6, :6].any()
+    assert f.p_xc.shape == (f.n, 15)

@@ -1069,3 +1069,15 @@ def _frames_of(log: bytes) -> list[bytes]:
     d = decode_frames(log)
     ends = [f.offset for f in d.frames[1:]] + [len(log)]
     return [log[f.offset : e] for f, e in zip(d.frames, ends)]
+
+
+def test_an_export_that_matches_nothing_lists_the_archives_kinds(tmp_path, buslog, capsys):
+    """A mistyped ``--kind`` says what the archive holds - read-only, whatever the name
+    (a '?' in it once opened another file read-write and left it behind)."""
+    db = tmp_path / "pass?2#.sqlite"
+    assert ground_main(["archive", str(db), str(buslog)]) == 0
+    capsys.readouterr()
+    assert ground_main(["export", str(db), str(tmp_path / "x"), "--kind", "hk_readin"]) == 0
+    err = capsys.readouterr().err
+    assert "no records match (the archive's kinds: hk_reading)" in err, err
+    assert not (tmp_path / "pass").exists()

@@ -251,8 +251,13 @@ def _what_there_is(db: Path, kinds) -> str:
     if not kinds:
         return ""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            have = [k for (k,) in conn.execute("SELECT DISTINCT kind FROM records ORDER BY kind")]
+        conn = sqlite3.connect(Path(db).resolve().as_uri() + "?mode=ro", uri=True)
     except sqlite3.DatabaseError:
         return ""
+    try:
+        have = [k for (k,) in conn.execute("SELECT DISTINCT kind FROM records ORDER BY kind")]
+    except sqlite3.DatabaseError:
+        return ""
+    finally:
+        conn.close()
     return f" (the archive's kinds: {', '.join(have) or 'none'})"

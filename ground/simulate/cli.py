@@ -166,7 +166,8 @@ def run(args) -> int:
         check_settings(settings)
         _grid(scn.resolve(settings))  # validate before any work
     except OSError as exc:
-        print(f"simulate: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"simulate: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)

@@ -319,9 +319,11 @@ def _from_dict(cls, data: dict, where: str):
         import difflib
 
         close = [difflib.get_close_matches(k, sorted(names), n=1) for k in unknown]
-        hints = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in zip(unknown, close) if c)
+        guesses = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in zip(unknown, close) if c)
         raise ValueError(
-            f"unknown keys in {where}: {unknown}" + (f" ({hints})" if hints else f"; known: {', '.join(sorted(names))}")
+            f"unknown keys in {where}: {unknown}"
+            + (f" ({guesses})" if guesses else "")
+            + f"; known: {', '.join(sorted(names))}"
         )
     kwargs = {}
     for name, value in data.items():

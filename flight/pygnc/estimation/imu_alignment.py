@@ -73,6 +73,11 @@ class ImuTimeAlignment:
         self.last_nis = math.nan
 
     @property
+    def rejections_in_row(self) -> int:
+        """Samples refused in a row (the IMU's rate and the BMX160's disagree)."""
+        return self._rejections_in_row
+
+    @property
     def offset_s(self) -> float:
         return float(self.x[0])
 
@@ -141,11 +146,13 @@ class ImuTimeAlignment:
             self.n_rejected += 1
             self._rejections_in_row += 1
             if self._rejections_in_row >= self.max_rejections:
-                # The offset jumped (a clock step, the stamp phase wrapped): start again.
-                self.p[0, :] = 0.0
-                self.p[:, 0] = 0.0
-                self.p[0, 0] = self._p0[0, 0]
-                self.x[0] = 0.0
+                # The offset jumped (a clock step, the stamp phase wrapped) or a gyro's bias
+                # did (a turn-on, a temperature step): start both again.
+                for i in range(4):
+                    self.p[i, :] = 0.0
+                    self.p[:, i] = 0.0
+                    self.p[i, i] = self._p0[i, i]
+                    self.x[i] = 0.0
                 self._rejections_in_row = 0
                 self.n_resets += 1
             return False

@@ -88,6 +88,11 @@ from . import Output, Processor, admission, clock_map_from_body
 IDLE_CALLS_BEFORE_FLUSH = 5
 #: IMU rates beyond this are not a spacecraft's (the IMU380's full scale is 200-400 deg/s), rad/s.
 IMU_MAX_RATE_RAD_S = math.radians(2000.0)
+#: The IMU's rate refused by the time alignment (it and the BMX160's disagree) at this many
+#: samples in a row: its next IMU_DISTRUST_STEPS steps run on the BMX160 (a stuck gyro
+#: integrated for 30 s was 8-32 deg off while the attitude said `ok`).
+IMU_DISAGREEMENTS = 2
+IMU_DISTRUST_STEPS = 12
 #: From this many samples with a position the models are computed together
 #: (:func:`environments_at`; below it the per-point functions are faster).
 BATCH_MODELS_MIN = 12
@@ -159,6 +164,8 @@ class AttitudeProcessor(Processor):
         self._imu_connection: int | None = None
         self.n_imu_rejected = 0
         self.n_imu_uncovered = 0  # steps with IMU samples around that did not cover them
+        self.n_imu_distrusted = 0  # steps the IMU covered but was not used: it disagreed with the BMX160
+        self._imu_distrusted_left = 0
         self.imu_align = ImuTimeAlignment()
         # The sensor samples' steps, for the IMU alignment (a wrap moves the offset).
         self._sample_steps = StepRegularity(self.est.cfg.irregular_step_threshold_s, self.est.cfg.step_history)
@@ -397,6 +404,14 @@ class AttitudeProcessor(Processor):
                 out = (span, ww[lo:hi], sigma_t, t0, self._imu_to_body)
             else:
                 self.n_imu_uncovered += 1
+        if c.attitude_imu_align and self.imu_align.rejections_in_row >= IMU_DISAGREEMENTS:
+            self._imu_distrusted_left = IMU_DISTRUST_STEPS
+        if out is not None and self._imu_distrusted_left > 0:
+            # The IMU's rate and the BMX160's disagree beyond their noise (a stuck or
+            # spiking IMU, a bias step): the step runs on the BMX160 for a while.
+            self._imu_distrusted_left -= 1
+            self.n_imu_distrusted += 1
+            out = None
         # Blocks that ended 2 s before this sample's stamp are not needed again (the next
         # step interpolates from the last sample before its start).
         while len(self._imu_blocks) > 1 and self._imu_blocks[0][0][-1] <= t_sc - 2.0:
@@ -686,6 +701,7 @@ class AttitudeProcessor(Processor):
             "imu_rejected": self.n_imu_rejected,
             "imu_steps": self.est.n_imu_steps,
             "imu_uncovered": self.n_imu_uncovered,
+            "imu_distrusted": self.n_imu_distrusted,
             "gyro_switches": self.est.n_source_switches,
             "imu_offset_s": round(self.imu_align.offset_s, 4),
             "imu_offset_sigma_s": round(self.imu_align.sigma_s, 4),
