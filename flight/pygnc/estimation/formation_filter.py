@@ -59,7 +59,9 @@ freedom at ``*_gate_probability``); the update is the Joseph form.  After
 from the next pair of fixes (a lost filter rejects everything).  A state started from one
 pair of fixes is not :attr:`~FormationFilter.confirmed` until a later fix of each receiver
 has passed the gate: either fix of the pair may be an outlier (1 km off), which the fix-level
-sigma it starts with would not cover.  Ranges are *acquired*: the
+sigma it starts with would not cover; after a re-initialisation on rejected fixes, until
+``max_consecutive_rejections`` + 1 later fixes of each have (a receiver's glitch of agreeing
+fixes is not taken over the track it interrupted), two rejections in a row restarting it.  Ranges are *acquired*: the
 first is used only when the next agrees with it (a lone outlier would otherwise capture the
 still-loose line of sight, after which every good range is rejected); after
 ``max_consecutive_range_rejections`` rejections in a row they are re-acquired and the bias
@@ -305,6 +307,7 @@ class FormationFilter:
         self.own_fixes_since_init = self.peer_fixes_since_init = 0
         self.own_used_since_init = self.peer_used_since_init = 0
         self.started_from_fixes = False
+        self.confirm_fixes = 1  # later fixes of each receiver that confirm a start (confirmed)
         self.range_acquired = False
         self._range_candidate: tuple[float, float] | None = None  # (t_gps_s, innovation)
         self._range_reacquire = False
@@ -369,11 +372,13 @@ class FormationFilter:
     def needs_reinit(self) -> bool:
         """True after too many rejected fixes in a row: initialise again from the next pair.
 
-        Right after (re)initialisation two rejections in a row suffice: the pair the
-        filter started from is then the likelier culprit (e.g. an outlier)."""
+        Right after (re)initialisation, and until the state is :attr:`confirmed`, two
+        rejections in a row suffice: the pair the filter started from is then the likelier
+        culprit (an outlier, a receiver's glitch)."""
         m = self.config.max_consecutive_rejections
-        m_own = min(m, 2) if self.own_fixes_since_init <= 3 else m
-        m_peer = min(m, 2) if self.peer_fixes_since_init <= 3 else m
+        doubt = not self.confirmed  # (a restart after rejections, until it has outlived them)
+        m_own = min(m, 2) if self.own_fixes_since_init <= 3 or doubt else m
+        m_peer = min(m, 2) if self.peer_fixes_since_init <= 3 or doubt else m
         return self.own_rejections_in_row >= m_own or self.peer_rejections_in_row >= m_peer
 
     def relative_rtn(self) -> tuple[np.ndarray, np.ndarray]:
@@ -437,6 +442,7 @@ class FormationFilter:
         self.own_fixes_since_init = self.peer_fixes_since_init = 0
         self.own_used_since_init = self.peer_used_since_init = 0
         self.started_from_fixes = False
+        self.confirm_fixes = 1  # later fixes of each receiver that confirm a start (confirmed)
 
     def initialize_relative(
         self,
@@ -482,10 +488,14 @@ class FormationFilter:
         peer_z, peer_r = self.fix_gcrs(peer_fix)
         self.initialize(peer_fix.t_gps_s, own_z, own_r, peer_z, peer_r)
 
-    def start_from_fixes(self, own_fix: GpsFix, peer_fix: GpsFix) -> None:
-        """:meth:`initialize_from_fixes`, both fixes counted as used."""
+    def start_from_fixes(self, own_fix: GpsFix, peer_fix: GpsFix, confirm_fixes: int = 1) -> None:
+        """:meth:`initialize_from_fixes`, both fixes counted as used; :attr:`confirmed` once
+        *confirm_fixes* later fixes of each receiver have passed the gate (after a restart on
+        rejected fixes: as many as condemned the old state - a receiver's glitch of agreeing
+        fixes is not taken over the track it interrupted)."""
         self.initialize_from_fixes(own_fix, peer_fix)
         self.started_from_fixes = True
+        self.confirm_fixes = int(confirm_fixes)
         self.n_own_used += 1
         self.n_peer_used += 1
 
@@ -493,7 +503,8 @@ class FormationFilter:
     def confirmed(self) -> bool:
         """False while the state stands on the one pair of fixes it started from (no later fix
         of one receiver or the other has passed the gate yet)."""
-        return not self.started_from_fixes or (self.own_used_since_init > 0 and self.peer_used_since_init > 0)
+        n = self.confirm_fixes
+        return not self.started_from_fixes or (self.own_used_since_init >= n and self.peer_used_since_init >= n)
 
     def count_reinit(self) -> None:
         """Count a re-initialisation the caller is about to make (a new start replaces the state)."""

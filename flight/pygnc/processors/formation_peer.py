@@ -175,10 +175,12 @@ class PeerTrack:
     def start_from_fixes(self, own: GpsFix, fix: GpsFix) -> None:
         """(Re-)initialise the filter from the own fix *own* and this partner's fix *fix*."""
         f = self.filter
+        # The fixes left the state (not a gap): the new one must outlive that run.
+        lost = f.initialized and f.needs_reinit and not self.gap_reset
         if f.initialized:
             self.flush_outputs(math.inf)
             f.count_reinit()
-        f.start_from_fixes(own, fix)
+        f.start_from_fixes(own, fix, f.config.max_consecutive_rejections + 1 if lost else 1)
         self.gap_reset = False
 
     def range(
