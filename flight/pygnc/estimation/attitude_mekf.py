@@ -489,10 +489,7 @@ class AttitudeMEKF:
         cols = self._imu_consider()
         if cols is not None:
             r_db = np.eye(3) if imu_to_body is None else np.asarray(imu_to_body, dtype=float)
-            phi_dev = r_db.T @ phi
-            j = np.zeros((3, 9))
-            for i in range(3):
-                j[i, 3 * i : 3 * i + 3] = phi_dev
+            j = np.kron(_EYE3, r_db.T @ phi)  # d(M phi_dev)/d(M row-major): phi_dev in row i's block
             consider = (cols, r_db @ j)
         self._advance(t_s, dt, phi, q_att, w1, cfg.imu_gyro_bias_walk_rad_s_per_sqrt_s, stamp_dt, consider=consider)
         if time_sigma_s > 0.0:

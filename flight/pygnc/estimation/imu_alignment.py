@@ -148,11 +148,10 @@ class ImuTimeAlignment:
             if self._rejections_in_row >= self.max_rejections:
                 # The offset jumped (a clock step, the stamp phase wrapped) or a gyro's bias
                 # did (a turn-on, a temperature step): start both again.
-                for i in range(4):
-                    self.p[i, :] = 0.0
-                    self.p[:, i] = 0.0
-                    self.p[i, i] = self._p0[i, i]
-                    self.x[i] = 0.0
+                self.p[:4, :] = 0.0
+                self.p[:, :4] = 0.0
+                self.p[:4, :4] = self._p0[:4, :4]
+                self.x[:4] = 0.0
                 self._rejections_in_row = 0
                 self.n_resets += 1
             return False

@@ -292,7 +292,7 @@ class OrbitEKF:
         if abs(fix.t_gps_s - self._now()) > 1e-3:
             raise ValueError(f"fix at t_gps_s={fix.t_gps_s} but filter at {self.t_gps_s}; predict_to first")
         c = self.config
-        run_s = fix.t_gps_s - (fix.t_gps_s if self.t_first_rejection_s is None else self.t_first_rejection_s)
+        run_s = 0.0 if self.t_first_rejection_s is None else fix.t_gps_s - self.t_first_rejection_s
         if self.consecutive_rejections >= c.max_consecutive_rejections and run_s >= c.lost_min_span_s:
             self.n_reinit += 1
             self.initialize_from_fix(fix, c.max_consecutive_rejections + 2, run_s)
