@@ -90,8 +90,9 @@ IDLE_CALLS_BEFORE_FLUSH = 5
 IMU_MAX_RATE_RAD_S = math.radians(2000.0)
 #: The IMU's rate refused by the time alignment (it and the BMX160's disagree) at this many
 #: samples in a row: its next IMU_DISTRUST_STEPS steps run on the BMX160 (a stuck gyro
-#: integrated for 30 s was 8-32 deg off while the attitude said `ok`).
-IMU_DISAGREEMENTS = 2
+#: integrated for 30 s was 8-32 deg off while the attitude said `ok`; waiting for a second
+#: refusal still let one step of it through on some seeds).
+IMU_DISAGREEMENTS = 1
 IMU_DISTRUST_STEPS = 12
 #: From this many samples with a position the models are computed together
 #: (:func:`environments_at`; below it the per-point functions are faster).
