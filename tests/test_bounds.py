@@ -71,7 +71,11 @@ def test_the_orbit_bound_is_the_filter_with_the_truths_dynamics(monkeypatch):
     b0 = bounds.orbit_bound(tr, fixes, drag_scale_sigma=0.0, srp_scale_sigma=0.0, settle_s=settle)
     monkeypatch.setattr(ob, "OrbitEKF", sim.truth_anchored_ekf(tr))
     cfg = oe.OrbitFilterConfig(
-        dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6, estimate_drag_scale=False
+        dmc_sigma_m_s2=1e-12,
+        init_dmc_sigma_m_s2=1e-12,
+        dmc_tau_s=1e6,
+        estimate_drag_scale=False,
+        fix_error_correlated_sigma_m=0.0,  # the bound's fixes are independent, as drawn
     )
     res = ob.run_orbit_filter(fixes, b0["t_gps_s"], cfg)
     keep = b0["t_gps_s"] - tr["t_gps_s"][0] >= settle

@@ -91,6 +91,7 @@ def test_the_orbit_filter_takes_the_fix_with_its_sigmas():
     ekf = OrbitEKF(OrbitFilterConfig(pos_sigma_m=10.0, vel_sigma_m_s=0.01))
     assert ekf.start(GpsFix(T, POS, VEL, [2.0] * 3, None)).decision == "started"
     assert ekf.t_gps_s == T
-    np.testing.assert_allclose(np.trace(ekf.p[:3, :3]), 12.0, rtol=1e-12)  # the fix's 2 m, not the 10 m default
+    b = ekf.config.fix_error_correlated_sigma_m  # the fixes' slowly varying error, on top
+    np.testing.assert_allclose(np.trace(ekf.p[:3, :3]), 12.0 + 3 * b**2, rtol=1e-12)  # the fix's 2 m, not 10 m
     with pytest.raises(ValueError, match="predict_to first"):
         ekf.update_gps(GpsFix(T + 5.0, POS, VEL))

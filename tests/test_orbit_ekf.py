@@ -89,16 +89,19 @@ def nominal(truth0):
 def test_accuracy_and_consistency_3h(truth0, nominal):
     fixes, res, smoothed = nominal
     e = _errors(truth0, res)
-    assert e["rms_r"] < 2.0  # measured 1.55 m
-    assert e["rms_v"] < 0.0025  # measured 1.9 mm/s
+    # Measured 2.21 m and 2.7 mm/s (1.69 m and 2.1 mm/s with the fixes taken as independent,
+    # as this truth draws them: the price of the slowly varying fix-error states).
+    assert e["rms_r"] < 2.6
+    assert e["rms_v"] < 0.0032
     # NEES (6 dof) at epochs 20 min apart (the DMC correlation time is 300 s, so ~independent):
-    # mean x n is chi-square(6 n) for a consistent filter; two-sided 99 % bounds.
-    _assert_nees_at_spaced_epochs(res, e)
+    # mean x n is chi-square(6 n) for a consistent filter; the 99.5 % upper bound.  Below, the
+    # filter is cautious by design on fixes this truth draws independent (measured 3.1 of 6).
+    _assert_nees_at_spaced_epochs(res, e, lo=2.0)
     assert res["n_fixes_used"] == fixes["t_gps_s"].size
     assert res["n_fixes_rejected"] == 0 and res["n_fixes_invalid"] == 0
     es = _errors(truth0, smoothed)
-    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 1.1  # measured 0.81 m
-    assert es["rms_v"] < 0.0012  # measured 0.85 mm/s
+    assert es["rms_r"] < 0.8 * e["rms_r"] and es["rms_r"] < 1.4  # measured 1.15 m
+    assert es["rms_v"] < 0.0015  # measured 1.2 mm/s
     # The smoother's error is correlated over hours (the drag scale, the orbit's memory), not
     # 20 min: its sigma must cover it (the upper bound), and not be loose by more than 2x.
     _assert_nees_at_spaced_epochs(smoothed, es, lo=1.5)
@@ -112,14 +115,14 @@ def test_the_batch_filter_gives_the_processors_estimates(truth0, nominal):
     interval (25 s) and interpolates the samples inside that step
     (OrbitEKF.estimate_in); and at a fix's own time the processor publishes the prediction
     (ingest hands the sample over before the fix) where the batch filter gives the update.
-    Away from the fixes: position within 5 cm, velocity 2e-4 m/s, sigmas 0.5 % (seen 3.3 cm,
+    Away from the fixes: position within 8 cm, velocity 2e-4 m/s, sigmas 0.5 % (seen 6.2 cm,
     1.2e-4 m/s, 0.2 %); the same fixes used and rejected, NIS within 0.05 (seen 0.018); the
     3-h figures within 1 % and 3 % (seen 0.5 %, 1.5 %)."""
     fixes, res, _ = nominal
     batch = ob.run_orbit_filter(fixes, res["t_gps_s"])
     ok = np.isfinite(res["x"][:, 0]) & ~np.isin(res["t_gps_s"], fixes["t_gps_s"])
     assert ok.sum() > 1500
-    assert np.abs(batch["x"][ok, :3] - res["x"][ok, :3]).max() < 0.05
+    assert np.abs(batch["x"][ok, :3] - res["x"][ok, :3]).max() < 0.08
     assert np.abs(batch["x"][ok, 3:6] - res["x"][ok, 3:6]).max() < 2e-4
     assert np.abs(batch["sigma"][ok, :6] / res["sigma"][ok, :6] - 1.0).max() < 5e-3
     np.testing.assert_array_equal(batch["fix_status"], res["fix_status"])
@@ -250,8 +253,55 @@ def test_a_receiver_glitch_of_agreeing_fixes_is_never_ok(truth0, n_glitch):
     ok = res["quality"] == "ok"
     assert np.all(np.abs(e["er"][ok]) < 4.5 * res["sigma"][ok, :3])
     t_fix = fixes["t_gps_s"]
-    back = (t_out > t_fix[200 + n_glitch] + 300.0) & (t_out < t_fix[200 + n_glitch] + 900.0)
+    back = (t_out > t_fix[200 + n_glitch] + 450.0) & (t_out < t_fix[200 + n_glitch] + 900.0)
     assert set(res["quality"][back]) == {"ok"}  # and the track is back within minutes
+
+
+def test_the_simulated_slowly_varying_fix_error():
+    """The simulator's fix error: of 10 m per axis, 7 m Gauss-Markov over 30 min, the rest
+    white; and 0 leaves every draw as it was (the bundled sample's bytes)."""
+    t = 1.4e9 + 25.0 * np.arange(20_000)
+    truth = {"t_gps_s": t, "r_ecef_m": np.zeros((t.size, 3)), "v_ecef_m_s": np.zeros((t.size, 3))}
+    fx = sim.simulate_gps_fixes(truth, rng=np.random.default_rng(4), correlated_sigma_m=7.0, correlation_s=1800.0)
+    e = fx["pos_ecef_m"]
+    assert np.std(e) == pytest.approx(10.0, rel=0.05)
+    lag = 72  # 1800 s: exp(-1) of the slow part's 49 m^2, nothing of the white 51
+    c = np.mean(e[lag:] * e[:-lag]) / np.mean(e * e)
+    assert c == pytest.approx(0.49 * math.exp(-1.0), abs=0.05)
+    assert np.all(fx["pos_sigma_m"] == 10.0)  # the receiver reports the whole
+    plain = sim.simulate_gps_fixes(truth, rng=np.random.default_rng(4))
+    again = sim.simulate_gps_fixes(truth, rng=np.random.default_rng(4), correlated_sigma_m=0.0)
+    np.testing.assert_array_equal(plain["pos_ecef_m"], again["pos_ecef_m"])
+
+
+@pytest.mark.parametrize("period_s, correlated_m, correlation_s", [(25.0, 7.0, 1800.0), (1.0, 3.0, 600.0)])
+def test_slowly_varying_fix_errors_stay_covered(truth0, period_s, correlated_m, correlation_s):
+    """Fixes whose 10-m error is partly a slowly varying one (a receiver's ionosphere and
+    ephemeris): no ``ok`` estimate past the 99.9 % NEES bound (3 dof, position).  Taking the
+    fixes as independent left 70 % of the rows past at 25-s fixes (7 m over 30 min) and 88 %
+    at 1-s fixes (3 m over 10 min), sigma 2.2 m against 7 m of error."""
+    fixes = sim.simulate_gps_fixes(
+        truth0,
+        rng=np.random.default_rng(21),
+        period_s=period_s,
+        correlated_sigma_m=correlated_m,
+        correlation_s=correlation_s,
+    )
+    t_out = truth0["t_gps_s"][::5]
+
+    def past(config):
+        res = ob.run_orbit_processor(fixes, t_out, config)
+        e = _errors(truth0, res)
+        ok = (res["quality"] == "ok")[e["keep"]]
+        p3 = res["cov"][e["keep"]][:, :3, :3]
+        er = e["er"][e["keep"]]
+        nees = np.einsum("ni,ni->n", er, np.linalg.solve(p3, er[..., None])[..., 0])
+        return int(np.sum(ok & (nees > chi2.quantile(0.999, 3)))), int(ok.sum())
+
+    n_past, n_ok = past(None)
+    assert n_ok > 1500 and n_past == 0
+    n_past, n_ok = past(oe.OrbitFilterConfig(fix_error_correlated_sigma_m=0.0))
+    assert n_past > 0.1 * n_ok  # what the states are for
 
 
 def test_after_a_glitch_one_hertz_fixes_with_outliers_confirm_the_good_track(truth0):
@@ -328,7 +378,8 @@ def test_sigma_zero_means_configured_noise(truth0):
     cfg = oe.OrbitFilterConfig(pos_sigma_m=10.0, vel_sigma_m_s=0.01)
     ekf = oe.OrbitEKF(cfg)
     ekf.initialize_from_fix(GpsFix.from_table(fixes, 0))
-    assert np.allclose(np.sqrt(np.diag(ekf.p)[:3]), 10.0, rtol=1e-6)
+    b = cfg.fix_error_correlated_sigma_m  # the slowly varying error's prior comes on top
+    assert np.allclose(np.sqrt(np.diag(ekf.p)[:3]), math.hypot(10.0, b), rtol=1e-6)
     assert np.allclose(np.sqrt(np.diag(ekf.p)[3:6]), 0.01, rtol=0.05)  # + omega x r coupling
 
 
@@ -351,7 +402,8 @@ def test_joseph_update_matches_filterpy():
     r_e = np.array([4.0e6, 3.0e6, 4.0e6])
     v_e = np.array([-4000.0, 5000.0, 1500.0])
     ekf.initialize_from_fix(GpsFix(t, r_e, v_e, [10, 10, 10], [0.01, 0.01, 0.01]))
-    n = ekf.p.shape[0]  # r, v, w, drag scale
+    n = ekf.p.shape[0]  # r, v, w, drag scale, the fixes' slowly varying error
+    assert n == 13
     a = rng.normal(size=(n, n))
     ekf.p = ekf.p + 1e-3 * (a @ a.T) * np.outer(np.sqrt(np.diag(ekf.p)), np.sqrt(np.diag(ekf.p)))
     x0, p0 = ekf.x.copy(), ekf.p.copy()
@@ -361,6 +413,7 @@ def test_joseph_update_matches_filterpy():
     kf = filterpy.KalmanFilter(dim_x=n, dim_z=6)
     kf.x, kf.P, kf.R = x0.copy(), p0.copy(), r
     kf.H = np.hstack([np.eye(6), np.zeros((6, n - 6))])
+    kf.H[:3, ekf.nd :] = np.eye(3)  # the fixes' slowly varying error states
     kf.update(z)
     np.testing.assert_allclose(ekf.x, kf.x, rtol=0, atol=1e-9 * np.abs(kf.x).max())
     np.testing.assert_allclose(ekf.p, kf.P, rtol=1e-8, atol=1e-12 * np.abs(kf.P).max())
@@ -398,7 +451,11 @@ def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     fixes, res, _ = nominal
     monkeypatch.setattr(ob, "OrbitEKF", sim.truth_anchored_ekf(truth0))
     cfg = oe.OrbitFilterConfig(
-        dmc_sigma_m_s2=1e-12, init_dmc_sigma_m_s2=1e-12, dmc_tau_s=1e6, estimate_drag_scale=False
+        dmc_sigma_m_s2=1e-12,
+        init_dmc_sigma_m_s2=1e-12,
+        dmc_tau_s=1e6,
+        estimate_drag_scale=False,
+        fix_error_correlated_sigma_m=0.0,  # the truth's fixes are independent
     )
     t_out = truth0["t_gps_s"][::5]
     floor = _errors(truth0, ob.run_orbit_filter(fixes, t_out, cfg))
@@ -406,8 +463,9 @@ def test_information_floor_is_below_the_targets(truth0, nominal, monkeypatch):
     assert floor["rms_r"] < 1.75 and floor_s["rms_r"] < 0.56  # measured 1.33 m, 0.43 m
     assert floor["rms_v"] < 0.002  # measured 1.3 mm/s
     assert 2.0 < floor["nees"].mean() < 9.0  # measured 3.6
-    # The flight filter (EGM2008 34x34, a drag scale, small DMC) comes within 1.6x of it.
-    assert _errors(truth0, res)["rms_r"] < 1.6 * floor["rms_r"]
+    # The flight filter (EGM2008 34x34, a drag scale, small DMC, the fixes' slowly varying
+    # error this truth does not draw) comes within 1.8x of it (measured 1.66x).
+    assert _errors(truth0, res)["rms_r"] < 1.8 * floor["rms_r"]
 
 
 def test_near_exact_dynamics_with_small_dmc():
@@ -418,7 +476,12 @@ def test_near_exact_dynamics_with_small_dmc():
     tr = _truth_kw(0, gravity_degree=8)
     fixes = sim.simulate_gps_fixes(tr, rng=np.random.default_rng(1000))
     cfg = oe.OrbitFilterConfig(
-        dmc_sigma_m_s2=1e-6, init_dmc_sigma_m_s2=1e-6, dmc_tau_s=600.0, gravity_degree=0, estimate_drag_scale=False
+        dmc_sigma_m_s2=1e-6,
+        init_dmc_sigma_m_s2=1e-6,
+        dmc_tau_s=600.0,
+        gravity_degree=0,
+        estimate_drag_scale=False,
+        fix_error_correlated_sigma_m=0.0,  # the truth's fixes are independent
     )
     t_out = tr["t_gps_s"][::5]
     e = _errors(tr, ob.run_orbit_processor(fixes, t_out, cfg))

@@ -49,7 +49,6 @@ from scipy.interpolate import CubicSpline
 
 from pygnc import frames, timebase
 from pygnc.environment import sun as sun_model
-from pygnc.estimation import orbit_dynamics as _od
 from pygnc.estimation import orbit_ekf as _oe
 from pygnc.estimation.orbit_dynamics import (
     A_WGS84_M,
@@ -419,10 +418,15 @@ def simulate_gps_fixes(
     invalid_fraction=0.0,
     report_sigma=True,
     with_flags=False,
+    correlated_sigma_m=0.0,
+    correlation_s=1200.0,
 ):
     """GPS fixes from a truth dict: every *period_s* on the truth's GPS-time grid.
 
-    Noise: white Gaussian, *pos_sigma_m* [m] and *vel_sigma_m_s* [m/s] 1-sigma per ECEF axis.
+    Noise: Gaussian, *pos_sigma_m* [m] and *vel_sigma_m_s* [m/s] 1-sigma per ECEF axis; of
+    the position's, *correlated_sigma_m* is a Gauss-Markov error of correlation time
+    *correlation_s* [s] (a receiver's ionosphere and ephemeris error; drawn after the rest,
+    so 0 leaves every other draw as it was) and the remainder white.
     A fraction *outlier_fraction* of fixes get a position error of *outlier_m* in a random
     direction; *gaps* = [(start_s, end_s), ...] relative to the truth start have no fixes;
     *invalid_fraction* of fixes are receiver "no solution" records (INSUFFICIENT_OBS, zero
@@ -455,13 +459,20 @@ def simulate_gps_fixes(
     fixes["ms_of_week"] = np.round((t - week * timebase.SECONDS_PER_WEEK) * 1000.0).astype(np.uint32)
     fixes["t_sc_s"] = np.floor(fixes["unix_time_s"] + sc_minus_utc_s + clock_rate_error * (t - t0))
     fixes["time_status"] = 180
-    pos = truth["r_ecef_m"][idx] + pos_sigma_m * rng.standard_normal((n, 3))
+    white_sigma_m = math.sqrt(max(pos_sigma_m**2 - correlated_sigma_m**2, 0.0))
+    pos = truth["r_ecef_m"][idx] + white_sigma_m * rng.standard_normal((n, 3))
     vel = truth["v_ecef_m_s"][idx] + vel_sigma_m_s * rng.standard_normal((n, 3))
     outlier = rng.random(n) < outlier_fraction
     u = rng.standard_normal((n, 3))
     u /= np.linalg.norm(u, axis=1)[:, None]
     pos[outlier] += outlier_m * u[outlier]
     invalid = rng.random(n) < invalid_fraction
+    if correlated_sigma_m > 0.0:
+        draws = correlated_sigma_m * rng.standard_normal((n, 3))
+        for i in range(1, n):
+            a = math.exp(-(t[i] - t[i - 1]) / correlation_s)
+            draws[i] = a * draws[i - 1] + math.sqrt(1.0 - a * a) * draws[i]
+        pos += draws
     pos[invalid] = 0.0
     vel[invalid] = 0.0
     fixes["pos_ecef_m"] = pos
@@ -501,10 +512,13 @@ def truth_anchored_ekf(truth):
             h = dt_s / nsub
             x, phi_all = self.x, np.eye(self.n)
             for i in range(nsub):
-                x, phi = _od.propagate(x, h, self.model, t_gps_s=self.t_gps_s + i * h)
+                x, phi = self._propagate(x, h, self.t_gps_s + i * h)
                 phi_all = phi @ phi_all
             self.t_gps_s += dt_s
             self.p = phi_all @ self.p @ phi_all.T
+            if self.nb:  # the fixes' slowly varying error is no dynamics: its own noise stays
+                a = self._decay(dt_s)
+                self.p[self.nd :, self.nd :] += (1.0 - a * a) * self.config.fix_error_correlated_sigma_m**2 * np.eye(3)
             self.x = phi_all @ e
             self.x[:6] += xt[int(round(self.t_gps_s - t0))]
             if self.record:

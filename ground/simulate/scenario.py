@@ -179,6 +179,10 @@ class GpsSettings:
     #: Truth noise, 1 sigma per axis (also written as the receiver's reported sigma).
     pos_sigma_m: float = 10.0
     vel_sigma_m_s: float = 0.01
+    #: Of ``pos_sigma_m``, the part that varies slowly (Gauss-Markov, correlation time
+    #: ``correlation_s``), as a receiver's ionosphere and ephemeris errors do; 0: all white.
+    correlated_sigma_m: float = 0.0
+    correlation_s: float = 1200.0
     #: Solution status written for good fixes (0 SOL_COMPUTED; the team's simulator wrote 1).
     good_solution_status: int = 0
     #: NovAtel time status of good fixes (180 FINESTEERING).

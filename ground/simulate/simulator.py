@@ -496,6 +496,8 @@ def _gps(s, t, t0, fix_idx, orb, t_sc):
             rng=rng,
             invalid_fraction=f.gps_drop_fraction,
             with_flags=True,
+            correlated_sigma_m=s.gps.correlated_sigma_m,
+            correlation_s=s.gps.correlation_s,
         )
         row = np.searchsorted(t_fix, fx["t_gps_s"])
         if not np.allclose(t_fix[row], fx["t_gps_s"], atol=1e-6):

@@ -8,6 +8,8 @@ State (GCRS, SI units), index: meaning
                          compensation: absorbs tesseral gravity, third bodies, drag error)
     9    drag_scale      multiplier of the modelled drag [-] (only with
                          ``OrbitFilterConfig.estimate_drag_scale``)
+    last 3  b_gcrs_m     the fixes' slowly varying position error [m] (Gauss-Markov; only
+                         with ``OrbitFilterConfig.fix_error_correlated_sigma_m`` > 0)
 
 Dynamics: :mod:`pygnc.estimation.orbit_dynamics` (EGM96 zonals J2..J8 about the CIP and
 8x8 tesserals, exponential drag, Sun/Moon tides, Gauss-Markov empirical accelerations, RK4
@@ -17,7 +19,10 @@ Measurement: a GPS fix (:class:`~pygnc.estimation.gps_fix.GpsFix`: ECEF position
 velocity [m/s] at ``t_gps_s``) converted to GCRS with its covariance
 (:func:`~pygnc.estimation.gps_fix.fix_to_gcrs`).  Per-axis 1-sigma from the fix when given
 (> 0), else the configured noise (:func:`~pygnc.estimation.gps_fix.fix_sigmas`).  The
-update is the standard EKF with H = [I6 0]; covariance in Joseph form, symmetrised.  Innovations are gated with the
+update is the standard EKF with H = [I6 0] (and I3 on the error states' columns of the
+position rows when they are estimated: a fix is r + b + white, its own sigma the white
+part's, b's on top); covariance in Joseph form, symmetrised.  The error states
+are isotropic, so they are kept in GCRS (the Earth turns 5 deg in their 20 minutes).  Innovations are gated with the
 chi-square test on the normalised innovation squared (6 degrees of freedom, probability
 ``gate_probability``): a rejected fix changes nothing but the counters.  After
 ``max_consecutive_rejections`` rejections in a row spanning ``lost_min_span_s`` the filter
@@ -29,8 +34,10 @@ fix the gate refuses while the state is not confirmed starts the filter again fr
 (one of the two is wrong and two cannot say which; the next decides), counted in
 ``n_start_refused``.  A state restarted because the fixes left the old one is confirmed only
 once it has outlived the run that condemned it (``max_consecutive_rejections`` + 2 fixes,
-over as long a span as the run): a receiver's glitch of agreeing fixes would otherwise be
-taken at once, with the fixes' sigma, for the rest of itself and six good fixes after it.
+over as long a span as the run, and at least ``restart_confirm_min_span_s``): a receiver's
+glitch of agreeing fixes would otherwise be taken at once, with the fixes' sigma, for the
+rest of itself and six good fixes after it; a glitch's track is no orbit, which the
+dynamics tell within minutes.
 Once such a state stands on two fixes, a single refused fix is an ordinary rejection (an
 outlier) and two in a row restart it (the good fixes after a glitch).
 
@@ -113,7 +120,10 @@ class OrbitEKF:
     def __init__(self, config: OrbitFilterConfig | None = None, record: bool = False) -> None:
         self.config = config or OrbitFilterConfig()
         self.model = self.config.dynamics()
-        self.n = self.model.n_states
+        #: Dynamics states, then (when the fixes' slowly varying error is estimated) three more.
+        self.nd = self.model.n_states
+        self.nb = 3 if self.config.fix_error_correlated_sigma_m > 0.0 else 0
+        self.n = self.nd + self.nb
         self.t_gps_s: float | None = None
         self.x = np.zeros(self.n)
         self.p = np.eye(self.n)
@@ -169,6 +179,26 @@ class OrbitEKF:
         """(z (6,), R (6, 6)) of *fix* in GCRS with the configured sigma rules."""
         return fix_to_gcrs(fix, *fix_sigmas(self.config, fix))
 
+    def _decay(self, h_s: float) -> float:
+        """Gauss-Markov factor of the fixes' slowly varying error over *h_s* s."""
+        return math.exp(-abs(h_s) / self.config.fix_error_correlation_s)
+
+    def _full_phi(self, phi: np.ndarray, h_s: float) -> np.ndarray:
+        """The transition of the whole state from the dynamics' one over *h_s* s."""
+        if not self.nb:
+            return phi
+        full = np.zeros((self.n, self.n))
+        full[: self.nd, : self.nd] = phi
+        full[self.nd :, self.nd :] = self._decay(h_s) * np.eye(self.nb)
+        return full
+
+    def _propagate(self, x: np.ndarray, h_s: float, t_gps_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(x, Phi) of the whole state one integration step of *h_s* s from *t_gps_s*."""
+        if not self.nb:
+            return od.propagate(x, h_s, self.model, t_gps_s=t_gps_s)
+        xd, phi = od.propagate(x[: self.nd], h_s, self.model, t_gps_s=t_gps_s)
+        return np.concatenate([xd, self._decay(h_s) * x[self.nd :]]), self._full_phi(phi, h_s)
+
     def initialize_from_fix(self, fix: GpsFix, confirm_fixes: int = 2, confirm_span_s: float = 0.0) -> None:
         """Start the filter at a fix: r, v from the fix with its covariance, w = 0; confirmed
         after *confirm_fixes* fixes (this one included) spanning *confirm_span_s*."""
@@ -183,9 +213,15 @@ class OrbitEKF:
         self.p[:6, :6] = r
         s2 = self.config.init_dmc_sigma_m_s2**2
         self.p[6, 6] = self.p[7, 7] = self.p[8, 8] = s2
-        if self.n == 10:
+        if self.nd == 10:
             self.x[9] = 1.0
             self.p[9, 9] = self.config.drag_scale_sigma**2
+        if self.nb:  # r = z - b - white, b from its prior: r's error and b's are opposed
+            b2 = self.config.fix_error_correlated_sigma_m**2 * np.eye(3)
+            ib = self.nd
+            self.p[:3, :3] += b2
+            self.p[ib:, ib:] = b2
+            self.p[:3, ib:] = self.p[ib:, :3] = -b2
         self.consecutive_rejections = 0
         self.fixes_since_start = 1
         if self.record:
@@ -215,6 +251,12 @@ class OrbitEKF:
             if len(self._q_cache) > 64:
                 self._q_cache.clear()
             q = od.process_noise(abs(dt_s), self.model, self.config.dmc_sigma_m_s2, self.config.drag_scale_sigma)
+            if self.nb:
+                full = np.zeros((self.n, self.n))
+                full[: self.nd, : self.nd] = q
+                a = self._decay(dt_s)
+                full[self.nd :, self.nd :] = (1.0 - a * a) * self.config.fix_error_correlated_sigma_m**2 * np.eye(3)
+                q = full
             self._q_cache[key] = q
         return q
 
@@ -228,7 +270,7 @@ class OrbitEKF:
         q = self._q(h)
         phi_all = None
         for i in range(nsub):
-            self.x, phi = od.propagate(self.x, h, self.model, t_gps_s=t0 + i * h)
+            self.x, phi = self._propagate(self.x, h, t0 + i * h)
             self.p = phi @ self.p @ phi.T + q
             if self.record:
                 phi_all = phi if phi_all is None else phi @ phi_all
@@ -250,7 +292,11 @@ class OrbitEKF:
         (:class:`StepSpan`), from which any time inside it is interpolated without a
         propagation of its own.  Not recorded for smoothing."""
         t0, x0, p0 = self._now(), self.x, self.p
-        x1, phi, ends = od.propagate_step(x0, h_s, self.model, t0)
+        if self.nb:
+            xd, phi, ends = od.propagate_step(x0[: self.nd], h_s, self.model, t0)
+            x1, phi = np.concatenate([xd, self._decay(h_s) * x0[self.nd :]]), self._full_phi(phi, h_s)
+        else:
+            x1, phi, ends = od.propagate_step(x0, h_s, self.model, t0)
         p1 = phi @ p0 @ phi.T + self._q(h_s)
         self.x, self.p = x1, 0.5 * (p1 + p1.T)
         self.t_gps_s = t0 + h_s
@@ -295,14 +341,24 @@ class OrbitEKF:
         run_s = 0.0 if self.t_first_rejection_s is None else fix.t_gps_s - self.t_first_rejection_s
         if self.consecutive_rejections >= c.max_consecutive_rejections and run_s >= c.lost_min_span_s:
             self.n_reinit += 1
-            self.initialize_from_fix(fix, c.max_consecutive_rejections + 2, run_s)
+            self.initialize_from_fix(fix, c.max_consecutive_rejections + 2, max(run_s, c.restart_confirm_min_span_s))
             self.n_used += 1
             self.last_nis = math.nan
             return Update("reinit")
         z, r = self._fix_gcrs(fix)
         p = self.p
-        y = z - self.x[:6]
-        s = p[:6, :6] + r
+        if self.nb:  # H = [I6 0 | I3 on the position rows]: P H^T, then H P H^T
+            ib = self.nd
+            pht = p[:, :6].copy()
+            pht[:, :3] += p[:, ib:]
+            y = z - self.x[:6]
+            y[:3] -= self.x[ib:]
+            hph = pht[:6].copy()
+            hph[:3] += pht[ib:]
+            s = hph + r
+        else:
+            y = z - self.x[:6]
+            s = p[:6, :6] + r
         try:
             s_chol = np.linalg.cholesky(s)
             a = np.linalg.solve(s_chol, y)
@@ -324,11 +380,13 @@ class OrbitEKF:
         if not nis <= self.gate:  # NaN fails the gate too
             self._rejected()
             return Update("rejected", nis, y, s)
-        # K = P H^T S^-1 (H selects the first six states).
-        k = np.linalg.solve(s, p[:6, :]).T
+        # K = P H^T S^-1 (H selects the first six states, and the error states' three).
+        k = np.linalg.solve(s, pht.T if self.nb else p[:6, :]).T
         x_new = self.x + k @ y
         ikh = self._eye.copy()
         ikh[:, :6] -= k
+        if self.nb:
+            ikh[:, self.nd :] -= k[:, :3]
         p_new = ikh @ p @ ikh.T + k @ r @ k.T
         if not (np.isfinite(x_new).all() and np.isfinite(p_new).all()):
             self._rejected()  # never commit a non-finite state

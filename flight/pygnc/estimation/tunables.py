@@ -30,6 +30,16 @@ class OrbitFilterConfig:
     vel_sigma_m_s: float = bounded(0.01, "(0, 1e3]")
     #: Scale applied to the sigmas a fix reports (receivers are often optimistic).
     fix_sigma_scale: float = bounded(1.0, "(0, 1e3]")
+    #: The slowly varying part of a fix's position error, per axis [m] (0: fixes taken as
+    #: independent), and its correlation time [s]: a single-frequency receiver's solution
+    #: carries the ionosphere's delay and the broadcast ephemeris' error, metres that change
+    #: over tens of minutes, not from fix to fix.  Estimated as three Gauss-Markov states,
+    #: on top of each fix's own sigma (its scatter from fix to fix).  5 m and 20 min cover
+    #: errors of 5-9 m of 10 correlated over 10-60 min at 25-s fixes (0.3 % of `ok` rows past
+    #: the 99.9 % NEES bound at 9 m and an hour, 20-88 % with 0), at ~20 % more RMS on
+    #: independent fixes.
+    fix_error_correlated_sigma_m: float = bounded(5.0, "[0, 1e4]")
+    fix_error_correlation_s: float = bounded(1200.0, "(0, 1e7]")
     #: Empirical acceleration: steady-state sigma per axis [m/s^2] and correlation time [s]:
     #: what the force model leaves out - with ``gravity_degree`` 34 the field beyond it
     #: (~2e-6 m/s^2, varying over tens of seconds), the drag's structure along the orbit,
@@ -75,6 +85,11 @@ class OrbitFilterConfig:
     #: is confirmed only after as many fixes plus two, and as long or longer: a receiver's
     #: glitch of several agreeing fixes is not taken over the track it interrupted.
     lost_min_span_s: float = bounded(150.0, "[0, 86400]")
+    #: ... and the least span [s] over which a restarted state must hold before it is
+    #: confirmed: a glitch's positions fixed one offset from the orbit are no orbit, which the
+    #: fixes' velocities and the dynamics show within a few minutes - sooner than the slowly
+    #: varying fix errors' states could absorb (150 s let a 500-s glitch of 1-Hz fixes through).
+    restart_confirm_min_span_s: float = bounded(300.0, "[0, 86400]")
     #: Initial sigma of the empirical acceleration [m/s^2] (r, v start from the fix's R): the
     #: drag before its scale is known.
     init_dmc_sigma_m_s2: float = bounded(2.0e-6, "[0, 1]")
