@@ -60,8 +60,10 @@ from the next pair of fixes (a lost filter rejects everything).  A state started
 pair of fixes is not :attr:`~FormationFilter.confirmed` until a later fix of each receiver
 has passed the gate: either fix of the pair may be an outlier (1 km off), which the fix-level
 sigma it starts with would not cover; after a re-initialisation on rejected fixes, until
-``max_consecutive_rejections`` + 1 later fixes of each have (a receiver's glitch of agreeing
-fixes is not taken over the track it interrupted), two rejections in a row restarting it.  Ranges are *acquired*: the
+``max_consecutive_rejections`` + 1 later fixes of each have, over at least
+``orbit.restart_confirm_min_span_s`` when a confirmed track was left (a receiver's glitch of
+agreeing fixes is not taken over the track it interrupted), two rejections in a row
+restarting it.  Ranges are *acquired*: the
 first is used only when the next agrees with it (a lone outlier would otherwise capture the
 still-loose line of sight, after which every good range is rejected); after
 ``max_consecutive_range_rejections`` rejections in a row they are re-acquired and the bias
@@ -308,6 +310,9 @@ class FormationFilter:
         self.own_used_since_init = self.peer_used_since_init = 0
         self.started_from_fixes = False
         self.confirm_fixes = 1  # later fixes of each receiver that confirm a start (confirmed)
+        self.confirm_span_s = 0.0  # ... the last of them at least this long after it [s]
+        #: Times [GPS s] of the start and of each receiver's latest fix used since it.
+        self.t_started_s = self.t_own_used_s = self.t_peer_used_s = math.nan
         self.range_acquired = False
         self._range_candidate: tuple[float, float] | None = None  # (t_gps_s, innovation)
         self._range_reacquire = False
@@ -443,6 +448,9 @@ class FormationFilter:
         self.own_used_since_init = self.peer_used_since_init = 0
         self.started_from_fixes = False
         self.confirm_fixes = 1  # later fixes of each receiver that confirm a start (confirmed)
+        self.confirm_span_s = 0.0  # ... the last of them at least this long after it [s]
+        #: Times [GPS s] of the start and of each receiver's latest fix used since it.
+        self.t_started_s = self.t_own_used_s = self.t_peer_used_s = float(t_gps_s)
 
     def initialize_relative(
         self,
@@ -488,14 +496,18 @@ class FormationFilter:
         peer_z, peer_r = self.fix_gcrs(peer_fix)
         self.initialize(peer_fix.t_gps_s, own_z, own_r, peer_z, peer_r)
 
-    def start_from_fixes(self, own_fix: GpsFix, peer_fix: GpsFix, confirm_fixes: int = 1) -> None:
+    def start_from_fixes(
+        self, own_fix: GpsFix, peer_fix: GpsFix, confirm_fixes: int = 1, confirm_span_s: float = 0.0
+    ) -> None:
         """:meth:`initialize_from_fixes`, both fixes counted as used; :attr:`confirmed` once
-        *confirm_fixes* later fixes of each receiver have passed the gate (after a restart on
-        rejected fixes: as many as condemned the old state - a receiver's glitch of agreeing
-        fixes is not taken over the track it interrupted)."""
+        *confirm_fixes* later fixes of each receiver have passed the gate, the last of them
+        *confirm_span_s* after the start (after a restart on rejected fixes: as many as
+        condemned the old state, over minutes - a receiver's glitch of agreeing fixes is not
+        taken over the track it interrupted, and its track, no orbit, shows itself)."""
         self.initialize_from_fixes(own_fix, peer_fix)
         self.started_from_fixes = True
         self.confirm_fixes = int(confirm_fixes)
+        self.confirm_span_s = float(confirm_span_s)
         self.n_own_used += 1
         self.n_peer_used += 1
 
@@ -504,7 +516,10 @@ class FormationFilter:
         """False while the state stands on the one pair of fixes it started from (no later fix
         of one receiver or the other has passed the gate yet)."""
         n = self.confirm_fixes
-        return not self.started_from_fixes or (self.own_used_since_init >= n and self.peer_used_since_init >= n)
+        if not self.started_from_fixes:
+            return True
+        held = min(self.t_own_used_s, self.t_peer_used_s) - self.t_started_s >= self.confirm_span_s
+        return self.own_used_since_init >= n and self.peer_used_since_init >= n and held
 
     def count_reinit(self) -> None:
         """Count a re-initialisation the caller is about to make (a new start replaces the state)."""
@@ -861,6 +876,7 @@ class FormationFilter:
         if ok:
             self.n_own_used += 1
             self.own_used_since_init += 1
+            self.t_own_used_s = fix.t_gps_s
             self.own_rejections_in_row = 0
             return self._result(USED, y)
         self.n_own_rejected += 1
@@ -880,6 +896,7 @@ class FormationFilter:
         if ok:
             self.n_peer_used += 1
             self.peer_used_since_init += 1
+            self.t_peer_used_s = fix.t_gps_s
             self.peer_rejections_in_row = 0
             return self._result(USED, y)
         self.n_peer_rejected += 1

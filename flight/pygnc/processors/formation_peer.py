@@ -175,12 +175,18 @@ class PeerTrack:
     def start_from_fixes(self, own: GpsFix, fix: GpsFix) -> None:
         """(Re-)initialise the filter from the own fix *own* and this partner's fix *fix*."""
         f = self.filter
-        # The fixes left the state (not a gap): the new one must outlive that run.
+        # The fixes left the state (not a gap): the new one must outlive that run - and, when
+        # they left a confirmed track, hold for minutes (a glitch's track is no orbit); a
+        # start refused before it was confirmed passes its own span on.
         lost = f.initialized and f.needs_reinit and not self.gap_reset
+        span_s = f.config.orbit.restart_confirm_min_span_s if f.confirmed else f.confirm_span_s
         if f.initialized:
             self.flush_outputs(math.inf)
             f.count_reinit()
-        f.start_from_fixes(own, fix, f.config.max_consecutive_rejections + 1 if lost else 1)
+        if lost:
+            f.start_from_fixes(own, fix, f.config.max_consecutive_rejections + 1, span_s)
+        else:
+            f.start_from_fixes(own, fix)
         self.gap_reset = False
 
     def range(
