@@ -30,11 +30,12 @@ def smoothed_orbit(stream, config=None) -> tuple[dict, np.ndarray]:
     times of *stream* mapped to GPS time with its clock map.  Rows before the first valid
     fix are left out, as in the filtered replay.  ``n_fixes_*`` are whole-batch counts; each
     row's quality is judged as the flight judges its estimates, under *config* (default: the
-    defaults)."""
+    defaults), whose ``[orbit_filter]`` tunables the filter takes, as the flight's did."""
     from ground.replay.orbit_filter import run_orbit_filter
     from pygnc import frames
     from pygnc.config import Config
     from pygnc.frames import covariance_gcrs_to_ecef
+    from pygnc.processors.orbit import orbit_filter_config
     from pygnc.timebase import utc_unix_from_gps
     from pygnc.validity import orbit_word
 
@@ -49,7 +50,7 @@ def smoothed_orbit(stream, config=None) -> tuple[dict, np.ndarray]:
         for k in ("t_gps_s", "pos_ecef_m", "vel_ecef_m_s", "pos_sigma_m", "vel_sigma_m_s", "valid")
     }
     t_gps = np.asarray(cm.gps_from_sc(t_sc), dtype=float)
-    res = run_orbit_filter(arr, t_gps, smooth=True)
+    res = run_orbit_filter(arr, t_gps, orbit_filter_config(config), smooth=True)
     ok = np.isfinite(res["r_ecef_m"][:, 0])
     t_gps, t_sc = t_gps[ok], t_sc[ok]
     cov = res["cov"][ok][:, :6, :6]

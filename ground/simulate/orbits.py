@@ -440,6 +440,10 @@ def simulate_gps_fixes(
     """
     from pygnc.formats.gps import GPS_FIX_DTYPE
 
+    if not 0.0 <= correlated_sigma_m <= pos_sigma_m or not correlation_s > 0.0:
+        raise ValueError(
+            f"correlated_sigma_m {correlated_sigma_m} not in [0, pos_sigma_m {pos_sigma_m}] or correlation_s <= 0"
+        )
     rng = rng if rng is not None else np.random.default_rng()
     t_all = np.asarray(truth["t_gps_s"])
     t0 = t_all[0]

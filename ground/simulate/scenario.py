@@ -403,6 +403,12 @@ def resolve(settings: ScenarioSettings) -> ScenarioSettings:
     ids = [sc.radio_id for sc in s.spacecraft]
     if len(set(ids)) != len(ids) or not all(0 <= i <= 255 for i in ids):
         raise ValueError(f"radio ids must be unique bytes: {ids}")
+    g = s.gps
+    if not 0.0 <= g.correlated_sigma_m <= g.pos_sigma_m or not g.correlation_s > 0.0:
+        raise ValueError(
+            f"gps.correlated_sigma_m must be in [0, gps.pos_sigma_m = {g.pos_sigma_m}] (it is {g.correlated_sigma_m})"
+            f" and gps.correlation_s > 0 (it is {g.correlation_s})"
+        )
     for k, sc in enumerate(s.spacecraft):
         rng = rng_for(s.seed, STREAM_RESOLVE, k)
         # Draw everything in a fixed order, then keep only what is unset.

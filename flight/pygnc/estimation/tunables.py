@@ -31,13 +31,14 @@ class OrbitFilterConfig:
     #: Scale applied to the sigmas a fix reports (receivers are often optimistic).
     fix_sigma_scale: float = bounded(1.0, "(0, 1e3]")
     #: The slowly varying part of a fix's position error, per axis [m] (0: fixes taken as
-    #: independent), and its correlation time [s]: a single-frequency receiver's solution
-    #: carries the ionosphere's delay and the broadcast ephemeris' error, metres that change
-    #: over tens of minutes, not from fix to fix.  Estimated as three Gauss-Markov states,
-    #: on top of each fix's own sigma (its scatter from fix to fix).  5 m and 20 min cover
-    #: errors of 5-9 m of 10 correlated over 10-60 min at 25-s fixes (0.3 % of `ok` rows past
-    #: the 99.9 % NEES bound at 9 m and an hour, 20-88 % with 0), at ~20 % more RMS on
-    #: independent fixes.
+    #: independent; with ``restart_confirm_min_span_s`` 0 too, the filter before these), and
+    #: its correlation time [s]: a single-frequency receiver's solution carries the
+    #: ionosphere's delay and the broadcast ephemeris' error, metres that change over tens
+    #: of minutes, not from fix to fix.  Estimated as three Gauss-Markov states, on top of each fix's own sigma (its
+    #: scatter from fix to fix).  5 m and 20 min cover errors of 5-9 m of 10 correlated over
+    #: 10-60 min at 25-s fixes (0-0.4 % of `ok` rows past the 99.9 % NEES bound, the most at
+    #: 9 m and an hour; 13-84 % with 0), at 22-34 % more RMS on independent fixes.  The
+    #: formation filter takes fixes as independent (``FormationFilterConfig``).
     fix_error_correlated_sigma_m: float = bounded(5.0, "[0, 1e4]")
     fix_error_correlation_s: float = bounded(1200.0, "(0, 1e7]")
     #: Empirical acceleration: steady-state sigma per axis [m/s^2] and correlation time [s]:
