@@ -223,7 +223,7 @@ def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | N
     ``cov`` (m, 6, 6); NaN where nothing was published.  ``fix_status`` (0 used, 1 rejected,
     2 invalid, 3 initialise/re-initialise, 4 not used: before the start or out of order) and
     ``nis`` per fix from the filter's counters after each fix; ``quality`` (m,) the words
-    published ("" where nothing was).
+    published ("" where nothing was); ``counters``: the processor's at the end.
     """
     t_fix = np.asarray(fixes["t_gps_s"], dtype=float)
     t_out = np.asarray(output_times_gps_s, dtype=float).ravel()
@@ -266,4 +266,5 @@ def run_orbit_processor(fixes, output_times_gps_s, config: OrbitFilterConfig | N
     res = _result(t_out, x_out, p_out, f, nis, status, False)
     res["r_ecef_m"], res["v_ecef_m_s"] = r_e, v_e  # as published
     res["quality"] = quality
+    res["counters"] = proc.counters()
     return res

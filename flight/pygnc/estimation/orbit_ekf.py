@@ -229,11 +229,47 @@ class OrbitEKF:
                 FilterStep(self.t_gps_s, None, self.x.copy(), self.p.copy(), self.x.copy(), self.p.copy(), True)
             )
 
-    def start(self, fix: GpsFix) -> Update:
-        """The filter's first state from a fix, the fix counted as used."""
-        self.initialize_from_fix(fix)
+    def start(self, fix: GpsFix, confirm_fixes: int = 2, confirm_span_s: float = 0.0) -> Update:
+        """The filter's first state from a fix, the fix counted as used (confirmed as
+        :meth:`initialize_from_fix` says)."""
+        self.initialize_from_fix(fix, confirm_fixes, confirm_span_s)
         self.n_used += 1
         return Update("started")
+
+    def agrees_after_gap(self, fix: GpsFix, max_gap_s: float) -> bool | None:
+        """Whether *fix* passes the gate against this state carried (a copy, the state itself
+        unchanged) to its time; None when the gap is longer than *max_gap_s* (not looked at).
+        A filter restarted after a gap asks its old track whether the new fixes are where
+        that track says: a receiver's glitch covering a whole window of fixes is not."""
+        dt_s = fix.t_gps_s - self._now()
+        if not 0.0 < dt_s <= max_gap_s:
+            return None
+        keep = (self.t_gps_s, self.x, self.p, self.record)
+        self.record = False
+        try:
+            self.predict(dt_s)
+            y, s, _ = self._innovation(*self._fix_gcrs(fix))
+            s_chol = np.linalg.cholesky(s)
+            a = np.linalg.solve(s_chol, y)
+            return bool(float(a @ a) <= self.gate)
+        except np.linalg.LinAlgError:
+            return None
+        finally:
+            self.t_gps_s, self.x, self.p, self.record = keep
+
+    def _innovation(self, z: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(y, S, P H^T or None where H selects the first six states) of a fix's (z, R)."""
+        p = self.p
+        if self.nb:  # H = [I6 0 | I3 on the position rows]: P H^T, then H P H^T
+            ib = self.nd
+            pht = p[:, :6].copy()
+            pht[:, :3] += p[:, ib:]
+            y = z - self.x[:6]
+            y[:3] -= self.x[ib:]
+            hph = pht[:6].copy()
+            hph[:3] += pht[ib:]
+            return y, hph + r, pht
+        return z - self.x[:6], p[:6, :6] + r, None
 
     def reset(self) -> None:
         """Forget the state (counted as a re-initialisation): the next fix starts the filter."""
@@ -347,18 +383,7 @@ class OrbitEKF:
             return Update("reinit")
         z, r = self._fix_gcrs(fix)
         p = self.p
-        if self.nb:  # H = [I6 0 | I3 on the position rows]: P H^T, then H P H^T
-            ib = self.nd
-            pht = p[:, :6].copy()
-            pht[:, :3] += p[:, ib:]
-            y = z - self.x[:6]
-            y[:3] -= self.x[ib:]
-            hph = pht[:6].copy()
-            hph[:3] += pht[ib:]
-            s = hph + r
-        else:
-            y = z - self.x[:6]
-            s = p[:6, :6] + r
+        y, s, pht = self._innovation(z, r)
         try:
             s_chol = np.linalg.cholesky(s)
             a = np.linalg.solve(s_chol, y)
@@ -381,7 +406,7 @@ class OrbitEKF:
             self._rejected()
             return Update("rejected", nis, y, s)
         # K = P H^T S^-1 (H selects the first six states, and the error states' three).
-        k = np.linalg.solve(s, pht.T if self.nb else p[:6, :]).T
+        k = np.linalg.solve(s, p[:6, :] if pht is None else pht.T).T
         x_new = self.x + k @ y
         ikh = self._eye.copy()
         ikh[:, :6] -= k

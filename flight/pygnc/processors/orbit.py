@@ -7,10 +7,11 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
   stamp initialises or updates the EKF (:class:`pygnc.estimation.orbit_ekf.OrbitEKF`) at
   the fix's own GPS time; an invalid one is skipped and counted; a fix not newer than the
   filter's last fix is counted as out of order (never applied twice); a fix more than
-  ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``); until a
-  second fix confirms a start (after the fixes left a state: until the new one has outlived
-  that run) the estimates say ``acquiring`` (a fix the gate refuses then starts the filter
-  again in its place: ``start_refused``, see the EKF);
+  ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``; when the
+  track before the gap, carried there, refuses it, the new state must hold as after refused
+  fixes: ``gap_doubted``); until a second fix confirms a start (after the fixes left a
+  state: until the new one has outlived that run) the estimates say ``acquiring`` (a fix the
+  gate refuses then starts the filter again in its place: ``start_refused``, see the EKF);
 * ``sensor``: an ``orbit_estimate`` at the sample's time, from the latest filter state
   carried forward by a separate *output cursor* - the filter itself only moves from fix to
   fix, so an output never pushes it past a later fix.  The cursor steps ahead a whole
@@ -55,6 +56,10 @@ from ..timebase import ClockMap, utc_unix_from_gps
 from ..validity import orbit_word
 from . import Output, Processor, admission, clock_map_from_body
 
+#: The longest gap [s] over which a restart asks the track before it whether the new fix is
+#: where that track says (its copy propagated there: ~30 ms of CPU for three hours).
+GAP_CHECK_MAX_S = 3 * 3600.0
+
 
 def _to_ecef(t_gps_s: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(d x_ecef / d x_gcrs (6, 6), [r_ecef, v_ecef] (6,)) of the GCRS state *x* at *t_gps_s*."""
@@ -94,6 +99,7 @@ class OrbitProcessor(Processor):
         self.n_time_outliers = 0
         self.n_budget_deferred = 0
         self.n_gap_reinit = 0
+        self.n_gap_doubted = 0
         self.horizon_noted = False
         self.note_sent = False
         self.batch_ended = False
@@ -153,11 +159,19 @@ class OrbitProcessor(Processor):
         if f.initialized and t <= admission.epoch(f) + 1e-3:  # older than, or a repeat of, a fix already used
             self.n_out_of_order += 1
             return
+        need: tuple[int, float] = (2, 0.0)
         if f.initialized and admission.gap_needs_reinit(admission.epoch(f), t, c.max_gap_propagation_s):
             self.n_gap_reinit += 1  # re-initialise rather than propagate across the gap
+            if f.confirmed and f.agrees_after_gap(fix, GAP_CHECK_MAX_S) is False:
+                # Not where the confirmed track before the gap says: as after refused fixes,
+                # the new state must hold for minutes before it is confirmed (a glitched
+                # window; the track an unconfirmed start made has no say).
+                self.n_gap_doubted += 1
+                fc = f.config
+                need = (fc.max_consecutive_rejections + 2, fc.restart_confirm_min_span_s)
             f.reset()
         if not f.initialized:
-            f.start(fix)
+            f.start(fix, *need)
         else:
             cur, span = self.cursor, self.span
             if self.cursor_valid and admission.epoch(f) <= admission.epoch(cur) <= t + 1e-6:
@@ -341,6 +355,7 @@ class OrbitProcessor(Processor):
             "time_outliers": self.n_time_outliers,
             "budget_deferred": self.n_budget_deferred,
             "gap_reinit": self.n_gap_reinit,
+            "gap_doubted": self.n_gap_doubted,
             "start_refused": f.n_start_refused,
             "positions_only": self.n_positions_only,
             "last_nis": None if math.isnan(f.last_nis) else round(f.last_nis, 3),
