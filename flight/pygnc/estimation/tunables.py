@@ -34,8 +34,10 @@ class OrbitFilterConfig:
     #: independent; with ``restart_confirm_min_span_s`` 0 too, the filter before these), and
     #: its correlation time [s]: a single-frequency receiver's solution carries the
     #: ionosphere's delay and the broadcast ephemeris' error, metres that change over tens
-    #: of minutes, not from fix to fix.  Estimated as three Gauss-Markov states, on top of each fix's own sigma (its
-    #: scatter from fix to fix).  5 m and 20 min cover errors of 5-9 m of 10 correlated over
+    #: of minutes, not from fix to fix (LEO kinematic solutions carry a mean radial offset of
+    #: 3-5x the vertical ionospheric delay: Radio Science, doi 10.1029/2005RS003420).
+    #: Estimated as three Gauss-Markov states, on top of each fix's own sigma (its scatter
+    #: from fix to fix).  5 m and 20 min cover errors of 5-9 m of 10 correlated over
     #: 10-60 min at 25-s fixes (0-0.4 % of `ok` rows past the 99.9 % NEES bound, the most at
     #: 9 m and an hour; 13-84 % with 0), at 22-34 % more RMS on independent fixes.  The
     #: formation filter takes fixes as independent (``FormationFilterConfig``).
