@@ -236,16 +236,22 @@ class OrbitEKF:
         self.n_used += 1
         return Update("started")
 
-    def agrees_after_gap(self, fix: GpsFix, max_gap_s: float) -> bool | None:
-        """Whether *fix* passes the gate against this state carried (a copy, the state itself
-        unchanged) to its time; None when the gap is longer than *max_gap_s* (not looked at).
-        A filter restarted after a gap asks its old track whether the new fixes are where
-        that track says: a receiver's glitch covering a whole window of fixes is not."""
-        dt_s = fix.t_gps_s - self._now()
+    def kept_track(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """(t_gps_s, x, P) of the present state (copies), for :meth:`agrees_with`."""
+        return self._now(), self.x.copy(), self.p.copy()
+
+    def agrees_with(self, fix: GpsFix, track: tuple[float, np.ndarray, np.ndarray], max_gap_s: float) -> bool | None:
+        """Whether *fix* passes the gate against *track* (:meth:`kept_track` of an earlier
+        state) carried to its time, this filter's own state unchanged; None when the track is
+        more than *max_gap_s* older than the fix or not before it (not looked at).  A filter
+        restarted after a gap asks the last confirmed track whether the new fixes are where
+        it says: a receiver's glitch covering a whole window of fixes is not."""
+        t0, x0, p0 = track
+        dt_s = fix.t_gps_s - t0
         if not 0.0 < dt_s <= max_gap_s:
             return None
         keep = (self.t_gps_s, self.x, self.p, self.record)
-        self.record = False
+        self.t_gps_s, self.x, self.p, self.record = t0, x0, p0, False
         try:
             self.predict(dt_s)
             y, s, _ = self._innovation(*self._fix_gcrs(fix))

@@ -8,7 +8,7 @@ Measurements are admitted by the shared policy (:mod:`pygnc.processors.admission
   the fix's own GPS time; an invalid one is skipped and counted; a fix not newer than the
   filter's last fix is counted as out of order (never applied twice); a fix more than
   ``Config.max_gap_propagation_s`` after the filter re-initialises it (``reinit``; when the
-  track before the gap, carried there, refuses it, the new state must hold as after refused
+  last confirmed track, carried there, refuses it, the new state must hold as after refused
   fixes: ``gap_doubted``); until a second fix confirms a start (after the fixes left a
   state: until the new one has outlived that run) the estimates say ``acquiring`` (a fix the
   gate refuses then starts the filter again in its place: ``start_refused``, see the EKF);
@@ -100,6 +100,9 @@ class OrbitProcessor(Processor):
         self.n_budget_deferred = 0
         self.n_gap_reinit = 0
         self.n_gap_doubted = 0
+        #: (t_gps_s, x, P) of the last confirmed state before a gap's restart, until a new
+        #: start is confirmed (OrbitEKF.kept_track).
+        self.kept: tuple[float, np.ndarray, np.ndarray] | None = None
         self.horizon_noted = False
         self.note_sent = False
         self.batch_ended = False
@@ -159,20 +162,17 @@ class OrbitProcessor(Processor):
         if f.initialized and t <= admission.epoch(f) + 1e-3:  # older than, or a repeat of, a fix already used
             self.n_out_of_order += 1
             return
-        need: tuple[int, float] = (2, 0.0)
         if f.initialized and admission.gap_needs_reinit(admission.epoch(f), t, c.max_gap_propagation_s):
             self.n_gap_reinit += 1  # re-initialise rather than propagate across the gap
-            if f.confirmed and f.agrees_after_gap(fix, GAP_CHECK_MAX_S) is False:
-                # Not where the confirmed track before the gap says: as after refused fixes,
-                # the new state must hold for minutes before it is confirmed (a glitched
-                # window; the track an unconfirmed start made has no say).
-                self.n_gap_doubted += 1
-                fc = f.config
-                need = (fc.max_consecutive_rejections + 2, fc.restart_confirm_min_span_s)
+            if f.confirmed:  # the last confirmed track, kept until a new start is confirmed
+                self.kept = f.kept_track()
             f.reset()
-        if not f.initialized:
-            f.start(fix, *need)
+            f.start(fix)
+            self._ask_kept_track(fix)
+        elif not f.initialized:
+            f.start(fix)
         else:
+            refused_starts = f.n_start_refused
             cur, span = self.cursor, self.span
             if self.cursor_valid and admission.epoch(f) <= admission.epoch(cur) <= t + 1e-6:
                 # The output cursor has carried this very filter state (no fix since it was
@@ -188,10 +188,31 @@ class OrbitProcessor(Processor):
                 need = (f.confirm_fixes, f.confirm_span_s)  # (a restart's own requirement kept)
                 f.reset()
                 f.initialize_from_fix(fix, *need)
+            elif f.n_start_refused > refused_starts:  # started again from this fix
+                self._ask_kept_track(fix)
+        if f.confirmed:
+            self.kept = None
         if t - self.t_prev_fix > 0.0:
             self.fix_interval_s = t - self.t_prev_fix
         self.t_prev_fix = t
         self.cursor_valid = False  # re-seed the output cursor from the new filter state
+
+    def _ask_kept_track(self, fix: GpsFix) -> None:
+        """A state just started from *fix* after a gap: when the last confirmed track, carried
+        to it, refuses the fix, the new state must hold for minutes as after refused fixes (a
+        glitched window); when it agrees, two fixes confirm it."""
+        if self.kept is None:
+            return
+        f = self.filter
+        agrees = f.agrees_with(fix, self.kept, GAP_CHECK_MAX_S)
+        if agrees is False:
+            self.n_gap_doubted += 1
+            f.confirm_fixes, f.confirm_span_s = (
+                f.config.max_consecutive_rejections + 2,
+                f.config.restart_confirm_min_span_s,
+            )
+        elif agrees:
+            f.confirm_fixes, f.confirm_span_s = 2, 0.0
 
     # -- outputs ------------------------------------------------------------------------
     def _output(self, t_sc_s: float, propagated: bool, budget_s: float = math.inf) -> list[Output]:
