@@ -158,6 +158,36 @@ def test_after_batch_end_waiting_samples_are_released_when_orbit_stays_silent(sc
     assert est[-1]["propagated"] and not any(b["has_position"] for b in est)
 
 
+def test_a_restarted_orbit_estimator_catching_up_keeps_the_samples_waiting(scenario_stream):
+    """After batch_end, a restarted orbit estimator publishes again what the attitude has
+    processed (out of order) before it reaches the waiting samples: that is progress, not
+    silence - the samples keep waiting and get their positions (they were processed without
+    position after five such seconds: the flight tree's results depended on how fast the
+    restarted estimator caught up)."""
+    from pygnc.processors.attitude import IDLE_CALLS_BEFORE_FLUSH
+
+    _, messages, orbit_after = scenario_stream
+    orbits = [o for i in sorted(orbit_after) for o in orbit_after[i]]
+    ap = AttitudeProcessor(EVERY)
+    out = []
+    for t, b in messages:
+        out += ap.handle(t, b) if t in ap.consumes else []
+    half = len(orbits) // 2
+    for t2, b2 in orbits[:half]:  # the first half processed with its positions
+        out += ap.handle(t2, b2)
+    n_done = len(_estimates(out))
+    assert ap.pending and ap.batch_ended
+    t_last = messages[-1][1]["t_sc_last_s"]
+    for k in range(3 * IDLE_CALLS_BEFORE_FLUSH):  # the restarted estimator's replay, a second at a time
+        out += ap.handle(*orbits[k])
+        assert ap.propagate_to_sc(t_last + 1.0 + k) == []
+    assert len(_estimates(out)) == n_done and ap.n_out_of_order >= 3 * IDLE_CALLS_BEFORE_FLUSH
+    for t2, b2 in orbits[half:]:
+        out += ap.handle(t2, b2)
+    est = _estimates(out)
+    assert len(est) == sum(t == "sensor" for t, _ in messages) and sum(b["has_position"] for b in est) >= len(est) - 5
+
+
 def test_buffer_is_bounded(scenario_stream):
     _, messages, _ = scenario_stream
     from dataclasses import replace

@@ -26,7 +26,8 @@ counted (``bad_orbit_estimates``).
   samples and all later ones are processed without position.  ``batch_end`` overtakes the
   last orbit estimates in flight (another channel), so the samples keep waiting for them;
   only after :data:`IDLE_CALLS_BEFORE_FLUSH` calls of :meth:`propagate_to_sc` (one a second
-  after the batch) without an orbit estimate are they processed without position:
+  after the batch) without an orbit estimate (any: a restarted orbit estimator catching up
+  publishes the samples done already first) are they processed without position:
   the MEKF (if it ever started) propagates on the gyro, and the attitude-independent
   calibrator provides rates and gyro bias (``has_position`` False, and one
   ``estimator_note`` with code ``no_position``).  A sample estimate of the orbit arriving
@@ -429,12 +430,12 @@ class AttitudeProcessor(Processor):
             self.n_bad_orbit += 1
             return []
         t = float(o["t_sc_s"])
+        self.idle_calls = 0  # the orbit estimator is alive: the waiting samples' estimates may come
         if self.last_t_sc_s is not None and t <= self.last_t_sc_s:
             # Its sample is processed already (a restarted orbit estimator publishes the batch
-            # again): it must not push out the estimates waiting for their samples.
+            # again, catching up): it must not push out the estimates waiting for their samples.
             self.n_out_of_order += 1
             return []
-        self.idle_calls = 0
         if t in self.pending:
             out = self._release_before(t)
             return out + self._process(self.pending.pop(t), o)
