@@ -513,8 +513,9 @@ class FormationFilter:
 
     @property
     def confirmed(self) -> bool:
-        """False while the state stands on the one pair of fixes it started from (no later fix
-        of one receiver or the other has passed the gate yet)."""
+        """False while a state started from a pair of fixes has not yet had ``confirm_fixes``
+        later fixes of each receiver pass the gate, the last of them ``confirm_span_s`` after
+        the start (:meth:`start_from_fixes`)."""
         n = self.confirm_fixes
         if not self.started_from_fixes:
             return True

@@ -197,7 +197,12 @@ class OrbitEKF:
         if not self.nb:
             return od.propagate(x, h_s, self.model, t_gps_s=t_gps_s)
         xd, phi = od.propagate(x[: self.nd], h_s, self.model, t_gps_s=t_gps_s)
-        return np.concatenate([xd, self._decay(h_s) * x[self.nd :]]), self._full_phi(phi, h_s)
+        return self._whole(x, xd, phi, h_s)
+
+    def _whole(self, x0: np.ndarray, xd: np.ndarray, phi: np.ndarray, h_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(x, Phi) of the whole state after a step of *h_s* s from *x0* whose dynamics
+        states became *xd* with transition *phi*: the fix-error states decay."""
+        return np.concatenate([xd, self._decay(h_s) * x0[self.nd :]]), self._full_phi(phi, h_s)
 
     def initialize_from_fix(self, fix: GpsFix, confirm_fixes: int = 2, confirm_span_s: float = 0.0) -> None:
         """Start the filter at a fix: r, v from the fix with its covariance, w = 0; confirmed
@@ -336,7 +341,7 @@ class OrbitEKF:
         t0, x0, p0 = self._now(), self.x, self.p
         if self.nb:
             xd, phi, ends = od.propagate_step(x0[: self.nd], h_s, self.model, t0)
-            x1, phi = np.concatenate([xd, self._decay(h_s) * x0[self.nd :]]), self._full_phi(phi, h_s)
+            x1, phi = self._whole(x0, xd, phi, h_s)
         else:
             x1, phi, ends = od.propagate_step(x0, h_s, self.model, t0)
         p1 = phi @ p0 @ phi.T + self._q(h_s)

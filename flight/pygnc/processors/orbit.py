@@ -167,10 +167,9 @@ class OrbitProcessor(Processor):
             if f.confirmed:  # the last confirmed track, kept until a new start is confirmed
                 self.kept = f.kept_track()
             f.reset()
+        if not f.initialized:
             f.start(fix)
             self._ask_kept_track(fix)
-        elif not f.initialized:
-            f.start(fix)
         else:
             refused_starts = f.n_start_refused
             cur, span = self.cursor, self.span
@@ -198,9 +197,9 @@ class OrbitProcessor(Processor):
         self.cursor_valid = False  # re-seed the output cursor from the new filter state
 
     def _ask_kept_track(self, fix: GpsFix) -> None:
-        """A state just started from *fix* after a gap: when the last confirmed track, carried
-        to it, refuses the fix, the new state must hold for minutes as after refused fixes (a
-        glitched window); when it agrees, two fixes confirm it."""
+        """A state just started from *fix*, with a track kept from before a gap: when that
+        track, carried to the fix, refuses it, the new state must hold for minutes as after
+        refused fixes (a glitched window); when it agrees, two fixes confirm it."""
         if self.kept is None:
             return
         f = self.filter
